@@ -1,0 +1,37 @@
+# vireo: the two commands for a fresh Debian 12 machine (as root):
+#   make demo   install dependencies, build, build the default guest image,
+#               start vireod, create and boot a VM, show how to reach it
+#   make check  install dependencies, build, run every test
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+STATE_DIR  ?= /var/lib/vireo
+RUN_DIR    ?= /run/vireo
+# The guest image the tests boot (built once, reused).
+TEST_IMAGE ?= $(BUILD)/guest/default
+
+.PHONY: all deps build build-asan image demo check unit e2e clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) --buildtype=debugoptimized
+	@meson compile -C $(BUILD)
+
+build-asan: deps
+	@test -f $(ASAN_BUILD)/build.ninja || meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+	@meson compile -C $(ASAN_BUILD)
+
+image: deps
+	@bash guest/build-image.sh $(TEST_IMAGE)
+
+demo: build
+	@bash scripts/demo.sh $(BUILD) $(STATE_DIR) $(RUN_DIR)
+
+check: build build-asan image
+	@bash scripts/check.sh $(BUILD) $(ASAN_BUILD) $(TEST_IMAGE)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,193 @@
+/* args.c: command-line parsing for one `vireo` command (options, its single
+ * positional argument, --help) and the checked parsers for option values. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vireo: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_usage_error(const char *help_cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vireo: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "; try 'vireo %s%s--help'\n", help_cmd ? help_cmd : "", help_cmd ? " " : "");
+    va_end(ap);
+    return CLI_EXIT_USAGE;
+}
+
+const char *cli_command_name(const CliCommand *cmd, char *buf, size_t size)
+{
+    if (cmd->verb)
+        snprintf(buf, size, "%s %s", cmd->noun, cmd->verb);
+    else
+        snprintf(buf, size, "%s", cmd->noun);
+    return buf;
+}
+
+void cli_print_command_help(const CliCommand *cmd)
+{
+    char name[64];
+    printf("Usage: vireo %s%s%s%s%s\n\n%s\n", cli_command_name(cmd, name, sizeof(name)),
+           cmd->arg ? " " : "", cmd->arg ? cmd->arg : "", cmd->synopsis ? " " : "",
+           cmd->synopsis ? cmd->synopsis : "", cmd->summary);
+    if (cmd->details)
+        printf("\n%s", cmd->details);
+    printf("\nGlobal options (also accepted after the command):\n"
+           "  --socket PATH          vireod's socket (default: $VIREO_SOCKET, else %s)\n"
+           "  --output table|json    output format (default: table)\n",
+           CLI_DEFAULT_SOCKET);
+}
+
+static const CliOption *find_option(const CliOption *opts, const char *arg, size_t name_len)
+{
+    for (const CliOption *o = opts; o && o->name; o++)
+        if (strlen(o->name) == name_len && strncmp(o->name, arg, name_len) == 0)
+            return o;
+    return NULL;
+}
+
+bool cli_parse_args(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
+                    const char **ret_arg, int *ret_exit)
+{
+    char name[64];
+    cli_command_name(cmd, name, sizeof(name));
+    const char *arg = NULL;
+    bool options_done = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!options_done && strcmp(a, "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (!options_done && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
+            cli_print_command_help(cmd);
+            *ret_exit = CLI_EXIT_OK;
+            return false;
+        }
+        if (!options_done && a[0] == '-' && a[1] != '\0') {
+            const char *eq = strchr(a, '=');
+            size_t len = eq ? (size_t)(eq - a) : strlen(a);
+            const CliOption *o = find_option(opts, a, len);
+            if (!o) {
+                *ret_exit = cli_usage_error(name, "unknown option '%.*s' for '%s'", (int)len, a,
+                                            name);
+                return false;
+            }
+            if (o->value) {
+                if (eq)
+                    *o->value = eq + 1;
+                else if (i + 1 < argc)
+                    *o->value = argv[++i];
+                else {
+                    *ret_exit = cli_usage_error(name, "%s needs a value", o->name);
+                    return false;
+                }
+            } else if (eq) {
+                *ret_exit = cli_usage_error(name, "%s takes no value", o->name);
+                return false;
+            }
+            if (o->given)
+                *o->given = true;
+            continue;
+        }
+        if (!cmd->arg || arg) {
+            *ret_exit = cli_usage_error(name, "unexpected argument '%s' for '%s'", a, name);
+            return false;
+        }
+        if (a[0] == '\0') {
+            *ret_exit = cli_usage_error(name, "%s must not be empty", cmd->arg);
+            return false;
+        }
+        arg = a;
+    }
+    if (cmd->arg && !arg) {
+        *ret_exit = cli_usage_error(name, "'%s' needs %s", name, cmd->arg);
+        return false;
+    }
+    if (ret_arg)
+        *ret_arg = arg;
+    return true;
+}
+
+bool cli_parse_uint(const char *option, const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+    const char *p = s;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (p == s || *p != '\0') {
+        cli_error("%s: '%s' is not a whole number", option, s);
+        return false;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(s, NULL, 10);
+    if (errno == ERANGE || v < min || v > max) {
+        cli_error("%s: '%s' is out of range (%llu to %llu)", option, s, (unsigned long long)min,
+                  (unsigned long long)max);
+        return false;
+    }
+    *ret = v;
+    return true;
+}
+
+static bool parse_size(const char *option, const char *s, uint64_t bare_unit, uint64_t *ret)
+{
+    int r = vo_parse_size_default_unit(s, bare_unit, ret);
+    if (r == -ERANGE) {
+        cli_error("%s: '%s' is too large", option, s);
+        return false;
+    }
+    if (r < 0) {
+        cli_error("%s: '%s' is not a size (use e.g. 512M or 2G)", option, s);
+        return false;
+    }
+    return true;
+}
+
+bool cli_parse_mib(const char *option, const char *s, uint64_t *ret_mib)
+{
+    uint64_t bytes;
+    if (!parse_size(option, s, 1ULL << 20, &bytes))
+        return false;
+    if (bytes % (1ULL << 20) != 0) {
+        cli_error("%s: '%s' is not a whole number of MiB", option, s);
+        return false;
+    }
+    *ret_mib = bytes >> 20;
+    return true;
+}
+
+bool cli_parse_bytes(const char *option, const char *s, uint64_t *ret_bytes)
+{
+    return parse_size(option, s, 1, ret_bytes);
+}
+
+bool cli_parse_choice(const char *option, const char *s, const char *const *choices)
+{
+    for (const char *const *c = choices; *c; c++)
+        if (strcmp(s, *c) == 0)
+            return true;
+    char list[256] = "";
+    size_t len = 0;
+    for (const char *const *c = choices; *c; c++) {
+        int n = snprintf(list + len, sizeof(list) - len, "%s%s", c == choices ? "" : ", ", *c);
+        if (n < 0 || (size_t)n >= sizeof(list) - len)
+            break;
+        len += (size_t)n;
+    }
+    cli_error("%s: '%s' is not one of %s", option, s, list);
+    return false;
+}

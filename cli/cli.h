@@ -1,0 +1,85 @@
+/* cli.h: what every part of the `vireo` client shares: global options, exit
+ * codes, error printing, the command table and option parsing (args.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+/* Exit statuses. Command handlers return one of these (not -errno). */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAIL = 1,        /* the daemon or the task said no, or it is unreachable */
+    CLI_EXIT_USAGE = 2,       /* the command line is wrong */
+    CLI_EXIT_INTERRUPTED = 130, /* Ctrl-C while waiting for a task (the task keeps running) */
+};
+
+#define CLI_DEFAULT_SOCKET "/run/vireo/vireod.sock"
+
+typedef struct {
+    const char *socket; /* --socket, $VIREO_SOCKET or the default */
+    bool json;          /* --output json */
+} CliGlobals;
+
+extern CliGlobals cli_globals;
+
+/* "vireo: MESSAGE" on stderr. */
+void cli_error(const char *fmt, ...) _printf_(1, 2);
+/* "vireo: MESSAGE; try 'vireo HELP_CMD --help'" on stderr; returns CLI_EXIT_USAGE.
+ * help_cmd NULL means plain 'vireo --help'. */
+int cli_usage_error(const char *help_cmd, const char *fmt, ...) _printf_(2, 3);
+
+/* One runnable command, e.g. `vm create`. */
+typedef struct CliCommand CliCommand;
+struct CliCommand {
+    const char *noun;     /* "vm" */
+    const char *verb;     /* "create"; NULL when the noun alone is the command (console) */
+    const char *arg;      /* the one positional argument ("NAME", "ID") or NULL */
+    const char *synopsis; /* options after the positional, for the usage line */
+    const char *summary;  /* one line */
+    const char *details;  /* option descriptions and examples, or NULL */
+    /* argv[0] is the verb (or the noun for verb-less commands). */
+    int (*run)(const CliCommand *cmd, int argc, char **argv);
+};
+
+typedef struct {
+    const char *noun;
+    const char *summary;
+    const CliCommand *commands;
+    size_t n_commands;
+} CliNoun;
+
+extern const CliNoun cli_noun_vm, cli_noun_image, cli_noun_task, cli_noun_console,
+    cli_noun_host;
+
+/* "vm create" or "console": the command's name for messages and help hints. */
+const char *cli_command_name(const CliCommand *cmd, char *buf, size_t size);
+void cli_print_command_help(const CliCommand *cmd);
+
+/* An option of one command. `value` non-NULL: the option takes a value, stored
+ * there (the last one given wins). `given` non-NULL: set to true when present. */
+typedef struct {
+    const char *name; /* "--vcpus" */
+    const char **value;
+    bool *given;
+} CliOption;
+
+/* Parse argv[1..] (options anywhere, `--` ends them) against opts (terminated
+ * by an entry with name NULL) and the command's positional argument, which is
+ * stored in *ret_arg. Returns true to go on; false when the command must exit
+ * with *ret_exit (help was printed: 0; a usage error was printed: 2). */
+bool cli_parse_args(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
+                    const char **ret_arg, int *ret_exit);
+
+/* Option value parsers. Each prints "vireo: OPTION: ..." and returns false on
+ * a bad value (the caller exits with CLI_EXIT_USAGE). */
+bool cli_parse_uint(const char *option, const char *s, uint64_t min, uint64_t max,
+                    uint64_t *ret);
+/* A size whose bare numbers mean MiB; must be a whole number of MiB. */
+bool cli_parse_mib(const char *option, const char *s, uint64_t *ret_mib);
+/* A size whose bare numbers mean bytes. */
+bool cli_parse_bytes(const char *option, const char *s, uint64_t *ret_bytes);
+/* s must be one of the NULL-terminated choices. */
+bool cli_parse_choice(const char *option, const char *s, const char *const *choices);

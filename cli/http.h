@@ -1,0 +1,36 @@
+/* http.h: the CLI's HTTP client for vireod's REST API (libcurl over the Unix
+ * socket) and the printing of API errors. */
+#pragma once
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct {
+    long status;
+    char *body; /* NUL-terminated for convenience; len excludes the NUL */
+    size_t len;
+} HttpReply;
+
+void http_reply_done(HttpReply *r);
+
+/* One request to vireod: method, path ("/v1/..."), optional JSON body. Returns
+ * 0 with whatever HTTP status came back, or a negative errno after printing why
+ * vireod could not be talked to. */
+int http_request(const char *method, const char *path, const json_t *body, HttpReply *ret);
+
+/* A request whose successful (2xx) answer is a JSON document, returned in
+ * *ret (may be NULL to ignore it). An API error is printed as
+ * "vireo: MESSAGE (CODE)". Returns 0, or a negative errno after printing. */
+int api_call(const char *method, const char *path, const json_t *body, json_t **ret);
+
+/* Print the error of a non-2xx answer (JSON error body, or a generic line). */
+void api_print_error(long status, const char *body, size_t len);
+
+/* Print "cannot reach vireod at PATH: ...; is vireod running?". */
+void api_print_unreachable(int err);
+
+/* "/v1/<collection>/<escaped id><suffix>"; suffix may be NULL. */
+char *api_path(const char *collection, const char *id, const char *suffix);
+
+void http_global_init(void);
+void http_global_done(void);

@@ -1,0 +1,175 @@
+/* main.c: entry point of `vireo`: picks out the global options (anywhere on the
+ * command line), finds the noun and verb, and runs the command or prints help. */
+#include <signal.h>
+#include <string.h>
+
+#include "cli.h"
+#include "http.h"
+
+CliGlobals cli_globals;
+
+static const CliNoun *const nouns[] = {
+    &cli_noun_vm, &cli_noun_image, &cli_noun_task, &cli_noun_console, &cli_noun_host,
+};
+
+static void print_main_help(FILE *f)
+{
+    fprintf(f, "Usage: vireo [--socket PATH] [--output table|json] NOUN VERB [ARGS...]\n"
+           "\n"
+           "The command-line client of vireod, the vireo virtualization daemon.\n"
+           "\n"
+           "Commands:\n");
+    for (size_t i = 0; i < ELEMENTSOF(nouns); i++)
+        for (size_t j = 0; j < nouns[i]->n_commands; j++) {
+            const CliCommand *c = &nouns[i]->commands[j];
+            char name[64], line[96];
+            cli_command_name(c, name, sizeof(name));
+            snprintf(line, sizeof(line), "%s%s%s", name, c->arg ? " " : "", c->arg ? c->arg : "");
+            fprintf(f, "  %-22s %s\n", line, c->summary);
+        }
+    fprintf(f, "\n"
+           "Global options (also accepted after the command):\n"
+           "  --socket PATH          vireod's socket (default: $VIREO_SOCKET, else %s)\n"
+           "  --output table|json    output format (default: table)\n"
+           "  --help                 this help; 'vireo NOUN --help', 'vireo NOUN VERB --help'\n"
+           "  --version              print the version\n"
+           "\n"
+           "Actions (create, start, stop, reboot, pause, resume, delete) wait for their task\n"
+           "unless --async is given. Exit status: 0 success, 1 failure reported by vireod,\n"
+           "2 bad command line, 130 interrupted while waiting (the task keeps running).\n",
+           CLI_DEFAULT_SOCKET);
+}
+
+static void print_noun_help(const CliNoun *noun)
+{
+    printf("Usage: vireo %s VERB [ARGS...]\n\nCommands for %s:\n", noun->noun, noun->summary);
+    for (size_t j = 0; j < noun->n_commands; j++) {
+        const CliCommand *c = &noun->commands[j];
+        char line[96];
+        snprintf(line, sizeof(line), "%s%s%s", c->verb, c->arg ? " " : "", c->arg ? c->arg : "");
+        printf("  %-14s %s\n", line, c->summary);
+    }
+    printf("\nRun 'vireo %s VERB --help' for a command's options.\n", noun->noun);
+}
+
+static bool is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "help") == 0;
+}
+
+/* Take --socket and --output (with "=VALUE" or a separate value) out of argv,
+ * wherever they are before a "--". Returns false after a usage error. */
+static bool take_global_options(int *argc, char **argv, const char **socket, const char **output)
+{
+    int out = 1;
+    bool done = false;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        const char **target = NULL;
+        const char *opt = NULL;
+        if (!done && strcmp(a, "--") == 0)
+            done = true;
+        if (!done && strncmp(a, "--socket", 8) == 0 && (a[8] == '\0' || a[8] == '='))
+            target = socket, opt = "--socket";
+        else if (!done && strncmp(a, "--output", 8) == 0 && (a[8] == '\0' || a[8] == '='))
+            target = output, opt = "--output";
+        if (!target) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (a[8] == '=')
+            *target = a + 9;
+        else if (i + 1 < *argc)
+            *target = argv[++i];
+        else {
+            cli_usage_error(NULL, "%s needs a value", opt);
+            return false;
+        }
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return true;
+}
+
+static int dispatch(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_main_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *first = argv[1];
+    if (is_help(first)) {
+        if (argc >= 3) /* "vireo help vm" */
+            for (size_t i = 0; i < ELEMENTSOF(nouns); i++)
+                if (strcmp(argv[2], nouns[i]->noun) == 0) {
+                    print_noun_help(nouns[i]);
+                    return CLI_EXIT_OK;
+                }
+        print_main_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(first, "--version") == 0 || strcmp(first, "-V") == 0) {
+        printf("vireo %s\n", VIREO_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (first[0] == '-')
+        return cli_usage_error(NULL, "unknown option '%s'", first);
+
+    const CliNoun *noun = NULL;
+    for (size_t i = 0; i < ELEMENTSOF(nouns); i++)
+        if (strcmp(first, nouns[i]->noun) == 0)
+            noun = nouns[i];
+    if (!noun)
+        return cli_usage_error(NULL, "unknown command '%s'", first);
+
+    /* A verb-less noun: the noun itself is the command. */
+    if (noun->n_commands == 1 && !noun->commands[0].verb)
+        return noun->commands[0].run(&noun->commands[0], argc - 1, argv + 1);
+
+    if (argc < 3) {
+        cli_usage_error(noun->noun, "'%s' needs a verb", noun->noun);
+        return CLI_EXIT_USAGE;
+    }
+    const char *verb = argv[2];
+    if (is_help(verb)) {
+        print_noun_help(noun);
+        return CLI_EXIT_OK;
+    }
+    for (size_t j = 0; j < noun->n_commands; j++)
+        if (strcmp(verb, noun->commands[j].verb) == 0)
+            return noun->commands[j].run(&noun->commands[j], argc - 2, argv + 2);
+    if (verb[0] == '-')
+        return cli_usage_error(noun->noun, "unknown option '%s' for '%s'", verb, noun->noun);
+    return cli_usage_error(noun->noun, "unknown command '%s %s'", noun->noun, verb);
+}
+
+int main(int argc, char **argv)
+{
+    const char *socket = NULL, *output = NULL;
+    if (!take_global_options(&argc, argv, &socket, &output))
+        return CLI_EXIT_USAGE;
+
+    if (output) {
+        static const char *const formats[] = { "table", "json", NULL };
+        if (!cli_parse_choice("--output", output, formats))
+            return CLI_EXIT_USAGE;
+        cli_globals.json = strcmp(output, "json") == 0;
+    }
+    if (socket && !socket[0]) {
+        cli_error("--socket: must not be empty");
+        return CLI_EXIT_USAGE;
+    }
+    if (!socket) {
+        const char *env = getenv("VIREO_SOCKET");
+        socket = env && env[0] ? env : CLI_DEFAULT_SOCKET;
+    }
+    cli_globals.socket = socket;
+
+    /* A closed pipe or connection shows up as EPIPE instead of killing us. */
+    signal(SIGPIPE, SIG_IGN);
+    http_global_init();
+    int r = dispatch(argc, argv);
+    fflush(stdout);
+    http_global_done();
+    return r;
+}

@@ -1,0 +1,346 @@
+/* vm.c: the `vireo vm ...` commands: create, lifecycle actions, delete, show,
+ * list and edit, each a request to /v1/vms. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "cli.h"
+#include "http.h"
+#include "output.h"
+#include "wait.h"
+
+static const char *const accel_choices[] = { "auto", "kvm", "tcg", NULL };
+
+static int vm_create(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
+               *accel = NULL;
+    bool autostart = false, async = false;
+    const CliOption opts[] = {
+        { "--image", &image, NULL },   { "--vcpus", &vcpus, NULL },
+        { "--memory", &memory, NULL }, { "--disk-size", &disk, NULL },
+        { "--accel", &accel, NULL },   { "--autostart", NULL, &autostart },
+        { "--async", NULL, &async },   { NULL, NULL, NULL },
+    };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+
+    json_t *body = json_pack("{s:s}", "name", name);
+    uint64_t v;
+    bool ok = true;
+    if (image)
+        json_object_set_new(body, "image", json_string(image));
+    if (ok && vcpus && (ok = cli_parse_uint("--vcpus", vcpus, 1, INT32_MAX, &v)))
+        json_object_set_new(body, "vcpus", json_integer((json_int_t)v));
+    if (ok && memory && (ok = cli_parse_mib("--memory", memory, &v)))
+        json_object_set_new(body, "memory_mib", json_integer((json_int_t)v));
+    if (ok && disk && (ok = cli_parse_bytes("--disk-size", disk, &v))) {
+        if (v > INT64_MAX) {
+            cli_error("--disk-size: '%s' is too large", disk);
+            ok = false;
+        } else {
+            json_object_set_new(body, "disk_size_bytes", json_integer((json_int_t)v));
+        }
+    }
+    if (ok && accel && (ok = cli_parse_choice("--accel", accel, accel_choices)))
+        json_object_set_new(body, "accel", json_string(accel));
+    if (autostart)
+        json_object_set_new(body, "autostart", json_true());
+    if (!ok) {
+        json_decref(body);
+        return CLI_EXIT_USAGE;
+    }
+    int r = run_action("POST", "/v1/vms", body, async, name, "created");
+    json_decref(body);
+    return r;
+}
+
+/* start, reboot, pause, resume: POST /v1/vms/NAME/VERB without a body. */
+static int vm_simple_action(const CliCommand *cmd, int argc, char **argv)
+{
+    static const struct {
+        const char *verb, *done;
+    } words[] = {
+        { "start", "started" },
+        { "reboot", "rebooted" },
+        { "pause", "paused" },
+        { "resume", "resumed" },
+    };
+    const char *name = NULL;
+    bool async = false;
+    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+
+    const char *done = cmd->verb;
+    for (size_t i = 0; i < ELEMENTSOF(words); i++)
+        if (strcmp(words[i].verb, cmd->verb) == 0)
+            done = words[i].done;
+    _cleanup_free_ char *suffix = vo_asprintf("/%s", cmd->verb);
+    _cleanup_free_ char *path = api_path("vms", name, suffix);
+    return run_action("POST", path, NULL, async, name, done);
+}
+
+static int vm_stop(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL, *timeout = NULL;
+    bool force = false, async = false;
+    const CliOption opts[] = {
+        { "--force", NULL, &force },
+        { "--timeout", &timeout, NULL },
+        { "--async", NULL, &async },
+        { NULL, NULL, NULL },
+    };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+
+    uint64_t t = 0;
+    if (timeout && !cli_parse_uint("--timeout", timeout, 0, INT32_MAX, &t))
+        return CLI_EXIT_USAGE;
+    json_t *body = json_object();
+    if (force)
+        json_object_set_new(body, "force", json_true());
+    if (timeout)
+        json_object_set_new(body, "timeout_s", json_integer((json_int_t)t));
+    _cleanup_free_ char *path = api_path("vms", name, "/stop");
+    int r = run_action("POST", path, body, async, name, "stopped");
+    json_decref(body);
+    return r;
+}
+
+static int vm_delete(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    bool force = false, async = false;
+    const CliOption opts[] = {
+        { "--force", NULL, &force },
+        { "--async", NULL, &async },
+        { NULL, NULL, NULL },
+    };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *path = api_path("vms", name, force ? "?force=true" : NULL);
+    return run_action("DELETE", path, NULL, async, name, "deleted");
+}
+
+static char *vm_memory_str(const json_t *vm)
+{
+    json_t *m = json_object_get(vm, "memory_mib");
+    return json_is_integer(m) && json_integer_value(m) >= 0
+               ? fmt_mib((uint64_t)json_integer_value(m))
+               : NULL;
+}
+
+static char *vm_uptime_str(const json_t *vm)
+{
+    json_t *u = json_object_get(vm, "uptime_s");
+    return json_is_integer(u) ? fmt_duration(json_integer_value(u)) : NULL;
+}
+
+static void print_list_field(const char *key, const json_t *items, bool disks)
+{
+    size_t i;
+    json_t *item;
+    if (json_array_size(items) == 0) {
+        out_kv(stdout, key, "none");
+        return;
+    }
+    json_array_foreach(items, i, item) {
+        _cleanup_free_ char *line = NULL;
+        if (disks)
+            line = vo_asprintf("%s (%s%s)", jstr(item, "path") ? jstr(item, "path") : "?",
+                               jstr(item, "format") ? jstr(item, "format") : "?",
+                               json_is_true(json_object_get(item, "readonly")) ? ", read-only" : "");
+        else
+            line = vo_asprintf("%s (%s)", jstr(item, "mac") ? jstr(item, "mac") : "?",
+                               jstr(item, "network") ? jstr(item, "network") : "?");
+        out_kv(stdout, i == 0 ? key : "", line);
+    }
+}
+
+static int vm_show(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *path = api_path("vms", name, NULL);
+    json_t *vm = NULL;
+    if (api_call("GET", path, NULL, &vm) < 0)
+        return CLI_EXIT_FAIL;
+    if (cli_globals.json) {
+        out_json(stdout, vm);
+        json_decref(vm);
+        return CLI_EXIT_OK;
+    }
+
+    const char *accel = jstr(vm, "accel"), *active = jstr(vm, "accel_active");
+    _cleanup_free_ char *accel_str =
+        active ? vo_asprintf("%s (active: %s)", accel ? accel : "?", active) : NULL;
+    _cleanup_free_ char *pid = jint_str(vm, "pid");
+    _cleanup_free_ char *uptime = vm_uptime_str(vm);
+    _cleanup_free_ char *vcpus = jint_str(vm, "vcpus");
+    _cleanup_free_ char *memory = vm_memory_str(vm);
+    json_t *autostart = json_object_get(vm, "autostart");
+
+    out_kv(stdout, "name:", jstr(vm, "name"));
+    out_kv(stdout, "id:", jstr(vm, "id"));
+    out_kv(stdout, "state:", jstr(vm, "state"));
+    out_kv(stdout, "image:", jstr(vm, "image"));
+    out_kv(stdout, "accel:", accel_str ? accel_str : accel);
+    out_kv(stdout, "pid:", pid);
+    out_kv(stdout, "uptime:", uptime);
+    out_kv(stdout, "vcpus:", vcpus);
+    out_kv(stdout, "memory:", memory);
+    print_list_field("disks:", json_object_get(vm, "disks"), true);
+    print_list_field("nics:", json_object_get(vm, "nics"), false);
+    out_kv(stdout, "autostart:", json_is_boolean(autostart) ? (json_is_true(autostart) ? "yes" : "no")
+                                                            : NULL);
+    out_kv(stdout, "created:", jstr(vm, "created_at"));
+    out_kv(stdout, "exit reason:", jstr(vm, "exit_reason"));
+    json_decref(vm);
+    return CLI_EXIT_OK;
+}
+
+static int vm_list(const CliCommand *cmd, int argc, char **argv)
+{
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, NULL, &exit_status))
+        return exit_status;
+    json_t *doc = NULL;
+    if (api_call("GET", "/v1/vms", NULL, &doc) < 0)
+        return CLI_EXIT_FAIL;
+    if (cli_globals.json) {
+        out_json(stdout, doc);
+        json_decref(doc);
+        return CLI_EXIT_OK;
+    }
+    static const char *const headers[] = { "NAME", "STATE", "VCPUS", "MEMORY", "ACCEL", "UPTIME" };
+    OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
+    size_t i;
+    json_t *vm;
+    json_array_foreach(json_object_get(doc, "vms"), i, vm) {
+        _cleanup_free_ char *vcpus = jint_str(vm, "vcpus");
+        _cleanup_free_ char *memory = vm_memory_str(vm);
+        _cleanup_free_ char *uptime = vm_uptime_str(vm);
+        const char *accel = jstr(vm, "accel_active") ? jstr(vm, "accel_active") : jstr(vm, "accel");
+        const char *cells[] = { jstr(vm, "name"), jstr(vm, "state"), vcpus, memory, accel, uptime };
+        out_table_add(t, cells);
+    }
+    out_table_print(t, stdout);
+    out_table_free(t);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
+static int vm_edit(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL, *new_name = NULL, *vcpus = NULL, *memory = NULL;
+    bool autostart = false, no_autostart = false;
+    const CliOption opts[] = {
+        { "--name", &new_name, NULL },
+        { "--vcpus", &vcpus, NULL },
+        { "--memory", &memory, NULL },
+        { "--autostart", NULL, &autostart },
+        { "--no-autostart", NULL, &no_autostart },
+        { NULL, NULL, NULL },
+    };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    if (autostart && no_autostart)
+        return cli_usage_error("vm edit", "--autostart and --no-autostart contradict each other");
+    if (!new_name && !vcpus && !memory && !autostart && !no_autostart)
+        return cli_usage_error("vm edit", "nothing to change: give --name, --vcpus, --memory, "
+                                          "--autostart or --no-autostart");
+    if (new_name && !new_name[0]) {
+        cli_error("--name: must not be empty");
+        return CLI_EXIT_USAGE;
+    }
+
+    json_t *body = json_object();
+    uint64_t v;
+    bool ok = true;
+    if (new_name)
+        json_object_set_new(body, "name", json_string(new_name));
+    if (ok && vcpus && (ok = cli_parse_uint("--vcpus", vcpus, 1, INT32_MAX, &v)))
+        json_object_set_new(body, "vcpus", json_integer((json_int_t)v));
+    if (ok && memory && (ok = cli_parse_mib("--memory", memory, &v)))
+        json_object_set_new(body, "memory_mib", json_integer((json_int_t)v));
+    if (autostart || no_autostart)
+        json_object_set_new(body, "autostart", json_boolean(autostart));
+    if (!ok) {
+        json_decref(body);
+        return CLI_EXIT_USAGE;
+    }
+
+    _cleanup_free_ char *path = api_path("vms", name, NULL);
+    json_t *vm = NULL;
+    int r = api_call("PATCH", path, body, &vm);
+    json_decref(body);
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    if (cli_globals.json)
+        out_json(stdout, vm);
+    else if (new_name && strcmp(new_name, name) != 0)
+        printf("%s: updated (now named %s)\n", name, new_name);
+    else
+        printf("%s: updated\n", name);
+    json_decref(vm);
+    return CLI_EXIT_OK;
+}
+
+#define ASYNC_HELP "  --async               print the task id and return without waiting\n"
+
+static const CliCommand vm_commands[] = {
+    { "vm", "create", "NAME",
+      "[--image IMG] [--vcpus N] [--memory SIZE] [--disk-size SIZE] [--accel auto|kvm|tcg] "
+      "[--autostart] [--async]",
+      "Create a VM (it is defined, not started).",
+      "Options:\n"
+      "  --image IMG           image to boot (default: default)\n"
+      "  --vcpus N             virtual CPUs (default: 1)\n"
+      "  --memory SIZE         memory; a bare number is MiB, or use K/M/G/T (default: 512M)\n"
+      "  --disk-size SIZE      size of the VM's disk; a bare number is bytes, so use\n"
+      "                        K/M/G/T (default: chosen by vireod)\n"
+      "  --accel auto|kvm|tcg  accelerator (default: auto: KVM when usable, else TCG)\n"
+      "  --autostart           start the VM whenever vireod starts\n" ASYNC_HELP
+      "\nExample:\n  vireo vm create web1 --vcpus 2 --memory 1G --disk-size 10G\n",
+      vm_create },
+    { "vm", "start", "NAME", "[--async]", "Start a VM.", "Options:\n" ASYNC_HELP,
+      vm_simple_action },
+    { "vm", "stop", "NAME", "[--force] [--timeout SECONDS] [--async]",
+      "Stop a VM: ask the guest to power off, kill QEMU after the timeout.",
+      "Options:\n"
+      "  --force               kill QEMU at once instead of asking the guest\n"
+      "  --timeout SECONDS     how long the guest may take to power off (default: 30)\n" ASYNC_HELP,
+      vm_stop },
+    { "vm", "reboot", "NAME", "[--async]", "Reboot a running VM.", "Options:\n" ASYNC_HELP,
+      vm_simple_action },
+    { "vm", "pause", "NAME", "[--async]", "Pause a running VM's CPUs.", "Options:\n" ASYNC_HELP,
+      vm_simple_action },
+    { "vm", "resume", "NAME", "[--async]", "Resume a paused VM.", "Options:\n" ASYNC_HELP,
+      vm_simple_action },
+    { "vm", "delete", "NAME", "[--force] [--async]", "Delete a VM and its disks.",
+      "Options:\n"
+      "  --force               delete even while it runs (QEMU is killed)\n" ASYNC_HELP,
+      vm_delete },
+    { "vm", "show", "NAME", NULL, "Show one VM (NAME may also be its id).", NULL, vm_show },
+    { "vm", "list", NULL, NULL, "List the VMs.", NULL, vm_list },
+    { "vm", "edit", "NAME", "[--name NEW] [--vcpus N] [--memory SIZE] [--autostart|--no-autostart]",
+      "Change a VM's settings (name, vcpus and memory only while it is not running).",
+      "Options:\n"
+      "  --name NEW            rename the VM\n"
+      "  --vcpus N             virtual CPUs\n"
+      "  --memory SIZE         memory; a bare number is MiB, or use K/M/G/T\n"
+      "  --autostart           start the VM whenever vireod starts\n"
+      "  --no-autostart        do not\n",
+      vm_edit },
+};
+
+const CliNoun cli_noun_vm = { "vm", "virtual machines", vm_commands, ELEMENTSOF(vm_commands) };

@@ -1,0 +1,180 @@
+/* wait.c: waits for a task by polling GET /v1/tasks/ID, draws a one-line
+ * progress indicator on a terminal, and stops waiting (not the task) on Ctrl-C. */
+#include "wait.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#include "cli.h"
+#include "http.h"
+#include "output.h"
+
+#define PROGRESS_AFTER_MS 1000
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    interrupted = 1;
+}
+
+static bool task_ended(const json_t *task)
+{
+    const char *state = jstr(task, "state");
+    return state && (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL); /* an early wake-up by SIGINT is what we want */
+}
+
+static void progress_draw(const json_t *task)
+{
+    char line[512];
+    json_t *p = json_object_get(task, "progress");
+    const char *message = jstr(task, "message");
+    int n = snprintf(line, sizeof(line), "%s %s: ", jstr(task, "kind") ? jstr(task, "kind") : "task",
+                     jstr(task, "target") ? jstr(task, "target") : "");
+    if (n < 0)
+        return;
+    if (json_is_integer(p) && (size_t)n < sizeof(line))
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "%3" JSON_INTEGER_FORMAT "%% ",
+                      json_integer_value(p));
+    if (message && (size_t)n < sizeof(line))
+        snprintf(line + n, sizeof(line) - (size_t)n, "%s", message);
+    /* Keep it on one line: never reach the last column. */
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && ws.ws_col <= sizeof(line))
+        line[ws.ws_col - 1] = '\0';
+    for (char *c = line; *c; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = ' ';
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+}
+
+static void progress_clear(void)
+{
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+}
+
+int task_wait(const json_t *task, json_t **ret_final)
+{
+    const char *id = jstr(task, "id");
+    if (!id) {
+        cli_error("vireod's answer names no task");
+        return -EBADMSG;
+    }
+    if (task_ended(task)) {
+        *ret_final = json_deep_copy(task);
+        return 0;
+    }
+
+    _cleanup_free_ char *path = api_path("tasks", id, NULL);
+    _cleanup_free_ char *id_copy = vo_strdup(id);
+    _cleanup_free_ char *what = vo_asprintf("%s %s", jstr(task, "kind") ? jstr(task, "kind") : "task",
+                                           jstr(task, "target") ? jstr(task, "target") : "");
+    bool tty = isatty(STDERR_FILENO);
+    bool drawn = false;
+    int64_t start = vo_now_ms();
+    json_t *current = NULL;
+    int r = 0;
+
+    struct sigaction sa = { .sa_handler = on_sigint }, old;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old);
+
+    for (;;) {
+        int64_t elapsed = vo_now_ms() - start;
+        sleep_ms(elapsed < 1000 ? 50 : 100);
+        if (interrupted)
+            break;
+        json_t *t = NULL;
+        r = api_call("GET", path, NULL, &t);
+        if (r < 0)
+            break;
+        json_decref(current);
+        current = t;
+        if (task_ended(current))
+            break;
+        if (interrupted)
+            break;
+        if (tty && vo_now_ms() - start >= PROGRESS_AFTER_MS) {
+            progress_draw(current);
+            drawn = true;
+        }
+    }
+    sigaction(SIGINT, &old, NULL);
+    if (drawn)
+        progress_clear();
+
+    if (interrupted) {
+        json_decref(current);
+        cli_error("stopped waiting; task %s (%s) keeps running: see 'vireo task show %s'", id_copy,
+                  what, id_copy);
+        return -EINTR;
+    }
+    if (r < 0) {
+        json_decref(current);
+        cli_error("lost track of task %s (%s): see 'vireo task show %s'", id_copy, what, id_copy);
+        return r;
+    }
+    *ret_final = current;
+    return 0;
+}
+
+int run_action(const char *method, const char *path, const json_t *body, bool async,
+               const char *subject, const char *done_word)
+{
+    json_t *doc = NULL;
+    if (api_call(method, path, body, &doc) < 0)
+        return CLI_EXIT_FAIL;
+    json_t *task = json_object_get(doc, "task");
+    if (!json_is_object(task) || !jstr(task, "id")) {
+        cli_error("vireod's answer to %s %s has no task", method, path);
+        json_decref(doc);
+        return CLI_EXIT_FAIL;
+    }
+    if (async) {
+        if (cli_globals.json)
+            out_json(stdout, task);
+        else
+            printf("%s\n", jstr(task, "id"));
+        json_decref(doc);
+        return CLI_EXIT_OK;
+    }
+
+    json_t *final = NULL;
+    int r = task_wait(task, &final);
+    json_decref(doc);
+    if (r == -EINTR)
+        return CLI_EXIT_INTERRUPTED;
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+
+    int exit_status = CLI_EXIT_OK;
+    if (strcmp(jstr(final, "state"), "succeeded") != 0) {
+        json_t *err = json_object_get(final, "error");
+        const char *message = jstr(err, "message");
+        const char *code = jstr(err, "code");
+        if (message && code)
+            cli_error("%s (%s)", message, code);
+        else if (message)
+            cli_error("%s", message);
+        else
+            cli_error("%s %s failed", jstr(final, "kind") ? jstr(final, "kind") : "task", subject);
+        exit_status = CLI_EXIT_FAIL;
+    }
+    if (cli_globals.json)
+        out_json(stdout, final);
+    else if (exit_status == CLI_EXIT_OK)
+        printf("%s: %s\n", subject, done_word);
+    json_decref(final);
+    return exit_status;
+}

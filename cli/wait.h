@@ -1,0 +1,19 @@
+/* wait.h: following an asynchronous task until it ends, with a progress line
+ * on a terminal, and running an action (a request answered by 202 + task). */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Poll GET /v1/tasks/ID until the task (as first seen in `task`) has
+ * succeeded or failed; *ret_final gets the last task document. Returns 0 when
+ * the task ended (either way), -EINTR when Ctrl-C stopped the waiting (a note
+ * was printed; the task keeps running) or another negative errno (printed). */
+int task_wait(const json_t *task, json_t **ret_final);
+
+/* Send an action request and report it: with `async`, print the task id (or
+ * the task JSON); otherwise wait, then print "SUBJECT: DONE_WORD" (or the final
+ * task JSON) and return 0, or print the task's error and return 1. Returns a
+ * CLI exit status. */
+int run_action(const char *method, const char *path, const json_t *body, bool async,
+               const char *subject, const char *done_word);

@@ -1,0 +1,442 @@
+#!/usr/bin/env bash
+# build-image.sh - build vireo's default QEMU guest image from Debian packages.
+#
+# Usage: guest/build-image.sh OUTDIR
+#
+# Produces, in OUTDIR:
+#   vmlinux     the uncompressed ELF kernel (QEMU boots it directly via PVH)
+#   initrd.img  a small busybox initramfs that loads the virtio/ext4 modules
+#               and switches to the root disk
+#   disk.raw    a 64 MiB ext4 root filesystem: busybox, /sbin/init, DHCP,
+#               an ACPI power-button watcher and a shell on the serial console
+#   image.json  the image description read by the vireo daemon
+#
+# If OUTDIR/image.json already exists nothing is done. The image is built in
+# a temporary directory next to OUTDIR and renamed into place at the end, so
+# a half-built image never appears. No mounts or loop devices are used.
+#
+# Environment:
+#   VIREO_GUEST_CACHE        keep downloaded .debs in this directory
+#   VIREO_GUEST_KERNEL_PKG   kernel package to use (default: the one that the
+#                            apt candidate of linux-image-amd64 depends on)
+#   VIREO_GUEST_DISK_SIZE    root filesystem size (default: 64M)
+#
+# Needs: apt-get, dpkg, kmod (depmod/modprobe), e2fsprogs (mke2fs -d), cpio,
+# gzip, xz-utils, util-linux (flock).
+
+set -euo pipefail
+
+readonly IMAGE_NAME=default
+readonly CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1"
+readonly DISK_SIZE=${VIREO_GUEST_DISK_SIZE:-64M}
+# Modules the guest needs, beyond what the Debian kernel has built in; their
+# dependencies (and soft dependencies, e.g. crc32c for ext4) are added.
+readonly GUEST_MODULES="virtio_pci virtio_blk virtio_net ext4 button evdev"
+
+log() { echo "build-image: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+require_tools() {
+    local tool missing=()
+    for tool in apt-get apt-cache dpkg depmod modprobe mke2fs cpio gzip xz od flock; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    ((${#missing[@]} == 0)) ||
+        die "missing tools: ${missing[*]} (apt-get install kmod e2fsprogs cpio xz-utils util-linux)"
+}
+
+# --- Debian packages ------------------------------------------------------
+
+candidate_version() {
+    apt-cache policy "$1" | awk '$1 == "Candidate:" { print $2 }'
+}
+
+# The versioned kernel package (linux-image-6.1.0-NN-amd64) behind the
+# candidate of the linux-image-amd64 meta package.
+kernel_package() {
+    if [[ -n ${VIREO_GUEST_KERNEL_PKG:-} ]]; then
+        echo "$VIREO_GUEST_KERNEL_PKG"
+        return
+    fi
+    local version pkg
+    version=$(candidate_version linux-image-amd64)
+    [[ -n $version && $version != "(none)" ]] ||
+        die "no candidate for linux-image-amd64 (run apt-get update?)"
+    pkg=$(apt-cache depends "linux-image-amd64=$version" |
+        awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
+    [[ -n $pkg ]] || die "cannot resolve the kernel package of linux-image-amd64 $version"
+    echo "$pkg"
+}
+
+# Download the candidate .deb of package $1 into directory $2 unless it is
+# already there; print the path of the .deb.
+download_deb() {
+    local pkg=$1 dir=$2 version deb
+    version=$(candidate_version "$pkg")
+    [[ -n $version && $version != "(none)" ]] || die "package $pkg not found (run apt-get update?)"
+    # apt-get download names files pkg_version_arch.deb, with ':' as %3a.
+    local pattern="${pkg}_${version//:/%3a}_*.deb"
+    deb=$(compgen -G "$dir/$pattern" | head -n 1 || true)
+    if [[ -z $deb ]]; then
+        log "downloading $pkg $version"
+        local -a apt_opts=(-q)
+        # As root apt would warn about, and then skip, its _apt sandbox.
+        ((EUID == 0)) && apt_opts+=(-o APT::Sandbox::User=root)
+        (cd "$dir" && apt-get "${apt_opts[@]}" download "$pkg=$version" >/dev/null) ||
+            die "apt-get download $pkg=$version failed"
+        deb=$(compgen -G "$dir/$pattern" | head -n 1 || true)
+        [[ -n $deb ]] || die "downloaded $pkg but cannot find $dir/$pattern"
+    fi
+    echo "$deb"
+}
+
+# --- kernel ---------------------------------------------------------------
+
+# Little-endian unsigned integer of $3 bytes at offset $2 of file $1.
+read_le() {
+    od -An -tu"$3" -j "$2" -N "$3" --endian=little "$1" | tr -d ' '
+}
+
+# Extract the ELF vmlinux from bzImage $1 into $2, using the payload location
+# from the boot protocol header (setup_sects, payload_offset, payload_length).
+extract_vmlinux() {
+    local bzimage=$1 out=$2
+    [[ $(od -An -c -j 514 -N 4 "$bzimage" | tr -d ' ') == HdrS ]] ||
+        die "$bzimage is not a bzImage"
+    local setup_sects payload_offset payload_length start magic
+    setup_sects=$(read_le "$bzimage" 497 1)
+    ((setup_sects == 0)) && setup_sects=4
+    payload_offset=$(read_le "$bzimage" 584 4)
+    payload_length=$(read_le "$bzimage" 588 4)
+    start=$(((setup_sects + 1) * 512 + payload_offset))
+    magic=$(od -An -tx1 -j "$start" -N 6 "$bzimage" | tr -d ' ')
+
+    # xz and zstd payloads end with a 4-byte size that is not part of the
+    # stream; gzip payloads do not.
+    payload() {
+        dd if="$bzimage" bs=1M iflag=skip_bytes,count_bytes skip="$start" count="$1" status=none
+    }
+    case $magic in
+    fd377a585a00) payload "$((payload_length - 4))" | xz -dc --single-stream >"$out" ;;
+    1f8b*) payload "$payload_length" | gzip -dc >"$out" ;;
+    28b52ffd*)
+        command -v zstd >/dev/null || die "kernel is zstd-compressed: apt-get install zstd"
+        payload "$((payload_length - 4))" | zstd -dcq >"$out"
+        ;;
+    *) die "unsupported kernel compression (payload magic $magic); only xz, gzip and zstd are handled" ;;
+    esac
+    [[ $(od -An -tx1 -N 4 "$out" | tr -d ' ') == 7f454c46 ]] ||
+        die "decompressed kernel is not an ELF file"
+}
+
+# --- initramfs ------------------------------------------------------------
+
+# Print, in load order, the module files (relative to the module tree) that
+# GUEST_MODULES need, dependencies and soft dependencies included.
+module_load_order() {
+    local root=$1 kver=$2 moddir="$1/lib/modules/$2"
+    # shellcheck disable=SC2086  # GUEST_MODULES is a word list
+    modprobe -d "$root" -S "$kver" --show-depends -a $GUEST_MODULES |
+        awk '$1 == "insmod" && !seen[$2]++ { print $2 }' |
+        sed "s|^$moddir/||"
+}
+
+# Copy the modules listed in $3 from tree $1 into $2, decompressing any
+# .ko.xz/.ko.zst (busybox insmod only loads plain .ko files).
+copy_modules() {
+    local moddir=$1 dest=$2 list=$3 mod out
+    : >"$dest/load-order"
+    while read -r mod; do
+        out=${mod%.xz}
+        out=${out%.zst}
+        mkdir -p "$dest/$(dirname "$out")"
+        case $mod in
+        *.ko) cp "$moddir/$mod" "$dest/$out" ;;
+        *.ko.xz) xz -dc "$moddir/$mod" >"$dest/$out" ;;
+        *.ko.zst) zstd -dcq "$moddir/$mod" >"$dest/$out" ;;
+        *) die "unexpected module file $mod" ;;
+        esac
+        echo "$out" >>"$dest/load-order"
+    done <"$list"
+}
+
+# Install a static busybox at $2/bin/busybox with all its applet links.
+install_busybox() {
+    local busybox=$1 root=$2 applet
+    mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin"
+    cp "$busybox" "$root/bin/busybox"
+    "$busybox" --list-full | while read -r applet; do
+        [[ $applet == bin/busybox || -e $root/$applet ]] && continue
+        ln -s /bin/busybox "$root/$applet"
+    done
+}
+
+write_initrd_init() {
+    cat >"$1" <<'EOF'
+#!/bin/sh
+# vireo guest initramfs: load the drivers needed to reach the root disk,
+# mount it and switch to it.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+
+rescue() {
+    echo "vireo-initrd: ERROR: $*"
+    [ -n "$failed" ] && echo "vireo-initrd: modules that failed to load:$failed"
+    echo "vireo-initrd: dropping to a shell"
+    while :; do setsid cttyhack sh; sleep 1; done
+}
+
+# Some modules may legitimately fail (crc32c-intel on CPUs without SSE4.2).
+failed=
+while read -r mod; do
+    insmod "/lib/modules/$mod" 2>/dev/null || failed="$failed ${mod##*/}"
+done </lib/modules/load-order
+
+root=/dev/vda fstype=ext4 mode=rw
+for arg in $(cat /proc/cmdline); do
+    case $arg in
+    root=*) root=${arg#root=} ;;
+    rootfstype=*) fstype=${arg#rootfstype=} ;;
+    ro | rw) mode=$arg ;;
+    esac
+done
+
+# Wait at most 5 seconds for the root disk.
+tries=0
+while [ ! -b "$root" ] && [ $tries -lt 100 ]; do
+    sleep 0.05
+    tries=$((tries + 1))
+done
+[ -b "$root" ] || rescue "root disk $root did not appear (is a virtio-blk disk attached?)"
+
+mount -t "$fstype" -o "$mode" "$root" /newroot || rescue "cannot mount $root ($fstype)"
+[ -x /newroot/sbin/init ] || rescue "$root has no /sbin/init"
+
+mount --move /dev /newroot/dev
+umount /sys /proc
+exec switch_root /newroot /sbin/init
+EOF
+    chmod 755 "$1"
+}
+
+# build_initrd KERNEL_ROOT KVER BUSYBOX OUT
+build_initrd() {
+    local kroot=$1 kver=$2 busybox=$3 out=$4 dir
+    dir=$(mktemp -d "$WORK/initrd.XXXXXX")
+    mkdir -p "$dir"/{dev,proc,sys,newroot,lib/modules}
+    install_busybox "$busybox" "$dir"
+
+    depmod -b "$kroot" "$kver"
+    module_load_order "$kroot" "$kver" >"$WORK/modules.list"
+    [[ -s $WORK/modules.list ]] || die "no modules resolved"
+    copy_modules "$kroot/lib/modules/$kver" "$dir/lib/modules" "$WORK/modules.list"
+    log "initrd modules: $(xargs -n1 basename <"$dir/lib/modules/load-order" | tr '\n' ' ')"
+
+    write_initrd_init "$dir/init"
+    (cd "$dir" && find . -mindepth 1 | LC_ALL=C sort |
+        cpio --quiet -o -H newc -R 0:0 | gzip -9n) >"$out"
+}
+
+# --- root disk ------------------------------------------------------------
+
+write_guest_init() {
+    cat >"$1" <<'EOF'
+#!/bin/sh
+# vireo guest init: set up the system, print the boot marker on the serial
+# console, watch the ACPI power button, then hand PID 1 over to busybox init,
+# which keeps a shell on the console (see /etc/inittab), reaps orphans and
+# handles poweroff/reboot. PID 1 must never exit.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+
+mounted() { grep -q "^[^ ]* $1 " /proc/mounts 2>/dev/null; }
+mount_once() { # TYPE DIR OPTIONS
+    mkdir -p "$2"
+    mounted "$2" || mount -t "$1" -o "$3" "$1" "$2"
+}
+
+mount_once proc /proc nosuid,nodev,noexec
+mount_once sysfs /sys nosuid,nodev,noexec
+mount_once devtmpfs /dev nosuid,mode=0755
+mount_once devpts /dev/pts nosuid,noexec,gid=5,mode=0620,ptmxmode=0666
+mount_once tmpfs /tmp nosuid,nodev,mode=1777
+mount_once tmpfs /run nosuid,nodev,mode=0755
+
+# Hostname: vireo.hostname=NAME on the kernel command line.
+host=vireo-guest
+for arg in $(cat /proc/cmdline); do
+    case $arg in vireo.hostname=?*) host=${arg#vireo.hostname=} ;; esac
+done
+hostname "$host"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$host" >/etc/hosts
+
+# Network: DHCP on eth0, in the background so boot never waits for it.
+ip link set lo up
+if [ -e /sys/class/net/eth0 ]; then
+    ip link set eth0 up
+    udhcpc -i eth0 -t 5 -T 1 -n -q -s /etc/udhcpc.script >/run/udhcpc.log 2>&1 &
+fi
+
+power_off() {
+    echo "vireo-guest: power button pressed, powering off" >/dev/ttyS0
+    sync
+    mount -o remount,ro /
+    poweroff -f
+}
+
+# Power button (QMP system_powerdown): the button's event device is opened
+# here, before the boot marker, so a press is never missed; a background
+# reader powers off on its first event (24 bytes = one struct input_event).
+for name in /sys/class/input/*/name; do
+    [ "$(cat "$name" 2>/dev/null)" = "Power Button" ] || continue
+    for ev in "${name%/name}"/event*; do
+        [ -c "/dev/${ev##*/}" ] || continue
+        exec 3<"/dev/${ev##*/}"
+        (dd bs=24 count=1 <&3 >/dev/null 2>&1 && power_off) &
+        exec 3<&-
+    done
+done
+
+read -r uptime _ </proc/uptime
+echo "vireo-guest: booted uptime=$uptime" >/dev/ttyS0
+
+exec /bin/busybox init
+EOF
+    chmod 755 "$1"
+}
+
+write_udhcpc_script() {
+    cat >"$1" <<'EOF'
+#!/bin/sh
+# udhcpc event script: configure $interface from the DHCP lease.
+case $1 in
+deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+bound | renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" ${broadcast:+broadcast "$broadcast"} dev "$interface"
+    for gw in $router; do
+        ip route replace default via "$gw" dev "$interface"
+        break
+    done
+    {
+        [ -n "$domain" ] && echo "search $domain"
+        for ns in $dns; do echo "nameserver $ns"; done
+    } >/etc/resolv.conf
+    ;;
+esac
+exit 0
+EOF
+    chmod 755 "$1"
+}
+
+write_etc() {
+    local etc=$1
+    write_udhcpc_script "$etc/udhcpc.script"
+    cat >"$etc/inittab" <<'EOF'
+# busybox init: a login shell on the console, respawned when it exits.
+::respawn:/bin/cttyhack /bin/sh -l
+::ctrlaltdel:/bin/busybox reboot
+::shutdown:/bin/busybox sync
+::shutdown:/bin/busybox umount -a -r
+EOF
+    cat >"$etc/profile" <<'EOF'
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+export HOME=/root
+export PS1='# '
+cd "$HOME"
+EOF
+    echo "root:x:0:0:root:/root:/bin/sh" >"$etc/passwd"
+    echo "root::0:0:99999:7:::" >"$etc/shadow"
+    chmod 600 "$etc/shadow"
+    printf 'root:x:0:\ntty:x:5:\n' >"$etc/group"
+    echo vireo-guest >"$etc/hostname"
+    : >"$etc/resolv.conf"
+}
+
+# build_disk BUSYBOX OUT
+build_disk() {
+    local busybox=$1 out=$2 root
+    root=$(mktemp -d "$WORK/rootfs.XXXXXX")
+    chmod 755 "$root"
+    mkdir -p "$root"/{dev,proc,sys,tmp,run,root,etc,mnt,var/log}
+    chmod 1777 "$root/tmp"
+    chmod 700 "$root/root"
+    install_busybox "$busybox" "$root"
+    write_guest_init "$root/sbin/init.new"
+    mv -f "$root/sbin/init.new" "$root/sbin/init" # replaces busybox's init link
+    write_etc "$root/etc"
+    mke2fs -q -t ext4 -L vireo-root -m 0 -E root_owner=0:0 -d "$root" -F "$out" "$DISK_SIZE" >/dev/null
+}
+
+# --- image ----------------------------------------------------------------
+
+write_image_json() {
+    local out=$1 kver=$2
+    cat >"$out" <<EOF
+{"name":"$IMAGE_NAME","disk":"disk.raw","format":"raw","kernel":"vmlinux","initrd":"initrd.img","cmdline":"$CMDLINE","kernel_version":"$kver","built_at":"$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
+EOF
+}
+
+cleanup() {
+    [[ -n ${WORK:-} && -d $WORK ]] && rm -rf "$WORK"
+    return 0
+}
+
+main() {
+    (($# == 1)) || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+    local outdir=${1%/}
+    [[ -f $outdir/image.json ]] && exit 0
+
+    require_tools
+    local parent name
+    parent=$(dirname "$outdir")
+    name=$(basename "$outdir")
+    mkdir -p "$parent"
+
+    # One build at a time per OUTDIR; a waiting build finds the cache filled.
+    exec 9>"$parent/.$name.lock"
+    flock 9
+    [[ -f $outdir/image.json ]] && exit 0
+
+    WORK=$(mktemp -d "$parent/.$name.build.XXXXXX")
+    trap cleanup EXIT
+    trap 'log "error: command failed at line $LINENO: $BASH_COMMAND"' ERR
+    local stage="$WORK/image" debs=${VIREO_GUEST_CACHE:-$WORK/debs}
+    mkdir -p "$stage" "$debs"
+
+    local kpkg kdeb bbdeb kroot="$WORK/kernel" bbroot="$WORK/busybox"
+    kpkg=$(kernel_package)
+    kdeb=$(download_deb "$kpkg" "$debs")
+    bbdeb=$(download_deb busybox-static "$debs")
+    log "extracting $(basename "$kdeb") and $(basename "$bbdeb")"
+    dpkg -x "$kdeb" "$kroot"
+    dpkg -x "$bbdeb" "$bbroot"
+
+    local kver config busybox="$bbroot/bin/busybox"
+    kver=$(basename "$(compgen -G "$kroot/lib/modules/*" | head -n 1)")
+    config="$kroot/boot/config-$kver"
+    [[ -n $kver && -f $config ]] || die "unexpected layout of $kdeb"
+    grep -qx CONFIG_PVH=y "$config" || die "kernel $kver lacks CONFIG_PVH: QEMU cannot boot its vmlinux"
+    [[ -x $busybox ]] || die "no busybox in $bbdeb"
+
+    log "kernel $kver: extracting vmlinux"
+    extract_vmlinux "$kroot/boot/vmlinuz-$kver" "$stage/vmlinux"
+    log "building initrd.img"
+    build_initrd "$kroot" "$kver" "$busybox" "$stage/initrd.img"
+    log "building disk.raw ($DISK_SIZE)"
+    build_disk "$busybox" "$stage/disk.raw"
+    write_image_json "$stage/image.json" "$kver"
+
+    # rename(2) also replaces an empty OUTDIR; a non-empty one is left alone.
+    mv -T "$stage" "$outdir" 2>/dev/null ||
+        die "cannot rename the image to $outdir (exists without image.json? remove it)"
+    log "image ready in $outdir"
+}
+
+main "$@"

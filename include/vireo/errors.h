@@ -1,0 +1,22 @@
+/* errors.h: the machine-readable error codes of the REST API, shared by vireod
+ * (which maps internal negative errnos onto them) and the CLI. */
+#pragma once
+
+typedef enum {
+    VO_ERR_INVALID_ARGUMENT, /* 400: the request is malformed or a value is out of range */
+    VO_ERR_NOT_FOUND,        /* 404: no such VM, image, task or route */
+    VO_ERR_METHOD_NOT_ALLOWED, /* 405 */
+    VO_ERR_ALREADY_EXISTS,   /* 409: the name is taken */
+    VO_ERR_INVALID_STATE,    /* 409: not possible in the VM's current state */
+    VO_ERR_CONFLICT,         /* 409: concurrent modification */
+    VO_ERR_PAYLOAD_TOO_LARGE,  /* 413 */
+    VO_ERR_UNSUPPORTED_MEDIA,  /* 415: body is not application/json */
+    VO_ERR_INTERNAL,         /* 500 */
+    VO_ERR_UNAVAILABLE,      /* 503: a host facility (KVM, QEMU) is missing */
+    _VO_ERR_MAX,
+} VoErrorCode;
+
+const char *vo_error_code_name(VoErrorCode code);
+int vo_error_http_status(VoErrorCode code);
+/* Map a negative errno returned by internal code onto an API error. */
+VoErrorCode vo_error_from_errno(int negative_errno);

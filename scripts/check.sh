@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every test: the cmocka unit tests under ASan/UBSan, then the pytest
+# system tests (real vireod, real QEMU VMs, each daemon in its own network
+# namespace). Ends with one line: "N passed, N failed".
+set -uo pipefail
+BUILD=${1:-build}
+ASAN_BUILD=${2:-build-asan}
+IMAGE=${3:-$BUILD/guest/default}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+passed=0
+failed=0
+
+echo "== unit tests (ASan/UBSan) =="
+meson test -C "$ASAN_BUILD" --print-errorlogs
+unit_json="$ASAN_BUILD/meson-logs/testlog.json"
+if [ -f "$unit_json" ]; then
+    read -r up uf < <(python3 - "$unit_json" <<'PY'
+import json, sys
+ok = bad = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line).get("result")
+    if r in ("OK", "EXPECTEDFAIL", "SKIP"):
+        ok += 1
+    else:
+        bad += 1
+print(ok, bad)
+PY
+)
+    passed=$((passed + up)); failed=$((failed + uf))
+else
+    failed=$((failed + 1))
+fi
+
+echo "== system tests (pytest) =="
+junit="$BUILD/pytest-junit.xml"
+rm -f "$junit"
+VIREO_BUILD="$top/$BUILD" VIREO_TEST_IMAGE="$top/$IMAGE" \
+    python3 -m pytest -v -p no:cacheprovider --junitxml="$junit" tests/e2e
+if [ -f "$junit" ]; then
+    read -r pp pf < <(python3 - "$junit" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+tests = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skipped = sum(int(s.get("skipped", 0)) for s in suites)
+print(tests - bad - skipped, bad)
+PY
+)
+    passed=$((passed + pp)); failed=$((failed + pf))
+else
+    failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs everything vireo needs to build, test and run, from Debian packages.
+# Idempotent: safe to run again; skips apt when every package is already present.
+set -euo pipefail
+
+BACKPORTS=/etc/apt/sources.list.d/vireo-bookworm-backports.list
+PKGS=(build-essential meson ninja-build pkg-config
+      libjansson-dev libsqlite3-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev
+      python3 python3-pytest
+      iproute2 nftables dnsmasq-base e2fsprogs cpio xz-utils zstd
+      busybox-static)
+BPO_PKGS=(qemu-system-x86 qemu-utils)
+
+have_all() {
+    for p in "${PKGS[@]}" "${BPO_PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || return 1
+    done
+    # QEMU must come from backports (>= 9.0): 7.2 corrupts guest RAM in TCG migration.
+    local v; v=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || echo 0)
+    dpkg --compare-versions "$v" ge 1:9.0 || return 1
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: run as root (apt-get needs it)" >&2
+    exit 1
+fi
+
+if have_all; then
+    exit 0
+fi
+
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "deb http://deb.debian.org/debian bookworm-backports main" > "$BACKPORTS"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${PKGS[@]}"
+apt-get install -y -q --no-install-recommends -t bookworm-backports "${BPO_PKGS[@]}"
+have_all || { echo "install-deps: packages still missing after apt-get" >&2; exit 1; }

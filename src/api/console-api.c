@@ -1,0 +1,83 @@
+/* console-api.c: /v1/vms/{vm}/console (an HTTP upgrade to a raw two-way
+ * stream with the VM's serial console) and /v1/vms/{vm}/console/log. */
+#include <string.h>
+
+#include "api/handlers.h"
+#include "daemon/console.h"
+#include "daemon/vms.h"
+#include "util/util.h"
+
+typedef struct {
+    VoDaemon *d;
+    VoVm *vm;
+} UpgradeCtx;
+
+static void on_client_closed(void *userdata)
+{
+    struct MHD_UpgradeResponseHandle *urh = userdata;
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static void on_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
+                        const char *extra_in, size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh)
+{
+    UpgradeCtx *ctx = cls;
+    char *initial = extra_in_size ? vo_malloc0(extra_in_size) : NULL;
+    if (initial)
+        memcpy(initial, extra_in, extra_in_size);
+    /* The loop owns the socket from here; MHD closes it on MHD_UPGRADE_ACTION_CLOSE. */
+    vo_vm_console_attach(ctx->d, ctx->vm, sock, initial, extra_in_size, on_client_closed, urh);
+    vo_vm_unref(ctx->vm);
+    free(ctx);
+}
+
+static bool header_has_token(struct MHD_Connection *conn, const char *header, const char *token)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, header);
+    return v && strcasestr(v, token);
+}
+
+void vo_api_vm_console(VoRequest *req, VoReply *rep)
+{
+    VoVm *vm = vo_vms_find(req->d, req->params[0]);
+    if (!vm) {
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
+        return;
+    }
+    if (!header_has_token(req->conn, "Connection", "upgrade") ||
+        !header_has_token(req->conn, "Upgrade", "vireo-console")) {
+        vo_vm_unref(vm);
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                       "the console needs 'Connection: Upgrade' and 'Upgrade: vireo-console' "
+                       "(use 'vireo console', or console/log for the output so far)");
+        return;
+    }
+    if (!vo_vm_is_active(vm)) {
+        vo_vm_unref(vm);
+        vo_reply_error(rep, VO_ERR_INVALID_STATE, "VM '%s' is not running", req->params[0]);
+        return;
+    }
+    UpgradeCtx *ctx = vo_malloc0(sizeof(*ctx));
+    ctx->d = req->d;
+    ctx->vm = vm;
+    rep->upgrade = true;
+    rep->upgrade_fn = on_upgraded;
+    rep->upgrade_cls = ctx;
+}
+
+void vo_api_vm_console_log(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = vo_vms_find(req->d, req->params[0]);
+    if (!vm) {
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
+        return;
+    }
+    _cleanup_free_ char *path = vo_vm_console_log_path(req->d, vm);
+    char *text = NULL;
+    size_t len = 0;
+    vo_console_read_log(path, &text, &len);
+    rep->status = 200;
+    rep->text = text;
+    rep->text_len = len;
+}

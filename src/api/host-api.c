@@ -1,0 +1,40 @@
+/* host-api.c: /v1/host, /v1/images and /v1/tasks. */
+#include <string.h>
+
+#include "api/handlers.h"
+#include "daemon/images.h"
+#include "util/util.h"
+
+void vo_api_host_show(VoRequest *req, VoReply *rep)
+{
+    VoDaemon *d = req->d;
+    char hostname[256] = "";
+    gethostname(hostname, sizeof(hostname) - 1);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:b}", "version", VIREO_VERSION, "hostname",
+                          hostname, "driver", d->driver->name, "cpus", (int)d->limits.max_vcpus,
+                          "memory_mib", (json_int_t)d->limits.max_memory_mib, "kvm_usable",
+                          d->driver->kvm_usable);
+    json_object_set_new(o, "kvm_reason",
+                        d->driver->kvm_reason ? json_string(d->driver->kvm_reason) : json_null());
+    vo_reply_json(rep, 200, o);
+}
+
+void vo_api_images_list(VoRequest *req, VoReply *rep)
+{
+    vo_reply_json(rep, 200, json_pack("{s:o}", "images", vo_images_list_json(req->d->state_dir)));
+}
+
+void vo_api_tasks_list(VoRequest *req, VoReply *rep)
+{
+    vo_reply_json(rep, 200, json_pack("{s:o}", "tasks", vo_tasks_list_json(req->d->tasks)));
+}
+
+void vo_api_task_show(VoRequest *req, VoReply *rep)
+{
+    json_t *t = vo_tasks_get_json(req->d->tasks, req->params[0]);
+    if (!t) {
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "task '%s' does not exist", req->params[0]);
+        return;
+    }
+    vo_reply_json(rep, 200, t);
+}

@@ -1,0 +1,58 @@
+/* http.h: what a route handler sees (the request) and fills in (the reply),
+ * and the route table that maps METHOD + path pattern to handlers. */
+#pragma once
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+
+#include "daemon/daemon.h"
+#include "vireo/errors.h"
+
+#define VO_API_MAX_BODY (1024 * 1024)
+#define VO_API_MAX_PARAMS 2
+
+typedef struct {
+    VoDaemon *d;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    const char *params[VO_API_MAX_PARAMS]; /* {placeholders} in path order */
+    json_t *body;                          /* parsed JSON object, or NULL when empty */
+} VoRequest;
+
+typedef struct {
+    int status;
+    json_t *json;       /* JSON body (owned) */
+    char *text;         /* or a text/plain body (owned) */
+    size_t text_len;
+    bool upgrade;       /* answer 101 and hand the socket to upgrade_fn */
+    MHD_UpgradeHandler upgrade_fn;
+    void *upgrade_cls;
+} VoReply;
+
+typedef void (*VoRouteFn)(VoRequest *req, VoReply *rep);
+
+typedef struct {
+    const char *method;
+    const char *pattern; /* "/v1/vms/{vm}/start" */
+    VoRouteFn fn;
+} VoRoute;
+
+extern const VoRoute vo_routes[];
+extern const size_t vo_n_routes;
+
+/* Fill rep with {"error":{"code","message"}}. */
+void vo_reply_error(VoReply *rep, VoErrorCode code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* From a negative errno and a message (message may be NULL: strerror is used). */
+void vo_reply_errno(VoReply *rep, int negative_errno, const char *message);
+void vo_reply_json(VoReply *rep, int status, json_t *json); /* steals json */
+
+/* Request helpers. */
+bool vo_request_query_bool(VoRequest *req, const char *key);
+
+/* The HTTP server on a Unix socket. */
+typedef struct VoApiServer VoApiServer;
+int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret);
+void vo_api_server_stop(VoApiServer *s);

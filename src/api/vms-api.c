@@ -1,0 +1,188 @@
+/* vms-api.c: /v1/vms routes: list, create, show, edit, delete and the
+ * lifecycle actions, each a thin mapping from JSON to the operations in
+ * daemon/vms.c. */
+#include <string.h>
+
+#include "api/handlers.h"
+#include "conf/vm-spec.h"
+#include "daemon/vms.h"
+#include "util/util.h"
+
+/* Resolves {vm}; fills rep with 404 when unknown. */
+static VoVm *find_vm(VoRequest *req, VoReply *rep)
+{
+    VoVm *vm = vo_vms_find(req->d, req->params[0]);
+    if (!vm)
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
+    return vm;
+}
+
+/* Unpacks the body strictly; fills rep with 400 naming the problem. */
+static bool unpack_body(VoRequest *req, VoReply *rep, const char *fmt, ...)
+{
+    if (!req->body)
+        req->body = json_object();
+    json_error_t jerr;
+    va_list ap;
+    va_start(ap, fmt);
+    int r = json_vunpack_ex(req->body, &jerr, JSON_STRICT, fmt, ap);
+    va_end(ap);
+    if (r < 0) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "invalid request body: %s", jerr.text);
+        return false;
+    }
+    return true;
+}
+
+static void reply_task(VoReply *rep, int r, json_t *task, char *error)
+{
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 202, json_pack("{s:o}", "task", task));
+    free(error);
+}
+
+void vo_api_vms_list(VoRequest *req, VoReply *rep)
+{
+    vo_reply_json(rep, 200, json_pack("{s:o}", "vms", vo_vms_list_json(req->d)));
+}
+
+void vo_api_vm_show(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (vm)
+        vo_reply_json(rep, 200, vo_vm_to_json(vm));
+}
+
+void vo_api_vm_create(VoRequest *req, VoReply *rep)
+{
+    const char *name = NULL, *image = "default", *accel = "auto";
+    json_int_t vcpus = 1, memory = 512, disk_size = 0;
+    int autostart = 0;
+    if (!unpack_body(req, rep, "{s:s, s?s, s?I, s?I, s?I, s?s, s?b}", "name", &name, "image",
+                     &image, "vcpus", &vcpus, "memory_mib", &memory, "disk_size_bytes",
+                     &disk_size, "accel", &accel, "autostart", &autostart))
+        return;
+    VoVmCreateArgs args = { .name = name, .image = image, .autostart = autostart };
+    if (vcpus < 1 || vcpus > (json_int_t)req->d->limits.max_vcpus) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "vcpus: %lld is out of range (1..%u on this host)",
+                       (long long)vcpus, req->d->limits.max_vcpus);
+        return;
+    }
+    if (memory < VO_VM_MIN_MEMORY_MIB || memory > (json_int_t)req->d->limits.max_memory_mib) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                       "memory: %lld MiB is out of range (%d MiB..%llu MiB on this host)",
+                       (long long)memory, VO_VM_MIN_MEMORY_MIB,
+                       (unsigned long long)req->d->limits.max_memory_mib);
+        return;
+    }
+    if (disk_size < 0 || disk_size > (json_int_t)(64ULL << 40)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "disk_size_bytes: out of range (up to 64 TiB)");
+        return;
+    }
+    if (vo_accel_from_string(accel, &args.accel) < 0) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "accel: '%s' is not one of auto, kvm, tcg",
+                       accel);
+        return;
+    }
+    args.vcpus = (unsigned)vcpus;
+    args.memory_mib = (uint64_t)memory;
+    args.disk_size_bytes = (uint64_t)disk_size;
+    json_t *task = NULL, *vm = NULL;
+    char *error = NULL;
+    int r = vo_vm_create(req->d, &args, &task, &vm, &error);
+    if (r < 0) {
+        vo_reply_errno(rep, r, error);
+        free(error);
+        return;
+    }
+    vo_reply_json(rep, 202, json_pack("{s:o, s:o}", "task", task, "vm", vm));
+}
+
+void vo_api_vm_edit(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (!vm)
+        return;
+    const char *name = NULL;
+    json_int_t vcpus = 0, memory = 0;
+    json_t *autostart = NULL;
+    if (!unpack_body(req, rep, "{s?s, s?I, s?I, s?o}", "name", &name, "vcpus", &vcpus,
+                     "memory_mib", &memory, "autostart", &autostart))
+        return;
+    if (autostart && !json_is_boolean(autostart)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "autostart: expected true or false");
+        return;
+    }
+    if (vcpus < 0 || vcpus > 4096 || memory < 0 || (req->body && json_object_size(req->body) == 0)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                       "give at least one of name, vcpus, memory_mib, autostart with valid values");
+        return;
+    }
+    VoVmEdit edit = { .name = name, .vcpus = (unsigned)vcpus, .memory_mib = (uint64_t)memory,
+                      .autostart = autostart ? json_is_true(autostart) : -1 };
+    char *error = NULL;
+    int r = vo_vm_edit(req->d, vm, &edit, &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, vo_vm_to_json(vm));
+    free(error);
+}
+
+void vo_api_vm_delete(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (!vm)
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_vm_delete(req->d, vm, vo_request_query_bool(req, "force"), &task, &error);
+    reply_task(rep, r, task, error);
+}
+
+void vo_api_vm_start(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (!vm || !unpack_body(req, rep, "{}"))
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_vm_start(req->d, vm, &task, &error);
+    reply_task(rep, r, task, error);
+}
+
+void vo_api_vm_stop(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    int force = 0;
+    json_int_t timeout = 30;
+    if (!vm || !unpack_body(req, rep, "{s?b, s?I}", "force", &force, "timeout_s", &timeout))
+        return;
+    if (timeout < 0 || timeout > 3600) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "timeout_s: must be 0..3600");
+        return;
+    }
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_vm_stop(req->d, vm, force, (int)timeout, &task, &error);
+    reply_task(rep, r, task, error);
+}
+
+typedef int (*SimpleOp)(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
+
+static void simple_action(VoRequest *req, VoReply *rep, SimpleOp op)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (!vm || !unpack_body(req, rep, "{}"))
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = op(req->d, vm, &task, &error);
+    reply_task(rep, r, task, error);
+}
+
+void vo_api_vm_reboot(VoRequest *req, VoReply *rep) { simple_action(req, rep, vo_vm_reboot); }
+void vo_api_vm_pause(VoRequest *req, VoReply *rep) { simple_action(req, rep, vo_vm_pause); }
+void vo_api_vm_resume(VoRequest *req, VoReply *rep) { simple_action(req, rep, vo_vm_resume); }

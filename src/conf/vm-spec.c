@@ -1,0 +1,353 @@
+/* vm-spec.c: VM definitions: JSON <-> VoVmSpec and validation (see vm-spec.h). */
+#include "conf/vm-spec.h"
+
+#include <string.h>
+#include <sys/random.h>
+
+#include "conf/names.h"
+#include "util/util.h"
+
+static const char *const accel_names[] = { "auto", "kvm", "tcg" };
+_Static_assert(ELEMENTSOF(accel_names) == _VO_ACCEL_MAX, "accel_names");
+static const char *const disk_format_names[] = { "qcow2", "raw" };
+_Static_assert(ELEMENTSOF(disk_format_names) == _VO_DISK_FORMAT_MAX, "disk_format_names");
+
+const char *vo_accel_to_string(VoAccel a)
+{
+    return a < _VO_ACCEL_MAX ? accel_names[a] : NULL;
+}
+
+int vo_accel_from_string(const char *s, VoAccel *ret)
+{
+    for (size_t i = 0; s && i < ELEMENTSOF(accel_names); i++)
+        if (!strcmp(s, accel_names[i])) {
+            *ret = (VoAccel)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+const char *vo_disk_format_to_string(VoDiskFormat f)
+{
+    return f < _VO_DISK_FORMAT_MAX ? disk_format_names[f] : NULL;
+}
+
+static int disk_format_from_string(const char *s, VoDiskFormat *ret)
+{
+    for (size_t i = 0; s && i < ELEMENTSOF(disk_format_names); i++)
+        if (!strcmp(s, disk_format_names[i])) {
+            *ret = (VoDiskFormat)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+VoVmSpec *vo_vm_spec_free(VoVmSpec *s)
+{
+    if (!s)
+        return NULL;
+    free(s->id);
+    free(s->name);
+    free(s->image);
+    free(s->machine);
+    free(s->kernel);
+    free(s->initrd);
+    free(s->cmdline);
+    for (size_t i = 0; i < s->n_disks; i++)
+        free(s->disks[i].path);
+    free(s->disks);
+    for (size_t i = 0; i < s->n_nics; i++) {
+        free(s->nics[i].mac);
+        free(s->nics[i].network);
+    }
+    free(s->nics);
+    free(s);
+    return NULL;
+}
+
+static int fail(char **ret_error, const char *fmt, ...) _printf_(2, 3);
+static int fail(char **ret_error, const char *fmt, ...)
+{
+    if (ret_error) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vasprintf(ret_error, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+            abort();
+    }
+    return -EINVAL;
+}
+
+typedef struct {
+    const char *key;
+    json_type type;
+} KeyType;
+
+static const char *type_name(json_type t)
+{
+    switch (t) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    default: return "a value";
+    }
+}
+
+/* Refuses unknown keys and wrongly typed values, naming the key, so the
+ * messages say what to fix (jansson's own unpack errors do not name it). */
+static int check_keys(json_t *obj, const KeyType *table, size_t n, const char *where,
+                      char **ret_error)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(obj, key, value) {
+        size_t i = 0;
+        while (i < n && strcmp(table[i].key, key))
+            i++;
+        if (i == n)
+            return fail(ret_error, "%s%s: unknown key", where, key);
+        json_type want = table[i].type, got = json_typeof(value);
+        if (want == JSON_TRUE ? !json_is_boolean(value) : got != want)
+            return fail(ret_error, "%s%s: expected %s", where, key, type_name(want));
+    }
+    return 0;
+}
+
+static const KeyType spec_keys[] = {
+    { "id", JSON_STRING },        { "name", JSON_STRING },    { "image", JSON_STRING },
+    { "vcpus", JSON_INTEGER },    { "memory_mib", JSON_INTEGER }, { "accel", JSON_STRING },
+    { "machine", JSON_STRING },   { "kernel", JSON_STRING },  { "initrd", JSON_STRING },
+    { "cmdline", JSON_STRING },   { "disks", JSON_ARRAY },    { "nics", JSON_ARRAY },
+    { "autostart", JSON_TRUE },
+};
+static const KeyType disk_keys[] = {
+    { "path", JSON_STRING }, { "format", JSON_STRING }, { "readonly", JSON_TRUE },
+};
+static const KeyType nic_keys[] = { { "mac", JSON_STRING }, { "network", JSON_STRING } };
+
+static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
+{
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr))
+        return fail(ret_error, "disks: expected an array");
+    if (json_array_size(arr) > VO_VM_MAX_DISKS)
+        return fail(ret_error, "disks: at most %d disks", VO_VM_MAX_DISKS);
+    s->disks = vo_malloc0(sizeof(VoDiskSpec) * (json_array_size(arr) + 1));
+    size_t i;
+    json_t *d;
+    json_array_foreach(arr, i, d) {
+        const char *path = NULL, *format = "qcow2";
+        int readonly = 0;
+        json_error_t jerr;
+        _cleanup_free_ char *where = vo_asprintf("disks[%zu].", i);
+        if (!json_is_object(d))
+            return fail(ret_error, "disks[%zu]: expected an object", i);
+        int r = check_keys(d, disk_keys, ELEMENTSOF(disk_keys), where, ret_error);
+        if (r < 0)
+            return r;
+        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?b}", "path", &path, "format",
+                           &format, "readonly", &readonly) < 0)
+            return fail(ret_error, "disks[%zu]: %s", i, jerr.text);
+        VoDiskSpec *disk = &s->disks[s->n_disks++];
+        disk->path = vo_strdup(path);
+        disk->readonly = readonly;
+        if (disk_format_from_string(format, &disk->format) < 0)
+            return fail(ret_error, "disks[%zu].format: '%s' is not qcow2 or raw", i, format);
+    }
+    return 0;
+}
+
+static int parse_nics(json_t *arr, VoVmSpec *s, char **ret_error)
+{
+    if (!arr)
+        return 0;
+    if (!json_is_array(arr))
+        return fail(ret_error, "nics: expected an array");
+    if (json_array_size(arr) > VO_VM_MAX_NICS)
+        return fail(ret_error, "nics: at most %d NICs", VO_VM_MAX_NICS);
+    s->nics = vo_malloc0(sizeof(VoNicSpec) * (json_array_size(arr) + 1));
+    size_t i;
+    json_t *n;
+    json_array_foreach(arr, i, n) {
+        const char *mac = NULL, *network = "user";
+        json_error_t jerr;
+        _cleanup_free_ char *where = vo_asprintf("nics[%zu].", i);
+        if (!json_is_object(n))
+            return fail(ret_error, "nics[%zu]: expected an object", i);
+        int r = check_keys(n, nic_keys, ELEMENTSOF(nic_keys), where, ret_error);
+        if (r < 0)
+            return r;
+        if (json_unpack_ex(n, &jerr, JSON_STRICT, "{s:s, s?s}", "mac", &mac, "network",
+                           &network) < 0)
+            return fail(ret_error, "nics[%zu]: %s", i, jerr.text);
+        VoNicSpec *nic = &s->nics[s->n_nics++];
+        nic->mac = vo_strdup(mac);
+        nic->network = vo_strdup(network);
+    }
+    return 0;
+}
+
+int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
+{
+    const char *id = NULL, *name = NULL, *image = NULL, *accel = "auto", *machine = "q35";
+    const char *kernel = NULL, *initrd = NULL, *cmdline = NULL;
+    json_int_t vcpus = 1, memory = 512;
+    json_t *disks = NULL, *nics = NULL;
+    int autostart = 0;
+    json_error_t jerr;
+
+    if (!json_is_object(doc))
+        return fail(ret_error, "VM spec must be a JSON object");
+    int r = check_keys(doc, spec_keys, ELEMENTSOF(spec_keys), "", ret_error);
+    if (r < 0)
+        return r;
+    if (json_unpack_ex(doc, &jerr, JSON_STRICT,
+                       "{s:s, s:s, s?s, s?I, s?I, s?s, s?s, s?s, s?s, s?s, s?o, s?o, s?b}",
+                       "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
+                       &memory, "accel", &accel, "machine", &machine, "kernel", &kernel,
+                       "initrd", &initrd, "cmdline", &cmdline, "disks", &disks, "nics", &nics,
+                       "autostart", &autostart) < 0)
+        return fail(ret_error, "%s", jerr.text);
+
+    _cleanup_vm_spec_ VoVmSpec *s = vo_malloc0(sizeof(*s));
+    s->id = vo_strdup(id);
+    s->name = vo_strdup(name);
+    s->image = vo_strdup(image);
+    if (vcpus < 0 || vcpus > 4096)
+        return fail(ret_error, "vcpus: %lld is out of range", (long long)vcpus);
+    s->vcpus = (unsigned)vcpus;
+    if (memory < 0)
+        return fail(ret_error, "memory_mib: must not be negative");
+    s->memory_mib = (uint64_t)memory;
+    if (vo_accel_from_string(accel, &s->accel) < 0)
+        return fail(ret_error, "accel: '%s' is not one of auto, kvm, tcg", accel);
+    s->machine = vo_strdup(machine);
+    s->kernel = vo_strdup(kernel);
+    s->initrd = vo_strdup(initrd);
+    s->cmdline = vo_strdup(cmdline);
+    s->autostart = autostart;
+    r = parse_disks(disks, s, ret_error);
+    if (r < 0)
+        return r;
+    r = parse_nics(nics, s, ret_error);
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(s);
+    return 0;
+}
+
+static void set_opt_string(json_t *o, const char *key, const char *value)
+{
+    if (value)
+        json_object_set_new(o, key, json_string(value));
+}
+
+json_t *vo_vm_spec_to_json(const VoVmSpec *s)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(s->id));
+    json_object_set_new(o, "name", json_string(s->name));
+    set_opt_string(o, "image", s->image);
+    json_object_set_new(o, "vcpus", json_integer(s->vcpus));
+    json_object_set_new(o, "memory_mib", json_integer((json_int_t)s->memory_mib));
+    json_object_set_new(o, "accel", json_string(vo_accel_to_string(s->accel)));
+    set_opt_string(o, "machine", s->machine);
+    set_opt_string(o, "kernel", s->kernel);
+    set_opt_string(o, "initrd", s->initrd);
+    set_opt_string(o, "cmdline", s->cmdline);
+    json_t *disks = json_array();
+    for (size_t i = 0; i < s->n_disks; i++)
+        json_array_append_new(disks, json_pack("{s:s, s:s, s:b}", "path", s->disks[i].path,
+                                               "format",
+                                               vo_disk_format_to_string(s->disks[i].format),
+                                               "readonly", s->disks[i].readonly));
+    json_object_set_new(o, "disks", disks);
+    json_t *nics = json_array();
+    for (size_t i = 0; i < s->n_nics; i++)
+        json_array_append_new(nics, json_pack("{s:s, s:s}", "mac", s->nics[i].mac, "network",
+                                              s->nics[i].network));
+    json_object_set_new(o, "nics", nics);
+    json_object_set_new(o, "autostart", json_boolean(s->autostart));
+    return o;
+}
+
+VoVmSpec *vo_vm_spec_copy(const VoVmSpec *s)
+{
+    json_t *j = vo_vm_spec_to_json(s);
+    VoVmSpec *copy = NULL;
+    if (vo_vm_spec_from_json(j, &copy, NULL) < 0)
+        abort(); /* a spec we serialised ourselves always parses */
+    json_decref(j);
+    return copy;
+}
+
+int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **ret_error)
+{
+    if (!vo_uuid_valid(s->id))
+        return fail(ret_error, "id: '%s' is not a UUID", s->id);
+    if (!vo_name_valid(s->name))
+        return fail(ret_error,
+                    "name: '%s' is invalid: use 1-63 characters of a-z, 0-9 and '-', not "
+                    "starting with '-'",
+                    s->name);
+    if (s->vcpus < 1 || s->vcpus > limits->max_vcpus)
+        return fail(ret_error, "vcpus: %u is out of range (1..%u on this host)", s->vcpus,
+                    limits->max_vcpus);
+    if (s->memory_mib < VO_VM_MIN_MEMORY_MIB || s->memory_mib > limits->max_memory_mib)
+        return fail(ret_error, "memory: %llu MiB is out of range (%d MiB..%llu MiB on this host)",
+                    (unsigned long long)s->memory_mib, VO_VM_MIN_MEMORY_MIB,
+                    (unsigned long long)limits->max_memory_mib);
+    if (strcmp(s->machine, "q35") && strcmp(s->machine, "pc"))
+        return fail(ret_error, "machine: '%s' is not q35 or pc", s->machine);
+    if ((s->initrd || s->cmdline) && !s->kernel)
+        return fail(ret_error, "initrd and cmdline need a kernel");
+    if (s->n_disks == 0 && !s->kernel)
+        return fail(ret_error, "nothing to boot: give the VM a disk or a kernel");
+    for (size_t i = 0; i < s->n_disks; i++)
+        if (s->disks[i].path[0] != '/' || strchr(s->disks[i].path, ','))
+            return fail(ret_error, "disks[%zu].path: must be absolute and contain no ','", i);
+    for (size_t i = 0; i < s->n_nics; i++) {
+        if (!vo_mac_valid(s->nics[i].mac))
+            return fail(ret_error, "nics[%zu].mac: '%s' is not a unicast MAC like 52:54:00:12:34:56",
+                        i, s->nics[i].mac);
+        if (strcmp(s->nics[i].network, "user"))
+            return fail(ret_error, "nics[%zu].network: '%s' is unknown (only 'user' for now)", i,
+                        s->nics[i].network);
+        for (size_t j = 0; j < i; j++)
+            if (!strcasecmp(s->nics[i].mac, s->nics[j].mac))
+                return fail(ret_error, "nics[%zu].mac: %s is used twice", i, s->nics[i].mac);
+    }
+    for (const char *p = s->cmdline; p && *p; p++)
+        if (*p == '\n')
+            return fail(ret_error, "cmdline: must be one line");
+    return 0;
+}
+
+int vo_mac_generate(char ret[18])
+{
+    uint8_t b[3];
+    if (getrandom(b, sizeof(b), 0) != sizeof(b))
+        return -errno;
+    snprintf(ret, 18, "52:54:00:%02x:%02x:%02x", b[0], b[1], b[2]);
+    return 0;
+}
+
+bool vo_mac_valid(const char *mac)
+{
+    if (!mac || strlen(mac) != 17)
+        return false;
+    for (int i = 0; i < 17; i++) {
+        if (i % 3 == 2) {
+            if (mac[i] != ':')
+                return false;
+        } else if (!strchr("0123456789abcdefABCDEF", mac[i]))
+            return false;
+    }
+    /* The first octet's low bit marks multicast. */
+    unsigned first = (unsigned)strtoul(mac, NULL, 16);
+    return (first & 1) == 0;
+}

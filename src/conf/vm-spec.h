@@ -1,0 +1,70 @@
+/* vm-spec.h: a VM's definition (what the user asked for): C struct, JSON
+ * conversion and validation. No I/O here; drivers never see json_t. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum { VO_ACCEL_AUTO, VO_ACCEL_KVM, VO_ACCEL_TCG, _VO_ACCEL_MAX } VoAccel;
+const char *vo_accel_to_string(VoAccel a);
+int vo_accel_from_string(const char *s, VoAccel *ret);
+
+typedef enum { VO_DISK_QCOW2, VO_DISK_RAW, _VO_DISK_FORMAT_MAX } VoDiskFormat;
+const char *vo_disk_format_to_string(VoDiskFormat f);
+
+typedef struct {
+    char *path;
+    VoDiskFormat format;
+    bool readonly;
+} VoDiskSpec;
+
+typedef struct {
+    char *mac;     /* "52:54:00:xx:xx:xx" */
+    char *network; /* "user" (QEMU user-mode networking) until virtual networks land */
+} VoNicSpec;
+
+typedef struct {
+    char *id;
+    char *name;
+    char *image;   /* image it was created from, informational; may be NULL */
+    unsigned vcpus;
+    uint64_t memory_mib;
+    VoAccel accel;
+    char *machine; /* "q35" */
+    char *kernel;  /* direct kernel boot when set */
+    char *initrd;
+    char *cmdline;
+    VoDiskSpec *disks;
+    size_t n_disks;
+    VoNicSpec *nics;
+    size_t n_nics;
+    bool autostart;
+} VoVmSpec;
+
+typedef struct {
+    unsigned max_vcpus;
+    uint64_t max_memory_mib;
+} VoHostLimits;
+
+#define VO_VM_MIN_MEMORY_MIB 32
+#define VO_VM_MAX_DISKS 16
+#define VO_VM_MAX_NICS 8
+
+VoVmSpec *vo_vm_spec_free(VoVmSpec *s);
+static inline void vo_vm_spec_freep(VoVmSpec **s) { vo_vm_spec_free(*s); }
+#define _cleanup_vm_spec_ __attribute__((cleanup(vo_vm_spec_freep)))
+
+/* Parse a spec document. Unknown keys and wrong types are refused.
+ * On error returns -EINVAL and *ret_error (malloc'd) says what to fix. */
+int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error);
+/* New reference. */
+json_t *vo_vm_spec_to_json(const VoVmSpec *s);
+VoVmSpec *vo_vm_spec_copy(const VoVmSpec *s);
+
+/* Checks values against the rules and host limits; -EINVAL with a message. */
+int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **ret_error);
+
+/* A locally administered unicast MAC in QEMU's 52:54:00 prefix. */
+int vo_mac_generate(char ret[18]);
+bool vo_mac_valid(const char *mac);

@@ -1,0 +1,21 @@
+/* images.h: the images VMs are created from: directories under
+ * STATE/images/NAME holding image.json (disk, format, kernel, initrd, cmdline). */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+typedef struct {
+    char *name;
+    char *disk;   /* absolute path of the base disk */
+    char *format; /* raw | qcow2 */
+    uint64_t size_bytes;
+    char *kernel, *initrd, *cmdline; /* absolute paths / text, or NULL */
+} VoImage;
+
+/* -ENOENT when the image does not exist, -EINVAL when image.json is unusable. */
+int vo_image_load(const char *state_dir, const char *name, VoImage **ret);
+VoImage *vo_image_free(VoImage *img);
+json_t *vo_image_to_json(const VoImage *img);
+/* All loadable images, sorted by name (new reference). */
+json_t *vo_images_list_json(const char *state_dir);

@@ -1,0 +1,163 @@
+/* main.c: vireod, the vireo host daemon: parses options, opens the store,
+ * re-attaches to running VMs, serves the REST API and runs the event loop
+ * until SIGTERM/SIGINT. VMs keep running when vireod stops. */
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+
+#include "api/http.h"
+#include "daemon/daemon.h"
+#include "daemon/vms.h"
+#include "util/util.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: vireod [OPTIONS]\n"
+            "  --state-dir DIR   persistent state (default /var/lib/vireo)\n"
+            "  --run-dir DIR     runtime files: sockets, pidfiles (default /run/vireo)\n"
+            "  --socket PATH     API socket (default RUN-DIR/vireod.sock)\n"
+            "  --driver NAME     qemu (default) or fake\n"
+            "  --foreground      stay attached to the terminal (vireod never forks itself;\n"
+            "                    accepted for compatibility with service managers)\n"
+            "  --debug           debug logging\n"
+            "  --list-routes     print the API route table and exit\n"
+            "  --version\n");
+}
+
+static void on_signal(int fd, uint32_t events, void *userdata)
+{
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof(si)) == sizeof(si))
+        log_info("received signal %u, shutting down (VMs keep running)", si.ssi_signo);
+    vo_loop_quit(userdata);
+}
+
+static uint64_t host_memory_mib(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size >> 20 : 1024;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "state-dir", required_argument, NULL, 's' }, { "run-dir", required_argument, NULL, 'r' },
+        { "socket", required_argument, NULL, 'S' },    { "driver", required_argument, NULL, 'd' },
+        { "foreground", no_argument, NULL, 'f' },      { "debug", no_argument, NULL, 'D' },
+        { "list-routes", no_argument, NULL, 'L' },     { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'h' },            { 0 },
+    };
+    const char *state_dir = "/var/lib/vireo", *run_dir = "/run/vireo", *socket_path = NULL;
+    const char *driver = "qemu";
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+        switch (c) {
+        case 's': state_dir = optarg; break;
+        case 'r': run_dir = optarg; break;
+        case 'S': socket_path = optarg; break;
+        case 'd': driver = optarg; break;
+        case 'f': break;
+        case 'D': vo_log_set_level(VO_LOG_DEBUG); break;
+        case 'L':
+            for (size_t i = 0; i < vo_n_routes; i++)
+                printf("%s %s\n", vo_routes[i].method, vo_routes[i].pattern);
+            return 0;
+        case 'V': printf("vireod %s\n", VIREO_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vireod: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+
+    VoDaemon d = { 0 };
+    pthread_mutex_init(&d.vms_lock, NULL);
+    d.state_dir = realpath(state_dir, NULL);
+    if (!d.state_dir && vo_mkdir_p(state_dir, 0750) == 0)
+        d.state_dir = realpath(state_dir, NULL);
+    if (vo_mkdir_p(run_dir, 0750) == 0)
+        d.run_dir = realpath(run_dir, NULL);
+    if (!d.state_dir || !d.run_dir) {
+        log_error("cannot create state dir %s or run dir %s: %s", state_dir, run_dir,
+                  strerror(errno));
+        return 1;
+    }
+    d.socket_path = socket_path ? vo_strdup(socket_path) : vo_asprintf("%s/vireod.sock", d.run_dir);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    d.limits = (VoHostLimits){ .max_vcpus = cpus > 0 ? (unsigned)cpus : 1,
+                               .max_memory_mib = host_memory_mib() };
+
+    /* QEMUs we start are our children; reap them ourselves at once. */
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+
+    int r;
+    if (!strcmp(driver, "qemu"))
+        r = vo_qemu_driver_new(&d.driver);
+    else if (!strcmp(driver, "fake"))
+        r = vo_fake_driver_new(&d.driver);
+    else {
+        fprintf(stderr, "vireod: unknown driver '%s' (qemu or fake)\n", driver);
+        return 2;
+    }
+    if (r < 0)
+        return 1;
+    if (!d.driver->kvm_usable && !strcmp(driver, "qemu"))
+        log_warn("KVM not usable (%s): VMs with accel auto run under TCG", d.driver->kvm_reason);
+
+    _cleanup_free_ char *db = vo_asprintf("%s/vireo.db", d.state_dir);
+    _cleanup_free_ char *vms_dir = vo_asprintf("%s/vms", d.state_dir);
+    (void)vo_mkdir_p(vms_dir, 0750);
+    r = vo_store_open(db, &d.store);
+    if (r < 0) {
+        log_error("cannot open the store %s: %s", db, strerror(-r));
+        return 1;
+    }
+    if ((r = vo_loop_new(&d.loop)) < 0 || (r = vo_tasks_new(8, &d.tasks)) < 0) {
+        log_error("cannot set up: %s", strerror(-r));
+        return 1;
+    }
+    int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    vo_loop_add_fd(d.loop, sigfd, EPOLLIN, on_signal, d.loop);
+
+    r = vo_vms_load(&d);
+    if (r < 0) {
+        log_error("cannot load VMs: %s", strerror(-r));
+        return 1;
+    }
+    VoApiServer *api = NULL;
+    r = vo_api_server_start(&d, d.socket_path, &api);
+    if (r < 0) {
+        log_error("cannot serve the API on %s: %s", d.socket_path, strerror(-r));
+        return 1;
+    }
+    log_info("vireod %s ready on %s (driver %s, state %s)", VIREO_VERSION, d.socket_path,
+             d.driver->name, d.state_dir);
+    r = vo_loop_run(d.loop);
+
+    vo_api_server_stop(api);
+    vo_tasks_free(d.tasks);
+    vo_vms_release_all(&d);
+    vo_loop_free(d.loop);
+    close(sigfd);
+    vo_store_close(d.store);
+    free(d.driver->kvm_reason);
+    free(d.driver);
+    free(d.state_dir);
+    free(d.run_dir);
+    free(d.socket_path);
+    log_info("vireod stopped");
+    return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,1003 @@
+/* vms.c: VM registry, state machine and lifecycle operations (see vms.h).
+ * Locking: vm->job serialises operations on one VM (held by the task for the
+ * whole operation, never by the loop thread); vm->lock guards the fields and
+ * is held only briefly; the loop thread owns exit watching and the console.
+ * Every state change is written to the store before it is acted upon. */
+#include "daemon/vms.h"
+
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "conf/names.h"
+#include "daemon/console.h"
+#include "daemon/images.h"
+#include "util/spawn.h"
+#include "util/time-format.h"
+#include "util/util.h"
+
+#define STOP_EXIT_WAIT_MS 10000
+
+struct VoVm {
+    atomic_int refs;
+    VoDaemon *d;
+    pthread_mutex_t job;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    VoVmSpec *spec;
+    int64_t rev;
+    VoVmState state;
+    char *exit_reason;
+    int64_t created_at, started_at;
+    VoHvInstance *hv;
+    VoHvInfo info;
+    bool stop_requested; /* an exit now is a stop, not a crash */
+    bool provisioning;   /* create task still running */
+    bool watching;       /* exit fd registered on the loop */
+    VoConsole *console;  /* loop thread only */
+};
+
+static const char *const state_names[] = { "defined", "starting", "running", "paused",
+                                           "stopping", "stopped", "crashed" };
+_Static_assert(ELEMENTSOF(state_names) == _VO_VM_STATE_MAX, "state_names");
+
+const char *vo_vm_state_to_string(VoVmState s)
+{
+    return s < _VO_VM_STATE_MAX ? state_names[s] : "unknown";
+}
+
+static int state_from_string(const char *s, VoVmState *ret)
+{
+    for (size_t i = 0; s && i < ELEMENTSOF(state_names); i++)
+        if (!strcmp(s, state_names[i])) {
+            *ret = (VoVmState)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+static bool state_active(VoVmState s)
+{
+    return s == VO_VM_STARTING || s == VO_VM_RUNNING || s == VO_VM_PAUSED || s == VO_VM_STOPPING;
+}
+
+static VoVm *vm_new(VoDaemon *d)
+{
+    VoVm *vm = vo_malloc0(sizeof(*vm));
+    atomic_init(&vm->refs, 1);
+    vm->d = d;
+    pthread_mutex_init(&vm->job, NULL);
+    pthread_mutex_init(&vm->lock, NULL);
+    pthread_cond_init(&vm->changed, NULL);
+    return vm;
+}
+
+static VoVm *vm_ref(VoVm *vm)
+{
+    atomic_fetch_add(&vm->refs, 1);
+    return vm;
+}
+
+void vo_vm_unref(VoVm *vm)
+{
+    if (atomic_fetch_sub(&vm->refs, 1) != 1)
+        return;
+    if (vm->hv)
+        vm->d->driver->release(vm->hv);
+    vo_vm_spec_free(vm->spec);
+    free(vm->exit_reason);
+    pthread_mutex_destroy(&vm->job);
+    pthread_mutex_destroy(&vm->lock);
+    pthread_cond_destroy(&vm->changed);
+    free(vm);
+}
+
+static char *vm_state_dir(VoDaemon *d, const char *id)
+{
+    return vo_asprintf("%s/vms/%s", d->state_dir, id);
+}
+
+static char *vm_run_dir(VoDaemon *d, const char *id)
+{
+    return vo_asprintf("%s/vms/%s", d->run_dir, id);
+}
+
+char *vo_vm_console_log_path(VoDaemon *d, VoVm *vm)
+{
+    return vo_asprintf("%s/vms/%s/console.log", d->state_dir, vm->spec->id);
+}
+
+/* ---- persistence ------------------------------------------------------ */
+
+/* Caller holds vm->lock. */
+static json_t *vm_document(VoVm *vm)
+{
+    json_t *status = json_pack("{s:s, s:I}", "state", state_names[vm->state], "created_at",
+                               (json_int_t)vm->created_at);
+    if (vm->started_at)
+        json_object_set_new(status, "started_at", json_integer(vm->started_at));
+    if (vm->exit_reason)
+        json_object_set_new(status, "exit_reason", json_string(vm->exit_reason));
+    return json_pack("{s:o, s:o}", "spec", vo_vm_spec_to_json(vm->spec), "status", status);
+}
+
+/* Caller holds vm->lock. Writes the VM's document with compare-and-swap. */
+static int vm_save(VoVm *vm)
+{
+    json_t *doc = vm_document(vm);
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    _cleanup_free_ char *key = vo_asprintf("vms/%s", vm->spec->id);
+    int64_t rev = 0;
+    int r = vo_store_put(vm->d->store, key, text, vm->rev ? vm->rev : VO_REV_NEW, &rev);
+    if (r < 0) {
+        log_error("vm %s: cannot save its state: %s", vm->spec->name, strerror(-r));
+        return r;
+    }
+    vm->rev = rev;
+    return 0;
+}
+
+/* Caller holds vm->lock. */
+static void set_state(VoVm *vm, VoVmState state)
+{
+    if (vm->state != state)
+        log_info("vm %s: %s -> %s", vm->spec->name, state_names[vm->state], state_names[state]);
+    vm->state = state;
+    (void)vm_save(vm);
+    pthread_cond_broadcast(&vm->changed);
+}
+
+/* ---- registry --------------------------------------------------------- */
+
+static void registry_add(VoDaemon *d, VoVm *vm)
+{
+    pthread_mutex_lock(&d->vms_lock);
+    d->vms = realloc(d->vms, sizeof(VoVm *) * (d->n_vms + 1));
+    if (!d->vms)
+        abort();
+    d->vms[d->n_vms++] = vm;
+    pthread_mutex_unlock(&d->vms_lock);
+}
+
+static void registry_remove(VoDaemon *d, VoVm *vm)
+{
+    pthread_mutex_lock(&d->vms_lock);
+    for (size_t i = 0; i < d->n_vms; i++)
+        if (d->vms[i] == vm) {
+            d->vms[i] = d->vms[--d->n_vms];
+            vo_vm_unref(vm);
+            break;
+        }
+    pthread_mutex_unlock(&d->vms_lock);
+}
+
+/* Caller holds d->vms_lock. */
+static VoVm *registry_find_locked(VoDaemon *d, const char *name_or_id)
+{
+    for (size_t i = 0; i < d->n_vms; i++) {
+        VoVm *vm = d->vms[i];
+        pthread_mutex_lock(&vm->lock);
+        bool match = !strcmp(vm->spec->name, name_or_id) || !strcmp(vm->spec->id, name_or_id);
+        pthread_mutex_unlock(&vm->lock);
+        if (match)
+            return vm;
+    }
+    return NULL;
+}
+
+VoVm *vo_vms_find(VoDaemon *d, const char *name_or_id)
+{
+    pthread_mutex_lock(&d->vms_lock);
+    VoVm *vm = registry_find_locked(d, name_or_id);
+    if (vm)
+        vm_ref(vm);
+    pthread_mutex_unlock(&d->vms_lock);
+    return vm;
+}
+
+bool vo_vm_is_active(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool active = state_active(vm->state);
+    pthread_mutex_unlock(&vm->lock);
+    return active;
+}
+
+/* ---- JSON for the API -------------------------------------------------- */
+
+json_t *vo_vm_to_json(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    json_t *o = vo_vm_spec_to_json(vm->spec);
+    json_object_set_new(o, "state", json_string(state_names[vm->state]));
+    json_object_set_new(o, "created_at", vo_time_json(vm->created_at));
+    if ((vm->state == VO_VM_RUNNING || vm->state == VO_VM_PAUSED) && vm->hv) {
+        json_object_set_new(o, "pid", json_integer(vm->info.pid));
+        json_object_set_new(o, "accel_active", json_string(vo_accel_to_string(vm->info.accel)));
+        json_object_set_new(o, "started_at", vo_time_json(vm->started_at));
+        json_object_set_new(o, "uptime_s", json_integer((vo_wall_ms() - vm->started_at) / 1000));
+    }
+    if (vm->exit_reason && !state_active(vm->state))
+        json_object_set_new(o, "exit_reason", json_string(vm->exit_reason));
+    pthread_mutex_unlock(&vm->lock);
+    return o;
+}
+
+static int cmp_vm_json_name(const void *a, const void *b)
+{
+    const char *na = json_string_value(json_object_get(*(json_t *const *)a, "name"));
+    const char *nb = json_string_value(json_object_get(*(json_t *const *)b, "name"));
+    return strcmp(na, nb);
+}
+
+json_t *vo_vms_list_json(VoDaemon *d)
+{
+    pthread_mutex_lock(&d->vms_lock);
+    size_t n = d->n_vms;
+    json_t **items = vo_malloc0(sizeof(json_t *) * (n + 1));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!d->vms[i]->provisioning)
+            items[k++] = vo_vm_to_json(d->vms[i]);
+    pthread_mutex_unlock(&d->vms_lock);
+    qsort(items, k, sizeof(json_t *), cmp_vm_json_name);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < k; i++)
+        json_array_append_new(arr, items[i]);
+    free(items);
+    return arr;
+}
+
+/* ---- exit watching and console (loop thread) --------------------------- */
+
+static void release_console(VoVm *vm)
+{
+    vo_console_free(vm->console);
+    vm->console = NULL;
+}
+
+static void on_vm_exit(int fd, uint32_t events, void *userdata)
+{
+    VoVm *vm = userdata;
+    VoHvDriver *drv = vm->d->driver;
+    vo_loop_remove_fd(vm->d->loop, fd);
+    release_console(vm);
+
+    pthread_mutex_lock(&vm->lock);
+    bool clean = false;
+    _cleanup_free_ char *reason = NULL;
+    drv->reap(vm->hv, &clean, &reason);
+    drv->release(vm->hv);
+    vm->hv = NULL;
+    vm->watching = false;
+    free(vm->exit_reason);
+    vm->exit_reason = TAKE_PTR(reason);
+    bool stopped = vm->stop_requested || clean;
+    if (!stopped)
+        log_warn("vm %s crashed: %s", vm->spec->name, vm->exit_reason);
+    set_state(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED);
+    pthread_mutex_unlock(&vm->lock);
+
+    _cleanup_free_ char *run_dir = vm_run_dir(vm->d, vm->spec->id);
+    const char *transient[] = { "qmp.sock", "console.sock", "qemu.pid", "fake.state" };
+    for (size_t i = 0; i < ELEMENTSOF(transient); i++) {
+        _cleanup_free_ char *p = vo_asprintf("%s/%s", run_dir, transient[i]);
+        (void)unlink(p);
+    }
+    vo_vm_unref(vm); /* the watch's reference */
+}
+
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+typedef struct {
+    VoVm *vm;
+    int console_fd;
+} WatchArgs;
+
+static void watch_on_loop(void *userdata)
+{
+    WatchArgs *w = userdata;
+    VoVm *vm = w->vm;
+    if (w->console_fd >= 0) {
+        _cleanup_free_ char *log_path = vo_vm_console_log_path(vm->d, vm);
+        release_console(vm);
+        vm->console = vo_console_new(vm->d->loop, w->console_fd, log_path);
+    }
+    pthread_mutex_lock(&vm->lock);
+    int fd = vm->hv ? vm->d->driver->exit_fd(vm->hv) : -1;
+    pthread_mutex_unlock(&vm->lock);
+    if (fd < 0 || vo_loop_add_fd(vm->d->loop, fd, EPOLLIN, on_vm_exit, vm) < 0) {
+        log_error("vm %s: cannot watch its process", vm->spec->name);
+        vo_vm_unref(vm);
+    }
+    free(w);
+}
+
+/* Connects the console now (so no output is lost) and hands it and the exit
+ * fd to the loop. Caller holds the job lock; vm->hv is set. */
+static void watch_vm(VoVm *vm)
+{
+    WatchArgs *w = vo_malloc0(sizeof(*w));
+    w->vm = vm_ref(vm);
+    w->console_fd = -1;
+    const char *sock = vm->d->driver->console_socket(vm->hv);
+    if (sock) {
+        w->console_fd = connect_unix(sock);
+        if (w->console_fd < 0)
+            log_warn("vm %s: console unavailable: %s", vm->spec->name, strerror(-w->console_fd));
+    }
+    vm->watching = true;
+    vo_loop_call(vm->d->loop, watch_on_loop, w);
+}
+
+typedef struct {
+    VoVm *vm;
+    int fd;
+    char *initial;
+    size_t initial_len;
+    VoVmConsoleClosed on_closed;
+    void *userdata;
+} AttachArgs;
+
+static void attach_on_loop(void *userdata)
+{
+    AttachArgs *a = userdata;
+    int r = a->vm->console ? vo_console_add_client(a->vm->console, a->fd, a->initial,
+                                                   a->initial_len, a->on_closed, a->userdata)
+                           : -ENOTCONN;
+    if (r < 0)
+        a->on_closed(a->userdata);
+    vo_vm_unref(a->vm);
+    free(a->initial);
+    free(a);
+}
+
+void vo_vm_console_attach(VoDaemon *d, VoVm *vm, int fd, char *initial, size_t initial_len,
+                          VoVmConsoleClosed on_closed, void *userdata)
+{
+    AttachArgs *a = vo_malloc0(sizeof(*a));
+    *a = (AttachArgs){ .vm = vm_ref(vm), .fd = fd, .initial = initial,
+                       .initial_len = initial_len, .on_closed = on_closed,
+                       .userdata = userdata };
+    vo_loop_call(d->loop, attach_on_loop, a);
+}
+
+/* ---- operations ---------------------------------------------------------- */
+
+typedef struct {
+    VoVm *vm;
+    bool force;
+    int timeout_s;
+    char *base_disk, *base_format;
+    uint64_t disk_size;
+} OpArgs;
+
+static void op_args_free(void *p)
+{
+    OpArgs *a = p;
+    vo_vm_unref(a->vm);
+    free(a->base_disk);
+    free(a->base_format);
+    free(a);
+}
+
+static OpArgs *op_args(VoVm *vm)
+{
+    OpArgs *a = vo_malloc0(sizeof(*a));
+    a->vm = vm_ref(vm);
+    return a;
+}
+
+static int task_start(VoTask *t, void *userdata)
+{
+    VoVm *vm = ((OpArgs *)userdata)->vm;
+    VoDaemon *d = vm->d;
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    VoVmState before = vm->state;
+    if (state_active(before)) {
+        pthread_mutex_unlock(&vm->lock);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, -EBUSY, "VM '%s' is already %s", vm->spec->name,
+                            state_names[before]);
+    }
+    vm->stop_requested = false;
+    set_state(vm, VO_VM_STARTING);
+    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+
+    vo_task_progress(t, 10, "launching QEMU");
+    _cleanup_free_ char *run_dir = vm_run_dir(d, spec->id);
+    _cleanup_free_ char *error = NULL;
+    VoHvInstance *hv = NULL;
+    int r = d->driver->start(d->driver, spec, run_dir, &hv, &error);
+    vo_vm_spec_free(spec);
+    if (r < 0) {
+        pthread_mutex_lock(&vm->lock);
+        free(vm->exit_reason);
+        vm->exit_reason = vo_asprintf("start failed: %s", error ? error : strerror(-r));
+        set_state(vm, before == VO_VM_DEFINED ? VO_VM_DEFINED : VO_VM_STOPPED);
+        pthread_mutex_unlock(&vm->lock);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, r, "cannot start VM '%s': %s", vm->spec->name,
+                            error ? error : strerror(-r));
+    }
+
+    vo_task_progress(t, 70, "attaching console");
+    pthread_mutex_lock(&vm->lock);
+    vm->hv = hv;
+    (void)d->driver->info(hv, &vm->info);
+    vm->started_at = vo_wall_ms();
+    free(vm->exit_reason);
+    vm->exit_reason = NULL;
+    pthread_mutex_unlock(&vm->lock);
+    watch_vm(vm);
+
+    vo_task_progress(t, 90, "starting vCPUs");
+    r = d->driver->resume(hv);
+    pthread_mutex_lock(&vm->lock);
+    if (r >= 0 && vm->state == VO_VM_STARTING) {
+        vm->info.paused = false;
+        set_state(vm, VO_VM_RUNNING);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    pthread_mutex_unlock(&vm->job);
+    if (r < 0)
+        return vo_task_fail(t, r, "VM '%s' launched but did not start running: %s",
+                            vm->spec->name, strerror(-r));
+    return 0;
+}
+
+/* Waits (vm->lock held) until the VM has exited or the deadline passes. */
+static bool wait_exit(VoVm *vm, int timeout_ms)
+{
+    int64_t deadline = vo_now_ms() + timeout_ms;
+    while (vm->watching || vm->hv) {
+        int64_t left = deadline - vo_now_ms();
+        if (left <= 0)
+            return false;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (left % 1000) * 1000000;
+        ts.tv_sec += left / 1000 + ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&vm->changed, &vm->lock, &ts);
+    }
+    return true;
+}
+
+/* Caller holds the job lock. Ends the VM: ACPI first unless force, then kill. */
+static int stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s)
+{
+    VoHvDriver *drv = vm->d->driver;
+    pthread_mutex_lock(&vm->lock);
+    if (!state_active(vm->state) || !vm->hv) {
+        pthread_mutex_unlock(&vm->lock);
+        return vo_task_fail(t, -EBUSY, "VM '%s' is not running", vm->spec->name);
+    }
+    vm->stop_requested = true;
+    bool paused = vm->state == VO_VM_PAUSED;
+    set_state(vm, VO_VM_STOPPING);
+    VoHvInstance *hv = vm->hv;
+    pthread_mutex_unlock(&vm->lock);
+
+    bool exited = false;
+    if (!force) {
+        vo_task_progress(t, 20, "asking the guest to power off (ACPI)");
+        if (paused)
+            (void)drv->resume(hv);
+        int r = drv->powerdown(hv);
+        pthread_mutex_lock(&vm->lock);
+        exited = r >= 0 && wait_exit(vm, timeout_s * 1000);
+        pthread_mutex_unlock(&vm->lock);
+        if (!exited)
+            log_warn("vm %s: no power-off after %d s; forcing", vm->spec->name, timeout_s);
+    }
+    if (!exited) {
+        vo_task_progress(t, 80, "forcing the VM off");
+        pthread_mutex_lock(&vm->lock);
+        if (vm->hv)
+            (void)drv->kill(vm->hv);
+        exited = wait_exit(vm, STOP_EXIT_WAIT_MS);
+        pthread_mutex_unlock(&vm->lock);
+    }
+    if (!exited)
+        return vo_task_fail(t, -ETIMEDOUT, "VM '%s' did not stop", vm->spec->name);
+    return 0;
+}
+
+static int task_stop(VoTask *t, void *userdata)
+{
+    OpArgs *a = userdata;
+    pthread_mutex_lock(&a->vm->job);
+    int r = stop_locked(t, a->vm, a->force, a->timeout_s);
+    pthread_mutex_unlock(&a->vm->job);
+    return r;
+}
+
+/* pause/resume/reboot: one driver call on a VM in the required state. */
+static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInstance *),
+                     VoVmState after, const char *verb)
+{
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != required || !vm->hv) {
+        VoVmState s = vm->state;
+        pthread_mutex_unlock(&vm->lock);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, -EBUSY, "cannot %s VM '%s': it is %s (must be %s)", verb,
+                            vm->spec->name, state_names[s], state_names[required]);
+    }
+    VoHvInstance *hv = vm->hv;
+    pthread_mutex_unlock(&vm->lock);
+    int r = op(hv);
+    if (r >= 0) {
+        pthread_mutex_lock(&vm->lock);
+        if (vm->state == required) {
+            vm->info.paused = after == VO_VM_PAUSED;
+            set_state(vm, after);
+        }
+        pthread_mutex_unlock(&vm->lock);
+    }
+    pthread_mutex_unlock(&vm->job);
+    if (r < 0)
+        return vo_task_fail(t, r, "cannot %s VM '%s': %s", verb, vm->spec->name, strerror(-r));
+    return 0;
+}
+
+static int task_pause(VoTask *t, void *userdata)
+{
+    VoVm *vm = ((OpArgs *)userdata)->vm;
+    return simple_op(t, vm, VO_VM_RUNNING, vm->d->driver->pause, VO_VM_PAUSED, "pause");
+}
+
+static int task_resume(VoTask *t, void *userdata)
+{
+    VoVm *vm = ((OpArgs *)userdata)->vm;
+    return simple_op(t, vm, VO_VM_PAUSED, vm->d->driver->resume, VO_VM_RUNNING, "resume");
+}
+
+static int task_reboot(VoTask *t, void *userdata)
+{
+    VoVm *vm = ((OpArgs *)userdata)->vm;
+    return simple_op(t, vm, VO_VM_RUNNING, vm->d->driver->reset, VO_VM_RUNNING, "reboot");
+}
+
+static int task_delete(VoTask *t, void *userdata)
+{
+    OpArgs *a = userdata;
+    VoVm *vm = a->vm;
+    VoDaemon *d = vm->d;
+    pthread_mutex_lock(&vm->job);
+    if (vo_vm_is_active(vm)) {
+        if (!a->force) {
+            pthread_mutex_unlock(&vm->job);
+            return vo_task_fail(t, -EBUSY, "VM '%s' is running; stop it first or use --force",
+                                vm->spec->name);
+        }
+        int r = stop_locked(t, vm, true, 0);
+        if (r < 0) {
+            pthread_mutex_unlock(&vm->job);
+            return r;
+        }
+    }
+    vo_task_progress(t, 50, "removing disks and definition");
+    _cleanup_free_ char *key = vo_asprintf("vms/%s", vm->spec->id);
+    int r = vo_store_delete(d->store, key, VO_REV_ANY);
+    if (r < 0 && r != -ENOENT) {
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, r, "cannot delete VM '%s': %s", vm->spec->name, strerror(-r));
+    }
+    _cleanup_free_ char *state_dir = vm_state_dir(d, vm->spec->id);
+    _cleanup_free_ char *run_dir = vm_run_dir(d, vm->spec->id);
+    (void)vo_rm_rf(state_dir);
+    (void)vo_rm_rf(run_dir);
+    registry_remove(d, vm);
+    pthread_mutex_unlock(&vm->job);
+    log_info("vm %s: deleted", vm->spec->name);
+    return 0;
+}
+
+static int task_create(VoTask *t, void *userdata)
+{
+    OpArgs *a = userdata;
+    VoVm *vm = a->vm;
+    VoDaemon *d = vm->d;
+    _cleanup_free_ char *dir = vm_state_dir(d, vm->spec->id);
+    int r = vo_mkdir_p(dir, 0750);
+    _cleanup_free_ char *output = NULL;
+    if (r >= 0 && vm->spec->n_disks > 0) {
+        vo_task_progress(t, 30, "creating the disk");
+        _cleanup_free_ char *size = a->disk_size ? vo_asprintf("%llu", (unsigned long long)a->disk_size)
+                                                 : NULL;
+        char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", a->base_format, "-b",
+                         a->base_disk, vm->spec->disks[0].path, size, NULL };
+        r = vo_spawn_wait(argv, 60000, &output);
+    }
+    if (r >= 0) {
+        pthread_mutex_lock(&vm->lock);
+        r = vm_save(vm);
+        vm->provisioning = false;
+        pthread_mutex_unlock(&vm->lock);
+    }
+    if (r < 0) {
+        (void)vo_rm_rf(dir);
+        registry_remove(d, vm);
+        return vo_task_fail(t, r, "cannot create VM '%s': %s", vm->spec->name,
+                            output && output[0] ? output : strerror(-r));
+    }
+    log_info("vm %s: created (%s)", vm->spec->name, vm->spec->id);
+    return 0;
+}
+
+/* ---- public entry points -------------------------------------------------- */
+
+static int submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, OpArgs *args,
+                  json_t **ret_task)
+{
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+    pthread_mutex_unlock(&vm->lock);
+    *ret_task = vo_tasks_submit(d->tasks, kind, name, fn, args, op_args_free);
+    return 0;
+}
+
+/* Refuses at once what the task would refuse anyway. */
+static int precheck(VoVm *vm, bool want_active, const char *verb, char **ret_error)
+{
+    pthread_mutex_lock(&vm->lock);
+    VoVmState s = vm->state;
+    bool provisioning = vm->provisioning;
+    pthread_mutex_unlock(&vm->lock);
+    if (provisioning) {
+        *ret_error = vo_asprintf("VM '%s' is still being created", vm->spec->name);
+        return -EBUSY;
+    }
+    if (state_active(s) != want_active) {
+        *ret_error = vo_asprintf("cannot %s VM '%s': it is %s", verb, vm->spec->name,
+                                 state_names[s]);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
+{
+    int r = precheck(vm, false, "start", ret_error);
+    return r < 0 ? r : submit(d, vm, "start", task_start, op_args(vm), ret_task);
+}
+
+int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_task,
+               char **ret_error)
+{
+    int r = precheck(vm, true, "stop", ret_error);
+    if (r < 0)
+        return r;
+    OpArgs *a = op_args(vm);
+    a->force = force;
+    a->timeout_s = timeout_s;
+    return submit(d, vm, "stop", task_stop, a, ret_task);
+}
+
+int vo_vm_reboot(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
+{
+    int r = precheck(vm, true, "reboot", ret_error);
+    return r < 0 ? r : submit(d, vm, "reboot", task_reboot, op_args(vm), ret_task);
+}
+
+int vo_vm_pause(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
+{
+    int r = precheck(vm, true, "pause", ret_error);
+    return r < 0 ? r : submit(d, vm, "pause", task_pause, op_args(vm), ret_task);
+}
+
+int vo_vm_resume(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
+{
+    int r = precheck(vm, true, "resume", ret_error);
+    return r < 0 ? r : submit(d, vm, "resume", task_resume, op_args(vm), ret_task);
+}
+
+int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, json_t **ret_task, char **ret_error)
+{
+    if (!force) {
+        int r = precheck(vm, false, "delete", ret_error);
+        if (r < 0) {
+            free(*ret_error);
+            *ret_error = vo_asprintf("VM '%s' is running; stop it first or delete with force",
+                                     vm->spec->name);
+            return r;
+        }
+    }
+    OpArgs *a = op_args(vm);
+    a->force = force;
+    return submit(d, vm, "delete", task_delete, a, ret_task);
+}
+
+int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
+                 char **ret_error)
+{
+    if (!vo_name_valid(args->name)) {
+        *ret_error = vo_asprintf("name: '%s' is invalid: use 1-63 characters of a-z, 0-9 and "
+                                 "'-', not starting with '-'",
+                                 args->name ? args->name : "");
+        return -EINVAL;
+    }
+    VoImage *img = NULL;
+    int r = vo_image_load(d->state_dir, args->image, &img);
+    if (r < 0) {
+        *ret_error = r == -ENOENT ? vo_asprintf("image '%s' does not exist (see: vireo image list)",
+                                                args->image)
+                                  : vo_asprintf("image '%s' is unusable", args->image);
+        return r == -ENOENT ? -EINVAL : -EIO;
+    }
+    if (args->disk_size_bytes && args->disk_size_bytes < img->size_bytes) {
+        *ret_error = vo_asprintf("disk_size_bytes: %llu is smaller than image '%s' (%llu bytes)",
+                                 (unsigned long long)args->disk_size_bytes, img->name,
+                                 (unsigned long long)img->size_bytes);
+        vo_image_free(img);
+        return -EINVAL;
+    }
+
+    VoVmSpec *spec = vo_malloc0(sizeof(*spec));
+    char id[37], mac[18];
+    if (vo_uuid_generate(id) < 0 || vo_mac_generate(mac) < 0)
+        abort();
+    spec->id = vo_strdup(id);
+    spec->name = vo_strdup(args->name);
+    spec->image = vo_strdup(img->name);
+    spec->vcpus = args->vcpus;
+    spec->memory_mib = args->memory_mib;
+    spec->accel = args->accel;
+    spec->machine = vo_strdup("q35");
+    spec->kernel = vo_strdup(img->kernel);
+    spec->initrd = vo_strdup(img->initrd);
+    spec->cmdline = vo_strdup(img->cmdline);
+    spec->autostart = args->autostart;
+    spec->disks = vo_malloc0(sizeof(VoDiskSpec));
+    spec->disks[0] = (VoDiskSpec){ .path = vo_asprintf("%s/vms/%s/disk0.qcow2", d->state_dir, id),
+                                   .format = VO_DISK_QCOW2 };
+    spec->n_disks = 1;
+    spec->nics = vo_malloc0(sizeof(VoNicSpec));
+    spec->nics[0] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup("user") };
+    spec->n_nics = 1;
+    r = vo_vm_spec_validate(spec, &d->limits, ret_error);
+    if (r >= 0 && spec->accel == VO_ACCEL_KVM && !d->driver->kvm_usable) {
+        *ret_error = vo_asprintf("accel: kvm was requested but KVM is not usable on this host "
+                                 "(%s); use auto or tcg", d->driver->kvm_reason);
+        r = -ENODEV;
+    }
+    if (r < 0) {
+        vo_vm_spec_free(spec);
+        vo_image_free(img);
+        return r;
+    }
+
+    VoVm *vm = vm_new(d);
+    vm->spec = spec;
+    vm->state = VO_VM_DEFINED;
+    vm->created_at = vo_wall_ms();
+    vm->provisioning = true;
+    pthread_mutex_lock(&d->vms_lock);
+    if (registry_find_locked(d, args->name)) {
+        pthread_mutex_unlock(&d->vms_lock);
+        *ret_error = vo_asprintf("a VM named '%s' already exists", args->name);
+        vo_vm_unref(vm);
+        vo_image_free(img);
+        return -EEXIST;
+    }
+    d->vms = realloc(d->vms, sizeof(VoVm *) * (d->n_vms + 1));
+    if (!d->vms)
+        abort();
+    d->vms[d->n_vms++] = vm;
+    pthread_mutex_unlock(&d->vms_lock);
+
+    OpArgs *a = op_args(vm);
+    a->base_disk = vo_strdup(img->disk);
+    a->base_format = vo_strdup(img->format);
+    a->disk_size = args->disk_size_bytes;
+    vo_image_free(img);
+    *ret_vm = vo_vm_to_json(vm);
+    return submit(d, vm, "create", task_create, a, ret_task);
+}
+
+int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
+{
+    if (pthread_mutex_trylock(&vm->job) != 0) {
+        *ret_error = vo_asprintf("VM '%s' is busy with another operation; try again",
+                                 vm->spec->name);
+        return -EBUSY;
+    }
+    pthread_mutex_lock(&d->vms_lock); /* a rename must not race another */
+    pthread_mutex_lock(&vm->lock);
+    int r = 0;
+    bool offline_change = edit->name || edit->vcpus || edit->memory_mib;
+    if (vm->provisioning || (offline_change && state_active(vm->state))) {
+        *ret_error = vo_asprintf("VM '%s' is %s: stop it before changing name, vcpus or memory",
+                                 vm->spec->name, vm->provisioning ? "being created"
+                                                                   : state_names[vm->state]);
+        r = -EBUSY;
+        goto out;
+    }
+    VoVmSpec *next = vo_vm_spec_copy(vm->spec);
+    if (edit->name) {
+        free(next->name);
+        next->name = vo_strdup(edit->name);
+    }
+    if (edit->vcpus)
+        next->vcpus = edit->vcpus;
+    if (edit->memory_mib)
+        next->memory_mib = edit->memory_mib;
+    if (edit->autostart >= 0)
+        next->autostart = edit->autostart;
+    r = vo_vm_spec_validate(next, &d->limits, ret_error);
+    if (r >= 0 && edit->name && strcmp(edit->name, vm->spec->name)) {
+        pthread_mutex_unlock(&vm->lock);
+        VoVm *other = registry_find_locked(d, edit->name);
+        pthread_mutex_lock(&vm->lock);
+        if (other) {
+            *ret_error = vo_asprintf("a VM named '%s' already exists", edit->name);
+            r = -EEXIST;
+        }
+    }
+    if (r < 0) {
+        vo_vm_spec_free(next);
+        goto out;
+    }
+    VoVmSpec *old = vm->spec;
+    vm->spec = next;
+    r = vm_save(vm);
+    if (r < 0) {
+        vm->spec = old;
+        *ret_error = vo_asprintf("cannot save VM '%s': %s", old->name, strerror(-r));
+        vo_vm_spec_free(next);
+    } else
+        vo_vm_spec_free(old);
+out:
+    pthread_mutex_unlock(&vm->lock);
+    pthread_mutex_unlock(&d->vms_lock);
+    pthread_mutex_unlock(&vm->job);
+    return r;
+}
+
+/* ---- start-up ------------------------------------------------------------- */
+
+/* Re-attaches to a VM that was active when vireod stopped. */
+static void reconcile(VoVm *vm)
+{
+    VoDaemon *d = vm->d;
+    _cleanup_free_ char *run_dir = vm_run_dir(d, vm->spec->id);
+    VoHvInstance *hv = NULL;
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    int r = d->driver->attach(d->driver, vm->spec, run_dir, &hv);
+    if (r < 0) {
+        free(vm->exit_reason);
+        vm->exit_reason = vo_strdup(vm->state == VO_VM_STOPPING
+                                        ? "stopped while vireod was not running"
+                                        : "QEMU exited while vireod was not running");
+        set_state(vm, vm->state == VO_VM_STOPPING ? VO_VM_STOPPED : VO_VM_CRASHED);
+        log_warn("vm %s: %s", vm->spec->name, vm->exit_reason);
+        pthread_mutex_unlock(&vm->lock);
+        pthread_mutex_unlock(&vm->job);
+        return;
+    }
+    vm->hv = hv;
+    if (d->driver->info(hv, &vm->info) < 0)
+        vm->info.paused = false;
+    VoVmState s = vm->info.paused ? VO_VM_PAUSED : VO_VM_RUNNING;
+    if (vm->state == VO_VM_STARTING && vm->info.paused) {
+        /* vireod died between launch and continue: finish the start. */
+        if (d->driver->resume(hv) >= 0)
+            s = VO_VM_RUNNING;
+    }
+    if (vm->state == VO_VM_STOPPING)
+        vm->stop_requested = true;
+    set_state(vm, vm->state == VO_VM_STOPPING ? VO_VM_STOPPING : s);
+    log_info("vm %s: re-attached (pid %d, %s)", vm->spec->name, (int)vm->info.pid,
+             state_names[vm->state]);
+    pthread_mutex_unlock(&vm->lock);
+    watch_vm(vm);
+    pthread_mutex_unlock(&vm->job);
+}
+
+typedef struct {
+    VoDaemon *d;
+    int loaded;
+} LoadCtx;
+
+static int load_one(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    LoadCtx *ctx = userdata;
+    json_error_t jerr;
+    json_t *doc = json_loads(value, 0, &jerr);
+    json_t *spec_json = json_object_get(doc, "spec"), *status = json_object_get(doc, "status");
+    VoVmSpec *spec = NULL;
+    _cleanup_free_ char *err = NULL;
+    VoVmState state;
+    if (!doc || vo_vm_spec_from_json(spec_json, &spec, &err) < 0 ||
+        state_from_string(json_string_value(json_object_get(status, "state")), &state) < 0) {
+        log_error("store: skipping unreadable %s: %s", key, err ? err : "bad document");
+        json_decref(doc);
+        return 0;
+    }
+    VoVm *vm = vm_new(ctx->d);
+    vm->spec = spec;
+    vm->rev = rev;
+    vm->state = state;
+    vm->created_at = json_integer_value(json_object_get(status, "created_at"));
+    vm->started_at = json_integer_value(json_object_get(status, "started_at"));
+    const char *reason = json_string_value(json_object_get(status, "exit_reason"));
+    vm->exit_reason = vo_strdup(reason);
+    json_decref(doc);
+    registry_add(ctx->d, vm);
+    ctx->loaded++;
+    if (state_active(state))
+        reconcile(vm);
+    return 0;
+}
+
+static void autostart_once(VoDaemon *d)
+{
+    /* The run dir is emptied at boot: the marker makes autostart once per boot. */
+    _cleanup_free_ char *marker = vo_asprintf("%s/autostart.done", d->run_dir);
+    if (access(marker, F_OK) == 0)
+        return;
+    (void)vo_write_file_atomic(marker, "", 0);
+    pthread_mutex_lock(&d->vms_lock);
+    size_t n = d->n_vms;
+    VoVm **vms = vo_malloc0(sizeof(VoVm *) * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        vms[i] = vm_ref(d->vms[i]);
+    pthread_mutex_unlock(&d->vms_lock);
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_free_ char *error = NULL;
+        json_t *task = NULL;
+        if (vms[i]->spec->autostart && vo_vm_start(d, vms[i], &task, &error) >= 0) {
+            log_info("vm %s: autostart", vms[i]->spec->name);
+            json_decref(task);
+        }
+        vo_vm_unref(vms[i]);
+    }
+    free(vms);
+}
+
+int vo_vms_load(VoDaemon *d)
+{
+    LoadCtx ctx = { .d = d };
+    int r = vo_store_list(d->store, "vms/", load_one, &ctx);
+    if (r < 0)
+        return r;
+    log_info("loaded %d VMs", ctx.loaded);
+    autostart_once(d);
+    return 0;
+}
+
+void vo_vms_release_all(VoDaemon *d)
+{
+    pthread_mutex_lock(&d->vms_lock);
+    for (size_t i = 0; i < d->n_vms; i++)
+        vo_vm_unref(d->vms[i]);
+    free(d->vms);
+    d->vms = NULL;
+    d->n_vms = 0;
+    pthread_mutex_unlock(&d->vms_lock);
+}

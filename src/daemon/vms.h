@@ -1,0 +1,77 @@
+/* vms.h: the VM registry and lifecycle: each VM's definition, state machine,
+ * persistence in the store, and the operations the API runs as tasks. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "daemon/daemon.h"
+
+typedef enum {
+    VO_VM_DEFINED,
+    VO_VM_STARTING,
+    VO_VM_RUNNING,
+    VO_VM_PAUSED,
+    VO_VM_STOPPING,
+    VO_VM_STOPPED,
+    VO_VM_CRASHED,
+    _VO_VM_STATE_MAX,
+} VoVmState;
+
+const char *vo_vm_state_to_string(VoVmState s);
+
+/* Loads every VM from the store, re-attaches to running QEMUs, marks the dead
+ * ones crashed, then starts autostart VMs once per host boot. */
+int vo_vms_load(VoDaemon *d);
+
+/* Looks a VM up by name or id; returns a reference (vo_vm_unref it) or NULL. */
+VoVm *vo_vms_find(VoDaemon *d, const char *name_or_id);
+void vo_vm_unref(VoVm *vm);
+static inline void vo_vm_unrefp(VoVm **vm) { if (*vm) vo_vm_unref(*vm); }
+#define _cleanup_vm_ __attribute__((cleanup(vo_vm_unrefp)))
+
+/* API representation (new reference). */
+json_t *vo_vm_to_json(VoVm *vm);
+json_t *vo_vms_list_json(VoDaemon *d);
+
+/* Operations. Each checks its preconditions at once (returning -EBUSY etc.
+ * with *ret_error set) and then queues a task; *ret_task is the task JSON. */
+typedef struct {
+    const char *name;
+    const char *image;
+    unsigned vcpus;
+    uint64_t memory_mib;
+    uint64_t disk_size_bytes; /* 0: the image's size */
+    VoAccel accel;
+    bool autostart;
+} VoVmCreateArgs;
+
+int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
+                 char **ret_error);
+int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
+int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_task,
+               char **ret_error);
+int vo_vm_reboot(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
+int vo_vm_pause(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
+int vo_vm_resume(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
+int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, json_t **ret_task, char **ret_error);
+
+/* Offline edit; NULL/0 fields stay. autostart: -1 keep, 0/1 set. */
+typedef struct {
+    const char *name;
+    unsigned vcpus;
+    uint64_t memory_mib;
+    int autostart;
+} VoVmEdit;
+int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error);
+
+/* Console: attach a client fd (taken) on the loop thread; on_closed gets
+ * userdata when it ends. -ENOTCONN when the VM has no console now. */
+typedef void (*VoVmConsoleClosed)(void *userdata);
+void vo_vm_console_attach(VoDaemon *d, VoVm *vm, int fd, char *initial, size_t initial_len,
+                          VoVmConsoleClosed on_closed, void *userdata);
+bool vo_vm_is_active(VoVm *vm);
+char *vo_vm_console_log_path(VoDaemon *d, VoVm *vm);
+
+/* Daemon shutdown: drop every VM object (VMs keep running). */
+void vo_vms_release_all(VoDaemon *d);

@@ -1,0 +1,46 @@
+/* driver.h: the one interface vireod uses to run VMs. The QEMU driver is the
+ * real one; the fake driver (in memory, deterministic, with injectable faults)
+ * serves control-plane tests and scale simulations. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "conf/vm-spec.h"
+
+typedef struct VoHvDriver VoHvDriver;
+typedef struct VoHvInstance VoHvInstance; /* a running VM, driver-private */
+
+typedef struct {
+    pid_t pid;
+    VoAccel accel; /* the accelerator in use */
+    bool paused;
+} VoHvInfo;
+
+struct VoHvDriver {
+    const char *name;
+    /* Launches the VM with its vCPUs stopped (so the console can be attached
+     * before the first byte); vo continues it with ->resume. */
+    int (*start)(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir, VoHvInstance **ret,
+                 char **ret_error);
+    /* Re-attaches to a VM started by an earlier vireod; -ESRCH when it is gone. */
+    int (*attach)(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir, VoHvInstance **ret);
+    int (*info)(VoHvInstance *vm, VoHvInfo *ret);
+    int (*pause)(VoHvInstance *vm);
+    int (*resume)(VoHvInstance *vm);
+    int (*powerdown)(VoHvInstance *vm); /* ACPI power button */
+    int (*reset)(VoHvInstance *vm);
+    int (*kill)(VoHvInstance *vm);      /* immediate stop */
+    /* An fd that turns readable once the VM is gone (a pidfd for QEMU). */
+    int (*exit_fd)(VoHvInstance *vm);
+    /* After exit_fd turned readable: was it a clean shutdown, and why did it end. */
+    void (*reap)(VoHvInstance *vm, bool *ret_clean, char **ret_reason);
+    /* Unix socket of the serial console, or NULL when the driver has none. */
+    const char *(*console_socket)(VoHvInstance *vm);
+    void (*release)(VoHvInstance *vm);
+    bool kvm_usable;
+    char *kvm_reason;
+};
+
+int vo_qemu_driver_new(VoHvDriver **ret);
+int vo_fake_driver_new(VoHvDriver **ret);

@@ -1,0 +1,16 @@
+/* qemu-argv.h: turns a VM spec into QEMU's command line. Pure: no filesystem,
+ * clock or fd access; everything it needs comes in through the arguments. */
+#pragma once
+
+#include "conf/vm-spec.h"
+#include "qemu/qemu-caps.h"
+
+/* The accelerator a spec gets on a host: auto means KVM when usable, else TCG.
+ * -ENODEV with a message when kvm is demanded but not usable. */
+int vo_qemu_resolve_accel(const VoVmSpec *spec, const VoQemuCaps *caps, VoAccel *ret,
+                          char **ret_error);
+
+/* Builds the NULL-terminated argv (argv[0] is caps->binary). Returns 0, or a
+ * negative errno with *ret_error (malloc'd) explaining what in the spec to fix. */
+int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQemuPaths *paths,
+                       char ***ret_argv, char **ret_error);

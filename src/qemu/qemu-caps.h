@@ -1,0 +1,23 @@
+/* qemu-caps.h: what the host offers QEMU (is KVM really usable, which binary)
+ * and the run-time paths of one VM; the inputs qemu_build_argv needs besides
+ * the spec, so that the argv builder itself stays pure. */
+#pragma once
+
+#include <stdbool.h>
+
+typedef struct {
+    const char *binary;   /* "qemu-system-x86_64" */
+    bool kvm_usable;      /* /dev/kvm opens and the CPU has vmx/svm */
+} VoQemuCaps;
+
+typedef struct {
+    const char *qmp_socket;
+    const char *console_socket;
+    const char *pidfile;
+} VoQemuPaths;
+
+/* KVM is usable only when dev_path opens read-write and cpuinfo_path lists the
+ * vmx or svm flag. A paravirtual /dev/kvm (PVM) without those flags runs guests
+ * far slower than TCG, so it does not count. *ret_reason (may be NULL) gets a
+ * malloc'd explanation when KVM is not usable. */
+bool vo_qemu_kvm_usable(const char *dev_path, const char *cpuinfo_path, char **ret_reason);

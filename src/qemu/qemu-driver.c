@@ -1,0 +1,300 @@
+/* qemu-driver.c: the real hypervisor driver: launches QEMU detached (own
+ * session, pidfile, QMP and console sockets in the VM's run dir), drives it
+ * over QMP, notices its exit through a pidfd, and re-attaches after a vireod
+ * restart. */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "hypervisor/driver.h"
+#include "qemu/qemu-argv.h"
+#include "qmp/qmp.h"
+#include "util/spawn.h"
+#include "util/util.h"
+
+#define QMP_TIMEOUT_MS 10000
+#define QEMU_START_TIMEOUT_MS 30000
+
+struct VoHvInstance {
+    VoHvDriver *driver;
+    pid_t pid;
+    int pidfd;
+    bool is_child; /* started by this vireod, so waitid gives the exit status */
+    VoAccel accel;
+    pthread_mutex_t qmp_lock;
+    VoQmp *qmp;
+    char *run_dir, *qmp_path, *console_path, *log_path;
+};
+
+static VoHvInstance *instance_new(VoHvDriver *d, const char *run_dir)
+{
+    VoHvInstance *vm = vo_malloc0(sizeof(*vm));
+    vm->driver = d;
+    vm->pidfd = -1;
+    pthread_mutex_init(&vm->qmp_lock, NULL);
+    vm->run_dir = vo_strdup(run_dir);
+    vm->qmp_path = vo_asprintf("%s/qmp.sock", run_dir);
+    vm->console_path = vo_asprintf("%s/console.sock", run_dir);
+    vm->log_path = vo_asprintf("%s/qemu.log", run_dir);
+    return vm;
+}
+
+static void qemu_release(VoHvInstance *vm)
+{
+    if (!vm)
+        return;
+    vo_qmp_close(vm->qmp);
+    if (vm->pidfd >= 0)
+        close(vm->pidfd);
+    pthread_mutex_destroy(&vm->qmp_lock);
+    free(vm->run_dir);
+    free(vm->qmp_path);
+    free(vm->console_path);
+    free(vm->log_path);
+    free(vm);
+}
+
+/* The last non-empty line QEMU wrote to its log: the reason it failed. */
+static char *log_tail(const char *log_path)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    if (vo_read_file(log_path, 16 << 20, &text, &len) < 0 || len == 0)
+        return vo_strdup("no output");
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        text[--len] = 0;
+    char *line = strrchr(text, '\n');
+    return vo_strdup(line ? line + 1 : text);
+}
+
+static bool process_exited(int pidfd)
+{
+    struct pollfd p = { .fd = pidfd, .events = POLLIN };
+    return poll(&p, 1, 0) > 0;
+}
+
+static int qmp_call(VoHvInstance *vm, const char *cmd)
+{
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = vm->qmp ? vo_qmp_execute(vm->qmp, cmd, NULL, QMP_TIMEOUT_MS, NULL, NULL) : -ENOTCONN;
+    pthread_mutex_unlock(&vm->qmp_lock);
+    return r;
+}
+
+/* Connects QMP, giving up early when QEMU dies first. */
+static int connect_qmp(VoHvInstance *vm, int timeout_ms)
+{
+    int64_t deadline = vo_now_ms() + timeout_ms;
+    for (;;) {
+        int r = vo_qmp_connect(vm->qmp_path, 200, &vm->qmp);
+        if (r >= 0)
+            return 0;
+        if (vm->pidfd >= 0 && process_exited(vm->pidfd))
+            return -ECHILD;
+        if (vo_now_ms() > deadline)
+            return r;
+    }
+}
+
+static int qemu_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
+                      VoHvInstance **ret, char **ret_error)
+{
+    int r = vo_mkdir_p(run_dir, 0750);
+    if (r < 0) {
+        *ret_error = vo_asprintf("cannot create %s: %s", run_dir, strerror(-r));
+        return r;
+    }
+    VoHvInstance *vm = instance_new(d, run_dir);
+    _cleanup_free_ char *pidfile = vo_asprintf("%s/qemu.pid", run_dir);
+    (void)unlink(vm->qmp_path);
+    (void)unlink(vm->console_path);
+    (void)unlink(pidfile);
+    (void)unlink(vm->log_path);
+
+    const char *binary = getenv("VIREO_QEMU");
+    VoQemuCaps caps = { .binary = binary ? binary : "qemu-system-x86_64",
+                        .kvm_usable = d->kvm_usable };
+    VoQemuPaths paths = { .qmp_socket = vm->qmp_path, .console_socket = vm->console_path,
+                          .pidfile = pidfile };
+    _cleanup_strv_ char **argv = NULL;
+    r = vo_qemu_resolve_accel(spec, &caps, &vm->accel, ret_error);
+    if (r >= 0)
+        r = vo_qemu_build_argv(spec, &caps, &paths, &argv, ret_error);
+    if (r < 0) {
+        qemu_release(vm);
+        return r;
+    }
+    /* Kept for operators and the start-latency benchmark. */
+    _cleanup_free_ char *argv_path = vo_asprintf("%s/qemu.argv", run_dir);
+    _cleanup_free_ char *argv_text = vo_strdup("");
+    for (char **a = argv; *a; a++) {
+        char *next = vo_asprintf("%s%s\n", argv_text, *a);
+        free(argv_text);
+        argv_text = next;
+    }
+    (void)vo_write_file_atomic(argv_path, argv_text, strlen(argv_text));
+
+    r = vo_spawn_detached(argv, vm->log_path, &vm->pid, &vm->pidfd);
+    if (r < 0) {
+        *ret_error = vo_asprintf("cannot start %s: %s", argv[0], strerror(-r));
+        qemu_release(vm);
+        return r;
+    }
+    vm->is_child = true;
+    r = connect_qmp(vm, QEMU_START_TIMEOUT_MS);
+    if (r < 0) {
+        _cleanup_free_ char *tail = log_tail(vm->log_path);
+        *ret_error = r == -ECHILD ? vo_asprintf("QEMU exited at start: %s", tail)
+                                  : vo_asprintf("QEMU did not answer on QMP: %s", strerror(-r));
+        syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
+        siginfo_t si;
+        waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED);
+        qemu_release(vm);
+        return r == -ECHILD ? -EIO : r;
+    }
+    *ret = vm;
+    return 0;
+}
+
+/* True when /proc/PID/cmdline is a QEMU started for this VM id (guards
+ * against a recycled pid). */
+static bool pid_is_vm(pid_t pid, const char *id)
+{
+    _cleanup_free_ char *path = vo_asprintf("/proc/%d/cmdline", (int)pid);
+    _cleanup_free_ char *cmdline = NULL;
+    size_t len = 0;
+    if (vo_read_file(path, 1 << 20, &cmdline, &len) < 0)
+        return false;
+    for (size_t off = 0; off < len; off += strlen(cmdline + off) + 1)
+        if (!strcmp(cmdline + off, "-uuid") && off + 6 < len && !strcmp(cmdline + off + 6, id))
+            return true;
+    return false;
+}
+
+static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
+                       VoHvInstance **ret)
+{
+    _cleanup_free_ char *pidfile = vo_asprintf("%s/qemu.pid", run_dir);
+    _cleanup_free_ char *text = NULL;
+    if (vo_read_file(pidfile, 64, &text, NULL) < 0)
+        return -ESRCH;
+    pid_t pid = (pid_t)atoi(text);
+    if (pid <= 0 || !pid_is_vm(pid, spec->id))
+        return -ESRCH;
+    VoHvInstance *vm = instance_new(d, run_dir);
+    vm->pid = pid;
+    vm->pidfd = vo_pidfd_open(pid);
+    if (vm->pidfd < 0 || connect_qmp(vm, 5000) < 0) {
+        qemu_release(vm);
+        return -ESRCH;
+    }
+    /* The accelerator is on QEMU's command line. */
+    _cleanup_free_ char *argv_path = vo_asprintf("%s/qemu.argv", run_dir);
+    _cleanup_free_ char *argv_text = NULL;
+    vm->accel = VO_ACCEL_TCG;
+    if (vo_read_file(argv_path, 1 << 20, &argv_text, NULL) >= 0 && strstr(argv_text, "\n-accel\nkvm\n"))
+        vm->accel = VO_ACCEL_KVM;
+    *ret = vm;
+    return 0;
+}
+
+static int qemu_info(VoHvInstance *vm, VoHvInfo *ret)
+{
+    int running = 0;
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = vm->qmp ? vo_qmp_query_status(vm->qmp, QMP_TIMEOUT_MS, NULL, &running) : -ENOTCONN;
+    pthread_mutex_unlock(&vm->qmp_lock);
+    if (r < 0)
+        return r;
+    *ret = (VoHvInfo){ .pid = vm->pid, .accel = vm->accel, .paused = !running };
+    return 0;
+}
+
+static int qemu_pause(VoHvInstance *vm) { return qmp_call(vm, "stop"); }
+static int qemu_resume(VoHvInstance *vm) { return qmp_call(vm, "cont"); }
+static int qemu_powerdown(VoHvInstance *vm) { return qmp_call(vm, "system_powerdown"); }
+static int qemu_reset(VoHvInstance *vm) { return qmp_call(vm, "system_reset"); }
+
+static int qemu_kill(VoHvInstance *vm)
+{
+    if (syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+        return -errno;
+    return 0;
+}
+
+static int qemu_exit_fd(VoHvInstance *vm) { return vm->pidfd; }
+static const char *qemu_console_socket(VoHvInstance *vm) { return vm->console_path; }
+
+/* Whether QMP reported a guest-initiated shutdown before the socket closed. */
+static bool saw_guest_shutdown(VoHvInstance *vm)
+{
+    bool seen = false;
+    pthread_mutex_lock(&vm->qmp_lock);
+    if (vm->qmp) {
+        (void)vo_qmp_pump(vm->qmp);
+        json_t *ev;
+        while ((ev = vo_qmp_next_event(vm->qmp))) {
+            const char *name = json_string_value(json_object_get(ev, "event"));
+            if (name && !strcmp(name, "SHUTDOWN"))
+                seen = true;
+            json_decref(ev);
+        }
+    }
+    pthread_mutex_unlock(&vm->qmp_lock);
+    return seen;
+}
+
+static void qemu_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
+{
+    bool guest_shutdown = saw_guest_shutdown(vm);
+    siginfo_t si = { 0 };
+    if (vm->is_child && waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED | WNOHANG) == 0 &&
+        si.si_pid != 0) {
+        if (si.si_code == CLD_EXITED && si.si_status == 0) {
+            *ret_clean = true;
+            *ret_reason = vo_strdup(guest_shutdown ? "guest powered off" : "QEMU exited");
+        } else if (si.si_code == CLD_EXITED) {
+            _cleanup_free_ char *tail = log_tail(vm->log_path);
+            *ret_clean = false;
+            *ret_reason = vo_asprintf("QEMU exited with status %d: %s", si.si_status, tail);
+        } else {
+            *ret_clean = false;
+            *ret_reason = vo_asprintf("QEMU was killed by signal %d (%s)", si.si_status,
+                                      strsignal(si.si_status));
+        }
+        return;
+    }
+    /* Not our child (re-attached after a restart): QMP is all we know. */
+    *ret_clean = guest_shutdown;
+    *ret_reason = vo_strdup(guest_shutdown ? "guest powered off"
+                                           : "QEMU exited unexpectedly (status unknown)");
+}
+
+int vo_qemu_driver_new(VoHvDriver **ret)
+{
+    VoHvDriver *d = vo_malloc0(sizeof(*d));
+    *d = (VoHvDriver){
+        .name = "qemu",
+        .start = qemu_start,
+        .attach = qemu_attach,
+        .info = qemu_info,
+        .pause = qemu_pause,
+        .resume = qemu_resume,
+        .powerdown = qemu_powerdown,
+        .reset = qemu_reset,
+        .kill = qemu_kill,
+        .exit_fd = qemu_exit_fd,
+        .reap = qemu_reap,
+        .console_socket = qemu_console_socket,
+        .release = qemu_release,
+    };
+    const char *dev = getenv("VIREO_KVM_DEVICE");
+    d->kvm_usable = vo_qemu_kvm_usable(dev ? dev : "/dev/kvm", "/proc/cpuinfo", &d->kvm_reason);
+    *ret = d;
+    return 0;
+}

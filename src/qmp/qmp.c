@@ -1,0 +1,423 @@
+/* qmp.c: the QMP client declared in qmp.h: a non-blocking unix socket, a line
+ * buffer that splits newline-terminated JSON messages, id-matched command
+ * replies with deadlines, and a bounded FIFO of asynchronous events. */
+#include "qmp.h"
+#include "util/util.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#define QMP_MAX_MESSAGE (1024 * 1024) /* bytes in one message, newline excluded */
+#define QMP_MAX_EVENTS 1024           /* queued events; the oldest are dropped beyond */
+#define QMP_READ_CHUNK 65536
+
+struct VoQmp {
+    int fd;
+    char *buf;        /* received bytes not yet consumed */
+    size_t len, size;
+    size_t scanned;   /* buf[0..scanned) holds no '\n' */
+    int64_t next_id;
+    json_t *events;   /* array used as a FIFO */
+    size_t events_dropped;
+    int dead;         /* sticky error once the stream is unusable, else 0 */
+};
+
+/* A negative timeout means no deadline. */
+static int64_t deadline_after(int timeout_ms)
+{
+    return timeout_ms < 0 ? INT64_MAX : vo_now_ms() + timeout_ms;
+}
+
+static int fail(VoQmp *q, int r)
+{
+    if (r < 0 && r != -ETIMEDOUT && r != -EIO && !q->dead)
+        q->dead = r;
+    return r;
+}
+
+/* Wait for fd to become ready for events; 0, -ETIMEDOUT or -errno. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int timeout = -1;
+        if (deadline != INT64_MAX) {
+            int64_t left = deadline - vo_now_ms();
+            if (left <= 0)
+                return -ETIMEDOUT;
+            timeout = left > INT_MAX ? INT_MAX : (int)left;
+        }
+        struct pollfd p = { .fd = fd, .events = events };
+        int r = poll(&p, 1, timeout);
+        if (r > 0)
+            return 0; /* also on POLLHUP/POLLERR: the following read/send reports it */
+        if (r < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Read at least one byte into the buffer, waiting until deadline. */
+static int fill(VoQmp *q, int64_t deadline)
+{
+    if (q->size - q->len < QMP_READ_CHUNK) {
+        q->size = q->len + QMP_READ_CHUNK;
+        q->buf = realloc(q->buf, q->size);
+        if (!q->buf)
+            abort();
+    }
+    for (;;) {
+        ssize_t n = read(q->fd, q->buf + q->len, q->size - q->len);
+        if (n > 0) {
+            q->len += (size_t)n;
+            return 0;
+        }
+        if (n == 0)
+            return -ECONNRESET;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            log_debug("QMP read failed: %s", strerror(errno));
+            return -ECONNRESET;
+        }
+        int r = wait_fd(q->fd, POLLIN, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+static bool is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(" \t\r", s[i]))
+            return false;
+    return true;
+}
+
+/* Next complete message as a JSON object. -ETIMEDOUT leaves partial input buffered. */
+static int read_message(VoQmp *q, int64_t deadline, json_t **ret)
+{
+    if (q->dead)
+        return q->dead;
+    for (;;) {
+        char *nl = memchr(q->buf + q->scanned, '\n', q->len - q->scanned);
+        if (!nl) {
+            q->scanned = q->len;
+            if (q->len > QMP_MAX_MESSAGE) {
+                log_warn("QMP message exceeds %d bytes", QMP_MAX_MESSAGE);
+                return fail(q, -EMSGSIZE);
+            }
+            int r = fill(q, deadline);
+            if (r < 0)
+                return fail(q, r);
+            continue;
+        }
+        size_t n = (size_t)(nl - q->buf);
+        if (n > QMP_MAX_MESSAGE) {
+            log_warn("QMP message exceeds %d bytes", QMP_MAX_MESSAGE);
+            return fail(q, -EMSGSIZE);
+        }
+        json_t *msg = NULL;
+        json_error_t err;
+        bool blank = is_blank(q->buf, n);
+        if (!blank)
+            msg = json_loadb(q->buf, n, JSON_REJECT_DUPLICATES, &err);
+        memmove(q->buf, nl + 1, q->len - n - 1);
+        q->len -= n + 1;
+        q->scanned = 0;
+        if (blank)
+            continue;
+        if (!json_is_object(msg)) {
+            log_warn("QMP sent malformed message: %s", msg ? "not an object" : err.text);
+            json_decref(msg);
+            return fail(q, -EBADMSG);
+        }
+        *ret = msg;
+        return 0;
+    }
+}
+
+static void queue_event(VoQmp *q, json_t *msg)
+{
+    if (!json_is_string(json_object_get(msg, "event"))) {
+        log_debug("QMP: dropping message that is neither reply nor event");
+        json_decref(msg);
+        return;
+    }
+    if (json_array_size(q->events) >= QMP_MAX_EVENTS) {
+        if (q->events_dropped++ % QMP_MAX_EVENTS == 0)
+            log_warn("QMP event queue full, dropping oldest events (%zu so far)",
+                     q->events_dropped);
+        json_array_remove(q->events, 0);
+    }
+    json_array_append_new(q->events, msg);
+}
+
+static int send_all(VoQmp *q, const char *s, size_t n, int64_t deadline)
+{
+    while (n > 0) {
+        ssize_t k = send(q->fd, s, n, MSG_NOSIGNAL);
+        if (k >= 0) {
+            s += k;
+            n -= (size_t)k;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            int r = wait_fd(q->fd, POLLOUT, deadline);
+            if (r < 0)
+                return r;
+            continue;
+        }
+        return errno == EPIPE ? -ECONNRESET : -errno;
+    }
+    return 0;
+}
+
+static int execute_until(VoQmp *q, const char *cmd, json_t *args, int64_t deadline,
+                         json_t **ret_return, char **ret_error)
+{
+    if (q->dead)
+        return q->dead;
+    int64_t id = q->next_id++;
+    json_t *req = json_pack("{s:s, s:I}", "execute", cmd, "id", (json_int_t)id);
+    if (args)
+        json_object_set(req, "arguments", args);
+    _cleanup_free_ char *line = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (!line)
+        return -EINVAL;
+    _cleanup_free_ char *framed = vo_asprintf("%s\n", line);
+    int r = send_all(q, framed, strlen(framed), deadline);
+    if (r < 0) {
+        /* A partially sent command would desynchronise the stream. */
+        q->dead = r == -ETIMEDOUT ? -ECONNRESET : r;
+        return r;
+    }
+
+    for (;;) {
+        json_t *msg;
+        r = read_message(q, deadline, &msg);
+        if (r < 0)
+            return r;
+        json_t *ret = json_object_get(msg, "return"), *err = json_object_get(msg, "error");
+        if (!ret && !err) {
+            queue_event(q, msg);
+            continue;
+        }
+        json_t *jid = json_object_get(msg, "id");
+        if (!json_is_integer(jid) || json_integer_value(jid) != id) {
+            log_debug("QMP: dropping reply with unexpected id (waiting for %" PRId64 ")", id);
+            json_decref(msg);
+            continue;
+        }
+        if (ret) {
+            if (ret_return)
+                *ret_return = json_incref(ret);
+            r = 0;
+        } else {
+            const char *cls = json_string_value(json_object_get(err, "class"));
+            const char *desc = json_string_value(json_object_get(err, "desc"));
+            if (ret_error)
+                *ret_error = vo_asprintf("%s: %s", cls ? cls : "GenericError",
+                                         desc ? desc : "unknown error");
+            r = -EIO;
+        }
+        json_decref(msg);
+        /* Queue events that came along with the reply, so that a caller polling
+         * vo_qmp_fd() never misses messages already sitting in our buffer. */
+        vo_qmp_pump(q);
+        return r;
+    }
+}
+
+int vo_qmp_execute(VoQmp *q, const char *cmd, json_t *args, int timeout_ms,
+                   json_t **ret_return, char **ret_error)
+{
+    return execute_until(q, cmd, args, deadline_after(timeout_ms), ret_return, ret_error);
+}
+
+static int open_fd_until(int fd, int64_t deadline, VoQmp **ret)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    VoQmp *q = vo_malloc0(sizeof(*q));
+    q->fd = fd;
+    q->next_id = 1;
+    q->events = json_array();
+    q->size = QMP_READ_CHUNK;
+    q->buf = vo_malloc0(q->size);
+
+    _cleanup_free_ char *error = NULL;
+    json_t *greeting;
+    int r = read_message(q, deadline, &greeting);
+    if (r < 0)
+        goto fail;
+    json_t *qmp = json_object_get(greeting, "QMP");
+    if (!json_is_object(qmp)) {
+        log_warn("QMP: expected a greeting, got something else");
+        json_decref(greeting);
+        r = -EPROTO;
+        goto fail;
+    }
+    json_t *ver = json_object_get(json_object_get(qmp, "version"), "qemu");
+    log_debug("QMP greeting from QEMU %d.%d.%d",
+              (int)json_integer_value(json_object_get(ver, "major")),
+              (int)json_integer_value(json_object_get(ver, "minor")),
+              (int)json_integer_value(json_object_get(ver, "micro")));
+    json_decref(greeting);
+
+    r = execute_until(q, "qmp_capabilities", NULL, deadline, NULL, &error);
+    if (r < 0) {
+        if (error)
+            log_warn("QMP capabilities negotiation failed: %s", error);
+        goto fail;
+    }
+    *ret = q;
+    return 0;
+fail:
+    vo_qmp_close(q);
+    return r;
+}
+
+int vo_qmp_open_fd(int fd, int timeout_ms, VoQmp **ret)
+{
+    return open_fd_until(fd, deadline_after(timeout_ms), ret);
+}
+
+int vo_qmp_connect(const char *socket_path, int timeout_ms, VoQmp **ret)
+{
+    int64_t deadline = deadline_after(timeout_ms);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(socket_path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, socket_path);
+
+    for (;;) {
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            return open_fd_until(TAKE_FD(fd), deadline, ret);
+        /* QEMU may not have created or started listening on the socket yet. */
+        if (errno != ECONNREFUSED && errno != ENOENT && errno != EAGAIN && errno != EINTR)
+            return -errno;
+        int64_t left = deadline - vo_now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        poll(NULL, 0, left < 20 ? (int)left : 20);
+    }
+}
+
+VoQmp *vo_qmp_close(VoQmp *q)
+{
+    if (!q)
+        return NULL;
+    if (q->fd >= 0)
+        close(q->fd);
+    free(q->buf);
+    json_decref(q->events);
+    free(q);
+    return NULL;
+}
+
+int vo_qmp_fd(VoQmp *q)
+{
+    return q->fd;
+}
+
+json_t *vo_qmp_next_event(VoQmp *q)
+{
+    if (json_array_size(q->events) == 0)
+        return NULL;
+    json_t *ev = json_incref(json_array_get(q->events, 0));
+    json_array_remove(q->events, 0);
+    return ev;
+}
+
+int vo_qmp_pump(VoQmp *q)
+{
+    for (;;) {
+        json_t *msg;
+        int r = read_message(q, vo_now_ms(), &msg);
+        if (r == -ETIMEDOUT)
+            return 0; /* nothing more to read right now */
+        if (r < 0)
+            return r;
+        if (json_object_get(msg, "return") || json_object_get(msg, "error")) {
+            log_debug("QMP: dropping reply nobody is waiting for");
+            json_decref(msg);
+        } else {
+            queue_event(q, msg);
+        }
+    }
+}
+
+int vo_qmp_query_status(VoQmp *q, int timeout_ms, char **ret_status, int *ret_running)
+{
+    json_t *ret = NULL;
+    _cleanup_free_ char *error = NULL;
+    int r = vo_qmp_execute(q, "query-status", NULL, timeout_ms, &ret, &error);
+    if (r < 0) {
+        if (error)
+            log_warn("QMP query-status failed: %s", error);
+        return r;
+    }
+    const char *status = json_string_value(json_object_get(ret, "status"));
+    json_t *running = json_object_get(ret, "running");
+    if (!status || !json_is_boolean(running)) {
+        log_warn("QMP query-status returned an unexpected object");
+        json_decref(ret);
+        return -EBADMSG;
+    }
+    if (ret_status)
+        *ret_status = vo_strdup(status);
+    if (ret_running)
+        *ret_running = json_is_true(running);
+    json_decref(ret);
+    return 0;
+}
+
+static int simple_command(VoQmp *q, const char *cmd, int timeout_ms)
+{
+    _cleanup_free_ char *error = NULL;
+    int r = vo_qmp_execute(q, cmd, NULL, timeout_ms, NULL, &error);
+    if (r < 0 && error)
+        log_warn("QMP %s failed: %s", cmd, error);
+    return r;
+}
+
+int vo_qmp_stop(VoQmp *q, int timeout_ms)
+{
+    return simple_command(q, "stop", timeout_ms);
+}
+
+int vo_qmp_cont(VoQmp *q, int timeout_ms)
+{
+    return simple_command(q, "cont", timeout_ms);
+}
+
+int vo_qmp_system_powerdown(VoQmp *q, int timeout_ms)
+{
+    return simple_command(q, "system_powerdown", timeout_ms);
+}
+
+int vo_qmp_system_reset(VoQmp *q, int timeout_ms)
+{
+    return simple_command(q, "system_reset", timeout_ms);
+}
+
+int vo_qmp_quit(VoQmp *q, int timeout_ms)
+{
+    /* QEMU may exit and close the socket before its reply is read: that is success too. */
+    int r = simple_command(q, "quit", timeout_ms);
+    return r == -ECONNRESET ? 0 : r;
+}

@@ -1,0 +1,39 @@
+/* qmp.h: a synchronous QMP client for one QEMU monitor socket.
+ * Transport: connect, read the greeting, negotiate qmp_capabilities, send a
+ * command with an id, wait for the matching return/error with a deadline,
+ * queueing asynchronous events that arrive in between.
+ * A VoQmp is used by one thread at a time (callers hold the VM's job lock). */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+typedef struct VoQmp VoQmp;
+
+/* Connect to a unix socket path and negotiate capabilities within timeout_ms. */
+int vo_qmp_connect(const char *socket_path, int timeout_ms, VoQmp **ret);
+/* Same over an already connected fd (takes ownership; used by tests). */
+int vo_qmp_open_fd(int fd, int timeout_ms, VoQmp **ret);
+VoQmp *vo_qmp_close(VoQmp *q);
+int vo_qmp_fd(VoQmp *q);
+
+/* Send {"execute":cmd,"arguments":args,"id":N}; args may be NULL (borrowed).
+ * On {"return":X}: 0 and *ret_return = new reference to X (ret_return may be NULL).
+ * On {"error":{"class","desc"}}: -EIO and *ret_error = malloc'd "Class: desc" (may be NULL).
+ * -ETIMEDOUT past the deadline, -ECONNRESET when the socket closes. */
+int vo_qmp_execute(VoQmp *q, const char *cmd, json_t *args, int timeout_ms,
+                   json_t **ret_return, char **ret_error);
+
+/* Pop the oldest queued event ({"event":..., "data":..., "timestamp":...}); NULL if none.
+ * Returns a new reference. */
+json_t *vo_qmp_next_event(VoQmp *q);
+/* Read whatever is available without blocking and queue events; 0, or -ECONNRESET. */
+int vo_qmp_pump(VoQmp *q);
+
+/* Typed commands. */
+int vo_qmp_query_status(VoQmp *q, int timeout_ms, char **ret_status, int *ret_running);
+int vo_qmp_stop(VoQmp *q, int timeout_ms);            /* pause vCPUs */
+int vo_qmp_cont(VoQmp *q, int timeout_ms);            /* resume vCPUs */
+int vo_qmp_system_powerdown(VoQmp *q, int timeout_ms); /* ACPI power button */
+int vo_qmp_system_reset(VoQmp *q, int timeout_ms);
+int vo_qmp_quit(VoQmp *q, int timeout_ms);

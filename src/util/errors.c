@@ -1,0 +1,47 @@
+/* errors.c: tables for the API error codes in include/vireo/errors.h. */
+#include "vireo/errors.h"
+
+#include <errno.h>
+
+#include "util/util.h"
+
+static const struct {
+    const char *name;
+    int http;
+} error_table[] = {
+    [VO_ERR_INVALID_ARGUMENT] = { "invalid-argument", 400 },
+    [VO_ERR_NOT_FOUND] = { "not-found", 404 },
+    [VO_ERR_METHOD_NOT_ALLOWED] = { "method-not-allowed", 405 },
+    [VO_ERR_ALREADY_EXISTS] = { "already-exists", 409 },
+    [VO_ERR_INVALID_STATE] = { "invalid-state", 409 },
+    [VO_ERR_CONFLICT] = { "conflict", 409 },
+    [VO_ERR_PAYLOAD_TOO_LARGE] = { "payload-too-large", 413 },
+    [VO_ERR_UNSUPPORTED_MEDIA] = { "unsupported-media-type", 415 },
+    [VO_ERR_INTERNAL] = { "internal", 500 },
+    [VO_ERR_UNAVAILABLE] = { "unavailable", 503 },
+};
+_Static_assert(ELEMENTSOF(error_table) == _VO_ERR_MAX, "error_table out of date");
+
+const char *vo_error_code_name(VoErrorCode code)
+{
+    return code < _VO_ERR_MAX ? error_table[code].name : "internal";
+}
+
+int vo_error_http_status(VoErrorCode code)
+{
+    return code < _VO_ERR_MAX ? error_table[code].http : 500;
+}
+
+VoErrorCode vo_error_from_errno(int negative_errno)
+{
+    switch (-negative_errno) {
+    case EINVAL: case ERANGE: case EDOM: return VO_ERR_INVALID_ARGUMENT;
+    case ENOENT: return VO_ERR_NOT_FOUND;
+    case EEXIST: return VO_ERR_ALREADY_EXISTS;
+    case EBUSY: case EALREADY: case ENOTCONN: return VO_ERR_INVALID_STATE;
+    case ESTALE: return VO_ERR_CONFLICT;
+    case E2BIG: case EMSGSIZE: return VO_ERR_PAYLOAD_TOO_LARGE;
+    case ENOTSUP: case ENODEV: return VO_ERR_UNAVAILABLE;
+    default: return VO_ERR_INTERNAL;
+    }
+}

@@ -1,0 +1,17 @@
+/* spawn.h: running helper programs (qemu-img) to completion with a deadline and
+ * captured output, and starting long-lived detached children (QEMU). */
+#pragma once
+
+#include <sys/types.h>
+
+/* Runs argv, waits at most timeout_ms (then SIGKILL), captures stdout+stderr
+ * (last 64 KiB) into *ret_output (may be NULL). Returns 0 when the program
+ * exited 0, -EIO when it failed (output says why), -ETIMEDOUT, or -errno. */
+int vo_spawn_wait(char *const argv[], int timeout_ms, char **ret_output);
+
+/* Starts argv detached from us (own session, stdin /dev/null, stdout and
+ * stderr appended to log_path, no inherited fds). Returns 0 with the pid and
+ * a pidfd for it. */
+int vo_spawn_detached(char *const argv[], const char *log_path, pid_t *ret_pid, int *ret_pidfd);
+
+int vo_pidfd_open(pid_t pid);

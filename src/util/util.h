@@ -1,0 +1,67 @@
+/* util.h: small shared helpers: cleanup attributes, ownership transfer,
+ * logging and negative-errno conventions used across vireo. */
+#pragma once
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+static inline void vo_freep(void *p) { free(*(void **)p); }
+static inline void vo_closep(int *fd) { if (*fd >= 0) close(*fd); }
+static inline void vo_fclosep(FILE **f) { if (*f) fclose(*f); }
+void vo_strv_free(char **v);
+static inline void vo_strv_freep(char ***v) { vo_strv_free(*v); }
+
+#define _cleanup_free_ _cleanup_(vo_freep)
+#define _cleanup_close_ _cleanup_(vo_closep)
+#define _cleanup_fclose_ _cleanup_(vo_fclosep)
+#define _cleanup_strv_ _cleanup_(vo_strv_freep)
+
+/* Hand ownership out of a cleanup-managed variable. */
+#define TAKE_PTR(p) ({ __typeof__(p) _p = (p); (p) = NULL; _p; })
+#define TAKE_FD(fd) ({ int _fd = (fd); (fd) = -1; _fd; })
+
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef enum { VO_LOG_DEBUG, VO_LOG_INFO, VO_LOG_WARN, VO_LOG_ERROR } VoLogLevel;
+
+void vo_log_set_level(VoLogLevel level);
+void vo_log(VoLogLevel level, const char *fmt, ...) _printf_(2, 3);
+#define log_debug(...) vo_log(VO_LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) vo_log(VO_LOG_INFO, __VA_ARGS__)
+#define log_warn(...) vo_log(VO_LOG_WARN, __VA_ARGS__)
+#define log_error(...) vo_log(VO_LOG_ERROR, __VA_ARGS__)
+
+/* Allocation that aborts on OOM: vireo does not try to limp on without memory. */
+void *vo_malloc0(size_t n);
+char *vo_strdup(const char *s);
+char *vo_asprintf(const char *fmt, ...) _printf_(1, 2);
+
+/* strv: NULL-terminated vectors of owned strings. */
+size_t vo_strv_len(char *const *v);
+int vo_strv_push(char ***v, char *s); /* takes s */
+int vo_strv_pushf(char ***v, const char *fmt, ...) _printf_(2, 3);
+
+/* Size strings: "512", "512M", "2G", "1T" (binary units). Returns 0 or -EINVAL/-ERANGE. */
+int vo_parse_size(const char *s, uint64_t *ret_bytes);
+/* The unit a bare number means (1 for bytes, 1<<20 for MiB). */
+int vo_parse_size_default_unit(const char *s, uint64_t bare_unit, uint64_t *ret_bytes);
+
+/* Monotonic and wall clock in milliseconds. */
+int64_t vo_now_ms(void);
+int64_t vo_wall_ms(void);
+
+/* Files. */
+int vo_mkdir_p(const char *path, mode_t mode);
+int vo_read_file(const char *path, size_t max, char **ret, size_t *ret_len);
+int vo_write_file_atomic(const char *path, const char *data, size_t len);
+int vo_rm_rf(const char *path);

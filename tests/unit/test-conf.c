@@ -1,0 +1,139 @@
+/* test-conf.c: VM spec parsing, validation, round-trips, names, UUIDs, MACs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "conf/names.h"
+#include "conf/vm-spec.h"
+#include "util/util.h"
+
+static const VoHostLimits limits = { .max_vcpus = 2, .max_memory_mib = 4096 };
+#define ID "6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10"
+
+/* Parses and validates text; returns the error message or NULL when valid. */
+static char *check(const char *text)
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    assert_non_null(doc);
+    VoVmSpec *spec = NULL;
+    char *err = NULL;
+    int r = vo_vm_spec_from_json(doc, &spec, &err);
+    if (r >= 0)
+        r = vo_vm_spec_validate(spec, &limits, &err);
+    json_decref(doc);
+    vo_vm_spec_free(spec);
+    if (r < 0)
+        assert_non_null(err);
+    return err;
+}
+
+static void expect_error(const char *text, const char *fragment)
+{
+    _cleanup_free_ char *err = check(text);
+    if (!err)
+        fail_msg("accepted: %s", text);
+    if (!strstr(err, fragment))
+        fail_msg("error '%s' lacks '%s'", err, fragment);
+}
+
+static void test_names(void **state)
+{
+    assert_true(vo_name_valid("web1"));
+    assert_true(vo_name_valid("a"));
+    assert_true(vo_name_valid("a-b-0"));
+    char longest[64];
+    memset(longest, 'a', 63);
+    longest[63] = 0;
+    assert_true(vo_name_valid(longest));
+    char too_long[65];
+    memset(too_long, 'a', 64);
+    too_long[64] = 0;
+    assert_false(vo_name_valid(too_long));
+    assert_false(vo_name_valid(""));
+    assert_false(vo_name_valid(NULL));
+    assert_false(vo_name_valid("-web"));
+    assert_false(vo_name_valid("Web"));
+    assert_false(vo_name_valid("a_b"));
+    assert_false(vo_name_valid("a/b"));
+    assert_false(vo_name_valid(".."));
+    assert_false(vo_name_valid("a.b"));
+    assert_false(vo_name_valid("a b"));
+}
+
+static void test_uuid_and_mac(void **state)
+{
+    char a[37], b[37], mac[18];
+    assert_int_equal(vo_uuid_generate(a), 0);
+    assert_int_equal(vo_uuid_generate(b), 0);
+    assert_true(vo_uuid_valid(a));
+    assert_string_not_equal(a, b);
+    assert_int_equal(a[14], '4');
+    assert_false(vo_uuid_valid("not-a-uuid"));
+    assert_int_equal(vo_mac_generate(mac), 0);
+    assert_true(vo_mac_valid(mac));
+    assert_int_equal(strncmp(mac, "52:54:00:", 9), 0);
+    assert_false(vo_mac_valid("01:00:5e:00:00:01")); /* multicast */
+    assert_false(vo_mac_valid("52:54:00:00:00"));
+    assert_false(vo_mac_valid("52-54-00-00-00-01"));
+}
+
+static void test_valid_and_round_trip(void **state)
+{
+    const char *text = "{\"id\":\"" ID "\",\"name\":\"web1\",\"vcpus\":2,\"memory_mib\":512,"
+                       "\"kernel\":\"/k\",\"cmdline\":\"console=ttyS0\","
+                       "\"disks\":[{\"path\":\"/d.qcow2\"}],"
+                       "\"nics\":[{\"mac\":\"52:54:00:01:02:03\"}],\"autostart\":true}";
+    assert_null(check(text));
+    json_t *doc = json_loads(text, 0, NULL);
+    VoVmSpec *spec = NULL;
+    assert_int_equal(vo_vm_spec_from_json(doc, &spec, NULL), 0);
+    assert_int_equal(spec->vcpus, 2);
+    assert_int_equal(spec->memory_mib, 512);
+    assert_true(spec->autostart);
+    assert_int_equal(spec->disks[0].format, VO_DISK_QCOW2);
+    assert_string_equal(spec->nics[0].network, "user");
+    VoVmSpec *copy = vo_vm_spec_copy(spec);
+    json_t *a = vo_vm_spec_to_json(spec), *b = vo_vm_spec_to_json(copy);
+    assert_true(json_equal(a, b));
+    json_decref(a);
+    json_decref(b);
+    json_decref(doc);
+    vo_vm_spec_free(spec);
+    vo_vm_spec_free(copy);
+}
+
+static void test_refusals(void **state)
+{
+    expect_error("{\"id\":\"" ID "\",\"name\":\"Bad\",\"kernel\":\"/k\"}", "name: 'Bad' is invalid");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":3,\"kernel\":\"/k\"}", "1..2 on this host");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":0,\"kernel\":\"/k\"}", "vcpus");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":31,\"kernel\":\"/k\"}", "32 MiB..");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":4097,\"kernel\":\"/k\"}", "4096 MiB");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"accel\":\"xen\",\"kernel\":\"/k\"}", "accel");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":\"2\",\"kernel\":\"/k\"}", "vcpus");
+    expect_error("{\"id\":\"x\",\"name\":\"a\",\"kernel\":\"/k\"}", "not a UUID");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"initrd\":\"/i\"}", "need a kernel");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"path\":\"rel\"}]}", "absolute");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"path\":\"/a,b\"}]}", "no ','");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"path\":\"/a\",\"format\":\"vmdk\"}]}",
+                 "not qcow2 or raw");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":\"/k\",\"nics\":[{\"mac\":\"52:54:00:00:00:01\","
+                 "\"network\":\"lan\"}]}", "unknown");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":\"/k\",\"cmdline\":\"a\\nb\"}", "one line");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":\"/k\",\"extra\":1}", "extra");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_uuid_and_mac),
+        cmocka_unit_test(test_valid_and_round_trip),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,121 @@
+/* test-qemu-argv.c: golden-file tests of the spec -> QEMU argv mapping.
+ * Each tests/golden/qemu-argv/NAME.json ({"caps":{...},"spec":{...}}) must
+ * produce NAME.args (one argument per line) or, for a refused spec, NAME.err.
+ * VIREO_TEST_REGENERATE=1 rewrites the expected files; review the diff. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "conf/vm-spec.h"
+#include "qemu/qemu-argv.h"
+#include "util/util.h"
+
+#define ARGV_DIR GOLDEN_DIR "/qemu-argv"
+
+static const VoHostLimits limits = { .max_vcpus = 64, .max_memory_mib = 65536 };
+
+/* Produces what NAME.json should map to: the args text, or the error text. */
+static char *render(const char *json_path, bool *ret_is_error)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file(json_path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc)
+        fail_msg("%s: %s", json_path, jerr.text);
+    int kvm = 0;
+    json_t *spec_json = NULL;
+    if (json_unpack_ex(doc, &jerr, JSON_STRICT, "{s?{s?b}, s:o}", "caps", "kvm", &kvm, "spec",
+                       &spec_json) < 0)
+        fail_msg("%s: %s", json_path, jerr.text);
+
+    _cleanup_free_ char *error = NULL;
+    _cleanup_vm_spec_ VoVmSpec *spec = NULL;
+    _cleanup_strv_ char **argv = NULL;
+    VoQemuCaps caps = { .binary = "qemu-system-x86_64", .kvm_usable = kvm };
+    VoQemuPaths paths = { .qmp_socket = "/run/vireo/vms/ID/qmp.sock",
+                          .console_socket = "/run/vireo/vms/ID/console.sock",
+                          .pidfile = "/run/vireo/vms/ID/qemu.pid" };
+    int r = vo_vm_spec_from_json(spec_json, &spec, &error);
+    if (r >= 0)
+        r = vo_vm_spec_validate(spec, &limits, &error);
+    if (r >= 0)
+        r = vo_qemu_build_argv(spec, &caps, &paths, &argv, &error);
+    json_decref(doc);
+
+    *ret_is_error = r < 0;
+    if (r < 0)
+        return vo_asprintf("%s\n", error ? error : "(no message)");
+    char *out = vo_strdup("");
+    for (char **a = argv; *a; a++) {
+        char *next = vo_asprintf("%s%s\n", out, *a);
+        free(out);
+        out = next;
+    }
+    return out;
+}
+
+static void check_case(const char *name)
+{
+    _cleanup_free_ char *json_path = vo_asprintf("%s/%s.json", ARGV_DIR, name);
+    _cleanup_free_ char *args_path = vo_asprintf("%s/%s.args", ARGV_DIR, name);
+    _cleanup_free_ char *err_path = vo_asprintf("%s/%s.err", ARGV_DIR, name);
+    bool is_error = false;
+    _cleanup_free_ char *actual = render(json_path, &is_error);
+    const char *expected_path = is_error ? err_path : args_path;
+    const char *other_path = is_error ? args_path : err_path;
+
+    if (getenv("VIREO_TEST_REGENERATE")) {
+        assert_int_equal(vo_write_file_atomic(expected_path, actual, strlen(actual)), 0);
+        (void)unlink(other_path);
+        return;
+    }
+    if (access(other_path, F_OK) == 0)
+        fail_msg("%s: expected %s but the spec %s", name, other_path,
+                 is_error ? "was refused" : "was accepted");
+    _cleanup_free_ char *expected = NULL;
+    if (vo_read_file(expected_path, 1 << 20, &expected, NULL) < 0)
+        fail_msg("%s: missing %s (run with VIREO_TEST_REGENERATE=1)", name, expected_path);
+    if (strcmp(expected, actual))
+        fail_msg("%s: argv differs from %s\n--- expected\n%s--- actual\n%s", name,
+                 expected_path, expected, actual);
+}
+
+static void test_golden(void **state)
+{
+    check_case((const char *)*state);
+}
+
+int main(void)
+{
+    DIR *d = opendir(ARGV_DIR);
+    if (!d) {
+        fprintf(stderr, "cannot open %s\n", ARGV_DIR);
+        return 1;
+    }
+    struct CMUnitTest *tests = NULL;
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
+            continue;
+        tests = realloc(tests, sizeof(*tests) * (n + 1));
+        char *name = vo_strdup(de->d_name);
+        name[len - 5] = 0;
+        tests[n++] = (struct CMUnitTest){ .name = name, .test_func = test_golden,
+                                          .initial_state = name };
+    }
+    closedir(d);
+    if (n == 0) {
+        fprintf(stderr, "no golden cases in %s\n", ARGV_DIR);
+        return 1;
+    }
+    int failed = _cmocka_run_group_tests("qemu-argv golden", tests, n, NULL, NULL);
+    for (size_t i = 0; i < n; i++)
+        free((char *)tests[i].name);
+    free(tests);
+    return failed;
+}

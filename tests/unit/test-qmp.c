@@ -1,0 +1,540 @@
+/* test-qmp.c: unit tests for the QMP client against a scripted fake QMP server
+ * running in a thread on one end of a socketpair (or a real unix socket). */
+#include "qmp/qmp.h"
+#include "util/util.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cmocka.h>
+
+/* One scripted exchange: read a command (if expect), run custom, write the chunks.
+ * "$ID" in a chunk becomes the id of the command just read, "$OLD" that id - 1. */
+typedef struct {
+    const char *expect;  /* "execute" the next command must carry, or NULL to not read */
+    const char *args;    /* JSON its "arguments" must equal, or NULL for none */
+    const char *send[6]; /* raw chunks, written separately */
+    int delay_ms;        /* pause before each chunk */
+    void (*custom)(int fd);
+    bool close;          /* close the connection after this step */
+} Step;
+
+#define STEP_END(st) (!(st)->expect && !(st)->send[0] && !(st)->custom && !(st)->close)
+
+#define GREETING { .send = { "{\"QMP\":{\"version\":{\"qemu\":{\"micro\":0,\"minor\":2," \
+                             "\"major\":8},\"package\":\"\"},\"capabilities\":[\"oob\"]}}\r\n" } }
+#define CAPS { .expect = "qmp_capabilities", .send = { "{\"return\":{},\"id\":$ID}\r\n" } }
+
+typedef struct {
+    const Step *steps;
+    int fd;
+    pthread_t thread;
+    char error[512]; /* first script violation, checked by the main thread */
+} Server;
+
+static void server_fail(Server *s, const char *what, const char *line)
+{
+    if (!s->error[0])
+        snprintf(s->error, sizeof(s->error), "%s: %s", what, line ? line : "(eof)");
+}
+
+static bool send_chunk(int fd, const char *chunk, long long id)
+{
+    char out[4096];
+    size_t n = 0;
+    for (const char *p = chunk; *p && n < sizeof(out) - 32;) {
+        if (strncmp(p, "$ID", 3) == 0 || strncmp(p, "$OLD", 4) == 0) {
+            bool old = p[1] == 'O';
+            n += (size_t)sprintf(out + n, "%lld", old ? id - 1 : id);
+            p += old ? 4 : 3;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    return send(fd, out, n, MSG_NOSIGNAL) == (ssize_t)n;
+}
+
+static void check_command(Server *s, const Step *st, const char *line, long long *id)
+{
+    json_t *m = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
+    json_t *args = json_object_get(m, "arguments");
+    json_t *want = st->args ? json_loads(st->args, 0, NULL) : NULL;
+    if (!json_is_string(json_object_get(m, "execute")) ||
+        strcmp(json_string_value(json_object_get(m, "execute")), st->expect) != 0)
+        server_fail(s, "unexpected command", line);
+    else if (!json_is_integer(json_object_get(m, "id")))
+        server_fail(s, "command without numeric id", line);
+    else if (want ? !json_equal(want, args) : args != NULL)
+        server_fail(s, "unexpected arguments", line);
+    *id = json_integer_value(json_object_get(m, "id"));
+    json_decref(want);
+    json_decref(m);
+}
+
+static void *server_main(void *arg)
+{
+    Server *s = arg;
+    FILE *in = fdopen(s->fd, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    for (const Step *st = s->steps; !STEP_END(st); st++) {
+        long long id = 0;
+        if (st->expect) {
+            if (getline(&line, &cap, in) < 0) {
+                server_fail(s, "connection closed, expected", st->expect);
+                goto out;
+            }
+            check_command(s, st, line, &id);
+        }
+        if (st->custom)
+            st->custom(s->fd);
+        for (size_t i = 0; i < ELEMENTSOF(st->send) && st->send[i]; i++) {
+            if (st->delay_ms)
+                poll(NULL, 0, st->delay_ms);
+            if (!send_chunk(s->fd, st->send[i], id))
+                goto out;
+        }
+        if (st->close)
+            goto out;
+    }
+    /* Script done: the client must not send anything else before closing. */
+    if (getline(&line, &cap, in) >= 0)
+        server_fail(s, "command after end of script", line);
+out:
+    free(line);
+    fclose(in);
+    return NULL;
+}
+
+static int server_start(Server *s, const Step *steps)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    *s = (Server){ .steps = steps, .fd = sv[1] };
+    assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+    return sv[0];
+}
+
+static void server_join(Server *s)
+{
+    pthread_join(s->thread, NULL);
+    if (s->error[0])
+        fail_msg("fake QMP server: %s", s->error);
+}
+
+/* Start a server on steps (which must begin with GREETING, CAPS) and connect. */
+static VoQmp *client_open(Server *s, const Step *steps)
+{
+    VoQmp *q = NULL;
+    assert_int_equal(vo_qmp_open_fd(server_start(s, steps), 1000, &q), 0);
+    return q;
+}
+
+static void test_handshake(void **state)
+{
+    static const Step steps[] = { GREETING, CAPS, { 0 } };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    assert_true(vo_qmp_fd(q) >= 0);
+    assert_null(vo_qmp_next_event(q));
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void test_not_a_greeting(void **state)
+{
+    static const Step steps[] = { { .send = { "{\"return\":{}}\n" } }, { 0 } };
+    Server s;
+    VoQmp *q = NULL;
+    assert_int_equal(vo_qmp_open_fd(server_start(&s, steps), 1000, &q), -EPROTO);
+    assert_null(q);
+    server_join(&s);
+}
+
+static void test_query_status(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-status",
+          .send = { "{\"return\":{\"status\":\"running\",\"singlestep\":false,\"running\":true},"
+                    "\"id\":$ID}\r\n" } },
+        { .expect = "stop", .send = { "{\"return\":{},\"id\":$ID}\r\n" } },
+        { .expect = "query-status",
+          .send = { "{\"return\":{\"status\":\"paused\",\"running\":false},\"id\":$ID}\n" } },
+        { .expect = "cont", .send = { "{\"return\":{},\"id\":$ID}\n" } },
+        { .expect = "system_powerdown", .send = { "{\"return\":{},\"id\":$ID}\n" } },
+        { .expect = "system_reset", .send = { "{\"return\":{},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    char *status = NULL;
+    int running = -1;
+    assert_int_equal(vo_qmp_query_status(q, 1000, &status, &running), 0);
+    assert_string_equal(status, "running");
+    assert_int_equal(running, 1);
+    free(status);
+    assert_int_equal(vo_qmp_stop(q, 1000), 0);
+    assert_int_equal(vo_qmp_query_status(q, 1000, &status, &running), 0);
+    assert_string_equal(status, "paused");
+    assert_int_equal(running, 0);
+    free(status);
+    assert_int_equal(vo_qmp_cont(q, 1000), 0);
+    assert_int_equal(vo_qmp_system_powerdown(q, 1000), 0);
+    assert_int_equal(vo_qmp_system_reset(q, 1000), 0);
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void test_execute_args(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "human-monitor-command", .args = "{\"command-line\":\"info version\"}",
+          .send = { "{\"return\":\"8.2.0\\r\\n\",\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    json_t *args = json_pack("{s:s}", "command-line", "info version"), *ret = NULL;
+    assert_int_equal(vo_qmp_execute(q, "human-monitor-command", args, 1000, &ret, NULL), 0);
+    assert_string_equal(json_string_value(ret), "8.2.0\r\n");
+    json_decref(ret);
+    json_decref(args);
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void test_error_reply(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "cont",
+          .send = { "{\"id\":$ID,\"error\":{\"class\":\"GenericError\","
+                    "\"desc\":\"Resetting the Virtual Machine is required\"}}\n" } },
+        { .expect = "stop", .send = { "{\"error\":{\"class\":\"GenericError\",\"desc\":\"x\"},"
+                                      "\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    json_t *ret = NULL;
+    char *error = NULL;
+    assert_int_equal(vo_qmp_execute(q, "cont", NULL, 1000, &ret, &error), -EIO);
+    assert_null(ret);
+    assert_string_equal(error, "GenericError: Resetting the Virtual Machine is required");
+    free(error);
+    assert_int_equal(vo_qmp_stop(q, 1000), -EIO); /* typed commands report -EIO too */
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void test_events_queued(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "stop",
+          .send = { "{\"timestamp\":{\"seconds\":1700000000,\"microseconds\":1},"
+                    "\"event\":\"STOP\"}\n"
+                    "{\"event\":\"BLOCK_IO_ERROR\",\"data\":{\"device\":\"vda\"},"
+                    "\"timestamp\":{\"seconds\":1700000000,\"microseconds\":2}}\n",
+                    /* An event right behind the reply is queued by the time stop returns. */
+                    "{\"return\":{},\"id\":$ID}\n{\"event\":\"POWERDOWN\"}\n" } },
+        { .delay_ms = 50,
+          .send = { "{\"event\":\"RESUME\",\"timestamp\":{\"seconds\":1,\"microseconds\":3}}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    assert_int_equal(vo_qmp_stop(q, 1000), 0);
+
+    json_t *ev = vo_qmp_next_event(q);
+    assert_string_equal(json_string_value(json_object_get(ev, "event")), "STOP");
+    json_decref(ev);
+    ev = vo_qmp_next_event(q);
+    assert_string_equal(json_string_value(json_object_get(ev, "event")), "BLOCK_IO_ERROR");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "data"),
+                                                          "device")), "vda");
+    json_decref(ev);
+    ev = vo_qmp_next_event(q);
+    assert_string_equal(json_string_value(json_object_get(ev, "event")), "POWERDOWN");
+    json_decref(ev);
+    assert_null(vo_qmp_next_event(q));
+
+    /* An unsolicited event is picked up by pump once the fd is readable. */
+    struct pollfd p = { .fd = vo_qmp_fd(q), .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 1000), 1);
+    assert_int_equal(vo_qmp_pump(q), 0);
+    ev = vo_qmp_next_event(q);
+    assert_string_equal(json_string_value(json_object_get(ev, "event")), "RESUME");
+    json_decref(ev);
+    assert_int_equal(vo_qmp_pump(q), 0); /* nothing pending: does not block */
+    assert_null(vo_qmp_next_event(q));
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void send_many_events(int fd)
+{
+    for (int i = 0; i < 1100; i++) {
+        char line[128];
+        int n = snprintf(line, sizeof(line), "{\"event\":\"E\",\"data\":{\"n\":%d}}\n", i);
+        if (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n)
+            return;
+    }
+}
+
+static void test_event_overflow(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "stop", .custom = send_many_events, .send = { "{\"return\":{},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    assert_int_equal(vo_qmp_stop(q, 2000), 0);
+    for (int i = 1100 - 1024; i < 1100; i++) {
+        json_t *ev = vo_qmp_next_event(q);
+        assert_non_null(ev);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(ev, "data"), "n")), i);
+        json_decref(ev);
+    }
+    assert_null(vo_qmp_next_event(q));
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void test_fragmented(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        /* One reply dribbled out in pieces, the newline arriving on its own. */
+        { .expect = "query-status", .delay_ms = 10,
+          .send = { "{\"retu", "rn\":{\"status\":\"run", "ning\",\"running\":true},\"id\"",
+                    ":$ID}\r", "\n" } },
+        /* An event and a reply in one write. */
+        { .expect = "stop",
+          .send = { "{\"event\":\"STOP\"}\n{\"return\":{},\"id\":$ID}\n" } },
+        /* A reply and the start of the next message in one write. */
+        { .expect = "cont",
+          .send = { "{\"return\":{},\"id\":$ID}\n{\"event\":\"RES", "UME\"}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    char *status = NULL;
+    int running = 0;
+    assert_int_equal(vo_qmp_query_status(q, 1000, &status, &running), 0);
+    assert_string_equal(status, "running");
+    assert_int_equal(running, 1);
+    free(status);
+    assert_int_equal(vo_qmp_stop(q, 1000), 0);
+    assert_int_equal(vo_qmp_cont(q, 1000), 0);
+    json_t *ev = vo_qmp_next_event(q);
+    assert_string_equal(json_string_value(json_object_get(ev, "event")), "STOP");
+    json_decref(ev);
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void test_timeout(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-status" }, /* never answered */
+        /* The late reply to query-status arrives before the reply to stop. */
+        { .expect = "stop",
+          .send = { "{\"return\":{\"status\":\"running\",\"running\":true},\"id\":$OLD}\n"
+                    "{\"return\":{},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    int64_t start = vo_now_ms();
+    assert_int_equal(vo_qmp_query_status(q, 200, NULL, NULL), -ETIMEDOUT);
+    int64_t elapsed = vo_now_ms() - start;
+    assert_true(elapsed >= 190 && elapsed < 1000);
+    assert_int_equal(vo_qmp_stop(q, 1000), 0); /* still usable after a timeout */
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void test_stale_id(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-status",
+          .send = { "{\"return\":{\"status\":\"paused\",\"running\":false},\"id\":$OLD}\n",
+                    "{\"return\":{\"status\":\"paused\",\"running\":false},\"id\":\"$ID\"}\n",
+                    "{\"return\":{},\"id\":$ID}\n"
+                    "{\"return\":{\"status\":\"running\",\"running\":true},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    json_t *ret = NULL;
+    /* Replies with an old or non-numeric id are skipped; the first match wins. */
+    assert_int_equal(vo_qmp_execute(q, "query-status", NULL, 1000, &ret, NULL), 0);
+    assert_int_equal(json_object_size(ret), 0);
+    json_decref(ret);
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void test_connection_closed(void **state)
+{
+    static const Step steps[] = { GREETING, CAPS, { .expect = "query-status", .close = true },
+                                  { 0 } };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    assert_int_equal(vo_qmp_query_status(q, 1000, NULL, NULL), -ECONNRESET);
+    assert_int_equal(vo_qmp_stop(q, 1000), -ECONNRESET); /* stays dead */
+    assert_int_equal(vo_qmp_pump(q), -ECONNRESET);
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void test_quit(void **state)
+{
+    static const Step steps[] = { GREETING, CAPS, { .expect = "quit", .close = true }, { 0 } };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    assert_int_equal(vo_qmp_quit(q, 1000), 0); /* QEMU exiting before replying is fine */
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void send_oversized(int fd)
+{
+    static char big[1536 * 1024];
+    memset(big, ' ', sizeof(big));
+    memcpy(big, "{\"return\":\"", 11);
+    send(fd, big, sizeof(big), MSG_NOSIGNAL); /* fails once the client gives up */
+}
+
+static void test_oversized(void **state)
+{
+    static const Step steps[] = { GREETING, CAPS,
+                                  { .expect = "query-status", .custom = send_oversized },
+                                  { .close = true }, { 0 } };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    assert_int_equal(vo_qmp_query_status(q, 2000, NULL, NULL), -EMSGSIZE);
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+static void test_malformed(void **state)
+{
+    static const Step steps[] = { GREETING, CAPS,
+                                  { .expect = "stop", .send = { "\r\n{\"a\":1,\"a\":2}\n" } },
+                                  { 0 } };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    assert_int_equal(vo_qmp_stop(q, 1000), -EBADMSG);
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+typedef struct {
+    char path[108];
+    Server server;
+    int accepted;
+} Listener;
+
+static void *listen_later(void *arg)
+{
+    Listener *l = arg;
+    poll(NULL, 0, 150); /* the client starts connecting before the socket exists */
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    strcpy(sa.sun_path, l->path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+        server_fail(&l->server, "bind/listen failed", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    l->server.fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    close(fd);
+    if (l->server.fd < 0) {
+        server_fail(&l->server, "accept failed", strerror(errno));
+        return NULL;
+    }
+    l->accepted = 1;
+    return server_main(&l->server);
+}
+
+static void test_connect_unix(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-status",
+          .send = { "{\"return\":{\"status\":\"prelaunch\",\"running\":false},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    char dir[] = "/tmp/vireo-test-qmp-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    Listener l = { .server = { .steps = steps, .fd = -1 } };
+    snprintf(l.path, sizeof(l.path), "%s/qmp.sock", dir);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, listen_later, &l), 0);
+
+    VoQmp *q = NULL;
+    int64_t start = vo_now_ms();
+    assert_int_equal(vo_qmp_connect(l.path, 2000, &q), 0);
+    assert_true(vo_now_ms() - start >= 100);
+    char *status = NULL;
+    assert_int_equal(vo_qmp_query_status(q, 1000, &status, NULL), 0);
+    assert_string_equal(status, "prelaunch");
+    free(status);
+    vo_qmp_close(q);
+    pthread_join(t, NULL);
+    unlink(l.path);
+    rmdir(dir);
+    assert_int_equal(l.accepted, 1);
+    if (l.server.error[0])
+        fail_msg("fake QMP server: %s", l.server.error);
+}
+
+static void test_connect_timeout(void **state)
+{
+    char dir[] = "/tmp/vireo-test-qmp-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *path = vo_asprintf("%s/missing.sock", dir);
+    VoQmp *q = NULL;
+    int64_t start = vo_now_ms();
+    assert_int_equal(vo_qmp_connect(path, 200, &q), -ETIMEDOUT);
+    int64_t elapsed = vo_now_ms() - start;
+    assert_true(elapsed >= 190 && elapsed < 1000);
+    assert_null(q);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_handshake),
+        cmocka_unit_test(test_not_a_greeting),
+        cmocka_unit_test(test_query_status),
+        cmocka_unit_test(test_execute_args),
+        cmocka_unit_test(test_error_reply),
+        cmocka_unit_test(test_events_queued),
+        cmocka_unit_test(test_event_overflow),
+        cmocka_unit_test(test_fragmented),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_stale_id),
+        cmocka_unit_test(test_connection_closed),
+        cmocka_unit_test(test_quit),
+        cmocka_unit_test(test_oversized),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_connect_unix),
+        cmocka_unit_test(test_connect_timeout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
