@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 STATE_DIR  ?= /var/lib/vireo
 RUN_DIR    ?= /run/vireo
 # The guest image the tests boot (built once, reused).
-TEST_IMAGE ?= $(BUILD)/guest/default
+TEST_IMAGE ?= $(CURDIR)/$(BUILD)/guest/default
 
 .PHONY: all deps build build-asan image demo check unit e2e clean
 

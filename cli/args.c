@@ -134,8 +134,13 @@ bool cli_parse_uint(const char *option, const char *s, uint64_t min, uint64_t ma
     }
     errno = 0;
     unsigned long long v = strtoull(s, NULL, 10);
-    if (errno == ERANGE || v < min || v > max) {
-        cli_error("%s: '%s' is out of range (%llu to %llu)", option, s, (unsigned long long)min,
+    if (v < min) {
+        cli_error("%s: '%s' is too small (the minimum is %llu)", option, s,
+                  (unsigned long long)min);
+        return false;
+    }
+    if (errno == ERANGE || v > max) {
+        cli_error("%s: '%s' is too large (the maximum is %llu)", option, s,
                   (unsigned long long)max);
         return false;
     }

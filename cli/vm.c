@@ -315,8 +315,9 @@ static const CliCommand vm_commands[] = {
     { "vm", "start", "NAME", "[--async]", "Start a VM.", "Options:\n" ASYNC_HELP,
       vm_simple_action },
     { "vm", "stop", "NAME", "[--force] [--timeout SECONDS] [--async]",
-      "Stop a VM: ask the guest to power off, kill QEMU after the timeout.",
-      "Options:\n"
+      "Stop a VM (guest power-off, then kill).",
+      "The guest is asked to power off; QEMU is killed if it has not within the timeout.\n"
+      "\nOptions:\n"
       "  --force               kill QEMU at once instead of asking the guest\n"
       "  --timeout SECONDS     how long the guest may take to power off (default: 30)\n" ASYNC_HELP,
       vm_stop },
@@ -333,8 +334,9 @@ static const CliCommand vm_commands[] = {
     { "vm", "show", "NAME", NULL, "Show one VM (NAME may also be its id).", NULL, vm_show },
     { "vm", "list", NULL, NULL, "List the VMs.", NULL, vm_list },
     { "vm", "edit", "NAME", "[--name NEW] [--vcpus N] [--memory SIZE] [--autostart|--no-autostart]",
-      "Change a VM's settings (name, vcpus and memory only while it is not running).",
-      "Options:\n"
+      "Change a VM's name, vcpus, memory or autostart.",
+      "Name, vcpus and memory can only change while the VM is not running.\n"
+      "\nOptions:\n"
       "  --name NEW            rename the VM\n"
       "  --vcpus N             virtual CPUs\n"
       "  --memory SIZE         memory; a bare number is MiB, or use K/M/G/T\n"

@@ -32,7 +32,9 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL); /* an early wake-up by SIGINT is what we want */
 }
 
-static void progress_draw(const json_t *task)
+/* Draw the progress line unless it is the one on screen (kept in last).
+ * Returns whether something is on screen. */
+static bool progress_draw(const json_t *task, char *last, size_t last_size)
 {
     char line[512];
     json_t *p = json_object_get(task, "progress");
@@ -40,7 +42,7 @@ static void progress_draw(const json_t *task)
     int n = snprintf(line, sizeof(line), "%s %s: ", jstr(task, "kind") ? jstr(task, "kind") : "task",
                      jstr(task, "target") ? jstr(task, "target") : "");
     if (n < 0)
-        return;
+        return last[0] != '\0';
     if (json_is_integer(p) && (size_t)n < sizeof(line))
         n += snprintf(line + n, sizeof(line) - (size_t)n, "%3" JSON_INTEGER_FORMAT "%% ",
                       json_integer_value(p));
@@ -53,8 +55,12 @@ static void progress_draw(const json_t *task)
     for (char *c = line; *c; c++)
         if ((unsigned char)*c < 0x20)
             *c = ' ';
+    if (strcmp(line, last) == 0)
+        return true;
+    snprintf(last, last_size, "%s", line);
     fprintf(stderr, "\r\033[K%s", line);
     fflush(stderr);
+    return true;
 }
 
 static void progress_clear(void)
@@ -83,12 +89,16 @@ int task_wait(const json_t *task, json_t **ret_final)
     bool drawn = false;
     int64_t start = vo_now_ms();
     json_t *current = NULL;
+    char last_line[512] = "";
     int r = 0;
 
+    /* Ctrl-C ends the waiting, not the task (unless SIGINT is ignored anyway). */
     struct sigaction sa = { .sa_handler = on_sigint }, old;
     sigemptyset(&sa.sa_mask);
     interrupted = 0;
-    sigaction(SIGINT, &sa, &old);
+    sigaction(SIGINT, NULL, &old);
+    if (old.sa_handler != SIG_IGN)
+        sigaction(SIGINT, &sa, NULL);
 
     for (;;) {
         int64_t elapsed = vo_now_ms() - start;
@@ -105,10 +115,8 @@ int task_wait(const json_t *task, json_t **ret_final)
             break;
         if (interrupted)
             break;
-        if (tty && vo_now_ms() - start >= PROGRESS_AFTER_MS) {
-            progress_draw(current);
-            drawn = true;
-        }
+        if (tty && vo_now_ms() - start >= PROGRESS_AFTER_MS)
+            drawn = progress_draw(current, last_line, sizeof(last_line)) || drawn;
     }
     sigaction(SIGINT, &old, NULL);
     if (drawn)

@@ -37,7 +37,7 @@ echo "== system tests (pytest) =="
 junit="$BUILD/pytest-junit.xml"
 rm -f "$junit"
 VIREO_BUILD="$top/$BUILD" VIREO_TEST_IMAGE="$top/$IMAGE" \
-    python3 -m pytest -v -p no:cacheprovider --junitxml="$junit" tests/e2e
+    /usr/bin/python3 -m pytest -v -p no:cacheprovider --junitxml="$junit" tests/e2e
 if [ -f "$junit" ]; then
     read -r pp pf < <(python3 - "$junit" <<'PY'
 import sys, xml.etree.ElementTree as ET

@@ -6,7 +6,7 @@ set -euo pipefail
 BACKPORTS=/etc/apt/sources.list.d/vireo-bookworm-backports.list
 PKGS=(build-essential meson ninja-build pkg-config
       libjansson-dev libsqlite3-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev
-      python3 python3-pytest
+      python3 python3-pytest python3-yaml curl
       iproute2 nftables dnsmasq-base e2fsprogs cpio xz-utils zstd
       busybox-static)
 BPO_PKGS=(qemu-system-x86 qemu-utils)

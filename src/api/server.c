@@ -84,7 +84,9 @@ static bool match_pattern(const char *pattern, const char *path, const char **pa
     return !*pattern && !*path;
 }
 
-static void route(VoRequest *req, VoReply *rep, char *storage, size_t storage_len)
+/* Finds the handler for req's method and path, filling req->params; NULL with
+ * rep filled (404 or 405) when there is none. */
+static const VoRoute *find_route(VoRequest *req, VoReply *rep, char *storage, size_t storage_len)
 {
     bool path_known = false;
     for (size_t i = 0; i < vo_n_routes; i++) {
@@ -95,14 +97,14 @@ static void route(VoRequest *req, VoReply *rep, char *storage, size_t storage_le
         if (strcmp(vo_routes[i].method, req->method))
             continue;
         memcpy(req->params, params, sizeof(params));
-        vo_routes[i].fn(req, rep);
-        return;
+        return &vo_routes[i];
     }
     if (path_known)
         vo_reply_error(rep, VO_ERR_METHOD_NOT_ALLOWED, "%s is not allowed on %s", req->method,
                        req->path);
     else
         vo_reply_error(rep, VO_ERR_NOT_FOUND, "no such API route: %s", req->path);
+    return NULL;
 }
 
 static bool is_json_content_type(struct MHD_Connection *conn)
@@ -199,8 +201,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     VoRequest req = { .d = d, .conn = conn, .method = method, .path = url };
     VoReply rep = { .status = 200 };
     char storage[512];
-    if (parse_body(&req, p, &rep))
-        route(&req, &rep, storage, sizeof(storage));
+    const VoRoute *route = find_route(&req, &rep, storage, sizeof(storage));
+    if (route && parse_body(&req, p, &rep))
+        route->fn(&req, &rep);
     enum MHD_Result r = send_reply(conn, &rep);
     log_debug("%s %s -> %d", method, url, rep.upgrade ? 101 : rep.status);
     json_decref(rep.json);

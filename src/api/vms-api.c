@@ -115,9 +115,19 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "autostart: expected true or false");
         return;
     }
-    if (vcpus < 0 || vcpus > 4096 || memory < 0 || (req->body && json_object_size(req->body) == 0)) {
+    if (json_object_size(req->body) == 0) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
-                       "give at least one of name, vcpus, memory_mib, autostart with valid values");
+                       "give at least one of name, vcpus, memory_mib, autostart");
+        return;
+    }
+    /* 0 means "unchanged" below, so a 0 the user sent is refused here. */
+    if (json_object_get(req->body, "vcpus") && vcpus < 1) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "vcpus: must be at least 1");
+        return;
+    }
+    if (json_object_get(req->body, "memory_mib") && memory < VO_VM_MIN_MEMORY_MIB) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "memory_mib: must be at least %d",
+                       VO_VM_MIN_MEMORY_MIB);
         return;
     }
     VoVmEdit edit = { .name = name, .vcpus = (unsigned)vcpus, .memory_mib = (uint64_t)memory,

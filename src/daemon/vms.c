@@ -199,6 +199,14 @@ VoVm *vo_vms_find(VoDaemon *d, const char *name_or_id)
     return vm;
 }
 
+static bool vo_vm_is_provisioning(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool p = vm->provisioning;
+    pthread_mutex_unlock(&vm->lock);
+    return p;
+}
+
 bool vo_vm_is_active(VoVm *vm)
 {
     pthread_mutex_lock(&vm->lock);
@@ -241,8 +249,7 @@ json_t *vo_vms_list_json(VoDaemon *d)
     json_t **items = vo_malloc0(sizeof(json_t *) * (n + 1));
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (!d->vms[i]->provisioning)
-            items[k++] = vo_vm_to_json(d->vms[i]);
+        items[k++] = vo_vm_to_json(d->vms[i]);
     pthread_mutex_unlock(&d->vms_lock);
     qsort(items, k, sizeof(json_t *), cmp_vm_json_name);
     json_t *arr = json_array();
@@ -275,7 +282,8 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     vm->hv = NULL;
     vm->watching = false;
     free(vm->exit_reason);
-    vm->exit_reason = TAKE_PTR(reason);
+    vm->exit_reason = vm->stop_requested && !clean ? vo_asprintf("forced off by vireo (%s)", reason)
+                                                   : TAKE_PTR(reason);
     bool stopped = vm->stop_requested || clean;
     if (!stopped)
         log_warn("vm %s crashed: %s", vm->spec->name, vm->exit_reason);
@@ -661,20 +669,25 @@ static int submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, OpArgs *
     return 0;
 }
 
-/* Refuses at once what the task would refuse anyway. */
-static int precheck(VoVm *vm, bool want_active, const char *verb, char **ret_error)
+/* Refuses at once what the task would refuse anyway: allowed is a bit set of
+ * the states the operation accepts. */
+#define IN(state) (1u << (state))
+#define ACTIVE_STATES (IN(VO_VM_STARTING) | IN(VO_VM_RUNNING) | IN(VO_VM_PAUSED) | IN(VO_VM_STOPPING))
+#define INACTIVE_STATES (IN(VO_VM_DEFINED) | IN(VO_VM_STOPPED) | IN(VO_VM_CRASHED))
+
+static int precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_error)
 {
     pthread_mutex_lock(&vm->lock);
     VoVmState s = vm->state;
     bool provisioning = vm->provisioning;
+    _cleanup_free_ char *name = vo_strdup(vm->spec->name);
     pthread_mutex_unlock(&vm->lock);
     if (provisioning) {
-        *ret_error = vo_asprintf("VM '%s' is still being created", vm->spec->name);
+        *ret_error = vo_asprintf("VM '%s' is still being created", name);
         return -EBUSY;
     }
-    if (state_active(s) != want_active) {
-        *ret_error = vo_asprintf("cannot %s VM '%s': it is %s", verb, vm->spec->name,
-                                 state_names[s]);
+    if (!(allowed & IN(s))) {
+        *ret_error = vo_asprintf("cannot %s VM '%s': it is %s", verb, name, state_names[s]);
         return -EBUSY;
     }
     return 0;
@@ -682,14 +695,14 @@ static int precheck(VoVm *vm, bool want_active, const char *verb, char **ret_err
 
 int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    int r = precheck(vm, false, "start", ret_error);
+    int r = precheck(vm, INACTIVE_STATES, "start", ret_error);
     return r < 0 ? r : submit(d, vm, "start", task_start, op_args(vm), ret_task);
 }
 
 int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_task,
                char **ret_error)
 {
-    int r = precheck(vm, true, "stop", ret_error);
+    int r = precheck(vm, IN(VO_VM_RUNNING) | IN(VO_VM_PAUSED), "stop", ret_error);
     if (r < 0)
         return r;
     OpArgs *a = op_args(vm);
@@ -700,32 +713,33 @@ int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_ta
 
 int vo_vm_reboot(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    int r = precheck(vm, true, "reboot", ret_error);
+    int r = precheck(vm, IN(VO_VM_RUNNING), "reboot", ret_error);
     return r < 0 ? r : submit(d, vm, "reboot", task_reboot, op_args(vm), ret_task);
 }
 
 int vo_vm_pause(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    int r = precheck(vm, true, "pause", ret_error);
+    int r = precheck(vm, IN(VO_VM_RUNNING), "pause", ret_error);
     return r < 0 ? r : submit(d, vm, "pause", task_pause, op_args(vm), ret_task);
 }
 
 int vo_vm_resume(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    int r = precheck(vm, true, "resume", ret_error);
+    int r = precheck(vm, IN(VO_VM_PAUSED), "resume", ret_error);
     return r < 0 ? r : submit(d, vm, "resume", task_resume, op_args(vm), ret_task);
 }
 
 int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, json_t **ret_task, char **ret_error)
 {
     if (!force) {
-        int r = precheck(vm, false, "delete", ret_error);
-        if (r < 0) {
+        int r = precheck(vm, INACTIVE_STATES, "delete", ret_error);
+        if (r < 0 && !vo_vm_is_provisioning(vm)) {
             free(*ret_error);
             *ret_error = vo_asprintf("VM '%s' is running; stop it first or delete with force",
                                      vm->spec->name);
-            return r;
         }
+        if (r < 0)
+            return r;
     }
     OpArgs *a = op_args(vm);
     a->force = force;

@@ -1,0 +1,148 @@
+"""System tests of the VM lifecycle on the real path: vireod + QEMU (TCG) +
+the default guest image booting Linux, driven through the CLI and the API."""
+
+import os
+import signal
+import time
+
+from vireo_harness import BOOT_MARKER, Daemon, pid_alive, wait_until
+
+
+def test_boot_default_image(daemon):
+    vm = daemon.create_and_boot("web1")
+    assert vm["state"] == "running"
+    assert vm["accel_active"] == "tcg"  # PVM /dev/kvm without vmx/svm must not be used
+    assert pid_alive(vm["pid"])
+    show = daemon.cli("vm", "show", "web1").stdout
+    assert "running" in show and "tcg" in show
+    listed = daemon.cli_json("vm", "list")
+    assert [v["name"] for v in listed["vms"]] == ["web1"]
+    # The guest's NIC got an address from QEMU's user-mode DHCP.
+    out = daemon.cli("console", "web1", timeout=60,
+                     input="for i in $(seq 50); do ip -4 addr show eth0 | grep -q 10.0.2.15 "
+                           "&& break; sleep 0.2; done; ip -4 addr show eth0\n").stdout
+    assert "10.0.2.15" in out
+
+
+def test_stop_start_reboot_pause_resume_delete(daemon):
+    daemon.create_and_boot("life")
+
+    daemon.cli("vm", "pause", "life")
+    assert daemon.vm("life")["state"] == "paused"
+    before = daemon.console_log("life")
+    daemon.cli("vm", "resume", "life")
+    assert daemon.vm("life")["state"] == "running"
+    assert daemon.console_log("life").startswith(before)
+
+    daemon.cli("vm", "reboot", "life")
+    daemon.wait_console("life", BOOT_MARKER, count=2)
+    assert daemon.vm("life")["state"] == "running"
+
+    # Delete is refused while running and leaves the VM as it was.
+    p = daemon.cli("vm", "delete", "life", check=False)
+    assert p.returncode != 0 and "running" in p.stderr
+    assert daemon.vm("life")["state"] == "running"
+
+    # A clean ACPI stop: the guest powers itself off.
+    pid = daemon.vm("life")["pid"]
+    daemon.cli("vm", "stop", "life")
+    vm = daemon.vm("life")
+    assert vm["state"] == "stopped"
+    assert vm["exit_reason"] == "guest powered off"
+    assert not pid_alive(pid)
+
+    daemon.cli("vm", "start", "life")
+    daemon.wait_console("life", BOOT_MARKER, count=3)
+    daemon.cli("vm", "stop", "life", "--force")
+    assert daemon.vm("life")["state"] == "stopped"
+
+    vm_id = vm["id"]
+    daemon.cli("vm", "delete", "life")
+    status, _ = daemon.request("GET", "/v1/vms/life")
+    assert status == 404
+    assert not os.path.exists(os.path.join(daemon.state_dir, "vms", vm_id))
+    assert not os.path.exists(os.path.join(daemon.run_dir, "vms", vm_id))
+
+
+def test_vms_survive_vireod_kill9(daemon):
+    a = daemon.create_and_boot("surv-a")
+    b = daemon.create_and_boot("surv-b")
+    daemon.kill9()
+    assert pid_alive(a["pid"]) and pid_alive(b["pid"])
+
+    daemon.start()
+    for vm in (a, b):
+        now = daemon.vm(vm["name"])
+        assert now["state"] == "running", now
+        assert now["pid"] == vm["pid"]
+    # Still controllable after re-attaching.
+    daemon.cli("vm", "pause", "surv-b")
+    assert daemon.vm("surv-b")["state"] == "paused"
+    daemon.cli("vm", "resume", "surv-b")
+    daemon.cli("vm", "stop", "surv-a")
+    assert daemon.vm("surv-a")["state"] == "stopped"
+    assert not pid_alive(a["pid"])
+    # The console still works after the restart.
+    out = daemon.cli("console", "surv-b", input="echo reattached-$((40+2))\n", timeout=30).stdout
+    assert "reattached-42" in out
+
+
+def test_killed_qemu_marks_vm_crashed(daemon):
+    vm = daemon.create_and_boot("crashy")
+    os.kill(vm["pid"], signal.SIGKILL)
+    started = time.monotonic()
+    wait_until(lambda: daemon.vm("crashy")["state"] == "crashed", 2.0, interval=0.02,
+               what="crashed state within 2 s")
+    elapsed = time.monotonic() - started
+    crashed = daemon.vm("crashy")
+    assert "signal 9" in crashed["exit_reason"], crashed
+    print(f"crash noticed after {elapsed:.3f}s")
+    # A crashed VM starts again.
+    daemon.cli("vm", "start", "crashy")
+    daemon.wait_console("crashy", BOOT_MARKER, count=2)
+
+
+def test_qemu_dead_while_daemon_down_is_crashed(daemon):
+    vm = daemon.create_and_boot("gone")
+    daemon.kill9()
+    os.kill(vm["pid"], signal.SIGKILL)
+    wait_until(lambda: not pid_alive(vm["pid"]), 10, what="QEMU to die")
+    daemon.start()
+    now = daemon.vm("gone")
+    assert now["state"] == "crashed"
+    assert "not running" in now["exit_reason"]
+
+
+def test_console_attach_runs_a_command(daemon):
+    daemon.create_and_boot("con")
+    p = daemon.cli("console", "con", input="echo hello-$((6*7))\n", timeout=30)
+    assert "hello-42" in p.stdout
+    # The log keeps what the console showed, boot marker included.
+    log = daemon.cli("console", "con", "--log").stdout
+    assert BOOT_MARKER in log and "hello-42" in log
+
+
+def test_autostart_on_first_daemon_start_of_boot(daemon):
+    daemon.cli("vm", "create", "auto", "--autostart", "--memory", "128M")
+    assert daemon.vm("auto")["state"] == "defined"
+    daemon.stop()
+    # A new host boot empties the run dir; autostart happens then.
+    os.remove(os.path.join(daemon.run_dir, "autostart.done"))
+    daemon.start()
+    daemon.wait_state("auto", "running", timeout=30)
+    daemon.wait_console("auto", BOOT_MARKER)
+    daemon.remember_qemu_pids()
+
+
+def test_edit_offline(daemon):
+    daemon.cli("vm", "create", "ed", "--memory", "128M")
+    daemon.cli("vm", "edit", "ed", "--vcpus", "2", "--memory", "192M", "--name", "ed2")
+    vm = daemon.vm("ed2")
+    assert (vm["vcpus"], vm["memory_mib"]) == (2, 192)
+    daemon.cli("vm", "start", "ed2")
+    daemon.wait_console("ed2", BOOT_MARKER)
+    p = daemon.cli("vm", "edit", "ed2", "--vcpus", "1", check=False)
+    assert p.returncode != 0 and "stop it" in p.stderr
+    argv = open(os.path.join(daemon.run_dir, "vms", vm["id"], "qemu.argv")).read().split("\n")
+    assert argv[argv.index("-smp") + 1] == "2" and argv[argv.index("-m") + 1] == "192"
+    daemon.remember_qemu_pids()

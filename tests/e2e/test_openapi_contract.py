@@ -1,0 +1,667 @@
+"""Contract test: api/openapi.yaml against vireod.
+
+1. The (METHOD, path) pairs of the document equal `vireod --list-routes`.
+2. A real vireod (fake driver, temporary state and run dirs, no QEMU, no
+   network) is driven through every route and the documented error cases.
+   Each answer's status must be one the document lists for the operation (and
+   the one the test expects), and its body must validate against the schema
+   the document gives for that status and content type.
+
+Needs the built daemon ($VIREO_BUILD/src/daemon/vireod, default build/),
+PyYAML, and qemu-img on PATH (the create task makes a qcow2 overlay).
+Only the standard library and yaml are used.
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_PATH = ROOT / "api" / "openapi.yaml"
+ERRORS_C = ROOT / "src" / "util" / "errors.c"
+BUILD = Path(os.environ.get("VIREO_BUILD", ROOT / "build"))
+VIREOD = BUILD / "src" / "daemon" / "vireod"
+
+WAIT_S = 10  # bound of every wait: daemon start-up, a task, an HTTP answer
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+RUNNING_ONLY = {"pid", "accel_active", "started_at", "uptime_s"}
+ACTIVE_STATES = {"starting", "running", "paused", "stopping"}
+
+
+def require_vireod():
+    if not VIREOD.is_file():
+        pytest.fail(f"{VIREOD} does not exist: build vireo first (make build)")
+
+
+# ---- the document -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spec():
+    with open(SPEC_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def resolve(doc, node):
+    """Follows local $refs ('#/components/...') to the node they name."""
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        assert ref.startswith("#/"), f"only local $refs are supported: {ref}"
+        node = doc
+        for part in ref[2:].split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node
+
+
+def documented_routes(doc):
+    return {
+        (method.upper(), path)
+        for path, item in doc["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+
+def operations(doc):
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method in HTTP_METHODS:
+                yield method.upper(), path, item, op
+
+
+# ---- a validator for the JSON Schema subset the document uses ----------------
+
+TYPE_CHECKS = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+}
+# Keywords that constrain values and that schema_errors() implements; any other
+# constraining keyword in the document fails test_document_is_consistent, so
+# the document cannot outgrow this validator unnoticed.
+CHECKED = {"$ref", "type", "properties", "required", "additionalProperties", "enum",
+           "items", "nullable", "minimum", "maximum", "pattern", "minProperties"}
+ANNOTATIONS = {"description", "example", "default", "format", "title"}
+
+
+def schema_errors(doc, schema, value, where="$"):
+    """Returns what is wrong with value under schema, as 'where: problem' lines."""
+    if "$ref" in schema:
+        return schema_errors(doc, resolve(doc, schema), value, where)
+    if value is None:
+        return [] if schema.get("nullable") else [f"{where}: null is not allowed"]
+    kind = schema.get("type")
+    if kind and not TYPE_CHECKS[kind](value):
+        return [f"{where}: expected {kind}, got {json.dumps(value)[:80]}"]
+    errors = []
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{where}: {value!r} is not one of {schema['enum']}")
+    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
+        errors.append(f"{where}: {value!r} does not match {schema['pattern']}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            errors.append(f"{where}: {value} is below the minimum {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            errors.append(f"{where}: {value} is above the maximum {schema['maximum']}")
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        for key in schema.get("required", []):
+            if key not in value:
+                errors.append(f"{where}: required key '{key}' is missing")
+        if len(value) < schema.get("minProperties", 0):
+            errors.append(f"{where}: needs at least {schema['minProperties']} keys")
+        for key, item in value.items():
+            if key in properties:
+                errors += schema_errors(doc, properties[key], item, f"{where}.{key}")
+            elif extra is False:
+                errors.append(f"{where}: key '{key}' is not in the document")
+            elif isinstance(extra, dict):
+                errors += schema_errors(doc, extra, item, f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            errors += schema_errors(doc, schema["items"], item, f"{where}[{i}]")
+    return errors
+
+
+def walk(node, where="$"):
+    """Yields (where, node) for every dict in a YAML tree."""
+    if isinstance(node, dict):
+        yield where, node
+        for key, value in node.items():
+            yield from walk(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from walk(value, f"{where}[{i}]")
+
+
+def all_schemas(doc):
+    """Yields (where, schema) for every schema in the document, nested ones too."""
+    roots = [(f"$/components/schemas/{name}", s) for name, s in doc["components"]["schemas"].items()]
+    roots += [(where, node["schema"]) for where, node in walk(doc["paths"], "$/paths")
+              if isinstance(node.get("schema"), dict)]
+    roots += [(where, node["schema"]) for where, node in walk(doc["components"], "$/components")
+              if isinstance(node.get("schema"), dict) and "/schemas/" not in where]
+    stack = list(roots)
+    while stack:
+        where, schema = stack.pop()
+        yield where, schema
+        for key in ("properties",):
+            for name, sub in schema.get(key, {}).items():
+                stack.append((f"{where}/{name}", sub))
+        for key in ("items", "additionalProperties"):
+            if isinstance(schema.get(key), dict):
+                stack.append((f"{where}/{key}", schema[key]))
+
+
+# ---- talking to vireod ----------------------------------------------------------
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over an AF_UNIX stream socket."""
+
+    def __init__(self, socket_path, timeout=WAIT_S):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict  # lower-case names
+    body: bytes
+    value: object = None  # the parsed body (JSON value or text), once checked
+
+    @property
+    def media_type(self):
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+@dataclass
+class Api:
+    """Sends requests to vireod and checks every answer against the document."""
+
+    socket_path: str
+    doc: dict
+    seen: set = field(default_factory=set)  # (METHOD, path template) exercised
+
+    def send(self, method, path, body=None, headers=None):
+        conn = UnixHTTPConnection(self.socket_path)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+        finally:
+            conn.close()
+
+    def template_for(self, path):
+        """The document's path template that path matches, or None."""
+        path = path.split("?", 1)[0]
+        for template in self.doc["paths"]:
+            parts = re.split(r"(\{[^}/]+\})", template)
+            regex = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+            if re.fullmatch(regex, path):
+                return template
+        return None
+
+    def call(self, method, path, body=None, *, expect, code=None, raw=None, headers=None):
+        """Sends a request to a documented operation; checks status and body.
+
+        body is sent as JSON; raw is sent as is (with the given headers)."""
+        headers = dict(headers or {})
+        if body is not None:
+            raw = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        template = self.template_for(path)
+        op = self.doc["paths"].get(template, {}).get(method.lower())
+        assert op is not None, f"{method} {path}: no such operation in the document"
+        if body is not None and 200 <= expect < 300 and "requestBody" in op:
+            schema = resolve(self.doc, op["requestBody"])["content"]["application/json"]["schema"]
+            errors = schema_errors(self.doc, schema, body)
+            assert not errors, f"{method} {path}: the test sends a body the document refuses: {errors}"
+
+        reply = self.send(method, path, raw, headers)
+        self.seen.add((method, template))
+        assert reply.status == expect, (
+            f"{method} {path}: expected {expect}, got {reply.status}: {reply.body[:300]!r}")
+        responses = op["responses"]
+        assert str(reply.status) in responses, (
+            f"{method} {template}: status {reply.status} is not in the document "
+            f"(documented: {sorted(responses)})")
+        self.check(resolve(self.doc, responses[str(reply.status)]), reply, f"{method} {path}")
+        if code is not None:
+            assert reply.value["error"]["code"] == code, reply.value
+        return reply
+
+    def call_unrouted(self, method, path, *, expect, response):
+        """For a request no operation covers (unknown path, wrong method):
+        checks the answer against components.responses[response]."""
+        reply = self.send(method, path)
+        assert reply.status == expect, (
+            f"{method} {path}: expected {expect}, got {reply.status}: {reply.body[:300]!r}")
+        self.check(self.doc["components"]["responses"][response], reply, f"{method} {path}")
+        return reply
+
+    def check(self, response, reply, what):
+        """Checks reply against a response object of the document."""
+        for name, header in response.get("headers", {}).items():
+            value = reply.headers.get(name.lower())
+            if value is None:
+                assert not header.get("required"), f"{what}: header {name} is missing"
+                continue
+            errors = schema_errors(self.doc, header["schema"], value, name)
+            assert not errors, f"{what}: header {name}: {errors}"
+        content = response.get("content")
+        if not content:
+            assert reply.body == b"", f"{what}: the document declares no body: {reply.body[:200]!r}"
+            return
+        assert reply.media_type in content, (
+            f"{what}: Content-Type {reply.headers.get('content-type')!r}, "
+            f"the document says {sorted(content)}")
+        if reply.media_type == "application/json":
+            reply.value = json.loads(reply.body)
+        else:
+            reply.value = reply.body.decode("utf-8", errors="replace")
+        errors = schema_errors(self.doc, content[reply.media_type]["schema"], reply.value)
+        assert not errors, (f"{what} -> {reply.status}: the body does not match the document:\n  "
+                            + "\n  ".join(errors) + f"\nbody: {reply.body[:600]!r}")
+        if reply.status >= 400:
+            status_of = self.doc["components"]["schemas"]["ErrorCode"]["x-http-status"]
+            error_code = reply.value["error"]["code"]
+            assert status_of[error_code] == reply.status, (
+                f"{what}: code {error_code} comes with HTTP {reply.status}, "
+                f"the document says {status_of[error_code]}")
+
+    def wait_task(self, task, want="succeeded"):
+        """Polls a task until it finishes (at most WAIT_S); returns it."""
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            t = self.call("GET", f"/v1/tasks/{task['id']}", expect=200).value
+            if t["state"] in ("succeeded", "failed"):
+                break
+            assert time.monotonic() < deadline, (
+                f"task {t['kind']} {t['target']} is still {t['state']} after {WAIT_S} s")
+            time.sleep(0.05)
+        assert t["state"] == want, f"task {t['kind']} {t['target']}: {t['state']}: {t['error']}"
+        assert t["finished_at"] is not None
+        if want == "succeeded":
+            assert t["error"] is None and t["progress"] == 100, t
+        else:
+            assert t["error"] is not None, t
+        return t
+
+    def act(self, vm, action, body=None):
+        """POST /v1/vms/{vm}/{action}, waits for its task; returns the VM after."""
+        task = self.call("POST", f"/v1/vms/{vm}/{action}", body, expect=202).value["task"]
+        assert task["kind"] == action and task["target"] == vm, task
+        self.wait_task(task)
+        return self.call("GET", f"/v1/vms/{vm}", expect=200).value
+
+    def create(self, name, **fields):
+        reply = self.call("POST", "/v1/vms", {"name": name, **fields}, expect=202).value
+        assert reply["vm"]["name"] == name and reply["vm"]["state"] == "defined", reply
+        assert reply["task"]["kind"] == "create" and reply["task"]["target"] == name, reply
+        self.wait_task(reply["task"])
+        return reply["vm"]
+
+
+def assert_vm_state(vm, state):
+    """The document's rules on which keys a VM has in which state."""
+    assert vm["state"] == state, vm
+    if state in ("running", "paused"):
+        assert RUNNING_ONLY <= vm.keys(), f"{state} VM lacks {RUNNING_ONLY - vm.keys()}"
+    else:
+        assert not RUNNING_ONLY & vm.keys(), f"{state} VM has {RUNNING_ONLY & vm.keys()}"
+    if state in ACTIVE_STATES:
+        assert "exit_reason" not in vm, vm
+
+
+# ---- the daemon ---------------------------------------------------------------------
+
+
+def make_fake_image(state_dir):
+    image = state_dir / "images" / "default"
+    image.mkdir(parents=True)
+    (image / "image.json").write_text(json.dumps(
+        {"disk": "disk.raw", "format": "raw", "kernel": "vmlinux", "cmdline": "console=ttyS0"}))
+    with open(image / "disk.raw", "wb") as f:
+        f.truncate(64 << 20)  # sparse
+    (image / "vmlinux").touch()
+
+
+def stop_process(proc):
+    if proc.poll() is None:
+        proc.terminate()  # SIGTERM to proc.pid
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def vireod():
+    """A vireod with the fake driver; yields its socket path."""
+    require_vireod()
+    if not shutil.which("qemu-img"):
+        pytest.fail("qemu-img is not on PATH (the create task needs it)")
+    # Under /tmp, not $TMPDIR: a Unix socket path must stay short (108 bytes).
+    top = Path(tempfile.mkdtemp(prefix="vireo-contract-", dir="/tmp"))
+    proc = None
+    log_path = top / "vireod.log"
+    try:
+        make_fake_image(top / "state")
+        sock = top / "run" / "vireod.sock"
+        env = {k: v for k, v in os.environ.items() if k != "VIREO_FAKE_FAULTS"}
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [str(VIREOD), "--driver", "fake", "--state-dir", str(top / "state"),
+                 "--run-dir", str(top / "run"), "--socket", str(sock)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vireod exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(1)
+                    s.connect(str(sock))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"vireod did not listen within {WAIT_S} s:\n{log_path.read_text()}")
+                time.sleep(0.05)
+        yield str(sock)
+    finally:
+        if proc is not None:
+            stop_process(proc)
+        if log_path.exists():
+            print("---- vireod log ----\n" + log_path.read_text(errors="replace")[-8000:])
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def api(vireod, spec):
+    return Api(vireod, spec)
+
+
+# ---- the document itself --------------------------------------------------------------
+
+
+def test_routes_match_list_routes(spec):
+    require_vireod()
+    out = subprocess.run([str(VIREOD), "--list-routes"], capture_output=True, text=True,
+                         timeout=WAIT_S, check=True).stdout
+    lines = [line.split() for line in out.splitlines() if line.strip()]
+    assert all(len(parts) == 2 for parts in lines), out
+    served = {(method, path) for method, path in lines}
+    assert len(served) == len(lines), f"duplicate routes in --list-routes:\n{out}"
+    documented = documented_routes(spec)
+    assert not served - documented, (
+        f"routes vireod serves that api/openapi.yaml lacks: {sorted(served - documented)}")
+    assert not documented - served, (
+        f"routes api/openapi.yaml documents that vireod does not serve: "
+        f"{sorted(documented - served)}")
+
+
+def test_document_is_consistent(spec):
+    assert spec["openapi"] == "3.0.3"
+    for where, node in walk(spec):
+        if "$ref" in node:
+            try:
+                resolve(spec, node)
+            except (KeyError, TypeError):
+                pytest.fail(f"{where}: $ref {node['$ref']} does not resolve")
+
+    for where, schema in all_schemas(spec):
+        schema = resolve(spec, schema)
+        unknown = {k for k in schema if k not in CHECKED | ANNOTATIONS and not k.startswith("x-")}
+        assert not unknown, f"{where}: the test's validator does not implement {sorted(unknown)}"
+        if "pattern" in schema:
+            re.compile(schema["pattern"])
+        if "type" in schema:
+            assert schema["type"] in TYPE_CHECKS, f"{where}: type {schema['type']}"
+
+    for method, path, item, op in operations(spec):
+        what = f"{method} {path}"
+        params = [resolve(spec, p) for p in item.get("parameters", []) + op.get("parameters", [])]
+        in_path = {p["name"] for p in params if p["in"] == "path"}
+        assert in_path == set(re.findall(r"\{([^}]+)\}", path)), f"{what}: path parameters"
+        assert all(p["required"] for p in params if p["in"] == "path"), what
+        statuses = set(op["responses"])
+        assert statuses & {"101", "200", "202"}, f"{what}: no success response"
+        assert {"400", "413", "415"} <= statuses, f"{what}: every request may carry a bad body"
+        if "{" in path:
+            assert "404" in statuses, f"{what}: an unknown {{param}} answers 404"
+        for status, response in op["responses"].items():
+            response = resolve(spec, response)
+            assert response.get("description"), f"{what} {status}: no description"
+            if int(status) >= 400:
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, f"{what} {status}"
+
+    code = spec["components"]["schemas"]["ErrorCode"]
+    assert set(code["enum"]) == set(code["x-http-status"]), "ErrorCode enum vs x-http-status"
+    table = dict(re.findall(r'\[VO_ERR_\w+\]\s*=\s*\{\s*"([a-z-]+)",\s*(\d+)\s*\}',
+                            ERRORS_C.read_text()))
+    assert table, f"no error table found in {ERRORS_C}"
+    assert {k: int(v) for k, v in table.items()} == code["x-http-status"], (
+        "ErrorCode in api/openapi.yaml differs from src/util/errors.c")
+
+
+# ---- the daemon against the document -------------------------------------------------
+
+
+def test_host_and_images(api):
+    host = api.call("GET", "/v1/host", expect=200).value
+    assert host["driver"] == "fake"
+    assert host["kvm_usable"] is False and host["kvm_reason"]
+
+    images = api.call("GET", "/v1/images", expect=200).value["images"]
+    assert [i["name"] for i in images] == ["default"]
+    image = images[0]
+    assert image["format"] == "raw" and image["size_bytes"] == 64 << 20
+    assert image["disk"].endswith("/images/default/disk.raw")
+    assert image["kernel"].endswith("/images/default/vmlinux")
+    assert image["initrd"] is None and image["cmdline"] == "console=ttyS0"
+
+
+def test_vm_lifecycle(api):
+    vm = api.create("life1", memory_mib=256)
+    vm_id = vm["id"]
+
+    names = [v["name"] for v in api.call("GET", "/v1/vms", expect=200).value["vms"]]
+    assert "life1" in names and names == sorted(names)
+    vm = api.call("GET", "/v1/vms/life1", expect=200).value
+    assert vm == api.call("GET", f"/v1/vms/{vm_id}", expect=200).value
+    assert_vm_state(vm, "defined")
+    assert vm["memory_mib"] == 256 and vm["vcpus"] == 1 and vm["accel"] == "auto"
+    assert vm["image"] == "default" and not vm["autostart"]
+    assert "exit_reason" not in vm
+
+    vm = api.call("PATCH", "/v1/vms/life1", {"memory_mib": 384, "autostart": True},
+                  expect=200).value
+    assert vm["memory_mib"] == 384 and vm["autostart"] is True
+
+    vm = api.act("life1", "start")
+    assert_vm_state(vm, "running")
+    assert vm["accel_active"] == "tcg"
+
+    # name, vcpus and memory are fixed while the VM runs; autostart is not
+    api.call("PATCH", "/v1/vms/life1", {"name": "life1-new"}, expect=409, code="invalid-state")
+    vm = api.call("PATCH", "/v1/vms/life1", {"autostart": False}, expect=200).value
+    assert vm["autostart"] is False
+
+    assert_vm_state(api.act("life1", "pause"), "paused")
+    assert_vm_state(api.act("life1", "resume"), "running")
+    assert_vm_state(api.act("life1", "reboot"), "running")
+
+    log = api.call("GET", "/v1/vms/life1/console/log", expect=200)
+    assert log.media_type == "text/plain"
+    console = api.call("GET", "/v1/vms/life1/console", expect=101,
+                       headers={"Connection": "Upgrade", "Upgrade": "vireo-console"})
+    assert console.headers["upgrade"] == "vireo-console"
+
+    api.call("DELETE", "/v1/vms/life1", expect=409, code="invalid-state")
+
+    vm = api.act("life1", "stop", {"timeout_s": 5})
+    assert_vm_state(vm, "stopped")
+    assert vm["exit_reason"]
+
+    vm = api.call("PATCH", "/v1/vms/life1", {"name": "life1-new", "vcpus": 1}, expect=200).value
+    assert vm["name"] == "life1-new" and vm["id"] == vm_id
+    api.call("GET", "/v1/vms/life1", expect=404, code="not-found")
+    assert api.call("GET", f"/v1/vms/{vm_id}", expect=200).value["name"] == "life1-new"
+
+    task = api.call("DELETE", "/v1/vms/life1-new", expect=202).value["task"]
+    assert task["kind"] == "delete"
+    api.wait_task(task)
+    api.call("GET", f"/v1/vms/{vm_id}", expect=404, code="not-found")
+
+    tasks = api.call("GET", "/v1/tasks", expect=200).value["tasks"]
+    ours = [t["kind"] for t in tasks if t["target"] in ("life1", "life1-new")]
+    assert ours == ["delete", "stop", "reboot", "resume", "pause", "start", "create"], (
+        f"tasks are not newest first: {ours}")
+
+
+def test_force_stop_and_force_delete(api):
+    api.create("force1")
+    assert_vm_state(api.act("force1", "start"), "running")
+    vm = api.act("force1", "stop", {"force": True})
+    assert_vm_state(vm, "stopped")
+
+    assert_vm_state(api.act("force1", "start"), "running")
+    task = api.call("DELETE", "/v1/vms/force1?force=true", expect=202).value["task"]
+    api.wait_task(task)
+    api.call("GET", "/v1/vms/force1", expect=404, code="not-found")
+
+
+# Bodies the document's request schemas refuse and vireod answers with 400.
+INVALID_BODIES = [
+    ("POST", "/v1/vms", {"name": "x", "colour": "red"}),  # unknown key
+    ("POST", "/v1/vms", {}),  # name missing
+    ("POST", "/v1/vms", {"name": "Bad_Name"}),
+    ("POST", "/v1/vms", {"name": "-x"}),
+    ("POST", "/v1/vms", {"name": "x" * 64}),
+    ("POST", "/v1/vms", {"name": "x", "vcpus": 0}),
+    ("POST", "/v1/vms", {"name": "x", "vcpus": "2"}),
+    ("POST", "/v1/vms", {"name": "x", "memory_mib": 16}),
+    ("POST", "/v1/vms", {"name": "x", "disk_size_bytes": -1}),
+    ("POST", "/v1/vms", {"name": "x", "accel": "hvf"}),
+    ("POST", "/v1/vms", {"name": "x", "autostart": "yes"}),
+    ("PATCH", "/v1/vms/err1", {}),
+    ("PATCH", "/v1/vms/err1", {"cpus": 2}),
+    ("PATCH", "/v1/vms/err1", {"memory_mib": 16}),
+    ("PATCH", "/v1/vms/err1", {"name": "Bad"}),
+    ("PATCH", "/v1/vms/err1", {"autostart": 1}),
+    ("POST", "/v1/vms/err1/start", {"now": True}),
+    ("POST", "/v1/vms/err1/stop", {"hard": True}),
+    ("POST", "/v1/vms/err1/stop", {"timeout_s": 3601}),
+    ("POST", "/v1/vms/err1/stop", {"timeout_s": -1}),
+    ("POST", "/v1/vms/err1/pause", {"x": 1}),
+]
+
+
+def test_errors(api):
+    host = api.call("GET", "/v1/host", expect=200).value
+    api.create("err1")
+
+    # 404: unknown VM or task, and unknown routes
+    for method, path in [("GET", "/v1/vms/nope"), ("PATCH", "/v1/vms/nope"),
+                         ("DELETE", "/v1/vms/nope"), ("POST", "/v1/vms/nope/start"),
+                         ("POST", "/v1/vms/nope/stop"), ("POST", "/v1/vms/nope/reboot"),
+                         ("POST", "/v1/vms/nope/pause"), ("POST", "/v1/vms/nope/resume"),
+                         ("GET", "/v1/vms/nope/console"), ("GET", "/v1/vms/nope/console/log"),
+                         ("GET", f"/v1/tasks/{uuid.uuid4()}")]:
+        api.call(method, path, expect=404, code="not-found")
+    for path in ["/v1/nope", "/v2/host", "/v1/vms/err1/bogus", "/v1/vms/", "/"]:
+        api.call_unrouted("GET", path, expect=404, response="NotFound")
+
+    # 405: the path exists, the method does not
+    for method, path in [("PUT", "/v1/vms/err1"), ("DELETE", "/v1/host"),
+                         ("POST", "/v1/tasks"), ("GET", "/v1/vms/err1/start")]:
+        api.call_unrouted(method, path, expect=405, response="MethodNotAllowed")
+
+    # 400: malformed JSON, a body that is not an object, schema violations
+    json_header = {"Content-Type": "application/json"}
+    api.call("POST", "/v1/vms", raw=b'{"name":', headers=json_header,
+             expect=400, code="invalid-argument")
+    api.call("POST", "/v1/vms", raw=b'["err2"]', headers=json_header,
+             expect=400, code="invalid-argument")
+    api.call("GET", "/v1/host", raw=b"{", headers=json_header, expect=400, code="invalid-argument")
+    for method, path, body in INVALID_BODIES:
+        op = api.doc["paths"][api.template_for(path)][method.lower()]
+        schema = resolve(api.doc, op["requestBody"])["content"]["application/json"]["schema"]
+        assert schema_errors(api.doc, schema, body), (
+            f"{method} {path} {body}: vireod refuses it but the document allows it")
+        api.call(method, path, body, expect=400, code="invalid-argument")
+    # valid by the schema, refused by vireod
+    api.call("POST", "/v1/vms", {"name": "err2", "image": "no-such-image"},
+             expect=400, code="invalid-argument")
+    api.call("POST", "/v1/vms", {"name": "err2", "disk_size_bytes": 1000},
+             expect=400, code="invalid-argument")
+    api.call("POST", "/v1/vms", {"name": "err2", "vcpus": host["cpus"] + 1},
+             expect=400, code="invalid-argument")
+    api.call("GET", "/v1/vms/err1/console", expect=400, code="invalid-argument")
+
+    # 409: name taken, wrong state
+    api.call("POST", "/v1/vms", {"name": "err1"}, expect=409, code="already-exists")
+    api.create("err3")
+    api.call("PATCH", "/v1/vms/err3", {"name": "err1"}, expect=409, code="already-exists")
+    for action in ("stop", "pause", "resume", "reboot"):
+        api.call("POST", f"/v1/vms/err1/{action}", expect=409, code="invalid-state")
+    upgrade = {"Connection": "Upgrade", "Upgrade": "vireo-console"}
+    api.call("GET", "/v1/vms/err1/console", headers=upgrade, expect=409, code="invalid-state")
+    api.act("err1", "start")
+    api.call("POST", "/v1/vms/err1/start", expect=409, code="invalid-state")
+    api.call("DELETE", "/v1/vms/err1", expect=409, code="invalid-state")
+    api.call("PATCH", "/v1/vms/err1", {"memory_mib": 256}, expect=409, code="invalid-state")
+
+    # 413: over 1 MiB, whatever the content
+    big = b'{"name": "big", "pad": "' + b"x" * (1 << 20) + b'"}'
+    api.call("POST", "/v1/vms", raw=big, headers=json_header,
+             expect=413, code="payload-too-large")
+
+    # 415: a body that is not declared as JSON
+    api.call("POST", "/v1/vms", raw=b'{"name": "err2"}', headers={"Content-Type": "text/plain"},
+             expect=415, code="unsupported-media-type")
+    api.call("POST", "/v1/vms/err1/stop", raw=b"{}", expect=415, code="unsupported-media-type")
+
+    # 503: KVM asked for where it is not usable (always so under the fake driver)
+    api.call("POST", "/v1/vms", {"name": "err2", "accel": "kvm"}, expect=503, code="unavailable")
+
+    # none of the refused requests left a VM behind
+    names = {v["name"] for v in api.call("GET", "/v1/vms", expect=200).value["vms"]}
+    assert not names & {"x", "err2", "big"}, names
+
+
+def test_every_operation_was_exercised(api, spec, request):
+    """Runs last: every documented operation was called by the tests above."""
+    module_tests = {name for name in dir(request.module) if name.startswith("test_")}
+    selected = {item.name for item in request.session.items if item.module is request.module}
+    if selected != module_tests:
+        pytest.skip("only meaningful when the whole module runs")
+    if request.session.testsfailed:
+        pytest.skip("an earlier test failed before exercising everything")
+    missing = documented_routes(spec) - api.seen
+    assert not missing, f"operations no test exercised: {sorted(missing)}"

@@ -1,0 +1,228 @@
+"""vireo_harness: run a real vireod inside a network namespace of its own,
+with its own state and run directories, and talk to it through the REST API
+(http.client over the Unix socket) and the real `vireo` CLI.
+
+Every wait is bounded; every process, namespace and directory made here is
+removed again, processes by their PID."""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+BUILD = os.environ.get("VIREO_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+VIREOD = os.path.join(BUILD, "src", "daemon", "vireod")
+VIREO = os.path.join(BUILD, "cli", "vireo")
+TEST_IMAGE = os.environ.get("VIREO_TEST_IMAGE", os.path.join(BUILD, "guest", "default"))
+BOOT_MARKER = "vireo-guest: booted"
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def wait_until(predicate, timeout, interval=0.05, what="condition"):
+    """Polls predicate until it returns a truthy value or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_pid(pid, timeout=5.0):
+    """SIGTERM, then SIGKILL; bounded."""
+    if not pid_alive(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not pid_alive(pid), timeout, what=f"pid {pid} to exit")
+    except (ProcessLookupError, TimeoutError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        wait_until(lambda: not pid_alive(pid), timeout, what=f"pid {pid} to die")
+
+
+class Netns:
+    """A network namespace of the test's own, with loopback up."""
+
+    def __init__(self):
+        self.name = "vireo-t-" + uuid.uuid4().hex[:10]
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
+
+    def delete(self):
+        subprocess.run(["ip", "netns", "delete", self.name], check=False)
+
+
+class Daemon:
+    """One vireod in its own namespace and directories."""
+
+    def __init__(self, driver="qemu", image=True):
+        self.tmp = tempfile.mkdtemp(prefix="vireo-e2e-")
+        self.state_dir = os.path.join(self.tmp, "state")
+        self.run_dir = os.path.join(self.tmp, "run")
+        self.socket = os.path.join(self.run_dir, "vireod.sock")
+        self.log_path = os.path.join(self.tmp, "vireod.log")
+        self.driver = driver
+        os.makedirs(os.path.join(self.state_dir, "images"))
+        if image:
+            os.symlink(os.path.abspath(TEST_IMAGE), os.path.join(self.state_dir, "images", "default"))
+        self.netns = Netns()
+        self.proc = None
+        self.qemu_pids = set()
+        self.start()
+
+    # -- process -----------------------------------------------------------
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns.name, VIREOD, "--state-dir", self.state_dir,
+             "--run-dir", self.run_dir, "--driver", self.driver, "--debug"],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        wait_until(self._answers, 15, what="vireod to answer")
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"vireod exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return self.request("GET", "/v1/host")[0] == 200
+        except OSError:
+            return False
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def cleanup(self):
+        self.remember_qemu_pids()
+        self.stop()
+        for pid in self.qemu_pids:
+            kill_pid(pid)
+        self.netns.delete()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def remember_qemu_pids(self):
+        """Every QEMU this daemon started, from the pidfiles (for cleanup)."""
+        vms = os.path.join(self.run_dir, "vms")
+        if not os.path.isdir(vms):
+            return
+        for vm_id in os.listdir(vms):
+            try:
+                with open(os.path.join(vms, vm_id, "qemu.pid")) as f:
+                    self.qemu_pids.add(int(f.read().strip()))
+            except (OSError, ValueError):
+                pass
+
+    # -- API ---------------------------------------------------------------
+    def request(self, method, path, body=None, headers=None, raw=None):
+        conn = UnixHTTPConnection(self.socket)
+        hdrs = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            payload = resp.read()
+        finally:
+            conn.close()
+        ctype = resp.getheader("Content-Type", "")
+        if ctype.startswith("application/json"):
+            return resp.status, json.loads(payload)
+        return resp.status, payload.decode(errors="replace")
+
+    def api(self, method, path, body=None, expect=200):
+        status, doc = self.request(method, path, body)
+        assert status == expect, f"{method} {path}: {status} {doc}"
+        return doc
+
+    def wait_task(self, task, timeout=120):
+        def done():
+            t = self.api("GET", f"/v1/tasks/{task['id']}")
+            return t if t["state"] in ("succeeded", "failed") else None
+        return wait_until(done, timeout, what=f"task {task['kind']} {task['id']}")
+
+    def vm(self, name):
+        return self.api("GET", f"/v1/vms/{name}")
+
+    def wait_state(self, name, state, timeout=30):
+        return wait_until(lambda: self.vm(name)["state"] == state, timeout,
+                          what=f"VM {name} to be {state}")
+
+    def console_log(self, name):
+        status, text = self.request("GET", f"/v1/vms/{name}/console/log")
+        assert status == 200
+        return text
+
+    def wait_console(self, name, text, count=1, timeout=60):
+        return wait_until(lambda: self.console_log(name).count(text) >= count, timeout,
+                          interval=0.1, what=f"'{text}' x{count} on {name}'s console")
+
+    # -- CLI ---------------------------------------------------------------
+    def cli(self, *args, check=True, timeout=180, input=None):
+        p = subprocess.run([VIREO, "--socket", self.socket, *args], capture_output=True,
+                           text=True, timeout=timeout, input=input)
+        if check and p.returncode != 0:
+            raise AssertionError(f"vireo {' '.join(args)} exited {p.returncode}:\n"
+                                 f"{p.stdout}\n{p.stderr}")
+        return p
+
+    def cli_json(self, *args):
+        return json.loads(self.cli(*args, "--output", "json").stdout)
+
+    # -- helpers -----------------------------------------------------------
+    def create_and_boot(self, name, memory="256M"):
+        self.cli("vm", "create", name, "--memory", memory)
+        self.cli("vm", "start", name)
+        self.wait_console(name, BOOT_MARKER)
+        vm = self.vm(name)
+        if vm.get("pid"):
+            self.qemu_pids.add(vm["pid"])
+        return vm

@@ -1,0 +1,297 @@
+/* test-cli.c: the CLI's command-line parsing (options anywhere, values, usage
+ * errors), its option value checks and its output formatting. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cli.h"
+#include "output.h"
+
+/* Run fn with stderr going to a temporary file; return what it printed. */
+static char *stderr_of(void (*fn)(void *), void *arg)
+{
+    fflush(stderr);
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    int saved = dup(STDERR_FILENO);
+    dup2(fileno(tmp), STDERR_FILENO);
+    fn(arg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    fseek(tmp, 0, SEEK_END);
+    long n = ftell(tmp);
+    rewind(tmp);
+    char *buf = vo_malloc0((size_t)n + 1);
+    assert_int_equal(fread(buf, 1, (size_t)n, tmp), (size_t)n);
+    fclose(tmp);
+    return buf;
+}
+
+static int run_dummy(const CliCommand *cmd, int argc, char **argv)
+{
+    return 0;
+}
+
+static const CliCommand create_cmd = { "vm", "create", "NAME", "[--vcpus N] [--force]",
+                                       "Create.", NULL, run_dummy };
+
+typedef struct {
+    char **argv;
+    int argc;
+    bool ok;
+    int exit_status;
+    const char *name, *vcpus;
+    bool force;
+} ParseCase;
+
+static void do_parse(void *p)
+{
+    ParseCase *c = p;
+    const CliOption opts[] = {
+        { "--vcpus", &c->vcpus, NULL },
+        { "--force", NULL, &c->force },
+        { NULL, NULL, NULL },
+    };
+    c->ok = cli_parse_args(&create_cmd, c->argc, c->argv, opts, &c->name, &c->exit_status);
+}
+
+static char *parse(ParseCase *c, ...)
+{
+    static char *argv[16];
+    va_list ap;
+    va_start(ap, c);
+    int n = 0;
+    argv[n++] = (char *)"create";
+    for (char *a; (a = va_arg(ap, char *));)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    *c = (ParseCase){ .argv = argv, .argc = n };
+    return stderr_of(do_parse, c);
+}
+
+static void test_parse_args(void **state)
+{
+    ParseCase c;
+    _cleanup_free_ char *e1 = parse(&c, "web1", "--vcpus", "2", "--force", NULL);
+    assert_true(c.ok);
+    assert_string_equal(c.name, "web1");
+    assert_string_equal(c.vcpus, "2");
+    assert_true(c.force);
+    assert_string_equal(e1, "");
+
+    /* Options before the positional, "=" form, "--" ends options. */
+    _cleanup_free_ char *e2 = parse(&c, "--vcpus=4", "--", "web2", NULL);
+    assert_true(c.ok);
+    assert_string_equal(c.name, "web2");
+    assert_string_equal(c.vcpus, "4");
+    assert_false(c.force);
+
+    _cleanup_free_ char *e3 = parse(&c, "web1", "--bogus", NULL);
+    assert_false(c.ok);
+    assert_int_equal(c.exit_status, CLI_EXIT_USAGE);
+    assert_string_equal(e3, "vireo: unknown option '--bogus' for 'vm create'; "
+                            "try 'vireo vm create --help'\n");
+
+    _cleanup_free_ char *e4 = parse(&c, NULL);
+    assert_false(c.ok);
+    assert_int_equal(c.exit_status, CLI_EXIT_USAGE);
+    assert_non_null(strstr(e4, "needs NAME"));
+
+    _cleanup_free_ char *e5 = parse(&c, "a", "b", NULL);
+    assert_false(c.ok);
+    assert_non_null(strstr(e5, "unexpected argument 'b'"));
+
+    _cleanup_free_ char *e6 = parse(&c, "a", "--vcpus", NULL);
+    assert_false(c.ok);
+    assert_non_null(strstr(e6, "--vcpus needs a value"));
+
+    _cleanup_free_ char *e7 = parse(&c, "a", "--force=yes", NULL);
+    assert_false(c.ok);
+    assert_non_null(strstr(e7, "--force takes no value"));
+
+    _cleanup_free_ char *e8 = parse(&c, "", NULL);
+    assert_false(c.ok);
+    assert_int_equal(c.exit_status, CLI_EXIT_USAGE);
+}
+
+typedef struct {
+    const char *s;
+    bool ok;
+    uint64_t v;
+    int kind; /* 0 uint 1..8, 1 mib, 2 bytes, 3 choice */
+} ValueCase;
+
+static void do_value(void *p)
+{
+    ValueCase *c = p;
+    static const char *const choices[] = { "auto", "kvm", "tcg", NULL };
+    switch (c->kind) {
+    case 0: c->ok = cli_parse_uint("--vcpus", c->s, 1, 8, &c->v); break;
+    case 1: c->ok = cli_parse_mib("--memory", c->s, &c->v); break;
+    case 2: c->ok = cli_parse_bytes("--disk-size", c->s, &c->v); break;
+    default: c->ok = cli_parse_choice("--accel", c->s, choices); break;
+    }
+}
+
+static char *value(ValueCase *c, int kind, const char *s)
+{
+    *c = (ValueCase){ .s = s, .kind = kind };
+    return stderr_of(do_value, c);
+}
+
+static void test_values(void **state)
+{
+    ValueCase c;
+    free(value(&c, 0, "4"));
+    assert_true(c.ok);
+    assert_int_equal(c.v, 4);
+    _cleanup_free_ char *e1 = value(&c, 0, "two");
+    assert_false(c.ok);
+    assert_string_equal(e1, "vireo: --vcpus: 'two' is not a whole number\n");
+    _cleanup_free_ char *e2 = value(&c, 0, "0");
+    assert_false(c.ok);
+    assert_non_null(strstr(e2, "too small"));
+    _cleanup_free_ char *e3 = value(&c, 0, "9");
+    assert_false(c.ok);
+    assert_non_null(strstr(e3, "too large"));
+    free(value(&c, 0, "-1"));
+    assert_false(c.ok);
+    free(value(&c, 0, "99999999999999999999999"));
+    assert_false(c.ok);
+
+    free(value(&c, 1, "512"));
+    assert_true(c.ok);
+    assert_int_equal(c.v, 512);
+    free(value(&c, 1, "2G"));
+    assert_true(c.ok);
+    assert_int_equal(c.v, 2048);
+    free(value(&c, 1, "1048576K"));
+    assert_true(c.ok);
+    assert_int_equal(c.v, 1024);
+    _cleanup_free_ char *e4 = value(&c, 1, "12X");
+    assert_false(c.ok);
+    assert_string_equal(e4, "vireo: --memory: '12X' is not a size (use e.g. 512M or 2G)\n");
+    _cleanup_free_ char *e5 = value(&c, 1, "1000K");
+    assert_false(c.ok);
+    assert_string_equal(e5, "vireo: --memory: '1000K' is not a whole number of MiB\n");
+    _cleanup_free_ char *e6 = value(&c, 1, "99999999999T");
+    assert_false(c.ok);
+    assert_non_null(strstr(e6, "too large"));
+
+    free(value(&c, 2, "10G"));
+    assert_true(c.ok);
+    assert_int_equal(c.v, 10ULL << 30);
+    free(value(&c, 2, "4096"));
+    assert_true(c.ok);
+    assert_int_equal(c.v, 4096);
+
+    free(value(&c, 3, "kvm"));
+    assert_true(c.ok);
+    _cleanup_free_ char *e7 = value(&c, 3, "xen");
+    assert_false(c.ok);
+    assert_string_equal(e7, "vireo: --accel: 'xen' is not one of auto, kvm, tcg\n");
+}
+
+static void test_formatting(void **state)
+{
+    static const struct {
+        int64_t s;
+        const char *want;
+    } durations[] = {
+        { -5, "0s" },        { 0, "0s" },          { 42, "42s" },        { 60, "1m 0s" },
+        { 303, "5m 3s" },    { 3725, "1h 2m" },    { 86399, "23h 59m" }, { 273600, "3d 4h" },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(durations); i++) {
+        _cleanup_free_ char *s = fmt_duration(durations[i].s);
+        assert_string_equal(s, durations[i].want);
+    }
+
+    static const struct {
+        uint64_t v;
+        const char *want;
+    } mibs[] = {
+        { 0, "0 MiB" }, { 512, "512 MiB" }, { 1023, "1023 MiB" }, { 1024, "1 GiB" },
+        { 1536, "1.5 GiB" }, { 24105, "23.5 GiB" }, { 2047, "2.0 GiB" }, { 1 << 20, "1 TiB" },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(mibs); i++) {
+        _cleanup_free_ char *s = fmt_mib(mibs[i].v);
+        assert_string_equal(s, mibs[i].want);
+    }
+
+    static const struct {
+        uint64_t v;
+        const char *want;
+    } bytes[] = {
+        { 0, "0 B" },
+        { 1023, "1023 B" },
+        { 1024, "1 KiB" },
+        { 1610612736, "1.5 GiB" },
+        { 64ULL << 20, "64 MiB" },
+        { UINT64_MAX, "16.0 EiB" },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(bytes); i++) {
+        _cleanup_free_ char *s = fmt_bytes(bytes[i].v);
+        assert_string_equal(s, bytes[i].want);
+    }
+}
+
+static void test_table(void **state)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    static const char *const headers[] = { "NAME", "STATE", "UPTIME" };
+    OutTable *t = out_table_new(3, headers);
+    const char *r1[] = { "web1", "running", "5s" };
+    const char *r2[] = { "a-much-longer-name", NULL, NULL };
+    out_table_add(t, r1);
+    out_table_add(t, r2);
+    out_table_print(t, f);
+    out_table_free(t);
+    fclose(f);
+    assert_string_equal(buf, "NAME                STATE    UPTIME\n"
+                             "web1                running  5s\n"
+                             "a-much-longer-name  -        -\n");
+    free(buf);
+}
+
+static void test_json(void **state)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    json_t *doc = json_pack("{s:i, s:s, s:[i]}", "b", 1, "a", "x", "c", 2);
+    out_json(f, doc);
+    json_decref(doc);
+    fclose(f);
+    assert_string_equal(buf, "{\n  \"a\": \"x\",\n  \"b\": 1,\n  \"c\": [\n    2\n  ]\n}\n");
+    free(buf);
+
+    json_t *o = json_pack("{s:s, s:i, s:b}", "s", "v", "i", 7, "b", 1);
+    assert_string_equal(jstr(o, "s"), "v");
+    assert_null(jstr(o, "i"));
+    assert_null(jstr(o, "missing"));
+    assert_null(jstr(NULL, "s"));
+    _cleanup_free_ char *i = jint_str(o, "i");
+    assert_string_equal(i, "7");
+    assert_null(jint_str(o, "s"));
+    json_decref(o);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_args),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_formatting),
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
