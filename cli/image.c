@@ -1,4 +1,5 @@
-/* image.c: the `vireo image ...` commands (list), reading GET /v1/images. */
+/* image.c: the `vireo image ...` commands (list): the images VMs are created
+ * from, as GET /v1/images reports them. */
 #include "cli.h"
 #include "http.h"
 #include "output.h"
