@@ -6,10 +6,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <termios.h>
 
 #include "cli.h"
+#include "util/unix-socket.h"
 #include "http.h"
 
 #define DETACH_BYTE 0x1d          /* Ctrl-] */
@@ -96,24 +96,9 @@ static ssize_t read_timeout(int fd, char *buf, size_t size, int timeout_ms)
 
 static int console_connect(void)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(cli_globals.socket) >= sizeof(sa.sun_path)) {
-        api_print_unreachable(ENAMETOOLONG);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sa.sun_path, cli_globals.socket);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        int err = errno;
-        cli_error("cannot create a socket: %s", strerror(err));
-        return -err;
-    }
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int err = errno;
-        close(fd);
-        api_print_unreachable(err);
-        return -err;
-    }
+    int fd = vo_unix_connect(cli_globals.socket, 0);
+    if (fd < 0)
+        api_print_unreachable(-fd);
     return fd;
 }
 

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
 #include "api/http.h"
+#include "util/unix-socket.h"
 #include "util/util.h"
 
 struct VoApiServer {
@@ -32,12 +32,9 @@ void vo_reply_json(VoReply *rep, int status, json_t *json)
 void vo_reply_error(VoReply *rep, VoErrorCode code, const char *fmt, ...)
 {
     va_list ap;
-    char *msg = NULL;
     va_start(ap, fmt);
-    int r = vasprintf(&msg, fmt, ap);
+    char *msg = vo_vasprintf(fmt, ap);
     va_end(ap);
-    if (r < 0)
-        abort();
     vo_reply_json(rep, vo_error_http_status(code),
                   json_pack("{s:{s:s, s:s}}", "error", "code", vo_error_code_name(code),
                             "message", msg));
@@ -223,33 +220,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
-/* Binds the socket; a stale socket file (no daemon answering) is replaced. */
-static int bind_unix(const char *path)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-        close(fd);
-        return -EADDRINUSE;
-    }
-    (void)unlink(path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
-        int r = -errno;
-        close(fd);
-        return r;
-    }
-    (void)chmod(path, 0660);
-    return fd;
-}
-
 int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret)
 {
-    int fd = bind_unix(socket_path);
+    int fd = vo_unix_listen(socket_path, 0660);
     if (fd < 0)
         return fd;
     VoApiServer *s = vo_malloc0(sizeof(*s));

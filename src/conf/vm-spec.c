@@ -71,10 +71,8 @@ static int fail(char **ret_error, const char *fmt, ...)
     if (ret_error) {
         va_list ap;
         va_start(ap, fmt);
-        int r = vasprintf(ret_error, fmt, ap);
+        *ret_error = vo_vasprintf(fmt, ap);
         va_end(ap);
-        if (r < 0)
-            abort();
     }
     return -EINVAL;
 }

@@ -10,12 +10,12 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
 #include "conf/names.h"
 #include "daemon/console.h"
 #include "daemon/images.h"
 #include "util/spawn.h"
+#include "util/unix-socket.h"
 #include "util/time-format.h"
 #include "util/util.h"
 
@@ -299,23 +299,6 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     vo_vm_unref(vm); /* the watch's reference */
 }
 
-static int connect_unix(const char *path)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int r = -errno;
-        close(fd);
-        return r;
-    }
-    return fd;
-}
-
 typedef struct {
     VoVm *vm;
     int console_fd;
@@ -349,7 +332,7 @@ static void watch_vm(VoVm *vm)
     w->console_fd = -1;
     const char *sock = vm->d->driver->console_socket(vm->hv);
     if (sock) {
-        w->console_fd = connect_unix(sock);
+        w->console_fd = vo_unix_connect(sock, 0);
         if (w->console_fd < 0)
             log_warn("vm %s: console unavailable: %s", vm->spec->name, strerror(-w->console_fd));
     }

@@ -226,12 +226,9 @@ void vo_task_progress(VoTask *t, int percent, const char *message)
 int vo_task_fail(VoTask *t, int negative_errno, const char *fmt, ...)
 {
     va_list ap;
-    char *msg = NULL;
     va_start(ap, fmt);
-    int r = vasprintf(&msg, fmt, ap);
+    char *msg = vo_vasprintf(fmt, ap);
     va_end(ap);
-    if (r < 0)
-        abort();
     pthread_mutex_lock(&t->owner->lock);
     free(t->error_message);
     t->error_message = msg;

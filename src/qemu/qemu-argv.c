@@ -35,13 +35,10 @@ static void push_opt(char ***argv, const char *opt, const char *fmt, ...) _print
 static void push_opt(char ***argv, const char *opt, const char *fmt, ...)
 {
     va_list ap;
-    char *value = NULL;
     vo_strv_push(argv, vo_strdup(opt));
     va_start(ap, fmt);
-    if (vasprintf(&value, fmt, ap) < 0)
-        abort();
+    vo_strv_push(argv, vo_vasprintf(fmt, ap));
     va_end(ap);
-    vo_strv_push(argv, value);
 }
 
 /* Adds "-opt" then the JSON text of props (stolen). */

@@ -2,6 +2,7 @@
  * buffer that splits newline-terminated JSON messages, id-matched command
  * replies with deadlines, and a bounded FIFO of asynchronous events. */
 #include "qmp.h"
+#include "util/unix-socket.h"
 #include "util/util.h"
 
 #include <fcntl.h>
@@ -10,7 +11,6 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #define QMP_MAX_MESSAGE (1024 * 1024) /* bytes in one message, newline excluded */
 #define QMP_MAX_EVENTS 1024           /* queued events; the oldest are dropped beyond */
@@ -296,20 +296,13 @@ int vo_qmp_open_fd(int fd, int timeout_ms, VoQmp **ret)
 int vo_qmp_connect(const char *socket_path, int timeout_ms, VoQmp **ret)
 {
     int64_t deadline = deadline_after(timeout_ms);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(socket_path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sa.sun_path, socket_path);
-
     for (;;) {
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-            return -errno;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-            return open_fd_until(TAKE_FD(fd), deadline, ret);
+        int fd = vo_unix_connect(socket_path, SOCK_NONBLOCK);
+        if (fd >= 0)
+            return open_fd_until(fd, deadline, ret);
         /* QEMU may not have created or started listening on the socket yet. */
-        if (errno != ECONNREFUSED && errno != ENOENT && errno != EAGAIN && errno != EINTR)
-            return -errno;
+        if (fd != -ECONNREFUSED && fd != -ENOENT && fd != -EAGAIN && fd != -EINTR)
+            return fd;
         int64_t left = deadline - vo_now_ms();
         if (left <= 0)
             return -ETIMEDOUT;

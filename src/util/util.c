@@ -29,15 +29,20 @@ char *vo_strdup(const char *s)
     return d;
 }
 
+char *vo_vasprintf(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();
+    return s;
+}
+
 char *vo_asprintf(const char *fmt, ...)
 {
     va_list ap;
-    char *s = NULL;
     va_start(ap, fmt);
-    int r = vasprintf(&s, fmt, ap);
+    char *s = vo_vasprintf(fmt, ap);
     va_end(ap);
-    if (r < 0)
-        abort();
     return s;
 }
 
@@ -73,12 +78,9 @@ int vo_strv_push(char ***v, char *s)
 int vo_strv_pushf(char ***v, const char *fmt, ...)
 {
     va_list ap;
-    char *s = NULL;
     va_start(ap, fmt);
-    int r = vasprintf(&s, fmt, ap);
+    char *s = vo_vasprintf(fmt, ap);
     va_end(ap);
-    if (r < 0)
-        abort();
     return vo_strv_push(v, s);
 }
 

@@ -45,6 +45,7 @@ void vo_log(VoLogLevel level, const char *fmt, ...) _printf_(2, 3);
 void *vo_malloc0(size_t n);
 char *vo_strdup(const char *s);
 char *vo_asprintf(const char *fmt, ...) _printf_(1, 2);
+char *vo_vasprintf(const char *fmt, va_list ap) _printf_(1, 0);
 
 /* strv: NULL-terminated vectors of owned strings. */
 size_t vo_strv_len(char *const *v);
