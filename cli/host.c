@@ -6,18 +6,10 @@
 
 static int host_show(const CliCommand *cmd, int argc, char **argv)
 {
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, NULL, &exit_status))
-        return exit_status;
     json_t *host = NULL;
-    if (api_call("GET", "/v1/host", NULL, &host) < 0)
-        return CLI_EXIT_FAIL;
-    if (cli_globals.json) {
-        out_json(stdout, host);
-        json_decref(host);
-        return CLI_EXIT_OK;
-    }
+    int exit_status;
+    if (!api_read_command(cmd, argc, argv, "/v1/host", &host, &exit_status))
+        return exit_status;
     _cleanup_free_ char *cpus = jint_str(host, "cpus");
     json_t *mem = json_object_get(host, "memory_mib");
     _cleanup_free_ char *memory = json_is_integer(mem) && json_integer_value(mem) >= 0

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 
 #include "cli.h"
+#include "output.h"
 
 #define MAX_REPLY (256u << 20)
 #define CONNECT_TIMEOUT_S 10L
@@ -204,4 +205,25 @@ char *api_path(const char *collection, const char *id, const char *suffix)
     char *p = vo_asprintf("/v1/%s/%s%s", collection, esc, suffix ? suffix : "");
     curl_free(esc);
     return p;
+}
+
+bool api_read_command(const CliCommand *cmd, int argc, char **argv, const char *path,
+                      json_t **ret_doc, int *ret_exit)
+{
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    if (!cli_parse_args(cmd, argc, argv, opts, NULL, ret_exit))
+        return false;
+    json_t *doc = NULL;
+    if (api_call("GET", path, NULL, &doc) < 0) {
+        *ret_exit = CLI_EXIT_FAIL;
+        return false;
+    }
+    if (cli_globals.json) {
+        out_json(stdout, doc);
+        json_decref(doc);
+        *ret_exit = CLI_EXIT_OK;
+        return false;
+    }
+    *ret_doc = doc;
+    return true;
 }

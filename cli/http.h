@@ -3,6 +3,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct {
@@ -22,6 +23,14 @@ int http_request(const char *method, const char *path, const json_t *body, HttpR
  * *ret (may be NULL to ignore it). An API error is printed as
  * "vireo: MESSAGE (CODE)". Returns 0, or a negative errno after printing. */
 int api_call(const char *method, const char *path, const json_t *body, json_t **ret);
+
+struct CliCommand;
+/* The common start of a read command that takes no options: parse argv, GET
+ * path, and under --output json print the document. Returns true with
+ * *ret_doc for the caller to print as a table; false when it is done, with
+ * the exit status in *ret_exit. */
+bool api_read_command(const struct CliCommand *cmd, int argc, char **argv, const char *path,
+                      json_t **ret_doc, int *ret_exit);
 
 /* Print the error of a non-2xx answer (JSON error body, or a generic line). */
 void api_print_error(long status, const char *body, size_t len);

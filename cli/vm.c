@@ -208,18 +208,10 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
 
 static int vm_list(const CliCommand *cmd, int argc, char **argv)
 {
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, NULL, &exit_status))
-        return exit_status;
     json_t *doc = NULL;
-    if (api_call("GET", "/v1/vms", NULL, &doc) < 0)
-        return CLI_EXIT_FAIL;
-    if (cli_globals.json) {
-        out_json(stdout, doc);
-        json_decref(doc);
-        return CLI_EXIT_OK;
-    }
+    int exit_status;
+    if (!api_read_command(cmd, argc, argv, "/v1/vms", &doc, &exit_status))
+        return exit_status;
     static const char *const headers[] = { "NAME", "STATE", "VCPUS", "MEMORY", "ACCEL", "UPTIME" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
