@@ -148,7 +148,8 @@ void vo_api_vm_delete(VoRequest *req, VoReply *rep)
         return;
     json_t *task = NULL;
     char *error = NULL;
-    int r = vo_vm_delete(req->d, vm, vo_request_query_bool(req, "force"), &task, &error);
+    int r = vo_vm_delete(req->d, vm, vo_request_query_bool(req, "force"),
+                         vo_request_query_bool(req, "keep_disks"), &task, &error);
     reply_task(rep, r, task, error);
 }
 

@@ -53,8 +53,10 @@ VoVmSpec *vo_vm_spec_free(VoVmSpec *s)
     free(s->kernel);
     free(s->initrd);
     free(s->cmdline);
-    for (size_t i = 0; i < s->n_disks; i++)
+    for (size_t i = 0; i < s->n_disks; i++) {
         free(s->disks[i].path);
+        free(s->disks[i].volume);
+    }
     free(s->disks);
     for (size_t i = 0; i < s->n_nics; i++) {
         free(s->nics[i].mac);
@@ -123,6 +125,7 @@ static const KeyType spec_keys[] = {
 };
 static const KeyType disk_keys[] = {
     { "path", JSON_STRING }, { "format", JSON_STRING }, { "readonly", JSON_TRUE },
+    { "volume", JSON_STRING }, { "shareable", JSON_TRUE },
 };
 static const KeyType nic_keys[] = { { "mac", JSON_STRING }, { "network", JSON_STRING } };
 
@@ -138,8 +141,8 @@ static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
     size_t i;
     json_t *d;
     json_array_foreach(arr, i, d) {
-        const char *path = NULL, *format = "qcow2";
-        int readonly = 0;
+        const char *path = NULL, *format = "qcow2", *volume = NULL;
+        int readonly = 0, shareable = 0;
         json_error_t jerr;
         _cleanup_free_ char *where = vo_asprintf("disks[%zu].", i);
         if (!json_is_object(d))
@@ -147,12 +150,15 @@ static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
         int r = check_keys(d, disk_keys, ELEMENTSOF(disk_keys), where, ret_error);
         if (r < 0)
             return r;
-        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?b}", "path", &path, "format",
-                           &format, "readonly", &readonly) < 0)
+        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?b, s?s, s?b}", "path", &path,
+                           "format", &format, "readonly", &readonly, "volume", &volume,
+                           "shareable", &shareable) < 0)
             return fail(ret_error, "disks[%zu]: %s", i, jerr.text);
         VoDiskSpec *disk = &s->disks[s->n_disks++];
         disk->path = vo_strdup(path);
         disk->readonly = readonly;
+        disk->volume = vo_strdup(volume);
+        disk->shareable = shareable;
         if (disk_format_from_string(format, &disk->format) < 0)
             return fail(ret_error, "disks[%zu].format: '%s' is not qcow2 or raw", i, format);
     }
@@ -258,11 +264,16 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
     set_opt_string(o, "initrd", s->initrd);
     set_opt_string(o, "cmdline", s->cmdline);
     json_t *disks = json_array();
-    for (size_t i = 0; i < s->n_disks; i++)
-        json_array_append_new(disks, json_pack("{s:s, s:s, s:b}", "path", s->disks[i].path,
-                                               "format",
-                                               vo_disk_format_to_string(s->disks[i].format),
-                                               "readonly", s->disks[i].readonly));
+    for (size_t i = 0; i < s->n_disks; i++) {
+        json_t *disk = json_pack("{s:s, s:s, s:b}", "path", s->disks[i].path, "format",
+                                 vo_disk_format_to_string(s->disks[i].format), "readonly",
+                                 s->disks[i].readonly);
+        if (s->disks[i].volume)
+            json_object_set_new(disk, "volume", json_string(s->disks[i].volume));
+        if (s->disks[i].shareable)
+            json_object_set_new(disk, "shareable", json_true());
+        json_array_append_new(disks, disk);
+    }
     json_object_set_new(o, "disks", disks);
     json_t *nics = json_array();
     for (size_t i = 0; i < s->n_nics; i++)

@@ -17,6 +17,8 @@ typedef struct {
     char *path;
     VoDiskFormat format;
     bool readonly;
+    char *volume;  /* "pool/name" when the disk is a vireo volume; NULL for a bare path */
+    bool shareable; /* may be attached to several VMs (QEMU's image lock is off) */
 } VoDiskSpec;
 
 typedef struct {

@@ -11,6 +11,8 @@
 #include "state/store.h"
 
 typedef struct VoVm VoVm;
+typedef struct VoPool VoPool;
+typedef struct VoVolume VoVolume;
 
 typedef struct VoDaemon {
     char *state_dir;
@@ -24,4 +26,9 @@ typedef struct VoDaemon {
     pthread_mutex_t vms_lock; /* protects vms/n_vms (the registry, not the VMs) */
     VoVm **vms;
     size_t n_vms;
+    pthread_mutex_t storage_lock; /* protects pools and volumes */
+    VoPool **pools;
+    size_t n_pools;
+    VoVolume **volumes;
+    size_t n_volumes;
 } VoDaemon;

@@ -11,6 +11,7 @@
 
 #include "api/http.h"
 #include "daemon/daemon.h"
+#include "daemon/storage.h"
 #include "daemon/vms.h"
 #include "util/util.h"
 
@@ -79,6 +80,7 @@ int main(int argc, char **argv)
 
     VoDaemon d = { 0 };
     pthread_mutex_init(&d.vms_lock, NULL);
+    pthread_mutex_init(&d.storage_lock, NULL);
     d.state_dir = realpath(state_dir, NULL);
     if (!d.state_dir && vo_mkdir_p(state_dir, 0750) == 0)
         d.state_dir = realpath(state_dir, NULL);
@@ -132,6 +134,11 @@ int main(int argc, char **argv)
     int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     vo_loop_add_fd(d.loop, sigfd, EPOLLIN, on_signal, d.loop);
 
+    r = vo_storage_load(&d);
+    if (r < 0) {
+        log_error("cannot load pools and volumes: %s", strerror(-r));
+        return 1;
+    }
     r = vo_vms_load(&d);
     if (r < 0) {
         log_error("cannot load VMs: %s", strerror(-r));

@@ -4,6 +4,7 @@
  * is held only briefly; the loop thread owns exit watching and the console.
  * Every state change is written to the store before it is acted upon. */
 #include "daemon/vms.h"
+#include "daemon/vm-internal.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "conf/names.h"
 #include "daemon/console.h"
 #include "daemon/images.h"
+#include "daemon/storage.h"
 #include "util/spawn.h"
 #include "util/unix-socket.h"
 #include "util/time-format.h"
@@ -21,24 +23,6 @@
 
 #define STOP_EXIT_WAIT_MS 10000
 
-struct VoVm {
-    atomic_int refs;
-    VoDaemon *d;
-    pthread_mutex_t job;
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
-    VoVmSpec *spec;
-    int64_t rev;
-    VoVmState state;
-    char *exit_reason;
-    int64_t created_at, started_at;
-    VoHvInstance *hv;
-    VoHvInfo info;
-    bool stop_requested; /* an exit now is a stop, not a crash */
-    bool provisioning;   /* create task still running */
-    bool watching;       /* exit fd registered on the loop */
-    VoConsole *console;  /* loop thread only */
-};
 
 static const char *const state_names[] = { "defined", "starting", "running", "paused",
                                            "stopping", "stopped", "crashed" };
@@ -59,7 +43,7 @@ static int state_from_string(const char *s, VoVmState *ret)
     return -EINVAL;
 }
 
-static bool state_active(VoVmState s)
+bool vo_vm_state_active(VoVmState s)
 {
     return s == VO_VM_STARTING || s == VO_VM_RUNNING || s == VO_VM_PAUSED || s == VO_VM_STOPPING;
 }
@@ -75,7 +59,7 @@ static VoVm *vm_new(VoDaemon *d)
     return vm;
 }
 
-static VoVm *vm_ref(VoVm *vm)
+VoVm *vo_vm_ref(VoVm *vm)
 {
     atomic_fetch_add(&vm->refs, 1);
     return vm;
@@ -95,12 +79,12 @@ void vo_vm_unref(VoVm *vm)
     free(vm);
 }
 
-static char *vm_state_dir(VoDaemon *d, const char *id)
+char *vo_vm_state_dir(VoDaemon *d, const char *id)
 {
     return vo_asprintf("%s/vms/%s", d->state_dir, id);
 }
 
-static char *vm_run_dir(VoDaemon *d, const char *id)
+char *vo_vm_run_dir(VoDaemon *d, const char *id)
 {
     return vo_asprintf("%s/vms/%s", d->run_dir, id);
 }
@@ -125,7 +109,7 @@ static json_t *vm_document(VoVm *vm)
 }
 
 /* Caller holds vm->lock. Writes the VM's document with compare-and-swap. */
-static int vm_save(VoVm *vm)
+int vo_vm_save(VoVm *vm)
 {
     json_t *doc = vm_document(vm);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
@@ -142,12 +126,12 @@ static int vm_save(VoVm *vm)
 }
 
 /* Caller holds vm->lock. */
-static void set_state(VoVm *vm, VoVmState state)
+void vo_vm_set_state(VoVm *vm, VoVmState state)
 {
     if (vm->state != state)
         log_info("vm %s: %s -> %s", vm->spec->name, state_names[vm->state], state_names[state]);
     vm->state = state;
-    (void)vm_save(vm);
+    (void)vo_vm_save(vm);
     pthread_cond_broadcast(&vm->changed);
 }
 
@@ -176,7 +160,7 @@ static void registry_remove(VoDaemon *d, VoVm *vm)
 }
 
 /* Caller holds d->vms_lock. */
-static VoVm *registry_find_locked(VoDaemon *d, const char *name_or_id)
+VoVm *vo_vms_find_locked(VoDaemon *d, const char *name_or_id)
 {
     for (size_t i = 0; i < d->n_vms; i++) {
         VoVm *vm = d->vms[i];
@@ -192,9 +176,9 @@ static VoVm *registry_find_locked(VoDaemon *d, const char *name_or_id)
 VoVm *vo_vms_find(VoDaemon *d, const char *name_or_id)
 {
     pthread_mutex_lock(&d->vms_lock);
-    VoVm *vm = registry_find_locked(d, name_or_id);
+    VoVm *vm = vo_vms_find_locked(d, name_or_id);
     if (vm)
-        vm_ref(vm);
+        vo_vm_ref(vm);
     pthread_mutex_unlock(&d->vms_lock);
     return vm;
 }
@@ -210,7 +194,7 @@ static bool vo_vm_is_provisioning(VoVm *vm)
 bool vo_vm_is_active(VoVm *vm)
 {
     pthread_mutex_lock(&vm->lock);
-    bool active = state_active(vm->state);
+    bool active = vo_vm_state_active(vm->state);
     pthread_mutex_unlock(&vm->lock);
     return active;
 }
@@ -229,7 +213,7 @@ json_t *vo_vm_to_json(VoVm *vm)
         json_object_set_new(o, "started_at", vo_time_json(vm->started_at));
         json_object_set_new(o, "uptime_s", json_integer((vo_wall_ms() - vm->started_at) / 1000));
     }
-    if (vm->exit_reason && !state_active(vm->state))
+    if (vm->exit_reason && !vo_vm_state_active(vm->state))
         json_object_set_new(o, "exit_reason", json_string(vm->exit_reason));
     pthread_mutex_unlock(&vm->lock);
     return o;
@@ -287,10 +271,10 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     bool stopped = vm->stop_requested || clean;
     if (!stopped)
         log_warn("vm %s crashed: %s", vm->spec->name, vm->exit_reason);
-    set_state(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED);
+    vo_vm_set_state(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED);
     pthread_mutex_unlock(&vm->lock);
 
-    _cleanup_free_ char *run_dir = vm_run_dir(vm->d, vm->spec->id);
+    _cleanup_free_ char *run_dir = vo_vm_run_dir(vm->d, vm->spec->id);
     const char *transient[] = { "qmp.sock", "console.sock", "qemu.pid", "fake.state" };
     for (size_t i = 0; i < ELEMENTSOF(transient); i++) {
         _cleanup_free_ char *p = vo_asprintf("%s/%s", run_dir, transient[i]);
@@ -328,7 +312,7 @@ static void watch_on_loop(void *userdata)
 static void watch_vm(VoVm *vm)
 {
     WatchArgs *w = vo_malloc0(sizeof(*w));
-    w->vm = vm_ref(vm);
+    w->vm = vo_vm_ref(vm);
     w->console_fd = -1;
     const char *sock = vm->d->driver->console_socket(vm->hv);
     if (sock) {
@@ -366,7 +350,7 @@ void vo_vm_console_attach(VoDaemon *d, VoVm *vm, int fd, char *initial, size_t i
                           VoVmConsoleClosed on_closed, void *userdata)
 {
     AttachArgs *a = vo_malloc0(sizeof(*a));
-    *a = (AttachArgs){ .vm = vm_ref(vm), .fd = fd, .initial = initial,
+    *a = (AttachArgs){ .vm = vo_vm_ref(vm), .fd = fd, .initial = initial,
                        .initial_len = initial_len, .on_closed = on_closed,
                        .userdata = userdata };
     vo_loop_call(d->loop, attach_on_loop, a);
@@ -378,8 +362,9 @@ typedef struct {
     VoVm *vm;
     bool force;
     int timeout_s;
-    char *base_disk, *base_format;
+    char *base_disk, *base_format, *base_image;
     uint64_t disk_size;
+    bool full_clone, keep_disks;
 } OpArgs;
 
 static void op_args_free(void *p)
@@ -388,13 +373,14 @@ static void op_args_free(void *p)
     vo_vm_unref(a->vm);
     free(a->base_disk);
     free(a->base_format);
+    free(a->base_image);
     free(a);
 }
 
 static OpArgs *op_args(VoVm *vm)
 {
     OpArgs *a = vo_malloc0(sizeof(*a));
-    a->vm = vm_ref(vm);
+    a->vm = vo_vm_ref(vm);
     return a;
 }
 
@@ -405,19 +391,19 @@ static int task_start(VoTask *t, void *userdata)
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
     VoVmState before = vm->state;
-    if (state_active(before)) {
+    if (vo_vm_state_active(before)) {
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, -EBUSY, "VM '%s' is already %s", vm->spec->name,
                             state_names[before]);
     }
     vm->stop_requested = false;
-    set_state(vm, VO_VM_STARTING);
+    vo_vm_set_state(vm, VO_VM_STARTING);
     VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
 
     vo_task_progress(t, 10, "launching QEMU");
-    _cleanup_free_ char *run_dir = vm_run_dir(d, spec->id);
+    _cleanup_free_ char *run_dir = vo_vm_run_dir(d, spec->id);
     _cleanup_free_ char *error = NULL;
     VoHvInstance *hv = NULL;
     int r = d->driver->start(d->driver, spec, run_dir, &hv, &error);
@@ -426,7 +412,7 @@ static int task_start(VoTask *t, void *userdata)
         pthread_mutex_lock(&vm->lock);
         free(vm->exit_reason);
         vm->exit_reason = vo_asprintf("start failed: %s", error ? error : strerror(-r));
-        set_state(vm, before == VO_VM_DEFINED ? VO_VM_DEFINED : VO_VM_STOPPED);
+        vo_vm_set_state(vm, before == VO_VM_DEFINED ? VO_VM_DEFINED : VO_VM_STOPPED);
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r, "cannot start VM '%s': %s", vm->spec->name,
@@ -448,7 +434,7 @@ static int task_start(VoTask *t, void *userdata)
     pthread_mutex_lock(&vm->lock);
     if (r >= 0 && vm->state == VO_VM_STARTING) {
         vm->info.paused = false;
-        set_state(vm, VO_VM_RUNNING);
+        vo_vm_set_state(vm, VO_VM_RUNNING);
     }
     pthread_mutex_unlock(&vm->lock);
     pthread_mutex_unlock(&vm->job);
@@ -459,7 +445,7 @@ static int task_start(VoTask *t, void *userdata)
 }
 
 /* Waits (vm->lock held) until the VM has exited or the deadline passes. */
-static bool wait_exit(VoVm *vm, int timeout_ms)
+bool vo_vm_wait_exit(VoVm *vm, int timeout_ms)
 {
     int64_t deadline = vo_now_ms() + timeout_ms;
     while (vm->watching || vm->hv) {
@@ -477,17 +463,17 @@ static bool wait_exit(VoVm *vm, int timeout_ms)
 }
 
 /* Caller holds the job lock. Ends the VM: ACPI first unless force, then kill. */
-static int stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s)
+int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s)
 {
     VoHvDriver *drv = vm->d->driver;
     pthread_mutex_lock(&vm->lock);
-    if (!state_active(vm->state) || !vm->hv) {
+    if (!vo_vm_state_active(vm->state) || !vm->hv) {
         pthread_mutex_unlock(&vm->lock);
         return vo_task_fail(t, -EBUSY, "VM '%s' is not running", vm->spec->name);
     }
     vm->stop_requested = true;
     bool paused = vm->state == VO_VM_PAUSED;
-    set_state(vm, VO_VM_STOPPING);
+    vo_vm_set_state(vm, VO_VM_STOPPING);
     VoHvInstance *hv = vm->hv;
     pthread_mutex_unlock(&vm->lock);
 
@@ -498,7 +484,7 @@ static int stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s)
             (void)drv->resume(hv);
         int r = drv->powerdown(hv);
         pthread_mutex_lock(&vm->lock);
-        exited = r >= 0 && wait_exit(vm, timeout_s * 1000);
+        exited = r >= 0 && vo_vm_wait_exit(vm, timeout_s * 1000);
         pthread_mutex_unlock(&vm->lock);
         if (!exited)
             log_warn("vm %s: no power-off after %d s; forcing", vm->spec->name, timeout_s);
@@ -508,7 +494,7 @@ static int stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s)
         pthread_mutex_lock(&vm->lock);
         if (vm->hv)
             (void)drv->kill(vm->hv);
-        exited = wait_exit(vm, STOP_EXIT_WAIT_MS);
+        exited = vo_vm_wait_exit(vm, STOP_EXIT_WAIT_MS);
         pthread_mutex_unlock(&vm->lock);
     }
     if (!exited)
@@ -520,7 +506,7 @@ static int task_stop(VoTask *t, void *userdata)
 {
     OpArgs *a = userdata;
     pthread_mutex_lock(&a->vm->job);
-    int r = stop_locked(t, a->vm, a->force, a->timeout_s);
+    int r = vo_vm_stop_locked(t, a->vm, a->force, a->timeout_s);
     pthread_mutex_unlock(&a->vm->job);
     return r;
 }
@@ -545,7 +531,7 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
         pthread_mutex_lock(&vm->lock);
         if (vm->state == required) {
             vm->info.paused = after == VO_VM_PAUSED;
-            set_state(vm, after);
+            vo_vm_set_state(vm, after);
         }
         pthread_mutex_unlock(&vm->lock);
     }
@@ -585,7 +571,7 @@ static int task_delete(VoTask *t, void *userdata)
             return vo_task_fail(t, -EBUSY, "VM '%s' is running; stop it first or use --force",
                                 vm->spec->name);
         }
-        int r = stop_locked(t, vm, true, 0);
+        int r = vo_vm_stop_locked(t, vm, true, 0);
         if (r < 0) {
             pthread_mutex_unlock(&vm->job);
             return r;
@@ -598,13 +584,21 @@ static int task_delete(VoTask *t, void *userdata)
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r, "cannot delete VM '%s': %s", vm->spec->name, strerror(-r));
     }
-    _cleanup_free_ char *state_dir = vm_state_dir(d, vm->spec->id);
-    _cleanup_free_ char *run_dir = vm_run_dir(d, vm->spec->id);
+    _cleanup_free_ char *state_dir = vo_vm_state_dir(d, vm->spec->id);
+    _cleanup_free_ char *run_dir = vo_vm_run_dir(d, vm->spec->id);
     (void)vo_rm_rf(state_dir);
     (void)vo_rm_rf(run_dir);
-    registry_remove(d, vm);
+    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    registry_remove(d, vm); /* first: a volume attached to a VM cannot be removed */
     pthread_mutex_unlock(&vm->job);
-    log_info("vm %s: deleted", vm->spec->name);
+    for (size_t i = 0; !a->keep_disks && i < spec->n_disks; i++) {
+        _cleanup_free_ char *error = NULL;
+        if (spec->disks[i].volume && !spec->disks[i].shareable &&
+            vo_volume_remove_now(d, spec->disks[i].volume, &error) < 0)
+            log_warn("vm %s: kept volume %s: %s", spec->name, spec->disks[i].volume, error);
+    }
+    log_info("vm %s: deleted%s", spec->name, a->keep_disks ? " (disks kept)" : "");
+    vo_vm_spec_free(spec);
     return 0;
 }
 
@@ -613,28 +607,37 @@ static int task_create(VoTask *t, void *userdata)
     OpArgs *a = userdata;
     VoVm *vm = a->vm;
     VoDaemon *d = vm->d;
-    _cleanup_free_ char *dir = vm_state_dir(d, vm->spec->id);
+    _cleanup_free_ char *dir = vo_vm_state_dir(d, vm->spec->id);
+    _cleanup_free_ char *error = NULL, *volume = NULL, *path = NULL;
     int r = vo_mkdir_p(dir, 0750);
-    _cleanup_free_ char *output = NULL;
-    if (r >= 0 && vm->spec->n_disks > 0) {
-        vo_task_progress(t, 30, "creating the disk");
-        _cleanup_free_ char *size = a->disk_size ? vo_asprintf("%llu", (unsigned long long)a->disk_size)
-                                                 : NULL;
-        char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", a->base_format, "-b",
-                         a->base_disk, vm->spec->disks[0].path, size, NULL };
-        r = vo_spawn_wait(argv, 60000, &output);
+    if (r >= 0) {
+        vo_task_progress(t, 30, a->full_clone ? "copying the image" : "creating a linked clone");
+        volume = vo_volume_free_name(d, VO_DEFAULT_POOL, vm->spec->name);
+        r = volume ? vo_volume_create_from_base(d, VO_DEFAULT_POOL, volume, a->base_disk,
+                                                a->base_format, a->base_image, a->full_clone,
+                                                a->disk_size, t, &path, &error)
+                   : -ENOSPC;
     }
     if (r >= 0) {
         pthread_mutex_lock(&vm->lock);
-        r = vm_save(vm);
+        VoDiskSpec *disk = &vm->spec->disks[0];
+        free(disk->path);
+        disk->path = TAKE_PTR(path);
+        disk->volume = vo_asprintf("%s/%s", VO_DEFAULT_POOL, volume);
+        r = vo_vm_save(vm);
         vm->provisioning = false;
         pthread_mutex_unlock(&vm->lock);
+        if (r < 0) {
+            _cleanup_free_ char *key = vo_asprintf("%s/%s", VO_DEFAULT_POOL, volume);
+            _cleanup_free_ char *ignored = NULL;
+            (void)vo_volume_remove_now(d, key, &ignored);
+        }
     }
     if (r < 0) {
         (void)vo_rm_rf(dir);
         registry_remove(d, vm);
         return vo_task_fail(t, r, "cannot create VM '%s': %s", vm->spec->name,
-                            output && output[0] ? output : strerror(-r));
+                            error ? error : strerror(-r));
     }
     log_info("vm %s: created (%s)", vm->spec->name, vm->spec->id);
     return 0;
@@ -642,23 +645,17 @@ static int task_create(VoTask *t, void *userdata)
 
 /* ---- public entry points -------------------------------------------------- */
 
-static int submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, OpArgs *args,
-                  json_t **ret_task)
+int vo_vm_submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, void *args,
+                 VoTaskFreeFn free_args, json_t **ret_task)
 {
     pthread_mutex_lock(&vm->lock);
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
     pthread_mutex_unlock(&vm->lock);
-    *ret_task = vo_tasks_submit(d->tasks, kind, name, fn, args, op_args_free);
+    *ret_task = vo_tasks_submit(d->tasks, kind, name, fn, args, free_args);
     return 0;
 }
 
-/* Refuses at once what the task would refuse anyway: allowed is a bit set of
- * the states the operation accepts. */
-#define IN(state) (1u << (state))
-#define ACTIVE_STATES (IN(VO_VM_STARTING) | IN(VO_VM_RUNNING) | IN(VO_VM_PAUSED) | IN(VO_VM_STOPPING))
-#define INACTIVE_STATES (IN(VO_VM_DEFINED) | IN(VO_VM_STOPPED) | IN(VO_VM_CRASHED))
-
-static int precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_error)
+int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_error)
 {
     pthread_mutex_lock(&vm->lock);
     VoVmState s = vm->state;
@@ -678,44 +675,45 @@ static int precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_err
 
 int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    int r = precheck(vm, INACTIVE_STATES, "start", ret_error);
-    return r < 0 ? r : submit(d, vm, "start", task_start, op_args(vm), ret_task);
+    int r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
+    return r < 0 ? r : vo_vm_submit(d, vm, "start", task_start, op_args(vm), op_args_free, ret_task);
 }
 
 int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_task,
                char **ret_error)
 {
-    int r = precheck(vm, IN(VO_VM_RUNNING) | IN(VO_VM_PAUSED), "stop", ret_error);
+    int r = vo_vm_precheck(vm, IN(VO_VM_RUNNING) | IN(VO_VM_PAUSED), "stop", ret_error);
     if (r < 0)
         return r;
     OpArgs *a = op_args(vm);
     a->force = force;
     a->timeout_s = timeout_s;
-    return submit(d, vm, "stop", task_stop, a, ret_task);
+    return vo_vm_submit(d, vm, "stop", task_stop, a, op_args_free, ret_task);
 }
 
 int vo_vm_reboot(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    int r = precheck(vm, IN(VO_VM_RUNNING), "reboot", ret_error);
-    return r < 0 ? r : submit(d, vm, "reboot", task_reboot, op_args(vm), ret_task);
+    int r = vo_vm_precheck(vm, IN(VO_VM_RUNNING), "reboot", ret_error);
+    return r < 0 ? r : vo_vm_submit(d, vm, "reboot", task_reboot, op_args(vm), op_args_free, ret_task);
 }
 
 int vo_vm_pause(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    int r = precheck(vm, IN(VO_VM_RUNNING), "pause", ret_error);
-    return r < 0 ? r : submit(d, vm, "pause", task_pause, op_args(vm), ret_task);
+    int r = vo_vm_precheck(vm, IN(VO_VM_RUNNING), "pause", ret_error);
+    return r < 0 ? r : vo_vm_submit(d, vm, "pause", task_pause, op_args(vm), op_args_free, ret_task);
 }
 
 int vo_vm_resume(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    int r = precheck(vm, IN(VO_VM_PAUSED), "resume", ret_error);
-    return r < 0 ? r : submit(d, vm, "resume", task_resume, op_args(vm), ret_task);
+    int r = vo_vm_precheck(vm, IN(VO_VM_PAUSED), "resume", ret_error);
+    return r < 0 ? r : vo_vm_submit(d, vm, "resume", task_resume, op_args(vm), op_args_free, ret_task);
 }
 
-int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, json_t **ret_task, char **ret_error)
+int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, bool keep_disks, json_t **ret_task,
+                 char **ret_error)
 {
     if (!force) {
-        int r = precheck(vm, INACTIVE_STATES, "delete", ret_error);
+        int r = vo_vm_precheck(vm, INACTIVE_STATES, "delete", ret_error);
         if (r < 0 && !vo_vm_is_provisioning(vm)) {
             free(*ret_error);
             *ret_error = vo_asprintf("VM '%s' is running; stop it first or delete with force",
@@ -726,7 +724,8 @@ int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, json_t **ret_task, char **re
     }
     OpArgs *a = op_args(vm);
     a->force = force;
-    return submit(d, vm, "delete", task_delete, a, ret_task);
+    a->keep_disks = keep_disks;
+    return vo_vm_submit(d, vm, "delete", task_delete, a, op_args_free, ret_task);
 }
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
@@ -770,7 +769,9 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->cmdline = vo_strdup(img->cmdline);
     spec->autostart = args->autostart;
     spec->disks = vo_malloc0(sizeof(VoDiskSpec));
-    spec->disks[0] = (VoDiskSpec){ .path = vo_asprintf("%s/vms/%s/disk0.qcow2", d->state_dir, id),
+    /* The volume is made by the create task; its path is filled in then. */
+    spec->disks[0] = (VoDiskSpec){ .path = vo_asprintf("%s/pools/%s/pending.qcow2", d->state_dir,
+                                                       VO_DEFAULT_POOL),
                                    .format = VO_DISK_QCOW2 };
     spec->n_disks = 1;
     spec->nics = vo_malloc0(sizeof(VoNicSpec));
@@ -794,7 +795,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     vm->created_at = vo_wall_ms();
     vm->provisioning = true;
     pthread_mutex_lock(&d->vms_lock);
-    if (registry_find_locked(d, args->name)) {
+    if (vo_vms_find_locked(d, args->name)) {
         pthread_mutex_unlock(&d->vms_lock);
         *ret_error = vo_asprintf("a VM named '%s' already exists", args->name);
         vo_vm_unref(vm);
@@ -810,10 +811,12 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     OpArgs *a = op_args(vm);
     a->base_disk = vo_strdup(img->disk);
     a->base_format = vo_strdup(img->format);
+    a->base_image = vo_strdup(img->name);
     a->disk_size = args->disk_size_bytes;
+    a->full_clone = args->full_clone;
     vo_image_free(img);
     *ret_vm = vo_vm_to_json(vm);
-    return submit(d, vm, "create", task_create, a, ret_task);
+    return vo_vm_submit(d, vm, "create", task_create, a, op_args_free, ret_task);
 }
 
 int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
@@ -827,7 +830,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     pthread_mutex_lock(&vm->lock);
     int r = 0;
     bool offline_change = edit->name || edit->vcpus || edit->memory_mib;
-    if (vm->provisioning || (offline_change && state_active(vm->state))) {
+    if (vm->provisioning || (offline_change && vo_vm_state_active(vm->state))) {
         *ret_error = vo_asprintf("VM '%s' is %s: stop it before changing name, vcpus or memory",
                                  vm->spec->name, vm->provisioning ? "being created"
                                                                    : state_names[vm->state]);
@@ -848,7 +851,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     r = vo_vm_spec_validate(next, &d->limits, ret_error);
     if (r >= 0 && edit->name && strcmp(edit->name, vm->spec->name)) {
         pthread_mutex_unlock(&vm->lock);
-        VoVm *other = registry_find_locked(d, edit->name);
+        VoVm *other = vo_vms_find_locked(d, edit->name);
         pthread_mutex_lock(&vm->lock);
         if (other) {
             *ret_error = vo_asprintf("a VM named '%s' already exists", edit->name);
@@ -861,7 +864,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     }
     VoVmSpec *old = vm->spec;
     vm->spec = next;
-    r = vm_save(vm);
+    r = vo_vm_save(vm);
     if (r < 0) {
         vm->spec = old;
         *ret_error = vo_asprintf("cannot save VM '%s': %s", old->name, strerror(-r));
@@ -881,7 +884,7 @@ out:
 static void reconcile(VoVm *vm)
 {
     VoDaemon *d = vm->d;
-    _cleanup_free_ char *run_dir = vm_run_dir(d, vm->spec->id);
+    _cleanup_free_ char *run_dir = vo_vm_run_dir(d, vm->spec->id);
     VoHvInstance *hv = NULL;
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
@@ -891,7 +894,7 @@ static void reconcile(VoVm *vm)
         vm->exit_reason = vo_strdup(vm->state == VO_VM_STOPPING
                                         ? "stopped while vireod was not running"
                                         : "QEMU exited while vireod was not running");
-        set_state(vm, vm->state == VO_VM_STOPPING ? VO_VM_STOPPED : VO_VM_CRASHED);
+        vo_vm_set_state(vm, vm->state == VO_VM_STOPPING ? VO_VM_STOPPED : VO_VM_CRASHED);
         log_warn("vm %s: %s", vm->spec->name, vm->exit_reason);
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
@@ -908,7 +911,7 @@ static void reconcile(VoVm *vm)
     }
     if (vm->state == VO_VM_STOPPING)
         vm->stop_requested = true;
-    set_state(vm, vm->state == VO_VM_STOPPING ? VO_VM_STOPPING : s);
+    vo_vm_set_state(vm, vm->state == VO_VM_STOPPING ? VO_VM_STOPPING : s);
     log_info("vm %s: re-attached (pid %d, %s)", vm->spec->name, (int)vm->info.pid,
              state_names[vm->state]);
     pthread_mutex_unlock(&vm->lock);
@@ -947,7 +950,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     json_decref(doc);
     registry_add(ctx->d, vm);
     ctx->loaded++;
-    if (state_active(state))
+    if (vo_vm_state_active(state))
         reconcile(vm);
     return 0;
 }
@@ -963,7 +966,7 @@ static void autostart_once(VoDaemon *d)
     size_t n = d->n_vms;
     VoVm **vms = vo_malloc0(sizeof(VoVm *) * (n + 1));
     for (size_t i = 0; i < n; i++)
-        vms[i] = vm_ref(d->vms[i]);
+        vms[i] = vo_vm_ref(d->vms[i]);
     pthread_mutex_unlock(&d->vms_lock);
     for (size_t i = 0; i < n; i++) {
         _cleanup_free_ char *error = NULL;

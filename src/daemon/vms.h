@@ -44,6 +44,7 @@ typedef struct {
     uint64_t disk_size_bytes; /* 0: the image's size */
     VoAccel accel;
     bool autostart;
+    bool full_clone;          /* a full copy of the image instead of a linked clone */
 } VoVmCreateArgs;
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
@@ -54,7 +55,30 @@ int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_ta
 int vo_vm_reboot(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
 int vo_vm_pause(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
 int vo_vm_resume(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
-int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, json_t **ret_task, char **ret_error);
+int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, bool keep_disks, json_t **ret_task,
+                 char **ret_error);
+
+/* Disks (vm-disks.c). While the VM is stopped: add an existing volume or a
+ * new one, remove one (its volume is kept), list them. */
+json_t *vo_vm_disks_json(VoVm *vm);
+typedef struct {
+    const char *volume;  /* "pool/name" of an existing volume, or NULL: */
+    const char *pool;    /* a new volume in pool (default "default") */
+    uint64_t size_bytes; /* of this size */
+    const char *format;  /* qcow2 (default) or raw */
+} VoVmDiskAdd;
+int vo_vm_disk_add(VoDaemon *d, VoVm *vm, const VoVmDiskAdd *add, json_t **ret_task,
+                   char **ret_error);
+int vo_vm_disk_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, char **ret_error);
+/* Turns a stopped VM's boot disk (flattened) plus its kernel into image NAME. */
+int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, char **ret_error);
+
+/* For storage.c: the VM a volume is attached to (malloc'd name) or NULL;
+ * whether that VM runs; online resize through QEMU (-ENOTCONN when no running
+ * VM holds the volume, so the caller resizes the file itself). */
+char *vo_vms_volume_user(VoDaemon *d, const char *key);
+bool vo_vms_volume_running(VoDaemon *d, const char *key);
+int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char **ret_error);
 
 /* Offline edit; NULL/0 fields stay. autostart: -1 keep, 0/1 set. */
 typedef struct {

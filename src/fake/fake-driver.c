@@ -124,6 +124,8 @@ static int end_vm(VoHvInstance *vm, bool clean, const char *op)
 
 static int fake_powerdown(VoHvInstance *vm) { return end_vm(vm, true, "powerdown"); }
 static int fake_kill(VoHvInstance *vm) { return end_vm(vm, false, "kill"); }
+/* The fake VM holds no image open: the caller resizes the file itself. */
+static int fake_resize_disk(VoHvInstance *vm, size_t index, uint64_t size) { return -EOPNOTSUPP; }
 static int fake_exit_fd(VoHvInstance *vm) { return vm->exit_fd; }
 static const char *fake_console_socket(VoHvInstance *vm) { return NULL; }
 
@@ -146,6 +148,7 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .powerdown = fake_powerdown,
         .reset = fake_reset,
         .kill = fake_kill,
+        .resize_disk = fake_resize_disk,
         .exit_fd = fake_exit_fd,
         .reap = fake_reap,
         .console_socket = fake_console_socket,

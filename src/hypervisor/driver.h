@@ -4,6 +4,8 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "conf/vm-spec.h"
@@ -31,6 +33,9 @@ struct VoHvDriver {
     int (*powerdown)(VoHvInstance *vm); /* ACPI power button */
     int (*reset)(VoHvInstance *vm);
     int (*kill)(VoHvInstance *vm);      /* immediate stop */
+    /* Grows disk number index while the VM runs (the guest sees it at once);
+     * -EOPNOTSUPP when the driver cannot. */
+    int (*resize_disk)(VoHvInstance *vm, size_t index, uint64_t size);
     /* An fd that turns readable once the VM is gone (a pidfd for QEMU). */
     int (*exit_fd)(VoHvInstance *vm);
     /* After exit_fd turned readable: was it a clean shutdown, and why did it end. */

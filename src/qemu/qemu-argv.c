@@ -111,10 +111,14 @@ static void build_disks(char ***argv, const VoVmSpec *spec)
         snprintf(file_node, sizeof(file_node), "file-disk%zu", i);
         snprintf(fmt_node, sizeof(fmt_node), "disk%zu", i);
         snprintf(dev_id, sizeof(dev_id), "virtio-disk%zu", i);
-        push_json(argv, "-blockdev",
-                  json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver", "file", "filename", d->path,
-                            "node-name", file_node, "read-only", d->readonly, "discard",
-                            "unmap"));
+        /* QEMU's image locking stays on, so two VMs can never open one writable
+         * volume; only a volume marked shareable turns it off. */
+        json_t *file = json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver", "file", "filename",
+                                 d->path, "node-name", file_node, "read-only", d->readonly,
+                                 "discard", "unmap");
+        if (d->shareable)
+            json_object_set_new(file, "locking", json_string("off"));
+        push_json(argv, "-blockdev", file);
         push_json(argv, "-blockdev",
                   json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver",
                             vo_disk_format_to_string(d->format), "node-name", fmt_node, "file",

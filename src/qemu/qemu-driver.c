@@ -227,6 +227,22 @@ static int qemu_kill(VoHvInstance *vm)
     return 0;
 }
 
+static int qemu_resize_disk(VoHvInstance *vm, size_t index, uint64_t size)
+{
+    char node[32];
+    snprintf(node, sizeof(node), "disk%zu", index); /* the node names qemu-argv.c gives */
+    json_t *args = json_pack("{s:s, s:I}", "node-name", node, "size", (json_int_t)size);
+    _cleanup_free_ char *error = NULL;
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = vm->qmp ? vo_qmp_execute(vm->qmp, "block_resize", args, QMP_TIMEOUT_MS, NULL, &error)
+                    : -ENOTCONN;
+    pthread_mutex_unlock(&vm->qmp_lock);
+    json_decref(args);
+    if (r < 0 && error)
+        log_warn("block_resize %s: %s", node, error);
+    return r;
+}
+
 static int qemu_exit_fd(VoHvInstance *vm) { return vm->pidfd; }
 static const char *qemu_console_socket(VoHvInstance *vm) { return vm->console_path; }
 
@@ -288,6 +304,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .powerdown = qemu_powerdown,
         .reset = qemu_reset,
         .kill = qemu_kill,
+        .resize_disk = qemu_resize_disk,
         .exit_fd = qemu_exit_fd,
         .reap = qemu_reap,
         .console_socket = qemu_console_socket,

@@ -16,7 +16,7 @@ int vo_pidfd_open(pid_t pid)
 }
 
 /* In the child after fork: a clean signal state and no inherited fds. */
-static void child_reset(void)
+void vo_spawn_child_reset(void)
 {
     sigset_t all;
     sigemptyset(&all);
@@ -43,7 +43,7 @@ int vo_spawn_wait(char *const argv[], int timeout_ms, char **ret_output)
         dup2(devnull, 0);
         dup2(pipefd[1], 1);
         dup2(pipefd[1], 2);
-        child_reset();
+        vo_spawn_child_reset();
         execvp(argv[0], argv);
         dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -110,7 +110,7 @@ int vo_spawn_detached(char *const argv[], const char *log_path, pid_t *ret_pid, 
         dup2(devnull, 0);
         dup2(log_fd, 1);
         dup2(log_fd, 2);
-        child_reset();
+        vo_spawn_child_reset();
         execvp(argv[0], argv);
         dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);

@@ -15,3 +15,7 @@ int vo_spawn_wait(char *const argv[], int timeout_ms, char **ret_output);
 int vo_spawn_detached(char *const argv[], const char *log_path, pid_t *ret_pid, int *ret_pidfd);
 
 int vo_pidfd_open(pid_t pid);
+
+/* In a child after fork, before exec: default signal handling, an empty
+ * signal mask, and no fds inherited beyond 0-2. */
+void vo_spawn_child_reset(void);

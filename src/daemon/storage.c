@@ -1,0 +1,994 @@
+/* storage.c: pool and volume registry and operations (see storage.h).
+ * Locking: d->storage_lock guards the in-memory lists and is held only while
+ * they are read or changed, never across qemu-img; a volume being worked on
+ * is marked busy so no second operation starts on it. */
+#include "daemon/storage.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conf/names.h"
+#include "daemon/vms.h"
+#include "storage/qemu-img.h"
+#include "storage/volume-path.h"
+#include "util/time-format.h"
+#include "util/util.h"
+
+struct VoPool {
+    char *name, *type, *path;
+    int64_t created_at;
+};
+
+struct VoVolume {
+    char *pool, *name, *format;
+    char *backing; /* key "pool/name" of the volume it is a linked clone of, or NULL */
+    char *image;   /* image it is a linked clone of, or NULL */
+    bool shareable;
+    bool busy;     /* an operation (create, resize, clone, delete) runs on it */
+    bool ready;    /* created; false while its create task runs */
+    int64_t created_at;
+};
+
+/* ---- registry ------------------------------------------------------------ */
+
+static void pool_free(VoPool *p)
+{
+    free(p->name);
+    free(p->type);
+    free(p->path);
+    free(p);
+}
+
+static void volume_free(VoVolume *v)
+{
+    free(v->pool);
+    free(v->name);
+    free(v->format);
+    free(v->backing);
+    free(v->image);
+    free(v);
+}
+
+/* Caller holds storage_lock. */
+static VoPool *pool_find(VoDaemon *d, const char *name)
+{
+    for (size_t i = 0; i < d->n_pools; i++)
+        if (!strcmp(d->pools[i]->name, name))
+            return d->pools[i];
+    return NULL;
+}
+
+/* Caller holds storage_lock. */
+static VoVolume *volume_find(VoDaemon *d, const char *pool, const char *name)
+{
+    for (size_t i = 0; i < d->n_volumes; i++)
+        if (!strcmp(d->volumes[i]->pool, pool) && !strcmp(d->volumes[i]->name, name))
+            return d->volumes[i];
+    return NULL;
+}
+
+/* Caller holds storage_lock: the volumes that are linked clones of key. */
+static size_t volume_dependents(VoDaemon *d, const char *key)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_volumes; i++)
+        if (d->volumes[i]->backing && !strcmp(d->volumes[i]->backing, key))
+            n++;
+    return n;
+}
+
+int vo_image_users(VoDaemon *d, const char *image)
+{
+    int n = 0;
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; i < d->n_volumes; i++)
+        if (d->volumes[i]->image && !strcmp(d->volumes[i]->image, image))
+            n++;
+    pthread_mutex_unlock(&d->storage_lock);
+    return n;
+}
+
+static int save_pool(VoDaemon *d, const VoPool *p, int64_t expected)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:I}", "name", p->name, "type", p->type, "path",
+                            p->path, "created_at", (json_int_t)p->created_at);
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    _cleanup_free_ char *key = vo_asprintf("pools/%s", p->name);
+    return vo_store_put(d->store, key, text, expected, NULL);
+}
+
+static int save_volume(VoDaemon *d, const VoVolume *v)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:b, s:I}", "pool", v->pool, "name", v->name,
+                            "format", v->format, "shareable", v->shareable, "created_at",
+                            (json_int_t)v->created_at);
+    if (v->backing)
+        json_object_set_new(doc, "backing", json_string(v->backing));
+    if (v->image)
+        json_object_set_new(doc, "image", json_string(v->image));
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", v->pool, v->name);
+    return vo_store_put(d->store, key, text, VO_REV_ANY, NULL);
+}
+
+static int delete_volume_doc(VoDaemon *d, const VoVolume *v)
+{
+    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", v->pool, v->name);
+    int r = vo_store_delete(d->store, key, VO_REV_ANY);
+    return r == -ENOENT ? 0 : r;
+}
+
+/* Caller holds storage_lock. */
+static void registry_remove_volume(VoDaemon *d, VoVolume *v)
+{
+    for (size_t i = 0; i < d->n_volumes; i++)
+        if (d->volumes[i] == v) {
+            d->volumes[i] = d->volumes[--d->n_volumes];
+            volume_free(v);
+            return;
+        }
+}
+
+static void registry_add_volume(VoDaemon *d, VoVolume *v)
+{
+    d->volumes = realloc(d->volumes, sizeof(VoVolume *) * (d->n_volumes + 1));
+    if (!d->volumes)
+        abort();
+    d->volumes[d->n_volumes++] = v;
+}
+
+static void registry_add_pool(VoDaemon *d, VoPool *p)
+{
+    d->pools = realloc(d->pools, sizeof(VoPool *) * (d->n_pools + 1));
+    if (!d->pools)
+        abort();
+    d->pools[d->n_pools++] = p;
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+static int load_pool(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    VoDaemon *d = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *name = NULL, *type = NULL, *path = NULL;
+    json_int_t created = 0;
+    if (!doc || json_unpack(doc, "{s:s, s:s, s:s, s?I}", "name", &name, "type", &type, "path",
+                            &path, "created_at", &created) < 0) {
+        log_error("store: skipping unreadable %s", key);
+        json_decref(doc);
+        return 0;
+    }
+    VoPool *p = vo_malloc0(sizeof(*p));
+    *p = (VoPool){ .name = vo_strdup(name), .type = vo_strdup(type), .path = vo_strdup(path),
+                   .created_at = created };
+    registry_add_pool(d, p);
+    json_decref(doc);
+    return 0;
+}
+
+static int load_volume(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    VoDaemon *d = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *pool = NULL, *name = NULL, *format = NULL, *backing = NULL, *image = NULL;
+    int shareable = 0;
+    json_int_t created = 0;
+    if (!doc || json_unpack(doc, "{s:s, s:s, s:s, s?s, s?s, s?b, s?I}", "pool", &pool, "name",
+                            &name, "format", &format, "backing", &backing, "image", &image,
+                            "shareable", &shareable, "created_at", &created) < 0) {
+        log_error("store: skipping unreadable %s", key);
+        json_decref(doc);
+        return 0;
+    }
+    VoVolume *v = vo_malloc0(sizeof(*v));
+    *v = (VoVolume){ .pool = vo_strdup(pool), .name = vo_strdup(name),
+                     .format = vo_strdup(format), .backing = vo_strdup(backing),
+                     .image = vo_strdup(image), .shareable = shareable, .ready = true,
+                     .created_at = created };
+    registry_add_volume(d, v);
+    json_decref(doc);
+    return 0;
+}
+
+int vo_storage_load(VoDaemon *d)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    int r = vo_store_list(d->store, "pools/", load_pool, d);
+    if (r >= 0)
+        r = vo_store_list(d->store, "volumes/", load_volume, d);
+    if (r >= 0 && !pool_find(d, VO_DEFAULT_POOL)) {
+        VoPool *p = vo_malloc0(sizeof(*p));
+        *p = (VoPool){ .name = vo_strdup(VO_DEFAULT_POOL), .type = vo_strdup("dir"),
+                       .path = vo_asprintf("%s/pools/%s", d->state_dir, VO_DEFAULT_POOL),
+                       .created_at = vo_wall_ms() };
+        r = vo_mkdir_p(p->path, 0750);
+        if (r >= 0)
+            r = save_pool(d, p, VO_REV_NEW);
+        if (r < 0)
+            pool_free(p);
+        else
+            registry_add_pool(d, p);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+/* Caller holds storage_lock. */
+static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
+{
+    unsigned long long cap = 0, avail = 0, used = 0;
+    (void)vo_fs_usage(p->path, &cap, &avail, &used);
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_volumes; i++)
+        if (!strcmp(d->volumes[i]->pool, p->name))
+            n++;
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "name", p->name, "type", p->type,
+                     "path", p->path, "capacity_bytes", (json_int_t)cap, "allocation_bytes",
+                     (json_int_t)used, "available_bytes", (json_int_t)avail, "volumes",
+                     (json_int_t)n, "created_at", vo_time_json(p->created_at));
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    const char *na = json_string_value(json_object_get(*(json_t *const *)a, "key"));
+    const char *nb = json_string_value(json_object_get(*(json_t *const *)b, "key"));
+    if (!na)
+        na = json_string_value(json_object_get(*(json_t *const *)a, "name"));
+    if (!nb)
+        nb = json_string_value(json_object_get(*(json_t *const *)b, "name"));
+    return strcmp(na, nb);
+}
+
+static json_t *sorted_array(json_t **items, size_t n)
+{
+    if (n)
+        qsort(items, n, sizeof(json_t *), cmp_name);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, items[i]);
+    free(items);
+    return arr;
+}
+
+json_t *vo_pools_list_json(VoDaemon *d)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    json_t **items = vo_malloc0(sizeof(json_t *) * (d->n_pools + 1));
+    size_t n = d->n_pools;
+    for (size_t i = 0; i < n; i++)
+        items[i] = pool_to_json(d, d->pools[i]);
+    pthread_mutex_unlock(&d->storage_lock);
+    return sorted_array(items, n);
+}
+
+int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, name);
+    if (p)
+        *ret = pool_to_json(d, p);
+    pthread_mutex_unlock(&d->storage_lock);
+    if (!p) {
+        *ret_error = vo_asprintf("pool '%s' does not exist", name);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+/* A volume's description; the sizes and chain come from qemu-img (outside the lock). */
+typedef struct {
+    char *pool, *name, *format, *path, *backing, *image;
+    bool shareable, ready;
+    int64_t created_at;
+} VolumeView;
+
+static void view_clear(VolumeView *v)
+{
+    free(v->pool);
+    free(v->name);
+    free(v->format);
+    free(v->path);
+    free(v->backing);
+    free(v->image);
+}
+
+/* Caller holds storage_lock. */
+static void view_of(VoDaemon *d, const VoVolume *v, VolumeView *ret)
+{
+    VoPool *p = pool_find(d, v->pool);
+    *ret = (VolumeView){ .pool = vo_strdup(v->pool), .name = vo_strdup(v->name),
+                         .format = vo_strdup(v->format),
+                         .path = p ? vo_volume_path(p->path, v->name, v->format) : NULL,
+                         .backing = vo_strdup(v->backing), .image = vo_strdup(v->image),
+                         .shareable = v->shareable, .ready = v->ready,
+                         .created_at = v->created_at };
+}
+
+static json_t *view_to_json(VoDaemon *d, const VolumeView *v)
+{
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", v->pool, v->name);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:o}", "pool", v->pool, "name",
+                          v->name, "key", key, "path", v->path ? v->path : "", "format",
+                          v->format, "shareable", v->shareable, "created_at",
+                          vo_time_json(v->created_at));
+    VoImgInfo info = { 0 };
+    json_t *chain = json_array();
+    uint64_t vsize = 0, alloc = 0;
+    if (v->ready && v->path && vo_img_info(v->path, v->format, &info, NULL) >= 0 &&
+        info.n_layers > 0) {
+        vsize = info.layers[0].virtual_size;
+        alloc = info.layers[0].actual_size;
+        for (size_t i = 1; i < info.n_layers; i++)
+            json_array_append_new(chain, json_pack("{s:s, s:s}", "path", info.layers[i].path,
+                                                   "format", info.layers[i].format));
+    }
+    vo_img_info_clear(&info);
+    json_object_set_new(o, "virtual_size_bytes", json_integer((json_int_t)vsize));
+    json_object_set_new(o, "allocation_bytes", json_integer((json_int_t)alloc));
+    json_object_set_new(o, "backing", chain);
+    json_object_set_new(o, "backing_volume", v->backing ? json_string(v->backing) : json_null());
+    json_object_set_new(o, "image", v->image ? json_string(v->image) : json_null());
+    _cleanup_free_ char *user = vo_vms_volume_user(d, key);
+    json_object_set_new(o, "attached_to", user ? json_string(user) : json_null());
+    json_object_set_new(o, "state", json_string(v->ready ? "ready" : "creating"));
+    return o;
+}
+
+json_t *vo_volumes_list_json(VoDaemon *d, const char *pool)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VolumeView *views = vo_malloc0(sizeof(VolumeView) * (d->n_volumes + 1));
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_volumes; i++)
+        if (!pool || !strcmp(d->volumes[i]->pool, pool))
+            view_of(d, d->volumes[i], &views[n++]);
+    pthread_mutex_unlock(&d->storage_lock);
+    json_t **items = vo_malloc0(sizeof(json_t *) * (n + 1));
+    for (size_t i = 0; i < n; i++) {
+        items[i] = view_to_json(d, &views[i]);
+        view_clear(&views[i]);
+    }
+    free(views);
+    return sorted_array(items, n);
+}
+
+int vo_volume_get_json(VoDaemon *d, const char *pool, const char *name, json_t **ret,
+                       char **ret_error)
+{
+    VolumeView view;
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    if (v)
+        view_of(d, v, &view);
+    pthread_mutex_unlock(&d->storage_lock);
+    if (!v) {
+        *ret_error = vo_asprintf("volume '%s/%s' does not exist", pool, name);
+        return -ENOENT;
+    }
+    *ret = view_to_json(d, &view);
+    view_clear(&view);
+    return 0;
+}
+
+/* ---- pools ------------------------------------------------------------------ */
+
+int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *path,
+                   json_t **ret, char **ret_error)
+{
+    if (!vo_name_valid(name)) {
+        *ret_error = vo_asprintf("name: '%s' is invalid: use 1-63 characters of a-z, 0-9 and "
+                                 "'-', not starting with '-'", name);
+        return -EINVAL;
+    }
+    if (strcmp(type, "dir")) {
+        *ret_error = vo_asprintf("type: '%s' is not supported (only dir for now)", type);
+        return -EINVAL;
+    }
+    struct stat st;
+    if (!path || path[0] != '/' || stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        *ret_error = vo_asprintf("path: '%s' is not an existing directory (absolute path)",
+                                 path ? path : "");
+        return -EINVAL;
+    }
+    _cleanup_free_ char *real = realpath(path, NULL);
+    if (!real) {
+        *ret_error = vo_asprintf("path: cannot resolve '%s': %s", path, strerror(errno));
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&d->storage_lock);
+    int r = 0;
+    if (pool_find(d, name)) {
+        *ret_error = vo_asprintf("a pool named '%s' already exists", name);
+        r = -EEXIST;
+    }
+    for (size_t i = 0; r == 0 && i < d->n_pools; i++)
+        if (!strcmp(d->pools[i]->path, real)) {
+            *ret_error = vo_asprintf("path: '%s' is already pool '%s'", real, d->pools[i]->name);
+            r = -EEXIST;
+        }
+    if (r == 0) {
+        VoPool *p = vo_malloc0(sizeof(*p));
+        *p = (VoPool){ .name = vo_strdup(name), .type = vo_strdup(type), .path = vo_strdup(real),
+                       .created_at = vo_wall_ms() };
+        r = save_pool(d, p, VO_REV_NEW);
+        if (r < 0) {
+            *ret_error = vo_asprintf("cannot save pool '%s': %s", name, strerror(-r));
+            pool_free(p);
+        } else {
+            registry_add_pool(d, p);
+            *ret = pool_to_json(d, p);
+        }
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+int vo_pool_delete(VoDaemon *d, const char *name, char **ret_error)
+{
+    if (!strcmp(name, VO_DEFAULT_POOL)) {
+        *ret_error = vo_strdup("the default pool cannot be deleted");
+        return -EBUSY;
+    }
+    pthread_mutex_lock(&d->storage_lock);
+    int r = 0;
+    VoPool *p = pool_find(d, name);
+    size_t n = 0;
+    for (size_t i = 0; p && i < d->n_volumes; i++)
+        if (!strcmp(d->volumes[i]->pool, name))
+            n++;
+    if (!p) {
+        *ret_error = vo_asprintf("pool '%s' does not exist", name);
+        r = -ENOENT;
+    } else if (n > 0) {
+        *ret_error = vo_asprintf("pool '%s' still holds %zu volume(s); delete them first", name, n);
+        r = -EBUSY;
+    } else {
+        _cleanup_free_ char *key = vo_asprintf("pools/%s", name);
+        r = vo_store_delete(d->store, key, VO_REV_ANY);
+        if (r < 0 && r != -ENOENT)
+            *ret_error = vo_asprintf("cannot delete pool '%s': %s", name, strerror(-r));
+        else {
+            r = 0;
+            for (size_t i = 0; i < d->n_pools; i++)
+                if (d->pools[i] == p) {
+                    d->pools[i] = d->pools[--d->n_pools];
+                    break;
+                }
+            pool_free(p);
+        }
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+/* ---- volume reservations -------------------------------------------------------- */
+
+/* Reserves pool/name for a new volume (busy, not ready) and returns its path.
+ * The reservation is what makes two creates of one name impossible. */
+static int reserve_volume(VoDaemon *d, const char *pool, const char *name, const char *format,
+                          char **ret_path, char **ret_error)
+{
+    if (!vo_name_valid(name)) {
+        *ret_error = vo_asprintf("volume name: '%s' is invalid: use 1-63 characters of a-z, "
+                                 "0-9 and '-', not starting with '-'", name ? name : "");
+        return -EINVAL;
+    }
+    if (strcmp(format, "qcow2") && strcmp(format, "raw")) {
+        *ret_error = vo_asprintf("format: '%s' is not qcow2 or raw", format);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&d->storage_lock);
+    int r = 0;
+    VoPool *p = pool_find(d, pool);
+    _cleanup_free_ char *path = p ? vo_volume_path(p->path, name, format) : NULL;
+    if (!p) {
+        *ret_error = vo_asprintf("pool '%s' does not exist", pool);
+        r = -ENOENT;
+    } else if (volume_find(d, pool, name)) {
+        *ret_error = vo_asprintf("volume '%s/%s' already exists", pool, name);
+        r = -EEXIST;
+    } else if (!path || !vo_path_inside(p->path, path) || access(path, F_OK) == 0) {
+        *ret_error = vo_asprintf("volume '%s/%s': its file %s is in the way or outside the pool",
+                                 pool, name, path ? path : "");
+        r = -EEXIST;
+    } else {
+        VoVolume *v = vo_malloc0(sizeof(*v));
+        *v = (VoVolume){ .pool = vo_strdup(pool), .name = vo_strdup(name),
+                         .format = vo_strdup(format), .busy = true,
+                         .created_at = vo_wall_ms() };
+        registry_add_volume(d, v);
+        *ret_path = TAKE_PTR(path);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+/* Ends a reservation: keep it (persisted, ready) or drop it and its file. */
+static int finish_volume(VoDaemon *d, const char *pool, const char *name, const char *path,
+                         bool ok, const char *backing, const char *image)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    int r = 0;
+    if (v && ok) {
+        v->backing = vo_strdup(backing);
+        v->image = vo_strdup(image);
+        r = save_volume(d, v);
+        if (r >= 0) {
+            v->busy = false;
+            v->ready = true;
+        }
+    }
+    if (v && (!ok || r < 0)) {
+        (void)unlink(path);
+        registry_remove_volume(d, v);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+/* Marks an existing, ready volume busy for an operation; returns its path. */
+static int claim_volume(VoDaemon *d, const char *pool, const char *name, char **ret_path,
+                        char **ret_format, char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    VoPool *p = pool_find(d, pool);
+    int r = 0;
+    if (!v || !p) {
+        *ret_error = vo_asprintf("volume '%s/%s' does not exist", pool, name);
+        r = -ENOENT;
+    } else if (v->busy || !v->ready) {
+        *ret_error = vo_asprintf("volume '%s/%s' is busy with another operation", pool, name);
+        r = -EBUSY;
+    } else {
+        v->busy = true;
+        *ret_path = vo_volume_path(p->path, v->name, v->format);
+        if (ret_format)
+            *ret_format = vo_strdup(v->format);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+static void release_volume(VoDaemon *d, const char *pool, const char *name)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    if (v)
+        v->busy = false;
+    pthread_mutex_unlock(&d->storage_lock);
+}
+
+/* ---- tasks ------------------------------------------------------------------------ */
+
+typedef struct {
+    VoDaemon *d;
+    char *pool, *name, *format, *path;
+    char *src_path, *src_format; /* import / clone source */
+    bool src_owned;              /* delete src_path afterwards (uploads) */
+    char *backing;               /* linked clone: backing key */
+    uint64_t size;
+    bool allow_shrink, linked;
+} VolumeOp;
+
+static void volume_op_free(void *p)
+{
+    VolumeOp *op = p;
+    if (op->src_owned && op->src_path)
+        (void)unlink(op->src_path);
+    free(op->pool);
+    free(op->name);
+    free(op->format);
+    free(op->path);
+    free(op->src_path);
+    free(op->src_format);
+    free(op->backing);
+    free(op);
+}
+
+static VolumeOp *volume_op(VoDaemon *d, const char *pool, const char *name)
+{
+    VolumeOp *op = vo_malloc0(sizeof(*op));
+    op->d = d;
+    op->pool = vo_strdup(pool);
+    op->name = vo_strdup(name);
+    return op;
+}
+
+static void report_progress(int percent, void *userdata)
+{
+    vo_task_progress(userdata, percent, "copying data");
+}
+
+/* Fails a task with the error qemu-img gave, naming the volume. */
+static int fail_volume_task(VoTask *t, int r, const char *what, const VolumeOp *op,
+                            const char *error)
+{
+    if (r == -ENOSPC)
+        return vo_task_fail(t, r, "cannot %s volume '%s/%s': the pool is full (%s)", what,
+                            op->pool, op->name, error ? error : "no space left on device");
+    return vo_task_fail(t, r, "cannot %s volume '%s/%s': %s", what, op->pool, op->name,
+                        error ? error : strerror(-r));
+}
+
+static int task_volume_create(VoTask *t, void *userdata)
+{
+    VolumeOp *op = userdata;
+    _cleanup_free_ char *error = NULL;
+    int r;
+    if (op->src_path) {
+        vo_task_progress(t, 1, "converting");
+        r = vo_img_convert(op->src_path, op->src_format, op->path, op->format, report_progress, t,
+                           &error);
+    } else {
+        vo_task_progress(t, 10, "creating");
+        r = vo_img_create(op->path, op->format, op->size, NULL, NULL, &error);
+    }
+    int k = finish_volume(op->d, op->pool, op->name, op->path, r >= 0, NULL, NULL);
+    if (r >= 0 && k < 0)
+        r = k;
+    return r < 0 ? fail_volume_task(t, r, op->src_path ? "import" : "create", op, error) : 0;
+}
+
+int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_task,
+                     json_t **ret_volume, char **ret_error)
+{
+    const char *format = args->format ? args->format : "qcow2";
+    if (!args->import_path && args->size_bytes == 0) {
+        *ret_error = vo_strdup("size_bytes: give the size of the new volume (or import_path)");
+        return -EINVAL;
+    }
+    if (args->size_bytes > (64ULL << 40)) {
+        *ret_error = vo_strdup("size_bytes: out of range (up to 64 TiB)");
+        return -EINVAL;
+    }
+    if (args->import_path && (args->import_path[0] != '/' || access(args->import_path, R_OK) < 0)) {
+        *ret_error = vo_asprintf("import_path: '%s' is not a readable file (absolute path)",
+                                 args->import_path);
+        return -EINVAL;
+    }
+    VolumeOp *op = volume_op(d, args->pool, args->name);
+    op->format = vo_strdup(format);
+    op->size = args->size_bytes;
+    op->src_path = vo_strdup(args->import_path);
+    op->src_owned = args->import_owned;
+    int r = reserve_volume(d, args->pool, args->name, format, &op->path, ret_error);
+    if (r < 0) {
+        op->src_owned = false; /* the caller still owns it on refusal */
+        volume_op_free(op);
+        return r;
+    }
+    /* A raw volume is fully allocated: refuse at once what cannot fit. */
+    unsigned long long cap, avail, used;
+    if (!strcmp(format, "raw") && !args->import_path &&
+        vo_fs_usage(op->path, &cap, &avail, &used) >= 0 && args->size_bytes > avail) {
+        *ret_error = vo_asprintf("pool '%s' has %llu bytes free; a raw volume of %llu bytes "
+                                 "does not fit", args->pool, avail,
+                                 (unsigned long long)args->size_bytes);
+        finish_volume(d, args->pool, args->name, op->path, false, NULL, NULL);
+        op->src_owned = false;
+        volume_op_free(op);
+        return -ENOSPC;
+    }
+    (void)vo_volume_get_json(d, args->pool, args->name, ret_volume, ret_error);
+    *ret_task = vo_tasks_submit(d->tasks, args->import_path ? "volume-import" : "volume-create",
+                                args->name, task_volume_create, op, volume_op_free);
+    return 0;
+}
+
+static int task_volume_delete(VoTask *t, void *userdata)
+{
+    VolumeOp *op = userdata;
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", op->pool, op->name);
+    _cleanup_free_ char *error = NULL;
+    int r = vo_volume_remove_now(op->d, key, &error);
+    return r < 0 ? vo_task_fail(t, r, "%s", error) : 0;
+}
+
+/* Why a volume cannot go now, or NULL. */
+static char *volume_in_use(VoDaemon *d, const char *pool, const char *name)
+{
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
+    _cleanup_free_ char *user = vo_vms_volume_user(d, key);
+    if (user)
+        return vo_asprintf("volume '%s' is attached to VM '%s'", key, user);
+    pthread_mutex_lock(&d->storage_lock);
+    size_t deps = volume_dependents(d, key);
+    pthread_mutex_unlock(&d->storage_lock);
+    if (deps)
+        return vo_asprintf("volume '%s' backs %zu linked clone(s); delete them first", key, deps);
+    return NULL;
+}
+
+int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, json_t **ret_task,
+                     char **ret_error)
+{
+    json_t *probe = NULL;
+    int r = vo_volume_get_json(d, pool, name, &probe, ret_error);
+    json_decref(probe);
+    if (r < 0)
+        return r;
+    char *why = volume_in_use(d, pool, name);
+    if (why) {
+        *ret_error = why;
+        return -EBUSY;
+    }
+    *ret_task = vo_tasks_submit(d->tasks, "volume-delete", name, task_volume_delete,
+                                volume_op(d, pool, name), volume_op_free);
+    return 0;
+}
+
+int vo_volume_remove_now(VoDaemon *d, const char *key, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL, *path = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0) {
+        *ret_error = vo_asprintf("'%s' is not POOL/NAME", key);
+        return -EINVAL;
+    }
+    char *why = volume_in_use(d, pool, name);
+    if (why) {
+        *ret_error = why;
+        return -EBUSY;
+    }
+    int r = claim_volume(d, pool, name, &path, NULL, ret_error);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    r = delete_volume_doc(d, v);
+    if (r >= 0) {
+        (void)unlink(path);
+        registry_remove_volume(d, v);
+    } else {
+        v->busy = false;
+        *ret_error = vo_asprintf("cannot delete volume '%s': %s", key, strerror(-r));
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+static int task_volume_resize(VoTask *t, void *userdata)
+{
+    VolumeOp *op = userdata;
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", op->pool, op->name);
+    _cleanup_free_ char *error = NULL;
+    /* Attached to a running VM: QEMU resizes it and the guest sees it at once. */
+    int r = vo_vm_resize_volume_online(op->d, key, op->size, &error);
+    if (r == -ENOTCONN) {
+        free(TAKE_PTR(error));
+        vo_task_progress(t, 20, "resizing");
+        r = vo_img_resize(op->path, op->format, op->size, op->allow_shrink, &error);
+    }
+    release_volume(op->d, op->pool, op->name);
+    return r < 0 ? fail_volume_task(t, r, "resize", op, error) : 0;
+}
+
+int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t size,
+                     bool allow_shrink, json_t **ret_task, char **ret_error)
+{
+    if (size == 0 || size > (64ULL << 40)) {
+        *ret_error = vo_strdup("size_bytes: out of range (1 byte to 64 TiB)");
+        return -EINVAL;
+    }
+    VolumeOp *op = volume_op(d, pool, name);
+    op->size = size;
+    op->allow_shrink = allow_shrink;
+    int r = claim_volume(d, pool, name, &op->path, &op->format, ret_error);
+    if (r < 0) {
+        volume_op_free(op);
+        return r;
+    }
+    VoImgInfo info = { 0 };
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
+    _cleanup_free_ char *user = vo_vms_volume_user(d, key);
+    r = vo_img_info(op->path, op->format, &info, ret_error);
+    if (r >= 0 && size < info.layers[0].virtual_size) {
+        if (!allow_shrink) {
+            *ret_error = vo_asprintf("volume '%s' is %llu bytes; shrinking to %llu loses data: "
+                                     "pass allow_shrink (--allow-shrink) to do it", key,
+                                     (unsigned long long)info.layers[0].virtual_size,
+                                     (unsigned long long)size);
+            r = -EINVAL;
+        } else if (user) {
+            *ret_error = vo_asprintf("volume '%s' is attached to VM '%s': detach it before "
+                                     "shrinking", key, user);
+            r = -EBUSY;
+        }
+    }
+    vo_img_info_clear(&info);
+    if (r < 0) {
+        release_volume(d, pool, name);
+        volume_op_free(op);
+        return r;
+    }
+    *ret_task = vo_tasks_submit(d->tasks, "volume-resize", name, task_volume_resize, op,
+                                volume_op_free);
+    return 0;
+}
+
+static int task_volume_clone(VoTask *t, void *userdata)
+{
+    VolumeOp *op = userdata;
+    _cleanup_free_ char *error = NULL;
+    int r;
+    if (op->linked) {
+        vo_task_progress(t, 20, "creating the overlay");
+        r = vo_img_create(op->path, "qcow2", 0, op->src_path, op->src_format, &error);
+    } else {
+        vo_task_progress(t, 1, "copying");
+        r = vo_img_convert(op->src_path, op->src_format, op->path, op->format, report_progress,
+                           t, &error);
+    }
+    _cleanup_free_ char *src_pool = NULL, *src_name = NULL;
+    (void)vo_volume_key_split(op->backing, &src_pool, &src_name);
+    release_volume(op->d, src_pool, src_name);
+    int k = finish_volume(op->d, op->pool, op->name, op->path, r >= 0,
+                          op->linked ? op->backing : NULL, NULL);
+    if (r >= 0 && k < 0)
+        r = k;
+    return r < 0 ? fail_volume_task(t, r, "clone into", op, error) : 0;
+}
+
+int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char *target_key,
+                    bool linked, json_t **ret_task, json_t **ret_volume, char **ret_error)
+{
+    _cleanup_free_ char *dst_pool = NULL, *dst_name = NULL;
+    if (!target_key || vo_volume_key_split(target_key, &dst_pool, &dst_name) < 0) {
+        *ret_error = vo_asprintf("target: '%s' is not POOL/NAME", target_key ? target_key : "");
+        return -EINVAL;
+    }
+    _cleanup_free_ char *src_key = vo_asprintf("%s/%s", pool, name);
+    _cleanup_free_ char *src_user = vo_vms_volume_user(d, src_key);
+    if (src_user && vo_vms_volume_running(d, src_key)) {
+        *ret_error = vo_asprintf("volume '%s' is in use by running VM '%s': stop it first",
+                                 src_key, src_user);
+        return -EBUSY;
+    }
+    VolumeOp *op = volume_op(d, dst_pool, dst_name);
+    op->linked = linked;
+    op->backing = vo_strdup(src_key);
+    int r = claim_volume(d, pool, name, &op->src_path, &op->src_format, ret_error);
+    if (r < 0) {
+        volume_op_free(op);
+        return r;
+    }
+    op->format = vo_strdup(linked ? "qcow2" : op->src_format);
+    r = reserve_volume(d, dst_pool, dst_name, op->format, &op->path, ret_error);
+    if (r < 0) {
+        release_volume(d, pool, name);
+        volume_op_free(op);
+        return r;
+    }
+    (void)vo_volume_get_json(d, dst_pool, dst_name, ret_volume, ret_error);
+    *ret_task = vo_tasks_submit(d->tasks, linked ? "volume-clone-linked" : "volume-clone",
+                                dst_name, task_volume_clone, op, volume_op_free);
+    return 0;
+}
+
+int vo_volume_file(VoDaemon *d, const char *pool, const char *name, char **ret_path,
+                   char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    VoPool *p = pool_find(d, pool);
+    int r = 0;
+    if (!v || !p || !v->ready) {
+        *ret_error = vo_asprintf("volume '%s/%s' does not exist", pool, name);
+        r = -ENOENT;
+    } else
+        *ret_path = vo_volume_path(p->path, v->name, v->format);
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+int vo_volume_upload_path(VoDaemon *d, const char *pool, const char *name, char **ret_path,
+                          char **ret_error)
+{
+    if (!vo_name_valid(name)) {
+        *ret_error = vo_asprintf("volume name: '%s' is invalid", name);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, pool);
+    int r = 0;
+    if (!p) {
+        *ret_error = vo_asprintf("pool '%s' does not exist", pool);
+        r = -ENOENT;
+    } else if (volume_find(d, pool, name)) {
+        *ret_error = vo_asprintf("volume '%s/%s' already exists", pool, name);
+        r = -EEXIST;
+    } else
+        *ret_path = vo_asprintf("%s/.upload-%s-XXXXXX", p->path, name);
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+/* ---- for VM disks --------------------------------------------------------------- */
+
+int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
+                               const char *base_path, const char *base_format,
+                               const char *base_image, bool full_clone, uint64_t size,
+                               VoTask *task, char **ret_path, char **ret_error)
+{
+    _cleanup_free_ char *path = NULL;
+    int r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
+    if (r < 0)
+        return r;
+    if (full_clone) {
+        r = vo_img_convert(base_path, base_format, path, "qcow2", report_progress, task,
+                           ret_error);
+        if (r >= 0 && size)
+            r = vo_img_resize(path, "qcow2", size, false, ret_error);
+    } else
+        r = vo_img_create(path, "qcow2", size, base_path, base_format, ret_error);
+    int k = finish_volume(d, pool, name, path, r >= 0, NULL, full_clone ? NULL : base_image);
+    if (r >= 0 && k < 0) {
+        *ret_error = vo_asprintf("cannot save volume '%s/%s': %s", pool, name, strerror(-k));
+        r = k;
+    }
+    if (r >= 0)
+        *ret_path = TAKE_PTR(path);
+    return r;
+}
+
+int vo_volume_create_empty(VoDaemon *d, const char *pool, const char *name, const char *format,
+                           uint64_t size, VoTask *task, char **ret_path, char **ret_error)
+{
+    _cleanup_free_ char *path = NULL;
+    int r = reserve_volume(d, pool, name, format, &path, ret_error);
+    if (r < 0)
+        return r;
+    r = vo_img_create(path, format, size, NULL, NULL, ret_error);
+    int k = finish_volume(d, pool, name, path, r >= 0, NULL, NULL);
+    if (r >= 0 && k < 0)
+        r = k;
+    if (r >= 0)
+        *ret_path = TAKE_PTR(path);
+    return r;
+}
+
+char *vo_volume_free_name(VoDaemon *d, const char *pool, const char *prefix)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    char *name = NULL;
+    for (int i = 0; i < 1000 && !name; i++) {
+        char *candidate = vo_asprintf("%.50s-disk%d", prefix, i);
+        if (!volume_find(d, pool, candidate))
+            name = candidate;
+        else
+            free(candidate);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return name;
+}
+
+int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
+                     bool *ret_shareable, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0) {
+        *ret_error = vo_asprintf("volume: '%s' is not POOL/NAME", key);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    VoPool *p = pool_find(d, pool);
+    int r = 0;
+    if (!v || !p || !v->ready) {
+        *ret_error = vo_asprintf("volume '%s' does not exist", key);
+        r = -ENOENT;
+    } else {
+        *ret_path = vo_volume_path(p->path, v->name, v->format);
+        *ret_format = vo_strdup(v->format);
+        if (ret_shareable)
+            *ret_shareable = v->shareable;
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}

@@ -1,0 +1,71 @@
+/* storage.h: pools and volumes inside vireod: the registry (persisted as
+ * pools/NAME and volumes/POOL/NAME documents), the refusal rules (in use,
+ * backing another volume, escaping the pool), and the volume operations the
+ * API runs as tasks. The block work itself is qemu-img's (storage/qemu-img.h). */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon/daemon.h"
+#include "jobs/tasks.h"
+
+#define VO_DEFAULT_POOL "default"
+
+/* Makes sure the default pool exists, then loads every pool and volume. */
+int vo_storage_load(VoDaemon *d);
+
+/* Pools. */
+json_t *vo_pools_list_json(VoDaemon *d);
+int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error);
+int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *path,
+                   json_t **ret, char **ret_error);
+int vo_pool_delete(VoDaemon *d, const char *name, char **ret_error);
+
+/* Volumes. */
+json_t *vo_volumes_list_json(VoDaemon *d, const char *pool);
+int vo_volume_get_json(VoDaemon *d, const char *pool, const char *name, json_t **ret,
+                       char **ret_error);
+
+typedef struct {
+    const char *pool, *name;
+    const char *format;      /* qcow2 (default) or raw */
+    uint64_t size_bytes;     /* for a new empty volume */
+    const char *import_path; /* or: convert this file (qcow2/raw/vmdk/vhdx/vdi) */
+    bool import_owned;       /* import_path is a temp file of ours: delete it after */
+} VoVolumeCreateArgs;
+
+int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_task,
+                     json_t **ret_volume, char **ret_error);
+int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, json_t **ret_task,
+                     char **ret_error);
+int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t size,
+                     bool allow_shrink, json_t **ret_task, char **ret_error);
+int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char *target_key,
+                    bool linked, json_t **ret_task, json_t **ret_volume, char **ret_error);
+/* The file of a volume (for download); -ENOENT when unknown. */
+int vo_volume_file(VoDaemon *d, const char *pool, const char *name, char **ret_path,
+                   char **ret_error);
+/* A temp file in the pool for an upload that becomes pool/name. */
+int vo_volume_upload_path(VoDaemon *d, const char *pool, const char *name, char **ret_path,
+                          char **ret_error);
+
+/* For VM disks (called from VM tasks, synchronous). Creates POOL/NAME as a
+ * linked clone of base (or a full copy when full_clone), sized size (0: as
+ * base), and returns its key and path. */
+int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
+                               const char *base_path, const char *base_format,
+                               const char *base_image, bool full_clone, uint64_t size,
+                               VoTask *task, char **ret_path, char **ret_error);
+int vo_volume_create_empty(VoDaemon *d, const char *pool, const char *name, const char *format,
+                           uint64_t size, VoTask *task, char **ret_path, char **ret_error);
+/* Deletes now (no task); refuses when it backs another volume. */
+int vo_volume_remove_now(VoDaemon *d, const char *key, char **ret_error);
+/* A free name "PREFIX-diskN" in pool. */
+char *vo_volume_free_name(VoDaemon *d, const char *pool, const char *prefix);
+/* Path and format of an existing volume key ("pool/name"). */
+int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
+                     bool *ret_shareable, char **ret_error);
+/* How many volumes are linked clones of image NAME. */
+int vo_image_users(VoDaemon *d, const char *image);

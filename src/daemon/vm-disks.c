@@ -1,0 +1,366 @@
+/* vm-disks.c: a VM's disks as vireo volumes: which VM uses a volume, online
+ * resize through QEMU, adding and removing disks of a stopped VM, and turning
+ * a stopped VM into an image (template). */
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conf/names.h"
+#include "daemon/storage.h"
+#include "daemon/vm-internal.h"
+#include "storage/qemu-img.h"
+#include "util/spawn.h"
+#include "util/util.h"
+
+/* Calls fn for each VM (with a reference held) until fn returns true. */
+static VoVm *find_vm(VoDaemon *d, bool (*fn)(VoVm *vm, const void *arg), const void *arg)
+{
+    VoVm *found = NULL;
+    pthread_mutex_lock(&d->vms_lock);
+    for (size_t i = 0; i < d->n_vms && !found; i++) {
+        VoVm *vm = d->vms[i];
+        pthread_mutex_lock(&vm->lock);
+        if (fn(vm, arg))
+            found = vo_vm_ref(vm);
+        pthread_mutex_unlock(&vm->lock);
+    }
+    pthread_mutex_unlock(&d->vms_lock);
+    return found;
+}
+
+/* Caller holds vm->lock: index of the disk that is volume key, or -1. */
+static ssize_t disk_index(VoVm *vm, const char *key)
+{
+    for (size_t i = 0; i < vm->spec->n_disks; i++)
+        if (vm->spec->disks[i].volume && !strcmp(vm->spec->disks[i].volume, key))
+            return (ssize_t)i;
+    return -1;
+}
+
+static bool uses_volume(VoVm *vm, const void *key)
+{
+    return disk_index(vm, key) >= 0;
+}
+
+char *vo_vms_volume_user(VoDaemon *d, const char *key)
+{
+    VoVm *vm = find_vm(d, uses_volume, key);
+    if (!vm)
+        return NULL;
+    pthread_mutex_lock(&vm->lock);
+    char *name = vo_strdup(vm->spec->name);
+    pthread_mutex_unlock(&vm->lock);
+    vo_vm_unref(vm);
+    return name;
+}
+
+bool vo_vms_volume_running(VoDaemon *d, const char *key)
+{
+    VoVm *vm = find_vm(d, uses_volume, key);
+    if (!vm)
+        return false;
+    bool active = vo_vm_is_active(vm);
+    vo_vm_unref(vm);
+    return active;
+}
+
+int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char **ret_error)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(d, uses_volume, key);
+    if (!vm)
+        return -ENOTCONN;
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    ssize_t index = disk_index(vm, key);
+    VoHvInstance *hv = vo_vm_state_active(vm->state) ? vm->hv : NULL;
+    pthread_mutex_unlock(&vm->lock);
+    int r = -ENOTCONN;
+    if (hv && index >= 0) {
+        r = d->driver->resize_disk(hv, (size_t)index, size);
+        if (r == -EOPNOTSUPP)
+            r = -ENOTCONN;
+        else if (r < 0)
+            *ret_error = vo_asprintf("QEMU refused to resize disk %zd of VM '%s' (%s)", index,
+                                     vm->spec->name, strerror(-r));
+    }
+    pthread_mutex_unlock(&vm->job);
+    return r;
+}
+
+json_t *vo_vm_disks_json(VoVm *vm)
+{
+    json_t *arr = json_array();
+    pthread_mutex_lock(&vm->lock);
+    for (size_t i = 0; i < vm->spec->n_disks; i++) {
+        const VoDiskSpec *disk = &vm->spec->disks[i];
+        json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:b, s:b}", "index", (json_int_t)i, "path",
+                              disk->path, "format", vo_disk_format_to_string(disk->format),
+                              "bus", "virtio", "readonly", disk->readonly, "shareable",
+                              disk->shareable);
+        json_object_set_new(o, "volume", disk->volume ? json_string(disk->volume) : json_null());
+        json_object_set_new(o, "boot", json_boolean(i == 0));
+        json_array_append_new(arr, o);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return arr;
+}
+
+typedef struct {
+    VoVm *vm;
+    char *volume, *pool, *format, *image;
+    uint64_t size;
+    size_t index;
+} DiskOp;
+
+static void disk_op_free(void *p)
+{
+    DiskOp *op = p;
+    vo_vm_unref(op->vm);
+    free(op->volume);
+    free(op->pool);
+    free(op->format);
+    free(op->image);
+    free(op);
+}
+
+/* Takes the job lock and checks the VM is stopped; false (lock released) when not. */
+static bool lock_stopped(VoTask *t, VoVm *vm, const char *verb, int *ret)
+{
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    bool active = vo_vm_state_active(vm->state);
+    pthread_mutex_unlock(&vm->lock);
+    if (!active)
+        return true;
+    pthread_mutex_unlock(&vm->job);
+    *ret = vo_task_fail(t, -EBUSY, "cannot %s VM '%s' while it runs: stop it first", verb,
+                        vm->spec->name);
+    return false;
+}
+
+static int task_disk_add(VoTask *t, void *userdata)
+{
+    DiskOp *op = userdata;
+    VoVm *vm = op->vm;
+    VoDaemon *d = vm->d;
+    int r = 0;
+    if (!lock_stopped(t, vm, "add a disk to", &r))
+        return r;
+    _cleanup_free_ char *error = NULL, *path = NULL, *format = NULL, *created = NULL;
+    bool shareable = false;
+    if (!op->volume) {
+        vo_task_progress(t, 20, "creating the volume");
+        created = vo_volume_free_name(d, op->pool, vm->spec->name);
+        r = created ? vo_volume_create_empty(d, op->pool, created, op->format, op->size, t, &path,
+                                             &error)
+                    : -ENOSPC;
+        if (r >= 0) {
+            op->volume = vo_asprintf("%s/%s", op->pool, created);
+            format = vo_strdup(op->format);
+        }
+    } else {
+        _cleanup_free_ char *user = vo_vms_volume_user(d, op->volume);
+        r = vo_volume_lookup(d, op->volume, &path, &format, &shareable, &error);
+        if (r >= 0 && user && !shareable) {
+            error = vo_asprintf("volume '%s' is already attached to VM '%s' (mark it shareable "
+                                "to share it)", op->volume, user);
+            r = -EBUSY;
+        }
+    }
+    if (r >= 0) {
+        pthread_mutex_lock(&vm->lock);
+        VoVmSpec *s = vm->spec;
+        if (s->n_disks >= VO_VM_MAX_DISKS) {
+            error = vo_asprintf("VM '%s' already has %d disks, the most it can have", s->name,
+                                VO_VM_MAX_DISKS);
+            r = -EINVAL;
+        } else {
+            s->disks = realloc(s->disks, sizeof(VoDiskSpec) * (s->n_disks + 1));
+            if (!s->disks)
+                abort();
+            s->disks[s->n_disks++] = (VoDiskSpec){
+                .path = TAKE_PTR(path), .volume = vo_strdup(op->volume), .shareable = shareable,
+                .format = !strcmp(format, "raw") ? VO_DISK_RAW : VO_DISK_QCOW2 };
+            r = vo_vm_save(vm);
+        }
+        pthread_mutex_unlock(&vm->lock);
+    }
+    pthread_mutex_unlock(&vm->job);
+    if (r < 0 && created) {
+        _cleanup_free_ char *ignored = NULL;
+        (void)vo_volume_remove_now(d, op->volume, &ignored);
+    }
+    if (r < 0)
+        return vo_task_fail(t, r, "cannot add a disk to VM '%s': %s", vm->spec->name,
+                            error ? error : strerror(-r));
+    return 0;
+}
+
+int vo_vm_disk_add(VoDaemon *d, VoVm *vm, const VoVmDiskAdd *add, json_t **ret_task,
+                   char **ret_error)
+{
+    int r = vo_vm_precheck(vm, INACTIVE_STATES, "add a disk to", ret_error);
+    if (r < 0)
+        return r;
+    if (!add->volume && (add->size_bytes == 0 || add->size_bytes > (64ULL << 40))) {
+        *ret_error = vo_strdup("give an existing volume (POOL/NAME) or size_bytes for a new one "
+                               "(1 byte to 64 TiB)");
+        return -EINVAL;
+    }
+    if (add->volume) {
+        _cleanup_free_ char *path = NULL, *format = NULL;
+        bool shareable = false;
+        r = vo_volume_lookup(d, add->volume, &path, &format, &shareable, ret_error);
+        if (r < 0)
+            return r == -ENOENT ? -EINVAL : r;
+        _cleanup_free_ char *user = vo_vms_volume_user(d, add->volume);
+        if (user && !shareable) {
+            *ret_error = vo_asprintf("volume '%s' is already attached to VM '%s'", add->volume,
+                                     user);
+            return -EBUSY;
+        }
+    }
+    DiskOp *op = vo_malloc0(sizeof(*op));
+    op->vm = vo_vm_ref(vm);
+    op->volume = vo_strdup(add->volume);
+    op->pool = vo_strdup(add->pool ? add->pool : VO_DEFAULT_POOL);
+    op->format = vo_strdup(add->format ? add->format : "qcow2");
+    op->size = add->size_bytes;
+    return vo_vm_submit(d, vm, "disk-add", task_disk_add, op, disk_op_free, ret_task);
+}
+
+static int task_disk_remove(VoTask *t, void *userdata)
+{
+    DiskOp *op = userdata;
+    VoVm *vm = op->vm;
+    int r = 0;
+    if (!lock_stopped(t, vm, "remove a disk from", &r))
+        return r;
+    pthread_mutex_lock(&vm->lock);
+    VoVmSpec *s = vm->spec;
+    if (op->index == 0 || op->index >= s->n_disks) {
+        r = vo_task_fail(t, -EINVAL, op->index == 0 ? "disk 0 is VM '%s''s boot disk"
+                                                    : "VM '%s' has no disk %zu",
+                         s->name, op->index);
+    } else {
+        VoDiskSpec removed = s->disks[op->index];
+        memmove(&s->disks[op->index], &s->disks[op->index + 1],
+                sizeof(VoDiskSpec) * (s->n_disks - op->index - 1));
+        s->n_disks--;
+        r = vo_vm_save(vm);
+        free(removed.path);
+        free(removed.volume);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    pthread_mutex_unlock(&vm->job);
+    return r;
+}
+
+int vo_vm_disk_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, char **ret_error)
+{
+    int r = vo_vm_precheck(vm, INACTIVE_STATES, "remove a disk from", ret_error);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&vm->lock);
+    size_t n = vm->spec->n_disks;
+    pthread_mutex_unlock(&vm->lock);
+    if (index == 0) {
+        *ret_error = vo_strdup("disk 0 is the boot disk and cannot be removed");
+        return -EINVAL;
+    }
+    if (index >= n) {
+        *ret_error = vo_asprintf("the VM has no disk %zu (it has %zu)", index, n);
+        return -ENOENT;
+    }
+    DiskOp *op = vo_malloc0(sizeof(*op));
+    op->vm = vo_vm_ref(vm);
+    op->index = index;
+    return vo_vm_submit(d, vm, "disk-remove", task_disk_remove, op, disk_op_free, ret_task);
+}
+
+/* Copies a boot file (kernel, initrd) into the image directory as name. */
+static int copy_file(const char *from, const char *dir, const char *name, char **ret_error)
+{
+    _cleanup_free_ char *to = vo_asprintf("%s/%s", dir, name);
+    char *argv[] = { "cp", "--reflink=auto", "--", (char *)from, to, NULL };
+    _cleanup_free_ char *output = NULL;
+    int r = vo_spawn_wait(argv, 600000, &output);
+    if (r < 0)
+        *ret_error = vo_asprintf("cannot copy %s: %s", from, output && *output ? output : strerror(-r));
+    return r;
+}
+
+static int task_template(VoTask *t, void *userdata)
+{
+    DiskOp *op = userdata;
+    VoVm *vm = op->vm;
+    VoDaemon *d = vm->d;
+    int r = 0;
+    if (!lock_stopped(t, vm, "make a template of", &r))
+        return r;
+    pthread_mutex_lock(&vm->lock);
+    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+    _cleanup_free_ char *final_dir = vo_asprintf("%s/images/%s", d->state_dir, op->image);
+    _cleanup_free_ char *tmp_dir = vo_asprintf("%s/images/.template-%s-%s", d->state_dir,
+                                               op->image, spec->id);
+    _cleanup_free_ char *error = NULL, *disk = vo_asprintf("%s/disk.qcow2", tmp_dir);
+    (void)vo_rm_rf(tmp_dir);
+    r = vo_mkdir_p(tmp_dir, 0750);
+    if (r >= 0) {
+        vo_task_progress(t, 5, "flattening the boot disk");
+        r = vo_img_convert(spec->disks[0].path, vo_disk_format_to_string(spec->disks[0].format),
+                           disk, "qcow2", NULL, NULL, &error);
+    }
+    if (r >= 0 && spec->kernel)
+        r = copy_file(spec->kernel, tmp_dir, "vmlinux", &error);
+    if (r >= 0 && spec->initrd)
+        r = copy_file(spec->initrd, tmp_dir, "initrd.img", &error);
+    if (r >= 0) {
+        json_t *meta = json_pack("{s:s, s:s, s:s, s:s}", "name", op->image, "disk", "disk.qcow2",
+                                 "format", "qcow2", "template_of", spec->name);
+        if (spec->kernel)
+            json_object_set_new(meta, "kernel", json_string("vmlinux"));
+        if (spec->initrd)
+            json_object_set_new(meta, "initrd", json_string("initrd.img"));
+        if (spec->cmdline)
+            json_object_set_new(meta, "cmdline", json_string(spec->cmdline));
+        _cleanup_free_ char *text = json_dumps(meta, JSON_SORT_KEYS | JSON_INDENT(2));
+        json_decref(meta);
+        _cleanup_free_ char *meta_path = vo_asprintf("%s/image.json", tmp_dir);
+        r = vo_write_file_atomic(meta_path, text, strlen(text));
+    }
+    if (r >= 0 && rename(tmp_dir, final_dir) < 0) {
+        r = -errno;
+        error = vo_asprintf("image '%s' appeared meanwhile or cannot be placed: %s", op->image,
+                            strerror(errno));
+    }
+    if (r < 0)
+        (void)vo_rm_rf(tmp_dir);
+    pthread_mutex_unlock(&vm->job);
+    if (r < 0)
+        r = vo_task_fail(t, r, "cannot make image '%s' from VM '%s': %s", op->image, spec->name,
+                         error ? error : strerror(-r));
+    vo_vm_spec_free(spec);
+    return r;
+}
+
+int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, char **ret_error)
+{
+    int r = vo_vm_precheck(vm, INACTIVE_STATES, "make a template of", ret_error);
+    if (r < 0)
+        return r;
+    if (!vo_name_valid(image)) {
+        *ret_error = vo_asprintf("image: '%s' is invalid: use 1-63 characters of a-z, 0-9 and "
+                                 "'-', not starting with '-'", image ? image : "");
+        return -EINVAL;
+    }
+    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, image);
+    if (access(dir, F_OK) == 0) {
+        *ret_error = vo_asprintf("image '%s' already exists", image);
+        return -EEXIST;
+    }
+    DiskOp *op = vo_malloc0(sizeof(*op));
+    op->vm = vo_vm_ref(vm);
+    op->image = vo_strdup(image);
+    return vo_vm_submit(d, vm, "template", task_template, op, disk_op_free, ret_task);
+}

@@ -1,0 +1,50 @@
+/* vm-internal.h: what the files of the VM lifecycle (vms.c, vm-disks.c)
+ * share about a VM beyond the public vms.h: the object itself and the helpers
+ * that change its state. Not for the API layer. */
+#pragma once
+
+#include <stdatomic.h>
+
+#include "daemon/console.h"
+#include "daemon/vms.h"
+
+struct VoVm {
+    atomic_int refs;
+    VoDaemon *d;
+    pthread_mutex_t job;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    VoVmSpec *spec;
+    int64_t rev;
+    VoVmState state;
+    char *exit_reason;
+    int64_t created_at, started_at;
+    VoHvInstance *hv;
+    VoHvInfo info;
+    bool stop_requested; /* an exit now is a stop, not a crash */
+    bool provisioning;   /* create task still running */
+    bool watching;       /* exit fd registered on the loop */
+    VoConsole *console;  /* loop thread only */
+};
+
+/* State sets for vo_vm_precheck: the states an operation accepts, as bits. */
+#define IN(state) (1u << (state))
+#define ACTIVE_STATES (IN(VO_VM_STARTING) | IN(VO_VM_RUNNING) | IN(VO_VM_PAUSED) | IN(VO_VM_STOPPING))
+#define INACTIVE_STATES (IN(VO_VM_DEFINED) | IN(VO_VM_STOPPED) | IN(VO_VM_CRASHED))
+
+VoVm *vo_vm_ref(VoVm *vm);
+bool vo_vm_state_active(VoVmState s);
+char *vo_vm_state_dir(VoDaemon *d, const char *id);
+char *vo_vm_run_dir(VoDaemon *d, const char *id);
+/* Caller holds vm->lock. */
+int vo_vm_save(VoVm *vm);
+void vo_vm_set_state(VoVm *vm, VoVmState state);
+bool vo_vm_wait_exit(VoVm *vm, int timeout_ms);
+/* Caller holds d->vms_lock. */
+VoVm *vo_vms_find_locked(VoDaemon *d, const char *name_or_id);
+/* Refuses (with *ret_error) unless the VM's state is in allowed (IN() bits). */
+int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_error);
+/* Caller holds the job lock: ACPI off (unless force), then kill; waits for the exit. */
+int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s);
+int vo_vm_submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, void *args,
+                 VoTaskFreeFn free_args, json_t **ret_task);

@@ -1,0 +1,51 @@
+/* qemu-img.h: the block work vireo hands to qemu-img (info, create, convert
+ * with progress, resize, check), and parsing of its JSON. vireo owns naming
+ * and safety; qemu-img owns the bytes. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char *path;
+    char *format;          /* "qcow2", "raw", "vmdk", "vdi", "vhdx", ... */
+    uint64_t virtual_size;
+    uint64_t actual_size;  /* bytes allocated on the host */
+} VoImgLayer;
+
+typedef struct {
+    VoImgLayer *layers;    /* [0] is the image itself, then its backing files, nearest first */
+    size_t n_layers;
+} VoImgInfo;
+
+void vo_img_info_clear(VoImgInfo *info);
+
+/* Parses `qemu-img info --output=json --backing-chain` output (a JSON array of
+ * objects, or a single object without --backing-chain). -EINVAL on anything
+ * unexpected, with *ret_error (may be NULL) saying what. */
+int vo_img_info_parse(const char *json_text, VoImgInfo *ret, char **ret_error);
+
+/* Runs qemu-img info on path (with -U so an image open in a running VM can be
+ * read) and parses it. format may be NULL (probe). */
+int vo_img_info(const char *path, const char *format, VoImgInfo *ret, char **ret_error);
+
+/* qemu-img create -f FORMAT [-b BACKING -F BACKING_FMT] PATH [SIZE]; size 0
+ * with a backing file means "the backing file's size". */
+int vo_img_create(const char *path, const char *format, uint64_t size, const char *backing,
+                  const char *backing_format, char **ret_error);
+
+/* qemu-img convert -p -O OUT_FORMAT IN OUT; progress(percent, userdata) is
+ * called as qemu-img reports it (parse the "(NN.NN/100%)" updates it prints
+ * with -p). in_format may be NULL (probe). */
+typedef void (*VoImgProgressFn)(int percent, void *userdata);
+int vo_img_convert(const char *in, const char *in_format, const char *out, const char *out_format,
+                   VoImgProgressFn progress, void *userdata, char **ret_error);
+
+/* qemu-img resize [--shrink] -f FORMAT PATH SIZE. */
+int vo_img_resize(const char *path, const char *format, uint64_t size, bool shrink,
+                  char **ret_error);
+
+/* Parses one progress update from qemu-img -p output, e.g. "    (45.03/100%)\r":
+ * returns the integer percent 0..100 or -1 when the text holds none. */
+int vo_img_parse_progress(const char *text);
