@@ -21,3 +21,24 @@ void vo_api_vm_resume(VoRequest *req, VoReply *rep);
 
 void vo_api_vm_console(VoRequest *req, VoReply *rep);
 void vo_api_vm_console_log(VoRequest *req, VoReply *rep);
+
+void vo_api_image_import(VoRequest *req, VoReply *rep);
+void vo_api_image_delete(VoRequest *req, VoReply *rep);
+void vo_api_vm_template(VoRequest *req, VoReply *rep);
+void vo_api_vm_disks_list(VoRequest *req, VoReply *rep);
+void vo_api_vm_disk_add(VoRequest *req, VoReply *rep);
+void vo_api_vm_disk_remove(VoRequest *req, VoReply *rep);
+
+void vo_api_pools_list(VoRequest *req, VoReply *rep);
+void vo_api_pool_create(VoRequest *req, VoReply *rep);
+void vo_api_pool_show(VoRequest *req, VoReply *rep);
+void vo_api_pool_delete(VoRequest *req, VoReply *rep);
+void vo_api_volumes_list(VoRequest *req, VoReply *rep);
+void vo_api_volume_create(VoRequest *req, VoReply *rep);
+void vo_api_volume_show(VoRequest *req, VoReply *rep);
+void vo_api_volume_delete(VoRequest *req, VoReply *rep);
+void vo_api_volume_resize(VoRequest *req, VoReply *rep);
+void vo_api_volume_clone(VoRequest *req, VoReply *rep);
+int vo_api_volume_upload_prepare(VoRequest *req, char **ret_path_template, char **ret_error);
+void vo_api_volume_upload(VoRequest *req, VoReply *rep);
+void vo_api_volume_download(VoRequest *req, VoReply *rep);

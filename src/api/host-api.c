@@ -1,8 +1,7 @@
-/* host-api.c: /v1/host, /v1/images and /v1/tasks. */
+/* host-api.c: /v1/host and /v1/tasks. */
 #include <string.h>
 
 #include "api/handlers.h"
-#include "daemon/images.h"
 #include "util/util.h"
 
 void vo_api_host_show(VoRequest *req, VoReply *rep)
@@ -17,11 +16,6 @@ void vo_api_host_show(VoRequest *req, VoReply *rep)
     json_object_set_new(o, "kvm_reason",
                         d->driver->kvm_reason ? json_string(d->driver->kvm_reason) : json_null());
     vo_reply_json(rep, 200, o);
-}
-
-void vo_api_images_list(VoRequest *req, VoReply *rep)
-{
-    vo_reply_json(rep, 200, json_pack("{s:o}", "images", vo_images_list_json(req->d->state_dir)));
 }
 
 void vo_api_tasks_list(VoRequest *req, VoReply *rep)

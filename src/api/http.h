@@ -19,6 +19,8 @@ typedef struct {
     const char *path;
     const char *params[VO_API_MAX_PARAMS]; /* {placeholders} in path order */
     json_t *body;                          /* parsed JSON object, or NULL when empty */
+    const char *upload_path;               /* streamed routes: the file the body went to */
+    uint64_t upload_bytes;
 } VoRequest;
 
 typedef struct {
@@ -29,14 +31,21 @@ typedef struct {
     bool upgrade;       /* answer 101 and hand the socket to upgrade_fn */
     MHD_UpgradeHandler upgrade_fn;
     void *upgrade_cls;
+    int file_fd;        /* or (>= 0) stream this file as application/octet-stream */
+    uint64_t file_size;
 } VoReply;
 
 typedef void (*VoRouteFn)(VoRequest *req, VoReply *rep);
+
+/* Routes that take a large body (uploads) stream it to a file instead of
+ * memory: prepare names that file (a mkstemp template) before the first byte. */
+typedef int (*VoUploadPrepareFn)(VoRequest *req, char **ret_path_template, char **ret_error);
 
 typedef struct {
     const char *method;
     const char *pattern; /* "/v1/vms/{vm}/start" */
     VoRouteFn fn;
+    VoUploadPrepareFn prepare_upload; /* NULL: a JSON body of at most VO_API_MAX_BODY */
 } VoRoute;
 
 extern const VoRoute vo_routes[];
@@ -51,6 +60,11 @@ void vo_reply_json(VoReply *rep, int status, json_t *json); /* steals json */
 
 /* Request helpers. */
 bool vo_request_query_bool(VoRequest *req, const char *key);
+/* Unpacks the JSON body (an empty body is {}) with json_unpack's format,
+ * strictly (unknown keys refused); false with rep filled (400) on bad input. */
+bool vo_request_unpack(VoRequest *req, VoReply *rep, const char *fmt, ...);
+/* 202 {"task": task}, or the error (r < 0); frees error. */
+void vo_reply_task(VoReply *rep, int r, json_t *task, char *error);
 
 /* The HTTP server on a Unix socket. */
 typedef struct VoApiServer VoApiServer;

@@ -20,6 +20,15 @@ typedef struct {
     char *body;
     size_t len;
     bool too_large;
+    /* Streamed uploads. */
+    const VoRoute *route;
+    const char *params[VO_API_MAX_PARAMS];
+    char storage[512];
+    int upload_fd;
+    char *upload_path;
+    uint64_t upload_bytes;
+    int upload_errno;
+    char *upload_error;
 } PendingRequest;
 
 void vo_reply_json(VoReply *rep, int status, json_t *json)
@@ -45,6 +54,32 @@ void vo_reply_errno(VoReply *rep, int negative_errno, const char *message)
 {
     vo_reply_error(rep, vo_error_from_errno(negative_errno), "%s",
                    message ? message : strerror(-negative_errno));
+}
+
+/* Unpacks the body strictly; fills rep with 400 naming the problem. */
+bool vo_request_unpack(VoRequest *req, VoReply *rep, const char *fmt, ...)
+{
+    if (!req->body)
+        req->body = json_object();
+    json_error_t jerr;
+    va_list ap;
+    va_start(ap, fmt);
+    int r = json_vunpack_ex(req->body, &jerr, JSON_STRICT, fmt, ap);
+    va_end(ap);
+    if (r < 0) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "invalid request body: %s", jerr.text);
+        return false;
+    }
+    return true;
+}
+
+void vo_reply_task(VoReply *rep, int r, json_t *task, char *error)
+{
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 202, json_pack("{s:o}", "task", task));
+    free(error);
 }
 
 bool vo_request_query_bool(VoRequest *req, const char *key)
@@ -153,7 +188,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, VoReply *rep)
         MHD_destroy_response(resp);
         return r;
     }
-    if (rep->text) {
+    if (rep->file_fd >= 0) {
+        resp = MHD_create_response_from_fd64(rep->file_size, rep->file_fd); /* takes the fd */
+        rep->file_fd = -1;
+        ctype = "application/octet-stream";
+    } else if (rep->text) {
         resp = MHD_create_response_from_buffer(rep->text_len, rep->text, MHD_RESPMEM_MUST_FREE);
         rep->text = NULL;
         ctype = "text/plain; charset=utf-8";
@@ -170,6 +209,66 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, VoReply *rep)
     return r;
 }
 
+/* A streamed route: open the file its body goes to. Errors are kept and
+ * answered once the body has been read (HTTP needs the whole request first). */
+static void begin_upload(VoDaemon *d, struct MHD_Connection *conn, const char *url,
+                         const char *method, PendingRequest *p)
+{
+    VoRequest req = { .d = d, .conn = conn, .method = method, .path = url };
+    VoReply ignored = { .file_fd = -1 };
+    const VoRoute *route = find_route(&req, &ignored, p->storage, sizeof(p->storage));
+    json_decref(ignored.json);
+    if (!route || !route->prepare_upload)
+        return;
+    p->route = route;
+    memcpy(p->params, req.params, sizeof(p->params));
+    char *tmpl = NULL;
+    int r = route->prepare_upload(&req, &tmpl, &p->upload_error);
+    if (r >= 0) {
+        p->upload_fd = mkostemp(tmpl, O_CLOEXEC);
+        if (p->upload_fd < 0) {
+            r = -errno;
+            p->upload_error = vo_asprintf("cannot store the upload: %s", strerror(errno));
+            free(tmpl);
+        } else
+            p->upload_path = tmpl;
+    }
+    p->upload_errno = r < 0 ? r : 0;
+}
+
+static void write_upload(PendingRequest *p, const char *data, size_t len)
+{
+    while (p->upload_fd >= 0 && !p->upload_errno && len > 0) {
+        ssize_t n = write(p->upload_fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            p->upload_errno = -errno;
+            p->upload_error = vo_asprintf("cannot store the upload after %llu bytes: %s",
+                                          (unsigned long long)p->upload_bytes, strerror(errno));
+            return;
+        }
+        data += n;
+        len -= (size_t)n;
+        p->upload_bytes += (uint64_t)n;
+    }
+}
+
+static void finish_upload(VoRequest *req, PendingRequest *p, VoReply *rep)
+{
+    if (!p->upload_errno && p->upload_fd >= 0 && fsync(p->upload_fd) < 0) {
+        p->upload_errno = -errno;
+        p->upload_error = vo_asprintf("cannot store the upload: %s", strerror(errno));
+    }
+    if (p->upload_errno) {
+        vo_reply_errno(rep, p->upload_errno, p->upload_error);
+        return;
+    }
+    req->upload_path = p->upload_path;
+    req->upload_bytes = p->upload_bytes;
+    p->route->fn(req, rep);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -178,7 +277,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     VoDaemon *d = cls;
     PendingRequest *p = *con_cls;
     if (!p) {
-        *con_cls = vo_malloc0(sizeof(PendingRequest));
+        *con_cls = p = vo_malloc0(sizeof(PendingRequest));
+        p->upload_fd = -1;
+        begin_upload(d, conn, url, method, p);
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0 && p->route) {
+        write_upload(p, upload_data, *upload_data_size);
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -196,11 +302,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 
     VoRequest req = { .d = d, .conn = conn, .method = method, .path = url };
-    VoReply rep = { .status = 200 };
+    VoReply rep = { .status = 200, .file_fd = -1 };
     char storage[512];
-    const VoRoute *route = find_route(&req, &rep, storage, sizeof(storage));
-    if (route && parse_body(&req, p, &rep))
-        route->fn(&req, &rep);
+    if (p->route) {
+        memcpy(req.params, p->params, sizeof(req.params));
+        finish_upload(&req, p, &rep);
+    } else {
+        const VoRoute *route = find_route(&req, &rep, storage, sizeof(storage));
+        if (route && parse_body(&req, p, &rep))
+            route->fn(&req, &rep);
+    }
     enum MHD_Result r = send_reply(conn, &rep);
     log_debug("%s %s -> %d", method, url, rep.upgrade ? 101 : rep.status);
     json_decref(rep.json);
@@ -214,6 +325,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     PendingRequest *p = *con_cls;
     if (p) {
+        if (p->upload_fd >= 0)
+            close(p->upload_fd);
+        if (p->upload_path)
+            (void)unlink(p->upload_path); /* the handler took what it wanted */
+        free(p->upload_path);
+        free(p->upload_error);
         free(p->body);
         free(p);
         *con_cls = NULL;

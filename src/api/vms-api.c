@@ -17,32 +17,6 @@ static VoVm *find_vm(VoRequest *req, VoReply *rep)
     return vm;
 }
 
-/* Unpacks the body strictly; fills rep with 400 naming the problem. */
-static bool unpack_body(VoRequest *req, VoReply *rep, const char *fmt, ...)
-{
-    if (!req->body)
-        req->body = json_object();
-    json_error_t jerr;
-    va_list ap;
-    va_start(ap, fmt);
-    int r = json_vunpack_ex(req->body, &jerr, JSON_STRICT, fmt, ap);
-    va_end(ap);
-    if (r < 0) {
-        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "invalid request body: %s", jerr.text);
-        return false;
-    }
-    return true;
-}
-
-static void reply_task(VoReply *rep, int r, json_t *task, char *error)
-{
-    if (r < 0)
-        vo_reply_errno(rep, r, error);
-    else
-        vo_reply_json(rep, 202, json_pack("{s:o}", "task", task));
-    free(error);
-}
-
 void vo_api_vms_list(VoRequest *req, VoReply *rep)
 {
     vo_reply_json(rep, 200, json_pack("{s:o}", "vms", vo_vms_list_json(req->d)));
@@ -59,12 +33,14 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
 {
     const char *name = NULL, *image = "default", *accel = "auto";
     json_int_t vcpus = 1, memory = 512, disk_size = 0;
-    int autostart = 0;
-    if (!unpack_body(req, rep, "{s:s, s?s, s?I, s?I, s?I, s?s, s?b}", "name", &name, "image",
-                     &image, "vcpus", &vcpus, "memory_mib", &memory, "disk_size_bytes",
-                     &disk_size, "accel", &accel, "autostart", &autostart))
+    int autostart = 0, full_clone = 0;
+    if (!vo_request_unpack(req, rep, "{s:s, s?s, s?I, s?I, s?I, s?s, s?b, s?b}", "name", &name,
+                           "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
+                           "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
+                           &autostart, "full_clone", &full_clone))
         return;
-    VoVmCreateArgs args = { .name = name, .image = image, .autostart = autostart };
+    VoVmCreateArgs args = { .name = name, .image = image, .autostart = autostart,
+                            .full_clone = full_clone };
     if (vcpus < 1 || vcpus > (json_int_t)req->d->limits.max_vcpus) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "vcpus: %lld is out of range (1..%u on this host)",
                        (long long)vcpus, req->d->limits.max_vcpus);
@@ -108,7 +84,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     const char *name = NULL;
     json_int_t vcpus = 0, memory = 0;
     json_t *autostart = NULL;
-    if (!unpack_body(req, rep, "{s?s, s?I, s?I, s?o}", "name", &name, "vcpus", &vcpus,
+    if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?o}", "name", &name, "vcpus", &vcpus,
                      "memory_mib", &memory, "autostart", &autostart))
         return;
     if (autostart && !json_is_boolean(autostart)) {
@@ -150,18 +126,18 @@ void vo_api_vm_delete(VoRequest *req, VoReply *rep)
     char *error = NULL;
     int r = vo_vm_delete(req->d, vm, vo_request_query_bool(req, "force"),
                          vo_request_query_bool(req, "keep_disks"), &task, &error);
-    reply_task(rep, r, task, error);
+    vo_reply_task(rep, r, task, error);
 }
 
 void vo_api_vm_start(VoRequest *req, VoReply *rep)
 {
     _cleanup_vm_ VoVm *vm = find_vm(req, rep);
-    if (!vm || !unpack_body(req, rep, "{}"))
+    if (!vm || !vo_request_unpack(req, rep, "{}"))
         return;
     json_t *task = NULL;
     char *error = NULL;
     int r = vo_vm_start(req->d, vm, &task, &error);
-    reply_task(rep, r, task, error);
+    vo_reply_task(rep, r, task, error);
 }
 
 void vo_api_vm_stop(VoRequest *req, VoReply *rep)
@@ -169,7 +145,7 @@ void vo_api_vm_stop(VoRequest *req, VoReply *rep)
     _cleanup_vm_ VoVm *vm = find_vm(req, rep);
     int force = 0;
     json_int_t timeout = 30;
-    if (!vm || !unpack_body(req, rep, "{s?b, s?I}", "force", &force, "timeout_s", &timeout))
+    if (!vm || !vo_request_unpack(req, rep, "{s?b, s?I}", "force", &force, "timeout_s", &timeout))
         return;
     if (timeout < 0 || timeout > 3600) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "timeout_s: must be 0..3600");
@@ -178,7 +154,7 @@ void vo_api_vm_stop(VoRequest *req, VoReply *rep)
     json_t *task = NULL;
     char *error = NULL;
     int r = vo_vm_stop(req->d, vm, force, (int)timeout, &task, &error);
-    reply_task(rep, r, task, error);
+    vo_reply_task(rep, r, task, error);
 }
 
 typedef int (*SimpleOp)(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
@@ -186,14 +162,71 @@ typedef int (*SimpleOp)(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_err
 static void simple_action(VoRequest *req, VoReply *rep, SimpleOp op)
 {
     _cleanup_vm_ VoVm *vm = find_vm(req, rep);
-    if (!vm || !unpack_body(req, rep, "{}"))
+    if (!vm || !vo_request_unpack(req, rep, "{}"))
         return;
     json_t *task = NULL;
     char *error = NULL;
     int r = op(req->d, vm, &task, &error);
-    reply_task(rep, r, task, error);
+    vo_reply_task(rep, r, task, error);
 }
 
 void vo_api_vm_reboot(VoRequest *req, VoReply *rep) { simple_action(req, rep, vo_vm_reboot); }
 void vo_api_vm_pause(VoRequest *req, VoReply *rep) { simple_action(req, rep, vo_vm_pause); }
 void vo_api_vm_resume(VoRequest *req, VoReply *rep) { simple_action(req, rep, vo_vm_resume); }
+
+void vo_api_vm_template(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    const char *image = NULL;
+    if (!vm || !vo_request_unpack(req, rep, "{s:s}", "image", &image))
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_vm_template(req->d, vm, image, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
+void vo_api_vm_disks_list(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (vm)
+        vo_reply_json(rep, 200, json_pack("{s:o}", "disks", vo_vm_disks_json(vm)));
+}
+
+void vo_api_vm_disk_add(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    VoVmDiskAdd add = { 0 };
+    json_int_t size = 0;
+    if (!vm || !vo_request_unpack(req, rep, "{s?s, s?s, s?I, s?s}", "volume", &add.volume, "pool",
+                                  &add.pool, "size_bytes", &size, "format", &add.format))
+        return;
+    if (size < 0 || (add.volume && (size || add.pool || add.format))) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                       "give either volume (POOL/NAME) or size_bytes [pool, format], not both");
+        return;
+    }
+    add.size_bytes = (uint64_t)size;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_vm_disk_add(req->d, vm, &add, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
+void vo_api_vm_disk_remove(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (!vm)
+        return;
+    char *end = NULL;
+    unsigned long index = strtoul(req->params[1], &end, 10);
+    if (!req->params[1][0] || *end || index > 1000) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "disk index: '%s' is not a number",
+                       req->params[1]);
+        return;
+    }
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_vm_disk_remove(req->d, vm, index, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}

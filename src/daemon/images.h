@@ -19,3 +19,15 @@ VoImage *vo_image_free(VoImage *img);
 json_t *vo_image_to_json(const VoImage *img);
 /* All loadable images, sorted by name (new reference). */
 json_t *vo_images_list_json(const char *state_dir);
+
+/* Import: a new image NAME from a disk file (any format qemu-img reads,
+ * stored as qcow2) and optional kernel/initrd for direct boot. Runs as a
+ * task; nothing appears under images/ until it is complete. */
+typedef struct {
+    const char *name, *import_path, *kernel_path, *initrd_path, *cmdline;
+} VoImageImportArgs;
+struct VoDaemon;
+int vo_image_import(struct VoDaemon *d, const VoImageImportArgs *args, json_t **ret_task,
+                    char **ret_error);
+/* Refused while VM disks are linked clones of it. */
+int vo_image_delete(struct VoDaemon *d, const char *name, char **ret_error);

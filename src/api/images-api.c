@@ -1,0 +1,41 @@
+/* images-api.c: /v1/images routes: list, import, delete. */
+#include "api/handlers.h"
+#include "daemon/images.h"
+#include "daemon/storage.h"
+#include "util/util.h"
+
+void vo_api_images_list(VoRequest *req, VoReply *rep)
+{
+    json_t *images = vo_images_list_json(req->d->state_dir);
+    size_t i;
+    json_t *img;
+    json_array_foreach(images, i, img) {
+        const char *name = json_string_value(json_object_get(img, "name"));
+        json_object_set_new(img, "used_by", json_integer(vo_image_users(req->d, name)));
+    }
+    vo_reply_json(rep, 200, json_pack("{s:o}", "images", images));
+}
+
+void vo_api_image_import(VoRequest *req, VoReply *rep)
+{
+    VoImageImportArgs args = { 0 };
+    if (!vo_request_unpack(req, rep, "{s:s, s:s, s?s, s?s, s?s}", "name", &args.name,
+                           "import_path", &args.import_path, "kernel_path", &args.kernel_path,
+                           "initrd_path", &args.initrd_path, "cmdline", &args.cmdline))
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_image_import(req->d, &args, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
+void vo_api_image_delete(VoRequest *req, VoReply *rep)
+{
+    char *error = NULL;
+    int r = vo_image_delete(req->d, req->params[0], &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, json_object());
+    free(error);
+}

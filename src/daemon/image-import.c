@@ -1,0 +1,149 @@
+/* image-import.c: adding and removing images: import of a disk file (plus
+ * optional direct-boot kernel and initrd) into STATE/images/NAME, built in a
+ * hidden directory and renamed into place only when complete. */
+#include <string.h>
+
+#include "conf/names.h"
+#include "daemon/daemon.h"
+#include "daemon/images.h"
+#include "daemon/storage.h"
+#include "storage/qemu-img.h"
+#include "util/spawn.h"
+#include "util/util.h"
+
+typedef struct {
+    VoDaemon *d;
+    char *name, *import_path, *kernel_path, *initrd_path, *cmdline;
+} ImportOp;
+
+static void import_op_free(void *p)
+{
+    ImportOp *op = p;
+    free(op->name);
+    free(op->import_path);
+    free(op->kernel_path);
+    free(op->initrd_path);
+    free(op->cmdline);
+    free(op);
+}
+
+static void report_progress(int percent, void *userdata)
+{
+    vo_task_progress(userdata, percent * 9 / 10, "converting the disk");
+}
+
+static int copy_into(const char *from, const char *dir, const char *name, char **ret_error)
+{
+    _cleanup_free_ char *to = vo_asprintf("%s/%s", dir, name);
+    char *argv[] = { "cp", "--reflink=auto", "--", (char *)from, to, NULL };
+    _cleanup_free_ char *output = NULL;
+    int r = vo_spawn_wait(argv, 600000, &output);
+    if (r < 0)
+        *ret_error = vo_asprintf("cannot copy %s: %s", from,
+                                 output && *output ? output : strerror(-r));
+    return r;
+}
+
+static int task_import(VoTask *t, void *userdata)
+{
+    ImportOp *op = userdata;
+    VoDaemon *d = op->d;
+    _cleanup_free_ char *final_dir = vo_asprintf("%s/images/%s", d->state_dir, op->name);
+    _cleanup_free_ char *tmp_dir = vo_asprintf("%s/images/.import-%s", d->state_dir, op->name);
+    _cleanup_free_ char *disk = vo_asprintf("%s/disk.qcow2", tmp_dir);
+    _cleanup_free_ char *error = NULL;
+    (void)vo_rm_rf(tmp_dir);
+    int r = vo_mkdir_p(tmp_dir, 0750);
+    if (r >= 0)
+        r = vo_img_convert(op->import_path, NULL, disk, "qcow2", report_progress, t, &error);
+    if (r >= 0 && op->kernel_path)
+        r = copy_into(op->kernel_path, tmp_dir, "vmlinux", &error);
+    if (r >= 0 && op->initrd_path)
+        r = copy_into(op->initrd_path, tmp_dir, "initrd.img", &error);
+    if (r >= 0) {
+        json_t *meta = json_pack("{s:s, s:s, s:s}", "name", op->name, "disk", "disk.qcow2",
+                                 "format", "qcow2");
+        if (op->kernel_path)
+            json_object_set_new(meta, "kernel", json_string("vmlinux"));
+        if (op->initrd_path)
+            json_object_set_new(meta, "initrd", json_string("initrd.img"));
+        if (op->cmdline)
+            json_object_set_new(meta, "cmdline", json_string(op->cmdline));
+        _cleanup_free_ char *text = json_dumps(meta, JSON_SORT_KEYS | JSON_INDENT(2));
+        json_decref(meta);
+        _cleanup_free_ char *meta_path = vo_asprintf("%s/image.json", tmp_dir);
+        r = vo_write_file_atomic(meta_path, text, strlen(text));
+    }
+    if (r >= 0 && rename(tmp_dir, final_dir) < 0) {
+        r = -errno;
+        error = vo_asprintf("image '%s' appeared meanwhile: %s", op->name, strerror(errno));
+    }
+    if (r < 0) {
+        (void)vo_rm_rf(tmp_dir);
+        return vo_task_fail(t, r, "cannot import image '%s': %s", op->name,
+                            error ? error : strerror(-r));
+    }
+    return 0;
+}
+
+static bool readable_file(const char *path)
+{
+    return path && path[0] == '/' && access(path, R_OK) == 0;
+}
+
+int vo_image_import(VoDaemon *d, const VoImageImportArgs *args, json_t **ret_task,
+                    char **ret_error)
+{
+    if (!vo_name_valid(args->name)) {
+        *ret_error = vo_asprintf("name: '%s' is invalid: use 1-63 characters of a-z, 0-9 and "
+                                 "'-', not starting with '-'", args->name ? args->name : "");
+        return -EINVAL;
+    }
+    const char *paths[] = { args->import_path, args->kernel_path, args->initrd_path };
+    const char *keys[] = { "import_path", "kernel_path", "initrd_path" };
+    for (size_t i = 0; i < ELEMENTSOF(paths); i++)
+        if ((i == 0 || paths[i]) && !readable_file(paths[i])) {
+            *ret_error = vo_asprintf("%s: '%s' is not a readable file (absolute path)", keys[i],
+                                     paths[i] ? paths[i] : "");
+            return -EINVAL;
+        }
+    if ((args->initrd_path || args->cmdline) && !args->kernel_path) {
+        *ret_error = vo_strdup("initrd_path and cmdline need kernel_path");
+        return -EINVAL;
+    }
+    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, args->name);
+    if (access(dir, F_OK) == 0) {
+        *ret_error = vo_asprintf("image '%s' already exists", args->name);
+        return -EEXIST;
+    }
+    ImportOp *op = vo_malloc0(sizeof(*op));
+    *op = (ImportOp){ .d = d, .name = vo_strdup(args->name),
+                      .import_path = vo_strdup(args->import_path),
+                      .kernel_path = vo_strdup(args->kernel_path),
+                      .initrd_path = vo_strdup(args->initrd_path),
+                      .cmdline = vo_strdup(args->cmdline) };
+    *ret_task = vo_tasks_submit(d->tasks, "image-import", args->name, task_import, op,
+                                import_op_free);
+    return 0;
+}
+
+int vo_image_delete(VoDaemon *d, const char *name, char **ret_error)
+{
+    VoImage *img = NULL;
+    if (vo_image_load(d->state_dir, name, &img) < 0) {
+        *ret_error = vo_asprintf("image '%s' does not exist", name);
+        return -ENOENT;
+    }
+    vo_image_free(img);
+    int users = vo_image_users(d, name);
+    if (users > 0) {
+        *ret_error = vo_asprintf("image '%s' backs %d VM disk(s) (linked clones); delete those "
+                                 "first", name, users);
+        return -EBUSY;
+    }
+    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, name);
+    int r = vo_rm_rf(dir);
+    if (r < 0)
+        *ret_error = vo_asprintf("cannot remove image '%s': %s", name, strerror(-r));
+    return r;
+}
