@@ -1,5 +1,6 @@
-/* args.c: command-line parsing for one `vireo` command (options, its single
- * positional argument, --help) and the checked parsers for option values. */
+/* args.c: command-line parsing for one `vireo` command (finding it, its options,
+ * its positional arguments, --help) and the checked parsers for option values,
+ * volume references and local paths. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +27,40 @@ int cli_usage_error(const char *help_cmd, const char *fmt, ...)
     fprintf(stderr, "; try 'vireo %s%s--help'\n", help_cmd ? help_cmd : "", help_cmd ? " " : "");
     va_end(ap);
     return CLI_EXIT_USAGE;
+}
+
+const CliCommand *cli_find_command(const CliNoun *noun, int argc, char **argv, int *ret_words)
+{
+    if (argc < 1)
+        return NULL;
+    for (size_t j = 0; j < noun->n_commands; j++) {
+        const CliCommand *c = &noun->commands[j];
+        if (!c->verb)
+            continue;
+        const char *space = strchr(c->verb, ' ');
+        if (!space && strcmp(c->verb, argv[0]) == 0) {
+            *ret_words = 1;
+            return c;
+        }
+        if (space && argc >= 2 && strlen(argv[0]) == (size_t)(space - c->verb) &&
+            strncmp(c->verb, argv[0], (size_t)(space - c->verb)) == 0 &&
+            strcmp(space + 1, argv[1]) == 0) {
+            *ret_words = 2;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+bool cli_is_verb_group(const CliNoun *noun, const char *word)
+{
+    size_t len = strlen(word);
+    for (size_t j = 0; j < noun->n_commands; j++) {
+        const char *verb = noun->commands[j].verb;
+        if (verb && strncmp(verb, word, len) == 0 && verb[len] == ' ')
+            return true;
+    }
+    return false;
 }
 
 const char *cli_command_name(const CliCommand *cmd, char *buf, size_t size)
@@ -59,12 +94,40 @@ static const CliOption *find_option(const CliOption *opts, const char *arg, size
     return NULL;
 }
 
-bool cli_parse_args(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
-                    const char **ret_arg, int *ret_exit)
+/* The positional arguments cmd->arg names: "POOL/NAME FILE", "VM [POOL/NAME]". */
+typedef struct {
+    char names[CLI_MAX_ARGS][32];
+    size_t n, n_required;
+} ArgSpec;
+
+static void arg_spec(const CliCommand *cmd, ArgSpec *spec)
+{
+    *spec = (ArgSpec){ 0 };
+    for (const char *p = cmd->arg; p && *p;) {
+        while (*p == ' ')
+            p++;
+        size_t len = strcspn(p, " ");
+        if (len == 0 || spec->n == CLI_MAX_ARGS)
+            break;
+        bool optional = p[0] == '[' && len >= 2 && p[len - 1] == ']';
+        snprintf(spec->names[spec->n], sizeof(spec->names[0]), "%.*s",
+                 (int)(optional ? len - 2 : len), optional ? p + 1 : p);
+        if (!optional)
+            spec->n_required = spec->n + 1;
+        spec->n++;
+        p += len;
+    }
+}
+
+bool cli_parse_args_n(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
+                      const char **ret_args, size_t n, int *ret_exit)
 {
     char name[64];
     cli_command_name(cmd, name, sizeof(name));
-    const char *arg = NULL;
+    ArgSpec spec;
+    arg_spec(cmd, &spec);
+    const char *args[CLI_MAX_ARGS] = { NULL };
+    size_t n_args = 0;
     bool options_done = false;
 
     for (int i = 1; i < argc; i++) {
@@ -104,23 +167,29 @@ bool cli_parse_args(const CliCommand *cmd, int argc, char **argv, const CliOptio
                 *o->given = true;
             continue;
         }
-        if (!cmd->arg || arg) {
+        if (n_args == spec.n) {
             *ret_exit = cli_usage_error(name, "unexpected argument '%s' for '%s'", a, name);
             return false;
         }
         if (a[0] == '\0') {
-            *ret_exit = cli_usage_error(name, "%s must not be empty", cmd->arg);
+            *ret_exit = cli_usage_error(name, "%s must not be empty", spec.names[n_args]);
             return false;
         }
-        arg = a;
+        args[n_args++] = a;
     }
-    if (cmd->arg && !arg) {
-        *ret_exit = cli_usage_error(name, "'%s' needs %s", name, cmd->arg);
+    if (n_args < spec.n_required) {
+        *ret_exit = cli_usage_error(name, "'%s' needs %s", name, spec.names[n_args]);
         return false;
     }
-    if (ret_arg)
-        *ret_arg = arg;
+    for (size_t i = 0; i < n && ret_args; i++)
+        ret_args[i] = i < CLI_MAX_ARGS ? args[i] : NULL;
     return true;
+}
+
+bool cli_parse_args(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
+                    const char **ret_arg, int *ret_exit)
+{
+    return cli_parse_args_n(cmd, argc, argv, opts, ret_arg, ret_arg ? 1 : 0, ret_exit);
 }
 
 bool cli_parse_uint(const char *option, const char *s, uint64_t min, uint64_t max, uint64_t *ret)
@@ -177,7 +246,13 @@ bool cli_parse_mib(const char *option, const char *s, uint64_t *ret_mib)
 
 bool cli_parse_bytes(const char *option, const char *s, uint64_t *ret_bytes)
 {
-    return parse_size(option, s, 1, ret_bytes);
+    if (!parse_size(option, s, 1, ret_bytes))
+        return false;
+    if (*ret_bytes > INT64_MAX) {
+        cli_error("%s: '%s' is too large", option, s);
+        return false;
+    }
+    return true;
 }
 
 bool cli_parse_choice(const char *option, const char *s, const char *const *choices)
@@ -195,4 +270,31 @@ bool cli_parse_choice(const char *option, const char *s, const char *const *choi
     }
     cli_error("%s: '%s' is not one of %s", option, s, list);
     return false;
+}
+
+bool cli_parse_volume_ref(const char *what, const char *s, char **ret_pool, char **ret_name)
+{
+    const char *slash = strchr(s, '/');
+    if (!slash || slash == s || !slash[1] || strchr(slash + 1, '/')) {
+        cli_error("%s: '%s' is not POOL/NAME (a pool and a volume, e.g. default/data1)", what, s);
+        return false;
+    }
+    *ret_pool = vo_asprintf("%.*s", (int)(slash - s), s);
+    *ret_name = vo_strdup(slash + 1);
+    return true;
+}
+
+char *cli_absolute_path(const char *path)
+{
+    char *real = realpath(path, NULL);
+    if (real)
+        return real;
+    if (path[0] == '/')
+        return vo_strdup(path);
+    _cleanup_free_ char *cwd = getcwd(NULL, 0);
+    if (!cwd)
+        return vo_strdup(path); /* vireod will say it is not absolute */
+    while (path[0] == '.' && path[1] == '/')
+        path += 2;
+    return vo_asprintf("%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path);
 }

@@ -31,12 +31,15 @@ void cli_error(const char *fmt, ...) _printf_(1, 2);
  * help_cmd NULL means plain 'vireo --help'. */
 int cli_usage_error(const char *help_cmd, const char *fmt, ...) _printf_(2, 3);
 
-/* One runnable command, e.g. `vm create`. */
+/* One runnable command, e.g. `vm create` or `vm disk add`. */
 typedef struct CliCommand CliCommand;
 struct CliCommand {
     const char *noun;     /* "vm" */
-    const char *verb;     /* "create"; NULL when the noun alone is the command (console) */
-    const char *arg;      /* the one positional argument ("NAME", "ID") or NULL */
+    const char *verb;     /* "create", or two words ("disk add") for a command of a verb
+                           * group; NULL when the noun alone is the command (console) */
+    const char *arg;      /* the positional arguments, space-separated ("NAME",
+                           * "POOL/NAME FILE"); a last one in brackets ("[POOL]") is
+                           * optional; NULL for none */
     const char *synopsis; /* options after the positional, for the usage line */
     const char *summary;  /* one line */
     const char *details;  /* option descriptions and examples, or NULL */
@@ -51,12 +54,19 @@ typedef struct {
     size_t n_commands;
 } CliNoun;
 
-extern const CliNoun cli_noun_vm, cli_noun_image, cli_noun_task, cli_noun_console,
-    cli_noun_host;
+extern const CliNoun cli_noun_vm, cli_noun_image, cli_noun_pool, cli_noun_volume, cli_noun_task,
+    cli_noun_console, cli_noun_host;
 
-/* "vm create" or "console": the command's name for messages and help hints. */
+/* "vm create", "vm disk add" or "console": the command's name for messages and help hints. */
 const char *cli_command_name(const CliCommand *cmd, char *buf, size_t size);
 void cli_print_command_help(const CliCommand *cmd);
+
+/* The command of noun that argv (argv[0] the verb) names: a one-word verb is
+ * argv[0], a two-word one ("disk add") argv[0] and argv[1]; *ret_words says
+ * how many words it took. NULL when none matches. */
+const CliCommand *cli_find_command(const CliNoun *noun, int argc, char **argv, int *ret_words);
+/* Whether word is the first word of some two-word verb of noun ("disk"). */
+bool cli_is_verb_group(const CliNoun *noun, const char *word);
 
 /* An option of one command. `value` non-NULL: the option takes a value, stored
  * there (the last one given wins). `given` non-NULL: set to true when present. */
@@ -66,12 +76,18 @@ typedef struct {
     bool *given;
 } CliOption;
 
+#define CLI_MAX_ARGS 4
+
 /* Parse argv[1..] (options anywhere, `--` ends them) against opts (terminated
  * by an entry with name NULL) and the command's positional argument, which is
  * stored in *ret_arg. Returns true to go on; false when the command must exit
  * with *ret_exit (help was printed: 0; a usage error was printed: 2). */
 bool cli_parse_args(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
                     const char **ret_arg, int *ret_exit);
+/* The same for a command with several positional arguments (cmd->arg names
+ * n of them): ret_args[i] gets the i-th, NULL for an optional one not given. */
+bool cli_parse_args_n(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
+                      const char **ret_args, size_t n, int *ret_exit);
 
 /* Option value parsers. Each prints "vireo: OPTION: ..." and returns false on
  * a bad value (the caller exits with CLI_EXIT_USAGE). */
@@ -79,7 +95,15 @@ bool cli_parse_uint(const char *option, const char *s, uint64_t min, uint64_t ma
                     uint64_t *ret);
 /* A size whose bare numbers mean MiB; must be a whole number of MiB. */
 bool cli_parse_mib(const char *option, const char *s, uint64_t *ret_mib);
-/* A size whose bare numbers mean bytes. */
+/* A size whose bare numbers mean bytes; at most INT64_MAX (it goes into JSON). */
 bool cli_parse_bytes(const char *option, const char *s, uint64_t *ret_bytes);
 /* s must be one of the NULL-terminated choices. */
 bool cli_parse_choice(const char *option, const char *s, const char *const *choices);
+/* A volume reference POOL/NAME: exactly one '/', both sides non-empty (the
+ * names themselves are vireod's to check). what names the argument in the
+ * message ("POOL/NAME", "POOL/DST"). *ret_pool and *ret_name are allocated. */
+bool cli_parse_volume_ref(const char *what, const char *s, char **ret_pool, char **ret_name);
+
+/* path made absolute for vireod (which runs elsewhere, in /): resolved with
+ * realpath() when that works, else joined to the current directory. */
+char *cli_absolute_path(const char *path);

@@ -1,9 +1,12 @@
 /* http.c: talks HTTP to vireod with libcurl over its Unix socket, reusing one
- * connection for a whole command, and turns API errors into one-line messages. */
+ * connection for a whole command: JSON requests, streamed uploads and downloads
+ * of volume data (with a progress line), and API errors as one-line messages. */
 #include "http.h"
 
 #include <curl/curl.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/un.h>
 
 #include "cli.h"
@@ -12,6 +15,9 @@
 #define MAX_REPLY (256u << 20)
 #define CONNECT_TIMEOUT_S 10L
 #define REQUEST_TIMEOUT_S 60L
+#define STALL_TIMEOUT_S 300L /* uploads and downloads: a while for vireod's fsync */
+#define PROGRESS_AFTER_MS 1000
+#define PROGRESS_EVERY_MS 100
 
 static CURL *curl_handle;
 
@@ -69,36 +75,150 @@ void api_print_unreachable(int err)
               strerror(err));
 }
 
-int http_request(const char *method, const char *path, const json_t *body, HttpReply *ret)
+/* One request: a JSON body (payload), or a streamed upload from upload_fd,
+ * and the answer collected in the reply, or (a 2xx one, with download_fd >= 0)
+ * written to download_fd. */
+typedef struct {
+    CURL *h;
+    HttpReply *reply;
+    const char *payload;
+    int upload_fd;
+    int64_t upload_size; /* -1: unknown, sent chunked */
+    int download_fd;
+    const char *file;  /* the local file, for messages */
+    const char *label; /* a long transfer ("upload default/data1"): progress line on a
+                        * tty, and no overall time limit */
+    int local_errno;   /* reading upload_fd or writing download_fd failed */
+    uint64_t downloaded;
+    bool hole_at_end;  /* the download ends in a hole: extend the file at the end */
+    bool tty, drawn;
+    int64_t start_ms, drawn_ms;
+    char last_line[256];
+} Transfer;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    interrupted = 1;
+}
+
+static bool all_zero(const char *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static size_t on_download(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    Transfer *x = userdata;
+    size_t n = size * nmemb;
+    long status = 0;
+    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200 || status > 299)
+        return on_data(data, size, nmemb, x->reply); /* an error document */
+    /* Runs of zeros become holes, so a sparse raw volume stays sparse. */
+    if (all_zero(data, n)) {
+        if (lseek(x->download_fd, (off_t)n, SEEK_CUR) < 0) {
+            x->local_errno = errno;
+            return 0;
+        }
+        x->hole_at_end = true;
+    } else {
+        for (size_t done = 0; done < n;) {
+            ssize_t w = write(x->download_fd, data + done, n - done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                x->local_errno = errno;
+                return 0;
+            }
+            done += (size_t)w;
+        }
+        x->hole_at_end = false;
+    }
+    x->downloaded += n;
+    return n;
+}
+
+static size_t on_upload_read(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    Transfer *x = userdata;
+    for (;;) {
+        ssize_t n = read(x->upload_fd, buf, size * nitems);
+        if (n >= 0)
+            return (size_t)n;
+        if (errno != EINTR) {
+            x->local_errno = errno;
+            return CURL_READFUNC_ABORT;
+        }
+        if (interrupted)
+            return CURL_READFUNC_ABORT;
+    }
+}
+
+/* "upload default/data1:  40% 12.0 MiB of 30 MiB", redrawn when it changes. */
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    Transfer *x = userdata;
+    if (interrupted)
+        return 1; /* aborts with CURLE_ABORTED_BY_CALLBACK */
+    int64_t now_ms = vo_now_ms();
+    if (!x->tty || now_ms - x->start_ms < PROGRESS_AFTER_MS)
+        return 0;
+    bool up = x->upload_fd >= 0;
+    curl_off_t now = up ? ulnow : dlnow, total = up ? ultotal : dltotal;
+    if (now < 0 || total < 0)
+        return 0;
+    /* At most ten redraws a second, but do show that the upload is complete. */
+    if (now_ms - x->drawn_ms < PROGRESS_EVERY_MS && !(up && now == total))
+        return 0;
+    _cleanup_free_ char *done = fmt_bytes((uint64_t)now);
+    _cleanup_free_ char *all = total > 0 ? fmt_bytes((uint64_t)total) : NULL;
+    char line[256];
+    if (all)
+        snprintf(line, sizeof(line), "%s: %3d%% %s of %s%s", x->label,
+                 (int)(now * 100 / total), done, all,
+                 up && now == total ? ", waiting for vireod" : "");
+    else
+        snprintf(line, sizeof(line), "%s: %s", x->label, done);
+    struct winsize ws;
+    if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && ws.ws_col <= sizeof(line))
+        line[ws.ws_col - 1] = '\0';
+    if (strcmp(line, x->last_line) != 0) {
+        snprintf(x->last_line, sizeof(x->last_line), "%s", line);
+        fprintf(stderr, "\r\033[K%s", line);
+        fflush(stderr);
+        x->drawn = true;
+        x->drawn_ms = now_ms;
+    }
+    return 0;
+}
+
+static int perform(const char *method, const char *path, Transfer *x, HttpReply *ret)
 {
     *ret = (HttpReply){ 0 };
+    x->reply = ret;
     if (strlen(cli_globals.socket) >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
         api_print_unreachable(ENAMETOOLONG);
         return -ENAMETOOLONG;
     }
 
-    CURL *h = handle();
+    CURL *h = x->h = handle();
     curl_easy_reset(h); /* keeps the open connection */
 
     _cleanup_free_ char *url = vo_asprintf("http://localhost%s", path);
-    _cleanup_free_ char *payload = NULL;
     struct curl_slist *headers = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
 
     headers = curl_slist_append(headers, "Accept: application/json");
     headers = curl_slist_append(headers, "Expect:");
-    if (body) {
-        payload = json_dumps(body, JSON_COMPACT);
-        if (!payload) {
-            curl_slist_free_all(headers);
-            cli_error("cannot encode the request body");
-            return -ENOMEM;
-        }
+    if (x->upload_fd >= 0)
+        headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+    else if (x->payload)
         headers = curl_slist_append(headers, "Content-Type: application/json");
-    } else {
-        /* No body: do not let curl claim a form-encoded one. */
+    else /* No body: do not let curl claim a form-encoded one. */
         headers = curl_slist_append(headers, "Content-Type:");
-    }
 
     curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, cli_globals.socket);
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -106,34 +226,82 @@ int http_request(const char *method, const char *path, const json_t *body, HttpR
     curl_easy_setopt(h, CURLOPT_USERAGENT, "vireo/" VIREO_VERSION);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, REQUEST_TIMEOUT_S);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, ret);
+    if (x->download_fd >= 0) {
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_download);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    } else {
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, ret);
+    }
+    if (x->label) {
+        /* Any size: give up only when nothing moves for a while. */
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+    } else {
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, REQUEST_TIMEOUT_S);
+    }
 
-    if (strcmp(method, "GET") == 0) {
+    if (x->upload_fd >= 0) {
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_upload_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, x);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->upload_size);
+        if (strcmp(method, "PUT") != 0)
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else {
         if (strcmp(method, "POST") != 0)
             curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-        if (payload || strcmp(method, "POST") == 0) {
+        if (x->payload || strcmp(method, "POST") == 0) {
             curl_easy_setopt(h, CURLOPT_POST, 1L);
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload ? payload : "");
-            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(payload ? strlen(payload) : 0));
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->payload ? x->payload : "");
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(x->payload ? strlen(x->payload) : 0));
         }
     }
 
+    /* Ctrl-C during a long transfer stops it (unless SIGINT is ignored anyway). */
+    struct sigaction sa = { .sa_handler = on_sigint }, old;
+    if (x->label) {
+        sigemptyset(&sa.sa_mask);
+        interrupted = 0;
+        x->tty = isatty(STDERR_FILENO);
+        x->start_ms = vo_now_ms();
+        sigaction(SIGINT, NULL, &old);
+        if (old.sa_handler != SIG_IGN)
+            sigaction(SIGINT, &sa, NULL);
+    }
     CURLcode c = curl_easy_perform(h);
+    if (x->label) {
+        sigaction(SIGINT, &old, NULL);
+        if (x->drawn) {
+            fputs("\r\033[K", stderr);
+            fflush(stderr);
+        }
+    }
     curl_slist_free_all(headers);
     if (c != CURLE_OK) {
         long os_errno = 0;
         curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
         http_reply_done(ret);
+        if (x->label && interrupted)
+            return -EINTR;
+        if (x->local_errno) {
+            cli_error("cannot %s %s: %s", x->upload_fd >= 0 ? "read" : "write", x->file,
+                      strerror(x->local_errno));
+            return -x->local_errno;
+        }
         if (c == CURLE_COULDNT_CONNECT) {
             api_print_unreachable(os_errno ? (int)os_errno : ECONNREFUSED);
             return os_errno ? -(int)os_errno : -ECONNREFUSED;
         }
-        if (c == CURLE_OPERATION_TIMEDOUT)
+        if (c == CURLE_OPERATION_TIMEDOUT && x->label)
+            cli_error("%s stalled: nothing moved for %ld s", x->label, STALL_TIMEOUT_S);
+        else if (c == CURLE_OPERATION_TIMEDOUT)
             cli_error("vireod at %s did not answer %s %s within %ld s", cli_globals.socket,
                       method, path, REQUEST_TIMEOUT_S);
         else
@@ -142,6 +310,47 @@ int http_request(const char *method, const char *path, const json_t *body, HttpR
         return -EIO;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
+    return 0;
+}
+
+int http_request(const char *method, const char *path, const json_t *body, HttpReply *ret)
+{
+    _cleanup_free_ char *payload = NULL;
+    if (body) {
+        payload = json_dumps(body, JSON_COMPACT);
+        if (!payload) {
+            *ret = (HttpReply){ 0 };
+            cli_error("cannot encode the request body");
+            return -ENOMEM;
+        }
+    }
+    Transfer x = { .payload = payload, .upload_fd = -1, .download_fd = -1 };
+    return perform(method, path, &x, ret);
+}
+
+int http_upload(const char *path, int fd, int64_t size, const char *file, const char *label,
+                HttpReply *ret)
+{
+    Transfer x = { .upload_fd = fd, .upload_size = size, .download_fd = -1, .file = file,
+                   .label = label };
+    return perform("PUT", path, &x, ret);
+}
+
+int http_download(const char *path, int fd, const char *file, const char *label, HttpReply *ret,
+                  uint64_t *ret_size)
+{
+    Transfer x = { .upload_fd = -1, .download_fd = fd, .file = file, .label = label };
+    int r = perform("GET", path, &x, ret);
+    if (r < 0 || ret->status < 200 || ret->status > 299)
+        return r;
+    /* A trailing hole was only seeked over: give the file its full size. */
+    if (x.hole_at_end && ftruncate(fd, (off_t)x.downloaded) < 0) {
+        r = -errno;
+        cli_error("cannot write %s: %s", file, strerror(errno));
+        http_reply_done(ret);
+        return r;
+    }
+    *ret_size = x.downloaded;
     return 0;
 }
 
@@ -195,16 +404,28 @@ int api_call(const char *method, const char *path, const json_t *body, json_t **
     return 0;
 }
 
-char *api_path(const char *collection, const char *id, const char *suffix)
+char *api_escape(const char *s)
 {
-    char *esc = curl_easy_escape(handle(), id, 0);
+    char *esc = curl_easy_escape(handle(), s, 0);
     if (!esc) {
         cli_error("out of memory");
         exit(CLI_EXIT_FAIL);
     }
-    char *p = vo_asprintf("/v1/%s/%s%s", collection, esc, suffix ? suffix : "");
+    char *p = vo_strdup(esc);
     curl_free(esc);
     return p;
+}
+
+char *api_path(const char *collection, const char *id, const char *suffix)
+{
+    _cleanup_free_ char *esc = api_escape(id);
+    return vo_asprintf("/v1/%s/%s%s", collection, esc, suffix ? suffix : "");
+}
+
+char *api_volume_path(const char *pool, const char *name, const char *suffix)
+{
+    _cleanup_free_ char *p = api_escape(pool), *n = api_escape(name);
+    return vo_asprintf("/v1/pools/%s/volumes/%s%s", p, n, suffix ? suffix : "");
 }
 
 bool api_read_command(const CliCommand *cmd, int argc, char **argv, const char *path,

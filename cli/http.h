@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     long status;
@@ -18,6 +19,21 @@ void http_reply_done(HttpReply *r);
  * 0 with whatever HTTP status came back, or a negative errno after printing why
  * vireod could not be talked to. */
 int http_request(const char *method, const char *path, const json_t *body, HttpReply *ret);
+
+/* Long transfers of volume data, with no overall time limit (only one for a
+ * stall), a progress line "LABEL: 40% 12 MiB of 30 MiB" on a terminal after a
+ * second, and Ctrl-C stopping them (-EINTR, nothing printed). file names the
+ * local file in messages. Other failures are printed and return a negative
+ * errno; otherwise 0 with whatever HTTP status came back. */
+
+/* PUT path with the contents of fd (size bytes, or -1: unknown, sent chunked)
+ * as an application/octet-stream body; the answer in *ret. */
+int http_upload(const char *path, int fd, int64_t size, const char *file, const char *label,
+                HttpReply *ret);
+/* GET path: a 2xx answer's body is written to fd (runs of zeros as holes) and
+ * its length stored in *ret_size; any other answer is collected in *ret. */
+int http_download(const char *path, int fd, const char *file, const char *label, HttpReply *ret,
+                  uint64_t *ret_size);
 
 /* A request whose successful (2xx) answer is a JSON document, returned in
  * *ret (may be NULL to ignore it). An API error is printed as
@@ -38,8 +54,12 @@ void api_print_error(long status, const char *body, size_t len);
 /* Print "cannot reach vireod at PATH: ...; is vireod running?". */
 void api_print_unreachable(int err);
 
+/* s escaped for a URL path segment or query value. */
+char *api_escape(const char *s);
 /* "/v1/<collection>/<escaped id><suffix>"; suffix may be NULL. */
 char *api_path(const char *collection, const char *id, const char *suffix);
+/* "/v1/pools/<pool>/volumes/<name><suffix>", escaped; suffix may be NULL. */
+char *api_volume_path(const char *pool, const char *name, const char *suffix);
 
 void http_global_init(void);
 void http_global_done(void);

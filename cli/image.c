@@ -1,8 +1,9 @@
-/* image.c: the `vireo image ...` commands (list): the images VMs are created
- * from, as GET /v1/images reports them. */
+/* image.c: the `vireo image ...` commands (list, import, delete): the images
+ * VMs are created from, at /v1/images. */
 #include "cli.h"
 #include "http.h"
 #include "output.h"
+#include "wait.h"
 
 static int image_list(const CliCommand *cmd, int argc, char **argv)
 {
@@ -29,8 +30,81 @@ static int image_list(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+static int image_import(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *args[2] = { NULL }, *kernel = NULL, *initrd = NULL, *cmdline = NULL;
+    bool async = false;
+    const CliOption opts[] = {
+        { "--kernel", &kernel, NULL },
+        { "--initrd", &initrd, NULL },
+        { "--cmdline", &cmdline, NULL },
+        { "--async", NULL, &async },
+        { NULL, NULL, NULL },
+    };
+    int exit_status;
+    if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
+        return exit_status;
+    if ((kernel && !kernel[0]) || (initrd && !initrd[0])) {
+        cli_error("%s: must not be empty", kernel && !kernel[0] ? "--kernel" : "--initrd");
+        return CLI_EXIT_USAGE;
+    }
+    if ((initrd || cmdline) && !kernel)
+        return cli_usage_error("image import", "--%s goes with --kernel (direct boot)",
+                               initrd ? "initrd" : "cmdline");
+
+    _cleanup_free_ char *disk = cli_absolute_path(args[1]);
+    json_t *body = json_pack("{s:s, s:s}", "name", args[0], "import_path", disk);
+    if (kernel) {
+        _cleanup_free_ char *k = cli_absolute_path(kernel);
+        json_object_set_new(body, "kernel_path", json_string(k));
+    }
+    if (initrd) {
+        _cleanup_free_ char *i = cli_absolute_path(initrd);
+        json_object_set_new(body, "initrd_path", json_string(i));
+    }
+    if (cmdline)
+        json_object_set_new(body, "cmdline", json_string(cmdline));
+    int r = run_action("POST", "/v1/images", body, async, args[0], "imported");
+    json_decref(body);
+    return r;
+}
+
+static int image_delete(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *path = api_path("images", name, NULL);
+    json_t *doc = NULL;
+    if (api_call("DELETE", path, NULL, &doc) < 0)
+        return CLI_EXIT_FAIL;
+    if (cli_globals.json)
+        out_json(stdout, doc);
+    else
+        printf("%s: deleted\n", name);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
 static const CliCommand image_commands[] = {
     { "image", "list", NULL, NULL, "List the images VMs can be created from.", NULL, image_list },
+    { "image", "import", "NAME FILE", "[--kernel K] [--initrd I] [--cmdline C] [--async]",
+      "Make an image from a disk file.",
+      "vireod reads FILE (and K, I) itself: they must be on vireod's host and readable\n"
+      "by it; relative paths are taken from the current directory. The disk is\n"
+      "converted to qcow2. Without --kernel, VMs boot the disk with firmware.\n"
+      "\nOptions:\n"
+      "  --kernel K            a kernel for direct boot\n"
+      "  --initrd I            an initrd to go with --kernel\n"
+      "  --cmdline C           the command line for --kernel\n"
+      "  --async               print the task id and return without waiting\n"
+      "\nExample:\n  vireo image import alpine alpine.qcow2 --kernel vmlinuz --cmdline "
+      "'console=ttyS0 root=/dev/vda'\n",
+      image_import },
+    { "image", "delete", "NAME", NULL, "Delete an image.",
+      "Refused while VM disks are linked clones of it.\n", image_delete },
 };
 
 const CliNoun cli_noun_image = { "image", "images to create VMs from", image_commands,

@@ -9,8 +9,18 @@
 CliGlobals cli_globals;
 
 static const CliNoun *const nouns[] = {
-    &cli_noun_vm, &cli_noun_image, &cli_noun_task, &cli_noun_console, &cli_noun_host,
+    &cli_noun_vm,   &cli_noun_image,   &cli_noun_pool, &cli_noun_volume,
+    &cli_noun_task, &cli_noun_console, &cli_noun_host,
 };
+
+/* "create NAME" (with_noun false) or "vm create NAME" for the help lists. */
+static void command_line(const CliCommand *c, bool with_noun, char *buf, size_t size)
+{
+    char name[64];
+    snprintf(buf, size, "%s%s%s",
+             with_noun || !c->verb ? cli_command_name(c, name, sizeof(name)) : c->verb,
+             c->arg ? " " : "", c->arg ? c->arg : "");
+}
 
 static void print_main_help(FILE *f)
 {
@@ -19,13 +29,19 @@ static void print_main_help(FILE *f)
            "The command-line client of vireod, the vireo virtualization daemon.\n"
            "\n"
            "Commands:\n");
+    int width = 22;
+    char line[128];
+    for (size_t i = 0; i < ELEMENTSOF(nouns); i++)
+        for (size_t j = 0; j < nouns[i]->n_commands; j++) {
+            command_line(&nouns[i]->commands[j], true, line, sizeof(line));
+            if ((int)strlen(line) + 1 > width)
+                width = (int)strlen(line) + 1;
+        }
     for (size_t i = 0; i < ELEMENTSOF(nouns); i++)
         for (size_t j = 0; j < nouns[i]->n_commands; j++) {
             const CliCommand *c = &nouns[i]->commands[j];
-            char name[64], line[96];
-            cli_command_name(c, name, sizeof(name));
-            snprintf(line, sizeof(line), "%s%s%s", name, c->arg ? " " : "", c->arg ? c->arg : "");
-            fprintf(f, "  %-22s %s\n", line, c->summary);
+            command_line(c, true, line, sizeof(line));
+            fprintf(f, "  %-*s %s\n", width, line, c->summary);
         }
     fprintf(f, "\n"
            "Global options (also accepted after the command):\n"
@@ -34,22 +50,36 @@ static void print_main_help(FILE *f)
            "  --help                 this help; 'vireo NOUN --help', 'vireo NOUN VERB --help'\n"
            "  --version              print the version\n"
            "\n"
-           "Actions (create, start, stop, reboot, pause, resume, delete) wait for their task\n"
-           "unless --async is given. Exit status: 0 success, 1 failure reported by vireod,\n"
-           "2 bad command line, 130 interrupted while waiting (the task keeps running).\n",
+           "Actions that vireod runs as a task (create, start, stop, delete, import, resize,\n"
+           "clone, ...) wait for it unless --async is given. Exit status: 0 success,\n"
+           "1 failure reported by vireod, 2 bad command line, 130 interrupted while\n"
+           "waiting (the task keeps running).\n",
            CLI_DEFAULT_SOCKET);
 }
 
-static void print_noun_help(const CliNoun *noun)
+/* The commands of noun; with group ("disk"), only those of that verb group. */
+static void print_noun_help(const CliNoun *noun, const char *group)
 {
-    printf("Usage: vireo %s VERB [ARGS...]\n\nCommands for %s:\n", noun->noun, noun->summary);
-    for (size_t j = 0; j < noun->n_commands; j++) {
-        const CliCommand *c = &noun->commands[j];
-        char line[96];
-        snprintf(line, sizeof(line), "%s%s%s", c->verb, c->arg ? " " : "", c->arg ? c->arg : "");
-        printf("  %-14s %s\n", line, c->summary);
-    }
-    printf("\nRun 'vireo %s VERB --help' for a command's options.\n", noun->noun);
+    size_t glen = group ? strlen(group) : 0;
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "%s%s%s", noun->noun, group ? " " : "", group ? group : "");
+    printf("Usage: vireo %s VERB [ARGS...]\n\nCommands for %s%s%s%s:\n", prefix, noun->summary,
+           group ? " (" : "", group ? prefix : "", group ? ")" : "");
+    int width = 14;
+    char line[128];
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t j = 0; j < noun->n_commands; j++) {
+            const CliCommand *c = &noun->commands[j];
+            if (group && (!c->verb || strncmp(c->verb, group, glen) != 0 || c->verb[glen] != ' '))
+                continue;
+            command_line(c, false, line, sizeof(line));
+            const char *shown = group ? line + glen + 1 : line;
+            if (pass == 0 && (int)strlen(shown) + 1 > width)
+                width = (int)strlen(shown) + 1;
+            else if (pass == 1)
+                printf("  %-*s %s\n", width, shown, c->summary);
+        }
+    printf("\nRun 'vireo %s VERB --help' for a command's options.\n", prefix);
 }
 
 static bool is_help(const char *a)
@@ -102,7 +132,7 @@ static int dispatch(int argc, char **argv)
         if (argc >= 3) /* "vireo help vm" */
             for (size_t i = 0; i < ELEMENTSOF(nouns); i++)
                 if (strcmp(argv[2], nouns[i]->noun) == 0) {
-                    print_noun_help(nouns[i]);
+                    print_noun_help(nouns[i], NULL);
                     return CLI_EXIT_OK;
                 }
         print_main_help(stdout);
@@ -132,12 +162,27 @@ static int dispatch(int argc, char **argv)
     }
     const char *verb = argv[2];
     if (is_help(verb)) {
-        print_noun_help(noun);
+        print_noun_help(noun, NULL);
         return CLI_EXIT_OK;
     }
-    for (size_t j = 0; j < noun->n_commands; j++)
-        if (strcmp(verb, noun->commands[j].verb) == 0)
-            return noun->commands[j].run(&noun->commands[j], argc - 2, argv + 2);
+    int words = 0;
+    const CliCommand *c = cli_find_command(noun, argc - 2, argv + 2, &words);
+    if (c) /* the handler's argv[0] is the (last) verb word */
+        return c->run(c, argc - 1 - words, argv + 1 + words);
+
+    /* A verb group ("vm disk"): the next word is the verb. */
+    if (cli_is_verb_group(noun, verb)) {
+        _cleanup_free_ char *group = vo_asprintf("%s %s", noun->noun, verb);
+        if (argc < 4)
+            return cli_usage_error(group, "'%s' needs a verb", group);
+        if (is_help(argv[3])) {
+            print_noun_help(noun, verb);
+            return CLI_EXIT_OK;
+        }
+        if (argv[3][0] == '-')
+            return cli_usage_error(group, "unknown option '%s' for '%s'", argv[3], group);
+        return cli_usage_error(group, "unknown command '%s %s'", group, argv[3]);
+    }
     if (verb[0] == '-')
         return cli_usage_error(noun->noun, "unknown option '%s' for '%s'", verb, noun->noun);
     return cli_usage_error(noun->noun, "unknown command '%s %s'", noun->noun, verb);

@@ -1,5 +1,5 @@
 /* vm.c: the `vireo vm ...` commands: create, lifecycle actions, delete, show,
- * list and edit, each a request to /v1/vms. */
+ * list, edit, template and the `vm disk` group, each a request to /v1/vms. */
 #include <inttypes.h>
 #include <string.h>
 
@@ -14,11 +14,12 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
                *accel = NULL;
-    bool autostart = false, async = false;
+    bool autostart = false, full_clone = false, async = false;
     const CliOption opts[] = {
         { "--image", &image, NULL },   { "--vcpus", &vcpus, NULL },
         { "--memory", &memory, NULL }, { "--disk-size", &disk, NULL },
         { "--accel", &accel, NULL },   { "--autostart", NULL, &autostart },
+        { "--full-clone", NULL, &full_clone },
         { "--async", NULL, &async },   { NULL, NULL, NULL },
     };
     int exit_status;
@@ -34,18 +35,14 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "vcpus", json_integer((json_int_t)v));
     if (ok && memory && (ok = cli_parse_mib("--memory", memory, &v)))
         json_object_set_new(body, "memory_mib", json_integer((json_int_t)v));
-    if (ok && disk && (ok = cli_parse_bytes("--disk-size", disk, &v))) {
-        if (v > INT64_MAX) {
-            cli_error("--disk-size: '%s' is too large", disk);
-            ok = false;
-        } else {
-            json_object_set_new(body, "disk_size_bytes", json_integer((json_int_t)v));
-        }
-    }
+    if (ok && disk && (ok = cli_parse_bytes("--disk-size", disk, &v)))
+        json_object_set_new(body, "disk_size_bytes", json_integer((json_int_t)v));
     if (ok && accel && (ok = cli_parse_choice("--accel", accel, accel_choices)))
         json_object_set_new(body, "accel", json_string(accel));
     if (autostart)
         json_object_set_new(body, "autostart", json_true());
+    if (full_clone)
+        json_object_set_new(body, "full_clone", json_true());
     if (!ok) {
         json_decref(body);
         return CLI_EXIT_USAGE;
@@ -113,17 +110,23 @@ static int vm_stop(const CliCommand *cmd, int argc, char **argv)
 static int vm_delete(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL;
-    bool force = false, async = false;
+    bool force = false, keep_disks = false, async = false;
     const CliOption opts[] = {
         { "--force", NULL, &force },
+        { "--keep-disks", NULL, &keep_disks },
         { "--async", NULL, &async },
         { NULL, NULL, NULL },
     };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
-    _cleanup_free_ char *path = api_path("vms", name, force ? "?force=true" : NULL);
-    return run_action("DELETE", path, NULL, async, name, "deleted");
+    const char *query = force && keep_disks ? "?force=true&keep_disks=true"
+                        : force             ? "?force=true"
+                        : keep_disks        ? "?keep_disks=true"
+                                            : NULL;
+    _cleanup_free_ char *path = api_path("vms", name, query);
+    return run_action("DELETE", path, NULL, async, name,
+                      keep_disks ? "deleted (its disks are kept)" : "deleted");
 }
 
 static char *vm_memory_str(const json_t *vm)
@@ -287,12 +290,163 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+static int vm_template(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *args[2] = { NULL };
+    bool async = false;
+    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
+        return exit_status;
+    json_t *body = json_pack("{s:s}", "image", args[1]);
+    _cleanup_free_ char *path = api_path("vms", args[0], "/template");
+    _cleanup_free_ char *done = vo_asprintf("saved as image %s", args[1]);
+    int r = run_action("POST", path, body, async, args[0], done);
+    json_decref(body);
+    return r;
+}
+
+static const char *const format_choices[] = { "qcow2", "raw", NULL };
+
+/* After `vm disk add`: name the disk that came last, which is the new one
+ * unless someone else added one meanwhile. */
+static void print_added_disk(const char *vm)
+{
+    _cleanup_free_ char *path = api_path("vms", vm, "/disks");
+    json_t *doc = NULL;
+    HttpReply reply;
+    if (http_request("GET", path, NULL, &reply) == 0 && reply.status == 200 && reply.len > 0)
+        doc = json_loadb(reply.body, reply.len, 0, NULL);
+    http_reply_done(&reply);
+    json_t *disks = json_object_get(doc, "disks");
+    json_t *last = json_array_get(disks, json_array_size(disks) - 1);
+    _cleanup_free_ char *index = jint_str(last, "index");
+    if (index && jstr(last, "volume"))
+        printf("%s: disk %s added (%s)\n", vm, index, jstr(last, "volume"));
+    else
+        printf("%s: disk added\n", vm);
+    json_decref(doc);
+}
+
+static int vm_disk_add(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *args[2] = { NULL }, *size = NULL, *pool = NULL, *format = NULL;
+    bool async = false;
+    const CliOption opts[] = {
+        { "--size", &size, NULL },
+        { "--pool", &pool, NULL },
+        { "--format", &format, NULL },
+        { "--async", NULL, &async },
+        { NULL, NULL, NULL },
+    };
+    int exit_status;
+    if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
+        return exit_status;
+    const char *vm = args[0], *ref = args[1];
+    if (ref && size)
+        return cli_usage_error("vm disk add", "give POOL/NAME or --size, not both");
+    if (!ref && !size)
+        return cli_usage_error("vm disk add",
+                               "'vm disk add' needs POOL/NAME (an existing volume) or --size SIZE "
+                               "(a new one)");
+    if (!size && (pool || format))
+        return cli_usage_error("vm disk add", "--pool and --format go with --size (a new volume)");
+
+    json_t *body;
+    if (ref) {
+        _cleanup_free_ char *p = NULL, *n = NULL;
+        if (!cli_parse_volume_ref("POOL/NAME", ref, &p, &n))
+            return CLI_EXIT_USAGE;
+        body = json_pack("{s:s}", "volume", ref);
+    } else {
+        uint64_t bytes;
+        if (!cli_parse_bytes("--size", size, &bytes) ||
+            (format && !cli_parse_choice("--format", format, format_choices)))
+            return CLI_EXIT_USAGE;
+        if (pool && !pool[0]) {
+            cli_error("--pool: must not be empty");
+            return CLI_EXIT_USAGE;
+        }
+        body = json_pack("{s:I}", "size_bytes", (json_int_t)bytes);
+        if (pool)
+            json_object_set_new(body, "pool", json_string(pool));
+        if (format)
+            json_object_set_new(body, "format", json_string(format));
+    }
+    _cleanup_free_ char *path = api_path("vms", vm, "/disks");
+    int r = run_action("POST", path, body, async, vm, NULL);
+    json_decref(body);
+    if (r == CLI_EXIT_OK && !async && !cli_globals.json)
+        print_added_disk(vm);
+    return r;
+}
+
+static int vm_disk_remove(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *args[2] = { NULL };
+    bool async = false;
+    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
+        return exit_status;
+    uint64_t index;
+    if (!cli_parse_uint("INDEX", args[1], 0, INT32_MAX, &index))
+        return CLI_EXIT_USAGE;
+    _cleanup_free_ char *suffix = vo_asprintf("/disks/%" PRIu64, index);
+    _cleanup_free_ char *path = api_path("vms", args[0], suffix);
+    _cleanup_free_ char *done = vo_asprintf("disk %" PRIu64 " removed (its volume is kept)", index);
+    return run_action("DELETE", path, NULL, async, args[0], done);
+}
+
+static int vm_disk_list(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *vm = NULL;
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &vm, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *path = api_path("vms", vm, "/disks");
+    json_t *doc = NULL;
+    if (api_call("GET", path, NULL, &doc) < 0)
+        return CLI_EXIT_FAIL;
+    if (cli_globals.json) {
+        out_json(stdout, doc);
+        json_decref(doc);
+        return CLI_EXIT_OK;
+    }
+    static const char *const headers[] = { "INDEX", "VOLUME", "FORMAT", "BUS", "BOOT", "PATH" };
+    OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
+    size_t i;
+    json_t *disk;
+    json_array_foreach(json_object_get(doc, "disks"), i, disk) {
+        _cleanup_free_ char *index = jint_str(disk, "index");
+        if (!index)
+            index = vo_asprintf("%zu", i);
+        json_t *boot = json_object_get(disk, "boot");
+        _cleanup_free_ char *format =
+            json_is_true(json_object_get(disk, "readonly")) && jstr(disk, "format")
+                ? vo_asprintf("%s, read-only", jstr(disk, "format"))
+                : NULL;
+        const char *cells[] = { index,
+                                jstr(disk, "volume"),
+                                format ? format : jstr(disk, "format"),
+                                jstr(disk, "bus"),
+                                json_is_boolean(boot) ? (json_is_true(boot) ? "yes" : "no") : NULL,
+                                jstr(disk, "path") };
+        out_table_add(t, cells);
+    }
+    out_table_print(t, stdout);
+    out_table_free(t);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
 #define ASYNC_HELP "  --async               print the task id and return without waiting\n"
 
 static const CliCommand vm_commands[] = {
     { "vm", "create", "NAME",
       "[--image IMG] [--vcpus N] [--memory SIZE] [--disk-size SIZE] [--accel auto|kvm|tcg] "
-      "[--autostart] [--async]",
+      "[--autostart] [--full-clone] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
       "  --image IMG           image to boot (default: default)\n"
@@ -301,7 +455,9 @@ static const CliCommand vm_commands[] = {
       "  --disk-size SIZE      size of the VM's disk; a bare number is bytes, so use\n"
       "                        K/M/G/T (default: chosen by vireod)\n"
       "  --accel auto|kvm|tcg  accelerator (default: auto: KVM when usable, else TCG)\n"
-      "  --autostart           start the VM whenever vireod starts\n" ASYNC_HELP
+      "  --autostart           start the VM whenever vireod starts\n"
+      "  --full-clone          give the VM a full copy of the image's disk (default: a\n"
+      "                        linked clone, which holds only the VM's changes)\n" ASYNC_HELP
       "\nExample:\n  vireo vm create web1 --vcpus 2 --memory 1G --disk-size 10G\n",
       vm_create },
     { "vm", "start", "NAME", "[--async]", "Start a VM.", "Options:\n" ASYNC_HELP,
@@ -319,9 +475,12 @@ static const CliCommand vm_commands[] = {
       vm_simple_action },
     { "vm", "resume", "NAME", "[--async]", "Resume a paused VM.", "Options:\n" ASYNC_HELP,
       vm_simple_action },
-    { "vm", "delete", "NAME", "[--force] [--async]", "Delete a VM and its disks.",
-      "Options:\n"
-      "  --force               delete even while it runs (QEMU is killed)\n" ASYNC_HELP,
+    { "vm", "delete", "NAME", "[--force] [--keep-disks] [--async]", "Delete a VM and its disks.",
+      "Every volume attached to the VM is deleted with it (also one attached with\n"
+      "'vm disk add VM POOL/NAME'), except shareable ones, unless --keep-disks.\n"
+      "\nOptions:\n"
+      "  --force               delete even while it runs (QEMU is killed)\n"
+      "  --keep-disks          keep the VM's volumes in their pools\n" ASYNC_HELP,
       vm_delete },
     { "vm", "show", "NAME", NULL, "Show one VM (NAME may also be its id).", NULL, vm_show },
     { "vm", "list", NULL, NULL, "List the VMs.", NULL, vm_list },
@@ -335,6 +494,27 @@ static const CliCommand vm_commands[] = {
       "  --autostart           start the VM whenever vireod starts\n"
       "  --no-autostart        do not\n",
       vm_edit },
+    { "vm", "template", "NAME IMAGE", "[--async]", "Make a new image from a stopped VM's disk.",
+      "The VM's first disk is copied (flattened) into image IMAGE, which new VMs can\n"
+      "then be created from (vm create --image IMAGE).\n"
+      "\nOptions:\n" ASYNC_HELP,
+      vm_template },
+    { "vm", "disk add", "VM [POOL/NAME]", "[--size SIZE [--pool POOL] [--format qcow2|raw]] [--async]",
+      "Attach a volume, or a new one, to a stopped VM.",
+      "Give an existing volume (POOL/NAME) or --size for a new one, which is named\n"
+      "after the VM. Sizes take K, M, G or T; a bare number is bytes.\n"
+      "\nOptions:\n"
+      "  --size SIZE           create a new volume of this size\n"
+      "  --pool POOL           the new volume's pool (default: default)\n"
+      "  --format qcow2|raw    the new volume's format (default: qcow2)\n" ASYNC_HELP
+      "\nExamples:\n  vireo vm disk add web1 default/data1\n  vireo vm disk add web1 --size 20G\n",
+      vm_disk_add },
+    { "vm", "disk remove", "VM INDEX", "[--async]", "Detach a disk from a stopped VM.",
+      "INDEX is the disk's number in 'vireo vm disk list'. The volume stays in its pool;\n"
+      "the boot disk (0) cannot be removed.\n"
+      "\nOptions:\n" ASYNC_HELP,
+      vm_disk_remove },
+    { "vm", "disk list", "VM", NULL, "List a VM's disks.", NULL, vm_disk_list },
 };
 
 const CliNoun cli_noun_vm = { "vm", "virtual machines", vm_commands, ELEMENTSOF(vm_commands) };

@@ -137,16 +137,12 @@ int task_wait(const json_t *task, json_t **ret_final)
     return 0;
 }
 
-int run_action(const char *method, const char *path, const json_t *body, bool async,
-               const char *subject, const char *done_word)
+int run_task(const json_t *doc, const char *what, bool async, const char *subject,
+             const char *done_word)
 {
-    json_t *doc = NULL;
-    if (api_call(method, path, body, &doc) < 0)
-        return CLI_EXIT_FAIL;
     json_t *task = json_object_get(doc, "task");
     if (!json_is_object(task) || !jstr(task, "id")) {
-        cli_error("vireod's answer to %s %s has no task", method, path);
-        json_decref(doc);
+        cli_error("vireod's answer to %s has no task", what);
         return CLI_EXIT_FAIL;
     }
     if (async) {
@@ -154,20 +150,18 @@ int run_action(const char *method, const char *path, const json_t *body, bool as
             out_json(stdout, task);
         else
             printf("%s\n", jstr(task, "id"));
-        json_decref(doc);
         return CLI_EXIT_OK;
     }
 
     json_t *final = NULL;
     int r = task_wait(task, &final);
-    json_decref(doc);
     if (r == -EINTR)
         return CLI_EXIT_INTERRUPTED;
     if (r < 0)
         return CLI_EXIT_FAIL;
 
     int exit_status = CLI_EXIT_OK;
-    if (strcmp(jstr(final, "state"), "succeeded") != 0) {
+    if (!jstr(final, "state") || strcmp(jstr(final, "state"), "succeeded") != 0) {
         json_t *err = json_object_get(final, "error");
         const char *message = jstr(err, "message");
         const char *code = jstr(err, "code");
@@ -181,8 +175,20 @@ int run_action(const char *method, const char *path, const json_t *body, bool as
     }
     if (cli_globals.json)
         out_json(stdout, final);
-    else if (exit_status == CLI_EXIT_OK)
+    else if (exit_status == CLI_EXIT_OK && done_word)
         printf("%s: %s\n", subject, done_word);
     json_decref(final);
     return exit_status;
+}
+
+int run_action(const char *method, const char *path, const json_t *body, bool async,
+               const char *subject, const char *done_word)
+{
+    json_t *doc = NULL;
+    if (api_call(method, path, body, &doc) < 0)
+        return CLI_EXIT_FAIL;
+    _cleanup_free_ char *what = vo_asprintf("%s %s", method, path);
+    int r = run_task(doc, what, async, subject, done_word);
+    json_decref(doc);
+    return r;
 }

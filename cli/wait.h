@@ -13,7 +13,13 @@ int task_wait(const json_t *task, json_t **ret_final);
 
 /* Send an action request and report it: with `async`, print the task id (or
  * the task JSON); otherwise wait, then print "SUBJECT: DONE_WORD" (or the final
- * task JSON) and return 0, or print the task's error and return 1. Returns a
- * CLI exit status. */
+ * task JSON) and return 0, or print the task's error and return 1. done_word
+ * NULL: print nothing on success (the caller has more to say). Returns a CLI
+ * exit status. */
 int run_action(const char *method, const char *path, const json_t *body, bool async,
                const char *subject, const char *done_word);
+
+/* The same for an answer already received: doc is {"task": ...}, what names
+ * the request in messages ("PUT /v1/..."). */
+int run_task(const json_t *doc, const char *what, bool async, const char *subject,
+             const char *done_word);

@@ -7,7 +7,7 @@ BACKPORTS=/etc/apt/sources.list.d/vireo-bookworm-backports.list
 PKGS=(build-essential meson ninja-build pkg-config
       libjansson-dev libsqlite3-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev
       python3 python3-pytest python3-yaml curl
-      iproute2 nftables dnsmasq-base e2fsprogs cpio xz-utils zstd
+      iproute2 nftables dnsmasq-base e2fsprogs cpio xz-utils zstd kmod
       busybox-static)
 BPO_PKGS=(qemu-system-x86 qemu-utils)
 

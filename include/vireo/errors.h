@@ -13,6 +13,7 @@ typedef enum {
     VO_ERR_UNSUPPORTED_MEDIA,  /* 415: body is not application/json */
     VO_ERR_INTERNAL,         /* 500 */
     VO_ERR_UNAVAILABLE,      /* 503: a host facility (KVM, QEMU) is missing */
+    VO_ERR_INSUFFICIENT_STORAGE, /* 507: the pool has no room for it */
     _VO_ERR_MAX,
 } VoErrorCode;
 

@@ -52,6 +52,10 @@ void vo_api_pool_delete(VoRequest *req, VoReply *rep)
 void vo_api_volumes_list(VoRequest *req, VoReply *rep)
 {
     const char *pool = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "pool");
+    if (pool && !vo_pool_exists(req->d, pool)) {
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "pool '%s' does not exist", pool);
+        return;
+    }
     vo_reply_json(rep, 200, json_pack("{s:o}", "volumes", vo_volumes_list_json(req->d, pool)));
 }
 

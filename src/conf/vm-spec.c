@@ -125,7 +125,7 @@ static const KeyType spec_keys[] = {
 };
 static const KeyType disk_keys[] = {
     { "path", JSON_STRING }, { "format", JSON_STRING }, { "readonly", JSON_TRUE },
-    { "volume", JSON_STRING }, { "shareable", JSON_TRUE },
+    { "volume", JSON_STRING }, { "shareable", JSON_TRUE }, { "owned", JSON_TRUE },
 };
 static const KeyType nic_keys[] = { { "mac", JSON_STRING }, { "network", JSON_STRING } };
 
@@ -142,7 +142,7 @@ static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
     json_t *d;
     json_array_foreach(arr, i, d) {
         const char *path = NULL, *format = "qcow2", *volume = NULL;
-        int readonly = 0, shareable = 0;
+        int readonly = 0, shareable = 0, owned = 0;
         json_error_t jerr;
         _cleanup_free_ char *where = vo_asprintf("disks[%zu].", i);
         if (!json_is_object(d))
@@ -150,15 +150,16 @@ static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
         int r = check_keys(d, disk_keys, ELEMENTSOF(disk_keys), where, ret_error);
         if (r < 0)
             return r;
-        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?b, s?s, s?b}", "path", &path,
+        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?b, s?s, s?b, s?b}", "path", &path,
                            "format", &format, "readonly", &readonly, "volume", &volume,
-                           "shareable", &shareable) < 0)
+                           "shareable", &shareable, "owned", &owned) < 0)
             return fail(ret_error, "disks[%zu]: %s", i, jerr.text);
         VoDiskSpec *disk = &s->disks[s->n_disks++];
         disk->path = vo_strdup(path);
         disk->readonly = readonly;
         disk->volume = vo_strdup(volume);
         disk->shareable = shareable;
+        disk->owned = owned;
         if (disk_format_from_string(format, &disk->format) < 0)
             return fail(ret_error, "disks[%zu].format: '%s' is not qcow2 or raw", i, format);
     }
@@ -272,6 +273,8 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
             json_object_set_new(disk, "volume", json_string(s->disks[i].volume));
         if (s->disks[i].shareable)
             json_object_set_new(disk, "shareable", json_true());
+        if (s->disks[i].owned)
+            json_object_set_new(disk, "owned", json_true());
         json_array_append_new(disks, disk);
     }
     json_object_set_new(o, "disks", disks);

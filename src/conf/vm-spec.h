@@ -19,6 +19,7 @@ typedef struct {
     bool readonly;
     char *volume;  /* "pool/name" when the disk is a vireo volume; NULL for a bare path */
     bool shareable; /* may be attached to several VMs (QEMU's image lock is off) */
+    bool owned;     /* made for this VM: deleted with it (unless keep_disks) */
 } VoDiskSpec;
 
 typedef struct {

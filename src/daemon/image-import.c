@@ -53,9 +53,12 @@ static int task_import(VoTask *t, void *userdata)
     _cleanup_free_ char *disk = vo_asprintf("%s/disk.qcow2", tmp_dir);
     _cleanup_free_ char *error = NULL;
     (void)vo_rm_rf(tmp_dir);
+    _cleanup_free_ char *format = NULL;
     int r = vo_mkdir_p(tmp_dir, 0750);
     if (r >= 0)
-        r = vo_img_convert(op->import_path, NULL, disk, "qcow2", report_progress, t, &error);
+        r = vo_img_probe_import(op->import_path, &format, &error);
+    if (r >= 0)
+        r = vo_img_convert(op->import_path, format, disk, "qcow2", report_progress, t, &error);
     if (r >= 0 && op->kernel_path)
         r = copy_into(op->kernel_path, tmp_dir, "vmlinux", &error);
     if (r >= 0 && op->initrd_path)
@@ -137,8 +140,8 @@ int vo_image_delete(VoDaemon *d, const char *name, char **ret_error)
     vo_image_free(img);
     int users = vo_image_users(d, name);
     if (users > 0) {
-        *ret_error = vo_asprintf("image '%s' backs %d VM disk(s) (linked clones); delete those "
-                                 "first", name, users);
+        *ret_error = vo_asprintf("image '%s' is used by %d VM(s) or linked clone(s); delete "
+                                 "those first", name, users);
         return -EBUSY;
     }
     _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, name);

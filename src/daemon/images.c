@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
+#include "storage/qemu-img.h"
 #include "util/util.h"
 
 VoImage *vo_image_free(VoImage *img)
@@ -63,6 +64,12 @@ int vo_image_load(const char *state_dir, const char *name, VoImage **ret)
         return -EINVAL;
     }
     img->size_bytes = (uint64_t)st.st_size;
+    if (!strcmp(img->format, "qcow2")) { /* the disk's size, not the file's */
+        VoImgInfo info = { 0 };
+        if (vo_img_info(img->disk, "qcow2", &info, NULL) >= 0 && info.n_layers > 0)
+            img->size_bytes = info.layers[0].virtual_size;
+        vo_img_info_clear(&info);
+    }
     *ret = img;
     return 0;
 }

@@ -1,7 +1,9 @@
 /* main.c: vireod, the vireo host daemon: parses options, opens the store,
  * re-attaches to running VMs, serves the REST API and runs the event loop
  * until SIGTERM/SIGINT. VMs keep running when vireod stops. */
+#include <fcntl.h>
 #include <getopt.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -119,6 +121,14 @@ int main(int argc, char **argv)
     if (!d.driver->kvm_usable && !strcmp(driver, "qemu"))
         log_warn("KVM not usable (%s): VMs with accel auto run under TCG", d.driver->kvm_reason);
 
+    /* One vireod per state dir: two would start the same VMs twice. */
+    _cleanup_free_ char *lock_path = vo_asprintf("%s/vireod.lock", d.state_dir);
+    int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        log_error("another vireod uses %s (%s); stop it first", d.state_dir,
+                  lock_fd < 0 ? strerror(errno) : "locked");
+        return 1;
+    }
     _cleanup_free_ char *db = vo_asprintf("%s/vireo.db", d.state_dir);
     _cleanup_free_ char *vms_dir = vo_asprintf("%s/vms", d.state_dir);
     (void)vo_mkdir_p(vms_dir, 0750);

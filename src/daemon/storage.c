@@ -79,12 +79,20 @@ static size_t volume_dependents(VoDaemon *d, const char *key)
 
 int vo_image_users(VoDaemon *d, const char *image)
 {
-    int n = 0;
+    /* VMs created from it (they may boot its kernel) and linked clones of its
+     * disk that no such VM holds. */
+    _cleanup_strv_ char **linked = NULL;
     pthread_mutex_lock(&d->storage_lock);
     for (size_t i = 0; i < d->n_volumes; i++)
         if (d->volumes[i]->image && !strcmp(d->volumes[i]->image, image))
-            n++;
+            vo_strv_pushf(&linked, "%s/%s", d->volumes[i]->pool, d->volumes[i]->name);
     pthread_mutex_unlock(&d->storage_lock);
+    int n = vo_vms_image_users(d, image);
+    for (char **key = linked; key && *key; key++) {
+        _cleanup_free_ char *user = vo_vms_volume_user(d, *key);
+        if (!user)
+            n++;
+    }
     return n;
 }
 
@@ -624,8 +632,15 @@ static int task_volume_create(VoTask *t, void *userdata)
     int r;
     if (op->src_path) {
         vo_task_progress(t, 1, "converting");
-        r = vo_img_convert(op->src_path, op->src_format, op->path, op->format, report_progress, t,
-                           &error);
+        _cleanup_free_ char *src_format = NULL;
+        r = vo_img_probe_import(op->src_path, &src_format, &error);
+        if (r >= 0)
+            r = vo_img_convert(op->src_path, src_format, op->path, op->format, report_progress,
+                               t, &error);
+        if (op->src_owned) { /* an upload: its temp file has served */
+            (void)unlink(op->src_path);
+            op->src_owned = false;
+        }
     } else {
         vo_task_progress(t, 10, "creating");
         r = vo_img_create(op->path, op->format, op->size, NULL, NULL, &error);
@@ -666,8 +681,10 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
     }
     /* A raw volume is fully allocated: refuse at once what cannot fit. */
     unsigned long long cap, avail, used;
+    _cleanup_free_ char *dir = vo_strdup(op->path);
+    *strrchr(dir, '/') = 0;
     if (!strcmp(format, "raw") && !args->import_path &&
-        vo_fs_usage(op->path, &cap, &avail, &used) >= 0 && args->size_bytes > avail) {
+        vo_fs_usage(dir, &cap, &avail, &used) >= 0 && args->size_bytes > avail) {
         *ret_error = vo_asprintf("pool '%s' has %llu bytes free; a raw volume of %llu bytes "
                                  "does not fit", args->pool, avail,
                                  (unsigned long long)args->size_bytes);
@@ -787,6 +804,12 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
     VoImgInfo info = { 0 };
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
     _cleanup_free_ char *user = vo_vms_volume_user(d, key);
+    if (vo_volume_is_base(d, key)) {
+        *ret_error = vo_asprintf("volume '%s' backs linked clones and must stay as it is", key);
+        release_volume(d, pool, name);
+        volume_op_free(op);
+        return -EBUSY;
+    }
     r = vo_img_info(op->path, op->format, &info, ret_error);
     if (r >= 0 && size < info.layers[0].virtual_size) {
         if (!allow_shrink) {
@@ -845,6 +868,13 @@ int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char 
     }
     _cleanup_free_ char *src_key = vo_asprintf("%s/%s", pool, name);
     _cleanup_free_ char *src_user = vo_vms_volume_user(d, src_key);
+    if (src_user && linked) {
+        /* A linked clone's base must never be written again. */
+        *ret_error = vo_asprintf("volume '%s' is attached to VM '%s': a linked clone needs a "
+                                 "base nobody writes; detach it or make a full clone",
+                                 src_key, src_user);
+        return -EBUSY;
+    }
     if (src_user && vo_vms_volume_running(d, src_key)) {
         *ret_error = vo_asprintf("volume '%s' is in use by running VM '%s': stop it first",
                                  src_key, src_user);
@@ -966,6 +996,22 @@ char *vo_volume_free_name(VoDaemon *d, const char *pool, const char *prefix)
     }
     pthread_mutex_unlock(&d->storage_lock);
     return name;
+}
+
+bool vo_volume_is_base(VoDaemon *d, const char *key)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    bool base = volume_dependents(d, key) > 0;
+    pthread_mutex_unlock(&d->storage_lock);
+    return base;
+}
+
+bool vo_pool_exists(VoDaemon *d, const char *name)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    bool exists = pool_find(d, name) != NULL;
+    pthread_mutex_unlock(&d->storage_lock);
+    return exists;
 }
 
 int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_format,

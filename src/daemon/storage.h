@@ -67,5 +67,8 @@ char *vo_volume_free_name(VoDaemon *d, const char *pool, const char *prefix);
 /* Path and format of an existing volume key ("pool/name"). */
 int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
                      bool *ret_shareable, char **ret_error);
-/* How many volumes are linked clones of image NAME. */
+/* How many VMs and detached linked clones use image NAME. */
 int vo_image_users(VoDaemon *d, const char *image);
+/* Whether linked clones are built on volume key (then it must not change). */
+bool vo_volume_is_base(VoDaemon *d, const char *key);
+bool vo_pool_exists(VoDaemon *d, const char *name);

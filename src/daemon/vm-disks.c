@@ -53,6 +53,21 @@ char *vo_vms_volume_user(VoDaemon *d, const char *key)
     return name;
 }
 
+int vo_vms_image_users(VoDaemon *d, const char *image)
+{
+    int n = 0;
+    pthread_mutex_lock(&d->vms_lock);
+    for (size_t i = 0; i < d->n_vms; i++) {
+        VoVm *vm = d->vms[i];
+        pthread_mutex_lock(&vm->lock);
+        if (vm->spec->image && !strcmp(vm->spec->image, image))
+            n++;
+        pthread_mutex_unlock(&vm->lock);
+    }
+    pthread_mutex_unlock(&d->vms_lock);
+    return n;
+}
+
 bool vo_vms_volume_running(VoDaemon *d, const char *key)
 {
     VoVm *vm = find_vm(d, uses_volume, key);
@@ -98,6 +113,7 @@ json_t *vo_vm_disks_json(VoVm *vm)
                               disk->shareable);
         json_object_set_new(o, "volume", disk->volume ? json_string(disk->volume) : json_null());
         json_object_set_new(o, "boot", json_boolean(i == 0));
+        json_object_set_new(o, "owned", json_boolean(disk->owned));
         json_array_append_new(arr, o);
     }
     pthread_mutex_unlock(&vm->lock);
@@ -179,6 +195,7 @@ static int task_disk_add(VoTask *t, void *userdata)
                 abort();
             s->disks[s->n_disks++] = (VoDiskSpec){
                 .path = TAKE_PTR(path), .volume = vo_strdup(op->volume), .shareable = shareable,
+                .owned = created != NULL,
                 .format = !strcmp(format, "raw") ? VO_DISK_RAW : VO_DISK_QCOW2 };
             r = vo_vm_save(vm);
         }
@@ -205,6 +222,19 @@ int vo_vm_disk_add(VoDaemon *d, VoVm *vm, const VoVmDiskAdd *add, json_t **ret_t
         *ret_error = vo_strdup("give an existing volume (POOL/NAME) or size_bytes for a new one "
                                "(1 byte to 64 TiB)");
         return -EINVAL;
+    }
+    if (!add->volume && add->pool && !vo_pool_exists(d, add->pool)) {
+        *ret_error = vo_asprintf("pool '%s' does not exist", add->pool);
+        return -ENOENT;
+    }
+    if (!add->volume && add->format && strcmp(add->format, "qcow2") && strcmp(add->format, "raw")) {
+        *ret_error = vo_asprintf("format: '%s' is not qcow2 or raw", add->format);
+        return -EINVAL;
+    }
+    if (add->volume && vo_volume_is_base(d, add->volume)) {
+        *ret_error = vo_asprintf("volume '%s' backs linked clones: attaching it would let a VM "
+                                 "write under them; clone it instead", add->volume);
+        return -EBUSY;
     }
     if (add->volume) {
         _cleanup_free_ char *path = NULL, *format = NULL;

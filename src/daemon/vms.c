@@ -482,10 +482,17 @@ int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s)
         vo_task_progress(t, 20, "asking the guest to power off (ACPI)");
         if (paused)
             (void)drv->resume(hv);
-        int r = drv->powerdown(hv);
-        pthread_mutex_lock(&vm->lock);
-        exited = r >= 0 && vo_vm_wait_exit(vm, timeout_s * 1000);
-        pthread_mutex_unlock(&vm->lock);
+        /* A guest still booting may not listen to the button yet: press it
+         * again every second until it powers off or the timeout passes. */
+        int64_t deadline = vo_now_ms() + (int64_t)timeout_s * 1000;
+        while (!exited && vo_now_ms() < deadline) {
+            if (drv->powerdown(hv) < 0)
+                break;
+            int64_t left = deadline - vo_now_ms();
+            pthread_mutex_lock(&vm->lock);
+            exited = vo_vm_wait_exit(vm, left < 1000 ? (int)left : 1000);
+            pthread_mutex_unlock(&vm->lock);
+        }
         if (!exited)
             log_warn("vm %s: no power-off after %d s; forcing", vm->spec->name, timeout_s);
     }
@@ -593,7 +600,7 @@ static int task_delete(VoTask *t, void *userdata)
     pthread_mutex_unlock(&vm->job);
     for (size_t i = 0; !a->keep_disks && i < spec->n_disks; i++) {
         _cleanup_free_ char *error = NULL;
-        if (spec->disks[i].volume && !spec->disks[i].shareable &&
+        if (spec->disks[i].volume && spec->disks[i].owned &&
             vo_volume_remove_now(d, spec->disks[i].volume, &error) < 0)
             log_warn("vm %s: kept volume %s: %s", spec->name, spec->disks[i].volume, error);
     }
@@ -624,6 +631,7 @@ static int task_create(VoTask *t, void *userdata)
         free(disk->path);
         disk->path = TAKE_PTR(path);
         disk->volume = vo_asprintf("%s/%s", VO_DEFAULT_POOL, volume);
+        disk->owned = true;
         r = vo_vm_save(vm);
         vm->provisioning = false;
         pthread_mutex_unlock(&vm->lock);

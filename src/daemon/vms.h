@@ -77,6 +77,8 @@ int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, 
  * whether that VM runs; online resize through QEMU (-ENOTCONN when no running
  * VM holds the volume, so the caller resizes the file itself). */
 char *vo_vms_volume_user(VoDaemon *d, const char *key);
+/* How many VMs were created from image NAME. */
+int vo_vms_image_users(VoDaemon *d, const char *image);
 bool vo_vms_volume_running(VoDaemon *d, const char *key);
 int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char **ret_error);
 

@@ -247,9 +247,10 @@ static int reserve(const char *path, char **ret_error)
     return 0;
 }
 
-int vo_img_info(const char *path, const char *format, VoImgInfo *ret, char **ret_error)
+/* Runs qemu-img info (JSON) and returns the document's text alone. */
+static int info_json(const char *path, const char *format, bool chain, char **ret_doc,
+                     char **ret_error)
 {
-    *ret = (VoImgInfo){ 0 };
     if (!path || !path[0])
         return fail(ret_error, -EINVAL, "no image path");
     if (format && !format_valid(format))
@@ -259,7 +260,8 @@ int vo_img_info(const char *path, const char *format, VoImgInfo *ret, char **ret
     vo_strv_pushf(&argv, QEMU_IMG);
     vo_strv_pushf(&argv, "info");
     vo_strv_pushf(&argv, "--output=json");
-    vo_strv_pushf(&argv, "--backing-chain");
+    if (chain)
+        vo_strv_pushf(&argv, "--backing-chain");
     vo_strv_pushf(&argv, "-U");
     if (format) {
         vo_strv_pushf(&argv, "-f");
@@ -281,11 +283,75 @@ int vo_img_info(const char *path, const char *format, VoImgInfo *ret, char **ret
         const char *nl = strchr(line, '\n');
         line = nl ? nl + 1 : line + strlen(line);
     }
-    _cleanup_free_ char *doc = start && end ? strndup(start, (size_t)(end - start))
-                                            : vo_strdup(output);
+    char *doc = start && end ? strndup(start, (size_t)(end - start)) : vo_strdup(output);
     if (!doc)
         abort();
-    return vo_img_info_parse(doc, ret, ret_error);
+    *ret_doc = doc;
+    return 0;
+}
+
+int vo_img_info(const char *path, const char *format, VoImgInfo *ret, char **ret_error)
+{
+    *ret = (VoImgInfo){ 0 };
+    _cleanup_free_ char *doc = NULL;
+    int r = info_json(path, format, true, &doc, ret_error);
+    return r < 0 ? r : vo_img_info_parse(doc, ret, ret_error);
+}
+
+/* Every file an image names (its own, its extents', data files', children's)
+ * must be the image itself; a backing file is never allowed. */
+static bool only_self(json_t *node, const char *self, char **ret_error)
+{
+    if (json_is_array(node)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(node, i, v)
+            if (!only_self(v, self, ret_error))
+                return false;
+        return true;
+    }
+    if (!json_is_object(node))
+        return true;
+    const char *key;
+    json_t *v;
+    json_object_foreach(node, key, v) {
+        if (!strcmp(key, "backing-filename") || !strcmp(key, "full-backing-filename") ||
+            !strcmp(key, "data-file")) {
+            fail(ret_error, -EPERM, "the image refers to another file (%s: %s); only "
+                 "self-contained images can be imported", key,
+                 json_is_string(v) ? json_string_value(v) : "?");
+            return false;
+        }
+        if (!strcmp(key, "filename") && json_is_string(v) && strcmp(json_string_value(v), self)) {
+            fail(ret_error, -EPERM, "the image refers to another file (%s); only "
+                 "self-contained images can be imported", json_string_value(v));
+            return false;
+        }
+        if (!only_self(v, self, ret_error))
+            return false;
+    }
+    return true;
+}
+
+int vo_img_probe_import(const char *path, char **ret_format, char **ret_error)
+{
+    _cleanup_free_ char *doc = NULL;
+    int r = info_json(path, NULL, false, &doc, ret_error);
+    if (r < 0)
+        return r;
+    json_error_t jerr;
+    json_t *root = json_loads(doc, 0, &jerr);
+    const char *format = json_string_value(json_object_get(root, "format"));
+    _cleanup_free_ char *self = plain_path(path);
+    if (!format || !format_valid(format)) {
+        json_decref(root);
+        return fail(ret_error, -EINVAL, "qemu-img cannot tell the format of %s", path);
+    }
+    bool ok = only_self(root, self, ret_error);
+    if (ok)
+        *ret_format = vo_strdup(format);
+    json_decref(root);
+    return ok ? 0 : -EPERM;
 }
 
 int vo_img_create(const char *path, const char *format, uint64_t size, const char *backing,
@@ -305,6 +371,11 @@ int vo_img_create(const char *path, const char *format, uint64_t size, const cha
     vo_strv_pushf(&argv, "-q");
     vo_strv_pushf(&argv, "-f");
     vo_strv_pushf(&argv, "%s", format);
+    /* A raw volume is allocated in full, so a pool that cannot hold it says so now. */
+    if (!strcmp(format, "raw") && !backing) {
+        vo_strv_pushf(&argv, "-o");
+        vo_strv_pushf(&argv, "preallocation=falloc");
+    }
     if (backing) {
         vo_strv_pushf(&argv, "-b");
         vo_strv_pushf(&argv, "%s", backing_file);

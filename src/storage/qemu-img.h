@@ -30,6 +30,11 @@ int vo_img_info_parse(const char *json_text, VoImgInfo *ret, char **ret_error);
  * read) and parses it. format may be NULL (probe). */
 int vo_img_info(const char *path, const char *format, VoImgInfo *ret, char **ret_error);
 
+/* Before importing a file from outside: its format, and that it names no
+ * other file (backing file, external data file, vmdk extents elsewhere), so an
+ * import can never pull a host file into a volume. -EPERM when it does. */
+int vo_img_probe_import(const char *path, char **ret_format, char **ret_error);
+
 /* qemu-img create -f FORMAT [-b BACKING -F BACKING_FMT] PATH [SIZE]; size 0
  * with a backing file means "the backing file's size". */
 int vo_img_create(const char *path, const char *format, uint64_t size, const char *backing,

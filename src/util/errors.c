@@ -19,6 +19,7 @@ static const struct {
     [VO_ERR_UNSUPPORTED_MEDIA] = { "unsupported-media-type", 415 },
     [VO_ERR_INTERNAL] = { "internal", 500 },
     [VO_ERR_UNAVAILABLE] = { "unavailable", 503 },
+    [VO_ERR_INSUFFICIENT_STORAGE] = { "insufficient-storage", 507 },
 };
 _Static_assert(ELEMENTSOF(error_table) == _VO_ERR_MAX, "error_table out of date");
 
@@ -42,6 +43,7 @@ VoErrorCode vo_error_from_errno(int negative_errno)
     case ESTALE: return VO_ERR_CONFLICT;
     case E2BIG: case EMSGSIZE: return VO_ERR_PAYLOAD_TOO_LARGE;
     case ENOTSUP: case ENODEV: return VO_ERR_UNAVAILABLE;
+    case ENOSPC: case EDQUOT: return VO_ERR_INSUFFICIENT_STORAGE;
     default: return VO_ERR_INTERNAL;
     }
 }

@@ -2,13 +2,16 @@
 
 1. The (METHOD, path) pairs of the document equal `vireod --list-routes`.
 2. A real vireod (fake driver, temporary state and run dirs, no QEMU, no
-   network) is driven through every route and the documented error cases.
+   network) is driven through every route and the documented error cases,
+   storage included (pools, volumes, upload and download, image import and
+   delete, VM disks and templates).
    Each answer's status must be one the document lists for the operation (and
    the one the test expects), and its body must validate against the schema
    the document gives for that status and content type.
 
 Needs the built daemon ($VIREO_BUILD/src/daemon/vireod, default build/),
-PyYAML, and qemu-img on PATH (the create task makes a qcow2 overlay).
+PyYAML, and qemu-img on PATH (vireod runs it for every volume; the test uses
+it to make a vmdk to upload and to read what it downloads).
 Only the standard library and yaml are used.
 """
 import http.client
@@ -80,6 +83,17 @@ def operations(doc):
                 yield method.upper(), path, item, op
 
 
+def takes_raw_body(doc, op):
+    """True for an operation whose body is raw bytes, not JSON (the upload):
+    vireod checks neither its size nor its Content-Type."""
+    body = resolve(doc, op.get("requestBody", {}))
+    return "application/octet-stream" in body.get("content", {})
+
+
+def is_binary(schema):
+    return schema.get("type") == "string" and schema.get("format") == "binary"
+
+
 # ---- a validator for the JSON Schema subset the document uses ----------------
 
 TYPE_CHECKS = {
@@ -94,7 +108,7 @@ TYPE_CHECKS = {
 # constraining keyword in the document fails test_document_is_consistent, so
 # the document cannot outgrow this validator unnoticed.
 CHECKED = {"$ref", "type", "properties", "required", "additionalProperties", "enum",
-           "items", "nullable", "minimum", "maximum", "pattern", "minProperties"}
+           "items", "nullable", "minimum", "maximum", "pattern", "minProperties", "oneOf"}
 ANNOTATIONS = {"description", "example", "default", "format", "title"}
 
 
@@ -135,6 +149,11 @@ def schema_errors(doc, schema, value, where="$"):
     if isinstance(value, list) and "items" in schema:
         for i, item in enumerate(value):
             errors += schema_errors(doc, schema["items"], item, f"{where}[{i}]")
+    if "oneOf" in schema:
+        matching = [i for i, sub in enumerate(schema["oneOf"])
+                    if not schema_errors(doc, sub, value, where)]
+        if len(matching) != 1:
+            errors.append(f"{where}: matches {len(matching)} of the oneOf schemas, not exactly 1")
     return errors
 
 
@@ -166,6 +185,8 @@ def all_schemas(doc):
         for key in ("items", "additionalProperties"):
             if isinstance(schema.get(key), dict):
                 stack.append((f"{where}/{key}", schema[key]))
+        for i, sub in enumerate(schema.get("oneOf", [])):
+            stack.append((f"{where}/oneOf[{i}]", sub))
 
 
 # ---- talking to vireod ----------------------------------------------------------
@@ -278,11 +299,15 @@ class Api:
         assert reply.media_type in content, (
             f"{what}: Content-Type {reply.headers.get('content-type')!r}, "
             f"the document says {sorted(content)}")
+        schema = content[reply.media_type]["schema"]
+        if is_binary(schema):
+            reply.value = reply.body  # any bytes
+            return
         if reply.media_type == "application/json":
             reply.value = json.loads(reply.body)
         else:
             reply.value = reply.body.decode("utf-8", errors="replace")
-        errors = schema_errors(self.doc, content[reply.media_type]["schema"], reply.value)
+        errors = schema_errors(self.doc, schema, reply.value)
         assert not errors, (f"{what} -> {reply.status}: the body does not match the document:\n  "
                             + "\n  ".join(errors) + f"\nbody: {reply.body[:600]!r}")
         if reply.status >= 400:
@@ -324,6 +349,45 @@ class Api:
         self.wait_task(reply["task"])
         return reply["vm"]
 
+    def task_ok(self, method, path, body=None, *, kind, target):
+        """An operation that answers 202 with a task: checks the task's kind
+        and target, waits for it to succeed; returns the answer."""
+        reply = self.call(method, path, body, expect=202).value
+        assert (reply["task"]["kind"], reply["task"]["target"]) == (kind, target), reply["task"]
+        self.wait_task(reply["task"])
+        return reply
+
+    def volume(self, key):
+        return self.call("GET", f"/v1/pools/{key.replace('/', '/volumes/', 1)}", expect=200).value
+
+    def new_volume(self, pool, body, *, kind="volume-create"):
+        """POST /v1/pools/{pool}/volumes; waits for the task; returns the volume."""
+        reply = self.call("POST", f"/v1/pools/{pool}/volumes", body, expect=202).value
+        assert reply["volume"]["state"] == "creating", reply
+        assert reply["volume"]["key"] == f"{pool}/{body['name']}", reply
+        assert (reply["task"]["kind"], reply["task"]["target"]) == (kind, body["name"])
+        self.wait_task(reply["task"])
+        volume = self.volume(f"{pool}/{body['name']}")
+        assert volume["state"] == "ready", volume
+        return volume
+
+    def delete_volume(self, key):
+        pool, name = key.split("/")
+        task = self.call("DELETE", f"/v1/pools/{pool}/volumes/{name}", expect=202).value["task"]
+        assert (task["kind"], task["target"]) == ("volume-delete", name), task
+        self.wait_task(task)
+        self.call("GET", f"/v1/pools/{pool}/volumes/{name}", expect=404, code="not-found")
+
+    def delete_vm(self, name, query=""):
+        task = self.call("DELETE", f"/v1/vms/{name}{query}", expect=202).value["task"]
+        self.wait_task(task)
+        self.call("GET", f"/v1/vms/{name}", expect=404, code="not-found")
+
+    def image(self, name):
+        """The image from GET /v1/images, or None."""
+        images = self.call("GET", "/v1/images", expect=200).value["images"]
+        return next((i for i in images if i["name"] == name), None)
+
 
 def assert_vm_state(vm, state):
     """The document's rules on which keys a VM has in which state."""
@@ -347,6 +411,11 @@ def make_fake_image(state_dir):
     with open(image / "disk.raw", "wb") as f:
         f.truncate(64 << 20)  # sparse
     (image / "vmlinux").touch()
+
+
+def qemu_img(*args):
+    return subprocess.run(["qemu-img", *map(str, args)], capture_output=True, text=True,
+                          timeout=WAIT_S, check=True).stdout
 
 
 def stop_process(proc):
@@ -405,6 +474,22 @@ def api(vireod, spec):
     return Api(vireod, spec)
 
 
+@pytest.fixture(scope="module")
+def state_dir(vireod):
+    return Path(vireod).parents[1] / "state"
+
+
+@pytest.fixture(scope="module")
+def scratch(vireod):
+    """A directory for files the test makes (removed with the daemon's)."""
+    path = Path(vireod).parents[1] / "scratch"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+MiB = 1 << 20
+
+
 # ---- the document itself --------------------------------------------------------------
 
 
@@ -449,8 +534,12 @@ def test_document_is_consistent(spec):
         assert in_path == set(re.findall(r"\{([^}]+)\}", path)), f"{what}: path parameters"
         assert all(p["required"] for p in params if p["in"] == "path"), what
         statuses = set(op["responses"])
-        assert statuses & {"101", "200", "202"}, f"{what}: no success response"
-        assert {"400", "413", "415"} <= statuses, f"{what}: every request may carry a bad body"
+        assert statuses & {"101", "200", "201", "202"}, f"{what}: no success response"
+        if takes_raw_body(spec, op):
+            assert "400" in statuses and not statuses & {"413", "415"}, (
+                f"{what}: a raw body is neither size- nor type-checked")
+        else:
+            assert {"400", "413", "415"} <= statuses, f"{what}: every request may carry a bad body"
         if "{" in path:
             assert "404" in statuses, f"{what}: an unknown {{param}} answers 404"
         for status, response in op["responses"].items():
@@ -484,6 +573,7 @@ def test_host_and_images(api):
     assert image["disk"].endswith("/images/default/disk.raw")
     assert image["kernel"].endswith("/images/default/vmlinux")
     assert image["initrd"] is None and image["cmdline"] == "console=ttyS0"
+    assert image["used_by"] == 0
 
 
 def test_vm_lifecycle(api):
@@ -579,6 +669,54 @@ INVALID_BODIES = [
     ("POST", "/v1/vms/err1/stop", {"timeout_s": 3601}),
     ("POST", "/v1/vms/err1/stop", {"timeout_s": -1}),
     ("POST", "/v1/vms/err1/pause", {"x": 1}),
+    ("POST", "/v1/vms", {"name": "x", "full_clone": "yes"}),
+    ("POST", "/v1/vms/err1/template", {}),
+    ("POST", "/v1/vms/err1/template", {"image": "Bad"}),
+    ("POST", "/v1/vms/err1/template", {"image": "x", "kernel": "y"}),
+    ("POST", "/v1/vms/err1/disks", {}),  # neither volume nor size_bytes
+    ("POST", "/v1/vms/err1/disks", {"volume": "default/x", "size_bytes": MiB}),  # both
+    ("POST", "/v1/vms/err1/disks", {"volume": "default/x", "pool": "default"}),
+    ("POST", "/v1/vms/err1/disks", {"volume": "no-pool"}),
+    ("POST", "/v1/vms/err1/disks", {"size_bytes": 0}),
+    ("POST", "/v1/vms/err1/disks", {"size_bytes": -1}),
+    ("POST", "/v1/vms/err1/disks", {"size_bytes": MiB, "bus": "scsi"}),
+    ("POST", "/v1/pools", {"name": "p"}),
+    ("POST", "/v1/pools", {"name": "p", "path": "relative"}),
+    ("POST", "/v1/pools", {"name": "Bad", "path": "/tmp"}),
+    ("POST", "/v1/pools", {"name": "p", "path": "/tmp", "type": "lvm"}),
+    ("POST", "/v1/pools", {"name": "p", "path": "/tmp", "x": 1}),
+    ("POST", "/v1/pools/default/volumes", {"name": "x"}),  # neither size_bytes nor import_path
+    ("POST", "/v1/pools/default/volumes", {"name": "x", "size_bytes": MiB,
+                                           "import_path": "/etc/hostname"}),  # both
+    ("POST", "/v1/pools/default/volumes", {"size_bytes": MiB}),
+    ("POST", "/v1/pools/default/volumes", {"name": "x", "size_bytes": 0}),
+    ("POST", "/v1/pools/default/volumes", {"name": "x", "size_bytes": (64 << 40) + 1}),
+    ("POST", "/v1/pools/default/volumes", {"name": "x", "size_bytes": MiB, "format": "vmdk"}),
+    ("POST", "/v1/pools/default/volumes", {"name": "Bad", "size_bytes": MiB}),
+    ("POST", "/v1/pools/default/volumes", {"name": "x", "import_path": "relative"}),
+    ("POST", "/v1/pools/default/volumes/err1-disk0/resize", {}),
+    ("POST", "/v1/pools/default/volumes/err1-disk0/resize", {"size_bytes": 0}),
+    ("POST", "/v1/pools/default/volumes/err1-disk0/resize", {"size_bytes": (64 << 40) + 1}),
+    ("POST", "/v1/pools/default/volumes/err1-disk0/resize", {"size_bytes": MiB, "shrink": True}),
+    ("POST", "/v1/pools/default/volumes/err1-disk0/clone", {}),
+    ("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "no-pool"}),
+    ("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "default/Bad"}),
+    ("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "default/x", "linked": 1}),
+    ("POST", "/v1/images", {"name": "x"}),
+    ("POST", "/v1/images", {"name": "Bad", "import_path": "/etc/hostname"}),
+    ("POST", "/v1/images", {"name": "x", "import_path": "relative"}),
+    ("POST", "/v1/images", {"name": "x", "import_path": "/etc/hostname", "disk": "y"}),
+]
+
+# Routes that need a valid body before they look up what the path names.
+NOT_FOUND_WITH_BODY = [
+    ("POST", "/v1/vms/nope/disks", {"size_bytes": MiB}),
+    ("POST", "/v1/vms/nope/template", {"image": "x"}),
+    ("POST", "/v1/pools/nope/volumes", {"name": "x", "size_bytes": MiB}),
+    ("POST", "/v1/pools/default/volumes/nope/resize", {"size_bytes": MiB}),
+    ("POST", "/v1/pools/nope/volumes/x/resize", {"size_bytes": MiB}),
+    ("POST", "/v1/pools/default/volumes/nope/clone", {"target": "default/x"}),
+    ("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "nope/x"}),
 ]
 
 
@@ -592,14 +730,29 @@ def test_errors(api):
                          ("POST", "/v1/vms/nope/stop"), ("POST", "/v1/vms/nope/reboot"),
                          ("POST", "/v1/vms/nope/pause"), ("POST", "/v1/vms/nope/resume"),
                          ("GET", "/v1/vms/nope/console"), ("GET", "/v1/vms/nope/console/log"),
-                         ("GET", f"/v1/tasks/{uuid.uuid4()}")]:
+                         ("GET", f"/v1/tasks/{uuid.uuid4()}"),
+                         ("GET", "/v1/vms/nope/disks"), ("DELETE", "/v1/vms/nope/disks/1"),
+                         ("DELETE", "/v1/vms/err1/disks/1"), ("DELETE", "/v1/images/nope"),
+                         ("DELETE", "/v1/images/Bad_Name"), ("GET", "/v1/pools/nope"),
+                         ("DELETE", "/v1/pools/nope"), ("GET", "/v1/pools/default/volumes/nope"),
+                         ("GET", "/v1/pools/nope/volumes/nope"),
+                         ("DELETE", "/v1/pools/default/volumes/nope"),
+                         ("GET", "/v1/pools/default/volumes/nope/data")]:
         api.call(method, path, expect=404, code="not-found")
-    for path in ["/v1/nope", "/v2/host", "/v1/vms/err1/bogus", "/v1/vms/", "/"]:
+    for method, path, body in NOT_FOUND_WITH_BODY:
+        api.call(method, path, body, expect=404, code="not-found")
+    for path in ["/v1/nope", "/v2/host", "/v1/vms/err1/bogus", "/v1/vms/", "/",
+                 "/v1/pools/default/volumes/x/bogus", "/v1/volumes/default"]:
         api.call_unrouted("GET", path, expect=404, response="NotFound")
 
     # 405: the path exists, the method does not
     for method, path in [("PUT", "/v1/vms/err1"), ("DELETE", "/v1/host"),
-                         ("POST", "/v1/tasks"), ("GET", "/v1/vms/err1/start")]:
+                         ("POST", "/v1/tasks"), ("GET", "/v1/vms/err1/start"),
+                         ("PUT", "/v1/pools"), ("PATCH", "/v1/pools/default"),
+                         ("GET", "/v1/pools/default/volumes"), ("POST", "/v1/volumes"),
+                         ("POST", "/v1/pools/default/volumes/x/data"),
+                         ("PUT", "/v1/images/default"), ("GET", "/v1/vms/err1/template"),
+                         ("GET", "/v1/vms/err1/disks/1")]:
         api.call_unrouted(method, path, expect=405, response="MethodNotAllowed")
 
     # 400: malformed JSON, a body that is not an object, schema violations
@@ -623,6 +776,24 @@ def test_errors(api):
     api.call("POST", "/v1/vms", {"name": "err2", "vcpus": host["cpus"] + 1},
              expect=400, code="invalid-argument")
     api.call("GET", "/v1/vms/err1/console", expect=400, code="invalid-argument")
+    api.call("DELETE", "/v1/vms/err1/disks/0", expect=400, code="invalid-argument")  # boot disk
+    api.call("DELETE", "/v1/vms/err1/disks/x", expect=400, code="invalid-argument")
+    api.call("DELETE", "/v1/vms/err1/disks/1001", expect=400, code="invalid-argument")
+    api.call("POST", "/v1/vms/err1/disks", {"volume": "default/no-such-volume"},
+             expect=400, code="invalid-argument")
+    api.call("POST", "/v1/pools/default/volumes/err1-disk0/resize", {"size_bytes": MiB},
+             expect=400, code="invalid-argument")  # a shrink without allow_shrink
+    api.call("POST", "/v1/pools", {"name": "p", "path": "/no/such/dir"},
+             expect=400, code="invalid-argument")
+    api.call("POST", "/v1/pools", {"name": "p", "path": "/etc/hostname"},
+             expect=400, code="invalid-argument")  # not a directory
+    api.call("POST", "/v1/pools/default/volumes", {"name": "x", "import_path": "/no/such/file"},
+             expect=400, code="invalid-argument")
+    for body in [{"name": "x", "import_path": "/no/such/file"},
+                 {"name": "x", "import_path": "/etc/hostname", "cmdline": "quiet"},
+                 {"name": "x", "import_path": "/etc/hostname", "initrd_path": "/etc/hostname"},
+                 {"name": "x", "import_path": "/etc/hostname", "kernel_path": "/no/such/file"}]:
+        api.call("POST", "/v1/images", body, expect=400, code="invalid-argument")
 
     # 409: name taken, wrong state
     api.call("POST", "/v1/vms", {"name": "err1"}, expect=409, code="already-exists")
@@ -636,23 +807,386 @@ def test_errors(api):
     api.call("POST", "/v1/vms/err1/start", expect=409, code="invalid-state")
     api.call("DELETE", "/v1/vms/err1", expect=409, code="invalid-state")
     api.call("PATCH", "/v1/vms/err1", {"memory_mib": 256}, expect=409, code="invalid-state")
+    api.call("POST", "/v1/vms/err1/disks", {"size_bytes": MiB}, expect=409, code="invalid-state")
+    api.call("POST", "/v1/vms/err1/template", {"image": "err1-image"},
+             expect=409, code="invalid-state")
+    api.call("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "default/x"},
+             expect=409, code="invalid-state")  # attached to a running VM
+    api.call("POST", "/v1/pools", {"name": "default", "path": "/tmp"},
+             expect=409, code="already-exists")
+    api.call("POST", "/v1/pools/default/volumes", {"name": "err1-disk0", "size_bytes": MiB},
+             expect=409, code="already-exists")
+    api.call("POST", "/v1/images", {"name": "default", "import_path": "/etc/hostname"},
+             expect=409, code="already-exists")
 
     # 413: over 1 MiB, whatever the content
     big = b'{"name": "big", "pad": "' + b"x" * (1 << 20) + b'"}'
     api.call("POST", "/v1/vms", raw=big, headers=json_header,
+             expect=413, code="payload-too-large")
+    api.call("POST", "/v1/pools/default/volumes", raw=big, headers=json_header,
              expect=413, code="payload-too-large")
 
     # 415: a body that is not declared as JSON
     api.call("POST", "/v1/vms", raw=b'{"name": "err2"}', headers={"Content-Type": "text/plain"},
              expect=415, code="unsupported-media-type")
     api.call("POST", "/v1/vms/err1/stop", raw=b"{}", expect=415, code="unsupported-media-type")
+    api.call("POST", "/v1/pools", raw=b'{"name": "p", "path": "/tmp"}',
+             headers={"Content-Type": "application/octet-stream"},
+             expect=415, code="unsupported-media-type")
 
     # 503: KVM asked for where it is not usable (always so under the fake driver)
     api.call("POST", "/v1/vms", {"name": "err2", "accel": "kvm"}, expect=503, code="unavailable")
 
-    # none of the refused requests left a VM behind
+    # none of the refused requests left a VM, pool, volume or image behind
     names = {v["name"] for v in api.call("GET", "/v1/vms", expect=200).value["vms"]}
     assert not names & {"x", "err2", "big"}, names
+    assert [p["name"] for p in api.call("GET", "/v1/pools", expect=200).value["pools"]] == [
+        "default"]
+    keys = {v["key"] for v in api.call("GET", "/v1/volumes", expect=200).value["volumes"]}
+    assert keys == {"default/err1-disk0", "default/err3-disk0"}, keys
+    assert api.image("x") is None and api.image("err1-image") is None
+
+
+# ---- storage ---------------------------------------------------------------------------
+
+
+def test_pools(api, scratch, state_dir):
+    pools = api.call("GET", "/v1/pools", expect=200).value["pools"]
+    default = next(p for p in pools if p["name"] == "default")
+    assert default["type"] == "dir"
+    assert default["path"] == str((state_dir / "pools" / "default").resolve())
+    assert default["capacity_bytes"] >= default["available_bytes"]
+    assert api.call("GET", "/v1/pools/default", expect=200).value["path"] == default["path"]
+
+    directory = scratch / "pool-extra"
+    directory.mkdir()
+    link = scratch / "pool-extra-link"
+    link.symlink_to(directory)
+    pool = api.call("POST", "/v1/pools", {"name": "extra", "path": str(link)}, expect=201).value
+    assert pool["name"] == "extra" and pool["type"] == "dir" and pool["volumes"] == 0
+    assert pool["path"] == str(directory.resolve())  # symlinks resolved
+    assert api.call("GET", "/v1/pools/extra", expect=200).value["path"] == pool["path"]
+    names = [p["name"] for p in api.call("GET", "/v1/pools", expect=200).value["pools"]]
+    assert names == sorted(names) and {"default", "extra"} <= set(names)
+
+    # the name or the directory is taken
+    api.call("POST", "/v1/pools", {"name": "extra", "path": str(scratch)},
+             expect=409, code="already-exists")
+    api.call("POST", "/v1/pools", {"name": "extra2", "type": "dir", "path": str(directory)},
+             expect=409, code="already-exists")
+    api.call("POST", "/v1/pools", {"name": "extra2", "path": default["path"]},
+             expect=409, code="already-exists")
+
+    # the default pool, and a pool holding a volume, cannot be deleted
+    api.call("DELETE", "/v1/pools/default", expect=409, code="invalid-state")
+    volume = api.new_volume("extra", {"name": "in-extra", "size_bytes": MiB})
+    assert volume["path"] == str(directory.resolve() / "in-extra.qcow2")
+    assert Path(volume["path"]).is_file()
+    assert api.call("GET", "/v1/pools/extra", expect=200).value["volumes"] == 1
+    api.call("DELETE", "/v1/pools/extra", expect=409, code="invalid-state")
+    api.delete_volume("extra/in-extra")
+    assert not Path(volume["path"]).exists()
+
+    assert api.call("DELETE", "/v1/pools/extra", expect=200).value == {}
+    api.call("GET", "/v1/pools/extra", expect=404, code="not-found")
+    api.call("DELETE", "/v1/pools/extra", expect=404, code="not-found")
+    assert directory.is_dir(), "deleting a pool must leave its directory"
+
+
+def test_volumes(api, scratch):
+    vol = api.new_volume("default", {"name": "vol1", "size_bytes": 8 * MiB})
+    assert vol["format"] == "qcow2" and vol["virtual_size_bytes"] == 8 * MiB
+    assert vol["key"] == "default/vol1" and vol["pool"] == "default" and vol["name"] == "vol1"
+    assert vol["path"].endswith("/pools/default/vol1.qcow2") and Path(vol["path"]).is_file()
+    assert vol["backing"] == [] and vol["backing_volume"] is None and vol["image"] is None
+    assert vol["attached_to"] is None and vol["shareable"] is False
+    raw = api.new_volume("default", {"name": "vol-raw", "size_bytes": 4 * MiB, "format": "raw"})
+    assert raw["format"] == "raw" and raw["path"].endswith("/pools/default/vol-raw.raw")
+    assert raw["virtual_size_bytes"] == 4 * MiB == Path(raw["path"]).stat().st_size
+
+    volumes = api.call("GET", "/v1/volumes", expect=200).value["volumes"]
+    keys = [v["key"] for v in volumes]
+    assert keys == sorted(keys) and {"default/vol1", "default/vol-raw"} <= set(keys)
+    in_default = api.call("GET", "/v1/volumes?pool=default", expect=200).value["volumes"]
+    assert [v["key"] for v in in_default] == [v["key"] for v in volumes if v["pool"] == "default"]
+    assert api.call("GET", "/v1/volumes?pool=nope", expect=200).value == {"volumes": []}
+
+    # 507: a raw volume is fully allocated, so one larger than the free space is refused
+    free = api.call("GET", "/v1/pools/default", expect=200).value["available_bytes"]
+    if free + (1 << 30) <= 64 << 40:
+        api.call("POST", "/v1/pools/default/volumes",
+                 {"name": "too-big", "size_bytes": free + (1 << 30), "format": "raw"},
+                 expect=507, code="insufficient-storage")
+        api.call("GET", "/v1/pools/default/volumes/too-big", expect=404, code="not-found")
+
+    # resize: grow; shrink only with allow_shrink
+    path = "/v1/pools/default/volumes/vol1/resize"
+    api.task_ok("POST", path, {"size_bytes": 16 * MiB}, kind="volume-resize", target="vol1")
+    assert api.volume("default/vol1")["virtual_size_bytes"] == 16 * MiB
+    api.call("POST", path, {"size_bytes": 12 * MiB}, expect=400, code="invalid-argument")
+    assert api.volume("default/vol1")["virtual_size_bytes"] == 16 * MiB
+    api.task_ok("POST", path, {"size_bytes": 12 * MiB, "allow_shrink": True},
+                kind="volume-resize", target="vol1")
+    assert api.volume("default/vol1")["virtual_size_bytes"] == 12 * MiB
+
+    # clones: linked (a qcow2 overlay on the source), full (a copy in the source's format)
+    reply = api.call("POST", "/v1/pools/default/volumes/vol1/clone",
+                     {"target": "default/vol1-linked", "linked": True}, expect=202).value
+    assert reply["volume"]["key"] == "default/vol1-linked", reply
+    assert reply["volume"]["state"] == "creating", reply
+    assert (reply["task"]["kind"], reply["task"]["target"]) == ("volume-clone-linked",
+                                                                "vol1-linked")
+    api.wait_task(reply["task"])
+    linked = api.volume("default/vol1-linked")
+    assert linked["format"] == "qcow2" and linked["backing_volume"] == "default/vol1"
+    assert linked["backing"] == [{"path": vol["path"], "format": "qcow2"}], linked
+    assert linked["virtual_size_bytes"] == 12 * MiB and linked["image"] is None
+
+    reply = api.call("POST", "/v1/pools/default/volumes/vol-raw/clone",
+                     {"target": "default/raw-copy"}, expect=202).value
+    assert (reply["task"]["kind"], reply["task"]["target"]) == ("volume-clone", "raw-copy")
+    api.wait_task(reply["task"])
+    copy = api.volume("default/raw-copy")
+    assert copy["format"] == "raw" and copy["backing"] == [] and copy["backing_volume"] is None
+    assert copy["virtual_size_bytes"] == 4 * MiB
+
+    # 409: the target exists; the volume backs a linked clone
+    api.call("POST", "/v1/pools/default/volumes/vol1/clone", {"target": "default/raw-copy"},
+             expect=409, code="already-exists")
+    api.call("POST", "/v1/pools/default/volumes", {"name": "vol1", "size_bytes": MiB},
+             expect=409, code="already-exists")
+    api.call("DELETE", "/v1/pools/default/volumes/vol1", expect=409, code="invalid-state")
+
+    # a VM's boot disk: a linked clone of the image, attached to the VM
+    users = api.image("default")["used_by"]
+    api.create("stor1")
+    vm = api.call("GET", "/v1/vms/stor1", expect=200).value
+    assert vm["disks"][0]["volume"] == "default/stor1-disk0", vm["disks"]
+    boot = api.volume("default/stor1-disk0")
+    assert boot["attached_to"] == "stor1" and boot["image"] == "default"
+    assert boot["path"] == vm["disks"][0]["path"] and boot["virtual_size_bytes"] == 64 * MiB
+    assert len(boot["backing"]) == 1 and boot["backing"][0]["format"] == "raw"
+    assert boot["backing"][0]["path"].endswith("/images/default/disk.raw")
+    assert api.image("default")["used_by"] == users + 1
+    api.call("DELETE", "/v1/images/default", expect=409, code="invalid-state")
+    api.call("DELETE", "/v1/pools/default/volumes/stor1-disk0", expect=409, code="invalid-state")
+    api.call("POST", "/v1/pools/default/volumes/stor1-disk0/resize",
+             {"size_bytes": MiB, "allow_shrink": True}, expect=409, code="invalid-state")
+    api.task_ok("POST", "/v1/pools/default/volumes/stor1-disk0/resize",
+                {"size_bytes": 80 * MiB}, kind="volume-resize", target="stor1-disk0")
+    assert api.volume("default/stor1-disk0")["virtual_size_bytes"] == 80 * MiB
+    api.act("stor1", "start")
+    api.call("POST", "/v1/pools/default/volumes/stor1-disk0/clone", {"target": "default/x"},
+             expect=409, code="invalid-state")
+    api.act("stor1", "stop", {"force": True})
+
+    # an import of a host file, in any format qemu-img reads, into qcow2 or raw
+    source = scratch / "import.raw"
+    with open(source, "wb") as f:
+        f.write(b"vireo import test\n" * 100)
+        f.truncate(2 * MiB)
+    qemu_img("convert", "-f", "raw", "-O", "vmdk", source, scratch / "import.vmdk")
+    imported = api.new_volume("default", {"name": "imported",
+                                          "import_path": str(scratch / "import.vmdk")},
+                              kind="volume-import")
+    assert imported["format"] == "qcow2" and imported["virtual_size_bytes"] == 2 * MiB
+    imported_raw = api.new_volume("default", {"name": "imported-raw", "format": "raw",
+                                              "import_path": str(scratch / "import.vmdk")},
+                                  kind="volume-import")
+    assert imported_raw["format"] == "raw"
+    assert Path(imported_raw["path"]).read_bytes() == source.read_bytes()
+
+    api.delete_volume("default/vol1-linked")
+    for key in ("default/vol1", "default/vol-raw", "default/raw-copy", "default/imported",
+                "default/imported-raw"):
+        api.delete_volume(key)
+    api.delete_vm("stor1")
+    api.call("GET", "/v1/pools/default/volumes/stor1-disk0", expect=404, code="not-found")
+    assert api.image("default")["used_by"] == users
+
+
+def test_volume_upload_and_download(api, scratch):
+    source = scratch / "upload.raw"
+    with open(source, "wb") as f:
+        f.write(b"vireo upload test\n" * 1000)
+        f.truncate(3 * MiB)
+    qemu_img("convert", "-f", "raw", "-O", "vmdk", source, scratch / "upload.vmdk")
+    body = (scratch / "upload.vmdk").read_bytes()
+    octet = {"Content-Type": "application/octet-stream"}
+
+    reply = api.call("PUT", "/v1/pools/default/volumes/uploaded/data", raw=body, headers=octet,
+                     expect=202).value
+    assert reply["volume"]["key"] == "default/uploaded", reply
+    assert reply["volume"]["state"] == "creating", reply
+    assert (reply["task"]["kind"], reply["task"]["target"]) == ("volume-import", "uploaded")
+    api.wait_task(reply["task"])
+    volume = api.volume("default/uploaded")
+    assert volume["format"] == "qcow2" and volume["virtual_size_bytes"] == 3 * MiB
+    assert volume["backing"] == [] and volume["state"] == "ready"
+
+    download = api.call("GET", "/v1/pools/default/volumes/uploaded/data", expect=200)
+    assert download.media_type == "application/octet-stream"
+    assert int(download.headers["content-length"]) == len(download.body)
+    assert download.body == Path(volume["path"]).read_bytes(), "the file as stored"
+    assert download.body[:4] == b"QFI\xfb", "a qcow2 file"
+    (scratch / "download.qcow2").write_bytes(download.body)
+    info = json.loads(qemu_img("info", "--output=json", scratch / "download.qcow2"))
+    assert info["format"] == "qcow2" and info["virtual-size"] == 3 * MiB, info
+    qemu_img("convert", "-f", "qcow2", "-O", "raw", scratch / "download.qcow2",
+             scratch / "download.raw")
+    assert (scratch / "download.raw").read_bytes() == source.read_bytes()
+
+    # a raw volume downloads as its bytes
+    raw = api.new_volume("default", {"name": "up-raw", "format": "raw",
+                                     "import_path": str(source)}, kind="volume-import")
+    assert api.call("GET", "/v1/pools/default/volumes/up-raw/data",
+                    expect=200).body == source.read_bytes()
+
+    # errors, answered once the body has been read
+    api.call("PUT", "/v1/pools/default/volumes/uploaded/data", raw=body, headers=octet,
+             expect=409, code="already-exists")
+    api.call("PUT", "/v1/pools/nope/volumes/uploaded/data", raw=body, headers=octet,
+             expect=404, code="not-found")
+    api.call("PUT", "/v1/pools/default/volumes/Bad_Name/data", raw=body, headers=octet,
+             expect=400, code="invalid-argument")
+    api.call("PUT", "/v1/pools/default/volumes/empty/data", raw=b"", headers=octet,
+             expect=400, code="invalid-argument")
+    api.call("GET", "/v1/pools/default/volumes/empty", expect=404, code="not-found")
+
+    api.delete_volume("default/uploaded")
+    api.delete_volume(raw["key"])
+
+
+def test_images_import_and_delete(api, state_dir):
+    default_dir = state_dir / "images" / "default"
+    body = {"name": "imported", "import_path": str(default_dir / "disk.raw"),
+            "kernel_path": str(default_dir / "vmlinux"), "cmdline": "console=ttyS0 quiet"}
+    api.task_ok("POST", "/v1/images", body, kind="image-import", target="imported")
+    image = api.image("imported")
+    assert image["format"] == "qcow2" and image["disk"].endswith("/images/imported/disk.qcow2")
+    assert image["kernel"].endswith("/images/imported/vmlinux") and image["initrd"] is None
+    assert image["cmdline"] == "console=ttyS0 quiet" and image["used_by"] == 0
+    info = json.loads(qemu_img("info", "--output=json", image["disk"]))
+    assert info["virtual-size"] == 64 * MiB, info
+    names = [i["name"] for i in api.call("GET", "/v1/images", expect=200).value["images"]]
+    assert names == sorted(names) and {"default", "imported"} <= set(names)
+    api.call("POST", "/v1/images", body, expect=409, code="already-exists")
+
+    # a linked clone holds the image; a full copy does not
+    api.create("img-user", image="imported")
+    disk = api.call("GET", "/v1/vms/img-user", expect=200).value["disks"][0]
+    assert api.volume(disk["volume"])["image"] == "imported"
+    assert api.image("imported")["used_by"] == 1
+    api.create("img-copy", image="imported", full_clone=True)
+    disk = api.call("GET", "/v1/vms/img-copy", expect=200).value["disks"][0]
+    copy = api.volume(disk["volume"])
+    assert copy["image"] is None and copy["backing"] == [] and copy["format"] == "qcow2"
+    assert copy["virtual_size_bytes"] == 64 * MiB
+    assert api.image("imported")["used_by"] == 1
+    api.delete_vm("img-copy")
+
+    api.call("DELETE", "/v1/images/imported", expect=409, code="invalid-state")
+    api.delete_vm("img-user")
+    assert api.image("imported")["used_by"] == 0
+    assert api.call("DELETE", "/v1/images/imported", expect=200).value == {}
+    assert api.image("imported") is None
+    assert not (state_dir / "images" / "imported").exists()
+    api.call("DELETE", "/v1/images/imported", expect=404, code="not-found")
+
+
+def test_vm_disks(api):
+    api.create("dsk1")
+    disks = api.call("GET", "/v1/vms/dsk1/disks", expect=200).value["disks"]
+    assert len(disks) == 1, disks
+    boot = disks[0]
+    assert boot["index"] == 0 and boot["boot"] is True and boot["bus"] == "virtio"
+    assert boot["volume"] == "default/dsk1-disk0" and boot["format"] == "qcow2"
+    assert boot["readonly"] is False and boot["shareable"] is False
+    vm = api.call("GET", "/v1/vms/dsk1", expect=200).value
+    assert vm["disks"] == [{"path": boot["path"], "format": "qcow2", "readonly": False,
+                            "volume": "default/dsk1-disk0"}], vm["disks"]
+
+    # add: an existing volume, a new one by size (in a pool, in a format)
+    api.new_volume("default", {"name": "dsk-data", "size_bytes": 8 * MiB})
+    api.task_ok("POST", "/v1/vms/dsk1/disks", {"volume": "default/dsk-data"},
+                kind="disk-add", target="dsk1")
+    api.task_ok("POST", "/v1/vms/dsk1/disks", {"size_bytes": 4 * MiB},
+                kind="disk-add", target="dsk1")
+    api.task_ok("POST", "/v1/vms/dsk1/disks",
+                {"size_bytes": 2 * MiB, "pool": "default", "format": "raw"},
+                kind="disk-add", target="dsk1")
+    disks = api.call("GET", "/v1/vms/dsk1/disks", expect=200).value["disks"]
+    keys = ["default/dsk1-disk0", "default/dsk-data", "default/dsk1-disk1", "default/dsk1-disk2"]
+    assert [d["volume"] for d in disks] == keys, disks
+    assert [d["index"] for d in disks] == [0, 1, 2, 3]
+    assert [d["boot"] for d in disks] == [True, False, False, False]
+    assert [d["format"] for d in disks] == ["qcow2", "qcow2", "qcow2", "raw"]
+    vm = api.call("GET", "/v1/vms/dsk1", expect=200).value
+    assert [d["volume"] for d in vm["disks"]] == keys
+    assert [d["path"] for d in vm["disks"]] == [d["path"] for d in disks]
+    for key in keys:
+        assert api.volume(key)["attached_to"] == "dsk1"
+    assert api.volume("default/dsk1-disk1")["virtual_size_bytes"] == 4 * MiB
+    assert api.volume("default/dsk1-disk2")["virtual_size_bytes"] == 2 * MiB
+
+    # 409: a volume attached already (to this VM or another); the VM is active
+    api.create("dsk2")
+    api.call("POST", "/v1/vms/dsk1/disks", {"volume": "default/dsk-data"},
+             expect=409, code="invalid-state")
+    api.call("POST", "/v1/vms/dsk1/disks", {"volume": "default/dsk2-disk0"},
+             expect=409, code="invalid-state")
+    api.act("dsk1", "start")
+    api.call("POST", "/v1/vms/dsk1/disks", {"size_bytes": MiB}, expect=409, code="invalid-state")
+    api.call("DELETE", "/v1/vms/dsk1/disks/1", expect=409, code="invalid-state")
+    api.act("dsk1", "stop", {"force": True})
+    # 400: the boot disk; 404: no such disk
+    api.call("DELETE", "/v1/vms/dsk1/disks/0", expect=400, code="invalid-argument")
+    api.call("DELETE", "/v1/vms/dsk1/disks/4", expect=404, code="not-found")
+
+    # remove: the later disks move down; the volume stays, detached
+    api.task_ok("DELETE", "/v1/vms/dsk1/disks/1", kind="disk-remove", target="dsk1")
+    disks = api.call("GET", "/v1/vms/dsk1/disks", expect=200).value["disks"]
+    assert [d["volume"] for d in disks] == [keys[0], keys[2], keys[3]], disks
+    assert [d["index"] for d in disks] == [0, 1, 2]
+    assert api.volume("default/dsk-data")["attached_to"] is None
+
+    # delete with keep_disks: the volumes stay, detached; without: they go
+    api.delete_vm("dsk1", "?keep_disks=true")
+    for key in keys:
+        assert api.volume(key)["attached_to"] is None
+        api.delete_volume(key)
+    api.delete_vm("dsk2")
+    api.call("GET", "/v1/pools/default/volumes/dsk2-disk0", expect=404, code="not-found")
+
+
+def test_vm_template(api):
+    api.create("tpl1")
+    api.task_ok("POST", "/v1/vms/tpl1/template", {"image": "tpl-image"},
+                kind="template", target="tpl1")
+    image = api.image("tpl-image")
+    assert image["format"] == "qcow2" and image["disk"].endswith("/images/tpl-image/disk.qcow2")
+    assert image["kernel"].endswith("/images/tpl-image/vmlinux") and image["initrd"] is None
+    assert image["cmdline"] == "console=ttyS0" and image["used_by"] == 0
+    info = json.loads(qemu_img("info", "--output=json", image["disk"]))
+    assert "backing-filename" not in info, "a template is flattened"
+    assert info["virtual-size"] == 64 * MiB, info
+
+    api.create("from-tpl", image="tpl-image")
+    assert api.image("tpl-image")["used_by"] == 1
+    assert api.call("GET", "/v1/vms/from-tpl", expect=200).value["image"] == "tpl-image"
+
+    api.call("POST", "/v1/vms/tpl1/template", {"image": "tpl-image"},
+             expect=409, code="already-exists")
+    api.call("POST", "/v1/vms/tpl1/template", {"image": "default"},
+             expect=409, code="already-exists")
+    api.act("tpl1", "start")
+    api.call("POST", "/v1/vms/tpl1/template", {"image": "tpl-other"},
+             expect=409, code="invalid-state")
+    api.act("tpl1", "stop", {"force": True})
+
+    api.delete_vm("from-tpl")
+    assert api.call("DELETE", "/v1/images/tpl-image", expect=200).value == {}
+    api.delete_vm("tpl1")
 
 
 def test_every_operation_was_exercised(api, spec, request):

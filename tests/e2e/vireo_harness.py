@@ -176,6 +176,8 @@ class Daemon:
         ctype = resp.getheader("Content-Type", "")
         if ctype.startswith("application/json"):
             return resp.status, json.loads(payload)
+        if ctype.startswith("application/octet-stream"):
+            return resp.status, payload
         return resp.status, payload.decode(errors="replace")
 
     def api(self, method, path, body=None, expect=200):
@@ -218,6 +220,53 @@ class Daemon:
         return json.loads(self.cli(*args, "--output", "json").stdout)
 
     # -- helpers -----------------------------------------------------------
+    def guest(self, name, command, timeout=60):
+        """Runs a shell command in the guest through `vireo console`; returns
+        what it printed (between two markers, so echo and prompts are cut)."""
+        tag = uuid.uuid4().hex[:8]
+        begin, end_mark = f"<B{tag}>", f"<E{tag}>"
+        # The markers are printed from octal escapes so that the echoed command
+        # line never contains them; only the command's real output does.
+        script = (f"printf '\\074B%s\\076\\n' {tag}; {command}; "
+                  f"printf '\\n\\074E%s\\076\\n' {tag}\n")
+        proc = subprocess.Popen([VIREO, "--socket", self.socket, "console", name],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        try:
+            proc.stdin.write(script.encode())
+            proc.stdin.flush()
+            out = b""
+            os.set_blocking(proc.stdout.fileno(), False)
+            deadline = time.monotonic() + timeout
+            while end_mark.encode() not in out and time.monotonic() < deadline:
+                chunk = proc.stdout.read()
+                if chunk:
+                    out += chunk
+                elif proc.poll() is not None:
+                    break
+                else:
+                    time.sleep(0.05)
+            proc.stdin.write(b"\x1d")  # Ctrl-] detaches
+            proc.stdin.close()
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        text = out.decode(errors="replace").replace("\r", "")
+        start = text.find(begin)
+        end = text.find(end_mark, start + 1)
+        if start < 0 or end < 0:
+            raise AssertionError(f"no output of {command!r} from {name}:\n{text}")
+        return text[start + len(begin):end]
+
+    def task_ok(self, method, path, body=None):
+        """Runs an action that answers 202 with a task; waits; asserts success."""
+        doc = self.api(method, path, body, expect=202)
+        task = self.wait_task(doc["task"])
+        assert task["state"] == "succeeded", task
+        return doc
+
     def create_and_boot(self, name, memory="256M"):
         self.cli("vm", "create", name, "--memory", memory)
         self.cli("vm", "start", name)

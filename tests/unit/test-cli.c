@@ -1,5 +1,6 @@
 /* test-cli.c: the CLI's command-line parsing (options anywhere, values, usage
- * errors), its option value checks and its output formatting. */
+ * errors, several positionals, two-word verbs), its option value checks and
+ * its output formatting. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,6 +120,179 @@ static void test_parse_args(void **state)
     assert_int_equal(c.exit_status, CLI_EXIT_USAGE);
 }
 
+/* Several positionals, an optional one, and a two-word verb. */
+static const CliCommand import_cmd = { "volume", "import", "POOL/NAME FILE", "[--upload]",
+                                       "Import.", NULL, run_dummy };
+static const CliCommand list_cmd = { "volume", "list", "[POOL]", NULL, "List.", NULL, run_dummy };
+static const CliCommand disk_add_cmd = { "vm", "disk add", "VM [POOL/NAME]", "[--size SIZE]",
+                                         "Add.", NULL, run_dummy };
+
+typedef struct {
+    const CliCommand *cmd;
+    char **argv;
+    int argc;
+    bool ok;
+    int exit_status;
+    const char *args[2];
+    const char *size;
+    bool upload;
+} MultiCase;
+
+static void do_multi(void *p)
+{
+    MultiCase *c = p;
+    const CliOption opts[] = {
+        { "--upload", NULL, &c->upload },
+        { "--size", &c->size, NULL },
+        { NULL, NULL, NULL },
+    };
+    c->ok = cli_parse_args_n(c->cmd, c->argc, c->argv, opts, c->args, 2, &c->exit_status);
+}
+
+static char *multi(MultiCase *c, const CliCommand *cmd, ...)
+{
+    static char *argv[16];
+    va_list ap;
+    va_start(ap, cmd);
+    int n = 0;
+    argv[n++] = (char *)"verb";
+    for (char *a; (a = va_arg(ap, char *));)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    *c = (MultiCase){ .cmd = cmd, .argv = argv, .argc = n };
+    return stderr_of(do_multi, c);
+}
+
+static void test_parse_positionals(void **state)
+{
+    MultiCase c;
+    _cleanup_free_ char *e1 = multi(&c, &import_cmd, "default/d1", "--upload", "disk.vmdk", NULL);
+    assert_true(c.ok);
+    assert_string_equal(c.args[0], "default/d1");
+    assert_string_equal(c.args[1], "disk.vmdk");
+    assert_true(c.upload);
+    assert_string_equal(e1, "");
+
+    /* The missing one is named. */
+    _cleanup_free_ char *e2 = multi(&c, &import_cmd, "default/d1", NULL);
+    assert_false(c.ok);
+    assert_int_equal(c.exit_status, CLI_EXIT_USAGE);
+    assert_string_equal(e2, "vireo: 'volume import' needs FILE; try 'vireo volume import --help'\n");
+    _cleanup_free_ char *e3 = multi(&c, &import_cmd, NULL);
+    assert_false(c.ok);
+    assert_non_null(strstr(e3, "needs POOL/NAME;"));
+    _cleanup_free_ char *e4 = multi(&c, &import_cmd, "a/b", "f", "g", NULL);
+    assert_false(c.ok);
+    assert_non_null(strstr(e4, "unexpected argument 'g' for 'volume import'"));
+    _cleanup_free_ char *e5 = multi(&c, &import_cmd, "a/b", "", NULL);
+    assert_false(c.ok);
+    assert_non_null(strstr(e5, "FILE must not be empty"));
+
+    /* An optional positional. */
+    free(multi(&c, &list_cmd, NULL));
+    assert_true(c.ok);
+    assert_null(c.args[0]);
+    assert_null(c.args[1]);
+    free(multi(&c, &list_cmd, "fast", NULL));
+    assert_true(c.ok);
+    assert_string_equal(c.args[0], "fast");
+    _cleanup_free_ char *e6 = multi(&c, &list_cmd, "fast", "slow", NULL);
+    assert_false(c.ok);
+    assert_non_null(strstr(e6, "unexpected argument 'slow'"));
+
+    /* A two-word verb: its name in messages and help hints. */
+    free(multi(&c, &disk_add_cmd, "web1", "--size", "1G", NULL));
+    assert_true(c.ok);
+    assert_string_equal(c.args[0], "web1");
+    assert_null(c.args[1]);
+    assert_string_equal(c.size, "1G");
+    _cleanup_free_ char *e7 = multi(&c, &disk_add_cmd, "web1", "--bogus", NULL);
+    assert_false(c.ok);
+    assert_string_equal(e7, "vireo: unknown option '--bogus' for 'vm disk add'; "
+                            "try 'vireo vm disk add --help'\n");
+    _cleanup_free_ char *e8 = multi(&c, &disk_add_cmd, NULL);
+    assert_false(c.ok);
+    assert_non_null(strstr(e8, "'vm disk add' needs VM;"));
+}
+
+static void test_find_command(void **state)
+{
+    static const CliCommand cmds[] = {
+        { "vm", "create", "NAME", NULL, "Create.", NULL, run_dummy },
+        { "vm", "disk add", "VM [POOL/NAME]", NULL, "Add.", NULL, run_dummy },
+        { "vm", "disk list", "VM", NULL, "List.", NULL, run_dummy },
+    };
+    static const CliNoun noun = { "vm", "virtual machines", cmds, ELEMENTSOF(cmds) };
+    int words = 0;
+    char *a1[] = { (char *)"create", (char *)"web1", NULL };
+    assert_ptr_equal(cli_find_command(&noun, 2, a1, &words), &cmds[0]);
+    assert_int_equal(words, 1);
+    char *a2[] = { (char *)"disk", (char *)"list", (char *)"web1", NULL };
+    assert_ptr_equal(cli_find_command(&noun, 3, a2, &words), &cmds[2]);
+    assert_int_equal(words, 2);
+    char *a3[] = { (char *)"disk", NULL };
+    assert_null(cli_find_command(&noun, 1, a3, &words));
+    char *a4[] = { (char *)"disk", (char *)"frob", NULL };
+    assert_null(cli_find_command(&noun, 2, a4, &words));
+    char *a5[] = { (char *)"add", NULL };
+    assert_null(cli_find_command(&noun, 1, a5, &words));
+    assert_true(cli_is_verb_group(&noun, "disk"));
+    assert_false(cli_is_verb_group(&noun, "dis"));
+    assert_false(cli_is_verb_group(&noun, "create"));
+    char name[64];
+    assert_string_equal(cli_command_name(&cmds[1], name, sizeof(name)), "vm disk add");
+}
+
+typedef struct {
+    const char *what, *s;
+    bool ok;
+    char *pool, *name;
+} RefCase;
+
+static void do_ref(void *p)
+{
+    RefCase *c = p;
+    c->ok = cli_parse_volume_ref(c->what, c->s, &c->pool, &c->name);
+}
+
+static void test_volume_ref(void **state)
+{
+    RefCase c = { .what = "POOL/NAME", .s = "default/data1" };
+    free(stderr_of(do_ref, &c));
+    assert_true(c.ok);
+    assert_string_equal(c.pool, "default");
+    assert_string_equal(c.name, "data1");
+    free(c.pool);
+    free(c.name);
+
+    static const char *const bad[] = { "data1", "/data1", "default/", "a/b/c", "/", "" };
+    for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+        c = (RefCase){ .what = "POOL/DST", .s = bad[i] };
+        _cleanup_free_ char *e = stderr_of(do_ref, &c);
+        assert_false(c.ok);
+        assert_null(c.pool);
+        assert_non_null(strstr(e, "vireo: POOL/DST: '"));
+        assert_non_null(strstr(e, "is not POOL/NAME"));
+    }
+}
+
+static void test_absolute_path(void **state)
+{
+    _cleanup_free_ char *cwd = getcwd(NULL, 0);
+    assert_non_null(cwd);
+    _cleanup_free_ char *a = cli_absolute_path("/no/such/file.qcow2");
+    assert_string_equal(a, "/no/such/file.qcow2");
+    _cleanup_free_ char *b = cli_absolute_path("no-such-file-for-test-cli.vmdk");
+    _cleanup_free_ char *b_want = vo_asprintf("%s/no-such-file-for-test-cli.vmdk", cwd);
+    assert_string_equal(b, b_want);
+    _cleanup_free_ char *c = cli_absolute_path("./no-such-file-for-test-cli.vmdk");
+    assert_string_equal(c, b_want);
+    _cleanup_free_ char *d = cli_absolute_path(".");
+    _cleanup_free_ char *real_cwd = realpath(cwd, NULL);
+    assert_string_equal(d, real_cwd);
+}
+
 typedef struct {
     const char *s;
     bool ok;
@@ -189,6 +363,13 @@ static void test_values(void **state)
     free(value(&c, 2, "4096"));
     assert_true(c.ok);
     assert_int_equal(c.v, 4096);
+    /* Sizes go into JSON integers: at most INT64_MAX. */
+    free(value(&c, 2, "8388607T"));
+    assert_true(c.ok);
+    assert_int_equal(c.v, 8388607ULL << 40);
+    _cleanup_free_ char *e8 = value(&c, 2, "8388608T");
+    assert_false(c.ok);
+    assert_string_equal(e8, "vireo: --disk-size: '8388608T' is too large\n");
 
     free(value(&c, 3, "kvm"));
     assert_true(c.ok);
@@ -288,6 +469,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_args),
+        cmocka_unit_test(test_parse_positionals),
+        cmocka_unit_test(test_find_command),
+        cmocka_unit_test(test_volume_ref),
+        cmocka_unit_test(test_absolute_path),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_formatting),
         cmocka_unit_test(test_table),

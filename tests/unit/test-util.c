@@ -59,6 +59,8 @@ static void test_error_mapping(void **state)
     assert_int_equal(vo_error_from_errno(-EBUSY), VO_ERR_INVALID_STATE);
     assert_int_equal(vo_error_from_errno(-ESTALE), VO_ERR_CONFLICT);
     assert_int_equal(vo_error_from_errno(-EIO), VO_ERR_INTERNAL);
+    assert_int_equal(vo_error_from_errno(-ENOSPC), VO_ERR_INSUFFICIENT_STORAGE);
+    assert_int_equal(vo_error_http_status(VO_ERR_INSUFFICIENT_STORAGE), 507);
     assert_int_equal(vo_error_http_status(VO_ERR_NOT_FOUND), 404);
     assert_int_equal(vo_error_http_status(VO_ERR_ALREADY_EXISTS), 409);
     assert_int_equal(vo_error_http_status(VO_ERR_PAYLOAD_TOO_LARGE), 413);
