@@ -909,7 +909,7 @@ def test_volumes(api, scratch):
     assert keys == sorted(keys) and {"default/vol1", "default/vol-raw"} <= set(keys)
     in_default = api.call("GET", "/v1/volumes?pool=default", expect=200).value["volumes"]
     assert [v["key"] for v in in_default] == [v["key"] for v in volumes if v["pool"] == "default"]
-    assert api.call("GET", "/v1/volumes?pool=nope", expect=200).value == {"volumes": []}
+    api.call("GET", "/v1/volumes?pool=nope", expect=404)
 
     # 507: a raw volume is fully allocated, so one larger than the free space is refused
     free = api.call("GET", "/v1/pools/default", expect=200).value["available_bytes"]
@@ -1072,7 +1072,7 @@ def test_images_import_and_delete(api, state_dir):
     assert names == sorted(names) and {"default", "imported"} <= set(names)
     api.call("POST", "/v1/images", body, expect=409, code="already-exists")
 
-    # a linked clone holds the image; a full copy does not
+    # every VM made from the image holds it (a full copy still boots its kernel)
     api.create("img-user", image="imported")
     disk = api.call("GET", "/v1/vms/img-user", expect=200).value["disks"][0]
     assert api.volume(disk["volume"])["image"] == "imported"
@@ -1082,8 +1082,9 @@ def test_images_import_and_delete(api, state_dir):
     copy = api.volume(disk["volume"])
     assert copy["image"] is None and copy["backing"] == [] and copy["format"] == "qcow2"
     assert copy["virtual_size_bytes"] == 64 * MiB
-    assert api.image("imported")["used_by"] == 1
+    assert api.image("imported")["used_by"] == 2
     api.delete_vm("img-copy")
+    assert api.image("imported")["used_by"] == 1
 
     api.call("DELETE", "/v1/images/imported", expect=409, code="invalid-state")
     api.delete_vm("img-user")
@@ -1104,7 +1105,7 @@ def test_vm_disks(api):
     assert boot["readonly"] is False and boot["shareable"] is False
     vm = api.call("GET", "/v1/vms/dsk1", expect=200).value
     assert vm["disks"] == [{"path": boot["path"], "format": "qcow2", "readonly": False,
-                            "volume": "default/dsk1-disk0"}], vm["disks"]
+                            "volume": "default/dsk1-disk0", "owned": True}], vm["disks"]
 
     # add: an existing volume, a new one by size (in a pool, in a format)
     api.new_volume("default", {"name": "dsk-data", "size_bytes": 8 * MiB})
