@@ -213,7 +213,10 @@ static int vm_list(const CliCommand *cmd, int argc, char **argv)
 {
     json_t *doc = NULL;
     int exit_status;
-    if (!api_read_command(cmd, argc, argv, "/v1/vms", &doc, &exit_status))
+    /* The table needs only the summary; --output json prints the full documents.
+     * (cli_globals.json is set before the command runs.) */
+    const char *path = cli_globals.json ? "/v1/vms" : "/v1/vms?view=summary";
+    if (!api_read_command(cmd, argc, argv, path, &doc, &exit_status))
         return exit_status;
     static const char *const headers[] = { "NAME", "STATE", "VCPUS", "MEMORY", "ACCEL", "UPTIME" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);

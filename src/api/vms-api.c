@@ -19,7 +19,13 @@ static VoVm *find_vm(VoRequest *req, VoReply *rep)
 
 void vo_api_vms_list(VoRequest *req, VoReply *rep)
 {
-    vo_reply_json(rep, 200, json_pack("{s:o}", "vms", vo_vms_list_json(req->d)));
+    const char *view = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "view");
+    if (view && strcmp(view, "summary") && strcmp(view, "full")) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "view: '%s' is not summary or full", view);
+        return;
+    }
+    bool summary = view && !strcmp(view, "summary");
+    vo_reply_json(rep, 200, json_pack("{s:o}", "vms", vo_vms_list_json(req->d, summary)));
 }
 
 void vo_api_vm_show(VoRequest *req, VoReply *rep)

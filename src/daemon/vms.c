@@ -226,14 +226,28 @@ static int cmp_vm_json_name(const void *a, const void *b)
     return strcmp(na, nb);
 }
 
-json_t *vo_vms_list_json(VoDaemon *d)
+static json_t *summary_of(json_t *full)
+{
+    static const char *const keys[] = { "id", "name", "state", "vcpus", "memory_mib", "accel",
+                                        "accel_active", "pid", "uptime_s", "autostart" };
+    json_t *o = json_object();
+    for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+        json_t *v = json_object_get(full, keys[i]);
+        if (v)
+            json_object_set(o, keys[i], v);
+    }
+    json_decref(full);
+    return o;
+}
+
+json_t *vo_vms_list_json(VoDaemon *d, bool summary)
 {
     pthread_mutex_lock(&d->vms_lock);
     size_t n = d->n_vms;
     json_t **items = vo_malloc0(sizeof(json_t *) * (n + 1));
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        items[k++] = vo_vm_to_json(d->vms[i]);
+        items[k++] = summary ? summary_of(vo_vm_to_json(d->vms[i])) : vo_vm_to_json(d->vms[i]);
     pthread_mutex_unlock(&d->vms_lock);
     qsort(items, k, sizeof(json_t *), cmp_vm_json_name);
     json_t *arr = json_array();

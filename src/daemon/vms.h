@@ -32,7 +32,9 @@ static inline void vo_vm_unrefp(VoVm **vm) { if (*vm) vo_vm_unref(*vm); }
 
 /* API representation (new reference). */
 json_t *vo_vm_to_json(VoVm *vm);
-json_t *vo_vms_list_json(VoDaemon *d);
+/* summary: only what a listing shows (id, name, state, vcpus, memory_mib,
+ * accel, accel_active, pid, uptime_s, autostart), for big lists. */
+json_t *vo_vms_list_json(VoDaemon *d, bool summary);
 
 /* Operations. Each checks its preconditions at once (returning -EBUSY etc.
  * with *ret_error set) and then queues a task; *ret_task is the task JSON. */

@@ -15,6 +15,7 @@
 #include "qemu/qemu-argv.h"
 #include "qmp/qmp.h"
 #include "util/spawn.h"
+#include "util/unix-socket.h"
 #include "util/util.h"
 
 #define QMP_TIMEOUT_MS 10000
@@ -86,18 +87,22 @@ static int qmp_call(VoHvInstance *vm, const char *cmd)
     return r;
 }
 
-/* Connects QMP, giving up early when QEMU dies first. */
+/* Connects QMP, giving up early when QEMU dies first. Only the connect is
+ * retried (QEMU may not listen yet); once connected, the greeting and
+ * capabilities get the rest of the deadline, since QEMU answers them only
+ * when its main loop runs, which a loaded host delays. */
 static int connect_qmp(VoHvInstance *vm, int timeout_ms)
 {
     int64_t deadline = vo_now_ms() + timeout_ms;
     for (;;) {
-        int r = vo_qmp_connect(vm->qmp_path, 200, &vm->qmp);
-        if (r >= 0)
-            return 0;
+        int fd = vo_unix_connect(vm->qmp_path, 0);
+        if (fd >= 0)
+            return vo_qmp_open_fd(fd, (int)(deadline - vo_now_ms()), &vm->qmp);
         if (vm->pidfd >= 0 && process_exited(vm->pidfd))
             return -ECHILD;
         if (vo_now_ms() > deadline)
-            return r;
+            return fd;
+        poll(NULL, 0, 10);
     }
 }
 

@@ -581,6 +581,9 @@ def test_vm_lifecycle(api):
     vm_id = vm["id"]
 
     names = [v["name"] for v in api.call("GET", "/v1/vms", expect=200).value["vms"]]
+    summary = api.call("GET", "/v1/vms?view=summary", expect=200).value["vms"]
+    assert [v["name"] for v in summary] == names and "disks" not in summary[0]
+    api.call("GET", "/v1/vms?view=bogus", expect=400, code="invalid-argument")
     assert "life1" in names and names == sorted(names)
     vm = api.call("GET", "/v1/vms/life1", expect=200).value
     assert vm == api.call("GET", f"/v1/vms/{vm_id}", expect=200).value
