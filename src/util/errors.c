@@ -36,7 +36,7 @@ int vo_error_http_status(VoErrorCode code)
 VoErrorCode vo_error_from_errno(int negative_errno)
 {
     switch (-negative_errno) {
-    case EINVAL: case ERANGE: case EDOM: return VO_ERR_INVALID_ARGUMENT;
+    case EINVAL: case ERANGE: case EDOM: case EPERM: return VO_ERR_INVALID_ARGUMENT;
     case ENOENT: return VO_ERR_NOT_FOUND;
     case EEXIST: return VO_ERR_ALREADY_EXISTS;
     case EBUSY: case EALREADY: case ENOTCONN: return VO_ERR_INVALID_STATE;
