@@ -8,6 +8,7 @@ ASAN_BUILD=${2:-build-asan}
 IMAGE=${3:-$BUILD/guest/default}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+absolute() { case $1 in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
 
 passed=0
 failed=0
@@ -36,7 +37,7 @@ fi
 echo "== system tests (pytest) =="
 junit="$BUILD/pytest-junit.xml"
 rm -f "$junit"
-VIREO_BUILD="$top/$BUILD" VIREO_TEST_IMAGE="$top/$IMAGE" \
+VIREO_BUILD="$(absolute "$BUILD")" VIREO_TEST_IMAGE="$(absolute "$IMAGE")" \
     /usr/bin/python3 -m pytest -v -p no:cacheprovider --junitxml="$junit" tests/e2e
 if [ -f "$junit" ]; then
     read -r pp pf < <(python3 - "$junit" <<'PY'
