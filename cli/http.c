@@ -448,3 +448,22 @@ bool api_read_command(const CliCommand *cmd, int argc, char **argv, const char *
     *ret_doc = doc;
     return true;
 }
+
+int api_delete_command(const CliCommand *cmd, int argc, char **argv, const char *collection)
+{
+    const char *name = NULL;
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *path = api_path(collection, name, NULL);
+    json_t *doc = NULL;
+    if (api_call("DELETE", path, NULL, &doc) < 0)
+        return CLI_EXIT_FAIL;
+    if (cli_globals.json)
+        out_json(stdout, doc);
+    else
+        printf("%s: deleted\n", name);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}

@@ -45,6 +45,10 @@ struct CliCommand;
  * path, and under --output json print the document. Returns true with
  * *ret_doc for the caller to print as a table; false when it is done, with
  * the exit status in *ret_exit. */
+/* A delete that answers at once (no task): DELETE /v1/COLLECTION/NAME, the
+ * one positional argument. Returns the exit status. */
+int api_delete_command(const struct CliCommand *cmd, int argc, char **argv,
+                       const char *collection);
 bool api_read_command(const struct CliCommand *cmd, int argc, char **argv, const char *path,
                       json_t **ret_doc, int *ret_exit);
 

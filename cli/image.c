@@ -71,21 +71,7 @@ static int image_import(const CliCommand *cmd, int argc, char **argv)
 
 static int image_delete(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *name = NULL;
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
-        return exit_status;
-    _cleanup_free_ char *path = api_path("images", name, NULL);
-    json_t *doc = NULL;
-    if (api_call("DELETE", path, NULL, &doc) < 0)
-        return CLI_EXIT_FAIL;
-    if (cli_globals.json)
-        out_json(stdout, doc);
-    else
-        printf("%s: deleted\n", name);
-    json_decref(doc);
-    return CLI_EXIT_OK;
+    return api_delete_command(cmd, argc, argv, "images");
 }
 
 static const CliCommand image_commands[] = {

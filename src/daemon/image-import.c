@@ -44,48 +44,63 @@ static int copy_into(const char *from, const char *dir, const char *name, char *
     return r;
 }
 
+static int write_image_json(const VoImageBuild *b, const char *dir)
+{
+    json_t *meta = json_pack("{s:s, s:s, s:s}", "name", b->name, "disk", "disk.qcow2", "format",
+                             "qcow2");
+    if (b->kernel)
+        json_object_set_new(meta, "kernel", json_string("vmlinux"));
+    if (b->initrd)
+        json_object_set_new(meta, "initrd", json_string("initrd.img"));
+    if (b->cmdline)
+        json_object_set_new(meta, "cmdline", json_string(b->cmdline));
+    if (b->template_of)
+        json_object_set_new(meta, "template_of", json_string(b->template_of));
+    _cleanup_free_ char *text = json_dumps(meta, JSON_SORT_KEYS | JSON_INDENT(2));
+    json_decref(meta);
+    _cleanup_free_ char *path = vo_asprintf("%s/image.json", dir);
+    return vo_write_file_atomic(path, text, strlen(text));
+}
+
+int vo_image_build(VoDaemon *d, const VoImageBuild *b, VoTask *t, char **ret_error)
+{
+    _cleanup_free_ char *final_dir = vo_asprintf("%s/images/%s", d->state_dir, b->name);
+    _cleanup_free_ char *tmp_dir = vo_asprintf("%s/images/.build-%s", d->state_dir, b->name);
+    _cleanup_free_ char *disk = vo_asprintf("%s/disk.qcow2", tmp_dir);
+    (void)vo_rm_rf(tmp_dir);
+    int r = vo_mkdir_p(tmp_dir, 0750);
+    if (r >= 0)
+        r = vo_img_convert(b->disk_path, b->disk_format, disk, "qcow2", report_progress, t,
+                           ret_error);
+    if (r >= 0 && b->kernel)
+        r = copy_into(b->kernel, tmp_dir, "vmlinux", ret_error);
+    if (r >= 0 && b->initrd)
+        r = copy_into(b->initrd, tmp_dir, "initrd.img", ret_error);
+    if (r >= 0)
+        r = write_image_json(b, tmp_dir);
+    if (r >= 0 && rename(tmp_dir, final_dir) < 0) {
+        r = -errno;
+        *ret_error = vo_asprintf("image '%s' appeared meanwhile: %s", b->name, strerror(errno));
+    }
+    if (r < 0)
+        (void)vo_rm_rf(tmp_dir);
+    return r;
+}
+
 static int task_import(VoTask *t, void *userdata)
 {
     ImportOp *op = userdata;
-    VoDaemon *d = op->d;
-    _cleanup_free_ char *final_dir = vo_asprintf("%s/images/%s", d->state_dir, op->name);
-    _cleanup_free_ char *tmp_dir = vo_asprintf("%s/images/.import-%s", d->state_dir, op->name);
-    _cleanup_free_ char *disk = vo_asprintf("%s/disk.qcow2", tmp_dir);
-    _cleanup_free_ char *error = NULL;
-    (void)vo_rm_rf(tmp_dir);
-    _cleanup_free_ char *format = NULL;
-    int r = vo_mkdir_p(tmp_dir, 0750);
-    if (r >= 0)
-        r = vo_img_probe_import(op->import_path, &format, &error);
-    if (r >= 0)
-        r = vo_img_convert(op->import_path, format, disk, "qcow2", report_progress, t, &error);
-    if (r >= 0 && op->kernel_path)
-        r = copy_into(op->kernel_path, tmp_dir, "vmlinux", &error);
-    if (r >= 0 && op->initrd_path)
-        r = copy_into(op->initrd_path, tmp_dir, "initrd.img", &error);
+    _cleanup_free_ char *error = NULL, *format = NULL;
+    int r = vo_img_probe_import(op->import_path, &format, &error);
     if (r >= 0) {
-        json_t *meta = json_pack("{s:s, s:s, s:s}", "name", op->name, "disk", "disk.qcow2",
-                                 "format", "qcow2");
-        if (op->kernel_path)
-            json_object_set_new(meta, "kernel", json_string("vmlinux"));
-        if (op->initrd_path)
-            json_object_set_new(meta, "initrd", json_string("initrd.img"));
-        if (op->cmdline)
-            json_object_set_new(meta, "cmdline", json_string(op->cmdline));
-        _cleanup_free_ char *text = json_dumps(meta, JSON_SORT_KEYS | JSON_INDENT(2));
-        json_decref(meta);
-        _cleanup_free_ char *meta_path = vo_asprintf("%s/image.json", tmp_dir);
-        r = vo_write_file_atomic(meta_path, text, strlen(text));
+        VoImageBuild b = { .name = op->name, .disk_path = op->import_path, .disk_format = format,
+                           .kernel = op->kernel_path, .initrd = op->initrd_path,
+                           .cmdline = op->cmdline };
+        r = vo_image_build(op->d, &b, t, &error);
     }
-    if (r >= 0 && rename(tmp_dir, final_dir) < 0) {
-        r = -errno;
-        error = vo_asprintf("image '%s' appeared meanwhile: %s", op->name, strerror(errno));
-    }
-    if (r < 0) {
-        (void)vo_rm_rf(tmp_dir);
+    if (r < 0)
         return vo_task_fail(t, r, "cannot import image '%s': %s", op->name,
                             error ? error : strerror(-r));
-    }
     return 0;
 }
 

@@ -29,5 +29,14 @@ typedef struct {
 struct VoDaemon;
 int vo_image_import(struct VoDaemon *d, const VoImageImportArgs *args, json_t **ret_task,
                     char **ret_error);
-/* Refused while VM disks are linked clones of it. */
+/* Builds image NAME from a disk (converted to qcow2; disk_format NULL probes)
+ * and optional boot files; it appears under images/ only once complete. */
+typedef struct {
+    const char *name, *disk_path, *disk_format, *kernel, *initrd, *cmdline;
+    const char *template_of; /* the VM it was made from, informational */
+} VoImageBuild;
+struct VoTask;
+int vo_image_build(struct VoDaemon *d, const VoImageBuild *b, struct VoTask *t, char **ret_error);
+
+/* Refused while VMs or detached linked clones use it. */
 int vo_image_delete(struct VoDaemon *d, const char *name, char **ret_error);

@@ -5,10 +5,9 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
+#include "daemon/images.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
-#include "storage/qemu-img.h"
-#include "util/spawn.h"
 #include "util/util.h"
 
 /* Calls fn for each VM (with a reference held) until fn returns true. */
@@ -307,18 +306,6 @@ int vo_vm_disk_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, ch
     return vo_vm_submit(d, vm, "disk-remove", task_disk_remove, op, disk_op_free, ret_task);
 }
 
-/* Copies a boot file (kernel, initrd) into the image directory as name. */
-static int copy_file(const char *from, const char *dir, const char *name, char **ret_error)
-{
-    _cleanup_free_ char *to = vo_asprintf("%s/%s", dir, name);
-    char *argv[] = { "cp", "--reflink=auto", "--", (char *)from, to, NULL };
-    _cleanup_free_ char *output = NULL;
-    int r = vo_spawn_wait(argv, 600000, &output);
-    if (r < 0)
-        *ret_error = vo_asprintf("cannot copy %s: %s", from, output && *output ? output : strerror(-r));
-    return r;
-}
-
 static int task_template(VoTask *t, void *userdata)
 {
     DiskOp *op = userdata;
@@ -330,42 +317,13 @@ static int task_template(VoTask *t, void *userdata)
     pthread_mutex_lock(&vm->lock);
     VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
-    _cleanup_free_ char *final_dir = vo_asprintf("%s/images/%s", d->state_dir, op->image);
-    _cleanup_free_ char *tmp_dir = vo_asprintf("%s/images/.template-%s-%s", d->state_dir,
-                                               op->image, spec->id);
-    _cleanup_free_ char *error = NULL, *disk = vo_asprintf("%s/disk.qcow2", tmp_dir);
-    (void)vo_rm_rf(tmp_dir);
-    r = vo_mkdir_p(tmp_dir, 0750);
-    if (r >= 0) {
-        vo_task_progress(t, 5, "flattening the boot disk");
-        r = vo_img_convert(spec->disks[0].path, vo_disk_format_to_string(spec->disks[0].format),
-                           disk, "qcow2", NULL, NULL, &error);
-    }
-    if (r >= 0 && spec->kernel)
-        r = copy_file(spec->kernel, tmp_dir, "vmlinux", &error);
-    if (r >= 0 && spec->initrd)
-        r = copy_file(spec->initrd, tmp_dir, "initrd.img", &error);
-    if (r >= 0) {
-        json_t *meta = json_pack("{s:s, s:s, s:s, s:s}", "name", op->image, "disk", "disk.qcow2",
-                                 "format", "qcow2", "template_of", spec->name);
-        if (spec->kernel)
-            json_object_set_new(meta, "kernel", json_string("vmlinux"));
-        if (spec->initrd)
-            json_object_set_new(meta, "initrd", json_string("initrd.img"));
-        if (spec->cmdline)
-            json_object_set_new(meta, "cmdline", json_string(spec->cmdline));
-        _cleanup_free_ char *text = json_dumps(meta, JSON_SORT_KEYS | JSON_INDENT(2));
-        json_decref(meta);
-        _cleanup_free_ char *meta_path = vo_asprintf("%s/image.json", tmp_dir);
-        r = vo_write_file_atomic(meta_path, text, strlen(text));
-    }
-    if (r >= 0 && rename(tmp_dir, final_dir) < 0) {
-        r = -errno;
-        error = vo_asprintf("image '%s' appeared meanwhile or cannot be placed: %s", op->image,
-                            strerror(errno));
-    }
-    if (r < 0)
-        (void)vo_rm_rf(tmp_dir);
+    _cleanup_free_ char *error = NULL;
+    vo_task_progress(t, 5, "flattening the boot disk");
+    VoImageBuild b = { .name = op->image, .disk_path = spec->disks[0].path,
+                       .disk_format = vo_disk_format_to_string(spec->disks[0].format),
+                       .kernel = spec->kernel, .initrd = spec->initrd, .cmdline = spec->cmdline,
+                       .template_of = spec->name };
+    r = vo_image_build(d, &b, t, &error);
     pthread_mutex_unlock(&vm->job);
     if (r < 0)
         r = vo_task_fail(t, r, "cannot make image '%s' from VM '%s': %s", op->image, spec->name,
