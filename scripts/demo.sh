@@ -53,7 +53,7 @@ echo
 "$VIREO" vm show demo
 echo
 echo "Its serial console so far:"
-"$VIREO" console demo --log | tail -n 5
+"$VIREO" console demo --log | grep -a "vireo-guest"
 
 cat <<MSG
 
