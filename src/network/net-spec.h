@@ -78,6 +78,9 @@ bool vo_ifname_valid(const char *name);
  * the scheme may change without renaming existing bridges. */
 void vo_net_bridge_name(const char *net_name, char ret[VO_IFNAME_SIZE]);
 
+/* FNV-1a of a network's name: the stable hash behind generated names. */
+uint32_t vo_net_name_hash(const char *net_name);
+
 /* "<uplink>.<id>"; -ENAMETOOLONG with a message naming it past 15. */
 int vo_net_vlan_ifname(const char *uplink, uint32_t vlan_id, char ret[VO_IFNAME_SIZE],
                        char **ret_error);
