@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "storage/image-header.h"
 #include "storage/qemu-img.h"
 #include "storage/volume-path.h"
 #include "util/spawn.h"
@@ -444,6 +445,46 @@ static void test_fs_usage(void **state)
                      -ENOENT);
 }
 
+/* The header reader agrees with qemu-img on a 3-layer chain, including a
+ * relative backing name, and stops at a raw base. */
+static void test_header_chain(void **state)
+{
+    if (!have_qemu_img())
+        skip();
+    const char *dir = *state;
+    _cleanup_free_ char *base = vo_asprintf("%s/base.raw", dir);
+    _cleanup_free_ char *mid = vo_asprintf("%s/mid.qcow2", dir);
+    _cleanup_free_ char *top = vo_asprintf("%s/top.qcow2", dir);
+    char *err = NULL;
+    assert_int_equal(vo_img_create(base, "raw", 2 << 20, NULL, NULL, &err), 0);
+    assert_int_equal(vo_img_create(mid, "qcow2", 0, base, "raw", &err), 0);
+    /* a relative backing name, as qemu-img writes it when given one */
+    char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "mid.qcow2",
+                     top, "4M", NULL };
+    _cleanup_free_ char *out = NULL;
+    assert_int_equal(vo_spawn_wait(argv, 30000, &out), 0);
+
+    VoImgInfo h, q;
+    assert_int_equal(vo_img_header_chain(top, &h), 0);
+    assert_int_equal(vo_img_info(top, "qcow2", &q, &err), 0);
+    assert_int_equal(h.n_layers, 3);
+    assert_int_equal(q.n_layers, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(h.layers[i].format, q.layers[i].format);
+        assert_int_equal(h.layers[i].virtual_size, q.layers[i].virtual_size);
+    }
+    assert_int_equal(h.layers[0].virtual_size, 4 << 20);
+    assert_string_equal(h.layers[1].path, mid);
+    assert_string_equal(h.layers[2].path, base);
+    vo_img_info_clear(&h);
+    vo_img_info_clear(&q);
+
+    /* A missing backing file is an error, not a short chain. */
+    assert_int_equal(unlink(base), 0);
+    assert_int_equal(vo_img_header_chain(top, &h), -ENOENT);
+    assert_int_equal(h.n_layers, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -452,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_info_parse_errors),
         cmocka_unit_test(test_parse_progress),
         cmocka_unit_test_setup_teardown(test_qemu_img_round_trip, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_header_chain, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test(test_key_split),
         cmocka_unit_test(test_volume_path),
         cmocka_unit_test_setup_teardown(test_path_inside, tmpdir_setup, tmpdir_teardown),
