@@ -326,8 +326,8 @@ int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **re
         if (!vo_mac_valid(s->nics[i].mac))
             return fail(ret_error, "nics[%zu].mac: '%s' is not a unicast MAC like 52:54:00:12:34:56",
                         i, s->nics[i].mac);
-        if (strcmp(s->nics[i].network, "user"))
-            return fail(ret_error, "nics[%zu].network: '%s' is unknown (only 'user' for now)", i,
+        if (strcmp(s->nics[i].network, "user") && !vo_name_valid(s->nics[i].network))
+            return fail(ret_error, "nics[%zu].network: '%s' is not a network name or 'user'", i,
                         s->nics[i].network);
         for (size_t j = 0; j < i; j++)
             if (!strcasecmp(s->nics[i].mac, s->nics[j].mac))

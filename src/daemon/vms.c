@@ -420,7 +420,7 @@ static int task_start(VoTask *t, void *userdata)
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, spec->id);
     _cleanup_free_ char *error = NULL;
     VoHvInstance *hv = NULL;
-    int r = d->driver->start(d->driver, spec, run_dir, &hv, &error);
+    int r = d->driver->start(d->driver, spec, run_dir, NULL, &hv, &error);
     vo_vm_spec_free(spec);
     if (r < 0) {
         pthread_mutex_lock(&vm->lock);

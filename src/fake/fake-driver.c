@@ -60,7 +60,7 @@ static void fake_release(VoHvInstance *vm)
 }
 
 static int fake_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
-                      VoHvInstance **ret, char **ret_error)
+                      const int *tap_fds, VoHvInstance **ret, char **ret_error)
 {
     int r = take_fault("start");
     if (r < 0) {

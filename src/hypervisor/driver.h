@@ -23,8 +23,10 @@ struct VoHvDriver {
     const char *name;
     /* Launches the VM with its vCPUs stopped (so the console can be attached
      * before the first byte); vo continues it with ->resume. */
-    int (*start)(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir, VoHvInstance **ret,
-                 char **ret_error);
+    /* tap_fds: per NIC, an open tap for a NIC on a vireo network, -1 for a
+     * user-mode NIC (NULL: none); the driver hands them to the VM. */
+    int (*start)(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir, const int *tap_fds,
+                 VoHvInstance **ret, char **ret_error);
     /* Re-attaches to a VM started by an earlier vireod; -ESRCH when it is gone. */
     int (*attach)(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir, VoHvInstance **ret);
     int (*info)(VoHvInstance *vm, VoHvInfo *ret);

@@ -132,18 +132,31 @@ static void build_disks(char ***argv, const VoVmSpec *spec)
     }
 }
 
-static void build_nics(char ***argv, const VoVmSpec *spec)
+/* A NIC on a vireo network is a tap vireod opened and hands over as an fd
+ * (vhost-net off: the host may lack it); "user" is QEMU's own NAT. */
+static int build_nics(char ***argv, const VoVmSpec *spec, const VoQemuPaths *paths,
+                      char **ret_error)
 {
     for (size_t i = 0; i < spec->n_nics; i++) {
         const VoNicSpec *n = &spec->nics[i];
         char netdev_id[32], dev_id[32];
         snprintf(netdev_id, sizeof(netdev_id), "hostnet%zu", i);
         snprintf(dev_id, sizeof(dev_id), "net%zu", i);
-        push_opt(argv, "-netdev", "user,id=%s", netdev_id);
+        if (!strcmp(n->network, "user"))
+            push_opt(argv, "-netdev", "user,id=%s", netdev_id);
+        else if (paths->tap_fds && paths->tap_fds[i] >= 0)
+            push_opt(argv, "-netdev", "tap,id=%s,fd=%d,vhost=off", netdev_id, paths->tap_fds[i]);
+        else {
+            if (ret_error)
+                *ret_error = vo_asprintf("nics[%zu]: network '%s' needs a tap and none was given",
+                                         i, n->network);
+            return -EINVAL;
+        }
         push_json(argv, "-device",
                   json_pack("{s:s, s:s, s:s, s:s}", "driver", "virtio-net-pci", "id", dev_id,
                             "netdev", netdev_id, "mac", n->mac));
     }
+    return 0;
 }
 
 int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQemuPaths *paths,
@@ -166,7 +179,9 @@ int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQem
     build_monitor_and_console(&argv, paths);
     build_boot(&argv, spec);
     build_disks(&argv, spec);
-    build_nics(&argv, spec);
+    r = build_nics(&argv, spec, paths, ret_error);
+    if (r < 0)
+        return r;
     *ret_argv = TAKE_PTR(argv);
     return 0;
 }

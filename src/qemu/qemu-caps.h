@@ -14,6 +14,9 @@ typedef struct {
     const char *qmp_socket;
     const char *console_socket;
     const char *pidfile;
+    /* Per NIC (spec->nics order): the fd number QEMU will have for its tap,
+     * or -1 for a user-mode NIC. NULL when the VM has only user-mode NICs. */
+    const int *tap_fds;
 } VoQemuPaths;
 
 /* KVM is usable only when dev_path opens read-write and cpuinfo_path lists the

@@ -107,7 +107,7 @@ static int connect_qmp(VoHvInstance *vm, int timeout_ms)
 }
 
 static int qemu_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
-                      VoHvInstance **ret, char **ret_error)
+                      const int *tap_fds, VoHvInstance **ret, char **ret_error)
 {
     int r = vo_mkdir_p(run_dir, 0750);
     if (r < 0) {
@@ -124,8 +124,18 @@ static int qemu_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     const char *binary = getenv("VIREO_QEMU");
     VoQemuCaps caps = { .binary = binary ? binary : "qemu-system-x86_64",
                         .kvm_usable = d->kvm_usable };
+    /* The taps QEMU inherits become its fds 3, 4, ... in NIC order. */
+    int pass[VO_VM_MAX_NICS], child_fd[VO_VM_MAX_NICS];
+    size_t n_pass = 0;
+    for (size_t i = 0; i < spec->n_nics && i < VO_VM_MAX_NICS; i++) {
+        child_fd[i] = -1;
+        if (tap_fds && tap_fds[i] >= 0) {
+            child_fd[i] = VO_SPAWN_FIRST_PASSED_FD + (int)n_pass;
+            pass[n_pass++] = tap_fds[i];
+        }
+    }
     VoQemuPaths paths = { .qmp_socket = vm->qmp_path, .console_socket = vm->console_path,
-                          .pidfile = pidfile };
+                          .pidfile = pidfile, .tap_fds = child_fd };
     _cleanup_strv_ char **argv = NULL;
     r = vo_qemu_resolve_accel(spec, &caps, &vm->accel, ret_error);
     if (r >= 0)
@@ -144,7 +154,7 @@ static int qemu_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     }
     (void)vo_write_file_atomic(argv_path, argv_text, strlen(argv_text));
 
-    r = vo_spawn_detached(argv, vm->log_path, &vm->pid, &vm->pidfd);
+    r = vo_spawn_detached(argv, vm->log_path, pass, n_pass, &vm->pid, &vm->pidfd);
     if (r < 0) {
         *ret_error = vo_asprintf("cannot start %s: %s", argv[0], strerror(-r));
         qemu_release(vm);

@@ -18,12 +18,17 @@ int vo_pidfd_open(pid_t pid)
 /* In the child after fork: a clean signal state and no inherited fds. */
 void vo_spawn_child_reset(void)
 {
+    vo_spawn_child_reset_from(3);
+}
+
+void vo_spawn_child_reset_from(int first_closed_fd)
+{
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     for (int sig = 1; sig < NSIG; sig++)
         signal(sig, SIG_DFL);
-    syscall(SYS_close_range, 3, ~0U, 0);
+    syscall(SYS_close_range, (unsigned)first_closed_fd, ~0U, 0);
 }
 
 int vo_spawn_wait(char *const argv[], int timeout_ms, char **ret_output)
@@ -96,7 +101,26 @@ int vo_spawn_wait(char *const argv[], int timeout_ms, char **ret_output)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
-int vo_spawn_detached(char *const argv[], const char *log_path, pid_t *ret_pid, int *ret_pidfd)
+/* In the child: pass_fds become 3, 4, ...; first moved above every target
+ * so that no dup2 overwrites a source still to be moved. */
+static int place_passed_fds(const int *pass_fds, size_t n)
+{
+    int moved[64];
+    if (n > ELEMENTSOF(moved))
+        return -E2BIG;
+    for (size_t i = 0; i < n; i++) {
+        moved[i] = fcntl(pass_fds[i], F_DUPFD, (int)(VO_SPAWN_FIRST_PASSED_FD + n + 64));
+        if (moved[i] < 0)
+            return -errno;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (dup2(moved[i], VO_SPAWN_FIRST_PASSED_FD + (int)i) < 0)
+            return -errno;
+    return 0;
+}
+
+int vo_spawn_detached(char *const argv[], const char *log_path, const int *pass_fds,
+                      size_t n_pass, pid_t *ret_pid, int *ret_pidfd)
 {
     _cleanup_close_ int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (log_fd < 0)
@@ -110,7 +134,9 @@ int vo_spawn_detached(char *const argv[], const char *log_path, pid_t *ret_pid, 
         dup2(devnull, 0);
         dup2(log_fd, 1);
         dup2(log_fd, 2);
-        vo_spawn_child_reset();
+        if (place_passed_fds(pass_fds, n_pass) < 0)
+            _exit(126);
+        vo_spawn_child_reset_from(VO_SPAWN_FIRST_PASSED_FD + (int)n_pass);
         execvp(argv[0], argv);
         dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);

@@ -122,7 +122,7 @@ static void test_refusals(void **state)
     expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"path\":\"/a\",\"format\":\"vmdk\"}]}",
                  "not qcow2 or raw");
     expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":\"/k\",\"nics\":[{\"mac\":\"52:54:00:00:00:01\","
-                 "\"network\":\"lan\"}]}", "unknown");
+                 "\"network\":\"Lan/x\"}]}", "not a network name");
     expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":\"/k\",\"cmdline\":\"a\\nb\"}", "one line");
     expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":\"/k\",\"extra\":1}", "extra");
 }

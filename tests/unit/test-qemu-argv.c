@@ -26,10 +26,14 @@ static char *render(const char *json_path, bool *ret_is_error)
     if (!doc)
         fail_msg("%s: %s", json_path, jerr.text);
     int kvm = 0;
-    json_t *spec_json = NULL;
-    if (json_unpack_ex(doc, &jerr, JSON_STRICT, "{s?{s?b}, s:o}", "caps", "kvm", &kvm, "spec",
-                       &spec_json) < 0)
+    json_t *spec_json = NULL, *taps = NULL;
+    if (json_unpack_ex(doc, &jerr, JSON_STRICT, "{s?{s?b, s?o}, s:o}", "caps", "kvm", &kvm,
+                       "tap_fds", &taps, "spec", &spec_json) < 0)
         fail_msg("%s: %s", json_path, jerr.text);
+    int tap_fds[16];
+    for (size_t i = 0; i < 16; i++)
+        tap_fds[i] = i < json_array_size(taps) ? (int)json_integer_value(json_array_get(taps, i))
+                                               : -1;
 
     _cleanup_free_ char *error = NULL;
     _cleanup_vm_spec_ VoVmSpec *spec = NULL;
@@ -37,7 +41,8 @@ static char *render(const char *json_path, bool *ret_is_error)
     VoQemuCaps caps = { .binary = "qemu-system-x86_64", .kvm_usable = kvm };
     VoQemuPaths paths = { .qmp_socket = "/run/vireo/vms/ID/qmp.sock",
                           .console_socket = "/run/vireo/vms/ID/console.sock",
-                          .pidfile = "/run/vireo/vms/ID/qemu.pid" };
+                          .pidfile = "/run/vireo/vms/ID/qemu.pid",
+                          .tap_fds = taps ? tap_fds : NULL };
     int r = vo_vm_spec_from_json(spec_json, &spec, &error);
     if (r >= 0)
         r = vo_vm_spec_validate(spec, &limits, &error);
