@@ -42,3 +42,11 @@ void vo_api_volume_clone(VoRequest *req, VoReply *rep);
 int vo_api_volume_upload_prepare(VoRequest *req, char **ret_path_template, char **ret_error);
 void vo_api_volume_upload(VoRequest *req, VoReply *rep);
 void vo_api_volume_download(VoRequest *req, VoReply *rep);
+
+void vo_api_networks_list(VoRequest *req, VoReply *rep);
+void vo_api_network_create(VoRequest *req, VoReply *rep);
+void vo_api_network_show(VoRequest *req, VoReply *rep);
+void vo_api_network_delete(VoRequest *req, VoReply *rep);
+void vo_api_vm_nics_list(VoRequest *req, VoReply *rep);
+void vo_api_vm_nic_add(VoRequest *req, VoReply *rep);
+void vo_api_vm_nic_remove(VoRequest *req, VoReply *rep);

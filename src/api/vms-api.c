@@ -31,8 +31,12 @@ void vo_api_vms_list(VoRequest *req, VoReply *rep)
 void vo_api_vm_show(VoRequest *req, VoReply *rep)
 {
     _cleanup_vm_ VoVm *vm = find_vm(req, rep);
-    if (vm)
-        vo_reply_json(rep, 200, vo_vm_to_json(vm));
+    if (!vm)
+        return;
+    /* One VM: its NICs with their DHCP addresses (lists leave those out). */
+    json_t *doc = vo_vm_to_json(vm);
+    json_object_set_new(doc, "nics", vo_vm_nics_json(req->d, vm));
+    vo_reply_json(rep, 200, doc);
 }
 
 void vo_api_vm_create(VoRequest *req, VoReply *rep)
@@ -40,13 +44,35 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     const char *name = NULL, *image = "default", *accel = "auto";
     json_int_t vcpus = 1, memory = 512, disk_size = 0;
     int autostart = 0, full_clone = 0;
-    if (!vo_request_unpack(req, rep, "{s:s, s?s, s?I, s?I, s?I, s?s, s?b, s?b}", "name", &name,
-                           "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
+    json_t *networks = NULL;
+    if (!vo_request_unpack(req, rep, "{s:s, s?s, s?I, s?I, s?I, s?s, s?b, s?b, s?o}", "name",
+                           &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
-                           &autostart, "full_clone", &full_clone))
+                           &autostart, "full_clone", &full_clone, "networks", &networks))
         return;
+    const char *nets[VO_VM_MAX_NICS];
+    size_t n_nets = 0;
+    if (networks) {
+        size_t i;
+        json_t *v;
+        if (!json_is_array(networks) || json_array_size(networks) == 0 ||
+            json_array_size(networks) > VO_VM_MAX_NICS) {
+            vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                           "networks: a list of 1 to %d network names ('user' for QEMU's own)",
+                           VO_VM_MAX_NICS);
+            return;
+        }
+        json_array_foreach(networks, i, v) {
+            if (!json_is_string(v)) {
+                vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "networks[%zu]: expected a string", i);
+                return;
+            }
+            nets[n_nets++] = json_string_value(v);
+        }
+    }
     VoVmCreateArgs args = { .name = name, .image = image, .autostart = autostart,
-                            .full_clone = full_clone };
+                            .full_clone = full_clone, .networks = networks ? nets : NULL,
+                            .n_networks = n_nets };
     if (vcpus < 1 || vcpus > (json_int_t)req->d->limits.max_vcpus) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "vcpus: %lld is out of range (1..%u on this host)",
                        (long long)vcpus, req->d->limits.max_vcpus);

@@ -13,6 +13,7 @@
 typedef struct VoVm VoVm;
 typedef struct VoPool VoPool;
 typedef struct VoVolume VoVolume;
+typedef struct VoNetwork VoNetwork;
 
 typedef struct VoDaemon {
     char *state_dir;
@@ -31,4 +32,7 @@ typedef struct VoDaemon {
     size_t n_pools;
     VoVolume **volumes;
     size_t n_volumes;
+    pthread_mutex_t networks_lock; /* protects networks and their fields */
+    VoNetwork **networks;
+    size_t n_networks;
 } VoDaemon;

@@ -13,6 +13,7 @@
 
 #include "api/http.h"
 #include "daemon/daemon.h"
+#include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/vms.h"
 #include "util/util.h"
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
     VoDaemon d = { 0 };
     pthread_mutex_init(&d.vms_lock, NULL);
     pthread_mutex_init(&d.storage_lock, NULL);
+    pthread_mutex_init(&d.networks_lock, NULL);
     d.state_dir = realpath(state_dir, NULL);
     if (!d.state_dir && vo_mkdir_p(state_dir, 0750) == 0)
         d.state_dir = realpath(state_dir, NULL);
@@ -149,6 +151,10 @@ int main(int argc, char **argv)
         log_error("cannot load pools and volumes: %s", strerror(-r));
         return 1;
     }
+    if ((r = vo_networks_load(&d)) < 0) {
+        log_error("cannot load networks: %s", strerror(-r));
+        return 1;
+    }
     r = vo_vms_load(&d);
     if (r < 0) {
         log_error("cannot load VMs: %s", strerror(-r));
@@ -167,6 +173,7 @@ int main(int argc, char **argv)
     vo_api_server_stop(api);
     vo_tasks_free(d.tasks);
     vo_vms_release_all(&d);
+    vo_networks_release_all(&d);
     vo_loop_free(d.loop);
     close(sigfd);
     vo_store_close(d.store);

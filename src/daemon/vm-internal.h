@@ -46,5 +46,9 @@ VoVm *vo_vms_find_locked(VoDaemon *d, const char *name_or_id);
 int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_error);
 /* Caller holds the job lock: ACPI off (unless force), then kill; waits for the exit. */
 int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s);
+/* Opens a tap on its network's bridge for each NIC that is not "user"
+ * (fds[i] = -1 for those); vo_vm_close_taps closes and frees. */
+int vo_vm_open_taps(VoDaemon *d, const VoVmSpec *spec, int **ret_fds, char **ret_error);
+void vo_vm_close_taps(int *fds, size_t n);
 int vo_vm_submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, void *args,
                  VoTaskFreeFn free_args, json_t **ret_task);

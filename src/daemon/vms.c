@@ -15,6 +15,7 @@
 #include "conf/names.h"
 #include "daemon/console.h"
 #include "daemon/images.h"
+#include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "util/spawn.h"
 #include "util/unix-socket.h"
@@ -420,7 +421,11 @@ static int task_start(VoTask *t, void *userdata)
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, spec->id);
     _cleanup_free_ char *error = NULL;
     VoHvInstance *hv = NULL;
-    int r = d->driver->start(d->driver, spec, run_dir, NULL, &hv, &error);
+    int *taps = NULL;
+    int r = vo_vm_open_taps(d, spec, &taps, &error);
+    if (r >= 0)
+        r = d->driver->start(d->driver, spec, run_dir, taps, &hv, &error);
+    vo_vm_close_taps(taps, spec->n_nics); /* QEMU holds its own copies now */
     vo_vm_spec_free(spec);
     if (r < 0) {
         pthread_mutex_lock(&vm->lock);
@@ -662,6 +667,7 @@ static int task_create(VoTask *t, void *userdata)
                             error ? error : strerror(-r));
     }
     log_info("vm %s: created (%s)", vm->spec->name, vm->spec->id);
+    vo_networks_refresh_hosts(d);
     return 0;
 }
 
@@ -796,10 +802,28 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
                                                        VO_DEFAULT_POOL),
                                    .format = VO_DISK_QCOW2 };
     spec->n_disks = 1;
-    spec->nics = vo_malloc0(sizeof(VoNicSpec));
-    spec->nics[0] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup("user") };
-    spec->n_nics = 1;
-    r = vo_vm_spec_validate(spec, &d->limits, ret_error);
+    /* One NIC per network asked for; by default one on the default network
+     * (or QEMU's user-mode networking on a host where it could not be made). */
+    static const char *const default_nets[] = { VO_DEFAULT_NETWORK };
+    static const char *const user_net[] = { "user" };
+    const char *const *nets = args->networks;
+    size_t n_nets = args->n_networks;
+    if (!nets) {
+        nets = vo_network_exists(d, VO_DEFAULT_NETWORK) ? default_nets : user_net;
+        n_nets = 1;
+    }
+    spec->nics = vo_malloc0(sizeof(VoNicSpec) * (n_nets + 1));
+    for (size_t i = 0; i < n_nets && i < VO_VM_MAX_NICS; i++) {
+        if (i > 0 && vo_mac_generate(mac) < 0)
+            abort();
+        spec->nics[i] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup(nets[i]) };
+        spec->n_nics++;
+    }
+    for (size_t i = 0; i < n_nets && !*ret_error; i++)
+        if (strcmp(nets[i], "user") && !vo_network_exists(d, nets[i]))
+            *ret_error = vo_asprintf("network '%s' does not exist (see: vireo network list)",
+                                     nets[i]);
+    r = *ret_error ? -EINVAL : vo_vm_spec_validate(spec, &d->limits, ret_error);
     if (r >= 0 && spec->accel == VO_ACCEL_KVM && !d->driver->kvm_usable) {
         *ret_error = vo_asprintf("accel: kvm was requested but KVM is not usable on this host "
                                  "(%s); use auto or tcg", d->driver->kvm_reason);

@@ -47,6 +47,8 @@ typedef struct {
     VoAccel accel;
     bool autostart;
     bool full_clone;          /* a full copy of the image instead of a linked clone */
+    const char *const *networks; /* one NIC on each; NULL: the default network */
+    size_t n_networks;
 } VoVmCreateArgs;
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
@@ -79,6 +81,17 @@ int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, 
  * whether that VM runs; online resize through QEMU (-ENOTCONN when no running
  * VM holds the volume, so the caller resizes the file itself). */
 char *vo_vms_volume_user(VoDaemon *d, const char *key);
+/* For networks.c: a VM with a NIC on network NAME (malloc'd name) or NULL;
+ * every NIC on a vireo network as [{"network","mac","name"}]. */
+char *vo_vms_network_user(VoDaemon *d, const char *network);
+json_t *vo_vms_network_nics(VoDaemon *d);
+
+/* NICs (vm-nics.c), while the VM is stopped. */
+json_t *vo_vm_nics_json(VoDaemon *d, VoVm *vm);
+int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
+                  json_t **ret_task, char **ret_error);
+int vo_vm_nic_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, char **ret_error);
+
 /* How many VMs were created from image NAME. */
 int vo_vms_image_users(VoDaemon *d, const char *image);
 bool vo_vms_volume_running(VoDaemon *d, const char *key);

@@ -64,5 +64,6 @@ typedef struct {
  * (memory errors abort); *ret is NULL when there are none. */
 int vo_leases_parse(const char *text, VoLease **ret, size_t *ret_n);
 void vo_leases_free(VoLease *l, size_t n);
-/* The last lease for mac (case-insensitive), or NULL. */
+/* The lease for mac (case-insensitive) that lasts longest (expires 0
+ * first), or NULL. */
 const VoLease *vo_leases_find_mac(const VoLease *l, size_t n, const char *mac);

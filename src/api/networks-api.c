@@ -1,0 +1,96 @@
+/* networks-api.c: /v1/networks routes and a VM's NICs (/v1/vms/{vm}/nics). */
+#include <string.h>
+
+#include "api/handlers.h"
+#include "daemon/networks.h"
+#include "daemon/vms.h"
+#include "util/util.h"
+
+void vo_api_networks_list(VoRequest *req, VoReply *rep)
+{
+    vo_reply_json(rep, 200, json_pack("{s:o}", "networks", vo_networks_list_json(req->d)));
+}
+
+void vo_api_network_create(VoRequest *req, VoReply *rep)
+{
+    if (!req->body) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "give the network as a JSON object");
+        return;
+    }
+    json_t *net = NULL;
+    char *error = NULL;
+    int r = vo_network_create(req->d, req->body, &net, &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 201, net);
+    free(error);
+}
+
+void vo_api_network_show(VoRequest *req, VoReply *rep)
+{
+    json_t *net = NULL;
+    char *error = NULL;
+    int r = vo_network_get_json(req->d, req->params[0], &net, &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, net);
+    free(error);
+}
+
+void vo_api_network_delete(VoRequest *req, VoReply *rep)
+{
+    char *error = NULL;
+    int r = vo_network_delete(req->d, req->params[0], &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, json_object());
+    free(error);
+}
+
+static VoVm *find_vm(VoRequest *req, VoReply *rep)
+{
+    VoVm *vm = vo_vms_find(req->d, req->params[0]);
+    if (!vm)
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
+    return vm;
+}
+
+void vo_api_vm_nics_list(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (vm)
+        vo_reply_json(rep, 200, json_pack("{s:o}", "nics", vo_vm_nics_json(req->d, vm)));
+}
+
+void vo_api_vm_nic_add(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    const char *network = NULL, *mac = NULL;
+    if (!vm || !vo_request_unpack(req, rep, "{s:s, s?s}", "network", &network, "mac", &mac))
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_vm_nic_add(req->d, vm, network, mac, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
+void vo_api_vm_nic_remove(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (!vm)
+        return;
+    char *end = NULL;
+    unsigned long index = strtoul(req->params[1], &end, 10);
+    if (!req->params[1][0] || *end || index > 1000) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "NIC index: '%s' is not a number",
+                       req->params[1]);
+        return;
+    }
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_vm_nic_remove(req->d, vm, index, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}

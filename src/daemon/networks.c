@@ -1,0 +1,597 @@
+/* networks.c: the network registry, plumbing and dnsmasq supervision (see
+ * networks.h). Locking: d->networks_lock guards the list and each network's
+ * fields, held only briefly; plans run outside it with the network marked
+ * busy. dnsmasq processes are watched on the event loop (pidfd). */
+#include "daemon/networks.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "conf/names.h"
+#include "daemon/vms.h"
+#include "network/net-exec.h"
+#include "network/net-plan.h"
+#include "util/spawn.h"
+#include "util/util.h"
+
+#define DNSMASQ_RESTARTS_PER_MINUTE 5
+
+struct VoNetwork {
+    VoDaemon *d;
+    VoNetSpec *spec;
+    char *dir;          /* RUN/networks/NAME: dnsmasq config, leases, hosts, nft */
+    char *error;        /* why it is not up, or NULL */
+    pid_t dnsmasq_pid;
+    int dnsmasq_pidfd;  /* watched on the loop; -1 when none */
+    bool stopping;      /* deleting: do not restart dnsmasq */
+    int64_t restart_times[DNSMASQ_RESTARTS_PER_MINUTE];
+    unsigned n_restarts;
+};
+
+static void network_free(VoNetwork *n)
+{
+    vo_net_spec_free(n->spec);
+    free(n->dir);
+    free(n->error);
+    free(n);
+}
+
+/* Caller holds networks_lock. */
+static VoNetwork *network_find(VoDaemon *d, const char *name)
+{
+    for (size_t i = 0; i < d->n_networks; i++)
+        if (!strcmp(d->networks[i]->spec->name, name))
+            return d->networks[i];
+    return NULL;
+}
+
+bool vo_network_exists(VoDaemon *d, const char *name)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    bool found = network_find(d, name) != NULL;
+    pthread_mutex_unlock(&d->networks_lock);
+    return found;
+}
+
+static int save_network(VoDaemon *d, const VoNetSpec *s, int64_t expected)
+{
+    json_t *doc = vo_net_spec_to_json(s);
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    _cleanup_free_ char *key = vo_asprintf("networks/%s", s->name);
+    return vo_store_put(d->store, key, text, expected, NULL);
+}
+
+/* ---- dnsmasq ------------------------------------------------------------- */
+
+static void on_dnsmasq_exit(int fd, uint32_t events, void *userdata);
+
+/* Loop thread or start-up (before the loop runs). */
+static int dnsmasq_spawn(VoNetwork *n, const char *conf_path)
+{
+    _cleanup_free_ char *log = vo_asprintf("%s/dnsmasq.log", n->dir);
+    _cleanup_free_ char *conf_arg = vo_asprintf("--conf-file=%s", conf_path);
+    char *argv[] = { "dnsmasq", "--keep-in-foreground", conf_arg, NULL };
+    int r = vo_spawn_detached(argv, log, NULL, 0, &n->dnsmasq_pid, &n->dnsmasq_pidfd);
+    if (r < 0)
+        return r;
+    log_info("network %s: dnsmasq started (pid %d)", n->spec->name, (int)n->dnsmasq_pid);
+    return 0;
+}
+
+static void watch_dnsmasq(void *userdata)
+{
+    VoNetwork *n = userdata;
+    if (n->dnsmasq_pidfd >= 0 &&
+        vo_loop_add_fd(n->d->loop, n->dnsmasq_pidfd, EPOLLIN, on_dnsmasq_exit, n) < 0)
+        log_warn("network %s: cannot watch dnsmasq", n->spec->name);
+}
+
+/* Adopts a dnsmasq left running by an earlier vireod (pidfile + its config
+ * on the command line), so restarts never start a second one. */
+static bool adopt_dnsmasq(VoNetwork *n, const char *conf_path)
+{
+    _cleanup_free_ char *pidfile = vo_asprintf("%s/dnsmasq.pid", n->dir);
+    _cleanup_free_ char *text = NULL;
+    if (vo_read_file(pidfile, 64, &text, NULL) < 0)
+        return false;
+    pid_t pid = (pid_t)atoi(text);
+    _cleanup_free_ char *cmdline_path = vo_asprintf("/proc/%d/cmdline", (int)pid);
+    _cleanup_free_ char *cmdline = NULL;
+    size_t len = 0;
+    if (pid <= 0 || vo_read_file(cmdline_path, 1 << 16, &cmdline, &len) < 0)
+        return false;
+    bool ours = false;
+    for (size_t off = 0; off < len; off += strlen(cmdline + off) + 1)
+        if (!strncmp(cmdline + off, "--conf-file=", 12) && !strcmp(cmdline + off + 12, conf_path))
+            ours = true;
+    if (!ours)
+        return false;
+    int pidfd = vo_pidfd_open(pid);
+    if (pidfd < 0)
+        return false;
+    n->dnsmasq_pid = pid;
+    n->dnsmasq_pidfd = pidfd;
+    log_info("network %s: dnsmasq re-adopted (pid %d)", n->spec->name, (int)pid);
+    return true;
+}
+
+static void on_dnsmasq_exit(int fd, uint32_t events, void *userdata)
+{
+    VoNetwork *n = userdata;
+    vo_loop_remove_fd(n->d->loop, fd);
+    siginfo_t si;
+    (void)waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
+    close(fd);
+    pthread_mutex_lock(&n->d->networks_lock);
+    n->dnsmasq_pidfd = -1;
+    bool restart = !n->stopping;
+    int64_t now = vo_now_ms();
+    unsigned slot = n->n_restarts++ % DNSMASQ_RESTARTS_PER_MINUTE;
+    bool too_often = n->n_restarts > DNSMASQ_RESTARTS_PER_MINUTE &&
+                     now - n->restart_times[slot] < 60000;
+    n->restart_times[slot] = now;
+    _cleanup_free_ char *conf = vo_asprintf("%s/dnsmasq.conf", n->dir);
+    if (restart && too_often) {
+        free(n->error);
+        n->error = vo_asprintf("dnsmasq keeps exiting (see %s/dnsmasq.log)", n->dir);
+        log_error("network %s: %s; not restarting it", n->spec->name, n->error);
+    } else if (restart) {
+        log_warn("network %s: dnsmasq exited; restarting it", n->spec->name);
+        if (dnsmasq_spawn(n, conf) >= 0)
+            watch_dnsmasq(n);
+    }
+    pthread_mutex_unlock(&n->d->networks_lock);
+}
+
+static void stop_dnsmasq(VoNetwork *n)
+{
+    n->stopping = true;
+    if (n->dnsmasq_pidfd < 0)
+        return;
+    (void)syscall(SYS_pidfd_send_signal, n->dnsmasq_pidfd, SIGTERM, NULL, 0);
+}
+
+/* The plan's dnsmasq steps: start (or adopt) and stop. */
+static int dnsmasq_step(const VoNetStep *st, void *userdata)
+{
+    VoNetwork *n = userdata;
+    if (st->kind == VO_STEP_DNSMASQ_STOP) {
+        stop_dnsmasq(n);
+        return 0;
+    }
+    int r = vo_write_file_atomic(st->path, st->text, strlen(st->text));
+    _cleanup_free_ char *hosts = vo_asprintf("%s/hosts", n->dir);
+    if (r >= 0 && access(hosts, F_OK) < 0)
+        r = vo_write_file_atomic(hosts, "", 0);
+    if (r >= 0)
+        (void)chmod(hosts, 0644);
+    if (r < 0)
+        return r;
+    if (n->dnsmasq_pidfd >= 0 || adopt_dnsmasq(n, st->path))
+        return 0;
+    r = dnsmasq_spawn(n, st->path);
+    return r;
+}
+
+/* ---- plumbing ------------------------------------------------------------- */
+
+/* Runs n's setup (up) or teardown plan. */
+static int apply(VoNetwork *n, bool up, char **ret_error)
+{
+    VoHostCaps caps;
+    VoHostLink *links = NULL;
+    size_t n_links = 0;
+    int r = vo_net_probe(&caps, &links, &n_links, ret_error);
+    if (r < 0)
+        return r;
+    r = vo_mkdir_p(n->dir, 0755);
+    VoNetPlanInput in = { .caps = caps, .links = links, .n_links = n_links, .dir = n->dir };
+    _cleanup_net_plan_ VoNetPlan *plan = NULL;
+    if (r >= 0)
+        r = up ? vo_net_plan_setup(n->spec, &in, &plan, ret_error)
+               : vo_net_plan_teardown(n->spec, &in, &plan);
+    if (r >= 0)
+        r = vo_net_plan_execute(plan, dnsmasq_step, n, up, ret_error);
+    vo_host_links_free(links, n_links);
+    return r;
+}
+
+/* Brings a loaded or new network up; keeps the reason when it cannot. */
+static int bring_up(VoNetwork *n)
+{
+    _cleanup_free_ char *error = NULL;
+    int r = apply(n, true, &error);
+    pthread_mutex_lock(&n->d->networks_lock);
+    free(n->error);
+    n->error = r < 0 ? vo_strdup(error ? error : strerror(-r)) : NULL;
+    pthread_mutex_unlock(&n->d->networks_lock);
+    if (r < 0)
+        log_error("network %s: cannot bring it up: %s", n->spec->name, n->error);
+    else
+        vo_loop_call(n->d->loop, watch_dnsmasq, n);
+    return r;
+}
+
+static VoNetwork *network_new(VoDaemon *d, VoNetSpec *spec)
+{
+    VoNetwork *n = vo_malloc0(sizeof(*n));
+    n->d = d;
+    n->spec = spec;
+    n->dir = vo_asprintf("%s/networks/%s", d->run_dir, spec->name);
+    n->dnsmasq_pidfd = -1;
+    return n;
+}
+
+static void registry_add(VoDaemon *d, VoNetwork *n)
+{
+    d->networks = realloc(d->networks, sizeof(VoNetwork *) * (d->n_networks + 1));
+    if (!d->networks)
+        abort();
+    d->networks[d->n_networks++] = n;
+}
+
+/* Subnets in use: other networks' and the host's routes (ip -j route). */
+static size_t used_subnets(VoDaemon *d, VoCidr *out, size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < d->n_networks && k < max; i++)
+        if (d->networks[i]->spec->has_subnet)
+            out[k++] = d->networks[i]->spec->subnet;
+    char *argv[] = { "ip", "-j", "-4", "route", "show", "table", "all", NULL };
+    _cleanup_free_ char *output = NULL;
+    if (vo_spawn_wait(argv, 10000, &output) < 0)
+        return k;
+    json_t *routes = json_loads(output, 0, NULL);
+    size_t i;
+    json_t *route;
+    json_array_foreach(routes, i, route) {
+        const char *dst = json_string_value(json_object_get(route, "dst"));
+        VoCidr c;
+        if (k < max && dst && strcmp(dst, "default") && vo_cidr_parse(dst, &c, NULL) >= 0)
+            out[k++] = c;
+    }
+    json_decref(routes);
+    return k;
+}
+
+/* Caller holds networks_lock. Gives a nat/isolated spec without a subnet one. */
+static int pick_subnet(VoDaemon *d, VoNetSpec *s, char **ret_error)
+{
+    if (s->has_subnet || (s->type != VO_NET_NAT && s->type != VO_NET_ISOLATED))
+        return 0;
+    VoCidr used[512], pool;
+    size_t n = used_subnets(d, used, ELEMENTSOF(used));
+    int r = vo_cidr_parse_subnet("10.100.0.0/16", &pool, NULL);
+    if (r >= 0)
+        r = vo_cidr_pick_subnet(pool, used, n, &s->subnet);
+    if (r < 0) {
+        *ret_error = vo_strdup("no free /24 left in 10.100.0.0/16: give --subnet");
+        return r;
+    }
+    s->has_subnet = true;
+    return 0;
+}
+
+/* ---- loading ----------------------------------------------------------------- */
+
+static int load_one(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    VoDaemon *d = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    VoNetSpec *spec = NULL;
+    _cleanup_free_ char *error = NULL;
+    if (!doc || vo_net_spec_from_json(doc, &spec, &error) < 0) {
+        log_error("store: skipping unreadable %s: %s", key, error ? error : "bad document");
+        json_decref(doc);
+        return 0;
+    }
+    json_decref(doc);
+    registry_add(d, network_new(d, spec));
+    return 0;
+}
+
+static int create_default(VoDaemon *d)
+{
+    json_t *body = json_pack("{s:s, s:s}", "name", VO_DEFAULT_NETWORK, "type", "nat");
+    json_t *created = NULL;
+    _cleanup_free_ char *error = NULL;
+    int r = vo_network_create(d, body, &created, &error);
+    json_decref(body);
+    json_decref(created);
+    if (r < 0)
+        log_error("cannot create the default network: %s", error ? error : strerror(-r));
+    return r;
+}
+
+int vo_networks_load(VoDaemon *d)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    int r = vo_store_list(d->store, "networks/", load_one, d);
+    bool have_default = network_find(d, VO_DEFAULT_NETWORK) != NULL;
+    size_t n = d->n_networks;
+    VoNetwork **list = vo_malloc0(sizeof(VoNetwork *) * (n + 1));
+    memcpy(list, d->networks, sizeof(VoNetwork *) * n);
+    pthread_mutex_unlock(&d->networks_lock);
+    if (r < 0) {
+        free(list);
+        return r;
+    }
+    for (size_t i = 0; i < n; i++)
+        (void)bring_up(list[i]);
+    free(list);
+    if (!have_default)
+        (void)create_default(d);
+    vo_networks_refresh_hosts(d);
+    return 0;
+}
+
+void vo_networks_release_all(VoDaemon *d)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    for (size_t i = 0; i < d->n_networks; i++) {
+        if (d->networks[i]->dnsmasq_pidfd >= 0)
+            close(d->networks[i]->dnsmasq_pidfd);
+        network_free(d->networks[i]);
+    }
+    free(d->networks);
+    d->networks = NULL;
+    d->n_networks = 0;
+    pthread_mutex_unlock(&d->networks_lock);
+}
+
+/* ---- API ------------------------------------------------------------------- */
+
+/* Caller holds networks_lock. */
+static json_t *network_to_json(VoDaemon *d, VoNetwork *n)
+{
+    json_t *o = vo_net_spec_to_json(n->spec);
+    json_object_set_new(o, "state", json_string(n->error ? "error" : "active"));
+    json_object_set_new(o, "error", n->error ? json_string(n->error) : json_null());
+    json_object_set_new(o, "dnsmasq_pid",
+                        n->dnsmasq_pidfd >= 0 ? json_integer(n->dnsmasq_pid) : json_null());
+    json_t *leases = json_array();
+    _cleanup_free_ char *path = vo_asprintf("%s/leases", n->dir);
+    _cleanup_free_ char *text = NULL;
+    VoLease *l = NULL;
+    size_t nl = 0;
+    if (vo_read_file(path, 1 << 20, &text, NULL) >= 0 && vo_leases_parse(text, &l, &nl) >= 0) {
+        for (size_t i = 0; i < nl; i++) {
+            json_t *e = json_pack("{s:s, s:s, s:I}", "mac", l[i].mac, "ip", l[i].ip, "expires",
+                                  (json_int_t)l[i].expires);
+            json_object_set_new(e, "hostname",
+                                l[i].hostname ? json_string(l[i].hostname) : json_null());
+            json_array_append_new(leases, e);
+        }
+        vo_leases_free(l, nl);
+    }
+    json_object_set_new(o, "leases", leases);
+    return o;
+}
+
+json_t *vo_networks_list_json(VoDaemon *d)
+{
+    json_t *arr = json_array();
+    pthread_mutex_lock(&d->networks_lock);
+    for (size_t i = 0; i < d->n_networks; i++)
+        json_array_append_new(arr, network_to_json(d, d->networks[i]));
+    pthread_mutex_unlock(&d->networks_lock);
+    return arr;
+}
+
+int vo_network_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    if (n)
+        *ret = network_to_json(d, n);
+    pthread_mutex_unlock(&d->networks_lock);
+    if (!n) {
+        *ret_error = vo_asprintf("network '%s' does not exist", name);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
+{
+    VoNetSpec *spec = NULL;
+    int r = vo_net_spec_from_json(body, &spec, ret_error);
+    if (r < 0)
+        return r;
+    if (!strcmp(spec->name, "user")) {
+        vo_net_spec_free(spec);
+        *ret_error = vo_strdup("name: 'user' is reserved (QEMU user-mode networking)");
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&d->networks_lock);
+    if (network_find(d, spec->name)) {
+        pthread_mutex_unlock(&d->networks_lock);
+        *ret_error = vo_asprintf("a network named '%s' already exists", spec->name);
+        vo_net_spec_free(spec);
+        return -EEXIST;
+    }
+    r = pick_subnet(d, spec, ret_error);
+    if (r >= 0)
+        r = vo_net_spec_validate(spec, ret_error);
+    if (r >= 0) {
+        const VoNetSpec **others = vo_malloc0(sizeof(VoNetSpec *) * (d->n_networks + 1));
+        for (size_t i = 0; i < d->n_networks; i++)
+            others[i] = d->networks[i]->spec;
+        r = vo_net_spec_check_conflicts(spec, others, d->n_networks, ret_error);
+        free(others);
+    }
+    if (r >= 0)
+        r = save_network(d, spec, VO_REV_NEW);
+    VoNetwork *n = NULL;
+    if (r >= 0) {
+        n = network_new(d, spec);
+        registry_add(d, n);
+    }
+    pthread_mutex_unlock(&d->networks_lock);
+    if (r < 0) {
+        vo_net_spec_free(spec);
+        return r;
+    }
+    /* Bring it up; when that fails undo everything, so nothing stays half-made. */
+    _cleanup_free_ char *error = NULL;
+    r = apply(n, true, &error);
+    if (r < 0) {
+        *ret_error = vo_asprintf("cannot create network '%s': %s", n->spec->name,
+                                 error ? error : strerror(-r));
+        _cleanup_free_ char *ignored = NULL;
+        n->stopping = true;
+        (void)apply(n, false, &ignored);
+        (void)vo_rm_rf(n->dir);
+        _cleanup_free_ char *key = vo_asprintf("networks/%s", n->spec->name);
+        (void)vo_store_delete(d->store, key, VO_REV_ANY);
+        pthread_mutex_lock(&d->networks_lock);
+        for (size_t i = 0; i < d->n_networks; i++)
+            if (d->networks[i] == n)
+                d->networks[i] = d->networks[--d->n_networks];
+        pthread_mutex_unlock(&d->networks_lock);
+        if (n->dnsmasq_pidfd >= 0)
+            close(n->dnsmasq_pidfd);
+        network_free(n);
+        return r;
+    }
+    vo_loop_call(d->loop, watch_dnsmasq, n);
+    log_info("network %s: created", n->spec->name);
+    pthread_mutex_lock(&d->networks_lock);
+    *ret = network_to_json(d, n);
+    pthread_mutex_unlock(&d->networks_lock);
+    return 0;
+}
+
+typedef struct {
+    VoNetwork *n;
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    bool finished;
+} Unwatch;
+
+/* Loop thread: stop watching dnsmasq before the network goes away. */
+static void unwatch_on_loop(void *userdata)
+{
+    Unwatch *u = userdata;
+    if (u->n->dnsmasq_pidfd >= 0) {
+        vo_loop_remove_fd(u->n->d->loop, u->n->dnsmasq_pidfd);
+        close(u->n->dnsmasq_pidfd);
+        u->n->dnsmasq_pidfd = -1;
+    }
+    pthread_mutex_lock(&u->lock);
+    u->finished = true;
+    pthread_cond_signal(&u->done);
+    pthread_mutex_unlock(&u->lock);
+}
+
+int vo_network_delete(VoDaemon *d, const char *name, char **ret_error)
+{
+    _cleanup_free_ char *user = vo_vms_network_user(d, name);
+    if (user) {
+        *ret_error = vo_asprintf("network '%s' is used by VM '%s'; remove its NIC first", name,
+                                 user);
+        return -EBUSY;
+    }
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    if (n) {
+        for (size_t i = 0; i < d->n_networks; i++)
+            if (d->networks[i] == n)
+                d->networks[i] = d->networks[--d->n_networks];
+        n->stopping = true;
+    }
+    pthread_mutex_unlock(&d->networks_lock);
+    if (!n) {
+        *ret_error = vo_asprintf("network '%s' does not exist", name);
+        return -ENOENT;
+    }
+    Unwatch u = { .n = n, .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+    /* The dnsmasq stop step needs the pidfd: send SIGTERM first, then unwatch. */
+    stop_dnsmasq(n);
+    vo_loop_call(d->loop, unwatch_on_loop, &u);
+    pthread_mutex_lock(&u.lock);
+    while (!u.finished)
+        pthread_cond_wait(&u.done, &u.lock);
+    pthread_mutex_unlock(&u.lock);
+    _cleanup_free_ char *error = NULL;
+    int r = apply(n, false, &error);
+    if (r < 0)
+        log_warn("network %s: teardown: %s", name, error ? error : strerror(-r));
+    (void)vo_rm_rf(n->dir);
+    _cleanup_free_ char *key = vo_asprintf("networks/%s", name);
+    (void)vo_store_delete(d->store, key, VO_REV_ANY);
+    log_info("network %s: deleted", name);
+    network_free(n);
+    return 0;
+}
+
+int vo_network_bridge(VoDaemon *d, const char *name, char **ret_bridge, char **ret_error)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    int r = 0;
+    if (!n) {
+        *ret_error = vo_asprintf("network '%s' does not exist", name);
+        r = -ENOENT;
+    } else if (n->error) {
+        *ret_error = vo_asprintf("network '%s' is not up: %s", name, n->error);
+        r = -ENETDOWN;
+    } else
+        *ret_bridge = vo_strdup(n->spec->bridge);
+    pthread_mutex_unlock(&d->networks_lock);
+    return r;
+}
+
+char *vo_network_lease_ip(VoDaemon *d, const char *name, const char *mac)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    _cleanup_free_ char *path = n ? vo_asprintf("%s/leases", n->dir) : NULL;
+    pthread_mutex_unlock(&d->networks_lock);
+    _cleanup_free_ char *text = NULL;
+    if (!path || vo_read_file(path, 1 << 20, &text, NULL) < 0)
+        return NULL;
+    VoLease *l = NULL;
+    size_t nl = 0;
+    if (vo_leases_parse(text, &l, &nl) < 0)
+        return NULL;
+    const VoLease *hit = vo_leases_find_mac(l, nl, mac);
+    char *ip = hit ? vo_strdup(hit->ip) : NULL;
+    vo_leases_free(l, nl);
+    return ip;
+}
+
+void vo_networks_refresh_hosts(VoDaemon *d)
+{
+    json_t *nics = vo_vms_network_nics(d); /* [{network, mac, name}] */
+    pthread_mutex_lock(&d->networks_lock);
+    for (size_t i = 0; i < d->n_networks; i++) {
+        VoNetwork *n = d->networks[i];
+        _cleanup_free_ char *text = vo_strdup("");
+        size_t k;
+        json_t *nic;
+        json_array_foreach(nics, k, nic) {
+            if (strcmp(json_string_value(json_object_get(nic, "network")), n->spec->name))
+                continue;
+            char *next = vo_asprintf("%s%s,%s\n", text,
+                                     json_string_value(json_object_get(nic, "mac")),
+                                     json_string_value(json_object_get(nic, "name")));
+            free(text);
+            text = next;
+        }
+        _cleanup_free_ char *path = vo_asprintf("%s/hosts", n->dir);
+        if (access(n->dir, F_OK) == 0 && vo_write_file_atomic(path, text, strlen(text)) >= 0) {
+            (void)chmod(path, 0644);
+            if (n->dnsmasq_pidfd >= 0)
+                (void)syscall(SYS_pidfd_send_signal, n->dnsmasq_pidfd, SIGHUP, NULL, 0);
+        }
+    }
+    pthread_mutex_unlock(&d->networks_lock);
+    json_decref(nics);
+}

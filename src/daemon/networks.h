@@ -1,0 +1,35 @@
+/* networks.h: virtual networks inside vireod: the registry (documents
+ * networks/NAME), bringing each network's host plumbing up from its plan at
+ * start and on create (idempotently), tearing it down on delete, and the
+ * dnsmasq vireod runs and restarts for each network with DHCP. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "daemon/daemon.h"
+
+#define VO_DEFAULT_NETWORK "default"
+
+/* Loads the networks, creates "default" (nat, subnet picked) when missing,
+ * and brings every network up. A network that cannot come up is kept with
+ * its error (and logged); vireod still starts. */
+int vo_networks_load(VoDaemon *d);
+/* At shutdown: forget them; dnsmasq and the plumbing stay for the VMs. */
+void vo_networks_release_all(VoDaemon *d);
+
+json_t *vo_networks_list_json(VoDaemon *d);
+int vo_network_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error);
+/* Creates from the API body; nothing stays behind when it fails. */
+int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error);
+/* Refused (-EBUSY) while a VM's NIC uses it. */
+int vo_network_delete(VoDaemon *d, const char *name, char **ret_error);
+
+bool vo_network_exists(VoDaemon *d, const char *name);
+/* The bridge a NIC on network name is plugged into (malloc'd). */
+int vo_network_bridge(VoDaemon *d, const char *name, char **ret_bridge, char **ret_error);
+/* The address DHCP gave mac on network, or NULL (malloc'd). */
+char *vo_network_lease_ip(VoDaemon *d, const char *name, const char *mac);
+/* Rewrites each network's DHCP hosts file (MAC,VM-NAME, so VMs resolve by
+ * name) from the VMs' NICs and tells dnsmasq. */
+void vo_networks_refresh_hosts(VoDaemon *d);

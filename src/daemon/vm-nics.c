@@ -1,0 +1,263 @@
+/* vm-nics.c: a VM's NICs on vireo networks: which VMs use a network, the
+ * taps opened for a start, the DHCP hosts entries, and adding and removing
+ * NICs of a stopped VM. */
+#include <string.h>
+
+#include "daemon/networks.h"
+#include "daemon/vm-internal.h"
+#include "network/net-exec.h"
+#include "network/net-spec.h"
+#include "util/util.h"
+
+char *vo_vms_network_user(VoDaemon *d, const char *network)
+{
+    char *user = NULL;
+    pthread_mutex_lock(&d->vms_lock);
+    for (size_t i = 0; i < d->n_vms && !user; i++) {
+        VoVm *vm = d->vms[i];
+        pthread_mutex_lock(&vm->lock);
+        for (size_t k = 0; k < vm->spec->n_nics && !user; k++)
+            if (!strcmp(vm->spec->nics[k].network, network))
+                user = vo_strdup(vm->spec->name);
+        pthread_mutex_unlock(&vm->lock);
+    }
+    pthread_mutex_unlock(&d->vms_lock);
+    return user;
+}
+
+json_t *vo_vms_network_nics(VoDaemon *d)
+{
+    json_t *arr = json_array();
+    pthread_mutex_lock(&d->vms_lock);
+    for (size_t i = 0; i < d->n_vms; i++) {
+        VoVm *vm = d->vms[i];
+        pthread_mutex_lock(&vm->lock);
+        for (size_t k = 0; k < vm->spec->n_nics; k++)
+            if (strcmp(vm->spec->nics[k].network, "user"))
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "network",
+                                                     vm->spec->nics[k].network, "mac",
+                                                     vm->spec->nics[k].mac, "name",
+                                                     vm->spec->name));
+        pthread_mutex_unlock(&vm->lock);
+    }
+    pthread_mutex_unlock(&d->vms_lock);
+    return arr;
+}
+
+void vo_vm_close_taps(int *fds, size_t n)
+{
+    for (size_t i = 0; fds && i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+}
+
+int vo_vm_open_taps(VoDaemon *d, const VoVmSpec *spec, int **ret_fds, char **ret_error)
+{
+    int *fds = vo_malloc0(sizeof(int) * (spec->n_nics + 1));
+    for (size_t i = 0; i < spec->n_nics; i++)
+        fds[i] = -1;
+    for (size_t i = 0; i < spec->n_nics; i++) {
+        if (!strcmp(spec->nics[i].network, "user"))
+            continue;
+        _cleanup_free_ char *bridge = NULL;
+        char tap[VO_IFNAME_SIZE];
+        int r = vo_network_bridge(d, spec->nics[i].network, &bridge, ret_error);
+        if (r >= 0)
+            r = vo_net_tap_name(spec->id, (unsigned)i, tap);
+        if (r >= 0)
+            r = vo_tap_open(tap, bridge, &fds[i], ret_error);
+        if (r < 0) {
+            vo_vm_close_taps(fds, spec->n_nics);
+            return r;
+        }
+    }
+    *ret_fds = fds;
+    return 0;
+}
+
+json_t *vo_vm_nics_json(VoDaemon *d, VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    bool active = vo_vm_state_active(vm->state);
+    pthread_mutex_unlock(&vm->lock);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < spec->n_nics; i++) {
+        const VoNicSpec *nic = &spec->nics[i];
+        json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "index", (json_int_t)i, "mac", nic->mac,
+                              "network", nic->network, "model", "virtio");
+        char tap[VO_IFNAME_SIZE];
+        bool on_net = strcmp(nic->network, "user") != 0;
+        json_object_set_new(o, "tap", on_net && active && vo_net_tap_name(spec->id, (unsigned)i, tap) >= 0
+                                          ? json_string(tap)
+                                          : json_null());
+        _cleanup_free_ char *ip = on_net ? vo_network_lease_ip(d, nic->network, nic->mac) : NULL;
+        json_object_set_new(o, "ip", ip ? json_string(ip) : json_null());
+        json_array_append_new(arr, o);
+    }
+    vo_vm_spec_free(spec);
+    return arr;
+}
+
+typedef struct {
+    VoVm *vm;
+    char *network, *mac;
+    size_t index;
+} NicOp;
+
+static void nic_op_free(void *p)
+{
+    NicOp *op = p;
+    vo_vm_unref(op->vm);
+    free(op->network);
+    free(op->mac);
+    free(op);
+}
+
+/* Changes the stopped VM's NIC list under its locks; fn edits the spec. */
+static int edit_stopped(VoTask *t, VoVm *vm, int (*fn)(VoVmSpec *s, NicOp *op, char **err),
+                        NicOp *op)
+{
+    _cleanup_free_ char *error = NULL;
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    int r;
+    if (vo_vm_state_active(vm->state)) {
+        error = vo_asprintf("VM '%s' is running: stop it first", vm->spec->name);
+        r = -EBUSY;
+    } else {
+        VoVmSpec *next = vo_vm_spec_copy(vm->spec);
+        r = fn(next, op, &error);
+        if (r >= 0) {
+            VoVmSpec *old = vm->spec;
+            vm->spec = next;
+            r = vo_vm_save(vm);
+            if (r < 0) {
+                vm->spec = old;
+                vo_vm_spec_free(next);
+            } else
+                vo_vm_spec_free(old);
+        } else
+            vo_vm_spec_free(next);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    pthread_mutex_unlock(&vm->job);
+    if (r < 0)
+        return vo_task_fail(t, r, "%s", error ? error : strerror(-r));
+    vo_networks_refresh_hosts(vm->d);
+    return 0;
+}
+
+static int add_nic(VoVmSpec *s, NicOp *op, char **err)
+{
+    if (s->n_nics >= VO_VM_MAX_NICS) {
+        *err = vo_asprintf("VM '%s' already has %d NICs, the most it can have", s->name,
+                           VO_VM_MAX_NICS);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < s->n_nics; i++)
+        if (!strcasecmp(s->nics[i].mac, op->mac)) {
+            *err = vo_asprintf("MAC %s is already used by this VM", op->mac);
+            return -EEXIST;
+        }
+    s->nics = realloc(s->nics, sizeof(VoNicSpec) * (s->n_nics + 1));
+    if (!s->nics)
+        abort();
+    s->nics[s->n_nics++] = (VoNicSpec){ .mac = vo_strdup(op->mac),
+                                        .network = vo_strdup(op->network) };
+    return 0;
+}
+
+static int remove_nic(VoVmSpec *s, NicOp *op, char **err)
+{
+    if (op->index >= s->n_nics) {
+        *err = vo_asprintf("VM '%s' has no NIC %zu", s->name, op->index);
+        return -ENOENT;
+    }
+    free(s->nics[op->index].mac);
+    free(s->nics[op->index].network);
+    memmove(&s->nics[op->index], &s->nics[op->index + 1],
+            sizeof(VoNicSpec) * (s->n_nics - op->index - 1));
+    s->n_nics--;
+    return 0;
+}
+
+static int task_nic_add(VoTask *t, void *userdata)
+{
+    NicOp *op = userdata;
+    return edit_stopped(t, op->vm, add_nic, op);
+}
+
+static int task_nic_remove(VoTask *t, void *userdata)
+{
+    NicOp *op = userdata;
+    return edit_stopped(t, op->vm, remove_nic, op);
+}
+
+/* A MAC no VM on this host uses yet. */
+static int unused_mac(VoDaemon *d, char ret[18])
+{
+    json_t *nics = vo_vms_network_nics(d);
+    int r = -EEXIST;
+    for (int attempt = 0; attempt < 16 && r == -EEXIST; attempt++) {
+        if (vo_mac_generate(ret) < 0)
+            break;
+        r = 0;
+        size_t i;
+        json_t *nic;
+        json_array_foreach(nics, i, nic)
+            if (!strcasecmp(json_string_value(json_object_get(nic, "mac")), ret))
+                r = -EEXIST;
+    }
+    json_decref(nics);
+    return r;
+}
+
+int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
+                  json_t **ret_task, char **ret_error)
+{
+    int r = vo_vm_precheck(vm, INACTIVE_STATES, "add a NIC to", ret_error);
+    if (r < 0)
+        return r;
+    if (!network || (strcmp(network, "user") && !vo_network_exists(d, network))) {
+        *ret_error = vo_asprintf("network '%s' does not exist (see: vireo network list)",
+                                 network ? network : "");
+        return -EINVAL;
+    }
+    char generated[18];
+    if (mac && !vo_mac_valid(mac)) {
+        *ret_error = vo_asprintf("mac: '%s' is not a unicast MAC like 52:54:00:12:34:56", mac);
+        return -EINVAL;
+    }
+    if (!mac) {
+        if (unused_mac(d, generated) < 0) {
+            *ret_error = vo_strdup("cannot find an unused MAC");
+            return -EIO;
+        }
+        mac = generated;
+    }
+    NicOp *op = vo_malloc0(sizeof(*op));
+    op->vm = vo_vm_ref(vm);
+    op->network = vo_strdup(network);
+    op->mac = vo_strdup(mac);
+    return vo_vm_submit(d, vm, "nic-add", task_nic_add, op, nic_op_free, ret_task);
+}
+
+int vo_vm_nic_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, char **ret_error)
+{
+    int r = vo_vm_precheck(vm, INACTIVE_STATES, "remove a NIC from", ret_error);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&vm->lock);
+    size_t n = vm->spec->n_nics;
+    pthread_mutex_unlock(&vm->lock);
+    if (index >= n) {
+        *ret_error = vo_asprintf("the VM has no NIC %zu (it has %zu)", index, n);
+        return -ENOENT;
+    }
+    NicOp *op = vo_malloc0(sizeof(*op));
+    op->vm = vo_vm_ref(vm);
+    op->index = index;
+    return vo_vm_submit(d, vm, "nic-remove", task_nic_remove, op, nic_op_free, ret_task);
+}
