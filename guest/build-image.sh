@@ -319,7 +319,8 @@ echo "$host" >/proc/sys/kernel/hostname
     ip link set lo up
     if [ -e /sys/class/net/eth0 ]; then
         ip link set eth0 up
-        udhcpc -i eth0 -t 5 -T 1 -n -q -s /etc/udhcpc.script
+        # -b: keep trying in the background if no lease comes at once, and renew.
+        udhcpc -i eth0 -b -t 5 -T 1 -A 2 -x "hostname:$host" -s /etc/udhcpc.script
     fi
 ) </dev/null >/run/udhcpc.log 2>&1 &
 

@@ -409,6 +409,13 @@ static void netns_child(const char *dir)
     }
     CHECK(gone, "tap still there after close");
 
+    /* Attaching to a non-bridge fails and leaves no tap behind. */
+    err = NULL;
+    r = vo_tap_open("vttest0n1", "lo", &fd, &err);
+    CHECK(r < 0 && err && strstr(err, "lo"), "tap on lo: %d %s", r, err ? err : "");
+    CHECK(if_nametoindex("vttest0n1") == 0, "failed tap left behind");
+    free(err);
+
     plan_and_run(s, dir, false);
     CHECK(if_nametoindex(s->bridge) == 0, "bridge still there after teardown");
     free(tables);
