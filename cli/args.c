@@ -1,6 +1,6 @@
 /* args.c: command-line parsing for one `vireo` command (finding it, its options,
- * its positional arguments, --help) and the checked parsers for option values,
- * volume references and local paths. */
+ * repeatable ones too, its positional arguments, --help) and the checked parsers
+ * for option values, volume references and local paths. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -94,6 +94,15 @@ static const CliOption *find_option(const CliOption *opts, const char *arg, size
     return NULL;
 }
 
+static const CliListOption *find_list_option(const CliListOption *lists, const char *arg,
+                                             size_t name_len)
+{
+    for (const CliListOption *l = lists; l && l->name; l++)
+        if (strlen(l->name) == name_len && strncmp(l->name, arg, name_len) == 0)
+            return l;
+    return NULL;
+}
+
 /* The positional arguments cmd->arg names: "POOL/NAME FILE", "VM [POOL/NAME]". */
 typedef struct {
     char names[CLI_MAX_ARGS][32];
@@ -119,8 +128,9 @@ static void arg_spec(const CliCommand *cmd, ArgSpec *spec)
     }
 }
 
-bool cli_parse_args_n(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
-                      const char **ret_args, size_t n, int *ret_exit)
+bool cli_parse_args_lists(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
+                          const CliListOption *lists, const char **ret_args, size_t n,
+                          int *ret_exit)
 {
     char name[64];
     cli_command_name(cmd, name, sizeof(name));
@@ -145,25 +155,31 @@ bool cli_parse_args_n(const CliCommand *cmd, int argc, char **argv, const CliOpt
             const char *eq = strchr(a, '=');
             size_t len = eq ? (size_t)(eq - a) : strlen(a);
             const CliOption *o = find_option(opts, a, len);
-            if (!o) {
+            const CliListOption *l = o ? NULL : find_list_option(lists, a, len);
+            if (!o && !l) {
                 *ret_exit = cli_usage_error(name, "unknown option '%.*s' for '%s'", (int)len, a,
                                             name);
                 return false;
             }
-            if (o->value) {
+            const char *value = NULL;
+            if (l || o->value) {
                 if (eq)
-                    *o->value = eq + 1;
+                    value = eq + 1;
                 else if (i + 1 < argc)
-                    *o->value = argv[++i];
+                    value = argv[++i];
                 else {
-                    *ret_exit = cli_usage_error(name, "%s needs a value", o->name);
+                    *ret_exit = cli_usage_error(name, "%s needs a value", o ? o->name : l->name);
                     return false;
                 }
             } else if (eq) {
                 *ret_exit = cli_usage_error(name, "%s takes no value", o->name);
                 return false;
             }
-            if (o->given)
+            if (l)
+                vo_strv_push(l->values, vo_strdup(value));
+            else if (o->value)
+                *o->value = value;
+            if (o && o->given)
                 *o->given = true;
             continue;
         }
@@ -184,6 +200,12 @@ bool cli_parse_args_n(const CliCommand *cmd, int argc, char **argv, const CliOpt
     for (size_t i = 0; i < n && ret_args; i++)
         ret_args[i] = i < CLI_MAX_ARGS ? args[i] : NULL;
     return true;
+}
+
+bool cli_parse_args_n(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
+                      const char **ret_args, size_t n, int *ret_exit)
+{
+    return cli_parse_args_lists(cmd, argc, argv, opts, NULL, ret_args, n, ret_exit);
 }
 
 bool cli_parse_args(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,

@@ -54,8 +54,8 @@ typedef struct {
     size_t n_commands;
 } CliNoun;
 
-extern const CliNoun cli_noun_vm, cli_noun_image, cli_noun_pool, cli_noun_volume, cli_noun_task,
-    cli_noun_console, cli_noun_host;
+extern const CliNoun cli_noun_vm, cli_noun_image, cli_noun_pool, cli_noun_volume,
+    cli_noun_network, cli_noun_task, cli_noun_console, cli_noun_host;
 
 /* "vm create", "vm disk add" or "console": the command's name for messages and help hints. */
 const char *cli_command_name(const CliCommand *cmd, char *buf, size_t size);
@@ -76,6 +76,14 @@ typedef struct {
     bool *given;
 } CliOption;
 
+/* A repeatable option of one command ("--remote A --remote B"): each value is
+ * appended, in the order given, to *values, a strv the caller frees
+ * (_cleanup_strv_); it stays NULL when the option is not given. */
+typedef struct {
+    const char *name; /* "--remote" */
+    char ***values;
+} CliListOption;
+
 #define CLI_MAX_ARGS 4
 
 /* Parse argv[1..] (options anywhere, `--` ends them) against opts (terminated
@@ -88,6 +96,11 @@ bool cli_parse_args(const CliCommand *cmd, int argc, char **argv, const CliOptio
  * n of them): ret_args[i] gets the i-th, NULL for an optional one not given. */
 bool cli_parse_args_n(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
                       const char **ret_args, size_t n, int *ret_exit);
+/* The same for a command that also has repeatable options: lists (terminated
+ * by an entry with name NULL; may be NULL for none). */
+bool cli_parse_args_lists(const CliCommand *cmd, int argc, char **argv, const CliOption *opts,
+                          const CliListOption *lists, const char **ret_args, size_t n,
+                          int *ret_exit);
 
 /* Option value parsers. Each prints "vireo: OPTION: ..." and returns false on
  * a bad value (the caller exits with CLI_EXIT_USAGE). */

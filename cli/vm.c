@@ -1,5 +1,6 @@
 /* vm.c: the `vireo vm ...` commands: create, lifecycle actions, delete, show,
- * list, edit, template and the `vm disk` group, each a request to /v1/vms. */
+ * list, edit, template and the `vm disk` and `vm nic` groups, each a request
+ * to /v1/vms. */
 #include <inttypes.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
                *accel = NULL;
     bool autostart = false, full_clone = false, async = false;
+    _cleanup_strv_ char **networks = NULL;
     const CliOption opts[] = {
         { "--image", &image, NULL },   { "--vcpus", &vcpus, NULL },
         { "--memory", &memory, NULL }, { "--disk-size", &disk, NULL },
@@ -22,8 +24,9 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         { "--full-clone", NULL, &full_clone },
         { "--async", NULL, &async },   { NULL, NULL, NULL },
     };
+    const CliListOption lists[] = { { "--network", &networks }, { NULL, NULL } };
     int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+    if (!cli_parse_args_lists(cmd, argc, argv, opts, lists, &name, 1, &exit_status))
         return exit_status;
 
     json_t *body = json_pack("{s:s}", "name", name);
@@ -43,6 +46,12 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "autostart", json_true());
     if (full_clone)
         json_object_set_new(body, "full_clone", json_true());
+    if (networks) {
+        json_t *arr = json_array();
+        for (char **n = networks; *n; n++)
+            json_array_append_new(arr, json_string(*n));
+        json_object_set_new(body, "networks", arr);
+    }
     if (!ok) {
         json_decref(body);
         return CLI_EXIT_USAGE;
@@ -143,6 +152,15 @@ static char *vm_uptime_str(const json_t *vm)
     return json_is_integer(u) ? fmt_duration(json_integer_value(u)) : NULL;
 }
 
+/* "MAC on NETWORK, IP ADDR (tap TAP)", the address and tap when known. */
+static char *nic_str(const json_t *nic)
+{
+    const char *ip = jstr(nic, "ip"), *tap = jstr(nic, "tap");
+    return vo_asprintf("%s on %s%s%s%s%s%s", jstr(nic, "mac") ? jstr(nic, "mac") : "?",
+                       jstr(nic, "network") ? jstr(nic, "network") : "?", ip ? ", IP " : "",
+                       ip ? ip : "", tap ? " (tap " : "", tap ? tap : "", tap ? ")" : "");
+}
+
 static void print_list_field(const char *key, const json_t *items, bool disks)
 {
     size_t i;
@@ -158,8 +176,7 @@ static void print_list_field(const char *key, const json_t *items, bool disks)
                                jstr(item, "format") ? jstr(item, "format") : "?",
                                json_is_true(json_object_get(item, "readonly")) ? ", read-only" : "");
         else
-            line = vo_asprintf("%s (%s)", jstr(item, "mac") ? jstr(item, "mac") : "?",
-                               jstr(item, "network") ? jstr(item, "network") : "?");
+            line = nic_str(item);
         out_kv(stdout, i == 0 ? key : "", line);
     }
 }
@@ -311,18 +328,28 @@ static int vm_template(const CliCommand *cmd, int argc, char **argv)
 
 static const char *const format_choices[] = { "qcow2", "raw", NULL };
 
-/* After `vm disk add`: name the disk that came last, which is the new one
- * unless someone else added one meanwhile. */
-static void print_added_disk(const char *vm)
+/* After `vm disk add` or `vm nic add`: the last of the VM's disks or NICs
+ * (what: "disks", "nics"), which is the new one unless someone else added one
+ * meanwhile. NULL when it cannot be had (nothing is printed); else the
+ * caller releases *ret_doc, which holds it. */
+static json_t *added_item(const char *vm, const char *what, json_t **ret_doc)
 {
-    _cleanup_free_ char *path = api_path("vms", vm, "/disks");
+    _cleanup_free_ char *suffix = vo_asprintf("/%s", what);
+    _cleanup_free_ char *path = api_path("vms", vm, suffix);
     json_t *doc = NULL;
     HttpReply reply;
     if (http_request("GET", path, NULL, &reply) == 0 && reply.status == 200 && reply.len > 0)
         doc = json_loadb(reply.body, reply.len, 0, NULL);
     http_reply_done(&reply);
-    json_t *disks = json_object_get(doc, "disks");
-    json_t *last = json_array_get(disks, json_array_size(disks) - 1);
+    json_t *items = json_object_get(doc, what);
+    *ret_doc = doc;
+    return json_array_get(items, json_array_size(items) - 1);
+}
+
+static void print_added_disk(const char *vm)
+{
+    json_t *doc = NULL;
+    json_t *last = added_item(vm, "disks", &doc);
     _cleanup_free_ char *index = jint_str(last, "index");
     if (index && jstr(last, "volume"))
         printf("%s: disk %s added (%s)\n", vm, index, jstr(last, "volume"));
@@ -444,12 +471,103 @@ static int vm_disk_list(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+static void print_added_nic(const char *vm)
+{
+    json_t *doc = NULL;
+    json_t *last = added_item(vm, "nics", &doc);
+    _cleanup_free_ char *index = jint_str(last, "index");
+    if (index && jstr(last, "mac") && jstr(last, "network"))
+        printf("%s: NIC %s added (%s on %s)\n", vm, index, jstr(last, "mac"),
+               jstr(last, "network"));
+    else
+        printf("%s: NIC added\n", vm);
+    json_decref(doc);
+}
+
+static int vm_nic_add(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *vm = NULL, *network = NULL, *mac = NULL;
+    bool async = false;
+    const CliOption opts[] = {
+        { "--network", &network, NULL },
+        { "--mac", &mac, NULL },
+        { "--async", NULL, &async },
+        { NULL, NULL, NULL },
+    };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &vm, &exit_status))
+        return exit_status;
+    if (!network)
+        return cli_usage_error("vm nic add", "'vm nic add' needs --network NET");
+
+    json_t *body = json_pack("{s:s}", "network", network);
+    if (mac)
+        json_object_set_new(body, "mac", json_string(mac));
+    _cleanup_free_ char *path = api_path("vms", vm, "/nics");
+    int r = run_action("POST", path, body, async, vm, NULL);
+    json_decref(body);
+    if (r == CLI_EXIT_OK && !async && !cli_globals.json)
+        print_added_nic(vm);
+    return r;
+}
+
+static int vm_nic_remove(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *args[2] = { NULL };
+    bool async = false;
+    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
+        return exit_status;
+    uint64_t index;
+    if (!cli_parse_uint("INDEX", args[1], 0, INT32_MAX, &index))
+        return CLI_EXIT_USAGE;
+    _cleanup_free_ char *suffix = vo_asprintf("/nics/%" PRIu64, index);
+    _cleanup_free_ char *path = api_path("vms", args[0], suffix);
+    _cleanup_free_ char *done = vo_asprintf("NIC %" PRIu64 " removed", index);
+    return run_action("DELETE", path, NULL, async, args[0], done);
+}
+
+static int vm_nic_list(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *vm = NULL;
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &vm, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *path = api_path("vms", vm, "/nics");
+    json_t *doc = NULL;
+    if (api_call("GET", path, NULL, &doc) < 0)
+        return CLI_EXIT_FAIL;
+    if (cli_globals.json) {
+        out_json(stdout, doc);
+        json_decref(doc);
+        return CLI_EXIT_OK;
+    }
+    static const char *const headers[] = { "INDEX", "NETWORK", "MAC", "IP", "TAP" };
+    OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
+    size_t i;
+    json_t *nic;
+    json_array_foreach(json_object_get(doc, "nics"), i, nic) {
+        _cleanup_free_ char *index = jint_str(nic, "index");
+        if (!index)
+            index = vo_asprintf("%zu", i);
+        const char *cells[] = { index, jstr(nic, "network"), jstr(nic, "mac"), jstr(nic, "ip"),
+                                jstr(nic, "tap") };
+        out_table_add(t, cells);
+    }
+    out_table_print(t, stdout);
+    out_table_free(t);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
 #define ASYNC_HELP "  --async               print the task id and return without waiting\n"
 
 static const CliCommand vm_commands[] = {
     { "vm", "create", "NAME",
       "[--image IMG] [--vcpus N] [--memory SIZE] [--disk-size SIZE] [--accel auto|kvm|tcg] "
-      "[--autostart] [--full-clone] [--async]",
+      "[--network NET]... [--autostart] [--full-clone] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
       "  --image IMG           image to boot (default: default)\n"
@@ -458,10 +576,15 @@ static const CliCommand vm_commands[] = {
       "  --disk-size SIZE      size of the VM's disk; a bare number is bytes, so use\n"
       "                        K/M/G/T (default: chosen by vireod)\n"
       "  --accel auto|kvm|tcg  accelerator (default: auto: KVM when usable, else TCG)\n"
+      "  --network NET         give the VM a NIC on network NET; repeat for more NICs,\n"
+      "                        in order; 'user' is QEMU's user-mode networking\n"
+      "                        (default: one NIC on network default, or on 'user'\n"
+      "                        when vireod has no network default)\n"
       "  --autostart           start the VM whenever vireod starts\n"
       "  --full-clone          give the VM a full copy of the image's disk (default: a\n"
       "                        linked clone, which holds only the VM's changes)\n" ASYNC_HELP
-      "\nExample:\n  vireo vm create web1 --vcpus 2 --memory 1G --disk-size 10G\n",
+      "\nExamples:\n  vireo vm create web1 --vcpus 2 --memory 1G --disk-size 10G\n"
+      "  vireo vm create gw1 --network default --network lab\n",
       vm_create },
     { "vm", "start", "NAME", "[--async]", "Start a VM.", "Options:\n" ASYNC_HELP,
       vm_simple_action },
@@ -518,6 +641,21 @@ static const CliCommand vm_commands[] = {
       "\nOptions:\n" ASYNC_HELP,
       vm_disk_remove },
     { "vm", "disk list", "VM", NULL, "List a VM's disks.", NULL, vm_disk_list },
+    { "vm", "nic add", "VM", "--network NET [--mac MAC] [--async]",
+      "Add a NIC on a network to a stopped VM.",
+      "The NIC comes after the VM's others. NET is a network of 'vireo network list',\n"
+      "or 'user' for QEMU's user-mode networking.\n"
+      "\nOptions:\n"
+      "  --network NET         the network (required)\n"
+      "  --mac MAC             the NIC's MAC, e.g. 52:54:00:12:34:56 (default: a new one)\n" ASYNC_HELP
+      "\nExample:\n  vireo vm nic add web1 --network lab\n",
+      vm_nic_add },
+    { "vm", "nic remove", "VM INDEX", "[--async]", "Remove a NIC from a stopped VM.",
+      "INDEX is the NIC's number in 'vireo vm nic list'; the NICs after it are\n"
+      "renumbered (each one less).\n"
+      "\nOptions:\n" ASYNC_HELP,
+      vm_nic_remove },
+    { "vm", "nic list", "VM", NULL, "List a VM's NICs with their addresses.", NULL, vm_nic_list },
 };
 
 const CliNoun cli_noun_vm = { "vm", "virtual machines", vm_commands, ELEMENTSOF(vm_commands) };

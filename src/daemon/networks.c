@@ -76,7 +76,9 @@ static int dnsmasq_spawn(VoNetwork *n, const char *conf_path)
 {
     _cleanup_free_ char *log = vo_asprintf("%s/dnsmasq.log", n->dir);
     _cleanup_free_ char *conf_arg = vo_asprintf("--conf-file=%s", conf_path);
-    char *argv[] = { "dnsmasq", "--keep-in-foreground", conf_arg, NULL };
+    /* As root: vireod's run dir is not open to "nobody", and dnsmasq re-reads
+     * the hosts file there on every SIGHUP. */
+    char *argv[] = { "dnsmasq", "--keep-in-foreground", "--user=root", conf_arg, NULL };
     int r = vo_spawn_detached(argv, log, NULL, 0, &n->dnsmasq_pid, &n->dnsmasq_pidfd);
     if (r < 0)
         return r;
@@ -441,6 +443,8 @@ int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
     /* Bring it up; when that fails undo everything, so nothing stays half-made. */
     _cleanup_free_ char *error = NULL;
     r = apply(n, true, &error);
+    if (r == -ENODEV || r == -ENOTTY || r == -EEXIST)
+        r = -EINVAL; /* a bridge or uplink that is missing or wrong is bad input */
     if (r < 0) {
         *ret_error = vo_asprintf("cannot create network '%s': %s", n->spec->name,
                                  error ? error : strerror(-r));

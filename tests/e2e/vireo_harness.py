@@ -100,6 +100,7 @@ class Daemon:
         if image:
             os.symlink(os.path.abspath(TEST_IMAGE), os.path.join(self.state_dir, "images", "default"))
         self.netns = Netns()
+        self.baseline = self.host_state()  # links and nftables before vireod
         self.proc = None
         self.qemu_pids = set()
         self.start()
@@ -218,6 +219,23 @@ class Daemon:
 
     def cli_json(self, *args):
         return json.loads(self.cli(*args, "--output", "json").stdout)
+
+    # -- the daemon's namespace --------------------------------------------
+    def ns(self, *cmd, check=True, timeout=30):
+        """Runs a command inside the daemon's network namespace."""
+        return subprocess.run(["ip", "netns", "exec", self.netns.name, *cmd],
+                              capture_output=True, text=True, check=check, timeout=timeout)
+
+    def host_state(self):
+        """The namespace's links (names) and nftables ruleset, to compare."""
+        links = json.loads(self.ns("ip", "-j", "link", "show").stdout)
+        ruleset = self.ns("nft", "list", "ruleset").stdout
+        return sorted(l["ifname"] for l in links), ruleset
+
+    def nic_ip(self, name, index=0, timeout=45):
+        """The address DHCP gave a VM's NIC, as vireod reports it."""
+        return wait_until(lambda: self.vm(name)["nics"][index].get("ip"), timeout,
+                          interval=0.2, what=f"a DHCP address for {name}")
 
     # -- helpers -----------------------------------------------------------
     def guest(self, name, command, timeout=60):

@@ -1,6 +1,6 @@
 /* test-cli.c: the CLI's command-line parsing (options anywhere, values, usage
- * errors, several positionals, two-word verbs), its option value checks and
- * its output formatting. */
+ * errors, several positionals, two-word verbs, repeatable options), its option
+ * value checks and its output formatting. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -214,6 +214,107 @@ static void test_parse_positionals(void **state)
     _cleanup_free_ char *e8 = multi(&c, &disk_add_cmd, NULL);
     assert_false(c.ok);
     assert_non_null(strstr(e8, "'vm disk add' needs VM;"));
+}
+
+/* Repeatable options next to ordinary ones. */
+static const CliCommand net_create_cmd = { "network", "create", "NAME",
+                                           "[--type T] [--remote ADDR]... [--network NET]...",
+                                           "Create.", NULL, run_dummy };
+
+typedef struct {
+    char **argv;
+    int argc;
+    bool ok;
+    int exit_status;
+    const char *name, *type;
+    bool no_lists; /* pass lists = NULL */
+    char **remotes, **networks;
+} ListCase;
+
+static void do_lists(void *p)
+{
+    ListCase *c = p;
+    const CliOption opts[] = { { "--type", &c->type, NULL }, { NULL, NULL, NULL } };
+    const CliListOption lists[] = {
+        { "--remote", &c->remotes },
+        { "--network", &c->networks },
+        { NULL, NULL },
+    };
+    c->ok = cli_parse_args_lists(&net_create_cmd, c->argc, c->argv, opts,
+                                 c->no_lists ? NULL : lists, &c->name, 1, &c->exit_status);
+}
+
+static char *lists(ListCase *c, bool no_lists, ...)
+{
+    static char *argv[16];
+    va_list ap;
+    va_start(ap, no_lists);
+    int n = 0;
+    argv[n++] = (char *)"create";
+    for (char *a; (a = va_arg(ap, char *));)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    vo_strv_free(c->remotes);
+    vo_strv_free(c->networks);
+    *c = (ListCase){ .argv = argv, .argc = n, .no_lists = no_lists };
+    return stderr_of(do_lists, c);
+}
+
+static void test_parse_lists(void **state)
+{
+    ListCase c = { 0 };
+    /* Every value, in order, in both forms, mixed with other options and the
+     * positional; a repeated ordinary option still keeps its last value. */
+    _cleanup_free_ char *e1 = lists(&c, false, "--remote", "192.0.2.2", "ov1", "--type", "nat",
+                                    "--remote=192.0.2.3", "--network", "a", "--type", "vxlan",
+                                    "--remote", "192.0.2.4", NULL);
+    assert_true(c.ok);
+    assert_string_equal(e1, "");
+    assert_string_equal(c.name, "ov1");
+    assert_string_equal(c.type, "vxlan");
+    assert_int_equal(vo_strv_len(c.remotes), 3);
+    assert_string_equal(c.remotes[0], "192.0.2.2");
+    assert_string_equal(c.remotes[1], "192.0.2.3");
+    assert_string_equal(c.remotes[2], "192.0.2.4");
+    assert_int_equal(vo_strv_len(c.networks), 1);
+    assert_string_equal(c.networks[0], "a");
+
+    /* Not given: the strv stays NULL. An empty value is kept (vireod judges it). */
+    free(lists(&c, false, "ov1", "--network=", NULL));
+    assert_true(c.ok);
+    assert_null(c.remotes);
+    assert_int_equal(vo_strv_len(c.networks), 1);
+    assert_string_equal(c.networks[0], "");
+
+    /* A value that looks like an option is still the value. */
+    free(lists(&c, false, "ov1", "--remote", "--type", NULL));
+    assert_true(c.ok);
+    assert_null(c.type);
+    assert_string_equal(c.remotes[0], "--type");
+
+    _cleanup_free_ char *e2 = lists(&c, false, "ov1", "--remote", NULL);
+    assert_false(c.ok);
+    assert_int_equal(c.exit_status, CLI_EXIT_USAGE);
+    assert_string_equal(e2, "vireo: --remote needs a value; try 'vireo network create --help'\n");
+
+    /* Only whole names match; after "--" it is a positional. */
+    _cleanup_free_ char *e3 = lists(&c, false, "ov1", "--remotes", "x", NULL);
+    assert_false(c.ok);
+    assert_non_null(strstr(e3, "unknown option '--remotes' for 'network create'"));
+    _cleanup_free_ char *e4 = lists(&c, false, "--", "--remote", NULL);
+    assert_true(c.ok);
+    assert_string_equal(c.name, "--remote");
+    assert_null(c.remotes);
+    assert_string_equal(e4, "");
+
+    /* Without lists, a repeatable option is unknown. */
+    _cleanup_free_ char *e5 = lists(&c, true, "ov1", "--remote", "x", NULL);
+    assert_false(c.ok);
+    assert_non_null(strstr(e5, "unknown option '--remote'"));
+    assert_null(c.remotes);
+    vo_strv_free(c.remotes);
+    vo_strv_free(c.networks);
 }
 
 static void test_find_command(void **state)
@@ -470,6 +571,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_args),
         cmocka_unit_test(test_parse_positionals),
+        cmocka_unit_test(test_parse_lists),
         cmocka_unit_test(test_find_command),
         cmocka_unit_test(test_volume_ref),
         cmocka_unit_test(test_absolute_path),
