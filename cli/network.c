@@ -66,7 +66,9 @@ static void print_network(const json_t *net)
         out_kv(stdout, "leases:", json_is_array(leases) ? "none" : NULL);
         return;
     }
-    out_kv(stdout, "leases:", "");
+    _cleanup_free_ char *count = leases_count(net);
+    out_kv(stdout, "leases:", count);
+    fputc('\n', stdout);
     static const char *const headers[] = { "MAC", "IP", "HOSTNAME" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;

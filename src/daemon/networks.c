@@ -327,8 +327,12 @@ int vo_networks_load(VoDaemon *d)
     for (size_t i = 0; i < n; i++)
         (void)bring_up(list[i]);
     free(list);
-    if (!have_default)
-        (void)create_default(d);
+    /* Made once, on the first start; a user who deletes it keeps it deleted. */
+    _cleanup_free_ char *made = NULL;
+    if (!have_default && vo_store_get(d->store, "settings/default-network", &made, NULL) == -ENOENT &&
+        create_default(d) >= 0)
+        (void)vo_store_put(d->store, "settings/default-network", "{\"created\":true}", VO_REV_ANY,
+                           NULL);
     vo_networks_refresh_hosts(d);
     return 0;
 }

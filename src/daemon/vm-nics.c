@@ -195,23 +195,30 @@ static int task_nic_remove(VoTask *t, void *userdata)
     return edit_stopped(t, op->vm, remove_nic, op);
 }
 
+/* Whether any VM's NIC on this host has mac. */
+static bool mac_in_use(VoDaemon *d, const char *mac)
+{
+    bool used = false;
+    pthread_mutex_lock(&d->vms_lock);
+    for (size_t i = 0; i < d->n_vms && !used; i++) {
+        VoVm *vm = d->vms[i];
+        pthread_mutex_lock(&vm->lock);
+        for (size_t k = 0; k < vm->spec->n_nics; k++)
+            if (!strcasecmp(vm->spec->nics[k].mac, mac))
+                used = true;
+        pthread_mutex_unlock(&vm->lock);
+    }
+    pthread_mutex_unlock(&d->vms_lock);
+    return used;
+}
+
 /* A MAC no VM on this host uses yet. */
 static int unused_mac(VoDaemon *d, char ret[18])
 {
-    json_t *nics = vo_vms_network_nics(d);
-    int r = -EEXIST;
-    for (int attempt = 0; attempt < 16 && r == -EEXIST; attempt++) {
-        if (vo_mac_generate(ret) < 0)
-            break;
-        r = 0;
-        size_t i;
-        json_t *nic;
-        json_array_foreach(nics, i, nic)
-            if (!strcasecmp(json_string_value(json_object_get(nic, "mac")), ret))
-                r = -EEXIST;
-    }
-    json_decref(nics);
-    return r;
+    for (int attempt = 0; attempt < 16; attempt++)
+        if (vo_mac_generate(ret) >= 0 && !mac_in_use(d, ret))
+            return 0;
+    return -EEXIST;
 }
 
 int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
@@ -229,6 +236,10 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
     if (mac && !vo_mac_valid(mac)) {
         *ret_error = vo_asprintf("mac: '%s' is not a unicast MAC like 52:54:00:12:34:56", mac);
         return -EINVAL;
+    }
+    if (mac && mac_in_use(d, mac)) {
+        *ret_error = vo_asprintf("mac: %s is already used by a NIC on this host", mac);
+        return -EEXIST;
     }
     if (!mac) {
         if (unused_mac(d, generated) < 0) {
