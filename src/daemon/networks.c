@@ -329,9 +329,9 @@ int vo_networks_load(VoDaemon *d)
     free(list);
     /* Made once, on the first start; a user who deletes it keeps it deleted. */
     _cleanup_free_ char *made = NULL;
-    if (!have_default && vo_store_get(d->store, "settings/default-network", &made, NULL) == -ENOENT &&
-        create_default(d) >= 0)
-        (void)vo_store_put(d->store, "settings/default-network", "{\"created\":true}", VO_REV_ANY,
+    bool was_made = vo_store_get(d->store, "settings/default-network", &made, NULL) >= 0;
+    if (have_default || (!was_made && create_default(d) >= 0))
+        (void)vo_store_put(d->store, "settings/default-network", "{\"made\":true}", VO_REV_ANY,
                            NULL);
     vo_networks_refresh_hosts(d);
     return 0;
