@@ -27,7 +27,7 @@ def test_default_network_gives_dhcp_address_and_host_reaches_it(daemon):
     assert ip.startswith(net["subnet"].rsplit(".", 1)[0] + ".")
     assert ip in daemon.cli("vm", "show", "web").stdout
     # The host side (the daemon's namespace) reaches the VM.
-    assert daemon.ns("ping", "-c", "2", "-W", "2", ip, check=False).returncode == 0
+    assert daemon.ns("busybox", "ping", "-c", "2", "-W", "2", ip, check=False).returncode == 0
     # The lease is reported on the network too.
     leases = daemon.api("GET", "/v1/networks/default")["leases"]
     assert ip in [l["ip"] for l in leases]
@@ -202,3 +202,14 @@ def test_vxlan_joins_vms_on_two_hosts(tmp_path):
     finally:
         a.cleanup()
         b.cleanup()
+
+
+def test_dead_dnsmasq_is_restarted(daemon):
+    old = daemon.api("GET", "/v1/networks/default")["dnsmasq_pid"]
+    os.kill(old, signal.SIGKILL)
+    new = wait_until(lambda: (lambda p: p if p and p != old else None)(
+        daemon.api("GET", "/v1/networks/default")["dnsmasq_pid"]), 10, what="a new dnsmasq")
+    assert pid_alive(new)
+    # And it serves: a VM still gets its address.
+    daemon.create_and_boot("after", memory="128M")
+    assert daemon.nic_ip("after")

@@ -667,6 +667,15 @@ def test_document_is_consistent(spec):
                 schema = response["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Error"}, f"{what} {status}"
 
+    # VmDetail (GET /v1/vms/{vm}) is VM with richer NICs; nothing else may differ
+    schemas = spec["components"]["schemas"]
+    vm, detail = schemas["VM"], schemas["VmDetail"]
+    assert {k: v for k, v in vm.items() if k != "description"} == {
+        **{k: v for k, v in detail.items() if k != "description"},
+        "properties": {**detail["properties"], "nics": vm["properties"]["nics"]}}, (
+        "VM and VmDetail differ in more than their nics")
+    assert detail["properties"]["nics"]["items"] == {"$ref": "#/components/schemas/VmNic"}
+
     code = spec["components"]["schemas"]["ErrorCode"]
     assert set(code["enum"]) == set(code["x-http-status"]), "ErrorCode enum vs x-http-status"
     table = dict(re.findall(r'\[VO_ERR_\w+\]\s*=\s*\{\s*"([a-z-]+)",\s*(\d+)\s*\}',
@@ -827,6 +836,61 @@ INVALID_BODIES = [
     ("POST", "/v1/images", {"name": "Bad", "import_path": "/etc/hostname"}),
     ("POST", "/v1/images", {"name": "x", "import_path": "relative"}),
     ("POST", "/v1/images", {"name": "x", "import_path": "/etc/hostname", "disk": "y"}),
+    ("POST", "/v1/vms", {"name": "x", "networks": []}),
+    ("POST", "/v1/vms", {"name": "x", "networks": "default"}),
+    ("POST", "/v1/vms", {"name": "x", "networks": [1]}),
+    ("POST", "/v1/vms", {"name": "x", "networks": ["user"] * 9}),
+    ("POST", "/v1/vms/err1/nics", {}),  # network missing
+    ("POST", "/v1/vms/err1/nics", {"network": 1}),
+    ("POST", "/v1/vms/err1/nics", {"network": "Bad"}),
+    ("POST", "/v1/vms/err1/nics", {"network": "default", "mac": "zz"}),
+    ("POST", "/v1/vms/err1/nics", {"network": "default", "mac": "01:00:5e:00:00:01"}),  # multicast
+    ("POST", "/v1/vms/err1/nics", {"network": "default", "model": "e1000"}),
+    ("POST", "/v1/networks", {}),
+    ("POST", "/v1/networks", {"name": "x"}),  # type missing
+    ("POST", "/v1/networks", {"type": "nat"}),  # name missing
+    ("POST", "/v1/networks", {"name": "x", "type": "mesh"}),
+    ("POST", "/v1/networks", {"name": "x", "type": "nat", "colour": "red"}),  # unknown key
+    ("POST", "/v1/networks", {"name": "Bad", "type": "nat"}),
+    ("POST", "/v1/networks", {"name": "user", "type": "nat"}),  # reserved
+    ("POST", "/v1/networks", {"name": "x", "type": "nat", "subnet": "10.1.0.0/31"}),
+    ("POST", "/v1/networks", {"name": "x", "type": "nat", "subnet": "10.1.0.0"}),
+    ("POST", "/v1/networks", {"name": "x", "type": "nat", "subnet": "bogus/24"}),
+    ("POST", "/v1/networks", {"name": "x", "type": "isolated", "dhcp": "yes"}),
+    ("POST", "/v1/networks", {"name": "x", "type": "nat", "vni": 5}),  # a vxlan key
+    ("POST", "/v1/networks", {"name": "x", "type": "nat", "bridge": "a-too-long-ifname"}),
+    ("POST", "/v1/networks", {"name": "x", "type": "bridge"}),  # bridge missing
+    ("POST", "/v1/networks", {"name": "x", "type": "bridge", "bridge": "br0",
+                              "subnet": "10.1.0.0/24"}),
+    ("POST", "/v1/networks", {"name": "x", "type": "bridge", "bridge": "br0", "dhcp": False}),
+    ("POST", "/v1/networks", {"name": "x", "type": "vlan", "vlan_id": 10}),  # uplink missing
+    ("POST", "/v1/networks", {"name": "x", "type": "vlan", "uplink": "vup0"}),  # vlan_id missing
+    ("POST", "/v1/networks", {"name": "x", "type": "vlan", "uplink": "vup0", "vlan_id": 4095}),
+    ("POST", "/v1/networks", {"name": "x", "type": "vlan", "uplink": "vup0", "vlan_id": 10,
+                              "remotes": ["192.0.2.1"]}),
+    ("POST", "/v1/networks", {"name": "x", "type": "vxlan", "remotes": ["192.0.2.1"]}),  # vni
+    ("POST", "/v1/networks", {"name": "x", "type": "vxlan", "vni": 7}),  # remotes missing
+    ("POST", "/v1/networks", {"name": "x", "type": "vxlan", "vni": 7, "remotes": []}),
+    ("POST", "/v1/networks", {"name": "x", "type": "vxlan", "vni": 7, "remotes": "192.0.2.1"}),
+    ("POST", "/v1/networks", {"name": "x", "type": "vxlan", "vni": 16777216,
+                              "remotes": ["192.0.2.1"]}),
+    ("POST", "/v1/networks", {"name": "x", "type": "vxlan", "vni": 7,
+                              "remotes": ["192.0.2.1", "192.0.2.1"]}),
+    ("POST", "/v1/networks", {"name": "x", "type": "vxlan", "vni": 7, "remotes": ["nowhere"]}),
+    ("POST", "/v1/networks", {"name": "x", "type": "vxlan", "vni": 7, "remotes": ["192.0.2.1"],
+                              "port": 0}),
+    ("POST", "/v1/networks", {"name": "x", "type": "vxlan", "vni": 7, "remotes": ["192.0.2.1"],
+                              "uplink": "vup0"}),  # a vlan key
+]
+
+# Network bodies the document allows and vireod refuses with 400.
+REFUSED_NETWORKS = [
+    {"name": "x", "type": "isolated", "subnet": "10.213.0.1/24"},  # host bits set
+    {"name": "x", "type": "isolated", "subnet": "10.213.0.0/30"},  # no room for DHCP
+    {"name": "x", "type": "vxlan", "vni": 7, "remotes": ["224.0.0.1"]},  # not unicast
+    {"name": "x", "type": "vxlan", "vni": 7, "remotes": ["192.0.2.1"], "local": "192.0.2.1"},
+    {"name": "x", "type": "vxlan", "vni": 7, "remotes": ["192.0.2.1"], "dhcp": True},  # no subnet
+    {"name": "x", "type": "vlan", "uplink": "abcdefghijklmno", "vlan_id": 4094},  # name > 15
 ]
 
 # Routes that need a valid body before they look up what the path names.
@@ -838,6 +902,7 @@ NOT_FOUND_WITH_BODY = [
     ("POST", "/v1/pools/nope/volumes/x/resize", {"size_bytes": MiB}),
     ("POST", "/v1/pools/default/volumes/nope/clone", {"target": "default/x"}),
     ("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "nope/x"}),
+    ("POST", "/v1/vms/nope/nics", {"network": "default"}),
 ]
 
 
@@ -858,12 +923,16 @@ def test_errors(api):
                          ("DELETE", "/v1/pools/nope"), ("GET", "/v1/pools/default/volumes/nope"),
                          ("GET", "/v1/pools/nope/volumes/nope"),
                          ("DELETE", "/v1/pools/default/volumes/nope"),
-                         ("GET", "/v1/pools/default/volumes/nope/data")]:
+                         ("GET", "/v1/pools/default/volumes/nope/data"),
+                         ("GET", "/v1/networks/nope"), ("DELETE", "/v1/networks/nope"),
+                         ("GET", "/v1/vms/nope/nics"), ("DELETE", "/v1/vms/nope/nics/0"),
+                         ("DELETE", "/v1/vms/err1/nics/1")]:
         api.call(method, path, expect=404, code="not-found")
     for method, path, body in NOT_FOUND_WITH_BODY:
         api.call(method, path, body, expect=404, code="not-found")
     for path in ["/v1/nope", "/v2/host", "/v1/vms/err1/bogus", "/v1/vms/", "/",
-                 "/v1/pools/default/volumes/x/bogus", "/v1/volumes/default"]:
+                 "/v1/pools/default/volumes/x/bogus", "/v1/volumes/default",
+                 "/v1/networks/default/bogus", "/v1/vms/err1/nics/0/x"]:
         api.call_unrouted("GET", path, expect=404, response="NotFound")
 
     # 405: the path exists, the method does not
@@ -873,7 +942,9 @@ def test_errors(api):
                          ("GET", "/v1/pools/default/volumes"), ("POST", "/v1/volumes"),
                          ("POST", "/v1/pools/default/volumes/x/data"),
                          ("PUT", "/v1/images/default"), ("GET", "/v1/vms/err1/template"),
-                         ("GET", "/v1/vms/err1/disks/1")]:
+                         ("GET", "/v1/vms/err1/disks/1"), ("PUT", "/v1/networks"),
+                         ("PATCH", "/v1/networks/default"), ("POST", "/v1/networks/default"),
+                         ("PUT", "/v1/vms/err1/nics"), ("GET", "/v1/vms/err1/nics/0")]:
         api.call_unrouted(method, path, expect=405, response="MethodNotAllowed")
 
     # 400: malformed JSON, a body that is not an object, schema violations
@@ -910,6 +981,16 @@ def test_errors(api):
              expect=400, code="invalid-argument")  # not a directory
     api.call("POST", "/v1/pools/default/volumes", {"name": "x", "import_path": "/no/such/file"},
              expect=400, code="invalid-argument")
+    api.call("POST", "/v1/vms", {"name": "err2", "networks": ["default", "no-such-net"]},
+             expect=400, code="invalid-argument")
+    api.call("POST", "/v1/vms/err1/nics", {"network": "no-such-net"},
+             expect=400, code="invalid-argument")
+    api.call("DELETE", "/v1/vms/err1/nics/x", expect=400, code="invalid-argument")
+    api.call("DELETE", "/v1/vms/err1/nics/1001", expect=400, code="invalid-argument")
+    api.call("POST", "/v1/networks", raw=b"", headers=json_header,
+             expect=400, code="invalid-argument")  # a network needs a body
+    for body in REFUSED_NETWORKS:
+        api.call("POST", "/v1/networks", body, expect=400, code="invalid-argument")
     for body in [{"name": "x", "import_path": "/no/such/file"},
                  {"name": "x", "import_path": "/etc/hostname", "cmdline": "quiet"},
                  {"name": "x", "import_path": "/etc/hostname", "initrd_path": "/etc/hostname"},
@@ -929,6 +1010,8 @@ def test_errors(api):
     api.call("DELETE", "/v1/vms/err1", expect=409, code="invalid-state")
     api.call("PATCH", "/v1/vms/err1", {"memory_mib": 256}, expect=409, code="invalid-state")
     api.call("POST", "/v1/vms/err1/disks", {"size_bytes": MiB}, expect=409, code="invalid-state")
+    api.call("POST", "/v1/vms/err1/nics", {"network": "user"}, expect=409, code="invalid-state")
+    api.call("DELETE", "/v1/vms/err1/nics/0", expect=409, code="invalid-state")
     api.call("POST", "/v1/vms/err1/template", {"image": "err1-image"},
              expect=409, code="invalid-state")
     api.call("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "default/x"},
@@ -939,12 +1022,16 @@ def test_errors(api):
              expect=409, code="already-exists")
     api.call("POST", "/v1/images", {"name": "default", "import_path": "/etc/hostname"},
              expect=409, code="already-exists")
+    api.call("POST", "/v1/networks", {"name": "default", "type": "isolated"},
+             expect=409, code="already-exists")
 
     # 413: over 1 MiB, whatever the content
     big = b'{"name": "big", "pad": "' + b"x" * (1 << 20) + b'"}'
     api.call("POST", "/v1/vms", raw=big, headers=json_header,
              expect=413, code="payload-too-large")
     api.call("POST", "/v1/pools/default/volumes", raw=big, headers=json_header,
+             expect=413, code="payload-too-large")
+    api.call("POST", "/v1/networks", raw=big, headers=json_header,
              expect=413, code="payload-too-large")
 
     # 415: a body that is not declared as JSON
@@ -954,6 +1041,8 @@ def test_errors(api):
     api.call("POST", "/v1/pools", raw=b'{"name": "p", "path": "/tmp"}',
              headers={"Content-Type": "application/octet-stream"},
              expect=415, code="unsupported-media-type")
+    api.call("POST", "/v1/networks", raw=b'{"name": "n", "type": "nat"}',
+             headers={"Content-Type": "text/plain"}, expect=415, code="unsupported-media-type")
 
     # 503: KVM asked for where it is not usable (always so under the fake driver)
     api.call("POST", "/v1/vms", {"name": "err2", "accel": "kvm"}, expect=503, code="unavailable")
@@ -966,6 +1055,8 @@ def test_errors(api):
     keys = {v["key"] for v in api.call("GET", "/v1/volumes", expect=200).value["volumes"]}
     assert keys == {"default/err1-disk0", "default/err3-disk0"}, keys
     assert api.image("x") is None and api.image("err1-image") is None
+    networks = api.call("GET", "/v1/networks", expect=200).value["networks"]
+    assert [n["name"] for n in networks] == ["default"], networks
 
 
 # ---- storage ---------------------------------------------------------------------------
@@ -1309,6 +1400,248 @@ def test_vm_template(api):
     api.delete_vm("from-tpl")
     assert api.call("DELETE", "/v1/images/tpl-image", expect=200).value == {}
     api.delete_vm("tpl1")
+
+
+# ---- networks ------------------------------------------------------------------------
+
+
+def network_without_pid(net):
+    """A network's answer without dnsmasq_pid, which changes when dnsmasq is
+    restarted (vireod restarts it when it exits)."""
+    return {k: v for k, v in net.items() if k != "dnsmasq_pid"}
+
+
+def running_dnsmasq(api, name):
+    """The PID of the network's dnsmasq once it runs (bounded wait)."""
+    def pid():
+        p = api.call("GET", f"/v1/networks/{name}", expect=200).value["dnsmasq_pid"]
+        return p if p and pid_alive(p) else None
+    return wait_for(pid, f"network {name}: dnsmasq running")
+
+
+def test_networks(api, netns, run_dir):
+    # default: made at start, nat on the first /24 of 10.100.0.0/16, up
+    networks = api.call("GET", "/v1/networks", expect=200).value["networks"]
+    default = next(n for n in networks if n["name"] == "default")
+    assert default["type"] == "nat" and default["subnet"] == "10.100.0.0/24", default
+    assert default["dhcp"] is True and default["bridge"] == "vbr-default"
+    assert default["state"] == "active" and default["error"] is None
+    assert default["leases"] == []  # the fake driver's VMs never ask for an address
+    assert network_without_pid(default) == network_without_pid(
+        api.call("GET", "/v1/networks/default", expect=200).value)
+    assert link_exists(netns, "vbr-default")
+    running_dnsmasq(api, "default")
+
+    # nat without a subnet: the next free /24
+    nat = api.call("POST", "/v1/networks", {"name": "ctr-nat", "type": "nat"}, expect=201).value
+    assert network_without_pid(nat) == {
+        "name": "ctr-nat", "type": "nat", "subnet": "10.100.1.0/24", "dhcp": True,
+        "bridge": "vbr-ctr-nat", "state": "active", "error": None, "leases": []}
+    assert link_exists(netns, "vbr-ctr-nat")
+    nat_dnsmasq = running_dnsmasq(api, "ctr-nat")
+    assert (run_dir / "networks" / "ctr-nat" / "dnsmasq.conf").is_file()
+
+    # isolated with a subnet; a long name gets a hashed bridge name; DHCP off
+    iso = api.call("POST", "/v1/networks",
+                   {"name": "ctr-iso", "type": "isolated", "subnet": "10.210.0.0/24"},
+                   expect=201).value
+    assert iso["subnet"] == "10.210.0.0/24" and iso["dhcp"] is True
+    assert iso["bridge"] == "vbr-ctr-iso" and iso["type"] == "isolated"
+    running_dnsmasq(api, "ctr-iso")
+    quiet = api.call("POST", "/v1/networks",
+                     {"name": "ctr-isolated-quiet", "type": "isolated",
+                      "subnet": "10.211.0.0/29", "dhcp": False}, expect=201).value
+    assert re.fullmatch(r"vbr-ctr-is-[0-9a-f]{4}", quiet["bridge"]), quiet
+    assert quiet["dhcp"] is False and quiet["dnsmasq_pid"] is None
+    assert link_exists(netns, quiet["bridge"])
+
+    # vxlan: a bridge and vxVNI; without a subnet no address and no DHCP
+    vx = api.call("POST", "/v1/networks",
+                  {"name": "ctr-vx", "type": "vxlan", "vni": 4242,
+                   "remotes": ["192.0.2.2", "192.0.2.3"]}, expect=201).value
+    assert vx == {"name": "ctr-vx", "type": "vxlan", "vni": 4242, "port": 4789,
+                  "remotes": ["192.0.2.2", "192.0.2.3"], "dhcp": False, "bridge": "vbr-ctr-vx",
+                  "state": "active", "error": None, "dnsmasq_pid": None, "leases": []}
+    assert link_exists(netns, "vbr-ctr-vx") and link_exists(netns, "vx4242")
+    vx2 = api.call("POST", "/v1/networks",
+                   {"name": "ctr-vx2", "type": "vxlan", "vni": 4243, "remotes": ["192.0.2.2"],
+                    "local": "192.0.2.1", "port": 4790, "subnet": "10.212.0.0/24"},
+                   expect=201).value
+    assert vx2["local"] == "192.0.2.1" and vx2["port"] == 4790 and vx2["dhcp"] is True
+    assert vx2["subnet"] == "10.212.0.0/24"
+    running_dnsmasq(api, "ctr-vx2")
+
+    # bridge: an existing host bridge; vireo makes nothing for it
+    br = api.call("POST", "/v1/networks", {"name": "ctr-br", "type": "bridge",
+                                           "bridge": HOST_BRIDGE}, expect=201).value
+    assert br == {"name": "ctr-br", "type": "bridge", "bridge": HOST_BRIDGE, "state": "active",
+                  "error": None, "dnsmasq_pid": None, "leases": []}
+    for bridge in ("nosuchbr0", UPLINK_PEER):  # missing; not a bridge
+        api.call("POST", "/v1/networks", {"name": "ctr-br2", "type": "bridge", "bridge": bridge},
+                 expect=400, code="invalid-argument")
+    api.call("POST", "/v1/networks", {"name": "ctr-br2", "type": "bridge",
+                                      "bridge": "vbr-default"}, expect=409, code="already-exists")
+
+    # vlan: on a kernel without 8021q a clear 503 naming the module
+    body = {"name": "ctr-vlan", "type": "vlan", "uplink": UPLINK, "vlan_id": 42,
+            "subnet": "10.214.0.0/24"}
+    reply = api.call("POST", "/v1/networks", body, expect=(201, 503), code="unavailable")
+    if reply.status == 503:
+        assert "8021q" in reply.value["error"]["message"], reply.value
+        api.call("GET", "/v1/networks/ctr-vlan", expect=404, code="not-found")
+    else:
+        vlan = reply.value
+        assert vlan["uplink"] == UPLINK and vlan["vlan_id"] == 42 and vlan["dhcp"] is True
+        assert link_exists(netns, f"{UPLINK}.42") and link_exists(netns, "vbr-ctr-vlan")
+        api.call("POST", "/v1/networks", {**body, "name": "ctr-vlan2", "subnet": "10.215.0.0/24"},
+                 expect=409, code="already-exists")  # the same VLAN on the same uplink
+        assert api.call("DELETE", "/v1/networks/ctr-vlan", expect=200).value == {}
+        assert not link_exists(netns, f"{UPLINK}.42")
+
+    # 409: the name, an overlapping subnet, a VNI, a bridge taken
+    for body in [{"name": "ctr-iso", "type": "nat"},
+                 {"name": "ctr-iso2", "type": "isolated", "subnet": "10.210.0.128/25"},
+                 {"name": "ctr-iso2", "type": "isolated", "subnet": "10.0.0.0/8"},
+                 {"name": "ctr-vx3", "type": "vxlan", "vni": 4242, "remotes": ["192.0.2.9"]},
+                 {"name": "ctr-iso2", "type": "isolated", "bridge": "vbr-ctr-nat"}]:
+        api.call("POST", "/v1/networks", body, expect=409, code="already-exists")
+    # 400: a bad CIDR, an unknown key
+    api.call("POST", "/v1/networks", {"name": "ctr-bad", "type": "nat", "subnet": "10.216.0.0/33"},
+             expect=400, code="invalid-argument")
+    api.call("POST", "/v1/networks", {"name": "ctr-bad", "type": "nat", "mtu": 9000},
+             expect=400, code="invalid-argument")
+    # 400: an interface vireo would make exists and is not vireo's
+    api.call("POST", "/v1/networks", {"name": "ctr-bad", "type": "nat", "bridge": UPLINK_PEER},
+             expect=400, code="invalid-argument")
+    api.call("GET", "/v1/networks/ctr-bad", expect=404, code="not-found")
+
+    # the list holds every network, each as GET shows it
+    mine = {"default", "ctr-nat", "ctr-iso", "ctr-isolated-quiet", "ctr-vx", "ctr-vx2", "ctr-br"}
+    listed = api.call("GET", "/v1/networks", expect=200).value["networks"]
+    assert {n["name"] for n in listed} == mine, listed
+    for net in listed:
+        shown = api.call("GET", f"/v1/networks/{net['name']}", expect=200).value
+        assert network_without_pid(shown) == network_without_pid(net)
+
+    # leases, as dnsmasq writes them (a network without dnsmasq, so the
+    # file stays as written): expiry, MAC, IP, hostname or *, client id
+    (run_dir / "networks" / "ctr-vx" / "leases").write_text(
+        "1900000000 52:54:00:AB:CD:01 10.230.0.5 guest1 01:52:54:00:ab:cd:01\n"
+        "0 52:54:00:ab:cd:02 10.230.0.6 * *\n"
+        "not a lease\n")
+    assert api.call("GET", "/v1/networks/ctr-vx", expect=200).value["leases"] == [
+        {"mac": "52:54:00:ab:cd:01", "ip": "10.230.0.5", "hostname": "guest1",
+         "expires": 1900000000},
+        {"mac": "52:54:00:ab:cd:02", "ip": "10.230.0.6", "hostname": None, "expires": 0}]
+
+    # delete: the links, the rules and dnsmasq go; a host bridge stays
+    for name, links in [("ctr-nat", ["vbr-ctr-nat"]), ("ctr-isolated-quiet", [quiet["bridge"]]),
+                        ("ctr-vx2", ["vbr-ctr-vx2", "vx4243"]), ("ctr-br", [])]:
+        assert api.call("DELETE", f"/v1/networks/{name}", expect=200).value == {}
+        api.call("GET", f"/v1/networks/{name}", expect=404, code="not-found")
+        api.call("DELETE", f"/v1/networks/{name}", expect=404, code="not-found")
+        for link in links:
+            assert not link_exists(netns, link), f"{link} outlived network {name}"
+        assert not (run_dir / "networks" / name).exists()
+    wait_for(lambda: not pid_alive(nat_dnsmasq), "the deleted network's dnsmasq to exit")
+    assert link_exists(netns, HOST_BRIDGE)
+    nft = subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "tables"],
+                         capture_output=True, text=True, timeout=WAIT_S, check=True).stdout
+    assert "ctr-nat" not in nft, nft
+    # what is left is for test_vm_nics: ctr-iso and ctr-vx
+
+
+def test_vm_nics(api, netns):
+    # by default one NIC on the default network
+    api.create("nic1")
+    vm = api.call("GET", "/v1/vms/nic1", expect=200).value
+    nic = vm["nics"][0]
+    assert len(vm["nics"]) == 1 and re.fullmatch(r"52:54:00(:[0-9a-f]{2}){3}", nic["mac"]), vm
+    assert nic == {"index": 0, "mac": nic["mac"], "network": "default", "model": "virtio",
+                   "tap": None, "ip": None}
+    assert api.call("GET", "/v1/vms/nic1/nics", expect=200).value == {"nics": vm["nics"]}
+    listed = next(v for v in api.call("GET", "/v1/vms", expect=200).value["vms"]
+                  if v["name"] == "nic1")
+    assert listed["nics"] == [{"mac": nic["mac"], "network": "default"}]  # the definition's form
+
+    # networks: one NIC each, in order; user needs no vireo network
+    reply = api.call("POST", "/v1/vms", {"name": "nic2", "networks": ["default", "user"]},
+                     expect=202).value
+    assert [n["network"] for n in reply["vm"]["nics"]] == ["default", "user"]
+    api.wait_task(reply["task"])
+    nics = api.call("GET", "/v1/vms/nic2/nics", expect=200).value["nics"]
+    assert [(n["index"], n["network"], n["tap"]) for n in nics] == [
+        (0, "default", None), (1, "user", None)]
+    assert nics[0]["mac"] != nics[1]["mac"]
+    api.call("POST", "/v1/vms", {"name": "nic3", "networks": ["no-such-network"]},
+             expect=400, code="invalid-argument")
+    api.call("GET", "/v1/vms/nic3", expect=404, code="not-found")
+
+    # while the VM is active each NIC on a network has a tap; user has none
+    vm = api.act("nic2", "start")
+    prefix = "vt" + vm["id"][:8]
+    assert [n["tap"] for n in vm["nics"]] == [prefix + "n0", None], vm["nics"]
+    api.call("POST", "/v1/vms/nic2/nics", {"network": "user"}, expect=409, code="invalid-state")
+    api.call("DELETE", "/v1/vms/nic2/nics/1", expect=409, code="invalid-state")
+    vm = api.act("nic2", "stop", {"force": True})
+    assert [n["tap"] for n in vm["nics"]] == [None, None]
+
+    # add: on a network, with or without a MAC
+    api.task_ok("POST", "/v1/vms/nic2/nics", {"network": "ctr-iso", "mac": "52:54:00:00:c0:01"},
+                kind="nic-add", target="nic2")
+    api.task_ok("POST", "/v1/vms/nic2/nics", {"network": "ctr-vx"}, kind="nic-add", target="nic2")
+    nics = api.call("GET", "/v1/vms/nic2/nics", expect=200).value["nics"]
+    assert [(n["index"], n["network"]) for n in nics] == [
+        (0, "default"), (1, "user"), (2, "ctr-iso"), (3, "ctr-vx")], nics
+    assert nics[2]["mac"] == "52:54:00:00:c0:01"
+    assert api.call("GET", "/v1/vms/nic2", expect=200).value["nics"] == nics
+    # 409: a MAC a NIC on this host has (this VM's or another's, in any case)
+    for taken in ("52:54:00:00:C0:01", nic["mac"]):
+        api.call("POST", "/v1/vms/nic2/nics", {"network": "user", "mac": taken},
+                 expect=409, code="already-exists")
+    # 400: a bad MAC, an unknown network; 404: no such NIC
+    api.call("POST", "/v1/vms/nic2/nics", {"network": "user", "mac": "03:00:00:00:00:01"},
+             expect=400, code="invalid-argument")
+    api.call("POST", "/v1/vms/nic2/nics", {"network": "no-such-network"},
+             expect=400, code="invalid-argument")
+    api.call("DELETE", "/v1/vms/nic2/nics/4", expect=404, code="not-found")
+    api.call("DELETE", "/v1/vms/nic2/nics/x", expect=400, code="invalid-argument")
+
+    # a NIC's address is its MAC's DHCP lease on its network
+    vx_leases = api.call("GET", "/v1/networks/ctr-vx", expect=200).value["leases"]
+    assert vx_leases, "test_networks wrote leases for ctr-vx"
+    mac = nics[3]["mac"]
+    api.task_ok("DELETE", "/v1/vms/nic2/nics/3", kind="nic-remove", target="nic2")
+    api.task_ok("POST", "/v1/vms/nic2/nics", {"network": "ctr-vx", "mac": "52:54:00:ab:cd:01"},
+                kind="nic-add", target="nic2")
+    nics = api.call("GET", "/v1/vms/nic2/nics", expect=200).value["nics"]
+    assert nics[3]["ip"] == "10.230.0.5" and nics[3]["mac"] == "52:54:00:ab:cd:01", nics
+    assert all(n["ip"] is None for n in nics[:3]), nics
+    assert mac != "52:54:00:ab:cd:01"
+
+    # a network a VM's NIC is on cannot be deleted, running or not
+    api.call("DELETE", "/v1/networks/ctr-iso", expect=409, code="invalid-state")
+    api.call("DELETE", "/v1/networks/default", expect=409, code="invalid-state")
+
+    # remove: the later NICs move down
+    api.task_ok("DELETE", "/v1/vms/nic2/nics/2", kind="nic-remove", target="nic2")
+    nics = api.call("GET", "/v1/vms/nic2/nics", expect=200).value["nics"]
+    assert [(n["index"], n["network"]) for n in nics] == [
+        (0, "default"), (1, "user"), (2, "ctr-vx")], nics
+    assert api.call("DELETE", "/v1/networks/ctr-iso", expect=200).value == {}
+    assert not link_exists(netns, "vbr-ctr-iso")
+
+    # all of them, the first included: a VM may have none
+    for _ in range(3):
+        api.task_ok("DELETE", "/v1/vms/nic2/nics/0", kind="nic-remove", target="nic2")
+    assert api.call("GET", "/v1/vms/nic2/nics", expect=200).value == {"nics": []}
+    assert api.call("DELETE", "/v1/networks/ctr-vx", expect=200).value == {}
+    assert not link_exists(netns, "vx4242")
+
+    api.delete_vm("nic1")
+    api.delete_vm("nic2")
+    networks = api.call("GET", "/v1/networks", expect=200).value["networks"]
+    assert [n["name"] for n in networks] == ["default"], networks
 
 
 def test_every_operation_was_exercised(api, spec, request):
