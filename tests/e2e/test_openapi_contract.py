@@ -510,6 +510,38 @@ def link_exists(netns, name):
     return ip("-n", netns, "link", "show", "dev", name, check=False).returncode == 0
 
 
+def check_default_network(socket_path, run_dir):
+    """Fails early, saying why, unless vireod's default network is up with a
+    dnsmasq that stays up (it cannot start when, for instance, the host is
+    out of inotify instances); every VM start needs it."""
+    def get_default():
+        conn = UnixHTTPConnection(socket_path)
+        try:
+            conn.request("GET", "/v1/networks/default")
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read())
+        finally:
+            conn.close()
+
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        status, net = get_default()
+        if status != 200:
+            pytest.fail(f"vireod has no default network: {status} {net}")
+        pid = net["dnsmasq_pid"]
+        if net["state"] == "active" and pid and pid_alive(pid):
+            time.sleep(0.5)  # still the same one, still running?
+            status, again = get_default()
+            if again["state"] == "active" and again["dnsmasq_pid"] == pid and pid_alive(pid):
+                return
+        if net["state"] == "error" or time.monotonic() > deadline:
+            log = run_dir / "networks" / "default" / "dnsmasq.log"
+            tail = log.read_text(errors="replace")[-600:] if log.exists() else "(no log)"
+            pytest.fail(f"vireod's default network is not up: {net['error']}\n"
+                        f"dnsmasq.log:\n{tail}")
+        time.sleep(0.05)
+
+
 # Links the test makes in the namespace for vireod's bridge and vlan networks.
 HOST_BRIDGE = "hostbr0"  # a host bridge vireo did not make
 UPLINK, UPLINK_PEER = "vup0", "vup1"  # a veth pair: a VLAN uplink, and a link that is no bridge
@@ -569,6 +601,7 @@ def vireod(netns):
                 if time.monotonic() > deadline:
                     pytest.fail(f"vireod did not listen within {WAIT_S} s:\n{log_path.read_text()}")
                 time.sleep(0.05)
+        check_default_network(str(sock), top / "run")
         yield str(sock)
     finally:
         if proc is not None:

@@ -149,16 +149,18 @@ class Daemon:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def remember_qemu_pids(self):
-        """Every QEMU this daemon started, from the pidfiles (for cleanup)."""
-        vms = os.path.join(self.run_dir, "vms")
-        if not os.path.isdir(vms):
-            return
-        for vm_id in os.listdir(vms):
-            try:
-                with open(os.path.join(vms, vm_id, "qemu.pid")) as f:
-                    self.qemu_pids.add(int(f.read().strip()))
-            except (OSError, ValueError):
-                pass
+        """Every QEMU and dnsmasq this daemon started, from their pidfiles
+        (for cleanup: both outlive vireod by design)."""
+        for sub, pidfile in (("vms", "qemu.pid"), ("networks", "dnsmasq.pid")):
+            top = os.path.join(self.run_dir, sub)
+            if not os.path.isdir(top):
+                continue
+            for entry in os.listdir(top):
+                try:
+                    with open(os.path.join(top, entry, pidfile)) as f:
+                        self.qemu_pids.add(int(f.read().strip()))
+                except (OSError, ValueError):
+                    pass
 
     # -- API ---------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, raw=None):
