@@ -5,6 +5,7 @@
 
 #include "api/handlers.h"
 #include "conf/vm-spec.h"
+#include "daemon/networks.h"
 #include "daemon/vms.h"
 #include "util/util.h"
 
@@ -146,6 +147,8 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
         vo_reply_errno(rep, r, error);
     else
         vo_reply_json(rep, 200, vo_vm_to_json(vm));
+    if (r >= 0 && edit.name)
+        vo_networks_refresh_hosts(req->d); /* DNS follows the new name */
     free(error);
 }
 

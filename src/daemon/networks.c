@@ -82,6 +82,15 @@ static int dnsmasq_spawn(VoNetwork *n, const char *conf_path)
     int r = vo_spawn_detached(argv, log, NULL, 0, &n->dnsmasq_pid, &n->dnsmasq_pidfd);
     if (r < 0)
         return r;
+    /* dnsmasq writes its pidfile once it handles signals; until then a SIGHUP
+     * (vo_networks_refresh_hosts) would kill it. Wait for it, bounded. */
+    _cleanup_free_ char *pidfile = vo_asprintf("%s/dnsmasq.pid", n->dir);
+    for (int i = 0; i < 300; i++) {
+        _cleanup_free_ char *text = NULL;
+        if (vo_read_file(pidfile, 64, &text, NULL) >= 0 && atoi(text) == (int)n->dnsmasq_pid)
+            break;
+        usleep(10000);
+    }
     log_info("network %s: dnsmasq started (pid %d)", n->spec->name, (int)n->dnsmasq_pid);
     return 0;
 }
@@ -167,6 +176,7 @@ static int dnsmasq_step(const VoNetStep *st, void *userdata)
         stop_dnsmasq(n);
         return 0;
     }
+    _cleanup_free_ char *old_pidfile = vo_asprintf("%s/dnsmasq.pid", n->dir);
     int r = vo_write_file_atomic(st->path, st->text, strlen(st->text));
     _cleanup_free_ char *hosts = vo_asprintf("%s/hosts", n->dir);
     if (r >= 0 && access(hosts, F_OK) < 0)
@@ -177,6 +187,7 @@ static int dnsmasq_step(const VoNetStep *st, void *userdata)
         return r;
     if (n->dnsmasq_pidfd >= 0 || adopt_dnsmasq(n, st->path))
         return 0;
+    (void)unlink(old_pidfile);
     r = dnsmasq_spawn(n, st->path);
     return r;
 }
@@ -380,10 +391,17 @@ static json_t *network_to_json(VoDaemon *d, VoNetwork *n)
     return o;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(VoNetwork *const *)a)->spec->name, (*(VoNetwork *const *)b)->spec->name);
+}
+
 json_t *vo_networks_list_json(VoDaemon *d)
 {
     json_t *arr = json_array();
     pthread_mutex_lock(&d->networks_lock);
+    if (d->n_networks)
+        qsort(d->networks, d->n_networks, sizeof(VoNetwork *), by_name);
     for (size_t i = 0; i < d->n_networks; i++)
         json_array_append_new(arr, network_to_json(d, d->networks[i]));
     pthread_mutex_unlock(&d->networks_lock);

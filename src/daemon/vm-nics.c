@@ -212,8 +212,7 @@ static bool mac_in_use(VoDaemon *d, const char *mac)
     return used;
 }
 
-/* A MAC no VM on this host uses yet. */
-static int unused_mac(VoDaemon *d, char ret[18])
+int vo_vms_unused_mac(VoDaemon *d, char ret[18])
 {
     for (int attempt = 0; attempt < 16; attempt++)
         if (vo_mac_generate(ret) >= 0 && !mac_in_use(d, ret))
@@ -242,7 +241,7 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
         return -EEXIST;
     }
     if (!mac) {
-        if (unused_mac(d, generated) < 0) {
+        if (vo_vms_unused_mac(d, generated) < 0) {
             *ret_error = vo_strdup("cannot find an unused MAC");
             return -EIO;
         }

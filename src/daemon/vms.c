@@ -624,6 +624,7 @@ static int task_delete(VoTask *t, void *userdata)
             log_warn("vm %s: kept volume %s: %s", spec->name, spec->disks[i].volume, error);
     }
     log_info("vm %s: deleted%s", spec->name, a->keep_disks ? " (disks kept)" : "");
+    vo_networks_refresh_hosts(d);
     vo_vm_spec_free(spec);
     return 0;
 }
@@ -783,7 +784,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
 
     VoVmSpec *spec = vo_malloc0(sizeof(*spec));
     char id[37], mac[18];
-    if (vo_uuid_generate(id) < 0 || vo_mac_generate(mac) < 0)
+    if (vo_uuid_generate(id) < 0 || vo_vms_unused_mac(d, mac) < 0)
         abort();
     spec->id = vo_strdup(id);
     spec->name = vo_strdup(args->name);
@@ -814,8 +815,15 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     }
     spec->nics = vo_malloc0(sizeof(VoNicSpec) * (n_nets + 1));
     for (size_t i = 0; i < n_nets && i < VO_VM_MAX_NICS; i++) {
-        if (i > 0 && vo_mac_generate(mac) < 0)
-            abort();
+        /* Unused on the host; the VM is not registered yet, so its own earlier
+         * NICs are compared here. */
+        for (int attempt = 0; i > 0 && attempt < 16; attempt++) {
+            bool taken = vo_vms_unused_mac(d, mac) < 0;
+            for (size_t k = 0; k < i && !taken; k++)
+                taken = !strcasecmp(mac, spec->nics[k].mac);
+            if (!taken)
+                break;
+        }
         spec->nics[i] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup(nets[i]) };
         spec->n_nics++;
     }

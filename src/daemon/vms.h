@@ -85,6 +85,8 @@ char *vo_vms_volume_user(VoDaemon *d, const char *key);
  * every NIC on a vireo network as [{"network","mac","name"}]. */
 char *vo_vms_network_user(VoDaemon *d, const char *network);
 json_t *vo_vms_network_nics(VoDaemon *d);
+/* A MAC in 52:54:00 that no NIC on this host has yet. */
+int vo_vms_unused_mac(VoDaemon *d, char ret[18]);
 
 /* NICs (vm-nics.c), while the VM is stopped. */
 json_t *vo_vm_nics_json(VoDaemon *d, VoVm *vm);

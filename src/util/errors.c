@@ -42,7 +42,7 @@ VoErrorCode vo_error_from_errno(int negative_errno)
     case EBUSY: case EALREADY: case ENOTCONN: return VO_ERR_INVALID_STATE;
     case ESTALE: return VO_ERR_CONFLICT;
     case E2BIG: case EMSGSIZE: return VO_ERR_PAYLOAD_TOO_LARGE;
-    case ENOTSUP: case ENODEV: return VO_ERR_UNAVAILABLE;
+    case ENOTSUP: case ENODEV: case ENETDOWN: return VO_ERR_UNAVAILABLE;
     case ENOSPC: case EDQUOT: return VO_ERR_INSUFFICIENT_STORAGE;
     default: return VO_ERR_INTERNAL;
     }
