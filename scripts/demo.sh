@@ -47,6 +47,15 @@ for _ in $(seq 300); do
     sleep 0.2
 done
 
+# Its address on the default network, once DHCP has given it one.
+ip=""
+for _ in $(seq 100); do
+    ip=$("$VIREO" vm show demo --output json |
+         python3 -c 'import json,sys; n=json.load(sys.stdin)["nics"]; print(n[0].get("ip") or "" if n else "")')
+    [ -n "$ip" ] && break
+    sleep 0.2
+done
+
 step "it runs"
 "$VIREO" vm list
 echo
@@ -57,6 +66,7 @@ echo "Its serial console so far:"
 
 cat <<MSG
 
+Its address on the default network:   ${ip:-(not yet)}   (try: ping ${ip:-ADDRESS})
 Reach its console (Ctrl-] detaches):  $VIREO console demo
 Everything else:                      $VIREO --help   (socket: $SOCK)
 Stop it:                              $VIREO vm stop demo
