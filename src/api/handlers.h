@@ -50,3 +50,9 @@ void vo_api_network_delete(VoRequest *req, VoReply *rep);
 void vo_api_vm_nics_list(VoRequest *req, VoReply *rep);
 void vo_api_vm_nic_add(VoRequest *req, VoReply *rep);
 void vo_api_vm_nic_remove(VoRequest *req, VoReply *rep);
+
+void vo_api_snapshots_list(VoRequest *req, VoReply *rep);
+void vo_api_snapshot_show(VoRequest *req, VoReply *rep);
+void vo_api_snapshot_create(VoRequest *req, VoReply *rep);
+void vo_api_snapshot_revert(VoRequest *req, VoReply *rep);
+void vo_api_snapshot_delete(VoRequest *req, VoReply *rep);

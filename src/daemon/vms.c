@@ -16,6 +16,7 @@
 #include "daemon/console.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
+#include "daemon/snapshots.h"
 #include "daemon/storage.h"
 #include "util/spawn.h"
 #include "util/unix-socket.h"
@@ -615,6 +616,7 @@ static int task_delete(VoTask *t, void *userdata)
     (void)vo_rm_rf(state_dir);
     (void)vo_rm_rf(run_dir);
     VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    vo_snapshots_forget(d, spec->id);
     registry_remove(d, vm); /* first: a volume attached to a VM cannot be removed */
     pthread_mutex_unlock(&vm->job);
     for (size_t i = 0; !a->keep_disks && i < spec->n_disks; i++) {

@@ -126,6 +126,15 @@ static int fake_powerdown(VoHvInstance *vm) { return end_vm(vm, true, "powerdown
 static int fake_kill(VoHvInstance *vm) { return end_vm(vm, false, "kill"); }
 /* The fake VM holds no image open: the caller resizes the file itself. */
 static int fake_resize_disk(VoHvInstance *vm, size_t index, uint64_t size) { return -EOPNOTSUPP; }
+static int fake_snapshot(VoHvInstance *vm, const char *op, const char *tag, size_t n_disks,
+                         char **ret_error)
+{
+    int r = take_fault("snapshot");
+    if (r < 0)
+        *ret_error = vo_asprintf("injected fault: snapshot fails with %s", strerror(-r));
+    return r;
+}
+
 static int fake_exit_fd(VoHvInstance *vm) { return vm->exit_fd; }
 static const char *fake_console_socket(VoHvInstance *vm) { return NULL; }
 
@@ -149,6 +158,7 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .reset = fake_reset,
         .kill = fake_kill,
         .resize_disk = fake_resize_disk,
+        .snapshot = fake_snapshot,
         .exit_fd = fake_exit_fd,
         .reap = fake_reap,
         .console_socket = fake_console_socket,

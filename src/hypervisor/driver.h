@@ -38,6 +38,11 @@ struct VoHvDriver {
     /* Grows disk number index while the VM runs (the guest sees it at once);
      * -EOPNOTSUPP when the driver cannot. */
     int (*resize_disk)(VoHvInstance *vm, size_t index, uint64_t size);
+    /* Internal snapshots of a running VM, every disk at the same instant:
+     * op "save" (with the memory state in disk 0), "load" or "delete" of tag
+     * on disks 0..n_disks-1. */
+    int (*snapshot)(VoHvInstance *vm, const char *op, const char *tag, size_t n_disks,
+                    char **ret_error);
     /* An fd that turns readable once the VM is gone (a pidfd for QEMU). */
     int (*exit_fd)(VoHvInstance *vm);
     /* After exit_fd turned readable: was it a clean shutdown, and why did it end. */

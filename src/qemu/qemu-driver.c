@@ -258,6 +258,70 @@ static int qemu_resize_disk(VoHvInstance *vm, size_t index, uint64_t size)
     return r;
 }
 
+/* Runs a QMP job command and waits for it to conclude (bounded), then
+ * dismisses it. Caller holds qmp_lock. */
+static int run_job(VoHvInstance *vm, const char *cmd, json_t *args, int timeout_ms,
+                   char **ret_error)
+{
+    const char *job_id = json_string_value(json_object_get(args, "job-id"));
+    int r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, NULL, ret_error);
+    if (r < 0)
+        return r;
+    int64_t deadline = vo_now_ms() + timeout_ms;
+    for (;;) {
+        json_t *jobs = NULL;
+        r = vo_qmp_execute(vm->qmp, "query-jobs", NULL, QMP_TIMEOUT_MS, &jobs, ret_error);
+        if (r < 0)
+            return r;
+        const char *status = NULL, *error = NULL;
+        size_t i;
+        json_t *job;
+        json_array_foreach(jobs, i, job)
+            if (!strcmp(json_string_value(json_object_get(job, "id")) ?: "", job_id)) {
+                status = json_string_value(json_object_get(job, "status"));
+                error = json_string_value(json_object_get(job, "error"));
+            }
+        bool done = status && !strcmp(status, "concluded");
+        if (done && error) {
+            *ret_error = vo_strdup(error);
+            r = -EIO;
+        }
+        json_decref(jobs);
+        if (done || !status)
+            break;
+        if (vo_now_ms() > deadline) {
+            *ret_error = vo_asprintf("%s did not finish in %d s", cmd, timeout_ms / 1000);
+            return -ETIMEDOUT;
+        }
+        poll(NULL, 0, 50);
+    }
+    json_t *dismiss = json_pack("{s:s}", "id", job_id);
+    (void)vo_qmp_execute(vm->qmp, "job-dismiss", dismiss, QMP_TIMEOUT_MS, NULL, NULL);
+    json_decref(dismiss);
+    return r;
+}
+
+static int qemu_snapshot(VoHvInstance *vm, const char *op, const char *tag, size_t n_disks,
+                         char **ret_error)
+{
+    json_t *devices = json_array();
+    for (size_t i = 0; i < n_disks; i++) {
+        char node[32];
+        snprintf(node, sizeof(node), "disk%zu", i); /* the node names qemu-argv.c gives */
+        json_array_append_new(devices, json_string(node));
+    }
+    json_t *args = json_pack("{s:s, s:s, s:o}", "job-id", "vireo-snapshot", "tag", tag,
+                             "devices", devices);
+    if (strcmp(op, "delete"))
+        json_object_set_new(args, "vmstate", json_string("disk0"));
+    _cleanup_free_ char *cmd = vo_asprintf("snapshot-%s", op);
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = vm->qmp ? run_job(vm, cmd, args, 600000, ret_error) : -ENOTCONN;
+    pthread_mutex_unlock(&vm->qmp_lock);
+    json_decref(args);
+    return r;
+}
+
 static int qemu_exit_fd(VoHvInstance *vm) { return vm->pidfd; }
 static const char *qemu_console_socket(VoHvInstance *vm) { return vm->console_path; }
 
@@ -320,6 +384,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .reset = qemu_reset,
         .kill = qemu_kill,
         .resize_disk = qemu_resize_disk,
+        .snapshot = qemu_snapshot,
         .exit_fd = qemu_exit_fd,
         .reap = qemu_reap,
         .console_socket = qemu_console_socket,

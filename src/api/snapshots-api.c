@@ -1,0 +1,72 @@
+/* snapshots-api.c: /v1/vms/{vm}/snapshots routes. */
+#include "api/handlers.h"
+#include "daemon/snapshots.h"
+#include "daemon/vms.h"
+#include "util/util.h"
+
+static VoVm *find_vm(VoRequest *req, VoReply *rep)
+{
+    VoVm *vm = vo_vms_find(req->d, req->params[0]);
+    if (!vm)
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
+    return vm;
+}
+
+void vo_api_snapshots_list(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (vm)
+        vo_reply_json(rep, 200, vo_snapshots_list_json(req->d, vm));
+}
+
+void vo_api_snapshot_show(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (!vm)
+        return;
+    json_t *snap = NULL;
+    char *error = NULL;
+    int r = vo_snapshot_get_json(req->d, vm, req->params[1], &snap, &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, snap);
+    free(error);
+}
+
+void vo_api_snapshot_create(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    const char *name = NULL, *description = NULL;
+    int memory = 0;
+    if (!vm || !vo_request_unpack(req, rep, "{s:s, s?b, s?s}", "name", &name, "memory", &memory,
+                                  "description", &description))
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_snapshot_create(req->d, vm, name, memory, description, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
+void vo_api_snapshot_revert(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    int force = 0;
+    if (!vm || !vo_request_unpack(req, rep, "{s?b}", "force", &force))
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_snapshot_revert(req->d, vm, req->params[1], force, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
+void vo_api_snapshot_delete(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    if (!vm)
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_snapshot_delete(req->d, vm, req->params[1], &task, &error);
+    vo_reply_task(rep, r, task, error);
+}

@@ -1,0 +1,411 @@
+/* snapshots.c: VM snapshots (see snapshots.h). All of a VM's disks must be
+ * qcow2 (internal snapshots). Operations run as tasks under the VM's job
+ * lock, so a snapshot never races a start, stop or another snapshot. */
+#include "daemon/snapshots.h"
+
+#include <string.h>
+
+#include "conf/names.h"
+#include "daemon/vm-internal.h"
+#include "util/spawn.h"
+#include "util/time-format.h"
+#include "util/util.h"
+
+/* ---- documents ------------------------------------------------------------ */
+
+static char *snap_key(const char *vm_id, const char *name)
+{
+    return vo_asprintf("snapshots/%s/%s", vm_id, name);
+}
+
+static json_t *load_doc(VoDaemon *d, const char *key)
+{
+    _cleanup_free_ char *text = NULL;
+    if (vo_store_get(d->store, key, &text, NULL) < 0)
+        return NULL;
+    return json_loads(text, 0, NULL);
+}
+
+static int save_doc(VoDaemon *d, const char *key, json_t *doc)
+{
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    return vo_store_put(d->store, key, text, VO_REV_ANY, NULL);
+}
+
+static char *current_of(VoDaemon *d, const char *vm_id)
+{
+    _cleanup_free_ char *key = vo_asprintf("snapshot-current/%s", vm_id);
+    json_t *doc = load_doc(d, key);
+    char *name = vo_strdup(json_string_value(json_object_get(doc, "name")));
+    json_decref(doc);
+    return name;
+}
+
+static void set_current(VoDaemon *d, const char *vm_id, const char *name)
+{
+    _cleanup_free_ char *key = vo_asprintf("snapshot-current/%s", vm_id);
+    if (!name) {
+        (void)vo_store_delete(d->store, key, VO_REV_ANY);
+        return;
+    }
+    json_t *doc = json_pack("{s:s}", "name", name);
+    (void)save_doc(d, key, doc);
+    json_decref(doc);
+}
+
+typedef struct {
+    json_t *all; /* array of documents */
+} SnapList;
+
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    json_t *doc = json_loads(value, 0, NULL);
+    if (doc)
+        json_array_append_new(userdata, doc);
+    return 0;
+}
+
+static json_t *all_of(VoDaemon *d, const char *vm_id)
+{
+    json_t *arr = json_array();
+    _cleanup_free_ char *prefix = vo_asprintf("snapshots/%s/", vm_id);
+    (void)vo_store_list(d->store, prefix, collect, arr);
+    return arr;
+}
+
+static char *vm_id_of(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    char *id = vo_strdup(vm->spec->id);
+    pthread_mutex_unlock(&vm->lock);
+    return id;
+}
+
+json_t *vo_snapshots_list_json(VoDaemon *d, VoVm *vm)
+{
+    _cleanup_free_ char *id = vm_id_of(vm);
+    _cleanup_free_ char *current = current_of(d, id);
+    json_t *all = all_of(d, id);
+    size_t i;
+    json_t *s;
+    json_array_foreach(all, i, s) {
+        const char *name = json_string_value(json_object_get(s, "name"));
+        json_t *children = json_array();
+        size_t k;
+        json_t *c;
+        json_array_foreach(all, k, c)
+            if (!strcmp(json_string_value(json_object_get(c, "parent")) ?: "", name))
+                json_array_append_new(children, json_string(json_string_value(json_object_get(c, "name"))));
+        json_object_set_new(s, "children", children);
+        json_object_set_new(s, "current", json_boolean(current && !strcmp(current, name)));
+        if (!json_object_get(s, "parent"))
+            json_object_set_new(s, "parent", json_null());
+    }
+    return json_pack("{s:o, s:o}", "snapshots", all, "current",
+                     current ? json_string(current) : json_null());
+}
+
+int vo_snapshot_get_json(VoDaemon *d, VoVm *vm, const char *name, json_t **ret,
+                         char **ret_error)
+{
+    json_t *list = vo_snapshots_list_json(d, vm);
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(list, "snapshots"), i, s)
+        if (!strcmp(json_string_value(json_object_get(s, "name")), name)) {
+            *ret = json_incref(s);
+            json_decref(list);
+            return 0;
+        }
+    json_decref(list);
+    *ret_error = vo_asprintf("snapshot '%s' does not exist", name);
+    return -ENOENT;
+}
+
+void vo_snapshots_forget(VoDaemon *d, const char *vm_id)
+{
+    json_t *all = all_of(d, vm_id);
+    size_t i;
+    json_t *s;
+    json_array_foreach(all, i, s) {
+        _cleanup_free_ char *key = snap_key(vm_id, json_string_value(json_object_get(s, "name")));
+        (void)vo_store_delete(d->store, key, VO_REV_ANY);
+    }
+    json_decref(all);
+    set_current(d, vm_id, NULL);
+}
+
+/* ---- the work ------------------------------------------------------------- */
+
+/* qemu-img snapshot -c/-a/-d on every disk of a stopped VM. */
+static int offline(const VoVmSpec *spec, const char *flag, const char *tag, char **ret_error)
+{
+    for (size_t i = 0; i < spec->n_disks; i++) {
+        char *argv[] = { "qemu-img", "snapshot", "-q", (char *)flag, (char *)tag,
+                         spec->disks[i].path, NULL };
+        _cleanup_free_ char *out = NULL;
+        int r = vo_spawn_wait(argv, 600000, &out);
+        if (r < 0) {
+            *ret_error = vo_asprintf("qemu-img snapshot %s on %s: %s", flag, spec->disks[i].path,
+                                     out && *out ? out : strerror(-r));
+            return r;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    VoVm *vm;
+    char *name, *description;
+    bool memory, force;
+} SnapOp;
+
+static void snap_op_free(void *p)
+{
+    SnapOp *op = p;
+    vo_vm_unref(op->vm);
+    free(op->name);
+    free(op->description);
+    free(op);
+}
+
+/* Under the job lock: the VM's state, a copy of its spec and its QEMU. */
+static VoHvInstance *snapshot_of_state(VoVm *vm, VoVmSpec **ret_spec, bool *ret_active)
+{
+    pthread_mutex_lock(&vm->lock);
+    *ret_spec = vo_vm_spec_copy(vm->spec);
+    *ret_active = vo_vm_state_active(vm->state);
+    VoHvInstance *hv = vm->hv;
+    pthread_mutex_unlock(&vm->lock);
+    return hv;
+}
+
+static int task_create(VoTask *t, void *userdata)
+{
+    SnapOp *op = userdata;
+    VoVm *vm = op->vm;
+    VoDaemon *d = vm->d;
+    _cleanup_free_ char *error = NULL;
+    VoVmSpec *spec = NULL;
+    bool active = false;
+    pthread_mutex_lock(&vm->job);
+    VoHvInstance *hv = snapshot_of_state(vm, &spec, &active);
+    int r = 0;
+    if (op->memory && !active) {
+        error = vo_strdup("a snapshot with memory needs the VM running");
+        r = -EBUSY;
+    } else if (active && hv) {
+        vo_task_progress(t, 10, "saving disks and memory");
+        r = d->driver->snapshot(hv, "save", op->name, spec->n_disks, &error);
+    } else {
+        vo_task_progress(t, 10, "saving disks");
+        r = offline(spec, "-c", op->name, &error);
+    }
+    if (r >= 0) {
+        _cleanup_free_ char *parent = current_of(d, spec->id);
+        json_t *doc = json_pack("{s:s, s:b, s:b, s:o}", "name", op->name, "memory",
+                                active && op->memory, "vm_running", active, "created_at",
+                                vo_time_json(vo_wall_ms()));
+        json_object_set_new(doc, "parent", parent ? json_string(parent) : json_null());
+        json_object_set_new(doc, "description",
+                            op->description ? json_string(op->description) : json_null());
+        _cleanup_free_ char *key = snap_key(spec->id, op->name);
+        r = save_doc(d, key, doc);
+        json_decref(doc);
+        if (r >= 0)
+            set_current(d, spec->id, op->name);
+    }
+    pthread_mutex_unlock(&vm->job);
+    vo_vm_spec_free(spec);
+    if (r < 0)
+        return vo_task_fail(t, r, "cannot snapshot VM '%s': %s", vm->spec->name,
+                            error ? error : strerror(-r));
+    return 0;
+}
+
+static int task_revert(VoTask *t, void *userdata)
+{
+    SnapOp *op = userdata;
+    VoVm *vm = op->vm;
+    VoDaemon *d = vm->d;
+    _cleanup_free_ char *error = NULL, *key = NULL;
+    VoVmSpec *spec = NULL;
+    bool active = false;
+    pthread_mutex_lock(&vm->job);
+    VoHvInstance *hv = snapshot_of_state(vm, &spec, &active);
+    key = snap_key(spec->id, op->name);
+    json_t *doc = load_doc(d, key);
+    bool memory = json_is_true(json_object_get(doc, "memory"));
+    json_decref(doc);
+    int r = 0;
+    if (!doc) {
+        error = vo_asprintf("snapshot '%s' does not exist", op->name);
+        r = -ENOENT;
+    } else if (active && !op->force) {
+        error = vo_strdup("the VM runs: reverting discards its current state; pass force");
+        r = -EBUSY;
+    } else if (memory && active && hv) {
+        vo_task_progress(t, 10, "loading disks and memory");
+        r = d->driver->snapshot(hv, "load", op->name, spec->n_disks, &error);
+        if (r >= 0)
+            (void)d->driver->resume(hv); /* back to running at that instant */
+    } else if (memory) {
+        error = vo_strdup("start the VM first: a snapshot with memory is loaded into a running VM");
+        r = -EBUSY;
+    } else {
+        if (active)
+            r = vo_vm_stop_locked(t, vm, true, 0);
+        if (r >= 0) {
+            vo_task_progress(t, 50, "reverting disks");
+            r = offline(spec, "-a", op->name, &error);
+        }
+    }
+    if (r >= 0)
+        set_current(d, spec->id, op->name);
+    pthread_mutex_unlock(&vm->job);
+    vo_vm_spec_free(spec);
+    if (r < 0)
+        return vo_task_fail(t, r, "cannot revert VM '%s' to '%s': %s", vm->spec->name, op->name,
+                            error ? error : strerror(-r));
+    return 0;
+}
+
+static int task_delete(VoTask *t, void *userdata)
+{
+    SnapOp *op = userdata;
+    VoVm *vm = op->vm;
+    VoDaemon *d = vm->d;
+    _cleanup_free_ char *error = NULL;
+    VoVmSpec *spec = NULL;
+    bool active = false;
+    pthread_mutex_lock(&vm->job);
+    VoHvInstance *hv = snapshot_of_state(vm, &spec, &active);
+    _cleanup_free_ char *key = snap_key(spec->id, op->name);
+    json_t *doc = load_doc(d, key);
+    _cleanup_free_ char *parent = vo_strdup(json_string_value(json_object_get(doc, "parent")));
+    int r = doc ? 0 : -ENOENT;
+    json_decref(doc);
+    if (r < 0)
+        error = vo_asprintf("snapshot '%s' does not exist", op->name);
+    else if (active && hv)
+        r = d->driver->snapshot(hv, "delete", op->name, spec->n_disks, &error);
+    else
+        r = offline(spec, "-d", op->name, &error);
+    if (r >= 0) {
+        /* Its children now hang off its parent; the tree stays whole. */
+        json_t *all = all_of(d, spec->id);
+        size_t i;
+        json_t *s;
+        json_array_foreach(all, i, s) {
+            const char *p = json_string_value(json_object_get(s, "parent"));
+            if (p && !strcmp(p, op->name)) {
+                json_object_set_new(s, "parent", parent ? json_string(parent) : json_null());
+                _cleanup_free_ char *child = snap_key(spec->id, json_string_value(json_object_get(s, "name")));
+                (void)save_doc(d, child, s);
+            }
+        }
+        json_decref(all);
+        (void)vo_store_delete(d->store, key, VO_REV_ANY);
+        _cleanup_free_ char *current = current_of(d, spec->id);
+        if (current && !strcmp(current, op->name))
+            set_current(d, spec->id, parent);
+    }
+    pthread_mutex_unlock(&vm->job);
+    vo_vm_spec_free(spec);
+    if (r < 0)
+        return vo_task_fail(t, r, "cannot delete snapshot '%s': %s", op->name,
+                            error ? error : strerror(-r));
+    return 0;
+}
+
+/* ---- entry points ----------------------------------------------------------- */
+
+static int check_disks(VoVm *vm, char **ret_error)
+{
+    pthread_mutex_lock(&vm->lock);
+    int r = 0;
+    for (size_t i = 0; i < vm->spec->n_disks && r == 0; i++)
+        if (vm->spec->disks[i].format != VO_DISK_QCOW2) {
+            *ret_error = vo_asprintf("disk %zu of VM '%s' is raw: snapshots need qcow2 disks", i,
+                                     vm->spec->name);
+            r = -EINVAL;
+        }
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+static SnapOp *snap_op(VoVm *vm, const char *name)
+{
+    SnapOp *op = vo_malloc0(sizeof(*op));
+    op->vm = vo_vm_ref(vm);
+    op->name = vo_strdup(name);
+    return op;
+}
+
+int vo_snapshot_create(VoDaemon *d, VoVm *vm, const char *name, bool memory,
+                       const char *description, json_t **ret_task, char **ret_error)
+{
+    if (!vo_name_valid(name)) {
+        *ret_error = vo_asprintf("name: '%s' is invalid: use 1-63 characters of a-z, 0-9 and "
+                                 "'-', not starting with '-'", name ? name : "");
+        return -EINVAL;
+    }
+    int r = check_disks(vm, ret_error);
+    if (r < 0)
+        return r;
+    if (memory && !vo_vm_is_active(vm)) {
+        *ret_error = vo_strdup("a snapshot with memory needs the VM running");
+        return -EBUSY;
+    }
+    _cleanup_free_ char *id = vm_id_of(vm);
+    _cleanup_free_ char *key = snap_key(id, name);
+    json_t *existing = load_doc(d, key);
+    if (existing) {
+        json_decref(existing);
+        *ret_error = vo_asprintf("snapshot '%s' already exists", name);
+        return -EEXIST;
+    }
+    SnapOp *op = snap_op(vm, name);
+    op->memory = memory;
+    op->description = vo_strdup(description);
+    return vo_vm_submit(d, vm, "snapshot-create", task_create, op, snap_op_free, ret_task);
+}
+
+static int exists_or_fail(VoDaemon *d, VoVm *vm, const char *name, char **ret_error)
+{
+    _cleanup_free_ char *id = vm_id_of(vm);
+    _cleanup_free_ char *key = snap_key(id, name);
+    json_t *doc = load_doc(d, key);
+    if (!doc) {
+        *ret_error = vo_asprintf("snapshot '%s' does not exist", name);
+        return -ENOENT;
+    }
+    json_decref(doc);
+    return 0;
+}
+
+int vo_snapshot_revert(VoDaemon *d, VoVm *vm, const char *name, bool force, json_t **ret_task,
+                       char **ret_error)
+{
+    int r = exists_or_fail(d, vm, name, ret_error);
+    if (r < 0)
+        return r;
+    if (vo_vm_is_active(vm) && !force) {
+        *ret_error = vo_strdup("the VM runs: reverting discards its current state; pass force "
+                               "(--force) to do it");
+        return -EBUSY;
+    }
+    SnapOp *op = snap_op(vm, name);
+    op->force = force;
+    return vo_vm_submit(d, vm, "snapshot-revert", task_revert, op, snap_op_free, ret_task);
+}
+
+int vo_snapshot_delete(VoDaemon *d, VoVm *vm, const char *name, json_t **ret_task,
+                       char **ret_error)
+{
+    int r = exists_or_fail(d, vm, name, ret_error);
+    if (r < 0)
+        return r;
+    return vo_vm_submit(d, vm, "snapshot-delete", task_delete, snap_op(vm, name), snap_op_free,
+                        ret_task);
+}

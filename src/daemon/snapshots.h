@@ -1,0 +1,24 @@
+/* snapshots.h: VM snapshots: internal qcow2 snapshots of every disk taken at
+ * one instant (QMP snapshot-save with the memory state while the VM runs,
+ * qemu-img snapshot while it is stopped), kept as a tree (each snapshot's
+ * parent is the VM's current snapshot when it was taken). Documents
+ * snapshots/VM-ID/NAME and snapshot-current/VM-ID. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "daemon/daemon.h"
+
+/* {"snapshots":[{name,parent,children,current,memory,description,created_at}], "current"} */
+json_t *vo_snapshots_list_json(VoDaemon *d, VoVm *vm);
+int vo_snapshot_get_json(VoDaemon *d, VoVm *vm, const char *name, json_t **ret,
+                         char **ret_error);
+int vo_snapshot_create(VoDaemon *d, VoVm *vm, const char *name, bool memory,
+                       const char *description, json_t **ret_task, char **ret_error);
+int vo_snapshot_revert(VoDaemon *d, VoVm *vm, const char *name, bool force, json_t **ret_task,
+                       char **ret_error);
+int vo_snapshot_delete(VoDaemon *d, VoVm *vm, const char *name, json_t **ret_task,
+                       char **ret_error);
+/* When the VM itself is deleted. */
+void vo_snapshots_forget(VoDaemon *d, const char *vm_id);
