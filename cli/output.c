@@ -41,12 +41,23 @@ void out_table_add(OutTable *t, const char *const *cells)
     t->n_rows++;
 }
 
+/* How many columns s takes: its UTF-8 characters (tree lines such as "├─"
+ * are one byte sequence each but one column). */
+static size_t display_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            w++;
+    return w;
+}
+
 void out_table_print(const OutTable *t, FILE *f)
 {
     _cleanup_free_ size_t *width = vo_malloc0(t->n_cols * sizeof(size_t));
     for (size_t r = 0; r <= t->n_rows; r++)
         for (size_t c = 0; c < t->n_cols; c++) {
-            size_t w = strlen(t->cells[r * t->n_cols + c]);
+            size_t w = display_width(t->cells[r * t->n_cols + c]);
             if (w > width[c])
                 width[c] = w;
         }
@@ -54,7 +65,7 @@ void out_table_print(const OutTable *t, FILE *f)
         for (size_t c = 0; c < t->n_cols; c++) {
             const char *s = t->cells[r * t->n_cols + c];
             if (c + 1 < t->n_cols)
-                fprintf(f, "%-*s  ", (int)width[c], s);
+                fprintf(f, "%s%*s  ", s, (int)(width[c] - display_width(s)), "");
             else
                 fprintf(f, "%s\n", s);
         }

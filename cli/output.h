@@ -13,7 +13,8 @@ typedef struct OutTable OutTable;
 OutTable *out_table_new(size_t n_cols, const char *const *headers);
 /* Add a row of n_cols cells (copied; NULL prints as "-"). */
 void out_table_add(OutTable *t, const char *const *cells);
-/* Columns separated by two spaces; the last column is not padded. */
+/* Columns separated by two spaces; the last column is not padded. Widths count
+ * UTF-8 characters, not bytes. */
 void out_table_print(const OutTable *t, FILE *f);
 void out_table_free(OutTable *t);
 

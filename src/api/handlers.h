@@ -3,6 +3,9 @@
 
 #include "api/http.h"
 
+/* Resolves the {vm} parameter (a reference to unref), or fills rep with 404. */
+VoVm *vo_api_find_vm(VoRequest *req, VoReply *rep);
+
 void vo_api_host_show(VoRequest *req, VoReply *rep);
 void vo_api_images_list(VoRequest *req, VoReply *rep);
 void vo_api_tasks_list(VoRequest *req, VoReply *rep);

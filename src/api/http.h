@@ -63,6 +63,8 @@ bool vo_request_query_bool(VoRequest *req, const char *key);
 /* Unpacks the JSON body (an empty body is {}) with json_unpack's format,
  * strictly (unknown keys refused); false with rep filled (400) on bad input. */
 bool vo_request_unpack(VoRequest *req, VoReply *rep, const char *fmt, ...);
+/* Path parameter i as a small non-negative index; false with rep filled (400). */
+bool vo_request_index(VoRequest *req, VoReply *rep, size_t i, const char *what, size_t *ret);
 /* 202 {"task": task}, or the error (r < 0); frees error. */
 void vo_reply_task(VoReply *rep, int r, json_t *task, char *error);
 

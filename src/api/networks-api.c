@@ -50,24 +50,16 @@ void vo_api_network_delete(VoRequest *req, VoReply *rep)
     free(error);
 }
 
-static VoVm *find_vm(VoRequest *req, VoReply *rep)
-{
-    VoVm *vm = vo_vms_find(req->d, req->params[0]);
-    if (!vm)
-        vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
-    return vm;
-}
-
 void vo_api_vm_nics_list(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (vm)
         vo_reply_json(rep, 200, json_pack("{s:o}", "nics", vo_vm_nics_json(req->d, vm)));
 }
 
 void vo_api_vm_nic_add(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     const char *network = NULL, *mac = NULL;
     if (!vm || !vo_request_unpack(req, rep, "{s:s, s?s}", "network", &network, "mac", &mac))
         return;
@@ -79,16 +71,12 @@ void vo_api_vm_nic_add(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_nic_remove(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm)
         return;
-    char *end = NULL;
-    unsigned long index = strtoul(req->params[1], &end, 10);
-    if (!req->params[1][0] || *end || index > 1000) {
-        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "NIC index: '%s' is not a number",
-                       req->params[1]);
+    size_t index;
+    if (!vo_request_index(req, rep, 1, "NIC index", &index))
         return;
-    }
     json_t *task = NULL;
     char *error = NULL;
     int r = vo_vm_nic_remove(req->d, vm, index, &task, &error);

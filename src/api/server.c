@@ -82,6 +82,21 @@ void vo_reply_task(VoReply *rep, int r, json_t *task, char *error)
     free(error);
 }
 
+bool vo_request_index(VoRequest *req, VoReply *rep, size_t i, const char *what, size_t *ret)
+{
+    const char *text = req->params[i];
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (!text[0] || *end || text[0] == '-' || errno || v > 1000) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "%s: '%s' is not an index (0, 1, ...)",
+                       what, text);
+        return false;
+    }
+    *ret = (size_t)v;
+    return true;
+}
+
 bool vo_request_query_bool(VoRequest *req, const char *key)
 {
     const char *v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);

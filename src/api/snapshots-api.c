@@ -4,24 +4,16 @@
 #include "daemon/vms.h"
 #include "util/util.h"
 
-static VoVm *find_vm(VoRequest *req, VoReply *rep)
-{
-    VoVm *vm = vo_vms_find(req->d, req->params[0]);
-    if (!vm)
-        vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
-    return vm;
-}
-
 void vo_api_snapshots_list(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (vm)
         vo_reply_json(rep, 200, vo_snapshots_list_json(req->d, vm));
 }
 
 void vo_api_snapshot_show(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm)
         return;
     json_t *snap = NULL;
@@ -36,7 +28,7 @@ void vo_api_snapshot_show(VoRequest *req, VoReply *rep)
 
 void vo_api_snapshot_create(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     const char *name = NULL, *description = NULL;
     int memory = 0;
     if (!vm || !vo_request_unpack(req, rep, "{s:s, s?b, s?s}", "name", &name, "memory", &memory,
@@ -50,7 +42,7 @@ void vo_api_snapshot_create(VoRequest *req, VoReply *rep)
 
 void vo_api_snapshot_revert(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     int force = 0;
     if (!vm || !vo_request_unpack(req, rep, "{s?b}", "force", &force))
         return;
@@ -62,7 +54,7 @@ void vo_api_snapshot_revert(VoRequest *req, VoReply *rep)
 
 void vo_api_snapshot_delete(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm)
         return;
     json_t *task = NULL;

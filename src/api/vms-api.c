@@ -9,8 +9,7 @@
 #include "daemon/vms.h"
 #include "util/util.h"
 
-/* Resolves {vm}; fills rep with 404 when unknown. */
-static VoVm *find_vm(VoRequest *req, VoReply *rep)
+VoVm *vo_api_find_vm(VoRequest *req, VoReply *rep)
 {
     VoVm *vm = vo_vms_find(req->d, req->params[0]);
     if (!vm)
@@ -31,7 +30,7 @@ void vo_api_vms_list(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_show(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm)
         return;
     /* One VM: its NICs with their DHCP addresses (lists leave those out). */
@@ -111,7 +110,7 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_edit(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm)
         return;
     const char *name = NULL;
@@ -154,7 +153,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_delete(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm)
         return;
     json_t *task = NULL;
@@ -166,7 +165,7 @@ void vo_api_vm_delete(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_start(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm || !vo_request_unpack(req, rep, "{}"))
         return;
     json_t *task = NULL;
@@ -177,7 +176,7 @@ void vo_api_vm_start(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_stop(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     int force = 0;
     json_int_t timeout = 30;
     if (!vm || !vo_request_unpack(req, rep, "{s?b, s?I}", "force", &force, "timeout_s", &timeout))
@@ -196,7 +195,7 @@ typedef int (*SimpleOp)(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_err
 
 static void simple_action(VoRequest *req, VoReply *rep, SimpleOp op)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm || !vo_request_unpack(req, rep, "{}"))
         return;
     json_t *task = NULL;
@@ -211,7 +210,7 @@ void vo_api_vm_resume(VoRequest *req, VoReply *rep) { simple_action(req, rep, vo
 
 void vo_api_vm_template(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     const char *image = NULL;
     if (!vm || !vo_request_unpack(req, rep, "{s:s}", "image", &image))
         return;
@@ -223,14 +222,14 @@ void vo_api_vm_template(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_disks_list(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (vm)
         vo_reply_json(rep, 200, json_pack("{s:o}", "disks", vo_vm_disks_json(vm)));
 }
 
 void vo_api_vm_disk_add(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     VoVmDiskAdd add = { 0 };
     json_int_t size = 0;
     if (!vm || !vo_request_unpack(req, rep, "{s?s, s?s, s?I, s?s}", "volume", &add.volume, "pool",
@@ -250,16 +249,12 @@ void vo_api_vm_disk_add(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_disk_remove(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm)
         return;
-    char *end = NULL;
-    unsigned long index = strtoul(req->params[1], &end, 10);
-    if (!req->params[1][0] || *end || index > 1000) {
-        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "disk index: '%s' is not a number",
-                       req->params[1]);
+    size_t index;
+    if (!vo_request_index(req, rep, 1, "disk index", &index))
         return;
-    }
     json_t *task = NULL;
     char *error = NULL;
     int r = vo_vm_disk_remove(req->d, vm, index, &task, &error);
