@@ -9,8 +9,9 @@
 CliGlobals cli_globals;
 
 static const CliNoun *const nouns[] = {
-    &cli_noun_vm,      &cli_noun_image, &cli_noun_pool,    &cli_noun_volume,
-    &cli_noun_network, &cli_noun_task,  &cli_noun_console, &cli_noun_host,
+    &cli_noun_vm,     &cli_noun_snapshot, &cli_noun_image,   &cli_noun_pool,
+    &cli_noun_volume, &cli_noun_network,  &cli_noun_task,    &cli_noun_console,
+    &cli_noun_host,
 };
 
 /* "create NAME" (with_noun false) or "vm create NAME" for the help lists. */

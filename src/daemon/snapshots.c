@@ -146,6 +146,8 @@ static int offline(const VoVmSpec *spec, const char *flag, const char *tag, char
         _cleanup_free_ char *out = NULL;
         int r = vo_spawn_wait(argv, 600000, &out);
         if (r < 0) {
+            for (size_t n = out ? strlen(out) : 0; n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' ');)
+                out[--n] = 0;
             *ret_error = vo_asprintf("qemu-img snapshot %s on %s: %s", flag, spec->disks[i].path,
                                      out && *out ? out : strerror(-r));
             return r;

@@ -1,6 +1,6 @@
 /* test-cli.c: the CLI's command-line parsing (options anywhere, values, usage
  * errors, several positionals, two-word verbs, repeatable options), its option
- * value checks and its output formatting. */
+ * value checks and its output formatting (also of UTF-8 tree lines). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -540,6 +540,26 @@ static void test_table(void **state)
     assert_string_equal(buf, "NAME                STATE    UPTIME\n"
                              "web1                running  5s\n"
                              "a-much-longer-name  -        -\n");
+    free(buf);
+
+    /* Widths count characters, not bytes: tree lines line up (snapshot list). */
+    f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    static const char *const tree_headers[] = { "NAME", "CREATED" };
+    t = out_table_new(2, tree_headers);
+    const char *t1[] = { "base", "t1" };
+    const char *t2[] = { "├─ s2 *", "t2" };
+    const char *t3[] = { "│  └─ s3", "t3" };
+    out_table_add(t, t1);
+    out_table_add(t, t2);
+    out_table_add(t, t3);
+    out_table_print(t, f);
+    out_table_free(t);
+    fclose(f);
+    assert_string_equal(buf, "NAME      CREATED\n"
+                             "base      t1\n"
+                             "├─ s2 *   t2\n"
+                             "│  └─ s3  t3\n");
     free(buf);
 }
 
