@@ -137,10 +137,38 @@ void vo_snapshots_forget(VoDaemon *d, const char *vm_id)
 
 /* ---- the work ------------------------------------------------------------- */
 
-/* qemu-img snapshot -c/-a/-d on every disk of a stopped VM. */
+/* Whether the qcow2 file at path holds internal snapshot tag. */
+static bool has_snapshot(const char *path, const char *tag)
+{
+    char *argv[] = { "qemu-img", "snapshot", "-l", "-U", (char *)path, NULL };
+    _cleanup_free_ char *out = NULL;
+    if (vo_spawn_wait(argv, 60000, &out) < 0 || !out)
+        return false;
+    /* Lines: "ID  TAG  VM-SIZE  DATE  ..."; the tag is the second column. */
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        char id[64], name[256];
+        if (sscanf(line, "%63s %255s", id, name) == 2 && !strcmp(name, tag))
+            return true;
+    }
+    return false;
+}
+
+/* qemu-img snapshot -c/-a/-d on every disk of a stopped VM. A revert checks
+ * first that every disk has the snapshot, so it never stops half-way; a
+ * delete skips disks that do not have it (added after it was taken). */
 static int offline(const VoVmSpec *spec, const char *flag, const char *tag, char **ret_error)
 {
+    if (!strcmp(flag, "-a"))
+        for (size_t i = 0; i < spec->n_disks; i++)
+            if (!has_snapshot(spec->disks[i].path, tag)) {
+                *ret_error = vo_asprintf("disk %zu (%s) has no snapshot '%s' (added after it "
+                                         "was taken?): nothing was reverted", i,
+                                         spec->disks[i].path, tag);
+                return -ENOENT;
+            }
     for (size_t i = 0; i < spec->n_disks; i++) {
+        if (!strcmp(flag, "-d") && !has_snapshot(spec->disks[i].path, tag))
+            continue;
         char *argv[] = { "qemu-img", "snapshot", "-q", (char *)flag, (char *)tag,
                          spec->disks[i].path, NULL };
         _cleanup_free_ char *out = NULL;
@@ -192,8 +220,14 @@ static int task_create(VoTask *t, void *userdata)
     bool active = false;
     pthread_mutex_lock(&vm->job);
     VoHvInstance *hv = snapshot_of_state(vm, &spec, &active);
+    _cleanup_free_ char *key = snap_key(spec->id, op->name);
+    json_t *existing = load_doc(d, key);
     int r = 0;
-    if (op->memory && !active) {
+    if (existing) { /* another create of the same name got here first */
+        json_decref(existing);
+        error = vo_asprintf("snapshot '%s' already exists", op->name);
+        r = -EEXIST;
+    } else if (op->memory && !active) {
         error = vo_strdup("a snapshot with memory needs the VM running");
         r = -EBUSY;
     } else if (active && hv) {
@@ -211,18 +245,17 @@ static int task_create(VoTask *t, void *userdata)
         json_object_set_new(doc, "parent", parent ? json_string(parent) : json_null());
         json_object_set_new(doc, "description",
                             op->description ? json_string(op->description) : json_null());
-        _cleanup_free_ char *key = snap_key(spec->id, op->name);
         r = save_doc(d, key, doc);
         json_decref(doc);
         if (r >= 0)
             set_current(d, spec->id, op->name);
     }
     pthread_mutex_unlock(&vm->job);
-    vo_vm_spec_free(spec);
     if (r < 0)
-        return vo_task_fail(t, r, "cannot snapshot VM '%s': %s", vm->spec->name,
-                            error ? error : strerror(-r));
-    return 0;
+        r = vo_task_fail(t, r, "cannot snapshot VM '%s': %s", spec->name,
+                         error ? error : strerror(-r));
+    vo_vm_spec_free(spec);
+    return r;
 }
 
 static int task_revert(VoTask *t, void *userdata)
@@ -392,9 +425,20 @@ int vo_snapshot_revert(VoDaemon *d, VoVm *vm, const char *name, bool force, json
     int r = exists_or_fail(d, vm, name, ret_error);
     if (r < 0)
         return r;
-    if (vo_vm_is_active(vm) && !force) {
+    bool active = vo_vm_is_active(vm);
+    if (active && !force) {
         *ret_error = vo_strdup("the VM runs: reverting discards its current state; pass force "
                                "(--force) to do it");
+        return -EBUSY;
+    }
+    _cleanup_free_ char *id = vm_id_of(vm);
+    _cleanup_free_ char *key = snap_key(id, name);
+    json_t *doc = load_doc(d, key);
+    bool memory = json_is_true(json_object_get(doc, "memory"));
+    json_decref(doc);
+    if (memory && !active) {
+        *ret_error = vo_strdup("start the VM first: a snapshot with memory is loaded into a "
+                               "running VM");
         return -EBUSY;
     }
     SnapOp *op = snap_op(vm, name);

@@ -10,7 +10,9 @@
 
 #include "daemon/daemon.h"
 
-/* {"snapshots":[{name,parent,children,current,memory,description,created_at}], "current"} */
+/* {"snapshots":[{name,parent,children,current,memory,vm_running,description,created_at}],
+ *  "current"}. A snapshot of a running VM always holds its memory state (QEMU's
+ * snapshot-save needs it); "memory" says whether a revert loads it. */
 json_t *vo_snapshots_list_json(VoDaemon *d, VoVm *vm);
 int vo_snapshot_get_json(VoDaemon *d, VoVm *vm, const char *name, json_t **ret,
                          char **ret_error);

@@ -4,8 +4,10 @@
 2. A real vireod (fake driver, temporary state and run dirs, no QEMU) is
    driven through every route and the documented error cases, storage
    included (pools, volumes, upload and download, image import and delete,
-   VM disks and templates) and virtual networks (networks of every type,
-   VM NICs). vireod makes bridges, links, nftables tables and dnsmasq for
+   VM disks and templates), virtual networks (networks of every type,
+   VM NICs) and VM snapshots (the fake driver takes a running VM's snapshots
+   without touching its disks; a stopped VM's are made by qemu-img in its
+   qcow2 disk, which the test reads back). vireod makes bridges, links, nftables tables and dnsmasq for
    its networks, so it runs in a network namespace of the test's own
    (`ip netns`); its Unix socket, a file, stays reachable from outside. At
    the end vireod and the dnsmasq processes it started are killed by PID
@@ -1675,6 +1677,169 @@ def test_vm_nics(api, netns):
     api.delete_vm("nic2")
     networks = api.call("GET", "/v1/networks", expect=200).value["networks"]
     assert [n["name"] for n in networks] == ["default"], networks
+
+
+# ---- snapshots -----------------------------------------------------------------------
+
+
+# Snapshot bodies the document's request schemas refuse and vireod answers with 400.
+INVALID_SNAPSHOT_BODIES = [
+    ("POST", "/v1/vms/snap1/snapshots", {}),  # name missing
+    ("POST", "/v1/vms/snap1/snapshots", {"name": "Bad_Name"}),
+    ("POST", "/v1/vms/snap1/snapshots", {"name": "-x"}),
+    ("POST", "/v1/vms/snap1/snapshots", {"name": "x" * 64}),
+    ("POST", "/v1/vms/snap1/snapshots", {"name": 1}),
+    ("POST", "/v1/vms/snap1/snapshots", {"name": "x", "memory": "yes"}),
+    ("POST", "/v1/vms/snap1/snapshots", {"name": "x", "description": 5}),
+    ("POST", "/v1/vms/snap1/snapshots", {"name": "x", "colour": "red"}),  # unknown key
+    ("POST", "/v1/vms/snap1/snapshots/s1/revert", {"force": "yes"}),
+    ("POST", "/v1/vms/snap1/snapshots/s1/revert", {"now": True}),
+]
+
+
+def disk_snapshots(path):
+    """The internal snapshots qemu-img lists in a qcow2 file, by name."""
+    info = json.loads(qemu_img("info", "--output=json", "-U", path))
+    return sorted(s["name"] for s in info.get("snapshots", []))
+
+
+def test_snapshots(api):
+    api.create("snap1")
+    base = "/v1/vms/snap1/snapshots"
+    disk = api.call("GET", "/v1/vms/snap1", expect=200).value["disks"][0]["path"]
+    assert api.call("GET", base, expect=200).value == {"snapshots": [], "current": None}
+
+    def take(body):
+        api.task_ok("POST", base, body, kind="snapshot-create", target="snap1")
+        return api.call("GET", f"{base}/{body['name']}", expect=200).value
+
+    def revert(name, body=None, want="succeeded"):
+        reply = api.call("POST", f"{base}/{name}/revert", body, expect=202).value
+        assert (reply["task"]["kind"], reply["task"]["target"]) == ("snapshot-revert", "snap1")
+        return api.wait_task(reply["task"], want)
+
+    def delete(name):
+        api.task_ok("DELETE", f"{base}/{name}", kind="snapshot-delete", target="snap1")
+        api.call("GET", f"{base}/{name}", expect=404, code="not-found")
+
+    def tree():
+        """{name: (parent, children, current)} and the list's current."""
+        listed = api.call("GET", base, expect=200).value
+        names = [s["name"] for s in listed["snapshots"]]
+        assert names == sorted(names), names
+        for s in listed["snapshots"]:
+            assert api.call("GET", f"{base}/{s['name']}", expect=200).value == s
+        assert [s["name"] for s in listed["snapshots"] if s["current"]] == (
+            [listed["current"]] if listed["current"] else [])
+        return ({s["name"]: (s["parent"], s["children"]) for s in listed["snapshots"]},
+                listed["current"])
+
+    # a stopped VM: qemu-img snapshot on its qcow2 disk; a root; the current one
+    s1 = take({"name": "s1", "description": "fresh"})
+    assert s1 == {"name": "s1", "parent": None, "children": [], "current": True,
+                  "memory": False, "vm_running": False, "description": "fresh",
+                  "created_at": s1["created_at"]}, s1
+    assert disk_snapshots(disk) == ["s1"]
+    # 409: memory needs an active VM; the name is taken
+    api.call("POST", base, {"name": "s2", "memory": True}, expect=409, code="invalid-state")
+    api.call("POST", base, {"name": "s1"}, expect=409, code="already-exists")
+    assert tree() == ({"s1": (None, [])}, "s1")
+
+    # a running VM: through the hypervisor (the fake driver saves nothing),
+    # with and without memory; each the child of the current one
+    api.act("snap1", "start")
+    s2 = take({"name": "s2", "memory": True})
+    assert (s2["parent"], s2["memory"], s2["vm_running"], s2["description"]) == (
+        "s1", True, True, None), s2
+    s3 = take({"name": "s3", "memory": False, "description": "disks only"})
+    assert (s3["parent"], s3["memory"], s3["vm_running"], s3["current"]) == (
+        "s2", False, True, True), s3
+    assert tree() == ({"s1": (None, ["s2"]), "s2": ("s1", ["s3"]), "s3": ("s2", [])}, "s3")
+    api.call("POST", base, {"name": "s3", "memory": True}, expect=409, code="already-exists")
+
+    # revert of a running VM: 409 without force; with it a memory snapshot is
+    # loaded and the VM carries on running
+    for body in (None, {}, {"force": False}):
+        api.call("POST", f"{base}/s2/revert", body, expect=409, code="invalid-state")
+    assert tree()[1] == "s3"
+    revert("s2", {"force": True})
+    assert_vm_state(api.call("GET", "/v1/vms/snap1", expect=200).value, "running")
+    assert tree()[1] == "s2"
+    take({"name": "s4", "memory": True})  # a second child of s2
+    assert tree() == ({"s1": (None, ["s2"]), "s2": ("s1", ["s3", "s4"]),
+                       "s3": ("s2", []), "s4": ("s2", [])}, "s4")
+
+    # delete a middle snapshot: its children move up to its parent
+    delete("s2")
+    assert tree() == ({"s1": (None, ["s3", "s4"]), "s3": ("s1", []), "s4": ("s1", [])}, "s4")
+
+    # revert of a running VM to a snapshot without memory: the VM is stopped
+    # and its disks reverted
+    revert("s1", {"force": True})
+    assert_vm_state(api.call("GET", "/v1/vms/snap1", expect=200).value, "stopped")
+    assert tree()[1] == "s1"
+    assert disk_snapshots(disk) == ["s1"]
+
+    # a stopped VM: a memory snapshot cannot be loaded (refused at once)
+    api.call("POST", f"{base}/s4/revert", {}, expect=409, code="invalid-state")
+    assert tree()[1] == "s1"
+    # one without memory needs no force
+    revert("s1")
+    s5 = take({"name": "s5"})
+    assert (s5["parent"], s5["vm_running"], s5["memory"]) == ("s1", False, False), s5
+    assert disk_snapshots(disk) == ["s1", "s5"]
+    # deleting the current snapshot makes its parent current; a leaf goes from the disk
+    delete("s5")
+    assert disk_snapshots(disk) == ["s1"]
+    assert tree() == ({"s1": (None, ["s3", "s4"]), "s3": ("s1", []), "s4": ("s1", [])}, "s1")
+    # deleting a root: its children become roots; nothing is current
+    delete("s1")
+    assert disk_snapshots(disk) == []
+    assert tree() == ({"s3": (None, []), "s4": (None, [])}, None)
+
+    # 404: no such VM (before the body is looked at) or snapshot
+    for method, path, body in [
+            ("GET", "/v1/vms/nope/snapshots", None),
+            ("POST", "/v1/vms/nope/snapshots", {"name": "x"}),
+            ("POST", "/v1/vms/nope/snapshots", {}),
+            ("GET", "/v1/vms/nope/snapshots/s3", None),
+            ("DELETE", "/v1/vms/nope/snapshots/s3", None),
+            ("POST", "/v1/vms/nope/snapshots/s3/revert", {"force": True}),
+            ("POST", "/v1/vms/nope/snapshots/s3/revert", {"now": True}),
+            ("GET", f"{base}/nope", None), ("GET", f"{base}/Bad_Name", None),
+            ("DELETE", f"{base}/nope", None), ("DELETE", f"{base}/s1", None),
+            ("POST", f"{base}/nope/revert", None), ("POST", f"{base}/s2/revert", {"force": True})]:
+        api.call(method, path, body, expect=404, code="not-found")
+    # 405: the path exists, the method does not
+    for method, path in [("PUT", base), ("DELETE", base), ("PATCH", f"{base}/s3"),
+                         ("POST", f"{base}/s3"), ("GET", f"{base}/s3/revert")]:
+        api.call_unrouted(method, path, expect=405, response="MethodNotAllowed")
+    # 400: bodies the document refuses
+    for method, path, body in INVALID_SNAPSHOT_BODIES:
+        op = api.doc["paths"][api.template_for(path)][method.lower()]
+        schema = resolve(api.doc, op["requestBody"])["content"]["application/json"]["schema"]
+        assert schema_errors(api.doc, schema, body), (
+            f"{method} {path} {body}: vireod refuses it but the document allows it")
+        api.call(method, path, body, expect=400, code="invalid-argument")
+    api.call("POST", base, raw=b'{"name":', headers={"Content-Type": "application/json"},
+             expect=400, code="invalid-argument")
+    api.call("POST", base, raw=b'{"name": "x"}', headers={"Content-Type": "text/plain"},
+             expect=415, code="unsupported-media-type")
+    # 400: a VM with a raw disk cannot be snapshotted
+    api.task_ok("POST", "/v1/vms/snap1/disks", {"size_bytes": MiB, "format": "raw"},
+                kind="disk-add", target="snap1")
+    api.call("POST", base, {"name": "s6"}, expect=400, code="invalid-argument")
+    api.call("GET", f"{base}/s6", expect=404, code="not-found")
+
+    tasks = api.call("GET", "/v1/tasks", expect=200).value["tasks"]
+    kinds = {t["kind"] for t in tasks if t["target"] == "snap1"}
+    assert {"snapshot-create", "snapshot-revert", "snapshot-delete"} <= kinds, kinds
+
+    # a VM's snapshots go with it: a new VM of the same name has none
+    api.delete_vm("snap1")
+    api.create("snap1")
+    assert api.call("GET", base, expect=200).value == {"snapshots": [], "current": None}
+    api.delete_vm("snap1")
 
 
 def test_every_operation_was_exercised(api, spec, request):
