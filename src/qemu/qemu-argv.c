@@ -98,9 +98,9 @@ static void build_boot(char ***argv, const VoVmSpec *spec)
     if (spec->initrd) {
         push_opt(argv, "-initrd", "%s", spec->initrd);
     }
-    if (spec->cmdline) {
-        push_opt(argv, "-append", "%s", spec->cmdline);
-    }
+    /* The guest learns its VM's name (vireo's image sets its hostname from it). */
+    push_opt(argv, "-append", "%s%svireo.hostname=%s", spec->cmdline ? spec->cmdline : "",
+             spec->cmdline ? " " : "", spec->name);
 }
 
 static void build_disks(char ***argv, const VoVmSpec *spec)

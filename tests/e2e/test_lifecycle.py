@@ -20,6 +20,8 @@ def test_boot_default_image(daemon):
     # The guest's NIC is on the default network and got its address by DHCP.
     ip = daemon.nic_ip("web1")
     assert ip in daemon.guest("web1", "ip -4 addr show eth0")
+    # The guest is named after its VM.
+    assert daemon.guest("web1", "hostname").strip() == "web1"
 
 
 def test_stop_start_reboot_pause_resume_delete(daemon):
