@@ -450,6 +450,36 @@ static int volume_delete(const CliCommand *cmd, int argc, char **argv)
     return run_action("DELETE", path, NULL, async, ref, "deleted");
 }
 
+static int volume_set(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *ref = NULL;
+    bool shareable = false, not_shareable = false;
+    const CliOption opts[] = { { "--shareable", NULL, &shareable },
+                               { "--no-shareable", NULL, &not_shareable },
+                               { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &ref, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (!cli_parse_volume_ref("POOL/NAME", ref, &pool, &name))
+        return CLI_EXIT_USAGE;
+    if (shareable == not_shareable)
+        return cli_usage_error("volume set", "'volume set' needs --shareable or --no-shareable");
+    _cleanup_free_ char *path = api_volume_path(pool, name, NULL);
+    json_t *body = json_pack("{s:b}", "shareable", shareable);
+    json_t *doc = NULL;
+    int r = api_call("PATCH", path, body, &doc);
+    json_decref(body);
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    if (cli_globals.json)
+        out_json(stdout, doc);
+    else
+        printf("%s: %s\n", ref, shareable ? "shareable" : "not shareable");
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
 #define ASYNC_HELP "  --async               print the task id and return without waiting\n"
 #define SIZE_HELP                                                                          \
     "Sizes take K, M, G or T (powers of 1024); a bare number is bytes.\n"
@@ -480,6 +510,12 @@ static const CliCommand volume_commands[] = {
       volume_list },
     { "volume", "show", "POOL/NAME", NULL, "Show one volume with its backing chain.", NULL,
       volume_show },
+    { "volume", "set", "POOL/NAME", "--shareable | --no-shareable",
+      "Let several VMs attach a volume at once, or not.",
+      "A shareable volume is opened without QEMU's image locking, so several running VMs\n"
+      "can write it (their guests must coordinate, e.g. a cluster file system). Only a\n"
+      "detached volume can change.\n",
+      volume_set },
     { "volume", "resize", "POOL/NAME", "--size SIZE [--allow-shrink] [--async]",
       "Grow (or shrink) a volume.",
       "A volume attached to a running VM grows online. Shrinking needs --allow-shrink\n"

@@ -40,6 +40,7 @@ void vo_api_volumes_list(VoRequest *req, VoReply *rep);
 void vo_api_volume_create(VoRequest *req, VoReply *rep);
 void vo_api_volume_show(VoRequest *req, VoReply *rep);
 void vo_api_volume_delete(VoRequest *req, VoReply *rep);
+void vo_api_volume_edit(VoRequest *req, VoReply *rep);
 void vo_api_volume_resize(VoRequest *req, VoReply *rep);
 void vo_api_volume_clone(VoRequest *req, VoReply *rep);
 int vo_api_volume_upload_prepare(VoRequest *req, char **ret_path_template, char **ret_error);

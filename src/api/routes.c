@@ -42,6 +42,7 @@ const VoRoute vo_routes[] = {
     ROUTE("GET", "/v1/volumes", vo_api_volumes_list),
     ROUTE("POST", "/v1/pools/{pool}/volumes", vo_api_volume_create),
     ROUTE("GET", "/v1/pools/{pool}/volumes/{volume}", vo_api_volume_show),
+    ROUTE("PATCH", "/v1/pools/{pool}/volumes/{volume}", vo_api_volume_edit),
     ROUTE("DELETE", "/v1/pools/{pool}/volumes/{volume}", vo_api_volume_delete),
     ROUTE("POST", "/v1/pools/{pool}/volumes/{volume}/resize", vo_api_volume_resize),
     ROUTE("POST", "/v1/pools/{pool}/volumes/{volume}/clone", vo_api_volume_clone),

@@ -98,6 +98,19 @@ void vo_api_volume_show(VoRequest *req, VoReply *rep)
     reply_result(rep, r, 200, volume, error);
 }
 
+void vo_api_volume_edit(VoRequest *req, VoReply *rep)
+{
+    int shareable = 0;
+    if (!vo_request_unpack(req, rep, "{s:b}", "shareable", &shareable))
+        return;
+    char *error = NULL;
+    int r = vo_volume_set_shareable(req->d, req->params[0], req->params[1], shareable, &error);
+    json_t *volume = NULL;
+    if (r >= 0)
+        r = vo_volume_get_json(req->d, req->params[0], req->params[1], &volume, &error);
+    reply_result(rep, r, 200, volume, error);
+}
+
 void vo_api_volume_delete(VoRequest *req, VoReply *rep)
 {
     json_t *task = NULL;

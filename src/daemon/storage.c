@@ -902,6 +902,37 @@ int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char 
     return 0;
 }
 
+int vo_volume_set_shareable(VoDaemon *d, const char *pool, const char *name, bool shareable,
+                            char **ret_error)
+{
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
+    _cleanup_free_ char *user = vo_vms_volume_user(d, key);
+    if (user) {
+        *ret_error = vo_asprintf("volume '%s' is attached to VM '%s': detach it first", key, user);
+        return -EBUSY;
+    }
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    int r = 0;
+    if (!v) {
+        *ret_error = vo_asprintf("volume '%s' does not exist", key);
+        r = -ENOENT;
+    } else if (v->busy) {
+        *ret_error = vo_asprintf("volume '%s' is busy with another operation", key);
+        r = -EBUSY;
+    } else {
+        bool old = v->shareable;
+        v->shareable = shareable;
+        r = save_volume(d, v);
+        if (r < 0) {
+            v->shareable = old;
+            *ret_error = vo_asprintf("cannot save volume '%s': %s", key, strerror(-r));
+        }
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
 int vo_volume_file(VoDaemon *d, const char *pool, const char *name, char **ret_path,
                    char **ret_error)
 {

@@ -44,6 +44,10 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
                      bool allow_shrink, json_t **ret_task, char **ret_error);
 int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char *target_key,
                     bool linked, json_t **ret_task, json_t **ret_volume, char **ret_error);
+/* Marks a volume shareable (several VMs may attach it; QEMU's image locking
+ * is off for it) or not. Refused while it is attached. */
+int vo_volume_set_shareable(VoDaemon *d, const char *pool, const char *name, bool shareable,
+                            char **ret_error);
 /* The file of a volume (for download); -ENOENT when unknown. */
 int vo_volume_file(VoDaemon *d, const char *pool, const char *name, char **ret_path,
                    char **ret_error);

@@ -1158,6 +1158,16 @@ def test_volumes(api, scratch):
     assert [v["key"] for v in in_default] == [v["key"] for v in volumes if v["pool"] == "default"]
     api.call("GET", "/v1/volumes?pool=nope", expect=404)
 
+    # shareable: set and cleared while detached; refused while attached
+    shared = api.call("PATCH", "/v1/pools/default/volumes/vol-raw", {"shareable": True},
+                      expect=200).value
+    assert shared["shareable"] is True and api.volume("default/vol-raw")["shareable"] is True
+    api.call("PATCH", "/v1/pools/default/volumes/vol-raw", {"shareable": "yes"}, expect=400,
+             code="invalid-argument")
+    api.call("PATCH", "/v1/pools/default/volumes/nope", {"shareable": True}, expect=404,
+             code="not-found")
+    api.call("PATCH", "/v1/pools/default/volumes/vol-raw", {"shareable": False}, expect=200)
+
     # 507: a raw volume is fully allocated, so one larger than the free space is refused
     free = api.call("GET", "/v1/pools/default", expect=200).value["available_bytes"]
     if free + (1 << 30) <= 64 << 40:
@@ -1217,6 +1227,8 @@ def test_volumes(api, scratch):
     assert api.image("default")["used_by"] == users + 1
     api.call("DELETE", "/v1/images/default", expect=409, code="invalid-state")
     api.call("DELETE", "/v1/pools/default/volumes/stor1-disk0", expect=409, code="invalid-state")
+    api.call("PATCH", "/v1/pools/default/volumes/stor1-disk0", {"shareable": True}, expect=409,
+             code="invalid-state")
     api.call("POST", "/v1/pools/default/volumes/stor1-disk0/resize",
              {"size_bytes": MiB, "allow_shrink": True}, expect=409, code="invalid-state")
     api.task_ok("POST", "/v1/pools/default/volumes/stor1-disk0/resize",

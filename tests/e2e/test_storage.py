@@ -184,3 +184,23 @@ def test_full_pool_fails_cleanly(small_pool, tmp_path):
     assert status == 404
     # The pool is empty again: it can be deleted.
     daemon.api("DELETE", "/v1/pools/small")
+
+
+def test_shareable_volume_runs_in_two_vms(daemon):
+    daemon.task_ok("POST", "/v1/pools/default/volumes",
+                   {"name": "shared", "size_bytes": 8 * MiB, "format": "raw"})
+    daemon.cli("volume", "set", "default/shared", "--shareable")
+    for vm in ("sh-a", "sh-b"):
+        daemon.cli("vm", "create", vm, "--memory", "128M")
+        daemon.cli("vm", "disk", "add", vm, "default/shared")
+    for vm in ("sh-a", "sh-b"):
+        daemon.cli("vm", "start", vm)
+        daemon.wait_console(vm, BOOT_MARKER)
+    # Both QEMUs hold it open (image locking is off for it): a write in one is
+    # read in the other.
+    daemon.guest("sh-a", "echo shared-bytes | dd of=/dev/vdb conv=fsync 2>/dev/null")
+    assert "shared-bytes" in daemon.guest("sh-b", "dd if=/dev/vdb bs=12 count=1 iflag=direct 2>/dev/null")
+    # Attached volumes cannot change their shareability.
+    p = daemon.cli("volume", "set", "default/shared", "--no-shareable", check=False)
+    assert p.returncode == 1 and "detach" in p.stderr
+    daemon.remember_qemu_pids()
