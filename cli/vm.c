@@ -411,7 +411,10 @@ static int vm_disk_add(const CliCommand *cmd, int argc, char **argv)
     return r;
 }
 
-static int vm_disk_remove(const CliCommand *cmd, int argc, char **argv)
+/* `vm disk remove VM INDEX` and `vm nic remove VM INDEX`: DELETE
+ * /v1/vms/VM/WHAT/INDEX as a task; done_fmt says what happened (%s = index). */
+static int remove_indexed(const CliCommand *cmd, int argc, char **argv, const char *what,
+                          const char *done_fmt)
 {
     const char *args[2] = { NULL };
     bool async = false;
@@ -422,28 +425,49 @@ static int vm_disk_remove(const CliCommand *cmd, int argc, char **argv)
     uint64_t index;
     if (!cli_parse_uint("INDEX", args[1], 0, INT32_MAX, &index))
         return CLI_EXIT_USAGE;
-    _cleanup_free_ char *suffix = vo_asprintf("/disks/%" PRIu64, index);
+    _cleanup_free_ char *suffix = vo_asprintf("/%s/%" PRIu64, what, index);
     _cleanup_free_ char *path = api_path("vms", args[0], suffix);
-    _cleanup_free_ char *done = vo_asprintf("disk %" PRIu64 " removed (its volume is kept)", index);
+    _cleanup_free_ char *number = vo_asprintf("%" PRIu64, index);
+    _cleanup_free_ char *done = vo_asprintf(done_fmt, number);
     return run_action("DELETE", path, NULL, async, args[0], done);
+}
+
+/* `vm disk list VM` and `vm nic list VM`: GET /v1/vms/VM/WHAT; true with the
+ * document for a table, false when done (json printed, or an error). */
+static bool read_vm_part(const CliCommand *cmd, int argc, char **argv, const char *what,
+                         const char **ret_vm, json_t **ret_doc, int *ret_exit)
+{
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    if (!cli_parse_args(cmd, argc, argv, opts, ret_vm, ret_exit))
+        return false;
+    _cleanup_free_ char *suffix = vo_asprintf("/%s", what);
+    _cleanup_free_ char *path = api_path("vms", *ret_vm, suffix);
+    json_t *doc = NULL;
+    *ret_exit = CLI_EXIT_FAIL;
+    if (api_call("GET", path, NULL, &doc) < 0)
+        return false;
+    *ret_exit = CLI_EXIT_OK;
+    if (cli_globals.json) {
+        out_json(stdout, doc);
+        json_decref(doc);
+        return false;
+    }
+    *ret_doc = doc;
+    return true;
+}
+
+static int vm_disk_remove(const CliCommand *cmd, int argc, char **argv)
+{
+    return remove_indexed(cmd, argc, argv, "disks", "disk %s removed (its volume is kept)");
 }
 
 static int vm_disk_list(const CliCommand *cmd, int argc, char **argv)
 {
     const char *vm = NULL;
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, &vm, &exit_status))
-        return exit_status;
-    _cleanup_free_ char *path = api_path("vms", vm, "/disks");
     json_t *doc = NULL;
-    if (api_call("GET", path, NULL, &doc) < 0)
-        return CLI_EXIT_FAIL;
-    if (cli_globals.json) {
-        out_json(stdout, doc);
-        json_decref(doc);
-        return CLI_EXIT_OK;
-    }
+    int exit_status;
+    if (!read_vm_part(cmd, argc, argv, "disks", &vm, &doc, &exit_status))
+        return exit_status;
     static const char *const headers[] = { "INDEX", "VOLUME", "FORMAT", "BUS", "BOOT", "PATH" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
@@ -513,37 +537,16 @@ static int vm_nic_add(const CliCommand *cmd, int argc, char **argv)
 
 static int vm_nic_remove(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *args[2] = { NULL };
-    bool async = false;
-    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
-        return exit_status;
-    uint64_t index;
-    if (!cli_parse_uint("INDEX", args[1], 0, INT32_MAX, &index))
-        return CLI_EXIT_USAGE;
-    _cleanup_free_ char *suffix = vo_asprintf("/nics/%" PRIu64, index);
-    _cleanup_free_ char *path = api_path("vms", args[0], suffix);
-    _cleanup_free_ char *done = vo_asprintf("NIC %" PRIu64 " removed", index);
-    return run_action("DELETE", path, NULL, async, args[0], done);
+    return remove_indexed(cmd, argc, argv, "nics", "NIC %s removed");
 }
 
 static int vm_nic_list(const CliCommand *cmd, int argc, char **argv)
 {
     const char *vm = NULL;
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, &vm, &exit_status))
-        return exit_status;
-    _cleanup_free_ char *path = api_path("vms", vm, "/nics");
     json_t *doc = NULL;
-    if (api_call("GET", path, NULL, &doc) < 0)
-        return CLI_EXIT_FAIL;
-    if (cli_globals.json) {
-        out_json(stdout, doc);
-        json_decref(doc);
-        return CLI_EXIT_OK;
-    }
+    int exit_status;
+    if (!read_vm_part(cmd, argc, argv, "nics", &vm, &doc, &exit_status))
+        return exit_status;
     static const char *const headers[] = { "INDEX", "NETWORK", "MAC", "IP", "TAP" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
