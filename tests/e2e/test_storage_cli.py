@@ -109,3 +109,23 @@ def test_import_refuses_images_that_point_at_host_files(fake_daemon, tmp_path):
     leftovers = [n for n in os.listdir(os.path.join(d.state_dir, "pools", "default"))
                  if n.startswith(".upload") or n.startswith("evil")]
     assert leftovers == []
+
+
+def test_network_and_nic_commands(fake_daemon):
+    d = fake_daemon
+    d.cli("network", "create", "lab", "--type", "isolated", "--subnet", "10.77.0.0/24")
+    nets = {n["name"]: n for n in d.cli_json("network", "list")["networks"]}
+    assert nets["lab"]["subnet"] == "10.77.0.0/24" and nets["lab"]["state"] == "active"
+    d.cli("vm", "create", "nicky", "--network", "default", "--network", "user")
+    nics = d.cli_json("vm", "nic", "list", "nicky")["nics"]
+    assert [n["network"] for n in nics] == ["default", "user"]
+    d.cli("vm", "nic", "add", "nicky", "--network", "lab")
+    table = d.cli("vm", "nic", "list", "nicky").stdout.splitlines()
+    assert len(table) == 4 and "lab" in table[3]
+    p = d.cli("network", "delete", "lab", check=False)
+    assert p.returncode == 1 and "nicky" in p.stderr
+    d.cli("vm", "nic", "remove", "nicky", "2")
+    d.cli("network", "delete", "lab")
+    assert "lab" not in {n["name"] for n in d.cli_json("network", "list")["networks"]}
+    p = d.cli("network", "create", "bad", "--type", "nat", "--subnet", "10.1.2.3/24", check=False)
+    assert p.returncode == 1 and "10.1.2.0/24" in p.stderr
