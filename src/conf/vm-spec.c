@@ -67,18 +67,6 @@ VoVmSpec *vo_vm_spec_free(VoVmSpec *s)
     return NULL;
 }
 
-static int fail(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **ret_error, const char *fmt, ...)
-{
-    if (ret_error) {
-        va_list ap;
-        va_start(ap, fmt);
-        *ret_error = vo_vasprintf(fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
-
 typedef struct {
     const char *key;
     json_type type;
@@ -108,10 +96,10 @@ static int check_keys(json_t *obj, const KeyType *table, size_t n, const char *w
         while (i < n && strcmp(table[i].key, key))
             i++;
         if (i == n)
-            return fail(ret_error, "%s%s: unknown key", where, key);
+            return vo_error_set(ret_error, -EINVAL, "%s%s: unknown key", where, key);
         json_type want = table[i].type, got = json_typeof(value);
         if (want == JSON_TRUE ? !json_is_boolean(value) : got != want)
-            return fail(ret_error, "%s%s: expected %s", where, key, type_name(want));
+            return vo_error_set(ret_error, -EINVAL, "%s%s: expected %s", where, key, type_name(want));
     }
     return 0;
 }
@@ -134,9 +122,9 @@ static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
     if (!arr)
         return 0;
     if (!json_is_array(arr))
-        return fail(ret_error, "disks: expected an array");
+        return vo_error_set(ret_error, -EINVAL, "disks: expected an array");
     if (json_array_size(arr) > VO_VM_MAX_DISKS)
-        return fail(ret_error, "disks: at most %d disks", VO_VM_MAX_DISKS);
+        return vo_error_set(ret_error, -EINVAL, "disks: at most %d disks", VO_VM_MAX_DISKS);
     s->disks = vo_malloc0(sizeof(VoDiskSpec) * (json_array_size(arr) + 1));
     size_t i;
     json_t *d;
@@ -146,14 +134,14 @@ static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
         json_error_t jerr;
         _cleanup_free_ char *where = vo_asprintf("disks[%zu].", i);
         if (!json_is_object(d))
-            return fail(ret_error, "disks[%zu]: expected an object", i);
+            return vo_error_set(ret_error, -EINVAL, "disks[%zu]: expected an object", i);
         int r = check_keys(d, disk_keys, ELEMENTSOF(disk_keys), where, ret_error);
         if (r < 0)
             return r;
         if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?b, s?s, s?b, s?b}", "path", &path,
                            "format", &format, "readonly", &readonly, "volume", &volume,
                            "shareable", &shareable, "owned", &owned) < 0)
-            return fail(ret_error, "disks[%zu]: %s", i, jerr.text);
+            return vo_error_set(ret_error, -EINVAL, "disks[%zu]: %s", i, jerr.text);
         VoDiskSpec *disk = &s->disks[s->n_disks++];
         disk->path = vo_strdup(path);
         disk->readonly = readonly;
@@ -161,7 +149,7 @@ static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
         disk->shareable = shareable;
         disk->owned = owned;
         if (disk_format_from_string(format, &disk->format) < 0)
-            return fail(ret_error, "disks[%zu].format: '%s' is not qcow2 or raw", i, format);
+            return vo_error_set(ret_error, -EINVAL, "disks[%zu].format: '%s' is not qcow2 or raw", i, format);
     }
     return 0;
 }
@@ -171,9 +159,9 @@ static int parse_nics(json_t *arr, VoVmSpec *s, char **ret_error)
     if (!arr)
         return 0;
     if (!json_is_array(arr))
-        return fail(ret_error, "nics: expected an array");
+        return vo_error_set(ret_error, -EINVAL, "nics: expected an array");
     if (json_array_size(arr) > VO_VM_MAX_NICS)
-        return fail(ret_error, "nics: at most %d NICs", VO_VM_MAX_NICS);
+        return vo_error_set(ret_error, -EINVAL, "nics: at most %d NICs", VO_VM_MAX_NICS);
     s->nics = vo_malloc0(sizeof(VoNicSpec) * (json_array_size(arr) + 1));
     size_t i;
     json_t *n;
@@ -182,13 +170,13 @@ static int parse_nics(json_t *arr, VoVmSpec *s, char **ret_error)
         json_error_t jerr;
         _cleanup_free_ char *where = vo_asprintf("nics[%zu].", i);
         if (!json_is_object(n))
-            return fail(ret_error, "nics[%zu]: expected an object", i);
+            return vo_error_set(ret_error, -EINVAL, "nics[%zu]: expected an object", i);
         int r = check_keys(n, nic_keys, ELEMENTSOF(nic_keys), where, ret_error);
         if (r < 0)
             return r;
         if (json_unpack_ex(n, &jerr, JSON_STRICT, "{s:s, s?s}", "mac", &mac, "network",
                            &network) < 0)
-            return fail(ret_error, "nics[%zu]: %s", i, jerr.text);
+            return vo_error_set(ret_error, -EINVAL, "nics[%zu]: %s", i, jerr.text);
         VoNicSpec *nic = &s->nics[s->n_nics++];
         nic->mac = vo_strdup(mac);
         nic->network = vo_strdup(network);
@@ -206,7 +194,7 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     json_error_t jerr;
 
     if (!json_is_object(doc))
-        return fail(ret_error, "VM spec must be a JSON object");
+        return vo_error_set(ret_error, -EINVAL, "VM spec must be a JSON object");
     int r = check_keys(doc, spec_keys, ELEMENTSOF(spec_keys), "", ret_error);
     if (r < 0)
         return r;
@@ -216,20 +204,20 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
                        &memory, "accel", &accel, "machine", &machine, "kernel", &kernel,
                        "initrd", &initrd, "cmdline", &cmdline, "disks", &disks, "nics", &nics,
                        "autostart", &autostart) < 0)
-        return fail(ret_error, "%s", jerr.text);
+        return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
 
     _cleanup_vm_spec_ VoVmSpec *s = vo_malloc0(sizeof(*s));
     s->id = vo_strdup(id);
     s->name = vo_strdup(name);
     s->image = vo_strdup(image);
     if (vcpus < 0 || vcpus > 4096)
-        return fail(ret_error, "vcpus: %lld is out of range", (long long)vcpus);
+        return vo_error_set(ret_error, -EINVAL, "vcpus: %lld is out of range", (long long)vcpus);
     s->vcpus = (unsigned)vcpus;
     if (memory < 0)
-        return fail(ret_error, "memory_mib: must not be negative");
+        return vo_error_set(ret_error, -EINVAL, "memory_mib: must not be negative");
     s->memory_mib = (uint64_t)memory;
     if (vo_accel_from_string(accel, &s->accel) < 0)
-        return fail(ret_error, "accel: '%s' is not one of auto, kvm, tcg", accel);
+        return vo_error_set(ret_error, -EINVAL, "accel: '%s' is not one of auto, kvm, tcg", accel);
     s->machine = vo_strdup(machine);
     s->kernel = vo_strdup(kernel);
     s->initrd = vo_strdup(initrd);
@@ -300,42 +288,42 @@ VoVmSpec *vo_vm_spec_copy(const VoVmSpec *s)
 int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **ret_error)
 {
     if (!vo_uuid_valid(s->id))
-        return fail(ret_error, "id: '%s' is not a UUID", s->id);
+        return vo_error_set(ret_error, -EINVAL, "id: '%s' is not a UUID", s->id);
     if (!vo_name_valid(s->name))
-        return fail(ret_error,
+        return vo_error_set(ret_error, -EINVAL,
                     "name: '%s' is invalid: use 1-63 characters of a-z, 0-9 and '-', not "
                     "starting with '-'",
                     s->name);
     if (s->vcpus < 1 || s->vcpus > limits->max_vcpus)
-        return fail(ret_error, "vcpus: %u is out of range (1..%u on this host)", s->vcpus,
+        return vo_error_set(ret_error, -EINVAL, "vcpus: %u is out of range (1..%u on this host)", s->vcpus,
                     limits->max_vcpus);
     if (s->memory_mib < VO_VM_MIN_MEMORY_MIB || s->memory_mib > limits->max_memory_mib)
-        return fail(ret_error, "memory: %llu MiB is out of range (%d MiB..%llu MiB on this host)",
+        return vo_error_set(ret_error, -EINVAL, "memory: %llu MiB is out of range (%d MiB..%llu MiB on this host)",
                     (unsigned long long)s->memory_mib, VO_VM_MIN_MEMORY_MIB,
                     (unsigned long long)limits->max_memory_mib);
     if (strcmp(s->machine, "q35") && strcmp(s->machine, "pc"))
-        return fail(ret_error, "machine: '%s' is not q35 or pc", s->machine);
+        return vo_error_set(ret_error, -EINVAL, "machine: '%s' is not q35 or pc", s->machine);
     if ((s->initrd || s->cmdline) && !s->kernel)
-        return fail(ret_error, "initrd and cmdline need a kernel");
+        return vo_error_set(ret_error, -EINVAL, "initrd and cmdline need a kernel");
     if (s->n_disks == 0 && !s->kernel)
-        return fail(ret_error, "nothing to boot: give the VM a disk or a kernel");
+        return vo_error_set(ret_error, -EINVAL, "nothing to boot: give the VM a disk or a kernel");
     for (size_t i = 0; i < s->n_disks; i++)
         if (s->disks[i].path[0] != '/' || strchr(s->disks[i].path, ','))
-            return fail(ret_error, "disks[%zu].path: must be absolute and contain no ','", i);
+            return vo_error_set(ret_error, -EINVAL, "disks[%zu].path: must be absolute and contain no ','", i);
     for (size_t i = 0; i < s->n_nics; i++) {
         if (!vo_mac_valid(s->nics[i].mac))
-            return fail(ret_error, "nics[%zu].mac: '%s' is not a unicast MAC like 52:54:00:12:34:56",
+            return vo_error_set(ret_error, -EINVAL, "nics[%zu].mac: '%s' is not a unicast MAC like 52:54:00:12:34:56",
                         i, s->nics[i].mac);
         if (strcmp(s->nics[i].network, "user") && !vo_name_valid(s->nics[i].network))
-            return fail(ret_error, "nics[%zu].network: '%s' is not a network name or 'user'", i,
+            return vo_error_set(ret_error, -EINVAL, "nics[%zu].network: '%s' is not a network name or 'user'", i,
                         s->nics[i].network);
         for (size_t j = 0; j < i; j++)
             if (!strcasecmp(s->nics[i].mac, s->nics[j].mac))
-                return fail(ret_error, "nics[%zu].mac: %s is used twice", i, s->nics[i].mac);
+                return vo_error_set(ret_error, -EINVAL, "nics[%zu].mac: %s is used twice", i, s->nics[i].mac);
     }
     for (const char *p = s->cmdline; p && *p; p++)
         if (*p == '\n')
-            return fail(ret_error, "cmdline: must be one line");
+            return vo_error_set(ret_error, -EINVAL, "cmdline: must be one line");
     return 0;
 }
 

@@ -7,18 +7,6 @@
 
 #include "util/util.h"
 
-static int fail(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **ret_error, const char *fmt, ...)
-{
-    if (ret_error) {
-        va_list ap;
-        va_start(ap, fmt);
-        *ret_error = vo_vasprintf(fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
-
 /* A decimal number of 1..3 digits without a leading zero at s; returns the
  * digits consumed, 0 when there are none, -1 for a leading zero. */
 static int parse_number(const char *s, unsigned *ret)
@@ -40,16 +28,16 @@ static int parse_quad(const char *s, const char *whole, const char *what, const 
     uint32_t addr = 0;
     for (int i = 0; i < 4; i++) {
         if (i > 0 && *s++ != '.')
-            return fail(ret_error, "'%s' is not %s", whole, what);
+            return vo_error_set(ret_error, -EINVAL, "'%s' is not %s", whole, what);
         unsigned v;
         int n = parse_number(s, &v);
         if (n < 0)
-            return fail(ret_error, "'%s': an octet has a leading zero (octal or decimal?)",
+            return vo_error_set(ret_error, -EINVAL, "'%s': an octet has a leading zero (octal or decimal?)",
                         whole);
         if (n == 0)
-            return fail(ret_error, "'%s' is not %s", whole, what);
+            return vo_error_set(ret_error, -EINVAL, "'%s' is not %s", whole, what);
         if (v > 255)
-            return fail(ret_error, "'%s': octet %u is out of range (0..255)", whole, v);
+            return vo_error_set(ret_error, -EINVAL, "'%s': octet %u is out of range (0..255)", whole, v);
         addr = addr << 8 | v;
         s += n;
     }
@@ -63,12 +51,12 @@ int vo_ipv4_parse(const char *s, uint32_t *ret, char **ret_error)
     static const char what[] = "an IPv4 address like 192.0.2.1";
     const char *end;
     if (!s)
-        return fail(ret_error, "missing IPv4 address");
+        return vo_error_set(ret_error, -EINVAL, "missing IPv4 address");
     int r = parse_quad(s, s, what, &end, ret, ret_error);
     if (r < 0)
         return r;
     if (*end)
-        return fail(ret_error, "'%s' is not %s", s, what);
+        return vo_error_set(ret_error, -EINVAL, "'%s' is not %s", s, what);
     return 0;
 }
 
@@ -92,23 +80,23 @@ static int parse_cidr(const char *s, unsigned min, unsigned max, const char *ran
     uint32_t addr;
     unsigned prefix;
     if (!s)
-        return fail(ret_error, "missing IPv4 CIDR");
+        return vo_error_set(ret_error, -EINVAL, "missing IPv4 CIDR");
     int r = parse_quad(s, s, what, &end, &addr, ret_error);
     if (r < 0)
         return r;
     if (*end == '\0')
-        return fail(ret_error, "'%s' lacks a prefix length such as /24", s);
+        return vo_error_set(ret_error, -EINVAL, "'%s' lacks a prefix length such as /24", s);
     if (*end != '/')
-        return fail(ret_error, "'%s' is not %s", s, what);
+        return vo_error_set(ret_error, -EINVAL, "'%s' is not %s", s, what);
     int n = parse_number(end + 1, &prefix);
     if (n <= 0 || end[1 + n] != '\0')
-        return fail(ret_error, "'%s' is not %s", s, what);
+        return vo_error_set(ret_error, -EINVAL, "'%s' is not %s", s, what);
     if (prefix < min || prefix > max)
-        return fail(ret_error, "'%s': prefix /%u is out of range%s (/%u../%u)", s, prefix,
+        return vo_error_set(ret_error, -EINVAL, "'%s': prefix /%u is out of range%s (/%u../%u)", s, prefix,
                     range_note, min, max);
     if (addr & ~vo_cidr_netmask(prefix)) {
         char net[VO_IPV4_STRLEN];
-        return fail(ret_error, "'%s' has host bits set: did you mean %s/%u?", s,
+        return vo_error_set(ret_error, -EINVAL, "'%s' has host bits set: did you mean %s/%u?", s,
                     vo_ipv4_format(addr & vo_cidr_netmask(prefix), net), prefix);
     }
     *ret = (VoCidr){ .addr = addr, .prefix = prefix };

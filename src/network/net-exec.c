@@ -18,18 +18,6 @@
 #include "util/spawn.h"
 #include "util/util.h"
 
-static int fail(int r, char **ret_error, const char *fmt, ...) _printf_(3, 4);
-static int fail(int r, char **ret_error, const char *fmt, ...)
-{
-    if (ret_error) {
-        va_list ap;
-        va_start(ap, fmt);
-        *ret_error = vo_vasprintf(fmt, ap);
-        va_end(ap);
-    }
-    return r;
-}
-
 /* A tool's output as one line for a message: trailing newlines dropped,
  * inner ones turned into "; ". */
 static char *one_line(const char *out)
@@ -103,7 +91,7 @@ static int parse_links(const char *text, VoHostLink **ret_links, size_t *ret_n, 
     json_t *doc = json_loads(text, 0, &jerr);
     if (!doc || !json_is_array(doc)) {
         json_decref(doc);
-        return fail(-EBADMSG, ret_error, "cannot parse the output of `ip -j -d link show`: %s",
+        return vo_error_set(ret_error, -EBADMSG, "cannot parse the output of `ip -j -d link show`: %s",
                     doc ? "not a JSON array" : jerr.text);
     }
     size_t n = json_array_size(doc), k = 0;
@@ -146,7 +134,7 @@ int vo_net_probe(VoHostCaps *ret_caps, VoHostLink **ret_links, size_t *ret_n, ch
     int r = vo_spawn_wait(ip, VO_NET_STEP_TIMEOUT_MS, &out);
     if (r < 0) {
         _cleanup_free_ char *line = one_line(out);
-        return fail(r, ret_error, "cannot list the host's links with `ip -j -d link show`: %s",
+        return vo_error_set(ret_error, r, "cannot list the host's links with `ip -j -d link show`: %s",
                     *line ? line : strerror(-r));
     }
     r = parse_links(out, ret_links, ret_n, ret_error);
@@ -299,13 +287,13 @@ static int write_nft_file(const VoNetStep *st, const char *what, char **ret_erro
         *slash = 0;
         int r = vo_mkdir_p(dir, 0755);
         if (r < 0)
-            return fail(r, ret_error, "%s: cannot create directory %s: %s", what, dir,
+            return vo_error_set(ret_error, r, "%s: cannot create directory %s: %s", what, dir,
                         strerror(-r));
     }
     const char *text = st->text ? st->text : "";
     int r = vo_write_file_atomic(st->path, text, strlen(text));
     if (r < 0)
-        return fail(r, ret_error, "%s: cannot write %s: %s", what, st->path, strerror(-r));
+        return vo_error_set(ret_error, r, "%s: cannot write %s: %s", what, st->path, strerror(-r));
     return 0;
 }
 
@@ -317,7 +305,7 @@ static int run_step(const VoNetStep *st, VoDnsmasqFn dnsmasq, void *userdata, ch
     if (st->kind == VO_STEP_DNSMASQ_START || st->kind == VO_STEP_DNSMASQ_STOP) {
         int r = dnsmasq ? dnsmasq(st, userdata) : -EOPNOTSUPP;
         if (r < 0)
-            return fail(r, ret_error, "`%s` failed: %s", what, strerror(-r));
+            return vo_error_set(ret_error, r, "`%s` failed: %s", what, strerror(-r));
         return 0;
     }
     if (st->kind == VO_STEP_NFT && st->path) {
@@ -328,7 +316,7 @@ static int run_step(const VoNetStep *st, VoDnsmasqFn dnsmasq, void *userdata, ch
     _cleanup_strv_ char **argv = NULL;
     int r = vo_net_step_argv(st, &argv);
     if (r < 0)
-        return fail(r, ret_error, "`%s`: malformed step: %s", what, strerror(-r));
+        return vo_error_set(ret_error, r, "`%s`: malformed step: %s", what, strerror(-r));
     _cleanup_free_ char *out = NULL;
     r = vo_spawn_wait(argv, VO_NET_STEP_TIMEOUT_MS, &out);
     if (r == -EIO && st->kind == VO_STEP_FDB_APPEND && out && strstr(out, "File exists"))
@@ -336,9 +324,9 @@ static int run_step(const VoNetStep *st, VoDnsmasqFn dnsmasq, void *userdata, ch
     if (r < 0) {
         _cleanup_free_ char *line = one_line(out);
         if (r == -ETIMEDOUT)
-            return fail(r, ret_error, "`%s` did not finish within %d s%s%s", what,
+            return vo_error_set(ret_error, r, "`%s` did not finish within %d s%s%s", what,
                         VO_NET_STEP_TIMEOUT_MS / 1000, *line ? ": " : "", line);
-        return fail(r, ret_error, "`%s` failed: %s", what, *line ? line : strerror(-r));
+        return vo_error_set(ret_error, r, "`%s` failed: %s", what, *line ? line : strerror(-r));
     }
     return 0;
 }
@@ -373,18 +361,18 @@ int vo_net_plan_execute(const VoNetPlan *p, VoDnsmasqFn dnsmasq, void *userdata,
 int vo_tap_open(const char *name, const char *bridge, int *ret_fd, char **ret_error)
 {
     if (!name || !vo_ifname_valid(name))
-        return fail(-EINVAL, ret_error, "invalid tap name '%s'", name ? name : "");
+        return vo_error_set(ret_error, -EINVAL, "invalid tap name '%s'", name ? name : "");
     if (!bridge || !vo_ifname_valid(bridge))
-        return fail(-EINVAL, ret_error, "invalid bridge name '%s'", bridge ? bridge : "");
+        return vo_error_set(ret_error, -EINVAL, "invalid bridge name '%s'", bridge ? bridge : "");
     if (if_nametoindex(name) > 0)
-        return fail(-EEXIST, ret_error, "tap %s: an interface with that name already exists",
+        return vo_error_set(ret_error, -EEXIST, "tap %s: an interface with that name already exists",
                     name);
     if (if_nametoindex(bridge) == 0)
-        return fail(-ENODEV, ret_error, "tap %s: bridge %s does not exist", name, bridge);
+        return vo_error_set(ret_error, -ENODEV, "tap %s: bridge %s does not exist", name, bridge);
 
     _cleanup_close_ int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
     if (fd < 0)
-        return fail(-errno, ret_error, "tap %s: cannot open /dev/net/tun: %m", name);
+        return vo_error_set(ret_error, -errno, "tap %s: cannot open /dev/net/tun: %m", name);
     struct ifreq ifr = { 0 };
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
     /* IFF_TUN_EXCL: never attach to a tap someone else made persistent. */
@@ -392,33 +380,33 @@ int vo_tap_open(const char *name, const char *bridge, int *ret_fd, char **ret_er
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
         int r = -errno;
         if (r == -EBUSY || if_nametoindex(name) > 0)
-            return fail(-EEXIST, ret_error,
+            return vo_error_set(ret_error, -EEXIST,
                         "tap %s: an interface with that name already exists", name);
-        return fail(r, ret_error, "tap %s: cannot create it (TUNSETIFF): %s", name,
+        return vo_error_set(ret_error, r, "tap %s: cannot create it (TUNSETIFF): %s", name,
                     strerror(-r));
     }
     unsigned idx = if_nametoindex(name);
     if (idx == 0)
-        return fail(-ENODEV, ret_error, "tap %s: vanished right after it was made", name);
+        return vo_error_set(ret_error, -ENODEV, "tap %s: vanished right after it was made", name);
 
     _cleanup_close_ int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (sock < 0)
-        return fail(-errno, ret_error, "tap %s: cannot open a socket for ioctls: %m", name);
+        return vo_error_set(ret_error, -errno, "tap %s: cannot open a socket for ioctls: %m", name);
     struct ifreq br = { 0 };
     snprintf(br.ifr_name, sizeof(br.ifr_name), "%s", bridge);
     br.ifr_ifindex = (int)idx;
     if (ioctl(sock, SIOCBRADDIF, &br) < 0) {
         int r = -errno;
-        return fail(r, ret_error, "tap %s: cannot attach it to bridge %s: %s", name, bridge,
+        return vo_error_set(ret_error, r, "tap %s: cannot attach it to bridge %s: %s", name, bridge,
                     r == -EOPNOTSUPP || r == -EINVAL ? "not a bridge" : strerror(-r));
     }
     struct ifreq fl = { 0 };
     snprintf(fl.ifr_name, sizeof(fl.ifr_name), "%s", name);
     if (ioctl(sock, SIOCGIFFLAGS, &fl) < 0)
-        return fail(-errno, ret_error, "tap %s: cannot read its flags: %m", name);
+        return vo_error_set(ret_error, -errno, "tap %s: cannot read its flags: %m", name);
     fl.ifr_flags |= IFF_UP;
     if (ioctl(sock, SIOCSIFFLAGS, &fl) < 0)
-        return fail(-errno, ret_error, "tap %s: cannot bring it up: %m", name);
+        return vo_error_set(ret_error, -errno, "tap %s: cannot bring it up: %m", name);
     *ret_fd = TAKE_FD(fd);
     return 0;
 }

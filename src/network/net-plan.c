@@ -44,18 +44,6 @@ static VoNetStep *add_step(VoNetPlan *p, VoNetStepKind kind, const char *dev)
     return st;
 }
 
-static int fail(int r, char **ret_error, const char *fmt, ...) _printf_(3, 4);
-static int fail(int r, char **ret_error, const char *fmt, ...)
-{
-    if (ret_error) {
-        va_list ap;
-        va_start(ap, fmt);
-        *ret_error = vo_vasprintf(fmt, ap);
-        va_end(ap);
-    }
-    return r;
-}
-
 static const VoHostLink *find_link(const VoNetPlanInput *in, const char *name)
 {
     for (size_t i = 0; i < in->n_links; i++)
@@ -75,19 +63,19 @@ static int check_caps(const VoNetSpec *s, const VoHostCaps *caps, char **ret_err
     if (s->type == VO_NET_BRIDGE)
         return 0;
     if (!caps->has_bridge)
-        return fail(-EOPNOTSUPP, ret_error, "%s networks need Linux bridges, which this host's "
+        return vo_error_set(ret_error, -EOPNOTSUPP, "%s networks need Linux bridges, which this host's "
                     "kernel lacks: load the bridge module (modprobe bridge)", type);
     if (s->type == VO_NET_NAT && !caps->has_nftables)
-        return fail(-EOPNOTSUPP, ret_error, "nat networks need nftables with masquerade, which "
+        return vo_error_set(ret_error, -EOPNOTSUPP, "nat networks need nftables with masquerade, which "
                     "this host's kernel lacks: load nf_tables and nft_masq");
     if (s->type == VO_NET_ISOLATED && !caps->has_nftables)
-        return fail(-EOPNOTSUPP, ret_error, "isolated networks need nftables, which this host's "
+        return vo_error_set(ret_error, -EOPNOTSUPP, "isolated networks need nftables, which this host's "
                     "kernel lacks: load nf_tables");
     if (s->type == VO_NET_VLAN && !caps->has_vlan)
-        return fail(-EOPNOTSUPP, ret_error, "vlan networks need 802.1Q VLAN support, which this "
+        return vo_error_set(ret_error, -EOPNOTSUPP, "vlan networks need 802.1Q VLAN support, which this "
                     "host's kernel lacks: load the 8021q module (modprobe 8021q)");
     if (s->type == VO_NET_VXLAN && !caps->has_vxlan)
-        return fail(-EOPNOTSUPP, ret_error, "vxlan networks need VXLAN support, which this "
+        return vo_error_set(ret_error, -EOPNOTSUPP, "vxlan networks need VXLAN support, which this "
                     "host's kernel lacks: load the vxlan module (modprobe vxlan)");
     return 0;
 }
@@ -101,7 +89,7 @@ static int link_state(const VoNetPlanInput *in, const VoNetSpec *s, const char *
         return 0;
     if (owned(l, alias) && l->is_bridge == bridge)
         return 1;
-    return fail(-EEXIST, ret_error, "interface %s already exists on this host and was not made "
+    return vo_error_set(ret_error, -EEXIST, "interface %s already exists on this host and was not made "
                 "by vireo for network '%s'", name, s->name);
 }
 
@@ -184,12 +172,12 @@ static int check_host_links(const VoNetSpec *s, const VoNetPlanInput *in, char *
     if (s->type == VO_NET_BRIDGE) {
         const VoHostLink *l = find_link(in, s->bridge);
         if (!l)
-            return fail(-ENODEV, ret_error, "bridge: %s does not exist on this host", s->bridge);
+            return vo_error_set(ret_error, -ENODEV, "bridge: %s does not exist on this host", s->bridge);
         if (!l->is_bridge)
-            return fail(-ENOTTY, ret_error, "bridge: %s is not a bridge", s->bridge);
+            return vo_error_set(ret_error, -ENOTTY, "bridge: %s is not a bridge", s->bridge);
     }
     if (s->type == VO_NET_VLAN && !find_link(in, s->uplink))
-        return fail(-ENODEV, ret_error, "uplink: %s does not exist on this host", s->uplink);
+        return vo_error_set(ret_error, -ENODEV, "uplink: %s does not exist on this host", s->uplink);
     return 0;
 }
 

@@ -45,16 +45,6 @@ static int fail_with(int r, char **ret_error, const char *fmt, va_list ap)
     return r;
 }
 
-static int fail(char **ret_error, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **ret_error, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = fail_with(-EINVAL, ret_error, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
 static int conflict(char **ret_error, const char *fmt, ...) _printf_(2, 3);
 static int conflict(char **ret_error, const char *fmt, ...)
 {
@@ -119,13 +109,13 @@ static int check_keys(json_t *doc, VoNetType type, char **ret_error)
         while (i < ELEMENTSOF(spec_keys) && strcmp(spec_keys[i].key, key))
             i++;
         if (i == ELEMENTSOF(spec_keys))
-            return fail(ret_error, "%s: unknown key", key);
+            return vo_error_set(ret_error, -EINVAL, "%s: unknown key", key);
         json_type want = spec_keys[i].json;
         if (want == JSON_TRUE ? !json_is_boolean(value) : json_typeof(value) != want)
-            return fail(ret_error, "%s: expected %s", key, json_type_name(want));
+            return vo_error_set(ret_error, -EINVAL, "%s: expected %s", key, json_type_name(want));
         if (!(spec_keys[i].types & (1u << type))) {
             _cleanup_free_ char *only = types_list(spec_keys[i].types);
-            return fail(ret_error, "%s: not allowed for %s networks (only %s)", key,
+            return vo_error_set(ret_error, -EINVAL, "%s: not allowed for %s networks (only %s)", key,
                         type_names[type], only);
         }
     }
@@ -140,7 +130,7 @@ static int get_uint(json_t *doc, const char *key, uint32_t lo, uint32_t hi, uint
         return 0;
     json_int_t n = json_integer_value(v);
     if (n < lo || n > hi)
-        return fail(ret_error, "%s: %lld is out of range (%u..%u)", key, (long long)n, lo, hi);
+        return vo_error_set(ret_error, -EINVAL, "%s: %lld is out of range (%u..%u)", key, (long long)n, lo, hi);
     *ret = (uint32_t)n;
     return 0;
 }
@@ -150,16 +140,16 @@ static int parse_remotes(json_t *arr, VoNetSpec *s, char **ret_error)
     if (!arr)
         return 0;
     if (json_array_size(arr) > VO_VXLAN_MAX_REMOTES)
-        return fail(ret_error, "remotes: at most %d", VO_VXLAN_MAX_REMOTES);
+        return vo_error_set(ret_error, -EINVAL, "remotes: at most %d", VO_VXLAN_MAX_REMOTES);
     s->remotes = vo_malloc0(sizeof(uint32_t) * (json_array_size(arr) + 1));
     size_t i;
     json_t *v;
     json_array_foreach(arr, i, v) {
         _cleanup_free_ char *err = NULL;
         if (!json_is_string(v))
-            return fail(ret_error, "remotes[%zu]: expected a string", i);
+            return vo_error_set(ret_error, -EINVAL, "remotes[%zu]: expected a string", i);
         if (vo_ipv4_parse(json_string_value(v), &s->remotes[i], &err) < 0)
-            return fail(ret_error, "remotes[%zu]: %s", i, err);
+            return vo_error_set(ret_error, -EINVAL, "remotes[%zu]: %s", i, err);
         s->n_remotes++;
     }
     return 0;
@@ -168,15 +158,15 @@ static int parse_remotes(json_t *arr, VoNetSpec *s, char **ret_error)
 int vo_net_spec_from_json(json_t *doc, VoNetSpec **ret, char **ret_error)
 {
     if (!json_is_object(doc))
-        return fail(ret_error, "network spec must be a JSON object");
+        return vo_error_set(ret_error, -EINVAL, "network spec must be a JSON object");
     json_t *jtype = json_object_get(doc, "type");
     VoNetType type;
     if (!jtype)
-        return fail(ret_error, "type: required (nat, isolated, bridge, vlan or vxlan)");
+        return vo_error_set(ret_error, -EINVAL, "type: required (nat, isolated, bridge, vlan or vxlan)");
     if (!json_is_string(jtype))
-        return fail(ret_error, "type: expected a string");
+        return vo_error_set(ret_error, -EINVAL, "type: expected a string");
     if (vo_net_type_from_string(json_string_value(jtype), &type) < 0)
-        return fail(ret_error, "type: '%s' is not one of nat, isolated, bridge, vlan, vxlan",
+        return vo_error_set(ret_error, -EINVAL, "type: '%s' is not one of nat, isolated, bridge, vlan, vxlan",
                     json_string_value(jtype));
     int r = check_keys(doc, type, ret_error);
     if (r < 0)
@@ -186,13 +176,13 @@ int vo_net_spec_from_json(json_t *doc, VoNetSpec **ret, char **ret_error)
     s->type = type;
     const char *name = json_string_value(json_object_get(doc, "name"));
     if (!name)
-        return fail(ret_error, "name: required");
+        return vo_error_set(ret_error, -EINVAL, "name: required");
     s->name = vo_strdup(name);
     const char *subnet = json_string_value(json_object_get(doc, "subnet"));
     _cleanup_free_ char *err = NULL;
     if (subnet) {
         if (vo_cidr_parse_subnet(subnet, &s->subnet, &err) < 0)
-            return fail(ret_error, "subnet: %s", err);
+            return vo_error_set(ret_error, -EINVAL, "subnet: %s", err);
         s->has_subnet = true;
     }
     json_t *dhcp = json_object_get(doc, "dhcp");
@@ -214,7 +204,7 @@ int vo_net_spec_from_json(json_t *doc, VoNetSpec **ret, char **ret_error)
     const char *local = json_string_value(json_object_get(doc, "local"));
     if (local) {
         if (vo_ipv4_parse(local, &s->local, &err) < 0)
-            return fail(ret_error, "local: %s", err);
+            return vo_error_set(ret_error, -EINVAL, "local: %s", err);
         s->has_local = true;
     }
     *ret = TAKE_PTR(s);
@@ -271,7 +261,7 @@ static bool unicast(uint32_t a)
 static int validate_ifname(const char *key, const char *name, char **ret_error)
 {
     if (!vo_ifname_valid(name))
-        return fail(ret_error,
+        return vo_error_set(ret_error, -EINVAL,
                     "%s: '%s' is not an interface name: use 1-15 characters of a-z, A-Z, 0-9, "
                     "'_', '.' and '-'",
                     key, name);
@@ -282,79 +272,79 @@ static int validate_vxlan(const VoNetSpec *s, char **ret_error)
 {
     char a[VO_IPV4_STRLEN];
     if (s->vni == 0)
-        return fail(ret_error, "vni: required for vxlan networks (1..%d)", VO_VNI_MAX);
+        return vo_error_set(ret_error, -EINVAL, "vni: required for vxlan networks (1..%d)", VO_VNI_MAX);
     if (s->vni > VO_VNI_MAX)
-        return fail(ret_error, "vni: %u is out of range (1..%d)", s->vni, VO_VNI_MAX);
+        return vo_error_set(ret_error, -EINVAL, "vni: %u is out of range (1..%d)", s->vni, VO_VNI_MAX);
     if (s->port < 1 || s->port > 65535)
-        return fail(ret_error, "port: %u is out of range (1..65535)", s->port);
+        return vo_error_set(ret_error, -EINVAL, "port: %u is out of range (1..65535)", s->port);
     if (s->n_remotes == 0)
-        return fail(ret_error, "remotes: a vxlan network needs at least one remote address");
+        return vo_error_set(ret_error, -EINVAL, "remotes: a vxlan network needs at least one remote address");
     for (size_t i = 0; i < s->n_remotes; i++) {
         if (!unicast(s->remotes[i]))
-            return fail(ret_error, "remotes[%zu]: %s is not a unicast address", i,
+            return vo_error_set(ret_error, -EINVAL, "remotes[%zu]: %s is not a unicast address", i,
                         vo_ipv4_format(s->remotes[i], a));
         if (s->has_local && s->remotes[i] == s->local)
-            return fail(ret_error, "remotes[%zu]: %s is the local address", i,
+            return vo_error_set(ret_error, -EINVAL, "remotes[%zu]: %s is the local address", i,
                         vo_ipv4_format(s->remotes[i], a));
         for (size_t j = 0; j < i; j++)
             if (s->remotes[j] == s->remotes[i])
-                return fail(ret_error, "remotes[%zu]: %s is listed twice", i,
+                return vo_error_set(ret_error, -EINVAL, "remotes[%zu]: %s is listed twice", i,
                             vo_ipv4_format(s->remotes[i], a));
     }
     if (s->has_local && !unicast(s->local))
-        return fail(ret_error, "local: %s is not a unicast address", vo_ipv4_format(s->local, a));
+        return vo_error_set(ret_error, -EINVAL, "local: %s is not a unicast address", vo_ipv4_format(s->local, a));
     return 0;
 }
 
 int vo_net_spec_validate(const VoNetSpec *s, char **ret_error)
 {
     if (!vo_name_valid(s->name))
-        return fail(ret_error,
+        return vo_error_set(ret_error, -EINVAL,
                     "name: '%s' is invalid: use 1-63 characters of a-z, 0-9 and '-', not "
                     "starting with '-'",
                     s->name);
     const char *type = vo_net_type_to_string(s->type);
     if (!type)
-        return fail(ret_error, "type: unknown network type");
+        return vo_error_set(ret_error, -EINVAL, "type: unknown network type");
     if (!s->bridge)
-        return fail(ret_error, "bridge: required for %s networks%s", type,
+        return vo_error_set(ret_error, -EINVAL, "bridge: required for %s networks%s", type,
                     s->type == VO_NET_BRIDGE ? " (the name of an existing host bridge)" : "");
     int r = validate_ifname("bridge", s->bridge, ret_error);
     if (r < 0)
         return r;
     if (s->type == VO_NET_BRIDGE) {
         if (s->has_subnet || s->dhcp)
-            return fail(ret_error, "subnet, dhcp: not for bridge networks (the LAN has its own)");
+            return vo_error_set(ret_error, -EINVAL, "subnet, dhcp: not for bridge networks (the LAN has its own)");
         return 0;
     }
     if ((s->type == VO_NET_NAT || s->type == VO_NET_ISOLATED) && !s->has_subnet)
-        return fail(ret_error, "subnet: required for %s networks", type);
+        return vo_error_set(ret_error, -EINVAL, "subnet: required for %s networks", type);
     if (s->dhcp && !s->has_subnet)
-        return fail(ret_error, "dhcp: needs a subnet to serve");
+        return vo_error_set(ret_error, -EINVAL, "dhcp: needs a subnet to serve");
     char buf[VO_CIDR_STRLEN];
     if (s->has_subnet && (s->subnet.prefix < VO_SUBNET_MIN_PREFIX ||
                           s->subnet.prefix > VO_SUBNET_MAX_PREFIX))
-        return fail(ret_error, "subnet: %s: prefix out of range (/%d../%d)",
+        return vo_error_set(ret_error, -EINVAL, "subnet: %s: prefix out of range (/%d../%d)",
                     vo_cidr_format(s->subnet, buf), VO_SUBNET_MIN_PREFIX, VO_SUBNET_MAX_PREFIX);
     uint32_t lo, hi;
     if (s->dhcp && vo_cidr_dhcp_range(s->subnet, &lo, &hi) < 0)
-        return fail(ret_error, "subnet: %s leaves no addresses for DHCP: use a /29 or wider, "
+        return vo_error_set(ret_error, -EINVAL, "subnet: %s leaves no addresses for DHCP: use a /29 or wider, "
                     "or dhcp false", vo_cidr_format(s->subnet, buf));
     if (s->type == VO_NET_VLAN) {
         if (!s->uplink)
-            return fail(ret_error, "uplink: required for vlan networks (the host interface "
+            return vo_error_set(ret_error, -EINVAL, "uplink: required for vlan networks (the host interface "
                         "carrying the VLANs)");
         if ((r = validate_ifname("uplink", s->uplink, ret_error)) < 0)
             return r;
         if (s->vlan_id == 0)
-            return fail(ret_error, "vlan_id: required for vlan networks (1..%d)", VO_VLAN_ID_MAX);
+            return vo_error_set(ret_error, -EINVAL, "vlan_id: required for vlan networks (1..%d)", VO_VLAN_ID_MAX);
         if (s->vlan_id > VO_VLAN_ID_MAX)
-            return fail(ret_error, "vlan_id: %u is out of range (1..%d)", s->vlan_id,
+            return vo_error_set(ret_error, -EINVAL, "vlan_id: %u is out of range (1..%d)", s->vlan_id,
                         VO_VLAN_ID_MAX);
         char sub[VO_IFNAME_SIZE];
         _cleanup_free_ char *err = NULL;
         if (vo_net_vlan_ifname(s->uplink, s->vlan_id, sub, &err) < 0)
-            return fail(ret_error, "uplink: %s", err);
+            return vo_error_set(ret_error, -EINVAL, "uplink: %s", err);
     }
     if (s->type == VO_NET_VXLAN)
         return validate_vxlan(s, ret_error);

@@ -22,18 +22,6 @@
 #define CONVERT_TIMEOUT_MS (6LL * 60 * 60 * 1000)
 #define STDERR_TAIL 8192
 
-static int fail(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
-static int fail(char **ret_error, int r, const char *fmt, ...)
-{
-    if (ret_error) {
-        va_list ap;
-        va_start(ap, fmt);
-        *ret_error = vo_vasprintf(fmt, ap);
-        va_end(ap);
-    }
-    return r;
-}
-
 void vo_img_info_clear(VoImgInfo *info)
 {
     if (!info)
@@ -54,12 +42,12 @@ static int size_field(json_t *o, const char *key, bool required, size_t i, uint6
     json_t *v = json_object_get(o, key);
     if (!v) {
         if (required)
-            return fail(ret_error, -EINVAL, "qemu-img info: layer %zu has no \"%s\"", i, key);
+            return vo_error_set(ret_error, -EINVAL, "qemu-img info: layer %zu has no \"%s\"", i, key);
         *ret = 0;
         return 0;
     }
     if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return fail(ret_error, -EINVAL, "qemu-img info: layer %zu: \"%s\" is not a size", i, key);
+        return vo_error_set(ret_error, -EINVAL, "qemu-img info: layer %zu: \"%s\" is not a size", i, key);
     *ret = (uint64_t)json_integer_value(v);
     return 0;
 }
@@ -67,13 +55,13 @@ static int size_field(json_t *o, const char *key, bool required, size_t i, uint6
 static int layer_parse(json_t *o, size_t i, VoImgLayer *l, char **ret_error)
 {
     if (!json_is_object(o))
-        return fail(ret_error, -EINVAL, "qemu-img info: layer %zu is not an object", i);
+        return vo_error_set(ret_error, -EINVAL, "qemu-img info: layer %zu is not an object", i);
     const char *filename = json_string_value(json_object_get(o, "filename"));
     const char *format = json_string_value(json_object_get(o, "format"));
     if (!filename || !filename[0])
-        return fail(ret_error, -EINVAL, "qemu-img info: layer %zu has no \"filename\"", i);
+        return vo_error_set(ret_error, -EINVAL, "qemu-img info: layer %zu has no \"filename\"", i);
     if (!format || !format[0])
-        return fail(ret_error, -EINVAL, "qemu-img info: layer %zu has no \"format\"", i);
+        return vo_error_set(ret_error, -EINVAL, "qemu-img info: layer %zu has no \"format\"", i);
     uint64_t virtual_size = 0, actual_size = 0;
     int r = size_field(o, "virtual-size", true, i, &virtual_size, ret_error);
     if (r < 0)
@@ -91,20 +79,20 @@ int vo_img_info_parse(const char *json_text, VoImgInfo *ret, char **ret_error)
 {
     *ret = (VoImgInfo){ 0 };
     if (!json_text)
-        return fail(ret_error, -EINVAL, "qemu-img info: no output");
+        return vo_error_set(ret_error, -EINVAL, "qemu-img info: no output");
     json_error_t jerr;
     json_t *doc = json_loads(json_text, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc)
-        return fail(ret_error, -EINVAL, "qemu-img info: unreadable JSON: %s (line %d)", jerr.text,
+        return vo_error_set(ret_error, -EINVAL, "qemu-img info: unreadable JSON: %s (line %d)", jerr.text,
                     jerr.line);
     size_t n = json_is_array(doc) ? json_array_size(doc) : 1;
     if (!json_is_array(doc) && !json_is_object(doc)) {
         json_decref(doc);
-        return fail(ret_error, -EINVAL, "qemu-img info: expected an array or an object");
+        return vo_error_set(ret_error, -EINVAL, "qemu-img info: expected an array or an object");
     }
     if (n == 0) {
         json_decref(doc);
-        return fail(ret_error, -EINVAL, "qemu-img info: no layers");
+        return vo_error_set(ret_error, -EINVAL, "qemu-img info: no layers");
     }
     VoImgInfo info = { .layers = vo_malloc0(n * sizeof(VoImgLayer)) };
     int r = 0;
@@ -208,11 +196,11 @@ static int failed(int r, const char *output, const char *command, char **ret_err
     if (r == -EIO && output && strstr(output, "No space left on device"))
         r = -ENOSPC;
     if (r == -ETIMEDOUT)
-        return fail(ret_error, r, "qemu-img %s did not finish in time", command);
+        return vo_error_set(ret_error, r, "qemu-img %s did not finish in time", command);
     _cleanup_free_ char *line = error_line(output);
     if (line)
-        return fail(ret_error, r, "%s", line);
-    return fail(ret_error, r, "qemu-img %s failed: %s", command, strerror(-r));
+        return vo_error_set(ret_error, r, "%s", line);
+    return vo_error_set(ret_error, r, "qemu-img %s failed: %s", command, strerror(-r));
 }
 
 /* qemu-img reads "json:{...}", "nbd:..." and other protocol prefixes, and
@@ -240,8 +228,8 @@ static int reserve(const char *path, char **ret_error)
     if (fd < 0) {
         int r = -errno;
         if (r == -EEXIST)
-            return fail(ret_error, r, "'%s' already exists", path);
-        return fail(ret_error, r, "cannot create '%s': %s", path, strerror(-r));
+            return vo_error_set(ret_error, r, "'%s' already exists", path);
+        return vo_error_set(ret_error, r, "cannot create '%s': %s", path, strerror(-r));
     }
     close(fd);
     return 0;
@@ -252,9 +240,9 @@ static int info_json(const char *path, const char *format, bool chain, char **re
                      char **ret_error)
 {
     if (!path || !path[0])
-        return fail(ret_error, -EINVAL, "no image path");
+        return vo_error_set(ret_error, -EINVAL, "no image path");
     if (format && !format_valid(format))
-        return fail(ret_error, -EINVAL, "invalid image format '%s'", format);
+        return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", format);
     _cleanup_free_ char *file = plain_path(path);
     _cleanup_strv_ char **argv = NULL;
     vo_strv_pushf(&argv, QEMU_IMG);
@@ -317,13 +305,13 @@ static bool only_self(json_t *node, const char *self, char **ret_error)
     json_object_foreach(node, key, v) {
         if (!strcmp(key, "backing-filename") || !strcmp(key, "full-backing-filename") ||
             !strcmp(key, "data-file")) {
-            fail(ret_error, -EPERM, "the image refers to another file (%s: %s); only "
+            vo_error_set(ret_error, -EPERM, "the image refers to another file (%s: %s); only "
                  "self-contained images can be imported", key,
                  json_is_string(v) ? json_string_value(v) : "?");
             return false;
         }
         if (!strcmp(key, "filename") && json_is_string(v) && strcmp(json_string_value(v), self)) {
-            fail(ret_error, -EPERM, "the image refers to another file (%s); only "
+            vo_error_set(ret_error, -EPERM, "the image refers to another file (%s); only "
                  "self-contained images can be imported", json_string_value(v));
             return false;
         }
@@ -345,7 +333,7 @@ int vo_img_probe_import(const char *path, char **ret_format, char **ret_error)
     _cleanup_free_ char *self = plain_path(path);
     if (!format || !format_valid(format)) {
         json_decref(root);
-        return fail(ret_error, -EINVAL, "qemu-img cannot tell the format of %s", path);
+        return vo_error_set(ret_error, -EINVAL, "qemu-img cannot tell the format of %s", path);
     }
     bool ok = only_self(root, self, ret_error);
     if (ok)
@@ -358,11 +346,11 @@ int vo_img_create(const char *path, const char *format, uint64_t size, const cha
                   const char *backing_format, char **ret_error)
 {
     if (!path || !path[0])
-        return fail(ret_error, -EINVAL, "no image path");
+        return vo_error_set(ret_error, -EINVAL, "no image path");
     if (!format_valid(format))
-        return fail(ret_error, -EINVAL, "invalid image format '%s'", format ? format : "");
+        return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", format ? format : "");
     if (backing && (!backing[0] || !format_valid(backing_format)))
-        return fail(ret_error, -EINVAL, "a backing file needs a valid backing format");
+        return vo_error_set(ret_error, -EINVAL, "a backing file needs a valid backing format");
     _cleanup_free_ char *file = plain_path(path);
     _cleanup_free_ char *backing_file = backing ? plain_path(backing) : NULL;
     _cleanup_strv_ char **argv = NULL;
@@ -401,9 +389,9 @@ int vo_img_resize(const char *path, const char *format, uint64_t size, bool shri
                   char **ret_error)
 {
     if (!path || !path[0])
-        return fail(ret_error, -EINVAL, "no image path");
+        return vo_error_set(ret_error, -EINVAL, "no image path");
     if (!format_valid(format))
-        return fail(ret_error, -EINVAL, "invalid image format '%s'", format ? format : "");
+        return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", format ? format : "");
     _cleanup_free_ char *file = plain_path(path);
     _cleanup_strv_ char **argv = NULL;
     vo_strv_pushf(&argv, QEMU_IMG);
@@ -579,11 +567,11 @@ int vo_img_convert(const char *in, const char *in_format, const char *out, const
                    VoImgProgressFn progress, void *userdata, char **ret_error)
 {
     if (!in || !in[0] || !out || !out[0])
-        return fail(ret_error, -EINVAL, "no image path");
+        return vo_error_set(ret_error, -EINVAL, "no image path");
     if (in_format && !format_valid(in_format))
-        return fail(ret_error, -EINVAL, "invalid image format '%s'", in_format);
+        return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", in_format);
     if (!format_valid(out_format))
-        return fail(ret_error, -EINVAL, "invalid image format '%s'", out_format ? out_format : "");
+        return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", out_format ? out_format : "");
     _cleanup_free_ char *in_file = plain_path(in);
     _cleanup_free_ char *out_file = plain_path(out);
     _cleanup_strv_ char **argv = NULL;

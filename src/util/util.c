@@ -37,6 +37,17 @@ char *vo_vasprintf(const char *fmt, va_list ap)
     return s;
 }
 
+int vo_error_set(char **ret_error, int r, const char *fmt, ...)
+{
+    if (ret_error) {
+        va_list ap;
+        va_start(ap, fmt);
+        *ret_error = vo_vasprintf(fmt, ap);
+        va_end(ap);
+    }
+    return r;
+}
+
 char *vo_asprintf(const char *fmt, ...)
 {
     va_list ap;

@@ -41,6 +41,10 @@ void vo_log(VoLogLevel level, const char *fmt, ...) _printf_(2, 3);
 #define log_warn(...) vo_log(VO_LOG_WARN, __VA_ARGS__)
 #define log_error(...) vo_log(VO_LOG_ERROR, __VA_ARGS__)
 
+/* Sets *ret_error (when ret_error is not NULL) to the formatted message and
+ * returns r: `return vo_error_set(ret_error, -EINVAL, "x: %s is bad", x);` */
+int vo_error_set(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
+
 /* Allocation that aborts on OOM: vireo does not try to limp on without memory. */
 void *vo_malloc0(size_t n);
 char *vo_strdup(const char *s);
