@@ -467,3 +467,25 @@ int api_delete_command(const CliCommand *cmd, int argc, char **argv, const char 
     json_decref(doc);
     return CLI_EXIT_OK;
 }
+
+bool api_read_vm_part(const CliCommand *cmd, int argc, char **argv, const char *what,
+                      const char **ret_vm, json_t **ret_doc, int *ret_exit)
+{
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    if (!cli_parse_args(cmd, argc, argv, opts, ret_vm, ret_exit))
+        return false;
+    _cleanup_free_ char *suffix = vo_asprintf("/%s", what);
+    _cleanup_free_ char *path = api_path("vms", *ret_vm, suffix);
+    json_t *doc = NULL;
+    *ret_exit = CLI_EXIT_FAIL;
+    if (api_call("GET", path, NULL, &doc) < 0)
+        return false;
+    *ret_exit = CLI_EXIT_OK;
+    if (cli_globals.json) {
+        out_json(stdout, doc);
+        json_decref(doc);
+        return false;
+    }
+    *ret_doc = doc;
+    return true;
+}

@@ -49,6 +49,10 @@ struct CliCommand;
  * one positional argument. Returns the exit status. */
 int api_delete_command(const struct CliCommand *cmd, int argc, char **argv,
                        const char *collection);
+/* The same for a part of one VM (`vm disk list VM`, `snapshot list VM`):
+ * parses VM, GETs /v1/vms/VM/WHAT. */
+bool api_read_vm_part(const struct CliCommand *cmd, int argc, char **argv, const char *what,
+                      const char **ret_vm, json_t **ret_doc, int *ret_exit);
 bool api_read_command(const struct CliCommand *cmd, int argc, char **argv, const char *path,
                       json_t **ret_doc, int *ret_exit);
 

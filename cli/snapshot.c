@@ -97,19 +97,10 @@ static void tree_add(OutTable *t, TreeNode *nodes, size_t n, TreeNode *node, con
 static int snapshot_list(const CliCommand *cmd, int argc, char **argv)
 {
     const char *vm = NULL;
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, &vm, &exit_status))
-        return exit_status;
-    _cleanup_free_ char *path = snapshot_path(vm, NULL, NULL);
     json_t *doc = NULL;
-    if (api_call("GET", path, NULL, &doc) < 0)
-        return CLI_EXIT_FAIL;
-    if (cli_globals.json) {
-        out_json(stdout, doc);
-        json_decref(doc);
-        return CLI_EXIT_OK;
-    }
+    int exit_status;
+    if (!api_read_vm_part(cmd, argc, argv, "snapshots", &vm, &doc, &exit_status))
+        return exit_status;
 
     json_t *snaps = json_object_get(doc, "snapshots");
     size_t n = 0, i;

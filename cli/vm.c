@@ -432,30 +432,6 @@ static int remove_indexed(const CliCommand *cmd, int argc, char **argv, const ch
     return run_action("DELETE", path, NULL, async, args[0], done);
 }
 
-/* `vm disk list VM` and `vm nic list VM`: GET /v1/vms/VM/WHAT; true with the
- * document for a table, false when done (json printed, or an error). */
-static bool read_vm_part(const CliCommand *cmd, int argc, char **argv, const char *what,
-                         const char **ret_vm, json_t **ret_doc, int *ret_exit)
-{
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    if (!cli_parse_args(cmd, argc, argv, opts, ret_vm, ret_exit))
-        return false;
-    _cleanup_free_ char *suffix = vo_asprintf("/%s", what);
-    _cleanup_free_ char *path = api_path("vms", *ret_vm, suffix);
-    json_t *doc = NULL;
-    *ret_exit = CLI_EXIT_FAIL;
-    if (api_call("GET", path, NULL, &doc) < 0)
-        return false;
-    *ret_exit = CLI_EXIT_OK;
-    if (cli_globals.json) {
-        out_json(stdout, doc);
-        json_decref(doc);
-        return false;
-    }
-    *ret_doc = doc;
-    return true;
-}
-
 static int vm_disk_remove(const CliCommand *cmd, int argc, char **argv)
 {
     return remove_indexed(cmd, argc, argv, "disks", "disk %s removed (its volume is kept)");
@@ -466,7 +442,7 @@ static int vm_disk_list(const CliCommand *cmd, int argc, char **argv)
     const char *vm = NULL;
     json_t *doc = NULL;
     int exit_status;
-    if (!read_vm_part(cmd, argc, argv, "disks", &vm, &doc, &exit_status))
+    if (!api_read_vm_part(cmd, argc, argv, "disks", &vm, &doc, &exit_status))
         return exit_status;
     static const char *const headers[] = { "INDEX", "VOLUME", "FORMAT", "BUS", "BOOT", "PATH" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
@@ -545,7 +521,7 @@ static int vm_nic_list(const CliCommand *cmd, int argc, char **argv)
     const char *vm = NULL;
     json_t *doc = NULL;
     int exit_status;
-    if (!read_vm_part(cmd, argc, argv, "nics", &vm, &doc, &exit_status))
+    if (!api_read_vm_part(cmd, argc, argv, "nics", &vm, &doc, &exit_status))
         return exit_status;
     static const char *const headers[] = { "INDEX", "NETWORK", "MAC", "IP", "TAP" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);

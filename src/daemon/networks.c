@@ -341,7 +341,7 @@ int vo_networks_load(VoDaemon *d)
     /* Made once, on the first start; a user who deletes it keeps it deleted. */
     _cleanup_free_ char *made = NULL;
     bool was_made = vo_store_get(d->store, "settings/default-network", &made, NULL) >= 0;
-    if (have_default || (!was_made && create_default(d) >= 0))
+    if (!was_made && (have_default || create_default(d) >= 0))
         (void)vo_store_put(d->store, "settings/default-network", "{\"made\":true}", VO_REV_ANY,
                            NULL);
     vo_networks_refresh_hosts(d);

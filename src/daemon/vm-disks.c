@@ -10,22 +10,6 @@
 #include "daemon/vm-internal.h"
 #include "util/util.h"
 
-/* Calls fn for each VM (with a reference held) until fn returns true. */
-static VoVm *find_vm(VoDaemon *d, bool (*fn)(VoVm *vm, const void *arg), const void *arg)
-{
-    VoVm *found = NULL;
-    pthread_mutex_lock(&d->vms_lock);
-    for (size_t i = 0; i < d->n_vms && !found; i++) {
-        VoVm *vm = d->vms[i];
-        pthread_mutex_lock(&vm->lock);
-        if (fn(vm, arg))
-            found = vo_vm_ref(vm);
-        pthread_mutex_unlock(&vm->lock);
-    }
-    pthread_mutex_unlock(&d->vms_lock);
-    return found;
-}
-
 /* Caller holds vm->lock: index of the disk that is volume key, or -1. */
 static ssize_t disk_index(VoVm *vm, const char *key)
 {
@@ -42,7 +26,7 @@ static bool uses_volume(VoVm *vm, const void *key)
 
 char *vo_vms_volume_user(VoDaemon *d, const char *key)
 {
-    VoVm *vm = find_vm(d, uses_volume, key);
+    VoVm *vm = vo_vms_find_if(d, uses_volume, key);
     if (!vm)
         return NULL;
     pthread_mutex_lock(&vm->lock);
@@ -69,7 +53,7 @@ int vo_vms_image_users(VoDaemon *d, const char *image)
 
 bool vo_vms_volume_running(VoDaemon *d, const char *key)
 {
-    VoVm *vm = find_vm(d, uses_volume, key);
+    VoVm *vm = vo_vms_find_if(d, uses_volume, key);
     if (!vm)
         return false;
     bool active = vo_vm_is_active(vm);
@@ -79,7 +63,7 @@ bool vo_vms_volume_running(VoDaemon *d, const char *key)
 
 int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char **ret_error)
 {
-    _cleanup_vm_ VoVm *vm = find_vm(d, uses_volume, key);
+    _cleanup_vm_ VoVm *vm = vo_vms_find_if(d, uses_volume, key);
     if (!vm)
         return -ENOTCONN;
     pthread_mutex_lock(&vm->job);

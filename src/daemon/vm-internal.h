@@ -42,6 +42,9 @@ void vo_vm_set_state(VoVm *vm, VoVmState state);
 bool vo_vm_wait_exit(VoVm *vm, int timeout_ms);
 /* Caller holds d->vms_lock. */
 VoVm *vo_vms_find_locked(VoDaemon *d, const char *name_or_id);
+/* The first VM for which fn (called with vm->lock held) is true, referenced;
+ * NULL when none. */
+VoVm *vo_vms_find_if(VoDaemon *d, bool (*fn)(VoVm *vm, const void *arg), const void *arg);
 /* Refuses (with *ret_error) unless the VM's state is in allowed (IN() bits). */
 int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_error);
 /* Caller holds the job lock: ACPI off (unless force), then kill; waits for the exit. */

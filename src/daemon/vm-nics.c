@@ -9,20 +9,31 @@
 #include "network/net-spec.h"
 #include "util/util.h"
 
+static bool on_network(VoVm *vm, const void *network)
+{
+    for (size_t k = 0; k < vm->spec->n_nics; k++)
+        if (!strcmp(vm->spec->nics[k].network, network))
+            return true;
+    return false;
+}
+
+static bool has_mac(VoVm *vm, const void *mac)
+{
+    for (size_t k = 0; k < vm->spec->n_nics; k++)
+        if (!strcasecmp(vm->spec->nics[k].mac, mac))
+            return true;
+    return false;
+}
+
 char *vo_vms_network_user(VoDaemon *d, const char *network)
 {
-    char *user = NULL;
-    pthread_mutex_lock(&d->vms_lock);
-    for (size_t i = 0; i < d->n_vms && !user; i++) {
-        VoVm *vm = d->vms[i];
-        pthread_mutex_lock(&vm->lock);
-        for (size_t k = 0; k < vm->spec->n_nics && !user; k++)
-            if (!strcmp(vm->spec->nics[k].network, network))
-                user = vo_strdup(vm->spec->name);
-        pthread_mutex_unlock(&vm->lock);
-    }
-    pthread_mutex_unlock(&d->vms_lock);
-    return user;
+    _cleanup_vm_ VoVm *vm = vo_vms_find_if(d, on_network, network);
+    if (!vm)
+        return NULL;
+    pthread_mutex_lock(&vm->lock);
+    char *name = vo_strdup(vm->spec->name);
+    pthread_mutex_unlock(&vm->lock);
+    return name;
 }
 
 json_t *vo_vms_network_nics(VoDaemon *d)
@@ -198,18 +209,8 @@ static int task_nic_remove(VoTask *t, void *userdata)
 /* Whether any VM's NIC on this host has mac. */
 static bool mac_in_use(VoDaemon *d, const char *mac)
 {
-    bool used = false;
-    pthread_mutex_lock(&d->vms_lock);
-    for (size_t i = 0; i < d->n_vms && !used; i++) {
-        VoVm *vm = d->vms[i];
-        pthread_mutex_lock(&vm->lock);
-        for (size_t k = 0; k < vm->spec->n_nics; k++)
-            if (!strcasecmp(vm->spec->nics[k].mac, mac))
-                used = true;
-        pthread_mutex_unlock(&vm->lock);
-    }
-    pthread_mutex_unlock(&d->vms_lock);
-    return used;
+    _cleanup_vm_ VoVm *vm = vo_vms_find_if(d, has_mac, mac);
+    return vm != NULL;
 }
 
 int vo_vms_unused_mac(VoDaemon *d, char ret[18])

@@ -193,6 +193,21 @@ static bool vo_vm_is_provisioning(VoVm *vm)
     return p;
 }
 
+VoVm *vo_vms_find_if(VoDaemon *d, bool (*fn)(VoVm *vm, const void *arg), const void *arg)
+{
+    VoVm *found = NULL;
+    pthread_mutex_lock(&d->vms_lock);
+    for (size_t i = 0; i < d->n_vms && !found; i++) {
+        VoVm *vm = d->vms[i];
+        pthread_mutex_lock(&vm->lock);
+        if (fn(vm, arg))
+            found = vo_vm_ref(vm);
+        pthread_mutex_unlock(&vm->lock);
+    }
+    pthread_mutex_unlock(&d->vms_lock);
+    return found;
+}
+
 bool vo_vm_is_active(VoVm *vm)
 {
     pthread_mutex_lock(&vm->lock);
