@@ -114,8 +114,10 @@ static const KeyType spec_keys[] = {
 static const KeyType disk_keys[] = {
     { "path", JSON_STRING }, { "format", JSON_STRING }, { "readonly", JSON_TRUE },
     { "volume", JSON_STRING }, { "shareable", JSON_TRUE }, { "owned", JSON_TRUE },
+    { "slot", JSON_INTEGER },
 };
-static const KeyType nic_keys[] = { { "mac", JSON_STRING }, { "network", JSON_STRING } };
+static const KeyType nic_keys[] = { { "mac", JSON_STRING }, { "network", JSON_STRING },
+                                    { "slot", JSON_INTEGER } };
 
 static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
 {
@@ -131,6 +133,7 @@ static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
     json_array_foreach(arr, i, d) {
         const char *path = NULL, *format = "qcow2", *volume = NULL;
         int readonly = 0, shareable = 0, owned = 0;
+        json_int_t slot = (json_int_t)i;
         json_error_t jerr;
         _cleanup_free_ char *where = vo_asprintf("disks[%zu].", i);
         if (!json_is_object(d))
@@ -138,9 +141,9 @@ static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
         int r = check_keys(d, disk_keys, ELEMENTSOF(disk_keys), where, ret_error);
         if (r < 0)
             return r;
-        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?b, s?s, s?b, s?b}", "path", &path,
-                           "format", &format, "readonly", &readonly, "volume", &volume,
-                           "shareable", &shareable, "owned", &owned) < 0)
+        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?b, s?s, s?b, s?b, s?I}", "path",
+                           &path, "format", &format, "readonly", &readonly, "volume", &volume,
+                           "shareable", &shareable, "owned", &owned, "slot", &slot) < 0)
             return vo_error_set(ret_error, -EINVAL, "disks[%zu]: %s", i, jerr.text);
         VoDiskSpec *disk = &s->disks[s->n_disks++];
         disk->path = vo_strdup(path);
@@ -148,6 +151,7 @@ static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
         disk->volume = vo_strdup(volume);
         disk->shareable = shareable;
         disk->owned = owned;
+        disk->slot = slot >= 0 && slot < VO_VM_MAX_SLOTS ? (unsigned)slot : VO_VM_MAX_SLOTS;
         if (disk_format_from_string(format, &disk->format) < 0)
             return vo_error_set(ret_error, -EINVAL, "disks[%zu].format: '%s' is not qcow2 or raw", i, format);
     }
@@ -167,6 +171,7 @@ static int parse_nics(json_t *arr, VoVmSpec *s, char **ret_error)
     json_t *n;
     json_array_foreach(arr, i, n) {
         const char *mac = NULL, *network = "user";
+        json_int_t slot = (json_int_t)i;
         json_error_t jerr;
         _cleanup_free_ char *where = vo_asprintf("nics[%zu].", i);
         if (!json_is_object(n))
@@ -174,12 +179,13 @@ static int parse_nics(json_t *arr, VoVmSpec *s, char **ret_error)
         int r = check_keys(n, nic_keys, ELEMENTSOF(nic_keys), where, ret_error);
         if (r < 0)
             return r;
-        if (json_unpack_ex(n, &jerr, JSON_STRICT, "{s:s, s?s}", "mac", &mac, "network",
-                           &network) < 0)
+        if (json_unpack_ex(n, &jerr, JSON_STRICT, "{s:s, s?s, s?I}", "mac", &mac, "network",
+                           &network, "slot", &slot) < 0)
             return vo_error_set(ret_error, -EINVAL, "nics[%zu]: %s", i, jerr.text);
         VoNicSpec *nic = &s->nics[s->n_nics++];
         nic->mac = vo_strdup(mac);
         nic->network = vo_strdup(network);
+        nic->slot = slot >= 0 && slot < VO_VM_MAX_SLOTS ? (unsigned)slot : VO_VM_MAX_SLOTS;
     }
     return 0;
 }
@@ -263,13 +269,14 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
             json_object_set_new(disk, "shareable", json_true());
         if (s->disks[i].owned)
             json_object_set_new(disk, "owned", json_true());
+        json_object_set_new(disk, "slot", json_integer(s->disks[i].slot));
         json_array_append_new(disks, disk);
     }
     json_object_set_new(o, "disks", disks);
     json_t *nics = json_array();
     for (size_t i = 0; i < s->n_nics; i++)
-        json_array_append_new(nics, json_pack("{s:s, s:s}", "mac", s->nics[i].mac, "network",
-                                              s->nics[i].network));
+        json_array_append_new(nics, json_pack("{s:s, s:s, s:i}", "mac", s->nics[i].mac, "network",
+                                              s->nics[i].network, "slot", (int)s->nics[i].slot));
     json_object_set_new(o, "nics", nics);
     json_object_set_new(o, "autostart", json_boolean(s->autostart));
     return o;
@@ -307,9 +314,15 @@ int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **re
         return vo_error_set(ret_error, -EINVAL, "initrd and cmdline need a kernel");
     if (s->n_disks == 0 && !s->kernel)
         return vo_error_set(ret_error, -EINVAL, "nothing to boot: give the VM a disk or a kernel");
-    for (size_t i = 0; i < s->n_disks; i++)
+    for (size_t i = 0; i < s->n_disks; i++) {
         if (s->disks[i].path[0] != '/' || strchr(s->disks[i].path, ','))
             return vo_error_set(ret_error, -EINVAL, "disks[%zu].path: must be absolute and contain no ','", i);
+        if (s->disks[i].slot >= VO_VM_MAX_SLOTS)
+            return vo_error_set(ret_error, -EINVAL, "disks[%zu].slot: must be 0..%d", i, VO_VM_MAX_SLOTS - 1);
+        for (size_t j = 0; j < i; j++)
+            if (s->disks[i].slot == s->disks[j].slot)
+                return vo_error_set(ret_error, -EINVAL, "disks[%zu].slot: %u is used twice", i, s->disks[i].slot);
+    }
     for (size_t i = 0; i < s->n_nics; i++) {
         if (!vo_mac_valid(s->nics[i].mac))
             return vo_error_set(ret_error, -EINVAL, "nics[%zu].mac: '%s' is not a unicast MAC like 52:54:00:12:34:56",
@@ -317,14 +330,41 @@ int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **re
         if (strcmp(s->nics[i].network, "user") && !vo_name_valid(s->nics[i].network))
             return vo_error_set(ret_error, -EINVAL, "nics[%zu].network: '%s' is not a network name or 'user'", i,
                         s->nics[i].network);
-        for (size_t j = 0; j < i; j++)
+        if (s->nics[i].slot >= VO_VM_MAX_SLOTS)
+            return vo_error_set(ret_error, -EINVAL, "nics[%zu].slot: must be 0..%d", i, VO_VM_MAX_SLOTS - 1);
+        for (size_t j = 0; j < i; j++) {
             if (!strcasecmp(s->nics[i].mac, s->nics[j].mac))
                 return vo_error_set(ret_error, -EINVAL, "nics[%zu].mac: %s is used twice", i, s->nics[i].mac);
+            if (s->nics[i].slot == s->nics[j].slot)
+                return vo_error_set(ret_error, -EINVAL, "nics[%zu].slot: %u is used twice", i, s->nics[i].slot);
+        }
     }
     for (const char *p = s->cmdline; p && *p; p++)
         if (*p == '\n')
             return vo_error_set(ret_error, -EINVAL, "cmdline: must be one line");
     return 0;
+}
+
+unsigned vo_vm_spec_free_disk_slot(const VoVmSpec *s)
+{
+    for (unsigned slot = 0;; slot++) {
+        size_t i = 0;
+        while (i < s->n_disks && s->disks[i].slot != slot)
+            i++;
+        if (i == s->n_disks)
+            return slot;
+    }
+}
+
+unsigned vo_vm_spec_free_nic_slot(const VoVmSpec *s)
+{
+    for (unsigned slot = 0;; slot++) {
+        size_t i = 0;
+        while (i < s->n_nics && s->nics[i].slot != slot)
+            i++;
+        if (i == s->n_nics)
+            return slot;
+    }
 }
 
 int vo_mac_generate(char ret[18])

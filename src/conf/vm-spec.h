@@ -20,11 +20,14 @@ typedef struct {
     char *volume;  /* "pool/name" when the disk is a vireo volume; NULL for a bare path */
     bool shareable; /* may be attached to several VMs (QEMU's image lock is off) */
     bool owned;     /* made for this VM: deleted with it (unless keep_disks) */
+    unsigned slot;  /* stable number naming its QEMU nodes and device; kept across
+                     * hot-plug and unplug of other disks (default: its index) */
 } VoDiskSpec;
 
 typedef struct {
     char *mac;     /* "52:54:00:xx:xx:xx" */
-    char *network; /* "user" (QEMU user-mode networking) until virtual networks land */
+    char *network; /* a vireo network's name, or "user" (QEMU user-mode networking) */
+    unsigned slot; /* stable number naming its QEMU netdev and device (default: its index) */
 } VoNicSpec;
 
 typedef struct {
@@ -53,6 +56,8 @@ typedef struct {
 #define VO_VM_MIN_MEMORY_MIB 32
 #define VO_VM_MAX_DISKS 16
 #define VO_VM_MAX_NICS 8
+/* Disk and NIC slots are below this. */
+#define VO_VM_MAX_SLOTS 32
 
 VoVmSpec *vo_vm_spec_free(VoVmSpec *s);
 static inline void vo_vm_spec_freep(VoVmSpec **s) { vo_vm_spec_free(*s); }
@@ -67,6 +72,10 @@ VoVmSpec *vo_vm_spec_copy(const VoVmSpec *s);
 
 /* Checks values against the rules and host limits; -EINVAL with a message. */
 int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **ret_error);
+
+/* The lowest slot no disk (NIC) of s uses. */
+unsigned vo_vm_spec_free_disk_slot(const VoVmSpec *s);
+unsigned vo_vm_spec_free_nic_slot(const VoVmSpec *s);
 
 /* A locally administered unicast MAC in QEMU's 52:54:00 prefix. */
 int vo_mac_generate(char ret[18]);

@@ -232,7 +232,7 @@ static int task_create(VoTask *t, void *userdata)
         r = -EBUSY;
     } else if (active && hv) {
         vo_task_progress(t, 10, "saving disks and memory");
-        r = d->driver->snapshot(hv, "save", op->name, spec->n_disks, &error);
+        r = d->driver->snapshot(hv, "save", op->name, spec, &error);
     } else {
         vo_task_progress(t, 10, "saving disks");
         r = offline(spec, "-c", op->name, &error);
@@ -281,7 +281,7 @@ static int task_revert(VoTask *t, void *userdata)
         r = -EBUSY;
     } else if (memory && active && hv) {
         vo_task_progress(t, 10, "loading disks and memory");
-        r = d->driver->snapshot(hv, "load", op->name, spec->n_disks, &error);
+        r = d->driver->snapshot(hv, "load", op->name, spec, &error);
         if (r >= 0)
             (void)d->driver->resume(hv); /* back to running at that instant */
     } else if (memory) {
@@ -323,7 +323,7 @@ static int task_delete(VoTask *t, void *userdata)
     if (r < 0)
         error = vo_asprintf("snapshot '%s' does not exist", op->name);
     else if (active && hv)
-        r = d->driver->snapshot(hv, "delete", op->name, spec->n_disks, &error);
+        r = d->driver->snapshot(hv, "delete", op->name, spec, &error);
     else
         r = offline(spec, "-d", op->name, &error);
     if (r >= 0) {

@@ -69,11 +69,12 @@ int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
     ssize_t index = disk_index(vm, key);
+    unsigned slot = index >= 0 ? vm->spec->disks[index].slot : 0;
     VoHvInstance *hv = vo_vm_state_active(vm->state) ? vm->hv : NULL;
     pthread_mutex_unlock(&vm->lock);
     int r = -ENOTCONN;
     if (hv && index >= 0) {
-        r = d->driver->resize_disk(hv, (size_t)index, size);
+        r = d->driver->resize_disk(hv, slot, size);
         if (r == -EOPNOTSUPP)
             r = -ENOTCONN;
         else if (r < 0)
@@ -176,8 +177,9 @@ static int task_disk_add(VoTask *t, void *userdata)
             s->disks = realloc(s->disks, sizeof(VoDiskSpec) * (s->n_disks + 1));
             if (!s->disks)
                 abort();
+            unsigned slot = vo_vm_spec_free_disk_slot(s);
             s->disks[s->n_disks++] = (VoDiskSpec){
-                .path = TAKE_PTR(path), .volume = vo_strdup(op->volume), .shareable = shareable,
+                .slot = slot, .path = TAKE_PTR(path), .volume = vo_strdup(op->volume), .shareable = shareable,
                 .owned = created != NULL,
                 .format = !strcmp(format, "raw") ? VO_DISK_RAW : VO_DISK_QCOW2 };
             r = vo_vm_save(vm);

@@ -175,7 +175,8 @@ static int add_nic(VoVmSpec *s, NicOp *op, char **err)
     s->nics = realloc(s->nics, sizeof(VoNicSpec) * (s->n_nics + 1));
     if (!s->nics)
         abort();
-    s->nics[s->n_nics++] = (VoNicSpec){ .mac = vo_strdup(op->mac),
+    unsigned slot = vo_vm_spec_free_nic_slot(s);
+    s->nics[s->n_nics++] = (VoNicSpec){ .slot = slot, .mac = vo_strdup(op->mac),
                                         .network = vo_strdup(op->network) };
     return 0;
 }

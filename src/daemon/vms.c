@@ -841,7 +841,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
             if (!taken)
                 break;
         }
-        spec->nics[i] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup(nets[i]) };
+        spec->nics[i] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup(nets[i]),
+                                      .slot = (unsigned)i };
         spec->n_nics++;
     }
     for (size_t i = 0; i < n_nets && !*ret_error; i++)

@@ -125,8 +125,8 @@ static int end_vm(VoHvInstance *vm, bool clean, const char *op)
 static int fake_powerdown(VoHvInstance *vm) { return end_vm(vm, true, "powerdown"); }
 static int fake_kill(VoHvInstance *vm) { return end_vm(vm, false, "kill"); }
 /* The fake VM holds no image open: the caller resizes the file itself. */
-static int fake_resize_disk(VoHvInstance *vm, size_t index, uint64_t size) { return -EOPNOTSUPP; }
-static int fake_snapshot(VoHvInstance *vm, const char *op, const char *tag, size_t n_disks,
+static int fake_resize_disk(VoHvInstance *vm, unsigned slot, uint64_t size) { return -EOPNOTSUPP; }
+static int fake_snapshot(VoHvInstance *vm, const char *op, const char *tag, const VoVmSpec *spec,
                          char **ret_error)
 {
     int r = take_fault("snapshot");

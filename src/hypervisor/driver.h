@@ -35,13 +35,13 @@ struct VoHvDriver {
     int (*powerdown)(VoHvInstance *vm); /* ACPI power button */
     int (*reset)(VoHvInstance *vm);
     int (*kill)(VoHvInstance *vm);      /* immediate stop */
-    /* Grows disk number index while the VM runs (the guest sees it at once);
-     * -EOPNOTSUPP when the driver cannot. */
-    int (*resize_disk)(VoHvInstance *vm, size_t index, uint64_t size);
-    /* Internal snapshots of a running VM, every disk at the same instant:
-     * op "save" (with the memory state in disk 0), "load" or "delete" of tag
-     * on disks 0..n_disks-1. */
-    int (*snapshot)(VoHvInstance *vm, const char *op, const char *tag, size_t n_disks,
+    /* Grows the disk in slot (VoDiskSpec.slot) while the VM runs (the guest
+     * sees it at once); -EOPNOTSUPP when the driver cannot. */
+    int (*resize_disk)(VoHvInstance *vm, unsigned slot, uint64_t size);
+    /* Internal snapshots of a running VM, every disk of spec at the same
+     * instant: op "save" (with the memory state in the boot disk), "load" or
+     * "delete" of tag. */
+    int (*snapshot)(VoHvInstance *vm, const char *op, const char *tag, const VoVmSpec *spec,
                     char **ret_error);
     /* An fd that turns readable once the VM is gone (a pidfd for QEMU). */
     int (*exit_fd)(VoHvInstance *vm);

@@ -30,6 +30,11 @@ int vo_qemu_resolve_accel(const VoVmSpec *spec, const VoQemuCaps *caps, VoAccel 
     }
 }
 
+void vo_qemu_disk_node(unsigned slot, char ret[32])
+{
+    snprintf(ret, 32, "disk%u", slot);
+}
+
 /* Adds "-opt" and its printf-formatted value. */
 static void push_opt(char ***argv, const char *opt, const char *fmt, ...) _printf_(3, 4);
 static void push_opt(char ***argv, const char *opt, const char *fmt, ...)
@@ -108,9 +113,9 @@ static void build_disks(char ***argv, const VoVmSpec *spec)
     for (size_t i = 0; i < spec->n_disks; i++) {
         const VoDiskSpec *d = &spec->disks[i];
         char file_node[32], fmt_node[32], dev_id[32];
-        snprintf(file_node, sizeof(file_node), "file-disk%zu", i);
-        snprintf(fmt_node, sizeof(fmt_node), "disk%zu", i);
-        snprintf(dev_id, sizeof(dev_id), "virtio-disk%zu", i);
+        snprintf(file_node, sizeof(file_node), "file-disk%u", d->slot);
+        vo_qemu_disk_node(d->slot, fmt_node);
+        snprintf(dev_id, sizeof(dev_id), "virtio-disk%u", d->slot);
         /* QEMU's image locking stays on, so two VMs can never open one writable
          * volume; only a volume marked shareable turns it off. */
         json_t *file = json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver", "file", "filename",
@@ -140,8 +145,8 @@ static int build_nics(char ***argv, const VoVmSpec *spec, const VoQemuPaths *pat
     for (size_t i = 0; i < spec->n_nics; i++) {
         const VoNicSpec *n = &spec->nics[i];
         char netdev_id[32], dev_id[32];
-        snprintf(netdev_id, sizeof(netdev_id), "hostnet%zu", i);
-        snprintf(dev_id, sizeof(dev_id), "net%zu", i);
+        snprintf(netdev_id, sizeof(netdev_id), "hostnet%u", n->slot);
+        snprintf(dev_id, sizeof(dev_id), "net%u", n->slot);
         if (!strcmp(n->network, "user"))
             push_opt(argv, "-netdev", "user,id=%s", netdev_id);
         else if (paths->tap_fds && paths->tap_fds[i] >= 0)

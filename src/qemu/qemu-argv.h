@@ -14,3 +14,7 @@ int vo_qemu_resolve_accel(const VoVmSpec *spec, const VoQemuCaps *caps, VoAccel 
  * negative errno with *ret_error (malloc'd) explaining what in the spec to fix. */
 int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQemuPaths *paths,
                        char ***ret_argv, char **ret_error);
+
+/* The node name of the format layer of the disk in slot (what QMP block
+ * commands address). */
+void vo_qemu_disk_node(unsigned slot, char ret[32]);

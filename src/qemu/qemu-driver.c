@@ -242,10 +242,10 @@ static int qemu_kill(VoHvInstance *vm)
     return 0;
 }
 
-static int qemu_resize_disk(VoHvInstance *vm, size_t index, uint64_t size)
+static int qemu_resize_disk(VoHvInstance *vm, unsigned slot, uint64_t size)
 {
     char node[32];
-    snprintf(node, sizeof(node), "disk%zu", index); /* the node names qemu-argv.c gives */
+    vo_qemu_disk_node(slot, node);
     json_t *args = json_pack("{s:s, s:I}", "node-name", node, "size", (json_int_t)size);
     _cleanup_free_ char *error = NULL;
     pthread_mutex_lock(&vm->qmp_lock);
@@ -301,19 +301,21 @@ static int run_job(VoHvInstance *vm, const char *cmd, json_t *args, int timeout_
     return r;
 }
 
-static int qemu_snapshot(VoHvInstance *vm, const char *op, const char *tag, size_t n_disks,
-                         char **ret_error)
+static int qemu_snapshot(VoHvInstance *vm, const char *op, const char *tag,
+                         const VoVmSpec *spec, char **ret_error)
 {
     json_t *devices = json_array();
-    for (size_t i = 0; i < n_disks; i++) {
-        char node[32];
-        snprintf(node, sizeof(node), "disk%zu", i); /* the node names qemu-argv.c gives */
+    char node[32];
+    for (size_t i = 0; i < spec->n_disks; i++) {
+        vo_qemu_disk_node(spec->disks[i].slot, node);
         json_array_append_new(devices, json_string(node));
     }
     json_t *args = json_pack("{s:s, s:s, s:o}", "job-id", "vireo-snapshot", "tag", tag,
                              "devices", devices);
-    if (strcmp(op, "delete"))
-        json_object_set_new(args, "vmstate", json_string("disk0"));
+    if (strcmp(op, "delete") && spec->n_disks > 0) {
+        vo_qemu_disk_node(spec->disks[0].slot, node);
+        json_object_set_new(args, "vmstate", json_string(node));
+    }
     _cleanup_free_ char *cmd = vo_asprintf("snapshot-%s", op);
     pthread_mutex_lock(&vm->qmp_lock);
     int r = vm->qmp ? run_job(vm, cmd, args, 600000, ret_error) : -ENOTCONN;

@@ -1364,7 +1364,7 @@ def test_vm_disks(api):
     assert boot["readonly"] is False and boot["shareable"] is False
     vm = api.call("GET", "/v1/vms/dsk1", expect=200).value
     assert vm["disks"] == [{"path": boot["path"], "format": "qcow2", "readonly": False,
-                            "volume": "default/dsk1-disk0", "owned": True}], vm["disks"]
+                            "volume": "default/dsk1-disk0", "owned": True, "slot": 0}], vm["disks"]
 
     # add: an existing volume, a new one by size (in a pool, in a format)
     api.new_volume("default", {"name": "dsk-data", "size_bytes": 8 * MiB})
@@ -1609,7 +1609,7 @@ def test_vm_nics(api, netns):
     assert api.call("GET", "/v1/vms/nic1/nics", expect=200).value == {"nics": vm["nics"]}
     listed = next(v for v in api.call("GET", "/v1/vms", expect=200).value["vms"]
                   if v["name"] == "nic1")
-    assert listed["nics"] == [{"mac": nic["mac"], "network": "default"}]  # the definition's form
+    assert listed["nics"] == [{"mac": nic["mac"], "network": "default", "slot": 0}]  # the definition's form
 
     # networks: one NIC each, in order; user needs no vireo network
     reply = api.call("POST", "/v1/vms", {"name": "nic2", "networks": ["default", "user"]},
