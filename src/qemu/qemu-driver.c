@@ -13,24 +13,14 @@
 
 #include "hypervisor/driver.h"
 #include "qemu/qemu-argv.h"
+#include "qemu/qemu-instance.h"
 #include "qmp/qmp.h"
 #include "util/spawn.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
 
-#define QMP_TIMEOUT_MS 10000
 #define QEMU_START_TIMEOUT_MS 30000
 
-struct VoHvInstance {
-    VoHvDriver *driver;
-    pid_t pid;
-    int pidfd;
-    bool is_child; /* started by this vireod, so waitid gives the exit status */
-    VoAccel accel;
-    pthread_mutex_t qmp_lock;
-    VoQmp *qmp;
-    char *run_dir, *qmp_path, *console_path, *log_path;
-};
 
 static VoHvInstance *instance_new(VoHvDriver *d, const char *run_dir)
 {
@@ -258,9 +248,7 @@ static int qemu_resize_disk(VoHvInstance *vm, unsigned slot, uint64_t size)
     return r;
 }
 
-/* Runs a QMP job command and waits for it to conclude (bounded), then
- * dismisses it. Caller holds qmp_lock. */
-static int run_job(VoHvInstance *vm, const char *cmd, json_t *args, int timeout_ms,
+int vo_qemu_run_job(VoHvInstance *vm, const char *cmd, json_t *args, int timeout_ms,
                    char **ret_error)
 {
     const char *job_id = json_string_value(json_object_get(args, "job-id"));
@@ -318,7 +306,7 @@ static int qemu_snapshot(VoHvInstance *vm, const char *op, const char *tag,
     }
     _cleanup_free_ char *cmd = vo_asprintf("snapshot-%s", op);
     pthread_mutex_lock(&vm->qmp_lock);
-    int r = vm->qmp ? run_job(vm, cmd, args, 600000, ret_error) : -ENOTCONN;
+    int r = vm->qmp ? vo_qemu_run_job(vm, cmd, args, 600000, ret_error) : -ENOTCONN;
     pthread_mutex_unlock(&vm->qmp_lock);
     json_decref(args);
     return r;

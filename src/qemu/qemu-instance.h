@@ -1,0 +1,30 @@
+/* qemu-instance.h: the QEMU driver's view of one running VM, shared by the
+ * files that implement its operations (qemu-driver.c and the hot-plug and
+ * backup files beside it). Not for use outside src/qemu. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "hypervisor/driver.h"
+#include "qmp/qmp.h"
+
+#define QMP_TIMEOUT_MS 10000
+
+struct VoHvInstance {
+    VoHvDriver *driver;
+    pid_t pid;
+    int pidfd;
+    bool is_child; /* started by this vireod, so waitid gives the exit status */
+    VoAccel accel;
+    pthread_mutex_t qmp_lock; /* held around every use of qmp */
+    VoQmp *qmp;
+    char *run_dir, *qmp_path, *console_path, *log_path;
+};
+
+/* Runs a QMP job command (args carry its "job-id") and waits, bounded by
+ * timeout_ms, for the job to conclude, then dismisses it. Caller holds
+ * qmp_lock. */
+int vo_qemu_run_job(VoHvInstance *vm, const char *cmd, json_t *args, int timeout_ms,
+                    char **ret_error);
