@@ -54,7 +54,7 @@ typedef struct {
     size_t n_commands;
 } CliNoun;
 
-extern const CliNoun cli_noun_vm, cli_noun_snapshot, cli_noun_image, cli_noun_pool,
+extern const CliNoun cli_noun_vm, cli_noun_snapshot, cli_noun_backup, cli_noun_image, cli_noun_pool,
     cli_noun_volume, cli_noun_network, cli_noun_task, cli_noun_console, cli_noun_host;
 
 /* "vm create", "vm disk add" or "console": the command's name for messages and help hints. */

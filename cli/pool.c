@@ -6,7 +6,7 @@
 #include "http.h"
 #include "output.h"
 
-static const char *const type_choices[] = { "dir", NULL };
+static const char *const type_choices[] = { "dir", "backup", NULL };
 
 /* A byte count field as "1.5 GiB"; NULL when absent. */
 static char *bytes_field(const json_t *obj, const char *key)
@@ -122,20 +122,21 @@ static int pool_delete(const CliCommand *cmd, int argc, char **argv)
 }
 
 static const CliCommand pool_commands[] = {
-    { "pool", "create", "NAME", "--path DIR [--type dir]",
-      "Create a pool: a directory vireod keeps volumes in.",
+    { "pool", "create", "NAME", "--path DIR [--type dir|backup]",
+      "Create a pool: a directory vireod keeps volumes (or backups) in.",
       "The directory must exist on vireod's host and not be another pool's. A relative\n"
       "DIR is taken from the current directory.\n"
       "\nOptions:\n"
       "  --path DIR            the pool's directory (required)\n"
-      "  --type dir            the kind of pool (default and only one: dir)\n"
+      "  --type dir|backup     dir (default) holds volumes; backup holds VM backups\n"
+      "                        (see vireo backup create --target)\n"
       "\nExample:\n  vireo pool create fast --path /srv/nvme/vireo\n",
       pool_create },
     { "pool", "list", NULL, NULL, "List the pools with their space and volume counts.", NULL,
       pool_list },
     { "pool", "show", "NAME", NULL, "Show one pool.", NULL, pool_show },
     { "pool", "delete", "NAME", NULL, "Delete an empty pool (its directory stays).",
-      "Refused while the pool holds volumes, and for the default pool.\n", pool_delete },
+      "Refused while the pool holds volumes or backups, and for the default pool.\n", pool_delete },
 };
 
 const CliNoun cli_noun_pool = { "pool", "storage pools", pool_commands,

@@ -11,15 +11,31 @@
 
 static const char *const accel_choices[] = { "auto", "kvm", "tcg", NULL };
 
+/* --max-vcpus and --max-memory into body as max_vcpus / max_memory_mib. */
+static bool add_max_options(json_t *body, const char *max_vcpus, const char *max_memory)
+{
+    uint64_t v;
+    if (max_vcpus && !cli_parse_uint("--max-vcpus", max_vcpus, 1, INT32_MAX, &v))
+        return false;
+    if (max_vcpus)
+        json_object_set_new(body, "max_vcpus", json_integer((json_int_t)v));
+    if (max_memory && !cli_parse_mib("--max-memory", max_memory, &v))
+        return false;
+    if (max_memory)
+        json_object_set_new(body, "max_memory_mib", json_integer((json_int_t)v));
+    return true;
+}
+
 static int vm_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
-               *accel = NULL;
+               *accel = NULL, *max_vcpus = NULL, *max_memory = NULL;
     bool autostart = false, full_clone = false, async = false;
     _cleanup_strv_ char **networks = NULL;
     const CliOption opts[] = {
         { "--image", &image, NULL },   { "--vcpus", &vcpus, NULL },
         { "--memory", &memory, NULL }, { "--disk-size", &disk, NULL },
+        { "--max-vcpus", &max_vcpus, NULL }, { "--max-memory", &max_memory, NULL },
         { "--accel", &accel, NULL },   { "--autostart", NULL, &autostart },
         { "--full-clone", NULL, &full_clone },
         { "--async", NULL, &async },   { NULL, NULL, NULL },
@@ -38,6 +54,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "vcpus", json_integer((json_int_t)v));
     if (ok && memory && (ok = cli_parse_mib("--memory", memory, &v)))
         json_object_set_new(body, "memory_mib", json_integer((json_int_t)v));
+    if (ok && (max_vcpus || max_memory))
+        ok = add_max_options(body, max_vcpus, max_memory);
     if (ok && disk && (ok = cli_parse_bytes("--disk-size", disk, &v)))
         json_object_set_new(body, "disk_size_bytes", json_integer((json_int_t)v));
     if (ok && accel && (ok = cli_parse_choice("--accel", accel, accel_choices)))
@@ -146,6 +164,43 @@ static char *vm_memory_str(const json_t *vm)
                : NULL;
 }
 
+/* "2 (max 4; 2 plugged now)": the definition's count, its hot-plug maximum
+ * and, while the VM runs, what QEMU has. */
+static char *vm_vcpus_detail(const json_t *vm)
+{
+    json_t *n = json_object_get(vm, "vcpus"), *max = json_object_get(vm, "max_vcpus");
+    json_t *plugged = json_object_get(vm, "vcpus_plugged");
+    if (!json_is_integer(n))
+        return NULL;
+    _cleanup_free_ char *max_part = json_is_integer(max) && json_integer_value(max) != json_integer_value(n)
+        ? vo_asprintf("max %lld", (long long)json_integer_value(max)) : NULL;
+    _cleanup_free_ char *now_part = json_is_integer(plugged) && json_integer_value(plugged) != json_integer_value(n)
+        ? vo_asprintf("%lld plugged now", (long long)json_integer_value(plugged)) : NULL;
+    return vo_asprintf("%lld%s%s%s%s%s", (long long)json_integer_value(n),
+                       max_part || now_part ? " (" : "", max_part ? max_part : "",
+                       max_part && now_part ? "; " : "", now_part ? now_part : "",
+                       max_part || now_part ? ")" : "");
+}
+
+/* "256 MiB (max 1 GiB; guest has 192 MiB)", like vm_vcpus_detail. */
+static char *vm_memory_detail(const json_t *vm)
+{
+    json_t *m = json_object_get(vm, "memory_mib"), *max = json_object_get(vm, "max_memory_mib");
+    json_t *actual = json_object_get(vm, "memory_actual_mib");
+    if (!json_is_integer(m) || json_integer_value(m) < 0)
+        return NULL;
+    _cleanup_free_ char *mem = fmt_mib((uint64_t)json_integer_value(m));
+    _cleanup_free_ char *max_str = json_is_integer(max) && json_integer_value(max) > json_integer_value(m)
+        ? fmt_mib((uint64_t)json_integer_value(max)) : NULL;
+    _cleanup_free_ char *actual_str = json_is_integer(actual) && json_integer_value(actual) >= 0 &&
+        json_integer_value(actual) != json_integer_value(m)
+        ? fmt_mib((uint64_t)json_integer_value(actual)) : NULL;
+    return vo_asprintf("%s%s%s%s%s%s%s%s", mem, max_str || actual_str ? " (" : "",
+                       max_str ? "max " : "", max_str ? max_str : "",
+                       max_str && actual_str ? "; " : "", actual_str ? "guest has " : "",
+                       actual_str ? actual_str : "", max_str || actual_str ? ")" : "");
+}
+
 static char *vm_uptime_str(const json_t *vm)
 {
     json_t *u = json_object_get(vm, "uptime_s");
@@ -203,8 +258,8 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
         active ? vo_asprintf("%s (active: %s)", accel ? accel : "?", active) : NULL;
     _cleanup_free_ char *pid = jint_str(vm, "pid");
     _cleanup_free_ char *uptime = vm_uptime_str(vm);
-    _cleanup_free_ char *vcpus = jint_str(vm, "vcpus");
-    _cleanup_free_ char *memory = vm_memory_str(vm);
+    _cleanup_free_ char *vcpus = vm_vcpus_detail(vm);
+    _cleanup_free_ char *memory = vm_memory_detail(vm);
     json_t *autostart = json_object_get(vm, "autostart");
 
     out_kv(stdout, "name:", jstr(vm, "name"));
@@ -256,11 +311,15 @@ static int vm_list(const CliCommand *cmd, int argc, char **argv)
 static int vm_edit(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *new_name = NULL, *vcpus = NULL, *memory = NULL;
-    bool autostart = false, no_autostart = false;
+    const char *max_vcpus = NULL, *max_memory = NULL;
+    bool autostart = false, no_autostart = false, async = false;
     const CliOption opts[] = {
         { "--name", &new_name, NULL },
         { "--vcpus", &vcpus, NULL },
         { "--memory", &memory, NULL },
+        { "--max-vcpus", &max_vcpus, NULL },
+        { "--max-memory", &max_memory, NULL },
+        { "--async", NULL, &async },
         { "--autostart", NULL, &autostart },
         { "--no-autostart", NULL, &no_autostart },
         { NULL, NULL, NULL },
@@ -270,9 +329,10 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         return exit_status;
     if (autostart && no_autostart)
         return cli_usage_error("vm edit", "--autostart and --no-autostart contradict each other");
-    if (!new_name && !vcpus && !memory && !autostart && !no_autostart)
-        return cli_usage_error("vm edit", "nothing to change: give --name, --vcpus, --memory, "
-                                          "--autostart or --no-autostart");
+    if (!new_name && !vcpus && !memory && !max_vcpus && !max_memory && !autostart && !no_autostart)
+        return cli_usage_error(strcmp(cmd->verb, "set") ? "vm edit" : "vm set", "nothing to change: give --name, --vcpus, --memory, "
+                                          "--max-vcpus, --max-memory, --autostart or "
+                                          "--no-autostart");
     if (new_name && !new_name[0]) {
         cli_error("--name: must not be empty");
         return CLI_EXIT_USAGE;
@@ -287,6 +347,8 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "vcpus", json_integer((json_int_t)v));
     if (ok && memory && (ok = cli_parse_mib("--memory", memory, &v)))
         json_object_set_new(body, "memory_mib", json_integer((json_int_t)v));
+    if (ok && (max_vcpus || max_memory))
+        ok = add_max_options(body, max_vcpus, max_memory);
     if (autostart || no_autostart)
         json_object_set_new(body, "autostart", json_boolean(autostart));
     if (!ok) {
@@ -300,6 +362,13 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
     json_decref(body);
     if (r < 0)
         return CLI_EXIT_FAIL;
+    /* A running VM's vCPUs and memory change in a task (hot-plug). */
+    if (json_object_get(vm, "task")) {
+        _cleanup_free_ char *what = vo_asprintf("PATCH %s", path);
+        int status = run_task(vm, what, async, name, "updated");
+        json_decref(vm);
+        return status;
+    }
     if (cli_globals.json)
         out_json(stdout, vm);
     else if (new_name && strcmp(new_name, name) != 0)
@@ -545,13 +614,18 @@ static int vm_nic_list(const CliCommand *cmd, int argc, char **argv)
 
 static const CliCommand vm_commands[] = {
     { "vm", "create", "NAME",
-      "[--image IMG] [--vcpus N] [--memory SIZE] [--disk-size SIZE] [--accel auto|kvm|tcg] "
+      "[--image IMG] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "
+      "[--disk-size SIZE] [--accel auto|kvm|tcg] "
       "[--network NET]... [--autostart] [--full-clone] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
       "  --image IMG           image to boot (default: default)\n"
       "  --vcpus N             virtual CPUs (default: 1)\n"
       "  --memory SIZE         memory; a bare number is MiB, or use K/M/G/T (default: 512M)\n"
+      "  --max-vcpus N         vCPUs the VM may reach while it runs (vCPU hot-plug;\n"
+      "                        default: --vcpus, i.e. none)\n"
+      "  --max-memory SIZE     memory the VM may reach while it runs (memory hot-plug;\n"
+      "                        default: --memory, i.e. none)\n"
       "  --disk-size SIZE      size of the VM's disk; a bare number is bytes, so use\n"
       "                        K/M/G/T (default: chosen by vireod)\n"
       "  --accel auto|kvm|tcg  accelerator (default: auto: KVM when usable, else TCG)\n"
@@ -589,49 +663,67 @@ static const CliCommand vm_commands[] = {
       vm_delete },
     { "vm", "show", "NAME", NULL, "Show one VM (NAME may also be its id).", NULL, vm_show },
     { "vm", "list", NULL, NULL, "List the VMs.", NULL, vm_list },
-    { "vm", "edit", "NAME", "[--name NEW] [--vcpus N] [--memory SIZE] [--autostart|--no-autostart]",
-      "Change a VM's name, vcpus, memory or autostart.",
-      "Name, vcpus and memory can only change while the VM is not running.\n"
-      "\nOptions:\n"
-      "  --name NEW            rename the VM\n"
-      "  --vcpus N             virtual CPUs\n"
-      "  --memory SIZE         memory; a bare number is MiB, or use K/M/G/T\n"
-      "  --autostart           start the VM whenever vireod starts\n"
-      "  --no-autostart        do not\n",
-      vm_edit },
+#define VM_EDIT_USAGE                                                                           \
+    "[--name NEW] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "             \
+    "[--autostart|--no-autostart] [--async]"
+#define VM_EDIT_HELP                                                                            \
+    "On a running VM, --vcpus and --memory change at once, without a reboot (hot-plug),\n"       \
+    "up to the maximums the VM was started with; lowering memory below what it booted\n"        \
+    "with inflates the balloon. The new values are kept for the next start. Name and\n"         \
+    "maximums change only while the VM is stopped; raising vcpus or memory of a\n"              \
+    "stopped VM beyond its maximum raises the maximum too.\n"                                  \
+    "\nOptions:\n"                                                                              \
+    "  --name NEW            rename the VM\n"                                                   \
+    "  --vcpus N             virtual CPUs\n"                                                    \
+    "  --memory SIZE         memory; a bare number is MiB, or use K/M/G/T\n"                    \
+    "  --max-vcpus N         vCPUs the VM may reach while it runs (stopped VM only)\n"          \
+    "  --max-memory SIZE     memory the VM may reach while it runs (stopped VM only)\n"         \
+    "  --autostart           start the VM whenever vireod starts\n"                             \
+    "  --no-autostart        do not\n" ASYNC_HELP                                               \
+    "\nExamples:\n  vireo vm edit web1 --max-vcpus 4 --max-memory 4G   (stopped)\n"            \
+    "  vireo vm set web1 --vcpus 3 --memory 3G              (running)\n"
+    { "vm", "edit", "NAME", VM_EDIT_USAGE, "Change a VM's name, vcpus, memory or autostart.",
+      VM_EDIT_HELP, vm_edit },
+    { "vm", "set", "NAME", VM_EDIT_USAGE, "Same as 'vm edit' (e.g. vm set VM --vcpus N).",
+      VM_EDIT_HELP, vm_edit },
     { "vm", "template", "NAME IMAGE", "[--async]", "Make a new image from a stopped VM's disk.",
       "The VM's first disk is copied (flattened) into image IMAGE, which new VMs can\n"
       "then be created from (vm create --image IMAGE).\n"
       "\nOptions:\n" ASYNC_HELP,
       vm_template },
     { "vm", "disk add", "VM [POOL/NAME]", "[--size SIZE [--pool POOL] [--format qcow2|raw]] [--async]",
-      "Attach a volume, or a new one, to a stopped VM.",
+      "Attach a volume, or a new one, to a VM (hot-plugged when it runs).",
       "Give an existing volume (POOL/NAME) or --size for a new one, which is named\n"
-      "after the VM. Sizes take K, M, G or T; a bare number is bytes.\n"
+      "after the VM. Sizes take K, M, G or T; a bare number is bytes. On a running VM\n"
+      "the disk appears in the guest at once (a new /dev/vdX, no reboot); the VM's\n"
+      "definition keeps it across restarts. A VM has at most 16 disks.\n"
       "\nOptions:\n"
       "  --size SIZE           create a new volume of this size\n"
       "  --pool POOL           the new volume's pool (default: default)\n"
       "  --format qcow2|raw    the new volume's format (default: qcow2)\n" ASYNC_HELP
       "\nExamples:\n  vireo vm disk add web1 default/data1\n  vireo vm disk add web1 --size 20G\n",
       vm_disk_add },
-    { "vm", "disk remove", "VM INDEX", "[--async]", "Detach a disk from a stopped VM.",
+    { "vm", "disk remove", "VM INDEX", "[--async]", "Detach a disk from a VM (hot-unplugged when it runs).",
       "INDEX is the disk's number in 'vireo vm disk list'. The volume stays in its pool;\n"
-      "the boot disk (0) cannot be removed.\n"
+      "the boot disk (0) cannot be removed. On a running VM the guest must let go of\n"
+      "the disk (Linux does; unmount it first) within 20 s, else the disk stays.\n"
       "\nOptions:\n" ASYNC_HELP,
       vm_disk_remove },
     { "vm", "disk list", "VM", NULL, "List a VM's disks.", NULL, vm_disk_list },
     { "vm", "nic add", "VM", "--network NET [--mac MAC] [--async]",
-      "Add a NIC on a network to a stopped VM.",
+      "Add a NIC on a network to a VM (hot-plugged when it runs).",
       "The NIC comes after the VM's others. NET is a network of 'vireo network list',\n"
-      "or 'user' for QEMU's user-mode networking.\n"
+      "or 'user' for QEMU's user-mode networking. On a running VM the NIC appears in\n"
+      "the guest at once (a new interface, no reboot). A VM has at most 8 NICs.\n"
       "\nOptions:\n"
       "  --network NET         the network (required)\n"
       "  --mac MAC             the NIC's MAC, e.g. 52:54:00:12:34:56 (default: a new one)\n" ASYNC_HELP
       "\nExample:\n  vireo vm nic add web1 --network lab\n",
       vm_nic_add },
-    { "vm", "nic remove", "VM INDEX", "[--async]", "Remove a NIC from a stopped VM.",
+    { "vm", "nic remove", "VM INDEX", "[--async]", "Remove a NIC from a VM (hot-unplugged when it runs).",
       "INDEX is the NIC's number in 'vireo vm nic list'; the NICs after it are\n"
-      "renumbered (each one less).\n"
+      "renumbered (each one less). On a running VM the guest must let go of the NIC\n"
+      "within 20 s, else it stays.\n"
       "\nOptions:\n" ASYNC_HELP,
       vm_nic_remove },
     { "vm", "nic list", "VM", NULL, "List a VM's NICs with their addresses.", NULL, vm_nic_list },

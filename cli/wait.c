@@ -137,6 +137,29 @@ int task_wait(const json_t *task, json_t **ret_final)
     return 0;
 }
 
+int task_outcome(const json_t *task, const char *subject, json_t **ret_final)
+{
+    *ret_final = NULL;
+    int r = task_wait(task, ret_final);
+    if (r == -EINTR)
+        return CLI_EXIT_INTERRUPTED;
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    const json_t *final = *ret_final;
+    if (jstr(final, "state") && strcmp(jstr(final, "state"), "succeeded") == 0)
+        return CLI_EXIT_OK;
+    json_t *err = json_object_get(final, "error");
+    const char *message = jstr(err, "message");
+    const char *code = jstr(err, "code");
+    if (message && code)
+        cli_error("%s (%s)", message, code);
+    else if (message)
+        cli_error("%s", message);
+    else
+        cli_error("%s %s failed", jstr(final, "kind") ? jstr(final, "kind") : "task", subject);
+    return CLI_EXIT_FAIL;
+}
+
 int run_task(const json_t *doc, const char *what, bool async, const char *subject,
              const char *done_word)
 {
@@ -154,25 +177,9 @@ int run_task(const json_t *doc, const char *what, bool async, const char *subjec
     }
 
     json_t *final = NULL;
-    int r = task_wait(task, &final);
-    if (r == -EINTR)
-        return CLI_EXIT_INTERRUPTED;
-    if (r < 0)
-        return CLI_EXIT_FAIL;
-
-    int exit_status = CLI_EXIT_OK;
-    if (!jstr(final, "state") || strcmp(jstr(final, "state"), "succeeded") != 0) {
-        json_t *err = json_object_get(final, "error");
-        const char *message = jstr(err, "message");
-        const char *code = jstr(err, "code");
-        if (message && code)
-            cli_error("%s (%s)", message, code);
-        else if (message)
-            cli_error("%s", message);
-        else
-            cli_error("%s %s failed", jstr(final, "kind") ? jstr(final, "kind") : "task", subject);
-        exit_status = CLI_EXIT_FAIL;
-    }
+    int exit_status = task_outcome(task, subject, &final);
+    if (!final)
+        return exit_status;
     if (cli_globals.json)
         out_json(stdout, final);
     else if (exit_status == CLI_EXIT_OK && done_word)

@@ -11,6 +11,12 @@
  * was printed; the task keeps running) or another negative errno (printed). */
 int task_wait(const json_t *task, json_t **ret_final);
 
+/* task_wait, then the outcome as a CLI exit status: 0 when the task
+ * succeeded; otherwise its error (or "KIND SUBJECT failed") is printed. When
+ * the task ended either way, *ret_final is its last document (the caller
+ * unrefs it); NULL when the waiting stopped (Ctrl-C, lost track). */
+int task_outcome(const json_t *task, const char *subject, json_t **ret_final);
+
 /* Send an action request and report it: with `async`, print the task id (or
  * the task JSON); otherwise wait, then print "SUBJECT: DONE_WORD" (or the final
  * task JSON) and return 0, or print the task's error and return 1. done_word

@@ -28,11 +28,15 @@ set -Eeuo pipefail
 
 readonly IMAGE_NAME=default
 # cryptomgr.notests skips the crypto self-tests (~0.5 s of boot under TCG).
-readonly CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1 cryptomgr.notests"
+# Hot-added memory (virtio-mem) is onlined by the kernel itself; auto-movable
+# puts it in ZONE_MOVABLE while that stays safe, so it can be unplugged again.
+readonly CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1 cryptomgr.notests memhp_default_state=online memory_hotplug.online_policy=auto-movable"
 readonly DISK_SIZE=${VIREO_GUEST_DISK_SIZE:-64M}
 # Modules the guest needs, beyond what the Debian kernel has built in; their
 # dependencies (and soft dependencies, e.g. crc32c for ext4) are added.
-readonly GUEST_MODULES="virtio_pci virtio_blk virtio_net ext4 button evdev"
+# virtio_mem and virtio_balloon let vireo grow and shrink the memory of a
+# running VM.
+readonly GUEST_MODULES="virtio_pci virtio_blk virtio_net ext4 button evdev virtio_mem virtio_balloon"
 # crc32c-intel (a soft dependency of ext4) cannot load on QEMU's default CPU
 # (no SSE4.2) and costs ~0.1 s trying; crc32c_generic does the job.
 readonly SKIP_MODULES="crc32c_intel"
@@ -347,11 +351,26 @@ for name in /sys/class/input/*/name; do
     done
 done
 
+# Hot-plugged vCPUs arrive offline (the kernel leaves onlining them to user
+# space): a netlink uevent listener brings each one online as it appears.
+uevent /sbin/vireo-hotplug </dev/null >/dev/null 2>&1 &
+
 read -r uptime _ </proc/uptime
 echo "vireo-guest: booted uptime=$uptime" >/dev/ttyS0
 
 exec /bin/busybox init
 INIT
+    chmod 755 "$1"
+}
+
+write_hotplug_script() {
+    cat >"$1" <<'SCRIPT'
+#!/bin/sh
+# Run by busybox uevent for each kernel uevent: onlines a hot-added vCPU.
+[ "$ACTION" = add ] && [ "$SUBSYSTEM" = cpu ] && [ -w "/sys$DEVPATH/online" ] &&
+    echo 1 >"/sys$DEVPATH/online"
+exit 0
+SCRIPT
     chmod 755 "$1"
 }
 
@@ -423,6 +442,7 @@ build_disk() {
     chmod 1777 "$root/tmp"
     chmod 700 "$root/root"
     install_busybox "$busybox" "$root"
+    write_hotplug_script "$root/sbin/vireo-hotplug"
     write_guest_init "$root/sbin/init.new"
     mv -f "$root/sbin/init.new" "$root/sbin/init" # replaces busybox's init link
     write_etc "$root/etc"

@@ -5,7 +5,7 @@ set -euo pipefail
 
 BACKPORTS=/etc/apt/sources.list.d/vireo-bookworm-backports.list
 PKGS=(build-essential meson ninja-build pkg-config
-      libjansson-dev libsqlite3-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev
+      libjansson-dev libsqlite3-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev libssl-dev
       python3 python3-pytest python3-yaml curl
       iproute2 nftables dnsmasq-base e2fsprogs cpio xz-utils zstd kmod
       busybox-static)

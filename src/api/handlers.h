@@ -60,3 +60,10 @@ void vo_api_snapshot_show(VoRequest *req, VoReply *rep);
 void vo_api_snapshot_create(VoRequest *req, VoReply *rep);
 void vo_api_snapshot_revert(VoRequest *req, VoReply *rep);
 void vo_api_snapshot_delete(VoRequest *req, VoReply *rep);
+
+void vo_api_backup_create(VoRequest *req, VoReply *rep);
+void vo_api_backups_list(VoRequest *req, VoReply *rep);
+void vo_api_backup_show(VoRequest *req, VoReply *rep);
+void vo_api_backup_delete(VoRequest *req, VoReply *rep);
+void vo_api_backup_restore(VoRequest *req, VoReply *rep);
+void vo_api_backup_verify(VoRequest *req, VoReply *rep);

@@ -67,6 +67,8 @@ bool vo_request_unpack(VoRequest *req, VoReply *rep, const char *fmt, ...);
 bool vo_request_index(VoRequest *req, VoReply *rep, size_t i, const char *what, size_t *ret);
 /* 202 {"task": task}, or the error (r < 0); frees error. */
 void vo_reply_task(VoReply *rep, int r, json_t *task, char *error);
+/* 200 with doc (stolen), or the error (r < 0); frees error. */
+void vo_reply_found(VoReply *rep, int r, json_t *doc, char *error);
 
 /* The HTTP server on a Unix socket. */
 typedef struct VoApiServer VoApiServer;

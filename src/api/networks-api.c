@@ -32,11 +32,7 @@ void vo_api_network_show(VoRequest *req, VoReply *rep)
     json_t *net = NULL;
     char *error = NULL;
     int r = vo_network_get_json(req->d, req->params[0], &net, &error);
-    if (r < 0)
-        vo_reply_errno(rep, r, error);
-    else
-        vo_reply_json(rep, 200, net);
-    free(error);
+    vo_reply_found(rep, r, net, error);
 }
 
 void vo_api_network_delete(VoRequest *req, VoReply *rep)

@@ -82,6 +82,15 @@ void vo_reply_task(VoReply *rep, int r, json_t *task, char *error)
     free(error);
 }
 
+void vo_reply_found(VoReply *rep, int r, json_t *doc, char *error)
+{
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, doc);
+    free(error);
+}
+
 bool vo_request_index(VoRequest *req, VoReply *rep, size_t i, const char *what, size_t *ret)
 {
     const char *text = req->params[i];

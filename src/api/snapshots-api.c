@@ -19,11 +19,7 @@ void vo_api_snapshot_show(VoRequest *req, VoReply *rep)
     json_t *snap = NULL;
     char *error = NULL;
     int r = vo_snapshot_get_json(req->d, vm, req->params[1], &snap, &error);
-    if (r < 0)
-        vo_reply_errno(rep, r, error);
-    else
-        vo_reply_json(rep, 200, snap);
-    free(error);
+    vo_reply_found(rep, r, snap, error);
 }
 
 void vo_api_snapshot_create(VoRequest *req, VoReply *rep)

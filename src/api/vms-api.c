@@ -36,17 +36,39 @@ void vo_api_vm_show(VoRequest *req, VoReply *rep)
     /* One VM: its NICs with their DHCP addresses (lists leave those out). */
     json_t *doc = vo_vm_to_json(vm);
     json_object_set_new(doc, "nics", vo_vm_nics_json(req->d, vm));
+    vo_vm_add_live_resources(vm, doc);
     vo_reply_json(rep, 200, doc);
+}
+
+/* max_vcpus and max_memory_mib, where the body has them, within what any VM
+ * may have (the rest, at least the value and within the host, is checked with
+ * the spec). False with rep filled (400) when not. */
+static bool maximums_in_range(VoRequest *req, VoReply *rep, json_int_t max_vcpus,
+                              json_int_t max_memory)
+{
+    if (json_object_get(req->body, "max_vcpus") && (max_vcpus < 1 || max_vcpus > 4096)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "max_vcpus: %lld is out of range",
+                       (long long)max_vcpus);
+        return false;
+    }
+    if (json_object_get(req->body, "max_memory_mib") &&
+        (max_memory < VO_VM_MIN_MEMORY_MIB || max_memory > (json_int_t)(1ULL << 40))) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "max_memory_mib: %lld is out of range",
+                       (long long)max_memory);
+        return false;
+    }
+    return true;
 }
 
 void vo_api_vm_create(VoRequest *req, VoReply *rep)
 {
     const char *name = NULL, *image = "default", *accel = "auto";
-    json_int_t vcpus = 1, memory = 512, disk_size = 0;
+    json_int_t vcpus = 1, memory = 512, disk_size = 0, max_vcpus = 0, max_memory = 0;
     int autostart = 0, full_clone = 0;
     json_t *networks = NULL;
-    if (!vo_request_unpack(req, rep, "{s:s, s?s, s?I, s?I, s?I, s?s, s?b, s?b, s?o}", "name",
-                           &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
+    if (!vo_request_unpack(req, rep, "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o}",
+                           "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
+                           "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
                            &autostart, "full_clone", &full_clone, "networks", &networks))
         return;
@@ -85,6 +107,10 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
                        (unsigned long long)req->d->limits.max_memory_mib);
         return;
     }
+    if (!maximums_in_range(req, rep, max_vcpus, max_memory))
+        return;
+    args.max_vcpus = (unsigned)max_vcpus;
+    args.max_memory_mib = (uint64_t)max_memory;
     if (disk_size < 0 || disk_size > (json_int_t)(64ULL << 40)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "disk_size_bytes: out of range (up to 64 TiB)");
         return;
@@ -114,10 +140,11 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     if (!vm)
         return;
     const char *name = NULL;
-    json_int_t vcpus = 0, memory = 0;
+    json_int_t vcpus = 0, memory = 0, max_vcpus = 0, max_memory = 0;
     json_t *autostart = NULL;
-    if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?o}", "name", &name, "vcpus", &vcpus,
-                     "memory_mib", &memory, "autostart", &autostart))
+    if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?I, s?I, s?o}", "name", &name, "vcpus",
+                           &vcpus, "memory_mib", &memory, "max_vcpus", &max_vcpus,
+                           "max_memory_mib", &max_memory, "autostart", &autostart))
         return;
     if (autostart && !json_is_boolean(autostart)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "autostart: expected true or false");
@@ -125,7 +152,8 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     }
     if (json_object_size(req->body) == 0) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
-                       "give at least one of name, vcpus, memory_mib, autostart");
+                       "give at least one of name, vcpus, memory_mib, max_vcpus, "
+                       "max_memory_mib, autostart");
         return;
     }
     /* 0 means "unchanged" below, so a 0 the user sent is refused here. */
@@ -138,9 +166,29 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
                        VO_VM_MIN_MEMORY_MIB);
         return;
     }
+    if (!maximums_in_range(req, rep, max_vcpus, max_memory))
+        return;
+    if (vcpus > 4096 || memory > (json_int_t)(1ULL << 40)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "%s: out of range",
+                       vcpus > 4096 ? "vcpus" : "memory_mib");
+        return;
+    }
     VoVmEdit edit = { .name = name, .vcpus = (unsigned)vcpus, .memory_mib = (uint64_t)memory,
+                      .max_vcpus = (unsigned)max_vcpus, .max_memory_mib = (uint64_t)max_memory,
                       .autostart = autostart ? json_is_true(autostart) : -1 };
     char *error = NULL;
+    /* vCPUs and memory of a running VM change live, in a task (hot-plug);
+     * autostart given along is applied at once. */
+    bool live = (vcpus || memory) && !name && !max_vcpus && !max_memory && vo_vm_is_active(vm);
+    if (live) {
+        VoVmEdit now = { .autostart = edit.autostart };
+        int r = edit.autostart >= 0 ? vo_vm_edit(req->d, vm, &now, &error) : 0;
+        json_t *task = NULL;
+        if (r >= 0)
+            r = vo_vm_set_resources(req->d, vm, edit.vcpus, edit.memory_mib, &task, &error);
+        vo_reply_task(rep, r, task, error);
+        return;
+    }
     int r = vo_vm_edit(req->d, vm, &edit, &error);
     if (r < 0)
         vo_reply_errno(rep, r, error);

@@ -107,6 +107,7 @@ static int check_keys(json_t *obj, const KeyType *table, size_t n, const char *w
 static const KeyType spec_keys[] = {
     { "id", JSON_STRING },        { "name", JSON_STRING },    { "image", JSON_STRING },
     { "vcpus", JSON_INTEGER },    { "memory_mib", JSON_INTEGER }, { "accel", JSON_STRING },
+    { "max_vcpus", JSON_INTEGER }, { "max_memory_mib", JSON_INTEGER },
     { "machine", JSON_STRING },   { "kernel", JSON_STRING },  { "initrd", JSON_STRING },
     { "cmdline", JSON_STRING },   { "disks", JSON_ARRAY },    { "nics", JSON_ARRAY },
     { "autostart", JSON_TRUE },
@@ -194,7 +195,7 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
 {
     const char *id = NULL, *name = NULL, *image = NULL, *accel = "auto", *machine = "q35";
     const char *kernel = NULL, *initrd = NULL, *cmdline = NULL;
-    json_int_t vcpus = 1, memory = 512;
+    json_int_t vcpus = 1, memory = 512, max_vcpus = -1, max_memory = -1;
     json_t *disks = NULL, *nics = NULL;
     int autostart = 0;
     json_error_t jerr;
@@ -205,9 +206,10 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     if (r < 0)
         return r;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
-                       "{s:s, s:s, s?s, s?I, s?I, s?s, s?s, s?s, s?s, s?s, s?o, s?o, s?b}",
+                       "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?s, s?s, s?s, s?o, s?o, s?b}",
                        "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
-                       &memory, "accel", &accel, "machine", &machine, "kernel", &kernel,
+                       &memory, "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
+                       "accel", &accel, "machine", &machine, "kernel", &kernel,
                        "initrd", &initrd, "cmdline", &cmdline, "disks", &disks, "nics", &nics,
                        "autostart", &autostart) < 0)
         return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
@@ -222,6 +224,17 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     if (memory < 0)
         return vo_error_set(ret_error, -EINVAL, "memory_mib: must not be negative");
     s->memory_mib = (uint64_t)memory;
+    /* Absent: no hot-plug (the maximum is what the VM has). */
+    if (max_vcpus == -1)
+        max_vcpus = vcpus;
+    if (max_vcpus < 0 || max_vcpus > 4096)
+        return vo_error_set(ret_error, -EINVAL, "max_vcpus: %lld is out of range", (long long)max_vcpus);
+    s->max_vcpus = (unsigned)max_vcpus;
+    if (max_memory == -1)
+        max_memory = memory;
+    if (max_memory < 0)
+        return vo_error_set(ret_error, -EINVAL, "max_memory_mib: must not be negative");
+    s->max_memory_mib = (uint64_t)max_memory;
     if (vo_accel_from_string(accel, &s->accel) < 0)
         return vo_error_set(ret_error, -EINVAL, "accel: '%s' is not one of auto, kvm, tcg", accel);
     s->machine = vo_strdup(machine);
@@ -253,6 +266,8 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
     set_opt_string(o, "image", s->image);
     json_object_set_new(o, "vcpus", json_integer(s->vcpus));
     json_object_set_new(o, "memory_mib", json_integer((json_int_t)s->memory_mib));
+    json_object_set_new(o, "max_vcpus", json_integer(s->max_vcpus));
+    json_object_set_new(o, "max_memory_mib", json_integer((json_int_t)s->max_memory_mib));
     json_object_set_new(o, "accel", json_string(vo_accel_to_string(s->accel)));
     set_opt_string(o, "machine", s->machine);
     set_opt_string(o, "kernel", s->kernel);
@@ -308,6 +323,21 @@ int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **re
         return vo_error_set(ret_error, -EINVAL, "memory: %llu MiB is out of range (%d MiB..%llu MiB on this host)",
                     (unsigned long long)s->memory_mib, VO_VM_MIN_MEMORY_MIB,
                     (unsigned long long)limits->max_memory_mib);
+    if (s->max_vcpus < s->vcpus || s->max_vcpus > limits->max_vcpus)
+        return vo_error_set(ret_error, -EINVAL, "max_vcpus: %u is out of range (vcpus %u..%u on this host)",
+                    s->max_vcpus, s->vcpus, limits->max_vcpus);
+    if (s->max_memory_mib < s->memory_mib || s->max_memory_mib > limits->max_memory_mib)
+        return vo_error_set(ret_error, -EINVAL,
+                    "max_memory: %llu MiB is out of range (memory %llu MiB..%llu MiB on this host)",
+                    (unsigned long long)s->max_memory_mib, (unsigned long long)s->memory_mib,
+                    (unsigned long long)limits->max_memory_mib);
+    if (vo_vm_spec_memory_hotplug(s) &&
+        (s->memory_mib % VO_VM_MEMORY_BLOCK_MIB || s->max_memory_mib % VO_VM_MEMORY_BLOCK_MIB))
+        return vo_error_set(ret_error, -EINVAL,
+                    "memory and max_memory: with memory hot-plug both must be multiples of %d MiB "
+                    "(got %llu MiB and %llu MiB)",
+                    VO_VM_MEMORY_BLOCK_MIB, (unsigned long long)s->memory_mib,
+                    (unsigned long long)s->max_memory_mib);
     if (strcmp(s->machine, "q35") && strcmp(s->machine, "pc"))
         return vo_error_set(ret_error, -EINVAL, "machine: '%s' is not q35 or pc", s->machine);
     if ((s->initrd || s->cmdline) && !s->kernel)

@@ -36,6 +36,10 @@ typedef struct {
     char *image;   /* image it was created from, informational; may be NULL */
     unsigned vcpus;
     uint64_t memory_mib;
+    /* What a running VM may grow to (hot-plug); equal to vcpus / memory_mib
+     * (the default) when it may not. Set while the VM is stopped. */
+    unsigned max_vcpus;
+    uint64_t max_memory_mib;
     VoAccel accel;
     char *machine; /* "q35" */
     char *kernel;  /* direct kernel boot when set */
@@ -54,6 +58,9 @@ typedef struct {
 } VoHostLimits;
 
 #define VO_VM_MIN_MEMORY_MIB 32
+/* Hot-pluggable memory comes in blocks of this size (virtio-mem's default
+ * block on x86), so with memory hot-plug both sizes are multiples of it. */
+#define VO_VM_MEMORY_BLOCK_MIB 2
 #define VO_VM_MAX_DISKS 16
 #define VO_VM_MAX_NICS 8
 /* Disk and NIC slots are below this. */
@@ -72,6 +79,16 @@ VoVmSpec *vo_vm_spec_copy(const VoVmSpec *s);
 
 /* Checks values against the rules and host limits; -EINVAL with a message. */
 int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **ret_error);
+
+/* Whether a VM started from s has hot-pluggable vCPUs: any but vCPU 0 can be
+ * unplugged and it can grow to max_vcpus (also after a restart with vcpus
+ * raised to max_vcpus). Whether it has hot-pluggable memory above its boot
+ * size (every VM has a balloon for memory below it). */
+static inline bool vo_vm_spec_vcpu_hotplug(const VoVmSpec *s) { return s->max_vcpus > 1; }
+static inline bool vo_vm_spec_memory_hotplug(const VoVmSpec *s)
+{
+    return s->max_memory_mib > s->memory_mib;
+}
 
 /* The lowest slot no disk (NIC) of s uses. */
 unsigned vo_vm_spec_free_disk_slot(const VoVmSpec *s);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "api/http.h"
+#include "daemon/backups.h"
 #include "daemon/daemon.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
@@ -151,6 +152,7 @@ int main(int argc, char **argv)
         log_error("cannot load pools and volumes: %s", strerror(-r));
         return 1;
     }
+    vo_backups_load(&d);
     if ((r = vo_networks_load(&d)) < 0) {
         log_error("cannot load networks: %s", strerror(-r));
         return 1;

@@ -3,13 +3,19 @@
  * lock, so a snapshot never races a start, stop or another snapshot. */
 #include "daemon/snapshots.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "conf/names.h"
+#include "daemon/backups.h"
 #include "daemon/vm-internal.h"
+#include "storage/volume-path.h"
 #include "util/spawn.h"
 #include "util/time-format.h"
 #include "util/util.h"
+
+/* Device state and the file's own growth beyond the guest's RAM. */
+#define VO_SNAPSHOT_STATE_MARGIN_MIB 16
 
 /* ---- documents ------------------------------------------------------------ */
 
@@ -98,6 +104,7 @@ json_t *vo_snapshots_list_json(VoDaemon *d, VoVm *vm)
                 json_array_append_new(children, json_string(json_string_value(json_object_get(c, "name"))));
         json_object_set_new(s, "children", children);
         json_object_set_new(s, "current", json_boolean(current && !strcmp(current, name)));
+        json_object_del(s, "hardware"); /* internal: see hardware_of() */
         if (!json_object_get(s, "parent"))
             json_object_set_new(s, "parent", json_null());
     }
@@ -184,6 +191,77 @@ static int offline(const VoVmSpec *spec, const char *flag, const char *tag, char
     return 0;
 }
 
+/* Free bytes of the file system holding the boot disk (*ret_dir: its
+ * directory); ULLONG_MAX when unknown. */
+static unsigned long long boot_disk_room(const VoVmSpec *spec, char **ret_dir)
+{
+    *ret_dir = spec->n_disks ? vo_strdup(spec->disks[0].path) : NULL;
+    char *slash = *ret_dir ? strrchr(*ret_dir, '/') : NULL;
+    unsigned long long avail = 0;
+    if (!slash)
+        return ULLONG_MAX;
+    slash[slash == *ret_dir] = 0; /* "/x" -> "/" */
+    return vo_fs_usage(*ret_dir, NULL, &avail, NULL) < 0 ? ULLONG_MAX : avail;
+}
+
+/* A snapshot of a running VM writes its memory state (at most its RAM) into
+ * the boot disk's file. Refused at once when that file system cannot hold
+ * it: a save that runs out of space mid-way fills the pool, and every other
+ * VM writing there would stop on ENOSPC. */
+static int check_room_for_memory(VoVm *vm, char **ret_error)
+{
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_free_ char *dir = NULL;
+    unsigned long long avail = boot_disk_room(vm->spec, &dir);
+    unsigned long long need = (vm->spec->memory_mib + VO_SNAPSHOT_STATE_MARGIN_MIB) << 20;
+    pthread_mutex_unlock(&vm->lock);
+    if (avail >= need)
+        return 0;
+    return vo_error_set(ret_error, -ENOSPC,
+                        "not enough space for the memory state: %s has %llu MiB free and a "
+                        "snapshot of this running VM may need up to %llu MiB",
+                        dir, avail >> 20, need >> 20);
+}
+
+/* The VM's hardware as its memory state depends on: a memory snapshot loads
+ * only into a QEMU with the same devices (QEMU would otherwise fail after
+ * overwriting part of the guest's RAM). Hot-plug changes it. */
+static char *hardware_of(const VoVmSpec *spec)
+{
+    char *hw = vo_asprintf("machine=%s vcpus=%u/%u memory=%llu/%llu disks=", spec->machine,
+                           spec->vcpus, spec->max_vcpus, (unsigned long long)spec->memory_mib,
+                           (unsigned long long)spec->max_memory_mib);
+    for (size_t i = 0; i < spec->n_disks; i++) {
+        char *next = vo_asprintf("%s%u:%s,", hw, spec->disks[i].slot, spec->disks[i].path);
+        free(hw);
+        hw = next;
+    }
+    char *next = vo_asprintf("%s nics=", hw);
+    free(hw);
+    hw = next;
+    for (size_t i = 0; i < spec->n_nics; i++) {
+        next = vo_asprintf("%s%u:%s,", hw, spec->nics[i].slot, spec->nics[i].mac);
+        free(hw);
+        hw = next;
+    }
+    return hw;
+}
+
+/* 0 when snapshot doc's memory state fits spec's hardware; -EBUSY (message
+ * in *ret_error) when a device was plugged or unplugged since. */
+static int check_same_hardware(json_t *doc, const VoVmSpec *spec, char **ret_error)
+{
+    const char *then = json_string_value(json_object_get(doc, "hardware"));
+    _cleanup_free_ char *now = hardware_of(spec);
+    if (!then || !strcmp(then, now))
+        return 0;
+    return vo_error_set(ret_error, -EBUSY,
+                        "the VM's hardware changed since snapshot '%s' was taken (a disk, NIC, "
+                        "vCPU or memory change): its memory state loads only into the hardware "
+                        "it was saved from; put that back first (then: %s; now: %s)",
+                        json_string_value(json_object_get(doc, "name")), then, now);
+}
+
 typedef struct {
     VoVm *vm;
     char *name, *description;
@@ -233,6 +311,13 @@ static int task_create(VoTask *t, void *userdata)
     } else if (active && hv) {
         vo_task_progress(t, 10, "saving disks and memory");
         r = d->driver->snapshot(hv, "save", op->name, spec, &error);
+        _cleanup_free_ char *dir = NULL;
+        if (r < 0 && boot_disk_room(spec, &dir) < (1 << 20)) {
+            free(error);
+            error = vo_asprintf("%s ran out of space while the memory state was written; the "
+                                "VM runs on and its disks keep their data", dir);
+            r = -ENOSPC;
+        }
     } else {
         vo_task_progress(t, 10, "saving disks");
         r = offline(spec, "-c", op->name, &error);
@@ -245,6 +330,9 @@ static int task_create(VoTask *t, void *userdata)
         json_object_set_new(doc, "parent", parent ? json_string(parent) : json_null());
         json_object_set_new(doc, "description",
                             op->description ? json_string(op->description) : json_null());
+        _cleanup_free_ char *hardware = active ? hardware_of(spec) : NULL;
+        if (hardware)
+            json_object_set_new(doc, "hardware", json_string(hardware));
         r = save_doc(d, key, doc);
         json_decref(doc);
         if (r >= 0)
@@ -271,11 +359,12 @@ static int task_revert(VoTask *t, void *userdata)
     key = snap_key(spec->id, op->name);
     json_t *doc = load_doc(d, key);
     bool memory = json_is_true(json_object_get(doc, "memory"));
-    json_decref(doc);
     int r = 0;
     if (!doc) {
         error = vo_asprintf("snapshot '%s' does not exist", op->name);
         r = -ENOENT;
+    } else if (memory && active && (r = check_same_hardware(doc, spec, &error)) < 0) {
+        /* refused: error says why */
     } else if (active && !op->force) {
         error = vo_strdup("the VM runs: reverting discards its current state; pass force");
         r = -EBUSY;
@@ -295,8 +384,12 @@ static int task_revert(VoTask *t, void *userdata)
             r = offline(spec, "-a", op->name, &error);
         }
     }
-    if (r >= 0)
+    json_decref(doc);
+    if (r >= 0) {
         set_current(d, spec->id, op->name);
+        /* The disks changed behind the backup bitmaps' back. */
+        vo_backups_forget_base(d, spec->id);
+    }
     pthread_mutex_unlock(&vm->job);
     vo_vm_spec_free(spec);
     if (r < 0)
@@ -392,6 +485,11 @@ int vo_snapshot_create(VoDaemon *d, VoVm *vm, const char *name, bool memory,
         *ret_error = vo_strdup("a snapshot with memory needs the VM running");
         return -EBUSY;
     }
+    if (vo_vm_is_active(vm)) {
+        r = check_room_for_memory(vm, ret_error);
+        if (r < 0)
+            return r;
+    }
     _cleanup_free_ char *id = vm_id_of(vm);
     _cleanup_free_ char *key = snap_key(id, name);
     json_t *existing = load_doc(d, key);
@@ -435,7 +533,14 @@ int vo_snapshot_revert(VoDaemon *d, VoVm *vm, const char *name, bool force, json
     _cleanup_free_ char *key = snap_key(id, name);
     json_t *doc = load_doc(d, key);
     bool memory = json_is_true(json_object_get(doc, "memory"));
+    if (memory && active) {
+        pthread_mutex_lock(&vm->lock);
+        r = check_same_hardware(doc, vm->spec, ret_error);
+        pthread_mutex_unlock(&vm->lock);
+    }
     json_decref(doc);
+    if (r < 0)
+        return r;
     if (memory && !active) {
         *ret_error = vo_strdup("start the VM first: a snapshot with memory is loaded into a "
                                "running VM");

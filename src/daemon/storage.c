@@ -4,6 +4,7 @@
  * is marked busy so no second operation starts on it. */
 #include "daemon/storage.h"
 
+#include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -394,8 +395,8 @@ int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *
                                  "'-', not starting with '-'", name);
         return -EINVAL;
     }
-    if (strcmp(type, "dir")) {
-        *ret_error = vo_asprintf("type: '%s' is not supported (only dir for now)", type);
+    if (strcmp(type, "dir") && strcmp(type, VO_BACKUP_POOL_TYPE)) {
+        *ret_error = vo_asprintf("type: '%s' is not supported (dir or backup)", type);
         return -EINVAL;
     }
     struct stat st;
@@ -437,6 +438,20 @@ int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *
     return r;
 }
 
+/* Whether dir holds anything but hidden entries. */
+static bool dir_has_entries(const char *path)
+{
+    DIR *dir = opendir(path);
+    if (!dir)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(dir)))
+        found = e->d_name[0] != '.';
+    closedir(dir);
+    return found;
+}
+
 int vo_pool_delete(VoDaemon *d, const char *name, char **ret_error)
 {
     if (!strcmp(name, VO_DEFAULT_POOL)) {
@@ -455,6 +470,9 @@ int vo_pool_delete(VoDaemon *d, const char *name, char **ret_error)
         r = -ENOENT;
     } else if (n > 0) {
         *ret_error = vo_asprintf("pool '%s' still holds %zu volume(s); delete them first", name, n);
+        r = -EBUSY;
+    } else if (!strcmp(p->type, VO_BACKUP_POOL_TYPE) && dir_has_entries(p->path)) {
+        *ret_error = vo_asprintf("pool '%s' still holds backups; delete them first", name);
         r = -EBUSY;
     } else {
         _cleanup_free_ char *key = vo_asprintf("pools/%s", name);
@@ -501,6 +519,9 @@ static int reserve_volume(VoDaemon *d, const char *pool, const char *name, const
     } else if (volume_find(d, pool, name)) {
         *ret_error = vo_asprintf("volume '%s/%s' already exists", pool, name);
         r = -EEXIST;
+    } else if (!strcmp(p->type, VO_BACKUP_POOL_TYPE)) {
+        *ret_error = vo_asprintf("pool '%s' is a backup pool: volumes go to a dir pool", pool);
+        r = -EINVAL;
     } else if (!path || !vo_path_inside(p->path, path) || access(path, F_OK) == 0) {
         *ret_error = vo_asprintf("volume '%s/%s': its file %s is in the way or outside the pool",
                                  pool, name, path ? path : "");
@@ -965,6 +986,9 @@ int vo_volume_upload_path(VoDaemon *d, const char *pool, const char *name, char 
     } else if (volume_find(d, pool, name)) {
         *ret_error = vo_asprintf("volume '%s/%s' already exists", pool, name);
         r = -EEXIST;
+    } else if (!strcmp(p->type, VO_BACKUP_POOL_TYPE)) {
+        *ret_error = vo_asprintf("pool '%s' is a backup pool: volumes go to a dir pool", pool);
+        r = -EINVAL;
     } else
         *ret_path = vo_asprintf("%s/.upload-%s-XXXXXX", p->path, name);
     pthread_mutex_unlock(&d->storage_lock);
@@ -1069,4 +1093,85 @@ int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_f
     }
     pthread_mutex_unlock(&d->storage_lock);
     return r;
+}
+
+/* ---- for backups ------------------------------------------------------------------ */
+
+int vo_backup_pool_path(VoDaemon *d, const char *name, char **ret_path, char **ret_error)
+{
+    if (!name)
+        name = VO_DEFAULT_BACKUP_POOL;
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, name);
+    int r = 0;
+    if (!p && !strcmp(name, VO_DEFAULT_BACKUP_POOL)) {
+        /* Made on first use, like the default pool. */
+        p = vo_malloc0(sizeof(*p));
+        *p = (VoPool){ .name = vo_strdup(name), .type = vo_strdup(VO_BACKUP_POOL_TYPE),
+                       .path = vo_asprintf("%s/pools/%s", d->state_dir, name),
+                       .created_at = vo_wall_ms() };
+        r = vo_mkdir_p(p->path, 0750);
+        if (r >= 0)
+            r = save_pool(d, p, VO_REV_NEW);
+        if (r < 0) {
+            *ret_error = vo_asprintf("cannot create backup pool '%s': %s", name, strerror(-r));
+            pool_free(p);
+            p = NULL;
+        } else
+            registry_add_pool(d, p);
+    } else if (!p) {
+        *ret_error = vo_asprintf("pool '%s' does not exist (see: vireo pool list)", name);
+        r = -ENOENT;
+    } else if (strcmp(p->type, VO_BACKUP_POOL_TYPE)) {
+        *ret_error = vo_asprintf("pool '%s' is a %s pool: backups go to a backup pool (vireo pool "
+                                 "create NAME --type backup --path DIR)", name, p->type);
+        r = -EINVAL;
+        p = NULL;
+    }
+    if (p)
+        *ret_path = vo_strdup(p->path);
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+char **vo_backup_pool_names(VoDaemon *d)
+{
+    char **names = NULL;
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; i < d->n_pools; i++)
+        if (!strcmp(d->pools[i]->type, VO_BACKUP_POOL_TYPE))
+            vo_strv_pushf(&names, "%s", d->pools[i]->name);
+    pthread_mutex_unlock(&d->storage_lock);
+    return names;
+}
+
+int vo_volume_replace_file(VoDaemon *d, const char *key, const char *new_file, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL, *path = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return vo_error_set(ret_error, -EINVAL, "'%s' is not POOL/NAME", key);
+    if (vo_volume_is_base(d, key))
+        return vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones and must stay "
+                            "as it is", key);
+    int r = claim_volume(d, pool, name, &path, NULL, ret_error);
+    if (r < 0)
+        return r;
+    if (rename(new_file, path) < 0) {
+        r = -errno;
+        release_volume(d, pool, name);
+        return vo_error_set(ret_error, r, "cannot replace %s: %s", path, strerror(-r));
+    }
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    if (v) {
+        /* A file of its own now: no longer a linked clone of anything. */
+        free(TAKE_PTR(v->backing));
+        free(TAKE_PTR(v->image));
+        r = save_volume(d, v);
+        v->busy = false;
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot save volume '%s': %s", key, strerror(-r));
+    return 0;
 }

@@ -12,6 +12,10 @@
 #include "jobs/tasks.h"
 
 #define VO_DEFAULT_POOL "default"
+/* Backups (backups.h) go to pools of this type: directories that hold no
+ * volumes. The default one is made under STATE/pools on first use. */
+#define VO_BACKUP_POOL_TYPE "backup"
+#define VO_DEFAULT_BACKUP_POOL "backup"
 
 /* Makes sure the default pool exists, then loads every pool and volume. */
 int vo_storage_load(VoDaemon *d);
@@ -76,3 +80,12 @@ int vo_image_users(VoDaemon *d, const char *image);
 /* Whether linked clones are built on volume key (then it must not change). */
 bool vo_volume_is_base(VoDaemon *d, const char *key);
 bool vo_pool_exists(VoDaemon *d, const char *name);
+
+/* For backups. The directory of backup pool name (NULL: the default backup
+ * pool, made on first use); -EINVAL when name is not a backup pool. */
+int vo_backup_pool_path(VoDaemon *d, const char *name, char **ret_path, char **ret_error);
+/* Names of every backup pool (strv). */
+char **vo_backup_pool_names(VoDaemon *d);
+/* Puts new_file (in the volume's directory, in its format) in place of the
+ * volume's file; the volume is no longer a linked clone. For a restore. */
+int vo_volume_replace_file(VoDaemon *d, const char *key, const char *new_file, char **ret_error);

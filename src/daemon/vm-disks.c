@@ -1,6 +1,7 @@
 /* vm-disks.c: a VM's disks as vireo volumes: which VM uses a volume, online
- * resize through QEMU, adding and removing disks of a stopped VM, and turning
- * a stopped VM into an image (template). */
+ * resize through QEMU, adding and removing disks (of a stopped VM, or
+ * hot-plugged into a running one), and turning a stopped VM into an image
+ * (template). */
 #include <string.h>
 #include <sys/stat.h>
 
@@ -98,6 +99,7 @@ json_t *vo_vm_disks_json(VoVm *vm)
         json_object_set_new(o, "volume", disk->volume ? json_string(disk->volume) : json_null());
         json_object_set_new(o, "boot", json_boolean(i == 0));
         json_object_set_new(o, "owned", json_boolean(disk->owned));
+        json_object_set_new(o, "slot", json_integer(disk->slot));
         json_array_append_new(arr, o);
     }
     pthread_mutex_unlock(&vm->lock);
@@ -137,55 +139,80 @@ static bool lock_stopped(VoTask *t, VoVm *vm, const char *verb, int *ret)
     return false;
 }
 
+/* The volume the new disk is: made now (op->size) or the existing op->volume,
+ * checked again under the job lock. *ret_created: the name when made now. */
+static int disk_volume(VoDaemon *d, VoVm *vm, DiskOp *op, VoTask *t, char **ret_path,
+                       char **ret_format, bool *ret_shareable, char **ret_created,
+                       char **ret_error)
+{
+    int r;
+    if (!op->volume) {
+        vo_task_progress(t, 20, "creating the volume");
+        _cleanup_free_ char *created = vo_volume_free_name(d, op->pool, vm->spec->name);
+        r = created ? vo_volume_create_empty(d, op->pool, created, op->format, op->size, t,
+                                             ret_path, ret_error)
+                    : -ENOSPC;
+        if (r >= 0) {
+            op->volume = vo_asprintf("%s/%s", op->pool, created);
+            *ret_format = vo_strdup(op->format);
+            *ret_created = TAKE_PTR(created);
+        }
+        return r;
+    }
+    _cleanup_free_ char *user = vo_vms_volume_user(d, op->volume);
+    r = vo_volume_lookup(d, op->volume, ret_path, ret_format, ret_shareable, ret_error);
+    if (r >= 0 && user && !*ret_shareable) {
+        *ret_error = vo_asprintf("volume '%s' is already attached to VM '%s' (mark it shareable "
+                                 "to share it)", op->volume, user);
+        r = -EBUSY;
+    }
+    return r;
+}
+
+/* Stopped VM: the disk joins its definition. Running VM: QEMU plugs it in
+ * first (blockdev-add, device_add), and only once it did is the definition
+ * changed and saved, so a stop/start or a vireod restart keeps it. */
 static int task_disk_add(VoTask *t, void *userdata)
 {
     DiskOp *op = userdata;
     VoVm *vm = op->vm;
     VoDaemon *d = vm->d;
-    int r = 0;
-    if (!lock_stopped(t, vm, "add a disk to", &r))
+    VoHvInstance *hv = NULL;
+    VoVmSpec *next = NULL;
+    int r = vo_vm_lock_for_change(t, vm, "add a disk to", &hv, &next);
+    if (r < 0)
         return r;
     _cleanup_free_ char *error = NULL, *path = NULL, *format = NULL, *created = NULL;
     bool shareable = false;
-    if (!op->volume) {
-        vo_task_progress(t, 20, "creating the volume");
-        created = vo_volume_free_name(d, op->pool, vm->spec->name);
-        r = created ? vo_volume_create_empty(d, op->pool, created, op->format, op->size, t, &path,
-                                             &error)
-                    : -ENOSPC;
-        if (r >= 0) {
-            op->volume = vo_asprintf("%s/%s", op->pool, created);
-            format = vo_strdup(op->format);
-        }
-    } else {
-        _cleanup_free_ char *user = vo_vms_volume_user(d, op->volume);
-        r = vo_volume_lookup(d, op->volume, &path, &format, &shareable, &error);
-        if (r >= 0 && user && !shareable) {
-            error = vo_asprintf("volume '%s' is already attached to VM '%s' (mark it shareable "
-                                "to share it)", op->volume, user);
-            r = -EBUSY;
-        }
+    if (next->n_disks >= VO_VM_MAX_DISKS) {
+        error = vo_asprintf("the VM already has %zu disks, the most it can have is %d",
+                            next->n_disks, VO_VM_MAX_DISKS);
+        r = -EINVAL;
     }
+    if (r >= 0)
+        r = disk_volume(d, vm, op, t, &path, &format, &shareable, &created, &error);
     if (r >= 0) {
-        pthread_mutex_lock(&vm->lock);
-        VoVmSpec *s = vm->spec;
-        if (s->n_disks >= VO_VM_MAX_DISKS) {
-            error = vo_asprintf("VM '%s' already has %d disks, the most it can have", s->name,
-                                VO_VM_MAX_DISKS);
-            r = -EINVAL;
-        } else {
-            s->disks = realloc(s->disks, sizeof(VoDiskSpec) * (s->n_disks + 1));
-            if (!s->disks)
-                abort();
-            unsigned slot = vo_vm_spec_free_disk_slot(s);
-            s->disks[s->n_disks++] = (VoDiskSpec){
-                .slot = slot, .path = TAKE_PTR(path), .volume = vo_strdup(op->volume), .shareable = shareable,
-                .owned = created != NULL,
-                .format = !strcmp(format, "raw") ? VO_DISK_RAW : VO_DISK_QCOW2 };
-            r = vo_vm_save(vm);
+        next->disks = realloc(next->disks, sizeof(VoDiskSpec) * (next->n_disks + 1));
+        if (!next->disks)
+            abort();
+        unsigned slot = vo_vm_spec_free_disk_slot(next);
+        next->disks[next->n_disks++] = (VoDiskSpec){
+            .slot = slot, .path = TAKE_PTR(path), .volume = vo_strdup(op->volume),
+            .shareable = shareable, .owned = created != NULL,
+            .format = !strcmp(format, "raw") ? VO_DISK_RAW : VO_DISK_QCOW2 };
+        if (hv) {
+            vo_task_progress(t, 60, "plugging the disk into the running VM");
+            r = d->driver->disk_attach(hv, next, next->n_disks - 1, &error);
         }
-        pthread_mutex_unlock(&vm->lock);
+        if (r >= 0) {
+            r = vo_vm_commit_spec(vm, TAKE_PTR(next));
+            if (r < 0 && hv) {
+                _cleanup_free_ char *ignored = NULL;
+                (void)d->driver->disk_detach(hv, slot, &ignored);
+            }
+        }
     }
+    vo_vm_spec_free(next);
     pthread_mutex_unlock(&vm->job);
     if (r < 0 && created) {
         _cleanup_free_ char *ignored = NULL;
@@ -200,9 +227,17 @@ static int task_disk_add(VoTask *t, void *userdata)
 int vo_vm_disk_add(VoDaemon *d, VoVm *vm, const VoVmDiskAdd *add, json_t **ret_task,
                    char **ret_error)
 {
-    int r = vo_vm_precheck(vm, INACTIVE_STATES, "add a disk to", ret_error);
+    int r = vo_vm_precheck(vm, INACTIVE_STATES | IN(VO_VM_RUNNING), "add a disk to", ret_error);
     if (r < 0)
         return r;
+    pthread_mutex_lock(&vm->lock);
+    size_t n_disks = vm->spec->n_disks;
+    pthread_mutex_unlock(&vm->lock);
+    if (n_disks >= VO_VM_MAX_DISKS) {
+        *ret_error = vo_asprintf("the VM already has %zu disks, the most it can have is %d",
+                                 n_disks, VO_VM_MAX_DISKS);
+        return -EINVAL;
+    }
     if (!add->volume && (add->size_bytes == 0 || add->size_bytes > (64ULL << 40))) {
         *ret_error = vo_strdup("give an existing volume (POOL/NAME) or size_bytes for a new one "
                                "(1 byte to 64 TiB)");
@@ -243,45 +278,59 @@ int vo_vm_disk_add(VoDaemon *d, VoVm *vm, const VoVmDiskAdd *add, json_t **ret_t
     return vo_vm_submit(d, vm, "disk-add", task_disk_add, op, disk_op_free, ret_task);
 }
 
+/* Running VM: the guest must release the disk (device_del, DEVICE_DELETED)
+ * before the definition loses it; when it does not, the disk stays. */
 static int task_disk_remove(VoTask *t, void *userdata)
 {
     DiskOp *op = userdata;
     VoVm *vm = op->vm;
-    int r = 0;
-    if (!lock_stopped(t, vm, "remove a disk from", &r))
+    VoDaemon *d = vm->d;
+    VoHvInstance *hv = NULL;
+    VoVmSpec *next = NULL;
+    int r = vo_vm_lock_for_change(t, vm, "remove a disk from", &hv, &next);
+    if (r < 0)
         return r;
-    pthread_mutex_lock(&vm->lock);
-    VoVmSpec *s = vm->spec;
-    if (op->index == 0 || op->index >= s->n_disks) {
-        r = vo_task_fail(t, -EINVAL, op->index == 0 ? "disk 0 is VM '%s''s boot disk"
-                                                    : "VM '%s' has no disk %zu",
-                         s->name, op->index);
-    } else {
-        VoDiskSpec removed = s->disks[op->index];
-        memmove(&s->disks[op->index], &s->disks[op->index + 1],
-                sizeof(VoDiskSpec) * (s->n_disks - op->index - 1));
-        s->n_disks--;
-        r = vo_vm_save(vm);
-        free(removed.path);
-        free(removed.volume);
+    _cleanup_free_ char *error = NULL;
+    if (op->index == 0) {
+        error = vo_strdup("disk 0 is the boot disk and cannot be removed");
+        r = -EINVAL;
+    } else if (op->index >= next->n_disks) {
+        error = vo_asprintf("the VM has no disk %zu (it has %zu)", op->index, next->n_disks);
+        r = -ENOENT;
     }
-    pthread_mutex_unlock(&vm->lock);
+    if (r >= 0 && hv) {
+        vo_task_progress(t, 30, "waiting for the guest to release the disk");
+        r = d->driver->disk_detach(hv, next->disks[op->index].slot, &error);
+    }
+    if (r >= 0) {
+        VoDiskSpec *removed = &next->disks[op->index];
+        free(removed->path);
+        free(removed->volume);
+        memmove(removed, removed + 1, sizeof(VoDiskSpec) * (next->n_disks - op->index - 1));
+        next->n_disks--;
+        r = vo_vm_commit_spec(vm, TAKE_PTR(next));
+    }
+    vo_vm_spec_free(next);
     pthread_mutex_unlock(&vm->job);
-    return r;
+    if (r < 0)
+        return vo_task_fail(t, r, "cannot remove disk %zu from VM '%s': %s", op->index,
+                            vm->spec->name, error ? error : strerror(-r));
+    return 0;
 }
 
 int vo_vm_disk_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, char **ret_error)
 {
-    int r = vo_vm_precheck(vm, INACTIVE_STATES, "remove a disk from", ret_error);
+    if (index == 0) {
+        *ret_error = vo_strdup("disk 0 is the boot disk and cannot be removed");
+        return -EINVAL;
+    }
+    int r = vo_vm_precheck(vm, INACTIVE_STATES | IN(VO_VM_RUNNING), "remove a disk from",
+                           ret_error);
     if (r < 0)
         return r;
     pthread_mutex_lock(&vm->lock);
     size_t n = vm->spec->n_disks;
     pthread_mutex_unlock(&vm->lock);
-    if (index == 0) {
-        *ret_error = vo_strdup("disk 0 is the boot disk and cannot be removed");
-        return -EINVAL;
-    }
     if (index >= n) {
         *ret_error = vo_asprintf("the VM has no disk %zu (it has %zu)", index, n);
         return -ENOENT;

@@ -53,5 +53,17 @@ int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s);
  * (fds[i] = -1 for those); vo_vm_close_taps closes and frees. */
 int vo_vm_open_taps(VoDaemon *d, const VoVmSpec *spec, int **ret_fds, char **ret_error);
 void vo_vm_close_taps(int *fds, size_t n);
+/* For a change of a VM's disks or NICs (vm-change.c): takes the job lock and
+ * gives the running VM's instance (*ret_hv; NULL when the VM is stopped, so
+ * only its definition changes) and a copy of its spec to edit. Fails the
+ * task (lock released) when the VM is in between (starting, paused, ...). */
+int vo_vm_lock_for_change(VoTask *t, VoVm *vm, const char *verb, VoHvInstance **ret_hv,
+                          VoVmSpec **ret_next);
+/* Caller holds the job lock: next (stolen) becomes the VM's spec and is
+ * saved; when saving fails the old spec stays. */
+int vo_vm_commit_spec(VoVm *vm, VoVmSpec *next);
 int vo_vm_submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, void *args,
                  VoTaskFreeFn free_args, json_t **ret_task);
+/* Registers a new stopped VM with spec (taken; its id, name and MACs already
+ * unique), e.g. a restored backup. -EEXIST when the name is taken. */
+int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error);

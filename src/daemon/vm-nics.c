@@ -1,6 +1,6 @@
 /* vm-nics.c: a VM's NICs on vireo networks: which VMs use a network, the
- * taps opened for a start, the DHCP hosts entries, and adding and removing
- * NICs of a stopped VM. */
+ * taps opened for a start or a hot-plug, the DHCP hosts entries, and adding
+ * and removing NICs (of a stopped VM, or hot-plugged into a running one). */
 #include <string.h>
 
 #include "daemon/networks.h"
@@ -63,21 +63,31 @@ void vo_vm_close_taps(int *fds, size_t n)
     free(fds);
 }
 
+/* The tap of one NIC, named after the VM and the NIC's slot, on its
+ * network's bridge; *ret_fd = -1 for a "user" NIC. */
+static int open_tap(VoDaemon *d, const VoVmSpec *spec, const VoNicSpec *nic, int *ret_fd,
+                    char **ret_error)
+{
+    *ret_fd = -1;
+    if (!strcmp(nic->network, "user"))
+        return 0;
+    _cleanup_free_ char *bridge = NULL;
+    char tap[VO_IFNAME_SIZE];
+    int r = vo_network_bridge(d, nic->network, &bridge, ret_error);
+    if (r >= 0 && vo_net_tap_name(spec->id, nic->slot, tap) < 0)
+        return vo_error_set(ret_error, -EINVAL, "NIC slot %u has no tap name", nic->slot);
+    if (r >= 0)
+        r = vo_tap_open(tap, bridge, ret_fd, ret_error);
+    return r;
+}
+
 int vo_vm_open_taps(VoDaemon *d, const VoVmSpec *spec, int **ret_fds, char **ret_error)
 {
     int *fds = vo_malloc0(sizeof(int) * (spec->n_nics + 1));
     for (size_t i = 0; i < spec->n_nics; i++)
         fds[i] = -1;
     for (size_t i = 0; i < spec->n_nics; i++) {
-        if (!strcmp(spec->nics[i].network, "user"))
-            continue;
-        _cleanup_free_ char *bridge = NULL;
-        char tap[VO_IFNAME_SIZE];
-        int r = vo_network_bridge(d, spec->nics[i].network, &bridge, ret_error);
-        if (r >= 0)
-            r = vo_net_tap_name(spec->id, (unsigned)i, tap);
-        if (r >= 0)
-            r = vo_tap_open(tap, bridge, &fds[i], ret_error);
+        int r = open_tap(d, spec, &spec->nics[i], &fds[i], ret_error);
         if (r < 0) {
             vo_vm_close_taps(fds, spec->n_nics);
             return r;
@@ -96,11 +106,12 @@ json_t *vo_vm_nics_json(VoDaemon *d, VoVm *vm)
     json_t *arr = json_array();
     for (size_t i = 0; i < spec->n_nics; i++) {
         const VoNicSpec *nic = &spec->nics[i];
-        json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "index", (json_int_t)i, "mac", nic->mac,
-                              "network", nic->network, "model", "virtio");
+        json_t *o = json_pack("{s:I, s:I, s:s, s:s, s:s}", "index", (json_int_t)i, "slot",
+                              (json_int_t)nic->slot, "mac", nic->mac, "network", nic->network,
+                              "model", "virtio");
         char tap[VO_IFNAME_SIZE];
         bool on_net = strcmp(nic->network, "user") != 0;
-        json_object_set_new(o, "tap", on_net && active && vo_net_tap_name(spec->id, (unsigned)i, tap) >= 0
+        json_object_set_new(o, "tap", on_net && active && vo_net_tap_name(spec->id, nic->slot, tap) >= 0
                                           ? json_string(tap)
                                           : json_null());
         _cleanup_free_ char *ip = on_net ? vo_network_lease_ip(d, nic->network, nic->mac) : NULL;
@@ -115,6 +126,7 @@ typedef struct {
     VoVm *vm;
     char *network, *mac;
     size_t index;
+    unsigned slot; /* of the NIC removed */
 } NicOp;
 
 static void nic_op_free(void *p)
@@ -126,36 +138,31 @@ static void nic_op_free(void *p)
     free(op);
 }
 
-/* Changes the stopped VM's NIC list under its locks; fn edits the spec. */
-static int edit_stopped(VoTask *t, VoVm *vm, int (*fn)(VoVmSpec *s, NicOp *op, char **err),
-                        NicOp *op)
+/* Stopped VM: fn edits the definition. Running VM: plug (on the edited spec)
+ * makes QEMU follow first, and only once it did is the definition changed
+ * and saved; the DHCP hosts follow the definition. */
+static int change_nics(VoTask *t, VoVm *vm, const char *verb,
+                       int (*fn)(VoVmSpec *s, NicOp *op, char **err),
+                       int (*plug)(VoVm *vm, VoHvInstance *hv, VoVmSpec *next, NicOp *op,
+                                   char **err),
+                       NicOp *op)
 {
+    VoHvInstance *hv = NULL;
+    VoVmSpec *next = NULL;
+    int r = vo_vm_lock_for_change(t, vm, verb, &hv, &next);
+    if (r < 0)
+        return r;
     _cleanup_free_ char *error = NULL;
-    pthread_mutex_lock(&vm->job);
-    pthread_mutex_lock(&vm->lock);
-    int r;
-    if (vo_vm_state_active(vm->state)) {
-        error = vo_asprintf("VM '%s' is running: stop it first", vm->spec->name);
-        r = -EBUSY;
-    } else {
-        VoVmSpec *next = vo_vm_spec_copy(vm->spec);
-        r = fn(next, op, &error);
-        if (r >= 0) {
-            VoVmSpec *old = vm->spec;
-            vm->spec = next;
-            r = vo_vm_save(vm);
-            if (r < 0) {
-                vm->spec = old;
-                vo_vm_spec_free(next);
-            } else
-                vo_vm_spec_free(old);
-        } else
-            vo_vm_spec_free(next);
-    }
-    pthread_mutex_unlock(&vm->lock);
+    r = fn(next, op, &error);
+    if (r >= 0 && hv)
+        r = plug(vm, hv, next, op, &error);
+    if (r >= 0)
+        r = vo_vm_commit_spec(vm, TAKE_PTR(next));
+    vo_vm_spec_free(next);
     pthread_mutex_unlock(&vm->job);
     if (r < 0)
-        return vo_task_fail(t, r, "%s", error ? error : strerror(-r));
+        return vo_task_fail(t, r, "cannot %s VM '%s': %s", verb, vm->spec->name,
+                            error ? error : strerror(-r));
     vo_networks_refresh_hosts(vm->d);
     return 0;
 }
@@ -163,8 +170,8 @@ static int edit_stopped(VoTask *t, VoVm *vm, int (*fn)(VoVmSpec *s, NicOp *op, c
 static int add_nic(VoVmSpec *s, NicOp *op, char **err)
 {
     if (s->n_nics >= VO_VM_MAX_NICS) {
-        *err = vo_asprintf("VM '%s' already has %d NICs, the most it can have", s->name,
-                           VO_VM_MAX_NICS);
+        *err = vo_asprintf("the VM already has %zu NICs, the most it can have is %d",
+                           s->n_nics, VO_VM_MAX_NICS);
         return -EINVAL;
     }
     for (size_t i = 0; i < s->n_nics; i++)
@@ -187,6 +194,7 @@ static int remove_nic(VoVmSpec *s, NicOp *op, char **err)
         *err = vo_asprintf("VM '%s' has no NIC %zu", s->name, op->index);
         return -ENOENT;
     }
+    op->slot = s->nics[op->index].slot;
     free(s->nics[op->index].mac);
     free(s->nics[op->index].network);
     memmove(&s->nics[op->index], &s->nics[op->index + 1],
@@ -195,16 +203,36 @@ static int remove_nic(VoVmSpec *s, NicOp *op, char **err)
     return 0;
 }
 
+/* The new NIC (last of next) into the running VM: its tap is opened here and
+ * handed to QEMU, which keeps its own copy. */
+static int plug_nic(VoVm *vm, VoHvInstance *hv, VoVmSpec *next, NicOp *op, char **err)
+{
+    const VoNicSpec *nic = &next->nics[next->n_nics - 1];
+    int fd = -1;
+    int r = open_tap(vm->d, next, nic, &fd, err);
+    if (r >= 0)
+        r = vm->d->driver->nic_attach(hv, next, nic, fd, err);
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+/* The guest lets go of the NIC; QEMU then closes its tap, which goes away. */
+static int unplug_nic(VoVm *vm, VoHvInstance *hv, VoVmSpec *next, NicOp *op, char **err)
+{
+    return vm->d->driver->nic_detach(hv, op->slot, err);
+}
+
 static int task_nic_add(VoTask *t, void *userdata)
 {
     NicOp *op = userdata;
-    return edit_stopped(t, op->vm, add_nic, op);
+    return change_nics(t, op->vm, "add a NIC to", add_nic, plug_nic, op);
 }
 
 static int task_nic_remove(VoTask *t, void *userdata)
 {
     NicOp *op = userdata;
-    return edit_stopped(t, op->vm, remove_nic, op);
+    return change_nics(t, op->vm, "remove a NIC from", remove_nic, unplug_nic, op);
 }
 
 /* Whether any VM's NIC on this host has mac. */
@@ -225,9 +253,17 @@ int vo_vms_unused_mac(VoDaemon *d, char ret[18])
 int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
                   json_t **ret_task, char **ret_error)
 {
-    int r = vo_vm_precheck(vm, INACTIVE_STATES, "add a NIC to", ret_error);
+    int r = vo_vm_precheck(vm, INACTIVE_STATES | IN(VO_VM_RUNNING), "add a NIC to", ret_error);
     if (r < 0)
         return r;
+    pthread_mutex_lock(&vm->lock);
+    size_t n_nics = vm->spec->n_nics;
+    pthread_mutex_unlock(&vm->lock);
+    if (n_nics >= VO_VM_MAX_NICS) {
+        *ret_error = vo_asprintf("the VM already has %zu NICs, the most it can have is %d",
+                                 n_nics, VO_VM_MAX_NICS);
+        return -EINVAL;
+    }
     if (!network || (strcmp(network, "user") && !vo_network_exists(d, network))) {
         *ret_error = vo_asprintf("network '%s' does not exist (see: vireo network list)",
                                  network ? network : "");
@@ -258,7 +294,8 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
 
 int vo_vm_nic_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, char **ret_error)
 {
-    int r = vo_vm_precheck(vm, INACTIVE_STATES, "remove a NIC from", ret_error);
+    int r = vo_vm_precheck(vm, INACTIVE_STATES | IN(VO_VM_RUNNING), "remove a NIC from",
+                           ret_error);
     if (r < 0)
         return r;
     pthread_mutex_lock(&vm->lock);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
+#include "daemon/backups.h"
 #include "daemon/console.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
@@ -58,6 +59,16 @@ static VoVm *vm_new(VoDaemon *d)
     pthread_mutex_init(&vm->job, NULL);
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->changed, NULL);
+    return vm;
+}
+
+/* A VM just defined (stopped) with spec (taken), made now. */
+static VoVm *vm_new_defined(VoDaemon *d, VoVmSpec *spec)
+{
+    VoVm *vm = vm_new(d);
+    vm->spec = spec;
+    vm->state = VO_VM_DEFINED;
+    vm->created_at = vo_wall_ms();
     return vm;
 }
 
@@ -139,13 +150,19 @@ void vo_vm_set_state(VoVm *vm, VoVmState state)
 
 /* ---- registry --------------------------------------------------------- */
 
-static void registry_add(VoDaemon *d, VoVm *vm)
+/* Caller holds d->vms_lock. */
+static void registry_add_locked(VoDaemon *d, VoVm *vm)
 {
-    pthread_mutex_lock(&d->vms_lock);
     d->vms = realloc(d->vms, sizeof(VoVm *) * (d->n_vms + 1));
     if (!d->vms)
         abort();
     d->vms[d->n_vms++] = vm;
+}
+
+static void registry_add(VoDaemon *d, VoVm *vm)
+{
+    pthread_mutex_lock(&d->vms_lock);
+    registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
 }
 
@@ -632,6 +649,7 @@ static int task_delete(VoTask *t, void *userdata)
     (void)vo_rm_rf(run_dir);
     VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
     vo_snapshots_forget(d, spec->id);
+    vo_backups_forget_base(d, spec->id);
     registry_remove(d, vm); /* first: a volume attached to a VM cannot be removed */
     pthread_mutex_unlock(&vm->job);
     for (size_t i = 0; !a->keep_disks && i < spec->n_disks; i++) {
@@ -808,6 +826,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->image = vo_strdup(img->name);
     spec->vcpus = args->vcpus;
     spec->memory_mib = args->memory_mib;
+    spec->max_vcpus = args->max_vcpus ? args->max_vcpus : args->vcpus;
+    spec->max_memory_mib = args->max_memory_mib ? args->max_memory_mib : args->memory_mib;
     spec->accel = args->accel;
     spec->machine = vo_strdup("q35");
     spec->kernel = vo_strdup(img->kernel);
@@ -861,10 +881,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         return r;
     }
 
-    VoVm *vm = vm_new(d);
-    vm->spec = spec;
-    vm->state = VO_VM_DEFINED;
-    vm->created_at = vo_wall_ms();
+    VoVm *vm = vm_new_defined(d, spec);
     vm->provisioning = true;
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, args->name)) {
@@ -874,10 +891,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         vo_image_free(img);
         return -EEXIST;
     }
-    d->vms = realloc(d->vms, sizeof(VoVm *) * (d->n_vms + 1));
-    if (!d->vms)
-        abort();
-    d->vms[d->n_vms++] = vm;
+    registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
 
     OpArgs *a = op_args(vm);
@@ -891,6 +905,42 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     return vo_vm_submit(d, vm, "create", task_create, a, op_args_free, ret_task);
 }
 
+int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
+{
+    int r = vo_vm_spec_validate(spec, &d->limits, ret_error);
+    if (r < 0) {
+        vo_vm_spec_free(spec);
+        return r;
+    }
+    VoVm *vm = vm_new_defined(d, spec);
+    _cleanup_free_ char *dir = vo_vm_state_dir(d, spec->id);
+    pthread_mutex_lock(&d->vms_lock);
+    if (vo_vms_find_locked(d, spec->name)) {
+        *ret_error = vo_asprintf("a VM named '%s' already exists", spec->name);
+        r = -EEXIST;
+    }
+    if (r >= 0 && (r = vo_mkdir_p(dir, 0750)) < 0)
+        *ret_error = vo_asprintf("cannot create %s: %s", dir, strerror(-r));
+    if (r >= 0) {
+        pthread_mutex_lock(&vm->lock);
+        r = vo_vm_save(vm);
+        pthread_mutex_unlock(&vm->lock);
+        if (r < 0)
+            *ret_error = vo_asprintf("cannot save VM '%s': %s", spec->name, strerror(-r));
+    }
+    if (r >= 0)
+        registry_add_locked(d, vm);
+    pthread_mutex_unlock(&d->vms_lock);
+    if (r < 0) {
+        (void)vo_rm_rf(dir);
+        vo_vm_unref(vm);
+        return r;
+    }
+    log_info("vm %s: defined (%s)", spec->name, spec->id);
+    vo_networks_refresh_hosts(d);
+    return 0;
+}
+
 int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
 {
     if (pthread_mutex_trylock(&vm->job) != 0) {
@@ -901,9 +951,11 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     pthread_mutex_lock(&d->vms_lock); /* a rename must not race another */
     pthread_mutex_lock(&vm->lock);
     int r = 0;
-    bool offline_change = edit->name || edit->vcpus || edit->memory_mib;
+    bool offline_change = edit->name || edit->vcpus || edit->memory_mib || edit->max_vcpus ||
+                          edit->max_memory_mib;
     if (vm->provisioning || (offline_change && vo_vm_state_active(vm->state))) {
-        *ret_error = vo_asprintf("VM '%s' is %s: stop it before changing name, vcpus or memory",
+        *ret_error = vo_asprintf("VM '%s' is %s: stop it before changing name, max_vcpus or "
+                                 "max_memory",
                                  vm->spec->name, vm->provisioning ? "being created"
                                                                    : state_names[vm->state]);
         r = -EBUSY;
@@ -918,6 +970,16 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         next->vcpus = edit->vcpus;
     if (edit->memory_mib)
         next->memory_mib = edit->memory_mib;
+    /* A stopped VM's size has no maximum: the maximum (what it may reach
+     * while running) follows a value raised beyond it, unless it is given. */
+    if (edit->max_vcpus)
+        next->max_vcpus = edit->max_vcpus;
+    else if (next->max_vcpus < next->vcpus)
+        next->max_vcpus = next->vcpus;
+    if (edit->max_memory_mib)
+        next->max_memory_mib = edit->max_memory_mib;
+    else if (next->max_memory_mib < next->memory_mib)
+        next->max_memory_mib = next->memory_mib;
     if (edit->autostart >= 0)
         next->autostart = edit->autostart;
     r = vo_vm_spec_validate(next, &d->limits, ret_error);

@@ -43,6 +43,8 @@ typedef struct {
     const char *image;
     unsigned vcpus;
     uint64_t memory_mib;
+    unsigned max_vcpus;       /* 0: vcpus (no vCPU hot-plug) */
+    uint64_t max_memory_mib;  /* 0: memory_mib (no memory hot-plug) */
     uint64_t disk_size_bytes; /* 0: the image's size */
     VoAccel accel;
     bool autostart;
@@ -99,14 +101,28 @@ int vo_vms_image_users(VoDaemon *d, const char *image);
 bool vo_vms_volume_running(VoDaemon *d, const char *key);
 int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char **ret_error);
 
-/* Offline edit; NULL/0 fields stay. autostart: -1 keep, 0/1 set. */
+/* Offline edit; NULL/0 fields stay. autostart: -1 keep, 0/1 set. Raising
+ * vcpus (memory_mib) beyond the maximum raises the maximum with it, unless
+ * the same edit sets the maximum. */
 typedef struct {
     const char *name;
     unsigned vcpus;
     uint64_t memory_mib;
+    unsigned max_vcpus;
+    uint64_t max_memory_mib;
     int autostart;
 } VoVmEdit;
 int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error);
+
+/* vCPUs and memory of a running VM (vm-resources.c): a task changes them
+ * live (vcpus / memory_mib 0: unchanged), within the VM's maximums and what
+ * it was started with, and saves the new values in its definition. Refused
+ * at once (with *ret_error naming the limit) when out of reach. */
+int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_mib,
+                        json_t **ret_task, char **ret_error);
+/* Adds what a running VM has now (vcpus_plugged, memory_actual_mib) to its
+ * document; nothing when it does not run or the driver is busy. */
+void vo_vm_add_live_resources(VoVm *vm, json_t *doc);
 
 /* Console: attach a client fd (taken) on the loop thread; on_closed gets
  * userdata when it ends. -ENOTCONN when the VM has no console now. */

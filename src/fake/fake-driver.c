@@ -8,12 +8,15 @@
 #include <sys/eventfd.h>
 
 #include "hypervisor/driver.h"
+#include "qemu/qemu-backup.h"
 #include "util/util.h"
 
 struct VoHvInstance {
     int exit_fd; /* eventfd written when the VM "exits" */
     bool paused, clean_exit;
     char *state_path;
+    uint32_t disk_slots, nic_slots; /* plugged devices, one bit per slot */
+    VoHvResources res; /* vCPUs and memory, set from the spec at start */
 };
 
 static int take_fault(const char *op)
@@ -59,6 +62,28 @@ static void fake_release(VoHvInstance *vm)
     free(vm);
 }
 
+/* The devices a VM has at start (or when vireod re-attaches). */
+static void plug_spec(VoHvInstance *vm, const VoVmSpec *spec)
+{
+    vm->disk_slots = vm->nic_slots = 0;
+    for (size_t i = 0; i < spec->n_disks; i++)
+        vm->disk_slots |= 1u << (spec->disks[i].slot % 32);
+    for (size_t i = 0; i < spec->n_nics; i++)
+        vm->nic_slots |= 1u << (spec->nics[i].slot % 32);
+}
+
+/* Like QEMU with vireo's argv: with vCPU hot-plug only vCPU 0 is a boot
+ * vCPU, and memory can go from the minimum (balloon) up to max_memory_mib. */
+static void resources_from_spec(VoHvInstance *vm, const VoVmSpec *spec)
+{
+    bool vcpu_hp = vo_vm_spec_vcpu_hotplug(spec);
+    vm->res = (VoHvResources){ .vcpus = spec->vcpus, .min_vcpus = vcpu_hp ? 1 : spec->vcpus,
+                               .max_vcpus = spec->max_vcpus, .memory_mib = spec->memory_mib,
+                               .boot_memory_mib = spec->memory_mib,
+                               .min_memory_mib = VO_VM_MIN_MEMORY_MIB,
+                               .max_memory_mib = spec->max_memory_mib };
+}
+
 static int fake_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
                       const int *tap_fds, VoHvInstance **ret, char **ret_error)
 {
@@ -71,6 +96,8 @@ static int fake_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     if (r < 0)
         return r;
     VoHvInstance *vm = instance_new(run_dir);
+    plug_spec(vm, spec);
+    resources_from_spec(vm, spec);
     vm->paused = true; /* like QEMU -S until resumed */
     save_state(vm);
     *ret = vm;
@@ -87,6 +114,8 @@ static int fake_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
         return -ESRCH;
     }
     vm->paused = !strncmp(text, "paused", 6);
+    plug_spec(vm, spec);
+    resources_from_spec(vm, spec);
     *ret = vm;
     return 0;
 }
@@ -135,6 +164,100 @@ static int fake_snapshot(VoHvInstance *vm, const char *op, const char *tag, cons
     return r;
 }
 
+/* A fake VM holds no image open, so its disks are backed up for real, the
+ * way a stopped VM's are (qemu-storage-daemon); fault "backup" fails it. */
+static int fake_backup(VoHvInstance *vm, const VoHvBackupPlan *plan, VoHvBackupResult *ret,
+                       char **ret_error)
+{
+    int r = take_fault("backup");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "injected fault: backup fails with %s", strerror(-r));
+    return vo_qemu_backup_offline(plan, ret, ret_error);
+}
+
+/* Hot-plug: a slot bit per device; faults disk_attach, disk_detach,
+ * nic_attach, nic_detach (ETIMEDOUT plays a guest that does not let go). */
+static int plug(uint32_t *slots, unsigned slot, bool in, const char *op, const char *what,
+                char **ret_error)
+{
+    int r = take_fault(op);
+    if (r < 0) {
+        *ret_error = r == -ETIMEDOUT
+                         ? vo_asprintf("the guest did not release %s %u (injected fault)", what, slot)
+                         : vo_asprintf("injected fault: %s fails with %s", op, strerror(-r));
+        return r;
+    }
+    uint32_t bit = 1u << (slot % 32);
+    if (in == !!(*slots & bit)) {
+        *ret_error = vo_asprintf("%s %u is %s", what, slot, in ? "already plugged" : "not plugged");
+        return in ? -EEXIST : -ENOENT;
+    }
+    *slots ^= bit;
+    return 0;
+}
+
+static int fake_disk_attach(VoHvInstance *vm, const VoVmSpec *spec, size_t index,
+                            char **ret_error)
+{
+    return plug(&vm->disk_slots, spec->disks[index].slot, true, "disk_attach", "disk", ret_error);
+}
+
+static int fake_disk_detach(VoHvInstance *vm, unsigned slot, char **ret_error)
+{
+    return plug(&vm->disk_slots, slot, false, "disk_detach", "disk", ret_error);
+}
+
+static int fake_nic_attach(VoHvInstance *vm, const VoVmSpec *spec, const VoNicSpec *nic,
+                           int tap_fd, char **ret_error)
+{
+    return plug(&vm->nic_slots, nic->slot, true, "nic_attach", "NIC", ret_error);
+}
+
+static int fake_nic_detach(VoHvInstance *vm, unsigned slot, char **ret_error)
+{
+    return plug(&vm->nic_slots, slot, false, "nic_detach", "NIC", ret_error);
+}
+
+/* vCPU and memory hot-plug within the ranges of resources_from_spec; faults
+ * set_vcpus and set_memory (ETIMEDOUT plays a guest that does not respond:
+ * nothing changes). */
+static int fake_query_resources(VoHvInstance *vm, bool wait, VoHvResources *ret)
+{
+    *ret = vm->res;
+    return 0;
+}
+
+static int fake_set_vcpus(VoHvInstance *vm, unsigned n, unsigned *ret_now, char **ret_error)
+{
+    int r = take_fault("set_vcpus");
+    if (r >= 0 && (n < vm->res.min_vcpus || n > vm->res.max_vcpus))
+        r = -ERANGE;
+    if (r < 0)
+        *ret_error = r == -ERANGE ? vo_asprintf("the VM can have %u..%u vCPUs", vm->res.min_vcpus,
+                                                vm->res.max_vcpus)
+                                  : vo_asprintf("injected fault: set_vcpus fails with %s", strerror(-r));
+    else
+        vm->res.vcpus = n;
+    *ret_now = vm->res.vcpus;
+    return r;
+}
+
+static int fake_set_memory(VoHvInstance *vm, uint64_t mib, uint64_t *ret_now_mib, char **ret_error)
+{
+    int r = take_fault("set_memory");
+    if (r >= 0 && (mib < vm->res.min_memory_mib || mib > vm->res.max_memory_mib))
+        r = -ERANGE;
+    if (r < 0)
+        *ret_error = r == -ERANGE ? vo_asprintf("the VM can have %llu..%llu MiB",
+                                                (unsigned long long)vm->res.min_memory_mib,
+                                                (unsigned long long)vm->res.max_memory_mib)
+                                  : vo_asprintf("injected fault: set_memory fails with %s", strerror(-r));
+    else
+        vm->res.memory_mib = mib;
+    *ret_now_mib = vm->res.memory_mib;
+    return r;
+}
+
 static int fake_exit_fd(VoHvInstance *vm) { return vm->exit_fd; }
 static const char *fake_console_socket(VoHvInstance *vm) { return NULL; }
 
@@ -159,6 +282,14 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .kill = fake_kill,
         .resize_disk = fake_resize_disk,
         .snapshot = fake_snapshot,
+        .backup = fake_backup,
+        .disk_attach = fake_disk_attach,
+        .disk_detach = fake_disk_detach,
+        .nic_attach = fake_nic_attach,
+        .nic_detach = fake_nic_detach,
+        .query_resources = fake_query_resources,
+        .set_vcpus = fake_set_vcpus,
+        .set_memory = fake_set_memory,
         .exit_fd = fake_exit_fd,
         .reap = fake_reap,
         .console_socket = fake_console_socket,

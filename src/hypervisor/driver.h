@@ -19,6 +19,45 @@ typedef struct {
     bool paused;
 } VoHvInfo;
 
+/* A backup of every disk of a VM at one instant (see docs/backups-api.md).
+ * Each disk is copied into a new qcow2 target file; an incremental backup
+ * copies only what the disk's persistent dirty bitmap says changed since the
+ * backup parent_path belongs to. */
+typedef struct {
+    unsigned slot;           /* VoDiskSpec.slot: names the QEMU node */
+    const char *path;        /* the disk's file and format (for a stopped VM) */
+    VoDiskFormat format;
+    bool readonly;           /* with raw: no dirty bitmap, so full backups only */
+    uint64_t virtual_size;
+    const char *target_path; /* the new file; created by the driver */
+    const char *parent_path; /* the previous backup's file of this disk, as the
+                              * target's backing file (relative to it), or NULL */
+} VoHvBackupDisk;
+
+typedef struct {
+    const VoHvBackupDisk *disks;
+    size_t n_disks;
+    bool incremental;     /* wanted; done only when every bitmap is usable */
+    const char *work_dir; /* for sockets and logs (the VM's run dir) */
+    void (*progress)(int percent, void *userdata);
+    void *userdata;
+} VoHvBackupPlan;
+
+typedef struct {
+    bool incremental; /* what was done */
+    char *reason;     /* why a wanted incremental became full, or NULL */
+} VoHvBackupResult;
+
+/* A running VM's vCPUs and memory: what it has now and the range a live
+ * change may reach (fixed when it started: boot vCPUs cannot be unplugged,
+ * memory below the boot size needs the balloon). */
+typedef struct {
+    unsigned vcpus, min_vcpus, max_vcpus;
+    uint64_t memory_mib;      /* what the guest has now (balloon included) */
+    uint64_t boot_memory_mib; /* -m at start */
+    uint64_t min_memory_mib, max_memory_mib;
+} VoHvResources;
+
 struct VoHvDriver {
     const char *name;
     /* Launches the VM with its vCPUs stopped (so the console can be attached
@@ -43,6 +82,34 @@ struct VoHvDriver {
      * "delete" of tag. */
     int (*snapshot)(VoHvInstance *vm, const char *op, const char *tag, const VoVmSpec *spec,
                     char **ret_error);
+    /* Hot-plug into a running VM. disk_attach plugs spec->disks[index] (its
+     * slot already chosen; spec is the definition with the disk in it);
+     * nic_attach plugs nic, backed by tap_fd (an open tap; -1 for a "user"
+     * NIC), of which the driver keeps its own copy. On failure nothing is
+     * left plugged. The detach calls ask the guest to release the device in
+     * slot and wait for it (bounded): -ETIMEDOUT when it did not, and the
+     * device stays. -EOPNOTSUPP when the driver cannot. */
+    int (*disk_attach)(VoHvInstance *vm, const VoVmSpec *spec, size_t index, char **ret_error);
+    int (*disk_detach)(VoHvInstance *vm, unsigned slot, char **ret_error);
+    int (*nic_attach)(VoHvInstance *vm, const VoVmSpec *spec, const VoNicSpec *nic, int tap_fd,
+                      char **ret_error);
+    int (*nic_detach)(VoHvInstance *vm, unsigned slot, char **ret_error);
+    /* Backs up every disk of a running VM at one instant (plan above). On
+     * failure the bitmaps still hold every change since the last successful
+     * backup; the caller removes the target files. */
+    int (*backup)(VoHvInstance *vm, const VoHvBackupPlan *plan, VoHvBackupResult *ret,
+                  char **ret_error);
+    /* vCPU and memory hot-plug (see VoHvResources). query_resources reports
+     * what the running VM has and can reach; with wait false it gives up
+     * with -EAGAIN rather than wait for another operation on the VM.
+     * set_vcpus plugs or unplugs vCPUs (the guest must release each one
+     * unplugged; bounded wait, -ETIMEDOUT when it did not). set_memory grows
+     * or shrinks the hot-pluggable memory and, below the boot size, inflates
+     * the balloon, waiting (bounded) for the guest. Both report what the VM
+     * has afterwards, also on failure. */
+    int (*query_resources)(VoHvInstance *vm, bool wait, VoHvResources *ret);
+    int (*set_vcpus)(VoHvInstance *vm, unsigned n, unsigned *ret_now, char **ret_error);
+    int (*set_memory)(VoHvInstance *vm, uint64_t mib, uint64_t *ret_now_mib, char **ret_error);
     /* An fd that turns readable once the VM is gone (a pidfd for QEMU). */
     int (*exit_fd)(VoHvInstance *vm);
     /* After exit_fd turned readable: was it a clean shutdown, and why did it end. */

@@ -468,10 +468,10 @@ void vo_net_vxlan_ifname(uint32_t vni, char ret[VO_IFNAME_SIZE])
     snprintf(ret, VO_IFNAME_SIZE, "vx%u", vni);
 }
 
-int vo_net_tap_name(const char *vm_id, unsigned nic_index, char ret[VO_IFNAME_SIZE])
+int vo_net_tap_name(const char *vm_id, unsigned nic_slot, char ret[VO_IFNAME_SIZE])
 {
-    if (!vo_uuid_valid(vm_id) || nic_index > 99)
+    if (!vo_uuid_valid(vm_id) || nic_slot > 99)
         return -EINVAL;
-    snprintf(ret, VO_IFNAME_SIZE, "vt%.8sn%u", vm_id, nic_index);
+    snprintf(ret, VO_IFNAME_SIZE, "vt%.8sn%u", vm_id, nic_slot);
     return 0;
 }

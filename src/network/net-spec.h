@@ -89,7 +89,7 @@ int vo_net_vlan_ifname(const char *uplink, uint32_t vlan_id, char ret[VO_IFNAME_
 void vo_net_vxlan_ifname(uint32_t vni, char ret[VO_IFNAME_SIZE]);
 
 /* A VM NIC's tap: "vt" + the first 8 hex digits of the VM's UUID (its
- * first group; `vireo vm show` prints the id) + "n" + the NIC index, e.g.
- * "vt6f1c1c9en0" for NIC 0 of VM 6f1c1c9e-5b7e-...; at most 13 characters.
- * -EINVAL for a malformed id or an index above 99. */
-int vo_net_tap_name(const char *vm_id, unsigned nic_index, char ret[VO_IFNAME_SIZE]);
+ * first group; `vireo vm show` prints the id) + "n" + the NIC's slot, e.g.
+ * "vt6f1c1c9en0" for the NIC in slot 0 of VM 6f1c1c9e-5b7e-...; at most 13
+ * characters. -EINVAL for a malformed id or a slot above 99. */
+int vo_net_tap_name(const char *vm_id, unsigned nic_slot, char ret[VO_IFNAME_SIZE]);

@@ -1,8 +1,9 @@
 /* qemu-argv.c: VM spec -> QEMU argv, one small builder per part of the command
- * line, called in argv order by vo_qemu_build_argv. Devices are written as
- * JSON (-blockdev/-device '{...}') so the same properties can serve QMP
- * hot-plug later. */
+ * line, called in argv order by vo_qemu_build_argv. Disks and NICs are
+ * written as JSON (-blockdev/-netdev/-device '{...}') built by qemu-devices.c,
+ * which QMP hot-plug uses too. */
 #include "qemu/qemu-argv.h"
+#include "qemu/qemu-devices.h"
 
 #include <string.h>
 
@@ -66,8 +67,22 @@ static void build_machine(char ***argv, const VoVmSpec *spec, VoAccel accel)
     if (accel == VO_ACCEL_KVM) {
         push_opt(argv, "-cpu", "host");
     }
-    push_opt(argv, "-m", "%llu", (unsigned long long)spec->memory_mib);
-    push_opt(argv, "-smp", "%u", spec->vcpus);
+    /* With hot-plug, memory beyond the boot size lives in a virtio-mem device
+     * (build_hotplug_resources) inside maxmem. */
+    if (vo_vm_spec_memory_hotplug(spec))
+        push_opt(argv, "-m", "%llu,maxmem=%lluM", (unsigned long long)spec->memory_mib,
+                 (unsigned long long)spec->max_memory_mib);
+    else
+        push_opt(argv, "-m", "%llu", (unsigned long long)spec->memory_mib);
+    /* With hot-plug (max_vcpus > 1) only vCPU 0 is a boot CPU; the others
+     * are CPU devices (build_hotplug_resources), so any but vCPU 0 can be
+     * unplugged, also after a restart. One socket of max_vcpus cores: vCPU k
+     * is core k. */
+    if (vo_vm_spec_vcpu_hotplug(spec))
+        push_opt(argv, "-smp", "1,sockets=1,cores=%u,threads=1,maxcpus=%u", spec->max_vcpus,
+                 spec->max_vcpus);
+    else
+        push_opt(argv, "-smp", "%u", spec->vcpus);
 }
 
 /* Nothing implicit: no default devices, no user config, no display. vCPUs
@@ -108,60 +123,86 @@ static void build_boot(char ***argv, const VoVmSpec *spec)
              spec->cmdline ? " " : "", spec->name);
 }
 
+/* On q35 every disk and NIC slot gets a PCIe root port of its own, used or
+ * not, so that a disk or NIC can be hot-plugged into it later. */
+static void build_root_ports(char ***argv, const VoVmSpec *spec)
+{
+    json_t *ports = vo_qemu_root_ports(spec);
+    size_t i;
+    json_t *port;
+    json_array_foreach(ports, i, port)
+        push_json(argv, "-device", json_incref(port));
+    json_decref(ports);
+}
+
 static void build_disks(char ***argv, const VoVmSpec *spec)
 {
     for (size_t i = 0; i < spec->n_disks; i++) {
-        const VoDiskSpec *d = &spec->disks[i];
-        char file_node[32], fmt_node[32], dev_id[32];
-        snprintf(file_node, sizeof(file_node), "file-disk%u", d->slot);
-        vo_qemu_disk_node(d->slot, fmt_node);
-        snprintf(dev_id, sizeof(dev_id), "virtio-disk%u", d->slot);
-        /* QEMU's image locking stays on, so two VMs can never open one writable
-         * volume; only a volume marked shareable turns it off. */
-        json_t *file = json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver", "file", "filename",
-                                 d->path, "node-name", file_node, "read-only", d->readonly,
-                                 "discard", "unmap");
-        if (d->shareable)
-            json_object_set_new(file, "locking", json_string("off"));
-        push_json(argv, "-blockdev", file);
-        push_json(argv, "-blockdev",
-                  json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver",
-                            vo_disk_format_to_string(d->format), "node-name", fmt_node, "file",
-                            file_node, "read-only", d->readonly, "discard", "unmap"));
-        json_t *dev = json_pack("{s:s, s:s, s:s}", "driver", "virtio-blk-pci", "id", dev_id,
-                                "drive", fmt_node);
-        /* Firmware boot tries the disks in order; direct kernel boot needs no bootindex. */
-        if (!spec->kernel)
-            json_object_set_new(dev, "bootindex", json_integer((json_int_t)i + 1));
-        push_json(argv, "-device", dev);
+        push_json(argv, "-blockdev", vo_qemu_disk_file_props(&spec->disks[i]));
+        push_json(argv, "-blockdev", vo_qemu_disk_format_props(&spec->disks[i]));
+        push_json(argv, "-device", vo_qemu_disk_device_props(spec, i));
     }
 }
 
-/* A NIC on a vireo network is a tap vireod opened and hands over as an fd
- * (vhost-net off: the host may lack it); "user" is QEMU's own NAT. */
+/* A NIC on a vireo network is a tap vireod opened and hands over as an fd;
+ * "user" is QEMU's own NAT. */
 static int build_nics(char ***argv, const VoVmSpec *spec, const VoQemuPaths *paths,
                       char **ret_error)
 {
     for (size_t i = 0; i < spec->n_nics; i++) {
         const VoNicSpec *n = &spec->nics[i];
-        char netdev_id[32], dev_id[32];
-        snprintf(netdev_id, sizeof(netdev_id), "hostnet%u", n->slot);
-        snprintf(dev_id, sizeof(dev_id), "net%u", n->slot);
+        char fd[16];
         if (!strcmp(n->network, "user"))
-            push_opt(argv, "-netdev", "user,id=%s", netdev_id);
-        else if (paths->tap_fds && paths->tap_fds[i] >= 0)
-            push_opt(argv, "-netdev", "tap,id=%s,fd=%d,vhost=off", netdev_id, paths->tap_fds[i]);
-        else {
+            push_json(argv, "-netdev", vo_qemu_nic_netdev_props(n, NULL));
+        else if (paths->tap_fds && paths->tap_fds[i] >= 0) {
+            snprintf(fd, sizeof(fd), "%d", paths->tap_fds[i]);
+            push_json(argv, "-netdev", vo_qemu_nic_netdev_props(n, fd));
+        } else {
             if (ret_error)
                 *ret_error = vo_asprintf("nics[%zu]: network '%s' needs a tap and none was given",
                                          i, n->network);
             return -EINVAL;
         }
-        push_json(argv, "-device",
-                  json_pack("{s:s, s:s, s:s, s:s}", "driver", "virtio-net-pci", "id", dev_id,
-                            "netdev", netdev_id, "mac", n->mac));
+        push_json(argv, "-device", vo_qemu_nic_device_props(spec, n));
     }
     return 0;
+}
+
+const char *vo_qemu_cpu_type(VoAccel accel)
+{
+    return accel == VO_ACCEL_KVM ? "host-x86_64-cpu" : "qemu64-x86_64-cpu";
+}
+
+void vo_qemu_vcpu_id(unsigned index, char ret[32])
+{
+    snprintf(ret, 32, "vcpu%u", index);
+}
+
+/* Hot-plug: the vCPUs beyond vCPU 0 as CPU devices; the memory between the
+ * boot size and max_memory as a virtio-mem device that starts empty; and, on
+ * every VM, a balloon to hand memory below the boot size back to the host.
+ * Cold-plugged, so they sit on the root bus. */
+static void build_hotplug_resources(char ***argv, const VoVmSpec *spec, VoAccel accel)
+{
+    for (unsigned k = 1; vo_vm_spec_vcpu_hotplug(spec) && k < spec->vcpus; k++) {
+        char id[32];
+        vo_qemu_vcpu_id(k, id);
+        push_json(argv, "-device",
+                  json_pack("{s:s, s:s, s:i, s:i, s:i}", "driver", vo_qemu_cpu_type(accel), "id",
+                            id, "socket-id", 0, "core-id", (int)k, "thread-id", 0));
+    }
+    push_json(argv, "-device",
+              json_pack("{s:s, s:s}", "driver", "virtio-balloon-pci", "id", VO_QEMU_BALLOON_ID));
+    if (!vo_vm_spec_memory_hotplug(spec))
+        return;
+    json_int_t hotplug_bytes = (json_int_t)((spec->max_memory_mib - spec->memory_mib) << 20);
+    push_json(argv, "-object",
+              json_pack("{s:s, s:s, s:I}", "qom-type", "memory-backend-ram", "id",
+                        VO_QEMU_HOTPLUG_MEMDEV, "size", hotplug_bytes));
+    push_json(argv, "-device",
+              json_pack("{s:s, s:s, s:s, s:I}", "driver", "virtio-mem-pci", "id",
+                        VO_QEMU_VIRTIO_MEM_ID, "memdev", VO_QEMU_HOTPLUG_MEMDEV,
+                        "requested-size", (json_int_t)0));
 }
 
 int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQemuPaths *paths,
@@ -183,10 +224,12 @@ int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQem
     build_defaults(&argv);
     build_monitor_and_console(&argv, paths);
     build_boot(&argv, spec);
+    build_root_ports(&argv, spec);
     build_disks(&argv, spec);
     r = build_nics(&argv, spec, paths, ret_error);
     if (r < 0)
         return r;
+    build_hotplug_resources(&argv, spec, accel);
     *ret_argv = TAKE_PTR(argv);
     return 0;
 }

@@ -18,3 +18,12 @@ int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQem
 /* The node name of the format layer of the disk in slot (what QMP block
  * commands address). */
 void vo_qemu_disk_node(unsigned slot, char ret[32]);
+
+/* Hot-plug of vCPUs and memory: the QEMU CPU type for an accelerator, the
+ * device id of vCPU index (vCPU 0 is the boot CPU and has none), and the ids
+ * of the virtio-mem device, its memory backend and the balloon. */
+const char *vo_qemu_cpu_type(VoAccel accel);
+void vo_qemu_vcpu_id(unsigned index, char ret[32]);
+#define VO_QEMU_VIRTIO_MEM_ID "virtio-mem0"
+#define VO_QEMU_HOTPLUG_MEMDEV "mem-hotplug0"
+#define VO_QEMU_BALLOON_ID "balloon0"

@@ -13,7 +13,9 @@
 
 #include "hypervisor/driver.h"
 #include "qemu/qemu-argv.h"
+#include "qemu/qemu-hotplug.h"
 #include "qemu/qemu-instance.h"
+#include "qemu/qemu-resources.h"
 #include "qmp/qmp.h"
 #include "util/spawn.h"
 #include "util/unix-socket.h"
@@ -50,8 +52,7 @@ static void qemu_release(VoHvInstance *vm)
     free(vm);
 }
 
-/* The last non-empty line QEMU wrote to its log: the reason it failed. */
-static char *log_tail(const char *log_path)
+char *vo_qemu_log_tail(const char *log_path)
 {
     _cleanup_free_ char *text = NULL;
     size_t len = 0;
@@ -153,7 +154,7 @@ static int qemu_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     vm->is_child = true;
     r = connect_qmp(vm, QEMU_START_TIMEOUT_MS);
     if (r < 0) {
-        _cleanup_free_ char *tail = log_tail(vm->log_path);
+        _cleanup_free_ char *tail = vo_qemu_log_tail(vm->log_path);
         *ret_error = r == -ECHILD ? vo_asprintf("QEMU exited at start: %s", tail)
                                   : vo_asprintf("QEMU did not answer on QMP: %s", strerror(-r));
         syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
@@ -281,7 +282,11 @@ int vo_qemu_run_job(VoHvInstance *vm, const char *cmd, json_t *args, int timeout
             *ret_error = vo_asprintf("%s did not finish in %d s", cmd, timeout_ms / 1000);
             return -ETIMEDOUT;
         }
-        poll(NULL, 0, 50);
+        /* QEMU announces each status change of the job (JOB_STATUS_CHANGE):
+         * look again as soon as it says anything, at the latest in 50 ms. */
+        struct pollfd p = { .fd = vo_qmp_fd(vm->qmp), .events = POLLIN };
+        if (poll(&p, 1, 50) > 0)
+            (void)vo_qmp_pump(vm->qmp);
     }
     json_t *dismiss = json_pack("{s:s}", "id", job_id);
     (void)vo_qmp_execute(vm->qmp, "job-dismiss", dismiss, QMP_TIMEOUT_MS, NULL, NULL);
@@ -344,7 +349,7 @@ static void qemu_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
             *ret_clean = true;
             *ret_reason = vo_strdup(guest_shutdown ? "guest powered off" : "QEMU exited");
         } else if (si.si_code == CLD_EXITED) {
-            _cleanup_free_ char *tail = log_tail(vm->log_path);
+            _cleanup_free_ char *tail = vo_qemu_log_tail(vm->log_path);
             *ret_clean = false;
             *ret_reason = vo_asprintf("QEMU exited with status %d: %s", si.si_status, tail);
         } else {
@@ -375,6 +380,14 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .kill = qemu_kill,
         .resize_disk = qemu_resize_disk,
         .snapshot = qemu_snapshot,
+        .backup = vo_qemu_backup,
+        .disk_attach = vo_qemu_disk_attach,
+        .disk_detach = vo_qemu_disk_detach,
+        .nic_attach = vo_qemu_nic_attach,
+        .nic_detach = vo_qemu_nic_detach,
+        .query_resources = vo_qemu_query_resources,
+        .set_vcpus = vo_qemu_set_vcpus,
+        .set_memory = vo_qemu_set_memory,
         .exit_fd = qemu_exit_fd,
         .reap = qemu_reap,
         .console_socket = qemu_console_socket,

@@ -28,3 +28,11 @@ struct VoHvInstance {
  * qmp_lock. */
 int vo_qemu_run_job(VoHvInstance *vm, const char *cmd, json_t *args, int timeout_ms,
                     char **ret_error);
+
+/* The last non-empty line a QEMU program wrote to its log (at log_path): the
+ * reason it failed; "no output" when there is none. */
+char *vo_qemu_log_tail(const char *log_path);
+
+/* The driver's backup op (qemu-backup.c). */
+int vo_qemu_backup(VoHvInstance *vm, const VoHvBackupPlan *plan, VoHvBackupResult *ret,
+                   char **ret_error);

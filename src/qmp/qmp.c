@@ -156,10 +156,32 @@ static void queue_event(VoQmp *q, json_t *msg)
     json_array_append_new(q->events, msg);
 }
 
-static int send_all(VoQmp *q, const char *s, size_t n, int64_t deadline)
+/* Sends s whole; when pass_fd >= 0 it rides along (SCM_RIGHTS) with the
+ * first bytes, which is how QEMU's getfd receives a file descriptor. */
+static int send_all(VoQmp *q, const char *s, size_t n, int pass_fd, int64_t deadline)
 {
     while (n > 0) {
-        ssize_t k = send(q->fd, s, n, MSG_NOSIGNAL);
+        ssize_t k;
+        if (pass_fd >= 0) {
+            struct iovec iov = { .iov_base = (void *)s, .iov_len = n };
+            union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+            } control;
+            memset(&control, 0, sizeof(control));
+            struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                                 .msg_controllen = sizeof(control.buf) };
+            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+            k = sendmsg(q->fd, &mh, MSG_NOSIGNAL);
+            if (k >= 0)
+                pass_fd = -1; /* delivered with these bytes */
+        } else {
+            k = send(q->fd, s, n, MSG_NOSIGNAL);
+        }
         if (k >= 0) {
             s += k;
             n -= (size_t)k;
@@ -178,7 +200,7 @@ static int send_all(VoQmp *q, const char *s, size_t n, int64_t deadline)
     return 0;
 }
 
-static int execute_until(VoQmp *q, const char *cmd, json_t *args, int64_t deadline,
+static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, int64_t deadline,
                          json_t **ret_return, char **ret_error)
 {
     if (q->dead)
@@ -192,7 +214,7 @@ static int execute_until(VoQmp *q, const char *cmd, json_t *args, int64_t deadli
     if (!line)
         return -EINVAL;
     _cleanup_free_ char *framed = vo_asprintf("%s\n", line);
-    int r = send_all(q, framed, strlen(framed), deadline);
+    int r = send_all(q, framed, strlen(framed), pass_fd, deadline);
     if (r < 0) {
         /* A partially sent command would desynchronise the stream. */
         q->dead = r == -ETIMEDOUT ? -ECONNRESET : r;
@@ -238,7 +260,15 @@ static int execute_until(VoQmp *q, const char *cmd, json_t *args, int64_t deadli
 int vo_qmp_execute(VoQmp *q, const char *cmd, json_t *args, int timeout_ms,
                    json_t **ret_return, char **ret_error)
 {
-    return execute_until(q, cmd, args, deadline_after(timeout_ms), ret_return, ret_error);
+    return execute_until(q, cmd, args, -1, deadline_after(timeout_ms), ret_return, ret_error);
+}
+
+int vo_qmp_execute_fd(VoQmp *q, const char *cmd, json_t *args, int fd, int timeout_ms,
+                      json_t **ret_return, char **ret_error)
+{
+    if (fd < 0)
+        return -EBADF;
+    return execute_until(q, cmd, args, fd, deadline_after(timeout_ms), ret_return, ret_error);
 }
 
 static int open_fd_until(int fd, int64_t deadline, VoQmp **ret)
@@ -275,7 +305,7 @@ static int open_fd_until(int fd, int64_t deadline, VoQmp **ret)
               (int)json_integer_value(json_object_get(ver, "micro")));
     json_decref(greeting);
 
-    r = execute_until(q, "qmp_capabilities", NULL, deadline, NULL, &error);
+    r = execute_until(q, "qmp_capabilities", NULL, -1, deadline, NULL, &error);
     if (r < 0) {
         if (error)
             log_warn("QMP capabilities negotiation failed: %s", error);
@@ -352,6 +382,57 @@ int vo_qmp_pump(VoQmp *q)
             queue_event(q, msg);
         }
     }
+}
+
+static bool event_matches(json_t *ev, const char *name, const char *key, const char *value)
+{
+    const char *evname = json_string_value(json_object_get(ev, "event"));
+    if (!evname || strcmp(evname, name))
+        return false;
+    if (!key)
+        return true;
+    const char *v = json_string_value(json_object_get(json_object_get(ev, "data"), key));
+    return v && !strcmp(v, value);
+}
+
+/* Removes and returns the first queued event that matches, or NULL. */
+static json_t *take_queued(VoQmp *q, const char *name, const char *key, const char *value)
+{
+    for (size_t i = 0; i < json_array_size(q->events); i++) {
+        json_t *ev = json_array_get(q->events, i);
+        if (event_matches(ev, name, key, value)) {
+            json_incref(ev);
+            json_array_remove(q->events, i);
+            return ev;
+        }
+    }
+    return NULL;
+}
+
+int vo_qmp_wait_event(VoQmp *q, const char *name, const char *key, const char *value,
+                      int timeout_ms, json_t **ret_event)
+{
+    int64_t deadline = deadline_after(timeout_ms);
+    json_t *ev = take_queued(q, name, key, value);
+    while (!ev) {
+        json_t *msg;
+        int r = read_message(q, deadline, &msg);
+        if (r < 0)
+            return r;
+        if (json_object_get(msg, "return") || json_object_get(msg, "error")) {
+            log_debug("QMP: dropping reply nobody is waiting for");
+            json_decref(msg);
+        } else if (event_matches(msg, name, key, value)) {
+            ev = msg;
+        } else {
+            queue_event(q, msg); /* stays for whoever waits for it (e.g. SHUTDOWN) */
+        }
+    }
+    if (ret_event)
+        *ret_event = ev;
+    else
+        json_decref(ev);
+    return 0;
 }
 
 int vo_qmp_query_status(VoQmp *q, int timeout_ms, char **ret_status, int *ret_running)

@@ -24,6 +24,19 @@ int vo_qmp_fd(VoQmp *q);
 int vo_qmp_execute(VoQmp *q, const char *cmd, json_t *args, int timeout_ms,
                    json_t **ret_return, char **ret_error);
 
+/* vo_qmp_execute, passing the open file descriptor fd to QEMU along with the
+ * command (SCM_RIGHTS), as the getfd command expects; fd stays open here. */
+int vo_qmp_execute_fd(VoQmp *q, const char *cmd, json_t *args, int fd, int timeout_ms,
+                      json_t **ret_return, char **ret_error);
+
+/* Waits up to timeout_ms for event name (and, when key is not NULL, whose
+ * data.key is the string value), already queued or still to come, and
+ * removes it from the queue; every other event stays queued, in order.
+ * 0 and *ret_event (new reference; ret_event may be NULL), -ETIMEDOUT, or
+ * -ECONNRESET. */
+int vo_qmp_wait_event(VoQmp *q, const char *name, const char *key, const char *value,
+                      int timeout_ms, json_t **ret_event);
+
 /* Pop the oldest queued event ({"event":..., "data":..., "timestamp":...}); NULL if none.
  * Returns a new reference. */
 json_t *vo_qmp_next_event(VoQmp *q);

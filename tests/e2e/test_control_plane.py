@@ -2,30 +2,7 @@
 state persistence across vireod restarts, many VMs. The real-VM path is
 covered by test_lifecycle.py; these exercise what is around it cheaply."""
 
-import os
-
-import pytest
-
-from vireo_harness import Daemon
-
-
-@pytest.fixture
-def faults(fake_daemon):
-    d = fake_daemon
-    d.fault_dir = os.path.join(d.tmp, "faults")
-    os.makedirs(d.fault_dir)
-    d.stop()
-    os.environ["VIREO_FAKE_FAULTS"] = d.fault_dir
-    try:
-        d.start()
-    finally:
-        del os.environ["VIREO_FAKE_FAULTS"]
-    return d
-
-
-def inject(d, op, err):
-    with open(os.path.join(d.fault_dir, op), "w") as f:
-        f.write(err + "\n")
+from vireo_harness import inject
 
 
 def test_injected_start_fault_fails_task_and_leaves_vm_startable(faults):

@@ -141,8 +141,10 @@ def test_edit_offline(daemon):
     assert (vm["vcpus"], vm["memory_mib"]) == (2, 192)
     daemon.cli("vm", "start", "ed2")
     daemon.wait_console("ed2", BOOT_MARKER)
-    p = daemon.cli("vm", "edit", "ed2", "--vcpus", "1", check=False)
+    p = daemon.cli("vm", "edit", "ed2", "--name", "ed3", check=False)
     assert p.returncode != 0 and "stop it" in p.stderr
+    # Two vCPUs: vCPU 1 is a hot-pluggable CPU device (see test_resources_hotplug.py).
     argv = open(os.path.join(daemon.run_dir, "vms", vm["id"], "qemu.argv")).read().split("\n")
-    assert argv[argv.index("-smp") + 1] == "2" and argv[argv.index("-m") + 1] == "192"
+    assert argv[argv.index("-smp") + 1] == "1,sockets=1,cores=2,threads=1,maxcpus=2"
+    assert argv[argv.index("-m") + 1] == "192"
     daemon.remember_qemu_pids()

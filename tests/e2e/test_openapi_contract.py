@@ -702,13 +702,17 @@ def test_document_is_consistent(spec):
                 schema = response["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Error"}, f"{what} {status}"
 
-    # VmDetail (GET /v1/vms/{vm}) is VM with richer NICs; nothing else may differ
+    # VmDetail (GET /v1/vms/{vm}) is VM with richer NICs and two live numbers
+    # read from QEMU; nothing else may differ
     schemas = spec["components"]["schemas"]
     vm, detail = schemas["VM"], schemas["VmDetail"]
+    live = ("vcpus_plugged", "memory_actual_mib")
+    assert all(k in detail["properties"] and k not in detail["required"] for k in live)
     assert {k: v for k, v in vm.items() if k != "description"} == {
         **{k: v for k, v in detail.items() if k != "description"},
-        "properties": {**detail["properties"], "nics": vm["properties"]["nics"]}}, (
-        "VM and VmDetail differ in more than their nics")
+        "properties": {**{k: v for k, v in detail["properties"].items() if k not in live},
+                       "nics": vm["properties"]["nics"]}}, (
+        "VM and VmDetail differ in more than their nics and live numbers")
     assert detail["properties"]["nics"]["items"] == {"$ref": "#/components/schemas/VmNic"}
 
     code = spec["components"]["schemas"]["ErrorCode"]
@@ -754,15 +758,20 @@ def test_vm_lifecycle(api):
     assert vm["image"] == "default" and not vm["autostart"]
     assert "exit_reason" not in vm
 
+    assert vm["max_vcpus"] == 1 and vm["max_memory_mib"] == 256  # no hot-plug by default
     vm = api.call("PATCH", "/v1/vms/life1", {"memory_mib": 384, "autostart": True},
                   expect=200).value
     assert vm["memory_mib"] == 384 and vm["autostart"] is True
+    assert vm["max_memory_mib"] == 384  # a stopped VM's maximum follows
+    vm = api.call("PATCH", "/v1/vms/life1", {"max_memory_mib": 512}, expect=200).value
+    assert vm["max_memory_mib"] == 512
 
     vm = api.act("life1", "start")
     assert_vm_state(vm, "running")
     assert vm["accel_active"] == "tcg"
 
-    # name, vcpus and memory are fixed while the VM runs; autostart is not
+    # name and the maximums are fixed while the VM runs; autostart is not
+    # (vcpus and memory change live: see test_errors)
     api.call("PATCH", "/v1/vms/life1", {"name": "life1-new"}, expect=409, code="invalid-state")
     vm = api.call("PATCH", "/v1/vms/life1", {"autostart": False}, expect=200).value
     assert vm["autostart"] is False
@@ -827,6 +836,8 @@ INVALID_BODIES = [
     ("PATCH", "/v1/vms/err1", {}),
     ("PATCH", "/v1/vms/err1", {"cpus": 2}),
     ("PATCH", "/v1/vms/err1", {"memory_mib": 16}),
+    ("PATCH", "/v1/vms/err1", {"max_memory_mib": 16}),
+    ("PATCH", "/v1/vms/err1", {"max_vcpus": 0}),
     ("PATCH", "/v1/vms/err1", {"name": "Bad"}),
     ("PATCH", "/v1/vms/err1", {"autostart": 1}),
     ("POST", "/v1/vms/err1/start", {"now": True}),
@@ -1043,10 +1054,22 @@ def test_errors(api):
     api.act("err1", "start")
     api.call("POST", "/v1/vms/err1/start", expect=409, code="invalid-state")
     api.call("DELETE", "/v1/vms/err1", expect=409, code="invalid-state")
-    api.call("PATCH", "/v1/vms/err1", {"memory_mib": 256}, expect=409, code="invalid-state")
+    # vcpus and memory of a running VM change live, in a task, within the maximums
+    task = api.call("PATCH", "/v1/vms/err1", {"memory_mib": 256}, expect=202).value["task"]
+    assert task["kind"] == "set-resources"
+    assert api.wait_task(task)["state"] == "succeeded"
+    vm = api.call("GET", "/v1/vms/err1", expect=200).value
+    assert vm["memory_mib"] == 256 and vm["memory_actual_mib"] == 256
+    assert vm["vcpus_plugged"] == 1
+    api.call("PATCH", "/v1/vms/err1", {"memory_mib": 1024}, expect=400, code="invalid-argument")
+    api.call("PATCH", "/v1/vms/err1", {"vcpus": 2}, expect=400, code="invalid-argument")
+    api.call("PATCH", "/v1/vms/err1", {"max_vcpus": 2}, expect=409, code="invalid-state")
+    # disks and NICs hot-plug into a running VM, but not into a paused one
+    api.act("err1", "pause")
     api.call("POST", "/v1/vms/err1/disks", {"size_bytes": MiB}, expect=409, code="invalid-state")
     api.call("POST", "/v1/vms/err1/nics", {"network": "user"}, expect=409, code="invalid-state")
     api.call("DELETE", "/v1/vms/err1/nics/0", expect=409, code="invalid-state")
+    api.act("err1", "resume")
     api.call("POST", "/v1/vms/err1/template", {"image": "err1-image"},
              expect=409, code="invalid-state")
     api.call("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "default/x"},
@@ -1395,9 +1418,17 @@ def test_vm_disks(api):
              expect=409, code="invalid-state")
     api.call("POST", "/v1/vms/dsk1/disks", {"volume": "default/dsk2-disk0"},
              expect=409, code="invalid-state")
+    # a running VM: hot-plug (the fake driver plugs without a guest); the new
+    # disk takes the lowest free slot, and goes again
     api.act("dsk1", "start")
-    api.call("POST", "/v1/vms/dsk1/disks", {"size_bytes": MiB}, expect=409, code="invalid-state")
-    api.call("DELETE", "/v1/vms/dsk1/disks/1", expect=409, code="invalid-state")
+    api.task_ok("POST", "/v1/vms/dsk1/disks", {"size_bytes": MiB}, kind="disk-add", target="dsk1")
+    vm = api.call("GET", "/v1/vms/dsk1", expect=200).value
+    assert [d["slot"] for d in vm["disks"]] == [0, 1, 2, 3, 4], vm["disks"]
+    api.call("DELETE", "/v1/vms/dsk1/disks/0", expect=400, code="invalid-argument")
+    api.task_ok("DELETE", "/v1/vms/dsk1/disks/4", kind="disk-remove", target="dsk1")
+    vm = api.call("GET", "/v1/vms/dsk1", expect=200).value
+    assert [d["volume"] for d in vm["disks"]] == keys
+    api.delete_volume("default/dsk1-disk3")
     api.act("dsk1", "stop", {"force": True})
     # 400: the boot disk; 404: no such disk
     api.call("DELETE", "/v1/vms/dsk1/disks/0", expect=400, code="invalid-argument")
@@ -1604,8 +1635,8 @@ def test_vm_nics(api, netns):
     vm = api.call("GET", "/v1/vms/nic1", expect=200).value
     nic = vm["nics"][0]
     assert len(vm["nics"]) == 1 and re.fullmatch(r"52:54:00(:[0-9a-f]{2}){3}", nic["mac"]), vm
-    assert nic == {"index": 0, "mac": nic["mac"], "network": "default", "model": "virtio",
-                   "tap": None, "ip": None}
+    assert nic == {"index": 0, "slot": 0, "mac": nic["mac"], "network": "default",
+                   "model": "virtio", "tap": None, "ip": None}
     assert api.call("GET", "/v1/vms/nic1/nics", expect=200).value == {"nics": vm["nics"]}
     listed = next(v for v in api.call("GET", "/v1/vms", expect=200).value["vms"]
                   if v["name"] == "nic1")
@@ -1628,8 +1659,11 @@ def test_vm_nics(api, netns):
     vm = api.act("nic2", "start")
     prefix = "vt" + vm["id"][:8]
     assert [n["tap"] for n in vm["nics"]] == [prefix + "n0", None], vm["nics"]
-    api.call("POST", "/v1/vms/nic2/nics", {"network": "user"}, expect=409, code="invalid-state")
-    api.call("DELETE", "/v1/vms/nic2/nics/1", expect=409, code="invalid-state")
+    # hot-plug: a NIC on a network gets a tap named after its slot
+    api.task_ok("POST", "/v1/vms/nic2/nics", {"network": "default"}, kind="nic-add", target="nic2")
+    nics = api.call("GET", "/v1/vms/nic2/nics", expect=200).value["nics"]
+    assert [n["tap"] for n in nics] == [prefix + "n0", None, prefix + "n2"], nics
+    api.task_ok("DELETE", "/v1/vms/nic2/nics/2", kind="nic-remove", target="nic2")
     vm = api.act("nic2", "stop", {"force": True})
     assert [n["tap"] for n in vm["nics"]] == [None, None]
 
@@ -1852,6 +1886,123 @@ def test_snapshots(api):
     api.create("snap1")
     assert api.call("GET", base, expect=200).value == {"snapshots": [], "current": None}
     api.delete_vm("snap1")
+
+
+# ---- backups -------------------------------------------------------------------------
+
+
+# Backup bodies the document's request schemas refuse and vireod answers with 400.
+INVALID_BACKUP_BODIES = [
+    ("POST", "/v1/vms/bk1/backups", {"keep_last": -1}),
+    ("POST", "/v1/vms/bk1/backups", {"keep_last": 1001}),
+    ("POST", "/v1/vms/bk1/backups", {"incremental": "yes"}),
+    ("POST", "/v1/vms/bk1/backups", {"pool": 5}),
+    ("POST", "/v1/vms/bk1/backups", {"target": "backup"}),  # unknown key
+    ("POST", "/v1/backups/{id}/restore", {"as": 1}),
+    ("POST", "/v1/backups/{id}/restore", {"name": "x"}),
+    ("POST", "/v1/backups/{id}/verify", {"deep": True}),
+]
+
+
+def test_backups(api, state_dir):
+    """A stopped (fake) VM is backed up through qemu-storage-daemon for real,
+    and so is a running one (the fake VM holds no image open)."""
+    api.create("bk1")
+    assert api.call("GET", "/v1/backups", expect=200).value == []
+
+    def take(body, vm="bk1"):
+        reply = api.task_ok("POST", f"/v1/vms/{vm}/backups", body, kind="backup-create",
+                            target=vm)
+        task = api.call("GET", f"/v1/tasks/{reply['task']['id']}", expect=200).value
+        return api.call("GET", f"/v1/backups/{task['message']}", expect=200).value
+
+    full = take(None)
+    assert (full["kind"], full["parent"], full["reason"], full["pool"], full["vm"],
+            full["vm_running"], full["last_verify"]) == (
+        "full", None, None, "backup", "bk1", False, None), full
+    assert full["spec"]["name"] == "bk1" and full["disks"][0]["file"] == "disk0.qcow2"
+    assert full["stored_bytes"] == sum(d["stored_bytes"] for d in full["disks"])
+    pool = api.call("GET", "/v1/pools/backup", expect=200).value
+    assert (pool["type"], pool["volumes"]) == ("backup", 0), pool
+    assert (Path(pool["path"]) / full["id"] / "backup.json").is_file()
+
+    api.act("bk1", "start")
+    inc = take({"incremental": True, "keep_last": 5})
+    assert (inc["kind"], inc["parent"], inc["vm_running"]) == ("incremental", full["id"], True)
+    listed = api.call("GET", "/v1/backups?vm=bk1", expect=200).value
+    assert [b["id"] for b in listed] == [full["id"], inc["id"]]
+    assert all("spec" not in b for b in listed)
+    assert api.call("GET", "/v1/backups?vm=nope", expect=200).value == []
+
+    # verify: the task, and its result kept with the backup
+    api.task_ok("POST", f"/v1/backups/{inc['id']}/verify", {}, kind="backup-verify",
+                target=inc["id"])
+    checked = api.call("GET", f"/v1/backups/{inc['id']}", expect=200).value["last_verify"]
+    assert (checked["ok"], checked["files"], checked["problems"]) == (True, 2, []), checked
+
+    # restore into a new VM; over the original only while it is stopped
+    api.task_ok("POST", f"/v1/backups/{inc['id']}/restore", {"as": "bk1-copy"},
+                kind="backup-restore", target=inc["id"])
+    copy = api.call("GET", "/v1/vms/bk1-copy", expect=200).value
+    assert copy["state"] == "defined" and copy["disks"][0]["volume"].startswith("default/")
+    api.call("POST", f"/v1/backups/{inc['id']}/restore", {"as": "bk1-copy"}, expect=409,
+             code="already-exists")
+    api.call("POST", f"/v1/backups/{inc['id']}/restore", None, expect=409, code="invalid-state")
+    api.call("POST", f"/v1/backups/{inc['id']}/restore", {"as": "Bad_Name"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", f"/v1/backups/{inc['id']}/restore", {"as": "x", "pool": "nope"},
+             expect=404, code="not-found")
+    api.act("bk1", "stop")
+    api.task_ok("POST", f"/v1/backups/{full['id']}/restore", {}, kind="backup-restore",
+                target=full["id"])
+    api.delete_vm("bk1-copy")
+
+    # pools: a dir pool takes no backups, a backup pool no volumes, and a
+    # backup pool holding backups stays
+    api.call("POST", "/v1/vms/bk1/backups", {"pool": "default"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/vms/bk1/backups", {"pool": "nope"}, expect=404, code="not-found")
+    api.call("POST", "/v1/pools/backup/volumes", {"name": "v", "size_bytes": MiB}, expect=400,
+             code="invalid-argument")
+    api.call("DELETE", "/v1/pools/backup", expect=409, code="invalid-state")
+
+    # delete the parent: the child is rebased and stands alone
+    api.task_ok("DELETE", f"/v1/backups/{full['id']}", kind="backup-delete", target=full["id"])
+    api.call("GET", f"/v1/backups/{full['id']}", expect=404, code="not-found")
+    rebased = api.call("GET", f"/v1/backups/{inc['id']}", expect=200).value
+    assert (rebased["kind"], rebased["parent"]) == ("full", None), rebased
+
+    # 404: no such VM (before the body) or backup; 400: not a backup id
+    for method, path, body in [
+            ("POST", "/v1/vms/nope/backups", {}), ("POST", "/v1/vms/nope/backups", {"x": 1}),
+            ("GET", f"/v1/backups/{full['id']}", None),
+            ("DELETE", f"/v1/backups/{full['id']}", None),
+            ("POST", f"/v1/backups/{full['id']}/restore", {}),
+            ("POST", f"/v1/backups/{full['id']}/verify", None)]:
+        api.call(method, path, body, expect=404, code="not-found")
+    for method, path, body in [("GET", "/v1/backups/Bad_Id", None),
+                               ("DELETE", "/v1/backups/..", None),
+                               ("POST", "/v1/backups/a.b/verify", None),
+                               ("POST", "/v1/backups/-x/restore", {})]:
+        api.call(method, path, body, expect=400, code="invalid-argument")
+    # 405: the path exists, the method does not
+    for method, path in [("PUT", "/v1/backups"), ("POST", f"/v1/backups/{inc['id']}"),
+                         ("GET", f"/v1/backups/{inc['id']}/verify"),
+                         ("GET", "/v1/vms/bk1/backups")]:
+        api.call_unrouted(method, path, expect=405, response="MethodNotAllowed")
+    # 400: bodies the document refuses
+    for method, path, body in INVALID_BACKUP_BODIES:
+        path = path.replace("{id}", inc["id"])
+        op = api.doc["paths"][api.template_for(path)][method.lower()]
+        schema = resolve(api.doc, op["requestBody"])["content"]["application/json"]["schema"]
+        assert schema_errors(api.doc, schema, body), (
+            f"{method} {path} {body}: vireod refuses it but the document allows it")
+        api.call(method, path, body, expect=400, code="invalid-argument")
+
+    api.task_ok("DELETE", f"/v1/backups/{inc['id']}", kind="backup-delete", target=inc["id"])
+    assert api.call("GET", "/v1/backups", expect=200).value == []
+    assert [p.name for p in Path(pool["path"]).iterdir()] == []
+    api.delete_vm("bk1")
 
 
 def test_every_operation_was_exercised(api, spec, request):

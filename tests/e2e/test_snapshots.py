@@ -1,8 +1,13 @@
 """System tests of snapshots on real TCG guests: memory snapshots of a
-running VM, disk-only snapshots of a stopped one, and a snapshot tree that
-survives deleting its middle."""
+running VM, disk-only snapshots of a stopped one, a snapshot tree that
+survives deleting its middle, and a pool too small for the memory state."""
 
-from vireo_harness import BOOT_MARKER
+import os
+import subprocess
+
+import pytest
+
+from vireo_harness import BOOT_MARKER, Daemon
 
 
 def write(daemon, vm, text):
@@ -69,3 +74,60 @@ def test_tree_with_middle_delete_still_reverts(daemon):
     assert status == 400
     status, doc = daemon.request("POST", "/v1/vms/tree/snapshots", {"name": "a", "memory": True})
     assert status == 409
+
+
+@pytest.fixture
+def small_default_pool(tmpfs):
+    """A vireod whose default pool (where VMs' boot disks go) is a 48 MiB
+    tmpfs, mounted before vireod starts."""
+    mounted = []
+    daemon = Daemon(before_start=lambda state_dir: mounted.append(
+        tmpfs(os.path.join(state_dir, "pools", "default"), "48m")))
+    try:
+        yield daemon, mounted[0]
+    finally:
+        daemon.cleanup()
+
+
+def test_snapshot_into_a_full_pool_fails_cleanly(small_default_pool):
+    daemon, pool = small_default_pool
+    daemon.create_and_boot("tight", memory="128M")
+    write(daemon, "tight", "kept")
+    disk = daemon.api("GET", "/v1/vms/tight/disks")["disks"][0]["path"]
+    size_before = os.path.getsize(disk)
+    # 128 MiB of RAM cannot go into a 48 MiB pool: refused before QEMU writes anything.
+    status, doc = daemon.request("POST", "/v1/vms/tight/snapshots", {"name": "m", "memory": True})
+    assert status == 507 and doc["error"]["code"] == "insufficient-storage", doc
+    assert pool in doc["error"]["message"]
+    # The same through the CLI: non-zero, the reason on stderr.
+    p = daemon.cli("snapshot", "create", "tight", "m2", "--memory", check=False)
+    assert p.returncode != 0 and "not enough space" in p.stderr, p
+    # Nothing half-made: no snapshot listed or in the image, the VM runs on
+    # and its disk has its data.
+    assert daemon.api("GET", "/v1/vms/tight/snapshots")["snapshots"] == []
+    listing = subprocess.run(["qemu-img", "snapshot", "-U", "-l", disk], capture_output=True,
+                             text=True, check=True).stdout
+    assert listing.strip() == "", listing
+    assert os.path.getsize(disk) == size_before
+    assert daemon.vm("tight")["state"] == "running"
+    assert read(daemon, "tight") == "kept"
+    # A disk-only snapshot of the stopped VM needs no room for memory: allowed.
+    daemon.cli("vm", "stop", "tight")
+    daemon.task_ok("POST", "/v1/vms/tight/snapshots", {"name": "d"})
+    assert [s["name"] for s in daemon.api("GET", "/v1/vms/tight/snapshots")["snapshots"]] == ["d"]
+
+
+def test_memory_snapshot_refuses_changed_hardware(daemon):
+    daemon.create_and_boot("hw", memory="128M")
+    write(daemon, "hw", "one")
+    daemon.task_ok("POST", "/v1/vms/hw/snapshots", {"name": "s", "memory": True})
+    # A disk hot-plugged since: the memory state no longer fits the VM.
+    daemon.task_ok("POST", "/v1/vms/hw/disks", {"size_bytes": 8 << 20})
+    status, doc = daemon.request("POST", "/v1/vms/hw/snapshots/s/revert", {"force": True})
+    assert status == 409 and "hardware changed" in doc["error"]["message"], doc
+    assert daemon.vm("hw")["state"] == "running"
+    # Put the hardware back and the revert works.
+    daemon.task_ok("DELETE", "/v1/vms/hw/disks/1")
+    write(daemon, "hw", "two")
+    daemon.task_ok("POST", "/v1/vms/hw/snapshots/s/revert", {"force": True})
+    assert read(daemon, "hw") == "one"

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from vireo_harness import BOOT_MARKER, Daemon
+from vireo_harness import BOOT_MARKER
 
 MiB = 1 << 20
 
@@ -143,22 +143,9 @@ def test_volume_in_use_by_running_vm_cannot_be_attached_elsewhere(daemon):
 
 
 @pytest.fixture
-def small_pool(tmp_path):
-    """A vireod with a pool "small" on a 16 MiB tmpfs (a size-limited
-    directory). The tmpfs is mounted before vireod starts so that vireod's
-    mount namespace (ip netns exec makes one) has it too."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "vireo-test", str(mnt)], check=True)
-    daemon = None
-    try:
-        daemon = Daemon()
-        daemon.api("POST", "/v1/pools", {"name": "small", "path": str(mnt)}, expect=201)
-        yield daemon, mnt
-    finally:
-        if daemon:
-            daemon.cleanup()
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+def small_pool(tmpfs_pool):
+    """A vireod with a pool "small" on a 16 MiB tmpfs (a size-limited directory)."""
+    return tmpfs_pool("16m")
 
 
 def test_full_pool_fails_cleanly(small_pool, tmp_path):

@@ -86,10 +86,19 @@ class Netns:
         subprocess.run(["ip", "netns", "delete", self.name], check=False)
 
 
+def inject(d, op, err):
+    """Make the fake driver's next `op` (start, pause, disk_attach, ...) fail
+    with errno name `err`, once; d comes from the `faults` fixture."""
+    with open(os.path.join(d.fault_dir, op), "w") as f:
+        f.write(err + "\n")
+
+
 class Daemon:
     """One vireod in its own namespace and directories."""
 
-    def __init__(self, driver="qemu", image=True):
+    def __init__(self, driver="qemu", image=True, before_start=None):
+        """before_start(state_dir), when given, runs before vireod starts (to
+        mount something under the state directory, say)."""
         self.tmp = tempfile.mkdtemp(prefix="vireo-e2e-")
         self.state_dir = os.path.join(self.tmp, "state")
         self.run_dir = os.path.join(self.tmp, "run")
@@ -99,6 +108,8 @@ class Daemon:
         os.makedirs(os.path.join(self.state_dir, "images"))
         if image:
             os.symlink(os.path.abspath(TEST_IMAGE), os.path.join(self.state_dir, "images", "default"))
+        if before_start:
+            before_start(self.state_dir)
         self.netns = Netns()
         self.baseline = self.host_state()  # links and nftables before vireod
         self.proc = None
@@ -146,6 +157,13 @@ class Daemon:
         for pid in self.qemu_pids:
             kill_pid(pid)
         self.netns.delete()
+        # A tmpfs a test mounted under the state directory (before_start)
+        # would keep its mount point, and so self.tmp, from being removed.
+        with open("/proc/mounts") as f:
+            mounts = [line.split()[1] for line in f]
+        for path in reversed(mounts):
+            if path.startswith(self.tmp + os.sep):
+                subprocess.run(["umount", "-l", path], check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def remember_qemu_pids(self):

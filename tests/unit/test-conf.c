@@ -127,6 +127,47 @@ static void test_refusals(void **state)
     expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":\"/k\",\"extra\":1}", "extra");
 }
 
+/* max_vcpus / max_memory_mib: default to the values (no hot-plug), are kept
+ * through JSON, and must lie between the value and the host's limit. */
+static void test_hotplug_maximums(void **state)
+{
+    json_t *doc = json_loads("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":1,\"memory_mib\":128,"
+                             "\"kernel\":\"/k\"}", 0, NULL);
+    VoVmSpec *spec = NULL;
+    assert_int_equal(vo_vm_spec_from_json(doc, &spec, NULL), 0);
+    assert_int_equal(spec->max_vcpus, 1);
+    assert_int_equal(spec->max_memory_mib, 128);
+    assert_false(vo_vm_spec_vcpu_hotplug(spec));
+    assert_false(vo_vm_spec_memory_hotplug(spec));
+    spec->max_vcpus = 2;
+    spec->max_memory_mib = 384;
+    VoVmSpec *copy = vo_vm_spec_copy(spec);
+    assert_int_equal(copy->max_vcpus, 2);
+    assert_int_equal(copy->max_memory_mib, 384);
+    assert_true(vo_vm_spec_vcpu_hotplug(copy));
+    assert_true(vo_vm_spec_memory_hotplug(copy));
+    vo_vm_spec_free(copy);
+    vo_vm_spec_free(spec);
+    json_decref(doc);
+
+    assert_null(check("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":1,\"max_vcpus\":2,"
+                      "\"memory_mib\":128,\"max_memory_mib\":4096,\"kernel\":\"/k\"}"));
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":2,\"max_vcpus\":1,\"kernel\":\"/k\"}",
+                 "max_vcpus: 1 is out of range (vcpus 2..2 on this host)");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"max_vcpus\":3,\"kernel\":\"/k\"}",
+                 "max_vcpus: 3 is out of range");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":256,\"max_memory_mib\":128,"
+                 "\"kernel\":\"/k\"}", "max_memory: 128 MiB is out of range (memory 256 MiB..4096 MiB");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":256,\"max_memory_mib\":5000,"
+                 "\"kernel\":\"/k\"}", "..4096 MiB on this host");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":129,\"max_memory_mib\":256,"
+                 "\"kernel\":\"/k\"}", "multiples of 2 MiB");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"max_vcpus\":\"2\",\"kernel\":\"/k\"}",
+                 "max_vcpus: expected an integer");
+    /* Without hot-plug an odd size is fine. */
+    assert_null(check("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":129,\"kernel\":\"/k\"}"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -134,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_uuid_and_mac),
         cmocka_unit_test(test_valid_and_round_trip),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_hotplug_maximums),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

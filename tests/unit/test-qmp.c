@@ -3,6 +3,7 @@
 #include "qmp/qmp.h"
 #include "util/util.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -516,6 +517,144 @@ static void test_connect_timeout(void **state)
     rmdir(dir);
 }
 
+/* The fd server: answers the greeting and two commands, reading each with
+ * recvmsg so that a file descriptor passed along (SCM_RIGHTS) arrives. */
+typedef struct {
+    int fd;
+    int received_fd;    /* passed with the second command, or -1 */
+    char command[256];  /* the second command's line */
+} FdServer;
+
+/* Reads one line (up to '\n') with recvmsg; keeps the first fd passed. */
+static bool recv_line(int fd, char *line, size_t size, int *ret_fd)
+{
+    size_t n = 0;
+    while (n < size - 1) {
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } control;
+        struct iovec iov = { .iov_base = line + n, .iov_len = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
+        if (recvmsg(fd, &mh, 0) != 1)
+            return false;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && *ret_fd < 0)
+                memcpy(ret_fd, CMSG_DATA(c), sizeof(int));
+        if (line[n++] == '\n')
+            break;
+    }
+    line[n] = 0;
+    return true;
+}
+
+static void reply_to(int fd, const char *line)
+{
+    json_t *m = json_loads(line, 0, NULL);
+    char out[128];
+    int n = snprintf(out, sizeof(out), "{\"return\":{},\"id\":%lld}\n",
+                     (long long)json_integer_value(json_object_get(m, "id")));
+    json_decref(m);
+    assert_true(send(fd, out, (size_t)n, MSG_NOSIGNAL) == n);
+}
+
+static void *fd_server_main(void *arg)
+{
+    FdServer *s = arg;
+    static const char greeting[] = "{\"QMP\":{\"version\":{},\"capabilities\":[]}}\n";
+    char line[256];
+    int ignored = -1;
+    if (send(s->fd, greeting, sizeof(greeting) - 1, MSG_NOSIGNAL) < 0 ||
+        !recv_line(s->fd, line, sizeof(line), &ignored))
+        return NULL;
+    reply_to(s->fd, line); /* qmp_capabilities */
+    if (!recv_line(s->fd, s->command, sizeof(s->command), &s->received_fd))
+        return NULL;
+    /* Use the fd as QEMU would: write through it. */
+    if (s->received_fd >= 0 && write(s->received_fd, "tap", 3) != 3)
+        return NULL;
+    reply_to(s->fd, s->command);
+    return NULL;
+}
+
+static void test_execute_fd(void **state)
+{
+    int sv[2], pipefd[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
+    FdServer s = { .fd = sv[1], .received_fd = -1 };
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, fd_server_main, &s), 0);
+    VoQmp *q = NULL;
+    assert_int_equal(vo_qmp_open_fd(sv[0], 1000, &q), 0);
+
+    assert_int_equal(vo_qmp_execute_fd(q, "getfd", NULL, -1, 1000, NULL, NULL), -EBADF);
+    json_t *args = json_pack("{s:s}", "fdname", "tap-net3");
+    assert_int_equal(vo_qmp_execute_fd(q, "getfd", args, pipefd[1], 1000, NULL, NULL), 0);
+    json_decref(args);
+    pthread_join(thread, NULL);
+
+    /* The command came with its arguments, and the fd with it. */
+    json_t *cmd = json_loads(s.command, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(cmd, "execute")), "getfd");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(cmd, "arguments"),
+                                                          "fdname")), "tap-net3");
+    json_decref(cmd);
+    assert_true(s.received_fd >= 0);
+    char buf[8] = { 0 };
+    assert_int_equal(read(pipefd[0], buf, sizeof(buf)), 3);
+    assert_string_equal(buf, "tap");
+    /* The caller's copy stays open: it is the caller's to close. */
+    assert_true(fcntl(pipefd[1], F_GETFD) >= 0);
+    close(s.received_fd);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    close(sv[1]);
+    vo_qmp_close(q);
+}
+
+static void test_wait_event(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "device_del", .args = "{\"id\":\"virtio-disk1\"}",
+          .send = { "{\"return\":{},\"id\":$ID}\n"
+                    "{\"event\":\"DEVICE_DELETED\",\"data\":{\"path\":\"/x/virtio-backend\"}}\n"
+                    "{\"event\":\"SHUTDOWN\",\"data\":{\"guest\":true}}\n" } },
+        /* The one waited for comes later, behind another device's. */
+        { .delay_ms = 50,
+          .send = { "{\"event\":\"DEVICE_DELETED\",\"data\":{\"device\":\"net0\"}}\n",
+                    "{\"event\":\"DEVICE_DELETED\",\"data\":{\"device\":\"virtio-disk1\","
+                    "\"path\":\"/machine/peripheral/virtio-disk1\"}}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    json_t *args = json_pack("{s:s}", "id", "virtio-disk1");
+    assert_int_equal(vo_qmp_execute(q, "device_del", args, 1000, NULL, NULL), 0);
+    json_decref(args);
+    json_t *ev = NULL;
+    assert_int_equal(vo_qmp_wait_event(q, "DEVICE_DELETED", "device", "virtio-disk1", 2000, &ev), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "data"), "path")),
+                        "/machine/peripheral/virtio-disk1");
+    json_decref(ev);
+    /* The others stay queued, in order: a SHUTDOWN is never lost. */
+    const char *rest[] = { "DEVICE_DELETED", "SHUTDOWN", "DEVICE_DELETED" };
+    for (size_t i = 0; i < ELEMENTSOF(rest); i++) {
+        ev = vo_qmp_next_event(q);
+        assert_non_null(ev);
+        assert_string_equal(json_string_value(json_object_get(ev, "event")), rest[i]);
+        json_decref(ev);
+    }
+    assert_null(vo_qmp_next_event(q));
+    /* An event that does not come: bounded. */
+    assert_int_equal(vo_qmp_wait_event(q, "DEVICE_DELETED", "device", "net1", 50, NULL),
+                     -ETIMEDOUT);
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -535,6 +674,8 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_connect_unix),
         cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_execute_fd),
+        cmocka_unit_test(test_wait_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,47 @@
+/* backup-internal.h: what the backup files (backups.c, backup-records.c,
+ * backup-restore.c) share: the records in the pool directories, the base each
+ * VM's next incremental backup builds on, and the lock that serialises backup
+ * operations on this host. Not for the API layer. */
+#pragma once
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include "daemon/backups.h"
+#include "jobs/tasks.h"
+
+#define BACKUP_RECORD "backup.json"
+#define BACKUP_PARTIAL_PREFIX ".partial-"
+#define BACKUP_DELETING_PREFIX ".deleting-"
+
+/* Held by every backup operation that reads or writes backup files. */
+extern pthread_mutex_t vo_backups_lock;
+
+/* A backup found by id: its pool, the pool's directory, its record. */
+typedef struct {
+    char *pool, *pool_path, *id;
+    json_t *record;
+} BackupRef;
+
+void backup_ref_clear(BackupRef *b);
+/* Looks id up in every backup pool; -EINVAL for an id that is not one,
+ * -ENOENT when no pool holds it. */
+int backup_find(VoDaemon *d, const char *id, BackupRef *ret, char **ret_error);
+json_t *backup_record_load(const char *pool_path, const char *id);
+int backup_record_save(const char *dir, json_t *record);
+/* Every record in pool_path (new references, oldest first). */
+json_t *backup_records_in(const char *pool_path);
+/* The file of disk slot in record, or NULL. */
+const char *backup_disk_file(json_t *record, unsigned slot);
+/* sha256 and allocated bytes of one disk file, into its record entry. */
+int backup_disk_measure(const char *path, json_t *disk, char **ret_error);
+/* Sums the disks' stored_bytes into the record's total. */
+void backup_record_total(json_t *record);
+/* Deletes backup id of pool_path, rebasing its children onto its parent. */
+int backup_delete_locked(VoDaemon *d, const char *pool_path, const char *id, VoTask *t,
+                         char **ret_error);
+
+/* The document backup-base/VM-ID: {"backup","pool","disks":[{slot,virtual_size}],
+ * "in_progress"}; NULL when there is none. */
+json_t *backup_base_load(VoDaemon *d, const char *vm_id);
+void backup_base_save(VoDaemon *d, const char *vm_id, json_t *base);

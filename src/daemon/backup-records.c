@@ -1,0 +1,295 @@
+/* backup-records.c: backups as directories in backup pools: finding, reading
+ * and writing their records, measuring their files, deleting one without
+ * breaking the backups built on it, and the per-VM base of the next
+ * incremental backup (see backup-internal.h). */
+#include "daemon/backup-internal.h"
+
+#include <dirent.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "daemon/storage.h"
+#include "qemu/qemu-backup.h"
+#include "storage/backup-id.h"
+#include "util/sha256.h"
+#include "util/spawn.h"
+#include "util/util.h"
+
+pthread_mutex_t vo_backups_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void backup_ref_clear(BackupRef *b)
+{
+    free(b->pool);
+    free(b->pool_path);
+    free(b->id);
+    json_decref(b->record);
+    *b = (BackupRef){ 0 };
+}
+
+json_t *backup_record_load(const char *pool_path, const char *id)
+{
+    if (!vo_backup_id_valid(id))
+        return NULL;
+    _cleanup_free_ char *path = vo_asprintf("%s/%s/%s", pool_path, id, BACKUP_RECORD);
+    _cleanup_free_ char *text = NULL;
+    if (vo_read_file(path, 16 << 20, &text, NULL) < 0)
+        return NULL;
+    json_t *record = json_loads(text, 0, NULL);
+    if (!json_is_object(record) || strcmp(json_string_value(json_object_get(record, "id")) ?: "", id)) {
+        json_decref(record);
+        return NULL;
+    }
+    return record;
+}
+
+int backup_record_save(const char *dir, json_t *record)
+{
+    _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, BACKUP_RECORD);
+    _cleanup_free_ char *text = json_dumps(record, JSON_INDENT(2) | JSON_SORT_KEYS);
+    return vo_write_file_atomic(path, text, strlen(text));
+}
+
+int backup_find(VoDaemon *d, const char *id, BackupRef *ret, char **ret_error)
+{
+    if (!vo_backup_id_valid(id))
+        return vo_error_set(ret_error, -EINVAL, "backup id '%s' is invalid: backup ids are "
+                            "1-%d characters of a-z, 0-9 and '-'", id ? id : "", VO_BACKUP_ID_MAX);
+    _cleanup_strv_ char **pools = vo_backup_pool_names(d);
+    for (char **p = pools; p && *p; p++) {
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        if (vo_backup_pool_path(d, *p, &path, &error) < 0)
+            continue;
+        json_t *record = backup_record_load(path, id);
+        if (record) {
+            *ret = (BackupRef){ .pool = vo_strdup(*p), .pool_path = TAKE_PTR(path),
+                                .id = vo_strdup(id), .record = record };
+            return 0;
+        }
+    }
+    return vo_error_set(ret_error, -ENOENT, "backup '%s' does not exist", id);
+}
+
+static int cmp_created(const void *a, const void *b)
+{
+    json_t *ra = *(json_t *const *)a, *rb = *(json_t *const *)b;
+    json_int_t ta = json_integer_value(json_object_get(ra, "created_ms"));
+    json_int_t tb = json_integer_value(json_object_get(rb, "created_ms"));
+    if (ta != tb)
+        return ta < tb ? -1 : 1;
+    return strcmp(json_string_value(json_object_get(ra, "id")),
+                  json_string_value(json_object_get(rb, "id")));
+}
+
+json_t *backup_records_in(const char *pool_path)
+{
+    json_t **items = NULL;
+    size_t n = 0;
+    DIR *dir = opendir(pool_path);
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        json_t *record = e->d_name[0] == '.' ? NULL : backup_record_load(pool_path, e->d_name);
+        if (!record)
+            continue;
+        items = realloc(items, sizeof(json_t *) * (n + 1));
+        if (!items)
+            abort();
+        items[n++] = record;
+    }
+    if (dir)
+        closedir(dir);
+    if (n)
+        qsort(items, n, sizeof(json_t *), cmp_created);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, items[i]);
+    free(items);
+    return arr;
+}
+
+const char *backup_disk_file(json_t *record, unsigned slot)
+{
+    size_t i;
+    json_t *disk;
+    json_array_foreach(json_object_get(record, "disks"), i, disk)
+        if (json_integer_value(json_object_get(disk, "slot")) == (json_int_t)slot)
+            return json_string_value(json_object_get(disk, "file"));
+    return NULL;
+}
+
+int backup_disk_measure(const char *path, json_t *disk, char **ret_error)
+{
+    char sum[VO_SHA256_HEX_LEN + 1];
+    struct stat st;
+    int r = vo_sha256_file(path, sum);
+    if (r >= 0 && stat(path, &st) < 0)
+        r = -errno;
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read %s: %s", path, strerror(-r));
+    json_object_set_new(disk, "sha256", json_string(sum));
+    json_object_set_new(disk, "stored_bytes", json_integer((json_int_t)st.st_blocks * 512));
+    return 0;
+}
+
+void backup_record_total(json_t *record)
+{
+    json_int_t total = 0;
+    size_t i;
+    json_t *disk;
+    json_array_foreach(json_object_get(record, "disks"), i, disk)
+        total += json_integer_value(json_object_get(disk, "stored_bytes"));
+    json_object_set_new(record, "stored_bytes", json_integer(total));
+}
+
+/* qemu-img rebase (safe mode: the data the old backing chain gave and the new
+ * one does not is copied into file); new_backing "" makes file stand alone. */
+static int rebase(const char *file, const char *new_backing, char **ret_error)
+{
+    char *argv[] = { "qemu-img", "rebase", "-q", "-f", "qcow2", "-b", (char *)new_backing,
+                     "-F", "qcow2", (char *)file, NULL };
+    if (!new_backing[0]) { /* no backing format without a backing file */
+        argv[7] = (char *)file;
+        argv[8] = NULL;
+    }
+    _cleanup_free_ char *out = NULL;
+    int r = vo_spawn_wait(argv, 3600 * 1000, &out);
+    if (r < 0) {
+        for (size_t n = out ? strlen(out) : 0; n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' ');)
+            out[--n] = 0;
+        return vo_error_set(ret_error, r, "qemu-img rebase %s: %s", file,
+                            out && *out ? out : strerror(-r));
+    }
+    return 0;
+}
+
+/* Makes child independent of parent_id (the backup being deleted): its
+ * files are rebased onto the parent's parent (grand_id, or nothing). */
+static int rebase_child(const char *pool_path, json_t *child, const char *grand_id,
+                        json_t *grand, char **ret_error)
+{
+    const char *child_id = json_string_value(json_object_get(child, "id"));
+    _cleanup_free_ char *dir = vo_asprintf("%s/%s", pool_path, child_id);
+    size_t i;
+    json_t *disk;
+    json_array_foreach(json_object_get(child, "disks"), i, disk) {
+        const char *file = json_string_value(json_object_get(disk, "file"));
+        unsigned slot = (unsigned)json_integer_value(json_object_get(disk, "slot"));
+        const char *grand_file = grand ? backup_disk_file(grand, slot) : NULL;
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, file);
+        _cleanup_free_ char *backing = grand_file ? vo_asprintf("../%s/%s", grand_id, grand_file)
+                                                  : vo_strdup("");
+        int r = rebase(path, backing, ret_error);
+        if (r >= 0)
+            r = backup_disk_measure(path, disk, ret_error);
+        if (r < 0)
+            return r;
+    }
+    json_object_set_new(child, "parent", grand ? json_string(grand_id) : json_null());
+    if (!grand)
+        json_object_set_new(child, "kind", json_string("full"));
+    backup_record_total(child);
+    return backup_record_save(dir, child);
+}
+
+int backup_delete_locked(VoDaemon *d, const char *pool_path, const char *id, VoTask *t,
+                         char **ret_error)
+{
+    json_t *record = backup_record_load(pool_path, id);
+    if (!record)
+        return vo_error_set(ret_error, -ENOENT, "backup '%s' does not exist", id);
+    const char *grand_id = json_string_value(json_object_get(record, "parent"));
+    json_t *grand = grand_id ? backup_record_load(pool_path, grand_id) : NULL;
+    json_t *all = backup_records_in(pool_path);
+    int r = 0;
+    size_t i;
+    json_t *other;
+    json_array_foreach(all, i, other) {
+        if (strcmp(json_string_value(json_object_get(other, "parent")) ?: "", id))
+            continue;
+        if (t)
+            vo_task_progress(t, 30, "rebasing the backups built on it");
+        r = rebase_child(pool_path, other, grand_id, grand, ret_error);
+        if (r < 0)
+            break;
+    }
+    json_decref(all);
+    json_decref(grand);
+    if (r >= 0) {
+        /* Out of the listing at once; the files go after. */
+        _cleanup_free_ char *dir = vo_asprintf("%s/%s", pool_path, id);
+        _cleanup_free_ char *gone = vo_asprintf("%s/%s%s", pool_path, BACKUP_DELETING_PREFIX, id);
+        if (rename(dir, gone) < 0)
+            r = vo_error_set(ret_error, -errno, "cannot delete %s: %s", dir, strerror(errno));
+        else
+            (void)vo_rm_rf(gone);
+    }
+    if (r >= 0) {
+        /* A VM whose next incremental backup would build on it starts over. */
+        const char *vm_id = json_string_value(json_object_get(record, "vm_id"));
+        json_t *base = vm_id ? backup_base_load(d, vm_id) : NULL;
+        if (base && !strcmp(json_string_value(json_object_get(base, "backup")) ?: "", id))
+            vo_backups_forget_base(d, vm_id);
+        json_decref(base);
+    }
+    json_decref(record);
+    return r;
+}
+
+/* ---- the base of a VM's next incremental backup ----------------------------- */
+
+json_t *backup_base_load(VoDaemon *d, const char *vm_id)
+{
+    _cleanup_free_ char *key = vo_asprintf("backup-base/%s", vm_id);
+    _cleanup_free_ char *text = NULL;
+    if (vo_store_get(d->store, key, &text, NULL) < 0)
+        return NULL;
+    return json_loads(text, 0, NULL);
+}
+
+void backup_base_save(VoDaemon *d, const char *vm_id, json_t *base)
+{
+    _cleanup_free_ char *key = vo_asprintf("backup-base/%s", vm_id);
+    _cleanup_free_ char *text = json_dumps(base, JSON_COMPACT | JSON_SORT_KEYS);
+    int r = vo_store_put(d->store, key, text, VO_REV_ANY, NULL);
+    if (r < 0)
+        log_error("backups: cannot save %s: %s", key, strerror(-r));
+}
+
+void vo_backups_forget_base(VoDaemon *d, const char *vm_id)
+{
+    _cleanup_free_ char *key = vo_asprintf("backup-base/%s", vm_id);
+    (void)vo_store_delete(d->store, key, VO_REV_ANY);
+}
+
+void vo_backups_load(VoDaemon *d)
+{
+    _cleanup_free_ char *vms_run = vo_asprintf("%s/vms", d->run_dir);
+    DIR *runs = opendir(vms_run);
+    struct dirent *v;
+    while (runs && (v = readdir(runs))) {
+        if (v->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *work = vo_asprintf("%s/%s", vms_run, v->d_name);
+        vo_qemu_backup_kill_leftover(work);
+    }
+    if (runs)
+        closedir(runs);
+
+    _cleanup_strv_ char **pools = vo_backup_pool_names(d);
+    for (char **p = pools; p && *p; p++) {
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        if (vo_backup_pool_path(d, *p, &path, &error) < 0)
+            continue;
+        DIR *dir = opendir(path);
+        struct dirent *e;
+        while (dir && (e = readdir(dir))) {
+            if (strncmp(e->d_name, BACKUP_PARTIAL_PREFIX, strlen(BACKUP_PARTIAL_PREFIX)) &&
+                strncmp(e->d_name, BACKUP_DELETING_PREFIX, strlen(BACKUP_DELETING_PREFIX)))
+                continue;
+            _cleanup_free_ char *leftover = vo_asprintf("%s/%s", path, e->d_name);
+            log_info("backups: removing %s (an interrupted backup or delete)", leftover);
+            (void)vo_rm_rf(leftover);
+        }
+        if (dir)
+            closedir(dir);
+    }
+}

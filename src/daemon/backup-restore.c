@@ -1,0 +1,414 @@
+/* backup-restore.c: restoring a backup (qemu-img convert reads each disk's
+ * backing chain: the backup and those it builds on) into a new VM made from
+ * the stored definition, or over the original VM while it is stopped; and
+ * verifying a backup's files against the checksums recorded at creation. */
+#include "daemon/backup-internal.h"
+
+#include <string.h>
+#include <sys/random.h>
+
+#include "conf/names.h"
+#include "daemon/networks.h"
+#include "daemon/snapshots.h"
+#include "daemon/storage.h"
+#include "daemon/vm-internal.h"
+#include "storage/qemu-img.h"
+#include "util/sha256.h"
+#include "util/spawn.h"
+#include "util/time-format.h"
+#include "util/util.h"
+
+typedef struct {
+    VoDaemon *d;
+    char *id, *as, *pool;
+    VoVm *original; /* restore over this VM, or NULL: into a new VM named as */
+} RestoreOp;
+
+static void restore_op_free(void *p)
+{
+    RestoreOp *op = p;
+    free(op->id);
+    free(op->as);
+    free(op->pool);
+    if (op->original)
+        vo_vm_unref(op->original);
+    free(op);
+}
+
+static void report_convert(int percent, void *userdata)
+{
+    vo_task_progress(userdata, 10 + percent * 80 / 100, "copying disks");
+}
+
+/* Every backup the record builds on must still be there. */
+static int check_chain(const BackupRef *b, char **ret_error)
+{
+    json_t *cur = json_incref(b->record);
+    int r = 0, depth = 0;
+    while (cur && r == 0) {
+        const char *parent = json_string_value(json_object_get(cur, "parent"));
+        json_t *next = parent ? backup_record_load(b->pool_path, parent) : NULL;
+        if (parent && !next)
+            r = vo_error_set(ret_error, -ENOENT, "backup '%s' builds on '%s', which is missing",
+                             json_string_value(json_object_get(cur, "id")), parent);
+        else if (++depth > 10000)
+            r = vo_error_set(ret_error, -ELOOP, "the chain of backup '%s' loops", b->id);
+        json_decref(cur);
+        cur = next;
+    }
+    json_decref(cur);
+    return r;
+}
+
+static char *top_file(const BackupRef *b, unsigned slot)
+{
+    const char *file = backup_disk_file(b->record, slot);
+    return file ? vo_asprintf("%s/%s/%s", b->pool_path, b->id, file) : NULL;
+}
+
+/* ---- into a new VM ------------------------------------------------------------------ */
+
+static void remove_volumes(VoDaemon *d, char **keys)
+{
+    for (char **k = keys; k && *k; k++) {
+        _cleanup_free_ char *error = NULL;
+        if (vo_volume_remove_now(d, *k, &error) < 0)
+            log_warn("backups: kept volume %s: %s", *k, error);
+    }
+}
+
+/* The stored definition with a new id, name and MACs; NICs must find their networks. */
+static int new_spec(VoDaemon *d, const BackupRef *b, const char *name, VoVmSpec **ret,
+                    char **ret_error)
+{
+    VoVmSpec *spec = NULL;
+    int r = vo_vm_spec_from_json(json_object_get(b->record, "spec"), &spec, ret_error);
+    if (r < 0)
+        return r;
+    char id[37];
+    if (vo_uuid_generate(id) < 0)
+        abort();
+    free(spec->id);
+    spec->id = vo_strdup(id);
+    free(spec->name);
+    spec->name = vo_strdup(name);
+    for (size_t i = 0; i < spec->n_nics && r >= 0; i++) {
+        if (strcmp(spec->nics[i].network, "user") && !vo_network_exists(d, spec->nics[i].network))
+            r = vo_error_set(ret_error, -EINVAL, "network '%s' of the backed-up VM does not "
+                             "exist", spec->nics[i].network);
+        char mac[18];
+        for (int attempt = 0; r >= 0 && attempt < 16; attempt++) {
+            if (vo_vms_unused_mac(d, mac) < 0)
+                continue;
+            bool taken = false;
+            for (size_t k = 0; k < i; k++)
+                taken = taken || !strcasecmp(mac, spec->nics[k].mac);
+            if (!taken)
+                break;
+        }
+        free(spec->nics[i].mac);
+        spec->nics[i].mac = vo_strdup(mac);
+    }
+    if (r < 0) {
+        vo_vm_spec_free(spec);
+        return r;
+    }
+    *ret = spec;
+    return 0;
+}
+
+static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_error)
+{
+    VoDaemon *d = op->d;
+    const char *pool = op->pool ? op->pool : VO_DEFAULT_POOL;
+    VoVmSpec *spec = NULL;
+    int r = new_spec(d, b, op->as, &spec, ret_error);
+    if (r < 0)
+        return r;
+    _cleanup_strv_ char **made = NULL;
+    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
+        VoDiskSpec *disk = &spec->disks[i];
+        _cleanup_free_ char *src = top_file(b, disk->slot);
+        _cleanup_free_ char *volume = vo_volume_free_name(d, pool, spec->name);
+        _cleanup_free_ char *path = NULL;
+        if (!src) {
+            r = vo_error_set(ret_error, -ENOENT, "backup '%s' has no file for disk slot %u",
+                             b->id, disk->slot);
+            break;
+        }
+        if (!volume) {
+            r = vo_error_set(ret_error, -ENOSPC, "no free volume name in pool '%s'", pool);
+            break;
+        }
+        vo_task_progress(t, 10, "copying disks");
+        r = vo_volume_create_from_base(d, pool, volume, src, "qcow2", NULL, true, 0, t, &path,
+                                       ret_error);
+        if (r < 0)
+            break;
+        vo_strv_pushf(&made, "%s/%s", pool, volume);
+        free(disk->path);
+        disk->path = TAKE_PTR(path);
+        free(disk->volume);
+        disk->volume = vo_asprintf("%s/%s", pool, volume);
+        disk->format = VO_DISK_QCOW2;
+        disk->owned = true;
+        disk->shareable = false;
+    }
+    if (r >= 0) {
+        vo_task_progress(t, 95, "defining the VM");
+        r = vo_vm_define(d, TAKE_PTR(spec), ret_error);
+    }
+    if (r < 0)
+        remove_volumes(d, made);
+    vo_vm_spec_free(spec);
+    return r;
+}
+
+/* ---- over the original VM -------------------------------------------------------------- */
+
+static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_error)
+{
+    VoDaemon *d = op->d;
+    VoVm *vm = op->original;
+    pthread_mutex_lock(&vm->lock);
+    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    bool active = vo_vm_state_active(vm->state);
+    pthread_mutex_unlock(&vm->lock);
+    int r = 0;
+    size_t n_backed = json_array_size(json_object_get(b->record, "disks"));
+    if (active)
+        r = vo_error_set(ret_error, -EBUSY, "VM '%s' runs: stop it first", spec->name);
+    else if (n_backed != spec->n_disks)
+        r = vo_error_set(ret_error, -EBUSY, "VM '%s' has %zu disk(s), the backup %zu: restore "
+                         "to a new VM with --as NAME", spec->name, spec->n_disks, n_backed);
+    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++)
+        if (!backup_disk_file(b->record, spec->disks[i].slot) || !spec->disks[i].volume)
+            r = vo_error_set(ret_error, -EBUSY, "disk %zu of VM '%s' is not the one backed up "
+                             "(or not a volume): restore to a new VM with --as NAME", i,
+                             spec->name);
+    /* Every disk is converted next to its volume first; only then are the
+     * files swapped, so a failure changes nothing. */
+    char **temps = vo_malloc0(sizeof(char *) * (spec->n_disks + 1));
+    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
+        _cleanup_free_ char *path = NULL, *format = NULL, *src = top_file(b, spec->disks[i].slot);
+        r = vo_volume_lookup(d, spec->disks[i].volume, &path, &format, NULL, ret_error);
+        if (r < 0)
+            break;
+        uint32_t rnd = 0;
+        (void)getrandom(&rnd, sizeof(rnd), 0);
+        char *slash = strrchr(path, '/');
+        *slash = 0;
+        temps[i] = vo_asprintf("%s/.restore-%08x-%s", path, rnd, slash + 1);
+        vo_task_progress(t, 10, "copying disks");
+        r = vo_img_convert(src, "qcow2", temps[i], format, report_convert, t, ret_error);
+        if (r < 0)
+            free(TAKE_PTR(temps[i]));
+    }
+    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
+        r = vo_volume_replace_file(d, spec->disks[i].volume, temps[i], ret_error);
+        if (r >= 0)
+            free(TAKE_PTR(temps[i]));
+    }
+    for (size_t i = 0; i < spec->n_disks; i++)
+        if (temps[i]) {
+            (void)unlink(temps[i]);
+            free(temps[i]);
+        }
+    free(temps);
+    if (r >= 0) {
+        /* The new files hold neither the internal snapshots nor the bitmaps. */
+        vo_snapshots_forget(d, spec->id);
+        vo_backups_forget_base(d, spec->id);
+    }
+    vo_vm_spec_free(spec);
+    return r;
+}
+
+static int task_restore(VoTask *t, void *userdata)
+{
+    RestoreOp *op = userdata;
+    _cleanup_free_ char *error = NULL;
+    if (op->original)
+        pthread_mutex_lock(&op->original->job);
+    pthread_mutex_lock(&vo_backups_lock);
+    BackupRef b = { 0 };
+    int r = backup_find(op->d, op->id, &b, &error);
+    if (r >= 0)
+        r = check_chain(&b, &error);
+    if (r >= 0)
+        r = op->original ? restore_over(t, op, &b, &error) : restore_new(t, op, &b, &error);
+    pthread_mutex_unlock(&vo_backups_lock);
+    if (op->original)
+        pthread_mutex_unlock(&op->original->job);
+    backup_ref_clear(&b);
+    if (r < 0)
+        return vo_task_fail(t, r, "cannot restore backup '%s': %s", op->id,
+                            error ? error : strerror(-r));
+    _cleanup_free_ char *done = op->as ? vo_strdup(op->as)
+                                        : vo_asprintf("restored over VM '%s'",
+                                                      op->original->spec->name);
+    vo_task_progress(t, 99, done);
+    return 0;
+}
+
+int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *pool,
+                      json_t **ret_task, char **ret_error)
+{
+    if (as && !vo_name_valid(as))
+        return vo_error_set(ret_error, -EINVAL, "as: '%s' is invalid: use 1-63 characters of "
+                            "a-z, 0-9 and '-', not starting with '-'", as);
+    if (pool && !vo_pool_exists(d, pool))
+        return vo_error_set(ret_error, -ENOENT, "pool '%s' does not exist", pool);
+    BackupRef b = { 0 };
+    int r = backup_find(d, id, &b, ret_error);
+    if (r < 0)
+        return r;
+    r = check_chain(&b, ret_error);
+    const char *vm_name = json_string_value(json_object_get(b.record, "vm"));
+    const char *vm_id = json_string_value(json_object_get(b.record, "vm_id"));
+    VoVm *original = NULL;
+    if (r >= 0 && as) {
+        _cleanup_vm_ VoVm *taken = vo_vms_find(d, as);
+        if (taken)
+            r = vo_error_set(ret_error, -EEXIST, "a VM named '%s' already exists: choose "
+                             "another name with --as", as);
+    } else if (r >= 0) {
+        original = vo_vms_find(d, vm_id);
+        _cleanup_vm_ VoVm *namesake = original ? NULL : vo_vms_find(d, vm_name);
+        if (original && vo_vm_is_active(original))
+            r = vo_error_set(ret_error, -EBUSY, "VM '%s' runs: stop it before restoring over "
+                             "it, or restore to a new VM with --as NAME", vm_name);
+        else if (namesake)
+            r = vo_error_set(ret_error, -EEXIST, "another VM is named '%s' now: restore to a new "
+                             "VM with --as NAME", vm_name);
+        else if (original && pool)
+            r = vo_error_set(ret_error, -EINVAL, "pool: a restore over the original VM writes "
+                             "into its own volumes; pool is for a new VM (--as)");
+    }
+    if (r < 0) {
+        if (original)
+            vo_vm_unref(original);
+        backup_ref_clear(&b);
+        return r;
+    }
+    RestoreOp *op = vo_malloc0(sizeof(*op));
+    *op = (RestoreOp){ .d = d, .id = vo_strdup(id), .pool = vo_strdup(pool),
+                       .as = vo_strdup(as ? as : original ? NULL : vm_name),
+                       .original = original };
+    backup_ref_clear(&b);
+    *ret_task = vo_tasks_submit(d->tasks, "backup-restore", id, task_restore, op,
+                                restore_op_free);
+    return 0;
+}
+
+/* ---- verify ------------------------------------------------------------------------------ */
+
+static int img_check(const char *path, char **ret_error)
+{
+    char *argv[] = { "qemu-img", "check", "-q", "-f", "qcow2", (char *)path, NULL };
+    _cleanup_free_ char *out = NULL;
+    int r = vo_spawn_wait(argv, 3600 * 1000, &out);
+    if (r < 0) {
+        for (size_t n = out ? strlen(out) : 0; n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' ');)
+            out[--n] = 0;
+        *ret_error = vo_strdup(out && *out ? out : strerror(-r));
+    }
+    return r;
+}
+
+/* Checks one backup's files; problems are appended. Returns files checked. */
+static size_t verify_one(const char *pool_path, json_t *record, json_t *problems)
+{
+    const char *id = json_string_value(json_object_get(record, "id"));
+    size_t n = 0, i;
+    json_t *disk;
+    json_array_foreach(json_object_get(record, "disks"), i, disk) {
+        const char *file = json_string_value(json_object_get(disk, "file"));
+        const char *want = json_string_value(json_object_get(disk, "sha256"));
+        _cleanup_free_ char *path = vo_asprintf("%s/%s/%s", pool_path, id, file);
+        char sum[VO_SHA256_HEX_LEN + 1];
+        int r = vo_sha256_file(path, sum);
+        n++;
+        if (r < 0) {
+            json_array_append_new(problems, json_sprintf("%s/%s: cannot read: %s", id, file,
+                                                         strerror(-r)));
+            continue;
+        }
+        if (!want || strcmp(sum, want))
+            json_array_append_new(problems, json_sprintf("%s/%s: sha256 mismatch (recorded %s, "
+                                                         "now %s)", id, file, want ? want : "none",
+                                                         sum));
+        _cleanup_free_ char *error = NULL;
+        if (img_check(path, &error) < 0)
+            json_array_append_new(problems, json_sprintf("%s/%s: qemu-img check: %s", id, file,
+                                                         error));
+    }
+    return n;
+}
+
+static int task_verify(VoTask *t, void *userdata)
+{
+    RestoreOp *op = userdata;
+    _cleanup_free_ char *error = NULL;
+    pthread_mutex_lock(&vo_backups_lock);
+    BackupRef b = { 0 };
+    int r = backup_find(op->d, op->id, &b, &error);
+    json_t *problems = json_array();
+    size_t files = 0;
+    json_t *cur = r >= 0 ? json_incref(b.record) : NULL;
+    for (int depth = 0; cur && depth < 10000; depth++) {
+        vo_task_progress(t, 10, "checking files");
+        files += verify_one(b.pool_path, cur, problems);
+        const char *parent = json_string_value(json_object_get(cur, "parent"));
+        json_t *next = parent ? backup_record_load(b.pool_path, parent) : NULL;
+        if (parent && !next)
+            json_array_append_new(problems, json_sprintf("%s: builds on '%s', which is missing",
+                                                         json_string_value(json_object_get(cur, "id")),
+                                                         parent));
+        json_decref(cur);
+        cur = next;
+    }
+    json_decref(cur);
+    bool ok = json_array_size(problems) == 0;
+    _cleanup_free_ char *summary = NULL;
+    if (r >= 0) {
+        json_object_set_new(b.record, "last_verify",
+                            json_pack("{s:b, s:o, s:I, s:O}", "ok", ok, "at",
+                                      vo_time_json(vo_wall_ms()), "files", (json_int_t)files,
+                                      "problems", problems));
+        _cleanup_free_ char *dir = vo_asprintf("%s/%s", b.pool_path, b.id);
+        (void)backup_record_save(dir, b.record);
+        size_t i;
+        json_t *p;
+        summary = vo_strdup("");
+        json_array_foreach(problems, i, p) {
+            char *next = vo_asprintf("%s%s%s", summary, i ? "; " : "", json_string_value(p));
+            free(summary);
+            summary = next;
+        }
+    }
+    pthread_mutex_unlock(&vo_backups_lock);
+    backup_ref_clear(&b);
+    json_decref(problems);
+    if (r < 0)
+        return vo_task_fail(t, r, "cannot verify backup '%s': %s", op->id,
+                            error ? error : strerror(-r));
+    if (!ok)
+        return vo_task_fail(t, -EIO, "backup '%s' failed verification: %s", op->id, summary);
+    _cleanup_free_ char *msg = vo_asprintf("%zu file(s) verified", files);
+    vo_task_progress(t, 99, msg);
+    return 0;
+}
+
+int vo_backup_verify(VoDaemon *d, const char *id, json_t **ret_task, char **ret_error)
+{
+    BackupRef b = { 0 };
+    int r = backup_find(d, id, &b, ret_error);
+    backup_ref_clear(&b);
+    if (r < 0)
+        return r;
+    RestoreOp *op = vo_malloc0(sizeof(*op));
+    *op = (RestoreOp){ .d = d, .id = vo_strdup(id) };
+    *ret_task = vo_tasks_submit(d->tasks, "backup-verify", id, task_verify, op, restore_op_free);
+    return 0;
+}

@@ -1,0 +1,43 @@
+/* vm-change.c: the rule every change of a VM's disks or NICs follows: take
+ * the VM's job lock, then either edit the definition of a stopped VM or
+ * hot-plug into a running one; the new definition replaces the old (and is
+ * saved) only once the change took effect. */
+#include "daemon/vm-internal.h"
+#include "util/util.h"
+
+int vo_vm_lock_for_change(VoTask *t, VoVm *vm, const char *verb, VoHvInstance **ret_hv,
+                          VoVmSpec **ret_next)
+{
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    VoVmState s = vm->state;
+    bool running = s == VO_VM_RUNNING && vm->hv;
+    if (vo_vm_state_active(s) && !running) {
+        _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+        pthread_mutex_unlock(&vm->lock);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, -EBUSY, "cannot %s VM '%s' while it is %s: %s", verb, name,
+                            vo_vm_state_to_string(s),
+                            s == VO_VM_PAUSED ? "resume it first" : "wait until it runs or stops");
+    }
+    *ret_hv = running ? vm->hv : NULL;
+    *ret_next = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+int vo_vm_commit_spec(VoVm *vm, VoVmSpec *next)
+{
+    pthread_mutex_lock(&vm->lock);
+    VoVmSpec *old = vm->spec;
+    vm->spec = next;
+    int r = vo_vm_save(vm);
+    if (r < 0) {
+        vm->spec = old;
+        vo_vm_spec_free(next);
+    } else {
+        vo_vm_spec_free(old);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}

@@ -1,0 +1,206 @@
+/* vm-resources.c: vCPU and memory hot-plug of a running VM (PATCH
+ * /v1/vms/{vm} with vcpus or memory_mib while it runs): checks the request
+ * against the VM's maximums and what the running VM can reach, runs the
+ * change as a task through the driver, and saves the new values in the
+ * definition so a restart boots with them. */
+#include "daemon/vm-internal.h"
+
+#include <string.h>
+
+#include "util/util.h"
+
+typedef struct {
+    VoVm *vm;
+    unsigned vcpus;      /* 0: unchanged */
+    uint64_t memory_mib; /* 0: unchanged */
+} ResourcesArgs;
+
+static void resources_args_free(void *p)
+{
+    ResourcesArgs *a = p;
+    vo_vm_unref(a->vm);
+    free(a);
+}
+
+/* Refuses what the definition's maximums or the running VM cannot give,
+ * naming the limit and what to do. Caller holds vm->lock and the job lock. */
+static int check_request(VoVm *vm, unsigned vcpus, uint64_t *memory_mib_p, char **ret_error)
+{
+    const VoVmSpec *s = vm->spec;
+    uint64_t memory_mib = *memory_mib_p;
+    if (vcpus && vcpus > s->max_vcpus)
+        return vo_error_set(ret_error, -EINVAL,
+                            "vcpus: VM '%s' can have at most %u vCPUs (max_vcpus) while it runs; "
+                            "to allow more, stop it and raise max_vcpus (vireo vm edit %s "
+                            "--max-vcpus N)",
+                            s->name, s->max_vcpus, s->name);
+    if (memory_mib && memory_mib > s->max_memory_mib)
+        return vo_error_set(ret_error, -EINVAL,
+                            "memory: VM '%s' can have at most %llu MiB (max_memory) while it "
+                            "runs; to allow more, stop it and raise max_memory (vireo vm edit %s "
+                            "--max-memory SIZE)",
+                            s->name, (unsigned long long)s->max_memory_mib, s->name);
+    VoHvResources res;
+    int r = vm->d->driver->query_resources(vm->hv, true, &res);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot query VM '%s': %s", s->name, strerror(-r));
+    if (vcpus && vcpus != res.vcpus && res.min_vcpus == res.max_vcpus)
+        return vo_error_set(ret_error, -EBUSY,
+                            "vcpus: VM '%s' was started without vCPU hot-plug (max_vcpus equal "
+                            "to vcpus); stop it and set max_vcpus (vireo vm edit %s --max-vcpus "
+                            "N) to change its vCPUs while it runs",
+                            s->name, s->name);
+    if (vcpus && vcpus < res.min_vcpus)
+        return vo_error_set(ret_error, -EINVAL,
+                            "vcpus: VM '%s' started with %u boot vCPUs, which cannot be "
+                            "unplugged: it keeps at least %u while it runs (stop it to set fewer)",
+                            s->name, res.min_vcpus, res.min_vcpus);
+    if (vcpus && vcpus > res.max_vcpus)
+        return vo_error_set(ret_error, -EINVAL,
+                            "vcpus: VM '%s' can have at most %u vCPUs until it restarts",
+                            s->name, res.max_vcpus);
+    bool memory_fixed = res.min_memory_mib == res.max_memory_mib;
+    if (memory_mib == res.memory_mib && memory_fixed)
+        memory_mib = *memory_mib_p = 0; /* nothing to do */
+    if (memory_mib && memory_mib != res.memory_mib && memory_fixed)
+        return vo_error_set(ret_error, -EBUSY,
+                            "memory: VM '%s' was started without memory hot-plug (max_memory "
+                            "equal to memory); stop it and set max_memory (vireo vm edit %s "
+                            "--max-memory SIZE) to change its memory while it runs",
+                            s->name, s->name);
+    if (memory_mib && (memory_mib < res.min_memory_mib || memory_mib > res.max_memory_mib))
+        return vo_error_set(ret_error, -EINVAL,
+                            "memory: VM '%s' can have %llu..%llu MiB until it restarts",
+                            s->name, (unsigned long long)res.min_memory_mib,
+                            (unsigned long long)res.max_memory_mib);
+    /* The new values must make a valid definition (e.g. memory blocks). */
+    _cleanup_vm_spec_ VoVmSpec *next = vo_vm_spec_copy(s);
+    if (vcpus)
+        next->vcpus = vcpus;
+    if (memory_mib)
+        next->memory_mib = memory_mib;
+    return vo_vm_spec_validate(next, &vm->d->limits, ret_error);
+}
+
+/* Caller holds vm->lock: records what the VM has now in its definition. */
+static void save_values(VoVm *vm, unsigned vcpus, uint64_t memory_mib)
+{
+    VoVmSpec *next = vo_vm_spec_copy(vm->spec);
+    if (vcpus)
+        next->vcpus = vcpus;
+    if (memory_mib)
+        next->memory_mib = memory_mib;
+    _cleanup_free_ char *error = NULL;
+    if (vo_vm_spec_validate(next, &vm->d->limits, &error) < 0) {
+        log_warn("vm %s: not saving vcpus %u / memory %llu MiB: %s", vm->spec->name, vcpus,
+                 (unsigned long long)memory_mib, error);
+        vo_vm_spec_free(next);
+        return;
+    }
+    VoVmSpec *old = vm->spec;
+    vm->spec = next;
+    if (vo_vm_save(vm) < 0) {
+        vm->spec = old;
+        vo_vm_spec_free(next);
+        return;
+    }
+    vo_vm_spec_free(old);
+}
+
+static int task_set_resources(VoTask *t, void *userdata)
+{
+    ResourcesArgs *a = userdata;
+    VoVm *vm = a->vm;
+    VoHvDriver *drv = vm->d->driver;
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VO_VM_RUNNING || !vm->hv) {
+        VoVmState s = vm->state;
+        pthread_mutex_unlock(&vm->lock);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, -EBUSY, "VM '%s' is %s (must be running)", vm->spec->name,
+                            vo_vm_state_to_string(s));
+    }
+    VoHvInstance *hv = vm->hv; /* stays while the job lock is held and the VM runs */
+    _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+    pthread_mutex_unlock(&vm->lock);
+
+    _cleanup_free_ char *error = NULL;
+    int r = 0;
+    if (a->vcpus) {
+        vo_task_progress(t, 10, "setting vCPUs");
+        unsigned now = 0;
+        r = drv->set_vcpus(hv, a->vcpus, &now, &error);
+        /* What the VM has is saved even after a partial change. */
+        pthread_mutex_lock(&vm->lock);
+        if (now)
+            save_values(vm, now, 0);
+        pthread_mutex_unlock(&vm->lock);
+        if (r < 0) {
+            pthread_mutex_unlock(&vm->job);
+            return vo_task_fail(t, r, "cannot set VM '%s' to %u vCPUs (it has %u): %s", name,
+                                a->vcpus, now, error ? error : strerror(-r));
+        }
+        log_info("vm %s: %u vCPUs", name, now);
+    }
+    if (a->memory_mib) {
+        vo_task_progress(t, 50, "setting memory");
+        uint64_t now = 0;
+        r = drv->set_memory(hv, a->memory_mib, &now, &error);
+        pthread_mutex_lock(&vm->lock);
+        if (r >= 0)
+            save_values(vm, 0, a->memory_mib);
+        pthread_mutex_unlock(&vm->lock);
+        if (r < 0) {
+            pthread_mutex_unlock(&vm->job);
+            return vo_task_fail(t, r, "cannot set VM '%s' to %llu MiB (it has %llu MiB): %s",
+                                name, (unsigned long long)a->memory_mib,
+                                (unsigned long long)now, error ? error : strerror(-r));
+        }
+        log_info("vm %s: %llu MiB of memory", name, (unsigned long long)now);
+    }
+    pthread_mutex_unlock(&vm->job);
+    return 0;
+}
+
+int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_mib,
+                        json_t **ret_task, char **ret_error)
+{
+    if (pthread_mutex_trylock(&vm->job) != 0)
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' is busy with another operation; try again",
+                            vm->spec->name);
+    pthread_mutex_lock(&vm->lock);
+    int r;
+    if (vm->provisioning || vm->state != VO_VM_RUNNING || !vm->hv)
+        r = vo_error_set(ret_error, -EBUSY,
+                         "cannot change the vCPUs or memory of VM '%s' while it is %s: it must be "
+                         "running (or stopped)",
+                         vm->spec->name, vm->provisioning ? "being created"
+                                                          : vo_vm_state_to_string(vm->state));
+    else if (!d->driver->query_resources)
+        r = vo_error_set(ret_error, -EOPNOTSUPP, "the %s driver cannot hot-plug vCPUs or memory",
+                         d->driver->name);
+    else
+        r = check_request(vm, vcpus, &memory_mib, ret_error);
+    pthread_mutex_unlock(&vm->lock);
+    pthread_mutex_unlock(&vm->job);
+    if (r < 0)
+        return r;
+    ResourcesArgs *a = vo_malloc0(sizeof(*a));
+    *a = (ResourcesArgs){ .vm = vo_vm_ref(vm), .vcpus = vcpus, .memory_mib = memory_mib };
+    return vo_vm_submit(d, vm, "set-resources", task_set_resources, a, resources_args_free,
+                        ret_task);
+}
+
+void vo_vm_add_live_resources(VoVm *vm, json_t *doc)
+{
+    VoHvDriver *drv = vm->d->driver;
+    pthread_mutex_lock(&vm->lock);
+    VoHvResources res;
+    if ((vm->state == VO_VM_RUNNING || vm->state == VO_VM_PAUSED) && vm->hv &&
+        drv->query_resources && drv->query_resources(vm->hv, false, &res) >= 0) {
+        json_object_set_new(doc, "vcpus_plugged", json_integer(res.vcpus));
+        json_object_set_new(doc, "memory_actual_mib", json_integer((json_int_t)res.memory_mib));
+    }
+    pthread_mutex_unlock(&vm->lock);
+}

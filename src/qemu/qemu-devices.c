@@ -1,0 +1,166 @@
+/* qemu-devices.c: JSON properties of the QEMU objects behind a VM's disks
+ * and NICs (see qemu-devices.h), shared by the command line and hot-plug. */
+#include "qemu/qemu-devices.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "util/util.h"
+
+/* First pcie.0 slot of the root ports: far above the slots QEMU hands out
+ * automatically (from 1 up) to devices without an address. */
+#define ROOT_PORT_FIRST_PCI_SLOT 0x10
+
+void vo_qemu_disk_names(unsigned slot, VoQemuDiskNames *ret)
+{
+    snprintf(ret->file_node, sizeof(ret->file_node), "file-disk%u", slot);
+    snprintf(ret->format_node, sizeof(ret->format_node), "disk%u", slot);
+    snprintf(ret->device, sizeof(ret->device), "virtio-disk%u", slot);
+    snprintf(ret->port, sizeof(ret->port), "rp-disk%u", slot);
+}
+
+void vo_qemu_nic_names(unsigned slot, VoQemuNicNames *ret)
+{
+    snprintf(ret->netdev, sizeof(ret->netdev), "hostnet%u", slot);
+    snprintf(ret->device, sizeof(ret->device), "net%u", slot);
+    snprintf(ret->port, sizeof(ret->port), "rp-net%u", slot);
+}
+
+bool vo_qemu_uses_root_ports(const VoVmSpec *spec)
+{
+    return !strcmp(spec->machine, "q35");
+}
+
+/* Root ports made beyond the highest slot in use, for hot-plug. Each port
+ * costs boot time under TCG (the firmware and the guest kernel probe every
+ * bridge: 6 ports add ~0.1 s to a ~4.9 s boot, 24 ports ~1.2 s; see
+ * docs/benchmarks.md), so a VM gets a few spare ones and a restart gives it
+ * fresh spares above whatever it has plugged by then. */
+#define SPARE_DISK_PORTS 3
+#define SPARE_NIC_PORTS 2
+
+/* One more than the highest slot of the VM's NICs (nics) or disks; 0 for none. */
+static unsigned slots_used(const VoVmSpec *spec, bool nics)
+{
+    size_t n = nics ? spec->n_nics : spec->n_disks;
+    unsigned used = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned slot = nics ? spec->nics[i].slot : spec->disks[i].slot;
+        if (slot + 1 > used)
+            used = slot + 1;
+    }
+    return used;
+}
+
+/* Ports for slots 0..n-1: every slot up to the highest in use (used - 1)
+ * plus the spares, at most max (or the highest slot in use, if above). A
+ * contiguous range keeps the lowest free slot, which hot-plug takes, on a
+ * port whenever any port is free. */
+static unsigned port_count(unsigned used, unsigned spare, unsigned max)
+{
+    unsigned n = used + spare;
+    return n > max ? (used > max ? used : max) : n;
+}
+
+/* Root port number p sits at function p % 8 of pcie.0 slot first + p / 8;
+ * function 0 of each slot announces the others (multifunction). Its chassis
+ * number (p + 1) is unique, as PCIe wants. No IO window is reserved: the
+ * virtio devices behind PCIe ports are modern-only (no IO BAR), and two dozen
+ * 4 KiB windows would exhaust the 64 KiB IO space. */
+static json_t *root_port(const char *id, unsigned p, unsigned first_pci_slot)
+{
+    char addr[16];
+    snprintf(addr, sizeof(addr), "0x%x.%x", first_pci_slot + p / 8, p % 8);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "driver", "pcie-root-port", "id", id, "bus",
+                          "pcie.0", "addr", addr);
+    if (p % 8 == 0)
+        json_object_set_new(o, "multifunction", json_true());
+    json_object_set_new(o, "chassis", json_integer((json_int_t)p + 1));
+    json_object_set_new(o, "io-reserve", json_integer(0));
+    return o;
+}
+
+json_t *vo_qemu_root_ports(const VoVmSpec *spec)
+{
+    json_t *ports = json_array();
+    if (!vo_qemu_uses_root_ports(spec))
+        return ports;
+    unsigned n_disk = port_count(slots_used(spec, false), SPARE_DISK_PORTS, VO_VM_MAX_DISKS);
+    unsigned n_nic = port_count(slots_used(spec, true), SPARE_NIC_PORTS, VO_VM_MAX_NICS);
+    /* The NIC ports start on a fresh pcie.0 slot, so adding disk ports never
+     * moves them. */
+    unsigned nic_first = ROOT_PORT_FIRST_PCI_SLOT + (n_disk + 7) / 8;
+    for (unsigned s = 0; s < n_disk; s++) {
+        VoQemuDiskNames names;
+        vo_qemu_disk_names(s, &names);
+        json_array_append_new(ports, root_port(names.port, s, ROOT_PORT_FIRST_PCI_SLOT));
+    }
+    for (unsigned s = 0; s < n_nic; s++) {
+        VoQemuNicNames names;
+        vo_qemu_nic_names(s, &names);
+        json_t *o = root_port(names.port, s, nic_first);
+        /* Chassis numbers continue after the disks' ports. */
+        json_object_set_new(o, "chassis", json_integer((json_int_t)(n_disk + s + 1)));
+        json_array_append_new(ports, o);
+    }
+    return ports;
+}
+
+/* QEMU's image locking stays on, so two VMs can never open one writable
+ * volume; only a volume marked shareable turns it off. */
+json_t *vo_qemu_disk_file_props(const VoDiskSpec *disk)
+{
+    VoQemuDiskNames names;
+    vo_qemu_disk_names(disk->slot, &names);
+    json_t *file = json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver", "file", "filename",
+                             disk->path, "node-name", names.file_node, "read-only", disk->readonly,
+                             "discard", "unmap");
+    if (disk->shareable)
+        json_object_set_new(file, "locking", json_string("off"));
+    return file;
+}
+
+json_t *vo_qemu_disk_format_props(const VoDiskSpec *disk)
+{
+    VoQemuDiskNames names;
+    vo_qemu_disk_names(disk->slot, &names);
+    return json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver", vo_disk_format_to_string(disk->format),
+                     "node-name", names.format_node, "file", names.file_node, "read-only",
+                     disk->readonly, "discard", "unmap");
+}
+
+json_t *vo_qemu_disk_device_props(const VoVmSpec *spec, size_t index)
+{
+    VoQemuDiskNames names;
+    vo_qemu_disk_names(spec->disks[index].slot, &names);
+    json_t *dev = json_pack("{s:s, s:s, s:s}", "driver", "virtio-blk-pci", "id", names.device,
+                            "drive", names.format_node);
+    if (vo_qemu_uses_root_ports(spec))
+        json_object_set_new(dev, "bus", json_string(names.port));
+    /* Firmware boot tries the disks in order; direct kernel boot needs no bootindex. */
+    if (!spec->kernel)
+        json_object_set_new(dev, "bootindex", json_integer((json_int_t)index + 1));
+    return dev;
+}
+
+/* vhost-net is off: the host may lack it. */
+json_t *vo_qemu_nic_netdev_props(const VoNicSpec *nic, const char *tap_fd)
+{
+    VoQemuNicNames names;
+    vo_qemu_nic_names(nic->slot, &names);
+    if (!tap_fd)
+        return json_pack("{s:s, s:s}", "type", "user", "id", names.netdev);
+    return json_pack("{s:s, s:s, s:s, s:b}", "type", "tap", "id", names.netdev, "fd", tap_fd,
+                     "vhost", 0);
+}
+
+json_t *vo_qemu_nic_device_props(const VoVmSpec *spec, const VoNicSpec *nic)
+{
+    VoQemuNicNames names;
+    vo_qemu_nic_names(nic->slot, &names);
+    json_t *dev = json_pack("{s:s, s:s, s:s, s:s}", "driver", "virtio-net-pci", "id", names.device,
+                            "netdev", names.netdev, "mac", nic->mac);
+    if (vo_qemu_uses_root_ports(spec))
+        json_object_set_new(dev, "bus", json_string(names.port));
+    return dev;
+}

@@ -1,0 +1,14 @@
+/* qemu-hotplug.h: the QEMU driver's hot-plug operations (disk and NIC
+ * attach/detach on a running VM over QMP); see the ops in driver.h. */
+#pragma once
+
+#include "hypervisor/driver.h"
+
+/* How long the guest gets to release a device after device_del. */
+#define VO_QEMU_UNPLUG_TIMEOUT_MS 20000
+
+int vo_qemu_disk_attach(VoHvInstance *vm, const VoVmSpec *spec, size_t index, char **ret_error);
+int vo_qemu_disk_detach(VoHvInstance *vm, unsigned slot, char **ret_error);
+int vo_qemu_nic_attach(VoHvInstance *vm, const VoVmSpec *spec, const VoNicSpec *nic, int tap_fd,
+                       char **ret_error);
+int vo_qemu_nic_detach(VoHvInstance *vm, unsigned slot, char **ret_error);

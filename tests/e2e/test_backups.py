@@ -1,0 +1,328 @@
+"""System tests of VM backups on real TCG guests and real qcow2 files:
+full and incremental backups of running VMs (QEMU backup jobs with persistent
+dirty bitmaps) and of stopped ones (qemu-storage-daemon), restore into a new
+VM and over the original, verification against recorded checksums,
+retention with rebasing, a full backup pool, and bad input.
+
+Guests prove data with sha256sum inside the guest; VMs that never boot get
+their disks changed with qemu-io (which keeps the persistent bitmaps up to
+date, as QEMU does) and are compared with qemu-img compare."""
+
+import os
+import subprocess
+
+import pytest
+
+from vireo_harness import BOOT_MARKER, wait_until
+
+MiB = 1024 * 1024
+
+
+def backup(daemon, vm, **body):
+    """Backs vm up; returns the new backup's document."""
+    doc = daemon.api("POST", f"/v1/vms/{vm}/backups", body, expect=202)
+    task = daemon.wait_task(doc["task"], timeout=300)
+    assert task["state"] == "succeeded", task
+    assert task["kind"] == "backup-create" and task["target"] == vm
+    return daemon.api("GET", f"/v1/backups/{task['message']}")
+
+
+def failed_backup(daemon, vm, **body):
+    doc = daemon.api("POST", f"/v1/vms/{vm}/backups", body, expect=202)
+    task = daemon.wait_task(doc["task"], timeout=300)
+    assert task["state"] == "failed", task
+    return task
+
+
+def write_random(daemon, vm, path, mib):
+    """Writes mib MiB of random data to path in the guest; its sha256."""
+    out = daemon.guest(vm, f"dd if=/dev/urandom of={path} bs=1M count={mib} 2>/dev/null; "
+                           f"sync; sha256sum {path}", timeout=120)
+    return out.split()[0]
+
+
+def guest_sum(daemon, vm, path):
+    return daemon.guest(vm, f"sha256sum {path} 2>&1").split()[0]
+
+
+def boot(daemon, vm, count=1):
+    daemon.cli("vm", "start", vm)
+    daemon.wait_console(vm, BOOT_MARKER, count=count, timeout=120)
+    daemon.remember_qemu_pids()
+
+
+def restore(daemon, backup_id, **body):
+    doc = daemon.api("POST", f"/v1/backups/{backup_id}/restore", body, expect=202)
+    task = daemon.wait_task(doc["task"], timeout=300)
+    assert task["state"] == "succeeded", task
+    return task
+
+
+def backup_dir(daemon, b):
+    pool = daemon.api("GET", f"/v1/pools/{b['pool']}")
+    return os.path.join(pool["path"], b["id"])
+
+
+def disk_path(daemon, vm, index=0):
+    return daemon.api("GET", f"/v1/vms/{vm}/disks")["disks"][index]["path"]
+
+
+def qemu_io(path, command):
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", command, path], check=True,
+                   capture_output=True, timeout=60)
+
+
+def images_identical(a, b):
+    p = subprocess.run(["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", a, b],
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode == 0, p.stdout + p.stderr
+
+
+def test_incremental_of_a_running_vm_is_small_and_restores(daemon):
+    daemon.create_and_boot("inc", memory="128M")
+    # Data the full backup must carry, so that "a small fraction" means something.
+    write_random(daemon, "inc", "/root/base", 8)
+    full = backup(daemon, "inc")
+    assert full["kind"] == "full" and full["parent"] is None and full["vm_running"] is True
+    assert full["reason"] is None
+    assert full["stored_bytes"] == sum(d["stored_bytes"] for d in full["disks"]) > 8 * MiB
+    checksum = write_random(daemon, "inc", "/root/data", 1)
+    inc = backup(daemon, "inc", incremental=True)
+    assert inc["kind"] == "incremental" and inc["parent"] == full["id"], inc
+    # Only the changed blocks: a small fraction of the full backup.
+    assert inc["stored_bytes"] < full["stored_bytes"] * 0.25, (inc, full)
+    assert inc["stored_bytes"] >= 1 * MiB
+    assert [b["id"] for b in daemon.api("GET", "/v1/backups?vm=inc")] == [full["id"], inc["id"]]
+    assert daemon.vm("inc")["state"] == "running"
+    # The chain, restored to a new VM, holds the change.
+    daemon.cli("vm", "stop", "inc")
+    restore(daemon, inc["id"], **{"as": "inc-copy"})
+    copy = daemon.vm("inc-copy")
+    assert copy["id"] != daemon.vm("inc")["id"]
+    assert copy["nics"][0]["mac"] != daemon.vm("inc")["nics"][0]["mac"]
+    boot(daemon, "inc-copy")
+    assert guest_sum(daemon, "inc-copy", "/root/data") == checksum
+
+
+def test_bitmaps_survive_a_restart_and_a_kill_makes_the_next_one_full(daemon):
+    daemon.create_and_boot("keep", memory="128M")
+    write_random(daemon, "keep", "/root/base", 8)
+    full = backup(daemon, "keep")
+    daemon.cli("vm", "stop", "keep")  # ACPI: QEMU exits cleanly and writes the bitmaps
+    boot(daemon, "keep", count=2)
+    write_random(daemon, "keep", "/root/after-restart", 1)
+    inc = backup(daemon, "keep", incremental=True)
+    assert inc["kind"] == "incremental" and inc["parent"] == full["id"], inc
+    assert inc["stored_bytes"] < full["stored_bytes"] * 0.25
+    # QEMU killed: its bitmaps are inconsistent, so the next backup is full and says why.
+    daemon.cli("vm", "stop", "keep", "--force")
+    boot(daemon, "keep", count=3)
+    after_kill = backup(daemon, "keep", incremental=True)
+    assert after_kill["kind"] == "full" and after_kill["parent"] is None
+    assert "inconsistent" in after_kill["reason"], after_kill
+    again = backup(daemon, "keep", incremental=True)
+    assert again["kind"] == "incremental" and again["parent"] == after_kill["id"]
+
+
+def test_stopped_vm_backups_and_restore_over_the_original(daemon):
+    daemon.create_and_boot("cold", memory="128M")
+    first = write_random(daemon, "cold", "/root/first", 1)
+    daemon.cli("vm", "stop", "cold")
+    full = backup(daemon, "cold")
+    assert full["kind"] == "full" and full["vm_running"] is False
+    boot(daemon, "cold", count=2)
+    second = write_random(daemon, "cold", "/root/second", 1)
+    daemon.cli("vm", "stop", "cold")
+    inc = backup(daemon, "cold", incremental=True)  # through qemu-storage-daemon
+    assert inc["kind"] == "incremental" and inc["parent"] == full["id"], inc
+    assert inc["stored_bytes"] < full["stored_bytes"] * 0.25
+    boot(daemon, "cold", count=3)
+    daemon.guest("cold", "rm /root/first; echo later > /root/third; sync")
+    # Not over a running VM.
+    status, doc = daemon.request("POST", f"/v1/backups/{inc['id']}/restore", {})
+    assert status == 409 and "stop" in doc["error"]["message"], doc
+    daemon.cli("vm", "stop", "cold")
+    vm_id = daemon.vm("cold")["id"]
+    out = daemon.cli("backup", "restore", inc["id"]).stdout
+    assert "restored" in out
+    assert daemon.vm("cold")["id"] == vm_id
+    # The volume is a file of its own now.
+    volume = daemon.api("GET", "/v1/vms/cold/disks")["disks"][0]["volume"]
+    vol = daemon.api("GET", "/v1/pools/" + volume.replace("/", "/volumes/"))
+    assert vol["backing"] == [] and vol["image"] is None, vol
+    boot(daemon, "cold", count=4)
+    assert guest_sum(daemon, "cold", "/root/first") == first
+    assert guest_sum(daemon, "cold", "/root/second") == second
+    assert "No such file" in daemon.guest("cold", "cat /root/third 2>&1")
+    # Its bitmaps went with the old files: the next backup is full.
+    assert backup(daemon, "cold", incremental=True)["kind"] == "full"
+
+
+def test_verify_finds_a_corrupted_byte(daemon):
+    daemon.cli("vm", "create", "ver", "--memory", "128M")
+    full = backup(daemon, "ver")
+    disk = disk_path(daemon, "ver")
+    qemu_io(disk, "write -P 0x5a 1M 1M")
+    inc = backup(daemon, "ver", incremental=True)
+    assert inc["kind"] == "incremental"
+    out = daemon.cli("backup", "verify", inc["id"]).stdout
+    assert "verified" in out
+    checked = daemon.api("GET", f"/v1/backups/{inc['id']}")["last_verify"]
+    assert checked["ok"] is True and checked["files"] == 2 and checked["problems"] == []
+    # One byte of the parent changes: verifying the child finds it.
+    path = os.path.join(backup_dir(daemon, full), full["disks"][0]["file"])
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.seek(size // 2)
+        byte = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    p = daemon.cli("backup", "verify", inc["id"], check=False)
+    assert p.returncode == 1
+    assert "sha256 mismatch" in p.stderr and full["id"] in p.stderr, p.stderr
+    checked = daemon.api("GET", f"/v1/backups/{inc['id']}")["last_verify"]
+    assert checked["ok"] is False and len(checked["problems"]) >= 1
+
+
+def test_keep_last_rebases_and_the_rest_still_restores(daemon):
+    daemon.cli("vm", "create", "ret", "--memory", "128M")
+    disk = disk_path(daemon, "ret")
+    b1 = backup(daemon, "ret", keep_last=2)
+    qemu_io(disk, "write -P 0x11 0 2M")
+    b2 = backup(daemon, "ret", incremental=True, keep_last=2)
+    qemu_io(disk, "write -P 0x22 1M 2M")
+    qemu_io(disk, "write -z 8M 1M")
+    out = daemon.cli("backup", "create", "ret", "--incremental", "--keep-last", "2").stdout
+    b3_id = out.split()[1]
+    listed = daemon.cli_json("backup", "list", "ret")
+    assert [b["id"] for b in listed] == [b2["id"], b3_id]
+    assert not os.path.exists(backup_dir(daemon, b1))
+    b2_now, b3 = listed
+    # b2 lost its parent: rebased onto nothing, it stands alone now.
+    assert b2_now["parent"] is None and b2_now["kind"] == "full"
+    assert b3["parent"] == b2["id"] and b3["kind"] == "incremental"
+    restore(daemon, b3_id, **{"as": "ret-copy"})
+    same, why = images_identical(disk_path(daemon, "ret"), disk_path(daemon, "ret-copy"))
+    assert same, why
+    daemon.cli("backup", "verify", b3_id)
+    # Deleting the middle of a chain keeps the newest restorable too.
+    b4 = backup(daemon, "ret", incremental=True)
+    daemon.cli("backup", "delete", b3_id)
+    assert daemon.api("GET", f"/v1/backups/{b4['id']}")["parent"] == b2["id"]
+    daemon.cli("vm", "delete", "ret-copy")
+    restore(daemon, b4["id"], **{"as": "ret-copy"})
+    same, why = images_identical(disk_path(daemon, "ret"), disk_path(daemon, "ret-copy"))
+    assert same, why
+
+
+@pytest.fixture
+def small_backup_pool(tmpfs_pool):
+    """A vireod with a backup pool "small" on a 40 MiB tmpfs."""
+    return tmpfs_pool("40m", type="backup")
+
+
+def test_full_backup_pool_fails_cleanly_and_loses_no_change(small_backup_pool):
+    daemon, mnt = small_backup_pool
+    daemon.create_and_boot("tight", memory="128M")
+    full = backup(daemon, "tight", pool="small")
+    assert full["pool"] == "small"
+    # Leave about 2 MiB free, then change 6 MiB: the incremental cannot fit.
+    free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+    with open(mnt / "filler", "wb") as f:
+        f.write(b"\1" * (free - 2 * MiB))
+    big = write_random(daemon, "tight", "/root/big", 6)
+    before = sorted(os.listdir(mnt))
+    task = failed_backup(daemon, "tight", pool="small", incremental=True)
+    assert "full" in task["error"]["message"] or "space" in task["error"]["message"], task
+    assert task["error"]["code"] == "insufficient-storage"
+    assert daemon.vm("tight")["state"] == "running"
+    assert [b["id"] for b in daemon.api("GET", "/v1/backups?vm=tight")] == [full["id"]]
+    assert sorted(os.listdir(mnt)) == before
+    assert guest_sum(daemon, "tight", "/root/big") == big
+    # Room again: the next incremental still has every change since the full one.
+    os.unlink(mnt / "filler")
+    small = write_random(daemon, "tight", "/root/small", 1)
+    inc = backup(daemon, "tight", pool="small", incremental=True)
+    assert inc["kind"] == "incremental" and inc["parent"] == full["id"], inc
+    assert inc["stored_bytes"] >= 7 * MiB
+    daemon.cli("vm", "stop", "tight")
+    restore(daemon, inc["id"], **{"as": "tight-copy"})
+    boot(daemon, "tight-copy")
+    assert guest_sum(daemon, "tight-copy", "/root/big") == big
+    assert guest_sum(daemon, "tight-copy", "/root/small") == small
+
+
+def test_bad_input(daemon, tmp_path):
+    daemon.cli("vm", "create", "bad", "--memory", "128M")
+    daemon.cli("vm", "create", "other", "--memory", "128M")
+    status, doc = daemon.request("POST", "/v1/vms/nope/backups", {})
+    assert status == 404, doc
+    for body, fragment in (({"keep_last": -1}, "keep_last"), ({"bogus": 1}, "bogus"),
+                           ({"pool": "nope"}, "nope"), ({"pool": "default"}, "backup pool")):
+        status, doc = daemon.request("POST", "/v1/vms/bad/backups", body)
+        assert status in (400, 404) and fragment in doc["error"]["message"], (body, doc)
+    # A dir pool takes no backups, a backup pool no volumes.
+    status, doc = daemon.request("POST", "/v1/vms/bad/backups", {"pool": "default"})
+    assert status == 400 and doc["error"]["code"] == "invalid-argument"
+    b = backup(daemon, "bad")
+    status, doc = daemon.request("POST", "/v1/pools/backup/volumes",
+                                 {"name": "v", "size_bytes": MiB})
+    assert status == 400 and "backup pool" in doc["error"]["message"], doc
+    # Ids that try to leave the pool directory.
+    for bad_id in ("..", "..%2f..%2fetc", "%2e%2e", "UPPER", "a.b"):
+        for method, suffix in (("GET", ""), ("DELETE", ""), ("POST", "/verify"),
+                               ("POST", "/restore")):
+            status, doc = daemon.request(method, f"/v1/backups/{bad_id}{suffix}",
+                                         {} if method == "POST" else None)
+            assert status in (400, 404), (method, bad_id, status, doc)
+    status, doc = daemon.request("GET", "/v1/backups/..")
+    assert status == 400 and "invalid" in doc["error"]["message"]
+    status, doc = daemon.request("GET", "/v1/backups/bad-20000101-000000-0000")
+    assert status == 404
+    # Restore as a name that is taken.
+    status, doc = daemon.request("POST", f"/v1/backups/{b['id']}/restore", {"as": "other"})
+    assert status == 409 and "other" in doc["error"]["message"], doc
+    status, doc = daemon.request("POST", f"/v1/backups/{b['id']}/restore", {"as": "Bad!"})
+    assert status == 400
+    p = daemon.cli("backup", "restore", b["id"], "--as", "other", check=False)
+    assert p.returncode == 1 and "already exists" in p.stderr
+    p = daemon.cli("backup", "create", "bad", "--keep-last", "0", check=False)
+    assert p.returncode == 2
+    p = daemon.cli("backup", "create", "bad", "--target", "default", check=False)
+    assert p.returncode == 1 and "backup pool" in p.stderr
+    # Nothing half-made anywhere.
+    pool_dir = daemon.api("GET", "/v1/pools/backup")["path"]
+    assert sorted(os.listdir(pool_dir)) == [b["id"]]
+    assert [x["id"] for x in daemon.api("GET", "/v1/backups")] == [b["id"]]
+
+
+def test_leftovers_of_an_interrupted_backup_are_cleaned_at_start(daemon):
+    daemon.cli("vm", "create", "crash", "--memory", "128M")
+    good = backup(daemon, "crash")
+    pool_dir = daemon.api("GET", "/v1/pools/backup")["path"]
+    # What a vireod killed during a backup (or a delete) leaves behind: a
+    # partial directory, a half-deleted one and the storage daemon it ran.
+    for leftover in (".partial-crash-20260101-000000-0000", ".deleting-crash-x"):
+        os.makedirs(os.path.join(pool_dir, leftover))
+        with open(os.path.join(pool_dir, leftover, "disk0.qcow2"), "wb") as f:
+            f.write(b"half")
+    work = os.path.join(daemon.run_dir, "vms", daemon.vm("crash")["id"])
+    os.makedirs(work, exist_ok=True)
+    pidfile = os.path.join(work, "backup-qsd.pid")
+    qsd = subprocess.Popen(["qemu-storage-daemon", "--pidfile", pidfile],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: os.path.exists(pidfile), 10, what="the storage daemon's pidfile")
+        assert [b["id"] for b in daemon.api("GET", "/v1/backups")] == [good["id"]]
+        daemon.stop()
+        daemon.start()
+        assert qsd.wait(timeout=10) == -9  # killed by vireod, by its PID
+        assert sorted(os.listdir(pool_dir)) == [good["id"]]
+        assert not os.path.exists(pidfile)
+        assert [b["id"] for b in daemon.api("GET", "/v1/backups")] == [good["id"]]
+        daemon.cli("backup", "verify", good["id"])
+    finally:
+        if qsd.poll() is None:
+            qsd.kill()
+            qsd.wait(timeout=10)

@@ -1,0 +1,76 @@
+/* test-backup.c: unit tests for the pure parts of backups: backup ids (made
+ * from a VM name and a time; never able to leave their pool directory) and
+ * the sha256 of a file recorded for verification. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <string.h>
+
+#include "storage/backup-id.h"
+#include "util/sha256.h"
+#include "util/util.h"
+
+static void test_id_make(void **state)
+{
+    /* 2026-11-22T03:41:22Z */
+    _cleanup_free_ char *id = vo_backup_id_make("web1", 1795318882000LL, 0x12abcd);
+    assert_string_equal(id, "web1-20261122-034122-abcd");
+    assert_true(vo_backup_id_valid(id));
+    char name[64];
+    memset(name, 'a', 63);
+    name[63] = 0;
+    _cleanup_free_ char *longest = vo_backup_id_make(name, 0, 0);
+    assert_int_equal(strlen(longest), 63 + 21);
+    assert_true(vo_backup_id_valid(longest));
+}
+
+static void test_id_valid(void **state)
+{
+    static const char *const good[] = { "a", "web1-20261122-034122-abcd", "0", "a-" };
+    static const char *const bad[] = { "", "-a", "..", ".", "a/b", "../x", "a.b", "A", "a b",
+                                       "a%2fb", "a\\b", "\xc3\xa9", NULL };
+    for (size_t i = 0; i < ELEMENTSOF(good); i++)
+        assert_true(vo_backup_id_valid(good[i]));
+    for (size_t i = 0; bad[i]; i++)
+        assert_false(vo_backup_id_valid(bad[i]));
+    assert_false(vo_backup_id_valid(NULL));
+    char too_long[VO_BACKUP_ID_MAX + 2];
+    memset(too_long, 'a', sizeof(too_long) - 1);
+    too_long[sizeof(too_long) - 1] = 0;
+    assert_false(vo_backup_id_valid(too_long));
+    too_long[VO_BACKUP_ID_MAX] = 0;
+    assert_true(vo_backup_id_valid(too_long));
+}
+
+static void test_sha256_file(void **state)
+{
+    char path[] = "/tmp/vireo-test-sha256-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "abc", 3), 3);
+    close(fd);
+    char sum[VO_SHA256_HEX_LEN + 1];
+    assert_int_equal(vo_sha256_file(path, sum), 0);
+    /* FIPS 180-2's example for "abc". */
+    assert_string_equal(sum, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    fd = open(path, O_WRONLY | O_TRUNC);
+    close(fd);
+    assert_int_equal(vo_sha256_file(path, sum), 0);
+    assert_string_equal(sum, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    unlink(path);
+    assert_int_equal(vo_sha256_file(path, sum), -ENOENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_id_make),
+        cmocka_unit_test(test_id_valid),
+        cmocka_unit_test(test_sha256_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
