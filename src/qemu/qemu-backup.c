@@ -182,6 +182,20 @@ static bool is_ours(const VoHvBackupPlan *plan, const char *id)
     return false;
 }
 
+/* Sleeps until QEMU says something (each job announces its status changes
+ * with JOB_STATUS_CHANGE), at most timeout_ms; what it said is queued. */
+static void wait_for_news(Monitor *m, int timeout_ms)
+{
+    struct pollfd p = { .fd = m->qmp ? vo_qmp_fd(m->qmp) : -1, .events = POLLIN };
+    if (p.fd < 0 || poll(&p, 1, timeout_ms) <= 0)
+        return;
+    if (m->lock)
+        pthread_mutex_lock(m->lock);
+    (void)vo_qmp_pump(m->qmp);
+    if (m->lock)
+        pthread_mutex_unlock(m->lock);
+}
+
 /* Waits for every job to conclude, reporting their combined progress; the
  * error of the job that failed first (the others say they were cancelled). */
 static int wait_jobs(Monitor *m, const VoHvBackupPlan *plan, char **ret_error)
@@ -233,7 +247,7 @@ static int wait_jobs(Monitor *m, const VoHvBackupPlan *plan, char **ret_error)
             return vo_error_set(ret_error, -ETIMEDOUT, "the backup did not finish in %d s",
                                 BACKUP_JOBS_TIMEOUT_MS / 1000);
         }
-        poll(NULL, 0, 100);
+        wait_for_news(m, 100);
     }
 }
 
