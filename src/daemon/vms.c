@@ -299,6 +299,46 @@ static void release_console(VoVm *vm)
     vm->console = NULL;
 }
 
+typedef struct {
+    VoVm *vm;
+    VoHvInstance *hv;
+} HvRelease;
+
+static void *release_when_idle(void *userdata)
+{
+    HvRelease *rel = userdata;
+    pthread_mutex_lock(&rel->vm->job);
+    rel->vm->d->driver->release(rel->hv);
+    pthread_mutex_unlock(&rel->vm->job);
+    vo_vm_unref(rel->vm);
+    free(rel);
+    return NULL;
+}
+
+/* Frees the driver instance of a VM that is gone once no task uses it.
+ * Tasks hold the VM's job lock while they use the instance they read from
+ * vm->hv (a backup, snapshot or hot-plug the guest's power-off cuts short),
+ * and the loop thread must not wait for that lock: a thread of its own
+ * does. */
+static void release_hv_later(VoVm *vm, VoHvInstance *hv)
+{
+    HvRelease *rel = vo_malloc0(sizeof(*rel));
+    *rel = (HvRelease){ .vm = vo_vm_ref(vm), .hv = hv };
+    pthread_attr_t attr;
+    pthread_t thread;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int r = pthread_create(&thread, &attr, release_when_idle, rel);
+    pthread_attr_destroy(&attr);
+    if (r != 0) { /* no thread: release at once, as before */
+        log_warn("vm %s: cannot start a thread (%s); releasing its QEMU handle now",
+                 vm->spec->name, strerror(r));
+        vm->d->driver->release(hv);
+        vo_vm_unref(vm);
+        free(rel);
+    }
+}
+
 static void on_vm_exit(int fd, uint32_t events, void *userdata)
 {
     VoVm *vm = userdata;
@@ -310,8 +350,7 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     bool clean = false;
     _cleanup_free_ char *reason = NULL;
     drv->reap(vm->hv, &clean, &reason);
-    drv->release(vm->hv);
-    vm->hv = NULL;
+    release_hv_later(vm, TAKE_PTR(vm->hv));
     vm->watching = false;
     free(vm->exit_reason);
     vm->exit_reason = vm->stop_requested && !clean ? vo_asprintf("forced off by vireo (%s)", reason)
