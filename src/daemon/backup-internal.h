@@ -41,7 +41,7 @@ void backup_record_total(json_t *record);
 int backup_delete_locked(VoDaemon *d, const char *pool_path, const char *id, VoTask *t,
                          char **ret_error);
 
-/* The document backup-base/VM-ID: {"backup","pool","disks":[{slot,virtual_size}],
+/* The document backup-base/VM-ID: {"backup","pool","disks":[{slot,path,virtual_size}],
  * "in_progress"}; NULL when there is none. */
 json_t *backup_base_load(VoDaemon *d, const char *vm_id);
 void backup_base_save(VoDaemon *d, const char *vm_id, json_t *base);

@@ -1,7 +1,8 @@
 /* backup-records.c: backups as directories in backup pools: finding, reading
  * and writing their records, measuring their files, deleting one without
  * breaking the backups built on it, and the per-VM base of the next
- * incremental backup (see backup-internal.h). */
+ * incremental backup (see backup-internal.h). A record whose disk files are
+ * not plain "diskN.qcow2" names is refused (never a path outside it). */
 #include "daemon/backup-internal.h"
 
 #include <dirent.h>
@@ -35,7 +36,17 @@ json_t *backup_record_load(const char *pool_path, const char *id)
     if (vo_read_file(path, 16 << 20, &text, NULL) < 0)
         return NULL;
     json_t *record = json_loads(text, 0, NULL);
-    if (!json_is_object(record) || strcmp(json_string_value(json_object_get(record, "id")) ?: "", id)) {
+    bool ok = json_is_object(record) &&
+              !strcmp(json_string_value(json_object_get(record, "id")) ?: "", id) &&
+              json_is_array(json_object_get(record, "disks"));
+    /* Its files are used in paths: only names that stay inside the backup. */
+    size_t i;
+    json_t *disk;
+    json_array_foreach(ok ? json_object_get(record, "disks") : NULL, i, disk)
+        ok = ok && vo_backup_file_valid(json_string_value(json_object_get(disk, "file")));
+    if (!ok) {
+        if (record)
+            log_warn("backups: ignoring %s: not a valid backup record", path);
         json_decref(record);
         return NULL;
     }

@@ -1,7 +1,8 @@
 /* backup-restore.c: restoring a backup (qemu-img convert reads each disk's
  * backing chain: the backup and those it builds on) into a new VM made from
- * the stored definition, or over the original VM while it is stopped; and
- * verifying a backup's files against the checksums recorded at creation. */
+ * the stored definition, or over the original VM while it is stopped (all
+ * its disks or none); and verifying a backup's files against the checksums
+ * recorded at creation. */
 #include "daemon/backup-internal.h"
 
 #include <string.h>
@@ -49,7 +50,7 @@ static int check_chain(const BackupRef *b, char **ret_error)
         const char *parent = json_string_value(json_object_get(cur, "parent"));
         json_t *next = parent ? backup_record_load(b->pool_path, parent) : NULL;
         if (parent && !next)
-            r = vo_error_set(ret_error, -ENOENT, "backup '%s' builds on '%s', which is missing",
+            r = vo_error_set(ret_error, -EBUSY, "backup '%s' builds on '%s', which is missing",
                              json_string_value(json_object_get(cur, "id")), parent);
         else if (++depth > 10000)
             r = vo_error_set(ret_error, -ELOOP, "the chain of backup '%s' loops", b->id);
@@ -97,15 +98,19 @@ static int new_spec(VoDaemon *d, const BackupRef *b, const char *name, VoVmSpec 
             r = vo_error_set(ret_error, -EINVAL, "network '%s' of the backed-up VM does not "
                              "exist", spec->nics[i].network);
         char mac[18];
-        for (int attempt = 0; r >= 0 && attempt < 16; attempt++) {
+        bool found = false;
+        for (int attempt = 0; r >= 0 && !found && attempt < 16; attempt++) {
             if (vo_vms_unused_mac(d, mac) < 0)
                 continue;
-            bool taken = false;
+            found = true;
             for (size_t k = 0; k < i; k++)
-                taken = taken || !strcasecmp(mac, spec->nics[k].mac);
-            if (!taken)
-                break;
+                found = found && strcasecmp(mac, spec->nics[k].mac);
         }
+        if (r >= 0 && !found)
+            r = vo_error_set(ret_error, -EBUSY, "no unused MAC address found for NIC %zu; try "
+                             "again", i);
+        if (r < 0)
+            break;
         free(spec->nics[i].mac);
         spec->nics[i].mac = vo_strdup(mac);
     }
@@ -186,8 +191,13 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
             r = vo_error_set(ret_error, -EBUSY, "disk %zu of VM '%s' is not the one backed up "
                              "(or not a volume): restore to a new VM with --as NAME", i,
                              spec->name);
-    /* Every disk is converted next to its volume first; only then are the
-     * files swapped, so a failure changes nothing. */
+    /* Every volume is checked first, every disk converted next to its
+     * volume; only then are the files swapped, all or none, so a failure
+     * changes nothing. */
+    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++)
+        if (vo_volume_is_base(d, spec->disks[i].volume))
+            r = vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones and must stay "
+                             "as it is", spec->disks[i].volume);
     char **temps = vo_malloc0(sizeof(char *) * (spec->n_disks + 1));
     for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
         _cleanup_free_ char *path = NULL, *format = NULL, *src = top_file(b, spec->disks[i].slot);
@@ -204,11 +214,12 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         if (r < 0)
             free(TAKE_PTR(temps[i]));
     }
-    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
-        r = vo_volume_replace_file(d, spec->disks[i].volume, temps[i], ret_error);
-        if (r >= 0)
-            free(TAKE_PTR(temps[i]));
-    }
+    char **keys = vo_malloc0(sizeof(char *) * (spec->n_disks + 1));
+    for (size_t i = 0; i < spec->n_disks; i++)
+        keys[i] = spec->disks[i].volume;
+    if (r >= 0)
+        r = vo_volumes_replace_files(d, keys, temps, spec->n_disks, ret_error);
+    free(keys);
     for (size_t i = 0; i < spec->n_disks; i++)
         if (temps[i]) {
             (void)unlink(temps[i]);

@@ -3,8 +3,10 @@
  * a stopped one), retention, listing, and the delete task. The choice between
  * an incremental and a full backup: incremental only when asked, when the
  * VM's previous successful backup is still in the same pool with the same
- * disks (slots and sizes), and when QEMU reports every disk's bitmap usable;
- * otherwise the backup is full and its record says why ("reason"). */
+ * disks (slots, files and sizes), and when QEMU reports every disk's bitmap
+ * (named after the VM) usable; otherwise the backup is full and its record
+ * says why ("reason"). A failed backup keeps the base only when its jobs
+ * certainly failed (no bitmap synchronised); otherwise the next is full. */
 #include "daemon/backup-internal.h"
 
 #include <string.h>
@@ -93,8 +95,10 @@ static json_t *disks_signature(const VoVmSpec *spec, const uint64_t *sizes)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < spec->n_disks; i++)
-        json_array_append_new(arr, json_pack("{s:I, s:I}", "slot", (json_int_t)spec->disks[i].slot,
-                                             "virtual_size", (json_int_t)sizes[i]));
+        json_array_append_new(arr, json_pack("{s:I, s:s, s:I}", "slot",
+                                             (json_int_t)spec->disks[i].slot, "path",
+                                             spec->disks[i].path, "virtual_size",
+                                             (json_int_t)sizes[i]));
     return arr;
 }
 
@@ -205,8 +209,9 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
         }
     }
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, spec->id);
+    _cleanup_free_ char *bitmap = vo_asprintf(VO_BACKUP_BITMAP_PREFIX "%s", spec->id);
     VoHvBackupPlan plan = { .disks = disks, .n_disks = spec->n_disks,
-                            .incremental = parent != NULL, .work_dir = run_dir,
+                            .incremental = parent != NULL, .bitmap = bitmap, .work_dir = run_dir,
                             .progress = report_copy, .userdata = c->t };
     VoHvBackupResult result = { 0 };
 
@@ -261,10 +266,12 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
     }
     if (r < 0) {
         (void)vo_rm_rf(partial);
-        /* A failed incremental job left the bitmaps as they were, so the
-         * base stands; after anything else the next backup is full. */
-        json_object_set_new(pending, "backup",
-                            parent && result.incremental && prev ? json_string(prev) : json_null());
+        /* An incremental whose jobs certainly failed left the bitmaps as
+         * they were, so the base stands. After anything else (jobs that
+         * succeeded or may have, then a failure) the next backup is full. */
+        json_object_set_new(pending, "backup", parent && result.incremental &&
+                                                   result.jobs_failed && prev
+                                                   ? json_string(prev) : json_null());
     } else
         json_object_set_new(pending, "backup", json_string(id));
     json_object_set_new(pending, "in_progress", json_false());
@@ -331,8 +338,10 @@ int vo_backup_create(VoDaemon *d, VoVm *vm, const VoBackupCreateArgs *args, json
     pthread_mutex_lock(&vm->lock);
     bool no_disks = vm->spec->n_disks == 0;
     pthread_mutex_unlock(&vm->lock);
-    if (no_disks)
-        return vo_error_set(ret_error, -EINVAL, "VM '%s' has no disk to back up", vm->spec->name);
+    if (no_disks) {
+        _cleanup_free_ char *name = vo_vm_name(vm);
+        return vo_error_set(ret_error, -EINVAL, "VM '%s' has no disk to back up", name);
+    }
     _cleanup_free_ char *path = NULL;
     r = vo_backup_pool_path(d, args->pool, &path, ret_error);
     if (r < 0)

@@ -1145,33 +1145,69 @@ char **vo_backup_pool_names(VoDaemon *d)
     return names;
 }
 
-int vo_volume_replace_file(VoDaemon *d, const char *key, const char *new_file, char **ret_error)
+/* Every volume is checked and claimed first; each old file is renamed aside
+ * until every new one is in place, and put back when one cannot be. */
+int vo_volumes_replace_files(VoDaemon *d, char *const *keys, char *const *new_files, size_t n,
+                             char **ret_error)
 {
-    _cleanup_free_ char *pool = NULL, *name = NULL, *path = NULL;
-    if (vo_volume_key_split(key, &pool, &name) < 0)
-        return vo_error_set(ret_error, -EINVAL, "'%s' is not POOL/NAME", key);
-    if (vo_volume_is_base(d, key))
-        return vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones and must stay "
-                            "as it is", key);
-    int r = claim_volume(d, pool, name, &path, NULL, ret_error);
-    if (r < 0)
-        return r;
-    if (rename(new_file, path) < 0) {
-        r = -errno;
-        release_volume(d, pool, name);
-        return vo_error_set(ret_error, r, "cannot replace %s: %s", path, strerror(-r));
+    char **pools = vo_malloc0(sizeof(char *) * (n + 1)), **names = vo_malloc0(sizeof(char *) * (n + 1));
+    char **paths = vo_malloc0(sizeof(char *) * (n + 1)), **asides = vo_malloc0(sizeof(char *) * (n + 1));
+    size_t claimed = 0, swapped = 0;
+    int r = 0;
+    for (; r >= 0 && claimed < n; claimed++) {
+        if (vo_volume_key_split(keys[claimed], &pools[claimed], &names[claimed]) < 0)
+            r = vo_error_set(ret_error, -EINVAL, "'%s' is not POOL/NAME", keys[claimed]);
+        else if (vo_volume_is_base(d, keys[claimed]))
+            r = vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones and must stay "
+                             "as it is", keys[claimed]);
+        else
+            r = claim_volume(d, pools[claimed], names[claimed], &paths[claimed], NULL, ret_error);
+        if (r < 0)
+            break;
+    }
+    for (; r >= 0 && swapped < n; swapped++) {
+        char *slash = strrchr(paths[swapped], '/');
+        asides[swapped] = vo_asprintf("%.*s/.replaced-%s", (int)(slash - paths[swapped]),
+                                      paths[swapped], slash + 1);
+        if (rename(paths[swapped], asides[swapped]) < 0) {
+            r = vo_error_set(ret_error, -errno, "cannot move %s aside: %s", paths[swapped],
+                             strerror(errno));
+            break;
+        }
+        if (rename(new_files[swapped], paths[swapped]) < 0) {
+            r = vo_error_set(ret_error, -errno, "cannot replace %s: %s", paths[swapped],
+                             strerror(errno));
+            if (rename(asides[swapped], paths[swapped]) < 0)
+                log_error("storage: cannot put %s back: %s", paths[swapped], strerror(errno));
+            break;
+        }
+    }
+    /* All or nothing: on failure the old files go back. */
+    for (size_t i = 0; i < swapped; i++) {
+        if (r < 0 && rename(asides[i], paths[i]) < 0)
+            log_error("storage: cannot put %s back: %s", paths[i], strerror(errno));
+        else if (r >= 0)
+            (void)unlink(asides[i]);
     }
     pthread_mutex_lock(&d->storage_lock);
-    VoVolume *v = volume_find(d, pool, name);
-    if (v) {
-        /* A file of its own now: no longer a linked clone of anything. */
-        free(TAKE_PTR(v->backing));
-        free(TAKE_PTR(v->image));
-        r = save_volume(d, v);
-        v->busy = false;
+    for (size_t i = 0; i < claimed; i++) {
+        VoVolume *v = volume_find(d, pools[i], names[i]);
+        if (v && r >= 0) {
+            /* A file of its own now: no longer a linked clone of anything. */
+            free(TAKE_PTR(v->backing));
+            free(TAKE_PTR(v->image));
+            int saved = save_volume(d, v);
+            if (saved < 0 && r >= 0)
+                r = vo_error_set(ret_error, saved, "cannot save volume '%s': %s", keys[i],
+                                 strerror(-saved));
+        }
+        if (v)
+            v->busy = false;
     }
     pthread_mutex_unlock(&d->storage_lock);
-    if (r < 0)
-        return vo_error_set(ret_error, r, "cannot save volume '%s': %s", key, strerror(-r));
-    return 0;
+    vo_strv_free(pools);
+    vo_strv_free(names);
+    vo_strv_free(paths);
+    vo_strv_free(asides);
+    return r;
 }

@@ -86,6 +86,9 @@ bool vo_pool_exists(VoDaemon *d, const char *name);
 int vo_backup_pool_path(VoDaemon *d, const char *name, char **ret_path, char **ret_error);
 /* Names of every backup pool (strv). */
 char **vo_backup_pool_names(VoDaemon *d);
-/* Puts new_file (in the volume's directory, in its format) in place of the
- * volume's file; the volume is no longer a linked clone. For a restore. */
-int vo_volume_replace_file(VoDaemon *d, const char *key, const char *new_file, char **ret_error);
+/* Puts new_files[i] (in the volume's directory, in its format) in place of
+ * the file of volume keys[i], for all n or none (-EBUSY when one backs
+ * linked clones or is busy); the volumes are no longer linked clones. For a
+ * restore. */
+int vo_volumes_replace_files(VoDaemon *d, char *const *keys, char *const *new_files, size_t n,
+                             char **ret_error);

@@ -73,6 +73,7 @@ int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char
     unsigned slot = index >= 0 ? vm->spec->disks[index].slot : 0;
     VoHvInstance *hv = vo_vm_state_active(vm->state) ? vm->hv : NULL;
     pthread_mutex_unlock(&vm->lock);
+    _cleanup_free_ char *name = vo_vm_name(vm);
     int r = -ENOTCONN;
     if (hv && index >= 0) {
         r = d->driver->resize_disk(hv, slot, size);
@@ -80,7 +81,7 @@ int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char
             r = -ENOTCONN;
         else if (r < 0)
             *ret_error = vo_asprintf("QEMU refused to resize disk %zd of VM '%s' (%s)", index,
-                                     vm->spec->name, strerror(-r));
+                                     name, strerror(-r));
     }
     pthread_mutex_unlock(&vm->job);
     return r;
@@ -218,9 +219,11 @@ static int task_disk_add(VoTask *t, void *userdata)
         _cleanup_free_ char *ignored = NULL;
         (void)vo_volume_remove_now(d, op->volume, &ignored);
     }
-    if (r < 0)
-        return vo_task_fail(t, r, "cannot add a disk to VM '%s': %s", vm->spec->name,
+    if (r < 0) {
+        _cleanup_free_ char *name = vo_vm_name(vm);
+        return vo_task_fail(t, r, "cannot add a disk to VM '%s': %s", name,
                             error ? error : strerror(-r));
+    }
     return 0;
 }
 
@@ -312,9 +315,11 @@ static int task_disk_remove(VoTask *t, void *userdata)
     }
     vo_vm_spec_free(next);
     pthread_mutex_unlock(&vm->job);
-    if (r < 0)
-        return vo_task_fail(t, r, "cannot remove disk %zu from VM '%s': %s", op->index,
-                            vm->spec->name, error ? error : strerror(-r));
+    if (r < 0) {
+        _cleanup_free_ char *name = vo_vm_name(vm);
+        return vo_task_fail(t, r, "cannot remove disk %zu from VM '%s': %s", op->index, name,
+                            error ? error : strerror(-r));
+    }
     return 0;
 }
 

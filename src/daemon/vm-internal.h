@@ -33,6 +33,9 @@ struct VoVm {
 #define INACTIVE_STATES (IN(VO_VM_DEFINED) | IN(VO_VM_STOPPED) | IN(VO_VM_CRASHED))
 
 VoVm *vo_vm_ref(VoVm *vm);
+/* A copy of the VM's name, read under vm->lock (a task committing a new
+ * definition frees the old one, name included). */
+char *vo_vm_name(VoVm *vm);
 bool vo_vm_state_active(VoVmState s);
 char *vo_vm_state_dir(VoDaemon *d, const char *id);
 char *vo_vm_run_dir(VoDaemon *d, const char *id);

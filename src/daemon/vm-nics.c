@@ -138,6 +138,8 @@ static void nic_op_free(void *p)
     free(op);
 }
 
+static int add_nic(VoVmSpec *s, NicOp *op, char **err);
+
 /* Stopped VM: fn edits the definition. Running VM: plug (on the edited spec)
  * makes QEMU follow first, and only once it did is the definition changed
  * and saved; the DHCP hosts follow the definition. */
@@ -154,15 +156,27 @@ static int change_nics(VoTask *t, VoVm *vm, const char *verb,
         return r;
     _cleanup_free_ char *error = NULL;
     r = fn(next, op, &error);
-    if (r >= 0 && hv)
+    bool plugged = false;
+    if (r >= 0 && hv) {
         r = plug(vm, hv, next, op, &error);
+        plugged = r >= 0;
+    }
+    /* The NIC an add plugged, to take out again if the definition cannot
+     * be saved. */
+    unsigned added_slot = next->n_nics ? next->nics[next->n_nics - 1].slot : 0;
     if (r >= 0)
         r = vo_vm_commit_spec(vm, TAKE_PTR(next));
+    if (r < 0 && plugged && fn == add_nic) {
+        _cleanup_free_ char *ignored = NULL;
+        (void)vm->d->driver->nic_detach(hv, added_slot, &ignored);
+    }
     vo_vm_spec_free(next);
     pthread_mutex_unlock(&vm->job);
-    if (r < 0)
-        return vo_task_fail(t, r, "cannot %s VM '%s': %s", verb, vm->spec->name,
+    if (r < 0) {
+        _cleanup_free_ char *name = vo_vm_name(vm);
+        return vo_task_fail(t, r, "cannot %s VM '%s': %s", verb, name,
                             error ? error : strerror(-r));
+    }
     vo_networks_refresh_hosts(vm->d);
     return 0;
 }

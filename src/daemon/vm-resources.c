@@ -22,11 +22,12 @@ static void resources_args_free(void *p)
     free(a);
 }
 
-/* Refuses what the definition's maximums or the running VM cannot give,
- * naming the limit and what to do. Caller holds vm->lock and the job lock. */
-static int check_request(VoVm *vm, unsigned vcpus, uint64_t *memory_mib_p, char **ret_error)
+/* Refuses what the definition's maximums (s, a copy of the VM's) or the
+ * running VM (hv) cannot give, naming the limit and what to do. Caller holds
+ * the job lock, so hv stays; not vm->lock: QEMU is asked and may be slow. */
+static int check_request(VoVm *vm, const VoVmSpec *s, VoHvInstance *hv, unsigned vcpus,
+                         uint64_t *memory_mib_p, char **ret_error)
 {
-    const VoVmSpec *s = vm->spec;
     uint64_t memory_mib = *memory_mib_p;
     if (vcpus && vcpus > s->max_vcpus)
         return vo_error_set(ret_error, -EINVAL,
@@ -41,7 +42,7 @@ static int check_request(VoVm *vm, unsigned vcpus, uint64_t *memory_mib_p, char 
                             "--max-memory SIZE)",
                             s->name, (unsigned long long)s->max_memory_mib, s->name);
     VoHvResources res;
-    int r = vm->d->driver->query_resources(vm->hv, true, &res);
+    int r = vm->d->driver->query_resources(hv, true, &res);
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot query VM '%s': %s", s->name, strerror(-r));
     if (vcpus && vcpus != res.vcpus && res.min_vcpus == res.max_vcpus)
@@ -116,9 +117,10 @@ static int task_set_resources(VoTask *t, void *userdata)
     pthread_mutex_lock(&vm->lock);
     if (vm->state != VO_VM_RUNNING || !vm->hv) {
         VoVmState s = vm->state;
+        _cleanup_free_ char *stopped_name = vo_strdup(vm->spec->name);
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, -EBUSY, "VM '%s' is %s (must be running)", vm->spec->name,
+        return vo_task_fail(t, -EBUSY, "VM '%s' is %s (must be running)", stopped_name,
                             vo_vm_state_to_string(s));
     }
     VoHvInstance *hv = vm->hv; /* stays while the job lock is held and the VM runs */
@@ -166,11 +168,13 @@ static int task_set_resources(VoTask *t, void *userdata)
 int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_mib,
                         json_t **ret_task, char **ret_error)
 {
-    if (pthread_mutex_trylock(&vm->job) != 0)
+    if (pthread_mutex_trylock(&vm->job) != 0) {
+        _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_error_set(ret_error, -EBUSY, "VM '%s' is busy with another operation; try again",
-                            vm->spec->name);
+                            name);
+    }
     pthread_mutex_lock(&vm->lock);
-    int r;
+    int r = 0;
     if (vm->provisioning || vm->state != VO_VM_RUNNING || !vm->hv)
         r = vo_error_set(ret_error, -EBUSY,
                          "cannot change the vCPUs or memory of VM '%s' while it is %s: it must be "
@@ -180,9 +184,11 @@ int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_m
     else if (!d->driver->query_resources)
         r = vo_error_set(ret_error, -EOPNOTSUPP, "the %s driver cannot hot-plug vCPUs or memory",
                          d->driver->name);
-    else
-        r = check_request(vm, vcpus, &memory_mib, ret_error);
+    VoHvInstance *hv = vm->hv;
+    _cleanup_vm_spec_ VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
+    if (r >= 0)
+        r = check_request(vm, spec, hv, vcpus, &memory_mib, ret_error);
     pthread_mutex_unlock(&vm->job);
     if (r < 0)
         return r;

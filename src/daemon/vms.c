@@ -6,6 +6,7 @@
 #include "daemon/vms.h"
 #include "daemon/vm-internal.h"
 
+#include <poll.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -76,6 +77,14 @@ VoVm *vo_vm_ref(VoVm *vm)
 {
     atomic_fetch_add(&vm->refs, 1);
     return vm;
+}
+
+char *vo_vm_name(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    char *name = vo_strdup(vm->spec->name);
+    pthread_mutex_unlock(&vm->lock);
+    return name;
 }
 
 void vo_vm_unref(VoVm *vm)
@@ -304,6 +313,10 @@ typedef struct {
     VoHvInstance *hv;
 } HvRelease;
 
+/* Release threads not done yet; vireod's teardown waits for them before it
+ * frees the driver. */
+static atomic_int releases_pending;
+
 static void *release_when_idle(void *userdata)
 {
     HvRelease *rel = userdata;
@@ -312,6 +325,7 @@ static void *release_when_idle(void *userdata)
     pthread_mutex_unlock(&rel->vm->job);
     vo_vm_unref(rel->vm);
     free(rel);
+    atomic_fetch_sub(&releases_pending, 1);
     return NULL;
 }
 
@@ -328,11 +342,13 @@ static void release_hv_later(VoVm *vm, VoHvInstance *hv)
     pthread_t thread;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&releases_pending, 1);
     int r = pthread_create(&thread, &attr, release_when_idle, rel);
     pthread_attr_destroy(&attr);
     if (r != 0) { /* no thread: release at once, as before */
         log_warn("vm %s: cannot start a thread (%s); releasing its QEMU handle now",
                  vm->spec->name, strerror(r));
+        atomic_fetch_sub(&releases_pending, 1);
         vm->d->driver->release(hv);
         vo_vm_unref(vm);
         free(rel);
@@ -1166,6 +1182,10 @@ int vo_vms_load(VoDaemon *d)
 
 void vo_vms_release_all(VoDaemon *d)
 {
+    /* Tasks are done by now, so the release threads get their job locks at
+     * once; bounded all the same. */
+    for (int i = 0; i < 500 && atomic_load(&releases_pending) > 0; i++)
+        poll(NULL, 0, 10);
     pthread_mutex_lock(&d->vms_lock);
     for (size_t i = 0; i < d->n_vms; i++)
         vo_vm_unref(d->vms[i]);

@@ -38,6 +38,7 @@ typedef struct {
     const VoHvBackupDisk *disks;
     size_t n_disks;
     bool incremental;     /* wanted; done only when every bitmap is usable */
+    const char *bitmap;   /* the name of the VM's persistent dirty bitmap */
     const char *work_dir; /* for sockets and logs (the VM's run dir) */
     void (*progress)(int percent, void *userdata);
     void *userdata;
@@ -46,6 +47,9 @@ typedef struct {
 typedef struct {
     bool incremental; /* what was done */
     char *reason;     /* why a wanted incremental became full, or NULL */
+    bool jobs_failed; /* on failure: the jobs certainly did not succeed (never
+                       * started, or concluded with an error), so no bitmap was
+                       * synchronised; false when that is not known */
 } VoHvBackupResult;
 
 /* A running VM's vCPUs and memory: what it has now and the range a live

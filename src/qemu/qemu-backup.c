@@ -2,9 +2,12 @@
  * Per disk: a new qcow2 target (for an incremental backup its backing file is
  * the previous backup's file of that disk), opened in QEMU without its chain,
  * and a blockdev-backup job; all jobs start in one transaction (one instant
- * for every disk) and complete as a group. Each qcow2 disk carries the
- * persistent dirty bitmap VO_BACKUP_BITMAP; a job synchronises it only when
- * the whole group succeeds, so a failed backup loses no change. */
+ * for every disk) and complete as a group. Each qcow2 disk carries the VM's
+ * persistent dirty bitmap (plan->bitmap); a job synchronises it only when
+ * the whole group succeeds, so a backup whose jobs failed loses no change.
+ * Jobs cut short (timeout, a failing monitor) are cancelled and waited for,
+ * boundedly, before their nodes are closed; the caller is told whether they
+ * certainly failed (VoHvBackupResult.jobs_failed). */
 #include "qemu/qemu-backup.h"
 
 #include <poll.h>
@@ -24,6 +27,7 @@
 #define BACKUP_JOBS_TIMEOUT_MS (6 * 3600 * 1000)
 #define QSD_START_TIMEOUT_MS 30000
 #define QSD_QUIT_TIMEOUT_MS 30000
+#define JOBS_CANCEL_TIMEOUT_MS 30000
 
 typedef struct {
     VoQmp *qmp;
@@ -86,7 +90,7 @@ static int bitmap_states(Monitor *m, const VoHvBackupPlan *plan, BitmapState *st
         states[i] = BITMAP_MISSING;
         json_t *b;
         json_array_foreach(json_object_get(found, "dirty-bitmaps"), k, b) {
-            if (strcmp(json_string_value(json_object_get(b, "name")) ?: "", VO_BACKUP_BITMAP))
+            if (strcmp(json_string_value(json_object_get(b, "name")) ?: "", plan->bitmap))
                 continue;
             states[i] = json_is_true(json_object_get(b, "inconsistent")) ? BITMAP_INCONSISTENT
                         : json_is_true(json_object_get(b, "busy"))       ? BITMAP_BUSY
@@ -129,7 +133,7 @@ static int prepare_bitmaps(Monitor *m, const VoHvBackupPlan *plan, const BitmapS
             continue;
         char node[32];
         vo_qemu_disk_node(plan->disks[i].slot, node);
-        json_t *args = json_pack("{s:s, s:s}", "node", node, "name", VO_BACKUP_BITMAP);
+        json_t *args = json_pack("{s:s, s:s}", "node", node, "name", plan->bitmap);
         int r = 0;
         if (states[i] == BITMAP_INCONSISTENT)
             r = mon_exec(m, "block-dirty-bitmap-remove", args, NULL, ret_error);
@@ -158,7 +162,7 @@ static int start_jobs(Monitor *m, const VoHvBackupPlan *plan, bool incremental, 
                                  "target", target, "sync", incremental ? "incremental" : "full",
                                  "auto-dismiss", 0);
         if (has_bitmap(&plan->disks[i])) {
-            json_object_set_new(data, "bitmap", json_string(VO_BACKUP_BITMAP));
+            json_object_set_new(data, "bitmap", json_string(plan->bitmap));
             json_object_set_new(data, "bitmap-mode", json_string("on-success"));
         }
         json_array_append_new(actions,
@@ -196,57 +200,115 @@ static void wait_for_news(Monitor *m, int timeout_ms)
         pthread_mutex_unlock(m->lock);
 }
 
+typedef enum { JOBS_RUNNING, JOBS_SUCCEEDED, JOBS_FAILED, JOBS_VANISHED } JobsState;
+
+/* Where our jobs stand (one query-jobs), their combined progress, and for
+ * JOBS_FAILED the error of the job that failed first (the others say they
+ * were cancelled); negative when query-jobs fails. */
+static int jobs_state(Monitor *m, const VoHvBackupPlan *plan, int *ret_percent,
+                      char **ret_failure, char **ret_error)
+{
+    json_t *jobs = NULL;
+    int r = mon_exec(m, "query-jobs", NULL, &jobs, ret_error);
+    if (r < 0)
+        return r;
+    size_t seen = 0, concluded = 0;
+    uint64_t current = 0, total = 0;
+    char *error = NULL;
+    size_t i;
+    json_t *job;
+    json_array_foreach(jobs, i, job) {
+        if (!is_ours(plan, json_string_value(json_object_get(job, "id"))))
+            continue;
+        seen++;
+        current += (uint64_t)json_integer_value(json_object_get(job, "current-progress"));
+        total += (uint64_t)json_integer_value(json_object_get(job, "total-progress"));
+        if (strcmp(json_string_value(json_object_get(job, "status")) ?: "", "concluded"))
+            continue;
+        concluded++;
+        const char *e = json_string_value(json_object_get(job, "error"));
+        if (e && (!error || strstr(error, "cancel")))
+            free(error), error = vo_strdup(e);
+    }
+    json_decref(jobs);
+    if (ret_percent)
+        *ret_percent = total ? (int)(current * 100 / total) : 0;
+    JobsState s = seen < plan->n_disks ? JOBS_VANISHED
+                  : concluded < seen   ? JOBS_RUNNING
+                  : error              ? JOBS_FAILED
+                                       : JOBS_SUCCEEDED;
+    if (s == JOBS_FAILED)
+        *ret_failure = TAKE_PTR(error);
+    free(error);
+    return (int)s;
+}
+
+/* After a timeout or a failing query-jobs: cancels the jobs (which is
+ * asynchronous) and waits, at most JOBS_CANCEL_TIMEOUT_MS, for them to
+ * conclude; whether they did, and whether they certainly failed. */
+static void cancel_jobs(Monitor *m, const VoHvBackupPlan *plan, bool *ret_concluded,
+                        bool *ret_failed)
+{
+    for (size_t k = 0; k < plan->n_disks; k++) {
+        char id[32];
+        job_id(plan->disks[k].slot, id);
+        mon_try(m, "job-cancel", json_pack("{s:s}", "id", id));
+    }
+    int64_t deadline = vo_now_ms() + JOBS_CANCEL_TIMEOUT_MS;
+    for (;;) {
+        _cleanup_free_ char *failure = NULL, *error = NULL;
+        int s = jobs_state(m, plan, NULL, &failure, &error);
+        if (s == JOBS_SUCCEEDED || s == JOBS_FAILED) {
+            *ret_concluded = true;
+            *ret_failed = s == JOBS_FAILED;
+            return;
+        }
+        if (s == JOBS_VANISHED || vo_now_ms() > deadline) {
+            log_warn("backup: the cancelled jobs did not conclude in %d s; their nodes stay "
+                     "open until the next backup", JOBS_CANCEL_TIMEOUT_MS / 1000);
+            return;
+        }
+        if (s < 0)
+            poll(NULL, 0, 100);
+        else
+            wait_for_news(m, 100);
+    }
+}
+
 /* Waits for every job to conclude, reporting their combined progress; the
- * error of the job that failed first (the others say they were cancelled). */
-static int wait_jobs(Monitor *m, const VoHvBackupPlan *plan, char **ret_error)
+ * error of the job that failed first. Says whether the jobs concluded (only
+ * then may they be dismissed and their nodes closed) and whether they
+ * certainly failed (then no bitmap was synchronised). */
+static int wait_jobs(Monitor *m, const VoHvBackupPlan *plan, bool *ret_concluded,
+                     bool *ret_failed, char **ret_error)
 {
     int64_t deadline = vo_now_ms() + BACKUP_JOBS_TIMEOUT_MS;
     int last_percent = -1;
     for (;;) {
-        json_t *jobs = NULL;
-        int r = mon_exec(m, "query-jobs", NULL, &jobs, ret_error);
-        if (r < 0)
+        int percent = 0;
+        _cleanup_free_ char *failure = NULL;
+        int s = jobs_state(m, plan, &percent, &failure, ret_error);
+        if (s == JOBS_SUCCEEDED) {
+            *ret_concluded = true;
+            return 0;
+        }
+        if (s == JOBS_FAILED) {
+            *ret_concluded = *ret_failed = true;
+            return vo_error_set(ret_error, strstr(failure, "No space left") ? -ENOSPC : -EIO,
+                                "%s", failure);
+        }
+        if (s == JOBS_VANISHED)
+            return vo_error_set(ret_error, -EIO, "a backup job vanished");
+        if (s < 0 || vo_now_ms() > deadline) {
+            int r = s < 0 ? s
+                          : vo_error_set(ret_error, -ETIMEDOUT, "the backup did not finish in %d s",
+                                         BACKUP_JOBS_TIMEOUT_MS / 1000);
+            cancel_jobs(m, plan, ret_concluded, ret_failed);
             return r;
-        size_t seen = 0, concluded = 0;
-        uint64_t current = 0, total = 0;
-        _cleanup_free_ char *error = NULL;
-        size_t i;
-        json_t *job;
-        json_array_foreach(jobs, i, job) {
-            if (!is_ours(plan, json_string_value(json_object_get(job, "id"))))
-                continue;
-            seen++;
-            current += (uint64_t)json_integer_value(json_object_get(job, "current-progress"));
-            total += (uint64_t)json_integer_value(json_object_get(job, "total-progress"));
-            if (strcmp(json_string_value(json_object_get(job, "status")) ?: "", "concluded"))
-                continue;
-            concluded++;
-            const char *e = json_string_value(json_object_get(job, "error"));
-            if (e && (!error || strstr(error, "cancel")))
-                free(error), error = vo_strdup(e);
         }
-        json_decref(jobs);
-        if (seen < plan->n_disks && !error)
-            error = vo_strdup("a backup job vanished");
-        if (concluded == seen || seen < plan->n_disks) {
-            if (!error)
-                return 0;
-            r = strstr(error, "No space left") ? -ENOSPC : -EIO;
-            return vo_error_set(ret_error, r, "%s", error);
-        }
-        int percent = total ? (int)(current * 100 / total) : 0;
         if (plan->progress && percent != last_percent)
             plan->progress(percent, plan->userdata);
         last_percent = percent;
-        if (vo_now_ms() > deadline) {
-            for (size_t k = 0; k < plan->n_disks; k++) {
-                char id[32];
-                job_id(plan->disks[k].slot, id);
-                mon_try(m, "job-cancel", json_pack("{s:s}", "id", id));
-            }
-            return vo_error_set(ret_error, -ETIMEDOUT, "the backup did not finish in %d s",
-                                BACKUP_JOBS_TIMEOUT_MS / 1000);
-        }
         wait_for_news(m, 100);
     }
 }
@@ -295,6 +357,7 @@ int vo_qemu_backup_over_qmp(VoQmp *qmp, pthread_mutex_t *lock, const VoHvBackupP
                             VoHvBackupResult *ret, char **ret_error)
 {
     Monitor m = { .qmp = qmp, .lock = lock };
+    ret->jobs_failed = true; /* until jobs may have started */
     if (plan->n_disks == 0)
         return vo_error_set(ret_error, -EINVAL, "the VM has no disk to back up");
     _cleanup_free_ BitmapState *states = vo_malloc0(sizeof(BitmapState) * plan->n_disks);
@@ -310,7 +373,7 @@ int vo_qemu_backup_over_qmp(VoQmp *qmp, pthread_mutex_t *lock, const VoHvBackupP
     _cleanup_free_ char *why = plan->incremental ? why_not_incremental(plan, states) : NULL;
     bool incremental = plan->incremental && !why;
     /* Told even when it fails: the caller keeps its base only after a failed
-     * incremental (whose bitmaps stay as they were). */
+     * incremental whose jobs certainly did not succeed (bitmaps untouched). */
     ret->incremental = incremental;
     if (!incremental)
         r = prepare_bitmaps(&m, plan, states, ret_error);
@@ -333,15 +396,28 @@ int vo_qemu_backup_over_qmp(VoQmp *qmp, pthread_mutex_t *lock, const VoHvBackupP
         if (r >= 0)
             opened++;
     }
-    bool started = false;
+    bool started = false, concluded = true;
     if (r >= 0) {
         if (plan->progress)
             plan->progress(0, plan->userdata);
         r = start_jobs(&m, plan, incremental, ret_error);
         started = r >= 0;
+        /* QEMU refused the transaction (-EIO): no job started. Without an
+         * answer it may have started them. */
+        ret->jobs_failed = r == -EIO;
     }
-    if (started)
-        r = wait_jobs(&m, plan, ret_error);
+    if (started) {
+        bool failed = false;
+        concluded = false;
+        r = wait_jobs(&m, plan, &concluded, &failed, ret_error);
+        ret->jobs_failed = failed;
+    }
+    if (!concluded) {
+        /* Still running: closing their nodes would fail; the next backup
+         * clears them (clear_leftovers). */
+        log_warn("backup: jobs left running in QEMU");
+        return r;
+    }
     for (size_t i = 0; started && i < plan->n_disks; i++) {
         char id[32];
         job_id(plan->disks[i].slot, id);
@@ -438,6 +514,7 @@ static int connect_monitor(const char *socket_path, int pidfd, VoQmp **ret)
 
 int vo_qemu_backup_offline(const VoHvBackupPlan *plan, VoHvBackupResult *ret, char **ret_error)
 {
+    ret->jobs_failed = true; /* until jobs may have started */
     int r = vo_mkdir_p(plan->work_dir, 0750);
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot create %s: %s", plan->work_dir, strerror(-r));

@@ -9,8 +9,10 @@
 #include "hypervisor/driver.h"
 #include "qmp/qmp.h"
 
-/* The name of the persistent dirty bitmap each qcow2 disk carries. */
-#define VO_BACKUP_BITMAP "vireo-backup"
+/* The persistent dirty bitmap each qcow2 disk carries is named this prefix
+ * and the VM's id (VoHvBackupPlan.bitmap), so a volume moved to another VM
+ * never passes for that VM's backup state. */
+#define VO_BACKUP_BITMAP_PREFIX "vireo-backup-"
 /* In the work dir while a qemu-storage-daemon serves a backup. */
 #define VO_BACKUP_QSD_PIDFILE "backup-qsd.pid"
 

@@ -1,4 +1,5 @@
-/* backup-id.c: backup id making and validation (see backup-id.h). */
+/* backup-id.c: backup id making, id and disk file name validation (see
+ * backup-id.h). */
 #include "storage/backup-id.h"
 
 #include <string.h>
@@ -25,4 +26,12 @@ char *vo_backup_id_make(const char *vm_name, int64_t wall_ms, uint32_t suffix)
     char stamp[32];
     strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
     return vo_asprintf("%s-%s-%04x", vm_name, stamp, (unsigned)(suffix & 0xffff));
+}
+
+bool vo_backup_file_valid(const char *file)
+{
+    if (!file || strncmp(file, "disk", 4))
+        return false;
+    size_t digits = strspn(file + 4, "0123456789");
+    return digits >= 1 && digits <= 10 && !strcmp(file + 4 + digits, ".qcow2");
 }

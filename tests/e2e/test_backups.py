@@ -8,6 +8,7 @@ Guests prove data with sha256sum inside the guest; VMs that never boot get
 their disks changed with qemu-io (which keeps the persistent bitmaps up to
 date, as QEMU does) and are compared with qemu-img compare."""
 
+import json
 import os
 import subprocess
 
@@ -326,3 +327,74 @@ def test_leftovers_of_an_interrupted_backup_are_cleaned_at_start(daemon):
         if qsd.poll() is None:
             qsd.kill()
             qsd.wait(timeout=10)
+
+
+def disk_bitmaps(path):
+    out = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    data = json.loads(out).get("format-specific", {}).get("data", {})
+    return sorted(b["name"] for b in data.get("bitmaps", []))
+
+
+def vm_task(daemon, method, path, body=None):
+    doc = daemon.api(method, path, body, expect=202)
+    task = daemon.wait_task(doc["task"], timeout=120)
+    assert task["state"] == "succeeded", task
+
+
+def test_another_volume_in_a_slot_makes_the_next_backup_full(daemon):
+    daemon.cli("vm", "create", "swap", "--memory", "128M")
+    vm_task(daemon, "POST", "/v1/vms/swap/disks", {"size_bytes": 16 * MiB})
+    full = backup(daemon, "swap")
+    vm_id = daemon.vm("swap")["id"]
+    # The bitmap is named after the VM.
+    assert disk_bitmaps(disk_path(daemon, "swap", 0)) == [f"vireo-backup-{vm_id}"]
+    old = disk_path(daemon, "swap", 1)
+    # A volume of the same size takes slot 1: an incremental would mix the two.
+    vm_task(daemon, "DELETE", "/v1/vms/swap/disks/1")
+    vm_task(daemon, "POST", "/v1/vms/swap/disks", {"size_bytes": 16 * MiB})
+    disks = daemon.api("GET", "/v1/vms/swap/disks")["disks"]
+    assert disks[1]["slot"] == full["disks"][1]["slot"] and disks[1]["path"] != old, disks
+    qemu_io(disks[1]["path"], "write -P 0x33 0 1M")
+    after = backup(daemon, "swap", incremental=True)
+    assert after["kind"] == "full" and "disks changed" in after["reason"], after
+    again = backup(daemon, "swap", incremental=True)
+    assert again["kind"] == "incremental" and again["parent"] == after["id"], again
+
+
+def test_records_that_point_outside_or_lost_their_parent(daemon):
+    daemon.cli("vm", "create", "rec", "--memory", "128M")
+    full = backup(daemon, "rec")
+    qemu_io(disk_path(daemon, "rec"), "write -P 0x44 0 1M")
+    inc = backup(daemon, "rec", incremental=True)
+    assert inc["kind"] == "incremental"
+    pool_dir = daemon.api("GET", "/v1/pools/backup")["path"]
+    # A crafted record naming a file outside its backup is refused.
+    victim = os.path.join(os.path.dirname(pool_dir), "victim.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", victim, "1M"], check=True)
+    crafted = "rec-20000101-000000-0bad"
+    os.makedirs(os.path.join(pool_dir, crafted))
+    with open(os.path.join(backup_dir(daemon, full), "backup.json")) as f:
+        record = json.load(f)
+    record["id"] = crafted
+    record["disks"][0]["file"] = "../../victim.qcow2"
+    with open(os.path.join(pool_dir, crafted, "backup.json"), "w") as f:
+        json.dump(record, f)
+    assert crafted not in [b["id"] for b in daemon.api("GET", "/v1/backups")]
+    for method, suffix in (("GET", ""), ("DELETE", ""), ("POST", "/verify"),
+                           ("POST", "/restore")):
+        status, doc = daemon.request(method, f"/v1/backups/{crafted}{suffix}",
+                                     {} if method == "POST" else None)
+        assert status == 404, (method, status, doc)
+    assert os.path.exists(victim)
+    # A backup whose parent is gone exists, but cannot be restored: 409 naming it.
+    moved = os.path.join(os.path.dirname(pool_dir), "moved-away")
+    os.rename(backup_dir(daemon, full), moved)
+    try:
+        status, doc = daemon.request("POST", f"/v1/backups/{inc['id']}/restore",
+                                     {"as": "rec-copy"})
+        assert status == 409 and full["id"] in doc["error"]["message"], doc
+        assert doc["error"]["code"] == "invalid-state"
+    finally:
+        os.rename(moved, backup_dir(daemon, full))
+    restore(daemon, inc["id"], **{"as": "rec-copy"})

@@ -186,6 +186,9 @@ def test_live_changes_run_as_tasks_and_are_saved(faults):
 
     # Out of reach: refused at once with the limit named, no task.
     assert "at most 2 vCPUs (max_vcpus)" in error_of(d, "PATCH", "/v1/vms/live", {"vcpus": 3}, 400)
+    # A refused request changes nothing, not even what came along with it.
+    error_of(d, "PATCH", "/v1/vms/live", {"vcpus": 3, "autostart": False}, 400)
+    assert d.vm("live")["autostart"] is True
     assert "at most 384 MiB (max_memory)" in error_of(d, "PATCH", "/v1/vms/live",
                                                       {"memory_mib": 400}, 400)
     assert "multiples of 2 MiB" in error_of(d, "PATCH", "/v1/vms/live", {"memory_mib": 255}, 400)

@@ -1,5 +1,6 @@
 /* test-backup.c: unit tests for the pure parts of backups: backup ids (made
- * from a VM name and a time; never able to leave their pool directory) and
+ * from a VM name and a time; never able to leave their pool directory), the
+ * disk file names a record may give (never able to leave their backup) and
  * the sha256 of a file recorded for verification. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,6 +47,21 @@ static void test_id_valid(void **state)
     assert_true(vo_backup_id_valid(too_long));
 }
 
+static void test_file_valid(void **state)
+{
+    static const char *const good[] = { "disk0.qcow2", "disk12.qcow2", "disk4294967295.qcow2" };
+    static const char *const bad[] = { "", "disk.qcow2", "../../x.qcow2", "disk0.qcow2/..",
+                                       "../disk0.qcow2", "/disk0.qcow2", "disk0.raw",
+                                       "disk-1.qcow2", "disk0.qcow2.", "Disk0.qcow2",
+                                       "disk12345678901.qcow2", "disk0/.qcow2", "disk0.qcow2\n",
+                                       NULL };
+    for (size_t i = 0; i < ELEMENTSOF(good); i++)
+        assert_true(vo_backup_file_valid(good[i]));
+    for (size_t i = 0; bad[i]; i++)
+        assert_false(vo_backup_file_valid(bad[i]));
+    assert_false(vo_backup_file_valid(NULL));
+}
+
 static void test_sha256_file(void **state)
 {
     char path[] = "/tmp/vireo-test-sha256-XXXXXX";
@@ -70,6 +86,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_id_make),
         cmocka_unit_test(test_id_valid),
+        cmocka_unit_test(test_file_valid),
         cmocka_unit_test(test_sha256_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
