@@ -428,54 +428,10 @@ char *api_volume_path(const char *pool, const char *name, const char *suffix)
     return vo_asprintf("/v1/pools/%s/volumes/%s%s", p, n, suffix ? suffix : "");
 }
 
-bool api_read_command(const CliCommand *cmd, int argc, char **argv, const char *path,
-                      json_t **ret_doc, int *ret_exit)
+/* GET path: with --output json the answer is printed here (false, exit
+ * OK); otherwise true and the document is the caller's to show. */
+static bool get_for_display(const char *path, json_t **ret_doc, int *ret_exit)
 {
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    if (!cli_parse_args(cmd, argc, argv, opts, NULL, ret_exit))
-        return false;
-    json_t *doc = NULL;
-    if (api_call("GET", path, NULL, &doc) < 0) {
-        *ret_exit = CLI_EXIT_FAIL;
-        return false;
-    }
-    if (cli_globals.json) {
-        out_json(stdout, doc);
-        json_decref(doc);
-        *ret_exit = CLI_EXIT_OK;
-        return false;
-    }
-    *ret_doc = doc;
-    return true;
-}
-
-int api_delete_command(const CliCommand *cmd, int argc, char **argv, const char *collection)
-{
-    const char *name = NULL;
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
-        return exit_status;
-    _cleanup_free_ char *path = api_path(collection, name, NULL);
-    json_t *doc = NULL;
-    if (api_call("DELETE", path, NULL, &doc) < 0)
-        return CLI_EXIT_FAIL;
-    if (cli_globals.json)
-        out_json(stdout, doc);
-    else
-        printf("%s: deleted\n", name);
-    json_decref(doc);
-    return CLI_EXIT_OK;
-}
-
-bool api_read_vm_part(const CliCommand *cmd, int argc, char **argv, const char *what,
-                      const char **ret_vm, json_t **ret_doc, int *ret_exit)
-{
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    if (!cli_parse_args(cmd, argc, argv, opts, ret_vm, ret_exit))
-        return false;
-    _cleanup_free_ char *suffix = vo_asprintf("/%s", what);
-    _cleanup_free_ char *path = api_path("vms", *ret_vm, suffix);
     json_t *doc = NULL;
     *ret_exit = CLI_EXIT_FAIL;
     if (api_call("GET", path, NULL, &doc) < 0)
@@ -488,4 +444,74 @@ bool api_read_vm_part(const CliCommand *cmd, int argc, char **argv, const char *
     }
     *ret_doc = doc;
     return true;
+}
+
+bool api_read_command(const CliCommand *cmd, int argc, char **argv, const char *path,
+                      json_t **ret_doc, int *ret_exit)
+{
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    if (!cli_parse_args(cmd, argc, argv, opts, NULL, ret_exit))
+        return false;
+    return get_for_display(path, ret_doc, ret_exit);
+}
+
+/* METHOD /v1/COLLECTION/NAME, NAME the one positional argument. False with
+ * the exit status in *ret_exit when it did not answer 2xx (or argv is bad). */
+static bool call_named(const CliCommand *cmd, int argc, char **argv, const char *method,
+                       const char *collection, const char **ret_name, json_t **ret_doc,
+                       int *ret_exit)
+{
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    if (!cli_parse_args(cmd, argc, argv, opts, ret_name, ret_exit))
+        return false;
+    _cleanup_free_ char *path = api_path(collection, *ret_name, NULL);
+    *ret_exit = CLI_EXIT_FAIL;
+    return api_call(method, path, NULL, ret_doc) >= 0;
+}
+
+int api_delete_command(const CliCommand *cmd, int argc, char **argv, const char *collection)
+{
+    const char *name = NULL;
+    json_t *doc = NULL;
+    int exit_status;
+    if (!call_named(cmd, argc, argv, "DELETE", collection, &name, &doc, &exit_status))
+        return exit_status;
+    if (cli_globals.json)
+        out_json(stdout, doc);
+    else
+        printf("%s: deleted\n", name);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
+int api_print_doc(json_t *doc, void (*show)(const json_t *doc))
+{
+    if (cli_globals.json)
+        out_json(stdout, doc);
+    else
+        show(doc);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
+int api_show_command(const CliCommand *cmd, int argc, char **argv, const char *collection,
+                     void (*show)(const json_t *doc))
+{
+    const char *name = NULL;
+    json_t *doc = NULL;
+    int exit_status;
+    if (!call_named(cmd, argc, argv, "GET", collection, &name, &doc, &exit_status))
+        return exit_status;
+    return api_print_doc(doc, show);
+}
+
+bool api_read_vm_part(const CliCommand *cmd, int argc, char **argv, const char *what,
+                      const char **ret_vm, json_t **ret_doc, int *ret_exit)
+{
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    if (!cli_parse_args(cmd, argc, argv, opts, ret_vm, ret_exit))
+        return false;
+    _cleanup_free_ char *suffix = vo_asprintf("/%s", what);
+    _cleanup_free_ char *path = api_path("vms", *ret_vm, suffix);
+    return get_for_display(path, ret_doc, ret_exit);
 }

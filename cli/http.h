@@ -45,16 +45,22 @@ struct CliCommand;
  * path, and under --output json print the document. Returns true with
  * *ret_doc for the caller to print as a table; false when it is done, with
  * the exit status in *ret_exit. */
-/* A delete that answers at once (no task): DELETE /v1/COLLECTION/NAME, the
- * one positional argument. Returns the exit status. */
-int api_delete_command(const struct CliCommand *cmd, int argc, char **argv,
-                       const char *collection);
+bool api_read_command(const struct CliCommand *cmd, int argc, char **argv, const char *path,
+                      json_t **ret_doc, int *ret_exit);
 /* The same for a part of one VM (`vm disk list VM`, `snapshot list VM`):
  * parses VM, GETs /v1/vms/VM/WHAT. */
 bool api_read_vm_part(const struct CliCommand *cmd, int argc, char **argv, const char *what,
                       const char **ret_vm, json_t **ret_doc, int *ret_exit);
-bool api_read_command(const struct CliCommand *cmd, int argc, char **argv, const char *path,
-                      json_t **ret_doc, int *ret_exit);
+/* A delete that answers at once (no task): DELETE /v1/COLLECTION/NAME, the
+ * one positional argument. Returns the exit status. */
+int api_delete_command(const struct CliCommand *cmd, int argc, char **argv,
+                       const char *collection);
+/* Prints doc (taken) as JSON under --output json, else with show; returns
+ * the exit status (OK). */
+int api_print_doc(json_t *doc, void (*show)(const json_t *doc));
+/* `NOUN show NAME`: GET /v1/COLLECTION/NAME, printed by api_print_doc. */
+int api_show_command(const struct CliCommand *cmd, int argc, char **argv,
+                     const char *collection, void (*show)(const json_t *doc));
 
 /* Print the error of a non-2xx answer (JSON error body, or a generic line). */
 void api_print_error(long status, const char *body, size_t len);

@@ -158,12 +158,7 @@ static int network_create(const CliCommand *cmd, int argc, char **argv)
     json_decref(body);
     if (r < 0)
         return CLI_EXIT_FAIL;
-    if (cli_globals.json)
-        out_json(stdout, net);
-    else
-        print_network(net);
-    json_decref(net);
-    return CLI_EXIT_OK;
+    return api_print_doc(net, print_network);
 }
 
 static int network_list(const CliCommand *cmd, int argc, char **argv)
@@ -190,21 +185,7 @@ static int network_list(const CliCommand *cmd, int argc, char **argv)
 
 static int network_show(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *name = NULL;
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
-        return exit_status;
-    _cleanup_free_ char *path = api_path("networks", name, NULL);
-    json_t *net = NULL;
-    if (api_call("GET", path, NULL, &net) < 0)
-        return CLI_EXIT_FAIL;
-    if (cli_globals.json)
-        out_json(stdout, net);
-    else
-        print_network(net);
-    json_decref(net);
-    return CLI_EXIT_OK;
+    return api_show_command(cmd, argc, argv, "networks", print_network);
 }
 
 static int network_delete(const CliCommand *cmd, int argc, char **argv)

@@ -62,12 +62,7 @@ static int pool_create(const CliCommand *cmd, int argc, char **argv)
     json_decref(body);
     if (r < 0)
         return CLI_EXIT_FAIL;
-    if (cli_globals.json)
-        out_json(stdout, pool);
-    else
-        print_pool(pool);
-    json_decref(pool);
-    return CLI_EXIT_OK;
+    return api_print_doc(pool, print_pool);
 }
 
 static int pool_list(const CliCommand *cmd, int argc, char **argv)
@@ -99,21 +94,7 @@ static int pool_list(const CliCommand *cmd, int argc, char **argv)
 
 static int pool_show(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *name = NULL;
-    const CliOption opts[] = { { NULL, NULL, NULL } };
-    int exit_status;
-    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
-        return exit_status;
-    _cleanup_free_ char *path = api_path("pools", name, NULL);
-    json_t *pool = NULL;
-    if (api_call("GET", path, NULL, &pool) < 0)
-        return CLI_EXIT_FAIL;
-    if (cli_globals.json)
-        out_json(stdout, pool);
-    else
-        print_pool(pool);
-    json_decref(pool);
-    return CLI_EXIT_OK;
+    return api_show_command(cmd, argc, argv, "pools", print_pool);
 }
 
 static int pool_delete(const CliCommand *cmd, int argc, char **argv)

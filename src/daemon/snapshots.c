@@ -391,11 +391,11 @@ static int task_revert(VoTask *t, void *userdata)
         vo_backups_forget_base(d, spec->id);
     }
     pthread_mutex_unlock(&vm->job);
-    vo_vm_spec_free(spec);
     if (r < 0)
-        return vo_task_fail(t, r, "cannot revert VM '%s' to '%s': %s", vm->spec->name, op->name,
-                            error ? error : strerror(-r));
-    return 0;
+        r = vo_task_fail(t, r, "cannot revert VM '%s' to '%s': %s", spec->name, op->name,
+                         error ? error : strerror(-r));
+    vo_vm_spec_free(spec);
+    return r < 0 ? r : 0;
 }
 
 static int task_delete(VoTask *t, void *userdata)

@@ -69,6 +69,25 @@ static VoVolume *volume_find(VoDaemon *d, const char *pool, const char *name)
     return NULL;
 }
 
+/* Caller holds storage_lock: the pool a new volume pool/name may go into, or
+ * NULL with *ret (-ENOENT, -EEXIST, -EINVAL) and *ret_error saying why. */
+static VoPool *pool_for_new_volume(VoDaemon *d, const char *pool, const char *name, int *ret,
+                                   char **ret_error)
+{
+    VoPool *p = pool_find(d, pool);
+    if (!p) {
+        *ret = vo_error_set(ret_error, -ENOENT, "pool '%s' does not exist", pool);
+    } else if (volume_find(d, pool, name)) {
+        *ret = vo_error_set(ret_error, -EEXIST, "volume '%s/%s' already exists", pool, name);
+    } else if (!strcmp(p->type, VO_BACKUP_POOL_TYPE)) {
+        *ret = vo_error_set(ret_error, -EINVAL,
+                            "pool '%s' is a backup pool: volumes go to a dir pool", pool);
+    } else {
+        return p;
+    }
+    return NULL;
+}
+
 /* Caller holds storage_lock: the volumes that are linked clones of key. */
 static size_t volume_dependents(VoDaemon *d, const char *key)
 {
@@ -511,17 +530,10 @@ static int reserve_volume(VoDaemon *d, const char *pool, const char *name, const
     }
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
-    VoPool *p = pool_find(d, pool);
+    VoPool *p = pool_for_new_volume(d, pool, name, &r, ret_error);
     _cleanup_free_ char *path = p ? vo_volume_path(p->path, name, format) : NULL;
     if (!p) {
-        *ret_error = vo_asprintf("pool '%s' does not exist", pool);
-        r = -ENOENT;
-    } else if (volume_find(d, pool, name)) {
-        *ret_error = vo_asprintf("volume '%s/%s' already exists", pool, name);
-        r = -EEXIST;
-    } else if (!strcmp(p->type, VO_BACKUP_POOL_TYPE)) {
-        *ret_error = vo_asprintf("pool '%s' is a backup pool: volumes go to a dir pool", pool);
-        r = -EINVAL;
+        /* r and *ret_error say why */
     } else if (!path || !vo_path_inside(p->path, path) || access(path, F_OK) == 0) {
         *ret_error = vo_asprintf("volume '%s/%s': its file %s is in the way or outside the pool",
                                  pool, name, path ? path : "");
@@ -978,18 +990,9 @@ int vo_volume_upload_path(VoDaemon *d, const char *pool, const char *name, char 
         return -EINVAL;
     }
     pthread_mutex_lock(&d->storage_lock);
-    VoPool *p = pool_find(d, pool);
     int r = 0;
-    if (!p) {
-        *ret_error = vo_asprintf("pool '%s' does not exist", pool);
-        r = -ENOENT;
-    } else if (volume_find(d, pool, name)) {
-        *ret_error = vo_asprintf("volume '%s/%s' already exists", pool, name);
-        r = -EEXIST;
-    } else if (!strcmp(p->type, VO_BACKUP_POOL_TYPE)) {
-        *ret_error = vo_asprintf("pool '%s' is a backup pool: volumes go to a dir pool", pool);
-        r = -EINVAL;
-    } else
+    VoPool *p = pool_for_new_volume(d, pool, name, &r, ret_error);
+    if (p)
         *ret_path = vo_asprintf("%s/.upload-%s-XXXXXX", p->path, name);
     pthread_mutex_unlock(&d->storage_lock);
     return r;

@@ -146,24 +146,6 @@ int vo_net_probe(VoHostCaps *ret_caps, VoHostLink **ret_links, size_t *ret_n, ch
 
 /* ---- steps ---- */
 
-/* "a\nb\n" -> "a; b", comment and empty lines dropped, as net-plan renders
- * an NFT step without a file. nft accepts ";"-separated commands. */
-static char *nft_join(const char *text)
-{
-    char *out = vo_strdup("");
-    for (const char *line = text ? text : ""; *line;) {
-        const char *nl = strchr(line, '\n');
-        int len = (int)(nl ? (size_t)(nl - line) : strlen(line));
-        if (len > 0 && line[0] != '#') {
-            char *n = vo_asprintf("%s%s%.*s", out, *out ? "; " : "", len, line);
-            free(out);
-            out = n;
-        }
-        line += len + (nl ? 1 : 0);
-    }
-    return out;
-}
-
 static char **strv_of(const char *first, ...)
 {
     char **v = NULL;
@@ -230,7 +212,7 @@ int vo_net_step_argv(const VoNetStep *st, char ***ret_argv)
             if (!st->text)
                 return -EINVAL;
             v = strv_of("nft", NULL);
-            vo_strv_push(&v, nft_join(st->text));
+            vo_strv_push(&v, vo_net_join_lines(st->text));
         }
         break;
     case VO_STEP_LINK_ADD:

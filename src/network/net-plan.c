@@ -229,11 +229,10 @@ int vo_net_plan_teardown(const VoNetSpec *s, const VoNetPlanInput *in, VoNetPlan
 
 /* ---- rendering ---- */
 
-/* "a\nb\n" -> "a; b", comment lines dropped. */
-static char *join_lines(const char *text)
+char *vo_net_join_lines(const char *text)
 {
     char *out = vo_strdup("");
-    for (const char *line = text; *line;) {
+    for (const char *line = text ? text : ""; *line;) {
         const char *nl = strchr(line, '\n');
         int len = (int)(nl ? (size_t)(nl - line) : strlen(line));
         if (len > 0 && line[0] != '#') {
@@ -271,7 +270,7 @@ char *vo_net_step_render(const VoNetStep *st)
     case VO_STEP_NFT: {
         if (st->path)
             return vo_asprintf("nft -f %s", st->path);
-        _cleanup_free_ char *joined = join_lines(st->text);
+        _cleanup_free_ char *joined = vo_net_join_lines(st->text);
         return vo_asprintf("nft '%s'", joined);
     }
     case VO_STEP_LINK_ADD:

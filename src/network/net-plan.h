@@ -100,6 +100,10 @@ int vo_net_plan_setup(const VoNetSpec *s, const VoNetPlanInput *in, VoNetPlan **
  * Files in in->dir are the caller's to remove. */
 int vo_net_plan_teardown(const VoNetSpec *s, const VoNetPlanInput *in, VoNetPlan **ret);
 
+/* "a\nb\n" -> "a; b" (the form nft takes on one command line), comment
+ * lines dropped; NULL counts as empty. */
+char *vo_net_join_lines(const char *text);
+
 /* One step as a shell command line (no newline); a plan as lines. */
 char *vo_net_step_render(const VoNetStep *st);
 char *vo_net_plan_render(const VoNetPlan *p);
