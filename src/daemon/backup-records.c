@@ -9,14 +9,62 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "conf/names.h"
 #include "daemon/storage.h"
 #include "qemu/qemu-backup.h"
 #include "storage/backup-id.h"
+#include "storage/qemu-img.h"
 #include "util/sha256.h"
 #include "util/spawn.h"
 #include "util/util.h"
 
 pthread_mutex_t vo_backups_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define HOST_ID_FILE "host-id"
+
+char *backup_host_id(VoDaemon *d)
+{
+    _cleanup_free_ char *path = vo_asprintf("%s/%s", d->state_dir, HOST_ID_FILE);
+    _cleanup_free_ char *text = NULL;
+    if (vo_read_file(path, 256, &text, NULL) >= 0) {
+        size_t n = strspn(text, "0123456789abcdef");
+        if (n >= 8 && n <= 64 && (!text[n] || text[n] == '\n')) {
+            text[n] = 0;
+            return TAKE_PTR(text);
+        }
+        log_warn("backups: %s is not a host id; making a new one", path);
+    }
+    char uuid[37], id[33];
+    if (vo_uuid_generate(uuid) < 0)
+        return NULL;
+    size_t k = 0;
+    for (const char *p = uuid; *p && k < 32; p++)
+        if (*p != '-')
+            id[k++] = *p;
+    id[k] = 0;
+    _cleanup_free_ char *line = vo_asprintf("%s\n", id);
+    if (vo_write_file_atomic(path, line, strlen(line)) < 0) {
+        log_error("backups: cannot write %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    return vo_strdup(id);
+}
+
+static char *host_dir(VoDaemon *d, const char *pool_path, const char *prefix, const char *id)
+{
+    _cleanup_free_ char *host = backup_host_id(d);
+    return host ? vo_asprintf("%s/%s%s-%s", pool_path, prefix, host, id) : NULL;
+}
+
+char *backup_partial_path(VoDaemon *d, const char *pool_path, const char *id)
+{
+    return host_dir(d, pool_path, BACKUP_PARTIAL_PREFIX, id);
+}
+
+char *backup_deleting_path(VoDaemon *d, const char *pool_path, const char *id)
+{
+    return host_dir(d, pool_path, BACKUP_DELETING_PREFIX, id);
+}
 
 void backup_ref_clear(BackupRef *b)
 {
@@ -57,7 +105,9 @@ int backup_record_save(const char *dir, json_t *record)
 {
     _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, BACKUP_RECORD);
     _cleanup_free_ char *text = json_dumps(record, JSON_INDENT(2) | JSON_SORT_KEYS);
-    return vo_write_file_atomic(path, text, strlen(text));
+    int r = vo_write_file_atomic(path, text, strlen(text));
+    /* It holds the VM's definition: root's alone, like the disk files. */
+    return r < 0 ? r : chmod(path, VO_IMG_FILE_MODE) < 0 ? -errno : 0;
 }
 
 int backup_find(VoDaemon *d, const char *id, BackupRef *ret, char **ret_error)
@@ -227,8 +277,10 @@ int backup_delete_locked(VoDaemon *d, const char *pool_path, const char *id, VoT
     if (r >= 0) {
         /* Out of the listing at once; the files go after. */
         _cleanup_free_ char *dir = vo_asprintf("%s/%s", pool_path, id);
-        _cleanup_free_ char *gone = vo_asprintf("%s/%s%s", pool_path, BACKUP_DELETING_PREFIX, id);
-        if (rename(dir, gone) < 0)
+        _cleanup_free_ char *gone = backup_deleting_path(d, pool_path, id);
+        if (!gone)
+            r = vo_error_set(ret_error, -EIO, "cannot delete %s: no host id", dir);
+        else if (rename(dir, gone) < 0)
             r = vo_error_set(ret_error, -errno, "cannot delete %s: %s", dir, strerror(errno));
         else
             (void)vo_rm_rf(gone);
@@ -285,7 +337,12 @@ void vo_backups_load(VoDaemon *d)
     if (runs)
         closedir(runs);
 
-    _cleanup_strv_ char **pools = vo_backup_pool_names(d);
+    /* Only this host's own leftovers: a shared pool may hold other hosts'
+     * backups in progress. */
+    _cleanup_free_ char *host = backup_host_id(d);
+    _cleanup_free_ char *partial = host ? vo_asprintf(BACKUP_PARTIAL_PREFIX "%s-", host) : NULL;
+    _cleanup_free_ char *deleting = host ? vo_asprintf(BACKUP_DELETING_PREFIX "%s-", host) : NULL;
+    _cleanup_strv_ char **pools = host ? vo_backup_pool_names(d) : NULL;
     for (char **p = pools; p && *p; p++) {
         _cleanup_free_ char *path = NULL, *error = NULL;
         if (vo_backup_pool_path(d, *p, &path, &error) < 0)
@@ -293,8 +350,8 @@ void vo_backups_load(VoDaemon *d)
         DIR *dir = opendir(path);
         struct dirent *e;
         while (dir && (e = readdir(dir))) {
-            if (strncmp(e->d_name, BACKUP_PARTIAL_PREFIX, strlen(BACKUP_PARTIAL_PREFIX)) &&
-                strncmp(e->d_name, BACKUP_DELETING_PREFIX, strlen(BACKUP_DELETING_PREFIX)))
+            if (strncmp(e->d_name, partial, strlen(partial)) &&
+                strncmp(e->d_name, deleting, strlen(deleting)))
                 continue;
             _cleanup_free_ char *leftover = vo_asprintf("%s/%s", path, e->d_name);
             log_info("backups: removing %s (an interrupted backup or delete)", leftover);

@@ -13,7 +13,9 @@
 #include "daemon/snapshots.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
+#include "storage/image-header.h"
 #include "storage/qemu-img.h"
+#include "storage/volume-path.h"
 #include "util/sha256.h"
 #include "util/spawn.h"
 #include "util/time-format.h"
@@ -59,6 +61,113 @@ static int check_chain(const BackupRef *b, char **ret_error)
     }
     json_decref(cur);
     return r;
+}
+
+/* The file of one record's disk, resolved against the backup's directory. */
+static char *record_file(const char *pool_path, json_t *record, json_t *disk)
+{
+    return vo_asprintf("%s/%s/%s", pool_path, json_string_value(json_object_get(record, "id")),
+                       json_string_value(json_object_get(disk, "file")));
+}
+
+/* One backup file against the self-contained rule: a regular file directly in
+ * its backup's directory, qcow2 without an external data file, whose backing
+ * file is nothing or exactly expected (the parent backup's file of its slot). */
+static int check_file(const char *pool_path, json_t *record, json_t *disk, const char *expected,
+                      char **ret_error)
+{
+    const char *id = json_string_value(json_object_get(record, "id"));
+    _cleanup_free_ char *dir = vo_asprintf("%s/%s", pool_path, id);
+    _cleanup_free_ char *path = record_file(pool_path, record, disk);
+    if (!vo_path_inside(dir, path))
+        return vo_error_set(ret_error, -EBUSY, "backup file %s is not a regular file inside "
+                            "its backup: refusing to restore", path);
+    int fd = vo_img_open_regular(path);
+    if (fd < 0)
+        return vo_error_set(ret_error, -EBUSY, "cannot open backup file %s: %s", path,
+                            strerror(-fd));
+    VoQcow2Header h;
+    int r = vo_qcow2_header_read(fd, &h);
+    close(fd);
+    if (r < 0)
+        return vo_error_set(ret_error, -EBUSY, "backup file %s is not a qcow2 image: refusing "
+                            "to restore", path);
+    if (h.external_data)
+        r = vo_error_set(ret_error, -EBUSY, "backup file %s refers to an external data file: "
+                         "only self-contained backups are restored", path);
+    else if (h.backing && !expected)
+        r = vo_error_set(ret_error, -EBUSY, "backup file %s names backing file '%s' but its "
+                         "backup builds on none: refusing to restore", path, h.backing);
+    else if (h.backing) {
+        _cleanup_free_ char *named = h.backing[0] == '/' ? vo_strdup(h.backing)
+                                                         : vo_asprintf("%s/%s", dir, h.backing);
+        _cleanup_free_ char *got = realpath(named, NULL), *want = realpath(expected, NULL);
+        bool protocol = strchr(h.backing, ':') &&
+                        (!strchr(h.backing, '/') || strchr(h.backing, ':') < strchr(h.backing, '/'));
+        if (protocol || !got || !want || strcmp(got, want) ||
+            (h.backing_format && strcmp(h.backing_format, "qcow2")))
+            r = vo_error_set(ret_error, -EBUSY, "backup file %s names backing file '%s', "
+                             "which is not the file of the backup it builds on (%s): refusing "
+                             "to restore", path, h.backing, expected);
+    }
+    vo_qcow2_header_clear(&h);
+    return r;
+}
+
+/* The self-contained rule for a whole chain: every file of the backup and of
+ * those it builds on passes check_file, each backing only onto its parent. */
+static int check_files(const BackupRef *b, char **ret_error)
+{
+    json_t *cur = json_incref(b->record);
+    int r = 0;
+    for (int depth = 0; cur && r == 0 && depth < 10000; depth++) {
+        const char *parent_id = json_string_value(json_object_get(cur, "parent"));
+        json_t *parent = parent_id ? backup_record_load(b->pool_path, parent_id) : NULL;
+        size_t i;
+        json_t *disk;
+        json_array_foreach(json_object_get(cur, "disks"), i, disk) {
+            unsigned slot = (unsigned)json_integer_value(json_object_get(disk, "slot"));
+            const char *pfile = parent ? backup_disk_file(parent, slot) : NULL;
+            _cleanup_free_ char *expected = pfile ? vo_asprintf("%s/%s/%s", b->pool_path,
+                                                                parent_id, pfile) : NULL;
+            r = check_file(b->pool_path, cur, disk, expected, ret_error);
+            if (r < 0)
+                break;
+        }
+        json_decref(cur);
+        cur = parent;
+    }
+    json_decref(cur);
+    return r;
+}
+
+/* A stored definition boots only a kernel and initrd of an image in
+ * STATE/images (resolved): a record naming any other host file is refused. */
+static int check_spec_paths(VoDaemon *d, json_t *record, char **ret_error)
+{
+    json_t *spec = json_object_get(record, "spec");
+    static const char *const keys[] = { "kernel", "initrd" };
+    _cleanup_free_ char *images = vo_asprintf("%s/images/", d->state_dir);
+    for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+        json_t *v = json_object_get(spec, keys[i]);
+        if (!v || json_is_null(v))
+            continue;
+        const char *path = json_string_value(v);
+        bool ok = path && !strncmp(path, images, strlen(images));
+        _cleanup_free_ char *image = NULL;
+        if (ok) {
+            const char *name = path + strlen(images);
+            const char *slash = strchr(name, '/');
+            image = slash ? strndup(name, (size_t)(slash - name)) : NULL;
+            ok = image && vo_name_valid(image) && slash[1] && !strchr(slash + 1, '/');
+        }
+        _cleanup_free_ char *image_dir = ok ? vo_asprintf("%s%s", images, image) : NULL;
+        if (!ok || !vo_path_under(image_dir, path))
+            return vo_error_set(ret_error, -EBUSY, "the backed-up VM's %s '%s' is not a file "
+                                "of an existing image in %s: refusing to restore", keys[i],
+                                path ? path : "?", images);
+    }
+    return 0;
 }
 
 static char *top_file(const BackupRef *b, unsigned slot)
@@ -247,6 +356,10 @@ static int task_restore(VoTask *t, void *userdata)
     if (r >= 0)
         r = check_chain(&b, &error);
     if (r >= 0)
+        r = check_files(&b, &error);
+    if (r >= 0 && !op->original)
+        r = check_spec_paths(op->d, b.record, &error);
+    if (r >= 0)
         r = op->original ? restore_over(t, op, &b, &error) : restore_new(t, op, &b, &error);
     pthread_mutex_unlock(&vo_backups_lock);
     if (op->original)
@@ -275,6 +388,9 @@ int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *p
     if (r < 0)
         return r;
     r = check_chain(&b, ret_error);
+    /* Checked again by the task, under the backups lock. */
+    if (r >= 0)
+        r = check_files(&b, ret_error);
     const char *vm_name = json_string_value(json_object_get(b.record, "vm"));
     const char *vm_id = json_string_value(json_object_get(b.record, "vm_id"));
     VoVm *original = NULL;
@@ -296,6 +412,8 @@ int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *p
             r = vo_error_set(ret_error, -EINVAL, "pool: a restore over the original VM writes "
                              "into its own volumes; pool is for a new VM (--as)");
     }
+    if (r >= 0 && !original)
+        r = check_spec_paths(d, b.record, ret_error);
     if (r < 0) {
         if (original)
             vo_vm_unref(original);

@@ -169,8 +169,11 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
         suffix = (uint32_t)vo_now_ms();
     int64_t created = vo_wall_ms(), started = vo_now_ms();
     _cleanup_free_ char *id = vo_backup_id_make(spec->name, created, suffix);
-    _cleanup_free_ char *partial = vo_asprintf("%s/%s%s", pool_path, BACKUP_PARTIAL_PREFIX, id);
+    _cleanup_free_ char *partial = backup_partial_path(d, pool_path, id);
     _cleanup_free_ char *final = vo_asprintf("%s/%s", pool_path, id);
+    if (!partial)
+        return vo_error_set(ret_error, -EIO, "cannot read or make this host's id in %s",
+                            d->state_dir);
     if (mkdir(partial, 0750) < 0)
         return vo_error_set(ret_error, -errno, "cannot create %s: %s", partial, strerror(errno));
 

@@ -2,6 +2,7 @@
  * optional direct-boot kernel and initrd) into STATE/images/NAME, built in a
  * hidden directory and renamed into place only when complete. */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "conf/names.h"
 #include "daemon/daemon.h"
@@ -41,6 +42,10 @@ static int copy_into(const char *from, const char *dir, const char *name, char *
     if (r < 0)
         *ret_error = vo_asprintf("cannot copy %s: %s", from,
                                  output && *output ? output : strerror(-r));
+    else if (chmod(to, VO_IMG_FILE_MODE) < 0) {
+        r = -errno;
+        *ret_error = vo_asprintf("cannot make %s private: %s", to, strerror(errno));
+    }
     return r;
 }
 
@@ -59,7 +64,8 @@ static int write_image_json(const VoImageBuild *b, const char *dir)
     _cleanup_free_ char *text = json_dumps(meta, JSON_SORT_KEYS | JSON_INDENT(2));
     json_decref(meta);
     _cleanup_free_ char *path = vo_asprintf("%s/image.json", dir);
-    return vo_write_file_atomic(path, text, strlen(text));
+    int r = vo_write_file_atomic(path, text, strlen(text));
+    return r < 0 ? r : chmod(path, VO_IMG_FILE_MODE) < 0 ? -errno : 0;
 }
 
 int vo_image_build(VoDaemon *d, const VoImageBuild *b, VoTask *t, char **ret_error)
@@ -129,6 +135,14 @@ int vo_image_import(VoDaemon *d, const VoImageImportArgs *args, json_t **ret_tas
         *ret_error = vo_strdup("initrd_path and cmdline need kernel_path");
         return -EINVAL;
     }
+    /* One line on QEMU's command line (-append): a newline would end it. */
+    for (const char *p = args->cmdline; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *ret_error = vo_asprintf("cmdline: control character 0x%02x at offset %zu: the "
+                                     "kernel command line is one line of printable characters",
+                                     (unsigned char)*p, (size_t)(p - args->cmdline));
+            return -EINVAL;
+        }
     _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, args->name);
     if (access(dir, F_OK) == 0) {
         *ret_error = vo_asprintf("image '%s' already exists", args->name);

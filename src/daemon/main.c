@@ -82,6 +82,10 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Nothing vireod or its helpers (qemu-img, QEMU) create is for others:
+     * files that must be shared get their mode explicitly. */
+    umask(027);
+
     VoDaemon d = { 0 };
     pthread_mutex_init(&d.vms_lock, NULL);
     pthread_mutex_init(&d.storage_lock, NULL);

@@ -5,6 +5,8 @@
 #include "daemon/storage.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -338,7 +340,26 @@ static void view_of(VoDaemon *d, const VoVolume *v, VolumeView *ret)
                          .created_at = v->created_at };
 }
 
-static json_t *view_to_json(VoDaemon *d, const VolumeView *v)
+/* Where backing files may be: every pool and every image directory (linked
+ * clones of images; an image directory may be a symlink the operator made).
+ * Caller holds storage_lock. */
+static char **trusted_roots(VoDaemon *d)
+{
+    char **roots = NULL;
+    for (size_t i = 0; i < d->n_pools; i++)
+        vo_strv_pushf(&roots, "%s", d->pools[i]->path);
+    _cleanup_free_ char *images = vo_asprintf("%s/images", d->state_dir);
+    DIR *dir = opendir(images);
+    struct dirent *e;
+    while (dir && (e = readdir(dir)))
+        if (vo_name_valid(e->d_name))
+            vo_strv_pushf(&roots, "%s/%s", images, e->d_name);
+    if (dir)
+        closedir(dir);
+    return roots;
+}
+
+static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/%s", v->pool, v->name);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:o}", "pool", v->pool, "name",
@@ -348,8 +369,10 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v)
     VoImgInfo info = { 0 };
     json_t *chain = json_array();
     uint64_t vsize = 0, alloc = 0;
-    /* Read from the headers, not qemu-img: listing 1000 volumes stays cheap. */
-    if (v->ready && v->path && vo_img_header_chain(v->path, &info) >= 0 && info.n_layers > 0) {
+    /* Read from the headers, not qemu-img: listing 1000 volumes stays cheap.
+     * Only as the recorded format, and backing files only inside roots. */
+    if (v->ready && v->path && vo_img_header_chain(v->path, v->format, roots, &info) >= 0 &&
+        info.n_layers > 0) {
         vsize = info.layers[0].virtual_size;
         alloc = info.layers[0].actual_size;
         for (size_t i = 1; i < info.n_layers; i++)
@@ -376,10 +399,11 @@ json_t *vo_volumes_list_json(VoDaemon *d, const char *pool)
     for (size_t i = 0; i < d->n_volumes; i++)
         if (!pool || !strcmp(d->volumes[i]->pool, pool))
             view_of(d, d->volumes[i], &views[n++]);
+    _cleanup_strv_ char **roots = trusted_roots(d);
     pthread_mutex_unlock(&d->storage_lock);
     json_t **items = vo_malloc0(sizeof(json_t *) * (n + 1));
     for (size_t i = 0; i < n; i++) {
-        items[i] = view_to_json(d, &views[i]);
+        items[i] = view_to_json(d, &views[i], roots);
         view_clear(&views[i]);
     }
     free(views);
@@ -394,17 +418,39 @@ int vo_volume_get_json(VoDaemon *d, const char *pool, const char *name, json_t *
     VoVolume *v = volume_find(d, pool, name);
     if (v)
         view_of(d, v, &view);
+    _cleanup_strv_ char **roots = trusted_roots(d);
     pthread_mutex_unlock(&d->storage_lock);
     if (!v) {
         *ret_error = vo_asprintf("volume '%s/%s' does not exist", pool, name);
         return -ENOENT;
     }
-    *ret = view_to_json(d, &view);
+    *ret = view_to_json(d, &view, roots);
     view_clear(&view);
     return 0;
 }
 
 /* ---- pools ------------------------------------------------------------------ */
+
+/* Whether resolved path a is b or lies below it (b resolved first). */
+static bool is_under(const char *a, const char *b)
+{
+    char rb[PATH_MAX];
+    if (!realpath(b, rb))
+        snprintf(rb, sizeof(rb), "%s", b);
+    size_t len = strlen(rb);
+    if (len == 1)
+        return true;
+    return !strncmp(a, rb, len) && (a[len] == '/' || a[len] == 0);
+}
+
+/* Whether a and b (a resolved) are one inside the other. */
+static bool path_nested(const char *a, const char *b)
+{
+    char rb[PATH_MAX];
+    if (!realpath(b, rb))
+        snprintf(rb, sizeof(rb), "%s", b);
+    return is_under(a, rb) || is_under(rb, a);
+}
 
 int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *path,
                    json_t **ret, char **ret_error)
@@ -439,6 +485,24 @@ int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *
         if (!strcmp(d->pools[i]->path, real)) {
             *ret_error = vo_asprintf("path: '%s' is already pool '%s'", real, d->pools[i]->name);
             r = -EEXIST;
+        }
+    /* vireo deletes whole directories in its state and run directories
+     * (images, VMs), and a pool's files are its volumes: no two may nest. */
+    const char *owned[] = { d->state_dir, d->run_dir };
+    const char *owned_what[] = { "vireo's state directory", "vireo's run directory" };
+    for (size_t i = 0; r == 0 && i < ELEMENTSOF(owned); i++)
+        if (path_nested(real, owned[i])) {
+            *ret_error = vo_asprintf("path: '%s' overlaps %s %s: choose a directory outside it",
+                                     real, owned_what[i], owned[i]);
+            r = -EINVAL;
+        }
+    for (size_t i = 0; r == 0 && i < d->n_pools; i++)
+        if (path_nested(real, d->pools[i]->path)) {
+            *ret_error = vo_asprintf("path: '%s' %s pool '%s' (%s): pools may not nest", real,
+                                     is_under(real, d->pools[i]->path) ? "is inside"
+                                                                       : "contains",
+                                     d->pools[i]->name, d->pools[i]->path);
+            r = -EINVAL;
         }
     if (r == 0) {
         VoPool *p = vo_malloc0(sizeof(*p));
@@ -834,6 +898,14 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
     if (r < 0) {
         volume_op_free(op);
         return r;
+    }
+    if (!strcmp(op->format, "qcow2") && size % 512) {
+        *ret_error = vo_asprintf("size_bytes: %llu is not a multiple of 512; a qcow2 volume's "
+                                 "size must be (e.g. %llu)", (unsigned long long)size,
+                                 (unsigned long long)(size + 511) / 512 * 512);
+        release_volume(d, pool, name);
+        volume_op_free(op);
+        return -EINVAL;
     }
     VoImgInfo info = { 0 };
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);

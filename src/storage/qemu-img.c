@@ -221,17 +221,30 @@ static bool format_valid(const char *format)
 }
 
 /* Creates path empty and exclusively, so that qemu-img never writes over an
- * existing file and a failure can remove what it made without losing data. */
+ * existing file and a failure can remove what it made without losing data.
+ * Disk images are root's alone: VOLUME_MODE, whatever the umask. */
 static int reserve(const char *path, char **ret_error)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, VO_IMG_FILE_MODE);
     if (fd < 0) {
         int r = -errno;
         if (r == -EEXIST)
             return vo_error_set(ret_error, r, "'%s' already exists", path);
         return vo_error_set(ret_error, r, "cannot create '%s': %s", path, strerror(-r));
     }
+    (void)fchmod(fd, VO_IMG_FILE_MODE);
     close(fd);
+    return 0;
+}
+
+/* qemu-img may make its output anew (with the umask's mode): set it again. */
+static int keep_private(const char *path, char **ret_error)
+{
+    if (chmod(path, VO_IMG_FILE_MODE) < 0) {
+        int r = -errno;
+        (void)unlink(path);
+        return vo_error_set(ret_error, r, "cannot make '%s' private: %s", path, strerror(-r));
+    }
     return 0;
 }
 
@@ -382,7 +395,7 @@ int vo_img_create(const char *path, const char *format, uint64_t size, const cha
         (void)unlink(path);
         return failed(r, output, "create", ret_error);
     }
-    return 0;
+    return keep_private(path, ret_error);
 }
 
 int vo_img_resize(const char *path, const char *format, uint64_t size, bool shrink,
@@ -596,6 +609,8 @@ int vo_img_convert(const char *in, const char *in_format, const char *out, const
         (void)unlink(out);
         return failed(r, errors, "convert", ret_error);
     }
-    progress_report(&p, 100);
-    return 0;
+    r = keep_private(out, ret_error);
+    if (r >= 0)
+        progress_report(&p, 100);
+    return r;
 }

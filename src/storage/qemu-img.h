@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The mode of every image file vireo makes (volumes, backups, images):
+ * readable by root alone. */
+#define VO_IMG_FILE_MODE 0600
+
 typedef struct {
     char *path;
     char *format;          /* "qcow2", "raw", "vmdk", "vdi", "vhdx", ... */

@@ -302,8 +302,11 @@ def test_leftovers_of_an_interrupted_backup_are_cleaned_at_start(daemon):
     good = backup(daemon, "crash")
     pool_dir = daemon.api("GET", "/v1/pools/backup")["path"]
     # What a vireod killed during a backup (or a delete) leaves behind: a
-    # partial directory, a half-deleted one and the storage daemon it ran.
-    for leftover in (".partial-crash-20260101-000000-0000", ".deleting-crash-x"):
+    # partial directory, a half-deleted one (both named with this host's id)
+    # and the storage daemon it ran.
+    with open(os.path.join(daemon.state_dir, "host-id")) as f:
+        host = f.read().strip()
+    for leftover in (f".partial-{host}-crash-20260101-000000-0000", f".deleting-{host}-crash-x"):
         os.makedirs(os.path.join(pool_dir, leftover))
         with open(os.path.join(pool_dir, leftover, "disk0.qcow2"), "wb") as f:
             f.write(b"half")

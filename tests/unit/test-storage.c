@@ -465,7 +465,8 @@ static void test_header_chain(void **state)
     assert_int_equal(vo_spawn_wait(argv, 30000, &out), 0);
 
     VoImgInfo h, q;
-    assert_int_equal(vo_img_header_chain(top, &h), 0);
+    char *roots[] = { (char *)dir, NULL };
+    assert_int_equal(vo_img_header_chain(top, "qcow2", roots, &h), 0);
     assert_int_equal(vo_img_info(top, "qcow2", &q, &err), 0);
     assert_int_equal(h.n_layers, 3);
     assert_int_equal(q.n_layers, 3);
@@ -481,8 +482,80 @@ static void test_header_chain(void **state)
 
     /* A missing backing file is an error, not a short chain. */
     assert_int_equal(unlink(base), 0);
-    assert_int_equal(vo_img_header_chain(top, &h), -ENOENT);
+    assert_int_equal(vo_img_header_chain(top, "qcow2", roots, &h), -ENOENT);
     assert_int_equal(h.n_layers, 0);
+}
+
+/* A raw file is never read as qcow2, even when its first bytes (the guest's)
+ * are a qcow2 header naming a FIFO; and a qcow2 whose backing file is outside
+ * the trusted directories ends its chain there, reported, not opened. */
+static void test_header_chain_untrusted(void **state)
+{
+    if (!have_qemu_img())
+        skip();
+    const char *dir = *state;
+    _cleanup_free_ char *pool = vo_asprintf("%s/pool", dir);
+    _cleanup_free_ char *outside = vo_asprintf("%s/outside", dir);
+    _cleanup_free_ char *fifo = vo_asprintf("%s/fifo", outside);
+    _cleanup_free_ char *raw = vo_asprintf("%s/guest.raw", pool);
+    _cleanup_free_ char *img = vo_asprintf("%s/escape.qcow2", pool);
+    _cleanup_free_ char *host = vo_asprintf("%s/host.qcow2", outside);
+    assert_int_equal(mkdir(pool, 0700), 0);
+    assert_int_equal(mkdir(outside, 0700), 0);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    char *err = NULL;
+    /* What a guest can write into its raw disk: a qcow2 header naming the FIFO. */
+    char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", fifo,
+                     raw, "1M", NULL };
+    _cleanup_free_ char *out = NULL;
+    assert_int_equal(vo_spawn_wait(argv, 30000, &out), 0);
+    char *roots[] = { pool, NULL };
+    VoImgInfo h;
+    assert_int_equal(vo_img_header_chain(raw, "raw", roots, &h), 0);
+    assert_int_equal(h.n_layers, 1);
+    assert_string_equal(h.layers[0].format, "raw");
+    vo_img_info_clear(&h);
+    /* Read as qcow2 (it is not, by its record): the FIFO is outside, not followed. */
+    assert_int_equal(vo_img_header_chain(raw, "qcow2", roots, &h), 0);
+    assert_int_equal(h.n_layers, 2);
+    assert_string_equal(h.layers[1].format, VO_IMG_UNTRUSTED);
+    assert_string_equal(h.layers[1].path, fifo);
+    vo_img_info_clear(&h);
+    /* A FIFO inside the pool is not waited on either. */
+    _cleanup_free_ char *inner = vo_asprintf("%s/inner", pool);
+    assert_int_equal(mkfifo(inner, 0600), 0);
+    assert_int_equal(vo_img_header_chain(inner, "raw", roots, &h), -EINVAL);
+    /* A regular file outside, through a relative name that climbs out. */
+    assert_int_equal(vo_img_create(host, "qcow2", 1 << 20, NULL, NULL, &err), 0);
+    char *argv2[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b",
+                      "../outside/host.qcow2", img, "1M", NULL };
+    _cleanup_free_ char *out2 = NULL;
+    assert_int_equal(vo_spawn_wait(argv2, 30000, &out2), 0);
+    assert_int_equal(vo_img_header_chain(img, "qcow2", roots, &h), 0);
+    assert_int_equal(h.n_layers, 2);
+    assert_string_equal(h.layers[1].format, VO_IMG_UNTRUSTED);
+    vo_img_info_clear(&h);
+    /* ... and a symlink inside the pool pointing out is resolved, then refused. */
+    _cleanup_free_ char *link = vo_asprintf("%s/link.qcow2", pool);
+    assert_int_equal(symlink(host, link), 0);
+    char *argv3[] = { "qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-F", "qcow2", "-b",
+                      "link.qcow2", img, NULL };
+    _cleanup_free_ char *out3 = NULL;
+    assert_int_equal(vo_spawn_wait(argv3, 30000, &out3), 0);
+    assert_int_equal(vo_img_header_chain(img, "qcow2", roots, &h), 0);
+    assert_int_equal(h.n_layers, 2);
+    assert_string_equal(h.layers[1].format, VO_IMG_UNTRUSTED);
+    vo_img_info_clear(&h);
+    /* With the outside directory trusted too, the chain goes on. */
+    char *both[] = { pool, outside, NULL };
+    assert_int_equal(vo_img_header_chain(img, "qcow2", both, &h), 0);
+    assert_int_equal(h.n_layers, 2);
+    assert_string_equal(h.layers[1].format, "qcow2");
+    vo_img_info_clear(&h);
+    assert_true(vo_path_under(dir, host));
+    assert_false(vo_path_under(pool, host));
+    assert_false(vo_path_under(pool, pool));
+    free(err);
 }
 
 int main(void)
@@ -494,6 +567,8 @@ int main(void)
         cmocka_unit_test(test_parse_progress),
         cmocka_unit_test_setup_teardown(test_qemu_img_round_trip, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_header_chain, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_header_chain_untrusted, tmpdir_setup,
+                                        tmpdir_teardown),
         cmocka_unit_test(test_key_split),
         cmocka_unit_test(test_volume_path),
         cmocka_unit_test_setup_teardown(test_path_inside, tmpdir_setup, tmpdir_teardown),
