@@ -73,6 +73,11 @@ def test_raw_volume_with_a_qcow2_header_is_not_followed(fake_daemon):
         assert vols["default/q"]["backing"] == [{"path": fifo, "format": "untrusted"}], vols
         status, one = get_bounded(d, "/v1/pools/default/volumes/guestraw")
         assert status == 200 and one["backing"] == []
+        # A linked clone of an image (its directory a symlink here) is followed.
+        d.cli("vm", "create", "lc")
+        status, one = get_bounded(d, "/v1/pools/default/volumes/lc-disk0")
+        base = os.path.join(d.state_dir, "images", "default", "disk.raw")
+        assert one["backing"] == [{"path": base, "format": "raw"}], one
     finally:
         unblock(fifo)
 
