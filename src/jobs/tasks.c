@@ -284,7 +284,7 @@ int vo_tasks_submit(VoTasks *ts, const VoTaskDesc *desc, VoTaskFn fn, void *user
 {
     pthread_mutex_lock(&ts->lock);
     VoTask *pending = desc->once ? find_pending(ts, desc->kind, desc->target) : NULL;
-    char *why = pending ? NULL : refusal(ts, desc);
+    char *why = pending || desc->unbounded ? NULL : refusal(ts, desc);
     if (pending || why) {
         int r = pending ? 1 : -EUSERS;
         if (pending)

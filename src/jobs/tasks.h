@@ -43,6 +43,8 @@ typedef struct {
     /* A queued or running task of the same kind and target is answered
      * instead of a new one (e.g. at most one verify per backup). */
     bool once;
+    /* Queued by vireod itself (autostart at boot), never refused. */
+    bool unbounded;
 } VoTaskDesc;
 
 int vo_tasks_new(const VoTasksLimits *limits, VoTasks **ret);
