@@ -87,3 +87,34 @@ def test_live_resize_with_autostart_applies_both(faults):
                     expect=202)
         d.wait_task(doc["task"])
         assert d.vm("live")["autostart"] is (not want), i
+
+
+def test_one_pending_verify_per_backup(faults):
+    """A second verify of a backup while one is pending answers that task."""
+    d = faults
+    d.cli("vm", "create", "bk", "--memory", "128M")
+    doc = d.api("POST", "/v1/vms/bk/backups", {}, expect=202)
+    first = d.wait_task(doc["task"])
+    assert first["state"] == "succeeded", first
+    backup_id = first["message"]
+    d.cli("vm", "start", "bk")
+
+    # A running backup holds the backup operations: the verify waits queued.
+    hold(d, "backup")
+    try:
+        busy = d.api("POST", "/v1/vms/bk/backups", {}, expect=202)["task"]
+        wait_until(lambda: held(d, "backup"), 30, what="backup under way")
+        v1 = d.api("POST", f"/v1/backups/{backup_id}/verify", expect=202)["task"]
+        v2 = d.api("POST", f"/v1/backups/{backup_id}/verify", expect=202)["task"]
+        assert v2["id"] == v1["id"] and v2["kind"] == "backup-verify"
+        verifies = [t for t in d.api("GET", "/v1/tasks")["tasks"]
+                    if t["kind"] == "backup-verify" and t["target"] == backup_id]
+        assert len(verifies) == 1, verifies
+    finally:
+        release(d, "backup")
+    assert d.wait_task(busy)["state"] == "succeeded"
+    assert d.wait_task(v1)["state"] == "succeeded"
+    # Done: verifying again is a new task.
+    v3 = d.api("POST", f"/v1/backups/{backup_id}/verify", expect=202)["task"]
+    assert v3["id"] != v1["id"]
+    assert d.wait_task(v3)["state"] == "succeeded"
