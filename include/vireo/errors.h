@@ -11,6 +11,7 @@ typedef enum {
     VO_ERR_CONFLICT,         /* 409: concurrent modification */
     VO_ERR_PAYLOAD_TOO_LARGE,  /* 413 */
     VO_ERR_UNSUPPORTED_MEDIA,  /* 415: body is not application/json */
+    VO_ERR_TOO_MANY_REQUESTS,  /* 429: too many operations waiting; try again later */
     VO_ERR_INTERNAL,         /* 500 */
     VO_ERR_UNAVAILABLE,      /* 503: a host facility (KVM, QEMU) is missing */
     VO_ERR_INSUFFICIENT_STORAGE, /* 507: the pool has no room for it */

@@ -178,18 +178,13 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
                       .autostart = autostart ? json_is_true(autostart) : -1 };
     char *error = NULL;
     /* vCPUs and memory of a running VM change live, in a task (hot-plug);
-     * autostart given along is applied once the change was accepted (a
-     * refused request changes nothing). */
+     * autostart given along is applied with it once the change was accepted
+     * (a refused request changes nothing). */
     bool live = (vcpus || memory) && !name && !max_vcpus && !max_memory && vo_vm_is_active(vm);
     if (live) {
         json_t *task = NULL;
-        int r = vo_vm_set_resources(req->d, vm, edit.vcpus, edit.memory_mib, &task, &error);
-        if (r >= 0 && edit.autostart >= 0) {
-            VoVmEdit now = { .autostart = edit.autostart };
-            _cleanup_free_ char *autostart_error = NULL;
-            if (vo_vm_edit(req->d, vm, &now, &autostart_error) < 0)
-                log_warn("autostart not changed along with a live resize: %s", autostart_error);
-        }
+        int r = vo_vm_set_resources(req->d, vm, edit.vcpus, edit.memory_mib, edit.autostart,
+                                    &task, &error);
         vo_reply_task(rep, r, task, error);
         return;
     }

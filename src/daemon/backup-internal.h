@@ -24,6 +24,9 @@ char *backup_deleting_path(VoDaemon *d, const char *pool_path, const char *id);
 
 /* Held by every backup operation that reads or writes backup files. */
 extern pthread_mutex_t vo_backups_lock;
+/* The task key of every task that takes vo_backups_lock for long: such a task
+ * waits in the queue while another runs, not on a worker (jobs/tasks.h). */
+#define BACKUPS_TASK_KEY "backups"
 
 /* A backup found by id: its pool, the pool's directory, its record. */
 typedef struct {

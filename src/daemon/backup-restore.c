@@ -425,9 +425,14 @@ int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *p
                        .as = vo_strdup(as ? as : original ? NULL : vm_name),
                        .original = original };
     backup_ref_clear(&b);
-    *ret_task = vo_tasks_submit(d->tasks, "backup-restore", id, task_restore, op,
-                                restore_op_free);
-    return 0;
+    /* Over the original: one of that VM's operations (its job lock). */
+    _cleanup_free_ char *vm_key = original ? vo_asprintf("vm/%s", vm_id) : NULL;
+    VoTaskDesc desc = { .kind = "backup-restore", .target = id,
+                        .keys = { BACKUPS_TASK_KEY, vm_key } };
+    r = vo_tasks_submit(d->tasks, &desc, task_restore, op, restore_op_free, ret_task, ret_error);
+    if (r < 0)
+        restore_op_free(op);
+    return r;
 }
 
 /* ---- verify ------------------------------------------------------------------------------ */
@@ -538,6 +543,12 @@ int vo_backup_verify(VoDaemon *d, const char *id, json_t **ret_task, char **ret_
         return r;
     RestoreOp *op = vo_malloc0(sizeof(*op));
     *op = (RestoreOp){ .d = d, .id = vo_strdup(id) };
-    *ret_task = vo_tasks_submit(d->tasks, "backup-verify", id, task_verify, op, restore_op_free);
-    return 0;
+    /* At most one verify per backup: asked again while one is queued or
+     * running, the answer is that task (its result is the one wanted). */
+    VoTaskDesc desc = { .kind = "backup-verify", .target = id, .keys = { BACKUPS_TASK_KEY },
+                        .once = true };
+    r = vo_tasks_submit(d->tasks, &desc, task_verify, op, restore_op_free, ret_task, ret_error);
+    if (r != 0)
+        restore_op_free(op);
+    return r < 0 ? r : 0;
 }

@@ -352,7 +352,8 @@ int vo_backup_create(VoDaemon *d, VoVm *vm, const VoBackupCreateArgs *args, json
     CreateOp *op = vo_malloc0(sizeof(*op));
     *op = (CreateOp){ .vm = vo_vm_ref(vm), .pool = vo_strdup(args->pool),
                       .incremental = args->incremental, .keep_last = args->keep_last };
-    return vo_vm_submit(d, vm, "backup-create", task_create, op, create_op_free, ret_task);
+    return vo_vm_submit_keyed(d, vm, "backup-create", BACKUPS_TASK_KEY, task_create, op,
+                              create_op_free, ret_task, ret_error);
 }
 
 /* ---- delete ------------------------------------------------------------------------ */
@@ -394,6 +395,9 @@ int vo_backup_delete(VoDaemon *d, const char *id, json_t **ret_task, char **ret_
         return r;
     IdOp *op = vo_malloc0(sizeof(*op));
     *op = (IdOp){ .d = d, .id = vo_strdup(id) };
-    *ret_task = vo_tasks_submit(d->tasks, "backup-delete", id, task_delete, op, id_op_free);
-    return 0;
+    VoTaskDesc desc = { .kind = "backup-delete", .target = id, .keys = { BACKUPS_TASK_KEY } };
+    r = vo_tasks_submit(d->tasks, &desc, task_delete, op, id_op_free, ret_task, ret_error);
+    if (r < 0)
+        id_op_free(op);
+    return r;
 }

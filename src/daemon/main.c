@@ -144,7 +144,10 @@ int main(int argc, char **argv)
         log_error("cannot open the store %s: %s", db, strerror(-r));
         return 1;
     }
-    if ((r = vo_loop_new(&d.loop)) < 0 || (r = vo_tasks_new(8, &d.tasks)) < 0) {
+    static const VoTasksLimits task_limits = { .workers = VO_TASKS_WORKERS,
+                                               .max_queued = VO_TASKS_MAX_QUEUED,
+                                               .max_queued_per_key = VO_TASKS_MAX_QUEUED_PER_KEY };
+    if ((r = vo_loop_new(&d.loop)) < 0 || (r = vo_tasks_new(&task_limits, &d.tasks)) < 0) {
         log_error("cannot set up: %s", strerror(-r));
         return 1;
     }

@@ -501,7 +501,8 @@ int vo_snapshot_create(VoDaemon *d, VoVm *vm, const char *name, bool memory,
     SnapOp *op = snap_op(vm, name);
     op->memory = memory;
     op->description = vo_strdup(description);
-    return vo_vm_submit(d, vm, "snapshot-create", task_create, op, snap_op_free, ret_task);
+    return vo_vm_submit(d, vm, "snapshot-create", task_create, op, snap_op_free, ret_task,
+                        ret_error);
 }
 
 static int exists_or_fail(VoDaemon *d, VoVm *vm, const char *name, char **ret_error)
@@ -548,7 +549,8 @@ int vo_snapshot_revert(VoDaemon *d, VoVm *vm, const char *name, bool force, json
     }
     SnapOp *op = snap_op(vm, name);
     op->force = force;
-    return vo_vm_submit(d, vm, "snapshot-revert", task_revert, op, snap_op_free, ret_task);
+    return vo_vm_submit(d, vm, "snapshot-revert", task_revert, op, snap_op_free, ret_task,
+                        ret_error);
 }
 
 int vo_snapshot_delete(VoDaemon *d, VoVm *vm, const char *name, json_t **ret_task,
@@ -558,5 +560,5 @@ int vo_snapshot_delete(VoDaemon *d, VoVm *vm, const char *name, json_t **ret_tas
     if (r < 0)
         return r;
     return vo_vm_submit(d, vm, "snapshot-delete", task_delete, snap_op(vm, name), snap_op_free,
-                        ret_task);
+                        ret_task, ret_error);
 }

@@ -792,9 +792,18 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
         return -ENOSPC;
     }
     (void)vo_volume_get_json(d, args->pool, args->name, ret_volume, ret_error);
-    *ret_task = vo_tasks_submit(d->tasks, args->import_path ? "volume-import" : "volume-create",
-                                args->name, task_volume_create, op, volume_op_free);
-    return 0;
+    VoTaskDesc desc = { .kind = args->import_path ? "volume-import" : "volume-create",
+                        .target = args->name };
+    r = vo_tasks_submit(d->tasks, &desc, task_volume_create, op, volume_op_free, ret_task,
+                        ret_error);
+    if (r < 0) { /* refused: the queue is full */
+        finish_volume(d, args->pool, args->name, op->path, false, NULL, NULL);
+        op->src_owned = false;
+        volume_op_free(op);
+        json_decref(*ret_volume);
+        *ret_volume = NULL;
+    }
+    return r;
 }
 
 static int task_volume_delete(VoTask *t, void *userdata)
@@ -834,9 +843,12 @@ int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, json_t **r
         *ret_error = why;
         return -EBUSY;
     }
-    *ret_task = vo_tasks_submit(d->tasks, "volume-delete", name, task_volume_delete,
-                                volume_op(d, pool, name), volume_op_free);
-    return 0;
+    VolumeOp *op = volume_op(d, pool, name);
+    r = vo_tasks_submit(d->tasks, &(VoTaskDesc){ .kind = "volume-delete", .target = name },
+                        task_volume_delete, op, volume_op_free, ret_task, ret_error);
+    if (r < 0)
+        volume_op_free(op);
+    return r;
 }
 
 int vo_volume_remove_now(VoDaemon *d, const char *key, char **ret_error)
@@ -936,9 +948,13 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
         volume_op_free(op);
         return r;
     }
-    *ret_task = vo_tasks_submit(d->tasks, "volume-resize", name, task_volume_resize, op,
-                                volume_op_free);
-    return 0;
+    r = vo_tasks_submit(d->tasks, &(VoTaskDesc){ .kind = "volume-resize", .target = name },
+                        task_volume_resize, op, volume_op_free, ret_task, ret_error);
+    if (r < 0) {
+        release_volume(d, pool, name);
+        volume_op_free(op);
+    }
+    return r;
 }
 
 static int task_volume_clone(VoTask *t, void *userdata)
@@ -1002,9 +1018,18 @@ int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char 
         return r;
     }
     (void)vo_volume_get_json(d, dst_pool, dst_name, ret_volume, ret_error);
-    *ret_task = vo_tasks_submit(d->tasks, linked ? "volume-clone-linked" : "volume-clone",
-                                dst_name, task_volume_clone, op, volume_op_free);
-    return 0;
+    VoTaskDesc desc = { .kind = linked ? "volume-clone-linked" : "volume-clone",
+                        .target = dst_name };
+    r = vo_tasks_submit(d->tasks, &desc, task_volume_clone, op, volume_op_free, ret_task,
+                        ret_error);
+    if (r < 0) { /* refused: the queue is full */
+        release_volume(d, pool, name);
+        finish_volume(d, dst_pool, dst_name, op->path, false, NULL, NULL);
+        volume_op_free(op);
+        json_decref(*ret_volume);
+        *ret_volume = NULL;
+    }
+    return r;
 }
 
 int vo_volume_set_shareable(VoDaemon *d, const char *pool, const char *name, bool shareable,

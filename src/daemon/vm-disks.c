@@ -278,7 +278,7 @@ int vo_vm_disk_add(VoDaemon *d, VoVm *vm, const VoVmDiskAdd *add, json_t **ret_t
     op->pool = vo_strdup(add->pool ? add->pool : VO_DEFAULT_POOL);
     op->format = vo_strdup(add->format ? add->format : "qcow2");
     op->size = add->size_bytes;
-    return vo_vm_submit(d, vm, "disk-add", task_disk_add, op, disk_op_free, ret_task);
+    return vo_vm_submit(d, vm, "disk-add", task_disk_add, op, disk_op_free, ret_task, ret_error);
 }
 
 /* Running VM: the guest must release the disk (device_del, DEVICE_DELETED)
@@ -343,7 +343,8 @@ int vo_vm_disk_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, ch
     DiskOp *op = vo_malloc0(sizeof(*op));
     op->vm = vo_vm_ref(vm);
     op->index = index;
-    return vo_vm_submit(d, vm, "disk-remove", task_disk_remove, op, disk_op_free, ret_task);
+    return vo_vm_submit(d, vm, "disk-remove", task_disk_remove, op, disk_op_free, ret_task,
+                        ret_error);
 }
 
 static int task_template(VoTask *t, void *userdata)
@@ -390,5 +391,5 @@ int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, 
     DiskOp *op = vo_malloc0(sizeof(*op));
     op->vm = vo_vm_ref(vm);
     op->image = vo_strdup(image);
-    return vo_vm_submit(d, vm, "template", task_template, op, disk_op_free, ret_task);
+    return vo_vm_submit(d, vm, "template", task_template, op, disk_op_free, ret_task, ret_error);
 }

@@ -65,8 +65,15 @@ int vo_vm_lock_for_change(VoTask *t, VoVm *vm, const char *verb, VoHvInstance **
 /* Caller holds the job lock: next (stolen) becomes the VM's spec and is
  * saved; when saving fails the old spec stays. */
 int vo_vm_commit_spec(VoVm *vm, VoVmSpec *next);
+/* Queues an operation on the VM as a task keyed by the VM's id (one runs at a
+ * time per VM; see jobs/tasks.h); args are the task's (freed when refused).
+ * -EUSERS with *ret_error when too many wait. */
 int vo_vm_submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, void *args,
-                 VoTaskFreeFn free_args, json_t **ret_task);
+                 VoTaskFreeFn free_args, json_t **ret_task, char **ret_error);
+/* The same for an operation that also needs the task key also (NULL: none). */
+int vo_vm_submit_keyed(VoDaemon *d, VoVm *vm, const char *kind, const char *also,
+                       VoTaskFn fn, void *args, VoTaskFreeFn free_args, json_t **ret_task,
+                       char **ret_error);
 /* Registers a new stopped VM with spec (taken; its id, name and MACs already
  * unique), e.g. a restored backup. -EEXIST when the name is taken. */
 int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error);

@@ -303,7 +303,7 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
     op->vm = vo_vm_ref(vm);
     op->network = vo_strdup(network);
     op->mac = vo_strdup(mac);
-    return vo_vm_submit(d, vm, "nic-add", task_nic_add, op, nic_op_free, ret_task);
+    return vo_vm_submit(d, vm, "nic-add", task_nic_add, op, nic_op_free, ret_task, ret_error);
 }
 
 int vo_vm_nic_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, char **ret_error)
@@ -322,5 +322,5 @@ int vo_vm_nic_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, cha
     NicOp *op = vo_malloc0(sizeof(*op));
     op->vm = vo_vm_ref(vm);
     op->index = index;
-    return vo_vm_submit(d, vm, "nic-remove", task_nic_remove, op, nic_op_free, ret_task);
+    return vo_vm_submit(d, vm, "nic-remove", task_nic_remove, op, nic_op_free, ret_task, ret_error);
 }

@@ -165,8 +165,24 @@ static int task_set_resources(VoTask *t, void *userdata)
     return 0;
 }
 
+/* Caller holds the job lock: sets the VM's autostart (saved); its old value
+ * in *ret_old. */
+static int set_autostart(VoVm *vm, bool autostart, bool *ret_old, char **ret_error)
+{
+    pthread_mutex_lock(&vm->lock);
+    *ret_old = vm->spec->autostart;
+    vm->spec->autostart = autostart;
+    int r = vo_vm_save(vm);
+    if (r < 0) {
+        vm->spec->autostart = *ret_old;
+        vo_error_set(ret_error, r, "cannot save VM '%s': %s", vm->spec->name, strerror(-r));
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
 int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_mib,
-                        json_t **ret_task, char **ret_error)
+                        int autostart, json_t **ret_task, char **ret_error)
 {
     if (pthread_mutex_trylock(&vm->job) != 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
@@ -189,13 +205,23 @@ int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_m
     pthread_mutex_unlock(&vm->lock);
     if (r >= 0)
         r = check_request(vm, spec, hv, vcpus, &memory_mib, ret_error);
+    /* autostart now, under the job lock the task cannot take before we let
+     * go of it (later, a task could hold the VM and it would be dropped);
+     * undone when the task is refused. */
+    bool old_autostart = false;
+    if (r >= 0 && autostart >= 0)
+        r = set_autostart(vm, autostart, &old_autostart, ret_error);
+    if (r >= 0) {
+        ResourcesArgs *a = vo_malloc0(sizeof(*a));
+        *a = (ResourcesArgs){ .vm = vo_vm_ref(vm), .vcpus = vcpus, .memory_mib = memory_mib };
+        r = vo_vm_submit(d, vm, "set-resources", task_set_resources, a, resources_args_free,
+                         ret_task, ret_error);
+        _cleanup_free_ char *ignored = NULL;
+        if (r < 0 && autostart >= 0 && old_autostart != autostart)
+            (void)set_autostart(vm, old_autostart, &(bool){ false }, &ignored);
+    }
     pthread_mutex_unlock(&vm->job);
-    if (r < 0)
-        return r;
-    ResourcesArgs *a = vo_malloc0(sizeof(*a));
-    *a = (ResourcesArgs){ .vm = vo_vm_ref(vm), .vcpus = vcpus, .memory_mib = memory_mib };
-    return vo_vm_submit(d, vm, "set-resources", task_set_resources, a, resources_args_free,
-                        ret_task);
+    return r;
 }
 
 void vo_vm_add_live_resources(VoVm *vm, json_t *doc)

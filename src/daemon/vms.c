@@ -764,14 +764,33 @@ static int task_create(VoTask *t, void *userdata)
 
 /* ---- public entry points -------------------------------------------------- */
 
-int vo_vm_submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, void *args,
-                 VoTaskFreeFn free_args, json_t **ret_task)
+static int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, bool unbounded,
+                     VoTaskFn fn, void *args, VoTaskFreeFn free_args, json_t **ret_task,
+                     char **ret_error)
 {
     pthread_mutex_lock(&vm->lock);
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+    _cleanup_free_ char *key = vo_asprintf("vm/%s", vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
-    *ret_task = vo_tasks_submit(d->tasks, kind, name, fn, args, free_args);
-    return 0;
+    VoTaskDesc desc = { .kind = kind, .target = name, .keys = { key, also },
+                        .unbounded = unbounded };
+    int r = vo_tasks_submit(d->tasks, &desc, fn, args, free_args, ret_task, ret_error);
+    if (r != 0 && free_args)
+        free_args(args);
+    return r < 0 ? r : 0;
+}
+
+int vo_vm_submit(VoDaemon *d, VoVm *vm, const char *kind, VoTaskFn fn, void *args,
+                 VoTaskFreeFn free_args, json_t **ret_task, char **ret_error)
+{
+    return vm_submit(d, vm, kind, NULL, false, fn, args, free_args, ret_task, ret_error);
+}
+
+int vo_vm_submit_keyed(VoDaemon *d, VoVm *vm, const char *kind, const char *also,
+                       VoTaskFn fn, void *args, VoTaskFreeFn free_args, json_t **ret_task,
+                       char **ret_error)
+{
+    return vm_submit(d, vm, kind, also, false, fn, args, free_args, ret_task, ret_error);
 }
 
 int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_error)
@@ -792,10 +811,18 @@ int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_erro
     return 0;
 }
 
-int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
+/* unbounded: vireod's own autostart, which the queue's bound never refuses. */
+static int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, json_t **ret_task, char **ret_error)
 {
     int r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
-    return r < 0 ? r : vo_vm_submit(d, vm, "start", task_start, op_args(vm), op_args_free, ret_task);
+    return r < 0 ? r
+                 : vm_submit(d, vm, "start", NULL, unbounded, task_start, op_args(vm),
+                             op_args_free, ret_task, ret_error);
+}
+
+int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
+{
+    return vm_start(d, vm, false, ret_task, ret_error);
 }
 
 int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_task,
@@ -807,25 +834,31 @@ int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_ta
     OpArgs *a = op_args(vm);
     a->force = force;
     a->timeout_s = timeout_s;
-    return vo_vm_submit(d, vm, "stop", task_stop, a, op_args_free, ret_task);
+    return vo_vm_submit(d, vm, "stop", task_stop, a, op_args_free, ret_task, ret_error);
 }
 
 int vo_vm_reboot(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
     int r = vo_vm_precheck(vm, IN(VO_VM_RUNNING), "reboot", ret_error);
-    return r < 0 ? r : vo_vm_submit(d, vm, "reboot", task_reboot, op_args(vm), op_args_free, ret_task);
+    return r < 0 ? r
+                 : vo_vm_submit(d, vm, "reboot", task_reboot, op_args(vm), op_args_free, ret_task,
+                                ret_error);
 }
 
 int vo_vm_pause(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
     int r = vo_vm_precheck(vm, IN(VO_VM_RUNNING), "pause", ret_error);
-    return r < 0 ? r : vo_vm_submit(d, vm, "pause", task_pause, op_args(vm), op_args_free, ret_task);
+    return r < 0 ? r
+                 : vo_vm_submit(d, vm, "pause", task_pause, op_args(vm), op_args_free, ret_task,
+                                ret_error);
 }
 
 int vo_vm_resume(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
     int r = vo_vm_precheck(vm, IN(VO_VM_PAUSED), "resume", ret_error);
-    return r < 0 ? r : vo_vm_submit(d, vm, "resume", task_resume, op_args(vm), op_args_free, ret_task);
+    return r < 0 ? r
+                 : vo_vm_submit(d, vm, "resume", task_resume, op_args(vm), op_args_free, ret_task,
+                                ret_error);
 }
 
 int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, bool keep_disks, json_t **ret_task,
@@ -844,7 +877,7 @@ int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, bool keep_disks, json_t **re
     OpArgs *a = op_args(vm);
     a->force = force;
     a->keep_disks = keep_disks;
-    return vo_vm_submit(d, vm, "delete", task_delete, a, op_args_free, ret_task);
+    return vo_vm_submit(d, vm, "delete", task_delete, a, op_args_free, ret_task, ret_error);
 }
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
@@ -957,7 +990,13 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     a->full_clone = args->full_clone;
     vo_image_free(img);
     *ret_vm = vo_vm_to_json(vm);
-    return vo_vm_submit(d, vm, "create", task_create, a, op_args_free, ret_task);
+    r = vo_vm_submit(d, vm, "create", task_create, a, op_args_free, ret_task, ret_error);
+    if (r < 0) { /* refused (the queue is full): the name is free again */
+        registry_remove(d, vm);
+        json_decref(*ret_vm);
+        *ret_vm = NULL;
+    }
+    return r;
 }
 
 int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
@@ -1160,7 +1199,7 @@ static void autostart_once(VoDaemon *d)
     for (size_t i = 0; i < n; i++) {
         _cleanup_free_ char *error = NULL;
         json_t *task = NULL;
-        if (vms[i]->spec->autostart && vo_vm_start(d, vms[i], &task, &error) >= 0) {
+        if (vms[i]->spec->autostart && vm_start(d, vms[i], true, &task, &error) >= 0) {
             log_info("vm %s: autostart", vms[i]->spec->name);
             json_decref(task);
         }

@@ -117,9 +117,11 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error);
 /* vCPUs and memory of a running VM (vm-resources.c): a task changes them
  * live (vcpus / memory_mib 0: unchanged), within the VM's maximums and what
  * it was started with, and saves the new values in its definition. Refused
- * at once (with *ret_error naming the limit) when out of reach. */
+ * at once (with *ret_error naming the limit) when out of reach. autostart
+ * (0/1; -1: unchanged) given along is saved before the task is queued, while
+ * the VM's job lock is held: all of the request is applied, or none. */
 int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_mib,
-                        json_t **ret_task, char **ret_error);
+                        int autostart, json_t **ret_task, char **ret_error);
 /* Adds what a running VM has now (vcpus_plugged, memory_actual_mib) to its
  * document; nothing when it does not run or the driver is busy. */
 void vo_vm_add_live_resources(VoVm *vm, json_t *doc);

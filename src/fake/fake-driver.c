@@ -2,8 +2,12 @@
  * scale simulations (vireod --driver fake). VMs "run" without any process; a
  * small state file in the VM's run dir lets them survive a vireod restart.
  * Faults are injected per operation: a file $VIREO_FAKE_FAULTS/<op> holding an
- * errno name (e.g. "EIO") makes the next <op> fail with it, once. */
+ * errno name (e.g. "EIO") makes the next <op> fail with it, once. A file
+ * $VIREO_FAKE_FAULTS/<op>.hold makes every <op> wait while it exists (at most
+ * two minutes), after creating <op>.held: a test sees the operation under way
+ * and lets it go by removing the .hold file. */
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
 
@@ -19,11 +23,23 @@ struct VoHvInstance {
     VoHvResources res; /* vCPUs and memory, set from the spec at start */
 };
 
+static void hold(const char *dir, const char *op)
+{
+    _cleanup_free_ char *hold_path = vo_asprintf("%s/%s.hold", dir, op);
+    if (access(hold_path, F_OK) != 0)
+        return;
+    _cleanup_free_ char *held_path = vo_asprintf("%s/%s.held", dir, op);
+    (void)vo_write_file_atomic(held_path, "", 0);
+    for (int i = 0; i < 12000 && access(hold_path, F_OK) == 0; i++)
+        (void)poll(NULL, 0, 10);
+}
+
 static int take_fault(const char *op)
 {
     const char *dir = getenv("VIREO_FAKE_FAULTS");
     if (!dir)
         return 0;
+    hold(dir, op);
     _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, op);
     _cleanup_free_ char *text = NULL;
     if (vo_read_file(path, 64, &text, NULL) < 0)

@@ -1,8 +1,8 @@
-/* tasks.c: the task registry and worker pool (see tasks.h). */
+/* tasks.c: the task registry, its bounded queue and the worker pool (see
+ * tasks.h for the scheduling rules). */
 #include "jobs/tasks.h"
 
 #include <pthread.h>
-#include <stdbool.h>
 #include <string.h>
 
 #include "conf/names.h"
@@ -19,6 +19,7 @@ struct VoTask {
     VoTasks *owner;
     char id[37];
     char *kind, *target;
+    char *keys[VO_TASK_MAX_KEYS];
     TaskState state;
     int progress;
     char *message;
@@ -34,9 +35,13 @@ struct VoTask {
 struct VoTasks {
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    VoTasksLimits limits;
     VoTask **all; /* oldest first */
     size_t n_all;
-    VoTask *queue_head, *queue_tail;
+    VoTask *queue_head, *queue_tail; /* oldest first */
+    size_t n_queued;
+    VoTask **running; /* one slot per worker, NULL when idle */
+    const char **scratch_keys; /* pick(): keys of the tasks skipped */
     pthread_t *workers;
     unsigned n_workers;
     bool stopping;
@@ -48,6 +53,8 @@ static void task_free(VoTask *t)
         t->free_userdata(t->userdata);
     free(t->kind);
     free(t->target);
+    for (size_t i = 0; i < VO_TASK_MAX_KEYS; i++)
+        free(t->keys[i]);
     free(t->message);
     free(t->error_message);
     free(t);
@@ -70,25 +77,80 @@ static json_t *task_to_json(const VoTask *t)
     return o;
 }
 
+static bool has_key(const VoTask *t, const char *key)
+{
+    for (size_t i = 0; i < VO_TASK_MAX_KEYS; i++)
+        if (t->keys[i] && !strcmp(t->keys[i], key))
+            return true;
+    return false;
+}
+
+static bool key_listed(const char *const *keys, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(keys[i], key))
+            return true;
+    return false;
+}
+
+/* Caller holds ts->lock: the oldest queued task none of whose keys is held
+ * by a running task or wanted by an older queued task (so tasks sharing a
+ * key run in order), taken off the queue; NULL when none may run now. */
+static VoTask *pick(VoTasks *ts)
+{
+    size_t n_skipped_keys = 0;
+    for (VoTask *t = ts->queue_head, *prev = NULL; t; prev = t, t = t->next_queued) {
+        bool busy = false;
+        for (size_t k = 0; k < VO_TASK_MAX_KEYS && !busy; k++) {
+            if (!t->keys[k])
+                continue;
+            busy = key_listed(ts->scratch_keys, n_skipped_keys, t->keys[k]);
+            for (unsigned w = 0; w < ts->n_workers && !busy; w++)
+                busy = ts->running[w] && has_key(ts->running[w], t->keys[k]);
+        }
+        if (!busy) {
+            if (prev)
+                prev->next_queued = t->next_queued;
+            else
+                ts->queue_head = t->next_queued;
+            if (ts->queue_tail == t)
+                ts->queue_tail = prev;
+            t->next_queued = NULL;
+            ts->n_queued--;
+            return t;
+        }
+        for (size_t k = 0; k < VO_TASK_MAX_KEYS; k++)
+            if (t->keys[k] && !key_listed(ts->scratch_keys, n_skipped_keys, t->keys[k]))
+                ts->scratch_keys[n_skipped_keys++] = t->keys[k];
+    }
+    return NULL;
+}
+
+typedef struct {
+    VoTasks *ts;
+    unsigned slot;
+} Worker;
+
 static void *worker_main(void *arg)
 {
-    VoTasks *ts = arg;
+    Worker *w = arg;
+    VoTasks *ts = w->ts;
     pthread_mutex_lock(&ts->lock);
     for (;;) {
-        while (!ts->queue_head && !ts->stopping)
+        VoTask *t;
+        /* When stopping, what is queued still runs (as before the bound). */
+        while (!(t = pick(ts)) && !(ts->stopping && !ts->queue_head))
             pthread_cond_wait(&ts->wake, &ts->lock);
-        if (!ts->queue_head)
+        if (!t)
             break;
-        VoTask *t = ts->queue_head;
-        ts->queue_head = t->next_queued;
-        if (!ts->queue_head)
-            ts->queue_tail = NULL;
         t->state = TASK_RUNNING;
+        ts->running[w->slot] = t;
         pthread_mutex_unlock(&ts->lock);
 
         int r = t->fn(t, t->userdata);
 
         pthread_mutex_lock(&ts->lock);
+        ts->running[w->slot] = NULL;
         if (r < 0) {
             t->state = TASK_FAILED;
             t->error_code = vo_error_from_errno(r);
@@ -102,24 +164,36 @@ static void *worker_main(void *arg)
         log_info("task %s %s %s: %s%s%s", t->id, t->kind, t->target ? t->target : "",
                  task_state_names[t->state], t->error_message ? ": " : "",
                  t->error_message ? t->error_message : "");
+        /* Its keys are free: tasks that waited for them may run now. */
+        pthread_cond_broadcast(&ts->wake);
     }
     pthread_mutex_unlock(&ts->lock);
+    free(w);
     return NULL;
 }
 
-int vo_tasks_new(unsigned workers, VoTasks **ret)
+int vo_tasks_new(const VoTasksLimits *limits, VoTasks **ret)
 {
     VoTasks *ts = vo_malloc0(sizeof(*ts));
     pthread_mutex_init(&ts->lock, NULL);
     pthread_cond_init(&ts->wake, NULL);
-    ts->workers = vo_malloc0(sizeof(pthread_t) * workers);
-    for (unsigned i = 0; i < workers; i++) {
-        int r = pthread_create(&ts->workers[i], NULL, worker_main, ts);
+    ts->limits = *limits;
+    ts->running = vo_malloc0(sizeof(VoTask *) * (limits->workers + 1));
+    ts->scratch_keys =
+        vo_malloc0(sizeof(char *) * ((size_t)limits->max_queued * VO_TASK_MAX_KEYS + 1));
+    ts->workers = vo_malloc0(sizeof(pthread_t) * (limits->workers + 1));
+    for (unsigned i = 0; i < limits->workers; i++) {
+        Worker *w = vo_malloc0(sizeof(*w));
+        *w = (Worker){ .ts = ts, .slot = i };
+        int r = pthread_create(&ts->workers[i], NULL, worker_main, w);
         if (r != 0) {
+            free(w);
             vo_tasks_free(ts);
             return -r;
         }
+        pthread_mutex_lock(&ts->lock);
         ts->n_workers++;
+        pthread_mutex_unlock(&ts->lock);
     }
     *ret = ts;
     return 0;
@@ -139,6 +213,8 @@ VoTasks *vo_tasks_free(VoTasks *ts)
         task_free(ts->all[i]);
     free(ts->all);
     free(ts->workers);
+    free(ts->running);
+    free(ts->scratch_keys);
     pthread_cond_destroy(&ts->wake);
     pthread_mutex_destroy(&ts->lock);
     free(ts);
@@ -162,21 +238,77 @@ static void prune(VoTasks *ts)
     ts->n_all = w;
 }
 
-json_t *vo_tasks_submit(VoTasks *ts, const char *kind, const char *target, VoTaskFn fn,
-                        void *userdata, VoTaskFreeFn free_userdata)
+/* The object the per-object bound counts. */
+static const char *bound_key(const char *const *keys, const char *target)
 {
+    for (size_t i = 0; i < VO_TASK_MAX_KEYS; i++)
+        if (keys[i])
+            return keys[i];
+    return target ? target : "";
+}
+
+/* Caller holds ts->lock: a queued or running task of kind on target. */
+static VoTask *find_pending(VoTasks *ts, const char *kind, const char *target)
+{
+    for (size_t i = ts->n_all; i > 0; i--) {
+        VoTask *t = ts->all[i - 1];
+        if ((t->state == TASK_QUEUED || t->state == TASK_RUNNING) && !strcmp(t->kind, kind) &&
+            !strcmp(t->target ? t->target : "", target ? target : ""))
+            return t;
+    }
+    return NULL;
+}
+
+/* Caller holds ts->lock: why desc may not queue now, or NULL. */
+static char *refusal(VoTasks *ts, const VoTaskDesc *desc)
+{
+    if (ts->n_queued >= ts->limits.max_queued)
+        return vo_asprintf("too many operations are waiting (%zu queued, at most %u): try "
+                           "again once some have finished (see: vireo task list)",
+                           ts->n_queued, ts->limits.max_queued);
+    const char *key = bound_key(desc->keys, desc->target);
+    size_t same = 0;
+    for (VoTask *t = ts->queue_head; t; t = t->next_queued)
+        if (!strcmp(bound_key((const char *const *)t->keys, t->target), key))
+            same++;
+    if (same >= ts->limits.max_queued_per_key)
+        return vo_asprintf("too many operations on '%s' are waiting (%zu queued, at most %u): "
+                           "try again once some have finished (see: vireo task list)",
+                           desc->target ? desc->target : key, same,
+                           ts->limits.max_queued_per_key);
+    return NULL;
+}
+
+int vo_tasks_submit(VoTasks *ts, const VoTaskDesc *desc, VoTaskFn fn, void *userdata,
+                    VoTaskFreeFn free_userdata, json_t **ret_task, char **ret_error)
+{
+    pthread_mutex_lock(&ts->lock);
+    VoTask *pending = desc->once ? find_pending(ts, desc->kind, desc->target) : NULL;
+    char *why = pending || desc->unbounded ? NULL : refusal(ts, desc);
+    if (pending || why) {
+        int r = pending ? 1 : -EUSERS;
+        if (pending)
+            *ret_task = task_to_json(pending);
+        else
+            *ret_error = why;
+        pthread_mutex_unlock(&ts->lock);
+        return r;
+    }
+
     VoTask *t = vo_malloc0(sizeof(*t));
     t->owner = ts;
     if (vo_uuid_generate(t->id) < 0)
         abort();
-    t->kind = vo_strdup(kind);
-    t->target = vo_strdup(target);
+    t->kind = vo_strdup(desc->kind);
+    t->target = vo_strdup(desc->target);
+    for (size_t i = 0, n = 0; i < VO_TASK_MAX_KEYS; i++)
+        if (desc->keys[i])
+            t->keys[n++] = vo_strdup(desc->keys[i]);
     t->fn = fn;
     t->userdata = userdata;
     t->free_userdata = free_userdata;
     t->created_at = vo_wall_ms();
 
-    pthread_mutex_lock(&ts->lock);
     ts->all = realloc(ts->all, sizeof(VoTask *) * (ts->n_all + 1));
     if (!ts->all)
         abort();
@@ -186,13 +318,13 @@ json_t *vo_tasks_submit(VoTasks *ts, const char *kind, const char *target, VoTas
     else
         ts->queue_head = t;
     ts->queue_tail = t;
-    json_t *j = task_to_json(t);
+    ts->n_queued++;
+    *ret_task = task_to_json(t);
     prune(ts);
-    pthread_cond_signal(&ts->wake);
+    pthread_cond_broadcast(&ts->wake);
     pthread_mutex_unlock(&ts->lock);
-    return j;
+    return 0;
 }
-
 json_t *vo_tasks_get_json(VoTasks *ts, const char *id)
 {
     json_t *j = NULL;

@@ -17,6 +17,7 @@ static const struct {
     [VO_ERR_CONFLICT] = { "conflict", 409 },
     [VO_ERR_PAYLOAD_TOO_LARGE] = { "payload-too-large", 413 },
     [VO_ERR_UNSUPPORTED_MEDIA] = { "unsupported-media-type", 415 },
+    [VO_ERR_TOO_MANY_REQUESTS] = { "too-many-requests", 429 },
     [VO_ERR_INTERNAL] = { "internal", 500 },
     [VO_ERR_UNAVAILABLE] = { "unavailable", 503 },
     [VO_ERR_INSUFFICIENT_STORAGE] = { "insufficient-storage", 507 },
@@ -44,6 +45,7 @@ VoErrorCode vo_error_from_errno(int negative_errno)
     case E2BIG: case EMSGSIZE: return VO_ERR_PAYLOAD_TOO_LARGE;
     case ENOTSUP: case ENODEV: case ENETDOWN: return VO_ERR_UNAVAILABLE;
     case ENOSPC: case EDQUOT: return VO_ERR_INSUFFICIENT_STORAGE;
+    case EUSERS: return VO_ERR_TOO_MANY_REQUESTS; /* the task queue is full (jobs/tasks.h) */
     default: return VO_ERR_INTERNAL;
     }
 }
