@@ -42,6 +42,7 @@ struct VoTasks {
     size_t n_queued;
     VoTask **running; /* one slot per worker, NULL when idle */
     const char **scratch_keys; /* pick(): keys of the tasks skipped */
+    size_t scratch_cap;        /* entries scratch_keys holds (>= keys of all queued) */
     pthread_t *workers;
     unsigned n_workers;
     bool stopping;
@@ -179,8 +180,8 @@ int vo_tasks_new(const VoTasksLimits *limits, VoTasks **ret)
     pthread_cond_init(&ts->wake, NULL);
     ts->limits = *limits;
     ts->running = vo_malloc0(sizeof(VoTask *) * (limits->workers + 1));
-    ts->scratch_keys =
-        vo_malloc0(sizeof(char *) * ((size_t)limits->max_queued * VO_TASK_MAX_KEYS + 1));
+    ts->scratch_cap = (size_t)limits->max_queued * VO_TASK_MAX_KEYS + 1;
+    ts->scratch_keys = vo_malloc0(sizeof(char *) * ts->scratch_cap);
     ts->workers = vo_malloc0(sizeof(pthread_t) * (limits->workers + 1));
     for (unsigned i = 0; i < limits->workers; i++) {
         Worker *w = vo_malloc0(sizeof(*w));
@@ -319,6 +320,14 @@ int vo_tasks_submit(VoTasks *ts, const VoTaskDesc *desc, VoTaskFn fn, void *user
         ts->queue_head = t;
     ts->queue_tail = t;
     ts->n_queued++;
+    /* Unbounded tasks (autostart) may queue past max_queued: pick() lists
+     * the keys of every queued task it skips. */
+    if (ts->n_queued * VO_TASK_MAX_KEYS >= ts->scratch_cap) {
+        ts->scratch_cap = ts->n_queued * VO_TASK_MAX_KEYS * 2 + 1;
+        ts->scratch_keys = realloc(ts->scratch_keys, sizeof(char *) * ts->scratch_cap);
+        if (!ts->scratch_keys)
+            abort();
+    }
     *ret_task = task_to_json(t);
     prune(ts);
     pthread_cond_broadcast(&ts->wake);
