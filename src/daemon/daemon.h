@@ -1,5 +1,21 @@
 /* daemon.h: the state vireod shares between its HTTP threads, task workers
- * and event loop. */
+ * and event loop.
+ *
+ * Lock order (a thread holding one may take only those after it):
+ *   vm->job  →  d->vms_lock  →  vm->lock
+ * d->storage_lock and d->networks_lock are leaves: held only while their
+ * lists are read or changed, never while another lock is taken or slow work
+ * (qemu-img, a task, a VM lookup) runs.
+ *
+ * A rule that spans two objects (a linked clone's base is never attached; a
+ * non-shareable volume has one VM; a network with a NIC is not deleted; one
+ * image name has one build) is kept by a claim, not by holding two locks: the
+ * operation first marks the object under the lock that owns it (a volume's
+ * busy or attaching, a network's attaching or deleting, a VM's deleting, an
+ * image name in images_building), then checks the other object, then does
+ * the long work and drops the mark once the relation is recorded (or the
+ * operation failed). The other operation sees the mark, or, when it comes
+ * later, the recorded relation, and is refused with a 409. */
 #pragma once
 
 #include <pthread.h>
@@ -32,6 +48,7 @@ typedef struct VoDaemon {
     size_t n_pools;
     VoVolume **volumes;
     size_t n_volumes;
+    char **images_building; /* image names a build or import holds (storage_lock) */
     pthread_mutex_t networks_lock; /* protects networks and their fields */
     VoNetwork **networks;
     size_t n_networks;

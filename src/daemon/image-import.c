@@ -15,11 +15,45 @@
 typedef struct {
     VoDaemon *d;
     char *name, *import_path, *kernel_path, *initrd_path, *cmdline;
+    bool claimed; /* holds the name (vo_image_name_claim) */
 } ImportOp;
+
+int vo_image_name_claim(VoDaemon *d, const char *name, char **ret_error)
+{
+    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, name);
+    pthread_mutex_lock(&d->storage_lock);
+    int r = 0;
+    for (char **s = d->images_building; s && *s && r == 0; s++)
+        if (!strcmp(*s, name))
+            r = vo_error_set(ret_error, -EEXIST, "image '%s' is being built by another task",
+                             name);
+    if (r == 0 && access(dir, F_OK) == 0)
+        r = vo_error_set(ret_error, -EEXIST, "image '%s' already exists", name);
+    if (r == 0)
+        vo_strv_pushf(&d->images_building, "%s", name);
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+void vo_image_name_release(VoDaemon *d, const char *name)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    size_t n = vo_strv_len(d->images_building);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(d->images_building[i], name)) {
+            free(d->images_building[i]);
+            d->images_building[i] = d->images_building[n - 1];
+            d->images_building[n - 1] = NULL;
+            break;
+        }
+    pthread_mutex_unlock(&d->storage_lock);
+}
 
 static void import_op_free(void *p)
 {
     ImportOp *op = p;
+    if (op->claimed)
+        vo_image_name_release(op->d, op->name);
     free(op->name);
     free(op->import_path);
     free(op->kernel_path);
@@ -104,6 +138,8 @@ static int task_import(VoTask *t, void *userdata)
                            .cmdline = op->cmdline };
         r = vo_image_build(op->d, &b, t, &error);
     }
+    vo_image_name_release(op->d, op->name); /* built (it exists now) or not */
+    op->claimed = false;
     if (r < 0)
         return vo_task_fail(t, r, "cannot import image '%s': %s", op->name,
                             error ? error : strerror(-r));
@@ -143,18 +179,16 @@ int vo_image_import(VoDaemon *d, const VoImageImportArgs *args, json_t **ret_tas
                                      (unsigned char)*p, (size_t)(p - args->cmdline));
             return -EINVAL;
         }
-    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, args->name);
-    if (access(dir, F_OK) == 0) {
-        *ret_error = vo_asprintf("image '%s' already exists", args->name);
-        return -EEXIST;
-    }
+    int r = vo_image_name_claim(d, args->name, ret_error);
+    if (r < 0)
+        return r;
     ImportOp *op = vo_malloc0(sizeof(*op));
-    *op = (ImportOp){ .d = d, .name = vo_strdup(args->name),
+    *op = (ImportOp){ .d = d, .name = vo_strdup(args->name), .claimed = true,
                       .import_path = vo_strdup(args->import_path),
                       .kernel_path = vo_strdup(args->kernel_path),
                       .initrd_path = vo_strdup(args->initrd_path),
                       .cmdline = vo_strdup(args->cmdline) };
-    int r = vo_tasks_submit(d->tasks, &(VoTaskDesc){ .kind = "image-import", .target = args->name },
+    r = vo_tasks_submit(d->tasks, &(VoTaskDesc){ .kind = "image-import", .target = args->name },
                             task_import, op, import_op_free, ret_task, ret_error);
     if (r < 0)
         import_op_free(op);

@@ -38,5 +38,12 @@ typedef struct {
 struct VoTask;
 int vo_image_build(struct VoDaemon *d, const VoImageBuild *b, struct VoTask *t, char **ret_error);
 
+/* Holds image name for one build (an import or a template) from the
+ * request until the build ended: -EEXIST when the image exists or another
+ * build holds the name, so parallel builds of one name never share a build
+ * directory. vo_image_name_release gives it back. */
+int vo_image_name_claim(struct VoDaemon *d, const char *name, char **ret_error);
+void vo_image_name_release(struct VoDaemon *d, const char *name);
+
 /* Refused while VMs or detached linked clones use it. */
 int vo_image_delete(struct VoDaemon *d, const char *name, char **ret_error);

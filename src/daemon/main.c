@@ -191,6 +191,7 @@ int main(int argc, char **argv)
     free(d.state_dir);
     free(d.run_dir);
     free(d.socket_path);
+    vo_strv_free(d.images_building);
     log_info("vireod stopped");
     return r < 0 ? 1 : 0;
 }

@@ -1,7 +1,9 @@
 /* networks.c: the network registry, plumbing and dnsmasq supervision (see
  * networks.h). Locking: d->networks_lock guards the list and each network's
  * fields, held only briefly; plans run outside it with the network marked
- * busy. dnsmasq processes are watched on the event loop (pidfd). */
+ * busy. dnsmasq processes are watched on the event loop (pidfd). A NIC being
+ * added claims its network (attaching) and a delete marks it (deleting)
+ * before either looks at the VMs, so one of the two is refused. */
 #include "daemon/networks.h"
 
 #include <fcntl.h>
@@ -29,6 +31,8 @@ struct VoNetwork {
     pid_t dnsmasq_pid;
     int dnsmasq_pidfd;  /* watched on the loop; -1 when none */
     bool stopping;      /* deleting: do not restart dnsmasq */
+    bool deleting;      /* a delete is checking the VMs: no new NIC */
+    unsigned attaching; /* NIC adds and VM creates between check and commit */
     int64_t restart_times[DNSMASQ_RESTARTS_PER_MINUTE];
     unsigned n_restarts;
 };
@@ -516,26 +520,69 @@ static void unwatch_on_loop(void *userdata)
     pthread_mutex_unlock(&u->lock);
 }
 
-int vo_network_delete(VoDaemon *d, const char *name, char **ret_error)
+int vo_network_claim(VoDaemon *d, const char *name, char **ret_error)
 {
-    _cleanup_free_ char *user = vo_vms_network_user(d, name);
-    if (user) {
-        *ret_error = vo_asprintf("network '%s' is used by VM '%s'; remove its NIC first", name,
-                                 user);
-        return -EBUSY;
-    }
+    if (!strcmp(name, "user"))
+        return 0;
     pthread_mutex_lock(&d->networks_lock);
     VoNetwork *n = network_find(d, name);
-    if (n) {
+    int r = 0;
+    if (!n)
+        r = vo_error_set(ret_error, -ENOENT, "network '%s' does not exist (see: vireo network "
+                         "list)", name);
+    else if (n->deleting)
+        r = vo_error_set(ret_error, -EBUSY, "network '%s' is being deleted", name);
+    else
+        n->attaching++;
+    pthread_mutex_unlock(&d->networks_lock);
+    return r;
+}
+
+void vo_network_release(VoDaemon *d, const char *name)
+{
+    if (!strcmp(name, "user"))
+        return;
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    if (n && n->attaching)
+        n->attaching--;
+    pthread_mutex_unlock(&d->networks_lock);
+}
+
+int vo_network_delete(VoDaemon *d, const char *name, char **ret_error)
+{
+    /* Marked first (a NIC add that starts now is refused; one in progress
+     * refuses this), then the VMs: a NIC added before is seen. */
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    int refused = 0;
+    if (!n)
+        refused = vo_error_set(ret_error, -ENOENT, "network '%s' does not exist", name);
+    else if (n->deleting)
+        refused = vo_error_set(ret_error, -EBUSY, "network '%s' is already being deleted", name);
+    else if (n->attaching)
+        refused = vo_error_set(ret_error, -EBUSY, "a NIC is being added to network '%s'; "
+                               "try again when it is done", name);
+    else
+        n->deleting = true;
+    pthread_mutex_unlock(&d->networks_lock);
+    if (refused < 0)
+        return refused;
+    _cleanup_free_ char *user = vo_vms_network_user(d, name);
+    pthread_mutex_lock(&d->networks_lock);
+    if (user) {
+        n->deleting = false;
+    } else {
         for (size_t i = 0; i < d->n_networks; i++)
             if (d->networks[i] == n)
                 d->networks[i] = d->networks[--d->n_networks];
         n->stopping = true;
     }
     pthread_mutex_unlock(&d->networks_lock);
-    if (!n) {
-        *ret_error = vo_asprintf("network '%s' does not exist", name);
-        return -ENOENT;
+    if (user) {
+        *ret_error = vo_asprintf("network '%s' is used by VM '%s'; remove its NIC first", name,
+                                 user);
+        return -EBUSY;
     }
     Unwatch u = { .n = n, .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
     /* The dnsmasq stop step needs the pidfd: send SIGTERM first, then unwatch. */

@@ -22,10 +22,16 @@ json_t *vo_networks_list_json(VoDaemon *d);
 int vo_network_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error);
 /* Creates from the API body; nothing stays behind when it fails. */
 int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error);
-/* Refused (-EBUSY) while a VM's NIC uses it. */
+/* Refused (-EBUSY) while a VM's NIC uses it or a claim holds it. */
 int vo_network_delete(VoDaemon *d, const char *name, char **ret_error);
 
 bool vo_network_exists(VoDaemon *d, const char *name);
+/* For a NIC add or a VM create: holds network name ("user": nothing to
+ * hold) so it cannot be deleted until vo_network_release, which the caller
+ * calls once the VM's definition names it (or it failed). -ENOENT when it
+ * does not exist, -EBUSY while it is being deleted. */
+int vo_network_claim(VoDaemon *d, const char *name, char **ret_error);
+void vo_network_release(VoDaemon *d, const char *name);
 /* The bridge a NIC on network name is plugged into (malloc'd). */
 int vo_network_bridge(VoDaemon *d, const char *name, char **ret_bridge, char **ret_error);
 /* The address DHCP gave mac on network, or NULL (malloc'd). */

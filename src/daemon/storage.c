@@ -1,7 +1,9 @@
 /* storage.c: pool and volume registry and operations (see storage.h).
  * Locking: d->storage_lock guards the in-memory lists and is held only while
  * they are read or changed, never across qemu-img; a volume being worked on
- * is marked busy so no second operation starts on it. */
+ * is marked busy so no second operation starts on it, and one a disk add is
+ * attaching is marked attaching until the VM's definition names it (see the
+ * claims in daemon.h). */
 #include "daemon/storage.h"
 
 #include <dirent.h>
@@ -29,6 +31,7 @@ struct VoVolume {
     char *image;   /* image it is a linked clone of, or NULL */
     bool shareable;
     bool busy;     /* an operation (create, resize, clone, delete) runs on it */
+    unsigned attaching; /* disk adds between their check and their commit */
     bool ready;    /* created; false while its create task runs */
     int64_t created_at;
 };
@@ -652,6 +655,9 @@ static int claim_volume(VoDaemon *d, const char *pool, const char *name, char **
     } else if (v->busy || !v->ready) {
         *ret_error = vo_asprintf("volume '%s/%s' is busy with another operation", pool, name);
         r = -EBUSY;
+    } else if (v->attaching) {
+        *ret_error = vo_asprintf("volume '%s/%s' is being attached to a VM", pool, name);
+        r = -EBUSY;
     } else {
         v->busy = true;
         *ret_path = vo_volume_path(p->path, v->name, v->format);
@@ -858,14 +864,17 @@ int vo_volume_remove_now(VoDaemon *d, const char *key, char **ret_error)
         *ret_error = vo_asprintf("'%s' is not POOL/NAME", key);
         return -EINVAL;
     }
-    char *why = volume_in_use(d, pool, name);
-    if (why) {
-        *ret_error = why;
-        return -EBUSY;
-    }
+    /* Claimed first, so an attach or a linked clone that starts now is
+     * refused, and one that finished before is seen by volume_in_use. */
     int r = claim_volume(d, pool, name, &path, NULL, ret_error);
     if (r < 0)
         return r;
+    char *why = volume_in_use(d, pool, name);
+    if (why) {
+        release_volume(d, pool, name);
+        *ret_error = why;
+        return -EBUSY;
+    }
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
     r = delete_volume_doc(d, v);
@@ -970,11 +979,13 @@ static int task_volume_clone(VoTask *t, void *userdata)
         r = vo_img_convert(op->src_path, op->src_format, op->path, op->format, report_progress,
                            t, &error);
     }
+    /* The clone is recorded (a linked one as a dependent of its base) before
+     * the base is free again, so no attach slips in between. */
+    int k = finish_volume(op->d, op->pool, op->name, op->path, r >= 0,
+                          op->linked ? op->backing : NULL, NULL);
     _cleanup_free_ char *src_pool = NULL, *src_name = NULL;
     (void)vo_volume_key_split(op->backing, &src_pool, &src_name);
     release_volume(op->d, src_pool, src_name);
-    int k = finish_volume(op->d, op->pool, op->name, op->path, r >= 0,
-                          op->linked ? op->backing : NULL, NULL);
     if (r >= 0 && k < 0)
         r = k;
     return r < 0 ? fail_volume_task(t, r, "clone into", op, error) : 0;
@@ -989,24 +1000,28 @@ int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char 
         return -EINVAL;
     }
     _cleanup_free_ char *src_key = vo_asprintf("%s/%s", pool, name);
-    _cleanup_free_ char *src_user = vo_vms_volume_user(d, src_key);
-    if (src_user && linked) {
-        /* A linked clone's base must never be written again. */
-        *ret_error = vo_asprintf("volume '%s' is attached to VM '%s': a linked clone needs a "
-                                 "base nobody writes; detach it or make a full clone",
-                                 src_key, src_user);
-        return -EBUSY;
-    }
-    if (src_user && vo_vms_volume_running(d, src_key)) {
-        *ret_error = vo_asprintf("volume '%s' is in use by running VM '%s': stop it first",
-                                 src_key, src_user);
-        return -EBUSY;
-    }
     VolumeOp *op = volume_op(d, dst_pool, dst_name);
     op->linked = linked;
     op->backing = vo_strdup(src_key);
+    /* The claim first (an attach in progress refuses it, and refuses an
+     * attach from now on), then the VMs: one that attached before is seen. */
     int r = claim_volume(d, pool, name, &op->src_path, &op->src_format, ret_error);
     if (r < 0) {
+        volume_op_free(op);
+        return r;
+    }
+    _cleanup_free_ char *src_user = vo_vms_volume_user(d, src_key);
+    if (src_user && linked) {
+        /* A linked clone's base must never be written again. */
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s': a linked "
+                         "clone needs a base nobody writes; detach it or make a full clone",
+                         src_key, src_user);
+    } else if (src_user && vo_vms_volume_running(d, src_key)) {
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is in use by running VM '%s': stop "
+                         "it first", src_key, src_user);
+    }
+    if (r < 0) {
+        release_volume(d, pool, name);
         volume_op_free(op);
         return r;
     }
@@ -1036,19 +1051,21 @@ int vo_volume_set_shareable(VoDaemon *d, const char *pool, const char *name, boo
                             char **ret_error)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
+    _cleanup_free_ char *path = NULL;
+    /* Claimed while the VMs are asked, so no attach runs in between. */
+    int r = claim_volume(d, pool, name, &path, NULL, ret_error);
+    if (r < 0)
+        return r;
     _cleanup_free_ char *user = vo_vms_volume_user(d, key);
-    if (user) {
-        *ret_error = vo_asprintf("volume '%s' is attached to VM '%s': detach it first", key, user);
-        return -EBUSY;
-    }
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
-    int r = 0;
+    if (v)
+        v->busy = false;
     if (!v) {
         *ret_error = vo_asprintf("volume '%s' does not exist", key);
         r = -ENOENT;
-    } else if (v->busy) {
-        *ret_error = vo_asprintf("volume '%s' is busy with another operation", key);
+    } else if (user) {
+        *ret_error = vo_asprintf("volume '%s' is attached to VM '%s': detach it first", key, user);
         r = -EBUSY;
     } else {
         bool old = v->shareable;
@@ -1195,6 +1212,50 @@ int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_f
     return r;
 }
 
+int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
+                           bool *ret_shareable, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return vo_error_set(ret_error, -EINVAL, "volume: '%s' is not POOL/NAME", key);
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    VoPool *p = pool_find(d, pool);
+    size_t deps = v ? volume_dependents(d, key) : 0;
+    int r = 0;
+    if (!v || !p || !v->ready)
+        r = vo_error_set(ret_error, -ENOENT, "volume '%s' does not exist", key);
+    else if (deps)
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones: attaching it "
+                         "would let a VM write under them; clone it instead", key);
+    else if (v->busy)
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is busy with another operation (a "
+                         "clone, resize or delete); try again when it is done", key);
+    else if (v->attaching && !v->shareable)
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being attached to another VM (mark "
+                         "it shareable to share it)", key);
+    else {
+        v->attaching++;
+        *ret_path = vo_volume_path(p->path, v->name, v->format);
+        *ret_format = vo_strdup(v->format);
+        *ret_shareable = v->shareable;
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+void vo_volume_attach_release(VoDaemon *d, const char *key)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return;
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    if (v && v->attaching)
+        v->attaching--;
+    pthread_mutex_unlock(&d->storage_lock);
+}
+
 /* ---- for backups ------------------------------------------------------------------ */
 
 int vo_backup_pool_path(VoDaemon *d, const char *name, char **ret_path, char **ret_error)
@@ -1257,13 +1318,17 @@ int vo_volumes_replace_files(VoDaemon *d, char *const *keys, char *const *new_fi
     for (; r >= 0 && claimed < n; claimed++) {
         if (vo_volume_key_split(keys[claimed], &pools[claimed], &names[claimed]) < 0)
             r = vo_error_set(ret_error, -EINVAL, "'%s' is not POOL/NAME", keys[claimed]);
-        else if (vo_volume_is_base(d, keys[claimed]))
-            r = vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones and must stay "
-                             "as it is", keys[claimed]);
         else
             r = claim_volume(d, pools[claimed], names[claimed], &paths[claimed], NULL, ret_error);
         if (r < 0)
             break;
+        /* After the claim: a linked clone of it cannot start any more. */
+        if (vo_volume_is_base(d, keys[claimed])) {
+            r = vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones and must stay "
+                             "as it is", keys[claimed]);
+            claimed++; /* released with the others below */
+            break;
+        }
     }
     for (; r >= 0 && swapped < n; swapped++) {
         char *slash = strrchr(paths[swapped], '/');

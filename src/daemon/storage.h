@@ -75,6 +75,15 @@ char *vo_volume_free_name(VoDaemon *d, const char *pool, const char *prefix);
 /* Path and format of an existing volume key ("pool/name"). */
 int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
                      bool *ret_shareable, char **ret_error);
+/* For a disk add: claims existing volume key (path, format, shareable
+ * given) until vo_volume_attach_release, which the add calls once the VM's
+ * definition names the volume, or the add failed. Refused (-EBUSY) when it
+ * backs linked clones, is busy (clone, resize, delete), or is not shareable
+ * and another add holds it; while held, linked clones, deletes, resizes and
+ * a change of shareable are refused. The caller then checks the VMs. */
+int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
+                           bool *ret_shareable, char **ret_error);
+void vo_volume_attach_release(VoDaemon *d, const char *key);
 /* How many VMs and detached linked clones use image NAME. */
 int vo_image_users(VoDaemon *d, const char *image);
 /* Whether linked clones are built on volume key (then it must not change). */

@@ -112,11 +112,14 @@ typedef struct {
     char *volume, *pool, *format, *image;
     uint64_t size;
     size_t index;
+    bool image_claimed; /* a template holds op->image (vo_image_name_claim) */
 } DiskOp;
 
 static void disk_op_free(void *p)
 {
     DiskOp *op = p;
+    if (op->image_claimed)
+        vo_image_name_release(op->vm->d, op->image);
     vo_vm_unref(op->vm);
     free(op->volume);
     free(op->pool);
@@ -141,10 +144,12 @@ static bool lock_stopped(VoTask *t, VoVm *vm, const char *verb, int *ret)
 }
 
 /* The volume the new disk is: made now (op->size) or the existing op->volume,
- * checked again under the job lock. *ret_created: the name when made now. */
+ * claimed (*ret_claimed; released by the caller once the definition names it
+ * or the add failed) and then checked against the VMs. *ret_created: the
+ * name when made now. */
 static int disk_volume(VoDaemon *d, VoVm *vm, DiskOp *op, VoTask *t, char **ret_path,
                        char **ret_format, bool *ret_shareable, char **ret_created,
-                       char **ret_error)
+                       bool *ret_claimed, char **ret_error)
 {
     int r;
     if (!op->volume) {
@@ -160,9 +165,14 @@ static int disk_volume(VoDaemon *d, VoVm *vm, DiskOp *op, VoTask *t, char **ret_
         }
         return r;
     }
+    /* The claim first: a linked clone or a second attach that starts now is
+     * refused; one that finished before is seen below. */
+    r = vo_volume_attach_claim(d, op->volume, ret_path, ret_format, ret_shareable, ret_error);
+    if (r < 0)
+        return r;
+    *ret_claimed = true;
     _cleanup_free_ char *user = vo_vms_volume_user(d, op->volume);
-    r = vo_volume_lookup(d, op->volume, ret_path, ret_format, ret_shareable, ret_error);
-    if (r >= 0 && user && !*ret_shareable) {
+    if (user && !*ret_shareable) {
         *ret_error = vo_asprintf("volume '%s' is already attached to VM '%s' (mark it shareable "
                                  "to share it)", op->volume, user);
         r = -EBUSY;
@@ -184,14 +194,14 @@ static int task_disk_add(VoTask *t, void *userdata)
     if (r < 0)
         return r;
     _cleanup_free_ char *error = NULL, *path = NULL, *format = NULL, *created = NULL;
-    bool shareable = false;
+    bool shareable = false, claimed = false;
     if (next->n_disks >= VO_VM_MAX_DISKS) {
         error = vo_asprintf("the VM already has %zu disks, the most it can have is %d",
                             next->n_disks, VO_VM_MAX_DISKS);
         r = -EINVAL;
     }
     if (r >= 0)
-        r = disk_volume(d, vm, op, t, &path, &format, &shareable, &created, &error);
+        r = disk_volume(d, vm, op, t, &path, &format, &shareable, &created, &claimed, &error);
     if (r >= 0) {
         next->disks = realloc(next->disks, sizeof(VoDiskSpec) * (next->n_disks + 1));
         if (!next->disks)
@@ -215,6 +225,8 @@ static int task_disk_add(VoTask *t, void *userdata)
     }
     vo_vm_spec_free(next);
     pthread_mutex_unlock(&vm->job);
+    if (claimed) /* the definition names it now, or the add failed */
+        vo_volume_attach_release(d, op->volume);
     if (r < 0 && created) {
         _cleanup_free_ char *ignored = NULL;
         (void)vo_volume_remove_now(d, op->volume, &ignored);
@@ -353,8 +365,11 @@ static int task_template(VoTask *t, void *userdata)
     VoVm *vm = op->vm;
     VoDaemon *d = vm->d;
     int r = 0;
-    if (!lock_stopped(t, vm, "make a template of", &r))
+    if (!lock_stopped(t, vm, "make a template of", &r)) {
+        vo_image_name_release(d, op->image);
+        op->image_claimed = false;
         return r;
+    }
     pthread_mutex_lock(&vm->lock);
     VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
@@ -365,6 +380,8 @@ static int task_template(VoTask *t, void *userdata)
                        .kernel = spec->kernel, .initrd = spec->initrd, .cmdline = spec->cmdline,
                        .template_of = spec->name };
     r = vo_image_build(d, &b, t, &error);
+    vo_image_name_release(d, op->image); /* built (it exists now) or not */
+    op->image_claimed = false;
     pthread_mutex_unlock(&vm->job);
     if (r < 0)
         r = vo_task_fail(t, r, "cannot make image '%s' from VM '%s': %s", op->image, spec->name,
@@ -383,13 +400,12 @@ int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, 
                                  "'-', not starting with '-'", image ? image : "");
         return -EINVAL;
     }
-    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, image);
-    if (access(dir, F_OK) == 0) {
-        *ret_error = vo_asprintf("image '%s' already exists", image);
-        return -EEXIST;
-    }
+    r = vo_image_name_claim(d, image, ret_error);
+    if (r < 0)
+        return r;
     DiskOp *op = vo_malloc0(sizeof(*op));
     op->vm = vo_vm_ref(vm);
     op->image = vo_strdup(image);
+    op->image_claimed = true;
     return vo_vm_submit(d, vm, "template", task_template, op, disk_op_free, ret_task, ret_error);
 }

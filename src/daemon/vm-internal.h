@@ -23,6 +23,8 @@ struct VoVm {
     VoHvInfo info;
     bool stop_requested; /* an exit now is a stop, not a crash */
     bool provisioning;   /* create task still running */
+    bool deleting;       /* a delete task is queued or running: no second one */
+    bool deleted;        /* gone: a create task running now must not save it */
     bool watching;       /* exit fd registered on the loop */
     VoConsole *console;  /* loop thread only */
 };
@@ -56,6 +58,10 @@ int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s);
  * (fds[i] = -1 for those); vo_vm_close_taps closes and frees. */
 int vo_vm_open_taps(VoDaemon *d, const VoVmSpec *spec, int **ret_fds, char **ret_error);
 void vo_vm_close_taps(int *fds, size_t n);
+/* Claims the network of each of spec's NICs (vo_network_claim), all or
+ * none, for a VM being registered; released once it is in the registry. */
+int vo_vm_claim_networks(VoDaemon *d, const VoVmSpec *spec, char **ret_error);
+void vo_vm_release_networks(VoDaemon *d, const VoVmSpec *spec);
 /* For a change of a VM's disks or NICs (vm-change.c): takes the job lock and
  * gives the running VM's instance (*ret_hv; NULL when the VM is stopped, so
  * only its definition changes) and a copy of its spec to edit. Fails the

@@ -55,6 +55,25 @@ json_t *vo_vms_network_nics(VoDaemon *d)
     return arr;
 }
 
+int vo_vm_claim_networks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    for (size_t i = 0; i < spec->n_nics; i++) {
+        int r = vo_network_claim(d, spec->nics[i].network, ret_error);
+        if (r < 0) {
+            while (i-- > 0)
+                vo_network_release(d, spec->nics[i].network);
+            return r;
+        }
+    }
+    return 0;
+}
+
+void vo_vm_release_networks(VoDaemon *d, const VoVmSpec *spec)
+{
+    for (size_t i = 0; i < spec->n_nics; i++)
+        vo_network_release(d, spec->nics[i].network);
+}
+
 void vo_vm_close_taps(int *fds, size_t n)
 {
     for (size_t i = 0; fds && i < n; i++)
@@ -155,7 +174,15 @@ static int change_nics(VoTask *t, VoVm *vm, const char *verb,
     if (r < 0)
         return r;
     _cleanup_free_ char *error = NULL;
-    r = fn(next, op, &error);
+    /* A NIC add holds its network until the definition names it, so a
+     * delete of the network cannot slip in between (networks.h). */
+    bool claimed = false;
+    if (fn == add_nic) {
+        r = vo_network_claim(vm->d, op->network, &error);
+        claimed = r >= 0;
+    }
+    if (r >= 0)
+        r = fn(next, op, &error);
     bool plugged = false;
     if (r >= 0 && hv) {
         r = plug(vm, hv, next, op, &error);
@@ -172,6 +199,8 @@ static int change_nics(VoTask *t, VoVm *vm, const char *verb,
     }
     vo_vm_spec_free(next);
     pthread_mutex_unlock(&vm->job);
+    if (claimed)
+        vo_network_release(vm->d, op->network);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_task_fail(t, r, "cannot %s VM '%s': %s", verb, name,

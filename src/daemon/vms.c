@@ -673,20 +673,38 @@ static int task_reboot(VoTask *t, void *userdata)
     return simple_op(t, vm, VO_VM_RUNNING, vm->d->driver->reset, VO_VM_RUNNING, "reboot");
 }
 
+/* A delete that did not happen: another may be asked for. */
+static void end_delete(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    vm->deleting = false;
+    pthread_mutex_unlock(&vm->lock);
+}
+
 static int task_delete(VoTask *t, void *userdata)
 {
     OpArgs *a = userdata;
     VoVm *vm = a->vm;
     VoDaemon *d = vm->d;
     pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    bool gone = vm->deleted;
+    pthread_mutex_unlock(&vm->lock);
+    if (gone) { /* its create failed meanwhile */
+        pthread_mutex_unlock(&vm->job);
+        _cleanup_free_ char *name = vo_vm_name(vm);
+        return vo_task_fail(t, -ENOENT, "VM '%s' does not exist any more", name);
+    }
     if (vo_vm_is_active(vm)) {
         if (!a->force) {
+            end_delete(vm);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, -EBUSY, "VM '%s' is running; stop it first or use --force",
                                 vm->spec->name);
         }
         int r = vo_vm_stop_locked(t, vm, true, 0);
         if (r < 0) {
+            end_delete(vm);
             pthread_mutex_unlock(&vm->job);
             return r;
         }
@@ -695,9 +713,13 @@ static int task_delete(VoTask *t, void *userdata)
     _cleanup_free_ char *key = vo_asprintf("vms/%s", vm->spec->id);
     int r = vo_store_delete(d->store, key, VO_REV_ANY);
     if (r < 0 && r != -ENOENT) {
+        end_delete(vm);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r, "cannot delete VM '%s': %s", vm->spec->name, strerror(-r));
     }
+    pthread_mutex_lock(&vm->lock);
+    vm->deleted = true; /* a create task that gets the job lock next stops there */
+    pthread_mutex_unlock(&vm->lock);
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, vm->spec->id);
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, vm->spec->id);
     (void)vo_rm_rf(state_dir);
@@ -724,6 +746,17 @@ static int task_create(VoTask *t, void *userdata)
     OpArgs *a = userdata;
     VoVm *vm = a->vm;
     VoDaemon *d = vm->d;
+    /* The job lock for the whole create: a (forced) delete waits for it, or
+     * ran before, and then nothing is made or saved. */
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    bool gone = vm->deleted;
+    pthread_mutex_unlock(&vm->lock);
+    if (gone) {
+        pthread_mutex_unlock(&vm->job);
+        _cleanup_free_ char *name = vo_vm_name(vm);
+        return vo_task_fail(t, -ENOENT, "VM '%s' was deleted before it was created", name);
+    }
     _cleanup_free_ char *dir = vo_vm_state_dir(d, vm->spec->id);
     _cleanup_free_ char *error = NULL, *volume = NULL, *path = NULL;
     int r = vo_mkdir_p(dir, 0750);
@@ -753,10 +786,15 @@ static int task_create(VoTask *t, void *userdata)
     }
     if (r < 0) {
         (void)vo_rm_rf(dir);
+        pthread_mutex_lock(&vm->lock);
+        vm->deleted = true; /* a delete queued meanwhile finds it gone */
+        pthread_mutex_unlock(&vm->lock);
         registry_remove(d, vm);
+        pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r, "cannot create VM '%s': %s", vm->spec->name,
                             error ? error : strerror(-r));
     }
+    pthread_mutex_unlock(&vm->job);
     log_info("vm %s: created (%s)", vm->spec->name, vm->spec->id);
     vo_networks_refresh_hosts(d);
     return 0;
@@ -797,9 +835,13 @@ int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_erro
 {
     pthread_mutex_lock(&vm->lock);
     VoVmState s = vm->state;
-    bool provisioning = vm->provisioning;
+    bool provisioning = vm->provisioning, deleting = vm->deleting || vm->deleted;
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
     pthread_mutex_unlock(&vm->lock);
+    if (deleting) {
+        *ret_error = vo_asprintf("VM '%s' is being deleted", name);
+        return -EBUSY;
+    }
     if (provisioning) {
         *ret_error = vo_asprintf("VM '%s' is still being created", name);
         return -EBUSY;
@@ -861,11 +903,30 @@ int vo_vm_resume(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
                                 ret_error);
 }
 
+/* Refuses a delete of a VM that another delete holds (-EBUSY) or that is
+ * gone (-ENOENT); with claim, holds it for this one. */
+static int delete_claim(VoVm *vm, bool claim, char **ret_error)
+{
+    pthread_mutex_lock(&vm->lock);
+    int r = 0;
+    if (vm->deleted)
+        r = vo_error_set(ret_error, -ENOENT, "VM '%s' does not exist", vm->spec->name);
+    else if (vm->deleting)
+        r = vo_error_set(ret_error, -EBUSY, "VM '%s' is already being deleted", vm->spec->name);
+    else if (claim)
+        vm->deleting = true;
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
 int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, bool keep_disks, json_t **ret_task,
                  char **ret_error)
 {
+    int r = delete_claim(vm, false, ret_error);
+    if (r < 0)
+        return r;
     if (!force) {
-        int r = vo_vm_precheck(vm, INACTIVE_STATES, "delete", ret_error);
+        r = vo_vm_precheck(vm, INACTIVE_STATES, "delete", ret_error);
         if (r < 0 && !vo_vm_is_provisioning(vm)) {
             free(*ret_error);
             *ret_error = vo_asprintf("VM '%s' is running; stop it first or delete with force",
@@ -874,10 +935,18 @@ int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, bool keep_disks, json_t **re
         if (r < 0)
             return r;
     }
+    /* One delete at a time: the first claims the VM; the others are refused
+     * until it failed, or find the VM gone once it succeeded. */
+    r = delete_claim(vm, true, ret_error);
+    if (r < 0)
+        return r;
     OpArgs *a = op_args(vm);
     a->force = force;
     a->keep_disks = keep_disks;
-    return vo_vm_submit(d, vm, "delete", task_delete, a, op_args_free, ret_task, ret_error);
+    r = vo_vm_submit(d, vm, "delete", task_delete, a, op_args_free, ret_task, ret_error);
+    if (r < 0)
+        end_delete(vm);
+    return r;
 }
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
@@ -969,10 +1038,19 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         return r;
     }
 
+    /* Its networks are held until the VM is registered, where a network
+     * delete sees it. */
+    r = vo_vm_claim_networks(d, spec, ret_error);
+    if (r < 0) {
+        vo_vm_spec_free(spec);
+        vo_image_free(img);
+        return r == -ENOENT ? -EINVAL : r;
+    }
     VoVm *vm = vm_new_defined(d, spec);
     vm->provisioning = true;
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, args->name)) {
+        vo_vm_release_networks(d, spec);
         pthread_mutex_unlock(&d->vms_lock);
         *ret_error = vo_asprintf("a VM named '%s' already exists", args->name);
         vo_vm_unref(vm);
@@ -980,6 +1058,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         return -EEXIST;
     }
     registry_add_locked(d, vm);
+    vo_vm_release_networks(d, spec);
     pthread_mutex_unlock(&d->vms_lock);
 
     OpArgs *a = op_args(vm);
@@ -1006,6 +1085,11 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
         vo_vm_spec_free(spec);
         return r;
     }
+    r = vo_vm_claim_networks(d, spec, ret_error); /* see vo_vm_create */
+    if (r < 0) {
+        vo_vm_spec_free(spec);
+        return r == -ENOENT ? -EINVAL : r;
+    }
     VoVm *vm = vm_new_defined(d, spec);
     _cleanup_free_ char *dir = vo_vm_state_dir(d, spec->id);
     pthread_mutex_lock(&d->vms_lock);
@@ -1024,6 +1108,7 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
     }
     if (r >= 0)
         registry_add_locked(d, vm);
+    vo_vm_release_networks(d, spec);
     pthread_mutex_unlock(&d->vms_lock);
     if (r < 0) {
         (void)vo_rm_rf(dir);

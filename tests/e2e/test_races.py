@@ -1,0 +1,194 @@
+"""Races between two operations whose rule spans two objects (issue 9,
+defects 8 and 9), on the fake driver: each test fires the two requests from
+threads at once, many times, and checks the rule held every time: a linked
+clone's base is never attached, a non-shareable volume has at most one VM, a
+deleted network has no NIC, a deleted VM never comes back (not in the API,
+not in the store after a restart, no files), one VM is deleted once, and one
+image name is built by one import."""
+
+import os
+import subprocess
+import threading
+
+TRIALS = 20
+
+
+def race(*fns):
+    """Runs every fn from its own thread, released together; their results."""
+    barrier = threading.Barrier(len(fns))
+    results = [None] * len(fns)
+    errors = []
+
+    def run(i, fn):
+        try:
+            barrier.wait(timeout=30)
+            results[i] = fn()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(fns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    return results
+
+
+def outcome(d, reply, refusals=(404, 409)):
+    """(status, doc) of a request → True when it answered 202 and its task
+    succeeded, False when it was refused (a status of refusals) or its task
+    failed."""
+    status, doc = reply
+    if status != 202:
+        assert status in refusals, (status, doc)
+        return False
+    task = d.wait_task(doc["task"], timeout=60)
+    return task["state"] == "succeeded"
+
+
+def new_volume(d, name):
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": name, "size_bytes": 1 << 20})
+
+
+def disks_on(d, vm, key):
+    return [k["index"] for k in d.api("GET", f"/v1/vms/{vm}/disks")["disks"]
+            if k["volume"] == key]
+
+
+def create_vm(d, name):
+    d.task_ok("POST", "/v1/vms", {"name": name, "memory_mib": 64, "networks": ["user"]})
+
+
+def test_attach_and_linked_clone_of_one_volume_never_both(fake_daemon):
+    d = fake_daemon
+    create_vm(d, "att")
+    for i in range(TRIALS):
+        base, key = f"base{i}", f"default/base{i}"
+        new_volume(d, base)
+        attach, clone = race(
+            lambda: d.request("POST", "/v1/vms/att/disks", {"volume": key}),
+            lambda: d.request("POST", f"/v1/pools/default/volumes/{base}/clone",
+                              {"target": f"default/lc{i}", "linked": True}))
+        attached, cloned = outcome(d, attach), outcome(d, clone)
+        assert not (attached and cloned), f"trial {i}: both the attach and the linked clone won"
+        vol = d.api("GET", f"/v1/pools/default/volumes/{base}")
+        clones = [v for v in d.api("GET", "/v1/volumes")["volumes"]
+                  if v["backing_volume"] == key]
+        assert not (vol["attached_to"] and clones), f"trial {i}: a base is attached: {vol}"
+        for index in disks_on(d, "att", key):
+            d.task_ok("DELETE", f"/v1/vms/att/disks/{index}")
+
+
+def test_one_non_shareable_volume_attached_to_two_vms_at_once(fake_daemon):
+    d = fake_daemon
+    for vm in ("one", "two"):  # running: the hot-plug widens the window
+        create_vm(d, vm)
+        d.task_ok("POST", f"/v1/vms/{vm}/start")
+    for i in range(3 * TRIALS):  # its window is the narrowest: more trials
+        key = f"default/solo{i}"
+        new_volume(d, f"solo{i}")
+        first, second = race(
+            lambda: d.request("POST", "/v1/vms/one/disks", {"volume": key}),
+            lambda: d.request("POST", "/v1/vms/two/disks", {"volume": key}))
+        wins = outcome(d, first) + outcome(d, second)
+        users = [vm for vm in ("one", "two") if disks_on(d, vm, key)]
+        assert wins <= 1 and len(users) <= 1, f"trial {i}: {key} attached to {users}"
+        for vm in users:
+            for index in disks_on(d, vm, key):
+                d.task_ok("DELETE", f"/v1/vms/{vm}/disks/{index}")
+
+
+def test_network_delete_while_a_nic_is_added_to_it(fake_daemon):
+    d = fake_daemon
+    create_vm(d, "nicvm")
+    for i in range(TRIALS):
+        net = f"rn{i}"
+        d.api("POST", "/v1/networks", {"name": net, "type": "isolated"}, expect=201)
+        delete, add = race(
+            lambda: d.request("DELETE", f"/v1/networks/{net}"),
+            lambda: d.request("POST", "/v1/vms/nicvm/nics", {"network": net}))
+        added = outcome(d, add, refusals=(400, 409))  # 400: no such network
+        deleted = delete[0] == 200
+        assert delete[0] in (200, 409), delete
+        nics = [n for n in d.api("GET", "/v1/vms/nicvm/nics")["nics"] if n["network"] == net]
+        exists = d.request("GET", f"/v1/networks/{net}")[0] == 200
+        assert not (deleted and nics), f"trial {i}: network {net} deleted under a NIC on it"
+        assert not (nics and not exists), f"trial {i}: a NIC on missing network {net}"
+        assert not (added and deleted), f"trial {i}: both the delete and the NIC add won"
+        for n in nics:
+            d.task_ok("DELETE", f"/v1/vms/nicvm/nics/{n['index']}")
+        if exists:
+            d.api("DELETE", f"/v1/networks/{net}")
+
+
+def volumes_of(d, name):
+    """The volumes vireod keeps for a VM named name."""
+    return [v["key"] for v in d.api("GET", "/v1/volumes")["volumes"]
+            if v["name"].startswith(f"{name}-disk")]
+
+
+def test_forced_delete_during_create_never_brings_the_vm_back(fake_daemon):
+    d = fake_daemon
+    ids = []
+    for i in range(TRIALS):
+        name = f"gone{i}"
+        create = d.request("POST", "/v1/vms", {"name": name, "memory_mib": 64,
+                                               "networks": ["user"]})
+        assert create[0] == 202, create
+        ids.append(create[1]["vm"]["id"])
+        delete = d.request("DELETE", f"/v1/vms/{name}?force=true")
+        outcome(d, create)  # either outcome: the VM must be gone all the same
+        assert outcome(d, delete), f"trial {i}: the forced delete failed: {delete}"
+        assert d.request("GET", f"/v1/vms/{name}")[0] == 404, f"trial {i}: {name} came back"
+        assert not volumes_of(d, name), f"trial {i}: {name} left {volumes_of(d, name)}"
+        assert not os.path.exists(os.path.join(d.state_dir, "vms", ids[-1])), f"trial {i}"
+    # Nor from the store after a restart.
+    d.stop()
+    d.start()
+    names = [v["name"] for v in d.api("GET", "/v1/vms")["vms"]]
+    assert not [n for n in names if n.startswith("gone")], names
+    for vm_id in ids:
+        assert not os.path.exists(os.path.join(d.state_dir, "vms", vm_id)), vm_id
+    assert not [v for v in d.api("GET", "/v1/volumes")["volumes"]
+                if v["name"].startswith("gone")]
+
+
+def test_parallel_deletes_of_one_vm_delete_it_once(fake_daemon):
+    d = fake_daemon
+    for i in range(5):
+        name = f"twice{i}"
+        create_vm(d, name)
+        replies = race(*[lambda: d.request("DELETE", f"/v1/vms/{name}") for _ in range(50)])
+        statuses = sorted(s for s, _ in replies)
+        assert statuses.count(202) == 1, f"trial {i}: {statuses}"
+        assert set(statuses) <= {202, 404, 409}, statuses
+        winner = next(doc for s, doc in replies if s == 202)
+        assert d.wait_task(winner["task"])["state"] == "succeeded"
+        assert d.request("GET", f"/v1/vms/{name}")[0] == 404
+
+
+def test_parallel_imports_of_one_image_name_build_one_image(fake_daemon):
+    d = fake_daemon
+    src = os.path.join(d.tmp, "src.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", src, "4M"], check=True)
+    for i in range(10):
+        name = f"img{i}"
+        replies = race(*[lambda: d.request("POST", "/v1/images",
+                                           {"name": name, "import_path": src})
+                         for _ in range(4)])
+        statuses = sorted(s for s, _ in replies)
+        assert statuses.count(202) == 1 and statuses.count(409) == 3, f"trial {i}: {statuses}"
+        winner = next(doc for s, doc in replies if s == 202)
+        task = d.wait_task(winner["task"])
+        assert task["state"] == "succeeded", task
+        images = {img["name"]: img for img in d.api("GET", "/v1/images")["images"]}
+        assert name in images, images.keys()
+        disk = images[name]["disk"]
+        subprocess.run(["qemu-img", "check", "-q", disk], check=True)
+        info = subprocess.run(["qemu-img", "info", "--output", "json", disk],
+                              capture_output=True, text=True, check=True).stdout
+        assert '"virtual-size": 4194304' in info, info
+        leftovers = [e for e in os.listdir(os.path.join(d.state_dir, "images"))
+                     if e.startswith(".")]
+        assert not leftovers, leftovers
