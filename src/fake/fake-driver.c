@@ -2,7 +2,9 @@
  * scale simulations (vireod --driver fake). VMs "run" without any process; a
  * small state file in the VM's run dir lets them survive a vireod restart.
  * Faults are injected per operation: a file $VIREO_FAKE_FAULTS/<op> holding an
- * errno name (e.g. "EIO") makes the next <op> fail with it, once. */
+ * errno name (e.g. "EIO") makes the next <op> fail with it, once. While a
+ * file $VIREO_FAKE_FAULTS/acpi-ignored exists, guests ignore the power button
+ * (a stop then waits for its timeout). */
 #include <fcntl.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -151,7 +153,17 @@ static int end_vm(VoHvInstance *vm, bool clean, const char *op)
     return write(vm->exit_fd, &one, sizeof(one)) < 0 ? -errno : 0;
 }
 
-static int fake_powerdown(VoHvInstance *vm) { return end_vm(vm, true, "powerdown"); }
+static bool acpi_ignored(void)
+{
+    const char *dir = getenv("VIREO_FAKE_FAULTS");
+    _cleanup_free_ char *path = dir ? vo_asprintf("%s/acpi-ignored", dir) : NULL;
+    return path && access(path, F_OK) == 0;
+}
+
+static int fake_powerdown(VoHvInstance *vm)
+{
+    return acpi_ignored() ? 0 : end_vm(vm, true, "powerdown");
+}
 static int fake_kill(VoHvInstance *vm) { return end_vm(vm, false, "kill"); }
 /* The fake VM holds no image open: the caller resizes the file itself. */
 static int fake_resize_disk(VoHvInstance *vm, unsigned slot, uint64_t size) { return -EOPNOTSUPP; }

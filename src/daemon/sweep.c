@@ -1,0 +1,174 @@
+/* sweep.c: intent records for long operations that make files, and the
+ * start-up sweep of what a crash left half-made (see sweep.h). */
+#include "daemon/sweep.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conf/names.h"
+#include "util/util.h"
+
+#define INTENTS_PREFIX "intents/"
+#define UPLOAD_PREFIX ".upload-"
+#define BUILD_PREFIX ".build-"
+
+int vo_intent_begin(VoDaemon *d, const char *id, const char *owner, const char *const *paths,
+                    size_t n)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_string(paths[i]));
+    json_t *doc = json_pack("{s:s, s:o, s:I}", "owner", owner, "paths", list, "created_at",
+                            (json_int_t)vo_wall_ms());
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    _cleanup_free_ char *key = vo_asprintf(INTENTS_PREFIX "%s", id);
+    return text ? vo_store_put(d->store, key, text, VO_REV_ANY, NULL) : -ENOMEM;
+}
+
+void vo_intent_end(VoDaemon *d, const char *id)
+{
+    _cleanup_free_ char *key = vo_asprintf(INTENTS_PREFIX "%s", id);
+    int r = vo_store_delete(d->store, key, VO_REV_ANY);
+    if (r < 0 && r != -ENOENT)
+        log_warn("cannot remove intent %s: %s (the next start removes it)", key, strerror(-r));
+}
+
+/* ---- the sweep ------------------------------------------------------------ */
+
+typedef struct {
+    char **keys;
+    char **values;
+} Docs;
+
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    Docs *docs = userdata;
+    vo_strv_push(&docs->keys, vo_strdup(key));
+    vo_strv_push(&docs->values, vo_strdup(value));
+    return 0;
+}
+
+static bool doc_exists(VoDaemon *d, const char *key)
+{
+    _cleanup_free_ char *value = NULL;
+    return vo_store_get(d->store, key, &value, NULL) == 0;
+}
+
+/* A path vireod itself wrote into an intent: absolute, no "..". */
+static bool plain_path(const char *p)
+{
+    return p && p[0] == '/' && !strstr(p, "/../") && strcmp(p, "/") &&
+           !(strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/.."));
+}
+
+static void sweep_intents(VoDaemon *d)
+{
+    Docs docs = { 0 };
+    (void)vo_store_list(d->store, INTENTS_PREFIX, collect, &docs);
+    for (size_t i = 0; docs.keys && docs.keys[i]; i++) {
+        json_t *doc = json_loads(docs.values[i], 0, NULL);
+        const char *owner = json_string_value(json_object_get(doc, "owner"));
+        if (!owner || !doc_exists(d, owner)) {
+            size_t k;
+            json_t *p;
+            json_array_foreach(json_object_get(doc, "paths"), k, p) {
+                const char *path = json_string_value(p);
+                struct stat st;
+                if (!plain_path(path) || lstat(path, &st) < 0)
+                    continue;
+                int r = vo_rm_rf(path);
+                if (r >= 0)
+                    log_info("removed %s: half-made when vireod stopped (%s)", path,
+                             owner ? owner : "no owner");
+                else if (r != -ENOENT)
+                    log_warn("cannot remove half-made %s: %s", path, strerror(-r));
+            }
+        }
+        json_decref(doc);
+        (void)vo_store_delete(d->store, docs.keys[i], VO_REV_ANY);
+    }
+    vo_strv_free(docs.keys);
+    vo_strv_free(docs.values);
+}
+
+/* Removes dir's entries whose name starts with prefix (of the given type:
+ * DT_REG files or DT_DIR directories). */
+static void remove_prefixed(const char *dir, const char *prefix, bool dirs)
+{
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) || strchr(e->d_name, '/'))
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) < 0 || (dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)))
+            continue;
+        int r = vo_rm_rf(path);
+        if (r >= 0)
+            log_info("removed %s: left by an operation cut short", path);
+        else
+            log_warn("cannot remove %s: %s", path, strerror(-r));
+    }
+    closedir(dh);
+}
+
+static void sweep_uploads(VoDaemon *d)
+{
+    Docs docs = { 0 };
+    (void)vo_store_list(d->store, "pools/", collect, &docs);
+    for (size_t i = 0; docs.keys && docs.keys[i]; i++) {
+        json_t *doc = json_loads(docs.values[i], 0, NULL);
+        const char *type = json_string_value(json_object_get(doc, "type"));
+        const char *path = json_string_value(json_object_get(doc, "path"));
+        if (type && !strcmp(type, "dir") && plain_path(path))
+            remove_prefixed(path, UPLOAD_PREFIX, false);
+        json_decref(doc);
+    }
+    vo_strv_free(docs.keys);
+    vo_strv_free(docs.values);
+    /* The default pool before its document was first saved. */
+    _cleanup_free_ char *def = vo_asprintf("%s/pools/default", d->state_dir);
+    remove_prefixed(def, UPLOAD_PREFIX, false);
+}
+
+/* BASE/vms/ID directories of VMs with no document: a create cut short (the
+ * document is saved once its disk is made) or a delete cut short. */
+static void sweep_vm_dirs(VoDaemon *d, const char *base)
+{
+    _cleanup_free_ char *top = vo_asprintf("%s/vms", base);
+    DIR *dh = opendir(top);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (!vo_uuid_valid(e->d_name))
+            continue;
+        _cleanup_free_ char *key = vo_asprintf("vms/%s", e->d_name);
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", top, e->d_name);
+        struct stat st;
+        if (doc_exists(d, key) || lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        int r = vo_rm_rf(path);
+        if (r >= 0)
+            log_info("removed %s: no VM has that id", path);
+        else
+            log_warn("cannot remove %s: %s", path, strerror(-r));
+    }
+    closedir(dh);
+}
+
+void vo_sweep_at_start(VoDaemon *d)
+{
+    sweep_intents(d);
+    sweep_uploads(d);
+    _cleanup_free_ char *images = vo_asprintf("%s/images", d->state_dir);
+    remove_prefixed(images, BUILD_PREFIX, true);
+    sweep_vm_dirs(d, d->state_dir);
+    sweep_vm_dirs(d, d->run_dir);
+}
