@@ -13,6 +13,8 @@
 #define INTENTS_PREFIX "intents/"
 #define UPLOAD_PREFIX ".upload-"
 #define BUILD_PREFIX ".build-"
+#define RESTORE_PREFIX ".restore-"  /* backup-restore.c: new disk files */
+#define REPLACED_PREFIX ".replaced-" /* storage.c: old files moved aside */
 
 int vo_intent_begin(VoDaemon *d, const char *id, const char *owner, const char *const *paths,
                     size_t n)
@@ -118,7 +120,39 @@ static void remove_prefixed(const char *dir, const char *prefix, bool dirs)
     closedir(dh);
 }
 
-static void sweep_uploads(VoDaemon *d)
+/* Restoring over a VM moves each old disk file aside as ".replaced-FILE"
+ * for a moment; one whose FILE is missing goes back (never removed). */
+static void put_back_replaced(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (strncmp(e->d_name, REPLACED_PREFIX, strlen(REPLACED_PREFIX)))
+            continue;
+        _cleanup_free_ char *aside = vo_asprintf("%s/%s", dir, e->d_name);
+        _cleanup_free_ char *path =
+            vo_asprintf("%s/%s", dir, e->d_name + strlen(REPLACED_PREFIX));
+        struct stat st;
+        if (lstat(path, &st) == 0 || errno != ENOENT)
+            log_warn("%s: left by a restore cut short; kept (%s exists)", aside, path);
+        else if (rename(aside, path) < 0)
+            log_warn("cannot put %s back: %s", aside, strerror(errno));
+        else
+            log_info("put %s back: a restore was cut short", path);
+    }
+    closedir(dh);
+}
+
+static void sweep_pool(const char *path)
+{
+    remove_prefixed(path, UPLOAD_PREFIX, false);
+    remove_prefixed(path, RESTORE_PREFIX, false);
+    put_back_replaced(path);
+}
+
+static void sweep_pools(VoDaemon *d)
 {
     Docs docs = { 0 };
     (void)vo_store_list(d->store, "pools/", collect, &docs);
@@ -127,14 +161,60 @@ static void sweep_uploads(VoDaemon *d)
         const char *type = json_string_value(json_object_get(doc, "type"));
         const char *path = json_string_value(json_object_get(doc, "path"));
         if (type && !strcmp(type, "dir") && plain_path(path))
-            remove_prefixed(path, UPLOAD_PREFIX, false);
+            sweep_pool(path);
         json_decref(doc);
     }
     vo_strv_free(docs.keys);
     vo_strv_free(docs.values);
     /* The default pool before its document was first saved. */
     _cleanup_free_ char *def = vo_asprintf("%s/pools/default", d->state_dir);
-    remove_prefixed(def, UPLOAD_PREFIX, false);
+    sweep_pool(def);
+}
+
+/* "FILE.tmp.PID": vo_write_file_atomic's file before its rename. */
+static bool atomic_temp(const char *name)
+{
+    const char *t = strstr(name, ".tmp.");
+    if (!t || t == name || !t[5])
+        return false;
+    for (const char *p = t + 5; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return true;
+}
+
+static void remove_atomic_temps(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name);
+        struct stat st;
+        if (atomic_temp(e->d_name) && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+            unlink(path) == 0)
+            log_info("removed %s: a write cut short", path);
+    }
+    closedir(dh);
+}
+
+/* In each directory under top (not through symlinks): the temp files. */
+static void sweep_atomic_temps(const char *top)
+{
+    DIR *dh = opendir(top);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (e->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", top, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_atomic_temps(path);
+    }
+    closedir(dh);
 }
 
 /* BASE/vms/ID directories of VMs with no document: a create cut short (the
@@ -166,9 +246,16 @@ static void sweep_vm_dirs(VoDaemon *d, const char *base)
 void vo_sweep_at_start(VoDaemon *d)
 {
     sweep_intents(d);
-    sweep_uploads(d);
+    sweep_pools(d);
     _cleanup_free_ char *images = vo_asprintf("%s/images", d->state_dir);
     remove_prefixed(images, BUILD_PREFIX, true);
     sweep_vm_dirs(d, d->state_dir);
     sweep_vm_dirs(d, d->run_dir);
+    sweep_atomic_temps(images);
+    const char *bases[] = { d->state_dir, d->run_dir }, *subs[] = { "vms", "networks" };
+    for (size_t i = 0; i < ELEMENTSOF(bases); i++)
+        for (size_t k = 0; k < ELEMENTSOF(subs); k++) {
+            _cleanup_free_ char *top = vo_asprintf("%s/%s", bases[i], subs[k]);
+            sweep_atomic_temps(top);
+        }
 }

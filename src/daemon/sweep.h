@@ -18,8 +18,12 @@ void vo_intent_end(VoDaemon *d, const char *id);
 
 /* At start, before any record is loaded and before the API serves:
  *  - every intent whose owner document does not exist: its files go;
- *  - in every dir pool: the ".upload-*" files of uploads cut short;
+ *  - in every dir pool: the ".upload-*" files of uploads and ".restore-*"
+ *    files of restores cut short; a ".replaced-FILE" (an old disk moved
+ *    aside during a restore) whose FILE is missing is put back;
  *  - in the images directory: ".build-*" directories of imports cut short;
- *  - VM state and run directories (named by a VM id) with no VM document.
+ *  - VM state and run directories (named by a VM id) with no VM document;
+ *  - "FILE.tmp.PID" files (a vo_write_file_atomic cut short) in the
+ *    directories of images, VMs and networks (never through a symlink).
  * Files vireo did not name are never touched. */
 void vo_sweep_at_start(VoDaemon *d);

@@ -249,3 +249,40 @@ def test_stop_cut_short_whose_vm_is_gone_becomes_stopped(slow):
             os.unlink(path)
     start_with(d, **d.slow_env)
     assert d.vm("gone")["state"] == "stopped"
+
+
+def test_start_sweeps_only_what_vireo_left_half_made(fake_daemon, tmp_path):
+    """Planted leftovers of every kind go (or come back, for a disk moved
+    aside by a restore); files vireo did not name stay."""
+    d = fake_daemon
+    d.task_ok("POST", "/v1/pools/default/volumes",
+              {"name": "keep", "import_path": str(small_raw(tmp_path))})
+    d.stop()
+    pool = pool_dir(d)
+    os.rename(os.path.join(pool, "keep.qcow2"), os.path.join(pool, ".replaced-keep.qcow2"))
+    planted = {
+        os.path.join(pool, ".restore-0000abcd-keep.qcow2"): False,
+        os.path.join(pool, ".upload-keep-Ab12Cd"): False,
+        os.path.join(pool, "users-own.img"): True,
+        os.path.join(pool, ".hidden-of-user"): True,
+        os.path.join(d.state_dir, "images", ".build-x", "disk.qcow2"): False,
+        os.path.join(d.state_dir, "vms", "0f0e0d0c-0b0a-4908-8706-050403020100",
+                     "console.log"): False,
+        os.path.join(d.state_dir, "vms", "not-a-vm-id", "file"): True,
+        os.path.join(d.run_dir, "networks", "default", "hosts.tmp.12345"): False,
+        os.path.join(d.run_dir, "networks", "default", "notes.tmp.x"): True,
+    }
+    for path in planted:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("x")
+    d.start()
+    for path, stays in planted.items():
+        assert os.path.exists(path) == stays, path
+    assert os.path.exists(os.path.join(pool, "keep.qcow2"))
+    assert not os.path.exists(os.path.join(pool, ".replaced-keep.qcow2"))
+    assert not os.path.exists(os.path.join(d.state_dir, "images", ".build-x"))
+    assert d.api("GET", "/v1/pools/default/volumes/keep")["state"] == "ready"
+    for path, stays in planted.items():
+        if stays:
+            os.unlink(path)
