@@ -812,11 +812,17 @@ int vo_volume_remove_now(VoDaemon *d, const char *key, char **ret_error)
         return r;
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
-    r = delete_volume_doc(d, v);
+    /* Once the document is gone the file is no one's: recorded, so that a
+     * crash before the unlink leaves no file that blocks the name. */
+    r = begin_volume_intent(d, pool, name, path);
+    if (r >= 0)
+        r = delete_volume_doc(d, v);
     if (r >= 0) {
         (void)unlink(path);
         registry_remove_volume(d, v);
-    } else {
+    }
+    end_volume_intent(d, pool, name);
+    if (r < 0) {
         v->busy = false;
         *ret_error = vo_asprintf("cannot delete volume '%s': %s", key, strerror(-r));
     }

@@ -171,6 +171,33 @@ static void sweep_pools(VoDaemon *d)
     sweep_pool(def);
 }
 
+/* images/NAME directories without image.json: an image is renamed into
+ * place whole (image-import.c), so only a delete cut short (vo_rm_rf
+ * half done) leaves one, and it would block the name for ever. */
+static void sweep_broken_images(const char *images)
+{
+    DIR *dh = opendir(images);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (e->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", images, e->d_name);
+        _cleanup_free_ char *meta = vo_asprintf("%s/image.json", path);
+        struct stat st;
+        if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) || lstat(meta, &st) == 0 ||
+            errno != ENOENT)
+            continue;
+        int r = vo_rm_rf(path);
+        if (r >= 0)
+            log_info("removed %s: an image delete was cut short", path);
+        else
+            log_warn("cannot remove %s: %s", path, strerror(-r));
+    }
+    closedir(dh);
+}
+
 /* "FILE.tmp.PID": vo_write_file_atomic's file before its rename. */
 static bool atomic_temp(const char *name)
 {
@@ -249,6 +276,7 @@ void vo_sweep_at_start(VoDaemon *d)
     sweep_pools(d);
     _cleanup_free_ char *images = vo_asprintf("%s/images", d->state_dir);
     remove_prefixed(images, BUILD_PREFIX, true);
+    sweep_broken_images(images);
     sweep_vm_dirs(d, d->state_dir);
     sweep_vm_dirs(d, d->run_dir);
     sweep_atomic_temps(images);

@@ -266,6 +266,7 @@ def test_start_sweeps_only_what_vireo_left_half_made(fake_daemon, tmp_path):
         os.path.join(pool, "users-own.img"): True,
         os.path.join(pool, ".hidden-of-user"): True,
         os.path.join(d.state_dir, "images", ".build-x", "disk.qcow2"): False,
+        os.path.join(d.state_dir, "images", "half-deleted", "vmlinux"): False,
         os.path.join(d.state_dir, "vms", "0f0e0d0c-0b0a-4908-8706-050403020100",
                      "console.log"): False,
         os.path.join(d.state_dir, "vms", "not-a-vm-id", "file"): True,
@@ -282,6 +283,8 @@ def test_start_sweeps_only_what_vireo_left_half_made(fake_daemon, tmp_path):
     assert os.path.exists(os.path.join(pool, "keep.qcow2"))
     assert not os.path.exists(os.path.join(pool, ".replaced-keep.qcow2"))
     assert not os.path.exists(os.path.join(d.state_dir, "images", ".build-x"))
+    assert not os.path.exists(os.path.join(d.state_dir, "images", "half-deleted"))
+    assert [i["name"] for i in d.api("GET", "/v1/images")["images"]] == ["default"]
     assert d.api("GET", "/v1/pools/default/volumes/keep")["state"] == "ready"
     for path, stays in planted.items():
         if stays:
