@@ -16,6 +16,7 @@
 #include "daemon/daemon.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
+#include "daemon/sweep.h"
 #include "daemon/vms.h"
 #include "util/util.h"
 
@@ -154,6 +155,8 @@ int main(int argc, char **argv)
     int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     vo_loop_add_fd(d.loop, sigfd, EPOLLIN, on_signal, d.loop);
 
+    /* What a crash left half-made goes before anything is loaded. */
+    vo_sweep_at_start(&d);
     r = vo_storage_load(&d);
     if (r < 0) {
         log_error("cannot load pools and volumes: %s", strerror(-r));

@@ -261,9 +261,11 @@ static size_t used_subnets(VoDaemon *d, VoCidr *out, size_t max)
         if (d->networks[i]->spec->has_subnet)
             out[k++] = d->networks[i]->spec->subnet;
     char *argv[] = { "ip", "-j", "-4", "route", "show", "table", "all", NULL };
-    _cleanup_free_ char *output = NULL;
-    if (vo_spawn_wait(argv, 10000, &output) < 0)
+    _cleanup_free_ char *output = NULL, *error = NULL;
+    if (vo_net_run_listing(argv, &output, &error) < 0) {
+        log_warn("host routes unknown: %s", error);
         return k;
+    }
     json_t *routes = json_loads(output, 0, NULL);
     size_t i;
     json_t *route;
@@ -520,6 +522,24 @@ static void unwatch_on_loop(void *userdata)
     pthread_mutex_unlock(&u->lock);
 }
 
+/* A teardown that failed leaves the network listed (with why) and its
+ * document kept, so that deleting it again retries; never a success. */
+static int keep_after_failed_teardown(VoDaemon *d, VoNetwork *n, int r, const char *error,
+                                      char **ret_error)
+{
+    const char *name = n->spec->name;
+    log_warn("network %s: teardown failed: %s", name, error ? error : strerror(-r));
+    *ret_error = vo_asprintf("cannot take network '%s' down: %s; it is kept: delete it again "
+                             "once the cause is fixed", name, error ? error : strerror(-r));
+    pthread_mutex_lock(&d->networks_lock);
+    free(n->error);
+    n->error = vo_asprintf("delete failed: %s", error ? error : strerror(-r));
+    registry_add(d, n); /* n->stopping stays: dnsmasq is not restarted */
+    n->deleting = false; /* a delete may retry */
+    pthread_mutex_unlock(&d->networks_lock);
+    return -EIO;
+}
+
 int vo_network_claim(VoDaemon *d, const char *name, char **ret_error)
 {
     if (!strcmp(name, "user"))
@@ -595,7 +615,7 @@ int vo_network_delete(VoDaemon *d, const char *name, char **ret_error)
     _cleanup_free_ char *error = NULL;
     int r = apply(n, false, &error);
     if (r < 0)
-        log_warn("network %s: teardown: %s", name, error ? error : strerror(-r));
+        return keep_after_failed_teardown(d, n, r, error, ret_error);
     (void)vo_rm_rf(n->dir);
     _cleanup_free_ char *key = vo_asprintf("networks/%s", name);
     (void)vo_store_delete(d->store, key, VO_REV_ANY);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
+#include "daemon/sweep.h"
 #include "daemon/vms.h"
 #include "storage/image-header.h"
 #include "storage/qemu-img.h"
@@ -581,6 +582,21 @@ int vo_pool_delete(VoDaemon *d, const char *name, char **ret_error)
 
 /* ---- volume reservations -------------------------------------------------------- */
 
+/* The new volume's file is half-made until its document is saved: recorded
+ * so that a crash meanwhile leaves nothing that blocks the name (sweep.h). */
+static int begin_volume_intent(VoDaemon *d, const char *pool, const char *name, const char *path)
+{
+    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", pool, name);
+    const char *paths[] = { path };
+    return vo_intent_begin(d, key, key, paths, 1);
+}
+
+static void end_volume_intent(VoDaemon *d, const char *pool, const char *name)
+{
+    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", pool, name);
+    vo_intent_end(d, key);
+}
+
 /* Reserves pool/name for a new volume (busy, not ready) and returns its path.
  * The reservation is what makes two creates of one name impossible. */
 static int reserve_volume(VoDaemon *d, const char *pool, const char *name, const char *format,
@@ -605,6 +621,9 @@ static int reserve_volume(VoDaemon *d, const char *pool, const char *name, const
         *ret_error = vo_asprintf("volume '%s/%s': its file %s is in the way or outside the pool",
                                  pool, name, path ? path : "");
         r = -EEXIST;
+    } else if ((r = begin_volume_intent(d, pool, name, path)) < 0) {
+        *ret_error = vo_asprintf("volume '%s/%s': cannot record the operation: %s", pool, name,
+                                 strerror(-r));
     } else {
         VoVolume *v = vo_malloc0(sizeof(*v));
         *v = (VoVolume){ .pool = vo_strdup(pool), .name = vo_strdup(name),
@@ -637,6 +656,7 @@ static int finish_volume(VoDaemon *d, const char *pool, const char *name, const 
         (void)unlink(path);
         registry_remove_volume(d, v);
     }
+    end_volume_intent(d, pool, name);
     pthread_mutex_unlock(&d->storage_lock);
     return r;
 }
@@ -877,11 +897,17 @@ int vo_volume_remove_now(VoDaemon *d, const char *key, char **ret_error)
     }
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
-    r = delete_volume_doc(d, v);
+    /* Once the document is gone the file is no one's: recorded, so that a
+     * crash before the unlink leaves no file that blocks the name. */
+    r = begin_volume_intent(d, pool, name, path);
+    if (r >= 0)
+        r = delete_volume_doc(d, v);
     if (r >= 0) {
         (void)unlink(path);
         registry_remove_volume(d, v);
-    } else {
+    }
+    end_volume_intent(d, pool, name);
+    if (r < 0) {
         v->busy = false;
         *ret_error = vo_asprintf("cannot delete volume '%s': %s", key, strerror(-r));
     }

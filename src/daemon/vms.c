@@ -1222,9 +1222,15 @@ static void reconcile(VoVm *vm)
         if (d->driver->resume(hv) >= 0)
             s = VO_VM_RUNNING;
     }
-    if (vm->state == VO_VM_STOPPING)
-        vm->stop_requested = true;
-    vo_vm_set_state(vm, vm->state == VO_VM_STOPPING ? VO_VM_STOPPING : s);
+    if (vm->state == VO_VM_STOPPING) {
+        /* The stop task died with the old vireod and nothing would finish
+         * it: show the VM as QEMU has it. A guest that was already powering
+         * off exits cleanly and is then stopped; otherwise stop it again. */
+        log_warn("vm %s: a stop was cut short by a vireod restart; the VM still runs",
+                 vm->spec->name);
+        vm->stop_requested = false;
+    }
+    vo_vm_set_state(vm, s);
     log_info("vm %s: re-attached (pid %d, %s)", vm->spec->name, (int)vm->info.pid,
              state_names[vm->state]);
     pthread_mutex_unlock(&vm->lock);

@@ -5,7 +5,9 @@
  * errno name (e.g. "EIO") makes the next <op> fail with it, once. A file
  * $VIREO_FAKE_FAULTS/<op>.hold makes every <op> wait while it exists (at most
  * two minutes), after creating <op>.held: a test sees the operation under way
- * and lets it go by removing the .hold file. */
+ * and lets it go by removing the .hold file. While a file
+ * $VIREO_FAKE_FAULTS/acpi-ignored exists, guests ignore the power button (a
+ * stop then waits for its timeout). */
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
@@ -167,7 +169,17 @@ static int end_vm(VoHvInstance *vm, bool clean, const char *op)
     return write(vm->exit_fd, &one, sizeof(one)) < 0 ? -errno : 0;
 }
 
-static int fake_powerdown(VoHvInstance *vm) { return end_vm(vm, true, "powerdown"); }
+static bool acpi_ignored(void)
+{
+    const char *dir = getenv("VIREO_FAKE_FAULTS");
+    _cleanup_free_ char *path = dir ? vo_asprintf("%s/acpi-ignored", dir) : NULL;
+    return path && access(path, F_OK) == 0;
+}
+
+static int fake_powerdown(VoHvInstance *vm)
+{
+    return acpi_ignored() ? 0 : end_vm(vm, true, "powerdown");
+}
 static int fake_kill(VoHvInstance *vm) { return end_vm(vm, false, "kill"); }
 /* The fake VM holds no image open: the caller resizes the file itself. */
 static int fake_resize_disk(VoHvInstance *vm, unsigned slot, uint64_t size) { return -EOPNOTSUPP; }

@@ -8,6 +8,7 @@
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
 #include <net/if.h>
+#include <poll.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
@@ -38,6 +39,43 @@ static char *one_line(const char *out)
         }
     }
     return s;
+}
+
+/* ---- listings ---- */
+
+static bool dump_interrupted(const char *err)
+{
+    return err && strstr(err, "Dump was interrupted");
+}
+
+int vo_net_run_listing(char *const argv[], char **ret_stdout, char **ret_error)
+{
+    _cleanup_free_ char *cmd = NULL;
+    for (size_t i = 0; argv[i]; i++) {
+        char *next = vo_asprintf("%s%s%s", cmd ? cmd : "", i ? " " : "", argv[i]);
+        free(cmd);
+        cmd = next;
+    }
+    for (int attempt = 1;; attempt++) {
+        _cleanup_free_ char *out = NULL, *err = NULL;
+        int r = vo_spawn_wait_split(argv, VO_NET_STEP_TIMEOUT_MS, &out, &err);
+        bool interrupted = dump_interrupted(err);
+        if (r >= 0 && !interrupted) {
+            *ret_stdout = TAKE_PTR(out);
+            return 0;
+        }
+        if (!interrupted || attempt >= VO_NET_DUMP_ATTEMPTS) {
+            _cleanup_free_ char *line = one_line(err);
+            if (interrupted)
+                return vo_error_set(ret_error, -EAGAIN, "`%s`: its dump was interrupted %d "
+                                    "times in a row (the kernel's tables kept changing)",
+                                    cmd, attempt);
+            return vo_error_set(ret_error, r, "`%s` failed: %s", cmd,
+                                *line ? line : strerror(-r));
+        }
+        log_debug("`%s`: dump interrupted; listing again", cmd);
+        poll(NULL, 0, 20 * attempt);
+    }
 }
 
 /* ---- probing ---- */
@@ -130,13 +168,10 @@ int vo_net_probe(VoHostCaps *ret_caps, VoHostLink **ret_links, size_t *ret_n, ch
         caps.has_nftables = run_quiet(nft);
     }
     char *ip[] = { "ip", "-j", "-d", "link", "show", NULL };
-    _cleanup_free_ char *out = NULL;
-    int r = vo_spawn_wait(ip, VO_NET_STEP_TIMEOUT_MS, &out);
-    if (r < 0) {
-        _cleanup_free_ char *line = one_line(out);
-        return vo_error_set(ret_error, r, "cannot list the host's links with `ip -j -d link show`: %s",
-                    *line ? line : strerror(-r));
-    }
+    _cleanup_free_ char *out = NULL, *why = NULL;
+    int r = vo_net_run_listing(ip, &out, &why);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot list the host's links: %s", why);
     r = parse_links(out, ret_links, ret_n, ret_error);
     if (r < 0)
         return r;

@@ -12,6 +12,15 @@
 /* How long one ip/bridge/nft/sysctl run may take. */
 #define VO_NET_STEP_TIMEOUT_MS 10000
 
+/* Runs a listing that prints JSON on stdout (`ip -j ...`). Only stdout is
+ * returned: warnings on stderr are never mixed into it. When iproute2 says
+ * "Dump was interrupted" on stderr (a table changed during the dump; the
+ * output may be incomplete) it runs again, at most VO_NET_DUMP_ATTEMPTS
+ * times in all, then fails with -EAGAIN. Other failures: -EIO, -ETIMEDOUT
+ * or -errno, with *ret_error naming the command and what it printed. */
+#define VO_NET_DUMP_ATTEMPTS 5
+int vo_net_run_listing(char *const argv[], char **ret_stdout, char **ret_error);
+
 /* Probes the kernel features (after `modprobe -q` of each module, failures
  * ignored: modules load on demand) and lists the host's links with
  * `ip -j -d link show`. A module counts as present when /sys/module/MOD

@@ -526,7 +526,7 @@ int vo_qemu_backup_offline(const VoHvBackupPlan *plan, VoHvBackupResult *ret, ch
     _cleanup_strv_ char **argv = storage_daemon_argv(plan, socket_path, pidfile);
     pid_t pid = 0;
     _cleanup_close_ int pidfd = -1;
-    r = vo_spawn_detached(argv, log_path, NULL, 0, &pid, &pidfd);
+    r = vo_spawn_helper(argv, log_path, &pid, &pidfd); /* dies with vireod */
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot start %s: %s", argv[0], strerror(-r));
     VoQmp *qmp = NULL;

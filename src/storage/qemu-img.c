@@ -476,8 +476,9 @@ static void tail_add(Tail *t, const char *data, size_t n)
 
 /* In the child: stdin from /dev/null, stdout and stderr to the pipes, default
  * signal handling, nothing else inherited; then qemu-img. */
-static _Noreturn void exec_child(char *const argv[], int out_fd, int err_fd)
+static _Noreturn void exec_child(char *const argv[], int out_fd, int err_fd, pid_t parent)
 {
+    vo_spawn_child_die_with(parent); /* no qemu-img outlives vireod */
     /* Lift both pipe ends above 2 first, so the dup2s below cannot clobber them. */
     int out = fcntl(out_fd, F_DUPFD_CLOEXEC, 3);
     int err = fcntl(err_fd, F_DUPFD_CLOEXEC, 3);
@@ -508,6 +509,7 @@ static int run_with_progress(char *const argv[], int64_t timeout_ms, Progress *p
         close(out_pipe[1]);
         return r;
     }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int r = -errno;
@@ -518,7 +520,7 @@ static int run_with_progress(char *const argv[], int64_t timeout_ms, Progress *p
         return r;
     }
     if (pid == 0)
-        exec_child(argv, out_pipe[1], err_pipe[1]);
+        exec_child(argv, out_pipe[1], err_pipe[1], parent);
     close(out_pipe[1]);
     close(err_pipe[1]);
 

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -31,74 +32,138 @@ void vo_spawn_child_reset_from(int first_closed_fd)
     syscall(SYS_close_range, (unsigned)first_closed_fd, ~0U, 0);
 }
 
-int vo_spawn_wait(char *const argv[], int timeout_ms, char **ret_output)
+void vo_spawn_child_die_with(pid_t parent)
 {
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return -errno;
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* The parent may have died before the prctl: then nobody kills us. */
+    if (getppid() != parent)
+        _exit(126);
+}
+
+/* Up to cap bytes of what a child wrote on one pipe; the tail is kept
+ * (errors come last). */
+typedef struct {
+    int fd;
+    char *buf;
+    size_t len;
+} Capture;
+
+#define CAPTURE_CAP 65536
+
+static void capture_add(Capture *c, const char *data, size_t k)
+{
+    if (k > CAPTURE_CAP) {
+        data += k - CAPTURE_CAP;
+        k = CAPTURE_CAP;
+    }
+    if (c->len + k > CAPTURE_CAP) {
+        size_t drop = c->len + k - CAPTURE_CAP;
+        memmove(c->buf, c->buf + drop, c->len - drop);
+        c->len -= drop;
+    }
+    memcpy(c->buf + c->len, data, k);
+    c->len += k;
+}
+
+/* Runs argv with stdout on one pipe and stderr on the same one (split
+ * false) or on a second one (split true). */
+static int spawn_wait(char *const argv[], int timeout_ms, bool split, char **ret_out,
+                      char **ret_err)
+{
+    int pipes[2][2] = { { -1, -1 }, { -1, -1 } };
+    size_t n_pipes = split ? 2 : 1;
+    for (size_t i = 0; i < n_pipes; i++)
+        if (pipe2(pipes[i], O_CLOEXEC) < 0) {
+            int r = -errno;
+            for (size_t k = 0; k < i; k++) {
+                close(pipes[k][0]);
+                close(pipes[k][1]);
+            }
+            return r;
+        }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int r = -errno;
-        close(pipefd[0]);
-        close(pipefd[1]);
+        for (size_t i = 0; i < n_pipes; i++) {
+            close(pipes[i][0]);
+            close(pipes[i][1]);
+        }
         return r;
     }
     if (pid == 0) {
+        vo_spawn_child_die_with(parent);
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
-        dup2(pipefd[1], 1);
-        dup2(pipefd[1], 2);
+        dup2(pipes[0][1], 1);
+        dup2(pipes[split ? 1 : 0][1], 2);
         vo_spawn_child_reset();
         execvp(argv[0], argv);
         dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    close(pipefd[1]);
-    size_t cap = 65536, len = 0;
-    _cleanup_free_ char *out = vo_malloc0(cap + 1);
+    Capture cap[2] = { { .fd = pipes[0][0] }, { .fd = split ? pipes[1][0] : -1 } };
+    for (size_t i = 0; i < n_pipes; i++) {
+        close(pipes[i][1]);
+        cap[i].buf = vo_malloc0(CAPTURE_CAP + 1);
+    }
     int64_t deadline = vo_now_ms() + timeout_ms;
     bool timed_out = false;
-    for (;;) {
+    while (cap[0].fd >= 0 || cap[1].fd >= 0) {
         int64_t left = deadline - vo_now_ms();
         if (left <= 0) {
             timed_out = true;
             break;
         }
-        struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
-        int n = poll(&p, 1, (int)left);
-        if (n < 0 && errno == EINTR)
-            continue;
+        struct pollfd p[2] = { { .fd = cap[0].fd, .events = POLLIN },
+                               { .fd = cap[1].fd, .events = POLLIN } };
+        int n = poll(p, 2, (int)left);
         if (n <= 0)
             continue;
-        char buf[4096];
-        ssize_t k = read(pipefd[0], buf, sizeof(buf));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        /* Keep the tail: errors come last. */
-        if (len + (size_t)k > cap) {
-            size_t drop = len + (size_t)k - cap;
-            if (drop > len)
-                drop = len;
-            memmove(out, out + drop, len - drop);
-            len -= drop;
+        for (size_t i = 0; i < 2; i++) {
+            if (cap[i].fd < 0 || !p[i].revents)
+                continue;
+            char buf[4096];
+            ssize_t k = read(cap[i].fd, buf, sizeof(buf));
+            if (k < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (k <= 0) {
+                close(cap[i].fd);
+                cap[i].fd = -1;
+                continue;
+            }
+            capture_add(&cap[i], buf, (size_t)k);
         }
-        memcpy(out + len, buf, (size_t)k > cap ? cap : (size_t)k);
-        len += (size_t)k > cap ? cap : (size_t)k;
     }
-    close(pipefd[0]);
+    for (size_t i = 0; i < 2; i++)
+        if (cap[i].fd >= 0)
+            close(cap[i].fd);
     if (timed_out)
         kill(pid, SIGKILL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    out[len] = 0;
-    if (ret_output)
-        *ret_output = TAKE_PTR(out);
+    for (size_t i = 0; i < n_pipes; i++)
+        cap[i].buf[cap[i].len] = 0;
+    if (ret_out)
+        *ret_out = TAKE_PTR(cap[0].buf);
+    if (ret_err && split)
+        *ret_err = TAKE_PTR(cap[1].buf);
+    free(cap[0].buf);
+    free(cap[1].buf);
     if (timed_out)
         return -ETIMEDOUT;
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+int vo_spawn_wait(char *const argv[], int timeout_ms, char **ret_output)
+{
+    return spawn_wait(argv, timeout_ms, false, ret_output, NULL);
+}
+
+int vo_spawn_wait_split(char *const argv[], int timeout_ms, char **ret_stdout, char **ret_stderr)
+{
+    return spawn_wait(argv, timeout_ms, true, ret_stdout, ret_stderr);
 }
 
 /* In the child: pass_fds become 3, 4, ...; first moved above every target
@@ -119,16 +184,19 @@ static int place_passed_fds(const int *pass_fds, size_t n)
     return 0;
 }
 
-int vo_spawn_detached(char *const argv[], const char *log_path, const int *pass_fds,
-                      size_t n_pass, pid_t *ret_pid, int *ret_pidfd)
+static int spawn_detached(char *const argv[], const char *log_path, const int *pass_fds,
+                          size_t n_pass, bool tied, pid_t *ret_pid, int *ret_pidfd)
 {
     _cleanup_close_ int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (log_fd < 0)
         return -errno;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         return -errno;
     if (pid == 0) {
+        if (tied)
+            vo_spawn_child_die_with(parent);
         setsid();
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
@@ -151,4 +219,15 @@ int vo_spawn_detached(char *const argv[], const char *log_path, const int *pass_
     *ret_pid = pid;
     *ret_pidfd = pidfd;
     return 0;
+}
+
+int vo_spawn_detached(char *const argv[], const char *log_path, const int *pass_fds,
+                      size_t n_pass, pid_t *ret_pid, int *ret_pidfd)
+{
+    return spawn_detached(argv, log_path, pass_fds, n_pass, false, ret_pid, ret_pidfd);
+}
+
+int vo_spawn_helper(char *const argv[], const char *log_path, pid_t *ret_pid, int *ret_pidfd)
+{
+    return spawn_detached(argv, log_path, NULL, 0, true, ret_pid, ret_pidfd);
 }

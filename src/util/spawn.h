@@ -1,5 +1,14 @@
 /* spawn.h: running helper programs (qemu-img) to completion with a deadline and
- * captured output, and starting long-lived detached children (QEMU). */
+ * captured output, and starting long-lived detached children (QEMU).
+ *
+ * Helpers die with vireod: every child started by vo_spawn_wait,
+ * vo_spawn_wait_split and vo_spawn_helper (and qemu-img's progress runner)
+ * gets PR_SET_PDEATHSIG(SIGKILL), so a kill -9 of vireod never leaves a
+ * qemu-img or qemu-storage-daemon writing a file no record owns. The kernel
+ * sends it when the *thread* that forked exits; each of these calls waits for
+ * (reaps) its child before it returns, on the thread that forked it, so the
+ * thread always outlives the child whatever thread it is. QEMU and dnsmasq
+ * (vo_spawn_detached) do not get it: they outlive vireod by design. */
 #pragma once
 
 #include <sys/types.h>
@@ -8,6 +17,9 @@
  * (last 64 KiB) into *ret_output (may be NULL). Returns 0 when the program
  * exited 0, -EIO when it failed (output says why), -ETIMEDOUT, or -errno. */
 int vo_spawn_wait(char *const argv[], int timeout_ms, char **ret_output);
+/* The same with stdout and stderr captured apart (e.g. for JSON on stdout
+ * and warnings on stderr); each may be NULL. */
+int vo_spawn_wait_split(char *const argv[], int timeout_ms, char **ret_stdout, char **ret_stderr);
 
 /* Starts argv detached from us (own session, stdin /dev/null, stdout and
  * stderr appended to log_path). It inherits no fds but pass_fds[0..n_pass),
@@ -17,7 +29,16 @@ int vo_spawn_detached(char *const argv[], const char *log_path, const int *pass_
                       size_t n_pass, pid_t *ret_pid, int *ret_pidfd);
 #define VO_SPAWN_FIRST_PASSED_FD 3
 
+/* Like vo_spawn_detached without passed fds, for a helper that must not
+ * outlive vireod (qemu-storage-daemon): SIGKILL when vireod dies. The caller
+ * must wait for it (pidfd) before the calling thread can end. */
+int vo_spawn_helper(char *const argv[], const char *log_path, pid_t *ret_pid, int *ret_pidfd);
+
 int vo_pidfd_open(pid_t pid);
+
+/* In a child after fork: SIGKILL when the thread that forked it (in process
+ * parent, the pid before fork) ends; exits at once if parent is gone already. */
+void vo_spawn_child_die_with(pid_t parent);
 
 /* In a child after fork, before exec: default signal handling, an empty
  * signal mask, and no fds inherited beyond 0-2. */

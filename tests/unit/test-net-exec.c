@@ -11,6 +11,8 @@
 #include <jansson.h>
 #include <net/if.h>
 #include <sched.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "network/net-exec.h"
@@ -289,6 +291,123 @@ static void test_tap_errors(void **state)
     assert_int_equal(fd, -1);
 }
 
+/* ---- `ip -j` listings, with a fake `ip` first in PATH ---- */
+
+/* A fake `ip` in a new directory put first in PATH: each run counts itself in
+ * DIR/count and runs body (sh) with $n the run's number. Returns the
+ * directory; restore_path() (also the tests' teardown, so that a failed test
+ * leaves no fake behind) undoes it. */
+static char *saved_path, *fake_dir;
+
+static int restore_path(void **state)
+{
+    if (saved_path)
+        setenv("PATH", saved_path, 1);
+    if (fake_dir)
+        vo_rm_rf(fake_dir);
+    free(fake_dir);
+    fake_dir = NULL;
+    return 0;
+}
+
+static const char *fake_ip(const char *body)
+{
+    restore_path(NULL);
+    fake_dir = make_tmpdir();
+    _cleanup_free_ char *script = vo_asprintf(
+        "#!/bin/sh\n"
+        "n=$(cat '%s/count' 2>/dev/null || echo 0); n=$((n + 1)); echo $n > '%s/count'\n"
+        "%s\n",
+        fake_dir, fake_dir, body);
+    _cleanup_free_ char *path = vo_asprintf("%s/ip", fake_dir);
+    assert_int_equal(vo_write_file_atomic(path, script, strlen(script)), 0);
+    assert_int_equal(chmod(path, 0755), 0);
+    if (!saved_path)
+        saved_path = vo_strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+    _cleanup_free_ char *newpath = vo_asprintf("%s:%s", fake_dir, saved_path);
+    setenv("PATH", newpath, 1);
+    return fake_dir;
+}
+
+static int runs(const char *dir)
+{
+    _cleanup_free_ char *path = vo_asprintf("%s/count", dir), *text = NULL;
+    return vo_read_file(path, 64, &text, NULL) < 0 ? 0 : atoi(text);
+}
+
+#define LINKS_JSON "[{\"ifname\":\"lo\"},{\"ifname\":\"vo-br0\",\"linkinfo\":{\"info_kind\":\"bridge\"}}]"
+#define INTERRUPTED "Dump was interrupted and may be inconsistent."
+
+static void probe_two_links(void)
+{
+    VoHostCaps caps;
+    VoHostLink *links = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    int r = vo_net_probe(&caps, &links, &n, &err);
+    if (r < 0)
+        fail_msg("probe failed: %s", err);
+    assert_int_equal(n, 2);
+    assert_string_equal(links[1].name, "vo-br0");
+    assert_true(links[1].is_bridge);
+    vo_host_links_free(links, n);
+}
+
+/* What ip says on stderr is never parsed as part of its JSON. */
+static void test_listing_stderr_apart(void **state)
+{
+    fake_ip("echo 'Warning: some noise' >&2\necho '" LINKS_JSON "'");
+    probe_two_links();
+    char *argv[] = { "ip", "-j", "link", "show", NULL };
+    char *out = NULL, *err = NULL;
+    assert_int_equal(vo_net_run_listing(argv, &out, &err), 0);
+    assert_string_equal(out, LINKS_JSON "\n");
+    free(out);
+}
+
+/* An interrupted dump (iproute2 prints what it got, maybe cut short, and
+ * says so on stderr) is listed again. */
+static void test_listing_retries_interrupted_dump(void **state)
+{
+    const char *dir = fake_ip("if [ $n -le 2 ]; then echo '[{\"ifname\":\"lo\"}'; "
+                        "echo '" INTERRUPTED "' >&2; exit $((n - 1)); fi\n"
+                        "echo '" LINKS_JSON "'");
+    probe_two_links();
+    assert_int_equal(runs(dir), 3);
+
+    /* Always interrupted: a bounded number of runs, then an error. */
+    dir = fake_ip("echo '" LINKS_JSON "'; echo '" INTERRUPTED "' >&2");
+    char *argv[] = { "ip", "-j", "link", "show", NULL };
+    char *out = NULL, *err = NULL;
+    assert_int_equal(vo_net_run_listing(argv, &out, &err), -EAGAIN);
+    assert_null(out);
+    assert_non_null(strstr(err, "interrupted"));
+    assert_int_equal(runs(dir), VO_NET_DUMP_ATTEMPTS);
+    free(err);
+}
+
+/* A listing or a teardown step that fails is reported, with ip's words. */
+static void test_failed_listing_and_teardown_reported(void **state)
+{
+    const char *dir = fake_ip("echo 'RTNETLINK answers: Operation not permitted' >&2; exit 2");
+    VoHostCaps caps;
+    VoHostLink *links = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    assert_int_equal(vo_net_probe(&caps, &links, &n, &err), -EIO);
+    assert_non_null(strstr(err, "Operation not permitted"));
+    free(err);
+    err = NULL;
+    VoNetStep steps[] = { { .kind = VO_STEP_LINK_DEL, .dev = "vo-br0" },
+                          { .kind = VO_STEP_LINK_DEL, .dev = "vo-br1" } };
+    VoNetPlan p = { .steps = steps, .n_steps = ELEMENTSOF(steps) };
+    assert_int_equal(vo_net_plan_execute(&p, NULL, NULL, false, &err), -EIO);
+    assert_non_null(strstr(err, "`ip link del dev vo-br0` failed: RTNETLINK answers: "
+                                "Operation not permitted"));
+    assert_int_equal(runs(dir), 3); /* the teardown went on past the failure */
+    free(err);
+}
+
 /* ---- root: a real network in a private network namespace ---- */
 
 #define CHECK(cond, ...)                                                                   \
@@ -452,6 +571,9 @@ int main(void)
         cmocka_unit_test(test_leases),
         cmocka_unit_test(test_execute),
         cmocka_unit_test(test_tap_errors),
+        cmocka_unit_test_teardown(test_listing_stderr_apart, restore_path),
+        cmocka_unit_test_teardown(test_listing_retries_interrupted_dump, restore_path),
+        cmocka_unit_test_teardown(test_failed_listing_and_teardown_reported, restore_path),
         cmocka_unit_test(test_netns_smoke),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

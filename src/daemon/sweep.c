@@ -1,0 +1,289 @@
+/* sweep.c: intent records for long operations that make files, and the
+ * start-up sweep of what a crash left half-made (see sweep.h). */
+#include "daemon/sweep.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conf/names.h"
+#include "util/util.h"
+
+#define INTENTS_PREFIX "intents/"
+#define UPLOAD_PREFIX ".upload-"
+#define BUILD_PREFIX ".build-"
+#define RESTORE_PREFIX ".restore-"  /* backup-restore.c: new disk files */
+#define REPLACED_PREFIX ".replaced-" /* storage.c: old files moved aside */
+
+int vo_intent_begin(VoDaemon *d, const char *id, const char *owner, const char *const *paths,
+                    size_t n)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_string(paths[i]));
+    json_t *doc = json_pack("{s:s, s:o, s:I}", "owner", owner, "paths", list, "created_at",
+                            (json_int_t)vo_wall_ms());
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    _cleanup_free_ char *key = vo_asprintf(INTENTS_PREFIX "%s", id);
+    return text ? vo_store_put(d->store, key, text, VO_REV_ANY, NULL) : -ENOMEM;
+}
+
+void vo_intent_end(VoDaemon *d, const char *id)
+{
+    _cleanup_free_ char *key = vo_asprintf(INTENTS_PREFIX "%s", id);
+    int r = vo_store_delete(d->store, key, VO_REV_ANY);
+    if (r < 0 && r != -ENOENT)
+        log_warn("cannot remove intent %s: %s (the next start removes it)", key, strerror(-r));
+}
+
+/* ---- the sweep ------------------------------------------------------------ */
+
+typedef struct {
+    char **keys;
+    char **values;
+} Docs;
+
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    Docs *docs = userdata;
+    vo_strv_push(&docs->keys, vo_strdup(key));
+    vo_strv_push(&docs->values, vo_strdup(value));
+    return 0;
+}
+
+static bool doc_exists(VoDaemon *d, const char *key)
+{
+    _cleanup_free_ char *value = NULL;
+    return vo_store_get(d->store, key, &value, NULL) == 0;
+}
+
+/* A path vireod itself wrote into an intent: absolute, no "..". */
+static bool plain_path(const char *p)
+{
+    return p && p[0] == '/' && !strstr(p, "/../") && strcmp(p, "/") &&
+           !(strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/.."));
+}
+
+static void sweep_intents(VoDaemon *d)
+{
+    Docs docs = { 0 };
+    (void)vo_store_list(d->store, INTENTS_PREFIX, collect, &docs);
+    for (size_t i = 0; docs.keys && docs.keys[i]; i++) {
+        json_t *doc = json_loads(docs.values[i], 0, NULL);
+        const char *owner = json_string_value(json_object_get(doc, "owner"));
+        if (!owner || !doc_exists(d, owner)) {
+            size_t k;
+            json_t *p;
+            json_array_foreach(json_object_get(doc, "paths"), k, p) {
+                const char *path = json_string_value(p);
+                struct stat st;
+                if (!plain_path(path) || lstat(path, &st) < 0)
+                    continue;
+                int r = vo_rm_rf(path);
+                if (r >= 0)
+                    log_info("removed %s: half-made when vireod stopped (%s)", path,
+                             owner ? owner : "no owner");
+                else if (r != -ENOENT)
+                    log_warn("cannot remove half-made %s: %s", path, strerror(-r));
+            }
+        }
+        json_decref(doc);
+        (void)vo_store_delete(d->store, docs.keys[i], VO_REV_ANY);
+    }
+    vo_strv_free(docs.keys);
+    vo_strv_free(docs.values);
+}
+
+/* Removes dir's entries whose name starts with prefix (of the given type:
+ * DT_REG files or DT_DIR directories). */
+static void remove_prefixed(const char *dir, const char *prefix, bool dirs)
+{
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) || strchr(e->d_name, '/'))
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) < 0 || (dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)))
+            continue;
+        int r = vo_rm_rf(path);
+        if (r >= 0)
+            log_info("removed %s: left by an operation cut short", path);
+        else
+            log_warn("cannot remove %s: %s", path, strerror(-r));
+    }
+    closedir(dh);
+}
+
+/* Restoring over a VM moves each old disk file aside as ".replaced-FILE"
+ * for a moment; one whose FILE is missing goes back (never removed). */
+static void put_back_replaced(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (strncmp(e->d_name, REPLACED_PREFIX, strlen(REPLACED_PREFIX)))
+            continue;
+        _cleanup_free_ char *aside = vo_asprintf("%s/%s", dir, e->d_name);
+        _cleanup_free_ char *path =
+            vo_asprintf("%s/%s", dir, e->d_name + strlen(REPLACED_PREFIX));
+        struct stat st;
+        if (lstat(path, &st) == 0 || errno != ENOENT)
+            log_warn("%s: left by a restore cut short; kept (%s exists)", aside, path);
+        else if (rename(aside, path) < 0)
+            log_warn("cannot put %s back: %s", aside, strerror(errno));
+        else
+            log_info("put %s back: a restore was cut short", path);
+    }
+    closedir(dh);
+}
+
+static void sweep_pool(const char *path)
+{
+    remove_prefixed(path, UPLOAD_PREFIX, false);
+    remove_prefixed(path, RESTORE_PREFIX, false);
+    put_back_replaced(path);
+}
+
+static void sweep_pools(VoDaemon *d)
+{
+    Docs docs = { 0 };
+    (void)vo_store_list(d->store, "pools/", collect, &docs);
+    for (size_t i = 0; docs.keys && docs.keys[i]; i++) {
+        json_t *doc = json_loads(docs.values[i], 0, NULL);
+        const char *type = json_string_value(json_object_get(doc, "type"));
+        const char *path = json_string_value(json_object_get(doc, "path"));
+        if (type && !strcmp(type, "dir") && plain_path(path))
+            sweep_pool(path);
+        json_decref(doc);
+    }
+    vo_strv_free(docs.keys);
+    vo_strv_free(docs.values);
+    /* The default pool before its document was first saved. */
+    _cleanup_free_ char *def = vo_asprintf("%s/pools/default", d->state_dir);
+    sweep_pool(def);
+}
+
+/* images/NAME directories without image.json: an image is renamed into
+ * place whole (image-import.c), so only a delete cut short (vo_rm_rf
+ * half done) leaves one, and it would block the name for ever. */
+static void sweep_broken_images(const char *images)
+{
+    DIR *dh = opendir(images);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (e->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", images, e->d_name);
+        _cleanup_free_ char *meta = vo_asprintf("%s/image.json", path);
+        struct stat st;
+        if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) || lstat(meta, &st) == 0 ||
+            errno != ENOENT)
+            continue;
+        int r = vo_rm_rf(path);
+        if (r >= 0)
+            log_info("removed %s: an image delete was cut short", path);
+        else
+            log_warn("cannot remove %s: %s", path, strerror(-r));
+    }
+    closedir(dh);
+}
+
+/* "FILE.tmp.PID": vo_write_file_atomic's file before its rename. */
+static bool atomic_temp(const char *name)
+{
+    const char *t = strstr(name, ".tmp.");
+    if (!t || t == name || !t[5])
+        return false;
+    for (const char *p = t + 5; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return true;
+}
+
+static void remove_atomic_temps(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name);
+        struct stat st;
+        if (atomic_temp(e->d_name) && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+            unlink(path) == 0)
+            log_info("removed %s: a write cut short", path);
+    }
+    closedir(dh);
+}
+
+/* In each directory under top (not through symlinks): the temp files. */
+static void sweep_atomic_temps(const char *top)
+{
+    DIR *dh = opendir(top);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (e->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", top, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_atomic_temps(path);
+    }
+    closedir(dh);
+}
+
+/* BASE/vms/ID directories of VMs with no document: a create cut short (the
+ * document is saved once its disk is made) or a delete cut short. */
+static void sweep_vm_dirs(VoDaemon *d, const char *base)
+{
+    _cleanup_free_ char *top = vo_asprintf("%s/vms", base);
+    DIR *dh = opendir(top);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (!vo_uuid_valid(e->d_name))
+            continue;
+        _cleanup_free_ char *key = vo_asprintf("vms/%s", e->d_name);
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", top, e->d_name);
+        struct stat st;
+        if (doc_exists(d, key) || lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        int r = vo_rm_rf(path);
+        if (r >= 0)
+            log_info("removed %s: no VM has that id", path);
+        else
+            log_warn("cannot remove %s: %s", path, strerror(-r));
+    }
+    closedir(dh);
+}
+
+void vo_sweep_at_start(VoDaemon *d)
+{
+    sweep_intents(d);
+    sweep_pools(d);
+    _cleanup_free_ char *images = vo_asprintf("%s/images", d->state_dir);
+    remove_prefixed(images, BUILD_PREFIX, true);
+    sweep_broken_images(images);
+    sweep_vm_dirs(d, d->state_dir);
+    sweep_vm_dirs(d, d->run_dir);
+    sweep_atomic_temps(images);
+    const char *bases[] = { d->state_dir, d->run_dir }, *subs[] = { "vms", "networks" };
+    for (size_t i = 0; i < ELEMENTSOF(bases); i++)
+        for (size_t k = 0; k < ELEMENTSOF(subs); k++) {
+            _cleanup_free_ char *top = vo_asprintf("%s/%s", bases[i], subs[k]);
+            sweep_atomic_temps(top);
+        }
+}
