@@ -27,6 +27,8 @@
 #define MAX_CONNECTIONS 512u
 #define MAX_CONNECTIONS_PER_CLIENT 64u
 
+_Static_assert(VO_API_MAX_PARAMS == VO_ROUTE_MAX_PARAMS, "VoRequest.params holds a match's params");
+
 typedef struct {
     int fd;
     char client[64];
@@ -397,13 +399,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
-/* MHD's own messages, on vireod's log (escaped like every log line). */
+/* MHD's own messages, on vireod's log (escaped like every log line). MHD
+ * cannot tell that a connection handed to it by MHD_add_connection is not TCP,
+ * so it tries TCP_CORK/TCP_NODELAY on Unix sockets and complains once per
+ * response: those go to the debug level. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[1024];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = 0;
-    log_warn("http: %s", msg);
+    if (strstr(msg, "TCP_CORK") || strstr(msg, "TCP_NODELAY") ||
+        strstr(msg, "push the data from buffers"))
+        log_debug("http: %s", msg);
+    else
+        log_warn("http: %s", msg);
 }
 
 /* ---- Connection limits ---- */
