@@ -1,29 +1,65 @@
 /* server.c: vireod's HTTP/1.1 server on a Unix socket (libmicrohttpd, one
- * thread per connection): body limits, content type, JSON parsing, routing and
- * the JSON error envelope. Handlers live in one file per noun. */
+ * thread per connection): its own accept loop with connection limits (total
+ * and per client) and an idle timeout, raw request paths checked and routed by
+ * route-match.c, body limits, content type, JSON parsing and the JSON error
+ * envelope. Handlers live in one file per noun. */
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "api/http.h"
+#include "api/route-match.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
+
+/* A connection that has sent nothing for this long (no complete request, or
+ * idle between requests, or not reading its answer) is closed. Handlers and
+ * upgraded connections (the console) are not subject to it. */
+#define IDLE_TIMEOUT_S 30u
+/* Open connections at most, in all and from one client (a Unix socket peer's
+ * process, a TCP peer's address); more are answered 503 and closed. */
+#define MAX_CONNECTIONS 512u
+#define MAX_CONNECTIONS_PER_CLIENT 64u
+
+_Static_assert(VO_API_MAX_PARAMS == VO_ROUTE_MAX_PARAMS, "VoRequest.params holds a match's params");
+
+typedef struct {
+    int fd;
+    char client[64];
+} OpenConnection;
 
 struct VoApiServer {
     struct MHD_Daemon *mhd;
     int listen_fd;
     char *socket_path;
+    pthread_t accept_thread;
+    bool accept_running;
+    int stop_pipe[2];
+    unsigned max_connections;
+    pthread_mutex_t lock; /* guards conns */
+    OpenConnection *conns;
+    size_t n_conns;
 };
 
+/* One request, created when its request line arrives (on_request_line). */
 typedef struct {
+    char *raw_uri;   /* as the client sent it, before any decoding */
+    bool started;
+    int match_r;     /* vo_route_match's answer */
+    char *match_error;
+    VoRouteMatch match;
+    const VoRoute *route;
     char *body;
     size_t len;
     bool too_large;
     /* Streamed uploads. */
-    const VoRoute *route;
-    const char *params[VO_API_MAX_PARAMS];
-    char storage[512];
+    bool streaming;
     int upload_fd;
     char *upload_path;
     uint64_t upload_bytes;
@@ -112,57 +148,6 @@ bool vo_request_query_bool(VoRequest *req, const char *key)
     return v && (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"));
 }
 
-/* Matches path against pattern, collecting {placeholder} segments. */
-static bool match_pattern(const char *pattern, const char *path, const char **params,
-                          char *storage, size_t storage_len)
-{
-    size_t used = 0;
-    int n = 0;
-    while (*pattern && *path) {
-        if (*pattern == '{') {
-            const char *close = strchr(pattern, '}');
-            size_t seg = strcspn(path, "/");
-            if (!close || seg == 0 || n >= VO_API_MAX_PARAMS || used + seg + 1 > storage_len)
-                return false;
-            memcpy(storage + used, path, seg);
-            storage[used + seg] = 0;
-            params[n++] = storage + used;
-            used += seg + 1;
-            pattern = close + 1;
-            path += seg;
-            continue;
-        }
-        if (*pattern != *path)
-            return false;
-        pattern++;
-        path++;
-    }
-    return !*pattern && !*path;
-}
-
-/* Finds the handler for req's method and path, filling req->params; NULL with
- * rep filled (404 or 405) when there is none. */
-static const VoRoute *find_route(VoRequest *req, VoReply *rep, char *storage, size_t storage_len)
-{
-    bool path_known = false;
-    for (size_t i = 0; i < vo_n_routes; i++) {
-        const char *params[VO_API_MAX_PARAMS] = { 0 };
-        if (!match_pattern(vo_routes[i].pattern, req->path, params, storage, storage_len))
-            continue;
-        path_known = true;
-        if (strcmp(vo_routes[i].method, req->method))
-            continue;
-        memcpy(req->params, params, sizeof(params));
-        return &vo_routes[i];
-    }
-    if (path_known)
-        vo_reply_error(rep, VO_ERR_METHOD_NOT_ALLOWED, "%s is not allowed on %s", req->method,
-                       req->path);
-    else
-        vo_reply_error(rep, VO_ERR_NOT_FOUND, "no such API route: %s", req->path);
-    return NULL;
-}
-
 static bool is_json_content_type(struct MHD_Connection *conn)
 {
     const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
@@ -235,19 +220,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, VoReply *rep)
 
 /* A streamed route: open the file its body goes to. Errors are kept and
  * answered once the body has been read (HTTP needs the whole request first). */
-static void begin_upload(VoDaemon *d, struct MHD_Connection *conn, const char *url,
-                         const char *method, PendingRequest *p)
+static void begin_upload(VoRequest *req, PendingRequest *p)
 {
-    VoRequest req = { .d = d, .conn = conn, .method = method, .path = url };
-    VoReply ignored = { .file_fd = -1 };
-    const VoRoute *route = find_route(&req, &ignored, p->storage, sizeof(p->storage));
-    json_decref(ignored.json);
-    if (!route || !route->prepare_upload)
-        return;
-    p->route = route;
-    memcpy(p->params, req.params, sizeof(p->params));
+    p->streaming = true;
     char *tmpl = NULL;
-    int r = route->prepare_upload(&req, &tmpl, &p->upload_error);
+    int r = p->route->prepare_upload(req, &tmpl, &p->upload_error);
     if (r >= 0) {
         p->upload_fd = mkostemp(tmpl, O_CLOEXEC);
         if (p->upload_fd < 0) {
@@ -293,6 +270,58 @@ static void finish_upload(VoRequest *req, PendingRequest *p, VoReply *rep)
     p->route->fn(req, rep);
 }
 
+/* MHD_OPTION_URI_LOG_CALLBACK: called with the request's raw URI before MHD
+ * decodes it; what it returns becomes the request's *con_cls. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    PendingRequest *p = vo_malloc0(sizeof(PendingRequest));
+    p->raw_uri = vo_strdup(uri ? uri : "");
+    p->upload_fd = -1;
+    return p;
+}
+
+/* First call for a request: check and route its raw path. */
+static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *url,
+                          const char *method, const char *version, PendingRequest *p)
+{
+    /* MHD ends the URI where the HTTP version starts, so a literal NUL byte in
+     * the URI shows as a raw URI shorter than that span. */
+    if (version && version[0] && version > url &&
+        (size_t)(version - 1 - url) != strlen(p->raw_uri)) {
+        p->match_r = -EINVAL;
+        p->match_error = vo_strdup("the request path holds a NUL byte");
+        return;
+    }
+    p->match_r = vo_route_match(vo_route_specs, vo_n_route_specs, method, p->raw_uri,
+                                &p->match, &p->match_error);
+    if (p->match_r < 0)
+        return;
+    p->route = &vo_routes[p->match.index];
+    if (p->route->prepare_upload) {
+        VoRequest req = { .d = d, .conn = conn, .method = method, .path = p->raw_uri };
+        memcpy(req.params, p->match.params, sizeof(req.params));
+        begin_upload(&req, p);
+    }
+}
+
+static void reply_route_error(PendingRequest *p, VoReply *rep)
+{
+    const char *msg = p->match_error ? p->match_error : strerror(-p->match_r);
+    switch (p->match_r) {
+    case -EINVAL:
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "%s", msg);
+        break;
+    case -ENOENT:
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "%s", msg);
+        break;
+    case -EPERM:
+        vo_reply_error(rep, VO_ERR_METHOD_NOT_ALLOWED, "%s", msg);
+        break;
+    default:
+        vo_reply_error(rep, VO_ERR_INTERNAL, "cannot route the request: %s", msg);
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -300,13 +329,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     VoDaemon *d = cls;
     PendingRequest *p = *con_cls;
-    if (!p) {
-        *con_cls = p = vo_malloc0(sizeof(PendingRequest));
-        p->upload_fd = -1;
-        begin_upload(d, conn, url, method, p);
+    if (!p) /* on_request_line always runs first; refuse rather than guess */
+        *con_cls = p = on_request_line(NULL, NULL, conn);
+    if (!p->started) {
+        p->started = true;
+        route_request(d, conn, url, method, version, p);
         return MHD_YES;
     }
-    if (*upload_data_size > 0 && p->route) {
+    if (*upload_data_size > 0 && p->streaming) {
         write_upload(p, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
@@ -325,19 +355,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
-    VoRequest req = { .d = d, .conn = conn, .method = method, .path = url };
+    VoRequest req = { .d = d, .conn = conn, .method = method, .path = p->raw_uri };
     VoReply rep = { .status = 200, .file_fd = -1 };
-    char storage[512];
-    if (p->route) {
-        memcpy(req.params, p->params, sizeof(req.params));
+    memcpy(req.params, p->match.params, sizeof(req.params));
+    /* No idle timeout while the handler works (setting it again restarts it). */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    if (p->match_r < 0)
+        reply_route_error(p, &rep);
+    else if (p->streaming)
         finish_upload(&req, p, &rep);
-    } else {
-        const VoRoute *route = find_route(&req, &rep, storage, sizeof(storage));
-        if (route && parse_body(&req, p, &rep))
-            route->fn(&req, &rep);
-    }
+    else if (parse_body(&req, p, &rep))
+        p->route->fn(&req, &rep);
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
     enum MHD_Result r = send_reply(conn, &rep);
-    log_debug("%s %s -> %d", method, url, rep.upgrade ? 101 : rep.status);
+    _cleanup_free_ char *shown_method = vo_escape_bytes(method, strlen(method));
+    _cleanup_free_ char *path = vo_route_raw_path(p->raw_uri);
+    _cleanup_free_ char *shown_path = path ? vo_escape_bytes(path, strlen(path)) : NULL;
+    log_debug("%s %s -> %d", shown_method ? shown_method : "?", shown_path ? shown_path : "?",
+              rep.upgrade ? 101 : rep.status);
     json_decref(rep.json);
     free(rep.text);
     json_decref(req.body);
@@ -356,9 +391,178 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(p->upload_path);
         free(p->upload_error);
         free(p->body);
+        free(p->raw_uri);
+        free(p->match_error);
+        vo_route_match_clear(&p->match);
         free(p);
         *con_cls = NULL;
     }
+}
+
+/* MHD's own messages, on vireod's log (escaped like every log line). MHD
+ * cannot tell that a connection handed to it by MHD_add_connection is not TCP,
+ * so it tries TCP_CORK/TCP_NODELAY on Unix sockets and complains once per
+ * response: those go to the debug level. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = 0;
+    if (strstr(msg, "TCP_CORK") || strstr(msg, "TCP_NODELAY") ||
+        strstr(msg, "push the data from buffers"))
+        log_debug("http: %s", msg);
+    else
+        log_warn("http: %s", msg);
+}
+
+/* ---- Connection limits ---- */
+
+/* Who is at the other end: a Unix socket peer's process, a TCP peer's address. */
+static void client_of(int fd, char *client, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    snprintf(client, size, "unknown");
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    if (ss.ss_family == AF_UNIX) {
+        struct ucred cred;
+        socklen_t clen = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+            snprintf(client, size, "pid %d (uid %u)", (int)cred.pid, (unsigned)cred.uid);
+    } else if (ss.ss_family == AF_INET) {
+        char addr[INET_ADDRSTRLEN];
+        if (inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof(addr)))
+            snprintf(client, size, "%s", addr);
+    } else if (ss.ss_family == AF_INET6) {
+        char addr[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr)))
+            snprintf(client, size, "%s", addr);
+    }
+}
+
+/* Drops the record of fd (the caller holds s->lock). */
+static void forget_connection_locked(VoApiServer *s, int fd)
+{
+    for (size_t i = 0; i < s->n_conns; i++)
+        if (s->conns[i].fd == fd) {
+            s->conns[i] = s->conns[--s->n_conns];
+            return;
+        }
+}
+
+/* Answers 503 with the JSON envelope before closing a connection over a limit. */
+static void refuse_connection(int fd, const char *message)
+{
+    json_t *doc = json_pack("{s:{s:s, s:s}}", "error", "code",
+                            vo_error_code_name(VO_ERR_UNAVAILABLE), "message", message);
+    char *body = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    char *resp = vo_asprintf("HTTP/1.1 503 Service Unavailable\r\n"
+                             "Content-Type: application/json\r\n"
+                             "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s\n",
+                             strlen(body) + 1, body);
+    free(body);
+    /* Read what the request already sent, so closing does not reset the peer. */
+    char buf[4096];
+    for (int i = 0; i < 16 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+        ;
+    (void)!send(fd, resp, strlen(resp), MSG_DONTWAIT | MSG_NOSIGNAL);
+    free(resp);
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+/* A new connection: hand it to MHD, or refuse it when over a limit. */
+static void admit_connection(VoApiServer *s, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+    char client[64];
+    client_of(fd, client, sizeof(client));
+    char *refusal = NULL;
+    pthread_mutex_lock(&s->lock);
+    forget_connection_locked(s, fd); /* a stale record: that fd number was closed */
+    size_t mine = 0;
+    for (size_t i = 0; i < s->n_conns; i++)
+        mine += !strcmp(s->conns[i].client, client);
+    if (s->n_conns >= s->max_connections)
+        refusal = vo_asprintf("vireod has %u open connections, its limit; retry later",
+                              s->max_connections);
+    else if (mine >= MAX_CONNECTIONS_PER_CLIENT)
+        refusal = vo_asprintf("this client (%s) has %u open connections, the limit per "
+                              "client; close idle ones and retry", client,
+                              MAX_CONNECTIONS_PER_CLIENT);
+    else {
+        OpenConnection *c = &s->conns[s->n_conns++];
+        c->fd = fd;
+        snprintf(c->client, sizeof(c->client), "%s", client);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (refusal) {
+        log_debug("refused a connection: %s", refusal);
+        refuse_connection(fd, refusal);
+        free(refusal);
+        return;
+    }
+    if (MHD_add_connection(s->mhd, fd, sa, salen) != MHD_YES) { /* MHD closed fd */
+        pthread_mutex_lock(&s->lock);
+        forget_connection_locked(s, fd);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: a connection MHD managed is closing. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    VoApiServer *s = cls;
+    if (code != MHD_CONNECTION_NOTIFY_CLOSED)
+        return;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!info)
+        return;
+    pthread_mutex_lock(&s->lock);
+    forget_connection_locked(s, info->connect_fd);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void *accept_main(void *userdata)
+{
+    VoApiServer *s = userdata;
+    for (;;) {
+        struct pollfd pfd[2] = { { .fd = s->listen_fd, .events = POLLIN },
+                                 { .fd = s->stop_pipe[0], .events = POLLIN } };
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("http: poll: %s", strerror(errno));
+            return NULL;
+        }
+        if (pfd[1].revents)
+            return NULL;
+        struct sockaddr_storage ss;
+        socklen_t salen = sizeof(ss);
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &salen, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_warn("http: cannot accept a connection: %s", strerror(errno));
+                (void)poll(&pfd[1], 1, 100); /* let some close */
+            }
+            continue;
+        }
+        admit_connection(s, fd, (struct sockaddr *)&ss, salen);
+    }
+}
+
+/* The total limit: at most MAX_CONNECTIONS, and half the open-files limit. */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    unsigned limit = MAX_CONNECTIONS;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / 2 < limit)
+        limit = rl.rlim_cur / 2 > 16 ? (unsigned)(rl.rlim_cur / 2) : 16;
+    return limit;
 }
 
 int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret)
@@ -369,29 +573,65 @@ int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret)
     VoApiServer *s = vo_malloc0(sizeof(*s));
     s->listen_fd = fd;
     s->socket_path = vo_strdup(socket_path);
-    s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                  MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
-                              0, NULL, NULL, on_request, d, MHD_OPTION_LISTEN_SOCKET, fd,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0, MHD_OPTION_END);
-    if (!s->mhd) {
-        close(fd);
-        (void)unlink(socket_path);
-        free(s->socket_path);
-        free(s);
-        return -EIO;
+    s->max_connections = connection_limit();
+    s->conns = vo_malloc0(s->max_connections * sizeof(OpenConnection));
+    s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    pthread_mutex_init(&s->lock, NULL);
+    int r = -EIO;
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+        pipe2(s->stop_pipe, O_CLOEXEC) < 0) {
+        r = -errno;
+        goto fail;
     }
+    s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                                  MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_ALLOW_UPGRADE |
+                                  MHD_USE_ERROR_LOG,
+                              0, NULL, NULL, on_request, d,
+                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                              MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                              MHD_OPTION_CONNECTION_LIMIT, s->max_connections + 16,
+                              MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_END);
+    if (!s->mhd)
+        goto fail;
+    r = -pthread_create(&s->accept_thread, NULL, accept_main, s);
+    if (r < 0)
+        goto fail;
+    s->accept_running = true;
     *ret = s;
     return 0;
+fail:
+    if (s->mhd)
+        MHD_stop_daemon(s->mhd);
+    if (s->stop_pipe[0] >= 0) {
+        close(s->stop_pipe[0]);
+        close(s->stop_pipe[1]);
+    }
+    close(fd);
+    (void)unlink(socket_path);
+    pthread_mutex_destroy(&s->lock);
+    free(s->conns);
+    free(s->socket_path);
+    free(s);
+    return r;
 }
 
 void vo_api_server_stop(VoApiServer *s)
 {
     if (!s)
         return;
+    if (s->accept_running) {
+        (void)!write(s->stop_pipe[1], "x", 1);
+        pthread_join(s->accept_thread, NULL);
+    }
     MHD_stop_daemon(s->mhd);
+    close(s->stop_pipe[0]);
+    close(s->stop_pipe[1]);
     close(s->listen_fd);
     (void)unlink(s->socket_path);
+    pthread_mutex_destroy(&s->lock);
+    free(s->conns);
     free(s->socket_path);
     free(s);
 }

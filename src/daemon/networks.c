@@ -335,7 +335,8 @@ int vo_networks_load(VoDaemon *d)
     bool have_default = network_find(d, VO_DEFAULT_NETWORK) != NULL;
     size_t n = d->n_networks;
     VoNetwork **list = vo_malloc0(sizeof(VoNetwork *) * (n + 1));
-    memcpy(list, d->networks, sizeof(VoNetwork *) * n);
+    if (n) /* d->networks is NULL before the first network */
+        memcpy(list, d->networks, sizeof(VoNetwork *) * n);
     pthread_mutex_unlock(&d->networks_lock);
     if (r < 0) {
         free(list);

@@ -36,6 +36,8 @@ typedef enum { VO_LOG_DEBUG, VO_LOG_INFO, VO_LOG_WARN, VO_LOG_ERROR } VoLogLevel
 
 void vo_log_set_level(VoLogLevel level);
 void vo_log(VoLogLevel level, const char *fmt, ...) _printf_(2, 3);
+/* msg with control bytes as \xNN, cut to fit out (size >= 1). */
+void vo_log_escape(const char *msg, char *out, size_t size);
 #define log_debug(...) vo_log(VO_LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) vo_log(VO_LOG_INFO, __VA_ARGS__)
 #define log_warn(...) vo_log(VO_LOG_WARN, __VA_ARGS__)
