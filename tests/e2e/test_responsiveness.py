@@ -18,9 +18,11 @@ import pytest
 
 from vireo_harness import BUILD, Daemon, kill_pid, pid_alive, wait_until
 
-ASAN_BUILD = os.environ.get("VIREO_ASAN_BUILD",
-                            os.path.join(os.path.dirname(BUILD.rstrip("/")), "build-asan"))
-ASAN_VIREOD = os.path.join(ASAN_BUILD, "src", "daemon", "vireod")
+def _sanitizer_build(kind):
+    return os.environ.get(f"VIREO_{kind.upper()}_BUILD",
+                          os.path.join(os.path.dirname(BUILD.rstrip("/")), f"build-{kind}"))
+
+
 MiB = 1 << 20
 
 
@@ -32,22 +34,28 @@ def answers(d, path, timeout=5):
 
 # -- 1: vm->spec is read under the VM lock (or from a copy) -------------------
 
-@pytest.fixture
-def asan_daemon():
-    if not os.access(ASAN_VIREOD, os.X_OK):
-        pytest.skip(f"no ASan build at {ASAN_BUILD} (meson setup build-asan "
-                    "-Db_sanitize=address,undefined; or set VIREO_ASAN_BUILD)")
-    d = Daemon(driver="fake", vireod=ASAN_VIREOD,
+@pytest.fixture(params=["asan", "tsan"])
+def sanitized_daemon(request):
+    """A fake-driver vireod of the ASan build (a use after free shows when
+    the race is lost) or of the TSan build (an unlocked read of what another
+    thread writes shows every time, race lost or not)."""
+    build = _sanitizer_build(request.param)
+    vireod = os.path.join(build, "src", "daemon", "vireod")
+    if not os.access(vireod, os.X_OK):
+        pytest.skip(f"no {request.param} build at {build} (make build-{request.param}; "
+                    f"or set VIREO_{request.param.upper()}_BUILD)")
+    d = Daemon(driver="fake", vireod=vireod,
                env={"ASAN_OPTIONS": "abort_on_error=1:detect_leaks=0",
-                    "UBSAN_OPTIONS": "print_stacktrace=1"})
+                    "UBSAN_OPTIONS": "print_stacktrace=1",
+                    "TSAN_OPTIONS": "halt_on_error=0"})
     try:
         yield d
     finally:
         d.cleanup()
 
 
-def test_readers_racing_definition_changes_see_consistent_vms(asan_daemon):
-    d = asan_daemon
+def test_readers_racing_definition_changes_see_consistent_vms(sanitized_daemon):
+    d = sanitized_daemon
     d.cli("vm", "create", "race")
     vm_id = d.vm("race")["id"]
     names = {"race", "race-b"}
@@ -104,8 +112,9 @@ def test_readers_racing_definition_changes_see_consistent_vms(asan_daemon):
         t.join(timeout=60)
     log = d.log()
     # (UBSan "runtime error"s elsewhere, e.g. at start-up, are another defect's.)
-    asan = log.find("ERROR: AddressSanitizer")
-    assert asan < 0, log[asan:asan + 6000]
+    for report in ("ERROR: AddressSanitizer", "WARNING: ThreadSanitizer"):
+        at = log.find(report)
+        assert at < 0, log[at:at + 8000]
     assert d.proc.poll() is None, log[-6000:]
     assert not problems, problems[:5]
     assert d.vm(vm_id)["name"] in names
