@@ -541,9 +541,11 @@ static int task_start(VoTask *t, void *userdata)
     }
 
     vo_task_progress(t, 70, "attaching console");
+    VoHvInfo info = { 0 };
+    (void)d->driver->info(hv, &info); /* QEMU is asked: not under vm->lock */
     pthread_mutex_lock(&vm->lock);
     vm->hv = hv;
-    (void)d->driver->info(hv, &vm->info);
+    vm->info = info;
     vm->started_at = vo_wall_ms();
     free(vm->exit_reason);
     vm->exit_reason = NULL;
