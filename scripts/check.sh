@@ -6,6 +6,7 @@ set -uo pipefail
 BUILD=${1:-build}
 ASAN_BUILD=${2:-build-asan}
 IMAGE=${3:-$BUILD/guest/default}
+TSAN_BUILD=${4:-build-tsan}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 absolute() { case $1 in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
@@ -38,6 +39,7 @@ echo "== system tests (pytest) =="
 junit="$BUILD/pytest-junit.xml"
 rm -f "$junit"
 VIREO_BUILD="$(absolute "$BUILD")" VIREO_TEST_IMAGE="$(absolute "$IMAGE")" \
+    VIREO_ASAN_BUILD="$(absolute "$ASAN_BUILD")" VIREO_TSAN_BUILD="$(absolute "$TSAN_BUILD")" \
     /usr/bin/python3 -m pytest -v -p no:cacheprovider --junitxml="$junit" tests/e2e
 if [ -f "$junit" ]; then
     read -r pp pf < <(python3 - "$junit" <<'PY'

@@ -368,9 +368,9 @@ static int task_restore(VoTask *t, void *userdata)
     if (r < 0)
         return vo_task_fail(t, r, "cannot restore backup '%s': %s", op->id,
                             error ? error : strerror(-r));
+    _cleanup_free_ char *original = op->as ? NULL : vo_vm_name(op->original);
     _cleanup_free_ char *done = op->as ? vo_strdup(op->as)
-                                        : vo_asprintf("restored over VM '%s'",
-                                                      op->original->spec->name);
+                                        : vo_asprintf("restored over VM '%s'", original);
     vo_task_progress(t, 99, done);
     return 0;
 }

@@ -9,22 +9,77 @@
 
 #include "util/util.h"
 
+/* Everything here runs on the loop, so nothing may block: every fd is
+ * non-blocking and what cannot be written yet waits in a bounded buffer.
+ * Typing into a guest that reads nothing (paused, say) fills the buffer to
+ * QEMU; then the clients are not read until it drains. Output a client
+ * cannot take fills its own buffer; beyond that it misses output. */
+#define CONSOLE_IN_MAX (64 * 1024)    /* typed, not yet taken by QEMU */
+#define CLIENT_OUT_MAX (256 * 1024)   /* printed, not yet taken by one client */
+
+typedef struct {
+    char *data;
+    size_t len;
+} Buf;
+
 typedef struct Client {
     VoConsole *console;
     int fd;
     VoConsoleClientClosed on_closed;
     void *userdata;
+    Buf out;
     struct Client *next;
 } Client;
 
 struct VoConsole {
     VoLoop *loop;
     int fd;
+    bool fd_watched;
     int log_fd;
     char *log_path;
     size_t log_size;
+    Buf in;
     Client *clients;
 };
+
+static void set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0 && !(flags & O_NONBLOCK))
+        (void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+/* Appends what fits below max; returns how much did. */
+static size_t buf_append(Buf *b, const char *data, size_t len, size_t max)
+{
+    size_t n = b->len + len > max ? max - b->len : len;
+    if (n == 0)
+        return 0;
+    char *grown = realloc(b->data, b->len + n);
+    if (!grown)
+        return 0;
+    b->data = grown;
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return n;
+}
+
+/* Sends what fd takes now from b; -errno when the peer is gone. */
+static int buf_flush(Buf *b, int fd)
+{
+    while (b->len > 0) {
+        ssize_t n = send(fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        memmove(b->data, b->data + n, b->len - (size_t)n);
+        b->len -= (size_t)n;
+    }
+    free(b->data);
+    b->data = NULL;
+    return 0;
+}
 
 static void open_log(VoConsole *c)
 {
@@ -49,6 +104,19 @@ static void append_log(VoConsole *c, const char *buf, size_t len)
         c->log_size += len;
 }
 
+/* The events each fd waits for follow the buffers: a client is read only
+ * while what it types has room, written when it has output pending; QEMU's
+ * socket is written when typed input is pending. */
+static void update_events(VoConsole *c)
+{
+    if (c->fd_watched)
+        (void)vo_loop_set_events(c->loop, c->fd, EPOLLIN | (c->in.len ? EPOLLOUT : 0));
+    bool room = c->in.len < CONSOLE_IN_MAX;
+    for (Client *cl = c->clients; cl; cl = cl->next)
+        (void)vo_loop_set_events(c->loop, cl->fd,
+                                 EPOLLRDHUP | (room ? EPOLLIN : 0) | (cl->out.len ? EPOLLOUT : 0));
+}
+
 static void client_close(Client *cl)
 {
     VoConsole *c = cl->console;
@@ -60,39 +128,60 @@ static void client_close(Client *cl)
     vo_loop_remove_fd(c->loop, cl->fd);
     if (cl->on_closed)
         cl->on_closed(cl->userdata); /* owns and closes the fd */
+    free(cl->out.data);
     free(cl);
 }
 
-static void write_all(int fd, const char *buf, size_t len)
+/* Typed input for QEMU: what its socket does not take now waits (bounded). */
+static void type_in(VoConsole *c, const char *buf, size_t len)
 {
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        buf += n;
-        len -= (size_t)n;
-    }
+    (void)buf_append(&c->in, buf, len, CONSOLE_IN_MAX);
+    (void)buf_flush(&c->in, c->fd); /* a gone QEMU: its exit frees the console */
+    update_events(c);
 }
 
-static void on_client_data(int fd, uint32_t events, void *userdata)
+static void on_client_event(int fd, uint32_t events, void *userdata)
 {
     Client *cl = userdata;
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
+    VoConsole *c = cl->console;
+    if ((events & EPOLLOUT) && buf_flush(&cl->out, fd) < 0) {
         client_close(cl);
+        update_events(c);
         return;
     }
-    write_all(cl->console->fd, buf, (size_t)n);
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        size_t room = CONSOLE_IN_MAX - c->in.len;
+        if (!room && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+            client_close(cl); /* gone; not read while QEMU's input is full */
+            update_events(c);
+            return;
+        }
+        char buf[4096];
+        ssize_t n = room ? read(fd, buf, room < sizeof(buf) ? room : sizeof(buf)) : 0;
+        if (room && n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (room && n <= 0) {
+            client_close(cl);
+            update_events(c);
+            return;
+        }
+        if (n > 0) {
+            type_in(c, buf, (size_t)n);
+            return;
+        }
+    }
+    update_events(c);
 }
 
-static void on_console_data(int fd, uint32_t events, void *userdata)
+static void on_console_event(int fd, uint32_t events, void *userdata)
 {
     VoConsole *c = userdata;
+    if (events & EPOLLOUT) {
+        (void)buf_flush(&c->in, fd);
+        update_events(c);
+    }
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return;
     char buf[4096];
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -100,12 +189,22 @@ static void on_console_data(int fd, uint32_t events, void *userdata)
     if (n <= 0) {
         /* QEMU went away; the VM's exit handler frees the console. */
         vo_loop_remove_fd(c->loop, c->fd);
+        c->fd_watched = false;
         return;
     }
     append_log(c, buf, (size_t)n);
-    for (Client *cl = c->clients; cl; cl = cl->next)
-        /* A client that cannot keep up misses output rather than stalling the VM. */
-        (void)!send(cl->fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    for (Client *cl = c->clients; cl; cl = cl->next) {
+        bool was_idle = cl->out.len == 0;
+        /* Beyond CLIENT_OUT_MAX a client that cannot keep up misses output
+         * rather than stalling the VM and every other client. */
+        (void)buf_append(&cl->out, buf, (size_t)n, CLIENT_OUT_MAX);
+        if (was_idle)
+            (void)buf_flush(&cl->out, cl->fd); /* errors: its EPOLLRDHUP closes it */
+        if (was_idle != (cl->out.len == 0))
+            (void)vo_loop_set_events(c->loop, cl->fd,
+                                     EPOLLRDHUP | (c->in.len < CONSOLE_IN_MAX ? EPOLLIN : 0) |
+                                         (cl->out.len ? EPOLLOUT : 0));
+    }
 }
 
 VoConsole *vo_console_new(VoLoop *loop, int fd, const char *log_path)
@@ -115,8 +214,11 @@ VoConsole *vo_console_new(VoLoop *loop, int fd, const char *log_path)
     c->fd = fd;
     c->log_path = vo_strdup(log_path);
     open_log(c);
-    if (vo_loop_add_fd(loop, fd, EPOLLIN, on_console_data, c) < 0)
+    set_nonblocking(fd);
+    if (vo_loop_add_fd(loop, fd, EPOLLIN, on_console_event, c) < 0)
         log_warn("console: cannot watch %s", log_path);
+    else
+        c->fd_watched = true;
     return c;
 }
 
@@ -130,6 +232,7 @@ void vo_console_free(VoConsole *c)
     close(c->fd);
     if (c->log_fd >= 0)
         close(c->log_fd);
+    free(c->in.data);
     free(c->log_path);
     free(c);
 }
@@ -139,7 +242,8 @@ int vo_console_add_client(VoConsole *c, int fd, const char *initial, size_t init
 {
     Client *cl = vo_malloc0(sizeof(*cl));
     *cl = (Client){ .console = c, .fd = fd, .on_closed = on_closed, .userdata = userdata };
-    int r = vo_loop_add_fd(c->loop, fd, EPOLLIN | EPOLLRDHUP, on_client_data, cl);
+    set_nonblocking(fd);
+    int r = vo_loop_add_fd(c->loop, fd, EPOLLIN | EPOLLRDHUP, on_client_event, cl);
     if (r < 0) {
         free(cl);
         return r;
@@ -147,7 +251,9 @@ int vo_console_add_client(VoConsole *c, int fd, const char *initial, size_t init
     cl->next = c->clients;
     c->clients = cl;
     if (initial && initial_len)
-        write_all(c->fd, initial, initial_len);
+        type_in(c, initial, initial_len);
+    else
+        update_events(c);
     return 0;
 }
 

@@ -85,6 +85,16 @@ int vo_loop_add_fd(VoLoop *l, int fd, uint32_t events, VoLoopFdFn fn, void *user
     return 0;
 }
 
+int vo_loop_set_events(VoLoop *l, int fd, uint32_t events)
+{
+    for (Source *s = l->sources; s; s = s->next)
+        if (s->fd == fd) {
+            struct epoll_event ev = { .events = events, .data.ptr = s };
+            return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+        }
+    return -ENOENT;
+}
+
 void vo_loop_remove_fd(VoLoop *l, int fd)
 {
     for (Source **p = &l->sources; *p; p = &(*p)->next) {

@@ -1,6 +1,8 @@
 /* loop.h: vireod's event loop: one thread, epoll, owning every event-driven fd
  * (QEMU pidfds, console sockets, console clients). Other threads never touch
- * those sources directly; they hand work to the loop with vo_loop_call. */
+ * those sources directly; they hand work to the loop with vo_loop_call.
+ * Nothing on the loop may block: its fds are non-blocking, and slow work
+ * (waiting for a process, a file to appear) belongs to a thread. */
 #pragma once
 
 #include <stdint.h>
@@ -14,6 +16,8 @@ VoLoop *vo_loop_free(VoLoop *l);
 
 /* Loop thread only. */
 int vo_loop_add_fd(VoLoop *l, int fd, uint32_t events, VoLoopFdFn fn, void *userdata);
+/* Changes what fd is watched for (EPOLLIN, EPOLLOUT, ...). */
+int vo_loop_set_events(VoLoop *l, int fd, uint32_t events);
 void vo_loop_remove_fd(VoLoop *l, int fd);
 
 /* Any thread: run fn(userdata) on the loop thread soon. */

@@ -7,7 +7,9 @@
 #include "daemon/networks.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -22,6 +24,7 @@
 #include "util/util.h"
 
 #define DNSMASQ_RESTARTS_PER_MINUTE 5
+#define DNSMASQ_READY_TIMEOUT_MS 10000
 
 struct VoNetwork {
     VoDaemon *d;
@@ -33,6 +36,8 @@ struct VoNetwork {
     bool stopping;      /* deleting: do not restart dnsmasq */
     bool deleting;      /* a delete is checking the VMs: no new NIC */
     unsigned attaching; /* NIC adds and VM creates between check and commit */
+    bool dnsmasq_starting; /* no pidfile yet: a SIGHUP would kill it */
+    bool hup_pending;      /* hosts changed while it was starting */
     int64_t restart_times[DNSMASQ_RESTARTS_PER_MINUTE];
     unsigned n_restarts;
 };
@@ -75,7 +80,92 @@ static int save_network(VoDaemon *d, const VoNetSpec *s, int64_t expected)
 
 static void on_dnsmasq_exit(int fd, uint32_t events, void *userdata);
 
-/* Loop thread or start-up (before the loop runs). */
+/* ---- waiting for a new dnsmasq ------------------------------------------- */
+
+/* dnsmasq writes its pidfile once it handles signals; until then a SIGHUP
+ * (vo_networks_refresh_hosts) would kill it. A new dnsmasq is "starting"
+ * until then, and a hosts refresh meanwhile is sent once it is ready. The
+ * wait is a thread's own: never the loop's (which notices VM exits) nor
+ * under networks_lock (which every network reader needs). */
+typedef struct {
+    VoDaemon *d;
+    char *name, *pidfile;
+    pid_t pid;
+} ReadyWait;
+
+/* Waiter threads not done yet; teardown waits for them (bounded). */
+static atomic_int ready_waits_pending;
+
+/* Caller holds networks_lock: n's dnsmasq is still the one w waits for. */
+static VoNetwork *waited_network(ReadyWait *w)
+{
+    VoNetwork *n = network_find(w->d, w->name);
+    return n && n->dnsmasq_starting && n->dnsmasq_pid == w->pid && n->dnsmasq_pidfd >= 0 ? n
+                                                                                         : NULL;
+}
+
+static void *wait_dnsmasq_ready(void *userdata)
+{
+    ReadyWait *w = userdata;
+    bool ready = false;
+    for (int64_t deadline = vo_now_ms() + DNSMASQ_READY_TIMEOUT_MS; vo_now_ms() < deadline;) {
+        _cleanup_free_ char *text = NULL;
+        if (vo_read_file(w->pidfile, 64, &text, NULL) >= 0 && atoi(text) == (int)w->pid) {
+            ready = true;
+            break;
+        }
+        pthread_mutex_lock(&w->d->networks_lock);
+        bool gone = !waited_network(w); /* exited, replaced or deleted */
+        pthread_mutex_unlock(&w->d->networks_lock);
+        if (gone)
+            break;
+        poll(NULL, 0, 10);
+    }
+    pthread_mutex_lock(&w->d->networks_lock);
+    VoNetwork *n = waited_network(w);
+    if (n) {
+        if (!ready)
+            log_warn("network %s: dnsmasq (pid %d) wrote no pidfile within %d s", w->name,
+                     (int)w->pid, DNSMASQ_READY_TIMEOUT_MS / 1000);
+        n->dnsmasq_starting = false;
+        if (n->hup_pending)
+            (void)syscall(SYS_pidfd_send_signal, n->dnsmasq_pidfd, SIGHUP, NULL, 0);
+        n->hup_pending = false;
+    }
+    pthread_mutex_unlock(&w->d->networks_lock);
+    free(w->name);
+    free(w->pidfile);
+    free(w);
+    atomic_fetch_sub(&ready_waits_pending, 1);
+    return NULL;
+}
+
+/* Caller holds networks_lock. */
+static void wait_ready_later(VoNetwork *n)
+{
+    ReadyWait *w = vo_malloc0(sizeof(*w));
+    *w = (ReadyWait){ .d = n->d, .name = vo_strdup(n->spec->name),
+                      .pidfile = vo_asprintf("%s/dnsmasq.pid", n->dir), .pid = n->dnsmasq_pid };
+    n->dnsmasq_starting = true;
+    n->hup_pending = false;
+    pthread_attr_t attr;
+    pthread_t thread;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&ready_waits_pending, 1);
+    int r = pthread_create(&thread, &attr, wait_dnsmasq_ready, w);
+    pthread_attr_destroy(&attr);
+    if (r != 0) { /* no thread: treat it as ready, as after a timeout */
+        log_warn("network %s: cannot start a thread (%s)", n->spec->name, strerror(r));
+        atomic_fetch_sub(&ready_waits_pending, 1);
+        n->dnsmasq_starting = false;
+        free(w->name);
+        free(w->pidfile);
+        free(w);
+    }
+}
+
+/* Caller holds networks_lock (it is fork and exec, not a wait). */
 static int dnsmasq_spawn(VoNetwork *n, const char *conf_path)
 {
     _cleanup_free_ char *log = vo_asprintf("%s/dnsmasq.log", n->dir);
@@ -86,15 +176,7 @@ static int dnsmasq_spawn(VoNetwork *n, const char *conf_path)
     int r = vo_spawn_detached(argv, log, NULL, 0, &n->dnsmasq_pid, &n->dnsmasq_pidfd);
     if (r < 0)
         return r;
-    /* dnsmasq writes its pidfile once it handles signals; until then a SIGHUP
-     * (vo_networks_refresh_hosts) would kill it. Wait for it, bounded. */
-    _cleanup_free_ char *pidfile = vo_asprintf("%s/dnsmasq.pid", n->dir);
-    for (int i = 0; i < 300; i++) {
-        _cleanup_free_ char *text = NULL;
-        if (vo_read_file(pidfile, 64, &text, NULL) >= 0 && atoi(text) == (int)n->dnsmasq_pid)
-            break;
-        usleep(10000);
-    }
+    wait_ready_later(n);
     log_info("network %s: dnsmasq started (pid %d)", n->spec->name, (int)n->dnsmasq_pid);
     return 0;
 }
@@ -192,7 +274,9 @@ static int dnsmasq_step(const VoNetStep *st, void *userdata)
     if (n->dnsmasq_pidfd >= 0 || adopt_dnsmasq(n, st->path))
         return 0;
     (void)unlink(old_pidfile);
+    pthread_mutex_lock(&n->d->networks_lock);
     r = dnsmasq_spawn(n, st->path);
+    pthread_mutex_unlock(&n->d->networks_lock);
     return r;
 }
 
@@ -357,6 +441,9 @@ int vo_networks_load(VoDaemon *d)
 
 void vo_networks_release_all(VoDaemon *d)
 {
+    /* The waiters end within DNSMASQ_READY_TIMEOUT_MS; bounded all the same. */
+    for (int i = 0; i < 1200 && atomic_load(&ready_waits_pending) > 0; i++)
+        poll(NULL, 0, 10);
     pthread_mutex_lock(&d->networks_lock);
     for (size_t i = 0; i < d->n_networks; i++) {
         if (d->networks[i]->dnsmasq_pidfd >= 0)
@@ -682,7 +769,9 @@ void vo_networks_refresh_hosts(VoDaemon *d)
         _cleanup_free_ char *path = vo_asprintf("%s/hosts", n->dir);
         if (access(n->dir, F_OK) == 0 && vo_write_file_atomic(path, text, strlen(text)) >= 0) {
             (void)chmod(path, 0644);
-            if (n->dnsmasq_pidfd >= 0)
+            if (n->dnsmasq_pidfd >= 0 && n->dnsmasq_starting)
+                n->hup_pending = true; /* sent once it handles it */
+            else if (n->dnsmasq_pidfd >= 0)
                 (void)syscall(SYS_pidfd_send_signal, n->dnsmasq_pidfd, SIGHUP, NULL, 0);
         }
     }

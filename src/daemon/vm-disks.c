@@ -137,9 +137,9 @@ static bool lock_stopped(VoTask *t, VoVm *vm, const char *verb, int *ret)
     pthread_mutex_unlock(&vm->lock);
     if (!active)
         return true;
+    _cleanup_free_ char *name = vo_vm_name(vm);
     pthread_mutex_unlock(&vm->job);
-    *ret = vo_task_fail(t, -EBUSY, "cannot %s VM '%s' while it runs: stop it first", verb,
-                        vm->spec->name);
+    *ret = vo_task_fail(t, -EBUSY, "cannot %s VM '%s' while it runs: stop it first", verb, name);
     return false;
 }
 

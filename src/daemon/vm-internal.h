@@ -14,6 +14,8 @@ struct VoVm {
     pthread_mutex_t job;
     pthread_mutex_t lock;
     pthread_cond_t changed;
+    /* Replaced (and the old one freed) only with both job and lock held:
+     * read it holding either, or copy what is needed under lock. */
     VoVmSpec *spec;
     int64_t rev;
     VoVmState state;
@@ -21,6 +23,10 @@ struct VoVm {
     int64_t created_at, started_at;
     VoHvInstance *hv;
     VoHvInfo info;
+    /* What the running VM has (vCPUs plugged, memory), as last asked by a
+     * task; GET shows these rather than wait on QEMU. */
+    VoHvResources live;
+    bool live_known;
     bool stop_requested; /* an exit now is a stop, not a crash */
     bool provisioning;   /* create task still running */
     bool deleting;       /* a delete task is queued or running: no second one */
@@ -68,6 +74,9 @@ void vo_vm_release_networks(VoDaemon *d, const VoVmSpec *spec);
  * task (lock released) when the VM is in between (starting, paused, ...). */
 int vo_vm_lock_for_change(VoTask *t, VoVm *vm, const char *verb, VoHvInstance **ret_hv,
                           VoVmSpec **ret_next);
+/* Caller holds the job lock (so hv stays), not vm->lock: asks the running
+ * VM what it has now and keeps it for GET (vm-resources.c). */
+void vo_vm_refresh_live(VoVm *vm, VoHvInstance *hv);
 /* Caller holds the job lock: next (stolen) becomes the VM's spec and is
  * saved; when saving fails the old spec stays. */
 int vo_vm_commit_spec(VoVm *vm, VoVmSpec *next);

@@ -139,6 +139,7 @@ static int task_set_resources(VoTask *t, void *userdata)
             save_values(vm, now, 0);
         pthread_mutex_unlock(&vm->lock);
         if (r < 0) {
+            vo_vm_refresh_live(vm, hv);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, r, "cannot set VM '%s' to %u vCPUs (it has %u): %s", name,
                                 a->vcpus, now, error ? error : strerror(-r));
@@ -154,6 +155,7 @@ static int task_set_resources(VoTask *t, void *userdata)
             save_values(vm, 0, a->memory_mib);
         pthread_mutex_unlock(&vm->lock);
         if (r < 0) {
+            vo_vm_refresh_live(vm, hv);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, r, "cannot set VM '%s' to %llu MiB (it has %llu MiB): %s",
                                 name, (unsigned long long)a->memory_mib,
@@ -161,6 +163,7 @@ static int task_set_resources(VoTask *t, void *userdata)
         }
         log_info("vm %s: %llu MiB of memory", name, (unsigned long long)now);
     }
+    vo_vm_refresh_live(vm, hv);
     pthread_mutex_unlock(&vm->job);
     return 0;
 }
@@ -224,15 +227,29 @@ int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_m
     return r;
 }
 
-void vo_vm_add_live_resources(VoVm *vm, json_t *doc)
+void vo_vm_refresh_live(VoVm *vm, VoHvInstance *hv)
 {
     VoHvDriver *drv = vm->d->driver;
-    pthread_mutex_lock(&vm->lock);
     VoHvResources res;
-    if ((vm->state == VO_VM_RUNNING || vm->state == VO_VM_PAUSED) && vm->hv &&
-        drv->query_resources && drv->query_resources(vm->hv, false, &res) >= 0) {
-        json_object_set_new(doc, "vcpus_plugged", json_integer(res.vcpus));
-        json_object_set_new(doc, "memory_actual_mib", json_integer((json_int_t)res.memory_mib));
+    bool known = hv && drv->query_resources && drv->query_resources(hv, true, &res) >= 0;
+    pthread_mutex_lock(&vm->lock);
+    if (vm->hv == hv) {
+        vm->live_known = known;
+        if (known)
+            vm->live = res;
+    }
+    pthread_mutex_unlock(&vm->lock);
+}
+
+/* From what the last task saw: never waits on QEMU (a stuck one would stall
+ * every reader of the VM). */
+void vo_vm_add_live_resources(VoVm *vm, json_t *doc)
+{
+    pthread_mutex_lock(&vm->lock);
+    if ((vm->state == VO_VM_RUNNING || vm->state == VO_VM_PAUSED) && vm->hv && vm->live_known) {
+        json_object_set_new(doc, "vcpus_plugged", json_integer(vm->live.vcpus));
+        json_object_set_new(doc, "memory_actual_mib",
+                            json_integer((json_int_t)vm->live.memory_mib));
     }
     pthread_mutex_unlock(&vm->lock);
 }

@@ -113,7 +113,19 @@ char *vo_vm_run_dir(VoDaemon *d, const char *id)
 
 char *vo_vm_console_log_path(VoDaemon *d, VoVm *vm)
 {
-    return vo_asprintf("%s/vms/%s/console.log", d->state_dir, vm->spec->id);
+    pthread_mutex_lock(&vm->lock);
+    char *path = vo_asprintf("%s/vms/%s/console.log", d->state_dir, vm->spec->id);
+    pthread_mutex_unlock(&vm->lock);
+    return path;
+}
+
+/* A copy of the VM's id (it never changes, but the spec holding it does). */
+static char *vm_id(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    char *id = vo_strdup(vm->spec->id);
+    pthread_mutex_unlock(&vm->lock);
+    return id;
 }
 
 /* ---- persistence ------------------------------------------------------ */
@@ -367,6 +379,7 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     _cleanup_free_ char *reason = NULL;
     drv->reap(vm->hv, &clean, &reason);
     release_hv_later(vm, TAKE_PTR(vm->hv));
+    vm->live_known = false;
     vm->watching = false;
     free(vm->exit_reason);
     vm->exit_reason = vm->stop_requested && !clean ? vo_asprintf("forced off by vireo (%s)", reason)
@@ -375,9 +388,9 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     if (!stopped)
         log_warn("vm %s crashed: %s", vm->spec->name, vm->exit_reason);
     vo_vm_set_state(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED);
+    _cleanup_free_ char *run_dir = vo_vm_run_dir(vm->d, vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
 
-    _cleanup_free_ char *run_dir = vo_vm_run_dir(vm->d, vm->spec->id);
     const char *transient[] = { "qmp.sock", "console.sock", "qemu.pid", "fake.state" };
     for (size_t i = 0; i < ELEMENTSOF(transient); i++) {
         _cleanup_free_ char *p = vo_asprintf("%s/%s", run_dir, transient[i]);
@@ -404,7 +417,8 @@ static void watch_on_loop(void *userdata)
     int fd = vm->hv ? vm->d->driver->exit_fd(vm->hv) : -1;
     pthread_mutex_unlock(&vm->lock);
     if (fd < 0 || vo_loop_add_fd(vm->d->loop, fd, EPOLLIN, on_vm_exit, vm) < 0) {
-        log_error("vm %s: cannot watch its process", vm->spec->name);
+        _cleanup_free_ char *name = vo_vm_name(vm);
+        log_error("vm %s: cannot watch its process", name);
         vo_vm_unref(vm);
     }
     free(w);
@@ -522,14 +536,16 @@ static int task_start(VoTask *t, void *userdata)
         vo_vm_set_state(vm, before == VO_VM_DEFINED ? VO_VM_DEFINED : VO_VM_STOPPED);
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, r, "cannot start VM '%s': %s", vm->spec->name,
-                            error ? error : strerror(-r));
+        _cleanup_free_ char *name = vo_vm_name(vm);
+        return vo_task_fail(t, r, "cannot start VM '%s': %s", name, error ? error : strerror(-r));
     }
 
     vo_task_progress(t, 70, "attaching console");
+    VoHvInfo info = { 0 };
+    (void)d->driver->info(hv, &info); /* QEMU is asked: not under vm->lock */
     pthread_mutex_lock(&vm->lock);
     vm->hv = hv;
-    (void)d->driver->info(hv, &vm->info);
+    vm->info = info;
     vm->started_at = vo_wall_ms();
     free(vm->exit_reason);
     vm->exit_reason = NULL;
@@ -544,10 +560,13 @@ static int task_start(VoTask *t, void *userdata)
         vo_vm_set_state(vm, VO_VM_RUNNING);
     }
     pthread_mutex_unlock(&vm->lock);
+    vo_vm_refresh_live(vm, hv);
     pthread_mutex_unlock(&vm->job);
-    if (r < 0)
-        return vo_task_fail(t, r, "VM '%s' launched but did not start running: %s",
-                            vm->spec->name, strerror(-r));
+    if (r < 0) {
+        _cleanup_free_ char *name = vo_vm_name(vm);
+        return vo_task_fail(t, r, "VM '%s' launched but did not start running: %s", name,
+                            strerror(-r));
+    }
     return 0;
 }
 
@@ -633,10 +652,11 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
     pthread_mutex_lock(&vm->lock);
     if (vm->state != required || !vm->hv) {
         VoVmState s = vm->state;
+        _cleanup_free_ char *name = vo_strdup(vm->spec->name);
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, -EBUSY, "cannot %s VM '%s': it is %s (must be %s)", verb,
-                            vm->spec->name, state_names[s], state_names[required]);
+        return vo_task_fail(t, -EBUSY, "cannot %s VM '%s': it is %s (must be %s)", verb, name,
+                            state_names[s], state_names[required]);
     }
     VoHvInstance *hv = vm->hv;
     pthread_mutex_unlock(&vm->lock);
@@ -648,10 +668,14 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
             vo_vm_set_state(vm, after);
         }
         pthread_mutex_unlock(&vm->lock);
+        if (after == VO_VM_RUNNING)
+            vo_vm_refresh_live(vm, hv);
     }
     pthread_mutex_unlock(&vm->job);
-    if (r < 0)
-        return vo_task_fail(t, r, "cannot %s VM '%s': %s", verb, vm->spec->name, strerror(-r));
+    if (r < 0) {
+        _cleanup_free_ char *name = vo_vm_name(vm);
+        return vo_task_fail(t, r, "cannot %s VM '%s': %s", verb, name, strerror(-r));
+    }
     return 0;
 }
 
@@ -698,9 +722,10 @@ static int task_delete(VoTask *t, void *userdata)
     if (vo_vm_is_active(vm)) {
         if (!a->force) {
             end_delete(vm);
+            _cleanup_free_ char *name = vo_vm_name(vm);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, -EBUSY, "VM '%s' is running; stop it first or use --force",
-                                vm->spec->name);
+                                name);
         }
         int r = vo_vm_stop_locked(t, vm, true, 0);
         if (r < 0) {
@@ -724,7 +749,9 @@ static int task_delete(VoTask *t, void *userdata)
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, vm->spec->id);
     (void)vo_rm_rf(state_dir);
     (void)vo_rm_rf(run_dir);
+    pthread_mutex_lock(&vm->lock); /* a create task still running edits it in place */
     VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
     vo_snapshots_forget(d, spec->id);
     vo_backups_forget_base(d, spec->id);
     registry_remove(d, vm); /* first: a volume attached to a VM cannot be removed */
@@ -757,12 +784,13 @@ static int task_create(VoTask *t, void *userdata)
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_task_fail(t, -ENOENT, "VM '%s' was deleted before it was created", name);
     }
-    _cleanup_free_ char *dir = vo_vm_state_dir(d, vm->spec->id);
+    _cleanup_free_ char *id = vm_id(vm), *name = vo_vm_name(vm);
+    _cleanup_free_ char *dir = vo_vm_state_dir(d, id);
     _cleanup_free_ char *error = NULL, *volume = NULL, *path = NULL;
     int r = vo_mkdir_p(dir, 0750);
     if (r >= 0) {
         vo_task_progress(t, 30, a->full_clone ? "copying the image" : "creating a linked clone");
-        volume = vo_volume_free_name(d, VO_DEFAULT_POOL, vm->spec->name);
+        volume = vo_volume_free_name(d, VO_DEFAULT_POOL, name);
         r = volume ? vo_volume_create_from_base(d, VO_DEFAULT_POOL, volume, a->base_disk,
                                                 a->base_format, a->base_image, a->full_clone,
                                                 a->disk_size, t, &path, &error)
@@ -791,11 +819,11 @@ static int task_create(VoTask *t, void *userdata)
         pthread_mutex_unlock(&vm->lock);
         registry_remove(d, vm);
         pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, r, "cannot create VM '%s': %s", vm->spec->name,
+        return vo_task_fail(t, r, "cannot create VM '%s': %s", name,
                             error ? error : strerror(-r));
     }
     pthread_mutex_unlock(&vm->job);
-    log_info("vm %s: created (%s)", vm->spec->name, vm->spec->id);
+    log_info("vm %s: created (%s)", name, id);
     vo_networks_refresh_hosts(d);
     return 0;
 }
@@ -928,9 +956,10 @@ int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, bool keep_disks, json_t **re
     if (!force) {
         r = vo_vm_precheck(vm, INACTIVE_STATES, "delete", ret_error);
         if (r < 0 && !vo_vm_is_provisioning(vm)) {
+            _cleanup_free_ char *name = vo_vm_name(vm);
             free(*ret_error);
             *ret_error = vo_asprintf("VM '%s' is running; stop it first or delete with force",
-                                     vm->spec->name);
+                                     name);
         }
         if (r < 0)
             return r;
@@ -1123,8 +1152,8 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
 int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
 {
     if (pthread_mutex_trylock(&vm->job) != 0) {
-        *ret_error = vo_asprintf("VM '%s' is busy with another operation; try again",
-                                 vm->spec->name);
+        _cleanup_free_ char *name = vo_vm_name(vm); /* the job may be replacing the spec */
+        *ret_error = vo_asprintf("VM '%s' is busy with another operation; try again", name);
         return -EBUSY;
     }
     pthread_mutex_lock(&d->vms_lock); /* a rename must not race another */
@@ -1234,6 +1263,7 @@ static void reconcile(VoVm *vm)
     log_info("vm %s: re-attached (pid %d, %s)", vm->spec->name, (int)vm->info.pid,
              state_names[vm->state]);
     pthread_mutex_unlock(&vm->lock);
+    vo_vm_refresh_live(vm, hv);
     watch_vm(vm);
     pthread_mutex_unlock(&vm->job);
 }
@@ -1290,8 +1320,12 @@ static void autostart_once(VoDaemon *d)
     for (size_t i = 0; i < n; i++) {
         _cleanup_free_ char *error = NULL;
         json_t *task = NULL;
-        if (vms[i]->spec->autostart && vm_start(d, vms[i], true, &task, &error) >= 0) {
-            log_info("vm %s: autostart", vms[i]->spec->name);
+        pthread_mutex_lock(&vms[i]->lock);
+        bool autostart = vms[i]->spec->autostart;
+        pthread_mutex_unlock(&vms[i]->lock);
+        if (autostart && vm_start(d, vms[i], true, &task, &error) >= 0) {
+            _cleanup_free_ char *name = vo_vm_name(vms[i]);
+            log_info("vm %s: autostart", name);
             json_decref(task);
         }
         vo_vm_unref(vms[i]);

@@ -96,9 +96,12 @@ def inject(d, op, err):
 class Daemon:
     """One vireod in its own namespace and directories."""
 
-    def __init__(self, driver="qemu", image=True, before_start=None):
+    def __init__(self, driver="qemu", image=True, before_start=None, vireod=None, env=None):
         """before_start(state_dir), when given, runs before vireod starts (to
-        mount something under the state directory, say)."""
+        mount something under the state directory, say). vireod: another
+        build's daemon (the ASan one, say); env: more environment for it."""
+        self.vireod = vireod or VIREOD
+        self.env = env
         self.tmp = tempfile.mkdtemp(prefix="vireo-e2e-")
         self.state_dir = os.path.join(self.tmp, "state")
         self.run_dir = os.path.join(self.tmp, "run")
@@ -120,9 +123,10 @@ class Daemon:
     def start(self):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.netns.name, VIREOD, "--state-dir", self.state_dir,
+            ["ip", "netns", "exec", self.netns.name, self.vireod, "--state-dir", self.state_dir,
              "--run-dir", self.run_dir, "--driver", self.driver, "--debug"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env} if self.env else None)
         log.close()
         wait_until(self._answers, 15, what="vireod to answer")
 
@@ -181,8 +185,8 @@ class Daemon:
                     pass
 
     # -- API ---------------------------------------------------------------
-    def request(self, method, path, body=None, headers=None, raw=None):
-        conn = UnixHTTPConnection(self.socket)
+    def request(self, method, path, body=None, headers=None, raw=None, timeout=30):
+        conn = UnixHTTPConnection(self.socket, timeout=timeout)
         hdrs = dict(headers or {})
         data = raw
         if body is not None:
