@@ -14,8 +14,9 @@ from vireo_harness import Daemon, Netns, pid_alive, wait_until
 
 
 def ping_from_guest(daemon, vm, ip, count=2):
-    out = daemon.guest(vm, f"ping -c {count} -W 2 {ip} >/dev/null 2>&1 && echo PING-OK || echo PING-FAIL",
+    out = daemon.guest(vm, f"ping -c {count} -W 2 {ip} 2>&1 && echo PING-OK || echo PING-FAIL",
                        timeout=60)
+    print(f"ping {ip} from {vm}:{out}")  # shown when the test fails
     return "PING-OK" in out
 
 
