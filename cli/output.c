@@ -19,6 +19,148 @@ void out_json(FILE *f, const json_t *doc)
     fputc('\n', f);
 }
 
+/* Appends to a growing buffer. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} Buf;
+
+static void buf_put(Buf *b, const char *s, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            abort();
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void buf_newline(Buf *b, size_t depth)
+{
+    static const char spaces[] = "                                ";
+    buf_put(b, "\n", 1);
+    for (size_t n = depth * 2; n > 0;) {
+        size_t k = n < sizeof(spaces) - 1 ? n : sizeof(spaces) - 1;
+        buf_put(b, spaces, k);
+        n -= k;
+    }
+}
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* As jansson's JSON_INDENT(2): "{" or "[", each member on a line of its own
+ * indented by two more spaces, ": " after a key, "{}" and "[]" when empty.
+ * Strings, numbers and literals are copied as they are. The grammar is
+ * checked only as far as the layout needs (brackets, strings, where keys,
+ * values and separators go); anything odd makes it give up. */
+static bool reindent(Buf *b, const char *s, size_t len)
+{
+    enum { VALUE, KEY, COLON, COMMA_OR_END } want = VALUE;
+    char stack[256]; /* the open containers, '{' or '[' */
+    size_t depth = 0;
+    bool done = false;
+    for (size_t i = 0; i < len;) {
+        char c = s[i];
+        if (is_ws(c)) {
+            i++;
+            continue;
+        }
+        if (done)
+            return false; /* a second value */
+        if (c == '"') {
+            if (want != VALUE && want != KEY)
+                return false;
+            size_t j = i + 1;
+            while (j < len && s[j] != '"') {
+                if ((unsigned char)s[j] < 0x20)
+                    return false;
+                j += s[j] == '\\' ? 2 : 1;
+            }
+            if (j >= len)
+                return false;
+            buf_put(b, s + i, j + 1 - i);
+            i = j + 1;
+            want = want == KEY ? COLON : COMMA_OR_END;
+        } else if (c == '{' || c == '[') {
+            if (want != VALUE || depth == sizeof(stack))
+                return false;
+            char close = c == '{' ? '}' : ']';
+            size_t j = i + 1;
+            while (j < len && is_ws(s[j]))
+                j++;
+            if (j < len && s[j] == close) { /* empty */
+                buf_put(b, c == '{' ? "{}" : "[]", 2);
+                i = j + 1;
+                want = COMMA_OR_END;
+            } else {
+                buf_put(b, &c, 1);
+                stack[depth++] = c;
+                buf_newline(b, depth);
+                i++;
+                want = c == '{' ? KEY : VALUE;
+            }
+        } else if (c == '}' || c == ']') {
+            if (want != COMMA_OR_END || depth == 0 || stack[depth - 1] != (c == '}' ? '{' : '['))
+                return false;
+            depth--;
+            buf_newline(b, depth);
+            buf_put(b, &c, 1);
+            i++;
+        } else if (c == ',') {
+            if (want != COMMA_OR_END || depth == 0)
+                return false;
+            buf_put(b, ",", 1);
+            buf_newline(b, depth);
+            i++;
+            want = stack[depth - 1] == '{' ? KEY : VALUE;
+        } else if (c == ':') {
+            if (want != COLON)
+                return false;
+            buf_put(b, ": ", 2);
+            i++;
+            want = VALUE;
+        } else {
+            /* A number or true/false/null. */
+            if (want != VALUE)
+                return false;
+            size_t j = i;
+            while (j < len && (strchr("0123456789+-.eE", s[j]) || (s[j] >= 'a' && s[j] <= 'z')))
+                j++;
+            if (j == i || (s[i] >= 'a' && s[i] <= 'z' &&
+                           !((j - i == 4 && (!memcmp(s + i, "true", 4) || !memcmp(s + i, "null", 4))) ||
+                             (j - i == 5 && !memcmp(s + i, "false", 5)))))
+                return false;
+            buf_put(b, s + i, j - i);
+            i = j;
+            want = COMMA_OR_END;
+        }
+        if (depth == 0 && want == COMMA_OR_END)
+            done = true;
+    }
+    return done;
+}
+
+bool out_json_text(FILE *f, const char *text, size_t len)
+{
+    Buf b = { 0 };
+    bool ok = reindent(&b, text, len);
+    if (ok) {
+        buf_put(&b, "\n", 1);
+        fwrite(b.p, 1, b.len, f);
+    }
+    free(b.p);
+    return ok;
+}
+
 OutTable *out_table_new(size_t n_cols, const char *const *headers)
 {
     OutTable *t = vo_malloc0(sizeof(*t));

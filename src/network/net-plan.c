@@ -317,7 +317,13 @@ char *vo_net_plan_render(const VoNetPlan *p)
 /* One dnsmasq per network, bound to its bridge only (bind-dynamic and
  * except-interface=lo let several run beside a system resolver). Only nat
  * guests get a router and upstream DNS: on other types there is no way out
- * through this host, so dnsmasq answers for the network's names only. */
+ * through this host, so dnsmasq answers for the network's names only.
+ * no-ping: by default dnsmasq pings an address before offering it and, for
+ * up to 3 s while no answer comes, serves no other DHCP client; guests that
+ * boot together then get their addresses 3 s apart, and a client whose
+ * REQUESTs went unanswered meanwhile (busybox udhcpc gives up after 3 s)
+ * ignores the ACK that dnsmasq then sends and records as a lease. vireo
+ * hands out every address of its subnets, so the check buys nothing. */
 char *vo_net_dnsmasq_conf(const VoNetSpec *s, const char *dir)
 {
     uint32_t lo, hi;
@@ -337,6 +343,7 @@ char *vo_net_dnsmasq_conf(const VoNetSpec *s, const char *dir)
                        "local=/%s.vireo.internal/\n"
                        "dhcp-range=%s,%s,%s,1h\n"
                        "dhcp-authoritative\n"
+                       "no-ping\n"
                        "dhcp-leasefile=%s/leases\n"
                        "dhcp-hostsfile=%s/hosts\n"
                        "%s",

@@ -14,8 +14,9 @@ from vireo_harness import Daemon, Netns, pid_alive, wait_until
 
 
 def ping_from_guest(daemon, vm, ip, count=2):
-    out = daemon.guest(vm, f"ping -c {count} -W 2 {ip} >/dev/null 2>&1 && echo PING-OK || echo PING-FAIL",
+    out = daemon.guest(vm, f"ping -c {count} -W 2 {ip} 2>&1 && echo PING-OK || echo PING-FAIL",
                        timeout=60)
+    print(f"ping {ip} from {vm}:{out}")  # shown when the test fails
     return "PING-OK" in out
 
 
@@ -23,7 +24,7 @@ def test_default_network_gives_dhcp_address_and_host_reaches_it(daemon):
     net = daemon.api("GET", "/v1/networks/default")
     assert net["type"] == "nat" and net["state"] == "active" and net["dnsmasq_pid"]
     daemon.create_and_boot("web", memory="128M")
-    ip = daemon.nic_ip("web")
+    ip = daemon.guest_ip("web")
     assert ip.startswith(net["subnet"].rsplit(".", 1)[0] + ".")
     assert ip in daemon.cli("vm", "show", "web").stdout
     # The host side (the daemon's namespace) reaches the VM.
@@ -34,9 +35,19 @@ def test_default_network_gives_dhcp_address_and_host_reaches_it(daemon):
 
 
 def test_two_vms_reach_each_other_by_ip_and_name(daemon):
-    daemon.create_and_boot("alpha", memory="128M")
-    daemon.create_and_boot("beta", memory="128M")
-    ip_a, ip_b = daemon.nic_ip("alpha"), daemon.nic_ip("beta")
+    # Both boot at once, so both leases come at about the same time: the case
+    # where a guest used its network as soon as vireod showed its lease, before
+    # its DHCP client had applied it ("sendto: Network is unreachable").
+    for vm in ("alpha", "beta"):
+        daemon.cli("vm", "create", vm, "--memory", "128M")
+    for vm in ("alpha", "beta"):
+        daemon.cli("vm", "start", vm)
+    from vireo_harness import BOOT_MARKER
+    for vm in ("alpha", "beta"):
+        daemon.wait_console(vm, BOOT_MARKER)
+    daemon.remember_qemu_pids()
+    # Each guest has applied its lease (vireod shows it a moment before).
+    ip_a, ip_b = daemon.guest_ip("alpha"), daemon.guest_ip("beta")
     assert ping_from_guest(daemon, "alpha", ip_b)
     # DNS: dnsmasq knows each VM by its name.
     out = daemon.guest("alpha", "nslookup beta 2>&1")
@@ -55,7 +66,7 @@ def test_vms_on_two_isolated_networks_cannot_reach_each_other(daemon):
     from vireo_harness import BOOT_MARKER
     for vm in ("va", "vb"):
         daemon.wait_console(vm, BOOT_MARKER)
-    ip_a, ip_b = daemon.nic_ip("va"), daemon.nic_ip("vb")
+    ip_a, ip_b = daemon.guest_ip("va"), daemon.guest_ip("vb")
     assert ip_a.startswith("10.201.1.") and ip_b.startswith("10.201.2.")
     assert ping_from_guest(daemon, "va", "10.201.1.1")       # its own gateway: yes
     assert not ping_from_guest(daemon, "va", ip_b, count=1)  # the other segment: no
@@ -94,7 +105,7 @@ def outside(daemon):
 
 def test_nat_network_reaches_outside_through_masquerade(daemon, outside):
     daemon.create_and_boot("natvm", memory="128M")
-    vm_ip = daemon.nic_ip("natvm")
+    vm_ip = daemon.guest_ip("natvm")
     out = daemon.guest("natvm", "nc -w 5 198.51.100.2 8080 </dev/null")
     # The server saw the host's address on that link, not the VM's.
     assert "PEER=198.51.100.1" in out, out
@@ -191,12 +202,13 @@ def test_vxlan_joins_vms_on_two_hosts(tmp_path):
         for d, vm in ((a, "left"), (b, "right")):
             d.wait_console(vm, BOOT_MARKER)
             d.remember_qemu_pids()
-        ip_left = a.nic_ip("left")
+        ip_left = a.guest_ip("left")
         # right's address came from host A's dnsmasq, across the overlay.
         right_ip = wait_until(lambda: next((l["ip"] for l in a.api("GET", "/v1/networks/overlay")
                                             ["leases"] if l["ip"] != ip_left), None),
                               60, what="a lease for the VM on host B")
         assert right_ip.startswith("10.222.0.")
+        b.wait_guest_addr("right", right_ip)
         assert ping_from_guest(b, "right", ip_left)
         assert ping_from_guest(a, "left", right_ip)
     finally:

@@ -257,9 +257,33 @@ class Daemon:
         return sorted(l["ifname"] for l in links), ruleset
 
     def nic_ip(self, name, index=0, timeout=45):
-        """The address DHCP gave a VM's NIC, as vireod reports it."""
+        """The address DHCP gave a VM's NIC, as vireod reports it: dnsmasq's
+        lease, which shows when dnsmasq acks it, before the guest's DHCP client
+        has applied it. Before the guest uses its network, see guest_ip."""
         return wait_until(lambda: self.vm(name)["nics"][index].get("ip"), timeout,
                           interval=0.2, what=f"a DHCP address for {name}")
+
+    def guest_ip(self, name, index=0, timeout=45):
+        """nic_ip, once the guest itself has the address on eth<index> (and,
+        for eth0, its resolver configured): what a test needs before the guest
+        sends or receives anything."""
+        ip = self.nic_ip(name, index, timeout)
+        self.wait_guest_addr(name, ip, f"eth{index}", timeout)
+        return ip
+
+    def wait_guest_addr(self, name, ip, dev="eth0", timeout=45):
+        """Waits, inside the guest and bounded by its uptime, until dev has ip
+        and (eth0) /run/resolv.conf names a nameserver: the image's udhcpc
+        script writes that last, after the address and the default route."""
+        resolver = " && grep -qs '^nameserver' /run/resolv.conf" if dev == "eth0" else ""
+        script = (f"read -r up _ </proc/uptime; end=$((${{up%.*}} + {int(timeout)})); "
+                  f"until ip -4 addr show dev {dev} | grep -qF 'inet {ip}/'{resolver}; do "
+                  f"read -r up _ </proc/uptime; [ ${{up%.*}} -ge $end ] && break; sleep 0.1; done; "
+                  f"ip -4 addr show dev {dev}; cat /run/resolv.conf")
+        out = self.guest(name, script, timeout=timeout + 60)
+        ok = f"inet {ip}/" in out and (dev != "eth0" or "nameserver" in out)
+        assert ok, f"{name} did not configure {ip} on {dev} within {timeout}s (guest time):\n{out}"
+        return ip
 
     # -- helpers -----------------------------------------------------------
     def guest(self, name, command, timeout=60):

@@ -719,6 +719,7 @@ static void test_dnsmasq(void **state)
                         "local=/default.vireo.internal/\n"
                         "dhcp-range=10.100.0.2,10.100.0.253,255.255.255.0,1h\n"
                         "dhcp-authoritative\n"
+                        "no-ping\n"
                         "dhcp-leasefile=" DIR "/leases\n"
                         "dhcp-hostsfile=" DIR "/hosts\n");
     assert_string_equal(iso_conf,
@@ -734,6 +735,7 @@ static void test_dnsmasq(void **state)
                         "local=/lab.vireo.internal/\n"
                         "dhcp-range=10.100.1.2,10.100.1.253,255.255.255.0,1h\n"
                         "dhcp-authoritative\n"
+                        "no-ping\n"
                         "dhcp-leasefile=" DIR "/leases\n"
                         "dhcp-hostsfile=" DIR "/hosts\n"
                         "dhcp-option=option:router\n");
