@@ -1,14 +1,9 @@
-/* http.c: talks HTTP to vireod over its Unix socket: JSON requests through
- * unixhttp.c; streamed uploads and downloads of volume data (with a progress
- * line) through libcurl, loaded only for them (dlopen: loading it costs every
- * command ~10 ms); and API errors as one-line messages. */
+/* http.c: talks HTTP to vireod with libcurl over its Unix socket, reusing one
+ * connection for a whole command: JSON requests, streamed uploads and downloads
+ * of volume data (with a progress line), and API errors as one-line messages. */
 #include "http.h"
 
-/* The plain prototypes: curl_easy_setopt and friends are called through
- * pointers from dlsym (see load_curl). */
-#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -16,7 +11,6 @@
 
 #include "cli.h"
 #include "output.h"
-#include "unixhttp.h"
 
 #define MAX_REPLY (256u << 20)
 #define CONNECT_TIMEOUT_S 10L
@@ -25,72 +19,15 @@
 #define PROGRESS_AFTER_MS 1000
 #define PROGRESS_EVERY_MS 100
 
-/* libcurl's functions, from dlopen("libcurl.so.4") at the first transfer. */
-static struct {
-    void *lib;
-    CURLcode (*global_init)(long flags);
-    void (*global_cleanup)(void);
-    CURL *(*easy_init)(void);
-    void (*easy_cleanup)(CURL *h);
-    void (*easy_reset)(CURL *h);
-    CURLcode (*easy_setopt)(CURL *h, CURLoption option, ...);
-    CURLcode (*easy_perform)(CURL *h);
-    CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
-    const char *(*easy_strerror)(CURLcode c);
-    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
-    void (*slist_free_all)(struct curl_slist *l);
-} lc;
-
-#undef curl_easy_setopt
-#undef curl_easy_getinfo
-#define curl_global_init lc.global_init
-#define curl_global_cleanup lc.global_cleanup
-#define curl_easy_init lc.easy_init
-#define curl_easy_cleanup lc.easy_cleanup
-#define curl_easy_reset lc.easy_reset
-#define curl_easy_setopt lc.easy_setopt
-#define curl_easy_perform lc.easy_perform
-#define curl_easy_getinfo lc.easy_getinfo
-#define curl_easy_strerror lc.easy_strerror
-#define curl_slist_append lc.slist_append
-#define curl_slist_free_all lc.slist_free_all
-
-#define LOAD(field, symbol) ok = ok && (*(void **)&lc.field = dlsym(lc.lib, symbol)) != NULL
-
-static void load_curl(void)
-{
-    if (lc.lib)
-        return;
-    lc.lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    bool ok = lc.lib != NULL;
-    LOAD(global_init, "curl_global_init");
-    LOAD(global_cleanup, "curl_global_cleanup");
-    LOAD(easy_init, "curl_easy_init");
-    LOAD(easy_cleanup, "curl_easy_cleanup");
-    LOAD(easy_reset, "curl_easy_reset");
-    LOAD(easy_setopt, "curl_easy_setopt");
-    LOAD(easy_perform, "curl_easy_perform");
-    LOAD(easy_getinfo, "curl_easy_getinfo");
-    LOAD(easy_strerror, "curl_easy_strerror");
-    LOAD(slist_append, "curl_slist_append");
-    LOAD(slist_free_all, "curl_slist_free_all");
-    if (!ok || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        cli_error("cannot load libcurl (libcurl.so.4), which uploads and downloads need: %s",
-                  lc.lib ? "a function is missing" : dlerror());
-        exit(CLI_EXIT_FAIL);
-    }
-}
-
 static CURL *curl_handle;
 
 void http_global_init(void)
 {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 void http_global_done(void)
 {
-    if (!lc.lib)
-        return;
     if (curl_handle)
         curl_easy_cleanup(curl_handle);
     curl_handle = NULL;
@@ -100,7 +37,6 @@ void http_global_done(void)
 static CURL *handle(void)
 {
     if (!curl_handle) {
-        load_curl();
         curl_handle = curl_easy_init();
         if (!curl_handle) {
             cli_error("cannot initialise libcurl");
@@ -388,28 +324,8 @@ int http_request(const char *method, const char *path, const json_t *body, HttpR
             return -ENOMEM;
         }
     }
-    *ret = (HttpReply){ 0 };
-    UnixHttpReply u;
-    int connect_failed;
-    int r = unix_http_request(cli_globals.socket, method, path, "application/json", payload,
-                              payload ? strlen(payload) : 0, "vireo/" VIREO_VERSION,
-                              (int)REQUEST_TIMEOUT_S * 1000, MAX_REPLY, &u, &connect_failed);
-    if (r == -ENAMETOOLONG || connect_failed) {
-        api_print_unreachable(-r);
-        return r;
-    }
-    if (r == -ETIMEDOUT) {
-        cli_error("vireod at %s did not answer %s %s within %ld s", cli_globals.socket, method,
-                  path, REQUEST_TIMEOUT_S);
-        return r;
-    }
-    if (r < 0) {
-        cli_error("talking to vireod at %s failed: %s", cli_globals.socket,
-                  r == -EBADMSG ? "malformed HTTP answer" : strerror(-r));
-        return -EIO;
-    }
-    *ret = (HttpReply){ .status = u.status, .body = u.body, .len = u.len };
-    return 0;
+    Transfer x = { .payload = payload, .upload_fd = -1, .download_fd = -1 };
+    return perform(method, path, &x, ret);
 }
 
 int http_upload(const char *path, int fd, int64_t size, const char *file, const char *label,
@@ -454,9 +370,12 @@ void api_print_error(long status, const char *body, size_t len)
     json_decref(doc);
 }
 
-/* api_call's handling of the answer (taken). */
-static int take_reply(const char *method, const char *path, HttpReply reply, json_t **ret)
+int api_call(const char *method, const char *path, const json_t *body, json_t **ret)
 {
+    HttpReply reply;
+    int r = http_request(method, path, body, &reply);
+    if (r < 0)
+        return r;
     if (reply.status < 200 || reply.status > 299) {
         api_print_error(reply.status, reply.body, reply.len);
         http_reply_done(&reply);
@@ -485,31 +404,16 @@ static int take_reply(const char *method, const char *path, HttpReply reply, jso
     return 0;
 }
 
-int api_call(const char *method, const char *path, const json_t *body, json_t **ret)
-{
-    HttpReply reply;
-    int r = http_request(method, path, body, &reply);
-    if (r < 0)
-        return r;
-    return take_reply(method, path, reply, ret);
-}
-
 char *api_escape(const char *s)
 {
-    /* As curl_easy_escape: all but RFC 3986's unreserved characters as %XX. */
-    static const char hex[] = "0123456789ABCDEF";
-    char *out = vo_malloc0(strlen(s) * 3 + 1), *o = out;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-            *o++ = (char)*p;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        }
+    char *esc = curl_easy_escape(handle(), s, 0);
+    if (!esc) {
+        cli_error("out of memory");
+        exit(CLI_EXIT_FAIL);
     }
-    return out;
+    char *p = vo_strdup(esc);
+    curl_free(esc);
+    return p;
 }
 
 char *api_path(const char *collection, const char *id, const char *suffix)
@@ -530,19 +434,7 @@ static bool get_for_display(const char *path, json_t **ret_doc, int *ret_exit)
 {
     json_t *doc = NULL;
     *ret_exit = CLI_EXIT_FAIL;
-    HttpReply reply;
-    if (http_request("GET", path, NULL, &reply) < 0)
-        return false;
-    /* JSON out: vireod's text re-indented as it is, without building the
-     * document (for a list of 1000 VMs, 4/5 of the work); anything but a
-     * well-formed 2xx answer takes the ordinary way. */
-    if (cli_globals.json && reply.status >= 200 && reply.status <= 299 &&
-        out_json_text(stdout, reply.body, reply.len)) {
-        http_reply_done(&reply);
-        *ret_exit = CLI_EXIT_OK;
-        return false;
-    }
-    if (take_reply("GET", path, reply, &doc) < 0)
+    if (api_call("GET", path, NULL, &doc) < 0)
         return false;
     *ret_exit = CLI_EXIT_OK;
     if (cli_globals.json) {

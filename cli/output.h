@@ -3,18 +3,11 @@
 #pragma once
 
 #include <jansson.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 /* The document pretty-printed with sorted keys, then a newline. */
 void out_json(FILE *f, const json_t *doc);
-/* The same from JSON text (vireod's answer, its keys sorted already),
- * re-indented as it streams by: no tree is built, which for a large list is
- * most of the CLI's time. Byte for byte what out_json prints for compact
- * text with sorted keys. Returns false, printing nothing, when text is not
- * one well-formed JSON value. */
-bool out_json_text(FILE *f, const char *text, size_t len);
 
 typedef struct OutTable OutTable;
 OutTable *out_table_new(size_t n_cols, const char *const *headers);

@@ -586,58 +586,6 @@ static void test_json(void **state)
     json_decref(o);
 }
 
-static char *print_doc(const json_t *doc)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    out_json(f, doc);
-    fclose(f);
-    return buf;
-}
-
-/* out_json_text prints vireod's compact, key-sorted text exactly as out_json
- * prints the parsed document; malformed text prints nothing. */
-static void test_json_text(void **state)
-{
-    static const char *const docs[] = {
-        "{\"vms\":[{\"id\":\"a-1\",\"memory_mib\":64,\"name\":\"web\",\"pid\":null,\"up\":true}]}",
-        "{\"a\":{},\"b\":[],\"c\":[[],{},[1,2.5,-3e+20]],\"d\":{\"e\":{\"f\":false}}}",
-        "{\"s\":\"q\\\"uote \\\\ back, colon: {[brackets]}\\u00e9\\n\",\"t\":\"caf\u00c3\u00a9\"}",
-        "[]",
-        "{}",
-        "[{\"x\":1},{\"x\":2}]",
-    };
-    for (size_t i = 0; i < ELEMENTSOF(docs); i++) {
-        json_error_t err;
-        json_t *doc = json_loads(docs[i], JSON_DECODE_ANY, &err);
-        assert_non_null(doc);
-        _cleanup_free_ char *compact = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        _cleanup_free_ char *want = print_doc(doc);
-        json_decref(doc);
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        assert_true(out_json_text(f, compact, strlen(compact)));
-        fclose(f);
-        assert_string_equal(buf, want);
-        free(buf);
-    }
-    static const char *const bad[] = {
-        "", "{", "}", "[1,]", "{\"a\"}", "{\"a\":}", "{1:2}", "[1 2]", "{\"a\":1}{}", "\"open",
-        "[tru]", "[nul]", "{\"a\":1]", "[\"ctl\x01\"]", "{,}", "[:]",
-    };
-    for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        assert_false(out_json_text(f, bad[i], strlen(bad[i])));
-        fclose(f);
-        assert_int_equal(len, 0);
-        free(buf);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -651,7 +599,6 @@ int main(void)
         cmocka_unit_test(test_formatting),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_json),
-        cmocka_unit_test(test_json_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
