@@ -4,12 +4,13 @@
 #   make check  install dependencies, build, run every test
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 STATE_DIR  ?= /var/lib/vireo
 RUN_DIR    ?= /run/vireo
 # The guest image the tests boot (built once, reused).
 TEST_IMAGE ?= $(CURDIR)/$(BUILD)/guest/default
 
-.PHONY: all deps build build-asan image demo check unit e2e clean
+.PHONY: all deps build build-asan build-fuzz image demo check unit e2e clean
 
 all: build
 
@@ -24,14 +25,19 @@ build-asan: deps
 	@test -f $(ASAN_BUILD)/build.ninja || meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
 	@meson compile -C $(ASAN_BUILD)
 
+# The libFuzzer targets (tests/fuzz), built with clang.
+build-fuzz: deps
+	@test -f $(FUZZ_BUILD)/build.ninja || CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Db_lundef=false
+	@meson compile -C $(FUZZ_BUILD)
+
 image: deps
 	@bash guest/build-image.sh $(TEST_IMAGE)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD) $(STATE_DIR) $(RUN_DIR)
 
-check: build build-asan image
-	@bash scripts/check.sh $(BUILD) $(ASAN_BUILD) $(TEST_IMAGE)
+check: build build-asan build-fuzz image
+	@bash scripts/check.sh $(BUILD) $(ASAN_BUILD) $(TEST_IMAGE) $(FUZZ_BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
