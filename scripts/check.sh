@@ -39,8 +39,10 @@ fi
 
 echo "== fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each) =="
 # Each target is one test: it passes when libFuzzer finds no crash, leak,
-# UB or timeout. New inputs go to a scratch copy; the seed corpus stays as
-# checked in. A failing input is kept in $FUZZ_BUILD/check-artifacts/.
+# UB or timeout. A fixed seed makes every run try the same inputs first (the
+# time bound decides how many); bench/fuzz explores. New inputs go to a
+# scratch directory; the seed corpus stays as checked in. A failing input is
+# kept in $FUZZ_BUILD/check-artifacts/ (replay: $FUZZ_BUILD/tests/fuzz/fuzz-NAME FILE).
 fuzz_tmp=$(mktemp -d)
 mkdir -p "$FUZZ_BUILD/check-artifacts"
 for src in tests/fuzz/fuzz-*.c; do
@@ -48,7 +50,7 @@ for src in tests/fuzz/fuzz-*.c; do
     exe="$FUZZ_BUILD/tests/fuzz/$name"
     seeds="tests/fuzz/corpus/${name#fuzz-}"
     mkdir -p "$fuzz_tmp/$name"
-    if [ -x "$exe" ] && "$exe" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+    if [ -x "$exe" ] && "$exe" -max_total_time="$FUZZ_SECONDS" -seed=1 -timeout=30 -rss_limit_mb=2048 \
             -print_final_stats=1 -artifact_prefix="$FUZZ_BUILD/check-artifacts/$name-" \
             "$fuzz_tmp/$name" "$seeds" </dev/null >"$fuzz_tmp/$name.log" 2>&1; then
         echo "$name: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$fuzz_tmp/$name.log" | grep -o '[0-9]*$') runs)"
