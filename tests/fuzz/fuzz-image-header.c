@@ -12,28 +12,65 @@
  * come back as an untrusted layer, never opened. Without it, every '/' in
  * the bytes the header points at as the backing name is replaced, so that
  * the (untrusting) old reader stays inside the directory. */
+#include <dirent.h>
 #include <endian.h>
+#include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fuzz.h"
 #include "storage/image-header.h"
 
-static char dir[] = "/tmp/vireo-fuzz-image-header.XXXXXX";
+/* /tmp/vireo-fuzz-image-header.PID: libFuzzer leaves with _exit after a
+ * crash, a timeout or Ctrl-C, so the directories of dead runs are removed
+ * at the next start. */
+#define DIR_PREFIX "vireo-fuzz-image-header."
+static char dir[64];
 static char path[sizeof(dir) + 8];
+
+static void remove_dir_of(const char *d)
+{
+    char p[sizeof(path)];
+    snprintf(p, sizeof(p), "%s/img", d);
+    unlink(p);
+    rmdir(d);
+}
 
 static void remove_dir(void)
 {
-    unlink(path);
-    rmdir(dir);
+    remove_dir_of(dir);
+}
+
+static void remove_stale_dirs(void)
+{
+    DIR *tmp = opendir("/tmp");
+    struct dirent *e;
+    while (tmp && (e = readdir(tmp))) {
+        if (strncmp(e->d_name, DIR_PREFIX, strlen(DIR_PREFIX)))
+            continue;
+        char *end;
+        long pid = strtol(e->d_name + strlen(DIR_PREFIX), &end, 10);
+        if (*end || pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH)) {
+            char d[sizeof(dir) + 256];
+            snprintf(d, sizeof(d), "/tmp/%s", e->d_name);
+            remove_dir_of(d);
+        }
+    }
+    if (tmp)
+        closedir(tmp);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_setup();
-    if (!mkdtemp(dir))
+    remove_stale_dirs();
+    snprintf(dir, sizeof(dir), "/tmp/" DIR_PREFIX "%d", (int)getpid());
+    remove_dir();
+    if (mkdir(dir, 0700) < 0)
         abort();
     snprintf(path, sizeof(path), "%s/img", dir);
     atexit(remove_dir);
