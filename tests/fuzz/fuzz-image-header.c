@@ -25,10 +25,12 @@
 #include "fuzz.h"
 #include "storage/image-header.h"
 
-/* /tmp/vireo-fuzz-image-header.PID: libFuzzer leaves with _exit after a
- * crash, a timeout or Ctrl-C, so the directories of dead runs are removed
- * at the next start. */
+/* BASE/vireo-fuzz-image-header.PID, BASE being /dev/shm (tmpfs: ext4 would
+ * flush the file each time it is truncated and written again) or else /tmp.
+ * libFuzzer leaves with _exit after a crash, a timeout or Ctrl-C, so the
+ * directories of dead runs are removed at the next start. */
 #define DIR_PREFIX "vireo-fuzz-image-header."
+static const char *base;
 static char dir[64];
 static char path[sizeof(dir) + 8];
 
@@ -47,7 +49,7 @@ static void remove_dir(void)
 
 static void remove_stale_dirs(void)
 {
-    DIR *tmp = opendir("/tmp");
+    DIR *tmp = opendir(base);
     struct dirent *e;
     while (tmp && (e = readdir(tmp))) {
         if (strncmp(e->d_name, DIR_PREFIX, strlen(DIR_PREFIX)))
@@ -56,7 +58,7 @@ static void remove_stale_dirs(void)
         long pid = strtol(e->d_name + strlen(DIR_PREFIX), &end, 10);
         if (*end || pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH)) {
             char d[sizeof(dir) + 256];
-            snprintf(d, sizeof(d), "/tmp/%s", e->d_name);
+            snprintf(d, sizeof(d), "%s/%s", base, e->d_name);
             remove_dir_of(d);
         }
     }
@@ -67,8 +69,9 @@ static void remove_stale_dirs(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_setup();
+    base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     remove_stale_dirs();
-    snprintf(dir, sizeof(dir), "/tmp/" DIR_PREFIX "%d", (int)getpid());
+    snprintf(dir, sizeof(dir), "%s/" DIR_PREFIX "%d", base, (int)getpid());
     remove_dir();
     if (mkdir(dir, 0700) < 0)
         abort();
