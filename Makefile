@@ -5,12 +5,13 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
 STATE_DIR  ?= /var/lib/vireo
 RUN_DIR    ?= /run/vireo
 # The guest image the tests boot (built once, reused).
 TEST_IMAGE ?= $(CURDIR)/$(BUILD)/guest/default
 
-.PHONY: all deps build build-asan build-tsan image demo check unit e2e clean
+.PHONY: all deps build build-asan build-tsan build-fuzz image demo check unit e2e clean
 
 all: build
 
@@ -30,14 +31,19 @@ build-tsan: deps
 	@test -f $(TSAN_BUILD)/build.ninja || meson setup $(TSAN_BUILD) -Db_sanitize=thread -Db_lundef=false
 	@meson compile -C $(TSAN_BUILD) src/daemon/vireod
 
+# The libFuzzer targets (tests/fuzz), built with clang.
+build-fuzz: deps
+	@test -f $(FUZZ_BUILD)/build.ninja || CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Db_lundef=false
+	@meson compile -C $(FUZZ_BUILD)
+
 image: deps
 	@bash guest/build-image.sh $(TEST_IMAGE)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD) $(STATE_DIR) $(RUN_DIR)
 
-check: build build-asan build-tsan image
-	@bash scripts/check.sh $(BUILD) $(ASAN_BUILD) $(TEST_IMAGE) $(TSAN_BUILD)
+check: build build-asan build-tsan build-fuzz image
+	@bash scripts/check.sh $(BUILD) $(ASAN_BUILD) $(TEST_IMAGE) $(TSAN_BUILD) $(FUZZ_BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test: the cmocka unit tests under ASan/UBSan, then the pytest
-# system tests (real vireod, real QEMU VMs, each daemon in its own network
-# namespace). Ends with one line: "N passed, N failed".
+# Runs every test: the cmocka unit tests under ASan/UBSan, each libFuzzer
+# target (tests/fuzz) for a short bounded time on its seed corpus, then the
+# pytest system tests (real vireod, real QEMU VMs, each daemon in its own
+# network namespace). Ends with one line: "N passed, N failed".
 set -uo pipefail
 BUILD=${1:-build}
 ASAN_BUILD=${2:-build-asan}
 IMAGE=${3:-$BUILD/guest/default}
 TSAN_BUILD=${4:-build-tsan}
+FUZZ_BUILD=${5:-build-fuzz}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} # per target
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 absolute() { case $1 in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
@@ -34,6 +37,33 @@ PY
 else
     failed=$((failed + 1))
 fi
+
+echo "== fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each) =="
+# Each target is one test: it passes when libFuzzer finds no crash, leak,
+# UB or timeout. A fixed seed makes every run try the same inputs first (the
+# time bound decides how many); bench/fuzz explores. New inputs go to a
+# scratch directory; the seed corpus stays as checked in. A failing input is
+# kept in $FUZZ_BUILD/check-artifacts/ (replay: $FUZZ_BUILD/tests/fuzz/fuzz-NAME FILE).
+fuzz_tmp=$(mktemp -d)
+mkdir -p "$FUZZ_BUILD/check-artifacts"
+for src in tests/fuzz/fuzz-*.c; do
+    name=$(basename "$src" .c)
+    exe="$FUZZ_BUILD/tests/fuzz/$name"
+    seeds="tests/fuzz/corpus/${name#fuzz-}"
+    mkdir -p "$fuzz_tmp/$name"
+    if [ -x "$exe" ] && "$exe" -max_total_time="$FUZZ_SECONDS" -seed=1 -timeout=30 -rss_limit_mb=2048 \
+            -print_final_stats=1 -artifact_prefix="$FUZZ_BUILD/check-artifacts/$name-" \
+            "$fuzz_tmp/$name" "$seeds" </dev/null >"$fuzz_tmp/$name.log" 2>&1; then
+        echo "$name: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$fuzz_tmp/$name.log" | grep -o '[0-9]*$') runs)"
+        passed=$((passed + 1))
+    else
+        [ -x "$exe" ] || echo "$exe missing: make build-fuzz" >"$fuzz_tmp/$name.log"
+        echo "$name: FAILED"
+        tail -n 40 "$fuzz_tmp/$name.log"
+        failed=$((failed + 1))
+    fi
+done
+rm -rf "$fuzz_tmp"
 
 echo "== system tests (pytest) =="
 junit="$BUILD/pytest-junit.xml"

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "api/handlers.h"
+#include "conf/storage-spec.h"
 #include "daemon/storage.h"
 #include "util/util.h"
 
@@ -24,13 +25,13 @@ void vo_api_pools_list(VoRequest *req, VoReply *rep)
 
 void vo_api_pool_create(VoRequest *req, VoReply *rep)
 {
-    const char *name = NULL, *type = "dir", *path = NULL;
-    if (!vo_request_unpack(req, rep, "{s:s, s?s, s:s}", "name", &name, "type", &type, "path",
-                           &path))
-        return;
+    VoPoolSpec spec;
     json_t *pool = NULL;
     char *error = NULL;
-    int r = vo_pool_create(req->d, name, type, path, &pool, &error);
+    int r = vo_pool_spec_from_json(req->body, &spec, &error);
+    if (r >= 0)
+        r = vo_pool_create(req->d, spec.name, spec.type, spec.path, &pool, &error);
+    vo_pool_spec_clear(&spec);
     reply_result(rep, r, 201, pool, error);
 }
 
@@ -72,21 +73,15 @@ static void reply_task_and_volume(VoReply *rep, int r, json_t *task, json_t *vol
 
 void vo_api_volume_create(VoRequest *req, VoReply *rep)
 {
-    const char *name = NULL, *format = "qcow2", *import_path = NULL;
-    json_int_t size = 0;
-    if (!vo_request_unpack(req, rep, "{s:s, s?I, s?s, s?s}", "name", &name, "size_bytes", &size,
-                           "format", &format, "import_path", &import_path))
-        return;
-    if (size < 0 || (size > 0 && import_path)) {
-        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
-                       "give size_bytes (> 0) for a new volume or import_path, not both");
-        return;
-    }
-    VoVolumeCreateArgs args = { .pool = req->params[0], .name = name, .format = format,
-                                .size_bytes = (uint64_t)size, .import_path = import_path };
+    VoVolumeSpec spec;
     json_t *task = NULL, *volume = NULL;
     char *error = NULL;
-    int r = vo_volume_create(req->d, &args, &task, &volume, &error);
+    int r = vo_volume_spec_from_json(req->body, &spec, &error);
+    VoVolumeCreateArgs args = { .pool = req->params[0], .name = spec.name, .format = spec.format,
+                                .size_bytes = spec.size_bytes, .import_path = spec.import_path };
+    if (r >= 0)
+        r = vo_volume_create(req->d, &args, &task, &volume, &error);
+    vo_volume_spec_clear(&spec);
     reply_task_and_volume(rep, r, task, volume, error);
 }
 

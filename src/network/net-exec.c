@@ -393,7 +393,7 @@ int vo_tap_open(const char *name, const char *bridge, int *ret_fd, char **ret_er
     struct ifreq ifr = { 0 };
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
     /* IFF_TUN_EXCL: never attach to a tap someone else made persistent. */
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL;
+    ifr.ifr_flags = (short)(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL); /* 0x8000: a short */
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
         int r = -errno;
         if (r == -EBUSY || if_nametoindex(name) > 0)

@@ -226,10 +226,12 @@ json_t *vo_net_spec_to_json(const VoNetSpec *s)
     if (s->type == VO_NET_VLAN) {
         if (s->uplink)
             json_object_set_new(o, "uplink", json_string(s->uplink));
-        json_object_set_new(o, "vlan_id", json_integer(s->vlan_id));
+        if (s->vlan_id) /* unset until validated (0 would not parse back) */
+            json_object_set_new(o, "vlan_id", json_integer(s->vlan_id));
     }
     if (s->type == VO_NET_VXLAN) {
-        json_object_set_new(o, "vni", json_integer(s->vni));
+        if (s->vni)
+            json_object_set_new(o, "vni", json_integer(s->vni));
         json_t *remotes = json_array();
         for (size_t i = 0; i < s->n_remotes; i++)
             json_array_append_new(remotes, json_string(vo_ipv4_format(s->remotes[i], buf)));

@@ -92,9 +92,42 @@ static int fill(VoQmp *q, int64_t deadline)
 static bool is_blank(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!strchr(" \t\r", s[i]))
+        if (!s[i] || !strchr(" \t\r", s[i])) /* strchr finds the NUL too */
             return false;
     return true;
+}
+
+int vo_qmp_parse_line(const char *line, size_t n, json_t **ret)
+{
+    *ret = NULL;
+    if (n > QMP_MAX_MESSAGE) {
+        log_warn("QMP message exceeds %d bytes", QMP_MAX_MESSAGE);
+        return -EMSGSIZE;
+    }
+    if (is_blank(line, n))
+        return 0;
+    json_error_t err;
+    json_t *msg = json_loadb(line, n, JSON_REJECT_DUPLICATES, &err);
+    if (!json_is_object(msg)) {
+        log_warn("QMP sent malformed message: %s", msg ? "not an object" : err.text);
+        json_decref(msg);
+        return -EBADMSG;
+    }
+    *ret = msg;
+    return 0;
+}
+
+VoQmpKind vo_qmp_message_kind(json_t *msg)
+{
+    if (json_object_get(msg, "return"))
+        return VO_QMP_RETURN;
+    if (json_object_get(msg, "error"))
+        return VO_QMP_ERROR;
+    if (json_is_string(json_object_get(msg, "event")))
+        return VO_QMP_EVENT;
+    if (json_object_get(msg, "QMP"))
+        return VO_QMP_GREETING;
+    return VO_QMP_OTHER;
 }
 
 /* Next complete message as a JSON object. -ETIMEDOUT leaves partial input buffered. */
@@ -121,20 +154,14 @@ static int read_message(VoQmp *q, int64_t deadline, json_t **ret)
             return fail(q, -EMSGSIZE);
         }
         json_t *msg = NULL;
-        json_error_t err;
-        bool blank = is_blank(q->buf, n);
-        if (!blank)
-            msg = json_loadb(q->buf, n, JSON_REJECT_DUPLICATES, &err);
+        int r = vo_qmp_parse_line(q->buf, n, &msg);
         memmove(q->buf, nl + 1, q->len - n - 1);
         q->len -= n + 1;
         q->scanned = 0;
-        if (blank)
-            continue;
-        if (!json_is_object(msg)) {
-            log_warn("QMP sent malformed message: %s", msg ? "not an object" : err.text);
-            json_decref(msg);
-            return fail(q, -EBADMSG);
-        }
+        if (r < 0)
+            return fail(q, r);
+        if (!msg)
+            continue; /* blank line */
         *ret = msg;
         return 0;
     }
@@ -375,7 +402,7 @@ int vo_qmp_pump(VoQmp *q)
             return 0; /* nothing more to read right now */
         if (r < 0)
             return r;
-        if (json_object_get(msg, "return") || json_object_get(msg, "error")) {
+        if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR) {
             log_debug("QMP: dropping reply nobody is waiting for");
             json_decref(msg);
         } else {
@@ -419,7 +446,7 @@ int vo_qmp_wait_event(VoQmp *q, const char *name, const char *key, const char *v
         int r = read_message(q, deadline, &msg);
         if (r < 0)
             return r;
-        if (json_object_get(msg, "return") || json_object_get(msg, "error")) {
+        if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR) {
             log_debug("QMP: dropping reply nobody is waiting for");
             json_decref(msg);
         } else if (event_matches(msg, name, key, value)) {

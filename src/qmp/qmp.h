@@ -43,6 +43,17 @@ json_t *vo_qmp_next_event(VoQmp *q);
 /* Read whatever is available without blocking and queue events; 0, or -ECONNRESET. */
 int vo_qmp_pump(VoQmp *q);
 
+/* Parsing what QEMU sends (pure; used by the client above). One received
+ * line, without its '\n', of n bytes: 0 and *ret = a new reference to the
+ * message object, or *ret = NULL for a blank line; -EBADMSG when it is not
+ * a JSON object; -EMSGSIZE past 1 MiB. */
+int vo_qmp_parse_line(const char *line, size_t n, json_t **ret);
+
+/* What a parsed message is: a command's reply (return or error; matched by
+ * its "id"), an asynchronous event, the greeting, or none of these. */
+typedef enum { VO_QMP_RETURN, VO_QMP_ERROR, VO_QMP_EVENT, VO_QMP_GREETING, VO_QMP_OTHER } VoQmpKind;
+VoQmpKind vo_qmp_message_kind(json_t *msg);
+
 /* Typed commands. */
 int vo_qmp_query_status(VoQmp *q, int timeout_ms, char **ret_status, int *ret_running);
 int vo_qmp_stop(VoQmp *q, int timeout_ms);            /* pause vCPUs */

@@ -68,8 +68,10 @@ int vo_qcow2_header_read(int fd, VoQcow2Header *ret)
         uint32_t type = be32_at(hdr + off), len = be32_at(hdr + off + 4);
         if (type == 0 || off + 8 + len > (size_t)n)
             break;
-        if (type == EXT_BACKING_FORMAT && len > 0 && len < 32)
+        if (type == EXT_BACKING_FORMAT && len > 0 && len < 32) { /* the last one counts */
+            free(h.backing_format);
             h.backing_format = strndup((const char *)hdr + off + 8, len);
+        }
         off += 8 + (((size_t)len + 7) & ~(size_t)7);
     }
     uint64_t backing_offset = r == 0 ? be64_at(hdr + 8) : 0;

@@ -655,6 +655,43 @@ static void test_wait_event(void **state)
     server_join(&s);
 }
 
+/* The pure line parser and classifier under the client. */
+static void test_parse_line(void **state)
+{
+    json_t *msg = (json_t *)1;
+    assert_int_equal(vo_qmp_parse_line(" \t\r", 3, &msg), 0);
+    assert_null(msg); /* blank */
+    assert_int_equal(vo_qmp_parse_line("", 0, &msg), 0);
+    assert_null(msg);
+    const char *ev = "{\"event\": \"STOP\", \"timestamp\": {}}\r";
+    assert_int_equal(vo_qmp_parse_line(ev, strlen(ev), &msg), 0);
+    assert_int_equal(vo_qmp_message_kind(msg), VO_QMP_EVENT);
+    json_decref(msg);
+    static const struct {
+        const char *line;
+        VoQmpKind kind;
+    } kinds[] = {
+        { "{\"return\": {}, \"id\": 1}", VO_QMP_RETURN },
+        { "{\"error\": {\"class\": \"X\"}, \"id\": 1}", VO_QMP_ERROR },
+        { "{\"QMP\": {}}", VO_QMP_GREETING },
+        { "{\"event\": 3}", VO_QMP_OTHER },
+        { "{}", VO_QMP_OTHER },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+        assert_int_equal(vo_qmp_parse_line(kinds[i].line, strlen(kinds[i].line), &msg), 0);
+        assert_int_equal(vo_qmp_message_kind(msg), kinds[i].kind);
+        json_decref(msg);
+    }
+    assert_int_equal(vo_qmp_parse_line("[1]", 3, &msg), -EBADMSG);
+    assert_null(msg);
+    assert_int_equal(vo_qmp_parse_line("{\"a\":1,\"a\":2}", 13, &msg), -EBADMSG);
+    assert_int_equal(vo_qmp_parse_line("{\"a\":", 5, &msg), -EBADMSG);
+    /* NUL bytes are not blank: such a line is malformed, not skipped. */
+    assert_int_equal(vo_qmp_parse_line("\0\0", 2, &msg), -EBADMSG);
+    assert_int_equal(vo_qmp_parse_line(" \0", 2, &msg), -EBADMSG);
+    assert_null(msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -676,6 +713,7 @@ int main(void)
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_execute_fd),
         cmocka_unit_test(test_wait_event),
+        cmocka_unit_test(test_parse_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,102 @@
+/* storage-spec.c: pool and volume create requests: JSON -> struct and the
+ * checks that need no I/O (see storage-spec.h). */
+#include "conf/storage-spec.h"
+
+#include <string.h>
+
+#include "conf/names.h"
+#include "util/util.h"
+
+void vo_pool_spec_clear(VoPoolSpec *s)
+{
+    free(s->name);
+    free(s->type);
+    free(s->path);
+    *s = (VoPoolSpec){ 0 };
+}
+
+void vo_volume_spec_clear(VoVolumeSpec *s)
+{
+    free(s->name);
+    free(s->format);
+    free(s->import_path);
+    *s = (VoVolumeSpec){ 0 };
+}
+
+static int invalid_body(const json_error_t *jerr, char **ret_error)
+{
+    *ret_error = vo_asprintf("invalid request body: %s", jerr->text);
+    return -EINVAL;
+}
+
+static char *invalid_name(const char *what, const char *name)
+{
+    return vo_asprintf("%s: '%s' is invalid: use 1-63 characters of a-z, 0-9 and '-', not "
+                       "starting with '-'", what, name);
+}
+
+int vo_pool_spec_from_json(json_t *doc, VoPoolSpec *ret, char **ret_error)
+{
+    *ret = (VoPoolSpec){ 0 };
+    json_auto_t *empty = doc ? NULL : json_object();
+    const char *name = NULL, *type = "dir", *path = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT, "{s:s, s?s, s:s}", "name", &name, "type", &type,
+                       "path", &path) < 0)
+        return invalid_body(&jerr, ret_error);
+    if (!vo_name_valid(name)) {
+        *ret_error = invalid_name("name", name);
+        return -EINVAL;
+    }
+    if (strcmp(type, "dir") && strcmp(type, "backup")) {
+        *ret_error = vo_asprintf("type: '%s' is not supported (dir or backup)", type);
+        return -EINVAL;
+    }
+    if (path[0] != '/') {
+        *ret_error = vo_asprintf("path: '%s' is not an existing directory (absolute path)", path);
+        return -EINVAL;
+    }
+    *ret = (VoPoolSpec){ .name = vo_strdup(name), .type = vo_strdup(type),
+                         .path = vo_strdup(path) };
+    return 0;
+}
+
+int vo_volume_spec_from_json(json_t *doc, VoVolumeSpec *ret, char **ret_error)
+{
+    *ret = (VoVolumeSpec){ 0 };
+    json_auto_t *empty = doc ? NULL : json_object();
+    const char *name = NULL, *format = "qcow2", *import_path = NULL;
+    json_int_t size = 0;
+    json_error_t jerr;
+    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT, "{s:s, s?I, s?s, s?s}", "name", &name,
+                       "size_bytes", &size, "format", &format, "import_path", &import_path) < 0)
+        return invalid_body(&jerr, ret_error);
+    if (size < 0 || (size > 0 && import_path)) {
+        *ret_error = vo_strdup("give size_bytes (> 0) for a new volume or import_path, not both");
+        return -EINVAL;
+    }
+    if (!import_path && size == 0) {
+        *ret_error = vo_strdup("size_bytes: give the size of the new volume (or import_path)");
+        return -EINVAL;
+    }
+    if ((uint64_t)size > VO_VOLUME_MAX_BYTES) {
+        *ret_error = vo_strdup("size_bytes: out of range (up to 64 TiB)");
+        return -EINVAL;
+    }
+    if (import_path && import_path[0] != '/') {
+        *ret_error = vo_asprintf("import_path: '%s' is not a readable file (absolute path)",
+                                 import_path);
+        return -EINVAL;
+    }
+    if (!vo_name_valid(name)) {
+        *ret_error = invalid_name("volume name", name);
+        return -EINVAL;
+    }
+    if (strcmp(format, "qcow2") && strcmp(format, "raw")) {
+        *ret_error = vo_asprintf("format: '%s' is not qcow2 or raw", format);
+        return -EINVAL;
+    }
+    *ret = (VoVolumeSpec){ .name = vo_strdup(name), .format = vo_strdup(format),
+                           .size_bytes = (uint64_t)size, .import_path = vo_strdup(import_path) };
+    return 0;
+}
