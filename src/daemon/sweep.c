@@ -66,6 +66,8 @@ static bool plain_path(const char *p)
            !(strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/.."));
 }
 
+static void remove_logged(const char *path, const char *why);
+
 static void sweep_intents(VoDaemon *d)
 {
     Docs docs = { 0 };
@@ -78,15 +80,8 @@ static void sweep_intents(VoDaemon *d)
             json_t *p;
             json_array_foreach(json_object_get(doc, "paths"), k, p) {
                 const char *path = json_string_value(p);
-                struct stat st;
-                if (!plain_path(path) || lstat(path, &st) < 0)
-                    continue;
-                int r = vo_rm_rf(path);
-                if (r >= 0)
-                    log_info("removed %s: half-made when vireod stopped (%s)", path,
-                             owner ? owner : "no owner");
-                else if (r != -ENOENT)
-                    log_warn("cannot remove half-made %s: %s", path, strerror(-r));
+                if (plain_path(path))
+                    remove_logged(path, "half-made when vireod stopped");
             }
         }
         json_decref(doc);
@@ -96,60 +91,81 @@ static void sweep_intents(VoDaemon *d)
     vo_strv_free(docs.values);
 }
 
-/* Removes dir's entries whose name starts with prefix (of the given type:
- * DT_REG files or DT_DIR directories). */
-static void remove_prefixed(const char *dir, const char *prefix, bool dirs)
+/* Calls fn for each entry of dir but "." and "..", with its full path. */
+static void for_each_entry(const char *dir, void (*fn)(const char *path, const char *name,
+                                                        const void *arg),
+                           const void *arg)
 {
     DIR *dh = opendir(dir);
     if (!dh)
         return;
     struct dirent *e;
     while ((e = readdir(dh))) {
-        if (strncmp(e->d_name, prefix, strlen(prefix)) || strchr(e->d_name, '/'))
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
         _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(path, &st) < 0 || (dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)))
-            continue;
-        int r = vo_rm_rf(path);
-        if (r >= 0)
-            log_info("removed %s: left by an operation cut short", path);
-        else
-            log_warn("cannot remove %s: %s", path, strerror(-r));
+        fn(path, e->d_name, arg);
     }
     closedir(dh);
 }
 
+static void remove_logged(const char *path, const char *why)
+{
+    int r = vo_rm_rf(path);
+    if (r >= 0)
+        log_info("removed %s: %s", path, why);
+    else if (r != -ENOENT)
+        log_warn("cannot remove %s: %s", path, strerror(-r));
+}
+
+/* Whether path is (not through a symlink) a directory, or a regular file. */
+static bool is_kind(const char *path, bool dir)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
+}
+
+typedef struct {
+    const char *prefix;
+    bool dirs; /* directories, else regular files */
+} Prefixed;
+
+static void remove_if_prefixed(const char *path, const char *name, const void *arg)
+{
+    const Prefixed *p = arg;
+    if (!strncmp(name, p->prefix, strlen(p->prefix)) && is_kind(path, p->dirs))
+        remove_logged(path, "left by an operation cut short");
+}
+
+/* Removes dir's entries whose name starts with prefix (directories when
+ * dirs, else regular files). */
+static void remove_prefixed(const char *dir, const char *prefix, bool dirs)
+{
+    for_each_entry(dir, remove_if_prefixed, &(Prefixed){ .prefix = prefix, .dirs = dirs });
+}
+
 /* Restoring over a VM moves each old disk file aside as ".replaced-FILE"
  * for a moment; one whose FILE is missing goes back (never removed). */
-static void put_back_replaced(const char *dir)
+static void put_back_if_replaced(const char *aside, const char *name, const void *arg)
 {
-    DIR *dh = opendir(dir);
-    if (!dh)
+    const char *dir = arg;
+    if (strncmp(name, REPLACED_PREFIX, strlen(REPLACED_PREFIX)))
         return;
-    struct dirent *e;
-    while ((e = readdir(dh))) {
-        if (strncmp(e->d_name, REPLACED_PREFIX, strlen(REPLACED_PREFIX)))
-            continue;
-        _cleanup_free_ char *aside = vo_asprintf("%s/%s", dir, e->d_name);
-        _cleanup_free_ char *path =
-            vo_asprintf("%s/%s", dir, e->d_name + strlen(REPLACED_PREFIX));
-        struct stat st;
-        if (lstat(path, &st) == 0 || errno != ENOENT)
-            log_warn("%s: left by a restore cut short; kept (%s exists)", aside, path);
-        else if (rename(aside, path) < 0)
-            log_warn("cannot put %s back: %s", aside, strerror(errno));
-        else
-            log_info("put %s back: a restore was cut short", path);
-    }
-    closedir(dh);
+    _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, name + strlen(REPLACED_PREFIX));
+    struct stat st;
+    if (lstat(path, &st) == 0 || errno != ENOENT)
+        log_warn("%s: left by a restore cut short; kept (%s exists)", aside, path);
+    else if (rename(aside, path) < 0)
+        log_warn("cannot put %s back: %s", aside, strerror(errno));
+    else
+        log_info("put %s back: a restore was cut short", path);
 }
 
 static void sweep_pool(const char *path)
 {
     remove_prefixed(path, UPLOAD_PREFIX, false);
     remove_prefixed(path, RESTORE_PREFIX, false);
-    put_back_replaced(path);
+    for_each_entry(path, put_back_if_replaced, path);
 }
 
 static void sweep_pools(VoDaemon *d)
@@ -174,28 +190,12 @@ static void sweep_pools(VoDaemon *d)
 /* images/NAME directories without image.json: an image is renamed into
  * place whole (image-import.c), so only a delete cut short (vo_rm_rf
  * half done) leaves one, and it would block the name for ever. */
-static void sweep_broken_images(const char *images)
+static void remove_if_broken_image(const char *path, const char *name, const void *arg)
 {
-    DIR *dh = opendir(images);
-    if (!dh)
-        return;
-    struct dirent *e;
-    while ((e = readdir(dh))) {
-        if (e->d_name[0] == '.')
-            continue;
-        _cleanup_free_ char *path = vo_asprintf("%s/%s", images, e->d_name);
-        _cleanup_free_ char *meta = vo_asprintf("%s/image.json", path);
-        struct stat st;
-        if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) || lstat(meta, &st) == 0 ||
-            errno != ENOENT)
-            continue;
-        int r = vo_rm_rf(path);
-        if (r >= 0)
-            log_info("removed %s: an image delete was cut short", path);
-        else
-            log_warn("cannot remove %s: %s", path, strerror(-r));
-    }
-    closedir(dh);
+    _cleanup_free_ char *meta = vo_asprintf("%s/image.json", path);
+    struct stat st;
+    if (name[0] != '.' && is_kind(path, true) && lstat(meta, &st) < 0 && errno == ENOENT)
+        remove_logged(path, "an image delete was cut short");
 }
 
 /* "FILE.tmp.PID": vo_write_file_atomic's file before its rename. */
@@ -210,64 +210,40 @@ static bool atomic_temp(const char *name)
     return true;
 }
 
-static void remove_atomic_temps(const char *dir)
+static void remove_if_atomic_temp(const char *path, const char *name, const void *arg)
 {
-    DIR *dh = opendir(dir);
-    if (!dh)
-        return;
-    struct dirent *e;
-    while ((e = readdir(dh))) {
-        _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name);
-        struct stat st;
-        if (atomic_temp(e->d_name) && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-            unlink(path) == 0)
-            log_info("removed %s: a write cut short", path);
-    }
-    closedir(dh);
+    if (atomic_temp(name) && is_kind(path, false) && unlink(path) == 0)
+        log_info("removed %s: a write cut short", path);
+}
+
+static void remove_atomic_temps_in(const char *path, const char *name, const void *arg)
+{
+    if (name[0] != '.' && is_kind(path, true))
+        for_each_entry(path, remove_if_atomic_temp, NULL);
 }
 
 /* In each directory under top (not through symlinks): the temp files. */
 static void sweep_atomic_temps(const char *top)
 {
-    DIR *dh = opendir(top);
-    if (!dh)
-        return;
-    struct dirent *e;
-    while ((e = readdir(dh))) {
-        if (e->d_name[0] == '.')
-            continue;
-        _cleanup_free_ char *path = vo_asprintf("%s/%s", top, e->d_name);
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_atomic_temps(path);
-    }
-    closedir(dh);
+    for_each_entry(top, remove_atomic_temps_in, NULL);
 }
 
 /* BASE/vms/ID directories of VMs with no document: a create cut short (the
  * document is saved once its disk is made) or a delete cut short. */
+static void remove_if_no_vm(const char *path, const char *name, const void *arg)
+{
+    VoDaemon *d = (VoDaemon *)arg;
+    if (!vo_uuid_valid(name))
+        return;
+    _cleanup_free_ char *key = vo_asprintf("vms/%s", name);
+    if (!doc_exists(d, key) && is_kind(path, true))
+        remove_logged(path, "no VM has that id");
+}
+
 static void sweep_vm_dirs(VoDaemon *d, const char *base)
 {
     _cleanup_free_ char *top = vo_asprintf("%s/vms", base);
-    DIR *dh = opendir(top);
-    if (!dh)
-        return;
-    struct dirent *e;
-    while ((e = readdir(dh))) {
-        if (!vo_uuid_valid(e->d_name))
-            continue;
-        _cleanup_free_ char *key = vo_asprintf("vms/%s", e->d_name);
-        _cleanup_free_ char *path = vo_asprintf("%s/%s", top, e->d_name);
-        struct stat st;
-        if (doc_exists(d, key) || lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
-            continue;
-        int r = vo_rm_rf(path);
-        if (r >= 0)
-            log_info("removed %s: no VM has that id", path);
-        else
-            log_warn("cannot remove %s: %s", path, strerror(-r));
-    }
-    closedir(dh);
+    for_each_entry(top, remove_if_no_vm, d);
 }
 
 void vo_sweep_at_start(VoDaemon *d)
@@ -276,7 +252,7 @@ void vo_sweep_at_start(VoDaemon *d)
     sweep_pools(d);
     _cleanup_free_ char *images = vo_asprintf("%s/images", d->state_dir);
     remove_prefixed(images, BUILD_PREFIX, true);
-    sweep_broken_images(images);
+    for_each_entry(images, remove_if_broken_image, NULL);
     sweep_vm_dirs(d, d->state_dir);
     sweep_vm_dirs(d, d->run_dir);
     sweep_atomic_temps(images);
