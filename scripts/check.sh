@@ -9,7 +9,8 @@ ASAN_BUILD=${2:-build-asan}
 IMAGE=${3:-$BUILD/guest/default}
 TSAN_BUILD=${4:-build-tsan}
 FUZZ_BUILD=${5:-build-fuzz}
-FUZZ_SECONDS=${FUZZ_SECONDS:-10} # per target
+FUZZ_RUNS=${FUZZ_RUNS:-20000}     # inputs per target: the same on every machine
+FUZZ_MAX_SECONDS=${FUZZ_MAX_SECONDS:-120} # per target, a safety bound only
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 absolute() { case $1 in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
@@ -38,10 +39,10 @@ else
     failed=$((failed + 1))
 fi
 
-echo "== fuzz targets (libFuzzer, ${FUZZ_SECONDS}s each) =="
+echo "== fuzz targets (libFuzzer, ${FUZZ_RUNS} inputs each) =="
 # Each target is one test: it passes when libFuzzer finds no crash, leak,
-# UB or timeout. A fixed seed makes every run try the same inputs first (the
-# time bound decides how many); bench/fuzz explores. New inputs go to a
+# UB or timeout. A fixed seed and a fixed number of inputs make every run on
+# every machine try the same inputs; bench/fuzz explores. New inputs go to a
 # scratch directory; the seed corpus stays as checked in. A failing input is
 # kept in $FUZZ_BUILD/check-artifacts/ (replay: $FUZZ_BUILD/tests/fuzz/fuzz-NAME FILE).
 fuzz_tmp=$(mktemp -d)
@@ -51,7 +52,7 @@ for src in tests/fuzz/fuzz-*.c; do
     exe="$FUZZ_BUILD/tests/fuzz/$name"
     seeds="tests/fuzz/corpus/${name#fuzz-}"
     mkdir -p "$fuzz_tmp/$name"
-    if [ -x "$exe" ] && "$exe" -max_total_time="$FUZZ_SECONDS" -seed=1 -timeout=30 -rss_limit_mb=2048 \
+    if [ -x "$exe" ] && "$exe" -runs="$FUZZ_RUNS" -max_total_time="$FUZZ_MAX_SECONDS" -seed=1 -timeout=30 -rss_limit_mb=2048 \
             -print_final_stats=1 -artifact_prefix="$FUZZ_BUILD/check-artifacts/$name-" \
             "$fuzz_tmp/$name" "$seeds" </dev/null >"$fuzz_tmp/$name.log" 2>&1; then
         echo "$name: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$fuzz_tmp/$name.log" | grep -o '[0-9]*$') runs)"

@@ -584,6 +584,7 @@ int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret)
         goto fail;
     }
     s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                                  MHD_USE_POLL | /* select() refuses fds >= 1024 */
                                   MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_ALLOW_UPGRADE |
                                   MHD_USE_ERROR_LOG,
                               0, NULL, NULL, on_request, d,

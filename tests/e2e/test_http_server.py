@@ -182,3 +182,29 @@ def test_first_start_is_clean_under_ubsan(monkeypatch):
         assert "runtime error" not in d.log(), d.log()
     finally:
         d.cleanup()
+
+
+def test_serves_with_file_descriptors_past_1024():
+    """A host with hundreds of VMs holds more than 1024 fds in vireod (QMP,
+    pidfds, consoles); the HTTP server used select(), which refuses any fd
+    past FD_SETSIZE: vireod then failed to serve at all. Here vireod starts
+    with 1100 inherited fds, so every fd it opens is past 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the open-files limit ({hard}) is too low for this test")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096 if hard == resource.RLIM_INFINITY
+                                                else min(4096, hard), hard))
+    fds = []
+    try:
+        fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+        d = Daemon(driver="fake", popen_extra={"pass_fds": fds})
+    finally:
+        for fd in fds:
+            os.close(fd)
+    try:
+        assert d.api("GET", "/v1/host")["driver"] == "fake"
+        make_vm(d, "many-fds")
+        assert d.api("GET", "/v1/vms/many-fds")["name"] == "many-fds"
+    finally:
+        d.cleanup()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -96,12 +96,16 @@ def inject(d, op, err):
 class Daemon:
     """One vireod in its own namespace and directories."""
 
-    def __init__(self, driver="qemu", image=True, before_start=None, vireod=None, env=None):
+    def __init__(self, driver="qemu", image=True, before_start=None, vireod=None, env=None,
+                 popen_extra=None):
         """before_start(state_dir), when given, runs before vireod starts (to
         mount something under the state directory, say). vireod: another
-        build's daemon (the ASan one, say); env: more environment for it."""
+        build's daemon (the ASan one, say); env: more environment for it;
+        popen_extra: more subprocess.Popen arguments for its first start
+        (pass_fds, say)."""
         self.vireod = vireod or VIREOD
         self.env = env
+        self.popen_extra = dict(popen_extra or {})
         self.tmp = tempfile.mkdtemp(prefix="vireo-e2e-")
         self.state_dir = os.path.join(self.tmp, "state")
         self.run_dir = os.path.join(self.tmp, "run")
@@ -126,7 +130,8 @@ class Daemon:
             ["ip", "netns", "exec", self.netns.name, self.vireod, "--state-dir", self.state_dir,
              "--run-dir", self.run_dir, "--driver", self.driver, "--debug"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-            env={**os.environ, **self.env} if self.env else None)
+            env={**os.environ, **self.env} if self.env else None, **self.popen_extra)
+        self.popen_extra = {}
         log.close()
         wait_until(self._answers, 15, what="vireod to answer")
 
@@ -186,6 +191,18 @@ class Daemon:
 
     # -- API ---------------------------------------------------------------
     def request(self, method, path, body=None, headers=None, raw=None, timeout=30):
+        """One request; a connection refused over vireod's connection limits
+        (503 with Retry-After, e.g. while the server has not yet noticed that
+        this process closed earlier connections) is retried, bounded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, doc, retry_after = self._request_once(method, path, body, headers, raw,
+                                                          timeout)
+            if status != 503 or retry_after is None or time.monotonic() > deadline:
+                return status, doc
+            time.sleep(0.1)
+
+    def _request_once(self, method, path, body, headers, raw, timeout):
         conn = UnixHTTPConnection(self.socket, timeout=timeout)
         hdrs = dict(headers or {})
         data = raw
@@ -198,12 +215,13 @@ class Daemon:
             payload = resp.read()
         finally:
             conn.close()
+        retry_after = resp.getheader("Retry-After")
         ctype = resp.getheader("Content-Type", "")
         if ctype.startswith("application/json"):
-            return resp.status, json.loads(payload)
+            return resp.status, json.loads(payload), retry_after
         if ctype.startswith("application/octet-stream"):
-            return resp.status, payload
-        return resp.status, payload.decode(errors="replace")
+            return resp.status, payload, retry_after
+        return resp.status, payload.decode(errors="replace"), retry_after
 
     def api(self, method, path, body=None, expect=200):
         status, doc = self.request(method, path, body)
