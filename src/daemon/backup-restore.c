@@ -352,7 +352,16 @@ static int task_restore(VoTask *t, void *userdata)
         pthread_mutex_lock(&op->original->job);
     pthread_mutex_lock(&vo_backups_lock);
     BackupRef b = { 0 };
-    int r = backup_find(op->d, op->id, &b, &error);
+    int r = 0;
+    if (op->original) { /* a delete that ran first leaves nothing to restore over */
+        pthread_mutex_lock(&op->original->lock);
+        bool gone = op->original->deleted || op->original->deleting;
+        pthread_mutex_unlock(&op->original->lock);
+        if (gone)
+            r = vo_error_set(&error, -ENOENT, "the VM is being deleted or was deleted");
+    }
+    if (r >= 0)
+        r = backup_find(op->d, op->id, &b, &error);
     if (r >= 0)
         r = check_chain(&b, &error);
     if (r >= 0)
@@ -408,6 +417,9 @@ int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *p
         else if (namesake)
             r = vo_error_set(ret_error, -EEXIST, "another VM is named '%s' now: restore to a new "
                              "VM with --as NAME", vm_name);
+        else if (original && vo_vm_precheck(original, INACTIVE_STATES, "restore over",
+                                            ret_error) < 0)
+            r = -EBUSY;
         else if (original && pool)
             r = vo_error_set(ret_error, -EINVAL, "pool: a restore over the original VM writes "
                              "into its own volumes; pool is for a new VM (--as)");

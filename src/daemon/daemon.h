@@ -4,8 +4,10 @@
  * Lock order (a thread holding one may take only those after it):
  *   vm->job  →  d->vms_lock  →  vm->lock
  * d->storage_lock and d->networks_lock are leaves: held only while their
- * lists are read or changed, never while another lock is taken or slow work
- * (qemu-img, a task, a VM lookup) runs.
+ * lists are read or changed, never while another of these locks is taken or
+ * slow work (qemu-img, a task, a VM lookup) runs. Under them a store write
+ * (the store's own lock is a leaf too), a directory listing, or a fork of
+ * dnsmasq may happen: short, and they take none of these locks.
  *
  * A rule that spans two objects (a linked clone's base is never attached; a
  * non-shareable volume has one VM; a network with a NIC is not deleted; one

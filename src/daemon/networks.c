@@ -34,7 +34,8 @@ struct VoNetwork {
     pid_t dnsmasq_pid;
     int dnsmasq_pidfd;  /* watched on the loop; -1 when none */
     bool stopping;      /* deleting: do not restart dnsmasq */
-    bool deleting;      /* a delete is checking the VMs: no new NIC */
+    bool deleting;      /* a delete is checking the VMs or tearing down: no new NIC */
+    bool creating;      /* being brought up: no NIC yet, no delete */
     unsigned attaching; /* NIC adds and VM creates between check and commit */
     bool dnsmasq_starting; /* no pidfile yet: a SIGHUP would kill it */
     bool hup_pending;      /* hosts changed while it was starting */
@@ -549,6 +550,7 @@ int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
     VoNetwork *n = NULL;
     if (r >= 0) {
         n = network_new(d, spec);
+        n->creating = true;
         registry_add(d, n);
     }
     pthread_mutex_unlock(&d->networks_lock);
@@ -583,6 +585,7 @@ int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
     vo_loop_call(d->loop, watch_dnsmasq, n);
     log_info("network %s: created", n->spec->name);
     pthread_mutex_lock(&d->networks_lock);
+    n->creating = false;
     *ret = network_to_json(d, n);
     pthread_mutex_unlock(&d->networks_lock);
     return 0;
@@ -622,8 +625,8 @@ static int keep_after_failed_teardown(VoDaemon *d, VoNetwork *n, int r, const ch
     pthread_mutex_lock(&d->networks_lock);
     free(n->error);
     n->error = vo_asprintf("delete failed: %s", error ? error : strerror(-r));
-    registry_add(d, n); /* n->stopping stays: dnsmasq is not restarted */
-    n->deleting = false; /* a delete may retry */
+    n->deleting = false; /* still listed; a delete may retry (n->stopping stays: dnsmasq is
+                          * not restarted) */
     pthread_mutex_unlock(&d->networks_lock);
     return -EIO;
 }
@@ -640,6 +643,9 @@ int vo_network_claim(VoDaemon *d, const char *name, char **ret_error)
                          "list)", name);
     else if (n->deleting)
         r = vo_error_set(ret_error, -EBUSY, "network '%s' is being deleted", name);
+    else if (n->creating)
+        r = vo_error_set(ret_error, -EBUSY, "network '%s' is still being created; try again "
+                         "when it is done", name);
     else
         n->attaching++;
     pthread_mutex_unlock(&d->networks_lock);
@@ -668,6 +674,8 @@ int vo_network_delete(VoDaemon *d, const char *name, char **ret_error)
         refused = vo_error_set(ret_error, -ENOENT, "network '%s' does not exist", name);
     else if (n->deleting)
         refused = vo_error_set(ret_error, -EBUSY, "network '%s' is already being deleted", name);
+    else if (n->creating)
+        refused = vo_error_set(ret_error, -EBUSY, "network '%s' is still being created", name);
     else if (n->attaching)
         refused = vo_error_set(ret_error, -EBUSY, "a NIC is being added to network '%s'; "
                                "try again when it is done", name);
@@ -678,14 +686,12 @@ int vo_network_delete(VoDaemon *d, const char *name, char **ret_error)
         return refused;
     _cleanup_free_ char *user = vo_vms_network_user(d, name);
     pthread_mutex_lock(&d->networks_lock);
-    if (user) {
+    /* It stays listed (and its name taken) until it is gone: a failed
+     * teardown keeps it, and no second network of that name can appear. */
+    if (user)
         n->deleting = false;
-    } else {
-        for (size_t i = 0; i < d->n_networks; i++)
-            if (d->networks[i] == n)
-                d->networks[i] = d->networks[--d->n_networks];
+    else
         n->stopping = true;
-    }
     pthread_mutex_unlock(&d->networks_lock);
     if (user) {
         *ret_error = vo_asprintf("network '%s' is used by VM '%s'; remove its NIC first", name,
@@ -708,6 +714,11 @@ int vo_network_delete(VoDaemon *d, const char *name, char **ret_error)
     _cleanup_free_ char *key = vo_asprintf("networks/%s", name);
     (void)vo_store_delete(d->store, key, VO_REV_ANY);
     log_info("network %s: deleted", name);
+    pthread_mutex_lock(&d->networks_lock);
+    for (size_t i = 0; i < d->n_networks; i++)
+        if (d->networks[i] == n)
+            d->networks[i] = d->networks[--d->n_networks];
+    pthread_mutex_unlock(&d->networks_lock);
     network_free(n);
     return 0;
 }

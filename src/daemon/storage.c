@@ -983,7 +983,12 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
         volume_op_free(op);
         return r;
     }
-    r = vo_tasks_submit(d->tasks, &(VoTaskDesc){ .kind = "volume-resize", .target = name },
+    /* An attached volume is resized through its VM (online, or under its job
+     * lock): queued behind that VM's tasks, never on a worker waiting for it. */
+    _cleanup_free_ char *vm_key = vo_vms_volume_user_task_key(d, key);
+    r = vo_tasks_submit(d->tasks,
+                        &(VoTaskDesc){ .kind = "volume-resize", .target = name,
+                                       .keys = { vm_key } },
                         task_volume_resize, op, volume_op_free, ret_task, ret_error);
     if (r < 0) {
         release_volume(d, pool, name);

@@ -37,6 +37,18 @@ char *vo_vms_volume_user(VoDaemon *d, const char *key)
     return name;
 }
 
+char *vo_vms_volume_user_task_key(VoDaemon *d, const char *key)
+{
+    VoVm *vm = vo_vms_find_if(d, uses_volume, key);
+    if (!vm)
+        return NULL;
+    pthread_mutex_lock(&vm->lock);
+    char *task_key = vo_asprintf("vm/%s", vm->spec->id);
+    pthread_mutex_unlock(&vm->lock);
+    vo_vm_unref(vm);
+    return task_key;
+}
+
 int vo_vms_image_users(VoDaemon *d, const char *image)
 {
     int n = 0;

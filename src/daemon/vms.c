@@ -519,10 +519,10 @@ static int task_start(VoTask *t, void *userdata)
     pthread_mutex_lock(&vm->lock);
     VoVmState before = vm->state;
     if (vo_vm_state_active(before)) {
+        _cleanup_free_ char *name = vo_strdup(vm->spec->name);
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, -EBUSY, "VM '%s' is already %s", vm->spec->name,
-                            state_names[before]);
+        return vo_task_fail(t, -EBUSY, "VM '%s' is already %s", name, state_names[before]);
     }
     vm->stop_requested = false;
     vo_vm_set_state(vm, VO_VM_STARTING);
@@ -748,9 +748,10 @@ static int task_delete(VoTask *t, void *userdata)
     _cleanup_free_ char *key = vo_asprintf("vms/%s", vm->spec->id);
     int r = vo_store_delete(d->store, key, VO_REV_ANY);
     if (r < 0 && r != -ENOENT) {
+        _cleanup_free_ char *name = vo_vm_name(vm);
         end_delete(vm);
         pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, r, "cannot delete VM '%s': %s", vm->spec->name, strerror(-r));
+        return vo_task_fail(t, r, "cannot delete VM '%s': %s", name, strerror(-r));
     }
     pthread_mutex_lock(&vm->lock);
     vm->deleted = true; /* a create task that gets the job lock next stops there */

@@ -83,6 +83,10 @@ int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, 
  * whether that VM runs; online resize through QEMU (-ENOTCONN when no running
  * VM holds the volume, so the caller resizes the file itself). */
 char *vo_vms_volume_user(VoDaemon *d, const char *key);
+/* The task key ("vm/ID") of the VM a volume is attached to, or NULL: a task
+ * that works on the volume through that VM queues behind the VM's tasks
+ * instead of holding a worker on its job lock. */
+char *vo_vms_volume_user_task_key(VoDaemon *d, const char *key);
 /* For networks.c: a VM with a NIC on network NAME (malloc'd name) or NULL;
  * every NIC on a vireo network as [{"network","mac","name"}]. */
 char *vo_vms_network_user(VoDaemon *d, const char *network);

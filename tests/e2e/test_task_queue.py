@@ -118,3 +118,37 @@ def test_one_pending_verify_per_backup(faults):
     v3 = d.api("POST", f"/v1/backups/{backup_id}/verify", expect=202)["task"]
     assert v3["id"] != v1["id"]
     assert d.wait_task(v3)["state"] == "succeeded"
+
+
+def test_resizes_of_a_busy_vms_volumes_wait_in_the_queue(faults):
+    """Resizing volumes attached to a VM goes through that VM (online, under
+    its job lock): the resizes queue behind the VM's operation instead of
+    each holding a worker, so eight of them cannot stall every other VM."""
+    d = faults
+    d.cli("vm", "create", "busy", "--memory", "128M")
+    d.cli("vm", "create", "other", "--memory", "128M")
+    d.cli("vm", "start", "busy")
+    for _ in range(7):  # the boot disk and 7 more: as many volumes as workers
+        d.task_ok("POST", "/v1/vms/busy/disks", {"size_bytes": 1 << 20})
+    volumes = [disk["volume"] for disk in d.vm("busy")["disks"]]
+    assert len(volumes) == 8
+
+    hold(d, "snapshot")
+    try:
+        snap = d.api("POST", "/v1/vms/busy/snapshots", {"name": "s0"}, expect=202)["task"]
+        wait_until(lambda: held(d, "snapshot"), 30, what="snapshot under way")
+        resizes = []
+        for key in volumes:
+            pool, name = key.split("/")
+            size = d.api("GET", f"/v1/pools/{pool}/volumes/{name}")["virtual_size_bytes"]
+            resizes.append(d.api("POST", f"/v1/pools/{pool}/volumes/{name}/resize",
+                                 {"size_bytes": size + (1 << 20)}, expect=202)["task"])
+        # Another VM's start completes while busy's snapshot still hangs.
+        d.task_ok("POST", "/v1/vms/other/start")
+        assert d.api("GET", f"/v1/tasks/{snap['id']}")["state"] == "running"
+        assert {d.api("GET", f"/v1/tasks/{t['id']}")["state"] for t in resizes} == {"queued"}
+    finally:
+        release(d, "snapshot")
+    assert d.wait_task(snap)["state"] == "succeeded"
+    for t in resizes:
+        assert d.wait_task(t)["state"] == "succeeded"
