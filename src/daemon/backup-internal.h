@@ -14,10 +14,6 @@
 #define BACKUP_PARTIAL_PREFIX ".partial-"
 #define BACKUP_DELETING_PREFIX ".deleting-"
 
-/* This host's stable id (STATE/host-id, made on first use): the partial and
- * deleting directories a host makes in a (possibly shared) backup pool carry
- * it, so that at start it removes only its own. malloc'd; NULL on failure. */
-char *backup_host_id(VoDaemon *d);
 /* POOL/.partial-HOST-ID and POOL/.deleting-HOST-ID for this host. */
 char *backup_partial_path(VoDaemon *d, const char *pool_path, const char *id);
 char *backup_deleting_path(VoDaemon *d, const char *pool_path, const char *id);

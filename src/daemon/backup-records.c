@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
+#include "daemon/host-id.h"
 #include "daemon/storage.h"
 #include "qemu/qemu-backup.h"
 #include "storage/backup-id.h"
@@ -20,39 +21,9 @@
 
 pthread_mutex_t vo_backups_lock = PTHREAD_MUTEX_INITIALIZER;
 
-#define HOST_ID_FILE "host-id"
-
-char *backup_host_id(VoDaemon *d)
-{
-    _cleanup_free_ char *path = vo_asprintf("%s/%s", d->state_dir, HOST_ID_FILE);
-    _cleanup_free_ char *text = NULL;
-    if (vo_read_file(path, 256, &text, NULL) >= 0) {
-        size_t n = strspn(text, "0123456789abcdef");
-        if (n >= 8 && n <= 64 && (!text[n] || text[n] == '\n')) {
-            text[n] = 0;
-            return TAKE_PTR(text);
-        }
-        log_warn("backups: %s is not a host id; making a new one", path);
-    }
-    char uuid[37], id[33];
-    if (vo_uuid_generate(uuid) < 0)
-        return NULL;
-    size_t k = 0;
-    for (const char *p = uuid; *p && k < 32; p++)
-        if (*p != '-')
-            id[k++] = *p;
-    id[k] = 0;
-    _cleanup_free_ char *line = vo_asprintf("%s\n", id);
-    if (vo_write_file_atomic(path, line, strlen(line)) < 0) {
-        log_error("backups: cannot write %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    return vo_strdup(id);
-}
-
 static char *host_dir(VoDaemon *d, const char *pool_path, const char *prefix, const char *id)
 {
-    _cleanup_free_ char *host = backup_host_id(d);
+    _cleanup_free_ char *host = vo_host_id(d);
     return host ? vo_asprintf("%s/%s%s-%s", pool_path, prefix, host, id) : NULL;
 }
 
@@ -339,7 +310,7 @@ void vo_backups_load(VoDaemon *d)
 
     /* Only this host's own leftovers: a shared pool may hold other hosts'
      * backups in progress. */
-    _cleanup_free_ char *host = backup_host_id(d);
+    _cleanup_free_ char *host = vo_host_id(d);
     _cleanup_free_ char *partial = host ? vo_asprintf(BACKUP_PARTIAL_PREFIX "%s-", host) : NULL;
     _cleanup_free_ char *deleting = host ? vo_asprintf(BACKUP_DELETING_PREFIX "%s-", host) : NULL;
     _cleanup_strv_ char **pools = host ? vo_backup_pool_names(d) : NULL;

@@ -1,5 +1,5 @@
 /* backup-restore.c: restoring a backup (qemu-img convert reads each disk's
- * backing chain: the backup and those it builds on) into a new VM made from
+ * backing chain, every layer named: the backup and those it builds on) into a new VM made from
  * the stored definition, or over the original VM while it is stopped (all
  * its disks or none); and verifying a backup's files against the checksums
  * recorded at creation. */
@@ -9,6 +9,7 @@
 #include <sys/random.h>
 
 #include "conf/names.h"
+#include "daemon/host-id.h"
 #include "daemon/networks.h"
 #include "daemon/snapshots.h"
 #include "daemon/storage.h"
@@ -170,10 +171,51 @@ static int check_spec_paths(VoDaemon *d, json_t *record, char **ret_error)
     return 0;
 }
 
-static char *top_file(const BackupRef *b, unsigned slot)
+/* The files of one disk slot's chain, top first, as check_files validated
+ * them: a layer builds on its parent backup's file of the slot only when its
+ * header names a backing file (check_file made sure it is exactly that one).
+ * The convert gets every layer by name (vo_img_convert_chain), so a header
+ * changed after the check can never make qemu-img open another file. */
+static int chain_files(const BackupRef *b, unsigned slot, char ***ret, char **ret_error)
 {
-    const char *file = backup_disk_file(b->record, slot);
-    return file ? vo_asprintf("%s/%s/%s", b->pool_path, b->id, file) : NULL;
+    json_t *cur = json_incref(b->record);
+    _cleanup_strv_ char **layers = NULL;
+    int r = 0;
+    for (int depth = 0; cur && r == 0; depth++) {
+        const char *id = json_string_value(json_object_get(cur, "id"));
+        const char *file = backup_disk_file(cur, slot);
+        if (!file || depth >= 10000) {
+            r = vo_error_set(ret_error, -EBUSY, "backup '%s' has no file for disk slot %u",
+                             id ? id : b->id, slot);
+            break;
+        }
+        char *path = vo_asprintf("%s/%s/%s", b->pool_path, id, file);
+        vo_strv_push(&layers, path);
+        int fd = vo_img_open_regular(path);
+        VoQcow2Header h;
+        r = fd < 0 ? fd : vo_qcow2_header_read(fd, &h);
+        if (fd >= 0)
+            close(fd);
+        if (r < 0) {
+            r = vo_error_set(ret_error, -EBUSY, "cannot read backup file %s: %s", path,
+                             strerror(-r));
+            break;
+        }
+        bool backed = h.backing != NULL;
+        vo_qcow2_header_clear(&h);
+        const char *parent_id = json_string_value(json_object_get(cur, "parent"));
+        json_t *parent = backed && parent_id ? backup_record_load(b->pool_path, parent_id) : NULL;
+        if (backed && !parent)
+            r = vo_error_set(ret_error, -EBUSY, "backup file %s names a backing file but its "
+                             "backup builds on none: refusing to restore", path);
+        json_decref(cur);
+        cur = parent;
+    }
+    json_decref(cur);
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(layers);
+    return 0;
 }
 
 /* ---- into a new VM ------------------------------------------------------------------ */
@@ -242,21 +284,19 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
     _cleanup_strv_ char **made = NULL;
     for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
         VoDiskSpec *disk = &spec->disks[i];
-        _cleanup_free_ char *src = top_file(b, disk->slot);
+        _cleanup_strv_ char **layers = NULL;
+        r = chain_files(b, disk->slot, &layers, ret_error);
+        if (r < 0)
+            break;
         _cleanup_free_ char *volume = vo_volume_free_name(d, pool, spec->name);
         _cleanup_free_ char *path = NULL;
-        if (!src) {
-            r = vo_error_set(ret_error, -ENOENT, "backup '%s' has no file for disk slot %u",
-                             b->id, disk->slot);
-            break;
-        }
         if (!volume) {
             r = vo_error_set(ret_error, -ENOSPC, "no free volume name in pool '%s'", pool);
             break;
         }
         vo_task_progress(t, 10, "copying disks");
-        r = vo_volume_create_from_base(d, pool, volume, src, "qcow2", NULL, true, 0, t, &path,
-                                       ret_error);
+        r = vo_volume_create_from_chain(d, pool, volume, layers, vo_strv_len(layers), t, &path,
+                                        ret_error);
         if (r < 0)
             break;
         vo_strv_pushf(&made, "%s/%s", pool, volume);
@@ -308,18 +348,28 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
             r = vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones and must stay "
                              "as it is", spec->disks[i].volume);
     char **temps = vo_malloc0(sizeof(char *) * (spec->n_disks + 1));
+    /* Temp names carry this host's id: a pool may be shared, and each
+     * host's start sweeps only its own (sweep.c). */
+    _cleanup_free_ char *host = r >= 0 ? vo_host_id(d) : NULL;
+    if (r >= 0 && !host)
+        r = vo_error_set(ret_error, -EIO, "cannot read or make this host's id (%s/host-id)",
+                         d->state_dir);
     for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
-        _cleanup_free_ char *path = NULL, *format = NULL, *src = top_file(b, spec->disks[i].slot);
-        r = vo_volume_lookup(d, spec->disks[i].volume, &path, &format, NULL, ret_error);
+        _cleanup_free_ char *path = NULL, *format = NULL;
+        _cleanup_strv_ char **layers = NULL;
+        r = chain_files(b, spec->disks[i].slot, &layers, ret_error);
+        if (r >= 0)
+            r = vo_volume_lookup(d, spec->disks[i].volume, &path, &format, NULL, ret_error);
         if (r < 0)
             break;
         uint32_t rnd = 0;
         (void)getrandom(&rnd, sizeof(rnd), 0);
         char *slash = strrchr(path, '/');
         *slash = 0;
-        temps[i] = vo_asprintf("%s/.restore-%08x-%s", path, rnd, slash + 1);
+        temps[i] = vo_asprintf("%s/.restore-%s-%08x-%s", path, host, rnd, slash + 1);
         vo_task_progress(t, 10, "copying disks");
-        r = vo_img_convert(src, "qcow2", temps[i], format, report_convert, t, ret_error);
+        r = vo_img_convert_chain(layers, vo_strv_len(layers), temps[i], format, report_convert,
+                                 t, ret_error);
         if (r < 0)
             free(TAKE_PTR(temps[i]));
     }

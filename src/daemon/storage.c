@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
+#include "daemon/host-id.h"
 #include "daemon/sweep.h"
 #include "daemon/vms.h"
 #include "storage/image-header.h"
@@ -1134,11 +1135,18 @@ int vo_volume_upload_path(VoDaemon *d, const char *pool, const char *name, char 
         *ret_error = vo_asprintf("volume name: '%s' is invalid", name);
         return -EINVAL;
     }
+    /* Named after this host: a pool may be shared, and each host's start
+     * sweeps only its own uploads (sweep.c). */
+    _cleanup_free_ char *host = vo_host_id(d);
+    if (!host) {
+        *ret_error = vo_asprintf("cannot read or make this host's id (%s/host-id)", d->state_dir);
+        return -EIO;
+    }
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
     VoPool *p = pool_for_new_volume(d, pool, name, &r, ret_error);
     if (p)
-        *ret_path = vo_asprintf("%s/.upload-%s-XXXXXX", p->path, name);
+        *ret_path = vo_asprintf("%s/.upload-%s-%s-XXXXXX", p->path, host, name);
     pthread_mutex_unlock(&d->storage_lock);
     return r;
 }
@@ -1162,6 +1170,25 @@ int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
     } else
         r = vo_img_create(path, "qcow2", size, base_path, base_format, ret_error);
     int k = finish_volume(d, pool, name, path, r >= 0, NULL, full_clone ? NULL : base_image);
+    if (r >= 0 && k < 0) {
+        *ret_error = vo_asprintf("cannot save volume '%s/%s': %s", pool, name, strerror(-k));
+        r = k;
+    }
+    if (r >= 0)
+        *ret_path = TAKE_PTR(path);
+    return r;
+}
+
+int vo_volume_create_from_chain(VoDaemon *d, const char *pool, const char *name,
+                                char *const *layers, size_t n_layers, VoTask *task,
+                                char **ret_path, char **ret_error)
+{
+    _cleanup_free_ char *path = NULL;
+    int r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
+    if (r < 0)
+        return r;
+    r = vo_img_convert_chain(layers, n_layers, path, "qcow2", report_progress, task, ret_error);
+    int k = finish_volume(d, pool, name, path, r >= 0, NULL, NULL);
     if (r >= 0 && k < 0) {
         *ret_error = vo_asprintf("cannot save volume '%s/%s': %s", pool, name, strerror(-k));
         r = k;

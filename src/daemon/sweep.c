@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
+#include "daemon/host-id.h"
 #include "util/util.h"
 
 #define INTENTS_PREFIX "intents/"
@@ -161,15 +162,24 @@ static void put_back_if_replaced(const char *aside, const char *name, const void
         log_info("put %s back: a restore was cut short", path);
 }
 
-static void sweep_pool(const char *path)
+/* Only this host's upload and restore temps ("PREFIX" HOST "-..."): a pool
+ * may be shared, and another host's may be in use. */
+static void sweep_pool(const char *path, const char *host)
 {
-    remove_prefixed(path, UPLOAD_PREFIX, false);
-    remove_prefixed(path, RESTORE_PREFIX, false);
+    if (host) {
+        _cleanup_free_ char *upload = vo_asprintf(UPLOAD_PREFIX "%s-", host);
+        _cleanup_free_ char *restore = vo_asprintf(RESTORE_PREFIX "%s-", host);
+        remove_prefixed(path, upload, false);
+        remove_prefixed(path, restore, false);
+    }
     for_each_entry(path, put_back_if_replaced, path);
 }
 
 static void sweep_pools(VoDaemon *d)
 {
+    _cleanup_free_ char *host = vo_host_id(d);
+    if (!host)
+        log_warn("no host id: upload and restore leftovers in pools are kept");
     Docs docs = { 0 };
     (void)vo_store_list(d->store, "pools/", collect, &docs);
     for (size_t i = 0; docs.keys && docs.keys[i]; i++) {
@@ -177,14 +187,14 @@ static void sweep_pools(VoDaemon *d)
         const char *type = json_string_value(json_object_get(doc, "type"));
         const char *path = json_string_value(json_object_get(doc, "path"));
         if (type && !strcmp(type, "dir") && plain_path(path))
-            sweep_pool(path);
+            sweep_pool(path, host);
         json_decref(doc);
     }
     vo_strv_free(docs.keys);
     vo_strv_free(docs.values);
     /* The default pool before its document was first saved. */
     _cleanup_free_ char *def = vo_asprintf("%s/pools/default", d->state_dir);
-    sweep_pool(def);
+    sweep_pool(def, host);
 }
 
 /* images/NAME directories without image.json: an image is renamed into

@@ -18,8 +18,9 @@ void vo_intent_end(VoDaemon *d, const char *id);
 
 /* At start, before any record is loaded and before the API serves:
  *  - every intent whose owner document does not exist: its files go;
- *  - in every dir pool: the ".upload-*" files of uploads and ".restore-*"
- *    files of restores cut short; a ".replaced-FILE" (an old disk moved
+ *  - in every dir pool: this host's ".upload-HOST-*" files of uploads and
+ *    ".restore-HOST-*" files of restores cut short (HOST: vo_host_id; a
+ *    pool may be shared, other hosts' are kept); a ".replaced-FILE" (an old disk moved
  *    aside during a restore) whose FILE is missing is put back;
  *  - in the images directory: ".build-*" directories of imports cut short,
  *    and image directories without image.json (a delete cut short);

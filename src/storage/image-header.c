@@ -200,8 +200,15 @@ int vo_img_header_chain(const char *path, const char *format, char *const *roots
         VoImgLayer *l = &ret->layers[ret->n_layers];
         bool first = ret->n_layers == 0;
         bool known = !strcmp(current_format, "qcow2") || !strcmp(current_format, "raw");
-        if (!first && (!known || protocol_name(current) ||
-                       (access(current, F_OK) == 0 && !trusted(roots, current)))) {
+        bool named_out = !first && (!known || protocol_name(current));
+        if (!first && !named_out && access(current, F_OK) < 0) {
+            /* Missing: that is the answer; a file made after this check
+             * (perhaps outside the roots) is never opened. */
+            int r = errno == ENOENT ? -ENOENT : -errno;
+            vo_img_info_clear(ret);
+            return r;
+        }
+        if (named_out || (!first && !trusted(roots, current))) {
             /* Named outside what we trust: reported, never opened. */
             *l = (VoImgLayer){ .path = TAKE_PTR(current),
                                .format = vo_strdup(VO_IMG_UNTRUSTED) };

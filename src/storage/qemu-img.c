@@ -578,16 +578,14 @@ static int run_with_progress(char *const argv[], int64_t timeout_ms, Progress *p
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
-int vo_img_convert(const char *in, const char *in_format, const char *out, const char *out_format,
-                   VoImgProgressFn progress, void *userdata, char **ret_error)
+/* Runs qemu-img convert from the source argument in_arg (a plain path or a
+ * "json:" spec), as in_format (NULL: probe or, for a spec, its own driver). */
+static int convert(const char *in_arg, const char *in_format, const char *out,
+                   const char *out_format, VoImgProgressFn progress, void *userdata,
+                   char **ret_error)
 {
-    if (!in || !in[0] || !out || !out[0])
-        return vo_error_set(ret_error, -EINVAL, "no image path");
-    if (in_format && !format_valid(in_format))
-        return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", in_format);
     if (!format_valid(out_format))
         return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", out_format ? out_format : "");
-    _cleanup_free_ char *in_file = plain_path(in);
     _cleanup_free_ char *out_file = plain_path(out);
     _cleanup_strv_ char **argv = NULL;
     vo_strv_pushf(&argv, QEMU_IMG);
@@ -599,7 +597,7 @@ int vo_img_convert(const char *in, const char *in_format, const char *out, const
     }
     vo_strv_pushf(&argv, "-O");
     vo_strv_pushf(&argv, "%s", out_format);
-    vo_strv_pushf(&argv, "%s", in_file);
+    vo_strv_pushf(&argv, "%s", in_arg);
     vo_strv_pushf(&argv, "%s", out_file);
     int r = reserve(out, ret_error);
     if (r < 0)
@@ -615,4 +613,49 @@ int vo_img_convert(const char *in, const char *in_format, const char *out, const
     if (r >= 0)
         progress_report(&p, 100);
     return r;
+}
+
+int vo_img_convert(const char *in, const char *in_format, const char *out, const char *out_format,
+                   VoImgProgressFn progress, void *userdata, char **ret_error)
+{
+    if (!in || !in[0] || !out || !out[0])
+        return vo_error_set(ret_error, -EINVAL, "no image path");
+    if (in_format && !format_valid(in_format))
+        return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", in_format);
+    _cleanup_free_ char *in_file = plain_path(in);
+    return convert(in_file, in_format, out, out_format, progress, userdata, ret_error);
+}
+
+char *vo_img_chain_spec(char *const *layers, size_t n)
+{
+    if (n == 0)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!layers[i] || layers[i][0] != '/')
+            return NULL;
+    json_t *below = json_null();
+    for (size_t i = n; i-- > 0;)
+        below = json_pack("{s:s, s:{s:s, s:s}, s:o}", "driver", "qcow2", "file", "driver", "file",
+                          "filename", layers[i], "backing", below);
+    if (!below)
+        return NULL;
+    char *text = json_dumps(below, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(below);
+    if (!text)
+        return NULL;
+    char *spec = vo_asprintf("json:%s", text);
+    free(text);
+    return spec;
+}
+
+int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const char *out_format,
+                         VoImgProgressFn progress, void *userdata, char **ret_error)
+{
+    if (!out || !out[0])
+        return vo_error_set(ret_error, -EINVAL, "no image path");
+    _cleanup_free_ char *spec = vo_img_chain_spec(layers, n);
+    if (!spec)
+        return vo_error_set(ret_error, -EINVAL, "invalid image chain (%zu layer(s), each an "
+                            "absolute path)", n);
+    return convert(spec, NULL, out, out_format, progress, userdata, ret_error);
 }

@@ -51,6 +51,17 @@ typedef void (*VoImgProgressFn)(int percent, void *userdata);
 int vo_img_convert(const char *in, const char *in_format, const char *out, const char *out_format,
                    VoImgProgressFn progress, void *userdata, char **ret_error);
 
+/* The "json:" source spec of a qcow2 chain given layer by layer, top first:
+ * every layer's file and backing named explicitly and the last one's backing
+ * null, so that qemu-img follows no backing or format name read from a header.
+ * Layers must be absolute paths. NULL if n is 0 or a layer is not absolute. */
+char *vo_img_chain_spec(char *const *layers, size_t n);
+
+/* vo_img_convert of the qcow2 chain layers[0] (top) .. layers[n-1] (base),
+ * opened through vo_img_chain_spec. */
+int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const char *out_format,
+                         VoImgProgressFn progress, void *userdata, char **ret_error);
+
 /* qemu-img resize [--shrink] -f FORMAT PATH SIZE. */
 int vo_img_resize(const char *path, const char *format, uint64_t size, bool shrink,
                   char **ret_error);

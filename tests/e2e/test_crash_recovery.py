@@ -260,9 +260,17 @@ def test_start_sweeps_only_what_vireo_left_half_made(fake_daemon, tmp_path):
     d.stop()
     pool = pool_dir(d)
     os.rename(os.path.join(pool, "keep.qcow2"), os.path.join(pool, ".replaced-keep.qcow2"))
+    with open(os.path.join(d.state_dir, "host-id")) as f:
+        host = f.read().strip()
+    other = "0123456789abcdef0123456789abcdef"
+    assert host != other
     planted = {
-        os.path.join(pool, ".restore-0000abcd-keep.qcow2"): False,
-        os.path.join(pool, ".upload-keep-Ab12Cd"): False,
+        os.path.join(pool, f".restore-{host}-0000abcd-keep.qcow2"): False,
+        os.path.join(pool, f".upload-{host}-keep-Ab12Cd"): False,
+        # Another host's (a shared pool) stay: they may be in use.
+        os.path.join(pool, f".restore-{other}-0000abcd-keep.qcow2"): True,
+        os.path.join(pool, f".upload-{other}-keep-Ab12Cd"): True,
+        os.path.join(pool, ".upload-keep-Ab12Cd"): True,
         os.path.join(pool, "users-own.img"): True,
         os.path.join(pool, ".hidden-of-user"): True,
         os.path.join(d.state_dir, "images", ".build-x", "disk.qcow2"): False,

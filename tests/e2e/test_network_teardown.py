@@ -4,8 +4,9 @@ read as part of its JSON (the listing is run again), and a teardown that
 fails is an error that keeps the network, so that deleting it again retries.
 
 vireod runs with an `ip` first in its PATH that is the real one, except that
-while the file DIR/interrupt exists the next `ip -j ...` also says "Dump was
-interrupted" on stderr, and while DIR/fail-del exists `ip link del` fails."""
+while the file DIR/interrupt exists the next `ip -j -d link show` (the
+listing a network's setup and teardown plan from) also says "Dump was
+interrupted" on stderr, and no other command uses that file, and while DIR/fail-del exists `ip link del` fails."""
 
 import os
 
@@ -14,7 +15,7 @@ import pytest
 from vireo_harness import pid_alive, wait_until
 
 IP_WRAPPER = """#!/bin/sh
-if [ "$1" = -j ] && [ -e '{dir}/interrupt' ]; then
+if [ "$*" = "-j -d link show" ] && [ -e '{dir}/interrupt' ]; then
     rm -f '{dir}/interrupt'
     {real} "$@"; rc=$?
     echo "Dump was interrupted and may be inconsistent." >&2
@@ -70,7 +71,8 @@ def test_interrupted_dump_does_not_leave_the_bridge(flaky_ip):
     assert d.host_state() != base
     touch(d, "interrupt")
     d.api("DELETE", "/v1/networks/nd")
-    assert not os.path.exists(os.path.join(d.ip_dir, "interrupt"))  # it was used
+    # Used, and only the teardown's link listing uses it.
+    assert not os.path.exists(os.path.join(d.ip_dir, "interrupt"))
     assert d.host_state() == base
 
 

@@ -10,6 +10,10 @@ import os
 import subprocess
 import threading
 
+import pytest
+
+from vireo_harness import wait_until
+
 TRIALS = 20
 
 
@@ -128,16 +132,82 @@ def volumes_of(d, name):
             if v["name"].startswith(f"{name}-disk")]
 
 
-def test_forced_delete_during_create_never_brings_the_vm_back(fake_daemon):
+HOLDING_QEMU_IMG = """#!/bin/sh
+# qemu-img for races: while $HOLD_DIR/create.hold exists, `create` (the
+# linked clone of a VM create) waits after making create.held (2 min at most).
+if [ "$1" = create ] && [ -e "$HOLD_DIR/create.hold" ]; then
+    : > "$HOLD_DIR/create.held"
+    i=0
+    while [ -e "$HOLD_DIR/create.hold" ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done
+fi
+exec {real} "$@"
+"""
+
+
+def real_qemu_img():
+    for p in os.environ.get("PATH", "/usr/bin").split(":"):
+        path = os.path.join(p, "qemu-img")
+        if os.access(path, os.X_OK):
+            return path
+    raise AssertionError("qemu-img is not installed")
+
+
+@pytest.fixture
+def holding(fake_daemon):
+    """A fake-driver vireod whose qemu-img create waits while
+    d.hold_dir/create.hold exists (see HOLDING_QEMU_IMG)."""
     d = fake_daemon
+    bindir = os.path.join(d.tmp, "hold-bin")
+    d.hold_dir = os.path.join(d.tmp, "hold")
+    os.makedirs(bindir)
+    os.makedirs(d.hold_dir)
+    wrapper = os.path.join(bindir, "qemu-img")
+    with open(wrapper, "w") as f:
+        f.write(HOLDING_QEMU_IMG.replace("{real}", real_qemu_img()))
+    os.chmod(wrapper, 0o755)
+    env = {"PATH": bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
+           "HOLD_DIR": d.hold_dir}
+    saved = {k: os.environ.get(k) for k in env}
+    d.stop()
+    os.environ.update(env)
+    try:
+        d.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+    return d
+
+
+def test_forced_delete_during_create_never_brings_the_vm_back(holding):
+    """Even trials hold the create inside its disk's qemu-img create until
+    the delete has been answered, so the delete certainly lands while the
+    create runs; odd trials send the two back to back."""
+    d = holding
+    hold = os.path.join(d.hold_dir, "create.hold")
+    held = os.path.join(d.hold_dir, "create.held")
     ids = []
     for i in range(TRIALS):
         name = f"gone{i}"
-        create = d.request("POST", "/v1/vms", {"name": name, "memory_mib": 64,
-                                               "networks": ["user"]})
-        assert create[0] == 202, create
-        ids.append(create[1]["vm"]["id"])
-        delete = d.request("DELETE", f"/v1/vms/{name}?force=true")
+        if i % 2 == 0:
+            open(hold, "w").close()
+        try:
+            create = d.request("POST", "/v1/vms", {"name": name, "memory_mib": 64,
+                                                   "networks": ["user"]})
+            assert create[0] == 202, create
+            ids.append(create[1]["vm"]["id"])
+            if i % 2 == 0:
+                wait_until(lambda: os.path.exists(held), 30, what="the create's qemu-img")
+            delete = d.request("DELETE", f"/v1/vms/{name}?force=true")
+            if i % 2 == 0:
+                task = d.api("GET", f"/v1/tasks/{create[1]['task']['id']}")
+                assert task["state"] == "running", f"trial {i}: {task}"
+        finally:
+            for f in (hold, held):
+                if os.path.exists(f):
+                    os.unlink(f)
         outcome(d, create)  # either outcome: the VM must be gone all the same
         assert outcome(d, delete), f"trial {i}: the forced delete failed: {delete}"
         assert d.request("GET", f"/v1/vms/{name}")[0] == 404, f"trial {i}: {name} came back"

@@ -242,6 +242,88 @@ static void info_one(const char *path, const char *format, const char *want_form
     vo_img_info_clear(&info);
 }
 
+/* The pinned chain spec names every layer's file and backing, the base's
+ * backing null, and escapes what a path holds. */
+static void test_chain_spec(void **state)
+{
+    (void)state;
+    char *layers[] = { "/p/b2/disk-0.qcow2", "/p/b1/disk-0.qcow2", "/p/b0/d\"q,0.qcow2" };
+    _cleanup_free_ char *spec = vo_img_chain_spec(layers, 3);
+    assert_non_null(spec);
+    assert_string_equal(spec,
+        "json:{\"backing\":{\"backing\":{\"backing\":null,\"driver\":\"qcow2\","
+        "\"file\":{\"driver\":\"file\",\"filename\":\"/p/b0/d\\\"q,0.qcow2\"}},"
+        "\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"/p/b1/disk-0.qcow2\"}},"
+        "\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"/p/b2/disk-0.qcow2\"}}");
+    _cleanup_free_ char *one = vo_img_chain_spec(layers, 1);
+    assert_string_equal(one, "json:{\"backing\":null,\"driver\":\"qcow2\",\"file\":{\"driver\":"
+                             "\"file\",\"filename\":\"/p/b2/disk-0.qcow2\"}}");
+    assert_null(vo_img_chain_spec(layers, 0));
+    char *relative[] = { "/p/top.qcow2", "json:{}" };
+    assert_null(vo_img_chain_spec(relative, 2));
+}
+
+static void fill_file(const char *path, char byte, size_t size)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    char buf[4096];
+    memset(buf, byte, sizeof(buf));
+    for (size_t done = 0; done < size; done += sizeof(buf))
+        assert_int_equal(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+    close(fd);
+}
+
+static bool file_all(const char *path, char byte)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    int c;
+    size_t n = 0;
+    bool all = true;
+    while ((c = fgetc(f)) != EOF) {
+        n++;
+        all = all && c == (unsigned char)byte;
+    }
+    fclose(f);
+    return all && n > 0;
+}
+
+/* A top whose header was changed after the check to back onto a host file:
+ * the plain convert reads that file, the pinned chain reads only its layers. */
+static void test_convert_chain_pins_backing(void **state)
+{
+    if (!have_qemu_img())
+        skip();
+    const char *dir = *state;
+    _cleanup_free_ char *secret = vo_asprintf("%s/secret.raw", dir);
+    _cleanup_free_ char *data = vo_asprintf("%s/data.raw", dir);
+    _cleanup_free_ char *base = vo_asprintf("%s/base.qcow2", dir);
+    _cleanup_free_ char *top = vo_asprintf("%s/top.qcow2", dir);
+    _cleanup_free_ char *plain = vo_asprintf("%s/plain.raw", dir);
+    _cleanup_free_ char *pinned = vo_asprintf("%s/pinned.raw", dir);
+    _cleanup_free_ char *alone = vo_asprintf("%s/alone.raw", dir);
+    char *err = NULL;
+    fill_file(secret, 'S', 1 << 20);
+    fill_file(data, 'D', 1 << 20);
+    assert_int_equal(vo_img_convert(data, "raw", base, "qcow2", NULL, NULL, &err), 0);
+    assert_int_equal(vo_img_create(top, "qcow2", 0, base, "qcow2", &err), 0);
+    char *rebase[] = { "qemu-img", "rebase", "-u", "-F", "raw", "-b", secret, top, NULL };
+    _cleanup_free_ char *out = NULL;
+    assert_int_equal(vo_spawn_wait(rebase, 30000, &out), 0);
+
+    assert_int_equal(vo_img_convert(top, "qcow2", plain, "raw", NULL, NULL, &err), 0);
+    assert_true(file_all(plain, 'S'));
+    char *layers[] = { top, base };
+    int r = vo_img_convert_chain(layers, 2, pinned, "raw", NULL, NULL, &err);
+    if (r < 0)
+        fail_msg("convert chain: %d %s", r, err);
+    assert_true(file_all(pinned, 'D'));
+    assert_int_equal(vo_img_convert_chain(layers, 1, alone, "raw", NULL, NULL, &err), 0);
+    assert_true(file_all(alone, 0));
+    assert_null(err);
+}
+
 static void test_qemu_img_round_trip(void **state)
 {
     if (!have_qemu_img())
@@ -596,6 +678,9 @@ int main(void)
         cmocka_unit_test(test_info_parse_errors),
         cmocka_unit_test(test_parse_progress),
         cmocka_unit_test_setup_teardown(test_qemu_img_round_trip, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test(test_chain_spec),
+        cmocka_unit_test_setup_teardown(test_convert_chain_pins_backing, tmpdir_setup,
+                                        tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_header_chain, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_header_chain_untrusted, tmpdir_setup,
                                         tmpdir_teardown),
