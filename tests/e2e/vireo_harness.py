@@ -121,7 +121,13 @@ class Daemon:
         self.baseline = self.host_state()  # links and nftables before vireod
         self.proc = None
         self.qemu_pids = set()
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            # No caller gets this object to clean up: what vireod started
+            # before it failed (dnsmasq, say) and the namespace go now.
+            self.cleanup()
+            raise
 
     # -- process -----------------------------------------------------------
     def start(self):
