@@ -31,46 +31,15 @@ exec {real} "$@"
 """
 
 
-def real_qemu_img():
-    for d in os.environ.get("PATH", "/usr/bin").split(":"):
-        p = os.path.join(d, "qemu-img")
-        if os.access(p, os.X_OK):
-            return p
-    pytest.skip("qemu-img is not installed")
-
-
-def start_with(d, **env):
-    """(Re)starts vireod with extra environment variables."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        d.start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                del os.environ[k]
-            else:
-                os.environ[k] = v
-
-
 @pytest.fixture
 def slow(fake_daemon):
     """A fake-driver vireod whose qemu-img convert is slow, with a fault
     directory (d.fault_dir) for the fake driver. Yields the daemon; any
     qemu-img child still alive at the end is killed by its PID."""
     d = fake_daemon
-    bindir = os.path.join(d.tmp, "slow-bin")
-    os.makedirs(bindir)
-    wrapper = os.path.join(bindir, "qemu-img")
-    with open(wrapper, "w") as f:
-        f.write(SLOW_QEMU_IMG.replace("{real}", real_qemu_img()))
-    os.chmod(wrapper, 0o755)
     d.fault_dir = os.path.join(d.tmp, "faults")
     os.makedirs(d.fault_dir)
-    d.slow_env = {"PATH": bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
-                  "VIREO_FAKE_FAULTS": d.fault_dir}
-    d.stop()
-    start_with(d, **d.slow_env)
+    d.wrap_tool("qemu-img", SLOW_QEMU_IMG, {"VIREO_FAKE_FAULTS": d.fault_dir})
     d.helpers = set()
     try:
         yield d
@@ -225,7 +194,7 @@ def test_stop_cut_short_by_kill9_settles_after_restart(slow):
     d.api("POST", "/v1/vms/st/stop", {"timeout_s": 3600}, expect=202)
     d.wait_state("st", "stopping")
     d.kill9()
-    start_with(d, **d.slow_env)
+    d.start()
     # Its QEMU (the fake one) still runs: the VM is shown running, not stopping.
     d.wait_state("st", "running", timeout=30)
     os.unlink(os.path.join(d.fault_dir, "acpi-ignored"))
@@ -247,7 +216,7 @@ def test_stop_cut_short_whose_vm_is_gone_becomes_stopped(slow):
         path = os.path.join(top, entry, "fake.state")
         if os.path.exists(path):
             os.unlink(path)
-    start_with(d, **d.slow_env)
+    d.start()
     assert d.vm("gone")["state"] == "stopped"
 
 

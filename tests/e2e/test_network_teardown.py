@@ -29,30 +29,10 @@ exec {real} "$@"
 """
 
 
-def real_ip():
-    for d in os.environ.get("PATH", "").split(":") + ["/usr/sbin", "/sbin", "/usr/bin"]:
-        p = os.path.join(d, "ip")
-        if d and os.access(p, os.X_OK):
-            return p
-    pytest.skip("ip is not installed")
-
-
 @pytest.fixture
 def flaky_ip(fake_daemon):
     d = fake_daemon
-    d.ip_dir = os.path.join(d.tmp, "ip-bin")
-    os.makedirs(d.ip_dir)
-    wrapper = os.path.join(d.ip_dir, "ip")
-    with open(wrapper, "w") as f:
-        f.write(IP_WRAPPER.replace("{dir}", d.ip_dir).replace("{real}", real_ip()))
-    os.chmod(wrapper, 0o755)
-    d.stop()
-    saved = os.environ["PATH"]
-    os.environ["PATH"] = d.ip_dir + ":" + saved
-    try:
-        d.start()
-    finally:
-        os.environ["PATH"] = saved
+    d.ip_dir = d.wrap_tool("ip", IP_WRAPPER)
     return d
 
 

@@ -144,40 +144,14 @@ exec {real} "$@"
 """
 
 
-def real_qemu_img():
-    for p in os.environ.get("PATH", "/usr/bin").split(":"):
-        path = os.path.join(p, "qemu-img")
-        if os.access(path, os.X_OK):
-            return path
-    raise AssertionError("qemu-img is not installed")
-
-
 @pytest.fixture
 def holding(fake_daemon):
     """A fake-driver vireod whose qemu-img create waits while
     d.hold_dir/create.hold exists (see HOLDING_QEMU_IMG)."""
     d = fake_daemon
-    bindir = os.path.join(d.tmp, "hold-bin")
     d.hold_dir = os.path.join(d.tmp, "hold")
-    os.makedirs(bindir)
     os.makedirs(d.hold_dir)
-    wrapper = os.path.join(bindir, "qemu-img")
-    with open(wrapper, "w") as f:
-        f.write(HOLDING_QEMU_IMG.replace("{real}", real_qemu_img()))
-    os.chmod(wrapper, 0o755)
-    env = {"PATH": bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
-           "HOLD_DIR": d.hold_dir}
-    saved = {k: os.environ.get(k) for k in env}
-    d.stop()
-    os.environ.update(env)
-    try:
-        d.start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                del os.environ[k]
-            else:
-                os.environ[k] = v
+    d.wrap_tool("qemu-img", HOLDING_QEMU_IMG, {"HOLD_DIR": d.hold_dir})
     return d
 
 

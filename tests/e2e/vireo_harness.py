@@ -16,6 +16,8 @@ import tempfile
 import time
 import uuid
 
+import pytest
+
 BUILD = os.environ.get("VIREO_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 VIREOD = os.path.join(BUILD, "src", "daemon", "vireod")
 VIREO = os.path.join(BUILD, "cli", "vireo")
@@ -140,6 +142,27 @@ class Daemon:
         self.popen_extra = {}
         log.close()
         wait_until(self._answers, 15, what="vireod to answer")
+
+    def wrap_tool(self, name, script, env=None):
+        """Restarts vireod with a wrapper first in its PATH for the tool
+        `name` (qemu-img, ip, ...): script is a shell script in which {real}
+        stands for the real tool and {dir} for the wrapper's directory, which
+        is returned. env: more environment for vireod. Later restarts
+        (d.start()) keep both."""
+        real = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        if not real:
+            pytest.skip(f"{name} is not installed")
+        bindir = os.path.join(self.tmp, f"wrap-{name}")
+        os.makedirs(bindir)
+        wrapper = os.path.join(bindir, name)
+        with open(wrapper, "w") as f:
+            f.write(script.replace("{real}", real).replace("{dir}", bindir))
+        os.chmod(wrapper, 0o755)
+        self.env = {**(self.env or {}), **(env or {}),
+                    "PATH": bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")}
+        self.stop()
+        self.start()
+        return bindir
 
     def _answers(self):
         if self.proc.poll() is not None:
