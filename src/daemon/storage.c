@@ -346,19 +346,23 @@ static void view_of(VoDaemon *d, const VoVolume *v, VolumeView *ret)
 }
 
 /* Where backing files may be: every pool and every image directory (linked
- * clones of images; an image directory may be a symlink the operator made).
- * Caller holds storage_lock. */
+ * clones of images; an image directory may be a symlink the operator made),
+ * resolved once here for a whole listing. Caller holds storage_lock. */
 static char **trusted_roots(VoDaemon *d)
 {
     char **roots = NULL;
+    char resolved[PATH_MAX];
     for (size_t i = 0; i < d->n_pools; i++)
-        vo_strv_pushf(&roots, "%s", d->pools[i]->path);
+        if (realpath(d->pools[i]->path, resolved))
+            vo_strv_pushf(&roots, "%s", resolved);
     _cleanup_free_ char *images = vo_asprintf("%s/images", d->state_dir);
     DIR *dir = opendir(images);
     struct dirent *e;
-    while (dir && (e = readdir(dir)))
-        if (vo_name_valid(e->d_name))
-            vo_strv_pushf(&roots, "%s/%s", images, e->d_name);
+    while (dir && (e = readdir(dir))) {
+        _cleanup_free_ char *image = vo_asprintf("%s/%s", images, e->d_name);
+        if (vo_name_valid(e->d_name) && realpath(image, resolved))
+            vo_strv_pushf(&roots, "%s", resolved);
+    }
     if (dir)
         closedir(dir);
     return roots;

@@ -110,17 +110,21 @@ int vo_img_open_regular(const char *path)
     return fd;
 }
 
+/* Whether resolved rpath lies inside resolved rdir. */
+static bool resolved_within(const char *rdir, const char *rpath)
+{
+    size_t len = strlen(rdir);
+    if (len == 1) /* "/" holds everything */
+        return true;
+    return strncmp(rpath, rdir, len) == 0 && rpath[len] == '/';
+}
+
 bool vo_path_under(const char *dir, const char *path)
 {
     if (!dir || !path)
         return false;
     char rdir[PATH_MAX], rpath[PATH_MAX];
-    if (!realpath(dir, rdir) || !realpath(path, rpath))
-        return false;
-    size_t len = strlen(rdir);
-    if (len == 1) /* "/" holds everything */
-        return true;
-    return strncmp(rpath, rdir, len) == 0 && rpath[len] == '/';
+    return realpath(dir, rdir) && realpath(path, rpath) && resolved_within(rdir, rpath);
 }
 
 /* qemu reads "json:{...}", "nbd:..." and other protocol prefixes from a
@@ -132,10 +136,14 @@ static bool protocol_name(const char *name)
     return colon && (!slash || colon < slash);
 }
 
+/* roots are resolved already (see image-header.h): path is resolved once. */
 static bool trusted(char *const *roots, const char *path)
 {
-    for (char *const *r = roots; r && *r; r++)
-        if (vo_path_under(*r, path))
+    char rpath[PATH_MAX];
+    if (!roots || !realpath(path, rpath))
+        return false;
+    for (char *const *r = roots; *r; r++)
+        if (resolved_within(*r, rpath))
             return true;
     return false;
 }

@@ -37,8 +37,9 @@ int vo_img_open_regular(const char *path);
  * "qcow2" is followed through its header's backing file name (relative names
  * resolve against the file's directory), each next layer read as the format
  * its header records (raw when none). A backing file is only opened when,
- * with every symlink resolved, it lies inside one of roots (NULL-terminated;
- * NULL follows nothing): otherwise the chain ends with a layer of format
+ * with every symlink resolved, it lies inside one of roots (directories
+ * given resolved, as realpath gives them: a listing resolves them once for
+ * all its volumes; NULL-terminated; NULL follows nothing): otherwise the chain ends with a layer of format
  * VO_IMG_UNTRUSTED naming it. At most 16 layers. actual_size is
  * st_blocks * 512. -ENOENT/-EIO/-EINVAL/-ELOOP on failure. */
 int vo_img_header_chain(const char *path, const char *format, char *const *roots,
