@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -21,6 +20,7 @@
 #include "network/net-exec.h"
 #include "network/net-plan.h"
 #include "util/spawn.h"
+#include "util/threads.h"
 #include "util/util.h"
 
 #define DNSMASQ_RESTARTS_PER_MINUTE 5
@@ -95,7 +95,7 @@ typedef struct {
 } ReadyWait;
 
 /* Waiter threads not done yet; teardown waits for them (bounded). */
-static atomic_int ready_waits_pending;
+static VoThreadCount ready_waits;
 
 /* Caller holds networks_lock: n's dnsmasq is still the one w waits for. */
 static VoNetwork *waited_network(ReadyWait *w)
@@ -137,7 +137,7 @@ static void *wait_dnsmasq_ready(void *userdata)
     free(w->name);
     free(w->pidfile);
     free(w);
-    atomic_fetch_sub(&ready_waits_pending, 1);
+    vo_thread_done(&ready_waits);
     return NULL;
 }
 
@@ -149,16 +149,9 @@ static void wait_ready_later(VoNetwork *n)
                       .pidfile = vo_asprintf("%s/dnsmasq.pid", n->dir), .pid = n->dnsmasq_pid };
     n->dnsmasq_starting = true;
     n->hup_pending = false;
-    pthread_attr_t attr;
-    pthread_t thread;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    atomic_fetch_add(&ready_waits_pending, 1);
-    int r = pthread_create(&thread, &attr, wait_dnsmasq_ready, w);
-    pthread_attr_destroy(&attr);
-    if (r != 0) { /* no thread: treat it as ready, as after a timeout */
-        log_warn("network %s: cannot start a thread (%s)", n->spec->name, strerror(r));
-        atomic_fetch_sub(&ready_waits_pending, 1);
+    int r = vo_thread_spawn_counted(&ready_waits, wait_dnsmasq_ready, w);
+    if (r < 0) { /* no thread: treat it as ready, as after a timeout */
+        log_warn("network %s: cannot start a thread (%s)", n->spec->name, strerror(-r));
         n->dnsmasq_starting = false;
         free(w->name);
         free(w->pidfile);
@@ -443,8 +436,7 @@ int vo_networks_load(VoDaemon *d)
 void vo_networks_release_all(VoDaemon *d)
 {
     /* The waiters end within DNSMASQ_READY_TIMEOUT_MS; bounded all the same. */
-    for (int i = 0; i < 1200 && atomic_load(&ready_waits_pending) > 0; i++)
-        poll(NULL, 0, 10);
+    vo_threads_wait(&ready_waits, 12000);
     pthread_mutex_lock(&d->networks_lock);
     for (size_t i = 0; i < d->n_networks; i++) {
         if (d->networks[i]->dnsmasq_pidfd >= 0)

@@ -21,6 +21,7 @@
 #include "daemon/snapshots.h"
 #include "daemon/storage.h"
 #include "util/spawn.h"
+#include "util/threads.h"
 #include "util/unix-socket.h"
 #include "util/time-format.h"
 #include "util/util.h"
@@ -337,7 +338,7 @@ typedef struct {
 
 /* Release threads not done yet; vireod's teardown waits for them before it
  * frees the driver. */
-static atomic_int releases_pending;
+static VoThreadCount releases;
 
 static void *release_when_idle(void *userdata)
 {
@@ -347,7 +348,7 @@ static void *release_when_idle(void *userdata)
     pthread_mutex_unlock(&rel->vm->job);
     vo_vm_unref(rel->vm);
     free(rel);
-    atomic_fetch_sub(&releases_pending, 1);
+    vo_thread_done(&releases);
     return NULL;
 }
 
@@ -360,17 +361,10 @@ static void release_hv_later(VoVm *vm, VoHvInstance *hv)
 {
     HvRelease *rel = vo_malloc0(sizeof(*rel));
     *rel = (HvRelease){ .vm = vo_vm_ref(vm), .hv = hv };
-    pthread_attr_t attr;
-    pthread_t thread;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    atomic_fetch_add(&releases_pending, 1);
-    int r = pthread_create(&thread, &attr, release_when_idle, rel);
-    pthread_attr_destroy(&attr);
-    if (r != 0) { /* no thread: release at once, as before */
+    int r = vo_thread_spawn_counted(&releases, release_when_idle, rel);
+    if (r < 0) { /* no thread: release at once, as before */
         log_warn("vm %s: cannot start a thread (%s); releasing its QEMU handle now",
-                 vm->spec->name, strerror(r));
-        atomic_fetch_sub(&releases_pending, 1);
+                 vm->spec->name, strerror(-r));
         vm->d->driver->release(hv);
         vo_vm_unref(vm);
         free(rel);
@@ -1359,8 +1353,7 @@ void vo_vms_release_all(VoDaemon *d)
 {
     /* Tasks are done by now, so the release threads get their job locks at
      * once; bounded all the same. */
-    for (int i = 0; i < 500 && atomic_load(&releases_pending) > 0; i++)
-        poll(NULL, 0, 10);
+    vo_threads_wait(&releases, 5000);
     pthread_mutex_lock(&d->vms_lock);
     for (size_t i = 0; i < d->n_vms; i++)
         vo_vm_unref(d->vms[i]);
