@@ -191,6 +191,7 @@ class Daemon:
 
     def cleanup(self):
         self.remember_qemu_pids()
+        self.remember_dnsmasq_pids()
         self.stop()
         for pid in self.qemu_pids:
             kill_pid(pid)
@@ -203,6 +204,21 @@ class Daemon:
             if path.startswith(self.tmp + os.sep):
                 subprocess.run(["umount", "-l", path], check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def remember_dnsmasq_pids(self):
+        """The dnsmasq of every network as vireod knows it: a dnsmasq just
+        started may not have written its pidfile yet (vireod waits for it
+        in the background), and it outlives vireod."""
+        if not self.proc or self.proc.poll() is not None:
+            return
+        try:
+            status, doc = self._request_once("GET", "/v1/networks", None, None, None, 5)[:2]
+        except OSError:
+            return
+        if status == 200:
+            for n in doc.get("networks", []):
+                if n.get("dnsmasq_pid"):
+                    self.qemu_pids.add(n["dnsmasq_pid"])
 
     def remember_qemu_pids(self):
         """Every QEMU and dnsmasq this daemon started, from their pidfiles
