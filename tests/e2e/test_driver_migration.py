@@ -1,6 +1,6 @@
 """The QEMU driver's live-migration entry points with real QEMU, on this
 host and without vireod: tests/tools/migrate-check.c boots a guest from the
-test image, hot-plugs a disk and a vCPU, prepares a destination from the
+test image, hot-plugs a disk and a vCPU and grows its memory, prepares a destination from the
 source's recorded hardware layout, migrates over a unix socket and compares
 guest RAM on both sides (pmemsave with both paused) before resuming the
 destination. Any QEMU it leaves behind (killed mid-way) is killed here by
@@ -43,6 +43,7 @@ def test_migration_keeps_guest_ram_identical():
             kill_leftovers(work)
         print(proc.stdout)
         assert proc.returncode == 0, proc.stderr + proc.stdout
-        assert "guest RAM identical" in proc.stdout
+        assert "guest RAM identical: boot memory" in proc.stdout
+        assert "guest RAM identical: virtio-mem" in proc.stdout
         assert "source: completed" in proc.stdout
         assert "destination runs, source ended" in proc.stdout

@@ -3,7 +3,9 @@
  * tests/e2e/test_driver_migration.py:
  *   migrate-check IMAGE_DIR WORK_DIR
  * Boots a VM from the guest image (kernel, initrd, a qcow2 overlay of its
- * disk), hot-plugs a second disk and a vCPU, prepares a destination through
+ * disk), hot-plugs a second disk and a vCPU and grows its memory (virtio-mem
+ * above the boot size, which a destination built from the spec alone would
+ * get wrong: the spec then holds the live size), prepares a destination through
  * the driver from the source's recorded layout, migrates over a unix socket,
  * then, with both sides paused (the source after completion, the destination
  * started with -S), saves both RAMs (pmemsave) and compares them, resumes the
@@ -23,7 +25,9 @@
 #include "util/unix-socket.h"
 #include "util/util.h"
 
-#define MEMORY_MIB 256
+#define MEMORY_MIB 256     /* boot memory */
+#define MAX_MEMORY_MIB 512
+#define GROWN_MEMORY_MIB 320
 #define BOOT_MARKER "vireo-guest: booted"
 
 static VoHvDriver *driver;
@@ -102,15 +106,17 @@ static void wait_console(VoHvInstance *vm, const char *text, int timeout_ms)
     die("'%s' did not show on the console within %d s", text, timeout_ms / 1000);
 }
 
-static void qmp(VoHvInstance *vm, const char *cmd, json_t *args)
+static json_t *qmp(VoHvInstance *vm, const char *cmd, json_t *args)
 {
     char *error = NULL;
+    json_t *ret = NULL;
     pthread_mutex_lock(&vm->qmp_lock);
-    int r = vo_qmp_execute(vm->qmp, cmd, args, 60000, NULL, &error);
+    int r = vo_qmp_execute(vm->qmp, cmd, args, 60000, &ret, &error);
     pthread_mutex_unlock(&vm->qmp_lock);
     json_decref(args);
     if (r < 0)
         die("%s: %s", cmd, error ? error : strerror(-r));
+    return ret;
 }
 
 static VoHvMigrationStatus wait_migration(VoHvInstance *vm, const char *side, int timeout_ms)
@@ -134,10 +140,41 @@ static VoHvMigrationStatus wait_migration(VoHvInstance *vm, const char *side, in
     return p.status;
 }
 
-static void pmemsave(VoHvInstance *vm, const char *path)
+/* Saves guest RAM from addr (size bytes) on both sides; dies unless equal. */
+static void compare_ram(const char *work, const char *what, uint64_t addr, uint64_t size)
 {
-    qmp(vm, "pmemsave", json_pack("{s:I, s:I, s:s}", "val", (json_int_t)0, "size",
-                                  (json_int_t)MEMORY_MIB << 20, "filename", path));
+    _cleanup_free_ char *src_ram = vo_asprintf("%s/src.ram", work);
+    _cleanup_free_ char *dst_ram = vo_asprintf("%s/dst.ram", work);
+    json_decref(qmp(src, "pmemsave", json_pack("{s:I, s:I, s:s}", "val", (json_int_t)addr,
+                                               "size", (json_int_t)size, "filename", src_ram)));
+    json_decref(qmp(dst, "pmemsave", json_pack("{s:I, s:I, s:s}", "val", (json_int_t)addr,
+                                               "size", (json_int_t)size, "filename", dst_ram)));
+    char *cmp[] = { "cmp", "-s", src_ram, dst_ram, NULL };
+    int same = run_cmd(cmp);
+    unlink(src_ram);
+    unlink(dst_ram);
+    if (same != 0)
+        die("guest RAM (%s) differs between source and destination", what);
+    printf("guest RAM identical: %s, %llu MiB\n", what, (unsigned long long)(size >> 20));
+}
+
+/* Where the virtio-mem device's memory is, and how much is plugged. */
+static void virtio_mem_region(VoHvInstance *vm, uint64_t *ret_addr, uint64_t *ret_size)
+{
+    json_t *devices = qmp(vm, "query-memory-devices", NULL);
+    size_t i;
+    json_t *d;
+    *ret_addr = *ret_size = 0;
+    json_array_foreach(devices, i, d) {
+        json_t *data = json_object_get(d, "data");
+        if (!strcmp(json_string_value(json_object_get(d, "type")) ?: "", "virtio-mem")) {
+            *ret_addr = (uint64_t)json_integer_value(json_object_get(data, "memaddr"));
+            *ret_size = (uint64_t)json_integer_value(json_object_get(data, "max-size"));
+        }
+    }
+    json_decref(devices);
+    if (!*ret_size)
+        die("no virtio-mem device");
 }
 
 static VoVmSpec *make_spec(const char *image_dir, const char *work)
@@ -154,9 +191,9 @@ static VoVmSpec *make_spec(const char *image_dir, const char *work)
     if (run_cmd(create) != 0)
         die("qemu-img create %s failed", overlay);
     json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:[{s:s, s:s}], s:[{s:s, s:s}]}",
+        "{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:[{s:s, s:s}], s:[{s:s, s:s}]}",
         "id", "0b6e7c2a-1f3d-4e5a-9c8b-7a6d5e4f3a21", "name", "migcheck", "accel", "tcg",
-        "vcpus", 1, "max_vcpus", 2, "memory_mib", MEMORY_MIB, "machine", "q35", "kernel",
+        "vcpus", 1, "max_vcpus", 2, "memory_mib", MEMORY_MIB, "max_memory_mib", MAX_MEMORY_MIB, "machine", "q35", "kernel",
         vo_asprintf("%s/vmlinux", image_dir), "initrd", vo_asprintf("%s/initrd.img", image_dir),
         "cmdline", json_string_value(json_object_get(image, "cmdline")), "disks", "path",
         overlay, "format", "qcow2", "nics", "mac", "52:54:00:12:34:56", "network", "user");
@@ -205,7 +242,12 @@ int main(int argc, char **argv)
     if (driver->set_vcpus(src, 2, &vcpus, &error) < 0)
         die("set_vcpus: %s", error);
     now->vcpus = vcpus;
-    printf("hot-plugged disk slot 1 and vCPU 1 (%u vCPUs)\n", vcpus);
+    uint64_t memory = 0;
+    if (driver->set_memory(src, GROWN_MEMORY_MIB, &memory, &error) < 0)
+        die("set_memory: %s", error);
+    now->memory_mib = memory; /* as vireod keeps it: the live size */
+    printf("hot-plugged disk slot 1 and vCPU 1 (%u vCPUs), memory %llu MiB\n", vcpus,
+           (unsigned long long)memory);
 
     char *layout = NULL;
     if (driver->layout(src, &layout, &error) < 0)
@@ -223,17 +265,10 @@ int main(int argc, char **argv)
         die("the destination did not complete");
 
     /* Both paused now: the source after completion, the destination by -S. */
-    _cleanup_free_ char *src_ram = vo_asprintf("%s/src.ram", work);
-    _cleanup_free_ char *dst_ram = vo_asprintf("%s/dst.ram", work);
-    pmemsave(src, src_ram);
-    pmemsave(dst, dst_ram);
-    char *cmp[] = { "cmp", "-s", src_ram, dst_ram, NULL };
-    int same = run_cmd(cmp);
-    unlink(src_ram);
-    unlink(dst_ram);
-    if (same != 0)
-        die("guest RAM differs between source and destination");
-    printf("guest RAM identical (%d MiB)\n", MEMORY_MIB);
+    compare_ram(work, "boot memory", 0, (uint64_t)MEMORY_MIB << 20);
+    uint64_t vmem_addr, vmem_size;
+    virtio_mem_region(src, &vmem_addr, &vmem_size);
+    compare_ram(work, "virtio-mem", vmem_addr, vmem_size);
 
     if (driver->migrate_finish(dst, VO_HV_MIGRATION_DESTINATION, true, &error) < 0)
         die("finish destination: %s", error);
