@@ -88,7 +88,7 @@ static int task_cancel(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &id, &exit_status))
         return exit_status;
-    _cleanup_free_ char *path = api_path("tasks", id, "cancel");
+    _cleanup_free_ char *path = api_path("tasks", id, "/cancel");
     json_t *doc = NULL;
     if (api_call("POST", path, NULL, &doc) < 0)
         return CLI_EXIT_FAIL;
