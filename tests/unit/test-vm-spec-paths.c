@@ -279,8 +279,9 @@ static void test_upgrade_then_resolve_gives_the_old_paths(void **state)
     assert_string_equal(resolved->kernel, "/var/lib/vireo/images/default/vmlinux");
     assert_string_equal(resolved->disks[0].path, "/var/lib/vireo/pools/default/a-disk0.qcow2");
     assert_string_equal(resolved->disks[1].path, "/srv/b.qcow2");
-    assert_int_equal(vo_vm_spec_upgrade_json(json_string("x"), &namer, &changed, &problems),
-                     -EINVAL);
+    json_t *not_a_spec = json_string("x");
+    assert_int_equal(vo_vm_spec_upgrade_json(not_a_spec, &namer, &changed, &problems), -EINVAL);
+    json_decref(not_a_spec);
     json_decref(spec_json);
     json_decref(names.volumes);
     json_decref(names.images);
