@@ -172,6 +172,8 @@ def test_old_documents_with_paths_are_converted_or_kept_and_reported(fake_daemon
     vm = d.vm("old2")
     assert "/mnt/usb/scratch.qcow2" in vm["problem"] and "vmlinux-custom" in vm["problem"]
     assert "old2" in d.log() and "/mnt/usb/scratch.qcow2" in d.log()
+    shown = d.cli("vm", "show", "old2").stdout
+    assert "problem:" in shown and "scratch.qcow2" in shown, shown
     assert stored_spec(d, "old2")["disks"][0]["path"] == "/mnt/usb/scratch.qcow2"
     status, err = d.request("POST", "/v1/vms/old2/start")
     assert status == 409 and "scratch.qcow2" in err["error"]["message"], err
