@@ -169,7 +169,7 @@ static int record_spec(VoDaemon *d, json_t *record, VoVmSpec **ret, char **ret_e
     for (size_t i = 0; r >= 0 && i < ELEMENTSOF(boot); i++) {
         _cleanup_free_ char *path = NULL, *format = NULL, *error = NULL;
         if (boot[i]->image)
-            r = vo_image_boot_file(d->state_dir, boot[i]->image, i == 1, &path, &error);
+            r = vo_image_boot_file(d, boot[i]->image, i == 1, &path, &error);
         else if (boot[i]->volume)
             r = vo_volume_lookup(d, boot[i]->volume, &path, &format, NULL, &error);
         if (r < 0)
