@@ -597,7 +597,8 @@ static int task_verify(VoTask *t, void *userdata)
                                       vo_time_json(vo_wall_ms()), "files", (json_int_t)files,
                                       "problems", problems));
         _cleanup_free_ char *dir = vo_asprintf("%s/%s", b.pool_path, b.id);
-        (void)backup_record_save(dir, b.record);
+        if (backup_record_save(dir, b.record) >= 0)
+            (void)backup_doc_put(op->d, b.pool, b.record, false);
         size_t i;
         json_t *p;
         summary = vo_strdup("");
