@@ -160,6 +160,22 @@ int vo_vm_save(VoVm *vm)
     return 0;
 }
 
+int64_t vo_vm_rev(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    int64_t rev = vm->rev;
+    pthread_mutex_unlock(&vm->lock);
+    return rev;
+}
+
+char *vo_vm_id(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    char *id = vo_strdup(vm->spec->id);
+    pthread_mutex_unlock(&vm->lock);
+    return id;
+}
+
 /* Caller holds vm->lock. */
 void vo_vm_set_state(VoVm *vm, VoVmState state)
 {
@@ -1166,6 +1182,13 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     int r = 0;
     bool offline_change = edit->name || edit->vcpus || edit->memory_mib || edit->max_vcpus ||
                           edit->max_memory_mib;
+    /* If-Match, compared under the lock the save below holds: atomic. */
+    if (edit->if_match > 0 && edit->if_match != vm->rev) {
+        *ret_error = vo_asprintf("the VM changed: it is at revision %lld, not %lld (If-Match); "
+                                 "read it again", (long long)vm->rev, (long long)edit->if_match);
+        r = -EPROTO;
+        goto out;
+    }
     if (vm->provisioning || (offline_change && vo_vm_state_active(vm->state))) {
         *ret_error = vo_asprintf("VM '%s' is %s: stop it before changing name, max_vcpus or "
                                  "max_memory",
