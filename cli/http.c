@@ -329,8 +329,10 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
         http_reply_done(ret);
         if (x->label && interrupted)
             return -EINTR;
-        if (x->sse_stopped)
+        if (x->sse_stopped) { /* the event callback ended it: not a failure */
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
             return 1;
+        }
         if (x->local_errno) {
             cli_error("cannot %s %s: %s", x->upload_fd >= 0 ? "read" : "write", x->file,
                       strerror(x->local_errno));

@@ -572,6 +572,10 @@ static int task_start(VoTask *t, void *userdata)
     pthread_mutex_unlock(&vm->lock);
     watch_vm(vm);
 
+    /* What it has plugged is read while its vCPUs are still stopped: the
+     * QMP round trips would otherwise delay the task's end (and the CLI
+     * waiting for it) after the VM is already running. */
+    vo_vm_refresh_live(vm, hv);
     vo_task_progress(t, 90, "starting vCPUs");
     r = d->driver->resume(hv);
     pthread_mutex_lock(&vm->lock);
@@ -580,7 +584,6 @@ static int task_start(VoTask *t, void *userdata)
         vo_vm_set_state(vm, VO_VM_RUNNING);
     }
     pthread_mutex_unlock(&vm->lock);
-    vo_vm_refresh_live(vm, hv);
     pthread_mutex_unlock(&vm->job);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
