@@ -406,7 +406,7 @@ def test_cli_events(fake_daemon):
     revs = [int(line.split()[0]) for line in out]
     assert revs == sorted(revs)
     # --since skips what came before; --object takes a VM's name.
-    assert d.cli("events", "--since", str(revs[-1])).stdout == ""
+    assert d.cli("events", "--kind", "vm", "--since", str(revs[-1])).stdout == ""
     by_name = d.cli("events", "--object", "c1").stdout.splitlines()
     assert by_name and all(line.split()[3] == vm_id for line in by_name)
     js = [json.loads(l) for l in d.cli("events", "--kind", "pool", "--output", "json")
@@ -442,3 +442,30 @@ def test_cli_events(fake_daemon):
             p.kill()
             p.wait(timeout=10)
     assert p.returncode == 0, p.stderr.read()
+
+
+def test_cli_waits_on_the_event_stream(fake_daemon):
+    """`vireo vm start` reads the task once and follows it on the event
+    stream (no polling); with VIREO_WAIT_POLL it polls, and both succeed."""
+    d = fake_daemon
+    d.cli("vm", "create", "w1", "--memory", "128M")
+
+    def requests_since(mark):
+        lines = d.log().splitlines()[mark:]
+        return [l.split(" debug ", 1)[1] for l in lines if " debug GET /v1/" in l]
+
+    mark = len(d.log().splitlines())
+    out = d.cli("vm", "start", "w1", "--output", "json").stdout
+    task = json.loads(out)
+    assert task["state"] == "succeeded" and task["kind"] == "start"
+    reqs = requests_since(mark)
+    assert f"GET /v1/tasks/{task['id']} -> 200" in reqs
+    assert "GET /v1/events -> 200" in reqs
+    assert reqs.count(f"GET /v1/tasks/{task['id']} -> 200") == 1, reqs
+    assert d.vm("w1")["state"] == "running"
+
+    p = subprocess.run([VIREO, "--socket", d.socket, "vm", "stop", "w1", "--force"],
+                       capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "VIREO_WAIT_POLL": "1"})
+    assert p.returncode == 0, p.stderr
+    assert d.vm("w1")["state"] == "stopped"
