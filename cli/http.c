@@ -222,6 +222,12 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
         value[len] = '\0';
         char *p = value + strspn(value, " \t\"");
         r->etag = strtoll(p, NULL, 10);
+    } else if (n > 22 && !strncasecmp(data, "Vireo-Oldest-Revision:", 22)) {
+        char value[32];
+        size_t len = n - 22 < sizeof(value) - 1 ? n - 22 : sizeof(value) - 1;
+        memcpy(value, data + 22, len);
+        value[len] = '\0';
+        r->oldest_rev = strtoll(value, NULL, 10);
     }
     return n;
 }

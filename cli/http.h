@@ -14,6 +14,7 @@ typedef struct {
     char *body; /* NUL-terminated for convenience; len excludes the NUL */
     size_t len;
     int64_t etag; /* the ETag header's revision ("42"), 0 when none */
+    int64_t oldest_rev; /* a 410 from GET /v1/events: Vireo-Oldest-Revision, 0 when none */
 } HttpReply;
 
 void http_reply_done(HttpReply *r);

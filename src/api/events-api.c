@@ -256,6 +256,40 @@ static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char
     return a->error ? MHD_NO : MHD_YES;
 }
 
+/* Whether a watch of prefix from after_rev still finds the change log. */
+static bool resumable(VoStore *store, const char *prefix, int64_t after_rev)
+{
+    VoStoreWatch *w = NULL;
+    if (store->ops->watch_open(store, prefix, after_rev, &w) < 0)
+        return false;
+    VoStoreEvent *events = NULL;
+    size_t n = 0;
+    int r = store->ops->watch_next(w, 0, &events, &n);
+    if (r >= 0)
+        vo_store_events_free(events, n);
+    store->ops->watch_close(w);
+    return r >= 0;
+}
+
+/* The oldest revision a stream can resume after (the compaction point),
+ * found by bisection between a compacted one and the current one (always
+ * resumable); 0 when unknown. */
+static int64_t oldest_resumable(VoStore *store, const char *prefix, int64_t compacted)
+{
+    int64_t hi = 0;
+    if (store->ops->revision(store, &hi) < 0 || !resumable(store, prefix, hi))
+        return 0;
+    int64_t lo = compacted; /* not resumable */
+    while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (resumable(store, prefix, mid))
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}
+
 /* The revision the stream starts after: Last-Event-ID, else since=, else
  * the current one. False with rep filled when malformed or in the future. */
 static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev)
@@ -341,10 +375,16 @@ void vo_api_events(VoRequest *req, VoReply *rep)
     if (r >= 0)
         r = store->ops->watch_next(s->w, 0, &events, &n);
     if (r == VO_STORE_ECOMPACTED) {
+        int64_t oldest = oldest_resumable(store, prefix ? prefix : "", after);
         vo_reply_error(rep, VO_ERR_REVISION_COMPACTED,
-                       "revision %lld is older than the store's change log keeps; read the "
-                       "documents again and stream from now (no Last-Event-ID or since)",
-                       (long long)after);
+                       "revision %lld is older than the store's change log keeps (the oldest "
+                       "to resume after is %lld); read the documents again and stream from now "
+                       "(no Last-Event-ID or since)",
+                       (long long)after, (long long)oldest);
+        if (oldest > 0) {
+            rep->header_name = "Vireo-Oldest-Revision";
+            snprintf(rep->header_value, sizeof(rep->header_value), "%lld", (long long)oldest);
+        }
         stream_free(s);
         return;
     }

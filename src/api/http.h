@@ -41,6 +41,8 @@ typedef struct {
     MHD_ContentReaderFreeCallback stream_free;
     const char *content_type;
     int64_t etag;       /* > 0: answer ETag: "<etag>" (the document's store revision) */
+    const char *header_name; /* one more header (its value copied), or NULL */
+    char header_value[64];
 } VoReply;
 
 typedef void (*VoRouteFn)(VoRequest *req, VoReply *rep);

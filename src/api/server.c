@@ -270,6 +270,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, VoReply *rep)
         snprintf(etag, sizeof(etag), "\"%lld\"", (long long)rep->etag);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     }
+    if (rep->header_name)
+        MHD_add_response_header(resp, rep->header_name, rep->header_value);
     enum MHD_Result r = MHD_queue_response(conn, (unsigned)rep->status, resp);
     MHD_destroy_response(resp);
     return r;
