@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -506,3 +507,27 @@ def test_resume_from_a_compacted_revision_is_410(fake_daemon):
     assert p.returncode == 1 and "revision-compacted" in p.stderr
     out = d.cli("events", "--kind", "vm").stdout.splitlines()
     assert out and int(out[0].split()[0]) > oldest
+
+
+def test_idle_stream_outlives_the_idle_timeout(fake_daemon):
+    """vireod closes connections idle for 30 s, but an open stream sends a
+    heartbeat comment every 15 s and stays open: a change made after 35 s
+    of silence still arrives."""
+    d = fake_daemon
+    stream = EventStream(d, "kind=vm", timeout=20)  # more than one heartbeat interval
+    opened_at(stream)
+    deadline = time.monotonic() + 35
+    while time.monotonic() < deadline:
+        stream.sock.settimeout(max(0.1, min(20, deadline - time.monotonic())))
+        try:
+            if not stream._recv():
+                break
+        except socket.timeout:
+            pass
+    assert not stream.eof, "the stream was closed while idle"
+    stream.sock.settimeout(READ_TIMEOUT_S)
+    d.cli("vm", "create", "late", "--memory", "128M")
+    late = d.vm("late")["id"]
+    stream.read_until(lambda e: e["id"] == late)
+    stream.close()
+    assert sum(c == ": keepalive" for c in stream.comments) >= 2, stream.comments
