@@ -149,18 +149,14 @@ static int follow_task_events(Waiting *w, const char *path)
         snprintf(last, sizeof(last), "%lld", (long long)rev);
         w->gone = false;
         r = http_stream_events(events, last, on_task_event, w, &reply);
-        if (r >= 0 && reply.status == 404 && reply.len && strstr(reply.body, "/v1/events")) {
-            http_reply_done(&reply);
-            return -ENOTSUP; /* an older vireod: no such route */
-        }
         if (r >= 0 && (reply.status < 200 || reply.status > 299)) {
             bool compacted = reply.status == 410;
-            if (!compacted)
-                api_print_error(reply.status, reply.body, reply.len);
             http_reply_done(&reply);
             if (compacted)
                 continue; /* fell behind the change log: read it again */
-            return -EIO;
+            /* 404: an older vireod without the route; 503: over the
+             * connection limits, say. Polling says what goes wrong. */
+            return -ENOTSUP;
         }
         http_reply_done(&reply);
         if (r < 0)
