@@ -791,7 +791,10 @@ static int task_delete(VoTask *t, void *userdata)
     }
     vo_task_progress(t, 50, "removing disks and definition");
     _cleanup_free_ char *key = vo_asprintf("vms/%s", vm->spec->id);
-    int r = vo_store_delete(d->store, key, VO_REV_ANY);
+    /* At the revision this daemon last wrote: vm->lock orders it with saves. */
+    pthread_mutex_lock(&vm->lock);
+    int r = vm->rev ? vo_store_delete(d->store, key, vm->rev) : -ENOENT;
+    pthread_mutex_unlock(&vm->lock);
     if (r < 0 && r != -ENOENT) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         end_delete(vm);

@@ -81,7 +81,7 @@ static const char schema_v2_sql[] =
     "CREATE TABLE IF NOT EXISTS documents ("
     "  key TEXT PRIMARY KEY, mod_rev INTEGER NOT NULL, create_rev INTEGER NOT NULL,"
     "  lease INTEGER NOT NULL DEFAULT 0, value TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS documents_lease ON documents (lease) WHERE lease != 0;"
+    "CREATE INDEX IF NOT EXISTS documents_lease ON documents (lease);"
     "CREATE TABLE IF NOT EXISTS changes ("
     "  rev INTEGER NOT NULL, key TEXT NOT NULL, kind INTEGER NOT NULL, value TEXT,"
     "  prev_value TEXT, PRIMARY KEY (rev, key)) WITHOUT ROWID;"
