@@ -224,3 +224,20 @@ def test_a_crash_between_import_files_and_document_adopts_the_image(tmp_path):
         assert "late" not in images(d) and "images/late" not in docs(d, "images/")
     finally:
         d.cleanup()
+
+
+def test_image_and_backup_changes_are_in_the_event_stream(fake_daemon, tmp_path):
+    from test_events import history
+    d = fake_daemon
+    d.task_ok("POST", "/v1/images", {"name": "ev", "import_path": small_qcow2(tmp_path)})
+    d.cli("vm", "create", "evm")
+    b = backup(d, "evm")
+    d.api("DELETE", "/v1/images/ev")
+    d.task_ok("DELETE", f"/v1/backups/{b['id']}")
+    got = [(rid, data["id"], data["action"]) for rid, _, data in history(d, "kind=image,backup")]
+    ids = [int(rid) for rid, _, _ in got]
+    assert ids == sorted(ids)
+    mine = [(i, a) for _, i, a in got if i in ("ev", b["id"])]
+    assert mine == [("ev", "put"), (b["id"], "put"), ("ev", "delete"), (b["id"], "delete")]
+    put = [data for _, _, data in history(d, "kind=image&object=ev")][0]
+    assert put["object"]["disk"] == "disk.qcow2"
