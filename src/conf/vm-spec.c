@@ -601,17 +601,31 @@ int vo_vm_spec_upgrade_json(json_t *doc, const VoSpecNamer *namer, bool *ret_cha
             continue;
         }
         *ret_changed = true;
-        if (!json_object_get(disk, "volume")) {
-            _cleanup_free_ char *volume = namer->volume_of(namer->userdata, path);
-            if (!volume) {
-                vo_strv_pushf(ret_problems, "disk %zu '%s' is no volume's file (import it "
-                              "as a volume with vireo volume import and create the VM again "
-                              "with it)", orig, path);
-                json_array_remove(disks, i);
-                continue;
-            }
-            json_object_set_new(disk, "volume", json_string(volume));
+        const char *named = json_string_value(json_object_get(disk, "volume"));
+        _cleanup_free_ char *volume = namer->volume_of(namer->userdata, path);
+        if (named && (!volume || strcmp(volume, named))) {
+            /* The path is what QEMU was given: a volume that is another file
+             * (or none) must not silently take its place. */
+            if (volume)
+                vo_strv_pushf(ret_problems, "disk %zu '%s' is the file of volume '%s', not "
+                              "of its volume '%s' (create the VM again with the volume it "
+                              "should use)", orig, path, volume, named);
+            else
+                vo_strv_pushf(ret_problems, "disk %zu '%s' is not the file of its volume '%s' "
+                              "(that volume does not exist or is another file; create the VM "
+                              "again with the volume it should use)", orig, path, named);
+            json_array_remove(disks, i);
+            continue;
         }
+        if (!volume) {
+            vo_strv_pushf(ret_problems, "disk %zu '%s' is no volume's file (import it "
+                          "as a volume with vireo volume import and create the VM again "
+                          "with it)", orig, path);
+            json_array_remove(disks, i);
+            continue;
+        }
+        if (!named)
+            json_object_set_new(disk, "volume", json_string(volume));
         json_object_del(disk, "path");
         i++;
     }

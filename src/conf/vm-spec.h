@@ -125,10 +125,12 @@ typedef struct {
 } VoSpecNamer;
 
 /* Upgrades spec document doc in place: a disk's "path" goes (its "volume"
- * stays; a disk without one gets the volume namer gives), a kernel or initrd
- * path becomes {"image": NAME} (or {"volume": KEY}). What has no name is
- * taken out of doc (a disk, the kernel/initrd, with cmdline when the kernel
- * goes) and each is described in *ret_problems (strv, NULL when none).
+ * stays when namer gives that volume for the path; a disk without one gets
+ * the volume namer gives), a kernel or initrd path becomes {"image": NAME}
+ * (or {"volume": KEY}). What has no name, and a disk whose path is not its
+ * volume's file, is taken out of doc (a disk, the kernel/initrd, with cmdline
+ * when the kernel goes) and each is described in *ret_problems (strv, NULL
+ * when none).
  * *ret_changed: doc was in the old format. -EINVAL when doc is not an object. */
 int vo_vm_spec_upgrade_json(json_t *doc, const VoSpecNamer *namer, bool *ret_changed,
                             char ***ret_problems);

@@ -1400,8 +1400,8 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
             free(joined);
             joined = next;
         }
-        vm->problem = vo_asprintf("its definition names host paths that are no volume or "
-                                  "image: %s; it can be stopped and deleted (vireo vm delete "
+        vm->problem = vo_asprintf("its definition names host paths that cannot be "
+                                  "converted to volume or image names: %s; it can be stopped and deleted (vireo vm delete "
                                   "%s --keep-disks keeps its volumes)", joined, spec->name);
         vm->stored_spec = TAKE_PTR(original);
         log_error("vm %s: %s (the VM is kept as it was; it cannot start until this is "

@@ -256,7 +256,9 @@ static void test_upgrade_then_resolve_gives_the_old_paths(void **state)
         "/var/lib/vireo/images/default/vmlinux", "disks", "path",
         "/var/lib/vireo/pools/default/a-disk0.qcow2", "volume", "default/a-disk0", "path",
         "/srv/b.qcow2");
-    FakeHost names = { .volumes = json_pack("{s:s}", "/srv/b.qcow2", "fast/b"),
+    FakeHost names = { .volumes = json_pack("{s:s, s:s}", "/srv/b.qcow2", "fast/b",
+                                            "/var/lib/vireo/pools/default/a-disk0.qcow2",
+                                            "default/a-disk0"),
                        .images = json_pack("{s:{s:s}}", "kernel",
                                            "/var/lib/vireo/images/default/vmlinux", "default") };
     FakeHost paths = { .volumes = json_pack("{s:s, s:s}", "default/a-disk0",
@@ -289,6 +291,41 @@ static void test_upgrade_then_resolve_gives_the_old_paths(void **state)
     json_decref(paths.images);
 }
 
+/* An old disk with both a path and a volume keeps the volume only when the
+ * path is that volume's file: else the disk is taken out and described (the
+ * daemon then keeps the document as it was instead of saving the conversion). */
+static void test_upgrade_refuses_a_volume_that_is_not_the_path(void **state)
+{
+    json_t *spec_json = json_pack(
+        "{s:s, s:s, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]}", "id", ID, "name", "a", "disks",
+        "path", "/pools/default/a-disk0.qcow2", "volume", "default/a-disk0",
+        "path", "/pools/default/moved.qcow2", "volume", "default/b",
+        "path", "/mnt/usb/scratch.qcow2", "volume", "default/scratch");
+    /* default/b exists but is another file; default/scratch is nobody's. */
+    FakeHost names = { .volumes = json_pack("{s:s, s:s, s:s}", "/pools/default/a-disk0.qcow2",
+                                            "default/a-disk0", "/pools/default/b.qcow2",
+                                            "default/b", "/pools/default/moved.qcow2",
+                                            "default/moved") };
+    VoSpecNamer namer = { fake_volume_of, fake_image_of, &names };
+    bool changed = false;
+    _cleanup_strv_ char **problems = NULL;
+    assert_int_equal(vo_vm_spec_upgrade_json(spec_json, &namer, &changed, &problems), 0);
+    assert_true(changed);
+    assert_int_equal(vo_strv_len(problems), 2);
+    assert_non_null(strstr(problems[0], "disk 1 '/pools/default/moved.qcow2'"));
+    assert_non_null(strstr(problems[0], "'default/moved'"));
+    assert_non_null(strstr(problems[0], "'default/b'"));
+    assert_non_null(strstr(problems[1], "disk 2 '/mnt/usb/scratch.qcow2'"));
+    assert_non_null(strstr(problems[1], "'default/scratch'"));
+    json_t *disks = json_object_get(spec_json, "disks");
+    assert_int_equal(json_array_size(disks), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(disks, 0), "volume")),
+                        "default/a-disk0");
+    assert_false(json_has_path(spec_json));
+    json_decref(spec_json);
+    json_decref(names.volumes);
+}
+
 int main(void)
 {
     struct CMUnitTest *tests = NULL;
@@ -297,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_resolve_fills_paths_of_a_copy),
         cmocka_unit_test(test_resolve_names_what_is_missing),
         cmocka_unit_test(test_upgrade_then_resolve_gives_the_old_paths),
+        cmocka_unit_test(test_upgrade_refuses_a_volume_that_is_not_the_path),
     };
     for (size_t i = 0; i < ELEMENTSOF(fixed); i++) {
         tests = realloc(tests, sizeof(*tests) * (n + 1));
