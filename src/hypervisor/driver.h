@@ -83,7 +83,8 @@ typedef struct {
     uint64_t max_bandwidth;   /* bytes per second; 0: the hypervisor's default */
     unsigned downtime_limit_ms; /* 0: the hypervisor's default */
     bool auto_converge;       /* throttle vCPUs when memory is dirtied faster than sent */
-    bool postcopy;            /* allow post-copy (off by default) */
+    /* No post-copy yet: it comes with the live-migration work (both sides'
+     * capability and the switch to post-copy). */
 } VoHvMigrationOptions;
 
 typedef struct {

@@ -27,7 +27,7 @@ struct VoHvInstance {
      * out (so a failed migration resumes it only then). */
     VoQemuLayout *layout;
     char *layout_path;
-    bool migration_was_running;
+    bool migration_was_running; /* vCPUs ran when the last migrate started */
 };
 
 /* Runs a QMP job command (args carry its "job-id") and waits, bounded by

@@ -66,6 +66,10 @@ int vo_qemu_migrate_incoming(VoHvInstance *vm, const char *uri, char **ret_error
     return r;
 }
 
+/* QEMU's defaults (migration/options.c: MAX_THROTTLE, DEFAULT_MIGRATE_SET_DOWNTIME). */
+#define QEMU_MIGRATE_MAX_BANDWIDTH (128ull << 20)
+#define QEMU_MIGRATE_DOWNTIME_LIMIT_MS 300
+
 static json_t *capability(const char *name, bool on)
 {
     return json_pack("{s:s, s:b}", "capability", name, "state", on);
@@ -80,27 +84,36 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
     int r = vo_qemu_migration_uri_check(uri, ret_error);
     if (r < 0)
         return r;
-    /* "events": QEMU announces each state change (MIGRATION). */
+    /* "events": QEMU announces each state change (MIGRATION). Post-copy is
+     * not offered (it comes with the live-migration work: it needs
+     * migrate-start-postcopy and the destination's capability too): off. */
     json_t *caps = json_pack("{s:[o, o, o]}", "capabilities", capability("events", true),
                              capability("auto-converge", opts->auto_converge),
-                             capability("postcopy-ram", opts->postcopy));
-    json_t *params = json_object();
-    if (opts->max_bandwidth)
-        json_object_set_new(params, "max-bandwidth", json_integer((json_int_t)opts->max_bandwidth));
-    if (opts->downtime_limit_ms)
-        json_object_set_new(params, "downtime-limit", json_integer(opts->downtime_limit_ms));
+                             capability("postcopy-ram", false));
+    /* Always both: QEMU keeps what an earlier attempt set, so 0 (the
+     * default) is said explicitly. */
+    json_t *params = json_pack(
+        "{s:I, s:I}", "max-bandwidth",
+        (json_int_t)(opts->max_bandwidth ? opts->max_bandwidth : QEMU_MIGRATE_MAX_BANDWIDTH),
+        "downtime-limit",
+        (json_int_t)(opts->downtime_limit_ms ? opts->downtime_limit_ms
+                                             : QEMU_MIGRATE_DOWNTIME_LIMIT_MS));
     json_t *migrate = json_pack("{s:s}", "uri", uri), *status = NULL;
 
     pthread_mutex_lock(&vm->qmp_lock);
     r = run(vm, "query-status", NULL, &status, ret_error);
-    if (r >= 0) {
-        vm->migration_was_running = json_is_true(json_object_get(status, "running"));
+    bool running = r >= 0 && json_is_true(json_object_get(status, "running"));
+    if (r >= 0)
         r = run(vm, "migrate-set-capabilities", caps, NULL, ret_error);
-    }
-    if (r >= 0 && json_object_size(params) > 0)
+    if (r >= 0)
         r = run(vm, "migrate-set-parameters", params, NULL, ret_error);
     if (r >= 0)
         r = run(vm, "migrate", migrate, NULL, ret_error);
+    /* Only a migration that started: a start QEMU refused (one already
+     * under way, its vCPUs stopped for the switch-over) must not change what
+     * the failure of that one resumes. */
+    if (r >= 0)
+        vm->migration_was_running = running;
     pthread_mutex_unlock(&vm->qmp_lock);
     json_decref(status);
     json_decref(caps);

@@ -94,7 +94,9 @@ static void test_start(void **state)
         { .expect = "migrate-set-parameters",
           .args = "{\"max-bandwidth\":67108864,\"downtime-limit\":500}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49152\"}", .send = { OK } },
-        /* Defaults: auto-converge and post-copy off, no parameters. */
+        /* Defaults: auto-converge and post-copy off, QEMU's default parameters
+         * (set again: what an earlier attempt set would carry over). A second
+         * start while the first switches over (vCPUs stopped) is refused. */
         { .expect = "query-status",
           .send = { "{\"return\":{\"status\":\"paused\",\"running\":false},\"id\":$ID}\n" } },
         { .expect = "migrate-set-capabilities",
@@ -102,9 +104,13 @@ static void test_start(void **state)
                   "{\"capability\":\"auto-converge\",\"state\":false},"
                   "{\"capability\":\"postcopy-ram\",\"state\":false}]}",
           .send = { OK } },
+        { .expect = "migrate-set-parameters",
+          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"unix:/run/x/mig.sock\"}",
           .send = { "{\"error\":{\"class\":\"GenericError\",\"desc\":\"There's a migration "
                     "process in progress\"},\"id\":$ID}\n" } },
+        /* The first migration fails: the source runs again, as it did. */
+        { .expect = "cont", .send = { OK } },
         { 0 }
     };
     Fixture f;
@@ -115,9 +121,12 @@ static void test_start(void **state)
     assert_int_equal(vo_qemu_migrate_start(vm, "tcp:10.0.0.2:49152", &opts, &error), 0);
     assert_true(vm->migration_was_running);
     assert_int_equal(vo_qemu_migrate_start(vm, "unix:/run/x/mig.sock", NULL, &error), -EIO);
-    assert_false(vm->migration_was_running);
+    assert_true(vm->migration_was_running); /* the refused start changed nothing */
     assert_non_null(strstr(error, "migration process in progress"));
     free(error);
+    error = NULL;
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, &error), 0);
+    assert_null(error);
     instance_close(&f);
 }
 
@@ -206,7 +215,8 @@ static void test_cancel_and_finish(void **state)
     VoHvInstance *vm = instance_open(&f, steps);
     char *error = NULL;
     assert_int_equal(vo_qemu_migrate_cancel(vm, &error), 0);
-    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_DESTINATION, true, &error), 0);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_DESTINATION, true, &error),
+                     0);
     vm->migration_was_running = true;
     assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, &error), 0);
     vm->migration_was_running = false;
