@@ -13,7 +13,7 @@
  * moves a quarter of the VM's memory, so the fourth query after
  * migrate_start sees it completed; fault "migration" makes the migration
  * under way fail at the next query. A destination reports "active" (waiting)
- * until its migrate_finish. */
+ * until its migrate_finish, which resumes it only when asked to. */
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
@@ -444,7 +444,7 @@ static int fake_migrate_cancel(VoHvInstance *vm, char **ret_error)
 }
 
 static int fake_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded,
-                               char **ret_error)
+                               bool resume, char **ret_error)
 {
     int r = take_fault("migrate_finish");
     if (r < 0)
@@ -455,7 +455,7 @@ static int fake_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool su
         vm->migration = succeeded ? VO_HV_MIGRATION_COMPLETED : VO_HV_MIGRATION_FAILED;
         if (!succeeded)
             return end_vm(vm, false, "kill");
-        vm->paused = false;
+        vm->paused = !resume;
         save_state(vm);
         return 0;
     }

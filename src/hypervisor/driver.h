@@ -181,10 +181,13 @@ struct VoHvDriver {
     /* Source: cancels a migration under way (the VM keeps running here; the
      * caller kills the destination instance). */
     int (*migrate_cancel)(VoHvInstance *vm, char **ret_error);
-    /* Ends a migration on one side. succeeded: the destination is resumed,
-     * the source stopped (its process ends); failed: the destination is
-     * killed, the source resumed when it was running before. */
-    int (*migrate_finish)(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded,
+    /* Ends a migration on one side. succeeded: the destination is resumed
+     * when resume (the caller says whether the VM ran on the source when
+     * the migration started: a paused VM stays paused), the source stopped
+     * (its process ends); failed: the destination is killed, the source
+     * resumed when its vCPUs ran when its migrate_start began it (the
+     * driver remembers; resume is not used on the source). */
+    int (*migrate_finish)(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded, bool resume,
                           char **ret_error);
     bool kvm_usable;
     char *kvm_reason;

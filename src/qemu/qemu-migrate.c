@@ -3,8 +3,9 @@
  * order: the destination starts paused with -incoming defer (qemu-driver.c)
  * and is told where to listen with migrate-incoming; the source gets its
  * capabilities and parameters, then migrate; both are watched with
- * query-migrate; the end resumes the destination (cont) and ends the source
- * (quit), or, after a failure, resumes the source. Every QMP round-trip runs
+ * query-migrate; the end resumes the destination (cont, when the VM ran on
+ * the source) and ends the source (quit), or, after a failure, resumes the
+ * source (when it ran before). Every QMP round-trip runs
  * under the VM's qmp_lock. */
 #include "qemu/qemu-migrate.h"
 
@@ -212,7 +213,7 @@ static int kill_now(VoHvInstance *vm, char **ret_error)
 }
 
 int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded,
-                           char **ret_error)
+                           bool resume, char **ret_error)
 {
     int r = 0;
     /* A destination that did not get the VM holds nothing worth keeping. */
@@ -220,7 +221,10 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
         return kill_now(vm, ret_error);
     pthread_mutex_lock(&vm->qmp_lock);
     if (side == VO_HV_MIGRATION_DESTINATION) {
-        r = run(vm, "cont", NULL, NULL, ret_error);
+        /* It waits paused (-S) whatever the source was: a VM that was paused
+         * there stays paused here. */
+        if (resume)
+            r = run(vm, "cont", NULL, NULL, ret_error);
     } else if (succeeded) {
         /* The VM runs on the destination now: this copy ends (its disks
          * were handed over at the switch). */

@@ -15,7 +15,7 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
 int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret);
 int vo_qemu_migrate_cancel(VoHvInstance *vm, char **ret_error);
 int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded,
-                           char **ret_error);
+                           bool resume, char **ret_error);
 
 /* QEMU's MigrationStatus word as the driver's status (its many in-progress
  * states are all "active"); -EINVAL for a word it does not know. */

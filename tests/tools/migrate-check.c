@@ -294,9 +294,9 @@ int main(int argc, char **argv)
     virtio_mem_region(src, &vmem_addr, &vmem_size);
     compare_ram(work, "virtio-mem", vmem_addr, vmem_size);
 
-    if (driver->migrate_finish(dst, VO_HV_MIGRATION_DESTINATION, true, &error) < 0)
+    if (driver->migrate_finish(dst, VO_HV_MIGRATION_DESTINATION, true, true, &error) < 0)
         die("finish destination: %s", error);
-    if (driver->migrate_finish(src, VO_HV_MIGRATION_SOURCE, true, &error) < 0)
+    if (driver->migrate_finish(src, VO_HV_MIGRATION_SOURCE, true, false, &error) < 0)
         die("finish source: %s", error);
     struct pollfd p = { .fd = driver->exit_fd(src), .events = POLLIN };
     if (poll(&p, 1, 30000) != 1)

@@ -125,7 +125,7 @@ static void test_start(void **state)
     assert_non_null(strstr(error, "migration process in progress"));
     free(error);
     error = NULL;
-    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, &error), 0);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, false, &error), 0);
     assert_null(error);
     instance_close(&f);
 }
@@ -207,7 +207,8 @@ static void test_cancel_and_finish(void **state)
         { .expect = "cont", .send = { OK } },
         /* Source, migration failed, it ran before: resume. */
         { .expect = "cont", .send = { OK } },
-        /* (Source, failed, was paused: nothing is sent.) Source, done: quit. */
+        /* (Source, failed, was paused: nothing is sent. Destination of a VM
+         * that was paused, done: nothing either.) Source, done: quit. */
         { .expect = "quit", .close = true },
         { 0 }
     };
@@ -215,13 +216,15 @@ static void test_cancel_and_finish(void **state)
     VoHvInstance *vm = instance_open(&f, steps);
     char *error = NULL;
     assert_int_equal(vo_qemu_migrate_cancel(vm, &error), 0);
-    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_DESTINATION, true, &error),
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_DESTINATION, true, true, &error),
                      0);
     vm->migration_was_running = true;
-    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, &error), 0);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, false, &error), 0);
     vm->migration_was_running = false;
-    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, &error), 0);
-    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, true, &error), 0);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, false, &error), 0);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_DESTINATION, true, false, &error),
+                     0);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, true, false, &error), 0);
     assert_null(error);
     instance_close(&f);
 }
@@ -317,7 +320,7 @@ static void test_fake(void **state)
     VoHvInstance *src = NULL, *dst = NULL;
     assert_int_equal(d->start(d, spec, src_dir, NULL, &src, &error), 0);
     assert_int_equal(d->resume(src), 0);
-    char *layout = NULL;
+    char *layout = NULL, *layout2 = NULL;
     assert_int_equal(d->layout(src, &layout, &error), 0);
     /* Refused: a bad URI, a layout of something else, an injected fault. */
     assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "ftp:x", &dst, &error),
@@ -353,10 +356,10 @@ static void test_fake(void **state)
     assert_int_equal(d->migrate_query(src, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_COMPLETED);
     assert_int_equal(p.remaining, 0);
-    assert_int_equal(d->migrate_finish(dst, VO_HV_MIGRATION_DESTINATION, true, &error), 0);
+    assert_int_equal(d->migrate_finish(dst, VO_HV_MIGRATION_DESTINATION, true, true, &error), 0);
     assert_int_equal(d->info(dst, &info), 0);
     assert_false(info.paused);
-    assert_int_equal(d->migrate_finish(src, VO_HV_MIGRATION_SOURCE, true, &error), 0);
+    assert_int_equal(d->migrate_finish(src, VO_HV_MIGRATION_SOURCE, true, false, &error), 0);
     uint64_t exited = 0;
     assert_int_equal(read(d->exit_fd(src), &exited, sizeof(exited)), sizeof(exited));
     d->release(src);
@@ -376,12 +379,30 @@ static void test_fake(void **state)
     assert_int_equal(p.status, VO_HV_MIGRATION_FAILED);
     assert_non_null(strstr(p.error, "injected fault"));
     free(p.error);
-    assert_int_equal(d->migrate_finish(dst, VO_HV_MIGRATION_SOURCE, false, &error), 0);
+    assert_int_equal(d->migrate_finish(dst, VO_HV_MIGRATION_SOURCE, false, false, &error), 0);
     assert_int_equal(d->info(dst, &info), 0);
     assert_false(info.paused);
-    assert_int_equal(d->migrate_finish(src, VO_HV_MIGRATION_DESTINATION, false, &error), 0);
+    assert_int_equal(d->migrate_finish(src, VO_HV_MIGRATION_DESTINATION, false, false, &error), 0);
     assert_int_equal(read(d->exit_fd(src), &exited, sizeof(exited)), sizeof(exited));
     d->release(src);
+
+    /* A paused VM migrated stays paused on the destination. */
+    assert_int_equal(d->pause(dst), 0);
+    assert_int_equal(d->layout(dst, &layout2, &error), 0);
+    assert_int_equal(d->migrate_prepare(d, spec, layout2, src_dir, NULL, "unix:/tmp/x.sock",
+                                        &src, &error), 0);
+    assert_int_equal(d->migrate_start(dst, "unix:/tmp/x.sock", NULL, &error), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(d->migrate_query(dst, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_COMPLETED);
+    assert_int_equal(d->migrate_finish(src, VO_HV_MIGRATION_DESTINATION, true, false, &error), 0);
+    assert_int_equal(d->info(src, &info), 0);
+    assert_true(info.paused);
+    assert_int_equal(d->migrate_finish(dst, VO_HV_MIGRATION_SOURCE, true, false, &error), 0);
+    assert_int_equal(read(d->exit_fd(dst), &exited, sizeof(exited)), sizeof(exited));
+    d->release(dst);
+    dst = src;
+    assert_int_equal(d->resume(dst), 0);
 
     /* Cancelled. */
     assert_int_equal(d->migrate_start(dst, "tcp:127.0.0.1:1", NULL, &error), 0);
@@ -391,6 +412,7 @@ static void test_fake(void **state)
     d->release(dst);
 
     free(layout);
+    free(layout2);
     vo_vm_spec_free(spec);
     free(d->kvm_reason);
     free(d);
