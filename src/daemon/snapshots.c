@@ -535,7 +535,10 @@ int vo_snapshot_create(VoDaemon *d, VoVm *vm, const char *name, bool memory,
                                  "'-', not starting with '-'", name ? name : "");
         return -EINVAL;
     }
-    int r = check_disks(vm, ret_error);
+    /* Any state, but not a VM kept with a problem (or being made or deleted). */
+    int r = vo_vm_precheck(vm, ACTIVE_STATES | INACTIVE_STATES, "snapshot", ret_error);
+    if (r >= 0)
+        r = check_disks(vm, ret_error);
     if (r < 0)
         return r;
     if (memory && !vo_vm_is_active(vm)) {
@@ -578,7 +581,10 @@ static int exists_or_fail(VoDaemon *d, VoVm *vm, const char *name, char **ret_er
 int vo_snapshot_revert(VoDaemon *d, VoVm *vm, const char *name, bool force, json_t **ret_task,
                        char **ret_error)
 {
-    int r = exists_or_fail(d, vm, name, ret_error);
+    int r = vo_vm_precheck(vm, ACTIVE_STATES | INACTIVE_STATES, "revert a snapshot of",
+                           ret_error);
+    if (r >= 0)
+        r = exists_or_fail(d, vm, name, ret_error);
     if (r < 0)
         return r;
     bool active = vo_vm_is_active(vm);
@@ -613,7 +619,10 @@ int vo_snapshot_revert(VoDaemon *d, VoVm *vm, const char *name, bool force, json
 int vo_snapshot_delete(VoDaemon *d, VoVm *vm, const char *name, json_t **ret_task,
                        char **ret_error)
 {
-    int r = exists_or_fail(d, vm, name, ret_error);
+    int r = vo_vm_precheck(vm, ACTIVE_STATES | INACTIVE_STATES, "delete a snapshot of",
+                           ret_error);
+    if (r >= 0)
+        r = exists_or_fail(d, vm, name, ret_error);
     if (r < 0)
         return r;
     return vo_vm_submit(d, vm, "snapshot-delete", task_delete, snap_op(vm, name), snap_op_free,

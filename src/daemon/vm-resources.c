@@ -194,7 +194,10 @@ int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_m
     }
     pthread_mutex_lock(&vm->lock);
     int r = 0;
-    if (vm->provisioning || vm->state != VO_VM_RUNNING || !vm->hv)
+    if (vm->problem)
+        r = vo_error_set(ret_error, -EBUSY, "cannot change the vCPUs or memory of VM '%s': %s",
+                         vm->spec->name, vm->problem);
+    else if (vm->provisioning || vm->state != VO_VM_RUNNING || !vm->hv)
         r = vo_error_set(ret_error, -EBUSY,
                          "cannot change the vCPUs or memory of VM '%s' while it is %s: it must be "
                          "running (or stopped)",

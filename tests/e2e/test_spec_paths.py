@@ -191,3 +191,44 @@ def test_old_documents_with_paths_are_converted_or_kept_and_reported(fake_daemon
     assert "problem" in d.vm("old2")
     d.task_ok("DELETE", "/v1/vms/old2?keep_disks=true")
     assert [vm["name"] for vm in d.api("GET", "/v1/vms")["vms"]] == ["old1"]
+
+
+def test_a_kept_old_document_refuses_snapshots_and_live_changes(fake_daemon):
+    """A VM kept with a problem may be stopped and deleted, nothing else:
+    no snapshot taken, reverted or deleted, no live vCPU/memory change. Its
+    disk names a volume whose file is not the path QEMU was given, so the
+    document is kept as it was (not saved converted)."""
+    d = fake_daemon
+    d.cli("vm", "create", "old3", "--memory", "128M", "--max-memory", "256M")
+    d.task_ok("POST", "/v1/vms/old3/snapshots", {"name": "s1"})
+    d.cli("vm", "start", "old3")
+    [(key, doc)] = [(k, v) for k, v in stored_docs(d).items() if v["spec"]["name"] == "old3"]
+    d.stop()
+    old = json.loads(json.dumps(doc))
+    old["spec"]["disks"][0]["path"] = "/mnt/usb/scratch.qcow2"  # not default/old3-disk0's file
+    write_doc(d, key, old)
+    d.start()
+
+    vm = d.vm("old3")
+    assert vm["state"] == "running", vm
+    assert "/mnt/usb/scratch.qcow2" in vm["problem"] and "default/old3-disk0" in vm["problem"]
+    assert stored_spec(d, "old3")["disks"][0]["path"] == "/mnt/usb/scratch.qcow2"
+
+    def refused(method, path, body=None):
+        status, err = d.request(method, path, body)
+        assert status == 409, (method, path, status, err)
+        assert err["error"]["code"] == "invalid-state", err
+        assert "scratch.qcow2" in err["error"]["message"], err
+
+    refused("POST", "/v1/vms/old3/snapshots", {"name": "s2"})
+    refused("POST", "/v1/vms/old3/snapshots/s1/revert", {"force": True})
+    refused("DELETE", "/v1/vms/old3/snapshots/s1")
+    refused("PATCH", "/v1/vms/old3", {"memory_mib": 256})
+    refused("PATCH", "/v1/vms/old3", {"vcpus": 1})
+    assert [s["name"] for s in d.api("GET", "/v1/vms/old3/snapshots")["snapshots"]] == ["s1"]
+    assert d.vm("old3")["memory_mib"] == 128
+    assert stored_spec(d, "old3")["disks"][0]["path"] == "/mnt/usb/scratch.qcow2"
+    # stop and delete still work
+    d.task_ok("POST", "/v1/vms/old3/stop")
+    d.task_ok("DELETE", "/v1/vms/old3?keep_disks=true")
+    assert d.api("GET", "/v1/vms")["vms"] == []
