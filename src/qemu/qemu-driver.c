@@ -209,6 +209,12 @@ static int qemu_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char 
         r = vo_qemu_layout_from_text(layout_text, &layout, ret_error);
     if (r < 0)
         return r;
+    if (layout->assumed)
+        return vo_error_set(ret_error, -EINVAL,
+                            "the source's hardware layout is assumed, not recorded (its QEMU "
+                            "was started by a vireod that did not record layouts): its boot "
+                            "memory, vCPUs and root ports may differ, so a destination cannot "
+                            "be made identical; stop and start the VM once, then migrate it");
     VoHvInstance *vm = NULL;
     r = launch(d, spec, layout, true, run_dir, tap_fds, &vm, ret_error);
     if (r < 0)
@@ -269,14 +275,17 @@ static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     if (vo_read_file(argv_path, 1 << 20, &argv_text, NULL) >= 0 && strstr(argv_text, "\n-accel\nkvm\n"))
         vm->accel = VO_ACCEL_KVM;
     /* The layout it was started with and has now. A VM started by a vireod
-     * before layouts were recorded gets what its spec would make: its root
-     * ports and boot sizes may differ from that, so refresh it (a hot-plug
-     * or migration will) only with care. */
+     * before layouts were recorded gets what its spec would make, marked
+     * assumed: its root ports and boot sizes may differ from that (the spec
+     * holds the live vCPUs and memory after hot-plugs), so it is never
+     * migrated from it (migrate_prepare refuses it). */
     _cleanup_free_ char *error = NULL;
     if (vo_qemu_layout_load(run_dir, &vm->layout, &error) < 0) {
-        log_warn("VM %s: no usable hardware layout in %s (%s): assuming its spec's", spec->name,
-                 run_dir, error);
+        log_warn("VM %s: no usable hardware layout in %s (%s): assuming its spec's (it cannot "
+                 "be migrated until it is stopped and started again)", spec->name, run_dir,
+                 error);
         vm->layout = vo_qemu_layout_from_spec(spec, vm->accel);
+        vm->layout->assumed = true;
     }
     *ret = vm;
     return 0;

@@ -120,6 +120,8 @@ json_t *vo_qemu_layout_to_json(const VoQemuLayout *l)
         abort();
     if (l->cpu)
         json_object_set_new(doc, "cpu", json_string(l->cpu));
+    if (l->assumed)
+        json_object_set_new(doc, "assumed", json_true());
     return doc;
 }
 
@@ -159,18 +161,19 @@ static int parse_devices(VoQemuLayout *l, json_t *list, char **ret_error)
 
 int vo_qemu_layout_from_json(json_t *doc, VoQemuLayout **ret, char **ret_error)
 {
-    int version = 0, hotplug = 0, boot_vcpus = 0, max_vcpus = 0;
+    int version = 0, hotplug = 0, boot_vcpus = 0, max_vcpus = 0, assumed = 0;
     const char *machine = NULL, *cpu = NULL, *accel = NULL;
     json_int_t boot_mib = 0, max_mib = 0, requested = 0;
     json_t *vcpus = NULL, *ports = NULL, *devices = NULL;
     json_error_t jerr;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
-                       "{s:i, s:s, s?s, s:s, s:{s:b, s:i, s:i, s:o}, s:{s:I, s:I, s:I}, s:o, s:o}",
+                       "{s:i, s:s, s?s, s:s, s:{s:b, s:i, s:i, s:o}, s:{s:I, s:I, s:I}, s:o, s:o, "
+                       "s?b}",
                        "version", &version, "machine", &machine, "cpu", &cpu, "accel", &accel,
                        "vcpus", "hotplug", &hotplug, "boot", &boot_vcpus, "max", &max_vcpus,
                        "devices", &vcpus, "memory", "boot_mib", &boot_mib, "max_mib", &max_mib,
                        "virtio_mem_requested", &requested, "root_ports", &ports, "devices",
-                       &devices) < 0)
+                       &devices, "assumed", &assumed) < 0)
         return vo_error_set(ret_error, -EINVAL, "layout: %s", jerr.text);
     if (version != VO_QEMU_LAYOUT_VERSION)
         return vo_error_set(ret_error, -EINVAL, "layout: version %d is not %d (a newer vireo?)",
@@ -192,6 +195,7 @@ int vo_qemu_layout_from_json(json_t *doc, VoQemuLayout **ret, char **ret_error)
     l->boot_memory_mib = (uint64_t)boot_mib;
     l->max_memory_mib = (uint64_t)max_mib;
     l->virtio_mem_requested = (uint64_t)requested;
+    l->assumed = assumed;
     size_t i;
     json_t *port;
     json_array_foreach(ports, i, port)

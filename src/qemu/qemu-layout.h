@@ -38,6 +38,10 @@ struct VoQemuLayout {
     json_t *root_ports;   /* the pcie-root-port devices, properties as on the command line */
     VoQemuDeviceAddr *devices; /* every device with an id QEMU placed; empty until probed */
     size_t n_devices;
+    /* Not recorded at start but made from the spec at a re-attach (a QEMU
+     * started by a vireod before layouts): boot sizes and root ports may
+     * differ from the QEMU's, so no destination is started from it. */
+    bool assumed;
 };
 typedef struct VoQemuLayout VoQemuLayout;
 

@@ -3,10 +3,14 @@
  * point sends, and how it reads QEMU's answers (query-migrate in each
  * status, the layout probe). The fake driver's: a whole migration played
  * out, a failure and a cancel, with its fault injection. */
+#include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -14,6 +18,7 @@
 #include "qemu/qemu-migrate.h"
 #include "qmp-server.h"
 #include "spec-resolved.h"
+#include "util/unix-socket.h"
 #include "util/util.h"
 
 #define OK "{\"return\":{},\"id\":$ID}\n"
@@ -291,6 +296,97 @@ static void test_layout_probe(void **state)
     instance_close(&f);
 }
 
+/* ---- re-attach to a VM started before layouts were recorded ---- */
+
+typedef struct {
+    Server server;
+    int listen_fd;
+} Listener;
+
+/* The scripted server behind a unix socket (QEMU's qmp.sock). */
+static void *listener_main(void *arg)
+{
+    Listener *l = arg;
+    l->server.fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (l->server.fd < 0) {
+        server_fail(&l->server, "accept failed", "");
+        return NULL;
+    }
+    return server_main(&l->server);
+}
+
+/* The run dir of a QEMU started by a vireod that wrote no layout.json: the
+ * QEMU re-attached gets a layout made from its spec, which holds the live
+ * sizes after hot-plugs (boot memory, vCPUs) and not its root ports: it is
+ * marked assumed, and a destination is never prepared from it. */
+static void test_attach_without_layout_assumes_and_refuses_migration(void **state)
+{
+    static const Step steps[] = { GREETING, CAPS, { 0 } };
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/vireo-test-attach-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    /* Live sizes: memory grown from 256 MiB at boot to 384 MiB. */
+    VoVmSpec *spec = test_spec_resolved(
+        "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10\",\"name\":\"old\","
+        "\"kernel\":{\"image\":\"k\"},\"memory_mib\":384,\"max_memory_mib\":512,"
+        "\"disks\":[{\"volume\":\"d/a\"}]}");
+    /* "QEMU": a process whose command line carries the VM's -uuid. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", "sleep 60; :", "sh", "-uuid", spec->id, (char *)NULL);
+        _exit(127);
+    }
+    _cleanup_free_ char *pidfile = vo_asprintf("%s/qemu.pid", dir);
+    _cleanup_free_ char *pidtext = vo_asprintf("%d\n", (int)pid);
+    assert_int_equal(vo_write_file_atomic(pidfile, pidtext, strlen(pidtext)), 0);
+    _cleanup_free_ char *qmp_path = vo_asprintf("%s/qmp.sock", dir);
+    Listener l = { .server = { .steps = steps, .fd = -1 } };
+    l.listen_fd = vo_unix_listen(qmp_path, 0600);
+    assert_true(l.listen_fd >= 0);
+    assert_int_equal(pthread_create(&l.server.thread, NULL, listener_main, &l), 0);
+    /* /proc/PID/cmdline shows the -uuid once sh runs */
+    for (int i = 0; i < 500; i++) {
+        _cleanup_free_ char *path = vo_asprintf("/proc/%d/cmdline", (int)pid);
+        _cleanup_free_ char *cmdline = NULL;
+        size_t len = 0;
+        if (vo_read_file(path, 4096, &cmdline, &len) >= 0 && len > 3 && !strcmp(cmdline, "sh"))
+            break;
+        poll(NULL, 0, 10);
+    }
+
+    VoHvDriver *d = NULL;
+    assert_int_equal(vo_qemu_driver_new(&d), 0);
+    VoHvInstance *vm = NULL;
+    assert_int_equal(d->attach(d, spec, dir, &vm), 0);
+    _cleanup_free_ char *text = vo_qemu_layout_to_text(vm->layout);
+    json_t *doc = json_loads(text, 0, NULL);
+    assert_true(json_is_true(json_object_get(doc, "assumed")));
+    json_decref(doc);
+    d->release(vm);
+    server_join(&l.server);
+    close(l.listen_fd);
+
+    /* A destination from that layout: refused before any QEMU starts. */
+    _cleanup_free_ char *dst_dir = vo_asprintf("%s/dst", dir);
+    char *error = NULL;
+    VoHvInstance *dst = NULL;
+    assert_int_equal(d->migrate_prepare(d, spec, text, dst_dir, NULL, "unix:/tmp/x.sock", &dst,
+                                        &error), -EINVAL);
+    assert_null(dst);
+    assert_non_null(strstr(error, "assumed"));
+    assert_non_null(strstr(error, "stop and start the VM"));
+    free(error);
+    assert_int_equal(access(dst_dir, F_OK), -1);
+
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    vo_vm_spec_free(spec);
+    free(d->kvm_reason);
+    free(d);
+    vo_rm_rf(dir);
+}
+
 /* ---- the fake driver ---- */
 
 static char fault_dir[64];
@@ -428,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_query),
         cmocka_unit_test(test_cancel_and_finish),
         cmocka_unit_test(test_layout_probe),
+        cmocka_unit_test(test_attach_without_layout_assumes_and_refuses_migration),
         cmocka_unit_test(test_fake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
