@@ -857,10 +857,15 @@ static int task_create(VoTask *t, void *userdata)
     }
     if (r >= 0) {
         pthread_mutex_lock(&vm->lock);
-        VoDiskSpec *disk = &vm->spec->disks[0];
-        free(disk->volume);
-        disk->volume = vo_asprintf("%s/%s", VO_DEFAULT_POOL, volume);
-        disk->owned = true;
+        /* The boot disk, now that its volume is made (vo_vm_create). */
+        VoVmSpec *s = vm->spec;
+        VoDiskSpec *disks = vo_malloc0(sizeof(VoDiskSpec) * (s->n_disks + 1));
+        disks[0] = (VoDiskSpec){ .volume = vo_asprintf("%s/%s", VO_DEFAULT_POOL, volume),
+                                 .format = VO_DISK_QCOW2, .owned = true, .slot = 0 };
+        memcpy(disks + 1, s->disks, sizeof(VoDiskSpec) * s->n_disks);
+        free(s->disks);
+        s->disks = disks;
+        s->n_disks++;
         r = vo_vm_save(vm);
         vm->provisioning = false;
         pthread_mutex_unlock(&vm->lock);
@@ -1094,11 +1099,11 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->cmdline = vo_strdup(img->cmdline);
     spec->autostart = args->autostart;
     spec->disks = vo_malloc0(sizeof(VoDiskSpec));
-    /* The volume is made by the create task (which names it again: the
-     * first free name then, normally this one). */
-    _cleanup_free_ char *volume = vo_volume_free_name(d, VO_DEFAULT_POOL, args->name);
-    spec->disks[0] = (VoDiskSpec){ .volume = vo_asprintf("%s/%s", VO_DEFAULT_POOL,
-                                                         volume ? volume : "none"),
+    /* The boot disk is added by the create task once it made and named its
+     * volume (the first free name then): until then the VM has no disk, so
+     * a volume made meanwhile under that name is not taken for this VM's.
+     * Validated with a stand-in. */
+    spec->disks[0] = (VoDiskSpec){ .volume = vo_strdup(VO_DEFAULT_POOL "/disk"),
                                    .format = VO_DISK_QCOW2 };
     spec->n_disks = 1;
     /* One NIC per network asked for; by default one on the default network
@@ -1131,6 +1136,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
             *ret_error = vo_asprintf("network '%s' does not exist (see: vireo network list)",
                                      nets[i]);
     r = *ret_error ? -EINVAL : vo_vm_spec_validate(spec, &d->limits, ret_error);
+    free(TAKE_PTR(spec->disks[0].volume));
+    spec->n_disks = 0;
     if (r >= 0 && spec->accel == VO_ACCEL_KVM && !d->driver->kvm_usable) {
         *ret_error = vo_asprintf("accel: kvm was requested but KVM is not usable on this host "
                                  "(%s); use auto or tcg", d->driver->kvm_reason);

@@ -236,3 +236,60 @@ def test_parallel_imports_of_one_image_name_build_one_image(fake_daemon):
         leftovers = [e for e in os.listdir(os.path.join(d.state_dir, "images"))
                      if e.startswith(".")]
         assert not leftovers, leftovers
+
+
+HOLDING_CLONE_QEMU_IMG = """#!/bin/sh
+# qemu-img for races: while $HOLD_DIR/clone.hold exists, a `create` with a
+# backing file (a VM create's linked clone; a plain volume create has none)
+# waits after making clone.held (2 min at most).
+case " $* " in *" create "*" -b "*)
+    if [ -e "$HOLD_DIR/clone.hold" ]; then
+        : > "$HOLD_DIR/clone.held"
+        i=0
+        while [ -e "$HOLD_DIR/clone.hold" ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done
+    fi;;
+esac
+exec {real} "$@"
+"""
+
+
+def test_a_vm_being_created_names_no_volume_until_it_made_one(fake_daemon):
+    """A VM whose create waits for a worker has no disk yet: a volume
+    created meanwhile under the name the VM would have taken is nobody's
+    (not attached to it, deletable); the VM then gets a name that is free."""
+    d = fake_daemon
+    hold_dir = os.path.join(d.tmp, "hold")
+    os.makedirs(hold_dir)
+    d.wrap_tool("qemu-img", HOLDING_CLONE_QEMU_IMG, {"HOLD_DIR": hold_dir})
+    hold = os.path.join(hold_dir, "clone.hold")
+    open(hold, "w").close()
+    tasks = []
+    try:
+        # Every worker (8) busy with a create held in its linked clone.
+        for i in range(8):
+            status, doc = d.request("POST", "/v1/vms", {"name": f"busy{i}", "memory_mib": 64,
+                                                        "networks": ["user"]})
+            assert status == 202, doc
+            tasks.append(doc["task"])
+        wait_until(lambda: all(d.api("GET", f"/v1/tasks/{t['id']}")["state"] == "running"
+                               for t in tasks), 60, what="8 creates running")
+        status, create = d.request("POST", "/v1/vms", {"name": "pv", "memory_mib": 64,
+                                                        "networks": ["user"]})
+        assert status == 202, create
+        tasks.append(create["task"])
+        assert d.api("GET", f"/v1/tasks/{create['task']['id']}")["state"] == "queued"
+        assert d.vm("pv")["disks"] == [], d.vm("pv")  # its disk comes with its volume
+        status, doc = d.request("POST", "/v1/pools/default/volumes",
+                                {"name": "pv-disk0", "size_bytes": 1 << 20})
+        assert status == 202, doc
+        tasks.append(doc["task"])
+        assert d.api("GET", "/v1/pools/default/volumes/pv-disk0")["attached_to"] is None
+    finally:
+        os.unlink(hold)
+    for t in tasks:
+        assert d.wait_task(t)["state"] == "succeeded", t
+    [volume] = [disk["volume"] for disk in d.vm("pv")["disks"]]
+    assert volume.startswith("default/pv-disk") and volume != "default/pv-disk0", volume
+    assert d.api("GET", f"/v1/pools/default/volumes/{volume.split('/')[1]}")["attached_to"] == "pv"
+    assert d.api("GET", "/v1/pools/default/volumes/pv-disk0")["attached_to"] is None
+    d.task_ok("DELETE", "/v1/pools/default/volumes/pv-disk0")
