@@ -198,6 +198,20 @@ static int qemu_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     return launch(d, spec, NULL, false, run_dir, tap_fds, ret, ret_error);
 }
 
+/* After a destination failed to come up (its QEMU gone): what its start put
+ * in run_dir goes, and run_dir too when the start made it. */
+static void clear_run_dir(const char *run_dir, bool made)
+{
+    static const char *const files[] = { VO_QEMU_LAYOUT_FILE, "qemu.argv", "qemu.pid",
+                                         "qmp.sock", "console.sock", "qemu.log" };
+    for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", run_dir, files[i]);
+        (void)unlink(path);
+    }
+    if (made)
+        (void)rmdir(run_dir);
+}
+
 /* Destination of a live migration: the source's twin, paused, listening. */
 static int qemu_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char *layout_text,
                                 const char *run_dir, const int *tap_fds, const char *uri,
@@ -215,16 +229,20 @@ static int qemu_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char 
                             "was started by a vireod that did not record layouts): its boot "
                             "memory, vCPUs and root ports may differ, so a destination cannot "
                             "be made identical; stop and start the VM once, then migrate it");
+    bool made = access(run_dir, F_OK) < 0;
     VoHvInstance *vm = NULL;
     r = launch(d, spec, layout, true, run_dir, tap_fds, &vm, ret_error);
-    if (r < 0)
+    if (r < 0) {
+        clear_run_dir(run_dir, made);
         return r;
+    }
     r = vo_qemu_migrate_incoming(vm, uri, ret_error);
     if (r < 0) {
         syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
         siginfo_t si;
         waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED);
         qemu_release(vm);
+        clear_run_dir(run_dir, made);
         return r;
     }
     *ret = vm;

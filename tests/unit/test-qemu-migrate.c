@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
@@ -387,6 +388,54 @@ static void test_attach_without_layout_assumes_and_refuses_migration(void **stat
     vo_rm_rf(dir);
 }
 
+/* A destination QEMU that fails to come up: nothing of it is left in its
+ * run dir (layout, argv, pidfile, sockets, log), nor the dir it made. */
+static void test_failed_prepare_leaves_nothing(void **state)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/vireo-test-prepare-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    VoVmSpec *spec = test_spec_resolved(
+        "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10\",\"name\":\"dst\","
+        "\"kernel\":{\"image\":\"k\"},\"memory_mib\":256,\"disks\":[{\"volume\":\"d/a\"}]}");
+    VoQemuLayout *layout = vo_qemu_layout_from_spec(spec, VO_ACCEL_TCG);
+    _cleanup_free_ char *text = vo_qemu_layout_to_text(layout);
+    vo_qemu_layout_free(layout);
+    setenv("VIREO_QEMU", "/bin/false", 1); /* exits at once */
+    VoHvDriver *d = NULL;
+    assert_int_equal(vo_qemu_driver_new(&d), 0);
+    _cleanup_free_ char *run_dir = vo_asprintf("%s/run", dir);
+    char *error = NULL;
+    VoHvInstance *vm = NULL;
+    assert_true(d->migrate_prepare(d, spec, text, run_dir, NULL, "unix:/tmp/x.sock", &vm,
+                                   &error) < 0);
+    assert_null(vm);
+    assert_non_null(strstr(error, "QEMU exited at start"));
+    free(error);
+    assert_int_equal(access(run_dir, F_OK), -1);
+    /* A run dir that was there stays, without what the failed start put in it. */
+    assert_int_equal(mkdir(run_dir, 0750), 0);
+    _cleanup_free_ char *other = vo_asprintf("%s/other", run_dir);
+    assert_int_equal(vo_write_file_atomic(other, "x", 1), 0);
+    error = NULL;
+    assert_true(d->migrate_prepare(d, spec, text, run_dir, NULL, "unix:/tmp/x.sock", &vm,
+                                   &error) < 0);
+    free(error);
+    static const char *const gone[] = { "layout.json", "qemu.argv", "qemu.pid", "qmp.sock",
+                                        "console.sock", "qemu.log" };
+    for (size_t i = 0; i < ELEMENTSOF(gone); i++) {
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", run_dir, gone[i]);
+        if (access(path, F_OK) == 0)
+            fail_msg("%s is left after a failed migrate_prepare", path);
+    }
+    assert_int_equal(access(other, F_OK), 0);
+    unsetenv("VIREO_QEMU");
+    vo_vm_spec_free(spec);
+    free(d->kvm_reason);
+    free(d);
+    vo_rm_rf(dir);
+}
+
 /* ---- the fake driver ---- */
 
 static char fault_dir[64];
@@ -525,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_cancel_and_finish),
         cmocka_unit_test(test_layout_probe),
         cmocka_unit_test(test_attach_without_layout_assumes_and_refuses_migration),
+        cmocka_unit_test(test_failed_prepare_leaves_nothing),
         cmocka_unit_test(test_fake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
