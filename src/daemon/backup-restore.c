@@ -144,14 +144,28 @@ static int check_files(const BackupRef *b, char **ret_error)
     return r;
 }
 
-/* The record's definition as this vireod reads it. One written when specs
- * held host paths is converted first (vo_vm_spec_upgrade): a kernel or
- * initrd that is no image's (nor a volume) is refused, so a record naming
- * any other host file never boots it; so is a boot file that does not
- * resolve on this host. */
+/* The record's definition as a restore as a new VM reads it. Its disks'
+ * names are not used (each disk gets a new volume: restore_new), so a disk
+ * of a record written when specs held host paths needs no volume here: its
+ * path goes and a stand-in name (replaced before the VM is defined) takes
+ * its place. The rest is converted (vo_vm_spec_upgrade): a kernel or initrd
+ * that is no image's (nor a volume) is refused, so a record naming any other
+ * host file never boots it; so is a boot file that does not resolve on this
+ * host. */
 static int record_spec(VoDaemon *d, json_t *record, VoVmSpec **ret, char **ret_error)
 {
     json_t *doc = json_deep_copy(json_object_get(record, "spec"));
+    json_t *disks = json_object_get(doc, "disks"), *disk;
+    size_t n;
+    json_array_foreach(json_is_array(disks) ? disks : NULL, n, disk) {
+        if (!json_is_object(disk))
+            continue;
+        if (!json_object_get(disk, "slot")) /* the old default: its position */
+            json_object_set_new(disk, "slot", json_integer((json_int_t)n));
+        json_object_del(disk, "path");
+        if (!json_object_get(disk, "volume"))
+            json_object_set_new(disk, "volume", json_string(VO_DEFAULT_POOL "/restored"));
+    }
     bool changed = false;
     _cleanup_strv_ char **problems = NULL;
     VoVmSpec *spec = NULL;

@@ -401,3 +401,36 @@ def test_records_that_point_outside_or_lost_their_parent(daemon):
     finally:
         os.rename(moved, backup_dir(daemon, full))
     restore(daemon, inc["id"], **{"as": "rec-copy"})
+
+
+def edit_record(daemon, b, edit):
+    """Rewrites backup b's record (backup.json) with edit(record)."""
+    path = os.path.join(backup_dir(daemon, b), "backup.json")
+    with open(path) as f:
+        record = json.load(f)
+    edit(record)
+    with open(path, "w") as f:
+        json.dump(record, f)
+
+
+def test_old_records_restore_as_new_whatever_their_disks_name(fake_daemon):
+    """A restore as a new VM gives every disk a new volume: the record's disk
+    names do not matter, so a record written when specs held paths restores
+    even when a disk path is no volume's file (moved, another host)."""
+    d = fake_daemon
+    d.cli("vm", "create", "oldrec", "--memory", "64M")
+    b = backup(d, "oldrec")
+
+    def bare_paths(record):
+        disk = record["spec"]["disks"][0]
+        del disk["volume"], disk["slot"]
+        disk["path"] = "/srv/elsewhere/oldrec-disk0.qcow2"
+    edit_record(d, b, bare_paths)
+    restore(d, b["id"], **{"as": "oldrec-copy"})
+    vm = d.vm("oldrec-copy")
+    [disk] = vm["disks"]
+    assert disk["volume"].startswith("default/oldrec-copy-disk") and disk["owned"], disk
+    assert disk["path"] and os.path.exists(disk["path"]), disk
+    ok, out = images_identical(disk_path(d, "oldrec"), disk["path"])
+    assert ok, out
+
