@@ -149,9 +149,9 @@ static int check_files(const BackupRef *b, char **ret_error)
  * of a record written when specs held host paths needs no volume here: its
  * path goes and a stand-in name (replaced before the VM is defined) takes
  * its place. The rest is converted (vo_vm_spec_upgrade): a kernel or initrd
- * that is no image's (nor a volume) is refused, so a record naming any other
- * host file never boots it; so is a boot file that does not resolve on this
- * host. */
+ * must be an image's that resolves on this host; one that is no image's, or
+ * a volume (a record can name any volume, another VM's disk say), is
+ * refused, so a record never boots another file. */
 static int record_spec(VoDaemon *d, json_t *record, VoVmSpec **ret, char **ret_error)
 {
     json_t *doc = json_deep_copy(json_object_get(record, "spec"));
@@ -181,14 +181,17 @@ static int record_spec(VoDaemon *d, json_t *record, VoVmSpec **ret, char **ret_e
     const VoBootFile *boot[] = { r >= 0 ? &spec->kernel_from : NULL,
                                  r >= 0 ? &spec->initrd_from : NULL };
     for (size_t i = 0; r >= 0 && i < ELEMENTSOF(boot); i++) {
-        _cleanup_free_ char *path = NULL, *format = NULL, *error = NULL;
-        if (boot[i]->image)
-            r = vo_image_boot_file(d, boot[i]->image, i == 1, &path, &error);
-        else if (boot[i]->volume)
-            r = vo_volume_lookup(d, boot[i]->volume, &path, &format, NULL, &error);
-        if (r < 0)
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        const char *key = i ? "initrd" : "kernel";
+        if (boot[i]->volume)
+            r = vo_error_set(ret_error, -EBUSY, "the backed-up VM's %s is volume '%s': a "
+                             "restore as a new VM boots only an image's %s (make it part of "
+                             "an image with vireo image import, or restore over the original "
+                             "VM): refusing to restore", key, boot[i]->volume, key);
+        else if (boot[i]->image &&
+                 (r = vo_image_boot_file(d, boot[i]->image, i == 1, &path, &error)) < 0)
             r = vo_error_set(ret_error, -EBUSY, "the backed-up VM's %s: %s: refusing to restore",
-                             i ? "initrd" : "kernel", error);
+                             key, error);
     }
     if (r < 0) {
         vo_vm_spec_free(spec);

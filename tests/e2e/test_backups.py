@@ -434,3 +434,26 @@ def test_old_records_restore_as_new_whatever_their_disks_name(fake_daemon):
     ok, out = images_identical(disk_path(d, "oldrec"), disk["path"])
     assert ok, out
 
+
+def test_records_boot_only_an_images_kernel(fake_daemon):
+    """A record's kernel or initrd given as a volume is refused for a restore
+    as a new VM: a crafted record would otherwise boot any volume (another
+    VM's disk) as the new VM's kernel."""
+    d = fake_daemon
+    d.cli("vm", "create", "krec", "--memory", "64M")
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "victim", "size_bytes": MiB})
+    b = backup(d, "krec")
+    for key in ("kernel", "initrd"):
+        def boot_volume(record):
+            record["spec"][key] = {"volume": "default/victim"}
+        edit_record(d, b, boot_volume)
+        status, doc = d.request("POST", f"/v1/backups/{b['id']}/restore", {"as": "krec-copy"})
+        assert status == 409, (key, status, doc)
+        msg = doc["error"]["message"]
+        assert key in msg and "default/victim" in msg and "image" in msg, msg
+        assert d.request("GET", "/v1/vms/krec-copy")[0] == 404
+        def boot_image(record):
+            record["spec"][key] = {"image": "default"}
+        edit_record(d, b, boot_image)
+    restore(d, b["id"], **{"as": "krec-copy"})
+    assert d.vm("krec-copy")["kernel"] == {"image": "default"}
