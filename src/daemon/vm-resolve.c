@@ -9,12 +9,27 @@
 #include "daemon/images.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
+#include "storage/volume-path.h"
 #include "util/util.h"
 
+/* A volume's file, checked again as when it was made (vo_path_inside): a
+ * regular file of its pool, not a symlink swapped in since to elsewhere. */
 static int volume_path(void *userdata, const char *key, char **ret_path, char **ret_error)
 {
-    _cleanup_free_ char *format = NULL;
-    return vo_volume_lookup(userdata, key, ret_path, &format, NULL, ret_error);
+    _cleanup_free_ char *format = NULL, *path = NULL;
+    int r = vo_volume_lookup(userdata, key, &path, &format, NULL, ret_error);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *pool_dir = vo_strdup(path);
+    char *slash = strrchr(pool_dir, '/');
+    if (slash)
+        *slash = 0;
+    if (!slash || !vo_path_inside(pool_dir, path))
+        return vo_error_set(ret_error, -EBUSY, "its file %s is not a regular file of its pool "
+                            "%s (a symlink to outside its pool, say): refusing it", path,
+                            pool_dir);
+    *ret_path = TAKE_PTR(path);
+    return 0;
 }
 
 static int image_file(void *userdata, const char *image, bool initrd, char **ret_path,

@@ -291,3 +291,31 @@ def test_tampered_backups_are_refused(daemon):
         doc = d.api("POST", f"/v1/backups/{b['id']}/restore", {"as": name}, expect=202)
         task = d.wait_task(doc["task"], timeout=300)
         assert task["state"] == "succeeded", task
+
+
+def test_a_volume_file_swapped_for_a_symlink_out_of_its_pool_is_not_resolved(fake_daemon):
+    """A volume's file checked inside its pool when it was made may be
+    swapped later for a symlink to a file elsewhere: the VM's disk is
+    resolved again at every start (and hot-plug), and such a file is refused
+    then, naming the volume."""
+    d = fake_daemon
+    d.cli("vm", "create", "swap", "--memory", "64M")
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "swapdata", "size_bytes": MiB})
+    d.cli("vm", "disk", "add", "swap", "default/swapdata")
+    outside = os.path.join(d.tmp, "outside.qcow2")
+    qemu_img("create", "-q", "-f", "qcow2", outside, "1M")
+    path = volume_path(d, "default/swapdata")
+    os.unlink(path)
+    os.symlink(outside, path)
+    status, doc = d.request("POST", "/v1/vms/swap/start")
+    assert status == 202, doc
+    task = d.wait_task(doc["task"])
+    assert task["state"] == "failed", task
+    msg = task["error"]["message"]
+    assert "default/swapdata" in msg and "outside its pool" in msg, msg
+    assert d.vm("swap")["state"] != "running"
+    # Put back as a file of its pool: it starts.
+    os.unlink(path)
+    qemu_img("create", "-q", "-f", "qcow2", path, "1M")
+    d.task_ok("POST", "/v1/vms/swap/start")
+    assert d.vm("swap")["state"] == "running"
