@@ -1,7 +1,8 @@
 /* vms.c: VM registry, state machine and lifecycle operations (see vms.h).
  * Locking: vm->job serialises operations on one VM (held by the task for the
- * whole operation, never by the loop thread); vm->lock guards the fields and
- * is held only briefly; the loop thread owns exit watching and the console.
+ * whole operation; the loop thread at most trylocks it, see vm-events.c);
+ * vm->lock guards the fields and is held only briefly; the loop thread owns
+ * exit and event watching and the console.
  * Every state change is written to the store before it is acted upon. */
 #include "daemon/vms.h"
 #include "daemon/vm-internal.h"
