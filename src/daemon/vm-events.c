@@ -24,12 +24,14 @@ static void set_paused(VoVm *vm, const char *reason)
 }
 
 /* The guest's disk I/O failed and QEMU paused it (werror=enospc: the host
- * is out of space). Shown whatever task runs: a resume that raced with it
- * sees io_errors move and leaves the VM paused (see simple_op). */
-static void paused_by_io_error(VoVm *vm)
+ * is out of space). Shown whatever task runs. A new error (a
+ * BLOCK_IO_ERROR, not the STOP after it) moves io_errors: a resume that
+ * raced with it leaves the VM paused (see simple_op). */
+static void paused_by_io_error(VoVm *vm, bool new_error)
 {
     pthread_mutex_lock(&vm->lock);
-    vm->io_errors++;
+    if (new_error)
+        vm->io_errors++;
     set_paused(vm, VO_VM_REASON_IO_ERROR);
     pthread_mutex_unlock(&vm->lock);
 }
@@ -55,26 +57,31 @@ static void on_reset(VoVm *vm, const VoHvEvent *ev)
 
 /* A STOP or RESUME that no vireo operation asked for (one holding the job
  * lock sets the state itself when it is done: a pause, a resume, the brief
- * stop of a snapshot): the VM's state follows QEMU's. */
+ * stop of a snapshot): the VM's state follows QEMU's. A RESUME after an
+ * I/O-error pause is followed in any case: events come in order, so QEMU
+ * runs again (a resume's cont that met the pause still pending sends a
+ * STOP, which shows the pause again, and this RESUME just after it). */
 static void follow_run_state(VoVm *vm, bool running, const char *reason)
 {
-    if (pthread_mutex_trylock(&vm->job) != 0)
-        return;
+    bool job = pthread_mutex_trylock(&vm->job) == 0; /* the job lock comes first */
     pthread_mutex_lock(&vm->lock);
-    if (running && vm->state == VO_VM_PAUSED) {
+    bool io_error_pause = vm->state == VO_VM_PAUSED && vm->state_reason &&
+                          !strcmp(vm->state_reason, VO_VM_REASON_IO_ERROR);
+    if (running && vm->state == VO_VM_PAUSED && (job || io_error_pause)) {
         vm->info.paused = false;
         vo_vm_set_state(vm, VO_VM_RUNNING);
-    } else if (!running && vm->state == VO_VM_RUNNING) {
+    } else if (!running && vm->state == VO_VM_RUNNING && job) {
         set_paused(vm, reason);
     }
     pthread_mutex_unlock(&vm->lock);
-    pthread_mutex_unlock(&vm->job);
+    if (job)
+        pthread_mutex_unlock(&vm->job);
 }
 
 static void on_stop(VoVm *vm, const VoHvEvent *ev)
 {
     if (ev->reason && !strcmp(ev->reason, "io-error"))
-        paused_by_io_error(vm);
+        paused_by_io_error(vm, false);
     else
         follow_run_state(vm, false, VO_VM_REASON_UNKNOWN);
 }
@@ -91,7 +98,7 @@ static void on_block_io_error(VoVm *vm, const VoHvEvent *ev)
              ev->device ? ev->device : "?", ev->reason ? ev->reason : "I/O error",
              ev->nospace ? " (host out of space)" : "", ev->action);
     if (!strcmp(ev->action, "stop"))
-        paused_by_io_error(vm);
+        paused_by_io_error(vm, true);
 }
 
 /* Hot-unplug (qemu-hotplug.c) and block jobs (qemu-backup.c, snapshots)

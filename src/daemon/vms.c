@@ -1303,9 +1303,10 @@ static void reconcile(VoVm *vm)
                  vm->spec->name);
         vm->stop_requested = false;
     }
-    /* A VM still paused keeps the reason it had; one paused meanwhile has
-     * none vireod knows. */
-    const char *reason = s != VO_VM_PAUSED ? NULL
+    /* A VM still paused keeps the reason it had, unless QEMU says it is an
+     * I/O error (one that came while vireod was not running). */
+    const char *reason = s != VO_VM_PAUSED        ? NULL
+                         : vm->info.io_error      ? VO_VM_REASON_IO_ERROR
                          : vm->state == VO_VM_PAUSED && vm->state_reason ? vm->state_reason
                                                                           : VO_VM_REASON_UNKNOWN;
     vo_vm_set_state_reason(vm, s, reason);

@@ -17,6 +17,7 @@ typedef struct {
     pid_t pid;
     VoAccel accel; /* the accelerator in use */
     bool paused;
+    bool io_error; /* paused by a disk I/O error (QEMU's status "io-error") */
 } VoHvInfo;
 
 /* A backup of every disk of a VM at one instant (see docs/backups-api.md).

@@ -238,12 +238,14 @@ static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
 static int qemu_info(VoHvInstance *vm, VoHvInfo *ret)
 {
     int running = 0;
+    _cleanup_free_ char *status = NULL;
     pthread_mutex_lock(&vm->qmp_lock);
-    int r = vm->qmp ? vo_qmp_query_status(vm->qmp, QMP_TIMEOUT_MS, NULL, &running) : -ENOTCONN;
+    int r = vm->qmp ? vo_qmp_query_status(vm->qmp, QMP_TIMEOUT_MS, &status, &running) : -ENOTCONN;
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0)
         return r;
-    *ret = (VoHvInfo){ .pid = vm->pid, .accel = vm->accel, .paused = !running };
+    *ret = (VoHvInfo){ .pid = vm->pid, .accel = vm->accel, .paused = !running,
+                       .io_error = !running && !strcmp(status, "io-error") };
     return 0;
 }
 

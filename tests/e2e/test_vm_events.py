@@ -8,6 +8,7 @@ of space on a tiny tmpfs."""
 import hashlib
 import json
 import os
+import socket
 import time
 
 from vireo_harness import BOOT_MARKER, wait_until
@@ -81,6 +82,29 @@ def test_io_error_pause_shows_and_resume_clears_it(fake_daemon):
     assert "state_reason" not in d.vm("ev")
 
 
+def test_resume_after_io_error_is_followed_while_a_task_runs(faults):
+    """QEMU's RESUME after an I/O-error pause shows at once, even while a
+    task holds the VM (a resume whose cont met the pause still pending:
+    QEMU then sends STOP and RESUME, and the task may finish first)."""
+    d = faults
+    d.cli("vm", "create", "rt", "--memory", "64M")
+    d.cli("vm", "start", "rt")
+    emit(d, "rt", IO_ERROR, {"event": "STOP"})
+    wait_for(d, "rt", "paused", "io-error")
+    hold = os.path.join(d.fault_dir, "resume.hold")
+    open(hold, "w").close()
+    try:
+        task = d.api("POST", "/v1/vms/rt/resume", expect=202)["task"]
+        wait_until(lambda: os.path.exists(os.path.join(d.fault_dir, "resume.held")), 10,
+                   what="the resume to be under way")
+        emit(d, "rt", {"event": "STOP", "data": {"reason": "io-error"}}, {"event": "RESUME"})
+        wait_for(d, "rt", "running", None)
+    finally:
+        os.unlink(hold)
+    assert d.wait_task(task)["state"] == "succeeded"
+    assert state_of(d, "rt") == ("running", None)
+
+
 def test_resets_are_counted_in_the_document(fake_daemon):
     d = fake_daemon
     d.cli("vm", "create", "rs", "--memory", "64M")
@@ -115,6 +139,13 @@ def fill(path, size):
 
 def test_guest_out_of_disk_space_pauses_and_resumes(tmpfs_pool):
     daemon, mnt = tmpfs_pool("48m")
+    try:
+        out_of_disk_space(daemon, mnt)
+    finally:  # shown when it fails
+        print("\n".join(line for line in daemon.log().splitlines() if "vm enospc" in line))
+
+
+def out_of_disk_space(daemon, mnt):
     name = "enospc"
     daemon.cli("vm", "create", name, "--memory", "256M")
     daemon.task_ok("POST", "/v1/pools/small/volumes",
@@ -127,6 +158,7 @@ def test_guest_out_of_disk_space_pauses_and_resumes(tmpfs_pool):
     daemon.cli("vm", "start", name)
     daemon.wait_console(name, BOOT_MARKER)
     daemon.remember_qemu_pids()
+    daemon_vm_id = daemon.vm(name)["id"]
 
     size = 24 * MiB
     # In the background: the guest's console must stay usable while the
@@ -159,4 +191,43 @@ def test_guest_out_of_disk_space_pauses_and_resumes(tmpfs_pool):
     assert out.split()[0] == "0", out
     assert want in out, out
     assert state_of(daemon, name) == ("running", None)
+
+    # The same while vireod is not running: after its restart QEMU's own
+    # status (io-error) gives the reason.
+    st = os.statvfs(mnt)
+    fill(filler, st.f_bavail * st.f_frsize - 4 * MiB)
+    daemon.guest(name, f"(sleep 2; yes again | head -c {16 * MiB} | dd of=/dev/vdb bs=1M "
+                       f"seek=24 conv=fsync 2>/dev/null; echo $? >/tmp/dd2.rc) "
+                       f"</dev/null >/dev/null 2>&1 & true")
+    daemon.kill9()
+    qmp = os.path.join(daemon.run_dir, "vms", daemon_vm_id, "qmp.sock")
+    wait_until(lambda: qmp_status(qmp) == "io-error", 120, interval=0.2,
+               what="QEMU to pause on the I/O error")
+    daemon.start()
+    assert state_of(daemon, name) == ("paused", "io-error")
+    os.unlink(filler)
+    daemon.cli("vm", "resume", name)
+    out = daemon.guest(name, "read -r up _ </proc/uptime; end=$((${up%.*} + 90)); "
+                             "until [ -s /tmp/dd2.rc ]; do read -r up _ </proc/uptime; "
+                             "[ ${up%.*} -ge $end ] && break; sleep 0.2; done; cat /tmp/dd2.rc",
+                       timeout=150)
+    assert out.split()[0] == "0", out
     daemon.cli("vm", "stop", name, "--force")
+
+
+def qmp_status(path):
+    """QEMU's run state, asked on its command monitor (free while vireod is
+    not running)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(path)
+        f = s.makefile("rw")
+        json.loads(f.readline())  # greeting
+        for cmd in ("qmp_capabilities", "query-status"):
+            f.write(json.dumps({"execute": cmd}) + "\n")
+            f.flush()
+            while True:
+                msg = json.loads(f.readline())
+                if "return" in msg or "error" in msg:
+                    break
+        return msg.get("return", {}).get("status")
