@@ -181,7 +181,7 @@ def out_of_disk_space(daemon, mnt):
     # Room again: the resume retries the write, which completes.
     os.unlink(filler)
     daemon.cli("vm", "resume", name)
-    assert state_of(daemon, name) == ("running", None)
+    wait_for(daemon, name, "running", None)
     out = daemon.guest(name, "read -r up _ </proc/uptime; end=$((${up%.*} + 90)); "
                              "until [ -s /tmp/dd.rc ]; do read -r up _ </proc/uptime; "
                              "[ ${up%.*} -ge $end ] && break; sleep 0.2; done; "
