@@ -1,8 +1,11 @@
-/* task.c: the `vireo task ...` commands (show, list): the asynchronous
- * operations vireod runs, from GET /v1/tasks. */
+/* task.c: the `vireo task ...` commands (show, list, cancel): the
+ * asynchronous operations vireod runs, from GET /v1/tasks. */
+#include <string.h>
+
 #include "cli.h"
 #include "http.h"
 #include "output.h"
+#include "wait.h"
 
 static char *task_progress_str(const json_t *task)
 {
@@ -40,7 +43,15 @@ static int task_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "progress:", progress);
     out_kv(stdout, "message:", jstr(task, "message"));
     out_kv(stdout, "error:", err_str);
+    json_t *by = json_object_get(task, "requested_by");
+    _cleanup_free_ char *by_str =
+        json_is_object(by) ? vo_asprintf("uid %" JSON_INTEGER_FORMAT ", pid %" JSON_INTEGER_FORMAT,
+                                         json_integer_value(json_object_get(by, "uid")),
+                                         json_integer_value(json_object_get(by, "pid")))
+                           : NULL;
+    out_kv(stdout, "requested by:", by_str);
     out_kv(stdout, "created:", jstr(task, "created_at"));
+    out_kv(stdout, "started:", jstr(task, "started_at"));
     out_kv(stdout, "finished:", jstr(task, "finished_at"));
     json_decref(task);
     return CLI_EXIT_OK;
@@ -68,9 +79,58 @@ static int task_list(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* POST /v1/tasks/ID/cancel; a running task is followed until it ends. */
+static int task_cancel(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *id = NULL;
+    bool async = false;
+    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &id, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *path = api_path("tasks", id, "/cancel");
+    json_t *doc = NULL;
+    if (api_call("POST", path, NULL, &doc) < 0)
+        return CLI_EXIT_FAIL;
+    json_t *task = json_object_get(doc, "task");
+    json_t *final = NULL;
+    if (!async && json_is_object(task) && strcmp(jstr(task, "state") ?: "", "cancelled")) {
+        int r = task_wait(task, &final);
+        if (r < 0) {
+            json_decref(doc);
+            return r == -EINTR ? CLI_EXIT_INTERRUPTED : CLI_EXIT_FAIL;
+        }
+        task = final;
+    }
+    const char *state = jstr(task, "state") ?: "?";
+    if (cli_globals.json)
+        out_json(stdout, task);
+    else if (!strcmp(state, "cancelled"))
+        printf("task %s: cancelled\n", id);
+    else if (async)
+        printf("task %s: cancelling\n", id);
+    else
+        printf("task %s: %s (it ended before the cancel took effect)\n", id, state);
+    int status = !strcmp(state, "cancelled") || async ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    json_decref(final);
+    json_decref(doc);
+    return status;
+}
+
 static const CliCommand task_commands[] = {
     { "task", "show", "ID", NULL, "Show one task: its state, progress and error.", NULL, task_show },
     { "task", "list", NULL, NULL, "List the tasks, newest first.", NULL, task_list },
+    { "task", "cancel", "ID", "[--async]", "Cancel a queued or running task.",
+      "A queued task is cancelled at once. A running one is told to stop and\n"
+      "undoes what it made (a temp file, the new volume, image or backup); the\n"
+      "command waits until it has ended (exit 0 when it ended cancelled).\n"
+      "Only image-import, volume-import (and uploads), volume-clone,\n"
+      "volume-clone-linked, backup-create, backup-restore and backup-verify can be\n"
+      "cancelled; others, and finished tasks, answer an error (409).\n"
+      "  --async               ask for the cancel and return without waiting\n"
+      "Example:\n"
+      "  vireo task cancel 6f1c2d0e-...\n",
+      task_cancel },
 };
 
 const CliNoun cli_noun_task = { "task", "asynchronous operations", task_commands,

@@ -23,7 +23,8 @@ static void on_sigint(int sig)
 static bool task_ended(const json_t *task)
 {
     const char *state = jstr(task, "state");
-    return state && (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0);
+    return state && (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 ||
+                     strcmp(state, "cancelled") == 0);
 }
 
 static void sleep_ms(long ms)
@@ -148,6 +149,11 @@ int task_outcome(const json_t *task, const char *subject, json_t **ret_final)
     const json_t *final = *ret_final;
     if (jstr(final, "state") && strcmp(jstr(final, "state"), "succeeded") == 0)
         return CLI_EXIT_OK;
+    if (jstr(final, "state") && strcmp(jstr(final, "state"), "cancelled") == 0) {
+        cli_error("%s %s was cancelled", jstr(final, "kind") ? jstr(final, "kind") : "task",
+                  subject);
+        return CLI_EXIT_FAIL;
+    }
     json_t *err = json_object_get(final, "error");
     const char *message = jstr(err, "message");
     const char *code = jstr(err, "code");

@@ -10,6 +10,7 @@ void vo_api_host_show(VoRequest *req, VoReply *rep);
 void vo_api_images_list(VoRequest *req, VoReply *rep);
 void vo_api_tasks_list(VoRequest *req, VoReply *rep);
 void vo_api_task_show(VoRequest *req, VoReply *rep);
+void vo_api_task_cancel(VoRequest *req, VoReply *rep);
 
 void vo_api_vms_list(VoRequest *req, VoReply *rep);
 void vo_api_vm_create(VoRequest *req, VoReply *rep);

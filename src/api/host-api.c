@@ -32,3 +32,20 @@ void vo_api_task_show(VoRequest *req, VoReply *rep)
     }
     vo_reply_json(rep, 200, t);
 }
+
+/* DELETE /v1/tasks/{id} and POST /v1/tasks/{id}/cancel: 200 {"task"} when it
+ * was queued (cancelled now), 202 {"task"} when it runs (it stops soon: follow
+ * the task), 404 unknown, 409 finished or not cancellable. */
+void vo_api_task_cancel(VoRequest *req, VoReply *rep)
+{
+    if (!vo_request_unpack(req, rep, "{}"))
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_tasks_cancel(req->d->tasks, req->params[0], &task, &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, r == 0 ? 200 : 202, json_pack("{s:o}", "task", task));
+    free(error);
+}

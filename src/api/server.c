@@ -280,6 +280,21 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
     return p;
 }
 
+/* The Unix socket peer's uid and pid (SO_PEERCRED) as the requester of the
+ * operations this thread queues next (jobs/tasks.h); none over TCP. */
+static void set_requester(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (info && getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+        len == sizeof(cred) && cred.pid > 0)
+        vo_tasks_set_requester(true, (uint32_t)cred.uid, (int32_t)cred.pid);
+    else
+        vo_tasks_set_requester(false, 0, 0);
+}
+
 /* First call for a request: check and route its raw path. */
 static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *url,
                           const char *method, const char *version, PendingRequest *p)
@@ -360,12 +375,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     memcpy(req.params, p->match.params, sizeof(req.params));
     /* No idle timeout while the handler works (setting it again restarts it). */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    set_requester(conn); /* operations the handler queues say who asked */
     if (p->match_r < 0)
         reply_route_error(p, &rep);
     else if (p->streaming)
         finish_upload(&req, p, &rep);
     else if (parse_body(&req, p, &rep))
         p->route->fn(&req, &rep);
+    vo_tasks_set_requester(false, 0, 0);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
     enum MHD_Result r = send_reply(conn, &rep);
     _cleanup_free_ char *shown_method = vo_escape_bytes(method, strlen(method));

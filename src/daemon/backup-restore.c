@@ -17,6 +17,7 @@
 #include "storage/image-header.h"
 #include "storage/qemu-img.h"
 #include "storage/volume-path.h"
+#include "util/cancel.h"
 #include "util/sha256.h"
 #include "util/spawn.h"
 #include "util/time-format.h"
@@ -489,8 +490,8 @@ int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *p
     backup_ref_clear(&b);
     /* Over the original: one of that VM's operations (its job lock). */
     _cleanup_free_ char *vm_key = original ? vo_asprintf("vm/%s", vm_id) : NULL;
-    VoTaskDesc desc = { .kind = "backup-restore", .target = id,
-                        .keys = { BACKUPS_TASK_KEY, vm_key } };
+    VoTaskDesc desc = { .kind = "backup-restore", .target = id, .target_id = id,
+                        .keys = { BACKUPS_TASK_KEY, vm_key }, .cancellable = true };
     r = vo_tasks_submit(d->tasks, &desc, task_restore, op, restore_op_free, ret_task, ret_error);
     if (r < 0)
         restore_op_free(op);
@@ -519,6 +520,8 @@ static size_t verify_one(const char *pool_path, json_t *record, json_t *problems
     size_t n = 0, i;
     json_t *disk;
     json_array_foreach(json_object_get(record, "disks"), i, disk) {
+        if (vo_cancelled()) /* the task was cancelled: the caller records nothing */
+            break;
         const char *file = json_string_value(json_object_get(disk, "file"));
         const char *want = json_string_value(json_object_get(disk, "sha256"));
         _cleanup_free_ char *path = vo_asprintf("%s/%s/%s", pool_path, id, file);
@@ -552,7 +555,7 @@ static int task_verify(VoTask *t, void *userdata)
     json_t *problems = json_array();
     size_t files = 0;
     json_t *cur = r >= 0 ? json_incref(b.record) : NULL;
-    for (int depth = 0; cur && depth < 10000; depth++) {
+    for (int depth = 0; cur && depth < 10000 && !vo_cancelled(); depth++) {
         vo_task_progress(t, 10, "checking files");
         files += verify_one(b.pool_path, cur, problems);
         const char *parent = json_string_value(json_object_get(cur, "parent"));
@@ -567,6 +570,9 @@ static int task_verify(VoTask *t, void *userdata)
     json_decref(cur);
     bool ok = json_array_size(problems) == 0;
     _cleanup_free_ char *summary = NULL;
+    /* Cancelled: the record keeps its last complete verify. */
+    if (r >= 0 && vo_cancelled())
+        r = vo_error_set(&error, -ECANCELED, "cancelled after %zu file(s)", files);
     if (r >= 0) {
         json_object_set_new(b.record, "last_verify",
                             json_pack("{s:b, s:o, s:I, s:O}", "ok", ok, "at",
@@ -607,8 +613,8 @@ int vo_backup_verify(VoDaemon *d, const char *id, json_t **ret_task, char **ret_
     *op = (RestoreOp){ .d = d, .id = vo_strdup(id) };
     /* At most one verify per backup: asked again while one is queued or
      * running, the answer is that task (its result is the one wanted). */
-    VoTaskDesc desc = { .kind = "backup-verify", .target = id, .keys = { BACKUPS_TASK_KEY },
-                        .once = true };
+    VoTaskDesc desc = { .kind = "backup-verify", .target = id, .target_id = id,
+                        .keys = { BACKUPS_TASK_KEY }, .once = true, .cancellable = true };
     r = vo_tasks_submit(d->tasks, &desc, task_verify, op, restore_op_free, ret_task, ret_error);
     if (r != 0)
         restore_op_free(op);

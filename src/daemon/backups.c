@@ -319,9 +319,10 @@ static int task_create(VoTask *t, void *userdata)
         pthread_mutex_unlock(&vo_backups_lock);
     }
     pthread_mutex_unlock(&vm->job);
-    if (r >= 0)
+    if (r >= 0) {
+        vo_task_set_result(t, json_pack("{s:s}", "backup", id));
         vo_task_progress(t, 99, id);
-    else
+    } else
         r = vo_task_fail(t, r, "cannot back up VM '%s': %s", c.spec->name,
                          r == -ENOSPC ? "the backup pool is full (No space left on device)"
                                       : error ? error : strerror(-r));
@@ -395,7 +396,8 @@ int vo_backup_delete(VoDaemon *d, const char *id, json_t **ret_task, char **ret_
         return r;
     IdOp *op = vo_malloc0(sizeof(*op));
     *op = (IdOp){ .d = d, .id = vo_strdup(id) };
-    VoTaskDesc desc = { .kind = "backup-delete", .target = id, .keys = { BACKUPS_TASK_KEY } };
+    VoTaskDesc desc = { .kind = "backup-delete", .target = id, .target_id = id,
+                        .keys = { BACKUPS_TASK_KEY } };
     r = vo_tasks_submit(d->tasks, &desc, task_delete, op, id_op_free, ret_task, ret_error);
     if (r < 0)
         id_op_free(op);

@@ -188,8 +188,11 @@ int vo_image_import(VoDaemon *d, const VoImageImportArgs *args, json_t **ret_tas
                       .kernel_path = vo_strdup(args->kernel_path),
                       .initrd_path = vo_strdup(args->initrd_path),
                       .cmdline = vo_strdup(args->cmdline) };
-    r = vo_tasks_submit(d->tasks, &(VoTaskDesc){ .kind = "image-import", .target = args->name },
-                            task_import, op, import_op_free, ret_task, ret_error);
+    /* Cancelled while queued, import_op_free gives the name back. */
+    r = vo_tasks_submit(d->tasks,
+                        &(VoTaskDesc){ .kind = "image-import", .target = args->name,
+                                       .cancellable = true },
+                        task_import, op, import_op_free, ret_task, ret_error);
     if (r < 0)
         import_op_free(op);
     return r;

@@ -157,6 +157,12 @@ int main(int argc, char **argv)
 
     /* What a crash left half-made goes before anything is loaded. */
     vo_sweep_at_start(&d);
+    /* Operations cut short by the stop end as interrupted, naming what the
+     * sweep removed for them. */
+    if ((r = vo_tasks_attach_store(d.tasks, d.store)) < 0) {
+        log_error("cannot read the operations in the store: %s", strerror(-r));
+        return 1;
+    }
     r = vo_storage_load(&d);
     if (r < 0) {
         log_error("cannot load pools and volumes: %s", strerror(-r));

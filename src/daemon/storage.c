@@ -729,6 +729,19 @@ static void volume_op_free(void *p)
     free(op);
 }
 
+/* A create, import or clone cancelled before it ran: its reservation goes
+ * (and a clone's source is free again). */
+static void volume_op_undo(void *p)
+{
+    VolumeOp *op = p;
+    finish_volume(op->d, op->pool, op->name, op->path, false, NULL, NULL);
+    if (op->backing) {
+        _cleanup_free_ char *src_pool = NULL, *src_name = NULL;
+        if (vo_volume_key_split(op->backing, &src_pool, &src_name) >= 0)
+            release_volume(op->d, src_pool, src_name);
+    }
+}
+
 static VolumeOp *volume_op(VoDaemon *d, const char *pool, const char *name)
 {
     VolumeOp *op = vo_malloc0(sizeof(*op));
@@ -823,8 +836,10 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
         return -ENOSPC;
     }
     (void)vo_volume_get_json(d, args->pool, args->name, ret_volume, ret_error);
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", args->pool, args->name);
     VoTaskDesc desc = { .kind = args->import_path ? "volume-import" : "volume-create",
-                        .target = args->name };
+                        .target = args->name, .target_id = key,
+                        .cancellable = args->import_path != NULL, .undo = volume_op_undo };
     r = vo_tasks_submit(d->tasks, &desc, task_volume_create, op, volume_op_free, ret_task,
                         ret_error);
     if (r < 0) { /* refused: the queue is full */
@@ -1070,7 +1085,8 @@ int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char 
     }
     (void)vo_volume_get_json(d, dst_pool, dst_name, ret_volume, ret_error);
     VoTaskDesc desc = { .kind = linked ? "volume-clone-linked" : "volume-clone",
-                        .target = dst_name };
+                        .target = dst_name, .target_id = target_key, .cancellable = true,
+                        .undo = volume_op_undo };
     r = vo_tasks_submit(d->tasks, &desc, task_volume_clone, op, volume_op_free, ret_task,
                         ret_error);
     if (r < 0) { /* refused: the queue is full */

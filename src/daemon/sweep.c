@@ -67,7 +67,7 @@ static bool plain_path(const char *p)
            !(strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/.."));
 }
 
-static void remove_logged(const char *path, const char *why);
+static bool remove_logged(const char *path, const char *why);
 
 static void sweep_intents(VoDaemon *d)
 {
@@ -81,8 +81,10 @@ static void sweep_intents(VoDaemon *d)
             json_t *p;
             json_array_foreach(json_object_get(doc, "paths"), k, p) {
                 const char *path = json_string_value(p);
-                if (plain_path(path))
-                    remove_logged(path, "half-made when vireod stopped");
+                /* The operation that made it says so after the restart. */
+                if (plain_path(path) && remove_logged(path, "half-made when vireod stopped") &&
+                    owner)
+                    vo_tasks_note_cleanup(d->tasks, owner, path);
             }
         }
         json_decref(doc);
@@ -110,13 +112,15 @@ static void for_each_entry(const char *dir, void (*fn)(const char *path, const c
     closedir(dh);
 }
 
-static void remove_logged(const char *path, const char *why)
+/* Whether it removed something. */
+static bool remove_logged(const char *path, const char *why)
 {
     int r = vo_rm_rf(path);
     if (r >= 0)
         log_info("removed %s: %s", path, why);
     else if (r != -ENOENT)
         log_warn("cannot remove %s: %s", path, strerror(-r));
+    return r >= 0;
 }
 
 /* Whether path is (not through a symlink) a directory, or a regular file. */
@@ -197,6 +201,19 @@ static void sweep_pools(VoDaemon *d)
     sweep_pool(def, host);
 }
 
+/* images/.build-NAME directories: an image import (or template) cut short;
+ * the operation that made one names it after the restart. */
+static void remove_if_build_dir(const char *path, const char *name, const void *arg)
+{
+    VoDaemon *d = (VoDaemon *)arg;
+    if (strncmp(name, BUILD_PREFIX, strlen(BUILD_PREFIX)) || !is_kind(path, true))
+        return;
+    if (remove_logged(path, "left by an image import cut short")) {
+        _cleanup_free_ char *owner = vo_asprintf("images/%s", name + strlen(BUILD_PREFIX));
+        vo_tasks_note_cleanup(d->tasks, owner, path);
+    }
+}
+
 /* images/NAME directories without image.json: an image is renamed into
  * place whole (image-import.c), so only a delete cut short (vo_rm_rf
  * half done) leaves one, and it would block the name for ever. */
@@ -261,7 +278,7 @@ void vo_sweep_at_start(VoDaemon *d)
     sweep_intents(d);
     sweep_pools(d);
     _cleanup_free_ char *images = vo_asprintf("%s/images", d->state_dir);
-    remove_prefixed(images, BUILD_PREFIX, true);
+    for_each_entry(images, remove_if_build_dir, d);
     for_each_entry(images, remove_if_broken_image, NULL);
     sweep_vm_dirs(d, d->state_dir);
     sweep_vm_dirs(d, d->run_dir);

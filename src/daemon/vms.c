@@ -881,9 +881,12 @@ static int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, 
     pthread_mutex_lock(&vm->lock);
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
     _cleanup_free_ char *key = vo_asprintf("vm/%s", vm->spec->id);
+    _cleanup_free_ char *id = vo_strdup(vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
+    /* Of a VM's operations a backup alone can be cancelled (jobs/tasks.h). */
     VoTaskDesc desc = { .kind = kind, .target = name, .keys = { key, also },
-                        .unbounded = unbounded };
+                        .unbounded = unbounded, .target_id = id,
+                        .cancellable = !strcmp(kind, "backup-create") };
     int r = vo_tasks_submit(d->tasks, &desc, fn, args, free_args, ret_task, ret_error);
     if (r != 0 && free_args)
         free_args(args);

@@ -13,7 +13,13 @@
  * (e.g. {"event":"BLOCK_IO_ERROR","data":{...,"action":"stop"}} then
  * {"event":"STOP"}), and the VM reports them like QEMU would (STOP and
  * RESUME also pause and continue it); the fake's own pause, resume, reset
- * and power-off emit STOP, RESUME, RESET and SHUTDOWN there too. */
+ * and power-off emit STOP, RESUME, RESET and SHUTDOWN there too.
+ *
+ * Live migration is played out step by step: each migrate_query of a source
+ * moves a quarter of the VM's memory, so the fourth query after
+ * migrate_start sees it completed; fault "migration" makes the migration
+ * under way fail at the next query. A destination reports "active" (waiting)
+ * until its migrate_finish. */
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
@@ -39,6 +45,12 @@ struct VoHvInstance {
     VoQemuEventState event_state;
     uint32_t disk_slots, nic_slots; /* plugged devices, one bit per slot */
     VoHvResources res; /* vCPUs and memory, set from the spec at start */
+    /* Live migration: this side's state (see the top of the file). */
+    bool incoming;     /* started by migrate_prepare */
+    VoHvMigrationStatus migration;
+    unsigned migration_steps;
+    bool migration_was_running;
+    char *migration_error;
 };
 
 static void hold(const char *dir, const char *op)
@@ -113,6 +125,7 @@ static void fake_release(VoHvInstance *vm)
         close(vm->events_fd);
     free(vm->events_buf);
     free(vm->state_path);
+    free(vm->migration_error);
     free(vm);
 }
 
@@ -414,6 +427,166 @@ static void fake_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
     *ret_reason = vo_strdup(vm->clean_exit ? "guest powered off" : "killed");
 }
 
+/* ---- Live migration --------------------------------------------------------- */
+
+/* The fake's layout: the slots plugged and the vCPUs and memory it has. */
+static int fake_layout(VoHvInstance *vm, char **ret_layout, char **ret_error)
+{
+    int r = take_fault("layout");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "injected fault: layout fails with %s", strerror(-r));
+    json_t *doc = json_pack("{s:s, s:I, s:I, s:i, s:I}", "driver", "fake", "disk_slots",
+                            (json_int_t)vm->disk_slots, "nic_slots", (json_int_t)vm->nic_slots,
+                            "vcpus", (int)vm->res.vcpus, "memory_mib",
+                            (json_int_t)vm->res.memory_mib);
+    *ret_layout = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    return 0;
+}
+
+static int check_uri(const char *uri, char **ret_error)
+{
+    if (uri && (!strncmp(uri, "tcp:", 4) || !strncmp(uri, "unix:/", 6)))
+        return 0;
+    return vo_error_set(ret_error, -EINVAL,
+                        "migration URI '%s' must be tcp:HOST:PORT or unix:/ABSOLUTE/PATH",
+                        uri ? uri : "");
+}
+
+static int fake_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char *layout,
+                                const char *run_dir, const int *tap_fds, const char *uri,
+                                VoHvInstance **ret, char **ret_error)
+{
+    int r = take_fault("migrate_prepare");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "injected fault: migrate_prepare fails with %s",
+                            strerror(-r));
+    r = check_uri(uri, ret_error);
+    if (r < 0)
+        return r;
+    json_int_t disks = 0, nics = 0, memory = 0;
+    int vcpus = 0;
+    const char *driver = NULL;
+    json_t *doc = layout ? json_loads(layout, 0, NULL) : NULL;
+    r = json_unpack(doc, "{s:s, s:I, s:I, s:i, s:I}", "driver", &driver, "disk_slots", &disks,
+                    "nic_slots", &nics, "vcpus", &vcpus, "memory_mib", &memory) < 0 ||
+        strcmp(driver, "fake") ? -EINVAL : 0;
+    json_decref(doc);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "the layout is not a fake driver's layout");
+    VoHvInstance *vm = NULL;
+    r = fake_start(d, spec, run_dir, tap_fds, &vm, ret_error);
+    if (r < 0)
+        return r;
+    if (vm->disk_slots != (uint32_t)disks || vm->nic_slots != (uint32_t)nics) {
+        fake_release(vm);
+        return vo_error_set(ret_error, -EINVAL, "the spec's disks or NICs differ from the "
+                            "running VM's layout");
+    }
+    vm->res.vcpus = (unsigned)vcpus;
+    vm->res.memory_mib = (uint64_t)memory;
+    vm->incoming = true;
+    vm->migration = VO_HV_MIGRATION_ACTIVE;
+    *ret = vm;
+    return 0;
+}
+
+static bool migrating(const VoHvInstance *vm)
+{
+    return vm->migration == VO_HV_MIGRATION_SETUP || vm->migration == VO_HV_MIGRATION_ACTIVE;
+}
+
+static int fake_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigrationOptions *opts,
+                              char **ret_error)
+{
+    int r = take_fault("migrate_start");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "injected fault: migrate_start fails with %s",
+                            strerror(-r));
+    r = check_uri(uri, ret_error);
+    if (r < 0)
+        return r;
+    if (migrating(vm) || vm->incoming)
+        return vo_error_set(ret_error, -EBUSY, "a migration is already under way");
+    vm->migration = VO_HV_MIGRATION_SETUP;
+    vm->migration_steps = 0;
+    vm->migration_was_running = !vm->paused;
+    free(vm->migration_error);
+    vm->migration_error = NULL;
+    return 0;
+}
+
+static int fake_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
+{
+    uint64_t total = vm->res.memory_mib << 20;
+    if (!vm->incoming && migrating(vm)) {
+        int r = take_fault("migration");
+        if (r < 0) {
+            vm->migration = VO_HV_MIGRATION_FAILED;
+            vm->migration_error = vo_asprintf("injected fault: migration fails with %s",
+                                              strerror(-r));
+        } else if (++vm->migration_steps >= 4) {
+            vm->migration = VO_HV_MIGRATION_COMPLETED;
+            vm->paused = true; /* like QEMU's postmigrate */
+            save_state(vm);
+        } else {
+            vm->migration = VO_HV_MIGRATION_ACTIVE;
+        }
+    }
+    unsigned steps = vm->migration_steps > 4 ? 4 : vm->migration_steps;
+    bool completed = vm->migration == VO_HV_MIGRATION_COMPLETED;
+    *ret = (VoHvMigrationProgress){
+        .status = vm->migration,
+        .total = vm->incoming ? 0 : total,
+        .transferred = vm->incoming ? 0 : total / 4 * steps,
+        .remaining = vm->incoming || completed ? 0 : total - total / 4 * steps,
+        .dirty_pages_rate = migrating(vm) && !vm->incoming ? 100 : 0,
+        .page_size = 4096,
+        .expected_downtime_ms = migrating(vm) && !vm->incoming ? 10 : 0,
+        .downtime_ms = completed ? 10 : 0,
+        .total_time_ms = 100 * (uint64_t)steps,
+        .passes = steps,
+        .error = vm->migration_error ? vo_strdup(vm->migration_error) : NULL,
+    };
+    return 0;
+}
+
+static int fake_migrate_cancel(VoHvInstance *vm, char **ret_error)
+{
+    int r = take_fault("migrate_cancel");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "injected fault: migrate_cancel fails with %s",
+                            strerror(-r));
+    if (migrating(vm) && !vm->incoming)
+        vm->migration = VO_HV_MIGRATION_CANCELLED;
+    return 0;
+}
+
+static int fake_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded,
+                               char **ret_error)
+{
+    int r = take_fault("migrate_finish");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "injected fault: migrate_finish fails with %s",
+                            strerror(-r));
+    if (side == VO_HV_MIGRATION_DESTINATION) {
+        vm->incoming = false;
+        vm->migration = succeeded ? VO_HV_MIGRATION_COMPLETED : VO_HV_MIGRATION_FAILED;
+        if (!succeeded)
+            return end_vm(vm, false, "kill");
+        vm->paused = false;
+        save_state(vm);
+        return 0;
+    }
+    if (succeeded)
+        return end_vm(vm, true, "kill");
+    if (vm->migration_was_running) {
+        vm->paused = false;
+        save_state(vm);
+    }
+    return 0;
+}
+
 int vo_fake_driver_new(VoHvDriver **ret)
 {
     VoHvDriver *d = vo_malloc0(sizeof(*d));
@@ -443,6 +616,12 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .reap = fake_reap,
         .console_socket = fake_console_socket,
         .release = fake_release,
+        .layout = fake_layout,
+        .migrate_prepare = fake_migrate_prepare,
+        .migrate_start = fake_migrate_start,
+        .migrate_query = fake_migrate_query,
+        .migrate_cancel = fake_migrate_cancel,
+        .migrate_finish = fake_migrate_finish,
         .kvm_usable = false,
         .kvm_reason = vo_strdup("fake driver"),
     };

@@ -95,6 +95,44 @@ typedef struct {
 
 typedef void (*VoHvEventFn)(VoHvInstance *vm, const VoHvEvent *ev, void *userdata);
 
+/* ---- Live migration (types) ------------------------------------------------
+ * See docs/internals.md, "Driver". A migration runs between a source
+ * instance (a running VM) and a destination instance started paused from
+ * the same spec and the source's hardware layout (->layout), waiting on a
+ * URI: "tcp:HOST:PORT" or "unix:PATH". */
+typedef enum {
+    VO_HV_MIGRATION_NONE,      /* none started */
+    VO_HV_MIGRATION_SETUP,
+    VO_HV_MIGRATION_ACTIVE,    /* copying (also QEMU's other in-progress states) */
+    VO_HV_MIGRATION_COMPLETED,
+    VO_HV_MIGRATION_FAILED,
+    VO_HV_MIGRATION_CANCELLING,
+    VO_HV_MIGRATION_CANCELLED,
+    _VO_HV_MIGRATION_MAX
+} VoHvMigrationStatus;
+const char *vo_hv_migration_status_to_string(VoHvMigrationStatus s);
+
+typedef struct {
+    uint64_t max_bandwidth;   /* bytes per second; 0: the hypervisor's default */
+    unsigned downtime_limit_ms; /* 0: the hypervisor's default */
+    bool auto_converge;       /* throttle vCPUs when memory is dirtied faster than sent */
+    bool postcopy;            /* allow post-copy (off by default) */
+} VoHvMigrationOptions;
+
+typedef struct {
+    VoHvMigrationStatus status;
+    uint64_t transferred, remaining, total; /* bytes of RAM */
+    uint64_t dirty_pages_rate;              /* pages per second */
+    uint64_t page_size;                     /* bytes */
+    uint64_t expected_downtime_ms;          /* while active */
+    uint64_t downtime_ms;                   /* the real one, once completed */
+    uint64_t total_time_ms;
+    uint64_t passes;                        /* dirty-memory sync rounds */
+    char *error;                            /* why it failed (malloc'd), or NULL */
+} VoHvMigrationProgress;
+
+typedef enum { VO_HV_MIGRATION_SOURCE, VO_HV_MIGRATION_DESTINATION } VoHvMigrationSide;
+
 struct VoHvDriver {
     const char *name;
     /* Launches the VM with its vCPUs stopped (so the console can be attached
@@ -163,6 +201,32 @@ struct VoHvDriver {
     /* Unix socket of the serial console, or NULL when the driver has none. */
     const char *(*console_socket)(VoHvInstance *vm);
     void (*release)(VoHvInstance *vm);
+    /* ---- Live migration (ops; types above) ----
+     * layout: the hardware layout the running VM has now (machine version,
+     * CPU model, ports and slots, hot-plugged vCPUs and memory): JSON text
+     * (malloc'd), the driver's own format, handed as is to the destination's
+     * migrate_prepare. Recorded in the VM's run dir as it changes, so a
+     * re-attached instance has it too. */
+    int (*layout)(VoHvInstance *vm, char **ret_layout, char **ret_error);
+    /* Destination: starts a VM identical to the source (spec + layout), its
+     * vCPUs stopped, waiting for an incoming migration on uri; on failure
+     * nothing is left running. tap_fds as for start. */
+    int (*migrate_prepare)(VoHvDriver *d, const VoVmSpec *spec, const char *layout,
+                           const char *run_dir, const int *tap_fds, const char *uri,
+                           VoHvInstance **ret, char **ret_error);
+    /* Source: starts migrating to uri (returns once it is under way). */
+    int (*migrate_start)(VoHvInstance *vm, const char *uri, const VoHvMigrationOptions *opts,
+                         char **ret_error);
+    /* Either side: where the migration is; ret->error is the caller's to free. */
+    int (*migrate_query)(VoHvInstance *vm, VoHvMigrationProgress *ret);
+    /* Source: cancels a migration under way (the VM keeps running here; the
+     * caller kills the destination instance). */
+    int (*migrate_cancel)(VoHvInstance *vm, char **ret_error);
+    /* Ends a migration on one side. succeeded: the destination is resumed,
+     * the source stopped (its process ends); failed: the destination is
+     * killed, the source resumed when it was running before. */
+    int (*migrate_finish)(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded,
+                          char **ret_error);
     bool kvm_usable;
     char *kvm_reason;
 };

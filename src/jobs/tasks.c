@@ -1,36 +1,60 @@
 /* tasks.c: the task registry, its bounded queue and the worker pool (see
- * tasks.h for the scheduling rules). */
+ * tasks.h for the scheduling rules), and the operation documents that
+ * persist each task in the store. */
 #include "jobs/tasks.h"
 
 #include <pthread.h>
 #include <string.h>
 
 #include "conf/names.h"
+#include "util/cancel.h"
 #include "util/time-format.h"
 #include "util/util.h"
 #include "vireo/errors.h"
 
-#define TASKS_KEPT 500
+typedef enum { TASK_QUEUED, TASK_RUNNING, TASK_SUCCEEDED, TASK_FAILED, TASK_CANCELLED } TaskState;
+static const char *const task_state_names[] = { "queued", "running", "succeeded", "failed",
+                                                "cancelled" };
 
-typedef enum { TASK_QUEUED, TASK_RUNNING, TASK_SUCCEEDED, TASK_FAILED } TaskState;
-static const char *const task_state_names[] = { "queued", "running", "succeeded", "failed" };
+static bool finished(TaskState s)
+{
+    return s == TASK_SUCCEEDED || s == TASK_FAILED || s == TASK_CANCELLED;
+}
 
 struct VoTask {
     VoTasks *owner;
     char id[37];
-    char *kind, *target;
+    char *kind, *target, *target_id;
     char *keys[VO_TASK_MAX_KEYS];
     TaskState state;
     int progress;
     char *message;
-    VoErrorCode error_code;
+    char *error_code; /* an API error code name, or "interrupted" */
     char *error_message;
-    int64_t created_at, finished_at;
+    json_t *result;
+    bool has_requester;
+    uint32_t uid;
+    int32_t pid;
+    int64_t created_at, started_at, finished_at;
+    bool cancellable, cancel_requested;
+    VoCancel *cancel; /* while it runs */
+    /* The operation document: what was last written (what GET answers),
+     * its revision (0: not written yet), when. A task loaded from the store
+     * (from before this start) has only doc and the fields above its id. */
+    json_t *doc;
+    int64_t rev;
+    int64_t written_ms;
+    bool loaded;
     VoTaskFn fn;
     void *userdata;
-    VoTaskFreeFn free_userdata;
+    VoTaskFreeFn free_userdata, undo;
     VoTask *next_queued;
 };
+
+/* What the start-up sweep removed for an object being made. */
+typedef struct {
+    char *owner, *what;
+} Cleanup;
 
 struct VoTasks {
     pthread_mutex_t lock;
@@ -46,7 +70,23 @@ struct VoTasks {
     pthread_t *workers;
     unsigned n_workers;
     bool stopping;
+    VoStore *store; /* NULL: memory only (unit tests) */
+    Cleanup *cleanups;
+    size_t n_cleanups;
 };
+
+typedef struct {
+    bool known;
+    uint32_t uid;
+    int32_t pid;
+} Requester;
+
+static _Thread_local Requester requester;
+
+void vo_tasks_set_requester(bool known, uint32_t uid, int32_t pid)
+{
+    requester = (Requester){ .known = known, .uid = uid, .pid = pid };
+}
 
 static void task_free(VoTask *t)
 {
@@ -57,25 +97,71 @@ static void task_free(VoTask *t)
     for (size_t i = 0; i < VO_TASK_MAX_KEYS; i++)
         free(t->keys[i]);
     free(t->message);
+    free(t->error_code);
     free(t->error_message);
+    free(t->target_id);
+    json_decref(t->result);
+    json_decref(t->doc);
+    vo_cancel_free(t->cancel);
     free(t);
 }
 
-/* Caller holds ts->lock. */
+/* Caller holds ts->lock: the operation document of a task of this start. */
 static json_t *task_to_json(const VoTask *t)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i}", "id", t->id, "kind", t->kind, "target",
                           t->target ? t->target : "", "state", task_state_names[t->state],
                           "progress", t->progress);
+    json_object_set_new(o, "target_id", t->target_id ? json_string(t->target_id) : json_null());
     json_object_set_new(o, "message", t->message ? json_string(t->message) : json_null());
     json_object_set_new(o, "error",
                         t->state == TASK_FAILED
-                            ? json_pack("{s:s, s:s}", "code", vo_error_code_name(t->error_code),
-                                        "message", t->error_message ? t->error_message : "failed")
+                            ? json_pack("{s:s, s:s}", "code",
+                                        t->error_code ? t->error_code : "internal", "message",
+                                        t->error_message ? t->error_message : "failed")
                             : json_null());
+    json_object_set_new(o, "result", t->state == TASK_SUCCEEDED && t->result
+                                         ? json_deep_copy(t->result) : json_null());
+    json_object_set_new(o, "requested_by", t->has_requester
+                                               ? json_pack("{s:I, s:I}", "uid", (json_int_t)t->uid,
+                                                           "pid", (json_int_t)t->pid)
+                                               : json_null());
+    json_object_set_new(o, "cancellable", json_boolean(t->cancellable && !finished(t->state)));
+    json_object_set_new(o, "cancel_requested", json_boolean(t->cancel_requested));
     json_object_set_new(o, "created_at", vo_time_json(t->created_at));
+    json_object_set_new(o, "started_at", t->started_at ? vo_time_json(t->started_at) : json_null());
     json_object_set_new(o, "finished_at", t->finished_at ? vo_time_json(t->finished_at) : json_null());
     return o;
+}
+
+/* Caller holds ts->lock: writes doc as t's operation document, stating the
+ * revision last written (create-only the first time), and keeps it as what
+ * GET answers. Steals doc. A failed write is logged; the document then
+ * lags (the next write says the same expected revision again). */
+static void write_doc(VoTasks *ts, VoTask *t, json_t *doc)
+{
+    json_decref(t->doc);
+    t->doc = doc;
+    t->written_ms = vo_now_ms();
+    if (!ts->store)
+        return;
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    _cleanup_free_ char *key = vo_asprintf(VO_TASKS_PREFIX "%s", t->id);
+    int64_t rev = 0;
+    /* The store's lock is a leaf: a short write under ts->lock keeps the
+     * writes of one operation in order. */
+    int r = text ? vo_store_put(ts->store, key, text, t->rev > 0 ? t->rev : VO_REV_NEW, &rev)
+                 : -ENOMEM;
+    if (r < 0)
+        log_warn("task %s: cannot write %s: %s", t->id, key, strerror(-r));
+    else
+        t->rev = rev;
+}
+
+/* Caller holds ts->lock: writes t's document now. */
+static void persist(VoTasks *ts, VoTask *t)
+{
+    write_doc(ts, t, task_to_json(t));
 }
 
 static bool has_key(const VoTask *t, const char *key)
@@ -145,16 +231,28 @@ static void *worker_main(void *arg)
         if (!t)
             break;
         t->state = TASK_RUNNING;
+        t->started_at = vo_wall_ms();
+        t->cancel = vo_cancel_new();
+        persist(ts, t);
         ts->running[w->slot] = t;
         pthread_mutex_unlock(&ts->lock);
 
+        vo_cancel_set_current(t->cancel);
         int r = t->fn(t, t->userdata);
+        vo_cancel_set_current(NULL);
 
         pthread_mutex_lock(&ts->lock);
         ts->running[w->slot] = NULL;
-        if (r < 0) {
+        if (r < 0 && t->cancel_requested) {
+            /* Its work stopped at the cancel (or failed after it): either
+             * way it did not happen, and what it made is gone. */
+            t->state = TASK_CANCELLED;
+            free(t->message);
+            t->message = vo_strdup(t->error_message ? t->error_message : "cancelled");
+        } else if (r < 0) {
             t->state = TASK_FAILED;
-            t->error_code = vo_error_from_errno(r);
+            free(t->error_code);
+            t->error_code = vo_strdup(vo_error_code_name(vo_error_from_errno(r)));
             if (!t->error_message)
                 t->error_message = vo_strdup(strerror(-r));
         } else {
@@ -162,6 +260,9 @@ static void *worker_main(void *arg)
             t->progress = 100;
         }
         t->finished_at = vo_wall_ms();
+        vo_cancel_free(t->cancel);
+        t->cancel = NULL;
+        persist(ts, t);
         log_info("task %s %s %s: %s%s%s", t->id, t->kind, t->target ? t->target : "",
                  task_state_names[t->state], t->error_message ? ": " : "",
                  t->error_message ? t->error_message : "");
@@ -213,6 +314,11 @@ VoTasks *vo_tasks_free(VoTasks *ts)
     for (size_t i = 0; i < ts->n_all; i++)
         task_free(ts->all[i]);
     free(ts->all);
+    for (size_t i = 0; i < ts->n_cleanups; i++) {
+        free(ts->cleanups[i].owner);
+        free(ts->cleanups[i].what);
+    }
+    free(ts->cleanups);
     free(ts->workers);
     free(ts->running);
     free(ts->scratch_keys);
@@ -222,14 +328,21 @@ VoTasks *vo_tasks_free(VoTasks *ts)
     return NULL;
 }
 
-/* Caller holds ts->lock: forget the oldest finished tasks beyond TASKS_KEPT. */
+/* Caller holds ts->lock: forget the oldest finished tasks beyond
+ * VO_TASKS_KEPT, their documents too. */
 static void prune(VoTasks *ts)
 {
     size_t w = 0;
-    size_t excess = ts->n_all > TASKS_KEPT ? ts->n_all - TASKS_KEPT : 0;
+    size_t excess = ts->n_all > VO_TASKS_KEPT ? ts->n_all - VO_TASKS_KEPT : 0;
     for (size_t i = 0; i < ts->n_all; i++) {
         VoTask *t = ts->all[i];
-        if (excess > 0 && (t->state == TASK_SUCCEEDED || t->state == TASK_FAILED)) {
+        if (excess > 0 && finished(t->state)) {
+            if (ts->store && t->rev > 0) {
+                _cleanup_free_ char *key = vo_asprintf(VO_TASKS_PREFIX "%s", t->id);
+                int r = vo_store_delete(ts->store, key, t->rev);
+                if (r < 0 && r != -ENOENT)
+                    log_warn("task %s: cannot delete %s: %s", t->id, key, strerror(-r));
+            }
             task_free(t);
             excess--;
             continue;
@@ -253,7 +366,7 @@ static VoTask *find_pending(VoTasks *ts, const char *kind, const char *target)
 {
     for (size_t i = ts->n_all; i > 0; i--) {
         VoTask *t = ts->all[i - 1];
-        if ((t->state == TASK_QUEUED || t->state == TASK_RUNNING) && !strcmp(t->kind, kind) &&
+        if (!finished(t->state) && !t->cancel_requested && !strcmp(t->kind, kind) &&
             !strcmp(t->target ? t->target : "", target ? target : ""))
             return t;
     }
@@ -289,7 +402,7 @@ int vo_tasks_submit(VoTasks *ts, const VoTaskDesc *desc, VoTaskFn fn, void *user
     if (pending || why) {
         int r = pending ? 1 : -EUSERS;
         if (pending)
-            *ret_task = task_to_json(pending);
+            *ret_task = json_deep_copy(pending->doc);
         else
             *ret_error = why;
         pthread_mutex_unlock(&ts->lock);
@@ -302,6 +415,12 @@ int vo_tasks_submit(VoTasks *ts, const VoTaskDesc *desc, VoTaskFn fn, void *user
         abort();
     t->kind = vo_strdup(desc->kind);
     t->target = vo_strdup(desc->target);
+    t->target_id = vo_strdup(desc->target_id);
+    t->cancellable = desc->cancellable;
+    t->undo = desc->undo;
+    t->has_requester = requester.known;
+    t->uid = requester.uid;
+    t->pid = requester.pid;
     for (size_t i = 0, n = 0; i < VO_TASK_MAX_KEYS; i++)
         if (desc->keys[i])
             t->keys[n++] = vo_strdup(desc->keys[i]);
@@ -328,7 +447,8 @@ int vo_tasks_submit(VoTasks *ts, const VoTaskDesc *desc, VoTaskFn fn, void *user
         if (!ts->scratch_keys)
             abort();
     }
-    *ret_task = task_to_json(t);
+    persist(ts, t);
+    *ret_task = json_deep_copy(t->doc);
     prune(ts);
     pthread_cond_broadcast(&ts->wake);
     pthread_mutex_unlock(&ts->lock);
@@ -340,7 +460,7 @@ json_t *vo_tasks_get_json(VoTasks *ts, const char *id)
     pthread_mutex_lock(&ts->lock);
     for (size_t i = 0; i < ts->n_all && !j; i++)
         if (!strcmp(ts->all[i]->id, id))
-            j = task_to_json(ts->all[i]);
+            j = json_deep_copy(ts->all[i]->doc);
     pthread_mutex_unlock(&ts->lock);
     return j;
 }
@@ -350,18 +470,39 @@ json_t *vo_tasks_list_json(VoTasks *ts)
     json_t *arr = json_array();
     pthread_mutex_lock(&ts->lock);
     for (size_t i = ts->n_all; i > 0; i--)
-        json_array_append_new(arr, task_to_json(ts->all[i - 1]));
+        json_array_append_new(arr, json_deep_copy(ts->all[i - 1]->doc));
     pthread_mutex_unlock(&ts->lock);
     return arr;
 }
 
 void vo_task_progress(VoTask *t, int percent, const char *message)
 {
-    pthread_mutex_lock(&t->owner->lock);
+    VoTasks *ts = t->owner;
+    pthread_mutex_lock(&ts->lock);
+    bool new_message = !t->message != !message || (message && strcmp(t->message, message));
     t->progress = percent;
     free(t->message);
     t->message = vo_strdup(message);
+    /* Throttled: a qemu-img reports every percent. */
+    if (new_message || vo_now_ms() - t->written_ms >= VO_TASKS_PROGRESS_WRITE_MS)
+        persist(ts, t);
+    pthread_mutex_unlock(&ts->lock);
+}
+
+void vo_task_set_result(VoTask *t, json_t *result)
+{
+    pthread_mutex_lock(&t->owner->lock);
+    json_decref(t->result);
+    t->result = result;
     pthread_mutex_unlock(&t->owner->lock);
+}
+
+bool vo_task_cancelled(VoTask *t)
+{
+    pthread_mutex_lock(&t->owner->lock);
+    bool c = t->cancel_requested;
+    pthread_mutex_unlock(&t->owner->lock);
+    return c;
 }
 
 int vo_task_fail(VoTask *t, int negative_errno, const char *fmt, ...)
@@ -375,4 +516,260 @@ int vo_task_fail(VoTask *t, int negative_errno, const char *fmt, ...)
     t->error_message = msg;
     pthread_mutex_unlock(&t->owner->lock);
     return negative_errno;
+}
+
+/* ---- cancel ----------------------------------------------------------------- */
+
+static VoTask *find_task(VoTasks *ts, const char *id)
+{
+    for (size_t i = 0; i < ts->n_all; i++)
+        if (!strcmp(ts->all[i]->id, id))
+            return ts->all[i];
+    return NULL;
+}
+
+/* Caller holds ts->lock: takes t off the queue. */
+static void unqueue(VoTasks *ts, VoTask *t)
+{
+    for (VoTask *q = ts->queue_head, *prev = NULL; q; prev = q, q = q->next_queued) {
+        if (q != t)
+            continue;
+        if (prev)
+            prev->next_queued = t->next_queued;
+        else
+            ts->queue_head = t->next_queued;
+        if (ts->queue_tail == t)
+            ts->queue_tail = prev;
+        t->next_queued = NULL;
+        ts->n_queued--;
+        return;
+    }
+}
+
+int vo_tasks_cancel(VoTasks *ts, const char *id, json_t **ret_task, char **ret_error)
+{
+    pthread_mutex_lock(&ts->lock);
+    VoTask *t = find_task(ts, id);
+    int r;
+    if (!t) {
+        r = vo_error_set(ret_error, -ENOENT, "task '%s' does not exist (see: vireo task list)",
+                         id);
+    } else if (finished(t->state)) {
+        r = vo_error_set(ret_error, -EBUSY, "task '%s' (%s '%s') has %s already: only a queued "
+                         "or running task can be cancelled", id, t->kind, t->target ? t->target : "",
+                         task_state_names[t->state]);
+    } else if (!t->cancellable) {
+        r = vo_error_set(ret_error, -EBUSY, "a %s task cannot be cancelled: wait for it to "
+                         "finish (see: vireo task show %s); cancellable are image-import, "
+                         "volume-import, volume-clone, backup-create, backup-restore and "
+                         "backup-verify", t->kind, id);
+    } else if (t->state == TASK_QUEUED) {
+        unqueue(ts, t);
+        t->state = TASK_CANCELLED;
+        t->cancel_requested = true;
+        t->finished_at = vo_wall_ms();
+        free(t->message);
+        t->message = vo_strdup("cancelled before it started");
+        persist(ts, t);
+        log_info("task %s %s %s: cancelled while queued", t->id, t->kind,
+                 t->target ? t->target : "");
+        *ret_task = json_deep_copy(t->doc);
+        void *userdata = t->userdata;
+        VoTaskFreeFn undo = t->undo, free_userdata = t->free_userdata;
+        t->userdata = NULL;
+        t->free_userdata = NULL;
+        /* Tasks that waited behind it (same keys) may run now. */
+        pthread_cond_broadcast(&ts->wake);
+        pthread_mutex_unlock(&ts->lock);
+        if (undo)
+            undo(userdata);
+        if (free_userdata)
+            free_userdata(userdata);
+        return 0;
+    } else {
+        if (!t->cancel_requested) {
+            t->cancel_requested = true;
+            vo_cancel_request(t->cancel);
+            free(t->message);
+            t->message = vo_strdup("cancelling");
+            persist(ts, t);
+            log_info("task %s %s %s: cancel asked", t->id, t->kind, t->target ? t->target : "");
+        }
+        *ret_task = json_deep_copy(t->doc);
+        r = 1;
+    }
+    pthread_mutex_unlock(&ts->lock);
+    return r;
+}
+
+/* ---- after a restart ---------------------------------------------------------- */
+
+void vo_tasks_note_cleanup(VoTasks *ts, const char *owner, const char *what)
+{
+    pthread_mutex_lock(&ts->lock);
+    ts->cleanups = realloc(ts->cleanups, sizeof(Cleanup) * (ts->n_cleanups + 1));
+    if (!ts->cleanups)
+        abort();
+    ts->cleanups[ts->n_cleanups++] = (Cleanup){ .owner = vo_strdup(owner),
+                                                .what = vo_strdup(what) };
+    pthread_mutex_unlock(&ts->lock);
+}
+
+typedef struct {
+    json_t **docs;
+    int64_t *revs;
+    size_t n;
+} Found;
+
+static int collect_doc(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    Found *f = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    if (!json_is_object(doc) || !id || !vo_uuid_valid(id) ||
+        strcmp(key + strlen(VO_TASKS_PREFIX), id) ||
+        !json_is_string(json_object_get(doc, "state")) ||
+        !json_is_string(json_object_get(doc, "kind"))) {
+        log_warn("tasks: %s is not an operation document; ignored", key);
+        json_decref(doc);
+        return 0;
+    }
+    f->docs = realloc(f->docs, sizeof(json_t *) * (f->n + 1));
+    f->revs = realloc(f->revs, sizeof(int64_t) * (f->n + 1));
+    if (!f->docs || !f->revs)
+        abort();
+    f->docs[f->n] = doc;
+    f->revs[f->n++] = rev;
+    return 0;
+}
+
+static const char *doc_str(json_t *doc, const char *key)
+{
+    const char *s = json_string_value(json_object_get(doc, key));
+    return s ? s : "";
+}
+
+/* Oldest first: by created_at (whole seconds), then id. */
+static int doc_order(const void *a, const void *b)
+{
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int c = strcmp(doc_str(x, "created_at"), doc_str(y, "created_at"));
+    return c ? c : strcmp(doc_str(x, "id"), doc_str(y, "id"));
+}
+
+/* Caller holds ts->lock: the store key of the object an operation was
+ * making, as intents and the sweep name it; NULL when none. */
+static char *made_object(json_t *doc)
+{
+    const char *kind = doc_str(doc, "kind");
+    if (!strncmp(kind, "volume-", 7) && strcmp(kind, "volume-delete") &&
+        strcmp(kind, "volume-resize") && *doc_str(doc, "target_id"))
+        return vo_asprintf("volumes/%s", doc_str(doc, "target_id"));
+    if (!strcmp(kind, "image-import"))
+        return vo_asprintf("images/%s", doc_str(doc, "target"));
+    return NULL;
+}
+
+/* Caller holds ts->lock: what the sweep removed for the object doc made. */
+static char *cleaned_for(VoTasks *ts, json_t *doc)
+{
+    _cleanup_free_ char *owner = made_object(doc);
+    char *list = NULL;
+    for (size_t i = 0; owner && i < ts->n_cleanups; i++) {
+        if (strcmp(ts->cleanups[i].owner, owner))
+            continue;
+        char *next = vo_asprintf("%s%s%s", list ? list : "", list ? ", " : "",
+                                 ts->cleanups[i].what);
+        free(list);
+        list = next;
+    }
+    return list;
+}
+
+/* Caller holds ts->lock: an operation cut short by a stop of vireod ends
+ * as failed, "interrupted". */
+static void mark_interrupted(VoTasks *ts, VoTask *t)
+{
+    const char *was = doc_str(t->doc, "state");
+    _cleanup_free_ char *removed = cleaned_for(ts, t->doc);
+    _cleanup_free_ char *msg =
+        removed ? vo_asprintf("interrupted: vireod stopped while it was %s; removed what it "
+                              "had half-made: %s", was, removed)
+                : vo_asprintf("interrupted: vireod stopped while it was %s; the start-up sweep "
+                              "removed anything it had half-made", was);
+    json_t *doc = json_deep_copy(t->doc);
+    json_object_set_new(doc, "state", json_string("failed"));
+    json_object_set_new(doc, "message", json_string(removed ? "interrupted; cleaned up"
+                                                            : "interrupted"));
+    json_object_set_new(doc, "error", json_pack("{s:s, s:s}", "code", "interrupted", "message",
+                                                msg));
+    json_object_set_new(doc, "cancellable", json_false());
+    json_object_set_new(doc, "finished_at", vo_time_json(vo_wall_ms()));
+    t->state = TASK_FAILED;
+    write_doc(ts, t, doc);
+    log_info("task %s %s %s: %s", t->id, t->kind, t->target, msg);
+}
+
+static TaskState state_named(const char *name)
+{
+    for (size_t i = 0; i < ELEMENTSOF(task_state_names); i++)
+        if (!strcmp(task_state_names[i], name))
+            return (TaskState)i;
+    return TASK_RUNNING; /* unknown: treated as cut short */
+}
+
+int vo_tasks_attach_store(VoTasks *ts, VoStore *store)
+{
+    Found f = { 0 };
+    int r = vo_store_list(store, VO_TASKS_PREFIX, collect_doc, &f);
+    if (r < 0) {
+        for (size_t i = 0; i < f.n; i++)
+            json_decref(f.docs[i]);
+        free(f.docs);
+        free(f.revs);
+        return r;
+    }
+    /* Sorting moves docs; their revisions go along through the map below. */
+    json_t **sorted = vo_malloc0(sizeof(json_t *) * (f.n + 1));
+    if (f.n)
+        memcpy(sorted, f.docs, sizeof(json_t *) * f.n);
+    qsort(sorted, f.n, sizeof(json_t *), doc_order);
+
+    pthread_mutex_lock(&ts->lock);
+    ts->store = store;
+    ts->all = realloc(ts->all, sizeof(VoTask *) * (ts->n_all + f.n + 1));
+    if (!ts->all)
+        abort();
+    /* Before any task of this start (none is submitted before this). */
+    if (ts->n_all)
+        memmove(ts->all + f.n, ts->all, sizeof(VoTask *) * ts->n_all);
+    size_t interrupted = 0;
+    for (size_t i = 0; i < f.n; i++) {
+        VoTask *t = vo_malloc0(sizeof(*t));
+        t->owner = ts;
+        t->loaded = true;
+        t->doc = sorted[i];
+        for (size_t k = 0; k < f.n; k++)
+            if (f.docs[k] == sorted[i])
+                t->rev = f.revs[k];
+        snprintf(t->id, sizeof(t->id), "%s", doc_str(t->doc, "id"));
+        t->kind = vo_strdup(doc_str(t->doc, "kind"));
+        t->target = vo_strdup(doc_str(t->doc, "target"));
+        t->state = state_named(doc_str(t->doc, "state"));
+        if (!finished(t->state)) {
+            mark_interrupted(ts, t);
+            interrupted++;
+        }
+        ts->all[i] = t;
+    }
+    ts->n_all += f.n;
+    prune(ts);
+    pthread_mutex_unlock(&ts->lock);
+    if (f.n)
+        log_info("tasks: %zu operation(s) from before, %zu of them interrupted", f.n,
+                 interrupted);
+    free(sorted);
+    free(f.docs);
+    free(f.revs);
+    return 0;
 }

@@ -1,6 +1,11 @@
 /* tasks.h: long operations as tasks: an id answered at once, progress, a
- * result or an error; run on a small worker pool; kept in memory (the newest
- * few hundred).
+ * result or an error; run on a small worker pool. Each task is an operation
+ * document "operations/<id>" in the store (docs/internals.md, "Operations"):
+ * written on every state change (progress at most a few times a second),
+ * each write stating the revision it expects; its value is what GET
+ * /v1/tasks/<id> answers. The newest VO_TASKS_KEPT finished ones are kept;
+ * after a restart the ones found queued or running end as failed,
+ * "interrupted". Some kinds can be cancelled (vo_tasks_cancel).
  *
  * Scheduling: a task names the objects it works on (keys, e.g. a VM's id).
  * At most one task per key runs at a time: a task whose key is busy waits in
@@ -12,6 +17,9 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
+
+#include "state/store.h"
 
 typedef struct VoTask VoTask;
 typedef struct VoTasks VoTasks;
@@ -32,6 +40,12 @@ typedef struct {
     unsigned max_queued_per_key;
 } VoTasksLimits;
 
+#define VO_TASKS_KEPT 500 /* finished operations kept (documents and memory) */
+#define VO_TASKS_PREFIX "operations/"
+/* Progress writes of one operation: at most one per this many ms (a new
+ * message, and every state change, is written at once). */
+#define VO_TASKS_PROGRESS_WRITE_MS 250
+
 #define VO_TASK_MAX_KEYS 3
 
 typedef struct {
@@ -45,10 +59,42 @@ typedef struct {
     bool once;
     /* Queued by vireod itself (autostart at boot), never refused. */
     bool unbounded;
+    /* The object's id where it has one (a VM's uuid, "POOL/NAME" of a
+     * volume), shown as target_id; NULL: none. */
+    const char *target_id;
+    /* May be cancelled (vo_tasks_cancel): its work stops at the cancel
+     * (util/cancel.h: qemu-img children and QEMU block jobs are stopped for
+     * it, fn returns -ECANCELED after undoing what it made). */
+    bool cancellable;
+    /* Cancelled before it ran: undoes what the submitter prepared for fn
+     * (a reservation); called before free_userdata. NULL: nothing to undo. */
+    VoTaskFreeFn undo;
 } VoTaskDesc;
 
 int vo_tasks_new(const VoTasksLimits *limits, VoTasks **ret);
 VoTasks *vo_tasks_free(VoTasks *ts); /* waits for running tasks */
+
+/* Makes the tasks operation documents in store from here on (call once, at
+ * start, before the first submit): loads those found (oldest first); the
+ * ones queued or running when vireod stopped become failed with error
+ * "interrupted", naming what the start-up sweep removed for them
+ * (vo_tasks_note_cleanup). 0 or -errno (the store could not be read). */
+int vo_tasks_attach_store(VoTasks *ts, VoStore *store);
+/* From the start-up sweep (before vo_tasks_attach_store): it removed what
+ * (a path) that the object at store key owner ("volumes/POOL/NAME",
+ * "images/NAME") was being made from. */
+void vo_tasks_note_cleanup(VoTasks *ts, const char *owner, const char *what);
+
+/* Who asks for the operations queued by the calling thread (the API server
+ * sets it around a request from the Unix socket peer's credentials; known
+ * false clears it). */
+void vo_tasks_set_requester(bool known, uint32_t uid, int32_t pid);
+
+/* Cancels task id: 0 when it was queued (it is cancelled now), 1 when it runs
+ * (its work is told to stop; it ends as cancelled, or succeeded when it was
+ * done already), -ENOENT when unknown, -EBUSY (with *ret_error) when it has
+ * finished or its kind cannot be cancelled. *ret_task: its JSON then. */
+int vo_tasks_cancel(VoTasks *ts, const char *id, json_t **ret_task, char **ret_error);
 
 /* Queues fn and gives the task's JSON (new reference). Returns 0 for a new
  * task (userdata is the task's from here on), 1 when an existing task was
@@ -63,5 +109,10 @@ json_t *vo_tasks_list_json(VoTasks *ts);
 
 /* From inside a task. */
 void vo_task_progress(VoTask *t, int percent, const char *message);
+/* What it made (e.g. {"backup": ID}), shown as "result" once it succeeded;
+ * steals result. */
+void vo_task_set_result(VoTask *t, json_t *result);
+/* Whether cancel was asked (cancellable tasks check it between steps). */
+bool vo_task_cancelled(VoTask *t);
 int vo_task_fail(VoTask *t, int negative_errno, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

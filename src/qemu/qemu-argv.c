@@ -4,6 +4,7 @@
  * which QMP hot-plug uses too. */
 #include "qemu/qemu-argv.h"
 #include "qemu/qemu-devices.h"
+#include "qemu/qemu-layout.h"
 
 #include <string.h>
 
@@ -58,31 +59,30 @@ static void push_json(char ***argv, const char *opt, json_t *props)
     json_decref(props);
 }
 
-static void build_machine(char ***argv, const VoVmSpec *spec, VoAccel accel)
+static void build_machine(char ***argv, const VoVmSpec *spec, const VoQemuLayout *layout)
 {
     push_opt(argv, "-name", "guest=%s,debug-threads=on", spec->name);
     push_opt(argv, "-uuid", "%s", spec->id);
-    push_opt(argv, "-machine", "%s", spec->machine);
-    push_opt(argv, "-accel", "%s", accel == VO_ACCEL_KVM ? "kvm" : "tcg");
-    if (accel == VO_ACCEL_KVM) {
-        push_opt(argv, "-cpu", "host");
-    }
+    push_opt(argv, "-machine", "%s", layout->machine);
+    push_opt(argv, "-accel", "%s", layout->accel == VO_ACCEL_KVM ? "kvm" : "tcg");
+    if (layout->cpu)
+        push_opt(argv, "-cpu", "%s", layout->cpu);
     /* With hot-plug, memory beyond the boot size lives in a virtio-mem device
      * (build_hotplug_resources) inside maxmem. */
-    if (vo_vm_spec_memory_hotplug(spec))
-        push_opt(argv, "-m", "%llu,maxmem=%lluM", (unsigned long long)spec->memory_mib,
-                 (unsigned long long)spec->max_memory_mib);
+    if (layout->max_memory_mib > layout->boot_memory_mib)
+        push_opt(argv, "-m", "%llu,maxmem=%lluM", (unsigned long long)layout->boot_memory_mib,
+                 (unsigned long long)layout->max_memory_mib);
     else
-        push_opt(argv, "-m", "%llu", (unsigned long long)spec->memory_mib);
+        push_opt(argv, "-m", "%llu", (unsigned long long)layout->boot_memory_mib);
     /* With hot-plug (max_vcpus > 1) only vCPU 0 is a boot CPU; the others
      * are CPU devices (build_hotplug_resources), so any but vCPU 0 can be
      * unplugged, also after a restart. One socket of max_vcpus cores: vCPU k
      * is core k. */
-    if (vo_vm_spec_vcpu_hotplug(spec))
-        push_opt(argv, "-smp", "1,sockets=1,cores=%u,threads=1,maxcpus=%u", spec->max_vcpus,
-                 spec->max_vcpus);
+    if (layout->vcpu_hotplug)
+        push_opt(argv, "-smp", "1,sockets=1,cores=%u,threads=1,maxcpus=%u", layout->max_vcpus,
+                 layout->max_vcpus);
     else
-        push_opt(argv, "-smp", "%u", spec->vcpus);
+        push_opt(argv, "-smp", "%u", layout->vcpus);
 }
 
 /* Nothing implicit: no default devices, no user config, no display. vCPUs
@@ -130,29 +130,39 @@ static void build_boot(char ***argv, const VoVmSpec *spec)
 
 /* On q35 every disk and NIC slot gets a PCIe root port of its own, used or
  * not, so that a disk or NIC can be hot-plugged into it later. */
-static void build_root_ports(char ***argv, const VoVmSpec *spec)
+static void build_root_ports(char ***argv, const VoQemuLayout *layout)
 {
-    json_t *ports = vo_qemu_root_ports(spec);
     size_t i;
     json_t *port;
-    json_array_foreach(ports, i, port)
-        push_json(argv, "-device", json_incref(port));
-    json_decref(ports);
+    json_array_foreach(layout->root_ports, i, port)
+        push_json(argv, "-device", json_deep_copy(port));
 }
 
-static void build_disks(char ***argv, const VoVmSpec *spec)
+/* A device (props, stolen) where the layout says it sits, if it says. */
+static json_t *placed(json_t *props, const VoQemuLayout *layout)
+{
+    const VoQemuDeviceAddr *at =
+        vo_qemu_layout_device(layout, json_string_value(json_object_get(props, "id")) ?: "");
+    if (at) {
+        json_object_set_new(props, "bus", json_string(at->bus));
+        json_object_set_new(props, "addr", json_string(at->addr));
+    }
+    return props;
+}
+
+static void build_disks(char ***argv, const VoVmSpec *spec, const VoQemuLayout *layout)
 {
     for (size_t i = 0; i < spec->n_disks; i++) {
         push_json(argv, "-blockdev", vo_qemu_disk_file_props(&spec->disks[i]));
         push_json(argv, "-blockdev", vo_qemu_disk_format_props(&spec->disks[i]));
-        push_json(argv, "-device", vo_qemu_disk_device_props(spec, i));
+        push_json(argv, "-device", placed(vo_qemu_disk_device_props(spec, i), layout));
     }
 }
 
 /* A NIC on a vireo network is a tap vireod opened and hands over as an fd;
  * "user" is QEMU's own NAT. */
-static int build_nics(char ***argv, const VoVmSpec *spec, const VoQemuPaths *paths,
-                      char **ret_error)
+static int build_nics(char ***argv, const VoVmSpec *spec, const VoQemuLayout *layout,
+                      const VoQemuPaths *paths, char **ret_error)
 {
     for (size_t i = 0; i < spec->n_nics; i++) {
         const VoNicSpec *n = &spec->nics[i];
@@ -168,7 +178,7 @@ static int build_nics(char ***argv, const VoVmSpec *spec, const VoQemuPaths *pat
                                          i, n->network);
             return -EINVAL;
         }
-        push_json(argv, "-device", vo_qemu_nic_device_props(spec, n));
+        push_json(argv, "-device", placed(vo_qemu_nic_device_props(spec, n), layout));
     }
     return 0;
 }
@@ -184,30 +194,36 @@ void vo_qemu_vcpu_id(unsigned index, char ret[32])
 }
 
 /* Hot-plug: the vCPUs beyond vCPU 0 as CPU devices; the memory between the
- * boot size and max_memory as a virtio-mem device that starts empty; and, on
- * every VM, a balloon to hand memory below the boot size back to the host.
- * Cold-plugged, so they sit on the root bus. */
-static void build_hotplug_resources(char ***argv, const VoVmSpec *spec, VoAccel accel)
+ * boot size and max_memory as a virtio-mem device (empty at a plain start);
+ * and, on every VM, a balloon to hand memory below the boot size back to the
+ * host. Cold-plugged, so they sit on the root bus. */
+static void build_hotplug_resources(char ***argv, const VoQemuLayout *layout)
 {
-    for (unsigned k = 1; vo_vm_spec_vcpu_hotplug(spec) && k < spec->vcpus; k++) {
+    _cleanup_free_ char *cpu_type = layout->cpu ? vo_asprintf("%s-x86_64-cpu", layout->cpu)
+                                                : vo_strdup(vo_qemu_cpu_type(layout->accel));
+    for (size_t i = 0; layout->vcpu_hotplug && i < layout->n_vcpu_devices; i++) {
         char id[32];
+        unsigned k = layout->vcpu_devices[i];
         vo_qemu_vcpu_id(k, id);
         push_json(argv, "-device",
-                  json_pack("{s:s, s:s, s:i, s:i, s:i}", "driver", vo_qemu_cpu_type(accel), "id",
-                            id, "socket-id", 0, "core-id", (int)k, "thread-id", 0));
+                  json_pack("{s:s, s:s, s:i, s:i, s:i}", "driver", cpu_type, "id", id,
+                            "socket-id", 0, "core-id", (int)k, "thread-id", 0));
     }
     push_json(argv, "-device",
-              json_pack("{s:s, s:s}", "driver", "virtio-balloon-pci", "id", VO_QEMU_BALLOON_ID));
-    if (!vo_vm_spec_memory_hotplug(spec))
+              placed(json_pack("{s:s, s:s}", "driver", "virtio-balloon-pci", "id",
+                               VO_QEMU_BALLOON_ID), layout));
+    if (layout->max_memory_mib <= layout->boot_memory_mib)
         return;
-    json_int_t hotplug_bytes = (json_int_t)((spec->max_memory_mib - spec->memory_mib) << 20);
+    json_int_t hotplug_bytes =
+        (json_int_t)((layout->max_memory_mib - layout->boot_memory_mib) << 20);
     push_json(argv, "-object",
               json_pack("{s:s, s:s, s:I}", "qom-type", "memory-backend-ram", "id",
                         VO_QEMU_HOTPLUG_MEMDEV, "size", hotplug_bytes));
     push_json(argv, "-device",
-              json_pack("{s:s, s:s, s:s, s:I}", "driver", "virtio-mem-pci", "id",
-                        VO_QEMU_VIRTIO_MEM_ID, "memdev", VO_QEMU_HOTPLUG_MEMDEV,
-                        "requested-size", (json_int_t)0));
+              placed(json_pack("{s:s, s:s, s:s, s:I}", "driver", "virtio-mem-pci", "id",
+                               VO_QEMU_VIRTIO_MEM_ID, "memdev", VO_QEMU_HOTPLUG_MEMDEV,
+                               "requested-size", (json_int_t)layout->virtio_mem_requested),
+                     layout));
 }
 
 int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQemuPaths *paths,
@@ -217,24 +233,42 @@ int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQem
     int r = vo_qemu_resolve_accel(spec, caps, &accel, ret_error);
     if (r < 0)
         return r;
+    _cleanup_layout_ VoQemuLayout *layout = vo_qemu_layout_from_spec(spec, accel);
+    return vo_qemu_build_argv_layout(spec, caps, paths, layout, false, ret_argv, ret_error);
+}
+
+int vo_qemu_build_argv_layout(const VoVmSpec *spec, const VoQemuCaps *caps,
+                              const VoQemuPaths *paths, const VoQemuLayout *layout,
+                              bool incoming, char ***ret_argv, char **ret_error)
+{
+    if (layout->accel == VO_ACCEL_KVM && !caps->kvm_usable)
+        return vo_error_set(ret_error, -ENODEV, "the VM runs with KVM and KVM is not usable "
+                            "on this host: it cannot move here");
     if (spec->n_disks == 0 && !spec->kernel) {
         if (ret_error)
             *ret_error = vo_strdup("nothing to boot: give the VM a disk or a kernel");
         return -EINVAL;
     }
+    int r = vo_qemu_layout_check_spec(layout, spec, ret_error);
+    if (r < 0)
+        return r;
 
     _cleanup_strv_ char **argv = NULL;
     vo_strv_push(&argv, vo_strdup(caps->binary));
-    build_machine(&argv, spec, accel);
+    build_machine(&argv, spec, layout);
     build_defaults(&argv);
     build_monitor_and_console(&argv, paths);
     build_boot(&argv, spec);
-    build_root_ports(&argv, spec);
-    build_disks(&argv, spec);
-    r = build_nics(&argv, spec, paths, ret_error);
+    build_root_ports(&argv, layout);
+    build_disks(&argv, spec, layout);
+    r = build_nics(&argv, spec, layout, paths, ret_error);
     if (r < 0)
         return r;
-    build_hotplug_resources(&argv, spec, accel);
+    build_hotplug_resources(&argv, layout);
+    /* A migration destination: QEMU waits for migrate-incoming to say where
+     * the state comes from (its vCPUs stay stopped: -S). */
+    if (incoming)
+        push_opt(&argv, "-incoming", "%s", "defer");
     *ret_argv = TAKE_PTR(argv);
     return 0;
 }

@@ -2,6 +2,8 @@
  * clock or fd access; everything it needs comes in through the arguments. */
 #pragma once
 
+#include <stdbool.h>
+
 #include "conf/vm-spec.h"
 #include "qemu/qemu-caps.h"
 
@@ -14,6 +16,16 @@ int vo_qemu_resolve_accel(const VoVmSpec *spec, const VoQemuCaps *caps, VoAccel 
  * negative errno with *ret_error (malloc'd) explaining what in the spec to fix. */
 int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQemuPaths *paths,
                        char ***ret_argv, char **ret_error);
+
+/* The same from a recorded hardware layout (qemu-layout.h): the machine
+ * version, CPU model, vCPU and memory shape, root ports and device addresses
+ * come from the layout, the disks and NICs from spec (which must match it).
+ * incoming: a migration destination (-incoming defer). vo_qemu_build_argv
+ * is this with the layout a plain start of spec makes. */
+typedef struct VoQemuLayout VoQemuLayout;
+int vo_qemu_build_argv_layout(const VoVmSpec *spec, const VoQemuCaps *caps,
+                              const VoQemuPaths *paths, const VoQemuLayout *layout,
+                              bool incoming, char ***ret_argv, char **ret_error);
 
 /* The node name of the format layer of the disk in slot (what QMP block
  * commands address). */

@@ -20,6 +20,7 @@
 #include "qemu/qemu-argv.h"
 #include "qemu/qemu-instance.h"
 #include "storage/qemu-img.h"
+#include "util/cancel.h"
 #include "util/spawn.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
@@ -299,6 +300,13 @@ static int wait_jobs(Monitor *m, const VoHvBackupPlan *plan, bool *ret_concluded
         }
         if (s == JOBS_VANISHED)
             return vo_error_set(ret_error, -EIO, "a backup job vanished");
+        if (s >= 0 && vo_cancelled()) {
+            /* The task was cancelled: the jobs go (bitmap-mode on-success:
+             * cancelled jobs synchronise no bitmap, so the base stands). */
+            cancel_jobs(m, plan, ret_concluded, ret_failed);
+            return vo_error_set(ret_error, -ECANCELED, "cancelled (the backup jobs were "
+                                "cancelled in QEMU)");
+        }
         if (s < 0 || vo_now_ms() > deadline) {
             int r = s < 0 ? s
                           : vo_error_set(ret_error, -ETIMEDOUT, "the backup did not finish in %d s",

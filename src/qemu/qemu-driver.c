@@ -15,6 +15,7 @@
 #include "qemu/qemu-argv.h"
 #include "qemu/qemu-hotplug.h"
 #include "qemu/qemu-instance.h"
+#include "qemu/qemu-migrate.h"
 #include "qemu/qemu-resources.h"
 #include "qmp/qmp.h"
 #include "util/spawn.h"
@@ -35,6 +36,7 @@ static VoHvInstance *instance_new(VoHvDriver *d, const char *run_dir)
     vm->events_path = vo_asprintf("%s/qmp-events.sock", run_dir);
     vm->console_path = vo_asprintf("%s/console.sock", run_dir);
     vm->log_path = vo_asprintf("%s/qemu.log", run_dir);
+    vm->layout_path = vo_asprintf("%s/%s", run_dir, VO_QEMU_LAYOUT_FILE);
     return vm;
 }
 
@@ -47,11 +49,13 @@ static void qemu_release(VoHvInstance *vm)
     if (vm->pidfd >= 0)
         close(vm->pidfd);
     pthread_mutex_destroy(&vm->qmp_lock);
+    vo_qemu_layout_free(vm->layout);
     free(vm->run_dir);
     free(vm->qmp_path);
     free(vm->events_path);
     free(vm->console_path);
     free(vm->log_path);
+    free(vm->layout_path);
     free(vm);
 }
 
@@ -111,8 +115,11 @@ static int connect_events(VoHvInstance *vm, int timeout_ms)
     return vo_qmp_open_fd(fd, timeout_ms, &vm->events);
 }
 
-static int qemu_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
-                      const int *tap_fds, VoHvInstance **ret, char **ret_error)
+/* Starts QEMU for spec with its vCPUs stopped. layout: the hardware layout
+ * to reproduce (a migration destination, with incoming) or NULL for what a
+ * plain start of spec makes; either way it is recorded in the run dir. */
+static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layout, bool incoming,
+                  const char *run_dir, const int *tap_fds, VoHvInstance **ret, char **ret_error)
 {
     int r = vo_mkdir_p(run_dir, 0750);
     if (r < 0) {
@@ -144,10 +151,28 @@ static int qemu_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
                           .console_socket = vm->console_path,
                           .pidfile = pidfile, .tap_fds = child_fd };
     _cleanup_strv_ char **argv = NULL;
-    r = vo_qemu_resolve_accel(spec, &caps, &vm->accel, ret_error);
+    if (layout) {
+        vm->accel = layout->accel;
+        vm->layout = vo_qemu_layout_copy(layout);
+        r = 0;
+    } else {
+        r = vo_qemu_resolve_accel(spec, &caps, &vm->accel, ret_error);
+        if (r >= 0)
+            vm->layout = vo_qemu_layout_from_spec(spec, vm->accel);
+    }
     if (r >= 0)
-        r = vo_qemu_build_argv(spec, &caps, &paths, &argv, ret_error);
+        r = vo_qemu_build_argv_layout(spec, &caps, &paths, vm->layout, incoming, &argv, ret_error);
     if (r < 0) {
+        qemu_release(vm);
+        return r;
+    }
+    /* What QEMU decides itself (the machine version behind an alias, device
+     * addresses) is asked from it when the layout is next needed: a
+     * hot-plug or a migration (qemu-layout-probe.c), not on the start path. */
+    (void)unlink(vm->layout_path);
+    r = vo_qemu_layout_save(vm->layout, run_dir);
+    if (r < 0) {
+        *ret_error = vo_asprintf("cannot record the VM's layout in %s: %s", run_dir, strerror(-r));
         qemu_release(vm);
         return r;
     }
@@ -186,6 +211,44 @@ static int qemu_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
                  vm->events_path, strerror(-r));
     *ret = vm;
     return 0;
+}
+
+static int qemu_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
+                      const int *tap_fds, VoHvInstance **ret, char **ret_error)
+{
+    return launch(d, spec, NULL, false, run_dir, tap_fds, ret, ret_error);
+}
+
+/* Destination of a live migration: the source's twin, paused, listening. */
+static int qemu_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char *layout_text,
+                                const char *run_dir, const int *tap_fds, const char *uri,
+                                VoHvInstance **ret, char **ret_error)
+{
+    _cleanup_layout_ VoQemuLayout *layout = NULL;
+    int r = vo_qemu_migration_uri_check(uri, ret_error);
+    if (r >= 0)
+        r = vo_qemu_layout_from_text(layout_text, &layout, ret_error);
+    if (r < 0)
+        return r;
+    VoHvInstance *vm = NULL;
+    r = launch(d, spec, layout, true, run_dir, tap_fds, &vm, ret_error);
+    if (r < 0)
+        return r;
+    r = vo_qemu_migrate_incoming(vm, uri, ret_error);
+    if (r < 0) {
+        syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
+        siginfo_t si;
+        waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED);
+        qemu_release(vm);
+        return r;
+    }
+    *ret = vm;
+    return 0;
+}
+
+static int qemu_layout(VoHvInstance *vm, char **ret_layout, char **ret_error)
+{
+    return vo_qemu_layout_text(vm, ret_layout, ret_error);
 }
 
 /* True when /proc/PID/cmdline is a QEMU started for this VM id (guards
@@ -231,6 +294,16 @@ static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     vm->accel = VO_ACCEL_TCG;
     if (vo_read_file(argv_path, 1 << 20, &argv_text, NULL) >= 0 && strstr(argv_text, "\n-accel\nkvm\n"))
         vm->accel = VO_ACCEL_KVM;
+    /* The layout it was started with and has now. A VM started by a vireod
+     * before layouts were recorded gets what its spec would make: its root
+     * ports and boot sizes may differ from that, so refresh it (a hot-plug
+     * or migration will) only with care. */
+    _cleanup_free_ char *error = NULL;
+    if (vo_qemu_layout_load(run_dir, &vm->layout, &error) < 0) {
+        log_warn("VM %s: no usable hardware layout in %s (%s): assuming its spec's", spec->name,
+                 run_dir, error);
+        vm->layout = vo_qemu_layout_from_spec(spec, vm->accel);
+    }
     *ret = vm;
     return 0;
 }
@@ -432,6 +505,12 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .reap = qemu_reap,
         .console_socket = qemu_console_socket,
         .release = qemu_release,
+        .layout = qemu_layout,
+        .migrate_prepare = qemu_migrate_prepare,
+        .migrate_start = vo_qemu_migrate_start,
+        .migrate_query = vo_qemu_migrate_query,
+        .migrate_cancel = vo_qemu_migrate_cancel,
+        .migrate_finish = vo_qemu_migrate_finish,
     };
     const char *dev = getenv("VIREO_KVM_DEVICE");
     d->kvm_usable = vo_qemu_kvm_usable(dev ? dev : "/dev/kvm", "/proc/cpuinfo", &d->kvm_reason);

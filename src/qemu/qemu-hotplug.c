@@ -3,7 +3,8 @@
  * (device_add); a NIC a netdev (its tap passed with getfd) and a virtio-net
  * device. Properties come from qemu-devices.c, as on the command line. Every
  * attach undoes its own steps when a later one fails; a detach waits for the
- * guest to release the device (DEVICE_DELETED) before it frees the backend. */
+ * guest to release the device (DEVICE_DELETED) before it frees the backend.
+ * Every change is recorded in the VM's hardware layout (qemu-layout.h). */
 #include "qemu/qemu-hotplug.h"
 
 #include <string.h>
@@ -106,6 +107,8 @@ int vo_qemu_disk_attach(VoHvInstance *vm, const VoVmSpec *spec, size_t index, ch
         if (r < 0)
             undo(vm, "blockdev-del", "node-name", names.file_node);
     }
+    if (r >= 0)
+        vo_qemu_layout_changed(vm);
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0)
         *ret_error = vo_asprintf("QEMU could not %s for %s: %s", step, disk->path,
@@ -159,6 +162,8 @@ static int detach(VoHvInstance *vm, const char *device, const char *what, unsign
     r = unplug_device(vm, device, what, slot, ret_error);
     for (size_t i = 0; r >= 0 && i < n_backends; i++)
         undo(vm, backends[i].cmd, backends[i].key, backends[i].id);
+    if (r >= 0)
+        vo_qemu_layout_changed(vm);
     pthread_mutex_unlock(&vm->qmp_lock);
     return r;
 }
@@ -202,6 +207,8 @@ int vo_qemu_nic_attach(VoHvInstance *vm, const VoVmSpec *spec, const VoNicSpec *
             undo(vm, "closefd", "fdname", fdname); /* netdev_add did not take it */
         }
     }
+    if (r >= 0)
+        vo_qemu_layout_changed(vm);
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0)
         *ret_error = vo_asprintf("QEMU could not %s for NIC %s: %s", step, nic->mac,

@@ -9,6 +9,7 @@
 
 #include "hypervisor/driver.h"
 #include "qemu/qemu-events.h"
+#include "qemu/qemu-layout.h"
 #include "qmp/qmp.h"
 
 #define QMP_TIMEOUT_MS 10000
@@ -27,6 +28,12 @@ struct VoHvInstance {
     VoQmp *events;
     VoQemuEventState event_state;
     char *run_dir, *qmp_path, *events_path, *console_path, *log_path;
+    /* Live migration: the hardware layout the VM has (guarded by qmp_lock;
+     * NULL when unknown), and whether its vCPUs ran when it began migrating
+     * out (so a failed migration resumes it only then). */
+    VoQemuLayout *layout;
+    char *layout_path;
+    bool migration_was_running;
 };
 
 /* Runs a QMP job command (args carry its "job-id") and waits, bounded by
@@ -42,3 +49,12 @@ char *vo_qemu_log_tail(const char *log_path);
 /* The driver's backup op (qemu-backup.c). */
 int vo_qemu_backup(VoHvInstance *vm, const VoHvBackupPlan *plan, VoHvBackupResult *ret,
                    char **ret_error);
+
+/* Reads what QEMU placed where (resolved machine version, CPU model, every
+ * named device's bus and address, the vCPU devices plugged, the virtio-mem
+ * size asked for) into vm->layout and saves it in the run dir
+ * (qemu-layout-probe.c). Caller holds qmp_lock; vm->layout is set. */
+int vo_qemu_layout_refresh(VoHvInstance *vm, char **ret_error);
+/* The same after a hot-plug or unplug: a failure is only logged (the record
+ * is refreshed again before a migration). */
+void vo_qemu_layout_changed(VoHvInstance *vm);

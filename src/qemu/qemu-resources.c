@@ -14,7 +14,9 @@
  * (or unplugged) that much; below it the balloon takes the rest. QEMU's
  * balloon counts only the boot memory (virtio-mem is not part of what it
  * sees), so its target is min(new size, boot size), set after virtio-mem
- * settled, and always: raising memory deflates it again. */
+ * settled, and always: raising memory deflates it again.
+ *
+ * Both record what changed in the VM's hardware layout (qemu-layout.h). */
 #include <poll.h>
 #include <string.h>
 
@@ -201,6 +203,7 @@ int vo_qemu_set_vcpus(VoHvInstance *vm, unsigned n, unsigned *ret_now, char **re
     _cleanup_free_ char *ignored = NULL;
     if (query_cpus(vm, &res, &ignored) >= 0)
         *ret_now = res.vcpus;
+    vo_qemu_layout_changed(vm); /* also after a partial change */
     pthread_mutex_unlock(&vm->qmp_lock);
     return r;
 }
@@ -366,6 +369,7 @@ int vo_qemu_set_memory(VoHvInstance *vm, uint64_t mib, uint64_t *ret_now_mib, ch
     _cleanup_free_ char *ignored = NULL;
     if (query_memory(vm, &m, &ignored) >= 0)
         *ret_now_mib = m.actual >> 20;
+    vo_qemu_layout_changed(vm); /* also after a partial change */
     pthread_mutex_unlock(&vm->qmp_lock);
     return r;
 }

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "util/cancel.h"
 #include "util/spawn.h"
 #include "util/util.h"
 
@@ -197,6 +198,8 @@ static int failed(int r, const char *output, const char *command, char **ret_err
         r = -ENOSPC;
     if (r == -ETIMEDOUT)
         return vo_error_set(ret_error, r, "qemu-img %s did not finish in time", command);
+    if (r == -ECANCELED)
+        return vo_error_set(ret_error, r, "cancelled (qemu-img %s stopped)", command);
     _cleanup_free_ char *line = error_line(output);
     if (line)
         return vo_error_set(ret_error, r, "%s", line);
@@ -525,8 +528,10 @@ static int run_with_progress(char *const argv[], int64_t timeout_ms, Progress *p
     close(err_pipe[1]);
 
     Tail *tail = vo_malloc0(sizeof(Tail));
-    struct pollfd fds[2] = { { .fd = out_pipe[0], .events = POLLIN },
-                             { .fd = err_pipe[0], .events = POLLIN } };
+    /* fds[2]: readable once the work is cancelled (util/cancel.h). */
+    struct pollfd fds[3] = { { .fd = out_pipe[0], .events = POLLIN },
+                             { .fd = err_pipe[0], .events = POLLIN },
+                             { .fd = vo_cancel_fd(), .events = POLLIN } };
     int64_t deadline = vo_now_ms() + timeout_ms;
     int r = 0;
     while (fds[0].fd >= 0 || fds[1].fd >= 0) {
@@ -535,14 +540,18 @@ static int run_with_progress(char *const argv[], int64_t timeout_ms, Progress *p
             r = -ETIMEDOUT;
             break;
         }
-        int n = poll(fds, 2, left > INT_MAX ? INT_MAX : (int)left);
+        int n = poll(fds, 3, left > INT_MAX ? INT_MAX : (int)left);
+        if (vo_cancelled()) {
+            r = -ECANCELED;
+            break;
+        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
             r = -errno;
             break;
         }
-        for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
+        for (size_t i = 0; i < 2; i++) {
             if (fds[i].fd < 0 || fds[i].revents == 0)
                 continue;
             char buf[4096];
@@ -560,7 +569,7 @@ static int run_with_progress(char *const argv[], int64_t timeout_ms, Progress *p
                 tail_add(tail, buf, (size_t)k);
         }
     }
-    for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+    for (size_t i = 0; i < 2; i++)
         if (fds[i].fd >= 0)
             close(fds[i].fd);
     if (r < 0)

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "util/cancel.h"
 #include "util/util.h"
 
 int vo_pidfd_open(pid_t pid)
@@ -108,16 +109,22 @@ static int spawn_wait(char *const argv[], int timeout_ms, bool split, char **ret
         cap[i].buf = vo_malloc0(CAPTURE_CAP + 1);
     }
     int64_t deadline = vo_now_ms() + timeout_ms;
-    bool timed_out = false;
+    bool timed_out = false, cancelled = false;
     while (cap[0].fd >= 0 || cap[1].fd >= 0) {
         int64_t left = deadline - vo_now_ms();
         if (left <= 0) {
             timed_out = true;
             break;
         }
-        struct pollfd p[2] = { { .fd = cap[0].fd, .events = POLLIN },
-                               { .fd = cap[1].fd, .events = POLLIN } };
-        int n = poll(p, 2, (int)left);
+        /* The work this runs for was cancelled (util/cancel.h): the child goes. */
+        struct pollfd p[3] = { { .fd = cap[0].fd, .events = POLLIN },
+                               { .fd = cap[1].fd, .events = POLLIN },
+                               { .fd = vo_cancel_fd(), .events = POLLIN } };
+        int n = poll(p, 3, (int)left);
+        if (vo_cancelled()) {
+            cancelled = true;
+            break;
+        }
         if (n <= 0)
             continue;
         for (size_t i = 0; i < 2; i++) {
@@ -138,7 +145,7 @@ static int spawn_wait(char *const argv[], int timeout_ms, bool split, char **ret
     for (size_t i = 0; i < 2; i++)
         if (cap[i].fd >= 0)
             close(cap[i].fd);
-    if (timed_out)
+    if (timed_out || cancelled)
         kill(pid, SIGKILL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -153,6 +160,8 @@ static int spawn_wait(char *const argv[], int timeout_ms, bool split, char **ret
     free(cap[1].buf);
     if (timed_out)
         return -ETIMEDOUT;
+    if (cancelled)
+        return -ECANCELED;
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 

@@ -963,6 +963,8 @@ def test_errors(api):
                          ("POST", "/v1/vms/nope/pause"), ("POST", "/v1/vms/nope/resume"),
                          ("GET", "/v1/vms/nope/console"), ("GET", "/v1/vms/nope/console/log"),
                          ("GET", f"/v1/tasks/{uuid.uuid4()}"),
+                         ("DELETE", f"/v1/tasks/{uuid.uuid4()}"),
+                         ("POST", f"/v1/tasks/{uuid.uuid4()}/cancel"),
                          ("GET", "/v1/vms/nope/disks"), ("DELETE", "/v1/vms/nope/disks/1"),
                          ("DELETE", "/v1/vms/err1/disks/1"), ("DELETE", "/v1/images/nope"),
                          ("DELETE", "/v1/images/Bad_Name"), ("GET", "/v1/pools/nope"),
@@ -1343,7 +1345,11 @@ def test_images_import_and_delete(api, state_dir):
     default_dir = state_dir / "images" / "default"
     body = {"name": "imported", "import_path": str(default_dir / "disk.raw"),
             "kernel_path": str(default_dir / "vmlinux"), "cmdline": "console=ttyS0 quiet"}
-    api.task_ok("POST", "/v1/images", body, kind="image-import", target="imported")
+    task = api.task_ok("POST", "/v1/images", body, kind="image-import", target="imported")["task"]
+    # a finished task cannot be cancelled (409, both routes)
+    for method, path in [("POST", f"/v1/tasks/{task['id']}/cancel"),
+                         ("DELETE", f"/v1/tasks/{task['id']}")]:
+        api.call(method, path, expect=409, code="invalid-state")
     image = api.image("imported")
     assert image["format"] == "qcow2" and image["disk"].endswith("/images/imported/disk.qcow2")
     assert image["kernel"].endswith("/images/imported/vmlinux") and image["initrd"] is None

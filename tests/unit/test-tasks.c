@@ -1,6 +1,9 @@
 /* test-tasks.c: the task scheduler (jobs/tasks.c): the queue bound and its
  * 429, one running task per key, a blocked key not starving another, tasks
- * of one key in order, and at most one pending task with `once`. */
+ * of one key in order, and at most one pending task with `once`; the
+ * operation documents in the store (written on each change, read back after
+ * a restart with the cut-short ones interrupted, retention), and cancel of a
+ * queued and of a running task (its qemu-img-like child killed). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +14,9 @@
 #include <cmocka.h>
 
 #include "jobs/tasks.h"
+#include "state/store.h"
+#include "util/cancel.h"
+#include "util/spawn.h"
 #include "util/util.h"
 #include "vireo/errors.h"
 
@@ -234,6 +240,272 @@ static void test_once_answers_the_pending_task(void **state)
     vo_tasks_free(ts);
 }
 
+/* ---- operation documents ---------------------------------------------------- */
+
+static char *temp_db(char dir[static 64])
+{
+    snprintf(dir, 64, "/tmp/vireo-test-tasks-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return vo_asprintf("%s/vireo.db", dir);
+}
+
+static json_t *stored(VoStore *s, const char *id, int64_t *ret_rev)
+{
+    _cleanup_free_ char *key = vo_asprintf(VO_TASKS_PREFIX "%s", id);
+    _cleanup_free_ char *text = NULL;
+    if (vo_store_get(s, key, &text, ret_rev) < 0)
+        return NULL;
+    return json_loads(text, 0, NULL);
+}
+
+static void test_documents_round_trip_and_interrupted_after_restart(void **state)
+{
+    char dir[64];
+    _cleanup_free_ char *db = temp_db(dir);
+    VoStore *s = NULL;
+    assert_int_equal(vo_store_open(db, &s), 0);
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts), 0);
+    assert_int_equal(vo_tasks_attach_store(ts, s), 0);
+
+    /* A finished one: its document is what GET answers, field for field. */
+    vo_tasks_set_requester(true, 1234, 4321);
+    _cleanup_free_ char *done = NULL, *running = NULL, *queued = NULL;
+    assert_int_equal(submit(ts, 'd', "vm/d", false, &done, NULL), 0);
+    vo_tasks_set_requester(false, 0, 0);
+    assert_true(wait_state(ts, done, "succeeded"));
+    json_t *doc = stored(s, done, NULL), *shown = vo_tasks_get_json(ts, done);
+    assert_non_null(doc);
+    assert_true(json_equal(doc, shown));
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "succeeded");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "requested_by"),
+                                                        "uid")), 1234);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "requested_by"),
+                                                        "pid")), 4321);
+    assert_true(json_is_string(json_object_get(doc, "started_at")));
+    assert_true(json_is_string(json_object_get(doc, "finished_at")));
+    json_decref(doc);
+    json_decref(shown);
+
+    /* One running (blocked) and one queued behind it when "vireod dies". */
+    assert_int_equal(submit(ts, 'a', "vm/a", true, &running, NULL), 0);
+    assert_true(wait_state(ts, running, "running"));
+    assert_int_equal(submit(ts, 'a', "vm/a", false, &queued, NULL), 0);
+    doc = stored(s, running, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "running");
+    json_decref(doc);
+    doc = stored(s, queued, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "queued");
+    json_decref(doc);
+
+    /* A second vireod on the same store (the first never finishes them). */
+    VoStore *s2 = NULL;
+    assert_int_equal(vo_store_open(db, &s2), 0);
+    VoTasks *ts2 = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts2), 0);
+    vo_tasks_note_cleanup(ts2, "images/a", "/x/images/.build-a");
+    assert_int_equal(vo_tasks_attach_store(ts2, s2), 0);
+    const char *ids[] = { running, queued };
+    for (size_t i = 0; i < 2; i++) {
+        json_t *t = vo_tasks_get_json(ts2, ids[i]);
+        assert_non_null(t);
+        assert_string_equal(json_string_value(json_object_get(t, "state")), "failed");
+        json_t *err = json_object_get(t, "error");
+        assert_string_equal(json_string_value(json_object_get(err, "code")), "interrupted");
+        assert_non_null(strstr(json_string_value(json_object_get(err, "message")),
+                               i == 0 ? "while it was running" : "while it was queued"));
+        json_t *d2 = stored(s2, ids[i], NULL);
+        assert_true(json_equal(t, d2));
+        json_decref(d2);
+        json_decref(t);
+    }
+    /* The finished one is as it was, and the list is newest first. */
+    json_t *t = vo_tasks_get_json(ts2, done);
+    assert_string_equal(json_string_value(json_object_get(t, "state")), "succeeded");
+    json_decref(t);
+    json_t *list = vo_tasks_list_json(ts2);
+    assert_int_equal(json_array_size(list), 3);
+    json_decref(list);
+    ts2 = vo_tasks_free(ts2);
+    vo_store_close(s2);
+
+    /* The old writer finishing late loses: each write states the revision
+     * it last wrote, and the document moved on. */
+    open_gate();
+    ts = vo_tasks_free(ts);
+    doc = stored(s, running, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "failed");
+    json_decref(doc);
+    vo_store_close(s);
+    _cleanup_free_ char *rm = vo_asprintf("rm -rf %s", dir);
+    assert_int_equal(system(rm), 0);
+}
+
+/* A volume import cut short: the sweep's note names its file. */
+static void test_interrupted_names_what_was_removed(void **state)
+{
+    char dir[64];
+    _cleanup_free_ char *db = temp_db(dir);
+    VoStore *s = NULL;
+    assert_int_equal(vo_store_open(db, &s), 0);
+    const char *id = "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b7c";
+    _cleanup_free_ char *key = vo_asprintf(VO_TASKS_PREFIX "%s", id);
+    _cleanup_free_ char *text = vo_asprintf(
+        "{\"id\":\"%s\",\"kind\":\"volume-import\",\"target\":\"v1\",\"target_id\":\"p/v1\","
+        "\"state\":\"running\",\"progress\":40}", id);
+    assert_int_equal(vo_store_put(s, key, text, VO_REV_NEW, NULL), 0);
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts), 0);
+    vo_tasks_note_cleanup(ts, "volumes/p/other", "/pool/other.qcow2");
+    vo_tasks_note_cleanup(ts, "volumes/p/v1", "/pool/v1.qcow2");
+    assert_int_equal(vo_tasks_attach_store(ts, s), 0);
+    json_t *t = vo_tasks_get_json(ts, id);
+    const char *msg = json_string_value(json_object_get(json_object_get(t, "error"), "message"));
+    assert_non_null(strstr(msg, "/pool/v1.qcow2"));
+    assert_null(strstr(msg, "other"));
+    json_decref(t);
+    ts = vo_tasks_free(ts);
+    vo_store_close(s);
+    _cleanup_free_ char *rm = vo_asprintf("rm -rf %s", dir);
+    assert_int_equal(system(rm), 0);
+}
+
+static void test_retention_deletes_the_oldest_documents(void **state)
+{
+    char dir[64];
+    _cleanup_free_ char *db = temp_db(dir);
+    VoStore *s = NULL;
+    assert_int_equal(vo_store_open(db, &s), 0);
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 2, 1000, 1000 }, &ts), 0);
+    assert_int_equal(vo_tasks_attach_store(ts, s), 0);
+    _cleanup_free_ char *first = NULL;
+    char *last = NULL;
+    for (int i = 0; i < VO_TASKS_KEPT + 20; i++) {
+        free(last);
+        last = NULL;
+        assert_int_equal(submit(ts, 'r', NULL, false, i == 0 ? &first : &last, NULL), 0);
+        if (i == 0)
+            assert_true(wait_state(ts, first, "succeeded"));
+    }
+    assert_true(wait_state(ts, last, "succeeded"));
+    /* One more submit prunes what finished beyond the bound. */
+    _cleanup_free_ char *extra = NULL;
+    assert_int_equal(submit(ts, 'r', NULL, false, &extra, NULL), 0);
+    assert_true(wait_state(ts, extra, "succeeded"));
+    assert_null(vo_tasks_get_json(ts, first));
+    assert_null(stored(s, first, NULL));
+    json_t *doc = stored(s, last, NULL);
+    assert_non_null(doc);
+    json_decref(doc);
+    json_t *list = vo_tasks_list_json(ts);
+    assert_true(json_array_size(list) <= VO_TASKS_KEPT);
+    json_decref(list);
+    free(last);
+    ts = vo_tasks_free(ts);
+    vo_store_close(s);
+    _cleanup_free_ char *rm = vo_asprintf("rm -rf %s", dir);
+    assert_int_equal(system(rm), 0);
+}
+
+/* ---- cancel ------------------------------------------------------------------ */
+
+static int undone, freed;
+
+static void count_undo(void *p) { undone++; }
+static void count_free(void *p) { freed++; }
+
+/* Waits in a child process ("qemu-img") the way the storage code does. */
+static int child_run(VoTask *t, void *userdata)
+{
+    char *argv[] = { "sleep", "30", NULL };
+    pthread_mutex_lock(&gate_lock);
+    running_a++;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+    int r = vo_spawn_wait(argv, 60000, NULL);
+    return r < 0 ? vo_task_fail(t, r, "stopped: %s", strerror(-r)) : 0;
+}
+
+static void test_cancel_queued_and_running(void **state)
+{
+    undone = freed = 0;
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts), 0);
+    json_t *t = NULL;
+    VoTaskDesc run = { .kind = "image-import", .target = "x", .keys = { "k" },
+                       .cancellable = true, .undo = count_undo };
+    assert_int_equal(vo_tasks_submit(ts, &run, child_run, NULL, count_free, &t, NULL), 0);
+    _cleanup_free_ char *running = vo_strdup(json_string_value(json_object_get(t, "id")));
+    json_decref(t);
+    assert_int_equal(vo_tasks_submit(ts, &run, child_run, NULL, count_free, &t, NULL), 0);
+    _cleanup_free_ char *queued = vo_strdup(json_string_value(json_object_get(t, "id")));
+    json_decref(t);
+    VoTaskDesc fixed = { .kind = "start", .target = "vm", .keys = { "k" } };
+    Job *vm_job = vo_malloc0(sizeof(*vm_job));
+    *vm_job = (Job){ .name = 's' };
+    assert_int_equal(vo_tasks_submit(ts, &fixed, job_run, vm_job, free, &t, NULL), 0);
+    _cleanup_free_ char *uncancellable = vo_strdup(json_string_value(json_object_get(t, "id")));
+    json_decref(t);
+    assert_true(wait_state(ts, running, "running"));
+
+    /* Queued: cancelled at once, its preparation undone, never run. */
+    char *error = NULL;
+    assert_int_equal(vo_tasks_cancel(ts, queued, &t, &error), 0);
+    assert_string_equal(json_string_value(json_object_get(t, "state")), "cancelled");
+    json_decref(t);
+    assert_int_equal(undone, 1);
+    assert_int_equal(freed, 1);
+
+    /* Not cancellable: 409 with the reason. */
+    assert_int_equal(vo_tasks_cancel(ts, uncancellable, &t, &error), -EBUSY);
+    assert_non_null(strstr(error, "a start task cannot be cancelled"));
+    free(error);
+    error = NULL;
+    /* Unknown. */
+    assert_int_equal(vo_tasks_cancel(ts, "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b7c", &t, &error),
+                     -ENOENT);
+    free(error);
+    error = NULL;
+
+    /* Running: its child is killed, it ends cancelled (not failed). */
+    assert_int_equal(vo_tasks_cancel(ts, running, &t, &error), 1);
+    assert_true(json_is_true(json_object_get(t, "cancel_requested")));
+    json_decref(t);
+    assert_true(wait_state(ts, running, "cancelled"));
+    assert_int_equal(undone, 1); /* it ran: its own failure path undid */
+    assert_true(wait_state(ts, uncancellable, "succeeded"));
+
+    /* Finished: 409. */
+    assert_int_equal(vo_tasks_cancel(ts, running, &t, &error), -EBUSY);
+    assert_non_null(strstr(error, "has cancelled already"));
+    free(error);
+    ts = vo_tasks_free(ts);
+    assert_int_equal(freed, 2);
+    assert_int_equal(vo_error_http_status(vo_error_from_errno(-EBUSY)), 409);
+}
+
+/* A cancel token: its fd becomes readable, vo_cancelled() follows the
+ * thread's current token only. */
+static void test_cancel_token(void **state)
+{
+    VoCancel *c = vo_cancel_new();
+    assert_false(vo_cancelled());
+    vo_cancel_set_current(c);
+    assert_false(vo_cancelled());
+    struct pollfd p = { .fd = vo_cancel_fd(), .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 0), 0);
+    vo_cancel_request(c);
+    vo_cancel_request(c);
+    assert_true(vo_cancelled());
+    assert_int_equal(poll(&p, 1, 0), 1);
+    char *argv[] = { "sleep", "30", NULL };
+    assert_int_equal(vo_spawn_wait(argv, 60000, NULL), -ECANCELED);
+    vo_cancel_set_current(NULL);
+    assert_false(vo_cancelled());
+    vo_cancel_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +513,11 @@ int main(void)
         cmocka_unit_test_setup(test_blocked_key_does_not_starve_another, setup),
         cmocka_unit_test_setup(test_multi_key_tasks_keep_order, setup),
         cmocka_unit_test_setup(test_once_answers_the_pending_task, setup),
+        cmocka_unit_test_setup(test_documents_round_trip_and_interrupted_after_restart, setup),
+        cmocka_unit_test_setup(test_interrupted_names_what_was_removed, setup),
+        cmocka_unit_test_setup(test_retention_deletes_the_oldest_documents, setup),
+        cmocka_unit_test_setup(test_cancel_queued_and_running, setup),
+        cmocka_unit_test_setup(test_cancel_token, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,225 @@
+/* qemu-migrate.c: live migration with QEMU, the driver's migrate_* and
+ * layout ops (see driver.h and docs/internals.md, "Driver"). Libvirt's
+ * order: the destination starts paused with -incoming defer (qemu-driver.c)
+ * and is told where to listen with migrate-incoming; the source gets its
+ * capabilities and parameters, then migrate; both are watched with
+ * query-migrate; the end resumes the destination (cont) and ends the source
+ * (quit), or, after a failure, resumes the source. Every QMP round-trip runs
+ * under the VM's qmp_lock. */
+#include "qemu/qemu-migrate.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "qemu/qemu-instance.h"
+#include "util/util.h"
+
+/* One QMP command with args (borrowed) under qmp_lock (held by the caller);
+ * a failure's message names the command. */
+static int run(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret, char **ret_error)
+{
+    if (!vm->qmp)
+        return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
+    _cleanup_free_ char *error = NULL;
+    int r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, ret, &error);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "QEMU refused %s: %s", cmd, error ? error : strerror(-r));
+    return 0;
+}
+
+int vo_qemu_layout_text(VoHvInstance *vm, char **ret_layout, char **ret_error)
+{
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = vm->layout ? vo_qemu_layout_refresh(vm, ret_error)
+                       : vo_error_set(ret_error, -ENODATA, "the VM's hardware layout is unknown");
+    if (r >= 0)
+        *ret_layout = vo_qemu_layout_to_text(vm->layout);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    return r;
+}
+
+int vo_qemu_migration_uri_check(const char *uri, char **ret_error)
+{
+    const char *colon = uri && !strncmp(uri, "tcp:", 4) ? strrchr(uri + 4, ':') : NULL;
+    if (colon && colon > uri + 4 && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1))
+        return 0;
+    if (uri && !strncmp(uri, "unix:/", 6) && strlen(uri) < 5 + 108)
+        return 0;
+    return vo_error_set(ret_error, -EINVAL,
+                        "migration URI '%s' must be tcp:HOST:PORT or unix:/ABSOLUTE/PATH",
+                        uri ? uri : "");
+}
+
+int vo_qemu_migrate_incoming(VoHvInstance *vm, const char *uri, char **ret_error)
+{
+    int r = vo_qemu_migration_uri_check(uri, ret_error);
+    if (r < 0)
+        return r;
+    /* exit-on-error off: a failed incoming migration stays to be asked
+     * about (query-migrate's error-desc); the caller kills the instance. */
+    json_t *args = json_pack("{s:s, s:b}", "uri", uri, "exit-on-error", 0);
+    pthread_mutex_lock(&vm->qmp_lock);
+    r = run(vm, "migrate-incoming", args, NULL, ret_error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    json_decref(args);
+    return r;
+}
+
+static json_t *capability(const char *name, bool on)
+{
+    return json_pack("{s:s, s:b}", "capability", name, "state", on);
+}
+
+int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigrationOptions *opts,
+                          char **ret_error)
+{
+    static const VoHvMigrationOptions defaults = { 0 };
+    if (!opts)
+        opts = &defaults;
+    int r = vo_qemu_migration_uri_check(uri, ret_error);
+    if (r < 0)
+        return r;
+    /* "events": QEMU announces each state change (MIGRATION). */
+    json_t *caps = json_pack("{s:[o, o, o]}", "capabilities", capability("events", true),
+                             capability("auto-converge", opts->auto_converge),
+                             capability("postcopy-ram", opts->postcopy));
+    json_t *params = json_object();
+    if (opts->max_bandwidth)
+        json_object_set_new(params, "max-bandwidth", json_integer((json_int_t)opts->max_bandwidth));
+    if (opts->downtime_limit_ms)
+        json_object_set_new(params, "downtime-limit", json_integer(opts->downtime_limit_ms));
+    json_t *migrate = json_pack("{s:s}", "uri", uri), *status = NULL;
+
+    pthread_mutex_lock(&vm->qmp_lock);
+    r = run(vm, "query-status", NULL, &status, ret_error);
+    if (r >= 0) {
+        vm->migration_was_running = json_is_true(json_object_get(status, "running"));
+        r = run(vm, "migrate-set-capabilities", caps, NULL, ret_error);
+    }
+    if (r >= 0 && json_object_size(params) > 0)
+        r = run(vm, "migrate-set-parameters", params, NULL, ret_error);
+    if (r >= 0)
+        r = run(vm, "migrate", migrate, NULL, ret_error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    json_decref(status);
+    json_decref(caps);
+    json_decref(params);
+    json_decref(migrate);
+    return r;
+}
+
+int vo_qemu_migration_status(const char *word, VoHvMigrationStatus *ret)
+{
+    static const struct {
+        const char *word;
+        VoHvMigrationStatus status;
+    } map[] = {
+        { "none", VO_HV_MIGRATION_NONE },
+        { "setup", VO_HV_MIGRATION_SETUP },
+        { "active", VO_HV_MIGRATION_ACTIVE },
+        { "postcopy-active", VO_HV_MIGRATION_ACTIVE },
+        { "postcopy-paused", VO_HV_MIGRATION_ACTIVE },
+        { "postcopy-recover-setup", VO_HV_MIGRATION_ACTIVE },
+        { "postcopy-recover", VO_HV_MIGRATION_ACTIVE },
+        { "pre-switchover", VO_HV_MIGRATION_ACTIVE },
+        { "device", VO_HV_MIGRATION_ACTIVE },
+        { "wait-unplug", VO_HV_MIGRATION_ACTIVE },
+        { "colo", VO_HV_MIGRATION_ACTIVE },
+        { "completed", VO_HV_MIGRATION_COMPLETED },
+        { "failed", VO_HV_MIGRATION_FAILED },
+        { "cancelling", VO_HV_MIGRATION_CANCELLING },
+        { "cancelled", VO_HV_MIGRATION_CANCELLED },
+    };
+    for (size_t i = 0; word && i < ELEMENTSOF(map); i++)
+        if (!strcmp(word, map[i].word)) {
+            *ret = map[i].status;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+static uint64_t u64(json_t *o, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(o, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
+{
+    *ret = (VoHvMigrationProgress){ 0 };
+    json_t *info = NULL;
+    _cleanup_free_ char *error = NULL;
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = run(vm, "query-migrate", NULL, &info, &error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    if (r < 0) {
+        ret->error = TAKE_PTR(error);
+        return r;
+    }
+    /* Before any migration QEMU answers {} (no status). */
+    const char *word = json_string_value(json_object_get(info, "status"));
+    if (word && vo_qemu_migration_status(word, &ret->status) < 0) {
+        ret->error = vo_asprintf("QEMU reports an unknown migration status '%s'", word);
+        json_decref(info);
+        return -EPROTO;
+    }
+    json_t *ram = json_object_get(info, "ram");
+    ret->transferred = u64(ram, "transferred");
+    ret->remaining = u64(ram, "remaining");
+    ret->total = u64(ram, "total");
+    ret->dirty_pages_rate = u64(ram, "dirty-pages-rate");
+    ret->page_size = u64(ram, "page-size");
+    ret->passes = u64(ram, "dirty-sync-count");
+    ret->expected_downtime_ms = u64(info, "expected-downtime");
+    ret->downtime_ms = u64(info, "downtime");
+    ret->total_time_ms = u64(info, "total-time");
+    const char *desc = json_string_value(json_object_get(info, "error-desc"));
+    if (desc)
+        ret->error = vo_strdup(desc);
+    json_decref(info);
+    return 0;
+}
+
+int vo_qemu_migrate_cancel(VoHvInstance *vm, char **ret_error)
+{
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = run(vm, "migrate_cancel", NULL, NULL, ret_error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    return r;
+}
+
+static int kill_now(VoHvInstance *vm, char **ret_error)
+{
+    if (vm->pidfd >= 0 && syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0) < 0 &&
+        errno != ESRCH)
+        return vo_error_set(ret_error, -errno, "cannot kill QEMU (pid %d): %s", (int)vm->pid,
+                            strerror(errno));
+    return 0;
+}
+
+int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded,
+                           char **ret_error)
+{
+    int r = 0;
+    /* A destination that did not get the VM holds nothing worth keeping. */
+    if (side == VO_HV_MIGRATION_DESTINATION && !succeeded)
+        return kill_now(vm, ret_error);
+    pthread_mutex_lock(&vm->qmp_lock);
+    if (side == VO_HV_MIGRATION_DESTINATION) {
+        r = run(vm, "cont", NULL, NULL, ret_error);
+    } else if (succeeded) {
+        /* The VM runs on the destination now: this copy ends (its disks
+         * were handed over at the switch). */
+        int q = vm->qmp ? vo_qmp_quit(vm->qmp, QMP_TIMEOUT_MS) : -ENOTCONN;
+        if (q < 0) {
+            log_warn("QMP quit of a migrated-away VM failed (%s): killing it", strerror(-q));
+            r = kill_now(vm, ret_error);
+        }
+    } else if (vm->migration_was_running) {
+        /* Back where it was: running here (cont also takes its disks back). */
+        r = run(vm, "cont", NULL, NULL, ret_error);
+    }
+    pthread_mutex_unlock(&vm->qmp_lock);
+    return r;
+}

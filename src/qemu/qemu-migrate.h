@@ -1,0 +1,24 @@
+/* qemu-migrate.h: the QEMU driver's live-migration ops (see driver.h): the
+ * hardware layout, migrate-incoming on a destination started with
+ * -incoming defer, migrate with capabilities and parameters on the source,
+ * query-migrate, migrate_cancel, and the end on either side. */
+#pragma once
+
+#include "hypervisor/driver.h"
+
+int vo_qemu_layout_text(VoHvInstance *vm, char **ret_layout, char **ret_error);
+/* The QMP half of migrate_prepare: the destination QEMU (started paused
+ * with -incoming defer) listens on uri. */
+int vo_qemu_migrate_incoming(VoHvInstance *vm, const char *uri, char **ret_error);
+int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigrationOptions *opts,
+                          char **ret_error);
+int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret);
+int vo_qemu_migrate_cancel(VoHvInstance *vm, char **ret_error);
+int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded,
+                           char **ret_error);
+
+/* QEMU's MigrationStatus word as the driver's status (its many in-progress
+ * states are all "active"); -EINVAL for a word it does not know. */
+int vo_qemu_migration_status(const char *word, VoHvMigrationStatus *ret);
+/* A "tcp:HOST:PORT" or "unix:/PATH" URI; -EINVAL with a message otherwise. */
+int vo_qemu_migration_uri_check(const char *uri, char **ret_error);

@@ -1,0 +1,290 @@
+/* migrate-check.c: a live migration with real QEMU through the QEMU driver,
+ * on one host, checked by comparing guest RAM on both sides. Run by
+ * tests/e2e/test_driver_migration.py:
+ *   migrate-check IMAGE_DIR WORK_DIR
+ * Boots a VM from the guest image (kernel, initrd, a qcow2 overlay of its
+ * disk), hot-plugs a second disk and a vCPU and grows its memory (virtio-mem
+ * above the boot size, which a destination built from the spec alone would
+ * get wrong: the spec then holds the live size), prepares a destination through
+ * the driver from the source's recorded layout, migrates over a unix socket,
+ * then, with both sides paused (the source after completion, the destination
+ * started with -S), saves both RAMs (pmemsave) and compares them, resumes the
+ * destination and ends the source. Every wait is bounded; every QEMU it
+ * started is killed before it exits. Prints one line per step; exit 0 only
+ * when the RAMs are identical and the destination runs. */
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "hypervisor/driver.h"
+#include "qemu/qemu-instance.h"
+#include "util/spawn.h"
+#include "util/unix-socket.h"
+#include "util/util.h"
+
+#define MEMORY_MIB 256     /* boot memory */
+#define MAX_MEMORY_MIB 512
+#define GROWN_MEMORY_MIB 320
+#define BOOT_MARKER "vireo-guest: booted"
+
+static VoHvDriver *driver;
+static VoHvInstance *src, *dst;
+
+static void end_all(void)
+{
+    VoHvInstance *vms[] = { src, dst };
+    for (size_t i = 0; i < ELEMENTSOF(vms); i++) {
+        if (!vms[i])
+            continue;
+        driver->kill(vms[i]);
+        struct pollfd p = { .fd = driver->exit_fd(vms[i]), .events = POLLIN };
+        (void)poll(&p, 1, 10000);
+        bool clean;
+        char *reason = NULL;
+        driver->reap(vms[i], &clean, &reason);
+        free(reason);
+        driver->release(vms[i]);
+    }
+    src = dst = NULL;
+}
+
+static void _printf_(1, 2) die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "migrate-check: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    end_all();
+    exit(1);
+}
+
+static int run_cmd(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Reads the serial console until text shows, at most timeout_ms. */
+static void wait_console(VoHvInstance *vm, const char *text, int timeout_ms)
+{
+    int fd = vo_unix_connect(driver->console_socket(vm), 0);
+    if (fd < 0)
+        die("console: %s", strerror(-fd));
+    char buf[65536];
+    size_t n = 0;
+    int64_t deadline = vo_now_ms() + timeout_ms;
+    while (vo_now_ms() < deadline) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        if (n > sizeof(buf) / 2) { /* keep the tail */
+            memmove(buf, buf + n - 1024, 1024);
+            n = 1024;
+        }
+        ssize_t k = read(fd, buf + n, sizeof(buf) - n - 1);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        buf[n] = 0;
+        if (memmem(buf, n, text, strlen(text))) {
+            close(fd);
+            return;
+        }
+    }
+    close(fd);
+    die("'%s' did not show on the console within %d s", text, timeout_ms / 1000);
+}
+
+static json_t *qmp(VoHvInstance *vm, const char *cmd, json_t *args)
+{
+    char *error = NULL;
+    json_t *ret = NULL;
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = vo_qmp_execute(vm->qmp, cmd, args, 60000, &ret, &error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    json_decref(args);
+    if (r < 0)
+        die("%s: %s", cmd, error ? error : strerror(-r));
+    return ret;
+}
+
+static VoHvMigrationStatus wait_migration(VoHvInstance *vm, const char *side, int timeout_ms)
+{
+    int64_t deadline = vo_now_ms() + timeout_ms;
+    VoHvMigrationProgress p = { 0 };
+    while (vo_now_ms() < deadline) {
+        free(p.error);
+        if (driver->migrate_query(vm, &p) < 0)
+            die("%s: query: %s", side, p.error ? p.error : "failed");
+        if (p.status == VO_HV_MIGRATION_COMPLETED || p.status == VO_HV_MIGRATION_FAILED ||
+            p.status == VO_HV_MIGRATION_CANCELLED)
+            break;
+        poll(NULL, 0, 100);
+    }
+    printf("%s: %s, %llu of %llu bytes, %llu passes, downtime %llu ms%s%s\n", side,
+           vo_hv_migration_status_to_string(p.status), (unsigned long long)p.transferred,
+           (unsigned long long)p.total, (unsigned long long)p.passes,
+           (unsigned long long)p.downtime_ms, p.error ? ": " : "", p.error ? p.error : "");
+    free(p.error);
+    return p.status;
+}
+
+/* Saves guest RAM from addr (size bytes) on both sides; dies unless equal. */
+static void compare_ram(const char *work, const char *what, uint64_t addr, uint64_t size)
+{
+    _cleanup_free_ char *src_ram = vo_asprintf("%s/src.ram", work);
+    _cleanup_free_ char *dst_ram = vo_asprintf("%s/dst.ram", work);
+    json_decref(qmp(src, "pmemsave", json_pack("{s:I, s:I, s:s}", "val", (json_int_t)addr,
+                                               "size", (json_int_t)size, "filename", src_ram)));
+    json_decref(qmp(dst, "pmemsave", json_pack("{s:I, s:I, s:s}", "val", (json_int_t)addr,
+                                               "size", (json_int_t)size, "filename", dst_ram)));
+    char *cmp[] = { "cmp", "-s", src_ram, dst_ram, NULL };
+    int same = run_cmd(cmp);
+    unlink(src_ram);
+    unlink(dst_ram);
+    if (same != 0)
+        die("guest RAM (%s) differs between source and destination", what);
+    printf("guest RAM identical: %s, %llu MiB\n", what, (unsigned long long)(size >> 20));
+}
+
+/* Where the virtio-mem device's memory is, and how much is plugged. */
+static void virtio_mem_region(VoHvInstance *vm, uint64_t *ret_addr, uint64_t *ret_size)
+{
+    json_t *devices = qmp(vm, "query-memory-devices", NULL);
+    size_t i;
+    json_t *d;
+    *ret_addr = *ret_size = 0;
+    json_array_foreach(devices, i, d) {
+        json_t *data = json_object_get(d, "data");
+        if (!strcmp(json_string_value(json_object_get(d, "type")) ?: "", "virtio-mem")) {
+            *ret_addr = (uint64_t)json_integer_value(json_object_get(data, "memaddr"));
+            *ret_size = (uint64_t)json_integer_value(json_object_get(data, "max-size"));
+        }
+    }
+    json_decref(devices);
+    if (!*ret_size)
+        die("no virtio-mem device");
+}
+
+static VoVmSpec *make_spec(const char *image_dir, const char *work)
+{
+    _cleanup_free_ char *image_json = vo_asprintf("%s/image.json", image_dir);
+    json_t *image = json_load_file(image_json, 0, NULL);
+    if (!image)
+        die("cannot read %s", image_json);
+    _cleanup_free_ char *base = vo_asprintf("%s/%s", image_dir,
+                                            json_string_value(json_object_get(image, "disk")));
+    _cleanup_free_ char *overlay = vo_asprintf("%s/root.qcow2", work);
+    char *create[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base,
+                       overlay, NULL };
+    if (run_cmd(create) != 0)
+        die("qemu-img create %s failed", overlay);
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:[{s:s, s:s}], s:[{s:s, s:s}]}",
+        "id", "0b6e7c2a-1f3d-4e5a-9c8b-7a6d5e4f3a21", "name", "migcheck", "accel", "tcg",
+        "vcpus", 1, "max_vcpus", 2, "memory_mib", MEMORY_MIB, "max_memory_mib", MAX_MEMORY_MIB, "machine", "q35", "kernel",
+        vo_asprintf("%s/vmlinux", image_dir), "initrd", vo_asprintf("%s/initrd.img", image_dir),
+        "cmdline", json_string_value(json_object_get(image, "cmdline")), "disks", "path",
+        overlay, "format", "qcow2", "nics", "mac", "52:54:00:12:34:56", "network", "user");
+    json_decref(image);
+    VoVmSpec *spec = NULL;
+    char *error = NULL;
+    if (!doc || vo_vm_spec_from_json(doc, &spec, &error) < 0)
+        die("spec: %s", error ? error : "cannot build it");
+    json_decref(doc);
+    return spec;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: migrate-check IMAGE_DIR WORK_DIR\n");
+        return 2;
+    }
+    const char *image_dir = argv[1], *work = argv[2];
+    signal(SIGPIPE, SIG_IGN);
+    vo_qemu_driver_new(&driver);
+    VoVmSpec *spec = make_spec(image_dir, work);
+    char *error = NULL;
+    _cleanup_free_ char *src_dir = vo_asprintf("%s/src", work);
+    _cleanup_free_ char *dst_dir = vo_asprintf("%s/dst", work);
+
+    if (driver->start(driver, spec, src_dir, NULL, &src, &error) < 0)
+        die("start: %s", error);
+    if (driver->resume(src) < 0)
+        die("resume failed");
+    wait_console(src, BOOT_MARKER, 240000);
+    printf("source booted\n");
+
+    /* Hot-plugs: a second disk (slot 1) and a second vCPU. */
+    _cleanup_free_ char *data = vo_asprintf("%s/data.qcow2", work);
+    char *create[] = { "qemu-img", "create", "-q", "-f", "qcow2", data, "16M", NULL };
+    if (run_cmd(create) != 0)
+        die("qemu-img create %s failed", data);
+    VoVmSpec *now = vo_vm_spec_copy(spec);
+    now->disks = realloc(now->disks, sizeof(VoDiskSpec) * 2);
+    now->disks[1] = (VoDiskSpec){ .path = vo_strdup(data), .format = VO_DISK_QCOW2, .slot = 1 };
+    now->n_disks = 2;
+    if (driver->disk_attach(src, now, 1, &error) < 0)
+        die("disk_attach: %s", error);
+    unsigned vcpus = 0;
+    if (driver->set_vcpus(src, 2, &vcpus, &error) < 0)
+        die("set_vcpus: %s", error);
+    now->vcpus = vcpus;
+    uint64_t memory = 0;
+    if (driver->set_memory(src, GROWN_MEMORY_MIB, &memory, &error) < 0)
+        die("set_memory: %s", error);
+    now->memory_mib = memory; /* as vireod keeps it: the live size */
+    printf("hot-plugged disk slot 1 and vCPU 1 (%u vCPUs), memory %llu MiB\n", vcpus,
+           (unsigned long long)memory);
+
+    char *layout = NULL;
+    if (driver->layout(src, &layout, &error) < 0)
+        die("layout: %s", error);
+    printf("layout: %s\n", layout);
+    _cleanup_free_ char *uri = vo_asprintf("unix:%s/migrate.sock", work);
+    if (driver->migrate_prepare(driver, now, layout, dst_dir, NULL, uri, &dst, &error) < 0)
+        die("migrate_prepare: %s", error);
+    VoHvMigrationOptions opts = { .max_bandwidth = 1ull << 30 };
+    if (driver->migrate_start(src, uri, &opts, &error) < 0)
+        die("migrate_start: %s", error);
+    if (wait_migration(src, "source", 300000) != VO_HV_MIGRATION_COMPLETED)
+        die("the migration did not complete");
+    if (wait_migration(dst, "destination", 60000) != VO_HV_MIGRATION_COMPLETED)
+        die("the destination did not complete");
+
+    /* Both paused now: the source after completion, the destination by -S. */
+    compare_ram(work, "boot memory", 0, (uint64_t)MEMORY_MIB << 20);
+    uint64_t vmem_addr, vmem_size;
+    virtio_mem_region(src, &vmem_addr, &vmem_size);
+    compare_ram(work, "virtio-mem", vmem_addr, vmem_size);
+
+    if (driver->migrate_finish(dst, VO_HV_MIGRATION_DESTINATION, true, &error) < 0)
+        die("finish destination: %s", error);
+    if (driver->migrate_finish(src, VO_HV_MIGRATION_SOURCE, true, &error) < 0)
+        die("finish source: %s", error);
+    struct pollfd p = { .fd = driver->exit_fd(src), .events = POLLIN };
+    if (poll(&p, 1, 30000) != 1)
+        die("the source did not end after the migration");
+    VoHvInfo info;
+    if (driver->info(dst, &info) < 0 || info.paused)
+        die("the destination does not run");
+    printf("destination runs, source ended\n");
+    free(layout);
+    vo_vm_spec_free(now);
+    vo_vm_spec_free(spec);
+    end_all();
+    printf("OK\n");
+    return 0;
+}

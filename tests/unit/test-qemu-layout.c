@@ -1,0 +1,311 @@
+/* test-qemu-layout.c: the hardware layout record of a QEMU VM: JSON
+ * round-trip and refusal of bad records, and the command line of a
+ * migration destination built from the layout of a source that had a disk,
+ * a NIC, a vCPU and memory hot-plugged: the same devices in the same ports
+ * and addresses, the same machine version and boot sizes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "qemu/qemu-argv.h"
+#include "qemu/qemu-devices.h"
+#include "qemu/qemu-layout.h"
+#include "util/util.h"
+
+static VoVmSpec *spec_from(const char *json)
+{
+    json_t *doc = json_loads(json, 0, NULL);
+    assert_non_null(doc);
+    VoVmSpec *spec = NULL;
+    char *error = NULL;
+    if (vo_vm_spec_from_json(doc, &spec, &error) < 0)
+        fail_msg("spec: %s", error);
+    json_decref(doc);
+    return spec;
+}
+
+/* A q35 VM with hot-pluggable vCPUs and memory, one disk and one NIC. */
+static const char SOURCE_SPEC[] =
+    "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10\",\"name\":\"mig\",\"accel\":\"tcg\","
+    "\"kernel\":\"/k/vmlinux\",\"vcpus\":2,\"max_vcpus\":4,\"memory_mib\":256,"
+    "\"max_memory_mib\":512,\"disks\":[{\"path\":\"/d/root.qcow2\",\"slot\":0}],"
+    "\"nics\":[{\"mac\":\"52:54:00:00:00:01\",\"network\":\"user\",\"slot\":0}]}";
+
+/* The same VM after hot-plugs: a disk in slot 1, a NIC in slot 1, a third
+ * vCPU, memory raised to 384 MiB (the daemon keeps the live values in the
+ * spec; the boot size stays 256 MiB in QEMU). */
+static const char HOTPLUGGED_SPEC[] =
+    "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10\",\"name\":\"mig\",\"accel\":\"tcg\","
+    "\"kernel\":\"/k/vmlinux\",\"vcpus\":3,\"max_vcpus\":4,\"memory_mib\":384,"
+    "\"max_memory_mib\":512,\"disks\":[{\"path\":\"/d/root.qcow2\",\"slot\":0},"
+    "{\"path\":\"/d/data.raw\",\"format\":\"raw\",\"slot\":1}],"
+    "\"nics\":[{\"mac\":\"52:54:00:00:00:01\",\"network\":\"user\",\"slot\":0},"
+    "{\"mac\":\"52:54:00:00:00:02\",\"network\":\"user\",\"slot\":1}]}";
+
+static const VoQemuCaps caps = { .binary = "qemu-system-x86_64", .kvm_usable = false };
+static const VoQemuPaths paths = { .qmp_socket = "/run/x/qmp.sock",
+                                   .console_socket = "/run/x/console.sock",
+                                   .pidfile = "/run/x/qemu.pid" };
+
+/* What probing the running source would record after the hot-plugs. */
+static VoQemuLayout *probed_layout(void)
+{
+    VoVmSpec *source = spec_from(SOURCE_SPEC);
+    VoQemuLayout *l = vo_qemu_layout_from_spec(source, VO_ACCEL_TCG);
+    vo_vm_spec_free(source);
+    free(l->machine);
+    l->machine = vo_strdup("pc-q35-10.0");
+    l->cpu = vo_strdup("qemu64");
+    l->vcpu_devices[l->n_vcpu_devices++] = 2; /* room: from_spec allocated vcpus (2) */
+    l->virtio_mem_requested = 128 << 20;
+    vo_qemu_layout_set_device(l, "rp-disk0", "pcie.0", "0x10.0");
+    vo_qemu_layout_set_device(l, "virtio-disk0", "rp-disk0", "0x0.0");
+    vo_qemu_layout_set_device(l, "virtio-disk1", "rp-disk1", "0x0.0");
+    vo_qemu_layout_set_device(l, "net0", "rp-net0", "0x0.0");
+    vo_qemu_layout_set_device(l, "net1", "rp-net1", "0x0.0");
+    vo_qemu_layout_set_device(l, "balloon0", "pcie.0", "0x2.0");
+    vo_qemu_layout_set_device(l, "virtio-mem0", "pcie.0", "0x3.0");
+    return l;
+}
+
+static void test_round_trip(void **state)
+{
+    VoQemuLayout *l = probed_layout();
+    json_t *doc = vo_qemu_layout_to_json(l);
+    VoQemuLayout *back = NULL;
+    char *error = NULL;
+    assert_int_equal(vo_qemu_layout_from_json(doc, &back, &error), 0);
+    json_t *again = vo_qemu_layout_to_json(back);
+    assert_true(json_equal(doc, again));
+    assert_string_equal(back->machine, "pc-q35-10.0");
+    assert_string_equal(back->cpu, "qemu64");
+    assert_int_equal(back->n_vcpu_devices, 2);
+    assert_int_equal(back->vcpu_devices[1], 2);
+    assert_int_equal(back->boot_memory_mib, 256);
+    assert_int_equal(back->max_memory_mib, 512);
+    assert_int_equal(back->virtio_mem_requested, 128 << 20);
+    assert_string_equal(vo_qemu_layout_device(back, "net1")->bus, "rp-net1");
+    assert_null(vo_qemu_layout_device(back, "net2"));
+    /* Text, as a destination receives it, and a copy. */
+    char *text = vo_qemu_layout_to_text(l);
+    VoQemuLayout *from_text = NULL, *copy = vo_qemu_layout_copy(l);
+    assert_int_equal(vo_qemu_layout_from_text(text, &from_text, &error), 0);
+    json_t *t = vo_qemu_layout_to_json(from_text), *c = vo_qemu_layout_to_json(copy);
+    assert_true(json_equal(doc, t));
+    assert_true(json_equal(doc, c));
+    json_decref(t);
+    json_decref(c);
+    free(text);
+    json_decref(again);
+    json_decref(doc);
+    vo_qemu_layout_free(from_text);
+    vo_qemu_layout_free(copy);
+    vo_qemu_layout_free(back);
+    vo_qemu_layout_free(l);
+}
+
+static void test_file(void **state)
+{
+    char dir[] = "/tmp/vireo-test-layout-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    VoQemuLayout *l = probed_layout(), *back = NULL;
+    char *error = NULL;
+    assert_int_equal(vo_qemu_layout_load(dir, &back, &error), -ENOENT);
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_qemu_layout_save(l, dir), 0);
+    assert_int_equal(vo_qemu_layout_load(dir, &back, &error), 0);
+    json_t *a = vo_qemu_layout_to_json(l), *b = vo_qemu_layout_to_json(back);
+    assert_true(json_equal(a, b));
+    json_decref(a);
+    json_decref(b);
+    vo_qemu_layout_free(back);
+    vo_qemu_layout_free(l);
+    _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, VO_QEMU_LAYOUT_FILE);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* One key of the probed layout's JSON replaced by value (JSON text). */
+static int parse_with(const char *key, const char *value, char **ret_error)
+{
+    VoQemuLayout *l = probed_layout();
+    json_t *doc = vo_qemu_layout_to_json(l);
+    vo_qemu_layout_free(l);
+    json_t *v = json_loads(value, JSON_DECODE_ANY, NULL);
+    assert_non_null(v);
+    json_t *target = doc;
+    const char *dot = strchr(key, '.');
+    _cleanup_free_ char *outer = dot ? vo_asprintf("%.*s", (int)(dot - key), key) : NULL;
+    if (dot) {
+        target = json_object_get(doc, outer);
+        key = dot + 1;
+    }
+    json_object_set_new(target, key, v);
+    VoQemuLayout *back = NULL;
+    int r = vo_qemu_layout_from_json(doc, &back, ret_error);
+    json_decref(doc);
+    assert_true(r < 0 || back);
+    vo_qemu_layout_free(back);
+    return r;
+}
+
+static void test_refused(void **state)
+{
+    static const struct {
+        const char *key, *value, *message;
+    } cases[] = {
+        { "version", "2", "version 2 is not 1" },
+        { "surprise", "1", "surprise" },
+        { "accel", "\"auto\"", "accel must be kvm or tcg" },
+        { "machine", "\"\"", "out of range" },
+        { "vcpus.devices", "[2, 1]", "vcpus.devices[1]" },
+        { "vcpus.devices", "[4]", "vcpus.devices[0]" },
+        { "memory.virtio_mem_requested", "536870912", "out of range" },
+        { "root_ports", "[{\"driver\":\"virtio-blk-pci\",\"id\":\"x\"}]", "root_ports[0]" },
+        { "devices", "[{\"id\":\"a\",\"bus\":\"pcie.0\",\"addr\":\"0x2.0\"},"
+                     "{\"id\":\"a\",\"bus\":\"pcie.0\",\"addr\":\"0x3.0\"}]", "listed twice" },
+        { "devices", "[{\"id\":\"a\",\"bus\":\"pcie.0\"}]", "devices[0]" },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        char *error = NULL;
+        assert_int_equal(parse_with(cases[i].key, cases[i].value, &error), -EINVAL);
+        if (!strstr(error, cases[i].message))
+            fail_msg("%s=%s: '%s' lacks '%s'", cases[i].key, cases[i].value, error,
+                     cases[i].message);
+        free(error);
+    }
+    VoQemuLayout *l = NULL;
+    char *error = NULL;
+    assert_int_equal(vo_qemu_layout_from_text("{", &l, &error), -EINVAL);
+    free(error);
+}
+
+/* The -device (and -object) arguments of an argv, by id. */
+static json_t *devices_of(char **argv)
+{
+    json_t *by_id = json_object();
+    for (char **a = argv; *a && a[1]; a++)
+        if (!strcmp(*a, "-device") || !strcmp(*a, "-object")) {
+            json_t *props = json_loads(a[1], 0, NULL);
+            assert_non_null(props);
+            json_object_set_new(by_id, json_string_value(json_object_get(props, "id")), props);
+        }
+    return by_id;
+}
+
+static const char *arg_after(char **argv, const char *opt)
+{
+    for (char **a = argv; *a && a[1]; a++)
+        if (!strcmp(*a, opt))
+            return a[1];
+    return NULL;
+}
+
+static void test_destination_after_hotplug(void **state)
+{
+    VoVmSpec *source = spec_from(SOURCE_SPEC), *now = spec_from(HOTPLUGGED_SPEC);
+    char *error = NULL;
+    /* The source: started from its spec, then the disk, NIC and vCPU 2
+     * plugged with the same properties hot-plug uses. */
+    char **source_argv = NULL;
+    assert_int_equal(vo_qemu_build_argv(source, &caps, &paths, &source_argv, &error), 0);
+    json_t *source_devices = devices_of(source_argv);
+    json_object_set_new(source_devices, "virtio-disk1", vo_qemu_disk_device_props(now, 1));
+    json_object_set_new(source_devices, "net1", vo_qemu_nic_device_props(now, &now->nics[1]));
+    json_object_set_new(source_devices, "vcpu2",
+                        json_pack("{s:s, s:s, s:i, s:i, s:i}", "driver", "qemu64-x86_64-cpu",
+                                  "id", "vcpu2", "socket-id", 0, "core-id", 2, "thread-id", 0));
+
+    VoQemuLayout *layout = probed_layout();
+    char **dest_argv = NULL;
+    assert_int_equal(vo_qemu_build_argv_layout(now, &caps, &paths, layout, true, &dest_argv,
+                                               &error), 0);
+    json_t *dest_devices = devices_of(dest_argv);
+
+    /* The same devices; each where the layout says QEMU put it. */
+    assert_int_equal(json_object_size(dest_devices), json_object_size(source_devices));
+    const char *id;
+    json_t *want;
+    json_object_foreach(source_devices, id, want) {
+        json_t *got = json_object_get(dest_devices, id);
+        if (!got)
+            fail_msg("the destination lacks %s", id);
+        const VoQemuDeviceAddr *at = vo_qemu_layout_device(layout, id);
+        const char *key;
+        json_t *value;
+        json_object_foreach(want, key, value) {
+            if (at && (!strcmp(key, "bus") || !strcmp(key, "addr")))
+                continue;
+            /* The one value a hot-plug changes: what virtio-mem was asked for. */
+            if (!strcmp(key, "requested-size"))
+                continue;
+            if (!json_equal(value, json_object_get(got, key)))
+                fail_msg("%s.%s differs from the source's", id, key);
+        }
+        if (at) {
+            assert_string_equal(json_string_value(json_object_get(got, "bus")), at->bus);
+            assert_string_equal(json_string_value(json_object_get(got, "addr")), at->addr);
+        }
+    }
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(dest_devices, "virtio-mem0"),
+                                                        "requested-size")), 128 << 20);
+    /* The ports the source started with: a plain start of the hot-plugged
+     * spec would make more (spares above the new slots). */
+    json_t *fresh_ports = vo_qemu_root_ports(now);
+    assert_true(json_array_size(fresh_ports) != json_array_size(layout->root_ports));
+    json_decref(fresh_ports);
+    /* Machine version, CPU model, boot sizes; waiting for the stream. */
+    assert_string_equal(arg_after(dest_argv, "-machine"), "pc-q35-10.0");
+    assert_string_equal(arg_after(dest_argv, "-cpu"), "qemu64");
+    assert_string_equal(arg_after(dest_argv, "-m"), "256,maxmem=512M");
+    assert_string_equal(arg_after(dest_argv, "-smp"), arg_after(source_argv, "-smp"));
+    assert_string_equal(arg_after(dest_argv, "-incoming"), "defer");
+    assert_null(arg_after(source_argv, "-incoming"));
+
+    json_decref(source_devices);
+    json_decref(dest_devices);
+    vo_strv_free(source_argv);
+    vo_strv_free(dest_argv);
+    vo_qemu_layout_free(layout);
+    vo_vm_spec_free(source);
+    vo_vm_spec_free(now);
+}
+
+static void test_spec_must_match(void **state)
+{
+    VoVmSpec *source = spec_from(SOURCE_SPEC), *now = spec_from(HOTPLUGGED_SPEC);
+    VoQemuLayout *layout = probed_layout();
+    char **argv = NULL, *error = NULL;
+    /* The layout has disk 1 and NIC 1, the source's spec does not. */
+    assert_int_equal(vo_qemu_build_argv_layout(source, &caps, &paths, layout, true, &argv,
+                                               &error), -EINVAL);
+    assert_non_null(strstr(error, "disk slot 1"));
+    assert_null(argv);
+    free(error);
+    error = NULL;
+    /* A layout of a KVM VM on a host without KVM. */
+    layout->accel = VO_ACCEL_KVM;
+    assert_int_equal(vo_qemu_build_argv_layout(now, &caps, &paths, layout, true, &argv, &error),
+                     -ENODEV);
+    assert_non_null(strstr(error, "KVM"));
+    free(error);
+    vo_qemu_layout_free(layout);
+    vo_vm_spec_free(source);
+    vo_vm_spec_free(now);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_file),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_destination_after_hotplug),
+        cmocka_unit_test(test_spec_must_match),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

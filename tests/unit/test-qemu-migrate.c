@@ -1,0 +1,404 @@
+/* test-qemu-migrate.c: the drivers' live-migration entry points. The QEMU
+ * driver's against the scripted QMP server (qmp-server.c): what each entry
+ * point sends, and how it reads QEMU's answers (query-migrate in each
+ * status, the layout probe). The fake driver's: a whole migration played
+ * out, a failure and a cancel, with its fault injection. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "qemu/qemu-instance.h"
+#include "qemu/qemu-migrate.h"
+#include "qmp-server.h"
+#include "util/util.h"
+
+#define OK "{\"return\":{},\"id\":$ID}\n"
+
+typedef struct {
+    Server server;
+    VoHvInstance vm;
+    char dir[64];
+} Fixture;
+
+/* A QEMU instance whose monitor is the scripted server (no process). */
+static VoHvInstance *instance_open(Fixture *f, const Step *steps)
+{
+    memset(f, 0, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vireo-test-migrate-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    pthread_mutex_init(&f->vm.qmp_lock, NULL);
+    f->vm.pidfd = -1;
+    f->vm.run_dir = f->dir;
+    f->vm.qmp = client_open(&f->server, steps);
+    return &f->vm;
+}
+
+static void instance_close(Fixture *f)
+{
+    vo_qmp_close(f->vm.qmp);
+    server_join(&f->server);
+    vo_qemu_layout_free(f->vm.layout);
+    pthread_mutex_destroy(&f->vm.qmp_lock);
+    _cleanup_free_ char *layout = vo_asprintf("%s/%s", f->dir, VO_QEMU_LAYOUT_FILE);
+    unlink(layout);
+    rmdir(f->dir);
+}
+
+static void test_incoming(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "migrate-incoming",
+          .args = "{\"uri\":\"tcp:127.0.0.1:49152\",\"exit-on-error\":false}", .send = { OK } },
+        { .expect = "migrate-incoming", .args = "{\"uri\":\"unix:/run/x/mig.sock\","
+                                                "\"exit-on-error\":false}",
+          .send = { "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Failed to bind "
+                    "socket\"},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    char *error = NULL;
+    assert_int_equal(vo_qemu_migrate_incoming(vm, "tcp:127.0.0.1:49152", &error), 0);
+    assert_int_equal(vo_qemu_migrate_incoming(vm, "unix:/run/x/mig.sock", &error), -EIO);
+    assert_non_null(strstr(error, "Failed to bind socket"));
+    free(error);
+    /* Bad URIs never reach QEMU. */
+    static const char *const bad[] = { "tcp:127.0.0.1", "tcp::1", "unix:rel.sock", "exec:cat",
+                                       "tcp:h:12x", "" };
+    for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+        error = NULL;
+        assert_int_equal(vo_qemu_migrate_incoming(vm, bad[i], &error), -EINVAL);
+        assert_non_null(strstr(error, "tcp:HOST:PORT"));
+        free(error);
+    }
+    instance_close(&f);
+}
+
+static void test_start(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        /* With options: capabilities, then parameters, then migrate. */
+        { .expect = "query-status",
+          .send = { "{\"return\":{\"status\":\"running\",\"running\":true},\"id\":$ID}\n" } },
+        { .expect = "migrate-set-capabilities",
+          .args = "{\"capabilities\":[{\"capability\":\"events\",\"state\":true},"
+                  "{\"capability\":\"auto-converge\",\"state\":true},"
+                  "{\"capability\":\"postcopy-ram\",\"state\":false}]}",
+          .send = { OK } },
+        { .expect = "migrate-set-parameters",
+          .args = "{\"max-bandwidth\":67108864,\"downtime-limit\":500}", .send = { OK } },
+        { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49152\"}", .send = { OK } },
+        /* Defaults: auto-converge and post-copy off, no parameters. */
+        { .expect = "query-status",
+          .send = { "{\"return\":{\"status\":\"paused\",\"running\":false},\"id\":$ID}\n" } },
+        { .expect = "migrate-set-capabilities",
+          .args = "{\"capabilities\":[{\"capability\":\"events\",\"state\":true},"
+                  "{\"capability\":\"auto-converge\",\"state\":false},"
+                  "{\"capability\":\"postcopy-ram\",\"state\":false}]}",
+          .send = { OK } },
+        { .expect = "migrate", .args = "{\"uri\":\"unix:/run/x/mig.sock\"}",
+          .send = { "{\"error\":{\"class\":\"GenericError\",\"desc\":\"There's a migration "
+                    "process in progress\"},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    char *error = NULL;
+    VoHvMigrationOptions opts = { .max_bandwidth = 64 << 20, .downtime_limit_ms = 500,
+                                  .auto_converge = true };
+    assert_int_equal(vo_qemu_migrate_start(vm, "tcp:10.0.0.2:49152", &opts, &error), 0);
+    assert_true(vm->migration_was_running);
+    assert_int_equal(vo_qemu_migrate_start(vm, "unix:/run/x/mig.sock", NULL, &error), -EIO);
+    assert_false(vm->migration_was_running);
+    assert_non_null(strstr(error, "migration process in progress"));
+    free(error);
+    instance_close(&f);
+}
+
+static void test_query(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-migrate", .send = { OK } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"setup\",\"total-time\":3},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"active\",\"expected-downtime\":280,"
+                    "\"total-time\":1200,\"ram\":{\"transferred\":1000,\"remaining\":3000,"
+                    "\"total\":4000,\"dirty-pages-rate\":250,\"dirty-sync-count\":2,"
+                    "\"page-size\":4096,\"mbps\":800}},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"pre-switchover\"},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"completed\",\"downtime\":42,\"total-time\":2000,"
+                    "\"ram\":{\"transferred\":4100,\"remaining\":0,\"total\":4000,"
+                    "\"dirty-sync-count\":5}},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"failed\",\"error-desc\":\"Unable to write to "
+                    "socket: Broken pipe\"},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"cancelling\"},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"cancelled\"},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"teleporting\"},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    VoHvMigrationProgress p;
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_NONE);
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_SETUP);
+    assert_int_equal(p.total_time_ms, 3);
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+    assert_int_equal(p.transferred, 1000);
+    assert_int_equal(p.remaining, 3000);
+    assert_int_equal(p.total, 4000);
+    assert_int_equal(p.dirty_pages_rate, 250);
+    assert_int_equal(p.page_size, 4096);
+    assert_int_equal(p.passes, 2);
+    assert_int_equal(p.expected_downtime_ms, 280);
+    assert_null(p.error);
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_COMPLETED);
+    assert_int_equal(p.downtime_ms, 42);
+    assert_int_equal(p.passes, 5);
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_FAILED);
+    assert_string_equal(p.error, "Unable to write to socket: Broken pipe");
+    free(p.error);
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_CANCELLING);
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_CANCELLED);
+    assert_string_equal(vo_hv_migration_status_to_string(p.status), "cancelled");
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), -EPROTO);
+    assert_non_null(strstr(p.error, "teleporting"));
+    free(p.error);
+    instance_close(&f);
+}
+
+static void test_cancel_and_finish(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "migrate_cancel", .send = { OK } },
+        /* Destination, migration done: resume. */
+        { .expect = "cont", .send = { OK } },
+        /* Source, migration failed, it ran before: resume. */
+        { .expect = "cont", .send = { OK } },
+        /* (Source, failed, was paused: nothing is sent.) Source, done: quit. */
+        { .expect = "quit", .close = true },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    char *error = NULL;
+    assert_int_equal(vo_qemu_migrate_cancel(vm, &error), 0);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_DESTINATION, true, &error), 0);
+    vm->migration_was_running = true;
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, &error), 0);
+    vm->migration_was_running = false;
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, &error), 0);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, true, &error), 0);
+    assert_null(error);
+    instance_close(&f);
+}
+
+static void test_layout_probe(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-machines",
+          .send = { "{\"return\":[{\"name\":\"pc-i440fx-10.0\",\"alias\":\"pc\"},"
+                    "{\"name\":\"pc-q35-9.2\"},{\"name\":\"pc-q35-10.0\",\"alias\":\"q35\"}],"
+                    "\"id\":$ID}\n" } },
+        { .expect = "query-hotpluggable-cpus",
+          .send = { "{\"return\":[{\"type\":\"qemu64-x86_64-cpu\",\"vcpus-count\":1,"
+                    "\"props\":{\"core-id\":3,\"thread-id\":0,\"socket-id\":0}},"
+                    "{\"type\":\"qemu64-x86_64-cpu\",\"vcpus-count\":1,\"qom-path\":"
+                    "\"/machine/peripheral/vcpu2\",\"props\":{\"core-id\":2}},"
+                    "{\"type\":\"qemu64-x86_64-cpu\",\"vcpus-count\":1,\"qom-path\":"
+                    "\"/machine/peripheral/vcpu1\",\"props\":{\"core-id\":1}},"
+                    "{\"type\":\"qemu64-x86_64-cpu\",\"vcpus-count\":1,\"qom-path\":"
+                    "\"/machine/unattached/device[0]\",\"props\":{\"core-id\":0}}],"
+                    "\"id\":$ID}\n" } },
+        { .expect = "query-pci",
+          .send = { "{\"return\":[{\"bus\":0,\"devices\":["
+                    "{\"bus\":0,\"slot\":0,\"function\":0,\"qdev_id\":\"\"},"
+                    "{\"bus\":0,\"slot\":2,\"function\":0,\"qdev_id\":\"balloon0\"},"
+                    "{\"bus\":0,\"slot\":16,\"function\":0,\"qdev_id\":\"rp-disk0\","
+                    "\"pci_bridge\":{\"bus\":{\"number\":1},\"devices\":["
+                    "{\"bus\":1,\"slot\":0,\"function\":0,\"qdev_id\":\"virtio-disk0\"}]}},"
+                    "{\"bus\":0,\"slot\":16,\"function\":1,\"qdev_id\":\"rp-disk1\","
+                    "\"pci_bridge\":{\"bus\":{\"number\":2}}}]}],\"id\":$ID}\n" } },
+        { .expect = "qom-get",
+          .args = "{\"path\":\"/machine/peripheral/virtio-mem0\",\"property\":\"requested-size\"}",
+          .send = { "{\"return\":134217728,\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    VoVmSpec spec = { .machine = "q35", .vcpus = 2, .max_vcpus = 4, .memory_mib = 256,
+                      .max_memory_mib = 512 };
+    vm->layout = vo_qemu_layout_from_spec(&spec, VO_ACCEL_TCG);
+    char *text = NULL, *error = NULL;
+    assert_int_equal(vo_qemu_layout_text(vm, &text, &error), 0);
+    VoQemuLayout *l = NULL;
+    assert_int_equal(vo_qemu_layout_from_text(text, &l, &error), 0);
+    assert_string_equal(l->machine, "pc-q35-10.0");
+    assert_string_equal(l->cpu, "qemu64");
+    assert_int_equal(l->n_vcpu_devices, 2);
+    assert_int_equal(l->vcpu_devices[0], 1);
+    assert_int_equal(l->vcpu_devices[1], 2);
+    assert_int_equal(l->virtio_mem_requested, 128 << 20);
+    assert_int_equal(l->n_devices, 4);
+    assert_string_equal(vo_qemu_layout_device(l, "balloon0")->addr, "0x2.0");
+    assert_string_equal(vo_qemu_layout_device(l, "rp-disk1")->addr, "0x10.1");
+    assert_string_equal(vo_qemu_layout_device(l, "virtio-disk0")->bus, "rp-disk0");
+    assert_string_equal(vo_qemu_layout_device(l, "virtio-disk0")->addr, "0x0.0");
+    /* Kept in the run dir, for a vireod that re-attaches. */
+    VoQemuLayout *saved = NULL;
+    assert_int_equal(vo_qemu_layout_load(f.dir, &saved, &error), 0);
+    assert_string_equal(saved->machine, "pc-q35-10.0");
+    vo_qemu_layout_free(saved);
+    vo_qemu_layout_free(l);
+    free(text);
+    instance_close(&f);
+}
+
+/* ---- the fake driver ---- */
+
+static char fault_dir[64];
+
+static void fault(const char *op, const char *err)
+{
+    _cleanup_free_ char *path = vo_asprintf("%s/%s", fault_dir, op);
+    assert_int_equal(vo_write_file_atomic(path, err, strlen(err)), 0);
+}
+
+static const char FAKE_SPEC[] =
+    "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10\",\"name\":\"mig\",\"kernel\":\"/k/v\","
+    "\"memory_mib\":64,\"disks\":[{\"path\":\"/d/a.qcow2\"}]}";
+
+static void test_fake(void **state)
+{
+    snprintf(fault_dir, sizeof(fault_dir), "/tmp/vireo-test-fake-XXXXXX");
+    assert_non_null(mkdtemp(fault_dir));
+    setenv("VIREO_FAKE_FAULTS", fault_dir, 1);
+    _cleanup_free_ char *src_dir = vo_asprintf("%s/src", fault_dir);
+    _cleanup_free_ char *dst_dir = vo_asprintf("%s/dst", fault_dir);
+    json_t *doc = json_loads(FAKE_SPEC, 0, NULL);
+    VoVmSpec *spec = NULL;
+    char *error = NULL;
+    assert_int_equal(vo_vm_spec_from_json(doc, &spec, &error), 0);
+    json_decref(doc);
+    VoHvDriver *d = NULL;
+    assert_int_equal(vo_fake_driver_new(&d), 0);
+
+    VoHvInstance *src = NULL, *dst = NULL;
+    assert_int_equal(d->start(d, spec, src_dir, NULL, &src, &error), 0);
+    assert_int_equal(d->resume(src), 0);
+    char *layout = NULL;
+    assert_int_equal(d->layout(src, &layout, &error), 0);
+    /* Refused: a bad URI, a layout of something else, an injected fault. */
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "ftp:x", &dst, &error),
+                     -EINVAL);
+    free(error);
+    error = NULL;
+    assert_int_equal(d->migrate_prepare(d, spec, "{\"driver\":\"qemu\"}", dst_dir, NULL,
+                                        "tcp:127.0.0.1:1", &dst, &error), -EINVAL);
+    free(error);
+    error = NULL;
+    fault("migrate_prepare", "ENOSPC");
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", &dst,
+                                        &error), -ENOSPC);
+    free(error);
+    error = NULL;
+
+    /* A whole migration: a quarter of the memory per query. */
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", &dst,
+                                        &error), 0);
+    VoHvInfo info;
+    assert_int_equal(d->info(dst, &info), 0);
+    assert_true(info.paused);
+    assert_int_equal(d->migrate_start(src, "tcp:127.0.0.1:1", NULL, &error), 0);
+    VoHvMigrationProgress p;
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(d->migrate_query(src, &p), 0);
+        assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+        assert_int_equal(p.transferred, (uint64_t)i * (16 << 20));
+        assert_int_equal(p.total, 64 << 20);
+    }
+    assert_int_equal(d->migrate_query(dst, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+    assert_int_equal(d->migrate_query(src, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_COMPLETED);
+    assert_int_equal(p.remaining, 0);
+    assert_int_equal(d->migrate_finish(dst, VO_HV_MIGRATION_DESTINATION, true, &error), 0);
+    assert_int_equal(d->info(dst, &info), 0);
+    assert_false(info.paused);
+    assert_int_equal(d->migrate_finish(src, VO_HV_MIGRATION_SOURCE, true, &error), 0);
+    uint64_t exited = 0;
+    assert_int_equal(read(d->exit_fd(src), &exited, sizeof(exited)), sizeof(exited));
+    d->release(src);
+
+    /* Back again, failing half-way: the source resumes, the destination goes. */
+    free(layout);
+    assert_int_equal(d->layout(dst, &layout, &error), 0);
+    assert_int_equal(d->migrate_prepare(d, spec, layout, src_dir, NULL, "unix:/tmp/x.sock", &src,
+                                        &error), 0);
+    assert_int_equal(d->migrate_start(dst, "unix:/tmp/x.sock", NULL, &error), 0);
+    assert_int_equal(d->migrate_start(dst, "unix:/tmp/x.sock", NULL, &error), -EBUSY);
+    free(error);
+    error = NULL;
+    assert_int_equal(d->migrate_query(dst, &p), 0);
+    fault("migration", "EIO");
+    assert_int_equal(d->migrate_query(dst, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_FAILED);
+    assert_non_null(strstr(p.error, "injected fault"));
+    free(p.error);
+    assert_int_equal(d->migrate_finish(dst, VO_HV_MIGRATION_SOURCE, false, &error), 0);
+    assert_int_equal(d->info(dst, &info), 0);
+    assert_false(info.paused);
+    assert_int_equal(d->migrate_finish(src, VO_HV_MIGRATION_DESTINATION, false, &error), 0);
+    assert_int_equal(read(d->exit_fd(src), &exited, sizeof(exited)), sizeof(exited));
+    d->release(src);
+
+    /* Cancelled. */
+    assert_int_equal(d->migrate_start(dst, "tcp:127.0.0.1:1", NULL, &error), 0);
+    assert_int_equal(d->migrate_cancel(dst, &error), 0);
+    assert_int_equal(d->migrate_query(dst, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_CANCELLED);
+    d->release(dst);
+
+    free(layout);
+    vo_vm_spec_free(spec);
+    free(d->kvm_reason);
+    free(d);
+    vo_rm_rf(fault_dir);
+    unsetenv("VIREO_FAKE_FAULTS");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_incoming),
+        cmocka_unit_test(test_start),
+        cmocka_unit_test(test_query),
+        cmocka_unit_test(test_cancel_and_finish),
+        cmocka_unit_test(test_layout_probe),
+        cmocka_unit_test(test_fake),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
