@@ -285,6 +285,8 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
                                                             : NULL);
     out_kv(stdout, "created:", jstr(vm, "created_at"));
     out_kv(stdout, "exit reason:", jstr(vm, "exit_reason"));
+    if (jstr(vm, "problem")) /* an old definition naming unknown host paths */
+        out_kv(stdout, "problem:", jstr(vm, "problem"));
     json_decref(vm);
     return CLI_EXIT_OK;
 }

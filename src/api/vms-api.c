@@ -6,6 +6,7 @@
 #include "api/handlers.h"
 #include "conf/vm-spec.h"
 #include "daemon/networks.h"
+#include "daemon/storage.h"
 #include "daemon/vms.h"
 #include "util/util.h"
 
@@ -60,12 +61,40 @@ static bool maximums_in_range(VoRequest *req, VoReply *rep, json_int_t max_vcpus
     return true;
 }
 
+/* VM specs name volumes and images, never host paths (paths are resolved on
+ * the host that runs the VM): a body giving one is refused, saying what to
+ * give instead. False with rep filled (400) when it does. */
+static bool no_host_paths_in_create(VoRequest *req, VoReply *rep)
+{
+    static const char *const path_keys[] = { "path", "disks", "disk", "kernel", "initrd" };
+    for (size_t i = 0; req->body && i < ELEMENTSOF(path_keys); i++)
+        if (json_object_get(req->body, path_keys[i])) {
+            vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                           "%s: a VM is made from an image by name (\"image\": NAME: its disk, "
+                           "kernel and initrd), never from host paths; add more disks by volume "
+                           "(POST /v1/vms/{vm}/disks {\"volume\": \"POOL/NAME\"}), and make "
+                           "a host file a volume or an image first (vireo volume import, vireo "
+                           "image import)", path_keys[i]);
+            return false;
+        }
+    const char *image = json_string_value(json_object_get(req->body, "image"));
+    if (image && strchr(image, '/')) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                       "image: '%s' is a path; give an image's name (see: vireo image list; a "
+                       "host file becomes one with vireo image import)", image);
+        return false;
+    }
+    return true;
+}
+
 void vo_api_vm_create(VoRequest *req, VoReply *rep)
 {
     const char *name = NULL, *image = "default", *accel = "auto";
     json_int_t vcpus = 1, memory = 512, disk_size = 0, max_vcpus = 0, max_memory = 0;
     int autostart = 0, full_clone = 0;
     json_t *networks = NULL;
+    if (!no_host_paths_in_create(req, rep))
+        return;
     if (!vo_request_unpack(req, rep, "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
@@ -279,9 +308,30 @@ void vo_api_vm_disk_add(VoRequest *req, VoReply *rep)
     _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     VoVmDiskAdd add = { 0 };
     json_int_t size = 0;
-    if (!vm || !vo_request_unpack(req, rep, "{s?s, s?s, s?I, s?s}", "volume", &add.volume, "pool",
-                                  &add.pool, "size_bytes", &size, "format", &add.format))
+    if (!vm)
         return;
+    const char *path = json_string_value(json_object_get(req->body, "path"));
+    if (path) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "path: a VM's disks are volumes: give "
+                       "\"volume\": \"POOL/NAME\" (a host file becomes a volume with vireo "
+                       "volume import)");
+        return;
+    }
+    if (!vo_request_unpack(req, rep, "{s?s, s?s, s?I, s?s}", "volume", &add.volume, "pool",
+                           &add.pool, "size_bytes", &size, "format", &add.format))
+        return;
+    if (add.volume && add.volume[0] == '/') {
+        /* Where the path is a volume's file, the message names that volume. */
+        _cleanup_free_ char *key = vo_volume_key_of_path(req->d, add.volume);
+        if (key)
+            vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "volume: '%s' is a host path; give the "
+                           "volume's name: \"%s\"", add.volume, key);
+        else
+            vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "volume: '%s' is a host path; give a "
+                           "volume's name POOL/NAME (see: vireo volume list; a host file "
+                           "becomes a volume with vireo volume import)", add.volume);
+        return;
+    }
     if (size < 0 || (add.volume && (size || add.pool || add.format))) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
                        "give either volume (POOL/NAME) or size_bytes [pool, format], not both");

@@ -50,6 +50,10 @@ VoVmSpec *vo_vm_spec_free(VoVmSpec *s)
     free(s->name);
     free(s->image);
     free(s->machine);
+    free(s->kernel_from.image);
+    free(s->kernel_from.volume);
+    free(s->initrd_from.image);
+    free(s->initrd_from.volume);
     free(s->kernel);
     free(s->initrd);
     free(s->cmdline);
@@ -108,15 +112,16 @@ static const KeyType spec_keys[] = {
     { "id", JSON_STRING },        { "name", JSON_STRING },    { "image", JSON_STRING },
     { "vcpus", JSON_INTEGER },    { "memory_mib", JSON_INTEGER }, { "accel", JSON_STRING },
     { "max_vcpus", JSON_INTEGER }, { "max_memory_mib", JSON_INTEGER },
-    { "machine", JSON_STRING },   { "kernel", JSON_STRING },  { "initrd", JSON_STRING },
+    { "machine", JSON_STRING },   { "kernel", JSON_OBJECT },  { "initrd", JSON_OBJECT },
     { "cmdline", JSON_STRING },   { "disks", JSON_ARRAY },    { "nics", JSON_ARRAY },
     { "autostart", JSON_TRUE },
 };
 static const KeyType disk_keys[] = {
-    { "path", JSON_STRING }, { "format", JSON_STRING }, { "readonly", JSON_TRUE },
+    { "format", JSON_STRING }, { "readonly", JSON_TRUE },
     { "volume", JSON_STRING }, { "shareable", JSON_TRUE }, { "owned", JSON_TRUE },
     { "slot", JSON_INTEGER },
 };
+static const KeyType boot_keys[] = { { "image", JSON_STRING }, { "volume", JSON_STRING } };
 static const KeyType nic_keys[] = { { "mac", JSON_STRING }, { "network", JSON_STRING },
                                     { "slot", JSON_INTEGER } };
 
@@ -132,22 +137,25 @@ static int parse_disks(json_t *arr, VoVmSpec *s, char **ret_error)
     size_t i;
     json_t *d;
     json_array_foreach(arr, i, d) {
-        const char *path = NULL, *format = "qcow2", *volume = NULL;
+        const char *format = "qcow2", *volume = NULL;
         int readonly = 0, shareable = 0, owned = 0;
         json_int_t slot = (json_int_t)i;
         json_error_t jerr;
         _cleanup_free_ char *where = vo_asprintf("disks[%zu].", i);
         if (!json_is_object(d))
             return vo_error_set(ret_error, -EINVAL, "disks[%zu]: expected an object", i);
+        if (json_object_get(d, "path"))
+            return vo_error_set(ret_error, -EINVAL, "disks[%zu].path: a VM spec names volumes, "
+                                "not host paths: give \"volume\": \"POOL/NAME\" (a file "
+                                "becomes a volume by importing it into a pool)", i);
         int r = check_keys(d, disk_keys, ELEMENTSOF(disk_keys), where, ret_error);
         if (r < 0)
             return r;
-        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?b, s?s, s?b, s?b, s?I}", "path",
-                           &path, "format", &format, "readonly", &readonly, "volume", &volume,
+        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?b, s?b, s?b, s?I}", "volume",
+                           &volume, "format", &format, "readonly", &readonly,
                            "shareable", &shareable, "owned", &owned, "slot", &slot) < 0)
             return vo_error_set(ret_error, -EINVAL, "disks[%zu]: %s", i, jerr.text);
         VoDiskSpec *disk = &s->disks[s->n_disks++];
-        disk->path = vo_strdup(path);
         disk->readonly = readonly;
         disk->volume = vo_strdup(volume);
         disk->shareable = shareable;
@@ -191,10 +199,33 @@ static int parse_nics(json_t *arr, VoVmSpec *s, char **ret_error)
     return 0;
 }
 
+static int parse_boot_file(json_t *doc, const char *key, VoBootFile *ret, char **ret_error)
+{
+    json_t *o = json_object_get(doc, key);
+    if (!o)
+        return 0;
+    if (json_is_string(o))
+        return vo_error_set(ret_error, -EINVAL, "%s: a VM spec names images and volumes, not "
+                            "host paths: give {\"image\": NAME} (the image's %s) or "
+                            "{\"volume\": \"POOL/NAME\"}", key, key);
+    _cleanup_free_ char *where = vo_asprintf("%s.", key);
+    int r = check_keys(o, boot_keys, ELEMENTSOF(boot_keys), where, ret_error);
+    if (r < 0)
+        return r;
+    const char *image = json_string_value(json_object_get(o, "image"));
+    const char *volume = json_string_value(json_object_get(o, "volume"));
+    if (!image == !volume)
+        return vo_error_set(ret_error, -EINVAL, "%s: give exactly one of image or volume", key);
+    ret->image = vo_strdup(image);
+    ret->volume = vo_strdup(volume);
+    return 0;
+}
+
 int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
 {
     const char *id = NULL, *name = NULL, *image = NULL, *accel = "auto", *machine = "q35";
-    const char *kernel = NULL, *initrd = NULL, *cmdline = NULL;
+    const char *cmdline = NULL;
+    json_t *kernel = NULL, *initrd = NULL;
     json_int_t vcpus = 1, memory = 512, max_vcpus = -1, max_memory = -1;
     json_t *disks = NULL, *nics = NULL;
     int autostart = 0;
@@ -202,11 +233,16 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
 
     if (!json_is_object(doc))
         return vo_error_set(ret_error, -EINVAL, "VM spec must be a JSON object");
-    int r = check_keys(doc, spec_keys, ELEMENTSOF(spec_keys), "", ret_error);
+    _cleanup_vm_spec_ VoVmSpec *s = vo_malloc0(sizeof(*s));
+    int r = parse_boot_file(doc, "kernel", &s->kernel_from, ret_error);
+    if (r >= 0)
+        r = parse_boot_file(doc, "initrd", &s->initrd_from, ret_error);
+    if (r >= 0)
+        r = check_keys(doc, spec_keys, ELEMENTSOF(spec_keys), "", ret_error);
     if (r < 0)
         return r;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
-                       "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?s, s?s, s?s, s?o, s?o, s?b}",
+                       "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?o, s?o, s?s, s?o, s?o, s?b}",
                        "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
                        &memory, "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                        "accel", &accel, "machine", &machine, "kernel", &kernel,
@@ -214,7 +250,6 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
                        "autostart", &autostart) < 0)
         return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
 
-    _cleanup_vm_spec_ VoVmSpec *s = vo_malloc0(sizeof(*s));
     s->id = vo_strdup(id);
     s->name = vo_strdup(name);
     s->image = vo_strdup(image);
@@ -238,8 +273,6 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     if (vo_accel_from_string(accel, &s->accel) < 0)
         return vo_error_set(ret_error, -EINVAL, "accel: '%s' is not one of auto, kvm, tcg", accel);
     s->machine = vo_strdup(machine);
-    s->kernel = vo_strdup(kernel);
-    s->initrd = vo_strdup(initrd);
     s->cmdline = vo_strdup(cmdline);
     s->autostart = autostart;
     r = parse_disks(disks, s, ret_error);
@@ -258,6 +291,14 @@ static void set_opt_string(json_t *o, const char *key, const char *value)
         json_object_set_new(o, key, json_string(value));
 }
 
+static void set_boot_file(json_t *o, const char *key, const VoBootFile *f)
+{
+    if (f->image)
+        json_object_set_new(o, key, json_pack("{s:s}", "image", f->image));
+    else if (f->volume)
+        json_object_set_new(o, key, json_pack("{s:s}", "volume", f->volume));
+}
+
 json_t *vo_vm_spec_to_json(const VoVmSpec *s)
 {
     json_t *o = json_object();
@@ -270,12 +311,12 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
     json_object_set_new(o, "max_memory_mib", json_integer((json_int_t)s->max_memory_mib));
     json_object_set_new(o, "accel", json_string(vo_accel_to_string(s->accel)));
     set_opt_string(o, "machine", s->machine);
-    set_opt_string(o, "kernel", s->kernel);
-    set_opt_string(o, "initrd", s->initrd);
+    set_boot_file(o, "kernel", &s->kernel_from);
+    set_boot_file(o, "initrd", &s->initrd_from);
     set_opt_string(o, "cmdline", s->cmdline);
     json_t *disks = json_array();
     for (size_t i = 0; i < s->n_disks; i++) {
-        json_t *disk = json_pack("{s:s, s:s, s:b}", "path", s->disks[i].path, "format",
+        json_t *disk = json_pack("{s:s, s:b}", "format",
                                  vo_disk_format_to_string(s->disks[i].format), "readonly",
                                  s->disks[i].readonly);
         if (s->disks[i].volume)
@@ -304,7 +345,23 @@ VoVmSpec *vo_vm_spec_copy(const VoVmSpec *s)
     if (vo_vm_spec_from_json(j, &copy, NULL) < 0)
         abort(); /* a spec we serialised ourselves always parses */
     json_decref(j);
+    for (size_t i = 0; i < s->n_disks; i++)
+        copy->disks[i].path = vo_strdup(s->disks[i].path);
+    copy->kernel = vo_strdup(s->kernel);
+    copy->initrd = vo_strdup(s->initrd);
     return copy;
+}
+
+/* "POOL/NAME", both valid names. */
+static bool volume_key_valid(const char *key)
+{
+    const char *slash = strchr(key, '/');
+    if (!slash || slash - key > 63)
+        return false;
+    char pool[64];
+    memcpy(pool, key, (size_t)(slash - key));
+    pool[slash - key] = 0;
+    return vo_name_valid(pool) && vo_name_valid(slash + 1);
 }
 
 int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **ret_error)
@@ -340,13 +397,25 @@ int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **re
                     (unsigned long long)s->max_memory_mib);
     if (strcmp(s->machine, "q35") && strcmp(s->machine, "pc"))
         return vo_error_set(ret_error, -EINVAL, "machine: '%s' is not q35 or pc", s->machine);
-    if ((s->initrd || s->cmdline) && !s->kernel)
+    bool kernel = vo_boot_file_set(&s->kernel_from);
+    if ((vo_boot_file_set(&s->initrd_from) || s->cmdline) && !kernel)
         return vo_error_set(ret_error, -EINVAL, "initrd and cmdline need a kernel");
-    if (s->n_disks == 0 && !s->kernel)
+    if (s->n_disks == 0 && !kernel)
         return vo_error_set(ret_error, -EINVAL, "nothing to boot: give the VM a disk or a kernel");
+    const VoBootFile *boot[] = { &s->kernel_from, &s->initrd_from };
+    for (size_t i = 0; i < ELEMENTSOF(boot); i++) {
+        const char *key = i ? "initrd" : "kernel";
+        if (boot[i]->image && !vo_name_valid(boot[i]->image))
+            return vo_error_set(ret_error, -EINVAL, "%s.image: '%s' is not an image name", key,
+                                boot[i]->image);
+        if (boot[i]->volume && !volume_key_valid(boot[i]->volume))
+            return vo_error_set(ret_error, -EINVAL, "%s.volume: '%s' is not POOL/NAME", key,
+                                boot[i]->volume);
+    }
     for (size_t i = 0; i < s->n_disks; i++) {
-        if (s->disks[i].path[0] != '/' || strchr(s->disks[i].path, ','))
-            return vo_error_set(ret_error, -EINVAL, "disks[%zu].path: must be absolute and contain no ','", i);
+        if (!s->disks[i].volume || !volume_key_valid(s->disks[i].volume))
+            return vo_error_set(ret_error, -EINVAL, "disks[%zu].volume: '%s' is not POOL/NAME", i,
+                                s->disks[i].volume ? s->disks[i].volume : "");
         if (s->disks[i].slot >= VO_VM_MAX_SLOTS)
             return vo_error_set(ret_error, -EINVAL, "disks[%zu].slot: must be 0..%d", i, VO_VM_MAX_SLOTS - 1);
         for (size_t j = 0; j < i; j++)
@@ -420,4 +489,131 @@ bool vo_mac_valid(const char *mac)
     /* The first octet's low bit marks multicast. */
     unsigned first = (unsigned)strtoul(mac, NULL, 16);
     return (first & 1) == 0;
+}
+
+/* ---- names <-> this host's paths ------------------------------------------- */
+
+/* A path QEMU can be given in an option list: absolute, without ','. */
+static bool qemu_path_ok(const char *path)
+{
+    return path && path[0] == '/' && !strchr(path, ',');
+}
+
+static int resolve_boot_file(const VoBootFile *f, bool initrd, const VoSpecResolver *res,
+                             char **ret, char **ret_error)
+{
+    const char *key = initrd ? "initrd" : "kernel";
+    _cleanup_free_ char *error = NULL, *path = NULL;
+    int r = f->image ? res->image_file(res->userdata, f->image, initrd, &path, &error)
+                     : res->volume_path(res->userdata, f->volume, &path, &error);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "%s (%s '%s'): %s", key, f->image ? "image" : "volume",
+                            f->image ? f->image : f->volume, error ? error : strerror(-r));
+    if (!qemu_path_ok(path))
+        return vo_error_set(ret_error, -EINVAL, "%s: '%s' on this host is not an absolute path "
+                            "without ','", key, path);
+    *ret = TAKE_PTR(path);
+    return 0;
+}
+
+int vo_vm_spec_resolve(const VoVmSpec *s, const VoSpecResolver *res, VoVmSpec **ret,
+                       char **ret_error)
+{
+    _cleanup_vm_spec_ VoVmSpec *copy = vo_vm_spec_copy(s);
+    vo_vm_spec_unresolve(copy);
+    for (size_t i = 0; i < copy->n_disks; i++) {
+        VoDiskSpec *disk = &copy->disks[i];
+        _cleanup_free_ char *error = NULL;
+        if (!disk->volume)
+            return vo_error_set(ret_error, -EINVAL, "disk %zu names no volume", i);
+        int r = res->volume_path(res->userdata, disk->volume, &disk->path, &error);
+        if (r < 0)
+            return vo_error_set(ret_error, r, "disk %zu (volume '%s'): %s", i, disk->volume,
+                                error ? error : strerror(-r));
+        if (!qemu_path_ok(disk->path))
+            return vo_error_set(ret_error, -EINVAL, "disk %zu (volume '%s'): its file '%s' is "
+                                "not an absolute path without ','", i, disk->volume, disk->path);
+    }
+    int r = 0;
+    if (vo_boot_file_set(&copy->kernel_from))
+        r = resolve_boot_file(&copy->kernel_from, false, res, &copy->kernel, ret_error);
+    if (r >= 0 && vo_boot_file_set(&copy->initrd_from))
+        r = resolve_boot_file(&copy->initrd_from, true, res, &copy->initrd, ret_error);
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(copy);
+    return 0;
+}
+
+void vo_vm_spec_unresolve(VoVmSpec *s)
+{
+    for (size_t i = 0; i < s->n_disks; i++)
+        free(TAKE_PTR(s->disks[i].path));
+    free(TAKE_PTR(s->kernel));
+    free(TAKE_PTR(s->initrd));
+}
+
+/* The old-format kernel or initrd key of doc, upgraded. */
+static void upgrade_boot_file(json_t *doc, const char *key, const VoSpecNamer *namer,
+                              bool *ret_changed, char ***ret_problems)
+{
+    const char *path = json_string_value(json_object_get(doc, key));
+    if (!path)
+        return;
+    *ret_changed = true;
+    bool initrd = !strcmp(key, "initrd");
+    _cleanup_free_ char *image = namer->image_of(namer->userdata, path, initrd);
+    _cleanup_free_ char *volume = image ? NULL : namer->volume_of(namer->userdata, path);
+    if (image)
+        json_object_set_new(doc, key, json_pack("{s:s}", "image", image));
+    else if (volume)
+        json_object_set_new(doc, key, json_pack("{s:s}", "volume", volume));
+    else {
+        vo_strv_pushf(ret_problems, "%s '%s' is neither the %s of an image nor a volume's "
+                      "file (make it part of an image with vireo image import and create the "
+                      "VM again from that image)", key, path, key);
+        json_object_del(doc, key);
+        if (!initrd) { /* no kernel: initrd and cmdline go with it */
+            json_object_del(doc, "initrd");
+            json_object_del(doc, "cmdline");
+        }
+    }
+}
+
+int vo_vm_spec_upgrade_json(json_t *doc, const VoSpecNamer *namer, bool *ret_changed,
+                            char ***ret_problems)
+{
+    *ret_changed = false;
+    *ret_problems = NULL;
+    if (!json_is_object(doc))
+        return -EINVAL;
+    upgrade_boot_file(doc, "kernel", namer, ret_changed, ret_problems);
+    upgrade_boot_file(doc, "initrd", namer, ret_changed, ret_problems);
+    json_t *disks = json_object_get(doc, "disks");
+    for (size_t i = 0, orig = 0; json_is_array(disks) && i < json_array_size(disks); orig++) {
+        json_t *disk = json_array_get(disks, i);
+        /* Slots default to the position, which a disk taken out before would shift. */
+        if (json_is_object(disk) && !json_object_get(disk, "slot"))
+            json_object_set_new(disk, "slot", json_integer((json_int_t)orig));
+        const char *path = json_string_value(json_object_get(disk, "path"));
+        if (!path) {
+            i++;
+            continue;
+        }
+        *ret_changed = true;
+        if (!json_object_get(disk, "volume")) {
+            _cleanup_free_ char *volume = namer->volume_of(namer->userdata, path);
+            if (!volume) {
+                vo_strv_pushf(ret_problems, "disk %zu '%s' is no volume's file (import it "
+                              "as a volume with vireo volume import and create the VM again "
+                              "with it)", orig, path);
+                json_array_remove(disks, i);
+                continue;
+            }
+            json_object_set_new(disk, "volume", json_string(volume));
+        }
+        json_object_del(disk, "path");
+        i++;
+    }
+    return 0;
 }

@@ -13,11 +13,16 @@ int vo_accel_from_string(const char *s, VoAccel *ret);
 typedef enum { VO_DISK_QCOW2, VO_DISK_RAW, _VO_DISK_FORMAT_MAX } VoDiskFormat;
 const char *vo_disk_format_to_string(VoDiskFormat f);
 
+/* A spec as stored and shown names what a VM uses, never host paths: disks
+ * by volume ("pool/name"), a direct-boot kernel and initrd by the image they
+ * come from (or by volume). The host that runs the VM resolves the names into
+ * paths (vo_vm_spec_resolve); only that resolved copy has the path fields set,
+ * and only it goes to the hypervisor driver. */
 typedef struct {
-    char *path;
+    char *path;    /* resolved copies only: the volume's file on this host */
     VoDiskFormat format;
     bool readonly;
-    char *volume;  /* "pool/name" when the disk is a vireo volume; NULL for a bare path */
+    char *volume;  /* "pool/name" */
     bool shareable; /* may be attached to several VMs (QEMU's image lock is off) */
     bool owned;     /* made for this VM: deleted with it (unless keep_disks) */
     unsigned slot;  /* stable number naming its QEMU nodes and device; kept across
@@ -29,6 +34,15 @@ typedef struct {
     char *network; /* a vireo network's name, or "user" (QEMU user-mode networking) */
     unsigned slot; /* stable number naming its QEMU netdev and device (default: its index) */
 } VoNicSpec;
+
+/* Where a direct-boot kernel (initrd) comes from: the kernel (initrd) of
+ * image, or the file of volume; at most one is set. */
+typedef struct {
+    char *image;
+    char *volume;
+} VoBootFile;
+
+static inline bool vo_boot_file_set(const VoBootFile *f) { return f->image || f->volume; }
 
 typedef struct {
     char *id;
@@ -42,7 +56,9 @@ typedef struct {
     uint64_t max_memory_mib;
     VoAccel accel;
     char *machine; /* "q35" */
-    char *kernel;  /* direct kernel boot when set */
+    VoBootFile kernel_from; /* direct kernel boot when set */
+    VoBootFile initrd_from;
+    char *kernel;  /* resolved copies only: the kernel's (initrd's) file on this host */
     char *initrd;
     char *cmdline;
     VoDiskSpec *disks;
@@ -70,12 +86,52 @@ VoVmSpec *vo_vm_spec_free(VoVmSpec *s);
 static inline void vo_vm_spec_freep(VoVmSpec **s) { vo_vm_spec_free(*s); }
 #define _cleanup_vm_spec_ __attribute__((cleanup(vo_vm_spec_freep)))
 
-/* Parse a spec document. Unknown keys and wrong types are refused.
+/* Parse a spec document. Unknown keys and wrong types are refused, and so
+ * are host paths (a disk's "path", a kernel or initrd given as a string).
  * On error returns -EINVAL and *ret_error (malloc'd) says what to fix. */
 int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error);
-/* New reference. */
+/* New reference. Never has a path, even for a resolved spec. */
 json_t *vo_vm_spec_to_json(const VoVmSpec *s);
+/* A deep copy (resolved paths included when s has them). */
 VoVmSpec *vo_vm_spec_copy(const VoVmSpec *s);
+
+/* Turns names into this host's paths. Each returns 0 with *ret_path
+ * (malloc'd), or -errno with *ret_error saying what is missing. */
+typedef struct {
+    int (*volume_path)(void *userdata, const char *key, char **ret_path, char **ret_error);
+    /* The kernel (initrd when initrd) of image. */
+    int (*image_file)(void *userdata, const char *image, bool initrd, char **ret_path,
+                      char **ret_error);
+    void *userdata;
+} VoSpecResolver;
+
+/* A copy of s with every disk's path and the kernel and initrd filled in by
+ * res; *ret_error names the disk or boot file that could not be resolved.
+ * A path QEMU cannot take (relative, or with a ',') is refused too. */
+int vo_vm_spec_resolve(const VoVmSpec *s, const VoSpecResolver *res, VoVmSpec **ret,
+                       char **ret_error);
+/* Drops the resolved paths (what a resolved copy has beyond the spec). */
+void vo_vm_spec_unresolve(VoVmSpec *s);
+
+/* Names for the host paths in a spec document written before specs named
+ * volumes and images (vireod up to 0.x stored paths). Each returns a
+ * malloc'd name, or NULL when path has none. */
+typedef struct {
+    /* "POOL/NAME" of the volume whose file path is. */
+    char *(*volume_of)(void *userdata, const char *path);
+    /* The image whose kernel (initrd when initrd) path is. */
+    char *(*image_of)(void *userdata, const char *path, bool initrd);
+    void *userdata;
+} VoSpecNamer;
+
+/* Upgrades spec document doc in place: a disk's "path" goes (its "volume"
+ * stays; a disk without one gets the volume namer gives), a kernel or initrd
+ * path becomes {"image": NAME} (or {"volume": KEY}). What has no name is
+ * taken out of doc (a disk, the kernel/initrd, with cmdline when the kernel
+ * goes) and each is described in *ret_problems (strv, NULL when none).
+ * *ret_changed: doc was in the old format. -EINVAL when doc is not an object. */
+int vo_vm_spec_upgrade_json(json_t *doc, const VoSpecNamer *namer, bool *ret_changed,
+                            char ***ret_problems);
 
 /* Checks values against the rules and host limits; -EINVAL with a message. */
 int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **ret_error);

@@ -10,6 +10,7 @@
 
 #include "conf/names.h"
 #include "daemon/host-id.h"
+#include "daemon/images.h"
 #include "daemon/networks.h"
 #include "daemon/snapshots.h"
 #include "daemon/storage.h"
@@ -143,33 +144,52 @@ static int check_files(const BackupRef *b, char **ret_error)
     return r;
 }
 
-/* A stored definition boots only a kernel and initrd of an image in
- * STATE/images (resolved): a record naming any other host file is refused. */
+/* The record's definition as this vireod reads it. One written when specs
+ * held host paths is converted first (vo_vm_spec_upgrade): a kernel or
+ * initrd that is no image's (nor a volume) is refused, so a record naming
+ * any other host file never boots it; so is a boot file that does not
+ * resolve on this host. */
+static int record_spec(VoDaemon *d, json_t *record, VoVmSpec **ret, char **ret_error)
+{
+    json_t *doc = json_deep_copy(json_object_get(record, "spec"));
+    bool changed = false;
+    _cleanup_strv_ char **problems = NULL;
+    VoVmSpec *spec = NULL;
+    int r = vo_vm_spec_upgrade(d, doc, &changed, &problems);
+    if (r < 0)
+        r = vo_error_set(ret_error, -EBUSY, "the backup's record has no VM definition");
+    else if (problems)
+        r = vo_error_set(ret_error, -EBUSY, "the backed-up VM's %s: refusing to restore",
+                         problems[0]);
+    else
+        r = vo_vm_spec_from_json(doc, &spec, ret_error);
+    json_decref(doc);
+    const VoBootFile *boot[] = { r >= 0 ? &spec->kernel_from : NULL,
+                                 r >= 0 ? &spec->initrd_from : NULL };
+    for (size_t i = 0; r >= 0 && i < ELEMENTSOF(boot); i++) {
+        _cleanup_free_ char *path = NULL, *format = NULL, *error = NULL;
+        if (boot[i]->image)
+            r = vo_image_boot_file(d->state_dir, boot[i]->image, i == 1, &path, &error);
+        else if (boot[i]->volume)
+            r = vo_volume_lookup(d, boot[i]->volume, &path, &format, NULL, &error);
+        if (r < 0)
+            r = vo_error_set(ret_error, -EBUSY, "the backed-up VM's %s: %s: refusing to restore",
+                             i ? "initrd" : "kernel", error);
+    }
+    if (r < 0) {
+        vo_vm_spec_free(spec);
+        return r;
+    }
+    *ret = spec;
+    return 0;
+}
+
 static int check_spec_paths(VoDaemon *d, json_t *record, char **ret_error)
 {
-    json_t *spec = json_object_get(record, "spec");
-    static const char *const keys[] = { "kernel", "initrd" };
-    _cleanup_free_ char *images = vo_asprintf("%s/images/", d->state_dir);
-    for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-        json_t *v = json_object_get(spec, keys[i]);
-        if (!v || json_is_null(v))
-            continue;
-        const char *path = json_string_value(v);
-        bool ok = path && !strncmp(path, images, strlen(images));
-        _cleanup_free_ char *image = NULL;
-        if (ok) {
-            const char *name = path + strlen(images);
-            const char *slash = strchr(name, '/');
-            image = slash ? strndup(name, (size_t)(slash - name)) : NULL;
-            ok = image && vo_name_valid(image) && slash[1] && !strchr(slash + 1, '/');
-        }
-        _cleanup_free_ char *image_dir = ok ? vo_asprintf("%s%s", images, image) : NULL;
-        if (!ok || !vo_path_under(image_dir, path))
-            return vo_error_set(ret_error, -EBUSY, "the backed-up VM's %s '%s' is not a file "
-                                "of an existing image in %s: refusing to restore", keys[i],
-                                path ? path : "?", images);
-    }
-    return 0;
+    VoVmSpec *spec = NULL;
+    int r = record_spec(d, record, &spec, ret_error);
+    vo_vm_spec_free(spec);
+    return r;
 }
 
 /* The files of one disk slot's chain, top first, as check_files validated
@@ -235,7 +255,7 @@ static int new_spec(VoDaemon *d, const BackupRef *b, const char *name, VoVmSpec 
                     char **ret_error)
 {
     VoVmSpec *spec = NULL;
-    int r = vo_vm_spec_from_json(json_object_get(b->record, "spec"), &spec, ret_error);
+    int r = record_spec(d, b->record, &spec, ret_error);
     if (r < 0)
         return r;
     char id[37];
@@ -301,8 +321,6 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
         if (r < 0)
             break;
         vo_strv_pushf(&made, "%s/%s", pool, volume);
-        free(disk->path);
-        disk->path = TAKE_PTR(path);
         free(disk->volume);
         disk->volume = vo_asprintf("%s/%s", pool, volume);
         disk->format = VO_DISK_QCOW2;

@@ -96,8 +96,8 @@ static json_t *disks_signature(const VoVmSpec *spec, const uint64_t *sizes)
     json_t *arr = json_array();
     for (size_t i = 0; i < spec->n_disks; i++)
         json_array_append_new(arr, json_pack("{s:I, s:s, s:I}", "slot",
-                                             (json_int_t)spec->disks[i].slot, "path",
-                                             spec->disks[i].path, "virtual_size",
+                                             (json_int_t)spec->disks[i].slot, "volume",
+                                             spec->disks[i].volume, "virtual_size",
                                              (json_int_t)sizes[i]));
     return arr;
 }
@@ -305,15 +305,20 @@ static int task_create(VoTask *t, void *userdata)
     VoVm *vm = op->vm;
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
-    CreateCtx c = { .d = vm->d, .t = t, .op = op, .spec = vo_vm_spec_copy(vm->spec),
+    VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
+    CreateCtx c = { .d = vm->d, .t = t, .op = op,
                     .hv = vo_vm_state_active(vm->state) ? vm->hv : NULL };
     bool transient = vm->state == VO_VM_STARTING || vm->state == VO_VM_STOPPING;
     pthread_mutex_unlock(&vm->lock);
     _cleanup_free_ char *error = NULL, *id = NULL;
-    int r;
-    if (transient)
+    /* The disks' files on this host; the record keeps the spec (names only). */
+    int r = vo_vm_resolve(vm->d, stored, &c.spec, &error);
+    if (r < 0)
+        c.spec = TAKE_PTR(stored);
+    vo_vm_spec_free(stored);
+    if (r >= 0 && transient)
         r = vo_error_set(&error, -EBUSY, "the VM is starting or stopping; try again");
-    else {
+    else if (r >= 0) {
         pthread_mutex_lock(&vo_backups_lock);
         r = do_create(&c, &id, &error);
         pthread_mutex_unlock(&vo_backups_lock);

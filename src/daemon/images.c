@@ -74,6 +74,28 @@ int vo_image_load(const char *state_dir, const char *name, VoImage **ret)
     return 0;
 }
 
+int vo_image_boot_file(const char *state_dir, const char *name, bool initrd, char **ret_path,
+                       char **ret_error)
+{
+    const char *what = initrd ? "initrd" : "kernel";
+    if (!vo_name_valid(name))
+        return vo_error_set(ret_error, -EINVAL, "'%s' is not an image name", name);
+    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", state_dir, name);
+    _cleanup_free_ char *meta = vo_asprintf("%s/image.json", dir);
+    json_t *doc = json_load_file(meta, JSON_REJECT_DUPLICATES, NULL);
+    if (!doc)
+        return vo_error_set(ret_error, -ENOENT, "image '%s' does not exist on this host", name);
+    _cleanup_free_ char *path = image_file(dir, json_string_value(json_object_get(doc, what)));
+    json_decref(doc);
+    if (!path)
+        return vo_error_set(ret_error, -ENOENT, "image '%s' has no %s", name, what);
+    if (access(path, R_OK) < 0)
+        return vo_error_set(ret_error, -ENOENT, "the %s of image '%s' (%s) is missing", what,
+                            name, path);
+    *ret_path = TAKE_PTR(path);
+    return 0;
+}
+
 json_t *vo_image_to_json(const VoImage *img)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "name", img->name, "disk", img->disk, "format",

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct {
@@ -16,6 +17,11 @@ typedef struct {
 /* -ENOENT when the image does not exist, -EINVAL when image.json is unusable. */
 int vo_image_load(const char *state_dir, const char *name, VoImage **ret);
 VoImage *vo_image_free(VoImage *img);
+/* The path of image name's kernel (initrd when initrd) on this host, read
+ * from image.json alone (no qemu-img): for starting a VM that boots it.
+ * -ENOENT with *ret_error when the image or the file is missing. */
+int vo_image_boot_file(const char *state_dir, const char *name, bool initrd, char **ret_path,
+                       char **ret_error);
 json_t *vo_image_to_json(const VoImage *img);
 /* All loadable images, sorted by name (new reference). */
 json_t *vo_images_list_json(const char *state_dir);

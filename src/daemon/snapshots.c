@@ -211,10 +211,14 @@ static unsigned long long boot_disk_room(const VoVmSpec *spec, char **ret_dir)
 static int check_room_for_memory(VoVm *vm, char **ret_error)
 {
     pthread_mutex_lock(&vm->lock);
-    _cleanup_free_ char *dir = NULL;
-    unsigned long long avail = boot_disk_room(vm->spec, &dir);
-    unsigned long long need = (vm->spec->memory_mib + VO_SNAPSHOT_STATE_MARGIN_MIB) << 20;
+    _cleanup_vm_spec_ VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
+    _cleanup_free_ char *dir = NULL, *unresolved = NULL;
+    _cleanup_vm_spec_ VoVmSpec *spec = NULL;
+    /* Unknown (its volume is gone): the task fails on that. */
+    unsigned long long avail = vo_vm_resolve(vm->d, stored, &spec, &unresolved) < 0
+                                   ? ULLONG_MAX : boot_disk_room(spec, &dir);
+    unsigned long long need = (stored->memory_mib + VO_SNAPSHOT_STATE_MARGIN_MIB) << 20;
     if (avail >= need)
         return 0;
     return vo_error_set(ret_error, -ENOSPC,
@@ -226,13 +230,15 @@ static int check_room_for_memory(VoVm *vm, char **ret_error)
 /* The VM's hardware as its memory state depends on: a memory snapshot loads
  * only into a QEMU with the same devices (QEMU would otherwise fail after
  * overwriting part of the guest's RAM). Hot-plug changes it. */
-static char *hardware_of(const VoVmSpec *spec)
+static char *hardware_of(const VoVmSpec *spec, bool paths)
 {
     char *hw = vo_asprintf("machine=%s vcpus=%u/%u memory=%llu/%llu disks=", spec->machine,
                            spec->vcpus, spec->max_vcpus, (unsigned long long)spec->memory_mib,
                            (unsigned long long)spec->max_memory_mib);
     for (size_t i = 0; i < spec->n_disks; i++) {
-        char *next = vo_asprintf("%s%u:%s,", hw, spec->disks[i].slot, spec->disks[i].path);
+        /* Disks by volume; vireod before specs named volumes wrote their paths. */
+        const char *disk = paths ? spec->disks[i].path : spec->disks[i].volume;
+        char *next = vo_asprintf("%s%u:%s,", hw, spec->disks[i].slot, disk ? disk : "?");
         free(hw);
         hw = next;
     }
@@ -252,8 +258,16 @@ static char *hardware_of(const VoVmSpec *spec)
 static int check_same_hardware(json_t *doc, const VoVmSpec *spec, char **ret_error)
 {
     const char *then = json_string_value(json_object_get(doc, "hardware"));
-    _cleanup_free_ char *now = hardware_of(spec);
+    _cleanup_free_ char *now = hardware_of(spec, false);
     if (!then || !strcmp(then, now))
+        return 0;
+    /* Taken by an older vireod (disks by path): compared with this host's
+     * paths, which only a resolved spec has (the task checks again). */
+    bool legacy = strstr(then, ":/") != NULL;
+    if (legacy && (!spec->n_disks || !spec->disks[0].path))
+        return 0;
+    _cleanup_free_ char *now_paths = legacy ? hardware_of(spec, true) : NULL;
+    if (now_paths && !strcmp(then, now_paths))
         return 0;
     return vo_error_set(ret_error, -EBUSY,
                         "the VM's hardware changed since snapshot '%s' was taken (a disk, NIC, "
@@ -277,14 +291,21 @@ static void snap_op_free(void *p)
     free(op);
 }
 
-/* Under the job lock: the VM's state, a copy of its spec and its QEMU. */
-static VoHvInstance *snapshot_of_state(VoVm *vm, VoVmSpec **ret_spec, bool *ret_active)
+/* Under the job lock: the VM's state, a copy of its spec with this host's
+ * paths and its QEMU. When a volume or image cannot be resolved, *ret_spec
+ * is the copy without paths and *ret_r and *ret_error say why. */
+static VoHvInstance *snapshot_of_state(VoVm *vm, VoVmSpec **ret_spec, bool *ret_active,
+                                       int *ret_r, char **ret_error)
 {
     pthread_mutex_lock(&vm->lock);
-    *ret_spec = vo_vm_spec_copy(vm->spec);
+    VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
     *ret_active = vo_vm_state_active(vm->state);
     VoHvInstance *hv = vm->hv;
     pthread_mutex_unlock(&vm->lock);
+    *ret_r = vo_vm_resolve(vm->d, stored, ret_spec, ret_error);
+    if (*ret_r < 0)
+        *ret_spec = TAKE_PTR(stored);
+    vo_vm_spec_free(stored);
     return hv;
 }
 
@@ -297,11 +318,13 @@ static int task_create(VoTask *t, void *userdata)
     VoVmSpec *spec = NULL;
     bool active = false;
     pthread_mutex_lock(&vm->job);
-    VoHvInstance *hv = snapshot_of_state(vm, &spec, &active);
-    _cleanup_free_ char *key = snap_key(spec->id, op->name);
-    json_t *existing = load_doc(d, key);
     int r = 0;
-    if (existing) { /* another create of the same name got here first */
+    VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
+    _cleanup_free_ char *key = snap_key(spec->id, op->name);
+    json_t *existing = r < 0 ? NULL : load_doc(d, key);
+    if (r < 0) {
+        /* error says which volume or image */
+    } else if (existing) { /* another create of the same name got here first */
         json_decref(existing);
         error = vo_asprintf("snapshot '%s' already exists", op->name);
         r = -EEXIST;
@@ -330,7 +353,7 @@ static int task_create(VoTask *t, void *userdata)
         json_object_set_new(doc, "parent", parent ? json_string(parent) : json_null());
         json_object_set_new(doc, "description",
                             op->description ? json_string(op->description) : json_null());
-        _cleanup_free_ char *hardware = active ? hardware_of(spec) : NULL;
+        _cleanup_free_ char *hardware = active ? hardware_of(spec, false) : NULL;
         if (hardware)
             json_object_set_new(doc, "hardware", json_string(hardware));
         r = save_doc(d, key, doc);
@@ -355,12 +378,14 @@ static int task_revert(VoTask *t, void *userdata)
     VoVmSpec *spec = NULL;
     bool active = false;
     pthread_mutex_lock(&vm->job);
-    VoHvInstance *hv = snapshot_of_state(vm, &spec, &active);
+    int r = 0;
+    VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
     key = snap_key(spec->id, op->name);
     json_t *doc = load_doc(d, key);
     bool memory = json_is_true(json_object_get(doc, "memory"));
-    int r = 0;
-    if (!doc) {
+    if (r < 0) {
+        /* error says which volume or image */
+    } else if (!doc) {
         error = vo_asprintf("snapshot '%s' does not exist", op->name);
         r = -ENOENT;
     } else if (memory && active && (r = check_same_hardware(doc, spec, &error)) < 0) {
@@ -407,17 +432,19 @@ static int task_delete(VoTask *t, void *userdata)
     VoVmSpec *spec = NULL;
     bool active = false;
     pthread_mutex_lock(&vm->job);
-    VoHvInstance *hv = snapshot_of_state(vm, &spec, &active);
+    int r = 0;
+    VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
     _cleanup_free_ char *key = snap_key(spec->id, op->name);
     json_t *doc = load_doc(d, key);
     _cleanup_free_ char *parent = vo_strdup(json_string_value(json_object_get(doc, "parent")));
-    int r = doc ? 0 : -ENOENT;
-    json_decref(doc);
-    if (r < 0)
+    if (r >= 0 && !doc) {
+        r = -ENOENT;
         error = vo_asprintf("snapshot '%s' does not exist", op->name);
-    else if (active && hv)
+    }
+    json_decref(doc);
+    if (r >= 0 && active && hv)
         r = d->driver->snapshot(hv, "delete", op->name, spec, &error);
-    else
+    else if (r >= 0)
         r = offline(spec, "-d", op->name, &error);
     if (r >= 0) {
         /* Its children now hang off its parent; the tree stays whole. */

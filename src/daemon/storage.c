@@ -1290,6 +1290,24 @@ int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_f
     return r;
 }
 
+char *vo_volume_key_of_path(VoDaemon *d, const char *path)
+{
+    char want[PATH_MAX], real[PATH_MAX];
+    bool resolved = realpath(path, want) != NULL;
+    char *key = NULL;
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; i < d->n_volumes && !key; i++) {
+        VoVolume *v = d->volumes[i];
+        VoPool *p = pool_find(d, v->pool);
+        _cleanup_free_ char *file = p ? vo_volume_path(p->path, v->name, v->format) : NULL;
+        if (file && (!strcmp(file, path) ||
+                     (resolved && realpath(file, real) && !strcmp(real, want))))
+            key = vo_asprintf("%s/%s", v->pool, v->name);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return key;
+}
+
 int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
                            bool *ret_shareable, char **ret_error)
 {

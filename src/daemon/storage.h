@@ -80,6 +80,11 @@ char *vo_volume_free_name(VoDaemon *d, const char *pool, const char *prefix);
 /* Path and format of an existing volume key ("pool/name"). */
 int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
                      bool *ret_shareable, char **ret_error);
+/* The key ("POOL/NAME", malloc'd) of the volume whose file path is (compared
+ * as given and with symlinks resolved), or NULL: for definitions written
+ * when specs held paths, and for naming the volume a path given where a
+ * name belongs is. */
+char *vo_volume_key_of_path(VoDaemon *d, const char *path);
 /* For a disk add: claims existing volume key (path, format, shareable
  * given) until vo_volume_attach_release, which the add calls once the VM's
  * definition names the volume, or the add failed. Refused (-EBUSY) when it

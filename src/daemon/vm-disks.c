@@ -20,9 +20,12 @@ static ssize_t disk_index(VoVm *vm, const char *key)
     return -1;
 }
 
+/* A disk, or the kernel or initrd it boots. */
 static bool uses_volume(VoVm *vm, const void *key)
 {
-    return disk_index(vm, key) >= 0;
+    const VoVmSpec *s = vm->spec;
+    return disk_index(vm, key) >= 0 || (s->kernel_from.volume && !strcmp(s->kernel_from.volume, key)) ||
+           (s->initrd_from.volume && !strcmp(s->initrd_from.volume, key));
 }
 
 char *vo_vms_volume_user(VoDaemon *d, const char *key)
@@ -56,7 +59,11 @@ int vo_vms_image_users(VoDaemon *d, const char *image)
     for (size_t i = 0; i < d->n_vms; i++) {
         VoVm *vm = d->vms[i];
         pthread_mutex_lock(&vm->lock);
-        if (vm->spec->image && !strcmp(vm->spec->image, image))
+        const VoVmSpec *spec = vm->spec;
+        /* Made from it, or booting its kernel or initrd. */
+        if ((spec->image && !strcmp(spec->image, image)) ||
+            (spec->kernel_from.image && !strcmp(spec->kernel_from.image, image)) ||
+            (spec->initrd_from.image && !strcmp(spec->initrd_from.image, image)))
             n++;
         pthread_mutex_unlock(&vm->lock);
     }
@@ -105,8 +112,8 @@ json_t *vo_vm_disks_json(VoVm *vm)
     pthread_mutex_lock(&vm->lock);
     for (size_t i = 0; i < vm->spec->n_disks; i++) {
         const VoDiskSpec *disk = &vm->spec->disks[i];
-        json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:b, s:b}", "index", (json_int_t)i, "path",
-                              disk->path, "format", vo_disk_format_to_string(disk->format),
+        json_t *o = json_pack("{s:I, s:s, s:s, s:b, s:b}", "index", (json_int_t)i,
+                              "format", vo_disk_format_to_string(disk->format),
                               "bus", "virtio", "readonly", disk->readonly, "shareable",
                               disk->shareable);
         json_object_set_new(o, "volume", disk->volume ? json_string(disk->volume) : json_null());
@@ -116,6 +123,7 @@ json_t *vo_vm_disks_json(VoVm *vm)
         json_array_append_new(arr, o);
     }
     pthread_mutex_unlock(&vm->lock);
+    vo_vm_json_add_disk_paths(vm->d, arr); /* this host's files, outside vm->lock */
     return arr;
 }
 
@@ -220,12 +228,17 @@ static int task_disk_add(VoTask *t, void *userdata)
             abort();
         unsigned slot = vo_vm_spec_free_disk_slot(next);
         next->disks[next->n_disks++] = (VoDiskSpec){
-            .slot = slot, .path = TAKE_PTR(path), .volume = vo_strdup(op->volume),
+            .slot = slot, .volume = vo_strdup(op->volume),
             .shareable = shareable, .owned = created != NULL,
             .format = !strcmp(format, "raw") ? VO_DISK_RAW : VO_DISK_QCOW2 };
         if (hv) {
+            /* The driver gets the definition with this host's paths. */
             vo_task_progress(t, 60, "plugging the disk into the running VM");
-            r = d->driver->disk_attach(hv, next, next->n_disks - 1, &error);
+            VoVmSpec *resolved = NULL;
+            r = vo_vm_resolve(d, next, &resolved, &error);
+            if (r >= 0)
+                r = d->driver->disk_attach(hv, resolved, next->n_disks - 1, &error);
+            vo_vm_spec_free(resolved);
         }
         if (r >= 0) {
             r = vo_vm_commit_spec(vm, TAKE_PTR(next));
@@ -383,9 +396,21 @@ static int task_template(VoTask *t, void *userdata)
         return r;
     }
     pthread_mutex_lock(&vm->lock);
-    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
     _cleanup_free_ char *error = NULL;
+    VoVmSpec *spec = NULL;
+    r = vo_vm_resolve(d, stored, &spec, &error);
+    if (r < 0) {
+        vo_image_name_release(d, op->image);
+        op->image_claimed = false;
+        pthread_mutex_unlock(&vm->job);
+        r = vo_task_fail(t, r, "cannot make image '%s' from VM '%s': %s", op->image,
+                         stored->name, error);
+        vo_vm_spec_free(stored);
+        return r;
+    }
+    vo_vm_spec_free(stored);
     vo_task_progress(t, 5, "flattening the boot disk");
     VoImageBuild b = { .name = op->image, .disk_path = spec->disks[0].path,
                        .disk_format = vo_disk_format_to_string(spec->disks[0].format),

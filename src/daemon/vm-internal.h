@@ -39,6 +39,12 @@ struct VoVm {
     unsigned resets;        /* resets since it started */
     int64_t last_reset_at;  /* wall ms of the last one, 0 for none */
     int events_fd;          /* event source on the loop, -1: none; loop thread only */
+    /* A definition from before specs named things, with host paths that name
+     * no volume or image: what is wrong (GET shows it; starting and changing
+     * the VM are refused), and the document as it was, which is what is
+     * saved (so nothing of it is lost) until the VM is deleted. */
+    char *problem;
+    json_t *stored_spec;
 };
 
 /* Reasons of a paused VM (state_reason). */
@@ -110,3 +116,14 @@ int vo_vm_submit_keyed(VoDaemon *d, VoVm *vm, const char *kind, const char *also
 /* Registers a new stopped VM with spec (taken; its id, name and MACs already
  * unique), e.g. a restored backup. -EEXIST when the name is taken. */
 int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error);
+
+/* vm-resolve.c. The copy of spec the driver gets: each disk's path, the
+ * kernel's and the initrd's, as this host's pools and images have them
+ * (*ret_error names what is missing). */
+int vo_vm_resolve(VoDaemon *d, const VoVmSpec *spec, VoVmSpec **ret, char **ret_error);
+/* Upgrades a spec document written when specs held host paths, in place
+ * (vo_vm_spec_upgrade_json with this host's pools and images). */
+int vo_vm_spec_upgrade(VoDaemon *d, json_t *doc, bool *ret_changed, char ***ret_problems);
+/* Sets "path" of each disk (objects with "volume") of a JSON view: its file
+ * on this host, null when it has none. Caller holds no VM or registry lock. */
+void vo_vm_json_add_disk_paths(VoDaemon *d, json_t *disks);

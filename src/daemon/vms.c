@@ -99,6 +99,8 @@ void vo_vm_unref(VoVm *vm)
     vo_vm_spec_free(vm->spec);
     free(vm->exit_reason);
     free(vm->state_reason);
+    free(vm->problem);
+    json_decref(vm->stored_spec);
     pthread_mutex_destroy(&vm->job);
     pthread_mutex_destroy(&vm->lock);
     pthread_cond_destroy(&vm->changed);
@@ -149,7 +151,11 @@ static json_t *vm_document(VoVm *vm)
         json_object_set_new(status, "resets", json_integer(vm->resets));
         json_object_set_new(status, "last_reset_at", json_integer(vm->last_reset_at));
     }
-    return json_pack("{s:o, s:o}", "spec", vo_vm_spec_to_json(vm->spec), "status", status);
+    /* No host path in it: the spec names volumes and images (vm->spec is
+     * never a resolved copy). A VM whose old definition could not be
+     * converted keeps that one as it was. */
+    json_t *spec = vm->stored_spec ? json_deep_copy(vm->stored_spec) : vo_vm_spec_to_json(vm->spec);
+    return json_pack("{s:o, s:o}", "spec", spec, "status", status);
 }
 
 /* Caller holds vm->lock. Writes the VM's document with compare-and-swap. */
@@ -280,7 +286,8 @@ bool vo_vm_is_active(VoVm *vm)
 
 /* ---- JSON for the API -------------------------------------------------- */
 
-json_t *vo_vm_to_json(VoVm *vm)
+/* The VM as the API shows it, but for its disks' paths. */
+static json_t *vm_json_locked_view(VoVm *vm)
 {
     pthread_mutex_lock(&vm->lock);
     json_t *o = vo_vm_spec_to_json(vm->spec);
@@ -300,7 +307,18 @@ json_t *vo_vm_to_json(VoVm *vm)
         json_object_set_new(o, "resets", json_integer(vm->resets));
         json_object_set_new(o, "last_reset_at", vo_time_json(vm->last_reset_at));
     }
+    if (vm->problem)
+        json_object_set_new(o, "problem", json_string(vm->problem));
     pthread_mutex_unlock(&vm->lock);
+    return o;
+}
+
+/* Each disk also shows its file on this host (read-only; not in the spec).
+ * Looked up with no VM lock held: storage's lock is taken after them. */
+json_t *vo_vm_to_json(VoVm *vm)
+{
+    json_t *o = vm_json_locked_view(vm);
+    vo_vm_json_add_disk_paths(vm->d, json_object_get(o, "disks"));
     return o;
 }
 
@@ -342,8 +360,10 @@ json_t *vo_vms_list_json(VoDaemon *d, bool summary)
     json_t **items = vo_malloc0(sizeof(json_t *) * (n + 1));
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        items[k++] = summary ? vm_summary_json(d->vms[i]) : vo_vm_to_json(d->vms[i]);
+        items[k++] = summary ? vm_summary_json(d->vms[i]) : vm_json_locked_view(d->vms[i]);
     pthread_mutex_unlock(&d->vms_lock);
+    for (size_t i = 0; !summary && i < k; i++)
+        vo_vm_json_add_disk_paths(d, json_object_get(items[i], "disks"));
     qsort(items, k, sizeof(json_t *), cmp_vm_json_name);
     json_t *arr = json_array();
     for (size_t i = 0; i < k; i++)
@@ -551,21 +571,33 @@ static int task_start(VoTask *t, void *userdata)
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, -EBUSY, "VM '%s' is already %s", name, state_names[before]);
     }
+    if (vm->problem) {
+        _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+        _cleanup_free_ char *problem = vo_strdup(vm->problem);
+        pthread_mutex_unlock(&vm->lock);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, -EBUSY, "cannot start VM '%s': %s", name, problem);
+    }
     vm->stop_requested = false;
     vo_vm_set_state(vm, VO_VM_STARTING);
-    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
 
     vo_task_progress(t, 10, "launching QEMU");
-    _cleanup_free_ char *run_dir = vo_vm_run_dir(d, spec->id);
+    _cleanup_free_ char *run_dir = vo_vm_run_dir(d, stored->id);
     _cleanup_free_ char *error = NULL;
     VoHvInstance *hv = NULL;
     int *taps = NULL;
-    int r = vo_vm_open_taps(d, spec, &taps, &error);
+    /* The driver gets the spec with this host's paths filled in. */
+    VoVmSpec *spec = NULL;
+    int r = vo_vm_resolve(d, stored, &spec, &error);
+    if (r >= 0)
+        r = vo_vm_open_taps(d, spec, &taps, &error);
     if (r >= 0)
         r = d->driver->start(d->driver, spec, run_dir, taps, &hv, &error);
-    vo_vm_close_taps(taps, spec->n_nics); /* QEMU holds its own copies now */
+    vo_vm_close_taps(taps, stored->n_nics); /* QEMU holds its own copies now */
     vo_vm_spec_free(spec);
+    vo_vm_spec_free(stored);
     if (r < 0) {
         pthread_mutex_lock(&vm->lock);
         free(vm->exit_reason);
@@ -843,8 +875,7 @@ static int task_create(VoTask *t, void *userdata)
     if (r >= 0) {
         pthread_mutex_lock(&vm->lock);
         VoDiskSpec *disk = &vm->spec->disks[0];
-        free(disk->path);
-        disk->path = TAKE_PTR(path);
+        free(disk->volume);
         disk->volume = vo_asprintf("%s/%s", VO_DEFAULT_POOL, volume);
         disk->owned = true;
         r = vo_vm_save(vm);
@@ -925,7 +956,18 @@ int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_erro
         *ret_error = vo_asprintf("cannot %s VM '%s': it is %s", verb, name, state_names[s]);
         return -EBUSY;
     }
-    return 0;
+    /* A VM whose old definition names unknown host paths may only be
+     * stopped (and the like) or deleted. */
+    static const char *const always[] = { "stop", "reboot", "pause", "resume", "delete" };
+    bool allowed_anyway = false;
+    for (size_t i = 0; i < ELEMENTSOF(always); i++)
+        allowed_anyway = allowed_anyway || !strcmp(verb, always[i]);
+    pthread_mutex_lock(&vm->lock);
+    int r = 0;
+    if (vm->problem && !allowed_anyway)
+        r = vo_error_set(ret_error, -EBUSY, "cannot %s VM '%s': %s", verb, name, vm->problem);
+    pthread_mutex_unlock(&vm->lock);
+    return r;
 }
 
 /* unbounded: vireod's own autostart, which the queue's bound never refuses. */
@@ -1063,14 +1105,17 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->max_memory_mib = args->max_memory_mib ? args->max_memory_mib : args->memory_mib;
     spec->accel = args->accel;
     spec->machine = vo_strdup("q35");
-    spec->kernel = vo_strdup(img->kernel);
-    spec->initrd = vo_strdup(img->initrd);
+    /* Direct boot: the image's kernel and initrd, by the image's name. */
+    spec->kernel_from.image = img->kernel ? vo_strdup(img->name) : NULL;
+    spec->initrd_from.image = img->initrd ? vo_strdup(img->name) : NULL;
     spec->cmdline = vo_strdup(img->cmdline);
     spec->autostart = args->autostart;
     spec->disks = vo_malloc0(sizeof(VoDiskSpec));
-    /* The volume is made by the create task; its path is filled in then. */
-    spec->disks[0] = (VoDiskSpec){ .path = vo_asprintf("%s/pools/%s/pending.qcow2", d->state_dir,
-                                                       VO_DEFAULT_POOL),
+    /* The volume is made by the create task (which names it again: the
+     * first free name then, normally this one). */
+    _cleanup_free_ char *volume = vo_volume_free_name(d, VO_DEFAULT_POOL, args->name);
+    spec->disks[0] = (VoDiskSpec){ .volume = vo_asprintf("%s/%s", VO_DEFAULT_POOL,
+                                                         volume ? volume : "none"),
                                    .format = VO_DISK_QCOW2 };
     spec->n_disks = 1;
     /* One NIC per network asked for; by default one on the default network
@@ -1208,6 +1253,11 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     int r = 0;
     bool offline_change = edit->name || edit->vcpus || edit->memory_mib || edit->max_vcpus ||
                           edit->max_memory_mib;
+    if (vm->problem) {
+        *ret_error = vo_asprintf("cannot change VM '%s': %s", vm->spec->name, vm->problem);
+        r = -EBUSY;
+        goto out;
+    }
     if (vm->provisioning || (offline_change && vo_vm_state_active(vm->state))) {
         *ret_error = vo_asprintf("VM '%s' is %s: stop it before changing name, max_vcpus or "
                                  "max_memory",
@@ -1276,8 +1326,15 @@ static void reconcile(VoVm *vm)
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, vm->spec->id);
     VoHvInstance *hv = NULL;
     pthread_mutex_lock(&vm->job);
+    /* The driver is given the resolved copy; a VM whose volumes are gone
+     * still runs and is re-attached (with the spec as it is). */
+    _cleanup_free_ char *resolve_error = NULL;
+    VoVmSpec *resolved = NULL;
+    if (vo_vm_resolve(d, vm->spec, &resolved, &resolve_error) < 0)
+        log_warn("vm %s: %s", vm->spec->name, resolve_error);
     pthread_mutex_lock(&vm->lock);
-    int r = d->driver->attach(d->driver, vm->spec, run_dir, &hv);
+    int r = d->driver->attach(d->driver, resolved ? resolved : vm->spec, run_dir, &hv);
+    vo_vm_spec_free(resolved);
     if (r < 0) {
         free(vm->exit_reason);
         vm->exit_reason = vo_strdup(vm->state == VO_VM_STOPPING
@@ -1335,15 +1392,40 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     VoVmSpec *spec = NULL;
     _cleanup_free_ char *err = NULL;
     VoVmState state;
-    if (!doc || vo_vm_spec_from_json(spec_json, &spec, &err) < 0 ||
+    /* A definition written when specs held host paths: converted to names.
+     * What names nothing is left out of the VM as loaded and reported; the
+     * document is then kept as it was. */
+    json_t *original = json_deep_copy(spec_json);
+    bool upgraded = false;
+    _cleanup_strv_ char **problems = NULL;
+    if (!doc || vo_vm_spec_upgrade(ctx->d, spec_json, &upgraded, &problems) < 0 ||
+        vo_vm_spec_from_json(spec_json, &spec, &err) < 0 ||
         state_from_string(json_string_value(json_object_get(status, "state")), &state) < 0) {
         log_error("store: skipping unreadable %s: %s", key, err ? err : "bad document");
+        json_decref(original);
         json_decref(doc);
         return 0;
     }
     VoVm *vm = vm_new(ctx->d);
     vm->spec = spec;
     vm->rev = rev;
+    if (problems) {
+        _cleanup_free_ char *joined = vo_strdup(problems[0]);
+        for (char **p = problems + 1; *p; p++) {
+            char *next = vo_asprintf("%s; %s", joined, *p);
+            free(joined);
+            joined = next;
+        }
+        vm->problem = vo_asprintf("its definition names host paths that are no volume or "
+                                  "image: %s; it can be stopped and deleted (vireo vm delete "
+                                  "%s --keep-disks keeps its volumes)", joined, spec->name);
+        vm->stored_spec = TAKE_PTR(original);
+        log_error("vm %s: %s (the VM is kept as it was; it cannot start until this is "
+                  "fixed)", spec->name, vm->problem);
+    } else if (upgraded)
+        log_info("vm %s: definition converted from host paths to volume and image names",
+                 spec->name);
+    json_decref(original);
     vm->state = state;
     vm->created_at = json_integer_value(json_object_get(status, "created_at"));
     vm->started_at = json_integer_value(json_object_get(status, "started_at"));
@@ -1355,6 +1437,11 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     vm->resets = (unsigned)json_integer_value(json_object_get(status, "resets"));
     vm->last_reset_at = json_integer_value(json_object_get(status, "last_reset_at"));
     json_decref(doc);
+    if (upgraded && !vm->problem) {
+        pthread_mutex_lock(&vm->lock);
+        (void)vo_vm_save(vm); /* the stored document names things from now on */
+        pthread_mutex_unlock(&vm->lock);
+    }
     registry_add(ctx->d, vm);
     ctx->loaded++;
     if (vo_vm_state_active(state))

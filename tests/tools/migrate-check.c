@@ -177,6 +177,22 @@ static void virtio_mem_region(VoHvInstance *vm, uint64_t *ret_addr, uint64_t *re
         die("no virtio-mem device");
 }
 
+/* "work/NAME" is NAME in the work dir. */
+static int resolve_volume(void *userdata, const char *key, char **ret_path, char **ret_error)
+{
+    const char *const *dirs = userdata;
+    *ret_path = vo_asprintf("%s/%s", dirs[0], key + strlen("work/"));
+    return 0;
+}
+
+static int resolve_image_file(void *userdata, const char *image, bool initrd, char **ret_path,
+                              char **ret_error)
+{
+    const char *const *dirs = userdata;
+    *ret_path = vo_asprintf("%s/%s", dirs[1], initrd ? "initrd.img" : "vmlinux");
+    return 0;
+}
+
 static VoVmSpec *make_spec(const char *image_dir, const char *work)
 {
     _cleanup_free_ char *image_json = vo_asprintf("%s/image.json", image_dir);
@@ -190,19 +206,27 @@ static VoVmSpec *make_spec(const char *image_dir, const char *work)
                        overlay, NULL };
     if (run_cmd(create) != 0)
         die("qemu-img create %s failed", overlay);
+    /* A spec names things (the root disk as volume "work/root.qcow2", the
+     * kernel and initrd as image "guest"); resolving gives the driver the
+     * files in work and image_dir. */
     json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:s, s:[{s:s, s:s}], s:[{s:s, s:s}]}",
+        "{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:{s:s}, s:{s:s}, s:s, s:[{s:s, s:s}], s:[{s:s, s:s}]}",
         "id", "0b6e7c2a-1f3d-4e5a-9c8b-7a6d5e4f3a21", "name", "migcheck", "accel", "tcg",
-        "vcpus", 1, "max_vcpus", 2, "memory_mib", MEMORY_MIB, "max_memory_mib", MAX_MEMORY_MIB, "machine", "q35", "kernel",
-        vo_asprintf("%s/vmlinux", image_dir), "initrd", vo_asprintf("%s/initrd.img", image_dir),
-        "cmdline", json_string_value(json_object_get(image, "cmdline")), "disks", "path",
-        overlay, "format", "qcow2", "nics", "mac", "52:54:00:12:34:56", "network", "user");
+        "vcpus", 1, "max_vcpus", 2, "memory_mib", MEMORY_MIB, "max_memory_mib", MAX_MEMORY_MIB, "machine", "q35",
+        "kernel", "image", "guest", "initrd", "image", "guest",
+        "cmdline", json_string_value(json_object_get(image, "cmdline")), "disks", "volume",
+        "work/root.qcow2", "format", "qcow2", "nics", "mac", "52:54:00:12:34:56", "network", "user");
     json_decref(image);
-    VoVmSpec *spec = NULL;
+    VoVmSpec *named = NULL, *spec = NULL;
     char *error = NULL;
-    if (!doc || vo_vm_spec_from_json(doc, &spec, &error) < 0)
+    if (!doc || vo_vm_spec_from_json(doc, &named, &error) < 0)
         die("spec: %s", error ? error : "cannot build it");
     json_decref(doc);
+    const char *dirs[2] = { work, image_dir };
+    const VoSpecResolver res = { resolve_volume, resolve_image_file, dirs };
+    if (vo_vm_spec_resolve(named, &res, &spec, &error) < 0)
+        die("resolve: %s", error);
+    vo_vm_spec_free(named);
     return spec;
 }
 

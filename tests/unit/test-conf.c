@@ -84,8 +84,8 @@ static void test_uuid_and_mac(void **state)
 static void test_valid_and_round_trip(void **state)
 {
     const char *text = "{\"id\":\"" ID "\",\"name\":\"web1\",\"vcpus\":2,\"memory_mib\":512,"
-                       "\"kernel\":\"/k\",\"cmdline\":\"console=ttyS0\","
-                       "\"disks\":[{\"path\":\"/d.qcow2\"}],"
+                       "\"kernel\":{\"image\":\"k\"},\"cmdline\":\"console=ttyS0\","
+                       "\"disks\":[{\"volume\":\"default/d\"}],"
                        "\"nics\":[{\"mac\":\"52:54:00:01:02:03\"}],\"autostart\":true}";
     assert_null(check(text));
     json_t *doc = json_loads(text, 0, NULL);
@@ -95,6 +95,10 @@ static void test_valid_and_round_trip(void **state)
     assert_int_equal(spec->memory_mib, 512);
     assert_true(spec->autostart);
     assert_int_equal(spec->disks[0].format, VO_DISK_QCOW2);
+    assert_string_equal(spec->disks[0].volume, "default/d");
+    assert_null(spec->disks[0].path);
+    assert_string_equal(spec->kernel_from.image, "k");
+    assert_null(spec->kernel);
     assert_string_equal(spec->nics[0].network, "user");
     VoVmSpec *copy = vo_vm_spec_copy(spec);
     json_t *a = vo_vm_spec_to_json(spec), *b = vo_vm_spec_to_json(copy);
@@ -108,23 +112,43 @@ static void test_valid_and_round_trip(void **state)
 
 static void test_refusals(void **state)
 {
-    expect_error("{\"id\":\"" ID "\",\"name\":\"Bad\",\"kernel\":\"/k\"}", "name: 'Bad' is invalid");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":3,\"kernel\":\"/k\"}", "1..2 on this host");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":0,\"kernel\":\"/k\"}", "vcpus");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":31,\"kernel\":\"/k\"}", "32 MiB..");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":4097,\"kernel\":\"/k\"}", "4096 MiB");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"accel\":\"xen\",\"kernel\":\"/k\"}", "accel");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":\"2\",\"kernel\":\"/k\"}", "vcpus");
-    expect_error("{\"id\":\"x\",\"name\":\"a\",\"kernel\":\"/k\"}", "not a UUID");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"initrd\":\"/i\"}", "need a kernel");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"path\":\"rel\"}]}", "absolute");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"path\":\"/a,b\"}]}", "no ','");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"path\":\"/a\",\"format\":\"vmdk\"}]}",
+    expect_error("{\"id\":\"" ID "\",\"name\":\"Bad\",\"kernel\":{\"image\":\"k\"}}", "name: 'Bad' is invalid");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":3,\"kernel\":{\"image\":\"k\"}}", "1..2 on this host");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":0,\"kernel\":{\"image\":\"k\"}}", "vcpus");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":31,\"kernel\":{\"image\":\"k\"}}", "32 MiB..");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":4097,\"kernel\":{\"image\":\"k\"}}", "4096 MiB");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"accel\":\"xen\",\"kernel\":{\"image\":\"k\"}}", "accel");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":\"2\",\"kernel\":{\"image\":\"k\"}}", "vcpus");
+    expect_error("{\"id\":\"x\",\"name\":\"a\",\"kernel\":{\"image\":\"k\"}}", "not a UUID");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"initrd\":{\"image\":\"k\"}}", "need a kernel");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"volume\":\"p/a\",\"format\":\"vmdk\"}]}",
                  "not qcow2 or raw");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":\"/k\",\"nics\":[{\"mac\":\"52:54:00:00:00:01\","
+    /* Names, never host paths: a disk's path, a kernel or initrd path. */
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"path\":\"/d.qcow2\"}]}",
+                 "disks[0].path: a VM spec names volumes, not host paths: give \"volume\"");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"volume\":\"p/a\",\"path\":\"/a\"}]}",
+                 "not host paths");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":\"/k/vmlinux\"}",
+                 "kernel: a VM spec names images and volumes, not host paths");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":{\"image\":\"k\"},\"initrd\":\"/i\"}",
+                 "initrd: a VM spec names images");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"format\":\"raw\"}]}", "volume");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"volume\":\"/abs/x.qcow2\"}]}",
+                 "disks[0].volume: '/abs/x.qcow2' is not POOL/NAME");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"volume\":\"nopool\"}]}",
+                 "is not POOL/NAME");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":{\"image\":\"k\",\"volume\":\"p/v\"}}",
+                 "kernel: give exactly one of image or volume");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":{}}", "exactly one");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":{\"file\":\"/k\"}}", "kernel.file: unknown key");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":{\"image\":\"../k\"}}",
+                 "kernel.image: '../k' is not an image name");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":{\"volume\":\"/k\"}}",
+                 "kernel.volume: '/k' is not POOL/NAME");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":{\"image\":\"k\"},\"nics\":[{\"mac\":\"52:54:00:00:00:01\","
                  "\"network\":\"Lan/x\"}]}", "not a network name");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":\"/k\",\"cmdline\":\"a\\nb\"}", "one line");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":\"/k\",\"extra\":1}", "extra");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":{\"image\":\"k\"},\"cmdline\":\"a\\nb\"}", "one line");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"kernel\":{\"image\":\"k\"},\"extra\":1}", "extra");
 }
 
 /* max_vcpus / max_memory_mib: default to the values (no hot-plug), are kept
@@ -132,7 +156,7 @@ static void test_refusals(void **state)
 static void test_hotplug_maximums(void **state)
 {
     json_t *doc = json_loads("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":1,\"memory_mib\":128,"
-                             "\"kernel\":\"/k\"}", 0, NULL);
+                             "\"kernel\":{\"image\":\"k\"}}", 0, NULL);
     VoVmSpec *spec = NULL;
     assert_int_equal(vo_vm_spec_from_json(doc, &spec, NULL), 0);
     assert_int_equal(spec->max_vcpus, 1);
@@ -151,21 +175,21 @@ static void test_hotplug_maximums(void **state)
     json_decref(doc);
 
     assert_null(check("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":1,\"max_vcpus\":2,"
-                      "\"memory_mib\":128,\"max_memory_mib\":4096,\"kernel\":\"/k\"}"));
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":2,\"max_vcpus\":1,\"kernel\":\"/k\"}",
+                      "\"memory_mib\":128,\"max_memory_mib\":4096,\"kernel\":{\"image\":\"k\"}}"));
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"vcpus\":2,\"max_vcpus\":1,\"kernel\":{\"image\":\"k\"}}",
                  "max_vcpus: 1 is out of range (vcpus 2..2 on this host)");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"max_vcpus\":3,\"kernel\":\"/k\"}",
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"max_vcpus\":3,\"kernel\":{\"image\":\"k\"}}",
                  "max_vcpus: 3 is out of range");
     expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":256,\"max_memory_mib\":128,"
-                 "\"kernel\":\"/k\"}", "max_memory: 128 MiB is out of range (memory 256 MiB..4096 MiB");
+                 "\"kernel\":{\"image\":\"k\"}}", "max_memory: 128 MiB is out of range (memory 256 MiB..4096 MiB");
     expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":256,\"max_memory_mib\":5000,"
-                 "\"kernel\":\"/k\"}", "..4096 MiB on this host");
+                 "\"kernel\":{\"image\":\"k\"}}", "..4096 MiB on this host");
     expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":129,\"max_memory_mib\":256,"
-                 "\"kernel\":\"/k\"}", "multiples of 2 MiB");
-    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"max_vcpus\":\"2\",\"kernel\":\"/k\"}",
+                 "\"kernel\":{\"image\":\"k\"}}", "multiples of 2 MiB");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"a\",\"max_vcpus\":\"2\",\"kernel\":{\"image\":\"k\"}}",
                  "max_vcpus: expected an integer");
     /* Without hot-plug an odd size is fine. */
-    assert_null(check("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":129,\"kernel\":\"/k\"}"));
+    assert_null(check("{\"id\":\"" ID "\",\"name\":\"a\",\"memory_mib\":129,\"kernel\":{\"image\":\"k\"}}"));
 }
 
 int main(void)

@@ -1,6 +1,9 @@
 /* test-qemu-argv.c: golden-file tests of the spec -> QEMU argv mapping.
  * Each tests/golden/qemu-argv/NAME.json ({"caps":{...},"spec":{...}}) must
  * produce NAME.args (one argument per line) or, for a refused spec, NAME.err.
+ * The specs give host paths (what the driver sees); each goes the way a
+ * stored spec does: upgraded into names (vo_vm_spec_upgrade_json), parsed,
+ * validated, then resolved back into the same paths (vo_vm_spec_resolve).
  * VIREO_TEST_REGENERATE=1 rewrites the expected files; review the diff. */
 #include <dirent.h>
 #include <setjmp.h>
@@ -17,6 +20,44 @@
 #define ARGV_DIR GOLDEN_DIR "/qemu-argv"
 
 static const VoHostLimits limits = { .max_vcpus = 64, .max_memory_mib = 65536 };
+
+/* Every path of a case gets a name ("golden/fN", a volume), and the
+ * resolver gives the path back. */
+typedef struct {
+    char **paths;
+} PathTable;
+
+static char *table_volume_of(void *userdata, const char *path)
+{
+    PathTable *t = userdata;
+    size_t i = 0;
+    while (i < vo_strv_len(t->paths) && strcmp(t->paths[i], path))
+        i++;
+    if (i == vo_strv_len(t->paths))
+        vo_strv_push(&t->paths, vo_strdup(path));
+    return vo_asprintf("golden/f%zu", i);
+}
+
+static char *table_image_of(void *userdata, const char *path, bool initrd)
+{
+    return NULL;
+}
+
+static int table_volume_path(void *userdata, const char *key, char **ret_path, char **ret_error)
+{
+    PathTable *t = userdata;
+    size_t i = 0;
+    if (sscanf(key, "golden/f%zu", &i) != 1 || i >= vo_strv_len(t->paths))
+        return vo_error_set(ret_error, -ENOENT, "no volume %s", key);
+    *ret_path = vo_strdup(t->paths[i]);
+    return 0;
+}
+
+static int table_image_file(void *userdata, const char *image, bool initrd, char **ret_path,
+                            char **ret_error)
+{
+    return vo_error_set(ret_error, -ENOENT, "no image %s", image);
+}
 
 /* Produces what NAME.json should map to: the args text, or the error text. */
 static char *render(const char *json_path, bool *ret_is_error)
@@ -44,11 +85,22 @@ static char *render(const char *json_path, bool *ret_is_error)
                           .console_socket = "/run/vireo/vms/ID/console.sock",
                           .pidfile = "/run/vireo/vms/ID/qemu.pid",
                           .tap_fds = taps ? tap_fds : NULL };
+    PathTable table = { 0 };
+    VoSpecNamer namer = { table_volume_of, table_image_of, &table };
+    VoSpecResolver res = { table_volume_path, table_image_file, &table };
+    bool changed = false;
+    _cleanup_strv_ char **problems = NULL;
+    _cleanup_vm_spec_ VoVmSpec *resolved = NULL;
+    assert_int_equal(vo_vm_spec_upgrade_json(spec_json, &namer, &changed, &problems), 0);
+    assert_null(problems);
     int r = vo_vm_spec_from_json(spec_json, &spec, &error);
     if (r >= 0)
         r = vo_vm_spec_validate(spec, &limits, &error);
     if (r >= 0)
-        r = vo_qemu_build_argv(spec, &caps, &paths, &argv, &error);
+        r = vo_vm_spec_resolve(spec, &res, &resolved, &error);
+    if (r >= 0)
+        r = vo_qemu_build_argv(resolved, &caps, &paths, &argv, &error);
+    vo_strv_free(table.paths);
     json_decref(doc);
 
     *ret_is_error = r < 0;

@@ -13,25 +13,15 @@
 #include "qemu/qemu-argv.h"
 #include "qemu/qemu-devices.h"
 #include "qemu/qemu-layout.h"
+#include "spec-resolved.h"
 #include "util/util.h"
 
-static VoVmSpec *spec_from(const char *json)
-{
-    json_t *doc = json_loads(json, 0, NULL);
-    assert_non_null(doc);
-    VoVmSpec *spec = NULL;
-    char *error = NULL;
-    if (vo_vm_spec_from_json(doc, &spec, &error) < 0)
-        fail_msg("spec: %s", error);
-    json_decref(doc);
-    return spec;
-}
 
 /* A q35 VM with hot-pluggable vCPUs and memory, one disk and one NIC. */
 static const char SOURCE_SPEC[] =
     "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10\",\"name\":\"mig\",\"accel\":\"tcg\","
-    "\"kernel\":\"/k/vmlinux\",\"vcpus\":2,\"max_vcpus\":4,\"memory_mib\":256,"
-    "\"max_memory_mib\":512,\"disks\":[{\"path\":\"/d/root.qcow2\",\"slot\":0}],"
+    "\"kernel\":{\"image\":\"k\"},\"vcpus\":2,\"max_vcpus\":4,\"memory_mib\":256,"
+    "\"max_memory_mib\":512,\"disks\":[{\"volume\":\"d/root\",\"slot\":0}],"
     "\"nics\":[{\"mac\":\"52:54:00:00:00:01\",\"network\":\"user\",\"slot\":0}]}";
 
 /* The same VM after hot-plugs: a disk in slot 1, a NIC in slot 1, a third
@@ -39,9 +29,9 @@ static const char SOURCE_SPEC[] =
  * spec; the boot size stays 256 MiB in QEMU). */
 static const char HOTPLUGGED_SPEC[] =
     "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10\",\"name\":\"mig\",\"accel\":\"tcg\","
-    "\"kernel\":\"/k/vmlinux\",\"vcpus\":3,\"max_vcpus\":4,\"memory_mib\":384,"
-    "\"max_memory_mib\":512,\"disks\":[{\"path\":\"/d/root.qcow2\",\"slot\":0},"
-    "{\"path\":\"/d/data.raw\",\"format\":\"raw\",\"slot\":1}],"
+    "\"kernel\":{\"image\":\"k\"},\"vcpus\":3,\"max_vcpus\":4,\"memory_mib\":384,"
+    "\"max_memory_mib\":512,\"disks\":[{\"volume\":\"d/root\",\"slot\":0},"
+    "{\"volume\":\"d/data\",\"format\":\"raw\",\"slot\":1}],"
     "\"nics\":[{\"mac\":\"52:54:00:00:00:01\",\"network\":\"user\",\"slot\":0},"
     "{\"mac\":\"52:54:00:00:00:02\",\"network\":\"user\",\"slot\":1}]}";
 
@@ -53,7 +43,7 @@ static const VoQemuPaths paths = { .qmp_socket = "/run/x/qmp.sock",
 /* What probing the running source would record after the hot-plugs. */
 static VoQemuLayout *probed_layout(void)
 {
-    VoVmSpec *source = spec_from(SOURCE_SPEC);
+    VoVmSpec *source = test_spec_resolved(SOURCE_SPEC);
     VoQemuLayout *l = vo_qemu_layout_from_spec(source, VO_ACCEL_TCG);
     vo_vm_spec_free(source);
     free(l->machine);
@@ -207,7 +197,7 @@ static const char *arg_after(char **argv, const char *opt)
 
 static void test_destination_after_hotplug(void **state)
 {
-    VoVmSpec *source = spec_from(SOURCE_SPEC), *now = spec_from(HOTPLUGGED_SPEC);
+    VoVmSpec *source = test_spec_resolved(SOURCE_SPEC), *now = test_spec_resolved(HOTPLUGGED_SPEC);
     char *error = NULL;
     /* The source: started from its spec, then the disk, NIC and vCPU 2
      * plugged with the same properties hot-plug uses. */
@@ -277,7 +267,7 @@ static void test_destination_after_hotplug(void **state)
 
 static void test_spec_must_match(void **state)
 {
-    VoVmSpec *source = spec_from(SOURCE_SPEC), *now = spec_from(HOTPLUGGED_SPEC);
+    VoVmSpec *source = test_spec_resolved(SOURCE_SPEC), *now = test_spec_resolved(HOTPLUGGED_SPEC);
     VoQemuLayout *layout = probed_layout();
     char **argv = NULL, *error = NULL;
     /* The layout has disk 1 and NIC 1, the source's spec does not. */

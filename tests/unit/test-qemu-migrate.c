@@ -13,6 +13,7 @@
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-migrate.h"
 #include "qmp-server.h"
+#include "spec-resolved.h"
 #include "util/util.h"
 
 #define OK "{\"return\":{},\"id\":$ID}\n"
@@ -288,8 +289,8 @@ static void fault(const char *op, const char *err)
 }
 
 static const char FAKE_SPEC[] =
-    "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10\",\"name\":\"mig\",\"kernel\":\"/k/v\","
-    "\"memory_mib\":64,\"disks\":[{\"path\":\"/d/a.qcow2\"}]}";
+    "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10\",\"name\":\"mig\",\"kernel\":{\"image\":\"k\"},"
+    "\"memory_mib\":64,\"disks\":[{\"volume\":\"d/a\"}]}";
 
 static void test_fake(void **state)
 {
@@ -298,11 +299,8 @@ static void test_fake(void **state)
     setenv("VIREO_FAKE_FAULTS", fault_dir, 1);
     _cleanup_free_ char *src_dir = vo_asprintf("%s/src", fault_dir);
     _cleanup_free_ char *dst_dir = vo_asprintf("%s/dst", fault_dir);
-    json_t *doc = json_loads(FAKE_SPEC, 0, NULL);
-    VoVmSpec *spec = NULL;
+    VoVmSpec *spec = test_spec_resolved(FAKE_SPEC);
     char *error = NULL;
-    assert_int_equal(vo_vm_spec_from_json(doc, &spec, &error), 0);
-    json_decref(doc);
     VoHvDriver *d = NULL;
     assert_int_equal(vo_fake_driver_new(&d), 0);
 
