@@ -94,9 +94,11 @@ static void on_resume(VoVm *vm, const VoHvEvent *ev)
 static void on_block_io_error(VoVm *vm, const VoHvEvent *ev)
 {
     _cleanup_free_ char *name = vo_vm_name(vm);
-    log_warn("vm %s: %s error on disk %s: %s%s (action: %s)", name, ev->operation,
-             ev->device ? ev->device : "?", ev->reason ? ev->reason : "I/O error",
-             ev->nospace ? " (host out of space)" : "", ev->action);
+    /* With the hypervisor's time of the error: how late vireod saw it. */
+    log_warn("vm %s: %s error on disk %s: %s%s (action: %s; at %lld.%06lld)", name,
+             ev->operation, ev->device ? ev->device : "?", ev->reason ? ev->reason : "I/O error",
+             ev->nospace ? " (host out of space)" : "", ev->action,
+             (long long)(ev->timestamp_us / 1000000), (long long)(ev->timestamp_us % 1000000));
     if (!strcmp(ev->action, "stop"))
         paused_by_io_error(vm, true);
 }
