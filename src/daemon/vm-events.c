@@ -80,6 +80,7 @@ static void follow_run_state(VoVm *vm, bool running, const char *reason)
 
 static void on_stop(VoVm *vm, const VoHvEvent *ev)
 {
+    vm->hv_stopped = true;
     if (ev->reason && !strcmp(ev->reason, "io-error"))
         paused_by_io_error(vm, false);
     else
@@ -88,6 +89,7 @@ static void on_stop(VoVm *vm, const VoHvEvent *ev)
 
 static void on_resume(VoVm *vm, const VoHvEvent *ev)
 {
+    vm->hv_stopped = false;
     follow_run_state(vm, true, NULL);
 }
 
@@ -99,7 +101,10 @@ static void on_block_io_error(VoVm *vm, const VoHvEvent *ev)
              ev->operation, ev->device ? ev->device : "?", ev->reason ? ev->reason : "I/O error",
              ev->nospace ? " (host out of space)" : "", ev->action,
              (long long)(ev->timestamp_us / 1000000), (long long)(ev->timestamp_us % 1000000));
-    if (!strcmp(ev->action, "stop"))
+    /* One that comes while the vCPUs are stopped already (another request
+     * failing in the same stop, read late) pauses nothing: a RESUME read
+     * before it would be undone. */
+    if (!strcmp(ev->action, "stop") && !vm->hv_stopped)
         paused_by_io_error(vm, true);
 }
 
@@ -168,6 +173,12 @@ void vo_vm_events_watch(VoVm *vm)
         return;
     }
     vm->events_fd = fd;
+    /* The run state as QEMU had it when it was last asked (at start, before
+     * or after the first continue; at attach, after the event monitor was
+     * connected): the events buffered since follow from there. */
+    pthread_mutex_lock(&vm->lock);
+    vm->hv_stopped = vm->info.paused;
+    pthread_mutex_unlock(&vm->lock);
     read_events(vm); /* what came before the watch (already buffered) */
 }
 

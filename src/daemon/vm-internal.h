@@ -39,6 +39,7 @@ struct VoVm {
     unsigned resets;        /* resets since it started */
     int64_t last_reset_at;  /* wall ms of the last one, 0 for none */
     int events_fd;          /* event source on the loop, -1: none; loop thread only */
+    bool hv_stopped;        /* the vCPUs are stopped, as the events say; loop thread only */
     /* A definition from before specs named things, with host paths that name
      * no volume or image: what is wrong (GET shows it; starting and changing
      * the VM are refused), and the document as it was, which is what is
