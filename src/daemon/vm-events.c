@@ -97,14 +97,15 @@ static void on_block_io_error(VoVm *vm, const VoHvEvent *ev)
 {
     _cleanup_free_ char *name = vo_vm_name(vm);
     /* With the hypervisor's time of the error: how late vireod saw it. */
-    log_warn("vm %s: %s error on disk %s: %s%s (action: %s; at %lld.%06lld)", name,
+    log_warn("vm %s: %s error on disk %s: %s%s (action: %s; at %lld.%06lld%s)", name,
              ev->operation, ev->device ? ev->device : "?", ev->reason ? ev->reason : "I/O error",
              ev->nospace ? " (host out of space)" : "", ev->action,
-             (long long)(ev->timestamp_us / 1000000), (long long)(ev->timestamp_us % 1000000));
-    /* One that comes while the vCPUs are stopped already (another request
-     * failing in the same stop, read late) pauses nothing: a RESUME read
-     * before it would be undone. */
-    if (!strcmp(ev->action, "stop") && !vm->hv_stopped)
+             (long long)(ev->timestamp_us / 1000000), (long long)(ev->timestamp_us % 1000000),
+             ev->late ? ", before the last resume" : "");
+    /* One from before the last RESUME (QEMU held it back), or that comes
+     * while the vCPUs are stopped already (another request failing in the
+     * same stop), pauses nothing. */
+    if (!strcmp(ev->action, "stop") && !ev->late && !vm->hv_stopped)
         paused_by_io_error(vm, true);
 }
 

@@ -89,6 +89,9 @@ typedef struct {
     const char *operation; /* BLOCK_IO_ERROR: "read" or "write" */
     const char *action;    /* BLOCK_IO_ERROR: "stop", "report" or "ignore" */
     bool nospace;          /* BLOCK_IO_ERROR: the host ran out of space */
+    bool late;             /* BLOCK_IO_ERROR: held back by the hypervisor (QEMU
+                            * throttles them) until after a later RESUME: about a
+                            * stop that is over */
     const char *id;        /* DEVICE_DELETED: device id; JOB_STATUS: job id */
     const char *status;    /* JOB_STATUS: the job's new status */
 } VoHvEvent;

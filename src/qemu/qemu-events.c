@@ -30,6 +30,8 @@ static int parse_stop(VoQemuEventState *st, json_t *data, VoHvEvent *ev)
 static int parse_resume(VoQemuEventState *st, json_t *data, VoHvEvent *ev)
 {
     st->io_error_stop = false;
+    if (ev->timestamp_us > st->last_resume_us)
+        st->last_resume_us = ev->timestamp_us;
     return 0;
 }
 
@@ -47,7 +49,8 @@ static int parse_block_io_error(VoQemuEventState *st, json_t *data, VoHvEvent *e
     ev->reason = str(data, "reason");
     if (!ev->operation || !ev->action)
         return -EBADMSG;
-    if (!strcmp(ev->action, "stop"))
+    ev->late = ev->timestamp_us > 0 && ev->timestamp_us < st->last_resume_us;
+    if (!strcmp(ev->action, "stop") && !ev->late)
         st->io_error_stop = true;
     return 0;
 }

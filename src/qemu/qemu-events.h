@@ -13,9 +13,13 @@
 
 /* What the parser remembers between events of one VM: a BLOCK_IO_ERROR
  * whose action is "stop" makes the STOP that follows (QEMU sends it just
- * after) a STOP for an I/O error; a RESUME forgets it. */
+ * after) a STOP for an I/O error; a RESUME forgets it. QEMU throttles
+ * BLOCK_IO_ERROR (with QEMU 10, a second one within a second goes out a
+ * second later, with its own timestamp), so one may arrive after a later
+ * RESUME: its timestamp, older than the RESUME's, marks it late. */
 typedef struct {
     bool io_error_stop;
+    int64_t last_resume_us; /* timestamp of the last RESUME, 0: none */
 } VoQemuEventState;
 
 /* Turns one QMP event message ({"event","data","timestamp"}) into *ret

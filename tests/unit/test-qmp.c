@@ -710,6 +710,32 @@ static void test_event_parse_table(void **state)
     assert_int_equal(ev.type, VO_HV_EVENT_STOP);
     assert_null(ev.reason);
     json_decref(m);
+    /* QEMU holds back a second BLOCK_IO_ERROR of the same second and sends
+     * it after the RESUME that came meanwhile, with its own timestamp: late,
+     * and the STOP after it is no I/O-error stop. */
+    m = json_pack("{s:s, s:{s:I, s:I}}", "event", "RESUME", "timestamp", "seconds",
+                  (json_int_t)1700000002, "microseconds", (json_int_t)0);
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    json_decref(m);
+    m = json_pack("{s:s, s:{s:I, s:I}, s:{s:s, s:s, s:s}}", "event", "BLOCK_IO_ERROR",
+                  "timestamp", "seconds", (json_int_t)1700000001, "microseconds",
+                  (json_int_t)999999, "data", "device", "vda", "operation", "write", "action",
+                  "stop");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_true(ev.late);
+    json_decref(m);
+    m = json_pack("{s:s}", "event", "STOP");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_null(ev.reason);
+    json_decref(m);
+    /* One after the RESUME is not late. */
+    m = json_pack("{s:s, s:{s:I, s:I}, s:{s:s, s:s, s:s}}", "event", "BLOCK_IO_ERROR",
+                  "timestamp", "seconds", (json_int_t)1700000002, "microseconds",
+                  (json_int_t)1, "data", "device", "vda", "operation", "write", "action",
+                  "stop");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_false(ev.late);
+    json_decref(m);
     m = json_pack("{s:s, s:{}}", "event", "JOB_STATUS_CHANGE", "data");
     assert_int_equal(vo_qemu_event_parse(&st, m, &ev), -EBADMSG);
     json_decref(m);
