@@ -27,6 +27,7 @@
 
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "hypervisor/driver.h"
 #include "qemu/qemu-backup.h"
@@ -106,12 +107,16 @@ static VoHvInstance *instance_new(const char *run_dir)
 }
 
 /* Sends a QMP-style event on the VM's own event source (one write of a
- * short line: atomic on a FIFO). */
+ * short line: atomic on a FIFO), with the time it happened, as QEMU does. */
 static void emit(VoHvInstance *vm, const char *line)
 {
     if (vm->events_fd < 0)
         return;
-    _cleanup_free_ char *framed = vo_asprintf("%s\n", line);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    _cleanup_free_ char *framed =
+        vo_asprintf("{\"timestamp\":{\"seconds\":%lld,\"microseconds\":%ld},%s\n",
+                    (long long)ts.tv_sec, ts.tv_nsec / 1000, line + 1);
     if (write(vm->events_fd, framed, strlen(framed)) < 0)
         log_warn("fake driver: cannot emit an event: %s", strerror(errno));
 }
