@@ -19,6 +19,8 @@
 #include "util/spawn.h"
 #include "util/util.h"
 
+static json_t *base_load_rev(VoDaemon *d, const char *vm_id, int64_t *ret_rev);
+
 pthread_mutex_t vo_backups_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static char *host_dir(VoDaemon *d, const char *pool_path, const char *prefix, const char *id)
@@ -259,9 +261,13 @@ int backup_delete_locked(VoDaemon *d, const char *pool_path, const char *id, VoT
     if (r >= 0) {
         /* A VM whose next incremental backup would build on it starts over. */
         const char *vm_id = json_string_value(json_object_get(record, "vm_id"));
-        json_t *base = vm_id ? backup_base_load(d, vm_id) : NULL;
-        if (base && !strcmp(json_string_value(json_object_get(base, "backup")) ?: "", id))
-            vo_backups_forget_base(d, vm_id);
+        int64_t base_rev = 0;
+        json_t *base = vm_id ? base_load_rev(d, vm_id, &base_rev) : NULL;
+        if (base && !strcmp(json_string_value(json_object_get(base, "backup")) ?: "", id)) {
+            /* At the revision read: a backup that moved the base on meanwhile keeps it. */
+            _cleanup_free_ char *key = vo_asprintf("backup-base/%s", vm_id);
+            (void)vo_store_delete(d->store, key, base_rev);
+        }
         json_decref(base);
     }
     json_decref(record);
@@ -270,19 +276,26 @@ int backup_delete_locked(VoDaemon *d, const char *pool_path, const char *id, VoT
 
 /* ---- the base of a VM's next incremental backup ----------------------------- */
 
-json_t *backup_base_load(VoDaemon *d, const char *vm_id)
+static json_t *base_load_rev(VoDaemon *d, const char *vm_id, int64_t *ret_rev)
 {
     _cleanup_free_ char *key = vo_asprintf("backup-base/%s", vm_id);
     _cleanup_free_ char *text = NULL;
-    if (vo_store_get(d->store, key, &text, NULL) < 0)
+    if (vo_store_get(d->store, key, &text, ret_rev) < 0)
         return NULL;
     return json_loads(text, 0, NULL);
+}
+
+json_t *backup_base_load(VoDaemon *d, const char *vm_id)
+{
+    return base_load_rev(d, vm_id, NULL);
 }
 
 void backup_base_save(VoDaemon *d, const char *vm_id, json_t *base)
 {
     _cleanup_free_ char *key = vo_asprintf("backup-base/%s", vm_id);
     _cleanup_free_ char *text = json_dumps(base, JSON_COMPACT | JSON_SORT_KEYS);
+    /* VO_REV_ANY: only the VM's backup task (holding its job lock) saves its
+     * base, and the newest backup is the base whatever was there before. */
     int r = vo_store_put(d->store, key, text, VO_REV_ANY, NULL);
     if (r < 0)
         log_error("backups: cannot save %s: %s", key, strerror(-r));
@@ -291,6 +304,8 @@ void backup_base_save(VoDaemon *d, const char *vm_id, json_t *base)
 void vo_backups_forget_base(VoDaemon *d, const char *vm_id)
 {
     _cleanup_free_ char *key = vo_asprintf("backup-base/%s", vm_id);
+    /* VO_REV_ANY: the VM's disks changed under the base (revert, restore,
+     * delete), so no base is valid any more, whichever revision it has. */
     (void)vo_store_delete(d->store, key, VO_REV_ANY);
 }
 

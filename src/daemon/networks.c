@@ -41,6 +41,7 @@ struct VoNetwork {
     bool hup_pending;      /* hosts changed while it was starting */
     int64_t restart_times[DNSMASQ_RESTARTS_PER_MINUTE];
     unsigned n_restarts;
+    int64_t rev; /* of its document (written once, at create) */
 };
 
 static void network_free(VoNetwork *n)
@@ -68,13 +69,13 @@ bool vo_network_exists(VoDaemon *d, const char *name)
     return found;
 }
 
-static int save_network(VoDaemon *d, const VoNetSpec *s, int64_t expected)
+static int save_network(VoDaemon *d, const VoNetSpec *s, int64_t expected, int64_t *ret_rev)
 {
     json_t *doc = vo_net_spec_to_json(s);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = vo_asprintf("networks/%s", s->name);
-    return vo_store_put(d->store, key, text, expected, NULL);
+    return vo_store_put(d->store, key, text, expected, ret_rev);
 }
 
 /* ---- dnsmasq ------------------------------------------------------------- */
@@ -389,7 +390,9 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
         return 0;
     }
     json_decref(doc);
-    registry_add(d, network_new(d, spec));
+    VoNetwork *n = network_new(d, spec);
+    n->rev = rev;
+    registry_add(d, n);
     return 0;
 }
 
@@ -427,7 +430,7 @@ int vo_networks_load(VoDaemon *d)
     _cleanup_free_ char *made = NULL;
     bool was_made = vo_store_get(d->store, "settings/default-network", &made, NULL) >= 0;
     if (!was_made && (have_default || create_default(d) >= 0))
-        (void)vo_store_put(d->store, "settings/default-network", "{\"made\":true}", VO_REV_ANY,
+        (void)vo_store_put(d->store, "settings/default-network", "{\"made\":true}", VO_REV_NEW,
                            NULL);
     vo_networks_refresh_hosts(d);
     return 0;
@@ -537,11 +540,13 @@ int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
         r = vo_net_spec_check_conflicts(spec, others, d->n_networks, ret_error);
         free(others);
     }
+    int64_t rev = 0;
     if (r >= 0)
-        r = save_network(d, spec, VO_REV_NEW);
+        r = save_network(d, spec, VO_REV_NEW, &rev);
     VoNetwork *n = NULL;
     if (r >= 0) {
         n = network_new(d, spec);
+        n->rev = rev;
         n->creating = true;
         registry_add(d, n);
     }
@@ -563,7 +568,7 @@ int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
         (void)apply(n, false, &ignored);
         (void)vo_rm_rf(n->dir);
         _cleanup_free_ char *key = vo_asprintf("networks/%s", n->spec->name);
-        (void)vo_store_delete(d->store, key, VO_REV_ANY);
+        (void)vo_store_delete(d->store, key, n->rev);
         pthread_mutex_lock(&d->networks_lock);
         for (size_t i = 0; i < d->n_networks; i++)
             if (d->networks[i] == n)
@@ -704,7 +709,7 @@ int vo_network_delete(VoDaemon *d, const char *name, char **ret_error)
         return keep_after_failed_teardown(d, n, r, error, ret_error);
     (void)vo_rm_rf(n->dir);
     _cleanup_free_ char *key = vo_asprintf("networks/%s", name);
-    (void)vo_store_delete(d->store, key, VO_REV_ANY);
+    (void)vo_store_delete(d->store, key, n->rev);
     log_info("network %s: deleted", name);
     pthread_mutex_lock(&d->networks_lock);
     for (size_t i = 0; i < d->n_networks; i++)

@@ -24,24 +24,32 @@ static char *snap_key(const char *vm_id, const char *name)
     return vo_asprintf("snapshots/%s/%s", vm_id, name);
 }
 
-static json_t *load_doc(VoDaemon *d, const char *key)
+/* ret_rev (may be NULL): the document's revision, VO_REV_NEW when missing. */
+static json_t *load_doc(VoDaemon *d, const char *key, int64_t *ret_rev)
 {
     _cleanup_free_ char *text = NULL;
-    if (vo_store_get(d->store, key, &text, NULL) < 0)
+    int64_t rev = VO_REV_NEW;
+    if (ret_rev)
+        *ret_rev = VO_REV_NEW;
+    if (vo_store_get(d->store, key, &text, &rev) < 0)
         return NULL;
+    if (ret_rev)
+        *ret_rev = rev;
     return json_loads(text, 0, NULL);
 }
 
-static int save_doc(VoDaemon *d, const char *key, json_t *doc)
+/* expected_rev: VO_REV_NEW or the revision last read (writers of a VM's
+ * snapshot documents hold its job lock, so a mismatch is a bug, not a race). */
+static int save_doc(VoDaemon *d, const char *key, json_t *doc, int64_t expected_rev)
 {
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    return vo_store_put(d->store, key, text, VO_REV_ANY, NULL);
+    return vo_store_put(d->store, key, text, expected_rev, NULL);
 }
 
 static char *current_of(VoDaemon *d, const char *vm_id)
 {
     _cleanup_free_ char *key = vo_asprintf("snapshot-current/%s", vm_id);
-    json_t *doc = load_doc(d, key);
+    json_t *doc = load_doc(d, key, NULL);
     char *name = vo_strdup(json_string_value(json_object_get(doc, "name")));
     json_decref(doc);
     return name;
@@ -50,33 +58,50 @@ static char *current_of(VoDaemon *d, const char *vm_id)
 static void set_current(VoDaemon *d, const char *vm_id, const char *name)
 {
     _cleanup_free_ char *key = vo_asprintf("snapshot-current/%s", vm_id);
+    int64_t rev = VO_REV_NEW;
+    json_decref(load_doc(d, key, &rev));
     if (!name) {
-        (void)vo_store_delete(d->store, key, VO_REV_ANY);
+        if (rev != VO_REV_NEW)
+            (void)vo_store_delete(d->store, key, rev);
         return;
     }
     json_t *doc = json_pack("{s:s}", "name", name);
-    (void)save_doc(d, key, doc);
+    (void)save_doc(d, key, doc, rev);
     json_decref(doc);
 }
 
 typedef struct {
-    json_t *all; /* array of documents */
+    json_t *all;  /* array of documents */
+    json_t *revs; /* their revisions, in the same order */
 } SnapList;
 
 static int collect(const char *key, const char *value, int64_t rev, void *userdata)
 {
+    SnapList *l = userdata;
     json_t *doc = json_loads(value, 0, NULL);
-    if (doc)
-        json_array_append_new(userdata, doc);
+    if (doc) {
+        json_array_append_new(l->all, doc);
+        json_array_append_new(l->revs, json_integer(rev));
+    }
     return 0;
 }
 
-static json_t *all_of(VoDaemon *d, const char *vm_id)
+/* ret_revs (may be NULL): each document's revision. */
+static json_t *all_of(VoDaemon *d, const char *vm_id, json_t **ret_revs)
 {
-    json_t *arr = json_array();
+    SnapList l = { json_array(), json_array() };
     _cleanup_free_ char *prefix = vo_asprintf("snapshots/%s/", vm_id);
-    (void)vo_store_list(d->store, prefix, collect, arr);
-    return arr;
+    (void)vo_store_list(d->store, prefix, collect, &l);
+    if (ret_revs)
+        *ret_revs = l.revs;
+    else
+        json_decref(l.revs);
+    return l.all;
+}
+
+static int64_t rev_at(json_t *revs, size_t i)
+{
+    return json_integer_value(json_array_get(revs, i));
 }
 
 static char *vm_id_of(VoVm *vm)
@@ -91,7 +116,7 @@ json_t *vo_snapshots_list_json(VoDaemon *d, VoVm *vm)
 {
     _cleanup_free_ char *id = vm_id_of(vm);
     _cleanup_free_ char *current = current_of(d, id);
-    json_t *all = all_of(d, id);
+    json_t *all = all_of(d, id, NULL);
     size_t i;
     json_t *s;
     json_array_foreach(all, i, s) {
@@ -131,14 +156,16 @@ int vo_snapshot_get_json(VoDaemon *d, VoVm *vm, const char *name, json_t **ret,
 
 void vo_snapshots_forget(VoDaemon *d, const char *vm_id)
 {
-    json_t *all = all_of(d, vm_id);
+    json_t *revs = NULL;
+    json_t *all = all_of(d, vm_id, &revs);
     size_t i;
     json_t *s;
     json_array_foreach(all, i, s) {
         _cleanup_free_ char *key = snap_key(vm_id, json_string_value(json_object_get(s, "name")));
-        (void)vo_store_delete(d->store, key, VO_REV_ANY);
+        (void)vo_store_delete(d->store, key, rev_at(revs, i));
     }
     json_decref(all);
+    json_decref(revs);
     set_current(d, vm_id, NULL);
 }
 
@@ -321,7 +348,7 @@ static int task_create(VoTask *t, void *userdata)
     int r = 0;
     VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
     _cleanup_free_ char *key = snap_key(spec->id, op->name);
-    json_t *existing = r < 0 ? NULL : load_doc(d, key);
+    json_t *existing = r < 0 ? NULL : load_doc(d, key, NULL);
     if (r < 0) {
         /* error says which volume or image */
     } else if (existing) { /* another create of the same name got here first */
@@ -356,7 +383,7 @@ static int task_create(VoTask *t, void *userdata)
         _cleanup_free_ char *hardware = active ? hardware_of(spec, false) : NULL;
         if (hardware)
             json_object_set_new(doc, "hardware", json_string(hardware));
-        r = save_doc(d, key, doc);
+        r = save_doc(d, key, doc, VO_REV_NEW);
         json_decref(doc);
         if (r >= 0)
             set_current(d, spec->id, op->name);
@@ -381,7 +408,7 @@ static int task_revert(VoTask *t, void *userdata)
     int r = 0;
     VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
     key = snap_key(spec->id, op->name);
-    json_t *doc = load_doc(d, key);
+    json_t *doc = load_doc(d, key, NULL);
     bool memory = json_is_true(json_object_get(doc, "memory"));
     if (r < 0) {
         /* error says which volume or image */
@@ -435,7 +462,8 @@ static int task_delete(VoTask *t, void *userdata)
     int r = 0;
     VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
     _cleanup_free_ char *key = snap_key(spec->id, op->name);
-    json_t *doc = load_doc(d, key);
+    int64_t rev = VO_REV_NEW;
+    json_t *doc = load_doc(d, key, &rev);
     _cleanup_free_ char *parent = vo_strdup(json_string_value(json_object_get(doc, "parent")));
     if (r >= 0 && !doc) {
         r = -ENOENT;
@@ -448,7 +476,8 @@ static int task_delete(VoTask *t, void *userdata)
         r = offline(spec, "-d", op->name, &error);
     if (r >= 0) {
         /* Its children now hang off its parent; the tree stays whole. */
-        json_t *all = all_of(d, spec->id);
+        json_t *revs = NULL;
+        json_t *all = all_of(d, spec->id, &revs);
         size_t i;
         json_t *s;
         json_array_foreach(all, i, s) {
@@ -456,11 +485,12 @@ static int task_delete(VoTask *t, void *userdata)
             if (p && !strcmp(p, op->name)) {
                 json_object_set_new(s, "parent", parent ? json_string(parent) : json_null());
                 _cleanup_free_ char *child = snap_key(spec->id, json_string_value(json_object_get(s, "name")));
-                (void)save_doc(d, child, s);
+                (void)save_doc(d, child, s, rev_at(revs, i));
             }
         }
         json_decref(all);
-        (void)vo_store_delete(d->store, key, VO_REV_ANY);
+        json_decref(revs);
+        (void)vo_store_delete(d->store, key, rev);
         _cleanup_free_ char *current = current_of(d, spec->id);
         if (current && !strcmp(current, op->name))
             set_current(d, spec->id, parent);
@@ -519,7 +549,7 @@ int vo_snapshot_create(VoDaemon *d, VoVm *vm, const char *name, bool memory,
     }
     _cleanup_free_ char *id = vm_id_of(vm);
     _cleanup_free_ char *key = snap_key(id, name);
-    json_t *existing = load_doc(d, key);
+    json_t *existing = load_doc(d, key, NULL);
     if (existing) {
         json_decref(existing);
         *ret_error = vo_asprintf("snapshot '%s' already exists", name);
@@ -536,7 +566,7 @@ static int exists_or_fail(VoDaemon *d, VoVm *vm, const char *name, char **ret_er
 {
     _cleanup_free_ char *id = vm_id_of(vm);
     _cleanup_free_ char *key = snap_key(id, name);
-    json_t *doc = load_doc(d, key);
+    json_t *doc = load_doc(d, key, NULL);
     if (!doc) {
         *ret_error = vo_asprintf("snapshot '%s' does not exist", name);
         return -ENOENT;
@@ -559,7 +589,7 @@ int vo_snapshot_revert(VoDaemon *d, VoVm *vm, const char *name, bool force, json
     }
     _cleanup_free_ char *id = vm_id_of(vm);
     _cleanup_free_ char *key = snap_key(id, name);
-    json_t *doc = load_doc(d, key);
+    json_t *doc = load_doc(d, key, NULL);
     bool memory = json_is_true(json_object_get(doc, "memory"));
     if (memory && active) {
         pthread_mutex_lock(&vm->lock);

@@ -25,6 +25,7 @@
 struct VoPool {
     char *name, *type, *path;
     int64_t created_at;
+    int64_t rev; /* of its document; 0 until saved */
 };
 
 struct VoVolume {
@@ -36,6 +37,7 @@ struct VoVolume {
     unsigned attaching; /* disk adds between their check and their commit */
     bool ready;    /* created; false while its create task runs */
     int64_t created_at;
+    int64_t rev;   /* of its document; 0 until saved */
 };
 
 /* ---- registry ------------------------------------------------------------ */
@@ -124,17 +126,19 @@ int vo_image_users(VoDaemon *d, const char *image)
     return n;
 }
 
-static int save_pool(VoDaemon *d, const VoPool *p, int64_t expected)
+/* Caller holds storage_lock (all writers of pools/ and volumes/ do, so the
+ * revisions below are the documents' current ones). */
+static int save_pool(VoDaemon *d, VoPool *p, int64_t expected)
 {
     json_t *doc = json_pack("{s:s, s:s, s:s, s:I}", "name", p->name, "type", p->type, "path",
                             p->path, "created_at", (json_int_t)p->created_at);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = vo_asprintf("pools/%s", p->name);
-    return vo_store_put(d->store, key, text, expected, NULL);
+    return vo_store_put(d->store, key, text, expected, &p->rev);
 }
 
-static int save_volume(VoDaemon *d, const VoVolume *v)
+static int save_volume(VoDaemon *d, VoVolume *v)
 {
     json_t *doc = json_pack("{s:s, s:s, s:s, s:b, s:I}", "pool", v->pool, "name", v->name,
                             "format", v->format, "shareable", v->shareable, "created_at",
@@ -146,13 +150,15 @@ static int save_volume(VoDaemon *d, const VoVolume *v)
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", v->pool, v->name);
-    return vo_store_put(d->store, key, text, VO_REV_ANY, NULL);
+    return vo_store_put(d->store, key, text, v->rev ? v->rev : VO_REV_NEW, &v->rev);
 }
 
 static int delete_volume_doc(VoDaemon *d, const VoVolume *v)
 {
+    if (!v->rev)
+        return 0; /* never saved */
     _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", v->pool, v->name);
-    int r = vo_store_delete(d->store, key, VO_REV_ANY);
+    int r = vo_store_delete(d->store, key, v->rev);
     return r == -ENOENT ? 0 : r;
 }
 
@@ -199,7 +205,7 @@ static int load_pool(const char *key, const char *value, int64_t rev, void *user
     }
     VoPool *p = vo_malloc0(sizeof(*p));
     *p = (VoPool){ .name = vo_strdup(name), .type = vo_strdup(type), .path = vo_strdup(path),
-                   .created_at = created };
+                   .created_at = created, .rev = rev };
     registry_add_pool(d, p);
     json_decref(doc);
     return 0;
@@ -223,7 +229,7 @@ static int load_volume(const char *key, const char *value, int64_t rev, void *us
     *v = (VoVolume){ .pool = vo_strdup(pool), .name = vo_strdup(name),
                      .format = vo_strdup(format), .backing = vo_strdup(backing),
                      .image = vo_strdup(image), .shareable = shareable, .ready = true,
-                     .created_at = created };
+                     .created_at = created, .rev = rev };
     registry_add_volume(d, v);
     json_decref(doc);
     return 0;
@@ -568,7 +574,7 @@ int vo_pool_delete(VoDaemon *d, const char *name, char **ret_error)
         r = -EBUSY;
     } else {
         _cleanup_free_ char *key = vo_asprintf("pools/%s", name);
-        r = vo_store_delete(d->store, key, VO_REV_ANY);
+        r = vo_store_delete(d->store, key, p->rev);
         if (r < 0 && r != -ENOENT)
             *ret_error = vo_asprintf("cannot delete pool '%s': %s", name, strerror(-r));
         else {

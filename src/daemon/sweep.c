@@ -28,12 +28,23 @@ int vo_intent_begin(VoDaemon *d, const char *id, const char *owner, const char *
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = vo_asprintf(INTENTS_PREFIX "%s", id);
-    return text ? vo_store_put(d->store, key, text, VO_REV_ANY, NULL) : -ENOMEM;
+    if (!text)
+        return -ENOMEM;
+    int r = vo_store_put(d->store, key, text, VO_REV_NEW, NULL);
+    if (r != -EEXIST)
+        return r;
+    /* Left by an earlier operation on the same object whose end could not
+     * delete it: the caller holds the object's claim now, so it is ours. */
+    int64_t rev = 0;
+    r = vo_store_get(d->store, key, NULL, &rev);
+    return r < 0 ? r : vo_store_put(d->store, key, text, rev, NULL);
 }
 
 void vo_intent_end(VoDaemon *d, const char *id)
 {
     _cleanup_free_ char *key = vo_asprintf(INTENTS_PREFIX "%s", id);
+    /* VO_REV_ANY: only the operation holding the object's claim writes its
+     * intent (begin above, this end), so whatever revision it has is ours. */
     int r = vo_store_delete(d->store, key, VO_REV_ANY);
     if (r < 0 && r != -ENOENT)
         log_warn("cannot remove intent %s: %s (the next start removes it)", key, strerror(-r));
@@ -44,6 +55,7 @@ void vo_intent_end(VoDaemon *d, const char *id)
 typedef struct {
     char **keys;
     char **values;
+    char **revs; /* decimal */
 } Docs;
 
 static int collect(const char *key, const char *value, int64_t rev, void *userdata)
@@ -51,6 +63,7 @@ static int collect(const char *key, const char *value, int64_t rev, void *userda
     Docs *docs = userdata;
     vo_strv_push(&docs->keys, vo_strdup(key));
     vo_strv_push(&docs->values, vo_strdup(value));
+    vo_strv_pushf(&docs->revs, "%lld", (long long)rev);
     return 0;
 }
 
@@ -88,10 +101,11 @@ static void sweep_intents(VoDaemon *d)
             }
         }
         json_decref(doc);
-        (void)vo_store_delete(d->store, docs.keys[i], VO_REV_ANY);
+        (void)vo_store_delete(d->store, docs.keys[i], strtoll(docs.revs[i], NULL, 10));
     }
     vo_strv_free(docs.keys);
     vo_strv_free(docs.values);
+    vo_strv_free(docs.revs);
 }
 
 /* Calls fn for each entry of dir but "." and "..", with its full path. */
@@ -196,6 +210,7 @@ static void sweep_pools(VoDaemon *d)
     }
     vo_strv_free(docs.keys);
     vo_strv_free(docs.values);
+    vo_strv_free(docs.revs);
     /* The default pool before its document was first saved. */
     _cleanup_free_ char *def = vo_asprintf("%s/pools/default", d->state_dir);
     sweep_pool(def, host);

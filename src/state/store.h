@@ -1,35 +1,144 @@
 /* store.h: the document store: JSON documents keyed by path ("vms/<id>"),
- * each with a revision; writes are compare-and-swap. SQLite (WAL) backend.
- * All functions are thread-safe (one connection behind a mutex). */
+ * with what etcd offers, behind one interface (an ops table) so the backend
+ * can change: SQLite on one host (store-sqlite.c), etcd in a cluster.
+ *
+ * Revisions. The store has one revision counter: every successful write (a
+ * put, a delete, or a whole transaction) raises it by one and never reuses a
+ * value, also across restarts and deletes. A document carries the revision of
+ * its last change (mod_rev); a deleted and re-created key gets a new one, so
+ * a stale writer never wins (no ABA).
+ *
+ * Conditions. Every write states what it expects of each key it writes:
+ *   VO_REV_NEW: the key must not exist (create),
+ *   > 0       : its mod_rev must equal this,
+ *   VO_REV_ANY: no condition; only where a comment at the call says why.
+ *
+ * Changes. Every write is kept in a change log, in revision order, so a
+ * watcher can read every change after a revision, none lost and none twice.
+ * The log is compacted (old entries dropped); a watch from a revision older
+ * than the compaction fails with VO_STORE_ECOMPACTED.
+ *
+ * Leases. A key put with a lease disappears (a delete in the change log)
+ * when the lease expires: its owner stopped renewing it within its TTL.
+ *
+ * All functions are thread-safe. Errors are negative errnos. */
 #pragma once
 
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct VoStore VoStore;
+typedef struct VoStoreWatch VoStoreWatch;
 
-/* Revision conventions for vo_store_put / vo_store_delete:
- *   expected_rev == VO_REV_NEW: the key must not exist (create),
- *   expected_rev == VO_REV_ANY: unconditional write,
- *   expected_rev  > 0         : the stored revision must equal it, else -ESTALE. */
 #define VO_REV_NEW 0
 #define VO_REV_ANY (-1)
 
+/* A watch asked for a revision the change log no longer holds. */
+#define VO_STORE_ECOMPACTED (-ERANGE)
+
+typedef enum { VO_STORE_PUT, VO_STORE_DELETE } VoStoreOpKind;
+
+/* One condition of a transaction: the key's state must match expected_rev
+ * (the conventions above; VO_REV_ANY is not allowed here). */
+typedef struct {
+    const char *key;
+    int64_t expected_rev;
+} VoStoreCompare;
+
+/* One write of a transaction. lease: 0, or a lease the key is bound to. */
+typedef struct {
+    VoStoreOpKind kind;
+    const char *key;
+    const char *value; /* PUT only */
+    int64_t lease;
+} VoStoreOp;
+
+/* One committed change, as a watch reports it. value is NULL for a delete;
+ * prev_value is the value before (NULL when the key was new). */
+typedef struct {
+    int64_t rev;
+    VoStoreOpKind kind;
+    char *key;
+    char *value;
+    char *prev_value;
+} VoStoreEvent;
+
+void vo_store_events_free(VoStoreEvent *events, size_t n);
+
+typedef int (*VoStoreListFn)(const char *key, const char *value, int64_t rev, void *userdata);
+
+/* What a backend implements. struct VoStore comes first in each backend's
+ * own struct. */
+typedef struct {
+    const char *name; /* "sqlite", "etcd" */
+    void (*close)(VoStore *s);
+    int (*get)(VoStore *s, const char *key, char **ret_value, int64_t *ret_rev);
+    /* Walks keys with prefix in key order, all as of one revision (returned
+     * in *ret_rev, may be NULL). A non-zero return from fn stops the walk
+     * and is returned. */
+    int (*list)(VoStore *s, const char *prefix, VoStoreListFn fn, void *userdata,
+                int64_t *ret_rev);
+    /* All compares hold, then every op is applied at one new revision; or
+     * nothing changes. Returns 0 and the new revision; -EEXIST (a VO_REV_NEW
+     * compare found the key), -ENOENT (a compare on a revision found no key)
+     * or -ESTALE (a revision differed), with the compare's index in
+     * *ret_failed (may be NULL). A key appears in ops at most once. */
+    int (*txn)(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps, const VoStoreOp *ops,
+               size_t n_ops, int64_t *ret_rev, size_t *ret_failed);
+    int (*revision)(VoStore *s, int64_t *ret_rev);
+    /* Every change to keys with prefix after after_rev, in order. */
+    int (*watch_open)(VoStore *s, const char *prefix, int64_t after_rev, VoStoreWatch **ret);
+    /* Waits up to timeout_ms for changes; returns 0 with *ret_n >= 0 (0:
+     * timed out or woken), VO_STORE_ECOMPACTED when changes were lost to a
+     * compaction, -ECANCELED once the store is closing. */
+    int (*watch_next)(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_events, size_t *ret_n);
+    /* Makes a watch_next blocked in another thread return now. */
+    void (*watch_wake)(VoStoreWatch *w);
+    void (*watch_close)(VoStoreWatch *w);
+    int (*lease_grant)(VoStore *s, int ttl_ms, int64_t *ret_lease);
+    int (*lease_keepalive)(VoStore *s, int64_t lease); /* -ENOENT: expired or unknown */
+    int (*lease_revoke)(VoStore *s, int64_t lease);    /* deletes its keys now */
+    /* Drops the change log up to and including rev. */
+    int (*compact)(VoStore *s, int64_t rev);
+} VoStoreOps;
+
+struct VoStore {
+    const VoStoreOps *ops;
+};
+
+/* The SQLite backend: one file, a change log kept for the newest
+ * VO_STORE_SQLITE_KEEP_CHANGES changes (compacted as it grows), lease timers
+ * in a thread of its own. */
+#define VO_STORE_SQLITE_KEEP_CHANGES 10000
 int vo_store_open(const char *db_path, VoStore **ret);
 VoStore *vo_store_close(VoStore *s);
 
 /* Returns 0, -ENOENT when missing. *ret_value is malloc'd JSON text. */
-int vo_store_get(VoStore *s, const char *key, char **ret_value, int64_t *ret_rev);
+static inline int vo_store_get(VoStore *s, const char *key, char **ret_value, int64_t *ret_rev)
+{
+    return s->ops->get(s, key, ret_value, ret_rev);
+}
 
-/* Returns 0 and the new revision (revisions start at 1 and grow by one per write),
- * -EEXIST when VO_REV_NEW and the key exists, -ESTALE on a revision mismatch,
- * -ENOENT when expected_rev > 0 and the key is missing. */
+/* One-key transactions. put returns 0 and the new revision; -EEXIST when
+ * VO_REV_NEW and the key exists, -ESTALE on a revision mismatch, -ENOENT when
+ * expected_rev > 0 and the key is missing. delete returns 0, -ENOENT, or
+ * -ESTALE (VO_REV_ANY skips the check). */
 int vo_store_put(VoStore *s, const char *key, const char *value, int64_t expected_rev,
                  int64_t *ret_rev);
-
-/* Returns 0, -ENOENT, or -ESTALE on revision mismatch (VO_REV_ANY skips the check). */
+int vo_store_put_lease(VoStore *s, const char *key, const char *value, int64_t expected_rev,
+                       int64_t lease, int64_t *ret_rev);
 int vo_store_delete(VoStore *s, const char *key, int64_t expected_rev);
 
-/* Calls fn for each key starting with prefix, in key order. A non-zero return
- * from fn stops the walk and is returned. */
-typedef int (*VoStoreListFn)(const char *key, const char *value, int64_t rev, void *userdata);
-int vo_store_list(VoStore *s, const char *prefix, VoStoreListFn fn, void *userdata);
+static inline int vo_store_list(VoStore *s, const char *prefix, VoStoreListFn fn, void *userdata)
+{
+    return s->ops->list(s, prefix, fn, userdata, NULL);
+}
+
+static inline int vo_store_txn(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps,
+                               const VoStoreOp *ops, size_t n_ops, int64_t *ret_rev,
+                               size_t *ret_failed)
+{
+    return s->ops->txn(s, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
+}
