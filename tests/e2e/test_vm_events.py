@@ -12,6 +12,7 @@ import re
 import socket
 import time
 
+from test_events import history
 from vireo_harness import BOOT_MARKER, wait_until
 
 MiB = 1 << 20
@@ -49,6 +50,11 @@ def test_io_error_pause_shows_and_resume_clears_it(fake_daemon):
     wait_for(d, "ev", "paused", "io-error")
     assert "paused (io-error)" in d.cli("vm", "show", "ev").stdout
     assert "write error on disk disk0" in d.log()
+    # A change of the VM's document: in the event stream.
+    vm_id = d.vm("ev")["id"]
+    statuses = [data["object"]["status"] for _, _, data in history(d, "kind=vm")
+                if data["id"] == vm_id and data.get("object")]
+    assert {"state": "paused", "state_reason": "io-error"}.items() <= statuses[-1].items()
 
     # Still paused with its reason after a vireod restart.
     d.stop()
@@ -129,6 +135,10 @@ def test_resets_are_counted_in_the_document(fake_daemon):
     vm = wait_until(lambda: d.vm("rs") if d.vm("rs").get("resets") == 2 else None, 10,
                     what="the guest's reset")
     assert vm["state"] == "running" and vm["last_reset_at"]
+    # Each reset is a change of the VM's document: in the event stream.
+    resets = [data["object"]["status"].get("resets") for _, _, data in history(d, "kind=vm")
+              if data["id"] == vm["id"] and data.get("object")]
+    assert resets[-2:] == [1, 2], resets
     assert "resets:" in d.cli("vm", "show", "rs").stdout
 
     # Kept across a vireod restart, cleared by the next start.
