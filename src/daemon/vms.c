@@ -1099,7 +1099,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         return -EINVAL;
     }
     VoImage *img = NULL;
-    int r = vo_image_load(d->state_dir, args->image, &img);
+    int r = vo_image_get(d, args->image, &img, NULL);
     if (r < 0) {
         *ret_error = r == -ENOENT ? vo_asprintf("image '%s' does not exist (see: vireo image list)",
                                                 args->image)
