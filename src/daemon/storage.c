@@ -1206,14 +1206,15 @@ int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
 }
 
 int vo_volume_create_from_chain(VoDaemon *d, const char *pool, const char *name,
-                                char *const *layers, size_t n_layers, VoTask *task,
-                                char **ret_path, char **ret_error)
+                                char *const *layers, size_t n_layers, uint64_t rate,
+                                VoTask *task, char **ret_path, char **ret_error)
 {
     _cleanup_free_ char *path = NULL;
     int r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
     if (r < 0)
         return r;
-    r = vo_img_convert_chain(layers, n_layers, path, "qcow2", report_progress, task, ret_error);
+    r = vo_img_convert_chain(layers, n_layers, path, "qcow2", rate, report_progress, task,
+                             ret_error);
     int k = finish_volume(d, pool, name, path, r >= 0, NULL, NULL);
     if (r >= 0 && k < 0) {
         *ret_error = vo_asprintf("cannot save volume '%s/%s': %s", pool, name, strerror(-k));

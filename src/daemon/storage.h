@@ -67,10 +67,11 @@ int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
                                const char *base_image, bool full_clone, uint64_t size,
                                VoTask *task, char **ret_path, char **ret_error);
 /* A full copy (qcow2) of the qcow2 chain layers[0] (top) .. layers[n-1]
- * (base), each layer's backing pinned (vo_img_convert_chain). */
+ * (base), each layer's backing pinned (vo_img_convert_chain); rate: bytes/s
+ * the copy may use (0: no limit). */
 int vo_volume_create_from_chain(VoDaemon *d, const char *pool, const char *name,
-                                char *const *layers, size_t n_layers, VoTask *task,
-                                char **ret_path, char **ret_error);
+                                char *const *layers, size_t n_layers, uint64_t rate,
+                                VoTask *task, char **ret_path, char **ret_error);
 int vo_volume_create_empty(VoDaemon *d, const char *pool, const char *name, const char *format,
                            uint64_t size, VoTask *task, char **ret_path, char **ret_error);
 /* Deletes now (no task); refuses when it backs another volume. */
