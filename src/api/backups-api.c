@@ -18,12 +18,12 @@ void vo_api_backup_show(VoRequest *req, VoReply *rep)
     vo_reply_found(rep, r, backup, error);
 }
 
-/* "bwlimit_mib": absent or null (0: no limit), else a whole number of MiB/s
- * in 1..VO_BACKUP_BWLIMIT_MAX_MIB; false with rep filled (400) otherwise. */
+/* "bwlimit_mib": absent (0: no limit), else a whole number of MiB/s in
+ * 1..VO_BACKUP_BWLIMIT_MAX_MIB; false with rep filled (400) otherwise. */
 static bool bwlimit_arg(VoReply *rep, json_t *v, unsigned *ret)
 {
     *ret = 0;
-    if (!v || json_is_null(v))
+    if (!v)
         return true;
     json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
     if (n < 1 || n > VO_BACKUP_BWLIMIT_MAX_MIB) {
