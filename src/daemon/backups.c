@@ -98,10 +98,6 @@ static void create_op_free(void *p)
     free(op);
 }
 
-static void report_copy(int percent, void *userdata)
-{
-    vo_task_progress(userdata, 5 + percent * 85 / 100, "copying disks");
-}
 
 static json_t *disks_signature(const VoVmSpec *spec, const uint64_t *sizes)
 {
@@ -165,7 +161,14 @@ typedef struct {
     VoVmSpec *spec;
     VoHvInstance *hv; /* NULL: the VM is not running */
     const CreateOp *op;
+    char *copying;    /* the task's message while the disks are copied */
 } CreateCtx;
+
+static void report_copy(int percent, void *userdata)
+{
+    CreateCtx *c = userdata;
+    vo_task_progress(c->t, 5 + percent * 85 / 100, c->copying);
+}
 
 static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
 {
@@ -228,7 +231,10 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
     VoHvBackupPlan plan = { .disks = disks, .n_disks = spec->n_disks,
                             .incremental = parent != NULL, .bitmap = bitmap, .work_dir = run_dir,
                             .speed = (uint64_t)c->op->bwlimit_mib << 20,
-                            .progress = report_copy, .userdata = c->t };
+                            .progress = report_copy, .userdata = c };
+    c->copying = c->op->bwlimit_mib ? vo_asprintf("copying disks (at most %u MiB/s)",
+                                                  c->op->bwlimit_mib)
+                                    : vo_strdup("copying disks");
     VoHvBackupResult result = { 0 };
 
     /* Until it ends, the VM's base says a backup is under way: if vireod
@@ -317,6 +323,7 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
     free(result.reason);
     vo_strv_free(strings);
     free(disks);
+    free(TAKE_PTR(c->copying));
     return r;
 }
 
