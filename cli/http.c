@@ -18,6 +18,7 @@
 #define STALL_TIMEOUT_S 300L /* uploads and downloads: a while for vireod's fsync */
 #define PROGRESS_AFTER_MS 1000
 #define PROGRESS_EVERY_MS 100
+#define STALL_TIMEOUT_SSE_S 60L /* vireod's heartbeats come every 15 s */
 
 static CURL *curl_handle;
 
@@ -94,6 +95,9 @@ typedef struct {
     bool tty, drawn;
     int64_t start_ms, drawn_ms;
     char last_line[256];
+    VoSseParser *sse;      /* an event stream: 2xx bodies go here */
+    const char *last_event_id;
+    bool sse_stopped;      /* the event callback asked to stop */
 } Transfer;
 
 static volatile sig_atomic_t interrupted;
@@ -116,6 +120,15 @@ static size_t on_download(char *data, size_t size, size_t nmemb, void *userdata)
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
     if (status < 200 || status > 299)
         return on_data(data, size, nmemb, x->reply); /* an error document */
+    if (x->sse) {
+        int r = vo_sse_feed(x->sse, data, n);
+        if (r) {
+            x->sse_stopped = r > 0;
+            x->local_errno = r < 0 ? -r : 0;
+            return 0; /* ends the transfer */
+        }
+        return n;
+    }
     /* Runs of zeros become holes, so a sparse raw volume stays sparse. */
     if (all_zero(data, n)) {
         if (lseek(x->download_fd, (off_t)n, SEEK_CUR) < 0) {
@@ -167,6 +180,8 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
     if (!x->tty || now_ms - x->start_ms < PROGRESS_AFTER_MS)
         return 0;
     bool up = x->upload_fd >= 0;
+    if (x->sse)
+        return 0; /* no progress line for a stream */
     curl_off_t now = up ? ulnow : dlnow, total = up ? ultotal : dltotal;
     if (now < 0 || total < 0)
         return 0;
@@ -195,6 +210,28 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
     return 0;
 }
 
+/* Keeps the ETag of the answer (a revision, "42"). */
+static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
+{
+    HttpReply *r = userdata;
+    size_t n = size * nitems;
+    if (n > 5 && !strncasecmp(data, "ETag:", 5)) {
+        char value[64];
+        size_t len = n - 5 < sizeof(value) - 1 ? n - 5 : sizeof(value) - 1;
+        memcpy(value, data + 5, len);
+        value[len] = '\0';
+        char *p = value + strspn(value, " \t\"");
+        r->etag = strtoll(p, NULL, 10);
+    } else if (n > 22 && !strncasecmp(data, "Vireo-Oldest-Revision:", 22)) {
+        char value[32];
+        size_t len = n - 22 < sizeof(value) - 1 ? n - 22 : sizeof(value) - 1;
+        memcpy(value, data + 22, len);
+        value[len] = '\0';
+        r->oldest_rev = strtoll(value, NULL, 10);
+    }
+    return n;
+}
+
 static int perform(const char *method, const char *path, Transfer *x, HttpReply *ret)
 {
     *ret = (HttpReply){ 0 };
@@ -211,7 +248,13 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
     struct curl_slist *headers = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
 
-    headers = curl_slist_append(headers, "Accept: application/json");
+    headers = curl_slist_append(headers, x->sse ? "Accept: text/event-stream"
+                                                : "Accept: application/json");
+    _cleanup_free_ char *last_id = x->last_event_id && x->last_event_id[0]
+                                       ? vo_asprintf("Last-Event-ID: %s", x->last_event_id)
+                                       : NULL;
+    if (last_id)
+        headers = curl_slist_append(headers, last_id);
     headers = curl_slist_append(headers, "Expect:");
     if (x->upload_fd >= 0)
         headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
@@ -227,7 +270,9 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    if (x->download_fd >= 0) {
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, ret);
+    if (x->download_fd >= 0 || x->sse) {
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_download);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     } else {
@@ -237,7 +282,7 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
     if (x->label) {
         /* Any size: give up only when nothing moves for a while. */
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, x->sse ? STALL_TIMEOUT_SSE_S : STALL_TIMEOUT_S);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
@@ -290,6 +335,10 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
         http_reply_done(ret);
         if (x->label && interrupted)
             return -EINTR;
+        if (x->sse_stopped) { /* the event callback ended it: not a failure */
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
+            return 1;
+        }
         if (x->local_errno) {
             cli_error("cannot %s %s: %s", x->upload_fd >= 0 ? "read" : "write", x->file,
                       strerror(x->local_errno));
@@ -299,7 +348,9 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
             api_print_unreachable(os_errno ? (int)os_errno : ECONNREFUSED);
             return os_errno ? -(int)os_errno : -ECONNREFUSED;
         }
-        if (c == CURLE_OPERATION_TIMEDOUT && x->label)
+        if (c == CURLE_OPERATION_TIMEDOUT && x->sse)
+            cli_error("vireod's event stream stalled: nothing for %ld s", STALL_TIMEOUT_SSE_S);
+        else if (c == CURLE_OPERATION_TIMEDOUT && x->label)
             cli_error("%s stalled: nothing moved for %ld s", x->label, STALL_TIMEOUT_S);
         else if (c == CURLE_OPERATION_TIMEDOUT)
             cli_error("vireod at %s did not answer %s %s within %ld s", cli_globals.socket,
@@ -311,6 +362,18 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
     return 0;
+}
+
+int http_stream_events(const char *path, const char *last_event_id, VoSseEventFn fn,
+                       void *userdata, HttpReply *ret)
+{
+    VoSseParser *p = vo_sse_parser_new(fn, userdata);
+    /* label: no overall time limit, Ctrl-C stops it; on_progress draws nothing. */
+    Transfer x = { .upload_fd = -1, .download_fd = -1, .file = "the event stream",
+                   .label = "events", .sse = p, .last_event_id = last_event_id };
+    int r = perform("GET", path, &x, ret);
+    vo_sse_parser_free(p);
+    return r;
 }
 
 int http_request(const char *method, const char *path, const json_t *body, HttpReply *ret)

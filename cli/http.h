@@ -7,10 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/sse.h"
+
 typedef struct {
     long status;
     char *body; /* NUL-terminated for convenience; len excludes the NUL */
     size_t len;
+    int64_t etag; /* the ETag header's revision ("42"), 0 when none */
+    int64_t oldest_rev; /* a 410 from GET /v1/events: Vireo-Oldest-Revision, 0 when none */
 } HttpReply;
 
 void http_reply_done(HttpReply *r);
@@ -74,6 +78,16 @@ char *api_escape(const char *s);
 char *api_path(const char *collection, const char *id, const char *suffix);
 /* "/v1/pools/<pool>/volumes/<name><suffix>", escaped; suffix may be NULL. */
 char *api_volume_path(const char *pool, const char *name, const char *suffix);
+
+/* GET path as a Server-Sent Events stream (GET /v1/events...): with
+ * last_event_id (may be NULL) as Last-Event-ID; every event goes to fn (see
+ * util/sse.h) until fn returns non-zero (-> 1), the stream ends (-> 0), or
+ * Ctrl-C (-> -EINTR, nothing printed). A non-2xx answer is returned in *ret
+ * (status and body; no events) with 0. Other failures print why and return a
+ * negative errno. No overall time limit: vireod sends a heartbeat every 15 s,
+ * so a minute without a byte is a stall. */
+int http_stream_events(const char *path, const char *last_event_id, VoSseEventFn fn,
+                       void *userdata, HttpReply *ret);
 
 void http_global_init(void);
 void http_global_done(void);

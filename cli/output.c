@@ -148,3 +148,45 @@ char *jint_str(const json_t *obj, const char *key)
         return NULL;
     return vo_asprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
 }
+
+/* " key=value" for the details of an event line; nothing when value is NULL. */
+static void detail(char **line, const char *key, const char *value)
+{
+    if (!value)
+        return;
+    char *more = vo_asprintf("%s %s=%s", *line, key, value);
+    free(*line);
+    *line = more;
+}
+
+char *fmt_event_line(const json_t *event)
+{
+    json_t *rev = json_object_get(event, "rev");
+    char *line = vo_asprintf("%" JSON_INTEGER_FORMAT " %s %s %s",
+                             json_is_integer(rev) ? json_integer_value(rev) : (json_int_t)0,
+                             jstr(event, "kind") ? jstr(event, "kind") : "?",
+                             jstr(event, "action") ? jstr(event, "action") : "?",
+                             jstr(event, "id") ? jstr(event, "id") : "?");
+    const json_t *obj = json_object_get(event, "object");
+    const char *kind = jstr(event, "kind");
+    if (!json_is_object(obj) || !kind)
+        return line;
+    if (!strcmp(kind, "vm")) {
+        detail(&line, "name", jstr(json_object_get(obj, "spec"), "name"));
+        detail(&line, "state", jstr(json_object_get(obj, "status"), "state"));
+    } else if (!strcmp(kind, "operation")) {
+        detail(&line, "op", jstr(obj, "kind"));
+        detail(&line, "target", jstr(obj, "target"));
+        detail(&line, "state", jstr(obj, "state"));
+        _cleanup_free_ char *progress = jint_str(obj, "progress");
+        detail(&line, "progress", progress);
+    } else {
+        detail(&line, "name", jstr(obj, "name"));
+        detail(&line, "state", jstr(obj, "state"));
+    }
+    /* One line, whatever the names hold. */
+    for (char *c = line; *c; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = ' ';
+    return line;
+}

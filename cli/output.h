@@ -26,6 +26,11 @@ char *fmt_duration(int64_t seconds); /* "42s", "5m 3s", "2h 5m", "3d 4h" */
 char *fmt_mib(uint64_t mib);         /* "512 MiB", "2 GiB", "1.5 GiB" */
 char *fmt_bytes(uint64_t bytes);     /* "100 B", "4.0 KiB", "1.5 GiB" */
 
+/* One event of GET /v1/events (its data: rev, kind, id, action, object) as
+ * one line: "42 vm put ID name=web state=running" (an operation shows its
+ * kind, state and progress). */
+char *fmt_event_line(const json_t *event);
+
 /* JSON field access that tolerates missing or mistyped fields. */
 const char *jstr(const json_t *obj, const char *key); /* NULL unless a string */
 /* Formats an integer field; NULL when absent or not an integer. */

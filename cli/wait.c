@@ -1,8 +1,11 @@
-/* wait.c: waits for a task by polling GET /v1/tasks/ID, draws a one-line
+/* wait.c: waits for a task: reads it, then follows its changes on vireod's
+ * event stream (GET /v1/events, from the revision read), polling GET
+ * /v1/tasks/ID only when vireod has no events for it; draws a one-line
  * progress indicator on a terminal, and stops waiting (not the task) on Ctrl-C. */
 #include "wait.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -70,6 +73,125 @@ static void progress_clear(void)
     fflush(stderr);
 }
 
+/* What a wait shares between the event stream and the polling. */
+typedef struct {
+    const char *id;
+    json_t *current; /* the newest task document */
+    bool ended;
+    bool gone;       /* the operation's document was deleted */
+    bool tty, drawn;
+    int64_t start;
+    char last_line[512];
+} Waiting;
+
+static void waiting_update(Waiting *w, json_t *task)
+{
+    json_decref(w->current);
+    w->current = task;
+    w->ended = task_ended(task);
+    if (!w->ended && w->tty && vo_now_ms() - w->start >= PROGRESS_AFTER_MS)
+        w->drawn = progress_draw(task, w->last_line, sizeof(w->last_line)) || w->drawn;
+}
+
+/* An event of the operation: its document, as GET /v1/tasks/ID shows it. */
+static int on_task_event(const VoSseEvent *ev, void *userdata)
+{
+    Waiting *w = userdata;
+    if (!strcmp(ev->event, "error"))
+        return 2; /* the stream fell behind: read the task again */
+    json_t *data = json_loads(ev->data, 0, NULL);
+    if (!data)
+        return 0;
+    const char *action = jstr(data, "action");
+    json_t *object = json_object_get(data, "object");
+    if (action && !strcmp(action, "delete"))
+        w->gone = true;
+    else if (json_is_object(object))
+        waiting_update(w, json_incref(object));
+    json_decref(data);
+    return w->ended || w->gone ? 1 : 0;
+}
+
+/* Reads the task (with its revision), then follows its changes on the event
+ * stream from that revision: no change is missed between the two, and the
+ * waiting ends the moment vireod commits the last one. Returns 0 when the
+ * task ended (w->current), -ENOTSUP when this vireod has no event stream or
+ * keeps this task outside the store (poll instead), -EINTR on Ctrl-C, or
+ * another negative errno (printed). */
+static int follow_task_events(Waiting *w, const char *path)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        HttpReply reply;
+        int r = http_request("GET", path, NULL, &reply);
+        if (r < 0)
+            return r;
+        if (reply.status != 200) {
+            api_print_error(reply.status, reply.body, reply.len);
+            http_reply_done(&reply);
+            return -EIO;
+        }
+        json_t *task = json_loadb(reply.body, reply.len, 0, NULL);
+        int64_t rev = reply.etag;
+        http_reply_done(&reply);
+        if (!task) {
+            cli_error("vireod's answer to GET %s is not JSON", path);
+            return -EBADMSG;
+        }
+        waiting_update(w, task);
+        if (w->ended)
+            return 0;
+        if (rev <= 0)
+            return -ENOTSUP; /* not an operation document: no events to follow */
+
+        _cleanup_free_ char *id = api_escape(w->id);
+        _cleanup_free_ char *events = vo_asprintf("/v1/events?kind=operation&object=%s", id);
+        char last[32];
+        snprintf(last, sizeof(last), "%lld", (long long)rev);
+        w->gone = false;
+        r = http_stream_events(events, last, on_task_event, w, &reply);
+        if (r >= 0 && (reply.status < 200 || reply.status > 299)) {
+            bool compacted = reply.status == 410;
+            http_reply_done(&reply);
+            if (compacted)
+                continue; /* fell behind the change log: read it again */
+            /* 404: an older vireod without the route; 503: over the
+             * connection limits, say. Polling says what goes wrong. */
+            return -ENOTSUP;
+        }
+        http_reply_done(&reply);
+        if (r < 0)
+            return r;
+        if (w->ended)
+            return 0;
+        /* Deleted, fell behind (an error event), or the stream ended (vireod
+         * stopping): read the task again, which says what became of it. */
+        if (r == 0)
+            return -ENOTSUP;
+    }
+    return -ENOTSUP;
+}
+
+/* The old way, for a vireod without events: GET the task every 50 ms (100 ms
+ * after the first second). Returns 0 when it ended, -EINTR, or an errno. */
+static int poll_task(Waiting *w, const char *path)
+{
+    for (;;) {
+        int64_t elapsed = vo_now_ms() - w->start;
+        sleep_ms(elapsed < 1000 ? 50 : 100);
+        if (interrupted)
+            return -EINTR;
+        json_t *t = NULL;
+        int r = api_call("GET", path, NULL, &t);
+        if (r < 0)
+            return r;
+        waiting_update(w, t);
+        if (w->ended)
+            return 0;
+        if (interrupted)
+            return -EINTR;
+    }
+}
+
 int task_wait(const json_t *task, json_t **ret_final)
 {
     const char *id = jstr(task, "id");
@@ -86,12 +208,7 @@ int task_wait(const json_t *task, json_t **ret_final)
     _cleanup_free_ char *id_copy = vo_strdup(id);
     _cleanup_free_ char *what = vo_asprintf("%s %s", jstr(task, "kind") ? jstr(task, "kind") : "task",
                                            jstr(task, "target") ? jstr(task, "target") : "");
-    bool tty = isatty(STDERR_FILENO);
-    bool drawn = false;
-    int64_t start = vo_now_ms();
-    json_t *current = NULL;
-    char last_line[512] = "";
-    int r = 0;
+    Waiting w = { .id = id_copy, .tty = isatty(STDERR_FILENO), .start = vo_now_ms() };
 
     /* Ctrl-C ends the waiting, not the task (unless SIGINT is ignored anyway). */
     struct sigaction sa = { .sa_handler = on_sigint }, old;
@@ -101,40 +218,27 @@ int task_wait(const json_t *task, json_t **ret_final)
     if (old.sa_handler != SIG_IGN)
         sigaction(SIGINT, &sa, NULL);
 
-    for (;;) {
-        int64_t elapsed = vo_now_ms() - start;
-        sleep_ms(elapsed < 1000 ? 50 : 100);
-        if (interrupted)
-            break;
-        json_t *t = NULL;
-        r = api_call("GET", path, NULL, &t);
-        if (r < 0)
-            break;
-        json_decref(current);
-        current = t;
-        if (task_ended(current))
-            break;
-        if (interrupted)
-            break;
-        if (tty && vo_now_ms() - start >= PROGRESS_AFTER_MS)
-            drawn = progress_draw(current, last_line, sizeof(last_line)) || drawn;
-    }
+    int r = getenv("VIREO_WAIT_POLL") ? -ENOTSUP : follow_task_events(&w, path);
+    if (r == -EINTR)
+        interrupted = 1;
+    else if (r == -ENOTSUP)
+        r = poll_task(&w, path);
     sigaction(SIGINT, &old, NULL);
-    if (drawn)
+    if (w.drawn)
         progress_clear();
 
-    if (interrupted) {
-        json_decref(current);
+    if (interrupted || r == -EINTR) {
+        json_decref(w.current);
         cli_error("stopped waiting; task %s (%s) keeps running: see 'vireo task show %s'", id_copy,
                   what, id_copy);
         return -EINTR;
     }
     if (r < 0) {
-        json_decref(current);
+        json_decref(w.current);
         cli_error("lost track of task %s (%s): see 'vireo task show %s'", id_copy, what, id_copy);
         return r;
     }
-    *ret_final = current;
+    *ret_final = w.current;
     return 0;
 }
 

@@ -5,8 +5,11 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-/* Poll GET /v1/tasks/ID until the task (as first seen in `task`) has
- * succeeded or failed; *ret_final gets the last task document. Returns 0 when
+/* Follow the task (as first seen in `task`) until it has succeeded, failed
+ * or been cancelled: GET /v1/tasks/ID for the document and its revision
+ * (ETag), then its events on GET /v1/events from that revision; polling GET
+ * /v1/tasks/ID every 50 ms only when vireod has no event stream or the task
+ * no revision (or VIREO_WAIT_POLL is set in the environment: for comparing); *ret_final gets the last task document. Returns 0 when
  * the task ended (either way), -EINTR when Ctrl-C stopped the waiting (a note
  * was printed; the task keeps running) or another negative errno (printed). */
 int task_wait(const json_t *task, json_t **ret_final);

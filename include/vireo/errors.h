@@ -15,6 +15,8 @@ typedef enum {
     VO_ERR_INTERNAL,         /* 500 */
     VO_ERR_UNAVAILABLE,      /* 503: a host facility (KVM, QEMU) is missing */
     VO_ERR_INSUFFICIENT_STORAGE, /* 507: the pool has no room for it */
+    VO_ERR_PRECONDITION_FAILED, /* 412: If-Match names another revision than the document's */
+    VO_ERR_REVISION_COMPACTED,  /* 410: an event stream asked to resume from a revision no longer kept */
     _VO_ERR_MAX,
 } VoErrorCode;
 

@@ -20,7 +20,7 @@ void vo_api_backup_show(VoRequest *req, VoReply *rep)
 
 void vo_api_backup_create(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     const char *pool = NULL;
     int incremental = 0;
     json_int_t keep_last = 0;

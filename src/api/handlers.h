@@ -5,12 +5,22 @@
 
 /* Resolves the {vm} parameter (a reference to unref), or fills rep with 404. */
 VoVm *vo_api_find_vm(VoRequest *req, VoReply *rep);
+/* The same for a request that changes the VM: also 412 when If-Match names
+ * another revision than the VM's (checked now; see vms-api.c). */
+VoVm *vo_api_find_vm_for_write(VoRequest *req, VoReply *rep);
+
+/* ETag / If-Match of a document stored under key (etag.c): its revision (0
+ * when missing), and a pre-check of If-Match against it (false with rep
+ * filled: 400 malformed, 412 another revision). */
+int64_t vo_api_key_rev(VoDaemon *d, const char *key);
+bool vo_api_if_match_key(VoRequest *req, VoReply *rep, const char *key, const char *what);
 
 void vo_api_host_show(VoRequest *req, VoReply *rep);
 void vo_api_images_list(VoRequest *req, VoReply *rep);
 void vo_api_tasks_list(VoRequest *req, VoReply *rep);
 void vo_api_task_show(VoRequest *req, VoReply *rep);
 void vo_api_task_cancel(VoRequest *req, VoReply *rep);
+void vo_api_events(VoRequest *req, VoReply *rep);
 
 void vo_api_vms_list(VoRequest *req, VoReply *rep);
 void vo_api_vm_create(VoRequest *req, VoReply *rep);

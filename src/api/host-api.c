@@ -25,11 +25,16 @@ void vo_api_tasks_list(VoRequest *req, VoReply *rep)
 
 void vo_api_task_show(VoRequest *req, VoReply *rep)
 {
+    /* An operation kept in the store has a revision (its events' ids), read
+     * before the document so that it is never newer than what is shown. */
+    _cleanup_free_ char *key = vo_asprintf("operations/%s", req->params[0]);
+    int64_t rev = vo_api_key_rev(req->d, key);
     json_t *t = vo_tasks_get_json(req->d->tasks, req->params[0]);
     if (!t) {
         vo_reply_error(rep, VO_ERR_NOT_FOUND, "task '%s' does not exist", req->params[0]);
         return;
     }
+    rep->etag = rev;
     vo_reply_json(rep, 200, t);
 }
 
@@ -39,6 +44,9 @@ void vo_api_task_show(VoRequest *req, VoReply *rep)
 void vo_api_task_cancel(VoRequest *req, VoReply *rep)
 {
     if (!vo_request_unpack(req, rep, "{}"))
+        return;
+    _cleanup_free_ char *key = vo_asprintf("operations/%s", req->params[0]);
+    if (!vo_api_if_match_key(req, rep, key, "the task"))
         return;
     json_t *task = NULL;
     char *error = NULL;

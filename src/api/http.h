@@ -33,6 +33,16 @@ typedef struct {
     void *upgrade_cls;
     int file_fd;        /* or (>= 0) stream this file as application/octet-stream */
     uint64_t file_size;
+    /* Or a body of unknown length MHD pulls from stream_fn (on the
+     * connection's own thread, so it may block) until it ends; stream_free
+     * runs once the connection is done with it. content_type names it. */
+    MHD_ContentReaderCallback stream_fn;
+    void *stream_cls;
+    MHD_ContentReaderFreeCallback stream_free;
+    const char *content_type;
+    int64_t etag;       /* > 0: answer ETag: "<etag>" (the document's store revision) */
+    const char *header_name; /* one more header (its value copied), or NULL */
+    char header_value[64];
 } VoReply;
 
 typedef void (*VoRouteFn)(VoRequest *req, VoReply *rep);
@@ -65,6 +75,13 @@ bool vo_request_query_bool(VoRequest *req, const char *key);
 bool vo_request_unpack(VoRequest *req, VoReply *rep, const char *fmt, ...);
 /* Path parameter i as a small non-negative index; false with rep filled (400). */
 bool vo_request_index(VoRequest *req, VoReply *rep, size_t i, const char *what, size_t *ret);
+/* If-Match: "<rev>" (also a bare number, or W/"<rev>"; "*" matches any).
+ * Returns true with *ret_rev = the revision asked for (0 when there is no
+ * If-Match or it is "*"); false with rep filled (400) when malformed. */
+bool vo_request_if_match(VoRequest *req, VoReply *rep, int64_t *ret_rev);
+/* The check itself, for handlers that compare where they write: false with
+ * rep filled (412 precondition-failed) when expected (> 0) is not current. */
+bool vo_reply_precondition(VoReply *rep, int64_t expected, int64_t current, const char *what);
 /* 202 {"task": task}, or the error (r < 0); frees error. */
 void vo_reply_task(VoReply *rep, int r, json_t *task, char *error);
 /* 200 with doc (stolen), or the error (r < 0); frees error. */
@@ -74,3 +91,7 @@ void vo_reply_found(VoReply *rep, int r, json_t *doc, char *error);
 typedef struct VoApiServer VoApiServer;
 int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret);
 void vo_api_server_stop(VoApiServer *s);
+
+/* Ends every open event stream (GET /v1/events) now; new ones end at once.
+ * vo_api_server_stop calls it before it waits for the connections. */
+void vo_api_events_shutdown(void);

@@ -29,6 +29,8 @@ void vo_api_network_create(VoRequest *req, VoReply *rep)
 
 void vo_api_network_show(VoRequest *req, VoReply *rep)
 {
+    _cleanup_free_ char *key = vo_asprintf("networks/%s", req->params[0]);
+    rep->etag = vo_api_key_rev(req->d, key);
     json_t *net = NULL;
     char *error = NULL;
     int r = vo_network_get_json(req->d, req->params[0], &net, &error);
@@ -37,6 +39,9 @@ void vo_api_network_show(VoRequest *req, VoReply *rep)
 
 void vo_api_network_delete(VoRequest *req, VoReply *rep)
 {
+    _cleanup_free_ char *key = vo_asprintf("networks/%s", req->params[0]);
+    if (!vo_api_if_match_key(req, rep, key, "the network"))
+        return;
     char *error = NULL;
     int r = vo_network_delete(req->d, req->params[0], &error);
     if (r < 0)
@@ -55,7 +60,7 @@ void vo_api_vm_nics_list(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_nic_add(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     const char *network = NULL, *mac = NULL;
     if (!vm || !vo_request_unpack(req, rep, "{s:s, s?s}", "network", &network, "mac", &mac))
         return;
@@ -67,7 +72,7 @@ void vo_api_vm_nic_add(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_nic_remove(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     if (!vm)
         return;
     size_t index;

@@ -142,6 +142,52 @@ bool vo_request_index(VoRequest *req, VoReply *rep, size_t i, const char *what, 
     return true;
 }
 
+bool vo_request_if_match(VoRequest *req, VoReply *rep, int64_t *ret_rev)
+{
+    *ret_rev = 0;
+    const char *v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "If-Match");
+    if (!v)
+        return true;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (!strcmp(v, "*"))
+        return true;
+    if (!strncmp(v, "W/", 2))
+        v += 2;
+    char text[32];
+    size_t n = strlen(v);
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+        v++;
+        n -= 2;
+    }
+    char *end = NULL;
+    if (n > 0 && n < sizeof(text)) {
+        memcpy(text, v, n);
+        text[n] = '\0';
+        errno = 0;
+        long long rev = strtoll(text, &end, 10);
+        if (text[0] != '-' && text[0] != '+' && !*end && !errno && rev > 0) {
+            *ret_rev = rev;
+            return true;
+        }
+    }
+    vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                   "If-Match: expected one revision as an ETag gives it (\"42\")");
+    return false;
+}
+
+bool vo_reply_precondition(VoReply *rep, int64_t expected, int64_t current, const char *what)
+{
+    if (expected <= 0 || expected == current)
+        return true;
+    vo_reply_error(rep, VO_ERR_PRECONDITION_FAILED,
+                   "%s changed: it is at revision %lld, not %lld (If-Match); read it again",
+                   what, (long long)current, (long long)expected);
+    return false;
+}
+
 bool vo_request_query_bool(VoRequest *req, const char *key)
 {
     const char *v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
@@ -197,7 +243,13 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, VoReply *rep)
         MHD_destroy_response(resp);
         return r;
     }
-    if (rep->file_fd >= 0) {
+    if (rep->stream_fn) {
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, rep->stream_fn,
+                                                 rep->stream_cls, rep->stream_free);
+        rep->stream_fn = NULL; /* the response owns stream_cls now */
+        ctype = rep->content_type;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    } else if (rep->file_fd >= 0) {
         resp = MHD_create_response_from_fd64(rep->file_size, rep->file_fd); /* takes the fd */
         rep->file_fd = -1;
         ctype = "application/octet-stream";
@@ -213,6 +265,13 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, VoReply *rep)
         resp = MHD_create_response_from_buffer(len + 1, with_nl, MHD_RESPMEM_MUST_FREE);
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (rep->etag > 0 && rep->status / 100 == 2) {
+        char etag[32];
+        snprintf(etag, sizeof(etag), "\"%lld\"", (long long)rep->etag);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    }
+    if (rep->header_name)
+        MHD_add_response_header(resp, rep->header_name, rep->header_value);
     enum MHD_Result r = MHD_queue_response(conn, (unsigned)rep->status, resp);
     MHD_destroy_response(resp);
     return r;
@@ -390,6 +449,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     _cleanup_free_ char *shown_path = path ? vo_escape_bytes(path, strlen(path)) : NULL;
     log_debug("%s %s -> %d", shown_method ? shown_method : "?", shown_path ? shown_path : "?",
               rep.upgrade ? 101 : rep.status);
+    if (rep.stream_fn && rep.stream_free) /* not handed to a response */
+        rep.stream_free(rep.stream_cls);
     json_decref(rep.json);
     free(rep.text);
     json_decref(req.body);
@@ -643,6 +704,7 @@ void vo_api_server_stop(VoApiServer *s)
         (void)!write(s->stop_pipe[1], "x", 1);
         pthread_join(s->accept_thread, NULL);
     }
+    vo_api_events_shutdown(); /* their threads block on the store, not the socket */
     MHD_stop_daemon(s->mhd);
     close(s->stop_pipe[0]);
     close(s->stop_pipe[1]);

@@ -4,6 +4,13 @@
 #include "daemon/vms.h"
 #include "util/util.h"
 
+/* The store key of the {snapshot} of vm. */
+static char *snapshot_key(VoVm *vm, const char *name)
+{
+    _cleanup_free_ char *id = vo_vm_id(vm);
+    return vo_asprintf("snapshots/%s/%s", id, name);
+}
+
 void vo_api_snapshots_list(VoRequest *req, VoReply *rep)
 {
     _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
@@ -16,6 +23,8 @@ void vo_api_snapshot_show(VoRequest *req, VoReply *rep)
     _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm)
         return;
+    _cleanup_free_ char *key = snapshot_key(vm, req->params[1]);
+    rep->etag = vo_api_key_rev(req->d, key);
     json_t *snap = NULL;
     char *error = NULL;
     int r = vo_snapshot_get_json(req->d, vm, req->params[1], &snap, &error);
@@ -24,7 +33,7 @@ void vo_api_snapshot_show(VoRequest *req, VoReply *rep)
 
 void vo_api_snapshot_create(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     const char *name = NULL, *description = NULL;
     int memory = 0;
     if (!vm || !vo_request_unpack(req, rep, "{s:s, s?b, s?s}", "name", &name, "memory", &memory,
@@ -42,6 +51,9 @@ void vo_api_snapshot_revert(VoRequest *req, VoReply *rep)
     int force = 0;
     if (!vm || !vo_request_unpack(req, rep, "{s?b}", "force", &force))
         return;
+    _cleanup_free_ char *key = snapshot_key(vm, req->params[1]);
+    if (!vo_api_if_match_key(req, rep, key, "the snapshot"))
+        return;
     json_t *task = NULL;
     char *error = NULL;
     int r = vo_snapshot_revert(req->d, vm, req->params[1], force, &task, &error);
@@ -52,6 +64,9 @@ void vo_api_snapshot_delete(VoRequest *req, VoReply *rep)
 {
     _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm)
+        return;
+    _cleanup_free_ char *key = snapshot_key(vm, req->params[1]);
+    if (!vo_api_if_match_key(req, rep, key, "the snapshot"))
         return;
     json_t *task = NULL;
     char *error = NULL;

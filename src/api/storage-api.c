@@ -37,6 +37,8 @@ void vo_api_pool_create(VoRequest *req, VoReply *rep)
 
 void vo_api_pool_show(VoRequest *req, VoReply *rep)
 {
+    _cleanup_free_ char *key = vo_asprintf("pools/%s", req->params[0]);
+    rep->etag = vo_api_key_rev(req->d, key);
     json_t *pool = NULL;
     char *error = NULL;
     int r = vo_pool_get_json(req->d, req->params[0], &pool, &error);
@@ -45,6 +47,9 @@ void vo_api_pool_show(VoRequest *req, VoReply *rep)
 
 void vo_api_pool_delete(VoRequest *req, VoReply *rep)
 {
+    _cleanup_free_ char *key = vo_asprintf("pools/%s", req->params[0]);
+    if (!vo_api_if_match_key(req, rep, key, "the pool"))
+        return;
     char *error = NULL;
     int r = vo_pool_delete(req->d, req->params[0], &error);
     reply_result(rep, r, 200, json_object(), error);
@@ -87,6 +92,8 @@ void vo_api_volume_create(VoRequest *req, VoReply *rep)
 
 void vo_api_volume_show(VoRequest *req, VoReply *rep)
 {
+    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
+    rep->etag = vo_api_key_rev(req->d, key);
     json_t *volume = NULL;
     char *error = NULL;
     int r = vo_volume_get_json(req->d, req->params[0], req->params[1], &volume, &error);
@@ -95,6 +102,9 @@ void vo_api_volume_show(VoRequest *req, VoReply *rep)
 
 void vo_api_volume_edit(VoRequest *req, VoReply *rep)
 {
+    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
+    if (!vo_api_if_match_key(req, rep, key, "the volume"))
+        return;
     int shareable = 0;
     if (!vo_request_unpack(req, rep, "{s:b}", "shareable", &shareable))
         return;
@@ -108,6 +118,9 @@ void vo_api_volume_edit(VoRequest *req, VoReply *rep)
 
 void vo_api_volume_delete(VoRequest *req, VoReply *rep)
 {
+    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
+    if (!vo_api_if_match_key(req, rep, key, "the volume"))
+        return;
     json_t *task = NULL;
     char *error = NULL;
     int r = vo_volume_delete(req->d, req->params[0], req->params[1], &task, &error);
@@ -116,6 +129,9 @@ void vo_api_volume_delete(VoRequest *req, VoReply *rep)
 
 void vo_api_volume_resize(VoRequest *req, VoReply *rep)
 {
+    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
+    if (!vo_api_if_match_key(req, rep, key, "the volume"))
+        return;
     json_int_t size = 0;
     int allow_shrink = 0;
     if (!vo_request_unpack(req, rep, "{s:I, s?b}", "size_bytes", &size, "allow_shrink",
@@ -134,6 +150,9 @@ void vo_api_volume_resize(VoRequest *req, VoReply *rep)
 
 void vo_api_volume_clone(VoRequest *req, VoReply *rep)
 {
+    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
+    if (!vo_api_if_match_key(req, rep, key, "the volume"))
+        return;
     const char *target = NULL;
     int linked = 0;
     if (!vo_request_unpack(req, rep, "{s:s, s?b}", "target", &target, "linked", &linked))
@@ -153,6 +172,9 @@ int vo_api_volume_upload_prepare(VoRequest *req, char **ret_path_template, char 
 
 void vo_api_volume_upload(VoRequest *req, VoReply *rep)
 {
+    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
+    if (!vo_api_if_match_key(req, rep, key, "the volume"))
+        return;
     if (req->upload_bytes == 0) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "the upload is empty: send the image file "
                        "as the request body");

@@ -18,6 +18,19 @@ VoVm *vo_api_find_vm(VoRequest *req, VoReply *rep)
     return vm;
 }
 
+VoVm *vo_api_find_vm_for_write(VoRequest *req, VoReply *rep)
+{
+    int64_t want = 0;
+    if (!vo_request_if_match(req, rep, &want))
+        return NULL;
+    VoVm *vm = vo_api_find_vm(req, rep);
+    if (vm && want && !vo_reply_precondition(rep, want, vo_vm_rev(vm), "the VM")) {
+        vo_vm_unref(vm);
+        return NULL;
+    }
+    return vm;
+}
+
 void vo_api_vms_list(VoRequest *req, VoReply *rep)
 {
     const char *view = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "view");
@@ -34,6 +47,7 @@ void vo_api_vm_show(VoRequest *req, VoReply *rep)
     _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
     if (!vm)
         return;
+    rep->etag = vo_vm_rev(vm); /* before the document: never newer than it */
     /* One VM: its NICs with their DHCP addresses (lists leave those out). */
     json_t *doc = vo_vm_to_json(vm);
     json_object_set_new(doc, "nics", vo_vm_nics_json(req->d, vm));
@@ -165,7 +179,7 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_edit(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     if (!vm)
         return;
     const char *name = NULL;
@@ -205,6 +219,8 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     VoVmEdit edit = { .name = name, .vcpus = (unsigned)vcpus, .memory_mib = (uint64_t)memory,
                       .max_vcpus = (unsigned)max_vcpus, .max_memory_mib = (uint64_t)max_memory,
                       .autostart = autostart ? json_is_true(autostart) : -1 };
+    /* Compared again where the edit is saved, under the VM's lock. */
+    (void)vo_request_if_match(req, rep, &edit.if_match);
     char *error = NULL;
     /* vCPUs and memory of a running VM change live, in a task (hot-plug);
      * autostart given along is applied with it once the change was accepted
@@ -218,10 +234,14 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
         return;
     }
     int r = vo_vm_edit(req->d, vm, &edit, &error);
-    if (r < 0)
+    if (r == -EPROTO)
+        vo_reply_error(rep, VO_ERR_PRECONDITION_FAILED, "%s", error);
+    else if (r < 0)
         vo_reply_errno(rep, r, error);
-    else
+    else {
+        rep->etag = vo_vm_rev(vm);
         vo_reply_json(rep, 200, vo_vm_to_json(vm));
+    }
     if (r >= 0 && edit.name)
         vo_networks_refresh_hosts(req->d); /* DNS follows the new name */
     free(error);
@@ -229,7 +249,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_delete(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     if (!vm)
         return;
     json_t *task = NULL;
@@ -241,7 +261,7 @@ void vo_api_vm_delete(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_start(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     if (!vm || !vo_request_unpack(req, rep, "{}"))
         return;
     json_t *task = NULL;
@@ -252,7 +272,7 @@ void vo_api_vm_start(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_stop(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     int force = 0;
     json_int_t timeout = 30;
     if (!vm || !vo_request_unpack(req, rep, "{s?b, s?I}", "force", &force, "timeout_s", &timeout))
@@ -271,7 +291,7 @@ typedef int (*SimpleOp)(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_err
 
 static void simple_action(VoRequest *req, VoReply *rep, SimpleOp op)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     if (!vm || !vo_request_unpack(req, rep, "{}"))
         return;
     json_t *task = NULL;
@@ -286,7 +306,7 @@ void vo_api_vm_resume(VoRequest *req, VoReply *rep) { simple_action(req, rep, vo
 
 void vo_api_vm_template(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     const char *image = NULL;
     if (!vm || !vo_request_unpack(req, rep, "{s:s}", "image", &image))
         return;
@@ -305,7 +325,7 @@ void vo_api_vm_disks_list(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_disk_add(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     VoVmDiskAdd add = { 0 };
     json_int_t size = 0;
     if (!vm)
@@ -346,7 +366,7 @@ void vo_api_vm_disk_add(VoRequest *req, VoReply *rep)
 
 void vo_api_vm_disk_remove(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     if (!vm)
         return;
     size_t index;

@@ -188,6 +188,22 @@ int vo_vm_save(VoVm *vm)
     return r;
 }
 
+int64_t vo_vm_rev(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    int64_t rev = vm->rev;
+    pthread_mutex_unlock(&vm->lock);
+    return rev;
+}
+
+char *vo_vm_id(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    char *id = vo_strdup(vm->spec->id);
+    pthread_mutex_unlock(&vm->lock);
+    return id;
+}
+
 /* Caller holds vm->lock. */
 void vo_vm_set_state(VoVm *vm, VoVmState state)
 {
@@ -610,6 +626,10 @@ static int task_start(VoTask *t, void *userdata)
     pthread_mutex_unlock(&vm->lock);
     watch_vm(vm);
 
+    /* What it has plugged is read while its vCPUs are still stopped: the
+     * QMP round trips would otherwise delay the task's end (and the CLI
+     * waiting for it) after the VM is already running. */
+    vo_vm_refresh_live(vm, hv);
     vo_task_progress(t, 90, "starting vCPUs");
     r = d->driver->resume(hv);
     pthread_mutex_lock(&vm->lock);
@@ -618,7 +638,6 @@ static int task_start(VoTask *t, void *userdata)
         vo_vm_set_state(vm, VO_VM_RUNNING);
     }
     pthread_mutex_unlock(&vm->lock);
-    vo_vm_refresh_live(vm, hv);
     pthread_mutex_unlock(&vm->job);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
@@ -1296,6 +1315,13 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     int r = 0;
     bool offline_change = edit->name || edit->vcpus || edit->memory_mib || edit->max_vcpus ||
                           edit->max_memory_mib;
+    /* If-Match, compared under the lock the save below holds: atomic. */
+    if (edit->if_match > 0 && edit->if_match != vm->rev) {
+        *ret_error = vo_asprintf("the VM changed: it is at revision %lld, not %lld (If-Match); "
+                                 "read it again", (long long)vm->rev, (long long)edit->if_match);
+        r = -EPROTO;
+        goto out;
+    }
     if (vm->problem) {
         *ret_error = vo_asprintf("cannot change VM '%s': %s", vm->spec->name, vm->problem);
         r = -EBUSY;

@@ -32,6 +32,9 @@ static inline void vo_vm_unrefp(VoVm **vm) { if (*vm) vo_vm_unref(*vm); }
 
 /* API representation (new reference). */
 json_t *vo_vm_to_json(VoVm *vm);
+/* The store revision of the VM's document (its ETag), and a copy of its id. */
+int64_t vo_vm_rev(VoVm *vm);
+char *vo_vm_id(VoVm *vm);
 /* summary: only what a listing shows (id, name, state, vcpus, memory_mib,
  * accel, accel_active, pid, uptime_s, autostart), for big lists. */
 json_t *vo_vms_list_json(VoDaemon *d, bool summary);
@@ -98,6 +101,7 @@ typedef struct {
     unsigned max_vcpus;
     uint64_t max_memory_mib;
     int autostart;
+    int64_t if_match; /* > 0: the VM's revision must be this, else -EPROTO */
 } VoVmEdit;
 int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error);
 

@@ -21,6 +21,8 @@ static const struct {
     [VO_ERR_INTERNAL] = { "internal", 500 },
     [VO_ERR_UNAVAILABLE] = { "unavailable", 503 },
     [VO_ERR_INSUFFICIENT_STORAGE] = { "insufficient-storage", 507 },
+    [VO_ERR_PRECONDITION_FAILED] = { "precondition-failed", 412 },
+    [VO_ERR_REVISION_COMPACTED] = { "revision-compacted", 410 },
 };
 _Static_assert(ELEMENTSOF(error_table) == _VO_ERR_MAX, "error_table out of date");
 

@@ -307,6 +307,7 @@ class Api:
     def check(self, response, reply, what):
         """Checks reply against a response object of the document."""
         for name, header in response.get("headers", {}).items():
+            header = resolve(self.doc, header)
             value = reply.headers.get(name.lower())
             if value is None:
                 assert not header.get("required"), f"{what}: header {name} is missing"
@@ -2009,6 +2010,43 @@ def test_backups(api, state_dir):
     assert api.call("GET", "/v1/backups", expect=200).value == []
     assert [p.name for p in Path(pool["path"]).iterdir()] == []
     api.delete_vm("bk1")
+
+
+def test_events_and_revisions(api):
+    """GET /v1/events (a finite stream with follow=false), ETag on reads and
+    412 on a stale If-Match."""
+    api.create("rev1")
+    reply = api.call("GET", "/v1/events?since=0&follow=false", expect=200)
+    assert reply.media_type == "text/event-stream"
+    blocks = [b for b in reply.value.split("\n\n") if b.strip()]
+    assert blocks[0].startswith(": vireo events after revision 0")
+    events = [dict(line.split(": ", 1) for line in b.split("\n")) for b in blocks[1:]]
+    assert events and all(set(e) == {"id", "event", "data"} for e in events)
+    data = [json.loads(e["data"]) for e in events]
+    assert [d["rev"] for d in data] == [int(e["id"]) for e in events]
+    assert {"vm", "pool", "volume"} <= {d["kind"] for d in data}
+    last = int(events[-1]["id"])
+    reply = api.call("GET", f"/v1/events?kind=vm&since={last}&follow=false", expect=200)
+    assert reply.value.strip() == f": vireo events after revision {last}"
+    api.call("GET", "/v1/events?kind=nope", expect=400, code="invalid-argument")
+    api.call("GET", "/v1/events?since=x", expect=400, code="invalid-argument")
+
+    vm = api.call("GET", "/v1/vms/rev1", expect=200)
+    tag = vm.headers["etag"]
+    assert int(tag.strip('"')) == max(d["rev"] for d in data if d["kind"] == "vm" and
+                                      (d["object"] or {}).get("spec", {}).get("name") == "rev1")
+    api.call("PATCH", "/v1/vms/rev1", {"vcpus": 2}, headers={"If-Match": '"1"'}, expect=412,
+             code="precondition-failed")
+    api.call("POST", "/v1/vms/rev1/start", headers={"If-Match": '"1"'}, expect=412,
+             code="precondition-failed")
+    edited = api.call("PATCH", "/v1/vms/rev1", {"vcpus": 2}, headers={"If-Match": tag},
+                      expect=200)
+    assert edited.headers["etag"] != tag
+    pool = api.call("GET", "/v1/pools/default", expect=200)
+    other = f'"{int(pool.headers["etag"].strip(chr(34))) + 1}"'  # not its revision
+    api.call("DELETE", "/v1/pools/default", headers={"If-Match": other}, expect=412,
+             code="precondition-failed")
+    assert api.call("GET", "/v1/networks/default", expect=200).headers["etag"]
 
 
 def test_every_operation_was_exercised(api, spec, request):

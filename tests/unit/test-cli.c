@@ -586,6 +586,39 @@ static void test_json(void **state)
     json_decref(o);
 }
 
+static void test_event_line(void **state)
+{
+    json_t *ev = json_pack("{s:i, s:s, s:s, s:s, s:{s:{s:s}, s:{s:s}}}", "rev", 42, "kind", "vm",
+                           "id", "abc", "action", "put", "object", "spec", "name", "web",
+                           "status", "state", "running");
+    char *line = fmt_event_line(ev);
+    assert_string_equal(line, "42 vm put abc name=web state=running");
+    free(line);
+    json_decref(ev);
+
+    ev = json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:i}}", "rev", 7, "kind", "operation",
+                   "id", "t1", "action", "put", "object", "kind", "import", "target", "d/v",
+                   "state", "running", "progress", 40);
+    line = fmt_event_line(ev);
+    assert_string_equal(line, "7 operation put t1 op=import target=d/v state=running progress=40");
+    free(line);
+    json_decref(ev);
+
+    /* A delete has no object; a name with a newline stays on one line. */
+    ev = json_pack("{s:i, s:s, s:s, s:s, s:n}", "rev", 8, "kind", "pool", "id", "p",
+                   "action", "delete", "object");
+    line = fmt_event_line(ev);
+    assert_string_equal(line, "8 pool delete p");
+    free(line);
+    json_decref(ev);
+    ev = json_pack("{s:i, s:s, s:s, s:s, s:{s:s}}", "rev", 9, "kind", "network", "id", "n",
+                   "action", "put", "object", "name", "a\nb");
+    line = fmt_event_line(ev);
+    assert_string_equal(line, "9 network put n name=a b");
+    free(line);
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -599,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_formatting),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_event_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

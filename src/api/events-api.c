@@ -1,0 +1,424 @@
+/* events-api.c: GET /v1/events, every document change as Server-Sent Events
+ * (util/sse.h formats them). A stream is a store watch from a revision: the
+ * one in Last-Event-ID or ?since=, else the current one, so a client that
+ * resumes with the last id it saw misses nothing and sees nothing twice.
+ *
+ * Threads. MHD runs one thread per connection and pulls the body from
+ * stream_read on it, which blocks in watch_next (the store's condition
+ * variable: an event goes out as soon as its write commits) for at most a
+ * heartbeat interval. A small thread per stream polls the client's socket
+ * and wakes the watch when the client goes away; vo_api_events_shutdown wakes
+ * every stream when vireod stops. */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/handlers.h"
+#include "util/sse.h"
+#include "util/util.h"
+
+/* A comment line at least this often while nothing happens, so neither
+ * vireod's idle timeout (30 s) nor a proxy closes an idle stream. */
+#define HEARTBEAT_MS 15000
+#define MAX_KINDS 16
+
+typedef struct EventStream {
+    VoStore *store;
+    VoStoreWatch *w;
+    char *kinds[MAX_KINDS + 1]; /* NULL-terminated; none: every kind */
+    char *object;               /* NULL: every object */
+    int fd;                     /* the client's socket (MHD's) */
+    int stop_pipe[2];
+    pthread_t hangup_thread;
+    bool hangup_running;
+    atomic_bool gone; /* the client hung up */
+    bool ended;       /* nothing more to send after pending */
+    bool follow;      /* false (?follow=false): end once caught up */
+    char *pending;
+    size_t pending_len, pending_off;
+    int64_t last_sent_ms;
+    struct EventStream *next;
+} EventStream;
+
+/* How long vireod's shutdown waits for the streams to end properly (their
+ * last chunk sent) before it closes their connections anyway. */
+#define SHUTDOWN_WAIT_MS 1000
+
+static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t streams_gone = PTHREAD_COND_INITIALIZER;
+static EventStream *streams; /* open streams (streams_lock) */
+static bool shutting_down;   /* streams_lock */
+
+void vo_api_events_shutdown(void)
+{
+    pthread_mutex_lock(&streams_lock);
+    shutting_down = true;
+    for (EventStream *s = streams; s; s = s->next)
+        s->store->ops->watch_wake(s->w);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += SHUTDOWN_WAIT_MS / 1000;
+    while (streams && pthread_cond_timedwait(&streams_gone, &streams_lock, &deadline) == 0)
+        ;
+    pthread_mutex_unlock(&streams_lock);
+}
+
+static bool stopping(void)
+{
+    pthread_mutex_lock(&streams_lock);
+    bool r = shutting_down;
+    pthread_mutex_unlock(&streams_lock);
+    return r;
+}
+
+static void pending_add(EventStream *s, const char *text)
+{
+    size_t n = strlen(text);
+    if (s->pending_off == s->pending_len)
+        s->pending_off = s->pending_len = 0;
+    char *p = realloc(s->pending, s->pending_len + n + 1);
+    if (!p)
+        abort();
+    s->pending = p;
+    memcpy(p + s->pending_len, text, n + 1);
+    s->pending_len += n;
+}
+
+static bool wanted(const EventStream *s, const char *kind, const char *id)
+{
+    if (s->object && strcmp(s->object, id))
+        return false;
+    if (!s->kinds[0])
+        return true;
+    for (size_t i = 0; s->kinds[i]; i++)
+        if (!strcmp(s->kinds[i], kind))
+            return true;
+    return false;
+}
+
+static void add_events(EventStream *s, const VoStoreEvent *events, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *kind, *id;
+        if (!vo_sse_key_object(events[i].key, &kind, &id) || !wanted(s, kind, id))
+            continue;
+        char *ev = vo_sse_format_change(events[i].rev, kind, id,
+                                        events[i].kind == VO_STORE_DELETE, events[i].value);
+        pending_add(s, ev);
+        free(ev);
+    }
+}
+
+/* An error after the stream started: one "error" event, then the end. */
+static void add_error(EventStream *s, VoErrorCode code, const char *message)
+{
+    json_t *doc = json_pack("{s:{s:s, s:s}}", "error", "code", vo_error_code_name(code),
+                            "message", message);
+    char *data = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    char *ev = vo_asprintf("event: error\ndata: %s\n\n", data);
+    pending_add(s, ev);
+    free(ev);
+    free(data);
+    s->ended = true;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    EventStream *s = cls;
+    for (;;) {
+        if (s->pending_off < s->pending_len) {
+            size_t n = s->pending_len - s->pending_off;
+            if (n > max)
+                n = max;
+            memcpy(buf, s->pending + s->pending_off, n);
+            s->pending_off += n;
+            s->last_sent_ms = vo_now_ms();
+            return (ssize_t)n;
+        }
+        if (atomic_load(&s->gone))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (s->ended || stopping())
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        int64_t wait = HEARTBEAT_MS - (vo_now_ms() - s->last_sent_ms);
+        if (!s->follow)
+            wait = 0; /* only what is there already */
+        else if (wait <= 0) {
+            pending_add(s, ": keepalive\n\n");
+            continue;
+        }
+        VoStoreEvent *events = NULL;
+        size_t n = 0;
+        int r = s->store->ops->watch_next(s->w, (int)wait, &events, &n);
+        if (r == VO_STORE_ECOMPACTED)
+            add_error(s, VO_ERR_REVISION_COMPACTED,
+                      "this stream fell behind the store's change log; read the documents "
+                      "again and open a new stream");
+        else if (r < 0)
+            s->ended = true; /* -ECANCELED: the store is closing */
+        else {
+            add_events(s, events, n);
+            vo_store_events_free(events, n);
+            if (!s->follow && n == 0)
+                s->ended = true; /* caught up */
+        }
+    }
+}
+
+/* Waits for the client to hang up (or the stream to end) and wakes the watch. */
+static void *hangup_main(void *userdata)
+{
+    EventStream *s = userdata;
+    for (;;) {
+        struct pollfd pfd[2] = { { .fd = s->fd, .events = POLLRDHUP },
+                                 { .fd = s->stop_pipe[0], .events = POLLIN } };
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return NULL;
+        }
+        if (pfd[1].revents)
+            return NULL;
+        if (pfd[0].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
+            atomic_store(&s->gone, true);
+            s->store->ops->watch_wake(s->w);
+            return NULL;
+        }
+    }
+}
+
+static void stream_free(void *cls)
+{
+    EventStream *s = cls;
+    pthread_mutex_lock(&streams_lock);
+    for (EventStream **p = &streams; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    if (!streams)
+        pthread_cond_broadcast(&streams_gone);
+    pthread_mutex_unlock(&streams_lock);
+    if (s->hangup_running) {
+        (void)!write(s->stop_pipe[1], "x", 1);
+        pthread_join(s->hangup_thread, NULL);
+    }
+    if (s->stop_pipe[0] >= 0) {
+        close(s->stop_pipe[0]);
+        close(s->stop_pipe[1]);
+    }
+    if (s->w)
+        s->store->ops->watch_close(s->w);
+    for (size_t i = 0; s->kinds[i]; i++)
+        free(s->kinds[i]);
+    free(s->object);
+    free(s->pending);
+    free(s);
+}
+
+typedef struct {
+    EventStream *s;
+    size_t n;
+    char *error;
+} KindArgs;
+
+/* MHD_get_connection_values callback: every kind= argument, comma lists too. */
+static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char *key,
+                                    const char *value)
+{
+    KindArgs *a = cls;
+    if (strcmp(key, "kind") || a->error)
+        return MHD_YES;
+    _cleanup_free_ char *copy = vo_strdup(value ? value : "");
+    char *save = NULL;
+    for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+        if (!vo_sse_kind_known(k)) {
+            _cleanup_free_ char *known = vo_strdup("");
+            for (size_t i = 0; vo_sse_kinds[i]; i++) {
+                char *more = vo_asprintf("%s%s%s", known, i ? ", " : "", vo_sse_kinds[i]);
+                free(known);
+                known = more;
+            }
+            a->error = vo_asprintf("kind: '%s' is not one of %s", k, known);
+            return MHD_NO;
+        }
+        bool dup = false;
+        for (size_t i = 0; i < a->n; i++)
+            dup = dup || !strcmp(a->s->kinds[i], k);
+        if (!dup && a->n < MAX_KINDS)
+            a->s->kinds[a->n++] = vo_strdup(k);
+    }
+    if (!value || !value[0])
+        a->error = vo_strdup("kind: empty; name one of the kinds (vm, volume, ...)");
+    return a->error ? MHD_NO : MHD_YES;
+}
+
+/* Whether a watch of prefix from after_rev still finds the change log. */
+static bool resumable(VoStore *store, const char *prefix, int64_t after_rev)
+{
+    VoStoreWatch *w = NULL;
+    if (store->ops->watch_open(store, prefix, after_rev, &w) < 0)
+        return false;
+    VoStoreEvent *events = NULL;
+    size_t n = 0;
+    int r = store->ops->watch_next(w, 0, &events, &n);
+    if (r >= 0)
+        vo_store_events_free(events, n);
+    store->ops->watch_close(w);
+    return r >= 0;
+}
+
+/* The oldest revision a stream can resume after (the compaction point),
+ * found by bisection between a compacted one and the current one (always
+ * resumable); 0 when unknown. */
+static int64_t oldest_resumable(VoStore *store, const char *prefix, int64_t compacted)
+{
+    int64_t hi = 0;
+    if (store->ops->revision(store, &hi) < 0 || !resumable(store, prefix, hi))
+        return 0;
+    int64_t lo = compacted; /* not resumable */
+    while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (resumable(store, prefix, mid))
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}
+
+/* The revision the stream starts after: Last-Event-ID, else since=, else
+ * the current one. False with rep filled when malformed or in the future. */
+static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev)
+{
+    VoStore *store = req->d->store;
+    int64_t current = 0;
+    int r = store->ops->revision(store, &current);
+    if (r < 0) {
+        vo_reply_errno(rep, r, "cannot read the store's revision");
+        return false;
+    }
+    const char *last = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Last-Event-ID");
+    const char *since = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "since");
+    const char *what = last ? "Last-Event-ID" : "since";
+    const char *text = last ? last : since;
+    if (!text) {
+        *ret_rev = current;
+        return true;
+    }
+    int64_t rev = 0;
+    if (vo_sse_parse_rev(text, &rev) < 0) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                       "%s: '%s' is not a revision (an event's id: 0, 1, ...)", what, text);
+        return false;
+    }
+    if (rev > current) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                       "%s: revision %lld is newer than the store's (%lld); was vireod's state "
+                       "replaced? Read the documents again and stream without it",
+                       what, (long long)rev, (long long)current);
+        return false;
+    }
+    *ret_rev = rev;
+    return true;
+}
+
+void vo_api_events(VoRequest *req, VoReply *rep)
+{
+    VoStore *store = req->d->store;
+    EventStream *s = vo_malloc0(sizeof(*s));
+    s->store = store;
+    s->fd = -1;
+    s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    KindArgs ka = { .s = s };
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_kind, &ka);
+    if (ka.error) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "%s", ka.error);
+        free(ka.error);
+        stream_free(s);
+        return;
+    }
+    const char *object = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "object");
+    if (object && !object[0]) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "object: empty; name an object's id");
+        stream_free(s);
+        return;
+    }
+    s->object = object ? vo_strdup(object) : NULL;
+    const char *follow = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "follow");
+    s->follow = true;
+    if (follow && (!strcmp(follow, "false") || !strcmp(follow, "0") || !strcmp(follow, "no")))
+        s->follow = false;
+    else if (follow && strcmp(follow, "true") && strcmp(follow, "1") && strcmp(follow, "yes")) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "follow: '%s' is not true or false", follow);
+        stream_free(s);
+        return;
+    }
+    int64_t after = 0;
+    if (!start_revision(req, rep, &after)) {
+        stream_free(s);
+        return;
+    }
+    /* One kind (and object): watch only its keys; the filter stays exact. */
+    _cleanup_free_ char *prefix = NULL;
+    if (ka.n == 1)
+        prefix = vo_asprintf("%s%s", vo_sse_kind_prefix(s->kinds[0]),
+                             s->object ? s->object : "");
+    int r = store->ops->watch_open(store, prefix ? prefix : "", after, &s->w);
+    /* What is already there is read now, so a compacted revision is a 410
+     * before the stream starts rather than an error event inside it. */
+    VoStoreEvent *events = NULL;
+    size_t n = 0;
+    if (r >= 0)
+        r = store->ops->watch_next(s->w, 0, &events, &n);
+    if (r == VO_STORE_ECOMPACTED) {
+        int64_t oldest = oldest_resumable(store, prefix ? prefix : "", after);
+        vo_reply_error(rep, VO_ERR_REVISION_COMPACTED,
+                       "revision %lld is older than the store's change log keeps (the oldest "
+                       "to resume after is %lld); read the documents again and stream from now "
+                       "(no Last-Event-ID or since)",
+                       (long long)after, (long long)oldest);
+        if (oldest > 0) {
+            rep->header_name = "Vireo-Oldest-Revision";
+            snprintf(rep->header_value, sizeof(rep->header_value), "%lld", (long long)oldest);
+        }
+        stream_free(s);
+        return;
+    }
+    if (r < 0) {
+        vo_reply_errno(rep, r, "cannot watch the store");
+        stream_free(s);
+        return;
+    }
+    char *hello = vo_asprintf(": vireo events after revision %lld\n\n", (long long)after);
+    pending_add(s, hello);
+    free(hello);
+    add_events(s, events, n);
+    vo_store_events_free(events, n);
+
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    s->fd = info ? info->connect_fd : -1;
+    if (s->fd >= 0 && pipe2(s->stop_pipe, O_CLOEXEC) == 0 &&
+        pthread_create(&s->hangup_thread, NULL, hangup_main, s) == 0)
+        s->hangup_running = true;
+    else
+        log_warn("events: cannot watch the client's connection; the stream ends at its next "
+                 "write after the client leaves");
+    pthread_mutex_lock(&streams_lock);
+    s->next = streams;
+    streams = s;
+    if (shutting_down)
+        s->ended = true;
+    pthread_mutex_unlock(&streams_lock);
+
+    s->last_sent_ms = vo_now_ms();
+    rep->status = 200;
+    rep->stream_fn = stream_read;
+    rep->stream_cls = s;
+    rep->stream_free = stream_free;
+    rep->content_type = "text/event-stream";
+}
