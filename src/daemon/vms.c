@@ -956,7 +956,7 @@ static int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, 
 {
     pthread_mutex_lock(&vm->lock);
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
-    _cleanup_free_ char *key = vo_asprintf("vm/%s", vm->spec->id);
+    _cleanup_free_ char *key = vo_key_vm_task(vm->spec->id);
     _cleanup_free_ char *id = vo_strdup(vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
     /* Of a VM's operations a backup alone can be cancelled (jobs/tasks.h). */

@@ -155,13 +155,17 @@ static int first_user(const char *key, const char *value, int64_t rev, void *use
     json_t *doc = json_loads(value, 0, NULL);
     const char *id = json_string_value(json_object_get(doc, "vm"));
     const char *name = json_string_value(json_object_get(doc, "name"));
-    if (id && name) {
+    bool active = json_is_true(json_object_get(doc, "active"));
+    /* The first one, or the first active one after it: "is it in use by a
+     * running VM" holds for a shared volume when any of its VMs runs. */
+    if (id && name && (!u->vm_id || (active && !u->active))) {
+        vo_relation_user_clear(u);
         u->vm_id = vo_strdup(id);
         u->name = vo_strdup(name);
-        u->active = json_is_true(json_object_get(doc, "active"));
+        u->active = active;
     }
     json_decref(doc);
-    return u->vm_id ? 1 : 0; /* stops the walk at the first readable one */
+    return u->active ? 1 : 0; /* stops the walk at an active one */
 }
 
 static int user_under(VoStore *s, char *prefix, VoRelationUser *ret)

@@ -56,8 +56,9 @@ typedef struct {
 } VoRelationUser;
 void vo_relation_user_clear(VoRelationUser *u);
 
-/* The first VM (in id order) using volume ("pool/name") or network: 1 with
- * *ret filled, 0 when none uses it, or a negative errno. */
+/* A VM using volume ("pool/name") or network: the first active one (in id
+ * order), else the first; 1 with *ret filled, 0 when none uses it, or a
+ * negative errno. */
 int vo_relations_volume_user(VoStore *s, const char *volume, VoRelationUser *ret);
 int vo_relations_network_user(VoStore *s, const char *network, VoRelationUser *ret);
 /* How many VMs use image, or a negative errno. */

@@ -222,11 +222,34 @@ static void test_commit_and_reads(void **state)
     json_decref(want);
 }
 
+/* A shared volume: its running VM is named, whichever VM comes first. */
+static void test_active_user_first(void **state)
+{
+    Fixture *f = *state;
+    _cleanup_vm_spec_ VoVmSpec *s1 = make_spec(VM1, "stopped");
+    _cleanup_vm_spec_ VoVmSpec *s2 = make_spec(VM2, "running");
+    json_t *r1 = vo_relations_of_vm(s1, false), *r2 = vo_relations_of_vm(s2, true);
+    assert_int_equal(commit(f->store, "vms/" VM1, VO_REV_NEW, "{}", NULL, r1, NULL), 0);
+    VoRelationUser u;
+    assert_int_equal(vo_relations_volume_user(f->store, "fast/data", &u), 1);
+    assert_string_equal(u.name, "stopped");
+    assert_false(u.active);
+    vo_relation_user_clear(&u);
+    assert_int_equal(commit(f->store, "vms/" VM2, VO_REV_NEW, "{}", NULL, r2, NULL), 0);
+    assert_int_equal(vo_relations_volume_user(f->store, "fast/data", &u), 1);
+    assert_string_equal(u.name, "running");
+    assert_true(u.active);
+    vo_relation_user_clear(&u);
+    json_decref(r1);
+    json_decref(r2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_of_vm),
         cmocka_unit_test_setup_teardown(test_commit_and_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_active_user_first, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
