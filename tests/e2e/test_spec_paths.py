@@ -36,7 +36,8 @@ def write_doc(d, key, doc):
         with db:
             text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
             if db.execute("UPDATE documents SET value = ? WHERE key = ?", (text, key)).rowcount == 0:
-                db.execute("INSERT INTO documents (key, rev, value) VALUES (?, 1, ?)", (key, text))
+                db.execute("INSERT INTO documents (key, mod_rev, create_rev, lease, value) "
+                           "VALUES (?, 1, 1, 0, ?)", (key, text))
     finally:
         db.close()
 
