@@ -6,7 +6,7 @@
 
 void vo_api_images_list(VoRequest *req, VoReply *rep)
 {
-    json_t *images = vo_images_list_json(req->d->state_dir);
+    json_t *images = vo_images_list_json(req->d);
     size_t i;
     json_t *img;
     json_array_foreach(images, i, img) {

@@ -31,9 +31,20 @@ typedef struct {
 } BackupRef;
 
 void backup_ref_clear(BackupRef *b);
-/* Looks id up in every backup pool; -EINVAL for an id that is not one,
- * -ENOENT when no pool holds it. */
+/* Looks id up: its document (backups/ID) names its pool, whose backup.json
+ * (the truth for its content) is read; -EINVAL for an id that is not one,
+ * -ENOENT when there is no document or its record is gone from the pool. */
 int backup_find(VoDaemon *d, const char *id, BackupRef *ret, char **ret_error);
+
+/* The store documents of backups ("backups/ID": the record and its pool),
+ * written after the record's files (see backups.h). */
+#define BACKUP_DOC_PREFIX "backups/"
+/* Writes the document of record: create-only when create, else at the
+ * revision it has now (created when missing), keeping its pool when pool is
+ * NULL (then nothing is written for a record without a document). */
+int backup_doc_put(VoDaemon *d, const char *pool, json_t *record, bool create);
+/* Deletes backups/ID at the revision it has now; 0 when already gone. */
+int backup_doc_delete(VoDaemon *d, const char *id);
 json_t *backup_record_load(const char *pool_path, const char *id);
 int backup_record_save(const char *dir, json_t *record);
 /* Every record in pool_path (new references, oldest first). */

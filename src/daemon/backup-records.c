@@ -14,6 +14,7 @@
 #include "daemon/storage.h"
 #include "state/keys.h"
 #include "qemu/qemu-backup.h"
+#include "state/records.h"
 #include "storage/backup-id.h"
 #include "storage/qemu-img.h"
 #include "util/sha256.h"
@@ -89,19 +90,57 @@ int backup_find(VoDaemon *d, const char *id, BackupRef *ret, char **ret_error)
     if (!vo_backup_id_valid(id))
         return vo_error_set(ret_error, -EINVAL, "backup id '%s' is invalid: backup ids are "
                             "1-%d characters of a-z, 0-9 and '-'", id ? id : "", VO_BACKUP_ID_MAX);
-    _cleanup_strv_ char **pools = vo_backup_pool_names(d);
-    for (char **p = pools; p && *p; p++) {
-        _cleanup_free_ char *path = NULL, *error = NULL;
-        if (vo_backup_pool_path(d, *p, &path, &error) < 0)
-            continue;
-        json_t *record = backup_record_load(path, id);
-        if (record) {
-            *ret = (BackupRef){ .pool = vo_strdup(*p), .pool_path = TAKE_PTR(path),
-                                .id = vo_strdup(id), .record = record };
-            return 0;
-        }
+    _cleanup_free_ char *key = vo_asprintf(BACKUP_DOC_PREFIX "%s", id);
+    _cleanup_free_ char *text = NULL, *path = NULL, *error = NULL;
+    json_t *doc = vo_store_get(d->store, key, &text, NULL) == 0 ? json_loads(text, 0, NULL)
+                                                                 : NULL;
+    const char *pool = json_string_value(json_object_get(doc, "pool"));
+    json_t *record = pool && vo_backup_pool_path(d, pool, &path, &error) >= 0
+                         ? backup_record_load(path, id) : NULL;
+    if (record)
+        *ret = (BackupRef){ .pool = vo_strdup(pool), .pool_path = TAKE_PTR(path),
+                            .id = vo_strdup(id), .record = record };
+    json_decref(doc);
+    return record ? 0 : vo_error_set(ret_error, -ENOENT, "backup '%s' does not exist", id);
+}
+
+int backup_doc_put(VoDaemon *d, const char *pool, json_t *record, bool create)
+{
+    const char *id = json_string_value(json_object_get(record, "id"));
+    _cleanup_free_ char *key = vo_asprintf(BACKUP_DOC_PREFIX "%s", id);
+    _cleanup_free_ char *old = NULL;
+    int64_t rev = VO_REV_NEW;
+    int r = create ? -ENOENT : vo_store_get(d->store, key, &old, &rev);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    json_t *old_doc = old ? json_loads(old, 0, NULL) : NULL;
+    if (!pool)
+        pool = json_string_value(json_object_get(old_doc, "pool"));
+    if (r == -ENOENT)
+        rev = VO_REV_NEW;
+    r = 0;
+    if (pool) {
+        json_t *doc = vo_backup_doc_make(record, pool);
+        _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(doc);
+        r = vo_store_put(d->store, key, text, rev, NULL);
+        if (r < 0)
+            log_warn("backups: cannot write %s: %s", key, strerror(-r));
     }
-    return vo_error_set(ret_error, -ENOENT, "backup '%s' does not exist", id);
+    json_decref(old_doc);
+    return r;
+}
+
+int backup_doc_delete(VoDaemon *d, const char *id)
+{
+    _cleanup_free_ char *key = vo_asprintf(BACKUP_DOC_PREFIX "%s", id);
+    int64_t rev = 0;
+    int r = vo_store_get(d->store, key, NULL, &rev);
+    if (r >= 0)
+        r = vo_store_delete(d->store, key, rev);
+    if (r < 0 && r != -ENOENT)
+        log_warn("backups: cannot delete %s: %s (the next start drops it)", key, strerror(-r));
+    return r == -ENOENT ? 0 : r;
 }
 
 static int cmp_created(const void *a, const void *b)
@@ -198,8 +237,8 @@ static int rebase(const char *file, const char *new_backing, char **ret_error)
 
 /* Makes child independent of parent_id (the backup being deleted): its
  * files are rebased onto the parent's parent (grand_id, or nothing). */
-static int rebase_child(const char *pool_path, json_t *child, const char *grand_id,
-                        json_t *grand, char **ret_error)
+static int rebase_child(VoDaemon *d, const char *pool_path, json_t *child,
+                        const char *grand_id, json_t *grand, char **ret_error)
 {
     const char *child_id = json_string_value(json_object_get(child, "id"));
     _cleanup_free_ char *dir = vo_asprintf("%s/%s", pool_path, child_id);
@@ -222,7 +261,10 @@ static int rebase_child(const char *pool_path, json_t *child, const char *grand_
     if (!grand)
         json_object_set_new(child, "kind", json_string("full"));
     backup_record_total(child);
-    return backup_record_save(dir, child);
+    int r = backup_record_save(dir, child);
+    if (r >= 0)
+        (void)backup_doc_put(d, NULL, child, false);
+    return r;
 }
 
 int backup_delete_locked(VoDaemon *d, const char *pool_path, const char *id, VoTask *t,
@@ -242,22 +284,26 @@ int backup_delete_locked(VoDaemon *d, const char *pool_path, const char *id, VoT
             continue;
         if (t)
             vo_task_progress(t, 30, "rebasing the backups built on it");
-        r = rebase_child(pool_path, other, grand_id, grand, ret_error);
+        r = rebase_child(d, pool_path, other, grand_id, grand, ret_error);
         if (r < 0)
             break;
     }
     json_decref(all);
     json_decref(grand);
     if (r >= 0) {
-        /* Out of the listing at once; the files go after. */
+        /* The record out of the pool first (a rename), then the document
+         * (a crash between leaves a document whose record is gone, dropped
+         * at the next start), then the files. */
         _cleanup_free_ char *dir = vo_asprintf("%s/%s", pool_path, id);
         _cleanup_free_ char *gone = backup_deleting_path(d, pool_path, id);
         if (!gone)
             r = vo_error_set(ret_error, -EIO, "cannot delete %s: no host id", dir);
         else if (rename(dir, gone) < 0)
             r = vo_error_set(ret_error, -errno, "cannot delete %s: %s", dir, strerror(errno));
-        else
+        else {
+            (void)backup_doc_delete(d, id);
             (void)vo_rm_rf(gone);
+        }
     }
     if (r >= 0) {
         /* A VM whose next incremental backup would build on it starts over. */
@@ -310,6 +356,84 @@ void vo_backups_forget_base(VoDaemon *d, const char *vm_id)
     (void)vo_store_delete(d->store, key, VO_REV_ANY);
 }
 
+/* ---- start-up: documents and pools ------------------------------------------------ */
+
+static int collect_doc(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    json_t *docs = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    if (!doc)
+        doc = json_object(); /* unreadable: differs from any record, or is dropped */
+    json_object_set_new(doc, "_rev", json_integer(rev));
+    json_object_set_new(docs, key + strlen(BACKUP_DOC_PREFIX), doc);
+    return 0;
+}
+
+/* The pool's backup.json files are the truth (a pool may be shared with
+ * other hosts, which add and delete backups in it): see backups.h. */
+static void backups_reconcile(VoDaemon *d)
+{
+    json_t *docs = json_object(), *found = json_object();
+    (void)vo_store_list(d->store, BACKUP_DOC_PREFIX, collect_doc, docs);
+    json_t *revs = json_object(); /* id: revision, out of the documents compared */
+    const char *id;
+    json_t *doc;
+    json_object_foreach(docs, id, doc) {
+        json_object_set(revs, id, json_object_get(doc, "_rev"));
+        json_object_del(doc, "_rev");
+    }
+    _cleanup_strv_ char **pools = vo_backup_pool_names(d);
+    char **unreadable = NULL;
+    for (char **p = pools; p && *p; p++) {
+        _cleanup_free_ char *path = NULL, *error = NULL;
+        struct stat st;
+        if (vo_backup_pool_path(d, *p, &path, &error) < 0 || stat(path, &st) < 0 ||
+            !S_ISDIR(st.st_mode)) {
+            log_warn("backups: pool '%s' cannot be read; its backups stay listed", *p);
+            vo_strv_pushf(&unreadable, "%s", *p);
+            continue;
+        }
+        json_t *records = backup_records_in(path);
+        size_t i;
+        json_t *record;
+        json_array_foreach(records, i, record)
+            json_object_set_new(found, json_string_value(json_object_get(record, "id")),
+                                vo_backup_doc_make(record, *p));
+        json_decref(records);
+    }
+    json_t *plan = vo_backup_docs_plan(docs, found, unreadable);
+    json_t *what;
+    json_object_foreach(plan, id, what) {
+        const char *action = json_string_value(what);
+        _cleanup_free_ char *key = vo_asprintf(BACKUP_DOC_PREFIX "%s", id);
+        int64_t rev = json_integer_value(json_object_get(revs, id));
+        json_t *want = json_object_get(found, id);
+        _cleanup_free_ char *text = want ? json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        int r = 0;
+        if (!strcmp(action, "adopt")) {
+            r = vo_store_put(d->store, key, text, VO_REV_NEW, NULL);
+            if (r >= 0)
+                log_info("backups: adopted backup '%s' found in pool '%s'", id,
+                         json_string_value(json_object_get(want, "pool")));
+        } else if (!strcmp(action, "update"))
+            r = vo_store_put(d->store, key, text, rev, NULL);
+        else if (!strcmp(action, "drop")) {
+            r = vo_store_delete(d->store, key, rev);
+            if (r >= 0)
+                log_warn("backups: backup '%s' is gone from pool '%s'; dropped from the list",
+                         id, json_string_value(json_object_get(json_object_get(docs, id),
+                                                               "pool")) ?: "?");
+        }
+        if (r < 0)
+            log_warn("backups: cannot %s %s: %s", action, key, strerror(-r));
+    }
+    json_decref(plan);
+    json_decref(revs);
+    json_decref(found);
+    json_decref(docs);
+    vo_strv_free(unreadable);
+}
+
 void vo_backups_load(VoDaemon *d)
 {
     _cleanup_free_ char *vms_run = vo_asprintf("%s/vms", d->run_dir);
@@ -347,4 +471,5 @@ void vo_backups_load(VoDaemon *d)
         if (dir)
             closedir(dir);
     }
+    backups_reconcile(d);
 }

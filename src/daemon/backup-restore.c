@@ -169,7 +169,7 @@ static int record_spec(VoDaemon *d, json_t *record, VoVmSpec **ret, char **ret_e
     for (size_t i = 0; r >= 0 && i < ELEMENTSOF(boot); i++) {
         _cleanup_free_ char *path = NULL, *format = NULL, *error = NULL;
         if (boot[i]->image)
-            r = vo_image_boot_file(d->state_dir, boot[i]->image, i == 1, &path, &error);
+            r = vo_image_boot_file(d, boot[i]->image, i == 1, &path, &error);
         else if (boot[i]->volume)
             r = vo_volume_lookup(d, boot[i]->volume, &path, &format, NULL, &error);
         if (r < 0)
@@ -597,7 +597,8 @@ static int task_verify(VoTask *t, void *userdata)
                                       vo_time_json(vo_wall_ms()), "files", (json_int_t)files,
                                       "problems", problems));
         _cleanup_free_ char *dir = vo_asprintf("%s/%s", b.pool_path, b.id);
-        (void)backup_record_save(dir, b.record);
+        if (backup_record_save(dir, b.record) >= 0)
+            (void)backup_doc_put(op->d, b.pool, b.record, false);
         size_t i;
         json_t *p;
         summary = vo_strdup("");

@@ -16,6 +16,7 @@
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "qemu/qemu-backup.h"
+#include "state/records.h"
 #include "storage/backup-id.h"
 #include "storage/qemu-img.h"
 #include "util/time-format.h"
@@ -37,25 +38,35 @@ static json_t *backup_view(json_t *record, const char *pool, bool with_spec)
     return o;
 }
 
+static int collect_doc(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    json_t *doc = json_loads(value, 0, NULL);
+    if (json_is_object(doc))
+        json_array_append_new(userdata, doc);
+    else
+        json_decref(doc);
+    return 0;
+}
+
 json_t *vo_backups_list_json(VoDaemon *d, const char *vm)
 {
-    json_t *arr = json_array();
+    json_t *docs = json_array(), *arr = json_array();
+    (void)vo_store_list(d->store, BACKUP_DOC_PREFIX, collect_doc, docs);
     _cleanup_strv_ char **pools = vo_backup_pool_names(d);
-    for (char **p = pools; p && *p; p++) {
-        _cleanup_free_ char *path = NULL, *error = NULL;
-        if (vo_backup_pool_path(d, *p, &path, &error) < 0)
+    vo_backup_docs_sort(docs, pools);
+    size_t i;
+    json_t *r;
+    json_array_foreach(docs, i, r) {
+        const char *pool = json_string_value(json_object_get(r, "pool"));
+        bool listed = false; /* a pool deleted meanwhile: not listed */
+        for (char **p = pools; p && *p && pool && !listed; p++)
+            listed = !strcmp(*p, pool);
+        if (!listed || (vm && strcmp(json_string_value(json_object_get(r, "vm")) ?: "", vm) &&
+                        strcmp(json_string_value(json_object_get(r, "vm_id")) ?: "", vm)))
             continue;
-        json_t *records = backup_records_in(path);
-        size_t i;
-        json_t *r;
-        json_array_foreach(records, i, r) {
-            if (vm && strcmp(json_string_value(json_object_get(r, "vm")) ?: "", vm) &&
-                strcmp(json_string_value(json_object_get(r, "vm_id")) ?: "", vm))
-                continue;
-            json_array_append_new(arr, backup_view(r, *p, false));
-        }
-        json_decref(records);
+        json_array_append_new(arr, backup_view(r, pool, false));
     }
+    json_decref(docs);
     return arr;
 }
 
@@ -266,6 +277,14 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
             vo_error_set(ret_error, r, "cannot write the backup's record: %s", strerror(-r));
         if (r >= 0 && rename(partial, final) < 0)
             r = vo_error_set(ret_error, -errno, "cannot rename %s: %s", partial, strerror(errno));
+        /* Files first, then the document, which lists the backup. A crash
+         * between leaves a complete backup that the next start adopts. */
+        if (r >= 0 && (r = backup_doc_put(d, pool, record, true)) < 0) {
+            vo_error_set(ret_error, r, "cannot record the backup in the store: %s",
+                         strerror(-r));
+            if (rename(final, partial) < 0) /* removed below, as a partial one */
+                (void)vo_rm_rf(final);
+        }
     }
     if (r < 0) {
         (void)vo_rm_rf(partial);

@@ -3,7 +3,11 @@
  * disk its file, sizes and sha256) and one qcow2 per disk; an incremental
  * backup's files have the previous backup's files as backing files. Backups
  * are written as POOL_DIR/.partial-ID and renamed into place when complete,
- * so only whole backups are ever listed. */
+ * then recorded as the store document "backups/ID" (the record and its
+ * pool), which listing and lookups read; so only whole backups are ever
+ * listed. A pool may be shared between hosts, so its backup.json files stay
+ * the truth for a backup's content: lookups read the file, and start-up
+ * reconciles the documents with the pools (vo_backups_load). */
 #pragma once
 
 #include <jansson.h>
@@ -11,7 +15,11 @@
 
 #include "daemon/daemon.h"
 
-/* At start: removes what interrupted backups and deletes left behind. */
+/* At start (pools loaded): removes what interrupted backups and deletes
+ * left behind, then reconciles the documents with the pools: records found
+ * in a pool without a document are adopted, documents that differ from their
+ * record are rewritten, documents whose record is gone are dropped (those of
+ * a pool whose directory cannot be read are kept). */
 void vo_backups_load(VoDaemon *d);
 
 /* Every complete backup, oldest first; vm (name or id) filters, may be NULL. */

@@ -1,6 +1,7 @@
 /* image-import.c: adding and removing images: import of a disk file (plus
  * optional direct-boot kernel and initrd) into STATE/images/NAME, built in a
- * hidden directory and renamed into place only when complete. */
+ * hidden directory, renamed into place only when complete, and then recorded
+ * as the document images/NAME; deleting one (files, then document). */
 #include <string.h>
 #include <sys/stat.h>
 
@@ -18,21 +19,30 @@ typedef struct {
     bool claimed; /* holds the name (vo_image_name_claim) */
 } ImportOp;
 
-int vo_image_name_claim(VoDaemon *d, const char *name, char **ret_error)
+/* Holds name in images_building; with exists_ok false, refused also when
+ * the image exists (its document, or a directory in the way). */
+static int name_hold(VoDaemon *d, const char *name, bool exists_ok, char **ret_error)
 {
     _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, name);
+    _cleanup_free_ char *key = vo_asprintf("images/%s", name);
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
     for (char **s = d->images_building; s && *s && r == 0; s++)
         if (!strcmp(*s, name))
-            r = vo_error_set(ret_error, -EEXIST, "image '%s' is being built by another task",
-                             name);
-    if (r == 0 && access(dir, F_OK) == 0)
+            r = vo_error_set(ret_error, exists_ok ? -EBUSY : -EEXIST,
+                             "image '%s' is being built or deleted by another task", name);
+    if (r == 0 && !exists_ok &&
+        (vo_store_get(d->store, key, NULL, NULL) == 0 || access(dir, F_OK) == 0))
         r = vo_error_set(ret_error, -EEXIST, "image '%s' already exists", name);
     if (r == 0)
         vo_strv_pushf(&d->images_building, "%s", name);
     pthread_mutex_unlock(&d->storage_lock);
     return r;
+}
+
+int vo_image_name_claim(VoDaemon *d, const char *name, char **ret_error)
+{
+    return name_hold(d, name, false, ret_error);
 }
 
 void vo_image_name_release(VoDaemon *d, const char *name)
@@ -124,6 +134,10 @@ int vo_image_build(VoDaemon *d, const VoImageBuild *b, VoTask *t, char **ret_err
     }
     if (r < 0)
         (void)vo_rm_rf(tmp_dir);
+    /* Files first, then the document, which makes the image exist. A crash
+     * between leaves a complete directory that the next start adopts. */
+    else if ((r = vo_image_record(d, b->name, ret_error)) < 0)
+        (void)vo_rm_rf(final_dir);
     return r;
 }
 
@@ -201,7 +215,8 @@ int vo_image_import(VoDaemon *d, const VoImageImportArgs *args, json_t **ret_tas
 int vo_image_delete(VoDaemon *d, const char *name, char **ret_error)
 {
     VoImage *img = NULL;
-    if (vo_image_load(d->state_dir, name, &img) < 0) {
+    int64_t rev = 0;
+    if (vo_image_get(d, name, &img, &rev) < 0) {
         *ret_error = vo_asprintf("image '%s' does not exist", name);
         return -ENOENT;
     }
@@ -212,9 +227,34 @@ int vo_image_delete(VoDaemon *d, const char *name, char **ret_error)
                                  "those first", name, users);
         return -EBUSY;
     }
-    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, name);
-    int r = vo_rm_rf(dir);
+    int r = name_hold(d, name, true, ret_error);
     if (r < 0)
-        *ret_error = vo_asprintf("cannot remove image '%s': %s", name, strerror(-r));
+        return r;
+    /* The files go out of the way first, then the document (at the revision
+     * read): a crash between leaves a document without files, which the next
+     * start removes (never files without a document, which it would adopt).
+     * The sweep removes a ".deleting-NAME" left behind. */
+    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, name);
+    _cleanup_free_ char *gone = vo_asprintf("%s/images/.deleting-%s", d->state_dir, name);
+    _cleanup_free_ char *key = vo_asprintf("images/%s", name);
+    (void)vo_rm_rf(gone);
+    bool moved = rename(dir, gone) == 0;
+    if (!moved && errno != ENOENT) /* ENOENT: the files were gone already */
+        r = vo_error_set(ret_error, -errno, "cannot remove image '%s': %s", name,
+                         strerror(errno));
+    if (r >= 0 && (r = vo_store_delete(d->store, key, rev)) < 0) {
+        if (r == -ENOENT)
+            vo_error_set(ret_error, r, "image '%s' does not exist", name);
+        else
+            vo_error_set(ret_error, r, "cannot remove image '%s': %s", name, strerror(-r));
+        if (moved && rename(gone, dir) < 0)
+            log_warn("cannot put %s back: %s", dir, strerror(errno));
+        moved = false;
+    }
+    if (moved && (r = vo_rm_rf(gone)) < 0) {
+        log_warn("cannot remove %s: %s (the next start removes it)", gone, strerror(-r));
+        r = 0; /* the image is gone: its document is */
+    }
+    vo_image_name_release(d, name);
     return r;
 }

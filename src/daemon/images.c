@@ -1,4 +1,7 @@
-/* images.c: reading the image directories (see images.h). */
+/* images.c: the images VMs are created from. Each is a store document
+ * ("images/NAME": what listing and lookups read) and a directory of files
+ * (STATE/images/NAME: image.json and the files it names); start-up
+ * reconciles the two (see images.h). */
 #include "daemon/images.h"
 
 #include <dirent.h>
@@ -6,8 +9,12 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
+#include "daemon/daemon.h"
+#include "state/records.h"
 #include "storage/qemu-img.h"
 #include "util/util.h"
+
+#define IMAGES_PREFIX "images/"
 
 VoImage *vo_image_free(VoImage *img)
 {
@@ -23,70 +30,121 @@ VoImage *vo_image_free(VoImage *img)
     return NULL;
 }
 
-/* A file named inside the image directory; never outside it. */
-static char *image_file(const char *dir, const char *rel)
+static char *image_dir(VoDaemon *d, const char *name)
 {
-    if (!rel)
-        return NULL;
-    if (!rel[0] || strchr(rel, '/') || !strcmp(rel, "..") || !strcmp(rel, "."))
-        return NULL;
-    return vo_asprintf("%s/%s", dir, rel);
+    return vo_asprintf("%s/images/%s", d->state_dir, name);
 }
 
-int vo_image_load(const char *state_dir, const char *name, VoImage **ret)
+/* The document of image name read from its directory: image.json, and the
+ * disk's size (for qcow2 the disk's, not the file's). created_ms < 0: when
+ * image.json was written. -ENOENT without image.json. */
+static int image_doc_from_files(VoDaemon *d, const char *name, int64_t created_ms, json_t **ret,
+                                char **ret_error)
 {
-    if (!vo_name_valid(name))
-        return -ENOENT;
-    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", state_dir, name);
-    _cleanup_free_ char *meta = vo_asprintf("%s/image.json", dir);
-    json_error_t jerr;
-    json_t *doc = json_load_file(meta, JSON_REJECT_DUPLICATES, &jerr);
-    if (!doc)
-        return access(meta, F_OK) == 0 ? -EINVAL : -ENOENT;
-    const char *disk = NULL, *format = "raw", *kernel = NULL, *initrd = NULL, *cmdline = NULL;
-    int r = json_unpack(doc, "{s:s, s?s, s?s, s?s, s?s}", "disk", &disk, "format", &format,
-                        "kernel", &kernel, "initrd", &initrd, "cmdline", &cmdline);
-    VoImage *img = vo_malloc0(sizeof(*img));
-    if (r == 0) {
-        img->name = vo_strdup(name);
-        img->disk = image_file(dir, disk);
-        img->format = vo_strdup(format);
-        img->kernel = image_file(dir, kernel);
-        img->initrd = image_file(dir, initrd);
-        img->cmdline = vo_strdup(cmdline);
-    }
-    json_decref(doc);
+    _cleanup_free_ char *dir = image_dir(d, name);
+    _cleanup_free_ char *meta_path = vo_asprintf("%s/image.json", dir);
     struct stat st;
-    if (r < 0 || !img->disk || (kernel && !img->kernel) || (initrd && !img->initrd) ||
-        (strcmp(img->format, "raw") && strcmp(img->format, "qcow2")) ||
-        stat(img->disk, &st) < 0) {
-        vo_image_free(img);
-        return -EINVAL;
+    if (stat(meta_path, &st) < 0)
+        return vo_error_set(ret_error, -errno, "%s: %s", meta_path, strerror(errno));
+    if (created_ms < 0)
+        created_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    json_error_t jerr;
+    json_t *meta = json_load_file(meta_path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!meta)
+        return vo_error_set(ret_error, -EINVAL, "%s: %s", meta_path, jerr.text);
+    json_t *doc = NULL;
+    int r = vo_image_doc_make(name, meta, 0, created_ms, &doc, ret_error);
+    json_decref(meta);
+    VoImageDoc v;
+    if (r >= 0 && (r = vo_image_doc_parse(doc, &v)) < 0)
+        vo_error_set(ret_error, r, "%s: not an image", meta_path);
+    _cleanup_free_ char *disk = r >= 0 ? vo_asprintf("%s/%s", dir, v.disk) : NULL;
+    if (r >= 0 && stat(disk, &st) < 0)
+        r = vo_error_set(ret_error, -EINVAL, "its disk %s: %s", disk, strerror(errno));
+    if (r >= 0) {
+        uint64_t size = (uint64_t)st.st_size;
+        if (!strcmp(v.format, "qcow2")) {
+            VoImgInfo info = { 0 };
+            r = vo_img_info(disk, "qcow2", &info, ret_error);
+            if (r >= 0 && info.n_layers > 0)
+                size = info.layers[0].virtual_size;
+            vo_img_info_clear(&info);
+        }
+        json_object_set_new(doc, "size_bytes", json_integer((json_int_t)size));
     }
-    img->size_bytes = (uint64_t)st.st_size;
-    if (!strcmp(img->format, "qcow2")) { /* the disk's size, not the file's */
-        VoImgInfo info = { 0 };
-        if (vo_img_info(img->disk, "qcow2", &info, NULL) >= 0 && info.n_layers > 0)
-            img->size_bytes = info.layers[0].virtual_size;
-        vo_img_info_clear(&info);
+    if (r < 0) {
+        json_decref(doc);
+        return r;
     }
-    *ret = img;
+    *ret = doc;
     return 0;
 }
 
-int vo_image_boot_file(const char *state_dir, const char *name, bool initrd, char **ret_path,
+static int image_doc_put(VoDaemon *d, const char *name, int64_t created_ms, char **ret_error)
+{
+    json_t *doc = NULL;
+    int r = image_doc_from_files(d, name, created_ms, &doc, ret_error);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    _cleanup_free_ char *key = vo_asprintf(IMAGES_PREFIX "%s", name);
+    r = vo_store_put(d->store, key, text, VO_REV_NEW, NULL);
+    if (r < 0)
+        vo_error_set(ret_error, r, "cannot record %s in the store: %s", key, strerror(-r));
+    return r;
+}
+
+int vo_image_record(VoDaemon *d, const char *name, char **ret_error)
+{
+    return image_doc_put(d, name, vo_wall_ms(), ret_error);
+}
+
+/* A file named by the image's document, in its directory. */
+static char *doc_file(const char *dir, const char *rel)
+{
+    return rel ? vo_asprintf("%s/%s", dir, rel) : NULL;
+}
+
+static int image_from_doc(VoDaemon *d, const char *text, VoImage **ret)
+{
+    json_t *doc = json_loads(text, 0, NULL);
+    VoImageDoc v;
+    int r = vo_image_doc_parse(doc, &v);
+    if (r >= 0) {
+        _cleanup_free_ char *dir = image_dir(d, v.name);
+        VoImage *img = vo_malloc0(sizeof(*img));
+        *img = (VoImage){ .name = vo_strdup(v.name), .disk = doc_file(dir, v.disk),
+                          .format = vo_strdup(v.format), .size_bytes = v.size_bytes,
+                          .kernel = doc_file(dir, v.kernel), .initrd = doc_file(dir, v.initrd),
+                          .cmdline = vo_strdup(v.cmdline) };
+        *ret = img;
+    }
+    json_decref(doc);
+    return r;
+}
+
+int vo_image_get(VoDaemon *d, const char *name, VoImage **ret, int64_t *ret_rev)
+{
+    if (!vo_name_valid(name))
+        return -ENOENT;
+    _cleanup_free_ char *key = vo_asprintf(IMAGES_PREFIX "%s", name);
+    _cleanup_free_ char *text = NULL;
+    int r = vo_store_get(d->store, key, &text, ret_rev);
+    return r < 0 ? r : image_from_doc(d, text, ret);
+}
+
+int vo_image_boot_file(VoDaemon *d, const char *name, bool initrd, char **ret_path,
                        char **ret_error)
 {
     const char *what = initrd ? "initrd" : "kernel";
     if (!vo_name_valid(name))
         return vo_error_set(ret_error, -EINVAL, "'%s' is not an image name", name);
-    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", state_dir, name);
-    _cleanup_free_ char *meta = vo_asprintf("%s/image.json", dir);
-    json_t *doc = json_load_file(meta, JSON_REJECT_DUPLICATES, NULL);
-    if (!doc)
+    VoImage *img = NULL;
+    if (vo_image_get(d, name, &img, NULL) < 0)
         return vo_error_set(ret_error, -ENOENT, "image '%s' does not exist on this host", name);
-    _cleanup_free_ char *path = image_file(dir, json_string_value(json_object_get(doc, what)));
-    json_decref(doc);
+    _cleanup_free_ char *path = vo_strdup(initrd ? img->initrd : img->kernel);
+    vo_image_free(img);
     if (!path)
         return vo_error_set(ret_error, -ENOENT, "image '%s' has no %s", name, what);
     if (access(path, R_OK) < 0)
@@ -106,33 +164,99 @@ json_t *vo_image_to_json(const VoImage *img)
     return o;
 }
 
-static int by_name(const void *a, const void *b)
+typedef struct {
+    VoDaemon *d;
+    json_t *arr;
+} ListCtx;
+
+static int list_one(const char *key, const char *value, int64_t rev, void *userdata)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    ListCtx *c = userdata;
+    VoImage *img = NULL;
+    if (image_from_doc(c->d, value, &img) < 0) {
+        log_warn("images: ignoring %s: not an image document", key);
+        return 0;
+    }
+    json_array_append_new(c->arr, vo_image_to_json(img));
+    vo_image_free(img);
+    return 0;
 }
 
-json_t *vo_images_list_json(const char *state_dir)
+json_t *vo_images_list_json(VoDaemon *d)
 {
-    json_t *arr = json_array();
-    _cleanup_free_ char *dir = vo_asprintf("%s/images", state_dir);
-    DIR *d = opendir(dir);
-    if (!d)
-        return arr;
-    _cleanup_strv_ char **names = NULL;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (vo_name_valid(de->d_name))
-            vo_strv_push(&names, vo_strdup(de->d_name));
-    closedir(d);
-    size_t n = vo_strv_len(names);
-    if (n)
-        qsort(names, n, sizeof(char *), by_name);
-    for (size_t i = 0; i < n; i++) {
-        VoImage *img = NULL;
-        if (vo_image_load(state_dir, names[i], &img) < 0)
+    /* Key order is name order. */
+    ListCtx c = { .d = d, .arr = json_array() };
+    (void)vo_store_list(d->store, IMAGES_PREFIX, list_one, &c);
+    return c.arr;
+}
+
+/* ---- start-up --------------------------------------------------------------------- */
+
+typedef struct {
+    char **names;
+    char **revs; /* decimal */
+} Docs;
+
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    Docs *docs = userdata;
+    vo_strv_push(&docs->names, vo_strdup(key + strlen(IMAGES_PREFIX)));
+    vo_strv_pushf(&docs->revs, "%lld", (long long)rev);
+    return 0;
+}
+
+/* Whether image name's files are there: image.json and the disk it names. */
+static bool files_present(VoDaemon *d, const char *name)
+{
+    VoImage *img = NULL;
+    if (vo_image_get(d, name, &img, NULL) < 0)
+        return false;
+    _cleanup_free_ char *meta = vo_asprintf("%s/images/%s/image.json", d->state_dir, name);
+    bool ok = access(meta, F_OK) == 0 && access(img->disk, F_OK) == 0;
+    vo_image_free(img);
+    return ok;
+}
+
+void vo_images_load(VoDaemon *d)
+{
+    /* Documents whose files are gone (removed behind vireod's back, or a
+     * delete cut short after its rename) go: they name nothing usable. */
+    Docs docs = { 0 };
+    (void)vo_store_list(d->store, IMAGES_PREFIX, collect, &docs);
+    for (size_t i = 0; docs.names && docs.names[i]; i++) {
+        if (files_present(d, docs.names[i]))
             continue;
-        json_array_append_new(arr, vo_image_to_json(img));
-        vo_image_free(img);
+        _cleanup_free_ char *key = vo_asprintf(IMAGES_PREFIX "%s", docs.names[i]);
+        int r = vo_store_delete(d->store, key, strtoll(docs.revs[i], NULL, 10));
+        if (r < 0)
+            log_warn("images: cannot remove %s: %s", key, strerror(-r));
+        else
+            log_warn("images: image '%s' is gone: its files are missing; its document is "
+                     "removed", docs.names[i]);
     }
-    return arr;
+    vo_strv_free(docs.names);
+    vo_strv_free(docs.revs);
+
+    /* Directories without a document (a state dir of an older vireo, an
+     * image put in place by hand, or an import whose document a crash cut
+     * short after its files were renamed into place, complete) are adopted. */
+    _cleanup_free_ char *top = vo_asprintf("%s/images", d->state_dir);
+    DIR *dir = opendir(top);
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        if (!vo_name_valid(e->d_name))
+            continue;
+        _cleanup_free_ char *key = vo_asprintf(IMAGES_PREFIX "%s", e->d_name);
+        if (vo_store_get(d->store, key, NULL, NULL) == 0)
+            continue;
+        _cleanup_free_ char *error = NULL;
+        int r = image_doc_put(d, e->d_name, -1, &error);
+        if (r >= 0)
+            log_info("images: adopted image '%s' (found in %s without a document)", e->d_name,
+                     top);
+        else if (r != -ENOENT)
+            log_warn("images: %s/%s is not adopted: %s", top, e->d_name, error);
+    }
+    if (dir)
+        closedir(dir);
 }

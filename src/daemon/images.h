@@ -1,5 +1,11 @@
-/* images.h: the images VMs are created from: directories under
- * STATE/images/NAME holding image.json (disk, format, kernel, initrd, cmdline). */
+/* images.h: the images VMs are created from. An image is a store document
+ * "images/NAME" (name, disk and boot file names, format, size, cmdline,
+ * created_at: see the key layout in docs/internals.md), which listing and
+ * lookups read, and a directory STATE/images/NAME holding image.json and
+ * those files. Files come first and the document after (an import commits
+ * by writing it); a delete moves the files away first and deletes the
+ * document after. At start, directories without a document are adopted and
+ * documents without their files removed (vo_images_load). */
 #pragma once
 
 #include <jansson.h>
@@ -14,25 +20,35 @@ typedef struct {
     char *kernel, *initrd, *cmdline; /* absolute paths / text, or NULL */
 } VoImage;
 
-/* -ENOENT when the image does not exist, -EINVAL when image.json is unusable. */
-int vo_image_load(const char *state_dir, const char *name, VoImage **ret);
+struct VoDaemon;
+
+/* Image name as its document says (paths resolved on this host), and the
+ * document's revision (may be NULL). -ENOENT when there is no document,
+ * -EINVAL when it is unusable. */
+int vo_image_get(struct VoDaemon *d, const char *name, VoImage **ret, int64_t *ret_rev);
 VoImage *vo_image_free(VoImage *img);
-/* The path of image name's kernel (initrd when initrd) on this host, read
- * from image.json alone (no qemu-img): for starting a VM that boots it.
- * -ENOENT with *ret_error when the image or the file is missing. */
-int vo_image_boot_file(const char *state_dir, const char *name, bool initrd, char **ret_path,
+/* The path of image name's kernel (initrd when initrd) on this host, for
+ * starting a VM that boots it. -ENOENT with *ret_error when the image or the
+ * file is missing. */
+int vo_image_boot_file(struct VoDaemon *d, const char *name, bool initrd, char **ret_path,
                        char **ret_error);
 json_t *vo_image_to_json(const VoImage *img);
-/* All loadable images, sorted by name (new reference). */
-json_t *vo_images_list_json(const char *state_dir);
+/* All images, sorted by name (new reference), from the store. */
+json_t *vo_images_list_json(struct VoDaemon *d);
+/* Writes image name's document (create-only) from its directory, which is
+ * complete and in place. */
+int vo_image_record(struct VoDaemon *d, const char *name, char **ret_error);
+/* At start, after the sweep and before VMs are loaded: documents whose files
+ * are gone are removed; image directories without a document are adopted. */
+void vo_images_load(struct VoDaemon *d);
 
 /* Import: a new image NAME from a disk file (any format qemu-img reads,
  * stored as qcow2) and optional kernel/initrd for direct boot. Runs as a
- * task; nothing appears under images/ until it is complete. */
+ * task; nothing appears under images/ until it is complete, and the image
+ * exists once its document is written. */
 typedef struct {
     const char *name, *import_path, *kernel_path, *initrd_path, *cmdline;
 } VoImageImportArgs;
-struct VoDaemon;
 int vo_image_import(struct VoDaemon *d, const VoImageImportArgs *args, json_t **ret_task,
                     char **ret_error);
 /* Builds image NAME from a disk (converted to qcow2; disk_format NULL probes)
@@ -51,5 +67,6 @@ int vo_image_build(struct VoDaemon *d, const VoImageBuild *b, struct VoTask *t, 
 int vo_image_name_claim(struct VoDaemon *d, const char *name, char **ret_error);
 void vo_image_name_release(struct VoDaemon *d, const char *name);
 
-/* Refused while VMs or detached linked clones use it. */
+/* Refused while VMs or detached linked clones use it. Holds the name like a
+ * build (another build or delete of it meanwhile gets -EEXIST/-EBUSY). */
 int vo_image_delete(struct VoDaemon *d, const char *name, char **ret_error);

@@ -14,6 +14,7 @@
 #include "api/http.h"
 #include "daemon/backups.h"
 #include "daemon/daemon.h"
+#include "daemon/images.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/sweep.h"
@@ -163,6 +164,8 @@ int main(int argc, char **argv)
         log_error("cannot read the operations in the store: %s", strerror(-r));
         return 1;
     }
+    /* Images: documents and directories reconciled (VMs name images). */
+    vo_images_load(&d);
     r = vo_storage_load(&d);
     if (r < 0) {
         log_error("cannot load pools and volumes: %s", strerror(-r));

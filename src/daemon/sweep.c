@@ -14,6 +14,7 @@
 #define INTENTS_PREFIX "intents/"
 #define UPLOAD_PREFIX ".upload-"
 #define BUILD_PREFIX ".build-"
+#define DELETING_PREFIX ".deleting-" /* image-import.c: an image being deleted */
 #define RESTORE_PREFIX ".restore-"  /* backup-restore.c: new disk files */
 #define REPLACED_PREFIX ".replaced-" /* storage.c: old files moved aside */
 
@@ -229,6 +230,16 @@ static void remove_if_build_dir(const char *path, const char *name, const void *
     }
 }
 
+/* images/.deleting-NAME: an image delete cut short (its files were moved
+ * aside first; a symlink to a directory is removed as the link). */
+static void remove_if_deleting(const char *path, const char *name, const void *arg)
+{
+    struct stat st;
+    if (!strncmp(name, DELETING_PREFIX, strlen(DELETING_PREFIX)) && lstat(path, &st) == 0 &&
+        (S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)))
+        remove_logged(path, "an image delete was cut short");
+}
+
 /* images/NAME directories without image.json: an image is renamed into
  * place whole (image-import.c), so only a delete cut short (vo_rm_rf
  * half done) leaves one, and it would block the name for ever. */
@@ -295,6 +306,7 @@ void vo_sweep_at_start(VoDaemon *d)
     _cleanup_free_ char *images = vo_asprintf("%s/images", d->state_dir);
     for_each_entry(images, remove_if_build_dir, d);
     for_each_entry(images, remove_if_broken_image, NULL);
+    for_each_entry(images, remove_if_deleting, NULL);
     sweep_vm_dirs(d, d->state_dir);
     sweep_vm_dirs(d, d->run_dir);
     sweep_atomic_temps(images);

@@ -23,7 +23,8 @@ void vo_intent_end(VoDaemon *d, const char *id);
  *    pool may be shared, other hosts' are kept); a ".replaced-FILE" (an old disk moved
  *    aside during a restore) whose FILE is missing is put back;
  *  - in the images directory: ".build-*" directories of imports cut short,
- *    and image directories without image.json (a delete cut short);
+ *    ".deleting-*" ones and image directories without image.json (deletes
+ *    cut short);
  *  - VM state and run directories (named by a VM id) with no VM document;
  *  - "FILE.tmp.PID" files (a vo_write_file_atomic cut short) in the
  *    directories of images, VMs and networks (never through a symlink).

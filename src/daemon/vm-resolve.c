@@ -21,7 +21,7 @@ static int image_file(void *userdata, const char *image, bool initrd, char **ret
                       char **ret_error)
 {
     VoDaemon *d = userdata;
-    return vo_image_boot_file(d->state_dir, image, initrd, ret_path, ret_error);
+    return vo_image_boot_file(d, image, initrd, ret_path, ret_error);
 }
 
 int vo_vm_resolve(VoDaemon *d, const VoVmSpec *spec, VoVmSpec **ret, char **ret_error)
@@ -48,7 +48,7 @@ static char *image_of(void *userdata, const char *path, bool initrd)
     _cleanup_free_ char *image = slash ? strndup(name, (size_t)(slash - name)) : NULL;
     _cleanup_free_ char *file = NULL, *error = NULL;
     if (!image || !vo_name_valid(image) ||
-        vo_image_boot_file(d->state_dir, image, initrd, &file, &error) < 0)
+        vo_image_boot_file(d, image, initrd, &file, &error) < 0)
         return NULL;
     char a[PATH_MAX], b[PATH_MAX];
     bool same = !strcmp(file, path) ||

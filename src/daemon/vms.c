@@ -1,7 +1,8 @@
 /* vms.c: VM registry, state machine and lifecycle operations (see vms.h).
  * Locking: vm->job serialises operations on one VM (held by the task for the
- * whole operation, never by the loop thread); vm->lock guards the fields and
- * is held only briefly; the loop thread owns exit watching and the console.
+ * whole operation; the loop thread at most trylocks it, see vm-events.c);
+ * vm->lock guards the fields and is held only briefly; the loop thread owns
+ * exit and event watching and the console.
  * Every state change is written to the store before it is acted upon. */
 #include "daemon/vms.h"
 #include "daemon/vm-internal.h"
@@ -62,6 +63,7 @@ static VoVm *vm_new(VoDaemon *d)
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->changed, NULL);
     vm->uses = json_object();
+    vm->events_fd = -1;
     return vm;
 }
 
@@ -97,6 +99,7 @@ void vo_vm_unref(VoVm *vm)
         vm->d->driver->release(vm->hv);
     vo_vm_spec_free(vm->spec);
     free(vm->exit_reason);
+    free(vm->state_reason);
     free(vm->problem);
     json_decref(vm->stored_spec);
     json_decref(vm->uses);
@@ -144,6 +147,12 @@ static json_t *vm_document(VoVm *vm)
         json_object_set_new(status, "started_at", json_integer(vm->started_at));
     if (vm->exit_reason)
         json_object_set_new(status, "exit_reason", json_string(vm->exit_reason));
+    if (vm->state_reason)
+        json_object_set_new(status, "state_reason", json_string(vm->state_reason));
+    if (vm->resets) {
+        json_object_set_new(status, "resets", json_integer(vm->resets));
+        json_object_set_new(status, "last_reset_at", json_integer(vm->last_reset_at));
+    }
     /* No host path in it: the spec names volumes and images (vm->spec is
      * never a resolved copy). A VM whose old definition could not be
      * converted keeps that one as it was. */
@@ -205,13 +214,27 @@ char *vo_vm_id(VoVm *vm)
 }
 
 /* Caller holds vm->lock. */
-void vo_vm_set_state(VoVm *vm, VoVmState state)
+void vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason)
 {
+    if (state != VO_VM_PAUSED)
+        reason = NULL;
     if (vm->state != state)
-        log_info("vm %s: %s -> %s", vm->spec->name, state_names[vm->state], state_names[state]);
+        log_info("vm %s: %s -> %s%s%s", vm->spec->name, state_names[vm->state], state_names[state],
+                 reason ? ": " : "", reason ? reason : "");
     vm->state = state;
+    if (reason != vm->state_reason) {
+        char *old = vm->state_reason;
+        vm->state_reason = vo_strdup(reason);
+        free(old);
+    }
     (void)vo_vm_save(vm);
     pthread_cond_broadcast(&vm->changed);
+}
+
+/* Caller holds vm->lock. */
+void vo_vm_set_state(VoVm *vm, VoVmState state)
+{
+    vo_vm_set_state_reason(vm, state, NULL);
 }
 
 /* ---- registry --------------------------------------------------------- */
@@ -316,6 +339,12 @@ static json_t *vm_json_locked_view(VoVm *vm)
     }
     if (vm->exit_reason && !vo_vm_state_active(vm->state))
         json_object_set_new(o, "exit_reason", json_string(vm->exit_reason));
+    if (vm->state_reason)
+        json_object_set_new(o, "state_reason", json_string(vm->state_reason));
+    if (vm->resets && vo_vm_state_active(vm->state)) {
+        json_object_set_new(o, "resets", json_integer(vm->resets));
+        json_object_set_new(o, "last_reset_at", vo_time_json(vm->last_reset_at));
+    }
     if (vm->problem)
         json_object_set_new(o, "problem", json_string(vm->problem));
     pthread_mutex_unlock(&vm->lock);
@@ -434,6 +463,7 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     VoVm *vm = userdata;
     VoHvDriver *drv = vm->d->driver;
     vo_loop_remove_fd(vm->d->loop, fd);
+    vo_vm_events_unwatch(vm);
     release_console(vm);
 
     pthread_mutex_lock(&vm->lock);
@@ -453,7 +483,8 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     _cleanup_free_ char *run_dir = vo_vm_run_dir(vm->d, vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
 
-    const char *transient[] = { "qmp.sock", "console.sock", "qemu.pid", "fake.state" };
+    const char *transient[] = { "qmp.sock", "qmp-events.sock", "console.sock", "qemu.pid",
+                                "fake.state", "fake-events" };
     for (size_t i = 0; i < ELEMENTSOF(transient); i++) {
         _cleanup_free_ char *p = vo_asprintf("%s/%s", run_dir, transient[i]);
         (void)unlink(p);
@@ -482,6 +513,8 @@ static void watch_on_loop(void *userdata)
         _cleanup_free_ char *name = vo_vm_name(vm);
         log_error("vm %s: cannot watch its process", name);
         vo_vm_unref(vm);
+    } else {
+        vo_vm_events_watch(vm);
     }
     free(w);
 }
@@ -623,6 +656,8 @@ static int task_start(VoTask *t, void *userdata)
     vm->started_at = vo_wall_ms();
     free(vm->exit_reason);
     vm->exit_reason = NULL;
+    vm->resets = 0;
+    vm->last_reset_at = 0;
     pthread_mutex_unlock(&vm->lock);
     watch_vm(vm);
 
@@ -736,13 +771,17 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
                             state_names[s], state_names[required]);
     }
     VoHvInstance *hv = vm->hv;
+    unsigned io_errors = vm->io_errors;
     pthread_mutex_unlock(&vm->lock);
     int r = op(hv);
     if (r >= 0) {
         pthread_mutex_lock(&vm->lock);
-        if (vm->state == required) {
+        /* An I/O error the resumed guest hit again (retried on resume) has
+         * paused it anew: it stays paused (vm-events.c). */
+        bool paused_again = after == VO_VM_RUNNING && vm->io_errors != io_errors;
+        if (vm->state == required && !paused_again) {
             vm->info.paused = after == VO_VM_PAUSED;
-            vo_vm_set_state(vm, after);
+            vo_vm_set_state_reason(vm, after, VO_VM_REASON_USER);
         }
         pthread_mutex_unlock(&vm->lock);
         if (after == VO_VM_RUNNING)
@@ -1122,7 +1161,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         return -EINVAL;
     }
     VoImage *img = NULL;
-    int r = vo_image_load(d->state_dir, args->image, &img);
+    int r = vo_image_get(d, args->image, &img, NULL);
     if (r < 0) {
         *ret_error = r == -ENOENT ? vo_asprintf("image '%s' does not exist (see: vireo image list)",
                                                 args->image)
@@ -1432,7 +1471,13 @@ static void reconcile(VoVm *vm)
                  vm->spec->name);
         vm->stop_requested = false;
     }
-    vo_vm_set_state(vm, s);
+    /* A VM still paused keeps the reason it had, unless QEMU says it is an
+     * I/O error (one that came while vireod was not running). */
+    const char *reason = s != VO_VM_PAUSED        ? NULL
+                         : vm->info.io_error      ? VO_VM_REASON_IO_ERROR
+                         : vm->state == VO_VM_PAUSED && vm->state_reason ? vm->state_reason
+                                                                          : VO_VM_REASON_UNKNOWN;
+    vo_vm_set_state_reason(vm, s, reason);
     log_info("vm %s: re-attached (pid %d, %s)", vm->spec->name, (int)vm->info.pid,
              state_names[vm->state]);
     pthread_mutex_unlock(&vm->lock);
@@ -1501,6 +1546,11 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     vm->started_at = json_integer_value(json_object_get(status, "started_at"));
     const char *reason = json_string_value(json_object_get(status, "exit_reason"));
     vm->exit_reason = vo_strdup(reason);
+    if (state == VO_VM_PAUSED)
+        vm->state_reason =
+            vo_strdup(json_string_value(json_object_get(status, "state_reason")));
+    vm->resets = (unsigned)json_integer_value(json_object_get(status, "resets"));
+    vm->last_reset_at = json_integer_value(json_object_get(status, "last_reset_at"));
     json_decref(doc);
     if (upgraded && !vm->problem) {
         pthread_mutex_lock(&vm->lock);

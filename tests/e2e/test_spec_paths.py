@@ -35,9 +35,14 @@ def write_doc(d, key, doc):
     try:
         with db:
             text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
-            if db.execute("UPDATE documents SET value = ? WHERE key = ?", (text, key)).rowcount == 0:
-                db.execute("INSERT INTO documents (key, mod_rev, create_rev, lease, value) "
-                           "VALUES (?, 1, 1, 0, ?)", (key, text))
+            # A write at a new store revision (schema 2: docs/internals.md, "Store").
+            (rev,) = db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+            rev = int(rev) + 1
+            db.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (str(rev),))
+            if db.execute("UPDATE documents SET value = ?, mod_rev = ? WHERE key = ?",
+                          (text, rev, key)).rowcount == 0:
+                db.execute("INSERT INTO documents (key, mod_rev, create_rev, value) "
+                           "VALUES (?, ?, ?, ?)", (key, rev, rev, text))
     finally:
         db.close()
 
