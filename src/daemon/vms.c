@@ -950,14 +950,13 @@ static int task_create(VoTask *t, void *userdata)
     if (r >= 0) {
         vo_task_progress(t, 30, a->full_clone ? "copying the image" : "creating a linked clone");
         volume = vo_volume_free_name(d, VO_DEFAULT_POOL, name);
-        r = volume ? vo_volume_create_from_base(d, VO_DEFAULT_POOL, volume, a->base_disk,
-                                                a->base_format, a->base_image, a->full_clone,
-                                                a->disk_size, t, &path, &error)
-                   : -ENOSPC;
+        r = volume ? 0 : -ENOSPC;
     }
     if (r >= 0) {
+        /* The boot disk (vo_vm_create made the VM without one), named and
+         * recorded as used by this VM just before its volume is made, so
+         * nothing can take that volume from it once it exists. */
         pthread_mutex_lock(&vm->lock);
-        /* The boot disk, now that its volume is made (vo_vm_create). */
         VoVmSpec *s = vm->spec;
         VoDiskSpec *disks = vo_malloc0(sizeof(VoDiskSpec) * (s->n_disks + 1));
         disks[0] = (VoDiskSpec){ .volume = vo_asprintf("%s/%s", VO_DEFAULT_POOL, volume),
@@ -966,6 +965,15 @@ static int task_create(VoTask *t, void *userdata)
         free(s->disks);
         s->disks = disks;
         s->n_disks++;
+        r = write_vm(vm, NULL, false);
+        pthread_mutex_unlock(&vm->lock);
+        if (r >= 0)
+            r = vo_volume_create_from_base(d, VO_DEFAULT_POOL, volume, a->base_disk,
+                                           a->base_format, a->base_image, a->full_clone,
+                                           a->disk_size, t, &path, &error);
+    }
+    if (r >= 0) {
+        pthread_mutex_lock(&vm->lock);
         r = vo_vm_save(vm);
         vm->provisioning = false;
         pthread_mutex_unlock(&vm->lock);
