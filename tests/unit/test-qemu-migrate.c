@@ -3,6 +3,7 @@
  * point sends, and how it reads QEMU's answers (query-migrate in each
  * status, the layout probe). The fake driver's: a whole migration played
  * out, a failure and a cancel, with its fault injection. */
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -331,13 +332,20 @@ static void test_attach_without_layout_assumes_and_refuses_migration(void **stat
         "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10\",\"name\":\"old\","
         "\"kernel\":{\"image\":\"k\"},\"memory_mib\":384,\"max_memory_mib\":512,"
         "\"disks\":[{\"volume\":\"d/a\"}]}");
-    /* "QEMU": a process whose command line carries the VM's -uuid. */
+    /* "QEMU": a process whose command line carries the VM's -uuid; in its
+     * own process group (its sleep goes with it), holding no test output. */
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        setpgid(0, 0);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
         execl("/bin/sh", "sh", "-c", "sleep 60; :", "sh", "-uuid", spec->id, (char *)NULL);
         _exit(127);
     }
+    setpgid(pid, pid);
     _cleanup_free_ char *pidfile = vo_asprintf("%s/qemu.pid", dir);
     _cleanup_free_ char *pidtext = vo_asprintf("%d\n", (int)pid);
     assert_int_equal(vo_write_file_atomic(pidfile, pidtext, strlen(pidtext)), 0);
@@ -380,7 +388,7 @@ static void test_attach_without_layout_assumes_and_refuses_migration(void **stat
     free(error);
     assert_int_equal(access(dst_dir, F_OK), -1);
 
-    kill(pid, SIGKILL);
+    kill(-pid, SIGKILL);
     waitpid(pid, NULL, 0);
     vo_vm_spec_free(spec);
     free(d->kvm_reason);
