@@ -1547,8 +1547,9 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
             joined = next;
         }
         vm->problem = vo_asprintf("its definition names host paths that cannot be "
-                                  "converted to volume or image names: %s; it can be stopped and deleted (vireo vm delete "
-                                  "%s --keep-disks keeps its volumes)", joined, spec->name);
+                                  "converted to volume or image names: %s; it can be stopped "
+                                  "and deleted (vireo vm delete %s --keep-disks keeps its "
+                                  "volumes)", joined, spec->name);
         vm->stored_spec = TAKE_PTR(original);
         log_error("vm %s: %s (the VM is kept as it was; it cannot start until this is "
                   "fixed)", spec->name, vm->problem);
