@@ -33,7 +33,7 @@ static void test_image_doc_make_and_parse(void **state)
                          "\"template_of\": \"web\"}");
     assert_true(json_equal(doc, want));
     VoImageDoc v;
-    assert_int_equal(vo_image_doc_parse(doc, &v), 0);
+    assert_int_equal(vo_image_doc_parse(doc, "img", &v), 0);
     assert_string_equal(v.name, "img");
     assert_string_equal(v.disk, "disk.qcow2");
     assert_string_equal(v.kernel, "vmlinux");
@@ -78,10 +78,38 @@ static void test_image_doc_refuses_paths(void **state)
     json_t *doc = parse("{\"name\": \"x\", \"disk\": \"../../etc/shadow\", \"format\": \"raw\", "
                         "\"size_bytes\": 1}");
     VoImageDoc v;
-    assert_int_equal(vo_image_doc_parse(doc, &v), -EINVAL);
+    assert_int_equal(vo_image_doc_parse(doc, "x", &v), -EINVAL);
     json_decref(doc);
     doc = parse("{\"name\": \"x\", \"disk\": \"d\", \"format\": \"raw\", \"size_bytes\": -1}");
-    assert_int_equal(vo_image_doc_parse(doc, &v), -EINVAL);
+    assert_int_equal(vo_image_doc_parse(doc, "x", &v), -EINVAL);
+    json_decref(doc);
+}
+
+/* The document's name makes the image's directory: it must be a valid name,
+ * the one its key says. */
+static void test_image_doc_name_is_its_keys(void **state)
+{
+    static const char *const bad_names[] = { "../../tmp/evil", "a/b", "..", "", "x y", NULL };
+    VoImageDoc v;
+    for (size_t i = 0; bad_names[i]; i++) {
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:i}", "name", bad_names[i], "disk", "d",
+                                "format", "raw", "size_bytes", 1);
+        assert_int_equal(vo_image_doc_parse(doc, NULL, &v), -EINVAL);
+        assert_int_equal(vo_image_doc_parse(doc, bad_names[i], &v), -EINVAL);
+        json_decref(doc);
+        json_t *meta = parse("{\"disk\": \"d\"}");
+        _cleanup_free_ char *error = NULL;
+        doc = NULL;
+        assert_int_equal(vo_image_doc_make(bad_names[i], meta, 0, 0, &doc, &error), -EINVAL);
+        assert_null(doc);
+        json_decref(meta);
+    }
+    /* A valid name, but another image's key. */
+    json_t *doc = parse("{\"name\": \"other\", \"disk\": \"d\", \"format\": \"raw\", "
+                        "\"size_bytes\": 1}");
+    assert_int_equal(vo_image_doc_parse(doc, "mine", &v), -EINVAL);
+    assert_int_equal(vo_image_doc_parse(doc, "other", &v), 0);
+    assert_int_equal(vo_image_doc_parse(doc, NULL, &v), 0);
     json_decref(doc);
 }
 
@@ -159,6 +187,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_image_doc_make_and_parse),
         cmocka_unit_test(test_image_doc_refuses_paths),
+        cmocka_unit_test(test_image_doc_name_is_its_keys),
         cmocka_unit_test(test_backup_doc_make),
         cmocka_unit_test(test_backup_docs_sort),
         cmocka_unit_test(test_backup_docs_plan),
