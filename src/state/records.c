@@ -132,7 +132,20 @@ json_t *vo_backup_docs_plan(json_t *docs, json_t *found, char *const *unreadable
         bool unread = false;
         for (char *const *p = unreadable; p && *p && pool; p++)
             unread = unread || !strcmp(*p, pool);
-        json_object_set_new(plan, id, json_string(unread ? "keep" : "drop"));
+        /* A pool that holds no record at all while documents say it has
+         * some is more likely not mounted yet (an empty mount point) than
+         * emptied: its documents are kept. */
+        bool empty = pool != NULL;
+        const char *fid;
+        json_t *f;
+        json_object_foreach(found, fid, f) {
+            const char *fpool = json_string_value(json_object_get(f, "pool"));
+            if (fpool && pool && !strcmp(fpool, pool)) {
+                empty = false;
+                break;
+            }
+        }
+        json_object_set_new(plan, id, json_string(unread || empty ? "keep" : "drop"));
     }
     return plan;
 }

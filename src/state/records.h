@@ -47,6 +47,9 @@ void vo_backup_docs_sort(json_t *docs, char *const *pools);
  * Returns a new object {id: "adopt" | "update" | "drop" | "keep"}:
  *   adopt:  found in a pool, no document;
  *   update: found, and its document differs (the pool's file is the truth);
- *   drop:   a document whose record is not in its pool (files gone);
- *   keep:   equal, or its pool is unreadable (kept until it can be read). */
+ *   drop:   a document whose record is not in its pool (files gone), when
+ *           that pool has other records;
+ *   keep:   equal, or its pool is unreadable, or its pool has no record at
+ *           all (an empty directory: a share not mounted yet); kept until
+ *           the pool can be read. */
 json_t *vo_backup_docs_plan(json_t *docs, json_t *found, char *const *unreadable);

@@ -174,9 +174,39 @@ static void test_backup_docs_plan(void **state)
     assert_string_equal(action(plan, "vanished"), "drop");
     assert_string_equal(action(plan, "offline"), "keep");
     json_decref(plan);
-    /* Nothing unreadable: the offline pool's backup is gone too. */
+    /* Nothing unreadable: the offline pool's backups are kept all the
+     * same, as it holds no record at all (an empty mount point). */
+    plan = vo_backup_docs_plan(docs, found, NULL);
+    assert_string_equal(action(plan, "offline"), "keep");
+    assert_string_equal(action(plan, "vanished"), "drop");
+    json_decref(plan);
+    /* Once the pool has records again, one that is not among them is gone. */
+    json_object_set_new(found, "back", backup("back", "nfs", 5));
     plan = vo_backup_docs_plan(docs, found, NULL);
     assert_string_equal(action(plan, "offline"), "drop");
+    assert_string_equal(action(plan, "back"), "adopt");
+    json_decref(plan);
+    json_decref(docs);
+    json_decref(found);
+}
+
+/* A pool whose directory is empty (not mounted yet) or cannot be listed
+ * (opendir fails: the caller names it unreadable) keeps every document. */
+static void test_backup_docs_plan_keeps_unlisted_pool(void **state)
+{
+    json_t *docs = json_object(), *found = json_object();
+    json_object_set_new(docs, "a", backup("a", "late", 1));
+    json_object_set_new(docs, "b", backup("b", "late", 2));
+    json_object_set_new(docs, "c", backup("c", "denied", 3));
+    json_object_set_new(docs, "d", backup("d", "here", 4));
+    json_object_set_new(found, "d", backup("d", "here", 4));
+    json_object_set_new(found, "e", backup("e", "denied", 5)); /* another host's, read before */
+    char *unreadable[] = { "denied", NULL };
+    json_t *plan = vo_backup_docs_plan(docs, found, unreadable);
+    assert_string_equal(action(plan, "a"), "keep");
+    assert_string_equal(action(plan, "b"), "keep");
+    assert_string_equal(action(plan, "c"), "keep");
+    assert_string_equal(action(plan, "d"), "keep");
     json_decref(plan);
     json_decref(docs);
     json_decref(found);
@@ -191,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_backup_doc_make),
         cmocka_unit_test(test_backup_docs_sort),
         cmocka_unit_test(test_backup_docs_plan),
+        cmocka_unit_test(test_backup_docs_plan_keeps_unlisted_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
