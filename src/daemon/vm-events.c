@@ -11,7 +11,9 @@
 
 #include "util/util.h"
 
-/* Caller holds vm->lock. A paused VM's reason changes without a state change. */
+/* Caller holds vm->lock. A paused VM's reason changes without a state change.
+ * A VM still starting is left to its start task, which reads QEMU's run
+ * state when it ends (vo_vm_job_end: the event was noted as missed). */
 static void set_paused(VoVm *vm, const char *reason)
 {
     if (vm->state == VO_VM_RUNNING) {
@@ -23,17 +25,42 @@ static void set_paused(VoVm *vm, const char *reason)
     }
 }
 
+/* Takes vm->lock, and the job lock too when no task holds it (a trylock:
+ * the job lock comes first). A task that ends releases the job lock while
+ * holding vm->lock after a last look at run_state_missed (vo_vm_job_end),
+ * so a second try under vm->lock that fails means a task that will still
+ * look. An event that changes the run state while a task holds the job is
+ * noted there: the task re-reads the state from the hypervisor at its end.
+ * Returns whether the job lock was taken (the caller releases both). */
+static bool lock_for_run_state(VoVm *vm)
+{
+    bool job = pthread_mutex_trylock(&vm->job) == 0;
+    pthread_mutex_lock(&vm->lock);
+    if (!job)
+        job = pthread_mutex_trylock(&vm->job) == 0;
+    vm->run_state_missed = !job;
+    return job;
+}
+
+static void unlock_for_run_state(VoVm *vm, bool job)
+{
+    pthread_mutex_unlock(&vm->lock);
+    if (job)
+        pthread_mutex_unlock(&vm->job);
+}
+
 /* The guest's disk I/O failed and QEMU paused it (werror=enospc: the host
  * is out of space). Shown whatever task runs. A new error (a
- * BLOCK_IO_ERROR, not the STOP after it) moves io_errors: a resume that
- * raced with it leaves the VM paused (see simple_op). */
+ * BLOCK_IO_ERROR, not the STOP after it, while the vCPUs ran) moves
+ * io_errors: a resume that raced with it leaves the VM paused (see
+ * simple_op). */
 static void paused_by_io_error(VoVm *vm, bool new_error)
 {
-    pthread_mutex_lock(&vm->lock);
+    bool job = lock_for_run_state(vm);
     if (new_error)
         vm->io_errors++;
     set_paused(vm, VO_VM_REASON_IO_ERROR);
-    pthread_mutex_unlock(&vm->lock);
+    unlock_for_run_state(vm, job);
 }
 
 static void on_shutdown(VoVm *vm, const VoHvEvent *ev)
@@ -63,8 +90,7 @@ static void on_reset(VoVm *vm, const VoHvEvent *ev)
  * STOP, which shows the pause again, and this RESUME just after it). */
 static void follow_run_state(VoVm *vm, bool running, const char *reason)
 {
-    bool job = pthread_mutex_trylock(&vm->job) == 0; /* the job lock comes first */
-    pthread_mutex_lock(&vm->lock);
+    bool job = lock_for_run_state(vm);
     bool io_error_pause = vm->state == VO_VM_PAUSED && vm->state_reason &&
                           !strcmp(vm->state_reason, VO_VM_REASON_IO_ERROR);
     if (running && vm->state == VO_VM_PAUSED && (job || io_error_pause)) {
@@ -73,9 +99,7 @@ static void follow_run_state(VoVm *vm, bool running, const char *reason)
     } else if (!running && vm->state == VO_VM_RUNNING && job) {
         set_paused(vm, reason);
     }
-    pthread_mutex_unlock(&vm->lock);
-    if (job)
-        pthread_mutex_unlock(&vm->job);
+    unlock_for_run_state(vm, job);
 }
 
 static void on_stop(VoVm *vm, const VoHvEvent *ev)
@@ -102,11 +126,15 @@ static void on_block_io_error(VoVm *vm, const VoHvEvent *ev)
              ev->nospace ? " (host out of space)" : "", ev->action,
              (long long)(ev->timestamp_us / 1000000), (long long)(ev->timestamp_us % 1000000),
              ev->late ? ", before the last resume" : "");
-    /* One from before the last RESUME (QEMU held it back), or that comes
-     * while the vCPUs are stopped already (another request failing in the
-     * same stop), pauses nothing. */
-    if (!strcmp(ev->action, "stop") && !ev->late && !vm->hv_stopped)
-        paused_by_io_error(vm, true);
+    /* One from before the last RESUME (QEMU held it back) pauses nothing.
+     * One that comes while the vCPUs are stopped already (per the events)
+     * is why they are: QEMU throttles these, so after a resume whose
+     * retried write failed at once the order is RESUME, STOP, then this up
+     * to a second later. It sets the reason (a STOP nobody asked for showed
+     * "unknown"; a STOP a task hid left the VM shown running), but is not
+     * a new error for a resume under way (io_errors). */
+    if (!strcmp(ev->action, "stop") && !ev->late)
+        paused_by_io_error(vm, !vm->hv_stopped);
 }
 
 /* Hot-unplug (qemu-hotplug.c) and block jobs (qemu-backup.c, snapshots)

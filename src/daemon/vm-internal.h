@@ -40,6 +40,10 @@ struct VoVm {
     int64_t last_reset_at;  /* wall ms of the last one, 0 for none */
     int events_fd;          /* event source on the loop, -1: none; loop thread only */
     bool hv_stopped;        /* the vCPUs are stopped, as the events say; loop thread only */
+    /* A STOP, RESUME or stopping I/O error came while a task held the job
+     * lock: the task reads the run state from the hypervisor when it ends
+     * (vo_vm_job_end). Under vm->lock. */
+    bool run_state_missed;
     /* A definition from before specs named things, with host paths that name
      * no volume or image: what is wrong (GET shows it; starting and changing
      * the VM are refused), and the document as it was, which is what is
@@ -76,6 +80,11 @@ void vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason);
 void vo_vm_events_watch(VoVm *vm);
 void vo_vm_events_unwatch(VoVm *vm);
 bool vo_vm_wait_exit(VoVm *vm, int timeout_ms);
+/* Ends a task's hold of the VM (caller holds vm->job, not vm->lock): when
+ * events changed the run state while it held it (run_state_missed), or
+ * sync, asks the hypervisor (query-status) and shows what it says, then
+ * releases the job lock. See "QMP events" in docs/internals.md. */
+void vo_vm_job_end(VoVm *vm, bool sync);
 /* Caller holds d->vms_lock. */
 VoVm *vo_vms_find_locked(VoDaemon *d, const char *name_or_id);
 /* The first VM for which fn (called with vm->lock held) is true, referenced;

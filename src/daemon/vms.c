@@ -651,7 +651,9 @@ static int task_start(VoTask *t, void *userdata)
         vo_vm_set_state(vm, VO_VM_RUNNING);
     }
     pthread_mutex_unlock(&vm->lock);
-    pthread_mutex_unlock(&vm->job);
+    /* An I/O error that stopped it while it was still starting (or any
+     * STOP seen meanwhile) is read back from QEMU here. */
+    vo_vm_job_end(vm, false);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_task_fail(t, r, "VM '%s' launched but did not start running: %s", name,
@@ -734,7 +736,58 @@ static int task_stop(VoTask *t, void *userdata)
     return r;
 }
 
-/* pause/resume/reboot: one driver call on a VM in the required state. */
+/* Shows the run state the hypervisor answered (caller holds job and lock):
+ * only for a VM shown running or paused (a start or stop sets its own). A
+ * paused VM keeps its reason unless QEMU says I/O error. */
+static void apply_run_state(VoVm *vm, const VoHvInfo *info)
+{
+    if (vm->state != VO_VM_RUNNING && vm->state != VO_VM_PAUSED)
+        return;
+    if (!info->paused) {
+        vm->info.paused = false;
+        if (vm->state == VO_VM_PAUSED)
+            vo_vm_set_state(vm, VO_VM_RUNNING);
+        return;
+    }
+    const char *reason = info->io_error                           ? VO_VM_REASON_IO_ERROR
+                         : vm->state == VO_VM_PAUSED && vm->state_reason ? vm->state_reason
+                                                                          : VO_VM_REASON_UNKNOWN;
+    vm->info.paused = true;
+    if (vm->state != VO_VM_PAUSED || !vm->state_reason || strcmp(vm->state_reason, reason)) {
+        _cleanup_free_ char *r = vo_strdup(reason); /* may be vm->state_reason itself */
+        vo_vm_set_state_reason(vm, VO_VM_PAUSED, r);
+    }
+}
+
+void vo_vm_job_end(VoVm *vm, bool sync)
+{
+    pthread_mutex_lock(&vm->lock);
+    /* Asked again while events keep coming meanwhile (bounded: a guest
+     * stopping and resuming without end gets the last answer). */
+    for (int tries = 0; (sync || vm->run_state_missed) && vm->hv && tries < 4; tries++) {
+        VoHvInstance *hv = vm->hv; /* stays while the job lock is held */
+        sync = false;
+        vm->run_state_missed = false;
+        pthread_mutex_unlock(&vm->lock);
+        VoHvInfo info = { 0 };
+        int r = vm->d->driver->info(hv, &info); /* QMP: not under vm->lock */
+        pthread_mutex_lock(&vm->lock);
+        if (r < 0)
+            break;
+        if (vm->run_state_missed && tries < 3)
+            continue; /* the answer may be older than those events */
+        apply_run_state(vm, &info);
+    }
+    /* Released under vm->lock: an event the loop reads after this sees the
+     * job free (lock_for_run_state in vm-events.c). */
+    pthread_mutex_unlock(&vm->job);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+/* pause/resume/reboot: one driver call on a VM in the required state. A
+ * resume then asks QEMU whether it runs (a write retried by cont may fail
+ * at once and stop it again), and any task reads the state again when
+ * STOP/RESUME came while it held the VM (vo_vm_job_end). */
 static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInstance *),
                      VoVmState after, const char *verb)
 {
@@ -765,7 +818,7 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
         if (after == VO_VM_RUNNING)
             vo_vm_refresh_live(vm, hv);
     }
-    pthread_mutex_unlock(&vm->job);
+    vo_vm_job_end(vm, r >= 0 && required == VO_VM_PAUSED && after == VO_VM_RUNNING);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_task_fail(t, r, "cannot %s VM '%s': %s", verb, name, strerror(-r));

@@ -23,10 +23,32 @@ IO_ERROR = {"event": "BLOCK_IO_ERROR",
 
 
 def emit(d, name, *events):
-    """Makes the fake driver's VM `name` report events (QMP messages)."""
+    """Makes the fake driver's VM `name` report events (QMP messages). The
+    FIFO is opened without blocking (vireod holds its read end; with vireod
+    gone the open fails with ENXIO): retried for a bounded time, then the
+    test fails instead of hanging."""
+    import errno
     path = os.path.join(d.run_dir, "vms", d.vm(name)["id"], "fake-events")
-    with open(path, "w") as f:
-        f.write("".join(json.dumps(ev) + "\n" for ev in events))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            break
+        except OSError as e:
+            if e.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    try:
+        data = "".join(json.dumps(ev) + "\n" for ev in events).encode()
+        assert os.write(fd, data) == len(data)  # small: one atomic write
+    finally:
+        os.close(fd)
+
+
+def now_ts():
+    """A QMP event timestamp of now (QEMU's clock is the host's)."""
+    t = time.time()
+    return {"seconds": int(t), "microseconds": int(t % 1 * 1e6)}
 
 
 def state_of(d, name):
@@ -121,6 +143,81 @@ def test_resume_after_io_error_is_followed_while_a_task_runs(faults):
         os.unlink(hold)
     assert d.wait_task(task)["state"] == "succeeded"
     assert state_of(d, "rt") == ("running", None)
+
+
+def test_resume_while_still_full_stays_paused(fake_daemon):
+    """QEMU throttles BLOCK_IO_ERROR (one a second), not STOP: a resume
+    whose retried write fails at once gives RESUME, STOP, and the error up
+    to a second later (timestamped after the RESUME). The VM ends paused
+    with io-error, not "unknown" (and never shown running)."""
+    d = fake_daemon
+    d.cli("vm", "create", "th", "--memory", "64M")
+    d.cli("vm", "start", "th")
+    emit(d, "th", dict(IO_ERROR, timestamp=now_ts()), {"event": "STOP", "timestamp": now_ts()})
+    wait_for(d, "th", "paused", "io-error")
+    d.cli("vm", "resume", "th")  # the fake emits RESUME
+    assert state_of(d, "th") == ("running", None)
+    emit(d, "th", {"event": "STOP", "timestamp": now_ts()})  # the retry failed
+    wait_for(d, "th", "paused", "unknown")
+    marks = d.log().count("write error on disk disk0")
+    emit(d, "th", dict(IO_ERROR, timestamp=now_ts()))  # the held-back error
+    wait_until(lambda: d.log().count("write error on disk disk0") > marks, 10,
+               what="the throttled error in the log")
+    wait_for(d, "th", "paused", "io-error")
+    # Space freed: the next resume runs it.
+    d.cli("vm", "resume", "th")
+    assert state_of(d, "th") == ("running", None)
+
+
+def test_stop_while_a_task_holds_the_vm_is_read_back_when_it_ends(faults):
+    """A STOP read while a task holds the VM is left to the task; the task
+    then asks QEMU (query-status) when it ends, so a STOP it did not cause
+    (a resume's retried write failing at once) does not leave the VM shown
+    running while it is paused. The throttled I/O error coming after gives
+    the reason."""
+    d = faults
+    d.cli("vm", "create", "jh", "--memory", "64M")
+    d.cli("vm", "start", "jh")
+    emit(d, "jh", IO_ERROR, {"event": "STOP"})
+    wait_for(d, "jh", "paused", "io-error")
+    # The resume is held after its cont (RESUME sent), before it ends.
+    hold = os.path.join(d.fault_dir, "query_resources.hold")
+    open(hold, "w").close()
+    try:
+        task = d.api("POST", "/v1/vms/jh/resume", expect=202)["task"]
+        wait_until(lambda: os.path.exists(os.path.join(d.fault_dir, "query_resources.held")),
+                   10, what="the resume to be under way")
+        wait_for(d, "jh", "running", None)  # its RESUME after an io-error pause
+        marks = d.log().count("read error on disk disk0")
+        # QEMU stops again; a reported error after it marks that the loop read it.
+        emit(d, "jh", {"event": "STOP", "timestamp": now_ts()},
+             dict(IO_ERROR, data=dict(IO_ERROR["data"], action="report", operation="read")))
+        wait_until(lambda: d.log().count("read error on disk disk0") > marks, 10,
+                   what="the loop to read the STOP")
+    finally:
+        os.unlink(hold)
+    assert d.wait_task(task)["state"] == "succeeded"
+    assert state_of(d, "jh") == ("paused", "unknown")
+    emit(d, "jh", dict(IO_ERROR, timestamp=now_ts()))
+    wait_for(d, "jh", "paused", "io-error")
+    # The same for a task that is not a resume: a reboot held by the fake.
+    os.unlink(os.path.join(d.fault_dir, "query_resources.held"))
+    d.cli("vm", "resume", "jh")
+    assert state_of(d, "jh") == ("running", None)
+    open(hold, "w").close()
+    try:
+        task = d.api("POST", "/v1/vms/jh/reboot", expect=202)["task"]
+        wait_until(lambda: os.path.exists(os.path.join(d.fault_dir, "query_resources.held")),
+                   10, what="the reboot to be under way")
+        marks = d.log().count("read error on disk disk0")
+        emit(d, "jh", {"event": "STOP"},
+             dict(IO_ERROR, data=dict(IO_ERROR["data"], action="report", operation="read")))
+        wait_until(lambda: d.log().count("read error on disk disk0") > marks, 10,
+                   what="the loop to read the STOP")
+    finally:
+        os.unlink(hold)
+    assert d.wait_task(task)["state"] == "succeeded"
+    assert state_of(d, "jh") == ("paused", "unknown")
 
 
 def test_resets_are_counted_in_the_document(fake_daemon):
