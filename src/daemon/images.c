@@ -61,6 +61,15 @@ static int image_doc_from_files(VoDaemon *d, const char *name, int64_t created_m
     _cleanup_free_ char *disk = r >= 0 ? vo_asprintf("%s/%s", dir, v.disk) : NULL;
     if (r >= 0 && stat(disk, &st) < 0)
         r = vo_error_set(ret_error, -EINVAL, "its disk %s: %s", disk, strerror(errno));
+    /* Every file image.json names is there (a directory half removed is not
+     * an image). */
+    const char *boot[] = { r >= 0 ? v.kernel : NULL, r >= 0 ? v.initrd : NULL };
+    for (size_t i = 0; i < ELEMENTSOF(boot) && r >= 0; i++) {
+        _cleanup_free_ char *file = boot[i] ? vo_asprintf("%s/%s", dir, boot[i]) : NULL;
+        if (file && access(file, R_OK) < 0)
+            r = vo_error_set(ret_error, -EINVAL, "its %s %s: %s", i ? "initrd" : "kernel", file,
+                             strerror(errno));
+    }
     if (r >= 0) {
         uint64_t size = (uint64_t)st.st_size;
         if (!strcmp(v.format, "qcow2")) {
