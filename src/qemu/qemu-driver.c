@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -93,9 +94,12 @@ static int connect_qmp(VoHvInstance *vm, int timeout_ms)
 {
     int64_t deadline = vo_now_ms() + timeout_ms;
     for (;;) {
-        int fd = vo_unix_connect(vm->qmp_path, 0);
-        if (fd >= 0)
-            return vo_qmp_open_fd(fd, (int)(deadline - vo_now_ms()), &vm->qmp);
+        /* Non-blocking (EAGAIN: backlog full, retried until the deadline). */
+        int fd = vo_unix_connect(vm->qmp_path, SOCK_NONBLOCK);
+        if (fd >= 0) {
+            int64_t left = deadline - vo_now_ms();
+            return vo_qmp_open_fd(fd, left > 1 ? (int)left : 1, &vm->qmp);
+        }
         if (vm->pidfd >= 0 && process_exited(vm->pidfd))
             return -ECHILD;
         if (vo_now_ms() > deadline)
@@ -109,10 +113,14 @@ static int connect_qmp(VoHvInstance *vm, int timeout_ms)
  * thread, so the loop only ever reads it. */
 static int connect_events(VoHvInstance *vm, int timeout_ms)
 {
-    int fd = vo_unix_connect(vm->events_path, 0);
+    /* Bounded: a QEMU that does not accept (stopped, stuck; its backlog
+     * full) must not hold a start or vireod's start-up reconcile. */
+    int64_t deadline = vo_now_ms() + timeout_ms;
+    int fd = vo_unix_connect_wait(vm->events_path, timeout_ms);
     if (fd < 0)
         return fd;
-    return vo_qmp_open_fd(fd, timeout_ms, &vm->events);
+    int64_t left = deadline - vo_now_ms();
+    return vo_qmp_open_fd(fd, left > 1 ? (int)left : 1, &vm->events);
 }
 
 /* Starts QEMU for spec with its vCPUs stopped. layout: the hardware layout
