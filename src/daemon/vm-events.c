@@ -8,6 +8,8 @@
 
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "util/util.h"
 
@@ -71,6 +73,60 @@ static void on_shutdown(VoVm *vm, const VoHvEvent *ev)
              ev->guest ? "asked by the guest" : "asked by the host");
 }
 
+/* At most one save of the reset count per this many ms. */
+#define RESET_SAVE_MS 250
+
+/* Caller holds vm->lock. */
+static void save_resets(VoVm *vm)
+{
+    vm->reset_save_pending = false;
+    vm->reset_saved_ms = vo_now_ms();
+    (void)vo_vm_save(vm); /* the change shows in the store's change stream */
+}
+
+static void on_reset_timer(int fd, uint32_t events, void *userdata)
+{
+    VoVm *vm = userdata;
+    uint64_t expirations;
+    (void)!read(fd, &expirations, sizeof(expirations));
+    pthread_mutex_lock(&vm->lock);
+    if (vm->reset_save_pending)
+        save_resets(vm);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+/* Arms the VM's reset timer (made on first use) to fire in ms. */
+static bool arm_reset_timer(VoVm *vm, int64_t ms)
+{
+    if (vm->reset_timer_fd < 0) {
+        int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (fd < 0)
+            return false;
+        if (vo_loop_add_fd(vm->d->loop, fd, EPOLLIN, on_reset_timer, vm) < 0) {
+            close(fd);
+            return false;
+        }
+        vm->reset_timer_fd = fd;
+    }
+    struct itimerspec its = { .it_value = { .tv_sec = ms / 1000,
+                                            .tv_nsec = (ms % 1000) * 1000000 + 1 } };
+    return timerfd_settime(vm->reset_timer_fd, 0, &its, NULL) == 0;
+}
+
+/* Saves a reset count still due and stops the timer (the watch ends). */
+static void flush_resets(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->reset_save_pending)
+        save_resets(vm);
+    pthread_mutex_unlock(&vm->lock);
+    if (vm->reset_timer_fd >= 0) {
+        vo_loop_remove_fd(vm->d->loop, vm->reset_timer_fd);
+        close(vm->reset_timer_fd);
+        vm->reset_timer_fd = -1;
+    }
+}
+
 static void on_reset(VoVm *vm, const VoHvEvent *ev)
 {
     pthread_mutex_lock(&vm->lock);
@@ -78,7 +134,15 @@ static void on_reset(VoVm *vm, const VoHvEvent *ev)
     vm->last_reset_at = vo_wall_ms();
     log_info("vm %s: reset (%s, %s)", vm->spec->name, ev->reason ? ev->reason : "no reason",
              ev->guest ? "by the guest" : "by the host");
-    (void)vo_vm_save(vm); /* the change shows in the store's change stream */
+    /* Saved at once unless one was saved in the last RESET_SAVE_MS; then
+     * the timer saves the count as it is then (one write for a burst). */
+    int64_t wait = vm->reset_saved_ms + RESET_SAVE_MS - vo_now_ms();
+    if (vm->reset_save_pending)
+        ; /* the timer is set */
+    else if (wait <= 0 || vm->reset_saved_ms == 0 || !arm_reset_timer(vm, wait))
+        save_resets(vm);
+    else
+        vm->reset_save_pending = true;
     pthread_mutex_unlock(&vm->lock);
 }
 
@@ -213,10 +277,10 @@ void vo_vm_events_watch(VoVm *vm)
 
 void vo_vm_events_unwatch(VoVm *vm)
 {
-    if (vm->events_fd < 0)
-        return;
-    read_events(vm); /* the last ones, e.g. a SHUTDOWN, before the exit is handled */
+    if (vm->events_fd >= 0)
+        read_events(vm); /* the last ones, e.g. a SHUTDOWN, before the exit is handled */
     if (vm->events_fd >= 0)
         vo_loop_remove_fd(vm->d->loop, vm->events_fd);
     vm->events_fd = -1;
+    flush_resets(vm);
 }

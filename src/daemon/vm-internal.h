@@ -38,6 +38,12 @@ struct VoVm {
     unsigned io_errors;     /* I/O errors that paused it (vm-events.c) */
     unsigned resets;        /* resets since it started */
     int64_t last_reset_at;  /* wall ms of the last one, 0 for none */
+    /* Resets are saved at most every RESET_SAVE_MS (a guest in a reset loop
+     * resets many times a second): the last save's time (monotonic ms), a
+     * save due, and its timer on the loop (-1: none). Loop thread only. */
+    int64_t reset_saved_ms;
+    bool reset_save_pending;
+    int reset_timer_fd;
     int events_fd;          /* event source on the loop, -1: none; loop thread only */
     bool hv_stopped;        /* the vCPUs are stopped, as the events say; loop thread only */
     /* A STOP, RESUME or stopping I/O error came while a task held the job

@@ -63,6 +63,7 @@ static VoVm *vm_new(VoDaemon *d)
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->changed, NULL);
     vm->events_fd = -1;
+    vm->reset_timer_fd = -1;
     return vm;
 }
 
