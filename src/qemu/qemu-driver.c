@@ -439,9 +439,18 @@ static int qemu_events_read(VoHvInstance *vm, VoHvEventFn fn, void *userdata)
 }
 static const char *qemu_console_socket(VoHvInstance *vm) { return vm->console_path; }
 
-/* Whether QMP reported a guest-initiated shutdown before the socket closed. */
+static void ignore_event(VoHvInstance *vm, const VoHvEvent *ev, void *userdata) {}
+
+/* Whether QMP reported a guest-initiated shutdown before the socket closed.
+ * The event monitor says so without a lock (reap runs on the loop after
+ * the last events were read there); only a QEMU without one (started by
+ * an older vireod) is asked on the command monitor, under its lock. */
 static bool saw_guest_shutdown(VoHvInstance *vm)
 {
+    if (vm->events) {
+        (void)vo_qemu_events_read(vm->events, &vm->event_state, vm, ignore_event, NULL);
+        return vm->event_state.shutdown_seen;
+    }
     bool seen = false;
     pthread_mutex_lock(&vm->qmp_lock);
     if (vm->qmp) {
