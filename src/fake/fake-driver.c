@@ -224,6 +224,11 @@ static int fake_resume(VoHvInstance *vm)
     int r = set_paused(vm, false, "resume");
     if (r >= 0)
         emit(vm, "{\"event\":\"RESUME\"}");
+    /* A hold point after the RESUME (resumed.hold): what QEMU does right
+     * after a cont, before the caller goes on. */
+    const char *dir = getenv("VIREO_FAKE_FAULTS");
+    if (r >= 0 && dir)
+        hold(dir, "resumed");
     return r;
 }
 

@@ -220,6 +220,30 @@ def test_stop_while_a_task_holds_the_vm_is_read_back_when_it_ends(faults):
     assert state_of(d, "jh") == ("paused", "unknown")
 
 
+def test_io_error_while_starting_shows_once_started(faults):
+    """An I/O error that stops the guest between the start's cont and the
+    start task's end (the VM still `starting`, left to its task) shows as
+    paused/io-error once the start is done, not running."""
+    d = faults
+    d.cli("vm", "create", "st", "--memory", "64M")
+    hold = os.path.join(d.fault_dir, "resumed.hold")
+    open(hold, "w").close()
+    try:
+        task = d.api("POST", "/v1/vms/st/start", expect=202)["task"]
+        wait_until(lambda: os.path.exists(os.path.join(d.fault_dir, "resumed.held")), 10,
+                   what="the start's cont")
+        assert d.vm("st")["state"] == "starting"
+        emit(d, "st", dict(IO_ERROR, timestamp=now_ts()), {"event": "STOP"})
+        wait_until(lambda: "write error on disk disk0" in d.log(), 10,
+                   what="the loop to read the error")
+    finally:
+        os.unlink(hold)
+    assert d.wait_task(task)["state"] == "succeeded"
+    assert state_of(d, "st") == ("paused", "io-error")
+    d.cli("vm", "resume", "st")
+    assert state_of(d, "st") == ("running", None)
+
+
 def test_resets_are_counted_in_the_document(fake_daemon):
     d = fake_daemon
     d.cli("vm", "create", "rs", "--memory", "64M")
