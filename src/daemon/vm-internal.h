@@ -56,6 +56,9 @@ struct VoVm {
      * saved (so nothing of it is lost) until the VM is deleted. */
     char *problem;
     json_t *stored_spec;
+    /* The relation documents (state/relations.h) last written with the
+     * VM's document, {key: text}: a save writes only what changed. vm->lock. */
+    json_t *uses;
 };
 
 /* Reasons of a paused VM (state_reason). */
@@ -75,7 +78,8 @@ char *vo_vm_name(VoVm *vm);
 bool vo_vm_state_active(VoVmState s);
 char *vo_vm_state_dir(VoDaemon *d, const char *id);
 char *vo_vm_run_dir(VoDaemon *d, const char *id);
-/* Caller holds vm->lock. */
+/* Caller holds vm->lock. Writes the VM's document and its relation
+ * documents (uses/...) in one transaction. */
 int vo_vm_save(VoVm *vm);
 void vo_vm_set_state(VoVm *vm, VoVmState state);
 /* The same with the reason for a paused state (copied; NULL: none). Any
@@ -91,6 +95,13 @@ bool vo_vm_wait_exit(VoVm *vm, int timeout_ms);
  * sync, asks the hypervisor (query-status) and shows what it says, then
  * releases the job lock. See "QMP events" in docs/internals.md. */
 void vo_vm_job_end(VoVm *vm, bool sync);
+/* The VM (its name, malloc'd) a volume ("pool/name") is attached to, or
+ * NULL, from the registry: also a VM still being created. */
+char *vo_vms_volume_user(VoDaemon *d, const char *key);
+/* Online resize through QEMU (-ENOTCONN when no running VM holds the
+ * volume, so the caller resizes the file itself): registered with the volume
+ * service at start-up (vo_storage_set_online_resize). */
+int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char **ret_error);
 /* Caller holds d->vms_lock. */
 VoVm *vo_vms_find_locked(VoDaemon *d, const char *name_or_id);
 /* The first VM for which fn (called with vm->lock held) is true, referenced;

@@ -15,12 +15,12 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
-#include "daemon/backups.h"
 #include "daemon/console.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
-#include "daemon/snapshots.h"
 #include "daemon/storage.h"
+#include "state/keys.h"
+#include "state/relations.h"
 #include "util/spawn.h"
 #include "util/threads.h"
 #include "util/unix-socket.h"
@@ -62,6 +62,7 @@ static VoVm *vm_new(VoDaemon *d)
     pthread_mutex_init(&vm->job, NULL);
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->changed, NULL);
+    vm->uses = json_object();
     vm->events_fd = -1;
     vm->reset_timer_fd = -1;
     return vm;
@@ -102,6 +103,7 @@ void vo_vm_unref(VoVm *vm)
     free(vm->state_reason);
     free(vm->problem);
     json_decref(vm->stored_spec);
+    json_decref(vm->uses);
     pthread_mutex_destroy(&vm->job);
     pthread_mutex_destroy(&vm->lock);
     pthread_cond_destroy(&vm->changed);
@@ -159,21 +161,41 @@ static json_t *vm_document(VoVm *vm)
     return json_pack("{s:o, s:o}", "spec", spec, "status", status);
 }
 
-/* Caller holds vm->lock. Writes the VM's document with compare-and-swap. */
+/* Caller holds vm->lock. One transaction, compared on the VM's document at
+ * the revision last written (absent before the first save): text (NULL:
+ * the document stays as it is) and the relation documents that changed
+ * since the last write (none with forget: the VM's relations go). */
+static int write_vm(VoVm *vm, const char *text, bool forget)
+{
+    _cleanup_free_ char *key = vo_key_vm(vm->spec->id);
+    json_t *want = forget ? json_object()
+                          : vo_relations_of_vm(vm->spec, vo_vm_state_active(vm->state));
+    VoRelationsTxn txn = { .vm_key = key, .vm_rev = vm->rev ? vm->rev : VO_REV_NEW,
+                           .vm_doc = text, .have = vm->uses, .want = want };
+    int64_t rev = 0;
+    int r = vo_relations_commit(vm->d->store, &txn, &rev);
+    if (r < 0) {
+        json_decref(want);
+        return r;
+    }
+    if (text)
+        vm->rev = rev;
+    json_decref(vm->uses);
+    vm->uses = want;
+    return 0;
+}
+
+/* Caller holds vm->lock. Writes the VM's document with compare-and-swap,
+ * and its relations (uses/...) with it. */
 int vo_vm_save(VoVm *vm)
 {
     json_t *doc = vm_document(vm);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
-    _cleanup_free_ char *key = vo_asprintf("vms/%s", vm->spec->id);
-    int64_t rev = 0;
-    int r = vo_store_put(vm->d->store, key, text, vm->rev ? vm->rev : VO_REV_NEW, &rev);
-    if (r < 0) {
+    int r = write_vm(vm, text, false);
+    if (r < 0)
         log_error("vm %s: cannot save its state: %s", vm->spec->name, strerror(-r));
-        return r;
-    }
-    vm->rev = rev;
-    return 0;
+    return r;
 }
 
 int64_t vo_vm_rev(VoVm *vm)
@@ -853,6 +875,49 @@ static void end_delete(VoVm *vm)
     pthread_mutex_unlock(&vm->lock);
 }
 
+static int collect_key(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)value;
+    (void)rev;
+    return vo_strv_push(userdata, vo_strdup(key));
+}
+
+/* Caller holds the job lock and vm->lock. The VM's document (at the revision
+ * this daemon last wrote: vm->lock orders it with saves), its relations and
+ * the documents kept for it (its snapshots, the snapshot its disks are at,
+ * its backup base) in one transaction. Those are deleted whatever their
+ * revision: they are the VM's and go with it, and no snapshot or backup of
+ * it runs while the job lock is held. 0 also when its document was not
+ * written yet (a VM deleted while it was being created). */
+static int delete_documents(VoVm *vm)
+{
+    const char *id = vm->spec->id;
+    _cleanup_strv_ char **also = NULL;
+    _cleanup_free_ char *snapshots = vo_key_snapshots_prefix(id);
+    int r = vo_store_list(vm->d->store, snapshots, collect_key, &also);
+    if (r < 0)
+        return r;
+    vo_strv_push(&also, vo_key_snapshot_current(id));
+    vo_strv_push(&also, vo_key_backup_base(id));
+    _cleanup_free_ char *key = vo_key_vm(id);
+    json_t *none = json_object();
+    VoRelationsTxn txn = { .vm_key = key, .vm_rev = vm->rev ? vm->rev : VO_REV_NEW,
+                           .delete_vm = vm->rev > 0, .have = vm->uses, .want = none,
+                           .also_delete = also };
+    r = vo_relations_commit(vm->d->store, &txn, NULL);
+    if (r == -ENOENT) { /* its document is gone already: the rest goes all the same */
+        txn.vm_rev = VO_REV_NEW;
+        txn.delete_vm = false;
+        r = vo_relations_commit(vm->d->store, &txn, NULL);
+    }
+    if (r >= 0) {
+        json_decref(vm->uses);
+        vm->uses = TAKE_PTR(none);
+    }
+    json_decref(none);
+    return r;
+}
+
 static int task_delete(VoTask *t, void *userdata)
 {
     OpArgs *a = userdata;
@@ -883,10 +948,8 @@ static int task_delete(VoTask *t, void *userdata)
         }
     }
     vo_task_progress(t, 50, "removing disks and definition");
-    _cleanup_free_ char *key = vo_asprintf("vms/%s", vm->spec->id);
-    /* At the revision this daemon last wrote: vm->lock orders it with saves. */
     pthread_mutex_lock(&vm->lock);
-    int r = vm->rev ? vo_store_delete(d->store, key, vm->rev) : -ENOENT;
+    int r = delete_documents(vm);
     pthread_mutex_unlock(&vm->lock);
     if (r < 0 && r != -ENOENT) {
         _cleanup_free_ char *name = vo_vm_name(vm);
@@ -904,8 +967,6 @@ static int task_delete(VoTask *t, void *userdata)
     pthread_mutex_lock(&vm->lock); /* a create task still running edits it in place */
     VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
-    vo_snapshots_forget(d, spec->id);
-    vo_backups_forget_base(d, spec->id);
     registry_remove(d, vm); /* first: a volume attached to a VM cannot be removed */
     pthread_mutex_unlock(&vm->job);
     for (size_t i = 0; !a->keep_disks && i < spec->n_disks; i++) {
@@ -967,6 +1028,7 @@ static int task_create(VoTask *t, void *userdata)
         (void)vo_rm_rf(dir);
         pthread_mutex_lock(&vm->lock);
         vm->deleted = true; /* a delete queued meanwhile finds it gone */
+        (void)write_vm(vm, NULL, true); /* the relations written when it was registered */
         pthread_mutex_unlock(&vm->lock);
         registry_remove(d, vm);
         pthread_mutex_unlock(&vm->job);
@@ -987,7 +1049,7 @@ static int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, 
 {
     pthread_mutex_lock(&vm->lock);
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
-    _cleanup_free_ char *key = vo_asprintf("vm/%s", vm->spec->id);
+    _cleanup_free_ char *key = vo_key_vm_task(vm->spec->id);
     _cleanup_free_ char *id = vo_strdup(vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
     /* Of a VM's operations a backup alone can be cancelled (jobs/tasks.h). */
@@ -1254,6 +1316,20 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         vo_image_free(img);
         return -EEXIST;
     }
+    /* Its relations are recorded now, before its networks are released, so
+     * a network, image or volume delete from here on finds it in use; its
+     * document is written once the create task made its disk. */
+    pthread_mutex_lock(&vm->lock);
+    r = write_vm(vm, NULL, false);
+    pthread_mutex_unlock(&vm->lock);
+    if (r < 0) {
+        vo_vm_release_networks(d, spec);
+        pthread_mutex_unlock(&d->vms_lock);
+        *ret_error = vo_asprintf("cannot save VM '%s': %s", args->name, strerror(-r));
+        vo_vm_unref(vm);
+        vo_image_free(img);
+        return r;
+    }
     registry_add_locked(d, vm);
     vo_vm_release_networks(d, spec);
     pthread_mutex_unlock(&d->vms_lock);
@@ -1268,6 +1344,9 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     *ret_vm = vo_vm_to_json(vm);
     r = vo_vm_submit(d, vm, "create", task_create, a, op_args_free, ret_task, ret_error);
     if (r < 0) { /* refused (the queue is full): the name is free again */
+        pthread_mutex_lock(&vm->lock);
+        (void)write_vm(vm, NULL, true);
+        pthread_mutex_unlock(&vm->lock);
         registry_remove(d, vm);
         json_decref(*ret_vm);
         *ret_vm = NULL;
@@ -1464,6 +1543,7 @@ static void reconcile(VoVm *vm)
 typedef struct {
     VoDaemon *d;
     int loaded;
+    json_t *relations; /* {vm_id: {key: text}} in the store, taken by the VMs loaded */
 } LoadCtx;
 
 static int load_one(const char *key, const char *value, int64_t rev, void *userdata)
@@ -1492,6 +1572,12 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     VoVm *vm = vm_new(ctx->d);
     vm->spec = spec;
     vm->rev = rev;
+    json_t *have = json_object_get(ctx->relations, spec->id);
+    if (have) { /* what is in the store: the next save writes only the difference */
+        json_decref(vm->uses);
+        vm->uses = json_incref(have);
+        json_object_del(ctx->relations, spec->id);
+    }
     if (problems) {
         _cleanup_free_ char *joined = vo_strdup(problems[0]);
         for (char **p = problems + 1; *p; p++) {
@@ -1561,13 +1647,58 @@ static void autostart_once(VoDaemon *d)
     free(vms);
 }
 
+/* The relation documents as the VMs' definitions imply them: a state dir
+ * from before relations has none, and a create cut short by a crash left
+ * those of a VM that was never saved. */
+static void rebuild_relations(VoDaemon *d, json_t *orphans)
+{
+    const char *id;
+    json_t *have;
+    json_object_foreach(orphans, id, have) {
+        _cleanup_free_ char *key = vo_key_vm(id);
+        json_t *none = json_object();
+        /* Compared on the VM's document being absent: they are no VM's. */
+        VoRelationsTxn txn = { .vm_key = key, .vm_rev = VO_REV_NEW, .have = have, .want = none };
+        int r = vo_relations_commit(d->store, &txn, NULL);
+        if (r < 0 && r != -EEXIST)
+            log_warn("store: cannot remove the relations of VM %s: %s", id, strerror(-r));
+        json_decref(none);
+    }
+    pthread_mutex_lock(&d->vms_lock);
+    size_t n = d->n_vms;
+    VoVm **vms = vo_malloc0(sizeof(VoVm *) * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        vms[i] = vo_vm_ref(d->vms[i]);
+    pthread_mutex_unlock(&d->vms_lock);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&vms[i]->lock);
+        int r = write_vm(vms[i], NULL, false);
+        if (r < 0)
+            log_warn("vm %s: cannot record what it uses: %s", vms[i]->spec->name, strerror(-r));
+        pthread_mutex_unlock(&vms[i]->lock);
+        vo_vm_unref(vms[i]);
+    }
+    free(vms);
+}
+
 int vo_vms_load(VoDaemon *d)
 {
     LoadCtx ctx = { .d = d };
-    int r = vo_store_list(d->store, "vms/", load_one, &ctx);
+    int r = vo_relations_by_vm(d->store, &ctx.relations);
     if (r < 0)
         return r;
+    r = vo_store_list(d->store, "vms/", load_one, &ctx);
+    if (r < 0) {
+        json_decref(ctx.relations);
+        return r;
+    }
     log_info("loaded %d VMs", ctx.loaded);
+    rebuild_relations(d, ctx.relations);
+    json_decref(ctx.relations);
+    vo_networks_refresh_hosts(d); /* the NICs as recorded now */
+    /* The volume service sits below the VMs: it resizes a volume a running
+     * VM holds through this hook rather than by calling the VM code. */
+    vo_storage_set_online_resize(vo_vm_resize_volume_online);
     autostart_once(d);
     return 0;
 }

@@ -41,6 +41,8 @@ typedef struct {
     bool incremental;     /* wanted; done only when every bitmap is usable */
     const char *bitmap;   /* the name of the VM's persistent dirty bitmap */
     const char *work_dir; /* for sockets and logs (the VM's run dir) */
+    uint64_t speed;       /* bytes/s the whole copy may use at most, shared
+                           * evenly by the disks' jobs; 0: no limit */
     void (*progress)(int percent, void *userdata);
     void *userdata;
 } VoHvBackupPlan;
