@@ -33,6 +33,7 @@ struct VoTask {
     char *error_message;
     json_t *result;
     bool has_requester;
+    int64_t if_match; /* what the request that queued it named (If-Match), 0: none */
     uint32_t uid;
     int32_t pid;
     int64_t created_at, started_at, finished_at;
@@ -86,6 +87,18 @@ static _Thread_local Requester requester;
 void vo_tasks_set_requester(bool known, uint32_t uid, int32_t pid)
 {
     requester = (Requester){ .known = known, .uid = uid, .pid = pid };
+}
+
+static _Thread_local int64_t request_if_match;
+
+void vo_tasks_set_if_match(int64_t rev)
+{
+    request_if_match = rev > 0 ? rev : 0;
+}
+
+int64_t vo_task_if_match(VoTask *t)
+{
+    return t->if_match; /* set at submit, never changed */
 }
 
 static void task_free(VoTask *t)
@@ -421,6 +434,7 @@ int vo_tasks_submit(VoTasks *ts, const VoTaskDesc *desc, VoTaskFn fn, void *user
     t->has_requester = requester.known;
     t->uid = requester.uid;
     t->pid = requester.pid;
+    t->if_match = request_if_match;
     for (size_t i = 0, n = 0; i < VO_TASK_MAX_KEYS; i++)
         if (desc->keys[i])
             t->keys[n++] = vo_strdup(desc->keys[i]);
@@ -548,12 +562,23 @@ static void unqueue(VoTasks *ts, VoTask *t)
 
 int vo_tasks_cancel(VoTasks *ts, const char *id, json_t **ret_task, char **ret_error)
 {
+    return vo_tasks_cancel_at(ts, id, 0, ret_task, ret_error);
+}
+
+int vo_tasks_cancel_at(VoTasks *ts, const char *id, int64_t expected, json_t **ret_task,
+                       char **ret_error)
+{
     pthread_mutex_lock(&ts->lock);
     VoTask *t = find_task(ts, id);
     int r;
     if (!t) {
         r = vo_error_set(ret_error, -ENOENT, "task '%s' does not exist (see: vireo task list)",
                          id);
+    } else if (expected > 0 && t->rev != expected) {
+        /* If-Match, under the lock every write of the document holds. */
+        r = vo_error_set(ret_error, -VO_EIFMATCH, "the task changed: it is at revision %lld, "
+                         "not %lld (If-Match); read it again", (long long)t->rev,
+                         (long long)expected);
     } else if (finished(t->state)) {
         r = vo_error_set(ret_error, -EBUSY, "task '%s' (%s '%s') has %s already: only a queued "
                          "or running task can be cancelled", id, t->kind, t->target ? t->target : "",

@@ -449,8 +449,18 @@ static void test_cancel_queued_and_running(void **state)
     json_decref(t);
     assert_true(wait_state(ts, running, "running"));
 
-    /* Queued: cancelled at once, its preparation undone, never run. */
+    /* If-Match naming another revision than the document's: 412, nothing
+     * changes (in memory the document has no revision: any > 0 differs). */
     char *error = NULL;
+    assert_int_equal(vo_tasks_cancel_at(ts, queued, 7, &t, &error), -VO_EIFMATCH);
+    assert_non_null(strstr(error, "If-Match"));
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_error_http_status(vo_error_from_errno(-VO_EIFMATCH)), 412);
+    assert_true(wait_state(ts, queued, "queued"));
+    assert_int_equal(undone, 0);
+
+    /* Queued: cancelled at once, its preparation undone, never run. */
     assert_int_equal(vo_tasks_cancel(ts, queued, &t, &error), 0);
     assert_string_equal(json_string_value(json_object_get(t, "state")), "cancelled");
     json_decref(t);
