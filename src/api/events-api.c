@@ -40,6 +40,7 @@ typedef struct EventStream {
     char *pending;
     size_t pending_len, pending_off;
     int64_t last_sent_ms;
+    VoSseIds ids; /* event ids "R" / "R.k" (util/sse.h) */
     struct EventStream *next;
 } EventStream;
 
@@ -99,13 +100,27 @@ static bool wanted(const EventStream *s, const char *kind, const char *id)
     return false;
 }
 
+static bool event_wanted(const EventStream *s, const VoStoreEvent *e, const char **ret_kind,
+                         const char **ret_id)
+{
+    return vo_sse_key_object(e->key, ret_kind, ret_id) && wanted(s, *ret_kind, *ret_id);
+}
+
+/* A watch batch holds every change of each revision in it (state/store.h),
+ * so whether more events of a revision follow on this stream is known. */
 static void add_events(EventStream *s, const VoStoreEvent *events, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *kind, *id;
-        if (!vo_sse_key_object(events[i].key, &kind, &id) || !wanted(s, kind, id))
+        const char *kind, *id, *other_kind, *other_id;
+        if (!event_wanted(s, &events[i], &kind, &id))
             continue;
-        char *ev = vo_sse_format_change(events[i].rev, kind, id,
+        bool more = false;
+        for (size_t j = i + 1; j < n && events[j].rev == events[i].rev && !more; j++)
+            more = event_wanted(s, &events[j], &other_kind, &other_id);
+        unsigned index = 0;
+        if (!vo_sse_ids_next(&s->ids, events[i].rev, more, &index))
+            continue; /* the client saw it before it resumed */
+        char *ev = vo_sse_format_change(events[i].rev, index, kind, id,
                                         events[i].kind == VO_STORE_DELETE, events[i].value);
         pending_add(s, ev);
         free(ev);
@@ -291,8 +306,10 @@ static int64_t oldest_resumable(VoStore *store, const char *prefix, int64_t comp
 }
 
 /* The revision the stream starts after: Last-Event-ID, else since=, else
- * the current one. False with rep filled when malformed or in the future. */
-static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev)
+ * the current one; "R.k" (the first k events of R were seen) starts after
+ * R-1 and skips those (*ret_ids). False with rep filled when malformed or in
+ * the future. */
+static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev, VoSseIds *ret_ids)
 {
     VoStore *store = req->d->store;
     int64_t current = 0;
@@ -310,9 +327,11 @@ static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev)
         return true;
     }
     int64_t rev = 0;
-    if (vo_sse_parse_rev(text, &rev) < 0) {
+    unsigned index = 0;
+    if (vo_sse_parse_event_id(text, &rev, &index) < 0) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
-                       "%s: '%s' is not a revision (an event's id: 0, 1, ...)", what, text);
+                       "%s: '%s' is not a revision (an event's id: 0, 1, ..., or R.K)", what,
+                       text);
         return false;
     }
     if (rev > current) {
@@ -322,7 +341,9 @@ static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev)
                        what, (long long)rev, (long long)current);
         return false;
     }
-    *ret_rev = rev;
+    *ret_rev = index ? rev - 1 : rev;
+    if (index)
+        *ret_ids = (VoSseIds){ .skip_rev = rev, .skip_n = index };
     return true;
 }
 
@@ -358,7 +379,7 @@ void vo_api_events(VoRequest *req, VoReply *rep)
         return;
     }
     int64_t after = 0;
-    if (!start_revision(req, rep, &after)) {
+    if (!start_revision(req, rep, &after, &s->ids)) {
         stream_free(s);
         return;
     }
