@@ -3,8 +3,10 @@
  * persist each task in the store. */
 #include "jobs/tasks.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf/names.h"
 #include "util/cancel.h"
@@ -45,6 +47,7 @@ struct VoTask {
     json_t *doc;
     int64_t rev;
     int64_t written_ms;
+    bool dirty; /* doc is not in the store yet (a write failed): retried */
     bool loaded;
     VoTaskFn fn;
     void *userdata;
@@ -72,6 +75,7 @@ struct VoTasks {
     unsigned n_workers;
     bool stopping;
     VoStore *store; /* NULL: memory only (unit tests) */
+    bool dirty_left; /* some task's document is not written yet (retry_dirty) */
     Cleanup *cleanups;
     size_t n_cleanups;
 };
@@ -147,10 +151,37 @@ static json_t *task_to_json(const VoTask *t)
     return o;
 }
 
-/* Caller holds ts->lock: writes doc as t's operation document, stating the
- * revision last written (create-only the first time), and keeps it as what
- * GET answers. Steals doc. A failed write is logged; the document then
- * lags (the next write says the same expected revision again). */
+/* Caller holds ts->lock: one attempt to put t->doc, stating the revision
+ * last written (create-only the first time). A write that finds another
+ * revision checks whether the store holds this very document (a write that
+ * committed but answered an error): then it counts as written. */
+static int put_doc(VoTasks *ts, VoTask *t)
+{
+    _cleanup_free_ char *text = json_dumps(t->doc, JSON_COMPACT | JSON_SORT_KEYS);
+    _cleanup_free_ char *key = vo_asprintf(VO_TASKS_PREFIX "%s", t->id);
+    int64_t rev = 0;
+    /* The store's lock is a leaf: a short write under ts->lock keeps the
+     * writes of one operation in order. */
+    int r = text ? vo_store_put(ts->store, key, text, t->rev > 0 ? t->rev : VO_REV_NEW, &rev)
+                 : -ENOMEM;
+    if (r == -ESTALE || r == -EEXIST) {
+        _cleanup_free_ char *now = NULL;
+        if (vo_store_get(ts->store, key, &now, &rev) >= 0 && !strcmp(now, text))
+            r = 0;
+    }
+    if (r >= 0) {
+        t->rev = rev;
+        t->dirty = false;
+    }
+    return r;
+}
+
+/* Caller holds ts->lock: writes doc as t's operation document and keeps it
+ * as what GET answers. Steals doc. A failed write leaves the document
+ * dirty: the next write of t (a newer document) or the registry's retry
+ * timer (retry_dirty) writes it. The final document (the task's end) is
+ * what a waiting client and a restart need: its write is retried a few
+ * times at once, with backoff, before it is left to the timer. */
 static void write_doc(VoTasks *ts, VoTask *t, json_t *doc)
 {
     json_decref(t->doc);
@@ -158,17 +189,34 @@ static void write_doc(VoTasks *ts, VoTask *t, json_t *doc)
     t->written_ms = vo_now_ms();
     if (!ts->store)
         return;
-    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    _cleanup_free_ char *key = vo_asprintf(VO_TASKS_PREFIX "%s", t->id);
-    int64_t rev = 0;
-    /* The store's lock is a leaf: a short write under ts->lock keeps the
-     * writes of one operation in order. */
-    int r = text ? vo_store_put(ts->store, key, text, t->rev > 0 ? t->rev : VO_REV_NEW, &rev)
-                 : -ENOMEM;
-    if (r < 0)
-        log_warn("task %s: cannot write %s: %s", t->id, key, strerror(-r));
-    else
-        t->rev = rev;
+    t->dirty = true;
+    int r = put_doc(ts, t);
+    bool final = finished(t->state);
+    for (int i = 0; r < 0 && final && i < VO_TASKS_FINAL_WRITE_TRIES - 1; i++) {
+        /* ts->lock is held: short, bounded (10 + 20 + 40 + 80 ms). */
+        (void)poll(NULL, 0, 10 << i);
+        r = put_doc(ts, t);
+    }
+    if (r < 0) {
+        log_warn("task %s: cannot write its operation document%s: %s; retried every %d ms",
+                 t->id, final ? " (final)" : "", strerror(-r), VO_TASKS_RETRY_MS);
+        ts->dirty_left = true;
+        pthread_cond_broadcast(&ts->wake); /* a worker waits with the retry timer now */
+    }
+}
+
+/* Caller holds ts->lock: writes the documents a failed write left behind
+ * (one attempt each); whether some are still dirty. */
+static bool retry_dirty(VoTasks *ts)
+{
+    bool left = false;
+    for (size_t i = 0; ts->store && i < ts->n_all; i++) {
+        VoTask *t = ts->all[i];
+        if (t->dirty && put_doc(ts, t) < 0)
+            left = true;
+    }
+    ts->dirty_left = left;
+    return left;
 }
 
 /* Caller holds ts->lock: writes t's document now. */
@@ -239,8 +287,23 @@ static void *worker_main(void *arg)
     for (;;) {
         VoTask *t;
         /* When stopping, what is queued still runs (as before the bound). */
-        while (!(t = pick(ts)) && !(ts->stopping && !ts->queue_head))
-            pthread_cond_wait(&ts->wake, &ts->lock);
+        while (!(t = pick(ts)) && !(ts->stopping && !ts->queue_head)) {
+            if (!ts->dirty_left) {
+                pthread_cond_wait(&ts->wake, &ts->lock);
+                continue;
+            }
+            /* A document a write failed to store: tried again on a timer. */
+            struct timespec at;
+            clock_gettime(CLOCK_REALTIME, &at);
+            at.tv_sec += VO_TASKS_RETRY_MS / 1000;
+            at.tv_nsec += (long)(VO_TASKS_RETRY_MS % 1000) * 1000000L;
+            if (at.tv_nsec >= 1000000000L) {
+                at.tv_sec++;
+                at.tv_nsec -= 1000000000L;
+            }
+            if (pthread_cond_timedwait(&ts->wake, &ts->lock, &at) == ETIMEDOUT)
+                (void)retry_dirty(ts);
+        }
         if (!t)
             break;
         t->state = TASK_RUNNING;
@@ -324,6 +387,10 @@ VoTasks *vo_tasks_free(VoTasks *ts)
     pthread_mutex_unlock(&ts->lock);
     for (unsigned i = 0; i < ts->n_workers; i++)
         pthread_join(ts->workers[i], NULL);
+    pthread_mutex_lock(&ts->lock);
+    if (ts->dirty_left && retry_dirty(ts)) /* a last try: the store closes after us */
+        log_warn("tasks: some operation documents could not be written");
+    pthread_mutex_unlock(&ts->lock);
     for (size_t i = 0; i < ts->n_all; i++)
         task_free(ts->all[i]);
     free(ts->all);

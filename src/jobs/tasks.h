@@ -45,6 +45,12 @@ typedef struct {
 /* Progress writes of one operation: at most one per this many ms (a new
  * message, and every state change, is written at once). */
 #define VO_TASKS_PROGRESS_WRITE_MS 250
+/* A failed write of an operation document (the store busy or failing): the
+ * final one is tried this many times at once (backoff 10, 20, 40, 80 ms),
+ * then any document not written is tried again every VO_TASKS_RETRY_MS
+ * until it is (GET answers the newest meanwhile). */
+#define VO_TASKS_FINAL_WRITE_TRIES 5
+#define VO_TASKS_RETRY_MS 1000
 
 #define VO_TASK_MAX_KEYS 3
 

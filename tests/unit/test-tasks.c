@@ -495,6 +495,90 @@ static void test_cancel_queued_and_running(void **state)
     assert_int_equal(vo_error_http_status(vo_error_from_errno(-EBUSY)), 409);
 }
 
+/* A store whose transactions fail while fail_txns > 0 (then the SQLite store
+ * underneath answers): the ops table wrapped. */
+typedef struct {
+    VoStore base; /* first: the wrapper is passed as a VoStore */
+    VoStoreOps ops;
+    VoStore *inner;
+    int fail_txns;
+    pthread_mutex_t lock;
+} FailingStore;
+
+static VoStore *inner_of(VoStore *s)
+{
+    return ((FailingStore *)s)->inner;
+}
+
+static int failing_get(VoStore *s, const char *key, char **ret_value, int64_t *ret_rev)
+{
+    return inner_of(s)->ops->get(inner_of(s), key, ret_value, ret_rev);
+}
+
+static int failing_list(VoStore *s, const char *prefix, VoStoreListFn fn, void *userdata,
+                        int64_t *ret_rev)
+{
+    return inner_of(s)->ops->list(inner_of(s), prefix, fn, userdata, ret_rev);
+}
+
+static int failing_txn(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps,
+                       const VoStoreOp *ops, size_t n_ops, int64_t *ret_rev, size_t *ret_failed)
+{
+    FailingStore *f = (FailingStore *)s;
+    pthread_mutex_lock(&f->lock);
+    bool fail = f->fail_txns > 0;
+    if (fail)
+        f->fail_txns--;
+    pthread_mutex_unlock(&f->lock);
+    if (fail)
+        return -EBUSY; /* SQLite's "database is locked", say */
+    return f->inner->ops->txn(f->inner, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
+}
+
+/* The final write of an operation fails (more often than its immediate
+ * retries): GET answers the end at once, and the document in the store
+ * gets there on the retry timer, not left "running" for ever. */
+static void test_failed_final_write_is_retried(void **state)
+{
+    char dir[64];
+    _cleanup_free_ char *db = temp_db(dir);
+    FailingStore f = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    assert_int_equal(vo_store_open(db, &f.inner), 0);
+    f.ops = *f.inner->ops;
+    f.ops.get = failing_get;
+    f.ops.list = failing_list;
+    f.ops.txn = failing_txn;
+    f.base.ops = &f.ops;
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts), 0);
+    assert_int_equal(vo_tasks_attach_store(ts, &f.base), 0);
+    _cleanup_free_ char *id = NULL;
+    assert_int_equal(submit(ts, 'a', "vm/a", true, &id, NULL), 0);
+    assert_true(wait_state(ts, id, "running"));
+    pthread_mutex_lock(&f.lock);
+    f.fail_txns = VO_TASKS_FINAL_WRITE_TRIES + 2; /* beyond the immediate retries */
+    pthread_mutex_unlock(&f.lock);
+    open_gate();
+    assert_true(wait_state(ts, id, "succeeded"));
+    bool written = false;
+    for (int i = 0; i < 1000 && !written; i++) { /* bounded: 10 s */
+        json_t *doc = stored(f.inner, id, NULL);
+        written = doc && !strcmp(json_string_value(json_object_get(doc, "state")), "succeeded");
+        json_decref(doc);
+        if (!written)
+            (void)poll(NULL, 0, 10);
+    }
+    assert_true(written);
+    assert_int_equal(f.fail_txns, 0);
+    json_t *doc = stored(f.inner, id, NULL), *shown = vo_tasks_get_json(ts, id);
+    assert_true(json_equal(doc, shown));
+    json_decref(doc);
+    json_decref(shown);
+    ts = vo_tasks_free(ts);
+    vo_store_close(f.inner);
+    (void)vo_rm_rf(dir);
+}
+
 /* A cancel token: its fd becomes readable, vo_cancelled() follows the
  * thread's current token only. */
 static void test_cancel_token(void **state)
@@ -528,6 +612,7 @@ int main(void)
         cmocka_unit_test_setup(test_retention_deletes_the_oldest_documents, setup),
         cmocka_unit_test_setup(test_cancel_queued_and_running, setup),
         cmocka_unit_test_setup(test_cancel_token, setup),
+        cmocka_unit_test_setup(test_failed_final_write_is_retried, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
