@@ -759,6 +759,11 @@ static char *made_object(json_t *doc)
         return vo_asprintf("volumes/%s", doc_str(doc, "target_id"));
     if (!strcmp(kind, "image-import"))
         return vo_asprintf("images/%s", doc_str(doc, "target"));
+    /* A backup's id is known once it is made: its task says it as its
+     * progress message at 99 (backups.c), after the backup's document. */
+    if (!strcmp(kind, "backup-create") &&
+        json_integer_value(json_object_get(doc, "progress")) == 99 && *doc_str(doc, "message"))
+        return vo_asprintf("backups/%s", doc_str(doc, "message"));
     return NULL;
 }
 
@@ -778,12 +783,43 @@ static char *cleaned_for(VoTasks *ts, json_t *doc)
     return list;
 }
 
+/* Caller holds ts->lock: the operation's work was complete when vireod
+ * stopped (killed between the commit of what it made and its own final
+ * write): the object it made exists in the store (its document is written
+ * only once the object is whole: storage.c, images.c, backups.c) and the
+ * sweep removed nothing for it. */
+static bool completed_before_stop(VoTasks *ts, VoTask *t, const char *removed)
+{
+    _cleanup_free_ char *made = made_object(t->doc);
+    _cleanup_free_ char *value = NULL;
+    if (!made || removed || vo_store_get(ts->store, made, &value, NULL) < 0)
+        return false;
+    const char *was = doc_str(t->doc, "state");
+    json_t *doc = json_deep_copy(t->doc);
+    json_object_set_new(doc, "state", json_string("succeeded"));
+    json_object_set_new(doc, "progress", json_integer(100));
+    _cleanup_free_ char *msg = vo_asprintf("completed before vireod stopped (it was %s; %s "
+                                           "exists)", was, made);
+    json_object_set_new(doc, "message", json_string(msg));
+    json_object_set_new(doc, "error", json_null());
+    if (!strncmp(made, "backups/", 8) && !json_is_object(json_object_get(doc, "result")))
+        json_object_set_new(doc, "result", json_pack("{s:s}", "backup", made + 8));
+    json_object_set_new(doc, "cancellable", json_false());
+    json_object_set_new(doc, "finished_at", vo_time_json(vo_wall_ms()));
+    t->state = TASK_SUCCEEDED;
+    write_doc(ts, t, doc);
+    log_info("task %s %s %s: %s", t->id, t->kind, t->target, msg);
+    return true;
+}
+
 /* Caller holds ts->lock: an operation cut short by a stop of vireod ends
- * as failed, "interrupted". */
+ * as failed, "interrupted" (or succeeded when its work was complete). */
 static void mark_interrupted(VoTasks *ts, VoTask *t)
 {
     const char *was = doc_str(t->doc, "state");
     _cleanup_free_ char *removed = cleaned_for(ts, t->doc);
+    if (completed_before_stop(ts, t, removed))
+        return;
     _cleanup_free_ char *msg =
         removed ? vo_asprintf("interrupted: vireod stopped while it was %s; removed what it "
                               "had half-made: %s", was, removed)

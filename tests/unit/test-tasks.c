@@ -370,6 +370,69 @@ static void test_interrupted_names_what_was_removed(void **state)
     assert_int_equal(system(rm), 0);
 }
 
+/* kill -9 between the commit of what an operation made and the operation's
+ * final write: the object is there and whole, so the operation ends
+ * succeeded (not "failed: interrupted"); one whose object is missing, or
+ * for which the sweep removed something, is interrupted as before. */
+static void test_completed_before_the_stop_ends_succeeded(void **state)
+{
+    char dir[64];
+    _cleanup_free_ char *db = temp_db(dir);
+    VoStore *s = NULL;
+    assert_int_equal(vo_store_open(db, &s), 0);
+    const char *ids[] = { "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b71",   /* volume there */
+                          "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b72",   /* volume missing */
+                          "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b73",   /* image there */
+                          "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b74",   /* backup there */
+                          "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b75" }; /* there, but swept */
+    const char *docs[] = {
+        "\"kind\":\"volume-import\",\"target\":\"v1\",\"target_id\":\"p/v1\",\"progress\":90",
+        "\"kind\":\"volume-clone\",\"target\":\"v2\",\"target_id\":\"p/v2\",\"progress\":90",
+        "\"kind\":\"image-import\",\"target\":\"img\",\"target_id\":null,\"progress\":95",
+        "\"kind\":\"backup-create\",\"target\":\"vm1\",\"target_id\":\"x\",\"progress\":99,"
+        "\"message\":\"vm1-20261205-000000-abcd\"",
+        "\"kind\":\"volume-create\",\"target\":\"v3\",\"target_id\":\"p/v3\",\"progress\":50",
+    };
+    for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+        _cleanup_free_ char *key = vo_asprintf(VO_TASKS_PREFIX "%s", ids[i]);
+        _cleanup_free_ char *text = vo_asprintf("{\"id\":\"%s\",\"state\":\"running\",%s}",
+                                                ids[i], docs[i]);
+        assert_int_equal(vo_store_put(s, key, text, VO_REV_NEW, NULL), 0);
+    }
+    const char *made[] = { "volumes/p/v1", "images/img", "backups/vm1-20261205-000000-abcd",
+                           "volumes/p/v3" };
+    for (size_t i = 0; i < ELEMENTSOF(made); i++)
+        assert_int_equal(vo_store_put(s, made[i], "{}", VO_REV_NEW, NULL), 0);
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts), 0);
+    vo_tasks_note_cleanup(ts, "volumes/p/v3", "/pool/v3.qcow2");
+    assert_int_equal(vo_tasks_attach_store(ts, s), 0);
+    const char *want[] = { "succeeded", "failed", "succeeded", "succeeded", "failed" };
+    for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+        json_t *t = vo_tasks_get_json(ts, ids[i]);
+        assert_string_equal(json_string_value(json_object_get(t, "state")), want[i]);
+        json_t *d = stored(s, ids[i], NULL);
+        assert_true(json_equal(t, d));
+        if (!strcmp(want[i], "succeeded")) {
+            assert_non_null(strstr(json_string_value(json_object_get(t, "message")),
+                                   "completed before vireod stopped"));
+            assert_true(json_is_null(json_object_get(t, "error")));
+        } else {
+            assert_string_equal(json_string_value(json_object_get(json_object_get(t, "error"),
+                                                                  "code")), "interrupted");
+        }
+        if (i == 3)
+            assert_string_equal(json_string_value(json_object_get(json_object_get(t, "result"),
+                                                                  "backup")),
+                                "vm1-20261205-000000-abcd");
+        json_decref(d);
+        json_decref(t);
+    }
+    ts = vo_tasks_free(ts);
+    vo_store_close(s);
+    (void)vo_rm_rf(dir);
+}
+
 static void test_retention_deletes_the_oldest_documents(void **state)
 {
     char dir[64];
@@ -610,6 +673,7 @@ int main(void)
         cmocka_unit_test_setup(test_documents_round_trip_and_interrupted_after_restart, setup),
         cmocka_unit_test_setup(test_interrupted_names_what_was_removed, setup),
         cmocka_unit_test_setup(test_retention_deletes_the_oldest_documents, setup),
+        cmocka_unit_test_setup(test_completed_before_the_stop_ends_succeeded, setup),
         cmocka_unit_test_setup(test_cancel_queued_and_running, setup),
         cmocka_unit_test_setup(test_cancel_token, setup),
         cmocka_unit_test_setup(test_failed_final_write_is_retried, setup),
