@@ -271,38 +271,12 @@ static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char
     return a->error ? MHD_NO : MHD_YES;
 }
 
-/* Whether a watch of prefix from after_rev still finds the change log. */
-static bool resumable(VoStore *store, const char *prefix, int64_t after_rev)
+/* The oldest revision a stream can resume after (the compaction point); 0
+ * when unknown. */
+static int64_t oldest_resumable(VoStore *store)
 {
-    VoStoreWatch *w = NULL;
-    if (store->ops->watch_open(store, prefix, after_rev, &w) < 0)
-        return false;
-    VoStoreEvent *events = NULL;
-    size_t n = 0;
-    int r = store->ops->watch_next(w, 0, &events, &n);
-    if (r >= 0)
-        vo_store_events_free(events, n);
-    store->ops->watch_close(w);
-    return r >= 0;
-}
-
-/* The oldest revision a stream can resume after (the compaction point),
- * found by bisection between a compacted one and the current one (always
- * resumable); 0 when unknown. */
-static int64_t oldest_resumable(VoStore *store, const char *prefix, int64_t compacted)
-{
-    int64_t hi = 0;
-    if (store->ops->revision(store, &hi) < 0 || !resumable(store, prefix, hi))
-        return 0;
-    int64_t lo = compacted; /* not resumable */
-    while (hi - lo > 1) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (resumable(store, prefix, mid))
-            hi = mid;
-        else
-            lo = mid;
-    }
-    return hi;
+    int64_t compacted = 0;
+    return store->ops->compacted(store, &compacted) < 0 ? 0 : compacted;
 }
 
 /* The revision the stream starts after: Last-Event-ID, else since=, else
@@ -396,7 +370,7 @@ void vo_api_events(VoRequest *req, VoReply *rep)
     if (r >= 0)
         r = store->ops->watch_next(s->w, 0, &events, &n);
     if (r == VO_STORE_ECOMPACTED) {
-        int64_t oldest = oldest_resumable(store, prefix ? prefix : "", after);
+        int64_t oldest = oldest_resumable(store);
         vo_reply_error(rep, VO_ERR_REVISION_COMPACTED,
                        "revision %lld is older than the store's change log keeps (the oldest "
                        "to resume after is %lld); read the documents again and stream from now "

@@ -102,6 +102,10 @@ typedef struct {
     int (*lease_revoke)(VoStore *s, int64_t lease);    /* deletes its keys now */
     /* Drops the change log up to and including rev. */
     int (*compact)(VoStore *s, int64_t rev);
+    /* The revision the change log was compacted up to (0: never): a watch
+     * from after_rev >= it resumes, an older one gets VO_STORE_ECOMPACTED.
+     * So it is the oldest revision a client can resume after. */
+    int (*compacted)(VoStore *s, int64_t *ret_rev);
 } VoStoreOps;
 
 struct VoStore {
