@@ -41,6 +41,12 @@ typedef struct EventStream {
     size_t pending_len, pending_off;
     int64_t last_sent_ms;
     VoSseIds ids; /* event ids "R" / "R.k" (util/sse.h) */
+    /* The stream has sent everything of revisions <= seen_rev (a watch that
+     * timed out had read up to the store's revision before it waited); a
+     * heartbeat carries it as its id, so a client of a quiet, filtered
+     * stream resumes from there, not from its last event (maybe compacted
+     * away meanwhile). id_rev: the last id sent. */
+    int64_t seen_rev, id_rev;
     struct EventStream *next;
 } EventStream;
 
@@ -124,7 +130,13 @@ static void add_events(EventStream *s, const VoStoreEvent *events, size_t n)
                                         events[i].kind == VO_STORE_DELETE, events[i].value);
         pending_add(s, ev);
         free(ev);
+        if (!index) /* "R": all of R is sent */
+            s->id_rev = events[i].rev;
     }
+    /* A batch holds whole revisions: every one of them is done with (sent
+     * or not wanted). */
+    if (n > 0 && events[n - 1].rev > s->seen_rev)
+        s->seen_rev = events[n - 1].rev;
 }
 
 /* An error after the stream started: one "error" event, then the end. */
@@ -162,12 +174,27 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (!s->follow)
             wait = 0; /* only what is there already */
         else if (wait <= 0) {
-            pending_add(s, ": keepalive\n\n");
+            if (s->seen_rev > s->id_rev) {
+                /* An id without data: the client's last event id moves on,
+                 * no event is dispatched (the SSE standard). */
+                char *beat = vo_asprintf(": keepalive\nid: %lld\n\n", (long long)s->seen_rev);
+                pending_add(s, beat);
+                free(beat);
+                s->id_rev = s->seen_rev;
+            } else
+                pending_add(s, ": keepalive\n\n");
             continue;
         }
         VoStoreEvent *events = NULL;
         size_t n = 0;
+        int64_t before = 0;
+        if (s->store->ops->revision(s->store, &before) < 0)
+            before = 0;
         int r = s->store->ops->watch_next(s->w, (int)wait, &events, &n);
+        /* Nothing came: the watch read the log up to at least `before` (a
+         * wake from a hang-up or shutdown ends the stream anyway). */
+        if (r == 0 && n == 0 && !atomic_load(&s->gone) && before > s->seen_rev)
+            s->seen_rev = before;
         if (r == VO_STORE_ECOMPACTED)
             add_error(s, VO_ERR_REVISION_COMPACTED,
                       "this stream fell behind the store's change log; read the documents "
@@ -249,7 +276,8 @@ static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char
         return MHD_YES;
     _cleanup_free_ char *copy = vo_strdup(value ? value : "");
     char *save = NULL;
-    for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+    size_t named = 0;
+    for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save), named++) {
         if (!vo_sse_kind_known(k)) {
             _cleanup_free_ char *known = vo_strdup("");
             for (size_t i = 0; vo_sse_kinds[i]; i++) {
@@ -266,7 +294,7 @@ static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char
         if (!dup && a->n < MAX_KINDS)
             a->s->kinds[a->n++] = vo_strdup(k);
     }
-    if (!value || !value[0])
+    if (!named) /* "", ",": no kind at all (not "every kind") */
         a->error = vo_strdup("kind: empty; name one of the kinds (vm, volume, ...)");
     return a->error ? MHD_NO : MHD_YES;
 }
@@ -357,6 +385,7 @@ void vo_api_events(VoRequest *req, VoReply *rep)
         stream_free(s);
         return;
     }
+    s->seen_rev = s->id_rev = after;
     /* One kind (and object): watch only its keys; the filter stays exact. */
     _cleanup_free_ char *prefix = NULL;
     if (ka.n == 1)

@@ -90,6 +90,13 @@ void vo_reply_errno(VoReply *rep, int negative_errno, const char *message)
 {
     vo_reply_error(rep, vo_error_from_errno(negative_errno), "%s",
                    message ? message : strerror(-negative_errno));
+    /* Busy (the store held by another process, say): 503, and when to ask
+     * again. VO_STORE_ECOMPACTED (-ERANGE) surfaces only from watches, which
+     * GET /v1/events answers itself (410, or an error event). */
+    if (negative_errno == -EAGAIN && !rep->header_name) {
+        rep->header_name = "Retry-After";
+        snprintf(rep->header_value, sizeof(rep->header_value), "1");
+    }
 }
 
 /* Unpacks the body strictly; fills rep with 400 naming the problem. */

@@ -319,9 +319,10 @@ static void *worker_main(void *arg)
 
         pthread_mutex_lock(&ts->lock);
         ts->running[w->slot] = NULL;
-        if (r < 0 && t->cancel_requested) {
-            /* Its work stopped at the cancel (or failed after it): either
-             * way it did not happen, and what it made is gone. */
+        if (r == -ECANCELED && t->cancel_requested) {
+            /* Its work stopped at the cancel: it did not happen, and what it
+             * made is gone. (Another error, even after a cancel was asked,
+             * is a failure of its own and keeps its code.) */
             t->state = TASK_CANCELLED;
             free(t->message);
             t->message = vo_strdup(t->error_message ? t->error_message : "cancelled");
@@ -655,10 +656,23 @@ int vo_tasks_cancel_at(VoTasks *ts, const char *id, int64_t expected, json_t **r
                          "finish (see: vireo task show %s); cancellable are image-import, "
                          "volume-import, volume-clone, backup-create, backup-restore and "
                          "backup-verify", t->kind, id);
-    } else if (t->state == TASK_QUEUED) {
+    } else if (t->state == TASK_QUEUED && !t->cancel_requested) {
+        /* Off the queue (no worker takes it), then what the submitter
+         * prepared is undone (with ts->lock released: undo takes the
+         * owner's locks), and only then is it cancelled for everyone to
+         * see: a client that sees "cancelled" finds the reservation gone. A
+         * second cancel meanwhile is answered as for a running one. */
         unqueue(ts, t);
-        t->state = TASK_CANCELLED;
         t->cancel_requested = true;
+        void *userdata = t->userdata;
+        VoTaskFreeFn undo = t->undo, free_userdata = t->free_userdata;
+        t->userdata = NULL;
+        t->free_userdata = NULL;
+        pthread_mutex_unlock(&ts->lock);
+        if (undo)
+            undo(userdata);
+        pthread_mutex_lock(&ts->lock);
+        t->state = TASK_CANCELLED;
         t->finished_at = vo_wall_ms();
         free(t->message);
         t->message = vo_strdup("cancelled before it started");
@@ -666,15 +680,9 @@ int vo_tasks_cancel_at(VoTasks *ts, const char *id, int64_t expected, json_t **r
         log_info("task %s %s %s: cancelled while queued", t->id, t->kind,
                  t->target ? t->target : "");
         *ret_task = json_deep_copy(t->doc);
-        void *userdata = t->userdata;
-        VoTaskFreeFn undo = t->undo, free_userdata = t->free_userdata;
-        t->userdata = NULL;
-        t->free_userdata = NULL;
         /* Tasks that waited behind it (same keys) may run now. */
         pthread_cond_broadcast(&ts->wake);
         pthread_mutex_unlock(&ts->lock);
-        if (undo)
-            undo(userdata);
         if (free_userdata)
             free_userdata(userdata);
         return 0;

@@ -142,7 +142,7 @@ static int sql_err(SqlStore *s, int rc, const char *what)
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-        return -EBUSY;
+        return -EAGAIN; /* another process holds the file: the API's 503, retry */
     case SQLITE_NOMEM:
         return -ENOMEM;
     case SQLITE_FULL:

@@ -21,7 +21,10 @@
  * Leases. A key put with a lease disappears (a delete in the change log)
  * when the lease expires: its owner stopped renewing it within its TTL.
  *
- * All functions are thread-safe. Errors are negative errnos. */
+ * All functions are thread-safe. Errors are negative errnos; -EAGAIN: the
+ * backend is busy (SQLite: another process holds the database; etcd: no
+ * quorum), nothing changed, try again (the API answers 503 with
+ * Retry-After). */
 #pragma once
 
 #include <errno.h>

@@ -475,7 +475,18 @@ static void test_retention_deletes_the_oldest_documents(void **state)
 
 static int undone, freed;
 
-static void count_undo(void *p) { undone++; }
+/* The state the cancelled task showed while its undo ran (a reservation
+ * released before "cancelled" is visible). */
+static VoTasks *undo_ts;
+static const char *undo_id;
+static char undo_saw[16];
+
+static void count_undo(void *p)
+{
+    undone++;
+    if (undo_ts && undo_id)
+        snprintf(undo_saw, sizeof(undo_saw), "%s", state_of(undo_ts, undo_id));
+}
 static void count_free(void *p) { freed++; }
 
 /* Waits in a child process ("qemu-img") the way the storage code does. */
@@ -523,11 +534,16 @@ static void test_cancel_queued_and_running(void **state)
     assert_true(wait_state(ts, queued, "queued"));
     assert_int_equal(undone, 0);
 
-    /* Queued: cancelled at once, its preparation undone, never run. */
+    /* Queued: cancelled at once, its preparation undone (before the
+     * cancelled state shows), never run. */
+    undo_ts = ts;
+    undo_id = queued;
     assert_int_equal(vo_tasks_cancel(ts, queued, &t, &error), 0);
+    undo_ts = NULL;
     assert_string_equal(json_string_value(json_object_get(t, "state")), "cancelled");
     json_decref(t);
     assert_int_equal(undone, 1);
+    assert_string_equal(undo_saw, "queued");
     assert_int_equal(freed, 1);
 
     /* Not cancellable: 409 with the reason. */
@@ -556,6 +572,41 @@ static void test_cancel_queued_and_running(void **state)
     ts = vo_tasks_free(ts);
     assert_int_equal(freed, 2);
     assert_int_equal(vo_error_http_status(vo_error_from_errno(-EBUSY)), 409);
+    /* A busy store (-EAGAIN): 503, try again. */
+    assert_int_equal(vo_error_http_status(vo_error_from_errno(-EAGAIN)), 503);
+}
+
+/* Fails for a reason of its own once a cancel was asked, without having
+ * noticed the cancel. */
+static int fail_after_cancel(VoTask *t, void *userdata)
+{
+    for (int i = 0; i < 1000 && !vo_task_cancelled(t); i++)
+        (void)poll(NULL, 0, 10);
+    return vo_task_fail(t, -ENOSPC, "the pool is full");
+}
+
+/* A real error after a cancel request keeps its code: failed, not
+ * cancelled (only work that stopped at the cancel, -ECANCELED, is). */
+static void test_error_after_cancel_keeps_its_code(void **state)
+{
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts), 0);
+    json_t *t = NULL;
+    VoTaskDesc desc = { .kind = "image-import", .target = "y", .cancellable = true };
+    assert_int_equal(vo_tasks_submit(ts, &desc, fail_after_cancel, NULL, NULL, &t, NULL), 0);
+    _cleanup_free_ char *id = vo_strdup(json_string_value(json_object_get(t, "id")));
+    json_decref(t);
+    assert_true(wait_state(ts, id, "running"));
+    char *error = NULL;
+    assert_int_equal(vo_tasks_cancel(ts, id, &t, &error), 1);
+    json_decref(t);
+    assert_true(wait_state(ts, id, "failed"));
+    t = vo_tasks_get_json(ts, id);
+    json_t *err = json_object_get(t, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "code")), "insufficient-storage");
+    assert_string_equal(json_string_value(json_object_get(err, "message")), "the pool is full");
+    json_decref(t);
+    ts = vo_tasks_free(ts);
 }
 
 /* A store whose transactions fail while fail_txns > 0 (then the SQLite store
@@ -677,6 +728,7 @@ int main(void)
         cmocka_unit_test_setup(test_cancel_queued_and_running, setup),
         cmocka_unit_test_setup(test_cancel_token, setup),
         cmocka_unit_test_setup(test_failed_final_write_is_retried, setup),
+        cmocka_unit_test_setup(test_error_after_cancel_keeps_its_code, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
