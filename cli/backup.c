@@ -9,6 +9,21 @@
 #include "output.h"
 #include "wait.h"
 
+/* The most --bwlimit takes (MiB/s): the daemon's VO_BACKUP_BWLIMIT_MAX_MIB. */
+#define BWLIMIT_MAX_MIB (1024 * 1024)
+
+/* --bwlimit MIB into body's "bwlimit_mib"; false (usage error) when bad. */
+static bool add_bwlimit(json_t *body, const char *bwlimit)
+{
+    uint64_t mib = 0;
+    if (!bwlimit)
+        return true;
+    if (!cli_parse_uint("--bwlimit", bwlimit, 1, BWLIMIT_MAX_MIB, &mib))
+        return false;
+    json_object_set_new(body, "bwlimit_mib", json_integer((json_int_t)mib));
+    return true;
+}
+
 static char *size_of(const json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
@@ -32,12 +47,13 @@ static int wait_for_result(json_t *doc, bool async, char **ret_result)
 
 static int backup_create(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *vm = NULL, *target = NULL, *keep_last = NULL;
+    const char *vm = NULL, *target = NULL, *keep_last = NULL, *bwlimit = NULL;
     bool incremental = false, async = false;
     const CliOption opts[] = {
         { "--target", &target, NULL },
         { "--incremental", NULL, &incremental },
         { "--keep-last", &keep_last, NULL },
+        { "--bwlimit", &bwlimit, NULL },
         { "--async", NULL, &async },
         { NULL, NULL, NULL },
     };
@@ -54,6 +70,10 @@ static int backup_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "incremental", json_true());
     if (keep)
         json_object_set_new(body, "keep_last", json_integer((json_int_t)keep));
+    if (!add_bwlimit(body, bwlimit)) {
+        json_decref(body);
+        return CLI_EXIT_USAGE;
+    }
     _cleanup_free_ char *path = api_path("vms", vm, "/backups");
     json_t *doc = NULL;
     int r = api_call("POST", path, body, &doc);
@@ -163,11 +183,12 @@ static int backup_show(const CliCommand *cmd, int argc, char **argv)
 
 static int backup_restore(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *id = NULL, *as = NULL, *pool = NULL;
+    const char *id = NULL, *as = NULL, *pool = NULL, *bwlimit = NULL;
     bool async = false;
     const CliOption opts[] = {
         { "--as", &as, NULL },
         { "--pool", &pool, NULL },
+        { "--bwlimit", &bwlimit, NULL },
         { "--async", NULL, &async },
         { NULL, NULL, NULL },
     };
@@ -179,6 +200,10 @@ static int backup_restore(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "as", json_string(as));
     if (pool)
         json_object_set_new(body, "pool", json_string(pool));
+    if (!add_bwlimit(body, bwlimit)) {
+        json_decref(body);
+        return CLI_EXIT_USAGE;
+    }
     _cleanup_free_ char *path = api_path("backups", id, "/restore");
     int r = run_action("POST", path, body, async, id,
                        as ? "restored as a new VM" : "restored");
@@ -186,18 +211,26 @@ static int backup_restore(const CliCommand *cmd, int argc, char **argv)
     return r;
 }
 
-/* `backup verify|delete ID [--async]`: one request on the backup, run as a task. */
+/* `backup verify ID [--bwlimit MIB] [--async]`, `backup delete ID [--async]`:
+ * one request on the backup, run as a task. */
 static int backup_task(const CliCommand *cmd, int argc, char **argv, const char *method,
-                       const char *suffix, bool empty_body, const char *done_word)
+                       const char *suffix, bool with_body, const char *done_word)
 {
-    const char *id = NULL;
+    const char *id = NULL, *bwlimit = NULL;
     bool async = false;
-    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    const CliOption opts[] = { { "--async", NULL, &async },
+                               /* delete: none (a NULL name ends the list) */
+                               { with_body ? "--bwlimit" : NULL, &bwlimit, NULL },
+                               { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &id, &exit_status))
         return exit_status;
+    json_t *body = with_body ? json_object() : NULL;
+    if (body && !add_bwlimit(body, bwlimit)) {
+        json_decref(body);
+        return CLI_EXIT_USAGE;
+    }
     _cleanup_free_ char *path = api_path("backups", id, suffix);
-    json_t *body = empty_body ? json_object() : NULL;
     int r = run_action(method, path, body, async, id, done_word);
     json_decref(body);
     return r;
@@ -217,7 +250,8 @@ static int backup_delete(const CliCommand *cmd, int argc, char **argv)
 #define ASYNC_HELP "  --async               print the task id and return without waiting\n"
 
 static const CliCommand backup_commands[] = {
-    { "backup", "create", "VM", "[--target POOL] [--incremental] [--keep-last N] [--async]",
+    { "backup", "create", "VM",
+      "[--target POOL] [--incremental] [--keep-last N] [--bwlimit MIB] [--async]",
       "Back up every disk of a VM (running or stopped) into a backup pool.",
       "All disks are captured at the same instant, with the VM's definition. A full\n"
       "backup copies every disk; an incremental one only the blocks changed since the\n"
@@ -228,6 +262,8 @@ static const CliCommand backup_commands[] = {
       "  --target POOL         a backup pool (default: 'backup', made on first use)\n"
       "  --incremental         only what changed since the previous backup\n"
       "  --keep-last N         afterwards keep only the VM's newest N backups in the pool\n"
+      "  --bwlimit MIB         copy at most MIB MiB/s in all (1-1048576; default: no\n"
+      "                        limit), so the VM's disks keep their speed\n"
       ASYNC_HELP
       "\nExample:\n  vireo backup create web1 --incremental --keep-last 7\n",
       backup_create },
@@ -235,7 +271,7 @@ static const CliCommand backup_commands[] = {
       backup_list },
     { "backup", "show", "ID", NULL, "Show one backup: kind, parent, sizes, checksums.", NULL,
       backup_show },
-    { "backup", "restore", "ID", "[--as NAME] [--pool POOL] [--async]",
+    { "backup", "restore", "ID", "[--as NAME] [--pool POOL] [--bwlimit MIB] [--async]",
       "Restore a backup into a new VM, or over the original VM.",
       "With --as NAME a new VM is made from the stored definition (new id and MACs),\n"
       "its disks new volumes in POOL (default: default). Without --as the backup is\n"
@@ -243,14 +279,18 @@ static const CliCommand backup_commands[] = {
       "gone, a new VM takes its name.\n"
       "\nOptions:\n"
       "  --as NAME             the new VM's name\n"
-      "  --pool POOL           the pool for the new VM's volumes (with --as)\n" ASYNC_HELP
+      "  --pool POOL           the pool for the new VM's volumes (with --as)\n"
+      "  --bwlimit MIB         copy at most MIB MiB/s (1-1048576; default: no limit)\n"
+      ASYNC_HELP
       "\nExample:\n  vireo backup restore web1-20260101-120000-3f2a --as web1-copy\n",
       backup_restore },
-    { "backup", "verify", "ID", "[--async]",
+    { "backup", "verify", "ID", "[--bwlimit MIB] [--async]",
       "Check a backup's files (and those it builds on) against their checksums.",
       "Every file's sha256 is compared with the one recorded when it was written, and\n"
       "qemu-img check reads its structure. Exits non-zero on any mismatch.\n"
-      "\nOptions:\n" ASYNC_HELP,
+      "\nOptions:\n"
+      "  --bwlimit MIB         read at most MIB MiB/s (1-1048576; default: no limit)\n"
+      ASYNC_HELP,
       backup_verify },
     { "backup", "delete", "ID", "[--async]", "Delete a backup.",
       "Backups built on it are rebased onto its parent first, so they stay restorable.\n"

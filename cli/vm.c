@@ -261,14 +261,22 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     _cleanup_free_ char *vcpus = vm_vcpus_detail(vm);
     _cleanup_free_ char *memory = vm_memory_detail(vm);
     json_t *autostart = json_object_get(vm, "autostart");
+    /* A paused VM says why: "paused (io-error)". */
+    const char *reason = jstr(vm, "state_reason");
+    _cleanup_free_ char *state =
+        reason ? vo_asprintf("%s (%s)", jstr(vm, "state") ? jstr(vm, "state") : "?", reason) : NULL;
+    _cleanup_free_ char *resets = jint_str(vm, "resets");
+    _cleanup_free_ char *resets_str =
+        resets ? vo_asprintf("%s (last at %s)", resets, jstr(vm, "last_reset_at") ?: "?") : NULL;
 
     out_kv(stdout, "name:", jstr(vm, "name"));
     out_kv(stdout, "id:", jstr(vm, "id"));
-    out_kv(stdout, "state:", jstr(vm, "state"));
+    out_kv(stdout, "state:", state ? state : jstr(vm, "state"));
     out_kv(stdout, "image:", jstr(vm, "image"));
     out_kv(stdout, "accel:", accel_str ? accel_str : accel);
     out_kv(stdout, "pid:", pid);
     out_kv(stdout, "uptime:", uptime);
+    out_kv(stdout, "resets:", resets_str);
     out_kv(stdout, "vcpus:", vcpus);
     out_kv(stdout, "memory:", memory);
     print_list_field("disks:", json_object_get(vm, "disks"), true);

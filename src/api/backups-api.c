@@ -18,14 +18,36 @@ void vo_api_backup_show(VoRequest *req, VoReply *rep)
     vo_reply_found(rep, r, backup, error);
 }
 
+/* "bwlimit_mib": absent (0: no limit), else a whole number of MiB/s in
+ * 1..VO_BACKUP_BWLIMIT_MAX_MIB; false with rep filled (400) otherwise. */
+static bool bwlimit_arg(VoReply *rep, json_t *v, unsigned *ret)
+{
+    *ret = 0;
+    if (!v)
+        return true;
+    json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+    if (n < 1 || n > VO_BACKUP_BWLIMIT_MAX_MIB) {
+        _cleanup_free_ char *got = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "bwlimit_mib: %s is not a bandwidth limit: "
+                       "give a whole number of MiB/s from 1 to %u (or leave it out for none)",
+                       got ? got : "?", VO_BACKUP_BWLIMIT_MAX_MIB);
+        return false;
+    }
+    *ret = (unsigned)n;
+    return true;
+}
+
 void vo_api_backup_create(VoRequest *req, VoReply *rep)
 {
     _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     const char *pool = NULL;
     int incremental = 0;
     json_int_t keep_last = 0;
-    if (!vm || !vo_request_unpack(req, rep, "{s?s, s?b, s?I}", "pool", &pool, "incremental",
-                                  &incremental, "keep_last", &keep_last))
+    json_t *bwlimit = NULL;
+    unsigned bwlimit_mib = 0;
+    if (!vm || !vo_request_unpack(req, rep, "{s?s, s?b, s?I, s?o}", "pool", &pool, "incremental",
+                                  &incremental, "keep_last", &keep_last, "bwlimit_mib", &bwlimit) ||
+        !bwlimit_arg(rep, bwlimit, &bwlimit_mib))
         return;
     if (keep_last < 0 || keep_last > 1000) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "keep_last: %lld is out of range (1-1000, "
@@ -33,7 +55,7 @@ void vo_api_backup_create(VoRequest *req, VoReply *rep)
         return;
     }
     VoBackupCreateArgs args = { .pool = pool, .incremental = incremental,
-                                .keep_last = (unsigned)keep_last };
+                                .keep_last = (unsigned)keep_last, .bwlimit_mib = bwlimit_mib };
     json_t *task = NULL;
     char *error = NULL;
     int r = vo_backup_create(req->d, vm, &args, &task, &error);
@@ -51,20 +73,27 @@ void vo_api_backup_delete(VoRequest *req, VoReply *rep)
 void vo_api_backup_restore(VoRequest *req, VoReply *rep)
 {
     const char *as = NULL, *pool = NULL;
-    if (!vo_request_unpack(req, rep, "{s?s, s?s}", "as", &as, "pool", &pool))
+    json_t *bwlimit = NULL;
+    unsigned bwlimit_mib = 0;
+    if (!vo_request_unpack(req, rep, "{s?s, s?s, s?o}", "as", &as, "pool", &pool, "bwlimit_mib",
+                           &bwlimit) ||
+        !bwlimit_arg(rep, bwlimit, &bwlimit_mib))
         return;
     json_t *task = NULL;
     char *error = NULL;
-    int r = vo_backup_restore(req->d, req->params[0], as, pool, &task, &error);
+    int r = vo_backup_restore(req->d, req->params[0], as, pool, bwlimit_mib, &task, &error);
     vo_reply_task(rep, r, task, error);
 }
 
 void vo_api_backup_verify(VoRequest *req, VoReply *rep)
 {
-    if (!vo_request_unpack(req, rep, "{}"))
+    json_t *bwlimit = NULL;
+    unsigned bwlimit_mib = 0;
+    if (!vo_request_unpack(req, rep, "{s?o}", "bwlimit_mib", &bwlimit) ||
+        !bwlimit_arg(rep, bwlimit, &bwlimit_mib))
         return;
     json_t *task = NULL;
     char *error = NULL;
-    int r = vo_backup_verify(req->d, req->params[0], &task, &error);
+    int r = vo_backup_verify(req->d, req->params[0], bwlimit_mib, &task, &error);
     vo_reply_task(rep, r, task, error);
 }

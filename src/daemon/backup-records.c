@@ -12,6 +12,7 @@
 #include "conf/names.h"
 #include "daemon/host-id.h"
 #include "daemon/storage.h"
+#include "state/keys.h"
 #include "qemu/qemu-backup.h"
 #include "state/records.h"
 #include "storage/backup-id.h"
@@ -322,7 +323,7 @@ int backup_delete_locked(VoDaemon *d, const char *pool_path, const char *id, VoT
         json_t *base = vm_id ? base_load_rev(d, vm_id, &base_rev) : NULL;
         if (base && !strcmp(json_string_value(json_object_get(base, "backup")) ?: "", id)) {
             /* At the revision read: a backup that moved the base on meanwhile keeps it. */
-            _cleanup_free_ char *key = vo_asprintf("backup-base/%s", vm_id);
+            _cleanup_free_ char *key = vo_key_backup_base(vm_id);
             (void)vo_store_delete(d->store, key, base_rev);
         }
         json_decref(base);
@@ -335,7 +336,7 @@ int backup_delete_locked(VoDaemon *d, const char *pool_path, const char *id, VoT
 
 static json_t *base_load_rev(VoDaemon *d, const char *vm_id, int64_t *ret_rev)
 {
-    _cleanup_free_ char *key = vo_asprintf("backup-base/%s", vm_id);
+    _cleanup_free_ char *key = vo_key_backup_base(vm_id);
     _cleanup_free_ char *text = NULL;
     if (vo_store_get(d->store, key, &text, ret_rev) < 0)
         return NULL;
@@ -349,7 +350,7 @@ json_t *backup_base_load(VoDaemon *d, const char *vm_id)
 
 void backup_base_save(VoDaemon *d, const char *vm_id, json_t *base)
 {
-    _cleanup_free_ char *key = vo_asprintf("backup-base/%s", vm_id);
+    _cleanup_free_ char *key = vo_key_backup_base(vm_id);
     _cleanup_free_ char *text = json_dumps(base, JSON_COMPACT | JSON_SORT_KEYS);
     /* VO_REV_ANY: only the VM's backup task (holding its job lock) saves its
      * base, and the newest backup is the base whatever was there before. */
@@ -360,7 +361,7 @@ void backup_base_save(VoDaemon *d, const char *vm_id, json_t *base)
 
 void vo_backups_forget_base(VoDaemon *d, const char *vm_id)
 {
-    _cleanup_free_ char *key = vo_asprintf("backup-base/%s", vm_id);
+    _cleanup_free_ char *key = vo_key_backup_base(vm_id);
     /* VO_REV_ANY: the VM's disks changed under the base (revert, restore,
      * delete), so no base is valid any more, whichever revision it has. */
     (void)vo_store_delete(d->store, key, VO_REV_ANY);

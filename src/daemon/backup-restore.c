@@ -28,6 +28,7 @@ typedef struct {
     VoDaemon *d;
     char *id, *as, *pool;
     VoVm *original; /* restore over this VM, or NULL: into a new VM named as */
+    uint64_t rate;  /* bytes/s each copy or read may use (bwlimit_mib); 0: no limit */
 } RestoreOp;
 
 static void restore_op_free(void *p)
@@ -316,8 +317,8 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
             break;
         }
         vo_task_progress(t, 10, "copying disks");
-        r = vo_volume_create_from_chain(d, pool, volume, layers, vo_strv_len(layers), t, &path,
-                                        ret_error);
+        r = vo_volume_create_from_chain(d, pool, volume, layers, vo_strv_len(layers), op->rate,
+                                        t, &path, ret_error);
         if (r < 0)
             break;
         vo_strv_pushf(&made, "%s/%s", pool, volume);
@@ -387,8 +388,8 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         *slash = 0;
         temps[i] = vo_asprintf("%s/.restore-%s-%08x-%s", path, host, rnd, slash + 1);
         vo_task_progress(t, 10, "copying disks");
-        r = vo_img_convert_chain(layers, vo_strv_len(layers), temps[i], format, report_convert,
-                                 t, ret_error);
+        r = vo_img_convert_chain(layers, vo_strv_len(layers), temps[i], format, op->rate,
+                                 report_convert, t, ret_error);
         if (r < 0)
             free(TAKE_PTR(temps[i]));
     }
@@ -454,8 +455,11 @@ static int task_restore(VoTask *t, void *userdata)
 }
 
 int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *pool,
-                      json_t **ret_task, char **ret_error)
+                      unsigned bwlimit_mib, json_t **ret_task, char **ret_error)
 {
+    if (bwlimit_mib > VO_BACKUP_BWLIMIT_MAX_MIB)
+        return vo_error_set(ret_error, -EINVAL, "bwlimit_mib: %u is out of range (1-%u MiB/s)",
+                            bwlimit_mib, VO_BACKUP_BWLIMIT_MAX_MIB);
     if (as && !vo_name_valid(as))
         return vo_error_set(ret_error, -EINVAL, "as: '%s' is invalid: use 1-63 characters of "
                             "a-z, 0-9 and '-', not starting with '-'", as);
@@ -504,7 +508,7 @@ int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *p
     RestoreOp *op = vo_malloc0(sizeof(*op));
     *op = (RestoreOp){ .d = d, .id = vo_strdup(id), .pool = vo_strdup(pool),
                        .as = vo_strdup(as ? as : original ? NULL : vm_name),
-                       .original = original };
+                       .original = original, .rate = (uint64_t)bwlimit_mib << 20 };
     backup_ref_clear(&b);
     /* Over the original: one of that VM's operations (its job lock). */
     _cleanup_free_ char *vm_key = original ? vo_asprintf("vm/%s", vm_id) : NULL;
@@ -531,8 +535,9 @@ static int img_check(const char *path, char **ret_error)
     return r;
 }
 
-/* Checks one backup's files; problems are appended. Returns files checked. */
-static size_t verify_one(const char *pool_path, json_t *record, json_t *problems)
+/* Checks one backup's files, read at most rate bytes/s (0: no limit);
+ * problems are appended. Returns files checked. */
+static size_t verify_one(const char *pool_path, json_t *record, uint64_t rate, json_t *problems)
 {
     const char *id = json_string_value(json_object_get(record, "id"));
     size_t n = 0, i;
@@ -544,7 +549,9 @@ static size_t verify_one(const char *pool_path, json_t *record, json_t *problems
         const char *want = json_string_value(json_object_get(disk, "sha256"));
         _cleanup_free_ char *path = vo_asprintf("%s/%s/%s", pool_path, id, file);
         char sum[VO_SHA256_HEX_LEN + 1];
-        int r = vo_sha256_file(path, sum);
+        int r = vo_sha256_file_limited(path, rate, sum);
+        if (r == -ECANCELED) /* stopped mid-file: not checked */
+            break;
         n++;
         if (r < 0) {
             json_array_append_new(problems, json_sprintf("%s/%s: cannot read: %s", id, file,
@@ -575,7 +582,7 @@ static int task_verify(VoTask *t, void *userdata)
     json_t *cur = r >= 0 ? json_incref(b.record) : NULL;
     for (int depth = 0; cur && depth < 10000 && !vo_cancelled(); depth++) {
         vo_task_progress(t, 10, "checking files");
-        files += verify_one(b.pool_path, cur, problems);
+        files += verify_one(b.pool_path, cur, op->rate, problems);
         const char *parent = json_string_value(json_object_get(cur, "parent"));
         json_t *next = parent ? backup_record_load(b.pool_path, parent) : NULL;
         if (parent && !next)
@@ -621,15 +628,19 @@ static int task_verify(VoTask *t, void *userdata)
     return 0;
 }
 
-int vo_backup_verify(VoDaemon *d, const char *id, json_t **ret_task, char **ret_error)
+int vo_backup_verify(VoDaemon *d, const char *id, unsigned bwlimit_mib, json_t **ret_task,
+                     char **ret_error)
 {
+    if (bwlimit_mib > VO_BACKUP_BWLIMIT_MAX_MIB)
+        return vo_error_set(ret_error, -EINVAL, "bwlimit_mib: %u is out of range (1-%u MiB/s)",
+                            bwlimit_mib, VO_BACKUP_BWLIMIT_MAX_MIB);
     BackupRef b = { 0 };
     int r = backup_find(d, id, &b, ret_error);
     backup_ref_clear(&b);
     if (r < 0)
         return r;
     RestoreOp *op = vo_malloc0(sizeof(*op));
-    *op = (RestoreOp){ .d = d, .id = vo_strdup(id) };
+    *op = (RestoreOp){ .d = d, .id = vo_strdup(id), .rate = (uint64_t)bwlimit_mib << 20 };
     /* At most one verify per backup: asked again while one is queued or
      * running, the answer is that task (its result is the one wanted). */
     VoTaskDesc desc = { .kind = "backup-verify", .target = id, .target_id = id,

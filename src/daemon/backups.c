@@ -87,6 +87,7 @@ typedef struct {
     char *pool;
     bool incremental;
     unsigned keep_last;
+    unsigned bwlimit_mib;
 } CreateOp;
 
 static void create_op_free(void *p)
@@ -97,10 +98,6 @@ static void create_op_free(void *p)
     free(op);
 }
 
-static void report_copy(int percent, void *userdata)
-{
-    vo_task_progress(userdata, 5 + percent * 85 / 100, "copying disks");
-}
 
 static json_t *disks_signature(const VoVmSpec *spec, const uint64_t *sizes)
 {
@@ -164,7 +161,14 @@ typedef struct {
     VoVmSpec *spec;
     VoHvInstance *hv; /* NULL: the VM is not running */
     const CreateOp *op;
+    char *copying;    /* the task's message while the disks are copied */
 } CreateCtx;
+
+static void report_copy(int percent, void *userdata)
+{
+    CreateCtx *c = userdata;
+    vo_task_progress(c->t, 5 + percent * 85 / 100, c->copying);
+}
 
 static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
 {
@@ -226,7 +230,11 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
     _cleanup_free_ char *bitmap = vo_asprintf(VO_BACKUP_BITMAP_PREFIX "%s", spec->id);
     VoHvBackupPlan plan = { .disks = disks, .n_disks = spec->n_disks,
                             .incremental = parent != NULL, .bitmap = bitmap, .work_dir = run_dir,
-                            .progress = report_copy, .userdata = c->t };
+                            .speed = (uint64_t)c->op->bwlimit_mib << 20,
+                            .progress = report_copy, .userdata = c };
+    c->copying = c->op->bwlimit_mib ? vo_asprintf("copying disks (at most %u MiB/s)",
+                                                  c->op->bwlimit_mib)
+                                    : vo_strdup("copying disks");
     VoHvBackupResult result = { 0 };
 
     /* Until it ends, the VM's base says a backup is under way: if vireod
@@ -315,6 +323,7 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
     free(result.reason);
     vo_strv_free(strings);
     free(disks);
+    free(TAKE_PTR(c->copying));
     return r;
 }
 
@@ -365,6 +374,9 @@ int vo_backup_create(VoDaemon *d, VoVm *vm, const VoBackupCreateArgs *args, json
     if (args->keep_last > 1000)
         return vo_error_set(ret_error, -EINVAL, "keep_last: %u is out of range (1-1000, or 0 "
                             "for all)", args->keep_last);
+    if (args->bwlimit_mib > VO_BACKUP_BWLIMIT_MAX_MIB)
+        return vo_error_set(ret_error, -EINVAL, "bwlimit_mib: %u is out of range (1-%u MiB/s)",
+                            args->bwlimit_mib, VO_BACKUP_BWLIMIT_MAX_MIB);
     pthread_mutex_lock(&vm->lock);
     bool no_disks = vm->spec->n_disks == 0;
     pthread_mutex_unlock(&vm->lock);
@@ -378,7 +390,8 @@ int vo_backup_create(VoDaemon *d, VoVm *vm, const VoBackupCreateArgs *args, json
         return r;
     CreateOp *op = vo_malloc0(sizeof(*op));
     *op = (CreateOp){ .vm = vo_vm_ref(vm), .pool = vo_strdup(args->pool),
-                      .incremental = args->incremental, .keep_last = args->keep_last };
+                      .incremental = args->incremental, .keep_last = args->keep_last,
+                      .bwlimit_mib = args->bwlimit_mib };
     return vo_vm_submit_keyed(d, vm, "backup-create", BACKUPS_TASK_KEY, task_create, op,
                               create_op_free, ret_task, ret_error);
 }

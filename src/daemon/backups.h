@@ -26,10 +26,14 @@ void vo_backups_load(VoDaemon *d);
 json_t *vo_backups_list_json(VoDaemon *d, const char *vm);
 int vo_backup_get_json(VoDaemon *d, const char *id, json_t **ret, char **ret_error);
 
+/* A bandwidth limit ("bwlimit_mib", MiB/s) is 1..this; 0 (not given): none. */
+#define VO_BACKUP_BWLIMIT_MAX_MIB (1024u * 1024u)
+
 typedef struct {
     const char *pool;   /* a backup pool; NULL: the default one */
     bool incremental;   /* only what changed since this VM's previous backup */
     unsigned keep_last; /* afterwards keep only the newest N of this VM in the pool; 0: all */
+    unsigned bwlimit_mib; /* the copy reads at most this many MiB/s in all; 0: no limit */
 } VoBackupCreateArgs;
 
 int vo_backup_create(VoDaemon *d, VoVm *vm, const VoBackupCreateArgs *args, json_t **ret_task,
@@ -38,13 +42,16 @@ int vo_backup_create(VoDaemon *d, VoVm *vm, const VoBackupCreateArgs *args, json
 int vo_backup_delete(VoDaemon *d, const char *id, json_t **ret_task, char **ret_error);
 /* Into a new VM named as (NULL: the original name when no VM has it), its
  * volumes in pool (NULL: default); or over the original VM (same id, stopped)
- * when as is NULL or its name and that VM still exists. */
+ * when as is NULL or its name and that VM still exists. bwlimit_mib (0: none)
+ * limits each disk's copy (qemu-img convert -r). */
 int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *pool,
-                      json_t **ret_task, char **ret_error);
+                      unsigned bwlimit_mib, json_t **ret_task, char **ret_error);
 /* Checks every file of the backup and of the backups it builds on against the
  * sha256 recorded at creation, and qemu-img check; the task fails on a
- * mismatch, and the result is kept in the backup ("last_verify"). */
-int vo_backup_verify(VoDaemon *d, const char *id, json_t **ret_task, char **ret_error);
+ * mismatch, and the result is kept in the backup ("last_verify").
+ * bwlimit_mib (0: none) limits how fast the files are read for the sha256. */
+int vo_backup_verify(VoDaemon *d, const char *id, unsigned bwlimit_mib, json_t **ret_task,
+                     char **ret_error);
 
 /* The VM's disks changed outside a backup (snapshot revert, restore) or the
  * VM is gone: its next backup is a full one. */

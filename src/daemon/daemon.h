@@ -1,6 +1,14 @@
 /* daemon.h: the state vireod shares between its HTTP threads, task workers
  * and event loop.
  *
+ * Services (docs/internals.md, Layers): task < volume (and pool) < image <
+ * network < vm < snapshot < backup. A service's files may include those of
+ * the services before it, never after (scripts/check-service-cycles.py,
+ * run by the unit tests, fails on a cycle). What a lower service needs to
+ * know of a higher one is in the store: which VM uses a volume, network or
+ * image is recorded in relation documents (state/relations.h) written in
+ * the same transaction as the VM's document.
+ *
  * Lock order (a thread holding one may take only those after it):
  *   vm->job  →  d->vms_lock  →  vm->lock
  * The task registry's lock (VoTasks' ts->lock, jobs/tasks.c) comes after
@@ -13,7 +21,10 @@
  * lists are read or changed, never while another of these locks is taken or
  * slow work (qemu-img, a task, a VM lookup) runs. Under them a store write
  * (the store's own lock is a leaf too), a directory listing, or a fork of
- * dnsmasq may happen: short, and they take none of these locks.
+ * dnsmasq may happen: short, and they take none of these locks. A VM's
+ * document and its relations are written under vm->lock (sometimes with
+ * d->vms_lock held too); the volume and network services read the relations
+ * holding none of these locks, or only their own leaf.
  *
  * A rule that spans two objects (a linked clone's base is never attached; a
  * non-shareable volume has one VM; a network with a NIC is not deleted; one
@@ -21,9 +32,12 @@
  * operation first marks the object under the lock that owns it (a volume's
  * busy or attaching, a network's attaching or deleting, a VM's deleting, an
  * image name in images_building), then checks the other object, then does
- * the long work and drops the mark once the relation is recorded (or the
- * operation failed). The other operation sees the mark, or, when it comes
- * later, the recorded relation, and is refused with a 409. */
+ * the long work and drops the mark once the relation is recorded (the VM's
+ * transaction wrote its relation documents) or the operation failed. The
+ * other operation sees the mark, or, when it comes later, the recorded
+ * relation, and is refused with a 409. A VM being created has its relations
+ * written when it is registered, before the claims on its networks are
+ * dropped, so it counts as a user from then on. */
 #pragma once
 
 #include <pthread.h>

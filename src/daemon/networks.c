@@ -16,9 +16,9 @@
 #include <sys/wait.h>
 
 #include "conf/names.h"
-#include "daemon/vms.h"
 #include "network/net-exec.h"
 #include "network/net-plan.h"
+#include "state/relations.h"
 #include "util/spawn.h"
 #include "util/threads.h"
 #include "util/util.h"
@@ -686,7 +686,14 @@ int vo_network_delete(VoDaemon *d, const char *name, int64_t expected, char **re
     pthread_mutex_unlock(&d->networks_lock);
     if (refused < 0)
         return refused;
-    _cleanup_free_ char *user = vo_vms_network_user(d, name);
+    /* Who has a NIC on it: from the relation documents the VM service writes
+     * with each VM (state/relations.h); a store that cannot be read keeps it. */
+    VoRelationUser nic_user = { 0 };
+    int used = vo_relations_network_user(d->store, name, &nic_user);
+    _cleanup_free_ char *user = used > 0 ? TAKE_PTR(nic_user.name)
+                                : used < 0 ? vo_asprintf("(unknown: %s)", strerror(-used))
+                                           : NULL;
+    vo_relation_user_clear(&nic_user);
     pthread_mutex_lock(&d->networks_lock);
     /* It stays listed (and its name taken) until it is gone: a failed
      * teardown keeps it, and no second network of that name can appear. */
@@ -763,7 +770,12 @@ char *vo_network_lease_ip(VoDaemon *d, const char *name, const char *mac)
 
 void vo_networks_refresh_hosts(VoDaemon *d)
 {
-    json_t *nics = vo_vms_network_nics(d); /* [{network, mac, name}] */
+    /* [{network, mac, name}], as the VMs' relation documents record them */
+    json_t *nics = vo_relations_network_nics(d->store);
+    if (!nics) {
+        log_error("store: cannot read the NICs on networks; DHCP hosts left as they are");
+        return;
+    }
     pthread_mutex_lock(&d->networks_lock);
     for (size_t i = 0; i < d->n_networks; i++) {
         VoNetwork *n = d->networks[i];

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "conf/names.h"
-#include "daemon/backups.h"
 #include "daemon/vm-internal.h"
+#include "state/keys.h"
 #include "storage/volume-path.h"
 #include "util/spawn.h"
 #include "util/time-format.h"
@@ -48,7 +48,7 @@ static int save_doc(VoDaemon *d, const char *key, json_t *doc, int64_t expected_
 
 static char *current_of(VoDaemon *d, const char *vm_id)
 {
-    _cleanup_free_ char *key = vo_asprintf("snapshot-current/%s", vm_id);
+    _cleanup_free_ char *key = vo_key_snapshot_current(vm_id);
     json_t *doc = load_doc(d, key, NULL);
     char *name = vo_strdup(json_string_value(json_object_get(doc, "name")));
     json_decref(doc);
@@ -57,7 +57,7 @@ static char *current_of(VoDaemon *d, const char *vm_id)
 
 static void set_current(VoDaemon *d, const char *vm_id, const char *name)
 {
-    _cleanup_free_ char *key = vo_asprintf("snapshot-current/%s", vm_id);
+    _cleanup_free_ char *key = vo_key_snapshot_current(vm_id);
     int64_t rev = VO_REV_NEW;
     json_decref(load_doc(d, key, &rev));
     if (!name) {
@@ -90,7 +90,7 @@ static int collect(const char *key, const char *value, int64_t rev, void *userda
 static json_t *all_of(VoDaemon *d, const char *vm_id, json_t **ret_revs)
 {
     SnapList l = { json_array(), json_array() };
-    _cleanup_free_ char *prefix = vo_asprintf("snapshots/%s/", vm_id);
+    _cleanup_free_ char *prefix = vo_key_snapshots_prefix(vm_id);
     (void)vo_store_list(d->store, prefix, collect, &l);
     if (ret_revs)
         *ret_revs = l.revs;
@@ -459,8 +459,12 @@ static int task_revert(VoTask *t, void *userdata)
     json_decref(doc);
     if (r >= 0) {
         set_current(d, spec->id, op->name);
-        /* The disks changed behind the backup bitmaps' back. */
-        vo_backups_forget_base(d, spec->id);
+        /* The disks changed behind the backup bitmaps' back: the base of the
+         * next incremental backup goes. Deleted here by its key (the backup
+         * service sits above this one); VO_REV_ANY: no base is valid any
+         * more, whichever revision it has. */
+        _cleanup_free_ char *base = vo_key_backup_base(spec->id);
+        (void)vo_store_delete(d->store, base, VO_REV_ANY);
     }
     pthread_mutex_unlock(&vm->job);
     if (r < 0)

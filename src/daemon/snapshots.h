@@ -22,5 +22,6 @@ int vo_snapshot_revert(VoDaemon *d, VoVm *vm, const char *name, bool force, json
                        char **ret_error);
 int vo_snapshot_delete(VoDaemon *d, VoVm *vm, const char *name, json_t **ret_task,
                        char **ret_error);
-/* When the VM itself is deleted. */
+/* A restored VM's disks are new: its snapshots go (a deleted VM's go in
+ * the transaction that deletes it, see vms.c). */
 void vo_snapshots_forget(VoDaemon *d, const char *vm_id);

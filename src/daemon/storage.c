@@ -3,7 +3,10 @@
  * they are read or changed, never across qemu-img; a volume being worked on
  * is marked busy so no second operation starts on it, and one a disk add is
  * attaching is marked attaching until the VM's definition names it (see the
- * claims in daemon.h). */
+ * claims in daemon.h). Which VM uses a volume or an image is read from the
+ * relation documents the VM service writes with each VM (state/relations.h):
+ * this file never calls the VM code (it sits below it, see docs/internals.md
+ * Layers). */
 #include "daemon/storage.h"
 
 #include <dirent.h>
@@ -15,7 +18,8 @@
 #include "conf/names.h"
 #include "daemon/host-id.h"
 #include "daemon/sweep.h"
-#include "daemon/vms.h"
+#include "state/keys.h"
+#include "state/relations.h"
 #include "vireo/errors.h"
 #include "storage/image-header.h"
 #include "storage/qemu-img.h"
@@ -40,6 +44,40 @@ struct VoVolume {
     int64_t created_at;
     int64_t rev;   /* of its document; 0 until saved */
 };
+
+/* ---- who uses a volume ---------------------------------------------------- */
+
+static VoOnlineResizeFn online_resize;
+
+void vo_storage_set_online_resize(VoOnlineResizeFn fn)
+{
+    online_resize = fn;
+}
+
+/* The VM volume key is attached to (*ret filled), or false. A store that
+ * cannot be read counts as in use: a rule is never broken for want of it. */
+static bool volume_user(VoDaemon *d, const char *key, VoRelationUser *ret)
+{
+    int r = vo_relations_volume_user(d->store, key, ret);
+    if (r < 0) {
+        log_error("store: cannot read the users of volume %s: %s", key, strerror(-r));
+        *ret = (VoRelationUser){ .vm_id = vo_strdup("?"), .name = vo_strdup("(unknown)"),
+                                 .active = true };
+        return true;
+    }
+    return r > 0;
+}
+
+/* The name of the VM key is attached to (malloc'd), or NULL. */
+static char *volume_user_name(VoDaemon *d, const char *key)
+{
+    VoRelationUser u;
+    if (!volume_user(d, key, &u))
+        return NULL;
+    char *name = TAKE_PTR(u.name);
+    vo_relation_user_clear(&u);
+    return name;
+}
 
 /* ---- registry ------------------------------------------------------------ */
 
@@ -118,9 +156,13 @@ int vo_image_users(VoDaemon *d, const char *image)
         if (d->volumes[i]->image && !strcmp(d->volumes[i]->image, image))
             vo_strv_pushf(&linked, "%s/%s", d->volumes[i]->pool, d->volumes[i]->name);
     pthread_mutex_unlock(&d->storage_lock);
-    int n = vo_vms_image_users(d, image);
+    int n = vo_relations_image_users(d->store, image);
+    if (n < 0) {
+        log_error("store: cannot read the users of image %s: %s", image, strerror(-n));
+        n = 1; /* in use, as far as anyone can tell */
+    }
     for (char **key = linked; key && *key; key++) {
-        _cleanup_free_ char *user = vo_vms_volume_user(d, *key);
+        _cleanup_free_ char *user = volume_user_name(d, *key);
         if (!user)
             n++;
     }
@@ -401,7 +443,7 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots
     json_object_set_new(o, "backing", chain);
     json_object_set_new(o, "backing_volume", v->backing ? json_string(v->backing) : json_null());
     json_object_set_new(o, "image", v->image ? json_string(v->image) : json_null());
-    _cleanup_free_ char *user = vo_vms_volume_user(d, key);
+    _cleanup_free_ char *user = volume_user_name(d, key);
     json_object_set_new(o, "attached_to", user ? json_string(user) : json_null());
     json_object_set_new(o, "state", json_string(v->ready ? "ready" : "creating"));
     return o;
@@ -888,7 +930,7 @@ static int task_volume_delete(VoTask *t, void *userdata)
 static char *volume_in_use(VoDaemon *d, const char *pool, const char *name)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
-    _cleanup_free_ char *user = vo_vms_volume_user(d, key);
+    _cleanup_free_ char *user = volume_user_name(d, key);
     if (user)
         return vo_asprintf("volume '%s' is attached to VM '%s'", key, user);
     pthread_mutex_lock(&d->storage_lock);
@@ -976,7 +1018,7 @@ static int task_volume_resize(VoTask *t, void *userdata)
     _cleanup_free_ char *key = vo_asprintf("%s/%s", op->pool, op->name);
     _cleanup_free_ char *error = NULL;
     /* Attached to a running VM: QEMU resizes it and the guest sees it at once. */
-    int r = vo_vm_resize_volume_online(op->d, key, op->size, &error);
+    int r = online_resize ? online_resize(op->d, key, op->size, &error) : -ENOTCONN;
     if (r == -ENOTCONN) {
         free(TAKE_PTR(error));
         vo_task_progress(t, 20, "resizing");
@@ -1022,7 +1064,14 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
     }
     VoImgInfo info = { 0 };
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
-    _cleanup_free_ char *user = vo_vms_volume_user(d, key);
+    VoRelationUser u;
+    bool attached = volume_user(d, key, &u);
+    _cleanup_free_ char *user = attached ? TAKE_PTR(u.name) : NULL;
+    /* An attached volume is resized through its VM (online, or under its job
+     * lock): queued behind that VM's tasks, never on a worker waiting for it. */
+    _cleanup_free_ char *vm_key = attached ? vo_key_vm_task(u.vm_id) : NULL;
+    if (attached)
+        vo_relation_user_clear(&u);
     if (vo_volume_is_base(d, key)) {
         *ret_error = vo_asprintf("volume '%s' backs linked clones and must stay as it is", key);
         release_volume(d, pool, name);
@@ -1049,9 +1098,6 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
         volume_op_free(op);
         return r;
     }
-    /* An attached volume is resized through its VM (online, or under its job
-     * lock): queued behind that VM's tasks, never on a worker waiting for it. */
-    _cleanup_free_ char *vm_key = vo_vms_volume_user_task_key(d, key);
     r = vo_tasks_submit(d->tasks,
                         &(VoTaskDesc){ .kind = "volume-resize", .target = name,
                                        .keys = { vm_key } },
@@ -1107,13 +1153,18 @@ int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char 
         volume_op_free(op);
         return r;
     }
-    _cleanup_free_ char *src_user = vo_vms_volume_user(d, src_key);
+    VoRelationUser u;
+    bool attached = volume_user(d, src_key, &u);
+    bool running = attached && u.active;
+    _cleanup_free_ char *src_user = attached ? TAKE_PTR(u.name) : NULL;
+    if (attached)
+        vo_relation_user_clear(&u);
     if (src_user && linked) {
         /* A linked clone's base must never be written again. */
         r = vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s': a linked "
                          "clone needs a base nobody writes; detach it or make a full clone",
                          src_key, src_user);
-    } else if (src_user && vo_vms_volume_running(d, src_key)) {
+    } else if (running && src_user) {
         r = vo_error_set(ret_error, -EBUSY, "volume '%s' is in use by running VM '%s': stop "
                          "it first", src_key, src_user);
     }
@@ -1154,7 +1205,7 @@ int vo_volume_set_shareable(VoDaemon *d, const char *pool, const char *name, boo
     int r = claim_volume(d, pool, name, &path, NULL, ret_error);
     if (r < 0)
         return r;
-    _cleanup_free_ char *user = vo_vms_volume_user(d, key);
+    _cleanup_free_ char *user = volume_user_name(d, key);
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
     if (v)
@@ -1248,14 +1299,15 @@ int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
 }
 
 int vo_volume_create_from_chain(VoDaemon *d, const char *pool, const char *name,
-                                char *const *layers, size_t n_layers, VoTask *task,
-                                char **ret_path, char **ret_error)
+                                char *const *layers, size_t n_layers, uint64_t rate,
+                                VoTask *task, char **ret_path, char **ret_error)
 {
     _cleanup_free_ char *path = NULL;
     int r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
     if (r < 0)
         return r;
-    r = vo_img_convert_chain(layers, n_layers, path, "qcow2", report_progress, task, ret_error);
+    r = vo_img_convert_chain(layers, n_layers, path, "qcow2", rate, report_progress, task,
+                             ret_error);
     int k = finish_volume(d, pool, name, path, r >= 0, NULL, NULL);
     if (r >= 0 && k < 0) {
         *ret_error = vo_asprintf("cannot save volume '%s/%s': %s", pool, name, strerror(-k));

@@ -49,6 +49,11 @@ int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, int64_t ex
                      json_t **ret_task, char **ret_error);
 int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t size,
                      bool allow_shrink, int64_t expected, json_t **ret_task, char **ret_error);
+/* Resizes volume key through the running VM that holds it: -ENOTCONN when
+ * none does (the file is then resized here). The VM service, above this
+ * one, registers it at start-up; until then every resize is offline. */
+typedef int (*VoOnlineResizeFn)(VoDaemon *d, const char *key, uint64_t size, char **ret_error);
+void vo_storage_set_online_resize(VoOnlineResizeFn fn);
 int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char *target_key,
                     bool linked, json_t **ret_task, json_t **ret_volume, char **ret_error);
 /* Marks a volume shareable (several VMs may attach it; QEMU's image locking
@@ -70,10 +75,11 @@ int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
                                const char *base_image, bool full_clone, uint64_t size,
                                VoTask *task, char **ret_path, char **ret_error);
 /* A full copy (qcow2) of the qcow2 chain layers[0] (top) .. layers[n-1]
- * (base), each layer's backing pinned (vo_img_convert_chain). */
+ * (base), each layer's backing pinned (vo_img_convert_chain); rate: bytes/s
+ * the copy may use (0: no limit). */
 int vo_volume_create_from_chain(VoDaemon *d, const char *pool, const char *name,
-                                char *const *layers, size_t n_layers, VoTask *task,
-                                char **ret_path, char **ret_error);
+                                char *const *layers, size_t n_layers, uint64_t rate,
+                                VoTask *task, char **ret_path, char **ret_error);
 int vo_volume_create_empty(VoDaemon *d, const char *pool, const char *name, const char *format,
                            uint64_t size, VoTask *task, char **ret_path, char **ret_error);
 /* Deletes now (no task); refuses when it backs another volume. */

@@ -40,47 +40,6 @@ char *vo_vms_volume_user(VoDaemon *d, const char *key)
     return name;
 }
 
-char *vo_vms_volume_user_task_key(VoDaemon *d, const char *key)
-{
-    VoVm *vm = vo_vms_find_if(d, uses_volume, key);
-    if (!vm)
-        return NULL;
-    pthread_mutex_lock(&vm->lock);
-    char *task_key = vo_asprintf("vm/%s", vm->spec->id);
-    pthread_mutex_unlock(&vm->lock);
-    vo_vm_unref(vm);
-    return task_key;
-}
-
-int vo_vms_image_users(VoDaemon *d, const char *image)
-{
-    int n = 0;
-    pthread_mutex_lock(&d->vms_lock);
-    for (size_t i = 0; i < d->n_vms; i++) {
-        VoVm *vm = d->vms[i];
-        pthread_mutex_lock(&vm->lock);
-        const VoVmSpec *spec = vm->spec;
-        /* Made from it, or booting its kernel or initrd. */
-        if ((spec->image && !strcmp(spec->image, image)) ||
-            (spec->kernel_from.image && !strcmp(spec->kernel_from.image, image)) ||
-            (spec->initrd_from.image && !strcmp(spec->initrd_from.image, image)))
-            n++;
-        pthread_mutex_unlock(&vm->lock);
-    }
-    pthread_mutex_unlock(&d->vms_lock);
-    return n;
-}
-
-bool vo_vms_volume_running(VoDaemon *d, const char *key)
-{
-    VoVm *vm = vo_vms_find_if(d, uses_volume, key);
-    if (!vm)
-        return false;
-    bool active = vo_vm_is_active(vm);
-    vo_vm_unref(vm);
-    return active;
-}
-
 int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char **ret_error)
 {
     _cleanup_vm_ VoVm *vm = vo_vms_find_if(d, uses_volume, key);

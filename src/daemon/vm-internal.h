@@ -34,13 +34,28 @@ struct VoVm {
     bool deleted;        /* gone: a create task running now must not save it */
     bool watching;       /* exit fd registered on the loop */
     VoConsole *console;  /* loop thread only */
+    /* Why the VM is paused (VO_VM_REASON_*), NULL in other states. */
+    char *state_reason;
+    unsigned io_errors;     /* I/O errors that paused it (vm-events.c) */
+    unsigned resets;        /* resets since it started */
+    int64_t last_reset_at;  /* wall ms of the last one, 0 for none */
+    int events_fd;          /* event source on the loop, -1: none; loop thread only */
+    bool hv_stopped;        /* the vCPUs are stopped, as the events say; loop thread only */
     /* A definition from before specs named things, with host paths that name
      * no volume or image: what is wrong (GET shows it; starting and changing
      * the VM are refused), and the document as it was, which is what is
      * saved (so nothing of it is lost) until the VM is deleted. */
     char *problem;
     json_t *stored_spec;
+    /* The relation documents (state/relations.h) last written with the
+     * VM's document, {key: text}: a save writes only what changed. vm->lock. */
+    json_t *uses;
 };
+
+/* Reasons of a paused VM (state_reason). */
+#define VO_VM_REASON_USER "user"         /* vireo paused it (vireo vm pause) */
+#define VO_VM_REASON_IO_ERROR "io-error" /* a disk write failed (host out of space) */
+#define VO_VM_REASON_UNKNOWN "unknown"   /* the hypervisor paused it otherwise */
 
 /* State sets for vo_vm_precheck: the states an operation accepts, as bits. */
 #define IN(state) (1u << (state))
@@ -54,10 +69,25 @@ char *vo_vm_name(VoVm *vm);
 bool vo_vm_state_active(VoVmState s);
 char *vo_vm_state_dir(VoDaemon *d, const char *id);
 char *vo_vm_run_dir(VoDaemon *d, const char *id);
-/* Caller holds vm->lock. */
+/* Caller holds vm->lock. Writes the VM's document and its relation
+ * documents (uses/...) in one transaction. */
 int vo_vm_save(VoVm *vm);
 void vo_vm_set_state(VoVm *vm, VoVmState state);
+/* The same with the reason for a paused state (copied; NULL: none). Any
+ * other state clears the reason. Caller holds vm->lock. */
+void vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason);
+/* Loop thread: watch the running VM's event source (vm->hv set), and stop
+ * watching it, handing out what is left (vm-events.c). */
+void vo_vm_events_watch(VoVm *vm);
+void vo_vm_events_unwatch(VoVm *vm);
 bool vo_vm_wait_exit(VoVm *vm, int timeout_ms);
+/* The VM (its name, malloc'd) a volume ("pool/name") is attached to, or
+ * NULL, from the registry: also a VM still being created. */
+char *vo_vms_volume_user(VoDaemon *d, const char *key);
+/* Online resize through QEMU (-ENOTCONN when no running VM holds the
+ * volume, so the caller resizes the file itself): registered with the volume
+ * service at start-up (vo_storage_set_online_resize). */
+int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char **ret_error);
 /* Caller holds d->vms_lock. */
 VoVm *vo_vms_find_locked(VoDaemon *d, const char *name_or_id);
 /* The first VM for which fn (called with vm->lock held) is true, referenced;

@@ -1,5 +1,5 @@
-/* vm-nics.c: a VM's NICs on vireo networks: which VMs use a network, the
- * taps opened for a start or a hot-plug, the DHCP hosts entries, and adding
+/* vm-nics.c: a VM's NICs on vireo networks: the MACs in use, the taps
+ * opened for a start or a hot-plug, the DHCP hosts entries, and adding
  * and removing NICs (of a stopped VM, or hot-plugged into a running one). */
 #include <string.h>
 
@@ -9,50 +9,12 @@
 #include "network/net-spec.h"
 #include "util/util.h"
 
-static bool on_network(VoVm *vm, const void *network)
-{
-    for (size_t k = 0; k < vm->spec->n_nics; k++)
-        if (!strcmp(vm->spec->nics[k].network, network))
-            return true;
-    return false;
-}
-
 static bool has_mac(VoVm *vm, const void *mac)
 {
     for (size_t k = 0; k < vm->spec->n_nics; k++)
         if (!strcasecmp(vm->spec->nics[k].mac, mac))
             return true;
     return false;
-}
-
-char *vo_vms_network_user(VoDaemon *d, const char *network)
-{
-    _cleanup_vm_ VoVm *vm = vo_vms_find_if(d, on_network, network);
-    if (!vm)
-        return NULL;
-    pthread_mutex_lock(&vm->lock);
-    char *name = vo_strdup(vm->spec->name);
-    pthread_mutex_unlock(&vm->lock);
-    return name;
-}
-
-json_t *vo_vms_network_nics(VoDaemon *d)
-{
-    json_t *arr = json_array();
-    pthread_mutex_lock(&d->vms_lock);
-    for (size_t i = 0; i < d->n_vms; i++) {
-        VoVm *vm = d->vms[i];
-        pthread_mutex_lock(&vm->lock);
-        for (size_t k = 0; k < vm->spec->n_nics; k++)
-            if (strcmp(vm->spec->nics[k].network, "user"))
-                json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "network",
-                                                     vm->spec->nics[k].network, "mac",
-                                                     vm->spec->nics[k].mac, "name",
-                                                     vm->spec->name));
-        pthread_mutex_unlock(&vm->lock);
-    }
-    pthread_mutex_unlock(&d->vms_lock);
-    return arr;
 }
 
 int vo_vm_claim_networks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)

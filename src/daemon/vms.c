@@ -1,7 +1,8 @@
 /* vms.c: VM registry, state machine and lifecycle operations (see vms.h).
  * Locking: vm->job serialises operations on one VM (held by the task for the
- * whole operation, never by the loop thread); vm->lock guards the fields and
- * is held only briefly; the loop thread owns exit watching and the console.
+ * whole operation; the loop thread at most trylocks it, see vm-events.c);
+ * vm->lock guards the fields and is held only briefly; the loop thread owns
+ * exit and event watching and the console.
  * Every state change is written to the store before it is acted upon. */
 #include "daemon/vms.h"
 #include "daemon/vm-internal.h"
@@ -14,12 +15,12 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
-#include "daemon/backups.h"
 #include "daemon/console.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
-#include "daemon/snapshots.h"
 #include "daemon/storage.h"
+#include "state/keys.h"
+#include "state/relations.h"
 #include "util/spawn.h"
 #include "util/threads.h"
 #include "util/unix-socket.h"
@@ -61,6 +62,8 @@ static VoVm *vm_new(VoDaemon *d)
     pthread_mutex_init(&vm->job, NULL);
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->changed, NULL);
+    vm->uses = json_object();
+    vm->events_fd = -1;
     return vm;
 }
 
@@ -96,8 +99,10 @@ void vo_vm_unref(VoVm *vm)
         vm->d->driver->release(vm->hv);
     vo_vm_spec_free(vm->spec);
     free(vm->exit_reason);
+    free(vm->state_reason);
     free(vm->problem);
     json_decref(vm->stored_spec);
+    json_decref(vm->uses);
     pthread_mutex_destroy(&vm->job);
     pthread_mutex_destroy(&vm->lock);
     pthread_cond_destroy(&vm->changed);
@@ -142,6 +147,12 @@ static json_t *vm_document(VoVm *vm)
         json_object_set_new(status, "started_at", json_integer(vm->started_at));
     if (vm->exit_reason)
         json_object_set_new(status, "exit_reason", json_string(vm->exit_reason));
+    if (vm->state_reason)
+        json_object_set_new(status, "state_reason", json_string(vm->state_reason));
+    if (vm->resets) {
+        json_object_set_new(status, "resets", json_integer(vm->resets));
+        json_object_set_new(status, "last_reset_at", json_integer(vm->last_reset_at));
+    }
     /* No host path in it: the spec names volumes and images (vm->spec is
      * never a resolved copy). A VM whose old definition could not be
      * converted keeps that one as it was. */
@@ -149,21 +160,41 @@ static json_t *vm_document(VoVm *vm)
     return json_pack("{s:o, s:o}", "spec", spec, "status", status);
 }
 
-/* Caller holds vm->lock. Writes the VM's document with compare-and-swap. */
+/* Caller holds vm->lock. One transaction, compared on the VM's document at
+ * the revision last written (absent before the first save): text (NULL:
+ * the document stays as it is) and the relation documents that changed
+ * since the last write (none with forget: the VM's relations go). */
+static int write_vm(VoVm *vm, const char *text, bool forget)
+{
+    _cleanup_free_ char *key = vo_key_vm(vm->spec->id);
+    json_t *want = forget ? json_object()
+                          : vo_relations_of_vm(vm->spec, vo_vm_state_active(vm->state));
+    VoRelationsTxn txn = { .vm_key = key, .vm_rev = vm->rev ? vm->rev : VO_REV_NEW,
+                           .vm_doc = text, .have = vm->uses, .want = want };
+    int64_t rev = 0;
+    int r = vo_relations_commit(vm->d->store, &txn, &rev);
+    if (r < 0) {
+        json_decref(want);
+        return r;
+    }
+    if (text)
+        vm->rev = rev;
+    json_decref(vm->uses);
+    vm->uses = want;
+    return 0;
+}
+
+/* Caller holds vm->lock. Writes the VM's document with compare-and-swap,
+ * and its relations (uses/...) with it. */
 int vo_vm_save(VoVm *vm)
 {
     json_t *doc = vm_document(vm);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
-    _cleanup_free_ char *key = vo_asprintf("vms/%s", vm->spec->id);
-    int64_t rev = 0;
-    int r = vo_store_put(vm->d->store, key, text, vm->rev ? vm->rev : VO_REV_NEW, &rev);
-    if (r < 0) {
+    int r = write_vm(vm, text, false);
+    if (r < 0)
         log_error("vm %s: cannot save its state: %s", vm->spec->name, strerror(-r));
-        return r;
-    }
-    vm->rev = rev;
-    return 0;
+    return r;
 }
 
 int64_t vo_vm_rev(VoVm *vm)
@@ -183,13 +214,27 @@ char *vo_vm_id(VoVm *vm)
 }
 
 /* Caller holds vm->lock. */
-void vo_vm_set_state(VoVm *vm, VoVmState state)
+void vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason)
 {
+    if (state != VO_VM_PAUSED)
+        reason = NULL;
     if (vm->state != state)
-        log_info("vm %s: %s -> %s", vm->spec->name, state_names[vm->state], state_names[state]);
+        log_info("vm %s: %s -> %s%s%s", vm->spec->name, state_names[vm->state], state_names[state],
+                 reason ? ": " : "", reason ? reason : "");
     vm->state = state;
+    if (reason != vm->state_reason) {
+        char *old = vm->state_reason;
+        vm->state_reason = vo_strdup(reason);
+        free(old);
+    }
     (void)vo_vm_save(vm);
     pthread_cond_broadcast(&vm->changed);
+}
+
+/* Caller holds vm->lock. */
+void vo_vm_set_state(VoVm *vm, VoVmState state)
+{
+    vo_vm_set_state_reason(vm, state, NULL);
 }
 
 /* ---- registry --------------------------------------------------------- */
@@ -294,6 +339,12 @@ static json_t *vm_json_locked_view(VoVm *vm)
     }
     if (vm->exit_reason && !vo_vm_state_active(vm->state))
         json_object_set_new(o, "exit_reason", json_string(vm->exit_reason));
+    if (vm->state_reason)
+        json_object_set_new(o, "state_reason", json_string(vm->state_reason));
+    if (vm->resets && vo_vm_state_active(vm->state)) {
+        json_object_set_new(o, "resets", json_integer(vm->resets));
+        json_object_set_new(o, "last_reset_at", vo_time_json(vm->last_reset_at));
+    }
     if (vm->problem)
         json_object_set_new(o, "problem", json_string(vm->problem));
     pthread_mutex_unlock(&vm->lock);
@@ -412,6 +463,7 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     VoVm *vm = userdata;
     VoHvDriver *drv = vm->d->driver;
     vo_loop_remove_fd(vm->d->loop, fd);
+    vo_vm_events_unwatch(vm);
     release_console(vm);
 
     pthread_mutex_lock(&vm->lock);
@@ -431,7 +483,8 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     _cleanup_free_ char *run_dir = vo_vm_run_dir(vm->d, vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
 
-    const char *transient[] = { "qmp.sock", "console.sock", "qemu.pid", "fake.state" };
+    const char *transient[] = { "qmp.sock", "qmp-events.sock", "console.sock", "qemu.pid",
+                                "fake.state", "fake-events" };
     for (size_t i = 0; i < ELEMENTSOF(transient); i++) {
         _cleanup_free_ char *p = vo_asprintf("%s/%s", run_dir, transient[i]);
         (void)unlink(p);
@@ -460,6 +513,8 @@ static void watch_on_loop(void *userdata)
         _cleanup_free_ char *name = vo_vm_name(vm);
         log_error("vm %s: cannot watch its process", name);
         vo_vm_unref(vm);
+    } else {
+        vo_vm_events_watch(vm);
     }
     free(w);
 }
@@ -603,6 +658,8 @@ static int task_start(VoTask *t, void *userdata)
     vm->started_at = vo_wall_ms();
     free(vm->exit_reason);
     vm->exit_reason = NULL;
+    vm->resets = 0;
+    vm->last_reset_at = 0;
     pthread_mutex_unlock(&vm->lock);
     watch_vm(vm);
 
@@ -722,13 +779,17 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
                             state_names[s], state_names[required]);
     }
     VoHvInstance *hv = vm->hv;
+    unsigned io_errors = vm->io_errors;
     pthread_mutex_unlock(&vm->lock);
     int r = op(hv);
     if (r >= 0) {
         pthread_mutex_lock(&vm->lock);
-        if (vm->state == required) {
+        /* An I/O error the resumed guest hit again (retried on resume) has
+         * paused it anew: it stays paused (vm-events.c). */
+        bool paused_again = after == VO_VM_RUNNING && vm->io_errors != io_errors;
+        if (vm->state == required && !paused_again) {
             vm->info.paused = after == VO_VM_PAUSED;
-            vo_vm_set_state(vm, after);
+            vo_vm_set_state_reason(vm, after, VO_VM_REASON_USER);
         }
         pthread_mutex_unlock(&vm->lock);
         if (after == VO_VM_RUNNING)
@@ -768,6 +829,49 @@ static void end_delete(VoVm *vm)
     pthread_mutex_unlock(&vm->lock);
 }
 
+static int collect_key(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)value;
+    (void)rev;
+    return vo_strv_push(userdata, vo_strdup(key));
+}
+
+/* Caller holds the job lock and vm->lock. The VM's document (at the revision
+ * this daemon last wrote: vm->lock orders it with saves), its relations and
+ * the documents kept for it (its snapshots, the snapshot its disks are at,
+ * its backup base) in one transaction. Those are deleted whatever their
+ * revision: they are the VM's and go with it, and no snapshot or backup of
+ * it runs while the job lock is held. 0 also when its document was not
+ * written yet (a VM deleted while it was being created). */
+static int delete_documents(VoVm *vm)
+{
+    const char *id = vm->spec->id;
+    _cleanup_strv_ char **also = NULL;
+    _cleanup_free_ char *snapshots = vo_key_snapshots_prefix(id);
+    int r = vo_store_list(vm->d->store, snapshots, collect_key, &also);
+    if (r < 0)
+        return r;
+    vo_strv_push(&also, vo_key_snapshot_current(id));
+    vo_strv_push(&also, vo_key_backup_base(id));
+    _cleanup_free_ char *key = vo_key_vm(id);
+    json_t *none = json_object();
+    VoRelationsTxn txn = { .vm_key = key, .vm_rev = vm->rev ? vm->rev : VO_REV_NEW,
+                           .delete_vm = vm->rev > 0, .have = vm->uses, .want = none,
+                           .also_delete = also };
+    r = vo_relations_commit(vm->d->store, &txn, NULL);
+    if (r == -ENOENT) { /* its document is gone already: the rest goes all the same */
+        txn.vm_rev = VO_REV_NEW;
+        txn.delete_vm = false;
+        r = vo_relations_commit(vm->d->store, &txn, NULL);
+    }
+    if (r >= 0) {
+        json_decref(vm->uses);
+        vm->uses = TAKE_PTR(none);
+    }
+    json_decref(none);
+    return r;
+}
+
 static int task_delete(VoTask *t, void *userdata)
 {
     OpArgs *a = userdata;
@@ -802,10 +906,8 @@ static int task_delete(VoTask *t, void *userdata)
         }
     }
     vo_task_progress(t, 50, "removing disks and definition");
-    _cleanup_free_ char *key = vo_asprintf("vms/%s", vm->spec->id);
-    /* At the revision this daemon last wrote: vm->lock orders it with saves. */
     pthread_mutex_lock(&vm->lock);
-    int r = vm->rev ? vo_store_delete(d->store, key, vm->rev) : -ENOENT;
+    int r = delete_documents(vm);
     pthread_mutex_unlock(&vm->lock);
     if (r < 0 && r != -ENOENT) {
         _cleanup_free_ char *name = vo_vm_name(vm);
@@ -823,8 +925,6 @@ static int task_delete(VoTask *t, void *userdata)
     pthread_mutex_lock(&vm->lock); /* a create task still running edits it in place */
     VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
-    vo_snapshots_forget(d, spec->id);
-    vo_backups_forget_base(d, spec->id);
     registry_remove(d, vm); /* first: a volume attached to a VM cannot be removed */
     pthread_mutex_unlock(&vm->job);
     for (size_t i = 0; !a->keep_disks && i < spec->n_disks; i++) {
@@ -886,6 +986,7 @@ static int task_create(VoTask *t, void *userdata)
         (void)vo_rm_rf(dir);
         pthread_mutex_lock(&vm->lock);
         vm->deleted = true; /* a delete queued meanwhile finds it gone */
+        (void)write_vm(vm, NULL, true); /* the relations written when it was registered */
         pthread_mutex_unlock(&vm->lock);
         registry_remove(d, vm);
         pthread_mutex_unlock(&vm->job);
@@ -906,7 +1007,7 @@ static int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, 
 {
     pthread_mutex_lock(&vm->lock);
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
-    _cleanup_free_ char *key = vo_asprintf("vm/%s", vm->spec->id);
+    _cleanup_free_ char *key = vo_key_vm_task(vm->spec->id);
     _cleanup_free_ char *id = vo_strdup(vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
     /* Of a VM's operations a backup alone can be cancelled (jobs/tasks.h). */
@@ -1173,6 +1274,20 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         vo_image_free(img);
         return -EEXIST;
     }
+    /* Its relations are recorded now, before its networks are released, so
+     * a network, image or volume delete from here on finds it in use; its
+     * document is written once the create task made its disk. */
+    pthread_mutex_lock(&vm->lock);
+    r = write_vm(vm, NULL, false);
+    pthread_mutex_unlock(&vm->lock);
+    if (r < 0) {
+        vo_vm_release_networks(d, spec);
+        pthread_mutex_unlock(&d->vms_lock);
+        *ret_error = vo_asprintf("cannot save VM '%s': %s", args->name, strerror(-r));
+        vo_vm_unref(vm);
+        vo_image_free(img);
+        return r;
+    }
     registry_add_locked(d, vm);
     vo_vm_release_networks(d, spec);
     pthread_mutex_unlock(&d->vms_lock);
@@ -1187,6 +1302,9 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     *ret_vm = vo_vm_to_json(vm);
     r = vo_vm_submit(d, vm, "create", task_create, a, op_args_free, ret_task, ret_error);
     if (r < 0) { /* refused (the queue is full): the name is free again */
+        pthread_mutex_lock(&vm->lock);
+        (void)write_vm(vm, NULL, true);
+        pthread_mutex_unlock(&vm->lock);
         registry_remove(d, vm);
         json_decref(*ret_vm);
         *ret_vm = NULL;
@@ -1365,7 +1483,13 @@ static void reconcile(VoVm *vm)
                  vm->spec->name);
         vm->stop_requested = false;
     }
-    vo_vm_set_state(vm, s);
+    /* A VM still paused keeps the reason it had, unless QEMU says it is an
+     * I/O error (one that came while vireod was not running). */
+    const char *reason = s != VO_VM_PAUSED        ? NULL
+                         : vm->info.io_error      ? VO_VM_REASON_IO_ERROR
+                         : vm->state == VO_VM_PAUSED && vm->state_reason ? vm->state_reason
+                                                                          : VO_VM_REASON_UNKNOWN;
+    vo_vm_set_state_reason(vm, s, reason);
     log_info("vm %s: re-attached (pid %d, %s)", vm->spec->name, (int)vm->info.pid,
              state_names[vm->state]);
     pthread_mutex_unlock(&vm->lock);
@@ -1377,6 +1501,7 @@ static void reconcile(VoVm *vm)
 typedef struct {
     VoDaemon *d;
     int loaded;
+    json_t *relations; /* {vm_id: {key: text}} in the store, taken by the VMs loaded */
 } LoadCtx;
 
 static int load_one(const char *key, const char *value, int64_t rev, void *userdata)
@@ -1405,6 +1530,12 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     VoVm *vm = vm_new(ctx->d);
     vm->spec = spec;
     vm->rev = rev;
+    json_t *have = json_object_get(ctx->relations, spec->id);
+    if (have) { /* what is in the store: the next save writes only the difference */
+        json_decref(vm->uses);
+        vm->uses = json_incref(have);
+        json_object_del(ctx->relations, spec->id);
+    }
     if (problems) {
         _cleanup_free_ char *joined = vo_strdup(problems[0]);
         for (char **p = problems + 1; *p; p++) {
@@ -1427,6 +1558,11 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     vm->started_at = json_integer_value(json_object_get(status, "started_at"));
     const char *reason = json_string_value(json_object_get(status, "exit_reason"));
     vm->exit_reason = vo_strdup(reason);
+    if (state == VO_VM_PAUSED)
+        vm->state_reason =
+            vo_strdup(json_string_value(json_object_get(status, "state_reason")));
+    vm->resets = (unsigned)json_integer_value(json_object_get(status, "resets"));
+    vm->last_reset_at = json_integer_value(json_object_get(status, "last_reset_at"));
     json_decref(doc);
     if (upgraded && !vm->problem) {
         pthread_mutex_lock(&vm->lock);
@@ -1469,13 +1605,58 @@ static void autostart_once(VoDaemon *d)
     free(vms);
 }
 
+/* The relation documents as the VMs' definitions imply them: a state dir
+ * from before relations has none, and a create cut short by a crash left
+ * those of a VM that was never saved. */
+static void rebuild_relations(VoDaemon *d, json_t *orphans)
+{
+    const char *id;
+    json_t *have;
+    json_object_foreach(orphans, id, have) {
+        _cleanup_free_ char *key = vo_key_vm(id);
+        json_t *none = json_object();
+        /* Compared on the VM's document being absent: they are no VM's. */
+        VoRelationsTxn txn = { .vm_key = key, .vm_rev = VO_REV_NEW, .have = have, .want = none };
+        int r = vo_relations_commit(d->store, &txn, NULL);
+        if (r < 0 && r != -EEXIST)
+            log_warn("store: cannot remove the relations of VM %s: %s", id, strerror(-r));
+        json_decref(none);
+    }
+    pthread_mutex_lock(&d->vms_lock);
+    size_t n = d->n_vms;
+    VoVm **vms = vo_malloc0(sizeof(VoVm *) * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        vms[i] = vo_vm_ref(d->vms[i]);
+    pthread_mutex_unlock(&d->vms_lock);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&vms[i]->lock);
+        int r = write_vm(vms[i], NULL, false);
+        if (r < 0)
+            log_warn("vm %s: cannot record what it uses: %s", vms[i]->spec->name, strerror(-r));
+        pthread_mutex_unlock(&vms[i]->lock);
+        vo_vm_unref(vms[i]);
+    }
+    free(vms);
+}
+
 int vo_vms_load(VoDaemon *d)
 {
     LoadCtx ctx = { .d = d };
-    int r = vo_store_list(d->store, "vms/", load_one, &ctx);
+    int r = vo_relations_by_vm(d->store, &ctx.relations);
     if (r < 0)
         return r;
+    r = vo_store_list(d->store, "vms/", load_one, &ctx);
+    if (r < 0) {
+        json_decref(ctx.relations);
+        return r;
+    }
     log_info("loaded %d VMs", ctx.loaded);
+    rebuild_relations(d, ctx.relations);
+    json_decref(ctx.relations);
+    vo_networks_refresh_hosts(d); /* the NICs as recorded now */
+    /* The volume service sits below the VMs: it resizes a volume a running
+     * VM holds through this hook rather than by calling the VM code. */
+    vo_storage_set_online_resize(vo_vm_resize_volume_online);
     autostart_once(d);
     return 0;
 }

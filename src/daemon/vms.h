@@ -82,18 +82,6 @@ int vo_vm_disk_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, ch
 /* Turns a stopped VM's boot disk (flattened) plus its kernel into image NAME. */
 int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, char **ret_error);
 
-/* For storage.c: the VM a volume is attached to (malloc'd name) or NULL;
- * whether that VM runs; online resize through QEMU (-ENOTCONN when no running
- * VM holds the volume, so the caller resizes the file itself). */
-char *vo_vms_volume_user(VoDaemon *d, const char *key);
-/* The task key ("vm/ID") of the VM a volume is attached to, or NULL: a task
- * that works on the volume through that VM queues behind the VM's tasks
- * instead of holding a worker on its job lock. */
-char *vo_vms_volume_user_task_key(VoDaemon *d, const char *key);
-/* For networks.c: a VM with a NIC on network NAME (malloc'd name) or NULL;
- * every NIC on a vireo network as [{"network","mac","name"}]. */
-char *vo_vms_network_user(VoDaemon *d, const char *network);
-json_t *vo_vms_network_nics(VoDaemon *d);
 /* A MAC in 52:54:00 that no NIC on this host has yet. */
 int vo_vms_unused_mac(VoDaemon *d, char ret[18]);
 
@@ -102,11 +90,6 @@ json_t *vo_vm_nics_json(VoDaemon *d, VoVm *vm);
 int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
                   json_t **ret_task, char **ret_error);
 int vo_vm_nic_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, char **ret_error);
-
-/* How many VMs were created from image NAME. */
-int vo_vms_image_users(VoDaemon *d, const char *image);
-bool vo_vms_volume_running(VoDaemon *d, const char *key);
-int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char **ret_error);
 
 /* Offline edit; NULL/0 fields stay. autostart: -1 keep, 0/1 set. Raising
  * vcpus (memory_mib) beyond the maximum raises the maximum with it, unless

@@ -8,6 +8,12 @@
  * and lets it go by removing the .hold file. While a file
  * $VIREO_FAKE_FAULTS/acpi-ignored exists, guests ignore the power button (a
  * stop then waits for its timeout).
+ * Events: each fake VM has a FIFO "fake-events" in its run dir, its event
+ * source. A test writes QMP event messages to it, one JSON object a line
+ * (e.g. {"event":"BLOCK_IO_ERROR","data":{...,"action":"stop"}} then
+ * {"event":"STOP"}), and the VM reports them like QEMU would (STOP and
+ * RESUME also pause and continue it); the fake's own pause, resume, reset
+ * and power-off emit STOP, RESUME, RESET and SHUTDOWN there too.
  *
  * Live migration is played out step by step: each migrate_query of a source
  * moves a quarter of the VM's memory, so the fourth query after
@@ -19,14 +25,25 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <time.h>
+
 #include "hypervisor/driver.h"
 #include "qemu/qemu-backup.h"
+#include "qemu/qemu-events.h"
+#include "qmp/qmp.h"
 #include "util/util.h"
 
 struct VoHvInstance {
     int exit_fd; /* eventfd written when the VM "exits" */
-    bool paused, clean_exit;
+    int events_fd; /* the fake-events FIFO, open read-write, non-blocking */
+    atomic_bool paused; /* also set by events_read on the loop thread */
+    bool clean_exit;
     char *state_path;
+    char *events_buf; /* a partial line read from the FIFO */
+    size_t events_len;
+    VoQemuEventState event_state;
     uint32_t disk_slots, nic_slots; /* plugged devices, one bit per slot */
     VoHvResources res; /* vCPUs and memory, set from the spec at start */
     /* Live migration: this side's state (see the top of the file). */
@@ -80,7 +97,28 @@ static VoHvInstance *instance_new(const char *run_dir)
     VoHvInstance *vm = vo_malloc0(sizeof(*vm));
     vm->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     vm->state_path = vo_asprintf("%s/fake.state", run_dir);
+    _cleanup_free_ char *fifo = vo_asprintf("%s/fake-events", run_dir);
+    vm->events_fd = -1;
+    if (mkfifo(fifo, 0600) < 0 && errno != EEXIST)
+        log_warn("fake driver: cannot make %s: %s", fifo, strerror(errno));
+    else if ((vm->events_fd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0)
+        log_warn("fake driver: cannot open %s: %s", fifo, strerror(errno));
     return vm;
+}
+
+/* Sends a QMP-style event on the VM's own event source (one write of a
+ * short line: atomic on a FIFO), with the time it happened, as QEMU does. */
+static void emit(VoHvInstance *vm, const char *line)
+{
+    if (vm->events_fd < 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    _cleanup_free_ char *framed =
+        vo_asprintf("{\"timestamp\":{\"seconds\":%lld,\"microseconds\":%ld},%s\n",
+                    (long long)ts.tv_sec, ts.tv_nsec / 1000, line + 1);
+    if (write(vm->events_fd, framed, strlen(framed)) < 0)
+        log_warn("fake driver: cannot emit an event: %s", strerror(errno));
 }
 
 static void fake_release(VoHvInstance *vm)
@@ -88,6 +126,9 @@ static void fake_release(VoHvInstance *vm)
     if (!vm)
         return;
     close(vm->exit_fd);
+    if (vm->events_fd >= 0)
+        close(vm->events_fd);
+    free(vm->events_buf);
     free(vm->state_path);
     free(vm->migration_error);
     free(vm);
@@ -167,9 +208,30 @@ static int set_paused(VoHvInstance *vm, bool paused, const char *op)
     return 0;
 }
 
-static int fake_pause(VoHvInstance *vm) { return set_paused(vm, true, "pause"); }
-static int fake_resume(VoHvInstance *vm) { return set_paused(vm, false, "resume"); }
-static int fake_reset(VoHvInstance *vm) { return take_fault("reset"); }
+static int fake_pause(VoHvInstance *vm)
+{
+    int r = set_paused(vm, true, "pause");
+    if (r >= 0)
+        emit(vm, "{\"event\":\"STOP\"}");
+    return r;
+}
+
+static int fake_resume(VoHvInstance *vm)
+{
+    int r = set_paused(vm, false, "resume");
+    if (r >= 0)
+        emit(vm, "{\"event\":\"RESUME\"}");
+    return r;
+}
+
+static int fake_reset(VoHvInstance *vm)
+{
+    int r = take_fault("reset");
+    if (r >= 0)
+        emit(vm, "{\"event\":\"RESET\",\"data\":{\"guest\":false,"
+                 "\"reason\":\"host-qmp-system-reset\"}}");
+    return r;
+}
 
 static int end_vm(VoHvInstance *vm, bool clean, const char *op)
 {
@@ -191,7 +253,11 @@ static bool acpi_ignored(void)
 
 static int fake_powerdown(VoHvInstance *vm)
 {
-    return acpi_ignored() ? 0 : end_vm(vm, true, "powerdown");
+    if (acpi_ignored())
+        return 0;
+    emit(vm, "{\"event\":\"SHUTDOWN\",\"data\":{\"guest\":true,"
+             "\"reason\":\"guest-shutdown\"}}");
+    return end_vm(vm, true, "powerdown");
 }
 static int fake_kill(VoHvInstance *vm) { return end_vm(vm, false, "kill"); }
 /* The fake VM holds no image open: the caller resizes the file itself. */
@@ -300,6 +366,64 @@ static int fake_set_memory(VoHvInstance *vm, uint64_t mib, uint64_t *ret_now_mib
 }
 
 static int fake_exit_fd(VoHvInstance *vm) { return vm->exit_fd; }
+
+static int fake_events_fd(VoHvInstance *vm) { return vm->events_fd; }
+
+/* One line from the FIFO: parsed like a QMP event; STOP and RESUME change
+ * what the fake VM reports as paused, as they do in QEMU. */
+static void fake_event_line(VoHvInstance *vm, const char *line, size_t n, VoHvEventFn fn,
+                            void *userdata)
+{
+    json_t *msg = NULL;
+    VoHvEvent ev;
+    if (vo_qmp_parse_line(line, n, &msg) < 0 || !msg)
+        return;
+    int r = vo_qemu_event_parse(&vm->event_state, msg, &ev);
+    if (r == 0) {
+        if (ev.type == VO_HV_EVENT_STOP || ev.type == VO_HV_EVENT_RESUME) {
+            vm->paused = ev.type == VO_HV_EVENT_STOP;
+            save_state(vm);
+        }
+        fn(vm, &ev, userdata);
+    } else {
+        log_warn("fake driver: event line not understood (%s)", strerror(-r));
+    }
+    json_decref(msg);
+}
+
+static int fake_events_read(VoHvInstance *vm, VoHvEventFn fn, void *userdata)
+{
+    if (vm->events_fd < 0)
+        return -ECONNRESET;
+    char chunk[4096];
+    for (;;) {
+        ssize_t k = read(vm->events_fd, chunk, sizeof(chunk));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break; /* EAGAIN: all read (the FIFO is open for writing here too) */
+        if (vm->events_len + (size_t)k > (1 << 20)) {
+            log_warn("fake driver: event line too long; dropped");
+            vm->events_len = 0;
+        }
+        vm->events_buf = realloc(vm->events_buf, vm->events_len + (size_t)k);
+        if (!vm->events_buf)
+            abort();
+        memcpy(vm->events_buf + vm->events_len, chunk, (size_t)k);
+        vm->events_len += (size_t)k;
+    }
+    size_t start = 0;
+    for (size_t i = 0; i < vm->events_len; i++)
+        if (vm->events_buf[i] == '\n') {
+            fake_event_line(vm, vm->events_buf + start, i - start, fn, userdata);
+            start = i + 1;
+        }
+    if (start > 0) {
+        memmove(vm->events_buf, vm->events_buf + start, vm->events_len - start);
+        vm->events_len -= start;
+    }
+    return 0;
+}
 static const char *fake_console_socket(VoHvInstance *vm) { return NULL; }
 
 static void fake_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
@@ -491,6 +615,8 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .query_resources = fake_query_resources,
         .set_vcpus = fake_set_vcpus,
         .set_memory = fake_set_memory,
+        .events_fd = fake_events_fd,
+        .events_read = fake_events_read,
         .exit_fd = fake_exit_fd,
         .reap = fake_reap,
         .console_socket = fake_console_socket,

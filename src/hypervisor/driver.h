@@ -17,6 +17,7 @@ typedef struct {
     pid_t pid;
     VoAccel accel; /* the accelerator in use */
     bool paused;
+    bool io_error; /* paused by a disk I/O error (QEMU's status "io-error") */
 } VoHvInfo;
 
 /* A backup of every disk of a VM at one instant (see docs/backups-api.md).
@@ -40,6 +41,8 @@ typedef struct {
     bool incremental;     /* wanted; done only when every bitmap is usable */
     const char *bitmap;   /* the name of the VM's persistent dirty bitmap */
     const char *work_dir; /* for sockets and logs (the VM's run dir) */
+    uint64_t speed;       /* bytes/s the whole copy may use at most, shared
+                           * evenly by the disks' jobs; 0: no limit */
     void (*progress)(int percent, void *userdata);
     void *userdata;
 } VoHvBackupPlan;
@@ -61,6 +64,41 @@ typedef struct {
     uint64_t boot_memory_mib; /* -m at start */
     uint64_t min_memory_mib, max_memory_mib;
 } VoHvResources;
+
+/* What a running VM reports on its own (QMP events for QEMU), as the
+ * driver's events_read hands them to the daemon. The strings point into the
+ * driver's message and are valid only during the callback. Migration events
+ * come later (append new types at the end). */
+typedef enum {
+    VO_HV_EVENT_SHUTDOWN,       /* the VM is about to exit (reason, guest) */
+    VO_HV_EVENT_RESET,          /* the VM was reset (reason, guest) */
+    VO_HV_EVENT_STOP,           /* vCPUs stopped (reason: "io-error" or NULL) */
+    VO_HV_EVENT_RESUME,         /* vCPUs run again */
+    VO_HV_EVENT_BLOCK_IO_ERROR, /* device/node, operation, action, nospace, reason */
+    VO_HV_EVENT_DEVICE_DELETED, /* id: a device the guest released (hot-unplug) */
+    VO_HV_EVENT_JOB_STATUS,     /* id, status: a block job changed status */
+    _VO_HV_EVENT_MAX
+} VoHvEventType;
+
+typedef struct {
+    VoHvEventType type;
+    const char *name;      /* the hypervisor's own name of the event ("STOP") */
+    int64_t timestamp_us;  /* when the hypervisor sent it (wall clock); 0 if unknown */
+    const char *reason;    /* SHUTDOWN/RESET/STOP: why; BLOCK_IO_ERROR: the error */
+    bool guest;            /* SHUTDOWN/RESET: the guest asked for it */
+    const char *device;    /* BLOCK_IO_ERROR: device (or node) name */
+    const char *node;      /* BLOCK_IO_ERROR: block node name, or NULL */
+    const char *operation; /* BLOCK_IO_ERROR: "read" or "write" */
+    const char *action;    /* BLOCK_IO_ERROR: "stop", "report" or "ignore" */
+    bool nospace;          /* BLOCK_IO_ERROR: the host ran out of space */
+    bool late;             /* BLOCK_IO_ERROR: held back by the hypervisor (QEMU
+                            * throttles them) until after a later RESUME: about a
+                            * stop that is over */
+    const char *id;        /* DEVICE_DELETED: device id; JOB_STATUS: job id */
+    const char *status;    /* JOB_STATUS: the job's new status */
+} VoHvEvent;
+
+typedef void (*VoHvEventFn)(VoHvInstance *vm, const VoHvEvent *ev, void *userdata);
 
 /* ---- Live migration (types) ------------------------------------------------
  * See docs/internals.md, "Driver". A migration runs between a source
@@ -152,6 +190,15 @@ struct VoHvDriver {
     int (*query_resources)(VoHvInstance *vm, bool wait, VoHvResources *ret);
     int (*set_vcpus)(VoHvInstance *vm, unsigned n, unsigned *ret_now, char **ret_error);
     int (*set_memory)(VoHvInstance *vm, uint64_t mib, uint64_t *ret_now_mib, char **ret_error);
+    /* The VM's event source: an fd that turns readable when events wait
+     * (-1: none, e.g. a QEMU started by an older vireod). Only the daemon's
+     * event loop reads it: events_read takes what is there without blocking
+     * and calls fn for each event, in order; 0, or -ECONNRESET once the
+     * source is gone (the VM is exiting: exit_fd follows). Never a command
+     * round-trip, so it is safe on the loop while other threads run
+     * commands on the VM. */
+    int (*events_fd)(VoHvInstance *vm);
+    int (*events_read)(VoHvInstance *vm, VoHvEventFn fn, void *userdata);
     /* An fd that turns readable once the VM is gone (a pidfd for QEMU). */
     int (*exit_fd)(VoHvInstance *vm);
     /* After exit_fd turned readable: was it a clean shutdown, and why did it end. */

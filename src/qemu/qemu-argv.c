@@ -101,6 +101,11 @@ static void build_monitor_and_console(char ***argv, const VoQemuPaths *paths)
 {
     push_opt(argv, "-chardev", "socket,id=charmonitor,path=%s,server=on,wait=off", paths->qmp_socket);
     push_opt(argv, "-mon", "chardev=charmonitor,id=monitor,mode=control");
+    if (paths->events_socket) {
+        push_opt(argv, "-chardev", "socket,id=charevents,path=%s,server=on,wait=off",
+                 paths->events_socket);
+        push_opt(argv, "-mon", "chardev=charevents,id=events,mode=control");
+    }
     push_opt(argv, "-chardev", "socket,id=charserial0,path=%s,server=on,wait=off",
                   paths->console_socket);
     push_opt(argv, "-serial", "chardev:charserial0");

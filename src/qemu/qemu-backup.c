@@ -7,7 +7,8 @@
  * the whole group succeeds, so a backup whose jobs failed loses no change.
  * Jobs cut short (timeout, a failing monitor) are cancelled and waited for,
  * boundedly, before their nodes are closed; the caller is told whether they
- * certainly failed (VoHvBackupResult.jobs_failed). */
+ * certainly failed (VoHvBackupResult.jobs_failed). A bandwidth limit
+ * (plan->speed) is shared evenly by the jobs as their "speed". */
 #include "qemu/qemu-backup.h"
 
 #include <poll.h>
@@ -149,6 +150,14 @@ static int prepare_bitmaps(Monitor *m, const VoHvBackupPlan *plan, const BitmapS
     return 0;
 }
 
+/* Each job's share of the plan's bandwidth limit (QEMU's job "speed",
+ * bytes/s, for the job's reads and writes alike): an even share, at least 1. */
+static uint64_t job_speed(const VoHvBackupPlan *plan)
+{
+    uint64_t share = plan->speed / plan->n_disks;
+    return share ? share : 1;
+}
+
 /* One transaction: every disk's job starts at the same instant; grouped, so
  * one failure cancels them all and no bitmap is synchronised. */
 static int start_jobs(Monitor *m, const VoHvBackupPlan *plan, bool incremental, char **ret_error)
@@ -162,6 +171,8 @@ static int start_jobs(Monitor *m, const VoHvBackupPlan *plan, bool incremental, 
         json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:b}", "job-id", job, "device", node,
                                  "target", target, "sync", incremental ? "incremental" : "full",
                                  "auto-dismiss", 0);
+        if (plan->speed) /* a bandwidth limit (bytes/s), shared by the jobs */
+            json_object_set_new(data, "speed", json_integer((json_int_t)job_speed(plan)));
         if (has_bitmap(&plan->disks[i])) {
             json_object_set_new(data, "bitmap", json_string(plan->bitmap));
             json_object_set_new(data, "bitmap-mode", json_string("on-success"));

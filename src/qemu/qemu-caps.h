@@ -12,6 +12,9 @@ typedef struct {
 
 typedef struct {
     const char *qmp_socket;
+    /* A second QMP monitor that only the daemon's event loop reads (QEMU
+     * sends every event to every monitor); NULL: none. */
+    const char *events_socket;
     const char *console_socket;
     const char *pidfile;
     /* Per NIC (spec->nics order): the fd number QEMU will have for its tap,

@@ -133,8 +133,12 @@ json_t *vo_qemu_disk_device_props(const VoVmSpec *spec, size_t index)
 {
     VoQemuDiskNames names;
     vo_qemu_disk_names(spec->disks[index].slot, &names);
-    json_t *dev = json_pack("{s:s, s:s, s:s}", "driver", "virtio-blk-pci", "id", names.device,
-                            "drive", names.format_node);
+    /* A write that finds the host out of space pauses the VM (BLOCK_IO_ERROR,
+     * then STOP: the VM shows paused/io-error) instead of failing in the
+     * guest; resuming retries it. Other errors reach the guest. */
+    json_t *dev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "id",
+                            names.device, "drive", names.format_node, "werror", "enospc",
+                            "rerror", "report");
     if (vo_qemu_uses_root_ports(spec))
         json_object_set_new(dev, "bus", json_string(names.port));
     /* Firmware boot tries the disks in order; direct kernel boot needs no bootindex. */

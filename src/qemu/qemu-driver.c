@@ -33,6 +33,7 @@ static VoHvInstance *instance_new(VoHvDriver *d, const char *run_dir)
     pthread_mutex_init(&vm->qmp_lock, NULL);
     vm->run_dir = vo_strdup(run_dir);
     vm->qmp_path = vo_asprintf("%s/qmp.sock", run_dir);
+    vm->events_path = vo_asprintf("%s/qmp-events.sock", run_dir);
     vm->console_path = vo_asprintf("%s/console.sock", run_dir);
     vm->log_path = vo_asprintf("%s/qemu.log", run_dir);
     vm->layout_path = vo_asprintf("%s/%s", run_dir, VO_QEMU_LAYOUT_FILE);
@@ -44,12 +45,14 @@ static void qemu_release(VoHvInstance *vm)
     if (!vm)
         return;
     vo_qmp_close(vm->qmp);
+    vo_qmp_close(vm->events);
     if (vm->pidfd >= 0)
         close(vm->pidfd);
     pthread_mutex_destroy(&vm->qmp_lock);
     vo_qemu_layout_free(vm->layout);
     free(vm->run_dir);
     free(vm->qmp_path);
+    free(vm->events_path);
     free(vm->console_path);
     free(vm->log_path);
     free(vm->layout_path);
@@ -101,6 +104,17 @@ static int connect_qmp(VoHvInstance *vm, int timeout_ms)
     }
 }
 
+/* Connects the event monitor (QEMU listens on it from the start, like on the
+ * command monitor): capabilities are negotiated here, on the calling worker
+ * thread, so the loop only ever reads it. */
+static int connect_events(VoHvInstance *vm, int timeout_ms)
+{
+    int fd = vo_unix_connect(vm->events_path, 0);
+    if (fd < 0)
+        return fd;
+    return vo_qmp_open_fd(fd, timeout_ms, &vm->events);
+}
+
 /* Starts QEMU for spec with its vCPUs stopped. layout: the hardware layout
  * to reproduce (a migration destination, with incoming) or NULL for what a
  * plain start of spec makes; either way it is recorded in the run dir. */
@@ -132,7 +146,9 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
             pass[n_pass++] = tap_fds[i];
         }
     }
-    VoQemuPaths paths = { .qmp_socket = vm->qmp_path, .console_socket = vm->console_path,
+    (void)unlink(vm->events_path);
+    VoQemuPaths paths = { .qmp_socket = vm->qmp_path, .events_socket = vm->events_path,
+                          .console_socket = vm->console_path,
                           .pidfile = pidfile, .tap_fds = child_fd };
     _cleanup_strv_ char **argv = NULL;
     if (layout) {
@@ -188,6 +204,11 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
         qemu_release(vm);
         return r == -ECHILD ? -EIO : r;
     }
+    /* QEMU answered on the first monitor, so the second one listens too. */
+    r = connect_events(vm, QEMU_START_TIMEOUT_MS);
+    if (r < 0)
+        log_warn("QEMU event monitor %s: %s; the VM's events go unseen until it exits",
+                 vm->events_path, strerror(-r));
     *ret = vm;
     return 0;
 }
@@ -262,6 +283,11 @@ static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
         qemu_release(vm);
         return -ESRCH;
     }
+    /* A QEMU started by an older vireod has no event monitor. */
+    int r = connect_events(vm, 5000);
+    if (r < 0)
+        log_info("QEMU pid %d has no event monitor (%s); its events go unseen until it exits",
+                 (int)pid, strerror(-r));
     /* The accelerator is on QEMU's command line. */
     _cleanup_free_ char *argv_path = vo_asprintf("%s/qemu.argv", run_dir);
     _cleanup_free_ char *argv_text = NULL;
@@ -285,12 +311,14 @@ static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
 static int qemu_info(VoHvInstance *vm, VoHvInfo *ret)
 {
     int running = 0;
+    _cleanup_free_ char *status = NULL;
     pthread_mutex_lock(&vm->qmp_lock);
-    int r = vm->qmp ? vo_qmp_query_status(vm->qmp, QMP_TIMEOUT_MS, NULL, &running) : -ENOTCONN;
+    int r = vm->qmp ? vo_qmp_query_status(vm->qmp, QMP_TIMEOUT_MS, &status, &running) : -ENOTCONN;
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0)
         return r;
-    *ret = (VoHvInfo){ .pid = vm->pid, .accel = vm->accel, .paused = !running };
+    *ret = (VoHvInfo){ .pid = vm->pid, .accel = vm->accel, .paused = !running,
+                       .io_error = !running && !strcmp(status, "io-error") };
     return 0;
 }
 
@@ -391,6 +419,16 @@ static int qemu_snapshot(VoHvInstance *vm, const char *op, const char *tag,
 }
 
 static int qemu_exit_fd(VoHvInstance *vm) { return vm->pidfd; }
+
+static int qemu_events_fd(VoHvInstance *vm) { return vm->events ? vo_qmp_fd(vm->events) : -1; }
+
+/* Loop thread only; the command monitor and its lock are not touched. */
+static int qemu_events_read(VoHvInstance *vm, VoHvEventFn fn, void *userdata)
+{
+    if (!vm->events)
+        return -ECONNRESET;
+    return vo_qemu_events_read(vm->events, &vm->event_state, vm, fn, userdata);
+}
 static const char *qemu_console_socket(VoHvInstance *vm) { return vm->console_path; }
 
 /* Whether QMP reported a guest-initiated shutdown before the socket closed. */
@@ -461,6 +499,8 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .query_resources = vo_qemu_query_resources,
         .set_vcpus = vo_qemu_set_vcpus,
         .set_memory = vo_qemu_set_memory,
+        .events_fd = qemu_events_fd,
+        .events_read = qemu_events_read,
         .exit_fd = qemu_exit_fd,
         .reap = qemu_reap,
         .console_socket = qemu_console_socket,

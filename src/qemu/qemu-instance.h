@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "hypervisor/driver.h"
+#include "qemu/qemu-events.h"
 #include "qemu/qemu-layout.h"
 #include "qmp/qmp.h"
 
@@ -21,7 +22,12 @@ struct VoHvInstance {
     VoAccel accel;
     pthread_mutex_t qmp_lock; /* held around every use of qmp */
     VoQmp *qmp;
-    char *run_dir, *qmp_path, *console_path, *log_path;
+    /* The event monitor (qmp-events.sock): connected by start/attach, then
+     * read only by the daemon's event loop (events_read), never under
+     * qmp_lock; NULL when QEMU has none (started by an older vireod). */
+    VoQmp *events;
+    VoQemuEventState event_state;
+    char *run_dir, *qmp_path, *events_path, *console_path, *log_path;
     /* Live migration: the hardware layout the VM has (guarded by qmp_lock;
      * NULL when unknown), and whether its vCPUs ran when it began migrating
      * out (so a failed migration resumes it only then). */

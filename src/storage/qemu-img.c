@@ -590,8 +590,8 @@ static int run_with_progress(char *const argv[], int64_t timeout_ms, Progress *p
 /* Runs qemu-img convert from the source argument in_arg (a plain path or a
  * "json:" spec), as in_format (NULL: probe or, for a spec, its own driver). */
 static int convert(const char *in_arg, const char *in_format, const char *out,
-                   const char *out_format, VoImgProgressFn progress, void *userdata,
-                   char **ret_error)
+                   const char *out_format, uint64_t rate, VoImgProgressFn progress,
+                   void *userdata, char **ret_error)
 {
     if (!format_valid(out_format))
         return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", out_format ? out_format : "");
@@ -600,6 +600,10 @@ static int convert(const char *in_arg, const char *in_format, const char *out,
     vo_strv_pushf(&argv, QEMU_IMG);
     vo_strv_pushf(&argv, "convert");
     vo_strv_pushf(&argv, "-p");
+    if (rate) { /* bytes/s */
+        vo_strv_pushf(&argv, "-r");
+        vo_strv_pushf(&argv, "%llu", (unsigned long long)rate);
+    }
     if (in_format) {
         vo_strv_pushf(&argv, "-f");
         vo_strv_pushf(&argv, "%s", in_format);
@@ -632,7 +636,7 @@ int vo_img_convert(const char *in, const char *in_format, const char *out, const
     if (in_format && !format_valid(in_format))
         return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", in_format);
     _cleanup_free_ char *in_file = plain_path(in);
-    return convert(in_file, in_format, out, out_format, progress, userdata, ret_error);
+    return convert(in_file, in_format, out, out_format, 0, progress, userdata, ret_error);
 }
 
 char *vo_img_chain_spec(char *const *layers, size_t n)
@@ -658,7 +662,8 @@ char *vo_img_chain_spec(char *const *layers, size_t n)
 }
 
 int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const char *out_format,
-                         VoImgProgressFn progress, void *userdata, char **ret_error)
+                         uint64_t rate, VoImgProgressFn progress, void *userdata,
+                         char **ret_error)
 {
     if (!out || !out[0])
         return vo_error_set(ret_error, -EINVAL, "no image path");
@@ -666,5 +671,5 @@ int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const c
     if (!spec)
         return vo_error_set(ret_error, -EINVAL, "invalid image chain (%zu layer(s), each an "
                             "absolute path)", n);
-    return convert(spec, NULL, out, out_format, progress, userdata, ret_error);
+    return convert(spec, NULL, out, out_format, rate, progress, userdata, ret_error);
 }

@@ -58,9 +58,11 @@ int vo_img_convert(const char *in, const char *in_format, const char *out, const
 char *vo_img_chain_spec(char *const *layers, size_t n);
 
 /* vo_img_convert of the qcow2 chain layers[0] (top) .. layers[n-1] (base),
- * opened through vo_img_chain_spec. */
+ * opened through vo_img_chain_spec; rate (bytes/s, 0: none) limits the copy
+ * (qemu-img convert -r). */
 int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const char *out_format,
-                         VoImgProgressFn progress, void *userdata, char **ret_error);
+                         uint64_t rate, VoImgProgressFn progress, void *userdata,
+                         char **ret_error);
 
 /* qemu-img resize [--shrink] -f FORMAT PATH SIZE. */
 int vo_img_resize(const char *path, const char *format, uint64_t size, bool shrink,

@@ -1,13 +1,32 @@
-/* sha256.c: SHA-256 of a file through OpenSSL's EVP digest interface. */
+/* sha256.c: SHA-256 of a file through OpenSSL's EVP digest interface, read
+ * as fast as the disk allows or paced to a rate; the calling thread's cancel
+ * token (util/cancel.h) stops it between chunks. */
 #include "util/sha256.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <stdio.h>
 
+#include "util/cancel.h"
 #include "util/util.h"
 
-int vo_sha256_file(const char *path, char ret[VO_SHA256_HEX_LEN + 1])
+/* Waits until ms_from_start after start (vo_now_ms), or until cancel is
+ * asked; false when it was. */
+static bool pace(int64_t start, int64_t ms_from_start)
+{
+    for (;;) {
+        if (vo_cancelled())
+            return false;
+        int64_t left = start + ms_from_start - vo_now_ms();
+        if (left <= 0)
+            return true;
+        struct pollfd p = { .fd = vo_cancel_fd(), .events = POLLIN };
+        (void)poll(&p, p.fd >= 0 ? 1 : 0, (int)(left < 1000 ? left : 1000));
+    }
+}
+
+int vo_sha256_file_limited(const char *path, uint64_t rate, char ret[VO_SHA256_HEX_LEN + 1])
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
@@ -17,10 +36,20 @@ int vo_sha256_file(const char *path, char ret[VO_SHA256_HEX_LEN + 1])
         EVP_MD_CTX_free(ctx);
         return -ENOMEM;
     }
-    static const size_t chunk = 1 << 20;
+    /* Paced: chunks of about a tenth of a second's worth, so the pace is
+     * even and a cancel is seen within one. */
+    size_t chunk = 1 << 20;
+    if (rate && rate / 10 < chunk)
+        chunk = rate / 10 > 4096 ? (size_t)(rate / 10) : 4096;
     _cleanup_free_ unsigned char *buf = vo_malloc0(chunk);
+    int64_t start = vo_now_ms();
+    uint64_t done = 0;
     int r = 0;
     for (;;) {
+        if (vo_cancelled()) {
+            r = -ECANCELED;
+            break;
+        }
         ssize_t n = read(fd, buf, chunk);
         if (n < 0 && errno == EINTR)
             continue;
@@ -34,6 +63,11 @@ int vo_sha256_file(const char *path, char ret[VO_SHA256_HEX_LEN + 1])
             r = -EIO;
             break;
         }
+        done += (uint64_t)n;
+        if (rate && !pace(start, (int64_t)(done * 1000 / rate))) {
+            r = -ECANCELED;
+            break;
+        }
     }
     unsigned char digest[32];
     unsigned len = 0;
@@ -45,4 +79,9 @@ int vo_sha256_file(const char *path, char ret[VO_SHA256_HEX_LEN + 1])
     for (unsigned i = 0; i < len; i++)
         snprintf(ret + 2 * i, 3, "%02x", digest[i]);
     return 0;
+}
+
+int vo_sha256_file(const char *path, char ret[VO_SHA256_HEX_LEN + 1])
+{
+    return vo_sha256_file_limited(path, 0, ret);
 }

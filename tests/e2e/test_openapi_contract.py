@@ -1908,6 +1908,12 @@ INVALID_BACKUP_BODIES = [
     ("POST", "/v1/backups/{id}/restore", {"as": 1}),
     ("POST", "/v1/backups/{id}/restore", {"name": "x"}),
     ("POST", "/v1/backups/{id}/verify", {"deep": True}),
+    ("POST", "/v1/vms/bk1/backups", {"bwlimit_mib": 0}),
+    ("POST", "/v1/vms/bk1/backups", {"bwlimit_mib": 1048577}),
+    ("POST", "/v1/vms/bk1/backups", {"bwlimit_mib": "10"}),
+    ("POST", "/v1/vms/bk1/backups", {"bwlimit_mib": 1.5}),
+    ("POST", "/v1/backups/{id}/restore", {"bwlimit_mib": -1}),
+    ("POST", "/v1/backups/{id}/verify", {"bwlimit_mib": None}),
 ]
 
 
@@ -1934,7 +1940,7 @@ def test_backups(api, state_dir):
     assert (Path(pool["path"]) / full["id"] / "backup.json").is_file()
 
     api.act("bk1", "start")
-    inc = take({"incremental": True, "keep_last": 5})
+    inc = take({"incremental": True, "keep_last": 5, "bwlimit_mib": 1024})
     assert (inc["kind"], inc["parent"], inc["vm_running"]) == ("incremental", full["id"], True)
     listed = api.call("GET", "/v1/backups?vm=bk1", expect=200).value
     assert [b["id"] for b in listed] == [full["id"], inc["id"]]
@@ -1942,14 +1948,15 @@ def test_backups(api, state_dir):
     assert api.call("GET", "/v1/backups?vm=nope", expect=200).value == []
 
     # verify: the task, and its result kept with the backup
-    api.task_ok("POST", f"/v1/backups/{inc['id']}/verify", {}, kind="backup-verify",
-                target=inc["id"])
+    api.task_ok("POST", f"/v1/backups/{inc['id']}/verify", {"bwlimit_mib": 1024},
+                kind="backup-verify", target=inc["id"])
     checked = api.call("GET", f"/v1/backups/{inc['id']}", expect=200).value["last_verify"]
     assert (checked["ok"], checked["files"], checked["problems"]) == (True, 2, []), checked
 
     # restore into a new VM; over the original only while it is stopped
-    api.task_ok("POST", f"/v1/backups/{inc['id']}/restore", {"as": "bk1-copy"},
-                kind="backup-restore", target=inc["id"])
+    api.task_ok("POST", f"/v1/backups/{inc['id']}/restore",
+                {"as": "bk1-copy", "bwlimit_mib": 1024}, kind="backup-restore",
+                target=inc["id"])
     copy = api.call("GET", "/v1/vms/bk1-copy", expect=200).value
     assert copy["state"] == "defined" and copy["disks"][0]["volume"].startswith("default/")
     api.call("POST", f"/v1/backups/{inc['id']}/restore", {"as": "bk1-copy"}, expect=409,

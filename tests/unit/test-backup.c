@@ -1,7 +1,8 @@
 /* test-backup.c: unit tests for the pure parts of backups: backup ids (made
  * from a VM name and a time; never able to leave their pool directory), the
  * disk file names a record may give (never able to leave their backup) and
- * the sha256 of a file recorded for verification. */
+ * the sha256 of a file recorded for verification (also read at a limited
+ * rate, and stopped by a cancel). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "storage/backup-id.h"
+#include "util/cancel.h"
 #include "util/sha256.h"
 #include "util/util.h"
 
@@ -81,6 +83,35 @@ static void test_sha256_file(void **state)
     assert_int_equal(vo_sha256_file(path, sum), -ENOENT);
 }
 
+static void test_sha256_file_limited(void **state)
+{
+    char path[] = "/tmp/vireo-test-sha256-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    /* 64 KiB of a pattern: read in several paced chunks at 256 KiB/s. */
+    char block[4096];
+    for (size_t i = 0; i < sizeof(block); i++)
+        block[i] = (char)(i * 7);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+    close(fd);
+    char fast[VO_SHA256_HEX_LEN + 1], paced[VO_SHA256_HEX_LEN + 1];
+    assert_int_equal(vo_sha256_file(path, fast), 0);
+    assert_int_equal(vo_sha256_file_limited(path, 256 << 10, paced), 0);
+    assert_string_equal(fast, paced);
+    /* The thread's work cancelled: it stops, paced or not. */
+    VoCancel *c = vo_cancel_new();
+    assert_non_null(c);
+    vo_cancel_set_current(c);
+    assert_int_equal(vo_sha256_file_limited(path, 256 << 10, paced), 0);
+    vo_cancel_request(c);
+    assert_int_equal(vo_sha256_file_limited(path, 1, paced), -ECANCELED);
+    assert_int_equal(vo_sha256_file(path, paced), -ECANCELED);
+    vo_cancel_set_current(NULL);
+    vo_cancel_free(c);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -88,6 +119,7 @@ int main(void)
         cmocka_unit_test(test_id_valid),
         cmocka_unit_test(test_file_valid),
         cmocka_unit_test(test_sha256_file),
+        cmocka_unit_test(test_sha256_file_limited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

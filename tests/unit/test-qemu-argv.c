@@ -81,6 +81,7 @@ static char *render(const char *json_path, bool *ret_is_error)
     _cleanup_strv_ char **argv = NULL;
     VoQemuCaps caps = { .binary = "qemu-system-x86_64", .kvm_usable = kvm };
     VoQemuPaths paths = { .qmp_socket = "/run/vireo/vms/ID/qmp.sock",
+                          .events_socket = "/run/vireo/vms/ID/qmp-events.sock",
                           .console_socket = "/run/vireo/vms/ID/console.sock",
                           .pidfile = "/run/vireo/vms/ID/qemu.pid",
                           .tap_fds = taps ? tap_fds : NULL };

@@ -1,5 +1,6 @@
 /* test-qmp.c: unit tests for the QMP client against a scripted fake QMP server
  * running in a thread on one end of a socketpair (or a real unix socket). */
+#include "qemu/qemu-events.h"
 #include "qmp/qmp.h"
 #include "util/util.h"
 
@@ -572,6 +573,178 @@ static void test_parse_line(void **state)
     assert_null(msg);
 }
 
+/* ---- the event monitor (qemu-events.c) ---------------------------------- */
+
+typedef struct {
+    VoHvEventType type;
+    char name[32], reason[64], device[32], operation[16], action[16], id[32], status[16];
+    bool guest, nospace, has_reason;
+    int64_t timestamp_us;
+} Seen;
+
+typedef struct {
+    Seen seen[32];
+    size_t n;
+} SeenList;
+
+static void copy(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+}
+
+static void record_event(VoHvInstance *vm, const VoHvEvent *ev, void *userdata)
+{
+    SeenList *l = userdata;
+    assert_true(l->n < ELEMENTSOF(l->seen));
+    Seen *s = &l->seen[l->n++];
+    *s = (Seen){ .type = ev->type, .guest = ev->guest, .nospace = ev->nospace,
+                 .has_reason = ev->reason != NULL, .timestamp_us = ev->timestamp_us };
+    copy(s->name, sizeof(s->name), ev->name);
+    copy(s->reason, sizeof(s->reason), ev->reason);
+    copy(s->device, sizeof(s->device), ev->device);
+    copy(s->operation, sizeof(s->operation), ev->operation);
+    copy(s->action, sizeof(s->action), ev->action);
+    copy(s->id, sizeof(s->id), ev->id);
+    copy(s->status, sizeof(s->status), ev->status);
+}
+
+/* What QEMU 10 sends when a guest's write finds the host out of space
+ * (werror=enospc), then the resume, a guest reset, unplug, a job and the
+ * power-off; the RESET arrives in two pieces. */
+static void test_events_dispatch(void **state)
+{
+    static const Step steps[] = {
+        GREETING,
+        /* An event right behind the capabilities reply: queued at connect,
+         * before the loop watches the fd, and still handed out. */
+        { .expect = "qmp_capabilities",
+          .send = { "{\"return\":{},\"id\":$ID}\n"
+                    "{\"event\":\"DEVICE_DELETED\",\"data\":{\"device\":\"virtio-disk1\","
+                    "\"path\":\"/machine/peripheral/virtio-disk1\"}}\n" } },
+        { .delay_ms = 20,
+          .send = { "{\"timestamp\":{\"seconds\":1700000000,\"microseconds\":5},"
+                    "\"event\":\"BLOCK_IO_ERROR\",\"data\":{\"device\":\"\",\"node-name\":"
+                    "\"disk1\",\"qom-path\":\"/machine/peripheral/virtio-disk1/virtio-backend\","
+                    "\"operation\":\"write\",\"action\":\"stop\",\"nospace\":true,"
+                    "\"reason\":\"No space left on device\"}}\n"
+                    "{\"timestamp\":{\"seconds\":1700000000,\"microseconds\":6},"
+                    "\"event\":\"STOP\"}\n" } },
+        { .delay_ms = 20,
+          .send = { "{\"event\":\"RESUME\"}\n{\"event\":\"STOP\"}\n{\"event\":\"RESUME\"}\n"
+                    "{\"event\":\"RESET\",\"data\":{\"guest\":",
+                    "true,\"reason\":\"guest-reset\"}}\n"
+                    "{\"event\":\"NIC_RX_FILTER_CHANGED\",\"data\":{\"name\":\"net0\"}}\n"
+                    "{\"event\":\"JOB_STATUS_CHANGE\",\"data\":{\"id\":\"vireo-backup-0\","
+                    "\"status\":\"concluded\"}}\n"
+                    "{\"event\":\"BLOCK_IO_ERROR\",\"data\":{\"device\":\"x\"}}\n"
+                    "{\"event\":\"SHUTDOWN\",\"data\":{\"guest\":true,\"reason\":"
+                    "\"guest-shutdown\"}}\n" },
+          .close = true },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    VoQemuEventState st = { 0 };
+    SeenList l = { 0 };
+    /* Nothing is waiting on the socket yet: the read does not block. */
+    assert_int_equal(vo_qemu_events_read(q, &st, NULL, record_event, &l), 0);
+    assert_true(l.n >= 1);
+    int r = 0;
+    for (int i = 0; i < 100 && r == 0; i++) {
+        struct pollfd p = { .fd = vo_qmp_fd(q), .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 1000), 1);
+        r = vo_qemu_events_read(q, &st, NULL, record_event, &l);
+    }
+    assert_int_equal(r, -ECONNRESET); /* the monitor closed: QEMU is exiting */
+    server_join(&s);
+    vo_qmp_close(q);
+
+    static const VoHvEventType want[] = {
+        VO_HV_EVENT_DEVICE_DELETED, VO_HV_EVENT_BLOCK_IO_ERROR, VO_HV_EVENT_STOP,
+        VO_HV_EVENT_RESUME, VO_HV_EVENT_STOP, VO_HV_EVENT_RESUME, VO_HV_EVENT_RESET,
+        VO_HV_EVENT_JOB_STATUS, VO_HV_EVENT_SHUTDOWN,
+    };
+    assert_int_equal(l.n, ELEMENTSOF(want));
+    for (size_t i = 0; i < ELEMENTSOF(want); i++)
+        assert_int_equal(l.seen[i].type, want[i]);
+    assert_string_equal(l.seen[0].id, "virtio-disk1");
+    Seen *e = &l.seen[1];
+    assert_string_equal(e->name, "BLOCK_IO_ERROR");
+    assert_string_equal(e->device, "disk1"); /* -blockdev disks: the node */
+    assert_string_equal(e->operation, "write");
+    assert_string_equal(e->action, "stop");
+    assert_true(e->nospace);
+    assert_string_equal(e->reason, "No space left on device");
+    assert_int_equal(e->timestamp_us, 1700000000000005LL);
+    /* The STOP after a stopping I/O error is an I/O-error stop; after a
+     * RESUME, a STOP is just a stop. */
+    assert_string_equal(l.seen[2].reason, "io-error");
+    assert_false(l.seen[4].has_reason);
+    assert_true(l.seen[6].guest);
+    assert_string_equal(l.seen[6].reason, "guest-reset");
+    assert_string_equal(l.seen[7].id, "vireo-backup-0");
+    assert_string_equal(l.seen[7].status, "concluded");
+    assert_true(l.seen[8].guest);
+    assert_string_equal(l.seen[8].reason, "guest-shutdown");
+}
+
+static void test_event_parse_table(void **state)
+{
+    VoQemuEventState st = { 0 };
+    VoHvEvent ev;
+    json_t *m = json_pack("{s:s}", "event", "POWERDOWN");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), -ENOENT);
+    json_decref(m);
+    m = json_pack("{s:s}", "nothing", "x");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), -EBADMSG);
+    json_decref(m);
+    /* A reported error (action report) does not make the next STOP an I/O one. */
+    m = json_pack("{s:s, s:{s:s, s:s, s:s}}", "event", "BLOCK_IO_ERROR", "data", "device",
+                  "vda", "operation", "read", "action", "report");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_string_equal(ev.device, "vda");
+    assert_false(ev.nospace);
+    json_decref(m);
+    m = json_pack("{s:s}", "event", "STOP");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_int_equal(ev.type, VO_HV_EVENT_STOP);
+    assert_null(ev.reason);
+    json_decref(m);
+    /* QEMU holds back a second BLOCK_IO_ERROR of the same second and sends
+     * it after the RESUME that came meanwhile, with its own timestamp: late,
+     * and the STOP after it is no I/O-error stop. */
+    m = json_pack("{s:s, s:{s:I, s:I}}", "event", "RESUME", "timestamp", "seconds",
+                  (json_int_t)1700000002, "microseconds", (json_int_t)0);
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    json_decref(m);
+    m = json_pack("{s:s, s:{s:I, s:I}, s:{s:s, s:s, s:s}}", "event", "BLOCK_IO_ERROR",
+                  "timestamp", "seconds", (json_int_t)1700000001, "microseconds",
+                  (json_int_t)999999, "data", "device", "vda", "operation", "write", "action",
+                  "stop");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_true(ev.late);
+    json_decref(m);
+    m = json_pack("{s:s}", "event", "STOP");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_null(ev.reason);
+    json_decref(m);
+    /* One after the RESUME is not late. */
+    m = json_pack("{s:s, s:{s:I, s:I}, s:{s:s, s:s, s:s}}", "event", "BLOCK_IO_ERROR",
+                  "timestamp", "seconds", (json_int_t)1700000002, "microseconds",
+                  (json_int_t)1, "data", "device", "vda", "operation", "write", "action",
+                  "stop");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_false(ev.late);
+    json_decref(m);
+    m = json_pack("{s:s, s:{}}", "event", "JOB_STATUS_CHANGE", "data");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), -EBADMSG);
+    json_decref(m);
+    m = json_pack("{s:s, s:{s:s}}", "event", "DEVICE_DELETED", "data", "path", "/machine/x");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_null(ev.id);
+    json_decref(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -594,6 +767,8 @@ int main(void)
         cmocka_unit_test(test_execute_fd),
         cmocka_unit_test(test_wait_event),
         cmocka_unit_test(test_parse_line),
+        cmocka_unit_test(test_events_dispatch),
+        cmocka_unit_test(test_event_parse_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

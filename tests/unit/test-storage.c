@@ -315,11 +315,11 @@ static void test_convert_chain_pins_backing(void **state)
     assert_int_equal(vo_img_convert(top, "qcow2", plain, "raw", NULL, NULL, &err), 0);
     assert_true(file_all(plain, 'S'));
     char *layers[] = { top, base };
-    int r = vo_img_convert_chain(layers, 2, pinned, "raw", NULL, NULL, &err);
+    int r = vo_img_convert_chain(layers, 2, pinned, "raw", 0, NULL, NULL, &err);
     if (r < 0)
         fail_msg("convert chain: %d %s", r, err);
     assert_true(file_all(pinned, 'D'));
-    assert_int_equal(vo_img_convert_chain(layers, 1, alone, "raw", NULL, NULL, &err), 0);
+    assert_int_equal(vo_img_convert_chain(layers, 1, alone, "raw", 0, NULL, NULL, &err), 0);
     assert_true(file_all(alone, 0));
     assert_null(err);
 }

@@ -1,0 +1,49 @@
+/* keys.h: the store keys more than one daemon service names, in one place,
+ * so that a service can write or delete another's per-VM documents without
+ * calling (including) that service. The full key layout is in
+ * docs/internals.md (Store, Key layout). Every function returns a malloc'd
+ * key. */
+#pragma once
+
+#include "util/util.h"
+
+/* A VM's document (the VM service). */
+static inline char *vo_key_vm(const char *vm_id) { return vo_asprintf("vms/%s", vm_id); }
+
+/* A VM's snapshots (the snapshot service): one document per snapshot under
+ * this prefix, and the one the disks are at. */
+static inline char *vo_key_snapshots_prefix(const char *vm_id)
+{
+    return vo_asprintf("snapshots/%s/", vm_id);
+}
+static inline char *vo_key_snapshot_current(const char *vm_id)
+{
+    return vo_asprintf("snapshot-current/%s", vm_id);
+}
+
+/* The base of a VM's next incremental backup (the backup service). */
+static inline char *vo_key_backup_base(const char *vm_id)
+{
+    return vo_asprintf("backup-base/%s", vm_id);
+}
+
+/* Relations (state/relations.h): which VM uses a volume ("pool/name"), a
+ * network or an image. One document per VM and object; the prefixes list
+ * every VM using the object. */
+#define VO_KEY_USES_PREFIX "uses/"
+static inline char *vo_key_uses_volume_prefix(const char *volume)
+{
+    return vo_asprintf("uses/volumes/%s/", volume);
+}
+static inline char *vo_key_uses_network_prefix(const char *network)
+{
+    return vo_asprintf("uses/networks/%s/", network);
+}
+static inline char *vo_key_uses_image_prefix(const char *image)
+{
+    return vo_asprintf("uses/images/%s/", image);
+}
+
+/* The task key of a VM's operations: a task on one of its objects queues
+ * behind them (jobs/tasks.h). */
+static inline char *vo_key_vm_task(const char *vm_id) { return vo_asprintf("vm/%s", vm_id); }

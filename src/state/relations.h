@@ -1,0 +1,68 @@
+/* relations.h: which VM uses which volume, network and image, recorded as
+ * documents in the store so that the services below the VM (volumes,
+ * images, networks) answer "is it in use, by whom" without calling the VM
+ * code.
+ *
+ * Keys (one document per object and VM; see docs/internals.md):
+ *   uses/volumes/<pool>/<volume>/<vm-id>  {"vm", "name", "active"}
+ *   uses/networks/<network>/<vm-id>       {"vm", "name", "active", "macs": [...]}
+ *   uses/images/<image>/<vm-id>           {"vm", "name"}
+ * A volume is used by a disk or by the kernel or initrd booted from it; an
+ * image by a VM created from it or booting its kernel or initrd; a network
+ * by a NIC on it ("user" networking is no network). "active": the VM is
+ * starting, running, paused or stopping.
+ *
+ * The VM service writes them in the same transaction as the VM's document
+ * (vo_relations_commit, compared on the VM document's revision), so they
+ * change exactly when the definition does. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "conf/vm-spec.h"
+#include "state/store.h"
+
+/* The relation documents spec implies: a JSON object mapping each key to
+ * the document's text (compact with sorted keys, so equal texts are equal
+ * documents). */
+json_t *vo_relations_of_vm(const VoVmSpec *spec, bool active);
+
+/* One transaction on a VM: its document compared at vm_rev (VO_REV_NEW: it
+ * must not exist), then: vm_doc put (NULL: left as it is) or, with
+ * delete_vm, the document deleted; the documents of want whose text differs
+ * from have put, those of have not in want deleted; every key of
+ * also_delete (NULL-terminated, may be NULL) deleted. Returns 0 and the
+ * store's revision after it, or the store's error (-ESTALE, -ENOENT,
+ * -EEXIST when the VM document is not as expected). */
+typedef struct {
+    const char *vm_key;
+    int64_t vm_rev;
+    const char *vm_doc;
+    bool delete_vm;
+    json_t *have, *want;
+    char *const *also_delete;
+} VoRelationsTxn;
+int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev);
+
+/* Every relation document in the store, by VM: {vm_id: {key: text}}. */
+int vo_relations_by_vm(VoStore *s, json_t **ret);
+
+/* A VM using an object. */
+typedef struct {
+    char *vm_id;
+    char *name;
+    bool active;
+} VoRelationUser;
+void vo_relation_user_clear(VoRelationUser *u);
+
+/* A VM using volume ("pool/name") or network: the first active one (in id
+ * order), else the first; 1 with *ret filled, 0 when none uses it, or a
+ * negative errno. */
+int vo_relations_volume_user(VoStore *s, const char *volume, VoRelationUser *ret);
+int vo_relations_network_user(VoStore *s, const char *network, VoRelationUser *ret);
+/* How many VMs use image, or a negative errno. */
+int vo_relations_image_users(VoStore *s, const char *image);
+/* Every NIC on a vireo network, as [{"network", "mac", "name"}] (NULL on a
+ * store error). */
+json_t *vo_relations_network_nics(VoStore *s);

@@ -1,0 +1,257 @@
+"""System tests of the events a running VM reports (QMP events, read by
+vireod's event loop): a guest paused by a disk I/O error shows `paused` with
+`state_reason` `io-error` and runs again after a resume; resets are counted
+in the VM's document. The fake driver plays the events through its
+fake-events FIFO; the last test makes a real guest run its disk's host out
+of space on a tiny tmpfs."""
+
+import hashlib
+import json
+import os
+import re
+import socket
+import time
+
+from test_events import history
+from vireo_harness import BOOT_MARKER, wait_until
+
+MiB = 1 << 20
+
+IO_ERROR = {"event": "BLOCK_IO_ERROR",
+            "data": {"device": "", "node-name": "disk0", "operation": "write", "action": "stop",
+                     "nospace": True, "reason": "No space left on device"}}
+
+
+def emit(d, name, *events):
+    """Makes the fake driver's VM `name` report events (QMP messages)."""
+    path = os.path.join(d.run_dir, "vms", d.vm(name)["id"], "fake-events")
+    with open(path, "w") as f:
+        f.write("".join(json.dumps(ev) + "\n" for ev in events))
+
+
+def state_of(d, name):
+    vm = d.vm(name)
+    return vm["state"], vm.get("state_reason")
+
+
+def wait_for(d, name, state, reason, timeout=10):
+    return wait_until(lambda: state_of(d, name) == (state, reason), timeout, interval=0.02,
+                      what=f"{name} to be {state}/{reason} (is {state_of(d, name)})")
+
+
+def test_io_error_pause_shows_and_resume_clears_it(fake_daemon):
+    d = fake_daemon
+    d.cli("vm", "create", "ev", "--memory", "64M")
+    d.cli("vm", "start", "ev")
+    assert state_of(d, "ev") == ("running", None)
+
+    # QEMU's order: the stopping I/O error, then the STOP.
+    emit(d, "ev", IO_ERROR, {"event": "STOP"})
+    wait_for(d, "ev", "paused", "io-error")
+    assert "paused (io-error)" in d.cli("vm", "show", "ev").stdout
+    assert "write error on disk disk0" in d.log()
+    # A change of the VM's document: in the event stream.
+    vm_id = d.vm("ev")["id"]
+    statuses = [data["object"]["status"] for _, _, data in history(d, "kind=vm")
+                if data["id"] == vm_id and data.get("object")]
+    assert {"state": "paused", "state_reason": "io-error"}.items() <= statuses[-1].items()
+
+    # Still paused with its reason after a vireod restart.
+    d.stop()
+    d.start()
+    assert state_of(d, "ev") == ("paused", "io-error")
+
+    # vireo vm resume retries (QEMU's cont): running, the reason gone.
+    d.cli("vm", "resume", "ev")
+    assert state_of(d, "ev") == ("running", None)
+    assert "state_reason" not in d.vm("ev")
+
+    # A STOP nobody asked for (not an I/O error) is followed too, and so is
+    # the RESUME after it; a pause by vireo says "user".
+    emit(d, "ev", {"event": "STOP"})
+    wait_for(d, "ev", "paused", "unknown")
+    emit(d, "ev", {"event": "RESUME"})
+    wait_for(d, "ev", "running", None)
+    d.cli("vm", "pause", "ev")
+    assert state_of(d, "ev") == ("paused", "user")
+    d.cli("vm", "resume", "ev")
+    assert state_of(d, "ev") == ("running", None)
+
+    # QEMU throttles BLOCK_IO_ERROR: one from before the last resume may come
+    # after it (with its own, older timestamp). It pauses nothing.
+    before = time.time()
+    d.cli("vm", "pause", "ev")
+    d.cli("vm", "resume", "ev")
+    late = dict(IO_ERROR, timestamp={"seconds": int(before),
+                                     "microseconds": int(before % 1 * 1e6)})
+    emit(d, "ev", late)
+    wait_until(lambda: "before the last resume" in d.log(), 10, what="the late error in the log")
+    assert state_of(d, "ev") == ("running", None)
+
+    # A reported (not stopping) error only shows in the log.
+    emit(d, "ev", dict(IO_ERROR, data=dict(IO_ERROR["data"], action="report", nospace=False,
+                                           operation="read", reason="Input/output error")))
+    wait_until(lambda: "read error on disk disk0" in d.log(), 10, what="the error in the log")
+    assert state_of(d, "ev") == ("running", None)
+
+    # The guest powers off as before.
+    d.cli("vm", "stop", "ev")
+    assert d.vm("ev")["state"] == "stopped"
+    assert "state_reason" not in d.vm("ev")
+
+
+def test_resume_after_io_error_is_followed_while_a_task_runs(faults):
+    """QEMU's RESUME after an I/O-error pause shows at once, even while a
+    task holds the VM (a resume whose cont met the pause still pending:
+    QEMU then sends STOP and RESUME, and the task may finish first)."""
+    d = faults
+    d.cli("vm", "create", "rt", "--memory", "64M")
+    d.cli("vm", "start", "rt")
+    emit(d, "rt", IO_ERROR, {"event": "STOP"})
+    wait_for(d, "rt", "paused", "io-error")
+    hold = os.path.join(d.fault_dir, "resume.hold")
+    open(hold, "w").close()
+    try:
+        task = d.api("POST", "/v1/vms/rt/resume", expect=202)["task"]
+        wait_until(lambda: os.path.exists(os.path.join(d.fault_dir, "resume.held")), 10,
+                   what="the resume to be under way")
+        emit(d, "rt", {"event": "STOP", "data": {"reason": "io-error"}}, {"event": "RESUME"})
+        wait_for(d, "rt", "running", None)
+    finally:
+        os.unlink(hold)
+    assert d.wait_task(task)["state"] == "succeeded"
+    assert state_of(d, "rt") == ("running", None)
+
+
+def test_resets_are_counted_in_the_document(fake_daemon):
+    d = fake_daemon
+    d.cli("vm", "create", "rs", "--memory", "64M")
+    d.cli("vm", "start", "rs")
+    assert "resets" not in d.vm("rs")
+
+    d.cli("vm", "reboot", "rs")  # vireo's reset: QEMU reports it as well
+    wait_until(lambda: d.vm("rs").get("resets") == 1, 10, what="the first reset")
+    emit(d, "rs", {"event": "RESET", "data": {"guest": True, "reason": "guest-reset"}})
+    vm = wait_until(lambda: d.vm("rs") if d.vm("rs").get("resets") == 2 else None, 10,
+                    what="the guest's reset")
+    assert vm["state"] == "running" and vm["last_reset_at"]
+    # Each reset is a change of the VM's document: in the event stream.
+    resets = [data["object"]["status"].get("resets") for _, _, data in history(d, "kind=vm")
+              if data["id"] == vm["id"] and data.get("object")]
+    assert resets[-2:] == [1, 2], resets
+    assert "resets:" in d.cli("vm", "show", "rs").stdout
+
+    # Kept across a vireod restart, cleared by the next start.
+    d.stop()
+    d.start()
+    assert d.vm("rs")["resets"] == 2
+    d.cli("vm", "stop", "rs")
+    d.cli("vm", "start", "rs")
+    assert "resets" not in d.vm("rs")
+
+
+def fill(path, size):
+    with open(path, "wb") as f:
+        chunk = b"\xa5" * MiB
+        for _ in range(size // MiB):
+            f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def test_guest_out_of_disk_space_pauses_and_resumes(tmpfs_pool):
+    daemon, mnt = tmpfs_pool("48m")
+    try:
+        out_of_disk_space(daemon, mnt)
+    finally:  # shown when it fails
+        print("\n".join(line for line in daemon.log().splitlines() if "vm enospc" in line))
+
+
+def out_of_disk_space(daemon, mnt):
+    name = "enospc"
+    daemon.cli("vm", "create", name, "--memory", "256M")
+    daemon.task_ok("POST", "/v1/pools/small/volumes",
+                   {"name": "data", "size_bytes": 64 * MiB, "format": "qcow2"})
+    daemon.task_ok("POST", f"/v1/vms/{name}/disks", {"volume": "small/data"})
+    # The tmpfs keeps 6 MiB free; the guest writes 24 MiB.
+    st = os.statvfs(mnt)
+    filler = os.path.join(mnt, "filler")
+    fill(filler, st.f_bavail * st.f_frsize - 6 * MiB)
+    daemon.cli("vm", "start", name)
+    daemon.wait_console(name, BOOT_MARKER)
+    daemon.remember_qemu_pids()
+    daemon_vm_id = daemon.vm(name)["id"]
+
+    size = 24 * MiB
+    # In the background: the guest's console must stay usable while the
+    # write waits in the paused VM.
+    daemon.guest(name, f"(yes vireo-io-error | head -c {size} | "
+                       f"dd of=/dev/vdb bs=1M conv=fsync 2>/tmp/dd.err; echo $? >/tmp/dd.rc) "
+                       f"</dev/null >/dev/null 2>&1 & true")
+
+    def host_full():
+        s = os.statvfs(mnt)
+        return s.f_bavail * s.f_frsize < MiB
+
+    wait_until(host_full, 120, interval=0.02, what="the guest to fill the host's tmpfs")
+    wait_for(daemon, name, "paused", "io-error", timeout=60)
+    shown = time.time()
+    # QEMU's time of the error, as vireod logged it with the event.
+    error_at = float(re.search(r"write error on disk \S+: .*at (\d+\.\d+)\)", daemon.log())[1])
+    print(f"paused/io-error shown by the API {shown - error_at:.3f} s after QEMU's error")
+    assert "paused (io-error)" in daemon.cli("vm", "show", name).stdout
+    assert "No space left on device" in daemon.log()
+
+    # Room again: the resume retries the write, which completes.
+    os.unlink(filler)
+    daemon.cli("vm", "resume", name)
+    wait_for(daemon, name, "running", None)
+    out = daemon.guest(name, "read -r up _ </proc/uptime; end=$((${up%.*} + 90)); "
+                             "until [ -s /tmp/dd.rc ]; do read -r up _ </proc/uptime; "
+                             "[ ${up%.*} -ge $end ] && break; sleep 0.2; done; "
+                             "cat /tmp/dd.rc /tmp/dd.err; echo 3 >/proc/sys/vm/drop_caches; "
+                             f"head -c {size} /dev/vdb | md5sum", timeout=150)
+    want = hashlib.md5((b"vireo-io-error\n" * (size // 15 + 1))[:size]).hexdigest()
+    assert out.split()[0] == "0", out
+    assert want in out, out
+    assert state_of(daemon, name) == ("running", None)
+
+    # The same while vireod is not running: after its restart QEMU's own
+    # status (io-error) gives the reason.
+    st = os.statvfs(mnt)
+    fill(filler, st.f_bavail * st.f_frsize - 4 * MiB)
+    daemon.guest(name, f"(sleep 2; yes again | head -c {16 * MiB} | dd of=/dev/vdb bs=1M "
+                       f"seek=24 conv=fsync 2>/dev/null; echo $? >/tmp/dd2.rc) "
+                       f"</dev/null >/dev/null 2>&1 & true")
+    daemon.kill9()
+    qmp = os.path.join(daemon.run_dir, "vms", daemon_vm_id, "qmp.sock")
+    wait_until(lambda: qmp_status(qmp) == "io-error", 120, interval=0.2,
+               what="QEMU to pause on the I/O error")
+    daemon.start()
+    assert state_of(daemon, name) == ("paused", "io-error")
+    os.unlink(filler)
+    daemon.cli("vm", "resume", name)
+    out = daemon.guest(name, "read -r up _ </proc/uptime; end=$((${up%.*} + 90)); "
+                             "until [ -s /tmp/dd2.rc ]; do read -r up _ </proc/uptime; "
+                             "[ ${up%.*} -ge $end ] && break; sleep 0.2; done; cat /tmp/dd2.rc",
+                       timeout=150)
+    assert out.split()[0] == "0", out
+    daemon.cli("vm", "stop", name, "--force")
+
+
+def qmp_status(path):
+    """QEMU's run state, asked on its command monitor (free while vireod is
+    not running)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(path)
+        f = s.makefile("rw")
+        json.loads(f.readline())  # greeting
+        for cmd in ("qmp_capabilities", "query-status"):
+            f.write(json.dumps({"execute": cmd}) + "\n")
+            f.flush()
+            while True:
+                msg = json.loads(f.readline())
+                if "return" in msg or "error" in msg:
+                    break
+        return msg.get("return", {}).get("status")

@@ -1,0 +1,255 @@
+/* test-relations.c: the relation documents (state/relations.h) a VM's
+ * definition implies, their transaction with the VM's document (only what
+ * changed is written; nothing when the VM's document is not as expected;
+ * all of a VM's documents go in one delete), and the reads the volume and
+ * network services answer "in use" with, on a real SQLite store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <string.h>
+
+#include "state/keys.h"
+#include "state/relations.h"
+#include "util/util.h"
+
+#define VM1 "11111111-1111-1111-1111-111111111111"
+#define VM2 "22222222-2222-2222-2222-222222222222"
+
+typedef struct {
+    char dir[64];
+    VoStore *store;
+} Fixture;
+
+static int setup(void **state)
+{
+    Fixture *f = vo_malloc0(sizeof(*f));
+    strcpy(f->dir, "/tmp/vireo-test-relations-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    _cleanup_free_ char *path = vo_asprintf("%s/state.db", f->dir);
+    *state = f;
+    return vo_store_open(path, &f->store) < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    Fixture *f = *state;
+    vo_store_close(f->store);
+    (void)vo_rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+/* A VM from image "alpine" (also booting its kernel), with a boot and a data
+ * disk, an initrd from a volume, two NICs on "lan", one on "user", one on
+ * "dmz". */
+static VoVmSpec *make_spec(const char *id, const char *name)
+{
+    VoVmSpec *s = vo_malloc0(sizeof(*s));
+    s->id = vo_strdup(id);
+    s->name = vo_strdup(name);
+    s->image = vo_strdup("alpine");
+    s->kernel_from.image = vo_strdup("alpine");
+    s->initrd_from.volume = vo_strdup("default/initrd");
+    s->disks = vo_malloc0(sizeof(VoDiskSpec) * 2);
+    s->disks[0].volume = vo_asprintf("default/%s", name);
+    s->disks[1].volume = vo_strdup("fast/data");
+    s->n_disks = 2;
+    static const char *nets[] = { "lan", "user", "dmz", "lan" };
+    s->nics = vo_malloc0(sizeof(VoNicSpec) * 4);
+    for (size_t i = 0; i < 4; i++) {
+        s->nics[i].network = vo_strdup(nets[i]);
+        s->nics[i].mac = vo_asprintf("52:54:00:00:00:%02zx", i);
+    }
+    s->n_nics = 4;
+    return s;
+}
+
+static json_t *doc_of(json_t *rel, const char *key)
+{
+    const char *text = json_string_value(json_object_get(rel, key));
+    assert_non_null(text);
+    return json_loads(text, 0, NULL);
+}
+
+static void test_of_vm(void **state)
+{
+    (void)state;
+    _cleanup_vm_spec_ VoVmSpec *s = make_spec(VM1, "web");
+    json_t *rel = vo_relations_of_vm(s, true);
+    /* 3 volumes, 1 image (two uses, one document), 2 networks ("user" is none). */
+    assert_int_equal(json_object_size(rel), 6);
+    json_t *vol = doc_of(rel, "uses/volumes/fast/data/" VM1);
+    assert_string_equal(json_string_value(json_object_get(vol, "vm")), VM1);
+    assert_string_equal(json_string_value(json_object_get(vol, "name")), "web");
+    assert_true(json_is_true(json_object_get(vol, "active")));
+    json_decref(vol);
+    assert_non_null(json_object_get(rel, "uses/volumes/default/web/" VM1));
+    assert_non_null(json_object_get(rel, "uses/volumes/default/initrd/" VM1));
+    assert_non_null(json_object_get(rel, "uses/images/alpine/" VM1));
+    json_t *lan = doc_of(rel, "uses/networks/lan/" VM1);
+    json_t *macs = json_object_get(lan, "macs");
+    assert_int_equal(json_array_size(macs), 2);
+    assert_string_equal(json_string_value(json_array_get(macs, 0)), "52:54:00:00:00:00");
+    assert_string_equal(json_string_value(json_array_get(macs, 1)), "52:54:00:00:00:03");
+    json_decref(lan);
+    assert_non_null(json_object_get(rel, "uses/networks/dmz/" VM1));
+    assert_null(json_object_get(rel, "uses/networks/user/" VM1));
+    json_decref(rel);
+}
+
+static int commit(VoStore *st, const char *vm_key, int64_t rev, const char *doc, json_t *have,
+                  json_t *want, int64_t *ret_rev)
+{
+    VoRelationsTxn t = { .vm_key = vm_key, .vm_rev = rev, .vm_doc = doc, .have = have,
+                         .want = want };
+    return vo_relations_commit(st, &t, ret_rev);
+}
+
+static int64_t rev_of(VoStore *st, const char *key)
+{
+    _cleanup_free_ char *v = NULL;
+    int64_t rev = 0;
+    return vo_store_get(st, key, &v, &rev) < 0 ? -1 : rev;
+}
+
+static void test_commit_and_reads(void **state)
+{
+    Fixture *f = *state;
+    VoStore *st = f->store;
+    _cleanup_vm_spec_ VoVmSpec *s = make_spec(VM1, "web");
+    json_t *have = vo_relations_of_vm(s, false);
+    int64_t rev = 0;
+    assert_int_equal(commit(st, "vms/" VM1, VO_REV_NEW, "{}", NULL, have, &rev), 0);
+    assert_int_equal(rev_of(st, "vms/" VM1), rev);
+    assert_int_equal(rev_of(st, "uses/volumes/fast/data/" VM1), rev);
+
+    VoRelationUser u;
+    assert_int_equal(vo_relations_volume_user(st, "fast/data", &u), 1);
+    assert_string_equal(u.vm_id, VM1);
+    assert_string_equal(u.name, "web");
+    assert_false(u.active);
+    vo_relation_user_clear(&u);
+    assert_int_equal(vo_relations_volume_user(st, "fast/dat", &u), 0); /* a prefix is no volume */
+    assert_int_equal(vo_relations_volume_user(st, "fast/data2", &u), 0);
+    assert_int_equal(vo_relations_network_user(st, "dmz", &u), 1);
+    vo_relation_user_clear(&u);
+    assert_int_equal(vo_relations_network_user(st, "user", &u), 0);
+    assert_int_equal(vo_relations_image_users(st, "alpine"), 1);
+    assert_int_equal(vo_relations_image_users(st, "alp"), 0);
+    json_t *nics = vo_relations_network_nics(st);
+    assert_int_equal(json_array_size(nics), 3);
+    json_t *first = json_array_get(nics, 0); /* key order: dmz first */
+    assert_string_equal(json_string_value(json_object_get(first, "network")), "dmz");
+    assert_string_equal(json_string_value(json_object_get(first, "mac")), "52:54:00:00:00:02");
+    assert_string_equal(json_string_value(json_object_get(first, "name")), "web");
+    json_decref(nics);
+
+    /* A second VM on the same image. */
+    _cleanup_vm_spec_ VoVmSpec *s2 = make_spec(VM2, "db");
+    json_t *have2 = vo_relations_of_vm(s2, false);
+    assert_int_equal(commit(st, "vms/" VM2, VO_REV_NEW, "{}", NULL, have2, NULL), 0);
+    assert_int_equal(vo_relations_image_users(st, "alpine"), 2);
+
+    /* Started, and the data disk detached: the volume documents carrying
+     * "active" are rewritten, the data disk's goes, the others stay as they
+     * were (same revision). */
+    int64_t image_rev = rev_of(st, "uses/images/alpine/" VM1);
+    free(s->disks[1].volume);
+    s->disks[1].volume = NULL;
+    s->n_disks = 1;
+    json_t *want = vo_relations_of_vm(s, true);
+    int64_t rev2 = 0;
+    assert_int_equal(commit(st, "vms/" VM1, rev, "{\"v\":2}", have, want, &rev2), 0);
+    assert_true(rev2 > rev);
+    assert_int_equal(rev_of(st, "uses/volumes/fast/data/" VM1), -1);
+    assert_int_equal(rev_of(st, "uses/volumes/default/web/" VM1), rev2);
+    assert_int_equal(rev_of(st, "uses/images/alpine/" VM1), image_rev);
+    assert_int_equal(vo_relations_volume_user(st, "default/web", &u), 1);
+    assert_true(u.active);
+    vo_relation_user_clear(&u);
+
+    /* A stale writer (the revision before) changes nothing. */
+    json_t *none = json_object();
+    VoRelationsTxn stale = { .vm_key = "vms/" VM1, .vm_rev = rev, .delete_vm = true,
+                             .have = want, .want = none };
+    assert_int_equal(vo_relations_commit(st, &stale, NULL), -ESTALE);
+    assert_int_equal(rev_of(st, "uses/volumes/default/web/" VM1), rev2);
+
+    /* The delete: its document, its relations and what is kept for it, in
+     * one transaction (one revision); the other VM's stay. */
+    assert_int_equal(vo_store_put(st, "snapshots/" VM1 "/s1", "{}", VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(st, "backup-base/" VM1, "{}", VO_REV_NEW, NULL), 0);
+    char *also[] = { "snapshots/" VM1 "/s1", "backup-base/" VM1, "snapshot-current/" VM1, NULL };
+    VoRelationsTxn del = { .vm_key = "vms/" VM1, .vm_rev = rev2, .delete_vm = true,
+                           .have = want, .want = none, .also_delete = also };
+    int64_t before = 0, after = 0;
+    assert_int_equal(st->ops->revision(st, &before), 0);
+    assert_int_equal(vo_relations_commit(st, &del, NULL), 0);
+    assert_int_equal(st->ops->revision(st, &after), 0);
+    assert_int_equal(after, before + 1);
+    assert_int_equal(rev_of(st, "vms/" VM1), -1);
+    assert_int_equal(rev_of(st, "snapshots/" VM1 "/s1"), -1);
+    assert_int_equal(rev_of(st, "backup-base/" VM1), -1);
+    assert_int_equal(vo_relations_volume_user(st, "default/web", &u), 0);
+    assert_int_equal(vo_relations_image_users(st, "alpine"), 1);
+    assert_int_equal(vo_relations_network_user(st, "lan", &u), 1);
+    assert_string_equal(u.name, "db");
+    vo_relation_user_clear(&u);
+
+    /* By VM: what the start-up rebuild starts from. */
+    json_t *by = NULL;
+    assert_int_equal(vo_relations_by_vm(st, &by), 0);
+    assert_int_equal(json_object_size(by), 1);
+    assert_int_equal(json_object_size(json_object_get(by, VM2)), json_object_size(have2));
+    json_decref(by);
+
+    /* Relations of a VM whose document is absent go with a compare on that. */
+    VoRelationsTxn orphan = { .vm_key = "vms/" VM2, .vm_rev = VO_REV_NEW, .have = have2,
+                              .want = none };
+    assert_int_equal(vo_relations_commit(st, &orphan, NULL), -EEXIST); /* it exists */
+    assert_int_equal(vo_store_delete(st, "vms/" VM2, VO_REV_ANY), 0);
+    assert_int_equal(vo_relations_commit(st, &orphan, NULL), 0);
+    assert_int_equal(vo_relations_image_users(st, "alpine"), 0);
+    json_decref(none);
+    json_decref(have);
+    json_decref(have2);
+    json_decref(want);
+}
+
+/* A shared volume: its running VM is named, whichever VM comes first. */
+static void test_active_user_first(void **state)
+{
+    Fixture *f = *state;
+    _cleanup_vm_spec_ VoVmSpec *s1 = make_spec(VM1, "stopped");
+    _cleanup_vm_spec_ VoVmSpec *s2 = make_spec(VM2, "running");
+    json_t *r1 = vo_relations_of_vm(s1, false), *r2 = vo_relations_of_vm(s2, true);
+    assert_int_equal(commit(f->store, "vms/" VM1, VO_REV_NEW, "{}", NULL, r1, NULL), 0);
+    VoRelationUser u;
+    assert_int_equal(vo_relations_volume_user(f->store, "fast/data", &u), 1);
+    assert_string_equal(u.name, "stopped");
+    assert_false(u.active);
+    vo_relation_user_clear(&u);
+    assert_int_equal(commit(f->store, "vms/" VM2, VO_REV_NEW, "{}", NULL, r2, NULL), 0);
+    assert_int_equal(vo_relations_volume_user(f->store, "fast/data", &u), 1);
+    assert_string_equal(u.name, "running");
+    assert_true(u.active);
+    vo_relation_user_clear(&u);
+    json_decref(r1);
+    json_decref(r2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_of_vm),
+        cmocka_unit_test_setup_teardown(test_commit_and_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_active_user_first, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
