@@ -606,10 +606,6 @@ static int rev_is(int64_t expected, int64_t rev, const char *what, const char *n
 
 int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error)
 {
-    if (!strcmp(name, VO_DEFAULT_POOL)) {
-        *ret_error = vo_strdup("the default pool cannot be deleted");
-        return -EBUSY;
-    }
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
     VoPool *p = pool_find(d, name);
@@ -621,7 +617,10 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
         *ret_error = vo_asprintf("pool '%s' does not exist", name);
         r = -ENOENT;
     } else if ((r = rev_is(expected, p->rev, "pool", name, ret_error)) < 0) {
-        /* nothing changes */
+        /* nothing changes (a precondition comes before the method's checks) */
+    } else if (!strcmp(name, VO_DEFAULT_POOL)) {
+        *ret_error = vo_strdup("the default pool cannot be deleted");
+        r = -EBUSY;
     } else if (n > 0) {
         *ret_error = vo_asprintf("pool '%s' still holds %zu volume(s); delete them first", name, n);
         r = -EBUSY;

@@ -296,6 +296,33 @@ def test_filters(fake_daemon):
     assert status == 400 and "Last-Event-ID" in doc["error"]["message"]
 
 
+def test_one_transactions_events_resume_exactly(fake_daemon):
+    """A VM delete removes the VM's document and its snapshots' in one store
+    transaction (one revision R): the events are R.1 (the snapshot) and R
+    (the VM), and a client that resumes after R.1 gets the VM's delete and
+    nothing else; after R, nothing of R."""
+    d = fake_daemon
+    d.cli("vm", "create", "tx1", "--memory", "128M")
+    vm_id = d.vm("tx1")["id"]
+    d.cli("snapshot", "create", "tx1", "s1")
+    query = "kind=vm,snapshot"
+    stream = EventStream(d, query)
+    opened_at(stream)
+    d.cli("vm", "delete", "tx1")
+    got = stream.read_until(lambda e: e["kind"] == "vm" and e["action"] == "delete")
+    stream.close()
+    deletes = [(i, data) for i, _, data in got if data["action"] == "delete"]
+    assert len(deletes) == 2, got
+    (snap_id, snap), (vm_ev_id, vm) = deletes
+    rev = vm["rev"]
+    assert snap["rev"] == rev and snap["kind"] == "snapshot" and vm["id"] == vm_id
+    assert (snap_id, vm_ev_id) == (f"{rev}.1", rev), deletes
+    resumed = EventStream(d, query + "&follow=false", last_event_id=snap_id).rest()
+    assert [(i, data["kind"], data["action"]) for i, _, data in resumed] == \
+        [(rev, "vm", "delete")], resumed
+    assert EventStream(d, query + "&follow=false", last_event_id=str(rev)).rest() == []
+
+
 def test_heartbeat_carries_the_resume_point(fake_daemon):
     """A quiet filtered stream: its heartbeat says how far it has read (an
     id without data), so a client that resumes from it does not fall back
