@@ -110,6 +110,13 @@ int backup_doc_put(VoDaemon *d, const char *pool, json_t *record, bool create)
     _cleanup_free_ char *key = vo_asprintf(BACKUP_DOC_PREFIX "%s", id);
     _cleanup_free_ char *old = NULL;
     int64_t rev = VO_REV_NEW;
+    /* An update takes the revision it reads here, not one its caller read:
+     * the record's truth is backup.json in the pool (pools may be shared
+     * between hosts), which the caller has just written; the document
+     * mirrors the newest file. Read right before the put, the revision still
+     * makes it a compare-and-swap: a writer in between wins, this put fails
+     * (-ESTALE, logged) and the next start rewrites the document from the
+     * file (vo_backups_load). */
     int r = create ? -ENOENT : vo_store_get(d->store, key, &old, &rev);
     if (r < 0 && r != -ENOENT)
         return r;
@@ -135,6 +142,10 @@ int backup_doc_delete(VoDaemon *d, const char *id)
 {
     _cleanup_free_ char *key = vo_asprintf(BACKUP_DOC_PREFIX "%s", id);
     int64_t rev = 0;
+    /* At the revision read here (see backup_doc_put): the backup's files
+     * are already out of the way (renamed to .deleting-), so whatever the
+     * document says now, it goes; a writer in between makes this fail, and
+     * the next start drops a document whose files are gone. */
     int r = vo_store_get(d->store, key, NULL, &rev);
     if (r >= 0)
         r = vo_store_delete(d->store, key, rev);

@@ -7,6 +7,7 @@
 
 #include "daemon/console.h"
 #include "daemon/vms.h"
+#include "vireo/errors.h"
 
 struct VoVm {
     atomic_int refs;
@@ -125,6 +126,11 @@ void vo_vm_release_networks(VoDaemon *d, const VoVmSpec *spec);
  * task (lock released) when the VM is in between (starting, paused, ...). */
 int vo_vm_lock_for_change(VoTask *t, VoVm *vm, const char *verb, VoHvInstance **ret_hv,
                           VoVmSpec **ret_next);
+/* If-Match of a VM operation (vm-change.c): caller holds the job lock and
+ * vm->lock, before changing anything. 0 when the request that queued t named
+ * no revision or the VM is still at it; otherwise releases both locks, fails
+ * t and returns -VO_EIFMATCH (412). */
+int vo_vm_check_if_match(VoTask *t, VoVm *vm);
 /* Caller holds the job lock (so hv stays), not vm->lock: asks the running
  * VM what it has now and keeps it for GET (vm-resources.c). */
 void vo_vm_refresh_live(VoVm *vm, VoHvInstance *hv);

@@ -603,6 +603,8 @@ static int task_start(VoTask *t, void *userdata)
     VoDaemon *d = vm->d;
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
+    if (vo_vm_check_if_match(t, vm) < 0)
+        return -VO_EIFMATCH;
     VoVmState before = vm->state;
     if (vo_vm_state_active(before)) {
         _cleanup_free_ char *name = vo_strdup(vm->spec->name);
@@ -754,6 +756,10 @@ static int task_stop(VoTask *t, void *userdata)
 {
     OpArgs *a = userdata;
     pthread_mutex_lock(&a->vm->job);
+    pthread_mutex_lock(&a->vm->lock);
+    if (vo_vm_check_if_match(t, a->vm) < 0)
+        return -VO_EIFMATCH;
+    pthread_mutex_unlock(&a->vm->lock);
     int r = vo_vm_stop_locked(t, a->vm, a->force, a->timeout_s);
     pthread_mutex_unlock(&a->vm->job);
     return r;
@@ -816,6 +822,8 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
 {
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
+    if (vo_vm_check_if_match(t, vm) < 0)
+        return -VO_EIFMATCH;
     if (vm->state != required || !vm->hv) {
         VoVmState s = vm->state;
         _cleanup_free_ char *name = vo_strdup(vm->spec->name);
@@ -925,6 +933,10 @@ static int task_delete(VoTask *t, void *userdata)
     VoDaemon *d = vm->d;
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
+    if (vo_vm_check_if_match(t, vm) < 0) {
+        end_delete(vm);
+        return -VO_EIFMATCH;
+    }
     bool gone = vm->deleted;
     pthread_mutex_unlock(&vm->lock);
     if (gone) { /* its create failed meanwhile */
@@ -1412,7 +1424,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     if (edit->if_match > 0 && edit->if_match != vm->rev) {
         *ret_error = vo_asprintf("the VM changed: it is at revision %lld, not %lld (If-Match); "
                                  "read it again", (long long)vm->rev, (long long)edit->if_match);
-        r = -EPROTO;
+        r = -VO_EIFMATCH;
         goto out;
     }
     if (vm->problem) {
