@@ -241,6 +241,20 @@ static bool key_listed(const char *const *keys, size_t n, const char *key)
     return false;
 }
 
+/* Caller holds ts->lock: takes queued t, which follows prev (NULL: t is
+ * the head), off the queue. */
+static void unlink_queued(VoTasks *ts, VoTask *t, VoTask *prev)
+{
+    if (prev)
+        prev->next_queued = t->next_queued;
+    else
+        ts->queue_head = t->next_queued;
+    if (ts->queue_tail == t)
+        ts->queue_tail = prev;
+    t->next_queued = NULL;
+    ts->n_queued--;
+}
+
 /* Caller holds ts->lock: the oldest queued task none of whose keys is held
  * by a running task or wanted by an older queued task (so tasks sharing a
  * key run in order), taken off the queue; NULL when none may run now. */
@@ -257,14 +271,7 @@ static VoTask *pick(VoTasks *ts)
                 busy = ts->running[w] && has_key(ts->running[w], t->keys[k]);
         }
         if (!busy) {
-            if (prev)
-                prev->next_queued = t->next_queued;
-            else
-                ts->queue_head = t->next_queued;
-            if (ts->queue_tail == t)
-                ts->queue_tail = prev;
-            t->next_queued = NULL;
-            ts->n_queued--;
+            unlink_queued(ts, t, prev);
             return t;
         }
         for (size_t k = 0; k < VO_TASK_MAX_KEYS; k++)
@@ -613,19 +620,11 @@ static VoTask *find_task(VoTasks *ts, const char *id)
 /* Caller holds ts->lock: takes t off the queue. */
 static void unqueue(VoTasks *ts, VoTask *t)
 {
-    for (VoTask *q = ts->queue_head, *prev = NULL; q; prev = q, q = q->next_queued) {
-        if (q != t)
-            continue;
-        if (prev)
-            prev->next_queued = t->next_queued;
-        else
-            ts->queue_head = t->next_queued;
-        if (ts->queue_tail == t)
-            ts->queue_tail = prev;
-        t->next_queued = NULL;
-        ts->n_queued--;
-        return;
-    }
+    for (VoTask *q = ts->queue_head, *prev = NULL; q; prev = q, q = q->next_queued)
+        if (q == t) {
+            unlink_queued(ts, t, prev);
+            return;
+        }
 }
 
 int vo_tasks_cancel(VoTasks *ts, const char *id, json_t **ret_task, char **ret_error)

@@ -502,15 +502,20 @@ static int sql_txn(VoStore *base, const VoStoreCompare *cmps, size_t n_cmps, con
     return txn_locked(s, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
 }
 
-static int sql_revision(VoStore *base, int64_t *ret_rev)
+/* One counter of meta ("revision", "compacted"), read under the lock. */
+static int meta_read(SqlStore *s, const char *key, int64_t *ret)
 {
-    SqlStore *s = (SqlStore *)base;
-    if (!ret_rev)
+    if (!ret)
         return -EINVAL;
     _cleanup_unlock_ pthread_mutex_t *lock = store_lock(s);
     if (s->closing)
         return -ECANCELED;
-    return meta_get(s, "revision", ret_rev);
+    return meta_get(s, key, ret);
+}
+
+static int sql_revision(VoStore *base, int64_t *ret_rev)
+{
+    return meta_read((SqlStore *)base, "revision", ret_rev);
 }
 
 static int compact_locked(SqlStore *s, int64_t rev)
@@ -542,13 +547,7 @@ fail:
 
 static int sql_compacted(VoStore *base, int64_t *ret_rev)
 {
-    SqlStore *s = (SqlStore *)base;
-    if (!ret_rev)
-        return -EINVAL;
-    _cleanup_unlock_ pthread_mutex_t *lock = store_lock(s);
-    if (s->closing)
-        return -ECANCELED;
-    return meta_get(s, "compacted", ret_rev);
+    return meta_read((SqlStore *)base, "compacted", ret_rev);
 }
 
 static int sql_compact(VoStore *base, int64_t rev)
