@@ -103,14 +103,14 @@ static int events_run(const CliCommand *cmd, int argc, char **argv)
 
     bool error_event = false;
     HttpReply reply;
-    int r = http_stream_events(path, NULL, print_event, &error_event, &reply);
+    int r = http_stream_events(path, NULL, 0, print_event, &error_event, &reply);
     if (r >= 0 && reply.status == 410 && !since && reply.oldest_rev > 0) {
         /* No --since: "all the store still keeps" starts where it keeps it. */
         char *at = strstr(path, "since=0");
         _cleanup_free_ char *again = vo_asprintf("%.*ssince=%lld%s", (int)(at - path), path,
                                                  (long long)reply.oldest_rev, at + 7);
         http_reply_done(&reply);
-        r = http_stream_events(again, NULL, print_event, &error_event, &reply);
+        r = http_stream_events(again, NULL, 0, print_event, &error_event, &reply);
     }
     if (r == -EINTR)
         return CLI_EXIT_OK; /* Ctrl-C is how --follow ends */

@@ -98,6 +98,11 @@ typedef struct {
     VoSseParser *sse;      /* an event stream: 2xx bodies go here */
     const char *last_event_id;
     bool sse_stopped;      /* the event callback asked to stop */
+    VoSseEventFn sse_fn;   /* the caller's, called through on_sse_event */
+    void *sse_userdata;
+    int idle_ms;           /* > 0: end after this long without an event */
+    int64_t last_event_ms;
+    bool idle_stopped;     /* ended for that */
 } Transfer;
 
 static volatile sig_atomic_t interrupted;
@@ -177,6 +182,10 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
     if (interrupted)
         return 1; /* aborts with CURLE_ABORTED_BY_CALLBACK */
     int64_t now_ms = vo_now_ms();
+    if (x->sse && x->idle_ms > 0 && now_ms - x->last_event_ms >= x->idle_ms) {
+        x->idle_stopped = true;
+        return 1;
+    }
     if (!x->tty || now_ms - x->start_ms < PROGRESS_AFTER_MS)
         return 0;
     bool up = x->upload_fd >= 0;
@@ -335,6 +344,8 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
         http_reply_done(ret);
         if (x->label && interrupted)
             return -EINTR;
+        if (x->idle_stopped)
+            return -ETIMEDOUT;
         if (x->sse_stopped) { /* the event callback ended it: not a failure */
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
             return 1;
@@ -364,13 +375,24 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
     return 0;
 }
 
-int http_stream_events(const char *path, const char *last_event_id, VoSseEventFn fn,
-                       void *userdata, HttpReply *ret)
+/* Every event: noted (for idle_ms), then the caller's callback. */
+static int on_sse_event(const VoSseEvent *ev, void *userdata)
 {
-    VoSseParser *p = vo_sse_parser_new(fn, userdata);
+    Transfer *x = userdata;
+    x->last_event_ms = vo_now_ms();
+    return x->sse_fn(ev, x->sse_userdata);
+}
+
+int http_stream_events(const char *path, const char *last_event_id, int idle_ms,
+                       VoSseEventFn fn, void *userdata, HttpReply *ret)
+{
     /* label: no overall time limit, Ctrl-C stops it; on_progress draws nothing. */
     Transfer x = { .upload_fd = -1, .download_fd = -1, .file = "the event stream",
-                   .label = "events", .sse = p, .last_event_id = last_event_id };
+                   .label = "events", .last_event_id = last_event_id, .sse_fn = fn,
+                   .sse_userdata = userdata, .idle_ms = idle_ms,
+                   .last_event_ms = vo_now_ms() };
+    VoSseParser *p = vo_sse_parser_new(on_sse_event, &x);
+    x.sse = p;
     int r = perform("GET", path, &x, ret);
     vo_sse_parser_free(p);
     return r;

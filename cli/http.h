@@ -85,9 +85,11 @@ char *api_volume_path(const char *pool, const char *name, const char *suffix);
  * Ctrl-C (-> -EINTR, nothing printed). A non-2xx answer is returned in *ret
  * (status and body; no events) with 0. Other failures print why and return a
  * negative errno. No overall time limit: vireod sends a heartbeat every 15 s,
- * so a minute without a byte is a stall. */
-int http_stream_events(const char *path, const char *last_event_id, VoSseEventFn fn,
-                       void *userdata, HttpReply *ret);
+ * so a minute without a byte is a stall. idle_ms > 0: no event (heartbeats
+ * do not count) for that long ends the stream with -ETIMEDOUT, nothing
+ * printed (the caller looks again another way). */
+int http_stream_events(const char *path, const char *last_event_id, int idle_ms,
+                       VoSseEventFn fn, void *userdata, HttpReply *ret);
 
 void http_global_init(void);
 void http_global_done(void);

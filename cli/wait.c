@@ -15,6 +15,9 @@
 #include "output.h"
 
 #define PROGRESS_AFTER_MS 1000
+/* Following a task on the event stream, this long without an event of it:
+ * GET it again (it may have ended while its document could not be written). */
+#define WAIT_REREAD_MS 30000
 
 static volatile sig_atomic_t interrupted;
 
@@ -148,7 +151,13 @@ static int follow_task_events(Waiting *w, const char *path)
         char last[32];
         snprintf(last, sizeof(last), "%lld", (long long)rev);
         w->gone = false;
-        r = http_stream_events(events, last, on_task_event, w, &reply);
+        /* No event of the task for a while: read it again (its end may
+         * have been written late, after a failed write: jobs/tasks.h). */
+        r = http_stream_events(events, last, WAIT_REREAD_MS, on_task_event, w, &reply);
+        if (r == -ETIMEDOUT) {
+            attempt = -1; /* not a failure: as long as the task runs */
+            continue;
+        }
         if (r >= 0 && (reply.status < 200 || reply.status > 299)) {
             bool compacted = reply.status == 410;
             http_reply_done(&reply);

@@ -20,6 +20,10 @@ typedef enum {
     _VO_ERR_MAX,
 } VoErrorCode;
 
+/* The errno internal code returns when a write names a revision (If-Match)
+ * the document is no longer at: the API's 412 precondition-failed. */
+#define VO_EIFMATCH EBADE
+
 const char *vo_error_code_name(VoErrorCode code);
 int vo_error_http_status(VoErrorCode code);
 /* Map a negative errno returned by internal code onto an API error. */

@@ -1,8 +1,11 @@
-/* etag.c: ETag and If-Match for documents the store keeps under one key
- * (pools, volumes, networks, snapshots, operations): the ETag is the
- * document's store revision. These checks read the revision and compare
- * before the handler acts: a pre-check, not part of the write (VMs compare
- * under the VM's lock instead, see vms-api.c). */
+/* etag.c: ETag for documents the store keeps under one key (pools, volumes,
+ * networks, snapshots, operations): the document's store revision. If-Match
+ * is parsed by vo_request_if_match (server.c) and passed down: the daemon
+ * compares it under the object's lock beside the write (or the task does,
+ * before it changes anything). vo_api_if_match_key is only an early answer
+ * for work queued as a task (a volume delete, a snapshot revert or delete),
+ * so a stale request gets its 412 at once rather than as the task's error,
+ * and for a clone or upload, which read the volume rather than write it. */
 #include "api/handlers.h"
 #include "util/util.h"
 

@@ -40,6 +40,13 @@ typedef struct EventStream {
     char *pending;
     size_t pending_len, pending_off;
     int64_t last_sent_ms;
+    VoSseIds ids; /* event ids "R" / "R.k" (util/sse.h) */
+    /* The stream has sent everything of revisions <= seen_rev (a watch that
+     * timed out had read up to the store's revision before it waited); a
+     * heartbeat carries it as its id, so a client of a quiet, filtered
+     * stream resumes from there, not from its last event (maybe compacted
+     * away meanwhile). id_rev: the last id sent. */
+    int64_t seen_rev, id_rev;
     struct EventStream *next;
 } EventStream;
 
@@ -99,17 +106,37 @@ static bool wanted(const EventStream *s, const char *kind, const char *id)
     return false;
 }
 
+static bool event_wanted(const EventStream *s, const VoStoreEvent *e, const char **ret_kind,
+                         const char **ret_id)
+{
+    return vo_sse_key_object(e->key, ret_kind, ret_id) && wanted(s, *ret_kind, *ret_id);
+}
+
+/* A watch batch holds every change of each revision in it (state/store.h),
+ * so whether more events of a revision follow on this stream is known. */
 static void add_events(EventStream *s, const VoStoreEvent *events, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *kind, *id;
-        if (!vo_sse_key_object(events[i].key, &kind, &id) || !wanted(s, kind, id))
+        const char *kind, *id, *other_kind, *other_id;
+        if (!event_wanted(s, &events[i], &kind, &id))
             continue;
-        char *ev = vo_sse_format_change(events[i].rev, kind, id,
+        bool more = false;
+        for (size_t j = i + 1; j < n && events[j].rev == events[i].rev && !more; j++)
+            more = event_wanted(s, &events[j], &other_kind, &other_id);
+        unsigned index = 0;
+        if (!vo_sse_ids_next(&s->ids, events[i].rev, more, &index))
+            continue; /* the client saw it before it resumed */
+        char *ev = vo_sse_format_change(events[i].rev, index, kind, id,
                                         events[i].kind == VO_STORE_DELETE, events[i].value);
         pending_add(s, ev);
         free(ev);
+        if (!index) /* "R": all of R is sent */
+            s->id_rev = events[i].rev;
     }
+    /* A batch holds whole revisions: every one of them is done with (sent
+     * or not wanted). */
+    if (n > 0 && events[n - 1].rev > s->seen_rev)
+        s->seen_rev = events[n - 1].rev;
 }
 
 /* An error after the stream started: one "error" event, then the end. */
@@ -147,12 +174,27 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (!s->follow)
             wait = 0; /* only what is there already */
         else if (wait <= 0) {
-            pending_add(s, ": keepalive\n\n");
+            if (s->seen_rev > s->id_rev) {
+                /* An id without data: the client's last event id moves on,
+                 * no event is dispatched (the SSE standard). */
+                char *beat = vo_asprintf(": keepalive\nid: %lld\n\n", (long long)s->seen_rev);
+                pending_add(s, beat);
+                free(beat);
+                s->id_rev = s->seen_rev;
+            } else
+                pending_add(s, ": keepalive\n\n");
             continue;
         }
         VoStoreEvent *events = NULL;
         size_t n = 0;
+        int64_t before = 0;
+        if (s->store->ops->revision(s->store, &before) < 0)
+            before = 0;
         int r = s->store->ops->watch_next(s->w, (int)wait, &events, &n);
+        /* Nothing came: the watch read the log up to at least `before` (a
+         * wake from a hang-up or shutdown ends the stream anyway). */
+        if (r == 0 && n == 0 && !atomic_load(&s->gone) && before > s->seen_rev)
+            s->seen_rev = before;
         if (r == VO_STORE_ECOMPACTED)
             add_error(s, VO_ERR_REVISION_COMPACTED,
                       "this stream fell behind the store's change log; read the documents "
@@ -234,7 +276,8 @@ static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char
         return MHD_YES;
     _cleanup_free_ char *copy = vo_strdup(value ? value : "");
     char *save = NULL;
-    for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+    size_t named = 0;
+    for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save), named++) {
         if (!vo_sse_kind_known(k)) {
             _cleanup_free_ char *known = vo_strdup("");
             for (size_t i = 0; vo_sse_kinds[i]; i++) {
@@ -251,48 +294,24 @@ static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char
         if (!dup && a->n < MAX_KINDS)
             a->s->kinds[a->n++] = vo_strdup(k);
     }
-    if (!value || !value[0])
+    if (!named) /* "", ",": no kind at all (not "every kind") */
         a->error = vo_strdup("kind: empty; name one of the kinds (vm, volume, ...)");
     return a->error ? MHD_NO : MHD_YES;
 }
 
-/* Whether a watch of prefix from after_rev still finds the change log. */
-static bool resumable(VoStore *store, const char *prefix, int64_t after_rev)
+/* The oldest revision a stream can resume after (the compaction point); 0
+ * when unknown. */
+static int64_t oldest_resumable(VoStore *store)
 {
-    VoStoreWatch *w = NULL;
-    if (store->ops->watch_open(store, prefix, after_rev, &w) < 0)
-        return false;
-    VoStoreEvent *events = NULL;
-    size_t n = 0;
-    int r = store->ops->watch_next(w, 0, &events, &n);
-    if (r >= 0)
-        vo_store_events_free(events, n);
-    store->ops->watch_close(w);
-    return r >= 0;
-}
-
-/* The oldest revision a stream can resume after (the compaction point),
- * found by bisection between a compacted one and the current one (always
- * resumable); 0 when unknown. */
-static int64_t oldest_resumable(VoStore *store, const char *prefix, int64_t compacted)
-{
-    int64_t hi = 0;
-    if (store->ops->revision(store, &hi) < 0 || !resumable(store, prefix, hi))
-        return 0;
-    int64_t lo = compacted; /* not resumable */
-    while (hi - lo > 1) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (resumable(store, prefix, mid))
-            hi = mid;
-        else
-            lo = mid;
-    }
-    return hi;
+    int64_t compacted = 0;
+    return store->ops->compacted(store, &compacted) < 0 ? 0 : compacted;
 }
 
 /* The revision the stream starts after: Last-Event-ID, else since=, else
- * the current one. False with rep filled when malformed or in the future. */
-static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev)
+ * the current one; "R.k" (the first k events of R were seen) starts after
+ * R-1 and skips those (*ret_ids). False with rep filled when malformed or in
+ * the future. */
+static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev, VoSseIds *ret_ids)
 {
     VoStore *store = req->d->store;
     int64_t current = 0;
@@ -310,9 +329,11 @@ static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev)
         return true;
     }
     int64_t rev = 0;
-    if (vo_sse_parse_rev(text, &rev) < 0) {
+    unsigned index = 0;
+    if (vo_sse_parse_event_id(text, &rev, &index) < 0) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
-                       "%s: '%s' is not a revision (an event's id: 0, 1, ...)", what, text);
+                       "%s: '%s' is not a revision (an event's id: 0, 1, ..., or R.K)", what,
+                       text);
         return false;
     }
     if (rev > current) {
@@ -322,7 +343,9 @@ static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev)
                        what, (long long)rev, (long long)current);
         return false;
     }
-    *ret_rev = rev;
+    *ret_rev = index ? rev - 1 : rev;
+    if (index)
+        *ret_ids = (VoSseIds){ .skip_rev = rev, .skip_n = index };
     return true;
 }
 
@@ -358,10 +381,11 @@ void vo_api_events(VoRequest *req, VoReply *rep)
         return;
     }
     int64_t after = 0;
-    if (!start_revision(req, rep, &after)) {
+    if (!start_revision(req, rep, &after, &s->ids)) {
         stream_free(s);
         return;
     }
+    s->seen_rev = s->id_rev = after;
     /* One kind (and object): watch only its keys; the filter stays exact. */
     _cleanup_free_ char *prefix = NULL;
     if (ka.n == 1)
@@ -375,7 +399,7 @@ void vo_api_events(VoRequest *req, VoReply *rep)
     if (r >= 0)
         r = store->ops->watch_next(s->w, 0, &events, &n);
     if (r == VO_STORE_ECOMPACTED) {
-        int64_t oldest = oldest_resumable(store, prefix ? prefix : "", after);
+        int64_t oldest = oldest_resumable(store);
         vo_reply_error(rep, VO_ERR_REVISION_COMPACTED,
                        "revision %lld is older than the store's change log keeps (the oldest "
                        "to resume after is %lld); read the documents again and stream from now "

@@ -45,12 +45,12 @@ void vo_api_task_cancel(VoRequest *req, VoReply *rep)
 {
     if (!vo_request_unpack(req, rep, "{}"))
         return;
-    _cleanup_free_ char *key = vo_asprintf("operations/%s", req->params[0]);
-    if (!vo_api_if_match_key(req, rep, key, "the task"))
+    int64_t want = 0;
+    if (!vo_request_if_match(req, rep, &want))
         return;
     json_t *task = NULL;
     char *error = NULL;
-    int r = vo_tasks_cancel(req->d->tasks, req->params[0], &task, &error);
+    int r = vo_tasks_cancel_at(req->d->tasks, req->params[0], want, &task, &error);
     if (r < 0)
         vo_reply_errno(rep, r, error);
     else

@@ -39,11 +39,11 @@ void vo_api_network_show(VoRequest *req, VoReply *rep)
 
 void vo_api_network_delete(VoRequest *req, VoReply *rep)
 {
-    _cleanup_free_ char *key = vo_asprintf("networks/%s", req->params[0]);
-    if (!vo_api_if_match_key(req, rep, key, "the network"))
+    int64_t want = 0;
+    if (!vo_request_if_match(req, rep, &want))
         return;
     char *error = NULL;
-    int r = vo_network_delete(req->d, req->params[0], &error);
+    int r = vo_network_delete(req->d, req->params[0], want, &error);
     if (r < 0)
         vo_reply_errno(rep, r, error);
     else

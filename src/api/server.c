@@ -90,6 +90,13 @@ void vo_reply_errno(VoReply *rep, int negative_errno, const char *message)
 {
     vo_reply_error(rep, vo_error_from_errno(negative_errno), "%s",
                    message ? message : strerror(-negative_errno));
+    /* Busy (the store held by another process, say): 503, and when to ask
+     * again. VO_STORE_ECOMPACTED (-ERANGE) surfaces only from watches, which
+     * GET /v1/events answers itself (410, or an error event). */
+    if (negative_errno == -EAGAIN && !rep->header_name) {
+        rep->header_name = "Retry-After";
+        snprintf(rep->header_value, sizeof(rep->header_value), "1");
+    }
 }
 
 /* Unpacks the body strictly; fills rep with 400 naming the problem. */
@@ -170,6 +177,8 @@ bool vo_request_if_match(VoRequest *req, VoReply *rep, int64_t *ret_rev)
         long long rev = strtoll(text, &end, 10);
         if (text[0] != '-' && text[0] != '+' && !*end && !errno && rev > 0) {
             *ret_rev = rev;
+            /* Tasks the handler queues carry it, to compare where they act. */
+            vo_tasks_set_if_match(rev);
             return true;
         }
     }
@@ -442,6 +451,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     else if (parse_body(&req, p, &rep))
         p->route->fn(&req, &rep);
     vo_tasks_set_requester(false, 0, 0);
+    vo_tasks_set_if_match(0);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
     enum MHD_Result r = send_reply(conn, &rep);
     _cleanup_free_ char *shown_method = vo_escape_bytes(method, strlen(method));

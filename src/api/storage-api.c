@@ -47,11 +47,11 @@ void vo_api_pool_show(VoRequest *req, VoReply *rep)
 
 void vo_api_pool_delete(VoRequest *req, VoReply *rep)
 {
-    _cleanup_free_ char *key = vo_asprintf("pools/%s", req->params[0]);
-    if (!vo_api_if_match_key(req, rep, key, "the pool"))
+    int64_t want = 0;
+    if (!vo_request_if_match(req, rep, &want))
         return;
     char *error = NULL;
-    int r = vo_pool_delete(req->d, req->params[0], &error);
+    int r = vo_pool_delete(req->d, req->params[0], want, &error);
     reply_result(rep, r, 200, json_object(), error);
 }
 
@@ -102,14 +102,15 @@ void vo_api_volume_show(VoRequest *req, VoReply *rep)
 
 void vo_api_volume_edit(VoRequest *req, VoReply *rep)
 {
-    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
-    if (!vo_api_if_match_key(req, rep, key, "the volume"))
+    int64_t want = 0;
+    if (!vo_request_if_match(req, rep, &want))
         return;
     int shareable = 0;
     if (!vo_request_unpack(req, rep, "{s:b}", "shareable", &shareable))
         return;
     char *error = NULL;
-    int r = vo_volume_set_shareable(req->d, req->params[0], req->params[1], shareable, &error);
+    int r = vo_volume_set_shareable(req->d, req->params[0], req->params[1], shareable, want,
+                                    &error);
     json_t *volume = NULL;
     if (r >= 0)
         r = vo_volume_get_json(req->d, req->params[0], req->params[1], &volume, &error);
@@ -119,18 +120,21 @@ void vo_api_volume_edit(VoRequest *req, VoReply *rep)
 void vo_api_volume_delete(VoRequest *req, VoReply *rep)
 {
     _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
-    if (!vo_api_if_match_key(req, rep, key, "the volume"))
+    int64_t want = 0;
+    /* An early answer; the task compares again where it deletes. */
+    if (!vo_request_if_match(req, rep, &want) ||
+        !vo_api_if_match_key(req, rep, key, "the volume"))
         return;
     json_t *task = NULL;
     char *error = NULL;
-    int r = vo_volume_delete(req->d, req->params[0], req->params[1], &task, &error);
+    int r = vo_volume_delete(req->d, req->params[0], req->params[1], want, &task, &error);
     vo_reply_task(rep, r, task, error);
 }
 
 void vo_api_volume_resize(VoRequest *req, VoReply *rep)
 {
-    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
-    if (!vo_api_if_match_key(req, rep, key, "the volume"))
+    int64_t want = 0;
+    if (!vo_request_if_match(req, rep, &want))
         return;
     json_int_t size = 0;
     int allow_shrink = 0;
@@ -144,7 +148,7 @@ void vo_api_volume_resize(VoRequest *req, VoReply *rep)
     json_t *task = NULL;
     char *error = NULL;
     int r = vo_volume_resize(req->d, req->params[0], req->params[1], (uint64_t)size, allow_shrink,
-                             &task, &error);
+                             want, &task, &error);
     vo_reply_task(rep, r, task, error);
 }
 

@@ -219,7 +219,8 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     VoVmEdit edit = { .name = name, .vcpus = (unsigned)vcpus, .memory_mib = (uint64_t)memory,
                       .max_vcpus = (unsigned)max_vcpus, .max_memory_mib = (uint64_t)max_memory,
                       .autostart = autostart ? json_is_true(autostart) : -1 };
-    /* Compared again where the edit is saved, under the VM's lock. */
+    /* Compared again under the VM's lock where the edit is saved (or, for a
+     * live change, where the task starts it). */
     (void)vo_request_if_match(req, rep, &edit.if_match);
     char *error = NULL;
     /* vCPUs and memory of a running VM change live, in a task (hot-plug);
@@ -229,14 +230,12 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     if (live) {
         json_t *task = NULL;
         int r = vo_vm_set_resources(req->d, vm, edit.vcpus, edit.memory_mib, edit.autostart,
-                                    &task, &error);
+                                    edit.if_match, &task, &error);
         vo_reply_task(rep, r, task, error);
         return;
     }
     int r = vo_vm_edit(req->d, vm, &edit, &error);
-    if (r == -EPROTO)
-        vo_reply_error(rep, VO_ERR_PRECONDITION_FAILED, "%s", error);
-    else if (r < 0)
+    if (r < 0)
         vo_reply_errno(rep, r, error);
     else {
         rep->etag = vo_vm_rev(vm);

@@ -49,6 +49,9 @@ json_t *backup_record_load(const char *pool_path, const char *id);
 int backup_record_save(const char *dir, json_t *record);
 /* Every record in pool_path (new references, oldest first). */
 json_t *backup_records_in(const char *pool_path);
+/* The same into *ret (always set, empty when the directory cannot be
+ * opened); -errno of opendir, so a caller tells "cannot list" from "empty". */
+int backup_records_read(const char *pool_path, json_t **ret);
 /* The file of disk slot in record, or NULL. */
 const char *backup_disk_file(json_t *record, unsigned slot);
 /* sha256 and allocated bytes of one disk file, into its record entry. */

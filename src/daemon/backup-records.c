@@ -110,6 +110,13 @@ int backup_doc_put(VoDaemon *d, const char *pool, json_t *record, bool create)
     _cleanup_free_ char *key = vo_asprintf(BACKUP_DOC_PREFIX "%s", id);
     _cleanup_free_ char *old = NULL;
     int64_t rev = VO_REV_NEW;
+    /* An update takes the revision it reads here, not one its caller read:
+     * the record's truth is backup.json in the pool (pools may be shared
+     * between hosts), which the caller has just written; the document
+     * mirrors the newest file. Read right before the put, the revision still
+     * makes it a compare-and-swap: a writer in between wins, this put fails
+     * (-ESTALE, logged) and the next start rewrites the document from the
+     * file (vo_backups_load). */
     int r = create ? -ENOENT : vo_store_get(d->store, key, &old, &rev);
     if (r < 0 && r != -ENOENT)
         return r;
@@ -135,6 +142,10 @@ int backup_doc_delete(VoDaemon *d, const char *id)
 {
     _cleanup_free_ char *key = vo_asprintf(BACKUP_DOC_PREFIX "%s", id);
     int64_t rev = 0;
+    /* At the revision read here (see backup_doc_put): the backup's files
+     * are already out of the way (renamed to .deleting-), so whatever the
+     * document says now, it goes; a writer in between makes this fail, and
+     * the next start drops a document whose files are gone. */
     int r = vo_store_get(d->store, key, NULL, &rev);
     if (r >= 0)
         r = vo_store_delete(d->store, key, rev);
@@ -156,9 +167,17 @@ static int cmp_created(const void *a, const void *b)
 
 json_t *backup_records_in(const char *pool_path)
 {
+    json_t *arr = NULL;
+    (void)backup_records_read(pool_path, &arr);
+    return arr;
+}
+
+int backup_records_read(const char *pool_path, json_t **ret)
+{
     json_t **items = NULL;
     size_t n = 0;
     DIR *dir = opendir(pool_path);
+    int r = dir ? 0 : -errno;
     struct dirent *e;
     while (dir && (e = readdir(dir))) {
         json_t *record = e->d_name[0] == '.' ? NULL : backup_record_load(pool_path, e->d_name);
@@ -177,7 +196,8 @@ json_t *backup_records_in(const char *pool_path)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, items[i]);
     free(items);
-    return arr;
+    *ret = arr;
+    return r;
 }
 
 const char *backup_disk_file(json_t *record, unsigned slot)
@@ -393,12 +413,29 @@ static void backups_reconcile(VoDaemon *d)
             vo_strv_pushf(&unreadable, "%s", *p);
             continue;
         }
-        json_t *records = backup_records_in(path);
+        json_t *records = NULL;
+        int r = backup_records_read(path, &records);
+        if (r < 0) {
+            log_warn("backups: pool '%s' (%s) cannot be listed: %s; its backups stay listed",
+                     *p, path, strerror(-r));
+            vo_strv_pushf(&unreadable, "%s", *p);
+            json_decref(records);
+            continue;
+        }
         size_t i;
         json_t *record;
         json_array_foreach(records, i, record)
             json_object_set_new(found, json_string_value(json_object_get(record, "id")),
                                 vo_backup_doc_make(record, *p));
+        /* Empty while documents say it has backups: a share not mounted
+         * yet, most likely; the plan keeps them (vo_backup_docs_plan). */
+        size_t recorded = 0;
+        json_object_foreach(docs, id, doc)
+            if (!strcmp(json_string_value(json_object_get(doc, "pool")) ?: "", *p))
+                recorded++;
+        if (json_array_size(records) == 0 && recorded > 0)
+            log_warn("backups: pool '%s' (%s) holds no backup while %zu are recorded in it "
+                     "(not mounted yet?); they stay listed", *p, path, recorded);
         json_decref(records);
     }
     json_t *plan = vo_backup_docs_plan(docs, found, unreadable);

@@ -333,6 +333,8 @@ static int task_create(VoTask *t, void *userdata)
     VoVm *vm = op->vm;
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
+    if (vo_vm_check_if_match(t, vm) < 0)
+        return -VO_EIFMATCH;
     VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
     CreateCtx c = { .d = vm->d, .t = t, .op = op,
                     .hv = vo_vm_state_active(vm->state) ? vm->hv : NULL };

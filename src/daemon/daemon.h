@@ -11,6 +11,12 @@
  *
  * Lock order (a thread holding one may take only those after it):
  *   vm->job  →  d->vms_lock  →  vm->lock
+ * The task registry's lock (VoTasks' ts->lock, jobs/tasks.c) comes after
+ * all of these (a submit may run under a VM's job lock, say) and takes none
+ * of them, only the store's lock (operation documents are written under it):
+ *   ... → ts->lock → the store's lock
+ * What it calls back (a task's work, a cancelled task's undo) runs with it
+ * released.
  * d->storage_lock and d->networks_lock are leaves: held only while their
  * lists are read or changed, never while another of these locks is taken or
  * slow work (qemu-img, a task, a VM lookup) runs. Under them a store write

@@ -112,6 +112,26 @@ static int write_image_json(const VoImageBuild *b, const char *dir)
     return r < 0 ? r : chmod(path, VO_IMG_FILE_MODE) < 0 ? -errno : 0;
 }
 
+/* The document of a built image could not be written: its files go again.
+ * Moved out of the image's place first (back to .build-NAME, else aside to
+ * .deleting-NAME), then removed: a removal cut short in place would leave a
+ * part of the image (image.json and its disk, without its kernel) that the
+ * next start adopts. Left over, either name goes in the start-up sweep. */
+static void discard_final_dir(VoDaemon *d, const char *name, const char *final_dir,
+                              const char *tmp_dir)
+{
+    _cleanup_free_ char *aside = vo_asprintf("%s/images/.deleting-%s", d->state_dir, name);
+    const char *gone = rename(final_dir, tmp_dir) == 0 ? tmp_dir
+                       : rename(final_dir, aside) == 0 ? aside
+                                                       : NULL;
+    if (!gone) {
+        log_warn("images: cannot move %s out of the way (%s); removing it in place", final_dir,
+                 strerror(errno));
+        gone = final_dir;
+    }
+    (void)vo_rm_rf(gone);
+}
+
 int vo_image_build(VoDaemon *d, const VoImageBuild *b, VoTask *t, char **ret_error)
 {
     _cleanup_free_ char *final_dir = vo_asprintf("%s/images/%s", d->state_dir, b->name);
@@ -137,7 +157,7 @@ int vo_image_build(VoDaemon *d, const VoImageBuild *b, VoTask *t, char **ret_err
     /* Files first, then the document, which makes the image exist. A crash
      * between leaves a complete directory that the next start adopts. */
     else if ((r = vo_image_record(d, b->name, ret_error)) < 0)
-        (void)vo_rm_rf(final_dir);
+        discard_final_dir(d, b->name, final_dir, tmp_dir);
     return r;
 }
 

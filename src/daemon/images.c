@@ -56,11 +56,20 @@ static int image_doc_from_files(VoDaemon *d, const char *name, int64_t created_m
     int r = vo_image_doc_make(name, meta, 0, created_ms, &doc, ret_error);
     json_decref(meta);
     VoImageDoc v;
-    if (r >= 0 && (r = vo_image_doc_parse(doc, &v)) < 0)
+    if (r >= 0 && (r = vo_image_doc_parse(doc, name, &v)) < 0)
         vo_error_set(ret_error, r, "%s: not an image", meta_path);
     _cleanup_free_ char *disk = r >= 0 ? vo_asprintf("%s/%s", dir, v.disk) : NULL;
     if (r >= 0 && stat(disk, &st) < 0)
         r = vo_error_set(ret_error, -EINVAL, "its disk %s: %s", disk, strerror(errno));
+    /* Every file image.json names is there (a directory half removed is not
+     * an image). */
+    const char *boot[] = { r >= 0 ? v.kernel : NULL, r >= 0 ? v.initrd : NULL };
+    for (size_t i = 0; i < ELEMENTSOF(boot) && r >= 0; i++) {
+        _cleanup_free_ char *file = boot[i] ? vo_asprintf("%s/%s", dir, boot[i]) : NULL;
+        if (file && access(file, R_OK) < 0)
+            r = vo_error_set(ret_error, -EINVAL, "its %s %s: %s", i ? "initrd" : "kernel", file,
+                             strerror(errno));
+    }
     if (r >= 0) {
         uint64_t size = (uint64_t)st.st_size;
         if (!strcmp(v.format, "qcow2")) {
@@ -106,11 +115,12 @@ static char *doc_file(const char *dir, const char *rel)
     return rel ? vo_asprintf("%s/%s", dir, rel) : NULL;
 }
 
-static int image_from_doc(VoDaemon *d, const char *text, VoImage **ret)
+/* name: the image's name from the document's key. */
+static int image_from_doc(VoDaemon *d, const char *name, const char *text, VoImage **ret)
 {
     json_t *doc = json_loads(text, 0, NULL);
     VoImageDoc v;
-    int r = vo_image_doc_parse(doc, &v);
+    int r = vo_image_doc_parse(doc, name, &v);
     if (r >= 0) {
         _cleanup_free_ char *dir = image_dir(d, v.name);
         VoImage *img = vo_malloc0(sizeof(*img));
@@ -131,7 +141,7 @@ int vo_image_get(VoDaemon *d, const char *name, VoImage **ret, int64_t *ret_rev)
     _cleanup_free_ char *key = vo_asprintf(IMAGES_PREFIX "%s", name);
     _cleanup_free_ char *text = NULL;
     int r = vo_store_get(d->store, key, &text, ret_rev);
-    return r < 0 ? r : image_from_doc(d, text, ret);
+    return r < 0 ? r : image_from_doc(d, name, text, ret);
 }
 
 int vo_image_boot_file(VoDaemon *d, const char *name, bool initrd, char **ret_path,
@@ -173,7 +183,7 @@ static int list_one(const char *key, const char *value, int64_t rev, void *userd
 {
     ListCtx *c = userdata;
     VoImage *img = NULL;
-    if (image_from_doc(c->d, value, &img) < 0) {
+    if (image_from_doc(c->d, key + strlen(IMAGES_PREFIX), value, &img) < 0) {
         log_warn("images: ignoring %s: not an image document", key);
         return 0;
     }
@@ -205,31 +215,40 @@ static int collect(const char *key, const char *value, int64_t rev, void *userda
     return 0;
 }
 
-/* Whether image name's files are there: image.json and the disk it names. */
-static bool files_present(VoDaemon *d, const char *name)
+/* Whether image name's document is valid and its files are there:
+ * image.json and the disk it names. 0, -EINVAL (a document that is not an
+ * image's, e.g. a name that is not its key's), -ENOENT (files gone). */
+static int files_present(VoDaemon *d, const char *name)
 {
     VoImage *img = NULL;
-    if (vo_image_get(d, name, &img, NULL) < 0)
-        return false;
+    int r = vo_image_get(d, name, &img, NULL);
+    if (r < 0)
+        return r == -ENOENT ? r : -EINVAL;
     _cleanup_free_ char *meta = vo_asprintf("%s/images/%s/image.json", d->state_dir, name);
     bool ok = access(meta, F_OK) == 0 && access(img->disk, F_OK) == 0;
     vo_image_free(img);
-    return ok;
+    return ok ? 0 : -ENOENT;
 }
 
 void vo_images_load(VoDaemon *d)
 {
     /* Documents whose files are gone (removed behind vireod's back, or a
-     * delete cut short after its rename) go: they name nothing usable. */
+     * delete cut short after its rename) go: they name nothing usable; so
+     * do documents that are not an image's (changed behind vireod's back:
+     * a name or file outside the image directory), which nothing reads. */
     Docs docs = { 0 };
     (void)vo_store_list(d->store, IMAGES_PREFIX, collect, &docs);
     for (size_t i = 0; docs.names && docs.names[i]; i++) {
-        if (files_present(d, docs.names[i]))
+        int present = files_present(d, docs.names[i]);
+        if (present == 0)
             continue;
         _cleanup_free_ char *key = vo_asprintf(IMAGES_PREFIX "%s", docs.names[i]);
         int r = vo_store_delete(d->store, key, strtoll(docs.revs[i], NULL, 10));
         if (r < 0)
             log_warn("images: cannot remove %s: %s", key, strerror(-r));
+        else if (present == -EINVAL)
+            log_warn("images: %s is not a valid image document (its name is not its key's, or "
+                     "it names files outside the image directory); removed", key);
         else
             log_warn("images: image '%s' is gone: its files are missing; its document is "
                      "removed", docs.names[i]);

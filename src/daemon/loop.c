@@ -26,6 +26,10 @@ struct VoLoop {
     int epfd;
     int wake_fd;
     Source *sources;
+    /* Removed sources, freed at the end of the dispatch round: an event of
+     * this round may still point at one, and a source added meanwhile must
+     * not get its address (and so its event). */
+    Source *dead;
     pthread_mutex_t lock; /* protects calls and quit */
     Call *calls, *calls_tail;
     bool quit;
@@ -48,15 +52,21 @@ int vo_loop_new(VoLoop **ret)
     return 0;
 }
 
+static void free_sources(Source **list)
+{
+    while (*list) {
+        Source *s = *list;
+        *list = s->next;
+        free(s);
+    }
+}
+
 VoLoop *vo_loop_free(VoLoop *l)
 {
     if (!l)
         return NULL;
-    while (l->sources) {
-        Source *s = l->sources;
-        l->sources = s->next;
-        free(s);
-    }
+    free_sources(&l->sources);
+    free_sources(&l->dead);
     while (l->calls) {
         Call *c = l->calls;
         l->calls = c->next;
@@ -103,10 +113,11 @@ void vo_loop_remove_fd(VoLoop *l, int fd)
         Source *s = *p;
         *p = s->next;
         (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-        /* A dispatch already collected this round must not run it: mark, free later. */
+        /* A dispatch already collected this round must not run it: mark,
+         * free at the end of the round (vo_loop_run). */
         s->fn = NULL;
-        s->next = NULL;
-        free(s);
+        s->next = l->dead;
+        l->dead = s;
         return;
     }
 }
@@ -154,14 +165,6 @@ static bool run_calls(VoLoop *l)
     return quit;
 }
 
-static bool source_alive(VoLoop *l, Source *s)
-{
-    for (Source *p = l->sources; p; p = p->next)
-        if (p == s)
-            return true;
-    return false;
-}
-
 int vo_loop_run(VoLoop *l)
 {
     for (;;) {
@@ -175,13 +178,17 @@ int vo_loop_run(VoLoop *l)
         for (int i = 0; i < n; i++) {
             Source *s = evs[i].data.ptr;
             if (!s) {
-                if (run_calls(l))
+                if (run_calls(l)) {
+                    free_sources(&l->dead);
                     return 0;
+                }
                 continue;
             }
-            /* An earlier callback of this round may have removed it. */
-            if (source_alive(l, s))
+            /* An earlier callback of this round may have removed it: it is
+             * still allocated (on l->dead), marked. */
+            if (s->fn)
                 s->fn(s->fd, evs[i].events, s->userdata);
         }
+        free_sources(&l->dead);
     }
 }

@@ -22,6 +22,7 @@
 #include "util/spawn.h"
 #include "util/threads.h"
 #include "util/util.h"
+#include "vireo/errors.h"
 
 #define DNSMASQ_RESTARTS_PER_MINUTE 5
 #define DNSMASQ_READY_TIMEOUT_MS 10000
@@ -660,7 +661,7 @@ void vo_network_release(VoDaemon *d, const char *name)
     pthread_mutex_unlock(&d->networks_lock);
 }
 
-int vo_network_delete(VoDaemon *d, const char *name, char **ret_error)
+int vo_network_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error)
 {
     /* Marked first (a NIC add that starts now is refused; one in progress
      * refuses this), then the VMs: a NIC added before is seen. */
@@ -669,6 +670,10 @@ int vo_network_delete(VoDaemon *d, const char *name, char **ret_error)
     int refused = 0;
     if (!n)
         refused = vo_error_set(ret_error, -ENOENT, "network '%s' does not exist", name);
+    else if (expected > 0 && n->rev != expected)
+        refused = vo_error_set(ret_error, -VO_EIFMATCH, "network '%s' changed: it is at revision "
+                               "%lld, not %lld (If-Match); nothing was done: read it again", name,
+                               (long long)n->rev, (long long)expected);
     else if (n->deleting)
         refused = vo_error_set(ret_error, -EBUSY, "network '%s' is already being deleted", name);
     else if (n->creating)

@@ -23,7 +23,9 @@ int vo_network_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_
 /* Creates from the API body; nothing stays behind when it fails. */
 int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error);
 /* Refused (-EBUSY) while a VM's NIC uses it or a claim holds it. */
-int vo_network_delete(VoDaemon *d, const char *name, char **ret_error);
+/* expected > 0: the network's revision the caller read (If-Match), compared
+ * under the networks lock before anything changes (-VO_EIFMATCH, 412). */
+int vo_network_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error);
 
 bool vo_network_exists(VoDaemon *d, const char *name);
 /* For a NIC add or a VM create: holds network name ("user": nothing to

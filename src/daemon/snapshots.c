@@ -321,6 +321,19 @@ static void snap_op_free(void *p)
 /* Under the job lock: the VM's state, a copy of its spec with this host's
  * paths and its QEMU. When a volume or image cannot be resolved, *ret_spec
  * is the copy without paths and *ret_r and *ret_error say why. */
+/* If-Match of a snapshot revert or delete (the snapshot's revision), under
+ * the VM's job lock that every write of the VM's snapshots holds: 0, or
+ * -VO_EIFMATCH with *ret_error. */
+static int snapshot_if_match(VoTask *t, const char *name, int64_t rev, char **ret_error)
+{
+    int64_t want = vo_task_if_match(t);
+    if (want <= 0 || want == rev)
+        return 0;
+    return vo_error_set(ret_error, -VO_EIFMATCH, "snapshot '%s' changed: it is at revision "
+                        "%lld, not %lld (If-Match); nothing was done: read it again", name,
+                        (long long)rev, (long long)want);
+}
+
 static VoHvInstance *snapshot_of_state(VoVm *vm, VoVmSpec **ret_spec, bool *ret_active,
                                        int *ret_r, char **ret_error)
 {
@@ -345,6 +358,10 @@ static int task_create(VoTask *t, void *userdata)
     VoVmSpec *spec = NULL;
     bool active = false;
     pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    if (vo_vm_check_if_match(t, vm) < 0)
+        return -VO_EIFMATCH;
+    pthread_mutex_unlock(&vm->lock);
     int r = 0;
     VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
     _cleanup_free_ char *key = snap_key(spec->id, op->name);
@@ -408,13 +425,16 @@ static int task_revert(VoTask *t, void *userdata)
     int r = 0;
     VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
     key = snap_key(spec->id, op->name);
-    json_t *doc = load_doc(d, key, NULL);
+    int64_t rev = VO_REV_NEW;
+    json_t *doc = load_doc(d, key, &rev);
     bool memory = json_is_true(json_object_get(doc, "memory"));
     if (r < 0) {
         /* error says which volume or image */
     } else if (!doc) {
         error = vo_asprintf("snapshot '%s' does not exist", op->name);
         r = -ENOENT;
+    } else if ((r = snapshot_if_match(t, op->name, rev, &error)) < 0) {
+        /* refused: nothing changed */
     } else if (memory && active && (r = check_same_hardware(doc, spec, &error)) < 0) {
         /* refused: error says why */
     } else if (active && !op->force) {
@@ -473,6 +493,8 @@ static int task_delete(VoTask *t, void *userdata)
         r = -ENOENT;
         error = vo_asprintf("snapshot '%s' does not exist", op->name);
     }
+    if (r >= 0)
+        r = snapshot_if_match(t, op->name, rev, &error);
     json_decref(doc);
     if (r >= 0 && active && hv)
         r = d->driver->snapshot(hv, "delete", op->name, spec, &error);

@@ -20,6 +20,7 @@
 #include "daemon/sweep.h"
 #include "state/keys.h"
 #include "state/relations.h"
+#include "vireo/errors.h"
 #include "storage/image-header.h"
 #include "storage/qemu-img.h"
 #include "storage/volume-path.h"
@@ -592,12 +593,19 @@ static bool dir_has_entries(const char *path)
     return found;
 }
 
-int vo_pool_delete(VoDaemon *d, const char *name, char **ret_error)
+/* If-Match: 0 when expected is 0 or rev, else -VO_EIFMATCH naming what. */
+static int rev_is(int64_t expected, int64_t rev, const char *what, const char *name,
+                  char **ret_error)
 {
-    if (!strcmp(name, VO_DEFAULT_POOL)) {
-        *ret_error = vo_strdup("the default pool cannot be deleted");
-        return -EBUSY;
-    }
+    if (expected <= 0 || expected == rev)
+        return 0;
+    return vo_error_set(ret_error, -VO_EIFMATCH, "%s '%s' changed: it is at revision %lld, not "
+                        "%lld (If-Match); nothing was done: read it again", what, name,
+                        (long long)rev, (long long)expected);
+}
+
+int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error)
+{
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
     VoPool *p = pool_find(d, name);
@@ -608,6 +616,11 @@ int vo_pool_delete(VoDaemon *d, const char *name, char **ret_error)
     if (!p) {
         *ret_error = vo_asprintf("pool '%s' does not exist", name);
         r = -ENOENT;
+    } else if ((r = rev_is(expected, p->rev, "pool", name, ret_error)) < 0) {
+        /* nothing changes (a precondition comes before the method's checks) */
+    } else if (!strcmp(name, VO_DEFAULT_POOL)) {
+        *ret_error = vo_strdup("the default pool cannot be deleted");
+        r = -EBUSY;
     } else if (n > 0) {
         *ret_error = vo_asprintf("pool '%s' still holds %zu volume(s); delete them first", name, n);
         r = -EBUSY;
@@ -760,6 +773,7 @@ typedef struct {
     char *backing;               /* linked clone: backing key */
     uint64_t size;
     bool allow_shrink, linked;
+    int64_t expected; /* delete: the revision the request named (If-Match), 0: any */
 } VolumeOp;
 
 static void volume_op_free(void *p)
@@ -900,12 +914,14 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
     return r;
 }
 
+static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **ret_error);
+
 static int task_volume_delete(VoTask *t, void *userdata)
 {
     VolumeOp *op = userdata;
     _cleanup_free_ char *key = vo_asprintf("%s/%s", op->pool, op->name);
     _cleanup_free_ char *error = NULL;
-    int r = vo_volume_remove_now(op->d, key, &error);
+    int r = remove_volume(op->d, key, op->expected, &error);
     return r < 0 ? vo_task_fail(t, r, "%s", error) : 0;
 }
 
@@ -924,8 +940,8 @@ static char *volume_in_use(VoDaemon *d, const char *pool, const char *name)
     return NULL;
 }
 
-int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, json_t **ret_task,
-                     char **ret_error)
+int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, int64_t expected,
+                     json_t **ret_task, char **ret_error)
 {
     json_t *probe = NULL;
     int r = vo_volume_get_json(d, pool, name, &probe, ret_error);
@@ -938,6 +954,7 @@ int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, json_t **r
         return -EBUSY;
     }
     VolumeOp *op = volume_op(d, pool, name);
+    op->expected = expected; /* compared by the task, where it deletes */
     r = vo_tasks_submit(d->tasks, &(VoTaskDesc){ .kind = "volume-delete", .target = name },
                         task_volume_delete, op, volume_op_free, ret_task, ret_error);
     if (r < 0)
@@ -946,6 +963,11 @@ int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, json_t **r
 }
 
 int vo_volume_remove_now(VoDaemon *d, const char *key, char **ret_error)
+{
+    return remove_volume(d, key, 0, ret_error);
+}
+
+static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **ret_error)
 {
     _cleanup_free_ char *pool = NULL, *name = NULL, *path = NULL;
     if (vo_volume_key_split(key, &pool, &name) < 0) {
@@ -965,6 +987,12 @@ int vo_volume_remove_now(VoDaemon *d, const char *key, char **ret_error)
     }
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
+    r = rev_is(expected, v->rev, "volume", key, ret_error);
+    if (r < 0) {
+        v->busy = false;
+        pthread_mutex_unlock(&d->storage_lock);
+        return r;
+    }
     /* Once the document is gone the file is no one's: recorded, so that a
      * crash before the unlink leaves no file that blocks the name. */
     r = begin_volume_intent(d, pool, name, path);
@@ -1000,7 +1028,7 @@ static int task_volume_resize(VoTask *t, void *userdata)
 }
 
 int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t size,
-                     bool allow_shrink, json_t **ret_task, char **ret_error)
+                     bool allow_shrink, int64_t expected, json_t **ret_task, char **ret_error)
 {
     if (size == 0 || size > (64ULL << 40)) {
         *ret_error = vo_strdup("size_bytes: out of range (1 byte to 64 TiB)");
@@ -1011,6 +1039,17 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
     op->allow_shrink = allow_shrink;
     int r = claim_volume(d, pool, name, &op->path, &op->format, ret_error);
     if (r < 0) {
+        volume_op_free(op);
+        return r;
+    }
+    /* If-Match while claimed: no other change of the volume runs now. */
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *claimed = volume_find(d, pool, name);
+    _cleanup_free_ char *shown = vo_asprintf("%s/%s", pool, name);
+    r = claimed ? rev_is(expected, claimed->rev, "volume", shown, ret_error) : 0;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (r < 0) {
+        release_volume(d, pool, name);
         volume_op_free(op);
         return r;
     }
@@ -1157,7 +1196,7 @@ int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char 
 }
 
 int vo_volume_set_shareable(VoDaemon *d, const char *pool, const char *name, bool shareable,
-                            char **ret_error)
+                            int64_t expected, char **ret_error)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
     _cleanup_free_ char *path = NULL;
@@ -1173,6 +1212,8 @@ int vo_volume_set_shareable(VoDaemon *d, const char *pool, const char *name, boo
     if (!v) {
         *ret_error = vo_asprintf("volume '%s' does not exist", key);
         r = -ENOENT;
+    } else if ((r = rev_is(expected, v->rev, "volume", key, ret_error)) < 0) {
+        /* If-Match, under the lock the save below holds: nothing changes */
     } else if (user) {
         *ret_error = vo_asprintf("volume '%s' is attached to VM '%s': detach it first", key, user);
         r = -EBUSY;

@@ -25,7 +25,10 @@ json_t *vo_pools_list_json(VoDaemon *d);
 int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error);
 int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *path,
                    json_t **ret, char **ret_error);
-int vo_pool_delete(VoDaemon *d, const char *name, char **ret_error);
+/* expected > 0 (here and below): the revision of the document the caller
+ * read (If-Match), compared under the storage lock right beside the write;
+ * another answers -VO_EIFMATCH (412) and nothing changes. 0: any. */
+int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error);
 
 /* Volumes. */
 json_t *vo_volumes_list_json(VoDaemon *d, const char *pool);
@@ -42,10 +45,10 @@ typedef struct {
 
 int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_task,
                      json_t **ret_volume, char **ret_error);
-int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, json_t **ret_task,
-                     char **ret_error);
+int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, int64_t expected,
+                     json_t **ret_task, char **ret_error);
 int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t size,
-                     bool allow_shrink, json_t **ret_task, char **ret_error);
+                     bool allow_shrink, int64_t expected, json_t **ret_task, char **ret_error);
 /* Resizes volume key through the running VM that holds it: -ENOTCONN when
  * none does (the file is then resized here). The VM service, above this
  * one, registers it at start-up; until then every resize is offline. */
@@ -56,7 +59,7 @@ int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char 
 /* Marks a volume shareable (several VMs may attach it; QEMU's image locking
  * is off for it) or not. Refused while it is attached. */
 int vo_volume_set_shareable(VoDaemon *d, const char *pool, const char *name, bool shareable,
-                            char **ret_error);
+                            int64_t expected, char **ret_error);
 /* The file of a volume (for download); -ENOENT when unknown. */
 int vo_volume_file(VoDaemon *d, const char *pool, const char *name, char **ret_path,
                    char **ret_error);

@@ -4,12 +4,29 @@
  * saved) only once the change took effect. */
 #include "daemon/vm-internal.h"
 #include "util/util.h"
+#include "vireo/errors.h"
+
+int vo_vm_check_if_match(VoTask *t, VoVm *vm)
+{
+    int64_t want = vo_task_if_match(t);
+    if (want <= 0 || want == vm->rev)
+        return 0;
+    int64_t rev = vm->rev;
+    _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+    pthread_mutex_unlock(&vm->lock);
+    pthread_mutex_unlock(&vm->job);
+    return vo_task_fail(t, -VO_EIFMATCH, "VM '%s' changed: it is at revision %lld, not %lld "
+                        "(If-Match); nothing was done: read it again", name, (long long)rev,
+                        (long long)want);
+}
 
 int vo_vm_lock_for_change(VoTask *t, VoVm *vm, const char *verb, VoHvInstance **ret_hv,
                           VoVmSpec **ret_next)
 {
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
+    if (vo_vm_check_if_match(t, vm) < 0)
+        return -VO_EIFMATCH;
     VoVmState s = vm->state;
     bool running = s == VO_VM_RUNNING && vm->hv;
     if (vo_vm_state_active(s) && !running) {

@@ -112,6 +112,8 @@ static bool lock_stopped(VoTask *t, VoVm *vm, const char *verb, int *ret)
 {
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
+    if ((*ret = vo_vm_check_if_match(t, vm)) < 0)
+        return false;
     bool active = vo_vm_state_active(vm->state);
     pthread_mutex_unlock(&vm->lock);
     if (!active)

@@ -8,10 +8,14 @@
 
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "util/util.h"
 
-/* Caller holds vm->lock. A paused VM's reason changes without a state change. */
+/* Caller holds vm->lock. A paused VM's reason changes without a state change.
+ * A VM still starting is left to its start task, which reads QEMU's run
+ * state when it ends (vo_vm_job_end: the event was noted as missed). */
 static void set_paused(VoVm *vm, const char *reason)
 {
     if (vm->state == VO_VM_RUNNING) {
@@ -23,17 +27,42 @@ static void set_paused(VoVm *vm, const char *reason)
     }
 }
 
+/* Takes vm->lock, and the job lock too when no task holds it (a trylock:
+ * the job lock comes first). A task that ends releases the job lock while
+ * holding vm->lock after a last look at run_state_missed (vo_vm_job_end),
+ * so a second try under vm->lock that fails means a task that will still
+ * look. An event that changes the run state while a task holds the job is
+ * noted there: the task re-reads the state from the hypervisor at its end.
+ * Returns whether the job lock was taken (the caller releases both). */
+static bool lock_for_run_state(VoVm *vm)
+{
+    bool job = pthread_mutex_trylock(&vm->job) == 0;
+    pthread_mutex_lock(&vm->lock);
+    if (!job)
+        job = pthread_mutex_trylock(&vm->job) == 0;
+    vm->run_state_missed = !job;
+    return job;
+}
+
+static void unlock_for_run_state(VoVm *vm, bool job)
+{
+    pthread_mutex_unlock(&vm->lock);
+    if (job)
+        pthread_mutex_unlock(&vm->job);
+}
+
 /* The guest's disk I/O failed and QEMU paused it (werror=enospc: the host
  * is out of space). Shown whatever task runs. A new error (a
- * BLOCK_IO_ERROR, not the STOP after it) moves io_errors: a resume that
- * raced with it leaves the VM paused (see simple_op). */
+ * BLOCK_IO_ERROR, not the STOP after it, while the vCPUs ran) moves
+ * io_errors: a resume that raced with it leaves the VM paused (see
+ * simple_op). */
 static void paused_by_io_error(VoVm *vm, bool new_error)
 {
-    pthread_mutex_lock(&vm->lock);
+    bool job = lock_for_run_state(vm);
     if (new_error)
         vm->io_errors++;
     set_paused(vm, VO_VM_REASON_IO_ERROR);
-    pthread_mutex_unlock(&vm->lock);
+    unlock_for_run_state(vm, job);
 }
 
 static void on_shutdown(VoVm *vm, const VoHvEvent *ev)
@@ -44,6 +73,60 @@ static void on_shutdown(VoVm *vm, const VoHvEvent *ev)
              ev->guest ? "asked by the guest" : "asked by the host");
 }
 
+/* At most one save of the reset count per this many ms. */
+#define RESET_SAVE_MS 250
+
+/* Caller holds vm->lock. */
+static void save_resets(VoVm *vm)
+{
+    vm->reset_save_pending = false;
+    vm->reset_saved_ms = vo_now_ms();
+    (void)vo_vm_save(vm); /* the change shows in the store's change stream */
+}
+
+static void on_reset_timer(int fd, uint32_t events, void *userdata)
+{
+    VoVm *vm = userdata;
+    uint64_t expirations;
+    (void)!read(fd, &expirations, sizeof(expirations));
+    pthread_mutex_lock(&vm->lock);
+    if (vm->reset_save_pending)
+        save_resets(vm);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+/* Arms the VM's reset timer (made on first use) to fire in ms. */
+static bool arm_reset_timer(VoVm *vm, int64_t ms)
+{
+    if (vm->reset_timer_fd < 0) {
+        int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (fd < 0)
+            return false;
+        if (vo_loop_add_fd(vm->d->loop, fd, EPOLLIN, on_reset_timer, vm) < 0) {
+            close(fd);
+            return false;
+        }
+        vm->reset_timer_fd = fd;
+    }
+    struct itimerspec its = { .it_value = { .tv_sec = ms / 1000,
+                                            .tv_nsec = (ms % 1000) * 1000000 + 1 } };
+    return timerfd_settime(vm->reset_timer_fd, 0, &its, NULL) == 0;
+}
+
+/* Saves a reset count still due and stops the timer (the watch ends). */
+static void flush_resets(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->reset_save_pending)
+        save_resets(vm);
+    pthread_mutex_unlock(&vm->lock);
+    if (vm->reset_timer_fd >= 0) {
+        vo_loop_remove_fd(vm->d->loop, vm->reset_timer_fd);
+        close(vm->reset_timer_fd);
+        vm->reset_timer_fd = -1;
+    }
+}
+
 static void on_reset(VoVm *vm, const VoHvEvent *ev)
 {
     pthread_mutex_lock(&vm->lock);
@@ -51,7 +134,15 @@ static void on_reset(VoVm *vm, const VoHvEvent *ev)
     vm->last_reset_at = vo_wall_ms();
     log_info("vm %s: reset (%s, %s)", vm->spec->name, ev->reason ? ev->reason : "no reason",
              ev->guest ? "by the guest" : "by the host");
-    (void)vo_vm_save(vm); /* the change shows in the store's change stream */
+    /* Saved at once unless one was saved in the last RESET_SAVE_MS; then
+     * the timer saves the count as it is then (one write for a burst). */
+    int64_t wait = vm->reset_saved_ms + RESET_SAVE_MS - vo_now_ms();
+    if (vm->reset_save_pending)
+        ; /* the timer is set */
+    else if (wait <= 0 || vm->reset_saved_ms == 0 || !arm_reset_timer(vm, wait))
+        save_resets(vm);
+    else
+        vm->reset_save_pending = true;
     pthread_mutex_unlock(&vm->lock);
 }
 
@@ -63,8 +154,7 @@ static void on_reset(VoVm *vm, const VoHvEvent *ev)
  * STOP, which shows the pause again, and this RESUME just after it). */
 static void follow_run_state(VoVm *vm, bool running, const char *reason)
 {
-    bool job = pthread_mutex_trylock(&vm->job) == 0; /* the job lock comes first */
-    pthread_mutex_lock(&vm->lock);
+    bool job = lock_for_run_state(vm);
     bool io_error_pause = vm->state == VO_VM_PAUSED && vm->state_reason &&
                           !strcmp(vm->state_reason, VO_VM_REASON_IO_ERROR);
     if (running && vm->state == VO_VM_PAUSED && (job || io_error_pause)) {
@@ -73,9 +163,7 @@ static void follow_run_state(VoVm *vm, bool running, const char *reason)
     } else if (!running && vm->state == VO_VM_RUNNING && job) {
         set_paused(vm, reason);
     }
-    pthread_mutex_unlock(&vm->lock);
-    if (job)
-        pthread_mutex_unlock(&vm->job);
+    unlock_for_run_state(vm, job);
 }
 
 static void on_stop(VoVm *vm, const VoHvEvent *ev)
@@ -102,11 +190,15 @@ static void on_block_io_error(VoVm *vm, const VoHvEvent *ev)
              ev->nospace ? " (host out of space)" : "", ev->action,
              (long long)(ev->timestamp_us / 1000000), (long long)(ev->timestamp_us % 1000000),
              ev->late ? ", before the last resume" : "");
-    /* One from before the last RESUME (QEMU held it back), or that comes
-     * while the vCPUs are stopped already (another request failing in the
-     * same stop), pauses nothing. */
-    if (!strcmp(ev->action, "stop") && !ev->late && !vm->hv_stopped)
-        paused_by_io_error(vm, true);
+    /* One from before the last RESUME (QEMU held it back) pauses nothing.
+     * One that comes while the vCPUs are stopped already (per the events)
+     * is why they are: QEMU throttles these, so after a resume whose
+     * retried write failed at once the order is RESUME, STOP, then this up
+     * to a second later. It sets the reason (a STOP nobody asked for showed
+     * "unknown"; a STOP a task hid left the VM shown running), but is not
+     * a new error for a resume under way (io_errors). */
+    if (!strcmp(ev->action, "stop") && !ev->late)
+        paused_by_io_error(vm, !vm->hv_stopped);
 }
 
 /* Hot-unplug (qemu-hotplug.c) and block jobs (qemu-backup.c, snapshots)
@@ -185,10 +277,10 @@ void vo_vm_events_watch(VoVm *vm)
 
 void vo_vm_events_unwatch(VoVm *vm)
 {
-    if (vm->events_fd < 0)
-        return;
-    read_events(vm); /* the last ones, e.g. a SHUTDOWN, before the exit is handled */
+    if (vm->events_fd >= 0)
+        read_events(vm); /* the last ones, e.g. a SHUTDOWN, before the exit is handled */
     if (vm->events_fd >= 0)
         vo_loop_remove_fd(vm->d->loop, vm->events_fd);
     vm->events_fd = -1;
+    flush_resets(vm);
 }

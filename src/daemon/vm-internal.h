@@ -7,6 +7,7 @@
 
 #include "daemon/console.h"
 #include "daemon/vms.h"
+#include "vireo/errors.h"
 
 struct VoVm {
     atomic_int refs;
@@ -38,8 +39,18 @@ struct VoVm {
     unsigned io_errors;     /* I/O errors that paused it (vm-events.c) */
     unsigned resets;        /* resets since it started */
     int64_t last_reset_at;  /* wall ms of the last one, 0 for none */
+    /* Resets are saved at most every RESET_SAVE_MS (a guest in a reset loop
+     * resets many times a second): the last save's time (monotonic ms), a
+     * save due, and its timer on the loop (-1: none). Loop thread only. */
+    int64_t reset_saved_ms;
+    bool reset_save_pending;
+    int reset_timer_fd;
     int events_fd;          /* event source on the loop, -1: none; loop thread only */
     bool hv_stopped;        /* the vCPUs are stopped, as the events say; loop thread only */
+    /* A STOP, RESUME or stopping I/O error came while a task held the job
+     * lock: the task reads the run state from the hypervisor when it ends
+     * (vo_vm_job_end). Under vm->lock. */
+    bool run_state_missed;
     /* A definition from before specs named things, with host paths that name
      * no volume or image: what is wrong (GET shows it; starting and changing
      * the VM are refused), and the document as it was, which is what is
@@ -80,6 +91,11 @@ void vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason);
 void vo_vm_events_watch(VoVm *vm);
 void vo_vm_events_unwatch(VoVm *vm);
 bool vo_vm_wait_exit(VoVm *vm, int timeout_ms);
+/* Ends a task's hold of the VM (caller holds vm->job, not vm->lock): when
+ * events changed the run state while it held it (run_state_missed), or
+ * sync, asks the hypervisor (query-status) and shows what it says, then
+ * releases the job lock. See "QMP events" in docs/internals.md. */
+void vo_vm_job_end(VoVm *vm, bool sync);
 /* The VM (its name, malloc'd) a volume ("pool/name") is attached to, or
  * NULL, from the registry: also a VM still being created. */
 char *vo_vms_volume_user(VoDaemon *d, const char *key);
@@ -110,6 +126,11 @@ void vo_vm_release_networks(VoDaemon *d, const VoVmSpec *spec);
  * task (lock released) when the VM is in between (starting, paused, ...). */
 int vo_vm_lock_for_change(VoTask *t, VoVm *vm, const char *verb, VoHvInstance **ret_hv,
                           VoVmSpec **ret_next);
+/* If-Match of a VM operation (vm-change.c): caller holds the job lock and
+ * vm->lock, before changing anything. 0 when the request that queued t named
+ * no revision or the VM is still at it; otherwise releases both locks, fails
+ * t and returns -VO_EIFMATCH (412). */
+int vo_vm_check_if_match(VoTask *t, VoVm *vm);
 /* Caller holds the job lock (so hv stays), not vm->lock: asks the running
  * VM what it has now and keeps it for GET (vm-resources.c). */
 void vo_vm_refresh_live(VoVm *vm, VoHvInstance *hv);

@@ -13,6 +13,7 @@ typedef struct {
     VoVm *vm;
     unsigned vcpus;      /* 0: unchanged */
     uint64_t memory_mib; /* 0: unchanged */
+    int64_t if_match;    /* the VM's revision the request named; 0: none */
 } ResourcesArgs;
 
 static void resources_args_free(void *p)
@@ -115,6 +116,15 @@ static int task_set_resources(VoTask *t, void *userdata)
     VoHvDriver *drv = vm->d->driver;
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
+    if (a->if_match > 0 && a->if_match != vm->rev) {
+        int64_t rev = vm->rev;
+        _cleanup_free_ char *changed_name = vo_strdup(vm->spec->name);
+        pthread_mutex_unlock(&vm->lock);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, -VO_EIFMATCH, "VM '%s' changed: it is at revision %lld, not %lld "
+                            "(If-Match); nothing was done: read it again", changed_name,
+                            (long long)rev, (long long)a->if_match);
+    }
     if (vm->state != VO_VM_RUNNING || !vm->hv) {
         VoVmState s = vm->state;
         _cleanup_free_ char *stopped_name = vo_strdup(vm->spec->name);
@@ -185,7 +195,7 @@ static int set_autostart(VoVm *vm, bool autostart, bool *ret_old, char **ret_err
 }
 
 int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_mib,
-                        int autostart, json_t **ret_task, char **ret_error)
+                        int autostart, int64_t if_match, json_t **ret_task, char **ret_error)
 {
     if (pthread_mutex_trylock(&vm->job) != 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
@@ -194,7 +204,11 @@ int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_m
     }
     pthread_mutex_lock(&vm->lock);
     int r = 0;
-    if (vm->problem)
+    if (if_match > 0 && if_match != vm->rev)
+        r = vo_error_set(ret_error, -VO_EIFMATCH, "VM '%s' changed: it is at revision %lld, not "
+                         "%lld (If-Match); read it again", vm->spec->name, (long long)vm->rev,
+                         (long long)if_match);
+    else if (vm->problem)
         r = vo_error_set(ret_error, -EBUSY, "cannot change the vCPUs or memory of VM '%s': %s",
                          vm->spec->name, vm->problem);
     else if (vm->provisioning || vm->state != VO_VM_RUNNING || !vm->hv)
@@ -220,6 +234,9 @@ int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_m
     if (r >= 0) {
         ResourcesArgs *a = vo_malloc0(sizeof(*a));
         *a = (ResourcesArgs){ .vm = vo_vm_ref(vm), .vcpus = vcpus, .memory_mib = memory_mib };
+        /* The task compares again (autostart's save, under the job lock
+         * held since the compare above, moved the revision on). */
+        a->if_match = if_match > 0 && autostart >= 0 ? vo_vm_rev(vm) : if_match;
         r = vo_vm_submit(d, vm, "set-resources", task_set_resources, a, resources_args_free,
                          ret_task, ret_error);
         _cleanup_free_ char *ignored = NULL;

@@ -64,6 +64,7 @@ static VoVm *vm_new(VoDaemon *d)
     pthread_cond_init(&vm->changed, NULL);
     vm->uses = json_object();
     vm->events_fd = -1;
+    vm->reset_timer_fd = -1;
     return vm;
 }
 
@@ -602,6 +603,8 @@ static int task_start(VoTask *t, void *userdata)
     VoDaemon *d = vm->d;
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
+    if (vo_vm_check_if_match(t, vm) < 0)
+        return -VO_EIFMATCH;
     VoVmState before = vm->state;
     if (vo_vm_state_active(before)) {
         _cleanup_free_ char *name = vo_strdup(vm->spec->name);
@@ -673,7 +676,9 @@ static int task_start(VoTask *t, void *userdata)
         vo_vm_set_state(vm, VO_VM_RUNNING);
     }
     pthread_mutex_unlock(&vm->lock);
-    pthread_mutex_unlock(&vm->job);
+    /* An I/O error that stopped it while it was still starting (or any
+     * STOP seen meanwhile) is read back from QEMU here. */
+    vo_vm_job_end(vm, false);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_task_fail(t, r, "VM '%s' launched but did not start running: %s", name,
@@ -751,17 +756,74 @@ static int task_stop(VoTask *t, void *userdata)
 {
     OpArgs *a = userdata;
     pthread_mutex_lock(&a->vm->job);
+    pthread_mutex_lock(&a->vm->lock);
+    if (vo_vm_check_if_match(t, a->vm) < 0)
+        return -VO_EIFMATCH;
+    pthread_mutex_unlock(&a->vm->lock);
     int r = vo_vm_stop_locked(t, a->vm, a->force, a->timeout_s);
     pthread_mutex_unlock(&a->vm->job);
     return r;
 }
 
-/* pause/resume/reboot: one driver call on a VM in the required state. */
+/* Shows the run state the hypervisor answered (caller holds job and lock):
+ * only for a VM shown running or paused (a start or stop sets its own). A
+ * paused VM keeps its reason unless QEMU says I/O error. */
+static void apply_run_state(VoVm *vm, const VoHvInfo *info)
+{
+    if (vm->state != VO_VM_RUNNING && vm->state != VO_VM_PAUSED)
+        return;
+    if (!info->paused) {
+        vm->info.paused = false;
+        if (vm->state == VO_VM_PAUSED)
+            vo_vm_set_state(vm, VO_VM_RUNNING);
+        return;
+    }
+    const char *reason = info->io_error                           ? VO_VM_REASON_IO_ERROR
+                         : vm->state == VO_VM_PAUSED && vm->state_reason ? vm->state_reason
+                                                                          : VO_VM_REASON_UNKNOWN;
+    vm->info.paused = true;
+    if (vm->state != VO_VM_PAUSED || !vm->state_reason || strcmp(vm->state_reason, reason)) {
+        _cleanup_free_ char *r = vo_strdup(reason); /* may be vm->state_reason itself */
+        vo_vm_set_state_reason(vm, VO_VM_PAUSED, r);
+    }
+}
+
+void vo_vm_job_end(VoVm *vm, bool sync)
+{
+    pthread_mutex_lock(&vm->lock);
+    /* Asked again while events keep coming meanwhile (bounded: a guest
+     * stopping and resuming without end gets the last answer). */
+    for (int tries = 0; (sync || vm->run_state_missed) && vm->hv && tries < 4; tries++) {
+        VoHvInstance *hv = vm->hv; /* stays while the job lock is held */
+        sync = false;
+        vm->run_state_missed = false;
+        pthread_mutex_unlock(&vm->lock);
+        VoHvInfo info = { 0 };
+        int r = vm->d->driver->info(hv, &info); /* QMP: not under vm->lock */
+        pthread_mutex_lock(&vm->lock);
+        if (r < 0)
+            break;
+        if (vm->run_state_missed && tries < 3)
+            continue; /* the answer may be older than those events */
+        apply_run_state(vm, &info);
+    }
+    /* Released under vm->lock: an event the loop reads after this sees the
+     * job free (lock_for_run_state in vm-events.c). */
+    pthread_mutex_unlock(&vm->job);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+/* pause/resume/reboot: one driver call on a VM in the required state. A
+ * resume then asks QEMU whether it runs (a write retried by cont may fail
+ * at once and stop it again), and any task reads the state again when
+ * STOP/RESUME came while it held the VM (vo_vm_job_end). */
 static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInstance *),
                      VoVmState after, const char *verb)
 {
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
+    if (vo_vm_check_if_match(t, vm) < 0)
+        return -VO_EIFMATCH;
     if (vm->state != required || !vm->hv) {
         VoVmState s = vm->state;
         _cleanup_free_ char *name = vo_strdup(vm->spec->name);
@@ -787,7 +849,7 @@ static int simple_op(VoTask *t, VoVm *vm, VoVmState required, int (*op)(VoHvInst
         if (after == VO_VM_RUNNING)
             vo_vm_refresh_live(vm, hv);
     }
-    pthread_mutex_unlock(&vm->job);
+    vo_vm_job_end(vm, r >= 0 && required == VO_VM_PAUSED && after == VO_VM_RUNNING);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_task_fail(t, r, "cannot %s VM '%s': %s", verb, name, strerror(-r));
@@ -871,6 +933,10 @@ static int task_delete(VoTask *t, void *userdata)
     VoDaemon *d = vm->d;
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
+    if (vo_vm_check_if_match(t, vm) < 0) {
+        end_delete(vm);
+        return -VO_EIFMATCH;
+    }
     bool gone = vm->deleted;
     pthread_mutex_unlock(&vm->lock);
     if (gone) { /* its create failed meanwhile */
@@ -1373,7 +1439,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     if (edit->if_match > 0 && edit->if_match != vm->rev) {
         *ret_error = vo_asprintf("the VM changed: it is at revision %lld, not %lld (If-Match); "
                                  "read it again", (long long)vm->rev, (long long)edit->if_match);
-        r = -EPROTO;
+        r = -VO_EIFMATCH;
         goto out;
     }
     if (vm->problem) {

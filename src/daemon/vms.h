@@ -110,9 +110,12 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error);
  * it was started with, and saves the new values in its definition. Refused
  * at once (with *ret_error naming the limit) when out of reach. autostart
  * (0/1; -1: unchanged) given along is saved before the task is queued, while
- * the VM's job lock is held: all of the request is applied, or none. */
+ * the VM's job lock is held: all of the request is applied, or none.
+ * if_match > 0: the VM's revision the request read (If-Match), compared under
+ * the VM's lock at once and again by the task before it changes anything
+ * (-VO_EIFMATCH, 412, when the VM moved on; nothing changes). */
 int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_mib,
-                        int autostart, json_t **ret_task, char **ret_error);
+                        int autostart, int64_t if_match, json_t **ret_task, char **ret_error);
 /* Adds what a running VM has now (vcpus_plugged, memory_actual_mib) to its
  * document; nothing when it does not run or the driver is busy. */
 void vo_vm_add_live_resources(VoVm *vm, json_t *doc);

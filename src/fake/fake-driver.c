@@ -39,6 +39,7 @@ struct VoHvInstance {
     int exit_fd; /* eventfd written when the VM "exits" */
     int events_fd; /* the fake-events FIFO, open read-write, non-blocking */
     atomic_bool paused; /* also set by events_read on the loop thread */
+    atomic_bool io_error; /* paused by an I/O error (a STOP with reason io-error) */
     bool clean_exit;
     char *state_path;
     char *events_buf; /* a partial line read from the FIFO */
@@ -194,7 +195,8 @@ static int fake_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
 
 static int fake_info(VoHvInstance *vm, VoHvInfo *ret)
 {
-    *ret = (VoHvInfo){ .pid = 0, .accel = VO_ACCEL_TCG, .paused = vm->paused };
+    *ret = (VoHvInfo){ .pid = 0, .accel = VO_ACCEL_TCG, .paused = vm->paused,
+                       .io_error = vm->paused && vm->io_error };
     return 0;
 }
 
@@ -204,6 +206,7 @@ static int set_paused(VoHvInstance *vm, bool paused, const char *op)
     if (r < 0)
         return r;
     vm->paused = paused;
+    vm->io_error = false;
     save_state(vm);
     return 0;
 }
@@ -221,6 +224,11 @@ static int fake_resume(VoHvInstance *vm)
     int r = set_paused(vm, false, "resume");
     if (r >= 0)
         emit(vm, "{\"event\":\"RESUME\"}");
+    /* A hold point after the RESUME (resumed.hold): what QEMU does right
+     * after a cont, before the caller goes on. */
+    const char *dir = getenv("VIREO_FAKE_FAULTS");
+    if (r >= 0 && dir)
+        hold(dir, "resumed");
     return r;
 }
 
@@ -330,6 +338,11 @@ static int fake_nic_detach(VoHvInstance *vm, unsigned slot, char **ret_error)
  * nothing changes). */
 static int fake_query_resources(VoHvInstance *vm, bool wait, VoHvResources *ret)
 {
+    /* Only a hold point (query_resources.hold): a test holds a task that
+     * has done its driver call and not yet ended, e.g. a resume after cont. */
+    const char *dir = getenv("VIREO_FAKE_FAULTS");
+    if (dir)
+        hold(dir, "query_resources");
     *ret = vm->res;
     return 0;
 }
@@ -382,6 +395,7 @@ static void fake_event_line(VoHvInstance *vm, const char *line, size_t n, VoHvEv
     if (r == 0) {
         if (ev.type == VO_HV_EVENT_STOP || ev.type == VO_HV_EVENT_RESUME) {
             vm->paused = ev.type == VO_HV_EVENT_STOP;
+            vm->io_error = vm->paused && ev.reason && !strcmp(ev.reason, "io-error");
             save_state(vm);
         }
         fn(vm, &ev, userdata);

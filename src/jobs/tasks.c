@@ -3,8 +3,10 @@
  * persist each task in the store. */
 #include "jobs/tasks.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf/names.h"
 #include "util/cancel.h"
@@ -33,6 +35,7 @@ struct VoTask {
     char *error_message;
     json_t *result;
     bool has_requester;
+    int64_t if_match; /* what the request that queued it named (If-Match), 0: none */
     uint32_t uid;
     int32_t pid;
     int64_t created_at, started_at, finished_at;
@@ -44,6 +47,7 @@ struct VoTask {
     json_t *doc;
     int64_t rev;
     int64_t written_ms;
+    bool dirty; /* doc is not in the store yet (a write failed): retried */
     bool loaded;
     VoTaskFn fn;
     void *userdata;
@@ -71,6 +75,7 @@ struct VoTasks {
     unsigned n_workers;
     bool stopping;
     VoStore *store; /* NULL: memory only (unit tests) */
+    bool dirty_left; /* some task's document is not written yet (retry_dirty) */
     Cleanup *cleanups;
     size_t n_cleanups;
 };
@@ -86,6 +91,18 @@ static _Thread_local Requester requester;
 void vo_tasks_set_requester(bool known, uint32_t uid, int32_t pid)
 {
     requester = (Requester){ .known = known, .uid = uid, .pid = pid };
+}
+
+static _Thread_local int64_t request_if_match;
+
+void vo_tasks_set_if_match(int64_t rev)
+{
+    request_if_match = rev > 0 ? rev : 0;
+}
+
+int64_t vo_task_if_match(VoTask *t)
+{
+    return t->if_match; /* set at submit, never changed */
 }
 
 static void task_free(VoTask *t)
@@ -134,10 +151,37 @@ static json_t *task_to_json(const VoTask *t)
     return o;
 }
 
-/* Caller holds ts->lock: writes doc as t's operation document, stating the
- * revision last written (create-only the first time), and keeps it as what
- * GET answers. Steals doc. A failed write is logged; the document then
- * lags (the next write says the same expected revision again). */
+/* Caller holds ts->lock: one attempt to put t->doc, stating the revision
+ * last written (create-only the first time). A write that finds another
+ * revision checks whether the store holds this very document (a write that
+ * committed but answered an error): then it counts as written. */
+static int put_doc(VoTasks *ts, VoTask *t)
+{
+    _cleanup_free_ char *text = json_dumps(t->doc, JSON_COMPACT | JSON_SORT_KEYS);
+    _cleanup_free_ char *key = vo_asprintf(VO_TASKS_PREFIX "%s", t->id);
+    int64_t rev = 0;
+    /* The store's lock is a leaf: a short write under ts->lock keeps the
+     * writes of one operation in order. */
+    int r = text ? vo_store_put(ts->store, key, text, t->rev > 0 ? t->rev : VO_REV_NEW, &rev)
+                 : -ENOMEM;
+    if (r == -ESTALE || r == -EEXIST) {
+        _cleanup_free_ char *now = NULL;
+        if (vo_store_get(ts->store, key, &now, &rev) >= 0 && !strcmp(now, text))
+            r = 0;
+    }
+    if (r >= 0) {
+        t->rev = rev;
+        t->dirty = false;
+    }
+    return r;
+}
+
+/* Caller holds ts->lock: writes doc as t's operation document and keeps it
+ * as what GET answers. Steals doc. A failed write leaves the document
+ * dirty: the next write of t (a newer document) or the registry's retry
+ * timer (retry_dirty) writes it. The final document (the task's end) is
+ * what a waiting client and a restart need: its write is retried a few
+ * times at once, with backoff, before it is left to the timer. */
 static void write_doc(VoTasks *ts, VoTask *t, json_t *doc)
 {
     json_decref(t->doc);
@@ -145,17 +189,34 @@ static void write_doc(VoTasks *ts, VoTask *t, json_t *doc)
     t->written_ms = vo_now_ms();
     if (!ts->store)
         return;
-    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-    _cleanup_free_ char *key = vo_asprintf(VO_TASKS_PREFIX "%s", t->id);
-    int64_t rev = 0;
-    /* The store's lock is a leaf: a short write under ts->lock keeps the
-     * writes of one operation in order. */
-    int r = text ? vo_store_put(ts->store, key, text, t->rev > 0 ? t->rev : VO_REV_NEW, &rev)
-                 : -ENOMEM;
-    if (r < 0)
-        log_warn("task %s: cannot write %s: %s", t->id, key, strerror(-r));
-    else
-        t->rev = rev;
+    t->dirty = true;
+    int r = put_doc(ts, t);
+    bool final = finished(t->state);
+    for (int i = 0; r < 0 && final && i < VO_TASKS_FINAL_WRITE_TRIES - 1; i++) {
+        /* ts->lock is held: short, bounded (10 + 20 + 40 + 80 ms). */
+        (void)poll(NULL, 0, 10 << i);
+        r = put_doc(ts, t);
+    }
+    if (r < 0) {
+        log_warn("task %s: cannot write its operation document%s: %s; retried every %d ms",
+                 t->id, final ? " (final)" : "", strerror(-r), VO_TASKS_RETRY_MS);
+        ts->dirty_left = true;
+        pthread_cond_broadcast(&ts->wake); /* a worker waits with the retry timer now */
+    }
+}
+
+/* Caller holds ts->lock: writes the documents a failed write left behind
+ * (one attempt each); whether some are still dirty. */
+static bool retry_dirty(VoTasks *ts)
+{
+    bool left = false;
+    for (size_t i = 0; ts->store && i < ts->n_all; i++) {
+        VoTask *t = ts->all[i];
+        if (t->dirty && put_doc(ts, t) < 0)
+            left = true;
+    }
+    ts->dirty_left = left;
+    return left;
 }
 
 /* Caller holds ts->lock: writes t's document now. */
@@ -180,6 +241,20 @@ static bool key_listed(const char *const *keys, size_t n, const char *key)
     return false;
 }
 
+/* Caller holds ts->lock: takes queued t, which follows prev (NULL: t is
+ * the head), off the queue. */
+static void unlink_queued(VoTasks *ts, VoTask *t, VoTask *prev)
+{
+    if (prev)
+        prev->next_queued = t->next_queued;
+    else
+        ts->queue_head = t->next_queued;
+    if (ts->queue_tail == t)
+        ts->queue_tail = prev;
+    t->next_queued = NULL;
+    ts->n_queued--;
+}
+
 /* Caller holds ts->lock: the oldest queued task none of whose keys is held
  * by a running task or wanted by an older queued task (so tasks sharing a
  * key run in order), taken off the queue; NULL when none may run now. */
@@ -196,14 +271,7 @@ static VoTask *pick(VoTasks *ts)
                 busy = ts->running[w] && has_key(ts->running[w], t->keys[k]);
         }
         if (!busy) {
-            if (prev)
-                prev->next_queued = t->next_queued;
-            else
-                ts->queue_head = t->next_queued;
-            if (ts->queue_tail == t)
-                ts->queue_tail = prev;
-            t->next_queued = NULL;
-            ts->n_queued--;
+            unlink_queued(ts, t, prev);
             return t;
         }
         for (size_t k = 0; k < VO_TASK_MAX_KEYS; k++)
@@ -226,8 +294,23 @@ static void *worker_main(void *arg)
     for (;;) {
         VoTask *t;
         /* When stopping, what is queued still runs (as before the bound). */
-        while (!(t = pick(ts)) && !(ts->stopping && !ts->queue_head))
-            pthread_cond_wait(&ts->wake, &ts->lock);
+        while (!(t = pick(ts)) && !(ts->stopping && !ts->queue_head)) {
+            if (!ts->dirty_left) {
+                pthread_cond_wait(&ts->wake, &ts->lock);
+                continue;
+            }
+            /* A document a write failed to store: tried again on a timer. */
+            struct timespec at;
+            clock_gettime(CLOCK_REALTIME, &at);
+            at.tv_sec += VO_TASKS_RETRY_MS / 1000;
+            at.tv_nsec += (long)(VO_TASKS_RETRY_MS % 1000) * 1000000L;
+            if (at.tv_nsec >= 1000000000L) {
+                at.tv_sec++;
+                at.tv_nsec -= 1000000000L;
+            }
+            if (pthread_cond_timedwait(&ts->wake, &ts->lock, &at) == ETIMEDOUT)
+                (void)retry_dirty(ts);
+        }
         if (!t)
             break;
         t->state = TASK_RUNNING;
@@ -243,9 +326,10 @@ static void *worker_main(void *arg)
 
         pthread_mutex_lock(&ts->lock);
         ts->running[w->slot] = NULL;
-        if (r < 0 && t->cancel_requested) {
-            /* Its work stopped at the cancel (or failed after it): either
-             * way it did not happen, and what it made is gone. */
+        if (r == -ECANCELED && t->cancel_requested) {
+            /* Its work stopped at the cancel: it did not happen, and what it
+             * made is gone. (Another error, even after a cancel was asked,
+             * is a failure of its own and keeps its code.) */
             t->state = TASK_CANCELLED;
             free(t->message);
             t->message = vo_strdup(t->error_message ? t->error_message : "cancelled");
@@ -311,6 +395,10 @@ VoTasks *vo_tasks_free(VoTasks *ts)
     pthread_mutex_unlock(&ts->lock);
     for (unsigned i = 0; i < ts->n_workers; i++)
         pthread_join(ts->workers[i], NULL);
+    pthread_mutex_lock(&ts->lock);
+    if (ts->dirty_left && retry_dirty(ts)) /* a last try: the store closes after us */
+        log_warn("tasks: some operation documents could not be written");
+    pthread_mutex_unlock(&ts->lock);
     for (size_t i = 0; i < ts->n_all; i++)
         task_free(ts->all[i]);
     free(ts->all);
@@ -421,6 +509,7 @@ int vo_tasks_submit(VoTasks *ts, const VoTaskDesc *desc, VoTaskFn fn, void *user
     t->has_requester = requester.known;
     t->uid = requester.uid;
     t->pid = requester.pid;
+    t->if_match = request_if_match;
     for (size_t i = 0, n = 0; i < VO_TASK_MAX_KEYS; i++)
         if (desc->keys[i])
             t->keys[n++] = vo_strdup(desc->keys[i]);
@@ -531,22 +620,20 @@ static VoTask *find_task(VoTasks *ts, const char *id)
 /* Caller holds ts->lock: takes t off the queue. */
 static void unqueue(VoTasks *ts, VoTask *t)
 {
-    for (VoTask *q = ts->queue_head, *prev = NULL; q; prev = q, q = q->next_queued) {
-        if (q != t)
-            continue;
-        if (prev)
-            prev->next_queued = t->next_queued;
-        else
-            ts->queue_head = t->next_queued;
-        if (ts->queue_tail == t)
-            ts->queue_tail = prev;
-        t->next_queued = NULL;
-        ts->n_queued--;
-        return;
-    }
+    for (VoTask *q = ts->queue_head, *prev = NULL; q; prev = q, q = q->next_queued)
+        if (q == t) {
+            unlink_queued(ts, t, prev);
+            return;
+        }
 }
 
 int vo_tasks_cancel(VoTasks *ts, const char *id, json_t **ret_task, char **ret_error)
+{
+    return vo_tasks_cancel_at(ts, id, 0, ret_task, ret_error);
+}
+
+int vo_tasks_cancel_at(VoTasks *ts, const char *id, int64_t expected, json_t **ret_task,
+                       char **ret_error)
 {
     pthread_mutex_lock(&ts->lock);
     VoTask *t = find_task(ts, id);
@@ -554,6 +641,11 @@ int vo_tasks_cancel(VoTasks *ts, const char *id, json_t **ret_task, char **ret_e
     if (!t) {
         r = vo_error_set(ret_error, -ENOENT, "task '%s' does not exist (see: vireo task list)",
                          id);
+    } else if (expected > 0 && t->rev != expected) {
+        /* If-Match, under the lock every write of the document holds. */
+        r = vo_error_set(ret_error, -VO_EIFMATCH, "the task changed: it is at revision %lld, "
+                         "not %lld (If-Match); read it again", (long long)t->rev,
+                         (long long)expected);
     } else if (finished(t->state)) {
         r = vo_error_set(ret_error, -EBUSY, "task '%s' (%s '%s') has %s already: only a queued "
                          "or running task can be cancelled", id, t->kind, t->target ? t->target : "",
@@ -563,10 +655,23 @@ int vo_tasks_cancel(VoTasks *ts, const char *id, json_t **ret_task, char **ret_e
                          "finish (see: vireo task show %s); cancellable are image-import, "
                          "volume-import, volume-clone, backup-create, backup-restore and "
                          "backup-verify", t->kind, id);
-    } else if (t->state == TASK_QUEUED) {
+    } else if (t->state == TASK_QUEUED && !t->cancel_requested) {
+        /* Off the queue (no worker takes it), then what the submitter
+         * prepared is undone (with ts->lock released: undo takes the
+         * owner's locks), and only then is it cancelled for everyone to
+         * see: a client that sees "cancelled" finds the reservation gone. A
+         * second cancel meanwhile is answered as for a running one. */
         unqueue(ts, t);
-        t->state = TASK_CANCELLED;
         t->cancel_requested = true;
+        void *userdata = t->userdata;
+        VoTaskFreeFn undo = t->undo, free_userdata = t->free_userdata;
+        t->userdata = NULL;
+        t->free_userdata = NULL;
+        pthread_mutex_unlock(&ts->lock);
+        if (undo)
+            undo(userdata);
+        pthread_mutex_lock(&ts->lock);
+        t->state = TASK_CANCELLED;
         t->finished_at = vo_wall_ms();
         free(t->message);
         t->message = vo_strdup("cancelled before it started");
@@ -574,15 +679,9 @@ int vo_tasks_cancel(VoTasks *ts, const char *id, json_t **ret_task, char **ret_e
         log_info("task %s %s %s: cancelled while queued", t->id, t->kind,
                  t->target ? t->target : "");
         *ret_task = json_deep_copy(t->doc);
-        void *userdata = t->userdata;
-        VoTaskFreeFn undo = t->undo, free_userdata = t->free_userdata;
-        t->userdata = NULL;
-        t->free_userdata = NULL;
         /* Tasks that waited behind it (same keys) may run now. */
         pthread_cond_broadcast(&ts->wake);
         pthread_mutex_unlock(&ts->lock);
-        if (undo)
-            undo(userdata);
         if (free_userdata)
             free_userdata(userdata);
         return 0;
@@ -667,6 +766,11 @@ static char *made_object(json_t *doc)
         return vo_asprintf("volumes/%s", doc_str(doc, "target_id"));
     if (!strcmp(kind, "image-import"))
         return vo_asprintf("images/%s", doc_str(doc, "target"));
+    /* A backup's id is known once it is made: its task says it as its
+     * progress message at 99 (backups.c), after the backup's document. */
+    if (!strcmp(kind, "backup-create") &&
+        json_integer_value(json_object_get(doc, "progress")) == 99 && *doc_str(doc, "message"))
+        return vo_asprintf("backups/%s", doc_str(doc, "message"));
     return NULL;
 }
 
@@ -686,12 +790,43 @@ static char *cleaned_for(VoTasks *ts, json_t *doc)
     return list;
 }
 
+/* Caller holds ts->lock: the operation's work was complete when vireod
+ * stopped (killed between the commit of what it made and its own final
+ * write): the object it made exists in the store (its document is written
+ * only once the object is whole: storage.c, images.c, backups.c) and the
+ * sweep removed nothing for it. */
+static bool completed_before_stop(VoTasks *ts, VoTask *t, const char *removed)
+{
+    _cleanup_free_ char *made = made_object(t->doc);
+    _cleanup_free_ char *value = NULL;
+    if (!made || removed || vo_store_get(ts->store, made, &value, NULL) < 0)
+        return false;
+    const char *was = doc_str(t->doc, "state");
+    json_t *doc = json_deep_copy(t->doc);
+    json_object_set_new(doc, "state", json_string("succeeded"));
+    json_object_set_new(doc, "progress", json_integer(100));
+    _cleanup_free_ char *msg = vo_asprintf("completed before vireod stopped (it was %s; %s "
+                                           "exists)", was, made);
+    json_object_set_new(doc, "message", json_string(msg));
+    json_object_set_new(doc, "error", json_null());
+    if (!strncmp(made, "backups/", 8) && !json_is_object(json_object_get(doc, "result")))
+        json_object_set_new(doc, "result", json_pack("{s:s}", "backup", made + 8));
+    json_object_set_new(doc, "cancellable", json_false());
+    json_object_set_new(doc, "finished_at", vo_time_json(vo_wall_ms()));
+    t->state = TASK_SUCCEEDED;
+    write_doc(ts, t, doc);
+    log_info("task %s %s %s: %s", t->id, t->kind, t->target, msg);
+    return true;
+}
+
 /* Caller holds ts->lock: an operation cut short by a stop of vireod ends
- * as failed, "interrupted". */
+ * as failed, "interrupted" (or succeeded when its work was complete). */
 static void mark_interrupted(VoTasks *ts, VoTask *t)
 {
     const char *was = doc_str(t->doc, "state");
     _cleanup_free_ char *removed = cleaned_for(ts, t->doc);
+    if (completed_before_stop(ts, t, removed))
+        return;
     _cleanup_free_ char *msg =
         removed ? vo_asprintf("interrupted: vireod stopped while it was %s; removed what it "
                               "had half-made: %s", was, removed)

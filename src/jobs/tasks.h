@@ -45,6 +45,12 @@ typedef struct {
 /* Progress writes of one operation: at most one per this many ms (a new
  * message, and every state change, is written at once). */
 #define VO_TASKS_PROGRESS_WRITE_MS 250
+/* A failed write of an operation document (the store busy or failing): the
+ * final one is tried this many times at once (backoff 10, 20, 40, 80 ms),
+ * then any document not written is tried again every VO_TASKS_RETRY_MS
+ * until it is (GET answers the newest meanwhile). */
+#define VO_TASKS_FINAL_WRITE_TRIES 5
+#define VO_TASKS_RETRY_MS 1000
 
 #define VO_TASK_MAX_KEYS 3
 
@@ -89,12 +95,23 @@ void vo_tasks_note_cleanup(VoTasks *ts, const char *owner, const char *what);
  * sets it around a request from the Unix socket peer's credentials; known
  * false clears it). */
 void vo_tasks_set_requester(bool known, uint32_t uid, int32_t pid);
+/* The revision the request on the calling thread names (If-Match; 0: none):
+ * the tasks it queues carry it (vo_task_if_match), so the work compares it
+ * with its object's revision under the object's lock before changing
+ * anything. The API server sets it from the header and clears it after each
+ * request. */
+void vo_tasks_set_if_match(int64_t rev);
 
 /* Cancels task id: 0 when it was queued (it is cancelled now), 1 when it runs
  * (its work is told to stop; it ends as cancelled, or succeeded when it was
  * done already), -ENOENT when unknown, -EBUSY (with *ret_error) when it has
  * finished or its kind cannot be cancelled. *ret_task: its JSON then. */
 int vo_tasks_cancel(VoTasks *ts, const char *id, json_t **ret_task, char **ret_error);
+/* The same with If-Match: expected > 0 is the revision of the operation
+ * document the caller read; another answers -VO_EIFMATCH (412), compared
+ * under the registry's lock, and nothing changes. */
+int vo_tasks_cancel_at(VoTasks *ts, const char *id, int64_t expected, json_t **ret_task,
+                       char **ret_error);
 
 /* Queues fn and gives the task's JSON (new reference). Returns 0 for a new
  * task (userdata is the task's from here on), 1 when an existing task was
@@ -112,6 +129,8 @@ void vo_task_progress(VoTask *t, int percent, const char *message);
 /* What it made (e.g. {"backup": ID}), shown as "result" once it succeeded;
  * steals result. */
 void vo_task_set_result(VoTask *t, json_t *result);
+/* The revision the request that queued t named (If-Match), 0: none. */
+int64_t vo_task_if_match(VoTask *t);
 /* Whether cancel was asked (cancellable tasks check it between steps). */
 bool vo_task_cancelled(VoTask *t);
 int vo_task_fail(VoTask *t, int negative_errno, const char *fmt, ...)

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -93,9 +94,12 @@ static int connect_qmp(VoHvInstance *vm, int timeout_ms)
 {
     int64_t deadline = vo_now_ms() + timeout_ms;
     for (;;) {
-        int fd = vo_unix_connect(vm->qmp_path, 0);
-        if (fd >= 0)
-            return vo_qmp_open_fd(fd, (int)(deadline - vo_now_ms()), &vm->qmp);
+        /* Non-blocking (EAGAIN: backlog full, retried until the deadline). */
+        int fd = vo_unix_connect(vm->qmp_path, SOCK_NONBLOCK);
+        if (fd >= 0) {
+            int64_t left = deadline - vo_now_ms();
+            return vo_qmp_open_fd(fd, left > 1 ? (int)left : 1, &vm->qmp);
+        }
         if (vm->pidfd >= 0 && process_exited(vm->pidfd))
             return -ECHILD;
         if (vo_now_ms() > deadline)
@@ -109,10 +113,14 @@ static int connect_qmp(VoHvInstance *vm, int timeout_ms)
  * thread, so the loop only ever reads it. */
 static int connect_events(VoHvInstance *vm, int timeout_ms)
 {
-    int fd = vo_unix_connect(vm->events_path, 0);
+    /* Bounded: a QEMU that does not accept (stopped, stuck; its backlog
+     * full) must not hold a start or vireod's start-up reconcile. */
+    int64_t deadline = vo_now_ms() + timeout_ms;
+    int fd = vo_unix_connect_wait(vm->events_path, timeout_ms);
     if (fd < 0)
         return fd;
-    return vo_qmp_open_fd(fd, timeout_ms, &vm->events);
+    int64_t left = deadline - vo_now_ms();
+    return vo_qmp_open_fd(fd, left > 1 ? (int)left : 1, &vm->events);
 }
 
 /* Starts QEMU for spec with its vCPUs stopped. layout: the hardware layout
@@ -458,9 +466,18 @@ static int qemu_events_read(VoHvInstance *vm, VoHvEventFn fn, void *userdata)
 }
 static const char *qemu_console_socket(VoHvInstance *vm) { return vm->console_path; }
 
-/* Whether QMP reported a guest-initiated shutdown before the socket closed. */
+static void ignore_event(VoHvInstance *vm, const VoHvEvent *ev, void *userdata) {}
+
+/* Whether QMP reported a guest-initiated shutdown before the socket closed.
+ * The event monitor says so without a lock (reap runs on the loop after
+ * the last events were read there); only a QEMU without one (started by
+ * an older vireod) is asked on the command monitor, under its lock. */
 static bool saw_guest_shutdown(VoHvInstance *vm)
 {
+    if (vm->events) {
+        (void)vo_qemu_events_read(vm->events, &vm->event_state, vm, ignore_event, NULL);
+        return vm->event_state.shutdown_seen;
+    }
     bool seen = false;
     pthread_mutex_lock(&vm->qmp_lock);
     if (vm->qmp) {

@@ -11,11 +11,17 @@ static const char *str(json_t *data, const char *key)
     return json_string_value(json_object_get(data, key));
 }
 
-static int parse_shutdown(VoQemuEventState *st, json_t *data, VoHvEvent *ev)
+static int parse_reset(VoQemuEventState *st, json_t *data, VoHvEvent *ev)
 {
     ev->guest = json_is_true(json_object_get(data, "guest"));
     ev->reason = str(data, "reason");
     return 0;
+}
+
+static int parse_shutdown(VoQemuEventState *st, json_t *data, VoHvEvent *ev)
+{
+    st->shutdown_seen = true;
+    return parse_reset(st, data, ev); /* the same fields */
 }
 
 static int parse_stop(VoQemuEventState *st, json_t *data, VoHvEvent *ev)
@@ -75,7 +81,7 @@ static const struct {
     int (*parse)(VoQemuEventState *st, json_t *data, VoHvEvent *ev);
 } event_table[] = {
     { "SHUTDOWN", VO_HV_EVENT_SHUTDOWN, parse_shutdown },
-    { "RESET", VO_HV_EVENT_RESET, parse_shutdown }, /* the same fields */
+    { "RESET", VO_HV_EVENT_RESET, parse_reset },
     { "STOP", VO_HV_EVENT_STOP, parse_stop },
     { "RESUME", VO_HV_EVENT_RESUME, parse_resume },
     { "BLOCK_IO_ERROR", VO_HV_EVENT_BLOCK_IO_ERROR, parse_block_io_error },

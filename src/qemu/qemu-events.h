@@ -20,6 +20,7 @@
 typedef struct {
     bool io_error_stop;
     int64_t last_resume_us; /* timestamp of the last RESUME, 0: none */
+    bool shutdown_seen;     /* a SHUTDOWN came (the exit that follows is clean) */
 } VoQemuEventState;
 
 /* Turns one QMP event message ({"event","data","timestamp"}) into *ret

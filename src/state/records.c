@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "conf/names.h"
 #include "util/util.h"
 
 /* A file of the image directory: a plain name, never a path. */
@@ -18,6 +19,8 @@ int vo_image_doc_make(const char *name, json_t *meta, uint64_t size_bytes, int64
 {
     const char *disk = NULL, *format = "raw", *kernel = NULL, *initrd = NULL, *cmdline = NULL;
     const char *template_of = NULL;
+    if (!vo_name_valid(name))
+        return vo_error_set(ret_error, -EINVAL, "'%s' is not an image name", name ? name : "");
     if (!json_is_object(meta) ||
         json_unpack(meta, "{s:s, s?s, s?s, s?s, s?s, s?s}", "disk", &disk, "format", &format,
                     "kernel", &kernel, "initrd", &initrd, "cmdline", &cmdline, "template_of",
@@ -42,7 +45,7 @@ int vo_image_doc_make(const char *name, json_t *meta, uint64_t size_bytes, int64
     return 0;
 }
 
-int vo_image_doc_parse(json_t *doc, VoImageDoc *ret)
+int vo_image_doc_parse(json_t *doc, const char *name, VoImageDoc *ret)
 {
     VoImageDoc v = { 0 };
     json_int_t size = 0;
@@ -54,6 +57,10 @@ int vo_image_doc_parse(json_t *doc, VoImageDoc *ret)
     v.initrd = json_string_value(json_object_get(doc, "initrd"));
     v.cmdline = json_string_value(json_object_get(doc, "cmdline"));
     v.size_bytes = (uint64_t)size;
+    /* The name makes the image's directory (STATE/images/NAME): a plain
+     * name, the one its key says, never a path out of there. */
+    if (!vo_name_valid(v.name) || (name && strcmp(v.name, name)))
+        return -EINVAL;
     if (!plain_file(v.disk) || (v.kernel && !plain_file(v.kernel)) ||
         (v.initrd && !plain_file(v.initrd)) || (strcmp(v.format, "raw") &&
                                                 strcmp(v.format, "qcow2")))
@@ -125,7 +132,20 @@ json_t *vo_backup_docs_plan(json_t *docs, json_t *found, char *const *unreadable
         bool unread = false;
         for (char *const *p = unreadable; p && *p && pool; p++)
             unread = unread || !strcmp(*p, pool);
-        json_object_set_new(plan, id, json_string(unread ? "keep" : "drop"));
+        /* A pool that holds no record at all while documents say it has
+         * some is more likely not mounted yet (an empty mount point) than
+         * emptied: its documents are kept. */
+        bool empty = pool != NULL;
+        const char *fid;
+        json_t *f;
+        json_object_foreach(found, fid, f) {
+            const char *fpool = json_string_value(json_object_get(f, "pool"));
+            if (fpool && pool && !strcmp(fpool, pool)) {
+                empty = false;
+                break;
+            }
+        }
+        json_object_set_new(plan, id, json_string(unread || empty ? "keep" : "drop"));
     }
     return plan;
 }

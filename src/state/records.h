@@ -19,12 +19,15 @@ int vo_image_doc_make(const char *name, json_t *meta, uint64_t size_bytes, int64
                       json_t **ret, char **ret_error);
 
 /* Reads a document vo_image_doc_make made; the strings point into doc (kernel,
- * initrd, cmdline NULL when absent). -EINVAL when doc is not one. */
+ * initrd, cmdline NULL when absent). name: the image's name as its key says
+ * ("images/NAME"), or NULL when there is no key. -EINVAL when doc is not
+ * one: a file that is not a plain name, or a "name" that is not a valid
+ * image name or not the key's (it would make a directory elsewhere). */
 typedef struct {
     const char *name, *disk, *format, *kernel, *initrd, *cmdline;
     uint64_t size_bytes;
 } VoImageDoc;
-int vo_image_doc_parse(json_t *doc, VoImageDoc *ret);
+int vo_image_doc_parse(json_t *doc, const char *name, VoImageDoc *ret);
 
 /* ---- backup records ---------------------------------------------------- */
 
@@ -44,6 +47,9 @@ void vo_backup_docs_sort(json_t *docs, char *const *pools);
  * Returns a new object {id: "adopt" | "update" | "drop" | "keep"}:
  *   adopt:  found in a pool, no document;
  *   update: found, and its document differs (the pool's file is the truth);
- *   drop:   a document whose record is not in its pool (files gone);
- *   keep:   equal, or its pool is unreadable (kept until it can be read). */
+ *   drop:   a document whose record is not in its pool (files gone), when
+ *           that pool has other records;
+ *   keep:   equal, or its pool is unreadable, or its pool has no record at
+ *           all (an empty directory: a share not mounted yet); kept until
+ *           the pool can be read. */
 json_t *vo_backup_docs_plan(json_t *docs, json_t *found, char *const *unreadable);

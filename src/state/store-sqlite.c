@@ -17,6 +17,7 @@
 #include "state/store.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +64,10 @@ static const char *const stmt_sql[ST_MAX] = {
     [ST_LIST] = "SELECT key, value, mod_rev FROM documents WHERE key >= ?1 ORDER BY key",
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+    /* ?3 <= key < ?4: the watch's prefix and its successor (the PRIMARY
+     * KEY walks the revisions; rows under other prefixes never reach C). */
     [ST_CHANGES] = "SELECT rev, key, kind, value, prev_value FROM changes "
-                   "WHERE rev > ?1 AND rev <= ?2 ORDER BY rev, key",
+                   "WHERE rev > ?1 AND rev <= ?2 AND key >= ?3 AND key < ?4 ORDER BY rev, key",
     [ST_LEASE_KEYS] = "SELECT key FROM documents WHERE lease = ?1 ORDER BY key",
     [ST_LEASE_ADD] = "INSERT INTO leases (ttl_ms) VALUES (?1)",
     [ST_LEASE_DEL] = "DELETE FROM leases WHERE id = ?1",
@@ -128,6 +131,7 @@ typedef struct {
 struct VoStoreWatch {
     SqlStore *s;
     char *prefix;
+    char *prefix_end; /* the first string after every key with prefix */
     int64_t after;
     bool woken;
 };
@@ -138,7 +142,7 @@ static int sql_err(SqlStore *s, int rc, const char *what)
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-        return -EBUSY;
+        return -EAGAIN; /* another process holds the file: the API's 503, retry */
     case SQLITE_NOMEM:
         return -ENOMEM;
     case SQLITE_FULL:
@@ -498,15 +502,20 @@ static int sql_txn(VoStore *base, const VoStoreCompare *cmps, size_t n_cmps, con
     return txn_locked(s, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
 }
 
-static int sql_revision(VoStore *base, int64_t *ret_rev)
+/* One counter of meta ("revision", "compacted"), read under the lock. */
+static int meta_read(SqlStore *s, const char *key, int64_t *ret)
 {
-    SqlStore *s = (SqlStore *)base;
-    if (!ret_rev)
+    if (!ret)
         return -EINVAL;
     _cleanup_unlock_ pthread_mutex_t *lock = store_lock(s);
     if (s->closing)
         return -ECANCELED;
-    return meta_get(s, "revision", ret_rev);
+    return meta_get(s, key, ret);
+}
+
+static int sql_revision(VoStore *base, int64_t *ret_rev)
+{
+    return meta_read((SqlStore *)base, "revision", ret_rev);
 }
 
 static int compact_locked(SqlStore *s, int64_t rev)
@@ -534,6 +543,11 @@ static int compact_locked(SqlStore *s, int64_t rev)
 fail:
     (void)run(s, ST_ROLLBACK);
     return r;
+}
+
+static int sql_compacted(VoStore *base, int64_t *ret_rev)
+{
+    return meta_read((SqlStore *)base, "compacted", ret_rev);
 }
 
 static int sql_compact(VoStore *base, int64_t rev)
@@ -566,6 +580,18 @@ static int sql_watch_open(VoStore *base, const char *prefix, int64_t after_rev,
     VoStoreWatch *w = vo_malloc0(sizeof(*w));
     w->s = s;
     w->prefix = vo_strdup(prefix ? prefix : "");
+    /* The successor: the last byte below 0xff raised by one, what follows
+     * it dropped; "\xff" (above every UTF-8 key) when there is none. */
+    w->prefix_end = vo_strdup(w->prefix);
+    size_t len = strlen(w->prefix_end);
+    while (len > 0 && (unsigned char)w->prefix_end[len - 1] == 0xff)
+        w->prefix_end[--len] = '\0';
+    if (len > 0)
+        w->prefix_end[len - 1] = (char)((unsigned char)w->prefix_end[len - 1] + 1);
+    else {
+        free(w->prefix_end);
+        w->prefix_end = vo_strdup("\xff");
+    }
     w->after = after_rev;
     s->refs++;
     *ret = w;
@@ -593,6 +619,9 @@ static int watch_read_locked(VoStoreWatch *w, int64_t upto, VoStoreEvent **event
     int r;
     if ((r = bind_int(s, st, 1, w->after)) < 0 || (r = bind_int(s, st, 2, upto)) < 0)
         return r;
+    if (sqlite3_bind_text(st, 3, w->prefix, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(st, 4, w->prefix_end, -1, SQLITE_STATIC) != SQLITE_OK)
+        return sql_err(s, sqlite3_errcode(s->db), "watch");
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *key = (const char *)sqlite3_column_text(st, 1);
@@ -616,8 +645,10 @@ static int watch_read_locked(VoStoreWatch *w, int64_t upto, VoStoreEvent **event
     return 0;
 }
 
-/* One look at the change log: 0 with the events found (maybe none). */
-static int watch_poll_locked(VoStoreWatch *w, VoStoreEvent **events, size_t *n)
+/* One look at the change log, at most WATCH_WINDOW revisions (so a watch
+ * far behind holds the store's lock only that long at a time): 0 with the
+ * events found (maybe none) and *ret_more when the log holds more after. */
+static int watch_poll_locked(VoStoreWatch *w, VoStoreEvent **events, size_t *n, bool *ret_more)
 {
     SqlStore *s = w->s;
     size_t cap = 0;
@@ -632,10 +663,11 @@ static int watch_poll_locked(VoStoreWatch *w, VoStoreEvent **events, size_t *n)
         r = VO_STORE_ECOMPACTED;
         goto out;
     }
-    while (r == 0 && w->after < current && *n == 0) {
+    if (w->after < current) {
         int64_t upto = current - w->after > WATCH_WINDOW ? w->after + WATCH_WINDOW : current;
         r = watch_read_locked(w, upto, events, n, &cap);
     }
+    *ret_more = r == 0 && w->after < current;
 out:
     (void)run(s, ST_COMMIT);
     return r;
@@ -674,15 +706,29 @@ static int sql_watch_next(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_ev
             w->woken = false;
             break;
         }
-        r = watch_poll_locked(w, &events, &n);
-        if (r < 0 || n > 0 || timeout_ms == 0)
+        bool more = false;
+        r = watch_poll_locked(w, &events, &n, &more);
+        if (r < 0 || n > 0)
+            break;
+        if (more) {
+            /* Nothing for this watch in that window: let writers in, then
+             * the next window. */
+            pthread_mutex_unlock(&s->lock);
+            sched_yield();
+            pthread_mutex_lock(&s->lock);
+            continue;
+        }
+        if (timeout_ms == 0)
             break;
         if (timeout_ms < 0)
             pthread_cond_wait(&s->changed, &s->lock);
         else if (pthread_cond_timedwait(&s->changed, &s->lock, &deadline) == ETIMEDOUT) {
             /* A last look: a commit may have landed with the timeout. */
-            if (!s->closing && !w->woken)
-                r = watch_poll_locked(w, &events, &n);
+            if (!s->closing && !w->woken) {
+                r = watch_poll_locked(w, &events, &n, &more);
+                if (r == 0 && n == 0 && more)
+                    continue; /* the rest of the log, window by window */
+            }
             break;
         }
     }
@@ -710,6 +756,7 @@ static void sql_watch_close(VoStoreWatch *w)
         return;
     SqlStore *s = w->s;
     free(w->prefix);
+    free(w->prefix_end);
     free(w);
     pthread_mutex_t *lock = store_lock(s);
     store_unref_locked(s, &lock);
@@ -916,6 +963,7 @@ static const VoStoreOps sqlite_ops = {
     .lease_keepalive = sql_lease_keepalive,
     .lease_revoke = sql_lease_revoke,
     .compact = sql_compact,
+    .compacted = sql_compacted,
 };
 
 static int exec_sql(SqlStore *s, const char *sql)

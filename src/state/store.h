@@ -21,7 +21,10 @@
  * Leases. A key put with a lease disappears (a delete in the change log)
  * when the lease expires: its owner stopped renewing it within its TTL.
  *
- * All functions are thread-safe. Errors are negative errnos. */
+ * All functions are thread-safe. Errors are negative errnos; -EAGAIN: the
+ * backend is busy (SQLite: another process holds the database; etcd: no
+ * quorum), nothing changed, try again (the API answers 503 with
+ * Retry-After). */
 #pragma once
 
 #include <errno.h>
@@ -102,6 +105,10 @@ typedef struct {
     int (*lease_revoke)(VoStore *s, int64_t lease);    /* deletes its keys now */
     /* Drops the change log up to and including rev. */
     int (*compact)(VoStore *s, int64_t rev);
+    /* The revision the change log was compacted up to (0: never): a watch
+     * from after_rev >= it resumes, an older one gets VO_STORE_ECOMPACTED.
+     * So it is the oldest revision a client can resume after. */
+    int (*compacted)(VoStore *s, int64_t *ret_rev);
 } VoStoreOps;
 
 struct VoStore {

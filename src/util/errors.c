@@ -44,8 +44,10 @@ VoErrorCode vo_error_from_errno(int negative_errno)
     case EEXIST: return VO_ERR_ALREADY_EXISTS;
     case EBUSY: case EALREADY: case ENOTCONN: return VO_ERR_INVALID_STATE;
     case ESTALE: return VO_ERR_CONFLICT;
+    case VO_EIFMATCH: return VO_ERR_PRECONDITION_FAILED;
     case E2BIG: case EMSGSIZE: return VO_ERR_PAYLOAD_TOO_LARGE;
     case ENOTSUP: case ENODEV: case ENETDOWN: return VO_ERR_UNAVAILABLE;
+    case EAGAIN: return VO_ERR_UNAVAILABLE; /* busy (the store, say): try again */
     case ENOSPC: case EDQUOT: return VO_ERR_INSUFFICIENT_STORAGE;
     case EUSERS: return VO_ERR_TOO_MANY_REQUESTS; /* the task queue is full (jobs/tasks.h) */
     default: return VO_ERR_INTERNAL;

@@ -54,8 +54,8 @@ const char *vo_sse_kind_prefix(const char *kind)
     return NULL;
 }
 
-char *vo_sse_format_change(int64_t rev, const char *kind, const char *id, bool deleted,
-                           const char *value)
+char *vo_sse_format_change(int64_t rev, unsigned index, const char *kind, const char *id,
+                           bool deleted, const char *value)
 {
     json_t *object = json_null();
     if (!deleted && value) {
@@ -73,7 +73,9 @@ char *vo_sse_format_change(int64_t rev, const char *kind, const char *id, bool d
     /* JSON_COMPACT escapes newlines inside strings: data stays one line. */
     char *data = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
-    char *ev = vo_asprintf("id: %lld\nevent: %s\ndata: %s\n\n", (long long)rev, kind, data);
+    char *ev = index ? vo_asprintf("id: %lld.%u\nevent: %s\ndata: %s\n\n", (long long)rev,
+                                   index, kind, data)
+                     : vo_asprintf("id: %lld\nevent: %s\ndata: %s\n\n", (long long)rev, kind, data);
     free(data);
     return ev;
 }
@@ -90,6 +92,40 @@ int vo_sse_parse_rev(const char *text, int64_t *ret_rev)
     }
     *ret_rev = v;
     return 0;
+}
+
+int vo_sse_parse_event_id(const char *text, int64_t *ret_rev, unsigned *ret_index)
+{
+    const char *dot = text ? strchr(text, '.') : NULL;
+    if (!dot) {
+        *ret_index = 0;
+        return vo_sse_parse_rev(text, ret_rev);
+    }
+    size_t n = (size_t)(dot - text);
+    char rev_text[24];
+    int64_t index = 0;
+    if (n == 0 || n >= sizeof(rev_text) || strlen(dot + 1) > 9 ||
+        vo_sse_parse_rev(dot + 1, &index) < 0 || index < 1)
+        return -EINVAL;
+    memcpy(rev_text, text, n);
+    rev_text[n] = '\0';
+    if (vo_sse_parse_rev(rev_text, ret_rev) < 0 || *ret_rev < 1)
+        return -EINVAL;
+    *ret_index = (unsigned)index;
+    return 0;
+}
+
+bool vo_sse_ids_next(VoSseIds *ids, int64_t rev, bool more, unsigned *ret_index)
+{
+    if (rev != ids->rev) {
+        ids->rev = rev;
+        ids->count = 0;
+    }
+    ids->count++;
+    if (rev == ids->skip_rev && ids->count <= ids->skip_n)
+        return false;
+    *ret_index = more ? ids->count : 0;
+    return true;
 }
 
 /* ---- parser ---- */

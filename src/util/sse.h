@@ -25,13 +25,37 @@ const char *vo_sse_kind_prefix(const char *kind);
 /* One change as an SSE event, malloc'd:
  *   id: <rev>\nevent: <kind>\ndata: {"rev":..,"kind":..,"id":..,"action":"put"|"delete","object":..}\n\n
  * value is the document's JSON text (NULL for a delete: "object":null; text
- * that is not JSON is sent as a JSON string). */
-char *vo_sse_format_change(int64_t rev, const char *kind, const char *id, bool deleted,
-                           const char *value);
+ * that is not JSON is sent as a JSON string). index 0: the id is "<rev>";
+ * otherwise "<rev>.<index>" (see VoSseIds). */
+char *vo_sse_format_change(int64_t rev, unsigned index, const char *kind, const char *id,
+                           bool deleted, const char *value);
 
-/* A revision as Last-Event-ID or since= carry it: decimal digits, >= 0.
- * Returns 0 or -EINVAL. */
+/* A revision as since= carries it: decimal digits, >= 0. Returns 0 or
+ * -EINVAL. */
 int vo_sse_parse_rev(const char *text, int64_t *ret_rev);
+/* An event id as Last-Event-ID carries it: "<rev>" (every event of rev was
+ * seen: *ret_index 0) or "<rev>.<i>" (the first i >= 1 events of rev on the
+ * stream were seen). Returns 0 or -EINVAL. */
+int vo_sse_parse_event_id(const char *text, int64_t *ret_rev, unsigned *ret_index);
+
+/* Event ids along one stream. The changes of one store transaction share
+ * its revision R; a client that drops after the first of them and resumes
+ * with "R" would lose the others. So when more events of R follow on the
+ * stream, the k-th is sent with id "R.k"; the last event of R has the
+ * plain "R" (so a revision of one change keeps the plain id). A stream
+ * resumed after "R.k" (watch from R-1, the same filters) skips the first k
+ * events of R: nothing lost, nothing repeated. */
+typedef struct {
+    int64_t rev;      /* the revision being numbered */
+    unsigned count;   /* its events sent (or skipped) so far */
+    int64_t skip_rev; /* resumed after "skip_rev.skip_n": those were seen */
+    unsigned skip_n;
+} VoSseIds;
+
+/* The next event of the stream, of revision rev; more: whether another event
+ * of rev follows on the stream. False when it is to be skipped (seen before
+ * the resume); else *ret_index is the index for vo_sse_format_change. */
+bool vo_sse_ids_next(VoSseIds *ids, int64_t rev, bool more, unsigned *ret_index);
 
 /* ---- the client side ---- */
 

@@ -2,11 +2,14 @@
 #include "util/unix-socket.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "util/util.h"
 
 static int make_address(const char *path, struct sockaddr_un *sa)
 {
@@ -33,6 +36,22 @@ int vo_unix_connect(const char *path, int extra_type_flags)
         return r;
     }
     return fd;
+}
+
+int vo_unix_connect_wait(const char *path, int timeout_ms)
+{
+    int64_t deadline = vo_now_ms() + timeout_ms;
+    for (;;) {
+        /* Non-blocking: a listener whose backlog is full (a stopped or
+         * stuck process) answers EAGAIN instead of holding the caller. */
+        int fd = vo_unix_connect(path, SOCK_NONBLOCK);
+        if (fd >= 0 || (fd != -EAGAIN && fd != -EINTR))
+            return fd;
+        int64_t left = deadline - vo_now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        poll(NULL, 0, left < 20 ? (int)left : 20);
+    }
 }
 
 int vo_unix_listen(const char *path, int mode)

@@ -45,6 +45,7 @@ class EventStream:
                         (line.split(":", 1) for line in lines[1:] if ":" in line)}
         self.chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
         self.comments = []
+        self.last_id = None
 
     def _recv(self):
         data = self.sock.recv(65536)
@@ -99,9 +100,14 @@ class EventStream:
                     continue
                 name, _, value = line.partition(":")
                 fields[name] = value[1:] if value.startswith(" ") else value
+            if "id" in fields:  # also a heartbeat's id without data (no event)
+                self.last_id = fields["id"]
             if "data" in fields:
                 data = json.loads(fields["data"])
-                return int(fields["id"]) if "id" in fields else None, fields.get("event"), data
+                # "R", or "R.k" for all but the last change of a transaction.
+                ident = fields.get("id")
+                ident = int(ident) if ident is not None and ident.isdigit() else ident
+                return ident, fields.get("event"), data
 
     def read_until(self, predicate, limit=500):
         """Events until one for which predicate(data) holds (included)."""
@@ -279,7 +285,8 @@ def test_filters(fake_daemon):
     vol = history(d, "kind=volume&object=default/f2-disk0")
     assert vol and all(data["id"] == "default/f2-disk0" for _, _, data in vol)
 
-    for query, word in (("kind=bogus", "bogus"), ("kind=", "kind"), ("since=abc", "abc"),
+    for query, word in (("kind=bogus", "bogus"), ("kind=", "kind"), ("kind=,&follow=false", "kind"),
+                        ("kind=,,&kind=&follow=false", "kind"), ("since=abc", "abc"),
                         ("since=-1", "since"), ("since=99999999", "newer"),
                         ("object=", "object"), ("follow=maybe", "follow")):
         status, doc = d.request("GET", f"/v1/events?{query}")
@@ -287,6 +294,62 @@ def test_filters(fake_daemon):
         assert doc["error"]["code"] == "invalid-argument" and word in doc["error"]["message"]
     status, doc = d.request("GET", "/v1/events", headers={"Last-Event-ID": "x1"})
     assert status == 400 and "Last-Event-ID" in doc["error"]["message"]
+
+
+def test_one_transactions_events_resume_exactly(fake_daemon):
+    """A VM delete removes the VM's document and its snapshots' in one store
+    transaction (one revision R): the events are R.1 (the snapshot) and R
+    (the VM), and a client that resumes after R.1 gets the VM's delete and
+    nothing else; after R, nothing of R."""
+    d = fake_daemon
+    d.cli("vm", "create", "tx1", "--memory", "128M")
+    vm_id = d.vm("tx1")["id"]
+    d.cli("snapshot", "create", "tx1", "s1")
+    query = "kind=vm,snapshot"
+    stream = EventStream(d, query)
+    opened_at(stream)
+    d.cli("vm", "delete", "tx1")
+    got = stream.read_until(lambda e: e["kind"] == "vm" and e["action"] == "delete")
+    stream.close()
+    deletes = [(i, data) for i, _, data in got if data["action"] == "delete"]
+    assert len(deletes) == 2, got
+    (snap_id, snap), (vm_ev_id, vm) = deletes
+    rev = vm["rev"]
+    assert snap["rev"] == rev and snap["kind"] == "snapshot" and vm["id"] == vm_id
+    assert (snap_id, vm_ev_id) == (f"{rev}.1", rev), deletes
+    resumed = EventStream(d, query + "&follow=false", last_event_id=snap_id).rest()
+    assert [(i, data["kind"], data["action"]) for i, _, data in resumed] == \
+        [(rev, "vm", "delete")], resumed
+    assert EventStream(d, query + "&follow=false", last_event_id=str(rev)).rest() == []
+
+
+def test_heartbeat_carries_the_resume_point(fake_daemon):
+    """A quiet filtered stream: its heartbeat says how far it has read (an
+    id without data), so a client that resumes from it does not fall back
+    on an old event id the change log may have dropped meanwhile."""
+    d = fake_daemon
+    stream = EventStream(d, "kind=network", timeout=40)
+    start = opened_at(stream)
+    d.cli("pool", "create", "hb", "--path", new_dir(d, "hb"))  # not a network: not sent
+    rev = int(etag(d, "/v1/pools/hb").strip('"'))
+    assert rev > start
+    # The next heartbeat (15 s) carries an id of at least that revision.
+    deadline = time.monotonic() + 35
+    while (stream.last_id is None or int(stream.last_id) < rev) and time.monotonic() < deadline:
+        assert stream._body(), "the stream ended"
+        while "\n\n" in stream.text:
+            block, stream.text = stream.text.split("\n\n", 1)
+            assert "data:" not in block, block  # no event of another kind
+            for line in block.split("\n"):
+                if line.startswith("id:"):
+                    stream.last_id = line[3:].strip()
+    assert stream.last_id is not None and int(stream.last_id) >= rev, stream.last_id
+    stream.close()
+    # Resuming from it: nothing of before, and nothing missed after.
+    d.cli("network", "create", "hbnet", "--type", "isolated", "--subnet", "10.77.0.0/24")
+    resumed = EventStream(d, "kind=network&follow=false", last_event_id=stream.last_id)
+    got = resumed.rest()
+    assert got and {data["id"] for _, _, data in got} == {"hbnet"}, got
 
 
 def etag(d, path):

@@ -12,9 +12,10 @@ import threading
 
 import pytest
 
-from vireo_harness import wait_until
+from vireo_harness import UnixHTTPConnection, wait_until
 
 TRIALS = 20
+RACERS = 16  # If-Match races: writers of one revision at once
 
 
 def race(*fns):
@@ -293,3 +294,64 @@ def test_a_vm_being_created_names_no_volume_until_it_made_one(fake_daemon):
     assert d.api("GET", f"/v1/pools/default/volumes/{volume.split('/')[1]}")["attached_to"] == "pv"
     assert d.api("GET", "/v1/pools/default/volumes/pv-disk0")["attached_to"] is None
     d.task_ok("DELETE", "/v1/pools/default/volumes/pv-disk0")
+
+
+def etag_of(d, path):
+    """The ETag (a revision, quoted) GET answers for path."""
+    c = UnixHTTPConnection(d.socket)
+    try:
+        c.request("GET", path)
+        resp = c.getresponse()
+        resp.read()
+        assert resp.status == 200, (path, resp.status)
+        return resp.getheader("ETag")
+    finally:
+        c.close()
+
+
+def test_same_if_match_on_a_volume_patch_wins_once(fake_daemon):
+    """Writers that read the same revision race their PATCH with it as
+    If-Match: the compare happens where the volume is saved, so exactly one
+    wins and the others get 412 (or 409 while the winner holds it)."""
+    d = fake_daemon
+    new_volume(d, "ifm")
+    path = "/v1/pools/default/volumes/ifm"
+    for i in range(5 * TRIALS):  # its window is narrow: more trials
+        tag = etag_of(d, path)
+        want = i % 2 == 0  # flips every trial
+        replies = race(*[lambda: d.request("PATCH", path, {"shareable": want},
+                                           headers={"If-Match": tag}) for _ in range(RACERS)])
+        statuses = sorted(s for s, _ in replies)
+        assert statuses.count(200) == 1, f"trial {i}: {statuses}"
+        assert set(statuses) <= {200, 409, 412}, statuses
+        assert d.api("GET", path)["shareable"] is want
+        assert etag_of(d, path) != tag
+
+
+def test_same_if_match_on_a_live_vm_patch_wins_once(fake_daemon):
+    """The same for a running VM's vCPUs (a live change, in a task): the
+    task compares the revision under the VM's job lock before it changes
+    anything, so of the requests accepted only the first one's task
+    succeeds; the others fail with precondition-failed (412) or were
+    refused at once (412, or 409 while the winner holds the VM)."""
+    d = fake_daemon
+    d.task_ok("POST", "/v1/vms", {"name": "ifv", "memory_mib": 64, "networks": ["user"],
+                                  "max_vcpus": 2})
+    d.task_ok("POST", "/v1/vms/ifv/start")
+    for i in range(TRIALS):
+        tag = etag_of(d, "/v1/vms/ifv")
+        vcpus = 2 if i % 2 == 0 else 1
+        replies = race(*[lambda: d.request("PATCH", "/v1/vms/ifv", {"vcpus": vcpus},
+                                           headers={"If-Match": tag}) for _ in range(RACERS)])
+        wins = 0
+        for status, doc in replies:
+            if status != 202:
+                assert status in (409, 412), (status, doc)
+                continue
+            task = d.wait_task(doc["task"], timeout=60)
+            if task["state"] == "succeeded":
+                wins += 1
+            else:
+                assert task["error"]["code"] == "precondition-failed", task
+        assert wins == 1, f"trial {i}: {wins} PATCHes with If-Match {tag} won"
+        assert d.vm("ifv")["vcpus"] == vcpus

@@ -203,6 +203,55 @@ def test_documents_whose_files_vanished_are_dropped_at_start(fake_daemon, tmp_pa
     assert d.api("GET", "/v1/backups")[0]["last_verify"]["problems"] == ["checked elsewhere"]
 
 
+def test_backups_of_a_pool_mounted_late_stay_listed(fake_daemon):
+    """A backup pool on a share that is not mounted yet when vireod starts
+    is an empty directory (the mount point): its backups stay listed, as
+    they do when the directory cannot be read, and are there again once it
+    is mounted."""
+    d = fake_daemon
+    d.cli("vm", "create", "mv")
+    ids = [backup(d, "mv")["id"], backup(d, "mv")["id"]]
+    pool = d.api("GET", "/v1/pools/backup")["path"]
+    mounted = pool + ".mounted"
+    d.stop()
+    os.rename(pool, mounted)
+    os.mkdir(pool)  # the empty mount point
+    try:
+        d.start()
+        assert backup_ids(d) == ids
+        assert set(docs(d, "backups/")) == {f"backups/{i}" for i in ids}
+        assert "not mounted yet?" in d.log()
+        d.stop()
+    finally:
+        os.rmdir(pool)
+        os.rename(mounted, pool)
+    d.start()
+    assert backup_ids(d) == ids
+    d.task_ok("POST", f"/v1/backups/{ids[0]}/verify", {})
+
+
+def test_an_image_directory_missing_a_named_file_is_not_adopted(fake_daemon):
+    """Adoption at start takes an image directory only when every file its
+    image.json names is there (disk, kernel, initrd): one half removed is
+    not an image."""
+    d = fake_daemon
+    d.stop()
+    for name, kernel_there in (("half", False), ("whole", True)):
+        top = os.path.join(d.state_dir, "images", name)
+        os.makedirs(top)
+        with open(os.path.join(top, "disk.raw"), "wb") as f:
+            f.truncate(4 * MiB)
+        if kernel_there:
+            with open(os.path.join(top, "vmlinux"), "wb") as f:
+                f.write(b"kernel")
+        with open(os.path.join(top, "image.json"), "w") as f:
+            json.dump({"disk": "disk.raw", "kernel": "vmlinux", "cmdline": "console=ttyS0"}, f)
+    d.start()
+    assert "whole" in images(d) and "half" not in images(d)
+    assert "images/half" not in docs(d, "images/")
+    assert "half is not adopted: its kernel" in d.log()
+
+
 def test_a_crash_between_import_files_and_document_adopts_the_image(tmp_path):
     """The import's files are complete once renamed into place; the document
     is written right after. Killed in between (simulated: the document

@@ -655,8 +655,14 @@ static void test_compaction(void **state)
         if (i == 4)
             mid = rev;
     }
+    int64_t compacted = -1;
+    assert_int_equal(ops->compacted(s, &compacted), 0);
+    assert_true(compacted >= 0 && compacted <= start);
     assert_true(ops->compact(s, rev + 5) < 0); /* the future */
     assert_int_equal(ops->compact(s, mid), 0);
+    /* The compaction point: the oldest revision a watch resumes after. */
+    assert_int_equal(ops->compacted(s, &compacted), 0);
+    assert_int_equal(compacted, mid);
 
     VoStoreWatch *w = NULL;
     VoStoreEvent *ev = NULL;
@@ -687,6 +693,62 @@ static void test_compaction(void **state)
     /* Documents are untouched; compacting again (or lower) is harmless. */
     assert_doc(s, "k", "v", rev);
     assert_int_equal(ops->compact(s, mid - 1), 0);
+    assert_int_equal(ops->compacted(s, &compacted), 0);
+    assert_int_equal(compacted, mid);
+}
+
+/* A watch of a narrow prefix behind many changes of other keys (more than a
+ * backend reads at a time): exactly its own changes, in order, a
+ * transaction's together; keys that only share the prefix's letters (no
+ * '/' boundary) are not its. */
+static void test_watch_narrow_prefix(void **state)
+{
+    VoStore *s = *state;
+    const VoStoreOps *ops = s->ops;
+    int64_t start = current_rev(s), ra = 0, rtx = 0, rd = 0;
+    assert_int_equal(vo_store_put(s, "w/a", "1", VO_REV_NEW, &ra), 0);
+    for (int i = 0; i < 700; i++) {
+        static const char *const others[] = { "x/%d", "w-x/%d", "v/%d", "wz%d", "w%d" };
+        _cleanup_free_ char *key = vo_asprintf(others[i % 5], i);
+        assert_int_equal(vo_store_put(s, key, "o", VO_REV_NEW, NULL), 0);
+    }
+    VoStoreCompare cmp = { "w/b", VO_REV_NEW };
+    VoStoreOp txn[] = { { VO_STORE_PUT, "w/b", "2", 0 }, { VO_STORE_PUT, "w/c", "3", 0 },
+                        { VO_STORE_PUT, "x/q", "4", 0 } };
+    assert_int_equal(vo_store_txn(s, &cmp, 1, txn, 3, &rtx, NULL), 0);
+    for (int i = 0; i < 300; i++) {
+        _cleanup_free_ char *key = vo_asprintf("y/%d", i);
+        assert_int_equal(vo_store_put(s, key, "o", VO_REV_NEW, NULL), 0);
+    }
+    assert_int_equal(vo_store_delete(s, "w/a", ra), 0);
+    rd = current_rev(s);
+
+    VoStoreWatch *w = NULL;
+    assert_int_equal(ops->watch_open(s, "w/", start, &w), 0);
+    Events e = { 0 };
+    assert_int_equal(read_events(w, ops, &e, 4), 0);
+    assert_int_equal(e.n, 4);
+    assert_event(&e.ev[0], ra, VO_STORE_PUT, "w/a", "1", NULL);
+    assert_event(&e.ev[1], rtx, VO_STORE_PUT, "w/b", "2", NULL);
+    assert_event(&e.ev[2], rtx, VO_STORE_PUT, "w/c", "3", NULL);
+    assert_event(&e.ev[3], rd, VO_STORE_DELETE, "w/a", NULL, "1");
+    events_clear(&e);
+    /* Caught up: nothing more, at once. */
+    VoStoreEvent *ev = NULL;
+    size_t n = 7;
+    assert_int_equal(ops->watch_next(w, 0, &ev, &n), 0);
+    assert_int_equal(n, 0);
+    free(ev);
+    ops->watch_close(w);
+
+    /* A prefix that is not a whole segment is a string prefix all the same. */
+    assert_int_equal(ops->watch_open(s, "w-", start, &w), 0);
+    assert_int_equal(read_events(w, ops, &e, 140), 0);
+    assert_int_equal(e.n, 140);
+    for (size_t i = 0; i < e.n; i++)
+        assert_true(!strncmp(e.ev[i].key, "w-x/", 4));
+    events_clear(&e);
+    ops->watch_close(w);
 }
 
 int vo_store_contract_run(const VoStoreBackend *b)
@@ -707,6 +769,7 @@ int vo_store_contract_run(const VoStoreBackend *b)
         cmocka_unit_test_setup_teardown(test_lease_keepalive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch_narrow_prefix, setup, teardown),
     };
     char name[64];
     snprintf(name, sizeof(name), "store contract (%s)", b->name);

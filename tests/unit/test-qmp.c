@@ -743,6 +743,22 @@ static void test_event_parse_table(void **state)
     assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
     assert_null(ev.id);
     json_decref(m);
+    /* A SHUTDOWN is remembered (the exit after it is a clean power-off: the
+     * reap reads it from here, not from the command monitor); a RESET not. */
+    m = json_pack("{s:s, s:{s:b, s:s}}", "event", "RESET", "data", "guest", 1, "reason",
+                  "guest-reset");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_int_equal(ev.type, VO_HV_EVENT_RESET);
+    assert_true(ev.guest);
+    assert_false(st.shutdown_seen);
+    json_decref(m);
+    m = json_pack("{s:s, s:{s:b, s:s}}", "event", "SHUTDOWN", "data", "guest", 1, "reason",
+                  "guest-shutdown");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_int_equal(ev.type, VO_HV_EVENT_SHUTDOWN);
+    assert_string_equal(ev.reason, "guest-shutdown");
+    assert_true(st.shutdown_seen);
+    json_decref(m);
 }
 
 int main(void)

@@ -33,7 +33,7 @@ static void test_image_doc_make_and_parse(void **state)
                          "\"template_of\": \"web\"}");
     assert_true(json_equal(doc, want));
     VoImageDoc v;
-    assert_int_equal(vo_image_doc_parse(doc, &v), 0);
+    assert_int_equal(vo_image_doc_parse(doc, "img", &v), 0);
     assert_string_equal(v.name, "img");
     assert_string_equal(v.disk, "disk.qcow2");
     assert_string_equal(v.kernel, "vmlinux");
@@ -78,10 +78,38 @@ static void test_image_doc_refuses_paths(void **state)
     json_t *doc = parse("{\"name\": \"x\", \"disk\": \"../../etc/shadow\", \"format\": \"raw\", "
                         "\"size_bytes\": 1}");
     VoImageDoc v;
-    assert_int_equal(vo_image_doc_parse(doc, &v), -EINVAL);
+    assert_int_equal(vo_image_doc_parse(doc, "x", &v), -EINVAL);
     json_decref(doc);
     doc = parse("{\"name\": \"x\", \"disk\": \"d\", \"format\": \"raw\", \"size_bytes\": -1}");
-    assert_int_equal(vo_image_doc_parse(doc, &v), -EINVAL);
+    assert_int_equal(vo_image_doc_parse(doc, "x", &v), -EINVAL);
+    json_decref(doc);
+}
+
+/* The document's name makes the image's directory: it must be a valid name,
+ * the one its key says. */
+static void test_image_doc_name_is_its_keys(void **state)
+{
+    static const char *const bad_names[] = { "../../tmp/evil", "a/b", "..", "", "x y", NULL };
+    VoImageDoc v;
+    for (size_t i = 0; bad_names[i]; i++) {
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:i}", "name", bad_names[i], "disk", "d",
+                                "format", "raw", "size_bytes", 1);
+        assert_int_equal(vo_image_doc_parse(doc, NULL, &v), -EINVAL);
+        assert_int_equal(vo_image_doc_parse(doc, bad_names[i], &v), -EINVAL);
+        json_decref(doc);
+        json_t *meta = parse("{\"disk\": \"d\"}");
+        _cleanup_free_ char *error = NULL;
+        doc = NULL;
+        assert_int_equal(vo_image_doc_make(bad_names[i], meta, 0, 0, &doc, &error), -EINVAL);
+        assert_null(doc);
+        json_decref(meta);
+    }
+    /* A valid name, but another image's key. */
+    json_t *doc = parse("{\"name\": \"other\", \"disk\": \"d\", \"format\": \"raw\", "
+                        "\"size_bytes\": 1}");
+    assert_int_equal(vo_image_doc_parse(doc, "mine", &v), -EINVAL);
+    assert_int_equal(vo_image_doc_parse(doc, "other", &v), 0);
+    assert_int_equal(vo_image_doc_parse(doc, NULL, &v), 0);
     json_decref(doc);
 }
 
@@ -146,9 +174,39 @@ static void test_backup_docs_plan(void **state)
     assert_string_equal(action(plan, "vanished"), "drop");
     assert_string_equal(action(plan, "offline"), "keep");
     json_decref(plan);
-    /* Nothing unreadable: the offline pool's backup is gone too. */
+    /* Nothing unreadable: the offline pool's backups are kept all the
+     * same, as it holds no record at all (an empty mount point). */
+    plan = vo_backup_docs_plan(docs, found, NULL);
+    assert_string_equal(action(plan, "offline"), "keep");
+    assert_string_equal(action(plan, "vanished"), "drop");
+    json_decref(plan);
+    /* Once the pool has records again, one that is not among them is gone. */
+    json_object_set_new(found, "back", backup("back", "nfs", 5));
     plan = vo_backup_docs_plan(docs, found, NULL);
     assert_string_equal(action(plan, "offline"), "drop");
+    assert_string_equal(action(plan, "back"), "adopt");
+    json_decref(plan);
+    json_decref(docs);
+    json_decref(found);
+}
+
+/* A pool whose directory is empty (not mounted yet) or cannot be listed
+ * (opendir fails: the caller names it unreadable) keeps every document. */
+static void test_backup_docs_plan_keeps_unlisted_pool(void **state)
+{
+    json_t *docs = json_object(), *found = json_object();
+    json_object_set_new(docs, "a", backup("a", "late", 1));
+    json_object_set_new(docs, "b", backup("b", "late", 2));
+    json_object_set_new(docs, "c", backup("c", "denied", 3));
+    json_object_set_new(docs, "d", backup("d", "here", 4));
+    json_object_set_new(found, "d", backup("d", "here", 4));
+    json_object_set_new(found, "e", backup("e", "denied", 5)); /* another host's, read before */
+    char *unreadable[] = { "denied", NULL };
+    json_t *plan = vo_backup_docs_plan(docs, found, unreadable);
+    assert_string_equal(action(plan, "a"), "keep");
+    assert_string_equal(action(plan, "b"), "keep");
+    assert_string_equal(action(plan, "c"), "keep");
+    assert_string_equal(action(plan, "d"), "keep");
     json_decref(plan);
     json_decref(docs);
     json_decref(found);
@@ -159,9 +217,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_image_doc_make_and_parse),
         cmocka_unit_test(test_image_doc_refuses_paths),
+        cmocka_unit_test(test_image_doc_name_is_its_keys),
         cmocka_unit_test(test_backup_doc_make),
         cmocka_unit_test(test_backup_docs_sort),
         cmocka_unit_test(test_backup_docs_plan),
+        cmocka_unit_test(test_backup_docs_plan_keeps_unlisted_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "state/store.h"
 #include "util/sse.h"
 #include "util/util.h"
 
@@ -35,7 +36,7 @@ static void test_key_object(void **state)
 
 static void test_format(void **state)
 {
-    _cleanup_free_ char *ev = vo_sse_format_change(42, "vm", "abc", false,
+    _cleanup_free_ char *ev = vo_sse_format_change(42, 0, "vm", "abc", false,
                                                    "{\"name\":\"a\\nb\",\"n\":1}");
     assert_true(!strncmp(ev, "id: 42\nevent: vm\ndata: {", 24));
     size_t n = strlen(ev);
@@ -56,7 +57,7 @@ static void test_format(void **state)
                         "a\nb");
     json_decref(doc);
 
-    _cleanup_free_ char *del = vo_sse_format_change(43, "pool", "p", true, NULL);
+    _cleanup_free_ char *del = vo_sse_format_change(43, 0, "pool", "p", true, NULL);
     data = strstr(del, "data: ") + 6;
     doc = json_loadb(data, strlen(data) - 2, 0, NULL);
     assert_non_null(doc);
@@ -157,12 +158,124 @@ static void test_parser_stop_and_partial(void **state)
     assert_int_equal(vo_sse_feed(p, "\n", 1), 0);
     assert_int_equal(t.n, 1);
     /* A formatted change parses back to itself. */
-    _cleanup_free_ char *ev = vo_sse_format_change(10, "network", "n1", true, NULL);
+    _cleanup_free_ char *ev = vo_sse_format_change(10, 0, "network", "n1", true, NULL);
     assert_int_equal(vo_sse_feed(p, ev, strlen(ev)), 0);
     assert_int_equal(t.n, 2);
     assert_string_equal(t.ids[1], "10");
     assert_string_equal(t.events[1], "network");
     vo_sse_parser_free(p);
+}
+
+/* A stream over a real store: every change after `after` (skipping what
+ * ids says was seen), formatted as GET /v1/events does (events-api.c
+ * add_events, all kinds), fed to the client parser; the ids and keys seen. */
+typedef struct {
+    char ids[16][24];
+    char keys[16][40];
+    int n;
+} Stream;
+
+static int on_stream_event(const VoSseEvent *ev, void *userdata)
+{
+    Stream *st = userdata;
+    json_t *doc = json_loads(ev->data, 0, NULL);
+    assert_non_null(doc);
+    snprintf(st->ids[st->n], sizeof(st->ids[0]), "%s", ev->id);
+    snprintf(st->keys[st->n], sizeof(st->keys[0]), "%s/%s", ev->event,
+             json_string_value(json_object_get(doc, "id")));
+    json_decref(doc);
+    st->n++;
+    return 0;
+}
+
+static void read_stream(VoStore *store, const char *last_event_id, Stream *st)
+{
+    int64_t rev = 0;
+    unsigned index = 0;
+    assert_int_equal(vo_sse_parse_event_id(last_event_id, &rev, &index), 0);
+    VoSseIds ids = { 0 };
+    if (index)
+        ids = (VoSseIds){ .skip_rev = rev, .skip_n = index };
+    VoStoreWatch *w = NULL;
+    assert_int_equal(store->ops->watch_open(store, "", index ? rev - 1 : rev, &w), 0);
+    VoStoreEvent *events = NULL;
+    size_t n = 0;
+    assert_int_equal(store->ops->watch_next(w, 0, &events, &n), 0);
+    VoSseParser *p = vo_sse_parser_new(on_stream_event, st);
+    for (size_t i = 0; i < n; i++) {
+        const char *kind, *id;
+        assert_true(vo_sse_key_object(events[i].key, &kind, &id));
+        bool more = i + 1 < n && events[i + 1].rev == events[i].rev;
+        unsigned k = 0;
+        if (!vo_sse_ids_next(&ids, events[i].rev, more, &k))
+            continue;
+        _cleanup_free_ char *text = vo_sse_format_change(events[i].rev, k, kind, id, false,
+                                                         events[i].value);
+        assert_int_equal(vo_sse_feed(p, text, strlen(text)), 0);
+    }
+    vo_sse_parser_free(p);
+    vo_store_events_free(events, n);
+    store->ops->watch_close(w);
+}
+
+/* The changes of one multi-key transaction share a revision R: each but the
+ * last is sent as "R.k", so a client that drops after the first and resumes
+ * with its id gets exactly the rest. (With the same id "R" on every one, as
+ * before, that resume lost them: a resume after "2" starts at revision 3.) */
+static void test_multi_key_transaction_resumes_exactly(void **state)
+{
+    char dir[] = "/tmp/vireo-test-sse-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *path = vo_asprintf("%s/state.db", dir);
+    VoStore *store = NULL;
+    assert_int_equal(vo_store_open(path, &store), 0);
+    int64_t rev = 0;
+    assert_int_equal(vo_store_put(store, "vms/a", "{}", VO_REV_NEW, &rev), 0);
+    assert_int_equal(rev, 1);
+    VoStoreCompare cmps[] = { { "vms/b", VO_REV_NEW }, { "volumes/p/x", VO_REV_NEW } };
+    VoStoreOp ops[] = { { VO_STORE_PUT, "vms/b", "{\"n\":1}", 0 },
+                        { VO_STORE_PUT, "vms/c", "{\"n\":2}", 0 },
+                        { VO_STORE_PUT, "volumes/p/x", "{\"n\":3}", 0 } };
+    assert_int_equal(vo_store_txn(store, cmps, 2, ops, 3, &rev, NULL), 0);
+    assert_int_equal(rev, 2);
+    assert_int_equal(vo_store_put(store, "vms/d", "{}", VO_REV_NEW, &rev), 0);
+
+    Stream all = { 0 };
+    read_stream(store, "0", &all);
+    assert_int_equal(all.n, 5);
+    const char *want_ids[] = { "1", "2.1", "2.2", "2", "3" };
+    const char *want_keys[] = { "vm/a", "vm/b", "vm/c", "volume/p/x", "vm/d" };
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(all.ids[i], want_ids[i]);
+        assert_string_equal(all.keys[i], want_keys[i]);
+    }
+    /* Dropped after each event in turn: the resume gets exactly the rest. */
+    for (int seen = 1; seen < 5; seen++) {
+        Stream rest = { 0 };
+        read_stream(store, all.ids[seen - 1], &rest);
+        assert_int_equal(rest.n, 5 - seen);
+        for (int i = 0; i < rest.n; i++) {
+            assert_string_equal(rest.keys[i], want_keys[seen + i]);
+            assert_string_equal(rest.ids[i], want_ids[seen + i]);
+        }
+    }
+    /* A plain "2" still means all of revision 2 was seen. */
+    Stream after2 = { 0 };
+    read_stream(store, "2", &after2);
+    assert_int_equal(after2.n, 1);
+    assert_string_equal(after2.keys[0], "vm/d");
+
+    int64_t r = 0;
+    unsigned k = 0;
+    assert_int_equal(vo_sse_parse_event_id("12.3", &r, &k), 0);
+    assert_true(r == 12 && k == 3);
+    assert_int_equal(vo_sse_parse_event_id("12", &r, &k), 0);
+    assert_true(r == 12 && k == 0);
+    const char *bad[] = { "12.", ".3", "12.0", "0.1", "1.2.3", "12.x", "-1.2", "", "12.1234567890" };
+    for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+        assert_int_equal(vo_sse_parse_event_id(bad[i], &r, &k), -EINVAL);
+    vo_store_close(store);
+    assert_int_equal(vo_rm_rf(dir), 0);
 }
 
 int main(void)
@@ -173,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_parse_rev),
         cmocka_unit_test(test_parser_whole_and_split),
         cmocka_unit_test(test_parser_stop_and_partial),
+        cmocka_unit_test(test_multi_key_transaction_resumes_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

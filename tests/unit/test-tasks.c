@@ -370,6 +370,69 @@ static void test_interrupted_names_what_was_removed(void **state)
     assert_int_equal(system(rm), 0);
 }
 
+/* kill -9 between the commit of what an operation made and the operation's
+ * final write: the object is there and whole, so the operation ends
+ * succeeded (not "failed: interrupted"); one whose object is missing, or
+ * for which the sweep removed something, is interrupted as before. */
+static void test_completed_before_the_stop_ends_succeeded(void **state)
+{
+    char dir[64];
+    _cleanup_free_ char *db = temp_db(dir);
+    VoStore *s = NULL;
+    assert_int_equal(vo_store_open(db, &s), 0);
+    const char *ids[] = { "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b71",   /* volume there */
+                          "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b72",   /* volume missing */
+                          "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b73",   /* image there */
+                          "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b74",   /* backup there */
+                          "0b7c0b7c-0b7c-4b7c-8b7c-0b7c0b7c0b75" }; /* there, but swept */
+    const char *docs[] = {
+        "\"kind\":\"volume-import\",\"target\":\"v1\",\"target_id\":\"p/v1\",\"progress\":90",
+        "\"kind\":\"volume-clone\",\"target\":\"v2\",\"target_id\":\"p/v2\",\"progress\":90",
+        "\"kind\":\"image-import\",\"target\":\"img\",\"target_id\":null,\"progress\":95",
+        "\"kind\":\"backup-create\",\"target\":\"vm1\",\"target_id\":\"x\",\"progress\":99,"
+        "\"message\":\"vm1-20261205-000000-abcd\"",
+        "\"kind\":\"volume-create\",\"target\":\"v3\",\"target_id\":\"p/v3\",\"progress\":50",
+    };
+    for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+        _cleanup_free_ char *key = vo_asprintf(VO_TASKS_PREFIX "%s", ids[i]);
+        _cleanup_free_ char *text = vo_asprintf("{\"id\":\"%s\",\"state\":\"running\",%s}",
+                                                ids[i], docs[i]);
+        assert_int_equal(vo_store_put(s, key, text, VO_REV_NEW, NULL), 0);
+    }
+    const char *made[] = { "volumes/p/v1", "images/img", "backups/vm1-20261205-000000-abcd",
+                           "volumes/p/v3" };
+    for (size_t i = 0; i < ELEMENTSOF(made); i++)
+        assert_int_equal(vo_store_put(s, made[i], "{}", VO_REV_NEW, NULL), 0);
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts), 0);
+    vo_tasks_note_cleanup(ts, "volumes/p/v3", "/pool/v3.qcow2");
+    assert_int_equal(vo_tasks_attach_store(ts, s), 0);
+    const char *want[] = { "succeeded", "failed", "succeeded", "succeeded", "failed" };
+    for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+        json_t *t = vo_tasks_get_json(ts, ids[i]);
+        assert_string_equal(json_string_value(json_object_get(t, "state")), want[i]);
+        json_t *d = stored(s, ids[i], NULL);
+        assert_true(json_equal(t, d));
+        if (!strcmp(want[i], "succeeded")) {
+            assert_non_null(strstr(json_string_value(json_object_get(t, "message")),
+                                   "completed before vireod stopped"));
+            assert_true(json_is_null(json_object_get(t, "error")));
+        } else {
+            assert_string_equal(json_string_value(json_object_get(json_object_get(t, "error"),
+                                                                  "code")), "interrupted");
+        }
+        if (i == 3)
+            assert_string_equal(json_string_value(json_object_get(json_object_get(t, "result"),
+                                                                  "backup")),
+                                "vm1-20261205-000000-abcd");
+        json_decref(d);
+        json_decref(t);
+    }
+    ts = vo_tasks_free(ts);
+    vo_store_close(s);
+    (void)vo_rm_rf(dir);
+}
+
 static void test_retention_deletes_the_oldest_documents(void **state)
 {
     char dir[64];
@@ -412,7 +475,18 @@ static void test_retention_deletes_the_oldest_documents(void **state)
 
 static int undone, freed;
 
-static void count_undo(void *p) { undone++; }
+/* The state the cancelled task showed while its undo ran (a reservation
+ * released before "cancelled" is visible). */
+static VoTasks *undo_ts;
+static const char *undo_id;
+static char undo_saw[16];
+
+static void count_undo(void *p)
+{
+    undone++;
+    if (undo_ts && undo_id)
+        snprintf(undo_saw, sizeof(undo_saw), "%s", state_of(undo_ts, undo_id));
+}
 static void count_free(void *p) { freed++; }
 
 /* Waits in a child process ("qemu-img") the way the storage code does. */
@@ -449,12 +523,27 @@ static void test_cancel_queued_and_running(void **state)
     json_decref(t);
     assert_true(wait_state(ts, running, "running"));
 
-    /* Queued: cancelled at once, its preparation undone, never run. */
+    /* If-Match naming another revision than the document's: 412, nothing
+     * changes (in memory the document has no revision: any > 0 differs). */
     char *error = NULL;
+    assert_int_equal(vo_tasks_cancel_at(ts, queued, 7, &t, &error), -VO_EIFMATCH);
+    assert_non_null(strstr(error, "If-Match"));
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_error_http_status(vo_error_from_errno(-VO_EIFMATCH)), 412);
+    assert_true(wait_state(ts, queued, "queued"));
+    assert_int_equal(undone, 0);
+
+    /* Queued: cancelled at once, its preparation undone (before the
+     * cancelled state shows), never run. */
+    undo_ts = ts;
+    undo_id = queued;
     assert_int_equal(vo_tasks_cancel(ts, queued, &t, &error), 0);
+    undo_ts = NULL;
     assert_string_equal(json_string_value(json_object_get(t, "state")), "cancelled");
     json_decref(t);
     assert_int_equal(undone, 1);
+    assert_string_equal(undo_saw, "queued");
     assert_int_equal(freed, 1);
 
     /* Not cancellable: 409 with the reason. */
@@ -483,6 +572,125 @@ static void test_cancel_queued_and_running(void **state)
     ts = vo_tasks_free(ts);
     assert_int_equal(freed, 2);
     assert_int_equal(vo_error_http_status(vo_error_from_errno(-EBUSY)), 409);
+    /* A busy store (-EAGAIN): 503, try again. */
+    assert_int_equal(vo_error_http_status(vo_error_from_errno(-EAGAIN)), 503);
+}
+
+/* Fails for a reason of its own once a cancel was asked, without having
+ * noticed the cancel. */
+static int fail_after_cancel(VoTask *t, void *userdata)
+{
+    for (int i = 0; i < 1000 && !vo_task_cancelled(t); i++)
+        (void)poll(NULL, 0, 10);
+    return vo_task_fail(t, -ENOSPC, "the pool is full");
+}
+
+/* A real error after a cancel request keeps its code: failed, not
+ * cancelled (only work that stopped at the cancel, -ECANCELED, is). */
+static void test_error_after_cancel_keeps_its_code(void **state)
+{
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts), 0);
+    json_t *t = NULL;
+    VoTaskDesc desc = { .kind = "image-import", .target = "y", .cancellable = true };
+    assert_int_equal(vo_tasks_submit(ts, &desc, fail_after_cancel, NULL, NULL, &t, NULL), 0);
+    _cleanup_free_ char *id = vo_strdup(json_string_value(json_object_get(t, "id")));
+    json_decref(t);
+    assert_true(wait_state(ts, id, "running"));
+    char *error = NULL;
+    assert_int_equal(vo_tasks_cancel(ts, id, &t, &error), 1);
+    json_decref(t);
+    assert_true(wait_state(ts, id, "failed"));
+    t = vo_tasks_get_json(ts, id);
+    json_t *err = json_object_get(t, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "code")), "insufficient-storage");
+    assert_string_equal(json_string_value(json_object_get(err, "message")), "the pool is full");
+    json_decref(t);
+    ts = vo_tasks_free(ts);
+}
+
+/* A store whose transactions fail while fail_txns > 0 (then the SQLite store
+ * underneath answers): the ops table wrapped. */
+typedef struct {
+    VoStore base; /* first: the wrapper is passed as a VoStore */
+    VoStoreOps ops;
+    VoStore *inner;
+    int fail_txns;
+    pthread_mutex_t lock;
+} FailingStore;
+
+static VoStore *inner_of(VoStore *s)
+{
+    return ((FailingStore *)s)->inner;
+}
+
+static int failing_get(VoStore *s, const char *key, char **ret_value, int64_t *ret_rev)
+{
+    return inner_of(s)->ops->get(inner_of(s), key, ret_value, ret_rev);
+}
+
+static int failing_list(VoStore *s, const char *prefix, VoStoreListFn fn, void *userdata,
+                        int64_t *ret_rev)
+{
+    return inner_of(s)->ops->list(inner_of(s), prefix, fn, userdata, ret_rev);
+}
+
+static int failing_txn(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps,
+                       const VoStoreOp *ops, size_t n_ops, int64_t *ret_rev, size_t *ret_failed)
+{
+    FailingStore *f = (FailingStore *)s;
+    pthread_mutex_lock(&f->lock);
+    bool fail = f->fail_txns > 0;
+    if (fail)
+        f->fail_txns--;
+    pthread_mutex_unlock(&f->lock);
+    if (fail)
+        return -EBUSY; /* SQLite's "database is locked", say */
+    return f->inner->ops->txn(f->inner, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
+}
+
+/* The final write of an operation fails (more often than its immediate
+ * retries): GET answers the end at once, and the document in the store
+ * gets there on the retry timer, not left "running" for ever. */
+static void test_failed_final_write_is_retried(void **state)
+{
+    char dir[64];
+    _cleanup_free_ char *db = temp_db(dir);
+    FailingStore f = { .lock = PTHREAD_MUTEX_INITIALIZER };
+    assert_int_equal(vo_store_open(db, &f.inner), 0);
+    f.ops = *f.inner->ops;
+    f.ops.get = failing_get;
+    f.ops.list = failing_list;
+    f.ops.txn = failing_txn;
+    f.base.ops = &f.ops;
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts), 0);
+    assert_int_equal(vo_tasks_attach_store(ts, &f.base), 0);
+    _cleanup_free_ char *id = NULL;
+    assert_int_equal(submit(ts, 'a', "vm/a", true, &id, NULL), 0);
+    assert_true(wait_state(ts, id, "running"));
+    pthread_mutex_lock(&f.lock);
+    f.fail_txns = VO_TASKS_FINAL_WRITE_TRIES + 2; /* beyond the immediate retries */
+    pthread_mutex_unlock(&f.lock);
+    open_gate();
+    assert_true(wait_state(ts, id, "succeeded"));
+    bool written = false;
+    for (int i = 0; i < 1000 && !written; i++) { /* bounded: 10 s */
+        json_t *doc = stored(f.inner, id, NULL);
+        written = doc && !strcmp(json_string_value(json_object_get(doc, "state")), "succeeded");
+        json_decref(doc);
+        if (!written)
+            (void)poll(NULL, 0, 10);
+    }
+    assert_true(written);
+    assert_int_equal(f.fail_txns, 0);
+    json_t *doc = stored(f.inner, id, NULL), *shown = vo_tasks_get_json(ts, id);
+    assert_true(json_equal(doc, shown));
+    json_decref(doc);
+    json_decref(shown);
+    ts = vo_tasks_free(ts);
+    vo_store_close(f.inner);
+    (void)vo_rm_rf(dir);
 }
 
 /* A cancel token: its fd becomes readable, vo_cancelled() follows the
@@ -516,8 +724,11 @@ int main(void)
         cmocka_unit_test_setup(test_documents_round_trip_and_interrupted_after_restart, setup),
         cmocka_unit_test_setup(test_interrupted_names_what_was_removed, setup),
         cmocka_unit_test_setup(test_retention_deletes_the_oldest_documents, setup),
+        cmocka_unit_test_setup(test_completed_before_the_stop_ends_succeeded, setup),
         cmocka_unit_test_setup(test_cancel_queued_and_running, setup),
         cmocka_unit_test_setup(test_cancel_token, setup),
+        cmocka_unit_test_setup(test_failed_final_write_is_retried, setup),
+        cmocka_unit_test_setup(test_error_after_cancel_keeps_its_code, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,13 @@
 
 #include <cmocka.h>
 
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "qemu/qemu-caps.h"
+#include "util/unix-socket.h"
 #include "util/util.h"
 #include "vireo/errors.h"
 
@@ -102,6 +108,46 @@ static void test_kvm_probe(void **state)
     assert_int_equal(vo_rm_rf(tmpdir), 0);
 }
 
+/* A listener that does not accept (a stopped QEMU) with its backlog full:
+ * a connect gives up at its deadline instead of blocking for ever (QEMU's
+ * event monitor is connected this way under the VM's locks at start-up). */
+static void test_unix_connect_wait_bounded(void **state)
+{
+    char sockdir[] = "/tmp/vireo-test-XXXXXX";
+    assert_non_null(mkdtemp(sockdir));
+    _cleanup_free_ char *path = vo_asprintf("%s/full.sock", sockdir);
+    int lfd = vo_unix_listen(path, 0600);
+    assert_true(lfd >= 0);
+    assert_int_equal(listen(lfd, 0), 0); /* the smallest backlog */
+    int queued[8], n = 0;
+    for (; n < 8; n++) {
+        queued[n] = vo_unix_connect(path, SOCK_NONBLOCK);
+        if (queued[n] < 0)
+            break;
+    }
+    assert_true(n > 0 && n < 8); /* the backlog filled */
+    alarm(20); /* a blocking connect would hang here: fail instead */
+    int64_t t0 = vo_now_ms();
+    assert_int_equal(vo_unix_connect_wait(path, 200), -ETIMEDOUT);
+    assert_true(vo_now_ms() - t0 >= 200);
+    alarm(0);
+    /* Accepted one: there is room again. */
+    int a = accept(lfd, NULL, NULL);
+    assert_true(a >= 0);
+    int fd = vo_unix_connect_wait(path, 200);
+    assert_true(fd >= 0);
+    close(fd);
+    close(a);
+    /* Nobody listening: answered at once, not waited for. */
+    close(lfd);
+    assert_int_equal(vo_unix_connect_wait(path, 10000), -ECONNREFUSED);
+    _cleanup_free_ char *none = vo_asprintf("%s/none.sock", sockdir);
+    assert_int_equal(vo_unix_connect_wait(none, 10000), -ENOENT);
+    for (int i = 0; i < n; i++)
+        close(queued[i]);
+    assert_int_equal(vo_rm_rf(sockdir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +155,7 @@ int main(void)
         cmocka_unit_test(test_strv),
         cmocka_unit_test(test_error_mapping),
         cmocka_unit_test(test_kvm_probe),
+        cmocka_unit_test(test_unix_connect_wait_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
