@@ -482,9 +482,13 @@ def test_cli_events(fake_daemon):
     # --follow prints new changes as they happen, until interrupted.
     # (From the last revision seen: a change made before the stream opens is
     # not missed either.)
+    # Ctrl-C must reach it: a test run started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and the CLI (like any
+    # Unix program) keeps an ignored SIGINT ignored.
     p = subprocess.Popen([VIREO, "--socket", d.socket, "events", "--follow", "--kind", "vm",
                           "--since", str(revs[-1])],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         d.cli("vm", "create", "c2", "--memory", "128M")
         c2 = d.vm("c2")["id"]
