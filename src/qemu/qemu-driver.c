@@ -385,6 +385,18 @@ static int qemu_resize_disk(VoHvInstance *vm, unsigned slot, uint64_t size)
     return r;
 }
 
+int vo_qemu_command(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret,
+                    char **ret_error)
+{
+    if (!vm->qmp)
+        return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
+    _cleanup_free_ char *error = NULL;
+    int r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, ret, &error);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "QEMU refused %s: %s", cmd, error ? error : strerror(-r));
+    return 0;
+}
+
 int vo_qemu_run_job(VoHvInstance *vm, const char *cmd, json_t *args, int timeout_ms,
                    char **ret_error)
 {

@@ -36,6 +36,11 @@ struct VoHvInstance {
     bool migration_was_running; /* vCPUs ran when the last migrate started */
 };
 
+/* One QMP command with args (borrowed); *ret (may be NULL) gets its
+ * answer. Caller holds qmp_lock. A failure's message names the command. */
+int vo_qemu_command(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret,
+                    char **ret_error);
+
 /* Runs a QMP job command (args carry its "job-id") and waits, bounded by
  * timeout_ms, for the job to conclude, then dismisses it. Caller holds
  * qmp_lock. */

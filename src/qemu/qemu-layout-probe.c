@@ -12,22 +12,11 @@
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
 
-static int run(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret, char **ret_error)
-{
-    if (!vm->qmp)
-        return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
-    _cleanup_free_ char *error = NULL;
-    int r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, ret, &error);
-    if (r < 0)
-        return vo_error_set(ret_error, r, "QMP %s: %s", cmd, error ? error : strerror(-r));
-    return 0;
-}
-
 /* An alias ("q35") becomes the versioned machine it stands for. */
 static int probe_machine(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
 {
     json_t *machines = NULL;
-    int r = run(vm, "query-machines", NULL, &machines, ret_error);
+    int r = vo_qemu_command(vm, "query-machines", NULL, &machines, ret_error);
     if (r < 0)
         return r;
     size_t i;
@@ -49,7 +38,7 @@ static int probe_machine(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
 static int probe_vcpus(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
 {
     json_t *slots = NULL;
-    int r = run(vm, "query-hotpluggable-cpus", NULL, &slots, ret_error);
+    int r = vo_qemu_command(vm, "query-hotpluggable-cpus", NULL, &slots, ret_error);
     if (r < 0)
         return r;
     size_t i, n = 0;
@@ -104,7 +93,7 @@ static void walk_pci(VoQemuLayout *l, json_t *devices, const char *bus)
 static int probe_devices(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
 {
     json_t *buses = NULL;
-    int r = run(vm, "query-pci", NULL, &buses, ret_error);
+    int r = vo_qemu_command(vm, "query-pci", NULL, &buses, ret_error);
     if (r < 0)
         return r;
     vo_qemu_layout_clear_devices(l);
@@ -121,7 +110,7 @@ static int probe_virtio_mem(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
         return 0;
     json_t *args = json_pack("{s:s, s:s}", "path", "/machine/peripheral/" VO_QEMU_VIRTIO_MEM_ID,
                              "property", "requested-size"), *size = NULL;
-    int r = run(vm, "qom-get", args, &size, ret_error);
+    int r = vo_qemu_command(vm, "qom-get", args, &size, ret_error);
     json_decref(args);
     if (r >= 0)
         l->virtio_mem_requested = (uint64_t)json_integer_value(size);

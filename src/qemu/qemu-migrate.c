@@ -16,19 +16,6 @@
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
 
-/* One QMP command with args (borrowed) under qmp_lock (held by the caller);
- * a failure's message names the command. */
-static int run(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret, char **ret_error)
-{
-    if (!vm->qmp)
-        return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
-    _cleanup_free_ char *error = NULL;
-    int r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, ret, &error);
-    if (r < 0)
-        return vo_error_set(ret_error, r, "QEMU refused %s: %s", cmd, error ? error : strerror(-r));
-    return 0;
-}
-
 int vo_qemu_layout_text(VoHvInstance *vm, char **ret_layout, char **ret_error)
 {
     pthread_mutex_lock(&vm->qmp_lock);
@@ -61,7 +48,7 @@ int vo_qemu_migrate_incoming(VoHvInstance *vm, const char *uri, char **ret_error
      * about (query-migrate's error-desc); the caller kills the instance. */
     json_t *args = json_pack("{s:s, s:b}", "uri", uri, "exit-on-error", 0);
     pthread_mutex_lock(&vm->qmp_lock);
-    r = run(vm, "migrate-incoming", args, NULL, ret_error);
+    r = vo_qemu_command(vm, "migrate-incoming", args, NULL, ret_error);
     pthread_mutex_unlock(&vm->qmp_lock);
     json_decref(args);
     return r;
@@ -102,14 +89,14 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
     json_t *migrate = json_pack("{s:s}", "uri", uri), *status = NULL;
 
     pthread_mutex_lock(&vm->qmp_lock);
-    r = run(vm, "query-status", NULL, &status, ret_error);
+    r = vo_qemu_command(vm, "query-status", NULL, &status, ret_error);
     bool running = r >= 0 && json_is_true(json_object_get(status, "running"));
     if (r >= 0)
-        r = run(vm, "migrate-set-capabilities", caps, NULL, ret_error);
+        r = vo_qemu_command(vm, "migrate-set-capabilities", caps, NULL, ret_error);
     if (r >= 0)
-        r = run(vm, "migrate-set-parameters", params, NULL, ret_error);
+        r = vo_qemu_command(vm, "migrate-set-parameters", params, NULL, ret_error);
     if (r >= 0)
-        r = run(vm, "migrate", migrate, NULL, ret_error);
+        r = vo_qemu_command(vm, "migrate", migrate, NULL, ret_error);
     /* Only a migration that started: a start QEMU refused (one already
      * under way, its vCPUs stopped for the switch-over) must not change what
      * the failure of that one resumes. */
@@ -165,7 +152,7 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
     json_t *info = NULL;
     _cleanup_free_ char *error = NULL;
     pthread_mutex_lock(&vm->qmp_lock);
-    int r = run(vm, "query-migrate", NULL, &info, &error);
+    int r = vo_qemu_command(vm, "query-migrate", NULL, &info, &error);
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0) {
         ret->error = TAKE_PTR(error);
@@ -198,7 +185,7 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
 int vo_qemu_migrate_cancel(VoHvInstance *vm, char **ret_error)
 {
     pthread_mutex_lock(&vm->qmp_lock);
-    int r = run(vm, "migrate_cancel", NULL, NULL, ret_error);
+    int r = vo_qemu_command(vm, "migrate_cancel", NULL, NULL, ret_error);
     pthread_mutex_unlock(&vm->qmp_lock);
     return r;
 }
@@ -224,7 +211,7 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
         /* It waits paused (-S) whatever the source was: a VM that was paused
          * there stays paused here. */
         if (resume)
-            r = run(vm, "cont", NULL, NULL, ret_error);
+            r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
     } else if (succeeded) {
         /* The VM runs on the destination now: this copy ends (its disks
          * were handed over at the switch). */
@@ -235,7 +222,7 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
         }
     } else if (vm->migration_was_running) {
         /* Back where it was: running here (cont also takes its disks back). */
-        r = run(vm, "cont", NULL, NULL, ret_error);
+        r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
     }
     pthread_mutex_unlock(&vm->qmp_lock);
     return r;
