@@ -14,6 +14,8 @@ void vo_api_backup_show(VoRequest *req, VoReply *rep)
 {
     json_t *backup = NULL;
     char *error = NULL;
+    _cleanup_free_ char *key = vo_asprintf("backups/%s", req->params[0]);
+    rep->etag = vo_api_key_rev(req->d, key); /* before the read: never newer than it */
     int r = vo_backup_get_json(req->d, req->params[0], &backup, &error);
     vo_reply_found(rep, r, backup, error);
 }
@@ -64,6 +66,9 @@ void vo_api_backup_create(VoRequest *req, VoReply *rep)
 
 void vo_api_backup_delete(VoRequest *req, VoReply *rep)
 {
+    _cleanup_free_ char *key = vo_asprintf("backups/%s", req->params[0]);
+    if (!vo_api_if_match_key(req, rep, key, "the backup"))
+        return;
     json_t *task = NULL;
     char *error = NULL;
     int r = vo_backup_delete(req->d, req->params[0], &task, &error);
@@ -79,6 +84,9 @@ void vo_api_backup_restore(VoRequest *req, VoReply *rep)
                            &bwlimit) ||
         !bwlimit_arg(rep, bwlimit, &bwlimit_mib))
         return;
+    _cleanup_free_ char *key = vo_asprintf("backups/%s", req->params[0]);
+    if (!vo_api_if_match_key(req, rep, key, "the backup"))
+        return;
     json_t *task = NULL;
     char *error = NULL;
     int r = vo_backup_restore(req->d, req->params[0], as, pool, bwlimit_mib, &task, &error);
@@ -91,6 +99,9 @@ void vo_api_backup_verify(VoRequest *req, VoReply *rep)
     unsigned bwlimit_mib = 0;
     if (!vo_request_unpack(req, rep, "{s?o}", "bwlimit_mib", &bwlimit) ||
         !bwlimit_arg(rep, bwlimit, &bwlimit_mib))
+        return;
+    _cleanup_free_ char *key = vo_asprintf("backups/%s", req->params[0]);
+    if (!vo_api_if_match_key(req, rep, key, "the backup"))
         return;
     json_t *task = NULL;
     char *error = NULL;

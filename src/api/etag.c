@@ -1,9 +1,11 @@
 /* etag.c: ETag for documents the store keeps under one key (pools, volumes,
- * networks, snapshots, operations): the document's store revision. If-Match
+ * networks, snapshots, images, backups, operations): the document's store
+ * revision. If-Match
  * is parsed by vo_request_if_match (server.c) and passed down: the daemon
  * compares it under the object's lock beside the write (or the task does,
  * before it changes anything). vo_api_if_match_key is only an early answer
- * for work queued as a task (a volume delete, a snapshot revert or delete),
+ * for work queued as a task (a volume delete, a snapshot revert or delete, a
+ * backup delete, restore or verify),
  * so a stale request gets its 412 at once rather than as the task's error,
  * and for a clone or upload, which read the volume rather than write it. */
 #include "api/handlers.h"

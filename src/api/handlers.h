@@ -17,6 +17,7 @@ bool vo_api_if_match_key(VoRequest *req, VoReply *rep, const char *key, const ch
 
 void vo_api_host_show(VoRequest *req, VoReply *rep);
 void vo_api_images_list(VoRequest *req, VoReply *rep);
+void vo_api_image_show(VoRequest *req, VoReply *rep);
 void vo_api_tasks_list(VoRequest *req, VoReply *rep);
 void vo_api_task_show(VoRequest *req, VoReply *rep);
 void vo_api_task_cancel(VoRequest *req, VoReply *rep);

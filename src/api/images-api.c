@@ -1,4 +1,4 @@
-/* images-api.c: /v1/images routes: list, import, delete. */
+/* images-api.c: /v1/images routes: list, show, import, delete. */
 #include "api/handlers.h"
 #include "daemon/images.h"
 #include "daemon/storage.h"
@@ -16,6 +16,22 @@ void vo_api_images_list(VoRequest *req, VoReply *rep)
     vo_reply_json(rep, 200, json_pack("{s:o}", "images", images));
 }
 
+void vo_api_image_show(VoRequest *req, VoReply *rep)
+{
+    const char *name = req->params[0];
+    VoImage *img = NULL;
+    int64_t rev = 0;
+    if (vo_image_get(req->d, name, &img, &rev) < 0) {
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "image '%s' does not exist", name);
+        return;
+    }
+    json_t *view = vo_image_to_json(img);
+    vo_image_free(img);
+    json_object_set_new(view, "used_by", json_integer(vo_image_users(req->d, name)));
+    rep->etag = rev;
+    vo_reply_json(rep, 200, view);
+}
+
 void vo_api_image_import(VoRequest *req, VoReply *rep)
 {
     VoImageImportArgs args = { 0 };
@@ -31,8 +47,11 @@ void vo_api_image_import(VoRequest *req, VoReply *rep)
 
 void vo_api_image_delete(VoRequest *req, VoReply *rep)
 {
+    int64_t want = 0;
+    if (!vo_request_if_match(req, rep, &want))
+        return;
     char *error = NULL;
-    int r = vo_image_delete(req->d, req->params[0], &error);
+    int r = vo_image_delete(req->d, req->params[0], want, &error);
     if (r < 0)
         vo_reply_errno(rep, r, error);
     else

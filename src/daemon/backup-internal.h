@@ -24,10 +24,12 @@ extern pthread_mutex_t vo_backups_lock;
  * waits in the queue while another runs, not on a worker (jobs/tasks.h). */
 #define BACKUPS_TASK_KEY "backups"
 
-/* A backup found by id: its pool, the pool's directory, its record. */
+/* A backup found by id: its pool, the pool's directory, its record, and
+ * the revision of its document (backups/ID). */
 typedef struct {
     char *pool, *pool_path, *id;
     json_t *record;
+    int64_t rev;
 } BackupRef;
 
 void backup_ref_clear(BackupRef *b);
@@ -35,6 +37,9 @@ void backup_ref_clear(BackupRef *b);
  * (the truth for its content) is read; -EINVAL for an id that is not one,
  * -ENOENT when there is no document or its record is gone from the pool. */
 int backup_find(VoDaemon *d, const char *id, BackupRef *ret, char **ret_error);
+/* A backup task's If-Match (vo_task_if_match) against b's document, under
+ * vo_backups_lock (every writer of backup documents holds it). */
+int backup_if_match(VoTask *t, const BackupRef *b, char **ret_error);
 
 /* The store documents of backups ("backups/ID": the record and its pool),
  * written after the record's files (see backups.h). */

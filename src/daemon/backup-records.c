@@ -92,16 +92,23 @@ int backup_find(VoDaemon *d, const char *id, BackupRef *ret, char **ret_error)
                             "1-%d characters of a-z, 0-9 and '-'", id ? id : "", VO_BACKUP_ID_MAX);
     _cleanup_free_ char *key = vo_asprintf(BACKUP_DOC_PREFIX "%s", id);
     _cleanup_free_ char *text = NULL, *path = NULL, *error = NULL;
-    json_t *doc = vo_store_get(d->store, key, &text, NULL) == 0 ? json_loads(text, 0, NULL)
+    int64_t rev = 0;
+    json_t *doc = vo_store_get(d->store, key, &text, &rev) == 0 ? json_loads(text, 0, NULL)
                                                                  : NULL;
     const char *pool = json_string_value(json_object_get(doc, "pool"));
     json_t *record = pool && vo_backup_pool_path(d, pool, &path, &error) >= 0
                          ? backup_record_load(path, id) : NULL;
     if (record)
         *ret = (BackupRef){ .pool = vo_strdup(pool), .pool_path = TAKE_PTR(path),
-                            .id = vo_strdup(id), .record = record };
+                            .id = vo_strdup(id), .record = record, .rev = rev };
     json_decref(doc);
     return record ? 0 : vo_error_set(ret_error, -ENOENT, "backup '%s' does not exist", id);
+}
+
+int backup_if_match(VoTask *t, const BackupRef *b, char **ret_error)
+{
+    _cleanup_free_ char *what = vo_asprintf("backup '%s'", b->id);
+    return vo_if_match_check(vo_task_if_match(t), b->rev, what, ret_error);
 }
 
 int backup_doc_put(VoDaemon *d, const char *pool, json_t *record, bool create)

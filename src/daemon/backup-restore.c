@@ -450,6 +450,8 @@ static int task_restore(VoTask *t, void *userdata)
     if (r >= 0)
         r = backup_find(op->d, op->id, &b, &error);
     if (r >= 0)
+        r = backup_if_match(t, &b, &error);
+    if (r >= 0)
         r = check_chain(&b, &error);
     if (r >= 0)
         r = check_files(&b, &error);
@@ -594,6 +596,8 @@ static int task_verify(VoTask *t, void *userdata)
     pthread_mutex_lock(&vo_backups_lock);
     BackupRef b = { 0 };
     int r = backup_find(op->d, op->id, &b, &error);
+    if (r >= 0)
+        r = backup_if_match(t, &b, &error);
     json_t *problems = json_array();
     size_t files = 0;
     json_t *cur = r >= 0 ? json_incref(b.record) : NULL;

@@ -418,6 +418,8 @@ static int task_delete(VoTask *t, void *userdata)
     pthread_mutex_lock(&vo_backups_lock);
     int r = backup_find(op->d, op->id, &b, &error);
     if (r >= 0)
+        r = backup_if_match(t, &b, &error);
+    if (r >= 0)
         r = backup_delete_locked(op->d, b.pool_path, op->id, t, &error);
     pthread_mutex_unlock(&vo_backups_lock);
     backup_ref_clear(&b);

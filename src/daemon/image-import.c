@@ -232,7 +232,7 @@ int vo_image_import(VoDaemon *d, const VoImageImportArgs *args, json_t **ret_tas
     return r;
 }
 
-int vo_image_delete(VoDaemon *d, const char *name, char **ret_error)
+int vo_image_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error)
 {
     VoImage *img = NULL;
     int64_t rev = 0;
@@ -250,6 +250,13 @@ int vo_image_delete(VoDaemon *d, const char *name, char **ret_error)
     int r = name_hold(d, name, true, ret_error);
     if (r < 0)
         return r;
+    /* Held, the image cannot change: its revision is the one read (and the
+     * delete below is conditional on it). */
+    _cleanup_free_ char *what = vo_asprintf("image '%s'", name);
+    if ((r = vo_if_match_check(expected, rev, what, ret_error)) < 0) {
+        vo_image_name_release(d, name);
+        return r;
+    }
     /* The files go out of the way first, then the document (at the revision
      * read): a crash between leaves a document without files, which the next
      * start removes (never files without a document, which it would adopt).

@@ -69,4 +69,5 @@ void vo_image_name_release(struct VoDaemon *d, const char *name);
 
 /* Refused while VMs or detached linked clones use it. Holds the name like a
  * build (another build or delete of it meanwhile gets -EEXIST/-EBUSY). */
-int vo_image_delete(struct VoDaemon *d, const char *name, char **ret_error);
+/* expected: If-Match (0: none), compared with the image document's revision. */
+int vo_image_delete(struct VoDaemon *d, const char *name, int64_t expected, char **ret_error);

@@ -599,9 +599,8 @@ static int rev_is(int64_t expected, int64_t rev, const char *what, const char *n
 {
     if (expected <= 0 || expected == rev)
         return 0;
-    return vo_error_set(ret_error, -VO_EIFMATCH, "%s '%s' changed: it is at revision %lld, not "
-                        "%lld (If-Match); nothing was done: read it again", what, name,
-                        (long long)rev, (long long)expected);
+    _cleanup_free_ char *named = vo_asprintf("%s '%s'", what, name);
+    return vo_if_match_check(expected, rev, named, ret_error);
 }
 
 int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error)

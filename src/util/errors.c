@@ -1,4 +1,5 @@
-/* errors.c: tables for the API error codes in include/vireo/errors.h. */
+/* errors.c: tables for the API error codes in include/vireo/errors.h, and
+ * the If-Match refusal every service words the same way. */
 #include "vireo/errors.h"
 
 #include <errno.h>
@@ -25,6 +26,15 @@ static const struct {
     [VO_ERR_REVISION_COMPACTED] = { "revision-compacted", 410 },
 };
 _Static_assert(ELEMENTSOF(error_table) == _VO_ERR_MAX, "error_table out of date");
+
+int vo_if_match_check(int64_t expected, int64_t rev, const char *what, char **ret_error)
+{
+    if (expected <= 0 || expected == rev)
+        return 0;
+    return vo_error_set(ret_error, -VO_EIFMATCH, "%s changed: it is at revision %lld, not %lld "
+                        "(If-Match); nothing was done: read it again", what, (long long)rev,
+                        (long long)expected);
+}
 
 const char *vo_error_code_name(VoErrorCode code)
 {

@@ -46,6 +46,10 @@ void vo_log_escape(const char *msg, char *out, size_t size);
 /* Sets *ret_error (when ret_error is not NULL) to the formatted message and
  * returns r: `return vo_error_set(ret_error, -EINVAL, "x: %s is bad", x);` */
 int vo_error_set(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
+/* If-Match: 0 when expected is 0 (none was given) or equals the object's
+ * revision rev, else -VO_EIFMATCH (HTTP 412) with *ret_error naming what
+ * ("image 'x'") and both revisions. */
+int vo_if_match_check(int64_t expected, int64_t rev, const char *what, char **ret_error);
 
 /* Allocation that aborts on OOM: vireo does not try to limp on without memory. */
 void *vo_malloc0(size_t n);

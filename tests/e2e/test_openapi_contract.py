@@ -741,6 +741,7 @@ def test_host_and_images(api):
     assert image["kernel"].endswith("/images/default/vmlinux")
     assert image["initrd"] is None and image["cmdline"] == "console=ttyS0"
     assert image["used_by"] == 0
+    assert api.call("GET", "/v1/images/default", expect=200).value == image
 
 
 def test_vm_lifecycle(api):
@@ -968,7 +969,7 @@ def test_errors(api):
                          ("POST", f"/v1/tasks/{uuid.uuid4()}/cancel"),
                          ("GET", "/v1/vms/nope/disks"), ("DELETE", "/v1/vms/nope/disks/1"),
                          ("DELETE", "/v1/vms/err1/disks/1"), ("DELETE", "/v1/images/nope"),
-                         ("DELETE", "/v1/images/Bad_Name"), ("GET", "/v1/pools/nope"),
+                         ("DELETE", "/v1/images/Bad_Name"), ("GET", "/v1/images/nope"), ("GET", "/v1/pools/nope"),
                          ("DELETE", "/v1/pools/nope"), ("GET", "/v1/pools/default/volumes/nope"),
                          ("GET", "/v1/pools/nope/volumes/nope"),
                          ("DELETE", "/v1/pools/default/volumes/nope"),

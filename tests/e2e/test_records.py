@@ -290,3 +290,45 @@ def test_image_and_backup_changes_are_in_the_event_stream(fake_daemon, tmp_path)
     assert mine == [("ev", "put"), (b["id"], "put"), ("ev", "delete"), (b["id"], "delete")]
     put = [data for _, _, data in history(d, "kind=image&object=ev")][0]
     assert put["object"]["disk"] == "disk.qcow2"
+
+
+def test_image_and_backup_etag_and_if_match(fake_daemon, tmp_path):
+    """Images and backups are documents, so they carry ETag (their revision)
+    and honour If-Match on every change: a stale one gets 412 and changes
+    nothing, the current one goes through."""
+    from test_events import etag
+    d = fake_daemon
+    d.task_ok("POST", "/v1/images", {"name": "tagged", "import_path": small_qcow2(tmp_path)})
+    shown = d.api("GET", "/v1/images/tagged")
+    assert shown == images(d)["tagged"]
+    tag = etag(d, "/v1/images/tagged")
+    rev = docs(d, "images/")["images/tagged"][1]
+    assert tag == f'"{rev}"'
+    stale = f'"{rev - 1}"'
+    status, err = d.request("DELETE", "/v1/images/tagged", headers={"If-Match": stale})
+    assert status == 412 and err["error"]["code"] == "precondition-failed", err
+    assert "tagged" in images(d)
+    status, _ = d.request("GET", "/v1/images/nope")
+    assert status == 404
+    status, _ = d.request("DELETE", "/v1/images/tagged", headers={"If-Match": tag})
+    assert status == 200 and "tagged" not in images(d)
+
+    d.cli("vm", "create", "bt")
+    b = backup(d, "bt")
+    tag = etag(d, f"/v1/backups/{b['id']}")
+    rev = docs(d, "backups/")["backups/" + b["id"]][1]
+    assert tag == f'"{rev}"'
+    stale = f'"{rev - 1}"'
+    for method, path in (("POST", f"/v1/backups/{b['id']}/verify"),
+                         ("POST", f"/v1/backups/{b['id']}/restore"),
+                         ("DELETE", f"/v1/backups/{b['id']}")):
+        status, err = d.request(method, path, {} if method == "POST" else None,
+                                headers={"If-Match": stale})
+        assert status == 412 and err["error"]["code"] == "precondition-failed", (path, err)
+    assert backup_ids(d) == [b["id"]] and etag(d, f"/v1/backups/{b['id']}") == tag
+    # Current: the verify goes through and moves the revision on.
+    status, doc = d.request("POST", f"/v1/backups/{b['id']}/verify", {},
+                            headers={"If-Match": tag})
+    assert status == 202, doc
+    assert d.wait_task(doc["task"])["state"] == "succeeded"
+    assert etag(d, f"/v1/backups/{b['id']}") != tag
