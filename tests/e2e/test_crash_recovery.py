@@ -15,20 +15,11 @@ import socket
 
 import pytest
 
-from vireo_harness import pid_alive, wait_until
+from vireo_harness import pid_alive, slow_qemu_img, wait_until
 
 MiB = 1 << 20
 
-SLOW_QEMU_IMG = """#!/bin/sh
-# qemu-img for crash tests: `convert -p -f FMT -O FMT SRC DST` reads SRC at
-# 1 MiB/s (QEMU's throttle filter); everything else is the real qemu-img.
-if [ "$1" = convert ] && [ "$2" = -p ] && [ "$3" = -f ] && [ "$5" = -O ]; then
-    exec {real} convert -p --object throttle-group,id=slow,x-bps-read=1048576 \\
-        --image-opts -O "$6" \\
-        "driver=throttle,throttle-group=slow,file.driver=$4,file.file.filename=$7" "$8"
-fi
-exec {real} "$@"
-"""
+SLOW_QEMU_IMG = slow_qemu_img()
 
 
 @pytest.fixture

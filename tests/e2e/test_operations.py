@@ -15,20 +15,13 @@ import signal
 
 import pytest
 
-from vireo_harness import pid_alive, wait_until
+from vireo_harness import pid_alive, slow_qemu_img, wait_until
 from test_crash_recovery import big_raw, convert_child, pool_files
 
 MiB = 1 << 20
 
-# Like test_crash_recovery's, but slow only while {dir}/SLOW exists.
-SWITCHED_QEMU_IMG = """#!/bin/sh
-if [ -e {dir}/SLOW ] && [ "$1" = convert ] && [ "$2" = -p ] && [ "$3" = -f ] && [ "$5" = -O ]; then
-    exec {real} convert -p --object throttle-group,id=slow,x-bps-read=1048576 \\
-        --image-opts -O "$6" \\
-        "driver=throttle,throttle-group=slow,file.driver=$4,file.file.filename=$7" "$8"
-fi
-exec {real} "$@"
-"""
+# Slow only while {dir}/SLOW exists.
+SWITCHED_QEMU_IMG = slow_qemu_img(only_while="SLOW")
 
 
 @pytest.fixture

@@ -95,6 +95,22 @@ def inject(d, op, err):
         f.write(err + "\n")
 
 
+
+def slow_qemu_img(only_while=None):
+    """A qemu-img script for Daemon.wrap_tool whose `convert -p -f FMT -O FMT
+    SRC DST` reads SRC at 1 MiB/s (QEMU's throttle filter), so an import or
+    clone lasts long enough to cancel or to kill vireod in the middle; with
+    only_while, only while that file (under the wrapper's {dir}) exists.
+    Everything else is the real qemu-img."""
+    guard = f'[ -e {{dir}}/{only_while} ] && ' if only_while else ""
+    return ("#!/bin/sh\n"
+            f'if {guard}[ "$1" = convert ] && [ "$2" = -p ] && [ "$3" = -f ] && [ "$5" = -O ]; then\n'
+            "    exec {real} convert -p --object throttle-group,id=slow,x-bps-read=1048576 \\\n"
+            '        --image-opts -O "$6" \\\n'
+            '        "driver=throttle,throttle-group=slow,file.driver=$4,file.file.filename=$7" "$8"\n'
+            "fi\n"
+            'exec {real} "$@"\n')
+
 class Daemon:
     """One vireod in its own namespace and directories."""
 
