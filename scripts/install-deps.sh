@@ -8,7 +8,7 @@ PKGS=(build-essential meson ninja-build pkg-config
       libjansson-dev libsqlite3-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev libssl-dev
       python3 python3-pytest python3-yaml curl
       iproute2 nftables dnsmasq-base e2fsprogs cpio xz-utils zstd kmod
-      busybox-static
+      busybox-static etcd-server etcd-client libgnutls28-dev openssl
       clang llvm libclang-rt-14-dev)  # libFuzzer (tests/fuzz) and llvm-symbolizer
 BPO_PKGS=(qemu-system-x86 qemu-utils)
 
