@@ -1,11 +1,97 @@
-/* host.c: the `vireo host show` command: what vireod reports about the host
- * (GET /v1/host). */
+/* host.c: the `vireo host` commands: `host list` (every host of the
+ * cluster: GET /v1/hosts), `host show [HOST]` (one of them, or without HOST
+ * what vireod reports about its own machine: GET /v1/host). */
+#include <string.h>
+
 #include "cli.h"
 #include "http.h"
 #include "output.h"
 
+static char *load_str(const json_t *host)
+{
+    json_t *load = json_object_get(host, "load");
+    return json_is_number(load) ? vo_asprintf("%.0f%%", json_number_value(load) * 100) : NULL;
+}
+
+static char *memory_str(const json_t *host)
+{
+    json_t *used = json_object_get(host, "memory_used_mib"), *total = json_object_get(host, "memory_mib");
+    if (!json_is_integer(used) || !json_is_integer(total) || json_integer_value(total) <= 0)
+        return NULL;
+    _cleanup_free_ char *u = fmt_mib((uint64_t)json_integer_value(used));
+    _cleanup_free_ char *t = fmt_mib((uint64_t)json_integer_value(total));
+    return vo_asprintf("%s / %s", u, t);
+}
+
+static int host_list(const CliCommand *cmd, int argc, char **argv)
+{
+    json_t *doc = NULL;
+    int exit_status;
+    if (!api_read_command(cmd, argc, argv, "/v1/hosts", &doc, &exit_status))
+        return exit_status;
+    static const char *const headers[] = { "NAME",   "STATE", "ADDRESS", "ACCEL", "CPUS",
+                                           "MEMORY", "LOAD",  "VMS",     "ROLE" };
+    OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
+    size_t i;
+    json_t *h;
+    json_array_foreach(json_object_get(doc, "hosts"), i, h) {
+        _cleanup_free_ char *cpus = jint_str(h, "cpus"), *vms = jint_str(h, "vms");
+        _cleanup_free_ char *memory = memory_str(h), *load = load_str(h);
+        const char *cells[] = { jstr(h, "name"), jstr(h, "state"), jstr(h, "address"),
+                                jstr(h, "accel"), cpus, memory, load, vms,
+                                json_is_true(json_object_get(h, "manager")) ? "manager" : "" };
+        out_table_add(t, cells);
+    }
+    out_table_print(t, stdout);
+    out_table_free(t);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
+static void print_cluster_host(const json_t *h)
+{
+    _cleanup_free_ char *cpus = jint_str(h, "cpus"), *vms = jint_str(h, "vms");
+    _cleanup_free_ char *running = jint_str(h, "vms_running");
+    _cleanup_free_ char *memory = memory_str(h), *load = load_str(h);
+    json_t *cm = json_object_get(h, "committed_memory_mib");
+    _cleanup_free_ char *committed = json_is_integer(cm) && json_integer_value(cm) >= 0
+                                         ? fmt_mib((uint64_t)json_integer_value(cm))
+                                         : NULL;
+    _cleanup_free_ char *committed_vcpus = jint_str(h, "committed_vcpus");
+    _cleanup_free_ char *pools = NULL;
+    json_t *p = json_object_get(h, "pools");
+    if (json_is_array(p)) {
+        size_t i;
+        json_t *name;
+        pools = vo_strdup("");
+        json_array_foreach(p, i, name) {
+            char *more = vo_asprintf("%s%s%s", pools, i ? ", " : "", json_string_value(name));
+            free(pools);
+            pools = more;
+        }
+    }
+    out_kv(stdout, "name:", jstr(h, "name"));
+    out_kv(stdout, "id:", jstr(h, "id"));
+    out_kv(stdout, "state:", jstr(h, "state"));
+    out_kv(stdout, "role:", json_is_true(json_object_get(h, "manager")) ? "manager" : "member");
+    out_kv(stdout, "address:", jstr(h, "address"));
+    out_kv(stdout, "version:", jstr(h, "version"));
+    out_kv(stdout, "accel:", jstr(h, "accel"));
+    out_kv(stdout, "cpu model:", jstr(h, "cpu_model"));
+    out_kv(stdout, "cpus:", cpus);
+    out_kv(stdout, "memory:", memory);
+    out_kv(stdout, "load:", load);
+    out_kv(stdout, "vms:", vms);
+    out_kv(stdout, "vms running:", running);
+    out_kv(stdout, "committed memory:", committed);
+    out_kv(stdout, "committed vcpus:", committed_vcpus);
+    out_kv(stdout, "pools:", pools);
+}
+
 static int host_show(const CliCommand *cmd, int argc, char **argv)
 {
+    if (argc > 1 && argv[1][0] != '-')
+        return api_show_command(cmd, argc, argv, "hosts", print_cluster_host);
     json_t *host = NULL;
     int exit_status;
     if (!api_read_command(cmd, argc, argv, "/v1/host", &host, &exit_status))
@@ -22,6 +108,8 @@ static int host_show(const CliCommand *cmd, int argc, char **argv)
         kvm = reason && reason[0] ? vo_asprintf("%s (%s)", json_is_true(usable) ? "usable" : "not usable",
                                                 reason)
                                   : vo_strdup(json_is_true(usable) ? "usable" : "not usable");
+    out_kv(stdout, "name:", jstr(host, "name"));
+    out_kv(stdout, "id:", jstr(host, "id"));
     out_kv(stdout, "version:", jstr(host, "version"));
     out_kv(stdout, "hostname:", jstr(host, "hostname"));
     out_kv(stdout, "driver:", jstr(host, "driver"));
@@ -33,9 +121,12 @@ static int host_show(const CliCommand *cmd, int argc, char **argv)
 }
 
 static const CliCommand host_commands[] = {
-    { "host", "show", NULL, NULL, "Show the host: vireod's version, CPUs, memory, KVM.", NULL,
-      host_show },
+    { "host", "list", NULL, NULL, "List the hosts of the cluster (one when standalone).", NULL,
+      host_list },
+    { "host", "show", "[HOST]", NULL,
+      "Show a host of the cluster; without HOST, this host: vireod's version, CPUs, memory, KVM.",
+      NULL, host_show },
 };
 
-const CliNoun cli_noun_host = { "host", "the machine vireod runs on", host_commands,
+const CliNoun cli_noun_host = { "host", "the machines of the cluster", host_commands,
                                 ELEMENTSOF(host_commands) };

@@ -28,6 +28,8 @@ SERVICES = [
     ("daemon/image", "image"),
     ("daemon/snapshot", "snapshot"),
     ("daemon/backup", "backup"),
+    ("daemon/hosts.", "host"),
+    ("daemon/host-facts.", "host"),
 ]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

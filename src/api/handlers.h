@@ -16,6 +16,8 @@ int64_t vo_api_key_rev(VoDaemon *d, const char *key);
 bool vo_api_if_match_key(VoRequest *req, VoReply *rep, const char *key, const char *what);
 
 void vo_api_host_show(VoRequest *req, VoReply *rep);
+void vo_api_hosts_list(VoRequest *req, VoReply *rep);
+void vo_api_host_get(VoRequest *req, VoReply *rep);
 void vo_api_images_list(VoRequest *req, VoReply *rep);
 void vo_api_image_show(VoRequest *req, VoReply *rep);
 void vo_api_tasks_list(VoRequest *req, VoReply *rep);

@@ -1,7 +1,9 @@
-/* host-api.c: /v1/host and /v1/tasks. */
+/* host-api.c: /v1/host (this host), /v1/hosts (every host of the cluster)
+ * and /v1/tasks. */
 #include <string.h>
 
 #include "api/handlers.h"
+#include "daemon/hosts.h"
 #include "util/util.h"
 
 void vo_api_host_show(VoRequest *req, VoReply *rep)
@@ -15,7 +17,32 @@ void vo_api_host_show(VoRequest *req, VoReply *rep)
                           d->driver->kvm_usable);
     json_object_set_new(o, "kvm_reason",
                         d->driver->kvm_reason ? json_string(d->driver->kvm_reason) : json_null());
+    json_object_set_new(o, "id", json_string(d->host_id));
+    json_object_set_new(o, "name", json_string(d->host_name));
+    json_object_set_new(o, "manager", json_boolean(vo_hosts_is_manager(d)));
     vo_reply_json(rep, 200, o);
+}
+
+void vo_api_hosts_list(VoRequest *req, VoReply *rep)
+{
+    int r = 0;
+    json_t *list = vo_hosts_list_json(req->d, &r);
+    if (!list)
+        vo_reply_errno(rep, r, "cannot read the hosts");
+    else
+        vo_reply_json(rep, 200, list);
+}
+
+void vo_api_host_get(VoRequest *req, VoReply *rep)
+{
+    int r = 0;
+    json_t *host = vo_host_get_json(req->d, req->params[0], &r);
+    if (host)
+        vo_reply_json(rep, 200, host);
+    else if (r == -ENOENT)
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "host '%s' does not exist", req->params[0]);
+    else
+        vo_reply_errno(rep, r, "cannot read the hosts");
 }
 
 void vo_api_tasks_list(VoRequest *req, VoReply *rep)

@@ -52,11 +52,16 @@ typedef struct VoVm VoVm;
 typedef struct VoPool VoPool;
 typedef struct VoVolume VoVolume;
 typedef struct VoNetwork VoNetwork;
+typedef struct VoHosts VoHosts;
 
 typedef struct VoDaemon {
     char *state_dir;
     char *run_dir;
     char *socket_path;
+    char *host_id;      /* STATE/host-id */
+    char *host_name;    /* --name, default the hostname */
+    char *host_address; /* the host's cluster address; NULL when standalone */
+    VoHosts *hosts;     /* daemon/hosts.h */
     VoStore *store;
     VoLoop *loop;
     VoTasks *tasks;

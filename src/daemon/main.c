@@ -14,10 +14,13 @@
 #include "api/http.h"
 #include "daemon/backups.h"
 #include "daemon/daemon.h"
+#include "daemon/host-id.h"
+#include "daemon/hosts.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/sweep.h"
+#include "conf/names.h"
 #include "daemon/vms.h"
 #include "util/util.h"
 
@@ -29,6 +32,7 @@ static void usage(FILE *f)
             "  --run-dir DIR     runtime files: sockets, pidfiles (default /run/vireo)\n"
             "  --socket PATH     API socket (default RUN-DIR/vireod.sock)\n"
             "  --driver NAME     qemu (default) or fake\n"
+            "  --name NAME       this host's name in a cluster (default: the hostname)\n"
             "  --foreground      stay attached to the terminal (vireod never forks itself;\n"
             "                    accepted for compatibility with service managers)\n"
             "  --debug           debug logging\n"
@@ -50,17 +54,31 @@ static uint64_t host_memory_mib(void)
     return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size >> 20 : 1024;
 }
 
+/* The hostname up to its first dot, in lower case; "host-" and the start of
+ * the host id when that is no valid name. */
+static char *default_host_name(const char *host_id)
+{
+    char hostname[256] = "";
+    gethostname(hostname, sizeof(hostname) - 1);
+    hostname[strcspn(hostname, ".")] = 0;
+    for (char *p = hostname; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return vo_name_valid(hostname) ? vo_strdup(hostname) : vo_asprintf("host-%.8s", host_id);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "state-dir", required_argument, NULL, 's' }, { "run-dir", required_argument, NULL, 'r' },
         { "socket", required_argument, NULL, 'S' },    { "driver", required_argument, NULL, 'd' },
+        { "name", required_argument, NULL, 'n' },
         { "foreground", no_argument, NULL, 'f' },      { "debug", no_argument, NULL, 'D' },
         { "list-routes", no_argument, NULL, 'L' },     { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },            { 0 },
     };
     const char *state_dir = "/var/lib/vireo", *run_dir = "/run/vireo", *socket_path = NULL;
-    const char *driver = "qemu";
+    const char *driver = "qemu", *host_name = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
         switch (c) {
@@ -68,6 +86,7 @@ int main(int argc, char **argv)
         case 'r': run_dir = optarg; break;
         case 'S': socket_path = optarg; break;
         case 'd': driver = optarg; break;
+        case 'n': host_name = optarg; break;
         case 'f': break;
         case 'D': vo_log_set_level(VO_LOG_DEBUG); break;
         case 'L':
@@ -101,6 +120,11 @@ int main(int argc, char **argv)
         log_error("cannot create state dir %s or run dir %s: %s", state_dir, run_dir,
                   strerror(errno));
         return 1;
+    }
+    if (host_name && !vo_name_valid(host_name)) {
+        fprintf(stderr, "vireod: --name '%s' is not a valid host name (1-63 of a-z, 0-9 and "
+                        "'-', not starting with '-')\n", host_name);
+        return 2;
     }
     d.socket_path = socket_path ? vo_strdup(socket_path) : vo_asprintf("%s/vireod.sock", d.run_dir);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -181,6 +205,14 @@ int main(int argc, char **argv)
         log_error("cannot load VMs: %s", strerror(-r));
         return 1;
     }
+    d.host_id = vo_host_id(&d);
+    if (!d.host_id) {
+        log_error("cannot read or make %s/host-id", d.state_dir);
+        return 1;
+    }
+    d.host_name = host_name ? vo_strdup(host_name) : default_host_name(d.host_id);
+    if ((r = vo_hosts_start(&d)) < 0)
+        return 1;
     VoApiServer *api = NULL;
     r = vo_api_server_start(&d, d.socket_path, &api);
     if (r < 0) {
@@ -192,6 +224,7 @@ int main(int argc, char **argv)
     r = vo_loop_run(d.loop);
 
     vo_api_server_stop(api);
+    vo_hosts_stop(&d);
     vo_tasks_free(d.tasks);
     vo_vms_release_all(&d);
     vo_networks_release_all(&d);
@@ -203,6 +236,9 @@ int main(int argc, char **argv)
     free(d.state_dir);
     free(d.run_dir);
     free(d.socket_path);
+    free(d.host_id);
+    free(d.host_name);
+    free(d.host_address);
     vo_strv_free(d.images_building);
     log_info("vireod stopped");
     return r < 0 ? 1 : 0;

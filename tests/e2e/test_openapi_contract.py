@@ -732,6 +732,10 @@ def test_host_and_images(api):
     host = api.call("GET", "/v1/host", expect=200).value
     assert host["driver"] == "fake"
     assert host["kvm_usable"] is False and host["kvm_reason"]
+    hosts = api.call("GET", "/v1/hosts", expect=200).value["hosts"]
+    assert [h["id"] for h in hosts] == [host["id"]]
+    assert api.call("GET", f"/v1/hosts/{host['name']}", expect=200).value["id"] == host["id"]
+    api.call("GET", "/v1/hosts/nope", expect=404, code="not-found")
 
     images = api.call("GET", "/v1/images", expect=200).value["images"]
     assert [i["name"] for i in images] == ["default"]

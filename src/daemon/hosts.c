@@ -1,0 +1,417 @@
+/* hosts.c: the hosts service (see hosts.h): this host's member document,
+ * its live record under a lease, the manager election, and the list of
+ * hosts the API shows. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/host-facts.h"
+#include "daemon/hosts.h"
+#include "daemon/storage.h"
+#include "daemon/vms.h"
+#include "util/util.h"
+
+#define MEMBERS_PREFIX "cluster/members/"
+#define RECORDS_PREFIX "cluster/hosts/"
+#define MANAGER_KEY "cluster/manager"
+
+/* Overcommit a host allows unless its member document says otherwise. */
+#define DEFAULT_MEM_RATIO 1.0
+#define DEFAULT_CPU_RATIO 4.0
+
+struct VoHosts {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop, refresh, started;
+    int64_t lease;
+    atomic_bool manager;
+    VoCpuSample cpu_before;
+    double load;
+    int64_t last_error_log_ms;
+};
+
+static void log_store_error(VoHosts *h, const char *what, int r)
+{
+    /* A store without quorum fails every second: say it every 30 s. */
+    int64_t now = vo_now_ms();
+    if (now - h->last_error_log_ms < 30000)
+        return;
+    h->last_error_log_ms = now;
+    log_warn("host record: cannot %s: %s", what, strerror(-r));
+}
+
+/* ---- this host's documents ----------------------------------------------- */
+
+static json_t *member_document(VoDaemon *d)
+{
+    return json_pack("{s:s, s:s, s:s?, s:I, s:f, s:f}", "id", d->host_id, "name", d->host_name,
+                     "address", d->host_address, "joined_at", (json_int_t)(vo_wall_ms() / 1000),
+                     "mem_ratio", DEFAULT_MEM_RATIO, "cpu_ratio", DEFAULT_CPU_RATIO);
+}
+
+/* Creates the member document, or brings its name and address up to date
+ * (kept: when it joined, ratios an operator set). */
+static int register_member(VoDaemon *d)
+{
+    _cleanup_free_ char *key = vo_asprintf(MEMBERS_PREFIX "%s", d->host_id);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        _cleanup_free_ char *old = NULL;
+        int64_t rev = 0;
+        int r = vo_store_get(d->store, key, &old, &rev);
+        if (r < 0 && r != -ENOENT)
+            return r;
+        json_t *doc = old ? json_loads(old, 0, NULL) : NULL;
+        if (!json_is_object(doc)) {
+            json_decref(doc);
+            doc = member_document(d);
+        } else {
+            json_object_set_new(doc, "name", json_string(d->host_name));
+            json_object_set_new(doc, "address",
+                                d->host_address ? json_string(d->host_address) : json_null());
+        }
+        _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(doc);
+        if (old && !strcmp(old, text))
+            return 0;
+        r = vo_store_put(d->store, key, text, old ? rev : VO_REV_NEW, NULL);
+        if (r != -ESTALE && r != -EEXIST && r != -ENOENT)
+            return r;
+    }
+    return -EBUSY;
+}
+
+/* The member document's overcommit ratios (defaults when unset). */
+static void member_ratios(VoDaemon *d, double *mem_ratio, double *cpu_ratio)
+{
+    *mem_ratio = DEFAULT_MEM_RATIO;
+    *cpu_ratio = DEFAULT_CPU_RATIO;
+    _cleanup_free_ char *key = vo_asprintf(MEMBERS_PREFIX "%s", d->host_id);
+    _cleanup_free_ char *text = NULL;
+    if (vo_store_get(d->store, key, &text, NULL) < 0)
+        return;
+    json_t *doc = json_loads(text, 0, NULL);
+    json_t *m = json_object_get(doc, "mem_ratio"), *c = json_object_get(doc, "cpu_ratio");
+    if (json_is_number(m) && json_number_value(m) > 0)
+        *mem_ratio = json_number_value(m);
+    if (json_is_number(c) && json_number_value(c) > 0)
+        *cpu_ratio = json_number_value(c);
+    json_decref(doc);
+}
+
+/* The live record: what placement reads (cluster/placement.h's host
+ * document) plus what `vireo host show` prints. */
+static json_t *record_document(VoDaemon *d, VoHosts *h)
+{
+    VoHostFacts f = { 0 };
+    vo_host_facts_read(&f);
+    VoCpuSample now;
+    if (vo_host_cpu_sample_read(&now)) {
+        if (h->cpu_before.total)
+            h->load = vo_host_cpu_busy(&h->cpu_before, &now);
+        h->cpu_before = now;
+    }
+    /* Every VM of the host holds its place (memory and vCPUs), running or
+     * not: a stopped VM must be able to start where it is. */
+    json_int_t committed_mem = 0, committed_vcpus = 0, vms = 0, running = 0;
+    json_t *list = vo_vms_list_json(d, true);
+    size_t i;
+    json_t *vm;
+    json_array_foreach(list, i, vm) {
+        committed_mem += json_integer_value(json_object_get(vm, "memory_mib"));
+        committed_vcpus += json_integer_value(json_object_get(vm, "vcpus"));
+        vms++;
+        const char *state = json_string_value(json_object_get(vm, "state"));
+        if (state && (!strcmp(state, "running") || !strcmp(state, "paused")))
+            running++;
+    }
+    json_decref(list);
+    json_t *pools = json_array();
+    json_t *pool_list = vo_pools_list_json(d);
+    json_array_foreach(pool_list, i, vm) {
+        const char *name = json_string_value(json_object_get(vm, "name"));
+        if (name)
+            json_array_append_new(pools, json_string(name));
+    }
+    json_decref(pool_list);
+    double mem_ratio, cpu_ratio;
+    member_ratios(d, &mem_ratio, &cpu_ratio);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s?, s:s, s:s, s:s, s:O, s:o, s:I, s:I, s:i, s:f, s:f, s:I, s:I, s:f, s:I,"
+        " s:I, s:s, s:I}",
+        "id", d->host_id, "name", d->host_name, "address", d->host_address, "state", "online",
+        "accel", d->driver->kvm_usable ? "kvm" : "tcg", "cpu_model", f.cpu_model, "cpu_flags",
+        f.cpu_flags, "pools", pools, "memory_mib", (json_int_t)f.memory_mib, "memory_used_mib",
+        (json_int_t)f.memory_used_mib, "cpus", (int)f.cpus, "mem_ratio", mem_ratio, "cpu_ratio",
+        cpu_ratio, "committed_memory_mib", committed_mem, "committed_vcpus", committed_vcpus,
+        "load", h->load, "vms", vms, "vms_running", running, "version", VIREO_VERSION,
+        "updated_at", (json_int_t)(vo_wall_ms() / 1000));
+    vo_host_facts_clear(&f);
+    return o;
+}
+
+static int publish_record(VoDaemon *d, VoHosts *h)
+{
+    json_t *doc = record_document(d, h);
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    _cleanup_free_ char *key = vo_asprintf(RECORDS_PREFIX "%s", d->host_id);
+    /* VO_REV_ANY: only this host writes its record, and a record of an
+     * earlier lease of ours may still be there until it expires. */
+    return vo_store_put_lease(d->store, key, text, VO_REV_ANY, h->lease, NULL);
+}
+
+/* ---- the manager role ---------------------------------------------------- */
+
+/* Takes the role when nobody holds it; notes whether we hold it. */
+static void run_for_manager(VoDaemon *d, VoHosts *h)
+{
+    _cleanup_free_ char *text = NULL;
+    int r = vo_store_get(d->store, MANAGER_KEY, &text, NULL);
+    if (r == -ENOENT) {
+        json_t *doc = json_pack("{s:s, s:s, s:I}", "id", d->host_id, "name", d->host_name, "since",
+                                (json_int_t)(vo_wall_ms() / 1000));
+        _cleanup_free_ char *mine = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(doc);
+        r = vo_store_put_lease(d->store, MANAGER_KEY, mine, VO_REV_NEW, h->lease, NULL);
+        if (r == 0) {
+            log_info("this host (%s) is the cluster's manager now", d->host_name);
+            atomic_store(&h->manager, true);
+            return;
+        }
+        if (r != -EEXIST)
+            log_store_error(h, "run for manager", r);
+        atomic_store(&h->manager, false);
+        return;
+    }
+    if (r < 0) {
+        log_store_error(h, "read the manager", r);
+        return; /* unknown: keep what we believed */
+    }
+    json_t *doc = json_loads(text, 0, NULL);
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    bool ours = id && !strcmp(id, d->host_id);
+    if (atomic_exchange(&h->manager, ours) && !ours)
+        log_info("this host (%s) is no longer the manager", d->host_name);
+    json_decref(doc);
+}
+
+/* ---- the thread ---------------------------------------------------------- */
+
+static void *hosts_thread(void *userdata)
+{
+    VoDaemon *d = userdata;
+    VoHosts *h = d->hosts;
+    int64_t next_refresh = 0;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stop) {
+        pthread_mutex_unlock(&h->lock);
+        int64_t now = vo_now_ms();
+        int r = 0;
+        if (h->lease) {
+            r = d->store->ops->lease_keepalive(d->store, h->lease);
+            if (r == -ENOENT) {
+                log_warn("host record: lease expired (renewals did not arrive in time); "
+                         "publishing again");
+                h->lease = 0;
+                atomic_store(&h->manager, false);
+            } else if (r < 0)
+                log_store_error(h, "renew the lease", r);
+        }
+        if (!h->lease) {
+            r = d->store->ops->lease_grant(d->store, VO_HOST_LEASE_TTL_MS, &h->lease);
+            if (r < 0) {
+                h->lease = 0;
+                log_store_error(h, "take a lease", r);
+            }
+            next_refresh = 0;
+        }
+        pthread_mutex_lock(&h->lock);
+        bool refresh = h->refresh;
+        h->refresh = false;
+        pthread_mutex_unlock(&h->lock);
+        if (h->lease && (refresh || now >= next_refresh)) {
+            r = publish_record(d, h);
+            if (r < 0)
+                log_store_error(h, "publish", r);
+            else
+                next_refresh = now + VO_HOST_REFRESH_MS;
+        }
+        if (h->lease)
+            run_for_manager(d, h);
+
+        pthread_mutex_lock(&h->lock);
+        if (h->stop || h->refresh)
+            continue;
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)VO_HOST_RENEW_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&h->wake, &h->lock, &until);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+int vo_hosts_start(VoDaemon *d)
+{
+    int r = register_member(d);
+    if (r < 0) {
+        log_error("cannot register this host in the store: %s", strerror(-r));
+        return r;
+    }
+    VoHosts *h = vo_malloc0(sizeof(*h));
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    d->hosts = h;
+    r = -pthread_create(&h->thread, NULL, hosts_thread, d);
+    if (r < 0) {
+        d->hosts = NULL;
+        free(h);
+        return r;
+    }
+    h->started = true;
+    return 0;
+}
+
+void vo_hosts_stop(VoDaemon *d)
+{
+    VoHosts *h = d->hosts;
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->stop = true;
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    if (h->lease) {
+        int r = d->store->ops->lease_revoke(d->store, h->lease);
+        if (r < 0 && r != -ENOENT)
+            log_warn("host record: cannot revoke the lease: %s", strerror(-r));
+    }
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->lock);
+    d->hosts = NULL;
+    free(h);
+}
+
+void vo_hosts_refresh(VoDaemon *d)
+{
+    VoHosts *h = d->hosts;
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->refresh = true;
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+}
+
+bool vo_hosts_is_manager(VoDaemon *d)
+{
+    return d->hosts && atomic_load(&d->hosts->manager);
+}
+
+/* ---- listing ------------------------------------------------------------- */
+
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    json_t *o = json_loads(value, 0, NULL);
+    const char *slash = strrchr(key, '/');
+    if (json_is_object(o) && slash)
+        json_object_set_new(userdata, slash + 1, o);
+    else
+        json_decref(o);
+    return 0;
+}
+
+static int cmp_host_name(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "name"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "name"));
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+/* Member documents joined with live records and the manager key. */
+static json_t *hosts_array(VoDaemon *d, int *ret_err)
+{
+    json_t *members = json_object(), *records = json_object();
+    _cleanup_free_ char *manager_text = NULL;
+    int r = vo_store_list(d->store, MEMBERS_PREFIX, collect, members);
+    if (r >= 0)
+        r = vo_store_list(d->store, RECORDS_PREFIX, collect, records);
+    if (r >= 0) {
+        r = vo_store_get(d->store, MANAGER_KEY, &manager_text, NULL);
+        if (r == -ENOENT)
+            r = 0;
+    }
+    if (r < 0) {
+        json_decref(members);
+        json_decref(records);
+        *ret_err = r;
+        return NULL;
+    }
+    json_t *manager = manager_text ? json_loads(manager_text, 0, NULL) : NULL;
+    const char *manager_id = json_string_value(json_object_get(manager, "id"));
+    size_t n = json_object_size(members), k = 0;
+    json_t **items = vo_malloc0(sizeof(json_t *) * (n + 1));
+    const char *id;
+    json_t *member;
+    json_object_foreach(members, id, member) {
+        json_t *record = json_object_get(records, id);
+        json_t *o = record ? json_deep_copy(record) : json_object();
+        /* The member document says who the host is; the record what it
+         * has (and that it is online). */
+        json_object_set(o, "id", json_object_get(member, "id"));
+        json_object_set(o, "name", json_object_get(member, "name"));
+        json_object_set(o, "address", json_object_get(member, "address"));
+        json_object_set(o, "joined_at", json_object_get(member, "joined_at"));
+        if (!record)
+            json_object_set_new(o, "state", json_string("offline"));
+        json_object_set_new(o, "manager", json_boolean(manager_id && !strcmp(manager_id, id)));
+        json_object_set_new(o, "local", json_boolean(!strcmp(id, d->host_id)));
+        items[k++] = o;
+    }
+    qsort(items, k, sizeof(json_t *), cmp_host_name);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < k; i++)
+        json_array_append_new(arr, items[i]);
+    free(items);
+    json_decref(manager);
+    json_decref(members);
+    json_decref(records);
+    return arr;
+}
+
+json_t *vo_hosts_list_json(VoDaemon *d, int *ret_err)
+{
+    json_t *arr = hosts_array(d, ret_err);
+    return arr ? json_pack("{s:o}", "hosts", arr) : NULL;
+}
+
+json_t *vo_host_get_json(VoDaemon *d, const char *host, int *ret_err)
+{
+    json_t *arr = hosts_array(d, ret_err);
+    if (!arr)
+        return NULL;
+    json_t *found = NULL;
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o) {
+        const char *name = json_string_value(json_object_get(o, "name"));
+        const char *id = json_string_value(json_object_get(o, "id"));
+        if ((name && !strcmp(name, host)) || (id && !strcmp(id, host))) {
+            found = json_incref(o);
+            break;
+        }
+    }
+    json_decref(arr);
+    if (!found)
+        *ret_err = -ENOENT;
+    return found;
+}

@@ -1,0 +1,39 @@
+/* hosts.h: the hosts service: every vireod publishes its host's record in
+ * the store under a lease it renews each second, so a host whose vireod
+ * stops renewing (dead, cut off) shows offline within the lease's TTL; one
+ * vireod holds the manager role through a key on its lease (the first to
+ * create `cluster/manager` once it is gone). A standalone host is a cluster
+ * of one: the same records, on SQLite.
+ *
+ * Keys (docs/internals.md, Key layout):
+ *   cluster/members/<host-id>  {"id","name","address","joined_at",
+ *                               "mem_ratio","cpu_ratio"}: the host belongs
+ *                               (kept while it is offline)
+ *   cluster/hosts/<host-id>    its live record (lease-bound): facts, load
+ *   cluster/manager            {"id","name","since"} (lease-bound) */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "daemon/daemon.h"
+
+#define VO_HOST_LEASE_TTL_MS 6000
+#define VO_HOST_RENEW_MS 1000
+#define VO_HOST_REFRESH_MS 10000
+
+/* Registers the host (its member document) and starts the thread that
+ * keeps its record and runs for manager. 0 or -errno. */
+int vo_hosts_start(VoDaemon *d);
+/* Stops the thread and revokes the lease: the record and, when held, the
+ * manager role go at once. */
+void vo_hosts_stop(VoDaemon *d);
+/* Makes the record be rewritten soon (VMs or pools changed). */
+void vo_hosts_refresh(VoDaemon *d);
+
+/* Every member host with its state: {"hosts": [...]} sorted by name. */
+json_t *vo_hosts_list_json(VoDaemon *d, int *ret_err);
+/* One host by name or id; NULL with -ENOENT when none. */
+json_t *vo_host_get_json(VoDaemon *d, const char *host, int *ret_err);
+/* Whether this vireod holds the manager role now. */
+bool vo_hosts_is_manager(VoDaemon *d);
