@@ -32,12 +32,6 @@ static bool is_ip(const char *address)
     return address && (inet_pton(AF_INET, address, buf) == 1 || is_ipv6(address));
 }
 
-char *vo_etcd_url(const char *address, int port)
-{
-    return is_ipv6(address) ? vo_asprintf("https://[%s]:%d", address, port)
-                            : vo_asprintf("https://%s:%d", address, port);
-}
-
 static bool member_name_ok(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -77,8 +71,8 @@ int vo_etcd_member_argv(const VoEtcdMemberConfig *c, char ***ret_argv, char **re
     if (c->existing && !c->initial_cluster)
         return vo_error_set(ret_error, -EINVAL, "a joining etcd member needs the initial cluster from its member add");
 
-    _cleanup_free_ char *client_url = vo_etcd_url(c->address, client);
-    _cleanup_free_ char *peer_url = vo_etcd_url(c->address, peer);
+    _cleanup_free_ char *client_url = vo_cluster_url(c->address, client);
+    _cleanup_free_ char *peer_url = vo_cluster_url(c->address, peer);
     bool loopback = !strcmp(c->address, "127.0.0.1");
     const char *dir = c->state_dir;
     char **argv = NULL;

@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/cluster-config.h" /* VO_ETCD_*_PORT, vo_cluster_url */
+
 #define VO_ETCD_PATH "/usr/bin/etcd"
-#define VO_ETCD_CLIENT_PORT 2379
-#define VO_ETCD_PEER_PORT 2380
 #define VO_ETCD_QUOTA_BYTES (2ULL << 30)
 #define VO_ETCD_HEARTBEAT_MS 100
 #define VO_ETCD_ELECTION_MS 1000
@@ -37,9 +37,6 @@ typedef struct {
     int heartbeat_ms;            /* 0: 100 */
     int election_ms;             /* 0: 1000; at least 5 heartbeats */
 } VoEtcdMemberConfig;
-
-/* "https://ADDR:PORT" ("https://[ADDR]:PORT" for IPv6). */
-char *vo_etcd_url(const char *address, int port);
 
 /* The argv (NULL-terminated, owned strv) that starts the member described
  * by c. -EINVAL with *ret_error naming the bad field. Pure. */

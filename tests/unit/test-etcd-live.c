@@ -195,7 +195,7 @@ static void test_two_members(void **state)
     vo_pki_pair_clear(&stranger);
 
     /* Member 2: a learner first. */
-    _cleanup_free_ char *peer2 = vo_etcd_url("127.0.0.2", p2);
+    _cleanup_free_ char *peer2 = vo_cluster_url("127.0.0.2", p2);
     uint64_t id2 = 0;
     _cleanup_free_ char *initial = NULL;
     assert_int_equal(vo_etcd_member_add_learner(&h1.ep, "m2", peer2, &id2, &initial, &err), 0);

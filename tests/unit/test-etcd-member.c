@@ -84,7 +84,7 @@ static void test_argv_join(void **state)
     _cleanup_free_ char *s6 = joined(argv6);
     assert_non_null(strstr(s6, "\n--listen-client-urls=https://[fd00::3]:2379,https://127.0.0.1:2379\n"));
     assert_non_null(strstr(s6, "\n--initial-cluster=h3=https://[fd00::3]:2380\n"));
-    _cleanup_free_ char *u = vo_etcd_url("10.1.1.1", 5);
+    _cleanup_free_ char *u = vo_cluster_url("10.1.1.1", 5);
     assert_string_equal(u, "https://10.1.1.1:5");
 }
 
