@@ -17,6 +17,9 @@ typedef enum {
     VO_ERR_INSUFFICIENT_STORAGE, /* 507: the pool has no room for it */
     VO_ERR_PRECONDITION_FAILED, /* 412: If-Match names another revision than the document's */
     VO_ERR_REVISION_COMPACTED,  /* 410: an event stream asked to resume from a revision no longer kept */
+    VO_ERR_UNAUTHENTICATED,     /* 401: the TCP listener's client showed no certificate the cluster CA signed */
+    VO_ERR_BAD_GATEWAY,         /* 502: the host that owns the object did not answer (peer API) */
+    VO_ERR_LOOP_DETECTED,       /* 508: a request forwarded by a peer would be forwarded again */
     _VO_ERR_MAX,
 } VoErrorCode;
 

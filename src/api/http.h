@@ -39,10 +39,11 @@ typedef struct {
     MHD_ContentReaderCallback stream_fn;
     void *stream_cls;
     MHD_ContentReaderFreeCallback stream_free;
-    const char *content_type;
+    const char *content_type; /* stream_fn's, or text's (default text/plain) */
     int64_t etag;       /* > 0: answer ETag: "<etag>" (the document's store revision) */
     const char *header_name; /* one more header (its value copied), or NULL */
     char header_value[64];
+    char **extra_headers; /* more headers: owned "Name", "value", ..., NULL (a forwarded reply's) */
 } VoReply;
 
 typedef void (*VoRouteFn)(VoRequest *req, VoReply *rep);
@@ -91,6 +92,25 @@ void vo_reply_found(VoReply *rep, int r, json_t *doc, char *error);
 typedef struct VoApiServer VoApiServer;
 int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret);
 void vo_api_server_stop(VoApiServer *s);
+
+/* The same routes over HTTPS on a TCP address, for a cluster's peers: the
+ * server presents cert_file (with key_file) and every request must come
+ * with a client certificate that ca_file's CA signed for client
+ * authentication, or it is answered 401 unauthenticated. PEM files. */
+typedef struct {
+    const char *cert_file;
+    const char *key_file;
+    const char *ca_file;
+} VoApiTlsFiles;
+int vo_api_server_start_tls(VoDaemon *d, const char *listen, const VoApiTlsFiles *tls,
+                            VoApiServer **ret, char **ret_error);
+/* Checks what vo_api_server_start_tls will use (address, files, that the
+ * key fits the certificate) without listening; the error names the option. */
+int vo_api_tls_check(const char *listen_addr, const VoApiTlsFiles *tls, char **ret_error);
+/* "ADDRESS:PORT" ("10.0.0.5:8443", "[fd00::5]:8443"), numeric only. */
+struct sockaddr_storage;
+int vo_api_parse_listen(const char *text, struct sockaddr_storage *ret, socklen_t *ret_len,
+                        char **ret_error);
 
 /* Ends every open event stream (GET /v1/events) now; new ones end at once.
  * vo_api_server_stop calls it before it waits for the connections. */

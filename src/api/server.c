@@ -2,8 +2,14 @@
  * thread per connection): its own accept loop with connection limits (total
  * and per client) and an idle timeout, raw request paths checked and routed by
  * route-match.c, body limits, content type, JSON parsing and the JSON error
- * envelope. Handlers live in one file per noun. */
+ * envelope. Handlers live in one file per noun.
+ * The same server, with the same routes, also serves HTTPS on a TCP address
+ * for the peers of a cluster (vo_api_server_start_tls): mutual TLS, every
+ * request's client certificate verified against the cluster CA. */
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
@@ -35,9 +41,12 @@ typedef struct {
 } OpenConnection;
 
 struct VoApiServer {
+    VoDaemon *d;
     struct MHD_Daemon *mhd;
     int listen_fd;
-    char *socket_path;
+    char *socket_path; /* the Unix socket's, NULL for the TLS listener */
+    bool tls;          /* HTTPS with client certificates (peers of a cluster) */
+    char *tls_cert, *tls_key, *tls_ca; /* their PEM text, for MHD */
     pthread_t accept_thread;
     bool accept_running;
     int stop_pipe[2];
@@ -47,12 +56,15 @@ struct VoApiServer {
     size_t n_conns;
 };
 
+static void client_of(int fd, char *client, size_t size);
+
 /* One request, created when its request line arrives (on_request_line). */
 typedef struct {
     char *raw_uri;   /* as the client sent it, before any decoding */
     bool started;
     int match_r;     /* vo_route_match's answer */
     char *match_error;
+    char *unauthenticated; /* TLS: why the client is refused (401), or NULL */
     VoRouteMatch match;
     const VoRoute *route;
     char *body;
@@ -265,7 +277,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, VoReply *rep)
     } else if (rep->text) {
         resp = MHD_create_response_from_buffer(rep->text_len, rep->text, MHD_RESPMEM_MUST_FREE);
         rep->text = NULL;
-        ctype = "text/plain; charset=utf-8";
+        ctype = rep->content_type ? rep->content_type : "text/plain; charset=utf-8";
     } else {
         char *s = json_dumps(rep->json ? rep->json : json_object(), JSON_INDENT(0) | JSON_SORT_KEYS | JSON_COMPACT);
         size_t len = strlen(s);
@@ -273,6 +285,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, VoReply *rep)
         free(s);
         resp = MHD_create_response_from_buffer(len + 1, with_nl, MHD_RESPMEM_MUST_FREE);
     }
+    /* A forwarded reply brings its own Content-Type (api/forward.c). */
+    for (size_t i = 0; rep->extra_headers && rep->extra_headers[i] && rep->extra_headers[i + 1];
+         i += 2)
+        if (!strcasecmp(rep->extra_headers[i], MHD_HTTP_HEADER_CONTENT_TYPE))
+            ctype = rep->extra_headers[i + 1];
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (rep->etag > 0 && rep->status / 100 == 2) {
         char etag[32];
@@ -281,6 +298,10 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, VoReply *rep)
     }
     if (rep->header_name)
         MHD_add_response_header(resp, rep->header_name, rep->header_value);
+    for (size_t i = 0; rep->extra_headers && rep->extra_headers[i] && rep->extra_headers[i + 1];
+         i += 2)
+        if (strcasecmp(rep->extra_headers[i], MHD_HTTP_HEADER_CONTENT_TYPE) != 0)
+            MHD_add_response_header(resp, rep->extra_headers[i], rep->extra_headers[i + 1]);
     enum MHD_Result r = MHD_queue_response(conn, (unsigned)rep->status, resp);
     MHD_destroy_response(resp);
     return r;
@@ -363,6 +384,39 @@ static void set_requester(struct MHD_Connection *conn)
         vo_tasks_set_requester(false, 0, 0);
 }
 
+/* TLS: NULL when the client's certificate chain verifies against the
+ * cluster CA (MHD_OPTION_HTTPS_MEM_TRUST) for client authentication, else
+ * why not. MHD asks for a certificate but lets the handshake pass without
+ * one, so it is checked here, on every request. */
+static char *client_unauthenticated(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!info || !info->tls_session)
+        return vo_strdup("no TLS session");
+    gnutls_session_t session = info->tls_session;
+    unsigned n = 0;
+    if (gnutls_certificate_type_get(session) != GNUTLS_CRT_X509 ||
+        !gnutls_certificate_get_peers(session, &n) || n == 0)
+        return vo_strdup("a client certificate signed by the cluster CA is required");
+    gnutls_typed_vdata_st purpose = { .type = GNUTLS_DT_KEY_PURPOSE_OID,
+                                      .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT };
+    unsigned status = 0;
+    int r = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
+    if (r < 0)
+        return vo_asprintf("cannot verify the client certificate: %s", gnutls_strerror(r));
+    if (status == 0)
+        return NULL;
+    gnutls_datum_t text = { 0 };
+    char *why;
+    if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0) {
+        why = vo_asprintf("the client certificate is not accepted: %s", (char *)text.data);
+        gnutls_free(text.data);
+    } else
+        why = vo_strdup("the client certificate is not accepted");
+    return why;
+}
+
 /* First call for a request: check and route its raw path. */
 static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *url,
                           const char *method, const char *version, PendingRequest *p)
@@ -410,13 +464,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    VoDaemon *d = cls;
+    VoApiServer *s = cls;
+    VoDaemon *d = s->d;
     PendingRequest *p = *con_cls;
     if (!p) /* on_request_line always runs first; refuse rather than guess */
         *con_cls = p = on_request_line(NULL, NULL, conn);
     if (!p->started) {
         p->started = true;
-        route_request(d, conn, url, method, version, p);
+        /* An unauthenticated peer reaches no handler, not even an upload's. */
+        if (s->tls && (p->unauthenticated = client_unauthenticated(conn))) {
+            char client[64];
+            const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            client_of(info ? info->connect_fd : -1, client, sizeof(client));
+            log_info("https: refused a request from %s: %s", client, p->unauthenticated);
+        } else
+            route_request(d, conn, url, method, version, p);
         return MHD_YES;
     }
     if (*upload_data_size > 0 && p->streaming) {
@@ -444,7 +507,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     /* No idle timeout while the handler works (setting it again restarts it). */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     set_requester(conn); /* operations the handler queues say who asked */
-    if (p->match_r < 0)
+    if (p->unauthenticated)
+        vo_reply_error(&rep, VO_ERR_UNAUTHENTICATED, "%s", p->unauthenticated);
+    else if (p->match_r < 0)
         reply_route_error(p, &rep);
     else if (p->streaming)
         finish_upload(&req, p, &rep);
@@ -463,6 +528,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rep.stream_free(rep.stream_cls);
     json_decref(rep.json);
     free(rep.text);
+    vo_strv_free(rep.extra_headers);
     json_decref(req.body);
     return r;
 }
@@ -481,6 +547,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(p->body);
         free(p->raw_uri);
         free(p->match_error);
+        free(p->unauthenticated);
         vo_route_match_clear(&p->match);
         free(p);
         *con_cls = NULL;
@@ -653,35 +720,59 @@ static unsigned connection_limit(void)
     return limit;
 }
 
-int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret)
+static void server_free(VoApiServer *s)
 {
-    int fd = vo_unix_listen(socket_path, 0660);
-    if (fd < 0)
-        return fd;
-    VoApiServer *s = vo_malloc0(sizeof(*s));
-    s->listen_fd = fd;
-    s->socket_path = vo_strdup(socket_path);
+    if (s->stop_pipe[0] >= 0) {
+        close(s->stop_pipe[0]);
+        close(s->stop_pipe[1]);
+    }
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    if (s->socket_path)
+        (void)unlink(s->socket_path);
+    pthread_mutex_destroy(&s->lock);
+    free(s->conns);
+    free(s->socket_path);
+    free(s->tls_cert);
+    if (s->tls_key)
+        explicit_bzero(s->tls_key, strlen(s->tls_key));
+    free(s->tls_key);
+    free(s->tls_ca);
+    free(s);
+}
+
+/* Serves the API on listen_fd (taken, even on failure). */
+static int server_start(VoApiServer *s, VoApiServer **ret)
+{
     s->max_connections = connection_limit();
     s->conns = vo_malloc0(s->max_connections * sizeof(OpenConnection));
-    s->stop_pipe[0] = s->stop_pipe[1] = -1;
-    pthread_mutex_init(&s->lock, NULL);
     int r = -EIO;
-    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+    if (fcntl(s->listen_fd, F_SETFL, fcntl(s->listen_fd, F_GETFL) | O_NONBLOCK) < 0 ||
         pipe2(s->stop_pipe, O_CLOEXEC) < 0) {
         r = -errno;
         goto fail;
     }
-    s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                  MHD_USE_POLL | /* select() refuses fds >= 1024 */
-                                  MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_ALLOW_UPGRADE |
-                                  MHD_USE_ERROR_LOG,
-                              0, NULL, NULL, on_request, d,
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | /* select() refuses fds >= 1024 */
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_ALLOW_UPGRADE |
+                     MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem tls_opts[] = {
+        { MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert },
+        { MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key },
+        { MHD_OPTION_HTTPS_MEM_TRUST, 0, s->tls_ca }, /* asks clients for a certificate */
+        { MHD_OPTION_END, 0, NULL },
+    };
+    if (s->tls)
+        flags |= MHD_USE_TLS;
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                               MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                               MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                               MHD_OPTION_CONNECTION_LIMIT, s->max_connections + 16,
-                              MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_END);
+                              MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+                              MHD_OPTION_ARRAY, s->tls ? tls_opts : tls_opts + 3,
+                              MHD_OPTION_END);
     if (!s->mhd)
         goto fail;
     r = -pthread_create(&s->accept_thread, NULL, accept_main, s);
@@ -693,16 +784,147 @@ int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret)
 fail:
     if (s->mhd)
         MHD_stop_daemon(s->mhd);
-    if (s->stop_pipe[0] >= 0) {
-        close(s->stop_pipe[0]);
-        close(s->stop_pipe[1]);
+    server_free(s);
+    return r;
+}
+
+static VoApiServer *server_new(VoDaemon *d, int listen_fd)
+{
+    VoApiServer *s = vo_malloc0(sizeof(*s));
+    s->d = d;
+    s->listen_fd = listen_fd;
+    s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    pthread_mutex_init(&s->lock, NULL);
+    return s;
+}
+
+int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret)
+{
+    int fd = vo_unix_listen(socket_path, 0660);
+    if (fd < 0)
+        return fd;
+    VoApiServer *s = server_new(d, fd);
+    s->socket_path = vo_strdup(socket_path);
+    return server_start(s, ret);
+}
+
+int vo_api_parse_listen(const char *text, struct sockaddr_storage *ret, socklen_t *ret_len,
+                        char **ret_error)
+{
+    const char *colon = text ? strrchr(text, ':') : NULL;
+    if (!colon || colon == text || !colon[1])
+        return vo_error_set(ret_error, -EINVAL, "--listen '%s': expected ADDRESS:PORT "
+                            "(10.0.0.5:8443, [fd00::5]:8443)", text ? text : "");
+    _cleanup_free_ char *host = vo_strdup(text);
+    host[colon - text] = '\0';
+    size_t n = strlen(host);
+    if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
     }
-    close(fd);
-    (void)unlink(socket_path);
-    pthread_mutex_destroy(&s->lock);
-    free(s->conns);
-    free(s->socket_path);
-    free(s);
+    char *end = NULL;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end || errno || port == 0 || port > 65535 || colon[1] == '-' || colon[1] == '+')
+        return vo_error_set(ret_error, -EINVAL, "--listen '%s': the port must be 1 to 65535",
+                            text);
+    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+                              .ai_socktype = SOCK_STREAM }, *ai = NULL;
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai)
+        return vo_error_set(ret_error, -EINVAL, "--listen '%s': '%s' is not an IP address",
+                            text, host);
+    memcpy(ret, ai->ai_addr, ai->ai_addrlen);
+    *ret_len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+/* Reads a PEM file whole; the error names the file and the option. */
+static int read_pem(const char *path, const char *option, char **ret, char **ret_error)
+{
+    size_t len = 0;
+    int r = vo_read_file(path, 1024 * 1024, ret, &len);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "%s %s: cannot read it: %s", option, path,
+                            strerror(-r));
+    if (!strstr(*ret, "-----BEGIN ")) {
+        free(*ret);
+        *ret = NULL;
+        return vo_error_set(ret_error, -EINVAL, "%s %s: not a PEM file", option, path);
+    }
+    return 0;
+}
+
+/* Loads the key pair and the CA as MHD will, to name what is wrong. */
+static int check_credentials(const VoApiServer *s, const VoApiTlsFiles *tls, char **ret_error)
+{
+    gnutls_certificate_credentials_t cred;
+    if (gnutls_certificate_allocate_credentials(&cred) < 0)
+        return vo_error_set(ret_error, -ENOMEM, "out of memory");
+    gnutls_datum_t cert = { (unsigned char *)s->tls_cert, (unsigned)strlen(s->tls_cert) };
+    gnutls_datum_t key = { (unsigned char *)s->tls_key, (unsigned)strlen(s->tls_key) };
+    gnutls_datum_t ca = { (unsigned char *)s->tls_ca, (unsigned)strlen(s->tls_ca) };
+    int r = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    if (r < 0) {
+        gnutls_certificate_free_credentials(cred);
+        return vo_error_set(ret_error, -EINVAL, "--tls-cert %s with --tls-key %s: %s",
+                            tls->cert_file, tls->key_file, gnutls_strerror(r));
+    }
+    r = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+    gnutls_certificate_free_credentials(cred);
+    if (r <= 0)
+        return vo_error_set(ret_error, -EINVAL, "--tls-ca %s: %s", tls->ca_file,
+                            r < 0 ? gnutls_strerror(r) : "no certificate in it");
+    return 0;
+}
+
+/* Reads and checks the listener's address and files into s. */
+static int load_tls(VoApiServer *s, const char *listen_addr, const VoApiTlsFiles *tls,
+                    struct sockaddr_storage *ss, socklen_t *len, char **ret_error)
+{
+    int r = vo_api_parse_listen(listen_addr, ss, len, ret_error);
+    if (r < 0 || (r = read_pem(tls->cert_file, "--tls-cert", &s->tls_cert, ret_error)) < 0 ||
+        (r = read_pem(tls->key_file, "--tls-key", &s->tls_key, ret_error)) < 0 ||
+        (r = read_pem(tls->ca_file, "--tls-ca", &s->tls_ca, ret_error)) < 0)
+        return r;
+    return check_credentials(s, tls, ret_error);
+}
+
+int vo_api_tls_check(const char *listen_addr, const VoApiTlsFiles *tls, char **ret_error)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    VoApiServer *s = server_new(NULL, -1);
+    int r = load_tls(s, listen_addr, tls, &ss, &len, ret_error);
+    server_free(s);
+    return r;
+}
+
+int vo_api_server_start_tls(VoDaemon *d, const char *listen_addr, const VoApiTlsFiles *tls,
+                            VoApiServer **ret, char **ret_error)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    VoApiServer *s = server_new(d, -1);
+    s->tls = true;
+    int r = load_tls(s, listen_addr, tls, &ss, &len, ret_error);
+    if (r < 0) {
+        server_free(s);
+        return r;
+    }
+    int one = 1;
+    s->listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s->listen_fd < 0 ||
+        setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(s->listen_fd, (struct sockaddr *)&ss, len) < 0 || listen(s->listen_fd, 128) < 0) {
+        r = -errno;
+        vo_error_set(ret_error, r, "--listen %s: %s", listen_addr, strerror(errno));
+        server_free(s);
+        return r;
+    }
+    r = server_start(s, ret);
+    if (r < 0)
+        vo_error_set(ret_error, r, "cannot serve HTTPS on %s (see the log)", listen_addr);
     return r;
 }
 
@@ -716,12 +938,5 @@ void vo_api_server_stop(VoApiServer *s)
     }
     vo_api_events_shutdown(); /* their threads block on the store, not the socket */
     MHD_stop_daemon(s->mhd);
-    close(s->stop_pipe[0]);
-    close(s->stop_pipe[1]);
-    close(s->listen_fd);
-    (void)unlink(s->socket_path);
-    pthread_mutex_destroy(&s->lock);
-    free(s->conns);
-    free(s->socket_path);
-    free(s);
+    server_free(s);
 }

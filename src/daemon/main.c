@@ -31,6 +31,11 @@ static void usage(FILE *f)
             "  --state-dir DIR   persistent state (default /var/lib/vireo)\n"
             "  --run-dir DIR     runtime files: sockets, pidfiles (default /run/vireo)\n"
             "  --socket PATH     API socket (default RUN-DIR/vireod.sock)\n"
+            "  --listen ADDR:PORT  also serve the API over HTTPS with mutual TLS (for the\n"
+            "                    peers of a cluster); needs the three --tls-* options\n"
+            "  --tls-cert FILE   this host's certificate (PEM), shown to clients\n"
+            "  --tls-key FILE    its private key (PEM)\n"
+            "  --tls-ca FILE     the CA (PEM) that must have signed every client's certificate\n"
             "  --driver NAME     qemu (default) or fake\n"
             "  --name NAME       this host's name in a cluster (default: the hostname)\n"
             "  --foreground      stay attached to the terminal (vireod never forks itself;\n"
@@ -75,8 +80,12 @@ int main(int argc, char **argv)
         { "name", required_argument, NULL, 'n' },
         { "foreground", no_argument, NULL, 'f' },      { "debug", no_argument, NULL, 'D' },
         { "list-routes", no_argument, NULL, 'L' },     { "version", no_argument, NULL, 'V' },
-        { "help", no_argument, NULL, 'h' },            { 0 },
+        { "help", no_argument, NULL, 'h' },            { "listen", required_argument, NULL, 'l' },
+        { "tls-cert", required_argument, NULL, 'c' },  { "tls-key", required_argument, NULL, 'k' },
+        { "tls-ca", required_argument, NULL, 'a' },    { 0 },
     };
+    const char *listen_addr = NULL;
+    VoApiTlsFiles tls = { 0 };
     const char *state_dir = "/var/lib/vireo", *run_dir = "/run/vireo", *socket_path = NULL;
     const char *driver = "qemu", *host_name = NULL;
     int c;
@@ -89,6 +98,10 @@ int main(int argc, char **argv)
         case 'n': host_name = optarg; break;
         case 'f': break;
         case 'D': vo_log_set_level(VO_LOG_DEBUG); break;
+        case 'l': listen_addr = optarg; break;
+        case 'c': tls.cert_file = optarg; break;
+        case 'k': tls.key_file = optarg; break;
+        case 'a': tls.ca_file = optarg; break;
         case 'L':
             for (size_t i = 0; i < vo_n_routes; i++)
                 printf("%s %s\n", vo_routes[i].method, vo_routes[i].pattern);
@@ -101,6 +114,21 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "vireod: unexpected argument '%s'\n", argv[optind]);
         return 2;
+    }
+    int n_tls = !!listen_addr + !!tls.cert_file + !!tls.key_file + !!tls.ca_file;
+    if (n_tls != 0 && n_tls != 4) {
+        fprintf(stderr, "vireod: --listen, --tls-cert, --tls-key and --tls-ca go together "
+                        "(the HTTPS listener needs all four); missing:%s%s%s%s\n",
+                listen_addr ? "" : " --listen", tls.cert_file ? "" : " --tls-cert",
+                tls.key_file ? "" : " --tls-key", tls.ca_file ? "" : " --tls-ca");
+        return 2;
+    }
+    if (listen_addr) { /* bad files refused before anything starts */
+        _cleanup_free_ char *error = NULL;
+        if (vo_api_tls_check(listen_addr, &tls, &error) < 0) {
+            fprintf(stderr, "vireod: %s\n", error);
+            return 2;
+        }
     }
 
     /* Nothing vireod or its helpers (qemu-img, QEMU) create is for others:
@@ -219,10 +247,22 @@ int main(int argc, char **argv)
         log_error("cannot serve the API on %s: %s", d.socket_path, strerror(-r));
         return 1;
     }
+    VoApiServer *api_tls = NULL;
+    if (listen_addr) {
+        _cleanup_free_ char *error = NULL;
+        r = vo_api_server_start_tls(&d, listen_addr, &tls, &api_tls, &error);
+        if (r < 0) {
+            log_error("cannot serve HTTPS: %s", error);
+            vo_api_server_stop(api);
+            return 1;
+        }
+        log_info("serving the API over HTTPS with mutual TLS on %s", listen_addr);
+    }
     log_info("vireod %s ready on %s (driver %s, state %s)", VIREO_VERSION, d.socket_path,
              d.driver->name, d.state_dir);
     r = vo_loop_run(d.loop);
 
+    vo_api_server_stop(api_tls);
     vo_api_server_stop(api);
     vo_hosts_stop(&d);
     vo_tasks_free(d.tasks);

@@ -24,6 +24,9 @@ static const struct {
     [VO_ERR_INSUFFICIENT_STORAGE] = { "insufficient-storage", 507 },
     [VO_ERR_PRECONDITION_FAILED] = { "precondition-failed", 412 },
     [VO_ERR_REVISION_COMPACTED] = { "revision-compacted", 410 },
+    [VO_ERR_UNAUTHENTICATED] = { "unauthenticated", 401 },
+    [VO_ERR_BAD_GATEWAY] = { "bad-gateway", 502 },
+    [VO_ERR_LOOP_DETECTED] = { "loop-detected", 508 },
 };
 _Static_assert(ELEMENTSOF(error_table) == _VO_ERR_MAX, "error_table out of date");
 

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from vireo_harness import Daemon  # noqa: E402
+from cluster_harness import Cluster  # noqa: E402
 
 
 @pytest.fixture
@@ -88,3 +89,21 @@ def tmpfs_pool(tmp_path, tmpfs):
     finally:
         for daemon in daemons:
             daemon.cleanup()
+
+
+@pytest.fixture
+def cluster():
+    """cluster(n, driver="fake", ...) → a cluster_harness.Cluster of n hosts,
+    removed (processes, namespaces, directories) after the test."""
+    made = []
+
+    def make(n, **kwargs):
+        c = Cluster(n, **kwargs)
+        made.append(c)
+        return c
+
+    try:
+        yield make
+    finally:
+        for c in made:
+            c.cleanup()

@@ -79,8 +79,8 @@ def kill_pid(pid, timeout=5.0):
 class Netns:
     """A network namespace of the test's own, with loopback up."""
 
-    def __init__(self):
-        self.name = "vireo-t-" + uuid.uuid4().hex[:10]
+    def __init__(self, name=None):
+        self.name = name or "vireo-t-" + uuid.uuid4().hex[:10]
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
 
@@ -115,12 +115,15 @@ class Daemon:
     """One vireod in its own namespace and directories."""
 
     def __init__(self, driver="qemu", image=True, before_start=None, vireod=None, env=None,
-                 popen_extra=None):
+                 popen_extra=None, netns=None, args=()):
         """before_start(state_dir), when given, runs before vireod starts (to
         mount something under the state directory, say). vireod: another
         build's daemon (the ASan one, say); env: more environment for it;
         popen_extra: more subprocess.Popen arguments for its first start
-        (pass_fds, say)."""
+        (pass_fds, say). netns: a Netns the caller made and deletes (a host
+        of cluster_harness), instead of one of its own; args: more vireod
+        options (--listen ..., say)."""
+        self.args = list(args)
         self.vireod = vireod or VIREOD
         self.env = env
         self.popen_extra = dict(popen_extra or {})
@@ -135,7 +138,8 @@ class Daemon:
             os.symlink(os.path.abspath(TEST_IMAGE), os.path.join(self.state_dir, "images", "default"))
         if before_start:
             before_start(self.state_dir)
-        self.netns = Netns()
+        self.owns_netns = netns is None
+        self.netns = netns or Netns()
         self.baseline = self.host_state()  # links and nftables before vireod
         self.proc = None
         self.qemu_pids = set()
@@ -152,7 +156,7 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.netns.name, self.vireod, "--state-dir", self.state_dir,
-             "--run-dir", self.run_dir, "--driver", self.driver, "--debug"],
+             "--run-dir", self.run_dir, "--driver", self.driver, "--debug", *self.args],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             env={**os.environ, **self.env} if self.env else None, **self.popen_extra)
         self.popen_extra = {}
@@ -211,7 +215,8 @@ class Daemon:
         self.stop()
         for pid in self.qemu_pids:
             kill_pid(pid)
-        self.netns.delete()
+        if self.owns_netns:
+            self.netns.delete()
         # A tmpfs a test mounted under the state directory (before_start)
         # would keep its mount point, and so self.tmp, from being removed.
         with open("/proc/mounts") as f:

@@ -1,0 +1,40 @@
+/* forward.h: answering an API request with another vireod's answer (the
+ * host that owns the object), over mutual TLS (cluster/peer-client.h):
+ * the peer's status, body and ETag/Location/Retry-After verbatim, and for an
+ * upgrade (the console) the byte stream proxied both ways. Forwarded
+ * requests carry "X-Vireo-Forwarded: 1"; one that already carries it is
+ * refused (508 loop-detected) rather than forwarded again. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "api/http.h"
+#include "cluster/peer-client.h"
+
+#define VO_FORWARDED_HEADER "X-Vireo-Forwarded"
+/* How long a forwarded request may take (an upgrade: until the 101). */
+#define VO_FORWARD_TIMEOUT_MS 60000
+
+/* What is forwarded of a request. */
+typedef struct {
+    const char *method;
+    const char *path_and_query; /* raw, as the client sent it */
+    const char *content_type;   /* these headers of the request, or NULL */
+    const char *if_match;
+    const char *upgrade;        /* an upgrade request's protocol ("vireo-console"), or NULL */
+    bool forwarded;             /* it carries X-Vireo-Forwarded already */
+    const char *body;           /* may be NULL */
+    size_t body_len;
+} VoForwardRequest;
+
+/* Fills rep with the peer's answer to in: its status, body, Content-Type,
+ * ETag, Location and Retry-After; 502 bad-gateway naming the peer when it
+ * cannot be reached, 508 loop-detected for an already forwarded request.
+ * For an upgrade that the peer accepted, rep->upgrade is set: the 101 goes
+ * to the client and the bytes are pumped by a thread of their own. */
+void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwardRequest *in,
+                      int timeout_ms, VoReply *rep);
+
+/* vo_forward_reply for the request a route handler has: its method, raw
+ * path, JSON body, Content-Type, If-Match, Upgrade and X-Vireo-Forwarded. */
+void vo_api_forward(VoRequest *req, VoReply *rep, const VoPeerTls *tls, const char *base_url);

@@ -1,0 +1,66 @@
+/* peer-client.h: vireod's HTTPS client to another vireod of its cluster
+ * (mutual TLS with the cluster CA, libcurl): one request and its whole
+ * answer, or an upgraded connection (the console) as a raw two-way byte
+ * stream to pump against a local socket. The peer's certificate must name
+ * the address of base_url (a SAN IP for "https://10.0.0.5:8443"). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* This host's certificate and key (shown to the peer) and the cluster CA
+ * (that must have signed the peer's), PEM files. */
+typedef struct {
+    const char *cert_file;
+    const char *key_file;
+    const char *ca_file;
+} VoPeerTls;
+
+/* A peer's answer larger than this is refused (-EMSGSIZE). */
+#define VO_PEER_MAX_BODY (64u * 1024 * 1024)
+
+typedef struct {
+    int status;          /* the peer's HTTP status */
+    char *content_type;  /* these headers of its answer, or NULL */
+    char *etag;
+    char *location;
+    char *retry_after;
+    char *body;          /* NUL-terminated after body_len bytes, or NULL when empty */
+    size_t body_len;
+    char *error;         /* a failed call (< 0): why, naming the peer */
+} VoPeerResponse;
+
+void vo_peer_response_clear(VoPeerResponse *r);
+
+/* METHOD base_url + path_and_query ("https://10.0.0.5:8443" + "/v1/vms?x=1"),
+ * with headers ("Name: value", NULL-terminated; may be NULL) and body (may be
+ * NULL). 0 with ret filled when the peer answered (any status), -errno with
+ * ret->error when it could not be reached, refused the TLS handshake
+ * (-EACCES), did not answer within timeout_ms (-ETIMEDOUT), or answered more
+ * than VO_PEER_MAX_BODY (-EMSGSIZE). */
+int vo_peer_request(const VoPeerTls *tls, const char *base_url, const char *method,
+                    const char *path_and_query, const char *const *headers, const char *body,
+                    size_t body_len, int timeout_ms, VoPeerResponse *ret);
+
+/* An upgraded connection to a peer. */
+typedef struct VoPeerStream VoPeerStream;
+
+/* GET path_and_query with "Connection: Upgrade" and "Upgrade: upgrade"
+ * (plus headers, as above) over a new TLS connection. 0 and *ret when the
+ * peer switched protocols (101); 0, *ret = NULL and ret_response filled when
+ * it answered anything else (its error, to pass on); -errno and
+ * ret_response->error when it could not be reached or did not answer within
+ * timeout_ms. */
+int vo_peer_stream_connect(const VoPeerTls *tls, const char *base_url, const char *path_and_query,
+                           const char *upgrade, const char *const *headers, int timeout_ms,
+                           VoPeerStream **ret, VoPeerResponse *ret_response);
+
+/* Copies bytes both ways between the peer and local_fd (a connected socket)
+ * until either side closes or fails; blocks. What the peer sent after its 101
+ * goes to local_fd first. Returns 0 when a side closed, -errno on an error. */
+int vo_peer_stream_pump(VoPeerStream *s, int local_fd);
+
+/* Sends len bytes to the peer (before or between pumps); 0 or -errno. */
+int vo_peer_stream_send(VoPeerStream *s, const char *buf, size_t len);
+
+void vo_peer_stream_free(VoPeerStream *s);
