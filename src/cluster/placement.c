@@ -128,7 +128,18 @@ void vo_place_strv_sort(char **v)
 /* s in the sorted strv v of length n. */
 static bool sorted_has(char *const *v, size_t n, const char *s)
 {
-    return n && bsearch(&s, v, n, sizeof(char *), str_cmp);
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(v[mid], s);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
 }
 
 /* A growing string: what the reasons are built in. */
