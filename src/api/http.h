@@ -43,6 +43,8 @@ typedef struct {
     int64_t etag;       /* > 0: answer ETag: "<etag>" (the document's store revision) */
     const char *header_name; /* one more header (its value copied), or NULL */
     char header_value[64];
+    /* What -EAGAIN means here (the store backend's words), or NULL. */
+    const char *unavailable_message;
 } VoReply;
 
 typedef void (*VoRouteFn)(VoRequest *req, VoReply *rep);
