@@ -324,7 +324,14 @@ static int call(EtcdStore *s, const char *path, json_t *req, json_t **ret)
              * a write that timed out may still be applied. */
             if (cr == CURLE_COULDNT_CONNECT || cr == CURLE_COULDNT_RESOLVE_HOST)
                 continue;
-            r = -EAGAIN;
+            /* Our own certificates are wrong: not a passing state. */
+            if (cr == CURLE_PEER_FAILED_VERIFICATION || cr == CURLE_SSL_CERTPROBLEM ||
+                cr == CURLE_SSL_CACERT_BADFILE) {
+                log_warn("etcd %s: %s", s->endpoints[e], curl_easy_strerror(cr));
+                r = -EACCES;
+            } else {
+                r = -EAGAIN;
+            }
             break;
         }
         long http = 0;

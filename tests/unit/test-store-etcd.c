@@ -3,7 +3,8 @@
  * private data dir, free 127.0.0.1 ports, killed by PID at the end), with a
  * host-id handle and a raw handle; then what only etcd has: the key
  * mapping, the 128-op limit, lease expiry as a watched delete, compaction
- * with a re-list and a new watch, and a stopped etcd answering -EAGAIN. */
+ * with a re-list and a new watch, a stopped etcd answering -EAGAIN, and
+ * mutual TLS (certificates made with openssl). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,22 +60,67 @@ static int open_store(const char *host_id, int timeout_ms, VoStore **ret)
     return vo_store_open_etcd(&o, ret);
 }
 
+/* Runs etcd for client_url in dir (its data, its log); TLS: the client
+ * port wants a certificate from dir/ca.crt (dir/host.crt serves it). */
+static pid_t spawn_etcd(const char *dir, const char *client, bool tls)
+{
+    int pport = free_port();
+    if (pport < 0)
+        return -1;
+    _cleanup_free_ char *peer = vo_asprintf("http://127.0.0.1:%d", pport);
+    _cleanup_free_ char *data = vo_asprintf("%s/data", dir);
+    _cleanup_free_ char *log = vo_asprintf("%s/etcd.log", dir);
+    _cleanup_free_ char *cluster = vo_asprintf("t=%s", peer);
+    _cleanup_free_ char *ca = vo_asprintf("--trusted-ca-file=%s/ca.crt", dir);
+    _cleanup_free_ char *cert = vo_asprintf("--cert-file=%s/host.crt", dir);
+    _cleanup_free_ char *key = vo_asprintf("--key-file=%s/host.key", dir);
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    execl(ETCD, ETCD, "--name", "t", "--data-dir", data, "--listen-client-urls", client,
+          "--advertise-client-urls", client, "--listen-peer-urls", peer,
+          "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
+          "--initial-cluster-state", "new",
+          tls ? "--client-cert-auth" : (char *)NULL, ca, cert, key, (char *)NULL);
+    _exit(127);
+}
+
+/* Waits (bounded) until the store answers, or pid ended. */
+static int wait_ready(VoStore *s, pid_t pid)
+{
+    int64_t give_up = vo_now_ms() + READY_MS, rev = 0;
+    int r;
+    while ((r = s->ops->revision(s, &rev)) < 0 && vo_now_ms() < give_up &&
+           waitpid(pid, NULL, WNOHANG) == 0)
+        sleep_ms(100);
+    return r;
+}
+
+static void kill_wait(pid_t pid)
+{
+    kill(pid, SIGCONT);
+    kill(pid, SIGTERM);
+    int64_t give_up = vo_now_ms() + 10000;
+    while (waitpid(pid, NULL, WNOHANG) == 0) {
+        if (vo_now_ms() > give_up) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            break;
+        }
+        sleep_ms(20);
+    }
+}
+
 static void stop_etcd(void)
 {
-    if (etcd_pid > 0) {
-        kill(etcd_pid, SIGCONT);
-        kill(etcd_pid, SIGTERM);
-        int64_t give_up = vo_now_ms() + 10000;
-        while (waitpid(etcd_pid, NULL, WNOHANG) == 0) {
-            if (vo_now_ms() > give_up) {
-                kill(etcd_pid, SIGKILL);
-                waitpid(etcd_pid, NULL, 0);
-                break;
-            }
-            sleep_ms(20);
-        }
-        etcd_pid = -1;
-    }
+    if (etcd_pid > 0)
+        kill_wait(etcd_pid);
+    etcd_pid = -1;
     if (etcd_dir[0])
         (void)vo_rm_rf(etcd_dir);
     etcd_dir[0] = '\0';
@@ -86,37 +132,18 @@ static int start_etcd(void)
     strcpy(etcd_dir, "/tmp/vireo-test-etcd-XXXXXX");
     if (!mkdtemp(etcd_dir))
         return -errno;
-    int cport = free_port(), pport = free_port();
-    if (cport < 0 || pport < 0 || cport == pport)
+    int cport = free_port();
+    if (cport < 0)
         return -EADDRINUSE;
     snprintf(client_url, sizeof(client_url), "http://127.0.0.1:%d", cport);
-    _cleanup_free_ char *peer = vo_asprintf("http://127.0.0.1:%d", pport);
-    _cleanup_free_ char *data = vo_asprintf("%s/data", etcd_dir);
-    _cleanup_free_ char *log = vo_asprintf("%s/etcd.log", etcd_dir);
-    _cleanup_free_ char *cluster = vo_asprintf("t=%s", peer);
-    etcd_pid = fork();
+    etcd_pid = spawn_etcd(etcd_dir, client_url, false);
     if (etcd_pid < 0)
         return -errno;
-    if (etcd_pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execl(ETCD, ETCD, "--name", "t", "--data-dir", data, "--listen-client-urls", client_url,
-              "--advertise-client-urls", client_url, "--listen-peer-urls", peer,
-              "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
-              "--initial-cluster-state", "new", (char *)NULL);
-        _exit(127);
-    }
     VoStore *s = NULL;
     int r = open_store(NULL, 1000, &s);
     if (r < 0)
         return r;
-    int64_t give_up = vo_now_ms() + READY_MS, rev = 0;
-    while ((r = s->ops->revision(s, &rev)) < 0 && vo_now_ms() < give_up &&
-           waitpid(etcd_pid, NULL, WNOHANG) == 0)
-        sleep_ms(100);
+    r = wait_ready(s, etcd_pid);
     vo_store_close(s);
     return r;
 }
@@ -419,6 +446,78 @@ static void test_no_quorum(void **state)
     vo_store_close(s);
 }
 
+/* Mutual TLS: a handle with the cluster's CA and a host certificate talks
+ * to an etcd that wants one; without the certificate it gets no answer, and
+ * with a CA file that does not vouch for the server -EACCES. */
+static void test_tls(void **state)
+{
+    if (access("/usr/bin/openssl", X_OK) != 0) {
+        print_message("/usr/bin/openssl is not installed: TLS is not tested\n");
+        skip();
+    }
+    char dir[] = "/tmp/vireo-test-etcd-tls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *cmd = vo_asprintf(
+        "cd %s && exec >openssl.log 2>&1 && "
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+        "-out ca.crt -days 2 -subj /CN=test-ca && "
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout host.key "
+        "-out host.csr -subj /CN=host && "
+        "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' >ext && "
+        "openssl x509 -req -in host.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out host.crt "
+        "-days 2 -extfile ext && "
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key "
+        "-out other.crt -days 2 -subj /CN=other-ca", dir);
+    assert_int_equal(system(cmd), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d", free_port());
+    pid_t pid = spawn_etcd(dir, url, true);
+    assert_true(pid > 0);
+    _cleanup_free_ char *ca = vo_asprintf("%s/ca.crt", dir);
+    _cleanup_free_ char *cert = vo_asprintf("%s/host.crt", dir);
+    _cleanup_free_ char *key = vo_asprintf("%s/host.key", dir);
+    VoEtcdOptions o = { .endpoints = url, .host_id = "tls", .ca_file = ca, .cert_file = cert,
+                        .key_file = key, .timeout_ms = 2000 };
+    VoStore *s = NULL, *anon = NULL;
+    assert_int_equal(vo_store_open_etcd(&o, &s), 0);
+    int ready = wait_ready(s, pid);
+    int64_t rev = 0;
+    int put = vo_store_put(s, "vms/a", "1", VO_REV_NEW, &rev);
+    _cleanup_free_ char *v = NULL;
+    int get = vo_store_get(s, "vms/a", &v, NULL);
+    VoStoreWatch *w = NULL;
+    int watch = s->ops->watch_open(s, "vms/", 0, &w);
+    VoStoreEvent *ev = NULL;
+    size_t n = watch == 0 ? next_events(s, w, &ev) : 0;
+    o.cert_file = o.key_file = NULL;
+    assert_int_equal(vo_store_open_etcd(&o, &anon), 0);
+    int refused = vo_store_get(anon, "vms/a", NULL, NULL);
+    /* A server its CA file does not vouch for: -EACCES, not "no quorum". */
+    VoStore *wrong = NULL;
+    _cleanup_free_ char *other_ca = vo_asprintf("%s/other.crt", dir);
+    o = (VoEtcdOptions){ .endpoints = url, .ca_file = other_ca, .cert_file = cert,
+                         .key_file = key };
+    assert_int_equal(vo_store_open_etcd(&o, &wrong), 0);
+    int untrusted = vo_store_get(wrong, "vms/a", NULL, NULL);
+    vo_store_close(wrong);
+    if (w)
+        s->ops->watch_close(w);
+    vo_store_close(anon);
+    vo_store_close(s);
+    kill_wait(pid);
+    (void)vo_rm_rf(dir);
+    assert_int_equal(ready, 0);
+    assert_int_equal(put, 0);
+    assert_int_equal(get, 0);
+    assert_string_equal(v, "1");
+    assert_int_equal(watch, 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ev[0].rev, rev);
+    vo_store_events_free(ev, n);
+    assert_true(refused < 0);
+    assert_int_equal(untrusted, -EACCES);
+}
+
 static void test_skip(void **state)
 {
     print_message("%s is not installed: the etcd backend is not tested\n", ETCD);
@@ -453,6 +552,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_expiry_watched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_relist, setup, teardown),
         cmocka_unit_test(test_no_quorum),
+        cmocka_unit_test(test_tls),
     };
     failed += cmocka_run_group_tests_name("store (etcd)", tests, NULL, NULL);
     stop_etcd();
