@@ -44,6 +44,8 @@ typedef struct {
     const char *header_name; /* one more header (its value copied), or NULL */
     char header_value[64];
     char **extra_headers; /* more headers: owned "Name", "value", ..., NULL (a forwarded reply's) */
+    /* What -EAGAIN means here (the store backend's words), or NULL. */
+    const char *unavailable_message;
 } VoReply;
 
 typedef void (*VoRouteFn)(VoRequest *req, VoReply *rep);

@@ -950,6 +950,7 @@ static void sql_close(VoStore *base)
 
 static const VoStoreOps sqlite_ops = {
     .name = "sqlite",
+    .unavailable_message = "database is busy",
     .close = sql_close,
     .get = sql_get,
     .list = sql_list,

@@ -76,6 +76,9 @@ typedef int (*VoStoreListFn)(const char *key, const char *value, int64_t rev, vo
  * own struct. */
 typedef struct {
     const char *name; /* "sqlite", "etcd" */
+    /* What -EAGAIN means on this backend, for the API's 503 message
+     * ("database is busy", "cluster has no quorum"). */
+    const char *unavailable_message;
     void (*close)(VoStore *s);
     int (*get)(VoStore *s, const char *key, char **ret_value, int64_t *ret_rev);
     /* Walks keys with prefix in key order, all as of one revision (returned
@@ -121,6 +124,23 @@ struct VoStore {
 #define VO_STORE_SQLITE_KEEP_CHANGES 10000
 int vo_store_open(const char *db_path, VoStore **ret);
 VoStore *vo_store_close(VoStore *s);
+
+/* The etcd backend (store-etcd.c): etcd 3.4's JSON gateway over libcurl.
+ * Keys map to etcd keys (docs/internals.md, "etcd backend"): on a handle
+ * with a host id, "cluster/..." to "vireo/cluster/..." and every other key
+ * to "vireo/h/<host-id>/<key>"; with host_id NULL (a raw handle) every key k
+ * to "vireo/k". Revisions are etcd's own. Limits: a transaction holds at
+ * most VO_STORE_ETCD_MAX_TXN_OPS compares and as many ops (-E2BIG beyond);
+ * a lease's TTL is whole seconds (rounded up, at least etcd's minimum,
+ * about 2 s). No answer within timeout_ms (etcd down, no quorum): -EAGAIN. */
+#define VO_STORE_ETCD_MAX_TXN_OPS 128
+typedef struct {
+    const char *endpoints; /* comma-separated "https://IP:PORT" or "http://IP:PORT" */
+    const char *host_id;   /* NULL: a raw handle */
+    const char *ca_file, *cert_file, *key_file; /* NULL for plain http */
+    int timeout_ms;        /* per request; 0: 8000 */
+} VoEtcdOptions;
+int vo_store_open_etcd(const VoEtcdOptions *o, VoStore **ret);
 
 /* Returns 0, -ENOENT when missing. *ret_value is malloc'd JSON text. */
 static inline int vo_store_get(VoStore *s, const char *key, char **ret_value, int64_t *ret_rev)

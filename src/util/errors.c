@@ -3,6 +3,7 @@
 #include "vireo/errors.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "util/util.h"
 
@@ -37,6 +38,18 @@ int vo_if_match_check(int64_t expected, int64_t rev, const char *what, char **re
     return vo_error_set(ret_error, -VO_EIFMATCH, "%s changed: it is at revision %lld, not %lld "
                         "(If-Match); nothing was done: read it again", what, (long long)rev,
                         (long long)expected);
+}
+
+char *vo_error_unavailable_message(const char *message, const char *store_message)
+{
+    const char *generic = strerror(EAGAIN);
+    if (!message)
+        return vo_strdup(store_message ? store_message : generic);
+    const char *at = store_message ? strstr(message, generic) : NULL;
+    if (!at)
+        return vo_strdup(message);
+    return vo_asprintf("%.*s%s%s", (int)(at - message), message, store_message,
+                       at + strlen(generic));
 }
 
 const char *vo_error_code_name(VoErrorCode code)

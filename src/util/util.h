@@ -50,6 +50,11 @@ int vo_error_set(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
  * revision rev, else -VO_EIFMATCH (HTTP 412) with *ret_error naming what
  * ("image 'x'") and both revisions. */
 int vo_if_match_check(int64_t expected, int64_t rev, const char *what, char **ret_error);
+/* The words of an -EAGAIN for the API: the store backend's own meaning of
+ * it (store_message: "database is busy", "cluster has no quorum") in place
+ * of strerror(EAGAIN) in message (or as the message when it is NULL); a
+ * message that words its EAGAIN itself is kept. Returns a malloc'd string. */
+char *vo_error_unavailable_message(const char *message, const char *store_message);
 
 /* Allocation that aborts on OOM: vireo does not try to limp on without memory. */
 void *vo_malloc0(size_t n);

@@ -78,6 +78,30 @@ static void test_error_mapping(void **state)
     }
 }
 
+/* -EAGAIN in the API's words: the store backend's meaning replaces the
+ * errno's text; a message that says more is kept. */
+static void test_unavailable_message(void **state)
+{
+    _cleanup_free_ char *generic = vo_asprintf("cannot save VM 'a': %s", strerror(EAGAIN));
+    char *m = vo_error_unavailable_message(generic, "cluster has no quorum");
+    assert_string_equal(m, "cannot save VM 'a': cluster has no quorum");
+    free(m);
+    m = vo_error_unavailable_message(NULL, "cluster has no quorum");
+    assert_string_equal(m, "cluster has no quorum");
+    free(m);
+    m = vo_error_unavailable_message(NULL, NULL);
+    assert_string_equal(m, strerror(EAGAIN));
+    free(m);
+    m = vo_error_unavailable_message(generic, NULL);
+    assert_string_equal(m, generic);
+    free(m);
+    m = vo_error_unavailable_message("`nft`: its dump was interrupted", "database is busy");
+    assert_string_equal(m, "`nft`: its dump was interrupted");
+    free(m);
+    assert_int_equal(vo_error_from_errno(-EAGAIN), VO_ERR_UNAVAILABLE);
+    assert_int_equal(vo_error_http_status(VO_ERR_UNAVAILABLE), 503);
+}
+
 static char tmpdir[] = "/tmp/vireo-test-util-XXXXXX";
 
 static char *write_tmp(const char *name, const char *content)
@@ -154,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_strv),
         cmocka_unit_test(test_error_mapping),
+        cmocka_unit_test(test_unavailable_message),
         cmocka_unit_test(test_kvm_probe),
         cmocka_unit_test(test_unix_connect_wait_bounded),
     };

@@ -1,0 +1,1135 @@
+/* store-etcd.c: the etcd backend of the store (store.h), spoken through
+ * etcd 3.4's JSON gateway (POST /v3/kv/..., /v3/watch, /v3/lease/...) with
+ * libcurl and jansson: key mapping into the vireo/ namespace, transactions
+ * with the failing compare found from ranges in the failure branch, one
+ * streaming watch per thread, leases as one POST per renewal, compaction.
+ * docs/internals.md ("etcd backend") describes the mapping and quirks. */
+#include "state/store.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/util.h"
+
+#define DEFAULT_TIMEOUT_MS 8000
+#define LIST_PAGE 500
+#define MAX_IDLE_HANDLES 8
+/* gRPC status codes the gateway answers with. */
+#define GRPC_CANCELED 1
+#define GRPC_INVALID_ARGUMENT 3
+#define GRPC_DEADLINE_EXCEEDED 4
+#define GRPC_NOT_FOUND 5
+#define GRPC_RESOURCE_EXHAUSTED 8
+#define GRPC_ABORTED 10
+#define GRPC_OUT_OF_RANGE 11
+#define GRPC_UNAVAILABLE 14
+
+typedef struct EtcdStore EtcdStore;
+
+struct VoStoreWatch {
+    EtcdStore *s;
+    struct VoStoreWatch *next; /* in s->watches, under s->lock */
+    char *prefix;              /* the caller's prefix (keys are reported with it) */
+    char *ekey;                /* the etcd range watched */
+    size_t ekey_len;
+    char *eend;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    /* Under lock. */
+    VoStoreEvent *ev;
+    size_t n, cap;
+    int64_t next_rev;    /* where the stream (re)starts: after the last event queued */
+    bool created;        /* etcd answered the create request */
+    int connect_error;   /* the first attempt failed (-errno) */
+    bool compacted;      /* changes were lost to a compaction */
+    bool canceled;       /* the store is closing */
+    bool woken;
+    bool stop;           /* the thread ends */
+    CURLM *multi;
+    pthread_t thread;
+    bool thread_started;
+    /* The stream's partial line (the thread's own). */
+    char *buf;
+    size_t buf_len, buf_cap;
+};
+
+struct EtcdStore {
+    VoStore base;
+    char **endpoints;
+    size_t n_endpoints;
+    char *prefix; /* "vireo/h/<host-id>/" or "vireo/" */
+    char *ca_file, *cert_file, *key_file;
+    int timeout_ms;
+    pthread_mutex_t lock;
+    /* Under lock. */
+    int refs; /* the handle, and each watch */
+    bool closing;
+    size_t endpoint; /* the one tried first */
+    CURL *idle[MAX_IDLE_HANDLES];
+    size_t n_idle;
+    VoStoreWatch *watches;
+    int64_t compacted; /* the last compaction revision known */
+};
+
+/* ---- encoding ---- */
+
+static char *b64_encode(const char *data, size_t len)
+{
+    char *out = vo_malloc0(4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)data, (int)len);
+    return out;
+}
+
+/* Returns NUL-terminated bytes (length in *ret_len, may be NULL), or NULL
+ * on bad input. */
+static char *b64_decode(const char *in, size_t *ret_len)
+{
+    size_t n = strlen(in);
+    if (n % 4)
+        return NULL;
+    char *out = vo_malloc0(n / 4 * 3 + 1);
+    int k = n ? EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n) : 0;
+    if (k < 0) {
+        free(out);
+        return NULL;
+    }
+    if (n >= 1 && in[n - 1] == '=')
+        k--;
+    if (n >= 2 && in[n - 2] == '=')
+        k--;
+    out[k] = '\0';
+    if (ret_len)
+        *ret_len = (size_t)k;
+    return out;
+}
+
+static json_t *b64_json(const char *data, size_t len)
+{
+    char *e = b64_encode(data, len);
+    json_t *j = json_string(e);
+    free(e);
+    return j;
+}
+
+/* The gateway sends int64 as strings and omits zeros. */
+static int64_t json_i64(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (json_is_string(v))
+        return strtoll(json_string_value(v), NULL, 10);
+    if (json_is_integer(v))
+        return json_integer_value(v);
+    return 0;
+}
+
+/* A base64 field decoded, or NULL (absent or bad). */
+static char *json_b64(json_t *obj, const char *key, size_t *ret_len)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+    if (!v) {
+        if (ret_len)
+            *ret_len = 0;
+        return ret_len ? vo_strdup("") : NULL;
+    }
+    return b64_decode(v, ret_len);
+}
+
+/* ---- key mapping ---- */
+
+static char *map_key(EtcdStore *s, const char *key)
+{
+    if (strcmp(s->prefix, "vireo/") != 0 && strncmp(key, "cluster/", 8) == 0)
+        return vo_asprintf("vireo/%s", key);
+    return vo_asprintf("%s%s", s->prefix, key);
+}
+
+/* The end of the range of keys starting with prefix (never empty here: the
+ * mapped prefix starts with "vireo/"). */
+static char *prefix_end(const char *prefix)
+{
+    char *end = vo_strdup(prefix);
+    for (size_t i = strlen(end); i > 0; i--) {
+        if ((unsigned char)end[i - 1] != 0xff) {
+            end[i - 1]++;
+            end[i] = '\0';
+            return end;
+        }
+    }
+    free(end);
+    return vo_strdup("\0"); /* unreachable for "vireo/..." */
+}
+
+/* ---- requests ---- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+}
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Buf;
+
+static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    Buf *b = userdata;
+    size_t n = size * nmemb;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d)
+            return 0;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+static CURL *handle_get(EtcdStore *s)
+{
+    pthread_mutex_lock(&s->lock);
+    CURL *c = s->n_idle ? s->idle[--s->n_idle] : NULL;
+    pthread_mutex_unlock(&s->lock);
+    return c ? c : curl_easy_init();
+}
+
+static void handle_put(EtcdStore *s, CURL *c)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->n_idle < MAX_IDLE_HANDLES && !s->closing) {
+        s->idle[s->n_idle++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (c)
+        curl_easy_cleanup(c);
+}
+
+static void setup_handle(EtcdStore *s, CURL *c, const char *url, struct curl_slist *headers)
+{
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)s->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (s->ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
+    if (s->cert_file)
+        curl_easy_setopt(c, CURLOPT_SSLCERT, s->cert_file);
+    if (s->key_file)
+        curl_easy_setopt(c, CURLOPT_SSLKEY, s->key_file);
+}
+
+static size_t endpoint_first(EtcdStore *s)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t e = s->endpoint;
+    pthread_mutex_unlock(&s->lock);
+    return e;
+}
+
+static void endpoint_failed(EtcdStore *s, size_t e)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->endpoint == e)
+        s->endpoint = (e + 1) % s->n_endpoints;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* An error answer of the gateway ({"error","message","code"}) as -errno. */
+static int gateway_error(json_t *body, long http, const char *path)
+{
+    int64_t code = json_i64(body, "code");
+    const char *msg = json_string_value(json_object_get(body, "message"));
+    if (!msg)
+        msg = json_string_value(json_object_get(body, "error"));
+    if (!msg)
+        msg = "";
+    log_debug("etcd %s: HTTP %ld, code %lld: %s", path, http, (long long)code, msg);
+    switch (code) {
+    case GRPC_OUT_OF_RANGE:
+        if (strstr(msg, "compacted"))
+            return VO_STORE_ECOMPACTED;
+        return -EINVAL; /* a future revision */
+    case GRPC_NOT_FOUND:
+        return -ENOENT; /* a lease */
+    case GRPC_INVALID_ARGUMENT:
+        if (strstr(msg, "too many operations"))
+            return -E2BIG;
+        if (strstr(msg, "too large"))
+            return -EMSGSIZE;
+        return -EINVAL;
+    case GRPC_RESOURCE_EXHAUSTED:
+        if (strstr(msg, "space exceeded"))
+            return -ENOSPC;
+        return -EAGAIN; /* too many requests */
+    case GRPC_CANCELED:
+    case GRPC_DEADLINE_EXCEEDED:
+    case GRPC_ABORTED:
+    case GRPC_UNAVAILABLE:
+        return -EAGAIN; /* no leader, no quorum, timed out */
+    default:
+        return http >= 500 ? -EAGAIN : -EIO;
+    }
+}
+
+/* POSTs req (stolen) to path; 0 with the answer's JSON in *ret (the first
+ * object of a streamed answer, unwrapped from "result"), or -errno. No
+ * answer in time, or no endpoint reachable: -EAGAIN. */
+static int call(EtcdStore *s, const char *path, json_t *req, json_t **ret)
+{
+    pthread_once(&curl_once, curl_init_once);
+    _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (!body)
+        return -ENOMEM;
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    CURL *c = handle_get(s);
+    if (!c || !headers) {
+        curl_slist_free_all(headers);
+        if (c)
+            curl_easy_cleanup(c);
+        return -ENOMEM;
+    }
+    int r = -EAGAIN;
+    size_t first = endpoint_first(s);
+    for (size_t i = 0; i < s->n_endpoints; i++) {
+        size_t e = (first + i) % s->n_endpoints;
+        _cleanup_free_ char *url = vo_asprintf("%s%s", s->endpoints[e], path);
+        Buf b = { 0 };
+        setup_handle(s, c, url, headers);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+        CURLcode cr = curl_easy_perform(c);
+        if (cr != CURLE_OK) {
+            free(b.data);
+            log_debug("etcd %s%s: %s", s->endpoints[e], path, curl_easy_strerror(cr));
+            endpoint_failed(s, e);
+            /* Only a request that never reached etcd goes to the next one:
+             * a write that timed out may still be applied. */
+            if (cr == CURLE_COULDNT_CONNECT || cr == CURLE_COULDNT_RESOLVE_HOST)
+                continue;
+            /* Our own certificates are wrong: not a passing state. */
+            if (cr == CURLE_PEER_FAILED_VERIFICATION || cr == CURLE_SSL_CERTPROBLEM ||
+                cr == CURLE_SSL_CACERT_BADFILE) {
+                log_warn("etcd %s: %s", s->endpoints[e], curl_easy_strerror(cr));
+                r = -EACCES;
+            } else {
+                r = -EAGAIN;
+            }
+            break;
+        }
+        long http = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+        json_error_t jerr;
+        json_t *j = b.data ? json_loadb(b.data, b.len, JSON_DISABLE_EOF_CHECK, &jerr) : NULL;
+        free(b.data);
+        if (!json_is_object(j)) {
+            json_decref(j);
+            r = http >= 500 ? -EAGAIN : -EBADMSG;
+            break;
+        }
+        json_t *err = json_object_get(j, "error");
+        if (http != 200 || json_is_object(err)) {
+            r = gateway_error(json_is_object(err) ? err : j, http, path);
+            json_decref(j);
+            break;
+        }
+        json_t *result = json_object_get(j, "result");
+        if (json_is_object(result)) {
+            json_incref(result);
+            json_decref(j);
+            j = result;
+        }
+        *ret = j;
+        r = 0;
+        break;
+    }
+    curl_slist_free_all(headers);
+    handle_put(s, c);
+    return r;
+}
+
+static int64_t header_rev(json_t *answer)
+{
+    return json_i64(json_object_get(answer, "header"), "revision");
+}
+
+/* A range of one etcd key (or [key, end)) as of rev (0: now). */
+static json_t *range_request(const char *key, size_t key_len, const char *end, int64_t rev)
+{
+    json_t *req = json_object();
+    json_object_set_new(req, "key", b64_json(key, key_len));
+    if (end)
+        json_object_set_new(req, "range_end", b64_json(end, strlen(end)));
+    if (rev > 0)
+        json_object_set_new(req, "revision", json_integer(rev));
+    return req;
+}
+
+/* 0 when the store still holds revision rev, VO_STORE_ECOMPACTED when a
+ * compaction dropped it (a range at rev says so), else -errno. */
+static int probe_rev(EtcdStore *s, int64_t rev)
+{
+    json_t *req = range_request(s->prefix, strlen(s->prefix), NULL, rev);
+    json_object_set_new(req, "count_only", json_true());
+    json_t *ans = NULL;
+    int r = call(s, "/v3/kv/range", req, &ans);
+    json_decref(ans);
+    return r == -EINVAL ? 0 : r; /* a future revision: not compacted */
+}
+
+/* ---- reads ---- */
+
+static int etcd_get(VoStore *base, const char *key, char **ret_value, int64_t *ret_rev)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    if (!key)
+        return -EINVAL;
+    if (ret_value)
+        *ret_value = NULL;
+    _cleanup_free_ char *ek = map_key(s, key);
+    json_t *ans = NULL;
+    int r = call(s, "/v3/kv/range", range_request(ek, strlen(ek), NULL, 0), &ans);
+    if (r < 0)
+        return r;
+    json_t *kv = json_array_get(json_object_get(ans, "kvs"), 0);
+    if (!kv) {
+        json_decref(ans);
+        return -ENOENT;
+    }
+    if (ret_value && !(*ret_value = json_b64(kv, "value", &(size_t){ 0 }))) {
+        json_decref(ans);
+        return -EBADMSG;
+    }
+    if (ret_rev)
+        *ret_rev = json_i64(kv, "mod_revision");
+    json_decref(ans);
+    return 0;
+}
+
+static int etcd_list(VoStore *base, const char *prefix, VoStoreListFn fn, void *userdata,
+                     int64_t *ret_rev)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    if (!prefix || !fn)
+        return -EINVAL;
+    _cleanup_free_ char *ek = map_key(s, prefix);
+    _cleanup_free_ char *end = prefix_end(ek);
+    size_t ek_len = strlen(ek);
+    _cleanup_free_ char *from = vo_strdup(ek);
+    size_t from_len = ek_len;
+    int64_t rev = 0;
+    for (;;) {
+        /* Later pages read at the first page's revision: one snapshot. */
+        json_t *req = range_request(from, from_len, end, rev);
+        json_object_set_new(req, "limit", json_integer(LIST_PAGE));
+        json_t *ans = NULL;
+        int r = call(s, "/v3/kv/range", req, &ans);
+        if (r == VO_STORE_ECOMPACTED)
+            r = -EAGAIN; /* compacted between pages: walk again */
+        if (r < 0)
+            return r;
+        if (rev == 0) {
+            rev = header_rev(ans);
+            if (ret_rev)
+                *ret_rev = rev;
+        }
+        json_t *kvs = json_object_get(ans, "kvs");
+        size_t i;
+        json_t *kv;
+        json_array_foreach(kvs, i, kv) {
+            size_t klen = 0;
+            _cleanup_free_ char *k = json_b64(kv, "key", &klen);
+            _cleanup_free_ char *v = json_b64(kv, "value", &(size_t){ 0 });
+            if (!k || !v || klen < ek_len || memcmp(k, ek, ek_len) != 0) {
+                json_decref(ans);
+                return -EBADMSG;
+            }
+            _cleanup_free_ char *key = vo_asprintf("%s%s", prefix, k + ek_len);
+            r = fn(key, v, json_i64(kv, "mod_revision"), userdata);
+            if (r != 0) {
+                json_decref(ans);
+                return r;
+            }
+            if (i + 1 == json_array_size(kvs)) {
+                /* The next page starts just after this key. */
+                free(from);
+                from = vo_malloc0(klen + 2);
+                memcpy(from, k, klen);
+                from_len = klen + 1;
+            }
+        }
+        bool more = json_is_true(json_object_get(ans, "more")) && json_array_size(kvs) > 0;
+        json_decref(ans);
+        if (!more)
+            return 0;
+    }
+}
+
+static int etcd_revision(VoStore *base, int64_t *ret_rev)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    if (!ret_rev)
+        return -EINVAL;
+    json_t *req = range_request(s->prefix, strlen(s->prefix), NULL, 0);
+    json_object_set_new(req, "count_only", json_true());
+    json_t *ans = NULL;
+    int r = call(s, "/v3/kv/range", req, &ans);
+    if (r < 0)
+        return r;
+    *ret_rev = header_rev(ans);
+    json_decref(ans);
+    return 0;
+}
+
+/* ---- transactions ---- */
+
+/* Which compare failed: the failure branch read every compared key at the
+ * transaction's revision (etcd does not say which compare was false). */
+static int failed_compare(const VoStoreCompare *cmps, size_t n_cmps, json_t *ans,
+                          size_t *ret_failed)
+{
+    json_t *responses = json_object_get(ans, "responses");
+    for (size_t i = 0; i < n_cmps; i++) {
+        json_t *range = json_object_get(json_array_get(responses, i), "response_range");
+        json_t *kv = json_array_get(json_object_get(range, "kvs"), 0);
+        int r = 0;
+        if (cmps[i].expected_rev == VO_REV_NEW)
+            r = kv ? -EEXIST : 0;
+        else if (!kv)
+            r = -ENOENT;
+        else if (json_i64(kv, "mod_revision") != cmps[i].expected_rev)
+            r = -ESTALE;
+        if (r < 0) {
+            if (ret_failed)
+                *ret_failed = i;
+            return r;
+        }
+    }
+    return -ESTALE; /* not reached: a compare was false */
+}
+
+static int etcd_txn(VoStore *base, const VoStoreCompare *cmps, size_t n_cmps,
+                    const VoStoreOp *ops, size_t n_ops, int64_t *ret_rev, size_t *ret_failed)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    if ((n_cmps && !cmps) || (n_ops && !ops))
+        return -EINVAL;
+    if (n_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_ops > VO_STORE_ETCD_MAX_TXN_OPS)
+        return -E2BIG;
+    for (size_t i = 0; i < n_cmps; i++)
+        if (!cmps[i].key || cmps[i].expected_rev < VO_REV_NEW)
+            return -EINVAL;
+    for (size_t i = 0; i < n_ops; i++) {
+        if (!ops[i].key || ops[i].lease < 0 ||
+            (ops[i].kind == VO_STORE_PUT && !ops[i].value) ||
+            (ops[i].kind != VO_STORE_PUT && ops[i].kind != VO_STORE_DELETE))
+            return -EINVAL;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(ops[i].key, ops[j].key) == 0)
+                return -EINVAL;
+    }
+
+    json_t *compare = json_array(), *success = json_array(), *failure = json_array();
+    for (size_t i = 0; i < n_cmps; i++) {
+        _cleanup_free_ char *ek = map_key(s, cmps[i].key);
+        json_t *c = json_object();
+        json_object_set_new(c, "key", b64_json(ek, strlen(ek)));
+        json_object_set_new(c, "result", json_string("EQUAL"));
+        if (cmps[i].expected_rev == VO_REV_NEW) {
+            json_object_set_new(c, "target", json_string("CREATE"));
+            json_object_set_new(c, "create_revision", json_integer(0));
+        } else {
+            json_object_set_new(c, "target", json_string("MOD"));
+            json_object_set_new(c, "mod_revision", json_integer(cmps[i].expected_rev));
+        }
+        json_array_append_new(compare, c);
+        json_t *rr = range_request(ek, strlen(ek), NULL, 0);
+        json_object_set_new(rr, "keys_only", json_true());
+        json_array_append_new(failure, json_pack("{s:o}", "request_range", rr));
+    }
+    for (size_t i = 0; i < n_ops; i++) {
+        _cleanup_free_ char *ek = map_key(s, ops[i].key);
+        json_t *o = json_object();
+        json_object_set_new(o, "key", b64_json(ek, strlen(ek)));
+        if (ops[i].kind == VO_STORE_PUT) {
+            json_object_set_new(o, "value", b64_json(ops[i].value, strlen(ops[i].value)));
+            if (ops[i].lease)
+                json_object_set_new(o, "lease", json_integer(ops[i].lease));
+            json_array_append_new(success, json_pack("{s:o}", "request_put", o));
+        } else {
+            json_array_append_new(success, json_pack("{s:o}", "request_delete_range", o));
+        }
+    }
+    json_t *req = json_pack("{s:o, s:o, s:o}", "compare", compare, "success", success,
+                            "failure", failure);
+    json_t *ans = NULL;
+    int r = call(s, "/v3/kv/txn", req, &ans);
+    if (r < 0)
+        return r;
+    if (json_is_true(json_object_get(ans, "succeeded"))) {
+        if (ret_rev)
+            *ret_rev = header_rev(ans);
+        r = 0;
+    } else {
+        r = failed_compare(cmps, n_cmps, ans, ret_failed);
+    }
+    json_decref(ans);
+    return r;
+}
+
+/* ---- watches ---- */
+
+static void watch_queue_event(VoStoreWatch *w, json_t *e)
+{
+    json_t *kv = json_object_get(e, "kv"), *prev = json_object_get(e, "prev_kv");
+    size_t klen = 0;
+    _cleanup_free_ char *k = json_b64(kv, "key", &klen);
+    if (!k || klen < w->ekey_len || memcmp(k, w->ekey, w->ekey_len) != 0)
+        return;
+    bool del = !strcmp(json_string_value(json_object_get(e, "type")) ? json_string_value(json_object_get(e, "type")) : "", "DELETE");
+    VoStoreEvent ev = {
+        .rev = json_i64(kv, "mod_revision"),
+        .kind = del ? VO_STORE_DELETE : VO_STORE_PUT,
+        .key = vo_asprintf("%s%s", w->prefix, k + w->ekey_len),
+        .value = del ? NULL : json_b64(kv, "value", &(size_t){ 0 }),
+        .prev_value = json_is_object(prev) ? json_b64(prev, "value", &(size_t){ 0 }) : NULL,
+    };
+    if (w->n == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 64;
+        VoStoreEvent *n = realloc(w->ev, w->cap * sizeof(*n));
+        if (!n)
+            abort();
+        w->ev = n;
+    }
+    w->ev[w->n++] = ev;
+}
+
+/* One line of the stream ({"result":{...}}), under w->lock. false: the
+ * stream is no good (an error, a cancel): end it. */
+static bool watch_line(VoStoreWatch *w, const char *line, size_t len)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(line, len, 0, &jerr);
+    json_t *res = json_object_get(j, "result");
+    bool ok = json_is_object(res);
+    if (ok && json_is_true(json_object_get(res, "created")))
+        w->created = true;
+    if (ok && json_is_true(json_object_get(res, "canceled"))) {
+        if (json_i64(res, "compact_revision") > 0)
+            w->compacted = true;
+        ok = false;
+    }
+    json_t *events = json_object_get(res, "events");
+    if (ok && json_array_size(events) > 0) {
+        size_t i;
+        json_t *e;
+        int64_t last = 0;
+        json_array_foreach(events, i, e) {
+            watch_queue_event(w, e);
+            last = json_i64(json_object_get(e, "kv"), "mod_revision");
+        }
+        /* A revision's events come in one answer: resume after it. */
+        if (last >= w->next_rev)
+            w->next_rev = last + 1;
+    }
+    json_decref(j);
+    pthread_cond_broadcast(&w->cond);
+    return ok;
+}
+
+static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    VoStoreWatch *w = userdata;
+    size_t n = size * nmemb;
+    Buf b = { w->buf, w->buf_len, w->buf_cap };
+    if (buf_write(ptr, 1, n, &b) != n)
+        return 0;
+    w->buf = b.data;
+    w->buf_len = b.len;
+    w->buf_cap = b.cap;
+    size_t start = 0;
+    bool ok = true;
+    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < w->buf_len && ok; i++) {
+        if (w->buf[i] != '\n')
+            continue;
+        if (i > start)
+            ok = watch_line(w, w->buf + start, i - start);
+        start = i + 1;
+    }
+    bool stop = w->stop;
+    pthread_mutex_unlock(&w->lock);
+    memmove(w->buf, w->buf + start, w->buf_len - start);
+    w->buf_len -= start;
+    return ok && !stop ? n : 0;
+}
+
+/* One streaming POST /v3/watch from w->next_rev until it ends or stop. */
+static void watch_stream(VoStoreWatch *w, size_t e)
+{
+    EtcdStore *s = w->s;
+    pthread_mutex_lock(&w->lock);
+    json_t *create = range_request(w->ekey, w->ekey_len, w->eend, 0);
+    json_object_set_new(create, "start_revision", json_integer(w->next_rev));
+    json_object_set_new(create, "prev_kv", json_true());
+    pthread_mutex_unlock(&w->lock);
+    json_t *req = json_pack("{s:o}", "create_request", create);
+    _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    _cleanup_free_ char *url = vo_asprintf("%s/v3/watch", s->endpoints[e]);
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    CURL *c = curl_easy_init();
+    if (!c || !headers || !body) {
+        curl_slist_free_all(headers);
+        if (c)
+            curl_easy_cleanup(c);
+        return;
+    }
+    setup_handle(s, c, url, headers);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, watch_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    w->buf_len = 0;
+    curl_multi_add_handle(w->multi, c);
+    int running = 1;
+    CURLcode result = CURLE_OK;
+    for (;;) {
+        curl_multi_perform(w->multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(w->multi, &left)))
+            if (m->msg == CURLMSG_DONE)
+                result = m->data.result;
+        pthread_mutex_lock(&w->lock);
+        bool stop = w->stop;
+        pthread_mutex_unlock(&w->lock);
+        if (!running || stop)
+            break;
+        curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
+    }
+    long http = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+    curl_multi_remove_handle(w->multi, c);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(headers);
+    pthread_mutex_lock(&w->lock);
+    if (!w->created && !w->connect_error && (result != CURLE_OK || http != 200))
+        w->connect_error = -EAGAIN;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    if (result != CURLE_OK && result != CURLE_WRITE_ERROR)
+        endpoint_failed(s, e);
+}
+
+/* Waits up to ms for stop (or cond), under w->lock. */
+static void timed_wait(VoStoreWatch *w, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+}
+
+static void *watch_thread(void *userdata)
+{
+    VoStoreWatch *w = userdata;
+    for (;;) {
+        watch_stream(w, endpoint_first(w->s));
+        pthread_mutex_lock(&w->lock);
+        /* A broken stream (etcd restarted, a member lost) resumes where it
+         * ended; a compaction or stop ends the watch. */
+        if (!w->stop && !w->compacted)
+            timed_wait(w, 500);
+        bool done = w->stop || w->compacted;
+        pthread_mutex_unlock(&w->lock);
+        if (done)
+            return NULL;
+    }
+}
+
+static void watch_stop(VoStoreWatch *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->stop = true;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    if (w->multi)
+        curl_multi_wakeup(w->multi);
+}
+
+static void store_unref(EtcdStore *s);
+
+static void etcd_watch_close(VoStoreWatch *w)
+{
+    if (!w)
+        return;
+    watch_stop(w);
+    if (w->thread_started)
+        pthread_join(w->thread, NULL);
+    EtcdStore *s = w->s;
+    pthread_mutex_lock(&s->lock);
+    for (VoStoreWatch **p = &s->watches; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&s->lock);
+    if (w->multi)
+        curl_multi_cleanup(w->multi);
+    vo_store_events_free(w->ev, w->n);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free(w->buf);
+    free(w->prefix);
+    free(w->ekey);
+    free(w->eend);
+    free(w);
+    store_unref(s);
+}
+
+static int etcd_watch_open(VoStore *base, const char *prefix, int64_t after_rev,
+                           VoStoreWatch **ret)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    if (!prefix || after_rev < 0 || !ret)
+        return -EINVAL;
+    pthread_once(&curl_once, curl_init_once);
+    VoStoreWatch *w = vo_malloc0(sizeof(*w));
+    w->s = s;
+    w->prefix = vo_strdup(prefix);
+    w->ekey = map_key(s, prefix);
+    w->ekey_len = strlen(w->ekey);
+    w->eend = prefix_end(w->ekey);
+    w->next_rev = after_rev + 1;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_lock(&s->lock);
+    bool closing = s->closing;
+    if (!closing) {
+        s->refs++;
+        w->next = s->watches;
+        s->watches = w;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (closing) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        free(w->prefix);
+        free(w->ekey);
+        free(w->eend);
+        free(w);
+        return -ECANCELED;
+    }
+
+    int r = 0;
+    w->multi = curl_multi_init();
+    if (!w->multi || pthread_create(&w->thread, NULL, watch_thread, w) != 0)
+        r = -ENOMEM;
+    else
+        w->thread_started = true;
+    /* Wait for etcd to take the watch, so it sees every later change. */
+    int64_t give_up = vo_now_ms() + s->timeout_ms;
+    pthread_mutex_lock(&w->lock);
+    while (r == 0 && !w->created && !w->compacted && !w->connect_error && !w->canceled &&
+           vo_now_ms() < give_up)
+        timed_wait(w, (int)(give_up - vo_now_ms()));
+    if (r == 0 && !w->created && !w->compacted)
+        r = w->canceled ? -ECANCELED : -EAGAIN;
+    pthread_mutex_unlock(&w->lock);
+    /* etcd cancels only a watch that starts before the compaction revision;
+     * one that starts at it would miss a delete dropped there, so a range at
+     * after_rev decides (it fails once after_rev < the compaction). */
+    if (r == 0 && after_rev > 0) {
+        int k = probe_rev(s, after_rev);
+        if (k == VO_STORE_ECOMPACTED) {
+            pthread_mutex_lock(&w->lock);
+            w->compacted = true;
+            pthread_cond_broadcast(&w->cond);
+            pthread_mutex_unlock(&w->lock);
+        } else if (k < 0) {
+            r = k;
+        }
+    }
+    if (r < 0) {
+        etcd_watch_close(w);
+        return r;
+    }
+    *ret = w;
+    return 0;
+}
+
+static int etcd_watch_next(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_events,
+                           size_t *ret_n)
+{
+    if (!w || !ret_events || !ret_n)
+        return -EINVAL;
+    *ret_events = NULL;
+    *ret_n = 0;
+    int64_t give_up = vo_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        if (w->canceled) {
+            pthread_mutex_unlock(&w->lock);
+            return -ECANCELED;
+        }
+        if (w->n > 0) {
+            *ret_events = w->ev;
+            *ret_n = w->n;
+            w->ev = NULL;
+            w->n = w->cap = 0;
+            break;
+        }
+        if (w->compacted) {
+            pthread_mutex_unlock(&w->lock);
+            return VO_STORE_ECOMPACTED;
+        }
+        int64_t left = give_up - vo_now_ms();
+        if (w->woken || left <= 0)
+            break;
+        timed_wait(w, (int)(left > 600000 ? 600000 : left));
+    }
+    w->woken = false;
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+static void etcd_watch_wake(VoStoreWatch *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->woken = true;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- leases ---- */
+
+static int etcd_lease_grant(VoStore *base, int ttl_ms, int64_t *ret_lease)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    if (ttl_ms <= 0 || !ret_lease)
+        return -EINVAL;
+    json_t *ans = NULL;
+    int r = call(s, "/v3/lease/grant", json_pack("{s:I}", "TTL", (json_int_t)((ttl_ms + 999) / 1000)),
+                 &ans);
+    if (r < 0)
+        return r;
+    *ret_lease = json_i64(ans, "ID");
+    const char *err = json_string_value(json_object_get(ans, "error"));
+    json_decref(ans);
+    return *ret_lease > 0 && !(err && *err) ? 0 : -EIO;
+}
+
+static int etcd_lease_keepalive(VoStore *base, int64_t lease)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    if (lease <= 0)
+        return -EINVAL;
+    json_t *ans = NULL;
+    int r = call(s, "/v3/lease/keepalive", json_pack("{s:I}", "ID", (json_int_t)lease), &ans);
+    if (r < 0)
+        return r;
+    /* An expired or unknown lease answers without a TTL. */
+    r = json_i64(ans, "TTL") > 0 ? 0 : -ENOENT;
+    json_decref(ans);
+    return r;
+}
+
+static int etcd_lease_revoke(VoStore *base, int64_t lease)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    if (lease <= 0)
+        return -EINVAL;
+    json_t *ans = NULL;
+    int r = call(s, "/v3/lease/revoke", json_pack("{s:I}", "ID", (json_int_t)lease), &ans);
+    json_decref(ans);
+    return r;
+}
+
+/* ---- compaction ---- */
+
+static int etcd_compact(VoStore *base, int64_t rev)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    if (rev <= 0)
+        return -EINVAL;
+    json_t *ans = NULL;
+    int r = call(s, "/v3/kv/compaction", json_pack("{s:I}", "revision", (json_int_t)rev), &ans);
+    json_decref(ans);
+    if (r == VO_STORE_ECOMPACTED)
+        return 0; /* already compacted past rev */
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&s->lock);
+    if (rev > s->compacted)
+        s->compacted = rev;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+/* etcd does not report its compaction revision C; a range at revision r
+ * fails exactly when r < C, so C is the lowest revision a range still
+ * reads (searched from the last one known; it only grows). */
+static int etcd_compacted(VoStore *base, int64_t *ret_rev)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    if (!ret_rev)
+        return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    int64_t known = s->compacted;
+    pthread_mutex_unlock(&s->lock);
+    int r = probe_rev(s, known > 0 ? known : 1);
+    if (r == 0) {
+        *ret_rev = known; /* 0 when a range at 1 works: nothing to resume from is lost */
+        return 0;
+    }
+    if (r != VO_STORE_ECOMPACTED)
+        return r;
+    int64_t lo = (known > 0 ? known : 1) + 1, hi = 0;
+    if ((r = etcd_revision(base, &hi)) < 0)
+        return r;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        r = probe_rev(s, mid);
+        if (r == 0)
+            hi = mid;
+        else if (r == VO_STORE_ECOMPACTED)
+            lo = mid + 1;
+        else
+            return r;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (hi > s->compacted)
+        s->compacted = hi;
+    pthread_mutex_unlock(&s->lock);
+    *ret_rev = hi;
+    return 0;
+}
+
+/* ---- open and close ---- */
+
+static void store_free(EtcdStore *s)
+{
+    for (size_t i = 0; i < s->n_idle; i++)
+        curl_easy_cleanup(s->idle[i]);
+    vo_strv_free(s->endpoints);
+    free(s->prefix);
+    free(s->ca_file);
+    free(s->cert_file);
+    free(s->key_file);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+static void store_unref(EtcdStore *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool last = --s->refs == 0;
+    pthread_mutex_unlock(&s->lock);
+    if (last)
+        store_free(s);
+}
+
+/* Watches still open see -ECANCELED from now on (their threads end); the
+ * store's memory goes with the last of them. */
+static void etcd_close(VoStore *base)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    pthread_mutex_lock(&s->lock);
+    s->closing = true;
+    for (VoStoreWatch *w = s->watches; w; w = w->next) {
+        pthread_mutex_lock(&w->lock);
+        w->canceled = true;
+        w->stop = true;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        if (w->multi)
+            curl_multi_wakeup(w->multi);
+    }
+    pthread_mutex_unlock(&s->lock);
+    store_unref(s);
+}
+
+static const VoStoreOps etcd_ops = {
+    .name = "etcd",
+    .unavailable_message = "cluster has no quorum",
+    .close = etcd_close,
+    .get = etcd_get,
+    .list = etcd_list,
+    .txn = etcd_txn,
+    .revision = etcd_revision,
+    .watch_open = etcd_watch_open,
+    .watch_next = etcd_watch_next,
+    .watch_wake = etcd_watch_wake,
+    .watch_close = etcd_watch_close,
+    .lease_grant = etcd_lease_grant,
+    .lease_keepalive = etcd_lease_keepalive,
+    .lease_revoke = etcd_lease_revoke,
+    .compact = etcd_compact,
+    .compacted = etcd_compacted,
+};
+
+int vo_store_open_etcd(const VoEtcdOptions *o, VoStore **ret)
+{
+    if (!o || !o->endpoints || !ret || o->timeout_ms < 0)
+        return -EINVAL;
+    if (o->host_id && (!*o->host_id || strchr(o->host_id, '/')))
+        return -EINVAL;
+    EtcdStore *s = vo_malloc0(sizeof(*s));
+    s->base.ops = &etcd_ops;
+    s->refs = 1;
+    pthread_mutex_init(&s->lock, NULL);
+    s->timeout_ms = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    s->prefix = o->host_id ? vo_asprintf("vireo/h/%s/", o->host_id) : vo_strdup("vireo/");
+    s->ca_file = o->ca_file ? vo_strdup(o->ca_file) : NULL;
+    s->cert_file = o->cert_file ? vo_strdup(o->cert_file) : NULL;
+    s->key_file = o->key_file ? vo_strdup(o->key_file) : NULL;
+    _cleanup_free_ char *list = vo_strdup(o->endpoints);
+    char *save = NULL;
+    for (char *e = strtok_r(list, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+        e += strspn(e, " ");
+        size_t n = strlen(e);
+        while (n && (e[n - 1] == '/' || e[n - 1] == ' '))
+            e[--n] = '\0';
+        if (strncmp(e, "http://", 7) != 0 && strncmp(e, "https://", 8) != 0) {
+            store_free(s);
+            return -EINVAL;
+        }
+        vo_strv_pushf(&s->endpoints, "%s", e);
+    }
+    s->n_endpoints = vo_strv_len(s->endpoints);
+    if (s->n_endpoints == 0) {
+        store_free(s);
+        return -EINVAL;
+    }
+    *ret = &s->base;
+    return 0;
+}

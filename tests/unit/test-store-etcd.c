@@ -1,0 +1,561 @@
+/* test-store-etcd.c: the store contract (store-contract.c) on the etcd
+ * backend (store-etcd.c) against a real etcd started by this binary (a
+ * private data dir, free 127.0.0.1 ports, killed by PID at the end), with a
+ * host-id handle and a raw handle; then what only etcd has: the key
+ * mapping, the 128-op limit, lease expiry as a watched delete, compaction
+ * with a re-list and a new watch, a stopped etcd answering -EAGAIN, and
+ * mutual TLS (certificates made with openssl). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "state/store.h"
+#include "store-contract.h"
+#include "util/util.h"
+
+#define ETCD "/usr/bin/etcd"
+#define READY_MS 60000
+#define WAIT_MS 20000
+
+static pid_t etcd_pid = -1;
+static char etcd_dir[64];
+static char client_url[64];
+static int store_counter;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* A port nobody listens on now (the kernel's pick). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static int open_store(const char *host_id, int timeout_ms, VoStore **ret)
+{
+    VoEtcdOptions o = { .endpoints = client_url, .host_id = host_id, .timeout_ms = timeout_ms };
+    return vo_store_open_etcd(&o, ret);
+}
+
+/* Runs etcd for client_url in dir (its data, its log); TLS: the client
+ * port wants a certificate from dir/ca.crt (dir/host.crt serves it). */
+static pid_t spawn_etcd(const char *dir, const char *client, bool tls)
+{
+    int pport = free_port();
+    if (pport < 0)
+        return -1;
+    _cleanup_free_ char *peer = vo_asprintf("http://127.0.0.1:%d", pport);
+    _cleanup_free_ char *data = vo_asprintf("%s/data", dir);
+    _cleanup_free_ char *log = vo_asprintf("%s/etcd.log", dir);
+    _cleanup_free_ char *cluster = vo_asprintf("t=%s", peer);
+    _cleanup_free_ char *ca = vo_asprintf("--trusted-ca-file=%s/ca.crt", dir);
+    _cleanup_free_ char *cert = vo_asprintf("--cert-file=%s/host.crt", dir);
+    _cleanup_free_ char *key = vo_asprintf("--key-file=%s/host.key", dir);
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    execl(ETCD, ETCD, "--name", "t", "--data-dir", data, "--listen-client-urls", client,
+          "--advertise-client-urls", client, "--listen-peer-urls", peer,
+          "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
+          "--initial-cluster-state", "new",
+          tls ? "--client-cert-auth" : (char *)NULL, ca, cert, key, (char *)NULL);
+    _exit(127);
+}
+
+/* Waits (bounded) until the store answers, or pid ended. */
+static int wait_ready(VoStore *s, pid_t pid)
+{
+    int64_t give_up = vo_now_ms() + READY_MS, rev = 0;
+    int r;
+    while ((r = s->ops->revision(s, &rev)) < 0 && vo_now_ms() < give_up &&
+           waitpid(pid, NULL, WNOHANG) == 0)
+        sleep_ms(100);
+    return r;
+}
+
+static void kill_wait(pid_t pid)
+{
+    kill(pid, SIGCONT);
+    kill(pid, SIGTERM);
+    int64_t give_up = vo_now_ms() + 10000;
+    while (waitpid(pid, NULL, WNOHANG) == 0) {
+        if (vo_now_ms() > give_up) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            break;
+        }
+        sleep_ms(20);
+    }
+}
+
+static void stop_etcd(void)
+{
+    if (etcd_pid > 0)
+        kill_wait(etcd_pid);
+    etcd_pid = -1;
+    if (etcd_dir[0])
+        (void)vo_rm_rf(etcd_dir);
+    etcd_dir[0] = '\0';
+}
+
+/* Starts one etcd member; 0 once it answers (bounded wait), else -errno. */
+static int start_etcd(void)
+{
+    strcpy(etcd_dir, "/tmp/vireo-test-etcd-XXXXXX");
+    if (!mkdtemp(etcd_dir))
+        return -errno;
+    int cport = free_port();
+    if (cport < 0)
+        return -EADDRINUSE;
+    snprintf(client_url, sizeof(client_url), "http://127.0.0.1:%d", cport);
+    etcd_pid = spawn_etcd(etcd_dir, client_url, false);
+    if (etcd_pid < 0)
+        return -errno;
+    VoStore *s = NULL;
+    int r = open_store(NULL, 1000, &s);
+    if (r < 0)
+        return r;
+    r = wait_ready(s, etcd_pid);
+    vo_store_close(s);
+    return r;
+}
+
+/* A raw request to etcd's gateway, past the store (0 or -1). */
+static int etcd_post(const char *path, const char *body)
+{
+    CURL *c = curl_easy_init();
+    _cleanup_free_ char *url = vo_asprintf("%s%s", client_url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    FILE *null = fopen("/dev/null", "w");
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, null);
+    CURLcode cr = curl_easy_perform(c);
+    long http = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
+    curl_easy_cleanup(c);
+    fclose(null);
+    return cr == CURLE_OK && http == 200 ? 0 : -1;
+}
+
+/* ---- the contract: a fresh host id each time, or the whole vireo/
+ * namespace emptied for a raw handle ---- */
+
+static int host_open(void *userdata, VoStore **ret)
+{
+    _cleanup_free_ char *id = vo_asprintf("host-%d-%d", (int)getpid(), ++store_counter);
+    return open_store(id, 0, ret);
+}
+
+static int raw_open(void *userdata, VoStore **ret)
+{
+    /* deleterange of ["vireo/", "vireo0") (base64). */
+    if (etcd_post("/v3/kv/deleterange", "{\"key\":\"dmlyZW8v\",\"range_end\":\"dmlyZW8w\"}") < 0)
+        return -EIO;
+    return open_store(NULL, 0, ret);
+}
+
+static void backend_close(void *userdata, VoStore *s)
+{
+    vo_store_close(s);
+}
+
+/* ---- etcd only ---- */
+
+static int setup(void **state)
+{
+    VoStore *s = NULL;
+    if (host_open(NULL, &s) < 0)
+        return -1;
+    *state = s;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    vo_store_close(*state);
+    return 0;
+}
+
+typedef struct {
+    char *keys[8];
+    size_t n;
+} Keys;
+
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    Keys *k = userdata;
+    if (k->n == ELEMENTSOF(k->keys))
+        return -E2BIG;
+    k->keys[k->n++] = vo_strdup(key);
+    return 0;
+}
+
+static void keys_clear(Keys *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->keys[i]);
+    k->n = 0;
+}
+
+/* Reads one batch of events (bounded); returns how many. */
+static size_t next_events(VoStore *s, VoStoreWatch *w, VoStoreEvent **ret)
+{
+    int64_t give_up = vo_now_ms() + WAIT_MS;
+    size_t n = 0;
+    *ret = NULL;
+    while (n == 0 && vo_now_ms() < give_up)
+        assert_int_equal(s->ops->watch_next(w, 200, ret, &n), 0);
+    return n;
+}
+
+/* Host keys land under vireo/h/<host-id>/, cluster/ keys under
+ * vireo/cluster/, as a raw handle sees them. */
+static void test_key_mapping(void **state)
+{
+    _cleanup_free_ char *id = vo_asprintf("map-%d", (int)getpid());
+    VoStore *h = NULL, *raw = NULL;
+    assert_int_equal(open_store(id, 0, &h), 0);
+    assert_int_equal(open_store(NULL, 0, &raw), 0);
+    int64_t start = 0, rv = 0, rc = 0;
+    assert_int_equal(h->ops->revision(h, &start), 0);
+    VoStoreWatch *wh = NULL, *wc = NULL;
+    assert_int_equal(h->ops->watch_open(h, "", start, &wh), 0);
+    assert_int_equal(h->ops->watch_open(h, "cluster/", start, &wc), 0);
+
+    _cleanup_free_ char *cluster_key = vo_asprintf("cluster/hosts/%s", id);
+    assert_int_equal(vo_store_put(h, "vms/a", "\"a\"", VO_REV_NEW, &rv), 0);
+    assert_int_equal(vo_store_put(h, cluster_key, "\"me\"", VO_REV_NEW, &rc), 0);
+
+    _cleanup_free_ char *raw_vm = vo_asprintf("h/%s/vms/a", id);
+    _cleanup_free_ char *v = NULL;
+    int64_t rev = 0;
+    assert_int_equal(vo_store_get(raw, raw_vm, &v, &rev), 0);
+    assert_string_equal(v, "\"a\"");
+    assert_int_equal(rev, rv);
+    free(v);
+    v = NULL;
+    assert_int_equal(vo_store_get(raw, cluster_key, &v, &rev), 0);
+    assert_string_equal(v, "\"me\"");
+    assert_int_equal(rev, rc);
+    assert_int_equal(vo_store_get(raw, "vms/a", NULL, NULL), -ENOENT);
+    _cleanup_free_ char *nested = vo_asprintf("h/%s/%s", id, cluster_key);
+    assert_int_equal(vo_store_get(raw, nested, NULL, NULL), -ENOENT);
+
+    /* "" on a host handle: its own documents only; cluster/ is the cluster's. */
+    Keys k = { 0 };
+    assert_int_equal(vo_store_list(h, "", collect, &k), 0);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.keys[0], "vms/a");
+    keys_clear(&k);
+    assert_int_equal(vo_store_list(h, "cluster/hosts/", collect, &k), 0);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.keys[0], cluster_key);
+    keys_clear(&k);
+    _cleanup_free_ char *raw_prefix = vo_asprintf("h/%s/", id);
+    assert_int_equal(vo_store_list(raw, raw_prefix, collect, &k), 0);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.keys[0], raw_vm);
+    keys_clear(&k);
+
+    /* Watches map the same way. */
+    VoStoreEvent *ev = NULL;
+    assert_int_equal(next_events(h, wh, &ev), 1);
+    assert_string_equal(ev[0].key, "vms/a");
+    vo_store_events_free(ev, 1);
+    assert_int_equal(next_events(h, wc, &ev), 1);
+    assert_string_equal(ev[0].key, cluster_key);
+    assert_int_equal(ev[0].rev, rc);
+    vo_store_events_free(ev, 1);
+    h->ops->watch_close(wh);
+    h->ops->watch_close(wc);
+
+    /* A bad host id or endpoint list is refused. */
+    VoStore *bad = NULL;
+    VoEtcdOptions o = { .endpoints = client_url, .host_id = "a/b" };
+    assert_int_equal(vo_store_open_etcd(&o, &bad), -EINVAL);
+    o = (VoEtcdOptions){ .endpoints = "127.0.0.1:2379" };
+    assert_int_equal(vo_store_open_etcd(&o, &bad), -EINVAL);
+    o = (VoEtcdOptions){ .endpoints = "" };
+    assert_int_equal(vo_store_open_etcd(&o, &bad), -EINVAL);
+    assert_int_equal(vo_store_delete(raw, cluster_key, rc), 0);
+    vo_store_close(raw);
+    vo_store_close(h);
+}
+
+/* etcd holds at most 128 operations in a transaction: more is -E2BIG and
+ * nothing is written. */
+static void test_txn_limit(void **state)
+{
+    VoStore *s = *state;
+    VoStoreOp ops[VO_STORE_ETCD_MAX_TXN_OPS + 1];
+    char keys[ELEMENTSOF(ops)][16];
+    for (size_t i = 0; i < ELEMENTSOF(ops); i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k/%zu", i);
+        ops[i] = (VoStoreOp){ VO_STORE_PUT, keys[i], "1", 0 };
+    }
+    int64_t before = 0, rev = 0;
+    assert_int_equal(s->ops->revision(s, &before), 0);
+    assert_int_equal(vo_store_txn(s, NULL, 0, ops, ELEMENTSOF(ops), &rev, NULL), -E2BIG);
+    assert_int_equal(vo_store_get(s, "k/0", NULL, NULL), -ENOENT);
+    VoStoreCompare cmps[VO_STORE_ETCD_MAX_TXN_OPS + 1];
+    for (size_t i = 0; i < ELEMENTSOF(cmps); i++)
+        cmps[i] = (VoStoreCompare){ keys[i], VO_REV_NEW };
+    assert_int_equal(vo_store_txn(s, cmps, ELEMENTSOF(cmps), ops, 1, &rev, NULL), -E2BIG);
+
+    /* 128 of each is fine, and the failing one of 128 compares is found. */
+    assert_int_equal(vo_store_txn(s, cmps, VO_STORE_ETCD_MAX_TXN_OPS, ops,
+                                  VO_STORE_ETCD_MAX_TXN_OPS, &rev, NULL), 0);
+    assert_int_equal(rev, before + 1);
+    cmps[100].expected_rev = rev;
+    size_t failed = 0;
+    assert_int_equal(vo_store_txn(s, cmps + 99, 2, NULL, 0, NULL, &failed), -EEXIST);
+    assert_int_equal(failed, 0);
+    cmps[99].expected_rev = rev;
+    cmps[100].expected_rev = rev + 7;
+    assert_int_equal(vo_store_txn(s, cmps + 99, 2, NULL, 0, NULL, &failed), -ESTALE);
+    assert_int_equal(failed, 1);
+}
+
+/* A key on a lease nobody renews goes as a delete a watch sees. */
+static void test_lease_expiry_watched(void **state)
+{
+    VoStore *s = *state;
+    int64_t lease = 0, start = 0, rev = 0;
+    assert_int_equal(s->ops->revision(s, &start), 0);
+    assert_int_equal(s->ops->lease_grant(s, 1000, &lease), 0);
+    assert_int_equal(vo_store_put_lease(s, "hosts/me", "\"up\"", VO_REV_NEW, lease, &rev), 0);
+    VoStoreWatch *w = NULL;
+    assert_int_equal(s->ops->watch_open(s, "hosts/", start, &w), 0);
+    VoStoreEvent *ev = NULL;
+    assert_int_equal(next_events(s, w, &ev), 1);
+    assert_int_equal(ev[0].kind, VO_STORE_PUT);
+    vo_store_events_free(ev, 1);
+    assert_int_equal(next_events(s, w, &ev), 1);
+    assert_int_equal(ev[0].kind, VO_STORE_DELETE);
+    assert_string_equal(ev[0].key, "hosts/me");
+    assert_string_equal(ev[0].prev_value, "\"up\"");
+    assert_null(ev[0].value);
+    assert_true(ev[0].rev > rev);
+    vo_store_events_free(ev, 1);
+    s->ops->watch_close(w);
+    assert_int_equal(s->ops->lease_keepalive(s, lease), -ENOENT);
+    assert_int_equal(s->ops->lease_revoke(s, lease), -ENOENT);
+}
+
+/* A client behind a compaction learns it, lists again and watches from the
+ * list's revision: it sees every later change. */
+static void test_compaction_relist(void **state)
+{
+    VoStore *s = *state;
+    int64_t start = 0, rev = VO_REV_NEW, compacted = 0;
+    assert_int_equal(s->ops->revision(s, &start), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(vo_store_put(s, "vms/a", "1", rev, &rev), 0);
+    assert_int_equal(s->ops->compact(s, rev), 0);
+    assert_int_equal(s->ops->compacted(s, &compacted), 0);
+    assert_int_equal(compacted, rev);
+
+    /* Another handle (no memory of the compaction) finds it too. */
+    VoStore *other = NULL;
+    assert_int_equal(open_store(NULL, 0, &other), 0);
+    assert_int_equal(other->ops->compacted(other, &compacted), 0);
+    assert_int_equal(compacted, rev);
+    vo_store_close(other);
+
+    VoStoreWatch *w = NULL;
+    VoStoreEvent *ev = NULL;
+    size_t n = 0;
+    assert_int_equal(s->ops->watch_open(s, "vms/", start, &w), 0);
+    assert_int_equal(s->ops->watch_next(w, 0, &ev, &n), VO_STORE_ECOMPACTED);
+    s->ops->watch_close(w);
+
+    Keys k = { 0 };
+    int64_t at = 0;
+    assert_int_equal(s->ops->list(s, "vms/", collect, &k, &at), 0);
+    assert_int_equal(k.n, 1);
+    keys_clear(&k);
+    assert_int_equal(s->ops->watch_open(s, "vms/", at, &w), 0);
+    int64_t r2 = 0;
+    assert_int_equal(vo_store_put(s, "vms/b", "2", VO_REV_NEW, &r2), 0);
+    assert_int_equal(next_events(s, w, &ev), 1);
+    assert_string_equal(ev[0].key, "vms/b");
+    assert_int_equal(ev[0].rev, r2);
+    vo_store_events_free(ev, 1);
+    s->ops->watch_close(w);
+}
+
+/* etcd stopped (no answer, as without quorum): a write returns -EAGAIN
+ * within the timeout; once it runs again, writes work. */
+static void test_no_quorum(void **state)
+{
+    VoStore *s = NULL;
+    _cleanup_free_ char *id = vo_asprintf("quorum-%d", (int)getpid());
+    assert_int_equal(open_store(id, 1500, &s), 0);
+    assert_int_equal(vo_store_put(s, "vms/a", "1", VO_REV_NEW, NULL), 0);
+    assert_int_equal(kill(etcd_pid, SIGSTOP), 0);
+    int r = vo_store_put(s, "vms/b", "1", VO_REV_NEW, NULL);
+    int g = vo_store_get(s, "vms/a", NULL, NULL);
+    assert_int_equal(kill(etcd_pid, SIGCONT), 0);
+    assert_int_equal(r, -EAGAIN);
+    assert_int_equal(g, -EAGAIN);
+    assert_string_equal(s->ops->unavailable_message, "cluster has no quorum");
+    int64_t give_up = vo_now_ms() + WAIT_MS;
+    while ((r = vo_store_put(s, "vms/c", "1", VO_REV_NEW, NULL)) == -EAGAIN &&
+           vo_now_ms() < give_up)
+        sleep_ms(100);
+    assert_int_equal(r, 0);
+    vo_store_close(s);
+
+    /* Nobody listening: -EAGAIN as well. */
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", free_port());
+    VoEtcdOptions o = { .endpoints = url, .timeout_ms = 1500 };
+    assert_int_equal(vo_store_open_etcd(&o, &s), 0);
+    assert_int_equal(vo_store_get(s, "x", NULL, NULL), -EAGAIN);
+    VoStoreWatch *w = NULL;
+    assert_int_equal(s->ops->watch_open(s, "", 0, &w), -EAGAIN);
+    vo_store_close(s);
+}
+
+/* Mutual TLS: a handle with the cluster's CA and a host certificate talks
+ * to an etcd that wants one; without the certificate it gets no answer, and
+ * with a CA file that does not vouch for the server -EACCES. */
+static void test_tls(void **state)
+{
+    if (access("/usr/bin/openssl", X_OK) != 0) {
+        print_message("/usr/bin/openssl is not installed: TLS is not tested\n");
+        skip();
+    }
+    char dir[] = "/tmp/vireo-test-etcd-tls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *cmd = vo_asprintf(
+        "cd %s && exec >openssl.log 2>&1 && "
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+        "-out ca.crt -days 2 -subj /CN=test-ca && "
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout host.key "
+        "-out host.csr -subj /CN=host && "
+        "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth\\n' >ext && "
+        "openssl x509 -req -in host.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out host.crt "
+        "-days 2 -extfile ext && "
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key "
+        "-out other.crt -days 2 -subj /CN=other-ca", dir);
+    assert_int_equal(system(cmd), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d", free_port());
+    pid_t pid = spawn_etcd(dir, url, true);
+    assert_true(pid > 0);
+    _cleanup_free_ char *ca = vo_asprintf("%s/ca.crt", dir);
+    _cleanup_free_ char *cert = vo_asprintf("%s/host.crt", dir);
+    _cleanup_free_ char *key = vo_asprintf("%s/host.key", dir);
+    VoEtcdOptions o = { .endpoints = url, .host_id = "tls", .ca_file = ca, .cert_file = cert,
+                        .key_file = key, .timeout_ms = 2000 };
+    VoStore *s = NULL, *anon = NULL;
+    assert_int_equal(vo_store_open_etcd(&o, &s), 0);
+    int ready = wait_ready(s, pid);
+    int64_t rev = 0;
+    int put = vo_store_put(s, "vms/a", "1", VO_REV_NEW, &rev);
+    _cleanup_free_ char *v = NULL;
+    int get = vo_store_get(s, "vms/a", &v, NULL);
+    VoStoreWatch *w = NULL;
+    int watch = s->ops->watch_open(s, "vms/", 0, &w);
+    VoStoreEvent *ev = NULL;
+    size_t n = watch == 0 ? next_events(s, w, &ev) : 0;
+    o.cert_file = o.key_file = NULL;
+    assert_int_equal(vo_store_open_etcd(&o, &anon), 0);
+    int refused = vo_store_get(anon, "vms/a", NULL, NULL);
+    /* A server its CA file does not vouch for: -EACCES, not "no quorum". */
+    VoStore *wrong = NULL;
+    _cleanup_free_ char *other_ca = vo_asprintf("%s/other.crt", dir);
+    o = (VoEtcdOptions){ .endpoints = url, .ca_file = other_ca, .cert_file = cert,
+                         .key_file = key };
+    assert_int_equal(vo_store_open_etcd(&o, &wrong), 0);
+    int untrusted = vo_store_get(wrong, "vms/a", NULL, NULL);
+    vo_store_close(wrong);
+    if (w)
+        s->ops->watch_close(w);
+    vo_store_close(anon);
+    vo_store_close(s);
+    kill_wait(pid);
+    (void)vo_rm_rf(dir);
+    assert_int_equal(ready, 0);
+    assert_int_equal(put, 0);
+    assert_int_equal(get, 0);
+    assert_string_equal(v, "1");
+    assert_int_equal(watch, 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ev[0].rev, rev);
+    vo_store_events_free(ev, n);
+    assert_true(refused < 0);
+    assert_int_equal(untrusted, -EACCES);
+}
+
+static void test_skip(void **state)
+{
+    print_message("%s is not installed: the etcd backend is not tested\n", ETCD);
+    skip();
+}
+
+int main(void)
+{
+    if (access(ETCD, X_OK) != 0) {
+        const struct CMUnitTest tests[] = { cmocka_unit_test(test_skip) };
+        return cmocka_run_group_tests_name("store (etcd)", tests, NULL, NULL);
+    }
+    curl_global_init(CURL_GLOBAL_ALL);
+    int r = start_etcd();
+    if (r < 0) {
+        fprintf(stderr, "cannot start etcd (%s); its log:\n", strerror(-r));
+        _cleanup_free_ char *log = vo_asprintf("%s/etcd.log", etcd_dir);
+        _cleanup_free_ char *text = NULL;
+        if (vo_read_file(log, 1 << 16, &text, NULL) == 0)
+            fputs(text, stderr);
+        stop_etcd();
+        return 1;
+    }
+    VoStoreBackend host = { "etcd, host handle", host_open, backend_close, NULL };
+    VoStoreBackend raw = { "etcd, raw handle", raw_open, backend_close, NULL };
+    int failed = vo_store_contract_run(&host);
+    failed += vo_store_contract_run(&raw);
+
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_mapping),
+        cmocka_unit_test_setup_teardown(test_txn_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_expiry_watched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_relist, setup, teardown),
+        cmocka_unit_test(test_no_quorum),
+        cmocka_unit_test(test_tls),
+    };
+    failed += cmocka_run_group_tests_name("store (etcd)", tests, NULL, NULL);
+    stop_etcd();
+    curl_global_cleanup();
+    return failed;
+}
