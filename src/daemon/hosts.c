@@ -2,7 +2,6 @@
  * its live record under a lease, the manager election, and the list of
  * hosts the API shows. */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -21,16 +20,27 @@
 #define DEFAULT_CPU_RATIO 4.0
 
 struct VoHosts {
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stop, refresh, started;
+    pthread_t renew_thread, work_thread;
+    pthread_mutex_t lock; /* the fields below */
+    pthread_cond_t wake;  /* the work thread's: stop, refresh, a new lease */
+    pthread_cond_t renew_wake;
+    bool stop, refresh;
     int64_t lease;
-    atomic_bool manager;
+    /* Until when (monotonic ms) this host may count on its lease: a renewal
+     * counts only once the keepalive returned and a linearizable read made
+     * after it succeeded (an isolated etcd 3.4.23 leader renews leases on
+     * its own: CLUSTER.md), minus a margin. */
+    int64_t confirmed_until;
+    bool manager;       /* won cluster/manager on the current lease */
+    int64_t manager_rev; /* the revision of our cluster/manager put */
     VoCpuSample cpu_before;
     double load;
     int64_t last_error_log_ms;
 };
+
+/* A renewal is trusted for the TTL minus this (a lease cannot expire at
+ * the store before this host stops counting on it). */
+#define CONFIRM_MARGIN_MS 2000
 
 static void log_store_error(VoHosts *h, const char *what, int r)
 {
@@ -93,9 +103,10 @@ static void member_ratios(VoDaemon *d, double *mem_ratio, double *cpu_ratio)
         return;
     json_t *doc = json_loads(text, 0, NULL);
     json_t *m = json_object_get(doc, "mem_ratio"), *c = json_object_get(doc, "cpu_ratio");
-    if (json_is_number(m) && json_number_value(m) > 0)
+    /* Placement takes ratios in (0, 100]; others keep the default. */
+    if (json_is_number(m) && json_number_value(m) > 0 && json_number_value(m) <= 100)
         *mem_ratio = json_number_value(m);
-    if (json_is_number(c) && json_number_value(c) > 0)
+    if (json_is_number(c) && json_number_value(c) > 0 && json_number_value(c) <= 100)
         *cpu_ratio = json_number_value(c);
     json_decref(doc);
 }
@@ -142,7 +153,7 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
         " s:I, s:s, s:I}",
         "id", d->host_id, "name", d->host_name, "address", d->host_address, "state", "online",
         "accel", d->driver->kvm_usable ? "kvm" : "tcg", "cpu_model", f.cpu_model, "cpu_flags",
-        f.cpu_flags, "pools", pools, "memory_mib", (json_int_t)f.memory_mib, "memory_used_mib",
+        f.cpu_flags, "pools", pools, "memory_mib", (json_int_t)(f.memory_mib ? f.memory_mib : 1), "memory_used_mib",
         (json_int_t)f.memory_used_mib, "cpus", (int)f.cpus, "mem_ratio", mem_ratio, "cpu_ratio",
         cpu_ratio, "committed_memory_mib", committed_mem, "committed_vcpus", committed_vcpus,
         "load", h->load, "vms", vms, "vms_running", running, "version", VIREO_VERSION,
@@ -151,7 +162,7 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
     return o;
 }
 
-static int publish_record(VoDaemon *d, VoHosts *h)
+static int publish_record(VoDaemon *d, VoHosts *h, int64_t lease)
 {
     json_t *doc = record_document(d, h);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
@@ -159,97 +170,148 @@ static int publish_record(VoDaemon *d, VoHosts *h)
     _cleanup_free_ char *key = vo_asprintf(RECORDS_PREFIX "%s", d->host_id);
     /* VO_REV_ANY: only this host writes its record, and a record of an
      * earlier lease of ours may still be there until it expires. */
-    return vo_store_put_lease(d->store, key, text, VO_REV_ANY, h->lease, NULL);
+    return vo_store_put_lease(d->store, key, text, VO_REV_ANY, lease, NULL);
 }
 
 /* ---- the manager role ---------------------------------------------------- */
 
-/* Takes the role when nobody holds it; notes whether we hold it. */
-static void run_for_manager(VoDaemon *d, VoHosts *h)
+/* Takes the role when nobody holds it; notes whether we hold it. The key
+ * is ours only when it carries our id at the revision we wrote it: one with
+ * our id at another revision is left from an earlier lease of this host (a
+ * crashed vireod's): it goes, deleted at its revision, and we run again. */
+static void run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
 {
     _cleanup_free_ char *text = NULL;
-    int r = vo_store_get(d->store, MANAGER_KEY, &text, NULL);
+    int64_t rev = 0;
+    int r = vo_store_get(d->store, MANAGER_KEY, &text, &rev);
     if (r == -ENOENT) {
         json_t *doc = json_pack("{s:s, s:s, s:I}", "id", d->host_id, "name", d->host_name, "since",
                                 (json_int_t)(vo_wall_ms() / 1000));
         _cleanup_free_ char *mine = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(doc);
-        r = vo_store_put_lease(d->store, MANAGER_KEY, mine, VO_REV_NEW, h->lease, NULL);
-        if (r == 0) {
+        r = vo_store_put_lease(d->store, MANAGER_KEY, mine, VO_REV_NEW, lease, &rev);
+        pthread_mutex_lock(&h->lock);
+        bool won = r == 0 && h->lease == lease;
+        h->manager = won;
+        h->manager_rev = won ? rev : 0;
+        pthread_mutex_unlock(&h->lock);
+        if (won)
             log_info("this host (%s) is the cluster's manager now", d->host_name);
-            atomic_store(&h->manager, true);
-            return;
-        }
-        if (r != -EEXIST)
+        else if (r < 0 && r != -EEXIST)
             log_store_error(h, "run for manager", r);
-        atomic_store(&h->manager, false);
         return;
     }
     if (r < 0) {
+        /* Unknown: what we believed stands, bounded by confirmed_until. */
         log_store_error(h, "read the manager", r);
-        return; /* unknown: keep what we believed */
+        return;
     }
     json_t *doc = json_loads(text, 0, NULL);
     const char *id = json_string_value(json_object_get(doc, "id"));
-    bool ours = id && !strcmp(id, d->host_id);
-    if (atomic_exchange(&h->manager, ours) && !ours)
-        log_info("this host (%s) is no longer the manager", d->host_name);
+    bool our_id = id && !strcmp(id, d->host_id);
     json_decref(doc);
+    pthread_mutex_lock(&h->lock);
+    bool ours = our_id && h->manager && h->manager_rev == rev;
+    bool was = h->manager;
+    h->manager = ours;
+    if (!ours)
+        h->manager_rev = 0;
+    pthread_mutex_unlock(&h->lock);
+    if (was && !ours)
+        log_info("this host (%s) is no longer the manager", d->host_name);
+    if (our_id && !ours) {
+        r = vo_store_delete(d->store, MANAGER_KEY, rev);
+        if (r < 0 && r != -ENOENT && r != -ESTALE)
+            log_store_error(h, "remove a stale manager key", r);
+    }
 }
 
-/* ---- the thread ---------------------------------------------------------- */
+/* ---- the threads --------------------------------------------------------- */
 
-static void *hosts_thread(void *userdata)
+/* pthread_cond_timedwait on the monotonic clock for ms. Caller holds h->lock. */
+static void wait_ms(VoHosts *h, pthread_cond_t *cond, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += (long)ms * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(cond, &h->lock, &until);
+}
+
+/* Keeps the lease: nothing else runs on this thread, so a slow publish
+ * never delays a renewal. */
+static void *renew_thread(void *userdata)
 {
     VoDaemon *d = userdata;
     VoHosts *h = d->hosts;
-    int64_t next_refresh = 0;
     pthread_mutex_lock(&h->lock);
     while (!h->stop) {
+        int64_t lease = h->lease;
         pthread_mutex_unlock(&h->lock);
-        int64_t now = vo_now_ms();
-        int r = 0;
-        if (h->lease) {
-            r = d->store->ops->lease_keepalive(d->store, h->lease);
-            if (r == -ENOENT) {
-                log_warn("host record: lease expired (renewals did not arrive in time); "
-                         "publishing again");
-                h->lease = 0;
-                atomic_store(&h->manager, false);
-            } else if (r < 0)
-                log_store_error(h, "renew the lease", r);
-        }
-        if (!h->lease) {
-            r = d->store->ops->lease_grant(d->store, VO_HOST_LEASE_TTL_MS, &h->lease);
-            if (r < 0) {
-                h->lease = 0;
-                log_store_error(h, "take a lease", r);
-            }
-            next_refresh = 0;
+        int64_t t0 = vo_now_ms(), rev = 0;
+        int r;
+        if (lease) {
+            r = d->store->ops->lease_keepalive(d->store, lease);
+            if (r == 0)
+                r = d->store->ops->revision(d->store, &rev);
+        } else {
+            r = d->store->ops->lease_grant(d->store, VO_HOST_LEASE_TTL_MS, &lease);
+            if (r == 0)
+                r = d->store->ops->revision(d->store, &rev);
         }
         pthread_mutex_lock(&h->lock);
-        bool refresh = h->refresh;
+        if (r == 0) {
+            if (h->lease != lease) { /* a new lease: publish on it */
+                h->lease = lease;
+                h->refresh = true;
+                pthread_cond_signal(&h->wake);
+            }
+            h->confirmed_until = t0 + VO_HOST_LEASE_TTL_MS - CONFIRM_MARGIN_MS;
+        } else if (r == -ENOENT && lease) {
+            log_warn("host record: lease expired (renewals did not arrive in time); "
+                     "publishing again");
+            h->lease = 0;
+            h->manager = false;
+            h->manager_rev = 0;
+            h->confirmed_until = 0;
+        } else
+            log_store_error(h, lease ? "renew the lease" : "take a lease", r);
+        if (!h->stop)
+            wait_ms(h, &h->renew_wake, VO_HOST_RENEW_MS);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+/* Publishes the record (every VO_HOST_REFRESH_MS, on a new lease, or when
+ * asked) and runs for manager every second. */
+static void *work_thread(void *userdata)
+{
+    VoDaemon *d = userdata;
+    VoHosts *h = d->hosts;
+    int64_t next_refresh = 0, published_lease = 0;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stop) {
+        int64_t lease = h->lease;
+        bool refresh = h->refresh || lease != published_lease;
         h->refresh = false;
         pthread_mutex_unlock(&h->lock);
-        if (h->lease && (refresh || now >= next_refresh)) {
-            r = publish_record(d, h);
+        int64_t now = vo_now_ms();
+        if (lease && (refresh || now >= next_refresh)) {
+            int r = publish_record(d, h, lease);
             if (r < 0)
                 log_store_error(h, "publish", r);
-            else
+            else {
+                published_lease = lease;
                 next_refresh = now + VO_HOST_REFRESH_MS;
+            }
         }
-        if (h->lease)
-            run_for_manager(d, h);
-
+        if (lease)
+            run_for_manager(d, h, lease);
         pthread_mutex_lock(&h->lock);
-        if (h->stop || h->refresh)
-            continue;
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += (long)VO_HOST_RENEW_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&h->wake, &h->lock, &until);
+        if (!h->stop && !h->refresh && h->lease == lease)
+            wait_ms(h, &h->wake, VO_HOST_RENEW_MS);
     }
     pthread_mutex_unlock(&h->lock);
     return NULL;
@@ -268,15 +330,28 @@ int vo_hosts_start(VoDaemon *d)
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&h->wake, &attr);
+    pthread_cond_init(&h->renew_wake, &attr);
     pthread_condattr_destroy(&attr);
     d->hosts = h;
-    r = -pthread_create(&h->thread, NULL, hosts_thread, d);
+    r = -pthread_create(&h->renew_thread, NULL, renew_thread, d);
+    if (r == 0) {
+        r = -pthread_create(&h->work_thread, NULL, work_thread, d);
+        if (r < 0) {
+            pthread_mutex_lock(&h->lock);
+            h->stop = true;
+            pthread_cond_signal(&h->renew_wake);
+            pthread_mutex_unlock(&h->lock);
+            pthread_join(h->renew_thread, NULL);
+        }
+    }
     if (r < 0) {
         d->hosts = NULL;
+        pthread_cond_destroy(&h->wake);
+        pthread_cond_destroy(&h->renew_wake);
+        pthread_mutex_destroy(&h->lock);
         free(h);
         return r;
     }
-    h->started = true;
     return 0;
 }
 
@@ -288,14 +363,17 @@ void vo_hosts_stop(VoDaemon *d)
     pthread_mutex_lock(&h->lock);
     h->stop = true;
     pthread_cond_signal(&h->wake);
+    pthread_cond_signal(&h->renew_wake);
     pthread_mutex_unlock(&h->lock);
-    pthread_join(h->thread, NULL);
+    pthread_join(h->renew_thread, NULL);
+    pthread_join(h->work_thread, NULL);
     if (h->lease) {
         int r = d->store->ops->lease_revoke(d->store, h->lease);
         if (r < 0 && r != -ENOENT)
             log_warn("host record: cannot revoke the lease: %s", strerror(-r));
     }
     pthread_cond_destroy(&h->wake);
+    pthread_cond_destroy(&h->renew_wake);
     pthread_mutex_destroy(&h->lock);
     d->hosts = NULL;
     free(h);
@@ -314,7 +392,13 @@ void vo_hosts_refresh(VoDaemon *d)
 
 bool vo_hosts_is_manager(VoDaemon *d)
 {
-    return d->hosts && atomic_load(&d->hosts->manager);
+    VoHosts *h = d->hosts;
+    if (!h)
+        return false;
+    pthread_mutex_lock(&h->lock);
+    bool manager = h->manager && vo_now_ms() < h->confirmed_until;
+    pthread_mutex_unlock(&h->lock);
+    return manager;
 }
 
 /* ---- listing ------------------------------------------------------------- */
