@@ -339,6 +339,7 @@ static int gateway(const VoEtcdEndpoint *e, const char *path, json_t *body, json
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* never through https_proxy/ALL_PROXY */
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(e->timeout_ms > 0 ? e->timeout_ms : DEFAULT_TIMEOUT_MS));
     curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file);

@@ -19,8 +19,10 @@
 
 #include "util/util.h"
 
-#define HOST_NAME_MAX_LEN 253
-#define CLUSTER_ID_MAX_LEN 64
+/* Both end up in a certificate's subject CN, which X.509 caps at 64 bytes:
+ * a host name is one DNS label, the CA's CN is "vireo cluster " and the id. */
+#define HOST_NAME_MAX_LEN 63
+#define CLUSTER_ID_MAX_LEN 48
 /* Certificates start an hour back: hosts' clocks may differ a little. */
 #define NOT_BEFORE_SKEW_S (-3600)
 
@@ -287,7 +289,7 @@ int vo_pki_host_issue(const VoPkiPair *ca, const char *address, const char *host
                             address ? address : "");
     if (!host_name_ok(host_name))
         return vo_error_set(ret_error, -EINVAL,
-                            "host name '%s' is not a DNS name (letters, digits, '-' and '.', at most 253)",
+                            "host name '%s' is not a DNS name (letters, digits, '-' and '.', at most 63)",
                             host_name ? host_name : "");
     X509 *ca_cert = cert_parse(ca ? ca->cert_pem : NULL);
     EVP_PKEY *ca_key = key_parse(ca ? ca->key_pem : NULL);
@@ -303,11 +305,18 @@ int vo_pki_host_issue(const VoPkiPair *ca, const char *address, const char *host
         r = vo_error_set(ret_error, -EKEYREJECTED, "the cluster CA key does not belong to its certificate");
     } else if (!(key = key_new()) || !(x = cert_new(key, host_name, ca_cert, VO_PKI_HOST_DAYS))) {
         r = vo_error_set(ret_error, -EIO, "making the host key and certificate failed (see the log)");
+    } else if (X509_cmp_time(X509_get0_notAfter(ca_cert), NULL) <= 0) {
+        r = vo_error_set(ret_error, -EKEYEXPIRED, "the cluster CA certificate has expired");
     } else {
+        /* A host certificate never outlives the CA that signed it. */
+        if (ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca_cert)) > 0 &&
+            X509_set1_notAfter(x, X509_get0_notAfter(ca_cert)) != 1)
+            r = ossl_fail(-EIO, "clamping the host certificate's validity");
         X509V3_CTX ctx;
         X509V3_set_ctx(&ctx, ca_cert, x, NULL, NULL, 0);
         X509V3_set_ctx_nodb(&ctx);
-        r = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE");
+        if (r == 0)
+            r = add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE");
         if (r == 0)
             r = add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature");
         if (r == 0)
