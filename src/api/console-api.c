@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/handlers.h"
+#include "api/route-match.h"
 #include "daemon/console.h"
 #include "daemon/vms.h"
 #include "util/util.h"
@@ -32,10 +33,18 @@ static void on_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
     free(ctx);
 }
 
+/* A whole token, as libmicrohttpd checks before it sends a 101. */
 static bool header_has_token(struct MHD_Connection *conn, const char *header, const char *token)
 {
-    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, header);
-    return v && strcasestr(v, token);
+    return vo_http_has_token(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, header), token);
+}
+
+/* The request ended without an upgrade (the server's on_completed). */
+static void upgrade_ctx_free(void *cls)
+{
+    UpgradeCtx *ctx = cls;
+    vo_vm_unref(ctx->vm);
+    free(ctx);
 }
 
 void vo_api_vm_console(VoRequest *req, VoReply *rep)
@@ -64,6 +73,7 @@ void vo_api_vm_console(VoRequest *req, VoReply *rep)
     rep->upgrade = true;
     rep->upgrade_fn = on_upgraded;
     rep->upgrade_cls = ctx;
+    rep->upgrade_free = upgrade_ctx_free;
 }
 
 void vo_api_vm_console_log(VoRequest *req, VoReply *rep)

@@ -1,12 +1,12 @@
 /* forward.c: answer an API request with a peer vireod's answer (forward.h). */
 #include "api/forward.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "api/route-match.h"
 #include "util/util.h"
 
 static void reply_error(VoReply *rep, VoErrorCode code, const char *fmt, ...)
@@ -60,46 +60,90 @@ static void reply_unreachable(VoReply *rep, int r, VoPeerResponse *resp, const c
                 base_url, resp->error ? resp->error : strerror(-r));
 }
 
-typedef struct {
-    VoPeerStream *stream;
-    int sock;
-    struct MHD_UpgradeResponseHandle *urh;
-} Pump;
-
-static void *pump_main(void *userdata)
+/* An upgraded stream, on a thread of the server's (http.h, upgrade_run):
+ * the client's first bytes, then both ways until a side closes. */
+static void pump_run(void *cls, int sock, const char *first, size_t first_len)
 {
-    Pump *p = userdata;
-    int r = vo_peer_stream_pump(p->stream, p->sock);
+    VoPeerStream *stream = cls;
+    if (first_len > 0 && vo_peer_stream_send(stream, first, first_len) < 0) {
+        log_debug("forwarded stream: cannot pass on the client's first bytes");
+        return;
+    }
+    int r = vo_peer_stream_pump(stream, sock);
     if (r < 0)
         log_debug("forwarded stream ended: %s", strerror(-r));
-    vo_peer_stream_free(p->stream);
-    MHD_upgrade_action(p->urh, MHD_UPGRADE_ACTION_CLOSE); /* closes sock */
-    free(p);
-    return NULL;
 }
 
-static void on_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
-                        const char *extra_in, size_t extra_in_size, MHD_socket sock,
-                        struct MHD_UpgradeResponseHandle *urh)
+/* The server stops: end a pump blocked on the peer. */
+static void pump_stop(void *cls)
 {
-    Pump *p = vo_malloc0(sizeof(*p));
-    p->stream = cls;
-    p->sock = sock;
-    p->urh = urh;
-    /* Bytes the client sent right after its request go first. */
-    if (extra_in_size > 0 && vo_peer_stream_send(p->stream, extra_in, extra_in_size) < 0)
-        log_debug("forwarded stream: cannot pass on the client's first bytes");
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, pump_main, p) != 0) {
-        log_warn("cannot start a thread for a forwarded stream");
-        vo_peer_stream_free(p->stream);
-        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-        free(p);
+    vo_peer_stream_shutdown(cls);
+}
+
+static void pump_free(void *cls)
+{
+    vo_peer_stream_free(cls);
+}
+
+/* Routes whose answer is a stream of unknown length (a download, an event
+ * stream that follows): the forwarder would buffer it whole, or give up
+ * after VO_PEER_MAX_BODY bytes or its timeout. */
+static const struct {
+    const char *method, *pattern;
+    const char *what;
+} streamed_answers[] = {
+    { "GET", "/v1/pools/{pool}/volumes/{volume}/data", "its answer streams the volume" },
+    { "GET", "/v1/events", "its answer is an event stream (follow=false is forwarded)" },
+};
+
+/* Routes whose body is streamed to a file (routes.def: VO_UPLOAD): the
+ * forwarder has only JSON bodies, it would send an empty one. */
+static const struct {
+    const char *method, *pattern;
+} streamed_bodies[] = {
+    { "PUT", "/v1/pools/{pool}/volumes/{volume}/data" },
+};
+
+/* Whether the query of path_and_query says follow=false (0, no). */
+static bool query_follow_false(const char *path_and_query)
+{
+    const char *q = strchr(path_and_query, '?');
+    while (q && *q) {
+        q++;
+        size_t n = strcspn(q, "&");
+        if (n > 7 && !strncmp(q, "follow=", 7)) {
+            const char *v = q + 7;
+            size_t vn = n - 7;
+            if ((vn == 5 && !strncmp(v, "false", 5)) || (vn == 1 && v[0] == '0') ||
+                (vn == 2 && !strncmp(v, "no", 2)))
+                return true;
+        }
+        q += n;
+        if (*q != '&')
+            break;
     }
-    pthread_attr_destroy(&attr);
+    return false;
+}
+
+char *vo_forward_refusal(const char *method, const char *path_and_query)
+{
+    VoRouteMatch m;
+    if (vo_route_match(vo_route_specs, vo_n_route_specs, method, path_and_query, &m, NULL) < 0)
+        return NULL; /* the peer answers it (404, 405, 400) */
+    const VoRouteSpec *spec = &vo_route_specs[m.index];
+    vo_route_match_clear(&m);
+    for (size_t i = 0; i < sizeof(streamed_bodies) / sizeof(streamed_bodies[0]); i++)
+        if (!strcmp(spec->method, streamed_bodies[i].method) &&
+            !strcmp(spec->pattern, streamed_bodies[i].pattern))
+            return vo_asprintf("%s %s uploads a stream, which vireo cannot forward to "
+                               "another host yet", method, spec->pattern);
+    for (size_t i = 0; i < sizeof(streamed_answers) / sizeof(streamed_answers[0]); i++)
+        if (!strcmp(spec->method, streamed_answers[i].method) &&
+            !strcmp(spec->pattern, streamed_answers[i].pattern) &&
+            !(!strcmp(spec->pattern, "/v1/events") && query_follow_false(path_and_query)))
+            return vo_asprintf("%s %s cannot be forwarded to another host yet: %s", method,
+                               spec->pattern, streamed_answers[i].what);
+    return NULL;
 }
 
 void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwardRequest *in,
@@ -111,16 +155,26 @@ void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwar
                     "it runs; retry on the host that runs it", VO_FORWARDED_HEADER);
         return;
     }
-    char *headers[5] = { 0 };
+    /* Only a GET upgrades (the console); anything else is a plain request. */
+    bool upgrade = in->upgrade && !strcmp(in->method, "GET");
+    _cleanup_free_ char *refusal = vo_forward_refusal(in->method, in->path_and_query);
+    if (refusal) {
+        reply_error(rep, VO_ERR_INVALID_STATE, "%s: run it on the host that has it (%s), "
+                    "on its own socket", refusal, base_url);
+        return;
+    }
+    char *headers[6] = { 0 };
     size_t n = 0;
     headers[n++] = vo_asprintf("%s: 1", VO_FORWARDED_HEADER);
     if (in->content_type)
         headers[n++] = vo_asprintf("Content-Type: %s", in->content_type);
     if (in->if_match)
         headers[n++] = vo_asprintf("If-Match: %s", in->if_match);
+    if (in->last_event_id)
+        headers[n++] = vo_asprintf("Last-Event-ID: %s", in->last_event_id);
     VoPeerResponse resp = { 0 };
     int r;
-    if (in->upgrade) {
+    if (upgrade) {
         VoPeerStream *stream = NULL;
         r = vo_peer_stream_connect(tls, base_url, in->path_and_query, in->upgrade,
                                    (const char *const *)headers, timeout_ms, &stream, &resp);
@@ -128,7 +182,9 @@ void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwar
             json_decref(rep->json);
             rep->json = NULL;
             rep->upgrade = true;
-            rep->upgrade_fn = on_upgraded;
+            rep->upgrade_run = pump_run;
+            rep->upgrade_stop = pump_stop;
+            rep->upgrade_free = pump_free;
             rep->upgrade_cls = stream;
         }
     } else
@@ -154,10 +210,20 @@ void vo_api_forward(VoRequest *req, VoReply *rep, const VoPeerTls *tls, const ch
         .path_and_query = req->path,
         .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
         .if_match = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Match"),
-        .upgrade = upgrade && connection && strcasestr(connection, "upgrade") ? upgrade : NULL,
+        .last_event_id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID"),
+        /* As libmicrohttpd decides whether it may answer 101. */
+        .upgrade = upgrade && vo_http_has_token(connection, "upgrade") ? upgrade : NULL,
         .forwarded = MHD_lookup_connection_value(c, MHD_HEADER_KIND, VO_FORWARDED_HEADER) != NULL,
     };
     _cleanup_free_ char *body = NULL;
+    /* A streamed upload's body is in a file, not req->body: never forward
+     * it as an empty one (vo_forward_reply refuses its route too). */
+    if (req->upload_path) {
+        reply_error(rep, VO_ERR_INVALID_STATE, "%s %s uploads a stream, which vireo cannot "
+                    "forward to another host yet: run it on the host that has it (%s), on its "
+                    "own socket", req->method, req->path, base_url);
+        return;
+    }
     if (req->body) {
         body = json_dumps(req->body, JSON_COMPACT);
         in.body = body;

@@ -21,20 +21,33 @@ typedef struct {
     const char *path_and_query; /* raw, as the client sent it */
     const char *content_type;   /* these headers of the request, or NULL */
     const char *if_match;
+    const char *last_event_id;  /* an event stream's resume point */
     const char *upgrade;        /* an upgrade request's protocol ("vireo-console"), or NULL */
     bool forwarded;             /* it carries X-Vireo-Forwarded already */
     const char *body;           /* may be NULL */
     size_t body_len;
 } VoForwardRequest;
 
+/* Why METHOD path_and_query cannot be forwarded yet, or NULL: its body is a
+ * stream (an upload: routes.def VO_UPLOAD) or its answer is one (a
+ * download, GET /v1/events unless follow=false), which the forwarder would
+ * lose or buffer whole. Caller frees. */
+char *vo_forward_refusal(const char *method, const char *path_and_query);
+
 /* Fills rep with the peer's answer to in: its status, body, Content-Type,
  * ETag, Location and Retry-After; 502 bad-gateway naming the peer when it
- * cannot be reached, 508 loop-detected for an already forwarded request.
- * For an upgrade that the peer accepted, rep->upgrade is set: the 101 goes
- * to the client and the bytes are pumped by a thread of their own. */
+ * cannot be reached, 508 loop-detected for an already forwarded request,
+ * 409 invalid-state naming the peer for what vo_forward_refusal refuses.
+ * An upgrade is a GET with in->upgrade (another method with it is a plain
+ * request); when the peer accepted it, rep->upgrade is set: the 101 goes to
+ * the client and the bytes are pumped on a thread the server tracks
+ * (rep->upgrade_run), and rep->upgrade_free frees the stream if the client
+ * never gets the 101. */
 void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwardRequest *in,
                       int timeout_ms, VoReply *rep);
 
 /* vo_forward_reply for the request a route handler has: its method, raw
- * path, JSON body, Content-Type, If-Match, Upgrade and X-Vireo-Forwarded. */
+ * path, JSON body, Content-Type, If-Match, Last-Event-ID, Upgrade (when
+ * Connection holds the token "upgrade") and X-Vireo-Forwarded. A streamed
+ * upload (req->upload_path) is refused (409). */
 void vo_api_forward(VoRequest *req, VoReply *rep, const VoPeerTls *tls, const char *base_url);

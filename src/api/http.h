@@ -30,7 +30,17 @@ typedef struct {
     size_t text_len;
     bool upgrade;       /* answer 101 and hand the socket to upgrade_fn */
     MHD_UpgradeHandler upgrade_fn;
-    void *upgrade_cls;
+    void *upgrade_cls;  /* owned by the request until upgrade_fn (or upgrade_run) takes it */
+    /* Frees upgrade_cls when no upgrade takes it (MHD refused the 101, the
+     * client left first), and after upgrade_run. May be NULL. */
+    void (*upgrade_free)(void *cls);
+    /* Or, instead of upgrade_fn: upgrade_run(upgrade_cls, sock, first bytes the
+     * client sent) on a thread the server tracks; when it returns, the server
+     * closes the connection. vo_api_server_stop shuts sock down, calls
+     * upgrade_stop(upgrade_cls) (may be NULL: whatever else upgrade_run may
+     * wait on) and joins the thread before it stops the HTTP server. */
+    void (*upgrade_run)(void *cls, int sock, const char *first, size_t first_len);
+    void (*upgrade_stop)(void *cls);
     int file_fd;        /* or (>= 0) stream this file as application/octet-stream */
     uint64_t file_size;
     /* Or a body of unknown length MHD pulls from stream_fn (on the

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 char *vo_escape_bytes(const char *s, size_t len)
 {
@@ -28,6 +29,22 @@ char *vo_escape_bytes(const char *s, size_t len)
     }
     out[o] = 0;
     return out;
+}
+
+bool vo_http_has_token(const char *list, const char *token)
+{
+    size_t tlen = strlen(token);
+    while (list && *list) {
+        list += strspn(list, " \t,");
+        size_t n = strcspn(list, ",");
+        size_t m = n;
+        while (m > 0 && (list[m - 1] == ' ' || list[m - 1] == '\t'))
+            m--;
+        if (m == tlen && tlen > 0 && !strncasecmp(list, token, tlen))
+            return true;
+        list += n;
+    }
+    return false;
 }
 
 char *vo_route_raw_path(const char *raw_uri)

@@ -46,6 +46,11 @@ void vo_route_match_clear(VoRouteMatch *m);
 /* The path part of a raw URI (up to '?' or the end), copied, or NULL on ENOMEM. */
 char *vo_route_raw_path(const char *raw_uri);
 
+/* Whether an HTTP header's comma-separated token list ("keep-alive, Upgrade")
+ * holds token as a whole element, case-insensitively (as libmicrohttpd
+ * checks "Connection: upgrade"); list may be NULL. */
+bool vo_http_has_token(const char *list, const char *token);
+
 /* s (len bytes) made safe to print on one log line or in a message: bytes
  * outside printable ASCII and the backslash become \xNN. Caller frees; NULL
  * on ENOMEM. */

@@ -12,10 +12,12 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -40,6 +42,23 @@ typedef struct {
     char client[64];
 } OpenConnection;
 
+/* An upgraded connection served on a thread of its own (VoReply.upgrade_run:
+ * a forwarded console), joined before the server stops. */
+typedef struct UpgradeThread {
+    struct UpgradeThread *next;
+    struct VoApiServer *server;
+    pthread_t thread;
+    int sock;     /* the upgraded socket; -1 once the thread closes it (under lock) */
+    bool done;    /* the thread has finished its work (under lock): join it */
+    struct MHD_UpgradeResponseHandle *urh;
+    void *cls;
+    void (*run)(void *cls, int sock, const char *first, size_t first_len);
+    void (*stop)(void *cls);
+    void (*free)(void *cls);
+    char *first;  /* what the client sent after its request */
+    size_t first_len;
+} UpgradeThread;
+
 struct VoApiServer {
     VoDaemon *d;
     struct MHD_Daemon *mhd;
@@ -51,15 +70,18 @@ struct VoApiServer {
     bool accept_running;
     int stop_pipe[2];
     unsigned max_connections;
-    pthread_mutex_t lock; /* guards conns */
+    pthread_mutex_t lock; /* guards conns, upgrades, stopping */
     OpenConnection *conns;
     size_t n_conns;
+    UpgradeThread *upgrades;
+    bool stopping; /* no more upgrade threads */
 };
 
 static void client_of(int fd, char *client, size_t size);
 
 /* One request, created when its request line arrives (on_request_line). */
 typedef struct {
+    VoApiServer *server;
     char *raw_uri;   /* as the client sent it, before any decoding */
     bool started;
     int match_r;     /* vo_route_match's answer */
@@ -77,6 +99,13 @@ typedef struct {
     uint64_t upload_bytes;
     int upload_errno;
     char *upload_error;
+    /* An upgrade answered (VoReply's): upgrade_cls is the request's until
+     * on_upgraded takes it; on_completed frees it if nobody did. */
+    void *_Atomic upgrade_cls;
+    MHD_UpgradeHandler upgrade_fn;
+    void (*upgrade_run)(void *cls, int sock, const char *first, size_t first_len);
+    void (*upgrade_stop)(void *cls);
+    void (*upgrade_free)(void *cls);
 } PendingRequest;
 
 void vo_reply_json(VoReply *rep, int status, json_t *json)
@@ -259,12 +288,25 @@ static bool parse_body(VoRequest *req, PendingRequest *p, VoReply *rep)
     return true;
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, VoReply *rep)
+static void on_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
+                        const char *extra_in, size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh);
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, PendingRequest *p, VoReply *rep)
 {
     struct MHD_Response *resp;
     const char *ctype = "application/json";
     if (rep->upgrade) {
-        resp = MHD_create_response_for_upgrade(rep->upgrade_fn, rep->upgrade_cls);
+        /* The request owns upgrade_cls from here (on_upgraded, on_completed). */
+        p->upgrade_fn = rep->upgrade_fn;
+        p->upgrade_run = rep->upgrade_run;
+        p->upgrade_stop = rep->upgrade_stop;
+        p->upgrade_free = rep->upgrade_free;
+        atomic_store(&p->upgrade_cls, rep->upgrade_cls);
+        rep->upgrade_cls = NULL;
+        resp = MHD_create_response_for_upgrade(on_upgraded, p);
+        if (!resp)
+            return MHD_NO;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "vireo-console");
         enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
         MHD_destroy_response(resp);
@@ -370,6 +412,7 @@ static void finish_upload(VoRequest *req, PendingRequest *p, VoReply *rep)
 static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     PendingRequest *p = vo_malloc0(sizeof(PendingRequest));
+    p->server = cls;
     p->raw_uri = vo_strdup(uri ? uri : "");
     p->upload_fd = -1;
     return p;
@@ -465,6 +508,54 @@ static void reply_route_error(PendingRequest *p, VoReply *rep)
     }
 }
 
+/* Logs a refused unauthenticated request: at most one line per
+ * REFUSAL_LOG_INTERVAL_MS, with how many more there were, so that a client
+ * without a certificate cannot flood the log. */
+#define REFUSAL_LOG_INTERVAL_MS 10000
+static void log_unauthenticated(struct MHD_Connection *conn, const char *why)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t last_ms = -REFUSAL_LOG_INTERVAL_MS;
+    static unsigned long unlogged;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    pthread_mutex_lock(&lock);
+    bool log = now_ms - last_ms >= REFUSAL_LOG_INTERVAL_MS;
+    unsigned long more = unlogged;
+    if (log) {
+        last_ms = now_ms;
+        unlogged = 0;
+    } else
+        unlogged++;
+    pthread_mutex_unlock(&lock);
+    if (!log)
+        return;
+    char client[64];
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    client_of(info ? info->connect_fd : -1, client, sizeof(client));
+    if (more)
+        log_info("https: refused a request from %s: %s (and %lu more without an accepted "
+                 "client certificate since the last such message)", client, why, more);
+    else
+        log_info("https: refused a request from %s: %s", client, why);
+}
+
+/* TLS without an accepted client certificate: 401 at once, before any body
+ * is read (MHD discards it), and the connection closed after the answer, so
+ * such a client holds no connection and no memory for long. */
+static enum MHD_Result refuse_unauthenticated(struct MHD_Connection *conn, PendingRequest *p)
+{
+    log_unauthenticated(conn, p->unauthenticated);
+    VoReply rep = { .status = 401, .file_fd = -1, .header_name = MHD_HTTP_HEADER_CONNECTION };
+    snprintf(rep.header_value, sizeof(rep.header_value), "close");
+    vo_reply_error(&rep, VO_ERR_UNAUTHENTICATED, "%s", p->unauthenticated);
+    enum MHD_Result r = send_reply(conn, p, &rep);
+    json_decref(rep.json);
+    return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -474,18 +565,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     VoDaemon *d = s->d;
     PendingRequest *p = *con_cls;
     if (!p) /* on_request_line always runs first; refuse rather than guess */
-        *con_cls = p = on_request_line(NULL, NULL, conn);
+        *con_cls = p = on_request_line(s, NULL, conn);
     if (!p->started) {
         p->started = true;
         /* An unauthenticated peer reaches no handler, not even an upload's. */
-        if (s->tls && (p->unauthenticated = client_unauthenticated(conn))) {
-            char client[64];
-            const union MHD_ConnectionInfo *info =
-                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-            client_of(info ? info->connect_fd : -1, client, sizeof(client));
-            log_info("https: refused a request from %s: %s", client, p->unauthenticated);
-        } else
-            route_request(d, conn, url, method, version, p);
+        if (s->tls && (p->unauthenticated = client_unauthenticated(conn)))
+            return refuse_unauthenticated(conn, p);
+        route_request(d, conn, url, method, version, p);
+        return MHD_YES;
+    }
+    if (p->unauthenticated) { /* answered already: its body is not read */
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size > 0 && p->streaming) {
@@ -514,9 +604,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     /* No idle timeout while the handler works (setting it again restarts it). */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     set_requester(conn); /* operations the handler queues say who asked */
-    if (p->unauthenticated)
-        vo_reply_error(&rep, VO_ERR_UNAUTHENTICATED, "%s", p->unauthenticated);
-    else if (p->match_r < 0)
+    if (p->match_r < 0)
         reply_route_error(p, &rep);
     else if (p->streaming)
         finish_upload(&req, p, &rep);
@@ -525,7 +613,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     vo_tasks_set_requester(false, 0, 0);
     vo_tasks_set_if_match(0);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
-    enum MHD_Result r = send_reply(conn, &rep);
+    enum MHD_Result r = send_reply(conn, p, &rep);
     _cleanup_free_ char *shown_method = vo_escape_bytes(method, strlen(method));
     _cleanup_free_ char *path = vo_route_raw_path(p->raw_uri);
     _cleanup_free_ char *shown_path = path ? vo_escape_bytes(path, strlen(path)) : NULL;
@@ -545,6 +633,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     PendingRequest *p = *con_cls;
     if (p) {
+        void *upgrade_cls = atomic_exchange(&p->upgrade_cls, NULL);
+        if (upgrade_cls && p->upgrade_free) /* answered 101, but no upgrade took it */
+            p->upgrade_free(upgrade_cls);
         if (p->upload_fd >= 0)
             close(p->upload_fd);
         if (p->upload_path)
@@ -558,6 +649,113 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         vo_route_match_clear(&p->match);
         free(p);
         *con_cls = NULL;
+    }
+}
+
+/* ---- Upgraded connections ---- */
+
+static void *upgrade_main(void *userdata)
+{
+    UpgradeThread *u = userdata;
+    VoApiServer *s = u->server;
+    u->run(u->cls, u->sock, u->first, u->first_len);
+    pthread_mutex_lock(&s->lock);
+    u->sock = -1; /* closed next: the server's stop must not shut it down */
+    pthread_mutex_unlock(&s->lock);
+    MHD_upgrade_action(u->urh, MHD_UPGRADE_ACTION_CLOSE);
+    if (u->free)
+        u->free(u->cls);
+    pthread_mutex_lock(&s->lock);
+    u->done = true;
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Joins and frees the upgrade threads that have finished (caller holds s->lock). */
+static void reap_upgrades_locked(VoApiServer *s)
+{
+    for (UpgradeThread **up = &s->upgrades; *up;) {
+        UpgradeThread *u = *up;
+        if (!u->done) {
+            up = &u->next;
+            continue;
+        }
+        *up = u->next;
+        pthread_join(u->thread, NULL);
+        free(u->first);
+        free(u);
+    }
+}
+
+/* The 101 went out: the request's upgrade_cls goes to its taker. */
+static void on_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
+                        const char *extra_in, size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh)
+{
+    PendingRequest *p = cls;
+    void *upgrade_cls = atomic_exchange(&p->upgrade_cls, NULL);
+    if (!upgrade_cls) {
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        return;
+    }
+    if (!p->upgrade_run) {
+        p->upgrade_fn(upgrade_cls, conn, req_cls, extra_in, extra_in_size, sock, urh);
+        return;
+    }
+    VoApiServer *s = p->server;
+    UpgradeThread *u = vo_malloc0(sizeof(*u));
+    u->server = s;
+    u->sock = sock;
+    u->urh = urh;
+    u->cls = upgrade_cls;
+    u->run = p->upgrade_run;
+    u->stop = p->upgrade_stop;
+    u->free = p->upgrade_free;
+    if (extra_in_size > 0) {
+        u->first = vo_malloc0(extra_in_size);
+        memcpy(u->first, extra_in, extra_in_size);
+        u->first_len = extra_in_size;
+    }
+    pthread_mutex_lock(&s->lock);
+    reap_upgrades_locked(s);
+    bool started = !s->stopping && pthread_create(&u->thread, NULL, upgrade_main, u) == 0;
+    if (started) {
+        u->next = s->upgrades;
+        s->upgrades = u;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!started) {
+        if (!s->stopping)
+            log_warn("cannot start a thread for an upgraded connection");
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        if (u->free)
+            u->free(u->cls);
+        free(u->first);
+        free(u);
+    }
+}
+
+/* Before MHD frees the upgraded connections: end their threads (their
+ * sockets shut down, what else they wait on stopped) and join them. */
+static void stop_upgrades(VoApiServer *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    for (UpgradeThread *u = s->upgrades; u; u = u->next)
+        if (u->sock >= 0) {
+            shutdown(u->sock, SHUT_RDWR);
+            if (u->stop)
+                u->stop(u->cls);
+        }
+    UpgradeThread *list = s->upgrades;
+    s->upgrades = NULL;
+    pthread_mutex_unlock(&s->lock);
+    while (list) {
+        UpgradeThread *u = list;
+        list = u->next;
+        pthread_join(u->thread, NULL);
+        free(u->first);
+        free(u);
     }
 }
 
@@ -773,7 +971,7 @@ static int server_start(VoApiServer *s, VoApiServer **ret)
         flags |= MHD_USE_TLS;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                              MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
+                              MHD_OPTION_URI_LOG_CALLBACK, on_request_line, s,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                               MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                               MHD_OPTION_CONNECTION_LIMIT, s->max_connections + 16,
@@ -828,7 +1026,14 @@ int vo_api_parse_listen(const char *text, struct sockaddr_storage *ret, socklen_
     if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
         memmove(host, host + 1, n - 2);
         host[n - 2] = '\0';
-    }
+        if (!strchr(host, ':'))
+            return vo_error_set(ret_error, -EINVAL, "--listen '%s': brackets are for an IPv6 "
+                                "address; write an IPv4 one without them (10.0.0.5:8443)",
+                                text);
+    } else if (strchr(host, ':'))
+        /* fd00::5:8443: is 8443 the port or the address's last group? */
+        return vo_error_set(ret_error, -EINVAL, "--listen '%s': an IPv6 address goes in "
+                            "brackets before the port ([fd00::5]:8443)", text);
     char *end = NULL;
     errno = 0;
     unsigned long port = strtoul(colon + 1, &end, 10);
@@ -944,6 +1149,7 @@ void vo_api_server_stop(VoApiServer *s)
         pthread_join(s->accept_thread, NULL);
     }
     vo_api_events_shutdown(); /* their threads block on the store, not the socket */
+    stop_upgrades(s);         /* MHD_stop_daemon frees what their threads use */
     MHD_stop_daemon(s->mhd);
     server_free(s);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -310,6 +311,7 @@ int vo_peer_stream_connect(const VoPeerTls *tls, const char *base_url, const cha
     pthread_once(&curl_once, curl_init_once);
     int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 30000);
     VoPeerStream *s = vo_malloc0(sizeof(*s));
+    s->fd = CURL_SOCKET_BAD;
     s->curl = curl_easy_init();
     if (!s->curl) {
         vo_peer_stream_free(s);
@@ -405,11 +407,23 @@ int vo_peer_stream_send(VoPeerStream *s, const char *buf, size_t len)
     return stream_send(s, buf, len, now_ms() + 30000);
 }
 
-/* Writes all of buf to fd (which may be non-blocking). */
+void vo_peer_stream_shutdown(VoPeerStream *s)
+{
+    if (s && s->fd != CURL_SOCKET_BAD)
+        shutdown(s->fd, SHUT_RDWR);
+}
+
+/* Writes all of buf to fd (which may be non-blocking); no SIGPIPE when the
+ * other end of a socket has gone. */
 static int write_all(int fd, const char *buf, size_t len)
 {
+    bool is_socket = true;
     while (len > 0) {
-        ssize_t n = write(fd, buf, len);
+        ssize_t n = is_socket ? send(fd, buf, len, MSG_NOSIGNAL) : write(fd, buf, len);
+        if (n < 0 && errno == ENOTSOCK && is_socket) {
+            is_socket = false;
+            continue;
+        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -426,11 +440,35 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/* Passes on everything the TLS layer can give now, until it has nothing
+ * decoded and nothing on the socket (-EAGAIN: 0 here). poll() does not wake
+ * for bytes the TLS layer already took from the socket: the rest of a record
+ * that did not fit the last read (the one after the 101's head, say). */
+static int drain_peer(VoPeerStream *s, int local_fd, char *buf, size_t size)
+{
+    for (;;) {
+        ssize_t n = stream_recv(s, buf, size);
+        if (n == -EAGAIN)
+            return 0;
+        if (n == 0)
+            return 1; /* the peer closed */
+        if (n < 0)
+            return (int)n;
+        int r = write_all(local_fd, buf, (size_t)n);
+        if (r < 0)
+            return r;
+    }
+}
+
 int vo_peer_stream_pump(VoPeerStream *s, int local_fd)
 {
     char buf[32 * 1024];
     int r = s->initial_len ? write_all(local_fd, s->initial, s->initial_len) : 0;
     while (r >= 0) {
+        /* Before every wait, not only when poll says the socket is readable. */
+        r = drain_peer(s, local_fd, buf, sizeof(buf));
+        if (r != 0)
+            return r > 0 ? 0 : r;
         struct pollfd p[2] = { { .fd = local_fd, .events = POLLIN },
                                { .fd = s->fd, .events = POLLIN } };
         if (poll(p, 2, -1) < 0) {
@@ -445,16 +483,6 @@ int vo_peer_stream_pump(VoPeerStream *s, int local_fd)
             if (n <= 0)
                 return n < 0 ? -errno : 0;
             r = stream_send(s, buf, (size_t)n, -1);
-        }
-        /* Everything the TLS layer has decoded, not just one record: poll
-         * would not wake for bytes it already read from the socket. */
-        while (r >= 0 && p[1].revents) {
-            ssize_t n = stream_recv(s, buf, sizeof(buf));
-            if (n == -EAGAIN)
-                break;
-            if (n <= 0)
-                return n < 0 ? (int)n : 0;
-            r = write_all(local_fd, buf, (size_t)n);
         }
     }
     return r;

@@ -63,4 +63,8 @@ int vo_peer_stream_pump(VoPeerStream *s, int local_fd);
 /* Sends len bytes to the peer (before or between pumps); 0 or -errno. */
 int vo_peer_stream_send(VoPeerStream *s, const char *buf, size_t len);
 
+/* Shuts the connection to the peer down (from another thread, say): a pump
+ * or send blocked on it returns. The stream is still to be freed. */
+void vo_peer_stream_shutdown(VoPeerStream *s);
+
 void vo_peer_stream_free(VoPeerStream *s);

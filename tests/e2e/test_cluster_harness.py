@@ -6,6 +6,7 @@ one of its processes; cleanup leaves nothing."""
 
 import os
 import subprocess
+import sys
 
 from cluster_harness import Pki, netns_pids, wait_reachability
 from vireo_harness import VIREOD, pid_alive
@@ -69,6 +70,60 @@ def test_a_client_without_the_cluster_certificate_is_refused(cluster):
     assert '"driver"' not in p.stdout
 
 
+UNAUTHENTICATED_CLIENT = r'''
+import socket, ssl, sys
+host, port, ca, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+ctx = ssl.create_default_context(cafile=ca)
+
+def ask(request):
+    """Sends request without a client certificate; what came until the server closed."""
+    s = ctx.wrap_socket(socket.create_connection((host, port), timeout=60), server_hostname=host)
+    s.sendall(request)
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except (ConnectionResetError, ssl.SSLError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.decode(errors="replace")
+
+# A body announced but not sent: the 401 does not wait for it, and the
+# server closes the connection after it.
+print(ask(b"POST /v1/vms HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
+          b"Content-Length: 1000000\r\n\r\n{"))
+print("----")
+# Keep-alive requests: each one closed after its 401 too.
+answers = [ask(b"GET /v1/host HTTP/1.1\r\nHost: h\r\n\r\n") for _ in range(n)]
+print(sum(a.startswith("HTTP/1.1 401") for a in answers))
+'''
+
+
+def test_an_unauthenticated_client_is_answered_at_once_and_closed(cluster):
+    c = cluster(1)
+    h1 = c.hosts[0]
+    script = os.path.join(c.tmp, "unauthenticated-client.py")
+    with open(script, "w") as f:
+        f.write(UNAUTHENTICATED_CLIENT)
+    p = subprocess.run(["ip", "netns", "exec", h1.host_netns.name, sys.executable, script,
+                        h1.address, str(h1.port), h1.ca, "30"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    first, _, rest = p.stdout.partition("----\n")
+    head = first.split("\r\n\r\n")[0]
+    assert head.startswith("HTTP/1.1 401"), first
+    assert "connection: close" in head.lower(), head
+    assert '"unauthenticated"' in first
+    assert rest.strip() == "30", p.stdout
+    # 31 refusals, a few lines of log: a client cannot flood it.
+    lines = [l for l in h1.log().splitlines() if "refused a request from" in l]
+    assert 1 <= len(lines) < 10, lines
+    assert h1.api("GET", "/v1/vms")["vms"] == []  # nothing was made
+
+
 def test_cut_and_heal_a_link(cluster):
     c = cluster(3)
     h1, h2, h3 = c.hosts
@@ -129,6 +184,10 @@ def test_listener_options_are_all_or_none_and_checked(tmp_path):
     assert p.returncode == 2 and "expected ADDRESS:PORT" in p.stderr
     p = vireod("--listen", "localhost:8443", *tls)
     assert p.returncode == 2 and "not an IP address" in p.stderr
+    p = vireod("--listen", "fd00::5:8443", *tls)
+    assert p.returncode == 2 and "IPv6 address goes in brackets" in p.stderr
+    p = vireod("--listen", "[10.0.0.5]:8443", *tls)
+    assert p.returncode == 2 and "brackets are for an IPv6 address" in p.stderr
     p = vireod("--listen", "127.0.0.1:99999", *tls)
     assert p.returncode == 2 and "port must be 1 to 65535" in p.stderr
     p = vireod("--listen", "127.0.0.1:8443", "--tls-cert", str(tmp_path / "none.crt"),

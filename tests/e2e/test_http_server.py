@@ -184,6 +184,37 @@ def test_first_start_is_clean_under_ubsan(monkeypatch):
         d.cleanup()
 
 
+@pytest.mark.skipif(asan_vireod() is None, reason="no ASan/UBSan build (build-asan)")
+def test_a_console_upgrade_that_never_happens_leaks_nothing(monkeypatch):
+    """The console handler answers 101 with a context holding the VM; when
+    libmicrohttpd does not upgrade after all (an HTTP/1.0 request: no 101
+    goes out), the request's end frees it (LeakSanitizer at vireod's exit).
+    Connection must hold "upgrade" as a whole token, as MHD checks."""
+    monkeypatch.setattr(vireo_harness, "VIREOD", asan_vireod())
+    monkeypatch.setenv("ASAN_OPTIONS", "detect_leaks=1")
+    d = Daemon(driver="fake")
+    try:
+        make_vm(d, "c1")
+        assert d.wait_task(d.api("POST", "/v1/vms/c1/start", expect=202)["task"])["state"] == \
+            "succeeded"
+        for _ in range(3):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(30)
+                s.connect(d.socket)
+                s.sendall(b"GET /v1/vms/c1/console HTTP/1.0\r\nHost: l\r\n"
+                          b"Connection: Upgrade\r\nUpgrade: vireo-console\r\n\r\n")
+                assert b" 101 " not in s.recv(4096)
+        status, doc = raw_request(d, b"GET /v1/vms/c1/console HTTP/1.1\r\nHost: l\r\n"
+                                     b"Connection: close, x-upgrade\r\n"
+                                     b"Upgrade: vireo-console\r\n\r\n")
+        assert status == 400 and "Connection: Upgrade" in doc, (status, doc)
+        d.stop()
+        leaks = [l for l in d.log().splitlines() if "vo_api_vm_console" in l]
+        assert not leaks, d.log()
+    finally:
+        d.cleanup()
+
+
 def test_serves_with_file_descriptors_past_1024():
     """A host with hundreds of VMs holds more than 1024 fds in vireod (QMP,
     pidfds, consoles); the HTTP server used select(), which refuses any fd

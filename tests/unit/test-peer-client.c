@@ -3,7 +3,9 @@
  * vireod's listener) on 127.0.0.1 with certificates the test makes with
  * `openssl`: requests with mutual TLS, the server's name checked, clients
  * without the CA's certificate refused, answers passed on verbatim, the
- * forwarding loop guard, and upgraded streams pumped both ways. */
+ * forwarding loop guard, what the forwarder refuses (streamed bodies and
+ * answers), and upgraded streams pumped both ways (also when the first TLS
+ * record after the 101 does not fit the client's head buffer). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +28,7 @@
 #include <microhttpd.h>
 
 #include "api/forward.h"
+#include "api/route-match.h"
 #include "cluster/peer-client.h"
 #include "util/util.h"
 
@@ -475,12 +478,24 @@ static void test_stream_refused_gives_the_peer_answer(void **state)
     assert_false(rep.upgrade);
     assert_int_equal(rep.status, 409);
     reply_clear(&rep);
-    /* Accepted: the reply becomes the upgrade, its stream ready to pump. */
+    /* Accepted: the reply becomes the upgrade, its stream ready to pump on
+     * the server's thread; the request frees it if the 101 never goes out. */
     in.path_and_query = "/upgrade";
     vo_forward_reply(&t, base_url, &in, 5000, &rep);
     assert_true(rep.upgrade);
-    assert_non_null(rep.upgrade_fn);
-    vo_peer_stream_free(rep.upgrade_cls);
+    assert_non_null(rep.upgrade_run);
+    assert_non_null(rep.upgrade_stop);
+    assert_non_null(rep.upgrade_free);
+    rep.upgrade_free(rep.upgrade_cls);
+    reply_clear(&rep);
+    /* Upgrade headers on another method than GET: a plain request. */
+    in = (VoForwardRequest){ .method = "POST", .path_and_query = "/echo",
+                             .upgrade = "vireo-console" };
+    vo_forward_reply(&t, base_url, &in, 5000, &rep);
+    assert_false(rep.upgrade);
+    assert_int_equal(rep.status, 201);
+    assert_non_null(strstr(rep.text, "\"method\":\"POST\""));
+    assert_null(strstr(rep.text, "\"Upgrade\""));
     reply_clear(&rep);
     /* Unreachable. */
     assert_int_equal(vo_peer_stream_connect(&t, "https://127.0.0.1:1", "/upgrade",
@@ -489,6 +504,227 @@ static void test_stream_refused_gives_the_peer_answer(void **state)
     assert_null(s);
     assert_non_null(resp.error);
     vo_peer_response_clear(&resp);
+}
+
+
+/* The upload routes of routes.def (VO_UPLOAD), to check none is forwarded. */
+#define VO_ROUTE(method, pattern, fn)
+#define VO_UPLOAD(method, pattern, fn, prepare) { method, pattern },
+static const VoRouteSpec upload_routes[] = {
+#include "api/routes.def"
+};
+#undef VO_ROUTE
+#undef VO_UPLOAD
+
+static void test_forward_refuses_streams(void **state)
+{
+    assert_true(sizeof(upload_routes) > 0);
+    for (size_t i = 0; i < sizeof(upload_routes) / sizeof(upload_routes[0]); i++) {
+        char *path = strdup(upload_routes[i].pattern);
+        /* {placeholder} -> x */
+        char *o = path;
+        for (const char *c = upload_routes[i].pattern; *c; c++) {
+            if (*c == '{') {
+                *o++ = 'x';
+                c = strchr(c, '}');
+            } else
+                *o++ = *c;
+        }
+        *o = 0;
+        char *why = vo_forward_refusal(upload_routes[i].method, path);
+        assert_non_null(why);
+        assert_non_null(strstr(why, "stream"));
+        free(why);
+        free(path);
+    }
+    char *why = vo_forward_refusal("GET", "/v1/pools/p/volumes/v/data");
+    assert_non_null(why);
+    free(why);
+    why = vo_forward_refusal("GET", "/v1/events?kind=vm");
+    assert_non_null(why);
+    free(why);
+    why = vo_forward_refusal("GET", "/v1/events?follow=true&follow2=false");
+    assert_non_null(why);
+    free(why);
+    /* What ends: forwarded. */
+    assert_null(vo_forward_refusal("GET", "/v1/events?kind=vm&follow=false"));
+    assert_null(vo_forward_refusal("GET", "/v1/events?follow=0"));
+    assert_null(vo_forward_refusal("GET", "/v1/vms/web1"));
+    assert_null(vo_forward_refusal("POST", "/v1/vms/web1/start"));
+    assert_null(vo_forward_refusal("GET", "/v1/vms/web1/console"));
+    assert_null(vo_forward_refusal("GET", "/nowhere")); /* the peer answers 404 */
+
+    /* Refused before the peer is asked, naming it: a clear 409. */
+    VoPeerTls t = tls();
+    int before = atomic_load(&n_requests);
+    VoForwardRequest in = { .method = "PUT", .path_and_query = "/v1/pools/p/volumes/v/data",
+                            .content_type = "application/octet-stream" };
+    VoReply rep = { .status = 200 };
+    vo_forward_reply(&t, base_url, &in, 5000, &rep);
+    assert_int_equal(rep.status, 409);
+    json_t *err = json_object_get(rep.json, "error");
+    assert_string_equal(json_string_value(json_object_get(err, "code")), "invalid-state");
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    assert_non_null(strstr(msg, base_url));
+    assert_non_null(strstr(msg, "cannot forward"));
+    reply_clear(&rep);
+    /* Even as an "upgrade". */
+    in = (VoForwardRequest){ .method = "GET", .path_and_query = "/v1/events",
+                             .upgrade = "vireo-console" };
+    rep = (VoReply){ .status = 200 };
+    vo_forward_reply(&t, base_url, &in, 5000, &rep);
+    assert_int_equal(rep.status, 409);
+    assert_false(rep.upgrade);
+    reply_clear(&rep);
+    assert_int_equal(atomic_load(&n_requests), before);
+}
+
+static void test_forward_passes_last_event_id(void **state)
+{
+    VoPeerTls t = tls();
+    VoForwardRequest in = { .method = "GET", .path_and_query = "/echo",
+                            .last_event_id = "1234" };
+    VoReply rep = { .status = 200 };
+    vo_forward_reply(&t, base_url, &in, 5000, &rep);
+    assert_int_equal(rep.status, 201);
+    json_t *doc = json_loadb(rep.text, rep.text_len, 0, NULL);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "headers"),
+                                                          "Last-Event-ID")), "1234");
+    json_decref(doc);
+    reply_clear(&rep);
+}
+
+/* A TLS server of raw records (GnuTLS): answers the upgrade with its status
+ * line in one record, then the rest of the head and the stream's first
+ * bytes in one full record (16 KiB), more than the client's head buffer has
+ * left; then sends nothing until the client closes. */
+static void *split_head_server(void *userdata)
+{
+    int lfd = *(int *)userdata;
+    int fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    gnutls_certificate_credentials_t cred;
+    gnutls_certificate_allocate_credentials(&cred);
+    assert_int_equal(gnutls_certificate_set_x509_key_file(cred, cert, key, GNUTLS_X509_FMT_PEM),
+                     0);
+    gnutls_session_t sess;
+    gnutls_init(&sess, GNUTLS_SERVER);
+    gnutls_set_default_priority(sess);
+    gnutls_credentials_set(sess, GNUTLS_CRD_CERTIFICATE, cred);
+    gnutls_transport_set_int(sess, fd);
+    gnutls_handshake_set_timeout(sess, 10000);
+    int r;
+    do
+        r = gnutls_handshake(sess);
+    while (r < 0 && !gnutls_error_is_fatal(r));
+    assert_int_equal(r, 0);
+    char req[4096] = "";
+    size_t len = 0;
+    while (!strstr(req, "\r\n\r\n") && len < sizeof(req) - 1) {
+        ssize_t n = gnutls_record_recv(sess, req + len, sizeof(req) - 1 - len);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+            continue;
+        assert_true(n > 0);
+        len += (size_t)n;
+        req[len] = 0;
+    }
+    const char *line = "HTTP/1.1 101 Switching Protocols\r\n";
+    assert_int_equal(gnutls_record_send(sess, line, strlen(line)), (ssize_t)strlen(line));
+    size_t size = 16384;
+    char *rec = malloc(size);
+    int head = snprintf(rec, size, "Upgrade: vireo-console\r\nConnection: Upgrade\r\nX-Pad: ");
+    memset(rec + head, 'a', 6000);
+    head += 6000;
+    memcpy(rec + head, "\r\n\r\n", 4);
+    head += 4;
+    memset(rec + head, 'p', size - (size_t)head);
+    memcpy(rec + size - 4, "END\n", 4);
+    assert_int_equal(gnutls_record_send(sess, rec, size), (ssize_t)size);
+    free(rec);
+    char buf[256];
+    while ((r = (int)gnutls_record_recv(sess, buf, sizeof(buf))) > 0 || r == GNUTLS_E_AGAIN ||
+           r == GNUTLS_E_INTERRUPTED)
+        ;
+    gnutls_deinit(sess);
+    gnutls_certificate_free_credentials(cred);
+    close(fd);
+    return NULL;
+}
+
+static void test_stream_bytes_after_the_head_in_one_record(void **state)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t salen = sizeof(sa);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%u", ntohs(sa.sin_port));
+    pthread_t server_thread;
+    assert_int_equal(pthread_create(&server_thread, NULL, split_head_server, &lfd), 0);
+    VoPeerTls t = tls();
+    VoPeerStream *s = NULL;
+    VoPeerResponse resp;
+    assert_int_equal(vo_peer_stream_connect(&t, url, "/upgrade", "vireo-console", NULL, 10000,
+                                            &s, &resp), 0);
+    assert_non_null(s);
+    vo_peer_response_clear(&resp);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    PumpArgs a = { .s = s, .fd = sv[0] };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, pump_main, &a), 0);
+    /* Every byte of the record, its end included, without more traffic. */
+    size_t want = 16384 - (strlen("Upgrade: vireo-console\r\nConnection: Upgrade\r\nX-Pad: ") +
+                           6000 + 4);
+    char *got = malloc(want + 1);
+    size_t len = 0;
+    while (len < want) {
+        struct pollfd p = { .fd = sv[1], .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        ssize_t n = read(sv[1], got + len, want - len);
+        assert_true(n > 0);
+        len += (size_t)n;
+    }
+    got[len] = 0;
+    assert_string_equal(got + want - 4, "END\n");
+    free(got);
+    close(sv[1]);
+    pthread_join(th, NULL);
+    assert_int_equal(a.r, 0);
+    close(sv[0]);
+    vo_peer_stream_free(s);
+    pthread_join(server_thread, NULL);
+    close(lfd);
+}
+
+/* The pump of the server's upgrade thread ends when the server stops:
+ * vo_peer_stream_shutdown wakes a pump that waits on the peer. */
+static void test_stream_shutdown_ends_the_pump(void **state)
+{
+    VoPeerTls t = tls();
+    VoPeerStream *s = NULL;
+    VoPeerResponse resp;
+    assert_int_equal(vo_peer_stream_connect(&t, base_url, "/upgrade", "vireo-console", NULL, 5000,
+                                            &s, &resp), 0);
+    assert_non_null(s);
+    vo_peer_response_clear(&resp);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    PumpArgs a = { .s = s, .fd = sv[0], .r = 1 };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, pump_main, &a), 0);
+    expect_read(sv[1], "READY\n");
+    /* As the server's stop does: the local socket shut down, the peer's too. */
+    shutdown(sv[0], SHUT_RDWR);
+    vo_peer_stream_shutdown(s);
+    pthread_join(th, NULL);
+    assert_true(a.r <= 0);
+    close(sv[0]);
+    close(sv[1]);
+    vo_peer_stream_free(s);
 }
 
 int main(void)
@@ -500,6 +736,10 @@ int main(void)
         cmocka_unit_test(test_forward_refuses_loops_and_names_unreachable_peers),
         cmocka_unit_test(test_stream_pumped_both_ways),
         cmocka_unit_test(test_stream_refused_gives_the_peer_answer),
+        cmocka_unit_test(test_forward_refuses_streams),
+        cmocka_unit_test(test_forward_passes_last_event_id),
+        cmocka_unit_test(test_stream_bytes_after_the_head_in_one_record),
+        cmocka_unit_test(test_stream_shutdown_ends_the_pump),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -166,6 +166,20 @@ static void test_escape_bytes(void **state)
 }
 
 /* Every log line is one line: control bytes become \xNN. */
+static void test_http_has_token(void **state)
+{
+    assert_true(vo_http_has_token("Upgrade", "upgrade"));
+    assert_true(vo_http_has_token("keep-alive, Upgrade", "upgrade"));
+    assert_true(vo_http_has_token(" UPGRADE ,close", "upgrade"));
+    assert_true(vo_http_has_token("a,,\tupgrade\t", "upgrade"));
+    /* Only whole tokens: MHD would refuse the 101 to these. */
+    assert_false(vo_http_has_token("x-upgrade", "upgrade"));
+    assert_false(vo_http_has_token("upgraded", "upgrade"));
+    assert_false(vo_http_has_token("keep-alive, no upgrade", "upgrade"));
+    assert_false(vo_http_has_token("", "upgrade"));
+    assert_false(vo_http_has_token(NULL, "upgrade"));
+}
+
 static void test_log_escape(void **state)
 {
     char out[64];
@@ -187,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_real_route_table),
         cmocka_unit_test(test_escape_bytes),
         cmocka_unit_test(test_log_escape),
+        cmocka_unit_test(test_http_has_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
