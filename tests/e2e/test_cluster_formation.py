@@ -191,3 +191,20 @@ def test_init_failure_leaves_host_standalone(cluster):
     assert not os.path.exists(os.path.join(h1.state_dir, "cluster.new"))
     assert h1.api("GET", "/v1/vms/web1")["name"] == "web1"
     h1.task_ok("POST", "/v1/vms", {"name": "web2", "memory_mib": 64})
+
+
+def test_init_keeps_a_running_tcg_vm(cluster):
+    c = cluster(1, driver="qemu", listen=False)
+    h1, = c.hosts
+    vm = h1.create_and_boot("g1", memory="128M")
+    pid = vm["pid"]
+    vireod = h1.proc.pid
+    init(h1)
+    assert h1.proc.pid == vireod and h1.proc.poll() is None  # re-executed in place
+    after = h1.vm("g1")
+    assert after["state"] == "running" and after["pid"] == pid
+    assert pid_alive(pid)
+    # Its documents are in etcd now (cluster mode) and it is still managed.
+    assert show(h1)["quorum"] is True
+    h1.task_ok("POST", "/v1/vms/g1/stop", {"force": True})
+    wait_until(lambda: not pid_alive(pid), 30, what="QEMU to exit")
