@@ -8,7 +8,14 @@
  * variable: an event goes out as soon as its write commits) for at most a
  * heartbeat interval. A small thread per stream polls the client's socket
  * and wakes the watch when the client goes away; vo_api_events_shutdown wakes
- * every stream when vireod stops. */
+ * every stream when vireod stops.
+ *
+ * In a cluster the stream watches the raw etcd handle (d->cluster_store):
+ * every host's documents (h/<host-id>/<key>, mapped to kinds and ids as a
+ * host's own keys are) and the hosts' live records (cluster/hosts/<id>, kind
+ * "host"), each event with "host" (the host's name). Revisions are etcd's,
+ * one counter for the whole cluster, so an id seen on one host resumes on
+ * any other. */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -17,6 +24,8 @@
 #include <time.h>
 
 #include "api/handlers.h"
+#include "cluster/any-door.h"
+#include "daemon/cluster-view.h"
 #include "util/sse.h"
 #include "util/util.h"
 
@@ -27,6 +36,9 @@
 
 typedef struct EventStream {
     VoStore *store;
+    VoDaemon *d;
+    bool raw;         /* a cluster's raw handle: keys h/<host-id>/... */
+    json_t *host_names; /* raw: {host id: name}, filled as ids are seen */
     VoStoreWatch *w;
     char *kinds[MAX_KINDS + 1]; /* NULL-terminated; none: every kind */
     char *object;               /* NULL: every object */
@@ -106,10 +118,28 @@ static bool wanted(const EventStream *s, const char *kind, const char *id)
     return false;
 }
 
+/* host_buf (raw streams): the id of the host the key is of. */
 static bool event_wanted(const EventStream *s, const VoStoreEvent *e, const char **ret_kind,
-                         const char **ret_id)
+                         const char **ret_id, char host_buf[static 64])
 {
+    if (s->raw)
+        return vo_cluster_key_object(e->key, host_buf, 64, ret_kind, ret_id) &&
+               wanted(s, *ret_kind, *ret_id);
     return vo_sse_key_object(e->key, ret_kind, ret_id) && wanted(s, *ret_kind, *ret_id);
+}
+
+/* The name of host id, as events show it (the id until a member document
+ * names it). */
+static const char *host_name(EventStream *s, const char *id)
+{
+    json_t *name = json_object_get(s->host_names, id);
+    if (!name) {
+        _cleanup_free_ char *found = vo_host_name_of(s->d, id);
+        if (found) /* unknown ones are looked up again: a host joining */
+            json_object_set_new(s->host_names, id, json_string(found));
+        name = json_object_get(s->host_names, id);
+    }
+    return name ? json_string_value(name) : id;
 }
 
 /* A watch batch holds every change of each revision in it (state/store.h),
@@ -118,16 +148,18 @@ static void add_events(EventStream *s, const VoStoreEvent *events, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const char *kind, *id, *other_kind, *other_id;
-        if (!event_wanted(s, &events[i], &kind, &id))
+        char host[64], other_host[64];
+        if (!event_wanted(s, &events[i], &kind, &id, host))
             continue;
         bool more = false;
         for (size_t j = i + 1; j < n && events[j].rev == events[i].rev && !more; j++)
-            more = event_wanted(s, &events[j], &other_kind, &other_id);
+            more = event_wanted(s, &events[j], &other_kind, &other_id, other_host);
         unsigned index = 0;
         if (!vo_sse_ids_next(&s->ids, events[i].rev, more, &index))
             continue; /* the client saw it before it resumed */
-        char *ev = vo_sse_format_change(events[i].rev, index, kind, id,
-                                        events[i].kind == VO_STORE_DELETE, events[i].value);
+        char *ev = vo_sse_format_change_host(events[i].rev, index, kind, id,
+                                             events[i].kind == VO_STORE_DELETE, events[i].value,
+                                             s->raw ? host_name(s, host) : NULL);
         pending_add(s, ev);
         free(ev);
         if (!index) /* "R": all of R is sent */
@@ -256,6 +288,7 @@ static void stream_free(void *cls)
         s->store->ops->watch_close(s->w);
     for (size_t i = 0; s->kinds[i]; i++)
         free(s->kinds[i]);
+    json_decref(s->host_names);
     free(s->object);
     free(s->pending);
     free(s);
@@ -266,6 +299,14 @@ typedef struct {
     size_t n;
     char *error;
 } KindArgs;
+
+static bool wanted_kind(const EventStream *s, const char *kind)
+{
+    for (size_t i = 0; s->kinds[i]; i++)
+        if (!strcmp(s->kinds[i], kind))
+            return true;
+    return false;
+}
 
 /* MHD_get_connection_values callback: every kind= argument, comma lists too. */
 static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char *key,
@@ -278,14 +319,17 @@ static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char
     char *save = NULL;
     size_t named = 0;
     for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save), named++) {
-        if (!vo_sse_kind_known(k)) {
+        /* Hosts' records are events of a cluster's streams only. */
+        bool host = a->s->raw && !strcmp(k, "host");
+        if (!host && !vo_sse_kind_known(k)) {
             _cleanup_free_ char *known = vo_strdup("");
             for (size_t i = 0; vo_sse_kinds[i]; i++) {
                 char *more = vo_asprintf("%s%s%s", known, i ? ", " : "", vo_sse_kinds[i]);
                 free(known);
                 known = more;
             }
-            a->error = vo_asprintf("kind: '%s' is not one of %s", k, known);
+            a->error = vo_asprintf("kind: '%s' is not one of %s%s", k, known,
+                                   a->s->raw ? ", host" : "");
             return MHD_NO;
         }
         bool dup = false;
@@ -311,9 +355,9 @@ static int64_t oldest_resumable(VoStore *store)
  * the current one; "R.k" (the first k events of R were seen) starts after
  * R-1 and skips those (*ret_ids). False with rep filled when malformed or in
  * the future. */
-static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev, VoSseIds *ret_ids)
+static bool start_revision(VoRequest *req, VoReply *rep, VoStore *store, int64_t *ret_rev,
+                           VoSseIds *ret_ids)
 {
-    VoStore *store = req->d->store;
     int64_t current = 0;
     int r = store->ops->revision(store, &current);
     if (r < 0) {
@@ -351,9 +395,13 @@ static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev, VoSse
 
 void vo_api_events(VoRequest *req, VoReply *rep)
 {
-    VoStore *store = req->d->store;
+    VoDaemon *d = req->d;
+    VoStore *store = d->cluster_store ? d->cluster_store : d->store;
     EventStream *s = vo_malloc0(sizeof(*s));
     s->store = store;
+    s->d = d;
+    s->raw = d->cluster_store != NULL;
+    s->host_names = json_object();
     s->fd = -1;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
     KindArgs ka = { .s = s };
@@ -381,14 +429,18 @@ void vo_api_events(VoRequest *req, VoReply *rep)
         return;
     }
     int64_t after = 0;
-    if (!start_revision(req, rep, &after, &s->ids)) {
+    if (!start_revision(req, rep, store, &after, &s->ids)) {
         stream_free(s);
         return;
     }
     s->seen_rev = s->id_rev = after;
     /* One kind (and object): watch only its keys; the filter stays exact. */
     _cleanup_free_ char *prefix = NULL;
-    if (ka.n == 1)
+    if (s->raw && ka.n == 1 && !strcmp(s->kinds[0], "host"))
+        prefix = vo_asprintf("cluster/hosts/%s", s->object ? s->object : "");
+    else if (s->raw) /* every host's documents: no one prefix names one kind */
+        prefix = ka.n > 0 && !wanted_kind(s, "host") ? vo_strdup("h/") : NULL;
+    else if (ka.n == 1)
         prefix = vo_asprintf("%s%s", vo_sse_kind_prefix(s->kinds[0]),
                              s->object ? s->object : "");
     int r = store->ops->watch_open(store, prefix ? prefix : "", after, &s->w);

@@ -42,6 +42,8 @@
 
 #include <pthread.h>
 
+#include "cluster/cluster-config.h"
+#include "cluster/peer-client.h"
 #include "conf/vm-spec.h"
 #include "daemon/loop.h"
 #include "hypervisor/driver.h"
@@ -63,6 +65,11 @@ typedef struct VoDaemon {
     char *host_address; /* the host's cluster address; NULL when standalone */
     VoHosts *hosts;     /* daemon/hosts.h */
     VoStore *store;
+    VoClusterConfig *cluster; /* NULL when standalone */
+    /* The raw etcd handle (keys h/<host-id>/... and cluster/...); NULL when
+     * standalone. */
+    VoStore *cluster_store;
+    VoPeerTls peer_tls; /* STATE/cluster/{host.crt,host.key,ca.crt} */
     VoLoop *loop;
     VoTasks *tasks;
     VoHvDriver *driver;
