@@ -33,6 +33,7 @@
  * vireod's idle timeout (30 s) nor a proxy closes an idle stream. */
 #define HEARTBEAT_MS 15000
 #define MAX_KINDS 16
+#define CATCH_UP_MS 5000
 
 typedef struct EventStream {
     VoStore *store;
@@ -49,6 +50,11 @@ typedef struct EventStream {
     atomic_bool gone; /* the client hung up */
     bool ended;       /* nothing more to send after pending */
     bool follow;      /* false (?follow=false): end once caught up */
+    /* A raw stream with follow=false: etcd's watch delivers what is there
+     * already from a thread of its own, so "caught up" is having seen the
+     * revision that was current at the start (the watch then covers every
+     * key, so every revision shows), within CATCH_UP_MS. */
+    int64_t catch_up_rev, catch_up_until;
     char *pending;
     size_t pending_len, pending_off;
     int64_t last_sent_ms;
@@ -203,7 +209,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (s->ended || stopping())
             return MHD_CONTENT_READER_END_OF_STREAM;
         int64_t wait = HEARTBEAT_MS - (vo_now_ms() - s->last_sent_ms);
-        if (!s->follow)
+        if (!s->follow && s->catch_up_rev > 0) {
+            if (s->seen_rev >= s->catch_up_rev || vo_now_ms() >= s->catch_up_until) {
+                s->ended = true;
+                continue;
+            }
+            wait = s->catch_up_until - vo_now_ms();
+        } else if (!s->follow)
             wait = 0; /* only what is there already */
         else if (wait <= 0) {
             if (s->seen_rev > s->id_rev) {
@@ -225,7 +237,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         int r = s->store->ops->watch_next(s->w, (int)wait, &events, &n);
         /* Nothing came: the watch read the log up to at least `before` (a
          * wake from a hang-up or shutdown ends the stream anyway). */
-        if (r == 0 && n == 0 && !atomic_load(&s->gone) && before > s->seen_rev)
+        if (r == 0 && n == 0 && !atomic_load(&s->gone) && before > s->seen_rev &&
+            !s->catch_up_rev)
             s->seen_rev = before;
         if (r == VO_STORE_ECOMPACTED)
             add_error(s, VO_ERR_REVISION_COMPACTED,
@@ -236,7 +249,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         else {
             add_events(s, events, n);
             vo_store_events_free(events, n);
-            if (!s->follow && n == 0)
+            if (!s->follow && n == 0 && !s->catch_up_rev)
                 s->ended = true; /* caught up */
         }
     }
@@ -436,9 +449,13 @@ void vo_api_events(VoRequest *req, VoReply *rep)
     s->seen_rev = s->id_rev = after;
     /* One kind (and object): watch only its keys; the filter stays exact. */
     _cleanup_free_ char *prefix = NULL;
-    if (s->raw && ka.n == 1 && !strcmp(s->kinds[0], "host"))
+    if (s->raw && !s->follow) { /* every key: see catch_up_rev */
+        if (store->ops->revision(store, &s->catch_up_rev) < 0 || s->catch_up_rev <= after)
+            s->catch_up_rev = 0; /* nothing to catch up with */
+        s->catch_up_until = vo_now_ms() + CATCH_UP_MS;
+    } else if (s->raw && ka.n == 1 && !strcmp(s->kinds[0], "host"))
         prefix = vo_asprintf("cluster/hosts/%s", s->object ? s->object : "");
-    else if (s->raw) /* every host's documents: no one prefix names one kind */
+    else if (s->raw) /* every host's documents: no prefix names one kind */
         prefix = ka.n > 0 && !wanted_kind(s, "host") ? vo_strdup("h/") : NULL;
     else if (ka.n == 1)
         prefix = vo_asprintf("%s%s", vo_sse_kind_prefix(s->kinds[0]),

@@ -133,7 +133,7 @@ def test_any_host_serves_every_vm(cluster):
         assert [e["host"] for e in gone] == ["h3"], gone
         vms = listed(h1)
         assert vms["d3"]["host"] == "h3" and vms["d3"]["host_state"] == "offline"
-        assert vms["d3"]["state"] == "stopped"
+        assert vms["d3"]["state"] == "defined"  # its last state: never started
         assert "(host offline)" in h1.cli("vm", "list").stdout
         status, doc = h1.request("POST", "/v1/vms/d3/start", {})
         assert status == 503 and "host 'h3'" in doc["error"]["message"], doc
