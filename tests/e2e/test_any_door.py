@@ -147,6 +147,20 @@ def test_any_host_serves_every_vm(cluster):
                what="d3 started through h1 once h3 is back")
     h3.wait_state("d3", "running")
 
+    # Online (its record renewed) but its API does not answer: 502 naming it.
+    h3.ns("nft", "add", "table", "inet", "anydoor_test")
+    try:
+        h3.ns("nft", "add", "chain", "inet", "anydoor_test", "in",
+              "{ type filter hook input priority 0; }")
+        h3.ns("nft", "add", "rule", "inet", "anydoor_test", "in", "tcp", "dport",
+              str(h3.port), "reject", "with", "tcp", "reset")
+        status, doc = h1.request("POST", "/v1/vms/d3/stop", {})
+        assert status == 502, doc
+        assert "host 'h3'" in doc["error"]["message"] and doc["error"]["code"] == "bad-gateway"
+    finally:
+        h3.ns("nft", "delete", "table", "inet", "anydoor_test", check=False)
+    h1.task_ok("POST", "/v1/vms/d3/stop", {})
+
 
 def test_name_race_makes_one_vm(cluster):
     c = cluster(2, listen=False)
