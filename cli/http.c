@@ -531,6 +531,11 @@ static bool get_for_display(const char *path, json_t **ret_doc, int *ret_exit)
     return true;
 }
 
+bool api_read_path(const char *path, json_t **ret_doc, int *ret_exit)
+{
+    return get_for_display(path, ret_doc, ret_exit);
+}
+
 bool api_read_command(const CliCommand *cmd, int argc, char **argv, const char *path,
                       json_t **ret_doc, int *ret_exit)
 {

@@ -49,6 +49,9 @@ struct CliCommand;
  * path, and under --output json print the document. Returns true with
  * *ret_doc for the caller to print as a table; false when it is done, with
  * the exit status in *ret_exit. */
+/* GET path for display: false with *ret_exit when it failed or was printed
+ * as JSON (--output json); true with *ret_doc to print as a table. */
+bool api_read_path(const char *path, json_t **ret_doc, int *ret_exit);
 bool api_read_command(const struct CliCommand *cmd, int argc, char **argv, const char *path,
                       json_t **ret_doc, int *ret_exit);
 /* The same for a part of one VM (`vm disk list VM`, `snapshot list VM`):

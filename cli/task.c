@@ -39,6 +39,7 @@ static int task_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "id:", jstr(task, "id"));
     out_kv(stdout, "kind:", jstr(task, "kind"));
     out_kv(stdout, "target:", jstr(task, "target"));
+    out_kv(stdout, "host:", jstr(task, "host"));
     out_kv(stdout, "state:", jstr(task, "state"));
     out_kv(stdout, "progress:", progress);
     out_kv(stdout, "message:", jstr(task, "message"));
@@ -63,14 +64,16 @@ static int task_list(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!api_read_command(cmd, argc, argv, "/v1/tasks", &doc, &exit_status))
         return exit_status;
-    static const char *const headers[] = { "ID", "KIND", "TARGET", "STATE", "PROGRESS", "CREATED" };
+    static const char *const headers[] = { "ID",       "KIND",    "TARGET", "HOST",
+                                           "STATE",    "PROGRESS", "CREATED" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
     json_t *task;
     json_array_foreach(json_object_get(doc, "tasks"), i, task) {
         _cleanup_free_ char *progress = task_progress_str(task);
         const char *cells[] = { jstr(task, "id"),    jstr(task, "kind"), jstr(task, "target"),
-                                jstr(task, "state"), progress,           jstr(task, "created_at") };
+                                jstr(task, "host"),  jstr(task, "state"), progress,
+                                jstr(task, "created_at") };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);

@@ -298,9 +298,18 @@ static int vm_list(const CliCommand *cmd, int argc, char **argv)
     /* Both forms list the summary of each VM (the table's fields plus id, pid
      * and autostart), as `vireo vm show NAME` gives one VM in full: a list of
      * thousands of full documents is ~20x the bytes and the time. */
-    if (!api_read_command(cmd, argc, argv, "/v1/vms?view=summary", &doc, &exit_status))
+    const char *host = NULL;
+    const CliOption opts[] = { { "--host", &host, NULL }, { NULL, NULL, NULL } };
+    if (!cli_parse_args(cmd, argc, argv, opts, NULL, &exit_status))
         return exit_status;
-    static const char *const headers[] = { "NAME", "STATE", "VCPUS", "MEMORY", "ACCEL", "UPTIME" };
+    _cleanup_free_ char *escaped = host ? api_escape(host) : NULL;
+    _cleanup_free_ char *path = vo_asprintf("/v1/vms?view=summary%s%s", host ? "&host=" : "",
+                                            host ? escaped : "");
+    if (!api_read_path(path, &doc, &exit_status))
+        return exit_status;
+    /* HOST: the host that has the VM (in a cluster, any host lists them all). */
+    static const char *const headers[] = { "NAME", "HOST", "STATE", "VCPUS", "MEMORY", "ACCEL",
+                                           "UPTIME" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
     json_t *vm;
@@ -309,7 +318,13 @@ static int vm_list(const CliCommand *cmd, int argc, char **argv)
         _cleanup_free_ char *memory = vm_memory_str(vm);
         _cleanup_free_ char *uptime = vm_uptime_str(vm);
         const char *accel = jstr(vm, "accel_active") ? jstr(vm, "accel_active") : jstr(vm, "accel");
-        const char *cells[] = { jstr(vm, "name"), jstr(vm, "state"), vcpus, memory, accel, uptime };
+        /* A VM of an offline host: its last known state, marked so. */
+        const char *host_state = jstr(vm, "host_state");
+        _cleanup_free_ char *state = host_state && strcmp(host_state, "online")
+            ? vo_asprintf("%s (host %s)", jstr(vm, "state") ? jstr(vm, "state") : "?", host_state)
+            : vo_strdup(jstr(vm, "state"));
+        const char *cells[] = { jstr(vm, "name"), jstr(vm, "host"), state, vcpus, memory, accel,
+                                uptime };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -672,7 +687,11 @@ static const CliCommand vm_commands[] = {
       "  --keep-disks          keep the VM's volumes in their pools\n" ASYNC_HELP,
       vm_delete },
     { "vm", "show", "NAME", NULL, "Show one VM (NAME may also be its id).", NULL, vm_show },
-    { "vm", "list", NULL, NULL, "List the VMs.", NULL, vm_list },
+    { "vm", "list", NULL, "[--host HOST]", "List the VMs (in a cluster, every host's).",
+      "HOST is the host that has the VM; a VM of an offline host shows its last known\n"
+      "state, marked \"(host offline)\".\n"
+      "\nOptions:\n"
+      "  --host HOST           only the VMs of this host\n", vm_list },
 #define VM_EDIT_USAGE                                                                           \
     "[--name NEW] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "             \
     "[--autostart|--no-autostart] [--async]"

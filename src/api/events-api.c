@@ -8,7 +8,14 @@
  * variable: an event goes out as soon as its write commits) for at most a
  * heartbeat interval. A small thread per stream polls the client's socket
  * and wakes the watch when the client goes away; vo_api_events_shutdown wakes
- * every stream when vireod stops. */
+ * every stream when vireod stops.
+ *
+ * In a cluster the stream watches the raw etcd handle (d->cluster_store):
+ * every host's documents (h/<host-id>/<key>, mapped to kinds and ids as a
+ * host's own keys are) and the hosts' live records (cluster/hosts/<id>, kind
+ * "host"), each event with "host" (the host's name). Revisions are etcd's,
+ * one counter for the whole cluster, so an id seen on one host resumes on
+ * any other. */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -17,6 +24,8 @@
 #include <time.h>
 
 #include "api/handlers.h"
+#include "cluster/any-door.h"
+#include "daemon/cluster-view.h"
 #include "util/sse.h"
 #include "util/util.h"
 
@@ -24,9 +33,13 @@
  * vireod's idle timeout (30 s) nor a proxy closes an idle stream. */
 #define HEARTBEAT_MS 15000
 #define MAX_KINDS 16
+#define CATCH_UP_MS 5000
 
 typedef struct EventStream {
     VoStore *store;
+    VoDaemon *d;
+    bool raw;         /* a cluster's raw handle: keys h/<host-id>/... */
+    json_t *host_names; /* raw: {host id: name}, filled as ids are seen */
     VoStoreWatch *w;
     char *kinds[MAX_KINDS + 1]; /* NULL-terminated; none: every kind */
     char *object;               /* NULL: every object */
@@ -37,6 +50,11 @@ typedef struct EventStream {
     atomic_bool gone; /* the client hung up */
     bool ended;       /* nothing more to send after pending */
     bool follow;      /* false (?follow=false): end once caught up */
+    /* A raw stream with follow=false: etcd's watch delivers what is there
+     * already from a thread of its own, so "caught up" is having seen the
+     * revision that was current at the start (the watch then covers every
+     * key, so every revision shows), within CATCH_UP_MS. */
+    int64_t catch_up_rev, catch_up_until;
     char *pending;
     size_t pending_len, pending_off;
     int64_t last_sent_ms;
@@ -106,10 +124,28 @@ static bool wanted(const EventStream *s, const char *kind, const char *id)
     return false;
 }
 
+/* host_buf (raw streams): the id of the host the key is of. */
 static bool event_wanted(const EventStream *s, const VoStoreEvent *e, const char **ret_kind,
-                         const char **ret_id)
+                         const char **ret_id, char host_buf[static 64])
 {
+    if (s->raw)
+        return vo_cluster_key_object(e->key, host_buf, 64, ret_kind, ret_id) &&
+               wanted(s, *ret_kind, *ret_id);
     return vo_sse_key_object(e->key, ret_kind, ret_id) && wanted(s, *ret_kind, *ret_id);
+}
+
+/* The name of host id, as events show it (the id until a member document
+ * names it). */
+static const char *host_name(EventStream *s, const char *id)
+{
+    json_t *name = json_object_get(s->host_names, id);
+    if (!name) {
+        _cleanup_free_ char *found = vo_host_name_of(s->d, id);
+        if (found) /* unknown ones are looked up again: a host joining */
+            json_object_set_new(s->host_names, id, json_string(found));
+        name = json_object_get(s->host_names, id);
+    }
+    return name ? json_string_value(name) : id;
 }
 
 /* A watch batch holds every change of each revision in it (state/store.h),
@@ -118,16 +154,18 @@ static void add_events(EventStream *s, const VoStoreEvent *events, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const char *kind, *id, *other_kind, *other_id;
-        if (!event_wanted(s, &events[i], &kind, &id))
+        char host[64], other_host[64];
+        if (!event_wanted(s, &events[i], &kind, &id, host))
             continue;
         bool more = false;
         for (size_t j = i + 1; j < n && events[j].rev == events[i].rev && !more; j++)
-            more = event_wanted(s, &events[j], &other_kind, &other_id);
+            more = event_wanted(s, &events[j], &other_kind, &other_id, other_host);
         unsigned index = 0;
         if (!vo_sse_ids_next(&s->ids, events[i].rev, more, &index))
             continue; /* the client saw it before it resumed */
-        char *ev = vo_sse_format_change(events[i].rev, index, kind, id,
-                                        events[i].kind == VO_STORE_DELETE, events[i].value);
+        char *ev = vo_sse_format_change_host(events[i].rev, index, kind, id,
+                                             events[i].kind == VO_STORE_DELETE, events[i].value,
+                                             s->raw ? host_name(s, host) : NULL);
         pending_add(s, ev);
         free(ev);
         if (!index) /* "R": all of R is sent */
@@ -171,7 +209,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (s->ended || stopping())
             return MHD_CONTENT_READER_END_OF_STREAM;
         int64_t wait = HEARTBEAT_MS - (vo_now_ms() - s->last_sent_ms);
-        if (!s->follow)
+        if (!s->follow && s->catch_up_rev > 0) {
+            if (s->seen_rev >= s->catch_up_rev || vo_now_ms() >= s->catch_up_until) {
+                s->ended = true;
+                continue;
+            }
+            wait = s->catch_up_until - vo_now_ms();
+        } else if (!s->follow)
             wait = 0; /* only what is there already */
         else if (wait <= 0) {
             if (s->seen_rev > s->id_rev) {
@@ -193,7 +237,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         int r = s->store->ops->watch_next(s->w, (int)wait, &events, &n);
         /* Nothing came: the watch read the log up to at least `before` (a
          * wake from a hang-up or shutdown ends the stream anyway). */
-        if (r == 0 && n == 0 && !atomic_load(&s->gone) && before > s->seen_rev)
+        if (r == 0 && n == 0 && !atomic_load(&s->gone) && before > s->seen_rev &&
+            !s->catch_up_rev)
             s->seen_rev = before;
         if (r == VO_STORE_ECOMPACTED)
             add_error(s, VO_ERR_REVISION_COMPACTED,
@@ -204,7 +249,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         else {
             add_events(s, events, n);
             vo_store_events_free(events, n);
-            if (!s->follow && n == 0)
+            if (!s->follow && n == 0 && !s->catch_up_rev)
                 s->ended = true; /* caught up */
         }
     }
@@ -256,6 +301,7 @@ static void stream_free(void *cls)
         s->store->ops->watch_close(s->w);
     for (size_t i = 0; s->kinds[i]; i++)
         free(s->kinds[i]);
+    json_decref(s->host_names);
     free(s->object);
     free(s->pending);
     free(s);
@@ -266,6 +312,14 @@ typedef struct {
     size_t n;
     char *error;
 } KindArgs;
+
+static bool wanted_kind(const EventStream *s, const char *kind)
+{
+    for (size_t i = 0; s->kinds[i]; i++)
+        if (!strcmp(s->kinds[i], kind))
+            return true;
+    return false;
+}
 
 /* MHD_get_connection_values callback: every kind= argument, comma lists too. */
 static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char *key,
@@ -278,14 +332,17 @@ static enum MHD_Result collect_kind(void *cls, enum MHD_ValueKind vk, const char
     char *save = NULL;
     size_t named = 0;
     for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save), named++) {
-        if (!vo_sse_kind_known(k)) {
+        /* Hosts' records are events of a cluster's streams only. */
+        bool host = a->s->raw && !strcmp(k, "host");
+        if (!host && !vo_sse_kind_known(k)) {
             _cleanup_free_ char *known = vo_strdup("");
             for (size_t i = 0; vo_sse_kinds[i]; i++) {
                 char *more = vo_asprintf("%s%s%s", known, i ? ", " : "", vo_sse_kinds[i]);
                 free(known);
                 known = more;
             }
-            a->error = vo_asprintf("kind: '%s' is not one of %s", k, known);
+            a->error = vo_asprintf("kind: '%s' is not one of %s%s", k, known,
+                                   a->s->raw ? ", host" : "");
             return MHD_NO;
         }
         bool dup = false;
@@ -311,9 +368,9 @@ static int64_t oldest_resumable(VoStore *store)
  * the current one; "R.k" (the first k events of R were seen) starts after
  * R-1 and skips those (*ret_ids). False with rep filled when malformed or in
  * the future. */
-static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev, VoSseIds *ret_ids)
+static bool start_revision(VoRequest *req, VoReply *rep, VoStore *store, int64_t *ret_rev,
+                           VoSseIds *ret_ids)
 {
-    VoStore *store = req->d->store;
     int64_t current = 0;
     int r = store->ops->revision(store, &current);
     if (r < 0) {
@@ -351,9 +408,13 @@ static bool start_revision(VoRequest *req, VoReply *rep, int64_t *ret_rev, VoSse
 
 void vo_api_events(VoRequest *req, VoReply *rep)
 {
-    VoStore *store = req->d->store;
+    VoDaemon *d = req->d;
+    VoStore *store = d->cluster_store ? d->cluster_store : d->store;
     EventStream *s = vo_malloc0(sizeof(*s));
     s->store = store;
+    s->d = d;
+    s->raw = d->cluster_store != NULL;
+    s->host_names = json_object();
     s->fd = -1;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
     KindArgs ka = { .s = s };
@@ -381,14 +442,22 @@ void vo_api_events(VoRequest *req, VoReply *rep)
         return;
     }
     int64_t after = 0;
-    if (!start_revision(req, rep, &after, &s->ids)) {
+    if (!start_revision(req, rep, store, &after, &s->ids)) {
         stream_free(s);
         return;
     }
     s->seen_rev = s->id_rev = after;
     /* One kind (and object): watch only its keys; the filter stays exact. */
     _cleanup_free_ char *prefix = NULL;
-    if (ka.n == 1)
+    if (s->raw && !s->follow) { /* every key: see catch_up_rev */
+        if (store->ops->revision(store, &s->catch_up_rev) < 0 || s->catch_up_rev <= after)
+            s->catch_up_rev = 0; /* nothing to catch up with */
+        s->catch_up_until = vo_now_ms() + CATCH_UP_MS;
+    } else if (s->raw && ka.n == 1 && !strcmp(s->kinds[0], "host"))
+        prefix = vo_asprintf("cluster/hosts/%s", s->object ? s->object : "");
+    else if (s->raw) /* every host's documents: no prefix names one kind */
+        prefix = ka.n > 0 && !wanted_kind(s, "host") ? vo_strdup("h/") : NULL;
+    else if (ka.n == 1)
         prefix = vo_asprintf("%s%s", vo_sse_kind_prefix(s->kinds[0]),
                              s->object ? s->object : "");
     int r = store->ops->watch_open(store, prefix ? prefix : "", after, &s->w);

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "api/handlers.h"
+#include "cluster/any-door.h"
+#include "daemon/cluster-view.h"
 #include "daemon/hosts.h"
 #include "util/util.h"
 
@@ -47,7 +49,22 @@ void vo_api_host_get(VoRequest *req, VoReply *rep)
 
 void vo_api_tasks_list(VoRequest *req, VoReply *rep)
 {
-    vo_reply_json(rep, 200, json_pack("{s:o}", "tasks", vo_tasks_list_json(req->d->tasks)));
+    VoDaemon *d = req->d;
+    json_t *arr = vo_tasks_list_json(d->tasks);
+    size_t i;
+    json_t *t;
+    json_array_foreach(arr, i, t)
+        json_object_set_new(t, "host", json_string(d->host_name));
+    /* In a cluster, the other hosts' tasks too (their operation documents). */
+    int r = vo_cluster_add_tasks(d, arr);
+    if (r < 0) {
+        json_decref(arr);
+        vo_reply_errno(rep, r, "cannot read the other hosts' tasks");
+        return;
+    }
+    if (d->cluster_store) /* newest first, as one host lists them */
+        vo_json_array_sort_by(arr, "created_at", "id", true);
+    vo_reply_json(rep, 200, json_pack("{s:o}", "tasks", arr));
 }
 
 void vo_api_task_show(VoRequest *req, VoReply *rep)
@@ -62,6 +79,7 @@ void vo_api_task_show(VoRequest *req, VoReply *rep)
         return;
     }
     rep->etag = rev;
+    json_object_set_new(t, "host", json_string(req->d->host_name));
     vo_reply_json(rep, 200, t);
 }
 

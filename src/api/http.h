@@ -103,6 +103,12 @@ void vo_reply_task(VoReply *rep, int r, json_t *task, char *error);
 /* 200 with doc (stolen), or the error (r < 0); frees error. */
 void vo_reply_found(VoReply *rep, int r, json_t *doc, char *error);
 
+/* Any door (any-door-api.c): a request for a VM or task another host of
+ * the cluster has is answered with that host's answer (forwarded), or a
+ * 503 naming it when it is offline. True when rep is filled so; false: the
+ * route's handler serves it here. */
+bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern);
+
 /* The HTTP server on a Unix socket. */
 typedef struct VoApiServer VoApiServer;
 int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret);

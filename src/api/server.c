@@ -623,7 +623,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         reply_route_error(p, &rep);
     else if (p->streaming)
         finish_upload(&req, p, &rep);
-    else if (parse_body(&req, p, &rep))
+    else if (parse_body(&req, p, &rep) && !vo_api_any_door(&req, &rep, p->route->pattern))
         p->route->fn(&req, &rep);
     vo_tasks_set_requester(false, 0, 0);
     vo_tasks_set_if_match(0);

@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "api/handlers.h"
+#include "cluster/any-door.h"
 #include "conf/vm-spec.h"
+#include "daemon/cluster-view.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/vms.h"
@@ -39,7 +41,46 @@ void vo_api_vms_list(VoRequest *req, VoReply *rep)
         return;
     }
     bool summary = view && !strcmp(view, "summary");
-    vo_reply_json(rep, 200, json_pack("{s:o}", "vms", vo_vms_list_json(req->d, summary)));
+    VoDaemon *d = req->d;
+    /* ?host=NAME: one host's VMs (this one's, or another's from its
+     * documents). */
+    const char *host = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "host");
+    VoClusterHost other = { 0 };
+    bool here = !host || !strcmp(host, d->host_name) || !strcmp(host, d->host_id);
+    if (!here) {
+        int r = vo_cluster_host_find(d, host, &other);
+        if (r == -ENOENT) {
+            vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                           "host: '%s' is not a host of this cluster (see: vireo host list)",
+                           host);
+            return;
+        }
+        if (r < 0) {
+            vo_reply_errno(rep, r, "cannot read the hosts");
+            return;
+        }
+    }
+    json_t *arr = here ? vo_vms_list_json(d, summary) : json_array();
+    size_t i;
+    json_t *vm;
+    json_array_foreach(arr, i, vm) {
+        json_object_set_new(vm, "host", json_string(d->host_name));
+        json_object_set_new(vm, "host_state", json_string("online"));
+    }
+    /* Every other host's VMs, from their documents: listed also while
+     * their host is offline (with its state). */
+    if (!host || !here) {
+        int r = vo_cluster_add_vms(d, summary, host ? other.id : NULL, arr);
+        if (r < 0) {
+            vo_cluster_host_clear(&other);
+            json_decref(arr);
+            vo_reply_errno(rep, r, "cannot read the other hosts' VMs");
+            return;
+        }
+        vo_json_array_sort_by(arr, "name", "host", false);
+    }
+    vo_cluster_host_clear(&other);
+    vo_reply_json(rep, 200, json_pack("{s:o}", "vms", arr));
 }
 
 void vo_api_vm_show(VoRequest *req, VoReply *rep)
@@ -52,6 +93,8 @@ void vo_api_vm_show(VoRequest *req, VoReply *rep)
     json_t *doc = vo_vm_to_json(vm);
     json_object_set_new(doc, "nics", vo_vm_nics_json(req->d, vm));
     vo_vm_add_live_resources(vm, doc);
+    json_object_set_new(doc, "host", json_string(req->d->host_name));
+    json_object_set_new(doc, "host_state", json_string("online"));
     vo_reply_json(rep, 200, doc);
 }
 

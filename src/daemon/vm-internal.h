@@ -60,6 +60,13 @@ struct VoVm {
     /* The relation documents (state/relations.h) last written with the
      * VM's document, {key: text}: a save writes only what changed. vm->lock. */
     json_t *uses;
+    /* The name this VM holds the claim of (cluster/names/vms/<name>,
+     * state/keys.h), NULL: none yet; written with its documents (write_vm).
+     * name_conflict: a name another VM's claim holds, found when it was
+     * loaded (two hosts that had a VM of one name before they met): not
+     * claimed, until it is renamed. vm->lock. */
+    char *claimed_name;
+    char *name_conflict;
 };
 
 /* Reasons of a paused VM (state_reason). */

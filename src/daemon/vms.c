@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
+#include "daemon/cluster-view.h"
 #include "daemon/console.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
@@ -104,6 +105,8 @@ void vo_vm_unref(VoVm *vm)
     free(vm->problem);
     json_decref(vm->stored_spec);
     json_decref(vm->uses);
+    free(vm->claimed_name);
+    free(vm->name_conflict);
     pthread_mutex_destroy(&vm->job);
     pthread_mutex_destroy(&vm->lock);
     pthread_cond_destroy(&vm->changed);
@@ -161,17 +164,38 @@ static json_t *vm_document(VoVm *vm)
     return json_pack("{s:o, s:o}", "spec", spec, "status", status);
 }
 
+/* The claim document of a VM's name: which VM, on which host. */
+static char *name_claim_text(VoVm *vm)
+{
+    json_t *doc = json_pack("{s:s, s:s}", "vm", vm->spec->id, "host", vm->d->host_id);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    return text;
+}
+
 /* Caller holds vm->lock. One transaction, compared on the VM's document at
  * the revision last written (absent before the first save): text (NULL:
- * the document stays as it is) and the relation documents that changed
- * since the last write (none with forget: the VM's relations go). */
+ * the document stays as it is), the relation documents that changed since
+ * the last write (none with forget: the VM's relations go), and the claim
+ * of its name when it holds none of that name yet (the first write, a
+ * rename: the old one released; with forget, released). -ENOTUNIQ: another
+ * VM holds the name (in a cluster: maybe on another host). */
 static int write_vm(VoVm *vm, const char *text, bool forget)
 {
     _cleanup_free_ char *key = vo_key_vm(vm->spec->id);
     json_t *want = forget ? json_object()
                           : vo_relations_of_vm(vm->spec, vo_vm_state_active(vm->state));
+    const char *name = vm->spec->name;
+    bool claim = !forget && (!vm->claimed_name || strcmp(vm->claimed_name, name)) &&
+                 (!vm->name_conflict || strcmp(vm->name_conflict, name));
+    bool release = vm->claimed_name && (forget || claim);
+    _cleanup_free_ char *claim_key = claim ? vo_key_vm_name(name) : NULL;
+    _cleanup_free_ char *claim_text = claim ? name_claim_text(vm) : NULL;
+    _cleanup_free_ char *release_key = release ? vo_key_vm_name(vm->claimed_name) : NULL;
     VoRelationsTxn txn = { .vm_key = key, .vm_rev = vm->rev ? vm->rev : VO_REV_NEW,
-                           .vm_doc = text, .have = vm->uses, .want = want };
+                           .vm_doc = text, .have = vm->uses, .want = want,
+                           .claim_key = claim_key, .claim_value = claim_text,
+                           .release_key = release_key };
     int64_t rev = 0;
     int r = vo_relations_commit(vm->d->store, &txn, &rev);
     if (r < 0) {
@@ -182,7 +206,32 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
         vm->rev = rev;
     json_decref(vm->uses);
     vm->uses = want;
+    if (release) {
+        free(vm->claimed_name);
+        vm->claimed_name = NULL;
+    }
+    if (claim) {
+        vm->claimed_name = vo_strdup(name);
+        free(vm->name_conflict);
+        vm->name_conflict = NULL;
+    }
     return 0;
+}
+
+char *vo_vm_name_taken_message(VoDaemon *d, const char *name)
+{
+    _cleanup_free_ char *key = vo_key_vm_name(name), *text = NULL;
+    _cleanup_free_ char *host = NULL;
+    if (vo_store_get(d->store, key, &text, NULL) >= 0) {
+        json_t *doc = json_loads(text, 0, NULL);
+        const char *id = json_string_value(json_object_get(doc, "host"));
+        if (id && strcmp(id, d->host_id))
+            host = vo_host_name_of(d, id);
+        json_decref(doc);
+    }
+    if (host)
+        return vo_asprintf("a VM named '%s' already exists on host '%s'", name, host);
+    return vo_asprintf("a VM named '%s' already exists", name);
 }
 
 /* Caller holds vm->lock. Writes the VM's document with compare-and-swap,
@@ -907,6 +956,8 @@ static int delete_documents(VoVm *vm)
         return r;
     vo_strv_push(&also, vo_key_snapshot_current(id));
     vo_strv_push(&also, vo_key_backup_base(id));
+    if (vm->claimed_name) /* its name is free again, in the same transaction */
+        vo_strv_push(&also, vo_key_vm_name(vm->claimed_name));
     _cleanup_free_ char *key = vo_key_vm(id);
     json_t *none = json_object();
     VoRelationsTxn txn = { .vm_key = key, .vm_rev = vm->rev ? vm->rev : VO_REV_NEW,
@@ -921,6 +972,8 @@ static int delete_documents(VoVm *vm)
     if (r >= 0) {
         json_decref(vm->uses);
         vm->uses = TAKE_PTR(none);
+        free(vm->claimed_name);
+        vm->claimed_name = NULL;
     }
     json_decref(none);
     return r;
@@ -1338,7 +1391,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     if (vo_vms_find_locked(d, args->name)) {
         vo_vm_release_networks(d, spec);
         pthread_mutex_unlock(&d->vms_lock);
-        *ret_error = vo_asprintf("a VM named '%s' already exists", args->name);
+        *ret_error = vo_vm_name_taken_message(d, args->name);
         vo_vm_unref(vm);
         vo_image_free(img);
         return -EEXIST;
@@ -1352,7 +1405,11 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     if (r < 0) {
         vo_vm_release_networks(d, spec);
         pthread_mutex_unlock(&d->vms_lock);
-        *ret_error = vo_asprintf("cannot save VM '%s': %s", args->name, strerror(-r));
+        if (r == -ENOTUNIQ) { /* claimed meanwhile, maybe on another host */
+            *ret_error = vo_vm_name_taken_message(d, args->name);
+            r = -EEXIST;
+        } else
+            *ret_error = vo_asprintf("cannot save VM '%s': %s", args->name, strerror(-r));
         vo_vm_unref(vm);
         vo_image_free(img);
         return r;
@@ -1397,7 +1454,7 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
     _cleanup_free_ char *dir = vo_vm_state_dir(d, spec->id);
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, spec->name)) {
-        *ret_error = vo_asprintf("a VM named '%s' already exists", spec->name);
+        *ret_error = vo_vm_name_taken_message(d, spec->name);
         r = -EEXIST;
     }
     if (r >= 0 && (r = vo_mkdir_p(dir, 0750)) < 0)
@@ -1406,7 +1463,10 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
         pthread_mutex_lock(&vm->lock);
         r = vo_vm_save(vm);
         pthread_mutex_unlock(&vm->lock);
-        if (r < 0)
+        if (r == -ENOTUNIQ) {
+            *ret_error = vo_vm_name_taken_message(d, spec->name);
+            r = -EEXIST;
+        } else if (r < 0)
             *ret_error = vo_asprintf("cannot save VM '%s': %s", spec->name, strerror(-r));
     }
     if (r >= 0)
@@ -1482,7 +1542,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         VoVm *other = vo_vms_find_locked(d, edit->name);
         pthread_mutex_lock(&vm->lock);
         if (other) {
-            *ret_error = vo_asprintf("a VM named '%s' already exists", edit->name);
+            *ret_error = vo_vm_name_taken_message(d, edit->name);
             r = -EEXIST;
         }
     }
@@ -1493,7 +1553,12 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     VoVmSpec *old = vm->spec;
     vm->spec = next;
     r = vo_vm_save(vm);
-    if (r < 0) {
+    if (r == -ENOTUNIQ) { /* the new name is another VM's, on another host */
+        vm->spec = old;
+        *ret_error = vo_vm_name_taken_message(d, next->name);
+        r = -EEXIST;
+        vo_vm_spec_free(next);
+    } else if (r < 0) {
         vm->spec = old;
         *ret_error = vo_asprintf("cannot save VM '%s': %s", old->name, strerror(-r));
         vo_vm_spec_free(next);
@@ -1571,7 +1636,38 @@ typedef struct {
     VoDaemon *d;
     int loaded;
     json_t *relations; /* {vm_id: {key: text}} in the store, taken by the VMs loaded */
+    json_t *claims;    /* {name: {"vm", "host"}}: the VM name claims in the store */
 } LoadCtx;
+
+static int collect_claim(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)rev;
+    json_t *doc = json_loads(value, 0, NULL);
+    if (json_is_object(doc))
+        json_object_set_new(userdata, key + strlen(VO_KEY_VM_NAMES_PREFIX), doc);
+    else
+        json_decref(doc);
+    return 0;
+}
+
+/* Whether a loaded VM holds its name's claim: yes (it is its own), not yet
+ * (none: a store from before claims, or one moved into a cluster: the
+ * next write claims it), or another VM's (a conflict: logged, left). */
+static void adopt_claim(LoadCtx *ctx, VoVm *vm)
+{
+    json_t *claim = json_object_get(ctx->claims, vm->spec->name);
+    const char *holder = json_string_value(json_object_get(claim, "vm"));
+    if (!claim)
+        return;
+    if (holder && !strcmp(holder, vm->spec->id)) {
+        vm->claimed_name = vo_strdup(vm->spec->name);
+        return;
+    }
+    vm->name_conflict = vo_strdup(vm->spec->name);
+    log_error("vm %s: another VM (%s, host %s) holds this name in the cluster; rename one "
+              "of them (vireo vm edit %s --name NEW)", vm->spec->name, holder ? holder : "?",
+              json_string_value(json_object_get(claim, "host")) ?: "?", vm->spec->name);
+}
 
 static int load_one(const char *key, const char *value, int64_t rev, void *userdata)
 {
@@ -1599,6 +1695,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     VoVm *vm = vm_new(ctx->d);
     vm->spec = spec;
     vm->rev = rev;
+    adopt_claim(ctx, vm);
     json_t *have = json_object_get(ctx->relations, spec->id);
     if (have) { /* what is in the store: the next save writes only the difference */
         json_decref(vm->uses);
@@ -1709,19 +1806,46 @@ static void rebuild_relations(VoDaemon *d, json_t *orphans)
     free(vms);
 }
 
+/* Claims of this host's VMs that have no document: a create cut short by a
+ * crash. Deleted compared on the VM's document being absent. */
+static void drop_orphan_claims(VoDaemon *d, json_t *claims)
+{
+    const char *name;
+    json_t *claim;
+    json_object_foreach(claims, name, claim) {
+        const char *host = json_string_value(json_object_get(claim, "host"));
+        const char *id = json_string_value(json_object_get(claim, "vm"));
+        _cleanup_vm_ VoVm *vm = id ? vo_vms_find(d, id) : NULL;
+        if (!host || strcmp(host, d->host_id) || !id || vm)
+            continue;
+        _cleanup_free_ char *vm_key = vo_key_vm(id), *key = vo_key_vm_name(name);
+        VoStoreCompare cmp = { .key = vm_key, .expected_rev = VO_REV_NEW };
+        VoStoreOp op = { .kind = VO_STORE_DELETE, .key = key };
+        int r = vo_store_txn(d->store, &cmp, 1, &op, 1, NULL, NULL);
+        if (r < 0 && r != -EEXIST)
+            log_warn("store: cannot free the name of VM %s (%s): %s", name, id, strerror(-r));
+    }
+}
+
 int vo_vms_load(VoDaemon *d)
 {
     LoadCtx ctx = { .d = d };
     int r = vo_relations_by_vm(d->store, &ctx.relations);
     if (r < 0)
         return r;
-    r = vo_store_list(d->store, "vms/", load_one, &ctx);
+    ctx.claims = json_object();
+    r = vo_store_list(d->store, VO_KEY_VM_NAMES_PREFIX, collect_claim, ctx.claims);
+    if (r >= 0)
+        r = vo_store_list(d->store, "vms/", load_one, &ctx);
     if (r < 0) {
+        json_decref(ctx.claims);
         json_decref(ctx.relations);
         return r;
     }
     log_info("loaded %d VMs", ctx.loaded);
-    rebuild_relations(d, ctx.relations);
+    drop_orphan_claims(d, ctx.claims);
+    json_decref(ctx.claims);
+    rebuild_relations(d, ctx.relations); /* claims the names not claimed yet, too */
     json_decref(ctx.relations);
     vo_networks_refresh_hosts(d); /* the NICs as recorded now */
     /* The volume service sits below the VMs: it resizes a volume a running

@@ -24,6 +24,10 @@ const char *vo_vm_state_to_string(VoVmState s);
  * ones crashed, then starts autostart VMs once per host boot. */
 int vo_vms_load(VoDaemon *d);
 
+/* "a VM named 'NAME' already exists", naming the host that has it when it
+ * is another host of the cluster (its name claim, state/keys.h). */
+char *vo_vm_name_taken_message(VoDaemon *d, const char *name);
+
 /* Looks a VM up by name or id; returns a reference (vo_vm_unref it) or NULL. */
 VoVm *vo_vms_find(VoDaemon *d, const char *name_or_id);
 void vo_vm_unref(VoVm *vm);

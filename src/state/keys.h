@@ -10,6 +10,15 @@
 /* A VM's document (the VM service). */
 static inline char *vo_key_vm(const char *vm_id) { return vo_asprintf("vms/%s", vm_id); }
 
+/* A VM name's claim, one per name in the store (on etcd: in the whole
+ * cluster): {"vm": id, "host": host-id}, written in the transaction of the
+ * VM's first document and deleted in its delete (state/relations.h). */
+#define VO_KEY_VM_NAMES_PREFIX "cluster/names/vms/"
+static inline char *vo_key_vm_name(const char *name)
+{
+    return vo_asprintf(VO_KEY_VM_NAMES_PREFIX "%s", name);
+}
+
 /* A VM's snapshots (the snapshot service): one document per snapshot under
  * this prefix, and the one the disks are at. */
 static inline char *vo_key_snapshots_prefix(const char *vm_id)

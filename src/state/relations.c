@@ -70,6 +70,7 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
                  (t->want ? json_object_size(t->want) : 0);
     for (char *const *k = t->also_delete; k && *k; k++)
         max++;
+    max += 2; /* the name claim and its release */
     VoStoreOp *ops = vo_malloc0(sizeof(*ops) * max);
     size_t n = 0;
     if (t->vm_doc)
@@ -96,11 +97,27 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
         if (!dup)
             ops[n++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = *k };
     }
+    if (t->claim_key)
+        ops[n++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = t->claim_key,
+                                .value = t->claim_value };
+    if (t->release_key) {
+        bool dup = false;
+        for (size_t i = 0; i < n && !dup; i++)
+            dup = !strcmp(ops[i].key, t->release_key);
+        if (!dup)
+            ops[n++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = t->release_key };
+    }
     /* The relation documents need no compare of their own: only the VM
-     * service writes them, always with the VM's document compared. */
-    VoStoreCompare cmp = { .key = t->vm_key, .expected_rev = t->vm_rev };
+     * service writes them, always with the VM's document compared. A name
+     * claim is compared on being new: one VM per name in the whole store
+     * (the cluster's, on etcd). */
+    VoStoreCompare cmps[2] = { { .key = t->vm_key, .expected_rev = t->vm_rev },
+                               { .key = t->claim_key, .expected_rev = VO_REV_NEW } };
     int64_t rev = 0;
-    int r = vo_store_txn(s, &cmp, 1, ops, n, &rev, NULL);
+    size_t failed = 0;
+    int r = vo_store_txn(s, cmps, t->claim_key ? 2 : 1, ops, n, &rev, &failed);
+    if (r == -EEXIST && t->claim_key && failed == 1)
+        r = -ENOTUNIQ;
     free(ops);
     if (r >= 0 && ret_rev)
         *ret_rev = rev;

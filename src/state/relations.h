@@ -34,7 +34,11 @@ json_t *vo_relations_of_vm(const VoVmSpec *spec, bool active);
  * from have put, those of have not in want deleted; every key of
  * also_delete (NULL-terminated, may be NULL) deleted. Returns 0 and the
  * store's revision after it, or the store's error (-ESTALE, -ENOENT,
- * -EEXIST when the VM document is not as expected). */
+ * -EEXIST when the VM document is not as expected).
+ * The VM's name claim (cluster/names/vms/<name>, keys.h) goes in the same
+ * transaction: claim_key (may be NULL) is created with claim_value and
+ * must not exist (-ENOTUNIQ when another VM holds it); release_key (may be
+ * NULL) is deleted (the old name of a rename). */
 typedef struct {
     const char *vm_key;
     int64_t vm_rev;
@@ -42,6 +46,7 @@ typedef struct {
     bool delete_vm;
     json_t *have, *want;
     char *const *also_delete;
+    const char *claim_key, *claim_value, *release_key;
 } VoRelationsTxn;
 int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev);
 

@@ -57,6 +57,12 @@ const char *vo_sse_kind_prefix(const char *kind)
 char *vo_sse_format_change(int64_t rev, unsigned index, const char *kind, const char *id,
                            bool deleted, const char *value)
 {
+    return vo_sse_format_change_host(rev, index, kind, id, deleted, value, NULL);
+}
+
+char *vo_sse_format_change_host(int64_t rev, unsigned index, const char *kind, const char *id,
+                                bool deleted, const char *value, const char *host)
+{
     json_t *object = json_null();
     if (!deleted && value) {
         object = json_loads(value, JSON_DECODE_ANY, NULL);
@@ -70,6 +76,8 @@ char *vo_sse_format_change(int64_t rev, unsigned index, const char *kind, const 
     if (!doc) /* an id that is not UTF-8: never from vireod's own keys */
         doc = json_pack("{s:I, s:s, s:n, s:s, s:n}", "rev", (json_int_t)rev, "kind", kind, "id",
                         "action", deleted ? "delete" : "put", "object");
+    if (host)
+        json_object_set_new(doc, "host", json_string(host));
     /* JSON_COMPACT escapes newlines inside strings: data stays one line. */
     char *data = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);

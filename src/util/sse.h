@@ -29,6 +29,10 @@ const char *vo_sse_kind_prefix(const char *kind);
  * otherwise "<rev>.<index>" (see VoSseIds). */
 char *vo_sse_format_change(int64_t rev, unsigned index, const char *kind, const char *id,
                            bool deleted, const char *value);
+/* The same with "host": host (the name of the host whose document changed,
+ * in a cluster) in the data; host NULL: none (vo_sse_format_change). */
+char *vo_sse_format_change_host(int64_t rev, unsigned index, const char *kind, const char *id,
+                                bool deleted, const char *value, const char *host);
 
 /* A revision as since= carries it: decimal digits, >= 0. Returns 0 or
  * -EINVAL. */

@@ -244,12 +244,65 @@ static void test_active_user_first(void **state)
     json_decref(r2);
 }
 
+/* Name claims: created with the VM's first document (one VM per name: a
+ * second VM's transaction fails -ENOTUNIQ and writes nothing), moved by a
+ * rename in one transaction, freed with the VM's delete. */
+static void test_name_claims(void **state)
+{
+    Fixture *f = *state;
+    _cleanup_free_ char *k1 = vo_key_vm(VM1), *k2 = vo_key_vm(VM2);
+    _cleanup_free_ char *claim = vo_key_vm_name("web"), *other = vo_key_vm_name("db");
+    assert_string_equal(claim, "cluster/names/vms/web");
+    json_t *none = json_object();
+    VoRelationsTxn t1 = { .vm_key = k1, .vm_rev = VO_REV_NEW, .vm_doc = "{\"n\":1}",
+                          .have = none, .want = none, .claim_key = claim,
+                          .claim_value = "{\"host\":\"h1\",\"vm\":\"" VM1 "\"}" };
+    int64_t rev1 = 0;
+    assert_int_equal(vo_relations_commit(f->store, &t1, &rev1), 0);
+    _cleanup_free_ char *text = NULL;
+    assert_int_equal(vo_store_get(f->store, claim, &text, NULL), 0);
+    assert_non_null(strstr(text, VM1));
+
+    /* Another VM of the same name: refused as a name conflict, nothing of
+     * it written. */
+    VoRelationsTxn t2 = { .vm_key = k2, .vm_rev = VO_REV_NEW, .vm_doc = "{\"n\":2}",
+                          .have = none, .want = none, .claim_key = claim,
+                          .claim_value = "{\"host\":\"h2\",\"vm\":\"" VM2 "\"}" };
+    assert_int_equal(vo_relations_commit(f->store, &t2, NULL), -ENOTUNIQ);
+    assert_int_equal(vo_store_get(f->store, k2, NULL, NULL), -ENOENT);
+    /* Its own document's compare failing is still -EEXIST, not a name. */
+    t1.claim_key = other;
+    assert_int_equal(vo_relations_commit(f->store, &t1, NULL), -EEXIST);
+    assert_int_equal(vo_store_get(f->store, other, NULL, NULL), -ENOENT);
+
+    /* A rename: the new name claimed, the old one freed, at once. */
+    VoRelationsTxn rename = { .vm_key = k1, .vm_rev = rev1, .vm_doc = "{\"n\":3}",
+                              .have = none, .want = none, .claim_key = other,
+                              .claim_value = "{}", .release_key = claim };
+    int64_t rev2 = 0;
+    assert_int_equal(vo_relations_commit(f->store, &rename, &rev2), 0);
+    assert_int_equal(vo_store_get(f->store, claim, NULL, NULL), -ENOENT);
+    assert_int_equal(vo_store_get(f->store, other, NULL, NULL), 0);
+    /* Now the first name is free for the other VM. */
+    assert_int_equal(vo_relations_commit(f->store, &t2, NULL), 0);
+
+    /* A delete frees the name with the document (also_delete). */
+    char *also[] = { other, NULL };
+    VoRelationsTxn del = { .vm_key = k1, .vm_rev = rev2, .delete_vm = true, .have = none,
+                           .want = none, .also_delete = also };
+    assert_int_equal(vo_relations_commit(f->store, &del, NULL), 0);
+    assert_int_equal(vo_store_get(f->store, other, NULL, NULL), -ENOENT);
+    assert_int_equal(vo_store_get(f->store, k1, NULL, NULL), -ENOENT);
+    json_decref(none);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_of_vm),
         cmocka_unit_test_setup_teardown(test_commit_and_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active_user_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_name_claims, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,101 @@
+/* any-door-api.c: any host answers for the whole cluster (docs/internals.md,
+ * "Any door"). Before a route's handler runs, a request for a VM or task
+ * this host does not have is looked up in the other hosts' documents and
+ * forwarded to the host that has it (mutual TLS, api/forward.h); one that
+ * was forwarded already is always served here. One place for every route
+ * with {vm} or a task {id}: no handler knows of it. */
+#include <string.h>
+
+#include "api/forward.h"
+#include "api/handlers.h"
+#include "cluster/any-door.h"
+#include "daemon/cluster-view.h"
+#include "daemon/vms.h"
+#include "util/util.h"
+
+/* A forward that failed (502) names the host, not only its address. */
+static void name_the_host(VoReply *rep, const VoClusterHost *h, const char *what,
+                          const char *key)
+{
+    if (rep->status != 502 || !rep->json)
+        return;
+    const char *msg = json_string_value(json_object_get(json_object_get(rep->json, "error"),
+                                                        "message"));
+    _cleanup_free_ char *why = vo_strdup(msg ? msg : "no answer");
+    vo_reply_error(rep, VO_ERR_BAD_GATEWAY,
+                   "host '%s', which has %s '%s', cannot be reached (%s); its %ss are served "
+                   "by it alone: retry when it is back (vireo host list)",
+                   h->name, what, key, why, what);
+}
+
+bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern)
+{
+    VoDaemon *d = req->d;
+    VoDoorFacts f = { .owner = vo_route_owner(pattern), .clustered = d->cluster_store != NULL };
+    if (f.owner == VO_ROUTE_OWNER_NONE || !f.clustered)
+        return false;
+    f.forwarded = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                              VO_FORWARDED_HEADER) != NULL;
+    if (f.forwarded)
+        return false;
+    const char *key = req->params[0];
+    const char *what = f.owner == VO_ROUTE_OWNER_VM ? "VM" : "task";
+    _cleanup_free_ char *host_id = NULL, *doc = NULL;
+    int r;
+    if (f.owner == VO_ROUTE_OWNER_VM) {
+        _cleanup_vm_ VoVm *vm = vo_vms_find(d, key);
+        f.here = vm != NULL;
+        r = f.here ? 0 : vo_cluster_locate_vm(d, key, &host_id, &doc);
+    } else {
+        json_t *t = vo_tasks_get_json(d->tasks, key);
+        f.here = t != NULL;
+        json_decref(t);
+        r = f.here ? 0 : vo_cluster_locate_task(d, key, &host_id);
+    }
+    if (r < 0) {
+        vo_reply_errno(rep, r, NULL);
+        return true;
+    }
+    f.found = r > 0;
+    VoClusterHost h = { 0 };
+    if (f.found) {
+        r = vo_cluster_host_get(d, host_id, &h);
+        if (r == -ENOENT) /* a host removed from the cluster: nobody has it */
+            f.found = false;
+        else if (r < 0) {
+            vo_reply_errno(rep, r, NULL);
+            return true;
+        }
+        f.online = h.online && h.url;
+    }
+    f.show = !strcmp(req->method, "GET") && !strcmp(pattern, "/v1/vms/{vm}");
+    switch (vo_door_decide(&f)) {
+    case VO_DOOR_LOCAL:
+        vo_cluster_host_clear(&h);
+        return false;
+    case VO_DOOR_FORWARD:
+        log_debug("%s %s: forwarded to host %s (%s)", req->method, req->path, h.name, h.url);
+        vo_api_forward(req, rep, &d->peer_tls, h.url);
+        name_the_host(rep, &h, what, key);
+        break;
+    case VO_DOOR_OFFLINE_DOC: {
+        json_t *o = vo_vm_doc_to_api(doc, false, h.name, "offline", vo_wall_ms());
+        if (o)
+            vo_reply_json(rep, 200, o);
+        else
+            vo_reply_error(rep, VO_ERR_UNAVAILABLE,
+                           "VM '%s' is on host '%s', which is offline, and is still being "
+                           "created there; retry when the host is back (vireo host list)", key,
+                           h.name);
+        break;
+    }
+    case VO_DOOR_OFFLINE:
+        vo_reply_error(rep, VO_ERR_UNAVAILABLE,
+                       "%s '%s' is on host '%s', which is offline (its record lapsed): only "
+                       "that host can act on it; retry when it is back (vireo host list)",
+                       what, key, h.name);
+        break;
+    }
+    vo_cluster_host_clear(&h);
+    return true;
+}

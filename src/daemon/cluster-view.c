@@ -1,0 +1,296 @@
+/* cluster-view.c: reading the other hosts of the cluster (cluster-view.h). */
+#include "daemon/cluster-view.h"
+
+#include <string.h>
+
+#include "cluster/any-door.h"
+#include "cluster/cluster-config.h"
+#include "state/keys.h"
+#include "util/util.h"
+
+#define MEMBERS_PREFIX "cluster/members/"
+#define RECORDS_PREFIX "cluster/hosts/"
+
+void vo_cluster_host_clear(VoClusterHost *h)
+{
+    free(h->id);
+    free(h->name);
+    free(h->url);
+    *h = (VoClusterHost){ 0 };
+}
+
+static json_t *get_json(VoStore *s, const char *key, int *ret_err)
+{
+    _cleanup_free_ char *text = NULL;
+    int r = vo_store_get(s, key, &text, NULL);
+    *ret_err = r;
+    if (r < 0)
+        return NULL;
+    json_t *doc = json_loads(text, 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        *ret_err = -EBADMSG;
+        return NULL;
+    }
+    return doc;
+}
+
+char *vo_host_name_of(VoDaemon *d, const char *host_id)
+{
+    _cleanup_free_ char *key = vo_asprintf(MEMBERS_PREFIX "%s", host_id);
+    int r;
+    json_t *doc = get_json(d->store, key, &r);
+    char *name = vo_strdup(json_string_value(json_object_get(doc, "name")));
+    json_decref(doc);
+    return name;
+}
+
+/* A member document as a VoClusterHost (online unknown yet). */
+static void host_from_member(json_t *doc, const char *id, VoClusterHost *ret)
+{
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    const char *address = json_string_value(json_object_get(doc, "address"));
+    json_int_t port = json_integer_value(json_object_get(doc, "api_port"));
+    ret->id = vo_strdup(id);
+    ret->name = vo_strdup(name ? name : id);
+    ret->url = address ? vo_cluster_url(address, port > 0 && port < 65536 ? (int)port
+                                                                           : VO_CLUSTER_API_PORT)
+                       : NULL;
+}
+
+static int host_online(VoDaemon *d, VoClusterHost *h)
+{
+    _cleanup_free_ char *key = vo_asprintf(RECORDS_PREFIX "%s", h->id);
+    int r = vo_store_get(d->store, key, NULL, NULL);
+    h->online = r >= 0;
+    return r == -ENOENT ? 0 : r;
+}
+
+int vo_cluster_host_get(VoDaemon *d, const char *host_id, VoClusterHost *ret)
+{
+    *ret = (VoClusterHost){ 0 };
+    _cleanup_free_ char *key = vo_asprintf(MEMBERS_PREFIX "%s", host_id);
+    int r;
+    json_t *doc = get_json(d->store, key, &r);
+    if (!doc)
+        return r;
+    host_from_member(doc, host_id, ret);
+    json_decref(doc);
+    r = host_online(d, ret);
+    if (r < 0)
+        vo_cluster_host_clear(ret);
+    return r;
+}
+
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)rev;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *slash = strrchr(key, '/');
+    if (json_is_object(doc) && slash && slash[1])
+        json_object_set_new(userdata, slash + 1, doc);
+    else
+        json_decref(doc);
+    return 0;
+}
+
+/* Every member: {id: member document}. */
+static int members(VoDaemon *d, json_t **ret)
+{
+    json_t *all = json_object();
+    int r = vo_store_list(d->store, MEMBERS_PREFIX, collect, all);
+    if (r < 0) {
+        json_decref(all);
+        return r;
+    }
+    *ret = all;
+    return 0;
+}
+
+int vo_cluster_host_find(VoDaemon *d, const char *name, VoClusterHost *ret)
+{
+    *ret = (VoClusterHost){ 0 };
+    json_t *all = NULL;
+    int r = members(d, &all);
+    if (r < 0)
+        return r;
+    const char *id;
+    json_t *doc;
+    r = -ENOENT;
+    json_object_foreach(all, id, doc) {
+        const char *n = json_string_value(json_object_get(doc, "name"));
+        if ((n && !strcmp(n, name)) || !strcmp(id, name)) {
+            host_from_member(doc, id, ret);
+            r = host_online(d, ret);
+            if (r < 0)
+                vo_cluster_host_clear(ret);
+            break;
+        }
+    }
+    json_decref(all);
+    return r;
+}
+
+/* The ids of the other members, NULL-terminated. */
+static int other_ids(VoDaemon *d, char ***ret)
+{
+    json_t *all = NULL;
+    int r = members(d, &all);
+    if (r < 0)
+        return r;
+    char **ids = NULL;
+    const char *id;
+    json_t *doc;
+    json_object_foreach(all, id, doc)
+        if (strcmp(id, d->host_id))
+            vo_strv_push(&ids, vo_strdup(id));
+    json_decref(all);
+    *ret = ids;
+    return 0;
+}
+
+int vo_cluster_locate_vm(VoDaemon *d, const char *name_or_id, char **ret_host, char **ret_doc)
+{
+    *ret_host = *ret_doc = NULL;
+    if (!d->cluster_store)
+        return 0;
+    /* By name: its claim says where. */
+    _cleanup_free_ char *claim_key = vo_key_vm_name(name_or_id);
+    int r;
+    json_t *claim = get_json(d->store, claim_key, &r);
+    if (r < 0 && r != -ENOENT && r != -EBADMSG)
+        return r;
+    const char *host = json_string_value(json_object_get(claim, "host"));
+    const char *vm = json_string_value(json_object_get(claim, "vm"));
+    _cleanup_free_ char *host_id = vo_strdup(host), *vm_id = vo_strdup(vm);
+    json_decref(claim);
+    if (host_id && vm_id && strcmp(host_id, d->host_id)) {
+        _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", host_id, vm_id);
+        r = vo_store_get(d->cluster_store, key, ret_doc, NULL);
+        if (r < 0 && r != -ENOENT)
+            return r;
+        *ret_host = TAKE_PTR(host_id);
+        return 1;
+    }
+    /* By id: the other hosts' documents. */
+    _cleanup_strv_ char **ids = NULL;
+    r = other_ids(d, &ids);
+    if (r < 0)
+        return r;
+    for (char **id = ids; id && *id; id++) {
+        _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", *id, name_or_id);
+        r = vo_store_get(d->cluster_store, key, ret_doc, NULL);
+        if (r == -ENOENT)
+            continue;
+        if (r < 0)
+            return r;
+        *ret_host = vo_strdup(*id);
+        return 1;
+    }
+    return 0;
+}
+
+int vo_cluster_locate_task(VoDaemon *d, const char *id, char **ret_host)
+{
+    *ret_host = NULL;
+    if (!d->cluster_store || strchr(id, '/'))
+        return 0;
+    _cleanup_strv_ char **ids = NULL;
+    int r = other_ids(d, &ids);
+    if (r < 0)
+        return r;
+    for (char **h = ids; h && *h; h++) {
+        _cleanup_free_ char *key = vo_asprintf("h/%s/operations/%s", *h, id);
+        r = vo_store_get(d->cluster_store, key, NULL, NULL);
+        if (r == -ENOENT)
+            continue;
+        if (r < 0)
+            return r;
+        *ret_host = vo_strdup(*h);
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    json_t *arr;
+    bool summary;
+    const char *host_name, *host_state;
+    int64_t now;
+} AddVms;
+
+static int add_vm(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)key;
+    (void)rev;
+    AddVms *a = userdata;
+    json_t *o = vo_vm_doc_to_api(value, a->summary, a->host_name, a->host_state, a->now);
+    if (o)
+        json_array_append_new(a->arr, o);
+    return 0;
+}
+
+typedef struct {
+    json_t *arr;
+    const char *host_name;
+} AddTasks;
+
+static int add_task(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)key;
+    (void)rev;
+    AddTasks *a = userdata;
+    json_t *o = json_loads(value, 0, NULL);
+    if (json_is_object(o)) {
+        json_object_set_new(o, "host", json_string(a->host_name));
+        json_array_append_new(a->arr, o);
+    } else
+        json_decref(o);
+    return 0;
+}
+
+/* Calls fn on every document under h/<host>/<sub>/ of each other host (or
+ * only_host), with the host's name and state. */
+static int each_other(VoDaemon *d, const char *only_host, const char *sub, bool vms, json_t *arr,
+                      bool summary)
+{
+    if (!d->cluster_store)
+        return 0;
+    json_t *all = NULL;
+    int r = members(d, &all);
+    if (r < 0)
+        return r;
+    const char *id;
+    json_t *doc;
+    json_object_foreach(all, id, doc) {
+        if (!strcmp(id, d->host_id) || (only_host && strcmp(id, only_host)))
+            continue;
+        VoClusterHost h = { 0 };
+        host_from_member(doc, id, &h);
+        r = host_online(d, &h);
+        _cleanup_free_ char *prefix = vo_asprintf("h/%s/%s/", id, sub);
+        if (r >= 0 && vms) {
+            AddVms a = { .arr = arr, .summary = summary, .host_name = h.name,
+                         .host_state = h.online ? "online" : "offline", .now = vo_wall_ms() };
+            r = vo_store_list(d->cluster_store, prefix, add_vm, &a);
+        } else if (r >= 0) {
+            AddTasks a = { .arr = arr, .host_name = h.name };
+            r = vo_store_list(d->cluster_store, prefix, add_task, &a);
+        }
+        vo_cluster_host_clear(&h);
+        if (r < 0)
+            break;
+    }
+    json_decref(all);
+    return r < 0 ? r : 0;
+}
+
+int vo_cluster_add_vms(VoDaemon *d, bool summary, const char *only_host, json_t *arr)
+{
+    return each_other(d, only_host, "vms", true, arr, summary);
+}
+
+int vo_cluster_add_tasks(VoDaemon *d, json_t *arr)
+{
+    return each_other(d, NULL, "operations", false, arr, false);
+}

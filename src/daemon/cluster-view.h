@@ -1,0 +1,46 @@
+/* cluster-view.h: what a host reads of the other hosts of its cluster, for
+ * "any door" (docs/internals.md): their member documents (name, API
+ * address), whether their live record is there (online), and their own
+ * documents through the raw etcd handle (d->cluster_store, keys
+ * h/<host-id>/...): where a VM or task lives, their VMs and tasks. Shared
+ * infrastructure: it calls no service. Standalone (no cluster_store) there
+ * are no other hosts: the lookups find nothing. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "daemon/daemon.h"
+
+/* The name of the member host_id (malloc'd), or NULL when unknown. */
+char *vo_host_name_of(VoDaemon *d, const char *host_id);
+
+typedef struct {
+    char *id;
+    char *name;
+    char *url;   /* its HTTPS API, NULL when its member document has no address */
+    bool online; /* its live record (lease-bound) is there */
+} VoClusterHost;
+void vo_cluster_host_clear(VoClusterHost *h);
+
+/* The member host_id: 0, -ENOENT, or the store's error. */
+int vo_cluster_host_get(VoDaemon *d, const char *host_id, VoClusterHost *ret);
+/* The member named (or with the id) name: 0, -ENOENT, or the store's error. */
+int vo_cluster_host_find(VoDaemon *d, const char *name, VoClusterHost *ret);
+
+/* Where a VM this host does not have lives: by name (its claim,
+ * cluster/names/vms/<name>) or by id (the other hosts' documents). 1 with
+ * *ret_host (its host id) and *ret_doc (its document, or NULL while it is
+ * being created) malloc'd; 0 when no other host has it; or the store's
+ * error. */
+int vo_cluster_locate_vm(VoDaemon *d, const char *name_or_id, char **ret_host, char **ret_doc);
+/* The host of another host's task (its operation document): 1 with
+ * *ret_host, 0, or the store's error. */
+int vo_cluster_locate_task(VoDaemon *d, const char *id, char **ret_host);
+
+/* Appends the VMs of the other hosts (or only of the host with id only_host,
+ * when not NULL) to arr, from their documents (vo_vm_doc_to_api: "host",
+ * "host_state"). 0 or the store's error. */
+int vo_cluster_add_vms(VoDaemon *d, bool summary, const char *only_host, json_t *arr);
+/* Appends the other hosts' tasks (their operation documents, with "host"). */
+int vo_cluster_add_tasks(VoDaemon *d, json_t *arr);

@@ -1,0 +1,209 @@
+"""Any door: every host of a cluster answers for the whole cluster
+(docs/internals.md, "Any door"). On clusters formed with `vireo cluster
+init/join` in the multi-host harness: every host lists every VM with its
+HOST; a VM of another host is started, stopped, renamed, deleted and its
+tasks read and cancelled through any host (forwarded over mutual TLS); the
+event stream of one host carries the others' changes; VM names are unique
+in the cluster (a race of two creates on two hosts makes one VM); a host
+cut off is listed offline with its VMs and a request for them names it.
+The console of a real TCG guest on h2 is used through h1."""
+
+import json
+import threading
+
+from vireo_harness import BOOT_MARKER, wait_until
+
+
+def form(c):
+    """init on the first host, the others join through it."""
+    first = c.hosts[0]
+    first.cli("cluster", "init", "--address", first.address, "--output", "json")
+    first.use_cluster_certs()
+    for h in c.hosts[1:]:
+        tok = first.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+        h.cli("cluster", "join", f"{first.address}:{first.port}", "--token", tok["token"],
+              "--address", h.address, "--output", "json")
+        h.use_cluster_certs()
+    names = sorted(h.name for h in c.hosts)
+    for h in c.hosts:
+        wait_until(lambda: sorted(x["name"] for x in h.api("GET", "/v1/hosts")["hosts"]
+                                  if x["state"] == "online") == names, 30,
+                   what=f"every host online seen from {h.name}")
+
+
+def listed(h, query=""):
+    return {v["name"]: v for v in h.api("GET", f"/v1/vms?view=summary{query}")["vms"]}
+
+
+def create(h, name):
+    return h.task_ok("POST", "/v1/vms", {"name": name, "memory_mib": 64})["vm"]
+
+
+def events_since(h, rev, kind="vm"):
+    """The events of h's stream after rev, up to now (follow=false)."""
+    status, text = h.request("GET", f"/v1/events?kind={kind}&since={rev}&follow=false")
+    assert status == 200, text
+    out = []
+    for block in text.split("\n\n"):
+        data = [line[6:] for line in block.splitlines() if line.startswith("data: ")]
+        if data:
+            out.append(json.loads("\n".join(data)))
+    return out
+
+
+def current_rev(h):
+    """The store's revision now (the one an event stream starts after)."""
+    text = h.request("GET", "/v1/events?follow=false")[1]
+    return int(text.split("after revision ")[1].split("\n")[0])
+
+
+def test_any_host_serves_every_vm(cluster):
+    c = cluster(3, listen=False)
+    h1, h2, h3 = c.hosts
+    form(c)
+    a1, b2, d3 = create(h1, "a1"), create(h2, "b2"), create(h3, "d3")
+
+    # Every host lists every VM, with the host that has it.
+    for h in c.hosts:
+        vms = listed(h)
+        assert {n: v["host"] for n, v in vms.items()} == {"a1": "h1", "b2": "h2", "d3": "h3"}
+        assert all(v["host_state"] == "online" for v in vms.values())
+        table = h.cli("vm", "list").stdout.splitlines()
+        assert table[0].split()[:3] == ["NAME", "HOST", "STATE"]
+        assert [line.split()[:2] for line in table[1:]] == [["a1", "h1"], ["b2", "h2"],
+                                                           ["d3", "h3"]]
+    assert list(listed(h1, "&host=h2")) == ["b2"]
+    assert list(listed(h2, "&host=h2")) == ["b2"]
+    assert h1.cli_json("vm", "list", "--host", "h3")["vms"][0]["name"] == "d3"
+    status, doc = h1.request("GET", "/v1/vms?host=nope")
+    assert status == 400 and "nope" in doc["error"]["message"]
+
+    # h2's VM through h1: show (by name and by id), start (the CLI follows
+    # the task, which runs on h2, through h1's event stream), stop.
+    assert h1.vm("b2")["host"] == "h2"
+    assert h1.vm(b2["id"])["name"] == "b2"
+    rev = current_rev(h1)
+    p = h1.cli("vm", "start", "b2", timeout=120)
+    assert h2.vm("b2")["state"] == "running", p.stdout
+    assert h1.vm("b2")["state"] == "running"
+    stop = h1.api("POST", "/v1/vms/b2/stop", {}, expect=202)["task"]
+    t = wait_until(lambda: (lambda x: x if x["state"] in ("succeeded", "failed") else None)(
+        h3.api("GET", f"/v1/tasks/{stop['id']}")), 60, what="stop task through h3")
+    assert t["state"] == "succeeded" and t["host"] == "h2"
+    assert h2.vm("b2")["state"] == "stopped"
+    # h1's stream carried h2's changes, marked with h2.
+    states = [e["object"]["status"]["state"] for e in events_since(h1, rev)
+              if e["id"] == b2["id"] and e.get("object")]
+    assert "running" in states and states[-1] == "stopped", states
+    assert all(e["host"] == "h2" for e in events_since(h1, rev) if e["id"] == b2["id"])
+
+    # Tasks: listed by every host with their host; a finished one's cancel
+    # through h1 is h2's answer (409), not h1's 404.
+    tasks = {t["id"]: t for t in h1.api("GET", "/v1/tasks")["tasks"]}
+    assert tasks[stop["id"]]["host"] == "h2"
+    status, doc = h1.request("POST", f"/v1/tasks/{stop['id']}/cancel", {})
+    assert status == 409, doc
+    status, doc = h1.request("DELETE", f"/v1/tasks/{stop['id']}")
+    assert status == 409, doc
+    assert h1.request("GET", "/v1/tasks/00000000-0000-0000-0000-000000000000")[0] == 404
+
+    # Names are the cluster's: taken on another host is a 409 naming it.
+    status, doc = h1.request("POST", "/v1/vms", {"name": "b2", "memory_mib": 64})
+    assert status == 409 and "host 'h2'" in doc["error"]["message"], doc
+    # A rename through h1 moves the claim; the old name is free again.
+    h1.api("PATCH", "/v1/vms/b2", {"name": "b2x"})
+    assert listed(h3)["b2x"]["host"] == "h2"
+    status, doc = h3.request("PATCH", "/v1/vms/a1", {"name": "b2x"})
+    assert status == 409 and "host 'h2'" in doc["error"]["message"], doc
+    create(h3, "b2")
+    # A delete through h1 frees the name.
+    h1.task_ok("DELETE", "/v1/vms/b2x")
+    create(h1, "b2x")
+    assert {n: v["host"] for n, v in listed(h2).items()} == {
+        "a1": "h1", "b2": "h3", "b2x": "h1", "d3": "h3"}
+
+    # A host cut off: offline, its VMs listed still, requests name it.
+    rev = current_rev(h1)
+    c.cut_link(h3)
+    try:
+        wait_until(lambda: {x["name"]: x["state"] for x in h1.api("GET", "/v1/hosts")["hosts"]}
+                   .get("h3") == "offline", 30, what="h3 offline seen from h1")
+        # h1's stream said so: h3's record went (kind host).
+        gone = [e for e in events_since(h1, rev, kind="host") if e["action"] == "delete"]
+        assert [e["host"] for e in gone] == ["h3"], gone
+        vms = listed(h1)
+        assert vms["d3"]["host"] == "h3" and vms["d3"]["host_state"] == "offline"
+        assert vms["d3"]["state"] == "defined"  # its last state: never started
+        assert "(host offline)" in h1.cli("vm", "list").stdout
+        status, doc = h1.request("POST", "/v1/vms/d3/start", {})
+        assert status == 503 and "host 'h3'" in doc["error"]["message"], doc
+        p = h1.cli("vm", "start", "d3", check=False)
+        assert p.returncode != 0 and "h3" in p.stderr
+        shown = h1.vm("d3")
+        assert shown["host"] == "h3" and shown["host_state"] == "offline"
+    finally:
+        c.heal_link(h3)
+    wait_until(lambda: h1.request("POST", "/v1/vms/d3/start", {})[0] == 202, 60,
+               what="d3 started through h1 once h3 is back")
+    h3.wait_state("d3", "running")
+
+    # Online (its record renewed) but its API does not answer: 502 naming it.
+    h3.ns("nft", "add", "table", "inet", "anydoor_test")
+    try:
+        h3.ns("nft", "add", "chain", "inet", "anydoor_test", "in",
+              "{ type filter hook input priority 0; }")
+        h3.ns("nft", "add", "rule", "inet", "anydoor_test", "in", "tcp", "dport",
+              str(h3.port), "reject", "with", "tcp", "reset")
+        status, doc = h1.request("POST", "/v1/vms/d3/stop", {})
+        assert status == 502, doc
+        assert "host 'h3'" in doc["error"]["message"] and doc["error"]["code"] == "bad-gateway"
+    finally:
+        h3.ns("nft", "delete", "table", "inet", "anydoor_test", check=False)
+    h1.task_ok("POST", "/v1/vms/d3/stop", {})
+
+
+def test_name_race_makes_one_vm(cluster):
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    form(c)
+    for round_ in range(5):
+        name = f"race{round_}"
+        results = {}
+        barrier = threading.Barrier(2)
+
+        def go(h):
+            barrier.wait()
+            results[h.name] = h.request("POST", "/v1/vms", {"name": name, "memory_mib": 64})
+
+        threads = [threading.Thread(target=go, args=(h,)) for h in (h1, h2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        codes = sorted(s for s, _ in results.values())
+        assert codes == [202, 409], results
+        loser = next(n for n, (s, _) in results.items() if s == 409)
+        assert "already exists" in results[loser][1]["error"]["message"]
+        winner = next(n for n, (s, _) in results.items() if s == 202)
+        # Listed once by both (by the other host once its create task wrote
+        # the VM's document).
+        for h in (h1, h2):
+            wait_until(lambda: [(v["name"], v["host"]) for v in listed(h).values()
+                                if v["name"] == name] == [(name, winner)], 30,
+                       what=f"{name} once, on {winner}, seen from {h.name}")
+
+
+def test_console_of_a_vm_on_h2_through_h1(cluster):
+    c = cluster(2, driver="qemu", listen=False)
+    h1, h2 = c.hosts
+    form(c)
+    h2.cli("vm", "create", "g2", "--memory", "256M")
+    h1.cli("vm", "start", "g2", timeout=300)
+    vm = h2.vm("g2")
+    if vm.get("pid"):
+        h2.qemu_pids.add(vm["pid"])
+    # The console log and the console itself, through h1.
+    h1.wait_console("g2", BOOT_MARKER, timeout=300)
+    assert h1.guest("g2", "echo $((6 * 7))", timeout=120).strip() == "42"
+    h1.cli("vm", "stop", "g2", timeout=120)
+    assert h2.vm("g2")["state"] == "stopped"
