@@ -333,6 +333,26 @@ int vo_net_cluster_claim(VoDaemon *d, const VoNetSpec *s, const char *vm_id, con
                         "(too many concurrent changes); try again", s->name, mac);
 }
 
+json_t *vo_net_cluster_addresses(VoDaemon *d, const char *name)
+{
+    _cleanup_free_ char *prefix = vo_asprintf(IPAM_PREFIX "%s/", name);
+    json_t *records = NULL, *out = json_array();
+    if (list_docs(d->store, prefix, &records) < 0)
+        return out;
+    size_t i;
+    json_t *rec;
+    json_array_foreach(records, i, rec) {
+        if (!str(rec, "ip"))
+            continue;
+        _cleanup_free_ char *host = host_name(d, str(rec, "host"));
+        json_array_append_new(out, json_pack("{s:s, s:s?, s:s?, s:s?, s:s}", "ip", str(rec, "ip"),
+                                             "mac", str(rec, "mac"), "vm", str(rec, "vm"),
+                                             "name", str(rec, "name"), "host", host));
+    }
+    json_decref(records);
+    return out;
+}
+
 /* ---- this host's records and hosts files ---------------------------------- */
 
 static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -68,6 +68,9 @@ int vo_net_cluster_claim(VoDaemon *d, const VoNetSpec *s, const char *vm_id,
  * taken over (a VM that moved here) and dropped; then each cluster
  * network's hosts files (DHCP for this host's VMs, DNS for all). */
 void vo_net_cluster_refresh(VoDaemon *d, json_t *nics);
+/* A cluster network's IPAM records: [{"ip","mac","vm","name","host"}]
+ * (host: its name), empty when none or the store cannot be read. */
+json_t *vo_net_cluster_addresses(VoDaemon *d, const char *name);
 /* The thread that follows cluster/networks/, the members and IPAM. */
 void vo_net_cluster_start(VoDaemon *d);
 void vo_net_cluster_stop(VoDaemon *d);

@@ -489,6 +489,16 @@ static int by_name(const void *a, const void *b)
     return strcmp((*(VoNetwork *const *)a)->spec->name, (*(VoNetwork *const *)b)->spec->name);
 }
 
+/* A cluster nat/isolated network's addresses (IPAM), read from the store
+ * outside networks_lock. */
+static void add_addresses(VoDaemon *d, json_t *o)
+{
+    if (json_is_true(json_object_get(o, "cluster")) && json_object_get(o, "subnet"))
+        json_object_set_new(o, "addresses",
+                            vo_net_cluster_addresses(d, json_string_value(
+                                                            json_object_get(o, "name"))));
+}
+
 json_t *vo_networks_list_json(VoDaemon *d)
 {
     json_t *arr = json_array();
@@ -498,6 +508,10 @@ json_t *vo_networks_list_json(VoDaemon *d)
     for (size_t i = 0; i < d->n_networks; i++)
         json_array_append_new(arr, network_to_json(d, d->networks[i]));
     pthread_mutex_unlock(&d->networks_lock);
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o)
+        add_addresses(d, o);
     return arr;
 }
 
@@ -512,6 +526,7 @@ int vo_network_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_
         *ret_error = vo_asprintf("network '%s' does not exist", name);
         return -ENOENT;
     }
+    add_addresses(d, *ret);
     return 0;
 }
 
