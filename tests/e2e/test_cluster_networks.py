@@ -59,6 +59,9 @@ def ping_from_guest(h, vm, target, count=2):
 def test_cluster_nat_network_spans_hosts(cluster):
     c = cluster(2, driver="qemu", listen=False)
     h1, h2 = c.hosts
+    # Standalone, "cluster" is refused.
+    st, err = h1.request("POST", "/v1/networks", {"name": "x", "type": "nat", "cluster": True})
+    assert st == 400 and "not in a cluster" in err["error"]["message"], err
     init(h1)
     join(h2, h1)
     # Created on h1: h1 has it at once, h2 follows (its own document,
@@ -77,6 +80,9 @@ def test_cluster_nat_network_spans_hosts(cluster):
     # The same anycast gateway on both bridges.
     mac = lambda h: json.loads(h.ns("ip", "-j", "link", "show", "vbr-web").stdout)[0]["address"]
     assert mac(h1) == mac(h2)
+    # The cluster picks the VNI.
+    st, err = h2.request("POST", "/v1/networks", {"name": "y", "type": "nat", "vni": 9000000})
+    assert st == 400 and "vni" in err["error"]["message"], err
     # Names are the cluster's: a second "web" on h2 is refused.
     st, err = h2.request("POST", "/v1/networks", {"name": "web", "type": "isolated"})
     assert st == 409, err
@@ -95,6 +101,8 @@ def test_cluster_nat_network_spans_hosts(cluster):
     for h in (h1, h2):
         got = [{k: r[k] for k in ("ip", "name", "host")} for r in ipam(h, "web")]
         assert sorted(got, key=lambda r: r["ip"]) == want
+    shown = h2.cli("network", "show", "web").stdout
+    assert "2 (the cluster's)" in shown and ip_a in shown and "h1" in shown, shown
     # Each address came from the VM's own host: its lease is in that host's
     # lease file only.
     lease_ips = lambda h: [l["ip"] for l in network_on(h, "web")["leases"]]
