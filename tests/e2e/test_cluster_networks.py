@@ -80,6 +80,11 @@ def test_cluster_nat_network_spans_hosts(cluster):
     # The same anycast gateway on both bridges.
     mac = lambda h: json.loads(h.ns("ip", "-j", "link", "show", "vbr-web").stdout)[0]["address"]
     assert mac(h1) == mac(h2)
+    # ... kept each host's own by the bridge rules on the VXLAN port.
+    for h in (h1, h2):
+        rules = h.ns("nft", "list", "table", "bridge", "vireo-web").stdout
+        assert f'oifname "{vx}" ether saddr {mac(h)} drop' in rules, rules
+        assert f'oifname "{vx}" arp daddr ip 10.88.0.1 drop' in rules, rules
     # The cluster picks the VNI.
     st, err = h2.request("POST", "/v1/networks", {"name": "y", "type": "nat", "vni": 9000000})
     assert st == 400 and "vni" in err["error"]["message"], err
