@@ -234,7 +234,7 @@ static const CliCommand network_commands[] = {
       "  vxlan                 a VXLAN (--vni) to other hosts (--remote, one per host)\n"
       "In a cluster, nat, isolated and bridge networks are the cluster's: they exist on\n"
       "every host (nat and isolated over a VXLAN segment whose VNI the cluster picks),\n"
-      "with addresses kept by the cluster (see docs/network-api.md, Cluster networks).\n"
+      "with addresses kept by the cluster (see docs/cluster.md, Cluster networks).\n"
       "\nOptions:\n"
       "  --type TYPE           the kind of network (required)\n"
       "  --subnet CIDR         the VMs' subnet, e.g. 10.10.0.0/24 (nat and isolated: a\n"
