@@ -59,7 +59,35 @@ static void print_network(const json_t *net)
         out_kv(stdout, "local:", jstr(net, "local"));
         out_kv(stdout, "port:", port);
     }
+    if (json_is_true(json_object_get(net, "cluster"))) {
+        out_kv(stdout, "cluster:", "yes (on every host)");
+        if (type && strcmp(type, "vxlan") != 0) {
+            _cleanup_free_ char *vni = jint_str(net, "vni");
+            out_kv(stdout, "vni:", vni);
+        }
+    }
     out_kv(stdout, "dnsmasq pid:", pid);
+
+    json_t *addresses = json_object_get(net, "addresses");
+    if (json_is_array(addresses)) {
+        _cleanup_free_ char *count = vo_asprintf("%zu (the cluster's)", json_array_size(addresses));
+        out_kv(stdout, "addresses:", count);
+        if (json_array_size(addresses)) {
+            fputc('\n', stdout);
+            static const char *const aheaders[] = { "IP", "VM", "MAC", "HOST" };
+            OutTable *t = out_table_new(ELEMENTSOF(aheaders), aheaders);
+            size_t i;
+            json_t *a;
+            json_array_foreach(addresses, i, a) {
+                const char *cells[] = { jstr(a, "ip"), jstr(a, "name"), jstr(a, "mac"),
+                                        jstr(a, "host") };
+                out_table_add(t, cells);
+            }
+            out_table_print(t, stdout);
+            out_table_free(t);
+            fputc('\n', stdout);
+        }
+    }
 
     json_t *leases = json_object_get(net, "leases");
     if (json_array_size(leases) == 0) {
@@ -204,6 +232,9 @@ static const CliCommand network_commands[] = {
       "  bridge                an existing host bridge (--bridge); the LAN serves addresses\n"
       "  vlan                  a VLAN (--vlan-id) on a host interface (--uplink)\n"
       "  vxlan                 a VXLAN (--vni) to other hosts (--remote, one per host)\n"
+      "In a cluster, nat, isolated and bridge networks are the cluster's: they exist on\n"
+      "every host (nat and isolated over a VXLAN segment whose VNI the cluster picks),\n"
+      "with addresses kept by the cluster (see docs/cluster.md, Cluster networks).\n"
       "\nOptions:\n"
       "  --type TYPE           the kind of network (required)\n"
       "  --subnet CIDR         the VMs' subnet, e.g. 10.10.0.0/24 (nat and isolated: a\n"
@@ -227,10 +258,13 @@ static const CliCommand network_commands[] = {
       "--remote 192.0.2.3 \\\n      --subnet 10.20.0.0/24\n",
       network_create },
     { "network", "list", NULL, NULL, "List the networks.", NULL, network_list },
-    { "network", "show", "NAME", NULL, "Show one network and its DHCP leases.", NULL,
+    { "network", "show", "NAME", NULL, "Show one network and its DHCP leases.",
+      "A cluster network also shows its VNI and the cluster's addresses (IPAM): every\n"
+      "VM's address on it, on whichever host the VM runs; the leases are this host's.\n",
       network_show },
     { "network", "delete", "NAME", NULL, "Delete a network no VM uses.",
-      "Refused while a VM has a NIC on the network (remove it with 'vireo vm nic remove').\n",
+      "Refused while a VM has a NIC on the network (remove it with 'vireo vm nic remove');\n"
+      "a cluster network: while a VM on any host has one. Every host takes it down.\n",
       network_delete },
 };
 

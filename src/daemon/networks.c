@@ -5,6 +5,7 @@
  * added claims its network (attaching) and a delete marks it (deleting)
  * before either looks at the VMs, so one of the two is refused. */
 #include "daemon/networks.h"
+#include "daemon/networks-internal.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -24,32 +25,14 @@
 #include "util/util.h"
 #include "vireo/errors.h"
 
-#define DNSMASQ_RESTARTS_PER_MINUTE 5
 #define DNSMASQ_READY_TIMEOUT_MS 10000
-
-struct VoNetwork {
-    VoDaemon *d;
-    VoNetSpec *spec;
-    char *dir;          /* RUN/networks/NAME: dnsmasq config, leases, hosts, nft */
-    char *error;        /* why it is not up, or NULL */
-    pid_t dnsmasq_pid;
-    int dnsmasq_pidfd;  /* watched on the loop; -1 when none */
-    bool stopping;      /* deleting: do not restart dnsmasq */
-    bool deleting;      /* a delete is checking the VMs or tearing down: no new NIC */
-    bool creating;      /* being brought up: no NIC yet, no delete */
-    unsigned attaching; /* NIC adds and VM creates between check and commit */
-    bool dnsmasq_starting; /* no pidfile yet: a SIGHUP would kill it */
-    bool hup_pending;      /* hosts changed while it was starting */
-    int64_t restart_times[DNSMASQ_RESTARTS_PER_MINUTE];
-    unsigned n_restarts;
-    int64_t rev; /* of its document (written once, at create) */
-};
 
 static void network_free(VoNetwork *n)
 {
     vo_net_spec_free(n->spec);
     free(n->dir);
     free(n->error);
+    vo_strv_free(n->claimed_macs);
     free(n);
 }
 
@@ -60,6 +43,11 @@ static VoNetwork *network_find(VoDaemon *d, const char *name)
         if (!strcmp(d->networks[i]->spec->name, name))
             return d->networks[i];
     return NULL;
+}
+
+VoNetwork *vo_network_find_locked(VoDaemon *d, const char *name)
+{
+    return network_find(d, name);
 }
 
 bool vo_network_exists(VoDaemon *d, const char *name)
@@ -289,6 +277,8 @@ static int apply(VoNetwork *n, bool up, char **ret_error)
         return r;
     r = vo_mkdir_p(n->dir, 0755);
     VoNetPlanInput in = { .caps = caps, .links = links, .n_links = n_links, .dir = n->dir };
+    if (n->spec->cluster && n->spec->vni && up)
+        vo_net_cluster_plan_input(n->d, &in.cluster);
     _cleanup_net_plan_ VoNetPlan *plan = NULL;
     if (r >= 0)
         r = up ? vo_net_plan_setup(n->spec, &in, &plan, ret_error)
@@ -296,7 +286,13 @@ static int apply(VoNetwork *n, bool up, char **ret_error)
     if (r >= 0)
         r = vo_net_plan_execute(plan, dnsmasq_step, n, up, ret_error);
     vo_host_links_free(links, n_links);
+    free((uint32_t *)in.cluster.peers);
     return r;
+}
+
+int vo_network_apply(VoNetwork *n, bool up, char **ret_error)
+{
+    return apply(n, up, ret_error);
 }
 
 /* Brings a loaded or new network up; keeps the reason when it cannot. */
@@ -397,12 +393,15 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     return 0;
 }
 
+static int create_network(VoDaemon *d, json_t *body, bool local_only, json_t **ret,
+                          char **ret_error);
+
 static int create_default(VoDaemon *d)
 {
     json_t *body = json_pack("{s:s, s:s}", "name", VO_DEFAULT_NETWORK, "type", "nat");
     json_t *created = NULL;
     _cleanup_free_ char *error = NULL;
-    int r = vo_network_create(d, body, &created, &error);
+    int r = create_network(d, body, true, &created, &error); /* each host's own */
     json_decref(body);
     json_decref(created);
     if (r < 0)
@@ -434,11 +433,14 @@ int vo_networks_load(VoDaemon *d)
         (void)vo_store_put(d->store, "settings/default-network", "{\"made\":true}", VO_REV_NEW,
                            NULL);
     vo_networks_refresh_hosts(d);
+    if (vo_net_cluster_mode(d))
+        vo_net_cluster_start(d); /* follows the cluster's networks, hosts and IPAM */
     return 0;
 }
 
 void vo_networks_release_all(VoDaemon *d)
 {
+    vo_net_cluster_stop(d);
     /* The waiters end within DNSMASQ_READY_TIMEOUT_MS; bounded all the same. */
     vo_threads_wait(&ready_waits, 12000);
     pthread_mutex_lock(&d->networks_lock);
@@ -487,6 +489,16 @@ static int by_name(const void *a, const void *b)
     return strcmp((*(VoNetwork *const *)a)->spec->name, (*(VoNetwork *const *)b)->spec->name);
 }
 
+/* A cluster nat/isolated network's addresses (IPAM), read from the store
+ * outside networks_lock. */
+static void add_addresses(VoDaemon *d, json_t *o)
+{
+    if (json_is_true(json_object_get(o, "cluster")) && json_object_get(o, "subnet"))
+        json_object_set_new(o, "addresses",
+                            vo_net_cluster_addresses(d, json_string_value(
+                                                            json_object_get(o, "name"))));
+}
+
 json_t *vo_networks_list_json(VoDaemon *d)
 {
     json_t *arr = json_array();
@@ -496,6 +508,10 @@ json_t *vo_networks_list_json(VoDaemon *d)
     for (size_t i = 0; i < d->n_networks; i++)
         json_array_append_new(arr, network_to_json(d, d->networks[i]));
     pthread_mutex_unlock(&d->networks_lock);
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o)
+        add_addresses(d, o);
     return arr;
 }
 
@@ -510,10 +526,32 @@ int vo_network_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_
         *ret_error = vo_asprintf("network '%s' does not exist", name);
         return -ENOENT;
     }
+    add_addresses(d, *ret);
     return 0;
 }
 
-int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
+/* In a cluster nat, isolated and bridge networks are the cluster's; the
+ * cluster allocates their VNI. Standalone, none is. */
+static int check_cluster_keys(VoDaemon *d, const VoNetSpec *spec, bool local_only,
+                              char **ret_error)
+{
+    if (spec->cluster && (local_only || !vo_net_cluster_mode(d)))
+        return vo_error_set(ret_error, -EINVAL, "cluster: this host is not in a cluster");
+    if (spec->vni && spec->type != VO_NET_VXLAN)
+        return vo_error_set(ret_error, -EINVAL, "vni: the cluster allocates the VNI of a %s "
+                            "network: leave it out", vo_net_type_to_string(spec->type));
+    return 0;
+}
+
+static bool goes_to_cluster(VoDaemon *d, const VoNetSpec *spec, bool local_only)
+{
+    return !local_only && vo_net_cluster_mode(d) &&
+           (spec->type == VO_NET_NAT || spec->type == VO_NET_ISOLATED ||
+            spec->type == VO_NET_BRIDGE);
+}
+
+static int create_network(VoDaemon *d, json_t *body, bool local_only, json_t **ret,
+                          char **ret_error)
 {
     VoNetSpec *spec = NULL;
     int r = vo_net_spec_from_json(body, &spec, ret_error);
@@ -523,6 +561,15 @@ int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
         vo_net_spec_free(spec);
         *ret_error = vo_strdup("name: 'user' is reserved (QEMU user-mode networking)");
         return -EINVAL;
+    }
+    if ((r = check_cluster_keys(d, spec, local_only, ret_error)) < 0) {
+        vo_net_spec_free(spec);
+        return r;
+    }
+    bool cluster = goes_to_cluster(d, spec, local_only);
+    if (cluster) { /* validated with a placeholder VNI; the cluster gives the real one */
+        spec->cluster = true;
+        spec->vni = spec->type == VO_NET_BRIDGE ? 0 : 1;
     }
     pthread_mutex_lock(&d->networks_lock);
     if (network_find(d, spec->name)) {
@@ -534,6 +581,8 @@ int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
     r = pick_subnet(d, spec, ret_error);
     if (r >= 0)
         r = vo_net_spec_validate(spec, ret_error);
+    if (cluster)
+        spec->vni = 0; /* not yet allocated: no VNI or VXLAN device to compare */
     if (r >= 0) {
         const VoNetSpec **others = vo_malloc0(sizeof(VoNetSpec *) * (d->n_networks + 1));
         for (size_t i = 0; i < d->n_networks; i++)
@@ -541,9 +590,16 @@ int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
         r = vo_net_spec_check_conflicts(spec, others, d->n_networks, ret_error);
         free(others);
     }
+    bool published = false;
+    if (r >= 0 && cluster) {
+        r = vo_net_cluster_publish(d, spec, ret_error);
+        published = r >= 0;
+    }
     int64_t rev = 0;
     if (r >= 0)
         r = save_network(d, spec, VO_REV_NEW, &rev);
+    if (r < 0 && published)
+        vo_net_cluster_unpublish(d, spec);
     VoNetwork *n = NULL;
     if (r >= 0) {
         n = network_new(d, spec);
@@ -570,6 +626,8 @@ int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
         (void)vo_rm_rf(n->dir);
         _cleanup_free_ char *key = vo_asprintf("networks/%s", n->spec->name);
         (void)vo_store_delete(d->store, key, n->rev);
+        if (cluster)
+            vo_net_cluster_unpublish(d, n->spec);
         pthread_mutex_lock(&d->networks_lock);
         for (size_t i = 0; i < d->n_networks; i++)
             if (d->networks[i] == n)
@@ -587,6 +645,11 @@ int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
     *ret = network_to_json(d, n);
     pthread_mutex_unlock(&d->networks_lock);
     return 0;
+}
+
+int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
+{
+    return create_network(d, body, false, ret, ret_error);
 }
 
 typedef struct {
@@ -650,6 +713,54 @@ int vo_network_claim(VoDaemon *d, const char *name, char **ret_error)
     return r;
 }
 
+/* Caller holds networks_lock. */
+static void unmark_mac(VoNetwork *n, const char *mac)
+{
+    for (size_t i = 0; n->claimed_macs && n->claimed_macs[i]; i++)
+        if (!strcasecmp(n->claimed_macs[i], mac)) {
+            free(n->claimed_macs[i]);
+            size_t len = vo_strv_len(n->claimed_macs);
+            n->claimed_macs[i] = n->claimed_macs[len - 1];
+            n->claimed_macs[len - 1] = NULL;
+            return;
+        }
+}
+
+int vo_network_claim_nic(VoDaemon *d, const char *name, const char *vm_id, const char *vm_name,
+                         const char *mac, char **ret_error)
+{
+    int r = vo_network_claim(d, name, ret_error);
+    if (r < 0 || !strcmp(name, "user"))
+        return r;
+    /* Marked before the record exists: this host's refresh never takes a
+     * record it sees for a NIC whose VM has not recorded it yet. */
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    VoNetSpec *spec = n && n->spec->cluster ? vo_net_spec_copy(n->spec) : NULL;
+    if (spec)
+        vo_strv_push(&n->claimed_macs, vo_strdup(mac));
+    pthread_mutex_unlock(&d->networks_lock);
+    if (!spec)
+        return 0;
+    r = vo_net_cluster_claim(d, spec, vm_id, vm_name, mac, ret_error);
+    vo_net_spec_free(spec);
+    if (r < 0)
+        vo_network_release_nic(d, name, mac);
+    return r;
+}
+
+void vo_network_release_nic(VoDaemon *d, const char *name, const char *mac)
+{
+    if (!strcmp(name, "user"))
+        return;
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    if (n)
+        unmark_mac(n, mac);
+    pthread_mutex_unlock(&d->networks_lock);
+    vo_network_release(d, name);
+}
+
 void vo_network_release(VoDaemon *d, const char *name)
 {
     if (!strcmp(name, "user"))
@@ -659,6 +770,34 @@ void vo_network_release(VoDaemon *d, const char *name)
     if (n && n->attaching)
         n->attaching--;
     pthread_mutex_unlock(&d->networks_lock);
+}
+
+/* Stops dnsmasq, tears n down and forgets it (n is marked stopping). */
+static int take_down(VoDaemon *d, VoNetwork *n, char **ret_error)
+{
+    Unwatch u = { .n = n, .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+    /* The dnsmasq stop step needs the pidfd: send SIGTERM first, then unwatch. */
+    stop_dnsmasq(n);
+    vo_loop_call(d->loop, unwatch_on_loop, &u);
+    pthread_mutex_lock(&u.lock);
+    while (!u.finished)
+        pthread_cond_wait(&u.done, &u.lock);
+    pthread_mutex_unlock(&u.lock);
+    _cleanup_free_ char *error = NULL;
+    int r = apply(n, false, &error);
+    if (r < 0)
+        return keep_after_failed_teardown(d, n, r, error, ret_error);
+    (void)vo_rm_rf(n->dir);
+    _cleanup_free_ char *key = vo_asprintf("networks/%s", n->spec->name);
+    (void)vo_store_delete(d->store, key, n->rev);
+    log_info("network %s: deleted", n->spec->name);
+    pthread_mutex_lock(&d->networks_lock);
+    for (size_t i = 0; i < d->n_networks; i++)
+        if (d->networks[i] == n)
+            d->networks[i] = d->networks[--d->n_networks];
+    pthread_mutex_unlock(&d->networks_lock);
+    network_free(n);
+    return 0;
 }
 
 int vo_network_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error)
@@ -694,6 +833,19 @@ int vo_network_delete(VoDaemon *d, const char *name, int64_t expected, char **re
                                 : used < 0 ? vo_asprintf("(unknown: %s)", strerror(-used))
                                            : NULL;
     vo_relation_user_clear(&nic_user);
+    /* A cluster network: no NIC on any host, and none can be added from
+     * now on (the cluster's document is marked deleting, then removed). */
+    int cluster_r = 0;
+    _cleanup_free_ char *cluster_error = NULL;
+    if (!user && n->spec->cluster)
+        cluster_r = vo_net_cluster_unpublish_checked(d, n->spec, &cluster_error);
+    if (cluster_r < 0) {
+        pthread_mutex_lock(&d->networks_lock);
+        n->deleting = false;
+        pthread_mutex_unlock(&d->networks_lock);
+        *ret_error = TAKE_PTR(cluster_error);
+        return cluster_r;
+    }
     pthread_mutex_lock(&d->networks_lock);
     /* It stays listed (and its name taken) until it is gone: a failed
      * teardown keeps it, and no second network of that name can appear. */
@@ -707,29 +859,73 @@ int vo_network_delete(VoDaemon *d, const char *name, int64_t expected, char **re
                                  user);
         return -EBUSY;
     }
-    Unwatch u = { .n = n, .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
-    /* The dnsmasq stop step needs the pidfd: send SIGTERM first, then unwatch. */
-    stop_dnsmasq(n);
-    vo_loop_call(d->loop, unwatch_on_loop, &u);
-    pthread_mutex_lock(&u.lock);
-    while (!u.finished)
-        pthread_cond_wait(&u.done, &u.lock);
-    pthread_mutex_unlock(&u.lock);
-    _cleanup_free_ char *error = NULL;
-    int r = apply(n, false, &error);
-    if (r < 0)
-        return keep_after_failed_teardown(d, n, r, error, ret_error);
-    (void)vo_rm_rf(n->dir);
-    _cleanup_free_ char *key = vo_asprintf("networks/%s", name);
-    (void)vo_store_delete(d->store, key, n->rev);
-    log_info("network %s: deleted", name);
+    return take_down(d, n, ret_error);
+}
+
+int vo_network_adopt(VoDaemon *d, VoNetSpec *spec, char **ret_error)
+{
     pthread_mutex_lock(&d->networks_lock);
-    for (size_t i = 0; i < d->n_networks; i++)
-        if (d->networks[i] == n)
-            d->networks[i] = d->networks[--d->n_networks];
+    int r = 0;
+    if (network_find(d, spec->name))
+        r = vo_error_set(ret_error, -EEXIST, "a network named '%s' already exists on this host",
+                         spec->name);
+    if (r >= 0) {
+        const VoNetSpec **others = vo_malloc0(sizeof(VoNetSpec *) * (d->n_networks + 1));
+        for (size_t i = 0; i < d->n_networks; i++)
+            others[i] = d->networks[i]->spec;
+        r = vo_net_spec_check_conflicts(spec, others, d->n_networks, ret_error);
+        free(others);
+    }
+    int64_t rev = 0;
+    if (r >= 0) {
+        r = save_network(d, spec, VO_REV_NEW, &rev);
+        if (r == -EEXIST) { /* left by an earlier run: this one is the cluster's now */
+            int64_t old = 0;
+            _cleanup_free_ char *key = vo_asprintf("networks/%s", spec->name), *text = NULL;
+            r = vo_store_get(d->store, key, &text, &old);
+            if (r >= 0)
+                r = save_network(d, spec, old, &rev);
+        }
+        if (r < 0 && !*ret_error)
+            *ret_error = vo_asprintf("cannot save network '%s': %s", spec->name, strerror(-r));
+    }
+    VoNetwork *n = NULL;
+    if (r >= 0) {
+        n = network_new(d, spec);
+        n->rev = rev;
+        n->creating = true;
+        registry_add(d, n);
+    }
     pthread_mutex_unlock(&d->networks_lock);
-    network_free(n);
+    if (r < 0) {
+        vo_net_spec_free(spec);
+        return r;
+    }
+    (void)bring_up(n); /* kept with its error when it cannot come up */
+    pthread_mutex_lock(&d->networks_lock);
+    n->creating = false;
+    pthread_mutex_unlock(&d->networks_lock);
+    log_info("network %s: the cluster's, made on this host", n->spec->name);
     return 0;
+}
+
+int vo_network_drop(VoDaemon *d, const char *name, char **ret_error)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    int r = 0;
+    if (!n || !n->spec->cluster || n->deleting)
+        r = -ENOENT; /* gone, or a delete here is at it */
+    else if (n->creating || n->attaching)
+        r = vo_error_set(ret_error, -EBUSY, "network '%s' is busy", name);
+    else {
+        n->deleting = true;
+        n->stopping = true;
+    }
+    pthread_mutex_unlock(&d->networks_lock);
+    if (r < 0)
+        return r == -ENOENT ? 0 : r;
+    return take_down(d, n, ret_error);
 }
 
 int vo_network_bridge(VoDaemon *d, const char *name, char **ret_bridge, char **ret_error)
@@ -768,6 +964,14 @@ char *vo_network_lease_ip(VoDaemon *d, const char *name, const char *mac)
     return ip;
 }
 
+void vo_network_hup_locked(VoNetwork *n)
+{
+    if (n->dnsmasq_pidfd >= 0 && n->dnsmasq_starting)
+        n->hup_pending = true; /* sent once it handles it */
+    else if (n->dnsmasq_pidfd >= 0)
+        (void)syscall(SYS_pidfd_send_signal, n->dnsmasq_pidfd, SIGHUP, NULL, 0);
+}
+
 void vo_networks_refresh_hosts(VoDaemon *d)
 {
     /* [{network, mac, name}], as the VMs' relation documents record them */
@@ -776,9 +980,13 @@ void vo_networks_refresh_hosts(VoDaemon *d)
         log_error("store: cannot read the NICs on networks; DHCP hosts left as they are");
         return;
     }
+    if (vo_net_cluster_mode(d))
+        vo_net_cluster_refresh(d, nics); /* cluster networks: from IPAM */
     pthread_mutex_lock(&d->networks_lock);
     for (size_t i = 0; i < d->n_networks; i++) {
         VoNetwork *n = d->networks[i];
+        if (n->spec->cluster)
+            continue;
         _cleanup_free_ char *text = vo_strdup("");
         size_t k;
         json_t *nic;
@@ -794,10 +1002,7 @@ void vo_networks_refresh_hosts(VoDaemon *d)
         _cleanup_free_ char *path = vo_asprintf("%s/hosts", n->dir);
         if (access(n->dir, F_OK) == 0 && vo_write_file_atomic(path, text, strlen(text)) >= 0) {
             (void)chmod(path, 0644);
-            if (n->dnsmasq_pidfd >= 0 && n->dnsmasq_starting)
-                n->hup_pending = true; /* sent once it handles it */
-            else if (n->dnsmasq_pidfd >= 0)
-                (void)syscall(SYS_pidfd_send_signal, n->dnsmasq_pidfd, SIGHUP, NULL, 0);
+            vo_network_hup_locked(n);
         }
     }
     pthread_mutex_unlock(&d->networks_lock);

@@ -34,6 +34,14 @@ bool vo_network_exists(VoDaemon *d, const char *name);
  * does not exist, -EBUSY while it is being deleted. */
 int vo_network_claim(VoDaemon *d, const char *name, char **ret_error);
 void vo_network_release(VoDaemon *d, const char *name);
+/* The same for one NIC (what VM creates and NIC adds use). On a cluster
+ * network it also records the NIC's address in the store (IPAM:
+ * cluster/ipam/<network>/<ip>), compared with the cluster's document so a
+ * delete on another host refuses it or is refused; -EBUSY when the
+ * network is being deleted, -ENOSPC when the subnet is full. */
+int vo_network_claim_nic(VoDaemon *d, const char *name, const char *vm_id, const char *vm_name,
+                         const char *mac, char **ret_error);
+void vo_network_release_nic(VoDaemon *d, const char *name, const char *mac);
 /* The bridge a NIC on network name is plugged into (malloc'd). */
 int vo_network_bridge(VoDaemon *d, const char *name, char **ret_bridge, char **ret_error);
 /* The address DHCP gave mac on network, or NULL (malloc'd). */

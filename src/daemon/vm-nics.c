@@ -20,10 +20,11 @@ static bool has_mac(VoVm *vm, const void *mac)
 int vo_vm_claim_networks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
 {
     for (size_t i = 0; i < spec->n_nics; i++) {
-        int r = vo_network_claim(d, spec->nics[i].network, ret_error);
+        int r = vo_network_claim_nic(d, spec->nics[i].network, spec->id, spec->name,
+                                     spec->nics[i].mac, ret_error);
         if (r < 0) {
             while (i-- > 0)
-                vo_network_release(d, spec->nics[i].network);
+                vo_network_release_nic(d, spec->nics[i].network, spec->nics[i].mac);
             return r;
         }
     }
@@ -33,7 +34,7 @@ int vo_vm_claim_networks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
 void vo_vm_release_networks(VoDaemon *d, const VoVmSpec *spec)
 {
     for (size_t i = 0; i < spec->n_nics; i++)
-        vo_network_release(d, spec->nics[i].network);
+        vo_network_release_nic(d, spec->nics[i].network, spec->nics[i].mac);
 }
 
 void vo_vm_close_taps(int *fds, size_t n)
@@ -140,7 +141,8 @@ static int change_nics(VoTask *t, VoVm *vm, const char *verb,
      * delete of the network cannot slip in between (networks.h). */
     bool claimed = false;
     if (fn == add_nic) {
-        r = vo_network_claim(vm->d, op->network, &error);
+        _cleanup_free_ char *vm_name = vo_vm_name(vm);
+        r = vo_network_claim_nic(vm->d, op->network, vm->spec->id, vm_name, op->mac, &error);
         claimed = r >= 0;
     }
     if (r >= 0)
@@ -162,7 +164,7 @@ static int change_nics(VoTask *t, VoVm *vm, const char *verb,
     vo_vm_spec_free(next);
     pthread_mutex_unlock(&vm->job);
     if (claimed)
-        vo_network_release(vm->d, op->network);
+        vo_network_release_nic(vm->d, op->network, op->mac);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_task_fail(t, r, "cannot %s VM '%s': %s", verb, name,

@@ -31,6 +31,10 @@ int vo_net_run_listing(char *const argv[], char **ret_stdout, char **ret_error);
 int vo_net_probe(VoHostCaps *ret_caps, VoHostLink **ret_links, size_t *ret_n, char **ret_error);
 void vo_host_links_free(VoHostLink *links, size_t n);
 
+/* The remotes of dev's all-zeros FDB entries (`bridge -j fdb show dev
+ * DEV`), for vo_net_plan_fdb. -errno with *ret_error. */
+int vo_net_fdb_remotes(const char *dev, uint32_t **ret, size_t *ret_n, char **ret_error);
+
 /* The program a step runs, as a NULL-terminated vector (vo_strv_free).
  * Joined with spaces it equals vo_net_step_render's line, except:
  *  - SYSCTL adds -q (sysctl otherwise echoes "key = value" on success);

@@ -3,6 +3,7 @@
  * net-plan.h). */
 #include "network/net-plan.h"
 
+#include <jansson.h>
 #include <string.h>
 
 #include "network/nft-rules.h"
@@ -95,11 +96,29 @@ static int link_state(const VoNetPlanInput *in, const VoNetSpec *s, const char *
 
 /* A stable, locally administered MAC for a bridge: otherwise the bridge
  * takes the lowest MAC of its ports, and the guests' gateway MAC would
- * change whenever a tap comes or goes. */
+ * change whenever a tap comes or goes. In a cluster it is the same on every
+ * host (vo_net_bridge_mac): the anycast gateway. */
 static void bridge_mac(const char *net_name, char ret[18])
 {
-    uint32_t h = vo_net_name_hash(net_name);
-    snprintf(ret, 18, "02:76:69:%02x:%02x:%02x", (h >> 16) & 255, (h >> 8) & 255, h & 255);
+    vo_net_bridge_mac(net_name, ret);
+}
+
+static bool is_cluster_segment(const VoNetSpec *s)
+{
+    return s->cluster && s->vni && (s->type == VO_NET_NAT || s->type == VO_NET_ISOLATED);
+}
+
+/* Appends the all-zeros entries for peers, each once, never local. */
+static void add_fdb_appends(VoNetPlan *p, const char *port, const uint32_t *peers, size_t n,
+                            bool has_local, uint32_t local)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool dup = (has_local && peers[i] == local) || peers[i] == 0;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = peers[j] == peers[i];
+        if (!dup)
+            add_step(p, VO_STEP_FDB_APPEND, port)->addr = peers[i];
+    }
 }
 
 /* Order: rules first, so a segment is never up without its isolation; then
@@ -124,13 +143,16 @@ static void build_setup(VoNetPlan *p, const VoNetSpec *s, const VoNetPlanInput *
         st->link = s->type == VO_NET_VLAN ? VO_LINK_VLAN : VO_LINK_VXLAN;
         st->uplink = vo_strdup(s->uplink);
         st->id = s->type == VO_NET_VLAN ? s->vlan_id : s->vni;
-        st->has_local = s->has_local;
-        st->local = s->local;
-        st->port = s->port;
+        st->has_local = is_cluster_segment(s) ? in->cluster.has_local : s->has_local;
+        st->local = is_cluster_segment(s) ? in->cluster.local : s->local;
+        st->port = is_cluster_segment(s) ? VO_CLUSTER_VXLAN_PORT : s->port;
         add_step(p, VO_STEP_LINK_ALIAS, port)->alias = vo_strdup(alias);
     }
     for (size_t i = 0; s->type == VO_NET_VXLAN && i < s->n_remotes; i++)
         add_step(p, VO_STEP_FDB_APPEND, port)->addr = s->remotes[i];
+    if (is_cluster_segment(s))
+        add_fdb_appends(p, port, in->cluster.peers, in->cluster.n_peers, in->cluster.has_local,
+                        in->cluster.local);
     if (port)
         add_step(p, VO_STEP_LINK_MASTER, port)->master = vo_strdup(s->bridge);
     if (s->has_subnet) {
@@ -159,7 +181,7 @@ static bool port_name(const VoNetSpec *s, char ret[VO_IFNAME_SIZE])
 {
     if (s->type == VO_NET_VLAN)
         return s->uplink && vo_net_vlan_ifname(s->uplink, s->vlan_id, ret, NULL) == 0;
-    if (s->type == VO_NET_VXLAN) {
+    if (s->type == VO_NET_VXLAN || is_cluster_segment(s)) {
         vo_net_vxlan_ifname(s->vni, ret);
         return true;
     }
@@ -188,6 +210,13 @@ int vo_net_plan_setup(const VoNetSpec *s, const VoNetPlanInput *in, VoNetPlan **
     if (r < 0 || (r = check_caps(s, &in->caps, ret_error)) < 0 ||
         (r = check_host_links(s, in, ret_error)) < 0)
         return r;
+    if (is_cluster_segment(s) && !in->caps.has_vxlan)
+        return vo_error_set(ret_error, -EOPNOTSUPP, "cluster %s networks span the hosts over "
+                            "VXLAN, which this host's kernel lacks: load the vxlan module "
+                            "(modprobe vxlan)", vo_net_type_to_string(s->type));
+    if (is_cluster_segment(s) && !in->cluster.has_local)
+        return vo_error_set(ret_error, -EINVAL, "cluster network '%s' needs this host's cluster "
+                            "address (the VXLAN source)", s->name);
     if (s->type == VO_NET_BRIDGE) { /* vireo makes only the taps */
         *ret = vo_malloc0(sizeof(VoNetPlan));
         return 0;
@@ -224,6 +253,63 @@ int vo_net_plan_teardown(const VoNetSpec *s, const VoNetPlanInput *in, VoNetPlan
     _cleanup_free_ char *del = vo_nft_delete(s);
     if (del)
         add_step(p, VO_STEP_NFT, NULL)->text = TAKE_PTR(del);
+    return 0;
+}
+
+int vo_net_plan_fdb(const VoNetSpec *s, const uint32_t *have, size_t n_have,
+                    const uint32_t *want, size_t n_want, uint32_t local, VoNetPlan **ret)
+{
+    if (!is_cluster_segment(s))
+        return -EINVAL;
+    char port[VO_IFNAME_SIZE];
+    vo_net_vxlan_ifname(s->vni, port);
+    VoNetPlan *p = vo_malloc0(sizeof(*p));
+    for (size_t i = 0; i < n_have; i++) {
+        bool keep = false, dup = false;
+        for (size_t j = 0; j < n_want && !keep; j++)
+            keep = want[j] == have[i] && want[j] != local;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = have[j] == have[i];
+        if (!keep && !dup)
+            add_step(p, VO_STEP_FDB_DEL, port)->addr = have[i];
+    }
+    for (size_t i = 0; i < n_want; i++) {
+        bool there = want[i] == local || want[i] == 0;
+        for (size_t j = 0; j < n_have && !there; j++)
+            there = have[j] == want[i];
+        for (size_t j = 0; j < i && !there; j++)
+            there = want[j] == want[i];
+        if (!there)
+            add_step(p, VO_STEP_FDB_APPEND, port)->addr = want[i];
+    }
+    *ret = p;
+    return 0;
+}
+
+int vo_net_fdb_parse_remotes(const char *json_text, uint32_t **ret, size_t *ret_n)
+{
+    *ret = NULL;
+    *ret_n = 0;
+    json_t *arr = json_loads(json_text ? json_text : "", 0, NULL);
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        return -EINVAL;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        const char *mac = json_string_value(json_object_get(e, "mac"));
+        const char *dst = json_string_value(json_object_get(e, "dst"));
+        uint32_t a;
+        if (!mac || !dst || strcmp(mac, "00:00:00:00:00:00") || vo_ipv4_parse(dst, &a, NULL) < 0)
+            continue;
+        uint32_t *n = realloc(*ret, sizeof(uint32_t) * (*ret_n + 1));
+        if (!n)
+            abort();
+        n[(*ret_n)++] = a;
+        *ret = n;
+    }
+    json_decref(arr);
     return 0;
 }
 
@@ -280,6 +366,9 @@ char *vo_net_step_render(const VoNetStep *st)
     case VO_STEP_FDB_APPEND:
         return vo_asprintf("bridge fdb append 00:00:00:00:00:00 dev %s dst %s", st->dev,
                            vo_ipv4_format(st->addr, a));
+    case VO_STEP_FDB_DEL:
+        return vo_asprintf("bridge fdb del 00:00:00:00:00:00 dev %s dst %s", st->dev,
+                           vo_ipv4_format(st->addr, a));
     case VO_STEP_LINK_MASTER:
         return vo_asprintf("ip link set dev %s master %s", st->dev, st->master);
     case VO_STEP_ADDR:
@@ -331,6 +420,14 @@ char *vo_net_dnsmasq_conf(const VoNetSpec *s, const char *dir)
         return NULL;
     char a[VO_IPV4_STRLEN], b[VO_IPV4_STRLEN], m[VO_IPV4_STRLEN];
     bool nat = s->type == VO_NET_NAT;
+    vo_ipv4_format(vo_cidr_netmask(s->subnet.prefix), m);
+    /* Cluster: static only (the hosts file holds this host's VMs with their
+     * IPAM addresses), and every VM of the cluster in DNS. */
+    _cleanup_free_ char *range = is_cluster_segment(s)
+        ? vo_asprintf("dhcp-range=%s,static,%s,1h\n", vo_ipv4_format(s->subnet.addr, a), m)
+        : vo_asprintf("dhcp-range=%s,%s,%s,1h\n", vo_ipv4_format(lo, a), vo_ipv4_format(hi, b), m);
+    _cleanup_free_ char *addn = is_cluster_segment(s)
+        ? vo_asprintf("addn-hosts=%s/cluster-hosts\n", dir) : vo_strdup("");
     return vo_asprintf("# dnsmasq for vireo network %s: generated by vireod, do not edit\n"
                        "pid-file=%s/dnsmasq.pid\n"
                        "except-interface=lo\n"
@@ -341,14 +438,23 @@ char *vo_net_dnsmasq_conf(const VoNetSpec *s, const char *dir)
                        "%s"
                        "domain=%s.vireo.internal\n"
                        "local=/%s.vireo.internal/\n"
-                       "dhcp-range=%s,%s,%s,1h\n"
+                       "%s"
                        "dhcp-authoritative\n"
                        "no-ping\n"
                        "dhcp-leasefile=%s/leases\n"
                        "dhcp-hostsfile=%s/hosts\n"
+                       "%s"
                        "%s",
                        s->name, dir, s->bridge, nat ? "" : "no-resolv\n", s->name, s->name,
-                       vo_ipv4_format(lo, a), vo_ipv4_format(hi, b),
-                       vo_ipv4_format(vo_cidr_netmask(s->subnet.prefix), m), dir, dir,
-                       nat ? "" : "dhcp-option=option:router\n");
+                       range, dir, dir, addn, nat ? "" : "dhcp-option=option:router\n");
+}
+
+char *vo_net_cluster_hosts_line(const VoNetSpec *s, const char *ip, const char *vm_name)
+{
+    return vo_asprintf("%s %s.%s.vireo.internal %s\n", ip, vm_name, s->name, vm_name);
+}
+
+char *vo_net_dhcp_host_line(const char *mac, const char *ip, const char *vm_name)
+{
+    return ip ? vo_asprintf("%s,%s,%s\n", mac, ip, vm_name) : vo_asprintf("%s,%s\n", mac, vm_name);
 }

@@ -25,11 +25,26 @@ typedef struct {
     const char *alias;
 } VoHostLink;
 
+/* The UDP port of cluster networks' VXLAN segments (the IANA port). */
+#define VO_CLUSTER_VXLAN_PORT 4789
+
+/* For cluster nat/isolated networks (spec cluster with a vni): this host's
+ * cluster address (the tunnel's source) and the hosts' addresses (this
+ * one's may be among them: skipped), one all-zeros FDB entry each (no
+ * multicast, no learning). */
+typedef struct {
+    bool has_local;
+    uint32_t local;
+    const uint32_t *peers;
+    size_t n_peers;
+} VoNetPlanCluster;
+
 typedef struct {
     VoHostCaps caps;
     const VoHostLink *links;
     size_t n_links;
     const char *dir; /* the network's own directory: dnsmasq and nft files */
+    VoNetPlanCluster cluster;
 } VoNetPlanInput;
 
 typedef enum {
@@ -44,6 +59,7 @@ typedef enum {
     VO_STEP_DNSMASQ_START,/* write text to path, run and supervise dnsmasq */
     VO_STEP_DNSMASQ_STOP, /* stop that dnsmasq */
     VO_STEP_LINK_DEL,     /* ip link del dev D */
+    VO_STEP_FDB_DEL,      /* bridge fdb del 00:00:00:00:00:00 dev D dst R */
 } VoNetStepKind;
 
 typedef enum { VO_LINK_BRIDGE, VO_LINK_VLAN, VO_LINK_VXLAN } VoLinkKind;
@@ -100,6 +116,20 @@ int vo_net_plan_setup(const VoNetSpec *s, const VoNetPlanInput *in, VoNetPlan **
  * Files in in->dir are the caller's to remove. */
 int vo_net_plan_teardown(const VoNetSpec *s, const VoNetPlanInput *in, VoNetPlan **ret);
 
+/* The FDB changes that take a cluster network's VXLAN device from the
+ * remotes it has (all-zeros entries, as vo_net_fdb_remotes reads them) to
+ * want: an append per new peer, a delete per gone one, want's order. *want
+ * may hold the host's own address (skipped) and duplicates. An empty plan
+ * when nothing changes; -EINVAL when s is not a cluster nat/isolated
+ * network. */
+int vo_net_plan_fdb(const VoNetSpec *s, const uint32_t *have, size_t n_have,
+                    const uint32_t *want, size_t n_want, uint32_t local, VoNetPlan **ret);
+
+/* The all-zeros (flooding) entries' remotes in `bridge -j fdb show dev D`'s
+ * output; *ret is malloc'd (NULL when none). -EINVAL on text that is not a
+ * JSON array. */
+int vo_net_fdb_parse_remotes(const char *json_text, uint32_t **ret, size_t *ret_n);
+
 /* "a\nb\n" -> "a; b" (the form nft takes on one command line), comment
  * lines dropped; NULL counts as empty. */
 char *vo_net_join_lines(const char *text);
@@ -112,3 +142,11 @@ char *vo_net_plan_render(const VoNetPlan *p);
  * dnsmasq.conf, dnsmasq.pid, leases, hosts (the dhcp-hostsfile, lines
  * "MAC,NAME" written by vireod so guests get their VM's name in DNS). */
 char *vo_net_dnsmasq_conf(const VoNetSpec *s, const char *dir);
+/* In a cluster (s->cluster with a vni) that configuration has no dynamic
+ * range ("dhcp-range=NET,static,MASK"): DHCP answers only the MACs of the
+ * hosts file, whose lines vireod writes as "MAC,IP,NAME" for the VMs this
+ * host runs (their IPAM addresses), so two hosts never answer one VM. DNS
+ * names of every VM in the cluster come from addn-hosts=DIR/cluster-hosts,
+ * lines of vo_net_cluster_hosts_line. */
+char *vo_net_cluster_hosts_line(const VoNetSpec *s, const char *ip, const char *vm_name);
+char *vo_net_dhcp_host_line(const char *mac, const char *ip, const char *vm_name);

@@ -60,6 +60,7 @@ static int conflict(char **ret_error, const char *fmt, ...)
 #define T(t) (1u << VO_NET_##t)
 #define ALL (T(NAT) | T(ISOLATED) | T(BRIDGE) | T(VLAN) | T(VXLAN))
 #define ROUTED (T(NAT) | T(ISOLATED) | T(VLAN) | T(VXLAN)) /* may carry a subnet */
+#define CLUSTER (T(NAT) | T(ISOLATED) | T(BRIDGE)) /* may span a cluster */
 
 /* Each key, its JSON type (JSON_TRUE standing for any boolean) and the
  * network types it belongs to. A minimal local cousin of vm-spec.c's
@@ -72,9 +73,9 @@ static const struct {
     { "name", JSON_STRING, ALL },         { "type", JSON_STRING, ALL },
     { "subnet", JSON_STRING, ROUTED },    { "dhcp", JSON_TRUE, ROUTED },
     { "bridge", JSON_STRING, ALL },       { "uplink", JSON_STRING, T(VLAN) },
-    { "vlan_id", JSON_INTEGER, T(VLAN) }, { "vni", JSON_INTEGER, T(VXLAN) },
+    { "vlan_id", JSON_INTEGER, T(VLAN) }, { "vni", JSON_INTEGER, T(VXLAN) | T(NAT) | T(ISOLATED) },
     { "remotes", JSON_ARRAY, T(VXLAN) },  { "local", JSON_STRING, T(VXLAN) },
-    { "port", JSON_INTEGER, T(VXLAN) },
+    { "port", JSON_INTEGER, T(VXLAN) },   { "cluster", JSON_TRUE, CLUSTER },
 };
 
 static const char *json_type_name(json_type t)
@@ -195,6 +196,7 @@ int vo_net_spec_from_json(json_t *doc, VoNetSpec **ret, char **ret_error)
         s->bridge = vo_strdup(br);
     }
     s->uplink = vo_strdup(json_string_value(json_object_get(doc, "uplink")));
+    s->cluster = json_is_true(json_object_get(doc, "cluster"));
     s->port = type == VO_NET_VXLAN ? VO_VXLAN_PORT_DEFAULT : 0;
     if ((r = get_uint(doc, "vlan_id", 1, VO_VLAN_ID_MAX, &s->vlan_id, ret_error)) < 0 ||
         (r = get_uint(doc, "vni", 1, VO_VNI_MAX, &s->vni, ret_error)) < 0 ||
@@ -240,6 +242,10 @@ json_t *vo_net_spec_to_json(const VoNetSpec *s)
             json_object_set_new(o, "local", json_string(vo_ipv4_format(s->local, buf)));
         json_object_set_new(o, "port", json_integer(s->port));
     }
+    if (s->cluster)
+        json_object_set_new(o, "cluster", json_true());
+    if (s->cluster && s->vni && s->type != VO_NET_VXLAN)
+        json_object_set_new(o, "vni", json_integer(s->vni));
     return o;
 }
 
@@ -321,6 +327,12 @@ int vo_net_spec_validate(const VoNetSpec *s, char **ret_error)
     }
     if ((s->type == VO_NET_NAT || s->type == VO_NET_ISOLATED) && !s->has_subnet)
         return vo_error_set(ret_error, -EINVAL, "subnet: required for %s networks", type);
+    if ((s->type == VO_NET_NAT || s->type == VO_NET_ISOLATED) && s->vni && !s->cluster)
+        return vo_error_set(ret_error, -EINVAL, "vni: only cluster %s networks have one (the "
+                            "cluster allocates it)", type);
+    if ((s->type == VO_NET_NAT || s->type == VO_NET_ISOLATED) && s->cluster && s->vni == 0)
+        return vo_error_set(ret_error, -EINVAL, "vni: a cluster %s network needs one (1..%d)",
+                            type, VO_VNI_MAX);
     if (s->dhcp && !s->has_subnet)
         return vo_error_set(ret_error, -EINVAL, "dhcp: needs a subnet to serve");
     char buf[VO_CIDR_STRLEN];
@@ -365,7 +377,7 @@ static size_t made_ifnames(const VoNetSpec *s, char names[2][VO_IFNAME_SIZE])
     if (s->type == VO_NET_VLAN && s->uplink &&
         vo_net_vlan_ifname(s->uplink, s->vlan_id, names[n], NULL) == 0)
         n++;
-    if (s->type == VO_NET_VXLAN)
+    if (s->type == VO_NET_VXLAN || (s->cluster && s->vni))
         vo_net_vxlan_ifname(s->vni, names[n++]);
     return n;
 }
@@ -388,7 +400,7 @@ static int check_pair(const VoNetSpec *s, const VoNetSpec *o, char **ret_error)
     if (s->has_subnet && o->has_subnet && vo_cidr_overlap(s->subnet, o->subnet))
         return conflict(ret_error, "subnet: %s overlaps network '%s' (%s)",
                         vo_cidr_format(s->subnet, a), o->name, vo_cidr_format(o->subnet, b));
-    if (s->type == VO_NET_VXLAN && o->type == VO_NET_VXLAN && s->vni == o->vni)
+    if (s->vni && s->vni == o->vni)
         return conflict(ret_error, "vni: %u is already used by network '%s'", s->vni, o->name);
     if (s->type == VO_NET_VLAN && o->type == VO_NET_VLAN && s->vlan_id == o->vlan_id &&
         s->uplink && o->uplink && !strcmp(s->uplink, o->uplink))
@@ -463,6 +475,12 @@ int vo_net_vlan_ifname(const char *uplink, uint32_t vlan_id, char ret[VO_IFNAME_
     }
     memcpy(ret, name, strlen(name) + 1);
     return 0;
+}
+
+void vo_net_bridge_mac(const char *net_name, char ret[18])
+{
+    uint32_t h = vo_net_name_hash(net_name);
+    snprintf(ret, 18, "02:76:69:%02x:%02x:%02x", (h >> 16) & 255, (h >> 8) & 255, h & 255);
 }
 
 void vo_net_vxlan_ifname(uint32_t vni, char ret[VO_IFNAME_SIZE])

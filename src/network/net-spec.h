@@ -42,6 +42,10 @@ typedef struct {
     bool has_local;    /* vxlan: source address of the tunnel */
     uint32_t local;
     uint32_t port;     /* vxlan: UDP port, 1..65535 */
+    bool cluster;      /* nat, isolated, bridge: a cluster network (exists on every
+                        * host; cluster/networks/<name> is its definition) */
+    /* vni (above) of a cluster nat/isolated network: its VXLAN segment between
+     * the hosts, allocated by the cluster (cluster/vnis/<vni>). */
 } VoNetSpec;
 
 VoNetSpec *vo_net_spec_free(VoNetSpec *s);
@@ -77,6 +81,11 @@ bool vo_ifname_valid(const char *name);
  * "vbr-produc-3f2a" for "production-frontend". Persisted in the spec, so
  * the scheme may change without renaming existing bridges. */
 void vo_net_bridge_name(const char *net_name, char ret[VO_IFNAME_SIZE]);
+
+/* The fixed, locally administered MAC of the bridge vireo makes for a
+ * network ("02:76:69:" + 3 bytes of the name's hash): the guests' gateway
+ * MAC, the same on every host of a cluster (an anycast gateway). */
+void vo_net_bridge_mac(const char *net_name, char ret[18]);
 
 /* FNV-1a of a network's name: the stable hash behind generated names. */
 uint32_t vo_net_name_hash(const char *net_name);

@@ -11,7 +11,10 @@
  * stray chain or jump behind. */
 char *vo_nft_table_name(const char *net_name);
 
-/* The whole table, preceded by "add table; delete table" so that applying
+/* A cluster nat/isolated network (cluster, vni) adds "bridge vireo-<name>",
+ * rules on its VXLAN port that keep the anycast gateway (same IP and MAC on
+ * every host) and DHCP local to each host (nft-rules.c, bridge_table).
+ * The whole table, preceded by "add table; delete table" so that applying
  * it replaces an old copy atomically (nft -f is one transaction): applying
  * it twice leaves one set of rules. NULL for types without rules (bridge,
  * vlan, vxlan). */

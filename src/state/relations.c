@@ -234,9 +234,10 @@ static int add_nics(const char *key, const char *value, int64_t rev, void *userd
     if (end && name)
         json_array_foreach(json_object_get(doc, "macs"), i, mac)
             if (json_is_string(mac))
-                json_array_append_new(arr, json_pack("{s:s%, s:s, s:s}", "network", net,
+                json_array_append_new(arr, json_pack("{s:s%, s:s, s:s, s:s}", "network", net,
                                                      (size_t)(end - net), "mac",
-                                                     json_string_value(mac), "name", name));
+                                                     json_string_value(mac), "name", name,
+                                                     "vm", end + 1));
     json_decref(doc);
     return 0;
 }

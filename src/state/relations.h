@@ -68,6 +68,6 @@ int vo_relations_volume_user(VoStore *s, const char *volume, VoRelationUser *ret
 int vo_relations_network_user(VoStore *s, const char *network, VoRelationUser *ret);
 /* How many VMs use image, or a negative errno. */
 int vo_relations_image_users(VoStore *s, const char *image);
-/* Every NIC on a vireo network, as [{"network", "mac", "name"}] (NULL on a
+/* Every NIC on a vireo network, as [{"network", "mac", "name", "vm"}] (NULL on a
  * store error). */
 json_t *vo_relations_network_nics(VoStore *s);

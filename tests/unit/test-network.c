@@ -276,7 +276,7 @@ static void test_spec_bad(void **state)
     expect_bad("{\"type\":\"nat\",\"subnet\":\"10.1.0.0/24\"}", "name: required");
     expect_bad("{" NAT ",\"colour\":\"red\"}", "colour: unknown key");
     expect_bad("{" NAT ",\"dhcp\":\"yes\"}", "dhcp: expected a boolean");
-    expect_bad("{" NAT ",\"vni\":5}", "vni: not allowed for nat networks (only vxlan)");
+    expect_bad("{" NAT ",\"vni\":5}", "vni: only cluster nat networks have one");
     expect_bad("{" NAT ",\"uplink\":\"eth0\"}", "uplink: not allowed for nat networks (only vlan)");
     expect_bad("{\"name\":\"n\",\"type\":\"nat\"}", "subnet: required for nat networks");
     expect_bad("{\"name\":\"n\",\"type\":\"nat\",\"subnet\":\"10.1.0.5/24\"}",
@@ -485,7 +485,7 @@ static void expect_plan_error(const char *doc, const VoNetPlanInput *in, int wan
 
 static void test_plan_nat_isolated(void **state)
 {
-    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR };
+    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR, { 0 } };
     expect_plan(NAT_DOC, &in, false,
                 "nft -f " DIR "/ruleset.nft\n"
                 "ip link add name vbr-default address 02:76:69:3b:5b:de type bridge\n"
@@ -512,7 +512,7 @@ static void test_plan_nat_isolated(void **state)
     /* Nothing left to make after a restart: only the idempotent steps. */
     VoHostLink restarted[] = { { "eth0", false, NULL },
                                { "vbr-default", true, "vireo-net:default" } };
-    VoNetPlanInput again = { all_caps, restarted, ELEMENTSOF(restarted), DIR };
+    VoNetPlanInput again = { all_caps, restarted, ELEMENTSOF(restarted), DIR, { 0 } };
     expect_plan(NAT_DOC, &again, false,
                 "nft -f " DIR "/ruleset.nft\n"
                 "ip address replace 10.100.0.1/24 broadcast 10.100.0.255 dev vbr-default\n"
@@ -529,12 +529,12 @@ static void test_plan_nat_isolated(void **state)
                 "nft 'add table inet vireo-lab; delete table inet vireo-lab'\n");
 
     VoHostLink foreign[] = { { "vbr-default", true, NULL } };
-    VoNetPlanInput clash = { all_caps, foreign, 1, DIR };
+    VoNetPlanInput clash = { all_caps, foreign, 1, DIR, { 0 } };
     expect_plan_error(NAT_DOC, &clash, -EEXIST,
                       "interface vbr-default already exists on this host and was not made by "
                       "vireo for network 'default'");
     VoHostLink other[] = { { "vbr-default", true, "vireo-net:other" } };
-    VoNetPlanInput clash2 = { all_caps, other, 1, DIR };
+    VoNetPlanInput clash2 = { all_caps, other, 1, DIR, { 0 } };
     expect_plan_error(NAT_DOC, &clash2, -EEXIST, "was not made by vireo");
     expect_plan(NAT_DOC, &clash2, true,
                 "kill $(cat " DIR "/dnsmasq.pid)\n"
@@ -551,8 +551,8 @@ static void test_plan_nat_isolated(void **state)
 
 static void test_plan_bridge(void **state)
 {
-    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR };
-    VoNetPlanInput none = { { 0 }, host_links, ELEMENTSOF(host_links), DIR };
+    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR, { 0 } };
+    VoNetPlanInput none = { { 0 }, host_links, ELEMENTSOF(host_links), DIR, { 0 } };
     const char *doc = "{\"name\":\"lan\",\"type\":\"bridge\",\"bridge\":\"br0\"}";
     expect_plan(doc, &in, false, "");
     expect_plan(doc, &none, false, ""); /* the bridge exists, so the kernel has bridges */
@@ -565,7 +565,7 @@ static void test_plan_bridge(void **state)
 
 static void test_plan_vlan(void **state)
 {
-    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR };
+    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR, { 0 } };
     expect_plan(VLAN_DOC, &in, false,
                 "ip link add name vbr-v10 address 02:76:69:ec:bc:88 type bridge\n"
                 "ip link set dev vbr-v10 alias vireo-net:v10\n"
@@ -595,13 +595,13 @@ static void test_plan_vlan(void **state)
     expect_plan_error("{\"name\":\"v\",\"type\":\"vlan\",\"uplink\":\"eth7\",\"vlan_id\":10}", &in,
                       -ENODEV, "uplink: eth7 does not exist on this host");
     VoHostLink taken[] = { { "eth0", false, NULL }, { "eth0.10", false, NULL } };
-    VoNetPlanInput clash = { all_caps, taken, ELEMENTSOF(taken), DIR };
+    VoNetPlanInput clash = { all_caps, taken, ELEMENTSOF(taken), DIR, { 0 } };
     expect_plan_error(VLAN_DOC, &clash, -EEXIST, "interface eth0.10 already exists");
 
     VoHostLink made[] = { { "eth0", false, NULL },
                           { "eth0.10", false, "vireo-net:v10" },
                           { "vbr-v10", true, "vireo-net:v10" } };
-    VoNetPlanInput up = { all_caps, made, ELEMENTSOF(made), DIR };
+    VoNetPlanInput up = { all_caps, made, ELEMENTSOF(made), DIR, { 0 } };
     expect_plan(VLAN_DOC, &up, false,
                 "ip link set dev eth0.10 master vbr-v10\n"
                 "ip link set dev eth0.10 up\n"
@@ -611,7 +611,7 @@ static void test_plan_vlan(void **state)
 
 static void test_plan_vxlan(void **state)
 {
-    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR };
+    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR, { 0 } };
     expect_plan(VXLAN_DOC, &in, false,
                 "ip link add name vbr-ov address 02:76:69:34:23:38 type bridge\n"
                 "ip link set dev vbr-ov alias vireo-net:ov\n"
@@ -636,7 +636,7 @@ static void test_plan_vxlan(void **state)
                 "ip link set dev vx7 up\n"
                 "ip link set dev vbr-l2 up\n");
     VoHostLink made[] = { { "vx42", false, "vireo-net:ov" }, { "vbr-ov", true, "vireo-net:ov" } };
-    VoNetPlanInput up = { all_caps, made, ELEMENTSOF(made), DIR };
+    VoNetPlanInput up = { all_caps, made, ELEMENTSOF(made), DIR, { 0 } };
     expect_plan(VXLAN_DOC, &up, true,
                 "kill $(cat " DIR "/dnsmasq.pid)\n"
                 "ip link del dev vx42\n"
@@ -648,7 +648,7 @@ static void test_plan_vxlan(void **state)
 
 static void test_plan_invalid_spec(void **state)
 {
-    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR };
+    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR, { 0 } };
     VoNetSpec s = { .name = "n", .type = VO_NET_NAT, .bridge = "vbr-n" };
     VoNetPlan *p = NULL;
     _cleanup_free_ char *err = NULL;
@@ -741,7 +741,7 @@ static void test_dnsmasq(void **state)
                         "dhcp-option=option:router\n");
     assert_null(vo_net_dnsmasq_conf(vlan, DIR));
     /* The plan carries the same texts as the files it writes. */
-    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR };
+    VoNetPlanInput in = { all_caps, host_links, ELEMENTSOF(host_links), DIR, { 0 } };
     VoNetPlan *p = NULL;
     assert_int_equal(vo_net_plan_setup(nat, &in, &p, NULL), 0);
     assert_string_equal(p->steps[0].path, DIR "/ruleset.nft");
