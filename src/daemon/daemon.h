@@ -42,6 +42,8 @@
 
 #include <pthread.h>
 
+#include "cluster/cluster-config.h"
+#include "cluster/peer-client.h"
 #include "conf/vm-spec.h"
 #include "daemon/loop.h"
 #include "hypervisor/driver.h"
@@ -53,6 +55,7 @@ typedef struct VoPool VoPool;
 typedef struct VoVolume VoVolume;
 typedef struct VoNetwork VoNetwork;
 typedef struct VoHosts VoHosts;
+typedef struct VoClusterRuntime VoClusterRuntime;
 
 typedef struct VoDaemon {
     char *state_dir;
@@ -62,7 +65,12 @@ typedef struct VoDaemon {
     char *host_name;    /* --name, default the hostname */
     char *host_address; /* the host's cluster address; NULL when standalone */
     VoHosts *hosts;     /* daemon/hosts.h */
-    VoStore *store;
+    /* Cluster mode (daemon/cluster.h); all NULL/empty when standalone. */
+    VoClusterConfig *cluster;  /* STATE/cluster/cluster.json */
+    VoStore *cluster_store;    /* raw etcd handle: "h/<host-id>/...", "cluster/..." */
+    VoPeerTls peer_tls;        /* STATE/cluster/{host.crt,host.key,ca.crt} */
+    VoClusterRuntime *cluster_rt; /* the etcd member's supervision, re-exec */
+    VoStore *store; /* the host's documents: SQLite, or the etcd host handle */
     VoLoop *loop;
     VoTasks *tasks;
     VoHvDriver *driver;
