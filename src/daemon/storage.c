@@ -67,6 +67,59 @@ void vo_storage_set_online_resize(VoOnlineResizeFn fn)
     online_resize = fn;
 }
 
+static int collect_member(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)rev;
+    char ***lists = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    const char *id = strrchr(key, '/');
+    if (id && id[1]) {
+        vo_strv_pushf(&lists[0], "%s", id + 1);
+        vo_strv_pushf(&lists[1], "%s", name ? name : id + 1);
+    }
+    json_decref(doc);
+    return 0;
+}
+
+/* The cluster's hosts (cluster/members/): ids and names, as strvs. */
+static int member_hosts(VoDaemon *d, char ***ret_ids, char ***ret_names)
+{
+    char **lists[2] = { NULL, NULL };
+    int r = vo_store_list(d->store, "cluster/members/", collect_member, lists);
+    *ret_ids = lists[0];
+    *ret_names = lists[1];
+    return r;
+}
+
+/* A relation document {"vm","name","active"}: the first user, or the first
+ * active one (relations.c's rule). */
+static int first_user(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)key;
+    (void)rev;
+    VoRelationUser *u = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *id = json_string_value(json_object_get(doc, "vm"));
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    bool active = json_is_true(json_object_get(doc, "active"));
+    if (id && name && (!u->vm_id || (active && !u->active))) {
+        vo_relation_user_clear(u);
+        u->vm_id = vo_strdup(id);
+        u->name = vo_strdup(name);
+        u->active = active;
+    }
+    json_decref(doc);
+    return u->active ? 1 : 0;
+}
+
+/* Whether this host's relations name VM vm_id (a VM of this host). */
+static bool vm_is_here(VoDaemon *d, const char *vm_id)
+{
+    _cleanup_free_ char *key = vo_asprintf("vms/%s", vm_id), *doc = NULL;
+    return vo_store_get(d->store, key, &doc, NULL) == 0;
+}
+
 /* A VM of any host using volume key (a shared pool's volume: every host's
  * relations), with its host's name in *ret_host (malloc'd; NULL for this
  * host). 1 with *ret filled, 0 when none, or the store's error. */
@@ -74,7 +127,26 @@ static int any_host_volume_user(VoDaemon *d, const char *key, VoRelationUser *re
                                 char **ret_host)
 {
     *ret_host = NULL;
-    return vo_relations_volume_user(d->store, key, ret);
+    int r = vo_relations_volume_user(d->store, key, ret);
+    if (r != 0 || !d->cluster_store)
+        return r;
+    /* The other hosts' relation documents, through the raw handle
+     * (h/<host-id>/uses/volumes/<pool>/<volume>/<vm-id>). */
+    _cleanup_strv_ char **ids = NULL, **names = NULL;
+    r = member_hosts(d, &ids, &names);
+    for (size_t i = 0; r >= 0 && ids && ids[i]; i++) {
+        if (!strcmp(ids[i], d->host_id))
+            continue;
+        _cleanup_free_ char *prefix = vo_asprintf("h/%s/uses/volumes/%s/", ids[i], key);
+        *ret = (VoRelationUser){ 0 };
+        r = vo_store_list(d->cluster_store, prefix, first_user, ret);
+        if (r >= 0 && ret->vm_id) {
+            *ret_host = vo_strdup(names[i]);
+            return 1;
+        }
+        vo_relation_user_clear(ret);
+    }
+    return r < 0 ? r : 0;
 }
 
 static bool key_is_shared(VoDaemon *d, const char *key)
@@ -89,19 +161,15 @@ static bool key_is_shared(VoDaemon *d, const char *key)
     return shared;
 }
 
-/* The VM volume key is attached to (*ret filled), or false. A store that
+/* The VM volume key is attached to (*ret filled), or false; *ret_host: its
+ * host's name when another host's (malloc'd), else NULL. A store that
  * cannot be read counts as in use: a rule is never broken for want of it.
  * For a shared pool's volume, VMs of every host count. */
-static bool volume_user(VoDaemon *d, const char *key, VoRelationUser *ret)
+static bool volume_user_at(VoDaemon *d, const char *key, VoRelationUser *ret, char **ret_host)
 {
-    _cleanup_free_ char *host = NULL;
-    int r = key_is_shared(d, key) ? any_host_volume_user(d, key, ret, &host)
+    *ret_host = NULL;
+    int r = key_is_shared(d, key) ? any_host_volume_user(d, key, ret, ret_host)
                                   : vo_relations_volume_user(d->store, key, ret);
-    if (r > 0 && host) { /* named with its host */
-        char *named = vo_asprintf("%s' on host '%s", ret->name, host);
-        free(ret->name);
-        ret->name = named;
-    }
     if (r < 0) {
         log_error("store: cannot read the users of volume %s: %s", key, strerror(-r));
         *ret = (VoRelationUser){ .vm_id = vo_strdup("?"), .name = vo_strdup("(unknown)"),
@@ -109,6 +177,20 @@ static bool volume_user(VoDaemon *d, const char *key, VoRelationUser *ret)
         return true;
     }
     return r > 0;
+}
+
+/* The same for messages ("VM '%s'"): a VM of another host is named with
+ * its host ("db' on host 'h2"). */
+static bool volume_user(VoDaemon *d, const char *key, VoRelationUser *ret)
+{
+    _cleanup_free_ char *host = NULL;
+    bool used = volume_user_at(d, key, ret, &host);
+    if (used && host) {
+        char *named = vo_asprintf("%s' on host '%s", ret->name, host);
+        free(ret->name);
+        ret->name = named;
+    }
+    return used;
 }
 
 /* The name of the VM key is attached to (malloc'd), or NULL. */
@@ -764,8 +846,17 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots
     json_object_set_new(o, "backing", chain);
     json_object_set_new(o, "backing_volume", v->backing ? json_string(v->backing) : json_null());
     json_object_set_new(o, "image", v->image ? json_string(v->image) : json_null());
-    _cleanup_free_ char *user = volume_user_name(d, key);
-    json_object_set_new(o, "attached_to", user ? json_string(user) : json_null());
+    VoRelationUser u;
+    _cleanup_free_ char *host = NULL;
+    bool attached = volume_user_at(d, key, &u, &host);
+    json_object_set_new(o, "attached_to", attached ? json_string(u.name) : json_null());
+    /* The VM's host (a shared pool's volume may be another host's VM's). */
+    json_object_set_new(o, "attached_host",
+                        !attached ? json_null()
+                        : host    ? json_string(host)
+                                  : d->host_name ? json_string(d->host_name) : json_null());
+    if (attached)
+        vo_relation_user_clear(&u);
     json_object_set_new(o, "state", json_string(v->ready ? "ready" : "creating"));
     return o;
 }
@@ -1306,6 +1397,19 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
 }
 
 static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **ret_error);
+static int attach_lock(VoDaemon *d, const char *pool, const char *name, char **ret_error);
+
+/* A lease held for the length of a scope (an attach lock). */
+typedef struct {
+    VoDaemon *d;
+    int64_t lease;
+} LeaseHold;
+
+static void lease_revokep(LeaseHold *h)
+{
+    if (h->lease)
+        (void)h->d->store->ops->lease_revoke(h->d->store, h->lease);
+}
 
 static int task_volume_delete(VoTask *t, void *userdata)
 {
@@ -1370,6 +1474,21 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
     int r = claim_volume(d, pool, name, &path, NULL, ret_error);
     if (r < 0)
         return r;
+    /* A shared volume: the attach lock too, so that no host attaches it
+     * between the check below and the delete (it is dropped with its
+     * lease when this returns). */
+    _cleanup_(lease_revokep) LeaseHold hold = { .d = d };
+    if (key_is_shared(d, key) && (r = attach_lock(d, pool, name, ret_error)) < 0) {
+        release_volume(d, pool, name);
+        return r;
+    }
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *held = volume_find(d, pool, name);
+    if (held) {
+        hold.lease = held->attach_lease;
+        held->attach_lease = 0;
+    }
+    pthread_mutex_unlock(&d->storage_lock);
     char *why = volume_in_use(d, pool, name);
     if (why) {
         release_volume(d, pool, name);
@@ -1457,6 +1576,15 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
     VoRelationUser u;
     bool attached = volume_user(d, key, &u);
     _cleanup_free_ char *user = attached ? TAKE_PTR(u.name) : NULL;
+    if (attached && !vm_is_here(d, u.vm_id) && key_is_shared(d, key)) {
+        /* Its VM runs elsewhere: only that host may change the file under it. */
+        *ret_error = vo_asprintf("volume '%s' is attached to VM '%s': resize it from that VM's "
+                                 "host", key, user);
+        vo_relation_user_clear(&u);
+        release_volume(d, pool, name);
+        volume_op_free(op);
+        return -EBUSY;
+    }
     /* An attached volume is resized through its VM (online, or under its job
      * lock): queued behind that VM's tasks, never on a worker waiting for it. */
     _cleanup_free_ char *vm_key = attached ? vo_key_vm_task(u.vm_id) : NULL;
