@@ -276,6 +276,34 @@ static size_t volume_dependents(VoDaemon *d, const char *key)
     return n;
 }
 
+static int count_doc(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)key;
+    (void)value;
+    (void)rev;
+    (*(int *)userdata)++;
+    return 0;
+}
+
+int vo_image_users_elsewhere(VoDaemon *d, const char *image)
+{
+    if (!d->cluster_store)
+        return 0;
+    _cleanup_strv_ char **ids = NULL, **names = NULL;
+    int r = member_hosts(d, &ids, &names), n = 0;
+    for (size_t i = 0; r >= 0 && ids && ids[i]; i++) {
+        if (strcmp(ids[i], d->host_id)) {
+            _cleanup_free_ char *prefix = vo_asprintf("h/%s/uses/images/%s/", ids[i], image);
+            r = vo_store_list(d->cluster_store, prefix, count_doc, &n);
+        }
+    }
+    if (r < 0) {
+        log_error("store: cannot read the users of image %s: %s", image, strerror(-r));
+        return 1; /* in use, as far as anyone can tell */
+    }
+    return n;
+}
+
 int vo_image_users(VoDaemon *d, const char *image)
 {
     /* VMs created from it (they may boot its kernel) and linked clones of its
@@ -1881,6 +1909,26 @@ bool vo_pool_exists(VoDaemon *d, const char *name)
     bool exists = pool_find(d, name) != NULL;
     pthread_mutex_unlock(&d->storage_lock);
     return exists;
+}
+
+int vo_shared_pool_path(VoDaemon *d, const char *name, char **ret_path, bool *ret_reachable,
+                        char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, name);
+    int r = 0;
+    if (!p)
+        r = vo_error_set(ret_error, -ENOENT, "pool '%s' does not exist", name);
+    else if (!p->shared)
+        r = vo_error_set(ret_error, -EINVAL, "pool '%s' is not a shared pool: images are kept "
+                         "in shared pools (or on the host, without pool)", name);
+    else {
+        *ret_path = vo_strdup(p->path);
+        if (ret_reachable)
+            *ret_reachable = p->reach == VO_POOL_REACHABLE;
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
 }
 
 int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_format,

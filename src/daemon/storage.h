@@ -145,9 +145,17 @@ int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char *
 void vo_volume_attach_release(VoDaemon *d, const char *key);
 /* How many VMs and detached linked clones use image NAME. */
 int vo_image_users(VoDaemon *d, const char *image);
+/* How many VMs of the other hosts of the cluster were made from image NAME
+ * (an image kept in a shared pool is every host's); 0 when standalone. */
+int vo_image_users_elsewhere(VoDaemon *d, const char *image);
 /* Whether linked clones are built on volume key (then it must not change). */
 bool vo_volume_is_base(VoDaemon *d, const char *key);
 bool vo_pool_exists(VoDaemon *d, const char *name);
+/* The directory of shared pool name (malloc'd in *ret_path) and whether
+ * this host reaches it; -ENOENT when there is none, -EINVAL when name is a
+ * local pool, both with *ret_error. For images kept in a shared pool. */
+int vo_shared_pool_path(VoDaemon *d, const char *name, char **ret_path, bool *ret_reachable,
+                        char **ret_error);
 
 /* For backups. The directory of backup pool name (NULL: the default backup
  * pool, made on first use); -EINVAL when name is not a backup pool. */

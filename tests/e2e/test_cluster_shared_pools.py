@@ -139,6 +139,23 @@ def test_shared_pool_on_three_hosts(cluster):
                    what=f"nfs/data gone on {h.name}")
     assert not os.path.exists(os.path.join(path, "data.qcow2"))
 
+    # An image imported on h1 into the shared pool is every host's: h2
+    # lists it and makes a VM from it (a linked clone of the shared file).
+    disk = os.path.join(c.tmp, "base.raw")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", disk, "4M"], check=True)
+    h1.task_ok("POST", "/v1/images", {"name": "base", "import_path": disk, "pool": "nfs"})
+    wait_until(lambda: "base" in {i["name"] for i in h2.api("GET", "/v1/images")["images"]},
+               30, what="h2 lists image base")
+    assert h2.api("GET", "/v1/images/base")["pool"] == "nfs"
+    h2.task_ok("POST", "/v1/vms", {"name": "fromshared", "image": "base", "memory_mib": 64})
+    boot = h2.api("GET", "/v1/vms/fromshared/disks")["disks"][0]["volume"]
+    pool_name, vol_name = boot.split("/")
+    backing = h2.api("GET", f"/v1/pools/{pool_name}/volumes/{vol_name}")["backing"]
+    assert backing[0]["path"] == os.path.join(path, ".images", "base", "disk.qcow2")
+    # In use on h2: h1 cannot delete it.
+    status, body = h1.request("DELETE", "/v1/images/base")
+    assert status == 409, body
+
     # h3 does not see the share (an empty directory mounted over it in its
     # vireod's mount namespace, as an NFS mount that is missing would be):
     # unreachable there with why, and its record leaves the pool out.

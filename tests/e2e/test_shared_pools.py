@@ -7,6 +7,7 @@ multi-host tests are in test_cluster_shared_pools.py."""
 import json
 import os
 import shutil
+import subprocess
 
 from vireo_harness import wait_until
 
@@ -196,3 +197,45 @@ def test_non_shareable_shared_volume_has_one_vm(fake_daemon, tmp_path):
     d.task_ok("DELETE", "/v1/vms/a/disks/1")
     d.task_ok("POST", "/v1/vms/b/disks", {"volume": "nfs/data"})
     assert d.api("GET", "/v1/pools/nfs/volumes/data")["attached_to"] == "b"
+
+
+def test_image_kept_in_shared_pool(fake_daemon, tmp_path):
+    d = fake_daemon
+    shared = tmp_path / "nfs"
+    shared.mkdir()
+    d.api("POST", "/v1/pools", {"name": "nfs", "path": str(shared), "shared": True}, expect=201)
+    disk = tmp_path / "base.raw"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), "4M"], check=True)
+    d.task_ok("POST", "/v1/images", {"name": "base", "import_path": str(disk), "pool": "nfs"})
+    img = d.api("GET", "/v1/images/base")
+    assert img["pool"] == "nfs" and img["disk"] == str(shared / ".images" / "base" / "disk.qcow2")
+    assert os.path.exists(img["disk"])
+    listed = {i["name"]: i for i in d.api("GET", "/v1/images")["images"]}
+    assert listed["base"]["pool"] == "nfs" and listed["default"]["pool"] is None
+    assert "nfs" in d.cli("image", "list").stdout or "base" in d.cli("image", "list").stdout
+    # One name for the host's images and the shared ones.
+    status, doc = d.request("POST", "/v1/images", {"name": "base", "import_path": str(disk)})
+    assert status == 409 and "already exists" in doc["error"]["message"]
+    # Only into a shared pool.
+    status, doc = d.request("POST", "/v1/images", {"name": "x", "import_path": str(disk),
+                                                   "pool": "default"})
+    assert status == 400 and "not a shared pool" in doc["error"]["message"]
+    status, doc = d.request("POST", "/v1/images", {"name": "x", "import_path": str(disk),
+                                                   "pool": "nope"})
+    assert status == 400 and "does not exist" in doc["error"]["message"]
+    # A VM made from it is a linked clone of the shared file; the image is
+    # in use until the VM goes.
+    d.task_ok("POST", "/v1/vms", {"name": "fromshared", "image": "base", "memory_mib": 64})
+    boot = d.api("GET", "/v1/vms/fromshared/disks")["disks"][0]["volume"]
+    vol = d.api("GET", f"/v1/pools/{boot.replace('/', '/volumes/')}")
+    assert vol["image"] == "base" and vol["backing"][0]["path"] == img["disk"]
+    status, doc = d.request("DELETE", "/v1/images/base")
+    assert status == 409
+    d.task_ok("DELETE", "/v1/vms/fromshared")
+    # Kept across a restart, deleted with its files.
+    d.stop()
+    d.start()
+    assert d.api("GET", "/v1/images/base")["pool"] == "nfs"
+    d.api("DELETE", "/v1/images/base")
+    assert not (shared / ".images" / "base").exists()
+    d.api("GET", "/v1/images/base", expect=404)
