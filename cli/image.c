@@ -33,8 +33,10 @@ static int image_list(const CliCommand *cmd, int argc, char **argv)
 static int image_import(const CliCommand *cmd, int argc, char **argv)
 {
     const char *args[2] = { NULL }, *kernel = NULL, *initrd = NULL, *cmdline = NULL;
+    const char *pool = NULL;
     bool async = false;
     const CliOption opts[] = {
+        { "--pool", &pool, NULL },
         { "--kernel", &kernel, NULL },
         { "--initrd", &initrd, NULL },
         { "--cmdline", &cmdline, NULL },
@@ -64,6 +66,8 @@ static int image_import(const CliCommand *cmd, int argc, char **argv)
     }
     if (cmdline)
         json_object_set_new(body, "cmdline", json_string(cmdline));
+    if (pool)
+        json_object_set_new(body, "pool", json_string(pool));
     int r = run_action("POST", "/v1/images", body, async, args[0], "imported");
     json_decref(body);
     return r;
@@ -76,12 +80,15 @@ static int image_delete(const CliCommand *cmd, int argc, char **argv)
 
 static const CliCommand image_commands[] = {
     { "image", "list", NULL, NULL, "List the images VMs can be created from.", NULL, image_list },
-    { "image", "import", "NAME FILE", "[--kernel K] [--initrd I] [--cmdline C] [--async]",
+    { "image", "import", "NAME FILE",
+      "[--pool SHARED-POOL] [--kernel K] [--initrd I] [--cmdline C] [--async]",
       "Make an image from a disk file.",
       "vireod reads FILE (and K, I) itself: they must be on vireod's host and readable\n"
       "by it; relative paths are taken from the current directory. The disk is\n"
       "converted to qcow2. Without --kernel, VMs boot the disk with firmware.\n"
       "\nOptions:\n"
+      "  --pool SHARED-POOL    keep it in a shared pool: every host of the cluster that\n"
+      "                        reaches the pool sees and uses it (default: this host)\n"
       "  --kernel K            a kernel for direct boot\n"
       "  --initrd I            an initrd to go with --kernel\n"
       "  --cmdline C           the command line for --kernel\n"

@@ -31,14 +31,46 @@ static void print_pool(const json_t *pool)
     out_kv(stdout, "available:", available);
     out_kv(stdout, "volumes:", volumes);
     out_kv(stdout, "created:", jstr(pool, "created_at"));
+    if (!json_is_true(json_object_get(pool, "shared"))) {
+        if (jstr(pool, "host"))
+            out_kv(stdout, "host:", jstr(pool, "host"));
+        return;
+    }
+    out_kv(stdout, "shared:", "yes");
+    out_kv(stdout, "id:", jstr(pool, "id"));
+    /* Every host: reachable, or why not. */
+    size_t i;
+    json_t *h;
+    json_array_foreach(json_object_get(pool, "hosts"), i, h) {
+        _cleanup_free_ char *label = vo_asprintf("host %s:", jstr(h, "host") ? jstr(h, "host") : "?");
+        _cleanup_free_ char *what = json_is_true(json_object_get(h, "reachable"))
+                                        ? vo_strdup("reachable")
+                                        : vo_asprintf("unreachable: %s", jstr(h, "reason") ? jstr(h, "reason") : "?");
+        out_kv(stdout, label, what);
+    }
+}
+
+/* "yes", "no" or "2/3 hosts" for the list's REACHABLE column. */
+static char *reach_cell(const json_t *pool)
+{
+    json_t *hosts = json_object_get(pool, "hosts");
+    if (!json_is_true(json_object_get(pool, "shared")) || json_array_size(hosts) <= 1)
+        return vo_strdup(json_is_true(json_object_get(pool, "reachable")) ? "yes" : "no");
+    size_t i, n = 0;
+    json_t *h;
+    json_array_foreach(hosts, i, h)
+        n += json_is_true(json_object_get(h, "reachable"));
+    return vo_asprintf("%zu/%zu hosts", n, json_array_size(hosts));
 }
 
 static int pool_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *path = NULL, *type = NULL;
+    bool shared = false;
     const CliOption opts[] = {
         { "--path", &path, NULL },
         { "--type", &type, NULL },
+        { "--shared", NULL, &shared },
         { NULL, NULL, NULL },
     };
     int exit_status;
@@ -57,6 +89,8 @@ static int pool_create(const CliCommand *cmd, int argc, char **argv)
     json_t *body = json_pack("{s:s, s:s}", "name", name, "path", abs);
     if (type)
         json_object_set_new(body, "type", json_string(type));
+    if (shared)
+        json_object_set_new(body, "shared", json_true());
     json_t *pool = NULL;
     int r = api_call("POST", "/v1/pools", body, &pool);
     json_decref(body);
@@ -71,8 +105,9 @@ static int pool_list(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!api_read_command(cmd, argc, argv, "/v1/pools", &doc, &exit_status))
         return exit_status;
-    static const char *const headers[] = { "NAME",       "TYPE",      "PATH",   "CAPACITY",
-                                           "ALLOCATION", "AVAILABLE", "VOLUMES" };
+    static const char *const headers[] = { "NAME",      "TYPE",    "PATH",   "CAPACITY",
+                                           "ALLOCATION", "AVAILABLE", "VOLUMES", "SHARED",
+                                           "REACHABLE" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
     json_t *pool;
@@ -81,9 +116,12 @@ static int pool_list(const CliCommand *cmd, int argc, char **argv)
         _cleanup_free_ char *allocation = bytes_field(pool, "allocation_bytes");
         _cleanup_free_ char *available = bytes_field(pool, "available_bytes");
         _cleanup_free_ char *volumes = jint_str(pool, "volumes");
+        _cleanup_free_ char *reach = reach_cell(pool);
         const char *cells[] = { jstr(pool, "name"), jstr(pool, "type"), jstr(pool, "path"),
                                 capacity,           allocation,         available,
-                                volumes };
+                                volumes,
+                                json_is_true(json_object_get(pool, "shared")) ? "yes" : "no",
+                                reach };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -103,7 +141,7 @@ static int pool_delete(const CliCommand *cmd, int argc, char **argv)
 }
 
 static const CliCommand pool_commands[] = {
-    { "pool", "create", "NAME", "--path DIR [--type dir|backup]",
+    { "pool", "create", "NAME", "--path DIR [--type dir|backup] [--shared]",
       "Create a pool: a directory vireod keeps volumes (or backups) in.",
       "The directory must exist on vireod's host and not be another pool's. A relative\n"
       "DIR is taken from the current directory.\n"
@@ -111,11 +149,16 @@ static const CliCommand pool_commands[] = {
       "  --path DIR            the pool's directory (required)\n"
       "  --type dir|backup     dir (default) holds volumes; backup holds VM backups\n"
       "                        (see vireo backup create --target)\n"
-      "\nExample:\n  vireo pool create fast --path /srv/nvme/vireo\n",
+      "  --shared              a directory every host of the cluster mounts at DIR (NFS,\n"
+      "                        say): vireod writes DIR/.vireo-pool.json and each host\n"
+      "                        checks it sees it (vireo pool show NAME: per host)\n"
+      "\nExamples:\n  vireo pool create fast --path /srv/nvme/vireo\n"
+      "  vireo pool create nfs --path /mnt/vireo --shared\n",
       pool_create },
     { "pool", "list", NULL, NULL, "List the pools with their space and volume counts.", NULL,
       pool_list },
-    { "pool", "show", "NAME", NULL, "Show one pool.", NULL, pool_show },
+    { "pool", "show", "NAME", NULL, "Show one pool (a shared one: reachable or why not, per host).",
+      NULL, pool_show },
     { "pool", "delete", "NAME", NULL, "Delete an empty pool (its directory stays).",
       "Refused while the pool holds volumes or backups, and for the default pool.\n", pool_delete },
 };

@@ -35,9 +35,10 @@ void vo_api_image_show(VoRequest *req, VoReply *rep)
 void vo_api_image_import(VoRequest *req, VoReply *rep)
 {
     VoImageImportArgs args = { 0 };
-    if (!vo_request_unpack(req, rep, "{s:s, s:s, s?s, s?s, s?s}", "name", &args.name,
+    if (!vo_request_unpack(req, rep, "{s:s, s:s, s?s, s?s, s?s, s?s}", "name", &args.name,
                            "import_path", &args.import_path, "kernel_path", &args.kernel_path,
-                           "initrd_path", &args.initrd_path, "cmdline", &args.cmdline))
+                           "initrd_path", &args.initrd_path, "cmdline", &args.cmdline, "pool",
+                           &args.pool))
         return;
     json_t *task = NULL;
     char *error = NULL;

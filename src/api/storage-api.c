@@ -6,6 +6,7 @@
 
 #include "api/handlers.h"
 #include "conf/storage-spec.h"
+#include "daemon/hosts.h"
 #include "daemon/storage.h"
 #include "util/util.h"
 
@@ -18,9 +19,65 @@ static void reply_result(VoReply *rep, int r, int status, json_t *doc, char *err
     free(error);
 }
 
+/* Each host's view of shared pool (this host's own, the others' from their
+ * records: a record lists the pools its host reaches, and why not the
+ * others). */
+static json_t *pool_hosts(VoDaemon *d, json_t *hosts, json_t *pool)
+{
+    const char *name = json_string_value(json_object_get(pool, "name"));
+    json_t *arr = json_array();
+    size_t i, j;
+    json_t *h, *p;
+    json_array_foreach(hosts, i, h) {
+        const char *state = json_string_value(json_object_get(h, "state"));
+        json_t *o = json_pack("{s:O, s:O}", "host", json_object_get(h, "name"), "id",
+                              json_object_get(h, "id"));
+        bool reachable = false;
+        const char *reason = NULL;
+        if (json_is_true(json_object_get(h, "local"))) {
+            reachable = json_is_true(json_object_get(pool, "reachable"));
+            reason = json_string_value(json_object_get(pool, "reason"));
+        } else if (state && !strcmp(state, "offline")) {
+            reason = "the host is offline";
+        } else {
+            json_array_foreach(json_object_get(h, "pools"), j, p)
+                if (json_is_string(p) && !strcmp(json_string_value(p), name))
+                    reachable = true;
+            reason = json_string_value(
+                json_object_get(json_object_get(h, "pools_unreachable"), name));
+            if (!reachable && !reason)
+                reason = "the host has not checked the pool yet";
+        }
+        json_object_set_new(o, "reachable", json_boolean(reachable));
+        json_object_set_new(o, "reason", reachable || !reason ? json_null() : json_string(reason));
+        json_array_append_new(arr, o);
+    }
+    (void)d;
+    return arr;
+}
+
+/* Adds "hosts" to the shared pools of list (an array of pools). */
+static void add_pool_hosts(VoDaemon *d, json_t *list)
+{
+    int err = 0;
+    json_t *hosts = NULL;
+    size_t i;
+    json_t *pool;
+    json_array_foreach(list, i, pool) {
+        if (!json_is_true(json_object_get(pool, "shared")))
+            continue;
+        if (!hosts && !(hosts = vo_hosts_list_json(d, &err)))
+            hosts = json_pack("{s:[]}", "hosts"); /* the store said no: this host's view only */
+        json_object_set_new(pool, "hosts", pool_hosts(d, json_object_get(hosts, "hosts"), pool));
+    }
+    json_decref(hosts);
+}
+
 void vo_api_pools_list(VoRequest *req, VoReply *rep)
 {
-    vo_reply_json(rep, 200, json_pack("{s:o}", "pools", vo_pools_list_json(req->d)));
+    json_t *list = vo_pools_list_json(req->d);
+    add_pool_hosts(req->d, list);
+    vo_reply_json(rep, 200, json_pack("{s:o}", "pools", list));
 }
 
 void vo_api_pool_create(VoRequest *req, VoReply *rep)
@@ -30,18 +87,25 @@ void vo_api_pool_create(VoRequest *req, VoReply *rep)
     char *error = NULL;
     int r = vo_pool_spec_from_json(req->body, &spec, &error);
     if (r >= 0)
-        r = vo_pool_create(req->d, spec.name, spec.type, spec.path, &pool, &error);
+        r = vo_pool_create(req->d, spec.name, spec.type, spec.path, spec.shared, &pool, &error);
     vo_pool_spec_clear(&spec);
     reply_result(rep, r, 201, pool, error);
 }
 
 void vo_api_pool_show(VoRequest *req, VoReply *rep)
 {
-    _cleanup_free_ char *key = vo_asprintf("pools/%s", req->params[0]);
+    _cleanup_free_ char *key = vo_pool_key(req->d, req->params[0]);
     rep->etag = vo_api_key_rev(req->d, key);
     json_t *pool = NULL;
     char *error = NULL;
     int r = vo_pool_get_json(req->d, req->params[0], &pool, &error);
+    if (r >= 0) {
+        json_t *one = json_pack("[O]", pool);
+        add_pool_hosts(req->d, one);
+        json_decref(pool);
+        pool = json_incref(json_array_get(one, 0));
+        json_decref(one);
+    }
     reply_result(rep, r, 200, pool, error);
 }
 
@@ -92,7 +156,7 @@ void vo_api_volume_create(VoRequest *req, VoReply *rep)
 
 void vo_api_volume_show(VoRequest *req, VoReply *rep)
 {
-    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
+    _cleanup_free_ char *key = vo_volume_doc_key(req->d, req->params[0], req->params[1]);
     rep->etag = vo_api_key_rev(req->d, key);
     json_t *volume = NULL;
     char *error = NULL;
@@ -119,7 +183,7 @@ void vo_api_volume_edit(VoRequest *req, VoReply *rep)
 
 void vo_api_volume_delete(VoRequest *req, VoReply *rep)
 {
-    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
+    _cleanup_free_ char *key = vo_volume_doc_key(req->d, req->params[0], req->params[1]);
     int64_t want = 0;
     /* An early answer; the task compares again where it deletes. */
     if (!vo_request_if_match(req, rep, &want) ||
@@ -154,7 +218,7 @@ void vo_api_volume_resize(VoRequest *req, VoReply *rep)
 
 void vo_api_volume_clone(VoRequest *req, VoReply *rep)
 {
-    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
+    _cleanup_free_ char *key = vo_volume_doc_key(req->d, req->params[0], req->params[1]);
     if (!vo_api_if_match_key(req, rep, key, "the volume"))
         return;
     const char *target = NULL;
@@ -176,7 +240,7 @@ int vo_api_volume_upload_prepare(VoRequest *req, char **ret_path_template, char 
 
 void vo_api_volume_upload(VoRequest *req, VoReply *rep)
 {
-    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", req->params[0], req->params[1]);
+    _cleanup_free_ char *key = vo_volume_doc_key(req->d, req->params[0], req->params[1]);
     if (!vo_api_if_match_key(req, rep, key, "the volume"))
         return;
     if (req->upload_bytes == 0) {

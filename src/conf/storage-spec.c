@@ -40,9 +40,10 @@ int vo_pool_spec_from_json(json_t *doc, VoPoolSpec *ret, char **ret_error)
     *ret = (VoPoolSpec){ 0 };
     json_auto_t *empty = doc ? NULL : json_object();
     const char *name = NULL, *type = "dir", *path = NULL;
+    int shared = 0;
     json_error_t jerr;
-    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT, "{s:s, s?s, s:s}", "name", &name, "type", &type,
-                       "path", &path) < 0)
+    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT, "{s:s, s?s, s:s, s?b}", "name", &name,
+                       "type", &type, "path", &path, "shared", &shared) < 0)
         return invalid_body(&jerr, ret_error);
     if (!vo_name_valid(name)) {
         *ret_error = invalid_name("name", name);
@@ -56,8 +57,12 @@ int vo_pool_spec_from_json(json_t *doc, VoPoolSpec *ret, char **ret_error)
         *ret_error = vo_asprintf("path: '%s' is not an existing directory (absolute path)", path);
         return -EINVAL;
     }
+    if (shared && strcmp(type, "dir")) {
+        *ret_error = vo_asprintf("shared: a %s pool cannot be shared (only dir pools)", type);
+        return -EINVAL;
+    }
     *ret = (VoPoolSpec){ .name = vo_strdup(name), .type = vo_strdup(type),
-                         .path = vo_strdup(path) };
+                         .path = vo_strdup(path), .shared = shared };
     return 0;
 }
 

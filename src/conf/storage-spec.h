@@ -6,6 +6,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* The largest volume vireo makes. */
@@ -15,6 +16,7 @@ typedef struct {
     char *name;
     char *type; /* "dir" (default) or "backup" */
     char *path; /* absolute */
+    bool shared; /* a directory every host of a cluster mounts at path */
 } VoPoolSpec;
 
 typedef struct {

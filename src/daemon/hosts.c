@@ -144,12 +144,17 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
             running++;
     }
     json_decref(list);
-    json_t *pools = json_array();
+    /* Only the pools this host reaches (placement filters on them); a
+     * shared pool it cannot reach is listed with why not. */
+    json_t *pools = json_array(), *unreachable = json_object();
     json_t *pool_list = vo_pools_list_json(d);
     json_array_foreach(pool_list, i, vm) {
         const char *name = json_string_value(json_object_get(vm, "name"));
-        if (name)
+        const char *reason = json_string_value(json_object_get(vm, "reason"));
+        if (name && json_is_true(json_object_get(vm, "reachable")))
             json_array_append_new(pools, json_string(name));
+        else if (name)
+            json_object_set_new(unreachable, name, json_string(reason ? reason : "unreachable"));
     }
     json_decref(pool_list);
     double mem_ratio, cpu_ratio;
@@ -164,6 +169,7 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
         cpu_ratio, "committed_memory_mib", committed_mem, "committed_vcpus", committed_vcpus,
         "load", h->load, "vms", vms, "vms_running", running, "version", VIREO_VERSION,
         "updated_at", (json_int_t)(vo_wall_ms() / 1000));
+    json_object_set_new(o, "pools_unreachable", unreachable);
     vo_host_facts_clear(&f);
     return o;
 }
@@ -339,6 +345,7 @@ int vo_hosts_start(VoDaemon *d)
     pthread_cond_init(&h->renew_wake, &attr);
     pthread_condattr_destroy(&attr);
     d->hosts = h;
+    vo_storage_set_pools_changed(vo_hosts_refresh);
     r = -pthread_create(&h->renew_thread, NULL, renew_thread, d);
     if (r == 0) {
         r = -pthread_create(&h->work_thread, NULL, work_thread, d);

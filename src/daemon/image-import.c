@@ -15,7 +15,7 @@
 
 typedef struct {
     VoDaemon *d;
-    char *name, *import_path, *kernel_path, *initrd_path, *cmdline;
+    char *name, *import_path, *kernel_path, *initrd_path, *cmdline, *pool;
     bool claimed; /* holds the name (vo_image_name_claim) */
 } ImportOp;
 
@@ -25,6 +25,9 @@ static int name_hold(VoDaemon *d, const char *name, bool exists_ok, char **ret_e
 {
     _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, name);
     _cleanup_free_ char *key = vo_asprintf("images/%s", name);
+    /* One name for the host's images and the cluster's (shared pools). */
+    _cleanup_free_ char *shared_key = vo_asprintf(VO_SHARED_IMAGES_PREFIX "%s", name);
+    _cleanup_free_ char *doc = NULL, *shared_doc = NULL;
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
     for (char **s = d->images_building; s && *s && r == 0; s++)
@@ -32,7 +35,8 @@ static int name_hold(VoDaemon *d, const char *name, bool exists_ok, char **ret_e
             r = vo_error_set(ret_error, exists_ok ? -EBUSY : -EEXIST,
                              "image '%s' is being built or deleted by another task", name);
     if (r == 0 && !exists_ok &&
-        (vo_store_get(d->store, key, NULL, NULL) == 0 || access(dir, F_OK) == 0))
+        (vo_store_get(d->store, key, &doc, NULL) == 0 ||
+         vo_store_get(d->store, shared_key, &shared_doc, NULL) == 0 || access(dir, F_OK) == 0))
         r = vo_error_set(ret_error, -EEXIST, "image '%s' already exists", name);
     if (r == 0)
         vo_strv_pushf(&d->images_building, "%s", name);
@@ -69,6 +73,7 @@ static void import_op_free(void *p)
     free(op->kernel_path);
     free(op->initrd_path);
     free(op->cmdline);
+    free(op->pool);
     free(op);
 }
 
@@ -117,10 +122,10 @@ static int write_image_json(const VoImageBuild *b, const char *dir)
  * .deleting-NAME), then removed: a removal cut short in place would leave a
  * part of the image (image.json and its disk, without its kernel) that the
  * next start adopts. Left over, either name goes in the start-up sweep. */
-static void discard_final_dir(VoDaemon *d, const char *name, const char *final_dir,
+static void discard_final_dir(const char *top, const char *name, const char *final_dir,
                               const char *tmp_dir)
 {
-    _cleanup_free_ char *aside = vo_asprintf("%s/images/.deleting-%s", d->state_dir, name);
+    _cleanup_free_ char *aside = vo_asprintf("%s/.deleting-%s", top, name);
     const char *gone = rename(final_dir, tmp_dir) == 0 ? tmp_dir
                        : rename(final_dir, aside) == 0 ? aside
                                                        : NULL;
@@ -134,8 +139,12 @@ static void discard_final_dir(VoDaemon *d, const char *name, const char *final_d
 
 int vo_image_build(VoDaemon *d, const VoImageBuild *b, VoTask *t, char **ret_error)
 {
-    _cleanup_free_ char *final_dir = vo_asprintf("%s/images/%s", d->state_dir, b->name);
-    _cleanup_free_ char *tmp_dir = vo_asprintf("%s/images/.build-%s", d->state_dir, b->name);
+    /* In a shared pool: SHARED_POOL/.images/NAME, built the same way. */
+    _cleanup_free_ char *top = vo_images_top(d, b->pool);
+    if (!top)
+        return vo_error_set(ret_error, -ENOENT, "pool '%s' is not a shared pool", b->pool);
+    _cleanup_free_ char *final_dir = vo_asprintf("%s/%s", top, b->name);
+    _cleanup_free_ char *tmp_dir = vo_asprintf("%s/.build-%s", top, b->name);
     _cleanup_free_ char *disk = vo_asprintf("%s/disk.qcow2", tmp_dir);
     (void)vo_rm_rf(tmp_dir);
     int r = vo_mkdir_p(tmp_dir, 0750);
@@ -156,8 +165,8 @@ int vo_image_build(VoDaemon *d, const VoImageBuild *b, VoTask *t, char **ret_err
         (void)vo_rm_rf(tmp_dir);
     /* Files first, then the document, which makes the image exist. A crash
      * between leaves a complete directory that the next start adopts. */
-    else if ((r = vo_image_record(d, b->name, ret_error)) < 0)
-        discard_final_dir(d, b->name, final_dir, tmp_dir);
+    else if ((r = vo_image_record_in(d, b->name, b->pool, ret_error)) < 0)
+        discard_final_dir(top, b->name, final_dir, tmp_dir);
     return r;
 }
 
@@ -169,7 +178,7 @@ static int task_import(VoTask *t, void *userdata)
     if (r >= 0) {
         VoImageBuild b = { .name = op->name, .disk_path = op->import_path, .disk_format = format,
                            .kernel = op->kernel_path, .initrd = op->initrd_path,
-                           .cmdline = op->cmdline };
+                           .cmdline = op->cmdline, .pool = op->pool };
         r = vo_image_build(op->d, &b, t, &error);
     }
     vo_image_name_release(op->d, op->name); /* built (it exists now) or not */
@@ -213,6 +222,16 @@ int vo_image_import(VoDaemon *d, const VoImageImportArgs *args, json_t **ret_tas
                                      (unsigned char)*p, (size_t)(p - args->cmdline));
             return -EINVAL;
         }
+    if (args->pool) {
+        _cleanup_free_ char *path = NULL;
+        bool reachable = false;
+        int k = vo_shared_pool_path(d, args->pool, &path, &reachable, ret_error);
+        if (k < 0)
+            return k == -ENOENT ? -EINVAL : k;
+        if (!reachable)
+            return vo_error_set(ret_error, -EBUSY, "pool '%s' is not reachable on this host "
+                                "(vireo pool show %s)", args->pool, args->pool);
+    }
     int r = vo_image_name_claim(d, args->name, ret_error);
     if (r < 0)
         return r;
@@ -221,7 +240,7 @@ int vo_image_import(VoDaemon *d, const VoImageImportArgs *args, json_t **ret_tas
                       .import_path = vo_strdup(args->import_path),
                       .kernel_path = vo_strdup(args->kernel_path),
                       .initrd_path = vo_strdup(args->initrd_path),
-                      .cmdline = vo_strdup(args->cmdline) };
+                      .cmdline = vo_strdup(args->cmdline), .pool = vo_strdup(args->pool) };
     /* Cancelled while queued, import_op_free gives the name back. */
     r = vo_tasks_submit(d->tasks,
                         &(VoTaskDesc){ .kind = "image-import", .target = args->name,
@@ -240,8 +259,9 @@ int vo_image_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_
         *ret_error = vo_asprintf("image '%s' does not exist", name);
         return -ENOENT;
     }
+    _cleanup_free_ char *pool = vo_strdup(img->pool);
     vo_image_free(img);
-    int users = vo_image_users(d, name);
+    int users = vo_image_users(d, name) + (pool ? vo_image_users_elsewhere(d, name) : 0);
     if (users > 0) {
         *ret_error = vo_asprintf("image '%s' is used by %d VM(s) or linked clone(s); delete "
                                  "those first", name, users);
@@ -261,9 +281,15 @@ int vo_image_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_
      * read): a crash between leaves a document without files, which the next
      * start removes (never files without a document, which it would adopt).
      * The sweep removes a ".deleting-NAME" left behind. */
-    _cleanup_free_ char *dir = vo_asprintf("%s/images/%s", d->state_dir, name);
-    _cleanup_free_ char *gone = vo_asprintf("%s/images/.deleting-%s", d->state_dir, name);
-    _cleanup_free_ char *key = vo_asprintf("images/%s", name);
+    _cleanup_free_ char *top = vo_images_top(d, pool);
+    if (!top) {
+        vo_image_name_release(d, name);
+        return vo_error_set(ret_error, -ENOENT, "pool '%s' of image '%s' does not exist", pool,
+                            name);
+    }
+    _cleanup_free_ char *dir = vo_asprintf("%s/%s", top, name);
+    _cleanup_free_ char *gone = vo_asprintf("%s/.deleting-%s", top, name);
+    _cleanup_free_ char *key = vo_asprintf("%s%s", pool ? VO_SHARED_IMAGES_PREFIX : "images/", name);
     (void)vo_rm_rf(gone);
     bool moved = rename(dir, gone) == 0;
     if (!moved && errno != ENOENT) /* ENOENT: the files were gone already */

@@ -10,6 +10,7 @@
 
 #include "conf/names.h"
 #include "daemon/daemon.h"
+#include "daemon/storage.h"
 #include "state/records.h"
 #include "storage/qemu-img.h"
 #include "util/util.h"
@@ -26,22 +27,35 @@ VoImage *vo_image_free(VoImage *img)
     free(img->kernel);
     free(img->initrd);
     free(img->cmdline);
+    free(img->pool);
     free(img);
     return NULL;
 }
 
-static char *image_dir(VoDaemon *d, const char *name)
+char *vo_images_top(VoDaemon *d, const char *pool)
 {
-    return vo_asprintf("%s/images/%s", d->state_dir, name);
+    if (!pool)
+        return vo_asprintf("%s/images", d->state_dir);
+    _cleanup_free_ char *path = NULL, *error = NULL;
+    if (vo_shared_pool_path(d, pool, &path, NULL, &error) < 0)
+        return NULL;
+    return vo_asprintf("%s/%s", path, VO_SHARED_IMAGES_DIR);
+}
+
+/* The directory of image name: this host's, or in shared pool pool (NULL
+ * when that pool is unknown). */
+static char *image_dir_in(VoDaemon *d, const char *pool, const char *name)
+{
+    _cleanup_free_ char *top = vo_images_top(d, pool);
+    return top ? vo_asprintf("%s/%s", top, name) : NULL;
 }
 
 /* The document of image name read from its directory: image.json, and the
  * disk's size (for qcow2 the disk's, not the file's). created_ms < 0: when
  * image.json was written. -ENOENT without image.json. */
-static int image_doc_from_files(VoDaemon *d, const char *name, int64_t created_ms, json_t **ret,
-                                char **ret_error)
+static int image_doc_from_files(const char *dir, const char *name, int64_t created_ms,
+                                json_t **ret, char **ret_error)
 {
-    _cleanup_free_ char *dir = image_dir(d, name);
     _cleanup_free_ char *meta_path = vo_asprintf("%s/image.json", dir);
     struct stat st;
     if (stat(meta_path, &st) < 0)
@@ -89,15 +103,22 @@ static int image_doc_from_files(VoDaemon *d, const char *name, int64_t created_m
     return 0;
 }
 
-static int image_doc_put(VoDaemon *d, const char *name, int64_t created_ms, char **ret_error)
+static int image_doc_put(VoDaemon *d, const char *name, const char *pool, int64_t created_ms,
+                         char **ret_error)
 {
     json_t *doc = NULL;
-    int r = image_doc_from_files(d, name, created_ms, &doc, ret_error);
+    _cleanup_free_ char *dir = image_dir_in(d, pool, name);
+    if (!dir)
+        return vo_error_set(ret_error, -ENOENT, "pool '%s' does not exist", pool);
+    int r = image_doc_from_files(dir, name, created_ms, &doc, ret_error);
     if (r < 0)
         return r;
+    if (pool)
+        json_object_set_new(doc, "pool", json_string(pool));
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
-    _cleanup_free_ char *key = vo_asprintf(IMAGES_PREFIX "%s", name);
+    _cleanup_free_ char *key = vo_asprintf("%s%s", pool ? VO_SHARED_IMAGES_PREFIX : IMAGES_PREFIX,
+                                           name);
     r = vo_store_put(d->store, key, text, VO_REV_NEW, NULL);
     if (r < 0)
         vo_error_set(ret_error, r, "cannot record %s in the store: %s", key, strerror(-r));
@@ -106,7 +127,12 @@ static int image_doc_put(VoDaemon *d, const char *name, int64_t created_ms, char
 
 int vo_image_record(VoDaemon *d, const char *name, char **ret_error)
 {
-    return image_doc_put(d, name, vo_wall_ms(), ret_error);
+    return image_doc_put(d, name, NULL, vo_wall_ms(), ret_error);
+}
+
+int vo_image_record_in(VoDaemon *d, const char *name, const char *pool, char **ret_error)
+{
+    return image_doc_put(d, name, pool, vo_wall_ms(), ret_error);
 }
 
 /* A file named by the image's document, in its directory. */
@@ -120,14 +146,20 @@ static int image_from_doc(VoDaemon *d, const char *name, const char *text, VoIma
 {
     json_t *doc = json_loads(text, 0, NULL);
     VoImageDoc v;
+    /* A shared image's document is an image document plus its pool. */
+    _cleanup_free_ char *pool = vo_strdup(json_string_value(json_object_get(doc, "pool")));
+    if (json_is_object(doc))
+        json_object_del(doc, "pool");
     int r = vo_image_doc_parse(doc, name, &v);
+    _cleanup_free_ char *dir = r >= 0 ? image_dir_in(d, pool, v.name) : NULL;
+    if (r >= 0 && !dir)
+        r = -EINVAL; /* its pool is gone */
     if (r >= 0) {
-        _cleanup_free_ char *dir = image_dir(d, v.name);
         VoImage *img = vo_malloc0(sizeof(*img));
         *img = (VoImage){ .name = vo_strdup(v.name), .disk = doc_file(dir, v.disk),
                           .format = vo_strdup(v.format), .size_bytes = v.size_bytes,
                           .kernel = doc_file(dir, v.kernel), .initrd = doc_file(dir, v.initrd),
-                          .cmdline = vo_strdup(v.cmdline) };
+                          .cmdline = vo_strdup(v.cmdline), .pool = TAKE_PTR(pool) };
         *ret = img;
     }
     json_decref(doc);
@@ -141,6 +173,11 @@ int vo_image_get(VoDaemon *d, const char *name, VoImage **ret, int64_t *ret_rev)
     _cleanup_free_ char *key = vo_asprintf(IMAGES_PREFIX "%s", name);
     _cleanup_free_ char *text = NULL;
     int r = vo_store_get(d->store, key, &text, ret_rev);
+    if (r == -ENOENT) { /* the cluster's, kept in a shared pool */
+        free(key);
+        key = vo_asprintf(VO_SHARED_IMAGES_PREFIX "%s", name);
+        r = vo_store_get(d->store, key, &text, ret_rev);
+    }
     return r < 0 ? r : image_from_doc(d, name, text, ret);
 }
 
@@ -171,19 +208,26 @@ json_t *vo_image_to_json(const VoImage *img)
     json_object_set_new(o, "kernel", img->kernel ? json_string(img->kernel) : json_null());
     json_object_set_new(o, "initrd", img->initrd ? json_string(img->initrd) : json_null());
     json_object_set_new(o, "cmdline", img->cmdline ? json_string(img->cmdline) : json_null());
+    json_object_set_new(o, "pool", img->pool ? json_string(img->pool) : json_null());
     return o;
 }
 
 typedef struct {
     VoDaemon *d;
     json_t *arr;
+    const char *prefix;
+    char **seen; /* shared: names this host has an image of its own of */
 } ListCtx;
 
 static int list_one(const char *key, const char *value, int64_t rev, void *userdata)
 {
     ListCtx *c = userdata;
     VoImage *img = NULL;
-    if (image_from_doc(c->d, key + strlen(IMAGES_PREFIX), value, &img) < 0) {
+    const char *name = key + strlen(c->prefix);
+    for (char **s = c->seen; s && *s; s++)
+        if (!strcmp(*s, name))
+            return 0; /* this host's own comes first */
+    if (image_from_doc(c->d, name, value, &img) < 0) {
         log_warn("images: ignoring %s: not an image document", key);
         return 0;
     }
@@ -192,11 +236,34 @@ static int list_one(const char *key, const char *value, int64_t rev, void *userd
     return 0;
 }
 
+static int cmp_image(const void *a, const void *b)
+{
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
+                  json_string_value(json_object_get(*(json_t *const *)b, "name")));
+}
+
 json_t *vo_images_list_json(VoDaemon *d)
 {
-    /* Key order is name order. */
-    ListCtx c = { .d = d, .arr = json_array() };
+    ListCtx c = { .d = d, .arr = json_array(), .prefix = IMAGES_PREFIX };
     (void)vo_store_list(d->store, IMAGES_PREFIX, list_one, &c);
+    size_t i;
+    json_t *img;
+    json_array_foreach(c.arr, i, img)
+        vo_strv_pushf(&c.seen, "%s", json_string_value(json_object_get(img, "name")));
+    c.prefix = VO_SHARED_IMAGES_PREFIX;
+    (void)vo_store_list(d->store, VO_SHARED_IMAGES_PREFIX, list_one, &c);
+    vo_strv_free(c.seen);
+    /* Sorted by name, the host's and the cluster's together. */
+    size_t n = json_array_size(c.arr);
+    json_t **items = vo_malloc0(sizeof(json_t *) * (n + 1));
+    for (i = 0; i < n; i++)
+        items[i] = json_incref(json_array_get(c.arr, i));
+    if (n)
+        qsort(items, n, sizeof(json_t *), cmp_image);
+    json_array_clear(c.arr);
+    for (i = 0; i < n; i++)
+        json_array_append_new(c.arr, items[i]);
+    free(items);
     return c.arr;
 }
 
@@ -269,7 +336,7 @@ void vo_images_load(VoDaemon *d)
         if (vo_store_get(d->store, key, NULL, NULL) == 0)
             continue;
         _cleanup_free_ char *error = NULL;
-        int r = image_doc_put(d, e->d_name, -1, &error);
+        int r = image_doc_put(d, e->d_name, NULL, -1, &error);
         if (r >= 0)
             log_info("images: adopted image '%s' (found in %s without a document)", e->d_name,
                      top);

@@ -18,7 +18,15 @@ typedef struct {
     char *format; /* raw | qcow2 */
     uint64_t size_bytes;
     char *kernel, *initrd, *cmdline; /* absolute paths / text, or NULL */
+    char *pool; /* the shared pool it is kept in, or NULL: this host's */
 } VoImage;
+
+/* An image kept in a shared pool (POST /v1/images with "pool") is the
+ * cluster's: its files are POOL_PATH/.images/NAME and its document
+ * cluster/images/NAME (the image document plus "pool"), so every host that
+ * reaches the pool sees and uses it. A host's own images/NAME comes first
+ * when both exist. */
+#define VO_SHARED_IMAGES_PREFIX "cluster/images/"
 
 struct VoDaemon;
 
@@ -38,6 +46,12 @@ json_t *vo_images_list_json(struct VoDaemon *d);
 /* Writes image name's document (create-only) from its directory, which is
  * complete and in place. */
 int vo_image_record(struct VoDaemon *d, const char *name, char **ret_error);
+/* The same for an image in shared pool pool (NULL: this host's). */
+int vo_image_record_in(struct VoDaemon *d, const char *name, const char *pool, char **ret_error);
+/* Where images live: STATE/images (pool NULL) or SHARED_POOL/.images
+ * (malloc'd; NULL when pool is not a shared pool). */
+#define VO_SHARED_IMAGES_DIR ".images"
+char *vo_images_top(struct VoDaemon *d, const char *pool);
 /* At start, after the sweep and before VMs are loaded: documents whose files
  * are gone are removed; image directories without a document are adopted. */
 void vo_images_load(struct VoDaemon *d);
@@ -48,6 +62,7 @@ void vo_images_load(struct VoDaemon *d);
  * exists once its document is written. */
 typedef struct {
     const char *name, *import_path, *kernel_path, *initrd_path, *cmdline;
+    const char *pool; /* a shared pool to keep it in, or NULL: this host */
 } VoImageImportArgs;
 int vo_image_import(struct VoDaemon *d, const VoImageImportArgs *args, json_t **ret_task,
                     char **ret_error);
@@ -56,6 +71,7 @@ int vo_image_import(struct VoDaemon *d, const VoImageImportArgs *args, json_t **
 typedef struct {
     const char *name, *disk_path, *disk_format, *kernel, *initrd, *cmdline;
     const char *template_of; /* the VM it was made from, informational */
+    const char *pool;        /* a shared pool to keep it in, or NULL */
 } VoImageBuild;
 struct VoTask;
 int vo_image_build(struct VoDaemon *d, const VoImageBuild *b, struct VoTask *t, char **ret_error);

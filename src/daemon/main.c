@@ -20,6 +20,7 @@
 #include "daemon/images.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
+#include "daemon/pool-watch.h"
 #include "daemon/sweep.h"
 #include "conf/names.h"
 #include "daemon/vms.h"
@@ -249,6 +250,10 @@ int main(int argc, char **argv)
     }
     if ((r = vo_hosts_start(&d)) < 0)
         return 1;
+    if ((r = vo_pool_watch_start(&d)) < 0) {
+        log_error("cannot follow the shared pools: %s", strerror(-r));
+        return 1;
+    }
     VoApiServer *api = NULL;
     r = vo_api_server_start(&d, d.socket_path, &api);
     if (r < 0) {
@@ -284,6 +289,7 @@ int main(int argc, char **argv)
 
     vo_api_server_stop(api_tls);
     vo_api_server_stop(api);
+    vo_pool_watch_stop();
     vo_hosts_stop(&d);
     vo_tasks_free(d.tasks);
     vo_vms_release_all(&d);

@@ -10,6 +10,7 @@
 #include "daemon/storage.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "state/relations.h"
 #include "vireo/errors.h"
 #include "storage/image-header.h"
+#include "storage/pool-marker.h"
 #include "storage/qemu-img.h"
 #include "storage/volume-path.h"
 #include "util/time-format.h"
@@ -31,6 +33,13 @@ struct VoPool {
     char *name, *type, *path;
     int64_t created_at;
     int64_t rev; /* of its document; 0 until saved */
+    /* A shared pool (pool-marker.h): its document is cluster/pools/NAME and
+     * its volumes' cluster/volumes/NAME/VOLUME; id is the marker's. reach
+     * and reason: what this host saw when it last checked the marker. */
+    bool shared;
+    char *id;
+    VoPoolReach reach;
+    char *reason;
 };
 
 struct VoVolume {
@@ -38,14 +47,18 @@ struct VoVolume {
     char *backing; /* key "pool/name" of the volume it is a linked clone of, or NULL */
     char *image;   /* image it is a linked clone of, or NULL */
     bool shareable;
+    bool shared;   /* of a shared pool: a cluster document */
     bool busy;     /* an operation (create, resize, clone, delete) runs on it */
     unsigned attaching; /* disk adds between their check and their commit */
+    int64_t attach_lease; /* of a shared volume: the lease of this host's attach lock */
     bool ready;    /* created; false while its create task runs */
     int64_t created_at;
     int64_t rev;   /* of its document; 0 until saved */
 };
 
 /* ---- who uses a volume ---------------------------------------------------- */
+
+static VoPool *pool_find(VoDaemon *d, const char *name);
 
 static VoOnlineResizeFn online_resize;
 
@@ -54,11 +67,109 @@ void vo_storage_set_online_resize(VoOnlineResizeFn fn)
     online_resize = fn;
 }
 
-/* The VM volume key is attached to (*ret filled), or false. A store that
- * cannot be read counts as in use: a rule is never broken for want of it. */
-static bool volume_user(VoDaemon *d, const char *key, VoRelationUser *ret)
+static int collect_member(const char *key, const char *value, int64_t rev, void *userdata)
 {
+    (void)rev;
+    char ***lists = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    const char *id = strrchr(key, '/');
+    if (id && id[1]) {
+        vo_strv_pushf(&lists[0], "%s", id + 1);
+        vo_strv_pushf(&lists[1], "%s", name ? name : id + 1);
+    }
+    json_decref(doc);
+    return 0;
+}
+
+/* The cluster's hosts (cluster/members/): ids and names, as strvs. */
+static int member_hosts(VoDaemon *d, char ***ret_ids, char ***ret_names)
+{
+    char **lists[2] = { NULL, NULL };
+    int r = vo_store_list(d->store, "cluster/members/", collect_member, lists);
+    *ret_ids = lists[0];
+    *ret_names = lists[1];
+    return r;
+}
+
+/* A relation document {"vm","name","active"}: the first user, or the first
+ * active one (relations.c's rule). */
+static int first_user(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)key;
+    (void)rev;
+    VoRelationUser *u = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *id = json_string_value(json_object_get(doc, "vm"));
+    const char *name = json_string_value(json_object_get(doc, "name"));
+    bool active = json_is_true(json_object_get(doc, "active"));
+    if (id && name && (!u->vm_id || (active && !u->active))) {
+        vo_relation_user_clear(u);
+        u->vm_id = vo_strdup(id);
+        u->name = vo_strdup(name);
+        u->active = active;
+    }
+    json_decref(doc);
+    return u->active ? 1 : 0;
+}
+
+/* Whether this host's relations name VM vm_id (a VM of this host). */
+static bool vm_is_here(VoDaemon *d, const char *vm_id)
+{
+    _cleanup_free_ char *key = vo_asprintf("vms/%s", vm_id), *doc = NULL;
+    return vo_store_get(d->store, key, &doc, NULL) == 0;
+}
+
+/* A VM of any host using volume key (a shared pool's volume: every host's
+ * relations), with its host's name in *ret_host (malloc'd; NULL for this
+ * host). 1 with *ret filled, 0 when none, or the store's error. */
+static int any_host_volume_user(VoDaemon *d, const char *key, VoRelationUser *ret,
+                                char **ret_host)
+{
+    *ret_host = NULL;
     int r = vo_relations_volume_user(d->store, key, ret);
+    if (r != 0 || !d->cluster_store)
+        return r;
+    /* The other hosts' relation documents, through the raw handle
+     * (h/<host-id>/uses/volumes/<pool>/<volume>/<vm-id>). */
+    _cleanup_strv_ char **ids = NULL, **names = NULL;
+    r = member_hosts(d, &ids, &names);
+    for (size_t i = 0; r >= 0 && ids && ids[i]; i++) {
+        if (!strcmp(ids[i], d->host_id))
+            continue;
+        _cleanup_free_ char *prefix = vo_asprintf("h/%s/uses/volumes/%s/", ids[i], key);
+        *ret = (VoRelationUser){ 0 };
+        r = vo_store_list(d->cluster_store, prefix, first_user, ret);
+        if (r >= 0 && ret->vm_id) {
+            *ret_host = vo_strdup(names[i]);
+            return 1;
+        }
+        vo_relation_user_clear(ret);
+    }
+    return r < 0 ? r : 0;
+}
+
+static bool key_is_shared(VoDaemon *d, const char *key)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return false;
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, pool);
+    bool shared = p && p->shared;
+    pthread_mutex_unlock(&d->storage_lock);
+    return shared;
+}
+
+/* The VM volume key is attached to (*ret filled), or false; *ret_host: its
+ * host's name when another host's (malloc'd), else NULL. A store that
+ * cannot be read counts as in use: a rule is never broken for want of it.
+ * For a shared pool's volume, VMs of every host count. */
+static bool volume_user_at(VoDaemon *d, const char *key, VoRelationUser *ret, char **ret_host)
+{
+    *ret_host = NULL;
+    int r = key_is_shared(d, key) ? any_host_volume_user(d, key, ret, ret_host)
+                                  : vo_relations_volume_user(d->store, key, ret);
     if (r < 0) {
         log_error("store: cannot read the users of volume %s: %s", key, strerror(-r));
         *ret = (VoRelationUser){ .vm_id = vo_strdup("?"), .name = vo_strdup("(unknown)"),
@@ -66,6 +177,20 @@ static bool volume_user(VoDaemon *d, const char *key, VoRelationUser *ret)
         return true;
     }
     return r > 0;
+}
+
+/* The same for messages ("VM '%s'"): a VM of another host is named with
+ * its host ("db' on host 'h2"). */
+static bool volume_user(VoDaemon *d, const char *key, VoRelationUser *ret)
+{
+    _cleanup_free_ char *host = NULL;
+    bool used = volume_user_at(d, key, ret, &host);
+    if (used && host) {
+        char *named = vo_asprintf("%s' on host '%s", ret->name, host);
+        free(ret->name);
+        ret->name = named;
+    }
+    return used;
 }
 
 /* The name of the VM key is attached to (malloc'd), or NULL. */
@@ -83,6 +208,8 @@ static char *volume_user_name(VoDaemon *d, const char *key)
 
 static void pool_free(VoPool *p)
 {
+    free(p->id);
+    free(p->reason);
     free(p->name);
     free(p->type);
     free(p->path);
@@ -130,6 +257,9 @@ static VoPool *pool_for_new_volume(VoDaemon *d, const char *pool, const char *na
     } else if (!strcmp(p->type, VO_BACKUP_POOL_TYPE)) {
         *ret = vo_error_set(ret_error, -EINVAL,
                             "pool '%s' is a backup pool: volumes go to a dir pool", pool);
+    } else if (p->reach != VO_POOL_REACHABLE) {
+        *ret = vo_error_set(ret_error, -EBUSY, "pool '%s' is not reachable on this host: "
+                            "%s", pool, p->reason ? p->reason : "unknown");
     } else {
         return p;
     }
@@ -143,6 +273,34 @@ static size_t volume_dependents(VoDaemon *d, const char *key)
     for (size_t i = 0; i < d->n_volumes; i++)
         if (d->volumes[i]->backing && !strcmp(d->volumes[i]->backing, key))
             n++;
+    return n;
+}
+
+static int count_doc(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)key;
+    (void)value;
+    (void)rev;
+    (*(int *)userdata)++;
+    return 0;
+}
+
+int vo_image_users_elsewhere(VoDaemon *d, const char *image)
+{
+    if (!d->cluster_store)
+        return 0;
+    _cleanup_strv_ char **ids = NULL, **names = NULL;
+    int r = member_hosts(d, &ids, &names), n = 0;
+    for (size_t i = 0; r >= 0 && ids && ids[i]; i++) {
+        if (strcmp(ids[i], d->host_id)) {
+            _cleanup_free_ char *prefix = vo_asprintf("h/%s/uses/images/%s/", ids[i], image);
+            r = vo_store_list(d->cluster_store, prefix, count_doc, &n);
+        }
+    }
+    if (r < 0) {
+        log_error("store: cannot read the users of image %s: %s", image, strerror(-r));
+        return 1; /* in use, as far as anyone can tell */
+    }
     return n;
 }
 
@@ -169,15 +327,49 @@ int vo_image_users(VoDaemon *d, const char *image)
     return n;
 }
 
+/* The documents' keys: a host's own pools/ and volumes/, or the cluster's
+ * for a shared pool and its volumes. */
+static char *pool_doc_key(bool shared, const char *name)
+{
+    return vo_asprintf("%s/%s", shared ? VO_SHARED_POOLS_PREFIX_NS : "pools", name);
+}
+
+static char *volume_doc_key(bool shared, const char *pool, const char *name)
+{
+    return vo_asprintf("%s/%s/%s", shared ? VO_SHARED_VOLUMES_PREFIX_NS : "volumes", pool, name);
+}
+
+char *vo_pool_key(VoDaemon *d, const char *name)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, name);
+    char *key = pool_doc_key(p && p->shared, name);
+    pthread_mutex_unlock(&d->storage_lock);
+    return key;
+}
+
+char *vo_volume_doc_key(VoDaemon *d, const char *pool, const char *name)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, pool);
+    char *key = volume_doc_key(p && p->shared, pool, name);
+    pthread_mutex_unlock(&d->storage_lock);
+    return key;
+}
+
 /* Caller holds storage_lock (all writers of pools/ and volumes/ do, so the
  * revisions below are the documents' current ones). */
 static int save_pool(VoDaemon *d, VoPool *p, int64_t expected)
 {
     json_t *doc = json_pack("{s:s, s:s, s:s, s:I}", "name", p->name, "type", p->type, "path",
                             p->path, "created_at", (json_int_t)p->created_at);
+    if (p->shared) {
+        json_object_set_new(doc, "shared", json_true());
+        json_object_set_new(doc, "id", json_string(p->id));
+    }
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
-    _cleanup_free_ char *key = vo_asprintf("pools/%s", p->name);
+    _cleanup_free_ char *key = pool_doc_key(p->shared, p->name);
     return vo_store_put(d->store, key, text, expected, &p->rev);
 }
 
@@ -192,7 +384,7 @@ static int save_volume(VoDaemon *d, VoVolume *v)
         json_object_set_new(doc, "image", json_string(v->image));
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
-    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", v->pool, v->name);
+    _cleanup_free_ char *key = volume_doc_key(v->shared, v->pool, v->name);
     return vo_store_put(d->store, key, text, v->rev ? v->rev : VO_REV_NEW, &v->rev);
 }
 
@@ -200,7 +392,7 @@ static int delete_volume_doc(VoDaemon *d, const VoVolume *v)
 {
     if (!v->rev)
         return 0; /* never saved */
-    _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", v->pool, v->name);
+    _cleanup_free_ char *key = volume_doc_key(v->shared, v->pool, v->name);
     int r = vo_store_delete(d->store, key, v->rev);
     return r == -ENOENT ? 0 : r;
 }
@@ -234,29 +426,31 @@ static void registry_add_pool(VoDaemon *d, VoPool *p)
 
 /* ---- loading ------------------------------------------------------------- */
 
-static int load_pool(const char *key, const char *value, int64_t rev, void *userdata)
+/* A pool document (NULL when unreadable). */
+static VoPool *pool_from_doc(const char *value, int64_t rev)
 {
-    VoDaemon *d = userdata;
     json_t *doc = json_loads(value, 0, NULL);
-    const char *name = NULL, *type = NULL, *path = NULL;
+    const char *name = NULL, *type = NULL, *path = NULL, *id = NULL;
     json_int_t created = 0;
-    if (!doc || json_unpack(doc, "{s:s, s:s, s:s, s?I}", "name", &name, "type", &type, "path",
-                            &path, "created_at", &created) < 0) {
-        log_error("store: skipping unreadable %s", key);
+    int shared = 0;
+    if (!doc || json_unpack(doc, "{s:s, s:s, s:s, s?I, s?b, s?s}", "name", &name, "type", &type,
+                            "path", &path, "created_at", &created, "shared", &shared, "id",
+                            &id) < 0 || (shared && !id)) {
         json_decref(doc);
-        return 0;
+        return NULL;
     }
     VoPool *p = vo_malloc0(sizeof(*p));
     *p = (VoPool){ .name = vo_strdup(name), .type = vo_strdup(type), .path = vo_strdup(path),
-                   .created_at = created, .rev = rev };
-    registry_add_pool(d, p);
+                   .created_at = created, .rev = rev, .shared = shared, .id = vo_strdup(id),
+                   /* until checked (vo_storage_check_pools) */
+                   .reach = shared ? VO_POOL_NO_MARKER : VO_POOL_REACHABLE,
+                   .reason = shared ? vo_strdup("not checked yet") : NULL };
     json_decref(doc);
-    return 0;
+    return p;
 }
 
-static int load_volume(const char *key, const char *value, int64_t rev, void *userdata)
+static VoVolume *volume_from_doc(const char *value, int64_t rev)
 {
-    VoDaemon *d = userdata;
     json_t *doc = json_loads(value, 0, NULL);
     const char *pool = NULL, *name = NULL, *format = NULL, *backing = NULL, *image = NULL;
     int shareable = 0;
@@ -264,17 +458,42 @@ static int load_volume(const char *key, const char *value, int64_t rev, void *us
     if (!doc || json_unpack(doc, "{s:s, s:s, s:s, s?s, s?s, s?b, s?I}", "pool", &pool, "name",
                             &name, "format", &format, "backing", &backing, "image", &image,
                             "shareable", &shareable, "created_at", &created) < 0) {
-        log_error("store: skipping unreadable %s", key);
         json_decref(doc);
-        return 0;
+        return NULL;
     }
     VoVolume *v = vo_malloc0(sizeof(*v));
     *v = (VoVolume){ .pool = vo_strdup(pool), .name = vo_strdup(name),
                      .format = vo_strdup(format), .backing = vo_strdup(backing),
                      .image = vo_strdup(image), .shareable = shareable, .ready = true,
                      .created_at = created, .rev = rev };
-    registry_add_volume(d, v);
     json_decref(doc);
+    return v;
+}
+
+static int load_pool(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    VoDaemon *d = userdata;
+    VoPool *p = pool_from_doc(value, rev);
+    if (!p)
+        log_error("store: skipping unreadable %s", key);
+    else if (pool_find(d, p->name)) { /* a local pool and a shared one of one name */
+        log_error("store: skipping %s: a pool named '%s' is loaded already", key, p->name);
+        pool_free(p);
+    } else
+        registry_add_pool(d, p);
+    return 0;
+}
+
+static int load_volume(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    VoDaemon *d = userdata;
+    VoVolume *v = volume_from_doc(value, rev);
+    if (!v) {
+        log_error("store: skipping unreadable %s", key);
+        return 0;
+    }
+    v->shared = !strncmp(key, VO_SHARED_VOLUMES_PREFIX, strlen(VO_SHARED_VOLUMES_PREFIX));
+    registry_add_volume(d, v);
     return 0;
 }
 
@@ -284,6 +503,10 @@ int vo_storage_load(VoDaemon *d)
     int r = vo_store_list(d->store, "pools/", load_pool, d);
     if (r >= 0)
         r = vo_store_list(d->store, "volumes/", load_volume, d);
+    if (r >= 0)
+        r = vo_store_list(d->store, VO_SHARED_POOLS_PREFIX, load_pool, d);
+    if (r >= 0)
+        r = vo_store_list(d->store, VO_SHARED_VOLUMES_PREFIX, load_volume, d);
     if (r >= 0 && !pool_find(d, VO_DEFAULT_POOL)) {
         VoPool *p = vo_malloc0(sizeof(*p));
         *p = (VoPool){ .name = vo_strdup(VO_DEFAULT_POOL), .type = vo_strdup("dir"),
@@ -298,7 +521,204 @@ int vo_storage_load(VoDaemon *d)
             registry_add_pool(d, p);
     }
     pthread_mutex_unlock(&d->storage_lock);
+    if (r >= 0)
+        vo_storage_check_pools(d);
     return r;
+}
+
+/* ---- shared pools: reachability and the cluster's changes ------------------ */
+
+static VoStoragePoolsChangedFn pools_changed;
+
+void vo_storage_set_pools_changed(VoStoragePoolsChangedFn fn)
+{
+    pools_changed = fn;
+}
+
+void vo_storage_notify_pools_changed(VoDaemon *d)
+{
+    if (pools_changed)
+        pools_changed(d);
+}
+
+bool vo_storage_check_pools(VoDaemon *d)
+{
+    /* The marker is read without the lock (a hung mount must not stop
+     * every storage call), then the verdicts are stored. */
+    _cleanup_strv_ char **names = NULL, **paths = NULL, **ids = NULL;
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; i < d->n_pools; i++)
+        if (d->pools[i]->shared) {
+            vo_strv_pushf(&names, "%s", d->pools[i]->name);
+            vo_strv_pushf(&paths, "%s", d->pools[i]->path);
+            vo_strv_pushf(&ids, "%s", d->pools[i]->id);
+        }
+    pthread_mutex_unlock(&d->storage_lock);
+    bool changed = false;
+    for (size_t i = 0; names && names[i]; i++) {
+        char *reason = NULL;
+        VoPoolReach reach = vo_pool_marker_check(paths[i], ids[i], &reason);
+        pthread_mutex_lock(&d->storage_lock);
+        VoPool *p = pool_find(d, names[i]);
+        if (p && p->shared && !strcmp(p->id, ids[i]) && p->reach != reach) {
+            if (reach == VO_POOL_REACHABLE)
+                log_info("shared pool '%s' is reachable on this host", p->name);
+            else
+                log_warn("shared pool '%s' is not reachable on this host: %s", p->name, reason);
+            changed = true;
+        }
+        if (p && p->shared && !strcmp(p->id, ids[i])) {
+            p->reach = reach;
+            free(p->reason);
+            p->reason = TAKE_PTR(reason);
+        }
+        pthread_mutex_unlock(&d->storage_lock);
+        free(reason);
+    }
+    return changed;
+}
+
+/* Caller holds storage_lock. */
+static void registry_remove_pool(VoDaemon *d, VoPool *p)
+{
+    for (size_t i = 0; i < d->n_pools; i++)
+        if (d->pools[i] == p) {
+            d->pools[i] = d->pools[--d->n_pools];
+            pool_free(p);
+            return;
+        }
+}
+
+/* Caller holds storage_lock. A change of cluster/pools/NAME (value NULL: a
+ * delete) another host (or this one) made; true when the registry changed. */
+static bool apply_pool_change(VoDaemon *d, const char *name, const char *value, int64_t rev)
+{
+    VoPool *p = pool_find(d, name);
+    if (!value) {
+        if (!p || !p->shared || p->rev >= rev)
+            return false;
+        log_info("shared pool '%s' was deleted", name);
+        registry_remove_pool(d, p);
+        return true;
+    }
+    if (p && (!p->shared || p->rev >= rev))
+        return false; /* ours already, or a local pool of that name (refused at create) */
+    VoPool *n = pool_from_doc(value, rev);
+    if (!n || !n->shared) {
+        if (n)
+            pool_free(n);
+        return false;
+    }
+    if (p) { /* a newer document of it: keep what this host saw */
+        n->reach = p->reach;
+        free(n->reason);
+        n->reason = vo_strdup(p->reason);
+        registry_remove_pool(d, p);
+    } else
+        log_info("shared pool '%s' (%s) was created", n->name, n->path);
+    registry_add_pool(d, n);
+    return true;
+}
+
+/* Caller holds storage_lock. A change of cluster/volumes/POOL/NAME. */
+static void apply_volume_change(VoDaemon *d, const char *pool, const char *name,
+                                const char *value, int64_t rev)
+{
+    VoVolume *v = volume_find(d, pool, name);
+    if (!value) {
+        /* Ours in progress (busy: this host deletes it) or older: left. */
+        if (v && v->shared && !v->busy && v->rev < rev)
+            registry_remove_volume(d, v);
+        return;
+    }
+    if (v && (v->busy || v->rev >= rev))
+        return; /* this host works on it and wrote the newest */
+    VoVolume *n = volume_from_doc(value, rev);
+    if (!n)
+        return;
+    n->shared = true;
+    if (v) {
+        n->attaching = v->attaching;
+        registry_remove_volume(d, v);
+    }
+    registry_add_volume(d, n);
+}
+
+void vo_storage_apply_change(VoDaemon *d, const char *key, const char *value, int64_t rev)
+{
+    bool changed = false;
+    pthread_mutex_lock(&d->storage_lock);
+    if (!strncmp(key, VO_SHARED_POOLS_PREFIX, strlen(VO_SHARED_POOLS_PREFIX))) {
+        const char *name = key + strlen(VO_SHARED_POOLS_PREFIX);
+        if (vo_name_valid(name))
+            changed = apply_pool_change(d, name, value, rev);
+    } else if (!strncmp(key, VO_SHARED_VOLUMES_PREFIX, strlen(VO_SHARED_VOLUMES_PREFIX))) {
+        _cleanup_free_ char *pool = NULL, *name = NULL;
+        if (vo_volume_key_split(key + strlen(VO_SHARED_VOLUMES_PREFIX), &pool, &name) >= 0)
+            apply_volume_change(d, pool, name, value, rev);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    if (changed) {
+        vo_storage_check_pools(d);
+        if (pools_changed)
+            pools_changed(d);
+    }
+}
+
+static bool strv_contains(char *const *v, const char *s)
+{
+    for (; v && *v; v++)
+        if (!strcmp(*v, s))
+            return true;
+    return false;
+}
+
+typedef struct {
+    VoDaemon *d;
+    char **seen; /* keys listed */
+} Relist;
+
+static int relist_one(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    Relist *l = userdata;
+    vo_strv_pushf(&l->seen, "%s", key);
+    vo_storage_apply_change(l->d, key, value, rev);
+    return 0;
+}
+
+int vo_storage_relist_shared(VoDaemon *d)
+{
+    Relist l = { .d = d };
+    int r = vo_store_list(d->store, VO_SHARED_POOLS_PREFIX, relist_one, &l);
+    if (r >= 0)
+        r = vo_store_list(d->store, VO_SHARED_VOLUMES_PREFIX, relist_one, &l);
+    if (r < 0) {
+        vo_strv_free(l.seen);
+        return r;
+    }
+    /* What is gone from the store goes from the registry (not what this
+     * host is making right now). */
+    bool changed = false;
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = d->n_volumes; i-- > 0;) {
+        VoVolume *v = d->volumes[i];
+        _cleanup_free_ char *key = volume_doc_key(true, v->pool, v->name);
+        if (v->shared && !v->busy && v->rev && !strv_contains(l.seen, key))
+            registry_remove_volume(d, v);
+    }
+    for (size_t i = d->n_pools; i-- > 0;) {
+        VoPool *p = d->pools[i];
+        _cleanup_free_ char *key = pool_doc_key(true, p->name);
+        if (p->shared && p->rev && !strv_contains(l.seen, key)) {
+            registry_remove_pool(d, p);
+            changed = true;
+        }
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    vo_strv_free(l.seen);
+    if (changed && pools_changed)
+        pools_changed(d);
+    return 0;
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
@@ -312,10 +732,21 @@ static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
     for (size_t i = 0; i < d->n_volumes; i++)
         if (!strcmp(d->volumes[i]->pool, p->name))
             n++;
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "name", p->name, "type", p->type,
-                     "path", p->path, "capacity_bytes", (json_int_t)cap, "allocation_bytes",
-                     (json_int_t)used, "available_bytes", (json_int_t)avail, "volumes",
-                     (json_int_t)n, "created_at", vo_time_json(p->created_at));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "name", p->name, "type",
+                          p->type, "path", p->path, "capacity_bytes", (json_int_t)cap,
+                          "allocation_bytes", (json_int_t)used, "available_bytes",
+                          (json_int_t)avail, "volumes", (json_int_t)n, "created_at",
+                          vo_time_json(p->created_at));
+    /* A local pool is its host's; a shared one every host's that reaches it
+     * (reachable and reason: on this host; the API adds every host's). */
+    json_object_set_new(o, "shared", json_boolean(p->shared));
+    json_object_set_new(o, "id", p->shared ? json_string(p->id) : json_null());
+    json_object_set_new(o, "host", !p->shared && d->host_name ? json_string(d->host_name)
+                                                              : json_null());
+    json_object_set_new(o, "reachable", json_boolean(p->reach == VO_POOL_REACHABLE));
+    json_object_set_new(o, "reason", p->reason && p->reach != VO_POOL_REACHABLE
+                                         ? json_string(p->reason) : json_null());
+    return o;
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -443,8 +874,17 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots
     json_object_set_new(o, "backing", chain);
     json_object_set_new(o, "backing_volume", v->backing ? json_string(v->backing) : json_null());
     json_object_set_new(o, "image", v->image ? json_string(v->image) : json_null());
-    _cleanup_free_ char *user = volume_user_name(d, key);
-    json_object_set_new(o, "attached_to", user ? json_string(user) : json_null());
+    VoRelationUser u;
+    _cleanup_free_ char *host = NULL;
+    bool attached = volume_user_at(d, key, &u, &host);
+    json_object_set_new(o, "attached_to", attached ? json_string(u.name) : json_null());
+    /* The VM's host (a shared pool's volume may be another host's VM's). */
+    json_object_set_new(o, "attached_host",
+                        !attached ? json_null()
+                        : host    ? json_string(host)
+                                  : d->host_name ? json_string(d->host_name) : json_null());
+    if (attached)
+        vo_relation_user_clear(&u);
     json_object_set_new(o, "state", json_string(v->ready ? "ready" : "creating"));
     return o;
 }
@@ -511,8 +951,12 @@ static bool path_nested(const char *a, const char *b)
 }
 
 int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *path,
-                   json_t **ret, char **ret_error)
+                   bool shared, json_t **ret, char **ret_error)
 {
+    if (shared && strcmp(type, "dir")) {
+        *ret_error = vo_asprintf("shared: a %s pool cannot be shared (only dir pools)", type);
+        return -EINVAL;
+    }
     if (!vo_name_valid(name)) {
         *ret_error = vo_asprintf("name: '%s' is invalid: use 1-63 characters of a-z, 0-9 and "
                                  "'-', not starting with '-'", name);
@@ -562,13 +1006,31 @@ int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *
                                      d->pools[i]->name, d->pools[i]->path);
             r = -EINVAL;
         }
+    char uuid[37] = "";
+    if (r == 0 && shared && vo_uuid_generate(uuid) < 0)
+        r = vo_error_set(ret_error, -EIO, "cannot make an id for pool '%s'", name);
+    /* The marker first (exclusively: a directory another pool marked is
+     * refused here, naming it), then the document; a refused document takes
+     * the marker back. */
+    if (r == 0 && shared)
+        r = vo_pool_marker_write(real, uuid, name, ret_error);
     if (r == 0) {
         VoPool *p = vo_malloc0(sizeof(*p));
         *p = (VoPool){ .name = vo_strdup(name), .type = vo_strdup(type), .path = vo_strdup(real),
-                       .created_at = vo_wall_ms() };
+                       .created_at = vo_wall_ms(), .shared = shared,
+                       .id = shared ? vo_strdup(uuid) : NULL };
+        /* A shared pool's name is the cluster's: the create fails on a
+         * name another host took in the meantime. A local pool's is also
+         * kept off the shared names (the registry holds them). */
         r = save_pool(d, p, VO_REV_NEW);
-        if (r < 0) {
+        if (r == -EEXIST) {
+            *ret_error = vo_asprintf("a pool named '%s' already exists", name);
+        } else if (r < 0) {
             *ret_error = vo_asprintf("cannot save pool '%s': %s", name, strerror(-r));
+        }
+        if (r < 0) {
+            if (shared)
+                vo_pool_marker_remove(real, uuid);
             pool_free(p);
         } else {
             registry_add_pool(d, p);
@@ -627,12 +1089,16 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
         *ret_error = vo_asprintf("pool '%s' still holds backups; delete them first", name);
         r = -EBUSY;
     } else {
-        _cleanup_free_ char *key = vo_asprintf("pools/%s", name);
+        _cleanup_free_ char *key = pool_doc_key(p->shared, name);
         r = vo_store_delete(d->store, key, p->rev);
-        if (r < 0 && r != -ENOENT)
+        if (r == -ESTALE && p->shared)
+            *ret_error = vo_asprintf("pool '%s' changed on another host: try again", name);
+        else if (r < 0 && r != -ENOENT)
             *ret_error = vo_asprintf("cannot delete pool '%s': %s", name, strerror(-r));
         else {
             r = 0;
+            if (p->shared)
+                vo_pool_marker_remove(p->path, p->id);
             for (size_t i = 0; i < d->n_pools; i++)
                 if (d->pools[i] == p) {
                     d->pools[i] = d->pools[--d->n_pools];
@@ -649,17 +1115,46 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
 
 /* The new volume's file is half-made until its document is saved: recorded
  * so that a crash meanwhile leaves nothing that blocks the name (sweep.h). */
-static int begin_volume_intent(VoDaemon *d, const char *pool, const char *name, const char *path)
+static int begin_volume_intent(VoDaemon *d, const char *pool, const char *name, const char *path,
+                               bool shared, const char *lock)
 {
     _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", pool, name);
-    const char *paths[] = { path };
-    return vo_intent_begin(d, key, key, paths, 1);
+    /* The owner is the volume's document: the cluster's for a shared one. */
+    _cleanup_free_ char *owner = volume_doc_key(shared, pool, name);
+    const char *paths[] = { path, lock };
+    return vo_intent_begin(d, key, owner, paths, lock ? 2 : 1);
+}
+
+/* In a shared pool, the host making volume file path holds path.creating
+ * (made exclusively) until the volume is saved or dropped: of two hosts
+ * making one name at once, one gets it, and the other never removes a file
+ * it did not make. A crash leaves it to the sweep (the intent names it). */
+static char *creating_lock(const char *path)
+{
+    return vo_asprintf("%s.creating", path);
 }
 
 static void end_volume_intent(VoDaemon *d, const char *pool, const char *name)
 {
     _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", pool, name);
     vo_intent_end(d, key);
+}
+
+/* Caller holds storage_lock. */
+static bool pool_is_shared(VoDaemon *d, const char *name)
+{
+    VoPool *p = pool_find(d, name);
+    return p && p->shared;
+}
+
+/* Creates an empty file at path, failing when one is there. */
+static bool create_placeholder(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
 }
 
 /* Reserves pool/name for a new volume (busy, not ready) and returns its path.
@@ -680,23 +1175,34 @@ static int reserve_volume(VoDaemon *d, const char *pool, const char *name, const
     int r = 0;
     VoPool *p = pool_for_new_volume(d, pool, name, &r, ret_error);
     _cleanup_free_ char *path = p ? vo_volume_path(p->path, name, format) : NULL;
+    _cleanup_free_ char *lock = NULL;
     if (!p) {
         /* r and *ret_error say why */
-    } else if (!path || !vo_path_inside(p->path, path) || access(path, F_OK) == 0) {
-        *ret_error = vo_asprintf("volume '%s/%s': its file %s is in the way or outside the pool",
-                                 pool, name, path ? path : "");
+    } else if (!path || !vo_path_inside(p->path, path)) {
+        *ret_error = vo_asprintf("volume '%s/%s': its file %s is outside the pool", pool, name,
+                                 path ? path : "");
         r = -EEXIST;
-    } else if ((r = begin_volume_intent(d, pool, name, path)) < 0) {
+    } else if (p->shared && !(lock = creating_lock(path), create_placeholder(lock))) {
+        *ret_error = vo_asprintf("volume '%s/%s' is being made by another host (%s)", pool, name,
+                                 lock);
+        free(TAKE_PTR(lock));
+        r = -EEXIST;
+    } else if (access(path, F_OK) == 0) {
+        *ret_error = vo_asprintf("volume '%s/%s': its file %s is in the way", pool, name, path);
+        r = -EEXIST;
+    } else if ((r = begin_volume_intent(d, pool, name, path, p->shared, lock)) < 0) {
         *ret_error = vo_asprintf("volume '%s/%s': cannot record the operation: %s", pool, name,
                                  strerror(-r));
     } else {
         VoVolume *v = vo_malloc0(sizeof(*v));
         *v = (VoVolume){ .pool = vo_strdup(pool), .name = vo_strdup(name),
-                         .format = vo_strdup(format), .busy = true,
+                         .format = vo_strdup(format), .busy = true, .shared = p->shared,
                          .created_at = vo_wall_ms() };
         registry_add_volume(d, v);
         *ret_path = TAKE_PTR(path);
     }
+    if (r < 0 && lock)
+        (void)unlink(lock);
     pthread_mutex_unlock(&d->storage_lock);
     return r;
 }
@@ -707,6 +1213,7 @@ static int finish_volume(VoDaemon *d, const char *pool, const char *name, const 
 {
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
+    bool shared = pool_is_shared(d, pool);
     int r = 0;
     if (v && ok) {
         v->backing = vo_strdup(backing);
@@ -720,6 +1227,10 @@ static int finish_volume(VoDaemon *d, const char *pool, const char *name, const 
     if (v && (!ok || r < 0)) {
         (void)unlink(path);
         registry_remove_volume(d, v);
+    }
+    if (shared) {
+        _cleanup_free_ char *lock = creating_lock(path);
+        (void)unlink(lock);
     }
     end_volume_intent(d, pool, name);
     pthread_mutex_unlock(&d->storage_lock);
@@ -914,6 +1425,19 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
 }
 
 static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **ret_error);
+static int attach_lock(VoDaemon *d, const char *pool, const char *name, char **ret_error);
+
+/* A lease held for the length of a scope (an attach lock). */
+typedef struct {
+    VoDaemon *d;
+    int64_t lease;
+} LeaseHold;
+
+static void lease_revokep(LeaseHold *h)
+{
+    if (h->lease)
+        (void)h->d->store->ops->lease_revoke(h->d->store, h->lease);
+}
 
 static int task_volume_delete(VoTask *t, void *userdata)
 {
@@ -978,6 +1502,21 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
     int r = claim_volume(d, pool, name, &path, NULL, ret_error);
     if (r < 0)
         return r;
+    /* A shared volume: the attach lock too, so that no host attaches it
+     * between the check below and the delete (it is dropped with its
+     * lease when this returns). */
+    _cleanup_(lease_revokep) LeaseHold hold = { .d = d };
+    if (key_is_shared(d, key) && (r = attach_lock(d, pool, name, ret_error)) < 0) {
+        release_volume(d, pool, name);
+        return r;
+    }
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *held = volume_find(d, pool, name);
+    if (held) {
+        hold.lease = held->attach_lease;
+        held->attach_lease = 0;
+    }
+    pthread_mutex_unlock(&d->storage_lock);
     char *why = volume_in_use(d, pool, name);
     if (why) {
         release_volume(d, pool, name);
@@ -994,7 +1533,7 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
     }
     /* Once the document is gone the file is no one's: recorded, so that a
      * crash before the unlink leaves no file that blocks the name. */
-    r = begin_volume_intent(d, pool, name, path);
+    r = begin_volume_intent(d, pool, name, path, v->shared, NULL);
     if (r >= 0)
         r = delete_volume_doc(d, v);
     if (r >= 0) {
@@ -1065,6 +1604,15 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
     VoRelationUser u;
     bool attached = volume_user(d, key, &u);
     _cleanup_free_ char *user = attached ? TAKE_PTR(u.name) : NULL;
+    if (attached && !vm_is_here(d, u.vm_id) && key_is_shared(d, key)) {
+        /* Its VM runs elsewhere: only that host may change the file under it. */
+        *ret_error = vo_asprintf("volume '%s' is attached to VM '%s': resize it from that VM's "
+                                 "host", key, user);
+        vo_relation_user_clear(&u);
+        release_volume(d, pool, name);
+        volume_op_free(op);
+        return -EBUSY;
+    }
     /* An attached volume is resized through its VM (online, or under its job
      * lock): queued behind that VM's tasks, never on a worker waiting for it. */
     _cleanup_free_ char *vm_key = attached ? vo_key_vm_task(u.vm_id) : NULL;
@@ -1363,6 +1911,26 @@ bool vo_pool_exists(VoDaemon *d, const char *name)
     return exists;
 }
 
+int vo_shared_pool_path(VoDaemon *d, const char *name, char **ret_path, bool *ret_reachable,
+                        char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, name);
+    int r = 0;
+    if (!p)
+        r = vo_error_set(ret_error, -ENOENT, "pool '%s' does not exist", name);
+    else if (!p->shared)
+        r = vo_error_set(ret_error, -EINVAL, "pool '%s' is not a shared pool: images are kept "
+                         "in shared pools (or on the host, without pool)", name);
+    else {
+        *ret_path = vo_strdup(p->path);
+        if (ret_reachable)
+            *ret_reachable = p->reach == VO_POOL_REACHABLE;
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
 int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
                      bool *ret_shareable, char **ret_error)
 {
@@ -1406,6 +1974,62 @@ char *vo_volume_key_of_path(VoDaemon *d, const char *path)
     return key;
 }
 
+/* A shared volume that is not shareable is attached by one VM of the whole
+ * cluster: the host attaching it holds cluster/volume-attach/POOL/NAME (made
+ * new, on a lease, so a host that dies drops it) from before it checks
+ * every host's VMs until its VM's relation is recorded (release). Of two
+ * hosts attaching at once, one gets the lock; the other, once it is free,
+ * sees the first one's VM. */
+static int attach_lock(VoDaemon *d, const char *pool, const char *name, char **ret_error)
+{
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
+    _cleanup_free_ char *lock = vo_asprintf(VO_VOLUME_ATTACH_PREFIX "%s", key);
+    int64_t lease = 0;
+    int r = d->store->ops->lease_grant(d->store, VO_VOLUME_ATTACH_TTL_MS, &lease);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "volume '%s': cannot take the attach lock: %s", key,
+                            strerror(-r));
+    json_t *doc = json_pack("{s:s?, s:s?}", "host", d->host_id, "host_name", d->host_name);
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    r = vo_store_put_lease(d->store, lock, text, VO_REV_NEW, lease, NULL);
+    if (r == -EEXIST) {
+        _cleanup_free_ char *holder = NULL;
+        json_t *h = vo_store_get(d->store, lock, &holder, NULL) >= 0 ? json_loads(holder, 0, NULL)
+                                                                     : NULL;
+        const char *who = json_string_value(json_object_get(h, "host_name"));
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being attached to a VM on host '%s' "
+                         "(mark it shareable to share it)", key, who ? who : "?");
+        json_decref(h);
+    } else if (r < 0) {
+        r = vo_error_set(ret_error, r, "volume '%s': cannot take the attach lock: %s", key,
+                         strerror(-r));
+    } else {
+        VoRelationUser u;
+        _cleanup_free_ char *host = NULL;
+        int k = any_host_volume_user(d, key, &u, &host);
+        if (k != 0) {
+            r = vo_error_set(ret_error, -EBUSY, "volume '%s' is already attached to VM '%s'%s%s%s "
+                             "(mark it shareable to share it)", key, k > 0 ? u.name : "?",
+                             host ? " on host '" : "", host ? host : "", host ? "'" : "");
+            if (k > 0)
+                vo_relation_user_clear(&u);
+        }
+    }
+    if (r < 0) {
+        (void)d->store->ops->lease_revoke(d->store, lease);
+        return r;
+    }
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    if (v)
+        v->attach_lease = lease;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (!v)
+        (void)d->store->ops->lease_revoke(d->store, lease);
+    return v ? 0 : vo_error_set(ret_error, -ENOENT, "volume '%s' does not exist", key);
+}
+
 int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
                            bool *ret_shareable, char **ret_error)
 {
@@ -1434,7 +2058,13 @@ int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char *
         *ret_format = vo_strdup(v->format);
         *ret_shareable = v->shareable;
     }
+    bool cluster_claim = r == 0 && v->shared && !v->shareable;
     pthread_mutex_unlock(&d->storage_lock);
+    if (cluster_claim && (r = attach_lock(d, pool, name, ret_error)) < 0) {
+        vo_volume_attach_release(d, key);
+        free(TAKE_PTR(*ret_path));
+        free(TAKE_PTR(*ret_format));
+    }
     return r;
 }
 
@@ -1447,7 +2077,17 @@ void vo_volume_attach_release(VoDaemon *d, const char *key)
     VoVolume *v = volume_find(d, pool, name);
     if (v && v->attaching)
         v->attaching--;
+    int64_t lease = v && !v->attaching ? v->attach_lease : 0;
+    if (v && !v->attaching)
+        v->attach_lease = 0;
     pthread_mutex_unlock(&d->storage_lock);
+    /* The attach lock goes with its lease; by now the VM's relation is
+     * recorded (or the add failed), so the next host sees it. */
+    if (lease) {
+        int r = d->store->ops->lease_revoke(d->store, lease);
+        if (r < 0 && r != -ENOENT)
+            log_warn("storage: cannot drop the attach lock of %s: %s", key, strerror(-r));
+    }
 }
 
 /* ---- for backups ------------------------------------------------------------------ */

@@ -17,14 +17,54 @@
 #define VO_BACKUP_POOL_TYPE "backup"
 #define VO_DEFAULT_BACKUP_POOL "backup"
 
-/* Makes sure the default pool exists, then loads every pool and volume. */
+/* Shared pools (docs/storage-api.md, "Shared pools"): a dir pool every host
+ * of a cluster mounts at one path, checked through its marker file
+ * (storage/pool-marker.h). Its document and its volumes' are the cluster's:
+ *   cluster/pools/<pool>             {"name","type","path","created_at",
+ *                                     "shared": true, "id"}
+ *   cluster/volumes/<pool>/<volume>  as volumes/<pool>/<volume>
+ * Every host lists them at start and follows their changes (pool-watch.c).
+ * On one host (SQLite) they are stored under the same keys. */
+#define VO_SHARED_POOLS_PREFIX "cluster/pools/"
+#define VO_SHARED_POOLS_PREFIX_NS "cluster/pools"
+#define VO_SHARED_VOLUMES_PREFIX "cluster/volumes/"
+#define VO_SHARED_VOLUMES_PREFIX_NS "cluster/volumes"
+/* cluster/volume-attach/<pool>/<volume> {"host","host_name"}: the lock a
+ * host holds (on a lease) while it attaches a shared volume that is not
+ * shareable (storage.c, attach_lock). */
+#define VO_VOLUME_ATTACH_PREFIX "cluster/volume-attach/"
+#define VO_VOLUME_ATTACH_TTL_MS 30000
+
+/* Makes sure the default pool exists, then loads every pool and volume
+ * (this host's and the shared ones) and checks the shared pools' markers. */
 int vo_storage_load(VoDaemon *d);
+/* Reads the marker of every shared pool again; true when a pool became
+ * reachable or unreachable here. */
+bool vo_storage_check_pools(VoDaemon *d);
+/* A change of a key under cluster/pools/ or cluster/volumes/ (value NULL: a
+ * deleted key) at revision rev, from the store's watch: the registry
+ * follows it (older revisions than what it holds are ignored). */
+void vo_storage_apply_change(VoDaemon *d, const char *key, const char *value, int64_t rev);
+/* Lists the shared pools and volumes again (after a lost watch) and drops
+ * those gone. 0 or the store's error. */
+int vo_storage_relist_shared(VoDaemon *d);
+/* Called (from the watch's thread) when shared pools came or went or their
+ * reachability changed; the hosts service registers its refresh. */
+typedef void (*VoStoragePoolsChangedFn)(VoDaemon *d);
+void vo_storage_set_pools_changed(VoStoragePoolsChangedFn fn);
+void vo_storage_notify_pools_changed(VoDaemon *d);
+/* The document key of pool name / volume pool/name (pools/... or
+ * cluster/pools/...), malloc'd: for ETags. */
+char *vo_pool_key(VoDaemon *d, const char *name);
+char *vo_volume_doc_key(VoDaemon *d, const char *pool, const char *name);
 
 /* Pools. */
 json_t *vo_pools_list_json(VoDaemon *d);
 int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error);
+/* shared: a shared pool (dir only): its marker is written in path
+ * (exclusively: a directory marked already is refused, naming its pool). */
 int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *path,
-                   json_t **ret, char **ret_error);
+                   bool shared, json_t **ret, char **ret_error);
 /* expected > 0 (here and below): the revision of the document the caller
  * read (If-Match), compared under the storage lock right beside the write;
  * another answers -VO_EIFMATCH (412) and nothing changes. 0: any. */
@@ -105,9 +145,17 @@ int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char *
 void vo_volume_attach_release(VoDaemon *d, const char *key);
 /* How many VMs and detached linked clones use image NAME. */
 int vo_image_users(VoDaemon *d, const char *image);
+/* How many VMs of the other hosts of the cluster were made from image NAME
+ * (an image kept in a shared pool is every host's); 0 when standalone. */
+int vo_image_users_elsewhere(VoDaemon *d, const char *image);
 /* Whether linked clones are built on volume key (then it must not change). */
 bool vo_volume_is_base(VoDaemon *d, const char *key);
 bool vo_pool_exists(VoDaemon *d, const char *name);
+/* The directory of shared pool name (malloc'd in *ret_path) and whether
+ * this host reaches it; -ENOENT when there is none, -EINVAL when name is a
+ * local pool, both with *ret_error. For images kept in a shared pool. */
+int vo_shared_pool_path(VoDaemon *d, const char *name, char **ret_path, bool *ret_reachable,
+                        char **ret_error);
 
 /* For backups. The directory of backup pool name (NULL: the default backup
  * pool, made on first use); -EINVAL when name is not a backup pool. */

@@ -1188,6 +1188,30 @@ def test_pools(api, scratch, state_dir):
     assert directory.is_dir(), "deleting a pool must leave its directory"
 
 
+def test_shared_pool(api, scratch):
+    directory = scratch / "pool-shared"
+    directory.mkdir()
+    pool = api.call("POST", "/v1/pools", {"name": "shared", "path": str(directory),
+                                          "shared": True}, expect=201).value
+    assert pool["shared"] is True and pool["reachable"] is True and pool["host"] is None
+    assert json.loads((directory / ".vireo-pool.json").read_text())["id"] == pool["id"]
+    shown = api.call("GET", "/v1/pools/shared", expect=200).value
+    assert [h["reachable"] for h in shown["hosts"]] == [True]
+    listed = api.call("GET", "/v1/pools", expect=200).value["pools"]
+    assert next(p for p in listed if p["name"] == "shared")["hosts"] == shown["hosts"]
+    # a second shared pool on a marked directory: refused, naming the first
+    other = api.call("POST", "/v1/pools", {"name": "shared2", "path": str(directory),
+                                           "shared": True}, expect=409, code="already-exists")
+    assert "'shared'" in other.value["error"]["message"]
+    api.call("POST", "/v1/pools", {"name": "b", "type": "backup", "path": str(scratch),
+                                   "shared": True}, expect=400, code="invalid-argument")
+    volume = api.new_volume("shared", {"name": "in-shared", "size_bytes": MiB})
+    assert volume["attached_host"] is None
+    api.delete_volume("shared/in-shared")
+    assert api.call("DELETE", "/v1/pools/shared", expect=200).value == {}
+    assert not (directory / ".vireo-pool.json").exists()
+
+
 def test_volumes(api, scratch):
     vol = api.new_volume("default", {"name": "vol1", "size_bytes": 8 * MiB})
     assert vol["format"] == "qcow2" and vol["virtual_size_bytes"] == 8 * MiB

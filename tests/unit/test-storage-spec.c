@@ -68,8 +68,19 @@ static void test_pool(void **state)
     assert_string_equal(s.name, "fast");
     assert_string_equal(s.type, "dir");
     assert_string_equal(s.path, "/srv/fast");
+    assert_false(s.shared);
     vo_pool_spec_clear(&s);
     json_decref(doc);
+    doc = load("{\"name\": \"nfs\", \"path\": \"/mnt/nfs\", \"shared\": true}");
+    assert_int_equal(vo_pool_spec_from_json(doc, &s, &error), 0);
+    assert_true(s.shared);
+    vo_pool_spec_clear(&s);
+    json_decref(doc);
+    assert_refused(pool_error, "{\"name\": \"a\", \"path\": \"/a\", \"shared\": 1}",
+                   "invalid request body");
+    assert_refused(pool_error,
+                   "{\"name\": \"a\", \"type\": \"backup\", \"path\": \"/a\", \"shared\": true}",
+                   "only dir pools");
     assert_null(pool_error("{\"name\": \"b\", \"type\": \"backup\", \"path\": \"/b\"}"));
 
     assert_refused(pool_error, "{\"path\": \"/srv\"}", "invalid request body");

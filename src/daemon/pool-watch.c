@@ -1,0 +1,125 @@
+/* pool-watch.c: the shared pools' watch and marker checks (see pool-watch.h). */
+#include "daemon/pool-watch.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/storage.h"
+#include "util/util.h"
+
+#define WATCH_PREFIX "cluster/"
+
+static struct {
+    VoDaemon *d;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    bool stop, started;
+    VoStoreWatch *watch;
+} pw = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static bool is_shared_key(const char *key)
+{
+    return !strncmp(key, VO_SHARED_POOLS_PREFIX, strlen(VO_SHARED_POOLS_PREFIX)) ||
+           !strncmp(key, VO_SHARED_VOLUMES_PREFIX, strlen(VO_SHARED_VOLUMES_PREFIX));
+}
+
+/* A watch from now, after listing again what it may have missed. */
+static int reopen(VoDaemon *d, VoStoreWatch **ret)
+{
+    int64_t rev = 0;
+    VoStore *s = d->store;
+    int r = s->ops->revision(s, &rev);
+    if (r >= 0)
+        r = s->ops->watch_open(s, WATCH_PREFIX, rev, ret);
+    if (r >= 0)
+        r = vo_storage_relist_shared(d);
+    return r;
+}
+
+static void *watch_thread(void *userdata)
+{
+    VoDaemon *d = userdata;
+    VoStore *s = d->store;
+    int64_t next_check = vo_now_ms() + VO_POOL_CHECK_MS;
+    int64_t last_log = 0;
+    for (;;) {
+        pthread_mutex_lock(&pw.lock);
+        bool stop = pw.stop;
+        VoStoreWatch *w = pw.watch;
+        pthread_mutex_unlock(&pw.lock);
+        if (stop)
+            break;
+        int r = 0;
+        if (!w) {
+            r = reopen(d, &w);
+            pthread_mutex_lock(&pw.lock);
+            if (r >= 0 && !pw.stop)
+                pw.watch = w;
+            else if (w) {
+                s->ops->watch_close(w);
+                w = NULL;
+            }
+            pthread_mutex_unlock(&pw.lock);
+        }
+        VoStoreEvent *events = NULL;
+        size_t n = 0;
+        if (w)
+            r = s->ops->watch_next(w, VO_POOL_CHECK_MS, &events, &n);
+        if (r == -ECANCELED)
+            break;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+            if (is_shared_key(events[i].key))
+                vo_storage_apply_change(d, events[i].key,
+                                        events[i].kind == VO_STORE_PUT ? events[i].value : NULL,
+                                        events[i].rev);
+        vo_store_events_free(events, n);
+        if (r < 0) {
+            /* Compacted, or the store is unreachable: watch again from now. */
+            if (vo_now_ms() - last_log > 30000) {
+                log_warn("shared pools: watch lost (%s); listing again", strerror(-r));
+                last_log = vo_now_ms();
+            }
+            pthread_mutex_lock(&pw.lock);
+            if (pw.watch)
+                s->ops->watch_close(pw.watch);
+            pw.watch = NULL;
+            pthread_mutex_unlock(&pw.lock);
+            if (!w) /* could not open one: do not spin */
+                usleep(500 * 1000);
+        }
+        if (vo_now_ms() >= next_check) {
+            next_check = vo_now_ms() + VO_POOL_CHECK_MS;
+            if (vo_storage_check_pools(d))
+                vo_storage_notify_pools_changed(d);
+        }
+    }
+    return NULL;
+}
+
+int vo_pool_watch_start(VoDaemon *d)
+{
+    pw.d = d;
+    pw.stop = false;
+    int r = -pthread_create(&pw.thread, NULL, watch_thread, d);
+    if (r < 0)
+        return r;
+    pw.started = true;
+    return 0;
+}
+
+void vo_pool_watch_stop(void)
+{
+    if (!pw.started)
+        return;
+    pthread_mutex_lock(&pw.lock);
+    pw.stop = true;
+    if (pw.watch)
+        pw.d->store->ops->watch_wake(pw.watch);
+    pthread_mutex_unlock(&pw.lock);
+    pthread_join(pw.thread, NULL);
+    if (pw.watch)
+        pw.d->store->ops->watch_close(pw.watch);
+    pw.watch = NULL;
+    pw.started = false;
+}
