@@ -42,6 +42,8 @@
 
 #include <pthread.h>
 
+#include "cluster/cluster-config.h"
+#include "cluster/peer-client.h"
 #include "conf/vm-spec.h"
 #include "daemon/loop.h"
 #include "hypervisor/driver.h"
@@ -62,6 +64,9 @@ typedef struct VoDaemon {
     char *host_name;    /* --name, default the hostname */
     char *host_address; /* the host's cluster address; NULL when standalone */
     VoHosts *hosts;     /* daemon/hosts.h */
+    VoClusterConfig *cluster; /* NULL when standalone */
+    VoStore *cluster_store;   /* raw etcd handle (h/<host-id>/..., cluster/...); NULL standalone */
+    VoPeerTls peer_tls;       /* STATE/cluster/{host.crt,host.key,ca.crt} */
     VoStore *store;
     VoLoop *loop;
     VoTasks *tasks;
