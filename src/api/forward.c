@@ -102,22 +102,24 @@ static void on_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls,
     pthread_attr_destroy(&attr);
 }
 
-void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwardRequest *in,
-                      int timeout_ms, VoReply *rep)
+int vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwardRequest *in,
+                     int timeout_ms, VoReply *rep)
 {
     if (in->forwarded) {
         reply_error(rep, VO_ERR_LOOP_DETECTED, "this request was forwarded by another host "
                     "already (%s) and would be forwarded again: the hosts disagree on where "
                     "it runs; retry on the host that runs it", VO_FORWARDED_HEADER);
-        return;
+        return 0;
     }
-    char *headers[5] = { 0 };
+    char *headers[6] = { 0 };
     size_t n = 0;
     headers[n++] = vo_asprintf("%s: 1", VO_FORWARDED_HEADER);
     if (in->content_type)
         headers[n++] = vo_asprintf("Content-Type: %s", in->content_type);
     if (in->if_match)
         headers[n++] = vo_asprintf("If-Match: %s", in->if_match);
+    if (in->extra_header)
+        headers[n++] = vo_strdup(in->extra_header);
     VoPeerResponse resp = { 0 };
     int r;
     if (in->upgrade) {
@@ -142,6 +144,7 @@ void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwar
     vo_peer_response_clear(&resp);
     for (size_t i = 0; i < n; i++)
         free(headers[i]);
+    return r < 0 ? r : 0;
 }
 
 void vo_api_forward(VoRequest *req, VoReply *rep, const VoPeerTls *tls, const char *base_url)

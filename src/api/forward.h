@@ -23,6 +23,7 @@ typedef struct {
     const char *if_match;
     const char *upgrade;        /* an upgrade request's protocol ("vireo-console"), or NULL */
     bool forwarded;             /* it carries X-Vireo-Forwarded already */
+    const char *extra_header;   /* one more header ("Name: value"), or NULL */
     const char *body;           /* may be NULL */
     size_t body_len;
 } VoForwardRequest;
@@ -31,9 +32,11 @@ typedef struct {
  * ETag, Location and Retry-After; 502 bad-gateway naming the peer when it
  * cannot be reached, 508 loop-detected for an already forwarded request.
  * For an upgrade that the peer accepted, rep->upgrade is set: the 101 goes
- * to the client and the bytes are pumped by a thread of their own. */
-void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwardRequest *in,
-                      int timeout_ms, VoReply *rep);
+ * to the client and the bytes are pumped by a thread of their own.
+ * Returns 0 when the peer answered (any status), or the -errno of a peer
+ * that could not be reached (rep then holds the 502). */
+int vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwardRequest *in,
+                     int timeout_ms, VoReply *rep);
 
 /* vo_forward_reply for the request a route handler has: its method, raw
  * path, JSON body, Content-Type, If-Match, Upgrade and X-Vireo-Forwarded. */

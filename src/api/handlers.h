@@ -18,6 +18,12 @@ bool vo_api_if_match_key(VoRequest *req, VoReply *rep, const char *key, const ch
 void vo_api_host_show(VoRequest *req, VoReply *rep);
 void vo_api_hosts_list(VoRequest *req, VoReply *rep);
 void vo_api_host_get(VoRequest *req, VoReply *rep);
+void vo_api_groups_list(VoRequest *req, VoReply *rep);
+void vo_api_group_create(VoRequest *req, VoReply *rep);
+void vo_api_group_show(VoRequest *req, VoReply *rep);
+void vo_api_group_delete(VoRequest *req, VoReply *rep);
+void vo_api_placement_show(VoRequest *req, VoReply *rep);
+void vo_api_placement_set(VoRequest *req, VoReply *rep);
 void vo_api_images_list(VoRequest *req, VoReply *rep);
 void vo_api_image_show(VoRequest *req, VoReply *rep);
 void vo_api_tasks_list(VoRequest *req, VoReply *rep);

@@ -19,12 +19,19 @@
 /* Overcommit a host allows unless its member document says otherwise. */
 #define DEFAULT_MEM_RATIO 1.0
 #define DEFAULT_CPU_RATIO 4.0
+#define MAX_RATIO 100.0
+/* How long vo_hosts_publish_now waits for the thread to publish. */
+#define PUBLISH_NOW_WAIT_MS 3000
 
 struct VoHosts {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    pthread_cond_t published_cond; /* signalled when published moves */
     bool stop, refresh, started;
+    /* vo_hosts_publish_now: asked counts its calls, published is the asked
+     * value the last publish started after (all under lock). */
+    uint64_t asked, published;
     int64_t lease;
     atomic_bool manager;
     VoCpuSample cpu_before;
@@ -137,6 +144,11 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
     json_decref(pool_list);
     double mem_ratio, cpu_ratio;
     member_ratios(d, &mem_ratio, &cpu_ratio);
+    /* Placement's host document wants load in 0..1 and ratios above 0 and up
+     * to 100 (cluster/placement.h): clamped, so a record always parses. */
+    double load = !(h->load >= 0) ? 0 : h->load > 1 ? 1 : h->load; /* NaN: 0 */
+    mem_ratio = mem_ratio > MAX_RATIO ? MAX_RATIO : mem_ratio;
+    cpu_ratio = cpu_ratio > MAX_RATIO ? MAX_RATIO : cpu_ratio;
     json_t *o = json_pack(
         "{s:s, s:s, s:s?, s:s, s:s, s:s, s:O, s:o, s:I, s:I, s:i, s:f, s:f, s:I, s:I, s:f, s:I,"
         " s:I, s:s, s:I}",
@@ -145,7 +157,7 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
         f.cpu_flags, "pools", pools, "memory_mib", (json_int_t)f.memory_mib, "memory_used_mib",
         (json_int_t)f.memory_used_mib, "cpus", (int)f.cpus, "mem_ratio", mem_ratio, "cpu_ratio",
         cpu_ratio, "committed_memory_mib", committed_mem, "committed_vcpus", committed_vcpus,
-        "load", h->load, "vms", vms, "vms_running", running, "version", VIREO_VERSION,
+        "load", load, "vms", vms, "vms_running", running, "version", VIREO_VERSION,
         "updated_at", (json_int_t)(vo_wall_ms() / 1000));
     vo_host_facts_clear(&f);
     return o;
@@ -230,13 +242,19 @@ static void *hosts_thread(void *userdata)
         pthread_mutex_lock(&h->lock);
         bool refresh = h->refresh;
         h->refresh = false;
+        uint64_t asked = h->asked;
         pthread_mutex_unlock(&h->lock);
         if (h->lease && (refresh || now >= next_refresh)) {
             r = publish_record(d, h);
             if (r < 0)
                 log_store_error(h, "publish", r);
-            else
+            else {
                 next_refresh = now + VO_HOST_REFRESH_MS;
+                pthread_mutex_lock(&h->lock);
+                h->published = asked;
+                pthread_cond_broadcast(&h->published_cond);
+                pthread_mutex_unlock(&h->lock);
+            }
         }
         if (h->lease)
             run_for_manager(d, h);
@@ -268,6 +286,7 @@ int vo_hosts_start(VoDaemon *d)
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&h->wake, &attr);
+    pthread_cond_init(&h->published_cond, &attr);
     pthread_condattr_destroy(&attr);
     d->hosts = h;
     r = -pthread_create(&h->thread, NULL, hosts_thread, d);
@@ -296,6 +315,7 @@ void vo_hosts_stop(VoDaemon *d)
             log_warn("host record: cannot revoke the lease: %s", strerror(-r));
     }
     pthread_cond_destroy(&h->wake);
+    pthread_cond_destroy(&h->published_cond);
     pthread_mutex_destroy(&h->lock);
     d->hosts = NULL;
     free(h);
@@ -310,6 +330,31 @@ void vo_hosts_refresh(VoDaemon *d)
     h->refresh = true;
     pthread_cond_signal(&h->wake);
     pthread_mutex_unlock(&h->lock);
+}
+
+int vo_hosts_publish_now(VoDaemon *d)
+{
+    VoHosts *h = d->hosts;
+    if (!h)
+        return -ENOTCONN;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += PUBLISH_NOW_WAIT_MS / 1000;
+    until.tv_nsec += (long)(PUBLISH_NOW_WAIT_MS % 1000) * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&h->lock);
+    /* A publish that started before this call may lack what changed: wait
+     * for one that starts after it. */
+    uint64_t want = ++h->asked;
+    h->refresh = true;
+    pthread_cond_signal(&h->wake);
+    int r = 0;
+    while (h->published < want && !h->stop && r == 0)
+        r = pthread_cond_timedwait(&h->published_cond, &h->lock, &until);
+    bool done = h->published >= want;
+    pthread_mutex_unlock(&h->lock);
+    return done ? 0 : -ETIMEDOUT;
 }
 
 bool vo_hosts_is_manager(VoDaemon *d)

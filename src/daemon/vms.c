@@ -170,6 +170,8 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
     _cleanup_free_ char *key = vo_key_vm(vm->spec->id);
     json_t *want = forget ? json_object()
                           : vo_relations_of_vm(vm->spec, vo_vm_state_active(vm->state));
+    if (!forget) /* its group's member document goes and comes with the rest */
+        vo_relations_add_group(want, vm->spec, vm->d->host_id);
     VoRelationsTxn txn = { .vm_key = key, .vm_rev = vm->rev ? vm->rev : VO_REV_NEW,
                            .vm_doc = text, .have = vm->uses, .want = want };
     int64_t rev = 0;
@@ -1273,6 +1275,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->initrd_from.image = img->initrd ? vo_strdup(img->name) : NULL;
     spec->cmdline = vo_strdup(img->cmdline);
     spec->autostart = args->autostart;
+    spec->group = vo_strdup(args->group);
     spec->disks = vo_malloc0(sizeof(VoDiskSpec));
     /* The boot disk is added by the create task once it made and named its
      * volume (the first free name then): until then the VM has no disk, so

@@ -54,6 +54,7 @@ typedef struct {
     bool full_clone;          /* a full copy of the image instead of a linked clone */
     const char *const *networks; /* one NIC on each; NULL: the default network */
     size_t n_networks;
+    const char *group; /* placement group (must exist: the API checks), or NULL */
 } VoVmCreateArgs;
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
