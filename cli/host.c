@@ -1,6 +1,7 @@
 /* host.c: the `vireo host` commands: `host list` (every host of the
  * cluster: GET /v1/hosts), `host show [HOST]` (one of them, or without HOST
- * what vireod reports about its own machine: GET /v1/host). */
+ * what vireod reports about its own machine: GET /v1/host), `host remove
+ * HOST` (DELETE /v1/hosts/HOST: a dead or departed host out of the cluster). */
 #include <string.h>
 
 #include "cli.h"
@@ -120,12 +121,22 @@ static int host_show(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+static int host_remove(const CliCommand *cmd, int argc, char **argv)
+{
+    return api_delete_command(cmd, argc, argv, "hosts");
+}
+
 static const CliCommand host_commands[] = {
     { "host", "list", NULL, NULL, "List the hosts of the cluster (one when standalone).", NULL,
       host_list },
     { "host", "show", "[HOST]", NULL,
       "Show a host of the cluster; without HOST, this host: vireod's version, CPUs, memory, KVM.",
       NULL, host_show },
+    { "host", "remove", "HOST", NULL,
+      "Remove a dead or departed host from the cluster (its etcd member and documents).",
+      "Refused while HOST is online (run 'vireo cluster leave' on it) or its documents say\n"
+      "it runs VMs.\n",
+      host_remove },
 };
 
 const CliNoun cli_noun_host = { "host", "the machines of the cluster", host_commands,

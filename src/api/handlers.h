@@ -18,6 +18,14 @@ bool vo_api_if_match_key(VoRequest *req, VoReply *rep, const char *key, const ch
 void vo_api_host_show(VoRequest *req, VoReply *rep);
 void vo_api_hosts_list(VoRequest *req, VoReply *rep);
 void vo_api_host_get(VoRequest *req, VoReply *rep);
+void vo_api_host_remove(VoRequest *req, VoReply *rep);
+void vo_api_cluster_show(VoRequest *req, VoReply *rep);
+void vo_api_cluster_init(VoRequest *req, VoReply *rep);
+void vo_api_cluster_token(VoRequest *req, VoReply *rep);
+void vo_api_cluster_join(VoRequest *req, VoReply *rep);
+void vo_api_cluster_join_request(VoRequest *req, VoReply *rep);
+void vo_api_cluster_ca(VoRequest *req, VoReply *rep);
+void vo_api_cluster_leave(VoRequest *req, VoReply *rep);
 void vo_api_groups_list(VoRequest *req, VoReply *rep);
 void vo_api_group_create(VoRequest *req, VoReply *rep);
 void vo_api_group_show(VoRequest *req, VoReply *rep);

@@ -44,6 +44,9 @@ typedef struct {
     const char *header_name; /* one more header (its value copied), or NULL */
     char header_value[64];
     char **extra_headers; /* more headers: owned "Name", "value", ..., NULL (a forwarded reply's) */
+    /* Stop vireod's event loop once this reply has gone out (a cluster
+     * change re-executes vireod: daemon/cluster.h). */
+    bool quit_after;
     /* What -EAGAIN means here (the store backend's words), or NULL. */
     const char *unavailable_message;
 } VoReply;

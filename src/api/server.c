@@ -65,6 +65,7 @@ typedef struct {
     int match_r;     /* vo_route_match's answer */
     char *match_error;
     char *unauthenticated; /* TLS: why the client is refused (401), or NULL */
+    bool quit_after;       /* the reply's quit_after: stop the loop once it is sent */
     VoRouteMatch match;
     const VoRoute *route;
     char *body;
@@ -423,6 +424,19 @@ static char *client_unauthenticated(struct MHD_Connection *conn)
     return why;
 }
 
+/* The two routes a host that is not yet a member calls to join, on the TLS
+ * listener without a client certificate: the cluster CA (public; the
+ * joiner checks it against its token) and the join request (authenticated
+ * by the token's secret). */
+static bool without_client_cert(const char *method, const char *raw_uri)
+{
+    size_t n = strcspn(raw_uri, "?#");
+    return (!strcmp(method, "GET") && n == strlen("/v1/cluster/ca") &&
+            !strncmp(raw_uri, "/v1/cluster/ca", n)) ||
+           (!strcmp(method, "POST") && n == strlen("/v1/cluster/join-request") &&
+            !strncmp(raw_uri, "/v1/cluster/join-request", n));
+}
+
 /* First call for a request: check and route its raw path. */
 static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *url,
                           const char *method, const char *version, PendingRequest *p)
@@ -478,7 +492,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!p->started) {
         p->started = true;
         /* An unauthenticated peer reaches no handler, not even an upload's. */
-        if (s->tls && (p->unauthenticated = client_unauthenticated(conn))) {
+        if (s->tls && !without_client_cert(method, p->raw_uri) &&
+            (p->unauthenticated = client_unauthenticated(conn))) {
             char client[64];
             const union MHD_ConnectionInfo *info =
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -526,6 +541,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     vo_tasks_set_if_match(0);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
     enum MHD_Result r = send_reply(conn, &rep);
+    p->quit_after = rep.quit_after;
     _cleanup_free_ char *shown_method = vo_escape_bytes(method, strlen(method));
     _cleanup_free_ char *path = vo_route_raw_path(p->raw_uri);
     _cleanup_free_ char *shown_path = path ? vo_escape_bytes(path, strlen(path)) : NULL;
@@ -544,6 +560,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     PendingRequest *p = *con_cls;
+    if (p && p->quit_after)
+        vo_loop_quit(((VoApiServer *)cls)->d->loop);
     if (p) {
         if (p->upload_fd >= 0)
             close(p->upload_fd);
@@ -774,7 +792,7 @@ static int server_start(VoApiServer *s, VoApiServer **ret)
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                               MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                               MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                               MHD_OPTION_CONNECTION_LIMIT, s->max_connections + 16,
                               MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,

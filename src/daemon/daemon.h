@@ -55,6 +55,7 @@ typedef struct VoPool VoPool;
 typedef struct VoVolume VoVolume;
 typedef struct VoNetwork VoNetwork;
 typedef struct VoHosts VoHosts;
+typedef struct VoClusterRuntime VoClusterRuntime;
 
 typedef struct VoDaemon {
     char *state_dir;
@@ -64,10 +65,12 @@ typedef struct VoDaemon {
     char *host_name;    /* --name, default the hostname */
     char *host_address; /* the host's cluster address; NULL when standalone */
     VoHosts *hosts;     /* daemon/hosts.h */
-    VoClusterConfig *cluster; /* NULL when standalone */
-    VoStore *cluster_store;   /* raw etcd handle (h/<host-id>/..., cluster/...); NULL standalone */
-    VoPeerTls peer_tls;       /* STATE/cluster/{host.crt,host.key,ca.crt} */
-    VoStore *store;
+    /* Cluster mode (daemon/cluster.h); all NULL/empty when standalone. */
+    VoClusterConfig *cluster;  /* STATE/cluster/cluster.json */
+    VoStore *cluster_store;    /* raw etcd handle: "h/<host-id>/...", "cluster/..." */
+    VoPeerTls peer_tls;        /* STATE/cluster/{host.crt,host.key,ca.crt} */
+    VoClusterRuntime *cluster_rt; /* the etcd member's supervision, re-exec */
+    VoStore *store; /* the host's documents: SQLite, or the etcd host handle */
     VoLoop *loop;
     VoTasks *tasks;
     VoHvDriver *driver;

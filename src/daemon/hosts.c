@@ -53,9 +53,13 @@ static void log_store_error(VoHosts *h, const char *what, int r)
 
 static json_t *member_document(VoDaemon *d)
 {
-    return json_pack("{s:s, s:s, s:s?, s:I, s:f, s:f}", "id", d->host_id, "name", d->host_name,
-                     "address", d->host_address, "joined_at", (json_int_t)(vo_wall_ms() / 1000),
-                     "mem_ratio", DEFAULT_MEM_RATIO, "cpu_ratio", DEFAULT_CPU_RATIO);
+    json_t *o = json_pack("{s:s, s:s, s:s?, s:I, s:f, s:f}", "id", d->host_id, "name",
+                          d->host_name, "address", d->host_address, "joined_at",
+                          (json_int_t)(vo_wall_ms() / 1000), "mem_ratio", DEFAULT_MEM_RATIO,
+                          "cpu_ratio", DEFAULT_CPU_RATIO);
+    if (d->cluster) /* its API: vo_cluster_url(address, api_port) */
+        json_object_set_new(o, "api_port", json_integer(d->cluster->api_port));
+    return o;
 }
 
 /* Creates the member document, or brings its name and address up to date
@@ -77,6 +81,8 @@ static int register_member(VoDaemon *d)
             json_object_set_new(doc, "name", json_string(d->host_name));
             json_object_set_new(doc, "address",
                                 d->host_address ? json_string(d->host_address) : json_null());
+            if (d->cluster)
+                json_object_set_new(doc, "api_port", json_integer(d->cluster->api_port));
         }
         _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(doc);

@@ -13,6 +13,7 @@
 
 #include "api/http.h"
 #include "daemon/backups.h"
+#include "daemon/cluster.h"
 #include "daemon/daemon.h"
 #include "daemon/host-id.h"
 #include "daemon/hosts.h"
@@ -84,6 +85,10 @@ int main(int argc, char **argv)
         { "tls-cert", required_argument, NULL, 'c' },  { "tls-key", required_argument, NULL, 'k' },
         { "tls-ca", required_argument, NULL, 'a' },    { 0 },
     };
+    /* The re-exec after a cluster change runs vireod again as it was started. */
+    char **exec_argv = vo_malloc0(sizeof(char *) * (size_t)(argc + 1));
+    for (int i = 0; i < argc; i++)
+        exec_argv[i] = argv[i];
     const char *listen_addr = NULL;
     VoApiTlsFiles tls = { 0 };
     const char *state_dir = "/var/lib/vireo", *run_dir = "/run/vireo", *socket_path = NULL;
@@ -190,13 +195,21 @@ int main(int argc, char **argv)
                   lock_fd < 0 ? strerror(errno) : "locked");
         return 1;
     }
-    _cleanup_free_ char *db = vo_asprintf("%s/vireo.db", d.state_dir);
     _cleanup_free_ char *vms_dir = vo_asprintf("%s/vms", d.state_dir);
     (void)vo_mkdir_p(vms_dir, 0750);
-    r = vo_store_open(db, &d.store);
-    if (r < 0) {
-        log_error("cannot open the store %s: %s", db, strerror(-r));
+    d.host_id = vo_host_id(&d);
+    if (!d.host_id) {
+        log_error("cannot read or make %s/host-id", d.state_dir);
         return 1;
+    }
+    d.host_name = host_name ? vo_strdup(host_name) : default_host_name(d.host_id);
+    /* SQLite, or in a cluster (STATE/cluster/cluster.json) etcd. */
+    {
+        _cleanup_free_ char *error = NULL;
+        if ((r = vo_cluster_open(&d, &error)) < 0) {
+            log_error("%s", error);
+            return 1;
+        }
     }
     static const VoTasksLimits task_limits = { .workers = VO_TASKS_WORKERS,
                                                .max_queued = VO_TASKS_MAX_QUEUED,
@@ -207,6 +220,7 @@ int main(int argc, char **argv)
     }
     int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     vo_loop_add_fd(d.loop, sigfd, EPOLLIN, on_signal, d.loop);
+    vo_cluster_watch(&d); /* the etcd member, restarted when it dies */
 
     /* What a crash left half-made goes before anything is loaded. */
     vo_sweep_at_start(&d);
@@ -233,12 +247,6 @@ int main(int argc, char **argv)
         log_error("cannot load VMs: %s", strerror(-r));
         return 1;
     }
-    d.host_id = vo_host_id(&d);
-    if (!d.host_id) {
-        log_error("cannot read or make %s/host-id", d.state_dir);
-        return 1;
-    }
-    d.host_name = host_name ? vo_strdup(host_name) : default_host_name(d.host_id);
     if ((r = vo_hosts_start(&d)) < 0)
         return 1;
     VoApiServer *api = NULL;
@@ -248,6 +256,18 @@ int main(int argc, char **argv)
         return 1;
     }
     VoApiServer *api_tls = NULL;
+    /* In a cluster the listener is the cluster's: its address and port,
+     * the host certificate of STATE/cluster. */
+    _cleanup_free_ char *cluster_listen = NULL;
+    _cleanup_free_ char *cluster_dir = vo_cluster_path(&d, NULL);
+    if (vo_cluster_listen(&d, &cluster_listen)) {
+        if (listen_addr)
+            log_warn("in a cluster: --listen %s and --tls-* are ignored; serving HTTPS on %s "
+                     "with the cluster's certificates", listen_addr, cluster_listen);
+        listen_addr = cluster_listen;
+        tls = (VoApiTlsFiles){ .cert_file = d.peer_tls.cert_file,
+                               .key_file = d.peer_tls.key_file, .ca_file = d.peer_tls.ca_file };
+    }
     if (listen_addr) {
         _cleanup_free_ char *error = NULL;
         r = vo_api_server_start_tls(&d, listen_addr, &tls, &api_tls, &error);
@@ -270,7 +290,8 @@ int main(int argc, char **argv)
     vo_networks_release_all(&d);
     vo_loop_free(d.loop);
     close(sigfd);
-    vo_store_close(d.store);
+    bool reexec = vo_cluster_reexec_wanted(&d);
+    vo_cluster_close(&d);
     free(d.driver->kvm_reason);
     free(d.driver);
     free(d.state_dir);
@@ -280,6 +301,13 @@ int main(int argc, char **argv)
     free(d.host_name);
     free(d.host_address);
     vo_strv_free(d.images_building);
+    if (reexec) {
+        flock(lock_fd, LOCK_UN);
+        vo_cluster_reexec(exec_argv); /* returns only on failure */
+        free(exec_argv);
+        return 1;
+    }
+    free(exec_argv);
     log_info("vireod stopped");
     return r < 0 ? 1 : 0;
 }

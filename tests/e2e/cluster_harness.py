@@ -74,7 +74,7 @@ class Host(Daemon):
     with the HTTPS listener on its address. cli(), api(), request() talk to
     its Unix socket; https() to its TCP listener from some host's namespace."""
 
-    def __init__(self, cluster, index, driver, image, extra_args=()):
+    def __init__(self, cluster, index, driver, image, extra_args=(), listen=True):
         self.cluster = cluster
         self.index = index
         self.name = f"h{index}"
@@ -97,9 +97,29 @@ class Host(Daemon):
         subprocess.run(["ip", "-n", ns.name, "addr", "add", f"{self.address}/24", "dev", "eth0"],
                        check=True)
         subprocess.run(["ip", "-n", ns.name, "link", "set", "eth0", "up"], check=True)
-        super().__init__(driver=driver, image=image, netns=ns, args=[
-            "--listen", f"{self.address}:{self.port}", "--tls-cert", self.cert,
-            "--tls-key", self.key, "--tls-ca", self.ca, *extra_args])
+        # listen=False: no listener of the harness's; vireod brings its own
+        # once the host is in a cluster (vireo cluster init/join).
+        listen_args = ["--listen", f"{self.address}:{self.port}", "--tls-cert", self.cert,
+                       "--tls-key", self.key, "--tls-ca", self.ca] if listen else []
+        super().__init__(driver=driver, image=image, netns=ns,
+                         args=["--name", self.name, *listen_args, *extra_args]
+                         if not listen else [*listen_args, *extra_args])
+
+    def use_cluster_certs(self):
+        """https() with the certificates vireod made when the host formed or
+        joined a cluster (STATE/cluster/{host.crt,host.key,ca.crt})."""
+        d = os.path.join(self.state_dir, "cluster")
+        self.cert, self.key, self.ca = (os.path.join(d, "host.crt"),
+                                        os.path.join(d, "host.key"), os.path.join(d, "ca.crt"))
+
+    def etcd_pid(self):
+        """The pid of the host's etcd member (RUN/etcd.pid), or None."""
+        try:
+            with open(os.path.join(self.run_dir, "etcd.pid")) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
 
     # -- HTTPS, from inside a host's namespace -----------------------------
     def https(self, method, path, body=None, via=None, cert=True, client=None, timeout=10):
@@ -188,7 +208,7 @@ def descendants(roots):
 class Cluster:
     """n hosts on one switch; see the module's comment."""
 
-    def __init__(self, n, driver="fake", image=True, extra_args=()):
+    def __init__(self, n, driver="fake", image=True, extra_args=(), listen=True):
         run = next(_runs)
         self.tag = f"vireo-t-{os.getpid()}-{run}-{uuid.uuid4().hex[:4]}"
         # Only inside this run's namespaces: the same prefix in another run's
@@ -203,6 +223,7 @@ class Cluster:
         self.driver = driver
         self.image = image
         self.extra_args = list(extra_args)
+        self.listen = listen
         try:
             self.pki = Pki(os.path.join(self.tmp, "pki"))
             self.switch = Netns(f"{self.tag}-sw")
@@ -221,7 +242,7 @@ class Cluster:
         removed already (the Daemon's own) or in self.namespaces."""
         index = len(self.hosts) + 1
         host = Host(self, index, driver or self.driver, self.image,
-                    [*self.extra_args, *extra_args])
+                    [*self.extra_args, *extra_args], listen=self.listen)
         self.hosts.append(host)
         return host
 

@@ -748,6 +748,23 @@ def test_host_and_images(api):
     assert api.call("GET", "/v1/images/default", expect=200).value == image
 
 
+def test_cluster_routes_standalone(api):
+    # A standalone vireod: the cluster routes answer what a host outside a
+    # cluster can (forming one for real: tests/e2e/test_cluster_formation.py).
+    assert api.call("GET", "/v1/cluster", expect=200).value == {"cluster": None}
+    api.call("GET", "/v1/cluster/ca", expect=404, code="not-found")
+    api.call("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=409, code="invalid-state")
+    api.call("POST", "/v1/cluster/tokens", {"ttl_s": 5}, expect=(400, 409))
+    api.call("POST", "/v1/cluster/leave", {}, expect=409, code="invalid-state")
+    api.call("DELETE", "/v1/hosts/nope", expect=409, code="invalid-state")
+    api.call("POST", "/v1/cluster/init", {"address": "192.0.2.77"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/cluster/join", {"token": "not-a-token"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/cluster/join-request", {"cluster": "x"}, expect=409,
+             code="invalid-state")
+
+
 def test_vm_lifecycle(api):
     vm = api.create("life1", memory_mib=256)
     vm_id = vm["id"]

@@ -1,0 +1,305 @@
+/* cluster-admit.c: a member's side of a join: the cluster CA for anyone
+ * (GET /v1/cluster/ca: public, checked by the joiner against its token) and
+ * POST /v1/cluster/join-request: the token checked against its record, the
+ * joiner's VMs and networks checked for collisions, its host certificate
+ * issued, and (while the cluster has fewer than three voting members) its
+ * etcd member added as a learner. */
+#include <inttypes.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster/join-token.h"
+#include "cluster/pki.h"
+#include "daemon/cluster.h"
+#include "daemon/networks.h"
+#include "network/cidr.h"
+#include "util/util.h"
+
+int vo_cluster_ca(VoDaemon *d, json_t **ret)
+{
+    if (!d->cluster)
+        return -ENOTCONN;
+    _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
+    VoPkiPair ca = { 0 };
+    int r = vo_pki_pair_load(dir, "ca", false, &ca);
+    if (r < 0)
+        return r;
+    char fp[VO_SHA256_HEX_LEN + 1] = "";
+    (void)vo_pki_fingerprint(ca.cert_pem, fp);
+    *ret = json_pack("{s:s, s:s, s:s}", "cluster", d->cluster->cluster_id, "ca", ca.cert_pem,
+                     "ca_sha256", fp);
+    vo_pki_pair_clear(&ca);
+    return 0;
+}
+
+typedef struct {
+    json_t *members;  /* cluster/members/<id> docs */
+    json_t *vms;      /* [{host, name}] */
+    json_t *networks; /* [{host, name, subnet}] */
+    json_t *names;    /* cluster/names/vms/<name> keys' names */
+} ClusterObjects;
+
+/* "h/<host>/vms/<id>" and "h/<host>/networks/<name>" of every host. */
+static int collect_host_docs(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    ClusterObjects *o = userdata;
+    const char *host = key + 2, *slash = strchr(host, '/');
+    if (!slash)
+        return 0;
+    _cleanup_free_ char *host_id = strndup(host, (size_t)(slash - host));
+    const char *rest = slash + 1;
+    bool vm = !strncmp(rest, "vms/", 4) && !strchr(rest + 4, '/');
+    bool net = !strncmp(rest, "networks/", 9) && !strchr(rest + 9, '/');
+    if (!vm && !net)
+        return 0;
+    json_t *doc = json_loads(value, 0, NULL);
+    if (vm) {
+        json_t *name = json_object_get(json_object_get(doc, "spec"), "name");
+        if (json_is_string(name))
+            json_array_append_new(o->vms, json_pack("{s:s, s:O}", "host", host_id, "name", name));
+    } else
+        json_array_append_new(o->networks,
+                              json_pack("{s:s, s:O?, s:O?}", "host", host_id, "name",
+                                        json_object_get(doc, "name"), "subnet",
+                                        json_object_get(doc, "subnet")));
+    json_decref(doc);
+    return 0;
+}
+
+static int collect_member(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    json_t *doc = json_loads(value, 0, NULL);
+    if (json_is_object(doc))
+        json_object_set_new(userdata, strrchr(key, '/') + 1, doc);
+    else
+        json_decref(doc);
+    return 0;
+}
+
+static int collect_name(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    json_array_append_new(userdata, json_string(strrchr(key, '/') + 1));
+    return 0;
+}
+
+static const char *host_name_of(const ClusterObjects *o, const char *host_id)
+{
+    const char *name = json_string_value(json_object_get(json_object_get(o->members, host_id),
+                                                         "name"));
+    return name ? name : host_id;
+}
+
+/* Appends "; "-separated collisions of the joiner's request to *out. */
+static void find_collisions(const ClusterObjects *o, const json_t *req, const char *joiner_id,
+                            char ***out)
+{
+    size_t i, k;
+    json_t *v, *w;
+    const char *name = json_string_value(json_object_get(req, "name"));
+    const char *id;
+    json_object_foreach(o->members, id, v) {
+        const char *other = json_string_value(json_object_get(v, "name"));
+        if (!strcmp(id, joiner_id))
+            vo_strv_pushf(out, "host id %s is a member already (as '%s'): "
+                          "remove it first (vireo host remove)", joiner_id, other ? other : "");
+        else if (other && name && !strcmp(other, name))
+            vo_strv_pushf(out, "host name '%s' is taken: start vireod with another "
+                          "--name", name);
+    }
+    json_array_foreach(json_object_get(req, "vms"), i, v) {
+        const char *vm = json_string_value(v);
+        if (!vm)
+            continue;
+        const char *where = NULL;
+        json_array_foreach(o->vms, k, w)
+            if (!strcmp(json_string_value(json_object_get(w, "name")), vm))
+                where = host_name_of(o, json_string_value(json_object_get(w, "host")));
+        json_array_foreach(o->names, k, w)
+            if (!where && !strcmp(json_string_value(w), vm))
+                where = "the cluster";
+        if (where)
+            vo_strv_pushf(out, "VM name '%s' is taken (on %s)", vm, where);
+    }
+    json_array_foreach(json_object_get(req, "networks"), i, v) {
+        const char *net = json_string_value(json_object_get(v, "name"));
+        const char *subnet = json_string_value(json_object_get(v, "subnet"));
+        /* Every host makes its own "default" network: not a collision. */
+        if (net && !strcmp(net, VO_DEFAULT_NETWORK))
+            continue;
+        VoCidr mine = { 0 }, theirs = { 0 };
+        _cleanup_free_ char *err1 = NULL;
+        bool have_subnet = subnet && vo_cidr_parse_subnet(subnet, &mine, &err1) >= 0;
+        json_array_foreach(o->networks, k, w) {
+            const char *other = json_string_value(json_object_get(w, "name"));
+            const char *other_subnet = json_string_value(json_object_get(w, "subnet"));
+            const char *host = host_name_of(o, json_string_value(json_object_get(w, "host")));
+            _cleanup_free_ char *err2 = NULL;
+            if (other && !strcmp(other, VO_DEFAULT_NETWORK))
+                continue;
+            if (net && other && !strcmp(net, other))
+                vo_strv_pushf(out, "network name '%s' is taken (on %s)", net, host);
+            else if (have_subnet && other_subnet &&
+                     vo_cidr_parse_subnet(other_subnet, &theirs, &err2) >= 0 &&
+                     vo_cidr_overlap(mine, theirs))
+                vo_strv_pushf(out, "subnet %s of network '%s' overlaps %s of network "
+                              "'%s' (on %s)", subnet, net ? net : "", other_subnet,
+                              other ? other : "", host);
+        }
+    }
+}
+
+static char *join_strv(char **v, const char *sep)
+{
+    char *s = vo_strdup("");
+    for (size_t i = 0; v && v[i]; i++) {
+        char *more = vo_asprintf("%s%s%s", s, i ? sep : "", v[i]);
+        free(s);
+        s = more;
+    }
+    return s;
+}
+
+/* Checks the token; 0 or -EACCES / -EKEYEXPIRED with why. */
+static int check_token(VoDaemon *d, const char *cluster, const char *token_id, const char *secret,
+                       char **ret_error)
+{
+    if (strcmp(cluster, d->cluster->cluster_id) != 0)
+        return vo_error_set(ret_error, -EACCES, "the token is of cluster %s, this host is in %s",
+                            cluster, d->cluster->cluster_id);
+    if (strlen(secret) != VO_JOIN_TOKEN_HEX_LEN || strchr(token_id, '/'))
+        return vo_error_set(ret_error, -EACCES, "join token is not valid");
+    _cleanup_free_ char *key = vo_asprintf("cluster/join-tokens/%s", token_id);
+    _cleanup_free_ char *text = NULL;
+    int r = vo_store_get(d->cluster_store, key, &text, NULL);
+    if (r == -ENOENT)
+        return vo_error_set(ret_error, -EACCES, "join token is not valid (unknown, or expired): "
+                            "make a new one with 'vireo cluster token'");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read the join token: %s", strerror(-r));
+    json_t *record = json_loads(text, 0, NULL);
+    VoJoinToken t = { .cluster = (char *)cluster, .id = (char *)token_id };
+    snprintf(t.secret, sizeof(t.secret), "%s", secret);
+    r = vo_join_token_check(&t, record, (int64_t)time(NULL), ret_error);
+    explicit_bzero(t.secret, sizeof(t.secret));
+    json_decref(record);
+    return r == -EINVAL ? -EACCES : r;
+}
+
+/* Voting members and their client URLs; adds the joiner as a learner when
+ * there are fewer than VO_CLUSTER_MAX_VOTERS. */
+static int etcd_admit(VoDaemon *d, const char *name, const char *address, int peer_port,
+                      json_t *answer, char **ret_error)
+{
+    _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
+    VoClusterEndpoint ep;
+    vo_cluster_endpoint(dir, d->cluster->endpoints[0], &ep);
+    VoEtcdMembers m = { 0 };
+    int r = vo_etcd_member_list(&ep.e, &m, ret_error);
+    size_t voters = 0;
+    json_t *endpoints = json_array();
+    for (size_t i = 0; r >= 0 && i < m.n; i++) {
+        if (m.v[i].learner)
+            continue;
+        voters++;
+        for (char **u = m.v[i].client_urls; u && *u; u++)
+            json_array_append_new(endpoints, json_string(*u));
+    }
+    if (r >= 0 && voters < VO_CLUSTER_MAX_VOTERS) {
+        _cleanup_free_ char *peer = vo_cluster_url(address, peer_port);
+        uint64_t id = 0;
+        char *initial = NULL;
+        /* etcd refuses ("unhealthy cluster") while a member has been
+         * connected for under 5 s (one just restarted, say): retry a while. */
+        for (int64_t until = vo_now_ms() + 15000;;) {
+            r = vo_etcd_member_add_learner(&ep.e, name, peer, &id, &initial, ret_error);
+            if (r != -EAGAIN || vo_now_ms() >= until)
+                break;
+            free(*ret_error);
+            *ret_error = NULL;
+            poll(NULL, 0, 500);
+        }
+        if (r >= 0) {
+            char idtext[32];
+            snprintf(idtext, sizeof(idtext), "%" PRIx64, id);
+            json_object_set_new(answer, "member_id", json_string(idtext));
+            json_object_set_new(answer, "initial_cluster", json_string(initial));
+            log_info("cluster: etcd learner %s added for host %s (%s)", idtext, name, address);
+        }
+        free(initial);
+        json_object_set_new(answer, "voter", json_true());
+    } else
+        json_object_set_new(answer, "voter", json_false());
+    json_object_set_new(answer, "endpoints", endpoints);
+    vo_etcd_members_clear(&m);
+    vo_cluster_endpoint_clear(&ep);
+    if (r == -EBUSY)
+        *ret_error = (free(*ret_error), vo_strdup("another host is joining the cluster's etcd "
+                                                  "now: try again in a minute"));
+    return r;
+}
+
+int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_error)
+{
+    if (!d->cluster)
+        return vo_error_set(ret_error, -ENOTCONN, "this host is not in a cluster");
+    const char *cluster = NULL, *token_id = NULL, *secret = NULL, *host_id = NULL, *name = NULL,
+               *address = NULL;
+    json_t *vms = NULL, *nets = NULL;
+    int peer_port = VO_ETCD_PEER_PORT;
+    json_error_t jerr;
+    if (json_unpack_ex((json_t *)req, &jerr, JSON_STRICT, "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s?i}",
+                       "cluster", &cluster, "token_id", &token_id, "secret", &secret, "host_id",
+                       &host_id, "name", &name, "address", &address, "vms", &vms, "networks",
+                       &nets, "etcd_peer_port", &peer_port) < 0 ||
+        !json_is_array(vms) || !json_is_array(nets))
+        return vo_error_set(ret_error, -EINVAL, "invalid join request: %s", jerr.text);
+    int r = check_token(d, cluster, token_id, secret, ret_error);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
+    VoPkiPair ca = { 0 };
+    if ((r = vo_pki_pair_load(dir, "ca", true, &ca)) < 0) {
+        vo_pki_pair_clear(&ca);
+        return vo_error_set(ret_error, -ENOTCONN, "this host does not keep the cluster CA's key "
+                            "(only voting members do): join through one of them");
+    }
+    ClusterObjects o = { json_object(), json_array(), json_array(), json_array() };
+    if ((r = vo_store_list(d->cluster_store, "cluster/members/", collect_member, o.members)) < 0 ||
+        (r = vo_store_list(d->cluster_store, "cluster/names/vms/", collect_name, o.names)) < 0 ||
+        (r = vo_store_list(d->cluster_store, "h/", collect_host_docs, &o)) < 0)
+        vo_error_set(ret_error, r, "cannot read the cluster's documents: %s",
+                     r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
+    char **collisions = NULL;
+    if (r >= 0)
+        find_collisions(&o, req, host_id, &collisions);
+    if (r >= 0 && collisions) {
+        _cleanup_free_ char *list = join_strv(collisions, "; ");
+        r = vo_error_set(ret_error, -EEXIST, "host %s cannot join: %s", name, list);
+    }
+    vo_strv_free(collisions);
+    json_decref(o.members);
+    json_decref(o.vms);
+    json_decref(o.networks);
+    json_decref(o.names);
+    VoPkiPair host = { 0 };
+    if (r >= 0)
+        r = vo_pki_host_issue(&ca, address, name, &host, ret_error);
+    json_t *answer = NULL;
+    if (r >= 0) {
+        answer = json_pack("{s:s, s:s, s:s, s:s}", "cluster", d->cluster->cluster_id, "ca_cert",
+                           ca.cert_pem, "host_cert", host.cert_pem, "host_key", host.key_pem);
+        r = etcd_admit(d, name, address, peer_port, answer, ret_error);
+        if (r >= 0 && json_is_true(json_object_get(answer, "voter")))
+            json_object_set_new(answer, "ca_key", json_string(ca.key_pem));
+    }
+    vo_pki_pair_clear(&ca);
+    vo_pki_pair_clear(&host);
+    if (r < 0) {
+        json_decref(answer);
+        return r;
+    }
+    log_info("cluster: admitted host %s (%s, id %s)", name, address, host_id);
+    *ret = answer;
+    return 0;
+}

@@ -1,0 +1,161 @@
+/* cluster-copy.c: moving a host's documents between its SQLite store and
+ * etcd (cluster init and join: in; leave: out), in transactions etcd takes
+ * (at most 128 keys, well under its 1.5 MiB request limit), and deleting a
+ * namespace. */
+#include <string.h>
+
+#include <jansson.h>
+
+#include "daemon/cluster.h"
+#include "util/util.h"
+
+#define BATCH_KEYS VO_STORE_ETCD_MAX_TXN_OPS
+#define BATCH_BYTES (512 * 1024)
+
+typedef struct {
+    char **keys, **values; /* strv, the same length */
+} Docs;
+
+static void docs_clear(Docs *docs)
+{
+    vo_strv_free(docs->keys);
+    vo_strv_free(docs->values);
+    *docs = (Docs){ 0 };
+}
+
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    Docs *docs = userdata;
+    vo_strv_pushf(&docs->keys, "%s", key);
+    vo_strv_pushf(&docs->values, "%s", value);
+    return 0;
+}
+
+/* Keys of the hosts service bound to a lease: a copy would outlive it. */
+static bool lease_bound(const char *key)
+{
+    return !strncmp(key, "cluster/hosts/", 14) || !strcmp(key, "cluster/manager");
+}
+
+/* Writes ops in transactions, each op's key required new (create_only) or
+ * unconditionally. */
+static int write_batches(VoStore *to, VoStoreOp *ops, size_t n, bool create_only,
+                         char **ret_error)
+{
+    VoStoreCompare *cmps = vo_malloc0(sizeof(*cmps) * (BATCH_KEYS + 1));
+    int r = 0;
+    for (size_t i = 0; i < n && r >= 0;) {
+        size_t k = 0, bytes = 0;
+        while (i + k < n && k < BATCH_KEYS &&
+               (k == 0 || bytes + strlen(ops[i + k].value ? ops[i + k].value : "") < BATCH_BYTES)) {
+            bytes += strlen(ops[i + k].key) + strlen(ops[i + k].value ? ops[i + k].value : "");
+            cmps[k] = (VoStoreCompare){ ops[i + k].key, VO_REV_NEW };
+            k++;
+        }
+        size_t failed = 0;
+        r = vo_store_txn(to, cmps, create_only ? k : 0, ops + i, k, NULL, &failed);
+        if (r == -EEXIST)
+            r = vo_error_set(ret_error, r, "the cluster already has a document %s",
+                             ops[i + failed].key);
+        else if (r < 0)
+            r = vo_error_set(ret_error, r, "cannot copy the documents: %s",
+                             r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
+        i += k;
+    }
+    free(cmps);
+    return r;
+}
+
+/* The name record of a VM document "vms/<id>" (NULL for other keys). */
+static char *vm_name_record(const char *key, const char *value, const char *host_id,
+                            char **ret_key)
+{
+    if (strncmp(key, "vms/", 4) != 0 || strchr(key + 4, '/'))
+        return NULL;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *name = json_string_value(json_object_get(json_object_get(doc, "spec"), "name"));
+    char *text = NULL;
+    if (name) {
+        *ret_key = vo_asprintf("cluster/names/vms/%s", name);
+        json_t *rec = json_pack("{s:s, s:s}", "vm", key + 4, "host", host_id);
+        text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(rec);
+    }
+    json_decref(doc);
+    return text;
+}
+
+int vo_cluster_copy_in(VoStore *from, VoStore *to, const char *host_id, bool with_cluster,
+                       char **ret_error)
+{
+    Docs docs = { 0 };
+    int r = vo_store_list(from, "", collect, &docs);
+    if (r < 0) {
+        docs_clear(&docs);
+        return vo_error_set(ret_error, r, "cannot read the documents: %s", strerror(-r));
+    }
+    size_t n = vo_strv_len(docs.keys);
+    VoStoreOp *ops = vo_malloc0(sizeof(*ops) * (2 * n + 1));
+    char **extra = NULL; /* name records: keys and values, owned */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *key = docs.keys[i];
+        if (lease_bound(key) || (!with_cluster && !strncmp(key, "cluster/", 8)) ||
+            !strncmp(key, "cluster/names/", 14))
+            continue;
+        ops[k++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = key, .value = docs.values[i] };
+    }
+    size_t n_docs = k;
+    for (size_t i = 0; i < n_docs; i++) {
+        char *name_key = NULL;
+        char *rec = vm_name_record(ops[i].key, ops[i].value, host_id, &name_key);
+        if (!rec)
+            continue;
+        vo_strv_push(&extra, name_key);
+        vo_strv_push(&extra, rec);
+    }
+    for (size_t i = 0; extra && extra[i]; i += 2)
+        ops[k++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = extra[i], .value = extra[i + 1] };
+    r = write_batches(to, ops, k, true, ret_error);
+    if (r >= 0)
+        log_info("copied %zu documents into etcd", n_docs);
+    free(ops);
+    vo_strv_free(extra);
+    docs_clear(&docs);
+    return r;
+}
+
+int vo_cluster_copy_out(VoStore *from, VoStore *to, char **ret_error)
+{
+    Docs docs = { 0 };
+    int r = vo_store_list(from, "", collect, &docs);
+    if (r < 0) {
+        docs_clear(&docs);
+        return vo_error_set(ret_error, r, "cannot read this host's documents from etcd: %s",
+                            r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
+    }
+    size_t n = vo_strv_len(docs.keys);
+    VoStoreOp *ops = vo_malloc0(sizeof(*ops) * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = docs.keys[i], .value = docs.values[i] };
+    r = write_batches(to, ops, n, true, ret_error);
+    free(ops);
+    docs_clear(&docs);
+    return r;
+}
+
+int vo_cluster_delete_prefix(VoStore *s, const char *prefix)
+{
+    Docs docs = { 0 };
+    int r = vo_store_list(s, prefix, collect, &docs);
+    size_t n = vo_strv_len(docs.keys);
+    VoStoreOp *ops = vo_malloc0(sizeof(*ops) * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = docs.keys[i] };
+    for (size_t i = 0; r >= 0 && i < n; i += BATCH_KEYS)
+        r = vo_store_txn(s, NULL, 0, ops + i, n - i < BATCH_KEYS ? n - i : BATCH_KEYS, NULL,
+                         NULL);
+    free(ops);
+    docs_clear(&docs);
+    return r;
+}

@@ -1,0 +1,360 @@
+/* cluster-join.c: `vireo cluster join` on the joining (standalone) host:
+ * fetch the cluster CA and check it against the token, ask a member to
+ * admit this host (POST /v1/cluster/join-request, authenticated by the
+ * token's secret over TLS checked against that CA), then start and promote
+ * its etcd member (the first three hosts), copy its documents into etcd
+ * under its namespace, and commit. A failure before the commit undoes what
+ * the cluster gained (the member, the namespace) and leaves it standalone. */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster/join-token.h"
+#include "cluster/pki.h"
+#include "daemon/cluster.h"
+#include "util/util.h"
+
+#define JOIN_TIMEOUT_MS 30000
+
+typedef struct {
+    char *data;
+    size_t len;
+} Buf;
+
+static size_t on_data(char *p, size_t size, size_t n, void *userdata)
+{
+    Buf *b = userdata;
+    if (b->len + size * n > 1 << 20)
+        return 0;
+    b->data = realloc(b->data, b->len + size * n + 1);
+    if (!b->data)
+        abort();
+    memcpy(b->data + b->len, p, size * n);
+    b->len += size * n;
+    b->data[b->len] = 0;
+    return size * n;
+}
+
+/* GET base/v1/cluster/ca without checking the server: what it answers is
+ * checked against the token's fingerprint instead. */
+static int fetch_ca(const char *base, char **ret_pem, char **ret_error)
+{
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return -ENOMEM;
+    _cleanup_free_ char *url = vo_asprintf("%s/v1/cluster/ca", base);
+    char errbuf[CURL_ERROR_SIZE] = "";
+    Buf b = { 0 };
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+    CURLcode c = curl_easy_perform(curl);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(curl);
+    int r = 0;
+    json_t *doc = b.data ? json_loads(b.data, 0, NULL) : NULL;
+    const char *pem = json_string_value(json_object_get(doc, "ca"));
+    if (c != CURLE_OK)
+        r = vo_error_set(ret_error, -EHOSTUNREACH, "cannot reach %s: %s", base,
+                         errbuf[0] ? errbuf : curl_easy_strerror(c));
+    else if (status != 200 || !pem)
+        r = vo_error_set(ret_error, -EPROTO, "%s answered %ld to GET /v1/cluster/ca: is it a "
+                         "vireo host in a cluster?", base, status);
+    else
+        *ret_pem = vo_strdup(pem);
+    json_decref(doc);
+    free(b.data);
+    return r;
+}
+
+static int collect_json(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    json_t *o = json_loads(value, 0, NULL);
+    if (o)
+        json_array_append_new(userdata, o);
+    return 0;
+}
+
+/* What the member checks for collisions: this host's VM names and networks. */
+static int local_objects(VoDaemon *d, json_t **ret_vms, json_t **ret_networks)
+{
+    json_t *vms = json_array(), *nets = json_array(), *names = json_array(),
+           *list = json_array();
+    int r = vo_store_list(d->store, "vms/", collect_json, vms);
+    if (r >= 0)
+        r = vo_store_list(d->store, "networks/", collect_json, nets);
+    size_t i;
+    json_t *o;
+    json_array_foreach(vms, i, o) {
+        json_t *name = json_object_get(json_object_get(o, "spec"), "name");
+        if (json_is_string(name))
+            json_array_append(names, name);
+    }
+    json_array_foreach(nets, i, o) {
+        json_t *n = json_pack("{s:O?, s:O?}", "name", json_object_get(o, "name"), "subnet",
+                              json_object_get(o, "subnet"));
+        json_array_append_new(list, n);
+    }
+    json_decref(vms);
+    json_decref(nets);
+    *ret_vms = names;
+    *ret_networks = list;
+    return r;
+}
+
+/* The member's answer, as an errno and message. */
+static int member_error(const VoPeerResponse *resp, const char *base, char **ret_error)
+{
+    json_t *doc = resp->body ? json_loads(resp->body, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+    int r = resp->status == 409 ? -EEXIST
+          : resp->status == 401 || resp->status == 403 ? -EACCES
+          : resp->status == 400 ? -EINVAL
+          : resp->status == 503 ? -EAGAIN
+          : -EPROTO;
+    vo_error_set(ret_error, r, "%s refused the join: %s", base,
+                 msg ? msg : "(no error message)");
+    json_decref(doc);
+    return r;
+}
+
+typedef struct {
+    json_t *answer;
+    uint64_t member_id;
+    bool voter;
+    char *member_endpoint; /* an endpoint of the existing cluster */
+} Admission;
+
+/* Undoes what the cluster gained: the etcd member (added as a learner) and
+ * whatever was copied into this host's namespace. */
+static void undo(VoDaemon *d, const char *dir, const Admission *a)
+{
+    if (!a->member_endpoint)
+        return;
+    VoClusterEndpoint ep;
+    vo_cluster_endpoint(dir, a->member_endpoint, &ep);
+    _cleanup_free_ char *error = NULL;
+    if (a->voter && a->member_id &&
+        vo_etcd_member_remove(&ep.e, a->member_id, 10000, &error) < 0)
+        log_warn("join undo: cannot remove etcd member %llx: %s",
+                 (unsigned long long)a->member_id, error);
+    char *eps[] = { a->member_endpoint, NULL };
+    VoStore *raw = NULL;
+    if (vo_cluster_store_open(dir, eps, NULL, &raw) >= 0) {
+        _cleanup_free_ char *ns = vo_asprintf("h/%s/", d->host_id);
+        (void)vo_cluster_delete_prefix(raw, ns);
+        json_t *vms = json_object_get(a->answer, "_vm_names");
+        (void)vms;
+        vo_store_close(raw);
+    }
+    vo_cluster_endpoint_clear(&ep);
+}
+
+static int join_steps(VoDaemon *d, const char *staging, const VoJoinToken *t, const char *base,
+                      const char *address, VoClusterConfig *c, VoClusterEtcd **etcd,
+                      Admission *a, char **ret_error)
+{
+    _cleanup_free_ char *dir = vo_asprintf("%s/" VO_CLUSTER_DIR, staging);
+    _cleanup_free_ char *ca_pem = NULL;
+    char fp[VO_SHA256_HEX_LEN + 1];
+    int r = fetch_ca(base, &ca_pem, ret_error);
+    if (r < 0)
+        return r;
+    if (vo_pki_fingerprint(ca_pem, fp) < 0 || strcmp(fp, t->ca_sha256) != 0)
+        return vo_error_set(ret_error, -EACCES,
+                            "%s does not serve the cluster the token names (its CA's fingerprint "
+                            "differs): check the address", base);
+    VoPkiPair ca_only = { .cert_pem = ca_pem };
+    if ((r = vo_pki_pair_write(dir, "ca", &ca_only)) < 0)
+        return vo_error_set(ret_error, r, "cannot write %s/ca.crt: %s", dir, strerror(-r));
+
+    json_t *vms = NULL, *nets = NULL;
+    if ((r = local_objects(d, &vms, &nets)) < 0) {
+        json_decref(vms);
+        json_decref(nets);
+        return vo_error_set(ret_error, r, "cannot read this host's documents: %s", strerror(-r));
+    }
+    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i}", "cluster", t->cluster,
+                            "token_id", t->id, "secret", t->secret, "host_id", d->host_id, "name",
+                            d->host_name, "address", address, "vms", vms, "networks", nets,
+                            "etcd_peer_port", VO_ETCD_PEER_PORT);
+    _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    _cleanup_free_ char *ca_file = vo_asprintf("%s/ca.crt", dir);
+    VoPeerTls tls = { .ca_file = ca_file }; /* no client certificate yet: the token is it */
+    static const char *const headers[] = { "Content-Type: application/json", NULL };
+    VoPeerResponse resp = { 0 };
+    r = vo_peer_request(&tls, base, "POST", "/v1/cluster/join-request", headers, body,
+                        strlen(body), JOIN_TIMEOUT_MS, &resp);
+    if (r < 0) {
+        vo_error_set(ret_error, r, "cannot ask %s to admit this host: %s", base, resp.error);
+        vo_peer_response_clear(&resp);
+        return r;
+    }
+    if (resp.status != 200) {
+        r = member_error(&resp, base, ret_error);
+        vo_peer_response_clear(&resp);
+        return r;
+    }
+    a->answer = resp.body ? json_loads(resp.body, 0, NULL) : NULL;
+    vo_peer_response_clear(&resp);
+    const char *ca_key = NULL, *host_cert = NULL, *host_key = NULL, *initial = NULL,
+               *member_id = NULL;
+    json_t *endpoints = NULL;
+    int voter = 0;
+    if (!a->answer ||
+        json_unpack(a->answer, "{s?s, s:s, s:s, s?s, s:o, s:b, s?s}", "ca_key", &ca_key,
+                    "host_cert", &host_cert, "host_key", &host_key, "initial_cluster", &initial,
+                    "endpoints", &endpoints, "voter", &voter, "member_id", &member_id) < 0 ||
+        !json_is_array(endpoints) || json_array_size(endpoints) == 0)
+        return vo_error_set(ret_error, -EPROTO, "%s answered the join with a document this "
+                            "vireod does not understand", base);
+    a->voter = voter;
+    a->member_id = member_id ? strtoull(member_id, NULL, 16) : 0;
+    a->member_endpoint = vo_strdup(json_string_value(json_array_get(endpoints, 0)));
+
+    VoPkiPair ca = { .cert_pem = ca_pem, .key_pem = (char *)ca_key };
+    VoPkiPair host = { .cert_pem = (char *)host_cert, .key_pem = (char *)host_key };
+    if ((r = vo_pki_pair_write(dir, "ca", &ca)) < 0 || (r = vo_pki_pair_write(dir, "host", &host)) < 0)
+        return vo_error_set(ret_error, r, "cannot write the certificates in %s: %s", dir,
+                            strerror(-r));
+    c->etcd_member = voter;
+    if (voter) {
+        c->etcd_name = vo_strdup(d->host_name);
+        c->etcd_initial_cluster = vo_strdup(initial ? initial : "");
+        c->etcd_existing = true;
+        vo_strv_push(&c->endpoints, vo_cluster_url(address, c->etcd_client_port));
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(endpoints, i, e) {
+        const char *url = json_string_value(e);
+        bool have = false;
+        for (size_t k = 0; url && c->endpoints && c->endpoints[k]; k++)
+            have |= !strcmp(c->endpoints[k], url);
+        if (url && !have)
+            vo_strv_pushf(&c->endpoints, "%s", url);
+    }
+    if (voter) {
+        if ((r = vo_cluster_etcd_start(d, staging, c, etcd, ret_error)) < 0)
+            return r;
+        VoClusterEndpoint ep;
+        vo_cluster_endpoint(dir, a->member_endpoint, &ep);
+        r = vo_etcd_member_promote(&ep.e, a->member_id, VO_CLUSTER_PROMOTE_MS, ret_error);
+        vo_cluster_endpoint_clear(&ep);
+        if (r < 0)
+            return r;
+        log_info("cluster join: etcd member %llx promoted to a voting member",
+                 (unsigned long long)a->member_id);
+        if ((r = vo_cluster_etcd_wait_healthy(dir, c, VO_CLUSTER_HEALTH_WAIT_MS, ret_error)) < 0)
+            return r;
+    }
+    VoStore *hs = NULL;
+    if ((r = vo_cluster_store_open(dir, c->endpoints, d->host_id, &hs)) < 0)
+        return vo_error_set(ret_error, r, "cannot open the etcd store: %s", strerror(-r));
+    r = vo_cluster_copy_in(d->store, hs, d->host_id, false, ret_error);
+    vo_store_close(hs);
+    if (r < 0)
+        return r;
+    if ((r = vo_cluster_config_save(dir, c)) < 0)
+        return vo_error_set(ret_error, r, "cannot write %s/" VO_CLUSTER_CONFIG ": %s", dir,
+                            strerror(-r));
+    return 0;
+}
+
+/* "ADDRESS[:PORT]" or "[V6]:PORT" into a base URL. */
+static int target_url(const char *target, char **ret, char **ret_error)
+{
+    _cleanup_free_ char *host = NULL;
+    int port = VO_CLUSTER_API_PORT;
+    const char *colon = strrchr(target, ':');
+    if (target[0] == '[') {
+        const char *end = strchr(target, ']');
+        if (!end)
+            return vo_error_set(ret_error, -EINVAL, "'%s' is not ADDRESS[:PORT]", target);
+        host = strndup(target + 1, (size_t)(end - target - 1));
+        colon = end[1] == ':' ? end + 1 : NULL;
+    } else if (colon && strchr(target, ':') == colon)
+        host = strndup(target, (size_t)(colon - target));
+    else {
+        host = vo_strdup(target);
+        colon = NULL;
+    }
+    if (colon) {
+        char *end;
+        long p = strtol(colon + 1, &end, 10);
+        if (*end || p < 1 || p > 65535)
+            return vo_error_set(ret_error, -EINVAL, "'%s': the port must be 1-65535", target);
+        port = (int)p;
+    }
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)
+        return vo_error_set(ret_error, -EINVAL, "'%s' is not ADDRESS[:PORT] (an IP address)",
+                            target);
+    *ret = vo_cluster_url(host, port);
+    return 0;
+}
+
+int vo_cluster_join(VoDaemon *d, const char *target, const char *token, const char *address,
+                    json_t **ret, char **ret_error)
+{
+    if (d->cluster)
+        return vo_error_set(ret_error, -EEXIST, "this host is in cluster %s already",
+                            d->cluster->cluster_id);
+    VoJoinToken t = { 0 };
+    int r = vo_join_token_parse(token, (int64_t)time(NULL), &t, ret_error);
+    if (r < 0)
+        return r == -EKEYEXPIRED ? r : (r == -EINVAL ? r : -EINVAL);
+    if ((r = vo_cluster_begin(ret_error)) < 0) {
+        vo_join_token_clear(&t);
+        return r;
+    }
+    VoClusterConfig c = { .api_port = VO_CLUSTER_API_PORT, .etcd_client_port = VO_ETCD_CLIENT_PORT,
+                          .etcd_peer_port = VO_ETCD_PEER_PORT };
+    _cleanup_free_ char *base = NULL, *staging = NULL;
+    VoClusterEtcd *etcd = NULL;
+    Admission a = { 0 };
+    if ((r = target_url(target ? target : t.address, &base, ret_error)) < 0 ||
+        (r = vo_cluster_address_check(address, &c.address, ret_error)) < 0)
+        goto out;
+    c.cluster_id = vo_strdup(t.cluster);
+    if (!(staging = vo_cluster_staging_make(d))) {
+        r = vo_error_set(ret_error, -EIO, "cannot make %s/" VO_CLUSTER_STAGING, d->state_dir);
+        goto out;
+    }
+    log_info("cluster join: cluster %s through %s, this host's address %s", t.cluster, base,
+             c.address);
+    r = join_steps(d, staging, &t, base, c.address, &c, &etcd, &a, ret_error);
+    vo_cluster_etcd_stop(etcd, 10000); /* it starts again from STATE/cluster */
+    vo_cluster_etcd_release(etcd);
+    if (r >= 0)
+        r = vo_cluster_commit(d, ret_error);
+    if (r < 0) {
+        log_warn("cluster join failed: %s; this host stays standalone", *ret_error);
+        _cleanup_free_ char *dir = vo_asprintf("%s/" VO_CLUSTER_DIR, staging ? staging : "");
+        if (staging)
+            undo(d, dir, &a);
+        vo_cluster_staging_remove(d);
+        goto out;
+    }
+    log_info("cluster join: committed; cluster %s", t.cluster);
+    *ret = json_pack("{s:s, s:s, s:b}", "cluster", t.cluster, "address", c.address, "voter",
+                     a.voter);
+out:
+    json_decref(a.answer);
+    free(a.member_endpoint);
+    vo_cluster_config_clear(&c);
+    vo_join_token_clear(&t);
+    vo_cluster_end();
+    return r;
+}

@@ -1,0 +1,118 @@
+/* cluster-show.c: GET /v1/cluster: the cluster as this host sees it: its
+ * id, the etcd members (voting or learner, healthy or not), whether the
+ * store has a quorum, the manager, the hosts with their state and versions,
+ * etcd's version. Standalone: {"cluster": null}. */
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/cluster.h"
+#include "daemon/hosts.h"
+#include "util/util.h"
+
+typedef struct {
+    char *data;
+    size_t len;
+} Buf;
+
+static size_t on_data(char *p, size_t size, size_t n, void *userdata)
+{
+    Buf *b = userdata;
+    if (b->len + size * n > 65536)
+        return 0;
+    b->data = realloc(b->data, b->len + size * n + 1);
+    if (!b->data)
+        abort();
+    memcpy(b->data + b->len, p, size * n);
+    b->len += size * n;
+    b->data[b->len] = 0;
+    return size * n;
+}
+
+/* GET endpoint/version: etcd's server version, or NULL. */
+static char *etcd_version(const VoEtcdEndpoint *e)
+{
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return NULL;
+    _cleanup_free_ char *url = vo_asprintf("%s/version", e->endpoint);
+    Buf b = { 0 };
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROXY, "");
+    curl_easy_setopt(curl, CURLOPT_CAINFO, e->ca_file);
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, e->cert_file);
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, e->key_file);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+    CURLcode c = curl_easy_perform(curl);
+    curl_easy_cleanup(curl);
+    char *v = NULL;
+    json_t *doc = c == CURLE_OK && b.data ? json_loads(b.data, 0, NULL) : NULL;
+    if (json_is_string(json_object_get(doc, "etcdserver")))
+        v = vo_strdup(json_string_value(json_object_get(doc, "etcdserver")));
+    json_decref(doc);
+    free(b.data);
+    return v;
+}
+
+json_t *vo_cluster_show(VoDaemon *d, int *ret_err)
+{
+    if (!d->cluster)
+        return json_pack("{s:n}", "cluster");
+    VoClusterConfig *c = d->cluster;
+    _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
+    json_t *members = json_array();
+    _cleanup_free_ char *version = NULL, *list_error = NULL;
+    VoEtcdMembers m = { 0 };
+    int r = -EAGAIN;
+    for (size_t i = 0; r < 0 && c->endpoints && c->endpoints[i]; i++) {
+        VoClusterEndpoint ep;
+        vo_cluster_endpoint(dir, c->endpoints[i], &ep);
+        ep.e.timeout_ms = 3000;
+        free(list_error);
+        list_error = NULL;
+        r = vo_etcd_member_list(&ep.e, &m, &list_error);
+        vo_cluster_endpoint_clear(&ep);
+    }
+    for (size_t i = 0; r >= 0 && i < m.n; i++) {
+        bool healthy = false;
+        const char *url = m.v[i].client_urls ? m.v[i].client_urls[0] : NULL;
+        if (url) {
+            VoClusterEndpoint ep;
+            vo_cluster_endpoint(dir, url, &ep);
+            ep.e.timeout_ms = 2000;
+            _cleanup_free_ char *error = NULL;
+            healthy = vo_etcd_endpoint_health(&ep.e, &error) == 0;
+            if (healthy && !version)
+                version = etcd_version(&ep.e);
+            vo_cluster_endpoint_clear(&ep);
+        }
+        char id[32];
+        snprintf(id, sizeof(id), "%" PRIx64, m.v[i].id);
+        json_array_append_new(members,
+                              json_pack("{s:s, s:s, s:b, s:b, s:s?}", "name", m.v[i].name, "id",
+                                        id, "voting", !m.v[i].learner, "healthy", healthy,
+                                        "client_url", url));
+    }
+    vo_etcd_members_clear(&m);
+    /* A linearizable read needs a quorum. */
+    _cleanup_free_ char *manager_text = NULL;
+    int q = vo_store_get(d->cluster_store, "cluster/manager", &manager_text, NULL);
+    bool quorum = q == 0 || q == -ENOENT;
+    json_t *manager = manager_text ? json_loads(manager_text, 0, NULL) : NULL;
+    int herr = 0;
+    json_t *hosts = quorum ? vo_hosts_list_json(d, &herr) : NULL;
+    json_t *o = json_pack("{s:{s:s, s:s, s:i, s:b}, s:o, s:b, s:O?, s:s?, s:s?, s:O?}",
+                          "cluster", "id", c->cluster_id, "address", c->address, "api_port",
+                          c->api_port, "etcd_member", c->etcd_member, "etcd_members", members,
+                          "quorum", quorum, "manager", json_object_get(manager, "name"),
+                          "etcd_version", version, "etcd_error", r < 0 ? list_error : NULL,
+                          "hosts", json_object_get(hosts, "hosts"));
+    json_decref(manager);
+    json_decref(hosts);
+    *ret_err = 0;
+    return o;
+}

@@ -1,0 +1,155 @@
+/* cluster.h: vireod's cluster mode (docs/internals.md, "Cluster mode").
+ *
+ * At start (vo_cluster_open): STATE/cluster/cluster.json present → the host
+ * is in a cluster: its etcd member (when it has one) is started or adopted
+ * and supervised, d->store is the etcd host handle, d->cluster_store the raw
+ * handle, d->peer_tls the host certificate; absent → SQLite, as always.
+ *
+ * Forming: vo_cluster_init (a one-host cluster), vo_cluster_join (this
+ * standalone host into a cluster, through a member's vo_cluster_admit),
+ * vo_cluster_leave, vo_cluster_host_remove. Each builds the new state in
+ * STATE/cluster.new/cluster/ and commits it by one rename to STATE/cluster
+ * (leave: moves STATE/cluster aside); a failure before that leaves the host
+ * as it was, and what the attempt left is removed at the next start or
+ * attempt. After the commit vireod re-executes itself once the reply is
+ * sent (vo_cluster_reexec_after_reply): VMs keep running, as in any restart. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster/etcd-member.h"
+#include "daemon/daemon.h"
+
+#define VO_CLUSTER_STAGING "cluster.new"   /* STATE/cluster.new/cluster/... */
+#define VO_CLUSTER_ETCD_PIDFILE "etcd.pid" /* RUN/etcd.pid */
+#define VO_CLUSTER_MAX_VOTERS 3
+/* How long vireod waits at start for its etcd member to be healthy. */
+#define VO_CLUSTER_HEALTH_WAIT_MS 20000
+/* How long a join waits for the new learner to be promoted. */
+#define VO_CLUSTER_PROMOTE_MS 30000
+
+/* ---- start and stop (cluster-start.c) ------------------------------------ */
+
+/* Opens d->store: SQLite (standalone) or etcd (cluster mode, see above).
+ * Removes what an unfinished init or join left. Needs d->host_id. 0, or
+ * -errno with *ret_error. */
+int vo_cluster_open(VoDaemon *d, char **ret_error);
+/* On the event loop (once it exists): supervise the etcd member. */
+void vo_cluster_watch(VoDaemon *d);
+/* Closes the stores; the etcd member keeps running (like dnsmasq). */
+void vo_cluster_close(VoDaemon *d);
+/* The API listener of cluster mode: "ADDRESS:PORT" and the host's files;
+ * false when standalone. */
+bool vo_cluster_listen(VoDaemon *d, char **ret_listen);
+
+/* The re-exec: once the current reply has gone out, vireod stops as on
+ * SIGTERM and executes itself again with the same argv. */
+void vo_cluster_reexec_after_reply(VoDaemon *d);
+bool vo_cluster_reexec_wanted(VoDaemon *d);
+/* Called by main after everything is released; returns only on failure. */
+void vo_cluster_reexec(char **argv);
+
+/* Paths of this host's cluster files (malloc'd): STATE/cluster[/name]. */
+char *vo_cluster_path(const VoDaemon *d, const char *name);
+/* The raw etcd handle or host handle over endpoints with dir's host.crt. */
+int vo_cluster_store_open(const char *cluster_dir, char *const *endpoints, const char *host_id,
+                          VoStore **ret);
+/* The endpoint to reach this host's etcd member (or the first endpoint)
+ * with the files in cluster_dir; fields point into bufs the caller frees. */
+typedef struct {
+    VoEtcdEndpoint e;
+    char *endpoint, *ca, *cert, *key;
+} VoClusterEndpoint;
+void vo_cluster_endpoint(const char *cluster_dir, const char *endpoint, VoClusterEndpoint *ret);
+void vo_cluster_endpoint_clear(VoClusterEndpoint *e);
+
+/* ---- the etcd member (cluster-etcd.c) ------------------------------------ */
+
+typedef struct VoClusterEtcd VoClusterEtcd;
+/* Starts the member described by c with files under state_dir/cluster
+ * (state_dir: STATE, or STATE/cluster.new while forming), or adopts the one
+ * RUN/etcd.pid names when it runs with that data dir. */
+int vo_cluster_etcd_start(VoDaemon *d, const char *state_dir, const VoClusterConfig *c,
+                          VoClusterEtcd **ret, char **ret_error);
+/* Waits at most timeout_ms for the local member's /health; 0 or -ETIMEDOUT. */
+int vo_cluster_etcd_wait_healthy(const char *cluster_dir, const VoClusterConfig *c,
+                                 int timeout_ms, char **ret_error);
+/* Restarts it when it dies (bounded backoff), on d->loop. */
+void vo_cluster_etcd_supervise(VoClusterEtcd *e, VoDaemon *d);
+/* Stops the member (SIGTERM, then SIGKILL after timeout_ms); any thread;
+ * no restart follows. e stays for vo_cluster_etcd_release. */
+void vo_cluster_etcd_stop(VoClusterEtcd *e, int timeout_ms);
+/* Stops supervising (loop thread, or no loop running); the member keeps
+ * running unless stopped. Frees e. */
+void vo_cluster_etcd_release(VoClusterEtcd *e);
+pid_t vo_cluster_etcd_pid(const VoClusterEtcd *e);
+/* Kills an etcd RUN/etcd.pid names whose data dir is under dir_prefix. */
+void vo_cluster_etcd_kill_stale(const char *run_dir, const char *dir_prefix);
+
+/* ---- documents (cluster-copy.c) ------------------------------------------ */
+
+/* Copies every document of from (SQLite) into to (an etcd host handle), in
+ * transactions of at most 128 keys that each require the key be new; the
+ * hosts service's lease-bound keys (cluster/hosts/, cluster/manager) and,
+ * unless with_cluster, every cluster/ key are left out. VMs get their name
+ * records (cluster/names/vms/<name>). */
+int vo_cluster_copy_in(VoStore *from, VoStore *to, const char *host_id, bool with_cluster,
+                       char **ret_error);
+/* The host's own documents of an etcd host handle into a SQLite store. */
+int vo_cluster_copy_out(VoStore *from, VoStore *to, char **ret_error);
+/* Deletes every key under prefix of a (raw) store, in batches. */
+int vo_cluster_delete_prefix(VoStore *s, const char *prefix);
+
+/* ---- steps shared by init, join and leave (cluster-init.c) -------------- */
+
+/* One cluster change at a time: false with *ret_error (-EBUSY) when another
+ * runs; vo_cluster_end ends it. */
+int vo_cluster_begin(char **ret_error);
+void vo_cluster_end(void);
+/* Removes what an earlier attempt left and makes STATE/cluster.new/cluster
+ * (0700); returns STATE/cluster.new (malloc'd) or NULL. */
+char *vo_cluster_staging_make(VoDaemon *d);
+/* Removes STATE/cluster.new (its etcd member is stopped already). */
+void vo_cluster_staging_remove(VoDaemon *d);
+/* The commit point: STATE/cluster.new/cluster becomes STATE/cluster. */
+int vo_cluster_commit(VoDaemon *d, char **ret_error);
+/* 16 random hex digits. */
+char *vo_cluster_random_id(void);
+/* The join command's "ADDRESS:PORT" ("[v6]:PORT"). */
+char *vo_cluster_host_port(const char *address, int port);
+
+/* ---- forming (cluster-init.c, cluster-join.c, cluster-admit.c) ----------- */
+
+/* POST /v1/cluster/init: {cluster, join_command, token, expires}. */
+int vo_cluster_init(VoDaemon *d, const char *address, json_t **ret, char **ret_error);
+/* A new join token (cluster/join-tokens/<id> on a lease of ttl_s):
+ * {token, join_command, expires}. */
+int vo_cluster_token(VoDaemon *d, VoStore *raw, const char *cluster_id, const char *ca_dir,
+                     const char *address, int api_port, int64_t ttl_s, json_t **ret,
+                     char **ret_error);
+/* POST /v1/cluster/join on the joining host. */
+int vo_cluster_join(VoDaemon *d, const char *target, const char *token, const char *address,
+                    json_t **ret, char **ret_error);
+/* POST /v1/cluster/join-request on a member: 0 with the answer, or -errno
+ * (-EACCES token, -EEXIST collisions, -EBUSY another join) with why. */
+int vo_cluster_admit(VoDaemon *d, const json_t *request, json_t **ret, char **ret_error);
+/* GET /v1/cluster/ca. */
+int vo_cluster_ca(VoDaemon *d, json_t **ret);
+
+/* ---- the cluster (cluster-show.c, cluster-leave.c) ----------------------- */
+
+json_t *vo_cluster_show(VoDaemon *d, int *ret_err);
+int vo_cluster_leave(VoDaemon *d, char **ret_error);
+int vo_cluster_host_remove(VoDaemon *d, const char *host, char **ret_error);
+
+/* ---- addresses (cluster-address.c) --------------------------------------- */
+
+/* The IPv4 address of the interface of the default route. */
+int vo_cluster_default_address(char **ret, char **ret_error);
+/* address checked (an IP of this host, not loopback), or with NULL the
+ * default one: *ret malloc'd. */
+int vo_cluster_address_check(const char *address, char **ret, char **ret_error);
+/* Whether address is one of this host's interface addresses. */
+bool vo_cluster_address_is_local(const char *address);
