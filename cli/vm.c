@@ -279,6 +279,7 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "id:", jstr(vm, "id"));
     out_kv(stdout, "state:", state ? state : jstr(vm, "state"));
     out_kv(stdout, "image:", jstr(vm, "image"));
+    out_kv(stdout, "group:", jstr(vm, "group"));
     out_kv(stdout, "accel:", accel_str ? accel_str : accel);
     out_kv(stdout, "pid:", pid);
     out_kv(stdout, "uptime:", uptime);

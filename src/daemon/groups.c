@@ -90,24 +90,47 @@ int vo_group_create(VoDaemon *d, const char *name, const char *policy, json_t **
     return 0;
 }
 
-/* "a (on h1), b (on h2)" for at most 5 members. */
-static char *members_words(json_t *members)
+static int cmp_name(const void *a, const void *b)
 {
-    char *s = vo_strdup("");
-    size_t i = 0;
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "name"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "name"));
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+/* The member documents as an array sorted by VM name. */
+static json_t *members_sorted(json_t *members)
+{
+    size_t n = json_object_size(members), k = 0;
+    json_t **items = vo_malloc0((n + 1) * sizeof(json_t *));
     const char *key;
     json_t *m;
-    json_object_foreach(members, key, m) {
-        if (i++ == 5) {
-            char *more = vo_asprintf("%s, ...", s);
-            free(s);
-            return more;
-        }
-        const char *vm = json_string_value(json_object_get(m, "name"));
-        char *more = vo_asprintf("%s%s%s", s, i > 1 ? ", " : "", vm ? vm : key);
+    json_object_foreach(members, key, m)
+        items[k++] = m;
+    qsort(items, k, sizeof(json_t *), cmp_name);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < k; i++)
+        json_array_append(arr, items[i]);
+    free(items);
+    return arr;
+}
+
+/* "a, b, c" (by name) for at most 5 members. */
+static char *members_words(json_t *members)
+{
+    json_t *arr = members_sorted(members);
+    char *s = vo_strdup("");
+    size_t i;
+    json_t *m;
+    json_array_foreach(arr, i, m) {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        char *more = i == 5 ? vo_asprintf("%s, ...", s)
+                            : vo_asprintf("%s%s%s", s, i ? ", " : "", name ? name : "?");
         free(s);
         s = more;
+        if (i == 5)
+            break;
     }
+    json_decref(arr);
     return s;
 }
 
@@ -139,13 +162,6 @@ int vo_group_delete(VoDaemon *d, const char *name, char **ret_error)
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot delete group '%s': %s", name, strerror(-r));
     return 0;
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "name"));
-    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "name"));
-    return strcmp(x ? x : "", y ? y : "");
 }
 
 int vo_groups_list_json(VoDaemon *d, json_t **ret, char **ret_error)
@@ -198,13 +214,8 @@ int vo_group_show_json(VoDaemon *d, const char *name, json_t **ret, char **ret_e
         json_decref(doc);
         return vo_error_set(ret_error, r, "cannot read group '%s': %s", name, strerror(-r));
     }
-    json_t *arr = json_array();
-    const char *key;
-    json_t *m;
-    json_object_foreach(members, key, m)
-        json_array_append(arr, m);
+    json_object_set_new(doc, "members", members_sorted(members));
     json_decref(members);
-    json_object_set_new(doc, "members", arr);
     *ret = doc;
     return 0;
 }
