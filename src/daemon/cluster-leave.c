@@ -233,10 +233,12 @@ int vo_cluster_host_remove(VoDaemon *d, const char *host, char **ret_error)
     if (r >= 0)
         r = refuse_running(d, id, name, ret_error);
     if (r >= 0 && (r = vo_cluster_begin(ret_error)) >= 0) {
-        r = remove_etcd_member(d, name, NULL, ret_error);
-        if (r >= 0 && (r = forget_host(d, id)) < 0)
+        /* Documents first, while the member still counts for the quorum. */
+        if ((r = forget_host(d, id)) < 0)
             vo_error_set(ret_error, r, "cannot delete the documents of %s: %s", name,
-                         strerror(-r));
+                         r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
+        else
+            r = remove_etcd_member(d, name, NULL, ret_error);
         vo_cluster_end();
         if (r >= 0)
             log_info("cluster: host %s (%s) removed", name, id);

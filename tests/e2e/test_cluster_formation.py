@@ -60,3 +60,151 @@ def test_init_join_two_hosts(cluster):
                                   h.api("GET", "/v1/hosts")["hosts"]) ==
                    [("h1", "online"), ("h2", "online"), ("h3", "online")], 20,
                    what=f"3 hosts online seen from {h.name}")
+
+
+def test_join_refusals_leave_the_joiner_standalone(cluster):
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    h1.task_ok("POST", "/v1/vms", {"name": "web1", "memory_mib": 64})
+    h1.api("POST", "/v1/networks", {"name": "lan", "type": "isolated",
+                                        "subnet": "10.201.0.0/24"}, expect=201)
+    doc = init(h1)
+    # A token of the right cluster with a wrong secret: refused.
+    bad = h2.cli("cluster", "join", f"{h1.address}:8443", "--token", doc["token"][:-6] + "AAAAAA",
+                 "--address", h2.address, check=False)
+    assert bad.returncode != 0
+    assert "token" in bad.stderr, bad.stderr
+    # Colliding VM name and network name: refused, naming both.
+    h2.task_ok("POST", "/v1/vms", {"name": "web1", "memory_mib": 64})
+    h2.api("POST", "/v1/networks", {"name": "lan", "type": "isolated",
+                                        "subnet": "10.202.0.0/24"}, expect=201)
+    p = h2.cli("cluster", "join", f"{h1.address}:8443", "--token", doc["token"],
+               "--address", h2.address, check=False)
+    assert p.returncode == 1, p.stdout
+    assert "VM name 'web1' is taken (on h1)" in p.stderr
+    assert "network name 'lan' is taken (on h1)" in p.stderr
+    assert show(h2) == {"cluster": None}
+    assert not os.path.exists(os.path.join(h2.state_dir, "cluster"))
+    assert not os.path.exists(os.path.join(h2.state_dir, "cluster.new"))
+    assert h2.etcd_pid() is None
+    # Only the subnet overlaps: refused, naming it.
+    h2.task_ok("DELETE", "/v1/vms/web1")
+    assert h2.request("DELETE", "/v1/networks/lan")[0] < 300
+    h2.api("POST", "/v1/networks", {"name": "lan2", "type": "isolated",
+                                        "subnet": "10.201.0.0/25"}, expect=201)
+    r = h2.request("POST", "/v1/cluster/join", {"member": f"{h1.address}:8443",
+                                                "token": doc["token"], "address": h2.address})
+    assert r[0] == 409, r
+    assert "subnet 10.201.0.0/25 of network 'lan2' overlaps 10.201.0.0/24" in \
+        r[1]["error"]["message"]
+    # An expired token: refused by the joiner itself.
+    tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 60}, expect=201)
+    # The cluster forgets it once its lease ends; a bogus token id is the same.
+    assert h2.request("DELETE", "/v1/networks/lan2")[0] < 300
+    r = h2.request("POST", "/v1/cluster/join", {"member": f"{h1.address}:8443",
+                                                "token": "e30", "address": h2.address})
+    assert r[0] == 400, r
+    # The good token still works after all the refusals.
+    join(h2, tok, h1)
+    assert show(h2)["quorum"] is True
+    assert [m["name"] for m in show(h2)["etcd_members"]] == ["h1", "h2"] or \
+        sorted(m["name"] for m in show(h2)["etcd_members"]) == ["h1", "h2"]
+
+
+def test_etcd_supervised_and_quorum_loss(cluster):
+    c = cluster(3, listen=False)
+    h1, h2, h3 = c.hosts
+    init(h1)
+    for h in (h2, h3):
+        tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+        join(h, tok, h1)
+    # h2's etcd killed by PID: its vireod starts a new one.
+    old = h2.etcd_pid()
+    assert old
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: h2.etcd_pid() not in (None, old), 30, what="a new etcd on h2")
+    wait_until(lambda: all(m["healthy"] for m in show(h2)["etcd_members"]), 30,
+               what="etcd members healthy again")
+    # A vireod restart adopts its running etcd (same pid).
+    pid = h2.etcd_pid()
+    h2.stop()
+    assert pid_alive(pid)
+    h2.start()
+    assert h2.etcd_pid() == pid
+    # Two etcds stopped: no quorum; a write on h1 answers 503 in bounded time.
+    stopped = [h2.etcd_pid(), h3.etcd_pid()]
+    try:
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        status, doc = h1.request("POST", "/v1/cluster/tokens", {"ttl_s": 600},
+                                 timeout=60)[:2]
+        assert status == 503, (status, doc)
+        assert "cluster has no quorum" in doc["error"]["message"]
+        assert time.monotonic() - t0 < 40
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: h1.request("GET", "/v1/cluster")[1].get("quorum"), 30, what="quorum back")
+
+
+def test_leave_and_host_remove(cluster):
+    c = cluster(3, listen=False)
+    h1, h2, h3 = c.hosts
+    init(h1)
+    for h in (h2, h3):
+        tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+        join(h, tok, h1)
+    h3.task_ok("POST", "/v1/vms", {"name": "on3", "memory_mib": 64})
+    h3.task_ok("POST", "/v1/vms/on3/start")
+    r = h3.request("POST", "/v1/cluster/leave", {})
+    assert r[0] == 409 and "on3" in r[1]["error"]["message"], r
+    h3.task_ok("POST", "/v1/vms/on3/stop", {"force": True})
+    etcd3 = h3.etcd_pid()
+    h3.cli("cluster", "leave")
+    assert show(h3) == {"cluster": None}
+    assert h3.api("GET", "/v1/vms/on3")["name"] == "on3"  # back in SQLite
+    wait_until(lambda: not pid_alive(etcd3), 15, what="h3's etcd to stop")
+    s = show(h1)
+    assert sorted(m["name"] for m in s["etcd_members"]) == ["h1", "h2"]
+    assert sorted(h["name"] for h in h1.api("GET", "/v1/hosts")["hosts"]) == ["h1", "h2"]
+    # h2 dies; h1 removes it (a 2-member etcd without h2 has no quorum: h1
+    # first removes the member through its own etcd... which needs quorum):
+    # so h2's vireod stops but its etcd stays: it is "departed", not dead.
+    h2.stop()
+    wait_until(lambda: [h["state"] for h in h1.api("GET", "/v1/hosts")["hosts"]
+                        if h["name"] == "h2"] == ["offline"], 20, what="h2 offline")
+    h1.api("DELETE", "/v1/hosts/h2")
+    assert [h["name"] for h in h1.api("GET", "/v1/hosts")["hosts"]] == ["h1"]
+    assert [m["name"] for m in show(h1)["etcd_members"]] == ["h1"]
+
+
+def test_init_failure_leaves_host_standalone(cluster):
+    c = cluster(1, listen=False)
+    h1, = c.hosts
+    h1.task_ok("POST", "/v1/vms", {"name": "web1", "memory_mib": 64})
+    h1.wrap_tool("etcd", "#!/bin/sh\necho 'etcd wrapper: failing on purpose' >&2\nexit 1\n")
+    r = h1.request("POST", "/v1/cluster/init", {"address": h1.address}, timeout=60)
+    assert r[0] >= 500 or r[0] == 409, r
+    assert show(h1) == {"cluster": None}
+    assert not os.path.exists(os.path.join(h1.state_dir, "cluster"))
+    assert not os.path.exists(os.path.join(h1.state_dir, "cluster.new"))
+    assert h1.api("GET", "/v1/vms/web1")["name"] == "web1"
+    h1.task_ok("POST", "/v1/vms", {"name": "web2", "memory_mib": 64})
+
+
+def test_init_keeps_a_running_tcg_vm(cluster):
+    c = cluster(1, driver="qemu", listen=False)
+    h1, = c.hosts
+    vm = h1.create_and_boot("g1", memory="128M")
+    pid = vm["pid"]
+    vireod = h1.proc.pid
+    init(h1)
+    assert h1.proc.pid == vireod and h1.proc.poll() is None  # re-executed in place
+    after = h1.vm("g1")
+    assert after["state"] == "running" and after["pid"] == pid
+    assert pid_alive(pid)
+    # Its documents are in etcd now (cluster mode) and it is still managed.
+    assert show(h1)["quorum"] is True
+    h1.task_ok("POST", "/v1/vms/g1/stop", {"force": True})
+    wait_until(lambda: not pid_alive(pid), 30, what="QEMU to exit")

@@ -1,0 +1,162 @@
+/* test-cluster-copy.c: moving a host's documents between stores for cluster
+ * init, join and leave (src/daemon/cluster-copy.c), on two SQLite stores
+ * (the copy goes through the store interface only): what is copied, what is
+ * left out, VM name records, batches beyond one transaction, a collision
+ * that writes nothing, and deleting a namespace. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/cluster.h"
+#include "util/util.h"
+
+typedef struct {
+    char dir[64];
+    VoStore *from, *to;
+} Fixture;
+
+static int setup(void **state)
+{
+    Fixture *f = vo_malloc0(sizeof(*f));
+    strcpy(f->dir, "/tmp/vireo-test-copy-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    _cleanup_free_ char *a = vo_asprintf("%s/a.db", f->dir), *b = vo_asprintf("%s/b.db", f->dir);
+    assert_int_equal(vo_store_open(a, &f->from), 0);
+    assert_int_equal(vo_store_open(b, &f->to), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    Fixture *f = *state;
+    vo_store_close(f->from);
+    vo_store_close(f->to);
+    vo_rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+static void put(VoStore *s, const char *key, const char *value)
+{
+    assert_int_equal(vo_store_put(s, key, value, VO_REV_NEW, NULL), 0);
+}
+
+static char *get(VoStore *s, const char *key)
+{
+    char *v = NULL;
+    return vo_store_get(s, key, &v, NULL) == 0 ? v : NULL;
+}
+
+static int count(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (*(size_t *)userdata)++;
+    return 0;
+}
+
+static size_t n_keys(VoStore *s, const char *prefix)
+{
+    size_t n = 0;
+    assert_int_equal(vo_store_list(s, prefix, count, &n), 0);
+    return n;
+}
+
+static void seed(VoStore *s)
+{
+    put(s, "vms/a1", "{\"spec\":{\"name\":\"web\"},\"status\":{\"state\":\"running\"}}");
+    put(s, "snapshots/a1/s1", "{\"name\":\"s1\"}");
+    put(s, "pools/default", "{\"name\":\"default\"}");
+    put(s, "cluster/members/H", "{\"id\":\"H\"}");
+    put(s, "cluster/hosts/H", "{\"id\":\"H\"}");
+    put(s, "cluster/manager", "{\"id\":\"H\"}");
+}
+
+static void test_copy_in_with_cluster(void **state)
+{
+    Fixture *f = *state;
+    seed(f->from);
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_cluster_copy_in(f->from, f->to, "H", true, &error), 0);
+    _cleanup_free_ char *vm = get(f->to, "vms/a1"), *snap = get(f->to, "snapshots/a1/s1");
+    _cleanup_free_ char *pool = get(f->to, "pools/default"), *member = get(f->to, "cluster/members/H");
+    assert_non_null(vm);
+    assert_non_null(snap);
+    assert_non_null(pool);
+    assert_non_null(member);
+    /* Lease-bound keys of the hosts service are not copied. */
+    assert_null(get(f->to, "cluster/hosts/H"));
+    assert_null(get(f->to, "cluster/manager"));
+    /* The VM's name record. */
+    _cleanup_free_ char *rec = get(f->to, "cluster/names/vms/web");
+    assert_non_null(rec);
+    assert_string_equal(rec, "{\"host\":\"H\",\"vm\":\"a1\"}");
+}
+
+static void test_copy_in_without_cluster(void **state)
+{
+    Fixture *f = *state;
+    seed(f->from);
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_cluster_copy_in(f->from, f->to, "J", false, &error), 0);
+    assert_null(get(f->to, "cluster/members/H"));
+    assert_int_equal(n_keys(f->to, "cluster/"), 1); /* the name record only */
+    _cleanup_free_ char *rec = get(f->to, "cluster/names/vms/web");
+    assert_string_equal(rec, "{\"host\":\"J\",\"vm\":\"a1\"}");
+}
+
+static void test_collision_writes_nothing(void **state)
+{
+    Fixture *f = *state;
+    seed(f->from);
+    put(f->to, "pools/default", "{\"name\":\"theirs\"}");
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_cluster_copy_in(f->from, f->to, "H", true, &error), -EEXIST);
+    assert_non_null(strstr(error, "pools/default"));
+    assert_null(get(f->to, "vms/a1"));
+    _cleanup_free_ char *pool = get(f->to, "pools/default");
+    assert_string_equal(pool, "{\"name\":\"theirs\"}");
+}
+
+static void test_batches_and_copy_out(void **state)
+{
+    Fixture *f = *state;
+    for (int i = 0; i < 300; i++) {
+        _cleanup_free_ char *key = vo_asprintf("operations/op%03d", i);
+        put(f->from, key, "{}");
+    }
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_cluster_copy_in(f->from, f->to, "H", false, &error), 0);
+    assert_int_equal(n_keys(f->to, "operations/"), 300);
+    /* And back into an empty store. */
+    teardown(state);
+    setup(state);
+    f = *state;
+    for (int i = 0; i < 200; i++) {
+        _cleanup_free_ char *key = vo_asprintf("h/x/vms/v%03d", i);
+        put(f->from, key, "{}");
+    }
+    put(f->from, "h/y/vms/other", "{}");
+    assert_int_equal(vo_cluster_copy_out(f->from, f->to, &error), 0);
+    assert_int_equal(n_keys(f->to, ""), 201);
+    /* A namespace deleted, the rest kept. */
+    assert_int_equal(vo_cluster_delete_prefix(f->from, "h/x/"), 0);
+    assert_int_equal(n_keys(f->from, "h/x/"), 0);
+    assert_int_equal(n_keys(f->from, "h/y/"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_copy_in_with_cluster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy_in_without_cluster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_collision_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batches_and_copy_out, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
