@@ -37,6 +37,7 @@ struct VoHosts {
     VoCpuSample cpu_before;
     double load;
     int64_t last_error_log_ms;
+    int64_t last_renew_ms; /* the thread's: when it last renewed the lease */
 };
 
 static void log_store_error(VoHosts *h, const char *what, int r)
@@ -227,7 +228,11 @@ static void *hosts_thread(void *userdata)
         pthread_mutex_unlock(&h->lock);
         int64_t now = vo_now_ms();
         int r = 0;
-        if (h->lease) {
+        /* Woken early to publish (a create waits for it): the lease was
+         * renewed less than a period ago, so publish first. */
+        bool renew = now - h->last_renew_ms >= VO_HOST_RENEW_MS / 2;
+        if (h->lease && renew) {
+            h->last_renew_ms = now;
             r = d->store->ops->lease_keepalive(d->store, h->lease);
             if (r == -ENOENT) {
                 log_warn("host record: lease expired (renewals did not arrive in time); "
@@ -262,7 +267,7 @@ static void *hosts_thread(void *userdata)
                 pthread_mutex_unlock(&h->lock);
             }
         }
-        if (h->lease)
+        if (h->lease && renew)
             run_for_manager(d, h);
 
         pthread_mutex_lock(&h->lock);

@@ -258,6 +258,14 @@ static void registry_add(VoDaemon *d, VoVm *vm)
     pthread_mutex_unlock(&d->vms_lock);
 }
 
+/* Told when a VM left the registry (vo_vms_set_gone_hook). */
+static void (*vm_gone_hook)(VoDaemon *d);
+
+void vo_vms_set_gone_hook(void (*fn)(VoDaemon *d))
+{
+    vm_gone_hook = fn;
+}
+
 static void registry_remove(VoDaemon *d, VoVm *vm)
 {
     pthread_mutex_lock(&d->vms_lock);
@@ -268,6 +276,8 @@ static void registry_remove(VoDaemon *d, VoVm *vm)
             break;
         }
     pthread_mutex_unlock(&d->vms_lock);
+    if (vm_gone_hook)
+        vm_gone_hook(d);
 }
 
 /* Caller holds d->vms_lock. */
