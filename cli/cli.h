@@ -56,7 +56,7 @@ typedef struct {
 
 extern const CliNoun cli_noun_vm, cli_noun_snapshot, cli_noun_backup, cli_noun_image, cli_noun_pool,
     cli_noun_volume, cli_noun_network, cli_noun_task, cli_noun_console, cli_noun_host,
-    cli_noun_events, cli_noun_cluster;
+    cli_noun_events, cli_noun_cluster, cli_noun_group, cli_noun_placement;
 
 /* "vm create", "vm disk add" or "console": the command's name for messages and help hints. */
 const char *cli_command_name(const CliCommand *cmd, char *buf, size_t size);

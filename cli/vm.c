@@ -29,7 +29,8 @@ static bool add_max_options(json_t *body, const char *max_vcpus, const char *max
 static int vm_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
-               *accel = NULL, *max_vcpus = NULL, *max_memory = NULL;
+               *accel = NULL, *max_vcpus = NULL, *max_memory = NULL, *group = NULL,
+               *host = NULL;
     bool autostart = false, full_clone = false, async = false;
     _cleanup_strv_ char **networks = NULL;
     const CliOption opts[] = {
@@ -38,6 +39,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         { "--max-vcpus", &max_vcpus, NULL }, { "--max-memory", &max_memory, NULL },
         { "--accel", &accel, NULL },   { "--autostart", NULL, &autostart },
         { "--full-clone", NULL, &full_clone },
+        { "--group", &group, NULL },   { "--host", &host, NULL },
         { "--async", NULL, &async },   { NULL, NULL, NULL },
     };
     const CliListOption lists[] = { { "--network", &networks }, { NULL, NULL } };
@@ -64,6 +66,10 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "autostart", json_true());
     if (full_clone)
         json_object_set_new(body, "full_clone", json_true());
+    if (group)
+        json_object_set_new(body, "group", json_string(group));
+    if (host)
+        json_object_set_new(body, "host", json_string(host));
     if (networks) {
         json_t *arr = json_array();
         for (char **n = networks; *n; n++)
@@ -273,6 +279,7 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "id:", jstr(vm, "id"));
     out_kv(stdout, "state:", state ? state : jstr(vm, "state"));
     out_kv(stdout, "image:", jstr(vm, "image"));
+    out_kv(stdout, "group:", jstr(vm, "group"));
     out_kv(stdout, "accel:", accel_str ? accel_str : accel);
     out_kv(stdout, "pid:", pid);
     out_kv(stdout, "uptime:", uptime);
@@ -641,7 +648,7 @@ static const CliCommand vm_commands[] = {
     { "vm", "create", "NAME",
       "[--image IMG] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "
       "[--disk-size SIZE] [--accel auto|kvm|tcg] "
-      "[--network NET]... [--autostart] [--full-clone] [--async]",
+      "[--network NET]... [--autostart] [--full-clone] [--group NAME] [--host HOST] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
       "  --image IMG           image to boot (default: default)\n"
@@ -660,7 +667,11 @@ static const CliCommand vm_commands[] = {
       "                        when vireod has no network default)\n"
       "  --autostart           start the VM whenever vireod starts\n"
       "  --full-clone          give the VM a full copy of the image's disk (default: a\n"
-      "                        linked clone, which holds only the VM's changes)\n" ASYNC_HELP
+      "                        linked clone, which holds only the VM's changes)\n"
+      "  --group NAME          put the VM in placement group NAME (vireo group create)\n"
+      "  --host HOST           create it on host HOST (a name or id; still checked: the\n"
+      "                        reason is given when it does not fit there). Without it,\n"
+      "                        a cluster's manager picks the host (vireo placement)\n" ASYNC_HELP
       "\nExamples:\n  vireo vm create web1 --vcpus 2 --memory 1G --disk-size 10G\n"
       "  vireo vm create gw1 --network default --network lab\n",
       vm_create },

@@ -146,14 +146,14 @@ char *vo_forward_refusal(const char *method, const char *path_and_query)
     return NULL;
 }
 
-void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwardRequest *in,
-                      int timeout_ms, VoReply *rep)
+int vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwardRequest *in,
+                     int timeout_ms, VoReply *rep)
 {
     if (in->forwarded) {
         reply_error(rep, VO_ERR_LOOP_DETECTED, "this request was forwarded by another host "
                     "already (%s) and would be forwarded again: the hosts disagree on where "
                     "it runs; retry on the host that runs it", VO_FORWARDED_HEADER);
-        return;
+        return 0;
     }
     /* Only a GET upgrades (the console); anything else is a plain request. */
     bool upgrade = in->upgrade && !strcmp(in->method, "GET");
@@ -161,9 +161,9 @@ void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwar
     if (refusal) {
         reply_error(rep, VO_ERR_INVALID_STATE, "%s: run it on the host that has it (%s), "
                     "on its own socket", refusal, base_url);
-        return;
+        return 0;
     }
-    char *headers[6] = { 0 };
+    char *headers[7] = { 0 };
     size_t n = 0;
     headers[n++] = vo_asprintf("%s: 1", VO_FORWARDED_HEADER);
     if (in->content_type)
@@ -172,6 +172,8 @@ void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwar
         headers[n++] = vo_asprintf("If-Match: %s", in->if_match);
     if (in->last_event_id)
         headers[n++] = vo_asprintf("Last-Event-ID: %s", in->last_event_id);
+    if (in->extra_header)
+        headers[n++] = vo_strdup(in->extra_header);
     VoPeerResponse resp = { 0 };
     int r;
     if (upgrade) {
@@ -198,6 +200,7 @@ void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwar
     vo_peer_response_clear(&resp);
     for (size_t i = 0; i < n; i++)
         free(headers[i]);
+    return r < 0 ? r : 0;
 }
 
 void vo_api_forward(VoRequest *req, VoReply *rep, const VoPeerTls *tls, const char *base_url)

@@ -24,6 +24,7 @@ typedef struct {
     const char *last_event_id;  /* an event stream's resume point */
     const char *upgrade;        /* an upgrade request's protocol ("vireo-console"), or NULL */
     bool forwarded;             /* it carries X-Vireo-Forwarded already */
+    const char *extra_header;   /* one more header ("Name: value"), or NULL */
     const char *body;           /* may be NULL */
     size_t body_len;
 } VoForwardRequest;
@@ -42,9 +43,12 @@ char *vo_forward_refusal(const char *method, const char *path_and_query);
  * request); when the peer accepted it, rep->upgrade is set: the 101 goes to
  * the client and the bytes are pumped on a thread the server tracks
  * (rep->upgrade_run), and rep->upgrade_free frees the stream if the client
- * never gets the 101. */
-void vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwardRequest *in,
-                      int timeout_ms, VoReply *rep);
+ * never gets the 101.
+ * Returns 0 when the request was answered here or by the peer (any status),
+ * or the -errno of a peer that could not be reached (rep then holds the
+ * 502). */
+int vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForwardRequest *in,
+                     int timeout_ms, VoReply *rep);
 
 /* vo_forward_reply for the request a route handler has: its method, raw
  * path, JSON body, Content-Type, If-Match, Last-Event-ID, Upgrade (when

@@ -4,9 +4,11 @@
 #include <string.h>
 
 #include "api/handlers.h"
+#include "api/vm-place-api.h"
 #include "cluster/any-door.h"
 #include "conf/vm-spec.h"
 #include "daemon/cluster-view.h"
+#include "daemon/groups.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/vms.h"
@@ -144,20 +146,70 @@ static bool no_host_paths_in_create(VoRequest *req, VoReply *rep)
     return true;
 }
 
+static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, const char *name,
+                           const char *image, const char *accel, const char *group,
+                           json_int_t vcpus, json_int_t memory, json_int_t disk_size,
+                           json_int_t max_vcpus, json_int_t max_memory, int autostart,
+                           int full_clone, json_t *networks);
+
 void vo_api_vm_create(VoRequest *req, VoReply *rep)
 {
-    const char *name = NULL, *image = "default", *accel = "auto";
+    const char *name = NULL, *image = "default", *accel = "auto", *group = NULL, *host = NULL;
     json_int_t vcpus = 1, memory = 512, disk_size = 0, max_vcpus = 0, max_memory = 0;
     int autostart = 0, full_clone = 0;
     json_t *networks = NULL;
     if (!no_host_paths_in_create(req, rep))
         return;
-    if (!vo_request_unpack(req, rep, "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o}",
+    if (!vo_request_unpack(req, rep,
+                           "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
-                           &autostart, "full_clone", &full_clone, "networks", &networks))
+                           &autostart, "full_clone", &full_clone, "networks", &networks,
+                           "group", &group, "host", &host))
         return;
+    /* Where it goes (a cluster: the manager places it) is decided before the
+     * limits of this host are looked at: they are the chosen host's to check. */
+    VoPlaceAsk ask = { .group = group, .host = host };
+    if (req->d->cluster && (vcpus < 1 || vcpus > 4096 || memory < VO_VM_MIN_MEMORY_MIB ||
+                            memory > (json_int_t)(1ULL << 40))) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "%s: %lld is out of range",
+                       vcpus < 1 || vcpus > 4096 ? "vcpus" : "memory_mib",
+                       (long long)(vcpus < 1 || vcpus > 4096 ? vcpus : memory));
+        return;
+    }
+    if (vo_accel_from_string(accel, &ask.accel) < 0) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "accel: '%s' is not one of auto, kvm, tcg",
+                       accel);
+        return;
+    }
+    if (group) {
+        VoGroupPolicy policy;
+        char *error = NULL;
+        int r = vo_group_policy(req->d, group, &policy, &error);
+        if (r < 0) {
+            vo_reply_errno(rep, r == -ENOENT ? -EINVAL : r, error);
+            free(error);
+            return;
+        }
+    }
+    ask.vcpus = (unsigned)vcpus;
+    ask.memory_mib = (uint64_t)memory;
+    VoPlaceChoice choice = { 0 };
+    if (vo_api_vm_create_elsewhere(req, rep, &ask, &choice))
+        return;
+    vm_create_here(req, rep, &choice, name, image, accel, group, vcpus, memory, disk_size,
+                   max_vcpus, max_memory, autostart, full_clone, networks);
+}
+
+/* The create, served on this host (standalone, or placed here). */
+static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, const char *name,
+                           const char *image, const char *accel, const char *group,
+                           json_int_t vcpus, json_int_t memory, json_int_t disk_size,
+                           json_int_t max_vcpus, json_int_t max_memory, int autostart,
+                           int full_clone, json_t *networks)
+{
+    bool created = false;
     const char *nets[VO_VM_MAX_NICS];
     size_t n_nets = 0;
     if (networks) {
@@ -168,12 +220,12 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
             vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
                            "networks: a list of 1 to %d network names ('user' for QEMU's own)",
                            VO_VM_MAX_NICS);
-            return;
+            goto done;
         }
         json_array_foreach(networks, i, v) {
             if (!json_is_string(v)) {
                 vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "networks[%zu]: expected a string", i);
-                return;
+                goto done;
             }
             nets[n_nets++] = json_string_value(v);
         }
@@ -184,28 +236,29 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     if (vcpus < 1 || vcpus > (json_int_t)req->d->limits.max_vcpus) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "vcpus: %lld is out of range (1..%u on this host)",
                        (long long)vcpus, req->d->limits.max_vcpus);
-        return;
+        goto done;
     }
     if (memory < VO_VM_MIN_MEMORY_MIB || memory > (json_int_t)req->d->limits.max_memory_mib) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
                        "memory: %lld MiB is out of range (%d MiB..%llu MiB on this host)",
                        (long long)memory, VO_VM_MIN_MEMORY_MIB,
                        (unsigned long long)req->d->limits.max_memory_mib);
-        return;
+        goto done;
     }
     if (!maximums_in_range(req, rep, max_vcpus, max_memory))
-        return;
+        goto done;
     args.max_vcpus = (unsigned)max_vcpus;
     args.max_memory_mib = (uint64_t)max_memory;
     if (disk_size < 0 || disk_size > (json_int_t)(64ULL << 40)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "disk_size_bytes: out of range (up to 64 TiB)");
-        return;
+        goto done;
     }
     if (vo_accel_from_string(accel, &args.accel) < 0) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "accel: '%s' is not one of auto, kvm, tcg",
                        accel);
-        return;
+        goto done;
     }
+    args.group = group;
     args.vcpus = (unsigned)vcpus;
     args.memory_mib = (uint64_t)memory;
     args.disk_size_bytes = (uint64_t)disk_size;
@@ -215,9 +268,14 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     if (r < 0) {
         vo_reply_errno(rep, r, error);
         free(error);
-        return;
+        goto done;
     }
-    vo_reply_json(rep, 202, json_pack("{s:o, s:o}", "task", task, "vm", vm));
+    /* Where it was made: in a cluster, the host the manager chose. */
+    vo_reply_json(rep, 202, json_pack("{s:o, s:o, s:{s:s, s:s}}", "task", task, "vm", vm, "host",
+                                      "id", req->d->host_id, "name", req->d->host_name));
+    created = true;
+done:
+    vo_api_vm_create_done(req, choice, created);
 }
 
 void vo_api_vm_edit(VoRequest *req, VoReply *rep)

@@ -57,6 +57,7 @@ VoVmSpec *vo_vm_spec_free(VoVmSpec *s)
     free(s->kernel);
     free(s->initrd);
     free(s->cmdline);
+    free(s->group);
     for (size_t i = 0; i < s->n_disks; i++) {
         free(s->disks[i].path);
         free(s->disks[i].volume);
@@ -114,7 +115,7 @@ static const KeyType spec_keys[] = {
     { "max_vcpus", JSON_INTEGER }, { "max_memory_mib", JSON_INTEGER },
     { "machine", JSON_STRING },   { "kernel", JSON_OBJECT },  { "initrd", JSON_OBJECT },
     { "cmdline", JSON_STRING },   { "disks", JSON_ARRAY },    { "nics", JSON_ARRAY },
-    { "autostart", JSON_TRUE },
+    { "autostart", JSON_TRUE },   { "group", JSON_STRING },
 };
 static const KeyType disk_keys[] = {
     { "format", JSON_STRING }, { "readonly", JSON_TRUE },
@@ -241,14 +242,20 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
         r = check_keys(doc, spec_keys, ELEMENTSOF(spec_keys), "", ret_error);
     if (r < 0)
         return r;
+    const char *group = NULL;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
-                       "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?o, s?o, s?s, s?o, s?o, s?b}",
+                       "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?o, s?o, s?s, s?o, s?o, s?b,"
+                       " s?s}",
                        "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
                        &memory, "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                        "accel", &accel, "machine", &machine, "kernel", &kernel,
                        "initrd", &initrd, "cmdline", &cmdline, "disks", &disks, "nics", &nics,
-                       "autostart", &autostart) < 0)
+                       "autostart", &autostart, "group", &group) < 0)
         return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
+    /* The placement group: set at create, never changed. */
+    if (group && !vo_name_valid(group))
+        return vo_error_set(ret_error, -EINVAL, "group: '%s' is not a valid group name", group);
+    s->group = vo_strdup(group);
 
     s->id = vo_strdup(id);
     s->name = vo_strdup(name);
@@ -314,6 +321,7 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
     set_boot_file(o, "kernel", &s->kernel_from);
     set_boot_file(o, "initrd", &s->initrd_from);
     set_opt_string(o, "cmdline", s->cmdline);
+    set_opt_string(o, "group", s->group);
     json_t *disks = json_array();
     for (size_t i = 0; i < s->n_disks; i++) {
         json_t *disk = json_pack("{s:s, s:b}", "format",

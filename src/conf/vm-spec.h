@@ -66,6 +66,7 @@ typedef struct {
     VoNicSpec *nics;
     size_t n_nics;
     bool autostart;
+    char *group;   /* the placement group it belongs to (cluster/groups/<name>), or NULL */
 } VoVmSpec;
 
 typedef struct {

@@ -25,6 +25,10 @@ struct VoHosts {
     pthread_cond_t wake;  /* the work thread's: stop, refresh, a new lease */
     pthread_cond_t renew_wake;
     bool stop, refresh;
+    pthread_cond_t published_cond; /* signalled when published moves */
+    /* vo_hosts_publish_now: asked counts its calls, published is the asked
+     * value the last publish started after. */
+    uint64_t asked, published;
     int64_t lease;
     /* Until when (monotonic ms) this host may count on its lease: a renewal
      * counts only once the keepalive returned and a linearizable read made
@@ -37,6 +41,9 @@ struct VoHosts {
     double load;
     int64_t last_error_log_ms;
 };
+
+/* How long vo_hosts_publish_now waits for the work thread to publish. */
+#define PUBLISH_NOW_WAIT_MS 3000
 
 /* A renewal is trusted for the TTL minus this (a lease cannot expire at
  * the store before this host stops counting on it). */
@@ -167,7 +174,8 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
         f.cpu_flags, "pools", pools, "memory_mib", (json_int_t)(f.memory_mib ? f.memory_mib : 1), "memory_used_mib",
         (json_int_t)f.memory_used_mib, "cpus", (int)f.cpus, "mem_ratio", mem_ratio, "cpu_ratio",
         cpu_ratio, "committed_memory_mib", committed_mem, "committed_vcpus", committed_vcpus,
-        "load", h->load, "vms", vms, "vms_running", running, "version", VIREO_VERSION,
+        "load", !(h->load >= 0) ? 0 : h->load > 1 ? 1 : h->load /* NaN: 0 */, "vms", vms,
+        "vms_running", running, "version", VIREO_VERSION,
         "updated_at", (json_int_t)(vo_wall_ms() / 1000));
     json_object_set_new(o, "pools_unreachable", unreachable);
     vo_host_facts_clear(&f);
@@ -308,6 +316,7 @@ static void *work_thread(void *userdata)
         int64_t lease = h->lease;
         bool refresh = h->refresh || lease != published_lease;
         h->refresh = false;
+        uint64_t asked = h->asked;
         pthread_mutex_unlock(&h->lock);
         int64_t now = vo_now_ms();
         if (lease && (refresh || now >= next_refresh)) {
@@ -317,6 +326,10 @@ static void *work_thread(void *userdata)
             else {
                 published_lease = lease;
                 next_refresh = now + VO_HOST_REFRESH_MS;
+                pthread_mutex_lock(&h->lock);
+                h->published = asked;
+                pthread_cond_broadcast(&h->published_cond);
+                pthread_mutex_unlock(&h->lock);
             }
         }
         if (lease)
@@ -343,6 +356,7 @@ int vo_hosts_start(VoDaemon *d)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&h->wake, &attr);
     pthread_cond_init(&h->renew_wake, &attr);
+    pthread_cond_init(&h->published_cond, &attr);
     pthread_condattr_destroy(&attr);
     d->hosts = h;
     vo_storage_set_pools_changed(vo_hosts_refresh);
@@ -361,6 +375,7 @@ int vo_hosts_start(VoDaemon *d)
         d->hosts = NULL;
         pthread_cond_destroy(&h->wake);
         pthread_cond_destroy(&h->renew_wake);
+        pthread_cond_destroy(&h->published_cond);
         pthread_mutex_destroy(&h->lock);
         free(h);
         return r;
@@ -377,6 +392,7 @@ void vo_hosts_stop(VoDaemon *d)
     h->stop = true;
     pthread_cond_signal(&h->wake);
     pthread_cond_signal(&h->renew_wake);
+    pthread_cond_broadcast(&h->published_cond);
     pthread_mutex_unlock(&h->lock);
     pthread_join(h->renew_thread, NULL);
     pthread_join(h->work_thread, NULL);
@@ -387,6 +403,7 @@ void vo_hosts_stop(VoDaemon *d)
     }
     pthread_cond_destroy(&h->wake);
     pthread_cond_destroy(&h->renew_wake);
+    pthread_cond_destroy(&h->published_cond);
     pthread_mutex_destroy(&h->lock);
     d->hosts = NULL;
     free(h);
@@ -401,6 +418,31 @@ void vo_hosts_refresh(VoDaemon *d)
     h->refresh = true;
     pthread_cond_signal(&h->wake);
     pthread_mutex_unlock(&h->lock);
+}
+
+int vo_hosts_publish_now(VoDaemon *d)
+{
+    VoHosts *h = d->hosts;
+    if (!h)
+        return -ENOTCONN;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += PUBLISH_NOW_WAIT_MS / 1000;
+    until.tv_nsec += (long)(PUBLISH_NOW_WAIT_MS % 1000) * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&h->lock);
+    /* A publish that started before this call may lack what changed: wait
+     * for one that starts after it. */
+    uint64_t want = ++h->asked;
+    h->refresh = true;
+    pthread_cond_signal(&h->wake);
+    int r = 0;
+    while (h->published < want && !h->stop && r == 0)
+        r = pthread_cond_timedwait(&h->published_cond, &h->lock, &until);
+    bool done = h->published >= want;
+    pthread_mutex_unlock(&h->lock);
+    return done ? 0 : -ETIMEDOUT;
 }
 
 bool vo_hosts_is_manager(VoDaemon *d)

@@ -30,6 +30,9 @@ int vo_hosts_start(VoDaemon *d);
 void vo_hosts_stop(VoDaemon *d);
 /* Makes the record be rewritten soon (VMs or pools changed). */
 void vo_hosts_refresh(VoDaemon *d);
+/* Rewrites the record now (a VM was created here: the manager that placed it
+ * reads the record once this host answered). 0 or -errno. */
+int vo_hosts_publish_now(VoDaemon *d);
 
 /* Every member host with its state: {"hosts": [...]} sorted by name. */
 json_t *vo_hosts_list_json(VoDaemon *d, int *ret_err);

@@ -248,6 +248,7 @@ int main(int argc, char **argv)
         log_error("cannot load VMs: %s", strerror(-r));
         return 1;
     }
+    vo_vms_set_gone_hook(vo_hosts_refresh); /* a deleted VM's room shows at once */
     if ((r = vo_hosts_start(&d)) < 0)
         return 1;
     if ((r = vo_pool_watch_start(&d)) < 0) {

@@ -185,6 +185,8 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
     _cleanup_free_ char *key = vo_key_vm(vm->spec->id);
     json_t *want = forget ? json_object()
                           : vo_relations_of_vm(vm->spec, vo_vm_state_active(vm->state));
+    if (!forget) /* its group's member document goes and comes with the rest */
+        vo_relations_add_group(want, vm->spec, vm->d->host_id);
     const char *name = vm->spec->name;
     bool claim = !forget && (!vm->claimed_name || strcmp(vm->claimed_name, name)) &&
                  (!vm->name_conflict || strcmp(vm->name_conflict, name));
@@ -305,6 +307,14 @@ static void registry_add(VoDaemon *d, VoVm *vm)
     pthread_mutex_unlock(&d->vms_lock);
 }
 
+/* Told when a VM left the registry (vo_vms_set_gone_hook). */
+static void (*vm_gone_hook)(VoDaemon *d);
+
+void vo_vms_set_gone_hook(void (*fn)(VoDaemon *d))
+{
+    vm_gone_hook = fn;
+}
+
 static void registry_remove(VoDaemon *d, VoVm *vm)
 {
     pthread_mutex_lock(&d->vms_lock);
@@ -315,6 +325,8 @@ static void registry_remove(VoDaemon *d, VoVm *vm)
             break;
         }
     pthread_mutex_unlock(&d->vms_lock);
+    if (vm_gone_hook)
+        vm_gone_hook(d);
 }
 
 /* Caller holds d->vms_lock. */
@@ -1326,6 +1338,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->initrd_from.image = img->initrd ? vo_strdup(img->name) : NULL;
     spec->cmdline = vo_strdup(img->cmdline);
     spec->autostart = args->autostart;
+    spec->group = vo_strdup(args->group);
     spec->disks = vo_malloc0(sizeof(VoDiskSpec));
     /* The boot disk is added by the create task once it made and named its
      * volume (the first free name then): until then the VM has no disk, so

@@ -58,10 +58,15 @@ typedef struct {
     bool full_clone;          /* a full copy of the image instead of a linked clone */
     const char *const *networks; /* one NIC on each; NULL: the default network */
     size_t n_networks;
+    const char *group; /* placement group (must exist: the API checks), or NULL */
 } VoVmCreateArgs;
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
                  char **ret_error);
+/* fn is called (holding no lock) whenever a VM leaves this host's registry
+ * (deleted, a create undone): the hosts service, above the VMs, rewrites
+ * the host's record then so placement sees the room again. */
+void vo_vms_set_gone_hook(void (*fn)(VoDaemon *d));
 int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
 int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_task,
                char **ret_error);

@@ -64,6 +64,15 @@ json_t *vo_relations_of_vm(const VoVmSpec *spec, bool active)
     return out;
 }
 
+void vo_relations_add_group(json_t *want, const VoVmSpec *spec, const char *host_id)
+{
+    if (!spec->group)
+        return;
+    set_doc(want, vo_asprintf("cluster/group-members/%s/%s", spec->group, spec->id),
+            json_pack("{s:s, s:s, s:s}", "vm", spec->id, "name", spec->name, "host",
+                      host_id ? host_id : ""));
+}
+
 int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
 {
     size_t max = 1 + (t->have ? json_object_size(t->have) : 0) +

@@ -27,6 +27,10 @@
  * the document's text (compact with sorted keys, so equal texts are equal
  * documents). */
 json_t *vo_relations_of_vm(const VoVmSpec *spec, bool active);
+/* Adds to want the VM's group member document, when it is in a group:
+ * cluster/group-members/<group>/<vm-id> {"vm","name","host"} (a document
+ * of the whole cluster, daemon/groups.h), host_id the host that holds it. */
+void vo_relations_add_group(json_t *want, const VoVmSpec *spec, const char *host_id);
 
 /* One transaction on a VM: its document compared at vm_rev (VO_REV_NEW: it
  * must not exist), then: vm_doc put (NULL: left as it is) or, with

@@ -765,6 +765,34 @@ def test_cluster_routes_standalone(api):
              code="invalid-state")
 
 
+def test_groups_and_placement(api):
+    # Placement groups and the policy on a standalone vireod (a cluster of
+    # one; several hosts: tests/e2e/test_cluster_placement.py).
+    g = api.call("POST", "/v1/groups", {"name": "grp1", "policy": "spread"}, expect=201).value
+    assert g["members"] == []
+    api.call("POST", "/v1/groups", {"name": "grp1", "policy": "spread"}, expect=409,
+             code="already-exists")
+    api.call("POST", "/v1/groups", {"name": "grp2", "policy": "nope"}, expect=400,
+             code="invalid-argument")
+    vm = api.create("grouped1", memory_mib=64, group="grp1")
+    assert vm["group"] == "grp1"
+    api.call("POST", "/v1/vms", {"name": "grouped2", "group": "missing"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/vms", {"name": "grouped2", "host": "elsewhere"}, expect=404,
+             code="not-found")
+    assert [m["name"] for m in api.call("GET", "/v1/groups/grp1", expect=200).value["members"]] \
+        == ["grouped1"]
+    assert api.call("GET", "/v1/groups", expect=200).value["groups"][0]["members"] == 1
+    api.call("GET", "/v1/groups/nope", expect=404, code="not-found")
+    api.call("DELETE", "/v1/groups/grp1", expect=409, code="invalid-state")
+    api.delete_vm("grouped1")
+    api.call("DELETE", "/v1/groups/grp1", expect=200)
+    assert api.call("GET", "/v1/placement", expect=200).value == {"policy": "spread"}
+    api.call("PUT", "/v1/placement", {"policy": "pack"}, expect=200)
+    api.call("PUT", "/v1/placement", {"policy": "nope"}, expect=400, code="invalid-argument")
+    api.call("PUT", "/v1/placement", {"policy": "spread"}, expect=200)
+
+
 def test_vm_lifecycle(api):
     vm = api.create("life1", memory_mib=256)
     vm_id = vm["id"]

@@ -1,0 +1,24 @@
+/* vm-place-api.h: where POST /v1/vms is served in a cluster. A create
+ * without X-Vireo-Forwarded goes to the manager (forwarded with
+ * X-Vireo-Place, retried once when the manager did not answer, after the
+ * role moved); the manager (or a host asked with X-Vireo-Place) places it
+ * and forwards it to the chosen host with "host" set to that host's id, or
+ * serves it itself; a forwarded create is served where it arrives.
+ * Standalone: served here; a "host" must name this host. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "api/http.h"
+#include "daemon/cluster-place.h"
+
+#define VO_PLACE_HEADER "X-Vireo-Place"
+
+/* True when rep is the answer (forwarded, or an error). False: create the VM
+ * here; *ret_choice may then hold a reservation: pass it to
+ * vo_api_vm_create_done with the result. */
+bool vo_api_vm_create_elsewhere(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask,
+                                VoPlaceChoice *ret_choice);
+/* After a create served here: gives back or keeps the reservation, and has
+ * the host's record rewritten so the next placement sees the VM. */
+void vo_api_vm_create_done(VoRequest *req, VoPlaceChoice *choice, bool created);

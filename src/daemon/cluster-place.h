@@ -1,0 +1,51 @@
+/* cluster-place.h: where a new VM goes, as the manager decides it: the
+ * snapshot from the store (member documents, live records, the group's
+ * member documents, the cluster's policy) plus this manager's reservations
+ * (creates it sent that the target's record does not show yet), then
+ * vo_place. docs/internals.md, Placement (The manager path).
+ *
+ * The cluster's placement policy: cluster/settings/placement {"policy":
+ * "spread"|"pack"} (absent: spread). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster/placement.h"
+#include "daemon/daemon.h"
+
+#define VO_PLACEMENT_SETTINGS_KEY "cluster/settings/placement"
+
+typedef struct {
+    unsigned vcpus;
+    uint64_t memory_mib;
+    VoAccel accel;
+    const char *group; /* or NULL */
+    const char *host;  /* pinned host (name or id), or NULL */
+} VoPlaceAsk;
+
+typedef struct {
+    char *host_id;
+    char *host_name;
+    char *url;          /* its API ("https://ADDRESS:PORT"); NULL for this host */
+    bool local;         /* it is this host */
+    uint64_t reservation;
+} VoPlaceChoice;
+
+/* Picks the host for ask and reserves its room there until the create is
+ * done (vo_cluster_place_done). 0 with *ret; -ENOENT: the pinned host is no
+ * member; -EBUSY: no host fits (or the pinned one does not), *ret_error
+ * naming each host's reason; -EINVAL: a bad group; other -errno: the store. */
+int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, char **ret_error);
+/* The create placed by c was answered: created, or not (its room is
+ * given back). */
+void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created);
+void vo_place_choice_clear(VoPlaceChoice *c);
+
+/* The manager: its host id and API URL (from cluster/manager and its member
+ * document). -ENOENT when no host holds the role now. */
+int vo_cluster_manager(VoDaemon *d, char **ret_id, char **ret_url, char **ret_error);
+
+/* The cluster's policy (spread when unset). */
+int vo_placement_policy_get(VoDaemon *d, VoPlacePolicy *ret);
+int vo_placement_policy_set(VoDaemon *d, const char *policy, char **ret_error);

@@ -1,0 +1,161 @@
+"""Placement in a cluster of three hosts formed with vireo cluster
+init/join (the multi-host harness): VMs created without a host go through
+the manager and spread 2/2/2 (one of them boots a real TCG guest where it
+landed), a spread group of 3 lands on 3 hosts, a VM too big for any host is
+a 409 naming each host's reason, --host pins (and says why a host cannot
+take it), the placement policy, and the manager's host killed: another
+host takes the role within the lease's TTL and creates still work, also
+one sent while the dead manager still held the role."""
+
+import collections
+
+from vireo_harness import BOOT_MARKER, wait_until
+
+LEASE_TTL_S = 6  # VO_HOST_LEASE_TTL_MS
+MARGIN_S = 10    # a loaded test machine
+
+
+def form(c):
+    h1, *rest = c.hosts
+    h1.cli_json("cluster", "init", "--address", h1.address)
+    h1.use_cluster_certs()
+    for h in rest:
+        tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+        h.cli_json("cluster", "join", f"{h1.address}:{h1.port}", "--token", tok["token"],
+                   "--address", h.address)
+        h.use_cluster_certs()
+    names = sorted(h.name for h in c.hosts)
+    for h in c.hosts:
+        wait_until(lambda: sorted(x["name"] for x in hosts(h) if x["state"] == "online")
+                   == names, 30, what=f"{len(names)} hosts online seen from {h.name}")
+    wait_until(lambda: manager(h1), 20, what="a manager")
+
+
+def hosts(h):
+    return h.api("GET", "/v1/hosts")["hosts"]
+
+
+def manager(h):
+    """The manager's name as h sees it, or None."""
+    return next((x["name"] for x in hosts(h) if x.get("manager")), None)
+
+
+def by_name(c, name):
+    return next(h for h in c.hosts if h.name == name)
+
+
+def create(via, body, expect=202):
+    """POST /v1/vms on via's socket; the answer."""
+    return via.api("POST", "/v1/vms", body, expect=expect)
+
+
+def wait_created(c, doc):
+    """Waits for the create task on the host that runs it."""
+    h = by_name(c, doc["host"]["name"])
+    task = h.wait_task(doc["task"])
+    assert task["state"] == "succeeded", task
+    return h
+
+
+def test_placement_spread_groups_pins_and_refusals(cluster):
+    c = cluster(3, driver="qemu", listen=False)
+    form(c)
+    h1, h2, h3 = c.hosts
+    m = manager(h1)
+    # Asked of a host that is not the manager: it goes through the manager.
+    via = next(h for h in c.hosts if h.name != m)
+
+    # Six small VMs without --host, one right after the other: 2/2/2 (the
+    # manager's reservations count those the records do not show yet).
+    placed = collections.Counter()
+    docs = []
+    for i in range(6):
+        doc = create(via, {"name": f"s{i}", "memory_mib": 128})
+        placed[doc["host"]["name"]] += 1
+        docs.append(doc)
+    assert sorted(placed.values()) == [2, 2, 2], placed
+    for doc in docs:
+        h = wait_created(c, doc)
+        assert h.vm(doc["vm"]["name"])["name"] == doc["vm"]["name"]  # made there
+    for h in c.hosts:
+        local = [v["name"] for v in h.api("GET", "/v1/vms")["vms"]]
+        assert len(local) == 2, (h.name, local)
+
+    # One of them boots, a real TCG guest, on the host it was placed on.
+    first = by_name(c, docs[0]["host"]["name"])
+    first.cli("vm", "start", "s0")
+    first.wait_console("s0", BOOT_MARKER, timeout=240)
+    first.remember_qemu_pids()
+
+    # A spread group of 3 lands on 3 hosts; the group is the cluster's.
+    h3.cli("group", "create", "web", "--policy", "spread")
+    assert "web" in h1.cli("group", "list").stdout
+    on = set()
+    for i in range(3):
+        doc = create(h2, {"name": f"web{i}", "memory_mib": 64, "group": "web"})
+        on.add(doc["host"]["name"])
+        wait_created(c, doc)
+    assert on == {"h1", "h2", "h3"}
+    g = h1.api("GET", "/v1/groups/web")
+    assert sorted(x["name"] for x in g["members"]) == ["web0", "web1", "web2"]
+    assert len({x["host"] for x in g["members"]}) == 3
+    err = h2.api("DELETE", "/v1/groups/web", expect=409)["error"]["message"]
+    assert "web0" in err and "delete them first" in err
+    err = create(h2, {"name": "x", "group": "nope"}, expect=400)["error"]["message"]
+    assert "group 'nope' does not exist" in err
+
+    # Too big for any host: 409 with each host's reason.
+    biggest = max(x["memory_mib"] for x in hosts(h1))
+    err = create(h1, {"name": "huge", "memory_mib": biggest * 4}, expect=409)["error"]
+    for name in ("h1", "h2", "h3"):
+        assert f"{name}: needs {biggest * 4} MiB" in err["message"], err
+    assert err["message"].startswith("no host fits")
+
+    # --host pins, through the manager from any host (and with the CLI).
+    doc = create(h1, {"name": "pinned", "memory_mib": 64, "host": "h3"})
+    assert doc["host"]["name"] == "h3"
+    wait_created(c, doc)
+    h2.cli("vm", "create", "pinned2", "--memory", "64M", "--host", "h2")
+    assert h2.vm("pinned2")["name"] == "pinned2"
+    # A pinned host that cannot take it says why; an unknown one is named.
+    err = create(h1, {"name": "big", "memory_mib": biggest * 4, "host": "h2"},
+                 expect=409)["error"]["message"]
+    assert err.startswith("host h2 does not fit: needs") and "h1" not in err
+    err = create(h3, {"name": "nowhere", "host": "h9"}, expect=404)["error"]["message"]
+    assert "host 'h9' is not a host of this cluster" in err
+
+    # Pack: two more VMs go to one host (the most loaded that fits).
+    h2.cli("placement", "set", "pack")
+    assert h1.api("GET", "/v1/placement") == {"policy": "pack"}
+    a = create(h3, {"name": "p1", "memory_mib": 64})
+    wait_created(c, a)
+    b = create(h3, {"name": "p2", "memory_mib": 64})
+    wait_created(c, b)
+    assert a["host"]["name"] == b["host"]["name"]
+    h1.cli("placement", "set", "spread")
+
+
+def test_manager_failover(cluster):
+    c = cluster(3, driver="fake", listen=False)
+    form(c)
+    dead = by_name(c, manager(c.hosts[0]))
+    alive = [h for h in c.hosts if h is not dead]
+    c.kill_host(dead)
+    # Right away, while the dead host still holds the role (its lease has
+    # not expired): the create waits for the role to move and asks again.
+    doc = create(alive[0], {"name": "during", "memory_mib": 64})
+    assert doc["host"]["name"] != dead.name
+    wait_created(c, doc)
+    assert "did not answer" in alive[0].log() and "asking again once the role moved" in \
+        alive[0].log()
+    # Another host is the manager within the lease's TTL (and a margin).
+    new = wait_until(lambda: manager(alive[1]) not in (None, dead.name),
+                     LEASE_TTL_S + MARGIN_S, what="a new manager")
+    assert new
+    # Placement works: a VM without --host, asked of either live host.
+    for i, h in enumerate(alive):
+        doc = create(h, {"name": f"after{i}", "memory_mib": 64})
+        assert doc["host"]["name"] in {x.name for x in alive}
+        wait_created(c, doc)
+    err = create(alive[0], {"name": "dead", "host": dead.name}, expect=409)["error"]["message"]
+    assert err == f"host {dead.name} does not fit: offline"
