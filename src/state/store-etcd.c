@@ -61,6 +61,7 @@ struct VoStoreWatch {
     size_t queued_bytes; /* of ev's strings */
     int64_t next_rev;    /* where the stream (re)starts: after the last event queued */
     bool stream_created; /* etcd answered this stream's create request */
+    bool stream_checked; /* ... and its start is known not compacted */
     bool created;        /* ... and its start revision is known not compacted */
     int connect_error;   /* the first attempt failed (-errno) */
     bool compacted;      /* changes were lost to a compaction */
@@ -757,7 +758,7 @@ static bool watch_line(VoStoreWatch *w, const char *line, size_t len)
             watch_lost(w);
             ok = false;
         }
-    } else if (ok && !created && w->stream_created) {
+    } else if (ok && !created && w->stream_checked) {
         /* A progress notice: every change up to its revision was sent. */
         int64_t rev = header_rev(res);
         if (rev >= w->next_rev)
@@ -827,7 +828,7 @@ static void watch_stream(VoStoreWatch *w, size_t e)
     EtcdStore *s = w->s;
     pthread_mutex_lock(&w->lock);
     int64_t start = w->next_rev;
-    w->stream_created = false;
+    w->stream_created = w->stream_checked = false;
     json_t *create = range_request(w->ekey, w->ekey_len, w->eend, 0);
     json_object_set_new(create, "start_revision", json_integer(start));
     json_object_set_new(create, "prev_kv", json_true());
@@ -889,10 +890,21 @@ static void watch_stream(VoStoreWatch *w, size_t e)
                 watch_lost(w);
                 lost = true;
             } else if (k < 0) {
+                /* Unchecked: this stream's changes come again from start. */
+                size_t keep = 0;
+                while (keep < w->n && w->ev[keep].rev < start)
+                    keep++;
+                for (size_t i = keep; i < w->n; i++) {
+                    free(w->ev[i].key);
+                    free(w->ev[i].value);
+                    free(w->ev[i].prev_value);
+                }
+                w->n = keep;
+                w->next_rev = start;
                 if (!w->created && !w->connect_error)
                     w->connect_error = k;
             } else {
-                w->created = true;
+                w->created = w->stream_checked = true;
             }
             pthread_cond_broadcast(&w->cond);
             pthread_mutex_unlock(&w->lock);
@@ -1152,7 +1164,9 @@ static int etcd_compact(VoStore *base, int64_t rev)
     if (rev <= 0)
         return -EINVAL;
     json_t *ans = NULL;
-    int r = call_write(s, "/v3/kv/compaction", json_pack("{s:I}", "revision", (json_int_t)rev), &ans);
+    /* physical: answered once the log is dropped for good. */
+    int r = call_write(s, "/v3/kv/compaction",
+                       json_pack("{s:I, s:b}", "revision", (json_int_t)rev, "physical", 1), &ans);
     json_decref(ans);
     if (r == VO_STORE_ECOMPACTED)
         return 0; /* already compacted past rev */

@@ -524,12 +524,16 @@ static int member_teardown(void **state)
  * first error or 0, the changes read in *ret_n. */
 static int read_until(VoStore *s, VoStoreWatch *w, size_t *ret_n)
 {
+    /* (What came, should a test fail.) */
     int64_t give_up = vo_now_ms() + WAIT_MS;
     *ret_n = 0;
     while (vo_now_ms() < give_up) {
         VoStoreEvent *ev = NULL;
         size_t n = 0;
         int r = s->ops->watch_next(w, 200, &ev, &n);
+        for (size_t i = 0; i < n; i++)
+            print_message("event %s %s at %lld\n", ev[i].kind == VO_STORE_PUT ? "PUT" : "DELETE",
+                          ev[i].key, (long long)ev[i].rev);
         vo_store_events_free(ev, n);
         *ret_n += n;
         if (r < 0 || n > 0)
@@ -571,6 +575,9 @@ static void test_watch_reconnect_compacted(void **state)
     assert_int_equal(other->ops->revision(other, &rd), 0);
     assert_int_equal(rd, ra + 1);
     assert_int_equal(other->ops->compact(other, rd), 0);
+    int64_t c = 0;
+    assert_int_equal(other->ops->compacted(other, &c), 0);
+    assert_int_equal(c, rd);
     vo_store_close(other);
     member_stop(m);
     member_start(m, first_url);
