@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -77,6 +78,8 @@ static pid_t spawn_etcd_peer(const char *dir, const char *client, int pport, boo
     pid_t pid = fork();
     if (pid != 0)
         return pid;
+    /* A test that crashes takes its etcd along. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd >= 0) {
         dup2(fd, 1);
