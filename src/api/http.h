@@ -59,6 +59,8 @@ typedef struct {
     bool quit_after;
     /* What -EAGAIN means here (the store backend's words), or NULL. */
     const char *unavailable_message;
+    /* What -ETIMEDOUT means (a store write's outcome unknown), or NULL. */
+    const char *unknown_message;
 } VoReply;
 
 typedef void (*VoRouteFn)(VoRequest *req, VoReply *rep);

@@ -133,7 +133,9 @@ void vo_reply_errno(VoReply *rep, int negative_errno, const char *message)
     /* -EAGAIN comes from the store: its backend says what it means (SQLite
      * "database is busy", etcd "cluster has no quorum"). */
     _cleanup_free_ char *unavailable = negative_errno == -EAGAIN
-        ? vo_error_unavailable_message(message, rep->unavailable_message) : NULL;
+        ? vo_error_unavailable_message(message, rep->unavailable_message)
+        : negative_errno == -ETIMEDOUT && rep->unknown_message
+        ? vo_error_unknown_message(message, rep->unknown_message) : NULL;
     if (unavailable)
         message = unavailable;
     vo_reply_error(rep, vo_error_from_errno(negative_errno), "%s",
@@ -614,7 +616,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     VoRequest req = { .d = d, .conn = conn, .method = method, .path = p->raw_uri };
     VoReply rep = { .status = 200, .file_fd = -1,
-                    .unavailable_message = d->store ? d->store->ops->unavailable_message : NULL };
+                    .unavailable_message = d->store ? d->store->ops->unavailable_message : NULL,
+                    .unknown_message = d->store ? d->store->ops->unknown_message : NULL };
     memcpy(req.params, p->match.params, sizeof(req.params));
     /* No idle timeout while the handler works (setting it again restarts it). */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);

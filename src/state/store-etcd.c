@@ -8,9 +8,12 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "util/util.h"
@@ -18,6 +21,19 @@
 #define DEFAULT_TIMEOUT_MS 8000
 #define LIST_PAGE 500
 #define MAX_IDLE_HANDLES 8
+/* An answer (or one line of a watch stream) larger than this is refused
+ * (-EMSGSIZE): a list halves its page then. */
+#define MAX_ANSWER_BYTES (64u << 20)
+/* What a watch queues for a caller that does not read: beyond it the watch
+ * ends with VO_STORE_ECOMPACTED (changes lost; re-list). */
+#define WATCH_MAX_QUEUED_BYTES (64u << 20)
+#define WATCH_MAX_QUEUED_EVENTS 1000000u
+/* A dead peer is noticed within seconds, not the kernel's ~10 minutes:
+ * keepalive probes after 3 s idle, every 2 s; unacknowledged data gives up
+ * after 10 s. */
+#define TCP_KEEPIDLE_S 3L
+#define TCP_KEEPINTVL_S 2L
+#define TCP_USER_TIMEOUT_MS 10000
 /* gRPC status codes the gateway answers with. */
 #define GRPC_CANCELED 1
 #define GRPC_INVALID_ARGUMENT 3
@@ -42,14 +58,17 @@ struct VoStoreWatch {
     /* Under lock. */
     VoStoreEvent *ev;
     size_t n, cap;
+    size_t queued_bytes; /* of ev's strings */
     int64_t next_rev;    /* where the stream (re)starts: after the last event queued */
-    bool created;        /* etcd answered the create request */
+    bool stream_created; /* etcd answered this stream's create request */
+    bool stream_checked; /* ... and its start is known not compacted */
+    bool created;        /* ... and its start revision is known not compacted */
     int connect_error;   /* the first attempt failed (-errno) */
     bool compacted;      /* changes were lost to a compaction */
     bool canceled;       /* the store is closing */
     bool woken;
     bool stop;           /* the thread ends */
-    CURLM *multi;
+    CURLM *multi;        /* set before the watch is linked into s->watches */
     pthread_t thread;
     bool thread_started;
     /* The stream's partial line (the thread's own). */
@@ -175,12 +194,17 @@ static void curl_init_once(void)
 typedef struct {
     char *data;
     size_t len, cap;
+    bool too_large; /* refused: beyond MAX_ANSWER_BYTES */
 } Buf;
 
 static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     Buf *b = userdata;
     size_t n = size * nmemb;
+    if (b->len + n + 1 > MAX_ANSWER_BYTES) {
+        b->too_large = true;
+        return 0;
+    }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1)
@@ -225,6 +249,11 @@ static void setup_handle(EtcdStore *s, CURL *c, const char *url, struct curl_sli
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)s->timeout_ms);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* TLS 1.2: etcd refuses a client certificate inside the handshake, so a
+     * refusal is told apart from a lost connection (under 1.3 it comes after
+     * it, as a broken connection or none). */
+    curl_easy_setopt(c, CURLOPT_SSLVERSION,
+                     (long)(CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2));
     if (s->ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
     if (s->cert_file)
@@ -249,8 +278,10 @@ static void endpoint_failed(EtcdStore *s, size_t e)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* An error answer of the gateway ({"error","message","code"}) as -errno. */
-static int gateway_error(json_t *body, long http, const char *path)
+/* An error answer of the gateway ({"error","message","code"}) as -errno.
+ * write: the request was a write, which such an answer does not prove
+ * undone (etcd's "request timed out" may still commit): VO_STORE_EUNKNOWN. */
+static int gateway_error(json_t *body, long http, const char *path, bool write)
 {
     int64_t code = json_i64(body, "code");
     const char *msg = json_string_value(json_object_get(body, "message"));
@@ -275,21 +306,44 @@ static int gateway_error(json_t *body, long http, const char *path)
     case GRPC_RESOURCE_EXHAUSTED:
         if (strstr(msg, "space exceeded"))
             return -ENOSPC;
-        return -EAGAIN; /* too many requests */
+        return -EAGAIN; /* too many requests: refused before it was proposed */
     case GRPC_CANCELED:
     case GRPC_DEADLINE_EXCEEDED:
     case GRPC_ABORTED:
     case GRPC_UNAVAILABLE:
-        return -EAGAIN; /* no leader, no quorum, timed out */
+        /* no leader, no quorum, timed out: a write may be in the log */
+        return write ? VO_STORE_EUNKNOWN : -EAGAIN;
     default:
-        return http >= 500 ? -EAGAIN : -EIO;
+        return http >= 500 ? (write ? VO_STORE_EUNKNOWN : -EAGAIN) : -EIO;
     }
+}
+
+/* The server refused our certificate (or its absence): a TLS alert. */
+static bool tls_refused(const char *errbuf)
+{
+    return strstr(errbuf, "certificate required") || strstr(errbuf, "bad certificate") ||
+           strstr(errbuf, "unknown ca") || strstr(errbuf, "certificate unknown") ||
+           strstr(errbuf, "handshake failure");
+}
+
+/* Whether curl may have sent (part of) the request before it failed. */
+static bool request_sent(CURL *c, CURLcode cr)
+{
+    if (cr == CURLE_COULDNT_CONNECT || cr == CURLE_COULDNT_RESOLVE_HOST)
+        return false;
+    curl_off_t pre = 0;
+    long sent = 0;
+    curl_easy_getinfo(c, CURLINFO_PRETRANSFER_TIME_T, &pre);
+    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
+    return pre > 0 || sent > 0;
 }
 
 /* POSTs req (stolen) to path; 0 with the answer's JSON in *ret (the first
  * object of a streamed answer, unwrapped from "result"), or -errno. No
- * answer in time, or no endpoint reachable: -EAGAIN. */
-static int call(EtcdStore *s, const char *path, json_t *req, json_t **ret)
+ * endpoint reachable, or no answer in time to a read: -EAGAIN. A write
+ * (write: true) sent but not answered (a timeout, a broken connection, or
+ * etcd's own timeout): VO_STORE_EUNKNOWN, as it may have been applied. */
+static int call_ex(EtcdStore *s, const char *path, json_t *req, bool write, json_t **ret)
 {
     pthread_once(&curl_once, curl_init_once);
     _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
@@ -308,12 +362,15 @@ static int call(EtcdStore *s, const char *path, json_t *req, json_t **ret)
         return -ENOMEM;
     }
     int r = -EAGAIN;
+    char errbuf[CURL_ERROR_SIZE];
     size_t first = endpoint_first(s);
     for (size_t i = 0; i < s->n_endpoints; i++) {
         size_t e = (first + i) % s->n_endpoints;
         _cleanup_free_ char *url = vo_asprintf("%s%s", s->endpoints[e], path);
         Buf b = { 0 };
+        errbuf[0] = '\0';
         setup_handle(s, c, url, headers);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
@@ -321,20 +378,27 @@ static int call(EtcdStore *s, const char *path, json_t *req, json_t **ret)
         CURLcode cr = curl_easy_perform(c);
         if (cr != CURLE_OK) {
             free(b.data);
-            log_debug("etcd %s%s: %s", s->endpoints[e], path, curl_easy_strerror(cr));
+            if (b.too_large) {
+                log_warn("etcd %s%s: answer larger than %u MiB refused", s->endpoints[e], path,
+                         MAX_ANSWER_BYTES >> 20);
+                r = -EMSGSIZE; /* only reads answer at length */
+                break;
+            }
+            log_debug("etcd %s%s: %s (%s)", s->endpoints[e], path, curl_easy_strerror(cr),
+                      errbuf);
             endpoint_failed(s, e);
-            /* Only a request that never reached etcd goes to the next one:
-             * a write that timed out may still be applied. */
-            if (cr == CURLE_COULDNT_CONNECT || cr == CURLE_COULDNT_RESOLVE_HOST)
-                continue;
             /* Our own certificates are wrong: not a passing state. */
             if (cr == CURLE_PEER_FAILED_VERIFICATION || cr == CURLE_SSL_CERTPROBLEM ||
-                cr == CURLE_SSL_CACERT_BADFILE) {
-                log_warn("etcd %s: %s", s->endpoints[e], curl_easy_strerror(cr));
+                cr == CURLE_SSL_CACERT_BADFILE || tls_refused(errbuf)) {
+                log_warn("etcd %s: %s (%s)", s->endpoints[e], curl_easy_strerror(cr), errbuf);
                 r = -EACCES;
-            } else {
-                r = -EAGAIN;
+                break;
             }
+            /* Only a request that never reached etcd goes to the next one:
+             * a write that timed out may still be applied. */
+            if (!request_sent(c, cr))
+                continue;
+            r = write ? VO_STORE_EUNKNOWN : -EAGAIN;
             break;
         }
         long http = 0;
@@ -344,12 +408,12 @@ static int call(EtcdStore *s, const char *path, json_t *req, json_t **ret)
         free(b.data);
         if (!json_is_object(j)) {
             json_decref(j);
-            r = http >= 500 ? -EAGAIN : -EBADMSG;
+            r = http >= 500 ? (write ? VO_STORE_EUNKNOWN : -EAGAIN) : -EBADMSG;
             break;
         }
         json_t *err = json_object_get(j, "error");
         if (http != 200 || json_is_object(err)) {
-            r = gateway_error(json_is_object(err) ? err : j, http, path);
+            r = gateway_error(json_is_object(err) ? err : j, http, path, write);
             json_decref(j);
             break;
         }
@@ -366,6 +430,16 @@ static int call(EtcdStore *s, const char *path, json_t *req, json_t **ret)
     curl_slist_free_all(headers);
     handle_put(s, c);
     return r;
+}
+
+static int call(EtcdStore *s, const char *path, json_t *req, json_t **ret)
+{
+    return call_ex(s, path, req, false, ret);
+}
+
+static int call_write(EtcdStore *s, const char *path, json_t *req, json_t **ret)
+{
+    return call_ex(s, path, req, true, ret);
 }
 
 static int64_t header_rev(json_t *answer)
@@ -437,13 +511,17 @@ static int etcd_list(VoStore *base, const char *prefix, VoStoreListFn fn, void *
     size_t ek_len = strlen(ek);
     _cleanup_free_ char *from = vo_strdup(ek);
     size_t from_len = ek_len;
-    int64_t rev = 0;
+    int64_t rev = 0, page = LIST_PAGE;
     for (;;) {
         /* Later pages read at the first page's revision: one snapshot. */
         json_t *req = range_request(from, from_len, end, rev);
-        json_object_set_new(req, "limit", json_integer(LIST_PAGE));
+        json_object_set_new(req, "limit", json_integer(page));
         json_t *ans = NULL;
         int r = call(s, "/v3/kv/range", req, &ans);
+        if (r == -EMSGSIZE && page > 1) {
+            page /= 2; /* large documents: fewer at a time */
+            continue;
+        }
         if (r == VO_STORE_ECOMPACTED)
             r = -EAGAIN; /* compacted between pages: walk again */
         if (r < 0)
@@ -583,7 +661,10 @@ static int etcd_txn(VoStore *base, const VoStoreCompare *cmps, size_t n_cmps,
     json_t *req = json_pack("{s:o, s:o, s:o}", "compare", compare, "success", success,
                             "failure", failure);
     json_t *ans = NULL;
-    int r = call(s, "/v3/kv/txn", req, &ans);
+    int r = call_write(s, "/v3/kv/txn", req, &ans);
+    /* A put's lease is unknown (expired): not a compare, nothing written. */
+    if (r == -ENOENT)
+        return -EKEYEXPIRED;
     if (r < 0)
         return r;
     if (json_is_true(json_object_get(ans, "succeeded"))) {
@@ -599,6 +680,15 @@ static int etcd_txn(VoStore *base, const VoStoreCompare *cmps, size_t n_cmps,
 
 /* ---- watches ---- */
 
+/* The watch lost changes (a compaction, or its caller fell too far behind):
+ * it ends, and watch_next says VO_STORE_ECOMPACTED once the queue is read.
+ * Under w->lock. */
+static void watch_lost(VoStoreWatch *w)
+{
+    w->compacted = true;
+    pthread_cond_broadcast(&w->cond);
+}
+
 static void watch_queue_event(VoStoreWatch *w, json_t *e)
 {
     json_t *kv = json_object_get(e, "kv"), *prev = json_object_get(e, "prev_kv");
@@ -606,14 +696,17 @@ static void watch_queue_event(VoStoreWatch *w, json_t *e)
     _cleanup_free_ char *k = json_b64(kv, "key", &klen);
     if (!k || klen < w->ekey_len || memcmp(k, w->ekey, w->ekey_len) != 0)
         return;
-    bool del = !strcmp(json_string_value(json_object_get(e, "type")) ? json_string_value(json_object_get(e, "type")) : "", "DELETE");
+    const char *type = json_string_value(json_object_get(e, "type"));
+    bool del = type && !strcmp(type, "DELETE");
+    size_t vlen = 0, plen = 0;
     VoStoreEvent ev = {
         .rev = json_i64(kv, "mod_revision"),
         .kind = del ? VO_STORE_DELETE : VO_STORE_PUT,
         .key = vo_asprintf("%s%s", w->prefix, k + w->ekey_len),
-        .value = del ? NULL : json_b64(kv, "value", &(size_t){ 0 }),
-        .prev_value = json_is_object(prev) ? json_b64(prev, "value", &(size_t){ 0 }) : NULL,
+        .value = del ? NULL : json_b64(kv, "value", &vlen),
+        .prev_value = json_is_object(prev) ? json_b64(prev, "value", &plen) : NULL,
     };
+    w->queued_bytes += strlen(ev.key) + vlen + plen;
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 64;
         VoStoreEvent *n = realloc(w->ev, w->cap * sizeof(*n));
@@ -624,19 +717,30 @@ static void watch_queue_event(VoStoreWatch *w, json_t *e)
     w->ev[w->n++] = ev;
 }
 
+/* For a log line. */
+static const char *json_dumps_or(json_t *res)
+{
+    const char *reason = json_string_value(json_object_get(res, "cancel_reason"));
+    return reason ? reason : "";
+}
+
 /* One line of the stream ({"result":{...}}), under w->lock. false: the
- * stream is no good (an error, a cancel): end it. */
+ * stream is no good (an error, a cancel, a full queue): end it. */
 static bool watch_line(VoStoreWatch *w, const char *line, size_t len)
 {
     json_error_t jerr;
     json_t *j = json_loadb(line, len, 0, &jerr);
     json_t *res = json_object_get(j, "result");
     bool ok = json_is_object(res);
-    if (ok && json_is_true(json_object_get(res, "created")))
-        w->created = true;
+    bool created = ok && json_is_true(json_object_get(res, "created"));
+    if (created)
+        w->stream_created = true;
     if (ok && json_is_true(json_object_get(res, "canceled"))) {
         if (json_i64(res, "compact_revision") > 0)
-            w->compacted = true;
+            watch_lost(w);
+        else
+            log_debug("etcd watch on '%s' canceled: %s", w->prefix,
+                      json_dumps_or(res));
         ok = false;
     }
     json_t *events = json_object_get(res, "events");
@@ -651,6 +755,17 @@ static bool watch_line(VoStoreWatch *w, const char *line, size_t len)
         /* A revision's events come in one answer: resume after it. */
         if (last >= w->next_rev)
             w->next_rev = last + 1;
+        if (w->queued_bytes > WATCH_MAX_QUEUED_BYTES || w->n > WATCH_MAX_QUEUED_EVENTS) {
+            log_warn("etcd watch on '%s': %zu changes (%zu bytes) not read: dropping it",
+                     w->prefix, w->n, w->queued_bytes);
+            watch_lost(w);
+            ok = false;
+        }
+    } else if (ok && !created && w->stream_checked) {
+        /* A progress notice: every change up to its revision was sent. */
+        int64_t rev = header_rev(res);
+        if (rev >= w->next_rev)
+            w->next_rev = rev + 1;
     }
     json_decref(j);
     pthread_cond_broadcast(&w->cond);
@@ -661,12 +776,19 @@ static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     VoStoreWatch *w = userdata;
     size_t n = size * nmemb;
-    Buf b = { w->buf, w->buf_len, w->buf_cap };
-    if (buf_write(ptr, 1, n, &b) != n)
-        return 0;
+    Buf b = { w->buf, w->buf_len, w->buf_cap, false };
+    size_t k = buf_write(ptr, 1, n, &b);
     w->buf = b.data;
     w->buf_len = b.len;
     w->buf_cap = b.cap;
+    if (k != n) {
+        log_warn("etcd watch on '%s': a line beyond %u MiB: dropping it", w->prefix,
+                 MAX_ANSWER_BYTES >> 20);
+        pthread_mutex_lock(&w->lock);
+        watch_lost(w);
+        pthread_mutex_unlock(&w->lock);
+        return 0;
+    }
     size_t start = 0;
     bool ok = true;
     pthread_mutex_lock(&w->lock);
@@ -684,22 +806,49 @@ static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     return ok && !stop ? n : 0;
 }
 
+/* A dead peer (its host gone, no RST) breaks the stream within seconds. */
+static int watch_sockopt(void *userdata, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)userdata;
+    if (purpose == CURLSOCKTYPE_IPCXN) {
+        unsigned int ms = TCP_USER_TIMEOUT_MS;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+    }
+    return CURL_SOCKOPT_OK;
+}
+
+/* etcd starts a watch at a compaction revision C although the delete at C
+ * is gone (it cancels only one that starts before C): a range at start - 1
+ * decides (it fails once start - 1 < C). 0: nothing lost. */
+static int watch_check_start(VoStoreWatch *w, int64_t start)
+{
+    return start > 1 ? probe_rev(w->s, start - 1) : 0;
+}
+
 /* One streaming POST /v3/watch from w->next_rev until it ends or stop. */
 static void watch_stream(VoStoreWatch *w, size_t e)
 {
     EtcdStore *s = w->s;
     pthread_mutex_lock(&w->lock);
+    int64_t start = w->next_rev;
+    w->stream_created = w->stream_checked = false;
     json_t *create = range_request(w->ekey, w->ekey_len, w->eend, 0);
-    json_object_set_new(create, "start_revision", json_integer(w->next_rev));
+    json_object_set_new(create, "start_revision", json_integer(start));
     json_object_set_new(create, "prev_kv", json_true());
+    json_object_set_new(create, "progress_notify", json_true());
     pthread_mutex_unlock(&w->lock);
     json_t *req = json_pack("{s:o}", "create_request", create);
     _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     _cleanup_free_ char *url = vo_asprintf("%s/v3/watch", s->endpoints[e]);
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    /* A member that lost its leader cancels the watch (it would go quiet). */
+    struct curl_slist *h2 = headers ? curl_slist_append(headers, "Grpc-Metadata-hasleader: true")
+                                    : NULL;
+    if (h2)
+        headers = h2;
     CURL *c = curl_easy_init();
-    if (!c || !headers || !body) {
+    if (!c || !h2 || !body) {
         curl_slist_free_all(headers);
         if (c)
             curl_easy_cleanup(c);
@@ -710,35 +859,77 @@ static void watch_stream(VoStoreWatch *w, size_t e)
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, watch_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, TCP_KEEPIDLE_S);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, TCP_KEEPINTVL_S);
+    curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, watch_sockopt);
     w->buf_len = 0;
     curl_multi_add_handle(w->multi, c);
     int running = 1;
-    CURLcode result = CURLE_OK;
+    bool checked = false, lost = false;
     for (;;) {
         curl_multi_perform(w->multi, &running);
-        CURLMsg *m;
         int left;
-        while ((m = curl_multi_info_read(w->multi, &left)))
-            if (m->msg == CURLMSG_DONE)
-                result = m->data.result;
+        while (curl_multi_info_read(w->multi, &left))
+            ; /* the end is !running; how it ended changes nothing */
         pthread_mutex_lock(&w->lock);
-        bool stop = w->stop;
+        bool stop = w->stop || w->compacted, created = w->stream_created;
         pthread_mutex_unlock(&w->lock);
         if (!running || stop)
             break;
+        if (created && !checked) {
+            int k = watch_check_start(w, start);
+            pthread_mutex_lock(&w->lock);
+            if (k == VO_STORE_ECOMPACTED) {
+                /* Changes before this stream's are whole; its own follow a gap. */
+                size_t keep = 0;
+                while (keep < w->n && w->ev[keep].rev < start)
+                    keep++;
+                for (size_t i = keep; i < w->n; i++) {
+                    free(w->ev[i].key);
+                    free(w->ev[i].value);
+                    free(w->ev[i].prev_value);
+                }
+                w->n = keep;
+                watch_lost(w);
+                lost = true;
+            } else if (k < 0) {
+                /* Unchecked: this stream's changes come again from start. */
+                size_t keep = 0;
+                while (keep < w->n && w->ev[keep].rev < start)
+                    keep++;
+                for (size_t i = keep; i < w->n; i++) {
+                    free(w->ev[i].key);
+                    free(w->ev[i].value);
+                    free(w->ev[i].prev_value);
+                }
+                w->n = keep;
+                w->next_rev = start;
+                if (!w->created && !w->connect_error)
+                    w->connect_error = k;
+            } else {
+                w->created = w->stream_checked = true;
+            }
+            pthread_cond_broadcast(&w->cond);
+            pthread_mutex_unlock(&w->lock);
+            if (k < 0)
+                break; /* lost, or unknown: a new stream checks again */
+            checked = true;
+            continue;
+        }
         curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
     }
-    long http = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);
     curl_multi_remove_handle(w->multi, c);
     curl_easy_cleanup(c);
     curl_slist_free_all(headers);
     pthread_mutex_lock(&w->lock);
-    if (!w->created && !w->connect_error && (result != CURLE_OK || http != 200))
+    if (!w->created && !w->connect_error && !w->compacted)
         w->connect_error = -EAGAIN;
+    bool stop = w->stop;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
-    if (result != CURLE_OK && result != CURLE_WRITE_ERROR)
+    /* A stream that failed or was canceled (a member without a leader, say)
+     * tries the next endpoint. */
+    if (!stop && !lost)
         endpoint_failed(s, e);
 }
 
@@ -763,7 +954,8 @@ static void *watch_thread(void *userdata)
         watch_stream(w, endpoint_first(w->s));
         pthread_mutex_lock(&w->lock);
         /* A broken stream (etcd restarted, a member lost) resumes where it
-         * ended; a compaction or stop ends the watch. */
+         * ended (checked against compaction again); a compaction or stop
+         * ends the watch. */
         if (!w->stop && !w->compacted)
             timed_wait(w, 500);
         bool done = w->stop || w->compacted;
@@ -833,6 +1025,7 @@ static int etcd_watch_open(VoStore *base, const char *prefix, int64_t after_rev,
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&w->cond, &attr);
     pthread_condattr_destroy(&attr);
+    w->multi = curl_multi_init();
     pthread_mutex_lock(&s->lock);
     bool closing = s->closing;
     if (!closing) {
@@ -842,6 +1035,8 @@ static int etcd_watch_open(VoStore *base, const char *prefix, int64_t after_rev,
     }
     pthread_mutex_unlock(&s->lock);
     if (closing) {
+        if (w->multi)
+            curl_multi_cleanup(w->multi);
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cond);
         free(w->prefix);
@@ -852,34 +1047,20 @@ static int etcd_watch_open(VoStore *base, const char *prefix, int64_t after_rev,
     }
 
     int r = 0;
-    w->multi = curl_multi_init();
     if (!w->multi || pthread_create(&w->thread, NULL, watch_thread, w) != 0)
         r = -ENOMEM;
     else
         w->thread_started = true;
-    /* Wait for etcd to take the watch, so it sees every later change. */
+    /* Wait for etcd to take the watch, so it sees every later change (and
+     * for the thread's check that after_rev is not compacted). */
     int64_t give_up = vo_now_ms() + s->timeout_ms;
     pthread_mutex_lock(&w->lock);
     while (r == 0 && !w->created && !w->compacted && !w->connect_error && !w->canceled &&
            vo_now_ms() < give_up)
         timed_wait(w, (int)(give_up - vo_now_ms()));
     if (r == 0 && !w->created && !w->compacted)
-        r = w->canceled ? -ECANCELED : -EAGAIN;
+        r = w->canceled ? -ECANCELED : w->connect_error < 0 ? w->connect_error : -EAGAIN;
     pthread_mutex_unlock(&w->lock);
-    /* etcd cancels only a watch that starts before the compaction revision;
-     * one that starts at it would miss a delete dropped there, so a range at
-     * after_rev decides (it fails once after_rev < the compaction). */
-    if (r == 0 && after_rev > 0) {
-        int k = probe_rev(s, after_rev);
-        if (k == VO_STORE_ECOMPACTED) {
-            pthread_mutex_lock(&w->lock);
-            w->compacted = true;
-            pthread_cond_broadcast(&w->cond);
-            pthread_mutex_unlock(&w->lock);
-        } else if (k < 0) {
-            r = k;
-        }
-    }
     if (r < 0) {
         etcd_watch_close(w);
         return r;
@@ -907,6 +1088,7 @@ static int etcd_watch_next(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_e
             *ret_n = w->n;
             w->ev = NULL;
             w->n = w->cap = 0;
+            w->queued_bytes = 0;
             break;
         }
         if (w->compacted) {
@@ -941,7 +1123,7 @@ static int etcd_lease_grant(VoStore *base, int ttl_ms, int64_t *ret_lease)
     if (ttl_ms <= 0 || !ret_lease)
         return -EINVAL;
     json_t *ans = NULL;
-    int r = call(s, "/v3/lease/grant", json_pack("{s:I}", "TTL", (json_int_t)((ttl_ms + 999) / 1000)),
+    int r = call_write(s, "/v3/lease/grant", json_pack("{s:I}", "TTL", (json_int_t)((ttl_ms + 999) / 1000)),
                  &ans);
     if (r < 0)
         return r;
@@ -957,7 +1139,7 @@ static int etcd_lease_keepalive(VoStore *base, int64_t lease)
     if (lease <= 0)
         return -EINVAL;
     json_t *ans = NULL;
-    int r = call(s, "/v3/lease/keepalive", json_pack("{s:I}", "ID", (json_int_t)lease), &ans);
+    int r = call_write(s, "/v3/lease/keepalive", json_pack("{s:I}", "ID", (json_int_t)lease), &ans);
     if (r < 0)
         return r;
     /* An expired or unknown lease answers without a TTL. */
@@ -972,7 +1154,7 @@ static int etcd_lease_revoke(VoStore *base, int64_t lease)
     if (lease <= 0)
         return -EINVAL;
     json_t *ans = NULL;
-    int r = call(s, "/v3/lease/revoke", json_pack("{s:I}", "ID", (json_int_t)lease), &ans);
+    int r = call_write(s, "/v3/lease/revoke", json_pack("{s:I}", "ID", (json_int_t)lease), &ans);
     json_decref(ans);
     return r;
 }
@@ -985,7 +1167,9 @@ static int etcd_compact(VoStore *base, int64_t rev)
     if (rev <= 0)
         return -EINVAL;
     json_t *ans = NULL;
-    int r = call(s, "/v3/kv/compaction", json_pack("{s:I}", "revision", (json_int_t)rev), &ans);
+    /* physical: answered once the log is dropped for good. */
+    int r = call_write(s, "/v3/kv/compaction",
+                       json_pack("{s:I, s:b}", "revision", (json_int_t)rev, "physical", 1), &ans);
     json_decref(ans);
     if (r == VO_STORE_ECOMPACTED)
         return 0; /* already compacted past rev */
@@ -1084,6 +1268,8 @@ static void etcd_close(VoStore *base)
 static const VoStoreOps etcd_ops = {
     .name = "etcd",
     .unavailable_message = "cluster has no quorum",
+    .unknown_message = "the cluster did not answer in time: the change may or may not have been "
+                       "made; read it before trying again",
     .close = etcd_close,
     .get = etcd_get,
     .list = etcd_list,

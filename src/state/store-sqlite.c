@@ -498,7 +498,7 @@ static int sql_txn(VoStore *base, const VoStoreCompare *cmps, size_t n_cmps, con
     /* A key put with a lease this store does not hold would never expire. */
     for (size_t i = 0; i < n_ops; i++)
         if (ops[i].kind == VO_STORE_PUT && ops[i].lease && !lease_find(s, ops[i].lease))
-            return -ENOENT;
+            return -EKEYEXPIRED;
     return txn_locked(s, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
 }
 

@@ -21,10 +21,15 @@
  * Leases. A key put with a lease disappears (a delete in the change log)
  * when the lease expires: its owner stopped renewing it within its TTL.
  *
- * All functions are thread-safe. Errors are negative errnos; -EAGAIN: the
- * backend is busy (SQLite: another process holds the database; etcd: no
- * quorum), nothing changed, try again (the API answers 503 with
- * Retry-After). */
+ * All functions are thread-safe, but close must not run while other calls
+ * on the handle (watches aside) still run in other threads. Errors are
+ * negative errnos; -EAGAIN: the backend is busy (SQLite: another process
+ * holds the database; etcd: unreachable, no quorum), nothing changed, try
+ * again (the API answers 503 with Retry-After). VO_STORE_EUNKNOWN: a write
+ * (txn, put, delete, lease call, compact) got no answer after it was sent
+ * (etcd only; SQLite never returns it): it may or may not have been
+ * applied; read before retrying (the API answers 503 in the backend's
+ * words, without Retry-After). */
 #pragma once
 
 #include <errno.h>
@@ -40,6 +45,8 @@ typedef struct VoStoreWatch VoStoreWatch;
 
 /* A watch asked for a revision the change log no longer holds. */
 #define VO_STORE_ECOMPACTED (-ERANGE)
+/* A write's outcome is unknown (see above). */
+#define VO_STORE_EUNKNOWN (-ETIMEDOUT)
 
 typedef enum { VO_STORE_PUT, VO_STORE_DELETE } VoStoreOpKind;
 
@@ -79,6 +86,8 @@ typedef struct {
     /* What -EAGAIN means on this backend, for the API's 503 message
      * ("database is busy", "cluster has no quorum"). */
     const char *unavailable_message;
+    /* What VO_STORE_EUNKNOWN means on this backend, or NULL (never). */
+    const char *unknown_message;
     void (*close)(VoStore *s);
     int (*get)(VoStore *s, const char *key, char **ret_value, int64_t *ret_rev);
     /* Walks keys with prefix in key order, all as of one revision (returned
@@ -90,7 +99,8 @@ typedef struct {
      * nothing changes. Returns 0 and the new revision; -EEXIST (a VO_REV_NEW
      * compare found the key), -ENOENT (a compare on a revision found no key)
      * or -ESTALE (a revision differed), with the compare's index in
-     * *ret_failed (may be NULL). A key appears in ops at most once. */
+     * *ret_failed (may be NULL); -EKEYEXPIRED: an op's lease is expired or
+     * unknown (*ret_failed untouched). A key appears in ops at most once. */
     int (*txn)(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps, const VoStoreOp *ops,
                size_t n_ops, int64_t *ret_rev, size_t *ret_failed);
     int (*revision)(VoStore *s, int64_t *ret_rev);
@@ -98,7 +108,9 @@ typedef struct {
     int (*watch_open)(VoStore *s, const char *prefix, int64_t after_rev, VoStoreWatch **ret);
     /* Waits up to timeout_ms for changes; returns 0 with *ret_n >= 0 (0:
      * timed out or woken), VO_STORE_ECOMPACTED when changes were lost to a
-     * compaction, -ECANCELED once the store is closing. */
+     * compaction (or, on etcd, the caller left too many unread: more than
+     * 64 MiB or a million changes queued), -ECANCELED once the store is
+     * closing. */
     int (*watch_next)(VoStoreWatch *w, int timeout_ms, VoStoreEvent **ret_events, size_t *ret_n);
     /* Makes a watch_next blocked in another thread return now. */
     void (*watch_wake)(VoStoreWatch *w);
@@ -132,7 +144,9 @@ VoStore *vo_store_close(VoStore *s);
  * to "vireo/k". Revisions are etcd's own. Limits: a transaction holds at
  * most VO_STORE_ETCD_MAX_TXN_OPS compares and as many ops (-E2BIG beyond);
  * a lease's TTL is whole seconds (rounded up, at least etcd's minimum,
- * about 2 s). No answer within timeout_ms (etcd down, no quorum): -EAGAIN. */
+ * about 2 s). No endpoint reachable, or no answer to a read within
+ * timeout_ms (etcd down, no quorum): -EAGAIN; no answer to a write once it
+ * was sent: VO_STORE_EUNKNOWN. An answer beyond 64 MiB: -EMSGSIZE. */
 #define VO_STORE_ETCD_MAX_TXN_OPS 128
 typedef struct {
     const char *endpoints; /* comma-separated "https://IP:PORT" or "http://IP:PORT" */
@@ -150,8 +164,9 @@ static inline int vo_store_get(VoStore *s, const char *key, char **ret_value, in
 
 /* One-key transactions. put returns 0 and the new revision; -EEXIST when
  * VO_REV_NEW and the key exists, -ESTALE on a revision mismatch, -ENOENT when
- * expected_rev > 0 and the key is missing. delete returns 0, -ENOENT, or
- * -ESTALE (VO_REV_ANY skips the check). */
+ * expected_rev > 0 and the key is missing, -EKEYEXPIRED when the lease is
+ * expired or unknown. delete returns 0, -ENOENT, or -ESTALE (VO_REV_ANY
+ * skips the check). */
 int vo_store_put(VoStore *s, const char *key, const char *value, int64_t expected_rev,
                  int64_t *ret_rev);
 int vo_store_put_lease(VoStore *s, const char *key, const char *value, int64_t expected_rev,

@@ -40,9 +40,10 @@ int vo_if_match_check(int64_t expected, int64_t rev, const char *what, char **re
                         (long long)expected);
 }
 
-char *vo_error_unavailable_message(const char *message, const char *store_message)
+/* store_message in place of strerror(errnum) in message. */
+static char *store_words(int errnum, const char *message, const char *store_message)
 {
-    const char *generic = strerror(EAGAIN);
+    const char *generic = strerror(errnum);
     if (!message)
         return vo_strdup(store_message ? store_message : generic);
     const char *at = store_message ? strstr(message, generic) : NULL;
@@ -50,6 +51,16 @@ char *vo_error_unavailable_message(const char *message, const char *store_messag
         return vo_strdup(message);
     return vo_asprintf("%.*s%s%s", (int)(at - message), message, store_message,
                        at + strlen(generic));
+}
+
+char *vo_error_unavailable_message(const char *message, const char *store_message)
+{
+    return store_words(EAGAIN, message, store_message);
+}
+
+char *vo_error_unknown_message(const char *message, const char *store_message)
+{
+    return store_words(ETIMEDOUT, message, store_message);
 }
 
 const char *vo_error_code_name(VoErrorCode code)
@@ -74,6 +85,8 @@ VoErrorCode vo_error_from_errno(int negative_errno)
     case E2BIG: case EMSGSIZE: return VO_ERR_PAYLOAD_TOO_LARGE;
     case ENOTSUP: case ENODEV: case ENETDOWN: return VO_ERR_UNAVAILABLE;
     case EAGAIN: return VO_ERR_UNAVAILABLE; /* busy (the store, say): try again */
+    /* The store got no answer to a write (VO_STORE_EUNKNOWN): read first. */
+    case ETIMEDOUT: return VO_ERR_UNAVAILABLE;
     case ENOSPC: case EDQUOT: return VO_ERR_INSUFFICIENT_STORAGE;
     case EUSERS: return VO_ERR_TOO_MANY_REQUESTS; /* the task queue is full (jobs/tasks.h) */
     default: return VO_ERR_INTERNAL;

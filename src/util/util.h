@@ -55,6 +55,10 @@ int vo_if_match_check(int64_t expected, int64_t rev, const char *what, char **re
  * of strerror(EAGAIN) in message (or as the message when it is NULL); a
  * message that words its EAGAIN itself is kept. Returns a malloc'd string. */
 char *vo_error_unavailable_message(const char *message, const char *store_message);
+/* The same for -ETIMEDOUT (VO_STORE_EUNKNOWN: a write's outcome unknown):
+ * store_message ("the cluster did not answer in time: the change may or
+ * may not have been made; ...") in place of strerror(ETIMEDOUT). */
+char *vo_error_unknown_message(const char *message, const char *store_message);
 
 /* Allocation that aborts on OOM: vireo does not try to limp on without memory. */
 void *vo_malloc0(size_t n);

@@ -597,6 +597,33 @@ static void test_lease_expiry(void **state)
     assert_int_equal(vo_store_get(s, "hosts/a", NULL, NULL), -ENOENT);
 }
 
+/* A put on a lease that is not (or no longer) there writes nothing and says
+ * so with -EKEYEXPIRED, not -ENOENT (that means a compare found no key) and
+ * without naming a compare. */
+static void test_lease_unknown(void **state)
+{
+    VoStore *s = *state;
+    const VoStoreOps *ops = s->ops;
+    int64_t lease = 0, rev = 0, before = current_rev(s);
+    const int64_t never = 0x7ffffff0;
+    assert_int_equal(vo_store_put_lease(s, "hosts/a", "1", VO_REV_NEW, never, &rev),
+                     -EKEYEXPIRED);
+    VoStoreCompare cmp = { "hosts/b", VO_REV_NEW };
+    VoStoreOp put[] = { { VO_STORE_PUT, "hosts/b", "1", 0 },
+                        { VO_STORE_PUT, "hosts/c", "1", never } };
+    size_t failed = 7;
+    assert_int_equal(vo_store_txn(s, &cmp, 1, put, 2, &rev, &failed), -EKEYEXPIRED);
+    assert_int_equal(failed, 7);
+    assert_int_equal(current_rev(s), before);
+    assert_int_equal(vo_store_get(s, "hosts/b", NULL, NULL), -ENOENT);
+    /* A revoked lease is gone too. */
+    assert_int_equal(ops->lease_grant(s, 600000, &lease), 0);
+    assert_int_equal(ops->lease_revoke(s, lease), 0);
+    assert_int_equal(vo_store_put_lease(s, "hosts/a", "1", VO_REV_NEW, lease, &rev),
+                     -EKEYEXPIRED);
+    assert_int_equal(vo_store_get(s, "hosts/a", NULL, NULL), -ENOENT);
+}
+
 static void test_lease_keepalive(void **state)
 {
     VoStore *s = *state;
@@ -766,6 +793,7 @@ int vo_store_contract_run(const VoStoreBackend *b)
         cmocka_unit_test_setup_teardown(test_watch_wake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_close_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_keepalive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),

@@ -100,6 +100,12 @@ static void test_unavailable_message(void **state)
     free(m);
     assert_int_equal(vo_error_from_errno(-EAGAIN), VO_ERR_UNAVAILABLE);
     assert_int_equal(vo_error_http_status(VO_ERR_UNAVAILABLE), 503);
+    /* A store write's outcome unknown (VO_STORE_EUNKNOWN): 503 in its words. */
+    _cleanup_free_ char *timed = vo_asprintf("cannot save VM 'a': %s", strerror(ETIMEDOUT));
+    m = vo_error_unknown_message(timed, "the change may or may not have been made");
+    assert_string_equal(m, "cannot save VM 'a': the change may or may not have been made");
+    free(m);
+    assert_int_equal(vo_error_from_errno(-ETIMEDOUT), VO_ERR_UNAVAILABLE);
 }
 
 static char tmpdir[] = "/tmp/vireo-test-util-XXXXXX";
