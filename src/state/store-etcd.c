@@ -1268,8 +1268,8 @@ static void etcd_close(VoStore *base)
 static const VoStoreOps etcd_ops = {
     .name = "etcd",
     .unavailable_message = "cluster has no quorum",
-    .unknown_message = "the cluster did not answer in time: the change may or may not have been "
-                       "made; read it before trying again",
+    .unknown_message = "cluster has no quorum or did not answer in time: the change may or may "
+                       "not have been made; read it before trying again",
     .close = etcd_close,
     .get = etcd_get,
     .list = etcd_list,
