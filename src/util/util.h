@@ -56,7 +56,7 @@ int vo_if_match_check(int64_t expected, int64_t rev, const char *what, char **re
  * message that words its EAGAIN itself is kept. Returns a malloc'd string. */
 char *vo_error_unavailable_message(const char *message, const char *store_message);
 /* The same for -ETIMEDOUT (VO_STORE_EUNKNOWN: a write's outcome unknown):
- * store_message ("the cluster did not answer in time: the change may or
+ * store_message ("cluster has no quorum or did not answer in time: the change may or
  * may not have been made; ...") in place of strerror(ETIMEDOUT). */
 char *vo_error_unknown_message(const char *message, const char *store_message);
 
