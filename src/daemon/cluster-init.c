@@ -121,6 +121,10 @@ int vo_cluster_token(VoDaemon *d, VoStore *raw, const char *cluster_id, const ch
         r = vo_store_put_lease(raw, key, text, VO_REV_NEW, lease, NULL);
     if (r < 0) {
         vo_join_token_clear(&t);
+        /* A token stored or not is harmless either way: an unknown outcome
+         * (VO_STORE_EUNKNOWN) is the store not answering, like -EAGAIN. */
+        if (r == VO_STORE_EUNKNOWN)
+            r = -EAGAIN;
         return vo_error_set(ret_error, r, "cannot store the join token: %s",
                             r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
     }
