@@ -1,0 +1,378 @@
+/* cluster-sim.c: simulates a large cluster against a real etcd, as the
+ * store sees it, without vireods or host plumbing (bench/cluster-scale runs
+ * it): H hosts publish member documents and live records on leases of their
+ * own, V VMs are written as vireod writes them (the VM document in its
+ * host's namespace and the name claim, one transaction each), the leases of
+ * every host are renewed for a while as the hosts service does (keepalive,
+ * then a linearizable read), and the manager's placement path is timed end
+ * to end: list the member documents and records, build the snapshot, place.
+ * Prints one JSON object. Deterministic contents (fixed seed).
+ *
+ *   cluster-sim ENDPOINT HOSTS VMS RENEW_SECONDS PLACEMENTS THREADS */
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster/place-snapshot.h"
+#include "cluster/placement.h"
+#include "state/store.h"
+#include "util/util.h"
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
+
+static uint64_t rnd(void) /* xorshift64*; single-threaded use only */
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ULL;
+}
+
+static double now_ms(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static json_t *stats(double *v, size_t n)
+{
+    if (!n)
+        return json_null();
+    qsort(v, n, sizeof(*v), cmp_double);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += v[i];
+    return json_pack("{s:f, s:f, s:f, s:f, s:I}", "median_ms", v[n / 2], "p99_ms",
+                     v[(size_t)((double)(n - 1) * 0.99)], "max_ms", v[n - 1], "mean_ms",
+                     sum / (double)n, "n", (json_int_t)n);
+}
+
+typedef struct {
+    char id[64];
+    char name[32];
+    int64_t lease;
+    uint64_t memory_mib;
+    unsigned cpus;
+    uint64_t committed_mib;
+    unsigned committed_vcpus;
+} SimHost;
+
+static char *record_text(const SimHost *h)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s,s,s,s], s:[s], s:I, s:I, s:i,"
+                          " s:f, s:f, s:I, s:i, s:f, s:i, s:s}",
+                          "id", h->id, "name", h->name, "address", "10.0.0.1", "state", "online",
+                          "accel", "kvm", "cpu_model", "AMD EPYC 7B13", "cpu_flags", "avx", "avx2",
+                          "sse2", "sse4_2", "pools", "default", "memory_mib",
+                          (json_int_t)h->memory_mib, "memory_used_mib",
+                          (json_int_t)(h->committed_mib / 2), "cpus", (int)h->cpus, "mem_ratio",
+                          1.0, "cpu_ratio", 4.0, "committed_memory_mib",
+                          (json_int_t)h->committed_mib, "committed_vcpus",
+                          (int)h->committed_vcpus, "load", 0.3, "vms", 100, "version", "0.1.0");
+    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return text;
+}
+
+/* ---- lease renewals from many threads ----------------------------------- */
+
+typedef struct {
+    VoStore *s;
+    SimHost *hosts;
+    size_t from, to;
+    double until;
+    double *lat; /* per renewal: keepalive + linearizable read */
+    size_t n_lat, cap;
+    unsigned failed;
+} RenewWorker;
+
+static void *renew_worker(void *userdata)
+{
+    RenewWorker *w = userdata;
+    while (now_ms(CLOCK_MONOTONIC) < w->until) {
+        double round_start = now_ms(CLOCK_MONOTONIC);
+        for (size_t i = w->from; i < w->to && now_ms(CLOCK_MONOTONIC) < w->until; i++) {
+            double t0 = now_ms(CLOCK_MONOTONIC);
+            int64_t rev = 0;
+            int r = w->s->ops->lease_keepalive(w->s, w->hosts[i].lease);
+            if (r == 0)
+                r = w->s->ops->revision(w->s, &rev);
+            if (r < 0)
+                w->failed++;
+            if (w->n_lat == w->cap) {
+                w->cap = w->cap ? w->cap * 2 : 4096;
+                w->lat = realloc(w->lat, w->cap * sizeof(double));
+                if (!w->lat)
+                    abort();
+            }
+            w->lat[w->n_lat++] = now_ms(CLOCK_MONOTONIC) - t0;
+        }
+        /* Each host renews once a second, as the hosts service does. */
+        double left = 1000 - (now_ms(CLOCK_MONOTONIC) - round_start);
+        if (left > 0) {
+            struct timespec ts = { 0, (long)(left * 1e6) };
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+/* ---- placement as the manager does it ----------------------------------- */
+
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    const char *slash = strrchr(key, '/');
+    json_t *o = json_loads(value, 0, NULL);
+    if (slash && o)
+        json_object_set_new(userdata, slash + 1, o);
+    else
+        json_decref(o);
+    return 0;
+}
+
+static int place_once(VoStore *s, double *ret_wall, double *ret_cpu, char **ret_host)
+{
+    double w0 = now_ms(CLOCK_MONOTONIC), c0 = now_ms(CLOCK_THREAD_CPUTIME_ID);
+    json_t *members = json_object(), *records = json_object();
+    int r = vo_store_list(s, "cluster/members/", collect, members);
+    if (r >= 0)
+        r = vo_store_list(s, "cluster/hosts/", collect, records);
+    size_t n = json_object_size(members), i = 0;
+    VoPlaceHostDocs *docs = vo_malloc0((n + 1) * sizeof(*docs));
+    const char *id;
+    json_t *m;
+    json_object_foreach(members, id, m)
+        docs[i++] = (VoPlaceHostDocs){ .member = m, .record = json_object_get(records, id) };
+    VoPlaceSnapshot snap = { 0 };
+    VoPlaceResult res = { 0 };
+    char **warnings = NULL, *error = NULL;
+    char *pools[] = { "default", NULL };
+    VoPlaceRequest req = { .vcpus = 2, .memory_mib = 4096, .accel = VO_ACCEL_AUTO,
+                           .pools = pools };
+    if (r >= 0)
+        r = vo_place_snapshot_build(docs, n, VO_PLACE_SPREAD, NULL, &snap, &warnings, &error);
+    if (r >= 0)
+        r = vo_place(&snap, &req, &res);
+    if (r >= 0 && res.host >= 0)
+        *ret_host = vo_strdup(snap.hosts[res.host].id);
+    else if (r >= 0)
+        r = -EBUSY;
+    vo_place_result_clear(&res);
+    vo_place_snapshot_clear(&snap);
+    vo_strv_free(warnings);
+    free(error);
+    free(docs);
+    json_decref(members);
+    json_decref(records);
+    *ret_wall = now_ms(CLOCK_MONOTONIC) - w0;
+    *ret_cpu = now_ms(CLOCK_THREAD_CPUTIME_ID) - c0;
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 7) {
+        fprintf(stderr, "usage: cluster-sim ENDPOINT HOSTS VMS RENEW_SECONDS PLACEMENTS THREADS\n");
+        return 2;
+    }
+    size_t n_hosts = strtoul(argv[2], NULL, 10), n_vms = strtoul(argv[3], NULL, 10);
+    int renew_s = atoi(argv[4]), n_place = atoi(argv[5]), n_threads = atoi(argv[6]);
+    if (!n_hosts || n_threads < 1 || n_threads > 64)
+        return 2;
+    VoStore *raw = NULL;
+    VoEtcdOptions o = { .endpoints = argv[1], .timeout_ms = 30000 };
+    int r = vo_store_open_etcd(&o, &raw);
+    if (r < 0) {
+        fprintf(stderr, "cannot open etcd at %s: %s\n", argv[1], strerror(-r));
+        return 1;
+    }
+    json_t *out = json_object();
+    SimHost *hosts = vo_malloc0(n_hosts * sizeof(*hosts));
+    static const uint64_t mem[] = { 262144, 524288, 786432, 1048576 };
+    static const unsigned cpus[] = { 64, 96, 128, 192 };
+    for (size_t i = 0; i < n_hosts; i++) {
+        SimHost *h = &hosts[i];
+        snprintf(h->id, sizeof(h->id), "%08zx-0000-4000-8000-%012zx", i, i * 7919);
+        snprintf(h->name, sizeof(h->name), "h%04zu", i);
+        h->memory_mib = mem[rnd() % 4];
+        h->cpus = cpus[rnd() % 4];
+    }
+    /* VMs: each host holds its share; the committed figures follow. */
+    for (size_t v = 0; v < n_vms; v++) {
+        SimHost *h = &hosts[rnd() % n_hosts];
+        h->committed_mib += 1024u << (rnd() % 4);
+        h->committed_vcpus += 1 + (unsigned)(rnd() % 4);
+    }
+
+    /* 1. Hosts: member document, lease, live record (one write each). */
+    double t0 = now_ms(CLOCK_MONOTONIC);
+    for (size_t i = 0; i < n_hosts && r >= 0; i++) {
+        SimHost *h = &hosts[i];
+        _cleanup_free_ char *mkey = vo_asprintf("cluster/members/%s", h->id);
+        _cleanup_free_ char *mdoc = vo_asprintf("{\"id\":\"%s\",\"name\":\"%s\",\"address\":"
+                                                "\"10.0.0.1\",\"api_port\":8443}",
+                                                h->id, h->name);
+        _cleanup_free_ char *rkey = vo_asprintf("cluster/hosts/%s", h->id);
+        _cleanup_free_ char *rdoc = record_text(h);
+        r = vo_store_put(raw, mkey, mdoc, VO_REV_ANY, NULL);
+        if (r >= 0)
+            r = raw->ops->lease_grant(raw, 6000, &h->lease);
+        if (r >= 0)
+            r = vo_store_put_lease(raw, rkey, rdoc, VO_REV_ANY, h->lease, NULL);
+    }
+    double hosts_ms = now_ms(CLOCK_MONOTONIC) - t0;
+    if (r < 0) {
+        fprintf(stderr, "writing hosts: %s\n", strerror(-r));
+        return 1;
+    }
+    json_object_set_new(out, "hosts", json_pack("{s:I, s:f}", "n", (json_int_t)n_hosts,
+                                                "writes_per_s",
+                                                3.0 * (double)n_hosts / (hosts_ms / 1000)));
+
+    /* 2. VMs, as vireod writes them when it creates one: the document in
+     * its host's namespace and the name claim, one transaction. The first
+     * SAMPLE VMs are written so and timed; the rest in transactions of 64
+     * VMs (128 operations, etcd's limit), to fill the store quickly. The
+     * hosts' leases are not renewed meanwhile: records may lapse; they are
+     * published again before step 3. */
+    size_t sample = n_vms < 5000 ? n_vms : 5000;
+    double *vm_lat = vo_malloc0((sample + 1) * sizeof(double));
+    t0 = now_ms(CLOCK_MONOTONIC);
+    double sample_ms = 0;
+    for (size_t v = 0; v < n_vms && r >= 0;) {
+        size_t batch = v < sample ? 1 : (n_vms - v < 64 ? n_vms - v : 64);
+        VoStoreCompare cmps[128];
+        VoStoreOp ops[128];
+        char *texts[4 * 64];
+        size_t n_texts = 0;
+        for (size_t b = 0; b < batch; b++, v++) {
+            SimHost *h = &hosts[v % n_hosts];
+            char id[64];
+            snprintf(id, sizeof(id), "%08zx-1111-4000-8000-%012zx", v, v);
+            char *key = vo_asprintf("h/%s/vms/%s", h->id, id);
+            char *name = vo_asprintf("cluster/names/vms/vm-%06zu", v);
+            char *doc = vo_asprintf(
+                "{\"spec\":{\"id\":\"%s\",\"name\":\"vm-%06zu\",\"vcpus\":2,\"memory_mib\":2048,"
+                "\"image\":\"default\",\"disks\":[{\"volume\":\"default/vm-%06zu-root\"}],"
+                "\"nics\":[{\"network\":\"default\",\"mac\":\"52:54:00:%02zx:%02zx:%02zx\"}]},"
+                "\"status\":{\"state\":\"running\",\"created_at\":1764900000}}",
+                id, v, v, (v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
+            char *claim = vo_asprintf("{\"vm\":\"%s\",\"host\":\"%s\"}", id, h->id);
+            cmps[2 * b] = (VoStoreCompare){ key, VO_REV_NEW };
+            cmps[2 * b + 1] = (VoStoreCompare){ name, VO_REV_NEW };
+            ops[2 * b] = (VoStoreOp){ VO_STORE_PUT, key, doc, 0 };
+            ops[2 * b + 1] = (VoStoreOp){ VO_STORE_PUT, name, claim, 0 };
+            texts[n_texts++] = key;
+            texts[n_texts++] = name;
+            texts[n_texts++] = doc;
+            texts[n_texts++] = claim;
+        }
+        double s0 = now_ms(CLOCK_MONOTONIC);
+        r = vo_store_txn(raw, cmps, 2 * batch, ops, 2 * batch, NULL, NULL);
+        if (batch == 1) {
+            vm_lat[v - 1] = now_ms(CLOCK_MONOTONIC) - s0;
+            sample_ms += vm_lat[v - 1];
+        }
+        for (size_t i = 0; i < n_texts; i++)
+            free(texts[i]);
+    }
+    double vms_ms = now_ms(CLOCK_MONOTONIC) - t0;
+    if (r < 0) {
+        fprintf(stderr, "writing VMs: %s\n", strerror(-r));
+        return 1;
+    }
+    json_t *vm_stats = stats(vm_lat, sample);
+    json_object_set_new(vm_stats, "one_per_txn_vms_per_s",
+                        json_real((double)sample / (sample_ms / 1000)));
+    json_object_set_new(vm_stats, "total", json_integer((json_int_t)n_vms));
+    json_object_set_new(vm_stats, "fill_s", json_real(vms_ms / 1000));
+    json_object_set_new(out, "vm_writes", vm_stats);
+    free(vm_lat);
+
+    /* Records again (leases may have lapsed while the VMs were written). */
+    for (size_t i = 0; i < n_hosts && r >= 0; i++) {
+        SimHost *h = &hosts[i];
+        if (raw->ops->lease_keepalive(raw, h->lease) < 0) {
+            r = raw->ops->lease_grant(raw, 6000, &h->lease);
+            _cleanup_free_ char *rkey = vo_asprintf("cluster/hosts/%s", h->id);
+            _cleanup_free_ char *rdoc = record_text(h);
+            if (r >= 0)
+                r = vo_store_put_lease(raw, rkey, rdoc, VO_REV_ANY, h->lease, NULL);
+        }
+    }
+
+    /* 3. Every host renews its lease each second, T threads sharing them. */
+    RenewWorker *workers = vo_malloc0((size_t)n_threads * sizeof(*workers));
+    pthread_t *threads = vo_malloc0((size_t)n_threads * sizeof(*threads));
+    double until = now_ms(CLOCK_MONOTONIC) + renew_s * 1000.0;
+    for (int t = 0; t < n_threads; t++) {
+        workers[t] = (RenewWorker){ .s = raw, .hosts = hosts,
+                                    .from = n_hosts * (size_t)t / (size_t)n_threads,
+                                    .to = n_hosts * (size_t)(t + 1) / (size_t)n_threads,
+                                    .until = until };
+        pthread_create(&threads[t], NULL, renew_worker, &workers[t]);
+    }
+    /* 4. Meanwhile, the manager places VMs (list, build, place). */
+    double *wall = vo_malloc0(((size_t)n_place + 1) * sizeof(double));
+    double *cpu = vo_malloc0(((size_t)n_place + 1) * sizeof(double));
+    int placed = 0, place_failed = 0;
+    for (int p = 0; p < n_place; p++) {
+        char *host = NULL;
+        if (place_once(raw, &wall[placed], &cpu[placed], &host) >= 0)
+            placed++;
+        else
+            place_failed++;
+        free(host);
+    }
+    size_t renewals = 0;
+    unsigned renew_failed = 0;
+    double *all = NULL;
+    for (int t = 0; t < n_threads; t++) {
+        pthread_join(threads[t], NULL);
+        all = realloc(all, (renewals + workers[t].n_lat + 1) * sizeof(double));
+        if (!all)
+            abort();
+        memcpy(all + renewals, workers[t].lat, workers[t].n_lat * sizeof(double));
+        renewals += workers[t].n_lat;
+        renew_failed += workers[t].failed;
+        free(workers[t].lat);
+    }
+    json_t *rs = stats(all, renewals);
+    json_object_set_new(rs, "per_s", json_real((double)renewals / renew_s));
+    json_object_set_new(rs, "failed", json_integer(renew_failed));
+    json_object_set_new(out, "renewals", rs);
+    free(all);
+    json_t *ps = stats(wall, (size_t)placed);
+    json_t *pc = stats(cpu, (size_t)placed);
+    json_object_set_new(ps, "cpu_median_ms", json_object_get(pc, "median_ms")
+                                                  ? json_copy(json_object_get(pc, "median_ms"))
+                                                  : json_null());
+    json_object_set_new(ps, "cpu_p99_ms", json_object_get(pc, "p99_ms")
+                                              ? json_copy(json_object_get(pc, "p99_ms"))
+                                              : json_null());
+    json_object_set_new(ps, "failed", json_integer(place_failed));
+    json_decref(pc);
+    json_object_set_new(out, "placement", ps);
+    free(wall);
+    free(cpu);
+    free(workers);
+    free(threads);
+    free(hosts);
+    vo_store_close(raw);
+    char *text = json_dumps(out, JSON_COMPACT);
+    puts(text);
+    free(text);
+    json_decref(out);
+    return 0;
+}
