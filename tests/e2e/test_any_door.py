@@ -112,6 +112,9 @@ def test_any_host_serves_every_vm(cluster):
     # Names are the cluster's: taken on another host is a 409 naming it.
     status, doc = h1.request("POST", "/v1/vms", {"name": "b2", "memory_mib": 64})
     assert status == 409 and "host 'h2'" in doc["error"]["message"], doc
+    # Also when placed on h2 itself (refused there, the answer goes to h1's client).
+    status, doc = h1.request("POST", "/v1/vms", {"name": "b2", "memory_mib": 64, "host": "h2"})
+    assert status == 409 and "host 'h2'" in doc["error"]["message"], doc
     # A rename through h1 moves the claim; the old name is free again.
     h1.api("PATCH", "/v1/vms/b2", {"name": "b2x"})
     assert listed(h3)["b2x"]["host"] == "h2"
