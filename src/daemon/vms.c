@@ -227,7 +227,9 @@ char *vo_vm_name_taken_message(VoDaemon *d, const char *name)
     if (vo_store_get(d->store, key, &text, NULL) >= 0) {
         json_t *doc = json_loads(text, 0, NULL);
         const char *id = json_string_value(json_object_get(doc, "host"));
-        if (id && strcmp(id, d->host_id))
+        /* In a cluster, always: the request may have come in through
+         * another host (placement forwards a create to the host chosen). */
+        if (id && (d->cluster || strcmp(id, d->host_id)))
             host = vo_host_name_of(d, id);
         json_decref(doc);
     }

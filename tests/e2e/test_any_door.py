@@ -36,7 +36,9 @@ def listed(h, query=""):
 
 
 def create(h, name):
-    return h.task_ok("POST", "/v1/vms", {"name": name, "memory_mib": 64})["vm"]
+    """A VM made on h itself (pinned: a create without "host" is placed by
+    the manager on any host)."""
+    return h.task_ok("POST", "/v1/vms", {"name": name, "memory_mib": 64, "host": h.name})["vm"]
 
 
 def events_since(h, rev, kind="vm"):
@@ -110,6 +112,9 @@ def test_any_host_serves_every_vm(cluster):
     # Names are the cluster's: taken on another host is a 409 naming it.
     status, doc = h1.request("POST", "/v1/vms", {"name": "b2", "memory_mib": 64})
     assert status == 409 and "host 'h2'" in doc["error"]["message"], doc
+    # Also when placed on h2 itself (refused there, the answer goes to h1's client).
+    status, doc = h1.request("POST", "/v1/vms", {"name": "b2", "memory_mib": 64, "host": "h2"})
+    assert status == 409 and "host 'h2'" in doc["error"]["message"], doc
     # A rename through h1 moves the claim; the old name is free again.
     h1.api("PATCH", "/v1/vms/b2", {"name": "b2x"})
     assert listed(h3)["b2x"]["host"] == "h2"
@@ -173,7 +178,8 @@ def test_name_race_makes_one_vm(cluster):
 
         def go(h):
             barrier.wait()
-            results[h.name] = h.request("POST", "/v1/vms", {"name": name, "memory_mib": 64})
+            results[h.name] = h.request("POST", "/v1/vms",
+                                        {"name": name, "memory_mib": 64, "host": h.name})
 
         threads = [threading.Thread(target=go, args=(h,)) for h in (h1, h2)]
         for t in threads:
@@ -197,7 +203,7 @@ def test_console_of_a_vm_on_h2_through_h1(cluster):
     c = cluster(2, driver="qemu", listen=False)
     h1, h2 = c.hosts
     form(c)
-    h2.cli("vm", "create", "g2", "--memory", "256M")
+    h2.cli("vm", "create", "g2", "--memory", "256M", "--host", "h2")
     h1.cli("vm", "start", "g2", timeout=300)
     vm = h2.vm("g2")
     if vm.get("pid"):

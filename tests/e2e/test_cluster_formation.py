@@ -155,7 +155,7 @@ def test_leave_and_host_remove(cluster):
     for h in (h2, h3):
         tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
         join(h, tok, h1)
-    h3.task_ok("POST", "/v1/vms", {"name": "on3", "memory_mib": 64})
+    h3.task_ok("POST", "/v1/vms", {"name": "on3", "memory_mib": 64, "host": "h3"})
     h3.task_ok("POST", "/v1/vms/on3/start")
     r = h3.request("POST", "/v1/cluster/leave", {})
     assert r[0] == 409 and "on3" in r[1]["error"]["message"], r

@@ -91,9 +91,11 @@ def test_cluster_nat_network_spans_hosts(cluster):
     # Names are the cluster's: a second "web" on h2 is refused.
     st, err = h2.request("POST", "/v1/networks", {"name": "web", "type": "isolated"})
     assert st == 409, err
-    # A VM on each host (each created through its own host's socket).
+    # A VM on each host (each created through its own host's socket, pinned
+    # there: a create without "host" is placed by the manager).
     for h, vm in ((h1, "a"), (h2, "b")):
-        h.task_ok("POST", "/v1/vms", {"name": vm, "memory_mib": 128, "networks": ["web"]})
+        h.task_ok("POST", "/v1/vms", {"name": vm, "memory_mib": 128, "networks": ["web"],
+                                      "host": h.name})
         h.cli("vm", "start", vm)
     for h, vm in ((h1, "a"), (h2, "b")):
         h.wait_console(vm, BOOT_MARKER, timeout=120)

@@ -78,7 +78,8 @@ def test_placement_spread_groups_pins_and_refusals(cluster):
         h = wait_created(c, doc)
         assert h.vm(doc["vm"]["name"])["name"] == doc["vm"]["name"]  # made there
     for h in c.hosts:
-        local = [v["name"] for v in h.api("GET", "/v1/vms")["vms"]]
+        # Its own (GET /v1/vms lists every host's VMs).
+        local = [v["name"] for v in h.api("GET", f"/v1/vms?host={h.name}")["vms"]]
         assert len(local) == 2, (h.name, local)
 
     # One of them boots, a real TCG guest, on the host it was placed on.

@@ -86,8 +86,8 @@ def test_shared_pool_on_three_hosts(cluster):
 
     # A non-shareable volume has one VM in the cluster: a on h1 has it, b
     # on h2 is refused, and h3 cannot delete it.
-    h1.task_ok("POST", "/v1/vms", {"name": "a", "memory_mib": 64})
-    h2.task_ok("POST", "/v1/vms", {"name": "b", "memory_mib": 64})
+    h1.task_ok("POST", "/v1/vms", {"name": "a", "memory_mib": 64, "host": "h1"})
+    h2.task_ok("POST", "/v1/vms", {"name": "b", "memory_mib": 64, "host": "h2"})
     h1.task_ok("POST", "/v1/vms/a/disks", {"volume": "nfs/data"})
     wait_until(lambda: h2.api("GET", "/v1/pools/nfs/volumes/data")["attached_to"] == "a", 30,
                what="h2 sees nfs/data attached")
@@ -106,7 +106,7 @@ def test_shared_pool_on_three_hosts(cluster):
 
     # Two hosts attaching one fresh volume at once: exactly one gets it.
     h3.task_ok("POST", "/v1/pools/nfs/volumes", {"name": "race", "size_bytes": MiB})
-    h1.task_ok("POST", "/v1/vms", {"name": "a2", "memory_mib": 64})
+    h1.task_ok("POST", "/v1/vms", {"name": "a2", "memory_mib": 64, "host": "h1"})
     for h in (h1, h2):
         wait_until(lambda: "race" in volume_names(h, "nfs"), 30, what="race listed")
     results = {}
@@ -147,7 +147,8 @@ def test_shared_pool_on_three_hosts(cluster):
     wait_until(lambda: "base" in {i["name"] for i in h2.api("GET", "/v1/images")["images"]},
                30, what="h2 lists image base")
     assert h2.api("GET", "/v1/images/base")["pool"] == "nfs"
-    h2.task_ok("POST", "/v1/vms", {"name": "fromshared", "image": "base", "memory_mib": 64})
+    h2.task_ok("POST", "/v1/vms", {"name": "fromshared", "image": "base", "memory_mib": 64,
+                                   "host": "h2"})
     boot = h2.api("GET", "/v1/vms/fromshared/disks")["disks"][0]["volume"]
     pool_name, vol_name = boot.split("/")
     backing = h2.api("GET", f"/v1/pools/{pool_name}/volumes/{vol_name}")["backing"]
