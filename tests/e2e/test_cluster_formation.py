@@ -203,6 +203,37 @@ def test_leave_and_host_remove(cluster):
     assert [m["name"] for m in show(h1)["etcd_members"]] == ["h1"]
 
 
+def test_host_remove_forgets_its_cluster_records(cluster):
+    """A removed host's VM names, group memberships and addresses go with
+    it: the group and the network can be deleted, the name used again."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    init(h1)
+    tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+    join(h2, tok, h1)
+    h1.cli("group", "create", "g", "--policy", "spread")
+    h1.api("POST", "/v1/networks", {"name": "lan", "type": "nat", "subnet": "10.89.0.0/24"},
+           expect=201)
+    wait_until(lambda: h2.request("GET", "/v1/networks/lan")[1].get("state") == "active", 30,
+               what="lan active on h2")
+    h2.task_ok("POST", "/v1/vms", {"name": "v2", "memory_mib": 64, "host": "h2", "group": "g",
+                                   "networks": ["lan"]})
+    assert [m["name"] for m in h1.api("GET", "/v1/groups/g")["members"]] == ["v2"]
+    assert [a["name"] for a in h1.api("GET", "/v1/networks/lan")["addresses"]] == ["v2"]
+    # h2's vireod stops (its etcd stays: the quorum needs it) and h1 removes it.
+    h2.stop()
+    wait_until(lambda: [h["state"] for h in h1.api("GET", "/v1/hosts")["hosts"]
+                        if h["name"] == "h2"] == ["offline"], 20, what="h2 offline")
+    h1.api("DELETE", "/v1/hosts/h2")
+    assert h1.api("GET", "/v1/groups/g")["members"] == []
+    assert h1.api("GET", "/v1/networks/lan")["addresses"] == []
+    h1.task_ok("POST", "/v1/vms", {"name": "v2", "memory_mib": 64, "host": "h1"})
+    h1.task_ok("DELETE", "/v1/vms/v2")
+    assert h1.request("DELETE", "/v1/groups/g")[0] < 300
+    st, doc = h1.request("DELETE", "/v1/networks/lan")
+    assert st < 300, doc
+
+
 def test_one_host_cluster_cannot_be_left(cluster):
     c = cluster(1, listen=False)
     h1, = c.hosts
