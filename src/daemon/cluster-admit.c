@@ -231,6 +231,56 @@ static void restore_token(VoDaemon *d, const char *token_id, const char *text)
                  strerror(-r));
 }
 
+/* Whether member id is still a learner that has not started. */
+static bool still_unstarted(const VoEtcdEndpoint *ep, uint64_t id)
+{
+    VoEtcdMembers m = { 0 };
+    _cleanup_free_ char *error = NULL;
+    bool yes = false;
+    if (vo_etcd_member_list(ep, &m, &error) >= 0)
+        for (size_t i = 0; i < m.n; i++)
+            yes |= m.v[i].id == id && m.v[i].learner && !m.v[i].name[0];
+    vo_etcd_members_clear(&m);
+    return yes;
+}
+
+/* etcd takes one learner at a time: a learner at the joiner's own peer URL
+ * (an earlier attempt of this host) or one that never starts (its joiner
+ * died after its admission) would block this join for good: removed. One
+ * not started yet may be another host's join under way: it gets
+ * STALE_LEARNER_MS to start first. */
+#define STALE_LEARNER_MS 10000
+static void remove_stale_learners(const VoEtcdEndpoint *ep, const VoEtcdMembers *m,
+                                  const char *peer)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const VoEtcdMember *x = &m->v[i];
+        bool same_peer = false;
+        for (char **u = x->peer_urls; u && *u; u++)
+            same_peer |= !strcmp(*u, peer);
+        if (!x->learner || (x->name[0] && !same_peer))
+            continue;
+        if (!same_peer) {
+            int64_t until = vo_now_ms() + STALE_LEARNER_MS;
+            bool stale = true;
+            while (stale && vo_now_ms() < until) {
+                poll(NULL, 0, 1000);
+                stale = still_unstarted(ep, x->id);
+            }
+            if (!stale)
+                continue;
+        }
+        _cleanup_free_ char *error = NULL;
+        int r = vo_etcd_member_remove(ep, x->id, 10000, &error);
+        if (r < 0)
+            log_warn("cluster: cannot remove stale etcd learner %" PRIx64 " (%s): %s", x->id,
+                     x->name[0] ? x->name : "never started", error ? error : strerror(-r));
+        else
+            log_info("cluster: stale etcd learner %" PRIx64 " (%s) removed", x->id,
+                     x->name[0] ? x->name : "never started");
+    }
+}
+
 /* Voting members and their client URLs; adds the joiner as a learner when
  * there are fewer than VO_CLUSTER_MAX_VOTERS. */
 static int etcd_admit(VoDaemon *d, const char *name, const char *address, int peer_port,
@@ -252,6 +302,7 @@ static int etcd_admit(VoDaemon *d, const char *name, const char *address, int pe
     }
     if (r >= 0 && voters < VO_CLUSTER_MAX_VOTERS) {
         _cleanup_free_ char *peer = vo_cluster_url(address, peer_port);
+        remove_stale_learners(&ep.e, &m, peer);
         uint64_t id = 0;
         char *initial = NULL;
         /* etcd refuses ("unhealthy cluster") while a member has been

@@ -272,6 +272,7 @@ int vo_cluster_leave(VoDaemon *d, char **ret_error)
         goto fail;
     }
     (void)fsync_path(d->state_dir, true);
+    vo_cluster_committed();
     if ((r = leaving_into_place(d->state_dir)) < 0)
         log_error("cluster leave: cannot rename %s: %s; the next start finishes it", fresh,
                   strerror(-r));

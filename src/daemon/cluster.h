@@ -109,10 +109,15 @@ int vo_cluster_delete_prefix(VoStore *s, const char *prefix);
 
 /* ---- steps shared by init, join and leave (cluster-init.c) -------------- */
 
-/* One cluster change at a time: false with *ret_error (-EBUSY) when another
- * runs; vo_cluster_end ends it. */
+/* One cluster change at a time: -EBUSY with *ret_error when another runs
+ * or one has committed (vireod is about to re-execute); vo_cluster_end
+ * ends it. */
 int vo_cluster_begin(char **ret_error);
 void vo_cluster_end(void);
+/* Between a change's begin and end: it committed (STATE changed; vireod
+ * re-executes after the reply), so every later begin is refused (-EBUSY).
+ * vo_cluster_commit calls it. */
+void vo_cluster_committed(void);
 /* Removes what an earlier attempt left and makes STATE/cluster.new/cluster
  * (0700); returns STATE/cluster.new (malloc'd) or NULL. */
 char *vo_cluster_staging_make(VoDaemon *d);

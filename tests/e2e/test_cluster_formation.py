@@ -234,6 +234,26 @@ def test_host_remove_forgets_its_cluster_records(cluster):
     assert st < 300, doc
 
 
+def test_stale_learner_does_not_block_joins(cluster):
+    """A learner whose joiner died after its admission (added, never
+    started) would take etcd's one learner slot for good: the next join
+    removes it."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    init(h1)
+    d = os.path.join(h1.state_dir, "cluster")
+    h1.ns("env", "ETCDCTL_API=3", "etcdctl", f"--endpoints=https://{h1.address}:2379",
+          f"--cacert={d}/ca.crt", f"--cert={d}/host.crt", f"--key={d}/host.key",
+          "member", "add", "ghost", "--learner", "--peer-urls=https://10.254.254.254:2380")
+    assert [(m["name"], m["voting"]) for m in show(h1)["etcd_members"]
+            if not m["voting"]] == [("", False)]
+    tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+    join(h2, tok, h1)
+    members = show(h1)["etcd_members"]
+    assert sorted(m["name"] for m in members) == ["h1", "h2"], members
+    assert all(m["voting"] for m in members)
+
+
 def test_one_host_cluster_cannot_be_left(cluster):
     c = cluster(1, listen=False)
     h1, = c.hosts
