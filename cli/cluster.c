@@ -4,7 +4,9 @@
  * answers again in its new mode. */
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -141,19 +143,60 @@ static int cluster_token(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* The token in the file at path ("-": standard input): its first line,
+ * without surrounding blanks; NULL (with a message) when there is none. */
+static char *read_token(const char *path)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "re") : stdin;
+    if (!f) {
+        fprintf(stderr, "vireo: cannot read the token from %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char buf[4096] = "";
+    bool got = fgets(buf, sizeof(buf), f) != NULL;
+    if (f != stdin)
+        fclose(f);
+    char *s = buf;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strcspn(s, " \t\r\n");
+    s[n] = '\0';
+    if (!got || n == 0) {
+        fprintf(stderr, "vireo: no token in %s\n", strcmp(path, "-") ? path : "standard input");
+        return NULL;
+    }
+    char *token = strdup(s);
+    explicit_bzero(buf, sizeof(buf));
+    return token;
+}
+
 static int cluster_join(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *token = NULL, *address = NULL, *member = NULL;
-    const CliOption opts[] = { { "--token", &token, NULL }, { "--address", &address, NULL },
-                               { 0 } };
+    const char *token = NULL, *token_file = NULL, *address = NULL, *member = NULL;
+    const CliOption opts[] = { { "--token", &token, NULL }, { "--token-file", &token_file, NULL },
+                               { "--address", &address, NULL }, { 0 } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &member, &exit_status))
         return exit_status;
-    if (!token)
-        return cli_usage_error("cluster join", "--token TOKEN is required (from 'vireo cluster "
-                                               "init' or 'vireo cluster token' on a member)");
+    if (token && token_file)
+        return cli_usage_error("cluster join", "give --token or --token-file, not both");
+    if (!token && !token_file)
+        return cli_usage_error("cluster join", "--token TOKEN (or --token-file FILE, or "
+                                               "--token - to read it from standard input) is "
+                                               "required (from 'vireo cluster init' or 'vireo "
+                                               "cluster token' on a member)");
+    char *read = NULL;
+    if (token_file || !strcmp(token, "-")) {
+        if (!(read = read_token(token_file ? token_file : "-")))
+            return CLI_EXIT_FAIL;
+        token = read;
+    }
     json_t *body = json_pack("{s:s, s:s, s:s?}", "member", member, "token", token, "address",
                              address);
+    if (read) {
+        explicit_bzero(read, strlen(read));
+        free(read);
+    }
     json_t *doc = NULL;
     int r = api_call("POST", "/v1/cluster/join", body, &doc);
     json_decref(body);
@@ -245,9 +288,12 @@ static const CliCommand cluster_commands[] = {
       "Make a new join token and print the join command with it.",
       "  --ttl DURATION  how long the token is valid: 90s, 30m, 2h, 1d (default 1h)\n",
       cluster_token },
-    { "cluster", "join", "ADDRESS[:PORT]", "--token TOKEN [--address IP]",
+    { "cluster", "join", "ADDRESS[:PORT]", "--token TOKEN|--token-file FILE [--address IP]",
       "Join this standalone host to the cluster of the member at ADDRESS.",
       "  --token TOKEN  the token of 'vireo cluster init' or 'vireo cluster token'\n"
+      "                 ('-': read it from standard input, keeping it out of argv)\n"
+      "  --token-file FILE  read the token from the first line of FILE\n"
+      "A token admits one host: a second join with it is refused.\n"
       "  --address IP   this host's address in the cluster (default: of the default route)\n"
       "Refused when this host's VMs or networks collide with the cluster's (by name or\n"
       "subnet): the message names each.\n",

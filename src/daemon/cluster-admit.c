@@ -160,9 +160,10 @@ static char *join_strv(char **v, const char *sep)
     return s;
 }
 
-/* Checks the token; 0 or -EACCES / -EKEYEXPIRED with why. */
+/* Checks the token; 0 (with its record's text and revision) or -EACCES /
+ * -EKEYEXPIRED with why. */
 static int check_token(VoDaemon *d, const char *cluster, const char *token_id, const char *secret,
-                       char **ret_error)
+                       char **ret_text, int64_t *ret_rev, char **ret_error)
 {
     if (strcmp(cluster, d->cluster->cluster_id) != 0)
         return vo_error_set(ret_error, -EACCES, "the token is of cluster %s, this host is in %s",
@@ -171,10 +172,11 @@ static int check_token(VoDaemon *d, const char *cluster, const char *token_id, c
         return vo_error_set(ret_error, -EACCES, "join token is not valid");
     _cleanup_free_ char *key = vo_asprintf("cluster/join-tokens/%s", token_id);
     _cleanup_free_ char *text = NULL;
-    int r = vo_store_get(d->cluster_store, key, &text, NULL);
+    int r = vo_store_get(d->cluster_store, key, &text, ret_rev);
     if (r == -ENOENT)
-        return vo_error_set(ret_error, -EACCES, "join token is not valid (unknown, or expired): "
-                            "make a new one with 'vireo cluster token'");
+        return vo_error_set(ret_error, -EACCES, "join token is not valid (unknown, expired, or "
+                            "already used: a token admits one host): make a new one with "
+                            "'vireo cluster token'");
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot read the join token: %s", strerror(-r));
     json_t *record = json_loads(text, 0, NULL);
@@ -183,7 +185,100 @@ static int check_token(VoDaemon *d, const char *cluster, const char *token_id, c
     r = vo_join_token_check(&t, record, (int64_t)time(NULL), ret_error);
     explicit_bzero(t.secret, sizeof(t.secret));
     json_decref(record);
+    if (r >= 0) {
+        *ret_text = text;
+        text = NULL;
+    }
     return r == -EINVAL ? -EACCES : r;
+}
+
+/* A join token is good for one join: its record is deleted at the revision
+ * check_token read, so of two requests with it only one gets past here. */
+static int consume_token(VoDaemon *d, const char *token_id, int64_t rev, char **ret_error)
+{
+    _cleanup_free_ char *key = vo_asprintf("cluster/join-tokens/%s", token_id);
+    int r = vo_store_delete(d->cluster_store, key, rev);
+    if (r == -ENOENT || r == -ESTALE)
+        return vo_error_set(ret_error, -EACCES, "join token already used: a token admits one "
+                            "host; make a new one with 'vireo cluster token'");
+    if (r == VO_STORE_EUNKNOWN)
+        r = -EAGAIN;
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot use the join token: %s",
+                            r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
+    return 0;
+}
+
+/* The admission failed after consume_token: the token is put back (on a
+ * lease of what is left of its life) so that the joiner can try again. */
+static void restore_token(VoDaemon *d, const char *token_id, const char *text)
+{
+    json_t *record = json_loads(text, 0, NULL);
+    int64_t left = json_integer_value(json_object_get(record, "expires")) - (int64_t)time(NULL);
+    json_decref(record);
+    if (left <= 0)
+        return;
+    _cleanup_free_ char *key = vo_asprintf("cluster/join-tokens/%s", token_id);
+    int64_t lease = 0;
+    int r = d->cluster_store->ops->lease_grant(d->cluster_store,
+                                               (int)(left > 0x7fffffff / 1000 ? 0x7fffffff
+                                                                              : left * 1000),
+                                               &lease);
+    if (r >= 0)
+        r = vo_store_put_lease(d->cluster_store, key, text, VO_REV_NEW, lease, NULL);
+    if (r < 0)
+        log_warn("cluster: cannot put join token %s back after a failed join: %s", token_id,
+                 strerror(-r));
+}
+
+/* Whether member id is still a learner that has not started. */
+static bool still_unstarted(const VoEtcdEndpoint *ep, uint64_t id)
+{
+    VoEtcdMembers m = { 0 };
+    _cleanup_free_ char *error = NULL;
+    bool yes = false;
+    if (vo_etcd_member_list(ep, &m, &error) >= 0)
+        for (size_t i = 0; i < m.n; i++)
+            yes |= m.v[i].id == id && m.v[i].learner && !m.v[i].name[0];
+    vo_etcd_members_clear(&m);
+    return yes;
+}
+
+/* etcd takes one learner at a time: a learner at the joiner's own peer URL
+ * (an earlier attempt of this host) or one that never starts (its joiner
+ * died after its admission) would block this join for good: removed. One
+ * not started yet may be another host's join under way: it gets
+ * STALE_LEARNER_MS to start first. */
+#define STALE_LEARNER_MS 10000
+static void remove_stale_learners(const VoEtcdEndpoint *ep, const VoEtcdMembers *m,
+                                  const char *peer)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const VoEtcdMember *x = &m->v[i];
+        bool same_peer = false;
+        for (char **u = x->peer_urls; u && *u; u++)
+            same_peer |= !strcmp(*u, peer);
+        if (!x->learner || (x->name[0] && !same_peer))
+            continue;
+        if (!same_peer) {
+            int64_t until = vo_now_ms() + STALE_LEARNER_MS;
+            bool stale = true;
+            while (stale && vo_now_ms() < until) {
+                poll(NULL, 0, 1000);
+                stale = still_unstarted(ep, x->id);
+            }
+            if (!stale)
+                continue;
+        }
+        _cleanup_free_ char *error = NULL;
+        int r = vo_etcd_member_remove(ep, x->id, 10000, &error);
+        if (r < 0)
+            log_warn("cluster: cannot remove stale etcd learner %" PRIx64 " (%s): %s", x->id,
+                     x->name[0] ? x->name : "never started", error ? error : strerror(-r));
+        else
+            log_info("cluster: stale etcd learner %" PRIx64 " (%s) removed", x->id,
+                     x->name[0] ? x->name : "never started");
+    }
 }
 
 /* Voting members and their client URLs; adds the joiner as a learner when
@@ -207,6 +302,7 @@ static int etcd_admit(VoDaemon *d, const char *name, const char *address, int pe
     }
     if (r >= 0 && voters < VO_CLUSTER_MAX_VOTERS) {
         _cleanup_free_ char *peer = vo_cluster_url(address, peer_port);
+        remove_stale_learners(&ep.e, &m, peer);
         uint64_t id = 0;
         char *initial = NULL;
         /* etcd refuses ("unhealthy cluster") while a member has been
@@ -254,7 +350,9 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
                        &nets, "etcd_peer_port", &peer_port) < 0 ||
         !json_is_array(vms) || !json_is_array(nets))
         return vo_error_set(ret_error, -EINVAL, "invalid join request: %s", jerr.text);
-    int r = check_token(d, cluster, token_id, secret, ret_error);
+    _cleanup_free_ char *token_text = NULL;
+    int64_t token_rev = 0;
+    int r = check_token(d, cluster, token_id, secret, &token_text, &token_rev, ret_error);
     if (r < 0)
         return r;
     _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
@@ -283,6 +381,9 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
     json_decref(o.networks);
     json_decref(o.names);
     VoPkiPair host = { 0 };
+    bool consumed = false;
+    if (r >= 0 && (r = consume_token(d, token_id, token_rev, ret_error)) >= 0)
+        consumed = true;
     if (r >= 0)
         r = vo_pki_host_issue(&ca, address, name, &host, ret_error);
     json_t *answer = NULL;
@@ -293,6 +394,8 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
         if (r >= 0 && json_is_true(json_object_get(answer, "voter")))
             json_object_set_new(answer, "ca_key", json_string(ca.key_pem));
     }
+    if (r < 0 && consumed)
+        restore_token(d, token_id, token_text);
     vo_pki_pair_clear(&ca);
     vo_pki_pair_clear(&host);
     if (r < 0) {

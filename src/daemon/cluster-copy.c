@@ -2,6 +2,7 @@
  * etcd (cluster init and join: in; leave: out), in transactions etcd takes
  * (at most 128 keys, well under its 1.5 MiB request limit), and deleting a
  * namespace. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -157,5 +158,47 @@ int vo_cluster_delete_prefix(VoStore *s, const char *prefix)
                          NULL);
     free(ops);
     docs_clear(&docs);
+    return r;
+}
+
+typedef struct {
+    const char *host;
+    char **keys;
+    int64_t *revs;
+    size_t n;
+} HostRecords;
+
+static int collect_host_record(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    HostRecords *h = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *host = json_string_value(json_object_get(doc, "host"));
+    if (host && !strcmp(host, h->host)) {
+        vo_strv_pushf(&h->keys, "%s", key);
+        h->revs = realloc(h->revs, sizeof(*h->revs) * (h->n + 1));
+        if (!h->revs)
+            abort();
+        h->revs[h->n++] = rev;
+    }
+    json_decref(doc);
+    return 0;
+}
+
+int vo_cluster_forget_records(VoStore *raw, const char *host_id)
+{
+    static const char *const prefixes[] = { "cluster/names/vms/", "cluster/group-members/",
+                                            "cluster/ipam/", NULL };
+    HostRecords h = { .host = host_id };
+    int r = 0;
+    for (size_t p = 0; r >= 0 && prefixes[p]; p++)
+        r = vo_store_list(raw, prefixes[p], collect_host_record, &h);
+    for (size_t i = 0; r >= 0 && i < h.n; i++) {
+        /* At the revision read: a record another host took over since stays. */
+        r = vo_store_delete(raw, h.keys[i], h.revs[i]);
+        if (r == -ENOENT || r == -ESTALE)
+            r = 0;
+    }
+    vo_strv_free(h.keys);
+    free(h.revs);
     return r;
 }

@@ -18,13 +18,26 @@
 #include "util/util.h"
 
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;
+/* A change committed; this process only waits for its re-exec (guarded by
+ * busy). */
+static bool committed;
 
 int vo_cluster_begin(char **ret_error)
 {
     if (pthread_mutex_trylock(&busy) != 0)
         return vo_error_set(ret_error, -EBUSY,
                             "another cluster change (init, join or leave) is under way");
+    if (committed) {
+        pthread_mutex_unlock(&busy);
+        return vo_error_set(ret_error, -EBUSY, "a cluster change (init, join or leave) was "
+                            "committed and vireod restarts now: try again once it is back");
+    }
     return 0;
+}
+
+void vo_cluster_committed(void)
+{
+    committed = true;
 }
 
 void vo_cluster_end(void)
@@ -87,6 +100,7 @@ int vo_cluster_commit(VoDaemon *d, char **ret_error)
         return vo_error_set(ret_error, -errno, "cannot rename %s to %s: %s", from, to,
                             strerror(errno));
     (void)fsync_dir(d->state_dir);
+    vo_cluster_committed();
     (void)vo_rm_rf(staging);
     return 0;
 }

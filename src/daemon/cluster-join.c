@@ -136,7 +136,7 @@ typedef struct {
 } Admission;
 
 /* Undoes what the cluster gained: the etcd member (added as a learner) and
- * whatever was copied into this host's namespace. */
+ * whatever was copied (this host's namespace, its VM name records). */
 static void undo(VoDaemon *d, const char *dir, const Admission *a)
 {
     if (!a->member_endpoint)
@@ -152,9 +152,10 @@ static void undo(VoDaemon *d, const char *dir, const Admission *a)
     VoStore *raw = NULL;
     if (vo_cluster_store_open(dir, eps, NULL, &raw) >= 0) {
         _cleanup_free_ char *ns = vo_asprintf("h/%s/", d->host_id);
-        (void)vo_cluster_delete_prefix(raw, ns);
-        json_t *vms = json_object_get(a->answer, "_vm_names");
-        (void)vms;
+        if (vo_cluster_delete_prefix(raw, ns) < 0 ||
+            vo_cluster_forget_records(raw, d->host_id) < 0)
+            log_warn("join undo: cannot delete this host's documents from the cluster "
+                     "('vireo host remove %s' on a member does)", d->host_name);
         vo_store_close(raw);
     }
     vo_cluster_endpoint_clear(&ep);

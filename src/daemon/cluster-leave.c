@@ -1,10 +1,19 @@
-/* cluster-leave.c: a host leaves its cluster (`vireo cluster leave`: its
- * documents copied back into a fresh SQLite store, its namespace, names and
- * member document deleted, its etcd member removed and stopped, STATE/cluster
- * moved aside, then re-exec standalone) or is removed by another host
- * (`vireo host remove`: a dead or departed host's member and documents).
- * Both are refused while the host runs VMs. */
+/* cluster-leave.c: a host leaves its cluster (`vireo cluster leave`) or is
+ * removed by another host (`vireo host remove`: a dead or departed host's
+ * member and documents). Both are refused while the host runs VMs.
+ *
+ * A leave, in an order where every failure leaves the host as it was:
+ * refused (409) when this host is the last voting etcd member (etcd cannot
+ * remove it); its documents copied into STATE/vireo.db.leaving (fsync'd);
+ * its etcd member removed (the step that may fail) and stopped; the commit,
+ * one rename: STATE/cluster to STATE/cluster.left-<time>; then
+ * vireo.db.leaving becomes vireo.db (vo_cluster_leave_recover finishes that
+ * at the next start if vireod dies between); then, best effort, its
+ * documents, names and member record deleted from etcd through the other
+ * members; then re-exec standalone. */
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,8 +26,6 @@ VoClusterEtcd *vo_cluster_runtime_etcd(VoDaemon *d);
 
 typedef struct {
     char **names;
-    const char *host; /* for name records: only this host's */
-    char **keys;
 } Collect;
 
 static int collect_running(const char *key, const char *value, int64_t rev, void *userdata)
@@ -32,17 +39,6 @@ static int collect_running(const char *key, const char *value, int64_t rev, void
     const char *name = json_string_value(json_object_get(json_object_get(doc, "spec"), "name"));
     if (state && name && (!strcmp(state, "running") || !strcmp(state, "paused")))
         vo_strv_pushf(&c->names, "%s", name);
-    json_decref(doc);
-    return 0;
-}
-
-static int collect_names(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    Collect *c = userdata;
-    json_t *doc = json_loads(value, 0, NULL);
-    const char *host = json_string_value(json_object_get(doc, "host"));
-    if (host && !strcmp(host, c->host))
-        vo_strv_pushf(&c->keys, "%s", key);
     json_decref(doc);
     return 0;
 }
@@ -77,26 +73,20 @@ static int refuse_running(VoDaemon *d, const char *host_id, const char *host_nam
     return r;
 }
 
-/* Deletes the host's namespace, its VM name records and member document. */
-static int forget_host(VoDaemon *d, const char *host_id)
+/* Deletes the host's namespace, the cluster records that name it (VM
+ * names, group memberships, addresses) and its member document. */
+static int forget_host(VoStore *raw, const char *host_id)
 {
     _cleanup_free_ char *ns = vo_asprintf("h/%s/", host_id);
-    int r = vo_cluster_delete_prefix(d->cluster_store, ns);
-    Collect c = { .host = host_id };
+    int r = vo_cluster_delete_prefix(raw, ns);
     if (r >= 0)
-        r = vo_store_list(d->cluster_store, "cluster/names/vms/", collect_names, &c);
-    for (size_t i = 0; r >= 0 && c.keys && c.keys[i]; i++) {
-        r = vo_store_delete(d->cluster_store, c.keys[i], VO_REV_ANY);
-        if (r == -ENOENT)
-            r = 0;
-    }
-    vo_strv_free(c.keys);
+        r = vo_cluster_forget_records(raw, host_id);
     _cleanup_free_ char *member = vo_asprintf("cluster/members/%s", host_id);
-    if (r >= 0 && (r = vo_store_delete(d->cluster_store, member, VO_REV_ANY)) == -ENOENT)
+    if (r >= 0 && (r = vo_store_delete(raw, member, VO_REV_ANY)) == -ENOENT)
         r = 0;
     _cleanup_free_ char *record = vo_asprintf("cluster/hosts/%s", host_id);
     if (r >= 0)
-        (void)vo_store_delete(d->cluster_store, record, VO_REV_ANY);
+        (void)vo_store_delete(raw, record, VO_REV_ANY);
     return r;
 }
 
@@ -132,22 +122,109 @@ static int remove_etcd_member(VoDaemon *d, const char *name, const char *skip_ur
     return r;
 }
 
-/* The fresh SQLite store in place of the old one, STATE/cluster aside. */
-static int leave_commit(VoDaemon *d, const char *fresh, const char *db, char **ret_error)
+static int fsync_path(const char *path, bool dir)
 {
-    /* The fresh store was closed cleanly: it is one file. */
+    int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
+/* STATE/vireo.db.leaving (complete and fsync'd) becomes STATE/vireo.db. */
+static int leaving_into_place(const char *state_dir)
+{
+    _cleanup_free_ char *db = vo_asprintf("%s/vireo.db", state_dir);
+    _cleanup_free_ char *fresh = vo_asprintf("%s/vireo.db.leaving", state_dir);
+    /* The old store's WAL would be replayed into the fresh one. */
     _cleanup_free_ char *wal = vo_asprintf("%s-wal", db), *shm = vo_asprintf("%s-shm", db);
     (void)unlink(wal);
     (void)unlink(shm);
     if (rename(fresh, db) < 0)
-        return vo_error_set(ret_error, -errno, "cannot rename %s: %s", fresh, strerror(errno));
-    _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
-    _cleanup_free_ char *aside = vo_asprintf("%s/cluster.left-%lld", d->state_dir,
-                                             (long long)time(NULL));
-    if (rename(dir, aside) < 0)
-        return vo_error_set(ret_error, -errno, "cannot move %s aside: %s", dir, strerror(errno));
-    log_info("cluster leave: done; %s kept as %s", dir, aside);
+        return -errno;
+    (void)fsync_path(state_dir, true);
     return 0;
+}
+
+void vo_cluster_leave_recover(const char *state_dir)
+{
+    _cleanup_free_ char *fresh = vo_asprintf("%s/vireo.db.leaving", state_dir);
+    _cleanup_free_ char *dir = vo_asprintf("%s/" VO_CLUSTER_DIR, state_dir);
+    struct stat st;
+    if (stat(fresh, &st) < 0)
+        return;
+    if (stat(dir, &st) == 0) {
+        /* The leave did not reach its commit: the host is still a member. */
+        log_warn("removing %s, left by a cluster leave that did not finish", fresh);
+        (void)unlink(fresh);
+        return;
+    }
+    int r = leaving_into_place(state_dir);
+    if (r < 0)
+        log_error("cannot finish the cluster leave: rename %s: %s", fresh, strerror(-r));
+    else
+        log_info("cluster leave: finished (its SQLite store moved into place)");
+}
+
+/* Reads the etcd members through this host's endpoints: -EBUSY when this
+ * host's member is the last voter; *ret_urls: the client URLs of the
+ * other members (to delete this host's documents through after the leave). */
+static int check_members(VoDaemon *d, char ***ret_urls, char **ret_error)
+{
+    _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
+    int r = -EAGAIN;
+    for (size_t i = 0; d->cluster->endpoints && d->cluster->endpoints[i]; i++) {
+        VoClusterEndpoint ep;
+        vo_cluster_endpoint(dir, d->cluster->endpoints[i], &ep);
+        VoEtcdMembers m = { 0 };
+        free(*ret_error);
+        *ret_error = NULL;
+        r = vo_etcd_member_list(&ep.e, &m, ret_error);
+        vo_cluster_endpoint_clear(&ep);
+        if (r < 0) {
+            vo_etcd_members_clear(&m);
+            continue;
+        }
+        size_t other_voters = 0;
+        bool own_voter = false;
+        for (size_t k = 0; k < m.n; k++) {
+            bool own = d->cluster->etcd_member && !strcmp(m.v[k].name, d->cluster->etcd_name);
+            if (own)
+                own_voter = !m.v[k].learner;
+            else {
+                other_voters += !m.v[k].learner;
+                for (char **u = m.v[k].client_urls; u && *u; u++)
+                    vo_strv_pushf(ret_urls, "%s", *u);
+            }
+        }
+        vo_etcd_members_clear(&m);
+        if (own_voter && other_voters == 0)
+            return vo_error_set(ret_error, -EBUSY,
+                                "a one-host cluster cannot be left: this host runs the "
+                                "cluster's last voting etcd member, which etcd cannot remove; "
+                                "the host keeps working as a one-host cluster (join another "
+                                "host first, then leave, if it must be standalone)");
+        return 0;
+    }
+    return vo_error_set(ret_error, r, "cannot read the etcd members: %s",
+                        *ret_error ? *ret_error : strerror(-r));
+}
+
+/* After the commit: this host's documents, names and member record deleted
+ * from etcd through the other members (cert files now in aside). */
+static void forget_self(VoDaemon *d, const char *aside, char **urls)
+{
+    VoStore *raw = NULL;
+    int r = urls ? vo_cluster_store_open(aside, urls, NULL, &raw) : -ENOENT;
+    if (r >= 0)
+        r = forget_host(raw, d->host_id);
+    if (raw)
+        vo_store_close(raw);
+    if (r < 0)
+        log_warn("cluster leave: cannot delete this host's documents from etcd (%s); "
+                 "'vireo host remove %s' on another host deletes them",
+                 r == -EAGAIN ? "cluster has no quorum" : strerror(-r), d->host_id);
 }
 
 int vo_cluster_leave(VoDaemon *d, char **ret_error)
@@ -157,8 +234,14 @@ int vo_cluster_leave(VoDaemon *d, char **ret_error)
     int r = refuse_running(d, d->host_id, d->host_name, ret_error);
     if (r < 0 || (r = vo_cluster_begin(ret_error)) < 0)
         return r;
+    char **urls = NULL;
     _cleanup_free_ char *db = vo_asprintf("%s/vireo.db", d->state_dir);
     _cleanup_free_ char *fresh = vo_asprintf("%s/vireo.db.leaving", d->state_dir);
+    _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
+    _cleanup_free_ char *aside = vo_asprintf("%s/cluster.left-%lld", d->state_dir,
+                                             (long long)time(NULL));
+    if ((r = check_members(d, &urls, ret_error)) < 0)
+        goto out;
     (void)unlink(fresh);
     VoStore *sqlite = NULL;
     if ((r = vo_store_open(fresh, &sqlite)) < 0) {
@@ -166,14 +249,11 @@ int vo_cluster_leave(VoDaemon *d, char **ret_error)
         goto out;
     }
     r = vo_cluster_copy_out(d->store, sqlite, ret_error);
-    vo_store_close(sqlite);
+    vo_store_close(sqlite); /* checkpointed: one file */
+    if (r >= 0 && ((r = fsync_path(fresh, false)) < 0 || (r = fsync_path(d->state_dir, true)) < 0))
+        vo_error_set(ret_error, r, "cannot sync %s: %s", fresh, strerror(-r));
     if (r < 0)
         goto fail;
-    if ((r = forget_host(d, d->host_id)) < 0) {
-        vo_error_set(ret_error, r, "cannot delete this host's documents from etcd: %s",
-                     r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
-        goto fail;
-    }
     if (d->cluster->etcd_member) {
         _cleanup_free_ char *own = vo_cluster_url(d->cluster->address,
                                                   d->cluster->etcd_client_port);
@@ -183,12 +263,27 @@ int vo_cluster_leave(VoDaemon *d, char **ret_error)
         }
         vo_cluster_etcd_stop(vo_cluster_runtime_etcd(d), 10000);
     }
-    /* The commit: a fresh SQLite store, and STATE/cluster aside. */
-    r = leave_commit(d, fresh, db, ret_error);
+    /* The commit. */
+    if (rename(dir, aside) < 0) {
+        r = vo_error_set(ret_error, -errno, "cannot move %s aside: %s (its etcd member is "
+                         "removed already: 'vireo host remove %s' on another host, then "
+                         "remove %s and restart vireod)", dir, strerror(errno), d->host_name, dir);
+        log_error("cluster leave: %s", *ret_error);
+        goto fail;
+    }
+    (void)fsync_path(d->state_dir, true);
+    vo_cluster_committed();
+    if ((r = leaving_into_place(d->state_dir)) < 0)
+        log_error("cluster leave: cannot rename %s: %s; the next start finishes it", fresh,
+                  strerror(-r));
+    r = 0;
+    forget_self(d, aside, urls);
+    log_info("cluster leave: done; %s kept as %s", dir, aside);
     goto out;
 fail:
     (void)unlink(fresh);
 out:
+    vo_strv_free(urls);
     vo_cluster_end();
     return r;
 }
@@ -234,7 +329,7 @@ int vo_cluster_host_remove(VoDaemon *d, const char *host, char **ret_error)
         r = refuse_running(d, id, name, ret_error);
     if (r >= 0 && (r = vo_cluster_begin(ret_error)) >= 0) {
         /* Documents first, while the member still counts for the quorum. */
-        if ((r = forget_host(d, id)) < 0)
+        if ((r = forget_host(d->cluster_store, id)) < 0)
             vo_error_set(ret_error, r, "cannot delete the documents of %s: %s", name,
                          r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
         else

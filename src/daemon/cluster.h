@@ -99,15 +99,25 @@ int vo_cluster_copy_in(VoStore *from, VoStore *to, const char *host_id, bool wit
                        char **ret_error);
 /* The host's own documents of an etcd host handle into a SQLite store. */
 int vo_cluster_copy_out(VoStore *from, VoStore *to, char **ret_error);
+/* Deletes the cluster records of a (raw) store that name host_id as their
+ * "host": VM name records (cluster/names/vms/), group memberships
+ * (cluster/group-members/) and addresses (cluster/ipam/), each at the
+ * revision read. */
+int vo_cluster_forget_records(VoStore *raw, const char *host_id);
 /* Deletes every key under prefix of a (raw) store, in batches. */
 int vo_cluster_delete_prefix(VoStore *s, const char *prefix);
 
 /* ---- steps shared by init, join and leave (cluster-init.c) -------------- */
 
-/* One cluster change at a time: false with *ret_error (-EBUSY) when another
- * runs; vo_cluster_end ends it. */
+/* One cluster change at a time: -EBUSY with *ret_error when another runs
+ * or one has committed (vireod is about to re-execute); vo_cluster_end
+ * ends it. */
 int vo_cluster_begin(char **ret_error);
 void vo_cluster_end(void);
+/* Between a change's begin and end: it committed (STATE changed; vireod
+ * re-executes after the reply), so every later begin is refused (-EBUSY).
+ * vo_cluster_commit calls it. */
+void vo_cluster_committed(void);
 /* Removes what an earlier attempt left and makes STATE/cluster.new/cluster
  * (0700); returns STATE/cluster.new (malloc'd) or NULL. */
 char *vo_cluster_staging_make(VoDaemon *d);
@@ -142,6 +152,10 @@ int vo_cluster_ca(VoDaemon *d, json_t **ret);
 
 json_t *vo_cluster_show(VoDaemon *d, int *ret_err);
 int vo_cluster_leave(VoDaemon *d, char **ret_error);
+/* At start: finishes a leave that committed (STATE/cluster gone) but did
+ * not move STATE/vireo.db.leaving into place, or removes that file when the
+ * leave did not commit. */
+void vo_cluster_leave_recover(const char *state_dir);
 int vo_cluster_host_remove(VoDaemon *d, const char *host, char **ret_error);
 
 /* ---- addresses (cluster-address.c) --------------------------------------- */

@@ -5,6 +5,7 @@ host is in a cluster."""
 
 import json
 import os
+import sqlite3
 import signal
 import time
 
@@ -45,13 +46,29 @@ def test_init_join_two_hosts(cluster):
     assert h1.api("GET", "/v1/vms/web1")["name"] == "web1"
     # h2 joins.
     tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
-    join(h2, tok, h1)
+    # From standard input (--token -): the token stays out of argv.
+    h2.cli("cluster", "join", f"{h1.address}:{h1.port}", "--token", "-", "--address",
+           h2.address, input=tok["token"] + "\n")
+    h2.use_cluster_certs()
     s = show(h2)
     assert s["quorum"] is True
     assert sorted(m["name"] for m in s["etcd_members"]) == ["h1", "h2"]
     assert all(m["voting"] for m in s["etcd_members"])
+    # A token admits one host: h2's, used again, is refused (401).
+    r = h3.request("POST", "/v1/cluster/join", {"member": f"{h1.address}:8443",
+                                                "token": tok["token"], "address": h3.address})
+    assert r[0] == 401 and "already used" in r[1]["error"]["message"], r
+    assert show(h3) == {"cluster": None}
+    assert len(show(h1)["etcd_members"]) == 2
+    # From a file (--token-file).
     tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
-    join(h3, tok, h2)
+    path = os.path.join(h3.tmp, "join-token")
+    with open(path, "w") as f:
+        f.write(tok["token"] + "\n")
+    h3.cli("cluster", "join", f"{h2.address}:{h2.port}", "--token-file", path, "--address",
+           h3.address)
+    os.unlink(path)
+    h3.use_cluster_certs()
     for h in c.hosts:
         s = show(h)
         assert len(s["etcd_members"]) == 3 and all(m["voting"] and m["healthy"]
@@ -164,6 +181,13 @@ def test_leave_and_host_remove(cluster):
     h3.cli("cluster", "leave")
     assert show(h3) == {"cluster": None}
     assert h3.api("GET", "/v1/vms/on3")["name"] == "on3"  # back in SQLite
+    assert not os.path.exists(os.path.join(h3.state_dir, "vireo.db.leaving"))
+    h3.stop()
+    h3.start()
+    assert show(h3) == {"cluster": None}
+    assert h3.api("GET", "/v1/vms/on3")["name"] == "on3"  # and durably so
+    # Its documents and name went from etcd (through the other members).
+    assert all(v["name"] != "on3" for v in h1.api("GET", "/v1/vms")["vms"])
     wait_until(lambda: not pid_alive(etcd3), 15, what="h3's etcd to stop")
     s = show(h1)
     assert sorted(m["name"] for m in s["etcd_members"]) == ["h1", "h2"]
@@ -177,6 +201,109 @@ def test_leave_and_host_remove(cluster):
     h1.api("DELETE", "/v1/hosts/h2")
     assert [h["name"] for h in h1.api("GET", "/v1/hosts")["hosts"]] == ["h1"]
     assert [m["name"] for m in show(h1)["etcd_members"]] == ["h1"]
+
+
+def test_host_remove_forgets_its_cluster_records(cluster):
+    """A removed host's VM names, group memberships and addresses go with
+    it: the group and the network can be deleted, the name used again."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    init(h1)
+    tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+    join(h2, tok, h1)
+    h1.cli("group", "create", "g", "--policy", "spread")
+    h1.api("POST", "/v1/networks", {"name": "lan", "type": "nat", "subnet": "10.89.0.0/24"},
+           expect=201)
+    wait_until(lambda: h2.request("GET", "/v1/networks/lan")[1].get("state") == "active", 30,
+               what="lan active on h2")
+    h2.task_ok("POST", "/v1/vms", {"name": "v2", "memory_mib": 64, "host": "h2", "group": "g",
+                                   "networks": ["lan"]})
+    assert [m["name"] for m in h1.api("GET", "/v1/groups/g")["members"]] == ["v2"]
+    assert [a["name"] for a in h1.api("GET", "/v1/networks/lan")["addresses"]] == ["v2"]
+    # h2's vireod stops (its etcd stays: the quorum needs it) and h1 removes it.
+    h2.stop()
+    wait_until(lambda: [h["state"] for h in h1.api("GET", "/v1/hosts")["hosts"]
+                        if h["name"] == "h2"] == ["offline"], 20, what="h2 offline")
+    h1.api("DELETE", "/v1/hosts/h2")
+    assert h1.api("GET", "/v1/groups/g")["members"] == []
+    assert h1.api("GET", "/v1/networks/lan")["addresses"] == []
+    h1.task_ok("POST", "/v1/vms", {"name": "v2", "memory_mib": 64, "host": "h1"})
+    h1.task_ok("DELETE", "/v1/vms/v2")
+    assert h1.request("DELETE", "/v1/groups/g")[0] < 300
+    st, doc = h1.request("DELETE", "/v1/networks/lan")
+    assert st < 300, doc
+
+
+def test_stale_learner_does_not_block_joins(cluster):
+    """A learner whose joiner died after its admission (added, never
+    started) would take etcd's one learner slot for good: the next join
+    removes it."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    init(h1)
+    d = os.path.join(h1.state_dir, "cluster")
+    h1.ns("env", "ETCDCTL_API=3", "etcdctl", f"--endpoints=https://{h1.address}:2379",
+          f"--cacert={d}/ca.crt", f"--cert={d}/host.crt", f"--key={d}/host.key",
+          "member", "add", "ghost", "--learner", "--peer-urls=https://10.254.254.254:2380")
+    assert [(m["name"], m["voting"]) for m in show(h1)["etcd_members"]
+            if not m["voting"]] == [("", False)]
+    tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+    join(h2, tok, h1)
+    members = show(h1)["etcd_members"]
+    assert sorted(m["name"] for m in members) == ["h1", "h2"], members
+    assert all(m["voting"] for m in members)
+
+
+def test_one_host_cluster_cannot_be_left(cluster):
+    c = cluster(1, listen=False)
+    h1, = c.hosts
+    h1.task_ok("POST", "/v1/vms", {"name": "web1", "memory_mib": 64})
+    init(h1)
+    etcd = h1.etcd_pid()
+    r = h1.request("POST", "/v1/cluster/leave", {})
+    assert r[0] == 409, r
+    assert "a one-host cluster cannot be left" in r[1]["error"]["message"], r
+    p = h1.cli("cluster", "leave", check=False)
+    assert p.returncode != 0 and "one-host cluster" in p.stderr, p.stderr
+    # Nothing changed: still a cluster, its documents there, it still works.
+    assert show(h1)["quorum"] is True
+    assert h1.etcd_pid() == etcd
+    assert h1.api("GET", "/v1/vms/web1")["name"] == "web1"
+    h1.task_ok("POST", "/v1/vms", {"name": "web2", "memory_mib": 64})
+    assert not os.path.exists(os.path.join(h1.state_dir, "vireo.db.leaving"))
+    # A leave that did not commit (STATE/cluster still there) left its
+    # SQLite copy: the next start removes it, the host stays in the cluster.
+    h1.stop()
+    with open(os.path.join(h1.state_dir, "vireo.db.leaving"), "w") as f:
+        f.write("left by a leave cut short")
+    h1.start()
+    assert not os.path.exists(os.path.join(h1.state_dir, "vireo.db.leaving"))
+    assert show(h1)["quorum"] is True
+    assert h1.api("GET", "/v1/vms/web2")["name"] == "web2"
+
+
+def test_committed_leave_finished_at_start(cluster):
+    """A leave committed (STATE/cluster moved aside) but cut short before its
+    SQLite copy was moved into place: the next start moves it."""
+    c = cluster(1, listen=False)
+    h1, = c.hosts
+    h1.task_ok("POST", "/v1/vms", {"name": "kept", "memory_mib": 64})
+    h1.stop()
+    db = os.path.join(h1.state_dir, "vireo.db")
+    copy = os.path.join(h1.state_dir, "copy.db")
+    src, dst = sqlite3.connect(db), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    h1.start()
+    h1.task_ok("POST", "/v1/vms", {"name": "later", "memory_mib": 64})
+    h1.stop()
+    os.rename(copy, db + ".leaving")
+    h1.start()
+    assert not os.path.exists(db + ".leaving")
+    assert h1.api("GET", "/v1/vms/kept")["name"] == "kept"
+    assert h1.request("GET", "/v1/vms/later")[0] == 404
+    h1.task_ok("POST", "/v1/vms", {"name": "after", "memory_mib": 64})
 
 
 def test_init_failure_leaves_host_standalone(cluster):
