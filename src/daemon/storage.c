@@ -20,6 +20,7 @@
 #include "daemon/host-id.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"
+#include "state/lease-keeper.h"
 #include "state/relations.h"
 #include "vireo/errors.h"
 #include "storage/image-header.h"
@@ -50,7 +51,9 @@ struct VoVolume {
     bool shared;   /* of a shared pool: a cluster document */
     bool busy;     /* an operation (create, resize, clone, delete) runs on it */
     unsigned attaching; /* disk adds between their check and their commit */
-    int64_t attach_lease; /* of a shared volume: the lease of this host's attach lock */
+    /* Of a shared volume: keeps the lease of this host's attach lock alive
+     * until the attach is recorded or failed (lease-keeper.h). */
+    VoLeaseKeeper *attach_keeper;
     bool ready;    /* created; false while its create task runs */
     int64_t created_at;
     int64_t rev;   /* of its document; 0 until saved */
@@ -218,6 +221,7 @@ static void pool_free(VoPool *p)
 
 static void volume_free(VoVolume *v)
 {
+    (void)vo_lease_keeper_stop(v->attach_keeper);
     free(v->pool);
     free(v->name);
     free(v->format);
@@ -639,6 +643,7 @@ static void apply_volume_change(VoDaemon *d, const char *pool, const char *name,
     n->shared = true;
     if (v) {
         n->attaching = v->attaching;
+        n->attach_keeper = TAKE_PTR(v->attach_keeper);
         registry_remove_volume(d, v);
     }
     registry_add_volume(d, n);
@@ -1427,16 +1432,10 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
 static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **ret_error);
 static int attach_lock(VoDaemon *d, const char *pool, const char *name, char **ret_error);
 
-/* A lease held for the length of a scope (an attach lock). */
-typedef struct {
-    VoDaemon *d;
-    int64_t lease;
-} LeaseHold;
-
-static void lease_revokep(LeaseHold *h)
+/* An attach lock held for the length of a scope. */
+static void lease_keeper_stopp(VoLeaseKeeper **k)
 {
-    if (h->lease)
-        (void)h->d->store->ops->lease_revoke(h->d->store, h->lease);
+    (void)vo_lease_keeper_stop(*k);
 }
 
 static int task_volume_delete(VoTask *t, void *userdata)
@@ -1505,17 +1504,15 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
     /* A shared volume: the attach lock too, so that no host attaches it
      * between the check below and the delete (it is dropped with its
      * lease when this returns). */
-    _cleanup_(lease_revokep) LeaseHold hold = { .d = d };
+    _cleanup_(lease_keeper_stopp) VoLeaseKeeper *hold = NULL;
     if (key_is_shared(d, key) && (r = attach_lock(d, pool, name, ret_error)) < 0) {
         release_volume(d, pool, name);
         return r;
     }
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *held = volume_find(d, pool, name);
-    if (held) {
-        hold.lease = held->attach_lease;
-        held->attach_lease = 0;
-    }
+    if (held)
+        hold = TAKE_PTR(held->attach_keeper);
     pthread_mutex_unlock(&d->storage_lock);
     char *why = volume_in_use(d, pool, name);
     if (why) {
@@ -1979,11 +1976,22 @@ char *vo_volume_key_of_path(VoDaemon *d, const char *path)
  * new, on a lease, so a host that dies drops it) from before it checks
  * every host's VMs until its VM's relation is recorded (release). Of two
  * hosts attaching at once, one gets the lock; the other, once it is free,
- * sees the first one's VM. */
+ * sees the first one's VM. The lock is made in one transaction with a
+ * compare of the volume's document at the revision this host knows, so a
+ * delete (which holds the lock too) and an attach on two hosts cannot both
+ * succeed. A keeper renews its lease until release, however long the
+ * attach takes; vo_volume_attach_confirm checks it still holds. */
 static int attach_lock(VoDaemon *d, const char *pool, const char *name, char **ret_error)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
     _cleanup_free_ char *lock = vo_asprintf(VO_VOLUME_ATTACH_PREFIX "%s", key);
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *known = volume_find(d, pool, name);
+    int64_t vol_rev = known ? known->rev : 0;
+    _cleanup_free_ char *vol_key = known ? volume_doc_key(known->shared, pool, name) : NULL;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (!vol_rev)
+        return vo_error_set(ret_error, -ENOENT, "volume '%s' does not exist", key);
     int64_t lease = 0;
     int r = d->store->ops->lease_grant(d->store, VO_VOLUME_ATTACH_TTL_MS, &lease);
     if (r < 0)
@@ -1992,8 +2000,15 @@ static int attach_lock(VoDaemon *d, const char *pool, const char *name, char **r
     json_t *doc = json_pack("{s:s?, s:s?}", "host", d->host_id, "host_name", d->host_name);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
-    r = vo_store_put_lease(d->store, lock, text, VO_REV_NEW, lease, NULL);
-    if (r == -EEXIST) {
+    VoStoreCompare cmps[] = { { .key = lock, .expected_rev = VO_REV_NEW },
+                              { .key = vol_key, .expected_rev = vol_rev } };
+    VoStoreOp ops[] = { { .kind = VO_STORE_PUT, .key = lock, .value = text, .lease = lease } };
+    size_t failed = 0;
+    r = vo_store_txn(d->store, cmps, 2, ops, 1, NULL, &failed);
+    if ((r == -ESTALE || r == -ENOENT) && failed == 1) {
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' was changed or deleted on another host "
+                         "meanwhile; look at it again and retry", key);
+    } else if (r == -EEXIST) {
         _cleanup_free_ char *holder = NULL;
         json_t *h = vo_store_get(d->store, lock, &holder, NULL) >= 0 ? json_loads(holder, 0, NULL)
                                                                      : NULL;
@@ -2020,14 +2035,44 @@ static int attach_lock(VoDaemon *d, const char *pool, const char *name, char **r
         (void)d->store->ops->lease_revoke(d->store, lease);
         return r;
     }
+    VoLeaseKeeper *keeper = vo_lease_keeper_start(d->store, lease, VO_VOLUME_ATTACH_TTL_MS);
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
-    if (v)
-        v->attach_lease = lease;
+    if (v) {
+        (void)vo_lease_keeper_stop(v->attach_keeper); /* none expected */
+        v->attach_keeper = TAKE_PTR(keeper);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    (void)vo_lease_keeper_stop(keeper);
+    return v ? 0 : vo_error_set(ret_error, -ENOENT, "volume '%s' does not exist", key);
+}
+
+int vo_volume_attach_confirm(VoDaemon *d, const char *key, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return 0;
+    /* Under storage_lock so the keeper is not stopped meanwhile; the renewal
+     * is one store call, bounded by the store's timeout. */
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    bool locked = v && v->shared && !v->shareable;
+    int r = 0;
+    if (locked && !v->attach_keeper)
+        r = -ENOENT;
+    else if (locked)
+        r = vo_lease_keeper_confirm(v->attach_keeper);
     pthread_mutex_unlock(&d->storage_lock);
     if (!v)
-        (void)d->store->ops->lease_revoke(d->store, lease);
-    return v ? 0 : vo_error_set(ret_error, -ENOENT, "volume '%s' does not exist", key);
+        return vo_error_set(ret_error, -EBUSY, "volume '%s' was deleted meanwhile", key);
+    if (r == -ENOENT)
+        return vo_error_set(ret_error, -EBUSY, "volume '%s': this host lost its attach lock "
+                            "(cluster/volume-attach/%s expired) before the VM's definition "
+                            "named the disk, so another host may attach it; try again", key, key);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "volume '%s': cannot renew the attach lock: %s", key,
+                            strerror(-r));
+    return 0;
 }
 
 int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
@@ -2077,14 +2122,12 @@ void vo_volume_attach_release(VoDaemon *d, const char *key)
     VoVolume *v = volume_find(d, pool, name);
     if (v && v->attaching)
         v->attaching--;
-    int64_t lease = v && !v->attaching ? v->attach_lease : 0;
-    if (v && !v->attaching)
-        v->attach_lease = 0;
+    VoLeaseKeeper *keeper = v && !v->attaching ? TAKE_PTR(v->attach_keeper) : NULL;
     pthread_mutex_unlock(&d->storage_lock);
     /* The attach lock goes with its lease; by now the VM's relation is
      * recorded (or the add failed), so the next host sees it. */
-    if (lease) {
-        int r = d->store->ops->lease_revoke(d->store, lease);
+    if (keeper) {
+        int r = vo_lease_keeper_stop(keeper);
         if (r < 0 && r != -ENOENT)
             log_warn("storage: cannot drop the attach lock of %s: %s", key, strerror(-r));
     }
