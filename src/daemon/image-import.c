@@ -2,6 +2,8 @@
  * optional direct-boot kernel and initrd) into STATE/images/NAME, built in a
  * hidden directory, renamed into place only when complete, and then recorded
  * as the document images/NAME; deleting one (files, then document). */
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -9,6 +11,7 @@
 #include "daemon/daemon.h"
 #include "daemon/images.h"
 #include "daemon/storage.h"
+#include "state/lease-keeper.h"
 #include "storage/qemu-img.h"
 #include "util/spawn.h"
 #include "util/util.h"
@@ -137,14 +140,91 @@ static void discard_final_dir(const char *top, const char *name, const char *fin
     (void)vo_rm_rf(gone);
 }
 
+#define IMAGE_BUILD_PREFIX "cluster/image-builds/"
+#define IMAGE_BUILD_TTL_MS 30000
+
+/* An image kept in a shared pool is the cluster's: before any file is
+ * touched, this host claims cluster/image-builds/NAME (new, on a lease a
+ * keeper renews until the build ended), in one transaction with a compare
+ * that cluster/images/NAME does not exist. Of two hosts building one name,
+ * one builds; the other gets -EEXIST. */
+static int claim_shared_name(VoDaemon *d, const char *name, VoLeaseKeeper **ret,
+                             char **ret_error)
+{
+    _cleanup_free_ char *claim = vo_asprintf(IMAGE_BUILD_PREFIX "%s", name);
+    _cleanup_free_ char *image = vo_asprintf(VO_SHARED_IMAGES_PREFIX "%s", name);
+    int64_t lease = 0;
+    int r = d->store->ops->lease_grant(d->store, IMAGE_BUILD_TTL_MS, &lease);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "image '%s': cannot claim its name in the cluster: %s",
+                            name, strerror(-r));
+    json_t *doc = json_pack("{s:s?, s:s?}", "host", d->host_id, "host_name", d->host_name);
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    VoStoreCompare cmps[] = { { .key = claim, .expected_rev = VO_REV_NEW },
+                              { .key = image, .expected_rev = VO_REV_NEW } };
+    VoStoreOp ops[] = { { .kind = VO_STORE_PUT, .key = claim, .value = text, .lease = lease } };
+    size_t failed = 0;
+    r = vo_store_txn(d->store, cmps, 2, ops, 1, NULL, &failed);
+    if (r == -EEXIST && failed == 0) {
+        _cleanup_free_ char *holder = NULL;
+        json_t *h = vo_store_get(d->store, claim, &holder, NULL) >= 0
+                        ? json_loads(holder, 0, NULL) : NULL;
+        const char *who = json_string_value(json_object_get(h, "host_name"));
+        r = vo_error_set(ret_error, -EEXIST, "image '%s' is being made on host '%s'", name,
+                         who ? who : "?");
+        json_decref(h);
+    } else if (r == -EEXIST) {
+        r = vo_error_set(ret_error, -EEXIST, "image '%s' already exists", name);
+    } else if (r < 0) {
+        r = vo_error_set(ret_error, r, "image '%s': cannot claim its name in the cluster: %s",
+                         name, strerror(-r));
+    }
+    if (r < 0) {
+        (void)d->store->ops->lease_revoke(d->store, lease);
+        return r;
+    }
+    *ret = vo_lease_keeper_start(d->store, lease, IMAGE_BUILD_TTL_MS);
+    return 0;
+}
+
+static void keeper_stopp(VoLeaseKeeper **k)
+{
+    (void)vo_lease_keeper_stop(*k);
+}
+
+/* Moves the built directory into place, never over one that is there (an
+ * empty directory would be replaced by rename(2)). */
+static int rename_noreplace(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -errno;
+    /* A file system without RENAME_NOREPLACE: a directory there is not
+     * empty (it has image.json), so rename fails on it. */
+    return rename(from, to) < 0 ? -errno : 0;
+}
+
 int vo_image_build(VoDaemon *d, const VoImageBuild *b, VoTask *t, char **ret_error)
 {
     /* In a shared pool: SHARED_POOL/.images/NAME, built the same way. */
     _cleanup_free_ char *top = vo_images_top(d, b->pool);
     if (!top)
         return vo_error_set(ret_error, -ENOENT, "pool '%s' is not a shared pool", b->pool);
+    _cleanup_(keeper_stopp) VoLeaseKeeper *claim = NULL;
+    if (b->pool) {
+        int k = vo_pool_check_reachable(d, b->pool, ret_error);
+        if (k >= 0)
+            k = claim_shared_name(d, b->name, &claim, ret_error);
+        if (k < 0)
+            return k;
+    }
     _cleanup_free_ char *final_dir = vo_asprintf("%s/%s", top, b->name);
-    _cleanup_free_ char *tmp_dir = vo_asprintf("%s/.build-%s", top, b->name);
+    /* In a shared pool each host builds in a directory of its own. */
+    _cleanup_free_ char *tmp_dir =
+        b->pool ? vo_asprintf("%s/.build-%s.%s", top, b->name, d->host_id ? d->host_id : "")
+                : vo_asprintf("%s/.build-%s", top, b->name);
     _cleanup_free_ char *disk = vo_asprintf("%s/disk.qcow2", tmp_dir);
     (void)vo_rm_rf(tmp_dir);
     int r = vo_mkdir_p(tmp_dir, 0750);
@@ -157,10 +237,10 @@ int vo_image_build(VoDaemon *d, const VoImageBuild *b, VoTask *t, char **ret_err
         r = copy_into(b->initrd, tmp_dir, "initrd.img", ret_error);
     if (r >= 0)
         r = write_image_json(b, tmp_dir);
-    if (r >= 0 && rename(tmp_dir, final_dir) < 0) {
-        r = -errno;
-        *ret_error = vo_asprintf("image '%s' appeared meanwhile: %s", b->name, strerror(errno));
-    }
+    if (r >= 0 && (r = rename_noreplace(tmp_dir, final_dir)) < 0)
+        *ret_error = vo_asprintf("image '%s' appeared meanwhile: %s", b->name, strerror(-r));
+    if (r == -ENOTEMPTY)
+        r = -EEXIST;
     if (r < 0)
         (void)vo_rm_rf(tmp_dir);
     /* Files first, then the document, which makes the image exist. A crash

@@ -20,6 +20,7 @@
 #include "daemon/host-id.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"
+#include "state/lease-keeper.h"
 #include "state/relations.h"
 #include "vireo/errors.h"
 #include "storage/image-header.h"
@@ -50,7 +51,9 @@ struct VoVolume {
     bool shared;   /* of a shared pool: a cluster document */
     bool busy;     /* an operation (create, resize, clone, delete) runs on it */
     unsigned attaching; /* disk adds between their check and their commit */
-    int64_t attach_lease; /* of a shared volume: the lease of this host's attach lock */
+    /* Of a shared volume: keeps the lease of this host's attach lock alive
+     * until the attach is recorded or failed (lease-keeper.h). */
+    VoLeaseKeeper *attach_keeper;
     bool ready;    /* created; false while its create task runs */
     int64_t created_at;
     int64_t rev;   /* of its document; 0 until saved */
@@ -59,6 +62,7 @@ struct VoVolume {
 /* ---- who uses a volume ---------------------------------------------------- */
 
 static VoPool *pool_find(VoDaemon *d, const char *name);
+static bool pool_is_shared(VoDaemon *d, const char *name);
 
 static VoOnlineResizeFn online_resize;
 
@@ -218,6 +222,7 @@ static void pool_free(VoPool *p)
 
 static void volume_free(VoVolume *v)
 {
+    (void)vo_lease_keeper_stop(v->attach_keeper);
     free(v->pool);
     free(v->name);
     free(v->format);
@@ -242,6 +247,25 @@ static VoVolume *volume_find(VoDaemon *d, const char *pool, const char *name)
         if (!strcmp(d->volumes[i]->pool, pool) && !strcmp(d->volumes[i]->name, name))
             return d->volumes[i];
     return NULL;
+}
+
+/* Caller holds storage_lock: 0, or -EBUSY (409) when p is a shared pool
+ * this host does not reach (its files cannot be used from here). */
+static int pool_unreachable(const VoPool *p, char **ret_error)
+{
+    if (!p->shared || p->reach == VO_POOL_REACHABLE)
+        return 0;
+    return vo_error_set(ret_error, -EBUSY, "pool '%s' is not reachable on this host: %s",
+                        p->name, p->reason ? p->reason : "unknown");
+}
+
+int vo_pool_check_reachable(VoDaemon *d, const char *name, char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, name);
+    int r = p ? pool_unreachable(p, ret_error) : 0;
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
 }
 
 /* Caller holds storage_lock: the pool a new volume pool/name may go into, or
@@ -541,6 +565,39 @@ void vo_storage_notify_pools_changed(VoDaemon *d)
         pools_changed(d);
 }
 
+static char *creating_lock(const char *path);
+static bool creating_is_live(VoDaemon *d, const char *pool, const char *lock);
+static char *creating_holder(const char *path);
+
+/* This host's own .creating locks in shared pool dir that no create of this
+ * host holds now: left by a crash; removed when the pool becomes reachable
+ * (at start too), whatever the intents say. */
+static void sweep_own_creating(VoDaemon *d, const char *pool, const char *dir)
+{
+    if (!d->host_id)
+        return;
+    _cleanup_strv_ char **found = NULL;
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        size_t n = strlen(e->d_name), k = strlen(".creating");
+        if (n <= k || strcmp(e->d_name + n - k, ".creating"))
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name);
+        _cleanup_free_ char *holder = creating_holder(path);
+        if (holder && !strcmp(holder, d->host_id))
+            vo_strv_pushf(&found, "%s", path);
+    }
+    closedir(dp);
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; found && found[i]; i++)
+        if (!creating_is_live(d, pool, found[i]) && unlink(found[i]) == 0)
+            log_info("storage: removed %s, left by this host (a crash)", found[i]);
+    pthread_mutex_unlock(&d->storage_lock);
+}
+
 bool vo_storage_check_pools(VoDaemon *d)
 {
     /* The marker is read without the lock (a hung mount must not stop
@@ -557,12 +614,15 @@ bool vo_storage_check_pools(VoDaemon *d)
     bool changed = false;
     for (size_t i = 0; names && names[i]; i++) {
         char *reason = NULL;
+        bool sweep = false;
         VoPoolReach reach = vo_pool_marker_check(paths[i], ids[i], &reason);
         pthread_mutex_lock(&d->storage_lock);
         VoPool *p = pool_find(d, names[i]);
         if (p && p->shared && !strcmp(p->id, ids[i]) && p->reach != reach) {
-            if (reach == VO_POOL_REACHABLE)
+            if (reach == VO_POOL_REACHABLE) {
                 log_info("shared pool '%s' is reachable on this host", p->name);
+                sweep = true;
+            }
             else
                 log_warn("shared pool '%s' is not reachable on this host: %s", p->name, reason);
             changed = true;
@@ -574,6 +634,8 @@ bool vo_storage_check_pools(VoDaemon *d)
         }
         pthread_mutex_unlock(&d->storage_lock);
         free(reason);
+        if (sweep)
+            sweep_own_creating(d, names[i], paths[i]);
     }
     return changed;
 }
@@ -639,6 +701,7 @@ static void apply_volume_change(VoDaemon *d, const char *pool, const char *name,
     n->shared = true;
     if (v) {
         n->attaching = v->attaching;
+        n->attach_keeper = TAKE_PTR(v->attach_keeper);
         registry_remove_volume(d, v);
     }
     registry_add_volume(d, n);
@@ -1065,8 +1128,55 @@ static int rev_is(int64_t expected, int64_t rev, const char *what, const char *n
     return vo_if_match_check(expected, rev, named, ret_error);
 }
 
+/* images.h's VO_SHARED_IMAGES_PREFIX (this file sits below the images). */
+#define SHARED_IMAGES_PREFIX "cluster/images/"
+
+typedef struct {
+    const char *pool;
+    size_t n;
+} PoolDocs;
+
+static int count_pool_doc(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)key;
+    (void)rev;
+    PoolDocs *c = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *pool = json_string_value(json_object_get(doc, "pool"));
+    if (pool && !strcmp(pool, c->pool))
+        c->n++;
+    json_decref(doc);
+    return 0;
+}
+
+/* The documents of the whole cluster that name shared pool name: its
+ * volumes (every host's, not only those this host has listed) and the
+ * images kept in it. */
+static int shared_pool_docs(VoDaemon *d, const char *name, size_t *ret_volumes,
+                            size_t *ret_images)
+{
+    _cleanup_free_ char *prefix = vo_asprintf(VO_SHARED_VOLUMES_PREFIX "%s/", name);
+    PoolDocs vols = { .pool = name }, imgs = { .pool = name };
+    int r = vo_store_list(d->store, prefix, count_pool_doc, &vols);
+    if (r >= 0)
+        r = vo_store_list(d->store, SHARED_IMAGES_PREFIX, count_pool_doc, &imgs);
+    *ret_volumes = vols.n;
+    *ret_images = imgs.n;
+    return r;
+}
+
 int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error)
 {
+    pthread_mutex_lock(&d->storage_lock);
+    bool shared = pool_is_shared(d, name);
+    pthread_mutex_unlock(&d->storage_lock);
+    size_t cluster_volumes = 0, cluster_images = 0;
+    if (shared) {
+        int k = shared_pool_docs(d, name, &cluster_volumes, &cluster_images);
+        if (k < 0)
+            return vo_error_set(ret_error, k, "cannot delete pool '%s': cannot read the "
+                                "cluster's documents: %s", name, strerror(-k));
+    }
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
     VoPool *p = pool_find(d, name);
@@ -1082,8 +1192,13 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
     } else if (!strcmp(name, VO_DEFAULT_POOL)) {
         *ret_error = vo_strdup("the default pool cannot be deleted");
         r = -EBUSY;
-    } else if (n > 0) {
-        *ret_error = vo_asprintf("pool '%s' still holds %zu volume(s); delete them first", name, n);
+    } else if (n > 0 || cluster_volumes > 0) {
+        *ret_error = vo_asprintf("pool '%s' still holds %zu volume(s); delete them first", name,
+                                 n > cluster_volumes ? n : cluster_volumes);
+        r = -EBUSY;
+    } else if (cluster_images > 0) {
+        *ret_error = vo_asprintf("pool '%s' still holds %zu image(s); delete them first", name,
+                                 cluster_images);
         r = -EBUSY;
     } else if (!strcmp(p->type, VO_BACKUP_POOL_TYPE) && dir_has_entries(p->path)) {
         *ret_error = vo_asprintf("pool '%s' still holds backups; delete them first", name);
@@ -1134,6 +1249,23 @@ static char *creating_lock(const char *path)
     return vo_asprintf("%s.creating", path);
 }
 
+/* Caller holds storage_lock. Whether a create of this host holds lock (a
+ * volume of pool being made whose .creating it is). */
+static bool creating_is_live(VoDaemon *d, const char *pool, const char *lock)
+{
+    VoPool *p = pool_find(d, pool);
+    for (size_t i = 0; p && i < d->n_volumes; i++) {
+        VoVolume *v = d->volumes[i];
+        if (strcmp(v->pool, pool) || v->ready)
+            continue;
+        _cleanup_free_ char *path = vo_volume_path(p->path, v->name, v->format);
+        _cleanup_free_ char *mine = path ? creating_lock(path) : NULL;
+        if (mine && !strcmp(mine, lock))
+            return true;
+    }
+    return false;
+}
+
 static void end_volume_intent(VoDaemon *d, const char *pool, const char *name)
 {
     _cleanup_free_ char *key = vo_asprintf("volumes/%s/%s", pool, name);
@@ -1147,13 +1279,65 @@ static bool pool_is_shared(VoDaemon *d, const char *name)
     return p && p->shared;
 }
 
-/* Creates an empty file at path, failing when one is there. */
-static bool create_placeholder(const char *path)
+/* Creates the .creating lock at path holding this host's id, failing when
+ * one is there. */
+static bool create_placeholder(VoDaemon *d, const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0)
         return false;
+    const char *id = d->host_id ? d->host_id : "";
+    bool ok = write(fd, id, strlen(id)) == (ssize_t)strlen(id);
     close(fd);
+    if (!ok)
+        (void)unlink(path);
+    return ok;
+}
+
+/* The host id a .creating lock names ("" for one of an older vireod). */
+static char *creating_holder(const char *path)
+{
+    char *text = NULL;
+    if (vo_read_file(path, 256, &text, NULL) < 0)
+        return NULL;
+    text[strcspn(text, "\n")] = '\0';
+    return text;
+}
+
+/* Caller holds storage_lock, and pool_for_new_volume found no volume of
+ * this name in the registry. A .creating lock left by a crash: this host's
+ * own (no create of this host runs on the name), or, in a cluster, one of a
+ * host that has no live record (cluster/hosts/<id> gone: it is down). Such
+ * a lock is moved aside (atomically, so of two hosts breaking it only one
+ * gets it) and removed; true when it was broken. */
+static bool break_stale_creating(VoDaemon *d, const char *lock)
+{
+    _cleanup_free_ char *holder = creating_holder(lock);
+    size_t hex = holder ? strspn(holder, "0123456789abcdef") : 0;
+    if (!holder || hex < 8 || hex > 64 || holder[hex]) /* host-id.c's form */
+        return false;
+    bool own = d->host_id && !strcmp(holder, d->host_id);
+    if (!own) {
+        if (!d->cluster)
+            return false; /* standalone hosts sharing a directory: cannot tell */
+        _cleanup_free_ char *key = vo_asprintf("cluster/hosts/%s", holder);
+        if (vo_store_get(d->store, key, NULL, NULL) != -ENOENT)
+            return false;
+    }
+    _cleanup_free_ char *aside = vo_asprintf("%s.stale-%s", lock, d->host_id ? d->host_id : "");
+    if (rename(lock, aside) < 0)
+        return false;
+    _cleanup_free_ char *moved = creating_holder(aside);
+    if (!moved || strcmp(moved, holder)) {
+        /* A fresh lock made meanwhile: it goes back (unless yet another is there). */
+        if (link(aside, lock) < 0)
+            log_warn("storage: %s was moved aside while fresh; it is %s", lock, aside);
+        (void)unlink(aside);
+        return false;
+    }
+    (void)unlink(aside);
+    log_info("storage: removed %s, left by %s", lock,
+             own ? "this host (a crash)" : "a host that is down");
     return true;
 }
 
@@ -1182,7 +1366,8 @@ static int reserve_volume(VoDaemon *d, const char *pool, const char *name, const
         *ret_error = vo_asprintf("volume '%s/%s': its file %s is outside the pool", pool, name,
                                  path ? path : "");
         r = -EEXIST;
-    } else if (p->shared && !(lock = creating_lock(path), create_placeholder(lock))) {
+    } else if (p->shared && !(lock = creating_lock(path), create_placeholder(d, lock)) &&
+               !(break_stale_creating(d, lock) && create_placeholder(d, lock))) {
         *ret_error = vo_asprintf("volume '%s/%s' is being made by another host (%s)", pool, name,
                                  lock);
         free(TAKE_PTR(lock));
@@ -1427,16 +1612,10 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
 static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **ret_error);
 static int attach_lock(VoDaemon *d, const char *pool, const char *name, char **ret_error);
 
-/* A lease held for the length of a scope (an attach lock). */
-typedef struct {
-    VoDaemon *d;
-    int64_t lease;
-} LeaseHold;
-
-static void lease_revokep(LeaseHold *h)
+/* An attach lock held for the length of a scope. */
+static void lease_keeper_stopp(VoLeaseKeeper **k)
 {
-    if (h->lease)
-        (void)h->d->store->ops->lease_revoke(h->d->store, h->lease);
+    (void)vo_lease_keeper_stop(*k);
 }
 
 static int task_volume_delete(VoTask *t, void *userdata)
@@ -1471,6 +1650,9 @@ int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, int64_t ex
     json_decref(probe);
     if (r < 0)
         return r;
+    r = vo_pool_check_reachable(d, pool, ret_error);
+    if (r < 0)
+        return r;
     char *why = volume_in_use(d, pool, name);
     if (why) {
         *ret_error = why;
@@ -1499,23 +1681,24 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
     }
     /* Claimed first, so an attach or a linked clone that starts now is
      * refused, and one that finished before is seen by volume_in_use. */
-    int r = claim_volume(d, pool, name, &path, NULL, ret_error);
+    int r = vo_pool_check_reachable(d, pool, ret_error);
+    if (r < 0)
+        return r;
+    r = claim_volume(d, pool, name, &path, NULL, ret_error);
     if (r < 0)
         return r;
     /* A shared volume: the attach lock too, so that no host attaches it
      * between the check below and the delete (it is dropped with its
      * lease when this returns). */
-    _cleanup_(lease_revokep) LeaseHold hold = { .d = d };
+    _cleanup_(lease_keeper_stopp) VoLeaseKeeper *hold = NULL;
     if (key_is_shared(d, key) && (r = attach_lock(d, pool, name, ret_error)) < 0) {
         release_volume(d, pool, name);
         return r;
     }
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *held = volume_find(d, pool, name);
-    if (held) {
-        hold.lease = held->attach_lease;
-        held->attach_lease = 0;
-    }
+    if (held)
+        hold = TAKE_PTR(held->attach_keeper);
     pthread_mutex_unlock(&d->storage_lock);
     char *why = volume_in_use(d, pool, name);
     if (why) {
@@ -1533,14 +1716,35 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
     }
     /* Once the document is gone the file is no one's: recorded, so that a
      * crash before the unlink leaves no file that blocks the name. */
+    /* The file must be removable before its document goes: a pool
+     * directory this host cannot write keeps both. */
+    _cleanup_free_ char *dir = vo_strdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    if (access(dir, W_OK | X_OK) < 0 && errno != ENOENT) {
+        r = -errno;
+        v->busy = false;
+        *ret_error = vo_asprintf("cannot delete volume '%s': cannot remove its file from %s: %s",
+                                 key, dir, strerror(-r));
+        pthread_mutex_unlock(&d->storage_lock);
+        return r;
+    }
     r = begin_volume_intent(d, pool, name, path, v->shared, NULL);
     if (r >= 0)
         r = delete_volume_doc(d, v);
+    bool file_left = false;
     if (r >= 0) {
-        (void)unlink(path);
+        if (unlink(path) < 0 && errno != ENOENT) {
+            /* The intent stays: the sweep removes the file later. */
+            log_warn("storage: cannot remove %s of deleted volume %s: %s (the sweep retries)",
+                     path, key, strerror(errno));
+            file_left = true;
+        }
         registry_remove_volume(d, v);
     }
-    end_volume_intent(d, pool, name);
+    if (!file_left)
+        end_volume_intent(d, pool, name);
     if (r < 0) {
         v->busy = false;
         *ret_error = vo_asprintf("cannot delete volume '%s': %s", key, strerror(-r));
@@ -1979,11 +2183,22 @@ char *vo_volume_key_of_path(VoDaemon *d, const char *path)
  * new, on a lease, so a host that dies drops it) from before it checks
  * every host's VMs until its VM's relation is recorded (release). Of two
  * hosts attaching at once, one gets the lock; the other, once it is free,
- * sees the first one's VM. */
+ * sees the first one's VM. The lock is made in one transaction with a
+ * compare of the volume's document at the revision this host knows, so a
+ * delete (which holds the lock too) and an attach on two hosts cannot both
+ * succeed. A keeper renews its lease until release, however long the
+ * attach takes; vo_volume_attach_confirm checks it still holds. */
 static int attach_lock(VoDaemon *d, const char *pool, const char *name, char **ret_error)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
     _cleanup_free_ char *lock = vo_asprintf(VO_VOLUME_ATTACH_PREFIX "%s", key);
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *known = volume_find(d, pool, name);
+    int64_t vol_rev = known ? known->rev : 0;
+    _cleanup_free_ char *vol_key = known ? volume_doc_key(known->shared, pool, name) : NULL;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (!vol_rev)
+        return vo_error_set(ret_error, -ENOENT, "volume '%s' does not exist", key);
     int64_t lease = 0;
     int r = d->store->ops->lease_grant(d->store, VO_VOLUME_ATTACH_TTL_MS, &lease);
     if (r < 0)
@@ -1992,8 +2207,15 @@ static int attach_lock(VoDaemon *d, const char *pool, const char *name, char **r
     json_t *doc = json_pack("{s:s?, s:s?}", "host", d->host_id, "host_name", d->host_name);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
-    r = vo_store_put_lease(d->store, lock, text, VO_REV_NEW, lease, NULL);
-    if (r == -EEXIST) {
+    VoStoreCompare cmps[] = { { .key = lock, .expected_rev = VO_REV_NEW },
+                              { .key = vol_key, .expected_rev = vol_rev } };
+    VoStoreOp ops[] = { { .kind = VO_STORE_PUT, .key = lock, .value = text, .lease = lease } };
+    size_t failed = 0;
+    r = vo_store_txn(d->store, cmps, 2, ops, 1, NULL, &failed);
+    if ((r == -ESTALE || r == -ENOENT) && failed == 1) {
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' was changed or deleted on another host "
+                         "meanwhile; look at it again and retry", key);
+    } else if (r == -EEXIST) {
         _cleanup_free_ char *holder = NULL;
         json_t *h = vo_store_get(d->store, lock, &holder, NULL) >= 0 ? json_loads(holder, 0, NULL)
                                                                      : NULL;
@@ -2020,14 +2242,44 @@ static int attach_lock(VoDaemon *d, const char *pool, const char *name, char **r
         (void)d->store->ops->lease_revoke(d->store, lease);
         return r;
     }
+    VoLeaseKeeper *keeper = vo_lease_keeper_start(d->store, lease, VO_VOLUME_ATTACH_TTL_MS);
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
-    if (v)
-        v->attach_lease = lease;
+    if (v) {
+        (void)vo_lease_keeper_stop(v->attach_keeper); /* none expected */
+        v->attach_keeper = TAKE_PTR(keeper);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    (void)vo_lease_keeper_stop(keeper);
+    return v ? 0 : vo_error_set(ret_error, -ENOENT, "volume '%s' does not exist", key);
+}
+
+int vo_volume_attach_confirm(VoDaemon *d, const char *key, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return 0;
+    /* Under storage_lock so the keeper is not stopped meanwhile; the renewal
+     * is one store call, bounded by the store's timeout. */
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    bool locked = v && v->shared && !v->shareable;
+    int r = 0;
+    if (locked && !v->attach_keeper)
+        r = -ENOENT;
+    else if (locked)
+        r = vo_lease_keeper_confirm(v->attach_keeper);
     pthread_mutex_unlock(&d->storage_lock);
     if (!v)
-        (void)d->store->ops->lease_revoke(d->store, lease);
-    return v ? 0 : vo_error_set(ret_error, -ENOENT, "volume '%s' does not exist", key);
+        return vo_error_set(ret_error, -EBUSY, "volume '%s' was deleted meanwhile", key);
+    if (r == -ENOENT)
+        return vo_error_set(ret_error, -EBUSY, "volume '%s': this host lost its attach lock "
+                            "(cluster/volume-attach/%s expired) before the VM's definition "
+                            "named the disk, so another host may attach it; try again", key, key);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "volume '%s': cannot renew the attach lock: %s", key,
+                            strerror(-r));
+    return 0;
 }
 
 int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
@@ -2043,6 +2295,8 @@ int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char *
     int r = 0;
     if (!v || !p || !v->ready)
         r = vo_error_set(ret_error, -ENOENT, "volume '%s' does not exist", key);
+    else if ((r = pool_unreachable(p, ret_error)) < 0)
+        ;
     else if (deps)
         r = vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones: attaching it "
                          "would let a VM write under them; clone it instead", key);
@@ -2077,14 +2331,12 @@ void vo_volume_attach_release(VoDaemon *d, const char *key)
     VoVolume *v = volume_find(d, pool, name);
     if (v && v->attaching)
         v->attaching--;
-    int64_t lease = v && !v->attaching ? v->attach_lease : 0;
-    if (v && !v->attaching)
-        v->attach_lease = 0;
+    VoLeaseKeeper *keeper = v && !v->attaching ? TAKE_PTR(v->attach_keeper) : NULL;
     pthread_mutex_unlock(&d->storage_lock);
     /* The attach lock goes with its lease; by now the VM's relation is
      * recorded (or the add failed), so the next host sees it. */
-    if (lease) {
-        int r = d->store->ops->lease_revoke(d->store, lease);
+    if (keeper) {
+        int r = vo_lease_keeper_stop(keeper);
         if (r < 0 && r != -ENOENT)
             log_warn("storage: cannot drop the attach lock of %s: %s", key, strerror(-r));
     }

@@ -143,6 +143,15 @@ char *vo_volume_key_of_path(VoDaemon *d, const char *path);
 int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
                            bool *ret_shareable, char **ret_error);
 void vo_volume_attach_release(VoDaemon *d, const char *key);
+
+/* 0, or -EBUSY (409) "pool 'P' is not reachable on this host: <reason>" for a
+ * shared pool this host does not reach; 0 for an unknown pool too. */
+int vo_pool_check_reachable(VoDaemon *d, const char *name, char **ret_error);
+/* Right before the VM's definition naming the volume is saved: for a shared,
+ * non-shareable volume, renews this host's attach lock so that it outlasts
+ * the save (a full TTL from now, longer than a store call may take), or
+ * -EBUSY (409) when it was lost. 0 for other volumes. */
+int vo_volume_attach_confirm(VoDaemon *d, const char *key, char **ret_error);
 /* How many VMs and detached linked clones use image NAME. */
 int vo_image_users(VoDaemon *d, const char *image);
 /* How many VMs of the other hosts of the cluster were made from image NAME

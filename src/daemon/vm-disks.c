@@ -201,12 +201,16 @@ static int task_disk_add(VoTask *t, void *userdata)
                 r = d->driver->disk_attach(hv, resolved, next->n_disks - 1, &error);
             vo_vm_spec_free(resolved);
         }
-        if (r >= 0) {
+        bool plugged = r >= 0 && hv;
+        /* The attach lock must still hold when the definition is saved:
+         * otherwise the disk comes out again. */
+        if (r >= 0 && claimed)
+            r = vo_volume_attach_confirm(d, op->volume, &error);
+        if (r >= 0)
             r = vo_vm_commit_spec(vm, TAKE_PTR(next));
-            if (r < 0 && hv) {
-                _cleanup_free_ char *ignored = NULL;
-                (void)d->driver->disk_detach(hv, slot, &ignored);
-            }
+        if (r < 0 && plugged) {
+            _cleanup_free_ char *ignored = NULL;
+            (void)d->driver->disk_detach(hv, slot, &ignored);
         }
     }
     vo_vm_spec_free(next);

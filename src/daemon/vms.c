@@ -1314,6 +1314,11 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
                                   : vo_asprintf("image '%s' is unusable", args->image);
         return r == -ENOENT ? -EINVAL : -EIO;
     }
+    /* An image of a shared pool: its files must be reachable from here. */
+    if (img->pool && (r = vo_pool_check_reachable(d, img->pool, ret_error)) < 0) {
+        vo_image_free(img);
+        return r;
+    }
     if (args->disk_size_bytes && args->disk_size_bytes < img->size_bytes) {
         *ret_error = vo_asprintf("disk_size_bytes: %llu is smaller than image '%s' (%llu bytes)",
                                  (unsigned long long)args->disk_size_bytes, img->name,

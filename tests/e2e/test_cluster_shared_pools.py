@@ -157,6 +157,40 @@ def test_shared_pool_on_three_hosts(cluster):
     status, body = h1.request("DELETE", "/v1/images/base")
     assert status == 409, body
 
+    # Two hosts importing one name into the shared pool at once: one makes
+    # it, the other is refused, and the image is whole.
+    outcome = {}
+
+    def import_on(h):
+        status, body = h.request("POST", "/v1/images", {"name": "twin", "import_path": disk,
+                                                        "pool": "nfs"})
+        if status == 202:
+            task = h.wait_task(body["task"])
+            outcome[h.name] = (task["state"] == "succeeded",
+                               (task.get("error") or {}).get("message", ""))
+        else:
+            outcome[h.name] = (False, body["error"]["message"] if status == 409 else str(body))
+
+    threads = [threading.Thread(target=import_on, args=(h,)) for h in (h1, h2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(ok for ok, _ in outcome.values()) == [False, True], outcome
+    refused = [m for ok, m in outcome.values() if not ok][0]
+    assert "twin" in refused and ("being made" in refused or "exists" in refused), refused
+    twin = os.path.join(path, ".images", "twin")
+    assert os.path.exists(os.path.join(twin, "image.json"))
+    subprocess.run(["qemu-img", "check", "-q", os.path.join(twin, "disk.qcow2")], check=True)
+    assert not [n for n in os.listdir(os.path.join(path, ".images")) if n.startswith(".build-")]
+    wait_until(lambda: h3.request("GET", "/v1/images/twin")[0] == 200, 30, what="h3 sees twin")
+    h3.api("DELETE", "/v1/images/twin")
+
+    # For the unreachable pool below: a volume and a VM on h3.
+    h1.task_ok("POST", "/v1/pools/nfs/volumes", {"name": "spare", "size_bytes": MiB})
+    h3.task_ok("POST", "/v1/vms", {"name": "c", "memory_mib": 64, "host": "h3"})
+    wait_until(lambda: "spare" in volume_names(h3, "nfs"), 30, what="spare listed on h3")
+
     # h3 does not see the share (an empty directory mounted over it in its
     # vireod's mount namespace, as an NFS mount that is missing would be):
     # unreachable there with why, and its record leaves the pool out.
@@ -174,6 +208,23 @@ def test_shared_pool_on_three_hosts(cluster):
         status, body = h3.request("POST", "/v1/pools/nfs/volumes", {"name": "x",
                                                                    "size_bytes": MiB})
         assert status == 409 and "not reachable" in body["error"]["message"]
+        # Nor attached, deleted (the document stays), or a VM made from
+        # its image there.
+        status, body = h3.request("POST", "/v1/vms/c/disks", {"volume": "nfs/spare"})
+        if status == 202:
+            task = h3.wait_task(body["task"])
+            assert task["state"] == "failed", task
+            message = task["error"]["message"]
+        else:
+            assert status == 409, body
+            message = body["error"]["message"]
+        assert "pool 'nfs' is not reachable on this host" in message, message
+        status, body = h3.request("DELETE", "/v1/pools/nfs/volumes/spare")
+        assert status == 409 and "pool 'nfs' is not reachable" in body["error"]["message"], body
+        assert "spare" in volume_names(h1, "nfs")
+        status, body = h3.request("POST", "/v1/vms", {"name": "d", "image": "base",
+                                                      "memory_mib": 64, "host": "h3"})
+        assert status == 409 and "pool 'nfs' is not reachable" in body["error"]["message"], body
     finally:
         subprocess.run(["nsenter", "-t", pid, "-m", "umount", "-l", path], check=False)
     wait_until(lambda: pool_on(h3, "nfs")["reachable"], 30, what="h3 reachable again")

@@ -161,9 +161,28 @@ def test_shared_volumes_kept_across_restart(fake_daemon, tmp_path):
     assert os.path.exists(os.path.join(shared, "busy.qcow2.creating"))
     os.unlink(os.path.join(shared, "busy.qcow2.creating"))
     os.unlink(os.path.join(shared, "taken.qcow2"))
+    # A lock naming another host is kept (standalone: whether that host is
+    # down cannot be known); one naming this host is a crash's and goes.
+    with open(os.path.join(d.state_dir, "host-id")) as f:
+        host_id = f.read().strip()
+    other = "0b5e1c8e8a4e4c639a572d4f0c3b7a11"
+    (shared / "theirs.qcow2.creating").write_text(other)
+    status, doc = d.request("POST", "/v1/pools/nfs/volumes", {"name": "theirs",
+                                                              "size_bytes": MiB})
+    assert status == 409 and "another host" in doc["error"]["message"]
+    assert (shared / "theirs.qcow2.creating").read_text() == other
+    (shared / "theirs.qcow2.creating").unlink()
+    (shared / "own.qcow2.creating").write_text(host_id)
+    d.task_ok("POST", "/v1/pools/nfs/volumes", {"name": "own", "size_bytes": MiB})
+    assert not (shared / "own.qcow2.creating").exists()
+    d.task_ok("DELETE", "/v1/pools/nfs/volumes/own")
+    # Left by this host before a restart: removed once the pool is reachable.
+    (shared / "left.qcow2.creating").write_text(host_id)
 
     d.stop()
     d.start()
+    wait_until(lambda: not (shared / "left.qcow2.creating").exists(), 20,
+               what="this host's stale .creating removed")
     assert pool(d, "nfs")["shared"] is True
     assert d.api("GET", "/v1/pools/nfs/volumes/data")["state"] == "ready"
     wait_reach(d, "nfs", True)
