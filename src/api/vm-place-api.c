@@ -28,8 +28,8 @@ static void sleep_ms(int ms)
 }
 
 /* Waits (bounded: the lease's TTL and a margin) until the manager role is
- * held by another host than old_id (NULL: by anyone). */
-static void wait_manager_change(VoDaemon *d, const char *old_id)
+ * held by another host than old_id (NULL: by anyone); whether it moved. */
+static bool wait_manager_change(VoDaemon *d, const char *old_id)
 {
     int64_t until = vo_now_ms() + VO_HOST_LEASE_TTL_MS + 3000;
     while (vo_now_ms() < until) {
@@ -40,9 +40,10 @@ static void wait_manager_change(VoDaemon *d, const char *old_id)
         free(url);
         free(error);
         if (moved)
-            return;
+            return true;
         sleep_ms(200);
     }
+    return false;
 }
 
 /* The body as sent on: the client's, with "host" set when given. */
@@ -57,13 +58,44 @@ static char *body_text(VoRequest *req, const char *host_id)
 }
 
 static void forward_to(VoRequest *req, VoReply *rep, const char *url, const char *host_id,
-                       const char *extra_header, int *ret_r)
+                       const char *extra_header, int timeout_ms, int *ret_r)
 {
     _cleanup_free_ char *body = body_text(req, host_id);
     VoForwardRequest in = { .method = "POST", .path_and_query = req->path,
                             .content_type = "application/json", .extra_header = extra_header,
                             .body = body, .body_len = body ? strlen(body) : 0 };
-    *ret_r = vo_forward_reply(&req->d->peer_tls, url, &in, VO_FORWARD_TIMEOUT_MS, rep);
+    *ret_r = vo_forward_reply(&req->d->peer_tls, url, &in, timeout_ms, rep);
+}
+
+/* The asker waits longer for the manager than the manager for the chosen
+ * host, so the manager's answer (even its own 502 of a target that did not
+ * answer) arrives rather than a timeout of unknown outcome. */
+#define ASK_MANAGER_TIMEOUT_MS (VO_FORWARD_TIMEOUT_MS + 20000)
+
+/* Words of the 503 a host that is no longer the manager answers a request
+ * to place: nothing was done, the asker reads the manager again. */
+#define NOT_MANAGER_WORDS "is not the cluster's manager"
+
+/* Whether the peer never got the request: it refused or did not take the
+ * connection, or refused the TLS handshake (cluster/peer-client.h). */
+static bool never_sent(int r)
+{
+    return r == -ECONNREFUSED || r == -EHOSTUNREACH || r == -EACCES;
+}
+
+static bool not_manager_reply(const VoReply *rep)
+{
+    return rep->status == 503 && rep->text && strstr(rep->text, NOT_MANAGER_WORDS);
+}
+
+static void reply_unknown(VoRequest *req, VoReply *rep, const char *url, int r)
+{
+    const char *name = req->body ? json_string_value(json_object_get(req->body, "name")) : NULL;
+    reset_reply(rep);
+    vo_reply_error(rep, VO_ERR_UNAVAILABLE,
+                   "the manager (%s) did not answer (%s): the outcome is unknown, the VM may "
+                   "have been made: check `vireo vm show %s` before trying again",
+                   url, strerror(-r), name ? name : "NAME");
 }
 
 /* This host places: answered (true), or the VM is made here (false). */
@@ -82,7 +114,7 @@ static bool place(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask, VoPlaceCh
         return false;
     }
     int64_t t0 = vo_now_ms();
-    forward_to(req, rep, c.url, c.host_id, NULL, &r);
+    forward_to(req, rep, c.url, c.host_id, NULL, VO_FORWARD_TIMEOUT_MS, &r);
     log_debug("placement: VM sent to host %s (%s), answered %d in %lld ms", c.host_name, c.url,
               rep->status, (long long)(vo_now_ms() - t0));
     vo_cluster_place_done(req->d, &c, r >= 0 && rep->status == 202);
@@ -90,13 +122,15 @@ static bool place(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask, VoPlaceCh
     return true;
 }
 
-/* Asks the manager; once more after the role moved when it did not answer. */
+/* Asks the manager; once more when the request never reached it: it
+ * refused the connection (asked again once the role moved) or answered
+ * that it is not the manager (asked again after a short wait). A request it may have got (a timeout, a
+ * connection cut) is never repeated: its outcome is unknown (503). */
 static bool ask_manager(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask,
                         VoPlaceChoice *ret_choice)
 {
     VoDaemon *d = req->d;
     static const char place_header[] = VO_PLACE_HEADER ": 1";
-    _cleanup_free_ char *failed_id = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         char *id = NULL, *url = NULL, *error = NULL;
         int r = vo_cluster_manager(d, &id, &url, &error);
@@ -119,20 +153,32 @@ static bool ask_manager(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask,
             return place(req, rep, ask, ret_choice);
         }
         reset_reply(rep);
-        forward_to(req, rep, url, NULL, place_header, &r);
-        if (r >= 0 || attempt == 1) {
-            if (r < 0)
-                log_warn("placement: the manager (%s) did not answer twice", url);
+        forward_to(req, rep, url, NULL, place_header, ASK_MANAGER_TIMEOUT_MS, &r);
+        bool retry = (r < 0 && never_sent(r)) || (r >= 0 && not_manager_reply(rep));
+        if (r < 0 && !never_sent(r))
+            reply_unknown(req, rep, url, r);
+        if (!retry || attempt == 1) {
+            if (retry)
+                log_warn("placement: the manager (%s) did not take the request twice", url);
             free(id);
             free(url);
             return true;
         }
-        log_info("placement: the manager (host %s at %s) did not answer: %s; asking again once "
-                 "the role moved", id, url, strerror(-r));
+        log_info("placement: the manager (host %s at %s) did not take the request (%s); "
+                 "asking again once the role moved", id, url,
+                 r < 0 ? strerror(-r) : "no longer the manager");
+        /* A host that answered it is not the manager: its role went, or
+         * it does not know yet that it holds it (read the manager again
+         * shortly). One that did not take the connection: once it moved. */
+        bool moved = true;
+        if (r >= 0)
+            sleep_ms(500);
+        else
+            moved = wait_manager_change(d, id);
+        free(id);
         free(url);
-        free(failed_id);
-        failed_id = id;
-        wait_manager_change(d, failed_id);
+        if (!moved)
+            return true; /* its answer stands: 502 (not reached) or 503 */
     }
     return true;
 }
@@ -152,13 +198,20 @@ bool vo_api_vm_create_elsewhere(VoRequest *req, VoReply *rep, const VoPlaceAsk *
                                "'%s' (%s): the hosts disagree; try again", ask->host,
                                d->host_name, d->host_id);
             else
-                vo_reply_error(rep, VO_ERR_NOT_FOUND,
-                               "host '%s' is not a host of this cluster (a standalone host: "
+                vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                               "host: '%s' is not a host of this cluster (a standalone host: "
                                "the only host is '%s'; see: vireo host list)", ask->host,
                                d->host_name);
             return true;
         }
         return false;
+    }
+    if (asked_to_place && !vo_hosts_is_manager(d)) {
+        /* Asked by a host that took this one for the manager: nothing is
+         * done, it asks the manager it reads again. */
+        vo_reply_error(rep, VO_ERR_UNAVAILABLE,
+                       "host '%s' " NOT_MANAGER_WORDS " (any more): ask again", d->host_name);
+        return true;
     }
     if (asked_to_place || vo_hosts_is_manager(d))
         return place(req, rep, ask, ret_choice);

@@ -1,7 +1,10 @@
 /* vm-place-api.h: where POST /v1/vms is served in a cluster. A create
  * without X-Vireo-Forwarded goes to the manager (forwarded with
- * X-Vireo-Place, retried once when the manager did not answer, after the
- * role moved); the manager (or a host asked with X-Vireo-Place) places it
+ * X-Vireo-Place, asked again once only when the request never reached it:
+ * the connection was not taken (after the role moved) or it answered it is
+ * not the manager; a request it may have got is never repeated: 503, the
+ * outcome unknown); the manager places it (a host asked with X-Vireo-Place
+ * that is not the manager answers 503 and does nothing)
  * and forwards it to the chosen host with "host" set to that host's id, or
  * serves it itself; a forwarded create is served where it arrives.
  * Standalone: served here; a "host" must name this host. */

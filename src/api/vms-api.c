@@ -6,6 +6,7 @@
 #include "api/handlers.h"
 #include "api/vm-place-api.h"
 #include "cluster/any-door.h"
+#include "conf/names.h"
 #include "conf/vm-spec.h"
 #include "daemon/cluster-view.h"
 #include "daemon/groups.h"
@@ -181,6 +182,12 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     if (vo_accel_from_string(accel, &ask.accel) < 0) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "accel: '%s' is not one of auto, kvm, tcg",
                        accel);
+        return;
+    }
+    if (group && !vo_name_valid(group)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                       "group: '%s' is invalid: use 1-63 characters of a-z, 0-9 and '-', not "
+                       "starting with '-'", group);
         return;
     }
     if (group) {

@@ -126,7 +126,11 @@ static void set_tls(CURL *curl, const VoPeerTls *tls, int timeout_ms)
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(curl, CURLOPT_PROXY, ""); /* never through a proxy from the environment */
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 30000));
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 30000));
+    /* A peer that does not take the connection within a few seconds is
+     * down or unreachable: known early, and known to have got nothing. */
+    long total = timeout_ms > 0 ? timeout_ms : 30000;
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                     total < VO_PEER_CONNECT_TIMEOUT_MS ? total : VO_PEER_CONNECT_TIMEOUT_MS);
 }
 
 static int errno_of(CURLcode c)
@@ -184,6 +188,13 @@ int vo_peer_request(const VoPeerTls *tls, const char *base_url, const char *meth
     CURLcode cc = curl_easy_perform(curl);
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    /* Timed out before the TLS handshake was done: the request was never
+     * sent (a caller may send it elsewhere), unlike a timeout after it. */
+    curl_off_t tls_done = 0;
+    if (cc == CURLE_OPERATION_TIMEDOUT &&
+        curl_easy_getinfo(curl, CURLINFO_APPCONNECT_TIME_T, &tls_done) == CURLE_OK &&
+        tls_done == 0)
+        cc = CURLE_COULDNT_CONNECT;
     curl_slist_free_all(list);
     curl_easy_cleanup(curl);
     if (cc != CURLE_OK) {

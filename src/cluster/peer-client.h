@@ -37,7 +37,12 @@ void vo_peer_response_clear(VoPeerResponse *r);
  * NULL). 0 with ret filled when the peer answered (any status), -errno with
  * ret->error when it could not be reached, refused the TLS handshake
  * (-EACCES), did not answer within timeout_ms (-ETIMEDOUT), or answered more
- * than VO_PEER_MAX_BODY (-EMSGSIZE). */
+ * than VO_PEER_MAX_BODY (-EMSGSIZE). The connect phase (TCP and TLS
+ * handshake) gets at most VO_PEER_CONNECT_TIMEOUT_MS: a peer not taking
+ * the connection gives -ECONNREFUSED (or -EACCES for a refused handshake),
+ * and then it never got the request; after -ETIMEDOUT or -ECONNRESET it
+ * may have acted on it. */
+#define VO_PEER_CONNECT_TIMEOUT_MS 4000
 int vo_peer_request(const VoPeerTls *tls, const char *base_url, const char *method,
                     const char *path_and_query, const char *const *headers, const char *body,
                     size_t body_len, int timeout_ms, VoPeerResponse *ret);

@@ -283,6 +283,10 @@ static int new_spec(VoDaemon *d, const BackupRef *b, const char *name, VoVmSpec 
     spec->id = vo_strdup(id);
     free(spec->name);
     spec->name = vo_strdup(name);
+    /* A group is joined through placement (the manager checks its policy):
+     * the new VM is in none; vireo vm create --group places one. */
+    free(spec->group);
+    spec->group = NULL;
     for (size_t i = 0; i < spec->n_nics && r >= 0; i++) {
         if (strcmp(spec->nics[i].network, "user") && !vo_network_exists(d, spec->nics[i].network))
             r = vo_error_set(ret_error, -EINVAL, "network '%s' of the backed-up VM does not "

@@ -131,14 +131,22 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
     req.pools = pools;
     req.host = (char *)ask->host;
     json_t *group_members = NULL;
+    /* Everything placement reads is read under place_lock: a placement that
+     * read before another one made its VM and dropped its reservation would
+     * see neither that VM nor its reservation. */
+    pthread_mutex_lock(&place_lock);
     if (ask->group) {
         int r = vo_group_policy(d, ask->group, &req.group_policy, ret_error);
-        if (r < 0)
+        if (r < 0) {
+            pthread_mutex_unlock(&place_lock);
             return r == -ENOENT ? -EINVAL : r;
+        }
         r = vo_group_members(d, ask->group, &group_members);
-        if (r < 0)
+        if (r < 0) {
+            pthread_mutex_unlock(&place_lock);
             return vo_error_set(ret_error, r, "cannot read group '%s': %s", ask->group,
                                 strerror(-r));
+        }
         req.group = (char *)ask->group;
     }
     VoPlacePolicy policy;
@@ -147,6 +155,7 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
     if (r >= 0)
         r = read_hosts(d, &members, &records);
     if (r < 0) {
+        pthread_mutex_unlock(&place_lock);
         json_decref(group_members);
         return vo_error_set(ret_error, r, "cannot read the hosts: %s", strerror(-r));
     }
@@ -162,7 +171,6 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
     VoPlaceSnapshot snap = { 0 };
     VoPlaceResult res = { 0 };
     char **warnings = NULL;
-    pthread_mutex_lock(&place_lock);
     vo_place_reservations_prune(&reservations, docs, n, vo_now_ms());
     r = vo_place_snapshot_build(docs, n, policy, &reservations, &snap, &warnings, ret_error);
     if (r >= 0 && req.group)
@@ -171,8 +179,8 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
     if (r >= 0)
         r = vo_place(&snap, &req, &res);
     if (r == -ENOENT)
-        r = vo_error_set(ret_error, -ENOENT,
-                         "host '%s' is not a host of this cluster (see: vireo host list)",
+        r = vo_error_set(ret_error, -EINVAL,
+                         "host: '%s' is not a host of this cluster (see: vireo host list)",
                          ask->host);
     else if (r >= 0 && res.host < 0) {
         *ret_error = vo_place_reasons_format(&snap, &req, &res);

@@ -134,6 +134,27 @@ static char *members_words(json_t *members)
     return s;
 }
 
+/* Puts the group's document: text of doc without the deleting mark, or
+ * with it (mark), compared at rev. */
+static int put_group(VoDaemon *d, const char *key, json_t *doc, bool mark, int64_t rev,
+                     int64_t *ret_rev)
+{
+    json_t *copy = json_deep_copy(doc);
+    if (mark)
+        json_object_set_new(copy, "deleting", json_true());
+    else
+        json_object_del(copy, "deleting");
+    _cleanup_free_ char *text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(copy);
+    return vo_store_put(d->store, key, text, rev, ret_rev);
+}
+
+/* The claim pattern (daemon.h): the group's document is marked deleting at
+ * the revision read, then its members are listed; a VM joining compares the
+ * group's document at the revision it read unmarked (vms.c write_vm), so a
+ * join that came first is listed here, and one that comes later fails. A
+ * group with members gets its mark taken back. A mark left by a delete cut
+ * short (a crash) is taken over by the next delete. */
 int vo_group_delete(VoDaemon *d, const char *name, char **ret_error)
 {
     json_t *doc = NULL;
@@ -141,12 +162,29 @@ int vo_group_delete(VoDaemon *d, const char *name, char **ret_error)
     int r = get_group(d, name, &doc, &rev, ret_error);
     if (r < 0)
         return r;
-    json_decref(doc);
+    _cleanup_free_ char *key = vo_asprintf(VO_GROUPS_PREFIX "%s", name);
+    int64_t marked = rev;
+    if (!json_is_true(json_object_get(doc, "deleting")))
+        r = put_group(d, key, doc, true, rev, &marked);
+    if (r == -ESTALE || r == -ENOENT) {
+        json_decref(doc);
+        return vo_error_set(ret_error, -ESTALE, "group '%s' changed meanwhile; try again", name);
+    }
+    if (r < 0) {
+        json_decref(doc);
+        return vo_error_set(ret_error, r, "cannot delete group '%s': %s", name, strerror(-r));
+    }
     json_t *members = NULL;
     r = vo_group_members(d, name, &members);
+    size_t n = r < 0 ? 0 : json_object_size(members);
+    if (r < 0 || n > 0) { /* the mark taken back; it stays if this fails (the next delete) */
+        int u = put_group(d, key, doc, false, marked, NULL);
+        if (u < 0 && u != -ESTALE && u != -ENOENT)
+            log_warn("group %s: cannot take back its deleting mark: %s", name, strerror(-u));
+    }
+    json_decref(doc);
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot read group '%s': %s", name, strerror(-r));
-    size_t n = json_object_size(members);
     if (n > 0) {
         _cleanup_free_ char *words = members_words(members);
         json_decref(members);
@@ -155,13 +193,27 @@ int vo_group_delete(VoDaemon *d, const char *name, char **ret_error)
                             n == 1 ? "" : "s", words);
     }
     json_decref(members);
-    _cleanup_free_ char *key = vo_asprintf(VO_GROUPS_PREFIX "%s", name);
-    r = vo_store_delete(d->store, key, rev);
+    r = vo_store_delete(d->store, key, marked);
     if (r == -ESTALE || r == -ENOENT)
         return vo_error_set(ret_error, -ESTALE, "group '%s' changed meanwhile; try again", name);
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot delete group '%s': %s", name, strerror(-r));
     return 0;
+}
+
+int vo_group_joinable(VoDaemon *d, const char *name, int64_t *ret_rev)
+{
+    _cleanup_free_ char *key = vo_asprintf(VO_GROUPS_PREFIX "%s", name);
+    _cleanup_free_ char *text = NULL;
+    int r = vo_store_get(d->store, key, &text, ret_rev);
+    if (r == -ENOENT)
+        return -EIDRM;
+    if (r < 0)
+        return r;
+    json_t *doc = json_loads(text, 0, NULL);
+    bool deleting = json_is_true(json_object_get(doc, "deleting"));
+    json_decref(doc);
+    return deleting ? -EIDRM : 0;
 }
 
 int vo_groups_list_json(VoDaemon *d, json_t **ret, char **ret_error)
@@ -226,6 +278,10 @@ int vo_group_policy(VoDaemon *d, const char *name, VoGroupPolicy *ret, char **re
     int r = get_group(d, name, &doc, NULL, ret_error);
     if (r < 0)
         return r;
+    if (json_is_true(json_object_get(doc, "deleting"))) {
+        json_decref(doc);
+        return vo_error_set(ret_error, -EBUSY, "group '%s' is being deleted", name);
+    }
     const char *p = json_string_value(json_object_get(doc, "policy"));
     r = p ? vo_group_policy_from_string(p, ret) : -EINVAL;
     json_decref(doc);

@@ -5,7 +5,10 @@
  * A VM joins a group when it is created (spec field "group"); its member
  * document is written in the VM's own transactions (state/relations.h) and
  * deleted with it, so the manager reads which hosts hold a group's members
- * with one range read. A group with members is not deleted. */
+ * with one range read. A group with members is not deleted: a delete first
+ * marks the group's document "deleting": true (a claim, daemon.h), then
+ * lists its members; a VM joins compared on the group's document unmarked
+ * (vo_group_joinable), so one of the two loses. */
 #pragma once
 
 #include <jansson.h>
@@ -26,5 +29,8 @@ int vo_groups_list_json(VoDaemon *d, json_t **ret, char **ret_error);
 int vo_group_show_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error);
 /* The group's policy; -ENOENT (with words) when it does not exist. */
 int vo_group_policy(VoDaemon *d, const char *name, VoGroupPolicy *ret, char **ret_error);
+/* 0 and the revision of the group's document when a VM may join it now;
+ * -EIDRM when it is gone or marked deleting; or the store's error. */
+int vo_group_joinable(VoDaemon *d, const char *name, int64_t *ret_rev);
 /* The group's member documents: {key: {"vm","name","host"}}. */
 int vo_group_members(VoDaemon *d, const char *name, json_t **ret);

@@ -17,6 +17,7 @@
 #include "conf/names.h"
 #include "daemon/cluster-view.h"
 #include "daemon/console.h"
+#include "daemon/groups.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
@@ -179,7 +180,8 @@ static char *name_claim_text(VoVm *vm)
  * the last write (none with forget: the VM's relations go), and the claim
  * of its name when it holds none of that name yet (the first write, a
  * rename: the old one released; with forget, released). -ENOTUNIQ: another
- * VM holds the name (in a cluster: maybe on another host). */
+ * VM holds the name (in a cluster: maybe on another host); -EIDRM: the
+ * group it joins is being deleted or is gone. */
 static int write_vm(VoVm *vm, const char *text, bool forget)
 {
     _cleanup_free_ char *key = vo_key_vm(vm->spec->id);
@@ -198,8 +200,30 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
                            .vm_doc = text, .have = vm->uses, .want = want,
                            .claim_key = claim_key, .claim_value = claim_text,
                            .release_key = release_key };
+    /* Joining its group (the first write, which adds the member document):
+     * compared on the group's document as read, not marked deleting, so a
+     * delete of the group (groups.c: mark, list the members, delete) and
+     * this join never both succeed. A VM loaded at start (vm->rev set) only
+     * rewrites a membership it had. */
+    _cleanup_free_ char *group_key = NULL;
+    if (!forget && !vm->rev && vm->spec->group) {
+        _cleanup_free_ char *member = vo_asprintf(VO_GROUP_MEMBERS_PREFIX "%s/%s",
+                                                  vm->spec->group, vm->spec->id);
+        if (!vm->uses || !json_object_get(vm->uses, member))
+            group_key = vo_asprintf(VO_GROUPS_PREFIX "%s", vm->spec->group);
+    }
     int64_t rev = 0;
-    int r = vo_relations_commit(vm->d->store, &txn, &rev);
+    int r = 0;
+    /* A mark taken back (the delete found members) changes the revision
+     * too: read again a few times before refusing. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (group_key && (r = vo_group_joinable(vm->d, vm->spec->group, &txn.group_rev)) < 0)
+            break;
+        txn.group_key = group_key;
+        r = vo_relations_commit(vm->d->store, &txn, &rev);
+        if (r != -EIDRM)
+            break;
+    }
     if (r < 0) {
         json_decref(want);
         return r;
@@ -1297,6 +1321,17 @@ int vo_vm_delete(VoDaemon *d, VoVm *vm, bool force, bool keep_disks, json_t **re
     return r;
 }
 
+/* A new name (create, define, rename) that reads as an id is refused: a
+ * VM is found by name or id, across the hosts of a cluster too, and such a
+ * name would be ambiguous. Names given before stay. */
+static int check_new_name(const char *name, char **ret_error)
+{
+    if (name && vo_uuid_valid(name))
+        return vo_error_set(ret_error, -EINVAL, "name: '%s' looks like a VM id (a UUID); "
+                            "give the VM a name that does not", name);
+    return 0;
+}
+
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
                  char **ret_error)
 {
@@ -1306,6 +1341,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
                                  args->name ? args->name : "");
         return -EINVAL;
     }
+    if (check_new_name(args->name, ret_error) < 0)
+        return -EINVAL;
     VoImage *img = NULL;
     int r = vo_image_get(d, args->image, &img, NULL);
     if (r < 0) {
@@ -1428,6 +1465,9 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         if (r == -ENOTUNIQ) { /* claimed meanwhile, maybe on another host */
             *ret_error = vo_vm_name_taken_message(d, args->name);
             r = -EEXIST;
+        } else if (r == -EIDRM) {
+            *ret_error = vo_asprintf("group '%s' is being deleted", spec->group);
+            r = -EBUSY;
         } else
             *ret_error = vo_asprintf("cannot save VM '%s': %s", args->name, strerror(-r));
         vo_vm_unref(vm);
@@ -1461,6 +1501,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
 int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
 {
     int r = vo_vm_spec_validate(spec, &d->limits, ret_error);
+    if (r >= 0)
+        r = check_new_name(spec->name, ret_error);
     if (r < 0) {
         vo_vm_spec_free(spec);
         return r;
@@ -1486,6 +1528,9 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
         if (r == -ENOTUNIQ) {
             *ret_error = vo_vm_name_taken_message(d, spec->name);
             r = -EEXIST;
+        } else if (r == -EIDRM) {
+            *ret_error = vo_asprintf("group '%s' is being deleted", spec->group);
+            r = -EBUSY;
         } else if (r < 0)
             *ret_error = vo_asprintf("cannot save VM '%s': %s", spec->name, strerror(-r));
     }
@@ -1557,6 +1602,8 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     if (edit->autostart >= 0)
         next->autostart = edit->autostart;
     r = vo_vm_spec_validate(next, &d->limits, ret_error);
+    if (r >= 0 && edit->name && strcmp(edit->name, vm->spec->name))
+        r = check_new_name(edit->name, ret_error);
     if (r >= 0 && edit->name && strcmp(edit->name, vm->spec->name)) {
         pthread_mutex_unlock(&vm->lock);
         VoVm *other = vo_vms_find_locked(d, edit->name);
@@ -1847,6 +1894,45 @@ static void drop_orphan_claims(VoDaemon *d, json_t *claims)
     }
 }
 
+static int collect_member(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)rev;
+    json_t *doc = json_loads(value, 0, NULL);
+    if (json_is_object(doc))
+        json_object_set_new(userdata, key, doc);
+    else
+        json_decref(doc);
+    return 0;
+}
+
+/* Group member documents of this host's VMs that have no document: a
+ * create cut short by a crash, a delete whose transaction did not say.
+ * Deleted compared on the VM's document being absent (as the claims). */
+static void drop_orphan_members(VoDaemon *d)
+{
+    json_t *members = json_object();
+    int r = vo_store_list(d->store, VO_GROUP_MEMBERS_PREFIX, collect_member, members);
+    if (r < 0)
+        log_warn("store: cannot read the group members: %s", strerror(-r));
+    const char *key;
+    json_t *m;
+    json_object_foreach(members, key, m) {
+        const char *host = json_string_value(json_object_get(m, "host"));
+        const char *id = json_string_value(json_object_get(m, "vm"));
+        _cleanup_vm_ VoVm *vm = id ? vo_vms_find(d, id) : NULL;
+        if (!host || strcmp(host, d->host_id) || !id || vm)
+            continue;
+        _cleanup_free_ char *vm_key = vo_key_vm(id);
+        VoStoreCompare cmp = { .key = vm_key, .expected_rev = VO_REV_NEW };
+        VoStoreOp op = { .kind = VO_STORE_DELETE, .key = key };
+        r = vo_store_txn(d->store, &cmp, 1, &op, 1, NULL, NULL);
+        if (r < 0 && r != -EEXIST)
+            log_warn("store: cannot remove the group membership of VM %s: %s", id,
+                     strerror(-r));
+    }
+    json_decref(members);
+}
+
 int vo_vms_load(VoDaemon *d)
 {
     LoadCtx ctx = { .d = d };
@@ -1865,6 +1951,7 @@ int vo_vms_load(VoDaemon *d)
     log_info("loaded %d VMs", ctx.loaded);
     drop_orphan_claims(d, ctx.claims);
     json_decref(ctx.claims);
+    drop_orphan_members(d);
     rebuild_relations(d, ctx.relations); /* claims the names not claimed yet, too */
     json_decref(ctx.relations);
     vo_networks_refresh_hosts(d); /* the NICs as recorded now */

@@ -120,13 +120,25 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
      * service writes them, always with the VM's document compared. A name
      * claim is compared on being new: one VM per name in the whole store
      * (the cluster's, on etcd). */
-    VoStoreCompare cmps[2] = { { .key = t->vm_key, .expected_rev = t->vm_rev },
-                               { .key = t->claim_key, .expected_rev = VO_REV_NEW } };
+    VoStoreCompare cmps[3] = { { .key = t->vm_key, .expected_rev = t->vm_rev } };
+    size_t n_cmps = 1, claim_at = 0, group_at = 0;
+    if (t->claim_key) {
+        claim_at = n_cmps;
+        cmps[n_cmps++] = (VoStoreCompare){ .key = t->claim_key, .expected_rev = VO_REV_NEW };
+    }
+    /* A group joined is compared at the revision read: a delete marks it
+     * first (groups.c), so the join or the delete loses. */
+    if (t->group_key) {
+        group_at = n_cmps;
+        cmps[n_cmps++] = (VoStoreCompare){ .key = t->group_key, .expected_rev = t->group_rev };
+    }
     int64_t rev = 0;
     size_t failed = 0;
-    int r = vo_store_txn(s, cmps, t->claim_key ? 2 : 1, ops, n, &rev, &failed);
-    if (r == -EEXIST && t->claim_key && failed == 1)
+    int r = vo_store_txn(s, cmps, n_cmps, ops, n, &rev, &failed);
+    if (r == -EEXIST && claim_at && failed == claim_at)
         r = -ENOTUNIQ;
+    else if ((r == -ESTALE || r == -ENOENT) && group_at && failed == group_at)
+        r = -EIDRM;
     free(ops);
     if (r >= 0 && ret_rev)
         *ret_rev = rev;

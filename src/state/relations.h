@@ -42,7 +42,11 @@ void vo_relations_add_group(json_t *want, const VoVmSpec *spec, const char *host
  * The VM's name claim (cluster/names/vms/<name>, keys.h) goes in the same
  * transaction: claim_key (may be NULL) is created with claim_value and
  * must not exist (-ENOTUNIQ when another VM holds it); release_key (may be
- * NULL) is deleted (the old name of a rename). */
+ * NULL) is deleted (the old name of a rename).
+ * group_key (may be NULL): the document of the group the VM joins
+ * (cluster/groups/<g>), compared at group_rev (the revision read, not
+ * marked deleting): -EIDRM when it changed or went meanwhile (a delete of
+ * the group marked it; daemon/groups.h). */
 typedef struct {
     const char *vm_key;
     int64_t vm_rev;
@@ -51,6 +55,8 @@ typedef struct {
     json_t *have, *want;
     char *const *also_delete;
     const char *claim_key, *claim_value, *release_key;
+    const char *group_key;
+    int64_t group_rev;
 } VoRelationsTxn;
 int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev);
 

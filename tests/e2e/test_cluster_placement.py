@@ -122,8 +122,8 @@ def test_placement_spread_groups_pins_and_refusals(cluster):
     err = create(h1, {"name": "big", "memory_mib": biggest * 4, "host": "h2"},
                  expect=409)["error"]["message"]
     assert err.startswith("host h2 does not fit: needs") and "h1" not in err
-    err = create(h3, {"name": "nowhere", "host": "h9"}, expect=404)["error"]["message"]
-    assert "host 'h9' is not a host of this cluster" in err
+    err = create(h3, {"name": "nowhere", "host": "h9"}, expect=400)["error"]["message"]
+    assert "host: 'h9' is not a host of this cluster" in err
 
     # Pack: two more VMs go to one host (the most loaded that fits).
     h2.cli("placement", "set", "pack")
@@ -141,14 +141,20 @@ def test_manager_failover(cluster):
     form(c)
     dead = by_name(c, manager(c.hosts[0]))
     alive = [h for h in c.hosts if h is not dead]
+    # A host asked to place that is not the manager does nothing and says
+    # so (503): the asker reads the manager again.
+    status, body = alive[0].request("POST", "/v1/vms", {"name": "astray", "memory_mib": 64},
+                                    headers={"X-Vireo-Place": "1"})
+    assert status == 503 and "is not the cluster's manager" in body["error"]["message"], body
+    assert alive[0].request("GET", "/v1/vms/astray")[0] == 404
     c.kill_host(dead)
     # Right away, while the dead host still holds the role (its lease has
     # not expired): the create waits for the role to move and asks again.
     doc = create(alive[0], {"name": "during", "memory_mib": 64})
     assert doc["host"]["name"] != dead.name
     wait_created(c, doc)
-    assert "did not answer" in alive[0].log() and "asking again once the role moved" in \
-        alive[0].log()
+    assert "did not take the request" in alive[0].log() and \
+        "asking again once the role moved" in alive[0].log()
     # Another host is the manager within the lease's TTL (and a margin).
     new = wait_until(lambda: manager(alive[1]) not in (None, dead.name),
                      LEASE_TTL_S + MARGIN_S, what="a new manager")

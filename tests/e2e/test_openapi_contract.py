@@ -778,8 +778,8 @@ def test_groups_and_placement(api):
     assert vm["group"] == "grp1"
     api.call("POST", "/v1/vms", {"name": "grouped2", "group": "missing"}, expect=400,
              code="invalid-argument")
-    api.call("POST", "/v1/vms", {"name": "grouped2", "host": "elsewhere"}, expect=404,
-             code="not-found")
+    api.call("POST", "/v1/vms", {"name": "grouped2", "host": "elsewhere"}, expect=400,
+             code="invalid-argument")
     assert [m["name"] for m in api.call("GET", "/v1/groups/grp1", expect=200).value["members"]] \
         == ["grouped1"]
     assert api.call("GET", "/v1/groups", expect=200).value["groups"][0]["members"] == 1

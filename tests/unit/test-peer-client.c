@@ -300,6 +300,21 @@ static void test_refusals(void **state)
     vo_peer_response_clear(&resp);
     free(by_name);
     assert_int_equal(atomic_load(&n_requests), before); /* neither reached the server */
+    /* A listener that takes the TCP connection but never the TLS handshake:
+     * refused after the connect timeout, not the request's (never sent). */
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    char *mute = vo_asprintf("https://127.0.0.1:%u", ntohs(sa.sin_port));
+    assert_int_equal(vo_peer_request(&t, mute, "POST", "/echo", NULL, "{}", 2,
+                                     VO_PEER_CONNECT_TIMEOUT_MS * 3, &resp), -ECONNREFUSED);
+    vo_peer_response_clear(&resp);
+    free(mute);
+    close(lfd);
     /* Nobody listening. */
     assert_int_equal(vo_peer_request(&t, "https://127.0.0.1:1", "GET", "/echo", NULL, NULL, 0,
                                      5000, &resp), -ECONNREFUSED);

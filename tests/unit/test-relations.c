@@ -296,6 +296,45 @@ static void test_name_claims(void **state)
     json_decref(none);
 }
 
+/* Joining a group is compared on the group's document: a change of it (a
+ * delete's mark) or its going fails the VM's write with -EIDRM, nothing of
+ * it written; with the name claim in the same transaction too. */
+static void test_group_join_compared(void **state)
+{
+    Fixture *f = *state;
+    _cleanup_free_ char *k1 = vo_key_vm(VM1), *claim = vo_key_vm_name("g1");
+    const char *group = "cluster/groups/web";
+    int64_t grev = 0, marked = 0;
+    assert_int_equal(vo_store_put(f->store, group, "{\"name\":\"web\"}", VO_REV_NEW, &grev), 0);
+    json_t *none = json_object(), *want = json_object();
+    json_object_set_new(want, "cluster/group-members/web/" VM1, json_string("{\"vm\":1}"));
+    /* Marked meanwhile: refused. */
+    assert_int_equal(vo_store_put(f->store, group, "{\"deleting\":true}", grev, &marked), 0);
+    VoRelationsTxn t = { .vm_key = k1, .vm_rev = VO_REV_NEW, .have = none, .want = want,
+                         .claim_key = claim, .claim_value = "{}", .group_key = group,
+                         .group_rev = grev };
+    assert_int_equal(vo_relations_commit(f->store, &t, NULL), -EIDRM);
+    assert_int_equal(vo_store_get(f->store, "cluster/group-members/web/" VM1, NULL, NULL),
+                     -ENOENT);
+    assert_int_equal(vo_store_get(f->store, claim, NULL, NULL), -ENOENT);
+    /* Gone: refused too. */
+    assert_int_equal(vo_store_delete(f->store, group, marked), 0);
+    t.group_rev = marked;
+    assert_int_equal(vo_relations_commit(f->store, &t, NULL), -EIDRM);
+    /* As read: joined. */
+    assert_int_equal(vo_store_put(f->store, group, "{\"name\":\"web\"}", VO_REV_NEW, &grev), 0);
+    t.group_rev = grev;
+    assert_int_equal(vo_relations_commit(f->store, &t, NULL), 0);
+    assert_int_equal(vo_store_get(f->store, "cluster/group-members/web/" VM1, NULL, NULL), 0);
+    assert_int_equal(vo_store_get(f->store, claim, NULL, NULL), 0);
+    /* The name claim's failure is still told as such with a group compare. */
+    _cleanup_free_ char *k2 = vo_key_vm(VM2);
+    t.vm_key = k2;
+    assert_int_equal(vo_relations_commit(f->store, &t, NULL), -ENOTUNIQ);
+    json_decref(none);
+    json_decref(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_and_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active_user_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_name_claims, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_join_compared, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
