@@ -591,11 +591,47 @@ static struct {
     char **warned; /* names whose adoption failed, said once */
 } follow = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-/* The VXLAN devices' FDB to the member hosts now. */
+/* want: a per-MAC entry for each record of net on another member host
+ * (its MAC, that host's address); *ret malloc'd. */
+static void fdb_wanted(json_t *members, json_t *records, const char *net, VoFdbEntry **ret,
+                       size_t *ret_n)
+{
+    _cleanup_free_ char *prefix = vo_asprintf(IPAM_PREFIX "%s/", net);
+    VoFdbEntry *want = vo_malloc0(sizeof(*want) * (json_array_size(records) + 1));
+    size_t n = 0, i, k;
+    json_t *rec, *m;
+    json_array_foreach(records, i, rec) {
+        const char *mac = str(rec, "mac"), *host = str(rec, "host");
+        if (strncmp(str(rec, "_key"), prefix, strlen(prefix)) || !mac || !host ||
+            strlen(mac) >= sizeof(want[n].mac))
+            continue;
+        json_array_foreach(members, k, m) {
+            const char *id = str(m, "_key") + strlen(MEMBERS_PREFIX);
+            uint32_t a;
+            if (!strcmp(id, host) && str(m, "address") &&
+                vo_ipv4_parse(str(m, "address"), &a, NULL) >= 0) {
+                snprintf(want[n].mac, sizeof(want[n].mac), "%s", mac);
+                want[n++].dst = a;
+                break;
+            }
+        }
+    }
+    *ret = want;
+    *ret_n = n;
+}
+
+/* The VXLAN devices' FDB to the member hosts now: all-zeros entries (one
+ * per host: broadcast, unknown MACs) and one per remote VM's MAC (IPAM). */
 static void update_fdbs(VoDaemon *d)
 {
     VoNetPlanCluster pc;
     vo_net_cluster_plan_input(d, &pc);
+    json_t *members = NULL, *records = NULL;
+    if (list_docs(d->store, MEMBERS_PREFIX, &members) < 0 ||
+        list_docs(d->store, IPAM_PREFIX, &records) < 0) {
+        json_decref(members);
+        members = NULL; /* the per-MAC entries stay as they are */
+    }
     pthread_mutex_lock(&d->networks_lock);
     size_t n = 0;
     VoNetSpec **specs = vo_malloc0(sizeof(VoNetSpec *) * (d->n_networks + 1));
@@ -624,11 +660,35 @@ static void update_fdbs(VoDaemon *d)
             log_warn("network %s: FDB: %s", specs[i]->name, error);
         }
         vo_net_plan_free(plan);
+        plan = NULL;
         free(have);
+        free(error);
+        error = NULL;
+        VoFdbEntry *have_macs = NULL, *want_macs = NULL;
+        size_t n_have_macs = 0, n_want_macs = 0;
+        if (members && records && pc.has_local) {
+            fdb_wanted(members, records, specs[i]->name, &want_macs, &n_want_macs);
+            if (vo_net_fdb_macs(vx, &have_macs, &n_have_macs, &error) >= 0 &&
+                vo_net_plan_fdb_macs(specs[i], have_macs, n_have_macs, want_macs, n_want_macs,
+                                     pc.local, &plan) >= 0 &&
+                plan->n_steps) {
+                log_debug("network %s: %zu per-MAC FDB change(s)", specs[i]->name,
+                          plan->n_steps);
+                if (vo_net_plan_execute(plan, NULL, NULL, false, &error) < 0)
+                    log_warn("network %s: FDB: %s", specs[i]->name, error);
+            } else if (error) {
+                log_warn("network %s: FDB: %s", specs[i]->name, error);
+            }
+        }
+        vo_net_plan_free(plan);
+        free(have_macs);
+        free(want_macs);
         vo_net_spec_free(specs[i]);
     }
     free(specs);
     free((uint32_t *)pc.peers);
+    json_decref(members);
+    json_decref(records);
 }
 
 /* This host's networks follow the cluster's definitions. */

@@ -36,6 +36,13 @@ def fdb_remotes(h, dev):
                   if e.get("mac") == "00:00:00:00:00:00" and "dst" in e)
 
 
+def mac_remote(h, dev, mac):
+    """The remote of dev's FDB entry for mac, or None."""
+    p = h.ns("bridge", "-j", "fdb", "show", "dev", dev, check=False)
+    entries = json.loads(p.stdout or "[]") if p.returncode == 0 else []
+    return next((e["dst"] for e in entries if e.get("mac") == mac.lower() and "dst" in e), None)
+
+
 def link_exists(h, dev):
     return h.ns("ip", "link", "show", dev, check=False).returncode == 0
 
@@ -108,6 +115,11 @@ def test_cluster_nat_network_spans_hosts(cluster):
     for h in (h1, h2):
         got = [{k: r[k] for k in ("ip", "name", "host")} for r in ipam(h, "web")]
         assert sorted(got, key=lambda r: r["ip"]) == want
+    # Unicast to a VM goes to its host only: a per-MAC FDB entry each way.
+    macs = {r["name"]: r["mac"] for r in ipam(h1, "web")}
+    wait_until(lambda: mac_remote(h1, vx, macs["b"]) == h2.address and
+               mac_remote(h2, vx, macs["a"]) == h1.address, 20, what="per-MAC FDB entries")
+    assert mac_remote(h1, vx, macs["a"]) is None  # its own VM: learnt on the bridge
     shown = h2.cli("network", "show", "web").stdout
     assert "2 (the cluster's)" in shown and ip_a in shown and "h1" in shown, shown
     # Each address came from the VM's own host: its lease is in that host's
@@ -131,6 +143,7 @@ def test_cluster_nat_network_spans_hosts(cluster):
     wait_until(lambda: ip_a not in [r["ip"] for r in ipam(h1, "web")], 20,
                what="a's address freed")
     assert [(r["name"], r["ip"]) for r in ipam(h2, "web")] == [("b", ip_b)]
+    wait_until(lambda: mac_remote(h2, vx, macs["a"]) is None, 20, what="a's FDB entry gone")
     st, err = h1.request("DELETE", "/v1/networks/web")
     assert st == 409, err
     assert "'b'" in err["error"]["message"] and "h2" in err["error"]["message"]
