@@ -115,11 +115,15 @@ static char *host_name(VoDaemon *d, const char *id)
 
 /* ---- definition -------------------------------------------------------- */
 
-static char *spec_text(const VoNetSpec *s, bool deleting)
+/* The cluster's document of s; creating_host: marked as being created by
+ * that host (no other host adopts it, no NIC is claimed on it). */
+static char *spec_text(const VoNetSpec *s, bool deleting, const char *creating_host)
 {
     json_t *doc = vo_net_spec_to_json(s);
     if (deleting)
         json_object_set_new(doc, "deleting", json_true());
+    if (creating_host)
+        json_object_set_new(doc, "creating", json_string(creating_host));
     char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     return text;
@@ -131,7 +135,7 @@ static int store_error(int r, char **ret_error, const char *what, const char *na
                         r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
 }
 
-int vo_net_cluster_publish(VoDaemon *d, VoNetSpec *s, char **ret_error)
+int vo_net_cluster_publish(VoDaemon *d, VoNetSpec *s, int64_t *ret_rev, char **ret_error)
 {
     bool segment = s->type != VO_NET_BRIDGE;
     _cleanup_free_ char *nkey = vo_asprintf(NETWORKS_PREFIX "%s", s->name);
@@ -152,19 +156,23 @@ int vo_net_cluster_publish(VoDaemon *d, VoNetSpec *s, char **ret_error)
             r = vo_cluster_vni_pick(s->name, used, n, &vni);
             free(used);
             if (r < 0)
-                return vo_error_set(ret_error, r, "no free VNI left in the cluster");
+                return vo_error_set(ret_error, -EBUSY, "no free VNI left in the cluster: "
+                                    "delete a cluster network first");
         }
         s->vni = vni;
-        _cleanup_free_ char *text = spec_text(s, false);
+        _cleanup_free_ char *text = spec_text(s, false, d->host_id);
         _cleanup_free_ char *vkey = vo_asprintf(VNIS_PREFIX "%u", vni);
         _cleanup_free_ char *vtext = vo_asprintf("{\"network\":\"%s\"}", s->name);
         VoStoreCompare cmps[] = { { nkey, VO_REV_NEW }, { vkey, VO_REV_NEW } };
         VoStoreOp ops[] = { { VO_STORE_PUT, nkey, text, 0 }, { VO_STORE_PUT, vkey, vtext, 0 } };
         size_t failed = 0;
-        int r = vo_store_txn(d->store, cmps, segment ? 2 : 1, ops, segment ? 2 : 1, NULL,
+        int64_t rev = 0;
+        int r = vo_store_txn(d->store, cmps, segment ? 2 : 1, ops, segment ? 2 : 1, &rev,
                              &failed);
         if (r >= 0) {
-            log_info("network %s: published to the cluster (vni %u)", s->name, vni);
+            log_info("network %s: published to the cluster, being created (vni %u)", s->name,
+                     vni);
+            *ret_rev = rev;
             return 0;
         }
         if (r == -EEXIST && failed == 0)
@@ -178,20 +186,38 @@ int vo_net_cluster_publish(VoDaemon *d, VoNetSpec *s, char **ret_error)
                         "concurrent creates; try again", s->name);
 }
 
-static void delete_definition(VoDaemon *d, const VoNetSpec *s, int64_t rev)
+int vo_net_cluster_publish_final(VoDaemon *d, const VoNetSpec *s, int64_t rev,
+                                 char **ret_error)
+{
+    _cleanup_free_ char *nkey = vo_asprintf(NETWORKS_PREFIX "%s", s->name);
+    _cleanup_free_ char *text = spec_text(s, false, NULL);
+    int r = vo_store_put(d->store, nkey, text, rev, NULL);
+    if (r == -ESTALE || r == -ENOENT)
+        return vo_error_set(ret_error, -EBUSY, "network '%s' changed in the cluster while it "
+                            "was being created; try again", s->name);
+    if (r < 0)
+        return store_error(r, ret_error, "create", s->name);
+    return 0;
+}
+
+static int delete_definition(VoDaemon *d, const VoNetSpec *s, int64_t rev)
 {
     _cleanup_free_ char *nkey = vo_asprintf(NETWORKS_PREFIX "%s", s->name);
     _cleanup_free_ char *vkey = vo_asprintf(VNIS_PREFIX "%u", s->vni);
     VoStoreCompare cmp = { nkey, rev };
     VoStoreOp ops[] = { { VO_STORE_DELETE, nkey, NULL, 0 }, { VO_STORE_DELETE, vkey, NULL, 0 } };
     int r = vo_store_txn(d->store, &cmp, rev > 0 ? 1 : 0, ops, s->vni ? 2 : 1, NULL, NULL);
-    if (r < 0)
+    if (r < 0 && r != -ESTALE && r != -ENOENT)
         log_warn("network %s: cannot remove it from the cluster: %s", s->name, strerror(-r));
+    return r;
 }
 
-void vo_net_cluster_unpublish(VoDaemon *d, const VoNetSpec *s)
+void vo_net_cluster_unpublish(VoDaemon *d, const VoNetSpec *s, int64_t rev)
 {
-    delete_definition(d, s, 0);
+    /* Compared: only the document this create made, still marked creating
+     * (no host adopted it, nobody claimed an address on it). One left
+     * behind is removed by this host's reconcile. */
+    (void)delete_definition(d, s, rev);
 }
 
 int vo_net_cluster_unpublish_checked(VoDaemon *d, const VoNetSpec *s, char **ret_error)
@@ -206,7 +232,7 @@ int vo_net_cluster_unpublish_checked(VoDaemon *d, const VoNetSpec *s, char **ret
         return store_error(r, ret_error, "delete", s->name);
     /* 1. Marked: every NIC claim compares the document, so none made from
      *    now on succeeds. */
-    _cleanup_free_ char *marked = spec_text(s, true);
+    _cleanup_free_ char *marked = spec_text(s, true, NULL);
     int64_t marked_rev = 0;
     r = vo_store_put(d->store, nkey, marked, rev, &marked_rev);
     if (r == -ESTALE || r == -ENOENT)
@@ -235,7 +261,21 @@ int vo_net_cluster_unpublish_checked(VoDaemon *d, const VoNetSpec *s, char **ret
         return r < 0 ? r : -EBUSY;
     }
     json_decref(records);
-    delete_definition(d, s, marked_rev);
+    r = delete_definition(d, s, marked_rev);
+    if (r < 0) {
+        /* Unknown outcome or refused: the delete fails and this host keeps
+         * its copy; unmarked again if the document is still the marked one. */
+        if (r == -ESTALE || r == -ENOENT)
+            r = vo_error_set(ret_error, -EBUSY, "network '%s' changed in the cluster meanwhile; "
+                             "try again", s->name);
+        else
+            (void)store_error(r, ret_error, "delete", s->name);
+        int u = vo_store_put(d->store, nkey, orig, marked_rev, NULL);
+        if (u < 0 && u != -ESTALE && u != -ENOENT)
+            log_warn("network %s: left marked deleting in the cluster: %s", s->name,
+                     strerror(-u));
+        return r;
+    }
     log_info("network %s: removed from the cluster", s->name);
     return 0;
 }
@@ -256,9 +296,13 @@ static int claim_once(VoDaemon *d, const VoNetSpec *s, const char *vm_id, const 
         return store_error(r, ret_error, "use", s->name);
     json_t *doc = json_loads(text, 0, NULL);
     bool deleting = json_is_true(json_object_get(doc, "deleting"));
+    bool creating = json_object_get(doc, "creating") != NULL;
     json_decref(doc);
     if (deleting)
         return vo_error_set(ret_error, -EBUSY, "network '%s' is being deleted", s->name);
+    if (creating)
+        return vo_error_set(ret_error, -EBUSY, "network '%s' is still being created; try "
+                            "again when it is done", s->name);
     _cleanup_free_ char *prefix = vo_asprintf(IPAM_PREFIX "%s/", s->name);
     json_t *records = NULL;
     if ((r = list_docs(d->store, prefix, &records)) < 0)
@@ -291,8 +335,8 @@ static int claim_once(VoDaemon *d, const VoNetSpec *s, const char *vm_id, const 
         char buf[VO_IPV4_STRLEN];
         r = vo_ipam_pick(s->subnet, used, n_used, &a);
         if (r < 0)
-            r = vo_error_set(ret_error, -ENOSPC, "network '%s' has no free address left",
-                             s->name);
+            r = vo_error_set(ret_error, -EBUSY, "network '%s' has no free address left: "
+                             "remove a NIC from it, or use another network", s->name);
         else {
             ip = vo_strdup(vo_ipv4_format(a, buf));
             key = vo_asprintf("%s%s", prefix, ip);
@@ -371,8 +415,25 @@ static bool in_strv(char **v, const char *s)
     return false;
 }
 
-/* Records of this host's NICs made or taken over; records of this host
- * whose NIC is gone dropped. */
+/* A renamed VM's record: its new name (DNS), compared with the record read. */
+static void rename_record(VoDaemon *d, ClusterNet *cn, json_t *rec, const char *name)
+{
+    json_t *value = json_deep_copy(rec);
+    json_object_del(value, "_key");
+    json_object_del(value, "_rev");
+    json_object_set_new(value, "name", json_string(name));
+    _cleanup_free_ char *text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(value);
+    int r = vo_store_put(d->store, str(rec, "_key"), text,
+                         json_integer_value(json_object_get(rec, "_rev")), NULL);
+    if (r >= 0)
+        log_info("network %s: %s now named %s", cn->name, str(rec, "_key"), name);
+    else if (r != -ESTALE && r != -ENOENT)
+        log_warn("network %s: cannot rename %s: %s", cn->name, str(rec, "_key"), strerror(-r));
+}
+
+/* Records of this host's NICs made or taken over (renamed with their VM);
+ * records of this host whose NIC is gone dropped. */
 static void reconcile_records(VoDaemon *d, ClusterNet *cn, json_t *records, json_t *nics)
 {
     size_t i, k;
@@ -381,9 +442,16 @@ static void reconcile_records(VoDaemon *d, ClusterNet *cn, json_t *records, json
         if (strcmp(str(nic, "network"), cn->name) || !str(nic, "vm"))
             continue;
         bool ok = false;
+        json_t *own = NULL;
         json_array_foreach(records, i, rec)
-            ok = ok || (str(rec, "mac") && !strcasecmp(str(rec, "mac"), str(nic, "mac")) &&
-                        str(rec, "host") && !strcmp(str(rec, "host"), d->host_id));
+            if (str(rec, "mac") && !strcasecmp(str(rec, "mac"), str(nic, "mac")) &&
+                str(rec, "host") && !strcmp(str(rec, "host"), d->host_id)) {
+                ok = true;
+                own = rec;
+            }
+        if (own && str(nic, "name") && str(own, "vm") && !strcmp(str(own, "vm"), str(nic, "vm")) &&
+            (!str(own, "name") || strcmp(str(own, "name"), str(nic, "name"))))
+            rename_record(d, cn, own, str(nic, "name"));
         _cleanup_free_ char *error = NULL;
         if (!ok && vo_net_cluster_claim(d, cn->spec, str(nic, "vm"), str(nic, "name"),
                                         str(nic, "mac"), &error) < 0)
@@ -434,12 +502,10 @@ static void write_hosts_files(VoDaemon *d, ClusterNet *cn, json_t *records)
     if (n && access(n->dir, F_OK) == 0) {
         _cleanup_free_ char *hosts = vo_asprintf("%s/hosts", n->dir);
         _cleanup_free_ char *cluster_hosts = vo_asprintf("%s/cluster-hosts", n->dir);
-        if (vo_write_file_atomic(hosts, dhcp, strlen(dhcp)) >= 0 &&
-            vo_write_file_atomic(cluster_hosts, dns, strlen(dns)) >= 0) {
-            (void)chmod(hosts, 0644);
-            (void)chmod(cluster_hosts, 0644);
+        int c1 = vo_net_write_if_changed(hosts, dhcp);
+        int c2 = c1 >= 0 ? vo_net_write_if_changed(cluster_hosts, dns) : c1;
+        if (c1 > 0 || c2 > 0) /* dnsmasq reads them again only when they changed */
             vo_network_hup_locked(n);
-        }
     }
     pthread_mutex_unlock(&d->networks_lock);
 }
@@ -525,11 +591,47 @@ static struct {
     char **warned; /* names whose adoption failed, said once */
 } follow = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-/* The VXLAN devices' FDB to the member hosts now. */
+/* want: a per-MAC entry for each record of net on another member host
+ * (its MAC, that host's address); *ret malloc'd. */
+static void fdb_wanted(json_t *members, json_t *records, const char *net, VoFdbEntry **ret,
+                       size_t *ret_n)
+{
+    _cleanup_free_ char *prefix = vo_asprintf(IPAM_PREFIX "%s/", net);
+    VoFdbEntry *want = vo_malloc0(sizeof(*want) * (json_array_size(records) + 1));
+    size_t n = 0, i, k;
+    json_t *rec, *m;
+    json_array_foreach(records, i, rec) {
+        const char *mac = str(rec, "mac"), *host = str(rec, "host");
+        if (strncmp(str(rec, "_key"), prefix, strlen(prefix)) || !mac || !host ||
+            strlen(mac) >= sizeof(want[n].mac))
+            continue;
+        json_array_foreach(members, k, m) {
+            const char *id = str(m, "_key") + strlen(MEMBERS_PREFIX);
+            uint32_t a;
+            if (!strcmp(id, host) && str(m, "address") &&
+                vo_ipv4_parse(str(m, "address"), &a, NULL) >= 0) {
+                snprintf(want[n].mac, sizeof(want[n].mac), "%s", mac);
+                want[n++].dst = a;
+                break;
+            }
+        }
+    }
+    *ret = want;
+    *ret_n = n;
+}
+
+/* The VXLAN devices' FDB to the member hosts now: all-zeros entries (one
+ * per host: broadcast, unknown MACs) and one per remote VM's MAC (IPAM). */
 static void update_fdbs(VoDaemon *d)
 {
     VoNetPlanCluster pc;
     vo_net_cluster_plan_input(d, &pc);
+    json_t *members = NULL, *records = NULL;
+    if (list_docs(d->store, MEMBERS_PREFIX, &members) < 0 ||
+        list_docs(d->store, IPAM_PREFIX, &records) < 0) {
+        json_decref(members);
+        members = NULL; /* the per-MAC entries stay as they are */
+    }
     pthread_mutex_lock(&d->networks_lock);
     size_t n = 0;
     VoNetSpec **specs = vo_malloc0(sizeof(VoNetSpec *) * (d->n_networks + 1));
@@ -558,11 +660,35 @@ static void update_fdbs(VoDaemon *d)
             log_warn("network %s: FDB: %s", specs[i]->name, error);
         }
         vo_net_plan_free(plan);
+        plan = NULL;
         free(have);
+        free(error);
+        error = NULL;
+        VoFdbEntry *have_macs = NULL, *want_macs = NULL;
+        size_t n_have_macs = 0, n_want_macs = 0;
+        if (members && records && pc.has_local) {
+            fdb_wanted(members, records, specs[i]->name, &want_macs, &n_want_macs);
+            if (vo_net_fdb_macs(vx, &have_macs, &n_have_macs, &error) >= 0 &&
+                vo_net_plan_fdb_macs(specs[i], have_macs, n_have_macs, want_macs, n_want_macs,
+                                     pc.local, &plan) >= 0 &&
+                plan->n_steps) {
+                log_debug("network %s: %zu per-MAC FDB change(s)", specs[i]->name,
+                          plan->n_steps);
+                if (vo_net_plan_execute(plan, NULL, NULL, false, &error) < 0)
+                    log_warn("network %s: FDB: %s", specs[i]->name, error);
+            } else if (error) {
+                log_warn("network %s: FDB: %s", specs[i]->name, error);
+            }
+        }
+        vo_net_plan_free(plan);
+        free(have_macs);
+        free(want_macs);
         vo_net_spec_free(specs[i]);
     }
     free(specs);
     free((uint32_t *)pc.peers);
+    json_decref(members);
+    json_decref(records);
 }
 
 /* This host's networks follow the cluster's definitions. */
@@ -578,6 +704,24 @@ static void reconcile(VoDaemon *d)
         const char *name = str(def, "name");
         if (!name || vo_network_exists(d, name))
             continue;
+        /* Not adopted while a delete is at it (it may yet fail) or while
+         * its host creates it (it may yet be rolled back). */
+        if (json_is_true(json_object_get(def, "deleting")))
+            continue;
+        if (str(def, "creating")) {
+            if (!strcmp(str(def, "creating"), d->host_id)) {
+                /* Left by a create of this host that is over (failed, or the
+                 * daemon stopped): removed, compared. */
+                VoNetSpec stale = { .name = (char *)name,
+                                    .vni = (uint32_t)json_integer_value(
+                                        json_object_get(def, "vni")) };
+                if (delete_definition(d, &stale,
+                                      json_integer_value(json_object_get(def, "_rev"))) >= 0)
+                    log_info("network %s: its unfinished create removed from the cluster",
+                             name);
+            }
+            continue;
+        }
         json_t *spec_doc = json_deep_copy(def);
         json_object_del(spec_doc, "_key");
         json_object_del(spec_doc, "_rev");

@@ -43,6 +43,9 @@ void vo_network_hup_locked(VoNetwork *n);
 int vo_network_adopt(VoDaemon *d, VoNetSpec *spec, char **ret_error);
 /* Tears down and forgets a cluster network the cluster deleted. */
 int vo_network_drop(VoDaemon *d, const char *name, char **ret_error);
+/* Writes text to path (0644) unless it holds it already: 1 written, 0 the
+ * same, or -errno. */
+int vo_net_write_if_changed(const char *path, const char *text);
 
 /* networks-cluster.c */
 /* A cluster: this vireod has a cluster address. */
@@ -51,10 +54,14 @@ bool vo_net_cluster_mode(VoDaemon *d);
 void vo_net_cluster_plan_input(VoDaemon *d, VoNetPlanCluster *ret);
 /* Publishes a new cluster network (cluster/networks/<name>, VNI claimed in
  * the same transaction for nat/isolated: s->vni set). -EEXIST when the
- * cluster has one of that name. */
-int vo_net_cluster_publish(VoDaemon *d, VoNetSpec *s, char **ret_error);
-/* Takes a network published by vo_net_cluster_publish back (create failed). */
-void vo_net_cluster_unpublish(VoDaemon *d, const VoNetSpec *s);
+ * cluster has one of that name. It is marked "creating" by this host (no
+ * other host adopts it, no NIC claims an address on it); *ret_rev is the
+ * document's revision. publish_final unmarks it, unpublish (create failed)
+ * removes it, both compared with that revision. */
+int vo_net_cluster_publish(VoDaemon *d, VoNetSpec *s, int64_t *ret_rev, char **ret_error);
+int vo_net_cluster_publish_final(VoDaemon *d, const VoNetSpec *s, int64_t rev,
+                                 char **ret_error);
+void vo_net_cluster_unpublish(VoDaemon *d, const VoNetSpec *s, int64_t rev);
 /* The cluster side of a delete: marks the cluster document deleting (NIC
  * claims on every host fail from then on), refuses (-EBUSY, naming the VM
  * and host) while any host's NIC holds an IPAM record, else deletes the

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include "conf/names.h"
+#include "network/cidr.h"
 #include "network/net-exec.h"
 #include "network/net-plan.h"
 #include "state/relations.h"
@@ -329,6 +330,30 @@ static void registry_add(VoDaemon *d, VoNetwork *n)
     d->networks[d->n_networks++] = n;
 }
 
+/* Forgets n (not freed). */
+static void registry_remove(VoDaemon *d, VoNetwork *n)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    for (size_t i = 0; i < d->n_networks; i++)
+        if (d->networks[i] == n)
+            d->networks[i] = d->networks[--d->n_networks];
+    pthread_mutex_unlock(&d->networks_lock);
+}
+
+int vo_net_write_if_changed(const char *path, const char *text)
+{
+    _cleanup_free_ char *old = NULL;
+    size_t len = 0;
+    if (vo_read_file(path, 16 << 20, &old, &len) >= 0 && len == strlen(text) &&
+        !memcmp(old, text, len))
+        return 0;
+    int r = vo_write_file_atomic(path, text, strlen(text));
+    if (r < 0)
+        return r;
+    (void)chmod(path, 0644);
+    return 1;
+}
+
 /* Subnets in use: other networks' and the host's routes (ip -j route). */
 static size_t used_subnets(VoDaemon *d, VoCidr *out, size_t max)
 {
@@ -461,7 +486,9 @@ void vo_networks_release_all(VoDaemon *d)
 static json_t *network_to_json(VoDaemon *d, VoNetwork *n)
 {
     json_t *o = vo_net_spec_to_json(n->spec);
-    json_object_set_new(o, "state", json_string(n->error ? "error" : "active"));
+    json_object_set_new(o, "state", json_string(n->error      ? "error"
+                                                : n->creating ? "creating"
+                                                              : "active"));
     json_object_set_new(o, "error", n->error ? json_string(n->error) : json_null());
     json_object_set_new(o, "dnsmasq_pid",
                         n->dnsmasq_pidfd >= 0 ? json_integer(n->dnsmasq_pid) : json_null());
@@ -567,10 +594,18 @@ static int create_network(VoDaemon *d, json_t *body, bool local_only, json_t **r
         return r;
     }
     bool cluster = goes_to_cluster(d, spec, local_only);
+    uint32_t local_address;
+    if (cluster && vo_ipv4_parse(d->host_address, &local_address, NULL) < 0) {
+        vo_net_spec_free(spec);
+        return vo_error_set(ret_error, -EINVAL, "cluster networks need an IPv4 cluster address "
+                            "(this host's is %s)", d->host_address);
+    }
     if (cluster) { /* validated with a placeholder VNI; the cluster gives the real one */
         spec->cluster = true;
         spec->vni = spec->type == VO_NET_BRIDGE ? 0 : 1;
     }
+    /* Checked and registered as "creating" under the lock; the store (etcd:
+     * another host, maybe no quorum) is written outside it. */
     pthread_mutex_lock(&d->networks_lock);
     if (network_find(d, spec->name)) {
         pthread_mutex_unlock(&d->networks_lock);
@@ -590,20 +625,9 @@ static int create_network(VoDaemon *d, json_t *body, bool local_only, json_t **r
         r = vo_net_spec_check_conflicts(spec, others, d->n_networks, ret_error);
         free(others);
     }
-    bool published = false;
-    if (r >= 0 && cluster) {
-        r = vo_net_cluster_publish(d, spec, ret_error);
-        published = r >= 0;
-    }
-    int64_t rev = 0;
-    if (r >= 0)
-        r = save_network(d, spec, VO_REV_NEW, &rev);
-    if (r < 0 && published)
-        vo_net_cluster_unpublish(d, spec);
     VoNetwork *n = NULL;
     if (r >= 0) {
         n = network_new(d, spec);
-        n->rev = rev;
         n->creating = true;
         registry_add(d, n);
     }
@@ -612,27 +636,60 @@ static int create_network(VoDaemon *d, json_t *body, bool local_only, json_t **r
         vo_net_spec_free(spec);
         return r;
     }
+    /* Published marked "creating" (no other host adopts it yet), on a copy:
+     * n->spec is read by others under the lock. */
+    int64_t cluster_rev = 0;
+    if (cluster) {
+        VoNetSpec *pub = vo_net_spec_copy(n->spec);
+        r = vo_net_cluster_publish(d, pub, &cluster_rev, ret_error);
+        if (r >= 0) {
+            pthread_mutex_lock(&d->networks_lock);
+            n->spec->vni = pub->vni;
+            pthread_mutex_unlock(&d->networks_lock);
+        }
+        vo_net_spec_free(pub);
+    }
+    int64_t rev = 0;
+    bool saved = false;
+    if (r >= 0) {
+        r = save_network(d, n->spec, VO_REV_NEW, &rev);
+        if (r < 0 && !*ret_error)
+            *ret_error = vo_asprintf("cannot save network '%s': %s", n->spec->name,
+                                     strerror(-r));
+        saved = r >= 0;
+    }
+    if (r >= 0) {
+        pthread_mutex_lock(&d->networks_lock);
+        n->rev = rev;
+        pthread_mutex_unlock(&d->networks_lock);
+    }
     /* Bring it up; when that fails undo everything, so nothing stays half-made. */
     _cleanup_free_ char *error = NULL;
-    r = apply(n, true, &error);
-    if (r == -ENODEV || r == -ENOTTY || r == -EEXIST)
-        r = -EINVAL; /* a bridge or uplink that is missing or wrong is bad input */
+    bool applied = false;
+    if (r >= 0) {
+        applied = true;
+        r = apply(n, true, &error);
+        if (r == -ENODEV || r == -ENOTTY || r == -EEXIST)
+            r = -EINVAL; /* a bridge or uplink that is missing or wrong is bad input */
+        if (r < 0)
+            *ret_error = vo_asprintf("cannot create network '%s': %s", n->spec->name,
+                                     error ? error : strerror(-r));
+    }
+    if (r >= 0 && cluster) /* now other hosts make their copies */
+        r = vo_net_cluster_publish_final(d, n->spec, cluster_rev, ret_error);
     if (r < 0) {
-        *ret_error = vo_asprintf("cannot create network '%s': %s", n->spec->name,
-                                 error ? error : strerror(-r));
         _cleanup_free_ char *ignored = NULL;
-        n->stopping = true;
-        (void)apply(n, false, &ignored);
-        (void)vo_rm_rf(n->dir);
+        if (applied) {
+            n->stopping = true;
+            (void)apply(n, false, &ignored);
+            (void)vo_rm_rf(n->dir);
+        }
         _cleanup_free_ char *key = vo_asprintf("networks/%s", n->spec->name);
-        (void)vo_store_delete(d->store, key, n->rev);
-        if (cluster)
-            vo_net_cluster_unpublish(d, n->spec);
-        pthread_mutex_lock(&d->networks_lock);
-        for (size_t i = 0; i < d->n_networks; i++)
-            if (d->networks[i] == n)
-                d->networks[i] = d->networks[--d->n_networks];
-        pthread_mutex_unlock(&d->networks_lock);
+        if (saved)
+            (void)vo_store_delete(d->store, key, rev);
+        if (cluster_rev > 0)
+            vo_net_cluster_unpublish(d, n->spec, cluster_rev);
+        registry_remove(d, n);
         if (n->dnsmasq_pidfd >= 0)
             close(n->dnsmasq_pidfd);
         network_free(n);
@@ -791,11 +848,7 @@ static int take_down(VoDaemon *d, VoNetwork *n, char **ret_error)
     _cleanup_free_ char *key = vo_asprintf("networks/%s", n->spec->name);
     (void)vo_store_delete(d->store, key, n->rev);
     log_info("network %s: deleted", n->spec->name);
-    pthread_mutex_lock(&d->networks_lock);
-    for (size_t i = 0; i < d->n_networks; i++)
-        if (d->networks[i] == n)
-            d->networks[i] = d->networks[--d->n_networks];
-    pthread_mutex_unlock(&d->networks_lock);
+    registry_remove(d, n);
     network_free(n);
     return 0;
 }
@@ -829,10 +882,15 @@ int vo_network_delete(VoDaemon *d, const char *name, int64_t expected, char **re
      * with each VM (state/relations.h); a store that cannot be read keeps it. */
     VoRelationUser nic_user = { 0 };
     int used = vo_relations_network_user(d->store, name, &nic_user);
-    _cleanup_free_ char *user = used > 0 ? TAKE_PTR(nic_user.name)
-                                : used < 0 ? vo_asprintf("(unknown: %s)", strerror(-used))
-                                           : NULL;
+    _cleanup_free_ char *user = used > 0 ? TAKE_PTR(nic_user.name) : NULL;
     vo_relation_user_clear(&nic_user);
+    if (used < 0) { /* kept; the store's error (no quorum: 503) */
+        pthread_mutex_lock(&d->networks_lock);
+        n->deleting = false;
+        pthread_mutex_unlock(&d->networks_lock);
+        return vo_error_set(ret_error, used, "cannot delete network '%s': cannot read which "
+                            "VMs use it: %s", name, strerror(-used));
+    }
     /* A cluster network: no NIC on any host, and none can be added from
      * now on (the cluster's document is marked deleting, then removed). */
     int cluster_r = 0;
@@ -864,6 +922,7 @@ int vo_network_delete(VoDaemon *d, const char *name, int64_t expected, char **re
 
 int vo_network_adopt(VoDaemon *d, VoNetSpec *spec, char **ret_error)
 {
+    /* Registered as "creating" under the lock; its document saved outside. */
     pthread_mutex_lock(&d->networks_lock);
     int r = 0;
     if (network_find(d, spec->name))
@@ -876,23 +935,9 @@ int vo_network_adopt(VoDaemon *d, VoNetSpec *spec, char **ret_error)
         r = vo_net_spec_check_conflicts(spec, others, d->n_networks, ret_error);
         free(others);
     }
-    int64_t rev = 0;
-    if (r >= 0) {
-        r = save_network(d, spec, VO_REV_NEW, &rev);
-        if (r == -EEXIST) { /* left by an earlier run: this one is the cluster's now */
-            int64_t old = 0;
-            _cleanup_free_ char *key = vo_asprintf("networks/%s", spec->name), *text = NULL;
-            r = vo_store_get(d->store, key, &text, &old);
-            if (r >= 0)
-                r = save_network(d, spec, old, &rev);
-        }
-        if (r < 0 && !*ret_error)
-            *ret_error = vo_asprintf("cannot save network '%s': %s", spec->name, strerror(-r));
-    }
     VoNetwork *n = NULL;
     if (r >= 0) {
         n = network_new(d, spec);
-        n->rev = rev;
         n->creating = true;
         registry_add(d, n);
     }
@@ -901,6 +946,26 @@ int vo_network_adopt(VoDaemon *d, VoNetSpec *spec, char **ret_error)
         vo_net_spec_free(spec);
         return r;
     }
+    int64_t rev = 0;
+    r = save_network(d, n->spec, VO_REV_NEW, &rev);
+    if (r == -EEXIST) { /* left by an earlier run: this one is the cluster's now */
+        int64_t old = 0;
+        _cleanup_free_ char *key = vo_asprintf("networks/%s", n->spec->name), *text = NULL;
+        r = vo_store_get(d->store, key, &text, &old);
+        if (r >= 0)
+            r = save_network(d, n->spec, old, &rev);
+    }
+    if (r < 0) {
+        if (!*ret_error)
+            *ret_error = vo_asprintf("cannot save network '%s': %s", n->spec->name,
+                                     strerror(-r));
+        registry_remove(d, n);
+        network_free(n);
+        return r;
+    }
+    pthread_mutex_lock(&d->networks_lock);
+    n->rev = rev;
+    pthread_mutex_unlock(&d->networks_lock);
     (void)bring_up(n); /* kept with its error when it cannot come up */
     pthread_mutex_lock(&d->networks_lock);
     n->creating = false;
@@ -914,17 +979,43 @@ int vo_network_drop(VoDaemon *d, const char *name, char **ret_error)
     pthread_mutex_lock(&d->networks_lock);
     VoNetwork *n = network_find(d, name);
     int r = 0;
-    if (!n || !n->spec->cluster || n->deleting)
-        r = -ENOENT; /* gone, or a delete here is at it */
-    else if (n->creating || n->attaching)
+    if (!n || !n->spec->cluster || n->deleting || n->creating)
+        r = -ENOENT; /* gone, a delete here is at it, or a create (the next round sees it) */
+    else if (n->attaching)
         r = vo_error_set(ret_error, -EBUSY, "network '%s' is busy", name);
-    else {
-        n->deleting = true;
-        n->stopping = true;
-    }
+    else
+        n->deleting = true; /* no NIC added from now on */
     pthread_mutex_unlock(&d->networks_lock);
     if (r < 0)
         return r == -ENOENT ? 0 : r;
+    /* A VM of this host with a NIC on it keeps it (state error) until the
+     * NIC is removed: its bridge stays, the next round takes it down. */
+    VoRelationUser nic_user = { 0 };
+    int used = vo_relations_network_user(d->store, name, &nic_user);
+    if (used != 0) {
+        _cleanup_free_ char *why =
+            used > 0 ? vo_asprintf("deleted in the cluster, but VM '%s' on this host still has "
+                                   "a NIC on it: remove the NIC", nic_user.name)
+                     : vo_asprintf("deleted in the cluster; kept until this host's VMs can be "
+                                   "read: %s", strerror(-used));
+        vo_relation_user_clear(&nic_user);
+        pthread_mutex_lock(&d->networks_lock);
+        n->deleting = false;
+        bool said = n->error && !strcmp(n->error, why);
+        if (!said) {
+            free(n->error);
+            n->error = vo_strdup(why);
+        }
+        pthread_mutex_unlock(&d->networks_lock);
+        if (said)
+            return 0;
+        *ret_error = vo_asprintf("network '%s': %s", name, why);
+        return -EBUSY;
+    }
+    vo_relation_user_clear(&nic_user);
+    pthread_mutex_lock(&d->networks_lock);
+    n->stopping = true;
+    pthread_mutex_unlock(&d->networks_lock);
     return take_down(d, n, ret_error);
 }
 
@@ -1000,10 +1091,8 @@ void vo_networks_refresh_hosts(VoDaemon *d)
             text = next;
         }
         _cleanup_free_ char *path = vo_asprintf("%s/hosts", n->dir);
-        if (access(n->dir, F_OK) == 0 && vo_write_file_atomic(path, text, strlen(text)) >= 0) {
-            (void)chmod(path, 0644);
+        if (access(n->dir, F_OK) == 0 && vo_net_write_if_changed(path, text) > 0)
             vo_network_hup_locked(n);
-        }
     }
     pthread_mutex_unlock(&d->networks_lock);
     json_decref(nics);

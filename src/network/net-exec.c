@@ -265,6 +265,13 @@ int vo_net_step_argv(const VoNetStep *st, char ***ret_argv)
         v = strv_of("bridge", "fdb", "del", "00:00:00:00:00:00", "dev", st->dev, "dst",
                     vo_ipv4_format(st->addr, a), NULL);
         break;
+    case VO_STEP_FDB_MAC:
+        v = strv_of("bridge", "fdb", "replace", st->mac, "dev", st->dev, "dst",
+                    vo_ipv4_format(st->addr, a), NULL);
+        break;
+    case VO_STEP_FDB_MAC_DEL:
+        v = strv_of("bridge", "fdb", "del", st->mac, "dev", st->dev, NULL);
+        break;
     case VO_STEP_LINK_MASTER:
         if (!st->master)
             return -EINVAL;
@@ -342,7 +349,8 @@ static int run_step(const VoNetStep *st, VoDnsmasqFn dnsmasq, void *userdata, ch
     r = vo_spawn_wait(argv, VO_NET_STEP_TIMEOUT_MS, &out);
     if (r == -EIO && st->kind == VO_STEP_FDB_APPEND && out && strstr(out, "File exists"))
         return 0; /* the remote is there already */
-    if (r == -EIO && st->kind == VO_STEP_FDB_DEL && out && strstr(out, "No such file"))
+    if (r == -EIO && (st->kind == VO_STEP_FDB_DEL || st->kind == VO_STEP_FDB_MAC_DEL) && out &&
+        strstr(out, "No such file"))
         return 0; /* gone already */
     if (r < 0) {
         _cleanup_free_ char *line = one_line(out);
@@ -534,6 +542,19 @@ const VoLease *vo_leases_find_mac(const VoLease *l, size_t n, const char *mac)
             best = &l[i];
     }
     return best;
+}
+
+int vo_net_fdb_macs(const char *dev, VoFdbEntry **ret, size_t *ret_n, char **ret_error)
+{
+    char *argv[] = { "bridge", "-j", "fdb", "show", "dev", (char *)dev, NULL };
+    _cleanup_free_ char *out = NULL;
+    int r = vo_net_run_listing(argv, &out, ret_error);
+    if (r < 0)
+        return r;
+    r = vo_net_fdb_parse_macs(out, ret, ret_n);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "`bridge -j fdb show dev %s` printed no JSON list", dev);
+    return 0;
 }
 
 int vo_net_fdb_remotes(const char *dev, uint32_t **ret, size_t *ret_n, char **ret_error)

@@ -34,6 +34,9 @@ void vo_host_links_free(VoHostLink *links, size_t n);
 /* The remotes of dev's all-zeros FDB entries (`bridge -j fdb show dev
  * DEV`), for vo_net_plan_fdb. -errno with *ret_error. */
 int vo_net_fdb_remotes(const char *dev, uint32_t **ret, size_t *ret_n, char **ret_error);
+/* dev's unicast entries with a remote (vo_net_fdb_parse_macs), for
+ * vo_net_plan_fdb_macs. -errno with *ret_error. */
+int vo_net_fdb_macs(const char *dev, VoFdbEntry **ret, size_t *ret_n, char **ret_error);
 
 /* The program a step runs, as a NULL-terminated vector (vo_strv_free).
  * Joined with spaces it equals vo_net_step_render's line, except:

@@ -3,8 +3,10 @@
  * net-plan.h). */
 #include "network/net-plan.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <string.h>
+#include <strings.h>
 
 #include "network/nft-rules.h"
 #include "util/util.h"
@@ -286,6 +288,97 @@ int vo_net_plan_fdb(const VoNetSpec *s, const uint32_t *have, size_t n_have,
     return 0;
 }
 
+/* "aa:bb:cc:dd:ee:ff" in lower case into out; false when malformed. */
+static bool mac_norm(const char *mac, char out[18])
+{
+    if (!mac || strlen(mac) != 17)
+        return false;
+    for (int i = 0; i < 17; i++) {
+        char c = mac[i];
+        if (i % 3 == 2 ? c != ':' : !isxdigit((unsigned char)c))
+            return false;
+        out[i] = (char)tolower((unsigned char)c);
+    }
+    out[17] = '\0';
+    return strcmp(out, "00:00:00:00:00:00") != 0;
+}
+
+int vo_net_plan_fdb_macs(const VoNetSpec *s, const VoFdbEntry *have, size_t n_have,
+                         const VoFdbEntry *want, size_t n_want, uint32_t local,
+                         VoNetPlan **ret)
+{
+    if (!is_cluster_segment(s))
+        return -EINVAL;
+    char port[VO_IFNAME_SIZE];
+    vo_net_vxlan_ifname(s->vni, port);
+    VoNetPlan *p = vo_malloc0(sizeof(*p));
+    /* want, normalized: remote VMs only, each MAC once (the first). */
+    VoFdbEntry *w = vo_malloc0(sizeof(*w) * (n_want + 1));
+    size_t nw = 0;
+    for (size_t i = 0; i < n_want; i++) {
+        VoFdbEntry e = { .dst = want[i].dst };
+        bool dup = false;
+        if (!mac_norm(want[i].mac, e.mac) || e.dst == 0 || e.dst == local)
+            continue;
+        for (size_t j = 0; j < nw && !dup; j++)
+            dup = !strcmp(w[j].mac, e.mac);
+        if (!dup)
+            w[nw++] = e;
+    }
+    for (size_t i = 0; i < n_have; i++) {
+        char mac[18];
+        bool keep = false, dup = false;
+        if (!mac_norm(have[i].mac, mac))
+            continue;
+        for (size_t j = 0; j < nw && !keep; j++)
+            keep = !strcmp(w[j].mac, mac);
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !strcasecmp(have[j].mac, mac);
+        if (!keep && !dup)
+            memcpy(add_step(p, VO_STEP_FDB_MAC_DEL, port)->mac, mac, sizeof(mac));
+    }
+    for (size_t j = 0; j < nw; j++) {
+        bool there = false;
+        for (size_t i = 0; i < n_have && !there; i++)
+            there = !strcasecmp(have[i].mac, w[j].mac) && have[i].dst == w[j].dst;
+        if (!there) {
+            VoNetStep *st = add_step(p, VO_STEP_FDB_MAC, port);
+            memcpy(st->mac, w[j].mac, sizeof(st->mac));
+            st->addr = w[j].dst;
+        }
+    }
+    free(w);
+    *ret = p;
+    return 0;
+}
+
+int vo_net_fdb_parse_macs(const char *json_text, VoFdbEntry **ret, size_t *ret_n)
+{
+    *ret = NULL;
+    *ret_n = 0;
+    json_t *arr = json_loads(json_text ? json_text : "", 0, NULL);
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        return -EINVAL;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        VoFdbEntry f;
+        const char *dst = json_string_value(json_object_get(e, "dst"));
+        if (!mac_norm(json_string_value(json_object_get(e, "mac")), f.mac) || !dst ||
+            vo_ipv4_parse(dst, &f.dst, NULL) < 0)
+            continue;
+        VoFdbEntry *n = realloc(*ret, sizeof(VoFdbEntry) * (*ret_n + 1));
+        if (!n)
+            abort();
+        n[(*ret_n)++] = f;
+        *ret = n;
+    }
+    json_decref(arr);
+    return 0;
+}
+
 int vo_net_fdb_parse_remotes(const char *json_text, uint32_t **ret, size_t *ret_n)
 {
     *ret = NULL;
@@ -369,6 +462,11 @@ char *vo_net_step_render(const VoNetStep *st)
     case VO_STEP_FDB_DEL:
         return vo_asprintf("bridge fdb del 00:00:00:00:00:00 dev %s dst %s", st->dev,
                            vo_ipv4_format(st->addr, a));
+    case VO_STEP_FDB_MAC:
+        return vo_asprintf("bridge fdb replace %s dev %s dst %s", st->mac, st->dev,
+                           vo_ipv4_format(st->addr, a));
+    case VO_STEP_FDB_MAC_DEL:
+        return vo_asprintf("bridge fdb del %s dev %s", st->mac, st->dev);
     case VO_STEP_LINK_MASTER:
         return vo_asprintf("ip link set dev %s master %s", st->dev, st->master);
     case VO_STEP_ADDR:

@@ -60,6 +60,8 @@ typedef enum {
     VO_STEP_DNSMASQ_STOP, /* stop that dnsmasq */
     VO_STEP_LINK_DEL,     /* ip link del dev D */
     VO_STEP_FDB_DEL,      /* bridge fdb del 00:00:00:00:00:00 dev D dst R */
+    VO_STEP_FDB_MAC,      /* bridge fdb replace MAC dev D dst R (one VM's host) */
+    VO_STEP_FDB_MAC_DEL,  /* bridge fdb del MAC dev D */
 } VoNetStepKind;
 
 typedef enum { VO_LINK_BRIDGE, VO_LINK_VLAN, VO_LINK_VXLAN } VoLinkKind;
@@ -69,7 +71,8 @@ typedef struct {
     VoNetStepKind kind;
     char *dev;         /* the link the step is about */
     VoLinkKind link;   /* LINK_ADD */
-    char mac[18];      /* LINK_ADD bridge: a fixed MAC, "" for the kernel's choice */
+    char mac[18];      /* LINK_ADD bridge: a fixed MAC, "" for the kernel's choice;
+                        * FDB_MAC(_DEL): the VM's MAC */
     char *uplink;      /* LINK_ADD vlan: the parent link */
     uint32_t id;       /* LINK_ADD: VLAN id or VNI */
     bool has_local;    /* LINK_ADD vxlan */
@@ -77,7 +80,7 @@ typedef struct {
     uint32_t port;     /* LINK_ADD vxlan: UDP destination port */
     char *master;      /* LINK_MASTER: the bridge */
     char *alias;       /* LINK_ALIAS */
-    uint32_t addr;     /* ADDR: the address; FDB_APPEND: the remote */
+    uint32_t addr;     /* ADDR: the address; FDB_APPEND, FDB_MAC: the remote */
     unsigned prefix;   /* ADDR */
     uint32_t broadcast;/* ADDR */
     char *key;         /* SYSCTL: "net.ipv4.ip_forward" */
@@ -129,6 +132,27 @@ int vo_net_plan_fdb(const VoNetSpec *s, const uint32_t *have, size_t n_have,
  * output; *ret is malloc'd (NULL when none). -EINVAL on text that is not a
  * JSON array. */
 int vo_net_fdb_parse_remotes(const char *json_text, uint32_t **ret, size_t *ret_n);
+
+/* A unicast FDB entry of a VXLAN device: the VM with MAC is behind dst. */
+typedef struct {
+    char mac[18]; /* lower case */
+    uint32_t dst;
+} VoFdbEntry;
+
+/* The per-MAC entries that take a cluster network's VXLAN device from have
+ * (as vo_net_fdb_parse_macs reads them) to want (one per IPAM record of a
+ * VM on another host: its MAC, its host's address), so that unicast to a
+ * VM goes to its host only; the all-zeros entries (vo_net_plan_fdb) still
+ * carry broadcast and unknown MACs. A replace per new or moved MAC, a delete
+ * per MAC no longer wanted; want's entries for local (VMs of this host, the
+ * bridge learns them) or 0, malformed MACs and repeats are skipped. -EINVAL
+ * when s is not a cluster nat/isolated network. */
+int vo_net_plan_fdb_macs(const VoNetSpec *s, const VoFdbEntry *have, size_t n_have,
+                         const VoFdbEntry *want, size_t n_want, uint32_t local,
+                         VoNetPlan **ret);
+/* The unicast entries with a remote (not all-zeros) in `bridge -j fdb show
+ * dev D`'s output; *ret malloc'd. -EINVAL on text that is not a JSON list. */
+int vo_net_fdb_parse_macs(const char *json_text, VoFdbEntry **ret, size_t *ret_n);
 
 /* "a\nb\n" -> "a; b" (the form nft takes on one command line), comment
  * lines dropped; NULL counts as empty. */

@@ -6,6 +6,8 @@ host's dnsmasq (IPAM in the store), the FDB follows hosts that join, and a
 delete is refused while a VM on another host uses the network."""
 
 import json
+import os
+import signal
 import subprocess
 
 import pytest
@@ -32,6 +34,13 @@ def fdb_remotes(h, dev):
     out = p.stdout
     return sorted(e["dst"] for e in json.loads(out or "[]")
                   if e.get("mac") == "00:00:00:00:00:00" and "dst" in e)
+
+
+def mac_remote(h, dev, mac):
+    """The remote of dev's FDB entry for mac, or None."""
+    p = h.ns("bridge", "-j", "fdb", "show", "dev", dev, check=False)
+    entries = json.loads(p.stdout or "[]") if p.returncode == 0 else []
+    return next((e["dst"] for e in entries if e.get("mac") == mac.lower() and "dst" in e), None)
 
 
 def link_exists(h, dev):
@@ -108,6 +117,11 @@ def test_cluster_nat_network_spans_hosts(cluster):
     for h in (h1, h2):
         got = [{k: r[k] for k in ("ip", "name", "host")} for r in ipam(h, "web")]
         assert sorted(got, key=lambda r: r["ip"]) == want
+    # Unicast to a VM goes to its host only: a per-MAC FDB entry each way.
+    macs = {r["name"]: r["mac"] for r in ipam(h1, "web")}
+    wait_until(lambda: mac_remote(h1, vx, macs["b"]) == h2.address and
+               mac_remote(h2, vx, macs["a"]) == h1.address, 20, what="per-MAC FDB entries")
+    assert mac_remote(h1, vx, macs["a"]) is None  # its own VM: learnt on the bridge
     shown = h2.cli("network", "show", "web").stdout
     assert "2 (the cluster's)" in shown and ip_a in shown and "h1" in shown, shown
     # Each address came from the VM's own host: its lease is in that host's
@@ -131,6 +145,7 @@ def test_cluster_nat_network_spans_hosts(cluster):
     wait_until(lambda: ip_a not in [r["ip"] for r in ipam(h1, "web")], 20,
                what="a's address freed")
     assert [(r["name"], r["ip"]) for r in ipam(h2, "web")] == [("b", ip_b)]
+    wait_until(lambda: mac_remote(h2, vx, macs["a"]) is None, 20, what="a's FDB entry gone")
     st, err = h1.request("DELETE", "/v1/networks/web")
     assert st == 409, err
     assert "'b'" in err["error"]["message"] and "h2" in err["error"]["message"]
@@ -155,3 +170,77 @@ def test_cluster_nat_network_spans_hosts(cluster):
         wait_until(lambda: network_on(h, "web") is None and not link_exists(h, vx)
                    and not link_exists(h, "vbr-web"), 30, what=f"web gone on {h.name}")
         assert h.ns("nft", "list", "table", "bridge", "vireo-web", check=False).returncode != 0
+
+
+def vm_with_nic(h, name, network):
+    """(status, error or None): a VM with a NIC on network created on h."""
+    st, doc = h.request("POST", "/v1/vms", {"name": name, "memory_mib": 64,
+                                            "networks": [network]})
+    if st != 202:
+        return st, doc
+    task = h.wait_task(doc["task"])
+    return (202, None) if task["state"] == "succeeded" else (409, task)
+
+
+def test_cluster_network_rename_full_and_delete_without_quorum(cluster):
+    """A renamed VM's address record (DNS) follows its name; a full subnet
+    answers 409; a delete while the cluster has no quorum answers 503 and
+    leaves the network usable on every host (NICs can be added again once
+    the quorum is back), and then works."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    init(h1)
+    join(h2, h1)
+    # A /29: four addresses (.2 to .5) for VMs.
+    h1.api("POST", "/v1/networks", {"name": "tiny", "type": "nat", "subnet": "10.89.0.0/29"},
+           expect=201)
+    wait_until(lambda: (network_on(h2, "tiny") or {}).get("state") == "active", 30,
+               what="tiny active on h2")
+    assert vm_with_nic(h2, "a", "tiny") == (202, None)
+    wait_until(lambda: [r["name"] for r in ipam(h1, "tiny")] == ["a"], 20, what="a's record")
+    # Renamed (stopped): its record, and so every host's DNS, follows.
+    st, doc = h2.request("PATCH", "/v1/vms/a", {"name": "a2"})
+    assert st in (200, 202), doc
+    if st == 202:
+        assert h2.wait_task(doc["task"])["state"] == "succeeded"
+    wait_until(lambda: [r["name"] for r in ipam(h1, "tiny")] == ["a2"], 30,
+               what="a's record renamed a2")
+    ip = ipam(h1, "tiny")[0]["ip"]
+    hosts_file = os.path.join(h1.run_dir, "networks", "tiny", "cluster-hosts")
+
+    def names_a2():
+        with open(hosts_file) as f:
+            text = f.read()
+        return ip in text and "a2" in text.split() and "a" not in text.split()
+    wait_until(names_a2, 20, what="h1's DNS names a2")
+    # Full: the next NIC is refused, 409, saying why.
+    for vm in ("b", "c", "d"):
+        assert vm_with_nic(h2, vm, "tiny") == (202, None)
+    st, err = vm_with_nic(h1, "e", "tiny")
+    assert st == 409 and "no free address" in json.dumps(err), (st, err)
+    # No quorum (h2's etcd stopped): the delete answers 503; the network
+    # stays on both hosts, not marked deleting in the cluster.
+    etcd2 = h2.etcd_pid()
+    assert etcd2
+    h1.cli("vm", "delete", "e", check=False)
+    for vm in ("a2", "b", "c", "d"):
+        h2.task_ok("DELETE", f"/v1/vms/{vm}")
+    wait_until(lambda: ipam(h1, "tiny") == [], 20, what="the addresses freed")
+    os.kill(etcd2, signal.SIGSTOP)
+    try:
+        st, doc, _ = h1._request_once("DELETE", "/v1/networks/tiny", None, None, None, 60)
+        assert st == 503, (st, doc)
+    finally:
+        os.kill(etcd2, signal.SIGCONT)
+    wait_until(lambda: h1.request("GET", "/v1/cluster")[1].get("quorum"), 30,
+               what="quorum back")
+    for h in (h1, h2):
+        assert (network_on(h, "tiny") or {}).get("state") == "active", h.name
+    # Usable again: a NIC on it from either host.
+    assert vm_with_nic(h2, "f", "tiny") == (202, None)
+    h2.task_ok("DELETE", "/v1/vms/f")
+    wait_until(lambda: ipam(h1, "tiny") == [], 20, what="f's address freed")
+    st, doc = h1.request("DELETE", "/v1/networks/tiny")
+    assert st == 200, doc
+    for h in (h1, h2):
+        wait_until(lambda: network_on(h, "tiny") is None, 30, what=f"tiny gone on {h.name}")

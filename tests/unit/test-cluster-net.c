@@ -11,6 +11,7 @@
 
 #include "network/cidr.h"
 #include "network/cluster-net.h"
+#include "network/net-exec.h"
 #include "network/net-plan.h"
 #include "network/net-spec.h"
 #include "network/nft-rules.h"
@@ -202,6 +203,76 @@ static char *fdb_text(const uint32_t *have, size_t nh, const uint32_t *want, siz
     return text;
 }
 
+static char *fdb_macs_text(const VoFdbEntry *have, size_t nh, const VoFdbEntry *want, size_t nw)
+{
+    VoNetSpec *s = good(WEB_DOC);
+    VoNetPlan *p = NULL;
+    assert_int_equal(vo_net_plan_fdb_macs(s, have, nh, want, nw, ip("10.0.0.1"), &p), 0);
+    char *text = vo_net_plan_render(p);
+    vo_net_plan_free(p);
+    vo_net_spec_free(s);
+    return text;
+}
+
+/* Per-MAC entries from IPAM: unicast to a VM goes to its host only. */
+static void test_fdb_mac_changes(void **state)
+{
+    (void)state;
+    uint32_t me = ip("10.0.0.1"), h2 = ip("10.0.0.2"), h3 = ip("10.0.0.3");
+    /* New remote VMs: a replace each; this host's own VM and a malformed
+     * MAC are skipped, a repeat once. */
+    VoFdbEntry want1[] = { { "52:54:00:00:00:0A", h2 }, { "52:54:00:00:00:0b", me },
+                           { "52:54:00:00:00:0c", h3 }, { "nonsense", h2 },
+                           { "52:54:00:00:00:0a", h3 } };
+    _cleanup_free_ char *t1 = fdb_macs_text(NULL, 0, want1, 5);
+    assert_string_equal(t1, "bridge fdb replace 52:54:00:00:00:0a dev vx8400000 dst 10.0.0.2\n"
+                            "bridge fdb replace 52:54:00:00:00:0c dev vx8400000 dst 10.0.0.3\n");
+    /* As they are: nothing (case does not matter). */
+    VoFdbEntry have2[] = { { "52:54:00:00:00:0a", h2 }, { "52:54:00:00:00:0C", h3 } };
+    _cleanup_free_ char *t2 = fdb_macs_text(have2, 2, want1, 5);
+    assert_string_equal(t2, "");
+    /* A VM moved to h3, one gone, one now on this host (the bridge learns it). */
+    VoFdbEntry want3[] = { { "52:54:00:00:00:0a", h3 }, { "52:54:00:00:00:0c", me } };
+    _cleanup_free_ char *t3 = fdb_macs_text(have2, 2, want3, 2);
+    assert_string_equal(t3, "bridge fdb del 52:54:00:00:00:0c dev vx8400000\n"
+                            "bridge fdb replace 52:54:00:00:00:0a dev vx8400000 dst 10.0.0.3\n");
+    /* Nothing wanted: every entry goes. */
+    _cleanup_free_ char *t4 = fdb_macs_text(have2, 2, NULL, 0);
+    assert_string_equal(t4, "bridge fdb del 52:54:00:00:00:0a dev vx8400000\n"
+                            "bridge fdb del 52:54:00:00:00:0c dev vx8400000\n");
+    /* Argv as run. */
+    VoNetStep st = { .kind = VO_STEP_FDB_MAC, .dev = "vx8400000", .mac = "52:54:00:00:00:0a",
+                     .addr = h2 };
+    _cleanup_strv_ char **argv = NULL;
+    assert_int_equal(vo_net_step_argv(&st, &argv), 0);
+    assert_string_equal(argv[2], "replace");
+    assert_string_equal(argv[3], "52:54:00:00:00:0a");
+    assert_string_equal(argv[7], "10.0.0.2");
+    /* Only cluster segments. */
+    VoNetSpec *plain = good("{\"name\":\"n\",\"type\":\"nat\",\"subnet\":\"10.9.0.0/24\"}");
+    VoNetPlan *p = NULL;
+    assert_int_equal(vo_net_plan_fdb_macs(plain, NULL, 0, want1, 5, me, &p), -EINVAL);
+    vo_net_spec_free(plain);
+}
+
+static void test_fdb_parse_macs(void **state)
+{
+    (void)state;
+    const char *out =
+        "[{\"mac\":\"00:00:00:00:00:00\",\"dst\":\"10.0.0.2\",\"flags\":[]},"
+        "{\"mac\":\"52:54:00:AA:00:01\",\"dst\":\"10.0.0.3\",\"state\":\"permanent\"},"
+        "{\"mac\":\"ba:3c:11:22:33:44\",\"flags\":[\"self\"],\"state\":\"permanent\"},"
+        "{\"mac\":\"52:54:00:aa:00:02\",\"dst\":\"fe80::1\"}]";
+    VoFdbEntry *e = NULL;
+    size_t n = 0;
+    assert_int_equal(vo_net_fdb_parse_macs(out, &e, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(e[0].mac, "52:54:00:aa:00:01");
+    assert_int_equal(e[0].dst, ip("10.0.0.3"));
+    free(e);
+    assert_int_equal(vo_net_fdb_parse_macs("oops", &e, &n), -EINVAL);
+}
+
 static void test_fdb_changes(void **state)
 {
     uint32_t h2 = ip("10.0.0.2"), h3 = ip("10.0.0.3"), h4 = ip("10.0.0.4"), me = ip("10.0.0.1");
@@ -371,6 +442,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec),        cmocka_unit_test(test_plan),
         cmocka_unit_test(test_fdb_changes), cmocka_unit_test(test_vni_pick),
+        cmocka_unit_test(test_fdb_mac_changes), cmocka_unit_test(test_fdb_parse_macs),
         cmocka_unit_test(test_ipam_pick),   cmocka_unit_test(test_dnsmasq),
         cmocka_unit_test(test_nft_bridge),
     };
