@@ -78,6 +78,11 @@ static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
+/* Echo threads still running: the server is stopped only once they are
+ * done (MHD frees an upgrade's handle when it stops; an echo thread that
+ * closes it afterwards would touch freed memory). */
+static atomic_int echo_threads;
+
 /* The upgraded stream: echoes upper-cased until the client closes. */
 static void *echo_main(void *userdata)
 {
@@ -95,6 +100,7 @@ static void *echo_main(void *userdata)
         (void)!write(sock, buf, (size_t)n);
     }
     MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    atomic_fetch_sub(&echo_threads, 1);
     return NULL;
 }
 
@@ -105,7 +111,13 @@ static void on_upgrade(void *cls, struct MHD_Connection *c, void *req_cls, const
     args[0] = urh;
     args[1] = (void *)(intptr_t)sock;
     pthread_t t;
-    pthread_create(&t, NULL, echo_main, args);
+    atomic_fetch_add(&echo_threads, 1);
+    if (pthread_create(&t, NULL, echo_main, args) != 0) {
+        atomic_fetch_sub(&echo_threads, 1);
+        free(args);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        return;
+    }
     pthread_detach(t);
 }
 
@@ -224,6 +236,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+    /* Every test closed its streams: their echo threads end (bounded). */
+    for (int i = 0; i < 500 && atomic_load(&echo_threads) > 0; i++)
+        usleep(10000);
     MHD_stop_daemon(server);
     char *cmd = vo_asprintf("rm -rf %s", dir);
     (void)!system(cmd);
