@@ -234,6 +234,10 @@ def test_cluster_network_rename_full_and_delete_without_quorum(cluster):
         os.kill(etcd2, signal.SIGCONT)
     wait_until(lambda: h1.request("GET", "/v1/cluster")[1].get("quorum"), 30,
                what="quorum back")
+    # A manager confirms its lease again (until then creates answer 503 "ask
+    # again": no host may place on a lease it cannot confirm).
+    wait_until(lambda: any(h.api("GET", "/v1/host")["manager"] for h in (h1, h2)), 30,
+               what="a confirmed manager")
     for h in (h1, h2):
         assert (network_on(h, "tiny") or {}).get("state") == "active", h.name
     # Usable again: a NIC on it from either host.
