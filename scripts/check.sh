@@ -67,13 +67,33 @@ done
 rm -rf "$fuzz_tmp"
 
 echo "== system tests (pytest) =="
+# Two pytest runs side by side: the multi-host cluster tests (mostly waiting
+# on leases, elections and guests, little CPU) and all the others. Each has
+# its own namespaces, directories and JUnit file; the cluster run's output
+# is printed after the other's.
+CLUSTER_TESTS=(tests/e2e/test_cluster_formation.py tests/e2e/test_any_door.py
+               tests/e2e/test_cluster_placement.py tests/e2e/test_cluster_networks.py
+               tests/e2e/test_cluster_shared_pools.py tests/e2e/test_cluster_harness.py)
+ignore=()
+for t in "${CLUSTER_TESTS[@]}"; do ignore+=("--ignore=$t"); done
 junit="$BUILD/pytest-junit.xml"
-rm -f "$junit"
-VIREO_BUILD="$(absolute "$BUILD")" VIREO_TEST_IMAGE="$(absolute "$IMAGE")" \
-    VIREO_ASAN_BUILD="$(absolute "$ASAN_BUILD")" VIREO_TSAN_BUILD="$(absolute "$TSAN_BUILD")" \
-    /usr/bin/python3 -m pytest -v -p no:cacheprovider --junitxml="$junit" tests/e2e
-if [ -f "$junit" ]; then
-    read -r pp pf < <(python3 - "$junit" <<'PY'
+junit_cluster="$BUILD/pytest-junit-cluster.xml"
+cluster_log="$BUILD/pytest-cluster.log"
+rm -f "$junit" "$junit_cluster" "$cluster_log"
+run_pytest() {
+    VIREO_BUILD="$(absolute "$BUILD")" VIREO_TEST_IMAGE="$(absolute "$IMAGE")" \
+        VIREO_ASAN_BUILD="$(absolute "$ASAN_BUILD")" VIREO_TSAN_BUILD="$(absolute "$TSAN_BUILD")" \
+        /usr/bin/python3 -m pytest -v -p no:cacheprovider "$@"
+}
+run_pytest --junitxml="$junit_cluster" "${CLUSTER_TESTS[@]}" >"$cluster_log" 2>&1 &
+cluster_pid=$!
+run_pytest --junitxml="$junit" "${ignore[@]}" tests/e2e
+wait "$cluster_pid"
+echo "== system tests of clusters (pytest, run beside the others) =="
+cat "$cluster_log"
+for j in "$junit" "$junit_cluster"; do
+    if [ -f "$j" ]; then
+        read -r pp pf < <(python3 - "$j" <<'PY'
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 suites = [root] if root.tag == "testsuite" else list(root)
@@ -83,10 +103,11 @@ skipped = sum(int(s.get("skipped", 0)) for s in suites)
 print(tests - bad - skipped, bad)
 PY
 )
-    passed=$((passed + pp)); failed=$((failed + pf))
-else
-    failed=$((failed + 1))
-fi
+        passed=$((passed + pp)); failed=$((failed + pf))
+    else
+        failed=$((failed + 1))
+    fi
+done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
