@@ -96,27 +96,6 @@ static int member_hosts(VoDaemon *d, char ***ret_ids, char ***ret_names)
     return r;
 }
 
-/* A relation document {"vm","name","active"}: the first user, or the first
- * active one (relations.c's rule). */
-static int first_user(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)key;
-    (void)rev;
-    VoRelationUser *u = userdata;
-    json_t *doc = json_loads(value, 0, NULL);
-    const char *id = json_string_value(json_object_get(doc, "vm"));
-    const char *name = json_string_value(json_object_get(doc, "name"));
-    bool active = json_is_true(json_object_get(doc, "active"));
-    if (id && name && (!u->vm_id || (active && !u->active))) {
-        vo_relation_user_clear(u);
-        u->vm_id = vo_strdup(id);
-        u->name = vo_strdup(name);
-        u->active = active;
-    }
-    json_decref(doc);
-    return u->active ? 1 : 0;
-}
-
 /* Whether this host's relations name VM vm_id (a VM of this host). */
 static bool vm_is_here(VoDaemon *d, const char *vm_id)
 {
@@ -143,7 +122,7 @@ static int any_host_volume_user(VoDaemon *d, const char *key, VoRelationUser *re
             continue;
         _cleanup_free_ char *prefix = vo_asprintf("h/%s/uses/volumes/%s/", ids[i], key);
         *ret = (VoRelationUser){ 0 };
-        r = vo_store_list(d->cluster_store, prefix, first_user, ret);
+        r = vo_store_list(d->cluster_store, prefix, vo_relation_first_user, ret);
         if (r >= 0 && ret->vm_id) {
             *ret_host = vo_strdup(names[i]);
             return 1;

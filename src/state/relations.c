@@ -185,7 +185,7 @@ void vo_relation_user_clear(VoRelationUser *u)
     *u = (VoRelationUser){ 0 };
 }
 
-static int first_user(const char *key, const char *value, int64_t rev, void *userdata)
+int vo_relation_first_user(const char *key, const char *value, int64_t rev, void *userdata)
 {
     (void)key;
     (void)rev;
@@ -209,7 +209,7 @@ static int first_user(const char *key, const char *value, int64_t rev, void *use
 static int user_under(VoStore *s, char *prefix, VoRelationUser *ret)
 {
     *ret = (VoRelationUser){ 0 };
-    int r = vo_store_list(s, prefix, first_user, ret);
+    int r = vo_store_list(s, prefix, vo_relation_first_user, ret);
     free(prefix);
     return r < 0 ? r : ret->vm_id ? 1 : 0;
 }

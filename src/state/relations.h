@@ -70,6 +70,10 @@ typedef struct {
     bool active;
 } VoRelationUser;
 void vo_relation_user_clear(VoRelationUser *u);
+/* A VoStoreListFn over relation documents {"vm","name","active"} into a
+ * VoRelationUser: keeps the first user, or the first active one, and stops
+ * the walk at an active one. */
+int vo_relation_first_user(const char *key, const char *value, int64_t rev, void *userdata);
 
 /* A VM using volume ("pool/name") or network: the first active one (in id
  * order), else the first; 1 with *ret filled, 0 when none uses it, or a
