@@ -25,7 +25,7 @@ MIRROR_VM_ID = "3c0f6d2e-8a41-4b7e-9d2c-5e6f7a8b9c01"  # mirror-check's
 
 
 def kill_leftovers(work, vm_id=VM_ID):
-    for side in ("src", "dst"):
+    for side in ("src", "dst", "dst1", "dst2", "dst3"):
         try:
             with open(os.path.join(work, side, "qemu.pid")) as f:
                 pid = int(f.read().strip())
@@ -65,6 +65,8 @@ def test_migration_with_local_disks_mirrors_them_with_writes_in_flight():
             kill_leftovers(work, MIRROR_VM_ID)
         print(proc.stdout)
         assert proc.returncode == 0, proc.stderr + proc.stdout
+        assert "cancelled in the disk phase: destination gone" in proc.stdout
+        assert "cancelled in the memory phase: destination gone" in proc.stdout
         assert "disks ready: 2 disks" in proc.stdout
         assert "source: completed" in proc.stdout
         assert "guest RAM identical" in proc.stdout

@@ -9,7 +9,11 @@
  * base (only the top layer is copied: sync "top") and an empty qcow2 of the
  * same size (copied whole). The guest formats the data disk and runs a loop
  * that writes files on it, each with its checksum, syncing after each,
- * while the disks and the memory move. Then, with both sides paused, guest
+ * while the disks and the memory move. First two attempts are cancelled,
+ * one in the disk phase and one in the memory phase: each time the
+ * destination is gone, no block job or NBD node is left on the source, and
+ * the source runs on, its guest still writing. The third attempt
+ * completes. Then, with both sides paused, guest
  * RAM is compared (pmemsave); the source ends; `qemu-img compare` says the
  * source's and destination's disks (top layers with their bases) are
  * identical; the destination runs, stops the loop, and checks every file's
@@ -260,6 +264,122 @@ static VoVmSpec *make_spec(const char *image_dir, const char *work)
     return spec;
 }
 
+/* The attempt under way: its destination's migration and NBD URIs and the
+ * mirror plan. */
+static char g_uri[256], g_nbd[256];
+static VoHvMirrorPlan g_plan;
+
+/* Destination of attempt n: fresh files, as the caller makes them (an
+ * overlay on the base copied there, an empty data disk of the same size),
+ * its QEMU prepared from the source's layout, its disks exported. */
+static void prepare_destination(const VoVmSpec *spec, const char *work, const char *df, int n,
+                                const VoHvMirrorDisk *disks)
+{
+    char *error = NULL, *layout = NULL;
+    qemu_img("rm -f '%s/root.qcow2' '%s/data.qcow2'", df, df);
+    qemu_img("qemu-img create -q -f qcow2 -F raw -b '%s/base.raw' '%s/root.qcow2'", df, df);
+    qemu_img("qemu-img create -q -f qcow2 '%s/data.qcow2' " DATA_SIZE, df);
+    VoVmSpec *dspec = vo_vm_spec_copy(spec);
+    free(dspec->disks[0].path);
+    dspec->disks[0].path = vo_asprintf("%s/root.qcow2", df);
+    free(dspec->disks[1].path);
+    dspec->disks[1].path = vo_asprintf("%s/data.qcow2", df);
+    if (driver->layout(src, &layout, &error) < 0)
+        die("layout: %s", error);
+    snprintf(g_uri, sizeof(g_uri), "unix:%s/migrate-%d.sock", work, n);
+    snprintf(g_nbd, sizeof(g_nbd), "unix:%s/nbd-%d.sock", work, n);
+    g_plan = (VoHvMirrorPlan){ .uri = g_nbd, .disks = disks, .n_disks = 2 };
+    _cleanup_free_ char *run_dir = vo_asprintf("%s/dst%d", work, n);
+    if (driver->migrate_prepare(driver, dspec, layout, run_dir, NULL, g_uri, &dst, &error) < 0)
+        die("migrate_prepare: %s", error);
+    if (driver->mirror_export(dst, &g_plan, &error) < 0)
+        die("mirror_export: %s", error);
+    free(layout);
+    vo_vm_spec_free(dspec);
+}
+
+static long guest_count(VoHvInstance *vm)
+{
+    char *n = console(vm, "echo COUNT-$((1+1)) n=$(cat /mnt/d/count 2>/dev/null || echo 0)",
+                      "COUNT-2 n=", 30000);
+    long c = strtol(n, NULL, 10);
+    free(n);
+    return c;
+}
+
+/* Until the source copies memory (active, bytes sent), at most timeout_ms. */
+static void wait_memory_phase(VoHvInstance *vm, int timeout_ms)
+{
+    int64_t deadline = vo_now_ms() + timeout_ms;
+    VoHvMigrationProgress p = { 0 };
+    while (vo_now_ms() < deadline) {
+        free(p.error);
+        p.error = NULL;
+        if (driver->migrate_query(vm, &p) < 0)
+            die("query: %s", p.error ? p.error : "failed");
+        if (p.status == VO_HV_MIGRATION_ACTIVE && p.transferred > 0)
+            break;
+        if (p.status != VO_HV_MIGRATION_SETUP && p.status != VO_HV_MIGRATION_ACTIVE)
+            die("the migration ended (%s) before its cancel",
+                vo_hv_migration_status_to_string(p.status));
+        poll(NULL, 0, 100);
+    }
+    free(p.error);
+    printf("memory phase: %llu of %llu bytes\n", (unsigned long long)p.transferred,
+           (unsigned long long)p.total);
+}
+
+/* After a cancel, as the caller ends it: the destination killed, the
+ * source with no job and no NBD node left, running, its guest writing. */
+static void check_cancelled(const char *phase, const char *work)
+{
+    char *error = NULL;
+    if (driver->migrate_finish(dst, VO_HV_MIGRATION_DESTINATION, false, false, &error) < 0)
+        die("finish destination: %s", error);
+    struct pollfd p = { .fd = driver->exit_fd(dst), .events = POLLIN };
+    if (poll(&p, 1, 10000) != 1)
+        die("the destination did not end");
+    bool clean;
+    char *reason = NULL;
+    driver->reap(dst, &clean, &reason);
+    free(reason);
+    driver->release(dst);
+    dst = NULL;
+    if (driver->migrate_finish(src, VO_HV_MIGRATION_SOURCE, false, false, &error) < 0)
+        die("finish source: %s", error);
+    VoHvMirrorProgress mp;
+    if (driver->mirror_query(src, &mp) != -ENOENT)
+        die("a mirror is still under way after the cancel");
+    free(mp.error);
+    json_t *jobs = qmp(src, "query-jobs", NULL);
+    if (json_array_size(jobs))
+        die("block jobs left after the cancel");
+    json_decref(jobs);
+    json_t *nodes = qmp(src, "query-named-block-nodes", NULL), *node;
+    size_t i;
+    json_array_foreach(nodes, i, node)
+        if (!strncmp(json_string_value(json_object_get(node, "node-name")) ?: "", "vireo-nbd", 9))
+            die("NBD node %s left after the cancel",
+                json_string_value(json_object_get(node, "node-name")));
+    json_decref(nodes);
+    int fd = vo_unix_connect(g_nbd + 5, 0);
+    if (fd >= 0)
+        die("the destination's NBD server still answers");
+    VoHvInfo info;
+    if (driver->info(src, &info) < 0 || info.paused)
+        die("the source does not run after the cancel");
+    long c0 = guest_count(src), c = c0;
+    for (int k = 0; k < 60 && c <= c0; k++) {
+        poll(NULL, 0, 1000);
+        c = guest_count(src);
+    }
+    if (c <= c0)
+        die("the guest's writer stopped after the cancel");
+    printf("cancelled in the %s phase: destination gone, no block job or NBD node left, "
+           "the source runs (the guest wrote files %ld to %ld)\n", phase, c0, c);
+    (void)work;
+}
+
 /* The guest's writer: files f0..f39 rewritten in turn on the data disk,
  * each with random data, synced, then its checksum written beside it (via a
  * rename, synced): a file whose .sum exists is complete. /mnt/d/count says
@@ -298,7 +418,6 @@ int main(int argc, char **argv)
     VoVmSpec *spec = make_spec(image_dir, work);
     char *error = NULL;
     _cleanup_free_ char *src_dir = vo_asprintf("%s/src", work);
-    _cleanup_free_ char *dst_dir = vo_asprintf("%s/dst", work);
 
     if (driver->start(driver, spec, src_dir, NULL, &src, &error) < 0)
         die("start: %s", error);
@@ -324,35 +443,46 @@ int main(int argc, char **argv)
         die("the guest's writer did not write");
     printf("guest writes files on the data disk: %ld written before the migration\n", before);
 
-    /* The destination host's files, as the caller makes them: the base
-     * copied first, an overlay on it, an empty data disk of the same size. */
+    /* The destination host has the base image (copied first). */
     qemu_img("cp '%s' '%s/base.raw'", base, df);
-    qemu_img("qemu-img create -q -f qcow2 -F raw -b '%s/base.raw' '%s/root.qcow2'", df, df);
-    qemu_img("qemu-img create -q -f qcow2 '%s/data.qcow2' " DATA_SIZE, df);
-    VoVmSpec *dspec = vo_vm_spec_copy(spec);
-    free(dspec->disks[0].path);
-    dspec->disks[0].path = vo_asprintf("%s/root.qcow2", df);
-    free(dspec->disks[1].path);
-    dspec->disks[1].path = vo_asprintf("%s/data.qcow2", df);
-
-    char *layout = NULL;
-    if (driver->layout(src, &layout, &error) < 0)
-        die("layout: %s", error);
-    _cleanup_free_ char *uri = vo_asprintf("unix:%s/migrate.sock", work);
-    _cleanup_free_ char *nbd = vo_asprintf("unix:%s/nbd.sock", work);
-    if (driver->migrate_prepare(driver, dspec, layout, dst_dir, NULL, uri, &dst, &error) < 0)
-        die("migrate_prepare: %s", error);
     const VoHvMirrorDisk disks[] = { { .slot = 0, .export = "root", .top_only = true },
                                      { .slot = 1, .export = "data" } };
-    const VoHvMirrorPlan plan = { .uri = nbd, .disks = disks, .n_disks = 2 };
-    if (driver->mirror_export(dst, &plan, &error) < 0)
-        die("mirror_export: %s", error);
-    if (driver->mirror_start(src, &plan, &error) < 0)
+
+    /* A cancel in the disk phase, then one in the memory phase: each time
+     * the source runs on as before, nothing is left of the attempt. */
+    prepare_destination(spec, work, df, 1, disks);
+    if (driver->mirror_start(src, &g_plan, &error) < 0)
+        die("mirror_start: %s", error);
+    VoHvMirrorProgress mp;
+    if (driver->mirror_query(src, &mp) < 0)
+        die("mirror_query: %s", mp.error);
+    if (driver->migrate_cancel(src, &error) < 0)
+        die("migrate_cancel: %s", error);
+    check_cancelled("disk", work);
+
+    prepare_destination(spec, work, df, 2, disks);
+    if (driver->mirror_start(src, &g_plan, &error) < 0)
+        die("mirror_start: %s", error);
+    wait_mirrors(src, 300000);
+    /* Slow, so the cancel finds it copying memory. */
+    VoHvMigrationOptions slow = { .max_bandwidth = 4ull << 20 };
+    if (driver->migrate_start(src, g_uri, &slow, &error) < 0)
+        die("migrate_start: %s", error);
+    wait_memory_phase(src, 120000);
+    if (driver->migrate_cancel(src, &error) < 0)
+        die("migrate_cancel: %s", error);
+    if (wait_migration(src, "source (cancelled)", 60000) != VO_HV_MIGRATION_CANCELLED)
+        die("the cancelled migration did not end cancelled");
+    check_cancelled("memory", work);
+
+    /* The migration itself. */
+    prepare_destination(spec, work, df, 3, disks);
+    if (driver->mirror_start(src, &g_plan, &error) < 0)
         die("mirror_start: %s", error);
     printf("mirrors started\n");
     wait_mirrors(src, 300000);
     VoHvMigrationOptions opts = { .max_bandwidth = 1ull << 30 };
-    if (driver->migrate_start(src, uri, &opts, &error) < 0)
+    if (driver->migrate_start(src, g_uri, &opts, &error) < 0)
         die("migrate_start: %s", error);
     if (wait_migration(src, "source", 300000) != VO_HV_MIGRATION_COMPLETED)
         die("the migration did not complete");
@@ -397,8 +527,6 @@ int main(int argc, char **argv)
         die("files written during the migration are damaged on the destination");
     if (count <= before)
         die("the guest wrote nothing during the migration");
-    free(layout);
-    vo_vm_spec_free(dspec);
     vo_vm_spec_free(spec);
     end_all();
     printf("OK\n");
