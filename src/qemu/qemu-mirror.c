@@ -165,9 +165,12 @@ static int wait_concluded(VoHvInstance *vm, const VoQemuMirror *m, char **ret_er
         json_decref(jobs);
         if (all)
             return r;
-        if (vo_now_ms() > deadline)
+        if (vo_now_ms() > deadline) {
+            if (r < 0 && ret_error) /* the timeout says more */
+                free(TAKE_PTR(*ret_error));
             return vo_error_set(ret_error, -ETIMEDOUT, "the disk mirrors did not end in %d s",
                                 MIRROR_WAIT_MS / 1000);
+        }
         /* QEMU announces each job status change: look again as soon as it
          * says anything, at the latest in 50 ms. */
         struct pollfd p = { .fd = vo_qmp_fd(vm->qmp), .events = POLLIN };
