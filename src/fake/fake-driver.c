@@ -606,6 +606,17 @@ static int fake_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool su
     return 0;
 }
 
+/* A fixed list: QEMU 10.0's x86 types the tests use, aliases included. */
+static char **fake_machines(VoHvDriver *d)
+{
+    (void)d;
+    static const char *const list[] = { "pc", "pc-i440fx-10.0", "pc-q35-10.0", "q35" };
+    char **v = vo_malloc0((ELEMENTSOF(list) + 1) * sizeof(char *));
+    for (size_t i = 0; i < ELEMENTSOF(list); i++)
+        v[i] = vo_strdup(list[i]);
+    return v;
+}
+
 int vo_fake_driver_new(VoHvDriver **ret)
 {
     VoHvDriver *d = vo_malloc0(sizeof(*d));
@@ -641,6 +652,7 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .migrate_query = fake_migrate_query,
         .migrate_cancel = fake_migrate_cancel,
         .migrate_finish = fake_migrate_finish,
+        .machines = fake_machines,
         .kvm_usable = false,
         .kvm_reason = vo_strdup("fake driver"),
     };

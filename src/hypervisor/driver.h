@@ -236,6 +236,12 @@ struct VoHvDriver {
      * driver remembers; resume is not used on the source). */
     int (*migrate_finish)(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded, bool resume,
                           char **ret_error);
+    /* The machine types (and their aliases) the hypervisor has, a sorted
+     * NULL-terminated strv the caller frees (an empty one when it cannot
+     * tell); the host publishes them so a migration's target is checked
+     * for the VM's (cluster/migrate-compat.h). May run a program: called
+     * once, at start. */
+    char **(*machines)(VoHvDriver *d);
     bool kvm_usable;
     char *kvm_reason;
 };
