@@ -708,6 +708,17 @@ static int fake_mirror_query(VoHvInstance *vm, VoHvMirrorProgress *ret)
     return 0;
 }
 
+/* A fixed list: QEMU 10.0's x86 types the tests use, aliases included. */
+static char **fake_machines(VoHvDriver *d)
+{
+    (void)d;
+    static const char *const list[] = { "pc", "pc-i440fx-10.0", "pc-q35-10.0", "q35" };
+    char **v = vo_malloc0((ELEMENTSOF(list) + 1) * sizeof(char *));
+    for (size_t i = 0; i < ELEMENTSOF(list); i++)
+        v[i] = vo_strdup(list[i]);
+    return v;
+}
+
 int vo_fake_driver_new(VoHvDriver **ret)
 {
     VoHvDriver *d = vo_malloc0(sizeof(*d));
@@ -746,6 +757,7 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .mirror_export = fake_mirror_export,
         .mirror_start = fake_mirror_start,
         .mirror_query = fake_mirror_query,
+        .machines = fake_machines,
         .kvm_usable = false,
         .kvm_reason = vo_strdup("fake driver"),
     };

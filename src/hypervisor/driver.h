@@ -283,6 +283,12 @@ struct VoHvDriver {
     int (*mirror_export)(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **ret_error);
     int (*mirror_start)(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **ret_error);
     int (*mirror_query)(VoHvInstance *vm, VoHvMirrorProgress *ret);
+    /* The machine types (and their aliases) the hypervisor has, a sorted
+     * NULL-terminated strv the caller frees (an empty one when it cannot
+     * tell); the host publishes them so a migration's target is checked
+     * for the VM's (cluster/migrate-compat.h). May run a program: called
+     * once, at start. */
+    char **(*machines)(VoHvDriver *d);
     bool kvm_usable;
     char *kvm_reason;
 };
