@@ -2,6 +2,7 @@
  * forwards around it (see vm-place-api.h). */
 #include "api/vm-place-api.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -125,6 +126,35 @@ static bool place(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask, VoPlaceCh
     return true;
 }
 
+/* The manager this host last asked to place (its id and URL), so a create
+ * reaching a host that is not the manager reads no store to find it. Let
+ * go when it did not take a request (or did not answer): the next one
+ * reads cluster/manager again. */
+static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *known_id, *known_url;
+
+static bool known_manager(VoDaemon *d, char **ret_id, char **ret_url)
+{
+    pthread_mutex_lock(&known_lock);
+    bool ok = known_id && strcmp(known_id, d->host_id) != 0;
+    if (ok) {
+        *ret_id = vo_strdup(known_id);
+        *ret_url = vo_strdup(known_url);
+    }
+    pthread_mutex_unlock(&known_lock);
+    return ok;
+}
+
+static void set_known_manager(const char *id, const char *url)
+{
+    pthread_mutex_lock(&known_lock);
+    free(known_id);
+    free(known_url);
+    known_id = id && url ? vo_strdup(id) : NULL;
+    known_url = id && url ? vo_strdup(url) : NULL;
+    pthread_mutex_unlock(&known_lock);
+}
+
 /* Asks the manager; once more when the request never reached it: it
  * refused the connection (asked again once the role moved) or answered
  * that it is not the manager (asked again after a short wait). A request it may have got (a timeout, a
@@ -137,7 +167,9 @@ static bool ask_manager(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask,
     for (int attempt = 0; attempt < 2; attempt++) {
         char *id = NULL, *url = NULL, *error = NULL;
         int64_t t0 = vo_now_us();
-        int r = vo_cluster_manager(d, &id, &url, &error);
+        int r = 0;
+        if (attempt > 0 || !known_manager(d, &id, &url))
+            r = vo_cluster_manager(d, &id, &url, &error);
         int64_t t1 = vo_now_us();
         if (r == -ENOENT && attempt == 0) { /* between two managers: wait for the next */
             free(error);
@@ -162,6 +194,7 @@ static bool ask_manager(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask,
         log_debug("place-trace asker manager-lookup=%.3f forward=%.3f", (t1 - t0) / 1e3,
                   (vo_now_us() - t1) / 1e3);
         bool retry = (r < 0 && never_sent(r)) || (r >= 0 && not_manager_reply(rep));
+        set_known_manager(r < 0 || retry ? NULL : id, url);
         if (r < 0 && !never_sent(r))
             reply_unknown(req, rep, url, r);
         if (!retry || attempt == 1) {
