@@ -212,6 +212,9 @@ static int read_store(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceRequest *req,
         r = read_hosts(d, members, records);
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot read the hosts: %s", strerror(-r));
+    /* Creates answered before (settled while a cache was kept) are in
+     * what was just read. */
+    vo_place_reservations_settled(&reservations, INT64_MAX);
     return 0;
 }
 
