@@ -271,7 +271,9 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
     args.disk_size_bytes = (uint64_t)disk_size;
     json_t *task = NULL, *vm = NULL;
     char *error = NULL;
+    int64_t t0 = vo_now_us();
     int r = vo_vm_create(req->d, &args, &task, &vm, &error);
+    log_debug("place-trace host create=%.3f", (vo_now_us() - t0) / 1e3);
     if (r < 0) {
         vo_reply_errno(rep, r, error);
         free(error);
