@@ -23,6 +23,8 @@
 
 #include "api/http.h"
 #include "api/route-match.h"
+#include "state/store.h"
+#include "util/time-format.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
 
@@ -572,6 +574,26 @@ static enum MHD_Result refuse_unauthenticated(struct MHD_Connection *conn, Pendi
     return r;
 }
 
+/* A read answered from data that may be stale (the store had no quorum:
+ * vo_store_stale_read) says so in a header, Vireo-Stale: "cluster has no
+ * quorum since <RFC 3339>"; a forwarded answer brings the peer's own. */
+static void mark_stale(const char *method, VoReply *rep)
+{
+    int64_t since = vo_store_stale_read();
+    vo_store_stale_reset();
+    if (!since || rep->status / 100 != 2 || rep->upgrade ||
+        (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0))
+        return;
+    for (size_t i = 0; rep->extra_headers && rep->extra_headers[i] && rep->extra_headers[i + 1];
+         i += 2)
+        if (!strcasecmp(rep->extra_headers[i], VO_STALE_HEADER))
+            return;
+    char when[32];
+    vo_time_format(since, when);
+    vo_strv_pushf(&rep->extra_headers, "%s", VO_STALE_HEADER);
+    vo_strv_pushf(&rep->extra_headers, "cluster has no quorum since %s", when);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -622,6 +644,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     /* No idle timeout while the handler works (setting it again restarts it). */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     set_requester(conn); /* operations the handler queues say who asked */
+    vo_store_stale_reset();
     if (p->match_r < 0)
         reply_route_error(p, &rep);
     else if (p->streaming)
@@ -630,6 +653,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         p->route->fn(&req, &rep);
     vo_tasks_set_requester(false, 0, 0);
     vo_tasks_set_if_match(0);
+    mark_stale(method, &rep);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
     enum MHD_Result r = send_reply(conn, p, &rep);
     p->quit_after = rep.quit_after;
