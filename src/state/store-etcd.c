@@ -548,12 +548,13 @@ static void probe_start_locked(EtcdStore *s)
 {
     if (s->probing || s->closing)
         return;
-    if (s->probe_joinable) { /* a finished one */
-        pthread_mutex_unlock(&s->lock);
-        pthread_join(s->probe, NULL);
-        pthread_mutex_lock(&s->lock);
+    if (s->probe_joinable) { /* a finished one: joined by this thread alone */
+        pthread_t done = s->probe;
         s->probe_joinable = false;
-        if (s->probing || s->closing)
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(done, NULL);
+        pthread_mutex_lock(&s->lock);
+        if (s->probing || s->probe_joinable || s->closing)
             return;
     }
     if (pthread_create(&s->probe, NULL, probe_thread, s) == 0)

@@ -1,13 +1,15 @@
 """A host without a quorum (docs/cluster.md, "Losing the quorum"): on a
 3-host cluster formed with `vireo cluster init/join`, h1's link is cut, so
 its etcd member is a minority of one. Reads on h1 still answer, from its
-own member, marked possibly stale (header Vireo-Stale, the CLI's warning on
-stderr, exit 0); changes answer 503 "cluster has no quorum" and change
-nothing; `cluster show` says quorum NO and `host list` still works. Once
-healed, answers are not marked any more and changes work."""
+own member, marked possibly stale (header Vireo-Stale, the CLI's warning
+on stderr, exit 0; a comment line in an open event stream); changes answer 503
+"cluster has no quorum" and change nothing; `cluster show` says quorum NO
+and `host list` still works. Once healed, answers are not marked any more
+and changes work."""
 
 import http.client
 import socket
+import threading
 
 from test_any_door import create, form
 from vireo_harness import wait_until
@@ -49,6 +51,25 @@ def test_quorum_lost_reads_stale_writes_503(cluster):
     p = h1.cli("vm", "list")
     assert "warning" not in p.stderr
 
+    # An event stream of h1's, read by a thread of the test's.
+    stream = http.client.HTTPConnection("localhost", timeout=120)
+    stream.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stream.sock.connect(h1.socket)
+    stream.request("GET", "/v1/events")
+    stream_resp = stream.getresponse()
+    assert stream_resp.status == 200
+    stream_lines = []
+
+    def read_stream():
+        try:
+            for raw in stream_resp:
+                stream_lines.append(raw.decode(errors="replace").rstrip("\n"))
+        except Exception:  # the test closes the stream under it: done
+            pass
+
+    reader = threading.Thread(target=read_stream, daemon=True)
+    reader.start()
+
     c.cut_link(h1)
     try:
         # The first read after the cut waits for etcd's own timeout (about
@@ -67,6 +88,11 @@ def test_quorum_lost_reads_stale_writes_503(cluster):
         # One object of h1's too (b2's requests go to h2, which h1 cannot reach).
         status, headers, text = once(h1, "GET", "/v1/vms/a1")
         assert status == 200 and STALE in headers, (status, headers, text)
+
+        # The stream opened before says so in a comment line.
+        wait_until(lambda: any(line.startswith(": cluster has no quorum since 20")
+                               for line in stream_lines), 60,
+                   what="the event stream's no-quorum comment")
 
         # Changes: 503, in the store's words, nothing made.
         status, headers, text = once(h1, "POST", "/v1/vms",
@@ -93,6 +119,9 @@ def test_quorum_lost_reads_stale_writes_503(cluster):
         assert status == 200 and STALE not in headers, headers
     finally:
         c.heal_link(h1)
+        stream.sock.shutdown(socket.SHUT_RDWR)
+        stream.close()
+        reader.join(timeout=30)
 
     wait_until(lambda: not stale_vm_list(h1), 60, what="h1's answers not stale once healed")
     p = h1.cli("vm", "list")
