@@ -2,7 +2,8 @@
  * etcd 3.4's JSON gateway (POST /v3/kv/..., /v3/watch, /v3/lease/...) with
  * libcurl and jansson: key mapping into the vireo/ namespace, transactions
  * with the failing compare found from ranges in the failure branch, one
- * streaming watch per thread, leases as one POST per renewal, compaction.
+ * streaming watch per thread, leases as one POST per renewal, compaction,
+ * reads without a quorum (serializable, marked stale; a probe sees it back).
  * docs/internals.md ("etcd backend") describes the mapping and quirks. */
 #include "state/store.h"
 
@@ -373,8 +374,9 @@ static bool request_sent(CURL *c, CURLcode cr)
 /* POSTs req (stolen) to path; 0 with the answer's JSON in *ret (the first
  * object of a streamed answer, unwrapped from "result"), or -errno. No
  * endpoint reachable, or no answer in time to a read: -EAGAIN. A write
- * (write: true) sent but not answered (a timeout, a broken connection, or
- * etcd's own timeout): VO_STORE_EUNKNOWN, as it may have been applied. */
+ * (CALL_WRITE) sent but not answered (a timeout, a broken connection, or
+ * etcd's own timeout): VO_STORE_EUNKNOWN, as it may have been applied.
+ * What the outcome says of the quorum is noted (quorum_seen). */
 static void quorum_seen(EtcdStore *s, CallKind kind, int r);
 
 static int call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, json_t **ret)
