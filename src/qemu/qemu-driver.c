@@ -51,6 +51,7 @@ static void qemu_release(VoHvInstance *vm)
         close(vm->pidfd);
     pthread_mutex_destroy(&vm->qmp_lock);
     vo_qemu_layout_free(vm->layout);
+    vo_qemu_mirror_free(vm->mirror);
     free(vm->run_dir);
     free(vm->qmp_path);
     free(vm->events_path);
@@ -567,6 +568,9 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .migrate_query = vo_qemu_migrate_query,
         .migrate_cancel = vo_qemu_migrate_cancel,
         .migrate_finish = vo_qemu_migrate_finish,
+        .mirror_export = vo_qemu_mirror_export,
+        .mirror_start = vo_qemu_mirror_start,
+        .mirror_query = vo_qemu_mirror_query,
     };
     const char *dev = getenv("VIREO_KVM_DEVICE");
     d->kvm_usable = vo_qemu_kvm_usable(dev ? dev : "/dev/kvm", "/proc/cpuinfo", &d->kvm_reason);
