@@ -33,6 +33,7 @@
 #include "qemu/qemu-backup.h"
 #include "qemu/qemu-events.h"
 #include "qmp/qmp.h"
+#include "util/sha256.h"
 #include "util/util.h"
 
 struct VoHvInstance {
@@ -606,6 +607,28 @@ static int fake_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool su
     return 0;
 }
 
+/* The fake's "RAM": what its layout says it has; a fault "memory_digest"
+ * fails it, and a file "digest-differs" in its run dir changes it (a test
+ * of a migration whose memory does not compare). */
+static int fake_memory_digest(VoHvInstance *vm, char ret[65], char **ret_error)
+{
+    int r = take_fault("memory_digest");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "injected fault: memory_digest fails with %s",
+                            strerror(-r));
+    _cleanup_free_ char *layout = NULL;
+    if ((r = fake_layout(vm, &layout, ret_error)) < 0)
+        return r;
+    _cleanup_free_ char *dir = vo_strdup(vm->state_path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    _cleanup_free_ char *differs = vo_asprintf("%s/digest-differs", dir);
+    _cleanup_free_ char *text = vo_asprintf("%s%s", layout, access(differs, F_OK) == 0 ? "!" : "");
+    vo_sha256_data(text, strlen(text), ret);
+    return 0;
+}
+
 int vo_fake_driver_new(VoHvDriver **ret)
 {
     VoHvDriver *d = vo_malloc0(sizeof(*d));
@@ -641,6 +664,7 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .migrate_query = fake_migrate_query,
         .migrate_cancel = fake_migrate_cancel,
         .migrate_finish = fake_migrate_finish,
+        .memory_digest = fake_memory_digest,
         .kvm_usable = false,
         .kvm_reason = vo_strdup("fake driver"),
     };

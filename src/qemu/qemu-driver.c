@@ -16,6 +16,7 @@
 #include "qemu/qemu-argv.h"
 #include "qemu/qemu-hotplug.h"
 #include "qemu/qemu-instance.h"
+#include "qemu/qemu-digest.h"
 #include "qemu/qemu-migrate.h"
 #include "qemu/qemu-resources.h"
 #include "qmp/qmp.h"
@@ -567,6 +568,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .migrate_query = vo_qemu_migrate_query,
         .migrate_cancel = vo_qemu_migrate_cancel,
         .migrate_finish = vo_qemu_migrate_finish,
+        .memory_digest = vo_qemu_memory_digest,
     };
     const char *dev = getenv("VIREO_KVM_DEVICE");
     d->kvm_usable = vo_qemu_kvm_usable(dev ? dev : "/dev/kvm", "/proc/cpuinfo", &d->kvm_reason);
