@@ -19,7 +19,9 @@
  * moves a quarter of the VM's memory, so the fourth query after
  * migrate_start sees it completed; fault "migration" makes the migration
  * under way fail at the next query. A destination reports "active" (waiting)
- * until its migrate_finish, which resumes it only when asked to. */
+ * for its first three queries and "completed" (everything arrived, still
+ * paused) from the fourth on, until its migrate_finish, which resumes it only
+ * when asked to. */
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
@@ -539,6 +541,8 @@ static int fake_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigra
 static int fake_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
 {
     uint64_t total = vm->res.memory_mib << 20;
+    if (vm->incoming && migrating(vm) && ++vm->migration_steps >= 4)
+        vm->migration = VO_HV_MIGRATION_COMPLETED;
     if (!vm->incoming && migrating(vm)) {
         int r = take_fault("migration");
         if (r < 0) {

@@ -132,3 +132,73 @@ def test_idle_vm_migrates_with_memory_verified(cluster):
     # Stop works through any door afterwards.
     h1.cli("vm", "stop", "m1", "--force")
     assert h2.vm("m1")["state"] == "stopped"
+
+
+def error_of(h, method, path, body, status):
+    got, doc = h.request(method, path, body)
+    assert got == status, (got, doc)
+    return doc["error"]["message"]
+
+
+def test_refusals_and_the_fake_driver_path(cluster):
+    """Fake driver: what is refused at once (naming what to fix), a whole
+    migration and one whose memory check fails (the VM runs on at the
+    source, nothing is left on the destination)."""
+    c = cluster(2, listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    shared_pool(c)
+    create_on(h1, "local", pool=None, memory=64)
+    create_on(h1, "shared", memory=64)
+    vm_id = h1.vm("shared")["id"]
+    # Stopped: a cold move is another command.
+    msg = error_of(h1, "POST", "/v1/vms/shared/migrate", {"to": "h2"}, 409)
+    assert "use vireo vm move for a stopped VM" in msg, msg
+    h1.task_ok("POST", "/v1/vms/shared/start")
+    h1.task_ok("POST", "/v1/vms/local/start")
+    assert "to: no host 'h9'" in error_of(h2, "POST", "/v1/vms/shared/migrate", {"to": "h9"}, 400)
+    assert "to: host 'h1' is where the VM runs" in error_of(
+        h1, "POST", "/v1/vms/shared/migrate", {"to": "h1"}, 400)
+    assert "to: name the target host" in error_of(h1, "POST", "/v1/vms/shared/migrate", {}, 400)
+    assert "bandwidth:" in error_of(h1, "POST", "/v1/vms/shared/migrate",
+                                    {"to": "h2", "bandwidth": "fast"}, 400)
+    assert "max_downtime_ms:" in error_of(h1, "POST", "/v1/vms/shared/migrate",
+                                          {"to": "h2", "max_downtime_ms": 0}, 400)
+    msg = error_of(h1, "POST", "/v1/vms/local/migrate", {"to": "h2"}, 409)
+    assert "disk 'default/" in msg and "pool 'default'" in msg and \
+        "local-disk migration is not available yet" in msg, msg
+    # The peer routes are not served on the Unix socket.
+    assert "hosts of the cluster only" in error_of(h2, "POST", "/v1/migrations/incoming",
+                                                   {}, 400)
+    p = h1.cli("vm", "migrate", "shared", "--to", "h9", check=False)
+    assert p.returncode != 0 and "no host 'h9'" in p.stderr, p
+
+    # Memory that differs (the fake's "RAM" changed on the source): failed,
+    # the VM runs on at h1, nothing of it on h2.
+    marker = os.path.join(h1.run_dir, "vms", vm_id, "digest-differs")
+    open(marker, "w").close()
+    task = migrate(h1, "shared", {"to": "h2", "verify_memory": True}, expect_state="failed")
+    assert "guest RAM differs" in task["error"]["message"], task
+    os.unlink(marker)
+    assert h1.vm("shared")["state"] == "running" and hosts_of(h2, "shared") == ["h1"]
+    assert not os.path.exists(os.path.join(h2.run_dir, "vms", vm_id))
+    assert h2.request("GET", f"/v1/vms/{vm_id}")[1]["host"] == "h1"
+
+    # A whole migration, through h2's door, with the CLI's --async.
+    tid = h2.cli("vm", "migrate", "shared", "--to", "h2", "--verify-memory",
+                 "--async").stdout.strip()
+    task = wait_until(lambda: (lambda t: t if t["state"] in ("succeeded", "failed") else None)(
+        h1.api("GET", f"/v1/tasks/{tid}")), 60, what="migrate task")
+    assert task["state"] == "succeeded", task
+    assert task["result"]["memory_verified"] is True, task
+    assert task["details"]["phase"] == "done", task
+    for h in (h1, h2):
+        wait_until(lambda: hosts_of(h, "shared") == ["h2"], 30, what=f"on h2 from {h.name}")
+    assert h2.vm("shared")["state"] == "running"
+    assert not os.path.exists(os.path.join(h1.run_dir, "vms", vm_id))
+    # The name is still taken in the cluster (its claim moved with it), and
+    # the VM is h2's for every operation now.
+    assert "already exists" in error_of(h1, "POST", "/v1/vms",
+                                        {"name": "shared", "host": "h1"}, 409)
+    h1.task_ok("POST", "/v1/vms/shared/stop", {"force": True})
+    assert h2.vm("shared")["state"] == "stopped"
