@@ -210,7 +210,7 @@ static int task_migrate(VoTask *t, void *userdata)
         return vo_task_fail(t, r, "cannot start migrating VM '%s': %s", name, error);
     }
     VoHvMigrationProgress p = { 0 };
-    int64_t shown = 0;
+    int64_t shown = 0, cancel_at = 0;
     bool cancelled = false;
     for (;;) {
         free(p.error);
@@ -222,12 +222,13 @@ static int task_migrate(VoTask *t, void *userdata)
             break;
         if (!cancelled && vo_task_cancelled(t)) {
             cancelled = true;
+            cancel_at = vo_now_ms();
             _cleanup_free_ char *cerr = NULL;
             if (d->driver->migrate_cancel(hv, &cerr) < 0)
                 log_warn("vm %s: migrate_cancel: %s", name, cerr);
         }
-        if (cancelled && vo_now_ms() - start > (int64_t)CANCEL_WAIT_MS * 100)
-            break;
+        if (cancelled && vo_now_ms() - cancel_at > CANCEL_WAIT_MS)
+            break; /* QEMU did not say cancelled: undone all the same */
         if (vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
             shown = vo_now_ms();
             int pct = p.total ? (int)(5 + 85 * (p.transferred > p.total ? p.total
