@@ -202,3 +202,85 @@ def test_refusals_and_the_fake_driver_path(cluster):
                                         {"name": "shared", "host": "h1"}, 409)
     h1.task_ok("POST", "/v1/vms/shared/stop", {"force": True})
     assert h2.vm("shared")["state"] == "stopped"
+
+
+def qemu_of(h, vm_id):
+    """PIDs of h's processes whose command line names the VM's id (its QEMU)."""
+    found = []
+    for pid in h.pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if vm_id.encode() in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def under_way(h, tid):
+    t = h.api("GET", f"/v1/tasks/{tid}")
+    d = t.get("details") or {}
+    return t if d.get("phase") == "memory" and d.get("bytes_sent", 0) > 0 else None
+
+
+def test_busy_migration_cancel_and_a_destination_that_dies(cluster):
+    c = cluster(3, driver="qemu", listen=False)  # three: one may die with quorum kept
+    form(c)
+    h1, h2, h3 = c.hosts
+    shared_pool(c)
+    create_on(h1, "busy")
+    vm_id = h1.vm("busy")["id"]
+    h1.cli("vm", "start", "busy")
+    h1.wait_console("busy", BOOT_MARKER, timeout=240)
+    start_counter(h1, "busy")
+    # A loop dirtying memory all the time.
+    h1.guest("busy", "(while true; do dd if=/dev/urandom of=/dev/shm/dirty bs=1M count=16 "
+                     "2>/dev/null; done) </dev/null >/dev/null 2>&1 & :")
+
+    # Busy guest, h1 -> h2, memory verified.
+    task = migrate(h1, "busy", {"to": "h2", "verify_memory": True})
+    assert task["result"]["memory_verified"] is True, task
+    wait_until(lambda: hosts_of(h3, "busy") == ["h2"], 30, what="busy on h2")
+    before = max(ticks(h2.console_log("busy")))
+    wait_until(lambda: max(ticks(h2.console_log("busy"))) >= before + 2, 60,
+               what="the counter goes on on h2")
+
+    # Cancel midway (slow: 2 MiB/s), through h3's door: runs on at h2,
+    # nothing on h3 (no QEMU, no run dir, no documents).
+    doc = h3.api("POST", "/v1/vms/busy/migrate",
+                 {"to": "h3", "bandwidth": "2M/s", "verify_memory": True}, expect=202)
+    tid = doc["task"]["id"]
+    wait_until(lambda: under_way(h2, tid), 120, what="the copy under way")
+    assert h1.vm("busy")["migration"] == {"task": tid, "to": "h3"}
+    msg = error_of(h3, "POST", "/v1/vms/busy/pause", None, 409)
+    assert f"is migrating (task {tid})" in msg, msg
+    assert qemu_of(h3, vm_id), "no incoming QEMU on h3 while migrating"
+    h3.api("POST", f"/v1/tasks/{tid}/cancel", expect=202)
+    task = wait_until(lambda: (lambda t: t if t["state"] in
+                               ("succeeded", "failed", "cancelled") else None)(
+        h2.api("GET", f"/v1/tasks/{tid}")), 120, what="the cancelled task")
+    assert task["state"] == "cancelled", task
+    assert h2.vm("busy")["state"] == "running" and "migration" not in h2.vm("busy")
+    wait_until(lambda: not qemu_of(h3, vm_id), 30, what="no QEMU of the VM on h3")
+    assert not os.path.exists(os.path.join(h3.run_dir, "vms", vm_id))
+    assert hosts_of(h3, "busy") == ["h2"]
+    before = max(ticks(h2.console_log("busy")))
+    wait_until(lambda: max(ticks(h2.console_log("busy"))) >= before + 2, 60,
+               what="the counter goes on after the cancel")
+
+    # The destination dies midway: the task fails with the reason, the VM
+    # runs on at h2.
+    doc = h2.api("POST", "/v1/vms/busy/migrate", {"to": "h3", "bandwidth": "2M/s"},
+                 expect=202)
+    tid = doc["task"]["id"]
+    wait_until(lambda: under_way(h2, tid), 120, what="the copy under way")
+    c.kill_host(h3)
+    task = wait_until(lambda: (lambda t: t if t["state"] in ("succeeded", "failed") else None)(
+        h2.api("GET", f"/v1/tasks/{tid}")), 120, what="the task to fail")
+    assert task["state"] == "failed", task
+    assert "the VM runs on here" in task["error"]["message"], task
+    assert h2.vm("busy")["state"] == "running"
+    before = max(ticks(h2.console_log("busy")))
+    wait_until(lambda: max(ticks(h2.console_log("busy"))) >= before + 2, 60,
+               what="the counter goes on after the destination died")
+    assert hosts_of(h1, "busy") == ["h2"]
