@@ -297,6 +297,12 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "exit reason:", jstr(vm, "exit_reason"));
     if (jstr(vm, "problem")) /* an old definition naming unknown host paths */
         out_kv(stdout, "problem:", jstr(vm, "problem"));
+    json_t *mig = json_object_get(vm, "migration");
+    if (json_is_object(mig)) { /* a live migration under way */
+        _cleanup_free_ char *m = vo_asprintf("to host %s (task %s)", jstr(mig, "to") ?: "?",
+                                             jstr(mig, "task") ?: "?");
+        out_kv(stdout, "migrating:", m);
+    }
     json_decref(vm);
     return CLI_EXIT_OK;
 }

@@ -252,6 +252,8 @@ def test_busy_migration_cancel_and_a_destination_that_dies(cluster):
     tid = doc["task"]["id"]
     wait_until(lambda: under_way(h2, tid), 120, what="the copy under way")
     assert h1.vm("busy")["migration"] == {"task": tid, "to": "h3"}
+    shown = h1.cli("vm", "show", "busy").stdout
+    assert f"to host h3 (task {tid})" in shown, shown
     msg = error_of(h3, "POST", "/v1/vms/busy/pause", None, 409)
     assert f"is migrating (task {tid})" in msg, msg
     assert qemu_of(h3, vm_id), "no incoming QEMU on h3 while migrating"
