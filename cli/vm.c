@@ -809,7 +809,7 @@ static const CliCommand vm_commands[] = {
       VM_EDIT_HELP, vm_edit },
     { "vm", "set", "NAME", VM_EDIT_USAGE, "Same as 'vm edit' (e.g. vm set VM --vcpus N).",
       VM_EDIT_HELP, vm_edit },
-    { "vm", "migrate", "NAME", "--to HOST [--max-downtime MS] [--bandwidth SIZE/s] "
+    { "vm", "migrate", "NAME", "[--to HOST] [--max-downtime MS] [--bandwidth SIZE/s] "
       "[--verify-memory] [--async]",
       "Move a running VM to another host of the cluster, live.",
       "The guest keeps running: its memory is copied to HOST while it runs, then it\n"
@@ -817,7 +817,8 @@ static const CliCommand vm_commands[] = {
       "be on shared pools (a VM made with 'vm create --pool SHARED'). 'vireo task\n"
       "cancel TASK' stops the migration: the VM runs on here as before.\n"
       "\nOptions:\n"
-      "  --to HOST             the host to move it to (a name or id)\n"
+      "  --to HOST             the host to move it to (a name or id; default: the\n"
+      "                        cluster's manager picks one with the placement rules)\n"
       "  --max-downtime MS     the longest pause allowed at the switch (default: 300)\n"
       "  --bandwidth SIZE/s    the most the copy may use, e.g. 100M/s (default: no limit)\n"
       "  --verify-memory       compare the guest's RAM on both sides (both paused)\n"

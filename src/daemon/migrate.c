@@ -16,7 +16,9 @@
 
 #include "cluster/peer-client.h"
 #include "conf/names.h"
+#include "cluster/migrate-compat.h"
 #include "daemon/cluster-view.h"
+#include "daemon/migrate-target.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move.h"
@@ -350,6 +352,48 @@ static int task_migrate(VoTask *t, void *userdata)
 
 /* ---- checks and submit ------------------------------------------------------ */
 
+static int collect_network(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)value;
+    (void)rev;
+    const char *slash = strrchr(key, '/');
+    vo_strv_push(userdata, vo_strdup(slash ? slash + 1 : key));
+    return 0;
+}
+
+static json_t *host_record(VoDaemon *d, const char *host_id)
+{
+    _cleanup_free_ char *key = vo_asprintf("cluster/hosts/%s", host_id), *text = NULL;
+    return vo_store_get(d->store, key, &text, NULL) >= 0 ? json_loads(text, 0, NULL) : NULL;
+}
+
+/* Before the target is asked to prepare (cluster/migrate-compat.h): 409
+ * (-EBUSY) with every reason the VM cannot run there. */
+static int check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
+                        const char *target_name, char **ret_error)
+{
+    pthread_mutex_lock(&vm->job);
+    VoHvInstance *hv = vm->hv;
+    _cleanup_free_ char *layout = NULL, *lerror = NULL;
+    if (hv && d->driver->layout(hv, &layout, &lerror) < 0)
+        log_warn("vm %s: no layout for the compatibility check: %s", spec->name, lerror);
+    pthread_mutex_unlock(&vm->job);
+    _cleanup_strv_ char **nets = vo_malloc0(sizeof(char *));
+    _cleanup_free_ char *prefix = vo_asprintf("h/%s/networks/", target_id);
+    (void)vo_store_list(d->cluster_store, prefix, collect_network, &nets);
+    VoMigrateCompat c = { .source_record = host_record(d, d->host_id),
+                          .target_record = host_record(d, target_id), .spec = spec,
+                          .layout = layout, .target_networks = (const char *const *)nets };
+    _cleanup_free_ char *reasons = NULL;
+    int r = vo_migrate_compat_check(&c, &reasons);
+    json_decref(c.source_record);
+    json_decref(c.target_record);
+    if (r < 0)
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' cannot move to host '%s': %s",
+                            spec->name, target_name, reasons ? reasons : strerror(-r));
+    return 0;
+}
+
 /* Every disk (and a kernel or initrd from a volume) on a shared pool. */
 static int check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
 {
@@ -382,24 +426,26 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     if (!d->cluster_store)
         return vo_error_set(ret_error, -EBUSY, "this host is not in a cluster: there is no "
                             "host to migrate to");
-    if (!args->to) {
-        /* The manager's choice (vo_migrate_pick_target, helper mcompat's
-         * src/daemon/migrate-target.h) is wired here once merged. */
-        return vo_error_set(ret_error, -EINVAL,
-                            "to: name the target host (automatic choice not available yet)");
+    _cleanup_free_ char *picked = NULL;
+    if (!args->to) { /* the manager's choice with placement's rules */
+        _cleanup_free_ char *vm_id = vo_vm_id(vm), *why = NULL;
+        int p = vo_migrate_pick_target(d, vm_id, d->host_id, &picked, &why);
+        if (p < 0)
+            return vo_error_set(ret_error, p == -ENOENT ? -EBUSY : p,
+                                "no target host for the VM: %s", why ? why : strerror(-p));
     }
+    const char *to = args->to ? args->to : picked;
     VoClusterHost h = { 0 };
-    int r = vo_cluster_host_find(d, args->to, &h);
+    int r = vo_cluster_host_find(d, to, &h);
     if (r == -ENOENT)
         return vo_error_set(ret_error, -EINVAL, "to: no host '%s' in the cluster (see vireo "
-                            "host list)", args->to);
+                            "host list)", to);
     if (r < 0)
-        return vo_error_set(ret_error, r, "to: cannot look host '%s' up: %s", args->to,
-                            strerror(-r));
+        return vo_error_set(ret_error, r, "to: cannot look host '%s' up: %s", to, strerror(-r));
     if (!strcmp(h.id, d->host_id)) {
         vo_cluster_host_clear(&h);
         return vo_error_set(ret_error, -EINVAL, "to: host '%s' is where the VM runs already",
-                            args->to);
+                            to);
     }
     if (!h.online || !h.url) {
         r = vo_error_set(ret_error, -EBUSY, "to: host '%s' is offline", h.name);
@@ -424,10 +470,8 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
                          "for a stopped VM", name, vo_vm_state_to_string(s));
     else
         r = check_disks(d, spec, ret_error);
-    /* Compatibility (helper mcompat's vo_migrate_compat_check, with the
-     * source's and the target's cluster/hosts records, the spec, the
-     * layout and the target's networks) is checked here once merged:
-     * 409 with its reasons. */
+    if (r >= 0)
+        r = check_compat(d, vm, spec, h.id, h.name, ret_error);
     vo_vm_spec_free(spec);
     if (r < 0) {
         if (!busy)
