@@ -267,6 +267,12 @@ struct VoHvDriver {
      * driver remembers; resume is not used on the source). */
     int (*migrate_finish)(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded, bool resume,
                           char **ret_error);
+    /* A digest of the guest's RAM (boot memory and hot-pluggable memory),
+     * 64 hex digits of SHA-256, of a VM whose vCPUs are stopped (a source
+     * after its migration completed, a destination waiting paused): equal
+     * on both sides of a migration when every page arrived. Files it needs
+     * go in the VM's run dir and are removed. */
+    int (*memory_digest)(VoHvInstance *vm, char ret[65], char **ret_error);
     /* ---- Live migration of local disks (types above; qemu-mirror.c) ----
      * mirror_export, destination, after migrate_prepare: serves the disks of
      * plan (slot, export name) writable over NBD at plan->uri; the server

@@ -16,6 +16,7 @@
 #include "qemu/qemu-argv.h"
 #include "qemu/qemu-hotplug.h"
 #include "qemu/qemu-instance.h"
+#include "qemu/qemu-digest.h"
 #include "qemu/qemu-migrate.h"
 #include "qemu/qemu-resources.h"
 #include "qmp/qmp.h"
@@ -575,6 +576,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .migrate_query = vo_qemu_migrate_query,
         .migrate_cancel = vo_qemu_migrate_cancel,
         .migrate_finish = vo_qemu_migrate_finish,
+        .memory_digest = vo_qemu_memory_digest,
         .mirror_export = vo_qemu_mirror_export,
         .mirror_start = vo_qemu_mirror_start,
         .mirror_query = vo_qemu_mirror_query,

@@ -763,6 +763,15 @@ def test_cluster_routes_standalone(api):
              code="invalid-argument")
     api.call("POST", "/v1/cluster/join-request", {"cluster": "x"}, expect=409,
              code="invalid-state")
+    # Live migration: no such VM; the hosts' own routes refused on the Unix
+    # socket (real migrations: tests/e2e/test_migrate.py).
+    api.call("POST", "/v1/vms/nope/migrate", {"to": "h2"}, expect=404, code="not-found")
+    mid = "/v1/migrations/incoming/00000000-0000-4000-8000-000000000000"
+    api.call("POST", "/v1/migrations/incoming", {"id": "x"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", f"{mid}/digest", {}, expect=400, code="invalid-argument")
+    api.call("POST", f"{mid}/commit", {"rev": 1}, expect=400, code="invalid-argument")
+    api.call("DELETE", mid, expect=400, code="invalid-argument")
 
 
 def test_groups_and_placement(api):
