@@ -114,6 +114,11 @@ def test_images_copied_on_first_use(cluster, monkeypatch):
     assert shown["disk"].startswith(os.path.join(h2.state_dir, "images", "boot")), shown
     assert leftovers(h2, "boot") == ["boot"]
     assert "copying image 'boot' from host 'h1'" in h2.log()
+    # The create's task showed the copy as a step with progress.
+    status, events = h2.request("GET", f"/v1/events?kind=operation&object={task['id']}"
+                                "&since=0&follow=false")
+    assert status == 200, events
+    assert "copying image 'boot' from host 'h1' (" in events, events
     images = h2.api("GET", "/v1/images")["images"]
     assert next(i for i in images if i["name"] == "boot")["hosts"] == ["h1", "h2"], images
     h2.cli("vm", "start", "c1")
