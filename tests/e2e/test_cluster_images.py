@@ -8,7 +8,8 @@ does not match its manifest (a test hook in vireod makes the sender's
 digest wrong) leaves nothing on h2 and fails the create with a message
 saying so. The file routes answer peers only, and only the files an
 image's record names. Image and pool lists on h2 show h1's own image and
-pool with their host."""
+pool with their host; another host's local pool is shown and its volumes
+listed from any host (forwarded)."""
 
 import hashlib
 import json
@@ -157,3 +158,19 @@ def test_images_copied_on_first_use(cluster, monkeypatch):
     assert status == 404
     images = h2.api("GET", "/v1/images")["images"]
     assert next(i for i in images if i["name"] == CORRUPT)["hosts"] == ["h1"], images
+
+    # Another host's local pool, from h1: shown and its volumes listed by
+    # h2 (forwarded): with --host, or by a name only h2 has.
+    vols = h1.api("GET", "/v1/volumes?pool=default&host=h2")["volumes"]
+    assert {v["attached_to"] for v in vols} >= {"c1", "t0", "t1"}, vols
+    assert h1.api("GET", "/v1/volumes?pool=default")["volumes"] == []
+    out = h1.cli("volume", "list", "default", "--host", "h2").stdout
+    assert "c1" in out, out
+    only = os.path.join(h2.tmp, "only2")
+    os.makedirs(only)
+    h2.api("POST", "/v1/pools", {"name": "only2", "path": only}, expect=201)
+    shown = h1.api("GET", "/v1/pools/only2")
+    assert shown["host"] == "h2" and shown["path"] == only, shown
+    assert h1.cli("pool", "show", "default", "--host", "h2").stdout.count("h2") >= 1
+    status, doc = h1.request("GET", "/v1/pools/default?host=nope")
+    assert status == 404 and "nope" in doc["error"]["message"], doc
