@@ -48,6 +48,7 @@ void vo_api_vm_start(VoRequest *req, VoReply *rep);
 void vo_api_vm_stop(VoRequest *req, VoReply *rep);
 void vo_api_vm_reboot(VoRequest *req, VoReply *rep);
 void vo_api_vm_pause(VoRequest *req, VoReply *rep);
+void vo_api_vm_migrate_target(VoRequest *req, VoReply *rep);
 void vo_api_vm_resume(VoRequest *req, VoReply *rep);
 
 void vo_api_vm_console(VoRequest *req, VoReply *rep);

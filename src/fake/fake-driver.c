@@ -53,6 +53,13 @@ struct VoHvInstance {
     unsigned migration_steps;
     bool migration_was_running;
     char *migration_error;
+    /* Local disks: the source's mirrors (disk slots mirrored, queries seen,
+     * a failure; completed at the switch-over) and the destination's
+     * exports (the slots served). */
+    uint32_t mirror_slots, export_slots;
+    unsigned mirror_steps;
+    bool mirror_completed;
+    char *mirror_error;
 };
 
 static void hold(const char *dir, const char *op)
@@ -132,6 +139,7 @@ static void fake_release(VoHvInstance *vm)
     free(vm->events_buf);
     free(vm->state_path);
     free(vm->migration_error);
+    free(vm->mirror_error);
     free(vm);
 }
 
@@ -527,6 +535,8 @@ static int fake_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigra
         return r;
     if (migrating(vm) || vm->incoming)
         return vo_error_set(ret_error, -EBUSY, "a migration is already under way");
+    if (vm->mirror_slots && (vm->mirror_steps < 4 || vm->mirror_error))
+        return vo_error_set(ret_error, -EBUSY, "the disks are not in sync yet");
     vm->migration = VO_HV_MIGRATION_SETUP;
     vm->migration_steps = 0;
     vm->migration_was_running = !vm->paused;
@@ -546,6 +556,7 @@ static int fake_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
                                               strerror(-r));
         } else if (++vm->migration_steps >= 4) {
             vm->migration = VO_HV_MIGRATION_COMPLETED;
+            vm->mirror_completed = vm->mirror_slots != 0; /* at the switch-over */
             vm->paused = true; /* like QEMU's postmigrate */
             save_state(vm);
         } else {
@@ -578,6 +589,7 @@ static int fake_migrate_cancel(VoHvInstance *vm, char **ret_error)
                             strerror(-r));
     if (migrating(vm) && !vm->incoming)
         vm->migration = VO_HV_MIGRATION_CANCELLED;
+    vm->mirror_slots = 0; /* the disk mirrors too, in any phase */
     return 0;
 }
 
@@ -594,16 +606,117 @@ static int fake_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool su
         if (!succeeded)
             return end_vm(vm, false, "kill");
         vm->paused = !resume;
+        vm->export_slots = 0; /* the NBD server stops */
         save_state(vm);
         return 0;
     }
     if (succeeded)
         return end_vm(vm, true, "kill");
+    vm->mirror_slots = 0;
     if (vm->migration_was_running) {
         vm->paused = false;
         save_state(vm);
     }
     return 0;
+}
+
+/* Local disks, played like migrate_*: each mirror_query moves a quarter of
+ * every disk (FAKE_DISK_BYTES each); the fourth sees them all ready.
+ * Faults: mirror_export and mirror_start fail that op once; mirror makes a
+ * disk's mirror fail at the next query. */
+#define FAKE_DISK_BYTES (1ull << 30)
+
+static int mirror_slots_of(const VoHvInstance *vm, const VoHvMirrorPlan *plan, uint32_t *ret,
+                           char **ret_error)
+{
+    *ret = 0;
+    if (!plan || !plan->n_disks)
+        return vo_error_set(ret_error, -EINVAL, "a disk mirror needs at least one disk");
+    int r = check_uri(plan->uri, ret_error);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < plan->n_disks; i++) {
+        unsigned slot = plan->disks[i].slot;
+        if (slot >= 32 || !(vm->disk_slots & (1u << slot)))
+            return vo_error_set(ret_error, -ENOENT, "the VM has no disk in slot %u", slot);
+        *ret |= 1u << slot;
+    }
+    return 0;
+}
+
+static int fake_mirror_export(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **ret_error)
+{
+    int r = take_fault("mirror_export");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "injected fault: mirror_export fails with %s",
+                            strerror(-r));
+    uint32_t slots;
+    r = mirror_slots_of(vm, plan, &slots, ret_error);
+    if (r < 0)
+        return r;
+    if (!vm->incoming)
+        return vo_error_set(ret_error, -EINVAL, "only a migration's destination exports disks");
+    vm->export_slots = slots;
+    return 0;
+}
+
+static int fake_mirror_start(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **ret_error)
+{
+    int r = take_fault("mirror_start");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "injected fault: mirror_start fails with %s",
+                            strerror(-r));
+    uint32_t slots;
+    r = mirror_slots_of(vm, plan, &slots, ret_error);
+    if (r < 0)
+        return r;
+    if (vm->mirror_slots || vm->incoming || migrating(vm))
+        return vo_error_set(ret_error, -EBUSY, "the disks are being mirrored already");
+    vm->mirror_slots = slots;
+    vm->mirror_steps = 0;
+    vm->mirror_completed = false;
+    free(vm->mirror_error);
+    vm->mirror_error = NULL;
+    return 0;
+}
+
+static int fake_mirror_query(VoHvInstance *vm, VoHvMirrorProgress *ret)
+{
+    *ret = (VoHvMirrorProgress){ 0 };
+    if (!vm->mirror_slots) {
+        ret->error = vo_strdup("no disk mirror is under way");
+        return -ENOENT;
+    }
+    if (!vm->mirror_error && !vm->mirror_completed) {
+        int r = take_fault("mirror");
+        if (r < 0)
+            vm->mirror_error = vo_asprintf("injected fault: the mirror of a disk fails with %s",
+                                           strerror(-r));
+        else if (vm->mirror_steps < 4)
+            vm->mirror_steps++;
+    }
+    size_t n = (size_t)__builtin_popcount(vm->mirror_slots);
+    ret->n_disks = n;
+    ret->total = FAKE_DISK_BYTES * n;
+    ret->transferred = FAKE_DISK_BYTES / 4 * vm->mirror_steps * n;
+    ret->n_ready = vm->mirror_steps >= 4 && !vm->mirror_error ? n : 0;
+    ret->ready = ret->n_ready == n;
+    if (vm->mirror_error) {
+        ret->error = vo_strdup(vm->mirror_error);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* A fixed list: QEMU 10.0's x86 types the tests use, aliases included. */
+static char **fake_machines(VoHvDriver *d)
+{
+    (void)d;
+    static const char *const list[] = { "pc", "pc-i440fx-10.0", "pc-q35-10.0", "q35" };
+    char **v = vo_malloc0((ELEMENTSOF(list) + 1) * sizeof(char *));
+    for (size_t i = 0; i < ELEMENTSOF(list); i++)
+        v[i] = vo_strdup(list[i]);
+    return v;
 }
 
 int vo_fake_driver_new(VoHvDriver **ret)
@@ -641,6 +754,10 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .migrate_query = fake_migrate_query,
         .migrate_cancel = fake_migrate_cancel,
         .migrate_finish = fake_migrate_finish,
+        .mirror_export = fake_mirror_export,
+        .mirror_start = fake_mirror_start,
+        .mirror_query = fake_mirror_query,
+        .machines = fake_machines,
         .kvm_usable = false,
         .kvm_reason = vo_strdup("fake driver"),
     };

@@ -139,6 +139,37 @@ typedef struct {
 
 typedef enum { VO_HV_MIGRATION_SOURCE, VO_HV_MIGRATION_DESTINATION } VoHvMigrationSide;
 
+/* ---- Live migration of local disks (types; ops mirror_* below) -----------
+ * A VM whose disks are not shared copies them to the destination before its
+ * memory (libvirt's order): the destination serves its new files (made by
+ * the caller: empty, same virtual size; for a linked clone an overlay on the
+ * same base image, present there) over NBD (mirror_export), the source
+ * mirrors each disk into them (mirror_start, write-blocking once in sync),
+ * and once mirror_query says every disk is ready the memory migration starts
+ * (migrate_start); at its switch-over the driver completes the mirrors
+ * before the destination may run. */
+typedef struct {
+    unsigned slot;      /* VoDiskSpec.slot, the same on both sides */
+    const char *export; /* the disk's NBD export name; NULL: "disk<slot>" */
+    bool top_only;      /* source: the destination's file is an overlay on the
+                         * same base image, so only the top layer is copied
+                         * (sync "top"); false: the whole disk ("full") */
+} VoHvMirrorDisk;
+
+typedef struct {
+    const char *uri; /* the destination's NBD server: "tcp:HOST:PORT" or "unix:/PATH" */
+    const VoHvMirrorDisk *disks;
+    size_t n_disks;
+    uint64_t speed; /* bytes/s each disk's copy may use at most; 0: no limit */
+} VoHvMirrorPlan;
+
+typedef struct {
+    size_t n_disks, n_ready;
+    bool ready;                   /* every disk in sync: the memory phase may start */
+    uint64_t transferred, total;  /* bytes of the disk phase, all disks */
+    char *error;                  /* a mirror failed: why (malloc'd), or NULL */
+} VoHvMirrorProgress;
+
 struct VoHvDriver {
     const char *name;
     /* Launches the VM with its vCPUs stopped (so the console can be attached
@@ -236,6 +267,28 @@ struct VoHvDriver {
      * driver remembers; resume is not used on the source). */
     int (*migrate_finish)(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded, bool resume,
                           char **ret_error);
+    /* ---- Live migration of local disks (types above; qemu-mirror.c) ----
+     * mirror_export, destination, after migrate_prepare: serves the disks of
+     * plan (slot, export name) writable over NBD at plan->uri; the server
+     * stops at migrate_finish (or with the instance).
+     * mirror_start, source: a mirror of each disk of plan into the
+     * destination's export; returns once under way; on failure nothing is
+     * left (no job, no NBD connection).
+     * mirror_query, source: the disk phase; -EIO with ret->error once a
+     * mirror failed (the caller cancels with migrate_cancel).
+     * With mirrors running, migrate_start refuses (-EBUSY) until every disk
+     * is ready, and migrate_query completes the mirrors at the switch-over;
+     * migrate_cancel and a failed migrate_finish on the source cancel them
+     * too (the VM runs on with its own disks). */
+    int (*mirror_export)(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **ret_error);
+    int (*mirror_start)(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **ret_error);
+    int (*mirror_query)(VoHvInstance *vm, VoHvMirrorProgress *ret);
+    /* The machine types (and their aliases) the hypervisor has, a sorted
+     * NULL-terminated strv the caller frees (an empty one when it cannot
+     * tell); the host publishes them so a migration's target is checked
+     * for the VM's (cluster/migrate-compat.h). May run a program: called
+     * once, at start. */
+    char **(*machines)(VoHvDriver *d);
     bool kvm_usable;
     char *kvm_reason;
 };

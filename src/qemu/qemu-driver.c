@@ -51,6 +51,7 @@ static void qemu_release(VoHvInstance *vm)
         close(vm->pidfd);
     pthread_mutex_destroy(&vm->qmp_lock);
     vo_qemu_layout_free(vm->layout);
+    vo_qemu_mirror_free(vm->mirror);
     free(vm->run_dir);
     free(vm->qmp_path);
     free(vm->events_path);
@@ -532,6 +533,13 @@ static void qemu_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
                                            : "QEMU exited unexpectedly (status unknown)");
 }
 
+static char **qemu_machines(VoHvDriver *d)
+{
+    (void)d;
+    const char *binary = getenv("VIREO_QEMU");
+    return vo_qemu_machines_probe(binary ? binary : "qemu-system-x86_64");
+}
+
 int vo_qemu_driver_new(VoHvDriver **ret)
 {
     VoHvDriver *d = vo_malloc0(sizeof(*d));
@@ -567,6 +575,10 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .migrate_query = vo_qemu_migrate_query,
         .migrate_cancel = vo_qemu_migrate_cancel,
         .migrate_finish = vo_qemu_migrate_finish,
+        .mirror_export = vo_qemu_mirror_export,
+        .mirror_start = vo_qemu_mirror_start,
+        .mirror_query = vo_qemu_mirror_query,
+        .machines = qemu_machines,
     };
     const char *dev = getenv("VIREO_KVM_DEVICE");
     d->kvm_usable = vo_qemu_kvm_usable(dev ? dev : "/dev/kvm", "/proc/cpuinfo", &d->kvm_reason);

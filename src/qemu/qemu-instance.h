@@ -10,6 +10,7 @@
 #include "hypervisor/driver.h"
 #include "qemu/qemu-events.h"
 #include "qemu/qemu-layout.h"
+#include "qemu/qemu-mirror.h"
 #include "qmp/qmp.h"
 
 #define QMP_TIMEOUT_MS 10000
@@ -34,6 +35,10 @@ struct VoHvInstance {
     VoQemuLayout *layout;
     char *layout_path;
     bool migration_was_running; /* vCPUs ran when the last migrate started */
+    /* Local disks (qemu-mirror.c, guarded by qmp_lock): the source's
+     * mirrors under way (NULL: none); the destination's NBD server runs. */
+    VoQemuMirror *mirror;
+    bool nbd_serving;
 };
 
 /* One QMP command with args (borrowed); *ret (may be NULL) gets its

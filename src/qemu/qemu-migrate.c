@@ -91,6 +91,13 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
     pthread_mutex_lock(&vm->qmp_lock);
     r = vo_qemu_command(vm, "query-status", NULL, &status, ret_error);
     bool running = r >= 0 && json_is_true(json_object_get(status, "running"));
+    /* Local disks being mirrored (qemu-mirror.c): only once all are in
+     * sync, and the migration waits at pre-switchover for their completion.
+     * Always said, so nothing carries over from an earlier attempt. */
+    if (r >= 0)
+        r = vo_qemu_mirror_check_ready(vm, ret_error);
+    json_array_append_new(json_object_get(caps, "capabilities"),
+                          capability("pause-before-switchover", vm->mirror != NULL));
     if (r >= 0)
         r = vo_qemu_command(vm, "migrate-set-capabilities", caps, NULL, ret_error);
     if (r >= 0)
@@ -153,13 +160,22 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
     _cleanup_free_ char *error = NULL;
     pthread_mutex_lock(&vm->qmp_lock);
     int r = vo_qemu_command(vm, "query-migrate", NULL, &info, &error);
+    /* Before any migration QEMU answers {} (no status). */
+    const char *word = r >= 0 ? json_string_value(json_object_get(info, "status")) : NULL;
+    /* Paused before the switch-over (only with disk mirrors): complete
+     * them, then let it go on. */
+    int m = word && !strcmp(word, "pre-switchover") ? vo_qemu_mirror_switchover(vm, &error) : 0;
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0) {
         ret->error = TAKE_PTR(error);
         return r;
     }
-    /* Before any migration QEMU answers {} (no status). */
-    const char *word = json_string_value(json_object_get(info, "status"));
+    if (m < 0) {
+        ret->status = VO_HV_MIGRATION_FAILED;
+        ret->error = TAKE_PTR(error);
+        json_decref(info);
+        return 0;
+    }
     if (word && vo_qemu_migration_status(word, &ret->status) < 0) {
         ret->error = vo_asprintf("QEMU reports an unknown migration status '%s'", word);
         json_decref(info);
@@ -186,6 +202,9 @@ int vo_qemu_migrate_cancel(VoHvInstance *vm, char **ret_error)
 {
     pthread_mutex_lock(&vm->qmp_lock);
     int r = vo_qemu_command(vm, "migrate_cancel", NULL, NULL, ret_error);
+    /* Local disks: their mirrors are cancelled too, in any phase. */
+    if (r >= 0)
+        r = vo_qemu_mirror_cancel(vm, ret_error);
     pthread_mutex_unlock(&vm->qmp_lock);
     return r;
 }
@@ -210,7 +229,8 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
     if (side == VO_HV_MIGRATION_DESTINATION) {
         /* It waits paused (-S) whatever the source was: a VM that was paused
          * there stays paused here. */
-        if (resume)
+        r = vo_qemu_mirror_stop_server(vm, ret_error);
+        if (resume && r >= 0)
             r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
     } else if (succeeded) {
         /* The VM runs on the destination now: this copy ends (its disks
@@ -220,9 +240,16 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
             log_warn("QMP quit of a migrated-away VM failed (%s): killing it", strerror(-q));
             r = kill_now(vm, ret_error);
         }
-    } else if (vm->migration_was_running) {
+    } else {
+        /* Mirrors left (a failure before any cancel) end first; the VM
+         * runs on here even when that fails. */
+        _cleanup_free_ char *mirror_error = NULL;
+        int c = vo_qemu_mirror_cancel(vm, &mirror_error);
         /* Back where it was: running here (cont also takes its disks back). */
-        r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
+        if (vm->migration_was_running)
+            r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
+        if (r >= 0 && c < 0)
+            r = vo_error_set(ret_error, c, "%s", mirror_error ?: "the disk mirrors failed to end");
     }
     pthread_mutex_unlock(&vm->qmp_lock);
     return r;

@@ -290,6 +290,8 @@ class Cluster:
                 if not host.killed:
                     host.cleanup()  # vireod stopped, QEMU and dnsmasq killed by PID
                 self.kill_host(host)
+                # A killed host skipped Daemon.cleanup: its directory goes here.
+                shutil.rmtree(host.tmp, ignore_errors=True)
             except Exception as e:  # keep going: the rest must go too
                 print(f"cluster cleanup: {host.name}: {e}")
         for p in self.popens:

@@ -3,8 +3,11 @@ host and without vireod: tests/tools/migrate-check.c boots a guest from the
 test image, hot-plugs a disk and a vCPU and grows its memory, prepares a destination from the
 source's recorded hardware layout, migrates over a unix socket and compares
 guest RAM on both sides (pmemsave with both paused) before resuming the
-destination. Any QEMU it leaves behind (killed mid-way) is killed here by
-the PID in its run dir."""
+destination. tests/tools/mirror-check.c does the same with local disks (a
+linked clone and a data disk mirrored over NBD while the guest writes and
+syncs files on the data disk), then compares the disks with qemu-img and
+checks the files' checksums in the guest on the destination. Any QEMU they
+leave behind (killed mid-way) is killed here by the PID in its run dir."""
 
 import os
 import signal
@@ -16,16 +19,18 @@ import pytest
 from vireo_harness import BUILD, TEST_IMAGE
 
 CHECK = os.path.join(BUILD, "tests", "unit", "migrate-check")
+MIRROR_CHECK = os.path.join(BUILD, "tests", "unit", "mirror-check")
 VM_ID = "0b6e7c2a-1f3d-4e5a-9c8b-7a6d5e4f3a21"  # the id migrate-check gives its VM
+MIRROR_VM_ID = "3c0f6d2e-8a41-4b7e-9d2c-5e6f7a8b9c01"  # mirror-check's
 
 
-def kill_leftovers(work):
-    for side in ("src", "dst"):
+def kill_leftovers(work, vm_id=VM_ID):
+    for side in ("src", "dst", "dst1", "dst2", "dst3"):
         try:
             with open(os.path.join(work, side, "qemu.pid")) as f:
                 pid = int(f.read().strip())
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if VM_ID.encode() not in f.read():
+                if vm_id.encode() not in f.read():
                     continue
             os.kill(pid, signal.SIGKILL)
         except (OSError, ValueError):
@@ -47,3 +52,26 @@ def test_migration_keeps_guest_ram_identical():
         assert "guest RAM identical: virtio-mem" in proc.stdout
         assert "source: completed" in proc.stdout
         assert "destination runs, source ended" in proc.stdout
+
+
+def test_migration_with_local_disks_mirrors_them_with_writes_in_flight():
+    if not os.path.exists(os.path.join(TEST_IMAGE, "image.json")):
+        pytest.skip(f"no guest image at {TEST_IMAGE}")
+    with tempfile.TemporaryDirectory(prefix="vireo-mirror-") as work:
+        try:
+            proc = subprocess.run([MIRROR_CHECK, TEST_IMAGE, work], capture_output=True,
+                                  text=True, timeout=1200)
+        finally:
+            kill_leftovers(work, MIRROR_VM_ID)
+        print(proc.stdout)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        assert "cancelled in the disk phase: destination gone" in proc.stdout
+        assert "cancelled in the memory phase: destination gone" in proc.stdout
+        assert "disks ready: 2 disks" in proc.stdout
+        assert "source: completed" in proc.stdout
+        assert "guest RAM identical" in proc.stdout
+        assert "disks identical: root.qcow2" in proc.stdout
+        assert "disks identical: data.qcow2" in proc.stdout
+        assert "destination runs" in proc.stdout
+        assert " 0 bad;" in proc.stdout
+        assert proc.stdout.rstrip().endswith("OK")

@@ -96,7 +96,8 @@ static void test_start(void **state)
         { .expect = "migrate-set-capabilities",
           .args = "{\"capabilities\":[{\"capability\":\"events\",\"state\":true},"
                   "{\"capability\":\"auto-converge\",\"state\":true},"
-                  "{\"capability\":\"postcopy-ram\",\"state\":false}]}",
+                  "{\"capability\":\"postcopy-ram\",\"state\":false},"
+                  "{\"capability\":\"pause-before-switchover\",\"state\":false}]}",
           .send = { OK } },
         { .expect = "migrate-set-parameters",
           .args = "{\"max-bandwidth\":67108864,\"downtime-limit\":500}", .send = { OK } },
@@ -109,7 +110,8 @@ static void test_start(void **state)
         { .expect = "migrate-set-capabilities",
           .args = "{\"capabilities\":[{\"capability\":\"events\",\"state\":true},"
                   "{\"capability\":\"auto-converge\",\"state\":false},"
-                  "{\"capability\":\"postcopy-ram\",\"state\":false}]}",
+                  "{\"capability\":\"postcopy-ram\",\"state\":false},"
+                  "{\"capability\":\"pause-before-switchover\",\"state\":false}]}",
           .send = { OK } },
         { .expect = "migrate-set-parameters",
           .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300}", .send = { OK } },
