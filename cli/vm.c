@@ -440,10 +440,11 @@ static int vm_template(const CliCommand *cmd, int argc, char **argv)
  * followed to its end and its result said in one line. */
 static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *name = NULL, *to = NULL, *downtime = NULL, *bandwidth = NULL;
+    const char *name = NULL, *to = NULL, *downtime = NULL, *bandwidth = NULL, *pool = NULL;
     bool verify = false, async = false;
     const CliOption opts[] = {
         { "--to", &to, NULL },
+        { "--pool", &pool, NULL },
         { "--max-downtime", &downtime, NULL },
         { "--bandwidth", &bandwidth, NULL },
         { "--verify-memory", NULL, &verify },
@@ -458,6 +459,8 @@ static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
     bool ok = true;
     if (to)
         json_object_set_new(body, "to", json_string(to));
+    if (pool)
+        json_object_set_new(body, "pool", json_string(pool));
     if (downtime && (ok = cli_parse_uint("--max-downtime", downtime, 1, 60000, &v)))
         json_object_set_new(body, "max_downtime_ms", json_integer((json_int_t)v));
     if (ok && bandwidth) {
@@ -809,22 +812,27 @@ static const CliCommand vm_commands[] = {
       VM_EDIT_HELP, vm_edit },
     { "vm", "set", "NAME", VM_EDIT_USAGE, "Same as 'vm edit' (e.g. vm set VM --vcpus N).",
       VM_EDIT_HELP, vm_edit },
-    { "vm", "migrate", "NAME", "[--to HOST] [--max-downtime MS] [--bandwidth SIZE/s] "
-      "[--verify-memory] [--async]",
+    { "vm", "migrate", "NAME", "[--to HOST] [--pool POOL] [--max-downtime MS] "
+      "[--bandwidth SIZE/s] [--verify-memory] [--async]",
       "Move a running VM to another host of the cluster, live.",
       "The guest keeps running: its memory is copied to HOST while it runs, then it\n"
-      "pauses for a moment (the downtime) and continues on HOST. Its disks must all\n"
-      "be on shared pools (a VM made with 'vm create --pool SHARED'). 'vireo task\n"
-      "cancel TASK' stops the migration: the VM runs on here as before.\n"
+      "pauses for a moment (the downtime) and continues on HOST. Disks on shared\n"
+      "pools stay where they are; disks on this host's own pools are copied to HOST\n"
+      "first (while the guest runs and writes), into POOL there, and removed here\n"
+      "once the VM runs on HOST. 'vireo task cancel TASK' stops the migration: the\n"
+      "VM runs on here as before, with its disks, and nothing is left on HOST.\n"
       "\nOptions:\n"
       "  --to HOST             the host to move it to (a name or id; default: the\n"
       "                        cluster's manager picks one with the placement rules)\n"
+      "  --pool POOL           the pool on HOST local disks go to (default: its\n"
+      "                        'default' pool); each keeps its volume name\n"
       "  --max-downtime MS     the longest pause allowed at the switch (default: 300)\n"
       "  --bandwidth SIZE/s    the most the copy may use, e.g. 100M/s (default: no limit)\n"
       "  --verify-memory       compare the guest's RAM on both sides (both paused)\n"
       "                        before the switch; the migration fails if it differs\n" ASYNC_HELP
       "\nExamples:\n  vireo vm migrate web1 --to h2\n"
-      "  vireo vm migrate db1 --to h3 --bandwidth 200M/s --max-downtime 100\n",
+      "  vireo vm migrate db1 --to h3 --bandwidth 200M/s --max-downtime 100\n"
+      "  vireo vm migrate app1 --to h2 --pool fast\n",
       vm_migrate },
     { "vm", "template", "NAME IMAGE", "[--async]", "Make a new image from a stopped VM's disk.",
       "The VM's first disk is copied (flattened) into image IMAGE, which new VMs can\n"

@@ -93,3 +93,16 @@ void vo_api_migration_abort(VoRequest *req, VoReply *rep)
         vo_reply_json(rep, 200, json_pack("{s:s}", "state", "aborted"));
     free(error);
 }
+
+void vo_api_migration_alive(VoRequest *req, VoReply *rep)
+{
+    if (!from_peer(req, rep))
+        return;
+    char *error = NULL;
+    int r = vo_migration_alive(req->d, req->params[0], &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, json_pack("{s:s}", "state", "waiting"));
+    free(error);
+}

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "conf/names.h"
 #include "util/util.h"
 
 int vo_migrate_args_parse(json_t *body, VoMigrateArgs *ret, char **ret_error)
@@ -20,6 +21,13 @@ int vo_migrate_args_parse(json_t *body, VoMigrateArgs *ret, char **ret_error)
             ret->to = json_string_value(v);
             if (ret->to && !*ret->to)
                 return vo_error_set(ret_error, -EINVAL, "to: must be a host name or id");
+        } else if (!strcmp(key, "pool")) {
+            if (!json_is_string(v) && !json_is_null(v))
+                return vo_error_set(ret_error, -EINVAL, "pool: must be a pool name");
+            ret->pool = json_string_value(v);
+            if (ret->pool && !vo_name_valid(ret->pool))
+                return vo_error_set(ret_error, -EINVAL, "pool: '%s' is not a pool name",
+                                    ret->pool);
         } else if (!strcmp(key, "max_downtime_ms")) {
             json_int_t ms = json_integer_value(v);
             if (!json_is_integer(v) || ms < 1 || ms > 60000)
@@ -47,7 +55,7 @@ int vo_migrate_args_parse(json_t *body, VoMigrateArgs *ret, char **ret_error)
                 return vo_error_set(ret_error, -EINVAL, "verify_memory: must be true or false");
             ret->verify_memory = json_is_true(v);
         } else {
-            return vo_error_set(ret_error, -EINVAL, "%s: unknown field (known: to, "
+            return vo_error_set(ret_error, -EINVAL, "%s: unknown field (known: to, pool, "
                                 "max_downtime_ms, bandwidth, verify_memory)", key);
         }
     }

@@ -14,13 +14,14 @@
 
 typedef struct {
     const char *to;        /* host name or id; NULL: the manager picks */
+    const char *pool;      /* the target's pool for local disks; NULL: "default" */
     uint64_t bandwidth;    /* bytes/s; 0: unlimited */
     unsigned max_downtime_ms; /* 0: the default */
     bool verify_memory;    /* compare guest RAM on both sides before the switch */
 } VoMigrateArgs;
 
-/* Parses the body of POST /v1/vms/{vm}/migrate ({"to", "max_downtime_ms",
- * "bandwidth" (bytes/s or "SIZE/s"), "verify_memory"}) into *ret (strings
+/* Parses the body of POST /v1/vms/{vm}/migrate ({"to", "pool",
+ * "max_downtime_ms", "bandwidth" (bytes/s or "SIZE/s"), "verify_memory"}) into *ret (strings
  * point into body). -EINVAL with *ret_error naming the field. Pure. */
 int vo_migrate_args_parse(json_t *body, VoMigrateArgs *ret, char **ret_error);
 

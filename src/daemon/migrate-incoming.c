@@ -20,8 +20,11 @@
 #include <unistd.h>
 
 #include "conf/names.h"
+#include "daemon/images.h"
 #include "daemon/networks.h"
+#include "daemon/storage.h"
 #include "daemon/vm-internal.h"
+#include "storage/qemu-img.h"
 #include "util/util.h"
 
 #define COMPLETE_WAIT_MS 60000
@@ -36,6 +39,7 @@ struct Incoming {
     VoHvInstance *hv;
     int64_t touched_ms; /* last sign of the source */
     bool busy;          /* a call is using it (the watcher leaves it be) */
+    char **vol_pools, **vol_names; /* local disks coming: reserved here (strv) */
 };
 
 static struct {
@@ -70,6 +74,8 @@ static void incoming_free(Incoming *x)
     free(x->vm_name);
     vo_vm_spec_free(x->spec);
     json_decref(x->status);
+    vo_strv_free(x->vol_pools);
+    vo_strv_free(x->vol_names);
     free(x);
 }
 
@@ -125,6 +131,78 @@ static void destroy(VoDaemon *d, Incoming *x)
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, x->vm_id);
     (void)vo_rm_rf(run_dir);
     (void)vo_rm_rf(state_dir);
+    for (size_t i = 0; x->vol_names && x->vol_names[i]; i++)
+        vo_volume_incoming_drop(d, x->vol_pools[i], x->vol_names[i]);
+}
+
+/* ---- local disks ------------------------------------------------------------ */
+
+/* The files of the local disks the source mirrors here ("disks": [{slot,
+ * name, pool, format, size, image}]): each reserved as pool/name (the
+ * target pool), an empty file of the same virtual size, or for a linked
+ * clone of image an overlay on this host's copy of it (copied here first
+ * when missing); spec's disks then name the new keys. Appends to x's
+ * lists as it goes (destroy drops them). */
+static int make_disks(VoDaemon *d, Incoming *x, json_t *disks, VoVmSpec *spec,
+                      VoHvMirrorDisk **ret_plan, char **ret_error)
+{
+    size_t n = json_array_size(disks);
+    VoHvMirrorDisk *plan = vo_malloc0(sizeof(*plan) * (n ? n : 1));
+    *ret_plan = plan;
+    x->vol_pools = vo_malloc0(sizeof(char *));
+    x->vol_names = vo_malloc0(sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(disks, i);
+        const char *name = NULL, *pool = NULL, *format = NULL, *image = NULL;
+        json_int_t slot = -1, size = 0;
+        json_error_t jerr;
+        if (json_unpack_ex(o, &jerr, 0, "{s:I, s:s, s:s, s:s, s:I, s?s}", "slot", &slot,
+                           "name", &name, "pool", &pool, "format", &format, "size", &size,
+                           "image", &image) < 0 || slot < 0 || size <= 0)
+            return vo_error_set(ret_error, -EINVAL, "bad disk %zu: %s", i,
+                                slot < 0 || size <= 0 ? "slot or size" : jerr.text);
+        VoDiskSpec *disk = NULL;
+        for (size_t k = 0; k < spec->n_disks; k++)
+            if (spec->disks[k].slot == (unsigned)slot)
+                disk = &spec->disks[k];
+        if (!disk)
+            return vo_error_set(ret_error, -EINVAL, "disk slot %lld is not the VM's",
+                                (long long)slot);
+        _cleanup_free_ char *path = NULL;
+        VoImage *img = NULL;
+        if (image) {
+            int r = vo_image_ensure_local(d, image, NULL, ret_error);
+            if (r >= 0)
+                r = vo_image_get(d, image, &img, NULL);
+            if (r < 0) {
+                _cleanup_free_ char *why = ret_error ? TAKE_PTR(*ret_error) : NULL;
+                return vo_error_set(ret_error, r, "disk %s: its base image '%s' cannot be "
+                                    "had here: %s", name, image, why ? why : strerror(-r));
+            }
+        }
+        int r = vo_volume_incoming_reserve(d, pool, name, image ? "qcow2" : format, &path,
+                                           ret_error);
+        if (r == -EEXIST) {
+            _cleanup_free_ char *why = ret_error ? TAKE_PTR(*ret_error) : NULL;
+            r = vo_error_set(ret_error, -EBUSY, "a volume named '%s' is in pool '%s' on this "
+                             "host already: %s (move it or pick another pool with --pool)",
+                             name, pool, why ? why : "");
+        }
+        if (r >= 0) {
+            vo_strv_push(&x->vol_pools, vo_strdup(pool));
+            vo_strv_push(&x->vol_names, vo_strdup(name));
+            r = img ? vo_img_create(path, "qcow2", (uint64_t)size, img->disk, img->format,
+                                    ret_error)
+                    : vo_img_create(path, format, (uint64_t)size, NULL, NULL, ret_error);
+        }
+        vo_image_free(img);
+        if (r < 0)
+            return r;
+        free(disk->volume);
+        disk->volume = vo_asprintf("%s/%s", pool, name);
+        plan[i] = (VoHvMirrorDisk){ .slot = (unsigned)slot, .top_only = image != NULL };
+    }
+    return 0;
 }
 
 /* Aborts incoming VMs the source forgot: no call and no stream for
@@ -192,12 +270,12 @@ static int free_port(const char *address, int *ret_port, char **ret_error)
 int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
 {
     const char *id = NULL, *layout = NULL, *source = NULL;
-    json_t *doc = NULL;
+    json_t *doc = NULL, *disks = NULL;
     int resume = 1;
     json_error_t jerr;
-    if (!body || json_unpack_ex(body, &jerr, 0, "{s:s, s:o, s:s, s:s, s?b}", "id", &id, "vm",
-                                &doc, "layout", &layout, "source_host", &source, "resume",
-                                &resume) < 0)
+    if (!body || json_unpack_ex(body, &jerr, 0, "{s:s, s:o, s:s, s:s, s?b, s?o}", "id", &id,
+                                "vm", &doc, "layout", &layout, "source_host", &source,
+                                "resume", &resume, "disks", &disks) < 0)
         return vo_error_set(ret_error, -EINVAL, "bad incoming migration: %s", jerr.text);
     if (!vo_uuid_valid(id))
         return vo_error_set(ret_error, -EINVAL, "id: not a UUID");
@@ -224,7 +302,9 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
                      .touched_ms = vo_now_ms() };
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, spec->id);
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, spec->id);
-    _cleanup_free_ char *uri = NULL;
+    _cleanup_free_ char *uri = NULL, *nbd_uri = NULL;
+    _cleanup_free_ VoHvMirrorDisk *plan = NULL;
+    size_t n_disks = json_array_size(disks);
     VoVmSpec *resolved = NULL;
     int *taps = NULL, port = 0;
     r = vo_mkdir_p(run_dir, 0700);
@@ -232,6 +312,8 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
         r = vo_mkdir_p(state_dir, 0700);
     if (r < 0)
         vo_error_set(ret_error, r, "cannot make the VM's directories: %s", strerror(-r));
+    if (r >= 0 && n_disks)
+        r = make_disks(d, x, disks, spec, &plan, ret_error);
     if (r >= 0)
         r = vo_vm_resolve(d, spec, &resolved, ret_error);
     if (r >= 0)
@@ -242,6 +324,14 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
         uri = vo_asprintf("tcp:%s:%d", d->host_address, port);
         r = d->driver->migrate_prepare(d->driver, resolved, layout, run_dir, taps, uri, &x->hv,
                                        ret_error);
+    }
+    if (r >= 0 && n_disks) { /* the disks' NBD server, on a port chosen the same way */
+        r = free_port(d->host_address, &port, ret_error);
+        if (r >= 0) {
+            nbd_uri = vo_asprintf("tcp:%s:%d", d->host_address, port);
+            VoHvMirrorPlan p = { .uri = nbd_uri, .disks = plan, .n_disks = n_disks };
+            r = d->driver->mirror_export(x->hv, &p, ret_error);
+        }
     }
     if (taps)
         vo_vm_close_taps(taps, resolved->n_nics); /* QEMU holds its own copies */
@@ -270,6 +360,8 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
     log_info("incoming VM %s from host %s: waiting on %s (migration %s)", x->vm_name, source,
              uri, id);
     *ret = json_pack("{s:s, s:s}", "id", id, "uri", uri);
+    if (nbd_uri)
+        json_object_set_new(*ret, "nbd_uri", json_string(nbd_uri));
     return 0;
 }
 
@@ -349,6 +441,13 @@ int vo_migration_commit(VoDaemon *d, const char *id, json_t *body, char **ret_er
     }
     if (console)
         write_console_log(d, x->vm_id, console);
+    /* The ownership transaction moved the volumes' documents here. */
+    for (size_t i = 0; x->vol_names && x->vol_names[i]; i++)
+        if (vo_volume_incoming_keep(d, x->vol_pools[i], x->vol_names[i]) < 0)
+            log_warn("incoming VM %s: volume %s/%s has no document here", x->vm_name,
+                     x->vol_pools[i], x->vol_names[i]);
+    vo_strv_free(TAKE_PTR(x->vol_pools));
+    vo_strv_free(TAKE_PTR(x->vol_names));
     VoVm *vm = NULL;
     VoHvInstance *hv = x->hv;
     r = vo_vm_adopt_incoming(d, vo_vm_spec_copy(x->spec), x->status, rev, hv, &vm, ret_error);
@@ -389,5 +488,15 @@ int vo_migration_abort(VoDaemon *d, const char *id, char **ret_error)
     log_info("incoming VM %s (migration %s): aborted by its source", x->vm_name, x->id);
     destroy(d, x);
     give_back(x, true);
+    return 0;
+}
+
+int vo_migration_alive(VoDaemon *d, const char *id, char **ret_error)
+{
+    (void)d;
+    Incoming *x = take(id);
+    if (!x)
+        return vo_error_set(ret_error, -ENOENT, "no incoming migration %s", id);
+    give_back(x, false); /* both touch it */
     return 0;
 }

@@ -22,9 +22,13 @@
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move.h"
+#include "storage/volume-path.h"
 #include "util/util.h"
 
 #define PEER_TIMEOUT_MS 30000
+/* A prepare with local disks may copy a linked clone's base image first. */
+#define PREPARE_DISKS_TIMEOUT_MS (20 * 60 * 1000)
+#define ALIVE_EVERY_MS 10000 /* the disk phase tells the destination it goes on */
 #define POLL_MS 200
 #define PROGRESS_EVERY_MS 1000
 #define COMMIT_TRIES 5
@@ -37,14 +41,15 @@
 /* METHOD url+path with a JSON body; 0 with the peer's 2xx answer in *ret
  * (may be NULL), or -errno with *ret_error (its error message, or why it
  * could not be reached). */
-static int peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
-                     json_t *body, json_t **ret, char **ret_error)
+static int peer_call_timeout(VoDaemon *d, const char *url, const char *method,
+                             const char *path, json_t *body, int timeout_ms, json_t **ret,
+                             char **ret_error)
 {
     _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     const char *headers[] = { "Content-Type: application/json", NULL };
     VoPeerResponse resp = { 0 };
     int r = vo_peer_request(&d->peer_tls, url, method, path, headers, text,
-                            text ? strlen(text) : 0, PEER_TIMEOUT_MS, &resp);
+                            text ? strlen(text) : 0, timeout_ms, &resp);
     if (r < 0) {
         vo_error_set(ret_error, r, "%s", resp.error ? resp.error : strerror(-r));
         vo_peer_response_clear(&resp);
@@ -67,17 +72,45 @@ static int peer_call(VoDaemon *d, const char *url, const char *method, const cha
     return r;
 }
 
+static int peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
+                     json_t *body, json_t **ret, char **ret_error)
+{
+    return peer_call_timeout(d, url, method, path, body, PEER_TIMEOUT_MS, ret, ret_error);
+}
+
 /* ---- the task ------------------------------------------------------------- */
+
+/* A disk on a pool of this host's own: mirrored to the destination. */
+typedef struct {
+    unsigned slot;
+    char *pool, *name; /* here */
+    char *format;
+    uint64_t size;     /* virtual */
+    char *image;       /* a linked clone of this image: the destination gets an
+                        * overlay on its copy of it (only the top moves) */
+    bool flatten;      /* the destination's copy stands alone */
+} LocalDisk;
 
 typedef struct {
     VoVm *vm;
     VoMigrateArgs opts;
     char *to_id, *to_name, *to_url;
+    char *pool; /* the destination's pool for local disks */
+    LocalDisk *disks;
+    size_t n_disks;
 } MigrateTask;
 
 static void migrate_task_free(void *p)
 {
     MigrateTask *m = p;
+    for (size_t i = 0; i < m->n_disks; i++) {
+        free(m->disks[i].pool);
+        free(m->disks[i].name);
+        free(m->disks[i].format);
+        free(m->disks[i].image);
+    }
+    free(m->disks);
+    free(m->pool);
     vo_vm_unref(m->vm);
     free(m->to_id);
     free(m->to_name);
@@ -137,6 +170,96 @@ static void clear_migrating(VoVm *vm)
     pthread_mutex_unlock(&vm->lock);
 }
 
+/* The prepare request's "disks" (migrate-incoming.c, make_disks). */
+static json_t *disks_json(const MigrateTask *m)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < m->n_disks; i++) {
+        const LocalDisk *x = &m->disks[i];
+        json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I}", "slot", (json_int_t)x->slot, "name",
+                              x->name, "pool", m->pool, "format", x->format, "size",
+                              (json_int_t)x->size);
+        if (x->image && !x->flatten)
+            json_object_set_new(o, "image", json_string(x->image));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+/* The disk phase: every local disk mirrored into the destination's export
+ * until all are in sync (then writes go to both sides until the switch).
+ * 0; -ECANCELED when the task was cancelled; else -errno with *ret_error.
+ * On any failure the caller's undo cancels the mirrors (migrate_finish). */
+static int copy_disks(VoTask *t, MigrateTask *m, VoHvInstance *hv, const char *nbd_uri,
+                      const char *alive_path, int64_t start, char **ret_error)
+{
+    VoDaemon *d = m->vm->d;
+    VoHvMirrorDisk *plan = vo_malloc0(sizeof(*plan) * m->n_disks);
+    for (size_t i = 0; i < m->n_disks; i++)
+        plan[i] = (VoHvMirrorDisk){ .slot = m->disks[i].slot,
+                                    .top_only = m->disks[i].image && !m->disks[i].flatten };
+    VoHvMirrorPlan p = { .uri = nbd_uri, .disks = plan, .n_disks = m->n_disks,
+                         .speed = m->opts.bandwidth };
+    int r = d->driver->mirror_start(hv, &p, ret_error);
+    free(plan);
+    if (r < 0)
+        return r;
+    int64_t shown = 0, pinged = vo_now_ms();
+    for (;;) {
+        VoHvMirrorProgress q = { 0 };
+        r = d->driver->mirror_query(hv, &q);
+        if (r < 0 || q.error) {
+            r = vo_error_set(ret_error, r < 0 ? r : -EIO, "copying the disks failed: %s",
+                             q.error ? q.error : strerror(-r));
+            free(q.error);
+            return r;
+        }
+        if (q.ready) {
+            vo_task_set_details(t, 50, "disks in sync",
+                                json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "phase", "disks",
+                                          "bytes_sent", (json_int_t)q.transferred,
+                                          "bytes_total", (json_int_t)q.total, "disks",
+                                          (json_int_t)q.n_disks, "disks_ready",
+                                          (json_int_t)q.n_ready, "elapsed_ms",
+                                          (json_int_t)(vo_now_ms() - start)));
+            return 0;
+        }
+        if (vo_task_cancelled(t))
+            return -ECANCELED;
+        if (vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
+            shown = vo_now_ms();
+            int pct = q.total ? (int)(5 + 45 * (q.transferred > q.total ? q.total
+                                                                          : q.transferred) /
+                                              q.total)
+                              : 5;
+            vo_task_set_details(t, pct, "copying disks",
+                                json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "phase", "disks",
+                                          "bytes_sent", (json_int_t)q.transferred,
+                                          "bytes_total", (json_int_t)q.total, "disks",
+                                          (json_int_t)q.n_disks, "disks_ready",
+                                          (json_int_t)q.n_ready, "elapsed_ms",
+                                          (json_int_t)(vo_now_ms() - start)));
+        }
+        if (vo_now_ms() - pinged >= ALIVE_EVERY_MS) {
+            pinged = vo_now_ms();
+            _cleanup_free_ char *perr = NULL;
+            int k = peer_call(d, m->to_url, "POST", alive_path, NULL, NULL, &perr);
+            if (k == -ENOENT)
+                return vo_error_set(ret_error, -EIO, "the destination dropped the incoming "
+                                    "VM: %s", perr);
+        }
+        (void)poll(NULL, 0, POLL_MS);
+    }
+}
+
+static void moving_end(VoDaemon *d, MigrateTask *m, bool moved)
+{
+    for (size_t i = 0; i < m->n_disks; i++) {
+        _cleanup_free_ char *key = vo_asprintf("%s/%s", m->disks[i].pool, m->disks[i].name);
+        vo_volume_moving_end(d, key, moved);
+    }
+}
+
 static int task_migrate(VoTask *t, void *userdata)
 {
     MigrateTask *m = userdata;
@@ -165,6 +288,7 @@ static int task_migrate(VoTask *t, void *userdata)
     _cleanup_free_ char *base_path = vo_asprintf("/v1/migrations/incoming/%s", mig_id);
     _cleanup_free_ char *digest_path = vo_asprintf("%s/digest", base_path);
     _cleanup_free_ char *commit_path = vo_asprintf("%s/commit", base_path);
+    _cleanup_free_ char *alive_path = vo_asprintf("%s/alive", base_path);
     _cleanup_free_ char *error = NULL, *layout = NULL;
     json_t *answer = NULL;
     int r;
@@ -181,11 +305,21 @@ static int task_migrate(VoTask *t, void *userdata)
     }
     json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:b}", "id", mig_id, "vm", doc, "layout",
                             layout, "source_host", d->host_id, "resume", resume);
-    r = peer_call(d, m->to_url, "POST", "/v1/migrations/incoming", req, &answer, &error);
+    if (m->n_disks)
+        json_object_set_new(req, "disks", disks_json(m));
+    r = peer_call_timeout(d, m->to_url, "POST", "/v1/migrations/incoming", req,
+                          m->n_disks ? PREPARE_DISKS_TIMEOUT_MS : PEER_TIMEOUT_MS, &answer,
+                          &error);
     json_decref(req);
     const char *uri = json_string_value(json_object_get(answer, "uri"));
+    const char *nbd_uri = json_string_value(json_object_get(answer, "nbd_uri"));
     if (r >= 0 && !uri)
         r = vo_error_set(&error, -EPROTO, "the destination answered no URI");
+    if (r >= 0 && m->n_disks && !nbd_uri) {
+        r = vo_error_set(&error, -EPROTO, "the destination answered no disk export");
+        _cleanup_free_ char *aerror = NULL;
+        (void)peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
+    }
     if (r < 0) {
         json_decref(answer);
         clear_migrating(vm);
@@ -193,8 +327,35 @@ static int task_migrate(VoTask *t, void *userdata)
         return vo_task_fail(t, r, "host '%s' cannot take VM '%s': %s", m->to_name, name, error);
     }
     _cleanup_free_ char *uri_copy = vo_strdup(uri);
+    _cleanup_free_ char *nbd_copy = vo_strdup(nbd_uri);
     json_decref(answer);
     answer = NULL;
+
+    /* 1b. Local disks: mirrored there until in sync, in the same task. */
+    if (m->n_disks) {
+        vo_task_set_details(t, 5, "copying disks",
+                            json_pack("{s:s, s:I, s:I}", "phase", "disks", "bytes_sent",
+                                      (json_int_t)0, "bytes_total", (json_int_t)0));
+        log_info("vm %s: copying %zu local disk(s) to host %s (%s)", name, m->n_disks,
+                 m->to_name, nbd_copy);
+        r = copy_disks(t, m, hv, nbd_copy, alive_path, start, &error);
+        if (r < 0) {
+            _cleanup_free_ char *cerr = NULL;
+            if (d->driver->migrate_cancel(hv, &cerr) < 0) /* the mirrors */
+                log_warn("vm %s: migrate_cancel: %s", name, cerr);
+            undo(d, m, hv, base_path);
+            clear_migrating(vm);
+            vo_vm_job_end(vm, true);
+            if (r == -ECANCELED) {
+                log_info("vm %s: migration to %s cancelled while copying disks; the VM runs "
+                         "on here", name, m->to_name);
+                return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
+            }
+            log_warn("vm %s: migration to %s failed: %s", name, m->to_name, error);
+            return vo_task_fail(t, r, "migration of VM '%s' to host '%s' failed (the VM "
+                                "runs on here): %s", name, m->to_name, error);
+        }
+    }
 
     /* 2. Memory. */
     VoHvMigrationOptions opts = {
@@ -293,7 +454,21 @@ static int task_migrate(VoTask *t, void *userdata)
     vm->migrated_away = true; /* no write of its documents from here on */
     pthread_mutex_unlock(&vm->lock);
     int64_t new_rev = 0;
-    r = vo_vm_move_txn(d->cluster_store, vm_id, d->host_id, m->to_id, rev, &new_rev, &error);
+    VoVmMoveVolume *vols = vo_malloc0(sizeof(*vols) * (m->n_disks + 1));
+    r = 0;
+    for (size_t i = 0; i < m->n_disks; i++) {
+        vols[i] = (VoVmMoveVolume){ .src_pool = m->disks[i].pool, .name = m->disks[i].name,
+                                    .dst_pool = m->pool, .flatten = m->disks[i].flatten };
+        _cleanup_free_ char *key = vo_asprintf("%s/%s", m->disks[i].pool, m->disks[i].name);
+        if (r >= 0)
+            r = vo_volume_moving_begin(d, key, &error);
+    }
+    if (r >= 0)
+        r = vo_vm_move_txn_volumes(d->cluster_store, vm_id, d->host_id, m->to_id, rev, vols,
+                                   m->n_disks, &new_rev, &error);
+    free(vols);
+    if (r < 0)
+        moving_end(d, m, false);
     if (r < 0) {
         pthread_mutex_lock(&vm->lock);
         vm->migrated_away = false;
@@ -338,12 +513,20 @@ static int task_migrate(VoTask *t, void *userdata)
     clear_migrating(vm);
     vo_vm_forget_migrated(vm);
     pthread_mutex_unlock(&vm->job);
+    moving_end(d, m, true); /* their documents are the destination's: files go */
     int64_t total = vo_now_ms() - start;
-    vo_task_set_result(t, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "vm", vm_id, "to",
-                                    m->to_name, "total_time_ms", (json_int_t)total,
-                                    "migration_time_ms", (json_int_t)fin.total_time_ms,
-                                    "downtime_ms", (json_int_t)fin.downtime_ms, "bytes",
-                                    (json_int_t)fin.transferred, "memory_verified", verified));
+    json_t *result = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "vm", vm_id, "to",
+                               m->to_name, "total_time_ms", (json_int_t)total,
+                               "migration_time_ms", (json_int_t)fin.total_time_ms,
+                               "downtime_ms", (json_int_t)fin.downtime_ms, "bytes",
+                               (json_int_t)fin.transferred, "memory_verified", verified);
+    if (m->n_disks) {
+        json_t *moved = json_array();
+        for (size_t i = 0; i < m->n_disks; i++)
+            json_array_append_new(moved, json_sprintf("%s/%s", m->pool, m->disks[i].name));
+        json_object_set_new(result, "volumes", moved);
+    }
+    vo_task_set_result(t, result);
     vo_task_set_details(t, 100, "done", progress_json("done", &fin, start));
     log_info("vm %s: migrated to host %s in %lld ms (downtime %llu ms)", name, m->to_name,
              (long long)total, (unsigned long long)fin.downtime_ms);
@@ -394,29 +577,115 @@ static int check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char 
     return 0;
 }
 
-/* Every disk (and a kernel or initrd from a volume) on a shared pool. */
-static int check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+static void local_disks_free(LocalDisk *disks, size_t n)
 {
-    for (size_t i = 0; i < spec->n_disks + 2; i++) {
+    for (size_t i = 0; i < n; i++) {
+        free(disks[i].pool);
+        free(disks[i].name);
+        free(disks[i].format);
+        free(disks[i].image);
+    }
+    free(disks);
+}
+
+/* The target's pool for local disks: a pool of its own there (not
+ * shared, not for backups). 409 otherwise. */
+static int check_target_pool(VoDaemon *d, const char *target_id, const char *target_name,
+                             const char *pool, char **ret_error)
+{
+    _cleanup_free_ char *key = vo_asprintf("h/%s/pools/%s", target_id, pool), *text = NULL;
+    int r = vo_store_get(d->cluster_store, key, &text, NULL);
+    if (r == -ENOENT) {
+        _cleanup_free_ char *shared = vo_asprintf("cluster/pools/%s", pool);
+        bool is_shared = vo_store_get(d->cluster_store, shared, NULL, NULL) >= 0;
+        return vo_error_set(ret_error, -EBUSY, "pool: host '%s' has no pool '%s' of its own%s "
+                            "(see vireo pool list on it; --pool names the pool there that "
+                            "local disks go to)", target_name, pool,
+                            is_shared ? " (it is a shared pool)" : "");
+    }
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read host '%s''s pool '%s': %s", target_name,
+                            pool, strerror(-r));
+    json_t *doc = json_loads(text, 0, NULL);
+    const char *type = json_string_value(json_object_get(doc, "type"));
+    bool backup = type && !strcmp(type, VO_BACKUP_POOL_TYPE);
+    json_decref(doc);
+    if (backup)
+        return vo_error_set(ret_error, -EBUSY, "pool: '%s' on host '%s' is a backup pool: "
+                            "volumes go to a dir pool", pool, target_name);
+    return 0;
+}
+
+/* The VM's disks on this host's own pools (to be mirrored), after the
+ * checks: no kernel or initrd from such a volume, the target's pool
+ * exists, no volume of the same name in it there. 409 (-EBUSY) with what
+ * to fix. */
+static int check_disks(VoDaemon *d, const VoVmSpec *spec, const char *target_id,
+                       const char *target_name, const char *pool, LocalDisk **ret_disks,
+                       size_t *ret_n, char **ret_error)
+{
+    LocalDisk *disks = vo_malloc0(sizeof(*disks) * (spec->n_disks + 1));
+    size_t n = 0;
+    int r = 0;
+    for (size_t i = 0; r >= 0 && i < spec->n_disks + 2; i++) {
         const char *key = i < spec->n_disks ? spec->disks[i].volume
                           : i == spec->n_disks ? spec->kernel_from.volume
                                                : spec->initrd_from.volume;
         if (!key)
             continue;
-        _cleanup_free_ char *pool = strndup(key, strcspn(key, "/"));
-        if (!pool)
-            abort();
+        _cleanup_free_ char *vpool = NULL, *vname = NULL;
+        if (vo_volume_key_split(key, &vpool, &vname) < 0) {
+            r = vo_error_set(ret_error, -EINVAL, "disk '%s' is not POOL/NAME", key);
+            break;
+        }
         json_t *doc = NULL;
         _cleanup_free_ char *error = NULL;
-        bool shared = vo_pool_get_json(d, pool, &doc, &error) >= 0 &&
+        bool shared = vo_pool_get_json(d, vpool, &doc, &error) >= 0 &&
                       json_is_true(json_object_get(doc, "shared"));
         json_decref(doc);
-        if (!shared)
-            return vo_error_set(ret_error, -EBUSY, "%s '%s' is on pool '%s', which is this "
-                                "host's own: local-disk migration is not available yet (only "
-                                "VMs whose disks are all on shared pools migrate)",
-                                i < spec->n_disks ? "disk" : "boot file", key, pool);
+        if (shared)
+            continue;
+        if (i >= spec->n_disks) {
+            r = vo_error_set(ret_error, -EBUSY, "boot file '%s' is on pool '%s', which is this "
+                             "host's own: only disks are copied by a migration (keep the "
+                             "kernel and initrd in an image or a shared pool)", key, vpool);
+            break;
+        }
+        json_t *vol = NULL;
+        if ((r = vo_volume_get_json(d, vpool, vname, &vol, &error)) < 0) {
+            r = vo_error_set(ret_error, r == -ENOENT ? -EBUSY : r, "disk %s: %s", key, error);
+            break;
+        }
+        const char *image = json_string_value(json_object_get(vol, "image"));
+        bool from_volume = json_is_string(json_object_get(vol, "backing_volume"));
+        json_int_t size = json_integer_value(json_object_get(vol, "virtual_size_bytes"));
+        disks[n] = (LocalDisk){
+            .slot = spec->disks[i].slot, .pool = vo_strdup(vpool), .name = vo_strdup(vname),
+            .format = vo_strdup(json_string_value(json_object_get(vol, "format"))),
+            .size = size > 0 ? (uint64_t)size : 0, .image = vo_strdup(image),
+            /* a clone of a volume is copied whole: it stands alone there */
+            .flatten = from_volume };
+        json_decref(vol);
+        n++;
+        if (!disks[n - 1].size || !disks[n - 1].format) {
+            r = vo_error_set(ret_error, -EBUSY, "disk %s: its size cannot be read", key);
+            break;
+        }
+        _cleanup_free_ char *there = vo_asprintf("h/%s/volumes/%s/%s", target_id, pool, vname);
+        if (vo_store_get(d->cluster_store, there, NULL, NULL) >= 0)
+            r = vo_error_set(ret_error, -EBUSY, "disk %s: host '%s' has a volume '%s/%s' "
+                             "already (volumes keep their names: rename or delete that one, "
+                             "or pick another pool with --pool)", key, target_name, pool,
+                             vname);
     }
+    if (r >= 0 && n)
+        r = check_target_pool(d, target_id, target_name, pool, ret_error);
+    if (r < 0) {
+        local_disks_free(disks, n);
+        return r;
+    }
+    *ret_disks = disks;
+    *ret_n = n;
     return 0;
 }
 
@@ -462,6 +731,9 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
         vm->migration_to = vo_strdup(h.name);
     }
     pthread_mutex_unlock(&vm->lock);
+    const char *pool = args->pool ? args->pool : VO_DEFAULT_POOL;
+    LocalDisk *disks = NULL;
+    size_t n_disks = 0;
     if (busy)
         r = vo_error_set(ret_error, -EBUSY, "VM '%s' is migrating already (task %s)", name,
                          busy);
@@ -469,11 +741,12 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
         r = vo_error_set(ret_error, -EBUSY, "VM '%s' is %s, not running: use vireo vm move "
                          "for a stopped VM", name, vo_vm_state_to_string(s));
     else
-        r = check_disks(d, spec, ret_error);
+        r = check_disks(d, spec, h.id, h.name, pool, &disks, &n_disks, ret_error);
     if (r >= 0)
         r = check_compat(d, vm, spec, h.id, h.name, ret_error);
     vo_vm_spec_free(spec);
     if (r < 0) {
+        local_disks_free(disks, n_disks);
         if (!busy)
             clear_migrating(vm);
         vo_cluster_host_clear(&h);
@@ -481,8 +754,10 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     }
     MigrateTask *m = vo_malloc0(sizeof(*m));
     *m = (MigrateTask){ .vm = vo_vm_ref(vm), .opts = *args, .to_id = TAKE_PTR(h.id),
-                        .to_name = TAKE_PTR(h.name), .to_url = TAKE_PTR(h.url) };
+                        .to_name = TAKE_PTR(h.name), .to_url = TAKE_PTR(h.url),
+                        .pool = vo_strdup(pool), .disks = disks, .n_disks = n_disks };
     m->opts.to = NULL;
+    m->opts.pool = NULL;
     vo_cluster_host_clear(&h);
     r = vo_vm_submit(d, vm, "migrate", task_migrate, m, migrate_task_free, ret_task, ret_error);
     if (r < 0) {

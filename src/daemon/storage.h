@@ -177,3 +177,23 @@ char **vo_backup_pool_names(VoDaemon *d);
  * restore. */
 int vo_volumes_replace_files(VoDaemon *d, char *const *keys, char *const *new_files, size_t n,
                              char **ret_error);
+
+/* Live migration of local disks (docs/internals.md, "Live migration of
+ * local disks"). Destination: reserves pool/name for an incoming disk (busy;
+ * its path resolves; no document: the source's ownership transaction moves
+ * it here) under an intent owned by that document, so a crash before the
+ * move leaves nothing; -EEXIST when the name or its file is taken here,
+ * -ENOENT when the pool does not exist, -EINVAL for a shared pool. The
+ * caller makes the file. keep: the document arrived (read back; the intent
+ * ends); drop: the migration failed (file, reservation and intent go). */
+int vo_volume_incoming_reserve(VoDaemon *d, const char *pool, const char *name,
+                               const char *format, char **ret_path, char **ret_error);
+int vo_volume_incoming_keep(VoDaemon *d, const char *pool, const char *name);
+void vo_volume_incoming_drop(VoDaemon *d, const char *pool, const char *name);
+/* Source: before the ownership transaction, an intent naming volume key's
+ * file owned by its document here (which the transaction deletes): a crash
+ * after the transaction leaves the file to the start-up sweep. end: moved
+ * (the transaction succeeded): file and registry entry go; else only the
+ * intent does. */
+int vo_volume_moving_begin(VoDaemon *d, const char *key, char **ret_error);
+void vo_volume_moving_end(VoDaemon *d, const char *key, bool moved);

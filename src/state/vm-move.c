@@ -95,10 +95,77 @@ static char *with_host(const char *value, const char *host)
     return text;
 }
 
+/* Its key after the move: "uses/volumes/<src_pool>/<name>/..." under the
+ * destination's pool when the volume changes pool (malloc'd). */
+static char *moved_key(const char *dst, const char *rel, const VoVmMoveVolume *vols,
+                       size_t n_vols)
+{
+    for (size_t i = 0; i < n_vols; i++) {
+        _cleanup_free_ char *from = vo_asprintf("uses/volumes/%s/%s/", vols[i].src_pool,
+                                                vols[i].name);
+        if (!strncmp(rel, from, strlen(from)))
+            return vo_asprintf("%suses/volumes/%s/%s/%s", dst, vols[i].dst_pool, vols[i].name,
+                               rel + strlen(from));
+    }
+    return vo_asprintf("%s%s", dst, rel);
+}
+
+/* The VM document with its disks' volume keys changed to the moved
+ * volumes' pools (malloc'd text), or NULL when nothing changes. */
+static char *moved_vm_doc(const char *value, const VoVmMoveVolume *vols, size_t n_vols)
+{
+    json_t *doc = json_loads(value, 0, NULL);
+    json_t *disks = json_object_get(json_object_get(doc, "spec"), "disks");
+    bool changed = false;
+    size_t k;
+    json_t *disk;
+    json_array_foreach(disks, k, disk) {
+        const char *key = json_string_value(json_object_get(disk, "volume"));
+        for (size_t i = 0; key && i < n_vols; i++) {
+            _cleanup_free_ char *from = vo_asprintf("%s/%s", vols[i].src_pool, vols[i].name);
+            if (strcmp(key, from) || !strcmp(vols[i].src_pool, vols[i].dst_pool))
+                continue;
+            json_object_set_new(disk, "volume",
+                                json_sprintf("%s/%s", vols[i].dst_pool, vols[i].name));
+            changed = true;
+            break;
+        }
+    }
+    char *text = changed ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(doc);
+    return text;
+}
+
+/* A moved volume's document as the destination keeps it (malloc'd). */
+static char *moved_volume_doc(const char *value, const VoVmMoveVolume *v)
+{
+    json_t *doc = json_loads(value, 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return vo_strdup(value);
+    }
+    json_object_set_new(doc, "pool", json_string(v->dst_pool));
+    if (v->flatten) {
+        json_object_del(doc, "backing");
+        json_object_del(doc, "image");
+    }
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    return text;
+}
+
 int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
                    int64_t vm_rev, int64_t *ret_rev, char **ret_error)
 {
-    Docs own = { .vm_id = vm_id }, shared = { .vm_id = vm_id };
+    return vo_vm_move_txn_volumes(raw, vm_id, src_host, dst_host, vm_rev, NULL, 0, ret_rev,
+                                  ret_error);
+}
+
+int vo_vm_move_txn_volumes(VoStore *raw, const char *vm_id, const char *src_host,
+                           const char *dst_host, int64_t vm_rev, const VoVmMoveVolume *vols,
+                           size_t n_vols, int64_t *ret_rev, char **ret_error)
+{
+    Docs own = { .vm_id = vm_id }, shared = { .vm_id = vm_id }, volumes = { .vm_id = vm_id };
     _cleanup_free_ char *src = vo_asprintf("h/%s/", src_host);
     _cleanup_free_ char *dst = vo_asprintf("h/%s/", dst_host);
     _cleanup_free_ char *vm_key = vo_asprintf("%svms/%s", src, vm_id);
@@ -154,8 +221,21 @@ int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const 
     if ((r = vo_store_list(raw, "cluster/group-members/", collect_ending, &shared)) < 0 ||
         (r = vo_store_list(raw, "cluster/ipam/", collect_ipam, &shared)) < 0)
         goto read_failed;
+    for (size_t i = 0; i < n_vols; i++) {
+        _cleanup_free_ char *key = vo_asprintf("%svolumes/%s/%s", src, vols[i].src_pool,
+                                               vols[i].name);
+        size_t before = volumes.n;
+        if ((r = get_one(raw, key, &volumes)) < 0)
+            goto read_failed;
+        if (volumes.n == before) {
+            r = vo_error_set(ret_error, -ENOENT, "the document of volume %s/%s is gone",
+                             vols[i].src_pool, vols[i].name);
+            goto out;
+        }
+    }
 
-    size_t n_total_cmps = own.n + shared.n + 1, n_total_ops = 2 * own.n + shared.n;
+    size_t n_total_cmps = own.n + shared.n + 2 * volumes.n + 1,
+           n_total_ops = 2 * own.n + shared.n + 2 * volumes.n;
     if (n_total_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_total_ops > VO_STORE_ETCD_MAX_TXN_OPS) {
         r = vo_error_set(ret_error, -E2BIG, "the VM has %zu documents to move, more than one "
                          "transaction holds (%d writes)", own.n + shared.n,
@@ -164,16 +244,30 @@ int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const 
     }
     cmps = vo_malloc0(sizeof(*cmps) * n_total_cmps);
     ops = vo_malloc0(sizeof(*ops) * n_total_ops);
-    texts = vo_malloc0(sizeof(char *) * (own.n + shared.n + 1));
+    texts = vo_malloc0(sizeof(char *) * (2 * own.n + shared.n + 3 * volumes.n + 1));
     cmps[n_cmps++] = (VoStoreCompare){ .key = dst_vm_key, .expected_rev = VO_REV_NEW };
     for (size_t i = 0; i < own.n; i++) {
-        char *moved = vo_asprintf("%s%s", dst, own.docs[i].key + strlen(src));
+        char *moved = moved_key(dst, own.docs[i].key + strlen(src), vols, n_vols);
         texts[n_texts++] = moved;
+        const char *text = own.docs[i].value;
+        char *changed = i == 0 ? moved_vm_doc(text, vols, n_vols) : NULL; /* vms/<id> */
+        if (changed)
+            text = texts[n_texts++] = changed;
         cmps[n_cmps++] = (VoStoreCompare){ .key = own.docs[i].key,
                                            .expected_rev = own.docs[i].rev };
         ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = own.docs[i].key };
-        ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = moved,
-                                    .value = own.docs[i].value };
+        ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = moved, .value = text };
+    }
+    for (size_t i = 0; i < volumes.n; i++) {
+        char *moved = vo_asprintf("%svolumes/%s/%s", dst, vols[i].dst_pool, vols[i].name);
+        char *vtext = moved_volume_doc(volumes.docs[i].value, &vols[i]);
+        texts[n_texts++] = moved;
+        texts[n_texts++] = vtext;
+        cmps[n_cmps++] = (VoStoreCompare){ .key = volumes.docs[i].key,
+                                           .expected_rev = volumes.docs[i].rev };
+        cmps[n_cmps++] = (VoStoreCompare){ .key = moved, .expected_rev = VO_REV_NEW };
+        ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = volumes.docs[i].key };
+        ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = moved, .value = value };
     }
     for (size_t i = 0; i < shared.n; i++) {
         char *text = with_host(shared.docs[i].value, dst_host);
@@ -187,7 +281,9 @@ int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const 
     }
     size_t failed = 0;
     r = vo_store_txn(raw, cmps, n_cmps, ops, n_ops, ret_rev, &failed);
-    if (r == -EEXIST)
+    if (r == -EEXIST && failed > 0 && failed < n_cmps)
+        vo_error_set(ret_error, r, "the destination already has %s", cmps[failed].key);
+    else if (r == -EEXIST)
         vo_error_set(ret_error, r, "the destination already has a document of VM %s", vm_id);
     else if (r == -ESTALE || r == -ENOENT)
         vo_error_set(ret_error, r, "%s changed during the migration", cmps[failed].key);
@@ -205,5 +301,6 @@ out:
     free(ops);
     docs_clear(&own);
     docs_clear(&shared);
+    docs_clear(&volumes);
     return r;
 }

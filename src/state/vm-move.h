@@ -6,6 +6,8 @@
  * address records of its NICs) at the destination. */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "state/store.h"
@@ -24,3 +26,22 @@
  * *ret_error says which. */
 int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
                    int64_t vm_rev, int64_t *ret_rev, char **ret_error);
+
+/* A local volume of the VM that moved with it (its file copied by the
+ * migration): h/<src>/volumes/<src_pool>/<name> (compared at its revision)
+ * is deleted and put as h/<dst>/volumes/<dst_pool>/<name> (which must not
+ * exist) with "pool": dst_pool, and without "backing" and "image" when
+ * flatten (the destination's copy stands alone); the VM document's disks
+ * naming src_pool/name and its uses/volumes/<src_pool>/<name>/<vm> name
+ * dst_pool instead. */
+typedef struct {
+    const char *src_pool, *name, *dst_pool;
+    bool flatten;
+} VoVmMoveVolume;
+
+/* vo_vm_move_txn, moving vols (n_vols) in the same transaction; -ENOENT
+ * when a volume's document is gone, -EEXIST when the destination has one
+ * by that name. */
+int vo_vm_move_txn_volumes(VoStore *raw, const char *vm_id, const char *src_host,
+                           const char *dst_host, int64_t vm_rev, const VoVmMoveVolume *vols,
+                           size_t n_vols, int64_t *ret_rev, char **ret_error);

@@ -11,8 +11,10 @@ before is read back after; a busy guest (a loop dirtying memory) migrates
 and verifies; a cancel midway (bandwidth limited so it is slow) leaves the
 VM running on the source and nothing on the destination; a destination
 killed midway fails the task and the VM runs on at the source. Refusals
-(unknown host, to itself, a stopped VM, a local disk, bad fields) on a
-fake-driver cluster."""
+(unknown host, to itself, a stopped VM, bad fields, a local disk's target
+pool missing or shared there, a name clash in it) and a local-disk
+migration into another pool on a fake-driver cluster. Local disks with
+real guests: test_migrate_local.py."""
 
 import os
 import re
@@ -163,9 +165,43 @@ def test_refusals_and_the_fake_driver_path(cluster):
                                     {"to": "h2", "bandwidth": "fast"}, 400)
     assert "max_downtime_ms:" in error_of(h1, "POST", "/v1/vms/shared/migrate",
                                           {"to": "h2", "max_downtime_ms": 0}, 400)
+    # Local disks: the target's pool must exist there, be its own, and hold
+    # no volume of the same name (volumes keep their names).
+    assert "pool:" in error_of(h1, "POST", "/v1/vms/local/migrate", {"to": "h2", "pool": "x/y"},
+                               400)
+    msg = error_of(h1, "POST", "/v1/vms/local/migrate", {"to": "h2", "pool": "nope"}, 409)
+    assert "host 'h2' has no pool 'nope'" in msg, msg
+    msg = error_of(h1, "POST", "/v1/vms/local/migrate", {"to": "h2", "pool": "nfs"}, 409)
+    assert "(it is a shared pool)" in msg, msg
+    local_disk = h1.vm("local")["disks"][0]["volume"]
+    assert local_disk.startswith("default/"), local_disk
+    clash = local_disk.split("/")[1]
+    h2.task_ok("POST", "/v1/pools/default/volumes", {"name": clash, "size_bytes": MiB})
     msg = error_of(h1, "POST", "/v1/vms/local/migrate", {"to": "h2"}, 409)
-    assert "disk 'default/" in msg and "pool 'default'" in msg and \
-        "local-disk migration is not available yet" in msg, msg
+    assert f"host 'h2' has a volume 'default/{clash}' already" in msg and "--pool" in msg, msg
+    p = h1.cli("vm", "migrate", "local", "--to", "h2", "--pool", "nope", check=False)
+    assert p.returncode != 0 and "no pool 'nope'" in p.stderr, p
+    # Into another pool of h2's: the disk keeps its name, changes pool; its
+    # document and file leave h1.
+    other = os.path.join(h2.tmp, "other")
+    os.makedirs(other)
+    h2.api("POST", "/v1/pools", {"name": "other", "path": other}, expect=201)
+    src_file = h1.api("GET", f"/v1/pools/default/volumes/{clash}")["path"]
+    assert os.path.exists(src_file)
+    task = migrate(h1, "local", {"to": "h2", "pool": "other"})
+    assert task["result"]["volumes"] == [f"other/{clash}"], task
+    for h in (h1, h2):
+        wait_until(lambda: hosts_of(h, "local") == ["h2"], 30, what=f"local on h2 from {h.name}")
+    assert h2.vm("local")["disks"][0]["volume"] == f"other/{clash}"
+    assert h2.vm("local")["state"] == "running"
+    vols = {v["key"]: v for v in h2.api("GET", "/v1/volumes")["volumes"]}
+    assert vols[f"other/{clash}"]["attached_to"] == "local", vols
+    assert os.path.exists(vols[f"other/{clash}"]["path"])
+    assert not os.path.exists(src_file)
+    assert clash not in [v["name"] for v in h1.api("GET", "/v1/volumes?pool=default")["volumes"]]
+    # The moved volume is in use on h2 (its relation moved too).
+    msg = error_of(h2, "DELETE", f"/v1/pools/other/volumes/{clash}", None, 409)
+    assert "local" in msg, msg
     # The peer routes are not served on the Unix socket.
     assert "hosts of the cluster only" in error_of(h2, "POST", "/v1/migrations/incoming",
                                                    {}, 400)
