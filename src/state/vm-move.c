@@ -267,7 +267,7 @@ int vo_vm_move_txn_volumes(VoStore *raw, const char *vm_id, const char *src_host
                                            .expected_rev = volumes.docs[i].rev };
         cmps[n_cmps++] = (VoStoreCompare){ .key = moved, .expected_rev = VO_REV_NEW };
         ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = volumes.docs[i].key };
-        ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = moved, .value = value };
+        ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = moved, .value = vtext };
     }
     for (size_t i = 0; i < shared.n; i++) {
         char *text = with_host(shared.docs[i].value, dst_host);

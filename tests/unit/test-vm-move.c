@@ -255,10 +255,12 @@ static void args_are_parsed_and_checked(void **state)
     assert_null(a.to);
     assert_int_equal(a.bandwidth, 0);
     assert_false(a.verify_memory);
+    assert_null(a.pool);
     json_t *body = json_loads("{\"to\":\"h2\",\"max_downtime_ms\":50,\"bandwidth\":\"100M/s\","
-                              "\"verify_memory\":true}", 0, NULL);
+                              "\"verify_memory\":true,\"pool\":\"fast\"}", 0, NULL);
     assert_int_equal(vo_migrate_args_parse(body, &a, &error), 0);
     assert_string_equal(a.to, "h2");
+    assert_string_equal(a.pool, "fast");
     assert_int_equal(a.max_downtime_ms, 50);
     assert_int_equal(a.bandwidth, 100ull << 20);
     assert_true(a.verify_memory);
@@ -275,6 +277,8 @@ static void args_are_parsed_and_checked(void **state)
         { "{\"bandwidth\":\"fast\"}", "bandwidth:" },
         { "{\"bandwidth\":-1}", "bandwidth:" },
         { "{\"verify_memory\":1}", "verify_memory:" },
+        { "{\"pool\":\"a/b\"}", "pool:" },
+        { "{\"pool\":7}", "pool:" },
         { "{\"force\":true}", "force: unknown field" },
         { "[1]", "JSON object" },
     };
@@ -285,6 +289,71 @@ static void args_are_parsed_and_checked(void **state)
         free(error);
         error = NULL;
     }
+}
+
+/* Local volumes move with the VM: their documents change host (and pool),
+ * the VM's disk keys and its uses/volumes relation follow the pool; a
+ * flattened copy loses its backing; a name taken on the target fails the
+ * whole move. */
+static void move_takes_local_volumes_along(void **state)
+{
+    (void)state;
+    put("h/v-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"lv\",\"disks\":["
+                         "{\"volume\":\"default/lv-disk0\",\"slot\":0},"
+                         "{\"volume\":\"default/lv-disk1\",\"slot\":1},"
+                         "{\"volume\":\"nfs/keep\",\"slot\":2}]},\"status\":{}}");
+    put("h/v-a/uses/volumes/default/lv-disk0/" VM, "{\"vm\":\"" VM "\"}");
+    put("h/v-a/uses/volumes/default/lv-disk1/" VM, "{\"vm\":\"" VM "\"}");
+    put("h/v-a/volumes/default/lv-disk0",
+        "{\"pool\":\"default\",\"name\":\"lv-disk0\",\"format\":\"qcow2\","
+        "\"image\":\"default\"}");
+    put("h/v-a/volumes/default/lv-disk1",
+        "{\"pool\":\"default\",\"name\":\"lv-disk1\",\"format\":\"qcow2\","
+        "\"backing\":\"default/base\"}");
+    _cleanup_free_ char *error = NULL;
+    int64_t new_rev = 0;
+    const VoVmMoveVolume vols[] = {
+        { .src_pool = "default", .name = "lv-disk0", .dst_pool = "fast" },
+        { .src_pool = "default", .name = "lv-disk1", .dst_pool = "fast", .flatten = true },
+    };
+    /* A volume of that name on the target: nothing moves. */
+    put("h/v-b/volumes/fast/lv-disk1", "{}");
+    assert_int_equal(vo_vm_move_txn_volumes(raw, VM, "v-a", "v-b", 0, vols, 2, &new_rev, &error),
+                     -EEXIST);
+    assert_non_null(strstr(error, "h/v-b/volumes/fast/lv-disk1"));
+    _cleanup_free_ char *still = get("h/v-a/volumes/default/lv-disk0");
+    assert_non_null(still);
+    assert_int_equal(vo_store_delete(raw, "h/v-b/volumes/fast/lv-disk1", VO_REV_ANY), 0);
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_vm_move_txn_volumes(raw, VM, "v-a", "v-b", 0, vols, 2, &new_rev, &error),
+                     0);
+    _cleanup_free_ char *gone0 = get("h/v-a/volumes/default/lv-disk0");
+    _cleanup_free_ char *gone1 = get("h/v-a/volumes/default/lv-disk1");
+    _cleanup_free_ char *v0 = get("h/v-b/volumes/fast/lv-disk0");
+    _cleanup_free_ char *v1 = get("h/v-b/volumes/fast/lv-disk1");
+    assert_null(gone0);
+    assert_null(gone1);
+    assert_non_null(v0);
+    assert_non_null(v1);
+    assert_non_null(strstr(v0, "\"pool\":\"fast\""));
+    assert_non_null(strstr(v0, "\"image\":\"default\""));
+    assert_null(strstr(v1, "backing"));
+    _cleanup_free_ char *use = get("h/v-b/uses/volumes/fast/lv-disk0/" VM);
+    _cleanup_free_ char *old_use = get("h/v-b/uses/volumes/default/lv-disk0/" VM);
+    assert_non_null(use);
+    assert_null(old_use);
+    _cleanup_free_ char *vm = get("h/v-b/vms/" VM);
+    assert_non_null(strstr(vm, "\"fast/lv-disk0\""));
+    assert_non_null(strstr(vm, "\"fast/lv-disk1\""));
+    assert_non_null(strstr(vm, "\"nfs/keep\""));
+    /* A volume whose document is gone: refused. */
+    put("h/v-a/vms/" OTHER, "{\"spec\":{\"id\":\"" OTHER "\",\"name\":\"o\"}}");
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_vm_move_txn_volumes(raw, OTHER, "v-a", "v-b", 0, vols, 1, &new_rev,
+                                            &error), -ENOENT);
+    assert_non_null(strstr(error, "default/lv-disk0"));
 }
 
 int main(void)
@@ -305,6 +374,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(move_moves_every_document),
         cmocka_unit_test(move_refuses_a_changed_vm_and_changes_nothing),
+        cmocka_unit_test(move_takes_local_volumes_along),
     };
     failed += cmocka_run_group_tests_name("vm-move", tests, NULL, NULL);
     stop_etcd();
