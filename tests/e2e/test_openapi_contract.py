@@ -771,6 +771,7 @@ def test_cluster_routes_standalone(api):
              code="invalid-argument")
     api.call("POST", f"{mid}/digest", {}, expect=400, code="invalid-argument")
     api.call("POST", f"{mid}/commit", {"rev": 1}, expect=400, code="invalid-argument")
+    api.call("POST", f"{mid}/alive", {}, expect=400, code="invalid-argument")
     api.call("DELETE", mid, expect=400, code="invalid-argument")
 
 
