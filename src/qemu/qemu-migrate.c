@@ -213,9 +213,10 @@ int vo_qemu_migrate_cancel(VoHvInstance *vm, char **ret_error)
     /* Local disks: their mirrors are cancelled too, in any phase. */
     if (r >= 0)
         r = vo_qemu_mirror_cancel(vm, ret_error);
-    /* Then the TLS credentials (a stream still closing keeps its own). */
+    /* Then the TLS credentials (a stream still closing keeps its own); a
+     * failure there is only logged: the migration is cancelled. */
     if (r >= 0)
-        r = vo_qemu_tls_remove(vm, ret_error);
+        (void)vo_qemu_tls_remove(vm, NULL);
     pthread_mutex_unlock(&vm->qmp_lock);
     return r;
 }
@@ -244,8 +245,8 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
         /* It waits paused (-S) whatever the source was: a VM that was paused
          * there stays paused here. */
         r = vo_qemu_mirror_stop_server(vm, ret_error);
-        if (r >= 0) /* the streams are over: no credentials stay */
-            r = vo_qemu_tls_remove(vm, ret_error);
+        if (r >= 0) /* the streams are over: no credentials stay (logged if they do) */
+            (void)vo_qemu_tls_remove(vm, NULL);
         if (resume && r >= 0)
             r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
     } else if (succeeded) {
@@ -266,10 +267,7 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
         /* Back where it was: running here (cont also takes its disks back). */
         if (vm->migration_was_running)
             r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
-        _cleanup_free_ char *tls_error = NULL;
-        int t = vo_qemu_tls_remove(vm, &tls_error);
-        if (r >= 0 && t < 0)
-            r = vo_error_set(ret_error, t, "%s", tls_error ?: "the TLS credentials stay");
+        (void)vo_qemu_tls_remove(vm, NULL); /* logged if it fails */
         if (r >= 0 && c < 0)
             r = vo_error_set(ret_error, c, "%s", mirror_error ?: "the disk mirrors failed to end");
     }

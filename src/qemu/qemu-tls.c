@@ -176,8 +176,15 @@ int vo_qemu_tls_remove(VoHvInstance *vm, char **ret_error)
     (void)vo_qemu_command(vm, "migrate-set-parameters", params, NULL, NULL);
     json_decref(params);
     json_t *args = json_pack("{s:s}", "id", VO_QEMU_TLS_ID);
-    int r = vo_qemu_command(vm, "object-del", args, NULL, ret_error);
+    _cleanup_free_ char *error = NULL;
+    int r = vo_qemu_command(vm, "object-del", args, NULL, &error);
     json_decref(args);
+    if (r < 0) {
+        log_warn("the migration's TLS credentials stay in QEMU (pid %d): %s", (int)vm->pid,
+                 error);
+        if (ret_error)
+            *ret_error = TAKE_PTR(error);
+    }
     vm->tls_object = false;
     vo_qemu_tls_dir_remove(vm->run_dir);
     return r;

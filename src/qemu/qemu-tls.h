@@ -35,7 +35,8 @@ int vo_qemu_tls_nbd(VoHvInstance *vm, const VoHvMigrationTls *tls, bool server, 
 /* Whether the instance holds the credentials object now. */
 bool vo_qemu_tls_active(const VoHvInstance *vm);
 /* Removes the object (the migration parameters reset to plain first) and
- * its certificate dir; none: 0. */
+ * its certificate dir; none: 0. A failed object-del is logged too (the
+ * migration ops go on: their streams are over or cancelled). */
 int vo_qemu_tls_remove(VoHvInstance *vm, char **ret_error);
 /* The QEMU process is gone: only the certificate dir in run_dir goes. */
 void vo_qemu_tls_dir_remove(const char *run_dir);
