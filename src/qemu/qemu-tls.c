@@ -111,9 +111,22 @@ static int ensure(VoHvInstance *vm, const VoHvMigrationTls *tls, bool server, ch
     json_t *args = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "qom-type", "tls-creds-x509",
                              "id", VO_QEMU_TLS_ID, "dir", dir, "endpoint",
                              server ? "server" : "client", "verify-peer", 1, "sanity-check", 0);
-    r = vo_qemu_command(vm, "object-add", args, NULL, ret_error);
+    _cleanup_free_ char *error = NULL;
+    r = vo_qemu_command(vm, "object-add", args, NULL, &error);
+    if (r < 0) {
+        /* One an earlier vireod left (what this instance made is known only
+         * in memory, so a re-attached VM may carry one): replaced, once. */
+        json_t *del = json_pack("{s:s}", "id", VO_QEMU_TLS_ID);
+        if (vo_qemu_command(vm, "object-del", del, NULL, NULL) >= 0) {
+            free(TAKE_PTR(error));
+            r = vo_qemu_command(vm, "object-add", args, NULL, &error);
+        }
+        json_decref(del);
+    }
     json_decref(args);
     if (r < 0) {
+        if (ret_error)
+            *ret_error = TAKE_PTR(error);
         vo_qemu_tls_dir_remove(vm->run_dir);
         return r;
     }

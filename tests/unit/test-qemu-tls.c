@@ -4,8 +4,8 @@
  * side (object-add tls-creds-x509 from a 0700 dir of links to the host's
  * files, verify-peer on), the migration parameters naming it, the NBD
  * server and client using it, and its removal (parameters reset, object-del,
- * dir gone) at the end, at a cancel and after a failed start; bad TLS
- * settings never reach QEMU. The fake driver's: TLS recorded per op. */
+ * dir gone) at the end, at a cancel and after a failed start; one left
+ * by an earlier vireod replaced; bad TLS settings never reach QEMU. The fake driver's: TLS recorded per op. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -304,10 +304,23 @@ static void test_failures(void **state)
         { .expect = "query-jobs", .send = { "{\"return\":[],\"id\":$ID}\n" } },
         { .expect = "query-jobs", .send = { "{\"return\":[],\"id\":$ID}\n" } },
         RESET_AND_DEL,
-        /* A destination whose object-add fails. */
+        /* A destination whose object-add fails (no object of ours is in the
+         * way: the object-del finds none). */
         { .expect = "object-add", .args = add_server,
           .send = { "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Unable to access "
                     "credentials\"},\"id\":$ID}\n" } },
+        { .expect = "object-del", .args = "{\"id\":\"vireo-migration-tls\"}",
+          .send = { "{\"error\":{\"class\":\"GenericError\",\"desc\":\"object "
+                    "'vireo-migration-tls' not found\"},\"id\":$ID}\n" } },
+        /* One left by an earlier vireod: deleted, then made again. */
+        { .expect = "object-add", .args = add_server,
+          .send = { "{\"error\":{\"class\":\"GenericError\",\"desc\":\"attempt to add "
+                    "duplicate property 'vireo-migration-tls'\"},\"id\":$ID}\n" } },
+        { .expect = "object-del", .args = "{\"id\":\"vireo-migration-tls\"}", .send = { OK } },
+        { .expect = "object-add", .args = add_server, .send = { OK } },
+        { .expect = "migrate-set-parameters", .args = "{\"tls-creds\":\"vireo-migration-tls\"}",
+          .send = { OK } },
+        RESET_AND_DEL,
         { 0 }
     };
     Fixture f;
@@ -326,10 +339,17 @@ static void test_failures(void **state)
     pthread_mutex_lock(&vm->qmp_lock);
     assert_int_equal(vo_qemu_tls_incoming(vm, &TLS, &error), -EIO);
     pthread_mutex_unlock(&vm->qmp_lock);
-    assert_non_null(strstr(error, "credentials"));
+    assert_non_null(strstr(error, "Unable to access credentials"));
     free(error);
     error = NULL;
     assert_false(vo_qemu_tls_active(vm));
+    assert_no_tls_dir();
+    pthread_mutex_lock(&vm->qmp_lock);
+    assert_int_equal(vo_qemu_tls_incoming(vm, &TLS, &error), 0);
+    assert_true(vo_qemu_tls_active(vm));
+    assert_tls_dir();
+    assert_int_equal(vo_qemu_tls_remove(vm, &error), 0);
+    pthread_mutex_unlock(&vm->qmp_lock);
     assert_no_tls_dir();
 
     /* Never sent: a relative path, a missing file, a client on a unix:
