@@ -19,11 +19,7 @@
  * moves a quarter of the VM's memory, so the fourth query after
  * migrate_start sees it completed; fault "migration" makes the migration
  * under way fail at the next query. A destination reports "active" (waiting)
- * until its migrate_finish, which resumes it only when asked to.
- * TLS asked for (VoHvMigrationTls of migrate_prepare, migrate_start,
- * mirror_export or mirror_start) is checked like QEMU's (absolute, readable
- * files) and recorded, one line per use, in "fake-migration-tls" in the VM's
- * run dir: "<op> <ca_cert> <cert> <key> <hostname or ->". */
+ * until its migrate_finish, which resumes it only when asked to. */
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
@@ -460,7 +456,11 @@ static void fake_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
 
 /* ---- Live migration --------------------------------------------------------- */
 
-/* TLS asked for by op (see the top of the file); NULL: plain, nothing. */
+/* TLS asked for by op (VoHvMigrationTls of migrate_prepare, migrate_start,
+ * mirror_export or mirror_start; NULL: plain, nothing): checked like QEMU's
+ * (absolute, readable files) and recorded, one line per use, in
+ * "fake-migration-tls" in the VM's run dir: "<op> <ca_cert> <cert> <key>
+ * <hostname or ->". */
 static int record_tls(const VoHvInstance *vm, const char *op, const VoHvMigrationTls *tls,
                       char **ret_error)
 {
