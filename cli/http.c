@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "output.h"
+#include "vireo/errors.h"
 
 #define MAX_REPLY (256u << 20)
 #define CONNECT_TIMEOUT_S 10L
@@ -237,8 +238,34 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
         memcpy(value, data + 22, len);
         value[len] = '\0';
         r->oldest_rev = strtoll(value, NULL, 10);
+    } else if (n > strlen(VO_STALE_HEADER ":") &&
+               !strncasecmp(data, VO_STALE_HEADER ":", strlen(VO_STALE_HEADER ":"))) {
+        const char *v = data + strlen(VO_STALE_HEADER ":");
+        size_t len = n - strlen(VO_STALE_HEADER ":");
+        while (len && (*v == ' ' || *v == '\t'))
+            v++, len--;
+        while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+            len--;
+        snprintf(r->stale, sizeof(r->stale), "%.*s", (int)len, v);
     }
     return n;
+}
+
+/* An answer from data that may be out of date (the cluster has no quorum):
+ * said once per command, on stderr; the command still succeeds. */
+static void warn_stale(const HttpReply *r)
+{
+    static bool warned;
+    if (warned || !r->stale[0] || r->status / 100 != 2)
+        return;
+    warned = true;
+    const char *since = strstr(r->stale, "since ");
+    if (since)
+        fprintf(stderr, "warning: the cluster has no quorum; this may be out of date (since %s)\n",
+                since + strlen("since "));
+    else
+        fprintf(stderr, "warning: the cluster has no quorum; this may be out of date (%s)\n",
+                r->stale);
 }
 
 static int perform(const char *method, const char *path, Transfer *x, HttpReply *ret)
@@ -372,6 +399,7 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
         return -EIO;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ret->status);
+    warn_stale(ret);
     return 0;
 }
 

@@ -15,6 +15,7 @@ typedef struct {
     size_t len;
     int64_t etag; /* the ETag header's revision ("42"), 0 when none */
     int64_t oldest_rev; /* a 410 from GET /v1/events: Vireo-Oldest-Revision, 0 when none */
+    char stale[64]; /* Vireo-Stale: the answer may be out of date ("" when not) */
 } HttpReply;
 
 void http_reply_done(HttpReply *r);

@@ -54,7 +54,9 @@ static void print_main_help(FILE *f)
            "Actions that vireod runs as a task (create, start, stop, delete, import, resize,\n"
            "clone, ...) wait for it unless --async is given. Exit status: 0 success,\n"
            "1 failure reported by vireod, 2 bad command line, 130 interrupted while\n"
-           "waiting (the task keeps running).\n",
+           "waiting (the task keeps running). In a cluster without a quorum, reads still\n"
+           "answer (exit 0) with \"warning: the cluster has no quorum; this may be out of\n"
+           "date\" on stderr; changes fail with \"cluster has no quorum\".\n",
            CLI_DEFAULT_SOCKET);
 }
 

@@ -30,7 +30,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
                *accel = NULL, *max_vcpus = NULL, *max_memory = NULL, *group = NULL,
-               *host = NULL;
+               *host = NULL, *pool = NULL;
     bool autostart = false, full_clone = false, async = false;
     _cleanup_strv_ char **networks = NULL;
     const CliOption opts[] = {
@@ -40,6 +40,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         { "--accel", &accel, NULL },   { "--autostart", NULL, &autostart },
         { "--full-clone", NULL, &full_clone },
         { "--group", &group, NULL },   { "--host", &host, NULL },
+        { "--pool", &pool, NULL },
         { "--async", NULL, &async },   { NULL, NULL, NULL },
     };
     const CliListOption lists[] = { { "--network", &networks }, { NULL, NULL } };
@@ -70,6 +71,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "group", json_string(group));
     if (host)
         json_object_set_new(body, "host", json_string(host));
+    if (pool)
+        json_object_set_new(body, "pool", json_string(pool));
     if (networks) {
         json_t *arr = json_array();
         for (char **n = networks; *n; n++)
@@ -294,6 +297,12 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "exit reason:", jstr(vm, "exit_reason"));
     if (jstr(vm, "problem")) /* an old definition naming unknown host paths */
         out_kv(stdout, "problem:", jstr(vm, "problem"));
+    json_t *mig = json_object_get(vm, "migration");
+    if (json_is_object(mig)) { /* a live migration under way */
+        _cleanup_free_ char *m = vo_asprintf("to host %s (task %s)", jstr(mig, "to") ?: "?",
+                                             jstr(mig, "task") ?: "?");
+        out_kv(stdout, "migrating:", m);
+    }
     json_decref(vm);
     return CLI_EXIT_OK;
 }
@@ -425,6 +434,77 @@ static int vm_template(const CliCommand *cmd, int argc, char **argv)
     int r = run_action("POST", path, body, async, args[0], done);
     json_decref(body);
     return r;
+}
+
+/* vm migrate: POST /v1/vms/NAME/migrate, then (without --async) the task
+ * followed to its end and its result said in one line. */
+static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL, *to = NULL, *downtime = NULL, *bandwidth = NULL;
+    bool verify = false, async = false;
+    const CliOption opts[] = {
+        { "--to", &to, NULL },
+        { "--max-downtime", &downtime, NULL },
+        { "--bandwidth", &bandwidth, NULL },
+        { "--verify-memory", NULL, &verify },
+        { "--async", NULL, &async },
+        { NULL, NULL, NULL },
+    };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    json_t *body = json_object();
+    uint64_t v;
+    bool ok = true;
+    if (to)
+        json_object_set_new(body, "to", json_string(to));
+    if (downtime && (ok = cli_parse_uint("--max-downtime", downtime, 1, 60000, &v)))
+        json_object_set_new(body, "max_downtime_ms", json_integer((json_int_t)v));
+    if (ok && bandwidth) {
+        /* "100M/s" or "100M": bytes per second. */
+        _cleanup_free_ char *b = vo_strdup(bandwidth);
+        size_t n = strlen(b);
+        if (n > 2 && !strcmp(b + n - 2, "/s"))
+            b[n - 2] = 0;
+        if ((ok = cli_parse_bytes("--bandwidth", b, &v)))
+            json_object_set_new(body, "bandwidth", json_integer((json_int_t)v));
+    }
+    if (verify)
+        json_object_set_new(body, "verify_memory", json_true());
+    if (!ok) {
+        json_decref(body);
+        return CLI_EXIT_USAGE;
+    }
+    _cleanup_free_ char *path = api_path("vms", name, "/migrate");
+    json_t *doc = NULL;
+    int r = api_call("POST", path, body, &doc);
+    json_decref(body);
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    json_t *task = json_object_get(doc, "task");
+    if (async || cli_globals.json || !json_is_object(task)) {
+        _cleanup_free_ char *what = vo_asprintf("POST %s", path);
+        int status = run_task(doc, what, async, name, "migrated");
+        json_decref(doc);
+        return status;
+    }
+    json_t *final = NULL;
+    int status = task_outcome(task, name, &final);
+    json_decref(doc);
+    json_t *res = json_object_get(final, "result");
+    if (status == CLI_EXIT_OK && res) {
+        printf("%s: migrated to %s in %lld ms (downtime %lld ms, %.1f MiB sent%s)\n", name,
+               json_string_value(json_object_get(res, "to")) ?: "?",
+               (long long)json_integer_value(json_object_get(res, "total_time_ms")),
+               (long long)json_integer_value(json_object_get(res, "downtime_ms")),
+               (double)json_integer_value(json_object_get(res, "bytes")) / (1 << 20),
+               json_is_true(json_object_get(res, "memory_verified"))
+                   ? ", guest memory verified identical" : "");
+    } else if (status == CLI_EXIT_OK) {
+        printf("%s: migrated\n", name);
+    }
+    json_decref(final);
+    return status;
 }
 
 static const char *const format_choices[] = { "qcow2", "raw", NULL };
@@ -648,7 +728,8 @@ static const CliCommand vm_commands[] = {
     { "vm", "create", "NAME",
       "[--image IMG] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "
       "[--disk-size SIZE] [--accel auto|kvm|tcg] "
-      "[--network NET]... [--autostart] [--full-clone] [--group NAME] [--host HOST] [--async]",
+      "[--network NET]... [--autostart] [--full-clone] [--pool POOL] [--group NAME] [--host HOST] "
+      "[--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
       "  --image IMG           image to boot (default: default)\n"
@@ -668,6 +749,8 @@ static const CliCommand vm_commands[] = {
       "  --autostart           start the VM whenever vireod starts\n"
       "  --full-clone          give the VM a full copy of the image's disk (default: a\n"
       "                        linked clone, which holds only the VM's changes)\n"
+      "  --pool POOL           make the VM's disk in pool POOL (default: default); a\n"
+      "                        shared pool lets the VM live-migrate (vm migrate)\n"
       "  --group NAME          put the VM in placement group NAME (vireo group create)\n"
       "  --host HOST           create it on host HOST (a name or id; still checked: the\n"
       "                        reason is given when it does not fit there). Without it,\n"
@@ -726,6 +809,23 @@ static const CliCommand vm_commands[] = {
       VM_EDIT_HELP, vm_edit },
     { "vm", "set", "NAME", VM_EDIT_USAGE, "Same as 'vm edit' (e.g. vm set VM --vcpus N).",
       VM_EDIT_HELP, vm_edit },
+    { "vm", "migrate", "NAME", "[--to HOST] [--max-downtime MS] [--bandwidth SIZE/s] "
+      "[--verify-memory] [--async]",
+      "Move a running VM to another host of the cluster, live.",
+      "The guest keeps running: its memory is copied to HOST while it runs, then it\n"
+      "pauses for a moment (the downtime) and continues on HOST. Its disks must all\n"
+      "be on shared pools (a VM made with 'vm create --pool SHARED'). 'vireo task\n"
+      "cancel TASK' stops the migration: the VM runs on here as before.\n"
+      "\nOptions:\n"
+      "  --to HOST             the host to move it to (a name or id; default: the\n"
+      "                        cluster's manager picks one with the placement rules)\n"
+      "  --max-downtime MS     the longest pause allowed at the switch (default: 300)\n"
+      "  --bandwidth SIZE/s    the most the copy may use, e.g. 100M/s (default: no limit)\n"
+      "  --verify-memory       compare the guest's RAM on both sides (both paused)\n"
+      "                        before the switch; the migration fails if it differs\n" ASYNC_HELP
+      "\nExamples:\n  vireo vm migrate web1 --to h2\n"
+      "  vireo vm migrate db1 --to h3 --bandwidth 200M/s --max-downtime 100\n",
+      vm_migrate },
     { "vm", "template", "NAME IMAGE", "[--async]", "Make a new image from a stopped VM's disk.",
       "The VM's first disk is copied (flattened) into image IMAGE, which new VMs can\n"
       "then be created from (vm create --image IMAGE).\n"

@@ -23,6 +23,10 @@ typedef enum {
     _VO_ERR_MAX,
 } VoErrorCode;
 
+/* The header of a read answered from data that may be stale (a cluster
+ * without a quorum): "cluster has no quorum since <RFC 3339 time>". */
+#define VO_STALE_HEADER "Vireo-Stale"
+
 /* The errno internal code returns when a write names a revision (If-Match)
  * the document is no longer at: the API's 412 precondition-failed. */
 #define VO_EIFMATCH EBADE

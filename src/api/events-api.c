@@ -27,6 +27,7 @@
 #include "cluster/any-door.h"
 #include "daemon/cluster-view.h"
 #include "util/sse.h"
+#include "util/time-format.h"
 #include "util/util.h"
 
 /* A comment line at least this often while nothing happens, so neither
@@ -65,6 +66,8 @@ typedef struct EventStream {
      * stream resumes from there, not from its last event (maybe compacted
      * away meanwhile). id_rev: the last id sent. */
     int64_t seen_rev, id_rev;
+    /* The store's "no quorum since" last said in a comment line (0: has one). */
+    int64_t stale_said;
     struct EventStream *next;
 } EventStream;
 
@@ -229,10 +232,26 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
                 pending_add(s, ": keepalive\n\n");
             continue;
         }
+        /* Without a quorum the stream says so (a comment line: clients that
+         * do not look are not disturbed), and again when it is back. */
+        int64_t stale = vo_store_stale_since(s->store);
+        if (stale != s->stale_said) {
+            char when[32];
+            vo_time_format(stale, when);
+            char *line = stale ? vo_asprintf(": cluster has no quorum since %s: changes "
+                                             "elsewhere may not show until it is back\n\n",
+                                             when)
+                               : vo_strdup(": cluster has a quorum again\n\n");
+            pending_add(s, line);
+            free(line);
+            s->stale_said = stale;
+            continue;
+        }
         VoStoreEvent *events = NULL;
         size_t n = 0;
         int64_t before = 0;
-        if (s->store->ops->revision(s->store, &before) < 0)
+        /* (A linearizable read: not tried while the quorum is known lost.) */
+        if (stale || s->store->ops->revision(s->store, &before) < 0)
             before = 0;
         int r = s->store->ops->watch_next(s->w, (int)wait, &events, &n);
         /* Nothing came: the watch read the log up to at least `before` (a

@@ -50,6 +50,7 @@ static void reply_verbatim(VoReply *rep, VoPeerResponse *resp)
     add_header(&rep->extra_headers, &n, "ETag", resp->etag);
     add_header(&rep->extra_headers, &n, "Location", resp->location);
     add_header(&rep->extra_headers, &n, "Retry-After", resp->retry_after);
+    add_header(&rep->extra_headers, &n, VO_STALE_HEADER, resp->stale);
     /* Replaces the reply's own Content-Type (server.c, send_reply). */
     add_header(&rep->extra_headers, &n, "Content-Type", resp->content_type);
 }

@@ -38,6 +38,12 @@ void vo_api_tasks_list(VoRequest *req, VoReply *rep);
 void vo_api_task_show(VoRequest *req, VoReply *rep);
 void vo_api_task_cancel(VoRequest *req, VoReply *rep);
 void vo_api_events(VoRequest *req, VoReply *rep);
+/* Live migration (migrate-api.c). */
+void vo_api_vm_migrate(VoRequest *req, VoReply *rep);
+void vo_api_migration_prepare(VoRequest *req, VoReply *rep);
+void vo_api_migration_digest(VoRequest *req, VoReply *rep);
+void vo_api_migration_commit(VoRequest *req, VoReply *rep);
+void vo_api_migration_abort(VoRequest *req, VoReply *rep);
 
 void vo_api_vms_list(VoRequest *req, VoReply *rep);
 void vo_api_vm_create(VoRequest *req, VoReply *rep);
@@ -48,6 +54,7 @@ void vo_api_vm_start(VoRequest *req, VoReply *rep);
 void vo_api_vm_stop(VoRequest *req, VoReply *rep);
 void vo_api_vm_reboot(VoRequest *req, VoReply *rep);
 void vo_api_vm_pause(VoRequest *req, VoReply *rep);
+void vo_api_vm_migrate_target(VoRequest *req, VoReply *rep);
 void vo_api_vm_resume(VoRequest *req, VoReply *rep);
 
 void vo_api_vm_console(VoRequest *req, VoReply *rep);

@@ -23,6 +23,8 @@
 
 #include "api/http.h"
 #include "api/route-match.h"
+#include "state/store.h"
+#include "util/time-format.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
 
@@ -572,6 +574,57 @@ static enum MHD_Result refuse_unauthenticated(struct MHD_Connection *conn, Pendi
     return r;
 }
 
+/* A read answered from data that may be stale says so in a header,
+ * Vireo-Stale: "cluster has no quorum since <RFC 3339>": a store read made
+ * for it answered without a quorum (vo_store_stale_read), or the store
+ * knows its quorum lost now (then what this host holds in memory, its own
+ * VMs or caches fed by watches, may be out of date too: the others may
+ * have moved on). A forwarded answer brings the peer's own. */
+static void mark_stale(VoDaemon *d, const char *method, VoReply *rep)
+{
+    int64_t since = vo_store_stale_read(), now_since = vo_store_stale_since(d->store);
+    vo_store_stale_reset();
+    if (now_since && (!since || now_since < since))
+        since = now_since;
+    if (!since || rep->status / 100 != 2 || rep->upgrade ||
+        (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0))
+        return;
+    for (size_t i = 0; rep->extra_headers && rep->extra_headers[i] && rep->extra_headers[i + 1];
+         i += 2)
+        if (!strcasecmp(rep->extra_headers[i], VO_STALE_HEADER))
+            return;
+    char when[32];
+    vo_time_format(since, when);
+    vo_strv_pushf(&rep->extra_headers, "%s", VO_STALE_HEADER);
+    vo_strv_pushf(&rep->extra_headers, "cluster has no quorum since %s", when);
+}
+
+/* A change asked while the store knows its quorum lost (reads stale) is
+ * not acted on from stale data: one linearizable read first, which fails
+ * within etcd's own timeout (about 7 s) while the quorum is still gone
+ * (503 "cluster has no quorum", nothing changed) or, the quorum back,
+ * lets the request run. False with rep filled. */
+static bool quorum_gate(VoDaemon *d, const char *method, VoReply *rep)
+{
+    if (!strcmp(method, "GET") || !strcmp(method, "HEAD") || !d->store)
+        return true;
+    int64_t since = vo_store_stale_since(d->store);
+    if (!since)
+        return true;
+    int64_t rev = 0;
+    int r = d->store->ops->revision(d->store, &rev);
+    if (r != -EAGAIN)
+        return true; /* answered (quorum back), or another error the handler meets too */
+    char when[32];
+    vo_time_format(since, when);
+    _cleanup_free_ char *msg = vo_asprintf(
+        "cluster has no quorum (since %s): nothing was changed; changes work again once a "
+        "majority of the cluster's voting members reach each other",
+        when);
+    vo_reply_errno(rep, -EAGAIN, msg);
+    return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -622,14 +675,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     /* No idle timeout while the handler works (setting it again restarts it). */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     set_requester(conn); /* operations the handler queues say who asked */
+    vo_store_stale_reset();
     if (p->match_r < 0)
         reply_route_error(p, &rep);
     else if (p->streaming)
         finish_upload(&req, p, &rep);
-    else if (parse_body(&req, p, &rep) && !vo_api_any_door(&req, &rep, p->route->pattern))
+    else if (parse_body(&req, p, &rep) && quorum_gate(d, method, &rep) &&
+             !vo_api_any_door(&req, &rep, p->route->pattern))
         p->route->fn(&req, &rep);
     vo_tasks_set_requester(false, 0, 0);
     vo_tasks_set_if_match(0);
+    mark_stale(d, method, &rep);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
     enum MHD_Result r = send_reply(conn, p, &rep);
     p->quit_after = rep.quit_after;

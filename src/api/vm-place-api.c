@@ -2,6 +2,7 @@
  * forwards around it (see vm-place-api.h). */
 #include "api/vm-place-api.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -113,13 +114,45 @@ static bool place(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask, VoPlaceCh
         *ret_choice = c;
         return false;
     }
-    int64_t t0 = vo_now_ms();
+    int64_t t0 = vo_now_us();
     forward_to(req, rep, c.url, c.host_id, NULL, VO_FORWARD_TIMEOUT_MS, &r);
+    int64_t t1 = vo_now_us();
     log_debug("placement: VM sent to host %s (%s), answered %d in %lld ms", c.host_name, c.url,
-              rep->status, (long long)(vo_now_ms() - t0));
+              rep->status, (long long)((t1 - t0) / 1000));
     vo_cluster_place_done(req->d, &c, r >= 0 && rep->status == 202);
+    log_debug("place-trace manager read=%.3f place=%.3f forward=%.3f done=%.3f",
+              c.read_us / 1e3, c.place_us / 1e3, (t1 - t0) / 1e3, (vo_now_us() - t1) / 1e3);
     vo_place_choice_clear(&c);
     return true;
+}
+
+/* The manager this host last asked to place (its id and URL), so a create
+ * reaching a host that is not the manager reads no store to find it. Let
+ * go when it did not take a request (or did not answer): the next one
+ * reads cluster/manager again. */
+static pthread_mutex_t known_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *known_id, *known_url;
+
+static bool known_manager(VoDaemon *d, char **ret_id, char **ret_url)
+{
+    pthread_mutex_lock(&known_lock);
+    bool ok = known_id && strcmp(known_id, d->host_id) != 0;
+    if (ok) {
+        *ret_id = vo_strdup(known_id);
+        *ret_url = vo_strdup(known_url);
+    }
+    pthread_mutex_unlock(&known_lock);
+    return ok;
+}
+
+static void set_known_manager(const char *id, const char *url)
+{
+    pthread_mutex_lock(&known_lock);
+    free(known_id);
+    free(known_url);
+    known_id = id && url ? vo_strdup(id) : NULL;
+    known_url = id && url ? vo_strdup(url) : NULL;
+    pthread_mutex_unlock(&known_lock);
 }
 
 /* Asks the manager; once more when the request never reached it: it
@@ -133,7 +166,11 @@ static bool ask_manager(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask,
     static const char place_header[] = VO_PLACE_HEADER ": 1";
     for (int attempt = 0; attempt < 2; attempt++) {
         char *id = NULL, *url = NULL, *error = NULL;
-        int r = vo_cluster_manager(d, &id, &url, &error);
+        int64_t t0 = vo_now_us();
+        int r = 0;
+        if (attempt > 0 || !known_manager(d, &id, &url))
+            r = vo_cluster_manager(d, &id, &url, &error);
+        int64_t t1 = vo_now_us();
         if (r == -ENOENT && attempt == 0) { /* between two managers: wait for the next */
             free(error);
             error = NULL;
@@ -154,7 +191,10 @@ static bool ask_manager(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask,
         }
         reset_reply(rep);
         forward_to(req, rep, url, NULL, place_header, ASK_MANAGER_TIMEOUT_MS, &r);
+        log_debug("place-trace asker manager-lookup=%.3f forward=%.3f", (t1 - t0) / 1e3,
+                  (vo_now_us() - t1) / 1e3);
         bool retry = (r < 0 && never_sent(r)) || (r >= 0 && not_manager_reply(rep));
+        set_known_manager(r < 0 || retry ? NULL : id, url);
         if (r < 0 && !never_sent(r))
             reply_unknown(req, rep, url, r);
         if (!retry || attempt == 1) {
@@ -221,7 +261,9 @@ bool vo_api_vm_create_elsewhere(VoRequest *req, VoReply *rep, const VoPlaceAsk *
 void vo_api_vm_create_done(VoRequest *req, VoPlaceChoice *choice, bool created)
 {
     if (created && req->d->cluster) {
+        int64_t t0 = vo_now_us();
         int r = vo_hosts_publish_now(req->d);
+        log_debug("place-trace host publish=%.3f", (vo_now_us() - t0) / 1e3);
         if (r < 0)
             log_warn("placement: this host's record was not rewritten after a create: %s",
                      strerror(-r));

@@ -151,23 +151,24 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
                            const char *image, const char *accel, const char *group,
                            json_int_t vcpus, json_int_t memory, json_int_t disk_size,
                            json_int_t max_vcpus, json_int_t max_memory, int autostart,
-                           int full_clone, json_t *networks);
+                           int full_clone, json_t *networks, const char *pool);
 
 void vo_api_vm_create(VoRequest *req, VoReply *rep)
 {
     const char *name = NULL, *image = "default", *accel = "auto", *group = NULL, *host = NULL;
+    const char *pool = NULL;
     json_int_t vcpus = 1, memory = 512, disk_size = 0, max_vcpus = 0, max_memory = 0;
     int autostart = 0, full_clone = 0;
     json_t *networks = NULL;
     if (!no_host_paths_in_create(req, rep))
         return;
     if (!vo_request_unpack(req, rep,
-                           "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s}",
+                           "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s, s?s}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
                            &autostart, "full_clone", &full_clone, "networks", &networks,
-                           "group", &group, "host", &host))
+                           "group", &group, "host", &host, "pool", &pool))
         return;
     /* Where it goes (a cluster: the manager places it) is decided before the
      * limits of this host are looked at: they are the chosen host's to check. */
@@ -206,7 +207,7 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     if (vo_api_vm_create_elsewhere(req, rep, &ask, &choice))
         return;
     vm_create_here(req, rep, &choice, name, image, accel, group, vcpus, memory, disk_size,
-                   max_vcpus, max_memory, autostart, full_clone, networks);
+                   max_vcpus, max_memory, autostart, full_clone, networks, pool);
 }
 
 /* The create, served on this host (standalone, or placed here). */
@@ -214,7 +215,7 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
                            const char *image, const char *accel, const char *group,
                            json_int_t vcpus, json_int_t memory, json_int_t disk_size,
                            json_int_t max_vcpus, json_int_t max_memory, int autostart,
-                           int full_clone, json_t *networks)
+                           int full_clone, json_t *networks, const char *pool)
 {
     bool created = false;
     const char *nets[VO_VM_MAX_NICS];
@@ -239,7 +240,7 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
     }
     VoVmCreateArgs args = { .name = name, .image = image, .autostart = autostart,
                             .full_clone = full_clone, .networks = networks ? nets : NULL,
-                            .n_networks = n_nets };
+                            .n_networks = n_nets, .pool = pool };
     if (vcpus < 1 || vcpus > (json_int_t)req->d->limits.max_vcpus) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "vcpus: %lld is out of range (1..%u on this host)",
                        (long long)vcpus, req->d->limits.max_vcpus);
@@ -271,7 +272,9 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
     args.disk_size_bytes = (uint64_t)disk_size;
     json_t *task = NULL, *vm = NULL;
     char *error = NULL;
+    int64_t t0 = vo_now_us();
     int r = vo_vm_create(req->d, &args, &task, &vm, &error);
+    log_debug("place-trace host create=%.3f", (vo_now_us() - t0) / 1e3);
     if (r < 0) {
         vo_reply_errno(rep, r, error);
         free(error);

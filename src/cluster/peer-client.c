@@ -27,9 +27,50 @@ struct VoPeerStream {
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
+/* Requests share one pool of open connections (and TLS sessions): a request
+ * to a peer reuses an idle connection to it rather than making a new TCP
+ * connection and a mutual-TLS handshake (the costliest part of a forward).
+ * libcurl reuses only a connection whose TLS settings (certificate, key,
+ * CA) match. The upgraded streams keep connections of their own. */
+static CURLSH *share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+/* An idle connection older than this is not reused: the peer's server
+ * closes idle ones after 30 s (api/server.c), and a connection it is
+ * closing just as a request goes out would fail that request. */
+#define REUSE_MAX_IDLE_S 20L
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *userptr)
+{
+    (void)h;
+    (void)access;
+    (void)userptr;
+    pthread_mutex_lock(&share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *userptr)
+{
+    (void)h;
+    (void)userptr;
+    pthread_mutex_unlock(&share_locks[data]);
+}
+
 static void curl_init_once(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&share_locks[i], NULL);
+    share = curl_share_init();
+    if (share && (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) !=
+                      CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+                      CURLSHE_OK ||
+                  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
+        curl_share_cleanup(share); /* no reuse: every request connects anew */
+        share = NULL;
+    }
 }
 
 void vo_peer_response_clear(VoPeerResponse *r)
@@ -38,6 +79,7 @@ void vo_peer_response_clear(VoPeerResponse *r)
     free(r->etag);
     free(r->location);
     free(r->retry_after);
+    free(r->stale);
     free(r->body);
     free(r->error);
     memset(r, 0, sizeof(*r));
@@ -96,13 +138,15 @@ static void parse_header_line(VoPeerResponse *r, const char *line, size_t len)
         free(r->etag);
         free(r->location);
         free(r->retry_after);
-        r->content_type = r->etag = r->location = r->retry_after = NULL;
+        free(r->stale);
+        r->content_type = r->etag = r->location = r->retry_after = r->stale = NULL;
         return;
     }
     (void)(take_header(line, len, "Content-Type", &r->content_type) ||
            take_header(line, len, "ETag", &r->etag) ||
            take_header(line, len, "Location", &r->location) ||
-           take_header(line, len, "Retry-After", &r->retry_after));
+           take_header(line, len, "Retry-After", &r->retry_after) ||
+           take_header(line, len, "Vireo-Stale", &r->stale));
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *userdata)
@@ -170,6 +214,10 @@ int vo_peer_request(const VoPeerTls *tls, const char *base_url, const char *meth
     struct curl_slist *list = header_list(headers, NULL);
     list = curl_slist_append(list, "Expect:"); /* no 100-continue round trip */
     set_tls(curl, tls, timeout_ms);
+    if (share) {
+        curl_easy_setopt(curl, CURLOPT_SHARE, share);
+        curl_easy_setopt(curl, CURLOPT_MAXAGE_CONN, REUSE_MAX_IDLE_S);
+    }
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
@@ -188,10 +236,14 @@ int vo_peer_request(const VoPeerTls *tls, const char *base_url, const char *meth
     CURLcode cc = curl_easy_perform(curl);
     long status = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    /* Timed out before the TLS handshake was done: the request was never
-     * sent (a caller may send it elsewhere), unlike a timeout after it. */
+    /* Timed out before the TLS handshake of a new connection was done: the
+     * request was never sent (a caller may send it elsewhere), unlike a
+     * timeout after it. A reused connection (no new one made) had its
+     * handshake long ago: the request went out. */
     curl_off_t tls_done = 0;
+    long connects = 0;
     if (cc == CURLE_OPERATION_TIMEDOUT &&
+        curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0 &&
         curl_easy_getinfo(curl, CURLINFO_APPCONNECT_TIME_T, &tls_done) == CURLE_OK &&
         tls_done == 0)
         cc = CURLE_COULDNT_CONNECT;

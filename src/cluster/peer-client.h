@@ -25,6 +25,7 @@ typedef struct {
     char *etag;
     char *location;
     char *retry_after;
+    char *stale;         /* Vireo-Stale: it answered from data that may be stale */
     char *body;          /* NUL-terminated after body_len bytes, or NULL when empty */
     size_t body_len;
     char *error;         /* a failed call (< 0): why, naming the peer */

@@ -189,6 +189,31 @@ void vo_place_reservation_drop(VoPlaceReservations *r, uint64_t id)
         }
 }
 
+void vo_place_reservation_settle(VoPlaceReservations *r, uint64_t id, int64_t rev)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->items[i].id == id)
+            r->items[i].settle_rev = rev > 0 ? rev : 1;
+}
+
+int64_t vo_place_reservations_settled(VoPlaceReservations *r, int64_t rev)
+{
+    size_t k = 0;
+    int64_t left = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        VoPlaceReservation *x = &r->items[i];
+        if (x->settle_rev > 0 && x->settle_rev <= rev) {
+            reservation_free(x);
+            continue;
+        }
+        if (x->settle_rev > left && x->settle_rev < INT64_MAX)
+            left = x->settle_rev;
+        r->items[k++] = *x;
+    }
+    r->n = k;
+    return left;
+}
+
 void vo_place_reservations_clear(VoPlaceReservations *r)
 {
     for (size_t i = 0; i < r->n; i++)

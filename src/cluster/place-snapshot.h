@@ -31,6 +31,10 @@ typedef struct {
     uint64_t memory_mib;
     unsigned vcpus;
     int64_t expires_ms;
+    /* 0: the host has not answered. > 0: it created the VM, and a
+     * snapshot from the store's revision settle_rev on shows it (the
+     * reservation counts until the manager's cache holds that revision). */
+    int64_t settle_rev;
 } VoPlaceReservation;
 
 typedef struct {
@@ -71,4 +75,10 @@ uint64_t vo_place_reservation_add(VoPlaceReservations *r, const char *host_id, c
 /* The host answered (created: its record shows the VM now; or not): the
  * reservation goes. Unknown ids: nothing. */
 void vo_place_reservation_drop(VoPlaceReservations *r, uint64_t id);
+/* The host created the VM; the store shows it from revision rev on
+ * (INT64_MAX: unknown, kept until it expires). Unknown ids: nothing. */
+void vo_place_reservation_settle(VoPlaceReservations *r, uint64_t id, int64_t rev);
+/* Drops the settled reservations a snapshot of revision rev shows; the
+ * largest settle_rev left, unknown ones aside (0: none). */
+int64_t vo_place_reservations_settled(VoPlaceReservations *r, int64_t rev);
 void vo_place_reservations_clear(VoPlaceReservations *r);

@@ -361,7 +361,7 @@ static int request_fill(json_t *doc, VoPlaceRequest *req, char **ret_error)
 {
     json_int_t vcpus, memory;
     const char *accel = "auto", *cpu_model = NULL, *cpu_host_model = NULL, *host = NULL;
-    json_t *flags = NULL, *pools = NULL, *group = NULL;
+    json_t *flags = NULL, *pools = NULL, *group = NULL, *exclude = NULL;
     const Field fields[] = {
         { "vcpus", 'I', false, &vcpus },
         { "memory_mib", 'I', false, &memory },
@@ -372,6 +372,7 @@ static int request_fill(json_t *doc, VoPlaceRequest *req, char **ret_error)
         { "pools", 'o', true, &pools },
         { "group", 'o', true, &group },
         { "host", 's', true, &host },
+        { "exclude", 'o', true, &exclude },
     };
     int r = fields_get(doc, "request", fields, ELEMENTSOF(fields), ret_error);
     if (r == 0)
@@ -405,6 +406,8 @@ static int request_fill(json_t *doc, VoPlaceRequest *req, char **ret_error)
     if (host && !token_valid(host, 253))
         return vo_error_set(ret_error, -EINVAL, "host: '%s' is not a host id or name", host);
     req->host = vo_strdup(host);
+    if (exclude && (r = strv_from_json(exclude, "exclude", false, &req->exclude, ret_error)) < 0)
+        return r;
     return 0;
 }
 
@@ -446,5 +449,7 @@ json_t *vo_place_request_to_json(const VoPlaceRequest *req)
     }
     if (req->host)
         json_object_set_new(doc, "host", json_string(req->host));
+    if (req->exclude)
+        json_object_set_new(doc, "exclude", strv_to_json(req->exclude));
     return doc;
 }

@@ -95,6 +95,7 @@ void vo_place_request_clear(VoPlaceRequest *req)
         free(req->group_hosts[i].host_id);
     free(req->group_hosts);
     free(req->host);
+    vo_strv_free(req->exclude);
     *req = (VoPlaceRequest){ 0 };
 }
 
@@ -161,17 +162,27 @@ static void buf_add(Buf *b, const char *s)
     b->len += n;
 }
 
+/* At most this many items are named in a reason; the rest are counted. */
+#define MAX_NAMED 8
+
 /* Appends the items of the sorted strv want missing from the sorted strv
- * have (comma-separated); their number. */
+ * have (comma-separated; past MAX_NAMED, " and N more"); their number. */
 static size_t add_missing(Buf *b, char *const *want, char *const *have)
 {
     size_t n_have = vo_strv_len(have), found = 0;
     for (size_t i = 0; want && want[i]; i++) {
         if (sorted_has(have, n_have, want[i]))
             continue;
-        if (found++)
+        if (found++ >= MAX_NAMED)
+            continue;
+        if (found > 1)
             buf_add(b, ",");
         buf_add(b, want[i]);
+    }
+    if (found > MAX_NAMED) {
+        char more[48];
+        snprintf(more, sizeof(more), " and %zu more", found - MAX_NAMED);
+        buf_add(b, more);
     }
     return found;
 }
@@ -187,6 +198,11 @@ static bool has_all(char *const *want, char *const *have)
         if (!sorted_has(have, n_have, want[i]))
             return false;
     return true;
+}
+
+bool vo_place_strv_has_all(char *const *want, char *const *have)
+{
+    return has_all(want, have);
 }
 
 /* Two sorted strv hold the same items (NULL: none). */
@@ -218,7 +234,7 @@ static uint64_t capacity(uint64_t n, double ratio)
 }
 
 /* The CPU rules: VO_PLACE_FITS or why not. */
-static VoPlaceWhy cpu_check(const VoPlaceHost *h, const VoPlaceRequest *req)
+VoPlaceWhy vo_place_cpu_check(const VoPlaceHost *h, const VoPlaceRequest *req)
 {
     if (!req->cpu_model)
         return VO_PLACE_FITS;
@@ -233,6 +249,27 @@ static VoPlaceWhy cpu_check(const VoPlaceHost *h, const VoPlaceRequest *req)
                                                      : VO_PLACE_CPU_FLAGS_MISSING;
     }
     return has_all(req->cpu_flags, h->cpu_flags) ? VO_PLACE_FITS : VO_PLACE_CPU_FLAGS_MISSING;
+}
+
+uint64_t vo_place_memory_free(const VoPlaceHost *h)
+{
+    uint64_t cap = capacity(h->memory_mib, h->mem_ratio);
+    return cap > h->committed_memory_mib ? cap - h->committed_memory_mib : 0;
+}
+
+uint64_t vo_place_vcpus_free(const VoPlaceHost *h)
+{
+    uint64_t cap = capacity(h->cpus, h->cpu_ratio);
+    return cap > h->committed_vcpus ? cap - h->committed_vcpus : 0;
+}
+
+/* Whether the request excludes host h (by id). */
+static bool excluded(const VoPlaceHost *h, const VoPlaceRequest *req)
+{
+    for (size_t i = 0; h->id && req->exclude && req->exclude[i]; i++)
+        if (!strcmp(req->exclude[i], h->id))
+            return true;
+    return false;
 }
 
 /* What the group of the request means for the hosts: members per host. */
@@ -287,6 +324,8 @@ static VoPlaceVerdict host_verdict(const VoPlaceSnapshot *snap, size_t i, const 
                                    const GroupView *g)
 {
     const VoPlaceHost *h = &snap->hosts[i];
+    if (excluded(h, req))
+        return (VoPlaceVerdict){ .why = VO_PLACE_EXCLUDED };
     switch (h->state) {
     case VO_HOST_ONLINE:
         break;
@@ -300,17 +339,15 @@ static VoPlaceVerdict host_verdict(const VoPlaceSnapshot *snap, size_t i, const 
     }
     if (req->accel == VO_ACCEL_KVM && h->accel != VO_ACCEL_KVM)
         return (VoPlaceVerdict){ .why = VO_PLACE_NO_KVM };
-    VoPlaceWhy why = cpu_check(h, req);
+    VoPlaceWhy why = vo_place_cpu_check(h, req);
     if (why != VO_PLACE_FITS)
         return (VoPlaceVerdict){ .why = why };
     if (!has_all(req->pools, h->pools))
         return (VoPlaceVerdict){ .why = VO_PLACE_POOLS };
-    uint64_t mem_cap = capacity(h->memory_mib, h->mem_ratio);
-    uint64_t mem_free = mem_cap > h->committed_memory_mib ? mem_cap - h->committed_memory_mib : 0;
+    uint64_t mem_free = vo_place_memory_free(h);
     if (req->memory_mib > mem_free)
         return (VoPlaceVerdict){ .why = VO_PLACE_MEMORY, .free = mem_free };
-    uint64_t cpu_cap = capacity(h->cpus, h->cpu_ratio);
-    uint64_t cpu_free = cpu_cap > h->committed_vcpus ? cpu_cap - h->committed_vcpus : 0;
+    uint64_t cpu_free = vo_place_vcpus_free(h);
     if (req->vcpus > cpu_free)
         return (VoPlaceVerdict){ .why = VO_PLACE_VCPUS, .free = cpu_free };
     if (req->group && req->group_policy == VO_GROUP_TOGETHER && g->counts && !g->counts[i])
@@ -473,8 +510,16 @@ static char *reason_text(const VoPlaceHost *h, const VoPlaceRequest *req, const 
             return vo_asprintf("group %s (spread) already has a VM here", req->group ? req->group : "?");
         return vo_asprintf("group %s (spread) has %u VMs here, another host has %u",
                            req->group ? req->group : "?", v->here, v->least);
+    case VO_PLACE_EXCLUDED:
+        return vo_strdup("excluded (the host the VM moves from)");
     }
     return vo_strdup("does not fit");
+}
+
+char *vo_place_verdict_text(const VoPlaceHost *h, const VoPlaceRequest *req,
+                            const VoPlaceVerdict *v)
+{
+    return reason_text(h, req, v, NULL);
 }
 
 char *vo_place_reason(const VoPlaceSnapshot *snap, const VoPlaceRequest *req,

@@ -81,6 +81,7 @@ typedef struct {
     VoPlaceGroupHost *group_hosts;
     size_t n_group_hosts;
     char *host;           /* pinned host (id or name), or NULL */
+    char **exclude;       /* host ids that may not take the VM (a move's source), or NULL */
 } VoPlaceRequest;
 
 /* Why a host cannot take the VM. */
@@ -99,6 +100,7 @@ typedef enum {
     VO_PLACE_VCPUS,             /* free: vCPUs free */
     VO_PLACE_GROUP_TOGETHER,    /* the group lives on another host */
     VO_PLACE_GROUP_SPREAD,      /* here: members here; least: on a fitting host */
+    VO_PLACE_EXCLUDED,          /* the request excludes it (the host a VM moves from) */
 } VoPlaceWhy;
 
 typedef struct {
@@ -135,6 +137,19 @@ char *vo_place_reason(const VoPlaceSnapshot *snap, const VoPlaceRequest *req,
 char *vo_place_reasons_format(const VoPlaceSnapshot *snap, const VoPlaceRequest *req,
                               const VoPlaceResult *res);
 
+/* The rules vo_place applies, one at a time, for a caller that wants
+ * every reason rather than the first (cluster/migrate-compat.h): the CPU
+ * rule (VO_PLACE_FITS or why not), the memory and vCPUs host h has free with
+ * its overcommit ratios, and the words for verdict v on h ("lacks CPU
+ * flags a,b"; malloc'd, NULL for FITS). */
+VoPlaceWhy vo_place_cpu_check(const VoPlaceHost *h, const VoPlaceRequest *req);
+uint64_t vo_place_memory_free(const VoPlaceHost *h);
+uint64_t vo_place_vcpus_free(const VoPlaceHost *h);
+char *vo_place_verdict_text(const VoPlaceHost *h, const VoPlaceRequest *req,
+                            const VoPlaceVerdict *v);
+/* Every item of the sorted strv want is in the sorted strv have. */
+bool vo_place_strv_has_all(char *const *want, char *const *have);
+
 void vo_place_result_clear(VoPlaceResult *res);
 void vo_place_host_clear(VoPlaceHost *h);
 void vo_place_snapshot_clear(VoPlaceSnapshot *snap);
@@ -162,6 +177,6 @@ json_t *vo_place_snapshot_to_json(const VoPlaceSnapshot *snap);
 /* {"vcpus", "memory_mib", "accel": "auto"|"kvm"|"tcg" (default auto),
  *  "cpu_model"?, "cpu_flags"?: [..], "cpu_host_model"?, "pools"?: [..],
  *  "group"?: {"name", "policy": "spread"|"together", "hosts": {"<host id>": count}},
- *  "host"?: pinned host id or name} */
+ *  "host"?: pinned host id or name, "exclude"?: [host ids]} */
 int vo_place_request_from_json(json_t *doc, VoPlaceRequest *ret, char **ret_error);
 json_t *vo_place_request_to_json(const VoPlaceRequest *req);

@@ -4,10 +4,13 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "cluster/cluster-config.h"
+#include "cluster/place-cache.h"
 #include "cluster/place-snapshot.h"
 #include "daemon/groups.h"
+#include "daemon/hosts.h"
 #include "daemon/storage.h"
 #include "util/util.h"
 
@@ -15,9 +18,16 @@
 #define RECORDS_PREFIX "cluster/hosts/"
 #define MANAGER_KEY "cluster/manager"
 
-/* One vireod per process: the reservations of its placements. */
+/* One vireod per process: the reservations of its placements, and the
+ * placement cache while this host is the manager (both under place_lock). */
 static pthread_mutex_t place_lock = PTHREAD_MUTEX_INITIALIZER;
 static VoPlaceReservations reservations;
+static VoPlaceCache *cache;
+
+/* How often the keeper looks whether this host holds the manager role. */
+#define KEEPER_PERIOD_MS 250
+/* How long a placement waits for the cache to show creates it saw made. */
+#define SETTLE_WAIT_MS 1000
 
 static int collect(const char *key, const char *value, int64_t rev, void *userdata)
 {
@@ -122,6 +132,92 @@ static int read_hosts(VoDaemon *d, json_t **ret_members, json_t **ret_records)
     return 0;
 }
 
+/* The group's policy from the cache (as vo_group_policy reads it). */
+static int cached_group_policy(VoPlaceCache *c, const char *name, VoGroupPolicy *ret,
+                               char **ret_error)
+{
+    json_t *doc = vo_place_cache_doc(c, VO_PLACE_CACHE_P_GROUPS, name);
+    if (!doc)
+        return vo_error_set(ret_error, -ENOENT,
+                            "group '%s' does not exist (see: vireo group list; make it with "
+                            "vireo group create %s --policy spread|together)", name, name);
+    if (json_is_true(json_object_get(doc, "deleting")))
+        return vo_error_set(ret_error, -EBUSY, "group '%s' is being deleted", name);
+    const char *p = json_string_value(json_object_get(doc, "policy"));
+    if (!p || vo_group_policy_from_string(p, ret) < 0)
+        return vo_error_set(ret_error, -EIO, "group '%s': its policy is damaged", name);
+    return 0;
+}
+
+static void cached_policy(VoPlaceCache *c, VoPlacePolicy *ret)
+{
+    *ret = VO_PLACE_SPREAD;
+    const char *rest = VO_PLACEMENT_SETTINGS_KEY + strlen(VO_PLACE_CACHE_SETTINGS);
+    json_t *doc = vo_place_cache_doc(c, VO_PLACE_CACHE_P_SETTINGS, rest);
+    const char *p = json_string_value(json_object_get(doc, "policy"));
+    if (p)
+        (void)vo_place_policy_from_string(p, ret);
+}
+
+/* What placement reads, from the cache (locked; the caller unlocks it
+ * once done with the borrowed members and records). */
+static int read_cached(VoPlaceCache *c, const VoPlaceAsk *ask, VoPlaceRequest *req,
+                       VoPlacePolicy *policy, json_t **members, json_t **records,
+                       json_t **group_members, char **ret_error)
+{
+    /* Creates this manager saw made: counted until the cache shows them
+     * (its watch is a few ms behind the store at most; bounded wait). */
+    int64_t want = vo_place_reservations_settled(&reservations, INT64_MIN);
+    if (want > 0) {
+        vo_place_cache_wait(c, want, SETTLE_WAIT_MS);
+    }
+    vo_place_cache_lock(c);
+    if (!vo_place_cache_usable(c)) {
+        vo_place_cache_unlock(c);
+        return -EAGAIN;
+    }
+    vo_place_reservations_settled(&reservations, vo_place_cache_rev(c));
+    if (ask->group) {
+        int r = cached_group_policy(c, ask->group, &req->group_policy, ret_error);
+        if (r < 0) {
+            vo_place_cache_unlock(c);
+            return r == -ENOENT ? -EINVAL : r;
+        }
+        *group_members = vo_place_cache_group_members(c, ask->group);
+        req->group = (char *)ask->group;
+    }
+    cached_policy(c, policy);
+    *members = vo_place_cache_docs(c, VO_PLACE_CACHE_P_MEMBERS);
+    *records = vo_place_cache_docs(c, VO_PLACE_CACHE_P_RECORDS);
+    return 0;
+}
+
+/* What placement reads, from the store. */
+static int read_store(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceRequest *req,
+                      VoPlacePolicy *policy, json_t **members, json_t **records,
+                      json_t **group_members, char **ret_error)
+{
+    if (ask->group) {
+        int r = vo_group_policy(d, ask->group, &req->group_policy, ret_error);
+        if (r < 0)
+            return r == -ENOENT ? -EINVAL : r;
+        r = vo_group_members(d, ask->group, group_members);
+        if (r < 0)
+            return vo_error_set(ret_error, r, "cannot read group '%s': %s", ask->group,
+                                strerror(-r));
+        req->group = (char *)ask->group;
+    }
+    int r = vo_placement_policy_get(d, policy);
+    if (r >= 0)
+        r = read_hosts(d, members, records);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read the hosts: %s", strerror(-r));
+    /* Creates answered before (settled while a cache was kept) are in
+     * what was just read. */
+    vo_place_reservations_settled(&reservations, INT64_MAX);
+    return 0;
+}
+
 int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, char **ret_error)
 {
     *ret = (VoPlaceChoice){ 0 };
@@ -131,34 +227,28 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
     req.pools = pools;
     req.host = (char *)ask->host;
     json_t *group_members = NULL;
+    VoPlacePolicy policy;
+    json_t *members = NULL, *records = NULL;
     /* Everything placement reads is read under place_lock: a placement that
      * read before another one made its VM and dropped its reservation would
      * see neither that VM nor its reservation. */
     pthread_mutex_lock(&place_lock);
-    if (ask->group) {
-        int r = vo_group_policy(d, ask->group, &req.group_policy, ret_error);
-        if (r < 0) {
-            pthread_mutex_unlock(&place_lock);
-            return r == -ENOENT ? -EINVAL : r;
-        }
-        r = vo_group_members(d, ask->group, &group_members);
-        if (r < 0) {
-            pthread_mutex_unlock(&place_lock);
-            return vo_error_set(ret_error, r, "cannot read group '%s': %s", ask->group,
-                                strerror(-r));
-        }
-        req.group = (char *)ask->group;
+    int64_t t0 = vo_now_us();
+    VoPlaceCache *c = cache;
+    int r = c ? read_cached(c, ask, &req, &policy, &members, &records, &group_members,
+                            ret_error)
+              : -EAGAIN;
+    if (r == -EAGAIN) { /* no cache (yet), or it lists again: the store */
+        c = NULL;
+        r = read_store(d, ask, &req, &policy, &members, &records, &group_members, ret_error);
     }
-    VoPlacePolicy policy;
-    json_t *members = NULL, *records = NULL;
-    int r = vo_placement_policy_get(d, &policy);
-    if (r >= 0)
-        r = read_hosts(d, &members, &records);
     if (r < 0) {
         pthread_mutex_unlock(&place_lock);
         json_decref(group_members);
-        return vo_error_set(ret_error, r, "cannot read the hosts: %s", strerror(-r));
+        return r;
     }
+    ret->cached = c != NULL;
+    int64_t t1 = vo_now_us();
     size_t n = json_object_size(members), i = 0;
     VoPlaceHostDocs *docs = vo_malloc0((n + 1) * sizeof(*docs));
     const char *id;
@@ -178,6 +268,7 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
                              &req.n_group_hosts);
     if (r >= 0)
         r = vo_place(&snap, &req, &res);
+    int64_t t2 = vo_now_us();
     if (r == -ENOENT)
         r = vo_error_set(ret_error, -EINVAL,
                          "host: '%s' is not a host of this cluster (see: vireo host list)",
@@ -202,6 +293,15 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
             ret->reservation = vo_place_reservation_add(&reservations, h->id, req.group,
                                                         ask->memory_mib, ask->vcpus,
                                                         vo_now_ms());
+        ret->read_us = t1 - t0;
+        ret->place_us = t2 - t1;
+    }
+    free(docs);
+    if (c)
+        vo_place_cache_unlock(c); /* members and records were the cache's */
+    else {
+        json_decref(members);
+        json_decref(records);
     }
     pthread_mutex_unlock(&place_lock);
     for (char **w = warnings; w && *w; w++)
@@ -210,22 +310,115 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
     vo_place_group_hosts_free(req.group_hosts, req.n_group_hosts);
     vo_place_result_clear(&res);
     vo_place_snapshot_clear(&snap);
-    free(docs);
-    json_decref(members);
-    json_decref(records);
     json_decref(group_members);
     return r;
 }
 
 void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created)
 {
-    (void)d;
-    (void)created; /* created: the host rewrote its record before answering */
     if (!c->reservation)
         return;
+    /* Created: the host rewrote its record before answering. Placed from
+     * the store, the next placement reads it there; placed from the cache,
+     * the room stays reserved until the cache holds that record. */
+    int64_t rev = 0;
+    if (created && c->cached) {
+        _cleanup_free_ char *key = vo_asprintf(RECORDS_PREFIX "%s", c->host_id);
+        _cleanup_free_ char *text = NULL;
+        int r = vo_store_get(d->store, key, &text, &rev);
+        if (r < 0) {
+            log_warn("placement: cannot read host %s's record after a create (%s): its room "
+                     "stays reserved", c->host_name, strerror(-r));
+            rev = INT64_MAX;
+        }
+    }
     pthread_mutex_lock(&place_lock);
-    vo_place_reservation_drop(&reservations, c->reservation);
+    if (rev > 0)
+        vo_place_reservation_settle(&reservations, c->reservation, rev);
+    else
+        vo_place_reservation_drop(&reservations, c->reservation);
     pthread_mutex_unlock(&place_lock);
+}
+
+/* ---- the cache's keeper: the cache lives while this host is manager ---- */
+
+static pthread_t keeper;
+static bool keeper_started, keeper_stop;
+static pthread_cond_t keeper_wake = PTHREAD_COND_INITIALIZER;
+
+static void keep_cache(VoDaemon *d)
+{
+    bool manager = vo_hosts_is_manager(d);
+    pthread_mutex_lock(&place_lock);
+    VoPlaceCache *drop = NULL;
+    if (manager && !cache) {
+        VoPlaceCache *c = vo_place_cache_new(d->store);
+        int64_t t0 = vo_now_ms();
+        int r = vo_place_cache_start(c);
+        if (r < 0) {
+            log_warn("placement: cannot list the hosts for the placement cache: %s",
+                     strerror(-r));
+            vo_place_cache_free(c);
+        } else {
+            log_info("placement: the snapshot is kept in memory now (listed in %lld ms)",
+                     (long long)(vo_now_ms() - t0));
+            cache = c;
+        }
+    } else if (!manager && cache) {
+        drop = cache;
+        cache = NULL;
+        log_info("placement: no longer the manager: the snapshot in memory is dropped");
+    }
+    pthread_mutex_unlock(&place_lock);
+    vo_place_cache_free(drop);
+}
+
+static void *keeper_thread(void *userdata)
+{
+    VoDaemon *d = userdata;
+    pthread_mutex_lock(&place_lock);
+    while (!keeper_stop) {
+        pthread_mutex_unlock(&place_lock);
+        keep_cache(d);
+        pthread_mutex_lock(&place_lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += KEEPER_PERIOD_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        if (!keeper_stop)
+            pthread_cond_timedwait(&keeper_wake, &place_lock, &until);
+    }
+    VoPlaceCache *drop = cache;
+    cache = NULL;
+    pthread_mutex_unlock(&place_lock);
+    vo_place_cache_free(drop);
+    return NULL;
+}
+
+int vo_cluster_place_start(VoDaemon *d)
+{
+    if (!d->cluster || keeper_started)
+        return 0;
+    keeper_stop = false;
+    int r = -pthread_create(&keeper, NULL, keeper_thread, d);
+    if (r < 0)
+        return r;
+    keeper_started = true;
+    return 0;
+}
+
+void vo_cluster_place_stop(VoDaemon *d)
+{
+    (void)d;
+    if (!keeper_started)
+        return;
+    pthread_mutex_lock(&place_lock);
+    keeper_stop = true;
+    pthread_cond_signal(&keeper_wake);
+    pthread_mutex_unlock(&place_lock);
+    pthread_join(keeper, NULL);
+    keeper_started = false;
 }
 
 void vo_place_choice_clear(VoPlaceChoice *c)

@@ -30,6 +30,10 @@ typedef struct {
     char *url;          /* its API ("https://ADDRESS:PORT"); NULL for this host */
     bool local;         /* it is this host */
     uint64_t reservation;
+    bool cached;        /* placed from the manager's cache (not the store) */
+    /* Timings of the placement, for the debug log's place-trace lines:
+     * reading what placement needs, the snapshot and vo_place. */
+    int64_t read_us, place_us;
 } VoPlaceChoice;
 
 /* Picks the host for ask and reserves its room there until the create is
@@ -41,6 +45,12 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
  * given back). */
 void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created);
 void vo_place_choice_clear(VoPlaceChoice *c);
+
+/* In a cluster: starts the thread that keeps the placement snapshot in
+ * memory while this host is the manager (listed when it becomes manager,
+ * then watched; dropped when it loses the role). 0 or -errno. */
+int vo_cluster_place_start(VoDaemon *d);
+void vo_cluster_place_stop(VoDaemon *d);
 
 /* The manager: its host id and API URL (from cluster/manager and its member
  * document). -ENOENT when no host holds the role now. */

@@ -98,13 +98,17 @@ json_t *vo_cluster_show(VoDaemon *d, int *ret_err)
                                         "client_url", url));
     }
     vo_etcd_members_clear(&m);
-    /* A linearizable read needs a quorum. */
+    /* A quorum known lost is said at once; else a linearizable read (the
+     * revision) needs one. Without it the manager and hosts below come from
+     * this host's member, possibly stale (the answer's Vireo-Stale says so). */
+    int64_t rev = 0;
+    bool quorum = vo_store_stale_since(d->cluster_store) == 0 &&
+                  d->cluster_store->ops->revision(d->cluster_store, &rev) == 0;
     _cleanup_free_ char *manager_text = NULL;
-    int q = vo_store_get(d->cluster_store, "cluster/manager", &manager_text, NULL);
-    bool quorum = q == 0 || q == -ENOENT;
+    (void)vo_store_get(d->cluster_store, "cluster/manager", &manager_text, NULL);
     json_t *manager = manager_text ? json_loads(manager_text, 0, NULL) : NULL;
     int herr = 0;
-    json_t *hosts = quorum ? vo_hosts_list_json(d, &herr) : NULL;
+    json_t *hosts = vo_hosts_list_json(d, &herr);
     json_t *o = json_pack("{s:{s:s, s:s, s:i, s:b}, s:o, s:b, s:O?, s:s?, s:s?, s:O?}",
                           "cluster", "id", c->cluster_id, "address", c->address, "api_port",
                           c->api_port, "etcd_member", c->etcd_member, "etcd_members", members,

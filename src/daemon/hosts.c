@@ -40,6 +40,7 @@ struct VoHosts {
     VoCpuSample cpu_before;
     double load;
     int64_t last_error_log_ms;
+    json_t *machines; /* the hypervisor's machine types, read once at start */
 };
 
 /* How long vo_hosts_publish_now waits for the work thread to publish. */
@@ -178,6 +179,8 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
         "vms_running", running, "version", VIREO_VERSION,
         "updated_at", (json_int_t)(vo_wall_ms() / 1000));
     json_object_set_new(o, "pools_unreachable", unreachable);
+    /* What a migration's target is checked for (cluster/migrate-compat.h). */
+    json_object_set(o, "machines", h->machines);
     vo_host_facts_clear(&f);
     return o;
 }
@@ -350,6 +353,13 @@ int vo_hosts_start(VoDaemon *d)
         return r;
     }
     VoHosts *h = vo_malloc0(sizeof(*h));
+    h->machines = json_array();
+    if (d->driver && d->driver->machines) {
+        char **m = d->driver->machines(d->driver);
+        for (size_t i = 0; m && m[i]; i++)
+            json_array_append_new(h->machines, json_string(m[i]));
+        vo_strv_free(m);
+    }
     pthread_mutex_init(&h->lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -377,6 +387,7 @@ int vo_hosts_start(VoDaemon *d)
         pthread_cond_destroy(&h->renew_wake);
         pthread_cond_destroy(&h->published_cond);
         pthread_mutex_destroy(&h->lock);
+        json_decref(h->machines);
         free(h);
         return r;
     }
@@ -406,6 +417,7 @@ void vo_hosts_stop(VoDaemon *d)
     pthread_cond_destroy(&h->published_cond);
     pthread_mutex_destroy(&h->lock);
     d->hosts = NULL;
+    json_decref(h->machines);
     free(h);
 }
 

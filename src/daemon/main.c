@@ -14,6 +14,7 @@
 #include "api/http.h"
 #include "daemon/backups.h"
 #include "daemon/cluster.h"
+#include "daemon/cluster-place.h"
 #include "daemon/daemon.h"
 #include "daemon/host-id.h"
 #include "daemon/hosts.h"
@@ -251,6 +252,10 @@ int main(int argc, char **argv)
     vo_vms_set_gone_hook(vo_hosts_refresh); /* a deleted VM's room shows at once */
     if ((r = vo_hosts_start(&d)) < 0)
         return 1;
+    if ((r = vo_cluster_place_start(&d)) < 0) {
+        log_error("cannot start the placement cache's keeper: %s", strerror(-r));
+        return 1;
+    }
     if ((r = vo_pool_watch_start(&d)) < 0) {
         log_error("cannot follow the shared pools: %s", strerror(-r));
         return 1;
@@ -291,6 +296,7 @@ int main(int argc, char **argv)
     vo_api_server_stop(api_tls);
     vo_api_server_stop(api);
     vo_pool_watch_stop();
+    vo_cluster_place_stop(&d);
     vo_hosts_stop(&d);
     vo_tasks_free(d.tasks);
     vo_vms_release_all(&d);

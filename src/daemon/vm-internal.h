@@ -67,6 +67,14 @@ struct VoVm {
      * claimed, until it is renamed. vm->lock. */
     char *claimed_name;
     char *name_conflict;
+    /* Live migration (migrate.c), under vm->lock: the migration task's id
+     * and the destination host's name while it runs (other operations are
+     * refused, naming the task); migrated_away once the ownership
+     * transaction moved the VM's documents to the destination: this host
+     * writes none of them again. */
+    char *migration_task;
+    char *migration_to;
+    bool migrated_away;
 };
 
 /* Reasons of a paused VM (state_reason). */
@@ -156,6 +164,19 @@ int vo_vm_submit_keyed(VoDaemon *d, VoVm *vm, const char *kind, const char *also
 /* Registers a new stopped VM with spec (taken; its id, name and MACs already
  * unique), e.g. a restored backup. -EEXIST when the name is taken. */
 int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error);
+
+/* Live migration (migrate.c, migrate-incoming.c). Destination: registers
+ * the VM whose documents the ownership transaction just moved here (spec
+ * taken; rev: its document's revision), running on hv (taken; a paused
+ * incoming instance), with the state of status ({"state",...}); watches
+ * it. The caller then resumes it. -EEXIST when the id is here already. */
+int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t rev,
+                         VoHvInstance *hv, VoVm **ret_vm, char **ret_error);
+/* Source, after the switch: waits (bounded) for the VM's QEMU to be gone,
+ * drops the VM from the registry and removes its run and state dirs. */
+void vo_vm_forget_migrated(VoVm *vm);
+/* The VM's document as stored ({"spec","status"}); vm->lock held. */
+json_t *vo_vm_document_locked(VoVm *vm);
 
 /* vm-resolve.c. The copy of spec the driver gets: each disk's path, the
  * kernel's and the initrd's, as this host's pools and images have them

@@ -108,6 +108,8 @@ void vo_vm_unref(VoVm *vm)
     json_decref(vm->uses);
     free(vm->claimed_name);
     free(vm->name_conflict);
+    free(vm->migration_task);
+    free(vm->migration_to);
     pthread_mutex_destroy(&vm->job);
     pthread_mutex_destroy(&vm->lock);
     pthread_cond_destroy(&vm->changed);
@@ -163,6 +165,11 @@ static json_t *vm_document(VoVm *vm)
      * converted keeps that one as it was. */
     json_t *spec = vm->stored_spec ? json_deep_copy(vm->stored_spec) : vo_vm_spec_to_json(vm->spec);
     return json_pack("{s:o, s:o}", "spec", spec, "status", status);
+}
+
+json_t *vo_vm_document_locked(VoVm *vm)
+{
+    return vm_document(vm);
 }
 
 /* The claim document of a VM's name: which VM, on which host. */
@@ -266,6 +273,8 @@ char *vo_vm_name_taken_message(VoDaemon *d, const char *name)
  * and its relations (uses/...) with it. */
 int vo_vm_save(VoVm *vm)
 {
+    if (vm->migrated_away) /* its documents are the destination's now */
+        return 0;
     json_t *doc = vm_document(vm);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
@@ -435,6 +444,9 @@ static json_t *vm_json_locked_view(VoVm *vm)
     }
     if (vm->problem)
         json_object_set_new(o, "problem", json_string(vm->problem));
+    if (vm->migration_task)
+        json_object_set_new(o, "migration", json_pack("{s:s, s:s}", "task", vm->migration_task,
+                                                      "to", vm->migration_to ?: ""));
     pthread_mutex_unlock(&vm->lock);
     return o;
 }
@@ -564,8 +576,10 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     free(vm->exit_reason);
     vm->exit_reason = vm->stop_requested && !clean ? vo_asprintf("forced off by vireo (%s)", reason)
                                                    : TAKE_PTR(reason);
-    bool stopped = vm->stop_requested || clean;
-    if (!stopped)
+    bool stopped = vm->stop_requested || clean || vm->migrated_away;
+    if (vm->migrated_away) /* it runs on the destination now */
+        log_info("vm %s: the source QEMU ended after the migration", vm->spec->name);
+    else if (!stopped)
         log_warn("vm %s crashed: %s", vm->spec->name, vm->exit_reason);
     vo_vm_set_state(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED);
     _cleanup_free_ char *run_dir = vo_vm_run_dir(vm->d, vm->spec->id);
@@ -663,6 +677,7 @@ typedef struct {
     bool force;
     int timeout_s;
     char *base_disk, *base_format, *base_image;
+    char *pool; /* create: the boot disk's pool */
     uint64_t disk_size;
     bool full_clone, keep_disks;
 } OpArgs;
@@ -674,6 +689,7 @@ static void op_args_free(void *p)
     free(a->base_disk);
     free(a->base_format);
     free(a->base_image);
+    free(a->pool);
     free(a);
 }
 
@@ -1103,10 +1119,11 @@ static int task_create(VoTask *t, void *userdata)
     _cleanup_free_ char *id = vm_id(vm), *name = vo_vm_name(vm);
     _cleanup_free_ char *dir = vo_vm_state_dir(d, id);
     _cleanup_free_ char *error = NULL, *volume = NULL, *path = NULL;
+    const char *pool = a->pool ? a->pool : VO_DEFAULT_POOL;
     int r = vo_mkdir_p(dir, 0750);
     if (r >= 0) {
         vo_task_progress(t, 30, a->full_clone ? "copying the image" : "creating a linked clone");
-        volume = vo_volume_free_name(d, VO_DEFAULT_POOL, name);
+        volume = vo_volume_free_name(d, pool, name);
         r = volume ? 0 : -ENOSPC;
     }
     if (r >= 0) {
@@ -1116,7 +1133,7 @@ static int task_create(VoTask *t, void *userdata)
         pthread_mutex_lock(&vm->lock);
         VoVmSpec *s = vm->spec;
         VoDiskSpec *disks = vo_malloc0(sizeof(VoDiskSpec) * (s->n_disks + 1));
-        disks[0] = (VoDiskSpec){ .volume = vo_asprintf("%s/%s", VO_DEFAULT_POOL, volume),
+        disks[0] = (VoDiskSpec){ .volume = vo_asprintf("%s/%s", pool, volume),
                                  .format = VO_DISK_QCOW2, .owned = true, .slot = 0 };
         memcpy(disks + 1, s->disks, sizeof(VoDiskSpec) * s->n_disks);
         free(s->disks);
@@ -1125,7 +1142,7 @@ static int task_create(VoTask *t, void *userdata)
         r = write_vm(vm, NULL, false);
         pthread_mutex_unlock(&vm->lock);
         if (r >= 0)
-            r = vo_volume_create_from_base(d, VO_DEFAULT_POOL, volume, a->base_disk,
+            r = vo_volume_create_from_base(d, pool, volume, a->base_disk,
                                            a->base_format, a->base_image, a->full_clone,
                                            a->disk_size, t, &path, &error);
     }
@@ -1135,7 +1152,7 @@ static int task_create(VoTask *t, void *userdata)
         vm->provisioning = false;
         pthread_mutex_unlock(&vm->lock);
         if (r < 0) {
-            _cleanup_free_ char *key = vo_asprintf("%s/%s", VO_DEFAULT_POOL, volume);
+            _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, volume);
             _cleanup_free_ char *ignored = NULL;
             (void)vo_volume_remove_now(d, key, &ignored);
         }
@@ -1167,11 +1184,23 @@ static int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, 
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
     _cleanup_free_ char *key = vo_key_vm_task(vm->spec->id);
     _cleanup_free_ char *id = vo_strdup(vm->spec->id);
+    _cleanup_free_ char *migrating = strcmp(kind, "migrate") ? vo_strdup(vm->migration_task)
+                                                             : NULL;
+    bool gone = vm->migrated_away;
     pthread_mutex_unlock(&vm->lock);
+    if (migrating || gone) {
+        if (free_args)
+            free_args(args);
+        if (gone)
+            return vo_error_set(ret_error, -EBUSY, "VM '%s' has migrated to another host", name);
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' is migrating (task %s): wait for it "
+                            "or cancel it (vireo task cancel %s)", name, migrating, migrating);
+    }
     /* Of a VM's operations a backup alone can be cancelled (jobs/tasks.h). */
     VoTaskDesc desc = { .kind = kind, .target = name, .keys = { key, also },
                         .unbounded = unbounded, .target_id = id,
-                        .cancellable = !strcmp(kind, "backup-create") };
+                        .cancellable = !strcmp(kind, "backup-create") ||
+                                       !strcmp(kind, "migrate") };
     int r = vo_tasks_submit(d->tasks, &desc, fn, args, free_args, ret_task, ret_error);
     if (r != 0 && free_args)
         free_args(args);
@@ -1197,7 +1226,13 @@ int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_erro
     VoVmState s = vm->state;
     bool provisioning = vm->provisioning, deleting = vm->deleting || vm->deleted;
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+    _cleanup_free_ char *migrating = vo_strdup(vm->migration_task);
     pthread_mutex_unlock(&vm->lock);
+    if (migrating) {
+        *ret_error = vo_asprintf("VM '%s' is migrating (task %s): wait for it or cancel it "
+                                 "(vireo task cancel %s)", name, migrating, migrating);
+        return -EBUSY;
+    }
     if (deleting) {
         *ret_error = vo_asprintf("VM '%s' is being deleted", name);
         return -EBUSY;
@@ -1356,6 +1391,24 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         vo_image_free(img);
         return r;
     }
+    /* The boot disk's pool: one of this host's, reachable here. */
+    if (args->pool) {
+        json_t *pool_doc = NULL;
+        _cleanup_free_ char *pool_error = NULL;
+        r = vo_pool_get_json(d, args->pool, &pool_doc, &pool_error);
+        bool usable = r >= 0 &&
+                      strcmp(json_string_value(json_object_get(pool_doc, "type")) ?: "", "backup");
+        json_decref(pool_doc);
+        if (!usable) {
+            vo_image_free(img);
+            return vo_error_set(ret_error, -EINVAL, "pool: '%s' is not a pool for disks here "
+                                "(see vireo pool list)", args->pool);
+        }
+        if ((r = vo_pool_check_reachable(d, args->pool, ret_error)) < 0) {
+            vo_image_free(img);
+            return r;
+        }
+    }
     if (args->disk_size_bytes && args->disk_size_bytes < img->size_bytes) {
         *ret_error = vo_asprintf("disk_size_bytes: %llu is smaller than image '%s' (%llu bytes)",
                                  (unsigned long long)args->disk_size_bytes, img->name,
@@ -1388,7 +1441,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
      * volume (the first free name then): until then the VM has no disk, so
      * a volume made meanwhile under that name is not taken for this VM's.
      * Validated with a stand-in. */
-    spec->disks[0] = (VoDiskSpec){ .volume = vo_strdup(VO_DEFAULT_POOL "/disk"),
+    spec->disks[0] = (VoDiskSpec){ .volume = vo_asprintf("%s/disk", args->pool ? args->pool
+                                                                                : VO_DEFAULT_POOL),
                                    .format = VO_DISK_QCOW2 };
     spec->n_disks = 1;
     /* One NIC per network asked for; by default one on the default network
@@ -1484,6 +1538,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     a->base_image = vo_strdup(img->name);
     a->disk_size = args->disk_size_bytes;
     a->full_clone = args->full_clone;
+    a->pool = vo_strdup(args->pool);
     vo_image_free(img);
     *ret_vm = vo_vm_to_json(vm);
     r = vo_vm_submit(d, vm, "create", task_create, a, op_args_free, ret_task, ret_error);
@@ -1636,6 +1691,65 @@ out:
     pthread_mutex_unlock(&d->vms_lock);
     pthread_mutex_unlock(&vm->job);
     return r;
+}
+
+/* ---- live migration (the registry's part; migrate.c drives it) ---------- */
+
+int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t rev,
+                         VoHvInstance *hv, VoVm **ret_vm, char **ret_error)
+{
+    pthread_mutex_lock(&d->vms_lock);
+    if (vo_vms_find_locked(d, spec->id) || vo_vms_find_locked(d, spec->name)) {
+        pthread_mutex_unlock(&d->vms_lock);
+        int r = vo_error_set(ret_error, -EEXIST, "a VM '%s' (or with its id) is here already",
+                             spec->name);
+        vo_vm_spec_free(spec);
+        return r;
+    }
+    VoVm *vm = vm_new(d);
+    vm->spec = spec;
+    vm->rev = rev;
+    /* What the transaction moved here is what a save would write: the
+     * relations of an active VM, its group membership, its name's claim. */
+    json_decref(vm->uses);
+    vm->uses = vo_relations_of_vm(spec, true);
+    vo_relations_add_group(vm->uses, spec, d->host_id);
+    vm->claimed_name = vo_strdup(spec->name);
+    vm->state = VO_VM_PAUSED; /* until the caller resumes it */
+    vm->state_reason = vo_strdup(VO_VM_REASON_UNKNOWN);
+    vm->created_at = json_integer_value(json_object_get(status, "created_at"));
+    vm->started_at = json_integer_value(json_object_get(status, "started_at"));
+    if (!vm->started_at)
+        vm->started_at = vo_wall_ms();
+    vm->resets = (unsigned)json_integer_value(json_object_get(status, "resets"));
+    vm->last_reset_at = json_integer_value(json_object_get(status, "last_reset_at"));
+    vm->hv = hv;
+    (void)d->driver->info(hv, &vm->info);
+    registry_add_locked(d, vm);
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_unlock(&d->vms_lock);
+    watch_vm(vm);
+    pthread_mutex_unlock(&vm->job);
+    *ret_vm = vo_vm_ref(vm);
+    return 0;
+}
+
+void vo_vm_forget_migrated(VoVm *vm)
+{
+    VoDaemon *d = vm->d;
+    pthread_mutex_lock(&vm->lock);
+    vm->migrated_away = true;
+    if (!vo_vm_wait_exit(vm, STOP_EXIT_WAIT_MS))
+        log_warn("vm %s: its source QEMU is still there after the migration",
+                 vm->spec->name);
+    _cleanup_free_ char *id = vo_strdup(vm->spec->id);
+    pthread_mutex_unlock(&vm->lock);
+    registry_remove(d, vm);
+    _cleanup_free_ char *run_dir = vo_vm_run_dir(d, id);
+    _cleanup_free_ char *state_dir = vo_vm_state_dir(d, id);
+    (void)vo_rm_rf(run_dir);
+    (void)vo_rm_rf(state_dir);
+    vo_networks_refresh_hosts(d);
 }
 
 /* ---- start-up ------------------------------------------------------------- */

@@ -59,6 +59,8 @@ typedef struct {
     const char *const *networks; /* one NIC on each; NULL: the default network */
     size_t n_networks;
     const char *group; /* placement group (must exist: the API checks), or NULL */
+    const char *pool;  /* where the boot disk is made; NULL: "default". A shared
+                        * pool makes a VM that can live-migrate (vireo vm migrate) */
 } VoVmCreateArgs;
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,

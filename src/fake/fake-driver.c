@@ -19,7 +19,9 @@
  * moves a quarter of the VM's memory, so the fourth query after
  * migrate_start sees it completed; fault "migration" makes the migration
  * under way fail at the next query. A destination reports "active" (waiting)
- * until its migrate_finish, which resumes it only when asked to. */
+ * for its first three queries and "completed" (everything arrived, still
+ * paused) from the fourth on, until its migrate_finish, which resumes it only
+ * when asked to. */
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
@@ -33,6 +35,7 @@
 #include "qemu/qemu-backup.h"
 #include "qemu/qemu-events.h"
 #include "qmp/qmp.h"
+#include "util/sha256.h"
 #include "util/util.h"
 
 struct VoHvInstance {
@@ -585,6 +588,8 @@ static int fake_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigra
 static int fake_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
 {
     uint64_t total = vm->res.memory_mib << 20;
+    if (vm->incoming && migrating(vm) && ++vm->migration_steps >= 4)
+        vm->migration = VO_HV_MIGRATION_COMPLETED;
     if (!vm->incoming && migrating(vm)) {
         int r = take_fault("migration");
         if (r < 0) {
@@ -654,6 +659,28 @@ static int fake_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool su
         vm->paused = false;
         save_state(vm);
     }
+    return 0;
+}
+
+/* The fake's "RAM": what its layout says it has; a fault "memory_digest"
+ * fails it, and a file "digest-differs" in its run dir changes it (a test
+ * of a migration whose memory does not compare). */
+static int fake_memory_digest(VoHvInstance *vm, char ret[65], char **ret_error)
+{
+    int r = take_fault("memory_digest");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "injected fault: memory_digest fails with %s",
+                            strerror(-r));
+    _cleanup_free_ char *layout = NULL;
+    if ((r = fake_layout(vm, &layout, ret_error)) < 0)
+        return r;
+    _cleanup_free_ char *dir = vo_strdup(vm->state_path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    _cleanup_free_ char *differs = vo_asprintf("%s/digest-differs", dir);
+    _cleanup_free_ char *text = vo_asprintf("%s%s", layout, access(differs, F_OK) == 0 ? "!" : "");
+    vo_sha256_data(text, strlen(text), ret);
     return 0;
 }
 
@@ -751,6 +778,17 @@ static int fake_mirror_query(VoHvInstance *vm, VoHvMirrorProgress *ret)
     return 0;
 }
 
+/* A fixed list: QEMU 10.0's x86 types the tests use, aliases included. */
+static char **fake_machines(VoHvDriver *d)
+{
+    (void)d;
+    static const char *const list[] = { "pc", "pc-i440fx-10.0", "pc-q35-10.0", "q35" };
+    char **v = vo_malloc0((ELEMENTSOF(list) + 1) * sizeof(char *));
+    for (size_t i = 0; i < ELEMENTSOF(list); i++)
+        v[i] = vo_strdup(list[i]);
+    return v;
+}
+
 int vo_fake_driver_new(VoHvDriver **ret)
 {
     VoHvDriver *d = vo_malloc0(sizeof(*d));
@@ -786,9 +824,11 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .migrate_query = fake_migrate_query,
         .migrate_cancel = fake_migrate_cancel,
         .migrate_finish = fake_migrate_finish,
+        .memory_digest = fake_memory_digest,
         .mirror_export = fake_mirror_export,
         .mirror_start = fake_mirror_start,
         .mirror_query = fake_mirror_query,
+        .machines = fake_machines,
         .kvm_usable = false,
         .kvm_reason = vo_strdup("fake driver"),
     };

@@ -286,6 +286,12 @@ struct VoHvDriver {
      * driver remembers; resume is not used on the source). */
     int (*migrate_finish)(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded, bool resume,
                           char **ret_error);
+    /* A digest of the guest's RAM (boot memory and hot-pluggable memory),
+     * 64 hex digits of SHA-256, of a VM whose vCPUs are stopped (a source
+     * after its migration completed, a destination waiting paused): equal
+     * on both sides of a migration when every page arrived. Files it needs
+     * go in the VM's run dir and are removed. */
+    int (*memory_digest)(VoHvInstance *vm, char ret[65], char **ret_error);
     /* ---- Live migration of local disks (types above; qemu-mirror.c) ----
      * mirror_export, destination, after migrate_prepare: serves the disks of
      * plan (slot, export name) writable over NBD at plan->uri; the server
@@ -302,6 +308,12 @@ struct VoHvDriver {
     int (*mirror_export)(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **ret_error);
     int (*mirror_start)(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **ret_error);
     int (*mirror_query)(VoHvInstance *vm, VoHvMirrorProgress *ret);
+    /* The machine types (and their aliases) the hypervisor has, a sorted
+     * NULL-terminated strv the caller frees (an empty one when it cannot
+     * tell); the host publishes them so a migration's target is checked
+     * for the VM's (cluster/migrate-compat.h). May run a program: called
+     * once, at start. */
+    char **(*machines)(VoHvDriver *d);
     bool kvm_usable;
     char *kvm_reason;
 };

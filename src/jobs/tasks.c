@@ -34,6 +34,7 @@ struct VoTask {
     char *error_code; /* an API error code name, or "interrupted" */
     char *error_message;
     json_t *result;
+    json_t *details; /* vo_task_set_details: live facts of the work, or NULL */
     bool has_requester;
     int64_t if_match; /* what the request that queued it named (If-Match), 0: none */
     uint32_t uid;
@@ -118,6 +119,7 @@ static void task_free(VoTask *t)
     free(t->error_message);
     free(t->target_id);
     json_decref(t->result);
+    json_decref(t->details);
     json_decref(t->doc);
     vo_cancel_free(t->cancel);
     free(t);
@@ -139,6 +141,8 @@ static json_t *task_to_json(const VoTask *t)
                             : json_null());
     json_object_set_new(o, "result", t->state == TASK_SUCCEEDED && t->result
                                          ? json_deep_copy(t->result) : json_null());
+    if (t->details)
+        json_object_set_new(o, "details", json_deep_copy(t->details));
     json_object_set_new(o, "requested_by", t->has_requester
                                                ? json_pack("{s:I, s:I}", "uid", (json_int_t)t->uid,
                                                            "pid", (json_int_t)t->pid)
@@ -573,6 +577,21 @@ void vo_task_progress(VoTask *t, int percent, const char *message)
     free(t->message);
     t->message = vo_strdup(message);
     /* Throttled: a qemu-img reports every percent. */
+    if (new_message || vo_now_ms() - t->written_ms >= VO_TASKS_PROGRESS_WRITE_MS)
+        persist(ts, t);
+    pthread_mutex_unlock(&ts->lock);
+}
+
+void vo_task_set_details(VoTask *t, int percent, const char *message, json_t *details)
+{
+    VoTasks *ts = t->owner;
+    pthread_mutex_lock(&ts->lock);
+    bool new_message = !t->message != !message || (message && strcmp(t->message, message));
+    t->progress = percent;
+    free(t->message);
+    t->message = vo_strdup(message);
+    json_decref(t->details);
+    t->details = details;
     if (new_message || vo_now_ms() - t->written_ms >= VO_TASKS_PROGRESS_WRITE_MS)
         persist(ts, t);
     pthread_mutex_unlock(&ts->lock);

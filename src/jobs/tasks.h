@@ -126,6 +126,9 @@ json_t *vo_tasks_list_json(VoTasks *ts);
 
 /* From inside a task. */
 void vo_task_progress(VoTask *t, int percent, const char *message);
+/* Progress with live facts of the work (steals details; shown as
+ * "details", e.g. a migration's phase and bytes), written as progress is. */
+void vo_task_set_details(VoTask *t, int percent, const char *message, json_t *details);
 /* What it made (e.g. {"backup": ID}), shown as "result" once it succeeded;
  * steals result. */
 void vo_task_set_result(VoTask *t, json_t *result);

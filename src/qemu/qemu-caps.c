@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <string.h>
 
+#include "util/spawn.h"
 #include "util/util.h"
 
 static bool cpuinfo_has_hw_virt(const char *cpuinfo_path)
@@ -45,4 +46,48 @@ bool vo_qemu_kvm_usable(const char *dev_path, const char *cpuinfo_path, char **r
         return false;
     }
     return true;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **vo_qemu_machines_parse(const char *help_text)
+{
+    char **v = vo_malloc0(sizeof(char *));
+    for (const char *line = help_text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        size_t word = strcspn(line, " \t\n");
+        if (word > len)
+            word = len;
+        size_t last = len;
+        while (last > 0 && (line[last - 1] == ' ' || line[last - 1] == '\r'))
+            last--;
+        /* The heading ("Supported machines are:") ends with a colon. */
+        bool heading = last > 0 && line[last - 1] == ':';
+        if (word > 0 && !heading && line[0] != ' ' && line[0] != '\t')
+            vo_strv_push(&v, strndup(line, word));
+        line = end ? end + 1 : NULL;
+    }
+    size_t n = vo_strv_len(v), kept = 0;
+    qsort(v, n, sizeof(char *), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        if (kept && !strcmp(v[i], v[kept - 1]))
+            free(v[i]);
+        else
+            v[kept++] = v[i];
+    }
+    v[kept] = NULL;
+    return v;
+}
+
+char **vo_qemu_machines_probe(const char *binary)
+{
+    char *argv[] = { (char *)binary, "-machine", "help", NULL };
+    _cleanup_free_ char *out = NULL;
+    if (vo_spawn_wait_split(argv, 10000, &out, NULL) < 0)
+        return vo_malloc0(sizeof(char *));
+    return vo_qemu_machines_parse(out);
 }

@@ -27,3 +27,11 @@ typedef struct {
  * far slower than TCG, so it does not count. *ret_reason (may be NULL) gets a
  * malloc'd explanation when KVM is not usable. */
 bool vo_qemu_kvm_usable(const char *dev_path, const char *cpuinfo_path, char **ret_reason);
+
+/* The machine types in the text of `qemu-system-x86_64 -machine help`
+ * (the first word of each line after the heading: "pc-q35-10.0", "q35"),
+ * as a sorted strv. Pure. */
+char **vo_qemu_machines_parse(const char *help_text);
+/* Runs `binary -machine help` (bounded) and parses it; an empty strv when
+ * it cannot be run. */
+char **vo_qemu_machines_probe(const char *binary);

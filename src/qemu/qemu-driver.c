@@ -16,6 +16,7 @@
 #include "qemu/qemu-argv.h"
 #include "qemu/qemu-hotplug.h"
 #include "qemu/qemu-instance.h"
+#include "qemu/qemu-digest.h"
 #include "qemu/qemu-migrate.h"
 #include "qemu/qemu-tls.h"
 #include "qemu/qemu-resources.h"
@@ -543,6 +544,13 @@ static void qemu_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
                                            : "QEMU exited unexpectedly (status unknown)");
 }
 
+static char **qemu_machines(VoHvDriver *d)
+{
+    (void)d;
+    const char *binary = getenv("VIREO_QEMU");
+    return vo_qemu_machines_probe(binary ? binary : "qemu-system-x86_64");
+}
+
 int vo_qemu_driver_new(VoHvDriver **ret)
 {
     VoHvDriver *d = vo_malloc0(sizeof(*d));
@@ -578,9 +586,11 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .migrate_query = vo_qemu_migrate_query,
         .migrate_cancel = vo_qemu_migrate_cancel,
         .migrate_finish = vo_qemu_migrate_finish,
+        .memory_digest = vo_qemu_memory_digest,
         .mirror_export = vo_qemu_mirror_export,
         .mirror_start = vo_qemu_mirror_start,
         .mirror_query = vo_qemu_mirror_query,
+        .machines = qemu_machines,
     };
     const char *dev = getenv("VIREO_KVM_DEVICE");
     d->kvm_usable = vo_qemu_kvm_usable(dev ? dev : "/dev/kvm", "/proc/cpuinfo", &d->kvm_reason);

@@ -2,7 +2,8 @@
  * etcd 3.4's JSON gateway (POST /v3/kv/..., /v3/watch, /v3/lease/...) with
  * libcurl and jansson: key mapping into the vireo/ namespace, transactions
  * with the failing compare found from ranges in the failure branch, one
- * streaming watch per thread, leases as one POST per renewal, compaction.
+ * streaming watch per thread, leases as one POST per renewal, compaction,
+ * reads without a quorum (serializable, marked stale; a probe sees it back).
  * docs/internals.md ("etcd backend") describes the mapping and quirks. */
 #include "state/store.h"
 
@@ -43,6 +44,32 @@
 #define GRPC_ABORTED 10
 #define GRPC_OUT_OF_RANGE 11
 #define GRPC_UNAVAILABLE 14
+/* Once a quorum is known lost, a linearizable read is tried every
+ * PROBE_EVERY_MS (each waiting at most PROBE_TIMEOUT_MS); reads answer
+ * serializable meanwhile. A serializable read connects within
+ * LOCAL_CONNECT_MS or tries the next endpoint. */
+#define PROBE_EVERY_MS 1000
+#define PROBE_TIMEOUT_MS 3000
+#define LOCAL_CONNECT_MS 2000
+
+/* What a request needs of etcd: a linearizable read or a write need a
+ * quorum (their failure says it is lost; a read's success that it is
+ * back), a serializable read only a member; the probe's own read changes
+ * nothing itself. */
+typedef enum { CALL_READ, CALL_WRITE, CALL_LOCAL, CALL_PROBE } CallKind;
+
+/* Whether the cluster behind some endpoints has a quorum, as its handles
+ * last saw it: shared by every handle opened on the same endpoints (a
+ * daemon's host and raw handles), so one failure is paid once. */
+typedef struct Quorum {
+    struct Quorum *next;
+    char *endpoints; /* the key: the normalized list */
+    int refs;
+    int64_t lost_since; /* unix ms; 0: not known lost (under quorum_lock) */
+} Quorum;
+
+static pthread_mutex_t quorum_lock = PTHREAD_MUTEX_INITIALIZER;
+static Quorum *quorums;
 
 typedef struct EtcdStore EtcdStore;
 
@@ -92,6 +119,12 @@ struct EtcdStore {
     size_t n_idle;
     VoStoreWatch *watches;
     int64_t compacted; /* the last compaction revision known */
+    Quorum *quorum;
+    /* The probe thread (started when the quorum is lost, ends when it is
+     * back or the handle closes; etcd_close joins it). Under lock. */
+    pthread_cond_t probe_cond;
+    pthread_t probe;
+    bool probing, probe_joinable;
 };
 
 /* ---- encoding ---- */
@@ -341,10 +374,19 @@ static bool request_sent(CURL *c, CURLcode cr)
 /* POSTs req (stolen) to path; 0 with the answer's JSON in *ret (the first
  * object of a streamed answer, unwrapped from "result"), or -errno. No
  * endpoint reachable, or no answer in time to a read: -EAGAIN. A write
- * (write: true) sent but not answered (a timeout, a broken connection, or
- * etcd's own timeout): VO_STORE_EUNKNOWN, as it may have been applied. */
-static int call_ex(EtcdStore *s, const char *path, json_t *req, bool write, json_t **ret)
+ * (CALL_WRITE) sent but not answered (a timeout, a broken connection, or
+ * etcd's own timeout): VO_STORE_EUNKNOWN, as it may have been applied.
+ * What the outcome says of the quorum is noted (quorum_seen). */
+static void quorum_seen(EtcdStore *s, CallKind kind, int r);
+
+static int call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, json_t **ret)
 {
+    bool write = kind == CALL_WRITE;
+    /* A serializable read starts at the first endpoint (a voter's own
+     * member) and does not move the others' choice. */
+    bool local = kind == CALL_LOCAL;
+    long timeout = kind == CALL_PROBE && s->timeout_ms > PROBE_TIMEOUT_MS ? PROBE_TIMEOUT_MS
+                                                                           : s->timeout_ms;
     pthread_once(&curl_once, curl_init_once);
     _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
@@ -363,7 +405,7 @@ static int call_ex(EtcdStore *s, const char *path, json_t *req, bool write, json
     }
     int r = -EAGAIN;
     char errbuf[CURL_ERROR_SIZE];
-    size_t first = endpoint_first(s);
+    size_t first = local ? 0 : endpoint_first(s);
     for (size_t i = 0; i < s->n_endpoints; i++) {
         size_t e = (first + i) % s->n_endpoints;
         _cleanup_free_ char *url = vo_asprintf("%s%s", s->endpoints[e], path);
@@ -372,7 +414,10 @@ static int call_ex(EtcdStore *s, const char *path, json_t *req, bool write, json
         setup_handle(s, c, url, headers);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
+        if (local || kind == CALL_PROBE)
+            curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                             (long)(timeout < LOCAL_CONNECT_MS ? timeout : LOCAL_CONNECT_MS));
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
         CURLcode cr = curl_easy_perform(c);
@@ -386,7 +431,8 @@ static int call_ex(EtcdStore *s, const char *path, json_t *req, bool write, json
             }
             log_debug("etcd %s%s: %s (%s)", s->endpoints[e], path, curl_easy_strerror(cr),
                       errbuf);
-            endpoint_failed(s, e);
+            if (!local)
+                endpoint_failed(s, e);
             /* Our own certificates are wrong: not a passing state. */
             if (cr == CURLE_PEER_FAILED_VERIFICATION || cr == CURLE_SSL_CERTPROBLEM ||
                 cr == CURLE_SSL_CACERT_BADFILE || tls_refused(errbuf)) {
@@ -429,17 +475,186 @@ static int call_ex(EtcdStore *s, const char *path, json_t *req, bool write, json
     }
     curl_slist_free_all(headers);
     handle_put(s, c);
+    quorum_seen(s, kind, r);
     return r;
 }
 
 static int call(EtcdStore *s, const char *path, json_t *req, json_t **ret)
 {
-    return call_ex(s, path, req, false, ret);
+    return call_ex(s, path, req, CALL_READ, ret);
 }
 
 static int call_write(EtcdStore *s, const char *path, json_t *req, json_t **ret)
 {
-    return call_ex(s, path, req, true, ret);
+    return call_ex(s, path, req, CALL_WRITE, ret);
+}
+
+/* ---- quorum ---- */
+
+static json_t *range_request(const char *key, size_t key_len, const char *end, int64_t rev);
+
+static int64_t quorum_lost_since(EtcdStore *s)
+{
+    pthread_mutex_lock(&quorum_lock);
+    int64_t since = s->quorum->lost_since;
+    pthread_mutex_unlock(&quorum_lock);
+    return since;
+}
+
+static void quorum_back(EtcdStore *s)
+{
+    pthread_mutex_lock(&quorum_lock);
+    int64_t since = s->quorum->lost_since;
+    s->quorum->lost_since = 0;
+    pthread_mutex_unlock(&quorum_lock);
+    if (since)
+        log_info("etcd: the cluster has a quorum again (lost for %lld s); reads are "
+                 "linearizable again",
+                 (long long)((vo_wall_ms() - since) / 1000));
+}
+
+static void *probe_thread(void *userdata)
+{
+    EtcdStore *s = userdata;
+    pthread_mutex_lock(&s->lock);
+    while (!s->closing) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)PROBE_EVERY_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&s->probe_cond, &s->lock, &until);
+        if (s->closing)
+            break;
+        pthread_mutex_unlock(&s->lock);
+        if (quorum_lost_since(s) == 0) { /* another handle's read saw it back */
+            pthread_mutex_lock(&s->lock);
+            break;
+        }
+        json_t *req = range_request(s->prefix, strlen(s->prefix), NULL, 0);
+        json_object_set_new(req, "count_only", json_true());
+        json_t *ans = NULL;
+        int r = call_ex(s, "/v3/kv/range", req, CALL_PROBE, &ans);
+        json_decref(ans);
+        pthread_mutex_lock(&s->lock);
+        if (r == 0)
+            break;
+    }
+    s->probing = false;
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* Starts this handle's probe unless one runs. Under s->lock. */
+static void probe_start_locked(EtcdStore *s)
+{
+    if (s->probing || s->closing)
+        return;
+    if (s->probe_joinable) { /* a finished one: joined by this thread alone */
+        pthread_t done = s->probe;
+        s->probe_joinable = false;
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(done, NULL);
+        pthread_mutex_lock(&s->lock);
+        if (s->probing || s->probe_joinable || s->closing)
+            return;
+    }
+    if (pthread_create(&s->probe, NULL, probe_thread, s) == 0)
+        s->probing = s->probe_joinable = true;
+}
+
+/* What a request's outcome says of the quorum: a linearizable read or a
+ * write that got no answer (-EAGAIN, VO_STORE_EUNKNOWN: etcd's own timeout
+ * or ours) marks it lost, a linearizable read answered marks it back (a
+ * write does not: an isolated 3.4 leader renews leases by itself). */
+static void quorum_seen(EtcdStore *s, CallKind kind, int r)
+{
+    if (kind == CALL_LOCAL)
+        return;
+    if (r == 0 && (kind == CALL_READ || kind == CALL_PROBE)) {
+        quorum_back(s);
+        return;
+    }
+    if (kind == CALL_PROBE || (r != -EAGAIN && r != VO_STORE_EUNKNOWN))
+        return;
+    pthread_mutex_lock(&quorum_lock);
+    bool news = s->quorum->lost_since == 0;
+    if (news)
+        s->quorum->lost_since = vo_wall_ms();
+    pthread_mutex_unlock(&quorum_lock);
+    if (news)
+        log_warn("etcd: no quorum (a %s got no answer); reads answer from a member, possibly "
+                 "stale, until a quorum answers again",
+                 kind == CALL_WRITE ? "write" : "linearizable read");
+    pthread_mutex_lock(&s->lock);
+    probe_start_locked(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* A read (req stolen): linearizable while the quorum is not known lost;
+ * without one, serializable (from a member), noted as stale in the
+ * calling thread. */
+static int call_read(EtcdStore *s, const char *path, json_t *req, json_t **ret)
+{
+    int r = -EAGAIN;
+    if (quorum_lost_since(s) == 0) {
+        r = call(s, path, json_incref(req), ret);
+        if (r != -EAGAIN) {
+            json_decref(req);
+            return r;
+        }
+    }
+    json_object_set_new(req, "serializable", json_true());
+    r = call_ex(s, path, req, CALL_LOCAL, ret);
+    if (r == 0) {
+        int64_t since = quorum_lost_since(s);
+        /* Lost and back in between: this answer is still a member's. */
+        vo_store_stale_note(since ? since : vo_wall_ms());
+        /* Make sure someone watches for the quorum's return. */
+        pthread_mutex_lock(&s->lock);
+        probe_start_locked(s);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return r;
+}
+
+static int64_t etcd_stale_since(VoStore *base)
+{
+    return quorum_lost_since((EtcdStore *)base);
+}
+
+static Quorum *quorum_ref(const char *endpoints)
+{
+    pthread_mutex_lock(&quorum_lock);
+    Quorum *q = quorums;
+    while (q && strcmp(q->endpoints, endpoints) != 0)
+        q = q->next;
+    if (!q) {
+        q = vo_malloc0(sizeof(*q));
+        q->endpoints = vo_strdup(endpoints);
+        q->next = quorums;
+        quorums = q;
+    }
+    q->refs++;
+    pthread_mutex_unlock(&quorum_lock);
+    return q;
+}
+
+static void quorum_unref(Quorum *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&quorum_lock);
+    if (--q->refs == 0) {
+        for (Quorum **p = &quorums; *p; p = &(*p)->next)
+            if (*p == q) {
+                *p = q->next;
+                break;
+            }
+        free(q->endpoints);
+        free(q);
+    }
+    pthread_mutex_unlock(&quorum_lock);
 }
 
 static int64_t header_rev(json_t *answer)
@@ -482,7 +697,7 @@ static int etcd_get(VoStore *base, const char *key, char **ret_value, int64_t *r
         *ret_value = NULL;
     _cleanup_free_ char *ek = map_key(s, key);
     json_t *ans = NULL;
-    int r = call(s, "/v3/kv/range", range_request(ek, strlen(ek), NULL, 0), &ans);
+    int r = call_read(s, "/v3/kv/range", range_request(ek, strlen(ek), NULL, 0), &ans);
     if (r < 0)
         return r;
     json_t *kv = json_array_get(json_object_get(ans, "kvs"), 0);
@@ -517,7 +732,7 @@ static int etcd_list(VoStore *base, const char *prefix, VoStoreListFn fn, void *
         json_t *req = range_request(from, from_len, end, rev);
         json_object_set_new(req, "limit", json_integer(page));
         json_t *ans = NULL;
-        int r = call(s, "/v3/kv/range", req, &ans);
+        int r = call_read(s, "/v3/kv/range", req, &ans);
         if (r == -EMSGSIZE && page > 1) {
             page /= 2; /* large documents: fewer at a time */
             continue;
@@ -1232,6 +1447,8 @@ static void store_free(EtcdStore *s)
     free(s->ca_file);
     free(s->cert_file);
     free(s->key_file);
+    quorum_unref(s->quorum);
+    pthread_cond_destroy(&s->probe_cond);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -1261,7 +1478,12 @@ static void etcd_close(VoStore *base)
         if (w->multi)
             curl_multi_wakeup(w->multi);
     }
+    pthread_cond_broadcast(&s->probe_cond);
+    bool join = s->probe_joinable;
+    s->probe_joinable = false;
     pthread_mutex_unlock(&s->lock);
+    if (join) /* ends within its read's timeout (PROBE_TIMEOUT_MS) */
+        pthread_join(s->probe, NULL);
     store_unref(s);
 }
 
@@ -1284,6 +1506,7 @@ static const VoStoreOps etcd_ops = {
     .lease_revoke = etcd_lease_revoke,
     .compact = etcd_compact,
     .compacted = etcd_compacted,
+    .stale_since = etcd_stale_since,
 };
 
 int vo_store_open_etcd(const VoEtcdOptions *o, VoStore **ret)
@@ -1296,6 +1519,11 @@ int vo_store_open_etcd(const VoEtcdOptions *o, VoStore **ret)
     s->base.ops = &etcd_ops;
     s->refs = 1;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->probe_cond, &attr);
+    pthread_condattr_destroy(&attr);
     s->timeout_ms = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
     s->prefix = o->host_id ? vo_asprintf("vireo/h/%s/", o->host_id) : vo_strdup("vireo/");
     s->ca_file = o->ca_file ? vo_strdup(o->ca_file) : NULL;
@@ -1319,6 +1547,13 @@ int vo_store_open_etcd(const VoEtcdOptions *o, VoStore **ret)
         store_free(s);
         return -EINVAL;
     }
+    _cleanup_free_ char *key = vo_strdup("");
+    for (size_t i = 0; i < s->n_endpoints; i++) {
+        char *more = vo_asprintf("%s%s%s", key, i ? "," : "", s->endpoints[i]);
+        free(key);
+        key = more;
+    }
+    s->quorum = quorum_ref(key);
     *ret = &s->base;
     return 0;
 }

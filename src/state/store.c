@@ -47,6 +47,25 @@ int vo_store_delete(VoStore *s, const char *key, int64_t expected_rev)
     }
 }
 
+static _Thread_local int64_t stale_read_since;
+
+void vo_store_stale_reset(void)
+{
+    stale_read_since = 0;
+}
+
+int64_t vo_store_stale_read(void)
+{
+    return stale_read_since;
+}
+
+void vo_store_stale_note(int64_t since_ms)
+{
+    /* The oldest: the answer may be as old as that. */
+    if (since_ms > 0 && (stale_read_since == 0 || since_ms < stale_read_since))
+        stale_read_since = since_ms;
+}
+
 void vo_store_events_free(VoStoreEvent *events, size_t n)
 {
     for (size_t i = 0; events && i < n; i++) {

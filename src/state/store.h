@@ -124,6 +124,9 @@ typedef struct {
      * from after_rev >= it resumes, an older one gets VO_STORE_ECOMPACTED.
      * So it is the oldest revision a client can resume after. */
     int (*compacted)(VoStore *s, int64_t *ret_rev);
+    /* Since when (unix ms) reads are answered without a quorum, possibly
+     * stale; 0: they are linearizable. NULL: never (SQLite). */
+    int64_t (*stale_since)(VoStore *s);
 } VoStoreOps;
 
 struct VoStore {
@@ -146,7 +149,11 @@ VoStore *vo_store_close(VoStore *s);
  * a lease's TTL is whole seconds (rounded up, at least etcd's minimum,
  * about 2 s). No endpoint reachable, or no answer to a read within
  * timeout_ms (etcd down, no quorum): -EAGAIN; no answer to a write once it
- * was sent: VO_STORE_EUNKNOWN. An answer beyond 64 MiB: -EMSGSIZE. */
+ * was sent: VO_STORE_EUNKNOWN. An answer beyond 64 MiB: -EMSGSIZE.
+ * Without a quorum, get and list answer from a member (serializable,
+ * vo_store_stale_read() says so) at once once the store knows it is lost
+ * (a linearizable request failed; shared by every handle on the same
+ * endpoints), until a probe (a linearizable read every second) succeeds. */
 #define VO_STORE_ETCD_MAX_TXN_OPS 128
 typedef struct {
     const char *endpoints; /* comma-separated "https://IP:PORT" or "http://IP:PORT" */
@@ -155,6 +162,20 @@ typedef struct {
     int timeout_ms;        /* per request; 0: 8000 */
 } VoEtcdOptions;
 int vo_store_open_etcd(const VoEtcdOptions *o, VoStore **ret);
+
+/* Reads that may be stale. A backend that cannot serve a linearizable read
+ * (etcd without a quorum) answers get and list from what a member holds
+ * (revision never: it stays linearizable, and its -EAGAIN says "no quorum")
+ * and notes it in the calling thread: vo_store_stale_read() then returns
+ * since when (unix ms) reads are stale, until vo_store_stale_reset(). The
+ * API resets it before each request and marks the answer when it is set. */
+void vo_store_stale_reset(void);
+int64_t vo_store_stale_read(void);
+void vo_store_stale_note(int64_t since_ms); /* backends */
+static inline int64_t vo_store_stale_since(VoStore *s)
+{
+    return s && s->ops->stale_since ? s->ops->stale_since(s) : 0;
+}
 
 /* Returns 0, -ENOENT when missing. *ret_value is malloc'd JSON text. */
 static inline int vo_store_get(VoStore *s, const char *key, char **ret_value, int64_t *ret_rev)

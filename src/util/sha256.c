@@ -85,3 +85,13 @@ int vo_sha256_file(const char *path, char ret[VO_SHA256_HEX_LEN + 1])
 {
     return vo_sha256_file_limited(path, 0, ret);
 }
+
+void vo_sha256_data(const void *data, size_t len, char ret[VO_SHA256_HEX_LEN + 1])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+        abort();
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(ret + 2 * i, 3, "%02x", md[i]);
+}

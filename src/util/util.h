@@ -78,6 +78,7 @@ int vo_parse_size_default_unit(const char *s, uint64_t bare_unit, uint64_t *ret_
 
 /* Monotonic and wall clock in milliseconds. */
 int64_t vo_now_ms(void);
+int64_t vo_now_us(void); /* monotonic, microseconds (timings in logs) */
 int64_t vo_wall_ms(void);
 
 /* Files. */

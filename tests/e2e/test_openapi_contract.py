@@ -763,6 +763,15 @@ def test_cluster_routes_standalone(api):
              code="invalid-argument")
     api.call("POST", "/v1/cluster/join-request", {"cluster": "x"}, expect=409,
              code="invalid-state")
+    # Live migration: no such VM; the hosts' own routes refused on the Unix
+    # socket (real migrations: tests/e2e/test_migrate.py).
+    api.call("POST", "/v1/vms/nope/migrate", {"to": "h2"}, expect=404, code="not-found")
+    mid = "/v1/migrations/incoming/00000000-0000-4000-8000-000000000000"
+    api.call("POST", "/v1/migrations/incoming", {"id": "x"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", f"{mid}/digest", {}, expect=400, code="invalid-argument")
+    api.call("POST", f"{mid}/commit", {"rev": 1}, expect=400, code="invalid-argument")
+    api.call("DELETE", mid, expect=400, code="invalid-argument")
 
 
 def test_groups_and_placement(api):
@@ -782,6 +791,15 @@ def test_groups_and_placement(api):
              code="invalid-argument")
     assert [m["name"] for m in api.call("GET", "/v1/groups/grp1", expect=200).value["members"]] \
         == ["grouped1"]
+    # Where it would migrate: a standalone host has no other host (409,
+    # each host's reason in the error); a real choice: test_migrate_target.py.
+    err = api.call("POST", "/v1/vms/grouped1/migrate-target", {}, expect=409,
+                   code="invalid-state").value["error"]
+    assert [h["reason"] for h in err["hosts"]] == ["excluded (the host the VM moves from)"]
+    assert err["message"].startswith("VM grouped1 has no host to move to (no host fits: ")
+    api.call("POST", "/v1/vms/grouped1/migrate-target", {"to": "x"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/vms/nope/migrate-target", {}, expect=404, code="not-found")
     assert api.call("GET", "/v1/groups", expect=200).value["groups"][0]["members"] == 1
     api.call("GET", "/v1/groups/nope", expect=404, code="not-found")
     api.call("DELETE", "/v1/groups/grp1", expect=409, code="invalid-state")

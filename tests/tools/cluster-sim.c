@@ -5,7 +5,9 @@
  * host's namespace and the name claim, one transaction each), the leases of
  * every host are renewed for a while as the hosts service does (keepalive,
  * then a linearizable read), and the manager's placement path is timed end
- * to end: list the member documents and records, build the snapshot, place.
+ * to end: list the member documents and records, build the snapshot, place;
+ * then again with the snapshot in memory (cluster/place-cache.c: listed
+ * once, watched), plus the one record read the manager does after a create.
  * Prints one JSON object. Deterministic contents (fixed seed).
  *
  *   cluster-sim ENDPOINT HOSTS VMS RENEW_SECONDS PLACEMENTS THREADS */
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster/place-cache.h"
 #include "cluster/place-snapshot.h"
 #include "cluster/placement.h"
 #include "state/store.h"
@@ -190,6 +193,54 @@ static int place_once(VoStore *s, double *ret_wall, double *ret_cpu, char **ret_
     return r;
 }
 
+/* The manager's path with the snapshot in memory (daemon/cluster-place.c):
+ * the cache locked, the snapshot built from it, vo_place, then the chosen
+ * host's record read once (what the manager does after a create). */
+static int place_cached(VoStore *s, VoPlaceCache *c, double *ret_wall, double *ret_cpu)
+{
+    double w0 = now_ms(CLOCK_MONOTONIC), c0 = now_ms(CLOCK_THREAD_CPUTIME_ID);
+    vo_place_cache_lock(c);
+    json_t *members = vo_place_cache_docs(c, VO_PLACE_CACHE_P_MEMBERS);
+    json_t *records = vo_place_cache_docs(c, VO_PLACE_CACHE_P_RECORDS);
+    size_t n = json_object_size(members), i = 0;
+    VoPlaceHostDocs *docs = vo_malloc0((n + 1) * sizeof(*docs));
+    const char *id;
+    json_t *m;
+    json_object_foreach(members, id, m) {
+        json_t *rec = json_object_get(records, id);
+        docs[i++] = (VoPlaceHostDocs){ .member = json_object_get(m, "doc"),
+                                       .record = rec ? json_object_get(rec, "doc") : NULL };
+    }
+    VoPlaceSnapshot snap = { 0 };
+    VoPlaceResult res = { 0 };
+    char **warnings = NULL, *error = NULL;
+    char *pools[] = { "default", NULL };
+    VoPlaceRequest req = { .vcpus = 2, .memory_mib = 4096, .accel = VO_ACCEL_AUTO,
+                           .pools = pools };
+    int r = vo_place_snapshot_build(docs, n, VO_PLACE_SPREAD, NULL, &snap, &warnings, &error);
+    if (r >= 0)
+        r = vo_place(&snap, &req, &res);
+    char *host = r >= 0 && res.host >= 0 ? vo_strdup(snap.hosts[res.host].id) : NULL;
+    vo_place_cache_unlock(c);
+    if (r >= 0 && !host)
+        r = -EBUSY;
+    if (host) {
+        char *key = vo_asprintf("cluster/hosts/%s", host), *text = NULL;
+        r = vo_store_get(s, key, &text, NULL);
+        free(key);
+        free(text);
+        free(host);
+    }
+    vo_place_result_clear(&res);
+    vo_place_snapshot_clear(&snap);
+    vo_strv_free(warnings);
+    free(error);
+    free(docs);
+    *ret_wall = now_ms(CLOCK_MONOTONIC) - w0;
+    *ret_cpu = now_ms(CLOCK_THREAD_CPUTIME_ID) - c0;
+    return r;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 7) {
@@ -331,14 +382,32 @@ int main(int argc, char **argv)
     nanosleep(&settle, NULL);
     double *wall = vo_malloc0(((size_t)n_place + 1) * sizeof(double));
     double *cpu = vo_malloc0(((size_t)n_place + 1) * sizeof(double));
-    int placed = 0, place_failed = 0;
+    /* The same with the snapshot in memory (listed once, then watched),
+     * interleaved with the listing placements so both meet the same
+     * load. A placement that found no host (records lapsed) is timed too:
+     * it did the same work. */
+    double l0 = now_ms(CLOCK_MONOTONIC);
+    VoPlaceCache *cache = vo_place_cache_new(raw);
+    int cache_r = vo_place_cache_start(cache);
+    double cache_load_ms = now_ms(CLOCK_MONOTONIC) - l0;
+    double *cwall = vo_malloc0(((size_t)n_place + 1) * sizeof(double));
+    double *ccpu = vo_malloc0(((size_t)n_place + 1) * sizeof(double));
+    int placed = 0, place_failed = 0, nowhere = 0, cplaced = 0, cfailed = 0, cnowhere = 0;
     for (int p = 0; p < n_place; p++) {
         char *host = NULL;
-        if (place_once(raw, &wall[placed], &cpu[placed], &host) >= 0)
+        int pr = place_once(raw, &wall[placed], &cpu[placed], &host);
+        if (pr >= 0 || pr == -EBUSY)
             placed++;
         else
             place_failed++;
+        nowhere += pr == -EBUSY;
         free(host);
+        r = cache_r < 0 ? cache_r : place_cached(raw, cache, &cwall[cplaced], &ccpu[cplaced]);
+        if (r >= 0 || r == -EBUSY)
+            cplaced++;
+        else
+            cfailed++;
+        cnowhere += r == -EBUSY;
     }
     size_t renewals = 0;
     unsigned renew_failed = 0, lapsed = 0;
@@ -369,8 +438,25 @@ int main(int argc, char **argv)
                                               ? json_copy(json_object_get(pc, "p99_ms"))
                                               : json_null());
     json_object_set_new(ps, "failed", json_integer(place_failed));
+    json_object_set_new(ps, "fit_nowhere", json_integer(nowhere));
     json_decref(pc);
     json_object_set_new(out, "placement", ps);
+    json_t *cs = stats(cwall, (size_t)cplaced);
+    json_t *cc = stats(ccpu, (size_t)cplaced);
+    json_object_set_new(cs, "cpu_median_ms", json_object_get(cc, "median_ms")
+                                                  ? json_copy(json_object_get(cc, "median_ms"))
+                                                  : json_null());
+    json_object_set_new(cs, "cpu_p99_ms", json_object_get(cc, "p99_ms")
+                                              ? json_copy(json_object_get(cc, "p99_ms"))
+                                              : json_null());
+    json_object_set_new(cs, "failed", json_integer(cfailed));
+    json_object_set_new(cs, "fit_nowhere", json_integer(cnowhere));
+    json_object_set_new(cs, "cache_load_ms", json_real(cache_load_ms));
+    json_decref(cc);
+    json_object_set_new(out, "placement_cached", cs);
+    vo_place_cache_free(cache);
+    free(cwall);
+    free(ccpu);
     free(wall);
     free(cpu);
     free(workers);

@@ -3,8 +3,12 @@
  * a new cluster with vo_etcd_member_argv, member 2 added as a learner
  * through the gateway, started (existing), promoted (bounded retry),
  * listed as two voters, then removed. Clients without a certificate of the
- * cluster CA are refused. Members are started as helpers of this process
- * (SIGKILL if it dies) and killed by PID; the temporary directory goes. */
+ * cluster CA are refused. Then the store without a quorum: two voters,
+ * one stopped: reads answer from the other member, marked stale (shared by
+ * both handles on the endpoints), writes fail, and once the member is back
+ * reads are linearizable again. Members are started as helpers of this
+ * process (SIGKILL if it dies) and killed by PID; the temporary directory
+ * goes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +25,7 @@
 
 #include "cluster/etcd-member.h"
 #include "cluster/pki.h"
+#include "state/store.h"
 #include "util/spawn.h"
 #include "util/util.h"
 
@@ -272,10 +277,117 @@ static void test_two_members(void **state)
     vo_pki_pair_clear(&ca);
 }
 
+static int count_doc(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)rev;
+    if (!strcmp(key, "h/hA/vms/a") && strstr(value, "\"n\":1"))
+        ++*(int *)userdata;
+    return 0;
+}
+
+static void test_quorum_lost(void **state)
+{
+    Fixture *f = *state;
+    if (access(VO_ETCD_PATH, X_OK) != 0)
+        skip();
+    int c1 = free_port("127.0.0.1"), p1 = free_port("127.0.0.1");
+    int c2 = free_port("127.0.0.1"), p2 = free_port("127.0.0.2");
+    VoPkiPair ca = { 0 };
+    assert_int_equal(vo_pki_ca_make("test-cluster", &ca), 0);
+    Host h1, h2;
+    host_init(&h1, f->top, "m1", "127.0.0.1", &ca, c1);
+    host_init(&h2, f->top, "m2", "127.0.0.2", &ca, c2);
+    VoEtcdMemberConfig m1 = { .name = "m1", .state_dir = h1.state_dir, .run_dir = h1.run_dir,
+                              .address = "127.0.0.1", .client_port = c1, .peer_port = p1,
+                              .cluster_id = "test-cluster", .quota_backend_bytes = 64 << 20 };
+    start(f, 0, &m1);
+    wait_healthy(f, 0, &h1);
+    _cleanup_free_ char *peer2 = vo_cluster_url("127.0.0.2", p2);
+    uint64_t id2 = 0;
+    _cleanup_free_ char *initial = NULL;
+    char *err = NULL;
+    assert_int_equal(vo_etcd_member_add_learner(&h1.ep, "m2", peer2, &id2, &initial, &err), 0);
+    VoEtcdMemberConfig m2 = { .name = "m2", .state_dir = h2.state_dir, .run_dir = h2.run_dir,
+                              .address = "127.0.0.2", .client_port = c2, .peer_port = p2,
+                              .cluster_id = "test-cluster", .initial_cluster = initial,
+                              .existing = true, .quota_backend_bytes = 64 << 20 };
+    start(f, 1, &m2);
+    int r = vo_etcd_member_promote(&h1.ep, id2, WAIT_MS, &err);
+    if (r < 0)
+        fail_msg("promote: %d %s", r, err);
+    wait_healthy(f, 1, &h2);
+
+    /* A host handle and a raw one on member 1 only (a voter's own). */
+    VoEtcdOptions o = { .endpoints = h1.client_url, .host_id = "hA", .ca_file = h1.ca,
+                        .cert_file = h1.cert, .key_file = h1.key };
+    VoStore *s = NULL, *raw = NULL;
+    assert_int_equal(vo_store_open_etcd(&o, &s), 0);
+    o.host_id = NULL;
+    assert_int_equal(vo_store_open_etcd(&o, &raw), 0);
+    int64_t rev = 0;
+    assert_int_equal(vo_store_put(s, "vms/a", "{\"n\":1}", VO_REV_NEW, &rev), 0);
+    vo_store_stale_reset();
+    _cleanup_free_ char *v = NULL;
+    assert_int_equal(vo_store_get(s, "vms/a", &v, NULL), 0);
+    assert_int_equal(vo_store_stale_read(), 0);
+    assert_int_equal(vo_store_stale_since(s), 0);
+
+    /* Member 2 stops: one voter of two, no quorum. */
+    stop(f, 1);
+    int64_t before = vo_wall_ms();
+    char *v2 = NULL;
+    assert_int_equal(vo_store_get(s, "vms/a", &v2, NULL), 0); /* after etcd's timeout */
+    assert_string_equal(v2, "{\"n\":1}");
+    free(v2);
+    int64_t since = vo_store_stale_read();
+    assert_true(since >= before);
+    assert_int_equal(vo_store_stale_since(s), since);
+    /* The other handle knows at once; its reads are marked too. */
+    assert_int_equal(vo_store_stale_since(raw), since);
+    vo_store_stale_reset();
+    int found = 0;
+    assert_int_equal(vo_store_list(raw, "h/hA/", count_doc, &found), 0);
+    assert_int_equal(found, 1);
+    assert_int_equal(vo_store_stale_read(), since);
+    /* A read of a missing key is still an answer. */
+    assert_int_equal(vo_store_get(s, "vms/none", NULL, NULL), -ENOENT);
+    /* Writes still try, and fail; the revision (linearizable) too. */
+    r = vo_store_put(s, "vms/b", "{}", VO_REV_NEW, NULL);
+    if (r != -EAGAIN && r != VO_STORE_EUNKNOWN)
+        fail_msg("put without quorum: %d", r);
+    assert_int_equal(s->ops->revision(s, &rev), -EAGAIN);
+    assert_true(vo_store_stale_since(s) > 0);
+
+    /* Member 2 back: the probe sees the quorum, reads are linearizable. */
+    start(f, 1, &m2);
+    int64_t deadline = vo_now_ms() + 60000;
+    while (vo_store_stale_since(s) != 0) {
+        if (vo_now_ms() > deadline)
+            fail_msg("still stale a minute after member 2 came back");
+        poll(NULL, 0, 200);
+    }
+    vo_store_stale_reset();
+    found = 0;
+    assert_int_equal(vo_store_list(raw, "h/hA/", count_doc, &found), 0);
+    assert_int_equal(found, 1);
+    assert_int_equal(vo_store_stale_read(), 0);
+    assert_int_equal(vo_store_put(s, "vms/b", "{}", VO_REV_ANY, NULL), 0);
+    assert_int_equal(vo_store_stale_since(raw), 0);
+
+    vo_store_close(raw);
+    vo_store_close(s);
+    stop(f, 1);
+    stop(f, 0);
+    host_clear(&h1);
+    host_clear(&h2);
+    vo_pki_pair_clear(&ca);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_two_members, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quorum_lost, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,7 @@ static char *cert, *key, *ca, *other_cert, *other_key, *other_ca;
 static struct MHD_Daemon *server;
 static char base_url[64];
 static atomic_int n_requests;
+static atomic_int n_connections; /* TCP connections the server took */
 
 static void run(const char *cmd)
 {
@@ -205,6 +206,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&n_connections, 1);
+}
+
 static int setup(void **state)
 {
     if (!mkdtemp(dir))
@@ -227,7 +235,8 @@ static int setup(void **state)
                               0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, &sa,
                               MHD_OPTION_HTTPS_MEM_CERT, pem_cert, MHD_OPTION_HTTPS_MEM_KEY,
                               pem_key, MHD_OPTION_HTTPS_MEM_TRUST, pem_ca,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
     assert_non_null(server);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(server, MHD_DAEMON_INFO_BIND_PORT);
     snprintf(base_url, sizeof(base_url), "https://127.0.0.1:%u", info->port);
@@ -282,6 +291,61 @@ static void test_request_with_mutual_tls(void **state)
     assert_int_equal(resp.status, 201);
     assert_non_null(strstr(resp.body, "\"method\":\"DELETE\""));
     vo_peer_response_clear(&resp);
+}
+
+typedef struct {
+    int failures;
+} Burst;
+
+static void *burst_main(void *userdata)
+{
+    Burst *b = userdata;
+    VoPeerTls t = tls();
+    for (int i = 0; i < 10; i++) {
+        VoPeerResponse resp;
+        if (vo_peer_request(&t, base_url, "POST", "/echo", NULL, "{}", 2, 5000, &resp) < 0 ||
+            resp.status != 201)
+            b->failures++;
+        vo_peer_response_clear(&resp);
+    }
+    return NULL;
+}
+
+/* Requests one after another reuse one connection (no TCP connection and
+ * TLS handshake each); threads at once each get an answer. */
+static void test_connections_reused(void **state)
+{
+    VoPeerTls t = tls();
+    VoPeerResponse resp;
+    assert_int_equal(vo_peer_request(&t, base_url, "GET", "/echo", NULL, NULL, 0, 5000, &resp),
+                     0);
+    vo_peer_response_clear(&resp);
+    int before = atomic_load(&n_connections);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(vo_peer_request(&t, base_url, "POST", "/echo", NULL, "{\"i\":1}", 7,
+                                         5000, &resp), 0);
+        assert_int_equal(resp.status, 201);
+        assert_non_null(strstr(resp.body, "{\\\"i\\\":1}"));
+        vo_peer_response_clear(&resp);
+    }
+    assert_int_equal(atomic_load(&n_connections), before);
+    /* A client of another certificate never gets that connection. */
+    VoPeerTls stranger = { .cert_file = other_cert, .key_file = other_key, .ca_file = ca };
+    assert_int_equal(vo_peer_request(&stranger, base_url, "GET", "/echo", NULL, NULL, 0, 5000,
+                                     &resp), 0);
+    assert_int_equal(resp.status, 401);
+    vo_peer_response_clear(&resp);
+    assert_int_equal(atomic_load(&n_connections), before + 1);
+    /* Four threads at once, 10 requests each. */
+    pthread_t th[4];
+    Burst b[4] = { 0 };
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, burst_main, &b[i]), 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(b[i].failures, 0);
+    }
+    assert_true(atomic_load(&n_connections) <= before + 1 + 4);
 }
 
 static void test_refusals(void **state)
@@ -761,6 +825,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_with_mutual_tls),
+        cmocka_unit_test(test_connections_reused),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_forward_verbatim),
         cmocka_unit_test(test_forward_refuses_loops_and_names_unreachable_peers),

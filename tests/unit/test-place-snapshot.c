@@ -211,6 +211,36 @@ static void test_reservation_counts_and_drop(void **state)
     docs_clear(&d);
 }
 
+/* Settled reservations (created; the manager's cache shows them from a
+ * revision on) count until a snapshot of that revision; unknown ones
+ * (INT64_MAX) until they expire. */
+static void test_reservations_settled(void **state)
+{
+    (void)state;
+    VoPlaceReservations r = { 0 };
+    uint64_t a = vo_place_reservation_add(&r, "h1", NULL, 512, 1, 0);
+    uint64_t b = vo_place_reservation_add(&r, "h2", NULL, 512, 1, 0);
+    uint64_t c = vo_place_reservation_add(&r, "h3", NULL, 512, 1, 0);
+    uint64_t in_flight = vo_place_reservation_add(&r, "h1", NULL, 512, 1, 0);
+    vo_place_reservation_settle(&r, a, 10);
+    vo_place_reservation_settle(&r, b, 20);
+    vo_place_reservation_settle(&r, c, INT64_MAX);
+    vo_place_reservation_settle(&r, 999, 5); /* unknown: nothing */
+    /* Nothing is dropped by a look at the wanted revision. */
+    assert_int_equal(vo_place_reservations_settled(&r, INT64_MIN), 20);
+    assert_int_equal(r.n, 4);
+    assert_int_equal(vo_place_reservations_settled(&r, 15), 20); /* a goes */
+    assert_int_equal(r.n, 3);
+    assert_int_equal(vo_place_reservations_settled(&r, 20), 0); /* b goes */
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.items[0].id, c);
+    assert_int_equal(r.items[1].id, in_flight);
+    assert_int_equal(r.items[1].settle_rev, 0); /* in flight: never dropped by a revision */
+    assert_int_equal(vo_place_reservations_settled(&r, INT64_MAX), 0); /* c goes */
+    assert_int_equal(r.n, 1);
+    vo_place_reservations_clear(&r);
+}
+
 static void test_reservations_pruned(void **state)
 {
     (void)state;
@@ -347,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_member_without_name_refused),
         cmocka_unit_test(test_reservations_spread_rapid_creates),
         cmocka_unit_test(test_reservation_counts_and_drop),
+        cmocka_unit_test(test_reservations_settled),
         cmocka_unit_test(test_reservations_pruned),
         cmocka_unit_test(test_group_hosts),
         cmocka_unit_test(test_spread_group_with_reservations),

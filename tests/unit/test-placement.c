@@ -484,6 +484,55 @@ static json_t *load(const char *text)
     return doc;
 }
 
+/* A move's source is excluded: its verdict and words, the least loaded of
+ * the others chosen, a pin on it refused, a spread group still weighed,
+ * a together group living on the source leaves no target. */
+static void test_exclude(void **state)
+{
+    (void)state;
+    VoPlaceSnapshot s = snapshot("abc");
+    s.hosts[1].committed_memory_mib = 4096; /* b busier than c */
+    VoPlaceRequest req = request(1, 1024);
+    req.exclude = strv("id-a", NULL);
+    VoPlaceResult res;
+    assert_string_equal(place(&s, &req, &res), "c");
+    assert_int_equal(res.verdicts[0].why, VO_PLACE_EXCLUDED);
+    assert_reason(&s, &req, &res, 0, "excluded (the host the VM moves from)");
+    vo_place_result_clear(&res);
+
+    /* A spread group with a member on c: b, though busier. */
+    req.group = vo_strdup("web");
+    req.group_policy = VO_GROUP_SPREAD;
+    add_member(&req, "id-c");
+    assert_string_equal(place(&s, &req, NULL), "b");
+
+    /* Together with members only on the excluded source: nowhere. */
+    req.group_policy = VO_GROUP_TOGETHER;
+    for (size_t i = 0; i < req.n_group_hosts; i++)
+        free(req.group_hosts[i].host_id);
+    req.n_group_hosts = 0;
+    add_member(&req, "id-a");
+    assert_null(place(&s, &req, &res));
+    char *words = vo_place_reasons_format(&s, &req, &res);
+    assert_string_equal(words, "no host fits: a: excluded (the host the VM moves from); "
+                               "b: group web (together) lives on host a; "
+                               "c: group web (together) lives on host a");
+    free(words);
+    vo_place_result_clear(&res);
+
+    /* Pinned to the excluded host: refused with that reason. */
+    free(req.group);
+    req.group = NULL;
+    req.host = vo_strdup("a");
+    assert_null(place(&s, &req, &res));
+    words = vo_place_reasons_format(&s, &req, &res);
+    assert_string_equal(words, "host a does not fit: excluded (the host the VM moves from)");
+    free(words);
+    vo_place_result_clear(&res);
+    vo_place_request_clear(&req);
+    vo_place_snapshot_clear(&s);
+}
+
 static void test_json_host(void **state)
 {
     json_t *doc = load(HOST_DOC "}");
@@ -629,7 +678,8 @@ static void test_json_request(void **state)
                        "\"cpu_model\": \"host\", \"cpu_flags\": [\"b\", \"a\"], "
                        "\"cpu_host_model\": \"AMD EPYC\", \"pools\": [\"default\"], "
                        "\"group\": {\"name\": \"web\", \"policy\": \"together\", "
-                       "\"hosts\": {\"id-1\": 2, \"id-2\": 1}}, \"host\": \"h1\"}";
+                       "\"hosts\": {\"id-1\": 2, \"id-2\": 1}}, \"host\": \"h1\", "
+                       "\"exclude\": [\"id-1\"]}";
     json_t *doc = load(full);
     VoPlaceRequest req;
     char *error = NULL;
@@ -640,6 +690,8 @@ static void test_json_request(void **state)
     assert_int_equal(req.group_policy, VO_GROUP_TOGETHER);
     assert_int_equal(req.n_group_hosts, 2);
     assert_string_equal(req.host, "h1");
+    assert_string_equal(req.exclude[0], "id-1");
+    assert_null(req.exclude[1]);
     json_t *out = vo_place_request_to_json(&req);
     json_object_set_new(doc, "cpu_flags", json_pack("[s,s]", "a", "b"));
     assert_true(json_equal(doc, out));
@@ -683,6 +735,10 @@ static void test_json_request(void **state)
     assert_request_refused("{\"vcpus\": 1, \"memory_mib\": 64, \"group\": {\"name\": \"g\", "
                            "\"policy\": \"spread\", \"hosts\": [1]}}", "hosts must be an object");
     assert_request_refused("{\"vcpus\": 1, \"memory_mib\": 64, \"host\": \"\"}", "host: '' is not");
+    assert_request_refused("{\"vcpus\": 1, \"memory_mib\": 64, \"exclude\": \"id-1\"}",
+                           "exclude: must be an array");
+    assert_request_refused("{\"vcpus\": 1, \"memory_mib\": 64, \"exclude\": [\"a\", \"a\"]}",
+                           "exclude: 'a' is listed twice");
 }
 
 int main(void)
@@ -697,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_group_spread),
         cmocka_unit_test(test_group_together),
         cmocka_unit_test(test_pinned),
+        cmocka_unit_test(test_exclude),
         cmocka_unit_test(test_json_host),
         cmocka_unit_test(test_json_snapshot),
         cmocka_unit_test(test_json_request),

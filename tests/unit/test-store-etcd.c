@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "cluster/place-cache.h"
 #include "state/store.h"
 #include "store-contract.h"
 #include "util/util.h"
@@ -421,6 +422,57 @@ static void test_compaction_relist(void **state)
     s->ops->watch_close(w);
 }
 
+static const char *cached_state(VoPlaceCache *c, const char *host)
+{
+    vo_place_cache_lock(c);
+    const char *v = json_string_value(
+        json_object_get(vo_place_cache_doc(c, VO_PLACE_CACHE_P_RECORDS, host), "state"));
+    vo_place_cache_unlock(c);
+    return v;
+}
+
+/* The manager's placement cache (cluster/place-cache.c) on etcd: writes
+ * it never watched (compacted before its watch started) are listed again;
+ * then it follows a record's change and a host's deletion. */
+static void test_place_cache(void **state)
+{
+    VoStore *s = *state;
+    int64_t rev = 0;
+    assert_int_equal(vo_store_put(s, "cluster/members/pc-1", "{\"id\":\"pc-1\",\"name\":\"a\"}",
+                                  VO_REV_ANY, NULL), 0);
+    assert_int_equal(vo_store_put(s, "cluster/hosts/pc-1", "{\"state\":\"online\"}", VO_REV_ANY,
+                                  NULL), 0);
+    VoPlaceCache *c = vo_place_cache_new(s);
+    int64_t from = 0;
+    assert_int_equal(vo_place_cache_load(c, &from), 0);
+    assert_string_equal(cached_state(c, "pc-1"), "online");
+    assert_int_equal(vo_store_put(s, "cluster/hosts/pc-1", "{\"state\":\"maintenance\"}",
+                                  VO_REV_ANY, NULL), 0);
+    assert_int_equal(vo_store_put(s, "vms/pc", "{}", VO_REV_ANY, &rev), 0);
+    assert_int_equal(s->ops->compact(s, rev), 0);
+    assert_int_equal(vo_place_cache_start(c), 0); /* its watch: compacted, so it lists */
+    assert_true(vo_place_cache_wait(c, rev, WAIT_MS));
+    assert_string_equal(cached_state(c, "pc-1"), "maintenance");
+    assert_int_equal(vo_store_put(s, "cluster/hosts/pc-1", "{\"state\":\"online\"}", VO_REV_ANY,
+                                  &rev), 0);
+    assert_true(vo_place_cache_wait(c, rev, WAIT_MS));
+    assert_string_equal(cached_state(c, "pc-1"), "online");
+    assert_int_equal(vo_store_delete(s, "cluster/hosts/pc-1", VO_REV_ANY), 0);
+    assert_int_equal(vo_store_delete(s, "cluster/members/pc-1", VO_REV_ANY), 0);
+    /* Bounded wait for the later of the two deletes. */
+    bool member = true;
+    for (int64_t give_up = vo_now_ms() + WAIT_MS; member && vo_now_ms() < give_up;) {
+        vo_place_cache_lock(c);
+        member = vo_place_cache_doc(c, VO_PLACE_CACHE_P_MEMBERS, "pc-1") != NULL;
+        vo_place_cache_unlock(c);
+        if (member)
+            sleep_ms(20);
+    }
+    assert_false(member);
+    assert_null(cached_state(c, "pc-1"));
+    vo_place_cache_free(c);
+}
+
 /* etcd stopped (no answer, as without quorum): a read returns -EAGAIN
  * within the timeout; a write that was sent does not say "nothing changed"
  * (etcd may apply it once it runs again) but VO_STORE_EUNKNOWN; once it
@@ -738,6 +790,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_txn_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry_watched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_relist, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_place_cache, setup, teardown),
         cmocka_unit_test(test_no_quorum),
         cmocka_unit_test_teardown(test_watch_reconnect_compacted, member_teardown),
         cmocka_unit_test_teardown(test_watch_quiet_progress, member_teardown),

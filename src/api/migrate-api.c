@@ -1,0 +1,95 @@
+/* migrate-api.c: live migration routes. POST /v1/vms/{vm}/migrate queues
+ * the source's migration task (any door forwards it to the VM's host);
+ * /v1/migrations/incoming/... are the destination's peer routes, which
+ * only another host of the cluster calls (over the mutual-TLS listener;
+ * refused on the Unix socket). See daemon/migrate.h. */
+#include <string.h>
+
+#include "api/handlers.h"
+#include "daemon/migrate.h"
+#include "util/util.h"
+
+void vo_api_vm_migrate(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
+    if (!vm)
+        return;
+    VoMigrateArgs args;
+    char *error = NULL;
+    int r = vo_migrate_args_parse(req->body, &args, &error);
+    if (r < 0) {
+        vo_reply_errno(rep, r, error);
+        free(error);
+        return;
+    }
+    json_t *task = NULL;
+    r = vo_vm_migrate(req->d, vm, &args, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
+/* Peer routes answer only a cluster host (a TLS client certificate the
+ * cluster CA signed: the listener checks it before any handler runs). */
+static bool from_peer(VoRequest *req, VoReply *rep)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (info && info->tls_session)
+        return true;
+    vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "this route is for the hosts of the cluster "
+                   "only (their mutual-TLS listener); use POST /v1/vms/{vm}/migrate");
+    return false;
+}
+
+void vo_api_migration_prepare(VoRequest *req, VoReply *rep)
+{
+    if (!from_peer(req, rep))
+        return;
+    json_t *ret = NULL;
+    char *error = NULL;
+    int r = vo_migration_prepare(req->d, req->body, &ret, &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 201, ret);
+    free(error);
+}
+
+void vo_api_migration_digest(VoRequest *req, VoReply *rep)
+{
+    if (!from_peer(req, rep))
+        return;
+    json_t *ret = NULL;
+    char *error = NULL;
+    int r = vo_migration_digest(req->d, req->params[0], &ret, &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, ret);
+    free(error);
+}
+
+void vo_api_migration_commit(VoRequest *req, VoReply *rep)
+{
+    if (!from_peer(req, rep))
+        return;
+    char *error = NULL;
+    int r = vo_migration_commit(req->d, req->params[0], req->body, &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, json_pack("{s:s}", "state", "committed"));
+    free(error);
+}
+
+void vo_api_migration_abort(VoRequest *req, VoReply *rep)
+{
+    if (!from_peer(req, rep))
+        return;
+    char *error = NULL;
+    int r = vo_migration_abort(req->d, req->params[0], &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, json_pack("{s:s}", "state", "aborted"));
+    free(error);
+}

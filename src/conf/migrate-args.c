@@ -1,0 +1,56 @@
+/* migrate-args.c: parses the body of POST /v1/vms/{vm}/migrate
+ * (migrate-args.h). */
+#include "conf/migrate-args.h"
+
+#include <string.h>
+
+#include "util/util.h"
+
+int vo_migrate_args_parse(json_t *body, VoMigrateArgs *ret, char **ret_error)
+{
+    *ret = (VoMigrateArgs){ 0 };
+    if (body && !json_is_object(body))
+        return vo_error_set(ret_error, -EINVAL, "the body must be a JSON object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v) {
+        if (!strcmp(key, "to")) {
+            if (!json_is_string(v) && !json_is_null(v))
+                return vo_error_set(ret_error, -EINVAL, "to: must be a host name or id");
+            ret->to = json_string_value(v);
+            if (ret->to && !*ret->to)
+                return vo_error_set(ret_error, -EINVAL, "to: must be a host name or id");
+        } else if (!strcmp(key, "max_downtime_ms")) {
+            json_int_t ms = json_integer_value(v);
+            if (!json_is_integer(v) || ms < 1 || ms > 60000)
+                return vo_error_set(ret_error, -EINVAL,
+                                    "max_downtime_ms: must be an integer from 1 to 60000");
+            ret->max_downtime_ms = (unsigned)ms;
+        } else if (!strcmp(key, "bandwidth")) {
+            uint64_t bytes = 0;
+            if (json_is_integer(v) && json_integer_value(v) > 0) {
+                bytes = (uint64_t)json_integer_value(v);
+            } else if (json_is_string(v)) {
+                _cleanup_free_ char *s = vo_strdup(json_string_value(v));
+                size_t n = strlen(s);
+                if (n > 2 && !strcmp(s + n - 2, "/s"))
+                    s[n - 2] = 0;
+                if (vo_parse_size(s, &bytes) < 0)
+                    bytes = 0;
+            }
+            if (!bytes)
+                return vo_error_set(ret_error, -EINVAL, "bandwidth: must be bytes per second "
+                                    "(a positive integer) or \"SIZE/s\" such as \"100M/s\"");
+            ret->bandwidth = bytes;
+        } else if (!strcmp(key, "verify_memory")) {
+            if (!json_is_boolean(v))
+                return vo_error_set(ret_error, -EINVAL, "verify_memory: must be true or false");
+            ret->verify_memory = json_is_true(v);
+        } else {
+            return vo_error_set(ret_error, -EINVAL, "%s: unknown field (known: to, "
+                                "max_downtime_ms, bandwidth, verify_memory)", key);
+        }
+    }
+    return 0;
+}
+

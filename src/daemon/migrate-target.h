@@ -1,0 +1,33 @@
+/* migrate-target.h: where a VM goes when `vireo vm migrate` (or a host's
+ * maintenance) names no target: the manager decides, with placement's rules
+ * (cluster/placement.h) over the hosts as they are now, the VM's own host
+ * excluded and its group respected (spread: a host without another member
+ * while one fits; together: only where the other members live, so a VM
+ * whose group lives on its own host has no target). A vireod that is not
+ * the manager asks the manager over the peer API (POST
+ * /v1/vms/{vm}/migrate-target with X-Vireo-Place). Only the choice: the
+ * compatibility checks of the chosen host are cluster/migrate-compat.h's.
+ * docs/internals.md, Migration checks. */
+#pragma once
+
+#include <jansson.h>
+
+#include "daemon/daemon.h"
+
+/* The target for VM vm_id (an id) of host source_host_id: 0 and
+ * *ret_host_id; -EBUSY when no host fits (*ret_error: each host's reason,
+ * as a create's 409); -ENOENT: no such VM on that host; -EAGAIN: no
+ * manager now; other -errno: the store or the manager. */
+int vo_migrate_pick_target(VoDaemon *d, const char *vm_id, const char *source_host_id,
+                           char **ret_host_id, char **ret_error);
+
+/* The same with the whole answer: {"host": {"id","name"} or null, "hosts":
+ * [{"id","name","fits": bool, "reason"?: words}] (every host, in name
+ * order)}. On -EBUSY *ret is set too (host null). */
+int vo_migrate_target_json(VoDaemon *d, const char *vm_id, const char *source_host_id,
+                           json_t **ret, char **ret_error);
+
+/* The manager's own computation (no asking): what vo_migrate_target_json
+ * does on the manager, and what the peer API serves to the others. */
+int vo_migrate_target_place(VoDaemon *d, const char *vm_id, const char *source_host_id,
+                            json_t **ret, char **ret_error);

@@ -1,0 +1,499 @@
+/* migrate.c: the source side of a live migration (migrate.h; the protocol
+ * and its failure cases: docs/internals.md, "Live migration"). The task
+ * holds the VM's job lock from start to end: the destination prepares a
+ * paused incoming QEMU (peer call), the driver streams memory there, both
+ * sides end paused (QEMU's postmigrate here, -S there), their RAM is
+ * compared when asked, then one transaction moves the VM's documents to
+ * the destination's namespace (state/vm-move.h); only then does the
+ * destination continue the VM and this QEMU quit. Any failure before that
+ * transaction leaves the VM running here as before and nothing there. */
+#include "daemon/migrate.h"
+
+#include <openssl/evp.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster/peer-client.h"
+#include "conf/names.h"
+#include "cluster/migrate-compat.h"
+#include "daemon/cluster-view.h"
+#include "daemon/migrate-target.h"
+#include "daemon/storage.h"
+#include "daemon/vm-internal.h"
+#include "state/vm-move.h"
+#include "util/util.h"
+
+#define PEER_TIMEOUT_MS 30000
+#define POLL_MS 200
+#define PROGRESS_EVERY_MS 1000
+#define COMMIT_TRIES 5
+#define CANCEL_WAIT_MS 30000
+#define PENDING "(being queued)" /* vm->migration_task until the task has an id */
+#define CONSOLE_LOG_SENT (256 * 1024) /* the tail of the console log sent along */
+
+/* ---- peer calls ------------------------------------------------------------ */
+
+/* METHOD url+path with a JSON body; 0 with the peer's 2xx answer in *ret
+ * (may be NULL), or -errno with *ret_error (its error message, or why it
+ * could not be reached). */
+static int peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
+                     json_t *body, json_t **ret, char **ret_error)
+{
+    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    const char *headers[] = { "Content-Type: application/json", NULL };
+    VoPeerResponse resp = { 0 };
+    int r = vo_peer_request(&d->peer_tls, url, method, path, headers, text,
+                            text ? strlen(text) : 0, PEER_TIMEOUT_MS, &resp);
+    if (r < 0) {
+        vo_error_set(ret_error, r, "%s", resp.error ? resp.error : strerror(-r));
+        vo_peer_response_clear(&resp);
+        return r;
+    }
+    json_t *doc = resp.body ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
+    if (resp.status < 200 || resp.status > 299) {
+        const char *msg = json_string_value(
+            json_object_get(json_object_get(doc, "error"), "message"));
+        r = resp.status == 409 ? -EBUSY : resp.status == 404 ? -ENOENT
+            : resp.status < 500 ? -EINVAL : -EIO;
+        vo_error_set(ret_error, r, "%s (HTTP %d)", msg ? msg : "no reason given", resp.status);
+        json_decref(doc);
+    } else if (ret) {
+        *ret = doc;
+    } else {
+        json_decref(doc);
+    }
+    vo_peer_response_clear(&resp);
+    return r;
+}
+
+/* ---- the task ------------------------------------------------------------- */
+
+typedef struct {
+    VoVm *vm;
+    VoMigrateArgs opts;
+    char *to_id, *to_name, *to_url;
+} MigrateTask;
+
+static void migrate_task_free(void *p)
+{
+    MigrateTask *m = p;
+    vo_vm_unref(m->vm);
+    free(m->to_id);
+    free(m->to_name);
+    free(m->to_url);
+    free(m);
+}
+
+/* The tail of the VM's console log as base64 (malloc'd), or NULL. */
+static char *console_tail_b64(VoDaemon *d, VoVm *vm)
+{
+    _cleanup_free_ char *path = vo_vm_console_log_path(d, vm);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    (void)fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    long from = size > CONSOLE_LOG_SENT ? size - CONSOLE_LOG_SENT : 0;
+    (void)fseek(f, from, SEEK_SET);
+    unsigned char *buf = vo_malloc0((size_t)(size - from) + 1);
+    size_t n = fread(buf, 1, (size_t)(size - from), f);
+    fclose(f);
+    char *out = vo_malloc0(4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, buf, (int)n);
+    free(buf);
+    return out;
+}
+
+static json_t *progress_json(const char *phase, const VoHvMigrationProgress *p, int64_t start)
+{
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "phase", phase, "bytes_sent",
+                     (json_int_t)p->transferred, "bytes_total", (json_int_t)p->total,
+                     "bytes_remaining", (json_int_t)p->remaining, "dirty_rate_bytes",
+                     (json_int_t)(p->dirty_pages_rate * (p->page_size ? p->page_size : 4096)),
+                     "expected_downtime_ms", (json_int_t)p->expected_downtime_ms,
+                     "elapsed_ms", (json_int_t)(vo_now_ms() - start));
+}
+
+/* Ends the migration attempt with the VM still here: the destination's
+ * incoming VM is aborted (best effort: a destination that died holds
+ * nothing), this QEMU resumed when it ran before. */
+static void undo(VoDaemon *d, MigrateTask *m, VoHvInstance *hv, const char *abort_path)
+{
+    _cleanup_free_ char *error = NULL, *aerror = NULL;
+    if (abort_path && peer_call(d, m->to_url, "DELETE", abort_path, NULL, NULL, &aerror) < 0)
+        log_warn("migration to %s: aborting the destination failed: %s", m->to_name, aerror);
+    if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, false, false, &error) < 0)
+        log_warn("migration to %s: resuming the source failed: %s", m->to_name, error);
+}
+
+static void clear_migrating(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    free(vm->migration_task);
+    vm->migration_task = NULL;
+    free(vm->migration_to);
+    vm->migration_to = NULL;
+    pthread_mutex_unlock(&vm->lock);
+}
+
+static int task_migrate(VoTask *t, void *userdata)
+{
+    MigrateTask *m = userdata;
+    VoVm *vm = m->vm;
+    VoDaemon *d = vm->d;
+    int64_t start = vo_now_ms();
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+    _cleanup_free_ char *vm_id = vo_strdup(vm->spec->id);
+    VoVmState state = vm->state;
+    VoHvInstance *hv = vm->hv;
+    bool gone = vm->migrated_away;
+    json_t *doc = gone ? NULL : vo_vm_document_locked(vm);
+    pthread_mutex_unlock(&vm->lock);
+    if (gone || !hv || (state != VO_VM_RUNNING && state != VO_VM_PAUSED)) {
+        json_decref(doc);
+        clear_migrating(vm);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, -EBUSY, "VM '%s' is not running here (it is %s)", name,
+                            gone ? "migrated away" : vo_vm_state_to_string(state));
+    }
+    bool resume = state == VO_VM_RUNNING;
+    char mig_id[37];
+    (void)vo_uuid_generate(mig_id);
+    _cleanup_free_ char *base_path = vo_asprintf("/v1/migrations/incoming/%s", mig_id);
+    _cleanup_free_ char *digest_path = vo_asprintf("%s/digest", base_path);
+    _cleanup_free_ char *commit_path = vo_asprintf("%s/commit", base_path);
+    _cleanup_free_ char *error = NULL, *layout = NULL;
+    json_t *answer = NULL;
+    int r;
+
+    /* 1. The destination: a paused incoming QEMU on the same hardware. */
+    vo_task_set_details(t, 2, "preparing the destination",
+                        json_pack("{s:s, s:s}", "phase", "prepare", "to", m->to_name));
+    r = d->driver->layout(hv, &layout, &error);
+    if (r < 0) {
+        json_decref(doc);
+        clear_migrating(vm);
+        vo_vm_job_end(vm, false);
+        return vo_task_fail(t, r, "cannot read VM '%s''s hardware layout: %s", name, error);
+    }
+    json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:b}", "id", mig_id, "vm", doc, "layout",
+                            layout, "source_host", d->host_id, "resume", resume);
+    r = peer_call(d, m->to_url, "POST", "/v1/migrations/incoming", req, &answer, &error);
+    json_decref(req);
+    const char *uri = json_string_value(json_object_get(answer, "uri"));
+    if (r >= 0 && !uri)
+        r = vo_error_set(&error, -EPROTO, "the destination answered no URI");
+    if (r < 0) {
+        json_decref(answer);
+        clear_migrating(vm);
+        vo_vm_job_end(vm, false);
+        return vo_task_fail(t, r, "host '%s' cannot take VM '%s': %s", m->to_name, name, error);
+    }
+    _cleanup_free_ char *uri_copy = vo_strdup(uri);
+    json_decref(answer);
+    answer = NULL;
+
+    /* 2. Memory. */
+    VoHvMigrationOptions opts = {
+        .max_bandwidth = m->opts.bandwidth ? m->opts.bandwidth : VO_MIGRATE_UNLIMITED_BANDWIDTH,
+        .downtime_limit_ms = m->opts.max_downtime_ms ? m->opts.max_downtime_ms
+                                                     : VO_MIGRATE_DEFAULT_DOWNTIME_MS,
+        .auto_converge = true,
+    };
+    log_info("vm %s: migrating to host %s (%s)", name, m->to_name, uri_copy);
+    r = d->driver->migrate_start(hv, uri_copy, &opts, &error);
+    if (r < 0) {
+        undo(d, m, hv, base_path);
+        clear_migrating(vm);
+        vo_vm_job_end(vm, true);
+        return vo_task_fail(t, r, "cannot start migrating VM '%s': %s", name, error);
+    }
+    VoHvMigrationProgress p = { 0 };
+    int64_t shown = 0, cancel_at = 0;
+    bool cancelled = false;
+    for (;;) {
+        free(p.error);
+        r = d->driver->migrate_query(hv, &p);
+        if (r < 0)
+            break;
+        if (p.status == VO_HV_MIGRATION_COMPLETED || p.status == VO_HV_MIGRATION_FAILED ||
+            p.status == VO_HV_MIGRATION_CANCELLED)
+            break;
+        if (!cancelled && vo_task_cancelled(t)) {
+            cancelled = true;
+            cancel_at = vo_now_ms();
+            _cleanup_free_ char *cerr = NULL;
+            if (d->driver->migrate_cancel(hv, &cerr) < 0)
+                log_warn("vm %s: migrate_cancel: %s", name, cerr);
+        }
+        if (cancelled && vo_now_ms() - cancel_at > CANCEL_WAIT_MS)
+            break; /* QEMU did not say cancelled: undone all the same */
+        if (vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
+            shown = vo_now_ms();
+            int pct = p.total ? (int)(5 + 85 * (p.transferred > p.total ? p.total
+                                                                          : p.transferred) /
+                                              p.total)
+                              : 5;
+            vo_task_set_details(t, pct, cancelled ? "cancelling" : "copying memory",
+                                progress_json("memory", &p, start));
+        }
+        (void)poll(NULL, 0, POLL_MS);
+    }
+    if (r < 0 || p.status != VO_HV_MIGRATION_COMPLETED) {
+        _cleanup_free_ char *why = p.error ? vo_strdup(p.error)
+                                   : r < 0 ? vo_strdup(strerror(-r))
+                                           : vo_asprintf("the migration ended %s",
+                                                         vo_hv_migration_status_to_string(p.status));
+        free(p.error);
+        undo(d, m, hv, base_path);
+        clear_migrating(vm);
+        vo_vm_job_end(vm, true);
+        if (cancelled) {
+            log_info("vm %s: migration to %s cancelled; the VM runs on here", name, m->to_name);
+            return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
+        }
+        log_warn("vm %s: migration to %s failed: %s", name, m->to_name, why);
+        return vo_task_fail(t, r < 0 ? r : -EIO, "migration of VM '%s' to host '%s' failed "
+                            "(the VM runs on here): %s", name, m->to_name, why);
+    }
+    free(p.error);
+    p.error = NULL;
+    vo_task_set_details(t, 92, "switching over", progress_json("switchover", &p, start));
+
+    /* 3. Both sides paused: RAM compared when asked. */
+    bool verified = false;
+    if (m->opts.verify_memory) {
+        char here[65] = "";
+        r = d->driver->memory_digest ? d->driver->memory_digest(hv, here, &error)
+                                     : vo_error_set(&error, -EOPNOTSUPP, "driver has no digest");
+        if (r >= 0)
+            r = peer_call(d, m->to_url, "POST", digest_path, NULL, &answer, &error);
+        const char *there = json_string_value(json_object_get(answer, "digest"));
+        if (r >= 0 && (!there || strcmp(there, here)))
+            r = vo_error_set(&error, -EIO, "guest RAM differs between source (sha256 %s) and "
+                             "destination (sha256 %s)", here, there ? there : "none");
+        json_decref(answer);
+        answer = NULL;
+        if (r < 0) {
+            undo(d, m, hv, base_path);
+            clear_migrating(vm);
+            vo_vm_job_end(vm, true);
+            return vo_task_fail(t, r, "memory check of VM '%s' failed (the VM runs on here): %s",
+                                name, error);
+        }
+        verified = true;
+    }
+
+    /* 4. The ownership switch, before the destination runs. */
+    pthread_mutex_lock(&vm->lock);
+    int64_t rev = vm->rev;
+    vm->migrated_away = true; /* no write of its documents from here on */
+    pthread_mutex_unlock(&vm->lock);
+    int64_t new_rev = 0;
+    r = vo_vm_move_txn(d->cluster_store, vm_id, d->host_id, m->to_id, rev, &new_rev, &error);
+    if (r < 0) {
+        pthread_mutex_lock(&vm->lock);
+        vm->migrated_away = false;
+        pthread_mutex_unlock(&vm->lock);
+        undo(d, m, hv, base_path);
+        clear_migrating(vm);
+        vo_vm_job_end(vm, true);
+        return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' failed (the VM runs on "
+                            "here): %s", name, m->to_name, error);
+    }
+
+    /* 5. The destination continues the VM; this QEMU ends. Never resumed
+     * here again: the documents say the VM is the destination's. */
+    _cleanup_free_ char *console = console_tail_b64(d, vm);
+    json_t *commit = json_pack("{s:I, s:b}", "rev", (json_int_t)new_rev, "resume", resume);
+    if (console)
+        json_object_set_new(commit, "console_log_b64", json_string(console));
+    for (int i = 0; i < COMMIT_TRIES; i++) {
+        free(error);
+        error = NULL;
+        r = peer_call(d, m->to_url, "POST", commit_path, commit, NULL, &error);
+        if (r >= 0 || r == -ENOENT || r == -EINVAL || r == -EBUSY)
+            break; /* done, or refused for good */
+        (void)poll(NULL, 0, 1000);
+    }
+    json_decref(commit);
+    if (r < 0) {
+        log_error("vm %s: its documents are host %s's now, but the destination did not "
+                  "commit: %s; the source stays paused", name, m->to_name, error);
+        clear_migrating(vm);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, r, "VM '%s' now belongs to host '%s' but its destination "
+                            "did not take it over: %s; the source QEMU stays paused (never "
+                            "resumed: two copies must not run)", name, m->to_name, error);
+    }
+    VoHvMigrationProgress fin = { 0 };
+    (void)d->driver->migrate_query(hv, &fin);
+    free(fin.error);
+    _cleanup_free_ char *ferror = NULL;
+    if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
+        log_warn("vm %s: ending the source QEMU: %s", name, ferror);
+    clear_migrating(vm);
+    vo_vm_forget_migrated(vm);
+    pthread_mutex_unlock(&vm->job);
+    int64_t total = vo_now_ms() - start;
+    vo_task_set_result(t, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "vm", vm_id, "to",
+                                    m->to_name, "total_time_ms", (json_int_t)total,
+                                    "migration_time_ms", (json_int_t)fin.total_time_ms,
+                                    "downtime_ms", (json_int_t)fin.downtime_ms, "bytes",
+                                    (json_int_t)fin.transferred, "memory_verified", verified));
+    vo_task_set_details(t, 100, "done", progress_json("done", &fin, start));
+    log_info("vm %s: migrated to host %s in %lld ms (downtime %llu ms)", name, m->to_name,
+             (long long)total, (unsigned long long)fin.downtime_ms);
+    return 0;
+}
+
+/* ---- checks and submit ------------------------------------------------------ */
+
+static int collect_network(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)value;
+    (void)rev;
+    const char *slash = strrchr(key, '/');
+    vo_strv_push(userdata, vo_strdup(slash ? slash + 1 : key));
+    return 0;
+}
+
+static json_t *host_record(VoDaemon *d, const char *host_id)
+{
+    _cleanup_free_ char *key = vo_asprintf("cluster/hosts/%s", host_id), *text = NULL;
+    return vo_store_get(d->store, key, &text, NULL) >= 0 ? json_loads(text, 0, NULL) : NULL;
+}
+
+/* Before the target is asked to prepare (cluster/migrate-compat.h): 409
+ * (-EBUSY) with every reason the VM cannot run there. */
+static int check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
+                        const char *target_name, char **ret_error)
+{
+    pthread_mutex_lock(&vm->job);
+    VoHvInstance *hv = vm->hv;
+    _cleanup_free_ char *layout = NULL, *lerror = NULL;
+    if (hv && d->driver->layout(hv, &layout, &lerror) < 0)
+        log_warn("vm %s: no layout for the compatibility check: %s", spec->name, lerror);
+    pthread_mutex_unlock(&vm->job);
+    _cleanup_strv_ char **nets = vo_malloc0(sizeof(char *));
+    _cleanup_free_ char *prefix = vo_asprintf("h/%s/networks/", target_id);
+    (void)vo_store_list(d->cluster_store, prefix, collect_network, &nets);
+    VoMigrateCompat c = { .source_record = host_record(d, d->host_id),
+                          .target_record = host_record(d, target_id), .spec = spec,
+                          .layout = layout, .target_networks = (const char *const *)nets };
+    _cleanup_free_ char *reasons = NULL;
+    int r = vo_migrate_compat_check(&c, &reasons);
+    json_decref(c.source_record);
+    json_decref(c.target_record);
+    if (r < 0)
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' cannot move to host '%s': %s",
+                            spec->name, target_name, reasons ? reasons : strerror(-r));
+    return 0;
+}
+
+/* Every disk (and a kernel or initrd from a volume) on a shared pool. */
+static int check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    for (size_t i = 0; i < spec->n_disks + 2; i++) {
+        const char *key = i < spec->n_disks ? spec->disks[i].volume
+                          : i == spec->n_disks ? spec->kernel_from.volume
+                                               : spec->initrd_from.volume;
+        if (!key)
+            continue;
+        _cleanup_free_ char *pool = strndup(key, strcspn(key, "/"));
+        if (!pool)
+            abort();
+        json_t *doc = NULL;
+        _cleanup_free_ char *error = NULL;
+        bool shared = vo_pool_get_json(d, pool, &doc, &error) >= 0 &&
+                      json_is_true(json_object_get(doc, "shared"));
+        json_decref(doc);
+        if (!shared)
+            return vo_error_set(ret_error, -EBUSY, "%s '%s' is on pool '%s', which is this "
+                                "host's own: local-disk migration is not available yet (only "
+                                "VMs whose disks are all on shared pools migrate)",
+                                i < spec->n_disks ? "disk" : "boot file", key, pool);
+    }
+    return 0;
+}
+
+int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
+                  char **ret_error)
+{
+    if (!d->cluster_store)
+        return vo_error_set(ret_error, -EBUSY, "this host is not in a cluster: there is no "
+                            "host to migrate to");
+    _cleanup_free_ char *picked = NULL;
+    if (!args->to) { /* the manager's choice with placement's rules */
+        _cleanup_free_ char *vm_id = vo_vm_id(vm), *why = NULL;
+        int p = vo_migrate_pick_target(d, vm_id, d->host_id, &picked, &why);
+        if (p < 0)
+            return vo_error_set(ret_error, p == -ENOENT ? -EBUSY : p,
+                                "no target host for the VM: %s", why ? why : strerror(-p));
+    }
+    const char *to = args->to ? args->to : picked;
+    VoClusterHost h = { 0 };
+    int r = vo_cluster_host_find(d, to, &h);
+    if (r == -ENOENT)
+        return vo_error_set(ret_error, -EINVAL, "to: no host '%s' in the cluster (see vireo "
+                            "host list)", to);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "to: cannot look host '%s' up: %s", to, strerror(-r));
+    if (!strcmp(h.id, d->host_id)) {
+        vo_cluster_host_clear(&h);
+        return vo_error_set(ret_error, -EINVAL, "to: host '%s' is where the VM runs already",
+                            to);
+    }
+    if (!h.online || !h.url) {
+        r = vo_error_set(ret_error, -EBUSY, "to: host '%s' is offline", h.name);
+        vo_cluster_host_clear(&h);
+        return r;
+    }
+    pthread_mutex_lock(&vm->lock);
+    VoVmState s = vm->state;
+    _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+    _cleanup_free_ char *busy = vo_strdup(vm->migration_task);
+    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    if (!busy) { /* held from here: a second migrate is refused */
+        vm->migration_task = vo_strdup(PENDING);
+        vm->migration_to = vo_strdup(h.name);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    if (busy)
+        r = vo_error_set(ret_error, -EBUSY, "VM '%s' is migrating already (task %s)", name,
+                         busy);
+    else if (s != VO_VM_RUNNING && s != VO_VM_PAUSED)
+        r = vo_error_set(ret_error, -EBUSY, "VM '%s' is %s, not running: use vireo vm move "
+                         "for a stopped VM", name, vo_vm_state_to_string(s));
+    else
+        r = check_disks(d, spec, ret_error);
+    if (r >= 0)
+        r = check_compat(d, vm, spec, h.id, h.name, ret_error);
+    vo_vm_spec_free(spec);
+    if (r < 0) {
+        if (!busy)
+            clear_migrating(vm);
+        vo_cluster_host_clear(&h);
+        return r;
+    }
+    MigrateTask *m = vo_malloc0(sizeof(*m));
+    *m = (MigrateTask){ .vm = vo_vm_ref(vm), .opts = *args, .to_id = TAKE_PTR(h.id),
+                        .to_name = TAKE_PTR(h.name), .to_url = TAKE_PTR(h.url) };
+    m->opts.to = NULL;
+    vo_cluster_host_clear(&h);
+    r = vo_vm_submit(d, vm, "migrate", task_migrate, m, migrate_task_free, ret_task, ret_error);
+    if (r < 0) {
+        clear_migrating(vm);
+        return r;
+    }
+    pthread_mutex_lock(&vm->lock);
+    if (vm->migration_task && !strcmp(vm->migration_task, PENDING)) { /* not over already */
+        free(vm->migration_task);
+        vm->migration_task = vo_strdup(json_string_value(json_object_get(*ret_task, "id")));
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}

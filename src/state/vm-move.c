@@ -1,0 +1,209 @@
+/* vm-move.c: the ownership switch of a live migration (vm-move.h). Reads
+ * what the VM has in the source host's namespace and in the cluster's,
+ * then writes the move as one transaction with a compare per document. */
+#include "state/vm-move.h"
+
+#include <jansson.h>
+#include <string.h>
+
+#include "state/keys.h"
+#include "util/util.h"
+
+typedef struct {
+    char *key;   /* raw-handle key */
+    char *value;
+    int64_t rev;
+} Doc;
+
+typedef struct {
+    const char *vm_id;
+    Doc *docs;
+    size_t n;
+} Docs;
+
+static void docs_add(Docs *ds, const char *key, const char *value, int64_t rev)
+{
+    ds->docs = realloc(ds->docs, sizeof(Doc) * (ds->n + 1));
+    if (!ds->docs)
+        abort();
+    ds->docs[ds->n++] = (Doc){ .key = vo_strdup(key), .value = vo_strdup(value), .rev = rev };
+}
+
+static void docs_clear(Docs *ds)
+{
+    for (size_t i = 0; i < ds->n; i++) {
+        free(ds->docs[i].key);
+        free(ds->docs[i].value);
+    }
+    free(ds->docs);
+    ds->docs = NULL;
+    ds->n = 0;
+}
+
+/* Keys whose last component is the VM's id (uses/.../<id>, group members). */
+static int collect_ending(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    Docs *ds = userdata;
+    const char *slash = strrchr(key, '/');
+    if (slash && !strcmp(slash + 1, ds->vm_id))
+        docs_add(ds, key, value, rev);
+    return 0;
+}
+
+static int collect_all(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    docs_add(userdata, key, value, rev);
+    return 0;
+}
+
+/* Address records whose "vm" is the VM. */
+static int collect_ipam(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    Docs *ds = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *vm = json_string_value(json_object_get(doc, "vm"));
+    if (vm && !strcmp(vm, ds->vm_id))
+        docs_add(ds, key, value, rev);
+    json_decref(doc);
+    return 0;
+}
+
+static int get_one(VoStore *raw, const char *key, Docs *ds)
+{
+    _cleanup_free_ char *value = NULL;
+    int64_t rev = 0;
+    int r = vo_store_get(raw, key, &value, &rev);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    docs_add(ds, key, value, rev);
+    return 0;
+}
+
+/* value with "host" set to host (malloc'd text); NULL when not an object. */
+static char *with_host(const char *value, const char *host)
+{
+    json_t *doc = json_loads(value, 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return NULL;
+    }
+    json_object_set_new(doc, "host", json_string(host));
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    return text;
+}
+
+int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
+                   int64_t vm_rev, int64_t *ret_rev, char **ret_error)
+{
+    Docs own = { .vm_id = vm_id }, shared = { .vm_id = vm_id };
+    _cleanup_free_ char *src = vo_asprintf("h/%s/", src_host);
+    _cleanup_free_ char *dst = vo_asprintf("h/%s/", dst_host);
+    _cleanup_free_ char *vm_key = vo_asprintf("%svms/%s", src, vm_id);
+    _cleanup_free_ char *dst_vm_key = vo_asprintf("%svms/%s", dst, vm_id);
+    _cleanup_free_ char *value = NULL, *uses = NULL, *snaps = NULL, *current = NULL;
+    _cleanup_free_ char *base = NULL, *claim = NULL;
+    int64_t rev = 0;
+    VoStoreCompare *cmps = NULL;
+    VoStoreOp *ops = NULL;
+    char **texts = NULL;
+    size_t n_cmps = 0, n_ops = 0, n_texts = 0;
+    int r = vo_store_get(raw, vm_key, &value, &rev);
+    if (r < 0) {
+        r = vo_error_set(ret_error, r, "the VM's document %s cannot be read: %s", vm_key,
+                         strerror(-r));
+        goto out;
+    }
+    if (vm_rev > 0 && rev != vm_rev) {
+        r = vo_error_set(ret_error, -ESTALE, "the VM's document changed during the migration "
+                         "(revision %lld, expected %lld)", (long long)rev, (long long)vm_rev);
+        goto out;
+    }
+    docs_add(&own, vm_key, value, rev);
+    uses = vo_asprintf("%suses/", src);
+    snaps = vo_asprintf("%ssnapshots/%s/", src, vm_id);
+    current = vo_asprintf("%ssnapshot-current/%s", src, vm_id);
+    base = vo_asprintf("%sbackup-base/%s", src, vm_id);
+    if ((r = vo_store_list(raw, uses, collect_ending, &own)) < 0 ||
+        (r = vo_store_list(raw, snaps, collect_all, &own)) < 0 ||
+        (r = get_one(raw, current, &own)) < 0 || (r = get_one(raw, base, &own)) < 0)
+        goto read_failed;
+
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *name = json_string_value(json_object_get(json_object_get(doc, "spec"), "name"));
+    claim = name ? vo_key_vm_name(name) : NULL;
+    json_decref(doc);
+    if (claim) {
+        size_t before = shared.n;
+        if ((r = get_one(raw, claim, &shared)) < 0)
+            goto read_failed;
+        if (shared.n > before) { /* only a claim this VM holds */
+            json_t *c = json_loads(shared.docs[before].value, 0, NULL);
+            const char *holder = json_string_value(json_object_get(c, "vm"));
+            bool ours = holder && !strcmp(holder, vm_id);
+            json_decref(c);
+            if (!ours) {
+                free(shared.docs[before].key);
+                free(shared.docs[before].value);
+                shared.n--;
+            }
+        }
+    }
+    if ((r = vo_store_list(raw, "cluster/group-members/", collect_ending, &shared)) < 0 ||
+        (r = vo_store_list(raw, "cluster/ipam/", collect_ipam, &shared)) < 0)
+        goto read_failed;
+
+    size_t n_total_cmps = own.n + shared.n + 1, n_total_ops = 2 * own.n + shared.n;
+    if (n_total_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_total_ops > VO_STORE_ETCD_MAX_TXN_OPS) {
+        r = vo_error_set(ret_error, -E2BIG, "the VM has %zu documents to move, more than one "
+                         "transaction holds (%d writes)", own.n + shared.n,
+                         VO_STORE_ETCD_MAX_TXN_OPS);
+        goto out;
+    }
+    cmps = vo_malloc0(sizeof(*cmps) * n_total_cmps);
+    ops = vo_malloc0(sizeof(*ops) * n_total_ops);
+    texts = vo_malloc0(sizeof(char *) * (own.n + shared.n + 1));
+    cmps[n_cmps++] = (VoStoreCompare){ .key = dst_vm_key, .expected_rev = VO_REV_NEW };
+    for (size_t i = 0; i < own.n; i++) {
+        char *moved = vo_asprintf("%s%s", dst, own.docs[i].key + strlen(src));
+        texts[n_texts++] = moved;
+        cmps[n_cmps++] = (VoStoreCompare){ .key = own.docs[i].key,
+                                           .expected_rev = own.docs[i].rev };
+        ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = own.docs[i].key };
+        ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = moved,
+                                    .value = own.docs[i].value };
+    }
+    for (size_t i = 0; i < shared.n; i++) {
+        char *text = with_host(shared.docs[i].value, dst_host);
+        if (!text)
+            continue; /* not a document of ours to rewrite */
+        texts[n_texts++] = text;
+        cmps[n_cmps++] = (VoStoreCompare){ .key = shared.docs[i].key,
+                                           .expected_rev = shared.docs[i].rev };
+        ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = shared.docs[i].key,
+                                    .value = text };
+    }
+    size_t failed = 0;
+    r = vo_store_txn(raw, cmps, n_cmps, ops, n_ops, ret_rev, &failed);
+    if (r == -EEXIST)
+        vo_error_set(ret_error, r, "the destination already has a document of VM %s", vm_id);
+    else if (r == -ESTALE || r == -ENOENT)
+        vo_error_set(ret_error, r, "%s changed during the migration", cmps[failed].key);
+    else if (r < 0)
+        vo_error_set(ret_error, r, "the ownership transaction failed: %s", strerror(-r));
+    goto out;
+
+read_failed:
+    vo_error_set(ret_error, r, "cannot read the VM's documents: %s", strerror(-r));
+out:
+    for (size_t i = 0; i < n_texts; i++)
+        free(texts[i]);
+    free(texts);
+    free(cmps);
+    free(ops);
+    docs_clear(&own);
+    docs_clear(&shared);
+    return r;
+}

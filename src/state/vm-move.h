@@ -1,0 +1,26 @@
+/* vm-move.h: the ownership switch of a live migration (docs/internals.md,
+ * "Live migration"): one transaction on the raw etcd handle (keys
+ * "h/<host-id>/..." and "cluster/...") that moves a VM's documents from the
+ * source host's namespace to the destination's and points the cluster
+ * documents that name its host (its name claim, its group membership, the
+ * address records of its NICs) at the destination. */
+#pragma once
+
+#include <stdint.h>
+
+#include "state/store.h"
+
+/* The VM's documents under h/<src>/: vms/<id> (compared at vm_rev, > 0),
+ * uses/.../<id>, snapshots/<id>/..., snapshot-current/<id>, backup-base/<id>,
+ * each deleted there and put, unchanged, under h/<dst>/ (where vms/<id> must
+ * not exist); cluster/names/vms/<name> (when it is this VM's),
+ * cluster/group-members/<group>/<id> and every cluster/ipam/<network>/<x>
+ * of the VM get "host": dst. Every document read is compared at the
+ * revision read, so a change meanwhile makes the whole move fail and
+ * nothing changes. 0 and *ret_rev (the new revision: the VM document's on
+ * the destination); -ESTALE / -ENOENT (the VM document is not at vm_rev, or
+ * another changed meanwhile), -EEXIST (the destination has the VM
+ * already), -E2BIG (more than a transaction holds), or the store's error;
+ * *ret_error says which. */
+int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
+                   int64_t vm_rev, int64_t *ret_rev, char **ret_error);

@@ -1,0 +1,287 @@
+"""Live migration between two hosts of a real cluster (cluster_harness:
+each host a network namespace with its own vireod and etcd member; a
+shared pool is a directory every host sees). The VMs are real TCG guests
+whose disk is on the shared pool (vm create --pool). Every migration is
+made with verify_memory: both sides paused, guest RAM hashed on each and
+compared before the ownership switch (the task's result says
+memory_verified). Checked: the VM runs on the destination afterwards (vm
+list from both hosts), a counter the guest prints on its console keeps
+counting across the move and the console log continues, a file written
+before is read back after; a busy guest (a loop dirtying memory) migrates
+and verifies; a cancel midway (bandwidth limited so it is slow) leaves the
+VM running on the source and nothing on the destination; a destination
+killed midway fails the task and the VM runs on at the source. Refusals
+(unknown host, to itself, a stopped VM, a local disk, bad fields) on a
+fake-driver cluster."""
+
+import os
+import re
+import time
+
+from vireo_harness import BOOT_MARKER, wait_until
+
+MiB = 1 << 20
+
+
+def form(c):
+    first = c.hosts[0]
+    first.cli("cluster", "init", "--address", first.address, "--output", "json")
+    first.use_cluster_certs()
+    for h in c.hosts[1:]:
+        tok = first.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+        h.cli("cluster", "join", f"{first.address}:{first.port}", "--token", tok["token"],
+              "--address", h.address, "--output", "json")
+        h.use_cluster_certs()
+    names = sorted(h.name for h in c.hosts)
+    for h in c.hosts:
+        wait_until(lambda: sorted(x["name"] for x in h.api("GET", "/v1/hosts")["hosts"]
+                                  if x["state"] == "online") == names, 30,
+                   what=f"every host online seen from {h.name}")
+    # Creates answer 503 until a manager confirms its lease.
+    wait_until(lambda: first.api("GET", "/v1/cluster").get("manager"), 30, what="a manager")
+
+
+def shared_pool(c, name="nfs"):
+    path = os.path.join(c.shared_dir, name)
+    os.makedirs(path)
+    c.hosts[0].api("POST", "/v1/pools", {"name": name, "path": path, "shared": True},
+                   expect=201)
+    for h in c.hosts:
+        wait_until(lambda: (h.request("GET", f"/v1/pools/{name}")[1] or {}).get("reachable"),
+                   30, what=f"{name} reachable on {h.name}")
+    return path
+
+
+def create_on(h, name, pool="nfs", memory=256):
+    body = {"name": name, "memory_mib": memory, "host": h.name, "full_clone": True,
+            "networks": ["user"]}
+    if pool:
+        body["pool"] = pool
+    status, doc = h.request("POST", "/v1/vms", body)
+    deadline = time.monotonic() + 30
+    while status == 503 and time.monotonic() < deadline:  # no confirmed manager yet
+        time.sleep(0.5)
+        status, doc = h.request("POST", "/v1/vms", body)
+    assert status == 202, doc
+    task = h.wait_task(doc["task"], timeout=180)
+    assert task["state"] == "succeeded", task
+    return doc
+
+
+def hosts_of(h, name):
+    return [v["host"] for v in h.api("GET", "/v1/vms?view=summary")["vms"] if v["name"] == name]
+
+
+def migrate(h, name, body, expect_state="succeeded", timeout=600):
+    doc = h.api("POST", f"/v1/vms/{name}/migrate", body, expect=202)
+    task = h.wait_task(doc["task"], timeout=timeout)
+    assert task["state"] == expect_state, task
+    return task
+
+
+def ticks(text):
+    return [int(x) for x in re.findall(r"tick-(\d+)", text)]
+
+
+def start_counter(h, name):
+    h.guest(name, "(i=0; while true; do echo tick-$i; i=$((i+1)); sleep 1; done) "
+                  "</dev/null >/dev/ttyS0 2>&1 & :")
+    h.wait_console(name, "tick-3", timeout=60)
+
+
+def test_idle_vm_migrates_with_memory_verified(cluster):
+    c = cluster(2, driver="qemu", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    shared_pool(c)
+    create_on(h1, "m1")
+    disk = h1.vm("m1")["disks"][0]
+    assert disk["volume"].startswith("nfs/"), disk
+    h1.cli("vm", "start", "m1")
+    h1.wait_console("m1", BOOT_MARKER, timeout=240)
+    qemu_src = h1.vm("m1")["pid"]
+    h1.guest("m1", "echo written-before-the-move > /migrate-check.txt; sync")
+    start_counter(h1, "m1")
+    before = max(ticks(h1.console_log("m1")))
+
+    # Through the CLI of h2 (any door: the VM is h1's), following the task.
+    out = h2.cli("vm", "migrate", "m1", "--to", "h2", "--verify-memory", timeout=600).stdout
+    assert "m1: migrated to h2" in out and "memory verified" in out, out
+    task = [t for t in h1.api("GET", "/v1/tasks")["tasks"] if t["kind"] == "migrate"][0]
+    assert task["state"] == "succeeded", task
+    res = task["result"]
+    assert res["memory_verified"] is True and res["to"] == "h2", res
+    assert res["bytes"] > 0 and res["total_time_ms"] > 0, res
+
+    # Runs on h2 now, seen so from both hosts; no QEMU left on h1.
+    for h in (h1, h2):
+        wait_until(lambda: hosts_of(h, "m1") == ["h2"], 30, what=f"m1 on h2 seen from {h.name}")
+    assert h2.vm("m1")["state"] == "running"
+    assert not os.path.exists(f"/proc/{qemu_src}") or \
+        "qemu" not in open(f"/proc/{qemu_src}/cmdline").read()
+    assert not os.path.exists(os.path.join(h1.run_dir, "vms", h2.vm("m1")["id"]))
+
+    # The guest kept running: the counter goes on past where it was, in the
+    # console log that continued on h2 (the earlier ticks are in it too).
+    wait_until(lambda: max(ticks(h1.console_log("m1")) or [0]) >= before + 3, 60,
+               what="the counter goes on after the move")
+    seen = ticks(h2.console_log("m1"))
+    assert before in seen, seen[-5:]
+    out = h2.guest("m1", "cat /migrate-check.txt")
+    assert "written-before-the-move" in out.splitlines(), out  # ticks may interleave
+    # Stop works through any door afterwards.
+    h1.cli("vm", "stop", "m1", "--force")
+    assert h2.vm("m1")["state"] == "stopped"
+
+
+def error_of(h, method, path, body, status):
+    got, doc = h.request(method, path, body)
+    assert got == status, (got, doc)
+    return doc["error"]["message"]
+
+
+def test_refusals_and_the_fake_driver_path(cluster):
+    """Fake driver: what is refused at once (naming what to fix), a whole
+    migration and one whose memory check fails (the VM runs on at the
+    source, nothing is left on the destination)."""
+    c = cluster(2, listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    shared_pool(c)
+    create_on(h1, "local", pool=None, memory=64)
+    create_on(h1, "shared", memory=64)
+    vm_id = h1.vm("shared")["id"]
+    # Stopped: a cold move is another command.
+    msg = error_of(h1, "POST", "/v1/vms/shared/migrate", {"to": "h2"}, 409)
+    assert "use vireo vm move for a stopped VM" in msg, msg
+    h1.task_ok("POST", "/v1/vms/shared/start")
+    h1.task_ok("POST", "/v1/vms/local/start")
+    assert "to: no host 'h9'" in error_of(h2, "POST", "/v1/vms/shared/migrate", {"to": "h9"}, 400)
+    assert "to: host 'h1' is where the VM runs" in error_of(
+        h1, "POST", "/v1/vms/shared/migrate", {"to": "h1"}, 400)
+    assert "bandwidth:" in error_of(h1, "POST", "/v1/vms/shared/migrate",
+                                    {"to": "h2", "bandwidth": "fast"}, 400)
+    assert "max_downtime_ms:" in error_of(h1, "POST", "/v1/vms/shared/migrate",
+                                          {"to": "h2", "max_downtime_ms": 0}, 400)
+    msg = error_of(h1, "POST", "/v1/vms/local/migrate", {"to": "h2"}, 409)
+    assert "disk 'default/" in msg and "pool 'default'" in msg and \
+        "local-disk migration is not available yet" in msg, msg
+    # The peer routes are not served on the Unix socket.
+    assert "hosts of the cluster only" in error_of(h2, "POST", "/v1/migrations/incoming",
+                                                   {}, 400)
+    p = h1.cli("vm", "migrate", "shared", "--to", "h9", check=False)
+    assert p.returncode != 0 and "no host 'h9'" in p.stderr, p
+
+    # Memory that differs (the fake's "RAM" changed on the source): failed,
+    # the VM runs on at h1, nothing of it on h2.
+    marker = os.path.join(h1.run_dir, "vms", vm_id, "digest-differs")
+    open(marker, "w").close()
+    task = migrate(h1, "shared", {"to": "h2", "verify_memory": True}, expect_state="failed")
+    assert "guest RAM differs" in task["error"]["message"], task
+    os.unlink(marker)
+    assert h1.vm("shared")["state"] == "running" and hosts_of(h2, "shared") == ["h1"]
+    assert not os.path.exists(os.path.join(h2.run_dir, "vms", vm_id))
+    assert h2.request("GET", f"/v1/vms/{vm_id}")[1]["host"] == "h1"
+
+    # A whole migration, through h2's door, with the CLI's --async and no
+    # --to: the manager picks the target (the only other host).
+    tid = h2.cli("vm", "migrate", "shared", "--verify-memory", "--async").stdout.strip()
+    task = wait_until(lambda: (lambda t: t if t["state"] in ("succeeded", "failed") else None)(
+        h1.api("GET", f"/v1/tasks/{tid}")), 60, what="migrate task")
+    assert task["state"] == "succeeded", task
+    assert task["result"]["memory_verified"] is True, task
+    assert task["details"]["phase"] == "done", task
+    for h in (h1, h2):
+        wait_until(lambda: hosts_of(h, "shared") == ["h2"], 30, what=f"on h2 from {h.name}")
+    assert h2.vm("shared")["state"] == "running"
+    assert not os.path.exists(os.path.join(h1.run_dir, "vms", vm_id))
+    # The name is still taken in the cluster (its claim moved with it), and
+    # the VM is h2's for every operation now.
+    assert "already exists" in error_of(h1, "POST", "/v1/vms",
+                                        {"name": "shared", "host": "h1"}, 409)
+    h1.task_ok("POST", "/v1/vms/shared/stop", {"force": True})
+    assert h2.vm("shared")["state"] == "stopped"
+
+
+def qemu_of(h, vm_id):
+    """PIDs of h's processes whose command line names the VM's id (its QEMU)."""
+    found = []
+    for pid in h.pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if vm_id.encode() in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def under_way(h, tid):
+    t = h.api("GET", f"/v1/tasks/{tid}")
+    d = t.get("details") or {}
+    return t if d.get("phase") == "memory" and d.get("bytes_sent", 0) > 0 else None
+
+
+def test_busy_migration_cancel_and_a_destination_that_dies(cluster):
+    c = cluster(3, driver="qemu", listen=False)  # three: one may die with quorum kept
+    form(c)
+    h1, h2, h3 = c.hosts
+    shared_pool(c)
+    create_on(h1, "busy")
+    vm_id = h1.vm("busy")["id"]
+    h1.cli("vm", "start", "busy")
+    h1.wait_console("busy", BOOT_MARKER, timeout=240)
+    start_counter(h1, "busy")
+    # A loop dirtying memory all the time.
+    h1.guest("busy", "(while true; do dd if=/dev/urandom of=/dev/shm/dirty bs=1M count=16 "
+                     "2>/dev/null; done) </dev/null >/dev/null 2>&1 & :")
+
+    # Busy guest, h1 -> h2, memory verified.
+    task = migrate(h1, "busy", {"to": "h2", "verify_memory": True})
+    assert task["result"]["memory_verified"] is True, task
+    wait_until(lambda: hosts_of(h3, "busy") == ["h2"], 30, what="busy on h2")
+    before = max(ticks(h2.console_log("busy")))
+    wait_until(lambda: max(ticks(h2.console_log("busy"))) >= before + 2, 60,
+               what="the counter goes on on h2")
+
+    # Cancel midway (slow: 2 MiB/s), through h3's door: runs on at h2,
+    # nothing on h3 (no QEMU, no run dir, no documents).
+    doc = h3.api("POST", "/v1/vms/busy/migrate",
+                 {"to": "h3", "bandwidth": "2M/s", "verify_memory": True}, expect=202)
+    tid = doc["task"]["id"]
+    wait_until(lambda: under_way(h2, tid), 120, what="the copy under way")
+    assert h1.vm("busy")["migration"] == {"task": tid, "to": "h3"}
+    shown = h1.cli("vm", "show", "busy").stdout
+    assert f"to host h3 (task {tid})" in shown, shown
+    msg = error_of(h3, "POST", "/v1/vms/busy/pause", None, 409)
+    assert f"is migrating (task {tid})" in msg, msg
+    assert qemu_of(h3, vm_id), "no incoming QEMU on h3 while migrating"
+    h3.api("POST", f"/v1/tasks/{tid}/cancel", expect=202)
+    task = wait_until(lambda: (lambda t: t if t["state"] in
+                               ("succeeded", "failed", "cancelled") else None)(
+        h2.api("GET", f"/v1/tasks/{tid}")), 120, what="the cancelled task")
+    assert task["state"] == "cancelled", task
+    assert h2.vm("busy")["state"] == "running" and "migration" not in h2.vm("busy")
+    wait_until(lambda: not qemu_of(h3, vm_id), 30, what="no QEMU of the VM on h3")
+    assert not os.path.exists(os.path.join(h3.run_dir, "vms", vm_id))
+    assert hosts_of(h3, "busy") == ["h2"]
+    before = max(ticks(h2.console_log("busy")))
+    wait_until(lambda: max(ticks(h2.console_log("busy"))) >= before + 2, 60,
+               what="the counter goes on after the cancel")
+
+    # The destination dies midway: the task fails with the reason, the VM
+    # runs on at h2.
+    doc = h2.api("POST", "/v1/vms/busy/migrate", {"to": "h3", "bandwidth": "2M/s"},
+                 expect=202)
+    tid = doc["task"]["id"]
+    wait_until(lambda: under_way(h2, tid), 120, what="the copy under way")
+    c.kill_host(h3)
+    task = wait_until(lambda: (lambda t: t if t["state"] in ("succeeded", "failed") else None)(
+        h2.api("GET", f"/v1/tasks/{tid}")), 120, what="the task to fail")
+    assert task["state"] == "failed", task
+    assert "the VM runs on here" in task["error"]["message"], task
+    assert h2.vm("busy")["state"] == "running"
+    before = max(ticks(h2.console_log("busy")))
+    wait_until(lambda: max(ticks(h2.console_log("busy"))) >= before + 2, 60,
+               what="the counter goes on after the destination died")
+    assert hosts_of(h1, "busy") == ["h2"]

@@ -1,0 +1,94 @@
+"""Where a VM would migrate when no target is named (issue 12): POST
+/v1/vms/{vm}/migrate-target on a cluster of three hosts (fake driver),
+formed with vireo cluster init/join. The manager picks with the placement
+rules: never the VM's own host, the least loaded of the others, a spread
+group's free host even when it is busier, a together group that lives on
+the VM's own host gives no target (409 naming each host's reason), and so
+does a VM too big for the other hosts. Asked of any host (the request goes
+to the VM's host, which asks the manager when it is not the manager
+itself). Each host publishes its machine types for the migration checks."""
+
+from test_cluster_placement import by_name, form, hosts, manager
+
+
+def target(via, vm, expect=200):
+    return via.api("POST", f"/v1/vms/{vm}/migrate-target", {}, expect=expect)
+
+
+def create_on(c, host, name, memory_mib, group=None):
+    body = {"name": name, "memory_mib": memory_mib, "host": host.name}
+    if group:
+        body["group"] = group
+    doc = host.api("POST", "/v1/vms", body, expect=202)
+    assert doc["host"]["name"] == host.name
+    task = host.wait_task(doc["task"])
+    assert task["state"] == "succeeded", task
+
+
+def verdicts(doc):
+    return {h["name"]: (h["fits"], h.get("reason")) for h in doc["hosts"]}
+
+
+def test_migrate_target(cluster):
+    c = cluster(3, driver="fake", listen=False)
+    form(c)
+    m = by_name(c, manager(c.hosts[0]))
+    # The VMs' host is not the manager, so it asks the manager (peer API).
+    src, busy, free = sorted((h for h in c.hosts if h is not m), key=lambda h: h.name) + [m]
+
+    # Every host publishes the machine types a migration's target needs.
+    for h in hosts(src):
+        assert "pc-q35-10.0" in h["machines"] and "q35" in h["machines"], h
+
+    create_on(c, src, "a", 64)
+    create_on(c, busy, "load", 4096)
+
+    # Asked of each host: the least loaded host other than the source.
+    for via in c.hosts:
+        doc = target(via, "a")
+        assert doc["host"]["name"] == free.name, doc
+        v = verdicts(doc)
+        assert v[src.name] == (False, "excluded (the host the VM moves from)"), v
+        assert v[busy.name] == (True, None) and v[free.name] == (True, None), v
+    assert [h["name"] for h in doc["hosts"]] == sorted(h.name for h in c.hosts)
+
+    # A spread group: the host without another member, though busier.
+    src.cli("group", "create", "web", "--policy", "spread")
+    create_on(c, src, "w1", 64, group="web")
+    create_on(c, free, "w2", 64, group="web")
+    doc = target(busy, "w1")
+    assert doc["host"]["name"] == busy.name, doc
+    assert verdicts(doc)[free.name] == (False, "group web (spread) already has a VM here"), doc
+
+    # A together group living on the VM's own host: no target, and why.
+    src.cli("group", "create", "tight", "--policy", "together")
+    create_on(c, src, "t1", 64, group="tight")
+    create_on(c, src, "t2", 64, group="tight")
+    err = target(free, "t1", expect=409)["error"]
+    assert err["code"] == "invalid-state"
+    for h in (busy, free):
+        assert f"{h.name}: group tight (together) lives on host {src.name}" in err["message"], err
+    assert f"{src.name}: excluded (the host the VM moves from)" in err["message"], err
+    assert {h["name"]: h["fits"] for h in err["hosts"]} == {h.name: False for h in c.hosts}
+    # The VM alone in its group goes anywhere the rules allow.
+    src.cli("group", "create", "solo", "--policy", "together")
+    create_on(c, src, "s1", 64, group="solo")
+    assert target(src, "s1")["host"]["name"] == free.name
+
+    # Too big for the other hosts: 409 with each one's memory.
+    total = next(h["memory_mib"] for h in hosts(src) if h["name"] == src.name)
+    for h in (busy, free):
+        create_on(c, h, f"fill-{h.name}", total * 6 // 10)
+    create_on(c, src, "big", total // 2)
+    err = target(busy, "big", expect=409)["error"]
+    for h in (busy, free):
+        assert f"{h.name}: needs {total // 2} MiB" in err["message"], err
+
+    # Bad input: a body with fields, an unknown VM; a host asked to place
+    # that is not the manager does nothing and says so.
+    err = busy.api("POST", "/v1/vms/a/migrate-target", {"to": busy.name}, expect=400)
+    assert "takes no fields" in err["error"]["message"]
+    target(busy, "nope", expect=404)
+    status, body = busy.request("POST", "/v1/vms/a/migrate-target", {"source": src.name},
+                                headers={"X-Vireo-Place": "1", "X-Vireo-Forwarded": "1"})
+    assert status == 503 and "is not the cluster's manager" in body["error"]["message"], body

@@ -1,0 +1,313 @@
+/* test-vm-move.c: the ownership switch of a live migration (state/vm-move.c)
+ * against a real etcd started by this binary (private data dir, a free
+ * 127.0.0.1 port, killed by PID at the end; skipped without /usr/bin/etcd),
+ * and the parsing of a migration request (conf/migrate-args.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "conf/migrate-args.h"
+#include "state/store.h"
+#include "state/vm-move.h"
+#include "util/util.h"
+
+#define ETCD "/usr/bin/etcd"
+#define VM "11111111-1111-4111-8111-111111111111"
+#define OTHER "22222222-2222-4222-8222-222222222222"
+
+static pid_t etcd_pid = -1;
+static char etcd_dir[64] = "";
+static char client_url[64];
+static VoStore *raw;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static int start_etcd(void)
+{
+    strcpy(etcd_dir, "/tmp/vireo-test-vmmove-XXXXXX");
+    if (!mkdtemp(etcd_dir))
+        return -errno;
+    int cport = free_port(), pport = free_port();
+    if (cport < 0 || pport < 0)
+        return -EADDRINUSE;
+    snprintf(client_url, sizeof(client_url), "http://127.0.0.1:%d", cport);
+    _cleanup_free_ char *peer = vo_asprintf("http://127.0.0.1:%d", pport);
+    _cleanup_free_ char *data = vo_asprintf("%s/data", etcd_dir);
+    _cleanup_free_ char *log = vo_asprintf("%s/etcd.log", etcd_dir);
+    _cleanup_free_ char *cluster = vo_asprintf("t=%s", peer);
+    etcd_pid = fork();
+    if (etcd_pid < 0)
+        return -errno;
+    if (etcd_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(ETCD, ETCD, "--name", "t", "--data-dir", data, "--listen-client-urls",
+              client_url, "--advertise-client-urls", client_url, "--listen-peer-urls", peer,
+              "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
+              "--initial-cluster-state", "new", (char *)NULL);
+        _exit(127);
+    }
+    VoEtcdOptions o = { .endpoints = client_url, .host_id = NULL, .timeout_ms = 1000 };
+    int r = vo_store_open_etcd(&o, &raw);
+    if (r < 0)
+        return r;
+    int64_t give_up = vo_now_ms() + 60000, rev = 0;
+    while ((r = raw->ops->revision(raw, &rev)) < 0 && vo_now_ms() < give_up &&
+           waitpid(etcd_pid, NULL, WNOHANG) == 0)
+        sleep_ms(100);
+    return r;
+}
+
+static void stop_etcd(void)
+{
+    if (raw)
+        vo_store_close(raw);
+    raw = NULL;
+    if (etcd_pid > 0) {
+        kill(etcd_pid, SIGTERM);
+        int64_t give_up = vo_now_ms() + 10000;
+        while (waitpid(etcd_pid, NULL, WNOHANG) == 0) {
+            if (vo_now_ms() > give_up) {
+                kill(etcd_pid, SIGKILL);
+                waitpid(etcd_pid, NULL, 0);
+                break;
+            }
+            sleep_ms(20);
+        }
+    }
+    etcd_pid = -1;
+    if (etcd_dir[0])
+        (void)vo_rm_rf(etcd_dir);
+}
+
+static int64_t put(const char *key, const char *value)
+{
+    int64_t rev = 0;
+    assert_int_equal(vo_store_put(raw, key, value, VO_REV_ANY, &rev), 0);
+    return rev;
+}
+
+static char *get(const char *key)
+{
+    char *v = NULL;
+    return vo_store_get(raw, key, &v, NULL) == 0 ? v : NULL;
+}
+
+static const char *host_of(const char *text)
+{
+    static char buf[64];
+    json_t *doc = json_loads(text, 0, NULL);
+    snprintf(buf, sizeof(buf), "%s", json_string_value(json_object_get(doc, "host")) ?: "");
+    json_decref(doc);
+    return buf;
+}
+
+/* A VM on host a with everything a VM can have, and another VM's documents
+ * that must not move. Returns the VM document's revision. */
+static int64_t seed(const char *prefix)
+{
+    _cleanup_free_ char *a = vo_asprintf("h/%s-a/", prefix);
+    char *k = NULL;
+#define P(rest, value) (free(k), k = vo_asprintf("%s%s", a, rest), put(k, value))
+    int64_t rev = P("vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"web\"},\"status\":{}}");
+    P("uses/volumes/nfs/web-disk/" VM, "{\"vm\":\"" VM "\",\"name\":\"web\",\"active\":true}");
+    P("uses/images/default/" VM, "{\"vm\":\"" VM "\",\"name\":\"web\"}");
+    P("uses/networks/lan/" VM, "{\"vm\":\"" VM "\",\"macs\":[\"52:54:00:00:00:01\"]}");
+    P("snapshots/" VM "/s1", "{\"name\":\"s1\"}");
+    P("snapshot-current/" VM, "{\"name\":\"s1\"}");
+    P("backup-base/" VM, "{\"backup\":null}");
+    P("vms/" OTHER, "{\"spec\":{\"id\":\"" OTHER "\",\"name\":\"db\"}}");
+    P("uses/images/default/" OTHER, "{\"vm\":\"" OTHER "\"}");
+    P("operations/op1", "{\"id\":\"op1\"}");
+#undef P
+    free(k);
+    _cleanup_free_ char *host_a = vo_asprintf("%s-a", prefix);
+    _cleanup_free_ char *claim = vo_asprintf("{\"vm\":\"" VM "\",\"host\":\"%s\"}", host_a);
+    put("cluster/names/vms/web", claim);
+    put("cluster/group-members/g1/" VM, claim);
+    _cleanup_free_ char *ip = vo_asprintf("{\"vm\":\"" VM "\",\"mac\":\"52:54:00:00:00:01\","
+                                          "\"host\":\"%s\",\"ip\":\"10.0.0.5\"}", host_a);
+    put("cluster/ipam/lan/10.0.0.5", ip);
+    put("cluster/ipam/lan/10.0.0.6", "{\"vm\":\"" OTHER "\",\"host\":\"x\"}");
+    return rev;
+}
+
+static void move_moves_every_document(void **state)
+{
+    (void)state;
+    int64_t rev = seed("m");
+    _cleanup_free_ char *error = NULL;
+    int64_t new_rev = 0;
+    assert_int_equal(vo_vm_move_txn(raw, VM, "m-a", "m-b", rev, &new_rev, &error), 0);
+    assert_true(new_rev > rev);
+    static const char *const moved[] = {
+        "vms/" VM, "uses/volumes/nfs/web-disk/" VM, "uses/images/default/" VM,
+        "uses/networks/lan/" VM, "snapshots/" VM "/s1", "snapshot-current/" VM,
+        "backup-base/" VM,
+    };
+    for (size_t i = 0; i < ELEMENTSOF(moved); i++) {
+        _cleanup_free_ char *from = vo_asprintf("h/m-a/%s", moved[i]);
+        _cleanup_free_ char *to = vo_asprintf("h/m-b/%s", moved[i]);
+        _cleanup_free_ char *gone = get(from), *here = get(to);
+        assert_null(gone);
+        assert_non_null(here);
+    }
+    int64_t vm_rev = 0;
+    _cleanup_free_ char *doc = NULL;
+    assert_int_equal(vo_store_get(raw, "h/m-b/vms/" VM, &doc, &vm_rev), 0);
+    assert_int_equal(vm_rev, new_rev);
+    assert_non_null(strstr(doc, "\"web\""));
+    /* Another VM's documents stay. */
+    _cleanup_free_ char *other = get("h/m-a/vms/" OTHER), *op = get("h/m-a/operations/op1");
+    _cleanup_free_ char *other_use = get("h/m-a/uses/images/default/" OTHER);
+    assert_non_null(other);
+    assert_non_null(op);
+    assert_non_null(other_use);
+    /* The cluster documents name the new host; another VM's address not. */
+    _cleanup_free_ char *claim = get("cluster/names/vms/web");
+    _cleanup_free_ char *member = get("cluster/group-members/g1/" VM);
+    _cleanup_free_ char *ip = get("cluster/ipam/lan/10.0.0.5");
+    _cleanup_free_ char *ip2 = get("cluster/ipam/lan/10.0.0.6");
+    assert_string_equal(host_of(claim), "m-b");
+    assert_string_equal(host_of(member), "m-b");
+    assert_string_equal(host_of(ip), "m-b");
+    assert_string_equal(host_of(ip2), "x");
+}
+
+static void move_refuses_a_changed_vm_and_changes_nothing(void **state)
+{
+    (void)state;
+    int64_t rev = seed("c");
+    _cleanup_free_ char *error = NULL;
+    int64_t new_rev = 0;
+    /* The source wrote the VM meanwhile: its revision is not the one held. */
+    assert_int_equal(vo_vm_move_txn(raw, VM, "c-a", "c-b", rev - 1, &new_rev, &error),
+                     -ESTALE);
+    assert_non_null(strstr(error, "changed during the migration"));
+    _cleanup_free_ char *still = get("h/c-a/vms/" VM), *none = get("h/c-b/vms/" VM);
+    assert_non_null(still);
+    assert_null(none);
+    /* The destination has the VM already (a migration that half-ran). */
+    put("h/c-b/vms/" VM, "{}");
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_vm_move_txn(raw, VM, "c-a", "c-b", rev, &new_rev, &error), -EEXIST);
+    _cleanup_free_ char *claim = get("cluster/names/vms/web");
+    _cleanup_free_ char *use = get("h/c-a/uses/images/default/" VM);
+    assert_string_equal(host_of(claim), "c-a");
+    assert_non_null(use);
+    /* A VM that is not there. */
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_vm_move_txn(raw, OTHER "x", "c-a", "c-b", 0, &new_rev, &error),
+                     -ENOENT);
+}
+
+static int parse(const char *text, VoMigrateArgs *ret, char **ret_error)
+{
+    json_t *body = text ? json_loads(text, 0, NULL) : NULL;
+    *ret_error = NULL;
+    int r = vo_migrate_args_parse(body, ret, ret_error);
+    json_decref(body);
+    return r;
+}
+
+static void args_are_parsed_and_checked(void **state)
+{
+    (void)state;
+    VoMigrateArgs a;
+    char *error = NULL;
+    assert_int_equal(parse(NULL, &a, &error), 0);
+    assert_null(a.to);
+    assert_int_equal(a.bandwidth, 0);
+    assert_false(a.verify_memory);
+    json_t *body = json_loads("{\"to\":\"h2\",\"max_downtime_ms\":50,\"bandwidth\":\"100M/s\","
+                              "\"verify_memory\":true}", 0, NULL);
+    assert_int_equal(vo_migrate_args_parse(body, &a, &error), 0);
+    assert_string_equal(a.to, "h2");
+    assert_int_equal(a.max_downtime_ms, 50);
+    assert_int_equal(a.bandwidth, 100ull << 20);
+    assert_true(a.verify_memory);
+    json_decref(body);
+    assert_int_equal(parse("{\"bandwidth\":1048576}", &a, &error), 0);
+    assert_int_equal(a.bandwidth, 1048576);
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        { "{\"to\":\"\"}", "to:" },
+        { "{\"to\":5}", "to:" },
+        { "{\"max_downtime_ms\":0}", "max_downtime_ms:" },
+        { "{\"max_downtime_ms\":\"5\"}", "max_downtime_ms:" },
+        { "{\"bandwidth\":\"fast\"}", "bandwidth:" },
+        { "{\"bandwidth\":-1}", "bandwidth:" },
+        { "{\"verify_memory\":1}", "verify_memory:" },
+        { "{\"force\":true}", "force: unknown field" },
+        { "[1]", "JSON object" },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+        assert_int_equal(parse(bad[i].body, &a, &error), -EINVAL);
+        if (!strstr(error, bad[i].field))
+            fail_msg("%s: '%s' does not name %s", bad[i].body, error, bad[i].field);
+        free(error);
+        error = NULL;
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest pure[] = { cmocka_unit_test(args_are_parsed_and_checked) };
+    int failed = cmocka_run_group_tests_name("migrate-args", pure, NULL, NULL);
+    if (access(ETCD, X_OK) != 0) {
+        printf("%s is not installed: the ownership transaction is not tested\n", ETCD);
+        return failed ? 1 : 77;
+    }
+    curl_global_init(CURL_GLOBAL_ALL);
+    int r = start_etcd();
+    if (r < 0) {
+        fprintf(stderr, "cannot start etcd: %s\n", strerror(-r));
+        stop_etcd();
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(move_moves_every_document),
+        cmocka_unit_test(move_refuses_a_changed_vm_and_changes_nothing),
+    };
+    failed += cmocka_run_group_tests_name("vm-move", tests, NULL, NULL);
+    stop_etcd();
+    curl_global_cleanup();
+    return failed ? 1 : 0;
+}
