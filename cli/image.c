@@ -11,17 +11,36 @@ static int image_list(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!api_read_command(cmd, argc, argv, "/v1/images", &doc, &exit_status))
         return exit_status;
-    static const char *const headers[] = { "NAME", "FORMAT", "SIZE", "DISK" };
-    OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
+    /* HOST, in a cluster: the hosts that have the image as their own (a VM
+     * created elsewhere gets it copied there first), or its shared pool. */
+    bool cluster = false;
     size_t i;
     json_t *image;
+    json_array_foreach(json_object_get(doc, "images"), i, image)
+        cluster = cluster || json_is_array(json_object_get(image, "hosts"));
+    static const char *const headers[] = { "NAME", "FORMAT", "SIZE", "DISK", "HOST" };
+    static const char *const cluster_headers[] = { "NAME", "FORMAT", "SIZE", "HOST", "DISK" };
+    OutTable *t = out_table_new(ELEMENTSOF(headers) - !cluster,
+                                cluster ? cluster_headers : headers);
     json_array_foreach(json_object_get(doc, "images"), i, image) {
         json_t *size = json_object_get(image, "size_bytes");
         _cleanup_free_ char *size_str = json_is_integer(size) && json_integer_value(size) >= 0
                                             ? fmt_bytes((uint64_t)json_integer_value(size))
                                             : NULL;
+        _cleanup_free_ char *hosts = NULL;
+        size_t k;
+        json_t *h;
+        json_array_foreach(json_object_get(image, "hosts"), k, h) {
+            char *more = vo_asprintf("%s%s%s", hosts ? hosts : "", hosts ? "," : "",
+                                     json_string_value(h) ? json_string_value(h) : "?");
+            free(hosts);
+            hosts = more;
+        }
+        if (!hosts && jstr(image, "pool"))
+            hosts = vo_asprintf("shared (pool %s)", jstr(image, "pool"));
+        const char *disk = jstr(image, "disk") ? jstr(image, "disk") : "(copied here on first use)";
         const char *cells[] = { jstr(image, "name"), jstr(image, "format"), size_str,
-                                jstr(image, "disk") };
+                                cluster ? hosts : disk, cluster ? disk : NULL };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -79,7 +98,10 @@ static int image_delete(const CliCommand *cmd, int argc, char **argv)
 }
 
 static const CliCommand image_commands[] = {
-    { "image", "list", NULL, NULL, "List the images VMs can be created from.", NULL, image_list },
+    { "image", "list", NULL, NULL, "List the images VMs can be created from.",
+      "In a cluster, HOST names the hosts that have an image as their own (a VM\n"
+      "created on another host gets it copied there first, checked by SHA-256), or\n"
+      "the shared pool it is kept in.\n", image_list },
     { "image", "import", "NAME FILE",
       "[--pool SHARED-POOL] [--kernel K] [--initrd I] [--cmdline C] [--async]",
       "Make an image from a disk file.",

@@ -31,6 +31,8 @@ static void print_pool(const json_t *pool)
     out_kv(stdout, "available:", available);
     out_kv(stdout, "volumes:", volumes);
     out_kv(stdout, "created:", jstr(pool, "created_at"));
+    if (jstr(pool, "reason") && !json_is_true(json_object_get(pool, "shared")))
+        out_kv(stdout, "note:", jstr(pool, "reason"));
     if (!json_is_true(json_object_get(pool, "shared"))) {
         if (jstr(pool, "host"))
             out_kv(stdout, "host:", jstr(pool, "host"));
@@ -107,10 +109,14 @@ static int pool_list(const CliCommand *cmd, int argc, char **argv)
         return exit_status;
     static const char *const headers[] = { "NAME",      "TYPE",    "PATH",   "CAPACITY",
                                            "ALLOCATION", "AVAILABLE", "VOLUMES", "SHARED",
-                                           "REACHABLE" };
-    OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
+                                           "REACHABLE", "HOST" };
+    /* HOST: a local pool's host, shown in a cluster (where pools have one). */
+    bool hosts = false;
     size_t i;
     json_t *pool;
+    json_array_foreach(json_object_get(doc, "pools"), i, pool)
+        hosts = hosts || jstr(pool, "host");
+    OutTable *t = out_table_new(ELEMENTSOF(headers) - !hosts, headers);
     json_array_foreach(json_object_get(doc, "pools"), i, pool) {
         _cleanup_free_ char *capacity = bytes_field(pool, "capacity_bytes");
         _cleanup_free_ char *allocation = bytes_field(pool, "allocation_bytes");
@@ -121,7 +127,7 @@ static int pool_list(const CliCommand *cmd, int argc, char **argv)
                                 capacity,           allocation,         available,
                                 volumes,
                                 json_is_true(json_object_get(pool, "shared")) ? "yes" : "no",
-                                reach };
+                                reach,              jstr(pool, "host") };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -132,7 +138,18 @@ static int pool_list(const CliCommand *cmd, int argc, char **argv)
 
 static int pool_show(const CliCommand *cmd, int argc, char **argv)
 {
-    return api_show_command(cmd, argc, argv, "pools", print_pool);
+    const char *name = NULL, *host = NULL;
+    const CliOption opts[] = { { "--host", &host, NULL }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *base = api_path("pools", name, NULL);
+    _cleanup_free_ char *esc = host ? api_escape(host) : NULL;
+    _cleanup_free_ char *path = host ? vo_asprintf("%s?host=%s", base, esc) : vo_strdup(base);
+    json_t *doc = NULL;
+    if (api_call("GET", path, NULL, &doc) < 0)
+        return CLI_EXIT_FAIL;
+    return api_print_doc(doc, print_pool);
 }
 
 static int pool_delete(const CliCommand *cmd, int argc, char **argv)
@@ -155,10 +172,15 @@ static const CliCommand pool_commands[] = {
       "\nExamples:\n  vireo pool create fast --path /srv/nvme/vireo\n"
       "  vireo pool create nfs --path /mnt/vireo --shared\n",
       pool_create },
-    { "pool", "list", NULL, NULL, "List the pools with their space and volume counts.", NULL,
+    { "pool", "list", NULL, NULL, "List the pools with their space and volume counts.",
+      "In a cluster: every host's local pools (HOST; their sizes are shown by\n"
+      "'pool show NAME --host HOST') and the shared pools once.\n",
       pool_list },
-    { "pool", "show", "NAME", NULL, "Show one pool (a shared one: reachable or why not, per host).",
-      NULL, pool_show },
+    { "pool", "show", "NAME", "[--host HOST]",
+      "Show one pool (a shared one: reachable or why not, per host).",
+      "In a cluster, a local pool of another host is shown by that host: --host names\n"
+      "it when several hosts have a pool of that name (each has its own 'default').\n",
+      pool_show },
     { "pool", "delete", "NAME", NULL, "Delete an empty pool (its directory stays).",
       "Refused while the pool holds volumes or backups, and for the default pool.\n", pool_delete },
 };

@@ -171,21 +171,25 @@ static int volume_import(const CliCommand *cmd, int argc, char **argv)
 
 static int volume_list(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *pool = NULL;
-    const CliOption opts[] = { { NULL, NULL, NULL } };
+    const char *pool = NULL, *host = NULL;
+    const CliOption opts[] = { { "--host", &host, NULL }, { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &pool, &exit_status))
         return exit_status;
     _cleanup_free_ char *esc = pool ? api_escape(pool) : NULL;
-    _cleanup_free_ char *path = pool ? vo_asprintf("/v1/volumes?pool=%s", esc)
-                                     : vo_strdup("/v1/volumes");
+    _cleanup_free_ char *host_esc = host ? api_escape(host) : NULL;
+    _cleanup_free_ char *path = vo_asprintf("/v1/volumes%s%s%s%s", pool ? "?pool=" : "",
+                                            pool ? esc : "", host ? (pool ? "&host=" : "?host=") : "",
+                                            host ? host_esc : "");
     json_t *doc = NULL;
     if (api_call("GET", path, NULL, &doc) < 0)
         return CLI_EXIT_FAIL;
     json_t *volumes = json_object_get(doc, "volumes");
     /* vireod lists no volumes for a pool that does not exist: say so. */
     if (pool && json_array_size(volumes) == 0) {
-        _cleanup_free_ char *pool_path = api_path("pools", pool, NULL);
+        _cleanup_free_ char *pool_base = api_path("pools", pool, NULL);
+        _cleanup_free_ char *pool_path = host ? vo_asprintf("%s?host=%s", pool_base, host_esc)
+                                              : vo_strdup(pool_base);
         if (api_call("GET", pool_path, NULL, NULL) < 0) {
             json_decref(doc);
             return CLI_EXIT_FAIL;
@@ -504,9 +508,10 @@ static const CliCommand volume_commands[] = {
       "  --upload              stream FILE to vireod instead of naming it\n" ASYNC_HELP
       "\nExample:\n  vireo volume import default/ubuntu ubuntu-24.04.vmdk\n",
       volume_import },
-    { "volume", "list", "[POOL]", NULL, "List the volumes (of one pool, or all).",
+    { "volume", "list", "[POOL]", "[--host HOST]", "List the volumes (of one pool, or all).",
       "BACKING is what a linked clone is based on: a volume (POOL/NAME) or an image\n"
-      "(image:NAME).\n",
+      "(image:NAME). In a cluster, --host lists another host's (its local pools'),\n"
+      "as does a POOL that only one other host has.\n",
       volume_list },
     { "volume", "show", "POOL/NAME", NULL, "Show one volume with its backing chain.", NULL,
       volume_show },

@@ -62,6 +62,9 @@ void vo_api_vm_console_log(VoRequest *req, VoReply *rep);
 
 void vo_api_image_import(VoRequest *req, VoReply *rep);
 void vo_api_image_delete(VoRequest *req, VoReply *rep);
+/* Peers only (image-files-api.c): an own image's manifest and files. */
+void vo_api_image_files(VoRequest *req, VoReply *rep);
+void vo_api_image_file(VoRequest *req, VoReply *rep);
 void vo_api_vm_template(VoRequest *req, VoReply *rep);
 void vo_api_vm_disks_list(VoRequest *req, VoReply *rep);
 void vo_api_vm_disk_add(VoRequest *req, VoReply *rep);

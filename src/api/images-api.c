@@ -1,5 +1,7 @@
 /* images-api.c: /v1/images routes: list, show, import, delete. */
+#include "api/cluster-storage.h"
 #include "api/handlers.h"
+#include "conf/names.h"
 #include "daemon/images.h"
 #include "daemon/storage.h"
 #include "util/util.h"
@@ -7,6 +9,13 @@
 void vo_api_images_list(VoRequest *req, VoReply *rep)
 {
     json_t *images = vo_images_list_json(req->d);
+    /* A cluster: every host's own images, with their hosts. */
+    int r = vo_api_cluster_images(req->d, images, NULL);
+    if (r < 0) {
+        json_decref(images);
+        vo_reply_errno(rep, r, NULL);
+        return;
+    }
     size_t i;
     json_t *img;
     json_array_foreach(images, i, img) {
@@ -21,12 +30,23 @@ void vo_api_image_show(VoRequest *req, VoReply *rep)
     const char *name = req->params[0];
     VoImage *img = NULL;
     int64_t rev = 0;
-    if (vo_image_get(req->d, name, &img, &rev) < 0) {
-        vo_reply_error(rep, VO_ERR_NOT_FOUND, "image '%s' does not exist", name);
+    json_t *one = json_array();
+    if (vo_image_get(req->d, name, &img, &rev) >= 0) {
+        json_array_append_new(one, vo_image_to_json(img));
+        vo_image_free(img);
+    }
+    /* In a cluster: with its hosts, or another host's own image. */
+    int r = vo_name_valid(name) ? vo_api_cluster_images(req->d, one, name) : 0;
+    json_t *view = json_incref(json_array_get(one, 0));
+    json_decref(one);
+    if (r < 0 || !view) {
+        json_decref(view);
+        if (r < 0)
+            vo_reply_errno(rep, r, NULL);
+        else
+            vo_reply_error(rep, VO_ERR_NOT_FOUND, "image '%s' does not exist", name);
         return;
     }
-    json_t *view = vo_image_to_json(img);
-    vo_image_free(img);
     json_object_set_new(view, "used_by", json_integer(vo_image_users(req->d, name)));
     rep->etag = rev;
     vo_reply_json(rep, 200, view);

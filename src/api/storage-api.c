@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "api/cluster-storage.h"
 #include "api/handlers.h"
 #include "conf/storage-spec.h"
 #include "daemon/hosts.h"
@@ -77,6 +78,13 @@ void vo_api_pools_list(VoRequest *req, VoReply *rep)
 {
     json_t *list = vo_pools_list_json(req->d);
     add_pool_hosts(req->d, list);
+    /* A cluster: the other hosts' local pools too, with their host. */
+    int r = vo_api_cluster_pools(req->d, list);
+    if (r < 0) {
+        json_decref(list);
+        vo_reply_errno(rep, r, NULL);
+        return;
+    }
     vo_reply_json(rep, 200, json_pack("{s:o}", "pools", list));
 }
 
@@ -94,6 +102,8 @@ void vo_api_pool_create(VoRequest *req, VoReply *rep)
 
 void vo_api_pool_show(VoRequest *req, VoReply *rep)
 {
+    if (vo_api_pool_door(req, rep, req->params[0])) /* another host's local pool */
+        return;
     _cleanup_free_ char *key = vo_pool_key(req->d, req->params[0]);
     rep->etag = vo_api_key_rev(req->d, key);
     json_t *pool = NULL;
@@ -122,6 +132,8 @@ void vo_api_pool_delete(VoRequest *req, VoReply *rep)
 void vo_api_volumes_list(VoRequest *req, VoReply *rep)
 {
     const char *pool = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "pool");
+    if (vo_api_pool_door(req, rep, pool)) /* another host's local pool */
+        return;
     if (pool && !vo_pool_exists(req->d, pool)) {
         vo_reply_error(rep, VO_ERR_NOT_FOUND, "pool '%s' does not exist", pool);
         return;

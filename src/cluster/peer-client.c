@@ -89,6 +89,10 @@ typedef struct {
     VoPeerResponse *resp;
     size_t cap;
     bool too_large;
+    CURL *curl;          /* a download's (vo_peer_download), or NULL */
+    VoPeerSink sink;
+    void *sink_data;
+    int sink_r;          /* what the sink returned when it stopped the transfer */
 } Collect;
 
 static size_t on_body(char *data, size_t size, size_t n, void *userdata)
@@ -96,6 +100,12 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata)
     Collect *c = userdata;
     VoPeerResponse *r = c->resp;
     size_t len = size * n;
+    long status = 0;
+    if (c->sink && curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+        status == 200) {
+        c->sink_r = c->sink(data, len, c->sink_data);
+        return c->sink_r < 0 ? 0 : len;
+    }
     if (r->body_len + len > VO_PEER_MAX_BODY) {
         c->too_large = true;
         return 0; /* curl fails the transfer (CURLE_WRITE_ERROR) */
@@ -257,6 +267,52 @@ int vo_peer_request(const VoPeerTls *tls, const char *base_url, const char *meth
                                 "bytes", base_url, method, path_and_query, VO_PEER_MAX_BODY);
         return vo_error_set(&ret->error, errno_of(cc), "%s did not answer %s %s: %s", base_url,
                             method, path_and_query, why);
+    }
+    ret->status = (int)status;
+    return 0;
+}
+
+int vo_peer_download(const VoPeerTls *tls, const char *base_url, const char *path_and_query,
+                     const char *const *headers, int stall_ms, VoPeerSink sink,
+                     void *userdata, VoPeerResponse *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    pthread_once(&curl_once, curl_init_once);
+    CURL *curl = curl_easy_init();
+    if (!curl)
+        return vo_error_set(&ret->error, -ENOMEM, "cannot make a request to %s", base_url);
+    _cleanup_free_ char *url = vo_asprintf("%s%s", base_url, path_and_query);
+    char errbuf[CURL_ERROR_SIZE] = "";
+    Collect c = { .resp = ret, .curl = curl, .sink = sink, .sink_data = userdata };
+    struct curl_slist *list = header_list(headers, NULL);
+    set_tls(curl, tls, stall_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 0L); /* as long as bytes keep coming */
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, (long)((stall_ms + 999) / 1000));
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &c);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &c);
+    CURLcode cc = curl_easy_perform(curl);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(list);
+    curl_easy_cleanup(curl);
+    if (cc != CURLE_OK) {
+        _cleanup_free_ char *why = vo_strdup(errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        vo_peer_response_clear(ret);
+        if (c.sink_r < 0)
+            return vo_error_set(&ret->error, c.sink_r, "receiving GET %s from %s: %s",
+                                path_and_query, base_url, strerror(-c.sink_r));
+        if (c.too_large)
+            return vo_error_set(&ret->error, -EMSGSIZE, "the answer of %s to GET %s exceeds %u "
+                                "bytes", base_url, path_and_query, VO_PEER_MAX_BODY);
+        return vo_error_set(&ret->error, errno_of(cc), "%s did not answer GET %s: %s", base_url,
+                            path_and_query, why);
     }
     ret->status = (int)status;
     return 0;

@@ -48,6 +48,17 @@ int vo_peer_request(const VoPeerTls *tls, const char *base_url, const char *meth
                     const char *path_and_query, const char *const *headers, const char *body,
                     size_t body_len, int timeout_ms, VoPeerResponse *ret);
 
+/* GET base_url + path_and_query whose answer may be large (an image's
+ * file): with status 200, the body goes to sink piece by piece (sink
+ * returns 0, or -errno to stop the transfer, which then returns that
+ * -errno); any other status is collected in ret->body as vo_peer_request
+ * does. Fails (-ETIMEDOUT) when no byte came for stall_ms, whatever the
+ * total time. Otherwise as vo_peer_request. */
+typedef int (*VoPeerSink)(const char *data, size_t len, void *userdata);
+int vo_peer_download(const VoPeerTls *tls, const char *base_url, const char *path_and_query,
+                     const char *const *headers, int stall_ms, VoPeerSink sink,
+                     void *userdata, VoPeerResponse *ret);
+
 /* An upgraded connection to a peer. */
 typedef struct VoPeerStream VoPeerStream;
 

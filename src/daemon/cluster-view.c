@@ -294,3 +294,48 @@ int vo_cluster_add_tasks(VoDaemon *d, json_t *arr)
 {
     return each_other(d, NULL, "operations", false, arr, false);
 }
+
+typedef struct {
+    const VoClusterHost *h;
+    size_t prefix_len;
+    VoClusterDocFn fn;
+    void *userdata;
+} EachDoc;
+
+static int each_doc_one(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)rev;
+    EachDoc *e = userdata;
+    const char *name = key + e->prefix_len;
+    if (!*name || strchr(name, '/')) /* not a document of sub itself */
+        return 0;
+    return e->fn(e->h, name, value, e->userdata);
+}
+
+int vo_cluster_each_doc(VoDaemon *d, const char *sub, VoClusterDocFn fn, void *userdata)
+{
+    if (!d->cluster_store)
+        return 0;
+    json_t *all = NULL;
+    int r = members(d, &all);
+    if (r < 0)
+        return r;
+    const char *id;
+    json_t *doc;
+    json_object_foreach(all, id, doc) {
+        if (!strcmp(id, d->host_id))
+            continue;
+        VoClusterHost h = { 0 };
+        host_from_member(doc, id, &h);
+        r = host_online(d, &h);
+        _cleanup_free_ char *prefix = vo_asprintf("h/%s/%s/", id, sub);
+        EachDoc e = { .h = &h, .prefix_len = strlen(prefix), .fn = fn, .userdata = userdata };
+        if (r >= 0)
+            r = vo_store_list(d->cluster_store, prefix, each_doc_one, &e);
+        vo_cluster_host_clear(&h);
+        if (r < 0)
+            break;
+    }
+    json_decref(all);
+    return r < 0 ? r : 0;
+}

@@ -44,3 +44,10 @@ int vo_cluster_locate_task(VoDaemon *d, const char *id, char **ret_host);
 int vo_cluster_add_vms(VoDaemon *d, bool summary, const char *only_host, json_t *arr);
 /* Appends the other hosts' tasks (their operation documents, with "host"). */
 int vo_cluster_add_tasks(VoDaemon *d, json_t *arr);
+
+/* Calls fn on every document under h/<host>/<sub>/ of each other host (its
+ * key's last part, value), with the host (name, url, online). fn returns 0
+ * or -errno to stop. 0, fn's error or the store's. Standalone: nothing. */
+typedef int (*VoClusterDocFn)(const VoClusterHost *h, const char *name, const char *value,
+                              void *userdata);
+int vo_cluster_each_doc(VoDaemon *d, const char *sub, VoClusterDocFn fn, void *userdata);

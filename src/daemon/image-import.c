@@ -125,7 +125,7 @@ static int write_image_json(const VoImageBuild *b, const char *dir)
  * .deleting-NAME), then removed: a removal cut short in place would leave a
  * part of the image (image.json and its disk, without its kernel) that the
  * next start adopts. Left over, either name goes in the start-up sweep. */
-static void discard_final_dir(const char *top, const char *name, const char *final_dir,
+void vo_image_dir_discard(const char *top, const char *name, const char *final_dir,
                               const char *tmp_dir)
 {
     _cleanup_free_ char *aside = vo_asprintf("%s/.deleting-%s", top, name);
@@ -195,7 +195,7 @@ static void keeper_stopp(VoLeaseKeeper **k)
 
 /* Moves the built directory into place, never over one that is there (an
  * empty directory would be replaced by rename(2)). */
-static int rename_noreplace(const char *from, const char *to)
+int vo_image_dir_rename(const char *from, const char *to)
 {
     if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
         return 0;
@@ -237,7 +237,7 @@ int vo_image_build(VoDaemon *d, const VoImageBuild *b, VoTask *t, char **ret_err
         r = copy_into(b->initrd, tmp_dir, "initrd.img", ret_error);
     if (r >= 0)
         r = write_image_json(b, tmp_dir);
-    if (r >= 0 && (r = rename_noreplace(tmp_dir, final_dir)) < 0)
+    if (r >= 0 && (r = vo_image_dir_rename(tmp_dir, final_dir)) < 0)
         *ret_error = vo_asprintf("image '%s' appeared meanwhile: %s", b->name, strerror(-r));
     if (r == -ENOTEMPTY)
         r = -EEXIST;
@@ -246,7 +246,7 @@ int vo_image_build(VoDaemon *d, const VoImageBuild *b, VoTask *t, char **ret_err
     /* Files first, then the document, which makes the image exist. A crash
      * between leaves a complete directory that the next start adopts. */
     else if ((r = vo_image_record_in(d, b->name, b->pool, ret_error)) < 0)
-        discard_final_dir(top, b->name, final_dir, tmp_dir);
+        vo_image_dir_discard(top, b->name, final_dir, tmp_dir);
     return r;
 }
 

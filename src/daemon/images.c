@@ -142,7 +142,7 @@ static char *doc_file(const char *dir, const char *rel)
 }
 
 /* name: the image's name from the document's key. */
-static int image_from_doc(VoDaemon *d, const char *name, const char *text, VoImage **ret)
+int vo_image_from_doc(VoDaemon *d, const char *name, const char *text, VoImage **ret)
 {
     json_t *doc = json_loads(text, 0, NULL);
     VoImageDoc v;
@@ -178,7 +178,7 @@ int vo_image_get(VoDaemon *d, const char *name, VoImage **ret, int64_t *ret_rev)
         key = vo_asprintf(VO_SHARED_IMAGES_PREFIX "%s", name);
         r = vo_store_get(d->store, key, &text, ret_rev);
     }
-    return r < 0 ? r : image_from_doc(d, name, text, ret);
+    return r < 0 ? r : vo_image_from_doc(d, name, text, ret);
 }
 
 int vo_image_boot_file(VoDaemon *d, const char *name, bool initrd, char **ret_path,
@@ -227,7 +227,7 @@ static int list_one(const char *key, const char *value, int64_t rev, void *userd
     for (char **s = c->seen; s && *s; s++)
         if (!strcmp(*s, name))
             return 0; /* this host's own comes first */
-    if (image_from_doc(c->d, name, value, &img) < 0) {
+    if (vo_image_from_doc(c->d, name, value, &img) < 0) {
         log_warn("images: ignoring %s: not an image document", key);
         return 0;
     }

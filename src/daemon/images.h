@@ -35,6 +35,9 @@ struct VoDaemon;
  * -EINVAL when it is unusable. */
 int vo_image_get(struct VoDaemon *d, const char *name, VoImage **ret, int64_t *ret_rev);
 VoImage *vo_image_free(VoImage *img);
+/* An image document's text (key name) as a VoImage, its files' paths
+ * resolved on this host (where they are, or will be once copied). */
+int vo_image_from_doc(struct VoDaemon *d, const char *name, const char *text, VoImage **ret);
 /* The path of image name's kernel (initrd when initrd) on this host, for
  * starting a VM that boots it. -ENOENT with *ret_error when the image or the
  * file is missing. */
@@ -82,6 +85,33 @@ int vo_image_build(struct VoDaemon *d, const VoImageBuild *b, struct VoTask *t, 
  * directory. vo_image_name_release gives it back. */
 int vo_image_name_claim(struct VoDaemon *d, const char *name, char **ret_error);
 void vo_image_name_release(struct VoDaemon *d, const char *name);
+
+/* A built image directory moved into place, never over one that is there
+ * (-EEXIST or -ENOTEMPTY then); and one taken away again when its document
+ * could not be written (back to tmp_dir, or aside, then removed). */
+int vo_image_dir_rename(const char *from, const char *to);
+void vo_image_dir_discard(const char *top, const char *name, const char *final_dir,
+                          const char *tmp_dir);
+
+/* Copy on first use (image-copy.c). In a cluster, an image this host does
+ * not have (neither its own nor in a shared pool it reaches) but another
+ * host has as its own: the first one of those hosts (online first) and its
+ * document as a VoImage whose paths are where the copy will put the files
+ * here. 0, -ENOENT (no host has it), or the store's error. */
+int vo_image_find_elsewhere(struct VoDaemon *d, const char *name, VoImage **ret,
+                            char **ret_host_name);
+/* Makes image name usable on this host: 0 at once when it is (its own, or
+ * in a shared pool), else copies it from a host that has it over the peer
+ * API (manifest, then each file into STATE/images/.build-NAME, its size and
+ * SHA-256 checked, renamed into place, then its document written). Two
+ * calls for one missing image copy it once: the second waits for the first.
+ * t (may be NULL): the task to show the copy's progress on (percent from
+ * 5 to 29). -ENOENT when no host has it; -EIO (a transfer that does not
+ * match its manifest), -EHOSTUNREACH or another -errno, with *ret_error;
+ * nothing of a failed copy is left. Live migration calls it for the base
+ * image of a linked clone. */
+int vo_image_ensure_local(struct VoDaemon *d, const char *name, struct VoTask *t,
+                          char **ret_error);
 
 /* Refused while VMs or detached linked clones use it. Holds the name like a
  * build (another build or delete of it meanwhile gets -EEXIST/-EBUSY). */

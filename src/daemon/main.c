@@ -301,10 +301,11 @@ int main(int argc, char **argv)
     vo_tasks_free(d.tasks);
     vo_vms_release_all(&d);
     vo_networks_release_all(&d);
-    vo_loop_free(d.loop);
-    close(sigfd);
+    /* The cluster's etcd supervision is on the loop: it goes first. */
     bool reexec = vo_cluster_reexec_wanted(&d);
     vo_cluster_close(&d);
+    vo_loop_free(d.loop);
+    close(sigfd);
     free(d.driver->kvm_reason);
     free(d.driver);
     free(d.state_dir);

@@ -1121,6 +1121,17 @@ static int task_create(VoTask *t, void *userdata)
     _cleanup_free_ char *error = NULL, *volume = NULL, *path = NULL;
     const char *pool = a->pool ? a->pool : VO_DEFAULT_POOL;
     int r = vo_mkdir_p(dir, 0750);
+    /* An image of another host is copied here first (copy on first use). */
+    VoImage *img = NULL;
+    if (r >= 0 && (r = vo_image_ensure_local(d, a->base_image, t, &error)) >= 0 &&
+        (r = vo_image_get(d, a->base_image, &img, NULL)) >= 0) {
+        free(a->base_disk);
+        free(a->base_format);
+        a->base_disk = vo_strdup(img->disk);
+        a->base_format = vo_strdup(img->format);
+        vo_image_free(img);
+    } else if (r < 0 && !error)
+        error = vo_asprintf("image '%s' is gone: %s", a->base_image, strerror(-r));
     if (r >= 0) {
         vo_task_progress(t, 30, a->full_clone ? "copying the image" : "creating a linked clone");
         volume = vo_volume_free_name(d, pool, name);
@@ -1380,6 +1391,9 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         return -EINVAL;
     VoImage *img = NULL;
     int r = vo_image_get(d, args->image, &img, NULL);
+    /* Another host's own image: the create task copies it here first. */
+    if (r == -ENOENT)
+        r = vo_image_find_elsewhere(d, args->image, &img, NULL);
     if (r < 0) {
         *ret_error = r == -ENOENT ? vo_asprintf("image '%s' does not exist (see: vireo image list)",
                                                 args->image)

@@ -88,10 +88,48 @@ int vo_sha256_file(const char *path, char ret[VO_SHA256_HEX_LEN + 1])
 
 void vo_sha256_data(const void *data, size_t len, char ret[VO_SHA256_HEX_LEN + 1])
 {
-    unsigned char md[32];
-    unsigned int n = 0;
-    if (EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+    VoSha256 *s = vo_sha256_new();
+    if (!s || vo_sha256_update(s, data, len) < 0 || vo_sha256_finish(s, ret) < 0)
         abort();
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(ret + 2 * i, 3, "%02x", md[i]);
+}
+
+/* ---- streams ---- */
+
+struct VoSha256 {
+    EVP_MD_CTX *ctx;
+};
+
+VoSha256 *vo_sha256_new(void)
+{
+    VoSha256 *s = vo_malloc0(sizeof(*s));
+    s->ctx = EVP_MD_CTX_new();
+    if (!s->ctx || EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) != 1) {
+        vo_sha256_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int vo_sha256_update(VoSha256 *s, const void *data, size_t len)
+{
+    return EVP_DigestUpdate(s->ctx, data, len) == 1 ? 0 : -EIO;
+}
+
+int vo_sha256_finish(VoSha256 *s, char ret[VO_SHA256_HEX_LEN + 1])
+{
+    unsigned char digest[32];
+    unsigned len = 0;
+    int r = EVP_DigestFinal_ex(s->ctx, digest, &len) == 1 && len == sizeof(digest) ? 0 : -EIO;
+    vo_sha256_free(s);
+    for (unsigned i = 0; r == 0 && i < len; i++)
+        snprintf(ret + 2 * i, 3, "%02x", digest[i]);
+    return r;
+}
+
+void vo_sha256_free(VoSha256 *s)
+{
+    if (!s)
+        return;
+    EVP_MD_CTX_free(s->ctx);
+    free(s);
 }

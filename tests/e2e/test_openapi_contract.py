@@ -1476,6 +1476,15 @@ def test_images_import_and_delete(api, state_dir):
     api.call("DELETE", "/v1/images/imported", expect=404, code="not-found")
 
 
+
+def test_image_files_are_for_peers_only(api):
+    """The routes copy on first use reads another host's image with answer
+    the cluster's hosts only (over the mutual-TLS listener): 401 on the
+    local socket (tests/e2e/test_cluster_images.py has them served)."""
+    for path in ("/v1/images/default/files", "/v1/images/default/files/image.json"):
+        api.call("GET", path, expect=401, code="unauthenticated")
+
+
 def test_vm_disks(api):
     api.create("dsk1")
     disks = api.call("GET", "/v1/vms/dsk1/disks", expect=200).value["disks"]
