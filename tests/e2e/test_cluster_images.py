@@ -174,3 +174,28 @@ def test_images_copied_on_first_use(cluster, monkeypatch):
     assert h1.cli("pool", "show", "default", "--host", "h2").stdout.count("h2") >= 1
     status, doc = h1.request("GET", "/v1/pools/default?host=nope")
     assert status == 404 and "nope" in doc["error"]["message"], doc
+
+
+def test_image_copy_refusals_say_what_to_fix(cluster):
+    """What a host cannot delete is said with the host and what to do:
+    deleting on h2 an image only h1 has names h1; the file routes refuse
+    the local socket even with X-Vireo-Forwarded."""
+    c = cluster(2, listen=False, image=False)
+    form(c)
+    h1, h2 = c.hosts
+    import_image(h1, "tiny", {"import_path": small_disk(c, "tiny")})
+
+    status, doc = h1.request("GET", "/v1/images/tiny/files",
+                             headers={"X-Vireo-Forwarded": "1"})
+    assert status == 401, doc
+    status, doc = h1.request("GET", "/v1/images/tiny/files/image.json",
+                             headers={"X-Vireo-Forwarded": "1"})
+    assert status == 401, doc
+
+    # The image is h1's: h2 cannot delete it, and says where it is.
+    status, doc = h2.request("DELETE", "/v1/images/tiny")
+    assert status == 404, doc
+    msg = doc["error"]["message"]
+    assert "host 'h1'" in msg and "not on this host" in msg, msg
+    status, doc = h2.request("DELETE", "/v1/images/nothing")
+    assert status == 404 and doc["error"]["message"] == "image 'nothing' does not exist", doc
