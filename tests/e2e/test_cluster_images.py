@@ -177,9 +177,11 @@ def test_images_copied_on_first_use(cluster, monkeypatch):
 
 
 def test_image_copy_refusals_say_what_to_fix(cluster):
-    """What a host cannot delete is said with the host and what to do:
-    deleting on h2 an image only h1 has names h1; the file routes refuse
-    the local socket even with X-Vireo-Forwarded."""
+    """What a host cannot copy or delete is said with the file, host and
+    what to do: a symlink in the sending host's image directory is never
+    sent (the manifest names it; the create on the other host fails with
+    it and leaves nothing); deleting on h2 an image only h1 has names h1;
+    the file routes refuse the local socket even with X-Vireo-Forwarded."""
     c = cluster(2, listen=False, image=False)
     form(c)
     h1, h2 = c.hosts
@@ -199,3 +201,21 @@ def test_image_copy_refusals_say_what_to_fix(cluster):
     assert "host 'h1'" in msg and "not on this host" in msg, msg
     status, doc = h2.request("DELETE", "/v1/images/nothing")
     assert status == 404 and doc["error"]["message"] == "image 'nothing' does not exist", doc
+
+    # Its disk made a symlink on h1: never sent, named in every message.
+    d = os.path.join(h1.state_dir, "images", "tiny")
+    os.rename(os.path.join(d, "disk.qcow2"), os.path.join(d, "disk.real"))
+    os.symlink("disk.real", os.path.join(d, "disk.qcow2"))
+    status, doc = h1.https("GET", "/v1/images/tiny/files", via=h2)
+    assert status == 500, doc
+    msg = doc["error"]["message"]
+    assert "'disk.qcow2'" in msg and "symbolic link" in msg, msg
+    status, doc = h1.https("GET", "/v1/images/tiny/files/disk.qcow2", via=h2)
+    assert status == 404, doc
+    doc = create_on(h2, "s1", "tiny")
+    task = h2.wait_task(doc["task"])
+    assert task["state"] == "failed", task
+    msg = task["error"]["message"]
+    assert "cannot copy image 'tiny' from host 'h1'" in msg, msg
+    assert "'disk.qcow2'" in msg and "symbolic link" in msg, msg
+    assert leftovers(h2, "tiny") == []
