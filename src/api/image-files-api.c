@@ -84,6 +84,7 @@ void vo_api_image_files(VoRequest *req, VoReply *rep)
         return;
     }
     const char *corrupt = getenv(CORRUPT_ENV);
+    const char *bad = NULL; /* the file that cannot be served */
     json_t *files = json_array();
     for (char **s = names; *s && r >= 0; s++) {
         struct stat st;
@@ -92,11 +93,14 @@ void vo_api_image_files(VoRequest *req, VoReply *rep)
         int fd = open_file(dir, *s, &st);
         if (fd < 0) {
             r = fd;
+            bad = *s;
             break;
         }
         close(fd);
-        if ((r = vo_sha256_file(path, hex)) < 0)
+        if ((r = vo_sha256_file(path, hex)) < 0) {
+            bad = *s;
             break;
+        }
         if (corrupt && !strcmp(corrupt, name) && !strcmp(*s, json_string_value(disk)))
             hex[0] = hex[0] == '0' ? '1' : '0';
         json_array_append_new(files, json_pack("{s:s, s:I, s:s}", "name", *s, "size_bytes",
@@ -104,8 +108,15 @@ void vo_api_image_files(VoRequest *req, VoReply *rep)
     }
     json_decref(disk);
     if (r < 0) {
+        /* Named, with what to fix: only regular files of the image
+         * directory are served (a symlink could lead anywhere). */
         vo_reply_error(rep, r == -ENOENT ? VO_ERR_NOT_FOUND : VO_ERR_INTERNAL,
-                       "image '%s': cannot read its files: %s", name, strerror(-r));
+                       "image '%s': its file '%s' (%s/%s) cannot be sent to another host: %s",
+                       name, bad ? bad : "?", dir, bad ? bad : "?",
+                       r == -ELOOP    ? "it is a symbolic link; only regular files are sent "
+                                        "(replace the link with the file itself)"
+                       : r == -EINVAL ? "it is not a regular file"
+                                      : strerror(-r));
         json_decref(files);
     } else
         vo_reply_json(rep, 200, json_pack("{s:s, s:s?, s:o}", "image", name, "host",

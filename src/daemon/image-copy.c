@@ -100,6 +100,18 @@ int vo_image_find_elsewhere(VoDaemon *d, const char *name, VoImage **ret, char *
 
 /* ---- one copy ---------------------------------------------------------------- */
 
+/* What a peer's error answer says: its {"error":{"message"}}, else the
+ * start of its body (malloc'd). */
+static char *answer_text(const VoPeerResponse *resp)
+{
+    json_t *doc = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"),
+                                                        "message"));
+    char *text = msg ? vo_strdup(msg) : vo_asprintf("%.200s", resp->body ? resp->body : "");
+    json_decref(doc);
+    return text;
+}
+
 typedef struct {
     int fd;
     VoSha256 *sha;
@@ -169,9 +181,11 @@ static int receive_file(VoDaemon *d, const Holder *h, const char *dir, const VoI
         vo_error_set(ret_error, r == -EFBIG ? -EIO : r, "%s: %s", f->name,
                      r == -EFBIG ? "more bytes than its manifest says (changed on the way)"
                                  : resp.error ? resp.error : strerror(-r));
-    else if (resp.status != 200)
-        r = vo_error_set(ret_error, -EIO, "host '%s' answered %d to GET %s: %.200s", h->host_name,
-                         resp.status, url_path, resp.body ? resp.body : "");
+    else if (resp.status != 200) {
+        _cleanup_free_ char *text = answer_text(&resp);
+        r = vo_error_set(ret_error, -EIO, "host '%s' answered %d to GET %s: %s", h->host_name,
+                         resp.status, url_path, text);
+    }
     else if (rc->got != f->size)
         r = vo_error_set(ret_error, -EIO, "%s: %llu bytes came, its manifest says %llu (changed "
                          "or cut short on the way)", f->name, (unsigned long long)rc->got,
@@ -243,9 +257,9 @@ static int copy_from(VoDaemon *d, const char *name, const Holder *h, VoTask *t,
     }
     json_t *doc = resp.status == 200 ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
     if (!doc) {
+        _cleanup_free_ char *text = answer_text(&resp);
         r = vo_error_set(ret_error, resp.status == 404 ? -ENOENT : -EIO, "host '%s' answered "
-                         "%d to GET %s: %.200s", h->host_name, resp.status, path,
-                         resp.body ? resp.body : "");
+                         "%d to GET %s: %s", h->host_name, resp.status, path, text);
         vo_peer_response_clear(&resp);
         return r;
     }

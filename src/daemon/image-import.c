@@ -336,6 +336,17 @@ int vo_image_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_
     VoImage *img = NULL;
     int64_t rev = 0;
     if (vo_image_get(d, name, &img, &rev) < 0) {
+        /* In a cluster the image lists show other hosts' own images too:
+         * each host's copy is deleted on that host. */
+        _cleanup_free_ char *holder = NULL;
+        if (vo_image_find_elsewhere(d, name, &img, &holder) >= 0) {
+            vo_image_free(img);
+            *ret_error = vo_asprintf("image '%s' is not on this host: it is host '%s''s own "
+                                     "(and of any other host that copied it); each host's copy "
+                                     "is deleted on that host (vireo image delete %s, run "
+                                     "there)", name, holder, name);
+            return -ENOENT;
+        }
         *ret_error = vo_asprintf("image '%s' does not exist", name);
         return -ENOENT;
     }

@@ -174,3 +174,48 @@ def test_images_copied_on_first_use(cluster, monkeypatch):
     assert h1.cli("pool", "show", "default", "--host", "h2").stdout.count("h2") >= 1
     status, doc = h1.request("GET", "/v1/pools/default?host=nope")
     assert status == 404 and "nope" in doc["error"]["message"], doc
+
+
+def test_image_copy_refusals_say_what_to_fix(cluster):
+    """What a host cannot copy or delete is said with the file, host and
+    what to do: a symlink in the sending host's image directory is never
+    sent (the manifest names it; the create on the other host fails with
+    it and leaves nothing); deleting on h2 an image only h1 has names h1;
+    the file routes refuse the local socket even with X-Vireo-Forwarded."""
+    c = cluster(2, listen=False, image=False)
+    form(c)
+    h1, h2 = c.hosts
+    import_image(h1, "tiny", {"import_path": small_disk(c, "tiny")})
+
+    status, doc = h1.request("GET", "/v1/images/tiny/files",
+                             headers={"X-Vireo-Forwarded": "1"})
+    assert status == 401, doc
+    status, doc = h1.request("GET", "/v1/images/tiny/files/image.json",
+                             headers={"X-Vireo-Forwarded": "1"})
+    assert status == 401, doc
+
+    # The image is h1's: h2 cannot delete it, and says where it is.
+    status, doc = h2.request("DELETE", "/v1/images/tiny")
+    assert status == 404, doc
+    msg = doc["error"]["message"]
+    assert "host 'h1'" in msg and "not on this host" in msg, msg
+    status, doc = h2.request("DELETE", "/v1/images/nothing")
+    assert status == 404 and doc["error"]["message"] == "image 'nothing' does not exist", doc
+
+    # Its disk made a symlink on h1: never sent, named in every message.
+    d = os.path.join(h1.state_dir, "images", "tiny")
+    os.rename(os.path.join(d, "disk.qcow2"), os.path.join(d, "disk.real"))
+    os.symlink("disk.real", os.path.join(d, "disk.qcow2"))
+    status, doc = h1.https("GET", "/v1/images/tiny/files", via=h2)
+    assert status == 500, doc
+    msg = doc["error"]["message"]
+    assert "'disk.qcow2'" in msg and "symbolic link" in msg, msg
+    status, doc = h1.https("GET", "/v1/images/tiny/files/disk.qcow2", via=h2)
+    assert status == 404, doc
+    doc = create_on(h2, "s1", "tiny")
+    task = h2.wait_task(doc["task"])
+    assert task["state"] == "failed", task
+    msg = task["error"]["message"]
+    assert "cannot copy image 'tiny' from host 'h1'" in msg, msg
+    assert "'disk.qcow2'" in msg and "symbolic link" in msg, msg
+    assert leftovers(h2, "tiny") == []

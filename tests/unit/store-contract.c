@@ -299,6 +299,7 @@ static void events_clear(Events *e)
 }
 
 /* Reads until e holds want events (bounded); returns watch_next's error. */
+/* Reads events until want arrived or none came for WAIT_MS. */
 static int read_events(VoStoreWatch *w, const VoStoreOps *ops, Events *e, size_t want)
 {
     int64_t give_up = vo_now_ms() + WAIT_MS;
@@ -308,6 +309,10 @@ static int read_events(VoStoreWatch *w, const VoStoreOps *ops, Events *e, size_t
         int r = ops->watch_next(w, 200, &ev, &n);
         if (r < 0)
             return r;
+        /* Bounded by a stall, not a total: writers under load (etcd on a
+         * busy machine) may need longer than WAIT_MS for all of it. */
+        if (n > 0)
+            give_up = vo_now_ms() + WAIT_MS;
         for (size_t i = 0; i < n; i++) {
             if (e->n == e->cap) {
                 e->cap = e->cap ? e->cap * 2 : 64;
