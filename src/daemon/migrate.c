@@ -444,7 +444,7 @@ int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost 
         return vo_error_set(ret_error, r, "to: cannot look host '%s' up: %s", to, strerror(-r));
     if (!strcmp(h.id, d->host_id)) {
         vo_cluster_host_clear(&h);
-        return vo_error_set(ret_error, -EINVAL, "to: host '%s' is where the VM is already",
+        return vo_error_set(ret_error, -EINVAL, "to: host '%s' is where the VM runs already",
                             to);
     }
     if (!h.online || !h.url) {
