@@ -35,6 +35,10 @@ int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const c
  * -EINVAL, 5xx -> -EIO). */
 int vo_migrate_peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
                          json_t *body, json_t **ret, char **ret_error);
+/* The TLS of a migration's streams between hosts (qemu-tls.c): this
+ * host's cluster certificate, key and CA (d->peer_tls), checked by the
+ * peer against the cluster CA; NULL when standalone (no certificates). */
+const VoHvMigrationTls *vo_migration_tls(VoDaemon *d, VoHvMigrationTls *buf);
 
 /* Destination (migrate-incoming.c), from the source host's peer routes. */
 int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_error);
