@@ -37,8 +37,8 @@
 /* METHOD url+path with a JSON body; 0 with the peer's 2xx answer in *ret
  * (may be NULL), or -errno with *ret_error (its error message, or why it
  * could not be reached). */
-static int peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
-                     json_t *body, json_t **ret, char **ret_error)
+int vo_migrate_peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
+                         json_t *body, json_t **ret, char **ret_error)
 {
     _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     const char *headers[] = { "Content-Type: application/json", NULL };
@@ -132,7 +132,7 @@ static json_t *progress_json(const char *phase, const VoHvMigrationProgress *p, 
 static void undo(VoDaemon *d, MigrateTask *m, VoHvInstance *hv, const char *abort_path)
 {
     _cleanup_free_ char *error = NULL, *aerror = NULL;
-    if (abort_path && peer_call(d, m->to_url, "DELETE", abort_path, NULL, NULL, &aerror) < 0)
+    if (abort_path && vo_migrate_peer_call(d, m->to_url, "DELETE", abort_path, NULL, NULL, &aerror) < 0)
         log_warn("migration to %s: aborting the destination failed: %s", m->to_name, aerror);
     if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, false, false, &error) < 0)
         log_warn("migration to %s: resuming the source failed: %s", m->to_name, error);
@@ -192,7 +192,7 @@ static int task_migrate(VoTask *t, void *userdata)
     }
     json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:b}", "id", mig_id, "vm", doc, "layout",
                             layout, "source_host", d->host_id, "resume", resume);
-    r = peer_call(d, m->to_url, "POST", "/v1/migrations/incoming", req, &answer, &error);
+    r = vo_migrate_peer_call(d, m->to_url, "POST", "/v1/migrations/incoming", req, &answer, &error);
     json_decref(req);
     const char *uri = json_string_value(json_object_get(answer, "uri"));
     if (r >= 0 && !uri)
@@ -283,7 +283,7 @@ static int task_migrate(VoTask *t, void *userdata)
         r = d->driver->memory_digest ? d->driver->memory_digest(hv, here, &error)
                                      : vo_error_set(&error, -EOPNOTSUPP, "driver has no digest");
         if (r >= 0)
-            r = peer_call(d, m->to_url, "POST", digest_path, NULL, &answer, &error);
+            r = vo_migrate_peer_call(d, m->to_url, "POST", digest_path, NULL, &answer, &error);
         const char *there = json_string_value(json_object_get(answer, "digest"));
         if (r >= 0 && (!there || strcmp(there, here)))
             r = vo_error_set(&error, -EIO, "guest RAM differs between source (sha256 %s) and "
@@ -327,7 +327,7 @@ static int task_migrate(VoTask *t, void *userdata)
     for (int i = 0; i < COMMIT_TRIES; i++) {
         free(error);
         error = NULL;
-        r = peer_call(d, m->to_url, "POST", commit_path, commit, NULL, &error);
+        r = vo_migrate_peer_call(d, m->to_url, "POST", commit_path, commit, NULL, &error);
         if (r >= 0 || r == -ENOENT || r == -EINVAL || r == -EBUSY)
             break; /* done, or refused for good */
         (void)poll(NULL, 0, 1000);
@@ -382,8 +382,8 @@ static json_t *host_record(VoDaemon *d, const char *host_id)
 
 /* Before the target is asked to prepare (cluster/migrate-compat.h): 409
  * (-EBUSY) with every reason the VM cannot run there. */
-static int check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
-                        const char *target_name, char **ret_error)
+int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
+                            const char *target_name, char **ret_error)
 {
     pthread_mutex_lock(&vm->job);
     VoHvInstance *hv = vm->hv;
@@ -433,21 +433,21 @@ static int check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
     return 0;
 }
 
-int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
-                  char **ret_error)
+int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost *ret,
+                           char **ret_error)
 {
     if (!d->cluster_store)
         return vo_error_set(ret_error, -EBUSY, "this host is not in a cluster: there is no "
-                            "host to migrate to");
+                            "host to move the VM to");
     _cleanup_free_ char *picked = NULL;
-    if (!args->to) { /* the manager's choice with placement's rules */
+    if (!to) { /* the manager's choice with placement's rules */
         _cleanup_free_ char *vm_id = vo_vm_id(vm), *why = NULL;
         int p = vo_migrate_pick_target(d, vm_id, d->host_id, &picked, &why);
         if (p < 0)
             return vo_error_set(ret_error, p == -ENOENT ? -EBUSY : p,
                                 "no target host for the VM: %s", why ? why : strerror(-p));
+        to = picked;
     }
-    const char *to = args->to ? args->to : picked;
     VoClusterHost h = { 0 };
     int r = vo_cluster_host_find(d, to, &h);
     if (r == -ENOENT)
@@ -465,6 +465,17 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
         vo_cluster_host_clear(&h);
         return r;
     }
+    *ret = h;
+    return 0;
+}
+
+int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
+                  char **ret_error)
+{
+    VoClusterHost h = { 0 };
+    int r = vo_migrate_find_target(d, vm, args->to, &h, ret_error);
+    if (r < 0)
+        return r;
     pthread_mutex_lock(&vm->lock);
     VoVmState s = vm->state;
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
@@ -484,7 +495,7 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     else
         r = check_disks(d, spec, ret_error);
     if (r >= 0)
-        r = check_compat(d, vm, spec, h.id, h.name, ret_error);
+        r = vo_migrate_check_compat(d, vm, spec, h.id, h.name, ret_error);
     vo_vm_spec_free(spec);
     if (r < 0) {
         if (!busy)

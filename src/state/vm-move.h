@@ -24,3 +24,22 @@
  * *ret_error says which. */
 int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
                    int64_t vm_rev, int64_t *ret_rev, char **ret_error);
+
+/* A volume that moves with the VM (local disks: the files were copied
+ * first): "pool/name" in the source's namespace and in the
+ * destination's (the pool may differ). */
+typedef struct {
+    const char *from;
+    const char *to;
+} VoVolumeMove;
+
+/* vo_vm_move_txn, and in the same transaction each volume document
+ * h/<src>/volumes/<from> (compared at its revision; -ENOENT when absent)
+ * deleted and put as h/<dst>/volumes/<to> (which must not exist: -EEXIST)
+ * with its "pool" and "name" of <to>; the VM's relation
+ * uses/volumes/<from>/<id> lands as uses/volumes/<to>/<id>, and the VM
+ * document's references to <from> (disks, kernel, initrd) name <to>. Used
+ * by the cold move (daemon/move.c) and by a local-disk live migration. */
+int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host,
+                           const char *dst_host, int64_t vm_rev, const VoVolumeMove *vols,
+                           size_t n_vols, int64_t *ret_rev, char **ret_error);
