@@ -75,8 +75,12 @@ int vo_dhcp_release_send(const char *ifname, const char *mac, const char *ip,
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return vo_error_set(ret_error, -errno, "socket: %s", strerror(errno));
+    /* To the server's own address on that interface: delivered locally
+     * with the interface's index (what dnsmasq goes by). 127.0.0.1 bound to
+     * the device, as dnsmasq's dhcp_release tool sends it, is not delivered
+     * at all by recent kernels. */
     struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(67),
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                               .sin_addr.s_addr = htonl(s) };
     int r = 0;
     if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, ifname, (socklen_t)strlen(ifname) + 1) < 0)
         r = vo_error_set(ret_error, -errno, "cannot bind to %s: %s", ifname, strerror(errno));

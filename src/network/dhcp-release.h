@@ -15,9 +15,10 @@
 int vo_dhcp_release_packet(uint8_t buf[VO_DHCP_RELEASE_SIZE], const char *mac, uint32_t ip,
                            uint32_t server, uint32_t xid);
 
-/* Sends it to the DHCP server of this network namespace through interface
+/* Sends it to the DHCP server of this network namespace on interface
  * ifname (the network's bridge, where dnsmasq serves the lease): to
- * 127.0.0.1:67, bound to that device so dnsmasq sees it arrive there.
+ * server:67 (the bridge's own address), bound to that device, so dnsmasq
+ * sees it arrive there.
  * ip and server: dotted quads. 0 or -errno with *ret_error. */
 int vo_dhcp_release_send(const char *ifname, const char *mac, const char *ip,
                          const char *server, char **ret_error);
