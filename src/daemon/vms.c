@@ -1811,8 +1811,12 @@ void vo_vm_forget_migrated(VoVm *vm)
         log_warn("vm %s: its source QEMU is still there after the migration",
                  vm->spec->name);
     _cleanup_free_ char *id = vo_strdup(vm->spec->id);
+    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
     registry_remove(d, vm);
+    /* Its addresses are served by the destination's dnsmasq now. */
+    vo_network_forget_leases(d, spec);
+    vo_vm_spec_free(spec);
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, id);
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, id);
     (void)vo_rm_rf(run_dir);
