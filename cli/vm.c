@@ -510,6 +510,54 @@ static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
     return status;
 }
 
+/* vm move: POST /v1/vms/NAME/move, then (without --async) the task
+ * followed to its end and its result said in one line. */
+static int vm_move(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL, *to = NULL, *pool = NULL;
+    bool async = false;
+    const CliOption opts[] = {
+        { "--to", &to, NULL },
+        { "--pool", &pool, NULL },
+        { "--async", NULL, &async },
+        { NULL, NULL, NULL },
+    };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    json_t *body = json_object();
+    if (to)
+        json_object_set_new(body, "to", json_string(to));
+    if (pool)
+        json_object_set_new(body, "pool", json_string(pool));
+    _cleanup_free_ char *path = api_path("vms", name, "/move");
+    json_t *doc = NULL;
+    int r = api_call("POST", path, body, &doc);
+    json_decref(body);
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    json_t *task = json_object_get(doc, "task");
+    if (async || cli_globals.json || !json_is_object(task)) {
+        _cleanup_free_ char *what = vo_asprintf("POST %s", path);
+        int status = run_task(doc, what, async, name, "moved");
+        json_decref(doc);
+        return status;
+    }
+    json_t *final = NULL;
+    int status = task_outcome(task, name, &final);
+    json_decref(doc);
+    json_t *res = json_object_get(final, "result");
+    if (status == CLI_EXIT_OK && res)
+        printf("%s: moved to %s in %lld ms (%.1f MiB of disks copied)\n", name,
+               json_string_value(json_object_get(res, "to")) ?: "?",
+               (long long)json_integer_value(json_object_get(res, "total_time_ms")),
+               (double)json_integer_value(json_object_get(res, "bytes")) / (1 << 20));
+    else if (status == CLI_EXIT_OK)
+        printf("%s: moved\n", name);
+    json_decref(final);
+    return status;
+}
+
 static const char *const format_choices[] = { "qcow2", "raw", NULL };
 
 /* After `vm disk add` or `vm nic add`: the last of the VM's disks or NICs
@@ -834,6 +882,22 @@ static const CliCommand vm_commands[] = {
       "  vireo vm migrate db1 --to h3 --bandwidth 200M/s --max-downtime 100\n"
       "  vireo vm migrate app1 --to h2 --pool fast\n",
       vm_migrate },
+    { "vm", "move", "NAME", "[--to HOST] [--pool POOL] [--async]",
+      "Move a stopped VM to another host of the cluster.",
+      "The VM must be stopped (a running one: 'vm migrate'). Its disks on shared\n"
+      "pools stay where they are; each disk on a pool of this host's own is copied\n"
+      "to HOST (checked with SHA-256; a linked clone keeps its base image, copied to\n"
+      "HOST first when HOST lacks it), then the VM and its volumes belong to HOST\n"
+      "and the files here are removed. Until that switch nothing changes here: a\n"
+      "failure or 'vireo task cancel TASK' leaves the VM here and nothing on HOST.\n"
+      "\nOptions:\n"
+      "  --to HOST             the host to move it to (a name or id; default: the\n"
+      "                        cluster's manager picks one with the placement rules)\n"
+      "  --pool POOL           HOST's pool for the copied disks (default: default)\n"
+      ASYNC_HELP
+      "\nExamples:\n  vireo vm move web1 --to h2\n"
+      "  vireo vm move db1 --to h3 --pool fast\n",
+      vm_move },
     { "vm", "template", "NAME IMAGE", "[--async]", "Make a new image from a stopped VM's disk.",
       "The VM's first disk is copied (flattened) into image IMAGE, which new VMs can\n"
       "then be created from (vm create --image IMAGE).\n"

@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -128,6 +129,16 @@ static void handle_give(CURL *curl, const char *base_url)
     pthread_mutex_unlock(&idle_lock);
     if (drop)
         curl_easy_cleanup(drop);
+}
+
+char *vo_peer_answer_text(const VoPeerResponse *resp)
+{
+    json_t *doc = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+    const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"),
+                                                        "message"));
+    char *text = msg ? vo_strdup(msg) : vo_asprintf("%.200s", resp->body ? resp->body : "");
+    json_decref(doc);
+    return text;
 }
 
 void vo_peer_response_clear(VoPeerResponse *r)

@@ -32,6 +32,9 @@ typedef struct {
 } VoPeerResponse;
 
 void vo_peer_response_clear(VoPeerResponse *r);
+/* What a peer's error answer says: its {"error":{"message"}}, else the
+ * start of its body (malloc'd). */
+char *vo_peer_answer_text(const VoPeerResponse *resp);
 
 /* METHOD base_url + path_and_query ("https://10.0.0.5:8443" + "/v1/vms?x=1"),
  * with headers ("Name: value", NULL-terminated; may be NULL) and body (may be

@@ -21,16 +21,14 @@
 #include "daemon/cluster-view.h"
 #include "daemon/daemon.h"
 #include "daemon/images.h"
+#include "daemon/peer-file.h"
 #include "jobs/tasks.h"
 #include "storage/image-files.h"
 #include "storage/qemu-img.h"
-#include "util/sha256.h"
 #include "util/util.h"
 
 /* A manifest takes the sender a hash of every file: allow for big ones. */
 #define MANIFEST_TIMEOUT_MS (30 * 60 * 1000)
-/* A transfer that gets no byte for this long has failed. */
-#define STALL_MS 60000
 
 /* The names being copied on this host, and a broadcast when one ends. */
 static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -100,30 +98,17 @@ int vo_image_find_elsewhere(VoDaemon *d, const char *name, VoImage **ret, char *
 
 /* ---- one copy ---------------------------------------------------------------- */
 
-/* What a peer's error answer says: its {"error":{"message"}}, else the
- * start of its body (malloc'd). */
-static char *answer_text(const VoPeerResponse *resp)
-{
-    json_t *doc = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
-    const char *msg = json_string_value(json_object_get(json_object_get(doc, "error"),
-                                                        "message"));
-    char *text = msg ? vo_strdup(msg) : vo_asprintf("%.200s", resp->body ? resp->body : "");
-    json_decref(doc);
-    return text;
-}
-
 typedef struct {
-    int fd;
-    VoSha256 *sha;
-    uint64_t got, expected;   /* this file's */
     uint64_t done, total;     /* all files' */
     int percent;              /* last shown */
     VoTask *t;
     const char *image, *host;
 } Receive;
 
-static void show_progress(Receive *rc)
+static void show_progress(uint64_t len, void *userdata)
 {
+    Receive *rc = userdata;
+    rc->done += len;
     if (!rc->t || !rc->total)
         return;
     int percent = 5 + (int)(24 * rc->done / rc->total);
@@ -137,73 +122,21 @@ static void show_progress(Receive *rc)
     vo_task_progress(rc->t, percent, msg);
 }
 
-static int on_data(const char *data, size_t len, void *userdata)
-{
-    Receive *rc = userdata;
-    if (rc->got + len > rc->expected)
-        return -EFBIG; /* more than the manifest said */
-    if (rc->t && vo_task_cancelled(rc->t))
-        return -ECANCELED;
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(rc->fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        off += (size_t)n;
-    }
-    if (vo_sha256_update(rc->sha, data, len) < 0)
-        return -EIO;
-    rc->got += len;
-    rc->done += len;
-    show_progress(rc);
-    return 0;
-}
-
-/* Receives file f of the image into dir, checked against the manifest. */
+/* Receives file f of the image into dir, checked against the manifest
+ * (daemon/peer-file.h). */
 static int receive_file(VoDaemon *d, const Holder *h, const char *dir, const VoImageFile *f,
                         Receive *rc, char **ret_error)
 {
     _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, f->name);
     _cleanup_free_ char *url_path = vo_asprintf("/v1/images/%s/files/%s", rc->image, f->name);
-    rc->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, VO_IMG_FILE_MODE);
-    if (rc->fd < 0)
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, VO_IMG_FILE_MODE);
+    if (fd < 0)
         return vo_error_set(ret_error, -errno, "cannot create %s: %s", path, strerror(errno));
-    rc->sha = vo_sha256_new();
-    rc->got = 0;
-    rc->expected = f->size;
-    const char *headers[] = { "X-Vireo-Forwarded: 1", NULL };
-    VoPeerResponse resp = { 0 };
-    int r = rc->sha ? vo_peer_download(&d->peer_tls, h->url, url_path, headers, STALL_MS,
-                                       on_data, rc, &resp)
-                    : -ENOMEM;
-    if (r < 0)
-        vo_error_set(ret_error, r == -EFBIG ? -EIO : r, "%s: %s", f->name,
-                     r == -EFBIG ? "more bytes than its manifest says (changed on the way)"
-                                 : resp.error ? resp.error : strerror(-r));
-    else if (resp.status != 200) {
-        _cleanup_free_ char *text = answer_text(&resp);
-        r = vo_error_set(ret_error, -EIO, "host '%s' answered %d to GET %s: %s", h->host_name,
-                         resp.status, url_path, text);
-    }
-    else if (rc->got != f->size)
-        r = vo_error_set(ret_error, -EIO, "%s: %llu bytes came, its manifest says %llu (changed "
-                         "or cut short on the way)", f->name, (unsigned long long)rc->got,
-                         (unsigned long long)f->size);
-    vo_peer_response_clear(&resp);
-    char hex[VO_SHA256_HEX_LEN + 1];
-    if (r >= 0 && vo_sha256_finish(TAKE_PTR(rc->sha), hex) < 0)
-        r = vo_error_set(ret_error, -EIO, "%s: cannot compute its SHA-256", f->name);
-    else if (r >= 0 && strcmp(hex, f->sha256))
-        r = vo_error_set(ret_error, -EIO, "%s: its SHA-256 is %s, its manifest says %s (changed "
-                         "on the way, or on host '%s' meanwhile)", f->name, hex, f->sha256,
-                         h->host_name);
-    vo_sha256_free(rc->sha);
-    rc->sha = NULL;
-    if (r >= 0 && fsync(rc->fd) < 0)
-        r = vo_error_set(ret_error, -errno, "cannot write %s: %s", path, strerror(errno));
-    close(rc->fd);
-    rc->fd = -1;
+    VoPeerFile pf = { .url = h->url, .path = url_path, .peer_name = h->host_name,
+                      .name = f->name, .size = f->size, .sha256 = f->sha256, .task = rc->t,
+                      .progress = show_progress, .userdata = rc };
+    int r = vo_peer_file_receive(d, &pf, fd, ret_error);
+    close(fd);
     return r;
 }
 
@@ -257,7 +190,7 @@ static int copy_from(VoDaemon *d, const char *name, const Holder *h, VoTask *t,
     }
     json_t *doc = resp.status == 200 ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
     if (!doc) {
-        _cleanup_free_ char *text = answer_text(&resp);
+        _cleanup_free_ char *text = vo_peer_answer_text(&resp);
         r = vo_error_set(ret_error, resp.status == 404 ? -ENOENT : -EIO, "host '%s' answered "
                          "%d to GET %s: %s", h->host_name, resp.status, path, text);
         vo_peer_response_clear(&resp);
@@ -277,7 +210,7 @@ static int copy_from(VoDaemon *d, const char *name, const Holder *h, VoTask *t,
     r = vo_mkdir_p(tmp, 0750);
     if (r < 0)
         vo_error_set(ret_error, r, "cannot make %s: %s", tmp, strerror(-r));
-    Receive rc = { .fd = -1, .t = t, .image = name, .host = h->host_name, .percent = -1 };
+    Receive rc = { .t = t, .image = name, .host = h->host_name, .percent = -1 };
     for (size_t i = 0; i < m.n_files; i++)
         rc.total += m.files[i].size;
     log_info("images: copying image '%s' from host '%s' (%zu files, %llu bytes)", name,

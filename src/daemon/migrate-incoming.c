@@ -330,7 +330,9 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
         r = free_port(d->host_address, &port, ret_error);
         if (r >= 0) {
             nbd_uri = vo_asprintf("tcp:%s:%d", d->host_address, port);
-            VoHvMirrorPlan p = { .uri = nbd_uri, .disks = plan, .n_disks = n_disks };
+            VoHvMigrationTls tls; /* between hosts: mutual TLS, as the memory stream */
+            VoHvMirrorPlan p = { .uri = nbd_uri, .disks = plan, .n_disks = n_disks,
+                                 .tls = vo_migration_tls(d, &tls) };
             r = d->driver->mirror_export(x->hv, &p, ret_error);
         }
     }

@@ -72,8 +72,8 @@ static int peer_call_timeout(VoDaemon *d, const char *url, const char *method,
     return r;
 }
 
-static int peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
-                     json_t *body, json_t **ret, char **ret_error)
+int vo_migrate_peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
+                         json_t *body, json_t **ret, char **ret_error)
 {
     return peer_call_timeout(d, url, method, path, body, PEER_TIMEOUT_MS, ret, ret_error);
 }
@@ -165,7 +165,7 @@ static json_t *progress_json(const char *phase, const VoHvMigrationProgress *p, 
 static void undo(VoDaemon *d, MigrateTask *m, VoHvInstance *hv, const char *abort_path)
 {
     _cleanup_free_ char *error = NULL, *aerror = NULL;
-    if (abort_path && peer_call(d, m->to_url, "DELETE", abort_path, NULL, NULL, &aerror) < 0)
+    if (abort_path && vo_migrate_peer_call(d, m->to_url, "DELETE", abort_path, NULL, NULL, &aerror) < 0)
         log_warn("migration to %s: aborting the destination failed: %s", m->to_name, aerror);
     if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, false, false, &error) < 0)
         log_warn("migration to %s: resuming the source failed: %s", m->to_name, error);
@@ -209,8 +209,9 @@ static int copy_disks(VoTask *t, MigrateTask *m, VoHvInstance *hv, const char *n
     for (size_t i = 0; i < m->n_disks; i++)
         plan[i] = (VoHvMirrorDisk){ .slot = m->disks[i].slot,
                                     .top_only = m->disks[i].image && !m->disks[i].flatten };
+    VoHvMigrationTls tls; /* between hosts: mutual TLS, as the memory stream */
     VoHvMirrorPlan p = { .uri = nbd_uri, .disks = plan, .n_disks = m->n_disks,
-                         .speed = m->opts.bandwidth };
+                         .speed = m->opts.bandwidth, .tls = vo_migration_tls(d, &tls) };
     int r = d->driver->mirror_start(hv, &p, ret_error);
     free(plan);
     if (r < 0)
@@ -254,7 +255,7 @@ static int copy_disks(VoTask *t, MigrateTask *m, VoHvInstance *hv, const char *n
         if (vo_now_ms() - pinged >= ALIVE_EVERY_MS) {
             pinged = vo_now_ms();
             _cleanup_free_ char *perr = NULL;
-            int k = peer_call(d, m->to_url, "POST", alive_path, NULL, NULL, &perr);
+            int k = vo_migrate_peer_call(d, m->to_url, "POST", alive_path, NULL, NULL, &perr);
             if (k == -ENOENT)
                 return vo_error_set(ret_error, -EIO, "the destination dropped the incoming "
                                     "VM: %s", perr);
@@ -329,7 +330,7 @@ static int task_migrate(VoTask *t, void *userdata)
     if (r >= 0 && m->n_disks && !nbd_uri) {
         r = vo_error_set(&error, -EPROTO, "the destination answered no disk export");
         _cleanup_free_ char *aerror = NULL;
-        (void)peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
+        (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
     }
     if (r < 0) {
         json_decref(answer);
@@ -444,7 +445,7 @@ static int task_migrate(VoTask *t, void *userdata)
         r = d->driver->memory_digest ? d->driver->memory_digest(hv, here, &error)
                                      : vo_error_set(&error, -EOPNOTSUPP, "driver has no digest");
         if (r >= 0)
-            r = peer_call(d, m->to_url, "POST", digest_path, NULL, &answer, &error);
+            r = vo_migrate_peer_call(d, m->to_url, "POST", digest_path, NULL, &answer, &error);
         const char *there = json_string_value(json_object_get(answer, "digest"));
         if (r >= 0 && (!there || strcmp(there, here)))
             r = vo_error_set(&error, -EIO, "guest RAM differs between source (sha256 %s) and "
@@ -467,18 +468,23 @@ static int task_migrate(VoTask *t, void *userdata)
     vm->migrated_away = true; /* no write of its documents from here on */
     pthread_mutex_unlock(&vm->lock);
     int64_t new_rev = 0;
-    VoVmMoveVolume *vols = vo_malloc0(sizeof(*vols) * (m->n_disks + 1));
+    VoVolumeMove *vols = vo_malloc0(sizeof(*vols) * (m->n_disks + 1));
     r = 0;
     for (size_t i = 0; i < m->n_disks; i++) {
-        vols[i] = (VoVmMoveVolume){ .src_pool = m->disks[i].pool, .name = m->disks[i].name,
-                                    .dst_pool = m->pool, .flatten = m->disks[i].flatten };
-        _cleanup_free_ char *key = vo_asprintf("%s/%s", m->disks[i].pool, m->disks[i].name);
+        char *from = vo_asprintf("%s/%s", m->disks[i].pool, m->disks[i].name);
+        vols[i] = (VoVolumeMove){ .from = from,
+                                  .to = vo_asprintf("%s/%s", m->pool, m->disks[i].name),
+                                  .flatten = m->disks[i].flatten };
         if (r >= 0)
-            r = vo_volume_moving_begin(d, key, &error);
+            r = vo_volume_moving_begin(d, from, &error);
     }
     if (r >= 0)
-        r = vo_vm_move_txn_volumes(d->cluster_store, vm_id, d->host_id, m->to_id, rev, vols,
+        r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, d->host_id, m->to_id, rev, vols,
                                    m->n_disks, &new_rev, &error);
+    for (size_t i = 0; i < m->n_disks; i++) {
+        free((char *)vols[i].from);
+        free((char *)vols[i].to);
+    }
     free(vols);
     if (r < 0)
         moving_end(d, m, false);
@@ -502,7 +508,7 @@ static int task_migrate(VoTask *t, void *userdata)
     for (int i = 0; i < COMMIT_TRIES; i++) {
         free(error);
         error = NULL;
-        r = peer_call(d, m->to_url, "POST", commit_path, commit, NULL, &error);
+        r = vo_migrate_peer_call(d, m->to_url, "POST", commit_path, commit, NULL, &error);
         if (r >= 0 || r == -ENOENT || r == -EINVAL || r == -EBUSY)
             break; /* done, or refused for good */
         (void)poll(NULL, 0, 1000);
@@ -565,8 +571,8 @@ static json_t *host_record(VoDaemon *d, const char *host_id)
 
 /* Before the target is asked to prepare (cluster/migrate-compat.h): 409
  * (-EBUSY) with every reason the VM cannot run there. */
-static int check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
-                        const char *target_name, char **ret_error)
+int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
+                            const char *target_name, char **ret_error)
 {
     pthread_mutex_lock(&vm->job);
     VoHvInstance *hv = vm->hv;
@@ -702,21 +708,21 @@ static int check_disks(VoDaemon *d, const VoVmSpec *spec, const char *target_id,
     return 0;
 }
 
-int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
-                  char **ret_error)
+int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost *ret,
+                           char **ret_error)
 {
     if (!d->cluster_store)
         return vo_error_set(ret_error, -EBUSY, "this host is not in a cluster: there is no "
-                            "host to migrate to");
+                            "host to move the VM to");
     _cleanup_free_ char *picked = NULL;
-    if (!args->to) { /* the manager's choice with placement's rules */
+    if (!to) { /* the manager's choice with placement's rules */
         _cleanup_free_ char *vm_id = vo_vm_id(vm), *why = NULL;
         int p = vo_migrate_pick_target(d, vm_id, d->host_id, &picked, &why);
         if (p < 0)
             return vo_error_set(ret_error, p == -ENOENT ? -EBUSY : p,
                                 "no target host for the VM: %s", why ? why : strerror(-p));
+        to = picked;
     }
-    const char *to = args->to ? args->to : picked;
     VoClusterHost h = { 0 };
     int r = vo_cluster_host_find(d, to, &h);
     if (r == -ENOENT)
@@ -734,6 +740,17 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
         vo_cluster_host_clear(&h);
         return r;
     }
+    *ret = h;
+    return 0;
+}
+
+int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
+                  char **ret_error)
+{
+    VoClusterHost h = { 0 };
+    int r = vo_migrate_find_target(d, vm, args->to, &h, ret_error);
+    if (r < 0)
+        return r;
     pthread_mutex_lock(&vm->lock);
     VoVmState s = vm->state;
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
@@ -756,7 +773,7 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     else
         r = check_disks(d, spec, h.id, h.name, pool, &disks, &n_disks, ret_error);
     if (r >= 0)
-        r = check_compat(d, vm, spec, h.id, h.name, ret_error);
+        r = vo_migrate_check_compat(d, vm, spec, h.id, h.name, ret_error);
     vo_vm_spec_free(spec);
     if (r < 0) {
         local_disks_free(disks, n_disks);

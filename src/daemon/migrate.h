@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "daemon/daemon.h"
+#include "daemon/cluster-view.h"
 #include "daemon/vms.h"
 
 #include "conf/migrate-args.h"
@@ -19,6 +20,21 @@
 int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
                   char **ret_error);
 
+/* Shared with the cold move (move.c). The target host of a move: to (a
+ * name or id), or the manager's pick when NULL; known, online, not this
+ * host. 0 and *ret (to clear), or a 4xx errno with *ret_error. */
+int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost *ret,
+                           char **ret_error);
+/* 409 (-EBUSY) with every reason the VM cannot run on the target
+ * (cluster/migrate-compat.h; a stopped VM is checked without a layout). */
+int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
+                            const char *target_name, char **ret_error);
+/* METHOD url+path with a JSON body to a peer; 0 with its 2xx answer in
+ * *ret (may be NULL), or -errno with *ret_error (its error message, or why
+ * it could not be reached; 409 -> -EBUSY, 404 -> -ENOENT, other 4xx ->
+ * -EINVAL, 5xx -> -EIO). */
+int vo_migrate_peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
+                         json_t *body, json_t **ret, char **ret_error);
 /* The TLS of a migration's streams between hosts (qemu-tls.c): this
  * host's cluster certificate, key and CA (d->peer_tls), checked by the
  * peer against the cluster CA; NULL when standalone (no certificates). */

@@ -397,6 +397,22 @@ json_t *vo_net_cluster_addresses(VoDaemon *d, const char *name)
     return out;
 }
 
+char *vo_net_cluster_address_of(VoDaemon *d, const char *name, const char *mac)
+{
+    _cleanup_free_ char *prefix = vo_asprintf(IPAM_PREFIX "%s/", name);
+    json_t *records = NULL;
+    if (!mac || list_docs(d->store, prefix, &records) < 0)
+        return NULL;
+    char *ip = NULL;
+    size_t i;
+    json_t *rec;
+    json_array_foreach(records, i, rec)
+        if (!ip && str(rec, "ip") && str(rec, "mac") && !strcasecmp(str(rec, "mac"), mac))
+            ip = vo_strdup(str(rec, "ip"));
+    json_decref(records);
+    return ip;
+}
+
 /* ---- this host's records and hosts files ---------------------------------- */
 
 static pthread_mutex_t refresh_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -78,6 +78,8 @@ void vo_net_cluster_refresh(VoDaemon *d, json_t *nics);
 /* A cluster network's IPAM records: [{"ip","mac","vm","name","host"}]
  * (host: its name), empty when none or the store cannot be read. */
 json_t *vo_net_cluster_addresses(VoDaemon *d, const char *name);
+/* The IPAM address of mac on cluster network name, or NULL (malloc'd). */
+char *vo_net_cluster_address_of(VoDaemon *d, const char *name, const char *mac);
 /* The thread that follows cluster/networks/, the members and IPAM. */
 void vo_net_cluster_start(VoDaemon *d);
 void vo_net_cluster_stop(VoDaemon *d);

@@ -18,6 +18,7 @@
 
 #include "conf/names.h"
 #include "network/cidr.h"
+#include "network/dhcp-release.h"
 #include "network/net-exec.h"
 #include "network/net-plan.h"
 #include "state/relations.h"
@@ -1053,6 +1054,44 @@ char *vo_network_lease_ip(VoDaemon *d, const char *name, const char *mac)
     char *ip = hit ? vo_strdup(hit->ip) : NULL;
     vo_leases_free(l, nl);
     return ip;
+}
+
+char *vo_network_nic_ip(VoDaemon *d, const char *name, const char *mac)
+{
+    char *ip = vo_network_lease_ip(d, name, mac);
+    if (ip || !vo_net_cluster_mode(d))
+        return ip;
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    bool cluster = n && n->spec->cluster;
+    pthread_mutex_unlock(&d->networks_lock);
+    return cluster ? vo_net_cluster_address_of(d, name, mac) : NULL;
+}
+
+void vo_network_forget_leases(VoDaemon *d, const VoVmSpec *spec)
+{
+    for (size_t i = 0; i < spec->n_nics; i++) {
+        const VoNicSpec *nic = &spec->nics[i];
+        if (!strcmp(nic->network, "user"))
+            continue;
+        pthread_mutex_lock(&d->networks_lock);
+        VoNetwork *n = network_find(d, nic->network);
+        bool served = n && n->spec->dhcp && n->spec->has_subnet && n->spec->bridge;
+        _cleanup_free_ char *bridge = served ? vo_strdup(n->spec->bridge) : NULL;
+        uint32_t gw = served ? vo_cidr_gateway(n->spec->subnet) : 0;
+        pthread_mutex_unlock(&d->networks_lock);
+        _cleanup_free_ char *ip = served ? vo_network_lease_ip(d, nic->network, nic->mac) : NULL;
+        if (!ip)
+            continue;
+        char server[VO_IPV4_STRLEN];
+        _cleanup_free_ char *error = NULL;
+        if (vo_dhcp_release_send(bridge, nic->mac, ip, vo_ipv4_format(gw, server), &error) < 0)
+            log_warn("network %s: cannot release the lease of %s (%s): %s", nic->network, ip,
+                     nic->mac, error);
+        else
+            log_info("network %s: lease of %s (%s) released: its VM left this host",
+                     nic->network, ip, nic->mac);
+    }
 }
 
 void vo_network_hup_locked(VoNetwork *n)

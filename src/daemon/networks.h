@@ -46,6 +46,15 @@ void vo_network_release_nic(VoDaemon *d, const char *name, const char *mac);
 int vo_network_bridge(VoDaemon *d, const char *name, char **ret_bridge, char **ret_error);
 /* The address DHCP gave mac on network, or NULL (malloc'd). */
 char *vo_network_lease_ip(VoDaemon *d, const char *name, const char *mac);
+/* The address of mac on network: its DHCP lease here, or (a cluster
+ * network) the address the cluster's IPAM gave it, which a VM keeps when
+ * it moves to another host and that host's dnsmasq has not leased it yet
+ * (the guest renews later). NULL when neither (malloc'd). */
+char *vo_network_nic_ip(VoDaemon *d, const char *name, const char *mac);
+/* This host's dnsmasq forgets the leases of spec's NICs at once (a VM that
+ * migrated to another host, whose dnsmasq serves its addresses now). Best
+ * effort: logged, never fails. */
+void vo_network_forget_leases(VoDaemon *d, const VoVmSpec *spec);
 /* Rewrites each network's DHCP hosts file (MAC,VM-NAME, so VMs resolve by
  * name) from the VMs' NICs and tells dnsmasq. */
 void vo_networks_refresh_hosts(VoDaemon *d);

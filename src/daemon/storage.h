@@ -197,3 +197,18 @@ void vo_volume_incoming_drop(VoDaemon *d, const char *pool, const char *name);
  * intent does. */
 int vo_volume_moving_begin(VoDaemon *d, const char *key, char **ret_error);
 void vo_volume_moving_end(VoDaemon *d, const char *key, bool moved);
+
+/* Cold move (move.c, move-incoming.c). Destination: the temp file template
+ * (".upload-HOST-NAME-XXXXXX", for mkstemp; the start-up sweep takes one a
+ * crash left) and final path of a volume pool/name of format that moves
+ * here; the pool must be this host's own and reachable, the name free. */
+int vo_volume_move_in_paths(VoDaemon *d, const char *pool, const char *name, const char *format,
+                            char **ret_tmp, char **ret_final, char **ret_error);
+/* After the move's transaction, the registry follows volume pool/name's
+ * document (a host's own pool): added when it is here now, dropped when it
+ * is gone (then its file is removed too when remove_file). */
+int vo_volume_sync_moved(VoDaemon *d, const char *pool, const char *name, bool remove_file,
+                         char **ret_error);
+/* Source: what a move needs to know of volume key ("pool/name"): {"key",
+ * "pool", "name", "format", "shared", "image"?, "backing"?, "path"}. */
+int vo_volume_move_info(VoDaemon *d, const char *key, json_t **ret, char **ret_error);

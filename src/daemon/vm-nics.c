@@ -96,7 +96,7 @@ json_t *vo_vm_nics_json(VoDaemon *d, VoVm *vm)
         json_object_set_new(o, "tap", on_net && active && vo_net_tap_name(spec->id, nic->slot, tap) >= 0
                                           ? json_string(tap)
                                           : json_null());
-        _cleanup_free_ char *ip = on_net ? vo_network_lease_ip(d, nic->network, nic->mac) : NULL;
+        _cleanup_free_ char *ip = on_net ? vo_network_nic_ip(d, nic->network, nic->mac) : NULL;
         json_object_set_new(o, "ip", ip ? json_string(ip) : json_null());
         json_array_append_new(arr, o);
     }

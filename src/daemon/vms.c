@@ -1195,8 +1195,10 @@ static int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, 
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
     _cleanup_free_ char *key = vo_key_vm_task(vm->spec->id);
     _cleanup_free_ char *id = vo_strdup(vm->spec->id);
-    _cleanup_free_ char *migrating = strcmp(kind, "migrate") ? vo_strdup(vm->migration_task)
-                                                             : NULL;
+    /* A migration or cold move sets migration_task before it queues itself. */
+    _cleanup_free_ char *migrating = strcmp(kind, "migrate") && strcmp(kind, "move")
+                                         ? vo_strdup(vm->migration_task)
+                                         : NULL;
     bool gone = vm->migrated_away;
     pthread_mutex_unlock(&vm->lock);
     if (migrating || gone) {
@@ -1211,7 +1213,7 @@ static int vm_submit(VoDaemon *d, VoVm *vm, const char *kind, const char *also, 
     VoTaskDesc desc = { .kind = kind, .target = name, .keys = { key, also },
                         .unbounded = unbounded, .target_id = id,
                         .cancellable = !strcmp(kind, "backup-create") ||
-                                       !strcmp(kind, "migrate") };
+                                       !strcmp(kind, "migrate") || !strcmp(kind, "move") };
     int r = vo_tasks_submit(d->tasks, &desc, fn, args, free_args, ret_task, ret_error);
     if (r != 0 && free_args)
         free_args(args);
@@ -1748,6 +1750,58 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
     return 0;
 }
 
+int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
+{
+    _cleanup_free_ char *key = vo_key_vm(vm_id), *text = NULL;
+    int64_t rev = 0;
+    int r = vo_store_get(d->store, key, &text, &rev);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read %s: %s", key, strerror(-r));
+    json_t *doc = json_loads(text, 0, NULL);
+    json_t *status = json_object_get(doc, "status");
+    VoVmSpec *spec = NULL;
+    _cleanup_free_ char *err = NULL;
+    VoVmState state = VO_VM_STOPPED;
+    if (!doc || vo_vm_spec_from_json(json_object_get(doc, "spec"), &spec, &err) < 0 ||
+        state_from_string(json_string_value(json_object_get(status, "state")), &state) < 0 ||
+        vo_vm_state_active(state)) {
+        json_decref(doc);
+        vo_vm_spec_free(spec);
+        return vo_error_set(ret_error, -EINVAL, "%s is not a stopped VM's document: %s", key,
+                            err ? err : "bad document or state");
+    }
+    _cleanup_free_ char *dir = vo_vm_state_dir(d, spec->id);
+    if ((r = vo_mkdir_p(dir, 0750)) < 0) {
+        json_decref(doc);
+        vo_vm_spec_free(spec);
+        return vo_error_set(ret_error, r, "cannot create %s: %s", dir, strerror(-r));
+    }
+    pthread_mutex_lock(&d->vms_lock);
+    if (vo_vms_find_locked(d, spec->id) || vo_vms_find_locked(d, spec->name)) {
+        pthread_mutex_unlock(&d->vms_lock);
+        r = vo_error_set(ret_error, -EEXIST, "a VM '%s' (or with its id) is here already",
+                         spec->name);
+        json_decref(doc);
+        vo_vm_spec_free(spec);
+        return r;
+    }
+    VoVm *vm = vm_new(d);
+    vm->spec = spec;
+    vm->rev = rev;
+    /* What the move's transaction put here is what a save would write. */
+    json_decref(vm->uses);
+    vm->uses = vo_relations_of_vm(spec, false);
+    vo_relations_add_group(vm->uses, spec, d->host_id);
+    vm->claimed_name = vo_strdup(spec->name);
+    vm->state = state;
+    vm->created_at = json_integer_value(json_object_get(status, "created_at"));
+    vm->exit_reason = vo_strdup(json_string_value(json_object_get(status, "exit_reason")));
+    json_decref(doc);
+    registry_add_locked(d, vm);
+    pthread_mutex_unlock(&d->vms_lock);
+    return 0;
+}
+
 void vo_vm_forget_migrated(VoVm *vm)
 {
     VoDaemon *d = vm->d;
@@ -1757,8 +1811,12 @@ void vo_vm_forget_migrated(VoVm *vm)
         log_warn("vm %s: its source QEMU is still there after the migration",
                  vm->spec->name);
     _cleanup_free_ char *id = vo_strdup(vm->spec->id);
+    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
     registry_remove(d, vm);
+    /* Its addresses are served by the destination's dnsmasq now. */
+    vo_network_forget_leases(d, spec);
+    vo_vm_spec_free(spec);
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, id);
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, id);
     (void)vo_rm_rf(run_dir);

@@ -249,6 +249,19 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
             (void)vo_qemu_tls_remove(vm, NULL);
         if (resume && r >= 0)
             r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
+        /* The NICs announce their new place now that the guest runs (a
+         * RARP per NIC, and a virtio guest's own gratuitous ARP): QEMU's
+         * announce at the end of the incoming migration ran while the VM
+         * still waited paused, so bridges and peers would learn the move
+         * only from the guest's next packet. QEMU's default rounds. */
+        if (resume && r >= 0) {
+            json_t *announce = json_pack("{s:i, s:i, s:i, s:i}", "initial", 50, "max", 550,
+                                         "rounds", 5, "step", 100);
+            _cleanup_free_ char *aerror = NULL;
+            if (vo_qemu_command(vm, "announce-self", announce, NULL, &aerror) < 0)
+                log_warn("migrated VM: announce-self failed: %s", aerror);
+            json_decref(announce);
+        }
     } else if (succeeded) {
         /* The VM runs on the destination now: this copy ends (its disks
          * were handed over at the switch). */

@@ -1,4 +1,5 @@
-/* vm-move.c: the ownership switch of a live migration (vm-move.h). Reads
+/* vm-move.c: the ownership switch of a live migration or a cold move
+ * (vm-move.h). Reads
  * what the VM has in the source host's namespace and in the cluster's,
  * then writes the move as one transaction with a compare per document. */
 #include "state/vm-move.h"
@@ -95,57 +96,64 @@ static char *with_host(const char *value, const char *host)
     return text;
 }
 
-/* Its key after the move: "uses/volumes/<src_pool>/<name>/..." under the
- * destination's pool when the volume changes pool (malloc'd). */
-static char *moved_key(const char *dst, const char *rel, const VoVmMoveVolume *vols,
-                       size_t n_vols)
+/* The key of a moved document under the destination: rel (the key without
+ * the source's prefix) with a moved volume's relation renamed
+ * (uses/volumes/<from>/<vm> -> uses/volumes/<to>/<vm>). */
+static char *moved_key(const char *dst, const char *rel, const VoVolumeMove *vols, size_t n_vols)
 {
     for (size_t i = 0; i < n_vols; i++) {
-        _cleanup_free_ char *from = vo_asprintf("uses/volumes/%s/%s/", vols[i].src_pool,
-                                                vols[i].name);
+        _cleanup_free_ char *from = vo_asprintf("uses/volumes/%s/", vols[i].from);
         if (!strncmp(rel, from, strlen(from)))
-            return vo_asprintf("%suses/volumes/%s/%s/%s", dst, vols[i].dst_pool, vols[i].name,
-                               rel + strlen(from));
+            return vo_asprintf("%suses/volumes/%s/%s", dst, vols[i].to, rel + strlen(from));
     }
     return vo_asprintf("%s%s", dst, rel);
 }
 
-/* The VM document with its disks' volume keys changed to the moved
- * volumes' pools (malloc'd text), or NULL when nothing changes. */
-static char *moved_vm_doc(const char *value, const VoVmMoveVolume *vols, size_t n_vols)
+/* The VM document with its volume references (disks, kernel, initrd)
+ * renamed as vols say (malloc'd), or a copy when none changes. */
+static char *with_volumes(const char *value, const VoVolumeMove *vols, size_t n_vols)
 {
-    json_t *doc = json_loads(value, 0, NULL);
-    json_t *disks = json_object_get(json_object_get(doc, "spec"), "disks");
-    bool changed = false;
-    size_t k;
-    json_t *disk;
-    json_array_foreach(disks, k, disk) {
-        const char *key = json_string_value(json_object_get(disk, "volume"));
-        for (size_t i = 0; key && i < n_vols; i++) {
-            _cleanup_free_ char *from = vo_asprintf("%s/%s", vols[i].src_pool, vols[i].name);
-            if (strcmp(key, from) || !strcmp(vols[i].src_pool, vols[i].dst_pool))
-                continue;
-            json_object_set_new(disk, "volume",
-                                json_sprintf("%s/%s", vols[i].dst_pool, vols[i].name));
-            changed = true;
-            break;
-        }
+    json_t *doc = n_vols ? json_loads(value, 0, NULL) : NULL;
+    json_t *spec = json_object_get(doc, "spec");
+    if (!json_is_object(spec)) {
+        json_decref(doc);
+        return vo_strdup(value);
     }
-    char *text = changed ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_t *refs[64];
+    size_t n = 0;
+    json_t *disk;
+    size_t i;
+    json_array_foreach(json_object_get(spec, "disks"), i, disk)
+        if (n < ELEMENTSOF(refs) - 2)
+            refs[n++] = disk;
+    refs[n++] = json_object_get(spec, "kernel");
+    refs[n++] = json_object_get(spec, "initrd");
+    for (size_t k = 0; k < n; k++) {
+        const char *v = json_string_value(json_object_get(refs[k], "volume"));
+        for (size_t j = 0; v && j < n_vols; j++)
+            if (!strcmp(v, vols[j].from)) {
+                json_object_set_new(refs[k], "volume", json_string(vols[j].to));
+                break;
+            }
+    }
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     return text;
 }
 
-/* A moved volume's document as the destination keeps it (malloc'd). */
-static char *moved_volume_doc(const char *value, const VoVmMoveVolume *v)
+/* A volume document with "pool" and "name" of key to ("pool/name"),
+ * without "backing" and "image" when flatten (the copy stands alone). */
+static char *volume_renamed(const char *value, const char *to, bool flatten)
 {
     json_t *doc = json_loads(value, 0, NULL);
     if (!json_is_object(doc)) {
         json_decref(doc);
-        return vo_strdup(value);
+        return NULL;
     }
-    json_object_set_new(doc, "pool", json_string(v->dst_pool));
-    if (v->flatten) {
+    size_t plen = strcspn(to, "/");
+    json_object_set_new(doc, "pool", json_stringn(to, plen));
+    json_object_set_new(doc, "name", json_string(to[plen] ? to + plen + 1 : ""));
+    if (flatten) {
         json_object_del(doc, "backing");
         json_object_del(doc, "image");
     }
@@ -157,15 +165,16 @@ static char *moved_volume_doc(const char *value, const VoVmMoveVolume *v)
 int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
                    int64_t vm_rev, int64_t *ret_rev, char **ret_error)
 {
-    return vo_vm_move_txn_volumes(raw, vm_id, src_host, dst_host, vm_rev, NULL, 0, ret_rev,
+    return vo_vm_move_volumes_txn(raw, vm_id, src_host, dst_host, vm_rev, NULL, 0, ret_rev,
                                   ret_error);
 }
 
-int vo_vm_move_txn_volumes(VoStore *raw, const char *vm_id, const char *src_host,
-                           const char *dst_host, int64_t vm_rev, const VoVmMoveVolume *vols,
+int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host,
+                           const char *dst_host, int64_t vm_rev, const VoVolumeMove *vols,
                            size_t n_vols, int64_t *ret_rev, char **ret_error)
 {
-    Docs own = { .vm_id = vm_id }, shared = { .vm_id = vm_id }, volumes = { .vm_id = vm_id };
+    Docs volumes = { .vm_id = vm_id };
+    Docs own = { .vm_id = vm_id }, shared = { .vm_id = vm_id };
     _cleanup_free_ char *src = vo_asprintf("h/%s/", src_host);
     _cleanup_free_ char *dst = vo_asprintf("h/%s/", dst_host);
     _cleanup_free_ char *vm_key = vo_asprintf("%svms/%s", src, vm_id);
@@ -197,6 +206,17 @@ int vo_vm_move_txn_volumes(VoStore *raw, const char *vm_id, const char *src_host
         (r = vo_store_list(raw, snaps, collect_all, &own)) < 0 ||
         (r = get_one(raw, current, &own)) < 0 || (r = get_one(raw, base, &own)) < 0)
         goto read_failed;
+    for (size_t i = 0; i < n_vols; i++) {
+        _cleanup_free_ char *vkey = vo_asprintf("%svolumes/%s", src, vols[i].from);
+        size_t before = volumes.n;
+        if ((r = get_one(raw, vkey, &volumes)) < 0)
+            goto read_failed;
+        if (volumes.n == before) {
+            r = vo_error_set(ret_error, -ENOENT, "volume '%s' has no document on the source",
+                             vols[i].from);
+            goto out;
+        }
+    }
 
     json_t *doc = json_loads(value, 0, NULL);
     const char *name = json_string_value(json_object_get(json_object_get(doc, "spec"), "name"));
@@ -221,21 +241,9 @@ int vo_vm_move_txn_volumes(VoStore *raw, const char *vm_id, const char *src_host
     if ((r = vo_store_list(raw, "cluster/group-members/", collect_ending, &shared)) < 0 ||
         (r = vo_store_list(raw, "cluster/ipam/", collect_ipam, &shared)) < 0)
         goto read_failed;
-    for (size_t i = 0; i < n_vols; i++) {
-        _cleanup_free_ char *key = vo_asprintf("%svolumes/%s/%s", src, vols[i].src_pool,
-                                               vols[i].name);
-        size_t before = volumes.n;
-        if ((r = get_one(raw, key, &volumes)) < 0)
-            goto read_failed;
-        if (volumes.n == before) {
-            r = vo_error_set(ret_error, -ENOENT, "the document of volume %s/%s is gone",
-                             vols[i].src_pool, vols[i].name);
-            goto out;
-        }
-    }
 
-    size_t n_total_cmps = own.n + shared.n + 2 * volumes.n + 1,
-           n_total_ops = 2 * own.n + shared.n + 2 * volumes.n;
+    size_t n_total_cmps = own.n + shared.n + 1 + 2 * n_vols;
+    size_t n_total_ops = 2 * own.n + shared.n + 2 * n_vols;
     if (n_total_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_total_ops > VO_STORE_ETCD_MAX_TXN_OPS) {
         r = vo_error_set(ret_error, -E2BIG, "the VM has %zu documents to move, more than one "
                          "transaction holds (%d writes)", own.n + shared.n,
@@ -244,30 +252,34 @@ int vo_vm_move_txn_volumes(VoStore *raw, const char *vm_id, const char *src_host
     }
     cmps = vo_malloc0(sizeof(*cmps) * n_total_cmps);
     ops = vo_malloc0(sizeof(*ops) * n_total_ops);
-    texts = vo_malloc0(sizeof(char *) * (2 * own.n + shared.n + 3 * volumes.n + 1));
+    texts = vo_malloc0(sizeof(char *) * (2 * own.n + shared.n + 2 * n_vols + 1));
     cmps[n_cmps++] = (VoStoreCompare){ .key = dst_vm_key, .expected_rev = VO_REV_NEW };
     for (size_t i = 0; i < own.n; i++) {
         char *moved = moved_key(dst, own.docs[i].key + strlen(src), vols, n_vols);
         texts[n_texts++] = moved;
         const char *text = own.docs[i].value;
-        char *changed = i == 0 ? moved_vm_doc(text, vols, n_vols) : NULL; /* vms/<id> */
-        if (changed)
-            text = texts[n_texts++] = changed;
+        if (i == 0 && n_vols) /* the VM's document: its volume references */
+            text = texts[n_texts++] = with_volumes(text, vols, n_vols);
         cmps[n_cmps++] = (VoStoreCompare){ .key = own.docs[i].key,
                                            .expected_rev = own.docs[i].rev };
         ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = own.docs[i].key };
         ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = moved, .value = text };
     }
     for (size_t i = 0; i < volumes.n; i++) {
-        char *moved = vo_asprintf("%svolumes/%s/%s", dst, vols[i].dst_pool, vols[i].name);
-        char *vtext = moved_volume_doc(volumes.docs[i].value, &vols[i]);
-        texts[n_texts++] = moved;
-        texts[n_texts++] = vtext;
+        char *to_key = vo_asprintf("%svolumes/%s", dst, vols[i].to);
+        texts[n_texts++] = to_key;
+        char *text = volume_renamed(volumes.docs[i].value, vols[i].to, vols[i].flatten);
+        if (!text) {
+            r = vo_error_set(ret_error, -EINVAL, "%s is not a volume document",
+                             volumes.docs[i].key);
+            goto out;
+        }
+        texts[n_texts++] = text;
         cmps[n_cmps++] = (VoStoreCompare){ .key = volumes.docs[i].key,
                                            .expected_rev = volumes.docs[i].rev };
-        cmps[n_cmps++] = (VoStoreCompare){ .key = moved, .expected_rev = VO_REV_NEW };
+        cmps[n_cmps++] = (VoStoreCompare){ .key = to_key, .expected_rev = VO_REV_NEW };
         ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = volumes.docs[i].key };
-        ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = moved, .value = vtext };
+        ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = to_key, .value = text };
     }
     for (size_t i = 0; i < shared.n; i++) {
         char *text = with_host(shared.docs[i].value, dst_host);

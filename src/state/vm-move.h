@@ -27,21 +27,25 @@
 int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
                    int64_t vm_rev, int64_t *ret_rev, char **ret_error);
 
-/* A local volume of the VM that moved with it (its file copied by the
- * migration): h/<src>/volumes/<src_pool>/<name> (compared at its revision)
- * is deleted and put as h/<dst>/volumes/<dst_pool>/<name> (which must not
- * exist) with "pool": dst_pool, and without "backing" and "image" when
- * flatten (the destination's copy stands alone); the VM document's disks
- * naming src_pool/name and its uses/volumes/<src_pool>/<name>/<vm> name
- * dst_pool instead. */
+/* A volume that moves with the VM (local disks: the files were copied
+ * first): "pool/name" in the source's namespace and in the
+ * destination's (the pool may differ). flatten: the destination's copy
+ * stands alone (a live migration's mirror), its document loses "backing"
+ * and "image". */
 typedef struct {
-    const char *src_pool, *name, *dst_pool;
+    const char *from;
+    const char *to;
     bool flatten;
-} VoVmMoveVolume;
+} VoVolumeMove;
 
-/* vo_vm_move_txn, moving vols (n_vols) in the same transaction; -ENOENT
- * when a volume's document is gone, -EEXIST when the destination has one
- * by that name. */
-int vo_vm_move_txn_volumes(VoStore *raw, const char *vm_id, const char *src_host,
-                           const char *dst_host, int64_t vm_rev, const VoVmMoveVolume *vols,
+/* vo_vm_move_txn, and in the same transaction each volume document
+ * h/<src>/volumes/<from> (compared at its revision; -ENOENT when absent)
+ * deleted and put as h/<dst>/volumes/<to> (which must not exist: -EEXIST)
+ * with its "pool" and "name" of <to> (without "backing" and "image" when
+ * flatten); the VM's relation uses/volumes/<from>/<id> lands as
+ * uses/volumes/<to>/<id>, and the VM
+ * document's references to <from> (disks, kernel, initrd) name <to>. Used
+ * by the cold move (daemon/move.c) and by a local-disk live migration. */
+int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host,
+                           const char *dst_host, int64_t vm_rev, const VoVolumeMove *vols,
                            size_t n_vols, int64_t *ret_rev, char **ret_error);

@@ -426,6 +426,34 @@ int vo_img_resize(const char *path, const char *format, uint64_t size, bool shri
     return 0;
 }
 
+int vo_img_rebase_unsafe(const char *path, const char *backing, const char *backing_format,
+                         char **ret_error)
+{
+    if (!path || !path[0] || !backing || !backing[0])
+        return vo_error_set(ret_error, -EINVAL, "no image or backing path");
+    if (!format_valid(backing_format))
+        return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'",
+                            backing_format ? backing_format : "");
+    _cleanup_free_ char *file = plain_path(path);
+    _cleanup_strv_ char **argv = NULL;
+    vo_strv_pushf(&argv, QEMU_IMG);
+    vo_strv_pushf(&argv, "rebase");
+    vo_strv_pushf(&argv, "-q");
+    vo_strv_pushf(&argv, "-u");
+    vo_strv_pushf(&argv, "-f");
+    vo_strv_pushf(&argv, "qcow2");
+    vo_strv_pushf(&argv, "-b");
+    vo_strv_pushf(&argv, "%s", backing);
+    vo_strv_pushf(&argv, "-F");
+    vo_strv_pushf(&argv, "%s", backing_format);
+    vo_strv_pushf(&argv, "%s", file);
+    _cleanup_free_ char *output = NULL;
+    int r = vo_spawn_wait(argv, RESIZE_TIMEOUT_MS, &output);
+    if (r < 0)
+        return failed(r, output, "rebase", ret_error);
+    return 0;
+}
+
 /* ---- convert: qemu-img's stdout read as it comes, for -p ------------------- */
 
 typedef struct {

@@ -65,6 +65,12 @@ int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const c
                          char **ret_error);
 
 /* qemu-img resize [--shrink] -f FORMAT PATH SIZE. */
+/* qemu-img rebase -u: the qcow2 file path names backing (of
+ * backing_format) as its backing file from now on; the data is not
+ * touched (the new backing file has the same content: e.g. a copy of a
+ * linked clone moved to another host, whose base is there elsewhere). */
+int vo_img_rebase_unsafe(const char *path, const char *backing, const char *backing_format,
+                         char **ret_error);
 int vo_img_resize(const char *path, const char *format, uint64_t size, bool shrink,
                   char **ret_error);
 

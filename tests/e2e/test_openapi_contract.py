@@ -773,6 +773,11 @@ def test_cluster_routes_standalone(api):
     api.call("POST", f"{mid}/commit", {"rev": 1}, expect=400, code="invalid-argument")
     api.call("POST", f"{mid}/alive", {}, expect=400, code="invalid-argument")
     api.call("DELETE", mid, expect=400, code="invalid-argument")
+    # Cold move: the same (real moves: tests/e2e/test_vm_move.py).
+    api.call("POST", "/v1/vms/nope/move", {"to": "h2"}, expect=404, code="not-found")
+    api.call("POST", "/v1/moves/incoming", {"vm": "x"}, expect=401, code="unauthenticated")
+    api.call("GET", "/v1/moves/outgoing/x/volumes/default.y", expect=401,
+             code="unauthenticated")
 
 
 def test_groups_and_placement(api):

@@ -11,6 +11,7 @@
 
 #include "network/cidr.h"
 #include "network/cluster-net.h"
+#include "network/dhcp-release.h"
 #include "network/net-exec.h"
 #include "network/net-plan.h"
 #include "network/net-spec.h"
@@ -255,6 +256,41 @@ static void test_fdb_mac_changes(void **state)
     vo_net_spec_free(plain);
 }
 
+/* The DHCPRELEASE that makes a VM's old host's dnsmasq forget its lease
+ * after a migration: BOOTREQUEST, ciaddr = the lease, chaddr = the MAC,
+ * options: message type 7, server identifier (dnsmasq ignores a release
+ * naming another server), end. */
+static void test_dhcp_release_packet(void **state)
+{
+    (void)state;
+    uint8_t b[VO_DHCP_RELEASE_SIZE];
+    assert_int_equal(vo_dhcp_release_packet(b, "52:54:00:ab:CD:0f", ip("10.91.0.7"),
+                                            ip("10.91.0.1"), 0x01020304u),
+                     0);
+    static const uint8_t head[] = { 1, 1, 6, 0, 1, 2, 3, 4 };
+    assert_memory_equal(b, head, sizeof(head));
+    static const uint8_t ciaddr[] = { 10, 91, 0, 7 }, zero[4] = { 0 };
+    assert_memory_equal(b + 12, ciaddr, 4);
+    assert_memory_equal(b + 16, zero, 4); /* yiaddr */
+    static const uint8_t chaddr[] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0x0f, 0 };
+    assert_memory_equal(b + 28, chaddr, sizeof(chaddr));
+    static const uint8_t opts[] = { 0x63, 0x82, 0x53, 0x63, 53, 1, 7, 54, 4, 10, 91, 0, 1, 255 };
+    assert_memory_equal(b + 236, opts, sizeof(opts));
+    for (size_t i = 236 + sizeof(opts); i < sizeof(b); i++)
+        assert_int_equal(b[i], 0);
+    /* Malformed MACs are refused. */
+    assert_int_equal(vo_dhcp_release_packet(b, "52:54:00:ab:cd", 1, 1, 0), -EINVAL);
+    assert_int_equal(vo_dhcp_release_packet(b, "52:54:00:ab:cd:0f:00", 1, 1, 0), -EINVAL);
+    assert_int_equal(vo_dhcp_release_packet(b, "zz:54:00:ab:cd:0f", 1, 1, 0), -EINVAL);
+    assert_int_equal(vo_dhcp_release_packet(b, NULL, 1, 1, 0), -EINVAL);
+    char *error = NULL;
+    assert_int_equal(vo_dhcp_release_send("vbr-x", "52:54:00:ab:cd:0f", "10.91.0.700",
+                                          "10.91.0.1", &error),
+                     -EINVAL);
+    assert_non_null(error);
+    free(error);
+}
+
 static void test_fdb_parse_macs(void **state)
 {
     (void)state;
@@ -444,7 +480,7 @@ int main(void)
         cmocka_unit_test(test_fdb_changes), cmocka_unit_test(test_vni_pick),
         cmocka_unit_test(test_fdb_mac_changes), cmocka_unit_test(test_fdb_parse_macs),
         cmocka_unit_test(test_ipam_pick),   cmocka_unit_test(test_dnsmasq),
-        cmocka_unit_test(test_nft_bridge),
+        cmocka_unit_test(test_nft_bridge),  cmocka_unit_test(test_dhcp_release_packet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

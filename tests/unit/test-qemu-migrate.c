@@ -212,8 +212,12 @@ static void test_cancel_and_finish(void **state)
     static const Step steps[] = {
         GREETING, CAPS,
         { .expect = "migrate_cancel", .send = { OK } },
-        /* Destination, migration done: resume. */
+        /* Destination, migration done: resume, then the NICs announce
+         * where they are now. */
         { .expect = "cont", .send = { OK } },
+        { .expect = "announce-self",
+          .args = "{\"initial\":50,\"max\":550,\"rounds\":5,\"step\":100}",
+          .send = { OK } },
         /* Source, migration failed, it ran before: resume. */
         { .expect = "cont", .send = { OK } },
         /* (Source, failed, was paused: nothing is sent. Destination of a VM

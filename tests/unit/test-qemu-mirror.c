@@ -186,6 +186,9 @@ static void test_destination_exports(void **state)
           .send = { OK } },
         { .expect = "nbd-server-stop", .send = { OK } },
         { .expect = "cont", .send = { OK } },
+        { .expect = "announce-self",
+          .args = "{\"initial\":50,\"max\":550,\"rounds\":5,\"step\":100}",
+          .send = { OK } },
         /* Again, over a unix socket; the second export fails. */
         { .expect = "migrate-set-capabilities",
           .args = "{\"capabilities\":[{\"capability\":\"late-block-activate\",\"state\":true}]}",

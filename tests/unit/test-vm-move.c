@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -237,6 +238,82 @@ static void move_refuses_a_changed_vm_and_changes_nothing(void **state)
                      -ENOENT);
 }
 
+/* A cold move: the volume documents move too (the pool renamed), the
+ * VM's relation to each and its disk references follow; a volume the
+ * destination has already, or one missing at the source, moves nothing. */
+static void move_takes_the_volumes_along(void **state)
+{
+    (void)state;
+    put("h/v-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"vol\",\"disks\":["
+                         "{\"volume\":\"default/d0\"},{\"volume\":\"nfs/shared\"}],"
+                         "\"kernel\":{\"volume\":\"default/k\"}},\"status\":{}}");
+    put("h/v-a/uses/volumes/default/d0/" VM, "{\"vm\":\"" VM "\"}");
+    put("h/v-a/uses/volumes/nfs/shared/" VM, "{\"vm\":\"" VM "\"}");
+    put("h/v-a/volumes/default/d0", "{\"pool\":\"default\",\"name\":\"d0\","
+                                    "\"format\":\"qcow2\",\"image\":\"img\"}");
+    put("h/v-a/volumes/default/k", "{\"pool\":\"default\",\"name\":\"k\","
+                                   "\"format\":\"raw\"}");
+    int64_t rev = 0;
+    assert_int_equal(vo_store_get(raw, "h/v-a/vms/" VM, NULL, &rev), 0);
+    const VoVolumeMove vols[] = { { "default/d0", "fast/d0", false },
+                                  { "default/k", "fast/k", false } };
+    _cleanup_free_ char *error = NULL;
+    int64_t new_rev = 0;
+    /* One volume missing at the source: nothing moves. */
+    const VoVolumeMove missing[] = { { "default/d0", "fast/d0", false },
+                                     { "default/zz", "fast/zz", false } };
+    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "v-a", "v-b", rev, missing, 2, &new_rev,
+                                            &error), -ENOENT);
+    assert_non_null(strstr(error, "default/zz"));
+    _cleanup_free_ char *still = get("h/v-a/volumes/default/d0");
+    assert_non_null(still);
+    /* The destination has one already: nothing moves. */
+    put("h/v-b/volumes/fast/k", "{}");
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "v-a", "v-b", rev, vols, 2, &new_rev,
+                                            &error), -EEXIST);
+    _cleanup_free_ char *vm_still = get("h/v-a/vms/" VM);
+    assert_non_null(vm_still);
+    int64_t krev = 0;
+    assert_int_equal(vo_store_get(raw, "h/v-b/volumes/fast/k", NULL, &krev), 0);
+    assert_int_equal(vo_store_delete(raw, "h/v-b/volumes/fast/k", krev), 0);
+
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "v-a", "v-b", rev, vols, 2, &new_rev,
+                                            &error), 0);
+    _cleanup_free_ char *gone = get("h/v-a/volumes/default/d0"), *gone_vm = get("h/v-a/vms/" VM);
+    assert_null(gone);
+    assert_null(gone_vm);
+    _cleanup_free_ char *d0 = get("h/v-b/volumes/fast/d0"), *k = get("h/v-b/volumes/fast/k");
+    json_t *doc = json_loads(d0, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(doc, "pool")), "fast");
+    assert_string_equal(json_string_value(json_object_get(doc, "name")), "d0");
+    assert_string_equal(json_string_value(json_object_get(doc, "image")), "img");
+    json_decref(doc);
+    assert_non_null(k);
+    /* The relations: the moved volume's renamed, the shared one's as it was. */
+    _cleanup_free_ char *use = get("h/v-b/uses/volumes/fast/d0/" VM);
+    _cleanup_free_ char *old_use = get("h/v-b/uses/volumes/default/d0/" VM);
+    _cleanup_free_ char *shared_use = get("h/v-b/uses/volumes/nfs/shared/" VM);
+    assert_non_null(use);
+    assert_null(old_use);
+    assert_non_null(shared_use);
+    /* The VM's references follow; the shared disk's stays. */
+    _cleanup_free_ char *vm = get("h/v-b/vms/" VM);
+    doc = json_loads(vm, 0, NULL);
+    json_t *spec = json_object_get(doc, "spec");
+    json_t *disks = json_object_get(spec, "disks");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(disks, 0), "volume")),
+                        "fast/d0");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(disks, 1), "volume")),
+                        "nfs/shared");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(spec, "kernel"),
+                                                          "volume")), "fast/k");
+    json_decref(doc);
+}
+
 static int parse(const char *text, VoMigrateArgs *ret, char **ret_error)
 {
     json_t *body = text ? json_loads(text, 0, NULL) : NULL;
@@ -298,40 +375,40 @@ static void args_are_parsed_and_checked(void **state)
 static void move_takes_local_volumes_along(void **state)
 {
     (void)state;
-    put("h/v-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"lv\",\"disks\":["
+    put("h/l-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"lv\",\"disks\":["
                          "{\"volume\":\"default/lv-disk0\",\"slot\":0},"
                          "{\"volume\":\"default/lv-disk1\",\"slot\":1},"
                          "{\"volume\":\"nfs/keep\",\"slot\":2}]},\"status\":{}}");
-    put("h/v-a/uses/volumes/default/lv-disk0/" VM, "{\"vm\":\"" VM "\"}");
-    put("h/v-a/uses/volumes/default/lv-disk1/" VM, "{\"vm\":\"" VM "\"}");
-    put("h/v-a/volumes/default/lv-disk0",
+    put("h/l-a/uses/volumes/default/lv-disk0/" VM, "{\"vm\":\"" VM "\"}");
+    put("h/l-a/uses/volumes/default/lv-disk1/" VM, "{\"vm\":\"" VM "\"}");
+    put("h/l-a/volumes/default/lv-disk0",
         "{\"pool\":\"default\",\"name\":\"lv-disk0\",\"format\":\"qcow2\","
         "\"image\":\"default\"}");
-    put("h/v-a/volumes/default/lv-disk1",
+    put("h/l-a/volumes/default/lv-disk1",
         "{\"pool\":\"default\",\"name\":\"lv-disk1\",\"format\":\"qcow2\","
         "\"backing\":\"default/base\"}");
     _cleanup_free_ char *error = NULL;
     int64_t new_rev = 0;
-    const VoVmMoveVolume vols[] = {
-        { .src_pool = "default", .name = "lv-disk0", .dst_pool = "fast" },
-        { .src_pool = "default", .name = "lv-disk1", .dst_pool = "fast", .flatten = true },
+    const VoVolumeMove vols[] = {
+        { .from = "default/lv-disk0", .to = "fast/lv-disk0" },
+        { .from = "default/lv-disk1", .to = "fast/lv-disk1", .flatten = true },
     };
     /* A volume of that name on the target: nothing moves. */
-    put("h/v-b/volumes/fast/lv-disk1", "{}");
-    assert_int_equal(vo_vm_move_txn_volumes(raw, VM, "v-a", "v-b", 0, vols, 2, &new_rev, &error),
+    put("h/l-b/volumes/fast/lv-disk1", "{}");
+    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "l-a", "l-b", 0, vols, 2, &new_rev, &error),
                      -EEXIST);
-    assert_non_null(strstr(error, "h/v-b/volumes/fast/lv-disk1"));
-    _cleanup_free_ char *still = get("h/v-a/volumes/default/lv-disk0");
+    assert_non_null(strstr(error, "h/l-b/volumes/fast/lv-disk1"));
+    _cleanup_free_ char *still = get("h/l-a/volumes/default/lv-disk0");
     assert_non_null(still);
-    assert_int_equal(vo_store_delete(raw, "h/v-b/volumes/fast/lv-disk1", VO_REV_ANY), 0);
+    assert_int_equal(vo_store_delete(raw, "h/l-b/volumes/fast/lv-disk1", VO_REV_ANY), 0);
     free(error);
     error = NULL;
-    assert_int_equal(vo_vm_move_txn_volumes(raw, VM, "v-a", "v-b", 0, vols, 2, &new_rev, &error),
+    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "l-a", "l-b", 0, vols, 2, &new_rev, &error),
                      0);
-    _cleanup_free_ char *gone0 = get("h/v-a/volumes/default/lv-disk0");
-    _cleanup_free_ char *gone1 = get("h/v-a/volumes/default/lv-disk1");
-    _cleanup_free_ char *v0 = get("h/v-b/volumes/fast/lv-disk0");
-    _cleanup_free_ char *v1 = get("h/v-b/volumes/fast/lv-disk1");
+    _cleanup_free_ char *gone0 = get("h/l-a/volumes/default/lv-disk0");
+    _cleanup_free_ char *gone1 = get("h/l-a/volumes/default/lv-disk1");
+    _cleanup_free_ char *v0 = get("h/l-b/volumes/fast/lv-disk0");
+    _cleanup_free_ char *v1 = get("h/l-b/volumes/fast/lv-disk1");
     assert_null(gone0);
     assert_null(gone1);
     assert_non_null(v0);
@@ -339,19 +416,19 @@ static void move_takes_local_volumes_along(void **state)
     assert_non_null(strstr(v0, "\"pool\":\"fast\""));
     assert_non_null(strstr(v0, "\"image\":\"default\""));
     assert_null(strstr(v1, "backing"));
-    _cleanup_free_ char *use = get("h/v-b/uses/volumes/fast/lv-disk0/" VM);
-    _cleanup_free_ char *old_use = get("h/v-b/uses/volumes/default/lv-disk0/" VM);
+    _cleanup_free_ char *use = get("h/l-b/uses/volumes/fast/lv-disk0/" VM);
+    _cleanup_free_ char *old_use = get("h/l-b/uses/volumes/default/lv-disk0/" VM);
     assert_non_null(use);
     assert_null(old_use);
-    _cleanup_free_ char *vm = get("h/v-b/vms/" VM);
+    _cleanup_free_ char *vm = get("h/l-b/vms/" VM);
     assert_non_null(strstr(vm, "\"fast/lv-disk0\""));
     assert_non_null(strstr(vm, "\"fast/lv-disk1\""));
     assert_non_null(strstr(vm, "\"nfs/keep\""));
     /* A volume whose document is gone: refused. */
-    put("h/v-a/vms/" OTHER, "{\"spec\":{\"id\":\"" OTHER "\",\"name\":\"o\"}}");
+    put("h/l-a/vms/" OTHER, "{\"spec\":{\"id\":\"" OTHER "\",\"name\":\"o\"}}");
     free(error);
     error = NULL;
-    assert_int_equal(vo_vm_move_txn_volumes(raw, OTHER, "v-a", "v-b", 0, vols, 1, &new_rev,
+    assert_int_equal(vo_vm_move_volumes_txn(raw, OTHER, "l-a", "l-b", 0, vols, 1, &new_rev,
                                             &error), -ENOENT);
     assert_non_null(strstr(error, "default/lv-disk0"));
 }
@@ -374,6 +451,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(move_moves_every_document),
         cmocka_unit_test(move_refuses_a_changed_vm_and_changes_nothing),
+        cmocka_unit_test(move_takes_the_volumes_along),
         cmocka_unit_test(move_takes_local_volumes_along),
     };
     failed += cmocka_run_group_tests_name("vm-move", tests, NULL, NULL);

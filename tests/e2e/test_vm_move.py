@@ -1,0 +1,229 @@
+"""Cold move of a stopped VM between two hosts of a real cluster
+(cluster_harness: each host a network namespace with its own vireod and
+etcd member). The VMs have a linked clone of the image as their first disk
+and a data disk, both on each host's own pool "default", so both files are
+copied (the target pulls them over the peer API, SHA-256 checked) and the
+clone's copy is rebased on the target's own copy of the image. Checked
+with the fake driver: the move through any door with the task's progress,
+the VM and its volumes on h2 afterwards (documents, files, same data, the
+clone's backing file on h2), nothing of them left on h1, a start on h2;
+refusals (a running VM, unknown host, to itself, bad fields, a pool the
+target lacks); a failure midway (test hook: after the first volume) and a
+cancel leave the VM on h1 intact and nothing on h2. With QEMU: a VM
+started once on h1 (a file written in the guest), stopped, moved, started
+on h2: it boots and the file is there."""
+
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import time
+
+from vireo_harness import BOOT_MARKER, wait_until
+from test_migrate import form, hosts_of, error_of
+
+MiB = 1 << 20
+
+
+def create_on(h, name, memory=256):
+    body = {"name": name, "memory_mib": memory, "host": h.name, "networks": ["user"]}
+    status, doc = h.request("POST", "/v1/vms", body)
+    deadline = time.monotonic() + 30
+    while status == 503 and time.monotonic() < deadline:  # no confirmed manager yet
+        time.sleep(0.5)
+        status, doc = h.request("POST", "/v1/vms", body)
+    assert status == 202, doc
+    wait_done(h, doc["task"], "succeeded", timeout=180)
+    status, doc = h.request("POST", f"/v1/vms/{name}/disks", {"size_bytes": 64 * MiB})
+    assert status in (200, 201, 202), doc
+    if status == 202:
+        wait_done(h, doc["task"], "succeeded")
+    disks = h.vm(name)["disks"]
+    assert len(disks) == 2 and all(d["volume"].startswith("default/") for d in disks), disks
+    return disks
+
+
+def wait_done(h, task, state, timeout=180):
+    """The task's end; state: the one expected (or a tuple of them)."""
+    def done():
+        t = h.api("GET", f"/v1/tasks/{task['id']}")
+        return t if t["state"] in ("succeeded", "failed", "cancelled") else None
+    t = wait_until(done, timeout, what=f"task {task['kind']} {task['id']}")
+    assert t["state"] in (state if isinstance(state, tuple) else (state,)), t
+    return t
+
+
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def backing_of(path):
+    out = subprocess.run(["qemu-img", "info", "-U", "--output=json", path], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out).get("full-backing-filename")
+
+
+def pool_files(h):
+    d = os.path.join(h.state_dir, "pools", "default")
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(d, "*")) +
+                  glob.glob(os.path.join(d, ".upload-*")))
+
+
+def own_volumes(h):
+    return sorted(v["pool"] + "/" + v["name"] for v in h.api("GET", "/v1/volumes")["volumes"]
+                  if v["pool"] == "default")
+
+
+def incoming_task(h):
+    return [t for t in h.api("GET", "/v1/tasks")["tasks"] if t["kind"] == "move-in"][0]
+
+
+def check_nothing_moved(h1, h2, name, disks, shas, h2_files):
+    """The VM is h1's as before, with its files; h2 has nothing of it."""
+    for h in (h1, h2):
+        assert hosts_of(h, name) == ["h1"], hosts_of(h, name)
+    assert h1.vm(name)["state"] in ("defined", "stopped")
+    assert "migration" not in h1.vm(name)
+    for d in disks:
+        assert sha(d["path"]) == shas[d["volume"]]
+    assert pool_files(h2) == h2_files
+    assert not set(own_volumes(h2)) & {d["volume"] for d in disks}
+
+
+def test_stopped_vm_moves_with_its_local_disks(cluster):
+    c = cluster(2, driver="fake", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    disks = create_on(h1, "m1")
+    clone, data = disks
+    assert clone["volume"] != data["volume"]
+    shas = {d["volume"]: sha(d["path"]) for d in disks}
+    with open(data["path"], "r+b") as f:  # qcow2 keeps it: past the header, unused space
+        f.seek(0, 2)
+        f.write(b"written-before-the-move" * 100)
+    shas[data["volume"]] = sha(data["path"])
+    assert backing_of(clone["path"]).startswith(h1.state_dir)
+    vm_id = h1.vm("m1")["id"]
+
+    # Through the CLI of h2 (any door: the VM is h1's), following the task.
+    out = h2.cli("vm", "move", "m1", "--to", "h2", timeout=300).stdout
+    assert "m1: moved to h2" in out, out
+    task = [t for t in h1.api("GET", "/v1/tasks")["tasks"] if t["kind"] == "move"][0]
+    assert task["state"] == "succeeded", task
+    assert task["result"]["to"] == "h2" and task["result"]["bytes"] > 64 * 1024, task
+    assert task["details"]["bytes_copied"] == task["details"]["bytes_total"], task
+    incoming = [t for t in h2.api("GET", "/v1/tasks")["tasks"] if t["kind"] == "move-in"]
+    assert incoming and incoming[0]["state"] == "succeeded", incoming
+
+    # The VM and its volumes are h2's, seen so from both hosts.
+    for h in (h1, h2):
+        assert hosts_of(h, "m1") == ["h2"]
+    vm = h2.vm("m1")
+    assert vm["id"] == vm_id and vm["state"] in ("defined", "stopped"), vm
+    assert [d["volume"] for d in vm["disks"]] == [clone["volume"], data["volume"]]
+    for d in vm["disks"]:
+        assert d["path"].startswith(h2.state_dir), d
+    assert set(own_volumes(h2)) >= set(shas)
+    assert not set(own_volumes(h1)) & set(shas)
+    # Same data; the clone's copy is based on h2's image.
+    new = {d["volume"]: d["path"] for d in vm["disks"]}
+    assert sha(new[data["volume"]]) == shas[data["volume"]]
+    assert backing_of(new[clone["volume"]]).startswith(h2.state_dir)
+    # Nothing left on h1: files, VM directory, temp files on h2.
+    assert not os.path.exists(clone["path"]) and not os.path.exists(data["path"])
+    assert not os.path.exists(os.path.join(h1.state_dir, "vms", vm_id))
+    assert not [f for f in pool_files(h2) if f.startswith(".upload-")]
+    # It starts on h2 (through h1's door).
+    h1.cli("vm", "start", "m1")
+    wait_until(lambda: h2.vm("m1")["state"] == "running", 30, what="m1 running on h2")
+    h1.cli("vm", "stop", "m1", "--force")
+
+
+def test_refusals(cluster):
+    c = cluster(2, driver="fake", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    disks = create_on(h1, "m1")
+    shas = {d["volume"]: sha(d["path"]) for d in disks}
+    h2_files = pool_files(h2)
+    msg = error_of(h1, "POST", "/v1/vms/m1/move", {"to": "nope"}, 400)
+    assert "nope" in msg, msg
+    msg = error_of(h1, "POST", "/v1/vms/m1/move", {"to": "h1"}, 400)
+    assert "already" in msg, msg
+    msg = error_of(h1, "POST", "/v1/vms/m1/move", {"to": "h2", "bogus": 1}, 400)
+    msg = error_of(h1, "POST", "/v1/vms/m1/move", {"to": "h2", "pool": "Bad/Name"}, 400)
+    assert "pool" in msg, msg
+    # A pool h2 does not have: the task fails, nothing moved.
+    doc = h1.api("POST", "/v1/vms/m1/move", {"to": "h2", "pool": "nosuch"}, expect=202)
+    t = wait_done(h1, doc["task"], "failed")
+    assert "nosuch" in t["error"]["message"], t
+    check_nothing_moved(h1, h2, "m1", disks, shas, h2_files)
+    # A running VM: use migrate.
+    h1.cli("vm", "start", "m1")
+    msg = error_of(h2, "POST", "/v1/vms/m1/move", {"to": "h2"}, 409)
+    assert "running" in msg and "vireo vm migrate" in msg, msg
+    p = h2.cli("vm", "move", "m1", "--to", "h2", check=False)
+    assert p.returncode != 0 and "vireo vm migrate" in p.stderr, p.stderr
+    h1.cli("vm", "stop", "m1", "--force")
+    # The help says what it does.
+    out = h1.cli("vm", "move", "--help").stdout
+    assert "--pool" in out and "stopped" in out, out
+
+
+def test_failure_midway_and_cancel_leave_the_vm_where_it_was(cluster, monkeypatch):
+    # Test hooks of the target (move.h): fail once the first volume is
+    # copied, and wait a moment before each copy (so a cancel lands midway).
+    monkeypatch.setenv("VIREO_TEST_MOVE_FAIL_AFTER_VOLUMES", "1")
+    monkeypatch.setenv("VIREO_TEST_MOVE_SLOW_MS", "1500")
+    c = cluster(2, driver="fake", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    disks = create_on(h1, "m1")
+    shas = {d["volume"]: sha(d["path"]) for d in disks}
+    h2_files = pool_files(h2)
+
+    doc = h1.api("POST", "/v1/vms/m1/move", {"to": "h2"}, expect=202)
+    t = wait_done(h1, doc["task"], "failed")
+    assert "test hook" in t["error"]["message"] and "stays" in t["error"]["message"], t
+    check_nothing_moved(h1, h2, "m1", disks, shas, h2_files)
+    # It still starts on h1 afterwards (nothing held).
+    h1.cli("vm", "start", "m1")
+    wait_until(lambda: h1.vm("m1")["state"] == "running", 30, what="m1 running on h1")
+    h1.cli("vm", "stop", "m1", "--force")
+
+    # Cancel while the target waits before its first copy.
+    doc = h2.api("POST", "/v1/vms/m1/move", {"to": "h2"}, expect=202)
+    wait_until(lambda: [t for t in h2.api("GET", "/v1/tasks")["tasks"]
+                        if t["kind"] == "move-in" and t["state"] == "running"], 30,
+               what="the target's task running")
+    h1.api("POST", f"/v1/tasks/{doc['task']['id']}/cancel", {}, expect=202)
+    t = wait_done(h1, doc["task"], ("failed", "cancelled"))
+    assert "cancel" in ((t.get("error") or {}).get("message") or t["message"]), t
+    t2 = wait_done(h2, incoming_task(h2), ("failed", "cancelled"))
+    assert "cancel" in ((t2.get("error") or {}).get("message") or t2["message"]), t2
+    check_nothing_moved(h1, h2, "m1", disks, shas, h2_files)
+
+
+def test_real_guest_moves_and_boots_on_the_target(cluster):
+    c = cluster(2, driver="qemu", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    disks = create_on(h1, "m1")
+    h1.cli("vm", "start", "m1")
+    h1.wait_console("m1", BOOT_MARKER, timeout=240)
+    h1.guest("m1", "echo written-before-the-move > /move-check.txt; sync")
+    h1.cli("vm", "stop", "m1", timeout=120)
+    h1.wait_state("m1", "stopped", timeout=120)
+
+    out = h1.cli("vm", "move", "m1", "--to", "h2", timeout=600).stdout
+    assert "m1: moved to h2" in out, out
+    for d in disks:
+        assert not os.path.exists(d["path"]), d
+    h2.cli("vm", "start", "m1")
+    wait_until(lambda: BOOT_MARKER in h2.console_log("m1"), 240,
+               what="m1 boots on h2")
+    out = h2.guest("m1", "cat /move-check.txt")
+    assert "written-before-the-move" in out.splitlines(), out
+    h2.cli("vm", "stop", "m1", "--force")
