@@ -44,6 +44,9 @@ void vo_api_migration_prepare(VoRequest *req, VoReply *rep);
 void vo_api_migration_digest(VoRequest *req, VoReply *rep);
 void vo_api_migration_commit(VoRequest *req, VoReply *rep);
 void vo_api_migration_abort(VoRequest *req, VoReply *rep);
+void vo_api_migration_moved(VoRequest *req, VoReply *rep);
+void vo_api_host_maintenance(VoRequest *req, VoReply *rep);
+void vo_api_host_evacuate(VoRequest *req, VoReply *rep);
 
 void vo_api_vms_list(VoRequest *req, VoReply *rep);
 void vo_api_vm_create(VoRequest *req, VoReply *rep);

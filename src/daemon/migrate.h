@@ -19,6 +19,11 @@
 int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
                   char **ret_error);
 
+/* 0 when every disk (and a kernel or initrd from a volume) is on a shared
+ * pool; -EBUSY with *ret_error naming the first that is not (maintenance.c
+ * asks it before moving a VM). */
+int vo_migrate_check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error);
+
 /* Destination (migrate-incoming.c), from the source host's peer routes. */
 int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_error);
 int vo_migration_digest(VoDaemon *d, const char *id, json_t **ret, char **ret_error);

@@ -175,6 +175,10 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
 /* Source, after the switch: waits (bounded) for the VM's QEMU to be gone,
  * drops the VM from the registry and removes its run and state dirs. */
 void vo_vm_forget_migrated(VoVm *vm);
+/* Cold move by the ownership transaction alone (maintenance.c): registers
+ * the stopped VM whose documents the transaction just moved into this
+ * host's namespace, as a start-up load would. -EEXIST when it is here. */
+int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error);
 /* The VM's document as stored ({"spec","status"}); vm->lock held. */
 json_t *vo_vm_document_locked(VoVm *vm);
 

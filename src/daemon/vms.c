@@ -1938,6 +1938,40 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     return 0;
 }
 
+int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
+{
+    _cleanup_vm_ VoVm *have = vo_vms_find(d, vm_id);
+    if (have)
+        return vo_error_set(ret_error, -EEXIST, "VM %s is here already", vm_id);
+    _cleanup_free_ char *key = vo_key_vm(vm_id), *value = NULL;
+    int64_t rev = 0;
+    int r = vo_store_get(d->store, key, &value, &rev);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "VM %s: no document here (%s)", vm_id, strerror(-r));
+    LoadCtx ctx = { .d = d };
+    json_t *all = NULL;
+    r = vo_relations_by_vm(d->store, &all);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read what VM %s uses: %s", vm_id,
+                            strerror(-r));
+    ctx.relations = json_object();
+    json_t *mine = json_object_get(all, vm_id);
+    if (mine)
+        json_object_set(ctx.relations, vm_id, mine);
+    json_decref(all);
+    ctx.claims = json_object();
+    r = vo_store_list(d->store, VO_KEY_VM_NAMES_PREFIX, collect_claim, ctx.claims);
+    if (r >= 0)
+        r = load_one(key, value, rev, &ctx);
+    json_decref(ctx.claims);
+    json_decref(ctx.relations);
+    if (r < 0 || !ctx.loaded)
+        return vo_error_set(ret_error, r < 0 ? r : -EIO, "VM %s: its document cannot be read",
+                            vm_id);
+    vo_networks_refresh_hosts(d);
+    return 0;
+}
+
 static void autostart_once(VoDaemon *d)
 {
     /* The run dir is emptied at boot: the marker makes autostart once per boot. */
