@@ -236,12 +236,13 @@ static const CliCommand host_commands[] = {
       "disks, no host fits (each host's reason), busy. The host stays in\n"
       "maintenance (shown by 'host list') until 'off', across restarts.\n"
       "off: the host takes VMs again (nothing moves back by itself).\n"
+      "Exit status 1 when a VM stays (the report says why); --async prints the task.\n"
       "\nExamples:\n  vireo host maintenance h1 on\n  vireo host maintenance h1 off\n",
       host_maintenance },
     { "host", "evacuate", "HOST", "[--async]",
       "Move every VM off a host, as maintenance does, without entering maintenance.",
       "The host keeps taking new VMs afterwards; the report says where each VM went\n"
-      "or why it stayed.\n",
+      "or why it stayed (exit status 1 when one stays).\n",
       host_evacuate },
 };
 

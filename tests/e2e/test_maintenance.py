@@ -9,12 +9,14 @@ with each host's reason); the host's state is "maintenance" (also after
 its vireod restarts); creates pinned there are refused with that reason
 and unpinned ones never land there; requests through another host's door;
 `off` lets placements in again; `evacuate` moves VMs without maintenance;
-bad input."""
+bad input. One real-QEMU case: a TCG guest on a shared pool keeps running
+(its console counter goes on, a file written before is read back) on h2
+after h1 enters maintenance."""
 
 import threading
 
-from test_migrate import create_on, error_of, form, shared_pool
-from vireo_harness import wait_until
+from test_migrate import create_on, error_of, form, shared_pool, start_counter, ticks
+from vireo_harness import BOOT_MARKER, wait_until
 
 
 def where(h, name):
@@ -177,3 +179,28 @@ def test_evacuate_without_maintenance(cluster):
     rep = report_of(h2.wait_task(doc["task"], timeout=60))
     assert rep["a"]["result"] == "not moved" and "in maintenance" in rep["a"]["reason"], rep
     assert where(h2, "a") == ("h2", "running")
+
+
+def test_maintenance_with_a_real_guest(cluster):
+    """QEMU under TCG: a guest on a shared pool on h1 runs on h2 after h1
+    enters maintenance, its counter still counting, its file still there."""
+    c = cluster(2, driver="qemu", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    shared_pool(c)
+    create_on(h1, "q1")
+    h1.cli("vm", "start", "q1")
+    h1.wait_console("q1", BOOT_MARKER, timeout=240)
+    h1.guest("q1", "echo written-before-maintenance > /maint-check.txt; sync")
+    start_counter(h1, "q1")
+    before = max(ticks(h1.console_log("q1")))
+    out = h2.cli("host", "maintenance", "h1", "on", timeout=600).stdout
+    assert "q1: moved to h2" in out and "h1: 1 VM moved, 0 stay; in maintenance" in out, out
+    for h in (h1, h2):
+        assert where(h, "q1") == ("h2", "running")
+    wait_until(lambda: max(ticks(h2.console_log("q1")) or [0]) >= before + 3, 60,
+               what="the counter goes on after the move")
+    out = h2.guest("q1", "cat /maint-check.txt")
+    assert "written-before-maintenance" in out.splitlines(), out
+    assert host_doc(h2, "h1")["state"] == "maintenance"
+    h2.cli("vm", "stop", "q1", "--force")
