@@ -67,31 +67,43 @@ done
 rm -rf "$fuzz_tmp"
 
 echo "== system tests (pytest) =="
-# Two pytest runs side by side: the multi-host cluster tests (mostly waiting
-# on leases, elections and guests, little CPU) and all the others. Each has
-# its own namespaces, directories and JUnit file; the cluster run's output
-# is printed after the other's.
-CLUSTER_TESTS=(tests/e2e/test_cluster_formation.py tests/e2e/test_any_door.py
-               tests/e2e/test_cluster_placement.py tests/e2e/test_cluster_networks.py
-               tests/e2e/test_cluster_shared_pools.py tests/e2e/test_cluster_harness.py)
+# Three pytest runs side by side: two groups of multi-host cluster tests
+# (mostly waiting on leases, elections, migrations and guests, little CPU)
+# and all the others. Each has its own namespaces, directories and JUnit
+# file; the cluster runs' output is printed after the other's.
+CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harness.py
+                 tests/e2e/test_cluster_quorum.py tests/e2e/test_cluster_placement.py
+                 tests/e2e/test_migrate_target.py tests/e2e/test_cluster_shared_pools.py
+                 tests/e2e/test_cluster_images.py)
+CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
+                 tests/e2e/test_migrate.py)
 ignore=()
-for t in "${CLUSTER_TESTS[@]}"; do ignore+=("--ignore=$t"); done
+for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}"; do ignore+=("--ignore=$t"); done
 junit="$BUILD/pytest-junit.xml"
-junit_cluster="$BUILD/pytest-junit-cluster.xml"
-cluster_log="$BUILD/pytest-cluster.log"
-rm -f "$junit" "$junit_cluster" "$cluster_log"
+junits=("$junit")
+rm -f "$BUILD"/pytest-junit*.xml "$BUILD"/pytest-cluster*.log
 run_pytest() {
     VIREO_BUILD="$(absolute "$BUILD")" VIREO_TEST_IMAGE="$(absolute "$IMAGE")" \
         VIREO_ASAN_BUILD="$(absolute "$ASAN_BUILD")" VIREO_TSAN_BUILD="$(absolute "$TSAN_BUILD")" \
         /usr/bin/python3 -m pytest -v -p no:cacheprovider "$@"
 }
-run_pytest --junitxml="$junit_cluster" "${CLUSTER_TESTS[@]}" >"$cluster_log" 2>&1 &
-cluster_pid=$!
+cluster_pids=()
+for group in A B; do
+    declare -n tests="CLUSTER_TESTS_$group"
+    junits+=("$BUILD/pytest-junit-cluster-$group.xml")
+    run_pytest --junitxml="$BUILD/pytest-junit-cluster-$group.xml" "${tests[@]}" \
+        >"$BUILD/pytest-cluster-$group.log" 2>&1 &
+    cluster_pids+=($!)
+    unset -n tests
+done
 run_pytest --junitxml="$junit" "${ignore[@]}" tests/e2e
-wait "$cluster_pid"
-echo "== system tests of clusters (pytest, run beside the others) =="
-cat "$cluster_log"
-for j in "$junit" "$junit_cluster"; do
+for group in A B; do
+    wait "${cluster_pids[0]}"
+    cluster_pids=("${cluster_pids[@]:1}")
+    echo "== system tests of clusters, group $group (pytest, run beside the others) =="
+    cat "$BUILD/pytest-cluster-$group.log"
+done
+for j in "${junits[@]}"; do
     if [ -f "$j" ]; then
         read -r pp pf < <(python3 - "$j" <<'PY'
 import sys, xml.etree.ElementTree as ET

@@ -27,13 +27,29 @@ struct VoPeerStream {
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
-/* Requests share one pool of open connections (and TLS sessions): a request
- * to a peer reuses an idle connection to it rather than making a new TCP
- * connection and a mutual-TLS handshake (the costliest part of a forward).
- * libcurl reuses only a connection whose TLS settings (certificate, key,
- * CA) match. The upgraded streams keep connections of their own. */
+/* Requests reuse open connections: a request to a peer takes an idle easy
+ * handle (the newest that last talked to that peer, else the newest) whose
+ * own connection cache holds connections it made, rather than making a new
+ * TCP connection and a mutual-TLS handshake (the costliest part of a
+ * forward); it gives the handle back when done. A handle is used by one
+ * thread at a time. libcurl's shared connection cache (CURL_LOCK_DATA_CONNECT)
+ * is not used: sharing connections between concurrent threads is not
+ * supported (CURLSHOPT_SHARE(3); KNOWN_BUGS, "A shared connection cache is
+ * not thread-safe"). TLS sessions and DNS are shared (with a mutex per kind
+ * of data, as libcurl supports). libcurl reuses only a connection whose TLS
+ * settings (certificate, key, CA) match. The upgraded streams keep
+ * connections of their own. */
 static CURLSH *share;
 static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+#define IDLE_HANDLES 16
+typedef struct {
+    CURL *curl;
+    char *base_url; /* the peer it last talked to */
+} IdleHandle;
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static IdleHandle idle[IDLE_HANDLES]; /* oldest first */
+static size_t n_idle;
 
 /* An idle connection older than this is not reused: the peer's server
  * closes idle ones after 30 s (api/server.c), and a connection it is
@@ -63,14 +79,55 @@ static void curl_init_once(void)
     share = curl_share_init();
     if (share && (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
                   curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
-                  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) !=
-                      CURLSHE_OK ||
                   curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
                       CURLSHE_OK ||
                   curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
-        curl_share_cleanup(share); /* no reuse: every request connects anew */
+        curl_share_cleanup(share); /* no sharing: every handle keeps its own */
         share = NULL;
     }
+}
+
+/* An idle handle for a request to base_url (options reset, connections
+ * kept), or a new one; NULL without memory. */
+static CURL *handle_take(const char *base_url)
+{
+    CURL *curl = NULL;
+    pthread_mutex_lock(&idle_lock);
+    if (n_idle > 0) {
+        size_t pick = n_idle - 1;
+        for (size_t i = n_idle; i-- > 0;)
+            if (!strcmp(idle[i].base_url, base_url)) {
+                pick = i;
+                break;
+            }
+        curl = idle[pick].curl;
+        free(idle[pick].base_url);
+        memmove(&idle[pick], &idle[pick + 1], (n_idle - pick - 1) * sizeof(idle[0]));
+        n_idle--;
+    }
+    pthread_mutex_unlock(&idle_lock);
+    if (curl)
+        curl_easy_reset(curl);
+    else
+        curl = curl_easy_init();
+    return curl;
+}
+
+/* Gives a handle back (the oldest idle one goes when there are too many). */
+static void handle_give(CURL *curl, const char *base_url)
+{
+    CURL *drop = NULL;
+    pthread_mutex_lock(&idle_lock);
+    if (n_idle == IDLE_HANDLES) {
+        drop = idle[0].curl;
+        free(idle[0].base_url);
+        memmove(&idle[0], &idle[1], (n_idle - 1) * sizeof(idle[0]));
+        n_idle--;
+    }
+    idle[n_idle++] = (IdleHandle){ .curl = curl, .base_url = vo_strdup(base_url) };
+    pthread_mutex_unlock(&idle_lock);
+    if (drop)
+        curl_easy_cleanup(drop);
 }
 
 void vo_peer_response_clear(VoPeerResponse *r)
@@ -215,7 +272,7 @@ int vo_peer_request(const VoPeerTls *tls, const char *base_url, const char *meth
 {
     memset(ret, 0, sizeof(*ret));
     pthread_once(&curl_once, curl_init_once);
-    CURL *curl = curl_easy_init();
+    CURL *curl = handle_take(base_url);
     if (!curl)
         return vo_error_set(&ret->error, -ENOMEM, "cannot make a request to %s", base_url);
     _cleanup_free_ char *url = vo_asprintf("%s%s", base_url, path_and_query);
@@ -224,10 +281,9 @@ int vo_peer_request(const VoPeerTls *tls, const char *base_url, const char *meth
     struct curl_slist *list = header_list(headers, NULL);
     list = curl_slist_append(list, "Expect:"); /* no 100-continue round trip */
     set_tls(curl, tls, timeout_ms);
-    if (share) {
+    if (share)
         curl_easy_setopt(curl, CURLOPT_SHARE, share);
-        curl_easy_setopt(curl, CURLOPT_MAXAGE_CONN, REUSE_MAX_IDLE_S);
-    }
+    curl_easy_setopt(curl, CURLOPT_MAXAGE_CONN, REUSE_MAX_IDLE_S);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
@@ -258,7 +314,7 @@ int vo_peer_request(const VoPeerTls *tls, const char *base_url, const char *meth
         tls_done == 0)
         cc = CURLE_COULDNT_CONNECT;
     curl_slist_free_all(list);
-    curl_easy_cleanup(curl);
+    handle_give(curl, base_url);
     if (cc != CURLE_OK) {
         _cleanup_free_ char *why = vo_strdup(errbuf[0] ? errbuf : curl_easy_strerror(cc));
         vo_peer_response_clear(ret);

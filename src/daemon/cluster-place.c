@@ -23,6 +23,7 @@
 static pthread_mutex_t place_lock = PTHREAD_MUTEX_INITIALIZER;
 static VoPlaceReservations reservations;
 static VoPlaceCache *cache;
+static bool cache_making; /* the keeper lists a cache (without place_lock) */
 
 /* How often the keeper looks whether this host holds the manager role. */
 #define KEEPER_PERIOD_MS 250
@@ -318,11 +319,18 @@ void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created)
 {
     if (!c->reservation)
         return;
-    /* Created: the host rewrote its record before answering. Placed from
-     * the store, the next placement reads it there; placed from the cache,
-     * the room stays reserved until the cache holds that record. */
+    /* Created: the host rewrote its record before answering. While a cache
+     * is kept, the room stays reserved until the cache holds that record,
+     * however this placement read (from the store while the cache was
+     * being listed, say: the next placement may read the cache before its
+     * watch brings the record). Without a cache now, the next placement
+     * reads the record (the store, or a cache listed from now on; one being
+     * listed may have listed before the record changed: as if kept). */
+    pthread_mutex_lock(&place_lock);
+    bool cached = cache != NULL || cache_making;
+    pthread_mutex_unlock(&place_lock);
     int64_t rev = 0;
-    if (created && c->cached) {
+    if (created && cached) {
         _cleanup_free_ char *key = vo_asprintf(RECORDS_PREFIX "%s", c->host_id);
         _cleanup_free_ char *text = NULL;
         int r = vo_store_get(d->store, key, &text, &rev);
@@ -350,8 +358,14 @@ static void keep_cache(VoDaemon *d)
 {
     bool manager = vo_hosts_is_manager(d);
     pthread_mutex_lock(&place_lock);
-    VoPlaceCache *drop = NULL;
-    if (manager && !cache) {
+    bool want = manager && !cache;
+    cache_making = want;
+    pthread_mutex_unlock(&place_lock);
+    /* Listed without place_lock: placements (from the store meanwhile) and
+     * answered creates do not wait for the listing (up to the store's
+     * timeout per prefix without a quorum). Only this thread installs it. */
+    VoPlaceCache *made = NULL;
+    if (want) {
         VoPlaceCache *c = vo_place_cache_new(d->store);
         int64_t t0 = vo_now_ms();
         int r = vo_place_cache_start(c);
@@ -362,9 +376,15 @@ static void keep_cache(VoDaemon *d)
         } else {
             log_info("placement: the snapshot is kept in memory now (listed in %lld ms)",
                      (long long)(vo_now_ms() - t0));
-            cache = c;
+            made = c;
         }
-    } else if (!manager && cache) {
+    }
+    pthread_mutex_lock(&place_lock);
+    VoPlaceCache *drop = NULL;
+    cache_making = false;
+    if (made)
+        cache = made;
+    else if (!manager && cache) {
         drop = cache;
         cache = NULL;
         log_info("placement: no longer the manager: the snapshot in memory is dropped");

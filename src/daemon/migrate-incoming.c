@@ -240,8 +240,9 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
         r = free_port(d->host_address, &port, ret_error);
     if (r >= 0) {
         uri = vo_asprintf("tcp:%s:%d", d->host_address, port);
-        r = d->driver->migrate_prepare(d->driver, resolved, layout, run_dir, taps, uri, &x->hv,
-                                       ret_error);
+        VoHvMigrationTls tls; /* between hosts: mutual TLS */
+        r = d->driver->migrate_prepare(d->driver, resolved, layout, run_dir, taps, uri,
+                                       vo_migration_tls(d, &tls), &x->hv, ret_error);
     }
     if (taps)
         vo_vm_close_taps(taps, resolved->n_nics); /* QEMU holds its own copies */

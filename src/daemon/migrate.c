@@ -75,6 +75,17 @@ typedef struct {
     char *to_id, *to_name, *to_url;
 } MigrateTask;
 
+const VoHvMigrationTls *vo_migration_tls(VoDaemon *d, VoHvMigrationTls *buf)
+{
+    if (!d->cluster || !d->peer_tls.cert_file)
+        return NULL;
+    /* No host name: the destination's certificate must carry the address
+     * of the URI it listens on (a host certificate carries its address). */
+    *buf = (VoHvMigrationTls){ .ca_cert = d->peer_tls.ca_file, .cert = d->peer_tls.cert_file,
+                               .key = d->peer_tls.key_file };
+    return buf;
+}
+
 static void migrate_task_free(void *p)
 {
     MigrateTask *m = p;
@@ -203,6 +214,8 @@ static int task_migrate(VoTask *t, void *userdata)
                                                      : VO_MIGRATE_DEFAULT_DOWNTIME_MS,
         .auto_converge = true,
     };
+    VoHvMigrationTls tls;
+    opts.tls = vo_migration_tls(d, &tls); /* between hosts: mutual TLS */
     log_info("vm %s: migrating to host %s (%s)", name, m->to_name, uri_copy);
     r = d->driver->migrate_start(hv, uri_copy, &opts, &error);
     if (r < 0) {

@@ -24,6 +24,11 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
  * asks it before moving a VM). */
 int vo_migrate_check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error);
 
+/* The TLS of a migration's streams between hosts (qemu-tls.c): this
+ * host's cluster certificate, key and CA (d->peer_tls), checked by the
+ * peer against the cluster CA; NULL when standalone (no certificates). */
+const VoHvMigrationTls *vo_migration_tls(VoDaemon *d, VoHvMigrationTls *buf);
+
 /* Destination (migrate-incoming.c), from the source host's peer routes. */
 int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_error);
 int vo_migration_digest(VoDaemon *d, const char *id, json_t **ret, char **ret_error);

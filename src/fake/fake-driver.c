@@ -459,6 +459,34 @@ static void fake_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
 
 /* ---- Live migration --------------------------------------------------------- */
 
+/* TLS asked for by op (VoHvMigrationTls of migrate_prepare, migrate_start,
+ * mirror_export or mirror_start; NULL: plain, nothing): checked like QEMU's
+ * (absolute, readable files) and recorded, one line per use, in
+ * "fake-migration-tls" in the VM's run dir: "<op> <ca_cert> <cert> <key>
+ * <hostname or ->". */
+static int record_tls(const VoHvInstance *vm, const char *op, const VoHvMigrationTls *tls,
+                      char **ret_error)
+{
+    if (!tls)
+        return 0;
+    const char *files[] = { tls->ca_cert, tls->cert, tls->key };
+    for (size_t i = 0; i < ELEMENTSOF(files); i++)
+        if (!files[i] || files[i][0] != '/' || access(files[i], R_OK) < 0)
+            return vo_error_set(ret_error, -EINVAL,
+                                "the migration's TLS file '%s' is not an absolute path to a "
+                                "readable file", files[i] ? files[i] : "");
+    _cleanup_free_ char *dir = vo_strdup(vm->state_path);
+    *strrchr(dir, '/') = 0;
+    _cleanup_free_ char *path = vo_asprintf("%s/fake-migration-tls", dir);
+    FILE *f = fopen(path, "ae");
+    if (!f)
+        return vo_error_set(ret_error, -errno, "cannot write %s: %s", path, strerror(errno));
+    fprintf(f, "%s %s %s %s %s\n", op, tls->ca_cert, tls->cert, tls->key,
+            tls->hostname && tls->hostname[0] ? tls->hostname : "-");
+    fclose(f);
+    return 0;
+}
+
 /* The fake's layout: the slots plugged and the vCPUs and memory it has. */
 static int fake_layout(VoHvInstance *vm, char **ret_layout, char **ret_error)
 {
@@ -485,7 +513,8 @@ static int check_uri(const char *uri, char **ret_error)
 
 static int fake_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char *layout,
                                 const char *run_dir, const int *tap_fds, const char *uri,
-                                VoHvInstance **ret, char **ret_error)
+                                const VoHvMigrationTls *tls, VoHvInstance **ret,
+                                char **ret_error)
 {
     int r = take_fault("migrate_prepare");
     if (r < 0)
@@ -512,6 +541,11 @@ static int fake_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char 
         fake_release(vm);
         return vo_error_set(ret_error, -EINVAL, "the spec's disks or NICs differ from the "
                             "running VM's layout");
+    }
+    r = record_tls(vm, "migrate_prepare", tls, ret_error);
+    if (r < 0) {
+        fake_release(vm);
+        return r;
     }
     vm->res.vcpus = (unsigned)vcpus;
     vm->res.memory_mib = (uint64_t)memory;
@@ -540,6 +574,9 @@ static int fake_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigra
         return vo_error_set(ret_error, -EBUSY, "a migration is already under way");
     if (vm->mirror_slots && (vm->mirror_steps < 4 || vm->mirror_error))
         return vo_error_set(ret_error, -EBUSY, "the disks are not in sync yet");
+    r = record_tls(vm, "migrate_start", opts ? opts->tls : NULL, ret_error);
+    if (r < 0)
+        return r;
     vm->migration = VO_HV_MIGRATION_SETUP;
     vm->migration_steps = 0;
     vm->migration_was_running = !vm->paused;
@@ -683,6 +720,9 @@ static int fake_mirror_export(VoHvInstance *vm, const VoHvMirrorPlan *plan, char
         return r;
     if (!vm->incoming)
         return vo_error_set(ret_error, -EINVAL, "only a migration's destination exports disks");
+    r = record_tls(vm, "mirror_export", plan->tls, ret_error);
+    if (r < 0)
+        return r;
     vm->export_slots = slots;
     return 0;
 }
@@ -699,6 +739,9 @@ static int fake_mirror_start(VoHvInstance *vm, const VoHvMirrorPlan *plan, char 
         return r;
     if (vm->mirror_slots || vm->incoming || migrating(vm))
         return vo_error_set(ret_error, -EBUSY, "the disks are being mirrored already");
+    r = record_tls(vm, "mirror_start", plan->tls, ret_error);
+    if (r < 0)
+        return r;
     vm->mirror_slots = slots;
     vm->mirror_steps = 0;
     vm->mirror_completed = false;

@@ -117,12 +117,26 @@ typedef enum {
 } VoHvMigrationStatus;
 const char *vo_hv_migration_status_to_string(VoHvMigrationStatus s);
 
+/* Mutual TLS for the streams between hosts (memory and local disks), made
+ * from this host's cluster certificate (see docs/internals.md, "Live
+ * migration entry points"): both ends present their certificate and verify
+ * the other's against ca_cert. Paths are absolute PEM files, read when the
+ * stream is set up. NULL where a struct holds one: plain (unix: URIs, one
+ * host). */
+typedef struct {
+    const char *ca_cert;   /* the cluster CA */
+    const char *cert, *key; /* this host's certificate (server and client use) and key */
+    const char *hostname;  /* client side: the name or address the destination's
+                            * certificate must carry; NULL: the URI's host */
+} VoHvMigrationTls;
+
 typedef struct {
     uint64_t max_bandwidth;   /* bytes per second; 0: the hypervisor's default */
     unsigned downtime_limit_ms; /* 0: the hypervisor's default */
     bool auto_converge;       /* throttle vCPUs when memory is dirtied faster than sent */
     /* No post-copy yet: it comes with the live-migration work (both sides'
      * capability and the switch to post-copy). */
+    const VoHvMigrationTls *tls; /* the memory stream over mutual TLS; NULL: plain */
 } VoHvMigrationOptions;
 
 typedef struct {
@@ -161,6 +175,8 @@ typedef struct {
     const VoHvMirrorDisk *disks;
     size_t n_disks;
     uint64_t speed; /* bytes/s each disk's copy may use at most; 0: no limit */
+    const VoHvMigrationTls *tls; /* NBD over mutual TLS (server on the destination,
+                                  * client on the source); NULL: plain */
 } VoHvMirrorPlan;
 
 typedef struct {
@@ -247,17 +263,20 @@ struct VoHvDriver {
     int (*layout)(VoHvInstance *vm, char **ret_layout, char **ret_error);
     /* Destination: starts a VM identical to the source (spec + layout), its
      * vCPUs stopped, waiting for an incoming migration on uri; on failure
-     * nothing is left running. tap_fds as for start. */
+     * nothing is left running. tap_fds as for start. tls (NULL: plain): the
+     * incoming stream must be mutual TLS with a certificate of tls->ca_cert;
+     * the credentials go at migrate_finish. */
     int (*migrate_prepare)(VoHvDriver *d, const VoVmSpec *spec, const char *layout,
                            const char *run_dir, const int *tap_fds, const char *uri,
-                           VoHvInstance **ret, char **ret_error);
+                           const VoHvMigrationTls *tls, VoHvInstance **ret, char **ret_error);
     /* Source: starts migrating to uri (returns once it is under way). */
     int (*migrate_start)(VoHvInstance *vm, const char *uri, const VoHvMigrationOptions *opts,
                          char **ret_error);
     /* Either side: where the migration is; ret->error is the caller's to free. */
     int (*migrate_query)(VoHvInstance *vm, VoHvMigrationProgress *ret);
     /* Source: cancels a migration under way (the VM keeps running here; the
-     * caller kills the destination instance). */
+     * caller kills the destination instance). Any TLS credentials the
+     * migration or the mirrors made are removed (also by migrate_finish). */
     int (*migrate_cancel)(VoHvInstance *vm, char **ret_error);
     /* Ends a migration on one side. succeeded: the destination is resumed
      * when resume (the caller says whether the VM ran on the source when

@@ -18,6 +18,7 @@
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-digest.h"
 #include "qemu/qemu-migrate.h"
+#include "qemu/qemu-tls.h"
 #include "qemu/qemu-resources.h"
 #include "qmp/qmp.h"
 #include "util/spawn.h"
@@ -239,6 +240,7 @@ static void clear_run_dir(const char *run_dir, bool made)
         _cleanup_free_ char *path = vo_asprintf("%s/%s", run_dir, files[i]);
         (void)unlink(path);
     }
+    vo_qemu_tls_dir_remove(run_dir);
     if (made)
         (void)rmdir(run_dir);
 }
@@ -246,10 +248,13 @@ static void clear_run_dir(const char *run_dir, bool made)
 /* Destination of a live migration: the source's twin, paused, listening. */
 static int qemu_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char *layout_text,
                                 const char *run_dir, const int *tap_fds, const char *uri,
-                                VoHvInstance **ret, char **ret_error)
+                                const VoHvMigrationTls *tls, VoHvInstance **ret,
+                                char **ret_error)
 {
     _cleanup_layout_ VoQemuLayout *layout = NULL;
     int r = vo_qemu_migration_uri_check(uri, ret_error);
+    if (r >= 0)
+        r = vo_qemu_tls_check(tls, uri, false, ret_error);
     if (r >= 0)
         r = vo_qemu_layout_from_text(layout_text, &layout, ret_error);
     if (r < 0)
@@ -267,7 +272,12 @@ static int qemu_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char 
         clear_run_dir(run_dir, made);
         return r;
     }
-    r = vo_qemu_migrate_incoming(vm, uri, ret_error);
+    /* Over TLS: the credentials, named before QEMU listens (qemu-tls.c). */
+    pthread_mutex_lock(&vm->qmp_lock);
+    r = vo_qemu_tls_incoming(vm, tls, ret_error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    if (r >= 0)
+        r = vo_qemu_migrate_incoming(vm, uri, ret_error);
     if (r < 0) {
         syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
         siginfo_t si;

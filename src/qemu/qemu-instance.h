@@ -39,6 +39,9 @@ struct VoHvInstance {
      * mirrors under way (NULL: none); the destination's NBD server runs. */
     VoQemuMirror *mirror;
     bool nbd_serving;
+    /* Migration over TLS (qemu-tls.c, guarded by qmp_lock): the
+     * tls-creds-x509 object exists, and its endpoint is the server. */
+    bool tls_object, tls_server;
 };
 
 /* One QMP command with args (borrowed); *ret (may be NULL) gets its

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 
 #include "qemu/qemu-instance.h"
+#include "qemu/qemu-tls.h"
 #include "util/util.h"
 
 int vo_qemu_layout_text(VoHvInstance *vm, char **ret_layout, char **ret_error)
@@ -70,6 +71,8 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
     if (!opts)
         opts = &defaults;
     int r = vo_qemu_migration_uri_check(uri, ret_error);
+    if (r >= 0)
+        r = vo_qemu_tls_check(opts->tls, uri, true, ret_error);
     if (r < 0)
         return r;
     /* "events": QEMU announces each state change (MIGRATION). Post-copy is
@@ -89,6 +92,7 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
     json_t *migrate = json_pack("{s:s}", "uri", uri), *status = NULL;
 
     pthread_mutex_lock(&vm->qmp_lock);
+    bool had_tls = vo_qemu_tls_active(vm); /* made by the disks' mirrors */
     r = vo_qemu_command(vm, "query-status", NULL, &status, ret_error);
     bool running = r >= 0 && json_is_true(json_object_get(status, "running"));
     /* Local disks being mirrored (qemu-mirror.c): only once all are in
@@ -100,6 +104,8 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
                           capability("pause-before-switchover", vm->mirror != NULL));
     if (r >= 0)
         r = vo_qemu_command(vm, "migrate-set-capabilities", caps, NULL, ret_error);
+    if (r >= 0) /* over TLS: tls-creds and tls-hostname; plain: none named */
+        r = vo_qemu_tls_outgoing(vm, opts->tls, params, ret_error);
     if (r >= 0)
         r = vo_qemu_command(vm, "migrate-set-parameters", params, NULL, ret_error);
     if (r >= 0)
@@ -109,6 +115,8 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
      * the failure of that one resumes. */
     if (r >= 0)
         vm->migration_was_running = running;
+    else if (!had_tls)
+        (void)vo_qemu_tls_remove(vm, NULL);
     pthread_mutex_unlock(&vm->qmp_lock);
     json_decref(status);
     json_decref(caps);
@@ -205,6 +213,10 @@ int vo_qemu_migrate_cancel(VoHvInstance *vm, char **ret_error)
     /* Local disks: their mirrors are cancelled too, in any phase. */
     if (r >= 0)
         r = vo_qemu_mirror_cancel(vm, ret_error);
+    /* Then the TLS credentials (a stream still closing keeps its own); a
+     * failure there is only logged: the migration is cancelled. */
+    if (r >= 0)
+        (void)vo_qemu_tls_remove(vm, NULL);
     pthread_mutex_unlock(&vm->qmp_lock);
     return r;
 }
@@ -223,13 +235,18 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
 {
     int r = 0;
     /* A destination that did not get the VM holds nothing worth keeping. */
-    if (side == VO_HV_MIGRATION_DESTINATION && !succeeded)
+    if (side == VO_HV_MIGRATION_DESTINATION && !succeeded) {
+        vm->tls_object = false;
+        vo_qemu_tls_dir_remove(vm->run_dir);
         return kill_now(vm, ret_error);
+    }
     pthread_mutex_lock(&vm->qmp_lock);
     if (side == VO_HV_MIGRATION_DESTINATION) {
         /* It waits paused (-S) whatever the source was: a VM that was paused
          * there stays paused here. */
         r = vo_qemu_mirror_stop_server(vm, ret_error);
+        if (r >= 0) /* the streams are over: no credentials stay (logged if they do) */
+            (void)vo_qemu_tls_remove(vm, NULL);
         if (resume && r >= 0)
             r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
     } else if (succeeded) {
@@ -240,6 +257,8 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
             log_warn("QMP quit of a migrated-away VM failed (%s): killing it", strerror(-q));
             r = kill_now(vm, ret_error);
         }
+        vm->tls_object = false;
+        vo_qemu_tls_dir_remove(vm->run_dir);
     } else {
         /* Mirrors left (a failure before any cancel) end first; the VM
          * runs on here even when that fails. */
@@ -248,6 +267,7 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
         /* Back where it was: running here (cont also takes its disks back). */
         if (vm->migration_was_running)
             r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
+        (void)vo_qemu_tls_remove(vm, NULL); /* logged if it fails */
         if (r >= 0 && c < 0)
             r = vo_error_set(ret_error, c, "%s", mirror_error ?: "the disk mirrors failed to end");
     }

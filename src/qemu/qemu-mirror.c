@@ -19,6 +19,7 @@
 #include "qemu/qemu-argv.h"
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-migrate.h"
+#include "qemu/qemu-tls.h"
 #include "util/util.h"
 
 #define MIRROR_WAIT_MS 60000 /* for jobs to conclude after a cancel */
@@ -93,6 +94,8 @@ int vo_qemu_mirror_export(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **r
 {
     json_t *addr = NULL;
     int r = plan_check(plan, ret_error);
+    if (r >= 0)
+        r = vo_qemu_tls_check(plan->tls, plan->uri, false, ret_error);
     if (r < 0 || (r = socket_address(plan->uri, true, &addr, ret_error)) < 0)
         return r;
     /* The destination's disks are activated only when it runs (cont), not
@@ -102,6 +105,8 @@ int vo_qemu_mirror_export(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **r
     json_t *start = json_pack("{s:o}", "addr", addr);
     pthread_mutex_lock(&vm->qmp_lock);
     r = vo_qemu_command(vm, "migrate-set-capabilities", caps, NULL, ret_error);
+    if (r >= 0) /* over TLS: the server only takes clients with a cluster certificate */
+        r = vo_qemu_tls_nbd(vm, plan->tls, true, start, ret_error);
     if (r >= 0)
         r = vo_qemu_command(vm, "nbd-server-start", start, NULL, ret_error);
     bool started = r >= 0;
@@ -230,6 +235,8 @@ int vo_qemu_mirror_start(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **re
 {
     json_t *server = NULL;
     int r = plan_check(plan, ret_error);
+    if (r >= 0)
+        r = vo_qemu_tls_check(plan->tls, plan->uri, true, ret_error);
     if (r < 0)
         return r;
     pthread_mutex_lock(&vm->qmp_lock);
@@ -237,6 +244,7 @@ int vo_qemu_mirror_start(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **re
         pthread_mutex_unlock(&vm->qmp_lock);
         return vo_error_set(ret_error, -EBUSY, "the disks are being mirrored already");
     }
+    bool had_tls = vo_qemu_tls_active(vm);
     VoQemuMirror *m = vo_malloc0(sizeof(*m));
     m->slots = vo_malloc0(sizeof(*m->slots) * plan->n_disks);
     size_t nodes = 0;
@@ -250,7 +258,9 @@ int vo_qemu_mirror_start(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **re
         (void)socket_address(plan->uri, false, &server, NULL);
         json_t *add = json_pack("{s:s, s:s, s:o, s:s}", "driver", "nbd", "node-name", node,
                                 "server", server, "export", name);
-        r = vo_qemu_command(vm, "blockdev-add", add, NULL, ret_error);
+        r = vo_qemu_tls_nbd(vm, plan->tls, false, add, ret_error);
+        if (r >= 0)
+            r = vo_qemu_command(vm, "blockdev-add", add, NULL, ret_error);
         json_decref(add);
         if (r < 0)
             break;
@@ -272,6 +282,8 @@ int vo_qemu_mirror_start(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **re
     if (r < 0) {
         /* The last node may have no job: abort_mirror finds none for it. */
         (void)abort_mirror(vm, m, nodes, NULL);
+        if (!had_tls)
+            (void)vo_qemu_tls_remove(vm, NULL);
     } else {
         vm->mirror = m;
     }

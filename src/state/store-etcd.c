@@ -527,17 +527,18 @@ static void *probe_thread(void *userdata)
         if (s->closing)
             break;
         pthread_mutex_unlock(&s->lock);
-        if (quorum_lost_since(s) == 0) { /* another handle's read saw it back */
-            pthread_mutex_lock(&s->lock);
-            break;
+        int r = 0; /* another handle's read may have seen it back */
+        if (quorum_lost_since(s) != 0) {
+            json_t *req = range_request(s->prefix, strlen(s->prefix), NULL, 0);
+            json_object_set_new(req, "count_only", json_true());
+            json_t *ans = NULL;
+            r = call_ex(s, "/v3/kv/range", req, CALL_PROBE, &ans);
+            json_decref(ans);
         }
-        json_t *req = range_request(s->prefix, strlen(s->prefix), NULL, 0);
-        json_object_set_new(req, "count_only", json_true());
-        json_t *ans = NULL;
-        int r = call_ex(s, "/v3/kv/range", req, CALL_PROBE, &ans);
-        json_decref(ans);
         pthread_mutex_lock(&s->lock);
-        if (r == 0)
+        /* Back. A loss noted since then found this probe still running and
+         * started none (probe_start_locked): then this one goes on. */
+        if (r == 0 && quorum_lost_since(s) == 0)
             break;
     }
     s->probing = false;

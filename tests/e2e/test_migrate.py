@@ -179,6 +179,9 @@ def test_refusals_and_the_fake_driver_path(cluster):
     task = migrate(h1, "shared", {"to": "h2", "verify_memory": True}, expect_state="failed")
     assert "guest RAM differs" in task["error"]["message"], task
     os.unlink(marker)
+    # The memory stream between hosts was asked for over mutual TLS with the
+    # source's cluster certificate (the fake driver records it in the run dir).
+    assert tls_record(h1, vm_id) == [["migrate_start", *cluster_files(h1), "-"]]
     assert h1.vm("shared")["state"] == "running" and hosts_of(h2, "shared") == ["h1"]
     assert not os.path.exists(os.path.join(h2.run_dir, "vms", vm_id))
     assert h2.request("GET", f"/v1/vms/{vm_id}")[1]["host"] == "h1"
@@ -195,12 +198,25 @@ def test_refusals_and_the_fake_driver_path(cluster):
         wait_until(lambda: hosts_of(h, "shared") == ["h2"], 30, what=f"on h2 from {h.name}")
     assert h2.vm("shared")["state"] == "running"
     assert not os.path.exists(os.path.join(h1.run_dir, "vms", vm_id))
+    # The destination took it with its own cluster certificate.
+    assert tls_record(h2, vm_id) == [["migrate_prepare", *cluster_files(h2), "-"]]
     # The name is still taken in the cluster (its claim moved with it), and
     # the VM is h2's for every operation now.
     assert "already exists" in error_of(h1, "POST", "/v1/vms",
                                         {"name": "shared", "host": "h1"}, 409)
     h1.task_ok("POST", "/v1/vms/shared/stop", {"force": True})
     assert h2.vm("shared")["state"] == "stopped"
+
+
+def tls_record(h, vm_id):
+    """The fake driver's record of the TLS a migration asked for on h."""
+    with open(os.path.join(h.run_dir, "vms", vm_id, "fake-migration-tls")) as f:
+        return [line.split() for line in f.read().splitlines()]
+
+
+def cluster_files(h):
+    d = os.path.join(h.state_dir, "cluster")
+    return [os.path.join(d, n) for n in ("ca.crt", "host.crt", "host.key")]
 
 
 def qemu_of(h, vm_id):

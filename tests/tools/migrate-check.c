@@ -11,13 +11,21 @@
  * started with -S), saves both RAMs (pmemsave) and compares them, resumes the
  * destination and ends the source. Every wait is bounded; every QEMU it
  * started is killed before it exits. Prints one line per step; exit 0 only
- * when the RAMs are identical and the destination runs. */
+ * when the RAMs are identical and the destination runs.
+ *   migrate-check IMAGE_DIR WORK_DIR --tls CERT_DIR PORT [--refused]
+ * migrates over tcp:127.0.0.1:PORT with mutual TLS instead: CERT_DIR holds
+ * ca.crt, src.crt, src.key (the source's) and dst-ca.crt, dst.crt, dst.key
+ * (the destination's; dst-ca.crt is ca.crt unless the destination is of
+ * another CA). Both sides' credentials must be gone at the end. With
+ * --refused the destination's certificate must be refused: the migration
+ * fails, the source runs on, nothing of the TLS setup is left there. */
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "hypervisor/driver.h"
 #include "qemu/qemu-instance.h"
@@ -31,6 +39,7 @@
 #define BOOT_MARKER "vireo-guest: booted"
 
 static VoHvDriver *driver;
+static VoHvMigrationTls src_tls, dst_tls; /* --tls */
 static VoHvInstance *src, *dst;
 
 static void end_all(void)
@@ -158,6 +167,26 @@ static void compare_ram(const char *work, const char *what, uint64_t addr, uint6
     printf("guest RAM identical: %s, %llu MiB\n", what, (unsigned long long)(size >> 20));
 }
 
+/* --tls: the credentials object and its dir are gone from vm. */
+static void check_no_tls(VoHvInstance *vm, const char *side, const char *run_dir)
+{
+    json_t *objects = qmp(vm, "qom-list", json_pack("{s:s}", "path", "/objects"));
+    size_t i;
+    json_t *o;
+    json_array_foreach(objects, i, o)
+        if (!strcmp(json_string_value(json_object_get(o, "name")) ?: "", "vireo-migration-tls"))
+            die("%s: the TLS credentials object is still there", side);
+    json_decref(objects);
+    json_t *params = qmp(vm, "query-migrate-parameters", NULL);
+    if (strcmp(json_string_value(json_object_get(params, "tls-creds")) ?: "", ""))
+        die("%s: the migration still names TLS credentials", side);
+    json_decref(params);
+    _cleanup_free_ char *tls_dir = vo_asprintf("%s/migration-tls", run_dir);
+    if (access(tls_dir, F_OK) == 0)
+        die("%s: %s is still there", side, tls_dir);
+    printf("%s: no TLS credentials left\n", side);
+}
+
 /* Where the virtio-mem device's memory is, and how much is plugged. */
 static void virtio_mem_region(VoHvInstance *vm, uint64_t *ret_addr, uint64_t *ret_size)
 {
@@ -232,11 +261,26 @@ static VoVmSpec *make_spec(const char *image_dir, const char *work)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: migrate-check IMAGE_DIR WORK_DIR\n");
+    bool tls = argc >= 6 && !strcmp(argv[3], "--tls");
+    bool refused = tls && argc == 7 && !strcmp(argv[6], "--refused");
+    if (argc != 3 && !(tls && (argc == 6 || refused))) {
+        fprintf(stderr, "usage: migrate-check IMAGE_DIR WORK_DIR [--tls CERT_DIR PORT "
+                        "[--refused]]\n");
         return 2;
     }
     const char *image_dir = argv[1], *work = argv[2];
+    _cleanup_free_ char *ca = NULL, *dst_ca = NULL, *src_cert = NULL, *src_key = NULL,
+                        *dst_cert = NULL, *dst_key = NULL;
+    if (tls) {
+        ca = vo_asprintf("%s/ca.crt", argv[4]);
+        src_cert = vo_asprintf("%s/src.crt", argv[4]);
+        src_key = vo_asprintf("%s/src.key", argv[4]);
+        dst_ca = vo_asprintf("%s/dst-ca.crt", argv[4]);
+        dst_cert = vo_asprintf("%s/dst.crt", argv[4]);
+        dst_key = vo_asprintf("%s/dst.key", argv[4]);
+        src_tls = (VoHvMigrationTls){ .ca_cert = ca, .cert = src_cert, .key = src_key };
+        dst_tls = (VoHvMigrationTls){ .ca_cert = dst_ca, .cert = dst_cert, .key = dst_key };
+    }
     signal(SIGPIPE, SIG_IGN);
     vo_qemu_driver_new(&driver);
     VoVmSpec *spec = make_spec(image_dir, work);
@@ -277,12 +321,40 @@ int main(int argc, char **argv)
     if (driver->layout(src, &layout, &error) < 0)
         die("layout: %s", error);
     printf("layout: %s\n", layout);
-    _cleanup_free_ char *uri = vo_asprintf("unix:%s/migrate.sock", work);
-    if (driver->migrate_prepare(driver, now, layout, dst_dir, NULL, uri, &dst, &error) < 0)
+    _cleanup_free_ char *uri = tls ? vo_asprintf("tcp:127.0.0.1:%s", argv[5])
+                                   : vo_asprintf("unix:%s/migrate.sock", work);
+    if (driver->migrate_prepare(driver, now, layout, dst_dir, NULL, uri, tls ? &dst_tls : NULL,
+                                &dst, &error) < 0)
         die("migrate_prepare: %s", error);
-    VoHvMigrationOptions opts = { .max_bandwidth = 1ull << 30 };
+    VoHvMigrationOptions opts = { .max_bandwidth = 1ull << 30, .tls = tls ? &src_tls : NULL };
     if (driver->migrate_start(src, uri, &opts, &error) < 0)
         die("migrate_start: %s", error);
+    if (tls)
+        printf("migrating over TLS to %s\n", uri);
+    if (refused) {
+        /* The source refuses the destination's certificate (or the other
+         * way round): failed, and the source runs on as before. */
+        if (wait_migration(src, "source", 120000) != VO_HV_MIGRATION_FAILED)
+            die("the migration to a destination of another CA did not fail");
+        if (driver->migrate_finish(dst, VO_HV_MIGRATION_DESTINATION, false, false, &error) < 0)
+            die("finish destination: %s", error);
+        struct pollfd pd = { .fd = driver->exit_fd(dst), .events = POLLIN };
+        if (poll(&pd, 1, 30000) != 1)
+            die("the destination did not end");
+        if (driver->migrate_finish(src, VO_HV_MIGRATION_SOURCE, false, false, &error) < 0)
+            die("finish source: %s", error);
+        check_no_tls(src, "source", src_dir);
+        VoHvInfo sinfo;
+        if (driver->info(src, &sinfo) < 0 || sinfo.paused)
+            die("the source does not run after the refused migration");
+        printf("source runs on after the refused migration\n");
+        free(layout);
+        vo_vm_spec_free(now);
+        vo_vm_spec_free(spec);
+        end_all();
+        printf("OK\n");
+        return 0;
+    }
     if (wait_migration(src, "source", 300000) != VO_HV_MIGRATION_COMPLETED)
         die("the migration did not complete");
     if (wait_migration(dst, "destination", 60000) != VO_HV_MIGRATION_COMPLETED)
@@ -293,6 +365,14 @@ int main(int argc, char **argv)
     uint64_t vmem_addr, vmem_size;
     virtio_mem_region(src, &vmem_addr, &vmem_size);
     compare_ram(work, "virtio-mem", vmem_addr, vmem_size);
+    if (tls) { /* the destination took the stream through its credentials */
+        json_t *params = qmp(dst, "query-migrate-parameters", NULL);
+        const char *creds = json_string_value(json_object_get(params, "tls-creds")) ?: "";
+        if (strcmp(creds, "vireo-migration-tls"))
+            die("the destination's tls-creds is '%s'", creds);
+        printf("destination: tls-creds %s\n", creds);
+        json_decref(params);
+    }
 
     if (driver->migrate_finish(dst, VO_HV_MIGRATION_DESTINATION, true, true, &error) < 0)
         die("finish destination: %s", error);
@@ -304,6 +384,8 @@ int main(int argc, char **argv)
     VoHvInfo info;
     if (driver->info(dst, &info) < 0 || info.paused)
         die("the destination does not run");
+    if (tls)
+        check_no_tls(dst, "destination", dst_dir);
     printf("destination runs, source ended\n");
     free(layout);
     vo_vm_spec_free(now);

@@ -18,13 +18,19 @@
  * source's and destination's disks (top layers with their bases) are
  * identical; the destination runs, stops the loop, and checks every file's
  * checksum. Every wait is bounded; every QEMU it started is killed before
- * it exits. Prints one line per step; exit 0 only when all checks pass. */
+ * it exits. Prints one line per step; exit 0 only when all checks pass.
+ *   mirror-check IMAGE_DIR WORK_DIR --tls CERT_DIR PORT
+ * does the same over TCP with mutual TLS (memory on 127.0.0.1:PORT+2(n-1),
+ * NBD on the next port, for attempt n): CERT_DIR holds ca.crt, src.crt,
+ * src.key, dst-ca.crt, dst.crt, dst.key (as migrate-check's); after each
+ * cancel and at the end no TLS credentials may be left on either side. */
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "hypervisor/driver.h"
 #include "qemu/qemu-instance.h"
@@ -36,6 +42,9 @@
 #define BOOT_MARKER "vireo-guest: booted"
 
 static VoHvDriver *driver;
+static bool g_tls; /* --tls: its settings for each side, its first port */
+static VoHvMigrationTls g_src_tls, g_dst_tls;
+static int g_port;
 static VoHvInstance *src, *dst;
 
 static void end_all(void)
@@ -267,7 +276,29 @@ static VoVmSpec *make_spec(const char *image_dir, const char *work)
 /* The attempt under way: its destination's migration and NBD URIs and the
  * mirror plan. */
 static char g_uri[256], g_nbd[256];
-static VoHvMirrorPlan g_plan;
+static VoHvMirrorPlan g_plan, g_src_plan; /* the destination's, the source's */
+
+/* --tls: the credentials object and its dir are gone from vm. */
+static void check_no_tls(VoHvInstance *vm, const char *side, const char *run_dir)
+{
+    if (!g_tls)
+        return;
+    json_t *objects = qmp(vm, "qom-list", json_pack("{s:s}", "path", "/objects"));
+    size_t i;
+    json_t *o;
+    json_array_foreach(objects, i, o)
+        if (!strcmp(json_string_value(json_object_get(o, "name")) ?: "", "vireo-migration-tls"))
+            die("%s: the TLS credentials object is still there", side);
+    json_decref(objects);
+    json_t *params = qmp(vm, "query-migrate-parameters", NULL);
+    if (strcmp(json_string_value(json_object_get(params, "tls-creds")) ?: "", ""))
+        die("%s: the migration still names TLS credentials", side);
+    json_decref(params);
+    _cleanup_free_ char *tls_dir = vo_asprintf("%s/migration-tls", run_dir);
+    if (access(tls_dir, F_OK) == 0)
+        die("%s: %s is still there", side, tls_dir);
+    printf("%s: no TLS credentials left\n", side);
+}
 
 /* Destination of attempt n: fresh files, as the caller makes them (an
  * overlay on the base copied there, an empty data disk of the same size),
@@ -286,11 +317,20 @@ static void prepare_destination(const VoVmSpec *spec, const char *work, const ch
     dspec->disks[1].path = vo_asprintf("%s/data.qcow2", df);
     if (driver->layout(src, &layout, &error) < 0)
         die("layout: %s", error);
-    snprintf(g_uri, sizeof(g_uri), "unix:%s/migrate-%d.sock", work, n);
-    snprintf(g_nbd, sizeof(g_nbd), "unix:%s/nbd-%d.sock", work, n);
-    g_plan = (VoHvMirrorPlan){ .uri = g_nbd, .disks = disks, .n_disks = 2 };
+    if (g_tls) {
+        snprintf(g_uri, sizeof(g_uri), "tcp:127.0.0.1:%d", g_port + 2 * (n - 1));
+        snprintf(g_nbd, sizeof(g_nbd), "tcp:127.0.0.1:%d", g_port + 2 * (n - 1) + 1);
+    } else {
+        snprintf(g_uri, sizeof(g_uri), "unix:%s/migrate-%d.sock", work, n);
+        snprintf(g_nbd, sizeof(g_nbd), "unix:%s/nbd-%d.sock", work, n);
+    }
+    g_plan = (VoHvMirrorPlan){ .uri = g_nbd, .disks = disks, .n_disks = 2,
+                               .tls = g_tls ? &g_dst_tls : NULL };
+    g_src_plan = g_plan;
+    g_src_plan.tls = g_tls ? &g_src_tls : NULL;
     _cleanup_free_ char *run_dir = vo_asprintf("%s/dst%d", work, n);
-    if (driver->migrate_prepare(driver, dspec, layout, run_dir, NULL, g_uri, &dst, &error) < 0)
+    if (driver->migrate_prepare(driver, dspec, layout, run_dir, NULL, g_uri,
+                                g_tls ? &g_dst_tls : NULL, &dst, &error) < 0)
         die("migrate_prepare: %s", error);
     if (driver->mirror_export(dst, &g_plan, &error) < 0)
         die("mirror_export: %s", error);
@@ -362,9 +402,11 @@ static void check_cancelled(const char *phase, const char *work)
             die("NBD node %s left after the cancel",
                 json_string_value(json_object_get(node, "node-name")));
     json_decref(nodes);
-    int fd = vo_unix_connect(g_nbd + 5, 0);
+    int fd = g_tls ? -1 : vo_unix_connect(g_nbd + 5, 0); /* TCP: its QEMU ended above */
     if (fd >= 0)
         die("the destination's NBD server still answers");
+    _cleanup_free_ char *src_dir = vo_asprintf("%s/src", work);
+    check_no_tls(src, "source", src_dir);
     VoHvInfo info;
     if (driver->info(src, &info) < 0 || info.paused)
         die("the source does not run after the cancel");
@@ -377,7 +419,6 @@ static void check_cancelled(const char *phase, const char *work)
         die("the guest's writer stopped after the cancel");
     printf("cancelled in the %s phase: destination gone, no block job or NBD node left, "
            "the source runs (the guest wrote files %ld to %ld)\n", phase, c0, c);
-    (void)work;
 }
 
 /* The guest's writer: files f0..f39 rewritten in turn on the data disk,
@@ -393,11 +434,26 @@ static const char WRITER[] =
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: mirror-check IMAGE_DIR WORK_DIR\n");
+    g_tls = argc == 6 && !strcmp(argv[3], "--tls");
+    if (argc != 3 && !g_tls) {
+        fprintf(stderr, "usage: mirror-check IMAGE_DIR WORK_DIR [--tls CERT_DIR PORT]\n");
         return 2;
     }
     const char *image_dir = argv[1], *work = argv[2];
+    _cleanup_free_ char *ca = NULL, *dst_ca = NULL, *src_cert = NULL, *src_key = NULL,
+                        *dst_cert = NULL, *dst_key = NULL;
+    if (g_tls) {
+        ca = vo_asprintf("%s/ca.crt", argv[4]);
+        src_cert = vo_asprintf("%s/src.crt", argv[4]);
+        src_key = vo_asprintf("%s/src.key", argv[4]);
+        dst_ca = vo_asprintf("%s/dst-ca.crt", argv[4]);
+        dst_cert = vo_asprintf("%s/dst.crt", argv[4]);
+        dst_key = vo_asprintf("%s/dst.key", argv[4]);
+        g_src_tls = (VoHvMigrationTls){ .ca_cert = ca, .cert = src_cert, .key = src_key };
+        g_dst_tls = (VoHvMigrationTls){ .ca_cert = dst_ca, .cert = dst_cert, .key = dst_key };
+        g_port = atoi(argv[5]);
+        printf("memory and disks over TLS from port %d\n", g_port);
+    }
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     vo_qemu_driver_new(&driver);
@@ -451,7 +507,7 @@ int main(int argc, char **argv)
     /* A cancel in the disk phase, then one in the memory phase: each time
      * the source runs on as before, nothing is left of the attempt. */
     prepare_destination(spec, work, df, 1, disks);
-    if (driver->mirror_start(src, &g_plan, &error) < 0)
+    if (driver->mirror_start(src, &g_src_plan, &error) < 0)
         die("mirror_start: %s", error);
     VoHvMirrorProgress mp;
     if (driver->mirror_query(src, &mp) < 0)
@@ -461,11 +517,12 @@ int main(int argc, char **argv)
     check_cancelled("disk", work);
 
     prepare_destination(spec, work, df, 2, disks);
-    if (driver->mirror_start(src, &g_plan, &error) < 0)
+    if (driver->mirror_start(src, &g_src_plan, &error) < 0)
         die("mirror_start: %s", error);
     wait_mirrors(src, 300000);
     /* Slow, so the cancel finds it copying memory. */
-    VoHvMigrationOptions slow = { .max_bandwidth = 4ull << 20 };
+    VoHvMigrationOptions slow = { .max_bandwidth = 4ull << 20,
+                                  .tls = g_tls ? &g_src_tls : NULL };
     if (driver->migrate_start(src, g_uri, &slow, &error) < 0)
         die("migrate_start: %s", error);
     wait_memory_phase(src, 120000);
@@ -477,11 +534,12 @@ int main(int argc, char **argv)
 
     /* The migration itself. */
     prepare_destination(spec, work, df, 3, disks);
-    if (driver->mirror_start(src, &g_plan, &error) < 0)
+    if (driver->mirror_start(src, &g_src_plan, &error) < 0)
         die("mirror_start: %s", error);
     printf("mirrors started\n");
     wait_mirrors(src, 300000);
-    VoHvMigrationOptions opts = { .max_bandwidth = 1ull << 30 };
+    VoHvMigrationOptions opts = { .max_bandwidth = 1ull << 30,
+                                  .tls = g_tls ? &g_src_tls : NULL };
     if (driver->migrate_start(src, g_uri, &opts, &error) < 0)
         die("migrate_start: %s", error);
     if (wait_migration(src, "source", 300000) != VO_HV_MIGRATION_COMPLETED)
@@ -510,6 +568,8 @@ int main(int argc, char **argv)
     if (driver->info(dst, &info) < 0 || info.paused)
         die("the destination does not run");
     printf("destination runs\n");
+    _cleanup_free_ char *dst_dir = vo_asprintf("%s/dst3", work);
+    check_no_tls(dst, "destination", dst_dir);
     /* The writer stops; every complete file's checksum is checked. */
     char *res = console(dst,
                         "kill $(cat /tmp/w.pid); sleep 1; sync; n=0; bad=0; "

@@ -191,6 +191,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     MHD_add_response_header(r, "Location", "/v1/tasks/t-1");
     MHD_add_response_header(r, "Retry-After", "3");
     MHD_add_response_header(r, "X-Other", "not passed on");
+    if (MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "close"))
+        MHD_add_response_header(r, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(c, 201, r);
     MHD_destroy_response(r);
     return ret;
@@ -346,6 +348,43 @@ static void test_connections_reused(void **state)
         assert_int_equal(b[i].failures, 0);
     }
     assert_true(atomic_load(&n_connections) <= before + 1 + 4);
+}
+
+/* Many threads at once, many requests each, some answered with the
+ * connection closed: every request gets its answer, and no connection is
+ * ever used by two threads at once (libcurl does not support sharing its
+ * connection cache between threads: CURLSHOPT_SHARE, KNOWN_BUGS). */
+#define STRESS_THREADS 8
+#define STRESS_REQUESTS 150
+
+static void *stress_main(void *userdata)
+{
+    Burst *b = userdata;
+    VoPeerTls t = tls();
+    for (int i = 0; i < STRESS_REQUESTS; i++) {
+        VoPeerResponse resp;
+        const char *path = i % 7 == 3 ? "/echo?close=1" : "/echo";
+        if (vo_peer_request(&t, base_url, i % 2 ? "POST" : "GET", path, NULL,
+                            i % 2 ? "{}" : NULL, i % 2 ? 2 : 0, 10000, &resp) < 0 ||
+            resp.status != 201)
+            b->failures++;
+        vo_peer_response_clear(&resp);
+    }
+    return NULL;
+}
+
+static void test_threads_at_once(void **state)
+{
+    pthread_t th[STRESS_THREADS];
+    Burst b[STRESS_THREADS] = { 0 };
+    for (int i = 0; i < STRESS_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, stress_main, &b[i]), 0);
+    int failures = 0;
+    for (int i = 0; i < STRESS_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        failures += b[i].failures;
+    }
+    assert_int_equal(failures, 0);
 }
 
 static void test_refusals(void **state)
@@ -826,6 +865,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_with_mutual_tls),
         cmocka_unit_test(test_connections_reused),
+        cmocka_unit_test(test_threads_at_once),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_forward_verbatim),
         cmocka_unit_test(test_forward_refuses_loops_and_names_unreachable_peers),

@@ -382,7 +382,7 @@ static void test_attach_without_layout_assumes_and_refuses_migration(void **stat
     _cleanup_free_ char *dst_dir = vo_asprintf("%s/dst", dir);
     char *error = NULL;
     VoHvInstance *dst = NULL;
-    assert_int_equal(d->migrate_prepare(d, spec, text, dst_dir, NULL, "unix:/tmp/x.sock", &dst,
+    assert_int_equal(d->migrate_prepare(d, spec, text, dst_dir, NULL, "unix:/tmp/x.sock", NULL, &dst,
                                         &error), -EINVAL);
     assert_null(dst);
     assert_non_null(strstr(error, "assumed"));
@@ -417,7 +417,7 @@ static void test_failed_prepare_leaves_nothing(void **state)
     _cleanup_free_ char *run_dir = vo_asprintf("%s/run", dir);
     char *error = NULL;
     VoHvInstance *vm = NULL;
-    assert_true(d->migrate_prepare(d, spec, text, run_dir, NULL, "unix:/tmp/x.sock", &vm,
+    assert_true(d->migrate_prepare(d, spec, text, run_dir, NULL, "unix:/tmp/x.sock", NULL, &vm,
                                    &error) < 0);
     assert_null(vm);
     assert_non_null(strstr(error, "QEMU exited at start"));
@@ -428,7 +428,7 @@ static void test_failed_prepare_leaves_nothing(void **state)
     _cleanup_free_ char *other = vo_asprintf("%s/other", run_dir);
     assert_int_equal(vo_write_file_atomic(other, "x", 1), 0);
     error = NULL;
-    assert_true(d->migrate_prepare(d, spec, text, run_dir, NULL, "unix:/tmp/x.sock", &vm,
+    assert_true(d->migrate_prepare(d, spec, text, run_dir, NULL, "unix:/tmp/x.sock", NULL, &vm,
                                    &error) < 0);
     free(error);
     static const char *const gone[] = { "layout.json", "qemu.argv", "qemu.pid", "qmp.sock",
@@ -478,22 +478,22 @@ static void test_fake(void **state)
     char *layout = NULL, *layout2 = NULL;
     assert_int_equal(d->layout(src, &layout, &error), 0);
     /* Refused: a bad URI, a layout of something else, an injected fault. */
-    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "ftp:x", &dst, &error),
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "ftp:x", NULL, &dst, &error),
                      -EINVAL);
     free(error);
     error = NULL;
     assert_int_equal(d->migrate_prepare(d, spec, "{\"driver\":\"qemu\"}", dst_dir, NULL,
-                                        "tcp:127.0.0.1:1", &dst, &error), -EINVAL);
+                                        "tcp:127.0.0.1:1", NULL, &dst, &error), -EINVAL);
     free(error);
     error = NULL;
     fault("migrate_prepare", "ENOSPC");
-    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", &dst,
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", NULL, &dst,
                                         &error), -ENOSPC);
     free(error);
     error = NULL;
 
     /* A whole migration: a quarter of the memory per query. */
-    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", &dst,
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", NULL, &dst,
                                         &error), 0);
     VoHvInfo info;
     assert_int_equal(d->info(dst, &info), 0);
@@ -522,7 +522,7 @@ static void test_fake(void **state)
     /* Back again, failing half-way: the source resumes, the destination goes. */
     free(layout);
     assert_int_equal(d->layout(dst, &layout, &error), 0);
-    assert_int_equal(d->migrate_prepare(d, spec, layout, src_dir, NULL, "unix:/tmp/x.sock", &src,
+    assert_int_equal(d->migrate_prepare(d, spec, layout, src_dir, NULL, "unix:/tmp/x.sock", NULL, &src,
                                         &error), 0);
     assert_int_equal(d->migrate_start(dst, "unix:/tmp/x.sock", NULL, &error), 0);
     assert_int_equal(d->migrate_start(dst, "unix:/tmp/x.sock", NULL, &error), -EBUSY);
@@ -544,7 +544,7 @@ static void test_fake(void **state)
     /* A paused VM migrated stays paused on the destination. */
     assert_int_equal(d->pause(dst), 0);
     assert_int_equal(d->layout(dst, &layout2, &error), 0);
-    assert_int_equal(d->migrate_prepare(d, spec, layout2, src_dir, NULL, "unix:/tmp/x.sock",
+    assert_int_equal(d->migrate_prepare(d, spec, layout2, src_dir, NULL, "unix:/tmp/x.sock", NULL,
                                         &src, &error), 0);
     assert_int_equal(d->migrate_start(dst, "unix:/tmp/x.sock", NULL, &error), 0);
     for (int i = 0; i < 4; i++)
