@@ -521,3 +521,8 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     pthread_mutex_unlock(&vm->lock);
     return 0;
 }
+
+int vo_migrate_check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    return check_disks(d, spec, ret_error);
+}
