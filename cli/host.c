@@ -1,12 +1,15 @@
 /* host.c: the `vireo host` commands: `host list` (every host of the
  * cluster: GET /v1/hosts), `host show [HOST]` (one of them, or without HOST
  * what vireod reports about its own machine: GET /v1/host), `host remove
- * HOST` (DELETE /v1/hosts/HOST: a dead or departed host out of the cluster). */
+ * HOST` (DELETE /v1/hosts/HOST: a dead or departed host out of the cluster),
+ * `host maintenance HOST on|off` and `host evacuate HOST` (its VMs moved
+ * away: POST /v1/hosts/HOST/maintenance|evacuate, the task's report). */
 #include <string.h>
 
 #include "cli.h"
 #include "http.h"
 #include "output.h"
+#include "wait.h"
 
 static char *load_str(const json_t *host)
 {
@@ -31,7 +34,7 @@ static int host_list(const CliCommand *cmd, int argc, char **argv)
     if (!api_read_command(cmd, argc, argv, "/v1/hosts", &doc, &exit_status))
         return exit_status;
     static const char *const headers[] = { "NAME",   "STATE", "ADDRESS", "ACCEL", "CPUS",
-                                           "MEMORY", "LOAD",  "VMS",     "ROLE" };
+                                           "MEMORY", "LOAD",  "VMS",     "ROLE",  "MAINT" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
     json_t *h;
@@ -40,7 +43,8 @@ static int host_list(const CliCommand *cmd, int argc, char **argv)
         _cleanup_free_ char *memory = memory_str(h), *load = load_str(h);
         const char *cells[] = { jstr(h, "name"), jstr(h, "state"), jstr(h, "address"),
                                 jstr(h, "accel"), cpus, memory, load, vms,
-                                json_is_true(json_object_get(h, "manager")) ? "manager" : "" };
+                                json_is_true(json_object_get(h, "manager")) ? "manager" : "",
+                                json_is_true(json_object_get(h, "maintenance")) ? "yes" : "" };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -74,6 +78,7 @@ static void print_cluster_host(const json_t *h)
     out_kv(stdout, "name:", jstr(h, "name"));
     out_kv(stdout, "id:", jstr(h, "id"));
     out_kv(stdout, "state:", jstr(h, "state"));
+    out_kv(stdout, "maintenance:", json_is_true(json_object_get(h, "maintenance")) ? "yes" : "no");
     out_kv(stdout, "role:", json_is_true(json_object_get(h, "manager")) ? "manager" : "member");
     out_kv(stdout, "address:", jstr(h, "address"));
     out_kv(stdout, "version:", jstr(h, "version"));
@@ -126,6 +131,91 @@ static int host_remove(const CliCommand *cmd, int argc, char **argv)
     return api_delete_command(cmd, argc, argv, "hosts");
 }
 
+/* The evacuation's report: one line per VM, where it went or why not. */
+static int print_evacuation(const char *host, json_t *doc, bool async)
+{
+    json_t *task = json_object_get(doc, "task");
+    if (async || cli_globals.json || !json_is_object(task))
+        return run_task(doc, "the evacuation", async, host, "evacuated");
+    json_t *final = NULL;
+    int status = task_outcome(task, host, &final);
+    json_t *res = json_object_get(final, "result");
+    if (json_is_object(res)) {
+        size_t i;
+        json_t *vm;
+        json_array_foreach(json_object_get(res, "vms"), i, vm) {
+            if (!strcmp(jstr(vm, "result") ?: "", "moved"))
+                printf("%s: moved to %s\n", jstr(vm, "vm"), jstr(vm, "host") ?: "?");
+            else
+                printf("%s: could not move: %s\n", jstr(vm, "vm"), jstr(vm, "reason") ?: "?");
+        }
+        long long moved = json_integer_value(json_object_get(res, "moved"));
+        long long stay = json_integer_value(json_object_get(res, "not_moved"));
+        printf("%s: %lld VM%s moved, %lld stay%s\n", host, moved, moved == 1 ? "" : "s", stay,
+               json_is_true(json_object_get(res, "maintenance")) ? "; in maintenance" : "");
+        if (stay && status == CLI_EXIT_OK)
+            status = CLI_EXIT_FAIL;
+    }
+    json_decref(final);
+    return status;
+}
+
+/* host maintenance HOST on|off: POST /v1/hosts/HOST/maintenance {"on"};
+ * on answers the evacuation task, followed to its report. */
+static int host_maintenance(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *args[2] = { NULL };
+    bool async = false;
+    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
+        return exit_status;
+    if (strcmp(args[1], "on") && strcmp(args[1], "off")) {
+        fprintf(stderr, "vireo: host maintenance: say 'on' or 'off', not '%s'\n", args[1]);
+        return CLI_EXIT_USAGE;
+    }
+    bool on = !strcmp(args[1], "on");
+    json_t *body = json_pack("{s:b}", "on", on);
+    _cleanup_free_ char *path = api_path("hosts", args[0], "/maintenance");
+    json_t *doc = NULL;
+    int r = api_call("POST", path, body, &doc);
+    json_decref(body);
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    int status = CLI_EXIT_OK;
+    if (json_is_object(json_object_get(doc, "task")))
+        status = print_evacuation(args[0], doc, async);
+    else if (cli_globals.json)
+        out_json(stdout, doc);
+    else {
+        printf("%s: maintenance %s\n", args[0], on ? "on" : "off");
+        if (jstr(doc, "message"))
+            printf("%s: %s\n", args[0], jstr(doc, "message"));
+    }
+    json_decref(doc);
+    return status;
+}
+
+/* host evacuate HOST: POST /v1/hosts/HOST/evacuate, its task followed. */
+static int host_evacuate(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *host = NULL;
+    bool async = false;
+    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &host, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *path = api_path("hosts", host, "/evacuate");
+    json_t *doc = NULL, *body = json_object();
+    int r = api_call("POST", path, body, &doc);
+    json_decref(body);
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    int status = print_evacuation(host, doc, async);
+    json_decref(doc);
+    return status;
+}
+
 static const CliCommand host_commands[] = {
     { "host", "list", NULL, NULL, "List the hosts of the cluster (one when standalone).", NULL,
       host_list },
@@ -137,6 +227,23 @@ static const CliCommand host_commands[] = {
       "Refused while HOST is online (run 'vireo cluster leave' on it) or its documents say\n"
       "it runs VMs.\n",
       host_remove },
+    { "host", "maintenance", "HOST on|off", "[--async]",
+      "Put a host in maintenance (its VMs move away) or bring it back.",
+      "on: the host takes no new VM (creates and migrations choose other hosts) and\n"
+      "every VM on it moves: running ones live-migrate (the manager picks each\n"
+      "target, two at a time), stopped ones whose disks are all on shared pools\n"
+      "move their definition. A VM that cannot move stays, with the reason: local\n"
+      "disks, no host fits (each host's reason), busy. The host stays in\n"
+      "maintenance (shown by 'host list') until 'off', across restarts.\n"
+      "off: the host takes VMs again (nothing moves back by itself).\n"
+      "Exit status 1 when a VM stays (the report says why); --async prints the task.\n"
+      "\nExamples:\n  vireo host maintenance h1 on\n  vireo host maintenance h1 off\n",
+      host_maintenance },
+    { "host", "evacuate", "HOST", "[--async]",
+      "Move every VM off a host, as maintenance does, without entering maintenance.",
+      "The host keeps taking new VMs afterwards; the report says where each VM went\n"
+      "or why it stayed (exit status 1 when one stays).\n",
+      host_evacuate },
 };
 
 const CliNoun cli_noun_host = { "host", "the machines of the cluster", host_commands,

@@ -49,6 +49,9 @@ void vo_api_migration_alive(VoRequest *req, VoReply *rep);
 void vo_api_vm_move(VoRequest *req, VoReply *rep);
 void vo_api_move_incoming(VoRequest *req, VoReply *rep);
 void vo_api_move_outgoing_file(VoRequest *req, VoReply *rep);
+void vo_api_migration_moved(VoRequest *req, VoReply *rep);
+void vo_api_host_maintenance(VoRequest *req, VoReply *rep);
+void vo_api_host_evacuate(VoRequest *req, VoReply *rep);
 
 void vo_api_vms_list(VoRequest *req, VoReply *rep);
 void vo_api_vm_create(VoRequest *req, VoReply *rep);

@@ -1,11 +1,13 @@
-/* host-api.c: /v1/host (this host), /v1/hosts (every host of the cluster)
- * and /v1/tasks. */
+/* host-api.c: /v1/host (this host), /v1/hosts (every host of the cluster),
+ * a host's maintenance and evacuation, and /v1/tasks. */
 #include <string.h>
 
+#include "api/forward.h"
 #include "api/handlers.h"
 #include "cluster/any-door.h"
 #include "daemon/cluster-view.h"
 #include "daemon/hosts.h"
+#include "daemon/maintenance.h"
 #include "util/util.h"
 
 void vo_api_host_show(VoRequest *req, VoReply *rep)
@@ -101,4 +103,108 @@ void vo_api_task_cancel(VoRequest *req, VoReply *rep)
     else
         vo_reply_json(rep, r == 0 ? 200 : 202, json_pack("{s:o}", "task", task));
     free(error);
+}
+
+/* ---- maintenance (daemon/maintenance.h) ------------------------------------ */
+
+/* Whether the request is this host's to serve: 1 (it names this host), 0
+ * (answered: forwarded to the host, or an error), or 2 with *ret_other (an
+ * offline host, or a forwarded request for another host: only its flag can
+ * be set here). */
+static int host_route(VoRequest *req, VoReply *rep, VoClusterHost *ret_other)
+{
+    VoDaemon *d = req->d;
+    const char *host = req->params[0];
+    if (!strcmp(host, d->host_id) || !strcmp(host, d->host_name))
+        return 1;
+    VoClusterHost h = { 0 };
+    int r = d->cluster_store ? vo_cluster_host_find(d, host, &h) : -ENOENT;
+    if (r == -ENOENT) {
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "host '%s' does not exist (vireo host list)",
+                       host);
+        return 0;
+    }
+    if (r < 0) {
+        vo_reply_errno(rep, r, "cannot read the hosts");
+        return 0;
+    }
+    if (!strcmp(h.id, d->host_id)) {
+        vo_cluster_host_clear(&h);
+        return 1;
+    }
+    bool forwarded = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                 VO_FORWARDED_HEADER) != NULL;
+    if (h.online && h.url && !forwarded) { /* the host moves its own VMs */
+        vo_api_forward(req, rep, &d->peer_tls, h.url);
+        vo_cluster_host_clear(&h);
+        return 0;
+    }
+    *ret_other = h;
+    return 2;
+}
+
+void vo_api_host_maintenance(VoRequest *req, VoReply *rep)
+{
+    VoDaemon *d = req->d;
+    json_t *on_json = NULL;
+    if (!vo_request_unpack(req, rep, "{s?o}", "on", &on_json))
+        return;
+    if (!json_is_boolean(on_json)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "on: true (enter maintenance: the "
+                       "host's VMs move away) or false (leave it) is needed");
+        return;
+    }
+    bool on = json_is_true(on_json);
+    VoClusterHost other = { 0 };
+    int where = host_route(req, rep, &other);
+    if (where == 0)
+        return;
+    char *error = NULL;
+    json_t *task = NULL;
+    int r;
+    if (where == 2 || !on) { /* the flag alone */
+        const char *id = where == 2 ? other.id : d->host_id;
+        const char *name = where == 2 ? other.name : d->host_name;
+        bool changed = false;
+        r = vo_hosts_set_maintenance(d, id, on, &changed);
+        if (r < 0)
+            vo_reply_errno(rep, r, "cannot change the host's maintenance");
+        else {
+            json_t *o = json_pack("{s:s, s:b, s:b, s:n}", "host", name, "maintenance", on,
+                                  "changed", changed, "task");
+            if (where == 2 && on)
+                json_object_set_new(o, "message",
+                                    json_string("the host is offline: its VMs were not moved; "
+                                                "they move when it is back (vireo host "
+                                                "evacuate)"));
+            if (!on && changed)
+                log_info("host %s: maintenance off", name);
+            vo_reply_json(rep, 200, o);
+        }
+        vo_cluster_host_clear(&other);
+        return;
+    }
+    r = vo_host_evacuate(d, true, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
+void vo_api_host_evacuate(VoRequest *req, VoReply *rep)
+{
+    VoDaemon *d = req->d;
+    if (!vo_request_unpack(req, rep, "{}"))
+        return;
+    VoClusterHost other = { 0 };
+    int where = host_route(req, rep, &other);
+    if (where == 0)
+        return;
+    if (where == 2) {
+        vo_reply_error(rep, VO_ERR_UNAVAILABLE, "host '%s' is offline: only it can move its "
+                       "VMs; retry when it is back (vireo host list)", other.name);
+        vo_cluster_host_clear(&other);
+        return;
+    }
+    char *error = NULL;
+    json_t *task = NULL;
+    int r = vo_host_evacuate(d, false, &task, &error);
+    vo_reply_task(rep, r, task, error);
 }

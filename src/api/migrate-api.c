@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/handlers.h"
+#include "daemon/maintenance.h"
 #include "daemon/migrate.h"
 #include "util/util.h"
 
@@ -104,5 +105,19 @@ void vo_api_migration_alive(VoRequest *req, VoReply *rep)
         vo_reply_errno(rep, r, error);
     else
         vo_reply_json(rep, 200, json_pack("{s:s}", "state", "waiting"));
+    free(error);
+}
+
+/* A stopped VM moved here by its host's evacuation (daemon/maintenance.h). */
+void vo_api_migration_moved(VoRequest *req, VoReply *rep)
+{
+    if (!from_peer(req, rep))
+        return;
+    char *error = NULL;
+    int r = vo_host_adopt_moved(req->d, req->body, &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, json_pack("{s:s}", "state", "adopted"));
     free(error);
 }

@@ -106,11 +106,13 @@ static int register_member(VoDaemon *d)
     return -EBUSY;
 }
 
-/* The member document's overcommit ratios (defaults when unset). */
-static void member_ratios(VoDaemon *d, double *mem_ratio, double *cpu_ratio)
+/* The member document's overcommit ratios (defaults when unset) and
+ * whether the host is in maintenance. */
+static void member_ratios(VoDaemon *d, double *mem_ratio, double *cpu_ratio, bool *maintenance)
 {
     *mem_ratio = DEFAULT_MEM_RATIO;
     *cpu_ratio = DEFAULT_CPU_RATIO;
+    *maintenance = false;
     _cleanup_free_ char *key = vo_asprintf(MEMBERS_PREFIX "%s", d->host_id);
     _cleanup_free_ char *text = NULL;
     if (vo_store_get(d->store, key, &text, NULL) < 0)
@@ -122,7 +124,45 @@ static void member_ratios(VoDaemon *d, double *mem_ratio, double *cpu_ratio)
         *mem_ratio = json_number_value(m);
     if (json_is_number(c) && json_number_value(c) > 0 && json_number_value(c) <= 100)
         *cpu_ratio = json_number_value(c);
+    *maintenance = json_is_true(json_object_get(doc, "maintenance"));
     json_decref(doc);
+}
+
+int vo_hosts_set_maintenance(VoDaemon *d, const char *host_id, bool on, bool *ret_changed)
+{
+    _cleanup_free_ char *key = vo_asprintf(MEMBERS_PREFIX "%s", host_id);
+    *ret_changed = false;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        _cleanup_free_ char *old = NULL;
+        int64_t rev = 0;
+        int r = vo_store_get(d->store, key, &old, &rev);
+        if (r < 0)
+            return r;
+        json_t *doc = json_loads(old, 0, NULL);
+        if (!json_is_object(doc)) {
+            json_decref(doc);
+            return -EIO;
+        }
+        if (json_is_true(json_object_get(doc, "maintenance")) == on) {
+            json_decref(doc);
+            return 0;
+        }
+        json_object_set_new(doc, "maintenance", json_boolean(on));
+        _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(doc);
+        /* Compared at the revision read: two requests at once, one wins,
+         * the other reads again (and finds nothing left to change). */
+        r = vo_store_put(d->store, key, text, rev, NULL);
+        if (r == 0) {
+            *ret_changed = true;
+            if (!strcmp(host_id, d->host_id))
+                (void)vo_hosts_publish_now(d);
+            return 0;
+        }
+        if (r != -ESTALE && r != -ENOENT)
+            return r;
+    }
+    return -EBUSY;
 }
 
 /* The live record: what placement reads (cluster/placement.h's host
@@ -166,11 +206,13 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
     }
     json_decref(pool_list);
     double mem_ratio, cpu_ratio;
-    member_ratios(d, &mem_ratio, &cpu_ratio);
+    bool maintenance;
+    member_ratios(d, &mem_ratio, &cpu_ratio, &maintenance);
     json_t *o = json_pack(
         "{s:s, s:s, s:s?, s:s, s:s, s:s, s:O, s:o, s:I, s:I, s:i, s:f, s:f, s:I, s:I, s:f, s:I,"
         " s:I, s:s, s:I}",
-        "id", d->host_id, "name", d->host_name, "address", d->host_address, "state", "online",
+        "id", d->host_id, "name", d->host_name, "address", d->host_address, "state",
+        maintenance ? "maintenance" : "online",
         "accel", d->driver->kvm_usable ? "kvm" : "tcg", "cpu_model", f.cpu_model, "cpu_flags",
         f.cpu_flags, "pools", pools, "memory_mib", (json_int_t)(f.memory_mib ? f.memory_mib : 1), "memory_used_mib",
         (json_int_t)f.memory_used_mib, "cpus", (int)f.cpus, "mem_ratio", mem_ratio, "cpu_ratio",
@@ -524,6 +566,9 @@ static json_t *hosts_array(VoDaemon *d, int *ret_err)
         json_object_set(o, "joined_at", json_object_get(member, "joined_at"));
         if (!record)
             json_object_set_new(o, "state", json_string("offline"));
+        /* Persistent (the member document): shown offline too. */
+        json_object_set_new(o, "maintenance",
+                            json_boolean(json_is_true(json_object_get(member, "maintenance"))));
         json_object_set_new(o, "manager", json_boolean(manager_id && !strcmp(manager_id, id)));
         json_object_set_new(o, "local", json_boolean(!strcmp(id, d->host_id)));
         items[k++] = o;

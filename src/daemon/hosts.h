@@ -7,7 +7,8 @@
  *
  * Keys (docs/internals.md, Key layout):
  *   cluster/members/<host-id>  {"id","name","address","joined_at",
- *                               "mem_ratio","cpu_ratio"}: the host belongs
+ *                               "mem_ratio","cpu_ratio","maintenance"?}: the
+ *                               host belongs
  *                               (kept while it is offline)
  *   cluster/hosts/<host-id>    its live record (lease-bound): facts, load
  *   cluster/manager            {"id","name","since"} (lease-bound) */
@@ -33,6 +34,14 @@ void vo_hosts_refresh(VoDaemon *d);
 /* Rewrites the record now (a VM was created here: the manager that placed it
  * reads the record once this host answered). 0 or -errno. */
 int vo_hosts_publish_now(VoDaemon *d);
+
+/* Sets or clears "maintenance" in host_id's member document (any host may:
+ * it is the cluster's; compared at the revision read, so two requests at
+ * once both end with the flag as asked). The record of this host is
+ * published again at once (its "state": "maintenance" or "online").
+ * *ret_changed: whether this call changed it. 0, -ENOENT (no such member)
+ * or the store's error. */
+int vo_hosts_set_maintenance(VoDaemon *d, const char *host_id, bool on, bool *ret_changed);
 
 /* Every member host with its state: {"hosts": [...]} sorted by name. */
 json_t *vo_hosts_list_json(VoDaemon *d, int *ret_err);

@@ -802,3 +802,27 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     pthread_mutex_unlock(&vm->lock);
     return 0;
 }
+
+int vo_migrate_check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    for (size_t i = 0; i < spec->n_disks + 2; i++) {
+        const char *key = i < spec->n_disks ? spec->disks[i].volume
+                          : i == spec->n_disks ? spec->kernel_from.volume
+                                               : spec->initrd_from.volume;
+        if (!key)
+            continue;
+        _cleanup_free_ char *pool = strndup(key, strcspn(key, "/"));
+        if (!pool)
+            abort();
+        json_t *doc = NULL;
+        _cleanup_free_ char *error = NULL;
+        bool shared = vo_pool_get_json(d, pool, &doc, &error) >= 0 &&
+                      json_is_true(json_object_get(doc, "shared"));
+        json_decref(doc);
+        if (!shared)
+            return vo_error_set(ret_error, -EBUSY, "%s '%s' is on pool '%s', which is this "
+                                "host's own", i < spec->n_disks ? "disk" : "boot file", key,
+                                pool);
+    }
+    return 0;
+}

@@ -35,6 +35,11 @@ int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const c
  * -EINVAL, 5xx -> -EIO). */
 int vo_migrate_peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
                          json_t *body, json_t **ret, char **ret_error);
+/* 0 when every disk (and a kernel or initrd from a volume) is on a shared
+ * pool; -EBUSY with *ret_error naming the first that is not (maintenance.c
+ * asks it before moving a VM). */
+int vo_migrate_check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error);
+
 /* The TLS of a migration's streams between hosts (qemu-tls.c): this
  * host's cluster certificate, key and CA (d->peer_tls), checked by the
  * peer against the cluster CA; NULL when standalone (no certificates). */

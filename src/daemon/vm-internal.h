@@ -172,7 +172,8 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error);
  * it. The caller then resumes it. -EEXIST when the id is here already. */
 int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t rev,
                          VoHvInstance *hv, VoVm **ret_vm, char **ret_error);
-/* Cold move (move.c), destination: registers the stopped VM whose
+/* Cold move (move.c, and maintenance.c's move of a VM on shared disks),
+ * destination: registers the stopped VM whose
  * document (vms/<vm_id>) the move's transaction just put here. -EEXIST
  * when it is here already, -EINVAL when the document is not a stopped
  * VM's. */

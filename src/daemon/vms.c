@@ -1799,6 +1799,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     json_decref(doc);
     registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
+    vo_networks_refresh_hosts(d); /* its names and addresses served here */
     return 0;
 }
 

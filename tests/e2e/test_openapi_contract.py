@@ -778,6 +778,17 @@ def test_cluster_routes_standalone(api):
     api.call("POST", "/v1/moves/incoming", {"vm": "x"}, expect=401, code="unauthenticated")
     api.call("GET", "/v1/moves/outgoing/x/volumes/default.y", expect=401,
              code="unauthenticated")
+    api.call("POST", "/v1/migrations/moved", {"vm": "x"}, expect=400, code="invalid-argument")
+    # Maintenance and evacuation (real ones: tests/e2e/test_maintenance.py):
+    # a standalone host has nowhere to move its VMs; off is a no-op.
+    me = api.call("GET", "/v1/host", expect=200).value["name"]
+    api.call("POST", "/v1/hosts/nope/maintenance", {"on": True}, expect=404, code="not-found")
+    api.call("POST", f"/v1/hosts/{me}/maintenance", {"on": "yes"}, expect=400,
+             code="invalid-argument")
+    off = api.call("POST", f"/v1/hosts/{me}/maintenance", {"on": False}, expect=200).value
+    assert off["maintenance"] is False and off["changed"] is False and off["task"] is None
+    api.call("POST", "/v1/hosts/nope/evacuate", {}, expect=404, code="not-found")
+    api.call("POST", f"/v1/hosts/{me}/evacuate", {}, expect=202)
 
 
 def test_groups_and_placement(api):

@@ -1,0 +1,206 @@
+"""A host's maintenance mode and evacuation on a real cluster
+(cluster_harness: each host a network namespace with its own vireod and
+etcd member; a shared pool is a directory every host sees), fake driver.
+Checked: `maintenance on` moves every VM of the host (running ones live-
+migrated to hosts placement picks, a stopped one with shared disks by its
+ownership transaction, then startable there) and reports per VM where it
+went or why it stayed (local disks; a "together" group that fits nowhere,
+with each host's reason); the host's state is "maintenance" (also after
+its vireod restarts); creates pinned there are refused with that reason
+and unpinned ones never land there; requests through another host's door;
+`off` lets placements in again; `evacuate` moves VMs without maintenance;
+bad input. One real-QEMU case: a TCG guest on a shared pool keeps running
+(its console counter goes on, a file written before is read back) on h2
+after h1 enters maintenance."""
+
+import threading
+
+from test_migrate import create_on, error_of, form, shared_pool, start_counter, ticks
+from vireo_harness import BOOT_MARKER, wait_until
+
+
+def where(h, name):
+    """(host, state) of the VM as the cluster lists it from h."""
+    found = [(v["host"], v["state"]) for v in h.api("GET", "/v1/vms?view=summary")["vms"]
+             if v["name"] == name]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def host_doc(h, name):
+    return h.api("GET", f"/v1/hosts/{name}")
+
+
+def report_of(task):
+    assert task["state"] == "succeeded", task
+    return {v["vm"]: v for v in task["result"]["vms"]}
+
+
+def create(h, body, expect):
+    status, doc = h.request("POST", "/v1/vms", body)
+    assert status == expect, (status, doc)
+    if status == 202:
+        task = h.wait_task(doc["task"], timeout=60)
+        assert task["state"] == "succeeded", task
+    return doc
+
+
+def test_maintenance_moves_every_vm_and_refuses_placements(cluster):
+    c = cluster(3, listen=False)
+    form(c)
+    h1, h2, h3 = c.hosts
+    shared_pool(c)
+    for name in ("web1", "web2", "web3"):
+        create_on(h1, name, memory=64)
+        h1.task_ok("POST", f"/v1/vms/{name}/start")
+    create_on(h1, "cold", memory=64)  # stopped, its disk shared
+    create_on(h1, "loc", pool=None, memory=64)  # its disk on h1's own pool
+    h1.task_ok("POST", "/v1/vms/loc/start")
+    # A "together" group whose members all live on h1: no other host can
+    # take one of them (fits nowhere, each host says why).
+    h1.api("POST", "/v1/groups", {"name": "pair", "policy": "together"}, expect=201)
+    for name in ("g1", "g2"):
+        body = {"name": name, "memory_mib": 64, "host": "h1", "full_clone": True,
+                "networks": ["user"], "pool": "nfs", "group": "pair"}
+        create(h1, body, 202)
+        h1.task_ok("POST", f"/v1/vms/{name}/start")
+
+    # Bad input: clear 4xx, nothing changes.
+    assert "on" in error_of(h1, "POST", "/v1/hosts/h1/maintenance", {}, 400)
+    assert "on" in error_of(h1, "POST", "/v1/hosts/h1/maintenance", {"on": "yes"}, 400)
+    assert "host 'h9' does not exist" in error_of(h2, "POST", "/v1/hosts/h9/maintenance",
+                                                  {"on": True}, 404)
+    assert "host 'h9' does not exist" in error_of(h2, "POST", "/v1/hosts/h9/evacuate", {}, 404)
+    assert host_doc(h1, "h1")["state"] == "online"
+    p = h1.cli("host", "maintenance", "h1", "maybe", check=False)
+    assert p.returncode != 0 and "'on' or 'off'" in p.stderr, p
+
+    # On, through h2's door: the task runs on h1.
+    doc = h2.api("POST", "/v1/hosts/h1/maintenance", {"on": True}, expect=202)
+    assert doc["task"]["kind"] == "host-evacuate" and doc["task"]["target"] == "h1", doc
+    task = h1.wait_task(doc["task"], timeout=120)
+    rep = report_of(task)
+    assert task["result"]["maintenance"] is True and task["result"]["moved"] == 4, task
+    for name in ("web1", "web2", "web3", "cold"):
+        assert rep[name]["result"] == "moved" and rep[name]["host"] in ("h2", "h3"), rep[name]
+    assert rep["loc"]["result"] == "not moved", rep["loc"]
+    assert "local disks" in rep["loc"]["reason"], rep["loc"]
+    for name in ("g1", "g2"):
+        assert rep[name]["result"] == "not moved", rep[name]
+        assert "h2" in rep[name]["reason"] and "h3" in rep[name]["reason"], rep[name]
+    # Every host sees them elsewhere, running (the stopped one stopped).
+    for h in (h1, h2, h3):
+        for name in ("web1", "web2", "web3"):
+            wait_until(lambda: where(h, name) == (rep[name]["host"], "running"), 30,
+                       what=f"{name} running on {rep[name]['host']} seen from {h.name}")
+        assert where(h, "cold")[0] == rep["cold"]["host"]
+        assert where(h, "loc") == ("h1", "running") and where(h, "g1") == ("h1", "running")
+    # The stopped VM is its new host's: it starts there.
+    h1.task_ok("POST", "/v1/vms/cold/start")
+    assert where(h2, "cold") == (rep["cold"]["host"], "running")
+
+    # The host is in maintenance, as every host sees it.
+    for h in (h1, h2, h3):
+        wait_until(lambda: host_doc(h, "h1")["state"] == "maintenance", 15,
+                   what=f"h1 in maintenance seen from {h.name}")
+        assert host_doc(h, "h1")["maintenance"] is True
+    out = h3.cli("host", "list").stdout
+    assert "maintenance" in out and "yes" in out, out
+    # Creates: pinned there refused (409 naming maintenance), unpinned
+    # never there.
+    err = create(h2, {"name": "pinned", "memory_mib": 64, "host": "h1"}, 409)["error"]
+    assert "maintenance" in err["message"], err
+    for i in range(4):
+        create(h3, {"name": f"free{i}", "memory_mib": 64}, 202)
+        assert where(h1, f"free{i}")[0] in ("h2", "h3")
+    # Nor a migration target: to h1 refused, without --to never h1.
+    err = error_of(h2, "POST", "/v1/vms/web1/migrate", {"to": "h1"}, 409)
+    assert "maintenance" in err, err
+
+    # Again (idempotent), and two at once: still in maintenance; only the
+    # VMs that cannot move are left, reported again.
+    answers = []
+
+    def again():
+        answers.append(h3.request("POST", "/v1/hosts/h1/maintenance", {"on": True}))
+    threads = [threading.Thread(target=again) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [s for s, _ in answers] == [202, 202], answers
+    for _, d in answers:
+        rep2 = report_of(h1.wait_task(d["task"], timeout=60))
+        assert set(rep2) == {"loc", "g1", "g2"}, rep2
+        assert all(v["result"] == "not moved" for v in rep2.values()), rep2
+    p = h1.cli("host", "maintenance", "h1", "on", check=False)
+    assert p.returncode == 1 and "loc: could not move: local disks" in p.stdout, p
+    assert "0 VMs moved, 3 stay; in maintenance" in p.stdout, p
+
+    # Persistent: h1's vireod restarted, it is still in maintenance.
+    h1.stop()
+    h1.start()
+    wait_until(lambda: host_doc(h2, "h1")["state"] == "maintenance", 30,
+               what="h1 back, in maintenance")
+    wait_until(lambda: h1.api("GET", "/v1/cluster").get("manager"), 30, what="a manager")
+    err = create(h1, {"name": "pinned", "memory_mib": 64, "host": "h1"}, 409)["error"]
+    assert "maintenance" in err["message"], err
+
+    # Off (CLI, through h2): placements on h1 again.
+    out = h2.cli("host", "maintenance", "h1", "off").stdout
+    assert "h1: maintenance off" in out, out
+    for h in (h1, h2, h3):
+        wait_until(lambda: host_doc(h, "h1")["state"] == "online", 15,
+                   what=f"h1 online seen from {h.name}")
+        assert host_doc(h, "h1")["maintenance"] is False
+    create(h2, {"name": "back", "memory_mib": 64, "host": "h1"}, 202)
+    assert where(h2, "back")[0] == "h1"
+    # Off twice: nothing to change, still 200.
+    assert h1.api("POST", "/v1/hosts/h1/maintenance", {"on": False})["changed"] is False
+
+
+def test_evacuate_without_maintenance(cluster):
+    c = cluster(2, listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    shared_pool(c)
+    create_on(h1, "a", memory=64)
+    h1.task_ok("POST", "/v1/vms/a/start")
+    create_on(h1, "b", memory=64)
+    p = h2.cli("host", "evacuate", "h1")
+    assert "a: moved to h2" in p.stdout and "b: moved to h2" in p.stdout, p
+    assert "h1: 2 VMs moved, 0 stay" in p.stdout and "maintenance" not in p.stdout, p
+    assert where(h1, "a") == ("h2", "running") and where(h1, "b") == ("h2", "defined")
+    assert host_doc(h1, "h1")["state"] == "online" and host_doc(h1, "h1")["maintenance"] is False
+    # The only other host in maintenance: nothing fits, each VM says why.
+    h2.api("POST", "/v1/hosts/h1/maintenance", {"on": True}, expect=202)
+    wait_until(lambda: host_doc(h2, "h1")["state"] == "maintenance", 15, what="h1 maintenance")
+    doc = h1.api("POST", "/v1/hosts/h2/evacuate", {}, expect=202)
+    rep = report_of(h2.wait_task(doc["task"], timeout=60))
+    assert rep["a"]["result"] == "not moved" and "in maintenance" in rep["a"]["reason"], rep
+    assert where(h2, "a") == ("h2", "running")
+
+
+def test_maintenance_with_a_real_guest(cluster):
+    """QEMU under TCG: a guest on a shared pool on h1 runs on h2 after h1
+    enters maintenance, its counter still counting, its file still there."""
+    c = cluster(2, driver="qemu", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    shared_pool(c)
+    create_on(h1, "q1")
+    h1.cli("vm", "start", "q1")
+    h1.wait_console("q1", BOOT_MARKER, timeout=240)
+    h1.guest("q1", "echo written-before-maintenance > /maint-check.txt; sync")
+    start_counter(h1, "q1")
+    before = max(ticks(h1.console_log("q1")))
+    out = h2.cli("host", "maintenance", "h1", "on", timeout=600).stdout
+    assert "q1: moved to h2" in out and "h1: 1 VM moved, 0 stay; in maintenance" in out, out
+    for h in (h1, h2):
+        assert where(h, "q1") == ("h2", "running")
+    wait_until(lambda: max(ticks(h2.console_log("q1")) or [0]) >= before + 3, 60,
+               what="the counter goes on after the move")
+    out = h2.guest("q1", "cat /maint-check.txt")
+    assert "written-before-maintenance" in out.splitlines(), out
+    assert host_doc(h2, "h1")["state"] == "maintenance"
+    h2.cli("vm", "stop", "q1", "--force")
