@@ -18,10 +18,12 @@
 #include "conf/names.h"
 #include "cluster/migrate-compat.h"
 #include "daemon/cluster-view.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/migrate-target.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move.h"
+#include "state/vm-move-settle.h"
 #include "util/util.h"
 
 #define PEER_TIMEOUT_MS 30000
@@ -29,6 +31,7 @@
 #define PROGRESS_EVERY_MS 1000
 #define COMMIT_TRIES 5
 #define CANCEL_WAIT_MS 30000
+#define SETTLE_GIVE_UP_MS 120000 /* an unknown switch outcome: how long the store is asked */
 #define PENDING "(being queued)" /* vm->migration_task until the task has an id */
 #define CONSOLE_LOG_SENT (256 * 1024) /* the tail of the console log sent along */
 
@@ -135,6 +138,81 @@ static void clear_migrating(VoVm *vm)
     free(vm->migration_to);
     vm->migration_to = NULL;
     pthread_mutex_unlock(&vm->lock);
+}
+
+/* An error of the ownership transaction after which it may still have
+ * been applied: every one but a refusal (a compare failed, too big, the
+ * destination offline) and -EAGAIN (the store was not reached: nothing
+ * changed). */
+static bool switch_outcome_unknown(int r)
+{
+    return r != -ESTALE && r != -ENOENT && r != -EEXIST && r != -E2BIG && r != -EHOSTDOWN &&
+           r != -EAGAIN;
+}
+
+/* The switch's outcome was unknown: settled by the store (vm-move-settle.h).
+ * 0 with *new_rev: the VM moved, go on. A negative errno other than
+ * -ETIMEDOUT / -EIO: proven not moved (fenced; vm->rev follows the fence),
+ * so the source may run on. -ETIMEDOUT / -EIO: still unknown. */
+static int settle_switch(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
+                         const char *vm_id, int64_t rev, int64_t *new_rev, char **error)
+{
+    log_warn("vm %s: the switch to host %s has an unknown outcome (%s): asking the store",
+             name, m->to_name, *error);
+    vo_task_set_details(t, 93, "settling the ownership switch",
+                        json_pack("{s:s, s:s}", "phase", "switchover", "to", m->to_name));
+    int64_t src_rev = 0;
+    _cleanup_free_ char *serr = NULL;
+    int s = vo_vm_move_settle(d->cluster_store, vm_id, d->host_id, m->to_id, rev,
+                              SETTLE_GIVE_UP_MS, new_rev, &src_rev, &serr);
+    free(*error);
+    *error = NULL;
+    if (s == 1) {
+        log_info("vm %s: the switch to host %s was applied", name, m->to_name);
+        return 0;
+    }
+    if (s == 0) {
+        pthread_mutex_lock(&vm->lock);
+        vm->rev = src_rev;
+        pthread_mutex_unlock(&vm->lock);
+        return vo_error_set(error, -EAGAIN, "the ownership transaction got no answer and was "
+                            "not applied");
+    }
+    *error = TAKE_PTR(serr);
+    return s;
+}
+
+/* The destination did not confirm its commit: the VM's documents are moved
+ * back (compared at new_rev: only while the destination has not claimed
+ * them; migrate-incoming.c claims with a write before it continues the
+ * guest). 0: back here (vm->rev follows); 1: the destination claimed them,
+ * the source must end; negative: unknown, neither side may run it here. */
+static int take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
+                     const char *vm_id, int64_t new_rev, char **error)
+{
+    _cleanup_free_ char *berr = NULL;
+    int64_t back_rev = 0, fenced = 0;
+    int r = vo_vm_move_txn(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev, &back_rev,
+                           &berr);
+    if (r == -ESTALE || r == -ENOENT)
+        return 1;
+    if (r < 0 && switch_outcome_unknown(r)) {
+        int s = vo_vm_move_settle(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
+                                  SETTLE_GIVE_UP_MS, &back_rev, &fenced, &berr);
+        if (s == 0)
+            return 1; /* fenced at the destination: it is the destination's */
+        r = s == 1 ? 0 : s;
+    }
+    if (r < 0) {
+        log_warn("vm %s: taking it back from host %s failed: %s", name, m->to_name, berr);
+        return r;
+    }
+    pthread_mutex_lock(&vm->lock);
+    vm->rev = back_rev;
+    vm->migrated_away = false;
+    pthread_mutex_unlock(&vm->lock);
+    (void)error;
+    return 0;
 }
 
 static int task_migrate(VoTask *t, void *userdata)
@@ -288,12 +366,50 @@ static int task_migrate(VoTask *t, void *userdata)
     }
 
     /* 4. The ownership switch, before the destination runs. */
+    if (vo_migrate_fault("commit-early")) { /* test: the destination must not believe us */
+        pthread_mutex_lock(&vm->lock);
+        json_t *early = json_pack("{s:I, s:b}", "rev", (json_int_t)vm->rev, "resume", resume);
+        pthread_mutex_unlock(&vm->lock);
+        _cleanup_free_ char *eerr = NULL;
+        int e = peer_call(d, m->to_url, "POST", commit_path, early, NULL, &eerr);
+        json_decref(early);
+        if (e >= 0) {
+            clear_migrating(vm);
+            pthread_mutex_unlock(&vm->job);
+            return vo_task_fail(t, -EIO, "test fault: the destination took a commit before "
+                                "the switch");
+        }
+        log_info("vm %s: test fault: an early commit was refused: %s", name, eerr);
+    }
     pthread_mutex_lock(&vm->lock);
     int64_t rev = vm->rev;
     vm->migrated_away = true; /* no write of its documents from here on */
     pthread_mutex_unlock(&vm->lock);
     int64_t new_rev = 0;
-    r = vo_vm_move_txn(d->cluster_store, vm_id, d->host_id, m->to_id, rev, &new_rev, &error);
+    if (vo_migrate_fault("txn-lost")) /* test: the txn never reached etcd, no answer */
+        r = vo_error_set(&error, VO_STORE_EUNKNOWN, "test fault: no answer to the transaction");
+    else {
+        r = vo_vm_move_txn(d->cluster_store, vm_id, d->host_id, m->to_id, rev, &new_rev, &error);
+        if (r >= 0 && vo_migrate_fault("txn-unknown")) /* test: applied, answer lost */
+            r = vo_error_set(&error, VO_STORE_EUNKNOWN, "test fault: the answer was lost");
+    }
+    if (r < 0 && switch_outcome_unknown(r)) {
+        r = settle_switch(t, d, m, vm, name, vm_id, rev, &new_rev, &error);
+        if (r == -ETIMEDOUT || r == -EIO) {
+            /* Whether the VM is the destination's is unknown: neither side
+             * runs it (the destination's watcher continues it if the store
+             * says it is its own). */
+            log_error("vm %s: %s; the source stays paused", name, error);
+            clear_migrating(vm);
+            pthread_mutex_unlock(&vm->job);
+            return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' has an unknown "
+                                "outcome: %s; the source QEMU stays paused (never resumed "
+                                "while the VM may be the destination's)", name, m->to_name,
+                                error);
+        }
+    }
+    if (r >= 0 && vo_migrate_fault("exit-after-txn")) /* test: the source dies here */
+        _exit(70);
     if (r < 0) {
         pthread_mutex_lock(&vm->lock);
         vm->migrated_away = false;
@@ -314,20 +430,34 @@ static int task_migrate(VoTask *t, void *userdata)
     for (int i = 0; i < COMMIT_TRIES; i++) {
         free(error);
         error = NULL;
+        /* A commit is idempotent: a retry of one that was applied answers 200. */
         r = peer_call(d, m->to_url, "POST", commit_path, commit, NULL, &error);
-        if (r >= 0 || r == -ENOENT || r == -EINVAL || r == -EBUSY)
-            break; /* done, or refused for good */
+        if (r >= 0 || r == -EINVAL)
+            break; /* done, or a request it cannot read */
         (void)poll(NULL, 0, 1000);
     }
     json_decref(commit);
     if (r < 0) {
-        log_error("vm %s: its documents are host %s's now, but the destination did not "
-                  "commit: %s; the source stays paused", name, m->to_name, error);
-        clear_migrating(vm);
-        pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, r, "VM '%s' now belongs to host '%s' but its destination "
-                            "did not take it over: %s; the source QEMU stays paused (never "
-                            "resumed: two copies must not run)", name, m->to_name, error);
+        int b = take_back(d, m, vm, name, vm_id, new_rev, &error);
+        if (b == 0) { /* the documents are here again: the source runs on */
+            undo(d, m, hv, base_path);
+            clear_migrating(vm);
+            vo_vm_job_end(vm, true);
+            return vo_task_fail(t, -EIO, "host '%s' did not take VM '%s' over (%s); the VM "
+                                "was given back and runs on here", m->to_name, name, error);
+        }
+        if (b < 0) {
+            log_error("vm %s: the destination did not commit and the VM could not be taken "
+                      "back: %s; the source stays paused", name, error);
+            clear_migrating(vm);
+            pthread_mutex_unlock(&vm->job);
+            return vo_task_fail(t, b, "VM '%s' now belongs to host '%s' but its destination "
+                                "did not take it over: %s; the source QEMU stays paused "
+                                "(never resumed: two copies must not run)", name, m->to_name,
+                                error);
+        }
+        /* b == 1: the destination claimed it (its watcher continues it). */
+        log_info("vm %s: host %s claimed the VM itself", name, m->to_name);
     }
     VoHvMigrationProgress fin = { 0 };
     (void)d->driver->migrate_query(hv, &fin);

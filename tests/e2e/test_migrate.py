@@ -285,3 +285,78 @@ def test_busy_migration_cancel_and_a_destination_that_dies(cluster):
     wait_until(lambda: max(ticks(h2.console_log("busy"))) >= before + 2, 60,
                what="the counter goes on after the destination died")
     assert hosts_of(h1, "busy") == ["h2"]
+
+
+def settled(h, tid, timeout=120):
+    return wait_until(lambda: (lambda t: t if t["state"] in ("succeeded", "failed", "cancelled")
+                               else None)(h.api("GET", f"/v1/tasks/{tid}")), timeout,
+                      what=f"task {tid}")
+
+
+def test_the_switch_keeps_one_running_copy(cluster, tmp_path):
+    """Fake driver, three hosts, test-only fault points
+    (VIREO_TEST_MIGRATE_FAULT: a file per point, taken once): the switch's
+    transaction without an answer (not applied: the source runs on; applied:
+    the destination runs it, never the source), a commit sent before the
+    switch (refused: the store does not give the VM to the destination), and
+    a source vireod that dies right after the switch (the destination's
+    watcher finds the VM is its own and continues it)."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    os.environ["VIREO_TEST_MIGRATE_FAULT"] = str(faults)
+    os.environ["VIREO_TEST_MIGRATE_IDLE_MS"] = "3000"
+    try:
+        c = cluster(3, listen=False)
+    finally:
+        del os.environ["VIREO_TEST_MIGRATE_FAULT"]
+        del os.environ["VIREO_TEST_MIGRATE_IDLE_MS"]
+    form(c)
+    h1, h2, h3 = c.hosts
+    shared_pool(c)
+    create_on(h1, "safe", memory=64)
+    vm_id = h1.vm("safe")["id"]
+    h1.task_ok("POST", "/v1/vms/safe/start")
+
+    def only_on(h):
+        for x in (h1, h2, h3):
+            wait_until(lambda: hosts_of(x, "safe") == [h.name], 30,
+                       what=f"safe on {h.name} seen from {x.name}")
+        assert h.vm("safe")["state"] == "running"
+        for x in (h1, h2, h3):
+            if x is not h:
+                assert not os.path.exists(os.path.join(x.run_dir, "vms", vm_id)), x.name
+
+    # No answer, not applied: proven so (fenced), the VM runs on at h1, and
+    # its document's new revision is known (a later change works).
+    (faults / "txn-lost").touch()
+    task = migrate(h1, "safe", {"to": "h2"}, expect_state="failed")
+    assert "runs on here" in task["error"]["message"], task
+    assert not (faults / "txn-lost").exists()
+    only_on(h1)
+    h1.task_ok("POST", "/v1/vms/safe/pause")
+    h1.task_ok("POST", "/v1/vms/safe/resume")
+
+    # No answer, applied: the source settles it from the store and goes on;
+    # the VM runs at h2 only.
+    (faults / "txn-unknown").touch()
+    task = migrate(h1, "safe", {"to": "h2"})
+    assert not (faults / "txn-unknown").exists()
+    only_on(h2)
+
+    # A commit before the switch: the destination asks the store, which
+    # does not give it the VM: refused; the real one after the switch works.
+    (faults / "commit-early").touch()
+    migrate(h2, "safe", {"to": "h3"})
+    assert not (faults / "commit-early").exists()
+    only_on(h3)
+
+    # The source vireod dies right after the switch (no commit ever comes):
+    # h1's watcher finds the VM is its own in the store and continues it.
+    (faults / "exit-after-txn").touch()
+    h3.api("POST", "/v1/vms/safe/migrate", {"to": "h1"}, expect=202)
+    wait_until(lambda: h3.proc.poll() is not None, 30, what="h3's vireod to exit")
+    wait_until(lambda: (h1.request("GET", "/v1/vms/safe")[1] or {}).get("state") == "running",
+               60, what="h1 to continue the VM itself")
+    assert hosts_of(h2, "safe") == ["h1"]
+    h3.start()
+    wait_until(lambda: hosts_of(h3, "safe") == ["h1"], 30, what="safe on h1 seen from h3")
