@@ -80,7 +80,7 @@ static bool done_has(const char *id)
 static Incoming *find_locked(const char *id)
 {
     for (Incoming *x = in.list; x; x = x->next)
-        if (!strcmp(x->id, id) || !strcmp(x->vm_id, id))
+        if (!strcmp(x->id, id) || !strcmp(x->vm_id, id) || !strcmp(x->vm_name, id))
             return x;
     return NULL;
 }
@@ -352,12 +352,18 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
     int r = vo_vm_spec_from_json(json_object_get(doc, "spec"), &spec, ret_error);
     if (r < 0)
         return r;
+    /* What adopting checks after the switch is checked now (id and name):
+     * a refusal then would leave no runnable copy. An incoming record
+     * reserves both until it ends. */
     _cleanup_vm_ VoVm *here = vo_vms_find(d, spec->id);
+    if (!here)
+        here = vo_vms_find(d, spec->name);
     pthread_mutex_lock(&in.lock);
-    bool twice = find_locked(spec->id) || find_locked(id);
+    bool twice = find_locked(spec->id) || find_locked(spec->name) || find_locked(id);
     pthread_mutex_unlock(&in.lock);
     if (here || twice) {
-        r = vo_error_set(ret_error, -EEXIST, "VM '%s' (%s) is on this host already%s",
+        r = vo_error_set(ret_error, -EEXIST, "VM '%s' (%s), or one of its name, is on this "
+                         "host already%s",
                          spec->name, spec->id, twice ? " (an incoming migration)" : "");
         vo_vm_spec_free(spec);
         return r;

@@ -31,6 +31,7 @@
 #define PROGRESS_EVERY_MS 1000
 #define COMMIT_TRIES 5
 #define CANCEL_WAIT_MS 30000
+#define QUERY_TRIES 5 /* migrate_query errors in a row before the migration counts as failed */
 #define SETTLE_GIVE_UP_MS 120000 /* an unknown switch outcome: how long the store is asked */
 #define PENDING "(being queued)" /* vm->migration_task until the task has an id */
 #define CONSOLE_LOG_SENT (256 * 1024) /* the tail of the console log sent along */
@@ -95,8 +96,11 @@ static char *console_tail_b64(VoDaemon *d, VoVm *vm)
     FILE *f = fopen(path, "re");
     if (!f)
         return NULL;
-    (void)fseek(f, 0, SEEK_END);
-    long size = ftell(f);
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (size < 0) {
+        fclose(f);
+        return NULL;
+    }
     long from = size > CONSOLE_LOG_SENT ? size - CONSOLE_LOG_SENT : 0;
     (void)fseek(f, from, SEEK_SET);
     unsigned char *buf = vo_malloc0((size_t)(size - from) + 1);
@@ -266,6 +270,11 @@ static int task_migrate(VoTask *t, void *userdata)
         r = vo_error_set(&error, -EPROTO, "the destination answered no URI");
     if (r < 0) {
         json_decref(answer);
+        /* No answer (a timeout, a 5xx): it may have prepared all the same. */
+        if (r != -EINVAL && r != -EBUSY && r != -ENOENT && r != -EEXIST) {
+            _cleanup_free_ char *aerror = NULL;
+            (void)peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
+        }
         clear_migrating(vm);
         vo_vm_job_end(vm, false);
         return vo_task_fail(t, r, "host '%s' cannot take VM '%s': %s", m->to_name, name, error);
@@ -281,6 +290,13 @@ static int task_migrate(VoTask *t, void *userdata)
                                                      : VO_MIGRATE_DEFAULT_DOWNTIME_MS,
         .auto_converge = true,
     };
+    if (vo_task_cancelled(t)) { /* cancelled while the destination prepared */
+        _cleanup_free_ char *aerror = NULL;
+        (void)peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
+        clear_migrating(vm);
+        vo_vm_job_end(vm, false);
+        return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
+    }
     log_info("vm %s: migrating to host %s (%s)", name, m->to_name, uri_copy);
     r = d->driver->migrate_start(hv, uri_copy, &opts, &error);
     if (r < 0) {
@@ -292,11 +308,18 @@ static int task_migrate(VoTask *t, void *userdata)
     VoHvMigrationProgress p = { 0 };
     int64_t shown = 0, cancel_at = 0;
     bool cancelled = false;
+    int query_errors = 0;
     for (;;) {
         free(p.error);
+        p.error = NULL;
         r = d->driver->migrate_query(hv, &p);
+        if (r < 0 && ++query_errors < QUERY_TRIES) { /* it may have completed all the same */
+            (void)poll(NULL, 0, POLL_MS);
+            continue;
+        }
         if (r < 0)
             break;
+        query_errors = 0;
         if (p.status == VO_HV_MIGRATION_COMPLETED || p.status == VO_HV_MIGRATION_FAILED ||
             p.status == VO_HV_MIGRATION_CANCELLED)
             break;
@@ -320,7 +343,11 @@ static int task_migrate(VoTask *t, void *userdata)
         }
         (void)poll(NULL, 0, POLL_MS);
     }
-    if (r < 0 || p.status != VO_HV_MIGRATION_COMPLETED) {
+    /* A cancel that raced the completion is still honoured: the switch has
+     * not happened. */
+    if (r >= 0 && p.status == VO_HV_MIGRATION_COMPLETED && vo_task_cancelled(t))
+        cancelled = true;
+    if (r < 0 || p.status != VO_HV_MIGRATION_COMPLETED || cancelled) {
         _cleanup_free_ char *why = p.error ? vo_strdup(p.error)
                                    : r < 0 ? vo_strdup(strerror(-r))
                                            : vo_asprintf("the migration ended %s",
@@ -365,7 +392,15 @@ static int task_migrate(VoTask *t, void *userdata)
         verified = true;
     }
 
-    /* 4. The ownership switch, before the destination runs. */
+    /* 4. The ownership switch, before the destination runs. The last
+     * moment a cancel is honoured. */
+    if (vo_task_cancelled(t)) {
+        undo(d, m, hv, base_path);
+        clear_migrating(vm);
+        vo_vm_job_end(vm, true);
+        log_info("vm %s: migration to %s cancelled; the VM runs on here", name, m->to_name);
+        return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
+    }
     if (vo_migrate_fault("commit-early")) { /* test: the destination must not believe us */
         pthread_mutex_lock(&vm->lock);
         json_t *early = json_pack("{s:I, s:b}", "rev", (json_int_t)vm->rev, "resume", resume);
@@ -474,6 +509,14 @@ static int task_migrate(VoTask *t, void *userdata)
                                     "migration_time_ms", (json_int_t)fin.total_time_ms,
                                     "downtime_ms", (json_int_t)fin.downtime_ms, "bytes",
                                     (json_int_t)fin.transferred, "memory_verified", verified));
+    if (vo_task_cancelled(t)) /* too late: the VM had switched hosts already */
+        vo_task_set_result(t, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b, s:s}", "vm", vm_id,
+                                        "to", m->to_name, "total_time_ms", (json_int_t)total,
+                                        "migration_time_ms", (json_int_t)fin.total_time_ms,
+                                        "downtime_ms", (json_int_t)fin.downtime_ms, "bytes",
+                                        (json_int_t)fin.transferred, "memory_verified",
+                                        verified, "cancel", "too late: the VM had switched "
+                                        "hosts when the cancel came"));
     vo_task_set_details(t, 100, "done", progress_json("done", &fin, start));
     log_info("vm %s: migrated to host %s in %lld ms (downtime %llu ms)", name, m->to_name,
              (long long)total, (unsigned long long)fin.downtime_ms);
@@ -502,7 +545,11 @@ static json_t *host_record(VoDaemon *d, const char *host_id)
 static int check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
                         const char *target_name, char **ret_error)
 {
-    pthread_mutex_lock(&vm->job);
+    /* Not waited for on the HTTP thread: a VM busy with another task is
+     * refused (409). */
+    if (pthread_mutex_trylock(&vm->job) != 0)
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' is busy with another task: migrate "
+                            "it once that ends (vireo task list)", spec->name);
     VoHvInstance *hv = vm->hv;
     _cleanup_free_ char *layout = NULL, *lerror = NULL;
     if (hv && d->driver->layout(hv, &layout, &lerror) < 0)

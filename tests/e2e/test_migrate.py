@@ -303,13 +303,17 @@ def test_the_switch_keeps_one_running_copy(cluster, tmp_path):
     watcher finds the VM is its own and continues it)."""
     faults = tmp_path / "faults"
     faults.mkdir()
+    fake = tmp_path / "fake-faults"
+    fake.mkdir()
     os.environ["VIREO_TEST_MIGRATE_FAULT"] = str(faults)
     os.environ["VIREO_TEST_MIGRATE_IDLE_MS"] = "3000"
+    os.environ["VIREO_FAKE_FAULTS"] = str(fake)
     try:
         c = cluster(3, listen=False)
     finally:
         del os.environ["VIREO_TEST_MIGRATE_FAULT"]
         del os.environ["VIREO_TEST_MIGRATE_IDLE_MS"]
+        del os.environ["VIREO_FAKE_FAULTS"]
     form(c)
     h1, h2, h3 = c.hosts
     shared_pool(c)
@@ -335,6 +339,27 @@ def test_the_switch_keeps_one_running_copy(cluster, tmp_path):
     only_on(h1)
     h1.task_ok("POST", "/v1/vms/safe/pause")
     h1.task_ok("POST", "/v1/vms/safe/resume")
+
+    # A VM busy with another task: refused at once (409), not waited for.
+    (fake / "snapshot.hold").touch()
+    snap = h1.api("POST", "/v1/vms/safe/snapshots", {"name": "s1"}, expect=202)
+    wait_until(lambda: (fake / "snapshot.held").exists(), 30, what="the snapshot under way")
+    msg = error_of(h1, "POST", "/v1/vms/safe/migrate", {"to": "h2"}, 409)
+    assert "busy with another task" in msg, msg
+    (fake / "snapshot.hold").unlink()
+    assert h1.wait_task(snap["task"], timeout=60)["state"] == "succeeded"
+
+    # A cancel after the copy (while the RAM is compared) is still
+    # honoured: the switch had not happened.
+    (fake / "memory_digest.hold").touch()
+    doc = h1.api("POST", "/v1/vms/safe/migrate", {"to": "h2", "verify_memory": True},
+                 expect=202)
+    tid = doc["task"]["id"]
+    wait_until(lambda: (fake / "memory_digest.held").exists(), 30, what="the digest under way")
+    h1.api("POST", f"/v1/tasks/{tid}/cancel", expect=202)
+    (fake / "memory_digest.hold").unlink()
+    assert settled(h1, tid)["state"] == "cancelled"
+    only_on(h1)
 
     # No answer, applied: the source settles it from the store and goes on;
     # the VM runs at h2 only.
