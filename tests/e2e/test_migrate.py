@@ -89,8 +89,30 @@ def start_counter(h, name):
     h.wait_console(name, "tick-3", timeout=60)
 
 
-def test_idle_vm_migrates_with_memory_verified(cluster):
-    c = cluster(2, driver="qemu", listen=False)
+def ram_images(keep, h, vm_id):
+    """The RAM regions verify_memory saved on h (VIREO_TEST_MIGRATE_KEEP_RAM)."""
+    flat = os.path.join(h.run_dir, "vms", vm_id).replace("/", "_")
+    return sorted(f for f in os.listdir(keep) if f.startswith(flat + "."))
+
+
+def same_bytes(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def test_idle_vm_migrates_with_memory_verified(cluster, tmp_path):
+    keep = str(tmp_path / "ram")
+    os.makedirs(keep)
+    os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"] = keep  # test-only: both sides' pmemsave kept
+    try:
+        c = cluster(2, driver="qemu", listen=False)
+    finally:
+        del os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"]
     form(c)
     h1, h2 = c.hosts
     shared_pool(c)
@@ -112,6 +134,15 @@ def test_idle_vm_migrates_with_memory_verified(cluster):
     res = task["result"]
     assert res["memory_verified"] is True and res["to"] == "h2", res
     assert res["bytes"] > 0 and res["total_time_ms"] > 0, res
+    # Guest RAM compared by the test itself, byte for byte, not only by the
+    # product's digest: the same regions on both sides, equal.
+    vm_id = h2.vm("m1")["id"]
+    src, dst = ram_images(keep, h1, vm_id), ram_images(keep, h2, vm_id)
+    assert src and [x.rsplit(".", 2)[1] for x in src] == [x.rsplit(".", 2)[1] for x in dst], \
+        (src, dst)
+    for a, b in zip(src, dst):
+        assert os.path.getsize(os.path.join(keep, a)) >= 64 * MiB
+        assert same_bytes(os.path.join(keep, a), os.path.join(keep, b)), (a, b)
 
     # Runs on h2 now, seen so from both hosts; no QEMU left on h1.
     for h in (h1, h2):
