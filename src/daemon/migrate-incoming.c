@@ -50,6 +50,9 @@ static struct {
     pthread_cond_t changed;
     Incoming *list;
     bool watcher;
+    bool stopping;   /* vireod shuts down: the watcher ends */
+    bool joinable;   /* thread is a watcher not joined yet */
+    pthread_t thread;
 } in = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
 
 /* Migrations committed here (by the source's commit or by the watcher), the
@@ -267,7 +270,7 @@ static void *watcher_main(void *userdata)
 {
     VoDaemon *d = userdata;
     pthread_mutex_lock(&in.lock);
-    while (in.list) {
+    while (in.list && !in.stopping) {
         size_t n = 0;
         for (Incoming *x = in.list; x; x = x->next)
             n++;
@@ -300,7 +303,7 @@ static void *watcher_main(void *userdata)
         }
         free(mine);
         pthread_mutex_lock(&in.lock);
-        if (!in.list)
+        if (!in.list || in.stopping)
             break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -405,18 +408,25 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
     pthread_mutex_lock(&in.lock);
     x->next = in.list;
     in.list = x;
-    bool start_watcher = !in.watcher;
-    in.watcher = true;
+    bool start_watcher = !in.watcher && !in.stopping;
+    if (start_watcher)
+        in.watcher = true;
+    bool join_old = start_watcher && in.joinable; /* a watcher that ended */
+    pthread_t old = in.thread;
+    in.joinable = in.joinable && !join_old;
     pthread_mutex_unlock(&in.lock);
+    if (join_old)
+        pthread_join(old, NULL);
     if (start_watcher) {
         pthread_t th;
-        if (pthread_create(&th, NULL, watcher_main, d) == 0)
-            pthread_detach(th);
-        else {
-            pthread_mutex_lock(&in.lock);
+        int e = pthread_create(&th, NULL, watcher_main, d);
+        pthread_mutex_lock(&in.lock);
+        if (e == 0) {
+            in.thread = th;
+            in.joinable = true;
+        } else
             in.watcher = false;
-            pthread_mutex_unlock(&in.lock);
-        }
+        pthread_mutex_unlock(&in.lock);
     }
     log_info("incoming VM %s from host %s: waiting on %s (migration %s)", x->vm_name, source,
              uri, id);
@@ -521,4 +531,17 @@ int vo_migration_abort(VoDaemon *d, const char *id, char **ret_error)
     destroy(d, x);
     give_back(x, true);
     return 0;
+}
+
+void vo_migration_shutdown(void)
+{
+    pthread_mutex_lock(&in.lock);
+    in.stopping = true;
+    bool join = in.joinable;
+    pthread_t th = in.thread;
+    in.joinable = false;
+    pthread_cond_broadcast(&in.changed);
+    pthread_mutex_unlock(&in.lock);
+    if (join)
+        pthread_join(th, NULL);
 }

@@ -16,7 +16,10 @@ fake-driver cluster."""
 
 import os
 import re
+import shutil
 import time
+
+from cluster_harness import Pki
 
 from vireo_harness import BOOT_MARKER, wait_until
 
@@ -416,3 +419,18 @@ def test_the_switch_keeps_one_running_copy(cluster, tmp_path):
     assert hosts_of(h2, "safe") == ["h1"]
     h3.start()
     wait_until(lambda: hosts_of(h3, "safe") == ["h1"], 30, what="safe on h1 seen from h3")
+
+    # The peer routes answer a cluster member's certificate only, not any
+    # certificate the cluster CA signed.
+    pki = Pki.__new__(Pki)
+    pki.dir = str(tmp_path / "pki")
+    os.makedirs(pki.dir)
+    for f in ("ca.crt", "ca.key"):
+        shutil.copy(os.path.join(h1.state_dir, "cluster", f), pki.dir)
+    pki.ca_cert, pki.ca_key = (os.path.join(pki.dir, "ca.crt"), os.path.join(pki.dir, "ca.key"))
+    intruder = pki.host_cert("intruder", ["127.0.0.9"])
+    path = f"/v1/migrations/incoming/{vm_id}/commit"
+    status, doc = h2.https("POST", path, {"rev": 1}, via=h1, client=intruder)
+    assert status == 401 and "names no member" in doc["error"]["message"], (status, doc)
+    status, doc = h2.https("POST", path, {"rev": 1}, via=h1)
+    assert status == 404, (status, doc)
