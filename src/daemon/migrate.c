@@ -307,7 +307,7 @@ static int task_migrate(VoTask *t, void *userdata)
     }
     VoHvMigrationProgress p = { 0 };
     int64_t shown = 0, cancel_at = 0;
-    bool cancelled = false;
+    bool cancelled = false, unconfirmed = false;
     int query_errors = 0;
     for (;;) {
         free(p.error);
@@ -330,8 +330,10 @@ static int task_migrate(VoTask *t, void *userdata)
             if (d->driver->migrate_cancel(hv, &cerr) < 0)
                 log_warn("vm %s: migrate_cancel: %s", name, cerr);
         }
-        if (cancelled && vo_now_ms() - cancel_at > CANCEL_WAIT_MS)
-            break; /* QEMU did not say cancelled: undone all the same */
+        if (cancelled && vo_now_ms() - cancel_at > CANCEL_WAIT_MS) {
+            unconfirmed = true; /* no final status: not resumed over a cancel under way */
+            break;
+        }
         if (vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
             shown = vo_now_ms();
             int pct = p.total ? (int)(5 + 85 * (p.transferred > p.total ? p.total
@@ -353,6 +355,16 @@ static int task_migrate(VoTask *t, void *userdata)
                                            : vo_asprintf("the migration ended %s",
                                                          vo_hv_migration_status_to_string(p.status));
         free(p.error);
+        if (unconfirmed) {
+            _cleanup_free_ char *aerror = NULL;
+            (void)peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
+            clear_migrating(vm);
+            vo_vm_job_end(vm, true);
+            return vo_task_fail(t, -ETIMEDOUT, "cancelled, but QEMU did not confirm the "
+                                "cancel within %d s: VM '%s' stays here as QEMU has it (see "
+                                "vireo vm show; vireo vm resume if it is paused)",
+                                CANCEL_WAIT_MS / 1000, name);
+        }
         undo(d, m, hv, base_path);
         clear_migrating(vm);
         vo_vm_job_end(vm, true);
