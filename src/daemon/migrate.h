@@ -50,6 +50,9 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
 int vo_migration_digest(VoDaemon *d, const char *id, json_t **ret, char **ret_error);
 int vo_migration_commit(VoDaemon *d, const char *id, json_t *body, char **ret_error);
 int vo_migration_abort(VoDaemon *d, const char *id, char **ret_error);
+/* At vireod's shutdown, before the VM table goes: the incoming watcher
+ * thread ends and is joined (incoming QEMUs stay, like every VM's). */
+void vo_migration_shutdown(void);
 /* An incoming migration neither committed nor aborted this long after its
  * last sign of life (prepare, a running stream, a call) is aborted. */
 #define VO_MIGRATION_INCOMING_IDLE_MS 60000
