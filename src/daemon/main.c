@@ -18,6 +18,7 @@
 #include "daemon/daemon.h"
 #include "daemon/host-id.h"
 #include "daemon/hosts.h"
+#include "daemon/migrate.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
@@ -298,6 +299,7 @@ int main(int argc, char **argv)
     vo_pool_watch_stop();
     vo_cluster_place_stop(&d);
     vo_hosts_stop(&d);
+    vo_migration_shutdown();
     vo_tasks_free(d.tasks);
     vo_vms_release_all(&d);
     vo_networks_release_all(&d);

@@ -5,9 +5,13 @@
  * on taps of the same networks, listening on this host's cluster address;
  * digest hashes its RAM; commit (after the source's ownership transaction)
  * adopts it into the VM table and continues it; abort kills it and removes
- * what prepare made. An incoming VM that hears nothing for
- * VO_MIGRATION_INCOMING_IDLE_MS (its stream idle, no call) is aborted by
- * its watcher thread: a source that vanished leaves nothing behind. */
+ * what prepare made. Nothing runs here before a claim: the store must give
+ * the VM to this host (a linearizable read) and the VM's document is
+ * rewritten at a new revision, so the source can no longer take it back.
+ * An incoming VM that hears nothing for VO_MIGRATION_INCOMING_IDLE_MS (its
+ * stream idle, no call) is looked at by its watcher thread: continued here
+ * if the store says it is this host's (the switch happened, its source
+ * went silent), else aborted: a source that vanished leaves nothing. */
 #include "daemon/migrate.h"
 
 #include <arpa/inet.h>
@@ -21,9 +25,11 @@
 
 #include "conf/names.h"
 #include "daemon/images.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
+#include "state/vm-move-settle.h"
 #include "storage/qemu-img.h"
 #include "util/util.h"
 
@@ -40,6 +46,7 @@ struct Incoming {
     int64_t touched_ms; /* last sign of the source */
     bool busy;          /* a call is using it (the watcher leaves it be) */
     char **vol_pools, **vol_names; /* local disks coming: reserved here (strv) */
+    bool resume;        /* the VM ran at the source (continued here, else left paused) */
 };
 
 static struct {
@@ -47,13 +54,40 @@ static struct {
     pthread_cond_t changed;
     Incoming *list;
     bool watcher;
+    bool stopping;   /* vireod shuts down: the watcher ends */
+    bool joinable;   /* thread is a watcher not joined yet */
+    pthread_t thread;
 } in = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
+
+/* Migrations committed here (by the source's commit or by the watcher), the
+ * newest DONE_KEEP: a commit retried after one that was applied answers
+ * success again. Under in.lock. */
+#define DONE_KEEP 64
+static char done_ids[DONE_KEEP][37];
+static unsigned done_next;
+
+static void done_add_locked(const char *id)
+{
+    snprintf(done_ids[done_next++ % DONE_KEEP], sizeof(done_ids[0]), "%s", id);
+}
+
+static bool done_has(const char *id)
+{
+    if (!id || !*id)
+        return false;
+    pthread_mutex_lock(&in.lock);
+    bool found = false;
+    for (unsigned i = 0; i < DONE_KEEP && !found; i++)
+        found = !strcmp(done_ids[i], id);
+    pthread_mutex_unlock(&in.lock);
+    return found;
+}
 
 /* Caller holds in.lock. */
 static Incoming *find_locked(const char *id)
 {
     for (Incoming *x = in.list; x; x = x->next)
-        if (!strcmp(x->id, id) || !strcmp(x->vm_id, id))
+        if (!strcmp(x->id, id) || !strcmp(x->vm_id, id) || !strcmp(x->vm_name, id))
             return x;
     return NULL;
 }
@@ -205,36 +239,157 @@ static int make_disks(VoDaemon *d, Incoming *x, json_t *disks, VoVmSpec *spec,
     return 0;
 }
 
-/* Aborts incoming VMs the source forgot: no call and no stream for
- * VO_MIGRATION_INCOMING_IDLE_MS. One thread while any exists. */
+/* Claims the VM for this host before a QEMU of it runs here: the store
+ * must give it to this host (a linearizable read of vms/<id> in its own
+ * namespace), at revision expect_rev when > 0, and it is rewritten,
+ * unchanged, at a new revision (*ret_rev): a source that would take it
+ * back (compared at the move's revision) can no longer. -EAGAIN: the
+ * store cannot say now; -ENOENT: not this host's; -ESTALE: another
+ * revision. */
+static int claim(VoDaemon *d, const Incoming *x, int64_t expect_rev, int64_t *ret_rev,
+                 char **ret_error)
+{
+    _cleanup_free_ char *key = vo_asprintf("vms/%s", x->vm_id), *value = NULL;
+    int64_t rev = 0;
+    vo_store_stale_reset();
+    int r = vo_store_get(d->store, key, &value, &rev);
+    bool stale = vo_store_stale_read() != 0;
+    vo_store_stale_reset();
+    if (stale || (r < 0 && r != -ENOENT))
+        return vo_error_set(ret_error, -EAGAIN, "the store cannot say whether VM %s is this "
+                            "host's now: %s", x->vm_name, stale ? "no quorum" : strerror(-r));
+    if (r == -ENOENT)
+        return vo_error_set(ret_error, -ENOENT, "the store does not give VM %s to this host",
+                            x->vm_name);
+    if (expect_rev > 0 && rev != expect_rev)
+        return vo_error_set(ret_error, -ESTALE, "the store has VM %s here at revision %lld, "
+                            "not %lld", x->vm_name, (long long)rev, (long long)expect_rev);
+    r = vo_store_put(d->store, key, value, rev, ret_rev);
+    if (r == VO_STORE_EUNKNOWN || r == -EAGAIN)
+        return vo_error_set(ret_error, -EAGAIN, "claiming VM %s got no answer", x->vm_name);
+    if (r < 0)
+        return vo_error_set(ret_error, r == -ENOENT ? -ENOENT : -ESTALE, "VM %s changed while "
+                            "it was claimed: %s", x->vm_name, strerror(-r));
+    return 0;
+}
+
+/* Registers the claimed incoming VM (x, taken) and continues it when it ran
+ * at the source. Gives x back (done when adopted, else kept). */
+static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, char **ret_error)
+{
+    /* The ownership transaction moved the local volumes' documents here. */
+    for (size_t i = 0; x->vol_names && x->vol_names[i]; i++)
+        if (vo_volume_incoming_keep(d, x->vol_pools[i], x->vol_names[i]) < 0)
+            log_warn("incoming VM %s: volume %s/%s has no document here", x->vm_name,
+                     x->vol_pools[i], x->vol_names[i]);
+    vo_strv_free(TAKE_PTR(x->vol_pools));
+    vo_strv_free(TAKE_PTR(x->vol_names));
+    VoVm *vm = NULL;
+    VoHvInstance *hv = x->hv;
+    int r = vo_vm_adopt_incoming(d, vo_vm_spec_copy(x->spec), x->status, rev, hv, &vm,
+                                 ret_error);
+    if (r < 0) {
+        give_back(x, false);
+        return r;
+    }
+    x->hv = NULL; /* the VM's now */
+    _cleanup_free_ char *name = vo_strdup(x->vm_name);
+    pthread_mutex_lock(&in.lock);
+    done_add_locked(x->id);
+    pthread_mutex_unlock(&in.lock);
+    give_back(x, true);
+    pthread_mutex_lock(&vm->job);
+    _cleanup_free_ char *error = NULL;
+    r = d->driver->migrate_finish(hv, VO_HV_MIGRATION_DESTINATION, true, resume, &error);
+    pthread_mutex_lock(&vm->lock);
+    if (r >= 0) {
+        vm->info.paused = !resume;
+        vo_vm_set_state_reason(vm, resume ? VO_VM_RUNNING : VO_VM_PAUSED,
+                               resume ? NULL : VO_VM_REASON_USER);
+    } else {
+        log_error("vm %s: migrated here but cannot continue: %s", name, error);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    vo_vm_refresh_live(vm, hv);
+    vo_vm_job_end(vm, true);
+    vo_vm_unref(vm);
+    vo_networks_refresh_hosts(d);
+    log_info("vm %s: migrated here (%s)", name, resume ? "running" : "paused");
+    if (r < 0)
+        return vo_error_set(ret_error, r, "the VM is here but did not continue: %s", error);
+    return 0;
+}
+
+/* An incoming VM its source forgot (no call, no stream for the idle
+ * limit). The switch is the point of no return: if the store gives the VM
+ * to this host, it is claimed, adopted and continued here; if the store
+ * says it is not ours, it is aborted; if the store cannot say, it waits. */
+static void forgotten(VoDaemon *d, Incoming *x)
+{
+    _cleanup_free_ char *error = NULL;
+    int64_t rev = 0;
+    int r = claim(d, x, 0, &rev, &error);
+    if (r >= 0) {
+        log_warn("incoming VM %s (migration %s): its source went silent after the switch; "
+                 "continuing it here", x->vm_name, x->id);
+        _cleanup_free_ char *name = vo_strdup(x->vm_name);
+        if (adopt_continue(d, x, rev, x->resume, &error) < 0)
+            log_error("incoming VM %s: %s", name, error);
+        return;
+    }
+    if (r != -ENOENT) {
+        log_warn("incoming VM %s (migration %s): its source is silent and %s; kept paused",
+                 x->vm_name, x->id, error);
+        give_back(x, false);
+        return;
+    }
+    log_warn("incoming VM %s (migration %s): nothing from its source for %d s: aborted",
+             x->vm_name, x->id, vo_migrate_idle_ms() / 1000);
+    destroy(d, x);
+    give_back(x, true);
+}
+
+/* Watches incoming VMs: one thread while any exists. Each round takes the
+ * idle ones (busy, so no call frees them) and asks QEMU outside in.lock. */
 static void *watcher_main(void *userdata)
 {
     VoDaemon *d = userdata;
     pthread_mutex_lock(&in.lock);
-    while (in.list) {
-        int64_t now = vo_now_ms();
-        Incoming *stale = NULL;
-        for (Incoming *x = in.list; x && !stale; x = x->next) {
-            if (x->busy)
-                continue;
+    while (in.list && !in.stopping) {
+        size_t n = 0;
+        for (Incoming *x = in.list; x; x = x->next)
+            n++;
+        Incoming **mine = vo_malloc0(sizeof(*mine) * (n + 1));
+        size_t k = 0;
+        for (Incoming *x = in.list; x; x = x->next)
+            if (!x->busy) {
+                x->busy = true;
+                mine[k++] = x;
+            }
+        pthread_mutex_unlock(&in.lock);
+        for (size_t i = 0; i < k; i++) {
+            Incoming *x = mine[i];
             VoHvMigrationProgress p = { 0 };
-            if (x->hv && d->driver->migrate_query(x->hv, &p) >= 0 &&
-                (p.status == VO_HV_MIGRATION_ACTIVE || p.status == VO_HV_MIGRATION_SETUP))
-                x->touched_ms = now; /* the stream flows */
+            bool flows = x->hv && d->driver->migrate_query(x->hv, &p) >= 0 &&
+                         (p.status == VO_HV_MIGRATION_ACTIVE || p.status == VO_HV_MIGRATION_SETUP);
             free(p.error);
-            if (now - x->touched_ms > VO_MIGRATION_INCOMING_IDLE_MS)
-                stale = x;
-        }
-        if (stale) {
-            unlink_locked(stale);
-            pthread_mutex_unlock(&in.lock);
-            log_warn("incoming VM %s (migration %s): nothing from its source for %d s: aborted",
-                     stale->vm_name, stale->id, VO_MIGRATION_INCOMING_IDLE_MS / 1000);
-            destroy(d, stale);
-            incoming_free(stale);
             pthread_mutex_lock(&in.lock);
-            continue;
+            int64_t now = vo_now_ms();
+            if (flows)
+                x->touched_ms = now; /* the stream flows */
+            bool stale = now - x->touched_ms > vo_migrate_idle_ms();
+            if (!stale) {
+                x->busy = false;
+                pthread_cond_broadcast(&in.changed);
+            }
+            pthread_mutex_unlock(&in.lock);
+            if (stale)
+                forgotten(d, x);
         }
+        free(mine);
+        pthread_mutex_lock(&in.lock);
+        if (!in.list || in.stopping)
+            break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += WATCH_EVERY_MS / 1000;
@@ -285,12 +440,18 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
     int r = vo_vm_spec_from_json(json_object_get(doc, "spec"), &spec, ret_error);
     if (r < 0)
         return r;
+    /* What adopting checks after the switch is checked now (id and name):
+     * a refusal then would leave no runnable copy. An incoming record
+     * reserves both until it ends. */
     _cleanup_vm_ VoVm *here = vo_vms_find(d, spec->id);
+    if (!here)
+        here = vo_vms_find(d, spec->name);
     pthread_mutex_lock(&in.lock);
-    bool twice = find_locked(spec->id) || find_locked(id);
+    bool twice = find_locked(spec->id) || find_locked(spec->name) || find_locked(id);
     pthread_mutex_unlock(&in.lock);
     if (here || twice) {
-        r = vo_error_set(ret_error, -EEXIST, "VM '%s' (%s) is on this host already%s",
+        r = vo_error_set(ret_error, -EEXIST, "VM '%s' (%s), or one of its name, is on this "
+                         "host already%s",
                          spec->name, spec->id, twice ? " (an incoming migration)" : "");
         vo_vm_spec_free(spec);
         return r;
@@ -299,7 +460,7 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
     *x = (Incoming){ .id = vo_strdup(id), .vm_id = vo_strdup(spec->id),
                      .vm_name = vo_strdup(spec->name), .spec = spec,
                      .status = json_incref(json_object_get(doc, "status")),
-                     .touched_ms = vo_now_ms() };
+                     .touched_ms = vo_now_ms(), .resume = resume };
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, spec->id);
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, spec->id);
     _cleanup_free_ char *uri = NULL, *nbd_uri = NULL;
@@ -347,18 +508,25 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
     pthread_mutex_lock(&in.lock);
     x->next = in.list;
     in.list = x;
-    bool start_watcher = !in.watcher;
-    in.watcher = true;
+    bool start_watcher = !in.watcher && !in.stopping;
+    if (start_watcher)
+        in.watcher = true;
+    bool join_old = start_watcher && in.joinable; /* a watcher that ended */
+    pthread_t old = in.thread;
+    in.joinable = in.joinable && !join_old;
     pthread_mutex_unlock(&in.lock);
+    if (join_old)
+        pthread_join(old, NULL);
     if (start_watcher) {
         pthread_t th;
-        if (pthread_create(&th, NULL, watcher_main, d) == 0)
-            pthread_detach(th);
-        else {
-            pthread_mutex_lock(&in.lock);
+        int e = pthread_create(&th, NULL, watcher_main, d);
+        pthread_mutex_lock(&in.lock);
+        if (e == 0) {
+            in.thread = th;
+            in.joinable = true;
+        } else
             in.watcher = false;
-            pthread_mutex_unlock(&in.lock);
-        }
+        pthread_mutex_unlock(&in.lock);
     }
     log_info("incoming VM %s from host %s: waiting on %s (migration %s)", x->vm_name, source,
              uri, id);
@@ -435,52 +603,25 @@ int vo_migration_commit(VoDaemon *d, const char *id, json_t *body, char **ret_er
                                 &resume, "console_log_b64", &console) < 0)
         return vo_error_set(ret_error, -EINVAL, "bad commit: %s", jerr.text);
     Incoming *x = take(id);
+    if (!x && done_has(id))
+        return 0; /* committed already: a retry of a commit that was applied */
     if (!x)
         return vo_error_set(ret_error, -ENOENT, "no incoming migration %s", id);
     int r = wait_complete(d, x, ret_error);
+    /* The source's word is not enough: the store must give the VM to this
+     * host at the switch's revision (claimed before anything runs). */
+    int64_t claimed = 0;
+    if (r >= 0)
+        r = claim(d, x, rev, &claimed, ret_error);
+    if (r == -ENOENT || r == -ESTALE)
+        r = -EBUSY; /* 409: not this host's (at that revision) */
     if (r < 0) {
         give_back(x, false);
         return r;
     }
     if (console)
         write_console_log(d, x->vm_id, console);
-    /* The ownership transaction moved the volumes' documents here. */
-    for (size_t i = 0; x->vol_names && x->vol_names[i]; i++)
-        if (vo_volume_incoming_keep(d, x->vol_pools[i], x->vol_names[i]) < 0)
-            log_warn("incoming VM %s: volume %s/%s has no document here", x->vm_name,
-                     x->vol_pools[i], x->vol_names[i]);
-    vo_strv_free(TAKE_PTR(x->vol_pools));
-    vo_strv_free(TAKE_PTR(x->vol_names));
-    VoVm *vm = NULL;
-    VoHvInstance *hv = x->hv;
-    r = vo_vm_adopt_incoming(d, vo_vm_spec_copy(x->spec), x->status, rev, hv, &vm, ret_error);
-    if (r < 0) {
-        give_back(x, false);
-        return r;
-    }
-    x->hv = NULL; /* the VM's now */
-    _cleanup_free_ char *name = vo_strdup(x->vm_name);
-    give_back(x, true);
-    pthread_mutex_lock(&vm->job);
-    _cleanup_free_ char *error = NULL;
-    r = d->driver->migrate_finish(hv, VO_HV_MIGRATION_DESTINATION, true, resume, &error);
-    pthread_mutex_lock(&vm->lock);
-    if (r >= 0) {
-        vm->info.paused = !resume;
-        vo_vm_set_state_reason(vm, resume ? VO_VM_RUNNING : VO_VM_PAUSED,
-                               resume ? NULL : VO_VM_REASON_USER);
-    } else {
-        log_error("vm %s: migrated here but cannot continue: %s", name, error);
-    }
-    pthread_mutex_unlock(&vm->lock);
-    vo_vm_refresh_live(vm, hv);
-    vo_vm_job_end(vm, true);
-    vo_vm_unref(vm);
-    vo_networks_refresh_hosts(d);
-    log_info("vm %s: migrated here (%s)", name, resume ? "running" : "paused");
-    if (r < 0)
-        return vo_error_set(ret_error, r, "the VM is here but did not continue: %s", error);
-    return 0;
+    return adopt_continue(d, x, claimed, resume, ret_error);
 }
 
 int vo_migration_abort(VoDaemon *d, const char *id, char **ret_error)
@@ -502,4 +643,17 @@ int vo_migration_alive(VoDaemon *d, const char *id, char **ret_error)
         return vo_error_set(ret_error, -ENOENT, "no incoming migration %s", id);
     give_back(x, false); /* both touch it */
     return 0;
+}
+
+void vo_migration_shutdown(void)
+{
+    pthread_mutex_lock(&in.lock);
+    in.stopping = true;
+    bool join = in.joinable;
+    pthread_t th = in.thread;
+    in.joinable = false;
+    pthread_cond_broadcast(&in.changed);
+    pthread_mutex_unlock(&in.lock);
+    if (join)
+        pthread_join(th, NULL);
 }

@@ -18,10 +18,12 @@
 #include "conf/names.h"
 #include "cluster/migrate-compat.h"
 #include "daemon/cluster-view.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/migrate-target.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move.h"
+#include "state/vm-move-settle.h"
 #include "storage/volume-path.h"
 #include "util/util.h"
 
@@ -33,6 +35,8 @@
 #define PROGRESS_EVERY_MS 1000
 #define COMMIT_TRIES 5
 #define CANCEL_WAIT_MS 30000
+#define QUERY_TRIES 5 /* migrate_query errors in a row before the migration counts as failed */
+#define SETTLE_GIVE_UP_MS 120000 /* an unknown switch outcome: how long the store is asked */
 #define PENDING "(being queued)" /* vm->migration_task until the task has an id */
 #define CONSOLE_LOG_SENT (256 * 1024) /* the tail of the console log sent along */
 
@@ -136,8 +140,11 @@ static char *console_tail_b64(VoDaemon *d, VoVm *vm)
     FILE *f = fopen(path, "re");
     if (!f)
         return NULL;
-    (void)fseek(f, 0, SEEK_END);
-    long size = ftell(f);
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (size < 0) {
+        fclose(f);
+        return NULL;
+    }
     long from = size > CONSOLE_LOG_SENT ? size - CONSOLE_LOG_SENT : 0;
     (void)fseek(f, from, SEEK_SET);
     unsigned char *buf = vo_malloc0((size_t)(size - from) + 1);
@@ -272,6 +279,106 @@ static void moving_end(VoDaemon *d, MigrateTask *m, bool moved)
     }
 }
 
+/* The local volumes' moves of the switch: here -> the destination's pool
+ * (flattened as copied), or back (a take-back). */
+static VoVolumeMove *volume_moves(const MigrateTask *m, bool back)
+{
+    VoVolumeMove *v = vo_malloc0(sizeof(*v) * (m->n_disks + 1));
+    for (size_t i = 0; i < m->n_disks; i++) {
+        char *here = vo_asprintf("%s/%s", m->disks[i].pool, m->disks[i].name);
+        char *there = vo_asprintf("%s/%s", m->pool, m->disks[i].name);
+        v[i] = (VoVolumeMove){ .from = back ? there : here, .to = back ? here : there,
+                               .flatten = !back && m->disks[i].flatten };
+    }
+    return v;
+}
+
+static void volume_moves_free(VoVolumeMove *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((char *)v[i].from);
+        free((char *)v[i].to);
+    }
+    free(v);
+}
+
+/* An error of the ownership transaction after which it may still have
+ * been applied: every one but a refusal (a compare failed, too big, the
+ * destination offline) and -EAGAIN (the store was not reached: nothing
+ * changed). */
+static bool switch_outcome_unknown(int r)
+{
+    return r != -ESTALE && r != -ENOENT && r != -EEXIST && r != -E2BIG && r != -EHOSTDOWN &&
+           r != -EAGAIN;
+}
+
+/* The switch's outcome was unknown: settled by the store (vm-move-settle.h).
+ * 0 with *new_rev: the VM moved, go on. A negative errno other than
+ * -ETIMEDOUT / -EIO: proven not moved (fenced; vm->rev follows the fence),
+ * so the source may run on. -ETIMEDOUT / -EIO: still unknown. */
+static int settle_switch(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
+                         const char *vm_id, int64_t rev, int64_t *new_rev, char **error)
+{
+    log_warn("vm %s: the switch to host %s has an unknown outcome (%s): asking the store",
+             name, m->to_name, *error);
+    vo_task_set_details(t, 93, "settling the ownership switch",
+                        json_pack("{s:s, s:s}", "phase", "switchover", "to", m->to_name));
+    int64_t src_rev = 0;
+    _cleanup_free_ char *serr = NULL;
+    int s = vo_vm_move_settle(d->cluster_store, vm_id, d->host_id, m->to_id, rev,
+                              SETTLE_GIVE_UP_MS, new_rev, &src_rev, &serr);
+    free(*error);
+    *error = NULL;
+    if (s == 1) {
+        log_info("vm %s: the switch to host %s was applied", name, m->to_name);
+        return 0;
+    }
+    if (s == 0) {
+        pthread_mutex_lock(&vm->lock);
+        vm->rev = src_rev;
+        pthread_mutex_unlock(&vm->lock);
+        return vo_error_set(error, -EAGAIN, "the ownership transaction got no answer and was "
+                            "not applied");
+    }
+    *error = TAKE_PTR(serr);
+    return s;
+}
+
+/* The destination did not confirm its commit: the VM's documents are moved
+ * back (compared at new_rev: only while the destination has not claimed
+ * them; migrate-incoming.c claims with a write before it continues the
+ * guest). 0: back here (vm->rev follows); 1: the destination claimed them,
+ * the source must end; negative: unknown, neither side may run it here. */
+static int take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
+                     const char *vm_id, int64_t new_rev, char **error)
+{
+    _cleanup_free_ char *berr = NULL;
+    int64_t back_rev = 0, fenced = 0;
+    VoVolumeMove *back = volume_moves(m, true); /* local volumes come back too */
+    int r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
+                                   back, m->n_disks, &back_rev, &berr);
+    volume_moves_free(back, m->n_disks);
+    if (r == -ESTALE || r == -ENOENT)
+        return 1;
+    if (r < 0 && switch_outcome_unknown(r)) {
+        int s = vo_vm_move_settle(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
+                                  SETTLE_GIVE_UP_MS, &back_rev, &fenced, &berr);
+        if (s == 0)
+            return 1; /* fenced at the destination: it is the destination's */
+        r = s == 1 ? 0 : s;
+    }
+    if (r < 0) {
+        log_warn("vm %s: taking it back from host %s failed: %s", name, m->to_name, berr);
+        return r;
+    }
+    pthread_mutex_lock(&vm->lock);
+    vm->rev = back_rev;
+    vm->migrated_away = false;
+    pthread_mutex_unlock(&vm->lock);
+    (void)error;
+    return 0;
+}
+
 static int task_migrate(VoTask *t, void *userdata)
 {
     MigrateTask *m = userdata;
@@ -334,6 +441,11 @@ static int task_migrate(VoTask *t, void *userdata)
     }
     if (r < 0) {
         json_decref(answer);
+        /* No answer (a timeout, a 5xx): it may have prepared all the same. */
+        if (r != -EINVAL && r != -EBUSY && r != -ENOENT && r != -EEXIST) {
+            _cleanup_free_ char *aerror = NULL;
+            (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
+        }
         clear_migrating(vm);
         vo_vm_job_end(vm, false);
         return vo_task_fail(t, r, "host '%s' cannot take VM '%s': %s", m->to_name, name, error);
@@ -378,6 +490,13 @@ static int task_migrate(VoTask *t, void *userdata)
     };
     VoHvMigrationTls tls;
     opts.tls = vo_migration_tls(d, &tls); /* between hosts: mutual TLS */
+    if (vo_task_cancelled(t)) { /* cancelled while the destination prepared */
+        _cleanup_free_ char *aerror = NULL;
+        (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
+        clear_migrating(vm);
+        vo_vm_job_end(vm, false);
+        return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
+    }
     log_info("vm %s: migrating to host %s (%s)", name, m->to_name, uri_copy);
     r = d->driver->migrate_start(hv, uri_copy, &opts, &error);
     if (r < 0) {
@@ -388,12 +507,19 @@ static int task_migrate(VoTask *t, void *userdata)
     }
     VoHvMigrationProgress p = { 0 };
     int64_t shown = 0, cancel_at = 0;
-    bool cancelled = false;
+    bool cancelled = false, unconfirmed = false;
+    int query_errors = 0;
     for (;;) {
         free(p.error);
+        p.error = NULL;
         r = d->driver->migrate_query(hv, &p);
+        if (r < 0 && ++query_errors < QUERY_TRIES) { /* it may have completed all the same */
+            (void)poll(NULL, 0, POLL_MS);
+            continue;
+        }
         if (r < 0)
             break;
+        query_errors = 0;
         if (p.status == VO_HV_MIGRATION_COMPLETED || p.status == VO_HV_MIGRATION_FAILED ||
             p.status == VO_HV_MIGRATION_CANCELLED)
             break;
@@ -404,8 +530,10 @@ static int task_migrate(VoTask *t, void *userdata)
             if (d->driver->migrate_cancel(hv, &cerr) < 0)
                 log_warn("vm %s: migrate_cancel: %s", name, cerr);
         }
-        if (cancelled && vo_now_ms() - cancel_at > CANCEL_WAIT_MS)
-            break; /* QEMU did not say cancelled: undone all the same */
+        if (cancelled && vo_now_ms() - cancel_at > CANCEL_WAIT_MS) {
+            unconfirmed = true; /* no final status: not resumed over a cancel under way */
+            break;
+        }
         if (vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
             shown = vo_now_ms();
             int pct = p.total ? (int)(5 + 85 * (p.transferred > p.total ? p.total
@@ -417,12 +545,26 @@ static int task_migrate(VoTask *t, void *userdata)
         }
         (void)poll(NULL, 0, POLL_MS);
     }
-    if (r < 0 || p.status != VO_HV_MIGRATION_COMPLETED) {
+    /* A cancel that raced the completion is still honoured: the switch has
+     * not happened. */
+    if (r >= 0 && p.status == VO_HV_MIGRATION_COMPLETED && vo_task_cancelled(t))
+        cancelled = true;
+    if (r < 0 || p.status != VO_HV_MIGRATION_COMPLETED || cancelled) {
         _cleanup_free_ char *why = p.error ? vo_strdup(p.error)
                                    : r < 0 ? vo_strdup(strerror(-r))
                                            : vo_asprintf("the migration ended %s",
                                                          vo_hv_migration_status_to_string(p.status));
         free(p.error);
+        if (unconfirmed) {
+            _cleanup_free_ char *aerror = NULL;
+            (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
+            clear_migrating(vm);
+            vo_vm_job_end(vm, true);
+            return vo_task_fail(t, -ETIMEDOUT, "cancelled, but QEMU did not confirm the "
+                                "cancel within %d s: VM '%s' stays here as QEMU has it (see "
+                                "vireo vm show; vireo vm resume if it is paused)",
+                                CANCEL_WAIT_MS / 1000, name);
+        }
         undo(d, m, hv, base_path);
         clear_migrating(vm);
         vo_vm_job_end(vm, true);
@@ -462,30 +604,69 @@ static int task_migrate(VoTask *t, void *userdata)
         verified = true;
     }
 
-    /* 4. The ownership switch, before the destination runs. */
+    /* 4. The ownership switch, before the destination runs. The last
+     * moment a cancel is honoured. */
+    if (vo_task_cancelled(t)) {
+        undo(d, m, hv, base_path);
+        clear_migrating(vm);
+        vo_vm_job_end(vm, true);
+        log_info("vm %s: migration to %s cancelled; the VM runs on here", name, m->to_name);
+        return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
+    }
+    if (vo_migrate_fault("commit-early")) { /* test: the destination must not believe us */
+        pthread_mutex_lock(&vm->lock);
+        json_t *early = json_pack("{s:I, s:b}", "rev", (json_int_t)vm->rev, "resume", resume);
+        pthread_mutex_unlock(&vm->lock);
+        _cleanup_free_ char *eerr = NULL;
+        int e = vo_migrate_peer_call(d, m->to_url, "POST", commit_path, early, NULL, &eerr);
+        json_decref(early);
+        if (e >= 0) {
+            clear_migrating(vm);
+            pthread_mutex_unlock(&vm->job);
+            return vo_task_fail(t, -EIO, "test fault: the destination took a commit before "
+                                "the switch");
+        }
+        log_info("vm %s: test fault: an early commit was refused: %s", name, eerr);
+    }
     pthread_mutex_lock(&vm->lock);
     int64_t rev = vm->rev;
     vm->migrated_away = true; /* no write of its documents from here on */
     pthread_mutex_unlock(&vm->lock);
     int64_t new_rev = 0;
-    VoVolumeMove *vols = vo_malloc0(sizeof(*vols) * (m->n_disks + 1));
+    VoVolumeMove *vols = volume_moves(m, false);
     r = 0;
-    for (size_t i = 0; i < m->n_disks; i++) {
-        char *from = vo_asprintf("%s/%s", m->disks[i].pool, m->disks[i].name);
-        vols[i] = (VoVolumeMove){ .from = from,
-                                  .to = vo_asprintf("%s/%s", m->pool, m->disks[i].name),
-                                  .flatten = m->disks[i].flatten };
+    for (size_t i = 0; i < m->n_disks; i++)
         if (r >= 0)
-            r = vo_volume_moving_begin(d, from, &error);
-    }
-    if (r >= 0)
+            r = vo_volume_moving_begin(d, vols[i].from, &error);
+    if (r < 0) {
+        /* an intent could not be recorded: no switch */
+    } else if (vo_migrate_fault("txn-lost")) { /* test: the txn never reached etcd */
+        r = vo_error_set(&error, VO_STORE_EUNKNOWN, "test fault: no answer to the transaction");
+    } else {
         r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, d->host_id, m->to_id, rev, vols,
                                    m->n_disks, &new_rev, &error);
-    for (size_t i = 0; i < m->n_disks; i++) {
-        free((char *)vols[i].from);
-        free((char *)vols[i].to);
+        if (r >= 0 && vo_migrate_fault("txn-unknown")) /* test: applied, answer lost */
+            r = vo_error_set(&error, VO_STORE_EUNKNOWN, "test fault: the answer was lost");
     }
-    free(vols);
+    volume_moves_free(vols, m->n_disks);
+    if (r < 0 && switch_outcome_unknown(r)) {
+        r = settle_switch(t, d, m, vm, name, vm_id, rev, &new_rev, &error);
+        if (r == -ETIMEDOUT || r == -EIO) {
+            /* Whether the VM is the destination's is unknown: neither side
+             * runs it (the destination's watcher continues it if the store
+             * says it is its own). The moving volumes' intents stay: the
+             * start-up sweep removes their files if their documents left. */
+            log_error("vm %s: %s; the source stays paused", name, error);
+            clear_migrating(vm);
+            pthread_mutex_unlock(&vm->job);
+            return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' has an unknown "
+                                "outcome: %s; the source QEMU stays paused (never resumed "
+                                "while the VM may be the destination's)", name, m->to_name,
+                                error);
+        }
+    }
+    if (r >= 0 && vo_migrate_fault("exit-after-txn")) /* test: the source dies here */
+        _exit(70);
     if (r < 0)
         moving_end(d, m, false);
     if (r < 0) {
@@ -508,20 +689,35 @@ static int task_migrate(VoTask *t, void *userdata)
     for (int i = 0; i < COMMIT_TRIES; i++) {
         free(error);
         error = NULL;
+        /* A commit is idempotent: a retry of one that was applied answers 200. */
         r = vo_migrate_peer_call(d, m->to_url, "POST", commit_path, commit, NULL, &error);
-        if (r >= 0 || r == -ENOENT || r == -EINVAL || r == -EBUSY)
-            break; /* done, or refused for good */
+        if (r >= 0 || r == -EINVAL)
+            break; /* done, or a request it cannot read */
         (void)poll(NULL, 0, 1000);
     }
     json_decref(commit);
     if (r < 0) {
-        log_error("vm %s: its documents are host %s's now, but the destination did not "
-                  "commit: %s; the source stays paused", name, m->to_name, error);
-        clear_migrating(vm);
-        pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, r, "VM '%s' now belongs to host '%s' but its destination "
-                            "did not take it over: %s; the source QEMU stays paused (never "
-                            "resumed: two copies must not run)", name, m->to_name, error);
+        int b = take_back(d, m, vm, name, vm_id, new_rev, &error);
+        if (b == 0) { /* the documents are here again: the source runs on */
+            moving_end(d, m, false); /* the volumes' files stay here */
+            undo(d, m, hv, base_path);
+            clear_migrating(vm);
+            vo_vm_job_end(vm, true);
+            return vo_task_fail(t, -EIO, "host '%s' did not take VM '%s' over (%s); the VM "
+                                "was given back and runs on here", m->to_name, name, error);
+        }
+        if (b < 0) {
+            log_error("vm %s: the destination did not commit and the VM could not be taken "
+                      "back: %s; the source stays paused", name, error);
+            clear_migrating(vm);
+            pthread_mutex_unlock(&vm->job);
+            return vo_task_fail(t, b, "VM '%s' now belongs to host '%s' but its destination "
+                                "did not take it over: %s; the source QEMU stays paused "
+                                "(never resumed: two copies must not run)", name, m->to_name,
+                                error);
+        }
+        /* b == 1: the destination claimed it (its watcher continues it). */
+        log_info("vm %s: host %s claimed the VM itself", name, m->to_name);
     }
     VoHvMigrationProgress fin = { 0 };
     (void)d->driver->migrate_query(hv, &fin);
@@ -545,6 +741,9 @@ static int task_migrate(VoTask *t, void *userdata)
             json_array_append_new(moved, json_sprintf("%s/%s", m->pool, m->disks[i].name));
         json_object_set_new(result, "volumes", moved);
     }
+    if (vo_task_cancelled(t)) /* too late: the VM had switched hosts already */
+        json_object_set_new(result, "cancel", json_string("too late: the VM had switched "
+                                                          "hosts when the cancel came"));
     vo_task_set_result(t, result);
     vo_task_set_details(t, 100, "done", progress_json("done", &fin, start));
     log_info("vm %s: migrated to host %s in %lld ms (downtime %llu ms)", name, m->to_name,
@@ -574,7 +773,11 @@ static json_t *host_record(VoDaemon *d, const char *host_id)
 int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
                             const char *target_name, char **ret_error)
 {
-    pthread_mutex_lock(&vm->job);
+    /* Not waited for on the HTTP thread: a VM busy with another task is
+     * refused (409). */
+    if (pthread_mutex_trylock(&vm->job) != 0)
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' is busy with another task: migrate "
+                            "it once that ends (vireo task list)", spec->name);
     VoHvInstance *hv = vm->hv;
     _cleanup_free_ char *layout = NULL, *lerror = NULL;
     if (hv && d->driver->layout(hv, &layout, &lerror) < 0)

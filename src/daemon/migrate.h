@@ -52,6 +52,9 @@ int vo_migration_commit(VoDaemon *d, const char *id, json_t *body, char **ret_er
 int vo_migration_abort(VoDaemon *d, const char *id, char **ret_error);
 /* The source is still there (its disk phase: no memory stream yet). */
 int vo_migration_alive(VoDaemon *d, const char *id, char **ret_error);
+/* At vireod's shutdown, before the VM table goes: the incoming watcher
+ * thread ends and is joined (incoming QEMUs stay, like every VM's). */
+void vo_migration_shutdown(void);
 /* An incoming migration neither committed nor aborted this long after its
  * last sign of life (prepare, a running stream, a call) is aborted. */
 #define VO_MIGRATION_INCOMING_IDLE_MS 60000

@@ -577,11 +577,14 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     vm->exit_reason = vm->stop_requested && !clean ? vo_asprintf("forced off by vireo (%s)", reason)
                                                    : TAKE_PTR(reason);
     bool stopped = vm->stop_requested || clean || vm->migrated_away;
-    if (vm->migrated_away) /* it runs on the destination now */
-        log_info("vm %s: the source QEMU ended after the migration", vm->spec->name);
-    else if (!stopped)
+    if (vm->migrated_away) { /* it runs on the destination now: not "stopped" */
+        log_info("vm %s: the source QEMU ended: the VM was migrated to %s%s", vm->spec->name,
+                 vm->migration_to ? "host " : "its new host", vm->migration_to ?: "");
+        pthread_cond_broadcast(&vm->changed);
+    } else if (!stopped)
         log_warn("vm %s crashed: %s", vm->spec->name, vm->exit_reason);
-    vo_vm_set_state(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED);
+    if (!vm->migrated_away)
+        vo_vm_set_state(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED);
     _cleanup_free_ char *run_dir = vo_vm_run_dir(vm->d, vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
 

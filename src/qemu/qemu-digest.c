@@ -3,7 +3,10 @@
  * paused: the source after completion, the destination started with -S).
  * pmemsave writes the boot memory (guest-physical 0 up to the base memory
  * size) and then each virtio-mem region (its whole range) to one file in
- * the VM's run dir, which is hashed and removed. Kept apart from
+ * the VM's run dir, which is hashed and removed (test-only: with
+ * VIREO_TEST_MIGRATE_KEEP_RAM=DIR each region's file is kept as
+ * DIR/<the run dir, '/' as '_'>.<n>.ram, for a test to compare both sides
+ * itself; docs/internals.md, "Test-only hooks"). Kept apart from
  * qemu-migrate.c so the migration ops and this check change independently. */
 #include "qemu/qemu-digest.h"
 
@@ -18,7 +21,7 @@
 /* Appends size bytes of guest memory at addr to out (pmemsave to a scratch
  * file, then copied: pmemsave truncates its file). */
 static int save_region(VoHvInstance *vm, const char *scratch, uint64_t addr, uint64_t size,
-                       EVP_MD_CTX *ctx, char **ret_error)
+                       unsigned index, EVP_MD_CTX *ctx, char **ret_error)
 {
     json_t *args = json_pack("{s:I, s:I, s:s}", "val", (json_int_t)addr, "size",
                              (json_int_t)size, "filename", scratch);
@@ -36,6 +39,17 @@ static int save_region(VoHvInstance *vm, const char *scratch, uint64_t addr, uin
         total += n;
     }
     fclose(f);
+    const char *keep = getenv("VIREO_TEST_MIGRATE_KEEP_RAM");
+    if (keep && *keep) {
+        _cleanup_free_ char *flat = vo_strdup(vm->run_dir);
+        for (char *c = flat; *c; c++)
+            if (*c == '/')
+                *c = '_';
+        _cleanup_free_ char *kept = vo_asprintf("%s/%s.%u.ram", keep, flat, index);
+        if (rename(scratch, kept) < 0)
+            return vo_error_set(ret_error, -errno, "cannot keep %s as %s: %s", scratch, kept,
+                                strerror(errno));
+    }
     (void)unlink(scratch);
     if (total != size)
         return vo_error_set(ret_error, -EIO, "pmemsave wrote %zu of %llu bytes", total,
@@ -58,10 +72,11 @@ int vo_qemu_memory_digest(VoHvInstance *vm, char ret[65], char **ret_error)
     if (r >= 0 && !base)
         r = vo_error_set(ret_error, -EPROTO, "QEMU reports no base memory");
     if (r >= 0)
-        r = save_region(vm, scratch, 0, base, ctx, ret_error);
+        r = save_region(vm, scratch, 0, base, 0, ctx, ret_error);
     if (r >= 0)
         r = vo_qemu_command(vm, "query-memory-devices", NULL, &devices, ret_error);
     size_t i;
+    unsigned regions = 1;
     json_t *dev;
     json_array_foreach(devices, i, dev) {
         if (r < 0)
@@ -72,7 +87,7 @@ int vo_qemu_memory_digest(VoHvInstance *vm, char ret[65], char **ret_error)
         uint64_t addr = (uint64_t)json_integer_value(json_object_get(data, "memaddr"));
         uint64_t size = (uint64_t)json_integer_value(json_object_get(data, "max-size"));
         if (size)
-            r = save_region(vm, scratch, addr, size, ctx, ret_error);
+            r = save_region(vm, scratch, addr, size, regions++, ctx, ret_error);
     }
     pthread_mutex_unlock(&vm->qmp_lock);
     (void)unlink(scratch);

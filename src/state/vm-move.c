@@ -162,16 +162,11 @@ static char *volume_renamed(const char *value, const char *to, bool flatten)
     return text;
 }
 
-int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
-                   int64_t vm_rev, int64_t *ret_rev, char **ret_error)
-{
-    return vo_vm_move_volumes_txn(raw, vm_id, src_host, dst_host, vm_rev, NULL, 0, ret_rev,
-                                  ret_error);
-}
-
-int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host,
-                           const char *dst_host, int64_t vm_rev, const VoVolumeMove *vols,
-                           size_t n_vols, int64_t *ret_rev, char **ret_error)
+/* One attempt; *ret_host_changed when only the destination's live record
+ * (rewritten every few seconds) failed its compare. */
+static int move_once(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
+                     int64_t vm_rev, const VoVolumeMove *vols, size_t n_vols, int64_t *ret_rev,
+                     bool *ret_host_changed, char **ret_error)
 {
     Docs volumes = { .vm_id = vm_id };
     Docs own = { .vm_id = vm_id }, shared = { .vm_id = vm_id };
@@ -181,7 +176,8 @@ int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host
     _cleanup_free_ char *dst_vm_key = vo_asprintf("%svms/%s", dst, vm_id);
     _cleanup_free_ char *value = NULL, *uses = NULL, *snaps = NULL, *current = NULL;
     _cleanup_free_ char *base = NULL, *claim = NULL;
-    int64_t rev = 0;
+    _cleanup_free_ char *live_key = vo_asprintf("cluster/hosts/%s", dst_host);
+    int64_t rev = 0, live_rev = 0;
     VoStoreCompare *cmps = NULL;
     VoStoreOp *ops = NULL;
     char **texts = NULL;
@@ -198,6 +194,19 @@ int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host
         goto out;
     }
     docs_add(&own, vm_key, value, rev);
+    /* A destination that died since it prepared is not given the VM: its
+     * live record (on its lease) must be there, unchanged, at the commit. */
+    {
+        _cleanup_free_ char *live = NULL;
+        r = vo_store_get(raw, live_key, &live, &live_rev);
+        if (r == -ENOENT) {
+            r = vo_error_set(ret_error, -EHOSTDOWN, "host %s is not online (its live record "
+                             "%s is gone)", dst_host, live_key);
+            goto out;
+        }
+        if (r < 0)
+            goto read_failed;
+    }
     uses = vo_asprintf("%suses/", src);
     snaps = vo_asprintf("%ssnapshots/%s/", src, vm_id);
     current = vo_asprintf("%ssnapshot-current/%s", src, vm_id);
@@ -242,7 +251,7 @@ int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host
         (r = vo_store_list(raw, "cluster/ipam/", collect_ipam, &shared)) < 0)
         goto read_failed;
 
-    size_t n_total_cmps = own.n + shared.n + 1 + 2 * n_vols;
+    size_t n_total_cmps = own.n + shared.n + 2 + 2 * n_vols;
     size_t n_total_ops = 2 * own.n + shared.n + 2 * n_vols;
     if (n_total_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_total_ops > VO_STORE_ETCD_MAX_TXN_OPS) {
         r = vo_error_set(ret_error, -E2BIG, "the VM has %zu documents to move, more than one "
@@ -254,6 +263,7 @@ int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host
     ops = vo_malloc0(sizeof(*ops) * n_total_ops);
     texts = vo_malloc0(sizeof(char *) * (2 * own.n + shared.n + 2 * n_vols + 1));
     cmps[n_cmps++] = (VoStoreCompare){ .key = dst_vm_key, .expected_rev = VO_REV_NEW };
+    cmps[n_cmps++] = (VoStoreCompare){ .key = live_key, .expected_rev = live_rev };
     for (size_t i = 0; i < own.n; i++) {
         char *moved = moved_key(dst, own.docs[i].key + strlen(src), vols, n_vols);
         texts[n_texts++] = moved;
@@ -293,7 +303,13 @@ int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host
     }
     size_t failed = 0;
     r = vo_store_txn(raw, cmps, n_cmps, ops, n_ops, ret_rev, &failed);
-    if (r == -EEXIST && failed > 0 && failed < n_cmps)
+    if ((r == -ESTALE || r == -ENOENT) && failed == 1) {
+        *ret_host_changed = r == -ESTALE; /* rewritten: try again */
+        if (r == -ENOENT)
+            r = -EHOSTDOWN;
+        vo_error_set(ret_error, r, "host %s %s during the switch", dst_host,
+                     r == -ESTALE ? "renewed its live record" : "went offline");
+    } else if (r == -EEXIST && failed > 0 && failed < n_cmps)
         vo_error_set(ret_error, r, "the destination already has %s", cmps[failed].key);
     else if (r == -EEXIST)
         vo_error_set(ret_error, r, "the destination already has a document of VM %s", vm_id);
@@ -315,4 +331,28 @@ out:
     docs_clear(&shared);
     docs_clear(&volumes);
     return r;
+}
+
+int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
+                   int64_t vm_rev, int64_t *ret_rev, char **ret_error)
+{
+    return vo_vm_move_volumes_txn(raw, vm_id, src_host, dst_host, vm_rev, NULL, 0, ret_rev,
+                                  ret_error);
+}
+
+int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host,
+                           const char *dst_host, int64_t vm_rev, const VoVolumeMove *vols,
+                           size_t n_vols, int64_t *ret_rev, char **ret_error)
+{
+    for (int i = 0;; i++) {
+        bool host_changed = false;
+        int r = move_once(raw, vm_id, src_host, dst_host, vm_rev, vols, n_vols, ret_rev,
+                          &host_changed, ret_error);
+        if (r >= 0 || !host_changed || i >= 4)
+            return r;
+        if (ret_error) {
+            free(*ret_error);
+            *ret_error = NULL;
+        }
+    }
 }

@@ -22,7 +22,9 @@
  * nothing changes. 0 and *ret_rev (the new revision: the VM document's on
  * the destination); -ESTALE / -ENOENT (the VM document is not at vm_rev, or
  * another changed meanwhile), -EEXIST (the destination has the VM
- * already), -E2BIG (more than a transaction holds), or the store's error;
+ * already), -EHOSTDOWN (the destination's live record cluster/hosts/<dst>
+ * is gone: it died; the record is compared too, so a destination that
+ * dies before the commit is never given the VM), -E2BIG (more than a transaction holds), or the store's error;
  * *ret_error says which. */
 int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
                    int64_t vm_rev, int64_t *ret_rev, char **ret_error);

@@ -18,7 +18,10 @@ real guests: test_migrate_local.py."""
 
 import os
 import re
+import shutil
 import time
+
+from cluster_harness import Pki
 
 from vireo_harness import BOOT_MARKER, wait_until
 
@@ -91,8 +94,30 @@ def start_counter(h, name):
     h.wait_console(name, "tick-3", timeout=60)
 
 
-def test_idle_vm_migrates_with_memory_verified(cluster):
-    c = cluster(2, driver="qemu", listen=False)
+def ram_images(keep, h, vm_id):
+    """The RAM regions verify_memory saved on h (VIREO_TEST_MIGRATE_KEEP_RAM)."""
+    flat = os.path.join(h.run_dir, "vms", vm_id).replace("/", "_")
+    return sorted(f for f in os.listdir(keep) if f.startswith(flat + "."))
+
+
+def same_bytes(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def test_idle_vm_migrates_with_memory_verified(cluster, tmp_path):
+    keep = str(tmp_path / "ram")
+    os.makedirs(keep)
+    os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"] = keep  # test-only: both sides' pmemsave kept
+    try:
+        c = cluster(2, driver="qemu", listen=False)
+    finally:
+        del os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"]
     form(c)
     h1, h2 = c.hosts
     shared_pool(c)
@@ -114,6 +139,15 @@ def test_idle_vm_migrates_with_memory_verified(cluster):
     res = task["result"]
     assert res["memory_verified"] is True and res["to"] == "h2", res
     assert res["bytes"] > 0 and res["total_time_ms"] > 0, res
+    # Guest RAM compared by the test itself, byte for byte, not only by the
+    # product's digest: the same regions on both sides, equal.
+    vm_id = h2.vm("m1")["id"]
+    src, dst = ram_images(keep, h1, vm_id), ram_images(keep, h2, vm_id)
+    assert src and [x.rsplit(".", 2)[1] for x in src] == [x.rsplit(".", 2)[1] for x in dst], \
+        (src, dst)
+    for a, b in zip(src, dst):
+        assert os.path.getsize(os.path.join(keep, a)) >= 64 * MiB
+        assert same_bytes(os.path.join(keep, a), os.path.join(keep, b)), (a, b)
 
     # Runs on h2 now, seen so from both hosts; no QEMU left on h1.
     for h in (h1, h2):
@@ -337,3 +371,118 @@ def test_busy_migration_cancel_and_a_destination_that_dies(cluster):
     wait_until(lambda: max(ticks(h2.console_log("busy"))) >= before + 2, 60,
                what="the counter goes on after the destination died")
     assert hosts_of(h1, "busy") == ["h2"]
+
+
+def settled(h, tid, timeout=120):
+    return wait_until(lambda: (lambda t: t if t["state"] in ("succeeded", "failed", "cancelled")
+                               else None)(h.api("GET", f"/v1/tasks/{tid}")), timeout,
+                      what=f"task {tid}")
+
+
+def test_the_switch_keeps_one_running_copy(cluster, tmp_path):
+    """Fake driver, three hosts, test-only fault points
+    (VIREO_TEST_MIGRATE_FAULT: a file per point, taken once): the switch's
+    transaction without an answer (not applied: the source runs on; applied:
+    the destination runs it, never the source), a commit sent before the
+    switch (refused: the store does not give the VM to the destination), and
+    a source vireod that dies right after the switch (the destination's
+    watcher finds the VM is its own and continues it)."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    fake = tmp_path / "fake-faults"
+    fake.mkdir()
+    os.environ["VIREO_TEST_MIGRATE_FAULT"] = str(faults)
+    os.environ["VIREO_TEST_MIGRATE_IDLE_MS"] = "3000"
+    os.environ["VIREO_FAKE_FAULTS"] = str(fake)
+    try:
+        c = cluster(3, listen=False)
+    finally:
+        del os.environ["VIREO_TEST_MIGRATE_FAULT"]
+        del os.environ["VIREO_TEST_MIGRATE_IDLE_MS"]
+        del os.environ["VIREO_FAKE_FAULTS"]
+    form(c)
+    h1, h2, h3 = c.hosts
+    shared_pool(c)
+    create_on(h1, "safe", memory=64)
+    vm_id = h1.vm("safe")["id"]
+    h1.task_ok("POST", "/v1/vms/safe/start")
+
+    def only_on(h):
+        for x in (h1, h2, h3):
+            wait_until(lambda: hosts_of(x, "safe") == [h.name], 30,
+                       what=f"safe on {h.name} seen from {x.name}")
+        assert h.vm("safe")["state"] == "running"
+        for x in (h1, h2, h3):
+            if x is not h:
+                assert not os.path.exists(os.path.join(x.run_dir, "vms", vm_id)), x.name
+
+    # No answer, not applied: proven so (fenced), the VM runs on at h1, and
+    # its document's new revision is known (a later change works).
+    (faults / "txn-lost").touch()
+    task = migrate(h1, "safe", {"to": "h2"}, expect_state="failed")
+    assert "runs on here" in task["error"]["message"], task
+    assert not (faults / "txn-lost").exists()
+    only_on(h1)
+    h1.task_ok("POST", "/v1/vms/safe/pause")
+    h1.task_ok("POST", "/v1/vms/safe/resume")
+
+    # A VM busy with another task: refused at once (409), not waited for.
+    (fake / "snapshot.hold").touch()
+    snap = h1.api("POST", "/v1/vms/safe/snapshots", {"name": "s1"}, expect=202)
+    wait_until(lambda: (fake / "snapshot.held").exists(), 30, what="the snapshot under way")
+    msg = error_of(h1, "POST", "/v1/vms/safe/migrate", {"to": "h2"}, 409)
+    assert "busy with another task" in msg, msg
+    (fake / "snapshot.hold").unlink()
+    assert h1.wait_task(snap["task"], timeout=60)["state"] == "succeeded"
+
+    # A cancel after the copy (while the RAM is compared) is still
+    # honoured: the switch had not happened.
+    (fake / "memory_digest.hold").touch()
+    doc = h1.api("POST", "/v1/vms/safe/migrate", {"to": "h2", "verify_memory": True},
+                 expect=202)
+    tid = doc["task"]["id"]
+    wait_until(lambda: (fake / "memory_digest.held").exists(), 30, what="the digest under way")
+    h1.api("POST", f"/v1/tasks/{tid}/cancel", expect=202)
+    (fake / "memory_digest.hold").unlink()
+    assert settled(h1, tid)["state"] == "cancelled"
+    only_on(h1)
+
+    # No answer, applied: the source settles it from the store and goes on;
+    # the VM runs at h2 only.
+    (faults / "txn-unknown").touch()
+    task = migrate(h1, "safe", {"to": "h2"})
+    assert not (faults / "txn-unknown").exists()
+    only_on(h2)
+
+    # A commit before the switch: the destination asks the store, which
+    # does not give it the VM: refused; the real one after the switch works.
+    (faults / "commit-early").touch()
+    migrate(h2, "safe", {"to": "h3"})
+    assert not (faults / "commit-early").exists()
+    only_on(h3)
+
+    # The source vireod dies right after the switch (no commit ever comes):
+    # h1's watcher finds the VM is its own in the store and continues it.
+    (faults / "exit-after-txn").touch()
+    h3.api("POST", "/v1/vms/safe/migrate", {"to": "h1"}, expect=202)
+    wait_until(lambda: h3.proc.poll() is not None, 30, what="h3's vireod to exit")
+    wait_until(lambda: (h1.request("GET", "/v1/vms/safe")[1] or {}).get("state") == "running",
+               60, what="h1 to continue the VM itself")
+    assert hosts_of(h2, "safe") == ["h1"]
+    h3.start()
+    wait_until(lambda: hosts_of(h3, "safe") == ["h1"], 30, what="safe on h1 seen from h3")
+
+    # The peer routes answer a cluster member's certificate only, not any
+    # certificate the cluster CA signed.
+    pki = Pki.__new__(Pki)
+    pki.dir = str(tmp_path / "pki")
+    os.makedirs(pki.dir)
+    for f in ("ca.crt", "ca.key"):
+        shutil.copy(os.path.join(h1.state_dir, "cluster", f), pki.dir)
+    pki.ca_cert, pki.ca_key = (os.path.join(pki.dir, "ca.crt"), os.path.join(pki.dir, "ca.key"))
+    intruder = pki.host_cert("intruder", ["127.0.0.9"])
+    path = f"/v1/migrations/incoming/{vm_id}/commit"
+    status, doc = h2.https("POST", path, {"rev": 1}, via=h1, client=intruder)
+    assert status == 401 and "names no member" in doc["error"]["message"], (status, doc)
+    status, doc = h2.https("POST", path, {"rev": 1}, via=h1)
+    assert status == 404, (status, doc)

@@ -22,6 +22,7 @@
 #include "conf/migrate-args.h"
 #include "state/store.h"
 #include "state/vm-move.h"
+#include "state/vm-move-settle.h"
 #include "util/util.h"
 
 #define ETCD "/usr/bin/etcd"
@@ -164,6 +165,8 @@ static int64_t seed(const char *prefix)
                                           "\"host\":\"%s\",\"ip\":\"10.0.0.5\"}", host_a);
     put("cluster/ipam/lan/10.0.0.5", ip);
     put("cluster/ipam/lan/10.0.0.6", "{\"vm\":\"" OTHER "\",\"host\":\"x\"}");
+    _cleanup_free_ char *live = vo_asprintf("cluster/hosts/%s-b", prefix);
+    put(live, "{\"state\":\"online\"}"); /* the destination is alive */
     return rev;
 }
 
@@ -244,6 +247,7 @@ static void move_refuses_a_changed_vm_and_changes_nothing(void **state)
 static void move_takes_the_volumes_along(void **state)
 {
     (void)state;
+    put("cluster/hosts/v-b", "{\"state\":\"online\"}"); /* the destination is online */
     put("h/v-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"vol\",\"disks\":["
                          "{\"volume\":\"default/d0\"},{\"volume\":\"nfs/shared\"}],"
                          "\"kernel\":{\"volume\":\"default/k\"}},\"status\":{}}");
@@ -314,6 +318,63 @@ static void move_takes_the_volumes_along(void **state)
     json_decref(doc);
 }
 
+/* A destination whose live record is gone (it died after preparing) is
+ * never given the VM; one that renews its record meanwhile is. */
+static void move_needs_a_live_destination(void **state)
+{
+    (void)state;
+    int64_t rev = seed("d");
+    _cleanup_free_ char *error = NULL;
+    int64_t new_rev = 0;
+    assert_int_equal(vo_store_delete(raw, "cluster/hosts/d-b", VO_REV_ANY), 0);
+    assert_int_equal(vo_vm_move_txn(raw, VM, "d-a", "d-b", rev, &new_rev, &error), -EHOSTDOWN);
+    assert_non_null(strstr(error, "not online"));
+    _cleanup_free_ char *still = get("h/d-a/vms/" VM), *none = get("h/d-b/vms/" VM);
+    assert_non_null(still);
+    assert_null(none);
+    put("cluster/hosts/d-b", "{\"state\":\"online\",\"renewed\":1}");
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_vm_move_txn(raw, VM, "d-a", "d-b", rev, &new_rev, &error), 0);
+}
+
+/* A move whose outcome was unknown: settled as moved when it applied; when
+ * it did not, the source's document is fenced (rewritten at a new
+ * revision), so the same move can never apply afterwards. */
+static void settle_tells_moved_from_fenced(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *error = NULL;
+    int64_t rev = seed("s"), new_rev = 0, moved = 0, src_rev = 0;
+    assert_int_equal(vo_store_get_linear(raw, "h/s-a/vms/" VM, NULL), 0);
+    assert_int_equal(vo_store_get_linear(raw, "h/s-b/vms/" VM, NULL), -ENOENT);
+    /* Not applied: fenced, the document kept as it was. */
+    _cleanup_free_ char *before = get("h/s-a/vms/" VM);
+    assert_int_equal(vo_vm_move_settle(raw, VM, "s-a", "s-b", rev, 5000, &moved, &src_rev,
+                                       &error), 0);
+    assert_true(src_rev > rev);
+    _cleanup_free_ char *after = get("h/s-a/vms/" VM);
+    assert_string_equal(before, after);
+    assert_int_equal(vo_vm_move_txn(raw, VM, "s-a", "s-b", rev, &new_rev, &error), -ESTALE);
+    _cleanup_free_ char *none = get("h/s-b/vms/" VM);
+    assert_null(none);
+    /* Applied: settled as moved, at the move's revision, nothing fenced. */
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_vm_move_txn(raw, VM, "s-a", "s-b", src_rev, &new_rev, &error), 0);
+    assert_int_equal(vo_vm_move_settle(raw, VM, "s-a", "s-b", src_rev, 5000, &moved, &src_rev,
+                                       &error), 1);
+    assert_int_equal(moved, new_rev);
+    /* Neither state (someone else changed the source's document). */
+    int64_t r2 = seed("x");
+    put("h/x-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"web\"},\"status\":{}}");
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_vm_move_settle(raw, VM, "x-a", "x-b", r2, 5000, &moved, &src_rev,
+                                       &error), -EIO);
+    assert_non_null(strstr(error, "changed by someone else"));
+}
+
 static int parse(const char *text, VoMigrateArgs *ret, char **ret_error)
 {
     json_t *body = text ? json_loads(text, 0, NULL) : NULL;
@@ -375,6 +436,7 @@ static void args_are_parsed_and_checked(void **state)
 static void move_takes_local_volumes_along(void **state)
 {
     (void)state;
+    put("cluster/hosts/l-b", "{\"state\":\"online\"}"); /* the destination is online */
     put("h/l-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"lv\",\"disks\":["
                          "{\"volume\":\"default/lv-disk0\",\"slot\":0},"
                          "{\"volume\":\"default/lv-disk1\",\"slot\":1},"
@@ -452,6 +514,8 @@ int main(void)
         cmocka_unit_test(move_moves_every_document),
         cmocka_unit_test(move_refuses_a_changed_vm_and_changes_nothing),
         cmocka_unit_test(move_takes_the_volumes_along),
+        cmocka_unit_test(move_needs_a_live_destination),
+        cmocka_unit_test(settle_tells_moved_from_fenced),
         cmocka_unit_test(move_takes_local_volumes_along),
     };
     failed += cmocka_run_group_tests_name("vm-move", tests, NULL, NULL);

@@ -1,0 +1,33 @@
+/* migrate-safe.c: the test-only hooks of live migration (migrate-safe.h). */
+#include "daemon/migrate-safe.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "daemon/migrate.h"
+#include "util/util.h"
+
+bool vo_migrate_fault(const char *point)
+{
+    const char *dir = getenv("VIREO_TEST_MIGRATE_FAULT");
+    if (!dir || !*dir)
+        return false;
+    _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, point);
+    if (unlink(path) < 0)
+        return false;
+    log_warn("test fault: migration fault point '%s' taken", point);
+    return true;
+}
+
+int vo_migrate_idle_ms(void)
+{
+    const char *v = getenv("VIREO_TEST_MIGRATE_IDLE_MS");
+    int ms = v ? atoi(v) : 0;
+    return ms > 0 ? ms : VO_MIGRATION_INCOMING_IDLE_MS;
+}
+
+const char *vo_migrate_keep_ram_dir(void)
+{
+    const char *dir = getenv("VIREO_TEST_MIGRATE_KEEP_RAM");
+    return dir && *dir ? dir : NULL;
+}

@@ -1,0 +1,18 @@
+/* migrate-safe.h: test-only hooks of live migration (docs/internals.md,
+ * "Live migration", "Test-only hooks"), read by vireod only when a test sets
+ * them: fault points that make a step fail or vireod exit at a chosen
+ * moment, a shorter idle limit for incoming migrations, and a directory
+ * where the RAM images of both sides are kept for the test to compare. */
+#pragma once
+
+#include <stdbool.h>
+
+/* True once per file $VIREO_TEST_MIGRATE_FAULT/<point> (the file is
+ * removed); false when the variable is unset. */
+bool vo_migrate_fault(const char *point);
+
+/* VO_MIGRATION_INCOMING_IDLE_MS, or $VIREO_TEST_MIGRATE_IDLE_MS. */
+int vo_migrate_idle_ms(void);
+
+/* $VIREO_TEST_MIGRATE_KEEP_RAM (a directory), or NULL. */
+const char *vo_migrate_keep_ram_dir(void);
