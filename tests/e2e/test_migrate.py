@@ -222,6 +222,20 @@ def test_refusals_and_the_fake_driver_path(cluster):
     h2.api("POST", "/v1/pools", {"name": "other", "path": other}, expect=201)
     src_file = h1.api("GET", f"/v1/pools/default/volumes/{clash}")["path"]
     assert os.path.exists(src_file)
+    # A failed attempt first (the memory check differs): the VM and its disk
+    # stay on h1, h2 keeps nothing; the disks' NBD copy was asked for over
+    # mutual TLS with the cluster certificate, as the memory stream.
+    local_id = h1.vm("local")["id"]
+    marker = os.path.join(h1.run_dir, "vms", local_id, "digest-differs")
+    open(marker, "w").close()
+    task = migrate(h1, "local", {"to": "h2", "pool": "other", "verify_memory": True},
+                   expect_state="failed")
+    assert "guest RAM differs" in task["error"]["message"], task
+    os.unlink(marker)
+    assert tls_record(h1, local_id) == [["mirror_start", *cluster_files(h1), "-"],
+                                        ["migrate_start", *cluster_files(h1), "-"]]
+    assert h1.vm("local")["state"] == "running" and os.path.exists(src_file)
+    assert os.listdir(other) == [], os.listdir(other)
     task = migrate(h1, "local", {"to": "h2", "pool": "other"})
     assert task["result"]["volumes"] == [f"other/{clash}"], task
     for h in (h1, h2):
@@ -232,6 +246,8 @@ def test_refusals_and_the_fake_driver_path(cluster):
     assert vols[f"other/{clash}"]["attached_to"] == "local", vols
     assert os.path.exists(vols[f"other/{clash}"]["path"])
     assert not os.path.exists(src_file)
+    assert tls_record(h2, local_id) == [["migrate_prepare", *cluster_files(h2), "-"],
+                                        ["mirror_export", *cluster_files(h2), "-"]]
     assert clash not in [v["name"] for v in h1.api("GET", "/v1/volumes?pool=default")["volumes"]]
     # The moved volume is in use on h2 (its relation moved too).
     msg = error_of(h2, "DELETE", f"/v1/pools/other/volumes/{clash}", None, 409)
