@@ -31,13 +31,15 @@ static void test_route_owner(void **state)
     assert_int_equal(vo_route_owner("/v1/vms/{vmx}"), VO_ROUTE_OWNER_NONE);
     assert_int_equal(vo_route_owner("/v1/pools/{pool}"), VO_ROUTE_OWNER_NONE);
     assert_int_equal(vo_route_owner(NULL), VO_ROUTE_OWNER_NONE);
-    /* Every route of the table with {vm} is a VM's, every /v1/tasks/{id} a
-     * task's: none is forgotten by the one place that forwards. */
+    /* Every route of the table under /v1/vms/{vm} is a VM's, every
+     * /v1/tasks/{id} a task's: none is forgotten by the one place that
+     * forwards. (A peer route naming a VM elsewhere, such as a cold move's
+     * file route, is served where it is asked.) */
     size_t vm_routes = 0;
     for (size_t i = 0; i < vo_n_route_specs; i++) {
         const char *p = vo_route_specs[i].pattern;
         VoRouteOwner o = vo_route_owner(p);
-        if (strstr(p, "{vm}")) {
+        if (!strncmp(p, "/v1/vms/{vm}", 12)) {
             assert_int_equal(o, VO_ROUTE_OWNER_VM);
             vm_routes++;
         } else if (!strncmp(p, "/v1/tasks/", 10))

@@ -203,6 +203,9 @@ static void test_destination(void **state)
         { .expect = "nbd-server-stop", .send = { OK } },
         RESET_AND_DEL,
         { .expect = "cont", .send = { OK } },
+        { .expect = "announce-self",
+          .args = "{\"initial\":50,\"max\":550,\"rounds\":5,\"step\":100}",
+          .send = { OK } },
         { 0 }
     };
     Fixture f;
