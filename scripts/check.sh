@@ -75,7 +75,7 @@ CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harn
                  tests/e2e/test_cluster_quorum.py tests/e2e/test_cluster_placement.py
                  tests/e2e/test_migrate_target.py tests/e2e/test_cluster_shared_pools.py
                  tests/e2e/test_cluster_images.py tests/e2e/test_vm_move.py
-                 tests/e2e/test_maintenance.py)
+                 tests/e2e/test_maintenance.py tests/e2e/test_migrate_local.py)
 CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py)
 ignore=()
