@@ -88,6 +88,9 @@ void vo_reply_json(VoReply *rep, int status, json_t *json); /* steals json */
 
 /* Request helpers. */
 bool vo_request_query_bool(VoRequest *req, const char *key);
+/* Whether the request came over the mutual-TLS listener (a cluster host's
+ * client certificate was checked there); the Unix socket has no session. */
+bool vo_request_over_tls(VoRequest *req);
 /* Unpacks the JSON body (an empty body is {}) with json_unpack's format,
  * strictly (unknown keys refused); false with rep filled (400) on bad input. */
 bool vo_request_unpack(VoRequest *req, VoReply *rep, const char *fmt, ...);

@@ -7,7 +7,6 @@
  * the cluster CA); only the files the image's image.json names, by plain
  * name, never anything else of or outside the image directory. */
 #include <fcntl.h>
-#include <gnutls/gnutls.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -26,9 +25,7 @@
  * join's two) carries a client certificate of the cluster CA. */
 static bool from_peer(VoRequest *req, VoReply *rep)
 {
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    if (info && info->tls_session)
+    if (vo_request_over_tls(req))
         return true;
     vo_reply_error(rep, VO_ERR_UNAUTHENTICATED, "%s is served to the hosts of a cluster only, "
                    "over their mutual-TLS listener", req->path);

@@ -27,9 +27,7 @@ void vo_api_vm_move(VoRequest *req, VoReply *rep)
 
 static bool from_peer(VoRequest *req, VoReply *rep)
 {
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    if (info && info->tls_session)
+    if (vo_request_over_tls(req))
         return true;
     vo_reply_error(rep, VO_ERR_UNAUTHENTICATED, "%s is served to the hosts of a cluster only, "
                    "over their mutual-TLS listener; use POST /v1/vms/{vm}/move", req->path);

@@ -249,6 +249,13 @@ bool vo_reply_precondition(VoReply *rep, int64_t expected, int64_t current, cons
     return false;
 }
 
+bool vo_request_over_tls(VoRequest *req)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    return info && info->tls_session;
+}
+
 bool vo_request_query_bool(VoRequest *req, const char *key)
 {
     const char *v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
