@@ -4,9 +4,12 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api/forward.h"
+#include "cluster/peer-client.h"
+#include "cluster/place-snapshot.h"
 #include "daemon/hosts.h"
 #include "util/util.h"
 
@@ -119,7 +122,14 @@ static bool place(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask, VoPlaceCh
     int64_t t1 = vo_now_us();
     log_debug("placement: VM sent to host %s (%s), answered %d in %lld ms", c.host_name, c.url,
               rep->status, (long long)((t1 - t0) / 1000));
-    vo_cluster_place_done(req->d, &c, r >= 0 && rep->status == 202);
+    /* The chosen host's record, rewritten before it answered: its
+     * revision came with the answer (no read here). */
+    const char *rev_text = NULL;
+    for (char **hd = rep->extra_headers; hd && hd[0] && hd[1]; hd += 2)
+        if (!strcasecmp(hd[0], VO_RECORD_REV_HEADER))
+            rev_text = hd[1];
+    vo_cluster_place_done(req->d, &c, r >= 0 && rep->status == 202,
+                          vo_place_record_rev_parse(rev_text));
     log_debug("place-trace manager read=%.3f place=%.3f forward=%.3f done=%.3f",
               c.read_us / 1e3, c.place_us / 1e3, (t1 - t0) / 1e3, (vo_now_us() - t1) / 1e3);
     vo_place_choice_clear(&c);
@@ -258,17 +268,27 @@ bool vo_api_vm_create_elsewhere(VoRequest *req, VoReply *rep, const VoPlaceAsk *
     return ask_manager(req, rep, ask, ret_choice);
 }
 
-void vo_api_vm_create_done(VoRequest *req, VoPlaceChoice *choice, bool created)
+void vo_api_vm_create_done(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, bool created)
 {
+    int64_t rev = 0;
     if (created && req->d->cluster) {
+        /* From this thread (no hand-over to the hosts thread, no read
+         * before the write): the manager that placed the VM gets the
+         * record's revision with the answer. */
         int64_t t0 = vo_now_us();
-        int r = vo_hosts_publish_now(req->d);
+        int r = vo_hosts_publish_created(req->d, &rev);
         log_debug("place-trace host publish=%.3f", (vo_now_us() - t0) / 1e3);
-        if (r < 0)
+        if (r < 0) {
+            rev = 0;
             log_warn("placement: this host's record was not rewritten after a create: %s",
                      strerror(-r));
+            vo_hosts_refresh(req->d);
+        } else if (rep->status == 202 && !rep->header_name) {
+            rep->header_name = VO_RECORD_REV_HEADER;
+            snprintf(rep->header_value, sizeof(rep->header_value), "%lld", (long long)rev);
+        }
     } else if (created)
         vo_hosts_refresh(req->d);
-    vo_cluster_place_done(req->d, choice, created);
+    vo_cluster_place_done(req->d, choice, created, rev);
     vo_place_choice_clear(choice);
 }

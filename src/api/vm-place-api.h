@@ -22,6 +22,8 @@
  * vo_api_vm_create_done with the result. */
 bool vo_api_vm_create_elsewhere(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask,
                                 VoPlaceChoice *ret_choice);
-/* After a create served here: gives back or keeps the reservation, and has
- * the host's record rewritten so the next placement sees the VM. */
-void vo_api_vm_create_done(VoRequest *req, VoPlaceChoice *choice, bool created);
+/* After a create served here: rewrites the host's record (in a cluster:
+ * from this thread, its revision answered in VO_RECORD_REV_HEADER on
+ * rep's 202, so the manager that placed it reads nothing more), then gives
+ * back or keeps the reservation. */
+void vo_api_vm_create_done(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, bool created);

@@ -285,7 +285,7 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
                                       "id", req->d->host_id, "name", req->d->host_name));
     created = true;
 done:
-    vo_api_vm_create_done(req, choice, created);
+    vo_api_vm_create_done(req, rep, choice, created);
 }
 
 void vo_api_vm_edit(VoRequest *req, VoReply *rep)

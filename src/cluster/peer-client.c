@@ -148,6 +148,7 @@ void vo_peer_response_clear(VoPeerResponse *r)
     free(r->location);
     free(r->retry_after);
     free(r->stale);
+    free(r->record_rev);
     free(r->body);
     free(r->error);
     memset(r, 0, sizeof(*r));
@@ -217,14 +218,17 @@ static void parse_header_line(VoPeerResponse *r, const char *line, size_t len)
         free(r->location);
         free(r->retry_after);
         free(r->stale);
+        free(r->record_rev);
         r->content_type = r->etag = r->location = r->retry_after = r->stale = NULL;
+        r->record_rev = NULL;
         return;
     }
     (void)(take_header(line, len, "Content-Type", &r->content_type) ||
            take_header(line, len, "ETag", &r->etag) ||
            take_header(line, len, "Location", &r->location) ||
            take_header(line, len, "Retry-After", &r->retry_after) ||
-           take_header(line, len, "Vireo-Stale", &r->stale));
+           take_header(line, len, "Vireo-Stale", &r->stale) ||
+           take_header(line, len, VO_RECORD_REV_HEADER, &r->record_rev));
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *userdata)

@@ -19,6 +19,12 @@ typedef struct {
 /* A peer's answer larger than this is refused (-EMSGSIZE). */
 #define VO_PEER_MAX_BODY (64u * 1024 * 1024)
 
+/* A host that made a VM the manager placed there answers its 202 with the
+ * store revision at which it rewrote its host record (api/vm-place-api.c):
+ * the manager keeps the create's room reserved until its snapshot holds
+ * that revision, without reading the record itself. */
+#define VO_RECORD_REV_HEADER "Vireo-Record-Revision"
+
 typedef struct {
     int status;          /* the peer's HTTP status */
     char *content_type;  /* these headers of its answer, or NULL */
@@ -26,6 +32,7 @@ typedef struct {
     char *location;
     char *retry_after;
     char *stale;         /* Vireo-Stale: it answered from data that may be stale */
+    char *record_rev;    /* VO_RECORD_REV_HEADER (a placed create's answer) */
     char *body;          /* NUL-terminated after body_len bytes, or NULL when empty */
     size_t body_len;
     char *error;         /* a failed call (< 0): why, naming the peer */

@@ -221,3 +221,16 @@ void vo_place_reservations_clear(VoPlaceReservations *r)
     free(r->items);
     *r = (VoPlaceReservations){ 0 };
 }
+
+int64_t vo_place_record_rev_parse(const char *text)
+{
+    if (!text || *text < '1' || *text > '9')
+        return 0;
+    int64_t v = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (INT64_MAX - (*p - '0')) / 10)
+            return 0;
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}

@@ -82,3 +82,7 @@ void vo_place_reservation_settle(VoPlaceReservations *r, uint64_t id, int64_t re
  * largest settle_rev left, unknown ones aside (0: none). */
 int64_t vo_place_reservations_settled(VoPlaceReservations *r, int64_t rev);
 void vo_place_reservations_clear(VoPlaceReservations *r);
+/* The record revision a placed host answered with (its
+ * Vireo-Record-Revision header: a decimal revision > 0), or 0 when text is
+ * NULL or not one (the manager then reads the record itself). */
+int64_t vo_place_record_rev_parse(const char *text);

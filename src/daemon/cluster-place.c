@@ -315,11 +315,13 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
     return r;
 }
 
-void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created)
+void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created,
+                           int64_t record_rev)
 {
     if (!c->reservation)
         return;
-    /* Created: the host rewrote its record before answering. While a cache
+    /* Created: the host rewrote its record before answering (at
+     * record_rev, which it answered; unknown: read here). While a cache
      * is kept, the room stays reserved until the cache holds that record,
      * however this placement read (from the store while the cache was
      * being listed, say: the next placement may read the cache before its
@@ -330,7 +332,9 @@ void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created)
     bool cached = cache != NULL || cache_making;
     pthread_mutex_unlock(&place_lock);
     int64_t rev = 0;
-    if (created && cached) {
+    if (created && cached && record_rev > 0)
+        rev = record_rev; /* the host answered it: nothing to read */
+    else if (created && cached) {
         _cleanup_free_ char *key = vo_asprintf(RECORDS_PREFIX "%s", c->host_id);
         _cleanup_free_ char *text = NULL;
         int r = vo_store_get(d->store, key, &text, &rev);

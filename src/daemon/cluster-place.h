@@ -42,8 +42,11 @@ typedef struct {
  * naming each host's reason; -EINVAL: a bad group; other -errno: the store. */
 int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, char **ret_error);
 /* The create placed by c was answered: created, or not (its room is
- * given back). */
-void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created);
+ * given back). record_rev: the revision at which the chosen host rewrote
+ * its record before answering (> 0), or 0 when unknown (then the record
+ * is read here). */
+void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created,
+                           int64_t record_rev);
 void vo_place_choice_clear(VoPlaceChoice *c);
 
 /* In a cluster: starts the thread that keeps the placement snapshot in

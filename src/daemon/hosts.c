@@ -41,6 +41,15 @@ struct VoHosts {
     double load;
     int64_t last_error_log_ms;
     json_t *machines; /* the hypervisor's machine types, read once at start */
+    /* Held while a record is built and written (the work thread's publish,
+     * or a create's own: vo_hosts_publish_created), so the record written
+     * last is the one built last. With it: cpu_before, load and what the
+     * work thread last read of the member document (a create's publish
+     * reads no store before its write). */
+    pthread_mutex_t publish_lock;
+    bool have_member;
+    double mem_ratio, cpu_ratio;
+    bool maintenance;
 };
 
 /* How long vo_hosts_publish_now waits for the work thread to publish. */
@@ -205,9 +214,8 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
             json_object_set_new(unreachable, name, json_string(reason ? reason : "unreachable"));
     }
     json_decref(pool_list);
-    double mem_ratio, cpu_ratio;
-    bool maintenance;
-    member_ratios(d, &mem_ratio, &cpu_ratio, &maintenance);
+    double mem_ratio = h->mem_ratio, cpu_ratio = h->cpu_ratio;
+    bool maintenance = h->maintenance;
     json_t *o = json_pack(
         "{s:s, s:s, s:s?, s:s, s:s, s:s, s:O, s:o, s:I, s:I, s:i, s:f, s:f, s:I, s:I, s:f, s:I,"
         " s:I, s:s, s:I}",
@@ -227,15 +235,35 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
     return o;
 }
 
-static int publish_record(VoDaemon *d, VoHosts *h, int64_t lease)
+/* Builds and writes the record on lease; *ret_rev (may be NULL): the
+ * revision of the write. read_member: read the member document first (the
+ * work thread's publish; a create's uses what was read last). */
+static int publish_record(VoDaemon *d, VoHosts *h, int64_t lease, bool read_member,
+                          int64_t *ret_rev)
 {
+    double mem_ratio = DEFAULT_MEM_RATIO, cpu_ratio = DEFAULT_CPU_RATIO;
+    bool maintenance = false;
+    if (read_member) /* before publish_lock: a create's publish does not wait for it */
+        member_ratios(d, &mem_ratio, &cpu_ratio, &maintenance);
+    pthread_mutex_lock(&h->publish_lock);
+    if (read_member || !h->have_member) {
+        if (!read_member)
+            member_ratios(d, &mem_ratio, &cpu_ratio, &maintenance);
+        h->mem_ratio = mem_ratio;
+        h->cpu_ratio = cpu_ratio;
+        h->maintenance = maintenance;
+        h->have_member = true;
+    }
     json_t *doc = record_document(d, h);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = vo_asprintf(RECORDS_PREFIX "%s", d->host_id);
-    /* VO_REV_ANY: only this host writes its record, and a record of an
-     * earlier lease of ours may still be there until it expires. */
-    return vo_store_put_lease(d->store, key, text, VO_REV_ANY, lease, NULL);
+    /* VO_REV_ANY: only this host writes its record (one write at a time:
+     * publish_lock), and a record of an earlier lease of ours may still be
+     * there until it expires. */
+    int r = vo_store_put_lease(d->store, key, text, VO_REV_ANY, lease, ret_rev);
+    pthread_mutex_unlock(&h->publish_lock);
+    return r;
 }
 
 /* ---- the manager role ---------------------------------------------------- */
@@ -365,7 +393,7 @@ static void *work_thread(void *userdata)
         pthread_mutex_unlock(&h->lock);
         int64_t now = vo_now_ms();
         if (lease && (refresh || now >= next_refresh)) {
-            int r = publish_record(d, h, lease);
+            int r = publish_record(d, h, lease, true, NULL);
             if (r < 0)
                 log_store_error(h, "publish", r);
             else {
@@ -403,6 +431,7 @@ int vo_hosts_start(VoDaemon *d)
         vo_strv_free(m);
     }
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->publish_lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -429,6 +458,7 @@ int vo_hosts_start(VoDaemon *d)
         pthread_cond_destroy(&h->renew_wake);
         pthread_cond_destroy(&h->published_cond);
         pthread_mutex_destroy(&h->lock);
+        pthread_mutex_destroy(&h->publish_lock);
         json_decref(h->machines);
         free(h);
         return r;
@@ -458,6 +488,7 @@ void vo_hosts_stop(VoDaemon *d)
     pthread_cond_destroy(&h->renew_wake);
     pthread_cond_destroy(&h->published_cond);
     pthread_mutex_destroy(&h->lock);
+    pthread_mutex_destroy(&h->publish_lock);
     d->hosts = NULL;
     json_decref(h->machines);
     free(h);
@@ -497,6 +528,24 @@ int vo_hosts_publish_now(VoDaemon *d)
     bool done = h->published >= want;
     pthread_mutex_unlock(&h->lock);
     return done ? 0 : -ETIMEDOUT;
+}
+
+int vo_hosts_publish_created(VoDaemon *d, int64_t *ret_rev)
+{
+    VoHosts *h = d->hosts;
+    *ret_rev = 0;
+    if (!h)
+        return -ENOTCONN;
+    pthread_mutex_lock(&h->lock);
+    int64_t lease = h->lease;
+    bool stop = h->stop;
+    pthread_mutex_unlock(&h->lock);
+    if (stop || !lease)
+        return -ENOTCONN; /* no lease yet (or any more): the record is not there */
+    int r = publish_record(d, h, lease, false, ret_rev);
+    if (r == -EKEYEXPIRED || r == -ENOENT)
+        r = -ENOTCONN; /* the lease ran out: the renewal thread takes a new one */
+    return r;
 }
 
 bool vo_hosts_is_manager(VoDaemon *d)

@@ -8,8 +8,9 @@ host takes the role within the lease's TTL and creates still work, also
 one sent while the dead manager still held the role."""
 
 import collections
+import json
 
-from vireo_harness import BOOT_MARKER, wait_until
+from vireo_harness import BOOT_MARKER, UnixHTTPConnection, wait_until
 
 LEASE_TTL_S = 6  # VO_HOST_LEASE_TTL_MS
 MARGIN_S = 10    # a loaded test machine
@@ -166,3 +167,57 @@ def test_manager_failover(cluster):
         wait_created(c, doc)
     err = create(alive[0], {"name": "dead", "host": dead.name}, expect=409)["error"]["message"]
     assert err == f"host {dead.name} does not fit: offline"
+
+
+def create_with_headers(via, body):
+    """POST /v1/vms on via's socket: (status, answer, headers)."""
+    conn = UnixHTTPConnection(via.socket, timeout=60)
+    try:
+        conn.request("POST", "/v1/vms", body=json.dumps(body).encode(),
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read()), dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
+def test_placed_create_answers_its_record(cluster):
+    """The chosen host rewrites its record before it answers a placed
+    create, from the create's own thread, and answers the record's
+    revision (Vireo-Record-Revision) so the manager keeps the room reserved
+    until its snapshot holds that revision without reading the record: the
+    header comes back through every hop, the record already shows the VM
+    when the 202 arrives, and creates one right after the other still
+    spread (the reservations settled on that revision)."""
+    c = cluster(3, driver="fake", listen=False)
+    form(c)
+    m = by_name(c, manager(c.hosts[0]))
+    other = next(h for h in c.hosts if h is not m)
+    revs = []
+    for i, target in enumerate(c.hosts):
+        for via in (m, other):  # the manager itself, and one hop more
+            name = f"r{i}{via.name}"
+            before = next(x for x in hosts(m) if x["name"] == target.name)
+            status, doc, hdrs = create_with_headers(
+                via, {"name": name, "memory_mib": 32, "host": target.name})
+            assert status == 202, doc
+            assert doc["host"]["name"] == target.name
+            rev = hdrs.get("Vireo-Record-Revision")
+            assert rev and rev.isdigit() and int(rev) > 0, hdrs
+            revs.append(int(rev))
+            # Written before the answer: the record shows the VM now.
+            after = next(x for x in hosts(m) if x["name"] == target.name)
+            assert after["committed_memory_mib"] == before["committed_memory_mib"] + 32, \
+                (before, after)
+            wait_created(c, doc)
+    assert revs == sorted(revs) and len(set(revs)) == len(revs), revs
+    # Back to back without a host: 3/3/3 (each create's room held until the
+    # manager's snapshot has the record at the answered revision).
+    placed = collections.Counter()
+    for i in range(9):
+        status, doc, hdrs = create_with_headers(other if i % 2 else m,
+                                                {"name": f"b{i}", "memory_mib": 32})
+        assert status == 202, doc
+        assert "Vireo-Record-Revision" in hdrs, hdrs
+        placed[doc["host"]["name"]] += 1
+    assert sorted(placed.values()) == [3, 3, 3], placed

@@ -241,6 +241,34 @@ static void test_reservations_settled(void **state)
     vo_place_reservations_clear(&r);
 }
 
+/* The chosen host answers its record's revision (Vireo-Record-Revision):
+ * parsed strictly, and the reservation settled on it stays counted until a
+ * snapshot at that revision or newer (the manager reads no record). */
+static void test_record_rev_answered(void **state)
+{
+    (void)state;
+    assert_int_equal(vo_place_record_rev_parse("12345"), 12345);
+    assert_int_equal(vo_place_record_rev_parse("9223372036854775807"), INT64_MAX);
+    assert_int_equal(vo_place_record_rev_parse(NULL), 0);
+    assert_int_equal(vo_place_record_rev_parse(""), 0);
+    assert_int_equal(vo_place_record_rev_parse("0"), 0);
+    assert_int_equal(vo_place_record_rev_parse("-5"), 0);
+    assert_int_equal(vo_place_record_rev_parse("012"), 0);
+    assert_int_equal(vo_place_record_rev_parse("12x"), 0);
+    assert_int_equal(vo_place_record_rev_parse(" 12"), 0);
+    assert_int_equal(vo_place_record_rev_parse("9223372036854775808"), 0); /* overflow */
+    VoPlaceReservations r = { 0 };
+    uint64_t a = vo_place_reservation_add(&r, "h1", NULL, 512, 1, 0);
+    vo_place_reservation_settle(&r, a, vo_place_record_rev_parse("41"));
+    /* A snapshot older than the record: still reserved, and the manager
+     * waits for revision 41. */
+    assert_int_equal(vo_place_reservations_settled(&r, 40), 41);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(vo_place_reservations_settled(&r, 41), 0);
+    assert_int_equal(r.n, 0);
+    vo_place_reservations_clear(&r);
+}
+
 static void test_reservations_pruned(void **state)
 {
     (void)state;
@@ -378,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_reservations_spread_rapid_creates),
         cmocka_unit_test(test_reservation_counts_and_drop),
         cmocka_unit_test(test_reservations_settled),
+        cmocka_unit_test(test_record_rev_answered),
         cmocka_unit_test(test_reservations_pruned),
         cmocka_unit_test(test_group_hosts),
         cmocka_unit_test(test_spread_group_with_reservations),
