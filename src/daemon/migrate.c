@@ -32,6 +32,10 @@
 #define PREPARE_DISKS_TIMEOUT_MS (20 * 60 * 1000)
 #define ALIVE_EVERY_MS 10000 /* the disk phase tells the destination it goes on */
 #define POLL_MS 200
+/* The memory phase is asked more often: the guest is paused from QEMU's
+ * completion (or its pre-switchover stop, local disks) until this loop sees
+ * it and the destination continues, so each poll's wait is downtime. */
+#define MEMORY_POLL_MS 10
 #define PROGRESS_EVERY_MS 1000
 #define COMMIT_TRIES 5
 #define CANCEL_WAIT_MS 30000
@@ -546,7 +550,7 @@ static int task_migrate(VoTask *t, void *userdata)
             vo_task_set_details(t, pct, cancelled ? "cancelling" : "copying memory",
                                 progress_json("memory", &p, start));
         }
-        (void)poll(NULL, 0, POLL_MS);
+        (void)poll(NULL, 0, MEMORY_POLL_MS);
     }
     /* A cancel that raced the completion is still honoured: the switch has
      * not happened. */
