@@ -586,7 +586,10 @@ static int task_migrate(VoTask *t, void *userdata)
     free(p.error);
     p.error = NULL;
     int64_t at_completed = vo_now_ms();
-    vo_task_set_details(t, 92, "switching over", progress_json("switchover", &p, start));
+    /* Not written to the store now: the guest is paused until the
+     * destination continues it (the switch's own transaction is enough). */
+    vo_task_set_details_unwritten(t, 92, "switching over",
+                                  progress_json("switchover", &p, start));
 
     /* 3. Both sides paused: RAM compared when asked. */
     bool verified = false;
