@@ -32,6 +32,10 @@
 #define PREPARE_DISKS_TIMEOUT_MS (20 * 60 * 1000)
 #define ALIVE_EVERY_MS 10000 /* the disk phase tells the destination it goes on */
 #define POLL_MS 200
+/* The memory phase is asked more often: the guest is paused from QEMU's
+ * completion (or its pre-switchover stop, local disks) until this loop sees
+ * it and the destination continues, so each poll's wait is downtime. */
+#define MEMORY_POLL_MS 10
 #define PROGRESS_EVERY_MS 1000
 #define COMMIT_TRIES 5
 #define CANCEL_WAIT_MS 30000
@@ -452,6 +456,7 @@ static int task_migrate(VoTask *t, void *userdata)
     }
     _cleanup_free_ char *uri_copy = vo_strdup(uri);
     _cleanup_free_ char *nbd_copy = vo_strdup(nbd_uri);
+    int64_t at_prepared = vo_now_ms(); /* the phases' ends, for the result's phases_ms */
     json_decref(answer);
     answer = NULL;
 
@@ -482,6 +487,7 @@ static int task_migrate(VoTask *t, void *userdata)
     }
 
     /* 2. Memory. */
+    int64_t at_disks = vo_now_ms();
     VoHvMigrationOptions opts = {
         .max_bandwidth = m->opts.bandwidth ? m->opts.bandwidth : VO_MIGRATE_UNLIMITED_BANDWIDTH,
         .downtime_limit_ms = m->opts.max_downtime_ms ? m->opts.max_downtime_ms
@@ -505,6 +511,7 @@ static int task_migrate(VoTask *t, void *userdata)
         vo_vm_job_end(vm, true);
         return vo_task_fail(t, r, "cannot start migrating VM '%s': %s", name, error);
     }
+    int64_t at_migrate = vo_now_ms();
     VoHvMigrationProgress p = { 0 };
     int64_t shown = 0, cancel_at = 0;
     bool cancelled = false, unconfirmed = false;
@@ -543,7 +550,7 @@ static int task_migrate(VoTask *t, void *userdata)
             vo_task_set_details(t, pct, cancelled ? "cancelling" : "copying memory",
                                 progress_json("memory", &p, start));
         }
-        (void)poll(NULL, 0, POLL_MS);
+        (void)poll(NULL, 0, MEMORY_POLL_MS);
     }
     /* A cancel that raced the completion is still honoured: the switch has
      * not happened. */
@@ -578,7 +585,11 @@ static int task_migrate(VoTask *t, void *userdata)
     }
     free(p.error);
     p.error = NULL;
-    vo_task_set_details(t, 92, "switching over", progress_json("switchover", &p, start));
+    int64_t at_completed = vo_now_ms();
+    /* Not written to the store now: the guest is paused until the
+     * destination continues it (the switch's own transaction is enough). */
+    vo_task_set_details_unwritten(t, 92, "switching over",
+                                  progress_json("switchover", &p, start));
 
     /* 3. Both sides paused: RAM compared when asked. */
     bool verified = false;
@@ -606,6 +617,7 @@ static int task_migrate(VoTask *t, void *userdata)
 
     /* 4. The ownership switch, before the destination runs. The last
      * moment a cancel is honoured. */
+    int64_t at_verified = vo_now_ms();
     if (vo_task_cancelled(t)) {
         undo(d, m, hv, base_path);
         clear_migrating(vm);
@@ -682,6 +694,7 @@ static int task_migrate(VoTask *t, void *userdata)
 
     /* 5. The destination continues the VM; this QEMU ends. Never resumed
      * here again: the documents say the VM is the destination's. */
+    int64_t at_switched = vo_now_ms();
     _cleanup_free_ char *console = console_tail_b64(d, vm);
     json_t *commit = json_pack("{s:I, s:b}", "rev", (json_int_t)new_rev, "resume", resume);
     if (console)
@@ -719,6 +732,7 @@ static int task_migrate(VoTask *t, void *userdata)
         /* b == 1: the destination claimed it (its watcher continues it). */
         log_info("vm %s: host %s claimed the VM itself", name, m->to_name);
     }
+    int64_t at_committed = vo_now_ms();
     VoHvMigrationProgress fin = { 0 };
     (void)d->driver->migrate_query(hv, &fin);
     free(fin.error);
@@ -735,6 +749,19 @@ static int task_migrate(VoTask *t, void *userdata)
                                "migration_time_ms", (json_int_t)fin.total_time_ms,
                                "downtime_ms", (json_int_t)fin.downtime_ms, "bytes",
                                (json_int_t)fin.transferred, "memory_verified", verified);
+    /* Where the time went (ms), in order: each phase from the end of the
+     * one before; the guest is paused from the end of "memory" (QEMU's own
+     * downtime before that) to the end of "commit" (the destination runs). */
+    json_object_set_new(result, "phases_ms",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "prepare",
+                                  (json_int_t)(at_prepared - start), "disks",
+                                  (json_int_t)(at_disks - at_prepared), "memory_setup",
+                                  (json_int_t)(at_migrate - at_disks), "memory",
+                                  (json_int_t)(at_completed - at_migrate), "verify",
+                                  (json_int_t)(at_verified - at_completed), "switch",
+                                  (json_int_t)(at_switched - at_verified), "commit",
+                                  (json_int_t)(at_committed - at_switched), "finish",
+                                  (json_int_t)(start + total - at_committed)));
     if (m->n_disks) {
         json_t *moved = json_array();
         for (size_t i = 0; i < m->n_disks; i++)

@@ -597,6 +597,21 @@ void vo_task_set_details(VoTask *t, int percent, const char *message, json_t *de
     pthread_mutex_unlock(&ts->lock);
 }
 
+void vo_task_set_details_unwritten(VoTask *t, int percent, const char *message,
+                                   json_t *details)
+{
+    VoTasks *ts = t->owner;
+    pthread_mutex_lock(&ts->lock);
+    t->progress = percent;
+    free(t->message);
+    t->message = vo_strdup(message);
+    json_decref(t->details);
+    t->details = details;
+    json_decref(t->doc); /* not dirty: the next write carries it */
+    t->doc = task_to_json(t);
+    pthread_mutex_unlock(&ts->lock);
+}
+
 void vo_task_set_result(VoTask *t, json_t *result)
 {
     pthread_mutex_lock(&t->owner->lock);

@@ -129,6 +129,11 @@ void vo_task_progress(VoTask *t, int percent, const char *message);
 /* Progress with live facts of the work (steals details; shown as
  * "details", e.g. a migration's phase and bytes), written as progress is. */
 void vo_task_set_details(VoTask *t, int percent, const char *message, json_t *details);
+/* The same, shown at once by this host (vo_tasks_get_json) but written to
+ * the store only with the task's next write: for a moment that must not
+ * wait for the store (a migration's switch-over, the guest paused). */
+void vo_task_set_details_unwritten(VoTask *t, int percent, const char *message,
+                                   json_t *details);
 /* What it made (e.g. {"backup": ID}), shown as "result" once it succeeded;
  * steals result. */
 void vo_task_set_result(VoTask *t, json_t *result);

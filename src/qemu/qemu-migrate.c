@@ -245,8 +245,6 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
         /* It waits paused (-S) whatever the source was: a VM that was paused
          * there stays paused here. */
         r = vo_qemu_mirror_stop_server(vm, ret_error);
-        if (r >= 0) /* the streams are over: no credentials stay (logged if they do) */
-            (void)vo_qemu_tls_remove(vm, NULL);
         if (resume && r >= 0)
             r = vo_qemu_command(vm, "cont", NULL, NULL, ret_error);
         /* The NICs announce their new place now that the guest runs (a
@@ -262,6 +260,10 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
                 log_warn("migrated VM: announce-self failed: %s", aerror);
             json_decref(announce);
         }
+        /* The streams are over: no credentials stay (logged if they do).
+         * After cont, not before: the guest waits paused until then. */
+        if (r >= 0)
+            (void)vo_qemu_tls_remove(vm, NULL);
     } else if (succeeded) {
         /* The VM runs on the destination now: this copy ends (its disks
          * were handed over at the switch). */

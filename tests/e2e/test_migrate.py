@@ -238,6 +238,13 @@ def test_refusals_and_the_fake_driver_path(cluster):
     assert os.listdir(other) == [], os.listdir(other)
     task = migrate(h1, "local", {"to": "h2", "pool": "other"})
     assert task["result"]["volumes"] == [f"other/{clash}"], task
+    # Where the time went: every phase, in order, adding up to the total.
+    phases = task["result"]["phases_ms"]
+    assert sorted(phases) == sorted(["prepare", "disks", "memory_setup", "memory", "verify",
+                                     "switch", "commit", "finish"]), phases
+    assert all(v >= 0 for v in phases.values()), phases
+    assert sum(phases.values()) == task["result"]["total_time_ms"], task["result"]
+    assert phases["disks"] > 0 and phases["memory"] > 0, phases  # the fake's 4 queries each
     for h in (h1, h2):
         wait_until(lambda: hosts_of(h, "local") == ["h2"], 30, what=f"local on h2 from {h.name}")
     assert h2.vm("local")["disks"][0]["volume"] == f"other/{clash}"

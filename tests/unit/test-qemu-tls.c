@@ -201,11 +201,11 @@ static void test_destination(void **state)
                   "\"name\":\"disk0\",\"writable\":true}",
           .send = { OK } },
         { .expect = "nbd-server-stop", .send = { OK } },
-        RESET_AND_DEL,
         { .expect = "cont", .send = { OK } },
         { .expect = "announce-self",
           .args = "{\"initial\":50,\"max\":550,\"rounds\":5,\"step\":100}",
           .send = { OK } },
+        RESET_AND_DEL, /* after cont: the guest does not wait for it */
         { 0 }
     };
     Fixture f;

@@ -44,6 +44,9 @@ static int job_run(VoTask *t, void *userdata)
     size_t n = strlen(order);
     if (n + 1 < sizeof(order))
         order[n] = j->name;
+    if (j->name == 'u') /* shown at once, not written */
+        vo_task_set_details_unwritten(t, 92, "switching over",
+                                      json_pack("{s:s}", "phase", "switchover"));
     while (j->block && !gate_open)
         pthread_cond_wait(&gate_cond, &gate_lock);
     if (j->name == 'a' || j->name == 'A')
@@ -336,6 +339,51 @@ static void test_documents_round_trip_and_interrupted_after_restart(void **state
     doc = stored(s, running, NULL);
     assert_string_equal(json_string_value(json_object_get(doc, "state")), "failed");
     json_decref(doc);
+    vo_store_close(s);
+    _cleanup_free_ char *rm = vo_asprintf("rm -rf %s", dir);
+    assert_int_equal(system(rm), 0);
+}
+
+/* Details set unwritten: GET shows them at once, the store gets them only
+ * with the task's next write (its end here). */
+static void test_details_unwritten_wait_for_the_next_write(void **state)
+{
+    char dir[64];
+    _cleanup_free_ char *db = temp_db(dir);
+    VoStore *s = NULL;
+    assert_int_equal(vo_store_open(db, &s), 0);
+    VoTasks *ts = NULL;
+    assert_int_equal(vo_tasks_new(&(VoTasksLimits){ 1, 8, 8 }, &ts), 0);
+    assert_int_equal(vo_tasks_attach_store(ts, s), 0);
+    _cleanup_free_ char *id = NULL;
+    assert_int_equal(submit(ts, 'u', "vm/u", true, &id, NULL), 0);
+    json_t *shown = NULL;
+    for (int i = 0; i < 500; i++) { /* bounded: 5 s */
+        shown = vo_tasks_get_json(ts, id);
+        if (json_object_get(shown, "details"))
+            break;
+        json_decref(shown);
+        shown = NULL;
+        usleep(10000);
+    }
+    assert_non_null(shown);
+    assert_string_equal(json_string_value(json_object_get(shown, "message")), "switching over");
+    assert_int_equal(json_integer_value(json_object_get(shown, "progress")), 92);
+    json_t *doc = stored(s, id, NULL);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "running");
+    assert_null(json_object_get(doc, "details")); /* not written */
+    json_decref(doc);
+    json_decref(shown);
+    open_gate();
+    assert_true(wait_state(ts, id, "succeeded"));
+    doc = stored(s, id, NULL);
+    shown = vo_tasks_get_json(ts, id);
+    assert_true(json_equal(doc, shown)); /* the end's write carried them */
+    assert_non_null(json_object_get(doc, "details"));
+    json_decref(doc);
+    json_decref(shown);
+    ts = vo_tasks_free(ts);
     vo_store_close(s);
     _cleanup_free_ char *rm = vo_asprintf("rm -rf %s", dir);
     assert_int_equal(system(rm), 0);
@@ -723,6 +771,7 @@ int main(void)
         cmocka_unit_test_setup(test_once_answers_the_pending_task, setup),
         cmocka_unit_test_setup(test_documents_round_trip_and_interrupted_after_restart, setup),
         cmocka_unit_test_setup(test_interrupted_names_what_was_removed, setup),
+        cmocka_unit_test_setup(test_details_unwritten_wait_for_the_next_write, setup),
         cmocka_unit_test_setup(test_retention_deletes_the_oldest_documents, setup),
         cmocka_unit_test_setup(test_completed_before_the_stop_ends_succeeded, setup),
         cmocka_unit_test_setup(test_cancel_queued_and_running, setup),
