@@ -187,9 +187,16 @@ static char *not_converged_why(const MigrateTask *m, const VoHvMigrationProgress
 {
     double mib = 1024.0 * 1024.0;
     double bw = ms > 0 ? (double)p->transferred * 1000.0 / (double)ms / mib : 0;
-    return vo_asprintf("did not converge within %u s: dirty rate %.1f MiB/s, bandwidth %.1f "
+    /* QEMU measures the dirty rate at each pass's end: none before the
+     * first pass over the memory ends. */
+    _cleanup_free_ char *dirty = p->dirty_pages_rate || p->passes > 1
+                                     ? vo_asprintf("%.1f MiB/s",
+                                                   (double)dirty_rate_bytes(p) / mib)
+                                     : vo_strdup("not measured yet (the first pass over "
+                                                 "the memory did not end)");
+    return vo_asprintf("did not converge within %u s: dirty rate %s, bandwidth %.1f "
                        "MiB/s (%.1f MiB still to send; vCPUs throttled up to %u%%%s)%s",
-                       limit_s, (double)dirty_rate_bytes(p) / mib, bw,
+                       limit_s, dirty, bw,
                        (double)p->remaining / mib, max_throttle,
                        m->opts.force_converge ? " by --force-converge" : " by auto-converge",
                        m->opts.force_converge ? "" : "; --force-converge throttles harder, "
