@@ -20,6 +20,7 @@
 
 #define CANCEL_WAIT_MS 30000
 #define SETTLE_GIVE_UP_MS 30000
+#define PEER_ABORT_MS 5000
 
 static char *intent_dir(VoDaemon *d)
 {
@@ -137,7 +138,9 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     if (i->peer_url && d->cluster) {
         _cleanup_free_ char *path = vo_asprintf("/v1/migrations/incoming/%s", i->migration);
         _cleanup_free_ char *error = NULL;
-        if (vo_migrate_peer_call(d, i->peer_url, "DELETE", path, NULL, NULL, &error) < 0 &&
+        /* Short: vireod does not serve until the recovery is over. */
+        if (vo_migrate_peer_call_timeout(d, i->peer_url, "DELETE", path, NULL, PEER_ABORT_MS,
+                                         NULL, &error) < 0 &&
             !strstr(error ? error : "", "HTTP 404"))
             log_info("vm %s: aborting the destination's incoming VM: %s (its watcher ends it)",
                      i->name, error);

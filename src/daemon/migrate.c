@@ -45,9 +45,9 @@
 /* METHOD url+path with a JSON body; 0 with the peer's 2xx answer in *ret
  * (may be NULL), or -errno with *ret_error (its error message, or why it
  * could not be reached). */
-static int peer_call_timeout(VoDaemon *d, const char *url, const char *method,
-                             const char *path, json_t *body, int timeout_ms, json_t **ret,
-                             char **ret_error)
+int vo_migrate_peer_call_timeout(VoDaemon *d, const char *url, const char *method,
+                                 const char *path, json_t *body, int timeout_ms, json_t **ret,
+                                 char **ret_error)
 {
     _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     const char *headers[] = { "Content-Type: application/json", NULL };
@@ -79,7 +79,8 @@ static int peer_call_timeout(VoDaemon *d, const char *url, const char *method,
 int vo_migrate_peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
                          json_t *body, json_t **ret, char **ret_error)
 {
-    return peer_call_timeout(d, url, method, path, body, PEER_TIMEOUT_MS, ret, ret_error);
+    return vo_migrate_peer_call_timeout(d, url, method, path, body, PEER_TIMEOUT_MS, ret,
+                                        ret_error);
 }
 
 /* ---- the task ------------------------------------------------------------- */
@@ -495,9 +496,9 @@ static int task_migrate_run(VoTask *t, void *userdata)
                             layout, "source_host", d->host_id, "resume", resume);
     if (m->n_disks)
         json_object_set_new(req, "disks", disks_json(m));
-    r = peer_call_timeout(d, m->to_url, "POST", "/v1/migrations/incoming", req,
-                          m->n_disks ? PREPARE_DISKS_TIMEOUT_MS : PEER_TIMEOUT_MS, &answer,
-                          &error);
+    r = vo_migrate_peer_call_timeout(d, m->to_url, "POST", "/v1/migrations/incoming", req,
+                                     m->n_disks ? PREPARE_DISKS_TIMEOUT_MS : PEER_TIMEOUT_MS,
+                                     &answer, &error);
     json_decref(req);
     const char *uri = json_string_value(json_object_get(answer, "uri"));
     const char *nbd_uri = json_string_value(json_object_get(answer, "nbd_uri"));

@@ -36,6 +36,10 @@ int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const c
  * -EINVAL, 5xx -> -EIO). */
 int vo_migrate_peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
                          json_t *body, json_t **ret, char **ret_error);
+/* The same with a timeout of its own (the default: 30 s). */
+int vo_migrate_peer_call_timeout(VoDaemon *d, const char *url, const char *method,
+                                 const char *path, json_t *body, int timeout_ms, json_t **ret,
+                                 char **ret_error);
 /* 0 when every disk (and a kernel or initrd from a volume) is on a shared
  * pool; -EBUSY with *ret_error naming the first that is not (maintenance.c
  * asks it before moving a VM). */
