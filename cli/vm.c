@@ -441,12 +441,15 @@ static int vm_template(const CliCommand *cmd, int argc, char **argv)
 static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *to = NULL, *downtime = NULL, *bandwidth = NULL, *pool = NULL;
-    bool verify = false, async = false;
+    const char *converge = NULL;
+    bool verify = false, async = false, force = false;
     const CliOption opts[] = {
         { "--to", &to, NULL },
         { "--pool", &pool, NULL },
         { "--max-downtime", &downtime, NULL },
         { "--bandwidth", &bandwidth, NULL },
+        { "--converge-timeout", &converge, NULL },
+        { "--force-converge", NULL, &force },
         { "--verify-memory", NULL, &verify },
         { "--async", NULL, &async },
         { NULL, NULL, NULL },
@@ -472,6 +475,11 @@ static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
         if ((ok = cli_parse_bytes("--bandwidth", b, &v)))
             json_object_set_new(body, "bandwidth", json_integer((json_int_t)v));
     }
+    if (ok && converge &&
+        (ok = cli_parse_uint("--converge-timeout", converge, 1, 86400, &v)))
+        json_object_set_new(body, "converge_timeout_s", json_integer((json_int_t)v));
+    if (force)
+        json_object_set_new(body, "force_converge", json_true());
     if (verify)
         json_object_set_new(body, "verify_memory", json_true());
     if (!ok) {
@@ -503,6 +511,10 @@ static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
                (double)json_integer_value(json_object_get(res, "bytes")) / (1 << 20),
                json_is_true(json_object_get(res, "memory_verified"))
                    ? ", guest memory verified identical" : "");
+        json_t *fc = json_object_get(res, "force_converge");
+        if (json_is_object(fc))
+            printf("%s: vCPUs throttled up to %lld%% to converge (--force-converge)\n", name,
+                   (long long)json_integer_value(json_object_get(fc, "max_throttle_percent")));
     } else if (status == CLI_EXIT_OK) {
         printf("%s: migrated\n", name);
     }
@@ -861,7 +873,8 @@ static const CliCommand vm_commands[] = {
     { "vm", "set", "NAME", VM_EDIT_USAGE, "Same as 'vm edit' (e.g. vm set VM --vcpus N).",
       VM_EDIT_HELP, vm_edit },
     { "vm", "migrate", "NAME", "[--to HOST] [--pool POOL] [--max-downtime MS] "
-      "[--bandwidth SIZE/s] [--verify-memory] [--async]",
+      "[--bandwidth SIZE/s] [--converge-timeout SECONDS] [--force-converge] "
+      "[--verify-memory] [--async]",
       "Move a running VM to another host of the cluster, live.",
       "The guest keeps running: its memory is copied to HOST while it runs, then it\n"
       "pauses for a moment (the downtime) and continues on HOST. Disks on shared\n"
@@ -876,10 +889,19 @@ static const CliCommand vm_commands[] = {
       "                        'default' pool); each keeps its volume name\n"
       "  --max-downtime MS     the longest pause allowed at the switch (default: 300)\n"
       "  --bandwidth SIZE/s    the most the copy may use, e.g. 100M/s (default: no limit)\n"
+      "  --converge-timeout SECONDS\n"
+      "                        the memory copy must reach the switch within this\n"
+      "                        time (default: 600); else the migration is aborted\n"
+      "                        (the VM runs on here) naming the dirty rate and the\n"
+      "                        bandwidth it saw\n"
+      "  --force-converge      throttle the guest's vCPUs harder and sooner so a busy\n"
+      "                        guest converges (it runs slower until the switch);\n"
+      "                        still aborted at the converge timeout\n"
       "  --verify-memory       compare the guest's RAM on both sides (both paused)\n"
       "                        before the switch; the migration fails if it differs\n" ASYNC_HELP
       "\nExamples:\n  vireo vm migrate web1 --to h2\n"
       "  vireo vm migrate db1 --to h3 --bandwidth 200M/s --max-downtime 100\n"
+      "  vireo vm migrate busy1 --to h2 --converge-timeout 120 --force-converge\n"
       "  vireo vm migrate app1 --to h2 --pool fast\n",
       vm_migrate },
     { "vm", "move", "NAME", "[--to HOST] [--pool POOL] [--async]",

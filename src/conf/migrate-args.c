@@ -54,9 +54,21 @@ int vo_migrate_args_parse(json_t *body, VoMigrateArgs *ret, char **ret_error)
             if (!json_is_boolean(v))
                 return vo_error_set(ret_error, -EINVAL, "verify_memory: must be true or false");
             ret->verify_memory = json_is_true(v);
+        } else if (!strcmp(key, "converge_timeout_s")) {
+            json_int_t sec = json_integer_value(v);
+            if (!json_is_integer(v) || sec < 1 || sec > VO_MIGRATE_MAX_CONVERGE_TIMEOUT_S)
+                return vo_error_set(ret_error, -EINVAL, "converge_timeout_s: must be an "
+                                    "integer from 1 to %d (seconds)",
+                                    VO_MIGRATE_MAX_CONVERGE_TIMEOUT_S);
+            ret->converge_timeout_s = (unsigned)sec;
+        } else if (!strcmp(key, "force_converge")) {
+            if (!json_is_boolean(v))
+                return vo_error_set(ret_error, -EINVAL, "force_converge: must be true or false");
+            ret->force_converge = json_is_true(v);
         } else {
             return vo_error_set(ret_error, -EINVAL, "%s: unknown field (known: to, pool, "
-                                "max_downtime_ms, bandwidth, verify_memory)", key);
+                                "max_downtime_ms, bandwidth, verify_memory, "
+                                "converge_timeout_s, force_converge)", key);
         }
     }
     return 0;

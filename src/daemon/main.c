@@ -250,6 +250,8 @@ int main(int argc, char **argv)
         log_error("cannot load VMs: %s", strerror(-r));
         return 1;
     }
+    /* Migrations an earlier vireod left: finished or undone. */
+    vo_migrations_recover(&d);
     vo_vms_set_gone_hook(vo_hosts_refresh); /* a deleted VM's room shows at once */
     if ((r = vo_hosts_start(&d)) < 0)
         return 1;

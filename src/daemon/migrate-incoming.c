@@ -167,6 +167,7 @@ static void destroy(VoDaemon *d, Incoming *x)
     (void)vo_rm_rf(state_dir);
     for (size_t i = 0; x->vol_names && x->vol_names[i]; i++)
         vo_volume_incoming_drop(d, x->vol_pools[i], x->vol_names[i]);
+    vo_migration_intent_drop(d, x->vm_id);
 }
 
 /* ---- local disks ------------------------------------------------------------ */
@@ -293,6 +294,7 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
         return r;
     }
     x->hv = NULL; /* the VM's now */
+    vo_migration_intent_drop(d, x->vm_id);
     _cleanup_free_ char *name = vo_strdup(x->vm_name);
     pthread_mutex_lock(&in.lock);
     done_add_locked(x->id);
@@ -473,6 +475,16 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
         r = vo_mkdir_p(state_dir, 0700);
     if (r < 0)
         vo_error_set(ret_error, r, "cannot make the VM's directories: %s", strerror(-r));
+    if (r >= 0) { /* a vireod that dies from here: its next start ends what this made */
+        VoMigrateIntent intent = { .role = VO_MIGRATE_ROLE_DESTINATION, .vm = spec->id,
+                                   .name = spec->name, .migration = id, .peer = source,
+                                   .phase = "prepare", .resume = resume,
+                                   .spec = json_object_get(doc, "spec") };
+        r = vo_migration_intent_save(d, &intent);
+        if (r < 0)
+            vo_error_set(ret_error, r, "cannot record the incoming migration: %s",
+                         strerror(-r));
+    }
     if (r >= 0 && n_disks)
         r = make_disks(d, x, disks, spec, &plan, ret_error);
     if (r >= 0)
@@ -567,6 +579,8 @@ int vo_migration_digest(VoDaemon *d, const char *id, json_t **ret, char **ret_er
         return vo_error_set(ret_error, -ENOENT, "no incoming migration %s", id);
     char digest[65] = "";
     int r = wait_complete(d, x, ret_error);
+    if (r >= 0 && vo_migrate_fault("dest-exit-complete")) /* test: it dies, QEMU paused */
+        _exit(70);
     if (r >= 0)
         r = d->driver->memory_digest
                 ? d->driver->memory_digest(x->hv, digest, ret_error)

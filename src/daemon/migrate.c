@@ -49,9 +49,9 @@
 /* METHOD url+path with a JSON body; 0 with the peer's 2xx answer in *ret
  * (may be NULL), or -errno with *ret_error (its error message, or why it
  * could not be reached). */
-static int peer_call_timeout(VoDaemon *d, const char *url, const char *method,
-                             const char *path, json_t *body, int timeout_ms, json_t **ret,
-                             char **ret_error)
+int vo_migrate_peer_call_timeout(VoDaemon *d, const char *url, const char *method,
+                                 const char *path, json_t *body, int timeout_ms, json_t **ret,
+                                 char **ret_error)
 {
     _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     const char *headers[] = { "Content-Type: application/json", NULL };
@@ -83,7 +83,8 @@ static int peer_call_timeout(VoDaemon *d, const char *url, const char *method,
 int vo_migrate_peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
                          json_t *body, json_t **ret, char **ret_error)
 {
-    return peer_call_timeout(d, url, method, path, body, PEER_TIMEOUT_MS, ret, ret_error);
+    return vo_migrate_peer_call_timeout(d, url, method, path, body, PEER_TIMEOUT_MS, ret,
+                                        ret_error);
 }
 
 /* ---- the task ------------------------------------------------------------- */
@@ -106,6 +107,9 @@ typedef struct {
     char *pool; /* the destination's pool for local disks */
     LocalDisk *disks;
     size_t n_disks;
+    VoMigrateIntent intent; /* RUN_DIR/migrations/<vm>.json while it runs */
+    json_t *spec;           /* the intent's spec (held) */
+    char *intent_vm, *intent_name, *intent_mig;
 } MigrateTask;
 
 const VoHvMigrationTls *vo_migration_tls(VoDaemon *d, VoHvMigrationTls *buf)
@@ -130,6 +134,10 @@ static void migrate_task_free(void *p)
     }
     free(m->disks);
     free(m->pool);
+    json_decref(m->spec);
+    free(m->intent_vm);
+    free(m->intent_name);
+    free(m->intent_mig);
     vo_vm_unref(m->vm);
     free(m->to_id);
     free(m->to_name);
@@ -160,14 +168,44 @@ static char *console_tail_b64(VoDaemon *d, VoVm *vm)
     return out;
 }
 
+static uint64_t dirty_rate_bytes(const VoHvMigrationProgress *p)
+{
+    return p->dirty_pages_rate * (p->page_size ? p->page_size : 4096);
+}
+
 static json_t *progress_json(const char *phase, const VoHvMigrationProgress *p, int64_t start)
 {
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "phase", phase, "bytes_sent",
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "phase", phase, "bytes_sent",
                      (json_int_t)p->transferred, "bytes_total", (json_int_t)p->total,
                      "bytes_remaining", (json_int_t)p->remaining, "dirty_rate_bytes",
-                     (json_int_t)(p->dirty_pages_rate * (p->page_size ? p->page_size : 4096)),
+                     (json_int_t)dirty_rate_bytes(p),
                      "expected_downtime_ms", (json_int_t)p->expected_downtime_ms,
-                     "elapsed_ms", (json_int_t)(vo_now_ms() - start));
+                     "elapsed_ms", (json_int_t)(vo_now_ms() - start), "cpu_throttle_percent",
+                     (int)p->throttle_pct);
+}
+
+/* Why a memory copy that did not reach the switch within the converge
+ * limit is aborted: the rates it saw (p: the last query; sent: bytes of
+ * the memory phase; ms: its length) and what the throttle did. */
+static char *not_converged_why(const MigrateTask *m, const VoHvMigrationProgress *p,
+                               unsigned limit_s, int64_t ms, unsigned max_throttle)
+{
+    double mib = 1024.0 * 1024.0;
+    double bw = ms > 0 ? (double)p->transferred * 1000.0 / (double)ms / mib : 0;
+    /* QEMU measures the dirty rate at each pass's end: none before the
+     * first pass over the memory ends. */
+    _cleanup_free_ char *dirty = p->dirty_pages_rate || p->passes > 1
+                                     ? vo_asprintf("%.1f MiB/s",
+                                                   (double)dirty_rate_bytes(p) / mib)
+                                     : vo_strdup("not measured yet (the first pass over "
+                                                 "the memory did not end)");
+    return vo_asprintf("did not converge within %u s: dirty rate %s, bandwidth %.1f "
+                       "MiB/s (%.1f MiB still to send; vCPUs throttled up to %u%%%s)%s",
+                       limit_s, dirty, bw,
+                       (double)p->remaining / mib, max_throttle,
+                       m->opts.force_converge ? " by --force-converge" : " by auto-converge",
+                       m->opts.force_converge ? "" : "; --force-converge throttles harder, "
+                       "--converge-timeout gives it longer");
 }
 
 /* Ends the migration attempt with the VM still here: the destination's
@@ -190,6 +228,16 @@ static void clear_migrating(VoVm *vm)
     free(vm->migration_to);
     vm->migration_to = NULL;
     pthread_mutex_unlock(&vm->lock);
+}
+
+/* The intent file's phase (migrate-recover.c): written before the step. */
+static void intent_phase(MigrateTask *m, const char *phase, int64_t rev)
+{
+    if (!m->intent.vm)
+        return;
+    m->intent.phase = phase;
+    m->intent.rev = rev;
+    (void)vo_migration_intent_save(m->vm->d, &m->intent);
 }
 
 /* The prepare request's "disks" (migrate-incoming.c, make_disks). */
@@ -383,7 +431,20 @@ static int take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
     return 0;
 }
 
+static int task_migrate_run(VoTask *t, void *userdata);
+
+/* The task; its intent file goes at its end, whatever the outcome (a
+ * vireod that dies keeps it for the next start). */
 static int task_migrate(VoTask *t, void *userdata)
+{
+    MigrateTask *m = userdata;
+    int r = task_migrate_run(t, userdata);
+    if (m->intent.vm)
+        vo_migration_intent_drop(m->vm->d, m->intent.vm);
+    return r;
+}
+
+static int task_migrate_run(VoTask *t, void *userdata)
 {
     MigrateTask *m = userdata;
     VoVm *vm = m->vm;
@@ -426,13 +487,22 @@ static int task_migrate(VoTask *t, void *userdata)
         vo_vm_job_end(vm, false);
         return vo_task_fail(t, r, "cannot read VM '%s''s hardware layout: %s", name, error);
     }
+    m->spec = json_incref(json_object_get(doc, "spec"));
+    m->intent_vm = vo_strdup(vm_id);
+    m->intent_name = vo_strdup(name);
+    m->intent_mig = vo_strdup(mig_id);
+    m->intent = (VoMigrateIntent){ .role = VO_MIGRATE_ROLE_SOURCE, .vm = m->intent_vm,
+                                   .name = m->intent_name, .migration = m->intent_mig,
+                                   .peer = m->to_id, .peer_url = m->to_url, .resume = resume,
+                                   .spec = m->spec };
+    intent_phase(m, "prepare", 0);
     json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:b}", "id", mig_id, "vm", doc, "layout",
                             layout, "source_host", d->host_id, "resume", resume);
     if (m->n_disks)
         json_object_set_new(req, "disks", disks_json(m));
-    r = peer_call_timeout(d, m->to_url, "POST", "/v1/migrations/incoming", req,
-                          m->n_disks ? PREPARE_DISKS_TIMEOUT_MS : PEER_TIMEOUT_MS, &answer,
-                          &error);
+    r = vo_migrate_peer_call_timeout(d, m->to_url, "POST", "/v1/migrations/incoming", req,
+                                     m->n_disks ? PREPARE_DISKS_TIMEOUT_MS : PEER_TIMEOUT_MS,
+                                     &answer, &error);
     json_decref(req);
     const char *uri = json_string_value(json_object_get(answer, "uri"));
     const char *nbd_uri = json_string_value(json_object_get(answer, "nbd_uri"));
@@ -467,6 +537,7 @@ static int task_migrate(VoTask *t, void *userdata)
                                       (json_int_t)0, "bytes_total", (json_int_t)0));
         log_info("vm %s: copying %zu local disk(s) to host %s (%s)", name, m->n_disks,
                  m->to_name, nbd_copy);
+        intent_phase(m, "disks", 0);
         r = copy_disks(t, m, hv, nbd_copy, alive_path, start, &error);
         if (r < 0) {
             _cleanup_free_ char *cerr = NULL;
@@ -493,7 +564,10 @@ static int task_migrate(VoTask *t, void *userdata)
         .downtime_limit_ms = m->opts.max_downtime_ms ? m->opts.max_downtime_ms
                                                      : VO_MIGRATE_DEFAULT_DOWNTIME_MS,
         .auto_converge = true,
+        .force_converge = m->opts.force_converge,
     };
+    unsigned converge_s = m->opts.converge_timeout_s ? m->opts.converge_timeout_s
+                                                     : VO_MIGRATE_DEFAULT_CONVERGE_TIMEOUT_S;
     VoHvMigrationTls tls;
     opts.tls = vo_migration_tls(d, &tls); /* between hosts: mutual TLS */
     if (vo_task_cancelled(t)) { /* cancelled while the destination prepared */
@@ -504,6 +578,7 @@ static int task_migrate(VoTask *t, void *userdata)
         return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
     }
     log_info("vm %s: migrating to host %s (%s)", name, m->to_name, uri_copy);
+    intent_phase(m, "memory", 0);
     r = d->driver->migrate_start(hv, uri_copy, &opts, &error);
     if (r < 0) {
         undo(d, m, hv, base_path);
@@ -513,8 +588,10 @@ static int task_migrate(VoTask *t, void *userdata)
     }
     int64_t at_migrate = vo_now_ms();
     VoHvMigrationProgress p = { 0 };
-    int64_t shown = 0, cancel_at = 0;
+    int64_t shown = 0, cancel_at = 0, memory_start = vo_now_ms();
     bool cancelled = false, unconfirmed = false;
+    _cleanup_free_ char *stuck = NULL; /* did not converge in time: why */
+    unsigned max_throttle = 0;
     int query_errors = 0;
     for (;;) {
         free(p.error);
@@ -537,7 +614,22 @@ static int task_migrate(VoTask *t, void *userdata)
             if (d->driver->migrate_cancel(hv, &cerr) < 0)
                 log_warn("vm %s: migrate_cancel: %s", name, cerr);
         }
-        if (cancelled && vo_now_ms() - cancel_at > CANCEL_WAIT_MS) {
+        if (p.throttle_pct > max_throttle)
+            max_throttle = p.throttle_pct;
+        if (!cancelled && !stuck && vo_now_ms() - memory_start >= (int64_t)converge_s * 1000) {
+            /* Not converged within the limit: aborted as a cancel is. */
+            stuck = not_converged_why(m, &p, converge_s, vo_now_ms() - memory_start,
+                                      max_throttle);
+            log_warn("vm %s: migration to %s %s", name, m->to_name, stuck);
+            cancel_at = vo_now_ms();
+            _cleanup_free_ char *cerr = NULL;
+            if (d->driver->migrate_cancel(hv, &cerr) < 0)
+                log_warn("vm %s: migrate_cancel: %s", name, cerr);
+        }
+        if (p.status == VO_HV_MIGRATION_ACTIVE && p.transferred > 0 &&
+            vo_migrate_fault("exit-in-memory")) /* test: the source dies mid-copy */
+            _exit(70);
+        if ((cancelled || stuck) && vo_now_ms() - cancel_at > CANCEL_WAIT_MS) {
             unconfirmed = true; /* no final status: not resumed over a cancel under way */
             break;
         }
@@ -547,8 +639,11 @@ static int task_migrate(VoTask *t, void *userdata)
                                                                           : p.transferred) /
                                               p.total)
                               : 5;
-            vo_task_set_details(t, pct, cancelled ? "cancelling" : "copying memory",
-                                progress_json("memory", &p, start));
+            json_t *det = progress_json("memory", &p, start);
+            json_object_set_new(det, "converge_timeout_s", json_integer(converge_s));
+            vo_task_set_details(t, pct, cancelled ? "cancelling"
+                                        : stuck   ? "aborting: not converging"
+                                                  : "copying memory", det);
         }
         (void)poll(NULL, 0, MEMORY_POLL_MS);
     }
@@ -567,10 +662,11 @@ static int task_migrate(VoTask *t, void *userdata)
             (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
             clear_migrating(vm);
             vo_vm_job_end(vm, true);
-            return vo_task_fail(t, -ETIMEDOUT, "cancelled, but QEMU did not confirm the "
+            return vo_task_fail(t, -ETIMEDOUT, "%s%scancelled, but QEMU did not confirm the "
                                 "cancel within %d s: VM '%s' stays here as QEMU has it (see "
                                 "vireo vm show; vireo vm resume if it is paused)",
-                                CANCEL_WAIT_MS / 1000, name);
+                                stuck ? stuck : "", stuck ? "; " : "", CANCEL_WAIT_MS / 1000,
+                                name);
         }
         undo(d, m, hv, base_path);
         clear_migrating(vm);
@@ -579,6 +675,9 @@ static int task_migrate(VoTask *t, void *userdata)
             log_info("vm %s: migration to %s cancelled; the VM runs on here", name, m->to_name);
             return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
         }
+        if (stuck)
+            return vo_task_fail(t, -ETIMEDOUT, "migration of VM '%s' to host '%s' failed (the "
+                                "VM runs on here): %s", name, m->to_name, stuck);
         log_warn("vm %s: migration to %s failed: %s", name, m->to_name, why);
         return vo_task_fail(t, r < 0 ? r : -EIO, "migration of VM '%s' to host '%s' failed "
                             "(the VM runs on here): %s", name, m->to_name, why);
@@ -644,6 +743,7 @@ static int task_migrate(VoTask *t, void *userdata)
     int64_t rev = vm->rev;
     vm->migrated_away = true; /* no write of its documents from here on */
     pthread_mutex_unlock(&vm->lock);
+    intent_phase(m, "switch", rev);
     int64_t new_rev = 0;
     VoVolumeMove *vols = volume_moves(m, false);
     r = 0;
@@ -677,6 +777,8 @@ static int task_migrate(VoTask *t, void *userdata)
                                 error);
         }
     }
+    if (r >= 0)
+        intent_phase(m, "switched", rev);
     if (r >= 0 && vo_migrate_fault("exit-after-txn")) /* test: the source dies here */
         _exit(70);
     if (r < 0)
@@ -768,6 +870,12 @@ static int task_migrate(VoTask *t, void *userdata)
             json_array_append_new(moved, json_sprintf("%s/%s", m->pool, m->disks[i].name));
         json_object_set_new(result, "volumes", moved);
     }
+    if (m->opts.force_converge) /* what the forced convergence did */
+        json_object_set_new(result, "force_converge",
+                            json_pack("{s:i, s:i, s:b, s:i}", "cpu_throttle_initial",
+                                      VO_HV_FORCE_THROTTLE_INITIAL, "cpu_throttle_increment",
+                                      VO_HV_FORCE_THROTTLE_INCREMENT, "tailslow", 1,
+                                      "max_throttle_percent", (int)max_throttle));
     if (vo_task_cancelled(t)) /* too late: the VM had switched hosts already */
         json_object_set_new(result, "cancel", json_string("too late: the VM had switched "
                                                           "hosts when the cancel came"));

@@ -13,6 +13,7 @@
 #include "daemon/vms.h"
 
 #include "conf/migrate-args.h"
+#include "conf/migrate-intent.h"
 
 /* Checks at once (target host known, online, not this host; the VM
  * running, not migrating, every disk on a shared pool) and queues the
@@ -35,6 +36,10 @@ int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const c
  * -EINVAL, 5xx -> -EIO). */
 int vo_migrate_peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
                          json_t *body, json_t **ret, char **ret_error);
+/* The same with a timeout of its own (the default: 30 s). */
+int vo_migrate_peer_call_timeout(VoDaemon *d, const char *url, const char *method,
+                                 const char *path, json_t *body, int timeout_ms, json_t **ret,
+                                 char **ret_error);
 /* 0 when every disk (and a kernel or initrd from a volume) is on a shared
  * pool; -EBUSY with *ret_error naming the first that is not (maintenance.c
  * asks it before moving a VM). */
@@ -55,6 +60,15 @@ int vo_migration_alive(VoDaemon *d, const char *id, char **ret_error);
 /* At vireod's shutdown, before the VM table goes: the incoming watcher
  * thread ends and is joined (incoming QEMUs stay, like every VM's). */
 void vo_migration_shutdown(void);
+/* The intent file of a migration this host takes part in
+ * (RUN_DIR/migrations/<vm-id>.json; migrate-recover.c): saved (tmp +
+ * rename) before each step that matters, dropped at its end. */
+int vo_migration_intent_save(VoDaemon *d, const VoMigrateIntent *i);
+void vo_migration_intent_drop(VoDaemon *d, const char *vm_id);
+/* At start, after the VMs are loaded and before the API serves: each
+ * intent an earlier vireod left is finished or undone. */
+void vo_migrations_recover(VoDaemon *d);
+
 /* An incoming migration neither committed nor aborted this long after its
  * last sign of life (prepare, a running stream, a call) is aborted. */
 #define VO_MIGRATION_INCOMING_IDLE_MS 60000

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "conf/names.h"
 #include "daemon/host-id.h"
@@ -282,11 +283,16 @@ static void sweep_atomic_temps(const char *top)
 }
 
 /* BASE/vms/ID directories of VMs with no document: a create cut short (the
- * document is saved once its disk is made) or a delete cut short. */
+ * document is saved once its disk is made) or a delete cut short. Not
+ * those of a migration cut short (RUN/migrations/ID.json): its QEMU is
+ * found through them and ended by migrate-recover.c, which removes them. */
 static void remove_if_no_vm(const char *path, const char *name, const void *arg)
 {
     VoDaemon *d = (VoDaemon *)arg;
     if (!vo_uuid_valid(name))
+        return;
+    _cleanup_free_ char *intent = vo_asprintf("%s/migrations/%s.json", d->run_dir, name);
+    if (access(intent, F_OK) == 0)
         return;
     _cleanup_free_ char *key = vo_asprintf("vms/%s", name);
     if (!doc_exists(d, key) && is_kind(path, true))

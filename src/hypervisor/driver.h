@@ -130,10 +130,21 @@ typedef struct {
                             * certificate must carry; NULL: the URI's host */
 } VoHvMigrationTls;
 
+/* Auto-converge's vCPU throttle: QEMU's defaults (first throttle 20%, then
+ * +10% each round the dirty rate still beats the bandwidth), and what a
+ * forced convergence asks for instead (docs/internals.md, "Live
+ * migration entry points"). The throttle never passes 99%. */
+#define VO_HV_THROTTLE_INITIAL 20
+#define VO_HV_THROTTLE_INCREMENT 10
+#define VO_HV_FORCE_THROTTLE_INITIAL 50
+#define VO_HV_FORCE_THROTTLE_INCREMENT 25
+
 typedef struct {
     uint64_t max_bandwidth;   /* bytes per second; 0: the hypervisor's default */
     unsigned downtime_limit_ms; /* 0: the hypervisor's default */
     bool auto_converge;       /* throttle vCPUs when memory is dirtied faster than sent */
+    bool force_converge;      /* with auto_converge: throttle harder and sooner (QEMU:
+                               * VO_HV_FORCE_THROTTLE_* below, tail-slow on) */
     /* No post-copy yet: it comes with the live-migration work (both sides'
      * capability and the switch to post-copy). */
     const VoHvMigrationTls *tls; /* the memory stream over mutual TLS; NULL: plain */
@@ -148,6 +159,7 @@ typedef struct {
     uint64_t downtime_ms;                   /* the real one, once completed */
     uint64_t total_time_ms;
     uint64_t passes;                        /* dirty-memory sync rounds */
+    unsigned throttle_pct;                  /* vCPUs throttled this much (auto-converge) */
     char *error;                            /* why it failed (malloc'd), or NULL */
 } VoHvMigrationProgress;
 

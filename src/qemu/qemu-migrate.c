@@ -83,12 +83,20 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
                              capability("postcopy-ram", false));
     /* Always both: QEMU keeps what an earlier attempt set, so 0 (the
      * default) is said explicitly. */
+    /* The throttle too: QEMU's defaults, or harder and sooner when a
+     * forced convergence is asked for (tail-slow: the throttle grows with
+     * how far the dirty rate beats the bandwidth, not 10% a round). */
+    bool force = opts->auto_converge && opts->force_converge;
     json_t *params = json_pack(
-        "{s:I, s:I}", "max-bandwidth",
+        "{s:I, s:I, s:i, s:i, s:b}", "max-bandwidth",
         (json_int_t)(opts->max_bandwidth ? opts->max_bandwidth : QEMU_MIGRATE_MAX_BANDWIDTH),
         "downtime-limit",
         (json_int_t)(opts->downtime_limit_ms ? opts->downtime_limit_ms
-                                             : QEMU_MIGRATE_DOWNTIME_LIMIT_MS));
+                                             : QEMU_MIGRATE_DOWNTIME_LIMIT_MS),
+        "cpu-throttle-initial", force ? VO_HV_FORCE_THROTTLE_INITIAL : VO_HV_THROTTLE_INITIAL,
+        "cpu-throttle-increment",
+        force ? VO_HV_FORCE_THROTTLE_INCREMENT : VO_HV_THROTTLE_INCREMENT,
+        "cpu-throttle-tailslow", force);
     json_t *migrate = json_pack("{s:s}", "uri", uri), *status = NULL;
 
     pthread_mutex_lock(&vm->qmp_lock);
@@ -197,6 +205,7 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
     ret->page_size = u64(ram, "page-size");
     ret->passes = u64(ram, "dirty-sync-count");
     ret->expected_downtime_ms = u64(info, "expected-downtime");
+    ret->throttle_pct = (unsigned)u64(info, "cpu-throttle-percentage");
     ret->downtime_ms = u64(info, "downtime");
     ret->total_time_ms = u64(info, "total-time");
     const char *desc = json_string_value(json_object_get(info, "error-desc"));

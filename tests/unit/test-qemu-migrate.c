@@ -100,7 +100,11 @@ static void test_start(void **state)
                   "{\"capability\":\"pause-before-switchover\",\"state\":false}]}",
           .send = { OK } },
         { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":67108864,\"downtime-limit\":500}", .send = { OK } },
+          /* force_converge: the throttle starts at 50%, climbs 25% a round,
+           * tail-slow */
+          .args = "{\"max-bandwidth\":67108864,\"downtime-limit\":500,"
+                  "\"cpu-throttle-initial\":50,\"cpu-throttle-increment\":25,"
+                  "\"cpu-throttle-tailslow\":true}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49152\"}", .send = { OK } },
         /* Defaults: auto-converge and post-copy off, QEMU's default parameters
          * (set again: what an earlier attempt set would carry over). A second
@@ -114,7 +118,9 @@ static void test_start(void **state)
                   "{\"capability\":\"pause-before-switchover\",\"state\":false}]}",
           .send = { OK } },
         { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300}", .send = { OK } },
+          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+                  "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
+                  "\"cpu-throttle-tailslow\":false}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"unix:/run/x/mig.sock\"}",
           .send = { "{\"error\":{\"class\":\"GenericError\",\"desc\":\"There's a migration "
                     "process in progress\"},\"id\":$ID}\n" } },
@@ -126,7 +132,7 @@ static void test_start(void **state)
     VoHvInstance *vm = instance_open(&f, steps);
     char *error = NULL;
     VoHvMigrationOptions opts = { .max_bandwidth = 64 << 20, .downtime_limit_ms = 500,
-                                  .auto_converge = true };
+                                  .auto_converge = true, .force_converge = true };
     assert_int_equal(vo_qemu_migrate_start(vm, "tcp:10.0.0.2:49152", &opts, &error), 0);
     assert_true(vm->migration_was_running);
     assert_int_equal(vo_qemu_migrate_start(vm, "unix:/run/x/mig.sock", NULL, &error), -EIO);
@@ -148,6 +154,7 @@ static void test_query(void **state)
           .send = { "{\"return\":{\"status\":\"setup\",\"total-time\":3},\"id\":$ID}\n" } },
         { .expect = "query-migrate",
           .send = { "{\"return\":{\"status\":\"active\",\"expected-downtime\":280,"
+                    "\"cpu-throttle-percentage\":45,"
                     "\"total-time\":1200,\"ram\":{\"transferred\":1000,\"remaining\":3000,"
                     "\"total\":4000,\"dirty-pages-rate\":250,\"dirty-sync-count\":2,"
                     "\"page-size\":4096,\"mbps\":800}},\"id\":$ID}\n" } },
@@ -185,6 +192,7 @@ static void test_query(void **state)
     assert_int_equal(p.page_size, 4096);
     assert_int_equal(p.passes, 2);
     assert_int_equal(p.expected_downtime_ms, 280);
+    assert_int_equal(p.throttle_pct, 45);
     assert_null(p.error);
     assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);

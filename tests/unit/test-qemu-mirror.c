@@ -106,7 +106,9 @@ static void test_source_order(void **state)
                   "{\"capability\":\"pause-before-switchover\",\"state\":true}]}",
           .send = { OK } },
         { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300}", .send = { OK } },
+          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+                  "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
+                  "\"cpu-throttle-tailslow\":false}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"unix:/run/x/mig.sock\"}", .send = { OK } },
         { .expect = "query-migrate",
           .send = { "{\"return\":{\"status\":\"active\"},\"id\":$ID}\n" } },
@@ -294,7 +296,9 @@ static void test_cancel_memory_phase(void **state)
                   "{\"capability\":\"pause-before-switchover\",\"state\":true}]}",
           .send = { OK } },
         { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300}", .send = { OK } },
+          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+                  "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
+                  "\"cpu-throttle-tailslow\":false}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"unix:/run/x/mig.sock\"}", .send = { OK } },
         { .expect = "migrate_cancel", .send = { OK } },
         ABORT_STEPS("ready", "ready"),

@@ -132,6 +132,8 @@ static void test_source(void **state)
         { .expect = "object-add", .args = add_client, .send = { OK } },
         { .expect = "migrate-set-parameters",
           .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+                  "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
+                  "\"cpu-throttle-tailslow\":false,"
                   "\"tls-creds\":\"vireo-migration-tls\",\"tls-hostname\":\"h2\"}",
           .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49152\"}", .send = { OK } },
@@ -145,6 +147,8 @@ static void test_source(void **state)
         { .expect = "object-add", .args = add_client, .send = { OK } },
         { .expect = "migrate-set-parameters",
           .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+                  "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
+                  "\"cpu-throttle-tailslow\":false,"
                   "\"tls-creds\":\"vireo-migration-tls\",\"tls-hostname\":\"\"}",
           .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49152\"}",
@@ -260,6 +264,8 @@ static void test_source_mirror(void **state)
         /* No second object-add. */
         { .expect = "migrate-set-parameters",
           .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+                  "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
+                  "\"cpu-throttle-tailslow\":false,"
                   "\"tls-creds\":\"vireo-migration-tls\",\"tls-hostname\":\"h2\"}",
           .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49152\"}", .send = { OK } },

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "conf/migrate-args.h"
+#include "conf/migrate-intent.h"
 #include "state/store.h"
 #include "state/vm-move.h"
 #include "state/vm-move-settle.h"
@@ -384,6 +385,82 @@ static int parse(const char *text, VoMigrateArgs *ret, char **ret_error)
     return r;
 }
 
+/* The intent file of a migration (conf/migrate-intent.h): written and
+ * read back, and what a restarted vireod does with it. */
+static void intent_round_trip_and_decisions(void **state)
+{
+    (void)state;
+    json_t *spec = json_pack("{s:s}", "name", "web");
+    VoMigrateIntent i = { .role = VO_MIGRATE_ROLE_SOURCE, .vm = "id-1", .name = "web",
+                          .migration = "mig-1", .peer = "host-2",
+                          .peer_url = "https://10.0.0.2:8443", .phase = "switch",
+                          .resume = true, .rev = 42, .spec = spec };
+    json_t *doc = vo_migrate_intent_to_json(&i);
+    VoMigrateIntent back;
+    char *error = NULL;
+    assert_int_equal(vo_migrate_intent_from_json(doc, &back, &error), 0);
+    assert_int_equal(back.role, VO_MIGRATE_ROLE_SOURCE);
+    assert_string_equal(back.vm, "id-1");
+    assert_string_equal(back.name, "web");
+    assert_string_equal(back.migration, "mig-1");
+    assert_string_equal(back.peer, "host-2");
+    assert_string_equal(back.peer_url, "https://10.0.0.2:8443");
+    assert_string_equal(back.phase, "switch");
+    assert_true(back.resume);
+    assert_int_equal(back.rev, 42);
+    assert_true(json_equal(back.spec, spec));
+    json_decref(doc);
+
+    /* Source: the VM still here resumes, or settles when the switch may
+     * have been sent; gone to the peer: the source QEMU ends; gone but
+     * not at the peer: nothing is touched. */
+    static const struct {
+        const char *phase;
+        bool here, at_peer;
+        VoMigrateRecover want;
+    } source[] = {
+        { "prepare", true, false, VO_MIGRATE_RECOVER_RESUME },
+        { "disks", true, false, VO_MIGRATE_RECOVER_RESUME },
+        { "memory", true, false, VO_MIGRATE_RECOVER_RESUME },
+        { "switch", true, false, VO_MIGRATE_RECOVER_SETTLE },
+        { "switched", true, false, VO_MIGRATE_RECOVER_SETTLE },
+        { "switch", false, true, VO_MIGRATE_RECOVER_QUIT },
+        { "switched", false, true, VO_MIGRATE_RECOVER_QUIT },
+        { "memory", false, false, VO_MIGRATE_RECOVER_NOTHING },
+    };
+    for (size_t k = 0; k < ELEMENTSOF(source); k++) {
+        i.phase = source[k].phase;
+        assert_int_equal(vo_migrate_recover_decide(&i, source[k].here, source[k].at_peer),
+                         source[k].want);
+    }
+    /* Destination: continued only when the store gives it the VM. */
+    i.role = VO_MIGRATE_ROLE_DESTINATION;
+    i.phase = "prepare";
+    assert_int_equal(vo_migrate_recover_decide(&i, true, false), VO_MIGRATE_RECOVER_CONTINUE);
+    assert_int_equal(vo_migrate_recover_decide(&i, false, false), VO_MIGRATE_RECOVER_DESTROY);
+    assert_int_equal(vo_migrate_recover_decide(&i, false, true), VO_MIGRATE_RECOVER_DESTROY);
+    assert_string_equal(vo_migrate_recover_to_string(VO_MIGRATE_RECOVER_DESTROY), "destroy");
+
+    /* Bad files are refused, naming why. */
+    static const char *const bad[] = {
+        "{\"role\":\"both\",\"vm\":\"a\",\"name\":\"b\",\"migration\":\"c\",\"peer\":\"d\","
+        "\"phase\":\"memory\"}",
+        "{\"role\":\"source\",\"vm\":\"a\"}",
+        "[]",
+    };
+    for (size_t k = 0; k < ELEMENTSOF(bad); k++) {
+        json_t *b = json_loads(bad[k], 0, NULL);
+        assert_int_equal(vo_migrate_intent_from_json(b, &back, &error), -EINVAL);
+        assert_non_null(strstr(error, "bad migration intent"));
+        free(error);
+        error = NULL;
+        json_decref(b);
+    }
+    assert_int_equal(vo_migrate_intent_from_json(NULL, &back, &error), -EINVAL);
+    free(error);
+    json_decref(spec);
+}
+
 static void args_are_parsed_and_checked(void **state)
 {
     (void)state;
@@ -394,14 +471,19 @@ static void args_are_parsed_and_checked(void **state)
     assert_int_equal(a.bandwidth, 0);
     assert_false(a.verify_memory);
     assert_null(a.pool);
+    assert_int_equal(a.converge_timeout_s, 0);
+    assert_false(a.force_converge);
     json_t *body = json_loads("{\"to\":\"h2\",\"max_downtime_ms\":50,\"bandwidth\":\"100M/s\","
-                              "\"verify_memory\":true,\"pool\":\"fast\"}", 0, NULL);
+                              "\"verify_memory\":true,\"pool\":\"fast\","
+                              "\"converge_timeout_s\":30,\"force_converge\":true}", 0, NULL);
     assert_int_equal(vo_migrate_args_parse(body, &a, &error), 0);
     assert_string_equal(a.to, "h2");
     assert_string_equal(a.pool, "fast");
     assert_int_equal(a.max_downtime_ms, 50);
     assert_int_equal(a.bandwidth, 100ull << 20);
     assert_true(a.verify_memory);
+    assert_int_equal(a.converge_timeout_s, 30);
+    assert_true(a.force_converge);
     json_decref(body);
     assert_int_equal(parse("{\"bandwidth\":1048576}", &a, &error), 0);
     assert_int_equal(a.bandwidth, 1048576);
@@ -418,6 +500,10 @@ static void args_are_parsed_and_checked(void **state)
         { "{\"pool\":\"a/b\"}", "pool:" },
         { "{\"pool\":7}", "pool:" },
         { "{\"force\":true}", "force: unknown field" },
+        { "{\"converge_timeout_s\":0}", "converge_timeout_s:" },
+        { "{\"converge_timeout_s\":86401}", "converge_timeout_s:" },
+        { "{\"converge_timeout_s\":\"10\"}", "converge_timeout_s:" },
+        { "{\"force_converge\":1}", "force_converge:" },
         { "[1]", "JSON object" },
     };
     for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -497,7 +583,8 @@ static void move_takes_local_volumes_along(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest pure[] = { cmocka_unit_test(args_are_parsed_and_checked) };
+    const struct CMUnitTest pure[] = { cmocka_unit_test(args_are_parsed_and_checked),
+                                       cmocka_unit_test(intent_round_trip_and_decisions) };
     int failed = cmocka_run_group_tests_name("migrate-args", pure, NULL, NULL);
     if (access(ETCD, X_OK) != 0) {
         printf("%s is not installed: the ownership transaction is not tested\n", ETCD);

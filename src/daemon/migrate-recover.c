@@ -1,0 +1,289 @@
+/* migrate-recover.c: a live migration's intent files and what vireod does
+ * at start with those an earlier vireod left (conf/migrate-intent.h;
+ * docs/internals.md, "Live migration", "A vireod that dies
+ * mid-migration"). The migration's QEMUs outlive vireod; whatever phase it
+ * died in, the guest ends up running in exactly one place and nothing is
+ * left half-made: the source resumes its QEMU while the store says the VM
+ * is its own, ends it once the VM is the destination's; the destination
+ * continues its incoming QEMU when the store gives it the VM, else kills
+ * it and removes what it made. */
+#include "daemon/migrate.h"
+
+#include <dirent.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/vm-internal.h"
+#include "state/vm-move-settle.h"
+#include "util/util.h"
+
+#define CANCEL_WAIT_MS 30000
+#define SETTLE_GIVE_UP_MS 30000
+#define PEER_ABORT_MS 5000
+
+static char *intent_dir(VoDaemon *d)
+{
+    return vo_asprintf("%s/migrations", d->run_dir);
+}
+
+static char *intent_path(VoDaemon *d, const char *vm_id)
+{
+    return vo_asprintf("%s/migrations/%s.json", d->run_dir, vm_id);
+}
+
+int vo_migration_intent_save(VoDaemon *d, const VoMigrateIntent *i)
+{
+    _cleanup_free_ char *dir = intent_dir(d), *path = intent_path(d, i->vm);
+    int r = vo_mkdir_p(dir, 0700);
+    json_t *doc = vo_migrate_intent_to_json(i);
+    _cleanup_free_ char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (r >= 0)
+        r = text ? vo_write_file_atomic(path, text, strlen(text)) : -ENOMEM;
+    if (r < 0)
+        log_warn("vm %s: cannot record the migration's intent in %s: %s", i->name, path,
+                 strerror(-r));
+    return r;
+}
+
+void vo_migration_intent_drop(VoDaemon *d, const char *vm_id)
+{
+    _cleanup_free_ char *path = intent_path(d, vm_id);
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_warn("cannot remove %s: %s", path, strerror(errno));
+}
+
+/* Ends a QEMU of the VM no VM of the table holds (its documents are gone
+ * from here): attached with the spec the intent kept, ended (source: quit,
+ * destination: SIGKILL), its run and state dirs removed. */
+static void end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide side)
+{
+    _cleanup_free_ char *run_dir = vo_vm_run_dir(d, i->vm);
+    _cleanup_free_ char *state_dir = vo_vm_state_dir(d, i->vm);
+    _cleanup_free_ char *error = NULL;
+    VoVmSpec *spec = NULL;
+    VoHvInstance *hv = NULL;
+    if (!i->spec || vo_vm_spec_from_json(i->spec, &spec, &error) < 0)
+        log_warn("vm %s: the migration intent has no readable spec (%s): its QEMU cannot be "
+                 "found", i->name, error ? error : "none");
+    else if (d->driver->attach(d->driver, spec, run_dir, &hv) < 0)
+        hv = NULL; /* gone already */
+    vo_vm_spec_free(spec);
+    if (hv) {
+        free(error);
+        error = NULL;
+        if (d->driver->migrate_finish(hv, side, side == VO_HV_MIGRATION_SOURCE, false,
+                                      &error) < 0)
+            log_warn("vm %s: ending its QEMU: %s", i->name, error);
+        int fd = d->driver->exit_fd(hv);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (fd >= 0)
+            (void)poll(&p, 1, 10000);
+        bool clean;
+        _cleanup_free_ char *reason = NULL;
+        d->driver->reap(hv, &clean, &reason);
+        d->driver->release(hv);
+    }
+    (void)vo_rm_rf(run_dir);
+    (void)vo_rm_rf(state_dir);
+}
+
+/* Source, the VM still this host's: a stream in flight is cancelled, the
+ * source QEMU continued when the VM ran before, the destination told to
+ * abort (its watcher would, a minute later). */
+static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
+{
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    VoHvInstance *hv = vm->hv;
+    pthread_mutex_unlock(&vm->lock);
+    if (hv) {
+        VoHvMigrationProgress p = { 0 };
+        int r = d->driver->migrate_query(hv, &p);
+        free(p.error);
+        if (r >= 0 && (p.status == VO_HV_MIGRATION_SETUP || p.status == VO_HV_MIGRATION_ACTIVE ||
+                       p.status == VO_HV_MIGRATION_CANCELLING)) {
+            _cleanup_free_ char *error = NULL;
+            if (d->driver->migrate_cancel(hv, &error) < 0)
+                log_warn("vm %s: cancelling the migration left running: %s", i->name, error);
+            int64_t deadline = vo_now_ms() + CANCEL_WAIT_MS;
+            do {
+                (void)poll(NULL, 0, 100);
+                p = (VoHvMigrationProgress){ 0 };
+                r = d->driver->migrate_query(hv, &p);
+                free(p.error);
+            } while (r >= 0 && vo_now_ms() < deadline &&
+                     (p.status == VO_HV_MIGRATION_SETUP || p.status == VO_HV_MIGRATION_ACTIVE ||
+                      p.status == VO_HV_MIGRATION_CANCELLING));
+        }
+        VoHvInfo info = { 0 };
+        bool paused = d->driver->info(hv, &info) >= 0 && info.paused;
+        if (i->resume && paused) {
+            if (d->driver->resume(hv) < 0) {
+                log_error("vm %s: cannot continue the source QEMU after the migration was "
+                          "cut short", i->name);
+            } else {
+                pthread_mutex_lock(&vm->lock);
+                vm->info.paused = false;
+                vo_vm_set_state_reason(vm, VO_VM_RUNNING, NULL);
+                pthread_mutex_unlock(&vm->lock);
+            }
+        }
+        vo_vm_refresh_live(vm, hv);
+    }
+    pthread_mutex_unlock(&vm->job);
+    log_warn("vm %s: its migration to host %s was cut short by a vireod restart (phase %s); "
+             "the VM runs on here", i->name, i->peer, i->phase);
+    if (i->peer_url && d->cluster) {
+        _cleanup_free_ char *path = vo_asprintf("/v1/migrations/incoming/%s", i->migration);
+        _cleanup_free_ char *error = NULL;
+        /* Short: vireod does not serve until the recovery is over. */
+        if (vo_migrate_peer_call_timeout(d, i->peer_url, "DELETE", path, NULL, PEER_ABORT_MS,
+                                         NULL, &error) < 0 &&
+            !strstr(error ? error : "", "HTTP 404"))
+            log_info("vm %s: aborting the destination's incoming VM: %s (its watcher ends it)",
+                     i->name, error);
+    }
+}
+
+/* Source, the VM moved while it was in the table (settled after it was
+ * loaded): its QEMU quits, the VM leaves the table. */
+static void quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
+{
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    VoHvInstance *hv = vm->hv;
+    vm->migrated_away = true;
+    pthread_mutex_unlock(&vm->lock);
+    _cleanup_free_ char *error = NULL;
+    if (hv && d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &error) < 0)
+        log_warn("vm %s: ending the source QEMU: %s", i->name, error);
+    pthread_mutex_unlock(&vm->job);
+    vo_vm_forget_migrated(vm);
+}
+
+/* Destination, the store gives the VM here: the incoming QEMU (loaded and
+ * attached as the VM's) is continued once its stream is complete. */
+static void continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
+{
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    VoHvInstance *hv = vm->hv;
+    pthread_mutex_unlock(&vm->lock);
+    VoHvMigrationProgress p = { 0 };
+    int r = hv ? d->driver->migrate_query(hv, &p) : -ESRCH;
+    free(p.error);
+    _cleanup_free_ char *error = NULL;
+    if (r >= 0 && p.status == VO_HV_MIGRATION_COMPLETED) {
+        r = d->driver->migrate_finish(hv, VO_HV_MIGRATION_DESTINATION, true, i->resume,
+                                      &error);
+        pthread_mutex_lock(&vm->lock);
+        if (r >= 0) {
+            vm->info.paused = !i->resume;
+            vo_vm_set_state_reason(vm, i->resume ? VO_VM_RUNNING : VO_VM_PAUSED,
+                                   i->resume ? NULL : VO_VM_REASON_USER);
+        }
+        pthread_mutex_unlock(&vm->lock);
+        vo_vm_refresh_live(vm, hv);
+        if (r >= 0)
+            log_warn("vm %s: migrated here while vireod was down; continued", i->name);
+        else
+            log_error("vm %s: migrated here but cannot continue: %s", i->name, error);
+    } else if (hv) {
+        log_error("vm %s: the store gives it to this host but its incoming stream is %s: "
+                  "left paused", i->name,
+                  r < 0 ? "unreadable" : vo_hv_migration_status_to_string(p.status));
+    }
+    pthread_mutex_unlock(&vm->job);
+}
+
+static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
+{
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, i->vm);
+    bool at_peer = false;
+    if (!vm && d->cluster_store) {
+        _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", i->peer, i->vm);
+        at_peer = vo_store_get_linear(d->cluster_store, key, NULL) >= 0;
+    }
+    VoMigrateRecover act = vo_migrate_recover_decide(i, vm != NULL, at_peer);
+    log_info("vm %s: a migration (%s, %s side, phase %s) was cut short by a vireod restart: "
+             "%s", i->name, i->migration,
+             i->role == VO_MIGRATE_ROLE_SOURCE ? "source" : "destination", i->phase,
+             vo_migrate_recover_to_string(act));
+    if (act == VO_MIGRATE_RECOVER_SETTLE) {
+        int64_t moved_rev = 0, src_rev = 0;
+        _cleanup_free_ char *error = NULL;
+        int s = d->cluster_store
+                    ? vo_vm_move_settle(d->cluster_store, i->vm, d->host_id, i->peer,
+                                        vo_vm_rev(vm), SETTLE_GIVE_UP_MS, &moved_rev, &src_rev,
+                                        &error)
+                    : 0;
+        if (s == 0) {
+            if (d->cluster_store) {
+                pthread_mutex_lock(&vm->lock);
+                vm->rev = src_rev;
+                pthread_mutex_unlock(&vm->lock);
+            }
+            act = VO_MIGRATE_RECOVER_RESUME;
+        } else if (s == 1) {
+            quit_source(d, vm, i);
+            (void)unlink(path);
+            return;
+        } else {
+            log_error("vm %s: whether it moved to host %s is unknown (%s): the source stays "
+                      "paused; vireod looks again at its next start", i->name, i->peer, error);
+            return; /* the intent stays */
+        }
+    }
+    switch (act) {
+    case VO_MIGRATE_RECOVER_RESUME:
+        resume_source(d, vm, i);
+        break;
+    case VO_MIGRATE_RECOVER_QUIT:
+        log_warn("vm %s: it moved to host %s before vireod stopped; its source QEMU here "
+                 "ends", i->name, i->peer);
+        end_unowned(d, i, VO_HV_MIGRATION_SOURCE);
+        break;
+    case VO_MIGRATE_RECOVER_CONTINUE:
+        continue_incoming(d, vm, i);
+        break;
+    case VO_MIGRATE_RECOVER_DESTROY:
+        log_warn("vm %s: the store does not give it to this host: its incoming QEMU is "
+                 "killed and what it made removed", i->name);
+        end_unowned(d, i, VO_HV_MIGRATION_DESTINATION);
+        break;
+    default:
+        log_warn("vm %s: its documents are neither here nor at host %s: its QEMU is left "
+                 "as it is", i->name, i->peer);
+        break;
+    }
+    (void)unlink(path);
+}
+
+void vo_migrations_recover(VoDaemon *d)
+{
+    _cleanup_free_ char *dir = intent_dir(d);
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        size_t n = strlen(e->d_name);
+        if (n < 6 || strcmp(e->d_name + n - 5, ".json"))
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name), *text = NULL;
+        _cleanup_free_ char *error = NULL;
+        json_t *doc = vo_read_file(path, 4 << 20, &text, NULL) >= 0
+                          ? json_loads(text, 0, NULL) : NULL;
+        VoMigrateIntent i;
+        if (vo_migrate_intent_from_json(doc, &i, &error) < 0) {
+            log_warn("%s: %s; removed", path, error);
+            (void)unlink(path);
+        } else {
+            recover_one(d, &i, path);
+        }
+        json_decref(doc);
+    }
+    closedir(dh);
+}
