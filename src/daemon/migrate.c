@@ -178,7 +178,7 @@ static void undo(VoDaemon *d, MigrateTask *m, VoHvInstance *hv, const char *abor
         log_warn("migration to %s: resuming the source failed: %s", m->to_name, error);
 }
 
-static void clear_migrating(VoVm *vm)
+void vo_migrate_clear_mark(VoVm *vm)
 {
     pthread_mutex_lock(&vm->lock);
     free(vm->migration_task);
@@ -396,7 +396,7 @@ static int task_migrate(VoTask *t, void *userdata)
     pthread_mutex_unlock(&vm->lock);
     if (gone || !hv || (state != VO_VM_RUNNING && state != VO_VM_PAUSED)) {
         json_decref(doc);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, -EBUSY, "VM '%s' is not running here (it is %s)", name,
                             gone ? "migrated away" : vo_vm_state_to_string(state));
@@ -418,7 +418,7 @@ static int task_migrate(VoTask *t, void *userdata)
     r = d->driver->layout(hv, &layout, &error);
     if (r < 0) {
         json_decref(doc);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, false);
         return vo_task_fail(t, r, "cannot read VM '%s''s hardware layout: %s", name, error);
     }
@@ -446,7 +446,7 @@ static int task_migrate(VoTask *t, void *userdata)
             _cleanup_free_ char *aerror = NULL;
             (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
         }
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, false);
         return vo_task_fail(t, r, "host '%s' cannot take VM '%s': %s", m->to_name, name, error);
     }
@@ -468,7 +468,7 @@ static int task_migrate(VoTask *t, void *userdata)
             if (d->driver->migrate_cancel(hv, &cerr) < 0) /* the mirrors */
                 log_warn("vm %s: migrate_cancel: %s", name, cerr);
             undo(d, m, hv, base_path);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             vo_vm_job_end(vm, true);
             if (r == -ECANCELED) {
                 log_info("vm %s: migration to %s cancelled while copying disks; the VM runs "
@@ -493,7 +493,7 @@ static int task_migrate(VoTask *t, void *userdata)
     if (vo_task_cancelled(t)) { /* cancelled while the destination prepared */
         _cleanup_free_ char *aerror = NULL;
         (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, false);
         return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
     }
@@ -501,7 +501,7 @@ static int task_migrate(VoTask *t, void *userdata)
     r = d->driver->migrate_start(hv, uri_copy, &opts, &error);
     if (r < 0) {
         undo(d, m, hv, base_path);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, true);
         return vo_task_fail(t, r, "cannot start migrating VM '%s': %s", name, error);
     }
@@ -558,7 +558,7 @@ static int task_migrate(VoTask *t, void *userdata)
         if (unconfirmed) {
             _cleanup_free_ char *aerror = NULL;
             (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             vo_vm_job_end(vm, true);
             return vo_task_fail(t, -ETIMEDOUT, "cancelled, but QEMU did not confirm the "
                                 "cancel within %d s: VM '%s' stays here as QEMU has it (see "
@@ -566,7 +566,7 @@ static int task_migrate(VoTask *t, void *userdata)
                                 CANCEL_WAIT_MS / 1000, name);
         }
         undo(d, m, hv, base_path);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, true);
         if (cancelled) {
             log_info("vm %s: migration to %s cancelled; the VM runs on here", name, m->to_name);
@@ -596,7 +596,7 @@ static int task_migrate(VoTask *t, void *userdata)
         answer = NULL;
         if (r < 0) {
             undo(d, m, hv, base_path);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             vo_vm_job_end(vm, true);
             return vo_task_fail(t, r, "memory check of VM '%s' failed (the VM runs on here): %s",
                                 name, error);
@@ -608,7 +608,7 @@ static int task_migrate(VoTask *t, void *userdata)
      * moment a cancel is honoured. */
     if (vo_task_cancelled(t)) {
         undo(d, m, hv, base_path);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, true);
         log_info("vm %s: migration to %s cancelled; the VM runs on here", name, m->to_name);
         return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
@@ -621,7 +621,7 @@ static int task_migrate(VoTask *t, void *userdata)
         int e = vo_migrate_peer_call(d, m->to_url, "POST", commit_path, early, NULL, &eerr);
         json_decref(early);
         if (e >= 0) {
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, -EIO, "test fault: the destination took a commit before "
                                 "the switch");
@@ -657,7 +657,7 @@ static int task_migrate(VoTask *t, void *userdata)
              * says it is its own). The moving volumes' intents stay: the
              * start-up sweep removes their files if their documents left. */
             log_error("vm %s: %s; the source stays paused", name, error);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' has an unknown "
                                 "outcome: %s; the source QEMU stays paused (never resumed "
@@ -674,7 +674,7 @@ static int task_migrate(VoTask *t, void *userdata)
         vm->migrated_away = false;
         pthread_mutex_unlock(&vm->lock);
         undo(d, m, hv, base_path);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, true);
         return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' failed (the VM runs on "
                             "here): %s", name, m->to_name, error);
@@ -701,7 +701,7 @@ static int task_migrate(VoTask *t, void *userdata)
         if (b == 0) { /* the documents are here again: the source runs on */
             moving_end(d, m, false); /* the volumes' files stay here */
             undo(d, m, hv, base_path);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             vo_vm_job_end(vm, true);
             return vo_task_fail(t, -EIO, "host '%s' did not take VM '%s' over (%s); the VM "
                                 "was given back and runs on here", m->to_name, name, error);
@@ -709,7 +709,7 @@ static int task_migrate(VoTask *t, void *userdata)
         if (b < 0) {
             log_error("vm %s: the destination did not commit and the VM could not be taken "
                       "back: %s; the source stays paused", name, error);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, b, "VM '%s' now belongs to host '%s' but its destination "
                                 "did not take it over: %s; the source QEMU stays paused "
@@ -725,7 +725,7 @@ static int task_migrate(VoTask *t, void *userdata)
     _cleanup_free_ char *ferror = NULL;
     if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
         log_warn("vm %s: ending the source QEMU: %s", name, ferror);
-    clear_migrating(vm);
+    vo_migrate_clear_mark(vm);
     vo_vm_forget_migrated(vm);
     pthread_mutex_unlock(&vm->job);
     moving_end(d, m, true); /* their documents are the destination's: files go */
@@ -981,7 +981,7 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     if (r < 0) {
         local_disks_free(disks, n_disks);
         if (!busy)
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
         vo_cluster_host_clear(&h);
         return r;
     }
@@ -994,7 +994,7 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     vo_cluster_host_clear(&h);
     r = vo_vm_submit(d, vm, "migrate", task_migrate, m, migrate_task_free, ret_task, ret_error);
     if (r < 0) {
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         return r;
     }
     pthread_mutex_lock(&vm->lock);
