@@ -164,9 +164,10 @@ static int print_evacuation(const char *host, json_t *doc, bool async)
  * on answers the evacuation task, followed to its report. */
 static int host_maintenance(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *args[2] = { NULL };
+    const char *args[2] = { NULL }, *pool = NULL;
     bool async = false;
-    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    const CliOption opts[] = { { "--async", NULL, &async }, { "--pool", &pool, NULL },
+                               { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
         return exit_status;
@@ -176,6 +177,8 @@ static int host_maintenance(const CliCommand *cmd, int argc, char **argv)
     }
     bool on = !strcmp(args[1], "on");
     json_t *body = json_pack("{s:b}", "on", on);
+    if (pool)
+        json_object_set_new(body, "pool", json_string(pool));
     _cleanup_free_ char *path = api_path("hosts", args[0], "/maintenance");
     json_t *doc = NULL;
     int r = api_call("POST", path, body, &doc);
@@ -199,14 +202,17 @@ static int host_maintenance(const CliCommand *cmd, int argc, char **argv)
 /* host evacuate HOST: POST /v1/hosts/HOST/evacuate, its task followed. */
 static int host_evacuate(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *host = NULL;
+    const char *host = NULL, *pool = NULL;
     bool async = false;
-    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    const CliOption opts[] = { { "--async", NULL, &async }, { "--pool", &pool, NULL },
+                               { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &host, &exit_status))
         return exit_status;
     _cleanup_free_ char *path = api_path("hosts", host, "/evacuate");
     json_t *doc = NULL, *body = json_object();
+    if (pool)
+        json_object_set_new(body, "pool", json_string(pool));
     int r = api_call("POST", path, body, &doc);
     json_decref(body);
     if (r < 0)
@@ -227,22 +233,28 @@ static const CliCommand host_commands[] = {
       "Refused while HOST is online (run 'vireo cluster leave' on it) or its documents say\n"
       "it runs VMs.\n",
       host_remove },
-    { "host", "maintenance", "HOST on|off", "[--async]",
+    { "host", "maintenance", "HOST on|off", "[--pool POOL] [--async]",
       "Put a host in maintenance (its VMs move away) or bring it back.",
       "on: the host takes no new VM (creates and migrations choose other hosts) and\n"
       "every VM on it moves: running ones live-migrate (the manager picks each\n"
-      "target, two at a time), stopped ones whose disks are all on shared pools\n"
-      "move their definition. A VM that cannot move stays, with the reason: local\n"
-      "disks, no host fits (each host's reason), busy. The host stays in\n"
+      "target, two at a time), with their local disks mirrored along; stopped ones\n"
+      "whose disks are all on shared pools move their definition; stopped ones with\n"
+      "local disks are moved cold (disks copied, as 'vm move' does). Local disks\n"
+      "land in the target's pool POOL (--pool; default: its 'default' pool).\n"
+      "A VM that cannot move stays, with the reason: no host fits (each host's\n"
+      "reason), the target's pool missing, busy. The host stays in\n"
       "maintenance (shown by 'host list') until 'off', across restarts.\n"
       "off: the host takes VMs again (nothing moves back by itself).\n"
       "Exit status 1 when a VM stays (the report says why); --async prints the task.\n"
       "\nExamples:\n  vireo host maintenance h1 on\n  vireo host maintenance h1 off\n",
       host_maintenance },
-    { "host", "evacuate", "HOST", "[--async]",
+    { "host", "evacuate", "HOST", "[--pool POOL] [--async]",
       "Move every VM off a host, as maintenance does, without entering maintenance.",
       "The host keeps taking new VMs afterwards; the report says where each VM went\n"
-      "or why it stayed (exit status 1 when one stays).\n",
+      "or why it stayed (exit status 1 when one stays). Local disks move along\n"
+      "(running VMs: mirrored live; stopped ones: copied) to the target's pool POOL\n"
+      "(--pool; default: its 'default' pool).\n"
+      "\nExamples:\n  vireo host evacuate h1\n  vireo host evacuate h1 --pool fast\n",
       host_evacuate },
 };
 

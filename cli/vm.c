@@ -436,6 +436,33 @@ static int vm_template(const CliCommand *cmd, int argc, char **argv)
     return r;
 }
 
+/* POST path with body (taken) for a task on the VM name: with --async,
+ * --json or no task in the answer, run_task says it (done: its word) and
+ * *ret_followed is false; else the task is followed to its end, its last
+ * state in *ret_final (to decref) for the caller to say. The exit status. */
+static int post_task(const char *path, json_t *body, bool async, const char *name,
+                     const char *done, bool *ret_followed, json_t **ret_final)
+{
+    *ret_followed = false;
+    *ret_final = NULL;
+    json_t *doc = NULL;
+    int r = api_call("POST", path, body, &doc);
+    json_decref(body);
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    json_t *task = json_object_get(doc, "task");
+    int status;
+    if (async || cli_globals.json || !json_is_object(task)) {
+        _cleanup_free_ char *what = vo_asprintf("POST %s", path);
+        status = run_task(doc, what, async, name, done);
+    } else {
+        *ret_followed = true;
+        status = task_outcome(task, name, ret_final);
+    }
+    json_decref(doc);
+    return status;
+}
+
 /* vm migrate: POST /v1/vms/NAME/migrate, then (without --async) the task
  * followed to its end and its result said in one line. */
 static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
@@ -487,21 +514,11 @@ static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     _cleanup_free_ char *path = api_path("vms", name, "/migrate");
-    json_t *doc = NULL;
-    int r = api_call("POST", path, body, &doc);
-    json_decref(body);
-    if (r < 0)
-        return CLI_EXIT_FAIL;
-    json_t *task = json_object_get(doc, "task");
-    if (async || cli_globals.json || !json_is_object(task)) {
-        _cleanup_free_ char *what = vo_asprintf("POST %s", path);
-        int status = run_task(doc, what, async, name, "migrated");
-        json_decref(doc);
-        return status;
-    }
     json_t *final = NULL;
-    int status = task_outcome(task, name, &final);
-    json_decref(doc);
+    bool followed = false;
+    int status = post_task(path, body, async, name, "migrated", &followed, &final);
+    if (!followed)
+        return status;
     json_t *res = json_object_get(final, "result");
     if (status == CLI_EXIT_OK && res) {
         printf("%s: migrated to %s in %lld ms (downtime %lld ms, %.1f MiB sent%s)\n", name,
@@ -543,21 +560,11 @@ static int vm_move(const CliCommand *cmd, int argc, char **argv)
     if (pool)
         json_object_set_new(body, "pool", json_string(pool));
     _cleanup_free_ char *path = api_path("vms", name, "/move");
-    json_t *doc = NULL;
-    int r = api_call("POST", path, body, &doc);
-    json_decref(body);
-    if (r < 0)
-        return CLI_EXIT_FAIL;
-    json_t *task = json_object_get(doc, "task");
-    if (async || cli_globals.json || !json_is_object(task)) {
-        _cleanup_free_ char *what = vo_asprintf("POST %s", path);
-        int status = run_task(doc, what, async, name, "moved");
-        json_decref(doc);
-        return status;
-    }
     json_t *final = NULL;
-    int status = task_outcome(task, name, &final);
-    json_decref(doc);
+    bool followed = false;
+    int status = post_task(path, body, async, name, "moved", &followed, &final);
+    if (!followed)
+        return status;
     json_t *res = json_object_get(final, "result");
     if (status == CLI_EXIT_OK && res)
         printf("%s: moved to %s in %lld ms (%.1f MiB of disks copied)\n", name,

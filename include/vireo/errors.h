@@ -20,6 +20,7 @@ typedef enum {
     VO_ERR_UNAUTHENTICATED,     /* 401: the TCP listener's client showed no certificate the cluster CA signed */
     VO_ERR_BAD_GATEWAY,         /* 502: the host that owns the object did not answer (peer API) */
     VO_ERR_LOOP_DETECTED,       /* 508: a request forwarded by a peer would be forwarded again */
+    VO_ERR_PERMISSION_DENIED,   /* 403: a peer-only route, a certificate of the cluster CA that names no member */
     _VO_ERR_MAX,
 } VoErrorCode;
 

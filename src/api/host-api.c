@@ -5,6 +5,7 @@
 #include "api/forward.h"
 #include "api/handlers.h"
 #include "cluster/any-door.h"
+#include "conf/names.h"
 #include "daemon/cluster-view.h"
 #include "daemon/hosts.h"
 #include "daemon/maintenance.h"
@@ -143,11 +144,31 @@ static int host_route(VoRequest *req, VoReply *rep, VoClusterHost *ret_other)
     return 2;
 }
 
+/* The evacuation's "pool" (where local disks go on each target): absent
+ * (*ret NULL) or a pool name; else false with 400 answered. */
+static bool pool_ok(VoReply *rep, json_t *pool, const char **ret)
+{
+    *ret = json_string_value(pool);
+    if (!pool || (*ret && vo_name_valid(*ret)))
+        return true;
+    if (*ret)
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "pool: '%s' is not a pool name (the pool "
+                       "on each target host that local disks go to; default: its "
+                       "'default')", *ret);
+    else
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "pool: a pool name is needed (the pool on "
+                       "each target host that local disks go to)");
+    return false;
+}
+
 void vo_api_host_maintenance(VoRequest *req, VoReply *rep)
 {
     VoDaemon *d = req->d;
     json_t *on_json = NULL;
-    if (!vo_request_unpack(req, rep, "{s?o}", "on", &on_json))
+    json_t *pool_json = NULL;
+    const char *pool = NULL;
+    if (!vo_request_unpack(req, rep, "{s?o, s?o}", "on", &on_json, "pool", &pool_json) ||
+        !pool_ok(rep, pool_json, &pool))
         return;
     if (!json_is_boolean(on_json)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "on: true (enter maintenance: the "
@@ -184,14 +205,17 @@ void vo_api_host_maintenance(VoRequest *req, VoReply *rep)
         vo_cluster_host_clear(&other);
         return;
     }
-    r = vo_host_evacuate(d, true, &task, &error);
+    r = vo_host_evacuate(d, true, pool, &task, &error);
     vo_reply_task(rep, r, task, error);
 }
 
 void vo_api_host_evacuate(VoRequest *req, VoReply *rep)
 {
     VoDaemon *d = req->d;
-    if (!vo_request_unpack(req, rep, "{}"))
+    json_t *pool_json = NULL;
+    const char *pool = NULL;
+    if (!vo_request_unpack(req, rep, "{s?o}", "pool", &pool_json) ||
+        !pool_ok(rep, pool_json, &pool))
         return;
     VoClusterHost other = { 0 };
     int where = host_route(req, rep, &other);
@@ -205,6 +229,6 @@ void vo_api_host_evacuate(VoRequest *req, VoReply *rep)
     }
     char *error = NULL;
     json_t *task = NULL;
-    int r = vo_host_evacuate(d, false, &task, &error);
+    int r = vo_host_evacuate(d, false, pool, &task, &error);
     vo_reply_task(rep, r, task, error);
 }

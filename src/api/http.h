@@ -91,6 +91,14 @@ bool vo_request_query_bool(VoRequest *req, const char *key);
 /* Whether the request came over the mutual-TLS listener (a cluster host's
  * client certificate was checked there); the Unix socket has no session. */
 bool vo_request_over_tls(VoRequest *req);
+/* The check of every peer-only route (the routes only another host of the
+ * cluster calls): true when the request came over the mutual-TLS listener
+ * with a client certificate of a cluster member (peer-member.h); else false
+ * with rep filled: 401 unauthenticated on the Unix socket (instead, when
+ * not NULL, names the route a user calls: "use INSTEAD"), 403
+ * permission-denied for a certificate the cluster CA signed that names no
+ * member (a host that left, a certificate made elsewhere). */
+bool vo_request_from_member(VoRequest *req, VoReply *rep, const char *instead);
 /* Unpacks the JSON body (an empty body is {}) with json_unpack's format,
  * strictly (unknown keys refused); false with rep filled (400) on bad input. */
 bool vo_request_unpack(VoRequest *req, VoReply *rep, const char *fmt, ...);

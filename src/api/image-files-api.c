@@ -21,15 +21,10 @@
  * as a file changed under the copy would (tests/e2e/test_cluster_images.py). */
 #define CORRUPT_ENV "VIREO_TEST_IMAGE_COPY_CORRUPT"
 
-/* The request came over the TLS listener, whose every request (but the
- * join's two) carries a client certificate of the cluster CA. */
+/* Peer routes answer only a cluster member (http.h). */
 static bool from_peer(VoRequest *req, VoReply *rep)
 {
-    if (vo_request_over_tls(req))
-        return true;
-    vo_reply_error(rep, VO_ERR_UNAUTHENTICATED, "%s is served to the hosts of a cluster only, "
-                   "over their mutual-TLS listener", req->path);
-    return false;
+    return vo_request_from_member(req, rep, NULL);
 }
 
 /* The image.json of this host's own image name, or NULL with rep filled. */

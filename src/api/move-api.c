@@ -25,13 +25,10 @@ void vo_api_vm_move(VoRequest *req, VoReply *rep)
     vo_reply_task(rep, r, task, error);
 }
 
+/* Peer routes answer only a cluster member (http.h). */
 static bool from_peer(VoRequest *req, VoReply *rep)
 {
-    if (vo_request_over_tls(req))
-        return true;
-    vo_reply_error(rep, VO_ERR_UNAUTHENTICATED, "%s is served to the hosts of a cluster only, "
-                   "over their mutual-TLS listener; use POST /v1/vms/{vm}/move", req->path);
-    return false;
+    return vo_request_from_member(req, rep, "POST /v1/vms/{vm}/move");
 }
 
 void vo_api_move_incoming(VoRequest *req, VoReply *rep)

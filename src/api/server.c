@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 
 #include "api/http.h"
+#include "api/peer-member.h"
 #include "api/route-match.h"
 #include "state/store.h"
 #include "util/time-format.h"
@@ -254,6 +255,26 @@ bool vo_request_over_tls(VoRequest *req)
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     return info && info->tls_session;
+}
+
+bool vo_request_from_member(VoRequest *req, VoReply *rep, const char *instead)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!info || !info->tls_session) {
+        vo_reply_error(rep, VO_ERR_UNAUTHENTICATED, "%s is for the hosts of the cluster only, "
+                       "over their mutual-TLS listener%s%s", req->path, instead ? "; use " : "",
+                       instead ? instead : "");
+        return false;
+    }
+    unsigned n = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(info->tls_session, &n);
+    if (chain && n > 0 && vo_peer_cert_is_member(req->d->cluster_store, &chain[0],
+                                                 GNUTLS_X509_FMT_DER))
+        return true;
+    vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "%s is for the hosts of the cluster only: "
+                   "the client certificate names no member of the cluster", req->path);
+    return false;
 }
 
 bool vo_request_query_bool(VoRequest *req, const char *key)

@@ -174,12 +174,7 @@ static bool stopping(VoPlaceCache *c)
 
 static void pause_ms(VoPlaceCache *c, int ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    struct timespec until = vo_deadline_ms(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&c->lock);
     if (!c->stop)
         pthread_cond_timedwait(&c->changed, &c->lock, &until);
@@ -296,12 +291,7 @@ json_t *vo_place_cache_group_members(VoPlaceCache *c, const char *group)
 
 bool vo_place_cache_wait(VoPlaceCache *c, int64_t rev, int timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    struct timespec until = vo_deadline_ms(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&c->lock);
     int r = 0;
     while (!(c->usable && c->rev >= rev) && !c->stop && r == 0)

@@ -405,11 +405,7 @@ static void *keeper_thread(void *userdata)
         pthread_mutex_unlock(&place_lock);
         keep_cache(d);
         pthread_mutex_lock(&place_lock);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += KEEPER_PERIOD_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        struct timespec until = vo_deadline_ms(CLOCK_REALTIME, KEEPER_PERIOD_MS);
         if (!keeper_stop)
             pthread_cond_timedwait(&keeper_wake, &place_lock, &until);
     }

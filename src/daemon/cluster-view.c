@@ -213,89 +213,6 @@ int vo_cluster_locate_task(VoDaemon *d, const char *id, char **ret_host)
 }
 
 typedef struct {
-    json_t *arr;
-    bool summary;
-    const char *host_name, *host_state;
-    int64_t now;
-} AddVms;
-
-static int add_vm(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)key;
-    (void)rev;
-    AddVms *a = userdata;
-    json_t *o = vo_vm_doc_to_api(value, a->summary, a->host_name, a->host_state, a->now);
-    if (o)
-        json_array_append_new(a->arr, o);
-    return 0;
-}
-
-typedef struct {
-    json_t *arr;
-    const char *host_name;
-} AddTasks;
-
-static int add_task(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)key;
-    (void)rev;
-    AddTasks *a = userdata;
-    json_t *o = json_loads(value, 0, NULL);
-    if (json_is_object(o)) {
-        json_object_set_new(o, "host", json_string(a->host_name));
-        json_array_append_new(a->arr, o);
-    } else
-        json_decref(o);
-    return 0;
-}
-
-/* Calls fn on every document under h/<host>/<sub>/ of each other host (or
- * only_host), with the host's name and state. */
-static int each_other(VoDaemon *d, const char *only_host, const char *sub, bool vms, json_t *arr,
-                      bool summary)
-{
-    if (!d->cluster_store)
-        return 0;
-    json_t *all = NULL;
-    int r = members(d, &all);
-    if (r < 0)
-        return r;
-    const char *id;
-    json_t *doc;
-    json_object_foreach(all, id, doc) {
-        if (!strcmp(id, d->host_id) || (only_host && strcmp(id, only_host)))
-            continue;
-        VoClusterHost h = { 0 };
-        host_from_member(doc, id, &h);
-        r = host_online(d, &h);
-        _cleanup_free_ char *prefix = vo_asprintf("h/%s/%s/", id, sub);
-        if (r >= 0 && vms) {
-            AddVms a = { .arr = arr, .summary = summary, .host_name = h.name,
-                         .host_state = h.online ? "online" : "offline", .now = vo_wall_ms() };
-            r = vo_store_list(d->cluster_store, prefix, add_vm, &a);
-        } else if (r >= 0) {
-            AddTasks a = { .arr = arr, .host_name = h.name };
-            r = vo_store_list(d->cluster_store, prefix, add_task, &a);
-        }
-        vo_cluster_host_clear(&h);
-        if (r < 0)
-            break;
-    }
-    json_decref(all);
-    return r < 0 ? r : 0;
-}
-
-int vo_cluster_add_vms(VoDaemon *d, bool summary, const char *only_host, json_t *arr)
-{
-    return each_other(d, only_host, "vms", true, arr, summary);
-}
-
-int vo_cluster_add_tasks(VoDaemon *d, json_t *arr)
-{
-    return each_other(d, NULL, "operations", false, arr, false);
-}
-
-typedef struct {
     const VoClusterHost *h;
     size_t prefix_len;
     VoClusterDocFn fn;
@@ -312,7 +229,9 @@ static int each_doc_one(const char *key, const char *value, int64_t rev, void *u
     return e->fn(e->h, name, value, e->userdata);
 }
 
-int vo_cluster_each_doc(VoDaemon *d, const char *sub, VoClusterDocFn fn, void *userdata)
+/* vo_cluster_each_doc, or for only_host alone (when not NULL). */
+static int each_host_doc(VoDaemon *d, const char *only_host, const char *sub, VoClusterDocFn fn,
+                         void *userdata)
 {
     if (!d->cluster_store)
         return 0;
@@ -323,7 +242,7 @@ int vo_cluster_each_doc(VoDaemon *d, const char *sub, VoClusterDocFn fn, void *u
     const char *id;
     json_t *doc;
     json_object_foreach(all, id, doc) {
-        if (!strcmp(id, d->host_id))
+        if (!strcmp(id, d->host_id) || (only_host && strcmp(id, only_host)))
             continue;
         VoClusterHost h = { 0 };
         host_from_member(doc, id, &h);
@@ -338,4 +257,51 @@ int vo_cluster_each_doc(VoDaemon *d, const char *sub, VoClusterDocFn fn, void *u
     }
     json_decref(all);
     return r < 0 ? r : 0;
+}
+
+int vo_cluster_each_doc(VoDaemon *d, const char *sub, VoClusterDocFn fn, void *userdata)
+{
+    return each_host_doc(d, NULL, sub, fn, userdata);
+}
+
+typedef struct {
+    json_t *arr;
+    bool summary;
+    int64_t now;
+} AddVms;
+
+static int add_vm(const VoClusterHost *h, const char *name, const char *value, void *userdata)
+{
+    (void)name;
+    AddVms *a = userdata;
+    json_t *o = vo_vm_doc_to_api(value, a->summary, h->name, h->online ? "online" : "offline",
+                                 a->now);
+    if (o)
+        json_array_append_new(a->arr, o);
+    return 0;
+}
+
+static int add_task(const VoClusterHost *h, const char *name, const char *value,
+                    void *userdata)
+{
+    (void)name;
+    json_t *arr = userdata;
+    json_t *o = json_loads(value, 0, NULL);
+    if (json_is_object(o)) {
+        json_object_set_new(o, "host", json_string(h->name));
+        json_array_append_new(arr, o);
+    } else
+        json_decref(o);
+    return 0;
+}
+
+int vo_cluster_add_vms(VoDaemon *d, bool summary, const char *only_host, json_t *arr)
+{
+    AddVms a = { .arr = arr, .summary = summary, .now = vo_wall_ms() };
+    return each_host_doc(d, only_host, "vms", add_vm, &a);
+}
+
+int vo_cluster_add_tasks(VoDaemon *d, json_t *arr)
+{
+    return each_host_doc(d, NULL, "operations", add_task, arr);
 }

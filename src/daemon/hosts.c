@@ -324,11 +324,7 @@ static void run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
 /* pthread_cond_timedwait on the monotonic clock for ms. Caller holds h->lock. */
 static void wait_ms(VoHosts *h, pthread_cond_t *cond, int ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += (long)ms * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    struct timespec until = vo_deadline_ms(CLOCK_MONOTONIC, ms);
     pthread_cond_timedwait(cond, &h->lock, &until);
 }
 
@@ -510,12 +506,7 @@ int vo_hosts_publish_now(VoDaemon *d)
     VoHosts *h = d->hosts;
     if (!h)
         return -ENOTCONN;
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += PUBLISH_NOW_WAIT_MS / 1000;
-    until.tv_nsec += (long)(PUBLISH_NOW_WAIT_MS % 1000) * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    struct timespec until = vo_deadline_ms(CLOCK_MONOTONIC, PUBLISH_NOW_WAIT_MS);
     pthread_mutex_lock(&h->lock);
     /* A publish that started before this call may lack what changed: wait
      * for one that starts after it. */

@@ -1,7 +1,8 @@
 /* maintenance.c: the evacuation task of a host (maintenance.h): every VM
  * of this host moved away with the existing moves (a live migration task
- * per running VM, the ownership transaction for a stopped VM whose disks
- * are shared) and a report per VM. */
+ * per running VM, local disks mirrored along; the ownership transaction
+ * for a stopped VM whose disks are shared; a cold move task for a stopped
+ * VM with local disks) and a report per VM. */
 #include "daemon/maintenance.h"
 
 #include <poll.h>
@@ -12,6 +13,7 @@
 #include "daemon/hosts.h"
 #include "daemon/migrate-target.h"
 #include "daemon/migrate.h"
+#include "daemon/move.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move.h"
 #include "util/util.h"
@@ -23,13 +25,22 @@
 typedef struct {
     VoDaemon *d;
     bool enter;
+    char *pool; /* the targets' pool for local disks; NULL: each target's default */
 } Evacuation;
+
+static void evacuation_free(void *p)
+{
+    Evacuation *e = p;
+    free(e->pool);
+    free(e);
+}
 
 /* One VM's line of the report. */
 typedef struct {
     VoVm *vm;
     char *name;
-    char *task_id;  /* its migration task while it runs */
+    char *task_id;  /* its migration or cold move task while it runs */
+    bool cold;      /* stopped, with local disks: a cold move (move.h) */
     json_t *report; /* {"vm","state","result":"moved"|"not moved", "host"?, "reason"?} */
 } Item;
 
@@ -120,12 +131,15 @@ static int move_stopped(VoDaemon *d, Item *it, char **ret_host, char **ret_error
     return 0;
 }
 
-/* A running VM: a migration task (migrate.c) to the manager's choice. */
-static int start_migration(VoDaemon *d, Item *it, char **ret_error)
+/* A running VM: a migration task (migrate.c) to the manager's choice; a
+ * stopped VM with local disks: a cold move task (move.c), likewise. Local
+ * volumes go to pool (NULL: the target's default pool). */
+static int start_move(VoDaemon *d, Item *it, const char *pool, char **ret_error)
 {
-    VoMigrateArgs args = { 0 };
+    VoMigrateArgs args = { .pool = pool };
     json_t *task = NULL;
-    int r = vo_vm_migrate(d, it->vm, &args, &task, ret_error);
+    int r = it->cold ? vo_vm_move(d, it->vm, NULL, pool, &task, ret_error)
+                     : vo_vm_migrate(d, it->vm, &args, &task, ret_error);
     if (r < 0)
         return r;
     it->task_id = vo_strdup(json_string_value(json_object_get(task, "id")));
@@ -134,8 +148,8 @@ static int start_migration(VoDaemon *d, Item *it, char **ret_error)
     return 0;
 }
 
-/* Whether the migration task ended; then the report says how. */
-static bool migration_done(VoDaemon *d, Item *it)
+/* Whether the migration or move task ended; then the report says how. */
+static bool move_done(VoDaemon *d, Item *it)
 {
     json_t *t = vo_tasks_get_json(d->tasks, it->task_id);
     const char *state = json_string_value(json_object_get(t, "state"));
@@ -146,7 +160,8 @@ static bool migration_done(VoDaemon *d, Item *it)
     else if (done) {
         const char *msg = json_string_value(
             json_object_get(json_object_get(t, "error"), "message"));
-        _cleanup_free_ char *why = vo_asprintf("migration %s: %s", state ? state : "lost",
+        _cleanup_free_ char *why = vo_asprintf("%s %s: %s", it->cold ? "move" : "migration",
+                                               state ? state : "lost",
                                                msg ? msg : "no reason given");
         report_stays(it, why);
     }
@@ -155,8 +170,9 @@ static bool migration_done(VoDaemon *d, Item *it)
 }
 
 /* Why a VM cannot move as it is, or NULL: the checks done before asking
- * the manager for a target. */
-static char *cannot_move(VoDaemon *d, VoVm *vm, bool *ret_running)
+ * the manager for a target. *ret_running: it live-migrates; *ret_local: it
+ * is stopped with a disk on this host's own pools (a cold move copies it). */
+static char *cannot_move(VoDaemon *d, VoVm *vm, bool *ret_running, bool *ret_local)
 {
     pthread_mutex_lock(&vm->lock);
     VoVmState s = vm->state;
@@ -173,8 +189,8 @@ static char *cannot_move(VoDaemon *d, VoVm *vm, bool *ret_running)
     else if (!*ret_running && vo_vm_state_active(s))
         why = vo_asprintf("it is %s: try again once it is running or stopped",
                           vo_vm_state_to_string(s));
-    else if (vo_migrate_check_disks(d, spec, &error) < 0)
-        why = vo_asprintf("local disks (not supported yet): %s", error);
+    else if (!*ret_running)
+        *ret_local = vo_migrate_check_disks(d, spec, &error) < 0;
     free(error);
     vo_vm_spec_free(spec);
     return why;
@@ -206,13 +222,16 @@ static int task_evacuate(VoTask *t, void *userdata)
         const char *state = vo_vm_state_to_string(it->vm->state);
         pthread_mutex_unlock(&it->vm->lock);
         it->report = json_pack("{s:s, s:s}", "vm", it->name, "state", state);
-        bool is_running = false;
-        _cleanup_free_ char *why = d->cluster_store ? cannot_move(d, it->vm, &is_running)
-                                   : vo_strdup("this host is not in a cluster");
+        bool is_running = false, is_local = false;
+        _cleanup_free_ char *why = d->cluster_store
+                                       ? cannot_move(d, it->vm, &is_running, &is_local)
+                                       : vo_strdup("this host is not in a cluster");
         if (why)
             report_stays(it, why);
-        else if (is_running)
+        else if (is_running || is_local) {
+            it->cold = is_local;
             running[n_running++] = i;
+        }
         else { /* stopped, shared disks: moved now */
             _cleanup_free_ char *host = NULL, *error = NULL;
             vo_task_set_details(t, (int)(5 + 40 * i / (n ? n : 1)), "moving stopped VMs",
@@ -223,7 +242,8 @@ static int task_evacuate(VoTask *t, void *userdata)
                 report_moved(it, host);
         }
     }
-    /* Running VMs: at most VO_EVACUATE_PARALLEL migrations at once. */
+    /* Running VMs and stopped ones with local disks: at most
+     * VO_EVACUATE_PARALLEL migrations or cold moves at once. */
     size_t next = 0, active = 0, done = 0;
     size_t *slots = vo_malloc0(sizeof(size_t) * VO_EVACUATE_PARALLEL);
     bool cancelled = false;
@@ -231,8 +251,8 @@ static int task_evacuate(VoTask *t, void *userdata)
         while (!cancelled && active < VO_EVACUATE_PARALLEL && next < n_running) {
             Item *it = &items[running[next++]];
             _cleanup_free_ char *error = NULL;
-            if (start_migration(d, it, &error) < 0) {
-                report_stays(it, error ? error : "cannot migrate");
+            if (start_move(d, it, e->pool, &error) < 0) {
+                report_stays(it, error ? error : "cannot move");
                 done++;
             } else
                 slots[active++] = (size_t)(it - items);
@@ -245,7 +265,7 @@ static int task_evacuate(VoTask *t, void *userdata)
             next = n_running;
         }
         for (size_t k = 0; k < active;) {
-            if (migration_done(d, &items[slots[k]])) {
+            if (move_done(d, &items[slots[k]])) {
                 slots[k] = slots[--active];
                 done++;
             } else
@@ -286,7 +306,8 @@ static int task_evacuate(VoTask *t, void *userdata)
                      : 0;
 }
 
-int vo_host_evacuate(VoDaemon *d, bool enter, json_t **ret_task, char **ret_error)
+int vo_host_evacuate(VoDaemon *d, bool enter, const char *pool, json_t **ret_task,
+                     char **ret_error)
 {
     if (enter) {
         bool changed = false;
@@ -298,14 +319,15 @@ int vo_host_evacuate(VoDaemon *d, bool enter, json_t **ret_task, char **ret_erro
             log_info("host %s: in maintenance", d->host_name);
     }
     Evacuation *e = vo_malloc0(sizeof(*e));
-    *e = (Evacuation){ .d = d, .enter = enter };
+    *e = (Evacuation){ .d = d, .enter = enter, .pool = pool ? vo_strdup(pool) : NULL };
     /* One evacuation at a time: a second request (maintenance or evacuate)
      * answers the queued or running one (once: same kind and target). */
     VoTaskDesc desc = { .kind = "host-evacuate", .target = d->host_name,
                         .target_id = d->host_id, .once = true, .cancellable = true };
-    int r = vo_tasks_submit(d->tasks, &desc, task_evacuate, e, free, ret_task, ret_error);
+    int r = vo_tasks_submit(d->tasks, &desc, task_evacuate, e, evacuation_free, ret_task,
+                            ret_error);
     if (r != 0)
-        free(e);
+        evacuation_free(e);
     return r < 0 ? r : 0;
 }
 

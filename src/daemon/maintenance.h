@@ -5,8 +5,10 @@
  * and as a migration target). Entering it, or `evacuate`, runs one task on
  * the host itself that moves every VM away: running ones by live migration
  * (migrate.h; the manager picks each target, at most
- * VO_EVACUATE_PARALLEL at a time), stopped ones whose disks are all on
- * shared pools by the ownership transaction alone (state/vm-move.h), and
+ * VO_EVACUATE_PARALLEL at a time, local disks mirrored along), stopped
+ * ones whose disks are all on shared pools by the ownership transaction
+ * alone (state/vm-move.h), stopped ones with local disks by a cold move
+ * (move.h: disks copied; counted among the VO_EVACUATE_PARALLEL), and
  * reports per VM where it went or why it could not move. */
 #pragma once
 
@@ -19,8 +21,11 @@
 
 /* host_id is this host: sets the flag (when enter) and queues the
  * evacuation task (one at a time: a second request answers the running
- * task). 0 with *ret_task, or -errno with *ret_error. */
-int vo_host_evacuate(VoDaemon *d, bool enter, json_t **ret_task, char **ret_error);
+ * task). pool: the pool on each target that local disks go to (a valid
+ * name, checked by the caller), NULL: the target's default pool. 0 with
+ * *ret_task, or -errno with *ret_error. */
+int vo_host_evacuate(VoDaemon *d, bool enter, const char *pool, json_t **ret_task,
+                     char **ret_error);
 
 /* Peer side of a stopped VM's move: registers the VM whose documents the
  * source's transaction just moved here. */

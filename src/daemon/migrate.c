@@ -220,7 +220,7 @@ static void undo(VoDaemon *d, MigrateTask *m, VoHvInstance *hv, const char *abor
         log_warn("migration to %s: resuming the source failed: %s", m->to_name, error);
 }
 
-static void clear_migrating(VoVm *vm)
+void vo_migrate_clear_mark(VoVm *vm)
 {
     pthread_mutex_lock(&vm->lock);
     free(vm->migration_task);
@@ -461,7 +461,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     pthread_mutex_unlock(&vm->lock);
     if (gone || !hv || (state != VO_VM_RUNNING && state != VO_VM_PAUSED)) {
         json_decref(doc);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, -EBUSY, "VM '%s' is not running here (it is %s)", name,
                             gone ? "migrated away" : vo_vm_state_to_string(state));
@@ -483,7 +483,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     r = d->driver->layout(hv, &layout, &error);
     if (r < 0) {
         json_decref(doc);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, false);
         return vo_task_fail(t, r, "cannot read VM '%s''s hardware layout: %s", name, error);
     }
@@ -520,7 +520,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
             _cleanup_free_ char *aerror = NULL;
             (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
         }
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, false);
         return vo_task_fail(t, r, "host '%s' cannot take VM '%s': %s", m->to_name, name, error);
     }
@@ -544,7 +544,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
             if (d->driver->migrate_cancel(hv, &cerr) < 0) /* the mirrors */
                 log_warn("vm %s: migrate_cancel: %s", name, cerr);
             undo(d, m, hv, base_path);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             vo_vm_job_end(vm, true);
             if (r == -ECANCELED) {
                 log_info("vm %s: migration to %s cancelled while copying disks; the VM runs "
@@ -573,7 +573,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     if (vo_task_cancelled(t)) { /* cancelled while the destination prepared */
         _cleanup_free_ char *aerror = NULL;
         (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, false);
         return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
     }
@@ -582,7 +582,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     r = d->driver->migrate_start(hv, uri_copy, &opts, &error);
     if (r < 0) {
         undo(d, m, hv, base_path);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, true);
         return vo_task_fail(t, r, "cannot start migrating VM '%s': %s", name, error);
     }
@@ -660,7 +660,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
         if (unconfirmed) {
             _cleanup_free_ char *aerror = NULL;
             (void)vo_migrate_peer_call(d, m->to_url, "DELETE", base_path, NULL, NULL, &aerror);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             vo_vm_job_end(vm, true);
             return vo_task_fail(t, -ETIMEDOUT, "%s%scancelled, but QEMU did not confirm the "
                                 "cancel within %d s: VM '%s' stays here as QEMU has it (see "
@@ -669,7 +669,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
                                 name);
         }
         undo(d, m, hv, base_path);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, true);
         if (cancelled) {
             log_info("vm %s: migration to %s cancelled; the VM runs on here", name, m->to_name);
@@ -706,7 +706,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
         answer = NULL;
         if (r < 0) {
             undo(d, m, hv, base_path);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             vo_vm_job_end(vm, true);
             return vo_task_fail(t, r, "memory check of VM '%s' failed (the VM runs on here): %s",
                                 name, error);
@@ -719,7 +719,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     int64_t at_verified = vo_now_ms();
     if (vo_task_cancelled(t)) {
         undo(d, m, hv, base_path);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, true);
         log_info("vm %s: migration to %s cancelled; the VM runs on here", name, m->to_name);
         return vo_task_fail(t, -ECANCELED, "cancelled: VM '%s' runs on here", name);
@@ -732,7 +732,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
         int e = vo_migrate_peer_call(d, m->to_url, "POST", commit_path, early, NULL, &eerr);
         json_decref(early);
         if (e >= 0) {
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, -EIO, "test fault: the destination took a commit before "
                                 "the switch");
@@ -769,7 +769,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
              * says it is its own). The moving volumes' intents stay: the
              * start-up sweep removes their files if their documents left. */
             log_error("vm %s: %s; the source stays paused", name, error);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' has an unknown "
                                 "outcome: %s; the source QEMU stays paused (never resumed "
@@ -788,7 +788,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
         vm->migrated_away = false;
         pthread_mutex_unlock(&vm->lock);
         undo(d, m, hv, base_path);
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         vo_vm_job_end(vm, true);
         return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' failed (the VM runs on "
                             "here): %s", name, m->to_name, error);
@@ -816,7 +816,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
         if (b == 0) { /* the documents are here again: the source runs on */
             moving_end(d, m, false); /* the volumes' files stay here */
             undo(d, m, hv, base_path);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             vo_vm_job_end(vm, true);
             return vo_task_fail(t, -EIO, "host '%s' did not take VM '%s' over (%s); the VM "
                                 "was given back and runs on here", m->to_name, name, error);
@@ -824,7 +824,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
         if (b < 0) {
             log_error("vm %s: the destination did not commit and the VM could not be taken "
                       "back: %s; the source stays paused", name, error);
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, b, "VM '%s' now belongs to host '%s' but its destination "
                                 "did not take it over: %s; the source QEMU stays paused "
@@ -841,7 +841,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     _cleanup_free_ char *ferror = NULL;
     if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
         log_warn("vm %s: ending the source QEMU: %s", name, ferror);
-    clear_migrating(vm);
+    vo_migrate_clear_mark(vm);
     vo_vm_forget_migrated(vm);
     pthread_mutex_unlock(&vm->job);
     moving_end(d, m, true); /* their documents are the destination's: files go */
@@ -1116,7 +1116,7 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     if (r < 0) {
         local_disks_free(disks, n_disks);
         if (!busy)
-            clear_migrating(vm);
+            vo_migrate_clear_mark(vm);
         vo_cluster_host_clear(&h);
         return r;
     }
@@ -1129,7 +1129,7 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     vo_cluster_host_clear(&h);
     r = vo_vm_submit(d, vm, "migrate", task_migrate, m, migrate_task_free, ret_task, ret_error);
     if (r < 0) {
-        clear_migrating(vm);
+        vo_migrate_clear_mark(vm);
         return r;
     }
     pthread_mutex_lock(&vm->lock);

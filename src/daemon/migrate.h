@@ -26,6 +26,9 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
  * host. 0 and *ret (to clear), or a 4xx errno with *ret_error. */
 int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost *ret,
                            char **ret_error);
+/* Clears the VM's migration_task and migration_to (the mark a migration
+ * or a cold move set while it is queued or runs). */
+void vo_migrate_clear_mark(VoVm *vm);
 /* 409 (-EBUSY) with every reason the VM cannot run on the target
  * (cluster/migrate-compat.h; a stopped VM is checked without a layout). */
 int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,

@@ -47,16 +47,6 @@ static void move_task_free(void *p)
     free(m);
 }
 
-static void clear_moving(VoVm *vm)
-{
-    pthread_mutex_lock(&vm->lock);
-    free(vm->migration_task);
-    vm->migration_task = NULL;
-    free(vm->migration_to);
-    vm->migration_to = NULL;
-    pthread_mutex_unlock(&vm->lock);
-}
-
 /* The volume keys the VM names (disks, kernel, initrd), each once. */
 static char **volume_keys(const VoVmSpec *spec)
 {
@@ -227,7 +217,7 @@ static int task_move(VoTask *t, void *userdata)
     }
     vo_vm_spec_free(spec);
     if (r < 0) {
-        clear_moving(vm);
+        vo_migrate_clear_mark(vm);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r, "cannot move VM '%s': %s", name, error);
     }
@@ -246,7 +236,7 @@ static int task_move(VoTask *t, void *userdata)
     if (r < 0) {
         json_decref(answer);
         json_decref(vols);
-        clear_moving(vm);
+        vo_migrate_clear_mark(vm);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r == -EBUSY || r == -EINVAL ? r : -EIO, "host '%s' cannot take "
                             "VM '%s': %s", m->to_name, name, error);
@@ -258,7 +248,7 @@ static int task_move(VoTask *t, void *userdata)
     FollowEnd end = follow(d, t, m, vm_id, their_task, &error);
     if (end != FOLLOW_DONE) {
         json_decref(vols);
-        clear_moving(vm);
+        vo_migrate_clear_mark(vm);
         pthread_mutex_unlock(&vm->job);
         if (end == FOLLOW_CANCELLED) {
             log_info("vm %s: move to %s cancelled; the VM stays here", name, m->to_name);
@@ -275,7 +265,7 @@ static int task_move(VoTask *t, void *userdata)
     pthread_mutex_lock(&vm->lock);
     vm->migrated_away = true;
     pthread_mutex_unlock(&vm->lock);
-    clear_moving(vm);
+    vo_migrate_clear_mark(vm);
     vo_vm_forget_migrated(vm);
     size_t i;
     json_t *v;
@@ -337,7 +327,7 @@ int vo_vm_move(VoDaemon *d, VoVm *vm, const char *to, const char *pool, json_t *
     vo_vm_spec_free(spec);
     if (r < 0) {
         if (!busy)
-            clear_moving(vm);
+            vo_migrate_clear_mark(vm);
         vo_cluster_host_clear(&h);
         return r;
     }
@@ -347,7 +337,7 @@ int vo_vm_move(VoDaemon *d, VoVm *vm, const char *to, const char *pool, json_t *
     vo_cluster_host_clear(&h);
     r = vo_vm_submit(d, vm, "move", task_move, m, move_task_free, ret_task, ret_error);
     if (r < 0) {
-        clear_moving(vm);
+        vo_migrate_clear_mark(vm);
         return r;
     }
     pthread_mutex_lock(&vm->lock);

@@ -518,11 +518,7 @@ static void *probe_thread(void *userdata)
     EtcdStore *s = userdata;
     pthread_mutex_lock(&s->lock);
     while (!s->closing) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += (long)PROBE_EVERY_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        struct timespec until = vo_deadline_ms(CLOCK_MONOTONIC, PROBE_EVERY_MS);
         pthread_cond_timedwait(&s->probe_cond, &s->lock, &until);
         if (s->closing)
             break;

@@ -28,6 +28,7 @@ static const struct {
     [VO_ERR_UNAUTHENTICATED] = { "unauthenticated", 401 },
     [VO_ERR_BAD_GATEWAY] = { "bad-gateway", 502 },
     [VO_ERR_LOOP_DETECTED] = { "loop-detected", 508 },
+    [VO_ERR_PERMISSION_DENIED] = { "permission-denied", 403 },
 };
 _Static_assert(ELEMENTSOF(error_table) == _VO_ERR_MAX, "error_table out of date");
 

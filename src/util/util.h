@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -80,6 +81,9 @@ int vo_parse_size_default_unit(const char *s, uint64_t bare_unit, uint64_t *ret_
 int64_t vo_now_ms(void);
 int64_t vo_now_us(void); /* monotonic, microseconds (timings in logs) */
 int64_t vo_wall_ms(void);
+/* clock (CLOCK_MONOTONIC, CLOCK_REALTIME) now plus ms (>= 0), normalised:
+ * the deadline of a pthread_cond_timedwait on a condition of that clock. */
+struct timespec vo_deadline_ms(clockid_t clock, int64_t ms);
 
 /* Files. */
 int vo_mkdir_p(const char *path, mode_t mode);

@@ -2,16 +2,22 @@
 (cluster_harness: each host a network namespace with its own vireod and
 etcd member; a shared pool is a directory every host sees), fake driver.
 Checked: `maintenance on` moves every VM of the host (running ones live-
-migrated to hosts placement picks, a stopped one with shared disks by its
-ownership transaction, then startable there) and reports per VM where it
-went or why it stayed (local disks; a "together" group that fits nowhere,
-with each host's reason); the host's state is "maintenance" (also after
+migrated to hosts placement picks, local disks mirrored along; a stopped
+one with shared disks by its ownership transaction, then startable there;
+a stopped one with a local disk by a cold move, its disk copied) and
+reports per VM where it went or why it stayed (a "together" group that
+fits nowhere, with each host's reason; the target's pool for local disks
+missing, --pool); the host's state is "maintenance" (also after
 its vireod restarts); creates pinned there are refused with that reason
 and unpinned ones never land there; requests through another host's door;
 `off` lets placements in again; `evacuate` moves VMs without maintenance;
-bad input. One real-QEMU case: a TCG guest on a shared pool keeps running
+bad input. Real-QEMU cases: a TCG guest on a shared pool keeps running
 (its console counter goes on, a file written before is read back) on h2
-after h1 enters maintenance."""
+after h1 enters maintenance; a TCG guest on a local linked-clone disk
+does the same after `host evacuate h1` (its disk now h2's), and a stopped
+VM with a local disk moves cold beside it."""
+
+import os
 
 import threading
 
@@ -56,6 +62,7 @@ def test_maintenance_moves_every_vm_and_refuses_placements(cluster):
     create_on(h1, "cold", memory=64)  # stopped, its disk shared
     create_on(h1, "loc", pool=None, memory=64)  # its disk on h1's own pool
     h1.task_ok("POST", "/v1/vms/loc/start")
+    create_on(h1, "cloc", pool=None, memory=64)  # stopped, its disk on h1's own pool
     # A "together" group whose members all live on h1: no other host can
     # take one of them (fits nowhere, each host says why).
     h1.api("POST", "/v1/groups", {"name": "pair", "policy": "together"}, expect=201)
@@ -68,6 +75,9 @@ def test_maintenance_moves_every_vm_and_refuses_placements(cluster):
     # Bad input: clear 4xx, nothing changes.
     assert "on" in error_of(h1, "POST", "/v1/hosts/h1/maintenance", {}, 400)
     assert "on" in error_of(h1, "POST", "/v1/hosts/h1/maintenance", {"on": "yes"}, 400)
+    assert "pool: 'x/y' is not a pool name" in error_of(
+        h2, "POST", "/v1/hosts/h1/maintenance", {"on": True, "pool": "x/y"}, 400)
+    assert "pool" in error_of(h1, "POST", "/v1/hosts/h1/evacuate", {"pool": 7}, 400)
     assert "host 'h9' does not exist" in error_of(h2, "POST", "/v1/hosts/h9/maintenance",
                                                   {"on": True}, 404)
     assert "host 'h9' does not exist" in error_of(h2, "POST", "/v1/hosts/h9/evacuate", {}, 404)
@@ -80,11 +90,20 @@ def test_maintenance_moves_every_vm_and_refuses_placements(cluster):
     assert doc["task"]["kind"] == "host-evacuate" and doc["task"]["target"] == "h1", doc
     task = h1.wait_task(doc["task"], timeout=120)
     rep = report_of(task)
-    assert task["result"]["maintenance"] is True and task["result"]["moved"] == 4, task
-    for name in ("web1", "web2", "web3", "cold"):
+    assert task["result"]["maintenance"] is True and task["result"]["moved"] == 6, task
+    for name in ("web1", "web2", "web3", "cold", "loc", "cloc"):
         assert rep[name]["result"] == "moved" and rep[name]["host"] in ("h2", "h3"), rep[name]
-    assert rep["loc"]["result"] == "not moved", rep["loc"]
-    assert "local disks" in rep["loc"]["reason"], rep["loc"]
+    # The local disks went along, into the target's default pool.
+    for name in ("loc", "cloc"):
+        there = rep[name]["host"]
+        disk = h1.vm(name)["disks"][0]["volume"]
+        assert disk.startswith("default/"), disk
+        hv = c.hosts[int(there[1:]) - 1]
+        owned = {v["key"]: v for v in hv.api("GET", "/v1/volumes?pool=default")["volumes"]}
+        assert owned[disk]["attached_to"] == name, owned
+        assert os.path.exists(owned[disk]["path"]), owned
+        mine = [v["key"] for v in h1.api("GET", "/v1/volumes?pool=default")["volumes"]]
+        assert disk not in mine, mine
     for name in ("g1", "g2"):
         assert rep[name]["result"] == "not moved", rep[name]
         assert "h2" in rep[name]["reason"] and "h3" in rep[name]["reason"], rep[name]
@@ -94,7 +113,9 @@ def test_maintenance_moves_every_vm_and_refuses_placements(cluster):
             wait_until(lambda: where(h, name) == (rep[name]["host"], "running"), 30,
                        what=f"{name} running on {rep[name]['host']} seen from {h.name}")
         assert where(h, "cold")[0] == rep["cold"]["host"]
-        assert where(h, "loc") == ("h1", "running") and where(h, "g1") == ("h1", "running")
+        assert where(h, "loc") == (rep["loc"]["host"], "running")
+        assert where(h, "cloc") == (rep["cloc"]["host"], "defined")
+        assert where(h, "g1") == ("h1", "running")
     # The stopped VM is its new host's: it starts there.
     h1.task_ok("POST", "/v1/vms/cold/start")
     assert where(h2, "cold") == (rep["cold"]["host"], "running")
@@ -131,11 +152,11 @@ def test_maintenance_moves_every_vm_and_refuses_placements(cluster):
     assert [s for s, _ in answers] == [202, 202], answers
     for _, d in answers:
         rep2 = report_of(h1.wait_task(d["task"], timeout=60))
-        assert set(rep2) == {"loc", "g1", "g2"}, rep2
+        assert set(rep2) == {"g1", "g2"}, rep2
         assert all(v["result"] == "not moved" for v in rep2.values()), rep2
     p = h1.cli("host", "maintenance", "h1", "on", check=False)
-    assert p.returncode == 1 and "loc: could not move: local disks" in p.stdout, p
-    assert "0 VMs moved, 3 stay; in maintenance" in p.stdout, p
+    assert p.returncode == 1 and "g1: could not move: " in p.stdout, p
+    assert "0 VMs moved, 2 stay; in maintenance" in p.stdout, p
 
     # Persistent: h1's vireod restarted, it is still in maintenance.
     h1.stop()
@@ -167,9 +188,24 @@ def test_evacuate_without_maintenance(cluster):
     create_on(h1, "a", memory=64)
     h1.task_ok("POST", "/v1/vms/a/start")
     create_on(h1, "b", memory=64)
-    p = h2.cli("host", "evacuate", "h1")
+    create_on(h1, "l", pool=None, memory=64)  # running, its disk on h1's own pool
+    h1.task_ok("POST", "/v1/vms/l/start")
+    # --pool names a pool h2 does not have: the local-disk VM stays, saying
+    # so; the others move (their disks are shared).
+    p = h2.cli("host", "evacuate", "h1", "--pool", "nope", check=False)
+    assert p.returncode == 1, p
     assert "a: moved to h2" in p.stdout and "b: moved to h2" in p.stdout, p
-    assert "h1: 2 VMs moved, 0 stay" in p.stdout and "maintenance" not in p.stdout, p
+    assert "l: could not move: pool: host 'h2' has no pool 'nope'" in p.stdout, p
+    assert "h1: 2 VMs moved, 1 stay" in p.stdout and "maintenance" not in p.stdout, p
+    assert where(h1, "l") == ("h1", "running")
+    # Into h2's pool "fast" (--pool): the local disk goes there.
+    fast = os.path.join(h2.tmp, "fast")
+    os.makedirs(fast)
+    h2.api("POST", "/v1/pools", {"name": "fast", "path": fast}, expect=201)
+    p = h2.cli("host", "evacuate", "h1", "--pool", "fast")
+    assert "l: moved to h2" in p.stdout and "h1: 1 VM moved, 0 stay" in p.stdout, p
+    assert where(h1, "l") == ("h2", "running")
+    assert [d["volume"].split("/")[0] for d in h2.vm("l")["disks"]] == ["fast"], h2.vm("l")
     assert where(h1, "a") == ("h2", "running") and where(h1, "b") == ("h2", "defined")
     assert host_doc(h1, "h1")["state"] == "online" and host_doc(h1, "h1")["maintenance"] is False
     # The only other host in maintenance: nothing fits, each VM says why.
@@ -204,3 +240,42 @@ def test_maintenance_with_a_real_guest(cluster):
     assert "written-before-maintenance" in out.splitlines(), out
     assert host_doc(h2, "h1")["state"] == "maintenance"
     h2.cli("vm", "stop", "q1", "--force")
+
+
+def test_evacuate_local_disks_with_a_real_guest(cluster):
+    """QEMU under TCG: a running guest whose root disk is a linked clone on
+    h1's own pool runs on h2 after `host evacuate h1` (its disk mirrored
+    there: h2's volume, still a linked clone; h1's file gone), its counter
+    still counting and a file written before read back; a stopped VM with a
+    local disk moves cold beside it (its disk copied, it stays stopped)."""
+    c = cluster(2, driver="qemu", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    for name in ("ql", "qs"):  # linked clones of the image on h1's default pool
+        create(h1, {"name": name, "memory_mib": 256 if name == "ql" else 64, "host": "h1",
+                    "networks": ["user"]}, 202)
+    disks = {n: h1.vm(n)["disks"][0]["volume"] for n in ("ql", "qs")}
+    src = {n: h1.api("GET", "/v1/pools/default/volumes/" + k.split("/")[1])
+           for n, k in disks.items()}
+    assert all(k.startswith("default/") for k in disks.values()) and src["ql"]["image"], src
+    h1.cli("vm", "start", "ql")
+    h1.wait_console("ql", BOOT_MARKER, timeout=240)
+    out = h1.guest("ql", "echo written-before-evacuation > /evac-check.txt; sync; echo DONE")
+    assert "DONE" in out, out
+    start_counter(h1, "ql")
+    before = max(ticks(h1.console_log("ql")))
+    out = h2.cli("host", "evacuate", "h1", timeout=900).stdout
+    assert "ql: moved to h2" in out and "qs: moved to h2" in out, out
+    assert "h1: 2 VMs moved, 0 stay" in out, out
+    for h in (h1, h2):
+        assert where(h, "ql") == ("h2", "running") and where(h, "qs") == ("h2", "defined")
+    vols = {v["key"]: v for v in h2.api("GET", "/v1/volumes?pool=default")["volumes"]}
+    for n, k in disks.items():
+        assert vols[k]["attached_to"] == n and os.path.exists(vols[k]["path"]), vols
+        assert not os.path.exists(src[n]["path"]), src[n]
+    assert vols[disks["ql"]]["image"], vols[disks["ql"]]  # a linked clone there too
+    wait_until(lambda: max(ticks(h2.console_log("ql")) or [0]) >= before + 3, 60,
+               what="the counter goes on after the move")
+    out = h2.guest("ql", "cat /evac-check.txt")
+    assert "written-before-evacuation" in out.splitlines(), out
+    h2.cli("vm", "stop", "ql", "--force")

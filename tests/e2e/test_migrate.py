@@ -261,7 +261,7 @@ def test_refusals_and_the_fake_driver_path(cluster):
     assert "local" in msg, msg
     # The peer routes are not served on the Unix socket.
     assert "hosts of the cluster only" in error_of(h2, "POST", "/v1/migrations/incoming",
-                                                   {}, 400)
+                                                   {}, 401)
     p = h1.cli("vm", "migrate", "shared", "--to", "h9", check=False)
     assert p.returncode != 0 and "no host 'h9'" in p.stderr, p
 
@@ -506,6 +506,7 @@ def test_the_switch_keeps_one_running_copy(cluster, tmp_path):
     intruder = pki.host_cert("intruder", ["127.0.0.9"])
     path = f"/v1/migrations/incoming/{vm_id}/commit"
     status, doc = h2.https("POST", path, {"rev": 1}, via=h1, client=intruder)
-    assert status == 401 and "names no member" in doc["error"]["message"], (status, doc)
+    assert status == 403 and "names no member" in doc["error"]["message"], (status, doc)
+    assert doc["error"]["code"] == "permission-denied", doc
     status, doc = h2.https("POST", path, {"rev": 1}, via=h1)
     assert status == 404, (status, doc)

@@ -117,6 +117,28 @@ static char *write_tmp(const char *name, const char *content)
     return p;
 }
 
+/* vo_deadline_ms: now on that clock plus ms, normalised (nanoseconds
+ * below a second), for the waits that each computed it by hand. */
+static void test_deadline_ms(void **state)
+{
+    (void)state;
+    const int64_t cases[] = { 0, 1, 999, 1000, 1999, 2500, 60000 };
+    const clockid_t clocks[] = { CLOCK_MONOTONIC, CLOCK_REALTIME };
+    for (size_t c = 0; c < 2; c++)
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            struct timespec before, after;
+            clock_gettime(clocks[c], &before);
+            struct timespec t = vo_deadline_ms(clocks[c], cases[i]);
+            clock_gettime(clocks[c], &after);
+            assert_true(t.tv_nsec >= 0 && t.tv_nsec < 1000000000L);
+            int64_t t_ns = (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+            int64_t lo = (int64_t)before.tv_sec * 1000000000LL + before.tv_nsec;
+            int64_t hi = (int64_t)after.tv_sec * 1000000000LL + after.tv_nsec;
+            assert_true(t_ns >= lo + cases[i] * 1000000LL);
+            assert_true(t_ns <= hi + cases[i] * 1000000LL);
+        }
+}
+
 static void test_kvm_probe(void **state)
 {
     assert_non_null(mkdtemp(tmpdir));
@@ -185,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_strv),
         cmocka_unit_test(test_error_mapping),
         cmocka_unit_test(test_unavailable_message),
+        cmocka_unit_test(test_deadline_ms),
         cmocka_unit_test(test_kvm_probe),
         cmocka_unit_test(test_unix_connect_wait_bounded),
     };
