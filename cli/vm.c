@@ -30,8 +30,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
                *accel = NULL, *max_vcpus = NULL, *max_memory = NULL, *group = NULL,
-               *host = NULL, *pool = NULL;
-    bool autostart = false, full_clone = false, async = false;
+               *host = NULL, *pool = NULL, *cdrom = NULL, *boot = NULL;
+    bool autostart = false, full_clone = false, async = false, blank = false;
     _cleanup_strv_ char **networks = NULL;
     const CliOption opts[] = {
         { "--image", &image, NULL },   { "--vcpus", &vcpus, NULL },
@@ -41,6 +41,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         { "--full-clone", NULL, &full_clone },
         { "--group", &group, NULL },   { "--host", &host, NULL },
         { "--pool", &pool, NULL },
+        { "--blank", NULL, &blank },   { "--cdrom", &cdrom, NULL },
+        { "--boot", &boot, NULL },
         { "--async", NULL, &async },   { NULL, NULL, NULL },
     };
     const CliListOption lists[] = { { "--network", &networks }, { NULL, NULL } };
@@ -73,6 +75,19 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "host", json_string(host));
     if (pool)
         json_object_set_new(body, "pool", json_string(pool));
+    if (blank)
+        json_object_set_new(body, "blank", json_true());
+    if (cdrom) /* "none": an empty drive */
+        json_object_set_new(body, "cdrom", json_string(strcmp(cdrom, "none") ? cdrom : ""));
+    if (boot) {
+        /* "cdrom,disk,network": vireod checks the words */
+        json_t *arr = json_array();
+        _cleanup_free_ char *copy = vo_strdup(boot);
+        char *save = NULL;
+        for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save))
+            json_array_append_new(arr, json_string(w));
+        json_object_set_new(body, "boot", arr);
+    }
     if (networks) {
         json_t *arr = json_array();
         for (char **n = networks; *n; n++)
@@ -780,7 +795,7 @@ static const CliCommand vm_commands[] = {
       "[--image IMG] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "
       "[--disk-size SIZE] [--accel auto|kvm|tcg] "
       "[--network NET]... [--autostart] [--full-clone] [--pool POOL] [--group NAME] [--host HOST] "
-      "[--async]",
+      "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
       "  --image IMG           image to boot (default: default)\n"
@@ -805,8 +820,17 @@ static const CliCommand vm_commands[] = {
       "  --group NAME          put the VM in placement group NAME (vireo group create)\n"
       "  --host HOST           create it on host HOST (a name or id; still checked: the\n"
       "                        reason is given when it does not fit there). Without it,\n"
-      "                        a cluster's manager picks the host (vireo placement)\n" ASYNC_HELP
+      "                        a cluster's manager picks the host (vireo placement)\n"
+      "  --blank               no image: an empty disk of --disk-size, no kernel; the\n"
+      "                        VM boots its firmware (SeaBIOS), e.g. an installer CD\n"
+      "  --cdrom POOL/ISO      a CD-ROM drive (SATA) with ISO volume POOL/ISO in it\n"
+      "                        (vireo volume import POOL/ISO file.iso); none: an empty\n"
+      "                        drive (vireo vm cdrom insert|eject change it)\n"
+      "  --boot LIST           firmware boot order, comma-separated words of disk,\n"
+      "                        cdrom, network (default: disk,cdrom)\n" ASYNC_HELP
       "\nExamples:\n  vireo vm create web1 --vcpus 2 --memory 1G --disk-size 10G\n"
+      "  vireo vm create inst --blank --disk-size 10G --cdrom default/debian-iso \\\n"
+      "      --boot cdrom,disk\n"
       "  vireo vm create gw1 --network default --network lab\n",
       vm_create },
     { "vm", "start", "NAME", "[--async]", "Start a VM.", "Options:\n" ASYNC_HELP,

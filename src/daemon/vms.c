@@ -1126,7 +1126,9 @@ static int task_create(VoTask *t, void *userdata)
     int r = vo_mkdir_p(dir, 0750);
     /* An image of another host is copied here first (copy on first use). */
     VoImage *img = NULL;
-    if (r >= 0 && (r = vo_image_ensure_local(d, a->base_image, t, &error)) >= 0 &&
+    if (r >= 0 && !a->base_image) {
+        /* blank: an empty disk */
+    } else if (r >= 0 && (r = vo_image_ensure_local(d, a->base_image, t, &error)) >= 0 &&
         (r = vo_image_get(d, a->base_image, &img, NULL)) >= 0) {
         free(a->base_disk);
         free(a->base_format);
@@ -1155,7 +1157,10 @@ static int task_create(VoTask *t, void *userdata)
         s->n_disks++;
         r = write_vm(vm, NULL, false);
         pthread_mutex_unlock(&vm->lock);
-        if (r >= 0)
+        if (r >= 0 && !a->base_image)
+            r = vo_volume_create_empty(d, pool, volume, "qcow2", a->disk_size, t, &path,
+                                       &error);
+        else if (r >= 0)
             r = vo_volume_create_from_base(d, pool, volume, a->base_disk,
                                            a->base_format, a->base_image, a->full_clone,
                                            a->disk_size, t, &path, &error);
@@ -1395,7 +1400,18 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     if (check_new_name(args->name, ret_error) < 0)
         return -EINVAL;
     VoImage *img = NULL;
-    int r = vo_image_get(d, args->image, &img, NULL);
+    int r;
+    if (args->blank && !args->disk_size_bytes)
+        return vo_error_set(ret_error, -EINVAL, "disk_size_bytes: a blank VM needs the size of "
+                            "its empty disk");
+    if (args->cdrom && (r = vo_volume_check_iso(d, args->cdrom, ret_error)) < 0)
+        return -EINVAL;
+    if (args->blank) {
+        /* No image: an empty disk, booted by the firmware (from the CD-ROM). */
+        img = vo_malloc0(sizeof(*img));
+        r = 0;
+    } else
+        r = vo_image_get(d, args->image, &img, NULL);
     /* Another host's own image: the create task copies it here first. */
     if (r == -ENOENT)
         r = vo_image_find_elsewhere(d, args->image, &img, NULL);
@@ -1443,6 +1459,10 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->id = vo_strdup(id);
     spec->name = vo_strdup(args->name);
     spec->image = vo_strdup(img->name);
+    spec->has_cdrom = args->has_cdrom || args->cdrom;
+    spec->cdrom = vo_strdup(args->cdrom);
+    memcpy(spec->boot, args->boot, sizeof(spec->boot));
+    spec->n_boot = args->n_boot;
     spec->vcpus = args->vcpus;
     spec->memory_mib = args->memory_mib;
     spec->max_vcpus = args->max_vcpus ? args->max_vcpus : args->vcpus;
@@ -1450,8 +1470,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->accel = args->accel;
     spec->machine = vo_strdup("q35");
     /* Direct boot: the image's kernel and initrd, by the image's name. */
-    spec->kernel_from.image = img->kernel ? vo_strdup(img->name) : NULL;
-    spec->initrd_from.image = img->initrd ? vo_strdup(img->name) : NULL;
+    spec->kernel_from.image = img->kernel && img->name ? vo_strdup(img->name) : NULL;
+    spec->initrd_from.image = img->initrd && img->name ? vo_strdup(img->name) : NULL;
     spec->cmdline = vo_strdup(img->cmdline);
     spec->autostart = args->autostart;
     spec->group = vo_strdup(args->group);

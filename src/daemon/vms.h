@@ -61,6 +61,11 @@ typedef struct {
     const char *group; /* placement group (must exist: the API checks), or NULL */
     const char *pool;  /* where the boot disk is made; NULL: "default". A shared
                         * pool makes a VM that can live-migrate (vireo vm migrate) */
+    bool blank;        /* no image: an empty disk of disk_size_bytes, firmware boot */
+    bool has_cdrom;    /* a CD-ROM drive, with ISO volume cdrom ("pool/name") or empty */
+    const char *cdrom;
+    VoBootDev boot[_VO_BOOT_MAX]; /* firmware boot order; n_boot 0: the default */
+    size_t n_boot;
 } VoVmCreateArgs;
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
