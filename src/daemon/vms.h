@@ -106,6 +106,12 @@ json_t *vo_vm_nics_json(VoDaemon *d, VoVm *vm);
 int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
                   json_t **ret_task, char **ret_error);
 int vo_vm_nic_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, char **ret_error);
+/* The CD-ROM (vm-cdrom.c): puts ISO volume ("pool/name"; NULL: eject) into
+ * the VM's drive, stopped (a drive is added) or running (media change; a
+ * running VM without a drive: -EBUSY). -ENOENT / -EINVAL for a volume that
+ * is unknown / not an ISO. */
+int vo_vm_cdrom_set(VoDaemon *d, VoVm *vm, const char *volume, json_t **ret_task,
+                    char **ret_error);
 
 /* Offline edit; NULL/0 fields stay. autostart: -1 keep, 0/1 set. Raising
  * vcpus (memory_mib) beyond the maximum raises the maximum with it, unless
