@@ -658,6 +658,33 @@ static int vm_disk_add(const CliCommand *cmd, int argc, char **argv)
     return r;
 }
 
+/* `vm cdrom insert VM POOL/NAME` and `vm cdrom eject VM`: POST
+ * /v1/vms/VM/cdrom as a task. */
+static int vm_cdrom(const CliCommand *cmd, int argc, char **argv)
+{
+    bool insert = !strcmp(cmd->verb, "cdrom insert");
+    const char *args[2] = { NULL };
+    bool async = false;
+    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args_n(cmd, argc, argv, opts, args, insert ? 2 : 1, &exit_status))
+        return exit_status;
+    json_t *body = json_pack("{s:o}", "volume", insert ? json_string(args[1]) : json_null());
+    if (insert) {
+        _cleanup_free_ char *p = NULL, *n = NULL;
+        if (!cli_parse_volume_ref("POOL/NAME", args[1], &p, &n)) {
+            json_decref(body);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    _cleanup_free_ char *path = api_path("vms", args[0], "/cdrom");
+    _cleanup_free_ char *done = insert ? vo_asprintf("%s inserted", args[1])
+                                       : vo_strdup("CD ejected");
+    int r = run_action("POST", path, body, async, args[0], done);
+    json_decref(body);
+    return r;
+}
+
 /* `vm disk remove VM INDEX` and `vm nic remove VM INDEX`: DELETE
  * /v1/vms/VM/WHAT/INDEX as a task; done_fmt says what happened (%s = index). */
 static int remove_indexed(const CliCommand *cmd, int argc, char **argv, const char *what,
@@ -946,6 +973,17 @@ static const CliCommand vm_commands[] = {
       "\nOptions:\n" ASYNC_HELP,
       vm_disk_remove },
     { "vm", "disk list", "VM", NULL, "List a VM's disks.", NULL, vm_disk_list },
+    { "vm", "cdrom insert", "VM POOL/NAME", "[--async]",
+      "Put an ISO volume into a VM's CD-ROM drive (a media change when it runs).",
+      "POOL/NAME is a volume of content iso (vireo volume import POOL/NAME file.iso).\n"
+      "A stopped VM without a drive gets one; a running VM needs a drive already\n"
+      "(vm create --cdrom). The VM's definition keeps the medium across restarts, and\n"
+      "the volume cannot be deleted while it is in the drive.\n"
+      "\nOptions:\n" ASYNC_HELP,
+      vm_cdrom },
+    { "vm", "cdrom eject", "VM", "[--async]", "Empty a VM's CD-ROM drive (also while it runs).",
+      "The drive stays (empty); the ISO volume is free again.\n\nOptions:\n" ASYNC_HELP,
+      vm_cdrom },
     { "vm", "nic add", "VM", "--network NET [--mac MAC] [--async]",
       "Add a NIC on a network to a VM (hot-plugged when it runs).",
       "The NIC comes after the VM's others. NET is a network of 'vireo network list',\n"
