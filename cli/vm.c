@@ -130,6 +130,26 @@ static int vm_simple_action(const CliCommand *cmd, int argc, char **argv)
     return run_action("POST", path, NULL, async, name, done);
 }
 
+/* vm start NAME [--boot-once DEV]: POST /v1/vms/NAME/start. */
+static int vm_start(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL, *once = NULL;
+    bool async = false;
+    const CliOption opts[] = { { "--boot-once", &once, NULL }, { "--async", NULL, &async },
+                               { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    static const char *const devs[] = { "disk", "cdrom", "network", NULL };
+    if (once && !cli_parse_choice("--boot-once", once, devs))
+        return CLI_EXIT_USAGE;
+    json_t *body = once ? json_pack("{s:s}", "boot_once", once) : NULL;
+    _cleanup_free_ char *path = api_path("vms", name, "/start");
+    int r = run_action("POST", path, body, async, name, "started");
+    json_decref(body);
+    return r;
+}
+
 static int vm_stop(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *timeout = NULL;
@@ -860,8 +880,12 @@ static const CliCommand vm_commands[] = {
       "      --boot cdrom,disk\n"
       "  vireo vm create gw1 --network default --network lab\n",
       vm_create },
-    { "vm", "start", "NAME", "[--async]", "Start a VM.", "Options:\n" ASYNC_HELP,
-      vm_simple_action },
+    { "vm", "start", "NAME", "[--boot-once disk|cdrom|network] [--async]", "Start a VM.",
+      "Options:\n"
+      "  --boot-once DEV       the firmware boots DEV first, for this run only (until\n"
+      "                        the VM stops; a guest reboot keeps it); e.g. cdrom to\n"
+      "                        boot an installer or rescue CD once\n" ASYNC_HELP,
+      vm_start },
     { "vm", "stop", "NAME", "[--force] [--timeout SECONDS] [--async]",
       "Stop a VM (guest power-off, then kill).",
       "The guest is asked to power off; QEMU is killed if it has not within the timeout.\n"

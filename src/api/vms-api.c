@@ -420,11 +420,19 @@ void vo_api_vm_delete(VoRequest *req, VoReply *rep)
 void vo_api_vm_start(VoRequest *req, VoReply *rep)
 {
     _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
-    if (!vm || !vo_request_unpack(req, rep, "{}"))
+    const char *once = NULL;
+    if (!vm || !vo_request_unpack(req, rep, "{s?s}", "boot_once", &once))
         return;
+    VoBootDev dev;
+    if (once && vo_boot_dev_from_string(once, &dev) < 0) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "boot_once: '%s' is not one of disk, "
+                       "cdrom, network", once);
+        return;
+    }
     json_t *task = NULL;
     char *error = NULL;
-    int r = vo_vm_start(req->d, vm, &task, &error);
+    int r = once ? vo_vm_start_once(req->d, vm, dev, &task, &error)
+                 : vo_vm_start(req->d, vm, &task, &error);
     vo_reply_task(rep, r, task, error);
 }
 

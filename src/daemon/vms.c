@@ -683,6 +683,8 @@ typedef struct {
     char *pool; /* create: the boot disk's pool */
     uint64_t disk_size;
     bool full_clone, keep_disks;
+    bool boot_once; /* start: boot once_dev first, this run only */
+    VoBootDev once_dev;
 } OpArgs;
 
 static void op_args_free(void *p)
@@ -738,6 +740,16 @@ static int task_start(VoTask *t, void *userdata)
     /* The driver gets the spec with this host's paths filled in. */
     VoVmSpec *spec = NULL;
     int r = vo_vm_resolve(d, stored, &spec, &error);
+    if (r >= 0 && ((OpArgs *)userdata)->boot_once) {
+        /* This run only: the device first, then the VM's own order. */
+        VoBootDev order[_VO_BOOT_MAX], once = ((OpArgs *)userdata)->once_dev;
+        size_t n = vo_vm_spec_boot_order(spec, order);
+        spec->boot[0] = once;
+        spec->n_boot = 1;
+        for (size_t i = 0; i < n; i++)
+            if (order[i] != once)
+                spec->boot[spec->n_boot++] = order[i];
+    }
     if (r >= 0)
         r = vo_vm_open_taps(d, spec, &taps, &error);
     if (r >= 0)
@@ -1287,6 +1299,28 @@ static int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, json_t **ret_task, ch
     return r < 0 ? r
                  : vm_submit(d, vm, "start", NULL, unbounded, task_start, op_args(vm),
                              op_args_free, ret_task, ret_error);
+}
+
+int vo_vm_start_once(VoDaemon *d, VoVm *vm, VoBootDev dev, json_t **ret_task,
+                     char **ret_error)
+{
+    int r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&vm->lock);
+    bool drive = vm->spec->has_cdrom, kernel = vo_boot_file_set(&vm->spec->kernel_from);
+    pthread_mutex_unlock(&vm->lock);
+    if (dev == VO_BOOT_CDROM && !drive)
+        return vo_error_set(ret_error, -EINVAL, "boot_once: cdrom, but the VM has no CD-ROM "
+                            "drive (vireo vm cdrom insert VM POOL/ISO gives it one)");
+    if (kernel)
+        return vo_error_set(ret_error, -EINVAL, "boot_once: the VM boots a kernel directly; "
+                            "its firmware boot order does not apply");
+    OpArgs *a = op_args(vm);
+    a->boot_once = true;
+    a->once_dev = dev;
+    return vm_submit(d, vm, "start", NULL, false, task_start, a, op_args_free, ret_task,
+                     ret_error);
 }
 
 int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)

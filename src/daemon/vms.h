@@ -75,6 +75,10 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
  * the host's record then so placement sees the room again. */
 void vo_vms_set_gone_hook(void (*fn)(VoDaemon *d));
 int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
+/* A start whose firmware boots dev first, for this run only (until the VM
+ * stops): the VM's stored boot order is not changed. */
+int vo_vm_start_once(VoDaemon *d, VoVm *vm, VoBootDev dev, json_t **ret_task,
+                     char **ret_error);
 int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_task,
                char **ret_error);
 int vo_vm_reboot(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);

@@ -153,3 +153,46 @@ def test_cdrom_rules_on_the_fake_driver(fake_daemon, tmp_path):
     assert d.vm("plain")["cdrom"] == {}
     d.cli("vm", "cdrom", "insert", "plain", "default/data")
     assert d.vm("plain")["cdrom"] == {"volume": "default/data"}
+
+
+def qemu_bootindex(daemon, vm, device_id):
+    """The bootindex QEMU was given for device device_id (None: none)."""
+    import json as _json
+    pid = daemon.vm(vm)["pid"]
+    daemon.qemu_pids.add(pid)
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        args = f.read().decode().split("\0")
+    for i, a in enumerate(args[:-1]):
+        if a == "-device" and args[i + 1].startswith("{"):
+            dev = _json.loads(args[i + 1])
+            if dev.get("id") == device_id:
+                return dev.get("bootindex")
+    raise AssertionError(f"no device {device_id} in {args}")
+
+
+@pytest.mark.skipif(not shutil.which("xorriso"), reason="needs xorriso")
+def test_boot_once_from_the_cdrom(daemon, tmp_path):
+    """--boot-once cdrom puts the CD first for that run only (QEMU's
+    bootindex properties); the next start has the VM's own order again."""
+    daemon.cli("volume", "import", "default/data", str(make_iso(tmp_path, "x\n")))
+    daemon.cli("vm", "create", "once", "--blank", "--disk-size", "64M", "--memory", "128M",
+               "--cdrom", "default/data")
+    assert daemon.vm("once").get("boot") is None  # default: disk, then the CD
+    daemon.cli("vm", "start", "once", "--boot-once", "cdrom")
+    daemon.wait_state("once", "running")
+    assert qemu_bootindex(daemon, "once", "cdrom0") == 1
+    assert qemu_bootindex(daemon, "once", "virtio-disk0") == 65
+    daemon.cli("vm", "stop", "once", "--force")
+    assert daemon.vm("once").get("boot") is None
+    daemon.cli("vm", "start", "once")
+    daemon.wait_state("once", "running")
+    assert qemu_bootindex(daemon, "once", "virtio-disk0") == 1
+    assert qemu_bootindex(daemon, "once", "cdrom0") == 65
+    daemon.cli("vm", "stop", "once", "--force")
+    # bad input: an unknown device; a CD-ROM boot for a VM without a drive
+    status, msg = error_of(daemon.request("POST", "/v1/vms/once/start", {"boot_once": "floppy"}))
+    assert status == 400 and "boot_once" in msg, msg
+    daemon.cli("vm", "create", "nocd", "--blank", "--disk-size", "64M")
+    status, msg = error_of(daemon.request("POST", "/v1/vms/nocd/start", {"boot_once": "cdrom"}))
+    assert status == 400 and "no CD-ROM drive" in msg, msg
+    assert daemon.vm("nocd")["state"] != "running"
