@@ -326,6 +326,22 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "memory:", memory);
     print_list_field("disks:", json_object_get(vm, "disks"), true);
     print_list_field("nics:", json_object_get(vm, "nics"), false);
+    json_t *cdrom = json_object_get(vm, "cdrom");
+    if (cdrom) /* a CD-ROM drive: its ISO volume, or empty */
+        out_kv(stdout, "cdrom:", jstr(cdrom, "volume") ? jstr(cdrom, "volume") : "(empty)");
+    json_t *boot = json_object_get(vm, "boot");
+    if (json_is_array(boot)) {
+        _cleanup_free_ char *order = NULL;
+        size_t i;
+        json_t *w;
+        json_array_foreach(boot, i, w) {
+            char *next = vo_asprintf("%s%s%s", order ? order : "", order ? "," : "",
+                                     json_string_value(w) ? json_string_value(w) : "?");
+            free(order);
+            order = next;
+        }
+        out_kv(stdout, "boot:", order);
+    }
     out_kv(stdout, "autostart:", json_is_boolean(autostart) ? (json_is_true(autostart) ? "yes" : "no")
                                                             : NULL);
     out_kv(stdout, "created:", jstr(vm, "created_at"));

@@ -151,6 +151,7 @@ def test_cdrom_rules_on_the_fake_driver(fake_daemon, tmp_path):
     d.wait_state("plain", "running")
     d.cli("vm", "cdrom", "eject", "plain")
     assert d.vm("plain")["cdrom"] == {}
+    assert "(empty)" in d.cli("vm", "show", "plain").stdout
     d.cli("vm", "cdrom", "insert", "plain", "default/data")
     assert d.vm("plain")["cdrom"] == {"volume": "default/data"}
 
@@ -178,6 +179,8 @@ def test_boot_once_from_the_cdrom(daemon, tmp_path):
     daemon.cli("vm", "create", "once", "--blank", "--disk-size", "64M", "--memory", "128M",
                "--cdrom", "default/data")
     assert daemon.vm("once").get("boot") is None  # default: disk, then the CD
+    shown = daemon.cli("vm", "show", "once").stdout
+    assert "default/data" in shown, shown
     daemon.cli("vm", "start", "once", "--boot-once", "cdrom")
     daemon.wait_state("once", "running")
     assert qemu_bootindex(daemon, "once", "cdrom0") == 1
