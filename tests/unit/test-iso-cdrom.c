@@ -14,6 +14,7 @@
 #include "conf/storage-spec.h"
 #include "conf/vm-spec.h"
 #include "qemu/qemu-argv.h"
+#include "state/relations.h"
 #include "storage/iso.h"
 #include "util/util.h"
 
@@ -110,6 +111,11 @@ static void test_spec_cdrom_and_boot(void **state)
     json_decref(a);
     json_decref(b);
     vo_vm_spec_free(copy);
+    /* the ISO in the drive is used by the VM: a volume delete finds it */
+    json_t *rel = vo_relations_of_vm(s, false);
+    assert_non_null(json_object_get(rel, "uses/volumes/p/iso/" ID));
+    assert_non_null(json_object_get(rel, "uses/volumes/p/d/" ID));
+    json_decref(rel);
     vo_vm_spec_free(s);
 
     /* an empty drive; the default order: disks, then the CD; no NIC boot */
