@@ -10,6 +10,8 @@ STATE_DIR  ?= /var/lib/vireo
 RUN_DIR    ?= /run/vireo
 # The guest image the tests boot (built once, reused).
 TEST_IMAGE ?= $(CURDIR)/$(BUILD)/guest/default
+# The installer ISO of the ISO-install test (built once, reused).
+TEST_ISO_DIR ?= $(CURDIR)/$(BUILD)/guest/installer
 
 .PHONY: all deps build build-asan build-tsan build-fuzz image demo check unit e2e clean
 
@@ -38,6 +40,7 @@ build-fuzz: deps
 
 image: deps
 	@bash guest/build-image.sh $(TEST_IMAGE)
+	@bash guest/build-installer-iso.sh $(TEST_ISO_DIR)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD) $(STATE_DIR) $(RUN_DIR)

@@ -30,8 +30,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
                *accel = NULL, *max_vcpus = NULL, *max_memory = NULL, *group = NULL,
-               *host = NULL, *pool = NULL;
-    bool autostart = false, full_clone = false, async = false;
+               *host = NULL, *pool = NULL, *cdrom = NULL, *boot = NULL;
+    bool autostart = false, full_clone = false, async = false, blank = false;
     _cleanup_strv_ char **networks = NULL;
     const CliOption opts[] = {
         { "--image", &image, NULL },   { "--vcpus", &vcpus, NULL },
@@ -41,6 +41,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         { "--full-clone", NULL, &full_clone },
         { "--group", &group, NULL },   { "--host", &host, NULL },
         { "--pool", &pool, NULL },
+        { "--blank", NULL, &blank },   { "--cdrom", &cdrom, NULL },
+        { "--boot", &boot, NULL },
         { "--async", NULL, &async },   { NULL, NULL, NULL },
     };
     const CliListOption lists[] = { { "--network", &networks }, { NULL, NULL } };
@@ -73,6 +75,19 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "host", json_string(host));
     if (pool)
         json_object_set_new(body, "pool", json_string(pool));
+    if (blank)
+        json_object_set_new(body, "blank", json_true());
+    if (cdrom) /* "none": an empty drive */
+        json_object_set_new(body, "cdrom", json_string(strcmp(cdrom, "none") ? cdrom : ""));
+    if (boot) {
+        /* "cdrom,disk,network": vireod checks the words */
+        json_t *arr = json_array();
+        _cleanup_free_ char *copy = vo_strdup(boot);
+        char *save = NULL;
+        for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save))
+            json_array_append_new(arr, json_string(w));
+        json_object_set_new(body, "boot", arr);
+    }
     if (networks) {
         json_t *arr = json_array();
         for (char **n = networks; *n; n++)
@@ -113,6 +128,26 @@ static int vm_simple_action(const CliCommand *cmd, int argc, char **argv)
     _cleanup_free_ char *suffix = vo_asprintf("/%s", cmd->verb);
     _cleanup_free_ char *path = api_path("vms", name, suffix);
     return run_action("POST", path, NULL, async, name, done);
+}
+
+/* vm start NAME [--boot-once DEV]: POST /v1/vms/NAME/start. */
+static int vm_start(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL, *once = NULL;
+    bool async = false;
+    const CliOption opts[] = { { "--boot-once", &once, NULL }, { "--async", NULL, &async },
+                               { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    static const char *const devs[] = { "disk", "cdrom", "network", NULL };
+    if (once && !cli_parse_choice("--boot-once", once, devs))
+        return CLI_EXIT_USAGE;
+    json_t *body = once ? json_pack("{s:s}", "boot_once", once) : NULL;
+    _cleanup_free_ char *path = api_path("vms", name, "/start");
+    int r = run_action("POST", path, body, async, name, "started");
+    json_decref(body);
+    return r;
 }
 
 static int vm_stop(const CliCommand *cmd, int argc, char **argv)
@@ -291,6 +326,22 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "memory:", memory);
     print_list_field("disks:", json_object_get(vm, "disks"), true);
     print_list_field("nics:", json_object_get(vm, "nics"), false);
+    json_t *cdrom = json_object_get(vm, "cdrom");
+    if (cdrom) /* a CD-ROM drive: its ISO volume, or empty */
+        out_kv(stdout, "cdrom:", jstr(cdrom, "volume") ? jstr(cdrom, "volume") : "(empty)");
+    json_t *boot = json_object_get(vm, "boot");
+    if (json_is_array(boot)) {
+        _cleanup_free_ char *order = NULL;
+        size_t i;
+        json_t *w;
+        json_array_foreach(boot, i, w) {
+            char *next = vo_asprintf("%s%s%s", order ? order : "", order ? "," : "",
+                                     json_string_value(w) ? json_string_value(w) : "?");
+            free(order);
+            order = next;
+        }
+        out_kv(stdout, "boot:", order);
+    }
     out_kv(stdout, "autostart:", json_is_boolean(autostart) ? (json_is_true(autostart) ? "yes" : "no")
                                                             : NULL);
     out_kv(stdout, "created:", jstr(vm, "created_at"));
@@ -662,6 +713,33 @@ static int vm_disk_add(const CliCommand *cmd, int argc, char **argv)
     return r;
 }
 
+/* `vm cdrom insert VM POOL/NAME` and `vm cdrom eject VM`: POST
+ * /v1/vms/VM/cdrom as a task. */
+static int vm_cdrom(const CliCommand *cmd, int argc, char **argv)
+{
+    bool insert = !strcmp(cmd->verb, "cdrom insert");
+    const char *args[2] = { NULL };
+    bool async = false;
+    const CliOption opts[] = { { "--async", NULL, &async }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args_n(cmd, argc, argv, opts, args, insert ? 2 : 1, &exit_status))
+        return exit_status;
+    json_t *body = json_pack("{s:o}", "volume", insert ? json_string(args[1]) : json_null());
+    if (insert) {
+        _cleanup_free_ char *p = NULL, *n = NULL;
+        if (!cli_parse_volume_ref("POOL/NAME", args[1], &p, &n)) {
+            json_decref(body);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    _cleanup_free_ char *path = api_path("vms", args[0], "/cdrom");
+    _cleanup_free_ char *done = insert ? vo_asprintf("%s inserted", args[1])
+                                       : vo_strdup("CD ejected");
+    int r = run_action("POST", path, body, async, args[0], done);
+    json_decref(body);
+    return r;
+}
+
 /* `vm disk remove VM INDEX` and `vm nic remove VM INDEX`: DELETE
  * /v1/vms/VM/WHAT/INDEX as a task; done_fmt says what happened (%s = index). */
 static int remove_indexed(const CliCommand *cmd, int argc, char **argv, const char *what,
@@ -799,7 +877,7 @@ static const CliCommand vm_commands[] = {
       "[--image IMG] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "
       "[--disk-size SIZE] [--accel auto|kvm|tcg] "
       "[--network NET]... [--autostart] [--full-clone] [--pool POOL] [--group NAME] [--host HOST] "
-      "[--async]",
+      "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
       "  --image IMG           image to boot (default: default)\n"
@@ -824,12 +902,25 @@ static const CliCommand vm_commands[] = {
       "  --group NAME          put the VM in placement group NAME (vireo group create)\n"
       "  --host HOST           create it on host HOST (a name or id; still checked: the\n"
       "                        reason is given when it does not fit there). Without it,\n"
-      "                        a cluster's manager picks the host (vireo placement)\n" ASYNC_HELP
+      "                        a cluster's manager picks the host (vireo placement)\n"
+      "  --blank               no image: an empty disk of --disk-size, no kernel; the\n"
+      "                        VM boots its firmware (SeaBIOS), e.g. an installer CD\n"
+      "  --cdrom POOL/ISO      a CD-ROM drive (SATA) with ISO volume POOL/ISO in it\n"
+      "                        (vireo volume import POOL/ISO file.iso); none: an empty\n"
+      "                        drive (vireo vm cdrom insert|eject change it)\n"
+      "  --boot LIST           firmware boot order, comma-separated words of disk,\n"
+      "                        cdrom, network (default: disk,cdrom)\n" ASYNC_HELP
       "\nExamples:\n  vireo vm create web1 --vcpus 2 --memory 1G --disk-size 10G\n"
+      "  vireo vm create inst --blank --disk-size 10G --cdrom default/debian-iso \\\n"
+      "      --boot cdrom,disk\n"
       "  vireo vm create gw1 --network default --network lab\n",
       vm_create },
-    { "vm", "start", "NAME", "[--async]", "Start a VM.", "Options:\n" ASYNC_HELP,
-      vm_simple_action },
+    { "vm", "start", "NAME", "[--boot-once disk|cdrom|network] [--async]", "Start a VM.",
+      "Options:\n"
+      "  --boot-once DEV       the firmware boots DEV first, for this run only (until\n"
+      "                        the VM stops; a guest reboot keeps it); e.g. cdrom to\n"
+      "                        boot an installer or rescue CD once\n" ASYNC_HELP,
+      vm_start },
     { "vm", "stop", "NAME", "[--force] [--timeout SECONDS] [--async]",
       "Stop a VM (guest power-off, then kill).",
       "The guest is asked to power off; QEMU is killed if it has not within the timeout.\n"
@@ -951,6 +1042,17 @@ static const CliCommand vm_commands[] = {
       "\nOptions:\n" ASYNC_HELP,
       vm_disk_remove },
     { "vm", "disk list", "VM", NULL, "List a VM's disks.", NULL, vm_disk_list },
+    { "vm", "cdrom insert", "VM POOL/NAME", "[--async]",
+      "Put an ISO volume into a VM's CD-ROM drive (a media change when it runs).",
+      "POOL/NAME is a volume of content iso (vireo volume import POOL/NAME file.iso).\n"
+      "A stopped VM without a drive gets one; a running VM needs a drive already\n"
+      "(vm create --cdrom). The VM's definition keeps the medium across restarts, and\n"
+      "the volume cannot be deleted while it is in the drive.\n"
+      "\nOptions:\n" ASYNC_HELP,
+      vm_cdrom },
+    { "vm", "cdrom eject", "VM", "[--async]", "Empty a VM's CD-ROM drive (also while it runs).",
+      "The drive stays (empty); the ISO volume is free again.\n\nOptions:\n" ASYNC_HELP,
+      vm_cdrom },
     { "vm", "nic add", "VM", "--network NET [--mac MAC] [--async]",
       "Add a NIC on a network to a VM (hot-plugged when it runs).",
       "The NIC comes after the VM's others. NET is a network of 'vireo network list',\n"

@@ -90,7 +90,7 @@ static int upload_precheck(const char *pool, const char *name)
 }
 
 static int volume_upload(const char *ref, const char *pool, const char *name, const char *file,
-                         bool async)
+                         bool iso, bool async)
 {
     _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -106,7 +106,7 @@ static int volume_upload(const char *ref, const char *pool, const char *name, co
     if (r >= 0)
         return r;
 
-    _cleanup_free_ char *path = api_volume_path(pool, name, "/data");
+    _cleanup_free_ char *path = api_volume_path(pool, name, iso ? "/data?content=iso" : "/data");
     _cleanup_free_ char *label = vo_asprintf("upload %s", ref);
     HttpReply reply;
     r = http_upload(path, fd, S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1, file, label, &reply);
@@ -136,10 +136,11 @@ static int volume_upload(const char *ref, const char *pool, const char *name, co
 
 static int volume_import(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *args[2] = { NULL }, *format = NULL;
+    const char *args[2] = { NULL }, *format = NULL, *content = NULL;
     bool upload = false, async = false;
     const CliOption opts[] = {
         { "--format", &format, NULL },
+        { "--content", &content, NULL },
         { "--upload", NULL, &upload },
         { "--async", NULL, &async },
         { NULL, NULL, NULL },
@@ -151,18 +152,22 @@ static int volume_import(const CliCommand *cmd, int argc, char **argv)
     _cleanup_free_ char *pool = NULL, *name = NULL;
     if (!cli_parse_volume_ref("POOL/NAME", ref, &pool, &name))
         return CLI_EXIT_USAGE;
-    if (format && !cli_parse_choice("--format", format, format_choices))
+    static const char *const content_choices[] = { "iso", NULL };
+    if ((format && !cli_parse_choice("--format", format, format_choices)) ||
+        (content && !cli_parse_choice("--content", content, content_choices)))
         return CLI_EXIT_USAGE;
     if (upload && format && strcmp(format, "qcow2") != 0)
         return cli_usage_error("volume import", "--format %s cannot go with --upload: vireod "
                                                 "stores uploaded volumes as qcow2", format);
     if (upload)
-        return volume_upload(ref, pool, name, file, async);
+        return volume_upload(ref, pool, name, file, content != NULL, async);
 
     _cleanup_free_ char *abs = cli_absolute_path(file);
     json_t *body = json_pack("{s:s, s:s}", "name", name, "import_path", abs);
     if (format)
         json_object_set_new(body, "format", json_string(format));
+    if (content)
+        json_object_set_new(body, "content", json_string(content));
     _cleanup_free_ char *path = api_path("pools", pool, "/volumes");
     int r = run_action("POST", path, body, async, ref, "imported");
     json_decref(body);
@@ -497,14 +502,18 @@ static const CliCommand volume_commands[] = {
       "  --format qcow2|raw    the file format (default: qcow2)\n" ASYNC_HELP
       "\nExample:\n  vireo volume create default/data1 --size 20G\n",
       volume_create },
-    { "volume", "import", "POOL/NAME FILE", "[--format qcow2|raw] [--upload] [--async]",
+    { "volume", "import", "POOL/NAME FILE", "[--format qcow2|raw] [--content iso] [--upload] [--async]",
       "Create a volume from an image file.",
       "The file's format is detected and it is converted to --format. By default vireod\n"
       "reads FILE itself (it must be on vireod's host and readable by it); with --upload\n"
       "vireo sends the file's contents instead, which works from anywhere the socket\n"
       "reaches (the volume is then qcow2).\n"
+      "An ISO 9660 image (CD/DVD, e.g. an OS installer) is kept as it is (raw, content\n"
+      "iso, for vireo vm cdrom insert and vm create --cdrom); it is recognised by its\n"
+      "signature, and --content iso refuses a file that is not one.\n"
       "\nOptions:\n"
       "  --format qcow2|raw    the volume's format (default: qcow2)\n"
+      "  --content iso         FILE must be an ISO image\n"
       "  --upload              stream FILE to vireod instead of naming it\n" ASYNC_HELP
       "\nExample:\n  vireo volume import default/ubuntu ubuntu-24.04.vmdk\n",
       volume_import },

@@ -36,7 +36,8 @@ readonly DISK_SIZE=${VIREO_GUEST_DISK_SIZE:-64M}
 # dependencies (and soft dependencies, e.g. crc32c for ext4) are added.
 # virtio_mem and virtio_balloon let vireo grow and shrink the memory of a
 # running VM.
-readonly GUEST_MODULES="virtio_pci virtio_blk virtio_net ext4 button evdev virtio_mem virtio_balloon"
+# (A script that sources this file may set GUEST_MODULES first.)
+GUEST_MODULES=${GUEST_MODULES:-"virtio_pci virtio_blk virtio_net ext4 button evdev virtio_mem virtio_balloon"}
 # crc32c-intel (a soft dependency of ext4) cannot load on QEMU's default CPU
 # (no SSE4.2) and costs ~0.1 s trying; crc32c_generic does the job.
 readonly SKIP_MODULES="crc32c_intel"
@@ -516,4 +517,5 @@ main() {
     log "image ready in $outdir"
 }
 
-main "$@"
+# Sourced (guest/build-installer-iso.sh reuses the functions): no build.
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"

@@ -86,6 +86,7 @@ junits=("$junit")
 rm -f "$BUILD"/pytest-junit*.xml "$BUILD"/pytest-cluster*.log
 run_pytest() {
     VIREO_BUILD="$(absolute "$BUILD")" VIREO_TEST_IMAGE="$(absolute "$IMAGE")" \
+        VIREO_TEST_ISO="${VIREO_TEST_ISO:-$(absolute "$BUILD")/guest/installer/installer.iso}" \
         VIREO_ASAN_BUILD="$(absolute "$ASAN_BUILD")" VIREO_TSAN_BUILD="$(absolute "$TSAN_BUILD")" \
         /usr/bin/python3 -m pytest -v -p no:cacheprovider "$@"
 }

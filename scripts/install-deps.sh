@@ -9,6 +9,7 @@ PKGS=(build-essential meson ninja-build pkg-config
       python3 python3-pytest python3-yaml curl
       iproute2 nftables dnsmasq-base e2fsprogs cpio xz-utils zstd kmod
       busybox-static etcd-server etcd-client libgnutls28-dev openssl
+      grub-pc-bin grub-common xorriso  # guest/build-installer-iso.sh (BIOS installer ISO)
       clang llvm libclang-rt-14-dev)  # libFuzzer (tests/fuzz) and llvm-symbolizer
 BPO_PKGS=(qemu-system-x86 qemu-utils)
 

@@ -70,6 +70,25 @@ void vo_api_vm_nic_add(VoRequest *req, VoReply *rep)
     vo_reply_task(rep, r, task, error);
 }
 
+/* POST /v1/vms/{vm}/cdrom {"volume": "POOL/NAME"}: insert; {"volume": null}
+ * or no body: eject. */
+void vo_api_vm_cdrom(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
+    json_t *volume = NULL;
+    if (!vm || (req->body && !vo_request_unpack(req, rep, "{s?o}", "volume", &volume)))
+        return;
+    if (volume && !json_is_null(volume) && !json_is_string(volume)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "volume: expected \"POOL/NAME\" of an ISO "
+                       "volume, or null to eject");
+        return;
+    }
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_vm_cdrom_set(req->d, vm, json_string_value(volume), &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
 void vo_api_vm_nic_remove(VoRequest *req, VoReply *rep)
 {
     _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);

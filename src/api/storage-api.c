@@ -159,7 +159,8 @@ void vo_api_volume_create(VoRequest *req, VoReply *rep)
     char *error = NULL;
     int r = vo_volume_spec_from_json(req->body, &spec, &error);
     VoVolumeCreateArgs args = { .pool = req->params[0], .name = spec.name, .format = spec.format,
-                                .size_bytes = spec.size_bytes, .import_path = spec.import_path };
+                                .size_bytes = spec.size_bytes, .import_path = spec.import_path,
+                                .content = spec.content };
     if (r >= 0)
         r = vo_volume_create(req->d, &args, &task, &volume, &error);
     vo_volume_spec_clear(&spec);
@@ -266,8 +267,18 @@ void vo_api_volume_upload(VoRequest *req, VoReply *rep)
         vo_reply_errno(rep, -errno, "cannot keep the upload");
         return;
     }
+    /* ?content=iso: the upload must be an ISO image (one is detected anyway). */
+    const char *content = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+                                                      "content");
+    if (content && strcmp(content, "iso")) {
+        (void)unlink(owned);
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "content: '%s' is not iso (leave it out "
+                       "for a disk image)", content);
+        return;
+    }
     VoVolumeCreateArgs args = { .pool = req->params[0], .name = req->params[1],
-                                .format = "qcow2", .import_path = owned, .import_owned = true };
+                                .format = "qcow2", .import_path = owned, .import_owned = true,
+                                .content = content };
     json_t *task = NULL, *volume = NULL;
     char *error = NULL;
     int r = vo_volume_create(req->d, &args, &task, &volume, &error);

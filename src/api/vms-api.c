@@ -147,6 +147,49 @@ static bool no_host_paths_in_create(VoRequest *req, VoReply *rep)
     return true;
 }
 
+/* "blank": true (no image: an empty disk), "cdrom": "POOL/NAME" (an ISO
+ * volume) or "" (an empty drive), "boot": ["cdrom", "disk", "network"]. */
+static bool create_boot_args(VoRequest *req, VoReply *rep, VoVmCreateArgs *args)
+{
+    json_t *cdrom = json_object_get(req->body, "cdrom");
+    json_t *boot = json_object_get(req->body, "boot");
+    args->blank = json_is_true(json_object_get(req->body, "blank"));
+    if (cdrom && !json_is_string(cdrom)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "cdrom: expected \"POOL/NAME\" of an ISO "
+                       "volume (or \"\" for an empty drive)");
+        return false;
+    }
+    if (cdrom) {
+        args->has_cdrom = true;
+        const char *key = json_string_value(cdrom);
+        args->cdrom = *key ? key : NULL;
+    }
+    if (boot && (!json_is_array(boot) || json_array_size(boot) == 0 ||
+                 json_array_size(boot) > _VO_BOOT_MAX)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "boot: a list of disk, cdrom, network "
+                       "(each at most once)");
+        return false;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(boot, i, v) {
+        VoBootDev dev;
+        if (vo_boot_dev_from_string(json_string_value(v), &dev) < 0) {
+            vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "boot[%zu]: expected one of disk, "
+                           "cdrom, network", i);
+            return false;
+        }
+        for (size_t j = 0; j < args->n_boot; j++)
+            if (args->boot[j] == dev) {
+                vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "boot: %s is listed twice",
+                               vo_boot_dev_to_string(dev));
+                return false;
+            }
+        args->boot[args->n_boot++] = dev;
+    }
+    return true;
+}
+
 static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, const char *name,
                            const char *image, const char *accel, const char *group,
                            json_int_t vcpus, json_int_t memory, json_int_t disk_size,
@@ -159,16 +202,19 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     const char *pool = NULL;
     json_int_t vcpus = 1, memory = 512, disk_size = 0, max_vcpus = 0, max_memory = 0;
     int autostart = 0, full_clone = 0;
-    json_t *networks = NULL;
+    json_t *networks = NULL, *cdrom = NULL, *boot = NULL;
+    int blank = 0;
     if (!no_host_paths_in_create(req, rep))
         return;
     if (!vo_request_unpack(req, rep,
-                           "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s, s?s}",
+                           "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s, s?s,"
+                           " s?o, s?o, s?b}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
                            &autostart, "full_clone", &full_clone, "networks", &networks,
-                           "group", &group, "host", &host, "pool", &pool))
+                           "group", &group, "host", &host, "pool", &pool, "cdrom", &cdrom,
+                           "boot", &boot, "blank", &blank))
         return;
     /* Where it goes (a cluster: the manager places it) is decided before the
      * limits of this host are looked at: they are the chosen host's to check. */
@@ -241,6 +287,8 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
     VoVmCreateArgs args = { .name = name, .image = image, .autostart = autostart,
                             .full_clone = full_clone, .networks = networks ? nets : NULL,
                             .n_networks = n_nets, .pool = pool };
+    if (!create_boot_args(req, rep, &args))
+        goto done;
     if (vcpus < 1 || vcpus > (json_int_t)req->d->limits.max_vcpus) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "vcpus: %lld is out of range (1..%u on this host)",
                        (long long)vcpus, req->d->limits.max_vcpus);
@@ -372,11 +420,19 @@ void vo_api_vm_delete(VoRequest *req, VoReply *rep)
 void vo_api_vm_start(VoRequest *req, VoReply *rep)
 {
     _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
-    if (!vm || !vo_request_unpack(req, rep, "{}"))
+    const char *once = NULL;
+    if (!vm || !vo_request_unpack(req, rep, "{s?s}", "boot_once", &once))
         return;
+    VoBootDev dev;
+    if (once && vo_boot_dev_from_string(once, &dev) < 0) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "boot_once: '%s' is not one of disk, "
+                       "cdrom, network", once);
+        return;
+    }
     json_t *task = NULL;
     char *error = NULL;
-    int r = vo_vm_start(req->d, vm, &task, &error);
+    int r = once ? vo_vm_start_once(req->d, vm, dev, &task, &error)
+                 : vo_vm_start(req->d, vm, &task, &error);
     vo_reply_task(rep, r, task, error);
 }
 

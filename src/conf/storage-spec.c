@@ -19,6 +19,7 @@ void vo_volume_spec_clear(VoVolumeSpec *s)
 {
     free(s->name);
     free(s->format);
+    free(s->content);
     free(s->import_path);
     *s = (VoVolumeSpec){ 0 };
 }
@@ -70,11 +71,12 @@ int vo_volume_spec_from_json(json_t *doc, VoVolumeSpec *ret, char **ret_error)
 {
     *ret = (VoVolumeSpec){ 0 };
     json_auto_t *empty = doc ? NULL : json_object();
-    const char *name = NULL, *format = "qcow2", *import_path = NULL;
+    const char *name = NULL, *format = "qcow2", *import_path = NULL, *content = NULL;
     json_int_t size = 0;
     json_error_t jerr;
-    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT, "{s:s, s?I, s?s, s?s}", "name", &name,
-                       "size_bytes", &size, "format", &format, "import_path", &import_path) < 0)
+    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT, "{s:s, s?I, s?s, s?s, s?s}", "name",
+                       &name, "size_bytes", &size, "format", &format, "import_path",
+                       &import_path, "content", &content) < 0)
         return invalid_body(&jerr, ret_error);
     if (size < 0 || (size > 0 && import_path)) {
         *ret_error = vo_strdup("give size_bytes (> 0) for a new volume or import_path, not both");
@@ -101,7 +103,17 @@ int vo_volume_spec_from_json(json_t *doc, VoVolumeSpec *ret, char **ret_error)
         *ret_error = vo_asprintf("format: '%s' is not qcow2 or raw", format);
         return -EINVAL;
     }
+    if (content && strcmp(content, "iso")) {
+        *ret_error = vo_asprintf("content: '%s' is not iso (leave it out for a disk image)",
+                                 content);
+        return -EINVAL;
+    }
+    if (content && !import_path) {
+        *ret_error = vo_strdup("content: an iso volume is imported: give import_path");
+        return -EINVAL;
+    }
     *ret = (VoVolumeSpec){ .name = vo_strdup(name), .format = vo_strdup(format),
-                           .size_bytes = (uint64_t)size, .import_path = vo_strdup(import_path) };
+                           .size_bytes = (uint64_t)size, .import_path = vo_strdup(import_path),
+                           .content = vo_strdup(content) };
     return 0;
 }

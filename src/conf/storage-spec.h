@@ -24,6 +24,7 @@ typedef struct {
     char *format;        /* "qcow2" (default) or "raw" */
     uint64_t size_bytes; /* 1..VO_VOLUME_MAX_BYTES for a new empty volume, */
     char *import_path;   /* or an absolute path of a file to convert */
+    char *content;       /* "iso" (an ISO 9660 image kept raw, as it is) or NULL: detected */
 } VoVolumeSpec;
 
 void vo_pool_spec_clear(VoPoolSpec *s);

@@ -12,6 +12,24 @@ _Static_assert(ELEMENTSOF(accel_names) == _VO_ACCEL_MAX, "accel_names");
 static const char *const disk_format_names[] = { "qcow2", "raw" };
 _Static_assert(ELEMENTSOF(disk_format_names) == _VO_DISK_FORMAT_MAX, "disk_format_names");
 
+static const char *const boot_names[] = { "disk", "cdrom", "network" };
+_Static_assert(ELEMENTSOF(boot_names) == _VO_BOOT_MAX, "boot_names");
+
+const char *vo_boot_dev_to_string(VoBootDev b)
+{
+    return b < _VO_BOOT_MAX ? boot_names[b] : NULL;
+}
+
+int vo_boot_dev_from_string(const char *s, VoBootDev *ret)
+{
+    for (size_t i = 0; s && i < ELEMENTSOF(boot_names); i++)
+        if (!strcmp(s, boot_names[i])) {
+            *ret = (VoBootDev)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
 const char *vo_accel_to_string(VoAccel a)
 {
     return a < _VO_ACCEL_MAX ? accel_names[a] : NULL;
@@ -58,6 +76,8 @@ VoVmSpec *vo_vm_spec_free(VoVmSpec *s)
     free(s->initrd);
     free(s->cmdline);
     free(s->group);
+    free(s->cdrom);
+    free(s->cdrom_path);
     for (size_t i = 0; i < s->n_disks; i++) {
         free(s->disks[i].path);
         free(s->disks[i].volume);
@@ -116,7 +136,9 @@ static const KeyType spec_keys[] = {
     { "machine", JSON_STRING },   { "kernel", JSON_OBJECT },  { "initrd", JSON_OBJECT },
     { "cmdline", JSON_STRING },   { "disks", JSON_ARRAY },    { "nics", JSON_ARRAY },
     { "autostart", JSON_TRUE },   { "group", JSON_STRING },
+    { "cdrom", JSON_OBJECT },     { "boot", JSON_ARRAY },
 };
+static const KeyType cdrom_keys[] = { { "volume", JSON_STRING } };
 static const KeyType disk_keys[] = {
     { "format", JSON_STRING }, { "readonly", JSON_TRUE },
     { "volume", JSON_STRING }, { "shareable", JSON_TRUE }, { "owned", JSON_TRUE },
@@ -222,6 +244,44 @@ static int parse_boot_file(json_t *doc, const char *key, VoBootFile *ret, char *
     return 0;
 }
 
+/* "cdrom": {} (an empty drive) or {"volume": "POOL/NAME"}. */
+static int parse_cdrom(json_t *doc, VoVmSpec *s, char **ret_error)
+{
+    json_t *o = json_object_get(doc, "cdrom");
+    if (!o)
+        return 0;
+    int r = check_keys(o, cdrom_keys, ELEMENTSOF(cdrom_keys), "cdrom.", ret_error);
+    if (r < 0)
+        return r;
+    s->has_cdrom = true;
+    s->cdrom = vo_strdup(json_string_value(json_object_get(o, "volume")));
+    return 0;
+}
+
+/* "boot": ["cdrom", "disk", "network"], each at most once. */
+static int parse_boot(json_t *doc, VoVmSpec *s, char **ret_error)
+{
+    json_t *arr = json_object_get(doc, "boot");
+    if (!arr)
+        return 0;
+    if (json_array_size(arr) == 0)
+        return vo_error_set(ret_error, -EINVAL, "boot: give at least one of disk, cdrom, network");
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        VoBootDev dev;
+        if (vo_boot_dev_from_string(json_string_value(v), &dev) < 0)
+            return vo_error_set(ret_error, -EINVAL, "boot[%zu]: expected one of disk, cdrom, "
+                                "network", i);
+        for (size_t j = 0; j < s->n_boot; j++)
+            if (s->boot[j] == dev)
+                return vo_error_set(ret_error, -EINVAL, "boot: %s is listed twice",
+                                    vo_boot_dev_to_string(dev));
+        s->boot[s->n_boot++] = dev;
+    }
+    return 0;
+}
+
 int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
 {
     const char *id = NULL, *name = NULL, *image = NULL, *accel = "auto", *machine = "q35";
@@ -240,17 +300,23 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
         r = parse_boot_file(doc, "initrd", &s->initrd_from, ret_error);
     if (r >= 0)
         r = check_keys(doc, spec_keys, ELEMENTSOF(spec_keys), "", ret_error);
+    if (r >= 0)
+        r = parse_cdrom(doc, s, ret_error);
+    if (r >= 0)
+        r = parse_boot(doc, s, ret_error);
     if (r < 0)
         return r;
+    json_t *cdrom_o = NULL, *boot_o = NULL;
     const char *group = NULL;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
                        "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?o, s?o, s?s, s?o, s?o, s?b,"
-                       " s?s}",
+                       " s?s, s?o, s?o}",
                        "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
                        &memory, "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                        "accel", &accel, "machine", &machine, "kernel", &kernel,
                        "initrd", &initrd, "cmdline", &cmdline, "disks", &disks, "nics", &nics,
-                       "autostart", &autostart, "group", &group) < 0)
+                       "autostart", &autostart, "group", &group, "cdrom", &cdrom_o, "boot",
+                       &boot_o) < 0)
         return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
     /* The placement group: set at create, never changed. */
     if (group && !vo_name_valid(group))
@@ -322,6 +388,17 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
     set_boot_file(o, "initrd", &s->initrd_from);
     set_opt_string(o, "cmdline", s->cmdline);
     set_opt_string(o, "group", s->group);
+    if (s->has_cdrom) {
+        json_t *cd = json_object();
+        set_opt_string(cd, "volume", s->cdrom);
+        json_object_set_new(o, "cdrom", cd);
+    }
+    if (s->n_boot) {
+        json_t *boot = json_array();
+        for (size_t i = 0; i < s->n_boot; i++)
+            json_array_append_new(boot, json_string(vo_boot_dev_to_string(s->boot[i])));
+        json_object_set_new(o, "boot", boot);
+    }
     json_t *disks = json_array();
     for (size_t i = 0; i < s->n_disks; i++) {
         json_t *disk = json_pack("{s:s, s:b}", "format",
@@ -357,6 +434,7 @@ VoVmSpec *vo_vm_spec_copy(const VoVmSpec *s)
         copy->disks[i].path = vo_strdup(s->disks[i].path);
     copy->kernel = vo_strdup(s->kernel);
     copy->initrd = vo_strdup(s->initrd);
+    copy->cdrom_path = vo_strdup(s->cdrom_path);
     return copy;
 }
 
@@ -408,8 +486,15 @@ int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **re
     bool kernel = vo_boot_file_set(&s->kernel_from);
     if ((vo_boot_file_set(&s->initrd_from) || s->cmdline) && !kernel)
         return vo_error_set(ret_error, -EINVAL, "initrd and cmdline need a kernel");
-    if (s->n_disks == 0 && !kernel)
-        return vo_error_set(ret_error, -EINVAL, "nothing to boot: give the VM a disk or a kernel");
+    if (s->n_disks == 0 && !kernel && !s->has_cdrom)
+        return vo_error_set(ret_error, -EINVAL, "nothing to boot: give the VM a disk, a kernel "
+                            "or a CD-ROM");
+    if (s->cdrom && !volume_key_valid(s->cdrom))
+        return vo_error_set(ret_error, -EINVAL, "cdrom.volume: '%s' is not POOL/NAME", s->cdrom);
+    for (size_t i = 0; i < s->n_boot; i++)
+        if (s->boot[i] == VO_BOOT_CDROM && !s->has_cdrom)
+            return vo_error_set(ret_error, -EINVAL, "boot: cdrom is listed but the VM has no "
+                                "CD-ROM drive (give it one with --cdrom)");
     const VoBootFile *boot[] = { &s->kernel_from, &s->initrd_from };
     for (size_t i = 0; i < ELEMENTSOF(boot); i++) {
         const char *key = i ? "initrd" : "kernel";
@@ -450,6 +535,32 @@ int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **re
         if (*p == '\n')
             return vo_error_set(ret_error, -EINVAL, "cmdline: must be one line");
     return 0;
+}
+
+size_t vo_vm_spec_boot_order(const VoVmSpec *s, VoBootDev ret[_VO_BOOT_MAX])
+{
+    if (s->n_boot) {
+        memcpy(ret, s->boot, sizeof(VoBootDev) * s->n_boot);
+        return s->n_boot;
+    }
+    ret[0] = VO_BOOT_DISK;
+    ret[1] = VO_BOOT_CDROM;
+    return 2;
+}
+
+/* Each class gets a band of bootindex values, in boot-list order. */
+#define BOOT_BAND 64
+
+int vo_vm_spec_bootindex(const VoVmSpec *s, VoBootDev dev, size_t index)
+{
+    if (s->kernel || vo_boot_file_set(&s->kernel_from))
+        return -1;
+    VoBootDev order[_VO_BOOT_MAX];
+    size_t n = vo_vm_spec_boot_order(s, order);
+    for (size_t i = 0; i < n; i++)
+        if (order[i] == dev)
+            return (int)(i * BOOT_BAND + index + 1);
+    return -1;
 }
 
 unsigned vo_vm_spec_free_disk_slot(const VoVmSpec *s)
@@ -543,6 +654,16 @@ int vo_vm_spec_resolve(const VoVmSpec *s, const VoSpecResolver *res, VoVmSpec **
                                 "not an absolute path without ','", i, disk->volume, disk->path);
     }
     int r = 0;
+    if (copy->cdrom) {
+        _cleanup_free_ char *error = NULL;
+        r = res->volume_path(res->userdata, copy->cdrom, &copy->cdrom_path, &error);
+        if (r < 0)
+            return vo_error_set(ret_error, r, "cdrom (volume '%s'): %s", copy->cdrom,
+                                error ? error : strerror(-r));
+        if (!qemu_path_ok(copy->cdrom_path))
+            return vo_error_set(ret_error, -EINVAL, "cdrom (volume '%s'): its file '%s' is not "
+                                "an absolute path without ','", copy->cdrom, copy->cdrom_path);
+    }
     if (vo_boot_file_set(&copy->kernel_from))
         r = resolve_boot_file(&copy->kernel_from, false, res, &copy->kernel, ret_error);
     if (r >= 0 && vo_boot_file_set(&copy->initrd_from))
@@ -559,6 +680,7 @@ void vo_vm_spec_unresolve(VoVmSpec *s)
         free(TAKE_PTR(s->disks[i].path));
     free(TAKE_PTR(s->kernel));
     free(TAKE_PTR(s->initrd));
+    free(TAKE_PTR(s->cdrom_path));
 }
 
 /* The old-format kernel or initrd key of doc, upgraded. */

@@ -44,6 +44,11 @@ typedef struct {
 
 static inline bool vo_boot_file_set(const VoBootFile *f) { return f->image || f->volume; }
 
+/* What firmware boot tries, in the order of a VM's boot list. */
+typedef enum { VO_BOOT_DISK, VO_BOOT_CDROM, VO_BOOT_NETWORK, _VO_BOOT_MAX } VoBootDev;
+const char *vo_boot_dev_to_string(VoBootDev b);
+int vo_boot_dev_from_string(const char *s, VoBootDev *ret);
+
 typedef struct {
     char *id;
     char *name;
@@ -65,6 +70,16 @@ typedef struct {
     size_t n_disks;
     VoNicSpec *nics;
     size_t n_nics;
+    /* A CD-ROM drive (SATA on q35): has_cdrom; cdrom, the ISO volume
+     * ("pool/name") in it, or NULL when it is empty; cdrom_path: resolved
+     * copies only. */
+    bool has_cdrom;
+    char *cdrom;
+    char *cdrom_path;
+    /* Firmware boot order ("boot": ["cdrom", "disk", "network"]); n_boot 0:
+     * the default (disks, then the CD-ROM). */
+    VoBootDev boot[_VO_BOOT_MAX];
+    size_t n_boot;
     bool autostart;
     char *group;   /* the placement group it belongs to (cluster/groups/<name>), or NULL */
 } VoVmSpec;
@@ -148,6 +163,14 @@ static inline bool vo_vm_spec_memory_hotplug(const VoVmSpec *s)
 {
     return s->max_memory_mib > s->memory_mib;
 }
+
+/* The firmware boot order of s (its boot list, or the default), filled into
+ * ret; returns how many. */
+size_t vo_vm_spec_boot_order(const VoVmSpec *s, VoBootDev ret[_VO_BOOT_MAX]);
+/* The bootindex of the device of class dev (its index-th of that class), or
+ * -1 when firmware should not boot it (direct kernel boot, or dev is not in
+ * the boot list). */
+int vo_vm_spec_bootindex(const VoVmSpec *s, VoBootDev dev, size_t index);
 
 /* The lowest slot no disk (NIC) of s uses. */
 unsigned vo_vm_spec_free_disk_slot(const VoVmSpec *s);

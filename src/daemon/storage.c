@@ -24,6 +24,7 @@
 #include "state/relations.h"
 #include "vireo/errors.h"
 #include "storage/image-header.h"
+#include "storage/iso.h"
 #include "storage/pool-marker.h"
 #include "storage/qemu-img.h"
 #include "storage/volume-path.h"
@@ -47,6 +48,7 @@ struct VoVolume {
     char *pool, *name, *format;
     char *backing; /* key "pool/name" of the volume it is a linked clone of, or NULL */
     char *image;   /* image it is a linked clone of, or NULL */
+    char *content; /* "iso": an ISO 9660 image (raw, attached as a CD-ROM); NULL: a disk */
     bool shareable;
     bool shared;   /* of a shared pool: a cluster document */
     bool busy;     /* an operation (create, resize, clone, delete) runs on it */
@@ -207,6 +209,7 @@ static void volume_free(VoVolume *v)
     free(v->format);
     free(v->backing);
     free(v->image);
+    free(v->content);
     free(v);
 }
 
@@ -385,6 +388,8 @@ static int save_volume(VoDaemon *d, VoVolume *v)
         json_object_set_new(doc, "backing", json_string(v->backing));
     if (v->image)
         json_object_set_new(doc, "image", json_string(v->image));
+    if (v->content)
+        json_object_set_new(doc, "content", json_string(v->content));
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = volume_doc_key(v->shared, v->pool, v->name);
@@ -456,18 +461,21 @@ static VoVolume *volume_from_doc(const char *value, int64_t rev)
 {
     json_t *doc = json_loads(value, 0, NULL);
     const char *pool = NULL, *name = NULL, *format = NULL, *backing = NULL, *image = NULL;
+    const char *content = NULL;
     int shareable = 0;
     json_int_t created = 0;
-    if (!doc || json_unpack(doc, "{s:s, s:s, s:s, s?s, s?s, s?b, s?I}", "pool", &pool, "name",
-                            &name, "format", &format, "backing", &backing, "image", &image,
-                            "shareable", &shareable, "created_at", &created) < 0) {
+    if (!doc || json_unpack(doc, "{s:s, s:s, s:s, s?s, s?s, s?b, s?I, s?s}", "pool", &pool,
+                            "name", &name, "format", &format, "backing", &backing, "image",
+                            &image, "shareable", &shareable, "created_at", &created, "content",
+                            &content) < 0) {
         json_decref(doc);
         return NULL;
     }
     VoVolume *v = vo_malloc0(sizeof(*v));
     *v = (VoVolume){ .pool = vo_strdup(pool), .name = vo_strdup(name),
                      .format = vo_strdup(format), .backing = vo_strdup(backing),
-                     .image = vo_strdup(image), .shareable = shareable, .ready = true,
+                     .image = vo_strdup(image), .content = vo_strdup(content),
+                     .shareable = shareable, .ready = true,
                      .created_at = created, .rev = rev };
     json_decref(doc);
     return v;
@@ -840,7 +848,7 @@ int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_err
 
 /* A volume's description; the sizes and chain come from qemu-img (outside the lock). */
 typedef struct {
-    char *pool, *name, *format, *path, *backing, *image;
+    char *pool, *name, *format, *path, *backing, *image, *content;
     bool shareable, ready;
     int64_t created_at;
 } VolumeView;
@@ -853,6 +861,7 @@ static void view_clear(VolumeView *v)
     free(v->path);
     free(v->backing);
     free(v->image);
+    free(v->content);
 }
 
 /* Caller holds storage_lock. */
@@ -863,7 +872,7 @@ static void view_of(VoDaemon *d, const VoVolume *v, VolumeView *ret)
                          .format = vo_strdup(v->format),
                          .path = p ? vo_volume_path(p->path, v->name, v->format) : NULL,
                          .backing = vo_strdup(v->backing), .image = vo_strdup(v->image),
-                         .shareable = v->shareable, .ready = v->ready,
+                         .content = vo_strdup(v->content), .shareable = v->shareable, .ready = v->ready,
                          .created_at = v->created_at };
 }
 
@@ -916,6 +925,7 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots
     json_object_set_new(o, "backing", chain);
     json_object_set_new(o, "backing_volume", v->backing ? json_string(v->backing) : json_null());
     json_object_set_new(o, "image", v->image ? json_string(v->image) : json_null());
+    json_object_set_new(o, "content", json_string(v->content ? v->content : "disk"));
     VoRelationUser u;
     _cleanup_free_ char *host = NULL;
     bool attached = volume_user_at(d, key, &u, &host);
@@ -1512,7 +1522,11 @@ static int task_volume_create(VoTask *t, void *userdata)
         vo_task_progress(t, 1, "converting");
         _cleanup_free_ char *src_format = NULL;
         r = vo_img_probe_import(op->src_path, &src_format, &error);
-        if (r >= 0)
+        /* An ISO is copied as it is (probing could take an ISO with a
+         * partition table for something else). */
+        if (r >= 0 && vo_iso_probe(op->src_path) > 0)
+            r = vo_img_convert(op->src_path, "raw", op->path, "raw", report_progress, t, &error);
+        else if (r >= 0)
             r = vo_img_convert(op->src_path, src_format, op->path, op->format, report_progress,
                                t, &error);
         if (op->src_owned) { /* an upload: its temp file has served */
@@ -1546,6 +1560,26 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
                                  args->import_path);
         return -EINVAL;
     }
+    /* An ISO 9660 image stays as it is: raw, with content "iso" (a CD-ROM's
+     * medium). Detected by its signature, or asked for (then checked). */
+    bool iso = false;
+    if (args->import_path) {
+        int k = vo_iso_probe(args->import_path);
+        if (k < 0) {
+            *ret_error = vo_asprintf("import_path: cannot read '%s': %s", args->import_path,
+                                     strerror(-k));
+            return -EINVAL;
+        }
+        iso = k > 0;
+    }
+    if (args->content && !iso) {
+        *ret_error = vo_asprintf("content iso: '%s' is not an ISO 9660 image (no CD001 "
+                                 "signature at byte %d)", args->import_path ? args->import_path
+                                 : "", VO_ISO_SIGNATURE_OFFSET);
+        return -EINVAL;
+    }
+    if (iso)
+        format = "raw";
     VolumeOp *op = volume_op(d, args->pool, args->name);
     op->format = vo_strdup(format);
     op->size = args->size_bytes;
@@ -1556,6 +1590,13 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
         op->src_owned = false; /* the caller still owns it on refusal */
         volume_op_free(op);
         return r;
+    }
+    if (iso) {
+        pthread_mutex_lock(&d->storage_lock);
+        VoVolume *v = volume_find(d, args->pool, args->name);
+        if (v)
+            v->content = vo_strdup("iso");
+        pthread_mutex_unlock(&d->storage_lock);
     }
     /* A raw volume is fully allocated: refuse at once what cannot fit. */
     unsigned long long cap, avail, used;
@@ -2135,6 +2176,23 @@ int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_f
         if (ret_shareable)
             *ret_shareable = v->shareable;
     }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+int vo_volume_check_iso(VoDaemon *d, const char *key, char **ret_error)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return vo_error_set(ret_error, -EINVAL, "cdrom: '%s' is not POOL/NAME", key);
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    int r = 0;
+    if (!v || !v->ready)
+        r = vo_error_set(ret_error, -ENOENT, "cdrom: volume '%s' does not exist", key);
+    else if (!v->content || strcmp(v->content, "iso"))
+        r = vo_error_set(ret_error, -EINVAL, "cdrom: volume '%s' is a disk, not an ISO image "
+                         "(import an .iso file with vireo volume import)", key);
     pthread_mutex_unlock(&d->storage_lock);
     return r;
 }

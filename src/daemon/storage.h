@@ -81,6 +81,8 @@ typedef struct {
     uint64_t size_bytes;     /* for a new empty volume */
     const char *import_path; /* or: convert this file (qcow2/raw/vmdk/vhdx/vdi) */
     bool import_owned;       /* import_path is a temp file of ours: delete it after */
+    const char *content;     /* "iso": import_path must be an ISO 9660 image (one is
+                              * detected anyway); kept raw, with content iso */
 } VoVolumeCreateArgs;
 
 int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_task,
@@ -129,6 +131,9 @@ char *vo_volume_free_name(VoDaemon *d, const char *pool, const char *prefix);
 /* Path and format of an existing volume key ("pool/name"). */
 int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
                      bool *ret_shareable, char **ret_error);
+/* 0 when volume key exists and holds an ISO image (content iso): what a
+ * CD-ROM takes; -ENOENT (unknown) or -EINVAL (a disk) with a message. */
+int vo_volume_check_iso(VoDaemon *d, const char *key, char **ret_error);
 /* The key ("POOL/NAME", malloc'd) of the volume whose file path is (compared
  * as given and with symlinks resolved), or NULL: for definitions written
  * when specs held paths, and for naming the volume a path given where a

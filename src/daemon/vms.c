@@ -683,6 +683,8 @@ typedef struct {
     char *pool; /* create: the boot disk's pool */
     uint64_t disk_size;
     bool full_clone, keep_disks;
+    bool boot_once; /* start: boot once_dev first, this run only */
+    VoBootDev once_dev;
 } OpArgs;
 
 static void op_args_free(void *p)
@@ -738,6 +740,16 @@ static int task_start(VoTask *t, void *userdata)
     /* The driver gets the spec with this host's paths filled in. */
     VoVmSpec *spec = NULL;
     int r = vo_vm_resolve(d, stored, &spec, &error);
+    if (r >= 0 && ((OpArgs *)userdata)->boot_once) {
+        /* This run only: the device first, then the VM's own order. */
+        VoBootDev order[_VO_BOOT_MAX], once = ((OpArgs *)userdata)->once_dev;
+        size_t n = vo_vm_spec_boot_order(spec, order);
+        spec->boot[0] = once;
+        spec->n_boot = 1;
+        for (size_t i = 0; i < n; i++)
+            if (order[i] != once)
+                spec->boot[spec->n_boot++] = order[i];
+    }
     if (r >= 0)
         r = vo_vm_open_taps(d, spec, &taps, &error);
     if (r >= 0)
@@ -1126,7 +1138,9 @@ static int task_create(VoTask *t, void *userdata)
     int r = vo_mkdir_p(dir, 0750);
     /* An image of another host is copied here first (copy on first use). */
     VoImage *img = NULL;
-    if (r >= 0 && (r = vo_image_ensure_local(d, a->base_image, t, &error)) >= 0 &&
+    if (r >= 0 && !a->base_image) {
+        /* blank: an empty disk */
+    } else if (r >= 0 && (r = vo_image_ensure_local(d, a->base_image, t, &error)) >= 0 &&
         (r = vo_image_get(d, a->base_image, &img, NULL)) >= 0) {
         free(a->base_disk);
         free(a->base_format);
@@ -1155,7 +1169,10 @@ static int task_create(VoTask *t, void *userdata)
         s->n_disks++;
         r = write_vm(vm, NULL, false);
         pthread_mutex_unlock(&vm->lock);
-        if (r >= 0)
+        if (r >= 0 && !a->base_image)
+            r = vo_volume_create_empty(d, pool, volume, "qcow2", a->disk_size, t, &path,
+                                       &error);
+        else if (r >= 0)
             r = vo_volume_create_from_base(d, pool, volume, a->base_disk,
                                            a->base_format, a->base_image, a->full_clone,
                                            a->disk_size, t, &path, &error);
@@ -1284,6 +1301,28 @@ static int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, json_t **ret_task, ch
                              op_args_free, ret_task, ret_error);
 }
 
+int vo_vm_start_once(VoDaemon *d, VoVm *vm, VoBootDev dev, json_t **ret_task,
+                     char **ret_error)
+{
+    int r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&vm->lock);
+    bool drive = vm->spec->has_cdrom, kernel = vo_boot_file_set(&vm->spec->kernel_from);
+    pthread_mutex_unlock(&vm->lock);
+    if (dev == VO_BOOT_CDROM && !drive)
+        return vo_error_set(ret_error, -EINVAL, "boot_once: cdrom, but the VM has no CD-ROM "
+                            "drive (vireo vm cdrom insert VM POOL/ISO gives it one)");
+    if (kernel)
+        return vo_error_set(ret_error, -EINVAL, "boot_once: the VM boots a kernel directly; "
+                            "its firmware boot order does not apply");
+    OpArgs *a = op_args(vm);
+    a->boot_once = true;
+    a->once_dev = dev;
+    return vm_submit(d, vm, "start", NULL, false, task_start, a, op_args_free, ret_task,
+                     ret_error);
+}
+
 int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
     return vm_start(d, vm, false, ret_task, ret_error);
@@ -1395,7 +1434,18 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     if (check_new_name(args->name, ret_error) < 0)
         return -EINVAL;
     VoImage *img = NULL;
-    int r = vo_image_get(d, args->image, &img, NULL);
+    int r;
+    if (args->blank && !args->disk_size_bytes)
+        return vo_error_set(ret_error, -EINVAL, "disk_size_bytes: a blank VM needs the size of "
+                            "its empty disk");
+    if (args->cdrom && (r = vo_volume_check_iso(d, args->cdrom, ret_error)) < 0)
+        return -EINVAL;
+    if (args->blank) {
+        /* No image: an empty disk, booted by the firmware (from the CD-ROM). */
+        img = vo_malloc0(sizeof(*img));
+        r = 0;
+    } else
+        r = vo_image_get(d, args->image, &img, NULL);
     /* Another host's own image: the create task copies it here first. */
     if (r == -ENOENT)
         r = vo_image_find_elsewhere(d, args->image, &img, NULL);
@@ -1443,6 +1493,10 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->id = vo_strdup(id);
     spec->name = vo_strdup(args->name);
     spec->image = vo_strdup(img->name);
+    spec->has_cdrom = args->has_cdrom || args->cdrom;
+    spec->cdrom = vo_strdup(args->cdrom);
+    memcpy(spec->boot, args->boot, sizeof(spec->boot));
+    spec->n_boot = args->n_boot;
     spec->vcpus = args->vcpus;
     spec->memory_mib = args->memory_mib;
     spec->max_vcpus = args->max_vcpus ? args->max_vcpus : args->vcpus;
@@ -1450,8 +1504,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->accel = args->accel;
     spec->machine = vo_strdup("q35");
     /* Direct boot: the image's kernel and initrd, by the image's name. */
-    spec->kernel_from.image = img->kernel ? vo_strdup(img->name) : NULL;
-    spec->initrd_from.image = img->initrd ? vo_strdup(img->name) : NULL;
+    spec->kernel_from.image = img->kernel && img->name ? vo_strdup(img->name) : NULL;
+    spec->initrd_from.image = img->initrd && img->name ? vo_strdup(img->name) : NULL;
     spec->cmdline = vo_strdup(img->cmdline);
     spec->autostart = args->autostart;
     spec->group = vo_strdup(args->group);

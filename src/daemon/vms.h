@@ -61,6 +61,11 @@ typedef struct {
     const char *group; /* placement group (must exist: the API checks), or NULL */
     const char *pool;  /* where the boot disk is made; NULL: "default". A shared
                         * pool makes a VM that can live-migrate (vireo vm migrate) */
+    bool blank;        /* no image: an empty disk of disk_size_bytes, firmware boot */
+    bool has_cdrom;    /* a CD-ROM drive, with ISO volume cdrom ("pool/name") or empty */
+    const char *cdrom;
+    VoBootDev boot[_VO_BOOT_MAX]; /* firmware boot order; n_boot 0: the default */
+    size_t n_boot;
 } VoVmCreateArgs;
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
@@ -70,6 +75,10 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
  * the host's record then so placement sees the room again. */
 void vo_vms_set_gone_hook(void (*fn)(VoDaemon *d));
 int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
+/* A start whose firmware boots dev first, for this run only (until the VM
+ * stops): the VM's stored boot order is not changed. */
+int vo_vm_start_once(VoDaemon *d, VoVm *vm, VoBootDev dev, json_t **ret_task,
+                     char **ret_error);
 int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_task,
                char **ret_error);
 int vo_vm_reboot(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
@@ -101,6 +110,12 @@ json_t *vo_vm_nics_json(VoDaemon *d, VoVm *vm);
 int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
                   json_t **ret_task, char **ret_error);
 int vo_vm_nic_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, char **ret_error);
+/* The CD-ROM (vm-cdrom.c): puts ISO volume ("pool/name"; NULL: eject) into
+ * the VM's drive, stopped (a drive is added) or running (media change; a
+ * running VM without a drive: -EBUSY). -ENOENT / -EINVAL for a volume that
+ * is unknown / not an ISO. */
+int vo_vm_cdrom_set(VoDaemon *d, VoVm *vm, const char *volume, json_t **ret_task,
+                    char **ret_error);
 
 /* Offline edit; NULL/0 fields stay. autostart: -1 keep, 0/1 set. Raising
  * vcpus (memory_mib) beyond the maximum raises the maximum with it, unless

@@ -333,6 +333,15 @@ static int fake_disk_detach(VoHvInstance *vm, unsigned slot, char **ret_error)
     return plug(&vm->disk_slots, slot, false, "disk_detach", "disk", ret_error);
 }
 
+/* The fake has no media: a change always succeeds. */
+static int fake_cdrom_change(VoHvInstance *vm, const char *path, char **ret_error)
+{
+    (void)vm;
+    (void)path;
+    (void)ret_error;
+    return 0;
+}
+
 static int fake_nic_attach(VoHvInstance *vm, const VoVmSpec *spec, const VoNicSpec *nic,
                            int tap_fd, char **ret_error)
 {
@@ -806,6 +815,7 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .snapshot = fake_snapshot,
         .backup = fake_backup,
         .disk_attach = fake_disk_attach,
+        .cdrom_change = fake_cdrom_change,
         .disk_detach = fake_disk_detach,
         .nic_attach = fake_nic_attach,
         .nic_detach = fake_nic_detach,

@@ -234,6 +234,9 @@ struct VoHvDriver {
     int (*nic_attach)(VoHvInstance *vm, const VoVmSpec *spec, const VoNicSpec *nic, int tap_fd,
                       char **ret_error);
     int (*nic_detach)(VoHvInstance *vm, unsigned slot, char **ret_error);
+    /* Media change in the running VM's CD-ROM drive: the ISO at path goes
+     * in (NULL: the drive is emptied). NULL op: not supported. */
+    int (*cdrom_change)(VoHvInstance *vm, const char *path, char **ret_error);
     /* Backs up every disk of a running VM at one instant (plan above). On
      * failure the bitmaps still hold every change since the last successful
      * backup; the caller removes the target files. */

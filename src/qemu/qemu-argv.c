@@ -159,6 +159,17 @@ static void build_disks(char ***argv, const VoVmSpec *spec, const VoQemuLayout *
     }
 }
 
+/* The CD-ROM drive and its medium (read-only raw ISO), when the VM has one. */
+static void build_cdrom(char ***argv, const VoVmSpec *spec)
+{
+    if (!spec->has_cdrom)
+        return;
+    if (spec->cdrom_path)
+        push_opt(argv, "-drive", "if=none,id=%s,media=cdrom,readonly=on,format=raw,file=%s",
+                 VO_QEMU_CDROM_DRIVE, spec->cdrom_path);
+    push_json(argv, "-device", vo_qemu_cdrom_device_props(spec));
+}
+
 /* A NIC on a vireo network is a tap vireod opened and hands over as an fd;
  * "user" is QEMU's own NAT. */
 static int build_nics(char ***argv, const VoVmSpec *spec, const VoQemuLayout *layout,
@@ -244,9 +255,9 @@ int vo_qemu_build_argv_layout(const VoVmSpec *spec, const VoQemuCaps *caps,
     if (layout->accel == VO_ACCEL_KVM && !caps->kvm_usable)
         return vo_error_set(ret_error, -ENODEV, "the VM runs with KVM and KVM is not usable "
                             "on this host: it cannot move here");
-    if (spec->n_disks == 0 && !spec->kernel) {
+    if (spec->n_disks == 0 && !spec->kernel && !spec->cdrom_path) {
         if (ret_error)
-            *ret_error = vo_strdup("nothing to boot: give the VM a disk or a kernel");
+            *ret_error = vo_strdup("nothing to boot: give the VM a disk, a kernel or a CD-ROM");
         return -EINVAL;
     }
     int r = vo_qemu_layout_check_spec(layout, spec, ret_error);
@@ -261,6 +272,7 @@ int vo_qemu_build_argv_layout(const VoVmSpec *spec, const VoQemuCaps *caps,
     build_boot(&argv, spec);
     build_root_ports(&argv, layout);
     build_disks(&argv, spec, layout);
+    build_cdrom(&argv, spec);
     r = build_nics(&argv, spec, layout, paths, ret_error);
     if (r < 0)
         return r;

@@ -141,9 +141,11 @@ json_t *vo_qemu_disk_device_props(const VoVmSpec *spec, size_t index)
                             "rerror", "report");
     if (vo_qemu_uses_root_ports(spec))
         json_object_set_new(dev, "bus", json_string(names.port));
-    /* Firmware boot tries the disks in order; direct kernel boot needs no bootindex. */
-    if (!spec->kernel)
-        json_object_set_new(dev, "bootindex", json_integer((json_int_t)index + 1));
+    /* Firmware boot tries the devices in the VM's boot order, the disks in
+     * order; direct kernel boot needs no bootindex. */
+    int boot = vo_vm_spec_bootindex(spec, VO_BOOT_DISK, index);
+    if (boot > 0)
+        json_object_set_new(dev, "bootindex", json_integer(boot));
     return dev;
 }
 
@@ -166,5 +168,24 @@ json_t *vo_qemu_nic_device_props(const VoVmSpec *spec, const VoNicSpec *nic)
                             "netdev", names.netdev, "mac", nic->mac);
     if (vo_qemu_uses_root_ports(spec))
         json_object_set_new(dev, "bus", json_string(names.port));
+    size_t index = 0;
+    while (index < spec->n_nics && &spec->nics[index] != nic)
+        index++;
+    int boot = vo_vm_spec_bootindex(spec, VO_BOOT_NETWORK, index);
+    if (boot > 0)
+        json_object_set_new(dev, "bootindex", json_integer(boot));
+    return dev;
+}
+
+json_t *vo_qemu_cdrom_device_props(const VoVmSpec *spec)
+{
+    /* The ICH9's AHCI controller on q35 (ide.0-5), PIIX's IDE on pc (ide.0-1). */
+    json_t *dev = json_pack("{s:s, s:s, s:s}", "driver", "ide-cd", "id", VO_QEMU_CDROM_ID, "bus",
+                            "ide.1");
+    if (spec->cdrom_path)
+        json_object_set_new(dev, "drive", json_string(VO_QEMU_CDROM_DRIVE));
+    int boot = vo_vm_spec_bootindex(spec, VO_BOOT_CDROM, 0);
+    if (boot > 0)
+        json_object_set_new(dev, "bootindex", json_integer(boot));
     return dev;
 }

@@ -45,3 +45,10 @@ json_t *vo_qemu_disk_device_props(const VoVmSpec *spec, size_t index);
 json_t *vo_qemu_nic_netdev_props(const VoNicSpec *nic, const char *tap_fd);
 /* The virtio-net device of a NIC, on its root port on q35. */
 json_t *vo_qemu_nic_device_props(const VoVmSpec *spec, const VoNicSpec *nic);
+
+/* The CD-ROM drive: a SATA (AHCI) CD on q35. Its medium is a legacy -drive
+ * (a BlockBackend named VO_QEMU_CDROM_DRIVE) so that QMP media changes
+ * (blockdev-change-medium, eject) can replace it; an empty drive has none. */
+#define VO_QEMU_CDROM_ID "cdrom0"
+#define VO_QEMU_CDROM_DRIVE "drive-cdrom0"
+json_t *vo_qemu_cdrom_device_props(const VoVmSpec *spec);

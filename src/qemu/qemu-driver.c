@@ -569,6 +569,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .backup = vo_qemu_backup,
         .disk_attach = vo_qemu_disk_attach,
         .disk_detach = vo_qemu_disk_detach,
+        .cdrom_change = vo_qemu_cdrom_change,
         .nic_attach = vo_qemu_nic_attach,
         .nic_detach = vo_qemu_nic_detach,
         .query_resources = vo_qemu_query_resources,

@@ -224,3 +224,26 @@ int vo_qemu_nic_detach(VoHvInstance *vm, unsigned slot, char **ret_error)
     const Backend netdev[] = { { "netdev_del", "id", names.netdev } };
     return detach(vm, names.device, "NIC", slot, netdev, ELEMENTSOF(netdev), ret_error);
 }
+
+int vo_qemu_cdrom_change(VoHvInstance *vm, const char *path, char **ret_error)
+{
+    int r = lock_qmp(vm, ret_error);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *error = NULL;
+    /* The tray is forced open (a guest that mounted the CD locks it), the
+     * old medium goes, the new one goes in and the tray closes: the guest
+     * sees a media change. */
+    if (path)
+        r = run(vm, "blockdev-change-medium",
+                json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", VO_QEMU_CDROM_ID, "filename", path,
+                          "format", "raw", "read-only-mode", "read-only", "force", 1),
+                &error);
+    else
+        r = run(vm, "eject", json_pack("{s:s, s:b}", "id", VO_QEMU_CDROM_ID, "force", 1), &error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    if (r < 0)
+        *ret_error = vo_asprintf("QEMU could not %s the CD-ROM: %s", path ? "change" : "eject",
+                                 error ? error : strerror(-r));
+    return r;
+}

@@ -41,6 +41,7 @@ json_t *vo_relations_of_vm(const VoVmSpec *spec, bool active)
     for (size_t i = 0; i < spec->n_disks; i++)
         add_volume(out, spec->disks[i].volume, spec, active);
     add_volume(out, spec->kernel_from.volume, spec, active);
+    add_volume(out, spec->cdrom, spec, active);
     add_volume(out, spec->initrd_from.volume, spec, active);
     add_image(out, spec->image, spec);
     add_image(out, spec->kernel_from.image, spec);

@@ -978,6 +978,8 @@ INVALID_BODIES = [
     ("POST", "/v1/vms/err1/nics", {"network": "default", "mac": "zz"}),
     ("POST", "/v1/vms/err1/nics", {"network": "default", "mac": "01:00:5e:00:00:01"}),  # multicast
     ("POST", "/v1/vms/err1/nics", {"network": "default", "model": "e1000"}),
+    ("POST", "/v1/vms/err1/cdrom", {"volume": 3}),
+    ("POST", "/v1/vms/err1/cdrom", {"medium": "default/x"}),
     ("POST", "/v1/networks", {}),
     ("POST", "/v1/networks", {"name": "x"}),  # type missing
     ("POST", "/v1/networks", {"type": "nat"}),  # name missing
@@ -1035,6 +1037,7 @@ NOT_FOUND_WITH_BODY = [
     ("POST", "/v1/pools/default/volumes/nope/clone", {"target": "default/x"}),
     ("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "nope/x"}),
     ("POST", "/v1/vms/nope/nics", {"network": "default"}),
+    ("POST", "/v1/vms/nope/cdrom", {"volume": "default/x"}),
 ]
 
 
@@ -1157,6 +1160,7 @@ def test_errors(api):
     api.call("POST", "/v1/vms/err1/disks", {"size_bytes": MiB}, expect=409, code="invalid-state")
     api.call("POST", "/v1/vms/err1/nics", {"network": "user"}, expect=409, code="invalid-state")
     api.call("DELETE", "/v1/vms/err1/nics/0", expect=409, code="invalid-state")
+    api.call("POST", "/v1/vms/err1/cdrom", {"volume": None}, expect=409, code="invalid-state")
     api.act("err1", "resume")
     api.call("POST", "/v1/vms/err1/template", {"image": "err1-image"},
              expect=409, code="invalid-state")
