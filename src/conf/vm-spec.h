@@ -66,6 +66,7 @@ typedef struct {
     VoNicSpec *nics;
     size_t n_nics;
     bool autostart;
+    bool ha;       /* "ha": restarted elsewhere when its host dies; fenced (docs/ha.md) */
     char *group;   /* the placement group it belongs to (cluster/groups/<name>), or NULL */
 } VoVmSpec;
 

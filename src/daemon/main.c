@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "api/http.h"
+#include "daemon/fence.h"
 #include "daemon/backups.h"
 #include "daemon/cluster.h"
 #include "daemon/cluster-place.h"
@@ -251,6 +252,12 @@ int main(int argc, char **argv)
         return 1;
     }
     vo_vms_set_gone_hook(vo_hosts_refresh); /* a deleted VM's room shows at once */
+    /* The fence process holds the host's lease: adopted or started before
+     * the record is published on it (daemon/fence.h). */
+    if ((r = vo_fence_start(&d)) < 0) {
+        log_error("cannot supervise the fence process: %s", strerror(-r));
+        return 1;
+    }
     if ((r = vo_hosts_start(&d)) < 0)
         return 1;
     if ((r = vo_cluster_place_start(&d)) < 0) {
@@ -299,6 +306,7 @@ int main(int argc, char **argv)
     vo_pool_watch_stop();
     vo_cluster_place_stop(&d);
     vo_hosts_stop(&d);
+    vo_fence_stop(&d); /* it keeps running: the lease outlives vireod */
     vo_migration_shutdown();
     vo_tasks_free(d.tasks);
     vo_vms_release_all(&d);
