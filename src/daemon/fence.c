@@ -33,6 +33,7 @@ static struct {
     bool child;  /* started by this vireod: reaped with waitpid */
     char *exe;
     char **argv;
+    const char *watchdog; /* --fence-watchdog */
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
 static char *run_path(VoDaemon *d, const char *name)
@@ -190,6 +191,11 @@ static void stop_leftover(VoDaemon *d)
     }
 }
 
+void vo_fence_set_watchdog(const char *device)
+{
+    S.watchdog = device;
+}
+
 int vo_fence_start(VoDaemon *d)
 {
     if (!d->cluster) {
@@ -204,10 +210,9 @@ int vo_fence_start(VoDaemon *d)
     S.argv[2] = vo_strdup(d->state_dir);
     S.argv[3] = vo_strdup("--run-dir");
     S.argv[4] = vo_strdup(d->run_dir);
-    const char *watchdog = getenv("VIREO_FENCE_WATCHDOG"); /* docs/ha.md: real hosts */
-    if (watchdog && *watchdog) {
+    if (S.watchdog) { /* docs/ha.md: real hosts only */
         S.argv[5] = vo_strdup("--watchdog");
-        S.argv[6] = vo_strdup(watchdog);
+        S.argv[6] = vo_strdup(S.watchdog);
     }
     S.pid = running_fence(d);
     S.child = false;

@@ -13,6 +13,8 @@
 #include "daemon/daemon.h"
 #include "daemon/vms.h"
 
+/* vireod --fence-watchdog DEV: the fence it starts pets DEV (argv kept). */
+void vo_fence_set_watchdog(const char *device);
 /* In a cluster: adopts or starts the fence and supervises it (a thread).
  * Standalone: stops a fence left from a cluster this host left. Also drops
  * RUN/fence/ha files whose QEMU is gone. 0 or -errno. */
