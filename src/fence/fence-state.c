@@ -21,6 +21,11 @@ bool vo_fence_expired(int64_t now_ms, int64_t confirmed_until)
     return confirmed_until > 0 && now_ms >= confirmed_until;
 }
 
+bool vo_fence_state_plausible(int64_t now_ms, int64_t confirmed_until, int ttl_ms)
+{
+    return confirmed_until - now_ms <= ttl_ms;
+}
+
 int vo_fence_state_write(const char *path, int64_t lease, int64_t confirmed_until)
 {
     char text[128];

@@ -37,6 +37,11 @@ int64_t vo_fence_confirmed_until(int64_t t0_ms, int ttl_ms, int margin_ms);
  * fence itself at now: it held one (confirmed_until > 0) and time is up. */
 bool vo_fence_expired(int64_t now_ms, int64_t confirmed_until);
 
+/* Whether a confirmed_until read at start can be this boot's: no renewal
+ * reaches further ahead than the TTL (a run dir that survived a reboot
+ * holds a time of the earlier boot's monotonic clock). */
+bool vo_fence_state_plausible(int64_t now_ms, int64_t confirmed_until, int ttl_ms);
+
 /* RUN/fence.state. write: atomic (temp + fsync + rename). read: -ENOENT
  * without a file, -EINVAL when it is not such a document. */
 int vo_fence_state_write(const char *path, int64_t lease, int64_t confirmed_until);

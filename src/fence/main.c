@@ -175,6 +175,12 @@ static void resume(VoStore *s)
     int64_t lease = 0, until = 0;
     if (vo_fence_state_read(F.state_path, &lease, &until) < 0)
         return;
+    if (!vo_fence_state_plausible(vo_now_ms(), until, VO_FENCE_TTL_MS)) {
+        /* Further ahead than any renewal can reach: a file of an earlier
+         * boot (the monotonic clock started again). No QEMU of it runs. */
+        log_warn("vireo-fence: ignoring %s of an earlier boot", F.state_path);
+        return;
+    }
     pthread_mutex_lock(&F.lock);
     F.lease = lease;
     F.confirmed_until = until;

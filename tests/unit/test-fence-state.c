@@ -44,6 +44,11 @@ static void test_deadline(void **state)
     /* The lease cannot have expired at the store before we fence: the TTL
      * starts no earlier than the keepalive was sent. */
     assert_true(until < 1000 + 6000);
+    /* At start: a deadline past or within a TTL is this boot's; one further
+     * ahead is of an earlier boot (the monotonic clock restarted). */
+    assert_true(vo_fence_state_plausible(90000, until, 6000));
+    assert_true(vo_fence_state_plausible(1000, until, 6000));
+    assert_false(vo_fence_state_plausible(1000, 900000000, 6000));
 }
 
 static void test_state_file(void **state)
