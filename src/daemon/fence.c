@@ -182,6 +182,9 @@ static void stop_leftover(VoDaemon *d)
     if (pid > 0) {
         log_info("not in a cluster: stopping the fence process (pid %d)", (int)pid);
         kill(pid, SIGTERM);
+        /* Our child still after a re-exec (cluster leave): reaped. */
+        for (int i = 0; i < 40 && waitpid(pid, NULL, WNOHANG) == 0; i++)
+            usleep(50000);
     }
     static const char *const files[] = { VO_FENCE_PID_FILE, VO_FENCE_STATE_FILE,
                                          VO_FENCE_FENCED_FILE };
