@@ -386,7 +386,7 @@ static void *work_thread(void *userdata)
 {
     VoDaemon *d = userdata;
     VoHosts *h = d->hosts;
-    int64_t next_refresh = 0, published_lease = 0;
+    int64_t next_refresh = 0, published_lease = 0, next_manager = 0, manager_lease = 0;
     pthread_mutex_lock(&h->lock);
     while (!h->stop) {
         int64_t lease = h->lease;
@@ -410,8 +410,13 @@ static void *work_thread(void *userdata)
                 end_fenced(d, h, record);
             }
         }
-        if (lease)
+        /* Every second (the loop turns every 250 ms in a cluster, to see
+         * the fence's new lease soon). */
+        if (lease && (lease != manager_lease || now >= next_manager)) {
             run_for_manager(d, h, lease);
+            manager_lease = lease;
+            next_manager = now + VO_HOST_RENEW_MS;
+        }
         pthread_mutex_lock(&h->lock);
         if (!h->stop && !h->refresh && h->lease == lease)
             wait_ms(h, &h->wake, d->cluster ? 250 : VO_HOST_RENEW_MS);
