@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -84,6 +85,12 @@ static pid_t spawn_tagged(const char *tag)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        /* Its own group (the sleep below it is killed with it at the end),
+         * and not holding the test's output open. */
+        setpgid(0, 0);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
         execl("/bin/sh", tag, "-c", "sleep 30", (char *)NULL);
         _exit(127);
     }
@@ -148,7 +155,8 @@ static void test_kill_ha(void **state)
     assert_int_equal(waitpid(a, &status, 0), a);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     assert_int_equal(waitpid(b, &status, WNOHANG), 0); /* still alive */
-    kill(b, SIGKILL);
+    kill(-a, SIGKILL); /* the sleeps of both shells */
+    kill(-b, SIGKILL);
     waitpid(b, NULL, 0);
     /* Removed: the next fence finds nothing of it; removing twice is fine. */
     assert_int_equal(vo_fence_ha_remove(dir, ours), 0);
