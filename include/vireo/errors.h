@@ -21,6 +21,7 @@ typedef enum {
     VO_ERR_BAD_GATEWAY,         /* 502: the host that owns the object did not answer (peer API) */
     VO_ERR_LOOP_DETECTED,       /* 508: a request forwarded by a peer would be forwarded again */
     VO_ERR_PERMISSION_DENIED,   /* 403: a peer-only route, a certificate of the cluster CA that names no member */
+    VO_ERR_FENCED,              /* 409: this host fenced itself (lost its lease): it starts nothing */
     _VO_ERR_MAX,
 } VoErrorCode;
 
@@ -31,6 +32,10 @@ typedef enum {
 /* The errno internal code returns when a write names a revision (If-Match)
  * the document is no longer at: the API's 412 precondition-failed. */
 #define VO_EIFMATCH EBADE
+
+/* The errno internal code returns when this host fenced itself (RUN/fenced,
+ * docs/ha.md) and a VM start is refused: the API's 409 fenced. */
+#define VO_EFENCED ENOLINK
 
 const char *vo_error_code_name(VoErrorCode code);
 int vo_error_http_status(VoErrorCode code);

@@ -24,6 +24,7 @@
 #include "api/http.h"
 #include "api/peer-member.h"
 #include "api/route-match.h"
+#include "daemon/fence.h"
 #include "state/store.h"
 #include "util/time-format.h"
 #include "util/unix-socket.h"
@@ -632,7 +633,7 @@ static void mark_stale(VoDaemon *d, const char *method, VoReply *rep)
  * within etcd's own timeout (about 7 s) while the quorum is still gone
  * (503 "cluster has no quorum", nothing changed) or, the quorum back,
  * lets the request run. False with rep filled. */
-static bool quorum_gate(VoDaemon *d, const char *method, VoReply *rep)
+static bool quorum_gate(VoDaemon *d, const char *method, const char *path, VoReply *rep)
 {
     if (!strcmp(method, "GET") || !strcmp(method, "HEAD") || !d->store)
         return true;
@@ -643,6 +644,17 @@ static bool quorum_gate(VoDaemon *d, const char *method, VoReply *rep)
     int r = d->store->ops->revision(d->store, &rev);
     if (r != -EAGAIN)
         return true; /* answered (quorum back), or another error the handler meets too */
+    /* A host that fenced itself (it is cut off, most likely) says so to a
+     * start or a create: that is why it refuses, quorum or not. */
+    size_t n = strlen(path);
+    if (!strcmp(method, "POST") && (!strcmp(path, "/v1/vms") ||
+                                    (n > 6 && !strcmp(path + n - 6, "/start")))) {
+        _cleanup_free_ char *fenced = NULL;
+        if (vo_fence_check_start(d, &fenced) < 0) {
+            vo_reply_errno(rep, -VO_EFENCED, fenced);
+            return false;
+        }
+    }
     char when[32];
     vo_time_format(since, when);
     _cleanup_free_ char *msg = vo_asprintf(
@@ -708,7 +720,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         reply_route_error(p, &rep);
     else if (p->streaming)
         finish_upload(&req, p, &rep);
-    else if (parse_body(&req, p, &rep) && quorum_gate(d, method, &rep) &&
+    else if (parse_body(&req, p, &rep) && quorum_gate(d, method, url, &rep) &&
              !vo_api_any_door(&req, &rep, p->route->pattern))
         p->route->fn(&req, &rep);
     vo_tasks_set_requester(false, 0, 0);

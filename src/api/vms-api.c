@@ -194,27 +194,27 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
                            const char *image, const char *accel, const char *group,
                            json_int_t vcpus, json_int_t memory, json_int_t disk_size,
                            json_int_t max_vcpus, json_int_t max_memory, int autostart,
-                           int full_clone, json_t *networks, const char *pool);
+                           int full_clone, json_t *networks, const char *pool, int ha);
 
 void vo_api_vm_create(VoRequest *req, VoReply *rep)
 {
     const char *name = NULL, *image = "default", *accel = "auto", *group = NULL, *host = NULL;
     const char *pool = NULL;
     json_int_t vcpus = 1, memory = 512, disk_size = 0, max_vcpus = 0, max_memory = 0;
-    int autostart = 0, full_clone = 0;
+    int autostart = 0, full_clone = 0, ha = 0;
     json_t *networks = NULL, *cdrom = NULL, *boot = NULL;
     int blank = 0;
     if (!no_host_paths_in_create(req, rep))
         return;
     if (!vo_request_unpack(req, rep,
                            "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s, s?s,"
-                           " s?o, s?o, s?b}",
+                           " s?o, s?o, s?b, s?b}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
                            &autostart, "full_clone", &full_clone, "networks", &networks,
                            "group", &group, "host", &host, "pool", &pool, "cdrom", &cdrom,
-                           "boot", &boot, "blank", &blank))
+                           "boot", &boot, "blank", &blank, "ha", &ha))
         return;
     /* Where it goes (a cluster: the manager places it) is decided before the
      * limits of this host are looked at: they are the chosen host's to check. */
@@ -253,7 +253,7 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     if (vo_api_vm_create_elsewhere(req, rep, &ask, &choice))
         return;
     vm_create_here(req, rep, &choice, name, image, accel, group, vcpus, memory, disk_size,
-                   max_vcpus, max_memory, autostart, full_clone, networks, pool);
+                   max_vcpus, max_memory, autostart, full_clone, networks, pool, ha);
 }
 
 /* The create, served on this host (standalone, or placed here). */
@@ -261,7 +261,7 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
                            const char *image, const char *accel, const char *group,
                            json_int_t vcpus, json_int_t memory, json_int_t disk_size,
                            json_int_t max_vcpus, json_int_t max_memory, int autostart,
-                           int full_clone, json_t *networks, const char *pool)
+                           int full_clone, json_t *networks, const char *pool, int ha)
 {
     bool created = false;
     const char *nets[VO_VM_MAX_NICS];
@@ -284,7 +284,7 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
             nets[n_nets++] = json_string_value(v);
         }
     }
-    VoVmCreateArgs args = { .name = name, .image = image, .autostart = autostart,
+    VoVmCreateArgs args = { .name = name, .image = image, .autostart = autostart, .ha = ha,
                             .full_clone = full_clone, .networks = networks ? nets : NULL,
                             .n_networks = n_nets, .pool = pool };
     if (!create_boot_args(req, rep, &args))

@@ -135,7 +135,7 @@ static const KeyType spec_keys[] = {
     { "max_vcpus", JSON_INTEGER }, { "max_memory_mib", JSON_INTEGER },
     { "machine", JSON_STRING },   { "kernel", JSON_OBJECT },  { "initrd", JSON_OBJECT },
     { "cmdline", JSON_STRING },   { "disks", JSON_ARRAY },    { "nics", JSON_ARRAY },
-    { "autostart", JSON_TRUE },   { "group", JSON_STRING },
+    { "autostart", JSON_TRUE },   { "group", JSON_STRING },   { "ha", JSON_TRUE },
     { "cdrom", JSON_OBJECT },     { "boot", JSON_ARRAY },
 };
 static const KeyType cdrom_keys[] = { { "volume", JSON_STRING } };
@@ -289,7 +289,7 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     json_t *kernel = NULL, *initrd = NULL;
     json_int_t vcpus = 1, memory = 512, max_vcpus = -1, max_memory = -1;
     json_t *disks = NULL, *nics = NULL;
-    int autostart = 0;
+    int autostart = 0, ha = 0;
     json_error_t jerr;
 
     if (!json_is_object(doc))
@@ -310,13 +310,13 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     const char *group = NULL;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
                        "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?o, s?o, s?s, s?o, s?o, s?b,"
-                       " s?s, s?o, s?o}",
+                       " s?s, s?o, s?o, s?b}",
                        "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
                        &memory, "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                        "accel", &accel, "machine", &machine, "kernel", &kernel,
                        "initrd", &initrd, "cmdline", &cmdline, "disks", &disks, "nics", &nics,
                        "autostart", &autostart, "group", &group, "cdrom", &cdrom_o, "boot",
-                       &boot_o) < 0)
+                       &boot_o, "ha", &ha) < 0)
         return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
     /* The placement group: set at create, never changed. */
     if (group && !vo_name_valid(group))
@@ -348,6 +348,7 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     s->machine = vo_strdup(machine);
     s->cmdline = vo_strdup(cmdline);
     s->autostart = autostart;
+    s->ha = ha;
     r = parse_disks(disks, s, ret_error);
     if (r < 0)
         return r;
@@ -420,6 +421,8 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
                                               s->nics[i].network, "slot", (int)s->nics[i].slot));
     json_object_set_new(o, "nics", nics);
     json_object_set_new(o, "autostart", json_boolean(s->autostart));
+    if (s->ha)
+        json_object_set_new(o, "ha", json_true());
     return o;
 }
 

@@ -81,6 +81,7 @@ typedef struct {
     VoBootDev boot[_VO_BOOT_MAX];
     size_t n_boot;
     bool autostart;
+    bool ha;       /* "ha": restarted elsewhere when its host dies; fenced (docs/ha.md) */
     char *group;   /* the placement group it belongs to (cluster/groups/<name>), or NULL */
 } VoVmSpec;
 

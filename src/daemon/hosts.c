@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/fence.h"
 #include "daemon/host-facts.h"
 #include "daemon/hosts.h"
 #include "daemon/storage.h"
@@ -220,7 +221,7 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
         "{s:s, s:s, s:s?, s:s, s:s, s:s, s:O, s:o, s:I, s:I, s:i, s:f, s:f, s:I, s:I, s:f, s:I,"
         " s:I, s:s, s:I}",
         "id", d->host_id, "name", d->host_name, "address", d->host_address, "state",
-        maintenance ? "maintenance" : "online",
+        vo_fence_is_fenced(d, NULL, NULL) ? "fenced" : maintenance ? "maintenance" : "online",
         "accel", d->driver->kvm_usable ? "kvm" : "tcg", "cpu_model", f.cpu_model, "cpu_flags",
         f.cpu_flags, "pools", pools, "memory_mib", (json_int_t)(f.memory_mib ? f.memory_mib : 1), "memory_used_mib",
         (json_int_t)f.memory_used_mib, "cpus", (int)f.cpus, "mem_ratio", mem_ratio, "cpu_ratio",
@@ -373,39 +374,76 @@ static void *renew_thread(void *userdata)
     return NULL;
 }
 
+/* The lease the record lives on: in a cluster the fence process's
+ * (daemon/fence.h: a vireod crash or restart keeps the host online), 0
+ * while it holds none; standalone vireod's own. */
+static int64_t record_lease(VoDaemon *d, int64_t own)
+{
+    if (!d->cluster)
+        return own;
+    int64_t lease = 0;
+    return vo_fence_lease(d, &lease) == 0 ? lease : 0;
+}
+
+/* A fenced host that holds a new lease (its record says "fenced" now):
+ * reconcile, then the fenced state ends and the record says online. */
+static void end_fenced(VoDaemon *d, VoHosts *h, int64_t record)
+{
+    int64_t lost = 0;
+    if (!vo_fence_is_fenced(d, NULL, &lost) || lost == record)
+        return;
+    int r = vo_vms_reconcile_fenced(d);
+    if (r < 0) {
+        log_store_error(h, "reconcile after fencing", r);
+        return;
+    }
+    vo_fence_clear(d);
+    pthread_mutex_lock(&h->lock);
+    h->refresh = true;
+    pthread_mutex_unlock(&h->lock);
+}
+
 /* Publishes the record (every VO_HOST_REFRESH_MS, on a new lease, or when
- * asked) and runs for manager every second. */
+ * asked) and runs for manager every second (on vireod's own lease: a dead
+ * vireod loses the role within the TTL, while its fence keeps the record). */
 static void *work_thread(void *userdata)
 {
     VoDaemon *d = userdata;
     VoHosts *h = d->hosts;
-    int64_t next_refresh = 0, published_lease = 0;
+    int64_t next_refresh = 0, published_lease = 0, next_manager = 0, manager_lease = 0;
     pthread_mutex_lock(&h->lock);
     while (!h->stop) {
         int64_t lease = h->lease;
-        bool refresh = h->refresh || lease != published_lease;
+        int64_t record = record_lease(d, lease);
+        bool refresh = h->refresh || record != published_lease;
         h->refresh = false;
         uint64_t asked = h->asked;
         pthread_mutex_unlock(&h->lock);
         int64_t now = vo_now_ms();
-        if (lease && (refresh || now >= next_refresh)) {
-            int r = publish_record(d, h, lease, true, NULL);
+        if (record && (refresh || now >= next_refresh)) {
+            int r = publish_record(d, h, record, true, NULL);
             if (r < 0)
                 log_store_error(h, "publish", r);
             else {
-                published_lease = lease;
+                published_lease = record;
                 next_refresh = now + VO_HOST_REFRESH_MS;
                 pthread_mutex_lock(&h->lock);
                 h->published = asked;
                 pthread_cond_broadcast(&h->published_cond);
                 pthread_mutex_unlock(&h->lock);
+                end_fenced(d, h, record);
             }
         }
-        if (lease)
+        /* Every second (the loop turns every 250 ms in a cluster, to see
+         * the fence's new lease soon). */
+        if (lease && (lease != manager_lease || now >= next_manager)) {
             run_for_manager(d, h, lease);
+            manager_lease = lease;
+            next_manager = now + VO_HOST_RENEW_MS;
+        }
         pthread_mutex_lock(&h->lock);
         if (!h->stop && !h->refresh && h->lease == lease)
-            wait_ms(h, &h->wake, VO_HOST_RENEW_MS);
+            wait_ms(h, &h->wake, d->cluster ? 250 : VO_HOST_RENEW_MS);
     }
     pthread_mutex_unlock(&h->lock);
     return NULL;
@@ -528,7 +566,7 @@ int vo_hosts_publish_created(VoDaemon *d, int64_t *ret_rev)
     if (!h)
         return -ENOTCONN;
     pthread_mutex_lock(&h->lock);
-    int64_t lease = h->lease;
+    int64_t lease = record_lease(d, h->lease);
     bool stop = h->stop;
     pthread_mutex_unlock(&h->lock);
     if (stop || !lease)

@@ -3,7 +3,9 @@
  * stops renewing (dead, cut off) shows offline within the lease's TTL; one
  * vireod holds the manager role through a key on its lease (the first to
  * create `cluster/manager` once it is gone). A standalone host is a cluster
- * of one: the same records, on SQLite.
+ * of one: the same records, on SQLite. In a cluster the record lives on the
+ * fence process's lease instead (daemon/fence.h, docs/ha.md): a vireod
+ * crash keeps the host online; the manager key stays on vireod's own.
  *
  * Keys (docs/internals.md, Key layout):
  *   cluster/members/<host-id>  {"id","name","address","joined_at",

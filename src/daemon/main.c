@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "api/http.h"
+#include "daemon/fence.h"
 #include "daemon/backups.h"
 #include "daemon/cluster.h"
 #include "daemon/cluster-place.h"
@@ -42,6 +43,9 @@ static void usage(FILE *f)
             "  --tls-ca FILE     the CA (PEM) that must have signed every client's certificate\n"
             "  --driver NAME     qemu (default) or fake\n"
             "  --name NAME       this host's name in a cluster (default: the hostname)\n"
+            "  --fence-watchdog DEV  in a cluster, the fence process pets this watchdog\n"
+            "                    (/dev/watchdog; softdog where no hardware one exists) while\n"
+            "                    the host's lease holds: real hosts only (docs/ha.md)\n"
             "  --foreground      stay attached to the terminal (vireod never forks itself;\n"
             "                    accepted for compatibility with service managers)\n"
             "  --debug           debug logging\n"
@@ -86,7 +90,8 @@ int main(int argc, char **argv)
         { "list-routes", no_argument, NULL, 'L' },     { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },            { "listen", required_argument, NULL, 'l' },
         { "tls-cert", required_argument, NULL, 'c' },  { "tls-key", required_argument, NULL, 'k' },
-        { "tls-ca", required_argument, NULL, 'a' },    { 0 },
+        { "tls-ca", required_argument, NULL, 'a' },
+        { "fence-watchdog", required_argument, NULL, 'W' }, { 0 },
     };
     /* The re-exec after a cluster change runs vireod again as it was started. */
     char **exec_argv = vo_malloc0(sizeof(char *) * (size_t)(argc + 1));
@@ -110,6 +115,7 @@ int main(int argc, char **argv)
         case 'c': tls.cert_file = optarg; break;
         case 'k': tls.key_file = optarg; break;
         case 'a': tls.ca_file = optarg; break;
+        case 'W': vo_fence_set_watchdog(optarg); break;
         case 'L':
             for (size_t i = 0; i < vo_n_routes; i++)
                 printf("%s %s\n", vo_routes[i].method, vo_routes[i].pattern);
@@ -253,6 +259,12 @@ int main(int argc, char **argv)
     /* Migrations an earlier vireod left: finished or undone. */
     vo_migrations_recover(&d);
     vo_vms_set_gone_hook(vo_hosts_refresh); /* a deleted VM's room shows at once */
+    /* The fence process holds the host's lease: adopted or started before
+     * the record is published on it (daemon/fence.h). */
+    if ((r = vo_fence_start(&d)) < 0) {
+        log_error("cannot supervise the fence process: %s", strerror(-r));
+        return 1;
+    }
     if ((r = vo_hosts_start(&d)) < 0)
         return 1;
     if ((r = vo_cluster_place_start(&d)) < 0) {
@@ -301,6 +313,7 @@ int main(int argc, char **argv)
     vo_pool_watch_stop();
     vo_cluster_place_stop(&d);
     vo_hosts_stop(&d);
+    vo_fence_stop(&d); /* it keeps running: the lease outlives vireod */
     vo_migration_shutdown();
     vo_tasks_free(d.tasks);
     vo_vms_release_all(&d);

@@ -16,6 +16,7 @@
 
 #include "conf/names.h"
 #include "daemon/cluster-view.h"
+#include "daemon/fence.h"
 #include "daemon/console.h"
 #include "daemon/groups.h"
 #include "daemon/images.h"
@@ -315,6 +316,7 @@ void vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason)
         free(old);
     }
     (void)vo_vm_save(vm);
+    vo_fence_vm_sync(vm); /* an HA VM's QEMU is on the fence's kill list while it runs */
     pthread_cond_broadcast(&vm->changed);
 }
 
@@ -727,6 +729,12 @@ static int task_start(VoTask *t, void *userdata)
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, -EBUSY, "cannot start VM '%s': %s", name, problem);
     }
+    _cleanup_free_ char *fenced = NULL;
+    if (vo_fence_check_start(d, &fenced) < 0) { /* fenced since it was queued */
+        pthread_mutex_unlock(&vm->lock);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, -VO_EFENCED, "%s", fenced);
+    }
     vm->stop_requested = false;
     vo_vm_set_state(vm, VO_VM_STARTING);
     VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
@@ -779,6 +787,7 @@ static int task_start(VoTask *t, void *userdata)
     vm->exit_reason = NULL;
     vm->resets = 0;
     vm->last_reset_at = 0;
+    vo_fence_vm_sync(vm); /* before its vCPUs run */
     pthread_mutex_unlock(&vm->lock);
     watch_vm(vm);
 
@@ -1295,7 +1304,10 @@ int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_erro
 /* unbounded: vireod's own autostart, which the queue's bound never refuses. */
 static int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, json_t **ret_task, char **ret_error)
 {
-    int r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
+    int r = vo_fence_check_start(d, ret_error);
+    if (r < 0)
+        return r;
+    r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
     return r < 0 ? r
                  : vm_submit(d, vm, "start", NULL, unbounded, task_start, op_args(vm),
                              op_args_free, ret_task, ret_error);
@@ -1433,8 +1445,10 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     }
     if (check_new_name(args->name, ret_error) < 0)
         return -EINVAL;
+    int r = vo_fence_check_start(d, ret_error);
+    if (r < 0)
+        return r;
     VoImage *img = NULL;
-    int r;
     if (args->blank && !args->disk_size_bytes)
         return vo_error_set(ret_error, -EINVAL, "disk_size_bytes: a blank VM needs the size of "
                             "its empty disk");
@@ -1508,6 +1522,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->initrd_from.image = img->initrd && img->name ? vo_strdup(img->name) : NULL;
     spec->cmdline = vo_strdup(img->cmdline);
     spec->autostart = args->autostart;
+    spec->ha = args->ha;
     spec->group = vo_strdup(args->group);
     spec->disks = vo_malloc0(sizeof(VoDiskSpec));
     /* The boot disk is added by the create task once it made and named its
@@ -1865,6 +1880,7 @@ void vo_vm_forget_migrated(VoVm *vm)
     VoDaemon *d = vm->d;
     pthread_mutex_lock(&vm->lock);
     vm->migrated_away = true;
+    vo_fence_vm_sync(vm);
     if (!vo_vm_wait_exit(vm, STOP_EXIT_WAIT_MS))
         log_warn("vm %s: its source QEMU is still there after the migration",
                  vm->spec->name);
@@ -1880,6 +1896,35 @@ void vo_vm_forget_migrated(VoVm *vm)
     (void)vo_rm_rf(run_dir);
     (void)vo_rm_rf(state_dir);
     vo_networks_refresh_hosts(d);
+}
+
+int vo_vms_reconcile_fenced(VoDaemon *d)
+{
+    pthread_mutex_lock(&d->vms_lock);
+    size_t n = d->n_vms;
+    VoVm **vms = vo_malloc0(sizeof(VoVm *) * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        vms[i] = vo_vm_ref(d->vms[i]);
+    pthread_mutex_unlock(&d->vms_lock);
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&vms[i]->lock);
+        _cleanup_free_ char *id = vo_strdup(vms[i]->spec->id);
+        _cleanup_free_ char *name = vo_strdup(vms[i]->spec->name);
+        pthread_mutex_unlock(&vms[i]->lock);
+        _cleanup_free_ char *key = vo_key_vm(id);
+        int g = r < 0 ? r : vo_store_get(d->store, key, NULL, NULL);
+        if (g == -ENOENT) {
+            /* Moved away by HA recovery while this host was fenced. */
+            log_info("vm %s: no longer this host's (restarted elsewhere while this host "
+                     "was fenced): forgotten here", name);
+            vo_vm_forget_migrated(vms[i]);
+        } else if (g < 0)
+            r = g;
+        vo_vm_unref(vms[i]);
+    }
+    free(vms);
+    return r;
 }
 
 /* ---- start-up ------------------------------------------------------------- */

@@ -55,6 +55,7 @@ typedef struct {
     uint64_t disk_size_bytes; /* 0: the image's size */
     VoAccel accel;
     bool autostart;
+    bool ha;                  /* spec "ha" (docs/ha.md) */
     bool full_clone;          /* a full copy of the image instead of a linked clone */
     const char *const *networks; /* one NIC on each; NULL: the default network */
     size_t n_networks;
@@ -156,3 +157,10 @@ char *vo_vm_console_log_path(VoDaemon *d, VoVm *vm);
 
 /* Daemon shutdown: drop every VM object (VMs keep running). */
 void vo_vms_release_all(VoDaemon *d);
+
+/* After this host fenced itself and holds a new lease (daemon/fence.h):
+ * VMs whose documents are no longer in its namespace (moved away by HA
+ * recovery) are forgotten and their run dirs removed; the rest stay as
+ * they are (the dead HA ones are the manager's to restart). 0, or the
+ * store's error (nothing decided for the VMs not yet read: call again). */
+int vo_vms_reconcile_fenced(VoDaemon *d);

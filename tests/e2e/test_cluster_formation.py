@@ -195,7 +195,10 @@ def test_leave_and_host_remove(cluster):
     # h2 dies; h1 removes it (a 2-member etcd without h2 has no quorum: h1
     # first removes the member through its own etcd... which needs quorum):
     # so h2's vireod stops but its etcd stays: it is "departed", not dead.
+    # (Its fence process, which holds its record's lease, goes too: a
+    # vireod stopped alone keeps its host online, docs/ha.md.)
     h2.stop()
+    h2.kill_fence()
     wait_until(lambda: [h["state"] for h in h1.api("GET", "/v1/hosts")["hosts"]
                         if h["name"] == "h2"] == ["offline"], 20, what="h2 offline")
     h1.api("DELETE", "/v1/hosts/h2")
@@ -220,8 +223,10 @@ def test_host_remove_forgets_its_cluster_records(cluster):
                                    "networks": ["lan"]})
     assert [m["name"] for m in h1.api("GET", "/v1/groups/g")["members"]] == ["v2"]
     assert [a["name"] for a in h1.api("GET", "/v1/networks/lan")["addresses"]] == ["v2"]
-    # h2's vireod stops (its etcd stays: the quorum needs it) and h1 removes it.
+    # h2's vireod and fence stop (its etcd stays: the quorum needs it) and h1
+    # removes it.
     h2.stop()
+    h2.kill_fence()
     wait_until(lambda: [h["state"] for h in h1.api("GET", "/v1/hosts")["hosts"]
                         if h["name"] == "h2"] == ["offline"], 20, what="h2 offline")
     h1.api("DELETE", "/v1/hosts/h2")
