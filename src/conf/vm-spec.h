@@ -67,7 +67,16 @@ typedef struct {
     size_t n_nics;
     bool autostart;
     char *group;   /* the placement group it belongs to (cluster/groups/<name>), or NULL */
+    /* High availability (docs/ha.md): restarted on another host when its
+     * host dies; higher ha_priority first; ha_group: a placement group whose
+     * policy holds where it is restarted (NULL: its own group's). */
+    bool ha;
+    int ha_priority;
+    char *ha_group;
 } VoVmSpec;
+
+#define VO_VM_HA_PRIORITY_MIN -1000
+#define VO_VM_HA_PRIORITY_MAX 1000
 
 typedef struct {
     unsigned max_vcpus;
