@@ -121,6 +121,29 @@ class Host(Daemon):
             return None
         return pid if pid_alive(pid) else None
 
+    def fence_pid(self):
+        """The pid of the host's vireo-fence process (RUN/fence.pid, checked
+        against /proc/PID/cmdline: pids get reused), or None."""
+        try:
+            with open(os.path.join(self.run_dir, "fence.pid")) as f:
+                pid = int(f.read().strip())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        return pid if argv and argv[0].endswith(b"vireo-fence") else None
+
+    def kill_fence(self):
+        """SIGKILL to the host's fence process alone (by PID); returns that
+        PID once it is gone (reaped by vireod, its parent, or by init), or
+        None when the host has none."""
+        pid = self.fence_pid()
+        if pid is None:
+            return None
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(pid), 10, what=f"{self.name}: fence {pid} to die")
+        return pid
+
     # -- HTTPS, from inside a host's namespace -----------------------------
     def https(self, method, path, body=None, via=None, cert=True, client=None, timeout=10):
         """METHOD this host's https://ADDRESS:8443/path with curl, run in the
@@ -167,11 +190,14 @@ class Host(Daemon):
 
     def pids(self):
         """Every process of this host: vireod, its descendants, what the run
-        dir's pidfiles name (QEMU, dnsmasq), the registered ones, and every
+        dir's pidfiles name (QEMU, dnsmasq, etcd, vireo-fence), the registered ones, and every
         process in the host's network namespace; found by PID, never by name."""
         pids = set(self.extra_pids)
         if self.proc and self.proc.poll() is None:
             pids.add(self.proc.pid)
+        fence = self.fence_pid()  # setsid: no child of vireod once adopted
+        if fence is not None:
+            pids.add(fence)
         self.remember_qemu_pids()
         pids |= self.qemu_pids
         pids |= netns_pids(self.host_netns.name)

@@ -244,11 +244,12 @@ class Daemon:
     def remember_qemu_pids(self):
         """Every QEMU and dnsmasq this daemon started, from their pidfiles
         (for cleanup: both outlive vireod by design)."""
-        try:  # a cluster's etcd member outlives vireod too
-            with open(os.path.join(self.run_dir, "etcd.pid")) as f:
-                self.qemu_pids.add(int(f.read().strip()))
-        except (OSError, ValueError):
-            pass
+        for name in ("etcd.pid", "fence.pid"):  # a cluster's etcd member and
+            try:                                # fence process outlive vireod too
+                with open(os.path.join(self.run_dir, name)) as f:
+                    self.qemu_pids.add(int(f.read().strip()))
+            except (OSError, ValueError):
+                pass
         for sub, pidfile in (("vms", "qemu.pid"), ("networks", "dnsmasq.pid")):
             top = os.path.join(self.run_dir, sub)
             if not os.path.isdir(top):

@@ -1,0 +1,64 @@
+/* fence-state.h: the files the host's fence process (vireo-fence) and vireod
+ * share in the run dir, and the fence's pure decisions (docs/ha.md,
+ * docs/internals.md "Fencing"):
+ *
+ *   RUN/fence.pid          the fence's pid (checked against /proc/PID/cmdline)
+ *   RUN/fence.state        {"lease": ID, "confirmed_until": MONOTONIC_MS},
+ *                          rewritten (temp + rename) after each counted renewal
+ *   RUN/fence/ha/<vm-id>   the QEMU pid of a running HA VM (vireod writes it)
+ *   RUN/fenced             {"at_monotonic_ms","at","why","lease","vms":[...]}:
+ *                          the fence killed the HA QEMUs; vireod removes it
+ *                          once it reconciled on a new lease
+ *
+ * CLOCK_MONOTONIC is system-wide, so both processes compare its times. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define VO_FENCE_PID_FILE "fence.pid"
+#define VO_FENCE_STATE_FILE "fence.state"
+#define VO_FENCE_HA_DIR "fence/ha"
+#define VO_FENCE_FENCED_FILE "fenced"
+#define VO_FENCE_EXE "vireo-fence"
+
+/* The lease's timing: TTL 6 s, a renewal each second, trusted for the TTL
+ * minus a 2 s margin from the moment the keepalive was sent. */
+#define VO_FENCE_TTL_MS 6000
+#define VO_FENCE_RENEW_MS 1000
+#define VO_FENCE_MARGIN_MS 2000
+
+/* Until when a renewal whose keepalive was sent at t0 (monotonic ms) and
+ * was confirmed may be counted on. */
+int64_t vo_fence_confirmed_until(int64_t t0_ms, int ttl_ms, int margin_ms);
+/* Whether a host that counted on its lease until confirmed_until must
+ * fence itself at now: it held one (confirmed_until > 0) and time is up. */
+bool vo_fence_expired(int64_t now_ms, int64_t confirmed_until);
+
+/* RUN/fence.state. write: atomic (temp + fsync + rename). read: -ENOENT
+ * without a file, -EINVAL when it is not such a document. */
+int vo_fence_state_write(const char *path, int64_t lease, int64_t confirmed_until);
+int vo_fence_state_read(const char *path, int64_t *ret_lease, int64_t *ret_confirmed_until);
+
+/* Whether /proc/PID/cmdline has an argument equal to arg (exact) or, with
+ * substring, containing it. Zombies and gone processes: false. */
+bool vo_fence_cmdline_has(pid_t pid, const char *arg, bool substring);
+/* Whether process pid runs program exe (argv[0]'s base name). */
+bool vo_fence_cmdline_is(pid_t pid, const char *exe);
+
+/* Reads a pid file and checks the process is alive, runs exe and has
+ * `arg` among its arguments (NULL: any). 0 and *ret_pid; -ENOENT (no file),
+ * -EINVAL (not a pid), -ESRCH (no such live process). */
+int vo_fence_pid_check(const char *pidfile, const char *exe, const char *arg, pid_t *ret_pid);
+int vo_fence_pid_write(const char *pidfile, pid_t pid);
+
+/* RUN/fence/ha/<vm_id>: written when an HA VM's QEMU runs, removed when it
+ * stops. 0 or -errno (remove: missing is 0). */
+int vo_fence_ha_write(const char *run_dir, const char *vm_id, pid_t pid);
+int vo_fence_ha_remove(const char *run_dir, const char *vm_id);
+
+/* SIGKILL to every QEMU RUN/fence/ha/ lists whose cmdline still names its
+ * VM id (pids get reused). Returns an array of {"vm","pid","killed"}. */
+json_t *vo_fence_kill_ha(const char *run_dir);
