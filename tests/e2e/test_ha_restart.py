@@ -112,6 +112,9 @@ def kill_and_recover(c, victim, ha_names, others):
         print(f"\nHA: {name} booted again on {on.name} {time.monotonic() - t0:.1f} s "
               f"after {victim.name} was killed")
         assert "restarted on" in (seen.vm(name).get("ha_state") or ""), seen.vm(name)
+    for h in survivors:  # the manager's steps, with its own count of ms
+        print("".join(f"  {h.name}: {line}\n" for line in h.log().splitlines()
+                      if " ha: " in line and ("restarted" in line or "offline" in line)), end="")
     wait_until(lambda: host_state(seen, victim.name) == "offline", 30,
                what=f"{victim.name} offline")
     for name in others:
