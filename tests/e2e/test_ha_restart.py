@@ -140,6 +140,10 @@ def test_ha_vms_of_a_killed_host_run_elsewhere(cluster):
         assert status == 409, doc
         assert "local" in doc["error"]["message"] and "shared pool" in doc["error"]["message"]
         assert victim.vm("local")["ha"] is False
+        # Nor can an HA VM get a disk in a local pool.
+        status, doc = victim.request("POST", "/v1/vms/ha1/disks", {"size_bytes": 1 << 20})
+        assert status == 409 and "shared pool" in doc["error"]["message"], doc
+        assert len(victim.api("GET", "/v1/vms/ha1/disks")["disks"]) == 1
         seen = kill_and_recover(c, victim, ["ha1", "ha2"], ["plain", "local"])
         seen.vm("ha1")  # (the sampler runs on meanwhile)
     assert all(n == 1 for n in sampler.most.values()), sampler.most
