@@ -35,6 +35,9 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
  * {host id: monotonic ms its record was first seen missing}, the restart
  * limit's bookkeeping, and the last ha_state written per VM id. */
 static json_t *down_since;
+/* {host id: true}: hosts this manager saw online (a member that never had
+ * a record, one joining say, is not announced offline for nothing). */
+static json_t *seen_online;
 static VoHaLimiter limiter;
 static json_t *said;
 
@@ -211,8 +214,46 @@ static int adopt_and_start(VoDaemon *d, const VoClusterHost *h, bool local, cons
     return r;
 }
 
-static void recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
-                        const char *down_name, int64_t since_ms)
+/* A VM moved and started on its new host, its start task not ended yet. */
+typedef struct {
+    VoClusterHost h;
+    bool local;
+    char *task_id, *name, *vm_id, *down_name;
+    int64_t since_ms;
+} Started;
+
+static void started_clear(Started *s)
+{
+    vo_cluster_host_clear(&s->h);
+    free(s->task_id);
+    free(s->name);
+    free(s->vm_id);
+    free(s->down_name);
+}
+
+/* Waits for the start task and records how it went. */
+static void finish(VoDaemon *d, Started *s)
+{
+    _cleanup_free_ char *error = NULL;
+    int r = wait_started(d, &s->h, s->local, s->task_id, &error);
+    int64_t ms = vo_now_ms() - s->since_ms;
+    if (r < 0)
+        note(d, s->name, s->vm_id,
+             json_pack("{s:s, s:s, s:s}", "vm", s->name, "host", s->h.name, "from",
+                       s->down_name),
+             "vm %s moved to host %s (host %s offline) but not started: %s", s->name,
+             s->h.name, s->down_name, error);
+    else
+        note(d, s->name, s->vm_id,
+             json_pack("{s:s, s:s, s:s, s:I}", "vm", s->name, "host", s->h.name, "from",
+                       s->down_name, "ms", (json_int_t)ms),
+             "vm %s restarted on %s after %lld ms", s->name, s->h.name, (long long)ms);
+}
+
+/* Places, moves and starts one VM; true with *ret filled when its start
+ * task was queued (finish() waits for it). */
+static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
+                        const char *down_name, int64_t since_ms, Started *ret)
 {
     int64_t now = vo_now_ms(), next = 0;
     if (!vo_ha_limiter_allows(&limiter, c->vm_id, now, &next)) {
@@ -224,7 +265,7 @@ static void recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
         if (!was || strncmp(was, "restart limit", 13))
             note(d, c->name, c->vm_id, json_object(), "vm %s: %s", c->name, text);
         say(d, c, vm_doc, text);
-        return;
+        return false;
     }
     json_t *doc = NULL;
     _cleanup_free_ char *error = NULL;
@@ -239,7 +280,7 @@ static void recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
                  down_name, text);
         say(d, c, vm_doc, text);
         json_decref(doc);
-        return;
+        return false;
     }
     VoClusterHost h = { 0 };
     r = vo_cluster_host_get(d, to, &h);
@@ -248,7 +289,7 @@ static void recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
     if (r < 0 || (!local && !h.url)) {
         log_warn("ha: vm %s: the chosen host %s cannot be reached (no address)", c->name, to);
         vo_cluster_host_clear(&h);
-        return;
+        return false;
     }
     _cleanup_free_ char *reason = vo_asprintf("host %s went offline", down_name);
     _cleanup_free_ char *state = vo_asprintf("restarted on %s (host %s went offline)", h.name,
@@ -260,7 +301,7 @@ static void recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
     if (r < 0) { /* changed, or the host came back: the next round looks again */
         log_warn("ha: vm %s not moved to host %s: %s", c->name, h.name, error);
         vo_cluster_host_clear(&h);
-        return;
+        return false;
     }
     vo_ha_limiter_record(&limiter, c->vm_id, now);
     json_object_del(said, c->vm_id);
@@ -268,20 +309,18 @@ static void recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
     error = NULL;
     _cleanup_free_ char *task_id = NULL;
     r = adopt_and_start(d, &h, local, c->vm_id, &task_id, &error);
-    if (r >= 0)
-        r = wait_started(d, &h, local, task_id, &error);
-    int64_t ms = vo_now_ms() - since_ms;
-    if (r < 0)
+    if (r < 0) {
         note(d, c->name, c->vm_id,
              json_pack("{s:s, s:s, s:s}", "vm", c->name, "host", h.name, "from", down_name),
              "vm %s moved to host %s (host %s offline) but not started: %s", c->name, h.name,
              down_name, error);
-    else
-        note(d, c->name, c->vm_id,
-             json_pack("{s:s, s:s, s:s, s:I}", "vm", c->name, "host", h.name, "from",
-                       down_name, "ms", (json_int_t)ms),
-             "vm %s restarted on %s after %lld ms", c->name, h.name, (long long)ms);
-    vo_cluster_host_clear(&h);
+        vo_cluster_host_clear(&h);
+        return false;
+    }
+    *ret = (Started){ .h = h, .local = local, .task_id = TAKE_PTR(task_id),
+                      .name = vo_strdup(c->name), .vm_id = vo_strdup(c->vm_id),
+                      .down_name = vo_strdup(down_name), .since_ms = since_ms };
+    return true;
 }
 
 /* ---- one round ---- */
@@ -311,6 +350,8 @@ static void round_once(VoDaemon *d)
     json_object_foreach_safe(down_since, tmp, id, m)
         if (json_object_get(records, id) || !json_object_get(members, id))
             json_object_del(down_since, id);
+    json_object_foreach(records, id, m)
+        json_object_set_new(seen_online, id, json_true());
     Down *downs = vo_malloc0(sizeof(Down) * (json_object_size(members) + 1));
     size_t n_downs = 0, n_cands = 0;
     json_object_foreach(members, id, m) {
@@ -318,15 +359,14 @@ static void round_once(VoDaemon *d)
             continue;
         const char *name = json_string_value(json_object_get(json_object_get(m, "doc"),
                                                              "name"));
-        if (!json_object_get(down_since, id)) {
-            json_object_set_new(down_since, id, json_integer(now));
-            note(d, name ? name : id, id, json_pack("{s:s}", "host", name ? name : id),
-                 "host %s offline", name ? name : id);
-        }
+        if (!json_object_get(down_since, id))
+            json_object_set_new(down_since, id, json_pack("{s:I, s:b}", "since",
+                                                          (json_int_t)now, "said", false));
+        json_t *ds = json_object_get(down_since, id);
         Down *dn = &downs[n_downs];
         *dn = (Down){ .docs = json_object(), .host_id = vo_strdup(id),
                       .host_name = vo_strdup(name ? name : id),
-                      .since = json_integer_value(json_object_get(down_since, id)) };
+                      .since = json_integer_value(json_object_get(ds, "since")) };
         _cleanup_free_ char *prefix = vo_asprintf("h/%s/vms/", id);
         if (vo_store_list(d->cluster_store, prefix, collect, dn->docs) < 0) {
             json_decref(dn->docs);
@@ -334,11 +374,21 @@ static void round_once(VoDaemon *d)
             free(dn->host_name);
             continue;
         }
+        bool has_ha = false;
+        const char *vm_id;
+        json_t *e;
+        json_object_foreach(dn->docs, vm_id, e)
+            has_ha = has_ha || vo_ha_wanted(json_object_get(e, "doc"));
+        if (!json_is_true(json_object_get(ds, "said")) &&
+            (has_ha || json_object_get(seen_online, id))) {
+            json_object_set_new(ds, "said", json_true());
+            note(d, dn->host_name, id, json_pack("{s:s}", "host", dn->host_name),
+                 "host %s offline", dn->host_name);
+        }
         n_cands += json_object_size(dn->docs);
         n_downs++;
     }
     VoHaCandidate *cands = vo_malloc0(sizeof(*cands) * (n_cands + 1));
-    json_t **vm_docs = vo_malloc0(sizeof(json_t *) * (n_cands + 1));
     size_t n = 0;
     for (size_t i = 0; i < n_downs; i++) {
         const char *vm_id;
@@ -354,6 +404,10 @@ static void round_once(VoDaemon *d)
         }
     }
     vo_ha_order(cands, n);
+    /* Moved and started one after the other (in priority order), then the
+     * start tasks waited for together: they run in parallel on their hosts. */
+    Started *starts = vo_malloc0(sizeof(*starts) * (n + 1));
+    size_t n_starts = 0;
     for (size_t i = 0; i < n && !stop && vo_hosts_is_manager(d); i++) {
         const Down *dn = NULL;
         for (size_t k = 0; k < n_downs && !dn; k++)
@@ -362,10 +416,15 @@ static void round_once(VoDaemon *d)
         json_t *doc = json_object_get(json_object_get(dn->docs, cands[i].vm_id), "doc");
         if (!cands[i].name)
             cands[i].name = cands[i].vm_id;
-        recover_one(d, &cands[i], doc, dn->host_name, dn->since);
+        if (recover_one(d, &cands[i], doc, dn->host_name, dn->since, &starts[n_starts]))
+            n_starts++;
     }
+    for (size_t i = 0; i < n_starts; i++) {
+        finish(d, &starts[i]);
+        started_clear(&starts[i]);
+    }
+    free(starts);
     free(cands);
-    free(vm_docs);
     for (size_t i = 0; i < n_downs; i++) {
         json_decref(downs[i].docs);
         free(downs[i].host_id);
@@ -389,6 +448,7 @@ static void *recover_thread(void *userdata)
                      "offline");
         if (!manager && was_manager) { /* a new manager starts afresh */
             json_object_clear(down_since);
+            json_object_clear(seen_online);
             json_object_clear(said);
             vo_ha_limiter_clear(&limiter);
         }
@@ -413,11 +473,13 @@ int vo_ha_recover_start(VoDaemon *d)
     if (!d->cluster || !d->cluster_store || started)
         return 0;
     down_since = json_object();
+    seen_online = json_object();
     said = json_object();
     stop = false;
     int r = -pthread_create(&thread, NULL, recover_thread, d);
     if (r < 0) {
         json_decref(down_since);
+        json_decref(seen_online);
         json_decref(said);
         return r;
     }
@@ -437,7 +499,8 @@ void vo_ha_recover_stop(VoDaemon *d)
     pthread_join(thread, NULL);
     started = false;
     json_decref(down_since);
+    json_decref(seen_online);
     json_decref(said);
-    down_since = said = NULL;
+    down_since = seen_online = said = NULL;
     vo_ha_limiter_clear(&limiter);
 }
