@@ -26,12 +26,26 @@ static bool add_max_options(json_t *body, const char *max_vcpus, const char *max
     return true;
 }
 
+/* --ha-priority N: -1000..1000 (higher is restarted first). */
+static bool add_ha_priority(json_t *body, const char *text)
+{
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (!*text || *end || v < -1000 || v > 1000) {
+        cli_error("--ha-priority: '%s' is not a number from -1000 to 1000", text);
+        return false;
+    }
+    json_object_set_new(body, "ha_priority", json_integer(v));
+    return true;
+}
+
 static int vm_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
                *accel = NULL, *max_vcpus = NULL, *max_memory = NULL, *group = NULL,
-               *host = NULL, *pool = NULL, *cdrom = NULL, *boot = NULL;
-    bool autostart = false, full_clone = false, async = false, blank = false;
+               *host = NULL, *pool = NULL, *cdrom = NULL, *boot = NULL, *ha_priority = NULL,
+               *ha_group = NULL;
+    bool autostart = false, full_clone = false, async = false, blank = false, ha = false;
     _cleanup_strv_ char **networks = NULL;
     const CliOption opts[] = {
         { "--image", &image, NULL },   { "--vcpus", &vcpus, NULL },
@@ -43,6 +57,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         { "--pool", &pool, NULL },
         { "--blank", NULL, &blank },   { "--cdrom", &cdrom, NULL },
         { "--boot", &boot, NULL },
+        { "--ha", NULL, &ha },         { "--ha-priority", &ha_priority, NULL },
+        { "--ha-group", &ha_group, NULL },
         { "--async", NULL, &async },   { NULL, NULL, NULL },
     };
     const CliListOption lists[] = { { "--network", &networks }, { NULL, NULL } };
@@ -88,6 +104,12 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
             json_array_append_new(arr, json_string(w));
         json_object_set_new(body, "boot", arr);
     }
+    if (ha)
+        json_object_set_new(body, "ha", json_true());
+    if (ok && ha_priority)
+        ok = add_ha_priority(body, ha_priority);
+    if (ha_group)
+        json_object_set_new(body, "ha_group", json_string(ha_group));
     if (networks) {
         json_t *arr = json_array();
         for (char **n = networks; *n; n++)
@@ -344,6 +366,15 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     }
     out_kv(stdout, "autostart:", json_is_boolean(autostart) ? (json_is_true(autostart) ? "yes" : "no")
                                                             : NULL);
+    if (json_is_true(json_object_get(vm, "ha"))) {
+        _cleanup_free_ char *prio = jint_str(vm, "ha_priority");
+        _cleanup_free_ char *ha = vo_asprintf("on (priority %s%s%s)", prio ? prio : "0",
+                                              jstr(vm, "ha_group") ? ", group " : "",
+                                              jstr(vm, "ha_group") ?: "");
+        out_kv(stdout, "ha:", ha);
+    } else
+        out_kv(stdout, "ha:", "off");
+    out_kv(stdout, "ha state:", jstr(vm, "ha_state"));
     out_kv(stdout, "created:", jstr(vm, "created_at"));
     out_kv(stdout, "exit reason:", jstr(vm, "exit_reason"));
     if (jstr(vm, "problem")) /* an old definition naming unknown host paths */
@@ -404,9 +435,13 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *new_name = NULL, *vcpus = NULL, *memory = NULL;
     const char *max_vcpus = NULL, *max_memory = NULL;
+    const char *ha = NULL, *ha_priority = NULL, *ha_group = NULL;
     bool autostart = false, no_autostart = false, async = false;
     const CliOption opts[] = {
         { "--name", &new_name, NULL },
+        { "--ha", &ha, NULL },
+        { "--ha-priority", &ha_priority, NULL },
+        { "--ha-group", &ha_group, NULL },
         { "--vcpus", &vcpus, NULL },
         { "--memory", &memory, NULL },
         { "--max-vcpus", &max_vcpus, NULL },
@@ -421,10 +456,15 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         return exit_status;
     if (autostart && no_autostart)
         return cli_usage_error("vm edit", "--autostart and --no-autostart contradict each other");
-    if (!new_name && !vcpus && !memory && !max_vcpus && !max_memory && !autostart && !no_autostart)
+    if (!new_name && !vcpus && !memory && !max_vcpus && !max_memory && !autostart &&
+        !no_autostart && !ha && !ha_priority && !ha_group)
         return cli_usage_error(strcmp(cmd->verb, "set") ? "vm edit" : "vm set", "nothing to change: give --name, --vcpus, --memory, "
-                                          "--max-vcpus, --max-memory, --autostart or "
-                                          "--no-autostart");
+                                          "--max-vcpus, --max-memory, --autostart, "
+                                          "--no-autostart, --ha, --ha-priority or --ha-group");
+    if (ha && strcmp(ha, "on") && strcmp(ha, "off")) {
+        cli_error("--ha: '%s' is not on or off", ha);
+        return CLI_EXIT_USAGE;
+    }
     if (new_name && !new_name[0]) {
         cli_error("--name: must not be empty");
         return CLI_EXIT_USAGE;
@@ -443,6 +483,12 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         ok = add_max_options(body, max_vcpus, max_memory);
     if (autostart || no_autostart)
         json_object_set_new(body, "autostart", json_boolean(autostart));
+    if (ha)
+        json_object_set_new(body, "ha", json_boolean(!strcmp(ha, "on")));
+    if (ok && ha_priority)
+        ok = add_ha_priority(body, ha_priority);
+    if (ha_group) /* "" takes the VM out of its HA group */
+        json_object_set_new(body, "ha_group", json_string(ha_group));
     if (!ok) {
         json_decref(body);
         return CLI_EXIT_USAGE;
@@ -878,6 +924,7 @@ static const CliCommand vm_commands[] = {
       "[--disk-size SIZE] [--accel auto|kvm|tcg] "
       "[--network NET]... [--autostart] [--full-clone] [--pool POOL] [--group NAME] [--host HOST] "
       "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] [--async]",
+      "[--ha [--ha-priority N] [--ha-group NAME]] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
       "  --image IMG           image to boot (default: default)\n"
@@ -910,6 +957,13 @@ static const CliCommand vm_commands[] = {
       "                        drive (vireo vm cdrom insert|eject change it)\n"
       "  --boot LIST           firmware boot order, comma-separated words of disk,\n"
       "                        cdrom, network (default: disk,cdrom)\n" ASYNC_HELP
+      "  --ha                  highly available: when its host dies, the manager restarts\n"
+      "                        it on another host (its disk must be in a shared pool:\n"
+      "                        give --pool; docs/ha.md)\n"
+      "  --ha-priority N       restart order among HA VMs, -1000..1000, higher first\n"
+      "                        (default: 0)\n"
+      "  --ha-group NAME       the placement group whose policy holds where it restarts\n"
+      ASYNC_HELP
       "\nExamples:\n  vireo vm create web1 --vcpus 2 --memory 1G --disk-size 10G\n"
       "  vireo vm create inst --blank --disk-size 10G --cdrom default/debian-iso \\\n"
       "      --boot cdrom,disk\n"
@@ -949,7 +1003,7 @@ static const CliCommand vm_commands[] = {
       "  --host HOST           only the VMs of this host\n", vm_list },
 #define VM_EDIT_USAGE                                                                           \
     "[--name NEW] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "             \
-    "[--autostart|--no-autostart] [--async]"
+    "[--autostart|--no-autostart] [--ha on|off] [--ha-priority N] [--ha-group NAME] [--async]"
 #define VM_EDIT_HELP                                                                            \
     "On a running VM, --vcpus and --memory change at once, without a reboot (hot-plug),\n"       \
     "up to the maximums the VM was started with; lowering memory below what it booted\n"        \
@@ -963,7 +1017,12 @@ static const CliCommand vm_commands[] = {
     "  --max-vcpus N         vCPUs the VM may reach while it runs (stopped VM only)\n"          \
     "  --max-memory SIZE     memory the VM may reach while it runs (stopped VM only)\n"         \
     "  --autostart           start the VM whenever vireod starts\n"                             \
-    "  --no-autostart        do not\n" ASYNC_HELP                                               \
+    "  --no-autostart        do not\n"                                                     \
+    "  --ha on|off           high availability: restarted on another host when its\n"         \
+    "                        host dies (every disk in a shared pool; docs/ha.md)\n"          \
+    "  --ha-priority N       restart order among HA VMs, -1000..1000, higher first\n"         \
+    "  --ha-group NAME       placement group whose policy holds where it restarts\n"         \
+    "                        ('' for none)\n" ASYNC_HELP                                      \
     "\nExamples:\n  vireo vm edit web1 --max-vcpus 4 --max-memory 4G   (stopped)\n"            \
     "  vireo vm set web1 --vcpus 3 --memory 3G              (running)\n"
     { "vm", "edit", "NAME", VM_EDIT_USAGE, "Change a VM's name, vcpus, memory or autostart.",

@@ -78,7 +78,8 @@ CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harn
                  tests/e2e/test_maintenance.py tests/e2e/test_migrate_local.py)
 CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
-                 tests/e2e/test_migrate_robust.py tests/e2e/test_ha_fence.py)
+                 tests/e2e/test_migrate_robust.py tests/e2e/test_ha_fence.py
+                 tests/e2e/test_ha_restart.py)
 ignore=()
 for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}"; do ignore+=("--ignore=$t"); done
 junit="$BUILD/pytest-junit.xml"

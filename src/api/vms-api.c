@@ -194,7 +194,26 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
                            const char *image, const char *accel, const char *group,
                            json_int_t vcpus, json_int_t memory, json_int_t disk_size,
                            json_int_t max_vcpus, json_int_t max_memory, int autostart,
-                           int full_clone, json_t *networks, const char *pool, int ha);
+                           int full_clone, json_t *networks, const char *pool, int ha,
+                           json_int_t ha_priority, const char *ha_group);
+
+/* ha_priority in range, ha_group a name (or "" in an edit: none). */
+static bool ha_fields_valid(VoReply *rep, json_int_t ha_priority, const char *ha_group)
+{
+    if (ha_priority < VO_VM_HA_PRIORITY_MIN || ha_priority > VO_VM_HA_PRIORITY_MAX) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "ha_priority: %lld is out of range (%d..%d; "
+                       "higher is restarted first)", (long long)ha_priority,
+                       VO_VM_HA_PRIORITY_MIN, VO_VM_HA_PRIORITY_MAX);
+        return false;
+    }
+    if (ha_group && *ha_group && !vo_name_valid(ha_group)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                       "ha_group: '%s' is invalid: use 1-63 characters of a-z, 0-9 and '-', not "
+                       "starting with '-'", ha_group);
+        return false;
+    }
+    return true;
+}
 
 void vo_api_vm_create(VoRequest *req, VoReply *rep)
 {
@@ -202,19 +221,24 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     const char *pool = NULL;
     json_int_t vcpus = 1, memory = 512, disk_size = 0, max_vcpus = 0, max_memory = 0;
     int autostart = 0, full_clone = 0, ha = 0;
+    json_int_t ha_priority = 0;
+    const char *ha_group = NULL;
     json_t *networks = NULL, *cdrom = NULL, *boot = NULL;
     int blank = 0;
     if (!no_host_paths_in_create(req, rep))
         return;
     if (!vo_request_unpack(req, rep,
                            "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s, s?s,"
-                           " s?o, s?o, s?b, s?b}",
+                           " s?o, s?o, s?b, s?b, s?I, s?s}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
                            &autostart, "full_clone", &full_clone, "networks", &networks,
                            "group", &group, "host", &host, "pool", &pool, "cdrom", &cdrom,
-                           "boot", &boot, "blank", &blank, "ha", &ha))
+                           "boot", &boot, "blank", &blank, "ha", &ha,
+                           "ha_priority", &ha_priority, "ha_group", &ha_group))
+        return;
+    if (!ha_fields_valid(rep, ha_priority, ha_group))
         return;
     /* Where it goes (a cluster: the manager places it) is decided before the
      * limits of this host are looked at: they are the chosen host's to check. */
@@ -253,7 +277,8 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     if (vo_api_vm_create_elsewhere(req, rep, &ask, &choice))
         return;
     vm_create_here(req, rep, &choice, name, image, accel, group, vcpus, memory, disk_size,
-                   max_vcpus, max_memory, autostart, full_clone, networks, pool, ha);
+                   max_vcpus, max_memory, autostart, full_clone, networks, pool, ha,
+                   ha_priority, ha_group);
 }
 
 /* The create, served on this host (standalone, or placed here). */
@@ -261,7 +286,8 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
                            const char *image, const char *accel, const char *group,
                            json_int_t vcpus, json_int_t memory, json_int_t disk_size,
                            json_int_t max_vcpus, json_int_t max_memory, int autostart,
-                           int full_clone, json_t *networks, const char *pool, int ha)
+                           int full_clone, json_t *networks, const char *pool, int ha,
+                           json_int_t ha_priority, const char *ha_group)
 {
     bool created = false;
     const char *nets[VO_VM_MAX_NICS];
@@ -286,7 +312,8 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
     }
     VoVmCreateArgs args = { .name = name, .image = image, .autostart = autostart, .ha = ha,
                             .full_clone = full_clone, .networks = networks ? nets : NULL,
-                            .n_networks = n_nets, .pool = pool };
+                            .n_networks = n_nets, .pool = pool,
+                            .ha_priority = (int)ha_priority, .ha_group = ha_group };
     if (!create_boot_args(req, rep, &args))
         goto done;
     if (vcpus < 1 || vcpus > (json_int_t)req->d->limits.max_vcpus) {
@@ -343,19 +370,31 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
         return;
     const char *name = NULL;
     json_int_t vcpus = 0, memory = 0, max_vcpus = 0, max_memory = 0;
-    json_t *autostart = NULL;
-    if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?I, s?I, s?o}", "name", &name, "vcpus",
-                           &vcpus, "memory_mib", &memory, "max_vcpus", &max_vcpus,
-                           "max_memory_mib", &max_memory, "autostart", &autostart))
+    json_t *autostart = NULL, *ha = NULL, *ha_priority = NULL;
+    const char *ha_group = NULL;
+    if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?I, s?I, s?o, s?o, s?o, s?s}", "name",
+                           &name, "vcpus", &vcpus, "memory_mib", &memory, "max_vcpus",
+                           &max_vcpus, "max_memory_mib", &max_memory, "autostart", &autostart,
+                           "ha", &ha, "ha_priority", &ha_priority, "ha_group", &ha_group))
         return;
     if (autostart && !json_is_boolean(autostart)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "autostart: expected true or false");
         return;
     }
+    if (ha && !json_is_boolean(ha)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "ha: expected true or false");
+        return;
+    }
+    if (ha_priority && !json_is_integer(ha_priority)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "ha_priority: expected an integer");
+        return;
+    }
+    if (!ha_fields_valid(rep, ha_priority ? json_integer_value(ha_priority) : 0, ha_group))
+        return;
     if (json_object_size(req->body) == 0) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
                        "give at least one of name, vcpus, memory_mib, max_vcpus, "
-                       "max_memory_mib, autostart");
+                       "max_memory_mib, autostart, ha, ha_priority, ha_group");
         return;
     }
     /* 0 means "unchanged" below, so a 0 the user sent is refused here. */
@@ -377,7 +416,10 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     }
     VoVmEdit edit = { .name = name, .vcpus = (unsigned)vcpus, .memory_mib = (uint64_t)memory,
                       .max_vcpus = (unsigned)max_vcpus, .max_memory_mib = (uint64_t)max_memory,
-                      .autostart = autostart ? json_is_true(autostart) : -1 };
+                      .autostart = autostart ? json_is_true(autostart) : -1,
+                      .ha = ha ? json_is_true(ha) : -1, .ha_priority_set = ha_priority != NULL,
+                      .ha_priority = ha_priority ? (int)json_integer_value(ha_priority) : 0,
+                      .ha_group = ha_group };
     /* Compared again under the VM's lock where the edit is saved (or, for a
      * live change, where the task starts it). */
     (void)vo_request_if_match(req, rep, &edit.if_match);
@@ -385,7 +427,8 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     /* vCPUs and memory of a running VM change live, in a task (hot-plug);
      * autostart given along is applied with it once the change was accepted
      * (a refused request changes nothing). */
-    bool live = (vcpus || memory) && !name && !max_vcpus && !max_memory && vo_vm_is_active(vm);
+    bool live = (vcpus || memory) && !name && !max_vcpus && !max_memory && !ha &&
+                !ha_priority && !ha_group && vo_vm_is_active(vm);
     if (live) {
         json_t *task = NULL;
         int r = vo_vm_set_resources(req->d, vm, edit.vcpus, edit.memory_mib, edit.autostart,

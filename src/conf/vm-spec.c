@@ -78,6 +78,7 @@ VoVmSpec *vo_vm_spec_free(VoVmSpec *s)
     free(s->group);
     free(s->cdrom);
     free(s->cdrom_path);
+    free(s->ha_group);
     for (size_t i = 0; i < s->n_disks; i++) {
         free(s->disks[i].path);
         free(s->disks[i].volume);
@@ -135,7 +136,8 @@ static const KeyType spec_keys[] = {
     { "max_vcpus", JSON_INTEGER }, { "max_memory_mib", JSON_INTEGER },
     { "machine", JSON_STRING },   { "kernel", JSON_OBJECT },  { "initrd", JSON_OBJECT },
     { "cmdline", JSON_STRING },   { "disks", JSON_ARRAY },    { "nics", JSON_ARRAY },
-    { "autostart", JSON_TRUE },   { "group", JSON_STRING },   { "ha", JSON_TRUE },
+    { "autostart", JSON_TRUE },   { "group", JSON_STRING },
+    { "ha", JSON_TRUE },          { "ha_priority", JSON_INTEGER }, { "ha_group", JSON_STRING },
     { "cdrom", JSON_OBJECT },     { "boot", JSON_ARRAY },
 };
 static const KeyType cdrom_keys[] = { { "volume", JSON_STRING } };
@@ -307,17 +309,30 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     if (r < 0)
         return r;
     json_t *cdrom_o = NULL, *boot_o = NULL;
-    const char *group = NULL;
+    const char *group = NULL, *ha_group = NULL;
+    int ha = 0;
+    json_int_t ha_priority = 0;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
                        "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?o, s?o, s?s, s?o, s?o, s?b,"
-                       " s?s, s?o, s?o, s?b}",
+                       " s?s, s?o, s?o, s?b, s?I, s?s}",
                        "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
                        &memory, "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                        "accel", &accel, "machine", &machine, "kernel", &kernel,
                        "initrd", &initrd, "cmdline", &cmdline, "disks", &disks, "nics", &nics,
                        "autostart", &autostart, "group", &group, "cdrom", &cdrom_o, "boot",
-                       &boot_o, "ha", &ha) < 0)
+                       &boot_o, "ha", &ha, "ha_priority", &ha_priority, "ha_group",
+                       &ha_group) < 0)
         return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
+    if (ha_priority < VO_VM_HA_PRIORITY_MIN || ha_priority > VO_VM_HA_PRIORITY_MAX)
+        return vo_error_set(ret_error, -EINVAL, "ha_priority: %lld is out of range (%d..%d)",
+                            (long long)ha_priority, VO_VM_HA_PRIORITY_MIN,
+                            VO_VM_HA_PRIORITY_MAX);
+    if (ha_group && !vo_name_valid(ha_group))
+        return vo_error_set(ret_error, -EINVAL, "ha_group: '%s' is not a valid group name",
+                            ha_group);
+    s->ha = ha;
+    s->ha_priority = (int)ha_priority;
+    s->ha_group = vo_strdup(ha_group);
     /* The placement group: set at create, never changed. */
     if (group && !vo_name_valid(group))
         return vo_error_set(ret_error, -EINVAL, "group: '%s' is not a valid group name", group);
@@ -400,6 +415,11 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
             json_array_append_new(boot, json_string(vo_boot_dev_to_string(s->boot[i])));
         json_object_set_new(o, "boot", boot);
     }
+    if (s->ha)
+        json_object_set_new(o, "ha", json_true());
+    if (s->ha_priority)
+        json_object_set_new(o, "ha_priority", json_integer(s->ha_priority));
+    set_opt_string(o, "ha_group", s->ha_group);
     json_t *disks = json_array();
     for (size_t i = 0; i < s->n_disks; i++) {
         json_t *disk = json_pack("{s:s, s:b}", "format",

@@ -81,9 +81,17 @@ typedef struct {
     VoBootDev boot[_VO_BOOT_MAX];
     size_t n_boot;
     bool autostart;
-    bool ha;       /* "ha": restarted elsewhere when its host dies; fenced (docs/ha.md) */
     char *group;   /* the placement group it belongs to (cluster/groups/<name>), or NULL */
+    /* High availability (docs/ha.md): restarted on another host when its
+     * host dies; higher ha_priority first; ha_group: a placement group whose
+     * policy holds where it is restarted (NULL: its own group's). */
+    bool ha;
+    int ha_priority;
+    char *ha_group;
 } VoVmSpec;
+
+#define VO_VM_HA_PRIORITY_MIN -1000
+#define VO_VM_HA_PRIORITY_MAX 1000
 
 typedef struct {
     unsigned max_vcpus;

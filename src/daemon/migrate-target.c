@@ -211,6 +211,12 @@ static json_t *answer(const VoPlaceSnapshot *snap, const VoPlaceRequest *req,
 int vo_migrate_target_place(VoDaemon *d, const char *vm_id, const char *source_host_id,
                             json_t **ret, char **ret_error)
 {
+    return vo_migrate_target_place_group(d, vm_id, source_host_id, NULL, ret, ret_error);
+}
+
+int vo_migrate_target_place_group(VoDaemon *d, const char *vm_id, const char *source_host_id,
+                                  const char *group, json_t **ret, char **ret_error)
+{
     *ret = NULL;
     json_t *doc = NULL;
     int r = read_vm(d, vm_id, source_host_id, &doc, ret_error);
@@ -230,7 +236,9 @@ int vo_migrate_target_place(VoDaemon *d, const char *vm_id, const char *source_h
     vo_strv_push(&req.exclude, vo_strdup(source_host_id));
     VoPlaceSnapshot snap = { 0 };
     VoPlaceResult res = { .host = -1, .pinned = -1 };
-    r = spec->group ? group_hosts(d, &req, spec->group, vm_id, ret_error) : 0;
+    if (!group)
+        group = spec->group;
+    r = group ? group_hosts(d, &req, group, vm_id, ret_error) : 0;
     if (r >= 0)
         r = read_snapshot(d, &snap, ret_error);
     if (r >= 0) {

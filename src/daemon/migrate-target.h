@@ -31,3 +31,7 @@ int vo_migrate_target_json(VoDaemon *d, const char *vm_id, const char *source_ho
  * does on the manager, and what the peer API serves to the others. */
 int vo_migrate_target_place(VoDaemon *d, const char *vm_id, const char *source_host_id,
                             json_t **ret, char **ret_error);
+/* The same with group (when not NULL) as the placement group whose policy
+ * holds instead of the VM's own (HA recovery: the VM's ha_group). */
+int vo_migrate_target_place_group(VoDaemon *d, const char *vm_id, const char *source_host_id,
+                                  const char *group, json_t **ret, char **ret_error);

@@ -274,6 +274,25 @@ int vo_vm_disk_add(VoDaemon *d, VoVm *vm, const VoVmDiskAdd *add, json_t **ret_t
             return -EBUSY;
         }
     }
+    /* An HA VM's disks are all shared (docs/ha.md): checked on the disk
+     * as it would be added. */
+    pthread_mutex_lock(&vm->lock);
+    bool ha = vm->spec->ha;
+    _cleanup_free_ char *vm_name = vo_strdup(vm->spec->name);
+    pthread_mutex_unlock(&vm->lock);
+    if (ha) {
+        _cleanup_free_ char *key = add->volume ? vo_strdup(add->volume)
+                                               : vo_asprintf("%s/new", add->pool ? add->pool
+                                                                                 : VO_DEFAULT_POOL);
+        VoDiskSpec disk = { .volume = key };
+        VoVmSpec probe = { .name = vm_name, .disks = &disk, .n_disks = 1 };
+        _cleanup_free_ char *why = NULL;
+        if (vo_vm_ha_check_disks(d, &probe, &why) < 0)
+            return vo_error_set(ret_error, -EBUSY, "VM '%s' is highly available: %s must be "
+                                "in a shared pool (or switch HA off first: vireo vm set %s "
+                                "--ha off)", vm_name,
+                                add->volume ? add->volume : "the new disk", vm_name);
+    }
     DiskOp *op = vo_malloc0(sizeof(*op));
     op->vm = vo_vm_ref(vm);
     op->volume = vo_strdup(add->volume);

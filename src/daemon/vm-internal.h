@@ -75,6 +75,10 @@ struct VoVm {
     char *migration_task;
     char *migration_to;
     bool migrated_away;
+    /* What HA recovery last said of it (docs/ha.md): "restarted on HOST
+     * after N ms", "unplaceable: ...", "restart limit: ...". Kept in its
+     * document (top-level "ha_state"). vm->lock. */
+    char *ha_state;
 };
 
 /* Reasons of a paused VM (state_reason). */

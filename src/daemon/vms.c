@@ -111,6 +111,7 @@ void vo_vm_unref(VoVm *vm)
     free(vm->name_conflict);
     free(vm->migration_task);
     free(vm->migration_to);
+    free(vm->ha_state);
     pthread_mutex_destroy(&vm->job);
     pthread_mutex_destroy(&vm->lock);
     pthread_cond_destroy(&vm->changed);
@@ -165,7 +166,18 @@ static json_t *vm_document(VoVm *vm)
      * never a resolved copy). A VM whose old definition could not be
      * converted keeps that one as it was. */
     json_t *spec = vm->stored_spec ? json_deep_copy(vm->stored_spec) : vo_vm_spec_to_json(vm->spec);
-    return json_pack("{s:o, s:o}", "spec", spec, "status", status);
+    json_t *doc = json_pack("{s:o, s:o}", "spec", spec, "status", status);
+    /* High availability, at the top for the readers of every host's VMs
+     * (the manager's recovery, the fence): docs/ha.md. */
+    if (vm->spec->ha) {
+        json_object_set_new(doc, "ha", json_true());
+        json_object_set_new(doc, "ha_priority", json_integer(vm->spec->ha_priority));
+        if (vm->spec->ha_group)
+            json_object_set_new(doc, "ha_group", json_string(vm->spec->ha_group));
+    }
+    if (vm->ha_state)
+        json_object_set_new(doc, "ha_state", json_string(vm->ha_state));
+    return doc;
 }
 
 json_t *vo_vm_document_locked(VoVm *vm)
@@ -446,6 +458,9 @@ static json_t *vm_json_locked_view(VoVm *vm)
     }
     if (vm->problem)
         json_object_set_new(o, "problem", json_string(vm->problem));
+    json_object_set_new(o, "ha", json_boolean(vm->spec->ha));
+    if (vm->ha_state)
+        json_object_set_new(o, "ha_state", json_string(vm->ha_state));
     if (vm->migration_task)
         json_object_set_new(o, "migration", json_pack("{s:s, s:s}", "task", vm->migration_task,
                                                       "to", vm->migration_to ?: ""));
@@ -484,6 +499,7 @@ static json_t *vm_summary_json(VoVm *vm)
     json_object_set_new(o, "memory_mib", json_integer((json_int_t)s->memory_mib));
     json_object_set_new(o, "accel", json_string(vo_accel_to_string(s->accel)));
     json_object_set_new(o, "autostart", json_boolean(s->autostart));
+    json_object_set_new(o, "ha", json_boolean(s->ha));
     if ((vm->state == VO_VM_RUNNING || vm->state == VO_VM_PAUSED) && vm->hv) {
         json_object_set_new(o, "pid", json_integer(vm->info.pid));
         json_object_set_new(o, "accel_active", json_string(vo_accel_to_string(vm->info.accel)));
@@ -1524,6 +1540,9 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->autostart = args->autostart;
     spec->ha = args->ha;
     spec->group = vo_strdup(args->group);
+    spec->ha = args->ha;
+    spec->ha_priority = args->ha_priority;
+    spec->ha_group = vo_strdup(args->ha_group);
     spec->disks = vo_malloc0(sizeof(VoDiskSpec));
     /* The boot disk is added by the create task once it made and named its
      * volume (the first free name then): until then the VM has no disk, so
@@ -1563,6 +1582,15 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
             *ret_error = vo_asprintf("network '%s' does not exist (see: vireo network list)",
                                      nets[i]);
     r = *ret_error ? -EINVAL : vo_vm_spec_validate(spec, &d->limits, ret_error);
+    if (r >= 0 && spec->ha) { /* its boot disk must be made where every host reaches it */
+        _cleanup_free_ char *ha_error = NULL;
+        r = vo_vm_ha_check_disks(d, spec, &ha_error);
+        if (r < 0)
+            *ret_error = vo_asprintf("ha: VM '%s' cannot be highly available: its boot disk "
+                                     "would be made in pool '%s', which is not a shared pool "
+                                     "(give --pool with a shared pool)", spec->name,
+                                     args->pool ? args->pool : VO_DEFAULT_POOL);
+    }
     free(TAKE_PTR(spec->disks[0].volume));
     spec->n_disks = 0;
     if (r >= 0 && spec->accel == VO_ACCEL_KVM && !d->driver->kvm_usable) {
@@ -1693,6 +1721,14 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
 
 int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
 {
+    if (edit->ha == 1) { /* read without the VM's locks: storage's lock comes first */
+        pthread_mutex_lock(&vm->lock);
+        _cleanup_vm_spec_ VoVmSpec *now = vo_vm_spec_copy(vm->spec);
+        pthread_mutex_unlock(&vm->lock);
+        int r = vo_vm_ha_check_disks(d, now, ret_error);
+        if (r < 0)
+            return r;
+    }
     if (pthread_mutex_trylock(&vm->job) != 0) {
         _cleanup_free_ char *name = vo_vm_name(vm); /* the job may be replacing the spec */
         *ret_error = vo_asprintf("VM '%s' is busy with another operation; try again", name);
@@ -1744,6 +1780,14 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         next->max_memory_mib = next->memory_mib;
     if (edit->autostart >= 0)
         next->autostart = edit->autostart;
+    if (edit->ha >= 0)
+        next->ha = edit->ha;
+    if (edit->ha_priority_set)
+        next->ha_priority = edit->ha_priority;
+    if (edit->ha_group) {
+        free(next->ha_group);
+        next->ha_group = *edit->ha_group ? vo_strdup(edit->ha_group) : NULL;
+    }
     r = vo_vm_spec_validate(next, &d->limits, ret_error);
     if (r >= 0 && edit->name && strcmp(edit->name, vm->spec->name))
         r = check_new_name(edit->name, ret_error);
@@ -1868,6 +1912,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     vm->state = state;
     vm->created_at = json_integer_value(json_object_get(status, "created_at"));
     vm->exit_reason = vo_strdup(json_string_value(json_object_get(status, "exit_reason")));
+    vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
     json_decref(doc);
     registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
@@ -2081,6 +2126,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     vm->started_at = json_integer_value(json_object_get(status, "started_at"));
     const char *reason = json_string_value(json_object_get(status, "exit_reason"));
     vm->exit_reason = vo_strdup(reason);
+    vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
     if (state == VO_VM_PAUSED)
         vm->state_reason =
             vo_strdup(json_string_value(json_object_get(status, "state_reason")));

@@ -55,7 +55,6 @@ typedef struct {
     uint64_t disk_size_bytes; /* 0: the image's size */
     VoAccel accel;
     bool autostart;
-    bool ha;                  /* spec "ha" (docs/ha.md) */
     bool full_clone;          /* a full copy of the image instead of a linked clone */
     const char *const *networks; /* one NIC on each; NULL: the default network */
     size_t n_networks;
@@ -67,6 +66,9 @@ typedef struct {
     const char *cdrom;
     VoBootDev boot[_VO_BOOT_MAX]; /* firmware boot order; n_boot 0: the default */
     size_t n_boot;
+    bool ha;           /* highly available (docs/ha.md): pool must be shared */
+    int ha_priority;
+    const char *ha_group;
 } VoVmCreateArgs;
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
@@ -128,8 +130,19 @@ typedef struct {
     unsigned max_vcpus;
     uint64_t max_memory_mib;
     int autostart;
+    /* High availability (docs/ha.md), also on a running VM: ha -1 keep, 0/1
+     * set (on: every disk must be in a shared pool, else -EBUSY naming it);
+     * ha_priority when ha_priority_set; ha_group NULL keep, "" none. */
+    int ha;
+    bool ha_priority_set;
+    int ha_priority;
+    const char *ha_group;
     int64_t if_match; /* > 0: the VM's revision must be this, else -EPROTO */
 } VoVmEdit;
+
+/* vm-ha.c: 0 when every disk (and kernel/initrd volume) of s is in a shared
+ * pool; -EBUSY with *ret_error naming the first that is not. */
+int vo_vm_ha_check_disks(VoDaemon *d, const VoVmSpec *s, char **ret_error);
 int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error);
 
 /* vCPUs and memory of a running VM (vm-resources.c): a task changes them

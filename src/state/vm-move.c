@@ -164,9 +164,32 @@ static char *volume_renamed(const char *value, const char *to, bool flatten)
 
 /* One attempt; *ret_host_changed when only the destination's live record
  * (rewritten every few seconds) failed its compare. */
+/* The VM document of a VM whose host died, as it lands on the
+ * destination: not running (its QEMU went with its host), why, and what HA
+ * recovery says of it (malloc'd; NULL when not a VM document). */
+static char *landed_from_down(const char *value, const VoVmMoveDown *down)
+{
+    json_t *doc = json_loads(value, 0, NULL);
+    json_t *status = json_object_get(doc, "status");
+    if (!json_is_object(status)) {
+        json_decref(doc);
+        return NULL;
+    }
+    json_object_set_new(status, "state", json_string("crashed"));
+    json_object_set_new(status, "exit_reason", json_string(down->exit_reason));
+    json_object_del(status, "started_at");
+    json_object_del(status, "state_reason");
+    if (down->ha_state)
+        json_object_set_new(doc, "ha_state", json_string(down->ha_state));
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    return text;
+}
+
 static int move_once(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
-                     int64_t vm_rev, const VoVolumeMove *vols, size_t n_vols, int64_t *ret_rev,
-                     bool *ret_host_changed, char **ret_error)
+                     int64_t vm_rev, const VoVolumeMove *vols, size_t n_vols,
+                     const VoVmMoveDown *down, int64_t *ret_rev, bool *ret_host_changed,
+                     char **ret_error)
 {
     Docs volumes = { .vm_id = vm_id };
     Docs own = { .vm_id = vm_id }, shared = { .vm_id = vm_id };
@@ -177,6 +200,7 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
     _cleanup_free_ char *value = NULL, *uses = NULL, *snaps = NULL, *current = NULL;
     _cleanup_free_ char *base = NULL, *claim = NULL;
     _cleanup_free_ char *live_key = vo_asprintf("cluster/hosts/%s", dst_host);
+    _cleanup_free_ char *src_live_key = vo_asprintf("cluster/hosts/%s", src_host);
     int64_t rev = 0, live_rev = 0;
     VoStoreCompare *cmps = NULL;
     VoStoreOp *ops = NULL;
@@ -205,6 +229,19 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
             goto out;
         }
         if (r < 0)
+            goto read_failed;
+    }
+    /* From a dead host: its live record must be gone (and stay gone until
+     * the commit: compared in the transaction). */
+    if (down) {
+        _cleanup_free_ char *live = NULL;
+        r = vo_store_get(raw, src_live_key, &live, NULL);
+        if (r >= 0) {
+            r = vo_error_set(ret_error, -EBUSY, "host %s is online (its live record %s "
+                             "exists): its VMs are its own", src_host, src_live_key);
+            goto out;
+        }
+        if (r != -ENOENT)
             goto read_failed;
     }
     uses = vo_asprintf("%suses/", src);
@@ -251,7 +288,7 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
         (r = vo_store_list(raw, "cluster/ipam/", collect_ipam, &shared)) < 0)
         goto read_failed;
 
-    size_t n_total_cmps = own.n + shared.n + 2 + 2 * n_vols;
+    size_t n_total_cmps = own.n + shared.n + 3 + 2 * n_vols;
     size_t n_total_ops = 2 * own.n + shared.n + 2 * n_vols;
     if (n_total_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_total_ops > VO_STORE_ETCD_MAX_TXN_OPS) {
         r = vo_error_set(ret_error, -E2BIG, "the VM has %zu documents to move, more than one "
@@ -261,15 +298,25 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
     }
     cmps = vo_malloc0(sizeof(*cmps) * n_total_cmps);
     ops = vo_malloc0(sizeof(*ops) * n_total_ops);
-    texts = vo_malloc0(sizeof(char *) * (2 * own.n + shared.n + 2 * n_vols + 1));
+    texts = vo_malloc0(sizeof(char *) * (2 * own.n + shared.n + 2 * n_vols + 2));
     cmps[n_cmps++] = (VoStoreCompare){ .key = dst_vm_key, .expected_rev = VO_REV_NEW };
     cmps[n_cmps++] = (VoStoreCompare){ .key = live_key, .expected_rev = live_rev };
+    if (down) /* index 2: the source stays down */
+        cmps[n_cmps++] = (VoStoreCompare){ .key = src_live_key, .expected_rev = VO_REV_NEW };
     for (size_t i = 0; i < own.n; i++) {
         char *moved = moved_key(dst, own.docs[i].key + strlen(src), vols, n_vols);
         texts[n_texts++] = moved;
         const char *text = own.docs[i].value;
         if (i == 0 && n_vols) /* the VM's document: its volume references */
             text = texts[n_texts++] = with_volumes(text, vols, n_vols);
+        if (i == 0 && down) {
+            char *landed = landed_from_down(text, down);
+            if (!landed) {
+                r = vo_error_set(ret_error, -EINVAL, "%s is not a VM document", vm_key);
+                goto out;
+            }
+            text = texts[n_texts++] = landed;
+        }
         cmps[n_cmps++] = (VoStoreCompare){ .key = own.docs[i].key,
                                            .expected_rev = own.docs[i].rev };
         ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = own.docs[i].key };
@@ -309,7 +356,10 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
             r = -EHOSTDOWN;
         vo_error_set(ret_error, r, "host %s %s during the switch", dst_host,
                      r == -ESTALE ? "renewed its live record" : "went offline");
-    } else if (r == -EEXIST && failed > 0 && failed < n_cmps)
+    } else if (r == -EEXIST && down && failed == 2)
+        r = vo_error_set(ret_error, -EBUSY, "host %s came back online during the switch: "
+                         "its VMs are its own", src_host);
+    else if (r == -EEXIST && failed > 0 && failed < n_cmps)
         vo_error_set(ret_error, r, "the destination already has %s", cmps[failed].key);
     else if (r == -EEXIST)
         vo_error_set(ret_error, r, "the destination already has a document of VM %s", vm_id);
@@ -340,13 +390,14 @@ int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const 
                                   ret_error);
 }
 
-int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host,
-                           const char *dst_host, int64_t vm_rev, const VoVolumeMove *vols,
-                           size_t n_vols, int64_t *ret_rev, char **ret_error)
+static int move_retrying(VoStore *raw, const char *vm_id, const char *src_host,
+                         const char *dst_host, int64_t vm_rev, const VoVolumeMove *vols,
+                         size_t n_vols, const VoVmMoveDown *down, int64_t *ret_rev,
+                         char **ret_error)
 {
     for (int i = 0;; i++) {
         bool host_changed = false;
-        int r = move_once(raw, vm_id, src_host, dst_host, vm_rev, vols, n_vols, ret_rev,
+        int r = move_once(raw, vm_id, src_host, dst_host, vm_rev, vols, n_vols, down, ret_rev,
                           &host_changed, ret_error);
         if (r >= 0 || !host_changed || i >= 4)
             return r;
@@ -355,4 +406,20 @@ int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host
             *ret_error = NULL;
         }
     }
+}
+
+int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host,
+                           const char *dst_host, int64_t vm_rev, const VoVolumeMove *vols,
+                           size_t n_vols, int64_t *ret_rev, char **ret_error)
+{
+    return move_retrying(raw, vm_id, src_host, dst_host, vm_rev, vols, n_vols, NULL, ret_rev,
+                         ret_error);
+}
+
+int vo_vm_move_from_down_txn(VoStore *raw, const char *vm_id, const char *down_host,
+                             const char *dst_host, int64_t vm_rev, const VoVmMoveDown *down,
+                             int64_t *ret_rev, char **ret_error)
+{
+    return move_retrying(raw, vm_id, down_host, dst_host, vm_rev, NULL, 0, down, ret_rev,
+                         ret_error);
 }

@@ -51,3 +51,20 @@ typedef struct {
 int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host,
                            const char *dst_host, int64_t vm_rev, const VoVolumeMove *vols,
                            size_t n_vols, int64_t *ret_rev, char **ret_error);
+
+/* HA recovery (docs/ha.md): what a VM of a dead host becomes. */
+typedef struct {
+    const char *exit_reason; /* its status's "exit_reason" ("host h1 went offline") */
+    const char *ha_state;    /* its document's "ha_state", or NULL: unchanged */
+} VoVmMoveDown;
+
+/* vo_vm_move_txn from a host that is down (the manager's recovery): the
+ * transaction also compares that the source's live record
+ * cluster/hosts/<down_host> is absent, so a host that comes back (its
+ * fence holds a lease again) keeps its VMs: -EBUSY, nothing changes. The
+ * VM document lands on the destination not running: status "state"
+ * "crashed" with down->exit_reason (no started_at), "ha_state" as given;
+ * the destination registers it (vo_vm_adopt_moved) and starts it. */
+int vo_vm_move_from_down_txn(VoStore *raw, const char *vm_id, const char *down_host,
+                             const char *dst_host, int64_t vm_rev, const VoVmMoveDown *down,
+                             int64_t *ret_rev, char **ret_error);

@@ -40,6 +40,42 @@ static void expect_error(const char *text, const char *fragment)
         fail_msg("error '%s' lacks '%s'", err, fragment);
 }
 
+/* The HA fields (docs/ha.md): parsed, checked, and kept by a round-trip;
+ * absent means off, priority 0, no group. */
+static void test_ha_fields(void **state)
+{
+    (void)state;
+    json_t *doc = json_loads("{\"id\":\"" ID "\",\"name\":\"web\",\"ha\":true,"
+                             "\"ha_priority\":-7,\"ha_group\":\"db\"}", 0, NULL);
+    VoVmSpec *spec = NULL;
+    _cleanup_free_ char *err = NULL;
+    assert_int_equal(vo_vm_spec_from_json(doc, &spec, &err), 0);
+    json_decref(doc);
+    assert_true(spec->ha);
+    assert_int_equal(spec->ha_priority, -7);
+    assert_string_equal(spec->ha_group, "db");
+    VoVmSpec *copy = vo_vm_spec_copy(spec);
+    assert_true(copy->ha);
+    assert_int_equal(copy->ha_priority, -7);
+    assert_string_equal(copy->ha_group, "db");
+    vo_vm_spec_free(copy);
+    vo_vm_spec_free(spec);
+    doc = json_loads("{\"id\":\"" ID "\",\"name\":\"web\"}", 0, NULL);
+    assert_int_equal(vo_vm_spec_from_json(doc, &spec, &err), 0);
+    json_decref(doc);
+    assert_false(spec->ha);
+    assert_int_equal(spec->ha_priority, 0);
+    assert_null(spec->ha_group);
+    json_t *out = vo_vm_spec_to_json(spec);
+    assert_null(json_object_get(out, "ha")); /* absent = off: old readers see nothing new */
+    json_decref(out);
+    vo_vm_spec_free(spec);
+    expect_error("{\"id\":\"" ID "\",\"name\":\"w\",\"ha\":\"yes\"}", "ha");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"w\",\"ha_priority\":1001}", "ha_priority");
+    expect_error("{\"id\":\"" ID "\",\"name\":\"w\",\"ha_group\":\"Bad_Group\"}",
+                 "ha_group");
+}
+
 static void test_names(void **state)
 {
     assert_true(vo_name_valid("web1"));
@@ -196,6 +232,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_ha_fields),
         cmocka_unit_test(test_uuid_and_mac),
         cmocka_unit_test(test_valid_and_round_trip),
         cmocka_unit_test(test_refusals),

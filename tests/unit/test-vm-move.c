@@ -339,6 +339,56 @@ static void move_needs_a_live_destination(void **state)
     assert_int_equal(vo_vm_move_txn(raw, VM, "d-a", "d-b", rev, &new_rev, &error), 0);
 }
 
+/* HA recovery's move (vo_vm_move_from_down_txn): refused while the source
+ * host's live record exists (nothing changes); once it is gone the VM's
+ * documents move and its document lands not running, saying why. */
+static void move_from_down_needs_the_source_down(void **state)
+{
+    (void)state;
+    int64_t rev = put("h/f-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"ha1\","
+                      "\"ha\":true},\"ha\":true,\"status\":{\"state\":\"running\","
+                      "\"started_at\":5,\"created_at\":1}}");
+    put("cluster/names/vms/ha1", "{\"vm\":\"" VM "\",\"host\":\"f-a\"}");
+    put("cluster/hosts/f-b", "{\"state\":\"online\"}");
+    put("cluster/hosts/f-a", "{\"state\":\"online\"}");
+    _cleanup_free_ char *error = NULL;
+    int64_t new_rev = 0;
+    VoVmMoveDown down = { .exit_reason = "host f-a went offline",
+                          .ha_state = "restarted on f-b" };
+    assert_int_equal(vo_vm_move_from_down_txn(raw, VM, "f-a", "f-b", rev, &down, &new_rev,
+                                              &error), -EBUSY);
+    assert_non_null(strstr(error, "online"));
+    _cleanup_free_ char *still = get("h/f-a/vms/" VM), *none = get("h/f-b/vms/" VM);
+    assert_non_null(still);
+    assert_null(none);
+    /* Its record gone (its lease expired): the move goes through. */
+    assert_int_equal(vo_store_delete(raw, "cluster/hosts/f-a", VO_REV_ANY), 0);
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_vm_move_from_down_txn(raw, VM, "f-a", "f-b", rev, &down, &new_rev,
+                                              &error), 0);
+    _cleanup_free_ char *gone = get("h/f-a/vms/" VM), *moved = get("h/f-b/vms/" VM);
+    assert_null(gone);
+    assert_non_null(moved);
+    json_t *doc = json_loads(moved, 0, NULL);
+    json_t *status = json_object_get(doc, "status");
+    assert_string_equal(json_string_value(json_object_get(status, "state")), "crashed");
+    assert_string_equal(json_string_value(json_object_get(status, "exit_reason")),
+                        "host f-a went offline");
+    assert_null(json_object_get(status, "started_at"));
+    assert_int_equal(json_integer_value(json_object_get(status, "created_at")), 1);
+    assert_true(json_is_true(json_object_get(doc, "ha")));
+    assert_string_equal(json_string_value(json_object_get(doc, "ha_state")), "restarted on f-b");
+    json_decref(doc);
+    _cleanup_free_ char *claim = get("cluster/names/vms/ha1");
+    assert_string_equal(host_of(claim), "f-b");
+    /* Again (the same revision): gone from the source, so nothing. */
+    free(error);
+    error = NULL;
+    assert_true(vo_vm_move_from_down_txn(raw, VM, "f-a", "f-b", rev, &down, &new_rev,
+                                         &error) < 0);
+}
+
 /* A move whose outcome was unknown: settled as moved when it applied; when
  * it did not, the source's document is fenced (rewritten at a new
  * revision), so the same move can never apply afterwards. */
@@ -602,6 +652,7 @@ int main(void)
         cmocka_unit_test(move_refuses_a_changed_vm_and_changes_nothing),
         cmocka_unit_test(move_takes_the_volumes_along),
         cmocka_unit_test(move_needs_a_live_destination),
+        cmocka_unit_test(move_from_down_needs_the_source_down),
         cmocka_unit_test(settle_tells_moved_from_fenced),
         cmocka_unit_test(move_takes_local_volumes_along),
     };

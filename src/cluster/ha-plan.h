@@ -1,0 +1,54 @@
+/* ha-plan.h: the pure parts of HA recovery (docs/ha.md, "HA VMs and
+ * recovery"): which VMs of a down host the manager restarts elsewhere and in
+ * what order, and the restart limit (at most VO_HA_MAX_RESTARTS restarts of
+ * a VM in VO_HA_WINDOW_MS). No I/O, no clock: the caller passes the time. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VO_HA_MAX_RESTARTS 3
+#define VO_HA_WINDOW_MS (10 * 60 * 1000)
+
+/* One VM of a down host, from its document. */
+typedef struct {
+    const char *vm_id;
+    const char *name;
+    const char *host_id; /* the down host */
+    int priority;
+    int64_t rev;         /* its document's revision */
+} VoHaCandidate;
+
+/* Whether a VM document (h/<host>/vms/<id>: {"spec","status","ha",...}) is
+ * one to restart: "ha" true and its last state one a user wants running
+ * (running, paused, starting). */
+bool vo_ha_wanted(json_t *vm_doc);
+/* Its restart priority (the document's "ha_priority", default 0). */
+int vo_ha_priority(json_t *vm_doc);
+
+/* Sorts the candidates in place: highest priority first, then by name, then
+ * by id (a stable, total order). */
+void vo_ha_order(VoHaCandidate *c, size_t n);
+
+/* The restart limit's bookkeeping: per VM, the times of its last restarts. */
+typedef struct {
+    char *vm_id;
+    int64_t at[VO_HA_MAX_RESTARTS];
+    size_t n;
+} VoHaRestarts;
+
+typedef struct {
+    VoHaRestarts *vms;
+    size_t n;
+} VoHaLimiter;
+
+/* Whether vm_id may be restarted at now_ms (fewer than VO_HA_MAX_RESTARTS
+ * restarts within the window before it); *ret_next_ms (may be NULL): when
+ * it may again (0 when it may now). Changes nothing. */
+bool vo_ha_limiter_allows(const VoHaLimiter *l, const char *vm_id, int64_t now_ms,
+                          int64_t *ret_next_ms);
+/* Records a restart of vm_id at now_ms (the oldest beyond the limit goes). */
+void vo_ha_limiter_record(VoHaLimiter *l, const char *vm_id, int64_t now_ms);
+void vo_ha_limiter_clear(VoHaLimiter *l);

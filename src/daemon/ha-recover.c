@@ -1,0 +1,506 @@
+/* ha-recover.c: the manager's HA recovery loop (ha-recover.h). The pure
+ * parts (which VMs, their order, the restart limit) are cluster/ha-plan.c;
+ * this file reads the store, moves and asks the hosts. Each step is logged
+ * and recorded as a task of kind "ha" on the manager (so it shows in the
+ * task list and the event stream): "host NAME offline", "vm NAME restarted
+ * on HOST after N ms", "vm NAME: unplaceable: ...". */
+#include "daemon/ha-recover.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/forward.h"
+#include "cluster/ha-plan.h"
+#include "cluster/peer-client.h"
+#include "daemon/cluster-view.h"
+#include "daemon/hosts.h"
+#include "daemon/migrate-target.h"
+#include "daemon/vm-internal.h"
+#include "state/vm-move.h"
+#include "util/util.h"
+
+#define MEMBERS_PREFIX "cluster/members/"
+#define RECORDS_PREFIX "cluster/hosts/"
+#define PEER_TIMEOUT_MS 15000
+/* How long a recovery waits for the start task on the chosen host. */
+#define START_WAIT_MS 60000
+
+static pthread_t thread;
+static bool started, stop;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+
+/* The loop's memory while this host is manager (the loop thread only):
+ * {host id: monotonic ms its record was first seen missing}, the restart
+ * limit's bookkeeping, and the last ha_state written per VM id. */
+static json_t *down_since;
+/* {host id: true}: hosts this manager saw online (a member that never had
+ * a record, one joining say, is not announced offline for nothing). */
+static json_t *seen_online;
+static VoHaLimiter limiter;
+static json_t *said;
+
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    json_t *o = json_loads(value, 0, NULL);
+    const char *slash = strrchr(key, '/');
+    if (json_is_object(o) && slash)
+        json_object_set_new(userdata, slash + 1, json_pack("{s:o, s:I}", "doc", o, "rev",
+                                                           (json_int_t)rev));
+    else
+        json_decref(o);
+    return 0;
+}
+
+/* ---- the record of each step: a task of kind "ha" ---- */
+
+typedef struct {
+    char *message;
+    json_t *result;
+} Note;
+
+static void note_free(void *p)
+{
+    Note *n = p;
+    free(n->message);
+    json_decref(n->result);
+    free(n);
+}
+
+static int note_run(VoTask *t, void *userdata)
+{
+    Note *n = userdata;
+    vo_task_set_details(t, 100, n->message, NULL);
+    vo_task_set_result(t, json_incref(n->result));
+    return 0;
+}
+
+static void note(VoDaemon *d, const char *target, const char *target_id, json_t *result,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void note(VoDaemon *d, const char *target, const char *target_id, json_t *result,
+                 const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *message = NULL;
+    if (vasprintf(&message, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    log_info("ha: %s", message);
+    json_object_set_new(result, "message", json_string(message));
+    Note *n = vo_malloc0(sizeof(*n));
+    *n = (Note){ .message = message, .result = result };
+    _cleanup_free_ char *key = vo_asprintf("ha/%s", target_id);
+    VoTaskDesc desc = { .kind = "ha", .target = target, .target_id = target_id,
+                        .keys = { key }, .unbounded = true };
+    json_t *task = NULL;
+    _cleanup_free_ char *error = NULL;
+    if (vo_tasks_submit(d->tasks, &desc, note_run, n, note_free, &task, &error) != 0)
+        note_free(n);
+    json_decref(task);
+}
+
+/* ---- one VM ---- */
+
+/* Writes ha_state into the VM's document on the down host (compared at its
+ * revision), once per text. */
+static void say(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc, const char *text)
+{
+    const char *was = json_string_value(json_object_get(said, c->vm_id));
+    if (was && !strcmp(was, text))
+        return;
+    json_object_set_new(said, c->vm_id, json_string(text));
+    json_t *doc = json_deep_copy(vm_doc);
+    json_object_set_new(doc, "ha_state", json_string(text));
+    _cleanup_free_ char *value = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", c->host_id, c->vm_id);
+    int r = vo_store_put(d->cluster_store, key, value, c->rev, NULL);
+    if (r < 0)
+        log_warn("ha: cannot note on VM %s that it is %s: %s", c->name, text, strerror(-r));
+}
+
+static int peer_json(VoDaemon *d, const VoClusterHost *h, const char *method, const char *path,
+                     json_t *body, json_t **ret, char **ret_error)
+{
+    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    const char *headers[] = { "Content-Type: application/json", VO_FORWARDED_HEADER ": 1",
+                              NULL };
+    VoPeerResponse resp = { 0 };
+    int r = vo_peer_request(&d->peer_tls, h->url, method, path, headers, text,
+                            text ? strlen(text) : 0, PEER_TIMEOUT_MS, &resp);
+    if (r < 0) {
+        r = vo_error_set(ret_error, r, "host %s did not answer: %s", h->name,
+                         resp.error ? resp.error : strerror(-r));
+    } else if (resp.status / 100 != 2) {
+        _cleanup_free_ char *why = vo_peer_answer_text(&resp);
+        r = vo_error_set(ret_error, -EIO, "host %s answered %d: %s", h->name, resp.status, why);
+    } else if (ret)
+        *ret = resp.body ? json_loads(resp.body, 0, NULL) : NULL;
+    vo_peer_response_clear(&resp);
+    return r;
+}
+
+/* The start task's end, on the chosen host: 0 when it succeeded. */
+static int wait_started(VoDaemon *d, const VoClusterHost *h, bool local, const char *task_id,
+                        char **ret_error)
+{
+    _cleanup_free_ char *path = vo_asprintf("/v1/tasks/%s", task_id);
+    for (int64_t until = vo_now_ms() + START_WAIT_MS; vo_now_ms() < until && !stop;) {
+        json_t *t = NULL;
+        _cleanup_free_ char *error = NULL;
+        if (local)
+            t = vo_tasks_get_json(d->tasks, task_id);
+        else
+            (void)peer_json(d, h, "GET", path, NULL, &t, &error);
+        const char *state = json_string_value(json_object_get(t, "state"));
+        if (state && !strcmp(state, "succeeded")) {
+            json_decref(t);
+            return 0;
+        }
+        if (state && !strcmp(state, "failed")) {
+            const char *why = json_string_value(json_object_get(json_object_get(t, "error"),
+                                                                "message"));
+            int r = vo_error_set(ret_error, -EIO, "its start on host %s failed: %s", h->name,
+                                 why ? why : "?");
+            json_decref(t);
+            return r;
+        }
+        json_decref(t);
+        struct timespec ts = { 0, 50 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    return vo_error_set(ret_error, -ETIMEDOUT, "its start on host %s did not end within %d s",
+                        h->name, START_WAIT_MS / 1000);
+}
+
+/* Registers the moved VM on h and starts it there: the start task's id. */
+static int adopt_and_start(VoDaemon *d, const VoClusterHost *h, bool local, const char *vm_id,
+                           char **ret_task, char **ret_error)
+{
+    json_t *task = NULL;
+    int r;
+    if (local) {
+        r = vo_vm_adopt_moved(d, vm_id, ret_error);
+        if (r < 0)
+            return r;
+        vo_hosts_refresh(d);
+        _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+        if (!vm)
+            return vo_error_set(ret_error, -ENOENT, "VM %s is not registered here", vm_id);
+        r = vo_vm_start(d, vm, &task, ret_error);
+    } else {
+        json_t *body = json_pack("{s:s}", "vm", vm_id);
+        r = peer_json(d, h, "POST", "/v1/migrations/moved", body, NULL, ret_error);
+        json_decref(body);
+        if (r < 0)
+            return r;
+        _cleanup_free_ char *path = vo_asprintf("/v1/vms/%s/start", vm_id);
+        json_t *answer = NULL, *empty = json_object();
+        r = peer_json(d, h, "POST", path, empty, &answer, ret_error);
+        json_decref(empty);
+        task = json_incref(json_object_get(answer, "task"));
+        json_decref(answer);
+    }
+    if (r >= 0) {
+        const char *id = json_string_value(json_object_get(task, "id"));
+        if (id)
+            *ret_task = vo_strdup(id);
+        else
+            r = vo_error_set(ret_error, -EIO, "host %s started no task", h->name);
+    }
+    json_decref(task);
+    return r;
+}
+
+/* A VM moved and started on its new host, its start task not ended yet. */
+typedef struct {
+    VoClusterHost h;
+    bool local;
+    char *task_id, *name, *vm_id, *down_name;
+    int64_t since_ms;
+} Started;
+
+static void started_clear(Started *s)
+{
+    vo_cluster_host_clear(&s->h);
+    free(s->task_id);
+    free(s->name);
+    free(s->vm_id);
+    free(s->down_name);
+}
+
+/* Waits for the start task and records how it went. */
+static void finish(VoDaemon *d, Started *s)
+{
+    _cleanup_free_ char *error = NULL;
+    int r = wait_started(d, &s->h, s->local, s->task_id, &error);
+    int64_t ms = vo_now_ms() - s->since_ms;
+    if (r < 0)
+        note(d, s->name, s->vm_id,
+             json_pack("{s:s, s:s, s:s}", "vm", s->name, "host", s->h.name, "from",
+                       s->down_name),
+             "vm %s moved to host %s (host %s offline) but not started: %s", s->name,
+             s->h.name, s->down_name, error);
+    else
+        note(d, s->name, s->vm_id,
+             json_pack("{s:s, s:s, s:s, s:I}", "vm", s->name, "host", s->h.name, "from",
+                       s->down_name, "ms", (json_int_t)ms),
+             "vm %s restarted on %s after %lld ms", s->name, s->h.name, (long long)ms);
+}
+
+/* Places, moves and starts one VM; true with *ret filled when its start
+ * task was queued (finish() waits for it). */
+static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
+                        const char *down_name, int64_t since_ms, Started *ret)
+{
+    int64_t now = vo_now_ms(), next = 0;
+    if (!vo_ha_limiter_allows(&limiter, c->vm_id, now, &next)) {
+        _cleanup_free_ char *text = vo_asprintf(
+            "restart limit: restarted %d times within %d minutes; left where it was (host %s, "
+            "offline) until %lld s from now", VO_HA_MAX_RESTARTS, VO_HA_WINDOW_MS / 60000,
+            down_name, (long long)((next - now + 999) / 1000));
+        const char *was = json_string_value(json_object_get(said, c->vm_id));
+        if (!was || strncmp(was, "restart limit", 13))
+            note(d, c->name, c->vm_id, json_object(), "vm %s: %s", c->name, text);
+        say(d, c, vm_doc, text);
+        return false;
+    }
+    json_t *doc = NULL;
+    _cleanup_free_ char *error = NULL;
+    const char *group = json_string_value(json_object_get(vm_doc, "ha_group"));
+    int r = vo_migrate_target_place_group(d, c->vm_id, c->host_id, group, &doc, &error);
+    const char *to = json_string_value(json_object_get(json_object_get(doc, "host"), "id"));
+    if (r < 0 || !to) {
+        _cleanup_free_ char *text = vo_asprintf("unplaceable: %s", error ? error : "no host");
+        const char *was = json_string_value(json_object_get(said, c->vm_id));
+        if (!was || strcmp(was, text))
+            note(d, c->name, c->vm_id, json_object(), "vm %s (host %s offline): %s", c->name,
+                 down_name, text);
+        say(d, c, vm_doc, text);
+        json_decref(doc);
+        return false;
+    }
+    VoClusterHost h = { 0 };
+    r = vo_cluster_host_get(d, to, &h);
+    json_decref(doc);
+    bool local = r >= 0 && !strcmp(h.id, d->host_id);
+    if (r < 0 || (!local && !h.url)) {
+        log_warn("ha: vm %s: the chosen host %s cannot be reached (no address)", c->name, to);
+        vo_cluster_host_clear(&h);
+        return false;
+    }
+    _cleanup_free_ char *reason = vo_asprintf("host %s went offline", down_name);
+    _cleanup_free_ char *state = vo_asprintf("restarted on %s (host %s went offline)", h.name,
+                                             down_name);
+    VoVmMoveDown down = { .exit_reason = reason, .ha_state = state };
+    int64_t new_rev = 0;
+    r = vo_vm_move_from_down_txn(d->cluster_store, c->vm_id, c->host_id, h.id, c->rev, &down,
+                                 &new_rev, &error);
+    if (r < 0) { /* changed, or the host came back: the next round looks again */
+        log_warn("ha: vm %s not moved to host %s: %s", c->name, h.name, error);
+        vo_cluster_host_clear(&h);
+        return false;
+    }
+    vo_ha_limiter_record(&limiter, c->vm_id, now);
+    json_object_del(said, c->vm_id);
+    free(error);
+    error = NULL;
+    _cleanup_free_ char *task_id = NULL;
+    r = adopt_and_start(d, &h, local, c->vm_id, &task_id, &error);
+    if (r < 0) {
+        note(d, c->name, c->vm_id,
+             json_pack("{s:s, s:s, s:s}", "vm", c->name, "host", h.name, "from", down_name),
+             "vm %s moved to host %s (host %s offline) but not started: %s", c->name, h.name,
+             down_name, error);
+        vo_cluster_host_clear(&h);
+        return false;
+    }
+    *ret = (Started){ .h = h, .local = local, .task_id = TAKE_PTR(task_id),
+                      .name = vo_strdup(c->name), .vm_id = vo_strdup(c->vm_id),
+                      .down_name = vo_strdup(down_name), .since_ms = since_ms };
+    return true;
+}
+
+/* ---- one round ---- */
+
+typedef struct {
+    json_t *docs; /* {vm id: {"doc","rev"}} of one down host */
+    char *host_id, *host_name;
+    int64_t since;
+} Down;
+
+static void round_once(VoDaemon *d)
+{
+    json_t *members = json_object(), *records = json_object();
+    int r = vo_store_list(d->store, MEMBERS_PREFIX, collect, members);
+    if (r >= 0)
+        r = vo_store_list(d->store, RECORDS_PREFIX, collect, records);
+    if (r < 0) {
+        json_decref(members);
+        json_decref(records);
+        return;
+    }
+    int64_t now = vo_now_ms();
+    /* Hosts back online are no longer down. */
+    const char *id;
+    json_t *m;
+    void *tmp;
+    json_object_foreach_safe(down_since, tmp, id, m)
+        if (json_object_get(records, id) || !json_object_get(members, id))
+            json_object_del(down_since, id);
+    json_object_foreach(records, id, m)
+        json_object_set_new(seen_online, id, json_true());
+    Down *downs = vo_malloc0(sizeof(Down) * (json_object_size(members) + 1));
+    size_t n_downs = 0, n_cands = 0;
+    json_object_foreach(members, id, m) {
+        if (json_object_get(records, id) || !strcmp(id, d->host_id))
+            continue;
+        const char *name = json_string_value(json_object_get(json_object_get(m, "doc"),
+                                                             "name"));
+        if (!json_object_get(down_since, id))
+            json_object_set_new(down_since, id, json_pack("{s:I, s:b}", "since",
+                                                          (json_int_t)now, "said", false));
+        json_t *ds = json_object_get(down_since, id);
+        Down *dn = &downs[n_downs];
+        *dn = (Down){ .docs = json_object(), .host_id = vo_strdup(id),
+                      .host_name = vo_strdup(name ? name : id),
+                      .since = json_integer_value(json_object_get(ds, "since")) };
+        _cleanup_free_ char *prefix = vo_asprintf("h/%s/vms/", id);
+        if (vo_store_list(d->cluster_store, prefix, collect, dn->docs) < 0) {
+            json_decref(dn->docs);
+            free(dn->host_id);
+            free(dn->host_name);
+            continue;
+        }
+        bool has_ha = false;
+        const char *vm_id;
+        json_t *e;
+        json_object_foreach(dn->docs, vm_id, e)
+            has_ha = has_ha || vo_ha_wanted(json_object_get(e, "doc"));
+        if (!json_is_true(json_object_get(ds, "said")) &&
+            (has_ha || json_object_get(seen_online, id))) {
+            json_object_set_new(ds, "said", json_true());
+            note(d, dn->host_name, id, json_pack("{s:s}", "host", dn->host_name),
+                 "host %s offline", dn->host_name);
+        }
+        n_cands += json_object_size(dn->docs);
+        n_downs++;
+    }
+    VoHaCandidate *cands = vo_malloc0(sizeof(*cands) * (n_cands + 1));
+    size_t n = 0;
+    for (size_t i = 0; i < n_downs; i++) {
+        const char *vm_id;
+        json_t *e;
+        json_object_foreach(downs[i].docs, vm_id, e) {
+            json_t *doc = json_object_get(e, "doc");
+            if (!vo_ha_wanted(doc))
+                continue;
+            cands[n++] = (VoHaCandidate){
+                .vm_id = vm_id, .host_id = downs[i].host_id, .priority = vo_ha_priority(doc),
+                .name = json_string_value(json_object_get(json_object_get(doc, "spec"), "name")),
+                .rev = json_integer_value(json_object_get(e, "rev")) };
+        }
+    }
+    vo_ha_order(cands, n);
+    /* Moved and started one after the other (in priority order), then the
+     * start tasks waited for together: they run in parallel on their hosts. */
+    Started *starts = vo_malloc0(sizeof(*starts) * (n + 1));
+    size_t n_starts = 0;
+    for (size_t i = 0; i < n && !stop && vo_hosts_is_manager(d); i++) {
+        const Down *dn = NULL;
+        for (size_t k = 0; k < n_downs && !dn; k++)
+            if (!strcmp(downs[k].host_id, cands[i].host_id))
+                dn = &downs[k];
+        json_t *doc = json_object_get(json_object_get(dn->docs, cands[i].vm_id), "doc");
+        if (!cands[i].name)
+            cands[i].name = cands[i].vm_id;
+        if (recover_one(d, &cands[i], doc, dn->host_name, dn->since, &starts[n_starts]))
+            n_starts++;
+    }
+    for (size_t i = 0; i < n_starts; i++) {
+        finish(d, &starts[i]);
+        started_clear(&starts[i]);
+    }
+    free(starts);
+    free(cands);
+    for (size_t i = 0; i < n_downs; i++) {
+        json_decref(downs[i].docs);
+        free(downs[i].host_id);
+        free(downs[i].host_name);
+    }
+    free(downs);
+    json_decref(members);
+    json_decref(records);
+}
+
+static void *recover_thread(void *userdata)
+{
+    VoDaemon *d = userdata;
+    bool was_manager = false;
+    pthread_mutex_lock(&lock);
+    while (!stop) {
+        pthread_mutex_unlock(&lock);
+        bool manager = vo_hosts_is_manager(d);
+        if (manager && !was_manager)
+            log_info("ha: this host is the manager: it restarts the HA VMs of hosts that go "
+                     "offline");
+        if (!manager && was_manager) { /* a new manager starts afresh */
+            json_object_clear(down_since);
+            json_object_clear(seen_online);
+            json_object_clear(said);
+            vo_ha_limiter_clear(&limiter);
+        }
+        was_manager = manager;
+        if (manager)
+            round_once(d);
+        pthread_mutex_lock(&lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += VO_HA_RECOVER_PERIOD_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        if (!stop)
+            pthread_cond_timedwait(&wake, &lock, &until);
+    }
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+int vo_ha_recover_start(VoDaemon *d)
+{
+    if (!d->cluster || !d->cluster_store || started)
+        return 0;
+    down_since = json_object();
+    seen_online = json_object();
+    said = json_object();
+    stop = false;
+    int r = -pthread_create(&thread, NULL, recover_thread, d);
+    if (r < 0) {
+        json_decref(down_since);
+        json_decref(seen_online);
+        json_decref(said);
+        return r;
+    }
+    started = true;
+    return 0;
+}
+
+void vo_ha_recover_stop(VoDaemon *d)
+{
+    (void)d;
+    if (!started)
+        return;
+    pthread_mutex_lock(&lock);
+    stop = true;
+    pthread_cond_signal(&wake);
+    pthread_mutex_unlock(&lock);
+    pthread_join(thread, NULL);
+    started = false;
+    json_decref(down_since);
+    json_decref(seen_online);
+    json_decref(said);
+    down_since = seen_online = said = NULL;
+    vo_ha_limiter_clear(&limiter);
+}

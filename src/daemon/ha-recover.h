@@ -1,0 +1,16 @@
+/* ha-recover.h: the manager's HA recovery loop (docs/ha.md, "HA VMs and
+ * recovery"): while this host holds the manager role, every
+ * VO_HA_RECOVER_PERIOD_MS it looks for member hosts without a live record
+ * (down), and restarts their HA VMs that were running on the other hosts:
+ * placed (the down host excluded, ha_group's policy held), moved by
+ * vo_vm_move_from_down_txn (which fails if the host came back), registered
+ * and started by the chosen host (peer calls). */
+#pragma once
+
+#include "daemon/daemon.h"
+
+#define VO_HA_RECOVER_PERIOD_MS 250
+
+/* In a cluster: starts the loop's thread. 0 or -errno. */
+int vo_ha_recover_start(VoDaemon *d);
+void vo_ha_recover_stop(VoDaemon *d);

@@ -1,0 +1,40 @@
+/* vm-ha.c: the rule that an HA VM's disks are shared (docs/ha.md, "HA VMs
+ * and recovery"): a VM that may be restarted on another host needs every
+ * disk, and a kernel or initrd volume, in a shared pool every host reaches. */
+#include <string.h>
+
+#include "daemon/storage.h"
+#include "daemon/vms.h"
+#include "util/util.h"
+
+/* Whether volume key "POOL/NAME" is in a shared pool. */
+static bool volume_shared(VoDaemon *d, const char *key)
+{
+    const char *slash = key ? strchr(key, '/') : NULL;
+    if (!slash)
+        return false;
+    _cleanup_free_ char *pool = strndup(key, (size_t)(slash - key));
+    _cleanup_free_ char *path = NULL, *error = NULL;
+    bool reachable = false;
+    return pool && vo_shared_pool_path(d, pool, &path, &reachable, &error) == 0;
+}
+
+int vo_vm_ha_check_disks(VoDaemon *d, const VoVmSpec *s, char **ret_error)
+{
+    for (size_t i = 0; i < s->n_disks; i++)
+        if (s->disks[i].volume && !volume_shared(d, s->disks[i].volume))
+            return vo_error_set(ret_error, -EBUSY,
+                                "ha: VM '%s' cannot be highly available: disk %zu (volume "
+                                "'%s') is not in a shared pool, so no other host can start "
+                                "it (move it to a shared pool, or detach it)",
+                                s->name, i, s->disks[i].volume);
+    const VoBootFile *boot[] = { &s->kernel_from, &s->initrd_from };
+    const char *what[] = { "kernel", "initrd" };
+    for (size_t i = 0; i < ELEMENTSOF(boot); i++)
+        if (boot[i]->volume && !volume_shared(d, boot[i]->volume))
+            return vo_error_set(ret_error, -EBUSY,
+                                "ha: VM '%s' cannot be highly available: its %s (volume "
+                                "'%s') is not in a shared pool", s->name, what[i],
+                                boot[i]->volume);
+    return 0;
+}
