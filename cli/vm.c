@@ -923,7 +923,7 @@ static const CliCommand vm_commands[] = {
       "[--image IMG] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "
       "[--disk-size SIZE] [--accel auto|kvm|tcg] "
       "[--network NET]... [--autostart] [--full-clone] [--pool POOL] [--group NAME] [--host HOST] "
-      "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] [--async]",
+      "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] "
       "[--ha [--ha-priority N] [--ha-group NAME]] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
@@ -956,7 +956,7 @@ static const CliCommand vm_commands[] = {
       "                        (vireo volume import POOL/ISO file.iso); none: an empty\n"
       "                        drive (vireo vm cdrom insert|eject change it)\n"
       "  --boot LIST           firmware boot order, comma-separated words of disk,\n"
-      "                        cdrom, network (default: disk,cdrom)\n" ASYNC_HELP
+      "                        cdrom, network (default: disk,cdrom)\n"
       "  --ha                  highly available: when its host dies, the manager restarts\n"
       "                        it on another host (its disk must be in a shared pool:\n"
       "                        give --pool; docs/ha.md)\n"

@@ -291,7 +291,7 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     json_t *kernel = NULL, *initrd = NULL;
     json_int_t vcpus = 1, memory = 512, max_vcpus = -1, max_memory = -1;
     json_t *disks = NULL, *nics = NULL;
-    int autostart = 0, ha = 0;
+    int autostart = 0;
     json_error_t jerr;
 
     if (!json_is_object(doc))
@@ -363,7 +363,6 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     s->machine = vo_strdup(machine);
     s->cmdline = vo_strdup(cmdline);
     s->autostart = autostart;
-    s->ha = ha;
     r = parse_disks(disks, s, ret_error);
     if (r < 0)
         return r;
@@ -441,8 +440,6 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
                                               s->nics[i].network, "slot", (int)s->nics[i].slot));
     json_object_set_new(o, "nics", nics);
     json_object_set_new(o, "autostart", json_boolean(s->autostart));
-    if (s->ha)
-        json_object_set_new(o, "ha", json_true());
     return o;
 }
 

@@ -1538,7 +1538,6 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->initrd_from.image = img->initrd && img->name ? vo_strdup(img->name) : NULL;
     spec->cmdline = vo_strdup(img->cmdline);
     spec->autostart = args->autostart;
-    spec->ha = args->ha;
     spec->group = vo_strdup(args->group);
     spec->ha = args->ha;
     spec->ha_priority = args->ha_priority;
@@ -1816,8 +1815,10 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         vm->spec = old;
         *ret_error = vo_asprintf("cannot save VM '%s': %s", old->name, strerror(-r));
         vo_vm_spec_free(next);
-    } else
+    } else {
         vo_vm_spec_free(old);
+        vo_fence_vm_sync(vm); /* ha switched on or off: the fence's kill list follows */
+    }
 out:
     pthread_mutex_unlock(&vm->lock);
     pthread_mutex_unlock(&d->vms_lock);
