@@ -67,7 +67,8 @@ done
 rm -rf "$fuzz_tmp"
 
 echo "== system tests (pytest) =="
-# Three pytest runs side by side: two groups of multi-host cluster tests
+# Three pytest runs side by side: two groups of multi-host cluster and
+# migration tests
 # (mostly waiting on leases, elections, migrations and guests, little CPU)
 # and all the others. Each has its own namespaces, directories and JUnit
 # file; the cluster runs' output is printed after the other's.
@@ -75,7 +76,9 @@ CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harn
                  tests/e2e/test_cluster_quorum.py tests/e2e/test_cluster_placement.py
                  tests/e2e/test_migrate_target.py tests/e2e/test_cluster_shared_pools.py
                  tests/e2e/test_cluster_images.py tests/e2e/test_vm_move.py
-                 tests/e2e/test_maintenance.py tests/e2e/test_migrate_local.py)
+                 tests/e2e/test_maintenance.py tests/e2e/test_migrate_local.py
+                 tests/e2e/test_peer_routes.py tests/e2e/test_driver_migration.py
+                 tests/e2e/test_driver_migration_tls.py)
 CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
                  tests/e2e/test_migrate_robust.py tests/e2e/test_ha_fence.py
