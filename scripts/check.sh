@@ -67,11 +67,11 @@ done
 rm -rf "$fuzz_tmp"
 
 echo "== system tests (pytest) =="
-# Three pytest runs side by side: two groups of multi-host cluster and
-# migration tests
-# (mostly waiting on leases, elections, migrations and guests, little CPU)
-# and all the others. Each has its own namespaces, directories and JUnit
-# file; the cluster runs' output is printed after the other's.
+# Three pytest runs side by side: two groups of multi-host cluster,
+# migration and backup tests (the cluster ones mostly wait on leases,
+# elections, migrations and guests) and all the others. Each has its own
+# namespaces, directories and JUnit file; the groups' output is printed
+# after the other's.
 CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harness.py
                  tests/e2e/test_cluster_quorum.py tests/e2e/test_cluster_placement.py
                  tests/e2e/test_migrate_target.py tests/e2e/test_cluster_shared_pools.py
@@ -82,7 +82,8 @@ CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harn
 CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
                  tests/e2e/test_migrate_robust.py tests/e2e/test_ha_fence.py
-                 tests/e2e/test_ha_restart.py)
+                 tests/e2e/test_ha_restart.py tests/e2e/test_backups.py
+                 tests/e2e/test_backup_cancel.py)
 ignore=()
 for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}"; do ignore+=("--ignore=$t"); done
 junit="$BUILD/pytest-junit.xml"

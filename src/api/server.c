@@ -644,23 +644,16 @@ static bool quorum_gate(VoDaemon *d, const char *method, const char *path, VoRep
     int r = d->store->ops->revision(d->store, &rev);
     if (r != -EAGAIN)
         return true; /* answered (quorum back), or another error the handler meets too */
-    /* A host that fenced itself (it is cut off, most likely) says so to a
-     * start or a create: that is why it refuses, quorum or not. */
-    size_t n = strlen(path);
-    if (!strcmp(method, "POST") && (!strcmp(path, "/v1/vms") ||
-                                    (n > 6 && !strcmp(path + n - 6, "/start")))) {
-        _cleanup_free_ char *fenced = NULL;
-        if (vo_fence_check_start(d, &fenced) < 0) {
-            vo_reply_errno(rep, -VO_EFENCED, fenced);
-            return false;
-        }
-    }
+    /* A host that fenced itself (cut off, most likely) says that too: it
+     * is why a start or create stays refused a while after quorum is back. */
+    _cleanup_free_ char *fenced = NULL;
+    (void)vo_fence_check_start(d, &fenced);
     char when[32];
     vo_time_format(since, when);
     _cleanup_free_ char *msg = vo_asprintf(
         "cluster has no quorum (since %s): nothing was changed; changes work again once a "
-        "majority of the cluster's voting members reach each other",
-        when);
+        "majority of the cluster's voting members reach each other%s%s",
+        when, fenced ? ". Also: " : "", fenced ? fenced : "");
     vo_reply_errno(rep, -EAGAIN, msg);
     return false;
 }

@@ -180,9 +180,19 @@ static int read_cached(VoPlaceCache *c, const VoPlaceAsk *ask, VoPlaceRequest *r
     vo_place_reservations_settled(&reservations, vo_place_cache_rev(c));
     if (ask->group) {
         int r = cached_group_policy(c, ask->group, &req->group_policy, ret_error);
+        if (r == -ENOENT) {
+            /* Made a moment ago, maybe, and the watch not there yet: the
+             * store says (read_store). */
+            vo_place_cache_unlock(c);
+            if (ret_error) {
+                free(*ret_error);
+                *ret_error = NULL;
+            }
+            return -EAGAIN;
+        }
         if (r < 0) {
             vo_place_cache_unlock(c);
-            return r == -ENOENT ? -EINVAL : r;
+            return r;
         }
         *group_members = vo_place_cache_group_members(c, ask->group);
         req->group = (char *)ask->group;

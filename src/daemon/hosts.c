@@ -435,8 +435,9 @@ static void *work_thread(void *userdata)
             }
         }
         /* Every second (the loop turns every 250 ms in a cluster, to see
-         * the fence's new lease soon). */
-        if (lease && (lease != manager_lease || now >= next_manager)) {
+         * the fence's new lease soon); only once this host's record is out,
+         * so a manager never places while it sees itself offline. */
+        if (lease && published_lease && (lease != manager_lease || now >= next_manager)) {
             run_for_manager(d, h, lease);
             manager_lease = lease;
             next_manager = now + VO_HOST_RENEW_MS;

@@ -104,9 +104,17 @@ def kill_and_recover(c, victim, ha_names, others):
     c.kill_host(victim)
     seen = survivors[0]
     for name in ha_names:
-        wait_until(lambda: vm_host(seen, name)[0] in [h.name for h in survivors]
-                   and vm_host(seen, name)[1] == "running", 60,
-                   what=f"{name} running on another host")
+        try:
+            wait_until(lambda: vm_host(seen, name)[0] in [h.name for h in survivors]
+                       and vm_host(seen, name)[1] == "running", 120,
+                       what=f"{name} running on another host")
+        except TimeoutError:  # say what the survivors did with it
+            print(f"\n{name}: {vm_host(seen, name)}, ha_state "
+                  f"{seen.vm(name).get('ha_state')!r}")
+            for h in survivors:
+                print("".join(f"  {h.name}: {line}\n" for line in h.log().splitlines()
+                              if " ha: " in line or name in line), end="")
+            raise
         on = next(h for h in survivors if h.name == vm_host(seen, name)[0])
         on.wait_console(name, BOOT_MARKER, timeout=180)
         print(f"\nHA: {name} booted again on {on.name} {time.monotonic() - t0:.1f} s "

@@ -38,9 +38,11 @@ def busy_vm(h, name):
     h.cli("vm", "start", name)
     h.wait_console(name, BOOT_MARKER, timeout=240)
     start_counter(h, name)
-    # A loop dirtying 16 MiB of memory over and over.
-    h.guest(name, "(while true; do dd if=/dev/urandom of=/dev/shm/dirty bs=1M count=16 "
-                  "2>/dev/null; done) </dev/null >/dev/null 2>&1 & :")
+    # A loop dirtying 16 MiB of memory over and over, as fast as the guest
+    # copies (random bytes: no zero pages for QEMU to skip).
+    h.guest(name, "dd if=/dev/urandom of=/dev/shm/src bs=1M count=16 2>/dev/null; "
+                  "(while true; do cp /dev/shm/src /dev/shm/dirty; done) "
+                  "</dev/null >/dev/null 2>&1 & :")
     return h.vm(name)["id"]
 
 
@@ -75,11 +77,14 @@ def test_a_migration_that_does_not_converge_is_aborted(cluster):
     nothing_at(h2, vm_id)
     counter_goes_on(h1, "busy")
 
-    # The same case with --force-converge: the throttle starts at 50% and
-    # climbs 25% a round (tail-slow); the task's details and result say how
-    # far it went.
+    # --force-converge: the throttle starts at 50% and climbs 25% a round
+    # (tail-slow); the task's details and result say how far it went. At
+    # 8 MiB/s the first pass ends soon; when the guest dirties faster than
+    # that, the throttle shows and the migration is cancelled once it is at
+    # 50% (converging under TCG takes its time); on a machine where the
+    # guest dirties less, it converges with the throttle settings recorded.
     doc = h1.api("POST", "/v1/vms/busy/migrate",
-                 {"to": "h2", "bandwidth": "1M/s", "converge_timeout_s": 240,
+                 {"to": "h2", "bandwidth": "8M/s", "converge_timeout_s": 120,
                   "force_converge": True}, expect=202)
     tid = doc["task"]["id"]
     seen = []
@@ -88,22 +93,28 @@ def test_a_migration_that_does_not_converge_is_aborted(cluster):
         t = h1.api("GET", f"/v1/tasks/{tid}")
         seen.append((t.get("details") or {}).get("cpu_throttle_percent", 0))
         return t["state"] != "running" or max(seen) >= 50
-    wait_until(throttled, 240, what="the vCPUs throttled")
+    wait_until(throttled, 150, what="the vCPUs throttled")
+    if h1.api("GET", f"/v1/tasks/{tid}")["state"] == "running":
+        h1.api("POST", f"/v1/tasks/{tid}/cancel", expect=202)
     task = settled(h1, tid)
     print("forced:", task["state"], task.get("result") or task.get("error"), max(seen))
     if task["state"] == "succeeded":
         fc = task["result"]["force_converge"]
-        assert fc["cpu_throttle_initial"] == 50 and fc["max_throttle_percent"] >= 50, task
+        assert fc["cpu_throttle_initial"] == 50 and fc["cpu_throttle_increment"] == 25, task
+        assert fc["tailslow"] is True and fc["max_throttle_percent"] >= max(seen), (task, seen)
         wait_until(lambda: hosts_of(h1, "busy") == ["h2"], 30, what="busy on h2")
         counter_goes_on(h2, "busy")
         nothing_at(h1, vm_id)
-    else:  # TCG may be too slow to converge even throttled: the reason says so
+        return
+    if task["state"] == "failed":  # the limit came first: the reason says what throttled
         msg = task["error"]["message"]
-        assert "did not converge within 240 s" in msg and "by --force-converge" in msg, task
-        assert max(seen) >= 50, seen
-        assert h1.vm("busy")["state"] == "running"
-        nothing_at(h2, vm_id)
-        counter_goes_on(h1, "busy")
+        assert "did not converge within 120 s" in msg and "by --force-converge" in msg, task
+    else:
+        assert task["state"] == "cancelled", task
+    assert max(seen) >= 50, seen
+    assert h1.vm("busy")["state"] == "running"
+    nothing_at(h2, vm_id)
+    counter_goes_on(h1, "busy")
 
 
 def one_qemu(c, vm_id, h):
