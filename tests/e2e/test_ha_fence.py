@@ -17,37 +17,10 @@ import os
 import threading
 import time
 
+from test_migrate import form, shared_pool
 from vireo_harness import pid_alive, wait_until
 
 LEASE_TTL_S = 6  # VO_FENCE_TTL_MS
-
-
-def form(c):
-    first = c.hosts[0]
-    first.cli("cluster", "init", "--address", first.address, "--output", "json")
-    first.use_cluster_certs()
-    for h in c.hosts[1:]:
-        tok = first.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
-        h.cli("cluster", "join", f"{first.address}:{first.port}", "--token", tok["token"],
-              "--address", h.address, "--output", "json")
-        h.use_cluster_certs()
-    names = sorted(h.name for h in c.hosts)
-    for h in c.hosts:
-        wait_until(lambda: sorted(x["name"] for x in h.api("GET", "/v1/hosts")["hosts"]
-                                  if x["state"] == "online") == names, 30,
-                   what=f"every host online seen from {h.name}")
-    # Creates answer 503 until a manager confirms its lease.
-    wait_until(lambda: first.api("GET", "/v1/cluster").get("manager"), 30, what="a manager")
-
-
-def shared_pool(c, name="nfs"):
-    path = os.path.join(c.shared_dir, name)
-    os.makedirs(path)
-    c.hosts[0].api("POST", "/v1/pools", {"name": name, "path": path, "shared": True},
-                   expect=201)
-    for h in c.hosts:
-        wait_until(lambda: (h.request("GET", f"/v1/pools/{name}")[1] or {}).get("reachable"),
-                   30, what=f"{name} reachable on {h.name}")
 
 
 def create_ha(h, name):
