@@ -12,6 +12,8 @@ bool vo_ha_wanted(json_t *vm_doc)
         return false;
     const char *state = json_string_value(
         json_object_get(json_object_get(vm_doc, "status"), "state"));
+    if (state && !strcmp(state, "crashed") && json_is_true(json_object_get(vm_doc, "ha_landed")))
+        return true; /* moved here by a recovery, its host died before it started it */
     return state && (!strcmp(state, "running") || !strcmp(state, "paused") ||
                      !strcmp(state, "starting"));
 }

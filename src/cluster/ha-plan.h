@@ -23,7 +23,9 @@ typedef struct {
 
 /* Whether a VM document (h/<host>/vms/<id>: {"spec","status","ha",...}) is
  * one to restart: "ha" true and its last state one a user wants running
- * (running, paused, starting). */
+ * (running, paused, starting), or "crashed" with "ha_landed" (an earlier
+ * recovery moved it to this host, which died before starting it: its
+ * first save drops the mark). */
 bool vo_ha_wanted(json_t *vm_doc);
 /* Its restart priority (the document's "ha_priority", default 0). */
 int vo_ha_priority(json_t *vm_doc);

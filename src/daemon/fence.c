@@ -10,6 +10,8 @@
 #include <linux/close_range.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -289,11 +291,56 @@ int vo_fence_check_start(VoDaemon *d, char **ret_error)
                         "lease and has reconciled (docs/ha.md)", d->host_name, why);
 }
 
-void vo_fence_clear(VoDaemon *d)
+void vo_fence_clear(VoDaemon *d, int64_t lost)
 {
     _cleanup_free_ char *path = run_path(d, VO_FENCE_FENCED_FILE);
-    if (unlink(path) == 0)
+    if (vo_fence_fenced_clear(path, lost))
         log_info("this host is no longer fenced: it holds a new lease and has reconciled");
+}
+
+char **vo_fence_killed_vms(VoDaemon *d)
+{
+    _cleanup_free_ char *path = run_path(d, VO_FENCE_FENCED_FILE);
+    return vo_fence_fenced_killed(path);
+}
+
+int vo_fence_ha_lease_wait(VoDaemon *d, const char *vm_name, int timeout_ms, int64_t *ret_lease,
+                           char **ret_error)
+{
+    int64_t until = vo_now_ms() + timeout_ms;
+    for (;;) {
+        int r = vo_fence_check_start(d, ret_error);
+        if (r < 0)
+            return r;
+        if (vo_fence_lease(d, ret_lease) == 0)
+            return 0;
+        if (vo_now_ms() >= until)
+            break;
+        usleep(100 * 1000);
+    }
+    return vo_error_set(ret_error, -VO_EFENCED,
+                        "host %s holds no confirmed lease (its fence process has not renewed "
+                        "it in time): HA VM '%s' starts only under one, so that a fencing "
+                        "can stop it (docs/ha.md)", d->host_name, vm_name);
+}
+
+bool vo_fence_ha_covered(VoVm *vm, int64_t lease)
+{
+    VoDaemon *d = vm->d;
+    if (!d->cluster || !vm->spec->ha)
+        return true;
+    int64_t now_lease = 0;
+    if (vo_fence_is_fenced(d, NULL, NULL) || vo_fence_lease(d, &now_lease) < 0 ||
+        now_lease != lease)
+        return false;
+    /* On the kill list with this very pid (a failed write leaves it off).
+     * A driver without processes (the fake one: pid 0) has nothing to list. */
+    if (vm->info.pid <= 0)
+        return true;
+    _cleanup_free_ char *path = vo_asprintf("%s/" VO_FENCE_HA_DIR "/%s", d->run_dir,
+                                            vm->spec->id);
+    _cleanup_free_ char *text = NULL;
+    return vo_read_file(path, 64, &text, NULL) == 0 && atoi(text) == (int)vm->info.pid;
 }
 
 void vo_fence_vm_sync(VoVm *vm)

@@ -33,8 +33,25 @@ bool vo_fence_is_fenced(VoDaemon *d, char **ret_why, int64_t *ret_lease);
  * saying why (the API's 409 fenced). */
 int vo_fence_check_start(VoDaemon *d, char **ret_error);
 /* Ends the fenced state: RUN/fenced removed (vireod reconciled on a new
- * lease). */
-void vo_fence_clear(VoDaemon *d);
+ * lease), unless it names another lost lease than `lost` by now (the fence
+ * fenced again meanwhile: that one stands). */
+void vo_fence_clear(VoDaemon *d, int64_t lost);
+/* The VM ids RUN/fenced says the fence killed (NULL-terminated, malloc'd;
+ * empty when not fenced). */
+char **vo_fence_killed_vms(VoDaemon *d);
+
+/* An HA VM's QEMU runs only under a confirmed lease and on the fence's kill
+ * list (docs/ha.md "Fencing"). Before the launch: waits up to timeout_ms for
+ * the fence to hold a confirmed lease: 0 and *ret_lease; -VO_EFENCED with
+ * *ret_error when the host is fenced or holds none in time. */
+int vo_fence_ha_lease_wait(VoDaemon *d, const char *vm_name, int timeout_ms, int64_t *ret_lease,
+                           char **ret_error);
+/* After the QEMU (pid) was put on the kill list: whether the lease checked
+ * before the launch is still the fence's, still confirmed, and the host not
+ * fenced. Then a fencing to come kills it; otherwise the fence may have
+ * fenced before it was listed, and the caller must kill it. Standalone, or
+ * not an HA VM: true. */
+bool vo_fence_ha_covered(VoVm *vm, int64_t lease);
 
 /* Writes or removes RUN/fence/ha/<vm-id> after a VM's state or "ha"
  * changed: present while an HA VM's QEMU runs. Caller holds vm->lock. */

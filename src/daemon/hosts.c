@@ -386,7 +386,11 @@ static int64_t record_lease(VoDaemon *d, int64_t own)
 }
 
 /* A fenced host that holds a new lease (its record says "fenced" now):
- * reconcile, then the fenced state ends and the record says online. */
+ * reconcile, then the fenced state ends and the record says online. The HA
+ * VMs the fence killed that are still this host's (the manager restarts
+ * only a host's whose record is gone: this one's may never have gone, its
+ * old lease outliving the fencing until the new record replaced it, or it
+ * found no place for them) are started here again, under the new lease. */
 static void end_fenced(VoDaemon *d, VoHosts *h, int64_t record)
 {
     int64_t lost = 0;
@@ -397,10 +401,13 @@ static void end_fenced(VoDaemon *d, VoHosts *h, int64_t record)
         log_store_error(h, "reconcile after fencing", r);
         return;
     }
-    vo_fence_clear(d);
+    _cleanup_strv_ char **killed = vo_fence_killed_vms(d);
+    vo_fence_clear(d, lost);
     pthread_mutex_lock(&h->lock);
     h->refresh = true;
     pthread_mutex_unlock(&h->lock);
+    if (!vo_fence_is_fenced(d, NULL, NULL))
+        vo_vms_restart_fenced(d, killed);
 }
 
 /* Publishes the record (every VO_HOST_REFRESH_MS, on a new lease, or when

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "conf/names.h"
+#include "daemon/fence.h"
 #include "daemon/images.h"
 #include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
@@ -287,6 +288,11 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
     vo_strv_free(TAKE_PTR(x->vol_names));
     VoVm *vm = NULL;
     VoHvInstance *hv = x->hv;
+    /* The lease an HA VM's QEMU is put on the fence's kill list under
+     * (vo_vm_adopt_incoming lists it): checked again before it continues. */
+    int64_t lease = 0;
+    if (d->cluster)
+        (void)vo_fence_lease(d, &lease);
     int r = vo_vm_adopt_incoming(d, vo_vm_spec_copy(x->spec), x->status, rev, hv, &vm,
                                  ret_error);
     if (r < 0) {
@@ -302,7 +308,19 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
     give_back(x, true);
     pthread_mutex_lock(&vm->job);
     _cleanup_free_ char *error = NULL;
-    r = d->driver->migrate_finish(hv, VO_HV_MIGRATION_DESTINATION, true, resume, &error);
+    pthread_mutex_lock(&vm->lock);
+    bool covered = vo_fence_ha_covered(vm, lease);
+    pthread_mutex_unlock(&vm->lock);
+    if (covered)
+        r = d->driver->migrate_finish(hv, VO_HV_MIGRATION_DESTINATION, true, resume, &error);
+    else {
+        /* This host lost its lease before the QEMU was on the fence's kill
+         * list: an HA VM must not continue here (docs/ha.md). */
+        (void)d->driver->kill(hv);
+        error = vo_asprintf("host %s lost its lease while the HA VM came in: its QEMU was "
+                            "killed before it continued", d->host_name);
+        r = -VO_EFENCED;
+    }
     pthread_mutex_lock(&vm->lock);
     if (r >= 0) {
         vm->info.paused = !resume;

@@ -31,6 +31,8 @@
 #include "util/util.h"
 
 #define STOP_EXIT_WAIT_MS 10000
+/* How long an HA VM's start waits for the fence's confirmed lease. */
+#define HA_LEASE_WAIT_MS 10000
 
 
 static const char *const state_names[] = { "defined", "starting", "running", "paused",
@@ -761,9 +763,16 @@ static int task_start(VoTask *t, void *userdata)
     _cleanup_free_ char *error = NULL;
     VoHvInstance *hv = NULL;
     int *taps = NULL;
+    /* An HA VM runs only under the fence's confirmed lease (checked again
+     * once its QEMU is on the kill list, below). */
+    int64_t ha_lease = 0;
+    int r = d->cluster && stored->ha ? vo_fence_ha_lease_wait(d, stored->name, HA_LEASE_WAIT_MS,
+                                                              &ha_lease, &error)
+                                     : 0;
     /* The driver gets the spec with this host's paths filled in. */
     VoVmSpec *spec = NULL;
-    int r = vo_vm_resolve(d, stored, &spec, &error);
+    if (r >= 0)
+        r = vo_vm_resolve(d, stored, &spec, &error);
     if (r >= 0 && ((OpArgs *)userdata)->boot_once) {
         /* This run only: the device first, then the VM's own order. */
         VoBootDev order[_VO_BOOT_MAX], once = ((OpArgs *)userdata)->once_dev;
@@ -804,8 +813,28 @@ static int task_start(VoTask *t, void *userdata)
     vm->resets = 0;
     vm->last_reset_at = 0;
     vo_fence_vm_sync(vm); /* before its vCPUs run */
+    /* The fence may have fenced while QEMU was launched, before it was on
+     * the kill list: then it must not run (the lease it ran under is gone,
+     * and the VM may be restarted elsewhere). */
+    bool covered = vo_fence_ha_covered(vm, ha_lease);
+    if (!covered)
+        vm->stop_requested = true;
     pthread_mutex_unlock(&vm->lock);
     watch_vm(vm);
+    if (!covered) {
+        _cleanup_free_ char *name = vo_vm_name(vm);
+        log_warn("vm %s: this host lost its lease while QEMU was launched: killed before its "
+                 "vCPUs ran", name);
+        pthread_mutex_lock(&vm->lock);
+        if (vm->hv)
+            (void)d->driver->kill(vm->hv);
+        (void)vo_vm_wait_exit(vm, STOP_EXIT_WAIT_MS);
+        pthread_mutex_unlock(&vm->lock);
+        vo_vm_job_end(vm, false);
+        return vo_task_fail(t, -VO_EFENCED, "cannot start VM '%s': host %s lost its lease "
+                            "while QEMU was launched (it starts HA VMs only under a confirmed "
+                            "lease, docs/ha.md)", name, d->host_name);
+    }
 
     /* What it has plugged is read while its vCPUs are still stopped: the
      * QMP round trips would otherwise delay the task's end (and the CLI
@@ -1728,6 +1757,18 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         if (r < 0)
             return r;
     }
+    /* Switched on while it runs: only under a confirmed lease (checked
+     * again once its QEMU is on the kill list, below). */
+    if (edit->ha == 1 && d->cluster) {
+        int64_t ha_lease = 0;
+        pthread_mutex_lock(&vm->lock);
+        bool active = vo_vm_state_active(vm->state);
+        _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+        pthread_mutex_unlock(&vm->lock);
+        int r = active ? vo_fence_ha_lease_wait(d, name, 0, &ha_lease, ret_error) : 0;
+        if (r < 0)
+            return r;
+    }
     if (pthread_mutex_trylock(&vm->job) != 0) {
         _cleanup_free_ char *name = vo_vm_name(vm); /* the job may be replacing the spec */
         *ret_error = vo_asprintf("VM '%s' is busy with another operation; try again", name);
@@ -1817,7 +1858,18 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         vo_vm_spec_free(next);
     } else {
         vo_vm_spec_free(old);
+        int64_t lease = 0;
+        bool listed = edit->ha == 1 && d->cluster && vm->hv;
+        if (listed)
+            (void)vo_fence_lease(d, &lease); /* 0 when none: not covered */
         vo_fence_vm_sync(vm); /* ha switched on or off: the fence's kill list follows */
+        if (listed && !vo_fence_ha_covered(vm, lease)) {
+            /* The lease went before the QEMU was on the kill list: as the
+             * fence would have, it ends (the VM may be restarted elsewhere). */
+            log_warn("vm %s: made HA while this host lost its lease: its QEMU is killed",
+                     vm->spec->name);
+            (void)d->driver->kill(vm->hv);
+        }
     }
 out:
     pthread_mutex_unlock(&vm->lock);
@@ -1858,6 +1910,9 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
     vm->last_reset_at = json_integer_value(json_object_get(status, "last_reset_at"));
     vm->hv = hv;
     (void)d->driver->info(hv, &vm->info);
+    pthread_mutex_lock(&vm->lock);
+    vo_fence_vm_sync(vm); /* an HA VM's QEMU: on the kill list before it continues */
+    pthread_mutex_unlock(&vm->lock);
     registry_add_locked(d, vm);
     pthread_mutex_lock(&vm->job);
     pthread_mutex_unlock(&d->vms_lock);
@@ -1959,11 +2014,28 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
         _cleanup_free_ char *name = vo_strdup(vms[i]->spec->name);
         pthread_mutex_unlock(&vms[i]->lock);
         _cleanup_free_ char *key = vo_key_vm(id);
-        int g = r < 0 ? r : vo_store_get(d->store, key, NULL, NULL);
+        int64_t rev = 0;
+        /* Read under the VM's lock: its own saves (under it too) do not
+         * pass this read with an older revision. */
+        pthread_mutex_lock(&vms[i]->lock);
+        int g = r < 0 ? r : vo_store_get(d->store, key, NULL, &rev);
+        if (g >= 0 && !vms[i]->migrated_away)
+            /* Still ours; the manager may have written its ha_state while
+             * this host was away: the next save compares at that revision. */
+            vms[i]->rev = rev;
+        pthread_mutex_unlock(&vms[i]->lock);
         if (g == -ENOENT) {
-            /* Moved away by HA recovery while this host was fenced. */
+            /* Moved away by HA recovery while this host was fenced. A QEMU
+             * still here (one the fence did not list) must not run on: the
+             * VM is the other host's now. */
             log_info("vm %s: no longer this host's (restarted elsewhere while this host "
                      "was fenced): forgotten here", name);
+            pthread_mutex_lock(&vms[i]->lock);
+            if (vms[i]->hv) {
+                log_warn("vm %s: its QEMU still ran here: killed", name);
+                (void)d->driver->kill(vms[i]->hv);
+            }
+            pthread_mutex_unlock(&vms[i]->lock);
             vo_vm_forget_migrated(vms[i]);
         } else if (g < 0)
             r = g;
@@ -1971,6 +2043,31 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
     }
     free(vms);
     return r;
+}
+
+void vo_vms_restart_fenced(VoDaemon *d, char **killed)
+{
+    for (size_t i = 0; killed && killed[i]; i++) {
+        _cleanup_vm_ VoVm *vm = vo_vms_find(d, killed[i]);
+        if (!vm)
+            continue; /* moved away (restarted elsewhere) */
+        pthread_mutex_lock(&vm->lock);
+        bool again = vm->spec->ha && vm->state == VO_VM_CRASHED && !vm->migrated_away;
+        _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+        pthread_mutex_unlock(&vm->lock);
+        if (!again)
+            continue;
+        json_t *task = NULL;
+        _cleanup_free_ char *error = NULL;
+        if (vm_start(d, vm, true, &task, &error) < 0)
+            log_warn("ha: vm %s was killed by this host's fence and is still this host's, but "
+                     "cannot be started again: %s", name, error);
+        else
+            log_info("ha: vm %s was killed by this host's fence and is still this host's: "
+                     "started again here, under the new lease (task %s)", name,
+                     json_string_value(json_object_get(task, "id")) ?: "?");
+        json_decref(task);
+    }
 }
 
 /* ---- start-up ------------------------------------------------------------- */

@@ -173,7 +173,12 @@ void vo_vms_release_all(VoDaemon *d);
 
 /* After this host fenced itself and holds a new lease (daemon/fence.h):
  * VMs whose documents are no longer in its namespace (moved away by HA
- * recovery) are forgotten and their run dirs removed; the rest stay as
- * they are (the dead HA ones are the manager's to restart). 0, or the
- * store's error (nothing decided for the VMs not yet read: call again). */
+ * recovery) are forgotten (a QEMU of theirs still there is killed: the VM
+ * is another host's now) and their run dirs removed; the rest stay, their
+ * revision read again (the manager may have noted an ha_state on them). 0,
+ * or the store's error (nothing decided for the VMs not yet read: call
+ * again). */
 int vo_vms_reconcile_fenced(VoDaemon *d);
+/* Then, the fenced state over: starts again the VMs of `killed` (ids the
+ * fence killed) that are still this host's, HA and crashed. */
+void vo_vms_restart_fenced(VoDaemon *d, char **killed);

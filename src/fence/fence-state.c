@@ -177,3 +177,56 @@ json_t *vo_fence_kill_ha(const char *run_dir)
     closedir(dh);
     return out;
 }
+
+void vo_fence_merge_killed(json_t *vms, const char *previous)
+{
+    json_t *doc = previous ? json_loads(previous, 0, NULL) : NULL;
+    size_t i, k;
+    json_t *old, *now;
+    json_array_foreach(json_object_get(doc, "vms"), i, old) {
+        const char *id = json_string_value(json_object_get(old, "vm"));
+        if (!id || !json_is_true(json_object_get(old, "killed")))
+            continue;
+        bool named = false;
+        json_array_foreach(vms, k, now)
+            named = named || !strcmp(json_string_value(json_object_get(now, "vm")) ?: "", id);
+        if (!named)
+            json_array_append(vms, old);
+    }
+    json_decref(doc);
+}
+
+bool vo_fence_fenced_clear(const char *path, int64_t lost)
+{
+    /* Taken aside first, then looked at: a fencing that comes meanwhile
+     * writes a new file (temp + rename), which is not the one removed. */
+    _cleanup_free_ char *aside = vo_asprintf("%s.clearing", path);
+    if (rename(path, aside) < 0)
+        return false;
+    _cleanup_free_ char *text = NULL;
+    json_t *doc = vo_read_file(aside, 1 << 20, &text, NULL) == 0 ? json_loads(text, 0, NULL)
+                                                                  : NULL;
+    bool same = json_integer_value(json_object_get(doc, "lease")) == lost;
+    json_decref(doc);
+    if (!same && link(aside, path) < 0 && errno != EEXIST)
+        log_warn("cannot put %s back: %s", path, strerror(errno));
+    (void)unlink(aside);
+    return same;
+}
+
+char **vo_fence_fenced_killed(const char *path)
+{
+    _cleanup_free_ char *text = NULL;
+    json_t *doc = vo_read_file(path, 1 << 20, &text, NULL) == 0 ? json_loads(text, 0, NULL) : NULL;
+    json_t *vms = json_object_get(doc, "vms");
+    char **ids = vo_malloc0(sizeof(char *) * (json_array_size(vms) + 1));
+    size_t n = 0, i;
+    json_t *v;
+    json_array_foreach(vms, i, v) {
+        const char *id = json_string_value(json_object_get(v, "vm"));
+        if (id && json_is_true(json_object_get(v, "killed")))
+            ids[n++] = vo_strdup(id);
+    }
+    json_decref(doc);
+    return ids;
+}

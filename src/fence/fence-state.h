@@ -67,3 +67,15 @@ int vo_fence_ha_remove(const char *run_dir, const char *vm_id);
 /* SIGKILL to every QEMU RUN/fence/ha/ lists whose cmdline still names its
  * VM id (pids get reused). Returns an array of {"vm","pid","killed"}. */
 json_t *vo_fence_kill_ha(const char *run_dir);
+/* A fencing while RUN/fenced is still there (fenced again before vireod
+ * reconciled): the VMs the earlier one killed (in previous, RUN/fenced's
+ * text, may be NULL) are appended to vms when it does not name them, so
+ * vireod still starts them again. */
+void vo_fence_merge_killed(json_t *vms, const char *previous);
+/* RUN/fenced (path) removed when it names the lost lease `lost`; one that
+ * names another (the fence fenced again meanwhile) stays. True when
+ * removed. */
+bool vo_fence_fenced_clear(const char *path, int64_t lost);
+/* The VM ids RUN/fenced (path) says were killed: NULL-terminated,
+ * malloc'd; empty without the file. */
+char **vo_fence_fenced_killed(const char *path);

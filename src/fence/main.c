@@ -67,6 +67,9 @@ static void fence_now(const char *why)
 {
     int64_t at = vo_now_ms();
     json_t *vms = vo_fence_kill_ha(F.run_dir);
+    _cleanup_free_ char *previous = NULL; /* fenced again before vireod reconciled */
+    if (vo_read_file(F.fenced_path, 1 << 20, &previous, NULL) == 0)
+        vo_fence_merge_killed(vms, previous);
     json_t *doc = json_pack("{s:I, s:I, s:s, s:I, s:o}", "at_monotonic_ms", (json_int_t)at, "at",
                             (json_int_t)(vo_wall_ms() / 1000), "why", why, "lease",
                             (json_int_t)F.lease, "vms", vms);

@@ -49,15 +49,26 @@ class QemuSampler:
                         counts[vm_id] = counts.get(vm_id, 0) + 1
             for vm_id, n in counts.items():
                 self.most[vm_id] = max(self.most.get(vm_id, 0), n)
+            self.rounds += 1
             self.stop.wait(0.1)
 
     def __enter__(self):
+        self.rounds = 0
         self.thread.start()
         return self
 
     def __exit__(self, *exc):
+        # A sampler that died early (an exception in its thread) would let
+        # the test pass without having looked: it must still run here.
+        self.alive = self.thread.is_alive()
         self.stop.set()
         self.thread.join(5)
+
+    def check(self, ids):
+        """Sampled all along, and never two QEMUs of one VM."""
+        assert self.alive, "the QEMU sampler stopped early"
+        assert all(n == 1 for n in self.most.values()), self.most
+        assert set(ids) <= set(self.most), self.most
 
 
 def manager_of(h):
@@ -154,8 +165,7 @@ def test_ha_vms_of_a_killed_host_run_elsewhere(cluster):
         assert len(victim.api("GET", "/v1/vms/ha1/disks")["disks"]) == 1
         seen = kill_and_recover(c, victim, ["ha1", "ha2"], ["plain", "local"])
         seen.vm("ha1")  # (the sampler runs on meanwhile)
-    assert all(n == 1 for n in sampler.most.values()), sampler.most
-    assert set(ids) <= set(sampler.most), sampler.most
+    sampler.check(ids)
     no_image_lock_failure(c)
 
 
@@ -170,5 +180,5 @@ def test_ha_vm_of_the_killed_manager_is_recovered(cluster):
         kill_and_recover(c, victim, ["ham"], [])
         survivors = [h for h in c.hosts if h is not victim]
         assert manager_of(survivors[0]) in [h.name for h in survivors]
-    assert all(n == 1 for n in sampler.most.values()), sampler.most
+    sampler.check(sampler.ids)
     no_image_lock_failure(c)

@@ -167,6 +167,51 @@ static void test_kill_ha(void **state)
     json_decref(killed);
 }
 
+/* Fenced again before vireod reconciled: the VMs killed the first time
+ * stay in RUN/fenced (vireod starts them again from that list). */
+static void test_merge_killed(void **state)
+{
+    json_t *vms = json_pack("[{s:s, s:i, s:b}]", "vm", "b", "pid", 12, "killed", 1);
+    vo_fence_merge_killed(vms, NULL);
+    vo_fence_merge_killed(vms, "not json");
+    assert_int_equal(json_array_size(vms), 1);
+    vo_fence_merge_killed(vms, "{\"vms\": [{\"vm\": \"a\", \"pid\": 10, \"killed\": true},"
+                               " {\"vm\": \"b\", \"pid\": 11, \"killed\": true},"
+                               " {\"vm\": \"c\", \"pid\": 13, \"killed\": false}]}");
+    assert_int_equal(json_array_size(vms), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(vms, 0), "vm")), "b");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(vms, 0), "pid")), 12);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(vms, 1), "vm")), "a");
+    assert_true(json_is_true(json_object_get(json_array_get(vms, 1), "killed")));
+    json_decref(vms);
+}
+
+/* RUN/fenced goes only when it names the lease vireod reconciled for; the
+ * killed VMs are read from it. */
+static void test_fenced_clear(void **state)
+{
+    _cleanup_free_ char *path = vo_asprintf("%s/fenced", dir);
+    assert_false(vo_fence_fenced_clear(path, 5)); /* no file */
+    char **none = vo_fence_fenced_killed(path);
+    assert_null(none[0]);
+    vo_strv_free(none);
+    const char *text = "{\"lease\": 5, \"vms\": [{\"vm\": \"a\", \"pid\": 1, \"killed\": true},"
+                       " {\"vm\": \"b\", \"pid\": 2, \"killed\": false}]}";
+    assert_int_equal(vo_write_file_atomic(path, text, strlen(text)), 0);
+    char **killed = vo_fence_fenced_killed(path);
+    assert_string_equal(killed[0], "a");
+    assert_null(killed[1]);
+    vo_strv_free(killed);
+    /* Fenced again meanwhile (another lease named): it stays. */
+    assert_false(vo_fence_fenced_clear(path, 4));
+    assert_int_equal(access(path, F_OK), 0);
+    _cleanup_free_ char *aside = vo_asprintf("%s.clearing", path);
+    assert_int_equal(access(aside, F_OK), -1);
+    assert_true(vo_fence_fenced_clear(path, 5));
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(access(aside, F_OK), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -174,6 +219,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_state_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pid_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_ha, setup, teardown),
+        cmocka_unit_test(test_merge_killed),
+        cmocka_unit_test_setup_teardown(test_fenced_clear, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

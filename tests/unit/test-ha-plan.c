@@ -30,6 +30,10 @@ static void wanted_needs_ha_and_a_running_state(void **state)
         { "{\"ha\":true,\"status\":{\"state\":\"starting\"}}", true },
         { "{\"ha\":true,\"status\":{\"state\":\"stopped\"}}", false },
         { "{\"ha\":true,\"status\":{\"state\":\"crashed\"}}", false },
+        /* Moved by a recovery to a host that died before starting it. */
+        { "{\"ha\":true,\"ha_landed\":true,\"status\":{\"state\":\"crashed\"}}", true },
+        { "{\"ha\":false,\"ha_landed\":true,\"status\":{\"state\":\"crashed\"}}", false },
+        { "{\"ha\":true,\"ha_landed\":true,\"status\":{\"state\":\"stopped\"}}", false },
         { "{\"ha\":false,\"status\":{\"state\":\"running\"}}", false },
         { "{\"status\":{\"state\":\"running\"}}", false },
         { "{\"ha\":true}", false },

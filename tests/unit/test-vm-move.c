@@ -379,6 +379,7 @@ static void move_from_down_needs_the_source_down(void **state)
     assert_int_equal(json_integer_value(json_object_get(status, "created_at")), 1);
     assert_true(json_is_true(json_object_get(doc, "ha")));
     assert_string_equal(json_string_value(json_object_get(doc, "ha_state")), "restarted on f-b");
+    assert_true(json_is_true(json_object_get(doc, "ha_landed"))); /* not started yet */
     json_decref(doc);
     _cleanup_free_ char *claim = get("cluster/names/vms/ha1");
     assert_string_equal(host_of(claim), "f-b");
