@@ -163,18 +163,6 @@ def vireod_killed_keeps_the_host_online_and_its_ha_vm(h1, h2, vm):
     assert state_seen(h2, h1) == "online"
 
 
-def test_fence_or_vireod_killed_alone_fails_nothing_over(cluster):
-    """One cluster for both (each leaves the host as it found it): the
-    fence killed alone, then vireod killed with -9."""
-    c = cluster(3, driver="qemu", listen=False)
-    form(c)
-    shared_pool(c)
-    h1, h2, _ = c.hosts
-    vm = create_ha(h1, "ha1")
-    fence_killed_alone_is_restarted_on_the_same_lease(h1, h2, vm)
-    vireod_killed_keeps_the_host_online_and_its_ha_vm(h1, h2, vm)
-
-
 def test_partitioned_host_fences_itself_before_its_record_goes(cluster):
     c = cluster(3, driver="qemu", listen=False)
     form(c)
@@ -234,16 +222,11 @@ def vm_where(via, name):
     return None, None
 
 
-def test_ha_start_needs_a_confirmed_lease(cluster):
+def ha_start_needs_a_confirmed_lease(h1, vm):
     """An HA VM's QEMU starts only under the fence's confirmed lease: with
     the fence stopped (SIGSTOP: alive, renewing nothing, not fencing) past
     its deadline, a start fails and no QEMU runs unfenced; the fence going
     on fences, takes a new lease, and the start then works."""
-    c = cluster(3, driver="qemu", listen=False)
-    form(c)
-    shared_pool(c)
-    h1 = c.hosts[0]
-    vm = create_ha(h1, "ha1")
     h1.task_ok("POST", "/v1/vms/ha1/stop", {"force": True})
     fence = h1.fence_pid()
     assert fence
@@ -269,18 +252,14 @@ def test_ha_start_needs_a_confirmed_lease(cluster):
     assert qemus_of(vm["id"]) == [pid]
 
 
-def test_fenced_host_starts_its_killed_ha_vm_again(cluster):
+def fenced_host_starts_its_killed_ha_vm_again(h1, h2, vm):
     """A host fenced itself (its fence killed the HA QEMU, RUN/fenced names
     it) but its record never went away (the old lease outlived the fencing
     until the record moved to the new one: a slow store, a short cut): the
     manager restarts nothing, the VM is still this host's. Once the fenced
     state ends, the host starts it again. Shown by doing the fence's part
     by hand: its QEMU killed by PID, RUN/fenced written naming it."""
-    c = cluster(3, driver="qemu", listen=False)
-    form(c)
-    shared_pool(c)
-    h1, h2, _ = c.hosts
-    vm = create_ha(h1, "ha1")
+    vm = h1.vm("ha1")
     qemu = vm["pid"]
     lease = fence_state(h1)["lease"]
     os.kill(qemu, signal.SIGKILL)
@@ -300,3 +279,19 @@ def test_fenced_host_starts_its_killed_ha_vm_again(cluster):
     assert ha_file(h1, vm["id"]) == again["pid"]
     assert qemus_of(vm["id"]) == [again["pid"]]
     assert "killed by this host's fence" in h1.log()
+
+
+def test_one_host_alone_fence_vireod_and_lease_cases(cluster):
+    """One cluster for the cases of a single host's processes (each leaves
+    the host with ha1 running, as it found it): the fence killed alone,
+    vireod killed with -9, a fencing the host recovers from by itself, an
+    HA start without a confirmed lease."""
+    c = cluster(3, driver="qemu", listen=False)
+    form(c)
+    shared_pool(c)
+    h1, h2, _ = c.hosts
+    vm = create_ha(h1, "ha1")
+    fence_killed_alone_is_restarted_on_the_same_lease(h1, h2, vm)
+    vireod_killed_keeps_the_host_online_and_its_ha_vm(h1, h2, vm)
+    fenced_host_starts_its_killed_ha_vm_again(h1, h2, vm)
+    ha_start_needs_a_confirmed_lease(h1, vm)
