@@ -300,12 +300,14 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
         return r;
     }
     x->hv = NULL; /* the VM's now */
-    vo_migration_intent_drop(d, x->vm_id);
+    _cleanup_free_ char *vm_id = vo_strdup(x->vm_id);
     _cleanup_free_ char *name = vo_strdup(x->vm_name);
     pthread_mutex_lock(&in.lock);
     done_add_locked(x->id);
     pthread_mutex_unlock(&in.lock);
     give_back(x, true);
+    if (vo_migrate_fault("dest-exit-adopted")) /* test: it dies, the VM adopted, paused */
+        _exit(70);
     pthread_mutex_lock(&vm->job);
     _cleanup_free_ char *error = NULL;
     pthread_mutex_lock(&vm->lock);
@@ -321,6 +323,9 @@ static int adopt_continue(VoDaemon *d, Incoming *x, int64_t rev, bool resume, ch
                             "killed before it continued", d->host_name);
         r = -VO_EFENCED;
     }
+    /* Only now: a vireod that dies before the continue finds the intent
+     * at its next start and continues the guest (else it stays paused). */
+    vo_migration_intent_drop(d, vm_id);
     pthread_mutex_lock(&vm->lock);
     if (r >= 0) {
         vm->info.paused = !resume;

@@ -5,8 +5,9 @@
  * died in, the guest ends up running in exactly one place and nothing is
  * left half-made: the source resumes its QEMU while the store says the VM
  * is its own, ends it once the VM is the destination's; the destination
- * continues its incoming QEMU when the store gives it the VM, else kills
- * it and removes what it made. */
+ * continues its incoming QEMU when the store gives it the VM (claimed
+ * first, as the commit claims it), else kills it and removes what it
+ * made. */
 #include "daemon/migrate.h"
 
 #include <dirent.h>
@@ -21,6 +22,8 @@
 #define CANCEL_WAIT_MS 30000
 #define SETTLE_GIVE_UP_MS 30000
 #define PEER_ABORT_MS 5000
+#define CLAIM_TRIES 3
+#define COMPLETE_WAIT_MS 30000
 
 static char *intent_dir(VoDaemon *d)
 {
@@ -117,6 +120,13 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
                      (p.status == VO_HV_MIGRATION_SETUP || p.status == VO_HV_MIGRATION_ACTIVE ||
                       p.status == VO_HV_MIGRATION_CANCELLING));
         }
+        /* The disk mirrors the dead vireod began (local disks) end too:
+         * left, their jobs and NBD nodes would fail every later migration
+         * of the VM (the driver finds them by name on a re-attached QEMU). */
+        _cleanup_free_ char *ferror = NULL;
+        if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, false, false, &ferror) < 0)
+            log_warn("vm %s: ending the cut-short migration's disk mirrors: %s", i->name,
+                     ferror);
         VoHvInfo info = { 0 };
         bool paused = d->driver->info(hv, &info) >= 0 && info.paused;
         if (i->resume && paused) {
@@ -163,17 +173,95 @@ static void quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     vo_vm_forget_migrated(vm);
 }
 
-/* Destination, the store gives the VM here: the incoming QEMU (loaded and
- * attached as the VM's) is continued once its stream is complete. */
-static void continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
+/* Destination: the VM is claimed as the commit claims it
+ * (migrate-incoming.c): its document rewritten at the revision a
+ * linearizable read gave, so a source still retrying its commit can no
+ * longer take it back (its take-back compares the switch's revision).
+ * Until this write the VM being in the table proves nothing: it was loaded
+ * before, and the source may have taken it back since. 0: ours (vm->rev
+ * follows); -ENOENT: not this host's (taken back); -EAGAIN: the store
+ * cannot say now. */
+static int claim_incoming(VoDaemon *d, VoVm *vm, const char *vm_id)
 {
+    _cleanup_free_ char *key = vo_asprintf("vms/%s", vm_id);
+    for (int k = 0; k < CLAIM_TRIES; k++) {
+        _cleanup_free_ char *value = NULL;
+        int64_t rev = 0, new_rev = 0;
+        vo_store_stale_reset();
+        int r = vo_store_get(d->store, key, &value, &rev);
+        bool stale = vo_store_stale_read() != 0;
+        vo_store_stale_reset();
+        if (stale || (r < 0 && r != -ENOENT))
+            return -EAGAIN;
+        if (r == -ENOENT)
+            return -ENOENT;
+        r = vo_store_put(d->store, key, value, rev, &new_rev);
+        if (r >= 0) {
+            pthread_mutex_lock(&vm->lock);
+            vm->rev = new_rev;
+            pthread_mutex_unlock(&vm->lock);
+            return 0;
+        }
+        if (r != -ESTALE && r != -ENOENT)
+            return -EAGAIN; /* no answer: it may have been applied; asked again next start */
+        /* changed meanwhile (taken back, say): read again */
+    }
+    return -EAGAIN;
+}
+
+/* Destination, the VM taken back by its source after this host loaded it:
+ * the incoming QEMU is killed, the VM leaves the table, its dirs go. */
+static void drop_taken_back(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
+{
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    VoHvInstance *hv = vm->hv;
+    vm->migrated_away = true; /* its documents are the source's: never written here */
+    pthread_mutex_unlock(&vm->lock);
+    _cleanup_free_ char *error = NULL;
+    if (hv && d->driver->migrate_finish(hv, VO_HV_MIGRATION_DESTINATION, false, false,
+                                        &error) < 0)
+        log_warn("vm %s: killing the incoming QEMU: %s", i->name, error);
+    pthread_mutex_unlock(&vm->job);
+    vo_vm_forget_migrated(vm);
+}
+
+/* Destination, the store gave the VM here at load: claimed, then the
+ * incoming QEMU (loaded and attached as the VM's) is continued once its
+ * stream is complete. False: the intent stays (the store could not say:
+ * the VM stays paused until the next start looks again). */
+static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
+{
+    int c = claim_incoming(d, vm, i->vm);
+    if (c == -ENOENT) {
+        log_warn("vm %s: its source took it back while vireod was down: the incoming QEMU "
+                 "is killed", i->name);
+        drop_taken_back(d, vm, i);
+        return true;
+    }
+    if (c < 0) {
+        log_error("vm %s: the store cannot say whether it is this host's: left paused; "
+                  "vireod looks again at its next start", i->name);
+        return false;
+    }
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
     VoHvInstance *hv = vm->hv;
     pthread_mutex_unlock(&vm->lock);
     VoHvMigrationProgress p = { 0 };
-    int r = hv ? d->driver->migrate_query(hv, &p) : -ESRCH;
-    free(p.error);
+    int r;
+    /* The source switched once its side completed; this side may still be
+     * loading the last of the stream: waited for, bounded. */
+    int64_t deadline = vo_now_ms() + COMPLETE_WAIT_MS;
+    for (;;) {
+        p = (VoHvMigrationProgress){ 0 };
+        r = hv ? d->driver->migrate_query(hv, &p) : -ESRCH;
+        free(p.error);
+        if (r < 0 || (p.status != VO_HV_MIGRATION_SETUP && p.status != VO_HV_MIGRATION_ACTIVE) ||
+            vo_now_ms() > deadline)
+            break;
+        (void)poll(NULL, 0, 50);
+    }
     _cleanup_free_ char *error = NULL;
     if (r >= 0 && p.status == VO_HV_MIGRATION_COMPLETED) {
         r = d->driver->migrate_finish(hv, VO_HV_MIGRATION_DESTINATION, true, i->resume,
@@ -196,15 +284,18 @@ static void continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
                   r < 0 ? "unreadable" : vo_hv_migration_status_to_string(p.status));
     }
     pthread_mutex_unlock(&vm->job);
+    return true;
 }
 
 static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
 {
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, i->vm);
     bool at_peer = false;
+    int peer_read = 0;
     if (!vm && d->cluster_store) {
         _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", i->peer, i->vm);
-        at_peer = vo_store_get_linear(d->cluster_store, key, NULL) >= 0;
+        peer_read = vo_store_get_linear(d->cluster_store, key, NULL);
+        at_peer = peer_read >= 0;
     }
     VoMigrateRecover act = vo_migrate_recover_decide(i, vm != NULL, at_peer);
     log_info("vm %s: a migration (%s, %s side, phase %s) was cut short by a vireod restart: "
@@ -246,7 +337,8 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
         end_unowned(d, i, VO_HV_MIGRATION_SOURCE);
         break;
     case VO_MIGRATE_RECOVER_CONTINUE:
-        continue_incoming(d, vm, i);
+        if (!continue_incoming(d, vm, i))
+            return; /* the intent stays */
         break;
     case VO_MIGRATE_RECOVER_DESTROY:
         log_warn("vm %s: the store does not give it to this host: its incoming QEMU is "
@@ -254,6 +346,11 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
         end_unowned(d, i, VO_HV_MIGRATION_DESTINATION);
         break;
     default:
+        if (peer_read == -EAGAIN) { /* not an answer: asked again at the next start */
+            log_warn("vm %s: the store cannot say whether it is at host %s now: its QEMU is "
+                     "left as it is, the intent kept", i->name, i->peer);
+            return;
+        }
         log_warn("vm %s: its documents are neither here nor at host %s: its QEMU is left "
                  "as it is", i->name, i->peer);
         break;

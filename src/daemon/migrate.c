@@ -109,6 +109,8 @@ typedef struct {
     size_t n_disks;
     VoMigrateIntent intent; /* RUN_DIR/migrations/<vm>.json while it runs */
     json_t *spec;           /* the intent's spec (held) */
+    bool keep_intent;       /* ended with the source paused, the outcome unknown: the
+                             * next start settles it from the intent */
     char *intent_vm, *intent_name, *intent_mig;
 } MigrateTask;
 
@@ -407,8 +409,20 @@ static int take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
     _cleanup_free_ char *berr = NULL;
     int64_t back_rev = 0, fenced = 0;
     VoVolumeMove *back = volume_moves(m, true); /* local volumes come back too */
-    int r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
+    int64_t give_up = vo_now_ms() + SETTLE_GIVE_UP_MS;
+    int r;
+    for (;;) {
+        free(berr);
+        berr = NULL;
+        r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
                                    back, m->n_disks, &back_rev, &berr);
+        /* The store not reached (no quorum: in a small cluster the
+         * destination's etcd member may have died with its vireod):
+         * nothing changed, asked again rather than left paused. */
+        if (r != -EAGAIN || vo_now_ms() > give_up)
+            break;
+        (void)poll(NULL, 0, 1000);
+    }
     volume_moves_free(back, m->n_disks);
     if (r == -ESTALE || r == -ENOENT)
         return 1;
@@ -417,6 +431,13 @@ static int take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
                                   SETTLE_GIVE_UP_MS, &back_rev, &fenced, &berr);
         if (s == 0)
             return 1; /* fenced at the destination: it is the destination's */
+        if (s == -EIO) {
+            /* Its document there changed and none is here: the destination
+             * claimed it (the claim rewrites it) when it is still there. */
+            _cleanup_free_ char *there = vo_asprintf("h/%s/vms/%s", m->to_id, vm_id);
+            if (vo_store_get_linear(d->cluster_store, there, NULL) >= 0)
+                return 1;
+        }
         r = s == 1 ? 0 : s;
     }
     if (r < 0) {
@@ -439,7 +460,7 @@ static int task_migrate(VoTask *t, void *userdata)
 {
     MigrateTask *m = userdata;
     int r = task_migrate_run(t, userdata);
-    if (m->intent.vm)
+    if (m->intent.vm && !m->keep_intent)
         vo_migration_intent_drop(m->vm->d, m->intent.vm);
     return r;
 }
@@ -769,6 +790,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
              * says it is its own). The moving volumes' intents stay: the
              * start-up sweep removes their files if their documents left. */
             log_error("vm %s: %s; the source stays paused", name, error);
+            m->keep_intent = true; /* the next start settles it (migrate-recover.c) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' has an unknown "
@@ -824,6 +846,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
         if (b < 0) {
             log_error("vm %s: the destination did not commit and the VM could not be taken "
                       "back: %s; the source stays paused", name, error);
+            m->keep_intent = true; /* the next start settles it (migrate-recover.c) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
             return vo_task_fail(t, b, "VM '%s' now belongs to host '%s' but its destination "

@@ -323,6 +323,7 @@ static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     VoHvInstance *vm = instance_new(d, run_dir);
     vm->pid = pid;
     vm->pidfd = vo_pidfd_open(pid);
+    vm->mirror_unknown = true; /* an earlier vireod may have left disk mirrors */
     if (vm->pidfd < 0 || connect_qmp(vm, 5000) < 0) {
         qemu_release(vm);
         return -ESRCH;

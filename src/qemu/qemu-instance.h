@@ -39,6 +39,12 @@ struct VoHvInstance {
      * mirrors under way (NULL: none); the destination's NBD server runs. */
     VoQemuMirror *mirror;
     bool nbd_serving;
+    /* Re-attached (not started by this vireod): mirrors an earlier vireod
+     * began may be in QEMU though mirror is NULL (looked for by name before
+     * the next mirror starts or when a cancel finds none, then cleared),
+     * and an incoming VM's NBD server may run though nbd_serving is false
+     * (stopped when it takes over). */
+    bool mirror_unknown;
     /* Migration over TLS (qemu-tls.c, guarded by qmp_lock): the
      * tls-creds-x509 object exists, and its endpoint is the server. */
     bool tls_object, tls_server;

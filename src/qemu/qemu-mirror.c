@@ -14,6 +14,7 @@
 #include "qemu/qemu-mirror.h"
 
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qemu/qemu-argv.h"
@@ -231,6 +232,8 @@ static int abort_mirror(VoHvInstance *vm, VoQemuMirror *m, size_t n_nodes, char 
     return r;
 }
 
+static int cancel_leftovers(VoHvInstance *vm, char **ret_error);
+
 int vo_qemu_mirror_start(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **ret_error)
 {
     json_t *server = NULL;
@@ -244,6 +247,8 @@ int vo_qemu_mirror_start(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **re
         pthread_mutex_unlock(&vm->qmp_lock);
         return vo_error_set(ret_error, -EBUSY, "the disks are being mirrored already");
     }
+    if (vm->mirror_unknown) /* an earlier vireod's, which would clash by name */
+        (void)cancel_leftovers(vm, NULL);
     bool had_tls = vo_qemu_tls_active(vm);
     VoQemuMirror *m = vo_malloc0(sizeof(*m));
     m->slots = vo_malloc0(sizeof(*m->slots) * plan->n_disks);
@@ -386,19 +391,80 @@ int vo_qemu_mirror_switchover(VoHvInstance *vm, char **ret_error)
     return r;
 }
 
+/* The slot of a name "<prefix><slot>" (a job or NBD node of ours), or -1. */
+static long slot_of(const char *name, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (!name || strncmp(name, prefix, n) || name[n] < '0' || name[n] > '9')
+        return -1;
+    char *end = NULL;
+    unsigned long v = strtoul(name + n, &end, 10);
+    return *end || v > 4096 ? -1 : (long)v;
+}
+
+static void add_slot(VoQemuMirror *m, long slot)
+{
+    if (slot < 0)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        if (m->slots[i] == (unsigned)slot)
+            return;
+    m->slots = realloc(m->slots, (m->n + 1) * sizeof(*m->slots));
+    if (!m->slots)
+        abort();
+    m->slots[m->n++] = (unsigned)slot;
+}
+
+/* Mirrors this instance does not know of (vm->mirror_unknown: re-attached):
+ * those of an earlier vireod that died mid-migration (what it made is known
+ * only in memory, so a re-attached VM may still carry its jobs, with
+ * auto-dismiss off, and NBD nodes, on which every later migration would
+ * fail by name). Found by name, then cancelled and dropped as a cancel
+ * does. Caller holds qmp_lock. */
+static int cancel_leftovers(VoHvInstance *vm, char **ret_error)
+{
+    vm->mirror_unknown = false;
+    VoQemuMirror *m = vo_malloc0(sizeof(*m));
+    json_t *jobs = NULL, *nodes = NULL, *flat = json_pack("{s:b}", "flat", 1), *x;
+    size_t i;
+    if (vo_qemu_command(vm, "query-jobs", NULL, &jobs, NULL) >= 0)
+        json_array_foreach(jobs, i, x)
+            add_slot(m, slot_of(json_string_value(json_object_get(x, "id")),
+                                "vireo-mirror-disk"));
+    if (vo_qemu_command(vm, "query-named-block-nodes", flat, &nodes, NULL) >= 0)
+        json_array_foreach(nodes, i, x)
+            add_slot(m, slot_of(json_string_value(json_object_get(x, "node-name")),
+                                "vireo-nbd-disk"));
+    json_decref(jobs);
+    json_decref(nodes);
+    json_decref(flat);
+    if (!m->n) {
+        vo_qemu_mirror_free(m);
+        return 0;
+    }
+    log_warn("QEMU (pid %d) carries the disk mirrors of an earlier migration (%zu disk(s)): "
+             "cancelled", (int)vm->pid, m->n);
+    return abort_mirror(vm, m, m->n, ret_error);
+}
+
 int vo_qemu_mirror_cancel(VoHvInstance *vm, char **ret_error)
 {
     VoQemuMirror *m = vm->mirror;
     if (!m)
-        return 0;
+        return vm->mirror_unknown ? cancel_leftovers(vm, ret_error) : 0;
     vm->mirror = NULL;
     return abort_mirror(vm, m, m->n, ret_error);
 }
 
 int vo_qemu_mirror_stop_server(VoHvInstance *vm, char **ret_error)
 {
-    if (!vm->nbd_serving)
+    if (!vm->nbd_serving) {
+        /* Re-attached: an incoming VM an earlier vireod prepared may still
+         * serve its disks (an error says it does not). */
+        if (vm->mirror_unknown)
+            (void)vo_qemu_command(vm, "nbd-server-stop", NULL, NULL, NULL);
         return 0;
+    }
     int r = vo_qemu_command(vm, "nbd-server-stop", NULL, NULL, ret_error);
     if (r >= 0)
         vm->nbd_serving = false;

@@ -206,3 +206,68 @@ def test_a_vireod_that_dies_mid_migration_loses_no_vm(cluster, tmp_path):
     assert not os.listdir(os.path.join(h3.run_dir, "migrations"))
     assert hosts_of(h3, "vm") == ["h2"]
     counter_goes_on(h2, "vm")
+
+
+def test_restarts_mid_migration_of_a_local_disk_vm(cluster, tmp_path):
+    """A VM with local disks (h1's own pool, mirrored along; three hosts).
+    1. h1's
+    vireod dies in the memory phase, its disk mirrors under way: restarted,
+    it cancels the stream and the mirrors it finds in the re-attached QEMU
+    (by name: the dead vireod's are known only in its memory), so the next
+    migration of the VM works. 2. h2's vireod dies right after it adopted
+    the VM, before it continued it: restarted, it finds the migration's
+    intent and continues the guest (it would stay paused otherwise); h1,
+    whose take-back the claim refused, ends its copy: one QEMU, at h2."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    os.environ["VIREO_TEST_MIGRATE_FAULT"] = str(faults)
+    try:
+        # Three hosts: the store keeps its quorum while one vireod (and
+        # the etcd member it runs) is down.
+        c = cluster(3, driver="qemu", listen=False)
+    finally:
+        del os.environ["VIREO_TEST_MIGRATE_FAULT"]
+    h1, h2, _ = c.hosts
+    for h in c.hosts:  # restarts keep the hook
+        h.env = {**(h.env or {}), "VIREO_TEST_MIGRATE_FAULT": str(faults)}
+    form(c)
+    create_on(h1, "loc", pool=None)
+    vm_id = h1.vm("loc")["id"]
+    assert h1.vm("loc")["disks"][0]["volume"].startswith("default/")
+    h1.cli("vm", "start", "loc")
+    h1.wait_console("loc", BOOT_MARKER, timeout=240)
+    start_counter(h1, "loc")
+
+    # 1. h1 dies in the memory phase (its mirrors ready, writing through).
+    (faults / "exit-in-memory").touch()
+    doc = h1.api("POST", "/v1/vms/loc/migrate", {"to": "h2", "bandwidth": "4M/s"}, expect=202)
+    tid = doc["task"]["id"]
+    wait_until(lambda: h1.proc.poll() is not None, 300, what="h1's vireod to exit")
+    assert not (faults / "exit-in-memory").exists()
+    h1.start()
+    task = settled(h1, tid, timeout=60)
+    assert task["state"] == "failed" and task["error"]["code"] == "interrupted", task
+    wait_until(lambda: h1.vm("loc")["state"] == "running", 60, what="loc running on h1")
+    one_qemu(c, vm_id, h1)
+    nothing_at(h2, vm_id)
+    counter_goes_on(h1, "loc")
+
+    # 2. The next migration (it would fail on the dead vireod's mirror jobs
+    # and NBD nodes): h2 dies once it adopted the VM, before continuing it.
+    (faults / "dest-exit-adopted").touch()
+    doc = h1.api("POST", "/v1/vms/loc/migrate", {"to": "h2"}, expect=202)
+    tid = doc["task"]["id"]
+    wait_until(lambda: h2.proc.poll() is not None or
+               h1.api("GET", f"/v1/tasks/{tid}")["state"] == "failed", 600,
+               what="h2's vireod to exit")
+    assert h2.proc.poll() is not None, h1.api("GET", f"/v1/tasks/{tid}")
+    task = settled(h1, tid, timeout=120)
+    assert task["state"] == "succeeded", task  # h2's claim refused h1's take-back
+    h2.start()
+    wait_until(lambda: (h2.request("GET", "/v1/vms/loc")[1] or {}).get("state") == "running",
+               60, what="h2 to continue the VM at its restart")
+    one_qemu(c, vm_id, h2)
+    nothing_at(h1, vm_id)
+    counter_goes_on(h2, "loc")
+    assert not os.listdir(os.path.join(h2.run_dir, "migrations"))
+    assert not os.listdir(os.path.join(h1.run_dir, "migrations"))

@@ -365,6 +365,67 @@ static void test_mirror_fails(void **state)
     instance_close(&f);
 }
 
+/* A re-attached QEMU (an earlier vireod died mid-migration): its mirrors
+ * are unknown to this instance, so the failed finish (the recovery's) finds
+ * them by name: the job still running is cancelled, both dismissed, both
+ * NBD nodes dropped; others' jobs and nodes are left. Asked once: a second
+ * finish sends nothing. A re-attached destination stops an NBD server it
+ * may still run (an error: none) before it continues. */
+static void test_leftovers_of_an_earlier_vireod(void **state)
+{
+    (void)state;
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-jobs",
+          .send = { "{\"return\":[" JOB(0, "concluded", 10, 100, ",\"error\":\"NBD gone\"") ","
+                    JOB(1, "ready", 400, 400, "") ","
+                    "{\"id\":\"other-job\",\"type\":\"backup\",\"status\":\"running\"}"
+                    "],\"id\":$ID}\n" } },
+        { .expect = "query-named-block-nodes", .args = "{\"flat\":true}",
+          .send = { "{\"return\":[{\"node-name\":\"disk0\"},{\"node-name\":\"vireo-nbd-disk0\"},"
+                    "{\"node-name\":\"vireo-nbd-disk1\"}],\"id\":$ID}\n" } },
+        { .expect = "query-jobs",
+          .send = { JOBS(JOB(0, "concluded", 10, 100, ",\"error\":\"NBD gone\""),
+                         JOB(1, "ready", 400, 400, "")) } },
+        { .expect = "block-job-cancel", .args = "{\"device\":\"vireo-mirror-disk1\",\"force\":true}",
+          .send = { OK } },
+        { .expect = "query-jobs",
+          .send = { JOBS(JOB(0, "concluded", 10, 100, ",\"error\":\"NBD gone\""),
+                         JOB(1, "concluded", 400, 400, "")) } },
+        { .expect = "job-dismiss", .args = "{\"id\":\"vireo-mirror-disk0\"}", .send = { OK } },
+        { .expect = "job-dismiss", .args = "{\"id\":\"vireo-mirror-disk1\"}", .send = { OK } },
+        { .expect = "blockdev-del", .args = "{\"node-name\":\"vireo-nbd-disk0\"}", .send = { OK } },
+        { .expect = "blockdev-del", .args = "{\"node-name\":\"vireo-nbd-disk1\"}", .send = { OK } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    vm->mirror_unknown = true; /* as qemu_attach sets it */
+    char *error = NULL;
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, false, &error), 0);
+    assert_null(error);
+    assert_false(vm->mirror_unknown);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, false, &error), 0);
+    instance_close(&f);
+
+    static const Step dest[] = {
+        GREETING, CAPS,
+        { .expect = "nbd-server-stop",
+          .send = { "{\"error\":{\"class\":\"GenericError\",\"desc\":\"NBD server not "
+                    "running\"},\"id\":$ID}\n" } },
+        { .expect = "cont", .send = { OK } },
+        { .expect = "announce-self",
+          .args = "{\"initial\":50,\"max\":550,\"rounds\":5,\"step\":100}", .send = { OK } },
+        { 0 }
+    };
+    vm = instance_open(&f, dest);
+    vm->mirror_unknown = true;
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_DESTINATION, true, true, &error),
+                     0);
+    assert_null(error);
+    instance_close(&f);
+}
+
 /* A mirror that is not ready at pre-switchover (it fell out of sync):
  * nothing is completed, the migration is cancelled and reported failed. */
 static void test_switchover_not_ready(void **state)
@@ -535,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_cancel_disk_phase),
         cmocka_unit_test(test_cancel_memory_phase),
         cmocka_unit_test(test_mirror_fails),
+        cmocka_unit_test(test_leftovers_of_an_earlier_vireod),
         cmocka_unit_test(test_switchover_not_ready),
         cmocka_unit_test(test_start_fails_halfway),
         cmocka_unit_test(test_fake),
