@@ -330,29 +330,27 @@ void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created,
 {
     if (!c->reservation)
         return;
-    /* Created: the host rewrote its record before answering (at
-     * record_rev, which it answered; unknown: read here). While a cache
-     * is kept, the room stays reserved until the cache holds that record,
-     * however this placement read (from the store while the cache was
-     * being listed, say: the next placement may read the cache before its
-     * watch brings the record). Without a cache now, the next placement
-     * reads the record (the store, or a cache listed from now on; one being
-     * listed may have listed before the record changed: as if kept). */
+    /* Created: the host rewrote its record before answering, at
+     * record_rev, which it answered. While a cache is kept, the room stays
+     * reserved until the cache holds that record, however this placement
+     * read (from the store while the cache was being listed, say: the next
+     * placement may read the cache before its watch brings the record). No
+     * revision answered: the host could not rewrite its record (no lease
+     * that moment, a store error); the record there is older than the VM, so
+     * the room stays reserved until the reservation expires (by then the
+     * host's periodic rewrite counts the VM). Without a cache now, the next
+     * placement reads the record (the store, or a cache listed from now on;
+     * one being listed may have listed before the record changed: as if
+     * kept). */
     pthread_mutex_lock(&place_lock);
     bool cached = cache != NULL || cache_making;
     pthread_mutex_unlock(&place_lock);
     int64_t rev = 0;
-    if (created && cached && record_rev > 0)
-        rev = record_rev; /* the host answered it: nothing to read */
-    else if (created && cached) {
-        _cleanup_free_ char *key = vo_asprintf(RECORDS_PREFIX "%s", c->host_id);
-        _cleanup_free_ char *text = NULL;
-        int r = vo_store_get(d->store, key, &text, &rev);
-        if (r < 0) {
-            log_warn("placement: cannot read host %s's record after a create (%s): its room "
-                     "stays reserved", c->host_name, strerror(-r));
-            rev = INT64_MAX;
-        }
+    if (created && cached) {
+        rev = record_rev > 0 ? record_rev : INT64_MAX;
+        if (record_rev <= 0)
+            log_warn("placement: host %s answered no record revision after a create: its "
+                     "room stays reserved until the reservation expires", c->host_name);
     }
     pthread_mutex_lock(&place_lock);
     if (rev > 0)
