@@ -222,11 +222,18 @@ def vm_where(via, name):
     return None, None
 
 
-def ha_start_needs_a_confirmed_lease(h1, vm):
+def test_ha_start_needs_a_confirmed_lease(cluster):
     """An HA VM's QEMU starts only under the fence's confirmed lease: with
     the fence stopped (SIGSTOP: alive, renewing nothing, not fencing) past
     its deadline, a start fails and no QEMU runs unfenced; the fence going
-    on fences, takes a new lease, and the start then works."""
+    on fences, takes a new lease, and the start then works. A cluster of
+    its own: run after the other single-host cases, a QEMU of the VM was
+    seen left paused after this start failed there (not understood yet)."""
+    c = cluster(3, driver="qemu", listen=False)
+    form(c)
+    shared_pool(c)
+    h1 = c.hosts[0]
+    vm = create_ha(h1, "ha1")
     h1.task_ok("POST", "/v1/vms/ha1/stop", {"force": True})
     fence = h1.fence_pid()
     assert fence
@@ -284,8 +291,7 @@ def fenced_host_starts_its_killed_ha_vm_again(h1, h2, vm):
 def test_one_host_alone_fence_vireod_and_lease_cases(cluster):
     """One cluster for the cases of a single host's processes (each leaves
     the host with ha1 running, as it found it): the fence killed alone,
-    vireod killed with -9, a fencing the host recovers from by itself, an
-    HA start without a confirmed lease."""
+    vireod killed with -9, a fencing the host recovers from by itself."""
     c = cluster(3, driver="qemu", listen=False)
     form(c)
     shared_pool(c)
@@ -294,4 +300,3 @@ def test_one_host_alone_fence_vireod_and_lease_cases(cluster):
     fence_killed_alone_is_restarted_on_the_same_lease(h1, h2, vm)
     vireod_killed_keeps_the_host_online_and_its_ha_vm(h1, h2, vm)
     fenced_host_starts_its_killed_ha_vm_again(h1, h2, vm)
-    ha_start_needs_a_confirmed_lease(h1, vm)
