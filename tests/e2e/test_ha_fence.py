@@ -227,8 +227,10 @@ def test_ha_start_needs_a_confirmed_lease(cluster):
     the fence stopped (SIGSTOP: alive, renewing nothing, not fencing) past
     its deadline, a start fails and no QEMU runs unfenced; the fence going
     on fences, takes a new lease, and the start then works. A cluster of
-    its own: run after the other single-host cases, a QEMU of the VM was
-    seen left paused after this start failed there (not understood yet)."""
+    its own, where h1 (which formed it) is the manager: its record lapses
+    while the fence is stopped, and a manager on another host would
+    rightly restart the VM, "starting" on a host that is down, elsewhere
+    (seen when this ran after a vireod kill had moved the manager role)."""
     c = cluster(3, driver="qemu", listen=False)
     form(c)
     shared_pool(c)
