@@ -633,7 +633,7 @@ static void mark_stale(VoDaemon *d, const char *method, VoReply *rep)
  * within etcd's own timeout (about 7 s) while the quorum is still gone
  * (503 "cluster has no quorum", nothing changed) or, the quorum back,
  * lets the request run. False with rep filled. */
-static bool quorum_gate(VoDaemon *d, const char *method, const char *path, VoReply *rep)
+static bool quorum_gate(VoDaemon *d, const char *method, VoReply *rep)
 {
     if (!strcmp(method, "GET") || !strcmp(method, "HEAD") || !d->store)
         return true;
@@ -713,7 +713,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         reply_route_error(p, &rep);
     else if (p->streaming)
         finish_upload(&req, p, &rep);
-    else if (parse_body(&req, p, &rep) && quorum_gate(d, method, url, &rep) &&
+    else if (parse_body(&req, p, &rep) && quorum_gate(d, method, &rep) &&
              !vo_api_any_door(&req, &rep, p->route->pattern))
         p->route->fn(&req, &rep);
     vo_tasks_set_requester(false, 0, 0);

@@ -133,6 +133,27 @@ static int read_hosts(VoDaemon *d, json_t **ret_members, json_t **ret_records)
     return 0;
 }
 
+int vo_cluster_hosts_read(VoDaemon *d, json_t **ret_members, json_t **ret_records)
+{
+    pthread_mutex_lock(&place_lock);
+    VoPlaceCache *c = cache;
+    if (c) {
+        vo_place_cache_lock(c);
+        bool usable = vo_place_cache_usable(c);
+        if (usable) {
+            *ret_members = json_deep_copy(vo_place_cache_docs(c, VO_PLACE_CACHE_P_MEMBERS));
+            *ret_records = json_deep_copy(vo_place_cache_docs(c, VO_PLACE_CACHE_P_RECORDS));
+        }
+        vo_place_cache_unlock(c);
+        if (usable) {
+            pthread_mutex_unlock(&place_lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&place_lock);
+    return read_hosts(d, ret_members, ret_records);
+}
+
 /* The group's policy from the cache (as vo_group_policy reads it). */
 static int cached_group_policy(VoPlaceCache *c, const char *name, VoGroupPolicy *ret,
                                char **ret_error)

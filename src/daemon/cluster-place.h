@@ -43,11 +43,16 @@ typedef struct {
 int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, char **ret_error);
 /* The create placed by c was answered: created, or not (its room is
  * given back). record_rev: the revision at which the chosen host rewrote
- * its record before answering (> 0), or 0 when unknown (then the record
- * is read here). */
+ * its record before answering (> 0), or 0 when unknown (then the room
+ * stays reserved until the reservation expires). */
 void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created,
                            int64_t record_rev);
 void vo_place_choice_clear(VoPlaceChoice *c);
+
+/* The members and live host records ({host id: {"doc": ...}} each, new
+ * references): from the manager's snapshot in memory when it has one,
+ * else read from the store. 0 or the store's -errno. */
+int vo_cluster_hosts_read(VoDaemon *d, json_t **ret_members, json_t **ret_records);
 
 /* In a cluster: starts the thread that keeps the placement snapshot in
  * memory while this host is the manager (listed when it becomes manager,

@@ -142,11 +142,9 @@ static void *supervise_thread(void *userdata)
         }
         pthread_mutex_lock(&S.lock);
         if (!S.stop) {
-            struct timespec until;
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_nsec += SUPERVISE_MS * 1000000L;
-            until.tv_sec += until.tv_nsec / 1000000000L;
-            until.tv_nsec %= 1000000000L;
+            /* S.wake is PTHREAD_COND_INITIALIZER: it times on CLOCK_REALTIME
+             * (a monotonic deadline would be long past: a busy loop). */
+            struct timespec until = vo_deadline_ms(CLOCK_REALTIME, SUPERVISE_MS);
             pthread_cond_timedwait(&S.wake, &S.lock, &until);
         }
     }

@@ -13,6 +13,7 @@
 #include "api/forward.h"
 #include "cluster/ha-plan.h"
 #include "cluster/peer-client.h"
+#include "daemon/cluster-place.h"
 #include "daemon/cluster-view.h"
 #include "daemon/hosts.h"
 #include "daemon/migrate-target.h"
@@ -20,8 +21,6 @@
 #include "state/vm-move.h"
 #include "util/util.h"
 
-#define MEMBERS_PREFIX "cluster/members/"
-#define RECORDS_PREFIX "cluster/hosts/"
 #define PEER_TIMEOUT_MS 15000
 /* How long a recovery waits for the start task on the chosen host. */
 #define START_WAIT_MS 60000
@@ -333,15 +332,11 @@ typedef struct {
 
 static void round_once(VoDaemon *d)
 {
-    json_t *members = json_object(), *records = json_object();
-    int r = vo_store_list(d->store, MEMBERS_PREFIX, collect, members);
-    if (r >= 0)
-        r = vo_store_list(d->store, RECORDS_PREFIX, collect, records);
-    if (r < 0) {
-        json_decref(members);
-        json_decref(records);
+    /* The manager's snapshot (watched, in memory): no store read 4 times
+     * a second. */
+    json_t *members = NULL, *records = NULL;
+    if (vo_cluster_hosts_read(d, &members, &records) < 0)
         return;
-    }
     int64_t now = vo_now_ms();
     /* Hosts back online are no longer down. */
     const char *id;
@@ -456,11 +451,7 @@ static void *recover_thread(void *userdata)
         if (manager)
             round_once(d);
         pthread_mutex_lock(&lock);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += VO_HA_RECOVER_PERIOD_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        struct timespec until = vo_deadline_ms(CLOCK_REALTIME, VO_HA_RECOVER_PERIOD_MS);
         if (!stop)
             pthread_cond_timedwait(&wake, &lock, &until);
     }
