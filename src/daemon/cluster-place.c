@@ -27,8 +27,6 @@ static bool cache_making; /* the keeper lists a cache (without place_lock) */
 
 /* How often the keeper looks whether this host holds the manager role. */
 #define KEEPER_PERIOD_MS 250
-/* How long a placement waits for the cache to show creates it saw made. */
-#define SETTLE_WAIT_MS 1000
 
 static int collect(const char *key, const char *value, int64_t rev, void *userdata)
 {
@@ -187,12 +185,10 @@ static int read_cached(VoPlaceCache *c, const VoPlaceAsk *ask, VoPlaceRequest *r
                        VoPlacePolicy *policy, json_t **members, json_t **records,
                        json_t **group_members, char **ret_error)
 {
-    /* Creates this manager saw made: counted until the cache shows them
-     * (its watch is a few ms behind the store at most; bounded wait). */
-    int64_t want = vo_place_reservations_settled(&reservations, INT64_MIN);
-    if (want > 0) {
-        vo_place_cache_wait(c, want, SETTLE_WAIT_MS);
-    }
+    /* Creates this manager saw made count as reservations until the cache
+     * shows their records (settled below, under the cache's lock, against
+     * the revision read): no wait for the watch to catch up, which would
+     * hold place_lock and every placement behind it. */
     vo_place_cache_lock(c);
     if (!vo_place_cache_usable(c)) {
         vo_place_cache_unlock(c);
