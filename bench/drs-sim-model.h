@@ -43,7 +43,8 @@ typedef struct {
     size_t planner_errors;      /* vo_drs_round < 0 (must be 0) */
     double migration_s;         /* simulated seconds of migration, summed */
     double imb_start, imb_median, imb_p95, imb_max, imb_end;
-    double plan_ms_median, plan_ms_max; /* wall time of one vo_drs_round */
+    double plan_ms_median, plan_ms_p99, plan_ms_max; /* wall time of one vo_drs_round */
+    double plan_cpu_ms_p99, plan_cpu_ms_max;         /* its thread's CPU time */
 } VoDrsSimResult;
 
 /* Runs the simulation: 0, or -EINVAL for a config out of range (hosts >= 2,

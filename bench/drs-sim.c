@@ -144,8 +144,10 @@ int main(int argc, char **argv)
                r.min_gap_s, VO_DRS_COOLDOWN_MS / 1000);
     printf("| rule violations (cooldown, room, spread, planner errors) | %zu, %zu, %zu, %zu | |\n",
            r.cooldown_violations, r.room_violations, r.spread_violations, r.planner_errors);
-    printf("| planner round (wall, median / max) | %.2f / %.2f ms | |\n\n", r.plan_ms_median,
-           r.plan_ms_max);
+    printf("| planner round, wall time (median / p99 / max) | %.2f / %.2f / %.2f ms | |\n",
+           r.plan_ms_median, r.plan_ms_p99, r.plan_ms_max);
+    printf("| planner round, CPU time (p99 / max) | %.2f / %.2f ms | |\n\n", r.plan_cpu_ms_p99,
+           r.plan_cpu_ms_max);
     printf("| hour | migrations | mean imbalance (auto) | mean imbalance (off) |\n"
            "|---|---|---|---|\n");
     for (size_t h = 0; h < r.n_hours; h++)
