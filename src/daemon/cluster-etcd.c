@@ -63,14 +63,18 @@ static pid_t pidfile_pid(const char *pidfile)
     return (pid_t)atoi(text);
 }
 
+static bool runs_with_prefix(pid_t pid, void *data_dir_arg)
+{
+    return runs_with(pid, data_dir_arg, true);
+}
+
 void vo_cluster_etcd_kill_stale(const char *run_dir, const char *dir_prefix)
 {
     _cleanup_free_ char *pidfile = vo_asprintf("%s/" VO_CLUSTER_ETCD_PIDFILE, run_dir);
     _cleanup_free_ char *arg = vo_asprintf("--data-dir=%s", dir_prefix);
     pid_t pid = pidfile_pid(pidfile);
-    if (!runs_with(pid, arg, true))
-        return;
-    int pidfd = vo_pidfd_open(pid);
+    /* Checked and signalled through one pidfd (no pid reuse in between). */
+    int pidfd = vo_pidfd_open_if(pid, runs_with_prefix, arg);
     if (pidfd < 0)
         return;
     log_info("stopping the etcd member (pid %d) an unfinished cluster change left", (int)pid);

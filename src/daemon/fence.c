@@ -19,6 +19,7 @@
 
 #include "daemon/vm-internal.h"
 #include "fence/fence-state.h"
+#include "util/spawn.h"
 #include "util/util.h"
 
 /* How often the supervisor looks at the fence (a dead one runs again
@@ -103,6 +104,12 @@ static pid_t running_fence(VoDaemon *d)
     return vo_fence_pid_check(pidfile, VO_FENCE_EXE, d->run_dir, &pid) == 0 ? pid : 0;
 }
 
+static bool is_our_fence(pid_t pid, void *userdata)
+{
+    VoDaemon *d = userdata;
+    return vo_fence_cmdline_is(pid, VO_FENCE_EXE) && vo_fence_cmdline_has(pid, d->run_dir, false);
+}
+
 static bool fence_alive(VoDaemon *d)
 {
     /* Ours also when adopted after a re-exec (same process): reaped here. */
@@ -179,9 +186,13 @@ static void drop_stale_ha_files(VoDaemon *d)
 static void stop_leftover(VoDaemon *d)
 {
     pid_t pid = running_fence(d);
-    if (pid > 0) {
+    /* Checked and signalled through one pidfd: a pid reused meanwhile is
+     * left alone. */
+    int pidfd = pid > 0 ? vo_pidfd_open_if(pid, is_our_fence, d) : -ESRCH;
+    if (pidfd >= 0) {
         log_info("not in a cluster: stopping the fence process (pid %d)", (int)pid);
-        kill(pid, SIGTERM);
+        (void)syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0);
+        close(pidfd);
         /* Our child still after a re-exec (cluster leave): reaped. */
         for (int i = 0; i < 40 && waitpid(pid, NULL, WNOHANG) == 0; i++)
             usleep(50000);

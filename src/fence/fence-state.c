@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "util/spawn.h"
 #include "util/util.h"
 
 int64_t vo_fence_confirmed_until(int64_t t0_ms, int ttl_ms, int margin_ms)
@@ -152,6 +154,11 @@ int vo_fence_ha_remove(const char *run_dir, const char *vm_id)
     return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }
 
+static bool names_vm(pid_t pid, void *vm_id)
+{
+    return vo_fence_cmdline_has(pid, vm_id, true);
+}
+
 json_t *vo_fence_kill_ha(const char *run_dir)
 {
     json_t *out = json_array();
@@ -168,9 +175,12 @@ json_t *vo_fence_kill_ha(const char *run_dir)
         if (read_pid(path, &pid) < 0)
             continue;
         /* QEMU's command line names the VM (its run dir, -name): a pid
-         * reused by another process is left alone. */
-        bool ours = vo_fence_cmdline_has(pid, e->d_name, true);
-        bool killed = ours && kill(pid, SIGKILL) == 0;
+         * reused by another process is left alone (checked and signalled
+         * through one pidfd: no reuse in between either). */
+        int pidfd = vo_pidfd_open_if(pid, names_vm, e->d_name);
+        bool killed = pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0;
+        if (pidfd >= 0)
+            close(pidfd);
         json_array_append_new(out, json_pack("{s:s, s:i, s:b}", "vm", e->d_name, "pid", (int)pid,
                                              "killed", killed));
     }

@@ -531,6 +531,38 @@ static int connect_monitor(const char *socket_path, int pidfd, VoQmp **ret)
     }
 }
 
+/* How the reaped daemon ended, for a message: "exited with status 1", "was
+ * killed by signal 9 (Killed)". */
+static char *how_it_ended(const siginfo_t *si)
+{
+    /* It quits cleanly, unasked by us, on SIGTERM, SIGINT or SIGHUP. */
+    if (si->si_code == CLD_EXITED && si->si_status == 0)
+        return vo_strdup("exited with status 0 (as it does on a SIGTERM, SIGINT or SIGHUP)");
+    if (si->si_code == CLD_EXITED)
+        return vo_asprintf("exited with status %d", si->si_status);
+    if (si->si_code == CLD_KILLED || si->si_code == CLD_DUMPED)
+        return vo_asprintf("was killed by signal %d (%s)", si->si_status,
+                           strsignal(si->si_status));
+    return vo_strdup("ended");
+}
+
+/* The monitor broke in the middle of the backup: the error says how the
+ * daemon ended and what its log says last (an assertion, an I/O error), so
+ * that a failure tells why. Asked to terminate by a signal it exits with
+ * status 0 and logs nothing; a SIGKILL leaves no line either. */
+static int storage_daemon_broke(int r, const siginfo_t *si, const char *log_path,
+                                char **ret_error)
+{
+    _cleanup_free_ char *how = how_it_ended(si);
+    _cleanup_free_ char *tail = vo_qemu_log_tail(log_path);
+    _cleanup_free_ char *was = ret_error && *ret_error ? TAKE_PTR(*ret_error) : NULL;
+    log_warn("backup: qemu-storage-daemon %s in the middle of the backup (%s); its log ends: %s",
+             how, was ? was : strerror(-r), tail);
+    return vo_error_set(ret_error, r,
+                        "qemu-storage-daemon %s in the middle of the backup (%s); its log "
+                        "ends: %s", how, was ? was : strerror(-r), tail);
+}
+
 int vo_qemu_backup_offline(const VoHvBackupPlan *plan, VoHvBackupResult *ret, char **ret_error)
 {
     ret->jobs_failed = true; /* until jobs may have started */
@@ -557,21 +589,43 @@ int vo_qemu_backup_offline(const VoHvBackupPlan *plan, VoHvBackupResult *ret, ch
         r = r == -ECHILD ? -EIO : r;
     } else
         r = vo_qemu_backup_over_qmp(qmp, NULL, plan, ret, ret_error);
+    /* The daemon ended (or closed its monitor) before we told it to quit. */
+    bool broke = qmp && (r == -ECONNRESET || exited_within(pidfd, 0));
     /* A clean quit writes the persistent bitmaps into the disks. */
-    if (qmp)
+    if (qmp && !broke)
         (void)vo_qmp_execute(qmp, "quit", NULL, QMP_TIMEOUT_MS, NULL, NULL);
     vo_qmp_close(qmp);
+    bool killed = false;
     if (!exited_within(pidfd, QSD_QUIT_TIMEOUT_MS)) {
         log_warn("backup: qemu-storage-daemon (pid %d) did not quit; killing it", (int)pid);
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        killed = true;
     }
     siginfo_t si = { 0 };
     (void)waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED);
+    if (broke && !killed && r < 0)
+        r = storage_daemon_broke(r, &si, log_path, ret_error);
     (void)unlink(socket_path);
     (void)unlink(pidfile);
     if (r >= 0 && !(si.si_code == CLD_EXITED && si.si_status == 0))
         log_warn("backup: qemu-storage-daemon ended badly; the next backup will be full");
     return r;
+}
+
+/* A storage daemon started with this pidfile (the pid may be reused). */
+static bool is_our_storage_daemon(pid_t pid, void *userdata)
+{
+    const char *pidfile = userdata;
+    _cleanup_free_ char *cmdline_path = vo_asprintf("/proc/%d/cmdline", (int)pid);
+    _cleanup_free_ char *cmdline = NULL;
+    size_t len = 0;
+    if (vo_read_file(cmdline_path, 1 << 20, &cmdline, &len) < 0 || len == 0 ||
+        !strstr(cmdline, "qemu-storage-daemon"))
+        return false;
+    for (size_t off = 0; off < len; off += strlen(cmdline + off) + 1)
+        if (!strcmp(cmdline + off, pidfile))
+            return true;
+    return false;
 }
 
 void vo_qemu_backup_kill_leftover(const char *work_dir)
@@ -581,25 +635,12 @@ void vo_qemu_backup_kill_leftover(const char *work_dir)
     if (vo_read_file(pidfile, 64, &text, NULL) < 0)
         return;
     pid_t pid = (pid_t)atoi(text);
-    _cleanup_free_ char *cmdline_path = vo_asprintf("/proc/%d/cmdline", (int)pid);
-    _cleanup_free_ char *cmdline = NULL;
-    size_t len = 0;
-    /* Only a storage daemon started with this pidfile (the pid may be reused). */
-    bool ours = false;
-    if (pid > 0 && vo_read_file(cmdline_path, 1 << 20, &cmdline, &len) >= 0) {
-        bool is_qsd = strstr(cmdline, "qemu-storage-daemon") != NULL;
-        for (size_t off = 0; off < len && is_qsd; off += strlen(cmdline + off) + 1)
-            if (!strcmp(cmdline + off, pidfile))
-                ours = true;
-    }
-    if (ours) {
+    int pidfd = vo_pidfd_open_if(pid, is_our_storage_daemon, pidfile);
+    if (pidfd >= 0) {
         log_warn("backup: killing qemu-storage-daemon %d left by an interrupted backup", (int)pid);
-        int pidfd = vo_pidfd_open(pid);
-        if (pidfd >= 0) {
-            syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-            (void)exited_within(pidfd, 5000);
-            close(pidfd);
-        }
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        (void)exited_within(pidfd, 5000);
+        close(pidfd);
     }
     (void)unlink(pidfile);
 }

@@ -17,6 +17,24 @@ int vo_pidfd_open(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
+int vo_pidfd_open_if(pid_t pid, bool (*is_it)(pid_t pid, void *userdata), void *userdata)
+{
+    if (pid <= 0)
+        return -ESRCH;
+    int pidfd = vo_pidfd_open(pid);
+    if (pidfd < 0)
+        return -errno;
+    /* Looked at after the pidfd is taken, and the process still runs after
+     * the look: what /proc showed was the pidfd's process, not a successor
+     * that got its pid in between. */
+    struct pollfd p = { .fd = pidfd, .events = POLLIN };
+    if (!is_it(pid, userdata) || poll(&p, 1, 0) != 0) {
+        close(pidfd);
+        return -ESRCH;
+    }
+    return pidfd;
+}
+
 /* In the child after fork: a clean signal state and no inherited fds. */
 void vo_spawn_child_reset(void)
 {

@@ -11,6 +11,7 @@
  * (vo_spawn_detached) do not get it: they outlive vireod by design. */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* Runs argv, waits at most timeout_ms (then SIGKILL), captures stdout+stderr
@@ -35,6 +36,13 @@ int vo_spawn_detached(char *const argv[], const char *log_path, const int *pass_
 int vo_spawn_helper(char *const argv[], const char *log_path, pid_t *ret_pid, int *ret_pidfd);
 
 int vo_pidfd_open(pid_t pid);
+/* A pidfd for a pid read from a file, only when is_it(pid, userdata) says
+ * the process is the one meant (its /proc/PID/cmdline, say): pids are
+ * reused within minutes, so a stored one is never signalled unchecked.
+ * The pidfd is taken before the check and the process is confirmed still
+ * running after it (no window for a reuse in between); signal through it
+ * (pidfd_send_signal). -ESRCH when it is not (or no longer) that process. */
+int vo_pidfd_open_if(pid_t pid, bool (*is_it)(pid_t pid, void *userdata), void *userdata);
 
 /* In a child after fork: SIGKILL when the thread that forked it (in process
  * parent, the pid before fork) ends; exits at once if parent is gone already. */

@@ -199,7 +199,7 @@ class Host(Daemon):
         if fence is not None:
             pids.add(fence)
         self.remember_qemu_pids()
-        pids |= self.qemu_pids
+        pids |= set(self.qemu_pids)  # checked to be ours (OwnProcs)
         pids |= netns_pids(self.host_netns.name)
         pids |= descendants(pids)
         return {p for p in pids if pid_alive(p)}
@@ -294,6 +294,9 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{host.name}: processes {sorted(pids)} survive SIGKILL")
             for pid in pids:
+                # A remembered QEMU through its pidfd (its pid may be reused).
+                if host.qemu_pids.signal(pid, signal.SIGKILL):
+                    continue
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -316,6 +319,7 @@ class Cluster:
                 if not host.killed:
                     host.cleanup()  # vireod stopped, QEMU and dnsmasq killed by PID
                 self.kill_host(host)
+                host.qemu_pids.close()
                 # A killed host skipped Daemon.cleanup: its directory goes here.
                 shutil.rmtree(host.tmp, ignore_errors=True)
             except Exception as e:  # keep going: the rest must go too

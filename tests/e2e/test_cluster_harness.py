@@ -142,10 +142,23 @@ def test_kill_host_ends_every_process_of_that_host(cluster):
     h1, h2, h3 = c.hosts
     # A process of the host's own (etcd, later), by PID.
     extra = h3.spawn("sleep", "600")
-    before = h3.pids()
-    assert h3.proc.pid in before and extra.pid in before
-    assert len(before) >= 3  # vireod, the extra one, dnsmasq of its default network
-    killed = c.kill_host(h3)
+    # A pid the host once knew (a stopped VM's qemu.pid, its API "pid")
+    # that another process has now: not the host's, never killed.
+    stranger = subprocess.Popen(["sleep", "600"])
+    try:
+        os.makedirs(os.path.join(h3.run_dir, "vms", "stopped"), exist_ok=True)
+        with open(os.path.join(h3.run_dir, "vms", "stopped", "qemu.pid"), "w") as f:
+            f.write(f"{stranger.pid}\n")
+        h3.qemu_pids.add(stranger.pid)
+        before = h3.pids()
+        assert h3.proc.pid in before and extra.pid in before
+        assert stranger.pid not in before
+        assert len(before) >= 3  # vireod, the extra one, dnsmasq of its default network
+        killed = c.kill_host(h3)
+        assert stranger.poll() is None and stranger.pid not in killed
+    finally:
+        stranger.kill()
+        stranger.wait(timeout=10)
     assert before <= killed
     assert not any(pid_alive(p) for p in killed)
     assert netns_pids(h3.host_netns.name) == set()

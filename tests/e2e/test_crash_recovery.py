@@ -15,7 +15,7 @@ import socket
 
 import pytest
 
-from vireo_harness import pid_alive, slow_qemu_img, wait_until
+from vireo_harness import OwnProcs, pid_alive, slow_qemu_img, wait_until
 
 MiB = 1 << 20
 
@@ -31,13 +31,13 @@ def slow(fake_daemon):
     d.fault_dir = os.path.join(d.tmp, "faults")
     os.makedirs(d.fault_dir)
     d.wrap_tool("qemu-img", SLOW_QEMU_IMG, {"VIREO_FAKE_FAULTS": d.fault_dir})
-    d.helpers = set()
+    d.helpers = OwnProcs(d.tmp)  # held by pidfd: a pid reused later is left alone
     try:
         yield d
     finally:
         for pid in d.helpers:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            d.helpers.signal(pid, signal.SIGKILL)
+        d.helpers.close()
 
 
 def children(pid):

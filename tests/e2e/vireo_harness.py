@@ -8,6 +8,7 @@ removed again, processes by their PID."""
 import http.client
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -76,6 +77,92 @@ def kill_pid(pid, timeout=5.0):
         wait_until(lambda: not pid_alive(pid), timeout, what=f"pid {pid} to die")
 
 
+def _exited(pidfd):
+    """Whether the process behind pidfd has ended (its pidfd is readable)."""
+    return bool(select.select([pidfd], [], [], 0)[0])
+
+
+class OwnProcs:
+    """The processes a test's cleanup kills (QEMU, dnsmasq, etcd, fence),
+    each held by a pidfd taken when it was added, and only when its command
+    line names `marker` (the daemon's own directory) then: pids are reused
+    within minutes here (pid_max 32768, three pytest runs side by side), so
+    a pid from a stale pidfile or from an earlier API answer may already be
+    another test's process. Signals go through the pidfd: never to a process
+    that merely got the same pid later."""
+
+    def __init__(self, marker):
+        self.marker = marker.encode()
+        self.fds = {}  # pid -> pidfd
+
+    def add(self, pid):
+        """Holds pid when it is a live process of ours; ignores it otherwise."""
+        old = self.fds.get(pid)
+        if old is not None and not _exited(old):
+            return
+        try:
+            fd = os.pidfd_open(pid)
+        except (OSError, ValueError, TypeError):
+            return
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                ours = self.marker in f.read()
+        except OSError:
+            ours = False
+        # Still running after the look at /proc: what was read was this
+        # process's command line, not a successor's.
+        if not ours or _exited(fd):
+            os.close(fd)
+            return
+        if old is not None:
+            os.close(old)
+        self.fds[pid] = fd
+
+    def __iter__(self):
+        """The pids of those still running."""
+        return iter([pid for pid, fd in self.fds.items() if not _exited(fd)])
+
+    def __contains__(self, pid):
+        return pid in self.fds and not _exited(self.fds[pid])
+
+    def __len__(self):
+        return len(list(iter(self)))
+
+    def signal(self, pid, sig):
+        """sig to pid through its pidfd; False when pid is not held (or ended)."""
+        fd = self.fds.get(pid)
+        if fd is None:
+            return False
+        try:
+            signal.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def kill_all(self, timeout=5.0):
+        """SIGTERM, then SIGKILL, to each held process still running; bounded."""
+        for pid, fd in list(self.fds.items()):
+            if _exited(fd):
+                continue
+            try:
+                signal.pidfd_send_signal(fd, signal.SIGTERM)
+                wait_until(lambda: _exited(fd), timeout, what=f"pid {pid} to exit")
+            except (ProcessLookupError, TimeoutError):
+                try:
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                wait_until(lambda: _exited(fd), timeout, what=f"pid {pid} to die")
+
+    def close(self):
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+
+    def __del__(self):
+        self.close()
+
+
 class Netns:
     """A network namespace of the test's own, with loopback up."""
 
@@ -142,7 +229,7 @@ class Daemon:
         self.netns = netns or Netns()
         self.baseline = self.host_state()  # links and nftables before vireod
         self.proc = None
-        self.qemu_pids = set()
+        self.qemu_pids = OwnProcs(self.tmp)  # pids get reused: see OwnProcs
         try:
             self.start()
         except BaseException:
@@ -213,8 +300,8 @@ class Daemon:
         self.remember_qemu_pids()
         self.remember_dnsmasq_pids()
         self.stop()
-        for pid in self.qemu_pids:
-            kill_pid(pid)
+        self.qemu_pids.kill_all()
+        self.qemu_pids.close()
         if self.owns_netns:
             self.netns.delete()
         # A tmpfs a test mounted under the state directory (before_start)
@@ -243,7 +330,9 @@ class Daemon:
 
     def remember_qemu_pids(self):
         """Every QEMU and dnsmasq this daemon started, from their pidfiles
-        (for cleanup: both outlive vireod by design)."""
+        (for cleanup: both outlive vireod by design). A pidfile outlives its
+        process (qemu.pid stays after the VM stops): OwnProcs.add keeps only
+        a process that is still ours."""
         for name in ("etcd.pid", "fence.pid"):  # a cluster's etcd member and
             try:                                # fence process outlive vireod too
                 with open(os.path.join(self.run_dir, name)) as f:

@@ -3,10 +3,13 @@
  * bandwidth limit is each job's "speed", shared evenly by the disks; none
  * without one) and a backup cancelled while its jobs run (job-cancel for
  * each, waited for, nodes closed, -ECANCELED, the jobs known failed so no
- * bitmap was synchronised). The target files are made by the real qemu-img. */
+ * bitmap was synchronised). The target files are made by the real qemu-img.
+ * A stopped VM's backup whose qemu-storage-daemon dies midway says how it
+ * ended and what it logged last (tests/unit/fake-qsd.py plays the daemon). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -203,11 +206,57 @@ static void test_cancel_while_the_jobs_run(void **state)
     cleanup(&f);
 }
 
+/* A stopped VM's backup whose qemu-storage-daemon (tests/unit/fake-qsd.py)
+ * dies at its first command after the handshake: the error says how it
+ * ended and what its log says last, not just "Connection reset by peer". */
+static void qsd_dies(const char *how, const char *expect)
+{
+    char dir[] = "/tmp/vireo-test-qsd-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *target = vo_asprintf("%s/disk0.qcow2", dir);
+    VoHvBackupDisk disk = { .slot = 0, .path = "/nonexistent", .format = VO_DISK_QCOW2,
+                            .virtual_size = 1 << 20, .target_path = target };
+    VoHvBackupPlan plan = { .disks = &disk, .n_disks = 1, .bitmap = BITMAP, .work_dir = dir };
+    setenv("VIREO_QEMU_STORAGE_DAEMON", FAKE_QSD, 1);
+    setenv("FAKE_QSD_END", how, 1);
+    VoHvBackupResult result = { 0 };
+    char *error = NULL;
+    int r = vo_qemu_backup_offline(&plan, &result, &error);
+    unsetenv("VIREO_QEMU_STORAGE_DAEMON");
+    unsetenv("FAKE_QSD_END");
+    assert_int_equal(r, -ECONNRESET);
+    assert_non_null(error);
+    assert_non_null(strstr(error, expect));
+    assert_non_null(strstr(error, "in the middle of the backup (Connection reset by peer)"));
+    assert_non_null(strstr(error, "its log ends: fake-qsd: dying at query-jobs"));
+    assert_true(result.jobs_failed);
+    free(error);
+    free(result.reason);
+    /* Its socket and pidfile are gone; its log stays for whoever looks. */
+    _cleanup_free_ char *log = vo_asprintf("%s/backup-qsd.log", dir);
+    assert_int_equal(unlink(log), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_storage_daemon_killed_mid_backup(void **state)
+{
+    (void)state;
+    qsd_dies("kill", "qemu-storage-daemon was killed by signal 9 (Killed)");
+}
+
+static void test_storage_daemon_exits_mid_backup(void **state)
+{
+    (void)state;
+    qsd_dies("exit", "qemu-storage-daemon exited with status 3");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bwlimit_is_the_jobs_speed),
         cmocka_unit_test(test_cancel_while_the_jobs_run),
+        cmocka_unit_test(test_storage_daemon_killed_mid_backup),
+        cmocka_unit_test(test_storage_daemon_exits_mid_backup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

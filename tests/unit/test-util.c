@@ -9,10 +9,13 @@
 
 #include <poll.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "qemu/qemu-caps.h"
+#include "util/spawn.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
 #include "vireo/errors.h"
@@ -200,9 +203,48 @@ static void test_unix_connect_wait_bounded(void **state)
     assert_int_equal(vo_rm_rf(sockdir), 0);
 }
 
+static bool yes(pid_t pid, void *userdata)
+{
+    (void)pid;
+    (void)userdata;
+    return true;
+}
+
+static bool no(pid_t pid, void *userdata)
+{
+    (void)pid;
+    (void)userdata;
+    return false;
+}
+
+/* A stored pid gets a pidfd only for the process meant, and only while it
+ * still runs after the check (an ended one's pid may be another's by now). */
+static void test_pidfd_open_if(void **state)
+{
+    (void)state;
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    int fd = vo_pidfd_open_if(child, yes, NULL);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(vo_pidfd_open_if(child, no, NULL), -ESRCH);
+    assert_int_equal(vo_pidfd_open_if(0, yes, NULL), -ESRCH);
+    kill(child, SIGKILL);
+    /* Ended (not reaped yet, so the pid is still its own): refused. */
+    siginfo_t si;
+    assert_int_equal(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);
+    assert_int_equal(vo_pidfd_open_if(child, yes, NULL), -ESRCH);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pidfd_open_if),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_strv),
         cmocka_unit_test(test_error_mapping),

@@ -1,0 +1,68 @@
+"""The harness's cleanup kills only processes that are still its own. PIDs
+are reused within minutes here (pid_max 32768, three pytest runs side by
+side): a qemu.pid left by a stopped VM, or the pid an earlier API answer
+gave, may name another test's process by the time of cleanup (a backup's
+qemu-storage-daemon got a SIGTERM so, and its backup failed with
+"Connection reset by peer"). Daemon.cleanup leaves such a process alone and
+still ends a process of its own."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vireo_harness import OwnProcs
+
+SLEEPER = "import time; time.sleep(600)"
+
+
+@pytest.fixture
+def procs():
+    made = []
+
+    def start(*extra):
+        p = subprocess.Popen([sys.executable, "-c", SLEEPER, *extra])
+        made.append(p)
+        return p
+
+    try:
+        yield start
+    finally:
+        for p in made:  # our own children, not yet reaped: their pids are theirs
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
+
+
+def write_pidfile(d, vm, pid):
+    path = os.path.join(d.run_dir, "vms", vm)
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "qemu.pid"), "w") as f:
+        f.write(f"{pid}\n")
+
+
+def test_cleanup_spares_a_process_that_got_a_stale_pid(fake_daemon, procs):
+    d = fake_daemon
+    stranger = procs()            # another test's process, under a pid we once knew
+    ours = procs(d.tmp)           # names the daemon's directory, as its QEMUs do
+    write_pidfile(d, "stopped-vm", stranger.pid)
+    write_pidfile(d, "running-vm", ours.pid)
+    d.qemu_pids.add(stranger.pid)  # as from a VM's "pid" before it stopped
+    d.cleanup()
+    assert ours.wait(timeout=10) is not None
+    assert stranger.poll() is None, "the cleanup killed a process that is not its own"
+
+
+def test_own_procs_hold_only_processes_of_their_own(procs, tmp_path):
+    own = OwnProcs(str(tmp_path))
+    ours, other = procs(str(tmp_path)), procs()
+    own.add(ours.pid)
+    own.add(other.pid)
+    own.add(2 ** 22 + 1)  # no such process
+    assert list(own) == [ours.pid] and other.pid not in own
+    ours.kill()
+    ours.wait(timeout=10)
+    # Ended: neither listed nor signalled again, whoever has its pid next.
+    assert list(own) == [] and not own.signal(ours.pid, 9)
+    own.close()
