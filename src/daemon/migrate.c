@@ -478,14 +478,18 @@ static int task_migrate_run(VoTask *t, void *userdata)
     VoVmState state = vm->state;
     VoHvInstance *hv = vm->hv;
     bool gone = vm->migrated_away;
+    /* Why it ended, when it did since the request was taken (its QEMU
+     * exited or was killed): the refusal says so. */
+    _cleanup_free_ char *ended = !gone && vm->exit_reason ? vo_strdup(vm->exit_reason) : NULL;
     json_t *doc = gone ? NULL : vo_vm_document_locked(vm);
     pthread_mutex_unlock(&vm->lock);
     if (gone || !hv || (state != VO_VM_RUNNING && state != VO_VM_PAUSED)) {
         json_decref(doc);
         vo_migrate_clear_mark(vm);
         pthread_mutex_unlock(&vm->job);
-        return vo_task_fail(t, -EBUSY, "VM '%s' is not running here (it is %s)", name,
-                            gone ? "migrated away" : vo_vm_state_to_string(state));
+        return vo_task_fail(t, -EBUSY, "VM '%s' is not running here (it is %s%s%s)", name,
+                            gone ? "migrated away" : vo_vm_state_to_string(state),
+                            ended ? ": " : "", ended ? ended : "");
     }
     bool resume = state == VO_VM_RUNNING;
     char mig_id[37];

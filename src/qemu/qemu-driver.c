@@ -493,7 +493,8 @@ static const char *qemu_console_socket(VoHvInstance *vm) { return vm->console_pa
 
 static void ignore_event(VoHvInstance *vm, const VoHvEvent *ev, void *userdata) {}
 
-/* Whether QMP reported a guest-initiated shutdown before the socket closed.
+/* Whether QMP reported a guest-initiated shutdown (its "guest" true: not
+ * QEMU ending on a signal or a quit) before the socket closed.
  * The event monitor says so without a lock (reap runs on the loop after
  * the last events were read there); only a QEMU without one (started by
  * an older vireod) is asked on the command monitor, under its lock. */
@@ -510,7 +511,8 @@ static bool saw_guest_shutdown(VoHvInstance *vm)
         json_t *ev;
         while ((ev = vo_qmp_next_event(vm->qmp))) {
             const char *name = json_string_value(json_object_get(ev, "event"));
-            if (name && !strcmp(name, "SHUTDOWN"))
+            if (name && !strcmp(name, "SHUTDOWN") &&
+                json_is_true(json_object_get(json_object_get(ev, "data"), "guest")))
                 seen = true;
             json_decref(ev);
         }
@@ -525,17 +527,21 @@ static void qemu_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
     siginfo_t si = { 0 };
     if (vm->is_child && waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED | WNOHANG) == 0 &&
         si.si_pid != 0) {
+        /* QEMU's log says what it saw last: an assertion before an abort,
+         * "terminating on signal 15 from pid N (cmd)" before a clean exit
+         * nobody here asked for. */
+        _cleanup_free_ char *tail = vo_qemu_log_tail(vm->log_path);
         if (si.si_code == CLD_EXITED && si.si_status == 0) {
             *ret_clean = true;
-            *ret_reason = vo_strdup(guest_shutdown ? "guest powered off" : "QEMU exited");
+            *ret_reason = guest_shutdown ? vo_strdup("guest powered off")
+                                         : vo_asprintf("QEMU exited: %s", tail);
         } else if (si.si_code == CLD_EXITED) {
-            _cleanup_free_ char *tail = vo_qemu_log_tail(vm->log_path);
             *ret_clean = false;
             *ret_reason = vo_asprintf("QEMU exited with status %d: %s", si.si_status, tail);
         } else {
             *ret_clean = false;
-            *ret_reason = vo_asprintf("QEMU was killed by signal %d (%s)", si.si_status,
-                                      strsignal(si.si_status));
+            *ret_reason = vo_asprintf("QEMU was killed by signal %d (%s): %s", si.si_status,
+                                      strsignal(si.si_status), tail);
         }
         return;
     }

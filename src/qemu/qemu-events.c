@@ -20,7 +20,10 @@ static int parse_reset(VoQemuEventState *st, json_t *data, VoHvEvent *ev)
 
 static int parse_shutdown(VoQemuEventState *st, json_t *data, VoHvEvent *ev)
 {
-    st->shutdown_seen = true;
+    /* Only the guest's own: QEMU also sends one, guest false, when it ends
+     * on a signal ("host-signal": a SIGTERM from anyone) or on a quit. */
+    if (json_is_true(json_object_get(data, "guest")))
+        st->shutdown_seen = true;
     return parse_reset(st, data, ev); /* the same fields */
 }
 

@@ -20,7 +20,8 @@
 typedef struct {
     bool io_error_stop;
     int64_t last_resume_us; /* timestamp of the last RESUME, 0: none */
-    bool shutdown_seen;     /* a SHUTDOWN came (the exit that follows is clean) */
+    bool shutdown_seen;     /* the guest's SHUTDOWN came (the exit that follows is its
+                             * power-off); not a host's (a signal, a quit) */
 } VoQemuEventState;
 
 /* Turns one QMP event message ({"event","data","timestamp"}) into *ret

@@ -8,8 +8,9 @@
  * pause-before-switchover; at pre-switchover the ready mirrors are
  * completed (block-job-cancel of a ready mirror completes it, in sync) and
  * the migration continues (migrate-continue); the destination's NBD server
- * stops when it takes over. A cancel or failure cancels the jobs and drops
- * the NBD nodes: the source runs on with its own disks. Every QMP
+ * stops when it takes over. A cancel or failure cancels the jobs (the
+ * guest paused meanwhile: abort_mirror) and drops the NBD nodes: the source
+ * runs on with its own disks. Every QMP
  * round-trip runs under the VM's qmp_lock. */
 #include "qemu/qemu-mirror.h"
 
@@ -195,12 +196,46 @@ static void dismiss_all(VoHvInstance *vm, const VoQemuMirror *m)
     }
 }
 
+/* Whether a job of m has not concluded yet (jobs: a query-jobs answer). */
+static bool any_running(const VoQemuMirror *m, json_t *jobs)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        _cleanup_free_ char *id = job_id(m->slots[i]);
+        json_t *job = find_job(jobs, id);
+        if (job && strcmp(job_status(job), "concluded"))
+            return true;
+    }
+    return false;
+}
+
+/* Stops the vCPUs of a running guest (QEMU drains every request of its
+ * disks on the way); true when it did, and so cont is owed. Caller holds
+ * qmp_lock. */
+static bool stop_guest(VoHvInstance *vm)
+{
+    json_t *status = NULL;
+    bool running = vo_qemu_command(vm, "query-status", NULL, &status, NULL) >= 0 &&
+                   json_is_true(json_object_get(status, "running"));
+    json_decref(status);
+    return running && vo_qemu_command(vm, "stop", NULL, NULL, NULL) >= 0;
+}
+
 /* Cancels whatever of m still runs, waits for it, dismisses the jobs and
- * drops the NBD nodes, then frees m. Caller holds qmp_lock. */
+ * drops the NBD nodes, then frees m. Caller holds qmp_lock.
+ *
+ * The guest does not write meanwhile: its vCPUs stop (every request it
+ * has in flight drained) before a job is cancelled and run again once the
+ * jobs and nodes are gone. A write-blocking mirror sends each guest write
+ * to the target as part of the write; QEMU 10.0 force-cancelling one while
+ * such writes were in flight (a cancel just after the job turned ready,
+ * the guest writing) corrupted its heap: the QEMU aborted at a later QMP
+ * command ("corrupted double-linked list"), the VM crashed. The pause is
+ * as long as the cancel (tens of ms). */
 static int abort_mirror(VoHvInstance *vm, VoQemuMirror *m, size_t n_nodes, char **ret_error)
 {
     json_t *jobs = NULL;
     int r = vo_qemu_command(vm, "query-jobs", NULL, &jobs, ret_error);
+    bool resume = r >= 0 && any_running(m, jobs) && stop_guest(vm);
     for (size_t i = 0; r >= 0 && i < m->n; i++) {
         _cleanup_free_ char *id = job_id(m->slots[i]);
         json_t *job = find_job(jobs, id);
@@ -228,6 +263,10 @@ static int abort_mirror(VoHvInstance *vm, VoQemuMirror *m, size_t n_nodes, char 
         (void)vo_qemu_command(vm, "blockdev-del", args, NULL, NULL);
         json_decref(args);
     }
+    _cleanup_free_ char *cont_error = NULL;
+    if (resume && vo_qemu_command(vm, "cont", NULL, NULL, &cont_error) < 0)
+        log_warn("QEMU (pid %d): the guest paused while its disk mirrors were cancelled "
+                 "does not run again: %s", (int)vm->pid, cont_error);
     vo_qemu_mirror_free(m);
     return r;
 }

@@ -102,6 +102,13 @@ def test_killed_qemu_marks_vm_crashed(daemon):
     # A crashed VM starts again.
     daemon.cli("vm", "start", "crashy")
     daemon.wait_console("crashy", BOOT_MARKER, count=2)
+    # Ended from outside by a SIGTERM (QEMU exits cleanly then): the reason
+    # is QEMU's last log line, which names who sent it.
+    os.kill(daemon.vm("crashy")["pid"], signal.SIGTERM)
+    wait_until(lambda: daemon.vm("crashy")["state"] in ("stopped", "crashed"), 30, interval=0.02,
+               what="the VM to end")
+    ended = daemon.vm("crashy")
+    assert f"terminating on signal 15 from pid {os.getpid()}" in ended["exit_reason"], ended
 
 
 def test_qemu_dead_while_daemon_down_is_crashed(daemon):

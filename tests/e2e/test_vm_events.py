@@ -295,8 +295,37 @@ def fill(path, size):
         os.fsync(f.fileno())
 
 
+# The guest's data: one MiB of `yes vireo-io-error` output, written again
+# and again; the tmpfs keeps FREE free and the guest writes WRITTEN, so
+# its writes run the host out of space after about FREE.
+BLOCK = (b"vireo-io-error\n" * (MiB // 15 + 1))[:MiB]
+FREE = 2 * MiB
+WRITTEN = 8 * MiB
+
+
+def guest_writes(daemon, name, seek, rc_file, delay=0):
+    """Starts WRITTEN bytes of BLOCKs written to the guest's /dev/vdb from
+    MiB `seek` on, in the background (the console must stay usable while a
+    write waits in the paused VM): one dd per MiB with O_DIRECT, so each
+    write reaches QEMU at once (no page cache to fill first, no writeback
+    to wait for) and one held by the paused VM completes on the resume.
+    rc_file gets 0 once every write succeeded, errors go to rc_file.err."""
+    daemon.guest(name, f"(sleep {delay}; yes vireo-io-error | head -c {MiB} >/tmp/blk; rc=0; "
+                       f"i=0; while [ $i -lt {WRITTEN // MiB} ]; do dd if=/tmp/blk of=/dev/vdb "
+                       f"bs=1M count=1 seek=$(({seek} + i)) oflag=direct 2>>{rc_file}.err "
+                       f"|| rc=1; i=$((i + 1)); done; echo $rc >{rc_file}) "
+                       f"</dev/null >/dev/null 2>&1 & true")
+
+
+def until_paused_timeout():
+    """How long the guest may take to write FREE (and QEMU to pause): a
+    bound that grows with what must be written, generous for TCG on a busy
+    host (a MiB takes well under a second there)."""
+    return 60 + 30 * FREE // MiB
+
+
 def test_guest_out_of_disk_space_pauses_and_resumes(tmpfs_pool):
-    daemon, mnt = tmpfs_pool("48m")
+    daemon, mnt = tmpfs_pool("32m")
     try:
         out_of_disk_space(daemon, mnt)
     finally:  # shown when it fails
@@ -309,29 +338,22 @@ def out_of_disk_space(daemon, mnt):
     daemon.task_ok("POST", "/v1/pools/small/volumes",
                    {"name": "data", "size_bytes": 64 * MiB, "format": "qcow2"})
     daemon.task_ok("POST", f"/v1/vms/{name}/disks", {"volume": "small/data"})
-    # The tmpfs keeps 6 MiB free; the guest writes 24 MiB.
     st = os.statvfs(mnt)
     filler = os.path.join(mnt, "filler")
-    fill(filler, st.f_bavail * st.f_frsize - 6 * MiB)
+    fill(filler, st.f_bavail * st.f_frsize - FREE)
     daemon.cli("vm", "start", name)
     daemon.wait_console(name, BOOT_MARKER)
     daemon.remember_qemu_pids()
     daemon_vm_id = daemon.vm(name)["id"]
 
-    size = 24 * MiB
-    # In the background: the guest's console must stay usable while the
-    # write waits in the paused VM.
-    daemon.guest(name, f"(yes vireo-io-error | head -c {size} | "
-                       f"dd of=/dev/vdb bs=1M conv=fsync 2>/tmp/dd.err; echo $? >/tmp/dd.rc) "
-                       f"</dev/null >/dev/null 2>&1 & true")
-
-    def host_full():
-        s = os.statvfs(mnt)
-        return s.f_bavail * s.f_frsize < MiB
-
-    wait_until(host_full, 120, interval=0.02, what="the guest to fill the host's tmpfs")
-    wait_for(daemon, name, "paused", "io-error", timeout=60)
+    began = time.monotonic()
+    guest_writes(daemon, name, 0, "/tmp/dd.rc")
+    wait_for(daemon, name, "paused", "io-error", timeout=until_paused_timeout())
     shown = time.time()
+    print(f"the guest ran the host out of space in {time.monotonic() - began:.1f} s")
+    # The host's tmpfs is what ran out.
+    free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+    assert free < MiB, f"{free} bytes still free on the tmpfs"
     # QEMU's time of the error, as vireod logged it with the event.
     error_at = float(re.search(r"write error on disk \S+: .*at (\d+\.\d+)\)", daemon.log())[1])
     print(f"paused/io-error shown by the API {shown - error_at:.3f} s after QEMU's error")
@@ -345,9 +367,9 @@ def out_of_disk_space(daemon, mnt):
     out = daemon.guest(name, "read -r up _ </proc/uptime; end=$((${up%.*} + 90)); "
                              "until [ -s /tmp/dd.rc ]; do read -r up _ </proc/uptime; "
                              "[ ${up%.*} -ge $end ] && break; sleep 0.2; done; "
-                             "cat /tmp/dd.rc /tmp/dd.err; echo 3 >/proc/sys/vm/drop_caches; "
-                             f"head -c {size} /dev/vdb | md5sum", timeout=150)
-    want = hashlib.md5((b"vireo-io-error\n" * (size // 15 + 1))[:size]).hexdigest()
+                             "cat /tmp/dd.rc /tmp/dd.rc.err; echo 3 >/proc/sys/vm/drop_caches; "
+                             f"head -c {WRITTEN} /dev/vdb | md5sum", timeout=150)
+    want = hashlib.md5(BLOCK * (WRITTEN // MiB)).hexdigest()
     assert out.split()[0] == "0", out
     assert want in out, out
     assert state_of(daemon, name) == ("running", None)
@@ -355,13 +377,11 @@ def out_of_disk_space(daemon, mnt):
     # The same while vireod is not running: after its restart QEMU's own
     # status (io-error) gives the reason.
     st = os.statvfs(mnt)
-    fill(filler, st.f_bavail * st.f_frsize - 4 * MiB)
-    daemon.guest(name, f"(sleep 2; yes again | head -c {16 * MiB} | dd of=/dev/vdb bs=1M "
-                       f"seek=24 conv=fsync 2>/dev/null; echo $? >/tmp/dd2.rc) "
-                       f"</dev/null >/dev/null 2>&1 & true")
+    fill(filler, st.f_bavail * st.f_frsize - FREE)
+    guest_writes(daemon, name, WRITTEN // MiB, "/tmp/dd2.rc", delay=2)
     daemon.kill9()
     qmp = os.path.join(daemon.run_dir, "vms", daemon_vm_id, "qmp.sock")
-    wait_until(lambda: qmp_status(qmp) == "io-error", 120, interval=0.2,
+    wait_until(lambda: qmp_status(qmp) == "io-error", until_paused_timeout(), interval=0.2,
                what="QEMU to pause on the I/O error")
     daemon.start()
     assert state_of(daemon, name) == ("paused", "io-error")
@@ -369,9 +389,12 @@ def out_of_disk_space(daemon, mnt):
     daemon.cli("vm", "resume", name)
     out = daemon.guest(name, "read -r up _ </proc/uptime; end=$((${up%.*} + 90)); "
                              "until [ -s /tmp/dd2.rc ]; do read -r up _ </proc/uptime; "
-                             "[ ${up%.*} -ge $end ] && break; sleep 0.2; done; cat /tmp/dd2.rc",
-                       timeout=150)
+                             "[ ${up%.*} -ge $end ] && break; sleep 0.2; done; "
+                             "cat /tmp/dd2.rc /tmp/dd2.rc.err; echo 3 >/proc/sys/vm/drop_caches; "
+                             f"dd if=/dev/vdb bs=1M skip={WRITTEN // MiB} count={WRITTEN // MiB} "
+                             "2>/dev/null | md5sum", timeout=150)
     assert out.split()[0] == "0", out
+    assert hashlib.md5(BLOCK * (WRITTEN // MiB)).hexdigest() in out, out
     daemon.cli("vm", "stop", name, "--force")
 
 

@@ -21,6 +21,8 @@
 #include "util/util.h"
 
 #define OK "{\"return\":{},\"id\":$ID}\n"
+#define RUNNING "{\"return\":{\"status\":\"running\",\"running\":true},\"id\":$ID}\n"
+#define PAUSED "{\"return\":{\"status\":\"paused\",\"running\":false},\"id\":$ID}\n"
 
 typedef struct {
     Server server;
@@ -239,9 +241,13 @@ static void test_destination_exports(void **state)
     instance_close(&f);
 }
 
+/* The guest runs: its vCPUs stop before a job is cancelled and run again
+ * once the jobs and nodes are gone. */
 #define ABORT_STEPS(status0, status1)                                                         \
     { .expect = "query-jobs",                                                                 \
       .send = { JOBS(JOB(0, status0, 10, 100, ""), JOB(1, status1, 400, 400, "")) } },         \
+    { .expect = "query-status", .send = { RUNNING } },                                        \
+    { .expect = "stop", .send = { OK } },                                                     \
     { .expect = "block-job-cancel", .args = "{\"device\":\"vireo-mirror-disk0\",\"force\":true}", \
       .send = { OK } },                                                                       \
     { .expect = "block-job-cancel", .args = "{\"device\":\"vireo-mirror-disk1\",\"force\":true}", \
@@ -252,7 +258,8 @@ static void test_destination_exports(void **state)
     { .expect = "job-dismiss", .args = "{\"id\":\"vireo-mirror-disk0\"}", .send = { OK } },   \
     { .expect = "job-dismiss", .args = "{\"id\":\"vireo-mirror-disk1\"}", .send = { OK } },   \
     { .expect = "blockdev-del", .args = "{\"node-name\":\"vireo-nbd-disk0\"}", .send = { OK } }, \
-    { .expect = "blockdev-del", .args = "{\"node-name\":\"vireo-nbd-disk1\"}", .send = { OK } }
+    { .expect = "blockdev-del", .args = "{\"node-name\":\"vireo-nbd-disk1\"}", .send = { OK } }, \
+    { .expect = "cont", .send = { OK } }
 
 /* Cancel in the disk phase: the jobs are cancelled (force), dismissed, the
  * NBD nodes dropped; nothing to resume (no migration ran). */
@@ -331,10 +338,12 @@ static void test_mirror_fails(void **state)
           .send = { JOBS(JOB(0, "concluded", 10, 100,
                              ",\"error\":\"Could not write to NBD server: Connection reset\""),
                          JOB(1, "ready", 400, 400, "")) } },
-        /* finish (failed): only the running job is cancelled. */
+        /* finish (failed): only the running job is cancelled; the guest is
+         * paused already (nothing to stop, nothing to resume). */
         { .expect = "query-jobs",
           .send = { JOBS(JOB(0, "concluded", 10, 100, ",\"error\":\"x\""),
                          JOB(1, "ready", 400, 400, "")) } },
+        { .expect = "query-status", .send = { PAUSED } },
         { .expect = "block-job-cancel", .args = "{\"device\":\"vireo-mirror-disk1\",\"force\":true}",
           .send = { OK } },
         { .expect = "query-jobs",
@@ -387,6 +396,8 @@ static void test_leftovers_of_an_earlier_vireod(void **state)
         { .expect = "query-jobs",
           .send = { JOBS(JOB(0, "concluded", 10, 100, ",\"error\":\"NBD gone\""),
                          JOB(1, "ready", 400, 400, "")) } },
+        { .expect = "query-status", .send = { RUNNING } },
+        { .expect = "stop", .send = { OK } },
         { .expect = "block-job-cancel", .args = "{\"device\":\"vireo-mirror-disk1\",\"force\":true}",
           .send = { OK } },
         { .expect = "query-jobs",
@@ -396,6 +407,7 @@ static void test_leftovers_of_an_earlier_vireod(void **state)
         { .expect = "job-dismiss", .args = "{\"id\":\"vireo-mirror-disk1\"}", .send = { OK } },
         { .expect = "blockdev-del", .args = "{\"node-name\":\"vireo-nbd-disk0\"}", .send = { OK } },
         { .expect = "blockdev-del", .args = "{\"node-name\":\"vireo-nbd-disk1\"}", .send = { OK } },
+        { .expect = "cont", .send = { OK } },
         { 0 }
     };
     Fixture f;
@@ -468,6 +480,7 @@ static void test_start_fails_halfway(void **state)
                     "have different sizes\"},\"id\":$ID}\n" } },
         { .expect = "query-jobs",
           .send = { "{\"return\":[" JOB(0, "running", 0, 100, "") "],\"id\":$ID}\n" } },
+        { .expect = "query-status", .send = { PAUSED } },
         { .expect = "block-job-cancel", .args = "{\"device\":\"vireo-mirror-disk0\",\"force\":true}",
           .send = { OK } },
         { .expect = "query-jobs", .send = { "{\"return\":[],\"id\":$ID}\n" } },

@@ -271,11 +271,15 @@ static void test_source_mirror(void **state)
         { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49152\"}", .send = { OK } },
         { .expect = "migrate_cancel", .send = { OK } },
         { .expect = "query-jobs", .send = { "{\"return\":[" JOB(0, "ready") "],\"id\":$ID}\n" } },
+        /* The guest's vCPUs stop while the job is cancelled (qemu-mirror.c). */
+        { .expect = "query-status", .send = { RUNNING } },
+        { .expect = "stop", .send = { OK } },
         { .expect = "block-job-cancel", .args = "{\"device\":\"vireo-mirror-disk0\",\"force\":true}",
           .send = { OK } },
         { .expect = "query-jobs", .send = { "{\"return\":[" JOB_ERR(0) "],\"id\":$ID}\n" } },
         { .expect = "job-dismiss", .args = "{\"id\":\"vireo-mirror-disk0\"}", .send = { OK } },
         { .expect = "blockdev-del", .args = "{\"node-name\":\"vireo-nbd-disk0\"}", .send = { OK } },
+        { .expect = "cont", .send = { OK } },
         RESET_AND_DEL,
         { 0 }
     };

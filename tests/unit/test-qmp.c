@@ -743,8 +743,18 @@ static void test_event_parse_table(void **state)
     assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
     assert_null(ev.id);
     json_decref(m);
-    /* A SHUTDOWN is remembered (the exit after it is a clean power-off: the
-     * reap reads it from here, not from the command monitor); a RESET not. */
+    /* A SHUTDOWN of QEMU's own (a SIGTERM from anyone: "host-signal") is
+     * passed on but is no power-off of the guest. */
+    m = json_pack("{s:s, s:{s:b, s:s}}", "event", "SHUTDOWN", "data", "guest", 0, "reason",
+                  "host-signal");
+    assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
+    assert_int_equal(ev.type, VO_HV_EVENT_SHUTDOWN);
+    assert_false(ev.guest);
+    assert_false(st.shutdown_seen);
+    json_decref(m);
+    /* The guest's SHUTDOWN is remembered (the exit after it is a clean
+     * power-off: the reap reads it from here, not from the command
+     * monitor); a RESET not. */
     m = json_pack("{s:s, s:{s:b, s:s}}", "event", "RESET", "data", "guest", 1, "reason",
                   "guest-reset");
     assert_int_equal(vo_qemu_event_parse(&st, m, &ev), 0);
