@@ -310,10 +310,12 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
         json_object_set_new(record, "duration_ms", json_integer(vo_now_ms() - started));
         /* Whether the guest's file systems were frozen at the instant. */
         json_object_set_new(record, "quiesced", json_boolean(c->quiesced));
-        json_object_set_new(record, "quiesce_reason",
-                            c->quiesce_reason ? json_string(c->quiesce_reason)
-                            : c->hv || c->quiesced ? json_null()
-                                                   : json_string("the VM was not running"));
+        _cleanup_free_ char *why = c->quiesced          ? NULL
+                                   : c->quiesce_reason ? vo_strdup(c->quiesce_reason)
+                                   : c->hv ? vo_asprintf("the %s driver does not quiesce "
+                                                         "backups", d->driver->name)
+                                           : vo_strdup("the VM was not running");
+        json_object_set_new(record, "quiesce_reason", why ? json_string(why) : json_null());
         backup_record_total(record);
         if (r >= 0 && (r = backup_record_save(partial, record)) < 0)
             vo_error_set(ret_error, r, "cannot write the backup's record: %s", strerror(-r));
