@@ -27,6 +27,8 @@
 #include "util/util.h"
 
 #define QEMU_START_TIMEOUT_MS 30000
+/* A guest agent session idle this long is synchronised again before use. */
+#define AGENT_IDLE_MS 1000
 
 
 static VoHvInstance *instance_new(VoHvDriver *d, const char *run_dir)
@@ -567,6 +569,9 @@ static int agent_port_open(VoHvInstance *vm, int timeout_ms, char **ret_error)
     int r = vm->qmp ? vo_qmp_execute(vm->qmp, "query-chardev", NULL, timeout_ms, &list, NULL)
                     : -ENOTCONN;
     pthread_mutex_unlock(&vm->qmp_lock);
+    if (r == -ETIMEDOUT) /* QEMU serves the channel too: it would not answer either */
+        return vo_error_set(ret_error, -ENOTCONN, "the guest agent does not answer: QEMU does "
+                            "not answer its monitor");
     int open = r < 0 ? 1 : -1;
     size_t i;
     json_t *c;
@@ -598,14 +603,19 @@ static int qemu_agent_command(VoHvInstance *vm, const char *cmd, json_t *args, u
     if (pthread_mutex_timedlock(&vm->agent_lock, &until) != 0)
         return vo_error_set(ret_error, -ENOTCONN, "the guest agent does not answer (it is busy "
                             "with another command for longer than %d ms)", timeout_ms);
-    int r = agent_port_open(vm, timeout_ms < 2000 ? timeout_ms : 2000, ret_error);
+    int r = agent_port_open(vm, timeout_ms < 1000 ? timeout_ms : 1000, ret_error);
     if (r < 0 && vm->agent) {
         vo_qemu_agent_close(vm->agent);
         vm->agent = NULL;
     }
     if (r > 0)
         r = 0;
-    if (r >= 0 && vm->agent && !vo_qemu_agent_usable(vm->agent)) {
+    /* A session idle for a while is brought in step again: the guest may
+     * have rebooted (a new agent) since, its port closed and opened again
+     * between two commands. Commands in a burst (vm show's, exec's polls)
+     * share one sync. */
+    if (r >= 0 && vm->agent && (!vo_qemu_agent_usable(vm->agent) ||
+                                vo_now_ms() - vm->agent_used_ms > AGENT_IDLE_MS)) {
         vo_qemu_agent_close(vm->agent);
         vm->agent = NULL;
     }
@@ -614,6 +624,7 @@ static int qemu_agent_command(VoHvInstance *vm, const char *cmd, json_t *args, u
     if (r >= 0) {
         int agent_flags = flags & VO_HV_AGENT_NO_REPLY ? VO_QEMU_AGENT_NO_REPLY : 0;
         r = vo_qemu_agent_call(vm->agent, cmd, args, agent_flags, deadline, ret, ret_error);
+        vm->agent_used_ms = vo_now_ms();
     }
     if (vm->agent && !vo_qemu_agent_usable(vm->agent)) {
         vo_qemu_agent_close(vm->agent);

@@ -35,6 +35,7 @@ struct VoHvInstance {
     char *agent_path;
     pthread_mutex_t agent_lock;
     struct VoQemuAgent *agent;
+    int64_t agent_used_ms; /* when agent last answered (vo_now_ms) */
     /* Live migration: the hardware layout the VM has (guarded by qmp_lock;
      * NULL when unknown), and whether its vCPUs ran when it began migrating
      * out (so a failed migration resumes it only then). */
