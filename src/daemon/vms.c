@@ -903,7 +903,8 @@ static int stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s, const cha
          * off (a guest without one answers at once, or within seconds). */
         vo_task_progress(t, 10, "asking the guest agent to shut the guest down");
         _cleanup_free_ char *why = NULL;
-        if (timeout_s > 0 && vo_vm_agent_shutdown(vm, hv, &why)) {
+        bool agent_asked = timeout_s > 0 && vo_vm_agent_shutdown(vm, hv, &why);
+        if (agent_asked) {
             int64_t half = (deadline - vo_now_ms()) / 2;
             pthread_mutex_lock(&vm->lock);
             exited = vo_vm_wait_exit(vm, half > 0 ? (int)half : 0);
@@ -920,14 +921,17 @@ static int stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s, const cha
         /* A guest still booting may not listen to the button yet: press it
          * again every second until it powers off or the timeout passes. */
         while (!exited && vo_now_ms() < deadline) {
-            if (drv->powerdown(hv) < 0)
-                break;
+            bool pressed = drv->powerdown(hv) >= 0;
+            /* A button QEMU refuses: it may be exiting (the guest powered
+             * off just now); a moment to see that before forcing. */
             int64_t left = deadline - vo_now_ms();
             pthread_mutex_lock(&vm->lock);
             exited = vo_vm_wait_exit(vm, left < 1000 ? (int)left : 1000);
             pthread_mutex_unlock(&vm->lock);
             if (exited)
                 how = "powered off by ACPI";
+            if (!pressed)
+                break;
         }
         if (!exited)
             log_warn("vm %s: no power-off after %d s; forcing", vm->spec->name, timeout_s);
