@@ -2,9 +2,10 @@
 on the virtio-serial channel org.qemu.guest_agent.0) under TCG: `vm show`
 reports the guest's hostname and IP, `vm exec` runs commands, a backup of the
 running VM freezes the guest's file systems (a file written just before,
-never synced, is in the backup), `vm stop` goes through the agent; and a
-guest whose agent is gone gives a clear 409 at once, an unquiesced backup
-that says why, and still stops (ACPI). Two VM boots."""
+never synced, is in the backup), a memory snapshot is quiesced too, `vm
+stop` goes through the agent; and a guest whose agent is gone gives a clear
+409 at once, an unquiesced backup that says why, and still stops (ACPI).
+Two VM boots."""
 
 import json
 import os
@@ -109,6 +110,17 @@ def test_agent_show_exec_quiesced_backup_and_stop(daemon, tmp_path):
     res = exec_api(daemon, "ga1", ["sh", "-c", "echo again > /root/after && sync && cat /root/after"],
                    timeout_s=20)
     assert res["stdout"] == "again\n", res
+
+    # A snapshot with memory is quiesced the same way, and thaws after.
+    doc = daemon.api("POST", "/v1/vms/ga1/snapshots", {"name": "s1", "memory": True},
+                     expect=202)
+    task = daemon.wait_task(doc["task"], timeout=300)
+    assert task["state"] == "succeeded", task
+    snap = daemon.api("GET", "/v1/vms/ga1/snapshots/s1")
+    assert snap["quiesced"] is True and snap["quiesce_reason"] is None, snap
+    res = exec_api(daemon, "ga1", ["sh", "-c", "echo thawed > /root/after && sync && cat /root/after"],
+                   timeout_s=20)
+    assert res["stdout"] == "thawed\n", res
 
     # stop goes through the agent, and the task says so.
     task = stop(daemon, "ga1")
