@@ -58,6 +58,13 @@ extern const CliNoun cli_noun_vm, cli_noun_snapshot, cli_noun_backup, cli_noun_i
     cli_noun_volume, cli_noun_network, cli_noun_task, cli_noun_console, cli_noun_host,
     cli_noun_events, cli_noun_cluster, cli_noun_group, cli_noun_placement;
 
+/* vm-guest.c: what the guest agent answers (vm exec, vm set-password, the
+ * guest part of vm show). */
+int cli_vm_exec(const CliCommand *cmd, int argc, char **argv);
+int cli_vm_set_password(const CliCommand *cmd, int argc, char **argv);
+struct json_t;
+void cli_vm_print_guest(struct json_t *vm);
+
 /* "vm create", "vm disk add" or "console": the command's name for messages and help hints. */
 const char *cli_command_name(const CliCommand *cmd, char *buf, size_t size);
 void cli_print_command_help(const CliCommand *cmd);

@@ -385,6 +385,7 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
                                              jstr(mig, "task") ?: "?");
         out_kv(stdout, "migrating:", m);
     }
+    cli_vm_print_guest(vm);
     json_decref(vm);
     return CLI_EXIT_OK;
 }
@@ -1129,6 +1130,25 @@ static const CliCommand vm_commands[] = {
       "\nOptions:\n" ASYNC_HELP,
       vm_nic_remove },
     { "vm", "nic list", "VM", NULL, "List a VM's NICs with their addresses.", NULL, vm_nic_list },
+    { "vm", "exec", "VM", "[--timeout S] -- CMD [ARG...]",
+      "Run a command in a running VM through its guest agent.",
+      "The guest agent (qemu-guest-agent) runs CMD with its arguments (no shell: use\n"
+      "sh -c '...' for one) and vireo prints what it wrote to stdout and stderr,\n"
+      "then exits with its exit status (128+N when signal N ended it). Options come\n"
+      "before VM; everything after VM (and an optional --) is the command.\n"
+      "Fails at once (exit 1) when the guest agent does not answer.\n"
+      "\nOptions:\n"
+      "  --timeout S           wait at most S seconds for the command (1..600, default 30)\n"
+      "\nExamples:\n  vireo vm exec web1 -- uname -r\n"
+      "  vireo vm exec web1 -- sh -c 'ip -4 addr show dev eth0'\n",
+      cli_vm_exec },
+    { "vm", "set-password", "VM USER", "[--crypted]",
+      "Set a guest user's password through the guest agent.",
+      "The password is read from the terminal (not echoed) or from stdin's first line.\n"
+      "\nOptions:\n"
+      "  --crypted             the input is a crypt(3) hash (e.g. from mkpasswd), set as is\n"
+      "\nExample:\n  vireo vm set-password web1 root\n",
+      cli_vm_set_password },
 };
 
 const CliNoun cli_noun_vm = { "vm", "virtual machines", vm_commands, ELEMENTSOF(vm_commands) };

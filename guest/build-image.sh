@@ -8,12 +8,18 @@
 #   initrd.img  a small busybox initramfs (uncompressed newc cpio) that
 #               loads the virtio/ext4 modules and switches to the root disk
 #   disk.raw    a 64 MiB ext4 root filesystem: busybox, /sbin/init, DHCP,
-#               an ACPI power-button watcher and a shell on the serial console
-#   image.json  the image description read by the vireo daemon
+#               an ACPI power-button watcher, a shell on the serial console
+#               and QEMU's guest agent (qemu-ga, on the virtio-serial port
+#               org.qemu.guest_agent.0; vireo.agent=off on the kernel
+#               command line leaves it off)
+#   image.json  the image description read by the vireo daemon; its
+#               "script" is a SHA-256 of this file
 #
-# If OUTDIR/image.json already exists nothing is done. The image is built in
-# a temporary directory next to OUTDIR and renamed into place at the end, so
-# a half-built image never appears. No mounts or loop devices are used.
+# If OUTDIR/image.json already exists and was written by this very script
+# (same "script" hash) nothing is done; an image built by an older script is
+# rebuilt. The image is built in a temporary directory next to OUTDIR and
+# renamed into place at the end, so a half-built image never appears. No
+# mounts or loop devices are used.
 #
 # Environment:
 #   VIREO_GUEST_CACHE        keep downloaded .debs in this directory
@@ -37,7 +43,12 @@ readonly DISK_SIZE=${VIREO_GUEST_DISK_SIZE:-64M}
 # virtio_mem and virtio_balloon let vireo grow and shrink the memory of a
 # running VM.
 # (A script that sources this file may set GUEST_MODULES first.)
-GUEST_MODULES=${GUEST_MODULES:-"virtio_pci virtio_blk virtio_net ext4 button evdev virtio_mem virtio_balloon"}
+# virtio_console carries the guest agent's virtio-serial port.
+GUEST_MODULES=${GUEST_MODULES:-"virtio_pci virtio_blk virtio_net ext4 button evdev virtio_mem virtio_balloon virtio_console"}
+# QEMU's guest agent and the packages its libraries come from (only the
+# shared libraries qemu-ga needs, by its ELF NEEDED entries, are copied).
+readonly AGENT_PACKAGES="qemu-guest-agent libc6 libgcc-s1 libglib2.0-0 libffi8 libpcre2-8-0 libmount1 libblkid1 libselinux1 zlib1g libnuma1 libudev1 liburing2"
+readonly AGENT_PORT=org.qemu.guest_agent.0
 # crc32c-intel (a soft dependency of ext4) cannot load on QEMU's default CPU
 # (no SSE4.2) and costs ~0.1 s trying; crc32c_generic does the job.
 readonly SKIP_MODULES="crc32c_intel"
@@ -47,11 +58,11 @@ die() { log "error: $*"; exit 1; }
 
 require_tools() {
     local tool missing=()
-    for tool in apt-get apt-cache dpkg depmod modprobe mke2fs cpio xz od flock truncate; do
+    for tool in apt-get apt-cache dpkg depmod modprobe mke2fs cpio xz od flock truncate readelf sha256sum; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
     done
     ((${#missing[@]} == 0)) ||
-        die "missing tools: ${missing[*]} (apt-get install kmod e2fsprogs cpio xz-utils util-linux)"
+        die "missing tools: ${missing[*]} (apt-get install kmod e2fsprogs cpio xz-utils util-linux binutils)"
 }
 
 # --- Debian packages ------------------------------------------------------
@@ -356,12 +367,115 @@ done
 # space): a netlink uevent listener brings each one online as it appears.
 uevent /sbin/vireo-hotplug </dev/null >/dev/null 2>&1 &
 
+# QEMU's guest agent, in the background (boot never waits for it); not with
+# vireo.agent=off on the kernel command line, nor where there is none.
+agent=on
+for arg in $cmdline; do
+    case $arg in vireo.agent=*) agent=${arg#vireo.agent=} ;; esac
+done
+if [ "$agent" != off ] && [ -x /sbin/vireo-agent ]; then
+    /sbin/vireo-agent </dev/null >/run/qemu-ga.log 2>&1 &
+fi
+
 read -r uptime _ </proc/uptime
 echo "vireo-guest: booted uptime=$uptime" >/dev/ttyS0
 
 exec /bin/busybox init
 INIT
     chmod 755 "$1"
+}
+
+write_agent_script() {
+    cat >"$1" <<'SCRIPT'
+#!/bin/sh
+# Starts QEMU's guest agent on its virtio-serial port. Without udev nothing
+# makes /dev/virtio-ports/NAME: the port is found by its name in sysfs
+# (waiting at most 10 s for it to appear).
+port=PORT
+tries=0
+while [ $tries -lt 200 ]; do
+    for name in /sys/class/virtio-ports/*/name; do
+        [ -r "$name" ] || continue
+        read -r n <"$name" || continue
+        [ "$n" = "$port" ] || continue
+        dev=${name%/name}
+        dev=/dev/${dev##*/}
+        mkdir -p /dev/virtio-ports
+        ln -sf "$dev" "/dev/virtio-ports/$port"
+        exec /usr/sbin/qemu-ga -m virtio-serial -p "/dev/virtio-ports/$port" -t /run
+    done
+    sleep 0.05
+    tries=$((tries + 1))
+done
+echo "vireo-agent: no virtio-serial port $port: the guest agent is not started"
+exit 1
+SCRIPT
+    sed -i "s/^port=PORT$/port=$AGENT_PORT/" "$1"
+    chmod 755 "$1"
+}
+
+# qemu-ga powers the guest off through /sbin/shutdown (guest-shutdown):
+# busybox has none, so this one powers off (or reboots) as the ACPI
+# button does, after qemu-ga got its answer.
+write_shutdown_script() {
+    cat >"$1" <<'SCRIPT'
+#!/bin/sh
+# /sbin/shutdown for qemu-ga: -r reboots, -H halts, anything else powers off.
+action=poweroff
+for arg; do
+    case $arg in -r) action=reboot ;; -H) action=halt ;; esac
+done
+echo "vireo-guest: guest agent shutdown ($action)" >/dev/ttyS0
+(
+    sleep 0.2
+    sync
+    mount -o remount,ro /
+    $action -f
+) </dev/null >/dev/null 2>&1 &
+exit 0
+SCRIPT
+    chmod 755 "$1"
+}
+
+# install_agent ROOT DEBDIR: qemu-ga at ROOT/usr/sbin with the shared
+# libraries it needs (ELF NEEDED entries, recursively) and the dynamic
+# linker, from the .debs of AGENT_PACKAGES.
+install_agent() {
+    local root=$1 debs=$2 pkg deb tree="$WORK/agent"
+    mkdir -p "$tree"
+    for pkg in $AGENT_PACKAGES; do
+        deb=$(download_deb "$pkg" "$debs")
+        dpkg -x "$deb" "$tree"
+    done
+    [[ -x $tree/usr/sbin/qemu-ga ]] || die "no /usr/sbin/qemu-ga in the qemu-guest-agent package"
+    local libdir="lib/x86_64-linux-gnu"
+    mkdir -p "$root/usr/sbin" "$root/$libdir" "$root/lib64" "$root/etc/qemu"
+    cp "$tree/usr/sbin/qemu-ga" "$root/usr/sbin/qemu-ga"
+    local interp
+    interp=$(readelf -l "$tree/usr/sbin/qemu-ga" | sed -n 's/.*interpreter: \(.*\)]$/\1/p')
+    [[ $interp == /lib64/ld-linux-x86-64.so.2 ]] || die "qemu-ga wants the unexpected interpreter '$interp'"
+    local ld
+    ld=$(compgen -G "$tree/usr/$libdir/ld-linux-x86-64.so.2" || compgen -G "$tree/$libdir/ld-linux-x86-64.so.2" || true)
+    [[ -n $ld ]] || die "no ld-linux-x86-64.so.2 in libc6"
+    cp -L "$ld" "$root/$libdir/ld-linux-x86-64.so.2"
+    ln -sf "/$libdir/ld-linux-x86-64.so.2" "$root/lib64/ld-linux-x86-64.so.2"
+    local -a queue=("$root/usr/sbin/qemu-ga")
+    local elf so src
+    while ((${#queue[@]})); do
+        elf=${queue[0]}
+        queue=("${queue[@]:1}")
+        for so in $(readelf -d "$elf" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+            [[ -e $root/$libdir/$so ]] && continue
+            src=$(compgen -G "$tree/usr/$libdir/$so" || compgen -G "$tree/$libdir/$so" || true)
+            [[ -n $src ]] || die "qemu-ga needs $so, found in none of: $AGENT_PACKAGES"
+            cp -L "$src" "$root/$libdir/$so"
+            queue+=("$root/$libdir/$so")
+        done
+    done
+    log "guest agent: qemu-ga $(dpkg-deb -f "$(download_deb qemu-guest-agent "$debs")" Version) with $(find "$root/$libdir" -name '*.so*' | wc -l) libraries"
+    # No fsfreeze hook, no blocked commands: the defaults.
+    : >"$root/etc/qemu/qemu-ga.conf"
+    ln -sfn /run "$root/var/run"
 }
 
 write_hotplug_script() {
@@ -434,9 +548,9 @@ PROFILE
     ln -s /run/resolv.conf "$etc/resolv.conf" # written by udhcpc.script
 }
 
-# build_disk BUSYBOX OUT
+# build_disk BUSYBOX DEBDIR OUT
 build_disk() {
-    local busybox=$1 out=$2 root
+    local busybox=$1 debs=$2 out=$3 root
     root=$(mktemp -d "$WORK/rootfs.XXXXXX")
     chmod 755 "$root"
     mkdir -p "$root"/{dev,proc,sys,tmp,run,root,etc,mnt,var/log}
@@ -444,6 +558,9 @@ build_disk() {
     chmod 700 "$root/root"
     install_busybox "$busybox" "$root"
     write_hotplug_script "$root/sbin/vireo-hotplug"
+    write_agent_script "$root/sbin/vireo-agent"
+    write_shutdown_script "$root/sbin/shutdown"
+    install_agent "$root" "$debs"
     write_guest_init "$root/sbin/init.new"
     mv -f "$root/sbin/init.new" "$root/sbin/init" # replaces busybox's init link
     write_etc "$root/etc"
@@ -457,8 +574,19 @@ build_disk() {
 write_image_json() {
     local out=$1 kver=$2
     cat >"$out" <<EOF
-{"name":"$IMAGE_NAME","disk":"disk.raw","format":"raw","kernel":"vmlinux","initrd":"initrd.img","cmdline":"$CMDLINE","kernel_version":"$kver","built_at":"$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
+{"name":"$IMAGE_NAME","disk":"disk.raw","format":"raw","kernel":"vmlinux","initrd":"initrd.img","cmdline":"$CMDLINE","kernel_version":"$kver","guest_agent":true,"script":"$(script_hash)","built_at":"$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
 EOF
+}
+
+# The SHA-256 of this script: an image whose image.json records another was
+# built by an older script and is rebuilt.
+script_hash() {
+    sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
+}
+
+# Whether OUTDIR ($1) holds an image this script built.
+image_current() {
+    [[ -f $1/image.json ]] && grep -q "\"script\":\"$(script_hash)\"" "$1/image.json"
 }
 
 cleanup() {
@@ -469,7 +597,7 @@ cleanup() {
 main() {
     (($# == 1)) || { echo "usage: $0 OUTDIR" >&2; exit 2; }
     local outdir=${1%/}
-    [[ -f $outdir/image.json ]] && exit 0
+    image_current "$outdir" && exit 0
 
     require_tools
     local parent name
@@ -480,7 +608,8 @@ main() {
     # One build at a time per OUTDIR; a waiting build finds the cache filled.
     exec 9>"$parent/.$name.lock"
     flock 9
-    [[ -f $outdir/image.json ]] && exit 0
+    image_current "$outdir" && exit 0
+    [[ -f $outdir/image.json ]] && log "$outdir was built by an older build-image.sh: rebuilding"
 
     WORK=$(mktemp -d "$parent/.$name.build.XXXXXX")
     trap cleanup EXIT
@@ -508,9 +637,15 @@ main() {
     log "building initrd.img"
     build_initrd "$kroot" "$kver" "$busybox" "$stage/initrd.img"
     log "building disk.raw ($DISK_SIZE)"
-    build_disk "$busybox" "$stage/disk.raw"
+    build_disk "$busybox" "$debs" "$stage/disk.raw"
     write_image_json "$stage/image.json" "$kver"
 
+    # An image of an older script is moved aside first, then removed.
+    local old=
+    if [[ -f $outdir/image.json ]]; then
+        old="$WORK/old"
+        mv -T "$outdir" "$old"
+    fi
     # rename(2) also replaces an empty OUTDIR; a non-empty one is left alone.
     mv -T "$stage" "$outdir" 2>/dev/null ||
         die "cannot rename the image to $outdir (exists without image.json? remove it)"

@@ -96,6 +96,8 @@ void vo_api_vm_show(VoRequest *req, VoReply *rep)
     json_t *doc = vo_vm_to_json(vm);
     json_object_set_new(doc, "nics", vo_vm_nics_json(req->d, vm));
     vo_vm_add_live_resources(vm, doc);
+    /* What the guest agent says, asked now (bounded; never for lists). */
+    json_object_set_new(doc, "guest", vo_vm_guest_json(vm));
     json_object_set_new(doc, "host", json_string(req->d->host_name));
     json_object_set_new(doc, "host_state", json_string("online"));
     vo_reply_json(rep, 200, doc);

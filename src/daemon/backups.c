@@ -162,7 +162,35 @@ typedef struct {
     VoHvInstance *hv; /* NULL: the VM is not running */
     const CreateOp *op;
     char *copying;    /* the task's message while the disks are copied */
+    VoVm *vm;
+    bool paused;      /* with hv: its vCPUs are stopped */
+    /* A running VM's guest file systems were frozen at the instant; or why
+     * not (NULL for a stopped VM: nothing to freeze). */
+    bool quiesced;
+    char *quiesce_reason;
 } CreateCtx;
+
+/* The backup's instant (VoHvBackupPlan.quiesce): the guest agent freezes the
+ * guest's file systems before it and thaws them after. */
+static void quiesce(bool freeze, void *userdata)
+{
+    CreateCtx *c = userdata;
+    if (!freeze) {
+        if (c->quiesced)
+            vo_vm_agent_thaw(c->vm, c->hv);
+        return;
+    }
+    free(TAKE_PTR(c->quiesce_reason));
+    if (c->paused) {
+        c->quiesce_reason = vo_strdup("the VM is paused: its guest cannot freeze its file "
+                                      "systems");
+        return;
+    }
+    vo_task_progress(c->t, 5, "freezing the guest's file systems (guest agent)");
+    c->quiesced = vo_vm_agent_freeze(c->vm, c->hv, &c->quiesce_reason);
+    if (c->quiesced)
+        free(TAKE_PTR(c->quiesce_reason));
+}
 
 static void report_copy(int percent, void *userdata)
 {
@@ -231,7 +259,7 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
     VoHvBackupPlan plan = { .disks = disks, .n_disks = spec->n_disks,
                             .incremental = parent != NULL, .bitmap = bitmap, .work_dir = run_dir,
                             .speed = (uint64_t)c->op->bwlimit_mib << 20,
-                            .progress = report_copy, .userdata = c };
+                            .progress = report_copy, .quiesce = quiesce, .userdata = c };
     c->copying = c->op->bwlimit_mib ? vo_asprintf("copying disks (at most %u MiB/s)",
                                                   c->op->bwlimit_mib)
                                     : vo_strdup("copying disks");
@@ -280,6 +308,14 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
         json_object_set_new(record, "reason", c->op->incremental && !incremental && reason
                                                   ? json_string(reason) : json_null());
         json_object_set_new(record, "duration_ms", json_integer(vo_now_ms() - started));
+        /* Whether the guest's file systems were frozen at the instant. */
+        json_object_set_new(record, "quiesced", json_boolean(c->quiesced));
+        _cleanup_free_ char *why = c->quiesced          ? NULL
+                                   : c->quiesce_reason ? vo_strdup(c->quiesce_reason)
+                                   : c->hv ? vo_asprintf("the %s driver does not quiesce "
+                                                         "backups", d->driver->name)
+                                           : vo_strdup("the VM was not running");
+        json_object_set_new(record, "quiesce_reason", why ? json_string(why) : json_null());
         backup_record_total(record);
         if (r >= 0 && (r = backup_record_save(partial, record)) < 0)
             vo_error_set(ret_error, r, "cannot write the backup's record: %s", strerror(-r));
@@ -336,8 +372,9 @@ static int task_create(VoTask *t, void *userdata)
     if (vo_vm_check_if_match(t, vm) < 0)
         return -VO_EIFMATCH;
     VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
-    CreateCtx c = { .d = vm->d, .t = t, .op = op,
-                    .hv = vo_vm_state_active(vm->state) ? vm->hv : NULL };
+    CreateCtx c = { .d = vm->d, .t = t, .op = op, .vm = vm,
+                    .hv = vo_vm_state_active(vm->state) ? vm->hv : NULL,
+                    .paused = vm->state == VO_VM_PAUSED };
     bool transient = vm->state == VO_VM_STARTING || vm->state == VO_VM_STOPPING;
     pthread_mutex_unlock(&vm->lock);
     _cleanup_free_ char *error = NULL, *id = NULL;
@@ -362,6 +399,7 @@ static int task_create(VoTask *t, void *userdata)
                          r == -ENOSPC ? "the backup pool is full (No space left on device)"
                                       : error ? error : strerror(-r));
     vo_vm_spec_free(c.spec);
+    free(c.quiesce_reason);
     return r;
 }
 

@@ -365,6 +365,8 @@ static int task_create(VoTask *t, void *userdata)
     int r = 0;
     VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
     _cleanup_free_ char *key = snap_key(spec->id, op->name);
+    bool quiesced = false;
+    _cleanup_free_ char *quiesce_reason = NULL;
     json_t *existing = r < 0 ? NULL : load_doc(d, key, NULL);
     if (r < 0) {
         /* error says which volume or image */
@@ -376,8 +378,22 @@ static int task_create(VoTask *t, void *userdata)
         error = vo_strdup("a snapshot with memory needs the VM running");
         r = -EBUSY;
     } else if (active && hv) {
+        /* The guest's file systems frozen around the instant (guest agent);
+         * thawed again whatever the save did. */
+        pthread_mutex_lock(&vm->lock);
+        bool paused = vm->state == VO_VM_PAUSED;
+        pthread_mutex_unlock(&vm->lock);
+        if (paused)
+            quiesce_reason = vo_strdup("the VM is paused: its guest cannot freeze its file "
+                                       "systems");
+        else {
+            vo_task_progress(t, 5, "freezing the guest's file systems (guest agent)");
+            quiesced = vo_vm_agent_freeze(vm, hv, &quiesce_reason);
+        }
         vo_task_progress(t, 10, "saving disks and memory");
         r = d->driver->snapshot(hv, "save", op->name, spec, &error);
+        if (quiesced)
+            vo_vm_agent_thaw(vm, hv);
         _cleanup_free_ char *dir = NULL;
         if (r < 0 && boot_disk_room(spec, &dir) < (1 << 20)) {
             free(error);
@@ -397,6 +413,12 @@ static int task_create(VoTask *t, void *userdata)
         json_object_set_new(doc, "parent", parent ? json_string(parent) : json_null());
         json_object_set_new(doc, "description",
                             op->description ? json_string(op->description) : json_null());
+        /* Whether the guest's file systems were frozen at the instant. */
+        json_object_set_new(doc, "quiesced", json_boolean(quiesced));
+        json_object_set_new(doc, "quiesce_reason",
+                            quiesced ? json_null()
+                            : quiesce_reason ? json_string(quiesce_reason)
+                                             : json_string("the VM was not running"));
         _cleanup_free_ char *hardware = active ? hardware_of(spec, false) : NULL;
         if (hardware)
             json_object_set_new(doc, "hardware", json_string(hardware));
@@ -445,6 +467,9 @@ static int task_revert(VoTask *t, void *userdata)
         r = d->driver->snapshot(hv, "load", op->name, spec, &error);
         if (r >= 0)
             (void)d->driver->resume(hv); /* back to running at that instant */
+        /* That instant had the guest's file systems frozen: thaw them. */
+        if (r >= 0 && json_is_true(json_object_get(doc, "quiesced")))
+            vo_vm_agent_thaw(vm, hv);
     } else if (memory) {
         error = vo_strdup("start the VM first: a snapshot with memory is loaded into a running VM");
         r = -EBUSY;

@@ -129,7 +129,15 @@ VoVm *vo_vms_find_locked(VoDaemon *d, const char *name_or_id);
 VoVm *vo_vms_find_if(VoDaemon *d, bool (*fn)(VoVm *vm, const void *arg), const void *arg);
 /* Refuses (with *ret_error) unless the VM's state is in allowed (IN() bits). */
 int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_error);
-/* Caller holds the job lock: ACPI off (unless force), then kill; waits for the exit. */
+/* The guest agent, for a task holding the job lock on a running VM
+ * (vm-agent.c): guest-shutdown sent (true) or why not; the guest's file
+ * systems frozen (true; thaw after) or why not (thawed again in case);
+ * thaw (a failure is only logged). All bounded. */
+bool vo_vm_agent_shutdown(VoVm *vm, VoHvInstance *hv, char **ret_reason);
+bool vo_vm_agent_freeze(VoVm *vm, VoHvInstance *hv, char **ret_reason);
+void vo_vm_agent_thaw(VoVm *vm, VoHvInstance *hv);
+/* Caller holds the job lock: the guest agent's shutdown, then ACPI (unless
+ * force), then kill; waits for the exit. */
 int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s);
 /* Opens a tap on its network's bridge for each NIC that is not "user"
  * (fds[i] = -1 for those); vo_vm_close_taps closes and frees. */

@@ -877,8 +877,9 @@ bool vo_vm_wait_exit(VoVm *vm, int timeout_ms)
     return true;
 }
 
-/* Caller holds the job lock. Ends the VM: ACPI first unless force, then kill. */
-int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s)
+/* Caller holds the job lock. Ends the VM: the guest agent's shutdown, then
+ * ACPI, unless force, then kill; *ret_how says which did it. */
+static int stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s, const char **ret_how)
 {
     VoHvDriver *drv = vm->d->driver;
     pthread_mutex_lock(&vm->lock);
@@ -893,20 +894,44 @@ int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s)
     pthread_mutex_unlock(&vm->lock);
 
     bool exited = false;
+    const char *how = "forced off";
     if (!force) {
-        vo_task_progress(t, 20, "asking the guest to power off (ACPI)");
         if (paused)
             (void)drv->resume(hv);
+        int64_t deadline = vo_now_ms() + (int64_t)timeout_s * 1000;
+        /* The guest agent first: it gets half the time to power the guest
+         * off (a guest without one answers at once, or within seconds). */
+        vo_task_progress(t, 10, "asking the guest agent to shut the guest down");
+        _cleanup_free_ char *why = NULL;
+        bool agent_asked = timeout_s > 0 && vo_vm_agent_shutdown(vm, hv, &why);
+        if (agent_asked) {
+            int64_t half = (deadline - vo_now_ms()) / 2;
+            pthread_mutex_lock(&vm->lock);
+            exited = vo_vm_wait_exit(vm, half > 0 ? (int)half : 0);
+            pthread_mutex_unlock(&vm->lock);
+            if (exited)
+                how = "shut down by the guest agent";
+            else
+                log_warn("vm %s: the guest agent's shutdown did not power it off; ACPI next",
+                         vm->spec->name);
+        } else if (why)
+            log_info("vm %s: %s; ACPI next", vm->spec->name, why);
+        if (!exited)
+            vo_task_progress(t, 20, "asking the guest to power off (ACPI)");
         /* A guest still booting may not listen to the button yet: press it
          * again every second until it powers off or the timeout passes. */
-        int64_t deadline = vo_now_ms() + (int64_t)timeout_s * 1000;
         while (!exited && vo_now_ms() < deadline) {
-            if (drv->powerdown(hv) < 0)
-                break;
+            bool pressed = drv->powerdown(hv) >= 0;
+            /* A button QEMU refuses: it may be exiting (the guest powered
+             * off just now); a moment to see that before forcing. */
             int64_t left = deadline - vo_now_ms();
             pthread_mutex_lock(&vm->lock);
             exited = vo_vm_wait_exit(vm, left < 1000 ? (int)left : 1000);
             pthread_mutex_unlock(&vm->lock);
+            if (exited)
+                how = "powered off by ACPI";
+            if (!pressed)
+                break;
         }
         if (!exited)
             log_warn("vm %s: no power-off after %d s; forcing", vm->spec->name, timeout_s);
@@ -921,7 +946,14 @@ int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s)
     }
     if (!exited)
         return vo_task_fail(t, -ETIMEDOUT, "VM '%s' did not stop", vm->spec->name);
+    *ret_how = how;
     return 0;
+}
+
+int vo_vm_stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s)
+{
+    const char *how;
+    return stop_locked(t, vm, force, timeout_s, &how);
 }
 
 static int task_stop(VoTask *t, void *userdata)
@@ -932,8 +964,14 @@ static int task_stop(VoTask *t, void *userdata)
     if (vo_vm_check_if_match(t, a->vm) < 0)
         return -VO_EIFMATCH;
     pthread_mutex_unlock(&a->vm->lock);
-    int r = vo_vm_stop_locked(t, a->vm, a->force, a->timeout_s);
+    const char *how = NULL;
+    int r = stop_locked(t, a->vm, a->force, a->timeout_s, &how);
     pthread_mutex_unlock(&a->vm->job);
+    if (r >= 0) {
+        /* Which way worked: the agent, ACPI or force. */
+        vo_task_progress(t, 100, how);
+        vo_task_set_result(t, json_pack("{s:s}", "stopped", how));
+    }
     return r;
 }
 

@@ -160,6 +160,22 @@ int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_m
  * document; nothing when it does not run or the driver is busy. */
 void vo_vm_add_live_resources(VoVm *vm, json_t *doc);
 
+/* The guest agent (vm-agent.c). What the agent of a running VM reports,
+ * asked now with a short timeout: {"agent": true, "os", "hostname",
+ * "interfaces", "ips"} or {"agent": false, "reason"}. */
+json_t *vo_vm_guest_json(VoVm *vm);
+/* Runs command (an array of strings: the program, then its arguments) in
+ * the guest with input (may be NULL) on its stdin, waiting at most
+ * timeout_s for it to end: *ret gets {"exit_code", "signal", "stdout",
+ * "stderr", "truncated"}. -ENOTCONN when the agent does not answer (409),
+ * -EINVAL when the command is wrong or cannot run, -ETIMEDOUT when it runs
+ * on. */
+int vo_vm_exec(VoVm *vm, json_t *command, const char *input, int timeout_s, json_t **ret,
+               char **ret_error);
+/* Sets a guest user's password (crypted: password is a crypt(3) hash). */
+int vo_vm_set_password(VoVm *vm, const char *user, const char *password, bool crypted,
+                       char **ret_error);
+
 /* Console: attach a client fd (taken) on the loop thread; on_closed gets
  * userdata when it ends. -ENOTCONN when the VM has no console now. */
 typedef void (*VoVmConsoleClosed)(void *userdata);

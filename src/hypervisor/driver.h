@@ -3,6 +3,7 @@
  * serves control-plane tests and scale simulations. */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,11 @@ typedef struct {
     uint64_t speed;       /* bytes/s the whole copy may use at most, shared
                            * evenly by the disks' jobs; 0: no limit */
     void (*progress)(int percent, void *userdata);
+    /* Called right before the instant of the copy (freeze true: e.g. the
+     * guest's file systems are frozen) and right after it (false), the
+     * second always when the first was made, also when the copy could not
+     * start; NULL: none. */
+    void (*quiesce)(bool freeze, void *userdata);
     void *userdata;
 } VoHvBackupPlan;
 
@@ -97,6 +103,8 @@ typedef struct {
     const char *id;        /* DEVICE_DELETED: device id; JOB_STATUS: job id */
     const char *status;    /* JOB_STATUS: the job's new status */
 } VoHvEvent;
+
+#define VO_HV_AGENT_NO_REPLY 1u /* agent_command: no reply on success */
 
 typedef void (*VoHvEventFn)(VoHvInstance *vm, const VoHvEvent *ev, void *userdata);
 
@@ -266,6 +274,16 @@ struct VoHvDriver {
     int (*exit_fd)(VoHvInstance *vm);
     /* After exit_fd turned readable: was it a clean shutdown, and why did it end. */
     void (*reap)(VoHvInstance *vm, bool *ret_clean, char **ret_reason);
+    /* The guest agent (QEMU: qemu-ga on a virtio-serial channel): runs one
+     * command with args (borrowed, may be NULL), one at a time per VM, and
+     * waits at most timeout_ms (the wait for another command's turn
+     * included); *ret (may be NULL) gets its "return" value. flags
+     * VO_HV_AGENT_NO_REPLY: the command answers nothing when it succeeds
+     * (guest-shutdown). An agent that is absent or silent gives -ENOTCONN
+     * with a message saying "the guest agent does not answer"; one that
+     * refuses the command gives -EIO with its reason. NULL op: no agent. */
+    int (*agent_command)(VoHvInstance *vm, const char *cmd, json_t *args, unsigned flags,
+                         int timeout_ms, json_t **ret, char **ret_error);
     /* Unix socket of the serial console, or NULL when the driver has none. */
     const char *(*console_socket)(VoHvInstance *vm);
     void (*release)(VoHvInstance *vm);

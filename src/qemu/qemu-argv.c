@@ -3,6 +3,7 @@
  * written as JSON (-blockdev/-netdev/-device '{...}') built by qemu-devices.c,
  * which QMP hot-plug uses too. */
 #include "qemu/qemu-argv.h"
+#include "qemu/qemu-agent.h"
 #include "qemu/qemu-devices.h"
 #include "qemu/qemu-layout.h"
 
@@ -237,6 +238,22 @@ static void build_hotplug_resources(char ***argv, const VoQemuLayout *layout)
                      layout));
 }
 
+/* The guest agent's channel: a virtio-serial controller with one port named
+ * org.qemu.guest_agent.0, backed by a Unix socket vireod connects to. */
+static void build_agent_channel(char ***argv, const VoQemuPaths *paths, const VoQemuLayout *layout)
+{
+    if (!paths->agent_socket)
+        return;
+    push_opt(argv, "-chardev", "socket,id=charagent0,path=%s,server=on,wait=off",
+             paths->agent_socket);
+    push_json(argv, "-device", placed(json_pack("{s:s, s:s}", "driver", "virtio-serial-pci", "id",
+                                                VO_QEMU_SERIAL_ID), layout));
+    push_json(argv, "-device",
+              json_pack("{s:s, s:s, s:s, s:s}", "driver", "virtserialport", "bus",
+                        VO_QEMU_SERIAL_ID ".0", "chardev", "charagent0", "name",
+                        VO_QEMU_AGENT_PORT));
+}
+
 int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQemuPaths *paths,
                        char ***ret_argv, char **ret_error)
 {
@@ -277,6 +294,7 @@ int vo_qemu_build_argv_layout(const VoVmSpec *spec, const VoQemuCaps *caps,
     if (r < 0)
         return r;
     build_hotplug_resources(&argv, layout);
+    build_agent_channel(&argv, paths, layout);
     /* A migration destination: QEMU waits for migrate-incoming to say where
      * the state comes from (its vCPUs stay stopped: -S). */
     if (incoming)

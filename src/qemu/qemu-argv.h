@@ -39,3 +39,5 @@ void vo_qemu_vcpu_id(unsigned index, char ret[32]);
 #define VO_QEMU_VIRTIO_MEM_ID "virtio-mem0"
 #define VO_QEMU_HOTPLUG_MEMDEV "mem-hotplug0"
 #define VO_QEMU_BALLOON_ID "balloon0"
+/* The virtio-serial controller of the guest agent's channel. */
+#define VO_QEMU_SERIAL_ID "vserial0"

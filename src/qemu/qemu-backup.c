@@ -419,7 +419,11 @@ int vo_qemu_backup_over_qmp(VoQmp *qmp, pthread_mutex_t *lock, const VoHvBackupP
     if (r >= 0) {
         if (plan->progress)
             plan->progress(0, plan->userdata);
+        if (plan->quiesce)
+            plan->quiesce(true, plan->userdata);
         r = start_jobs(&m, plan, incremental, ret_error);
+        if (plan->quiesce) /* the instant is past once the jobs started */
+            plan->quiesce(false, plan->userdata);
         started = r >= 0;
         /* QEMU refused the transaction (-EIO): no job started. Without an
          * answer it may have started them. */

@@ -16,6 +16,8 @@ typedef struct {
      * sends every event to every monitor); NULL: none. */
     const char *events_socket;
     const char *console_socket;
+    /* The guest agent's virtio-serial channel (qemu-agent.h); NULL: none. */
+    const char *agent_socket;
     const char *pidfile;
     /* Per NIC (spec->nics order): the fd number QEMU will have for its tap,
      * or -1 for a user-mode NIC. NULL when the VM has only user-mode NICs. */

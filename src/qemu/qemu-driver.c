@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "hypervisor/driver.h"
+#include "qemu/qemu-agent.h"
 #include "qemu/qemu-argv.h"
 #include "qemu/qemu-hotplug.h"
 #include "qemu/qemu-instance.h"
@@ -26,6 +27,8 @@
 #include "util/util.h"
 
 #define QEMU_START_TIMEOUT_MS 30000
+/* A guest agent session idle this long is synchronised again before use. */
+#define AGENT_IDLE_MS 1000
 
 
 static VoHvInstance *instance_new(VoHvDriver *d, const char *run_dir)
@@ -38,6 +41,8 @@ static VoHvInstance *instance_new(VoHvDriver *d, const char *run_dir)
     vm->qmp_path = vo_asprintf("%s/qmp.sock", run_dir);
     vm->events_path = vo_asprintf("%s/qmp-events.sock", run_dir);
     vm->console_path = vo_asprintf("%s/console.sock", run_dir);
+    vm->agent_path = vo_asprintf("%s/%s", run_dir, VO_QEMU_AGENT_SOCKET);
+    pthread_mutex_init(&vm->agent_lock, NULL);
     vm->log_path = vo_asprintf("%s/qemu.log", run_dir);
     vm->layout_path = vo_asprintf("%s/%s", run_dir, VO_QEMU_LAYOUT_FILE);
     return vm;
@@ -52,6 +57,9 @@ static void qemu_release(VoHvInstance *vm)
     if (vm->pidfd >= 0)
         close(vm->pidfd);
     pthread_mutex_destroy(&vm->qmp_lock);
+    vo_qemu_agent_close(vm->agent);
+    pthread_mutex_destroy(&vm->agent_lock);
+    free(vm->agent_path);
     vo_qemu_layout_free(vm->layout);
     vo_qemu_mirror_free(vm->mirror);
     free(vm->run_dir);
@@ -141,6 +149,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     _cleanup_free_ char *pidfile = vo_asprintf("%s/qemu.pid", run_dir);
     (void)unlink(vm->qmp_path);
     (void)unlink(vm->console_path);
+    (void)unlink(vm->agent_path);
     (void)unlink(pidfile);
     (void)unlink(vm->log_path);
 
@@ -160,6 +169,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     (void)unlink(vm->events_path);
     VoQemuPaths paths = { .qmp_socket = vm->qmp_path, .events_socket = vm->events_path,
                           .console_socket = vm->console_path,
+                          .agent_socket = vm->agent_path,
                           .pidfile = pidfile, .tap_fds = child_fd };
     _cleanup_strv_ char **argv = NULL;
     if (layout) {
@@ -235,7 +245,8 @@ static int qemu_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
 static void clear_run_dir(const char *run_dir, bool made)
 {
     static const char *const files[] = { VO_QEMU_LAYOUT_FILE, "qemu.argv", "qemu.pid",
-                                         "qmp.sock", "console.sock", "qemu.log" };
+                                         "qmp.sock", "console.sock", VO_QEMU_AGENT_SOCKET,
+                                         "qemu.log" };
     for (size_t i = 0; i < ELEMENTSOF(files); i++) {
         _cleanup_free_ char *path = vo_asprintf("%s/%s", run_dir, files[i]);
         (void)unlink(path);
@@ -551,6 +562,87 @@ static void qemu_reap(VoHvInstance *vm, bool *ret_clean, char **ret_reason)
                                            : "QEMU exited unexpectedly (status unknown)");
 }
 
+/* Whether something in the guest has the agent's port open, as QEMU sees it
+ * (query-chardev's frontend-open of the channel): 0 when it has, -ENOTCONN
+ * with a message when not, 1 when QEMU could not tell in time (the agent
+ * is then asked anyway). Costs no wait on the guest. */
+static int agent_port_open(VoHvInstance *vm, int timeout_ms, char **ret_error)
+{
+    struct timespec until = vo_deadline_ms(CLOCK_REALTIME, timeout_ms);
+    if (pthread_mutex_timedlock(&vm->qmp_lock, &until) != 0)
+        return 1;
+    json_t *list = NULL;
+    int r = vm->qmp ? vo_qmp_execute(vm->qmp, "query-chardev", NULL, timeout_ms, &list, NULL)
+                    : -ENOTCONN;
+    pthread_mutex_unlock(&vm->qmp_lock);
+    if (r == -ETIMEDOUT) /* QEMU serves the channel too: it would not answer either */
+        return vo_error_set(ret_error, -ENOTCONN, "the guest agent does not answer: QEMU does "
+                            "not answer its monitor");
+    int open = r < 0 ? 1 : -1;
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c) {
+        if (strcmp(json_string_value(json_object_get(c, "label")) ?: "", "charagent0"))
+            continue;
+        open = json_is_true(json_object_get(c, "frontend-open")) ? 0 : -ENOTCONN;
+    }
+    json_decref(list);
+    if (open == -1) /* a QEMU started without the channel */
+        return vo_error_set(ret_error, -ENOTCONN, "the guest agent does not answer: the VM has "
+                            "no guest agent channel (it was started by an older vireod; stop "
+                            "and start it)");
+    if (open < 0)
+        return vo_error_set(ret_error, -ENOTCONN, "the guest agent does not answer: nothing in "
+                            "the guest has opened its channel %s (is qemu-guest-agent "
+                            "installed and running?)", VO_QEMU_AGENT_PORT);
+    return open;
+}
+
+/* One guest agent command (driver.h): the session is opened (and brought in
+ * step) when there is none, kept while it stays in step. A guest whose port
+ * is closed is answered at once (and its session dropped). */
+static int qemu_agent_command(VoHvInstance *vm, const char *cmd, json_t *args, unsigned flags,
+                              int timeout_ms, json_t **ret, char **ret_error)
+{
+    int64_t deadline = vo_now_ms() + timeout_ms;
+    struct timespec until = vo_deadline_ms(CLOCK_REALTIME, timeout_ms);
+    if (pthread_mutex_timedlock(&vm->agent_lock, &until) != 0)
+        return vo_error_set(ret_error, -ENOTCONN, "the guest agent does not answer (it is busy "
+                            "with another command for longer than %d ms)", timeout_ms);
+    int r = agent_port_open(vm, timeout_ms < 1000 ? timeout_ms : 1000, ret_error);
+    if (r < 0 && vm->agent) {
+        vo_qemu_agent_close(vm->agent);
+        vm->agent = NULL;
+    }
+    if (r > 0)
+        r = 0;
+    /* A session idle for a while is brought in step again: the guest may
+     * have rebooted (a new agent) since, its port closed and opened again
+     * between two commands. Commands in a burst (vm show's, exec's polls)
+     * share one sync. */
+    if (r >= 0 && vm->agent && (!vo_qemu_agent_usable(vm->agent) ||
+                                vo_now_ms() - vm->agent_used_ms > AGENT_IDLE_MS)) {
+        vo_qemu_agent_close(vm->agent);
+        vm->agent = NULL;
+    }
+    if (r >= 0 && !vm->agent)
+        r = vo_qemu_agent_open(vm->agent_path, deadline, &vm->agent, ret_error);
+    if (r >= 0) {
+        int agent_flags = flags & VO_HV_AGENT_NO_REPLY ? VO_QEMU_AGENT_NO_REPLY : 0;
+        r = vo_qemu_agent_call(vm->agent, cmd, args, agent_flags, deadline, ret, ret_error);
+        vm->agent_used_ms = vo_now_ms();
+    }
+    if (vm->agent && !vo_qemu_agent_usable(vm->agent)) {
+        vo_qemu_agent_close(vm->agent);
+        vm->agent = NULL;
+    }
+    pthread_mutex_unlock(&vm->agent_lock);
+    /* Not answering, in any way: one errno for the callers. */
+    if (r < 0 && r != -EIO)
+        r = -ENOTCONN;
+    return r;
+}
+
 static char **qemu_machines(VoHvDriver *d)
 {
     (void)d;
@@ -586,6 +678,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .events_read = qemu_events_read,
         .exit_fd = qemu_exit_fd,
         .reap = qemu_reap,
+        .agent_command = qemu_agent_command,
         .console_socket = qemu_console_socket,
         .release = qemu_release,
         .layout = qemu_layout,

@@ -29,6 +29,13 @@ struct VoHvInstance {
     VoQmp *events;
     VoQemuEventState event_state;
     char *run_dir, *qmp_path, *events_path, *console_path, *log_path;
+    /* The guest agent (qemu-agent.h): its channel's socket, and the
+     * session kept open between commands (NULL: none; closed after a
+     * timeout), both under agent_lock, which one command holds at a time. */
+    char *agent_path;
+    pthread_mutex_t agent_lock;
+    struct VoQemuAgent *agent;
+    int64_t agent_used_ms; /* when agent last answered (vo_now_ms) */
     /* Live migration: the hardware layout the VM has (guarded by qmp_lock;
      * NULL when unknown), and whether its vCPUs ran when it began migrating
      * out (so a failed migration resumes it only then). */

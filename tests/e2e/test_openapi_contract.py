@@ -703,11 +703,11 @@ def test_document_is_consistent(spec):
                 schema = response["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Error"}, f"{what} {status}"
 
-    # VmDetail (GET /v1/vms/{vm}) is VM with richer NICs and two live numbers
-    # read from QEMU; nothing else may differ
+    # VmDetail (GET /v1/vms/{vm}) is VM with richer NICs, two live numbers
+    # read from QEMU and what the guest agent says; nothing else may differ
     schemas = spec["components"]["schemas"]
     vm, detail = schemas["VM"], schemas["VmDetail"]
-    live = ("vcpus_plugged", "memory_actual_mib")
+    live = ("vcpus_plugged", "memory_actual_mib", "guest")
     assert all(k in detail["properties"] and k not in detail["required"] for k in live)
     assert {k: v for k, v in vm.items() if k != "description"} == {
         **{k: v for k, v in detail.items() if k != "description"},
@@ -865,6 +865,21 @@ def test_vm_lifecycle(api):
     assert_vm_state(api.act("life1", "pause"), "paused")
     assert_vm_state(api.act("life1", "resume"), "running")
     assert_vm_state(api.act("life1", "reboot"), "running")
+
+    # The guest agent: the fake driver's VMs have none, so show says why and
+    # exec and set-password answer 409 at once; bad bodies 400.
+    guest = api.call("GET", "/v1/vms/life1", expect=200).value["guest"]
+    assert guest["agent"] is False and "does not answer" in guest["reason"]
+    api.call("POST", "/v1/vms/life1/exec", {"command": ["uname", "-r"]}, expect=409,
+             code="invalid-state")
+    api.call("POST", "/v1/vms/life1/exec", {"command": "uname -r"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/vms/life1/exec", {"command": ["true"], "timeout_s": 0}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/vms/life1/set-password", {"user": "root", "password": "pw"},
+             expect=409, code="invalid-state")
+    api.call("POST", "/v1/vms/life1/set-password", {"user": "a:b", "password": "pw"},
+             expect=400, code="invalid-argument")
 
     log = api.call("GET", "/v1/vms/life1/console/log", expect=200)
     assert log.media_type == "text/plain"
@@ -1038,6 +1053,8 @@ NOT_FOUND_WITH_BODY = [
     ("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "nope/x"}),
     ("POST", "/v1/vms/nope/nics", {"network": "default"}),
     ("POST", "/v1/vms/nope/cdrom", {"volume": "default/x"}),
+    ("POST", "/v1/vms/nope/exec", {"command": ["true"]}),
+    ("POST", "/v1/vms/nope/set-password", {"user": "root", "password": "pw"}),
 ]
 
 
@@ -1913,6 +1930,7 @@ def test_snapshots(api):
     s1 = take({"name": "s1", "description": "fresh"})
     assert s1 == {"name": "s1", "parent": None, "children": [], "current": True,
                   "memory": False, "vm_running": False, "description": "fresh",
+                  "quiesced": False, "quiesce_reason": "the VM was not running",
                   "created_at": s1["created_at"]}, s1
     assert disk_snapshots(disk) == ["s1"]
     # 409: memory needs an active VM; the name is taken
