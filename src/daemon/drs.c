@@ -283,15 +283,20 @@ static bool move_under_way(VoDaemon *d, char **ret_why)
     }
     json_t *t = NULL;
     _cleanup_free_ char *error = NULL;
-    if (!strcmp(from_id, d->host_id))
+    bool gone = false; /* its host no longer knows the task (a vireod restart) */
+    if (!strcmp(from_id, d->host_id)) {
         t = vo_tasks_get_json(d->tasks, task_id);
-    else {
+        gone = !t;
+    } else {
         VoClusterHost h = { 0 };
         _cleanup_free_ char *path = vo_asprintf("/v1/tasks/%s", task_id);
         if (vo_cluster_host_get(d, from_id, &h) >= 0 && h.url)
-            (void)vo_migrate_peer_call(d, h.url, "GET", path, NULL, &t, &error);
+            gone = vo_migrate_peer_call(d, h.url, "GET", path, NULL, &t, &error) == -ENOENT;
         vo_cluster_host_clear(&h);
     }
+    if (gone)
+        t = json_pack("{s:s, s:{s:s}}", "state", "lost", "error", "message",
+                      "its task is gone (the VM's host restarted?)");
     const char *state = json_string_value(json_object_get(t, "state"));
     if (!state || !strcmp(state, "queued") || !strcmp(state, "running")) {
         *ret_why = vo_asprintf("the move of VM %s to host %s is under way (task %s)", vm,
