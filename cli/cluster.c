@@ -21,8 +21,23 @@
 
 #define REEXEC_WAIT_MS 90000
 
+/* Whether this host is online in the cluster document doc: its record is
+ * out (hosts[] with "local" says a state other than offline). */
+static bool local_host_online(json_t *doc)
+{
+    size_t i;
+    json_t *h;
+    json_array_foreach(json_object_get(doc, "hosts"), i, h) {
+        const char *state = json_string_value(json_object_get(h, "state"));
+        if (json_is_true(json_object_get(h, "local")))
+            return state && strcmp(state, "offline") != 0;
+    }
+    return false;
+}
+
 /* GET /v1/cluster over the socket, quietly (vireod may be restarting):
- * 1 in a cluster, 0 standalone, -1 no answer. */
+ * 2 in a cluster with this host online, 1 in a cluster (this host not
+ * online yet), 0 standalone, -1 no answer. */
 static int probe_cluster_mode(void)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -52,7 +67,7 @@ static int probe_cluster_mode(void)
         if (!strncmp(buf, "HTTP/1.", 7) && strstr(buf, " 200 ") == buf + 8 && body) {
             json_t *doc = json_loads(body + 4, 0, NULL);
             json_t *c = json_object_get(doc, "cluster");
-            result = json_is_object(c) ? 1 : c ? 0 : -1;
+            result = json_is_object(c) ? (local_host_online(doc) ? 2 : 1) : c ? 0 : -1;
             json_decref(doc);
         }
     }
@@ -60,20 +75,27 @@ static int probe_cluster_mode(void)
     return result;
 }
 
-/* Waits until vireod answers in the mode wanted (1 cluster, 0 standalone). */
+/* Waits until vireod answers in the mode wanted: 2 in a cluster with this
+ * host online (its record out, so VMs can be placed on it), 0 standalone. */
 static int wait_mode(int want)
 {
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    int mode = -1;
     for (;;) {
-        if (probe_cluster_mode() == want)
+        if ((mode = probe_cluster_mode()) == want)
             return 0;
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >
             REEXEC_WAIT_MS) {
-            cli_error("vireod did not come back %s within %d s (see its log)",
-                      want ? "in cluster mode" : "standalone", REEXEC_WAIT_MS / 1000);
+            if (want && mode == 1)
+                cli_error("vireod is back in cluster mode but this host is not online after "
+                          "%d s (its fence process holds no lease: see vireod's log and "
+                          "`vireo host list`)", REEXEC_WAIT_MS / 1000);
+            else
+                cli_error("vireod did not come back %s within %d s (see its log)",
+                          want ? "in cluster mode" : "standalone", REEXEC_WAIT_MS / 1000);
             return -ETIMEDOUT;
         }
         poll(NULL, 0, 200);
@@ -93,7 +115,7 @@ static int cluster_init(const CliCommand *cmd, int argc, char **argv)
     json_decref(body);
     if (r < 0)
         return CLI_EXIT_FAIL;
-    r = wait_mode(1);
+    r = wait_mode(2);
     if (cli_globals.json)
         out_json(stdout, doc);
     else {
@@ -204,7 +226,7 @@ static int cluster_join(const CliCommand *cmd, int argc, char **argv)
     json_decref(body);
     if (r < 0)
         return CLI_EXIT_FAIL;
-    r = wait_mode(1);
+    r = wait_mode(2);
     if (cli_globals.json)
         out_json(stdout, doc);
     else
@@ -443,7 +465,8 @@ static const CliCommand cluster_commands[] = {
       "  --address IP   the address other hosts reach this one at (default: the address of\n"
       "                 the default route's interface)\n"
       "The host's documents move from SQLite into a local etcd member; vireod restarts\n"
-      "itself (VMs keep running) and this command waits until it is back.\n",
+      "itself (VMs keep running) and this command waits until it is back and the host\n"
+      "is online.\n",
       cluster_init },
     { "cluster", "token", NULL, "[--ttl DURATION]",
       "Make a new join token and print the join command with it.",
@@ -457,7 +480,8 @@ static const CliCommand cluster_commands[] = {
       "A token admits one host: a second join with it is refused.\n"
       "  --address IP   this host's address in the cluster (default: of the default route)\n"
       "Refused when this host's VMs or networks collide with the cluster's (by name or\n"
-      "subnet): the message names each.\n",
+      "subnet): the message names each. Waits until vireod is back and this host is online\n"
+      "(VMs can be placed on it).\n",
       cluster_join },
     { "cluster", "show", NULL, NULL,
       "Show the cluster: etcd members and their health, quorum, manager, hosts.", NULL,

@@ -191,7 +191,8 @@ EOF
 
 iso_main() {
     (($# == 1)) || { echo "usage: $0 OUTDIR" >&2; exit 2; }
-    local outdir=${1%/}
+    local outdir
+    outdir=$(realpath -m "$1") # the module paths below are absolute
     [[ -f $outdir/installer.iso ]] && exit 0
     require_tools
     require_iso_tools

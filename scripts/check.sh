@@ -18,8 +18,49 @@ absolute() { case $1 in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
 passed=0
 failed=0
 
+# The system tests start first, in three pytest runs side by side: two
+# groups of multi-host cluster, migration and backup tests (the cluster ones
+# mostly wait on leases, elections, migrations and guests) and all the
+# others. The unit tests and fuzz targets run beside them (the unit tests
+# mostly wait on etcd and sockets). Each run has its own namespaces,
+# directories, JUnit file and log, printed after the unit and fuzz results.
+CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harness.py
+                 tests/e2e/test_cluster_quorum.py tests/e2e/test_cluster_placement.py
+                 tests/e2e/test_migrate_target.py tests/e2e/test_cluster_shared_pools.py
+                 tests/e2e/test_cluster_images.py tests/e2e/test_vm_move.py
+                 tests/e2e/test_maintenance.py tests/e2e/test_migrate_local.py
+                 tests/e2e/test_peer_routes.py tests/e2e/test_driver_migration.py
+                 tests/e2e/test_driver_migration_tls.py tests/e2e/test_resources_hotplug.py
+                 tests/e2e/test_backup_cancel.py tests/e2e/test_drs.py)
+CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
+                 tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
+                 tests/e2e/test_migrate_robust.py tests/e2e/test_ha_fence.py
+                 tests/e2e/test_ha_restart.py tests/e2e/test_backups.py)
+ignore=()
+for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}"; do ignore+=("--ignore=$t"); done
+junit="$BUILD/pytest-junit.xml"
+junits=("$junit")
+rm -f "$BUILD"/pytest-junit*.xml "$BUILD"/pytest-cluster*.log "$BUILD"/pytest-main.log
+run_pytest() {
+    VIREO_BUILD="$(absolute "$BUILD")" VIREO_TEST_IMAGE="$(absolute "$IMAGE")" \
+        VIREO_TEST_ISO="${VIREO_TEST_ISO:-$(absolute "$BUILD")/guest/installer/installer.iso}" \
+        VIREO_ASAN_BUILD="$(absolute "$ASAN_BUILD")" VIREO_TSAN_BUILD="$(absolute "$TSAN_BUILD")" \
+        /usr/bin/python3 -m pytest -v -p no:cacheprovider "$@"
+}
+cluster_pids=()
+run_pytest --junitxml="$junit" "${ignore[@]}" tests/e2e >"$BUILD/pytest-main.log" 2>&1 &
+main_pid=$!
+for group in A B; do
+    declare -n tests="CLUSTER_TESTS_$group"
+    junits+=("$BUILD/pytest-junit-cluster-$group.xml")
+    run_pytest --junitxml="$BUILD/pytest-junit-cluster-$group.xml" "${tests[@]}" \
+        >"$BUILD/pytest-cluster-$group.log" 2>&1 &
+    cluster_pids+=($!)
+    unset -n tests
+done
+
 echo "== unit tests (ASan/UBSan) =="
-meson test -C "$ASAN_BUILD" --print-errorlogs
+meson test -C "$ASAN_BUILD" --print-errorlogs --num-processes 4 # most wait on etcd and sockets
 unit_json="$ASAN_BUILD/meson-logs/testlog.json"
 if [ -f "$unit_json" ]; then
     read -r up uf < <(python3 - "$unit_json" <<'PY'
@@ -67,44 +108,8 @@ done
 rm -rf "$fuzz_tmp"
 
 echo "== system tests (pytest) =="
-# Three pytest runs side by side: two groups of multi-host cluster,
-# migration and backup tests (the cluster ones mostly wait on leases,
-# elections, migrations and guests) and all the others. Each has its own
-# namespaces, directories and JUnit file; the groups' output is printed
-# after the other's.
-CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harness.py
-                 tests/e2e/test_cluster_quorum.py tests/e2e/test_cluster_placement.py
-                 tests/e2e/test_migrate_target.py tests/e2e/test_cluster_shared_pools.py
-                 tests/e2e/test_cluster_images.py tests/e2e/test_vm_move.py
-                 tests/e2e/test_maintenance.py tests/e2e/test_migrate_local.py
-                 tests/e2e/test_peer_routes.py tests/e2e/test_driver_migration.py
-                 tests/e2e/test_driver_migration_tls.py tests/e2e/test_resources_hotplug.py
-                 tests/e2e/test_backup_cancel.py tests/e2e/test_drs.py)
-CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
-                 tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
-                 tests/e2e/test_migrate_robust.py tests/e2e/test_ha_fence.py
-                 tests/e2e/test_ha_restart.py tests/e2e/test_backups.py)
-ignore=()
-for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}"; do ignore+=("--ignore=$t"); done
-junit="$BUILD/pytest-junit.xml"
-junits=("$junit")
-rm -f "$BUILD"/pytest-junit*.xml "$BUILD"/pytest-cluster*.log
-run_pytest() {
-    VIREO_BUILD="$(absolute "$BUILD")" VIREO_TEST_IMAGE="$(absolute "$IMAGE")" \
-        VIREO_TEST_ISO="${VIREO_TEST_ISO:-$(absolute "$BUILD")/guest/installer/installer.iso}" \
-        VIREO_ASAN_BUILD="$(absolute "$ASAN_BUILD")" VIREO_TSAN_BUILD="$(absolute "$TSAN_BUILD")" \
-        /usr/bin/python3 -m pytest -v -p no:cacheprovider "$@"
-}
-cluster_pids=()
-for group in A B; do
-    declare -n tests="CLUSTER_TESTS_$group"
-    junits+=("$BUILD/pytest-junit-cluster-$group.xml")
-    run_pytest --junitxml="$BUILD/pytest-junit-cluster-$group.xml" "${tests[@]}" \
-        >"$BUILD/pytest-cluster-$group.log" 2>&1 &
-    cluster_pids+=($!)
-    unset -n tests
-done
-run_pytest --junitxml="$junit" "${ignore[@]}" tests/e2e
+wait "$main_pid"
+cat "$BUILD/pytest-main.log"
 for group in A B; do
     wait "${cluster_pids[0]}"
     cluster_pids=("${cluster_pids[@]:1}")

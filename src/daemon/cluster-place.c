@@ -27,8 +27,6 @@ static bool cache_making; /* the keeper lists a cache (without place_lock) */
 
 /* How often the keeper looks whether this host holds the manager role. */
 #define KEEPER_PERIOD_MS 250
-/* How long a placement waits for the cache to show creates it saw made. */
-#define SETTLE_WAIT_MS 1000
 
 static int collect(const char *key, const char *value, int64_t rev, void *userdata)
 {
@@ -187,12 +185,10 @@ static int read_cached(VoPlaceCache *c, const VoPlaceAsk *ask, VoPlaceRequest *r
                        VoPlacePolicy *policy, json_t **members, json_t **records,
                        json_t **group_members, char **ret_error)
 {
-    /* Creates this manager saw made: counted until the cache shows them
-     * (its watch is a few ms behind the store at most; bounded wait). */
-    int64_t want = vo_place_reservations_settled(&reservations, INT64_MIN);
-    if (want > 0) {
-        vo_place_cache_wait(c, want, SETTLE_WAIT_MS);
-    }
+    /* Creates this manager saw made count as reservations until the cache
+     * shows their records (settled below, under the cache's lock, against
+     * the revision read): no wait for the watch to catch up, which would
+     * hold place_lock and every placement behind it. */
     vo_place_cache_lock(c);
     if (!vo_place_cache_usable(c)) {
         vo_place_cache_unlock(c);
@@ -250,7 +246,10 @@ static int read_store(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceRequest *req,
     return 0;
 }
 
-int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, char **ret_error)
+/* One placement, from the cache when use_cache and one is usable (*ret_cached
+ * says whether it was), else from the store. */
+static int place_once(VoDaemon *d, const VoPlaceAsk *ask, bool use_cache, VoPlaceChoice *ret,
+                      bool *ret_cached, char **ret_error)
 {
     *ret = (VoPlaceChoice){ 0 };
     VoPlaceRequest req = { .vcpus = ask->vcpus, .memory_mib = ask->memory_mib,
@@ -266,7 +265,7 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
      * see neither that VM nor its reservation. */
     pthread_mutex_lock(&place_lock);
     int64_t t0 = vo_now_us();
-    VoPlaceCache *c = cache;
+    VoPlaceCache *c = use_cache ? cache : NULL;
     int r = c ? read_cached(c, ask, &req, &policy, &members, &records, &group_members,
                             ret_error)
               : -EAGAIN;
@@ -279,7 +278,7 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
         json_decref(group_members);
         return r;
     }
-    ret->cached = c != NULL;
+    ret->cached = *ret_cached = c != NULL;
     int64_t t1 = vo_now_us();
     size_t n = json_object_size(members), i = 0;
     VoPlaceHostDocs *docs = vo_malloc0((n + 1) * sizeof(*docs));
@@ -343,6 +342,24 @@ int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, cha
     vo_place_result_clear(&res);
     vo_place_snapshot_clear(&snap);
     json_decref(group_members);
+    return r;
+}
+
+int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, char **ret_error)
+{
+    bool cached = false;
+    int r = place_once(d, ask, true, ret, &cached, ret_error);
+    /* The cache follows the store a few ms late: a host whose record was
+     * written a moment ago (it just joined, or came back) may be missing
+     * from it. A "does not fit" read from the cache is checked against the
+     * store before it is said (rare: it costs a read of the hosts). */
+    if (r == -EBUSY && cached) {
+        if (ret_error) {
+            free(*ret_error);
+            *ret_error = NULL;
+        }
+        r = place_once(d, ask, false, ret, &cached, ret_error);
+    }
     return r;
 }
 

@@ -126,10 +126,11 @@ def kill_and_recover(c, victim, ha_names, others):
                 print("".join(f"  {h.name}: {line}\n" for line in h.log().splitlines()
                               if " ha: " in line or name in line), end="")
             raise
+        running_at = time.monotonic() - t0
         on = next(h for h in survivors if h.name == vm_host(seen, name)[0])
         on.wait_console(name, BOOT_MARKER, timeout=180)
-        print(f"\nHA: {name} booted again on {on.name} {time.monotonic() - t0:.1f} s "
-              f"after {victim.name} was killed")
+        print(f"\nHA: {name} running again on {on.name} {running_at:.1f} s and booted "
+              f"{time.monotonic() - t0:.1f} s after {victim.name} was killed")
         assert "restarted on" in (seen.vm(name).get("ha_state") or ""), seen.vm(name)
     for h in survivors:  # the manager's steps, with its own count of ms
         print("".join(f"  {h.name}: {line}\n" for line in h.log().splitlines()

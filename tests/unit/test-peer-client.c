@@ -355,7 +355,7 @@ static void test_connections_reused(void **state)
  * ever used by two threads at once (libcurl does not support sharing its
  * connection cache between threads: CURLSHOPT_SHARE, KNOWN_BUGS). */
 #define STRESS_THREADS 8
-#define STRESS_REQUESTS 150
+#define STRESS_REQUESTS 60
 
 static void *stress_main(void *userdata)
 {
