@@ -321,9 +321,9 @@ static bool move_under_way(VoDaemon *d, char **ret_why)
              from ? from : "?", to ? to : "?", state, why ? why : "no reason given");
     }
     (void)vo_store_delete(d->cluster_store, VO_DRS_MOVING_KEY, rev);
+    *ret_why = vo_asprintf("the move of VM %s just ended", vm); /* vm is doc's */
     json_decref(t);
     json_decref(doc);
-    *ret_why = vo_asprintf("the move of VM %s just ended", vm);
     return true; /* the next round samples the new placement */
 }
 

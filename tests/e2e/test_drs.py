@@ -129,6 +129,9 @@ def test_drs_settings_recommend_apply_and_auto_with_the_fake_driver(cluster):
         print(json.dumps(drs(h2), indent=1), drs_events(h1))
         raise
     assert where(h1) == placed
+    events = drs_events(h1)
+    assert all(e.get("message") for e in events), events  # each decision says itself
+    assert any(e["decision"] == "skipped" and "just ended" in e["message"] for e in events)
     status = h1.cli("cluster", "drs").stdout
     assert "auto" in status and "imbalance:" in status, status
 
