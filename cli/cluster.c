@@ -1,5 +1,6 @@
 /* cluster.c: the `vireo cluster` commands: init, token, join, show, leave
- * (/v1/cluster...), and `vireo host remove` lives in host.c. init, join and
+ * (/v1/cluster...), the DRS ones (set --drs, drs, recommendations [apply];
+ * docs/drs.md), and `vireo host remove` lives in host.c. init, join and
  * leave make vireod re-execute itself: the CLI waits (bounded) until it
  * answers again in its new mode. */
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include "cli.h"
 #include "http.h"
 #include "output.h"
+#include "wait.h"
 
 #define REEXEC_WAIT_MS 90000
 
@@ -298,6 +300,165 @@ static int cluster_leave(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* ---- DRS ---- */
+
+static const char *const drs_modes[] = { "off", "manual", "auto", NULL };
+
+static void print_drs_settings(const json_t *doc)
+{
+    out_kv(stdout, "drs:", jstr(doc, "mode"));
+    char level[64];
+    snprintf(level, sizeof(level), "%lld (threshold %.2f)",
+             (long long)json_integer_value(json_object_get(doc, "level")),
+             json_number_value(json_object_get(doc, "threshold")));
+    out_kv(stdout, "level:", level);
+}
+
+static int cluster_set(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *mode = NULL, *level = NULL;
+    const CliOption opts[] = { { "--drs", &mode, NULL }, { "--drs-level", &level, NULL },
+                               { 0 } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, NULL, &exit_status))
+        return exit_status;
+    if (!mode && !level) {
+        cli_error("give --drs off|manual|auto and/or --drs-level N");
+        return CLI_EXIT_USAGE;
+    }
+    if (mode && !cli_parse_choice("--drs", mode, drs_modes))
+        return CLI_EXIT_USAGE;
+    uint64_t n = 0;
+    if (level && !cli_parse_uint("--drs-level", level, 1, 5, &n))
+        return CLI_EXIT_USAGE;
+    json_t *body = json_object();
+    if (mode)
+        json_object_set_new(body, "mode", json_string(mode));
+    if (level)
+        json_object_set_new(body, "level", json_integer((json_int_t)n));
+    json_t *doc = NULL;
+    int r = api_call("PUT", "/v1/cluster/drs", body, &doc);
+    json_decref(body);
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    return api_print_doc(doc, print_drs_settings);
+}
+
+static void print_recommendations(const json_t *recs)
+{
+    static const char *const h[] = { "ID", "VM", "FROM", "TO", "CPU", "IMBALANCE", "COST" };
+    OutTable *t = out_table_new(ELEMENTSOF(h), h);
+    size_t i;
+    json_t *r;
+    json_array_foreach(recs, i, r) {
+        char cpu[32], imb[64], cost[32];
+        snprintf(cpu, sizeof(cpu), "%.2f", json_number_value(json_object_get(r, "cpu")));
+        snprintf(imb, sizeof(imb), "%.3f -> %.3f",
+                 json_number_value(json_object_get(r, "imbalance_before")),
+                 json_number_value(json_object_get(r, "imbalance_after")));
+        snprintf(cost, sizeof(cost), "%.1f s", json_number_value(json_object_get(r, "cost_s")));
+        const char *cells[] = { jstr(r, "id"), jstr(r, "vm"), jstr(r, "from"), jstr(r, "to"),
+                                cpu, imb, cost };
+        out_table_add(t, cells);
+    }
+    out_table_print(t, stdout);
+    out_table_free(t);
+}
+
+static void print_drs(const json_t *doc)
+{
+    print_drs_settings(doc);
+    const json_t *st = json_object_get(doc, "status");
+    if (!json_is_object(st)) {
+        out_kv(stdout, "status:", "no round yet");
+        return;
+    }
+    char line[128];
+    out_kv(stdout, "manager:", jstr(st, "manager"));
+    snprintf(line, sizeof(line), "%.3f (threshold %.3f; above it %lld of %lld rounds)",
+             json_number_value(json_object_get(st, "imbalance")),
+             json_number_value(json_object_get(st, "threshold")),
+             (long long)json_integer_value(json_object_get(st, "rounds_above")),
+             (long long)json_integer_value(json_object_get(st, "rounds_needed")));
+    out_kv(stdout, "imbalance:", line);
+    if (jstr(st, "skipped"))
+        out_kv(stdout, "skipped:", jstr(st, "skipped"));
+    const json_t *mv = json_object_get(doc, "moving");
+    if (json_is_object(mv)) {
+        snprintf(line, sizeof(line), "%s from %s to %s (task %s)", jstr(mv, "vm"),
+                 jstr(mv, "from"), jstr(mv, "to"), jstr(mv, "task"));
+        out_kv(stdout, "moving:", line);
+    }
+    const json_t *last = json_object_get(st, "last_decision");
+    if (json_is_object(last))
+        out_kv(stdout, "last decision:", jstr(last, "message"));
+    json_t *recs = json_object_get(st, "recommendations");
+    if (json_array_size(recs)) {
+        printf("\nrecommendations:\n");
+        print_recommendations(recs);
+    }
+    printf("\nhosts:\n");
+    static const char *const h[] = { "NAME", "CPU LOAD", "MEMORY LOAD" };
+    OutTable *t = out_table_new(ELEMENTSOF(h), h);
+    size_t i;
+    json_t *host;
+    json_array_foreach(json_object_get(st, "hosts"), i, host) {
+        char cpu[32], mem[32];
+        snprintf(cpu, sizeof(cpu), "%.2f", json_number_value(json_object_get(host, "cpu_load")));
+        snprintf(mem, sizeof(mem), "%.2f", json_number_value(json_object_get(host, "mem_load")));
+        const char *cells[] = { jstr(host, "name"), cpu, mem };
+        out_table_add(t, cells);
+    }
+    out_table_print(t, stdout);
+    out_table_free(t);
+}
+
+static int cluster_drs(const CliCommand *cmd, int argc, char **argv)
+{
+    json_t *doc = NULL;
+    int exit_status;
+    if (!api_read_command(cmd, argc, argv, "/v1/cluster/drs", &doc, &exit_status))
+        return exit_status;
+    print_drs(doc);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
+static int cluster_recommendations(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *args[2] = { NULL, NULL };
+    bool async = false;
+    const CliOption opts[] = { { "--async", NULL, &async }, { 0 } };
+    int exit_status;
+    if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
+        return exit_status;
+    if (args[0] && strcmp(args[0], "apply")) {
+        cli_error("'%s': the only action is apply ID (vireo cluster recommendations apply ID)",
+                  args[0]);
+        return CLI_EXIT_USAGE;
+    }
+    if (args[0] && !args[1]) {
+        cli_error("apply: which recommendation? (its ID: vireo cluster recommendations)");
+        return CLI_EXIT_USAGE;
+    }
+    if (args[0]) {
+        _cleanup_free_ char *id = api_escape(args[1]);
+        _cleanup_free_ char *path = vo_asprintf("/v1/cluster/recommendations/%s/apply", id);
+        _cleanup_free_ char *subject = vo_asprintf("recommendation %s", args[1]);
+        return run_action("POST", path, NULL, async, subject, "applied (the VM moved)");
+    }
+    json_t *doc = NULL;
+    if (!api_read_path("/v1/cluster/recommendations", &doc, &exit_status))
+        return exit_status;
+    json_t *recs = json_object_get(doc, "recommendations");
+    if (!json_array_size(recs))
+        printf("no recommendations (DRS %s; see: vireo cluster drs)\n", jstr(doc, "mode"));
+    else
+        print_recommendations(recs);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
 static const CliCommand cluster_commands[] = {
     { "cluster", "init", NULL, "[--address IP]",
       "Make this standalone host a one-host cluster and print the join command for others.",
@@ -329,6 +490,24 @@ static const CliCommand cluster_commands[] = {
       "Take this host out of its cluster (refused while it runs VMs); it runs standalone.",
       "Its documents move back into SQLite; its etcd member (if any) is removed.\n",
       cluster_leave },
+    { "cluster", "set", NULL, "[--drs off|manual|auto] [--drs-level N]",
+      "Set the cluster's automatic balancing (DRS): its mode and level.",
+      "  --drs off|manual|auto  off (default): nothing; manual: the manager recommends\n"
+      "                         live migrations (vireo cluster recommendations); auto: it\n"
+      "                         makes them, one at a time\n"
+      "  --drs-level N          1 (conservative: only large imbalances) .. 5 (aggressive);\n"
+      "                         default 3\n"
+      "See docs/drs.md.\n\nExamples:\n  vireo cluster set --drs manual\n"
+      "  vireo cluster set --drs auto --drs-level 2\n",
+      cluster_set },
+    { "cluster", "drs", NULL, NULL,
+      "Show DRS: the settings, the imbalance, the manager's last decision, its "
+      "recommendations.",
+      NULL, cluster_drs },
+    { "cluster", "recommendations", "[apply] [ID]", "[--async]",
+      "List DRS's recommended live migrations, or apply one by its ID.",
+      "  apply ID   start that live migration (waits for it unless --async)\n",
+      cluster_recommendations },
 };
 
 const CliNoun cli_noun_cluster = { "cluster", "forming and growing a cluster of hosts",

@@ -26,6 +26,11 @@ void vo_api_cluster_join(VoRequest *req, VoReply *rep);
 void vo_api_cluster_join_request(VoRequest *req, VoReply *rep);
 void vo_api_cluster_ca(VoRequest *req, VoReply *rep);
 void vo_api_cluster_leave(VoRequest *req, VoReply *rep);
+/* DRS (drs-api.c). */
+void vo_api_cluster_drs_show(VoRequest *req, VoReply *rep);
+void vo_api_cluster_drs_set(VoRequest *req, VoReply *rep);
+void vo_api_cluster_recommendations(VoRequest *req, VoReply *rep);
+void vo_api_cluster_recommendation_apply(VoRequest *req, VoReply *rep);
 void vo_api_groups_list(VoRequest *req, VoReply *rep);
 void vo_api_group_create(VoRequest *req, VoReply *rep);
 void vo_api_group_show(VoRequest *req, VoReply *rep);

@@ -41,6 +41,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "cluster/cluster-config.h"
 #include "cluster/peer-client.h"
@@ -70,6 +71,10 @@ typedef struct VoDaemon {
     VoStore *cluster_store;    /* raw etcd handle: "h/<host-id>/...", "cluster/..." */
     VoPeerTls peer_tls;        /* STATE/cluster/{host.crt,host.key,ca.crt} */
     VoClusterRuntime *cluster_rt; /* the etcd member's supervision, re-exec */
+    /* DRS is not off (daemon/drs.h reads cluster/drs each round): the host
+     * record, with its VMs' load, is published at least every
+     * VO_HOST_DRS_REFRESH_MS (hosts.h). */
+    atomic_bool drs_sampling;
     VoStore *store; /* the host's documents: SQLite, or the etcd host handle */
     VoLoop *loop;
     VoTasks *tasks;

@@ -9,6 +9,7 @@
 #include "daemon/host-facts.h"
 #include "daemon/hosts.h"
 #include "daemon/storage.h"
+#include "daemon/vm-load.h"
 #include "daemon/vms.h"
 #include "util/util.h"
 
@@ -230,6 +231,9 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
         "vms_running", running, "version", VIREO_VERSION,
         "updated_at", (json_int_t)(vo_wall_ms() / 1000));
     json_object_set_new(o, "pools_unreachable", unreachable);
+    /* What each running VM uses (daemon/vm-load.h): the manager's DRS
+     * reads it. */
+    json_object_set_new(o, "vm_load", vo_vm_load_json(d));
     /* What a migration's target is checked for (cluster/migrate-compat.h). */
     json_object_set(o, "machines", h->machines);
     vo_host_facts_clear(&f);
@@ -433,7 +437,9 @@ static void *work_thread(void *userdata)
                 log_store_error(h, "publish", r);
             else {
                 published_lease = record;
-                next_refresh = now + VO_HOST_REFRESH_MS;
+                /* Fresher while DRS balances: its samples are this record's. */
+                next_refresh = now + (atomic_load(&d->drs_sampling) ? VO_HOST_DRS_REFRESH_MS
+                                                                    : VO_HOST_REFRESH_MS);
                 pthread_mutex_lock(&h->lock);
                 h->published = asked;
                 pthread_cond_broadcast(&h->published_cond);

@@ -12,7 +12,8 @@
  *                               "mem_ratio","cpu_ratio","maintenance"?}: the
  *                               host belongs
  *                               (kept while it is offline)
- *   cluster/hosts/<host-id>    its live record (lease-bound): facts, load
+ *   cluster/hosts/<host-id>    its live record (lease-bound): facts, load,
+ *                              its VMs' load ("vm_load", daemon/vm-load.h)
  *   cluster/manager            {"id","name","since"} (lease-bound) */
 #pragma once
 
@@ -24,6 +25,8 @@
 #define VO_HOST_LEASE_TTL_MS 6000
 #define VO_HOST_RENEW_MS 1000
 #define VO_HOST_REFRESH_MS 10000
+/* The record's period while DRS is not off (d->drs_sampling). */
+#define VO_HOST_DRS_REFRESH_MS 5000
 
 /* Registers the host (its member document) and starts the thread that
  * keeps its record and runs for manager. 0 or -errno. */

@@ -18,6 +18,7 @@
 #include "daemon/cluster-place.h"
 #include "daemon/daemon.h"
 #include "daemon/host-id.h"
+#include "daemon/drs.h"
 #include "daemon/ha-recover.h"
 #include "daemon/hosts.h"
 #include "daemon/migrate.h"
@@ -276,6 +277,10 @@ int main(int argc, char **argv)
         log_error("cannot start the HA recovery loop: %s", strerror(-r));
         return 1;
     }
+    if ((r = vo_drs_start(&d)) < 0) {
+        log_error("cannot start the DRS loop: %s", strerror(-r));
+        return 1;
+    }
     if ((r = vo_pool_watch_start(&d)) < 0) {
         log_error("cannot follow the shared pools: %s", strerror(-r));
         return 1;
@@ -316,6 +321,7 @@ int main(int argc, char **argv)
     vo_api_server_stop(api_tls);
     vo_api_server_stop(api);
     vo_pool_watch_stop();
+    vo_drs_stop(&d);
     vo_ha_recover_stop(&d);
     vo_cluster_place_stop(&d);
     vo_hosts_stop(&d);

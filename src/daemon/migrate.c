@@ -8,6 +8,7 @@
  * destination continue the VM and this QEMU quit. Any failure before that
  * transaction leaves the VM running here as before and nothing there. */
 #include "daemon/migrate.h"
+#include "daemon/drs-settings.h"
 
 #include <openssl/evp.h>
 #include <poll.h>
@@ -872,6 +873,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     vo_vm_forget_migrated(vm);
     pthread_mutex_unlock(&vm->job);
     moving_end(d, m, true); /* their documents are the destination's: files go */
+    vo_drs_note_moved(d, vm_id, m->to_id); /* DRS's cooldown counts from here */
     int64_t total = vo_now_ms() - start;
     json_t *result = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "vm", vm_id, "to",
                                m->to_name, "total_time_ms", (json_int_t)total,

@@ -21,7 +21,12 @@
  * under way fail at the next query. A destination reports "active" (waiting)
  * for its first three queries and "completed" (everything arrived, still
  * paused) from the fourth on, until its migrate_finish, which resumes it only
- * when asked to. */
+ * when asked to.
+ *
+ * Load (the DRS samples): a running fake VM uses no CPU and half its memory
+ * unless its run dir holds "fake-load", {"cpu": CORES, "mem_mib": MIB}
+ * (either may be left out): its CPU time then grows by CORES per second
+ * while it runs (not paused), read each time load is asked. */
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
@@ -50,6 +55,11 @@ struct VoHvInstance {
     VoQemuEventState event_state;
     uint32_t disk_slots, nic_slots; /* plugged devices, one bit per slot */
     VoHvResources res; /* vCPUs and memory, set from the spec at start */
+    /* Load: the synthetic CPU time so far, when it was last advanced
+     * (monotonic ms; 0: not yet), and the run dir's "fake-load" file. */
+    uint64_t load_cpu_ns;
+    int64_t load_at_ms;
+    char *load_path;
     /* Live migration: this side's state (see the top of the file). */
     bool incoming;     /* started by migrate_prepare */
     VoHvMigrationStatus migration;
@@ -108,6 +118,7 @@ static VoHvInstance *instance_new(const char *run_dir)
     VoHvInstance *vm = vo_malloc0(sizeof(*vm));
     vm->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     vm->state_path = vo_asprintf("%s/fake.state", run_dir);
+    vm->load_path = vo_asprintf("%s/fake-load", run_dir);
     _cleanup_free_ char *fifo = vo_asprintf("%s/fake-events", run_dir);
     vm->events_fd = -1;
     if (mkfifo(fifo, 0600) < 0 && errno != EEXIST)
@@ -141,6 +152,7 @@ static void fake_release(VoHvInstance *vm)
         close(vm->events_fd);
     free(vm->events_buf);
     free(vm->state_path);
+    free(vm->load_path);
     free(vm->migration_error);
     free(vm->mirror_error);
     free(vm);
@@ -364,6 +376,27 @@ static int fake_query_resources(VoHvInstance *vm, bool wait, VoHvResources *ret)
     if (dir)
         hold(dir, "query_resources");
     *ret = vm->res;
+    return 0;
+}
+
+/* The synthetic load (see the top of the file). */
+static int fake_load(VoHvInstance *vm, VoHvLoad *ret)
+{
+    _cleanup_free_ char *text = NULL;
+    json_t *doc = vo_read_file(vm->load_path, 4096, &text, NULL) >= 0
+                      ? json_loads(text, 0, NULL) : NULL;
+    json_t *cpu = json_object_get(doc, "cpu"), *mem = json_object_get(doc, "mem_mib");
+    double cores = json_is_number(cpu) && json_number_value(cpu) > 0 ? json_number_value(cpu)
+                                                                      : 0;
+    int64_t now = vo_now_ms();
+    if (vm->load_at_ms && !vm->paused)
+        vm->load_cpu_ns += (uint64_t)(cores * (double)(now - vm->load_at_ms) * 1e6);
+    vm->load_at_ms = now;
+    *ret = (VoHvLoad){ .cpu_ns = vm->load_cpu_ns,
+                       .mem_used_mib = json_is_integer(mem) && json_integer_value(mem) >= 0
+                                           ? (uint64_t)json_integer_value(mem)
+                                           : vm->res.memory_mib / 2 };
+    json_decref(doc);
     return 0;
 }
 
@@ -820,6 +853,7 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .nic_attach = fake_nic_attach,
         .nic_detach = fake_nic_detach,
         .query_resources = fake_query_resources,
+        .load = fake_load,
         .set_vcpus = fake_set_vcpus,
         .set_memory = fake_set_memory,
         .events_fd = fake_events_fd,

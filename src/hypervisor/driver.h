@@ -71,6 +71,17 @@ typedef struct {
     uint64_t min_memory_mib, max_memory_mib;
 } VoHvResources;
 
+/* What a running VM uses (the DRS samples, docs/drs.md): the CPU time its
+ * process used so far (the caller takes deltas over wall time) and the
+ * memory it uses: the smaller of the process's resident memory and the
+ * balloon's actual (what the guest may use) when the balloon reports one,
+ * else the resident memory. */
+typedef struct {
+    uint64_t cpu_ns;       /* user + system time since the process started */
+    uint64_t mem_used_mib;
+    bool mem_from_balloon; /* the balloon's actual bounded it */
+} VoHvLoad;
+
 /* What a running VM reports on its own (QMP events for QEMU), as the
  * driver's events_read hands them to the daemon. The strings point into the
  * driver's message and are valid only during the callback. Migration events
@@ -261,6 +272,9 @@ struct VoHvDriver {
     int (*query_resources)(VoHvInstance *vm, bool wait, VoHvResources *ret);
     int (*set_vcpus)(VoHvInstance *vm, unsigned n, unsigned *ret_now, char **ret_error);
     int (*set_memory)(VoHvInstance *vm, uint64_t mib, uint64_t *ret_now_mib, char **ret_error);
+    /* The VM's load now (VoHvLoad); never waits for another operation on
+     * the VM (a busy monitor: the balloon is not asked, RSS stands). */
+    int (*load)(VoHvInstance *vm, VoHvLoad *ret);
     /* The VM's event source: an fd that turns readable when events wait
      * (-1: none, e.g. a QEMU started by an older vireod). Only the daemon's
      * event loop reads it: events_read takes what is there without blocking

@@ -18,6 +18,7 @@
 #include "qemu/qemu-hotplug.h"
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-digest.h"
+#include "qemu/qemu-load.h"
 #include "qemu/qemu-migrate.h"
 #include "qemu/qemu-tls.h"
 #include "qemu/qemu-resources.h"
@@ -672,6 +673,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .nic_attach = vo_qemu_nic_attach,
         .nic_detach = vo_qemu_nic_detach,
         .query_resources = vo_qemu_query_resources,
+        .load = vo_qemu_load,
         .set_vcpus = vo_qemu_set_vcpus,
         .set_memory = vo_qemu_set_memory,
         .events_fd = qemu_events_fd,

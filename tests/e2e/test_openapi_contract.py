@@ -756,6 +756,12 @@ def test_cluster_routes_standalone(api):
     api.call("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=409, code="invalid-state")
     api.call("POST", "/v1/cluster/tokens", {"ttl_s": 5}, expect=(400, 409))
     api.call("POST", "/v1/cluster/leave", {}, expect=409, code="invalid-state")
+    # DRS balances the hosts of a cluster (docs/drs.md; test_drs.py in one).
+    api.call("GET", "/v1/cluster/drs", expect=409, code="invalid-state")
+    api.call("PUT", "/v1/cluster/drs", {"mode": "auto"}, expect=409, code="invalid-state")
+    api.call("GET", "/v1/cluster/recommendations", expect=409, code="invalid-state")
+    api.call("POST", "/v1/cluster/recommendations/x/apply", {}, expect=409,
+             code="invalid-state")
     api.call("DELETE", "/v1/hosts/nope", expect=409, code="invalid-state")
     api.call("POST", "/v1/cluster/init", {"address": "192.0.2.77"}, expect=400,
              code="invalid-argument")

@@ -1,0 +1,586 @@
+/* drs.c: the manager's balancing loop (drs.h). The decisions are the
+ * planner's (cluster/drs.c); this file gathers its input from the hosts'
+ * records (their "vm_load", daemon/vm-load.h) and the VM documents, acts on
+ * its answer and records each step: a task of kind "drs" on the manager per
+ * decision (recommended, started, done, failed, skipped because ...: it
+ * shows in the task list and the event stream) and the round's numbers in
+ * cluster/drs/status. */
+#include "daemon/drs.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "cluster/drs.h"
+#include "daemon/cluster-place.h"
+#include "daemon/cluster-view.h"
+#include "daemon/drs-settings.h"
+#include "daemon/groups.h"
+#include "daemon/hosts.h"
+#include "daemon/migrate.h"
+#include "util/util.h"
+
+/* A move recorded in cluster/drs/moving without a task (its starter died
+ * between the two writes) is dropped after this long. */
+#define MOVING_NO_TASK_MS 60000
+
+static pthread_t thread;
+static bool started, stop;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+
+/* The loop's memory while this host is manager (the loop thread only). */
+static VoDrsState st;
+static json_t *recs;       /* the recommendations: [{...}] */
+static json_t *last_decision;
+static char *said;         /* the last skip or no-move reason noted, without its numbers */
+
+/* ---- events: a task of kind "drs" per decision ---- */
+
+typedef struct {
+    char *message;
+    json_t *result;
+} Note;
+
+static void note_free(void *p)
+{
+    Note *n = p;
+    free(n->message);
+    json_decref(n->result);
+    free(n);
+}
+
+static int note_run(VoTask *t, void *userdata)
+{
+    Note *n = userdata;
+    vo_task_set_details(t, 100, n->message, NULL);
+    vo_task_set_result(t, json_incref(n->result));
+    return 0;
+}
+
+/* Records the decision (what: recommended, started, done, failed, skipped,
+ * no move) with its numbers (result, taken) as an event and as the
+ * status's last decision. */
+static void note(VoDaemon *d, const char *what, const char *vm, json_t *result,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void note(VoDaemon *d, const char *what, const char *vm, json_t *result,
+                 const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *message = NULL;
+    if (vasprintf(&message, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    log_info("drs: %s", message);
+    json_object_set_new(result, "decision", json_string(what));
+    json_object_set_new(result, "message", json_string(message));
+    json_decref(last_decision);
+    last_decision = json_deep_copy(result);
+    json_object_set_new(last_decision, "at", json_integer(vo_wall_ms() / 1000));
+    Note *n = vo_malloc0(sizeof(*n));
+    *n = (Note){ .message = message, .result = result };
+    VoTaskDesc desc = { .kind = "drs", .target = vm ? vm : "cluster", .target_id = vm ? vm
+                                                                                        : "cluster",
+                        .keys = { "drs" }, .unbounded = true };
+    json_t *task = NULL;
+    _cleanup_free_ char *error = NULL;
+    if (vo_tasks_submit(d->tasks, &desc, note_run, n, note_free, &task, &error) != 0)
+        note_free(n);
+    json_decref(task);
+}
+
+/* A reason without its digits: the same reason with other numbers is not
+ * noted again. */
+static bool said_before(const char *why)
+{
+    char *cls = vo_strdup(why);
+    size_t k = 0;
+    for (const char *p = why; *p; p++)
+        if (!(*p >= '0' && *p <= '9') && *p != '.')
+            cls[k++] = *p;
+    cls[k] = 0;
+    bool same = said && !strcmp(said, cls);
+    free(said);
+    said = cls;
+    return same;
+}
+
+/* ---- input ---- */
+
+static int collect(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    json_t *o = json_loads(value, 0, NULL);
+    const char *slash = strrchr(key, '/');
+    if (json_is_object(o) && slash)
+        json_object_set_new(userdata, slash + 1, o);
+    else
+        json_decref(o);
+    return 0;
+}
+
+static double num(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+/* Everything one round reads; what the planner's input points into. */
+typedef struct {
+    json_t *members, *records, *groups, *moved;
+    json_t *vm_docs; /* {vm id: doc} of the hosts counted */
+    VoDrsHost *hosts;
+    VoDrsVm *vms;
+    size_t n_hosts, n_vms;
+    char **host_ids;  /* parallel to hosts */
+} Round;
+
+static void round_clear(Round *r)
+{
+    json_decref(r->members);
+    json_decref(r->records);
+    json_decref(r->groups);
+    json_decref(r->moved);
+    json_decref(r->vm_docs);
+    free(r->hosts);
+    free(r->vms);
+    free(r->host_ids);
+}
+
+/* Why the round is skipped (malloc'd), or NULL: a host offline (HA
+ * recovery first), in maintenance or fenced. */
+static char *skip_reason(VoDaemon *d, Round *r)
+{
+    const char *id;
+    json_t *m;
+    json_object_foreach(r->members, id, m) {
+        const char *name = json_string_value(json_object_get(json_object_get(m, "doc"),
+                                                             "name"));
+        json_t *rec = json_object_get(json_object_get(r->records, id), "doc");
+        if (!rec)
+            return vo_asprintf("host %s is offline (HA recovery comes first)", name ? name : id);
+        const char *state = json_string_value(json_object_get(rec, "state"));
+        if (state && strcmp(state, "online"))
+            return vo_asprintf("host %s is %s", name ? name : id, state);
+        if (json_is_true(json_object_get(json_object_get(m, "doc"), "maintenance")))
+            return vo_asprintf("host %s is in maintenance", name ? name : id);
+    }
+    (void)d;
+    return NULL;
+}
+
+static int build(VoDaemon *d, Round *r)
+{
+    r->groups = json_object();
+    r->moved = json_object();
+    r->vm_docs = json_object();
+    int e = vo_store_list(d->cluster_store, VO_GROUPS_PREFIX, collect, r->groups);
+    if (e >= 0)
+        e = vo_store_list(d->cluster_store, VO_DRS_MOVED_PREFIX, collect, r->moved);
+    if (e < 0)
+        return e;
+    size_t nh = json_object_size(r->records);
+    r->hosts = vo_malloc0(sizeof(VoDrsHost) * (nh + 1));
+    r->host_ids = vo_malloc0(sizeof(char *) * (nh + 1));
+    /* First the hosts and their VM documents, then the VMs. */
+    size_t cap = 0;
+    const char *id;
+    json_t *e_rec;
+    json_object_foreach(r->records, id, e_rec) {
+        json_t *rec = json_object_get(e_rec, "doc");
+        _cleanup_free_ char *prefix = vo_asprintf("h/%s/vms/", id);
+        json_t *docs = json_object();
+        e = vo_store_list(d->cluster_store, prefix, collect, docs);
+        if (e < 0) {
+            json_decref(docs);
+            return e;
+        }
+        json_object_set_new(r->vm_docs, id, docs);
+        cap += json_object_size(docs);
+        double cpus = num(rec, "cpus"), memory = num(rec, "memory_mib");
+        double free_mem = num(rec, "mem_ratio") * memory - num(rec, "committed_memory_mib");
+        double free_cpu = num(rec, "cpu_ratio") * cpus - num(rec, "committed_vcpus");
+        const char *state = json_string_value(json_object_get(rec, "state"));
+        size_t k = r->n_hosts++;
+        r->host_ids[k] = (char *)id;
+        r->hosts[k] = (VoDrsHost){
+            .id = id, .name = json_string_value(json_object_get(rec, "name")),
+            .cpus = cpus > 0 ? cpus : 1, .memory_mib = memory > 0 ? (uint64_t)memory : 1,
+            .free_memory_mib = free_mem > 0 ? (uint64_t)free_mem : 0,
+            .free_vcpus = free_cpu > 0 ? free_cpu : 0,
+            .can_receive = state && !strcmp(state, "online") };
+        if (!r->hosts[k].name)
+            r->hosts[k].name = id;
+    }
+    r->vms = vo_malloc0(sizeof(VoDrsVm) * (cap + 1));
+    for (size_t h = 0; h < r->n_hosts; h++) {
+        json_t *rec = json_object_get(json_object_get(r->records, r->host_ids[h]), "doc");
+        json_t *load = json_object_get(rec, "vm_load");
+        json_t *docs = json_object_get(r->vm_docs, r->host_ids[h]);
+        const char *vm_id;
+        json_t *doc;
+        json_object_foreach(docs, vm_id, doc) {
+            json_t *spec = json_object_get(doc, "spec");
+            const char *state = json_string_value(json_object_get(json_object_get(doc, "status"),
+                                                                  "state"));
+            json_t *l = json_object_get(load, vm_id);
+            bool running = state && !strcmp(state, "running");
+            if (!running && !l)
+                continue; /* a stopped VM weighs nothing and cannot move live */
+            const char *group = json_string_value(json_object_get(spec, "group"));
+            VoGroupPolicy gp = VO_GROUP_SPREAD;
+            const char *policy = json_string_value(
+                json_object_get(json_object_get(r->groups, group ? group : ""), "policy"));
+            if (policy)
+                (void)vo_group_policy_from_string(policy, &gp);
+            json_t *mv = json_object_get(r->moved, vm_id);
+            double mem_used = num(l, "mem_mib");
+            r->vms[r->n_vms++] = (VoDrsVm){
+                .id = vm_id, .name = json_string_value(json_object_get(spec, "name")),
+                .host = h, .cpu = num(l, "cpu") > 0 ? num(l, "cpu") : 0,
+                .mem_used_mib = mem_used > 0 ? (uint64_t)mem_used : 0,
+                .memory_mib = (uint64_t)num(spec, "memory_mib"),
+                .vcpus = (unsigned)num(spec, "vcpus"), .group = group, .group_policy = gp,
+                .movable = running && l, .last_moved_ms = (int64_t)num(mv, "at") };
+            if (!r->vms[r->n_vms - 1].name)
+                r->vms[r->n_vms - 1].name = vm_id;
+        }
+    }
+    return 0;
+}
+
+/* ---- the move under way ---- */
+
+/* The DRS move under way, if any: true while it runs (the round is
+ * skipped, *ret_why saying so); an ended one is noted and its document
+ * removed. */
+static bool move_under_way(VoDaemon *d, char **ret_why)
+{
+    _cleanup_free_ char *text = NULL;
+    int64_t rev = 0;
+    int r = vo_store_get(d->cluster_store, VO_DRS_MOVING_KEY, &text, &rev);
+    if (r == -ENOENT)
+        return false;
+    if (r < 0) {
+        *ret_why = vo_asprintf("cannot read the move under way: %s", strerror(-r));
+        return true;
+    }
+    json_t *doc = json_loads(text, 0, NULL);
+    const char *vm = json_string_value(json_object_get(doc, "vm"));
+    const char *from_id = json_string_value(json_object_get(doc, "from_id"));
+    const char *task_id = json_string_value(json_object_get(doc, "task"));
+    const char *to = json_string_value(json_object_get(doc, "to"));
+    const char *from = json_string_value(json_object_get(doc, "from"));
+    vm = vm ? vm : "?";
+    if (!task_id || !from_id) {
+        if (vo_wall_ms() - (int64_t)num(doc, "at") > MOVING_NO_TASK_MS)
+            (void)vo_store_delete(d->cluster_store, VO_DRS_MOVING_KEY, rev);
+        *ret_why = vo_asprintf("the move of VM %s is being started", vm);
+        json_decref(doc);
+        return true;
+    }
+    json_t *t = NULL;
+    _cleanup_free_ char *error = NULL;
+    bool gone = false; /* its host no longer knows the task (a vireod restart) */
+    if (!strcmp(from_id, d->host_id)) {
+        t = vo_tasks_get_json(d->tasks, task_id);
+        gone = !t;
+    } else {
+        VoClusterHost h = { 0 };
+        _cleanup_free_ char *path = vo_asprintf("/v1/tasks/%s", task_id);
+        if (vo_cluster_host_get(d, from_id, &h) >= 0 && h.url)
+            gone = vo_migrate_peer_call(d, h.url, "GET", path, NULL, &t, &error) == -ENOENT;
+        vo_cluster_host_clear(&h);
+    }
+    if (gone)
+        t = json_pack("{s:s, s:{s:s}}", "state", "lost", "error", "message",
+                      "its task is gone (the VM's host restarted?)");
+    const char *state = json_string_value(json_object_get(t, "state"));
+    if (!state || !strcmp(state, "queued") || !strcmp(state, "running")) {
+        *ret_why = vo_asprintf("the move of VM %s to host %s is under way (task %s)", vm,
+                               to ? to : "?", task_id);
+        json_decref(t);
+        json_decref(doc);
+        return true;
+    }
+    json_t *result = json_pack("{s:s, s:s?, s:s?, s:s, s:O?, s:O?}", "vm", vm, "from", from,
+                               "to", to, "task", task_id, "imbalance_before",
+                               json_object_get(doc, "imbalance_before"), "imbalance_after",
+                               json_object_get(doc, "imbalance_after"));
+    if (!strcmp(state, "succeeded"))
+        note(d, "done", vm, result, "vm %s moved from %s to %s (imbalance %.3f expected %.3f)",
+             vm, from ? from : "?", to ? to : "?", num(doc, "imbalance_before"),
+             num(doc, "imbalance_after"));
+    else {
+        const char *why = json_string_value(json_object_get(json_object_get(t, "error"),
+                                                            "message"));
+        json_object_set_new(result, "error", json_string(why ? why : state));
+        note(d, "failed", vm, result, "vm %s: the move from %s to %s %s: %s", vm,
+             from ? from : "?", to ? to : "?", state, why ? why : "no reason given");
+    }
+    (void)vo_store_delete(d->cluster_store, VO_DRS_MOVING_KEY, rev);
+    *ret_why = vo_asprintf("the move of VM %s just ended", vm); /* vm is doc's */
+    json_decref(t);
+    json_decref(doc);
+    return true; /* the next round samples the new placement */
+}
+
+/* ---- status ---- */
+
+static void write_status(VoDaemon *d, const VoDrsSettings *s, const Round *r, double imbalance,
+                         const char *skipped)
+{
+    json_t *hosts = json_array();
+    for (size_t i = 0; r && i < r->n_hosts; i++) {
+        double cpu = 0, mem = 0;
+        VoDrsInput in = { r->n_hosts, r->hosts, r->n_vms, r->vms };
+        vo_drs_host_load(&in, i, &cpu, &mem);
+        json_array_append_new(hosts, json_pack("{s:s, s:f, s:f}", "name", r->hosts[i].name,
+                                               "cpu_load", cpu, "mem_load", mem));
+    }
+    json_t *o = json_pack(
+        "{s:s, s:s, s:i, s:f, s:f, s:i, s:i, s:s?, s:O?, s:O, s:o, s:I}", "manager",
+        d->host_name, "mode", vo_drs_mode_to_string(s->mode), "level", s->level, "threshold",
+        vo_drs_threshold(s->level), "imbalance", isfinite(imbalance) ? imbalance : 0,
+        "rounds_above", st.rounds_above, "rounds_needed", VO_DRS_ROUNDS, "skipped", skipped,
+        "last_decision", last_decision, "recommendations", recs, "hosts", hosts, "at",
+        (json_int_t)(vo_wall_ms() / 1000));
+    _cleanup_free_ char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    int e = vo_store_put(d->cluster_store, VO_DRS_STATUS_KEY, text, VO_REV_ANY, NULL);
+    if (e < 0)
+        log_warn("drs: cannot write the status: %s", strerror(-e));
+}
+
+/* ---- one round ---- */
+
+static char *new_id(void)
+{
+    uint32_t x = 0;
+    if (getrandom(&x, sizeof(x), 0) != sizeof(x))
+        x = (uint32_t)vo_now_ms();
+    return vo_asprintf("%08x", x);
+}
+
+static json_t *move_json(const Round *r, const VoDrsMove *mv)
+{
+    const VoDrsVm *vm = &r->vms[mv->vm];
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:f, s:I}", "vm",
+                     vm->name, "vm_id", vm->id, "from", r->hosts[mv->from].name, "from_id",
+                     r->hosts[mv->from].id, "to", r->hosts[mv->to].name, "to_id",
+                     r->hosts[mv->to].id, "imbalance_before", mv->imbalance_before,
+                     "imbalance_after", mv->imbalance_after, "cpu", vm->cpu, "cost_s",
+                     mv->cost, "score", mv->score, "mem_used_mib",
+                     (json_int_t)vm->mem_used_mib);
+}
+
+/* Drops the recommendations whose VM is no longer on their host. */
+static void prune_recs(const Round *r)
+{
+    size_t i;
+    json_t *rec;
+    json_t *keep = json_array();
+    json_array_foreach(recs, i, rec) {
+        const char *vm_id = json_string_value(json_object_get(rec, "vm_id"));
+        const char *from = json_string_value(json_object_get(rec, "from_id"));
+        json_t *docs = json_object_get(r->vm_docs, from ? from : "");
+        if (vm_id && json_object_get(docs, vm_id))
+            json_array_append(keep, rec);
+    }
+    json_decref(recs);
+    recs = keep;
+}
+
+static void recommend(VoDaemon *d, const Round *r, const VoDrsMove *mv)
+{
+    json_t *m = move_json(r, mv);
+    /* The same move again keeps its id (a user may be about to apply it). */
+    size_t i;
+    json_t *rec;
+    json_array_foreach(recs, i, rec)
+        if (json_equal(json_object_get(rec, "vm_id"), json_object_get(m, "vm_id")) &&
+            json_equal(json_object_get(rec, "to_id"), json_object_get(m, "to_id"))) {
+            json_object_set(m, "id", json_object_get(rec, "id"));
+            json_object_set(m, "at", json_object_get(rec, "at"));
+            json_array_set_new(recs, i, m);
+            return;
+        }
+    _cleanup_free_ char *id = new_id();
+    json_object_set_new(m, "id", json_string(id));
+    json_object_set_new(m, "at", json_integer(vo_wall_ms() / 1000));
+    /* One recommendation per VM: the newest. */
+    json_array_foreach(recs, i, rec)
+        if (json_equal(json_object_get(rec, "vm_id"), json_object_get(m, "vm_id"))) {
+            json_array_remove(recs, i);
+            break;
+        }
+    json_array_append(recs, m);
+    note(d, "recommended", r->vms[mv->vm].name, m,
+         "recommended (%s): move vm %s (%.2f cores) from %s to %s: imbalance %.3f -> %.3f "
+         "(apply: vireo cluster recommendations apply %s)", id, r->vms[mv->vm].name,
+         r->vms[mv->vm].cpu, r->hosts[mv->from].name, r->hosts[mv->to].name,
+         mv->imbalance_before, mv->imbalance_after, id);
+}
+
+static void start_move(VoDaemon *d, const Round *r, const VoDrsMove *mv)
+{
+    json_t *info = move_json(r, mv);
+    json_object_set_new(info, "by", json_string("auto"));
+    json_t *task = NULL;
+    _cleanup_free_ char *error = NULL;
+    const VoDrsVm *vm = &r->vms[mv->vm];
+    int e = vo_drs_start_move(d, vm->id, r->hosts[mv->from].id, r->hosts[mv->to].id, info,
+                              &task, &error);
+    if (e < 0) {
+        json_object_set_new(info, "error", json_string(error ? error : strerror(-e)));
+        note(d, "failed", vm->name, info, "vm %s: cannot start its move from %s to %s: %s",
+             vm->name, r->hosts[mv->from].name, r->hosts[mv->to].name,
+             error ? error : strerror(-e));
+        return;
+    }
+    json_object_set(info, "task", json_object_get(task, "id"));
+    note(d, "started", vm->name, info,
+         "started: move vm %s (%.2f cores) from %s to %s (task %s): imbalance %.3f -> %.3f",
+         vm->name, vm->cpu, r->hosts[mv->from].name, r->hosts[mv->to].name,
+         json_string_value(json_object_get(task, "id")), mv->imbalance_before,
+         mv->imbalance_after);
+    json_decref(task);
+}
+
+static void skipped(VoDaemon *d, const VoDrsSettings *s, const Round *r, const char *why)
+{
+    st.rounds_above = 0;
+    if (!said_before(why))
+        note(d, "skipped", NULL, json_object(), "round skipped: %s", why);
+    write_status(d, s, r, st.last_imbalance, why);
+}
+
+static void round_once(VoDaemon *d, const VoDrsSettings *s)
+{
+    Round r = { 0 };
+    if (vo_cluster_hosts_read(d, &r.members, &r.records) < 0) {
+        round_clear(&r);
+        return;
+    }
+    _cleanup_free_ char *why = skip_reason(d, &r);
+    if (!why)
+        (void)move_under_way(d, &why);
+    int e = 0;
+    if (!why && (e = build(d, &r)) < 0)
+        why = vo_asprintf("cannot read the VMs: %s", strerror(-e));
+    if (why) {
+        skipped(d, s, NULL, why);
+        round_clear(&r);
+        return;
+    }
+    prune_recs(&r);
+    VoDrsInput in = { r.n_hosts, r.hosts, r.n_vms, r.vms };
+    VoDrsMove mv;
+    _cleanup_free_ char *no = NULL;
+    int got = vo_drs_round(&st, &in, s, vo_wall_ms(), &mv, &no);
+    double imbalance = vo_drs_imbalance(&in);
+    if (got < 0) {
+        if (!said_before(no ? no : "bad input"))
+            note(d, "skipped", NULL, json_object(), "round skipped: %s",
+                 no ? no : "bad input");
+    } else if (got == 0) {
+        if (imbalance < vo_drs_threshold(s->level)) /* even: nothing to recommend */
+            json_array_clear(recs);
+        /* "no move improves it" once the imbalance stayed above: a decision */
+        if (st.rounds_above >= VO_DRS_ROUNDS && no && !said_before(no))
+            note(d, "no move", NULL,
+                 json_pack("{s:f, s:f}", "imbalance", imbalance, "threshold",
+                           vo_drs_threshold(s->level)),
+                 "no move: %s", no);
+    } else {
+        free(said);
+        said = NULL;
+        if (s->mode == VO_DRS_AUTO)
+            start_move(d, &r, &mv);
+        else
+            recommend(d, &r, &mv);
+    }
+    write_status(d, s, &r, imbalance, NULL);
+    round_clear(&r);
+}
+
+static void forget(void)
+{
+    st = (VoDrsState){ 0 };
+    json_array_clear(recs);
+    json_decref(last_decision);
+    last_decision = NULL;
+    free(said);
+    said = NULL;
+}
+
+static void *drs_thread(void *userdata)
+{
+    VoDaemon *d = userdata;
+    bool was_manager = false;
+    VoDrsMode was_mode = VO_DRS_OFF;
+    pthread_mutex_lock(&lock);
+    while (!stop) {
+        pthread_mutex_unlock(&lock);
+        VoDrsSettings s;
+        bool known = vo_drs_settings_get(d, &s) >= 0;
+        if (known)
+            atomic_store(&d->drs_sampling, s.mode != VO_DRS_OFF);
+        bool manager = vo_hosts_is_manager(d);
+        if (!manager && was_manager)
+            forget(); /* a new manager starts afresh (cooldowns are in the store) */
+        if (manager && known && s.mode != was_mode) {
+            forget();
+            log_info("drs: mode %s (level %d, threshold %.2f)", vo_drs_mode_to_string(s.mode),
+                     s.level, vo_drs_threshold(s.level));
+        }
+        if (manager && known) {
+            if (s.mode != VO_DRS_OFF)
+                round_once(d, &s);
+            else if (was_mode != VO_DRS_OFF || !was_manager)
+                write_status(d, &s, NULL, 0, "DRS is off");
+            was_mode = s.mode;
+        }
+        was_manager = manager;
+        pthread_mutex_lock(&lock);
+        struct timespec until = vo_deadline_ms(CLOCK_REALTIME, VO_DRS_ROUND_MS);
+        if (!stop)
+            pthread_cond_timedwait(&wake, &lock, &until);
+    }
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+int vo_drs_start(VoDaemon *d)
+{
+    if (!d->cluster || !d->cluster_store || started)
+        return 0;
+    recs = json_array();
+    stop = false;
+    int r = -pthread_create(&thread, NULL, drs_thread, d);
+    if (r < 0) {
+        json_decref(recs);
+        recs = NULL;
+        return r;
+    }
+    started = true;
+    return 0;
+}
+
+void vo_drs_stop(VoDaemon *d)
+{
+    (void)d;
+    if (!started)
+        return;
+    pthread_mutex_lock(&lock);
+    stop = true;
+    pthread_cond_signal(&wake);
+    pthread_mutex_unlock(&lock);
+    pthread_join(thread, NULL);
+    started = false;
+    forget();
+    json_decref(recs);
+    recs = NULL;
+}

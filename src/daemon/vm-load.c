@@ -1,0 +1,86 @@
+/* vm-load.c: the load samples of this host's running VMs (vm-load.h). The
+ * last cumulative CPU time of each VM is kept here, keyed by VM id, so the
+ * next sample can take the delta; entries of VMs no longer running go. */
+#include "daemon/vm-load.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "daemon/vm-internal.h"
+#include "util/util.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* {vm id: {"ns": cumulative cpu ns, "at": monotonic ms, "cpu", "mem_mib"}} */
+static json_t *last;
+
+/* The cores used between two cumulative CPU times (ns) taken ms apart; 0
+ * when ms <= 0 or the counter went back (a new process). */
+static double load_cores(uint64_t cpu_before_ns, uint64_t cpu_now_ns, int64_t ms)
+{
+    if (ms <= 0 || cpu_now_ns < cpu_before_ns)
+        return 0;
+    return (double)(cpu_now_ns - cpu_before_ns) / 1e6 / (double)ms;
+}
+
+/* The VM's instance's load, when no task holds its job lock: 1 with *ret,
+ * 0 when busy or not running. */
+static int sample(VoDaemon *d, VoVm *vm, VoHvLoad *ret)
+{
+    if (!d->driver->load || pthread_mutex_trylock(&vm->job) != 0)
+        return 0;
+    /* Holding job, the instance cannot be released (vms.c). */
+    pthread_mutex_lock(&vm->lock);
+    VoHvInstance *hv = vm->migrated_away ? NULL : vm->hv;
+    pthread_mutex_unlock(&vm->lock);
+    int r = hv ? d->driver->load(hv, ret) : -ESRCH;
+    pthread_mutex_unlock(&vm->job);
+    return r >= 0;
+}
+
+json_t *vo_vm_load_json(VoDaemon *d)
+{
+    pthread_mutex_lock(&d->vms_lock);
+    size_t n = d->n_vms;
+    VoVm **vms = vo_malloc0(sizeof(VoVm *) * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        vms[i] = vo_vm_ref(d->vms[i]);
+    pthread_mutex_unlock(&d->vms_lock);
+
+    json_t *out = json_object(), *next = json_object();
+    pthread_mutex_lock(&lock);
+    if (!last)
+        last = json_object();
+    for (size_t i = 0; i < n; i++) {
+        VoVm *vm = vms[i];
+        pthread_mutex_lock(&vm->lock);
+        bool running = vm->hv != NULL;
+        pthread_mutex_unlock(&vm->lock);
+        _cleanup_free_ char *id = vo_vm_id(vm);
+        json_t *before = json_object_get(last, id);
+        VoHvLoad l;
+        if (running && sample(d, vm, &l)) {
+            int64_t now = vo_now_ms();
+            double cpu = 0;
+            if (before)
+                cpu = load_cores(
+                    (uint64_t)json_integer_value(json_object_get(before, "ns")), l.cpu_ns,
+                    now - json_integer_value(json_object_get(before, "at")));
+            json_object_set_new(next, id,
+                                json_pack("{s:I, s:I, s:f, s:I}", "ns", (json_int_t)l.cpu_ns,
+                                          "at", (json_int_t)now, "cpu", cpu, "mem_mib",
+                                          (json_int_t)l.mem_used_mib));
+        } else if (running && before)
+            json_object_set(next, id, before); /* busy: the last numbers stand */
+        json_t *e = json_object_get(next, id);
+        if (e)
+            json_object_set_new(out, id,
+                                json_pack("{s:O, s:O}", "cpu", json_object_get(e, "cpu"),
+                                          "mem_mib", json_object_get(e, "mem_mib")));
+        vo_vm_unref(vm);
+    }
+    json_decref(last);
+    last = next;
+    pthread_mutex_unlock(&lock);
+    free(vms);
+    return out;
+}

@@ -1,0 +1,95 @@
+/* qemu-load.c: the QEMU driver's load op (qemu-load.h): CPU time from
+ * /proc/PID/stat, resident memory from /proc/PID/statm, bounded by the
+ * balloon's actual when QMP is free to ask it (never waited for: a busy
+ * monitor leaves the resident memory as the answer). */
+#include "qemu/qemu-load.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qemu/qemu-instance.h"
+#include "util/util.h"
+
+int vo_proc_stat_cpu_ticks(const char *text, uint64_t *ret)
+{
+    /* "pid (comm) state ppid ...": the name ends at the last ')'. */
+    const char *p = text ? strrchr(text, ')') : NULL;
+    if (!p)
+        return -EINVAL;
+    p++;
+    /* After ')': field 3 (state) is the first; utime is field 14. */
+    uint64_t v[2];
+    for (int field = 3, k = 0; field <= 15; field++) {
+        while (*p == ' ')
+            p++;
+        if (!*p || *p == '\n')
+            return -EINVAL;
+        if (field >= 14) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long x = strtoull(p, &end, 10);
+            if (end == p || errno || (*end != ' ' && *end != '\n' && *end))
+                return -EINVAL;
+            v[k++] = x;
+            p = end;
+        } else
+            p += strcspn(p, " \n");
+    }
+    *ret = v[0] + v[1];
+    return 0;
+}
+
+int vo_proc_statm_rss_pages(const char *text, uint64_t *ret)
+{
+    unsigned long long size, resident;
+    if (!text || sscanf(text, "%llu %llu", &size, &resident) != 2)
+        return -EINVAL;
+    *ret = resident;
+    return 0;
+}
+
+static int read_proc(pid_t pid, const char *what, char **ret)
+{
+    _cleanup_free_ char *path = vo_asprintf("/proc/%d/%s", (int)pid, what);
+    return vo_read_file(path, 4096, ret, NULL);
+}
+
+int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
+{
+    *ret = (VoHvLoad){ 0 };
+    if (vm->pid <= 0)
+        return -ESRCH;
+    _cleanup_free_ char *stat = NULL, *statm = NULL;
+    uint64_t ticks = 0, pages = 0;
+    int r = read_proc(vm->pid, "stat", &stat);
+    if (r >= 0)
+        r = vo_proc_stat_cpu_ticks(stat, &ticks);
+    if (r >= 0)
+        r = read_proc(vm->pid, "statm", &statm);
+    if (r >= 0)
+        r = vo_proc_statm_rss_pages(statm, &pages);
+    if (r < 0)
+        return r;
+    long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    ret->cpu_ns = ticks * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
+    ret->mem_used_mib = (pages * (uint64_t)(page > 0 ? page : 4096)) >> 20;
+    /* The balloon: only when the monitor is free this instant. */
+    if (pthread_mutex_trylock(&vm->qmp_lock) != 0)
+        return 0;
+    json_t *balloon = NULL;
+    int b = vm->qmp ? vo_qemu_command(vm, "query-balloon", NULL, &balloon, NULL) : -ENOTCONN;
+    pthread_mutex_unlock(&vm->qmp_lock);
+    json_t *actual = json_object_get(balloon, "actual");
+    if (b >= 0 && json_is_integer(actual) && json_integer_value(actual) > 0) {
+        uint64_t mib = (uint64_t)json_integer_value(actual) >> 20;
+        if (mib < ret->mem_used_mib) {
+            ret->mem_used_mib = mib;
+            ret->mem_from_balloon = true;
+        }
+    }
+    json_decref(balloon);
+    return 0;
+}

@@ -1,0 +1,18 @@
+/* qemu-load.h: the QEMU driver's load op (a running VM's CPU time and
+ * memory in use, for the DRS samples: docs/drs.md) and the /proc parsers
+ * it is made of (pure, unit-tested). */
+#pragma once
+
+#include <stdint.h>
+
+#include "hypervisor/driver.h"
+
+/* /proc/PID/stat text: utime + stime in clock ticks (fields 14 and 15,
+ * counted after the parenthesised command name, which may hold spaces and
+ * parentheses). 0 or -EINVAL. */
+int vo_proc_stat_cpu_ticks(const char *text, uint64_t *ret);
+/* /proc/PID/statm text: resident pages (the second field). 0 or -EINVAL. */
+int vo_proc_statm_rss_pages(const char *text, uint64_t *ret);
+
+/* The driver op (driver.h, load). */
+int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret);
