@@ -116,7 +116,7 @@ def efi_vars(daemon, vm):
 @needs_ovmf
 @pytest.mark.skipif(not os.path.exists(ISO) or not shutil.which("xorriso"),
                     reason=f"needs the installer ISO {ISO} (make image) and xorriso")
-def test_uefi_install_then_boot_from_the_nvram_entry(daemon):
+def test_uefi_install_then_boot_from_the_nvram_entry(daemon, tmp_path):
     daemon.cli("volume", "import", "default/installer", ISO)
     daemon.cli("vm", "create", "uefi", "--blank", "--disk-size", "1G", "--memory", "512M",
                "--cdrom", "default/installer", "--boot", "cdrom,disk", "--firmware", "uefi")
@@ -131,11 +131,9 @@ def test_uefi_install_then_boot_from_the_nvram_entry(daemon):
     # the entry is in the VM's NVRAM volume (UCS-2 "vireo"), on the host
     nvram = daemon.vm("uefi")["nvram"]
     path = daemon.api("GET", "/v1/pools/" + nvram.replace("/", "/volumes/"))["path"]
-    raw = subprocess.run(["qemu-img", "dd", "-f", "qcow2", "-O", "raw", f"if={path}",
-                          "of=/dev/stdout"], capture_output=True, timeout=60).stdout
-    if not raw:  # qemu-img dd cannot write to a pipe on every version
-        raw = subprocess.run(["qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", path,
-                              "/dev/stdout"], capture_output=True, timeout=60).stdout
+    subprocess.run(["qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", path,
+                    str(tmp_path / "nvram.raw")], check=True, capture_output=True, timeout=60)
+    raw = (tmp_path / "nvram.raw").read_bytes()
     assert "vireo".encode("utf-16-le") in raw
 
     # eject; the firmware boots the disk through the NVRAM entry
