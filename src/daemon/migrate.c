@@ -1115,8 +1115,8 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     _cleanup_free_ char *uefi_name = uefi ? vo_strdup(vm->spec->name) : NULL;
     pthread_mutex_unlock(&vm->lock);
     if (uefi)
-        return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI: migration does not carry its NVRAM "
-                            "to another host yet", uefi_name);
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI: migration does not carry "
+                            "its NVRAM to another host yet", uefi_name);
     VoClusterHost h = { 0 };
     int r = vo_migrate_find_target(d, vm, args->to, &h, ret_error);
     if (r < 0)

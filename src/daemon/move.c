@@ -302,8 +302,8 @@ int vo_vm_move(VoDaemon *d, VoVm *vm, const char *to, const char *pool, json_t *
     _cleanup_free_ char *uefi_name = uefi ? vo_strdup(vm->spec->name) : NULL;
     pthread_mutex_unlock(&vm->lock);
     if (uefi)
-        return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI: vm move does not carry its NVRAM "
-                            "to another host yet", uefi_name);
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI: vm move does not carry "
+                            "its NVRAM to another host yet", uefi_name);
     pthread_mutex_lock(&vm->lock);
     VoVmState s = vm->state;
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
