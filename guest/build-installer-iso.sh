@@ -44,13 +44,15 @@ set -Eeuo pipefail
 
 # The installer's and the installed system's drivers (with dependencies).
 readonly INSTALLER_MODULES="virtio_pci virtio_blk ext4 efivarfs"
+# efivarfs last: on BIOS firmware it does not load (No such device), the
+# others are loaded by then (the initrd reports module errors only on rescue).
 readonly INSTALLED_MODULES="virtio_pci virtio_blk virtio_net ext4 button evdev ahci sr_mod isofs efivarfs"
 readonly GRUB_DIR=/usr/lib/grub/i386-pc
 readonly GRUB_EFI_DIR=/usr/lib/grub/x86_64-efi
 # What GRUB for UEFI needs before it reads its modules from the root partition.
 readonly EFI_CORE_MODULES="part_msdos ext2 search search_label normal linux serial terminal echo efi_gop"
 # Bump when the ISO's contents change: an ISO built by an older script is rebuilt.
-readonly ISO_VERSION=2
+readonly ISO_VERSION=3
 readonly ESP_SECTORS=16384
 # What GRUB on the disk needs before it reads its modules from the disk.
 readonly CORE_MODULES="biosdisk part_msdos ext2 normal linux serial terminal echo"
@@ -90,8 +92,9 @@ fail() {
     poweroff -f
 }
 
+# efivarfs loads only on UEFI firmware (below).
 modules=
-while read -r mod; do modules="$modules $mod"; done </etc/modules
+while read -r mod; do [ "$mod" = efivarfs ] || modules="$modules $mod"; done </etc/modules
 busybox modprobe -a $modules || fail "cannot load the drivers"
 
 disk=/dev/vda
@@ -113,6 +116,7 @@ efi=
 [ -d /sys/firmware/efi ] && efi=1
 if [ -n "$efi" ]; then
     echo "vireo-installer: UEFI mode"
+    busybox modprobe efivarfs || fail "cannot load efivarfs"
     mount -t efivarfs efivarfs /sys/firmware/efi/efivars || fail "cannot mount efivarfs"
 fi
 
