@@ -44,8 +44,9 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
                *accel = NULL, *max_vcpus = NULL, *max_memory = NULL, *group = NULL,
                *host = NULL, *pool = NULL, *cdrom = NULL, *boot = NULL, *ha_priority = NULL,
-               *ha_group = NULL;
+               *ha_group = NULL, *firmware = NULL;
     bool autostart = false, full_clone = false, async = false, blank = false, ha = false;
+    bool secure_boot = false;
     _cleanup_strv_ char **networks = NULL;
     const CliOption opts[] = {
         { "--image", &image, NULL },   { "--vcpus", &vcpus, NULL },
@@ -57,6 +58,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         { "--pool", &pool, NULL },
         { "--blank", NULL, &blank },   { "--cdrom", &cdrom, NULL },
         { "--boot", &boot, NULL },
+        { "--firmware", &firmware, NULL }, { "--secure-boot", NULL, &secure_boot },
         { "--ha", NULL, &ha },         { "--ha-priority", &ha_priority, NULL },
         { "--ha-group", &ha_group, NULL },
         { "--async", NULL, &async },   { NULL, NULL, NULL },
@@ -95,6 +97,10 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "blank", json_true());
     if (cdrom) /* "none": an empty drive */
         json_object_set_new(body, "cdrom", json_string(strcmp(cdrom, "none") ? cdrom : ""));
+    if (firmware) /* vireod checks the word */
+        json_object_set_new(body, "firmware", json_string(firmware));
+    if (secure_boot)
+        json_object_set_new(body, "secure_boot", json_true());
     if (boot) {
         /* "cdrom,disk,network": vireod checks the words */
         json_t *arr = json_array();
@@ -351,6 +357,13 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     json_t *cdrom = json_object_get(vm, "cdrom");
     if (cdrom) /* a CD-ROM drive: its ISO volume, or empty */
         out_kv(stdout, "cdrom:", jstr(cdrom, "volume") ? jstr(cdrom, "volume") : "(empty)");
+    const char *firmware = jstr(vm, "firmware") ? jstr(vm, "firmware") : "bios";
+    _cleanup_free_ char *fw = vo_asprintf("%s%s%s%s", firmware,
+                                          json_is_true(json_object_get(vm, "secure_boot"))
+                                              ? " (secure boot)" : "",
+                                          jstr(vm, "nvram") ? ", NVRAM " : "",
+                                          jstr(vm, "nvram") ? jstr(vm, "nvram") : "");
+    out_kv(stdout, "firmware:", fw);
     json_t *boot = json_object_get(vm, "boot");
     if (json_is_array(boot)) {
         _cleanup_free_ char *order = NULL;
@@ -436,10 +449,13 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *new_name = NULL, *vcpus = NULL, *memory = NULL;
     const char *max_vcpus = NULL, *max_memory = NULL;
-    const char *ha = NULL, *ha_priority = NULL, *ha_group = NULL;
+    const char *ha = NULL, *ha_priority = NULL, *ha_group = NULL, *firmware = NULL;
+    const char *secure_boot = NULL;
     bool autostart = false, no_autostart = false, async = false;
     const CliOption opts[] = {
         { "--name", &new_name, NULL },
+        { "--firmware", &firmware, NULL },
+        { "--secure-boot", &secure_boot, NULL },
         { "--ha", &ha, NULL },
         { "--ha-priority", &ha_priority, NULL },
         { "--ha-group", &ha_group, NULL },
@@ -458,10 +474,15 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
     if (autostart && no_autostart)
         return cli_usage_error("vm edit", "--autostart and --no-autostart contradict each other");
     if (!new_name && !vcpus && !memory && !max_vcpus && !max_memory && !autostart &&
-        !no_autostart && !ha && !ha_priority && !ha_group)
+        !no_autostart && !ha && !ha_priority && !ha_group && !firmware && !secure_boot)
         return cli_usage_error(strcmp(cmd->verb, "set") ? "vm edit" : "vm set", "nothing to change: give --name, --vcpus, --memory, "
                                           "--max-vcpus, --max-memory, --autostart, "
-                                          "--no-autostart, --ha, --ha-priority or --ha-group");
+                                          "--no-autostart, --ha, --ha-priority, --ha-group, "
+                                          "--firmware or --secure-boot");
+    if (secure_boot && strcmp(secure_boot, "on") && strcmp(secure_boot, "off")) {
+        cli_error("--secure-boot: '%s' is not on or off", secure_boot);
+        return CLI_EXIT_USAGE;
+    }
     if (ha && strcmp(ha, "on") && strcmp(ha, "off")) {
         cli_error("--ha: '%s' is not on or off", ha);
         return CLI_EXIT_USAGE;
@@ -490,6 +511,10 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         ok = add_ha_priority(body, ha_priority);
     if (ha_group) /* "" takes the VM out of its HA group */
         json_object_set_new(body, "ha_group", json_string(ha_group));
+    if (firmware)
+        json_object_set_new(body, "firmware", json_string(firmware));
+    if (secure_boot)
+        json_object_set_new(body, "secure_boot", json_boolean(!strcmp(secure_boot, "on")));
     if (!ok) {
         json_decref(body);
         return CLI_EXIT_USAGE;
@@ -925,6 +950,7 @@ static const CliCommand vm_commands[] = {
       "[--disk-size SIZE] [--accel auto|kvm|tcg] "
       "[--network NET]... [--autostart] [--full-clone] [--pool POOL] [--group NAME] [--host HOST] "
       "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] "
+      "[--firmware bios|uefi [--secure-boot]] "
       "[--ha [--ha-priority N] [--ha-group NAME]] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
@@ -958,6 +984,10 @@ static const CliCommand vm_commands[] = {
       "                        drive (vireo vm cdrom insert|eject change it)\n"
       "  --boot LIST           firmware boot order, comma-separated words of disk,\n"
       "                        cdrom, network (default: disk,cdrom)\n"
+      "  --firmware bios|uefi  SeaBIOS or OVMF (UEFI) with the VM's own NVRAM volume\n"
+      "                        (VM-nvram beside its disk, in its snapshots); default:\n"
+      "                        the image's preference, else bios (docs/guests.md)\n"
+      "  --secure-boot         UEFI secure boot with Microsoft's keys enrolled (q35, SMM)\n"
       "  --ha                  highly available: when its host dies, the manager restarts\n"
       "                        it on another host (its disk must be in a shared pool:\n"
       "                        give --pool; docs/ha.md)\n"
@@ -1004,7 +1034,8 @@ static const CliCommand vm_commands[] = {
       "  --host HOST           only the VMs of this host\n", vm_list },
 #define VM_EDIT_USAGE                                                                           \
     "[--name NEW] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "             \
-    "[--autostart|--no-autostart] [--ha on|off] [--ha-priority N] [--ha-group NAME] [--async]"
+    "[--autostart|--no-autostart] [--ha on|off] [--ha-priority N] [--ha-group NAME] "            \
+    "[--firmware bios|uefi] [--secure-boot on|off] [--async]"
 #define VM_EDIT_HELP                                                                            \
     "On a running VM, --vcpus and --memory change at once, without a reboot (hot-plug),\n"       \
     "up to the maximums the VM was started with; lowering memory below what it booted\n"        \
@@ -1023,7 +1054,10 @@ static const CliCommand vm_commands[] = {
     "                        host dies (every disk in a shared pool; docs/ha.md)\n"          \
     "  --ha-priority N       restart order among HA VMs, -1000..1000, higher first\n"         \
     "  --ha-group NAME       placement group whose policy holds where it restarts\n"         \
-    "                        ('' for none)\n" ASYNC_HELP                                      \
+    "                        ('' for none)\n"                                                \
+    "  --firmware bios|uefi  firmware (stopped VM only): uefi makes the VM's NVRAM\n"          \
+    "                        volume, bios deletes it\n"                                       \
+    "  --secure-boot on|off  UEFI secure boot (stopped VM only; a new NVRAM)\n" ASYNC_HELP \
     "\nExamples:\n  vireo vm edit web1 --max-vcpus 4 --max-memory 4G   (stopped)\n"            \
     "  vireo vm set web1 --vcpus 3 --memory 3G              (running)\n"
     { "vm", "edit", "NAME", VM_EDIT_USAGE, "Change a VM's name, vcpus, memory or autostart.",

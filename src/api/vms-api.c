@@ -155,7 +155,21 @@ static bool create_boot_args(VoRequest *req, VoReply *rep, VoVmCreateArgs *args)
 {
     json_t *cdrom = json_object_get(req->body, "cdrom");
     json_t *boot = json_object_get(req->body, "boot");
+    json_t *firmware = json_object_get(req->body, "firmware");
+    json_t *secure_boot = json_object_get(req->body, "secure_boot");
     args->blank = json_is_true(json_object_get(req->body, "blank"));
+    VoFirmware fw;
+    if (firmware && (!json_is_string(firmware) ||
+                     vo_firmware_from_string(json_string_value(firmware), &fw) < 0)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "firmware: expected \"bios\" or \"uefi\"");
+        return false;
+    }
+    args->firmware = json_string_value(firmware);
+    if (secure_boot && !json_is_boolean(secure_boot)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "secure_boot: expected true or false");
+        return false;
+    }
+    args->secure_boot = json_is_true(secure_boot);
     if (cdrom && !json_is_string(cdrom)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "cdrom: expected \"POOL/NAME\" of an ISO "
                        "volume (or \"\" for an empty drive)");
@@ -225,20 +239,21 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     int autostart = 0, full_clone = 0, ha = 0;
     json_int_t ha_priority = 0;
     const char *ha_group = NULL;
-    json_t *networks = NULL, *cdrom = NULL, *boot = NULL;
+    json_t *networks = NULL, *cdrom = NULL, *boot = NULL, *firmware = NULL, *secure_boot = NULL;
     int blank = 0;
     if (!no_host_paths_in_create(req, rep))
         return;
     if (!vo_request_unpack(req, rep,
                            "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s, s?s,"
-                           " s?o, s?o, s?b, s?b, s?I, s?s}",
+                           " s?o, s?o, s?b, s?b, s?I, s?s, s?o, s?o}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
                            &autostart, "full_clone", &full_clone, "networks", &networks,
                            "group", &group, "host", &host, "pool", &pool, "cdrom", &cdrom,
                            "boot", &boot, "blank", &blank, "ha", &ha,
-                           "ha_priority", &ha_priority, "ha_group", &ha_group))
+                           "ha_priority", &ha_priority, "ha_group", &ha_group, "firmware",
+                           &firmware, "secure_boot", &secure_boot))
         return;
     if (!ha_fields_valid(rep, ha_priority, ha_group))
         return;
@@ -372,13 +387,18 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
         return;
     const char *name = NULL;
     json_int_t vcpus = 0, memory = 0, max_vcpus = 0, max_memory = 0;
-    json_t *autostart = NULL, *ha = NULL, *ha_priority = NULL;
-    const char *ha_group = NULL;
-    if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?I, s?I, s?o, s?o, s?o, s?s}", "name",
-                           &name, "vcpus", &vcpus, "memory_mib", &memory, "max_vcpus",
+    json_t *autostart = NULL, *ha = NULL, *ha_priority = NULL, *secure_boot = NULL;
+    const char *ha_group = NULL, *firmware = NULL;
+    if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?I, s?I, s?o, s?o, s?o, s?s, s?s, s?o}",
+                           "name", &name, "vcpus", &vcpus, "memory_mib", &memory, "max_vcpus",
                            &max_vcpus, "max_memory_mib", &max_memory, "autostart", &autostart,
-                           "ha", &ha, "ha_priority", &ha_priority, "ha_group", &ha_group))
+                           "ha", &ha, "ha_priority", &ha_priority, "ha_group", &ha_group,
+                           "firmware", &firmware, "secure_boot", &secure_boot))
         return;
+    if (secure_boot && !json_is_boolean(secure_boot)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "secure_boot: expected true or false");
+        return;
+    }
     if (autostart && !json_is_boolean(autostart)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "autostart: expected true or false");
         return;
@@ -396,7 +416,8 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     if (json_object_size(req->body) == 0) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
                        "give at least one of name, vcpus, memory_mib, max_vcpus, "
-                       "max_memory_mib, autostart, ha, ha_priority, ha_group");
+                       "max_memory_mib, autostart, ha, ha_priority, ha_group, firmware, "
+                       "secure_boot");
         return;
     }
     /* 0 means "unchanged" below, so a 0 the user sent is refused here. */
@@ -421,7 +442,9 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
                       .autostart = autostart ? json_is_true(autostart) : -1,
                       .ha = ha ? json_is_true(ha) : -1, .ha_priority_set = ha_priority != NULL,
                       .ha_priority = ha_priority ? (int)json_integer_value(ha_priority) : 0,
-                      .ha_group = ha_group };
+                      .ha_group = ha_group, .firmware = firmware,
+                      .secure_boot_set = secure_boot != NULL,
+                      .secure_boot = json_is_true(secure_boot) };
     /* Compared again under the VM's lock where the edit is saved (or, for a
      * live change, where the task starts it). */
     (void)vo_request_if_match(req, rep, &edit.if_match);
@@ -430,7 +453,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
      * autostart given along is applied with it once the change was accepted
      * (a refused request changes nothing). */
     bool live = (vcpus || memory) && !name && !max_vcpus && !max_memory && !ha &&
-                !ha_priority && !ha_group && vo_vm_is_active(vm);
+                !ha_priority && !ha_group && !firmware && !secure_boot && vo_vm_is_active(vm);
     if (live) {
         json_t *task = NULL;
         int r = vo_vm_set_resources(req->d, vm, edit.vcpus, edit.memory_mib, edit.autostart,

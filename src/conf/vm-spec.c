@@ -60,6 +60,24 @@ static int disk_format_from_string(const char *s, VoDiskFormat *ret)
     return -EINVAL;
 }
 
+static const char *const firmware_names[] = { "bios", "uefi" };
+_Static_assert(ELEMENTSOF(firmware_names) == _VO_FIRMWARE_MAX, "firmware_names");
+
+const char *vo_firmware_to_string(VoFirmware f)
+{
+    return f < _VO_FIRMWARE_MAX ? firmware_names[f] : NULL;
+}
+
+int vo_firmware_from_string(const char *s, VoFirmware *ret)
+{
+    for (size_t i = 0; s && i < ELEMENTSOF(firmware_names); i++)
+        if (!strcmp(s, firmware_names[i])) {
+            *ret = (VoFirmware)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
 VoVmSpec *vo_vm_spec_free(VoVmSpec *s)
 {
     if (!s)
@@ -78,6 +96,8 @@ VoVmSpec *vo_vm_spec_free(VoVmSpec *s)
     free(s->group);
     free(s->cdrom);
     free(s->cdrom_path);
+    free(s->nvram);
+    free(s->nvram_path);
     free(s->ha_group);
     for (size_t i = 0; i < s->n_disks; i++) {
         free(s->disks[i].path);
@@ -139,6 +159,7 @@ static const KeyType spec_keys[] = {
     { "autostart", JSON_TRUE },   { "group", JSON_STRING },
     { "ha", JSON_TRUE },          { "ha_priority", JSON_INTEGER }, { "ha_group", JSON_STRING },
     { "cdrom", JSON_OBJECT },     { "boot", JSON_ARRAY },
+    { "firmware", JSON_STRING },  { "secure_boot", JSON_TRUE }, { "nvram", JSON_STRING },
 };
 static const KeyType cdrom_keys[] = { { "volume", JSON_STRING } };
 static const KeyType disk_keys[] = {
@@ -309,19 +330,20 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     if (r < 0)
         return r;
     json_t *cdrom_o = NULL, *boot_o = NULL;
-    const char *group = NULL, *ha_group = NULL;
-    int ha = 0;
+    const char *group = NULL, *ha_group = NULL, *firmware = NULL, *nvram = NULL;
+    int ha = 0, secure_boot = 0;
     json_int_t ha_priority = 0;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
                        "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?o, s?o, s?s, s?o, s?o, s?b,"
-                       " s?s, s?o, s?o, s?b, s?I, s?s}",
+                       " s?s, s?o, s?o, s?b, s?I, s?s, s?s, s?b, s?s}",
                        "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
                        &memory, "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                        "accel", &accel, "machine", &machine, "kernel", &kernel,
                        "initrd", &initrd, "cmdline", &cmdline, "disks", &disks, "nics", &nics,
                        "autostart", &autostart, "group", &group, "cdrom", &cdrom_o, "boot",
                        &boot_o, "ha", &ha, "ha_priority", &ha_priority, "ha_group",
-                       &ha_group) < 0)
+                       &ha_group, "firmware", &firmware, "secure_boot", &secure_boot, "nvram",
+                       &nvram) < 0)
         return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
     if (ha_priority < VO_VM_HA_PRIORITY_MIN || ha_priority > VO_VM_HA_PRIORITY_MAX)
         return vo_error_set(ret_error, -EINVAL, "ha_priority: %lld is out of range (%d..%d)",
@@ -330,6 +352,11 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     if (ha_group && !vo_name_valid(ha_group))
         return vo_error_set(ret_error, -EINVAL, "ha_group: '%s' is not a valid group name",
                             ha_group);
+    if (firmware && vo_firmware_from_string(firmware, &s->firmware) < 0)
+        return vo_error_set(ret_error, -EINVAL, "firmware: '%s' is not one of bios, uefi",
+                            firmware);
+    s->secure_boot = secure_boot;
+    s->nvram = vo_strdup(nvram);
     s->ha = ha;
     s->ha_priority = (int)ha_priority;
     s->ha_group = vo_strdup(ha_group);
@@ -414,6 +441,11 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
             json_array_append_new(boot, json_string(vo_boot_dev_to_string(s->boot[i])));
         json_object_set_new(o, "boot", boot);
     }
+    if (s->firmware != VO_FIRMWARE_BIOS)
+        json_object_set_new(o, "firmware", json_string(vo_firmware_to_string(s->firmware)));
+    if (s->secure_boot)
+        json_object_set_new(o, "secure_boot", json_true());
+    set_opt_string(o, "nvram", s->nvram);
     if (s->ha)
         json_object_set_new(o, "ha", json_true());
     if (s->ha_priority)
@@ -455,6 +487,7 @@ VoVmSpec *vo_vm_spec_copy(const VoVmSpec *s)
     copy->kernel = vo_strdup(s->kernel);
     copy->initrd = vo_strdup(s->initrd);
     copy->cdrom_path = vo_strdup(s->cdrom_path);
+    copy->nvram_path = vo_strdup(s->nvram_path);
     return copy;
 }
 
@@ -509,6 +542,16 @@ int vo_vm_spec_validate(const VoVmSpec *s, const VoHostLimits *limits, char **re
     if (s->n_disks == 0 && !kernel && !s->has_cdrom)
         return vo_error_set(ret_error, -EINVAL, "nothing to boot: give the VM a disk, a kernel "
                             "or a CD-ROM");
+    if (s->secure_boot && s->firmware != VO_FIRMWARE_UEFI)
+        return vo_error_set(ret_error, -EINVAL, "secure_boot: needs firmware uefi (SeaBIOS has "
+                            "no secure boot): give --firmware uefi too");
+    if (s->secure_boot && s->machine && strcmp(s->machine, "q35"))
+        return vo_error_set(ret_error, -EINVAL, "secure_boot: needs machine q35 (SMM), not '%s'",
+                            s->machine);
+    if (s->nvram && s->firmware != VO_FIRMWARE_UEFI)
+        return vo_error_set(ret_error, -EINVAL, "nvram: only a VM with firmware uefi has one");
+    if (s->nvram && !volume_key_valid(s->nvram))
+        return vo_error_set(ret_error, -EINVAL, "nvram: '%s' is not POOL/NAME", s->nvram);
     if (s->cdrom && !volume_key_valid(s->cdrom))
         return vo_error_set(ret_error, -EINVAL, "cdrom.volume: '%s' is not POOL/NAME", s->cdrom);
     for (size_t i = 0; i < s->n_boot; i++)
@@ -684,6 +727,16 @@ int vo_vm_spec_resolve(const VoVmSpec *s, const VoSpecResolver *res, VoVmSpec **
             return vo_error_set(ret_error, -EINVAL, "cdrom (volume '%s'): its file '%s' is not "
                                 "an absolute path without ','", copy->cdrom, copy->cdrom_path);
     }
+    if (copy->nvram) {
+        _cleanup_free_ char *error = NULL;
+        r = res->volume_path(res->userdata, copy->nvram, &copy->nvram_path, &error);
+        if (r < 0)
+            return vo_error_set(ret_error, r, "nvram (volume '%s'): %s", copy->nvram,
+                                error ? error : strerror(-r));
+        if (!qemu_path_ok(copy->nvram_path))
+            return vo_error_set(ret_error, -EINVAL, "nvram (volume '%s'): its file '%s' is not "
+                                "an absolute path without ','", copy->nvram, copy->nvram_path);
+    }
     if (vo_boot_file_set(&copy->kernel_from))
         r = resolve_boot_file(&copy->kernel_from, false, res, &copy->kernel, ret_error);
     if (r >= 0 && vo_boot_file_set(&copy->initrd_from))
@@ -701,6 +754,7 @@ void vo_vm_spec_unresolve(VoVmSpec *s)
     free(TAKE_PTR(s->kernel));
     free(TAKE_PTR(s->initrd));
     free(TAKE_PTR(s->cdrom_path));
+    free(TAKE_PTR(s->nvram_path));
 }
 
 /* The old-format kernel or initrd key of doc, upgraded. */

@@ -49,6 +49,22 @@ typedef enum { VO_BOOT_DISK, VO_BOOT_CDROM, VO_BOOT_NETWORK, _VO_BOOT_MAX } VoBo
 const char *vo_boot_dev_to_string(VoBootDev b);
 int vo_boot_dev_from_string(const char *s, VoBootDev *ret);
 
+/* The firmware a VM boots (when it has no direct-boot kernel): SeaBIOS, or
+ * OVMF (UEFI) with the VM's own NVRAM volume. */
+typedef enum { VO_FIRMWARE_BIOS, VO_FIRMWARE_UEFI, _VO_FIRMWARE_MAX } VoFirmware;
+const char *vo_firmware_to_string(VoFirmware f);
+int vo_firmware_from_string(const char *s, VoFirmware *ret);
+
+/* Debian's ovmf package: the 4 MiB code (read-only pflash) and the template
+ * of a VM's NVRAM (copied into the VM's NVRAM volume at create); with secure
+ * boot the code that enforces it (needs SMM) and vars with Microsoft's keys
+ * enrolled. */
+#define VO_OVMF_DIR "/usr/share/OVMF"
+#define VO_OVMF_CODE VO_OVMF_DIR "/OVMF_CODE_4M.fd"
+#define VO_OVMF_VARS VO_OVMF_DIR "/OVMF_VARS_4M.fd"
+#define VO_OVMF_CODE_SECBOOT VO_OVMF_DIR "/OVMF_CODE_4M.secboot.fd"
+#define VO_OVMF_VARS_MS VO_OVMF_DIR "/OVMF_VARS_4M.ms.fd"
+
 typedef struct {
     char *id;
     char *name;
@@ -80,6 +96,14 @@ typedef struct {
      * the default (disks, then the CD-ROM). */
     VoBootDev boot[_VO_BOOT_MAX];
     size_t n_boot;
+    /* Firmware ("firmware": "uefi"; absent: bios). UEFI: nvram, the VM's
+     * NVRAM volume ("pool/name", qcow2 so internal snapshots include it; made
+     * by the create task, so NULL before); nvram_path: resolved copies only.
+     * secure_boot: OVMF's secure-boot code, q35 with SMM. */
+    VoFirmware firmware;
+    bool secure_boot;
+    char *nvram;
+    char *nvram_path;
     bool autostart;
     char *group;   /* the placement group it belongs to (cluster/groups/<name>), or NULL */
     /* High availability (docs/ha.md): restarted on another host when its

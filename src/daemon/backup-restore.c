@@ -349,6 +349,27 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
         disk->owned = true;
         disk->shareable = false;
     }
+    /* UEFI: a NVRAM volume of its own, from the backup's copy when it has
+     * one, else fresh from OVMF's template (never the original VM's). */
+    free(TAKE_PTR(spec->nvram));
+    const char *nvram_file = json_string_value(json_object_get(b->record, "nvram"));
+    if (r >= 0 && spec->firmware == VO_FIRMWARE_UEFI) {
+        _cleanup_free_ char *key = NULL, *path = NULL;
+        _cleanup_free_ char *name = vo_asprintf("%s-nvram", spec->name);
+        if (nvram_file && !strchr(nvram_file, '/')) {
+            char *layer = vo_asprintf("%s/%s/%s", b->pool_path, b->id, nvram_file);
+            r = vo_volume_create_from_chain(d, pool, name, &layer, 1, 0, t, &path,
+                                            ret_error);
+            free(layer);
+            if (r >= 0)
+                key = vo_asprintf("%s/%s", pool, name);
+        } else
+            r = vo_vm_nvram_create(d, spec, pool, &key, ret_error);
+        if (r >= 0) {
+            vo_strv_pushf(&made, "%s", key);
+            spec->nvram = TAKE_PTR(key);
+        }
+    }
     if (r >= 0) {
         vo_task_progress(t, 95, "defining the VM");
         r = vo_vm_define(d, TAKE_PTR(spec), ret_error);
@@ -388,19 +409,30 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         if (vo_volume_is_base(d, spec->disks[i].volume))
             r = vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones and must stay "
                              "as it is", spec->disks[i].volume);
-    char **temps = vo_malloc0(sizeof(char *) * (spec->n_disks + 1));
+    /* UEFI: the NVRAM of the backup (when it has one and so does the VM)
+     * is put back with the disks, as one more file of the same swap. */
+    const char *nvram_file = json_string_value(json_object_get(b->record, "nvram"));
+    size_t n_files = spec->n_disks + (nvram_file && spec->nvram ? 1 : 0);
+    char **temps = vo_malloc0(sizeof(char *) * (n_files + 1));
     /* Temp names carry this host's id: a pool may be shared, and each
      * host's start sweeps only its own (sweep.c). */
     _cleanup_free_ char *host = r >= 0 ? vo_host_id(d) : NULL;
     if (r >= 0 && !host)
         r = vo_error_set(ret_error, -EIO, "cannot read or make this host's id (%s/host-id)",
                          d->state_dir);
-    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
+    for (size_t i = 0; r >= 0 && i < n_files; i++) {
         _cleanup_free_ char *path = NULL, *format = NULL;
         _cleanup_strv_ char **layers = NULL;
-        r = chain_files(b, spec->disks[i].slot, &layers, ret_error);
+        const char *volume = i < spec->n_disks ? spec->disks[i].volume : spec->nvram;
+        if (i < spec->n_disks)
+            r = chain_files(b, spec->disks[i].slot, &layers, ret_error);
+        else if (strchr(nvram_file, '/'))
+            r = vo_error_set(ret_error, -EBUSY, "backup '%s' names NVRAM file '%s'", b->id,
+                             nvram_file);
+        else
+            vo_strv_push(&layers, vo_asprintf("%s/%s/%s", b->pool_path, b->id, nvram_file));
         if (r >= 0)
-            r = vo_volume_lookup(d, spec->disks[i].volume, &path, &format, NULL, ret_error);
+            r = vo_volume_lookup(d, volume, &path, &format, NULL, ret_error);
         if (r < 0)
             break;
         uint32_t rnd = 0;
@@ -414,13 +446,13 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         if (r < 0)
             free(TAKE_PTR(temps[i]));
     }
-    char **keys = vo_malloc0(sizeof(char *) * (spec->n_disks + 1));
-    for (size_t i = 0; i < spec->n_disks; i++)
-        keys[i] = spec->disks[i].volume;
+    char **keys = vo_malloc0(sizeof(char *) * (n_files + 1));
+    for (size_t i = 0; i < n_files; i++)
+        keys[i] = i < spec->n_disks ? spec->disks[i].volume : spec->nvram;
     if (r >= 0)
-        r = vo_volumes_replace_files(d, keys, temps, spec->n_disks, ret_error);
+        r = vo_volumes_replace_files(d, keys, temps, n_files, ret_error);
     free(keys);
-    for (size_t i = 0; i < spec->n_disks; i++)
+    for (size_t i = 0; i < n_files; i++)
         if (temps[i]) {
             (void)unlink(temps[i]);
             free(temps[i]);

@@ -19,6 +19,7 @@
 #include "state/records.h"
 #include "storage/backup-id.h"
 #include "storage/qemu-img.h"
+#include "util/spawn.h"
 #include "util/time-format.h"
 #include "util/util.h"
 
@@ -297,6 +298,20 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
             r = backup_disk_measure(disks[i].target_path, disk, ret_error);
             json_array_append_new(list, disk);
         }
+        /* UEFI: the NVRAM (boot entries, keys), a full copy in every backup,
+         * taken once the disks are copied (OVMF writes it only when the
+         * guest changes a variable). -U: a running QEMU holds its lock. */
+        _cleanup_free_ char *nvram_file = NULL;
+        if (r >= 0 && spec->nvram_path) {
+            nvram_file = vo_asprintf("%s/nvram.qcow2", partial);
+            char *argv[] = { "qemu-img", "convert", "-U", "-f", "qcow2", "-O", "qcow2",
+                             spec->nvram_path, nvram_file, NULL };
+            _cleanup_free_ char *out = NULL;
+            r = vo_spawn_wait(argv, 60000, &out);
+            if (r < 0)
+                vo_error_set(ret_error, r, "cannot copy the UEFI NVRAM %s: %s",
+                             spec->nvram_path, out && *out ? out : strerror(-r));
+        }
         const char *reason = why_full ? why_full : result.reason;
         record = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:b, s:o, s:o}", "id", id, "vm",
                            spec->name, "vm_id", spec->id, "kind",
@@ -316,6 +331,8 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
                                                          "backups", d->driver->name)
                                            : vo_strdup("the VM was not running");
         json_object_set_new(record, "quiesce_reason", why ? json_string(why) : json_null());
+        if (nvram_file)
+            json_object_set_new(record, "nvram", json_string("nvram.qcow2"));
         backup_record_total(record);
         if (r >= 0 && (r = backup_record_save(partial, record)) < 0)
             vo_error_set(ret_error, r, "cannot write the backup's record: %s", strerror(-r));

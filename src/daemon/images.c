@@ -27,6 +27,7 @@ VoImage *vo_image_free(VoImage *img)
     free(img->kernel);
     free(img->initrd);
     free(img->cmdline);
+    free(img->firmware);
     free(img->pool);
     free(img);
     return NULL;
@@ -159,7 +160,8 @@ int vo_image_from_doc(VoDaemon *d, const char *name, const char *text, VoImage *
         *img = (VoImage){ .name = vo_strdup(v.name), .disk = doc_file(dir, v.disk),
                           .format = vo_strdup(v.format), .size_bytes = v.size_bytes,
                           .kernel = doc_file(dir, v.kernel), .initrd = doc_file(dir, v.initrd),
-                          .cmdline = vo_strdup(v.cmdline), .pool = TAKE_PTR(pool) };
+                          .cmdline = vo_strdup(v.cmdline), .pool = TAKE_PTR(pool),
+                          .firmware = vo_strdup(v.firmware) };
         *ret = img;
     }
     json_decref(doc);

@@ -19,6 +19,7 @@ typedef struct {
     uint64_t size_bytes;
     char *kernel, *initrd, *cmdline; /* absolute paths / text, or NULL */
     char *pool; /* the shared pool it is kept in, or NULL: this host's */
+    char *firmware; /* "bios" | "uefi": what its VMs boot by default, or NULL */
 } VoImage;
 
 /* An image kept in a shared pool (POST /v1/images with "pool") is the

@@ -295,6 +295,15 @@ int vo_vm_move(VoDaemon *d, VoVm *vm, const char *to, const char *pool, json_t *
 {
     if (pool && !vo_name_valid(pool))
         return vo_error_set(ret_error, -EINVAL, "pool: '%s' is not a pool name", pool);
+    /* The UEFI NVRAM is not carried to another host yet (a later step):
+     * refused rather than started there with a fresh one. */
+    pthread_mutex_lock(&vm->lock);
+    bool uefi = vm->spec->firmware == VO_FIRMWARE_UEFI;
+    _cleanup_free_ char *uefi_name = uefi ? vo_strdup(vm->spec->name) : NULL;
+    pthread_mutex_unlock(&vm->lock);
+    if (uefi)
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI: vm move does not carry "
+                            "its NVRAM to another host yet", uefi_name);
     pthread_mutex_lock(&vm->lock);
     VoVmState s = vm->state;
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);

@@ -187,9 +187,18 @@ static bool has_snapshot(const char *path, const char *tag)
     return false;
 }
 
-/* qemu-img snapshot -c/-a/-d on every disk of a stopped VM. A revert checks
- * first that every disk has the snapshot, so it never stops half-way; a
- * delete skips disks that do not have it (added after it was taken). */
+/* The file of disk i of spec; i == n_disks: its UEFI NVRAM (qcow2, in every
+ * snapshot like a disk), NULL when it has none. */
+static const char *snapshot_file(const VoVmSpec *spec, size_t i)
+{
+    return i < spec->n_disks ? spec->disks[i].path : spec->nvram_path;
+}
+
+/* qemu-img snapshot -c/-a/-d on every disk (and the NVRAM) of a stopped VM.
+ * A revert checks first that every disk has the snapshot, so it never stops
+ * half-way; a delete skips disks that do not have it (added after it was
+ * taken); so do a revert and a delete on an NVRAM made after it (firmware
+ * switched to uefi later: it keeps its contents). */
 static int offline(const VoVmSpec *spec, const char *flag, const char *tag, char **ret_error)
 {
     if (!strcmp(flag, "-a"))
@@ -200,17 +209,18 @@ static int offline(const VoVmSpec *spec, const char *flag, const char *tag, char
                                          spec->disks[i].path, tag);
                 return -ENOENT;
             }
-    for (size_t i = 0; i < spec->n_disks; i++) {
-        if (!strcmp(flag, "-d") && !has_snapshot(spec->disks[i].path, tag))
+    for (size_t i = 0; i <= spec->n_disks; i++) {
+        const char *file = snapshot_file(spec, i);
+        if (!file || (strcmp(flag, "-c") && !has_snapshot(file, tag)))
             continue;
         char *argv[] = { "qemu-img", "snapshot", "-q", (char *)flag, (char *)tag,
-                         spec->disks[i].path, NULL };
+                         (char *)file, NULL };
         _cleanup_free_ char *out = NULL;
         int r = vo_spawn_wait(argv, 600000, &out);
         if (r < 0) {
             for (size_t n = out ? strlen(out) : 0; n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' ');)
                 out[--n] = 0;
-            *ret_error = vo_asprintf("qemu-img snapshot %s on %s: %s", flag, spec->disks[i].path,
+            *ret_error = vo_asprintf("qemu-img snapshot %s on %s: %s", flag, file,
                                      out && *out ? out : strerror(-r));
             return r;
         }

@@ -1499,7 +1499,8 @@ static VolumeOp *volume_op(VoDaemon *d, const char *pool, const char *name)
 
 static void report_progress(int percent, void *userdata)
 {
-    vo_task_progress(userdata, percent, "copying data");
+    if (userdata) /* NULL: a copy outside a task (a VM's UEFI NVRAM) */
+        vo_task_progress(userdata, percent, "copying data");
 }
 
 /* Fails a task with the error qemu-img gave, naming the volume. */

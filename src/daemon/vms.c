@@ -1201,6 +1201,10 @@ static int task_delete(VoTask *t, void *userdata)
             vo_volume_remove_now(d, spec->disks[i].volume, &error) < 0)
             log_warn("vm %s: kept volume %s: %s", spec->name, spec->disks[i].volume, error);
     }
+    /* The UEFI NVRAM is the VM's own: it goes with it (kept with its disks). */
+    _cleanup_free_ char *nvram_error = NULL;
+    if (!a->keep_disks && spec->nvram && vo_volume_remove_now(d, spec->nvram, &nvram_error) < 0)
+        log_warn("vm %s: kept its NVRAM volume %s: %s", spec->name, spec->nvram, nvram_error);
     log_info("vm %s: deleted%s", spec->name, a->keep_disks ? " (disks kept)" : "");
     vo_networks_refresh_hosts(d);
     vo_vm_spec_free(spec);
@@ -1269,6 +1273,11 @@ static int task_create(VoTask *t, void *userdata)
                                            a->base_format, a->base_image, a->full_clone,
                                            a->disk_size, t, &path, &error);
     }
+    _cleanup_free_ char *nvram = NULL;
+    if (r >= 0 && vm->spec->firmware == VO_FIRMWARE_UEFI) {
+        vo_task_progress(t, 80, "making the UEFI NVRAM");
+        r = vo_vm_nvram_make(vm, pool, &nvram, &error);
+    }
     if (r >= 0) {
         pthread_mutex_lock(&vm->lock);
         r = vo_vm_save(vm);
@@ -1278,6 +1287,9 @@ static int task_create(VoTask *t, void *userdata)
             _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, volume);
             _cleanup_free_ char *ignored = NULL;
             (void)vo_volume_remove_now(d, key, &ignored);
+            free(TAKE_PTR(ignored));
+            if (nvram)
+                (void)vo_volume_remove_now(d, nvram, &ignored);
         }
     }
     if (r < 0) {
@@ -1600,6 +1612,16 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     spec->max_memory_mib = args->max_memory_mib ? args->max_memory_mib : args->memory_mib;
     spec->accel = args->accel;
     spec->machine = vo_strdup("q35");
+    /* Firmware: asked for, else the image's preference, else SeaBIOS. UEFI's
+     * NVRAM volume is made by the create task. */
+    const char *firmware = args->firmware ? args->firmware : img->firmware;
+    if (firmware && vo_firmware_from_string(firmware, &spec->firmware) < 0) {
+        *ret_error = vo_asprintf("firmware: '%s' is not one of bios, uefi", firmware);
+        vo_vm_spec_free(spec);
+        vo_image_free(img);
+        return -EINVAL;
+    }
+    spec->secure_boot = args->secure_boot;
     /* Direct boot: the image's kernel and initrd, by the image's name. */
     spec->kernel_from.image = img->kernel && img->name ? vo_strdup(img->name) : NULL;
     spec->initrd_from.image = img->initrd && img->name ? vo_strdup(img->name) : NULL;
@@ -1648,6 +1670,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
             *ret_error = vo_asprintf("network '%s' does not exist (see: vireo network list)",
                                      nets[i]);
     r = *ret_error ? -EINVAL : vo_vm_spec_validate(spec, &d->limits, ret_error);
+    if (r >= 0)
+        r = vo_vm_firmware_check(spec, ret_error);
     if (r >= 0 && spec->ha) { /* its boot disk must be made where every host reaches it */
         _cleanup_free_ char *ha_error = NULL;
         r = vo_vm_ha_check_disks(d, spec, &ha_error);
@@ -1807,16 +1831,57 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         if (r < 0)
             return r;
     }
+    /* Firmware: the new NVRAM is made before the locks (storage's lock comes
+     * first) and removed again when the edit is refused. */
+    VoFirmware firmware = VO_FIRMWARE_BIOS;
+    if (edit->firmware && vo_firmware_from_string(edit->firmware, &firmware) < 0)
+        return vo_error_set(ret_error, -EINVAL, "firmware: '%s' is not one of bios, uefi",
+                            edit->firmware);
+    _cleanup_free_ char *new_nvram = NULL, *old_nvram = NULL;
+    if (edit->firmware || edit->secure_boot_set) {
+        pthread_mutex_lock(&vm->lock);
+        _cleanup_vm_spec_ VoVmSpec *want = vo_vm_spec_copy(vm->spec);
+        bool active = vo_vm_state_active(vm->state) || vm->provisioning;
+        pthread_mutex_unlock(&vm->lock);
+        if (active)
+            return vo_error_set(ret_error, -EBUSY, "VM '%s' is running: stop it before "
+                                "changing its firmware", want->name);
+        bool was_secure = want->secure_boot;
+        if (edit->firmware)
+            want->firmware = firmware;
+        if (edit->secure_boot_set)
+            want->secure_boot = edit->secure_boot;
+        else if (want->firmware != VO_FIRMWARE_UEFI)
+            want->secure_boot = false;
+        free(TAKE_PTR(want->nvram));
+        int r = vo_vm_spec_validate(want, &d->limits, ret_error);
+        if (r >= 0)
+            r = vo_vm_firmware_check(want, ret_error);
+        /* A new NVRAM when there is none, or for a switch of secure boot
+         * (other keys enrolled). */
+        pthread_mutex_lock(&vm->lock);
+        bool has_nvram = vm->spec->nvram != NULL;
+        pthread_mutex_unlock(&vm->lock);
+        if (r >= 0 && want->firmware == VO_FIRMWARE_UEFI &&
+            (!has_nvram || was_secure != want->secure_boot))
+            r = vo_vm_nvram_create(d, want, NULL, &new_nvram, ret_error);
+        if (r < 0)
+            return r;
+    }
     if (pthread_mutex_trylock(&vm->job) != 0) {
         _cleanup_free_ char *name = vo_vm_name(vm); /* the job may be replacing the spec */
         *ret_error = vo_asprintf("VM '%s' is busy with another operation; try again", name);
+        if (new_nvram) {
+            _cleanup_free_ char *ignored = NULL;
+            (void)vo_volume_remove_now(d, new_nvram, &ignored);
+        }
         return -EBUSY;
     }
     pthread_mutex_lock(&d->vms_lock); /* a rename must not race another */
     pthread_mutex_lock(&vm->lock);
     int r = 0;
     bool offline_change = edit->name || edit->vcpus || edit->memory_mib || edit->max_vcpus ||
-                          edit->max_memory_mib;
+                          edit->max_memory_mib || edit->firmware || edit->secure_boot_set;
     /* If-Match, compared under the lock the save below holds: atomic. */
     if (edit->if_match > 0 && edit->if_match != vm->rev) {
         *ret_error = vo_asprintf("the VM changed: it is at revision %lld, not %lld (If-Match); "
@@ -1866,6 +1931,16 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         free(next->ha_group);
         next->ha_group = *edit->ha_group ? vo_strdup(edit->ha_group) : NULL;
     }
+    if (edit->firmware)
+        next->firmware = firmware;
+    if (edit->secure_boot_set)
+        next->secure_boot = edit->secure_boot;
+    else if (next->firmware != VO_FIRMWARE_UEFI)
+        next->secure_boot = false;
+    if (new_nvram || (next->nvram && next->firmware != VO_FIRMWARE_UEFI)) {
+        old_nvram = next->nvram;
+        next->nvram = vo_strdup(new_nvram);
+    }
     r = vo_vm_spec_validate(next, &d->limits, ret_error);
     if (r >= 0 && edit->name && strcmp(edit->name, vm->spec->name))
         r = check_new_name(edit->name, ret_error);
@@ -1913,6 +1988,11 @@ out:
     pthread_mutex_unlock(&vm->lock);
     pthread_mutex_unlock(&d->vms_lock);
     pthread_mutex_unlock(&vm->job);
+    /* The NVRAM the VM does not use (any more) goes. */
+    const char *unused = r >= 0 ? old_nvram : new_nvram;
+    _cleanup_free_ char *nvram_error = NULL;
+    if (unused && vo_volume_remove_now(d, unused, &nvram_error) < 0)
+        log_warn("kept the unused NVRAM volume %s: %s", unused, nvram_error);
     return r;
 }
 

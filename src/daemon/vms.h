@@ -66,6 +66,8 @@ typedef struct {
     const char *cdrom;
     VoBootDev boot[_VO_BOOT_MAX]; /* firmware boot order; n_boot 0: the default */
     size_t n_boot;
+    const char *firmware; /* "bios" | "uefi"; NULL: the image's preference, else bios */
+    bool secure_boot;     /* uefi only */
     bool ha;           /* highly available (docs/ha.md): pool must be shared */
     int ha_priority;
     const char *ha_group;
@@ -120,6 +122,17 @@ int vo_vm_nic_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, cha
 int vo_vm_cdrom_set(VoDaemon *d, VoVm *vm, const char *volume, json_t **ret_task,
                     char **ret_error);
 
+/* Firmware (vm-firmware.c). 0 when spec's firmware can run here (UEFI: OVMF
+ * installed), else -EINVAL naming the missing file. */
+int vo_vm_firmware_check(const VoVmSpec *spec, char **ret_error);
+/* Makes a UEFI NVRAM volume for spec ("VM-nvram" in pool, NULL: its boot
+ * disk's pool): a qcow2 copy of OVMF's vars template (Microsoft keys with
+ * secure_boot); *ret_key: "pool/name". */
+int vo_vm_nvram_create(VoDaemon *d, const VoVmSpec *spec, const char *pool, char **ret_key,
+                       char **ret_error);
+/* The same for vm (its create task), recorded as its spec's nvram. */
+int vo_vm_nvram_make(VoVm *vm, const char *pool, char **ret_key, char **ret_error);
+
 /* Offline edit; NULL/0 fields stay. autostart: -1 keep, 0/1 set. Raising
  * vcpus (memory_mib) beyond the maximum raises the maximum with it, unless
  * the same edit sets the maximum. */
@@ -137,6 +150,12 @@ typedef struct {
     bool ha_priority_set;
     int ha_priority;
     const char *ha_group;
+    /* Firmware, while stopped: NULL keep, "bios" | "uefi" (a switch to uefi
+     * makes the NVRAM volume, one to bios deletes it); secure_boot when
+     * secure_boot_set. */
+    const char *firmware;
+    bool secure_boot_set;
+    bool secure_boot;
     int64_t if_match; /* > 0: the VM's revision must be this, else -EPROTO */
 } VoVmEdit;
 

@@ -64,7 +64,13 @@ static void build_machine(char ***argv, const VoVmSpec *spec, const VoQemuLayout
 {
     push_opt(argv, "-name", "guest=%s,debug-threads=on", spec->name);
     push_opt(argv, "-uuid", "%s", spec->id);
-    push_opt(argv, "-machine", "%s", layout->machine);
+    /* UEFI: OVMF's code and the VM's NVRAM are the machine's two flash
+     * chips (build_firmware); secure boot needs SMM. */
+    if (spec->firmware == VO_FIRMWARE_UEFI)
+        push_opt(argv, "-machine", "%s,pflash0=%s,pflash1=%s%s", layout->machine,
+                 VO_QEMU_FW_CODE_NODE, VO_QEMU_FW_VARS_NODE, spec->secure_boot ? ",smm=on" : "");
+    else
+        push_opt(argv, "-machine", "%s", layout->machine);
     push_opt(argv, "-accel", "%s", layout->accel == VO_ACCEL_KVM ? "kvm" : "tcg");
     if (layout->cpu)
         push_opt(argv, "-cpu", "%s", layout->cpu);
@@ -127,6 +133,36 @@ static void build_boot(char ***argv, const VoVmSpec *spec)
     /* The guest learns its VM's name (vireo's image sets its hostname from it). */
     push_opt(argv, "-append", "%s%svireo.hostname=%s", spec->cmdline ? spec->cmdline : "",
              spec->cmdline ? " " : "", spec->name);
+}
+
+/* UEFI: OVMF's code, read-only raw, and the VM's NVRAM volume (qcow2, so
+ * snapshot-save includes it) as the flash chips -machine names. */
+static int build_firmware(char ***argv, const VoVmSpec *spec, char **ret_error)
+{
+    if (spec->firmware != VO_FIRMWARE_UEFI)
+        return 0;
+    if (!spec->nvram_path)
+        return vo_error_set(ret_error, -EINVAL, "firmware uefi: the VM has no NVRAM volume "
+                            "(nvram)");
+    const char *code = spec->secure_boot ? VO_OVMF_CODE_SECBOOT : VO_OVMF_CODE;
+    push_json(argv, "-blockdev",
+              json_pack("{s:s, s:s, s:s, s:b}", "driver", "file", "filename", code, "node-name",
+                        "file-" VO_QEMU_FW_CODE_NODE, "read-only", true));
+    push_json(argv, "-blockdev",
+              json_pack("{s:s, s:s, s:s, s:b}", "driver", "raw", "node-name",
+                        VO_QEMU_FW_CODE_NODE, "file", "file-" VO_QEMU_FW_CODE_NODE, "read-only",
+                        true));
+    push_json(argv, "-blockdev",
+              json_pack("{s:s, s:s, s:s, s:b}", "driver", "file", "filename", spec->nvram_path,
+                        "node-name", "file-" VO_QEMU_FW_VARS_NODE, "read-only", false));
+    push_json(argv, "-blockdev",
+              json_pack("{s:s, s:s, s:s, s:b}", "driver", "qcow2", "node-name",
+                        VO_QEMU_FW_VARS_NODE, "file", "file-" VO_QEMU_FW_VARS_NODE, "read-only",
+                        false));
+    /* Secure boot: only code running in SMM may write the flash. */
+    if (spec->secure_boot)
+        push_opt(argv, "-global", "%s", "driver=cfi.pflash01,property=secure,value=on");
+    return 0;
 }
 
 /* On q35 every disk and NIC slot gets a PCIe root port of its own, used or
@@ -287,6 +323,9 @@ int vo_qemu_build_argv_layout(const VoVmSpec *spec, const VoQemuCaps *caps,
     build_defaults(&argv);
     build_monitor_and_console(&argv, paths);
     build_boot(&argv, spec);
+    r = build_firmware(&argv, spec, ret_error);
+    if (r < 0)
+        return r;
     build_root_ports(&argv, layout);
     build_disks(&argv, spec, layout);
     build_cdrom(&argv, spec);

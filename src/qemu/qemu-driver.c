@@ -476,6 +476,9 @@ static int qemu_snapshot(VoHvInstance *vm, const char *op, const char *tag,
         vo_qemu_disk_node(spec->disks[i].slot, node);
         json_array_append_new(devices, json_string(node));
     }
+    /* UEFI: the NVRAM (qcow2) is saved, reverted and deleted with the disks. */
+    if (spec->firmware == VO_FIRMWARE_UEFI && spec->nvram)
+        json_array_append_new(devices, json_string(VO_QEMU_FW_VARS_NODE));
     json_t *args = json_pack("{s:s, s:s, s:o}", "job-id", "vireo-snapshot", "tag", tag,
                              "devices", devices);
     if (strcmp(op, "delete") && spec->n_disks > 0) {

@@ -18,16 +18,18 @@ int vo_image_doc_make(const char *name, json_t *meta, uint64_t size_bytes, int64
                       json_t **ret, char **ret_error)
 {
     const char *disk = NULL, *format = "raw", *kernel = NULL, *initrd = NULL, *cmdline = NULL;
-    const char *template_of = NULL;
+    const char *template_of = NULL, *firmware = NULL;
     if (!vo_name_valid(name))
         return vo_error_set(ret_error, -EINVAL, "'%s' is not an image name", name ? name : "");
     if (!json_is_object(meta) ||
-        json_unpack(meta, "{s:s, s?s, s?s, s?s, s?s, s?s}", "disk", &disk, "format", &format,
-                    "kernel", &kernel, "initrd", &initrd, "cmdline", &cmdline, "template_of",
-                    &template_of) < 0)
+        json_unpack(meta, "{s:s, s?s, s?s, s?s, s?s, s?s, s?s}", "disk", &disk, "format",
+                    &format, "kernel", &kernel, "initrd", &initrd, "cmdline", &cmdline,
+                    "template_of", &template_of, "firmware", &firmware) < 0)
         return vo_error_set(ret_error, -EINVAL, "image.json needs \"disk\" and string fields");
     if (strcmp(format, "raw") && strcmp(format, "qcow2"))
         return vo_error_set(ret_error, -EINVAL, "format '%s' is not raw or qcow2", format);
+    if (firmware && strcmp(firmware, "bios") && strcmp(firmware, "uefi"))
+        return vo_error_set(ret_error, -EINVAL, "firmware '%s' is not bios or uefi", firmware);
     const char *files[] = { disk, kernel, initrd }, *keys[] = { "disk", "kernel", "initrd" };
     for (size_t i = 0; i < ELEMENTSOF(files); i++)
         if ((i == 0 || files[i]) && !plain_file(files[i]))
@@ -41,6 +43,8 @@ int vo_image_doc_make(const char *name, json_t *meta, uint64_t size_bytes, int64
     json_object_set_new(doc, "cmdline", cmdline ? json_string(cmdline) : json_null());
     if (template_of)
         json_object_set_new(doc, "template_of", json_string(template_of));
+    if (firmware)
+        json_object_set_new(doc, "firmware", json_string(firmware));
     *ret = doc;
     return 0;
 }
@@ -56,6 +60,7 @@ int vo_image_doc_parse(json_t *doc, const char *name, VoImageDoc *ret)
     v.kernel = json_string_value(json_object_get(doc, "kernel"));
     v.initrd = json_string_value(json_object_get(doc, "initrd"));
     v.cmdline = json_string_value(json_object_get(doc, "cmdline"));
+    v.firmware = json_string_value(json_object_get(doc, "firmware"));
     v.size_bytes = (uint64_t)size;
     /* The name makes the image's directory (STATE/images/NAME): a plain
      * name, the one its key says, never a path out of there. */

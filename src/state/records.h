@@ -11,7 +11,8 @@
 /* ---- images ------------------------------------------------------------ */
 
 /* The document of image name from its image.json (meta: "disk", "format"
- * raw|qcow2 (default raw), "kernel", "initrd", "cmdline", "template_of"),
+ * raw|qcow2 (default raw), "kernel", "initrd", "cmdline", "template_of",
+ * "firmware" bios|uefi: what VMs made from it boot by default),
  * the disk's size in bytes and when it was made. The files it names are
  * plain names inside the image directory (never a '/'). Returns 0 and a new
  * reference, or -EINVAL with *ret_error saying what is wrong. */
@@ -25,6 +26,7 @@ int vo_image_doc_make(const char *name, json_t *meta, uint64_t size_bytes, int64
  * image name or not the key's (it would make a directory elsewhere). */
 typedef struct {
     const char *name, *disk, *format, *kernel, *initrd, *cmdline;
+    const char *firmware; /* the image's preference, or NULL */
     uint64_t size_bytes;
 } VoImageDoc;
 int vo_image_doc_parse(json_t *doc, const char *name, VoImageDoc *ret);

@@ -42,6 +42,7 @@ json_t *vo_relations_of_vm(const VoVmSpec *spec, bool active)
         add_volume(out, spec->disks[i].volume, spec, active);
     add_volume(out, spec->kernel_from.volume, spec, active);
     add_volume(out, spec->cdrom, spec, active);
+    add_volume(out, spec->nvram, spec, active);
     add_volume(out, spec->initrd_from.volume, spec, active);
     add_image(out, spec->image, spec);
     add_image(out, spec->kernel_from.image, spec);
