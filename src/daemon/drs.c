@@ -39,27 +39,6 @@ static char *said;         /* the last skip or no-move reason noted, without its
 
 /* ---- events: a task of kind "drs" per decision ---- */
 
-typedef struct {
-    char *message;
-    json_t *result;
-} Note;
-
-static void note_free(void *p)
-{
-    Note *n = p;
-    free(n->message);
-    json_decref(n->result);
-    free(n);
-}
-
-static int note_run(VoTask *t, void *userdata)
-{
-    Note *n = userdata;
-    vo_task_set_details(t, 100, n->message, NULL);
-    vo_task_set_result(t, json_incref(n->result));
-    return 0;
-}
-
 /* Records the decision (what: recommended, started, done, failed, skipped,
  * no move) with its numbers (result, taken) as an event and as the
  * status's last decision. */
@@ -80,16 +59,10 @@ static void note(VoDaemon *d, const char *what, const char *vm, json_t *result,
     json_decref(last_decision);
     last_decision = json_deep_copy(result);
     json_object_set_new(last_decision, "at", json_integer(vo_wall_ms() / 1000));
-    Note *n = vo_malloc0(sizeof(*n));
-    *n = (Note){ .message = message, .result = result };
     VoTaskDesc desc = { .kind = "drs", .target = vm ? vm : "cluster", .target_id = vm ? vm
                                                                                         : "cluster",
                         .keys = { "drs" }, .unbounded = true };
-    json_t *task = NULL;
-    _cleanup_free_ char *error = NULL;
-    if (vo_tasks_submit(d->tasks, &desc, note_run, n, note_free, &task, &error) != 0)
-        note_free(n);
-    json_decref(task);
+    vo_tasks_note(d->tasks, &desc, message, result);
 }
 
 /* A reason without its digits: the same reason with other numbers is not

@@ -54,27 +54,6 @@ static int collect(const char *key, const char *value, int64_t rev, void *userda
 
 /* ---- the record of each step: a task of kind "ha" ---- */
 
-typedef struct {
-    char *message;
-    json_t *result;
-} Note;
-
-static void note_free(void *p)
-{
-    Note *n = p;
-    free(n->message);
-    json_decref(n->result);
-    free(n);
-}
-
-static int note_run(VoTask *t, void *userdata)
-{
-    Note *n = userdata;
-    vo_task_set_details(t, 100, n->message, NULL);
-    vo_task_set_result(t, json_incref(n->result));
-    return 0;
-}
-
 static void note(VoDaemon *d, const char *target, const char *target_id, json_t *result,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static void note(VoDaemon *d, const char *target, const char *target_id, json_t *result,
@@ -88,16 +67,10 @@ static void note(VoDaemon *d, const char *target, const char *target_id, json_t 
     va_end(ap);
     log_info("ha: %s", message);
     json_object_set_new(result, "message", json_string(message));
-    Note *n = vo_malloc0(sizeof(*n));
-    *n = (Note){ .message = message, .result = result };
     _cleanup_free_ char *key = vo_asprintf("ha/%s", target_id);
     VoTaskDesc desc = { .kind = "ha", .target = target, .target_id = target_id,
                         .keys = { key }, .unbounded = true };
-    json_t *task = NULL;
-    _cleanup_free_ char *error = NULL;
-    if (vo_tasks_submit(d->tasks, &desc, note_run, n, note_free, &task, &error) != 0)
-        note_free(n);
-    json_decref(task);
+    vo_tasks_note(d->tasks, &desc, message, result);
 }
 
 /* ---- one VM ---- */

@@ -92,6 +92,9 @@ struct VoVm {
 #define INACTIVE_STATES (IN(VO_VM_DEFINED) | IN(VO_VM_STOPPED) | IN(VO_VM_CRASHED))
 
 VoVm *vo_vm_ref(VoVm *vm);
+/* A reference to every VM of the host now (*ret_n of them; the array is
+ * malloc'd, each entry unref'd by the caller). */
+VoVm **vo_vms_ref_all(VoDaemon *d, size_t *ret_n);
 /* A copy of the VM's name, read under vm->lock (a task committing a new
  * definition frees the old one, name included). */
 char *vo_vm_name(VoVm *vm);

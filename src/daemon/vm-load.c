@@ -39,12 +39,8 @@ static int sample(VoDaemon *d, VoVm *vm, VoHvLoad *ret)
 
 json_t *vo_vm_load_json(VoDaemon *d)
 {
-    pthread_mutex_lock(&d->vms_lock);
-    size_t n = d->n_vms;
-    VoVm **vms = vo_malloc0(sizeof(VoVm *) * (n + 1));
-    for (size_t i = 0; i < n; i++)
-        vms[i] = vo_vm_ref(d->vms[i]);
-    pthread_mutex_unlock(&d->vms_lock);
+    size_t n = 0;
+    VoVm **vms = vo_vms_ref_all(d, &n);
 
     json_t *out = json_object(), *next = json_object();
     pthread_mutex_lock(&lock);

@@ -2117,7 +2117,7 @@ void vo_vm_forget_migrated(VoVm *vm)
     vo_networks_refresh_hosts(d);
 }
 
-int vo_vms_reconcile_fenced(VoDaemon *d)
+VoVm **vo_vms_ref_all(VoDaemon *d, size_t *ret_n)
 {
     pthread_mutex_lock(&d->vms_lock);
     size_t n = d->n_vms;
@@ -2125,6 +2125,14 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
     for (size_t i = 0; i < n; i++)
         vms[i] = vo_vm_ref(d->vms[i]);
     pthread_mutex_unlock(&d->vms_lock);
+    *ret_n = n;
+    return vms;
+}
+
+int vo_vms_reconcile_fenced(VoDaemon *d)
+{
+    size_t n = 0;
+    VoVm **vms = vo_vms_ref_all(d, &n);
     int r = 0;
     for (size_t i = 0; i < n; i++) {
         pthread_mutex_lock(&vms[i]->lock);
@@ -2368,12 +2376,8 @@ static void autostart_once(VoDaemon *d)
     if (access(marker, F_OK) == 0)
         return;
     (void)vo_write_file_atomic(marker, "", 0);
-    pthread_mutex_lock(&d->vms_lock);
-    size_t n = d->n_vms;
-    VoVm **vms = vo_malloc0(sizeof(VoVm *) * (n + 1));
-    for (size_t i = 0; i < n; i++)
-        vms[i] = vo_vm_ref(d->vms[i]);
-    pthread_mutex_unlock(&d->vms_lock);
+    size_t n = 0;
+    VoVm **vms = vo_vms_ref_all(d, &n);
     for (size_t i = 0; i < n; i++) {
         _cleanup_free_ char *error = NULL;
         json_t *task = NULL;
@@ -2407,12 +2411,8 @@ static void rebuild_relations(VoDaemon *d, json_t *orphans)
             log_warn("store: cannot remove the relations of VM %s: %s", id, strerror(-r));
         json_decref(none);
     }
-    pthread_mutex_lock(&d->vms_lock);
-    size_t n = d->n_vms;
-    VoVm **vms = vo_malloc0(sizeof(VoVm *) * (n + 1));
-    for (size_t i = 0; i < n; i++)
-        vms[i] = vo_vm_ref(d->vms[i]);
-    pthread_mutex_unlock(&d->vms_lock);
+    size_t n = 0;
+    VoVm **vms = vo_vms_ref_all(d, &n);
     for (size_t i = 0; i < n; i++) {
         pthread_mutex_lock(&vms[i]->lock);
         int r = write_vm(vms[i], NULL, false);

@@ -942,3 +942,38 @@ int vo_tasks_attach_store(VoTasks *ts, VoStore *store)
     free(f.revs);
     return 0;
 }
+
+/* ---- notes: decisions recorded as tasks ---- */
+
+typedef struct {
+    char *message;
+    json_t *result;
+} Note;
+
+static void note_free(void *p)
+{
+    Note *n = p;
+    free(n->message);
+    json_decref(n->result);
+    free(n);
+}
+
+static int note_run(VoTask *t, void *userdata)
+{
+    Note *n = userdata;
+    vo_task_set_details(t, 100, n->message, NULL);
+    vo_task_set_result(t, json_incref(n->result));
+    return 0;
+}
+
+void vo_tasks_note(VoTasks *ts, const VoTaskDesc *desc, char *message, json_t *result)
+{
+    Note *n = vo_malloc0(sizeof(*n));
+    *n = (Note){ .message = message, .result = result };
+    json_t *task = NULL;
+    char *error = NULL;
+    if (vo_tasks_submit(ts, desc, note_run, n, note_free, &task, &error) != 0)
+        note_free(n);
+    json_decref(task);
+    free(error);
+}

@@ -120,6 +120,12 @@ int vo_tasks_cancel_at(VoTasks *ts, const char *id, int64_t expected, json_t **r
 int vo_tasks_submit(VoTasks *ts, const VoTaskDesc *desc, VoTaskFn fn, void *userdata,
                     VoTaskFreeFn free_userdata, json_t **ret_task, char **ret_error);
 
+/* Records a decision made outside any request (the HA manager's steps,
+ * DRS's choices) as a task that succeeds at once with message and result
+ * (both stolen): an event with its numbers. Nothing when the queue is
+ * full. */
+void vo_tasks_note(VoTasks *ts, const VoTaskDesc *desc, char *message, json_t *result);
+
 /* New reference, or NULL when unknown. */
 json_t *vo_tasks_get_json(VoTasks *ts, const char *id);
 json_t *vo_tasks_list_json(VoTasks *ts);
