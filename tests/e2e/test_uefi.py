@@ -112,6 +112,16 @@ def test_uefi_definition_rules(daemon):
     assert nv2["virtual_size_bytes"] == OVMF_VARS_SIZE, nv2
     daemon.task_ok("DELETE", "/v1/vms/fw2")
     assert "default/fw2-nvram" not in volume_names(daemon)
+    # a restore as a new VM whose "NAME-nvram" is taken (a volume kept from
+    # a deleted VM, say) takes the next free name, as a create does
+    daemon.task_ok("POST", "/v1/pools/default/volumes", {"name": "fw3-nvram",
+                                                        "size_bytes": 1 << 20})
+    doc = daemon.api("POST", f"/v1/backups/{record['id']}/restore", {"as": "fw3"}, expect=202)
+    task = daemon.wait_task(doc["task"], timeout=300)
+    assert task["state"] == "succeeded", task
+    assert daemon.vm("fw3")["nvram"] == "default/fw3-nvram2"
+    daemon.task_ok("DELETE", "/v1/vms/fw3")
+    daemon.task_ok("DELETE", "/v1/pools/default/volumes/fw3-nvram")
     # a restore over the VM itself puts its NVRAM back too
     doc = daemon.api("POST", f"/v1/backups/{record['id']}/restore", {}, expect=202)
     task = daemon.wait_task(doc["task"], timeout=300)
@@ -122,6 +132,7 @@ def test_uefi_definition_rules(daemon):
     daemon.cli("vm", "delete", "fw")
     assert nvram not in volume_names(daemon)
     assert volume_names(daemon) == before
+
 
 
 def efi_vars(daemon, vm):
