@@ -1283,14 +1283,6 @@ static int task_create(VoTask *t, void *userdata)
         r = vo_vm_save(vm);
         vm->provisioning = false;
         pthread_mutex_unlock(&vm->lock);
-        if (r < 0) {
-            _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, volume);
-            _cleanup_free_ char *ignored = NULL;
-            (void)vo_volume_remove_now(d, key, &ignored);
-            free(TAKE_PTR(ignored));
-            if (nvram)
-                (void)vo_volume_remove_now(d, nvram, &ignored);
-        }
     }
     if (r < 0) {
         (void)vo_rm_rf(dir);
@@ -1298,6 +1290,17 @@ static int task_create(VoTask *t, void *userdata)
         vm->deleted = true; /* a delete queued meanwhile finds it gone */
         (void)write_vm(vm, NULL, true); /* the relations written when it was registered */
         pthread_mutex_unlock(&vm->lock);
+        /* The boot disk made before the NVRAM or the save failed goes too
+         * (once its relation to the VM is gone: else it is "attached"). */
+        _cleanup_free_ char *ignored = NULL;
+        if (path) {
+            _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, volume);
+            if (vo_volume_remove_now(d, key, &ignored) < 0)
+                log_warn("vm %s: kept volume %s: %s", name, key, ignored);
+            free(TAKE_PTR(ignored));
+        }
+        if (nvram && vo_volume_remove_now(d, nvram, &ignored) < 0)
+            log_warn("vm %s: kept volume %s: %s", name, nvram, ignored);
         registry_remove(d, vm);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r, "cannot create VM '%s': %s", name,

@@ -134,6 +134,27 @@ def test_uefi_definition_rules(daemon):
     assert volume_names(daemon) == before
 
 
+@needs_ovmf
+def test_uefi_create_whose_nvram_fails_leaves_no_disk(daemon):
+    """A UEFI VM whose NVRAM volume cannot be made (every name of it is in
+    the way) is not created, and its boot disk, made just before, goes."""
+    before = volume_names(daemon)
+    pool = daemon.api("GET", "/v1/pools/default")["path"]
+    in_the_way = [os.path.join(pool, f"nv-nvram{n if n > 1 else ''}.qcow2") for n in range(1, 100)]
+    try:
+        for path in in_the_way:
+            open(path, "w").close()
+        doc = daemon.api("POST", "/v1/vms", {"name": "nv", "blank": True, "firmware": "uefi",
+                                             "disk_size_bytes": 64 << 20}, expect=202)
+        task = daemon.wait_task(doc["task"])
+        assert task["state"] == "failed" and "NVRAM" in task["error"]["message"], task
+    finally:
+        for path in in_the_way:
+            os.unlink(path)
+    assert daemon.request("GET", "/v1/vms/nv")[0] == 404
+    assert volume_names(daemon) == before
+    assert not [f for f in os.listdir(pool) if f.startswith("nv-disk")], os.listdir(pool)
+
 
 def efi_vars(daemon, vm):
     """The boot entries' names, BootCurrent and BootOrder as the installed
