@@ -923,10 +923,13 @@ static int stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s, const cha
         while (!exited && vo_now_ms() < deadline) {
             bool pressed = drv->powerdown(hv) >= 0;
             /* A button QEMU refuses: it may be exiting (the guest powered
-             * off just now); a moment to see that before forcing. */
+             * off just now: QEMU closes its monitor, then flushes and
+             * ends, which under load takes more than a second): its exit
+             * is waited for until the deadline, as for a press, before
+             * forcing (a fixed moment made a clean power-off "forced off"). */
             int64_t left = deadline - vo_now_ms();
             pthread_mutex_lock(&vm->lock);
-            exited = vo_vm_wait_exit(vm, left < 1000 ? (int)left : 1000);
+            exited = vo_vm_wait_exit(vm, !pressed || left < 1000 ? (int)left : 1000);
             pthread_mutex_unlock(&vm->lock);
             if (exited)
                 how = "powered off by ACPI";
