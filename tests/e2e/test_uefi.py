@@ -103,6 +103,9 @@ def test_uefi_definition_rules(daemon):
     assert task["state"] == "succeeded", task
     record = daemon.api("GET", f"/v1/backups/{task['message']}")
     assert record["nvram"] == "nvram.qcow2", record
+    # a stopped VM has no guest to freeze (and no agent is asked)
+    assert record["quiesced"] is False, record
+    assert record["quiesce_reason"] == "the VM was not running", record
     doc = daemon.api("POST", f"/v1/backups/{record['id']}/restore", {"as": "fw2"}, expect=202)
     task = daemon.wait_task(doc["task"], timeout=300)
     assert task["state"] == "succeeded", task
