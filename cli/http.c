@@ -16,6 +16,9 @@
 #define MAX_REPLY (256u << 20)
 #define CONNECT_TIMEOUT_S 10L
 #define REQUEST_TIMEOUT_S 60L
+/* A command whose request vireod answers only when the work is done (vm
+ * exec) raises it (http_set_request_timeout). */
+static long request_timeout_s = REQUEST_TIMEOUT_S;
 #define STALL_TIMEOUT_S 300L /* uploads and downloads: a while for vireod's fsync */
 #define PROGRESS_AFTER_MS 1000
 #define PROGRESS_EVERY_MS 100
@@ -323,7 +326,7 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
     } else {
-        curl_easy_setopt(h, CURLOPT_TIMEOUT, REQUEST_TIMEOUT_S);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, request_timeout_s);
     }
 
     if (x->upload_fd >= 0) {
@@ -392,7 +395,7 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
             cli_error("%s stalled: nothing moved for %ld s", x->label, STALL_TIMEOUT_S);
         else if (c == CURLE_OPERATION_TIMEDOUT)
             cli_error("vireod at %s did not answer %s %s within %ld s", cli_globals.socket,
-                      method, path, REQUEST_TIMEOUT_S);
+                      method, path, request_timeout_s);
         else
             cli_error("talking to vireod at %s failed: %s", cli_globals.socket,
                       errbuf[0] ? errbuf : curl_easy_strerror(c));
@@ -481,6 +484,11 @@ void api_print_error(long status, const char *body, size_t len)
     else
         cli_error("vireod answered HTTP %ld without an error description", status);
     json_decref(doc);
+}
+
+void http_set_request_timeout(long seconds)
+{
+    request_timeout_s = seconds > REQUEST_TIMEOUT_S ? seconds : REQUEST_TIMEOUT_S;
 }
 
 int api_call(const char *method, const char *path, const json_t *body, json_t **ret)

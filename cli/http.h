@@ -40,6 +40,10 @@ int http_upload(const char *path, int fd, int64_t size, const char *file, const 
 int http_download(const char *path, int fd, const char *file, const char *label, HttpReply *ret,
                   uint64_t *ret_size);
 
+/* Requests after this wait up to seconds (at least the default 60 s) for
+ * vireod's answer. */
+void http_set_request_timeout(long seconds);
+
 /* A request whose successful (2xx) answer is a JSON document, returned in
  * *ret (may be NULL to ignore it). An API error is printed as
  * "vireo: MESSAGE (CODE)". Returns 0, or a negative errno after printing. */

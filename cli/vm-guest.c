@@ -93,6 +93,9 @@ int cli_vm_exec(const CliCommand *cmd, int argc, char **argv)
     json_t *body = json_pack("{s:o, s:I}", "command", command, "timeout_s", (json_int_t)seconds);
     _cleanup_free_ char *path = api_path("vms", vm, "/exec");
     json_t *result = NULL;
+    /* vireod answers when the command ended or its timeout passed (then
+     * a few seconds more for the VM's turn and the agent's last answer). */
+    http_set_request_timeout((long)seconds + 30);
     int r = api_call("POST", path, body, &result);
     json_decref(body);
     if (r < 0)

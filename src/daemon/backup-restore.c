@@ -354,17 +354,12 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
     free(TAKE_PTR(spec->nvram));
     const char *nvram_file = json_string_value(json_object_get(b->record, "nvram"));
     if (r >= 0 && spec->firmware == VO_FIRMWARE_UEFI) {
-        _cleanup_free_ char *key = NULL, *path = NULL;
-        _cleanup_free_ char *name = vo_asprintf("%s-nvram", spec->name);
-        if (nvram_file && !strchr(nvram_file, '/')) {
-            char *layer = vo_asprintf("%s/%s/%s", b->pool_path, b->id, nvram_file);
-            r = vo_volume_create_from_chain(d, pool, name, &layer, 1, 0, t, &path,
-                                            ret_error);
-            free(layer);
-            if (r >= 0)
-                key = vo_asprintf("%s/%s", pool, name);
-        } else
-            r = vo_vm_nvram_create(d, spec, pool, &key, ret_error);
+        /* Named as a create names it: "VM-nvram", or the next free name
+         * when that one is taken (a volume kept from a deleted VM, say). */
+        _cleanup_free_ char *key = NULL, *layer = NULL;
+        if (nvram_file && !strchr(nvram_file, '/'))
+            layer = vo_asprintf("%s/%s/%s", b->pool_path, b->id, nvram_file);
+        r = vo_vm_nvram_create_from(d, spec, pool, layer, &key, ret_error);
         if (r >= 0) {
             vo_strv_pushf(&made, "%s", key);
             spec->nvram = TAKE_PTR(key);

@@ -176,6 +176,8 @@ typedef struct {
 static void quiesce(bool freeze, void *userdata)
 {
     CreateCtx *c = userdata;
+    if (!c->hv) /* a stopped VM (qemu-storage-daemon copies it): no guest to freeze */
+        return;
     if (!freeze) {
         if (c->quiesced)
             vo_vm_agent_thaw(c->vm, c->hv);

@@ -36,6 +36,12 @@ static char *nvram_pool(const VoVmSpec *spec)
 int vo_vm_nvram_create(VoDaemon *d, const VoVmSpec *spec, const char *pool, char **ret_key,
                        char **ret_error)
 {
+    return vo_vm_nvram_create_from(d, spec, pool, NULL, ret_key, ret_error);
+}
+
+int vo_vm_nvram_create_from(VoDaemon *d, const VoVmSpec *spec, const char *pool,
+                            const char *copy_of, char **ret_key, char **ret_error)
+{
     _cleanup_free_ char *own_pool = pool ? NULL : nvram_pool(spec);
     if (!pool)
         pool = own_pool;
@@ -50,8 +56,11 @@ int vo_vm_nvram_create(VoDaemon *d, const VoVmSpec *spec, const char *pool, char
             free(name);
             name = vo_asprintf("nvram-%.8s-%u", spec->id, n);
         }
-        r = vo_volume_create_from_base(d, pool, name, template, "raw", NULL, true, 0, NULL,
-                                       &path, &error);
+        char *layers[] = { (char *)copy_of };
+        r = copy_of ? vo_volume_create_from_chain(d, pool, name, layers, 1, 0, NULL, &path,
+                                                  &error)
+                    : vo_volume_create_from_base(d, pool, name, template, "raw", NULL, true, 0,
+                                                 NULL, &path, &error);
         if (r >= 0)
             *ret_key = vo_asprintf("%s/%s", pool, name);
         else if (r != -EEXIST)

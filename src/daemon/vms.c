@@ -923,10 +923,13 @@ static int stop_locked(VoTask *t, VoVm *vm, bool force, int timeout_s, const cha
         while (!exited && vo_now_ms() < deadline) {
             bool pressed = drv->powerdown(hv) >= 0;
             /* A button QEMU refuses: it may be exiting (the guest powered
-             * off just now); a moment to see that before forcing. */
+             * off just now: QEMU closes its monitor, then flushes and
+             * ends, which under load takes more than a second): its exit
+             * is waited for until the deadline, as for a press, before
+             * forcing (a fixed moment made a clean power-off "forced off"). */
             int64_t left = deadline - vo_now_ms();
             pthread_mutex_lock(&vm->lock);
-            exited = vo_vm_wait_exit(vm, left < 1000 ? (int)left : 1000);
+            exited = vo_vm_wait_exit(vm, !pressed || left < 1000 ? (int)left : 1000);
             pthread_mutex_unlock(&vm->lock);
             if (exited)
                 how = "powered off by ACPI";
@@ -1283,14 +1286,6 @@ static int task_create(VoTask *t, void *userdata)
         r = vo_vm_save(vm);
         vm->provisioning = false;
         pthread_mutex_unlock(&vm->lock);
-        if (r < 0) {
-            _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, volume);
-            _cleanup_free_ char *ignored = NULL;
-            (void)vo_volume_remove_now(d, key, &ignored);
-            free(TAKE_PTR(ignored));
-            if (nvram)
-                (void)vo_volume_remove_now(d, nvram, &ignored);
-        }
     }
     if (r < 0) {
         (void)vo_rm_rf(dir);
@@ -1298,6 +1293,17 @@ static int task_create(VoTask *t, void *userdata)
         vm->deleted = true; /* a delete queued meanwhile finds it gone */
         (void)write_vm(vm, NULL, true); /* the relations written when it was registered */
         pthread_mutex_unlock(&vm->lock);
+        /* The boot disk made before the NVRAM or the save failed goes too
+         * (once its relation to the VM is gone: else it is "attached"). */
+        _cleanup_free_ char *ignored = NULL;
+        if (path) {
+            _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, volume);
+            if (vo_volume_remove_now(d, key, &ignored) < 0)
+                log_warn("vm %s: kept volume %s: %s", name, key, ignored);
+            free(TAKE_PTR(ignored));
+        }
+        if (nvram && vo_volume_remove_now(d, nvram, &ignored) < 0)
+            log_warn("vm %s: kept volume %s: %s", name, nvram, ignored);
         registry_remove(d, vm);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r, "cannot create VM '%s': %s", name,

@@ -130,6 +130,10 @@ int vo_vm_firmware_check(const VoVmSpec *spec, char **ret_error);
  * secure_boot); *ret_key: "pool/name". */
 int vo_vm_nvram_create(VoDaemon *d, const VoVmSpec *spec, const char *pool, char **ret_key,
                        char **ret_error);
+/* The same as a copy of copy_of (a qcow2 file: a backup's NVRAM), or of
+ * OVMF's template when NULL. */
+int vo_vm_nvram_create_from(VoDaemon *d, const VoVmSpec *spec, const char *pool,
+                            const char *copy_of, char **ret_key, char **ret_error);
 /* The same for vm (its create task), recorded as its spec's nvram. */
 int vo_vm_nvram_make(VoVm *vm, const char *pool, char **ret_key, char **ret_error);
 

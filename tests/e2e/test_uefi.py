@@ -103,6 +103,9 @@ def test_uefi_definition_rules(daemon):
     assert task["state"] == "succeeded", task
     record = daemon.api("GET", f"/v1/backups/{task['message']}")
     assert record["nvram"] == "nvram.qcow2", record
+    # a stopped VM has no guest to freeze (and no agent is asked)
+    assert record["quiesced"] is False, record
+    assert record["quiesce_reason"] == "the VM was not running", record
     doc = daemon.api("POST", f"/v1/backups/{record['id']}/restore", {"as": "fw2"}, expect=202)
     task = daemon.wait_task(doc["task"], timeout=300)
     assert task["state"] == "succeeded", task
@@ -112,6 +115,16 @@ def test_uefi_definition_rules(daemon):
     assert nv2["virtual_size_bytes"] == OVMF_VARS_SIZE, nv2
     daemon.task_ok("DELETE", "/v1/vms/fw2")
     assert "default/fw2-nvram" not in volume_names(daemon)
+    # a restore as a new VM whose "NAME-nvram" is taken (a volume kept from
+    # a deleted VM, say) takes the next free name, as a create does
+    daemon.task_ok("POST", "/v1/pools/default/volumes", {"name": "fw3-nvram",
+                                                        "size_bytes": 1 << 20})
+    doc = daemon.api("POST", f"/v1/backups/{record['id']}/restore", {"as": "fw3"}, expect=202)
+    task = daemon.wait_task(doc["task"], timeout=300)
+    assert task["state"] == "succeeded", task
+    assert daemon.vm("fw3")["nvram"] == "default/fw3-nvram2"
+    daemon.task_ok("DELETE", "/v1/vms/fw3")
+    daemon.task_ok("DELETE", "/v1/pools/default/volumes/fw3-nvram")
     # a restore over the VM itself puts its NVRAM back too
     doc = daemon.api("POST", f"/v1/backups/{record['id']}/restore", {}, expect=202)
     task = daemon.wait_task(doc["task"], timeout=300)
@@ -122,6 +135,28 @@ def test_uefi_definition_rules(daemon):
     daemon.cli("vm", "delete", "fw")
     assert nvram not in volume_names(daemon)
     assert volume_names(daemon) == before
+
+
+@needs_ovmf
+def test_uefi_create_whose_nvram_fails_leaves_no_disk(daemon):
+    """A UEFI VM whose NVRAM volume cannot be made (every name of it is in
+    the way) is not created, and its boot disk, made just before, goes."""
+    before = volume_names(daemon)
+    pool = daemon.api("GET", "/v1/pools/default")["path"]
+    in_the_way = [os.path.join(pool, f"nv-nvram{n if n > 1 else ''}.qcow2") for n in range(1, 100)]
+    try:
+        for path in in_the_way:
+            open(path, "w").close()
+        doc = daemon.api("POST", "/v1/vms", {"name": "nv", "blank": True, "firmware": "uefi",
+                                             "disk_size_bytes": 64 << 20}, expect=202)
+        task = daemon.wait_task(doc["task"])
+        assert task["state"] == "failed" and "NVRAM" in task["error"]["message"], task
+    finally:
+        for path in in_the_way:
+            os.unlink(path)
+    assert daemon.request("GET", "/v1/vms/nv")[0] == 404
+    assert volume_names(daemon) == before
+    assert not [f for f in os.listdir(pool) if f.startswith("nv-disk")], os.listdir(pool)
 
 
 def efi_vars(daemon, vm):
