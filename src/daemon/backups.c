@@ -184,8 +184,6 @@ static void quiesce(bool freeze, void *userdata)
         return;
     }
     free(TAKE_PTR(c->quiesce_reason));
-    if (!c->hv) /* a stopped VM's disks, through qemu-storage-daemon: nothing to freeze */
-        return;
     if (c->paused) {
         c->quiesce_reason = vo_strdup("the VM is paused: its guest cannot freeze its file "
                                       "systems");

@@ -372,6 +372,26 @@ static int clear_leftovers(Monitor *m, const VoHvBackupPlan *plan, char **ret_er
     return r;
 }
 
+/* A failed job's target error (a full backup pool) also failed the guest
+ * writes its copy-before-write filter could not copy first (QEMU 10.0 has no
+ * on-cbw-error for blockdev-backup), and the disk's werror=enospc stopped the
+ * VM. The jobs are gone now and the filter with them: a VM stopped by an I/O
+ * error is resumed and its writes are retried (a write that fails again
+ * stops it again, as any I/O error does). */
+static void resume_after_target_error(Monitor *m)
+{
+    json_t *status = NULL;
+    if (mon_exec(m, "query-status", NULL, &status, NULL) < 0)
+        return;
+    const char *state = json_string_value(json_object_get(status, "status"));
+    if (state && !strcmp(state, "io-error")) {
+        log_warn("backup: the guest was stopped by an I/O error of the failed backup's "
+                 "copy-before-write; resuming it");
+        mon_try(m, "cont", NULL);
+    }
+    json_decref(status);
+}
+
 int vo_qemu_backup_over_qmp(VoQmp *qmp, pthread_mutex_t *lock, const VoHvBackupPlan *plan,
                             VoHvBackupResult *ret, char **ret_error)
 {
@@ -453,6 +473,8 @@ int vo_qemu_backup_over_qmp(VoQmp *qmp, pthread_mutex_t *lock, const VoHvBackupP
         target_node(plan->disks[i].slot, target);
         mon_try(&m, "blockdev-del", json_pack("{s:s}", "node-name", target));
     }
+    if (r < 0 && started && m.lock)
+        resume_after_target_error(&m);
     if (r < 0)
         return r;
     ret->reason = TAKE_PTR(why);
