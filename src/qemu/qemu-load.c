@@ -5,6 +5,7 @@
 #include "qemu/qemu-load.h"
 
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,12 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
         r = vo_proc_statm_rss_pages(statm, &pages);
     if (r < 0)
         return r;
+    /* Still running after the reads: what /proc showed was this QEMU's,
+     * not a process that got its pid after it ended (a re-attached QEMU is
+     * no child of ours: its pid is free the moment it exits). */
+    struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+    if (vm->pidfd >= 0 && poll(&p, 1, 0) != 0)
+        return -ESRCH;
     long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
     ret->cpu_ns = ticks * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
     ret->mem_used_mib = (pages * (uint64_t)(page > 0 ? page : 4096)) >> 20;
