@@ -14,6 +14,8 @@
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
 
+#define BALLOON_TIMEOUT_MS 500
+
 int vo_proc_stat_cpu_ticks(const char *text, uint64_t *ret)
 {
     /* "pid (comm) state ppid ...": the name ends at the last ')'. */
@@ -86,8 +88,13 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
     /* The balloon: only when the monitor is free this instant. */
     if (pthread_mutex_trylock(&vm->qmp_lock) != 0)
         return 0;
+    /* Briefly: the caller (the host record's publisher) holds the VM's job
+     * lock, and a QEMU that does not answer must not hold either for the
+     * monitor's usual 10 s (a late answer is dropped by its id). */
     json_t *balloon = NULL;
-    int b = vm->qmp ? vo_qemu_command(vm, "query-balloon", NULL, &balloon, NULL) : -ENOTCONN;
+    int b = vm->qmp ? vo_qmp_execute(vm->qmp, "query-balloon", NULL, BALLOON_TIMEOUT_MS,
+                                     &balloon, NULL)
+                    : -ENOTCONN;
     pthread_mutex_unlock(&vm->qmp_lock);
     json_t *actual = json_object_get(balloon, "actual");
     if (b >= 0 && json_is_integer(actual) && json_integer_value(actual) > 0) {
