@@ -162,6 +162,16 @@ def test_drs_settings_recommend_apply_and_auto_with_the_fake_driver(cluster):
     status = h1.cli("cluster", "drs").stdout
     assert "auto" in status and "imbalance:" in status, status
 
+    # A deleted VM's cooldown key goes with it.
+    moved_id = h1.vm(moved)["id"]
+    assert etcd_keys(h1, f"cluster/drs/moved/{moved_id}"), "no cooldown key after a move"
+    h1.cli("cluster", "set", "--drs", "off")
+    owner = hosts[placed[moved]]
+    owner.task_ok("POST", f"/v1/vms/{moved}/stop")
+    owner.task_ok("DELETE", f"/v1/vms/{moved}")
+    assert etcd_keys(h1, f"cluster/drs/moved/{moved_id}") == []
+    assert etcd_keys(h1, "cluster/drs/moved/"), "the other moved VM's key stays"
+
 
 def busy(h, name):
     """Starts a CPU-bound loop per vCPU in the guest; their pids in /tmp/busy.pid."""
