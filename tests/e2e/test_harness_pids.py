@@ -12,9 +12,17 @@ import sys
 
 import pytest
 
-from vireo_harness import OwnProcs
+from vireo_harness import OwnProcs, wait_until
 
 SLEEPER = "import time; time.sleep(600)"
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 @pytest.fixture
@@ -24,6 +32,9 @@ def procs():
     def start(*extra):
         p = subprocess.Popen([sys.executable, "-c", SLEEPER, *extra])
         made.append(p)
+        # Exec'd (until then its command line is pytest's, without the
+        # marker: OwnProcs.add would rightly pass it over).
+        wait_until(lambda: SLEEPER.encode() in cmdline(p.pid), 10, what="the sleeper to exec")
         return p
 
     try:
@@ -66,3 +77,4 @@ def test_own_procs_hold_only_processes_of_their_own(procs, tmp_path):
     # Ended: neither listed nor signalled again, whoever has its pid next.
     assert list(own) == [] and not own.signal(ours.pid, 9)
     own.close()
+
