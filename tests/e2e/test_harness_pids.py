@@ -78,3 +78,36 @@ def test_own_procs_hold_only_processes_of_their_own(procs, tmp_path):
     assert list(own) == [] and not own.signal(ours.pid, 9)
     own.close()
 
+
+def test_fence_pid_is_only_this_hosts_fence(tmp_path):
+    """A fence.pid left by a fence that ended may name another test's
+    vireo-fence by now (the parallel runs have their own): Host.fence_pid,
+    which kill_host and kill_fence SIGKILL, gives only one naming this
+    host's directory."""
+    from types import SimpleNamespace
+
+    from cluster_harness import Host
+
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    for d in (mine, other):
+        (d / "run").mkdir(parents=True)
+    fences = []
+    try:
+        for d in (mine, other):  # "vireo-fence ... --run-dir DIR/run", as vireod starts it
+            fences.append(subprocess.Popen(
+                ["bash", "-c", 'exec -a /usr/lib/vireo/vireo-fence "$0" -c "$1" --run-dir "$2"',
+                 sys.executable, "import time; time.sleep(600)", str(d / "run")]))
+        for p in fences:
+            wait_until(lambda: cmdline(p.pid).startswith(b"/usr/lib/vireo/vireo-fence"), 10,
+                       what="the fake fence to exec")
+        host = SimpleNamespace(tmp=str(mine), run_dir=str(mine / "run"))
+        with open(mine / "run" / "fence.pid", "w") as f:
+            f.write(f"{fences[1].pid}\n")  # stale: another host's fence has that pid now
+        assert Host.fence_pid(host) is None
+        with open(mine / "run" / "fence.pid", "w") as f:
+            f.write(f"{fences[0].pid}\n")
+        assert Host.fence_pid(host) == fences[0].pid
+    finally:
+        for p in fences:
+            p.kill()
+            p.wait(timeout=10)
