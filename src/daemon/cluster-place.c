@@ -241,9 +241,21 @@ static int read_store(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceRequest *req,
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot read the hosts: %s", strerror(-r));
     /* Creates answered before (settled while a cache was kept) are in
-     * what was just read. */
-    vo_place_reservations_settled(&reservations, INT64_MAX);
+     * what was just read: not counted again (store_view), but kept until
+     * the cache shows them too (a placement right after this one may read
+     * the cache, its watch still behind the store). */
     return 0;
+}
+
+/* The reservations a placement read from the store counts: all but the
+ * settled ones with a known revision (the records read show those).
+ * Shares r's items: free only ret->items. */
+static void store_view(const VoPlaceReservations *r, VoPlaceReservations *ret)
+{
+    *ret = (VoPlaceReservations){ .items = vo_malloc0((r->n + 1) * sizeof(*r->items)) };
+    for (size_t i = 0; i < r->n; i++)
+        if (r->items[i].settle_rev <= 0 || r->items[i].settle_rev == INT64_MAX)
+            ret->items[ret->n++] = r->items[i];
 }
 
 /* One placement, from the cache when use_cache and one is usable (*ret_cached
@@ -293,10 +305,15 @@ static int place_once(VoDaemon *d, const VoPlaceAsk *ask, bool use_cache, VoPlac
     VoPlaceResult res = { 0 };
     char **warnings = NULL;
     vo_place_reservations_prune(&reservations, docs, n, vo_now_ms());
-    r = vo_place_snapshot_build(docs, n, policy, &reservations, &snap, &warnings, ret_error);
+    VoPlaceReservations counted = reservations;
+    if (!c)
+        store_view(&reservations, &counted);
+    r = vo_place_snapshot_build(docs, n, policy, &counted, &snap, &warnings, ret_error);
     if (r >= 0 && req.group)
-        vo_place_group_hosts(group_members, &reservations, req.group, &req.group_hosts,
+        vo_place_group_hosts(group_members, &counted, req.group, &req.group_hosts,
                              &req.n_group_hosts);
+    if (!c)
+        free(counted.items);
     if (r >= 0)
         r = vo_place(&snap, &req, &res);
     int64_t t2 = vo_now_us();

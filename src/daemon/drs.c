@@ -25,6 +25,11 @@
 /* A move recorded in cluster/drs/moving without a task (its starter died
  * between the two writes) is dropped after this long. */
 #define MOVING_NO_TASK_MS 60000
+/* A move whose task its host cannot be asked about (its vireod down, the
+ * fence keeping the record) is given up after this long: longer than a
+ * DRS move's own timeouts let it run (the default 10 min to converge, 20
+ * min to copy local disks). */
+#define MOVING_MAX_MS (60 * 60 * 1000)
 
 static pthread_t thread;
 static bool started, stop;
@@ -263,13 +268,20 @@ static bool move_under_way(VoDaemon *d, char **ret_why)
     } else {
         VoClusterHost h = { 0 };
         _cleanup_free_ char *path = vo_asprintf("/v1/tasks/%s", task_id);
-        if (vo_cluster_host_get(d, from_id, &h) >= 0 && h.url)
+        int g = vo_cluster_host_get(d, from_id, &h);
+        if (g == -ENOENT) /* the host left the cluster, its task with it */
+            gone = true;
+        else if (g >= 0 && h.url)
             gone = vo_migrate_peer_call(d, h.url, "GET", path, NULL, &t, &error) == -ENOENT;
         vo_cluster_host_clear(&h);
     }
-    if (gone)
+    /* Its host has not answered for its task for so long that the
+     * migration cannot still run (MOVING_MAX_MS): over. */
+    bool stale = !t && !gone && vo_wall_ms() - (int64_t)num(doc, "at") > MOVING_MAX_MS;
+    if (gone || stale)
         t = json_pack("{s:s, s:{s:s}}", "state", "lost", "error", "message",
-                      "its task is gone (the VM's host restarted?)");
+                      gone ? "its task is gone (the VM's host restarted or left the cluster?)"
+                           : "its host has not answered for its task for an hour");
     const char *state = json_string_value(json_object_get(t, "state"));
     if (!state || !strcmp(state, "queued") || !strcmp(state, "running")) {
         *ret_why = vo_asprintf("the move of VM %s to host %s is under way (task %s)", vm,

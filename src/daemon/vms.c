@@ -18,6 +18,7 @@
 #include "daemon/cluster-view.h"
 #include "daemon/fence.h"
 #include "daemon/console.h"
+#include "daemon/drs-settings.h"
 #include "daemon/groups.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
@@ -1120,6 +1121,11 @@ static int delete_documents(VoVm *vm)
         return r;
     vo_strv_push(&also, vo_key_snapshot_current(id));
     vo_strv_push(&also, vo_key_backup_base(id));
+    /* DRS's cooldown of it (written after each live migration): the
+     * cluster's key goes with the VM, or the keys of deleted VMs pile up
+     * and every DRS round lists them. */
+    if (vm->d->cluster_store)
+        vo_strv_push(&also, vo_asprintf(VO_DRS_MOVED_PREFIX "%s", id));
     if (vm->claimed_name) /* its name is free again, in the same transaction */
         vo_strv_push(&also, vo_key_vm_name(vm->claimed_name));
     _cleanup_free_ char *key = vo_key_vm(id);

@@ -5,6 +5,7 @@
 #include "qemu/qemu-load.h"
 
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
+
+#define BALLOON_TIMEOUT_MS 500
 
 int vo_proc_stat_cpu_ticks(const char *text, uint64_t *ret)
 {
@@ -73,14 +76,25 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
         r = vo_proc_statm_rss_pages(statm, &pages);
     if (r < 0)
         return r;
+    /* Still running after the reads: what /proc showed was this QEMU's,
+     * not a process that got its pid after it ended (a re-attached QEMU is
+     * no child of ours: its pid is free the moment it exits). */
+    struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+    if (vm->pidfd >= 0 && poll(&p, 1, 0) != 0)
+        return -ESRCH;
     long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
     ret->cpu_ns = ticks * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
     ret->mem_used_mib = (pages * (uint64_t)(page > 0 ? page : 4096)) >> 20;
     /* The balloon: only when the monitor is free this instant. */
     if (pthread_mutex_trylock(&vm->qmp_lock) != 0)
         return 0;
+    /* Briefly: the caller (the host record's publisher) holds the VM's job
+     * lock, and a QEMU that does not answer must not hold either for the
+     * monitor's usual 10 s (a late answer is dropped by its id). */
     json_t *balloon = NULL;
-    int b = vm->qmp ? vo_qemu_command(vm, "query-balloon", NULL, &balloon, NULL) : -ENOTCONN;
+    int b = vm->qmp ? vo_qmp_execute(vm->qmp, "query-balloon", NULL, BALLOON_TIMEOUT_MS,
+                                     &balloon, NULL)
+                    : -ENOTCONN;
     pthread_mutex_unlock(&vm->qmp_lock);
     json_t *actual = json_object_get(balloon, "actual");
     if (b >= 0 && json_is_integer(actual) && json_integer_value(actual) > 0) {

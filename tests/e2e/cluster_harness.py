@@ -123,7 +123,9 @@ class Host(Daemon):
 
     def fence_pid(self):
         """The pid of the host's vireo-fence process (RUN/fence.pid, checked
-        against /proc/PID/cmdline: pids get reused), or None."""
+        against /proc/PID/cmdline: pids get reused, and the parallel test
+        runs have vireo-fence processes of their own: it must name this
+        host's directory, as vireod's is_our_fence checks), or None."""
         try:
             with open(os.path.join(self.run_dir, "fence.pid")) as f:
                 pid = int(f.read().strip())
@@ -131,7 +133,8 @@ class Host(Daemon):
                 argv = f.read().split(b"\0")
         except (OSError, ValueError):
             return None
-        return pid if argv and argv[0].endswith(b"vireo-fence") else None
+        ours = any(self.tmp.encode() in a for a in argv[1:])
+        return pid if argv and argv[0].endswith(b"vireo-fence") and ours else None
 
     def kill_fence(self):
         """SIGKILL to the host's fence process alone (by PID); returns that

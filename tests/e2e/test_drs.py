@@ -47,6 +47,23 @@ def error_of(h, method, path, body, status):
     return doc["error"]["message"]
 
 
+def etcdctl(h, *args):
+    d = os.path.join(h.state_dir, "cluster")
+    return h.ns("env", "ETCDCTL_API=3", "etcdctl", f"--endpoints=https://{h.address}:2379",
+                f"--cacert={d}/ca.crt", f"--cert={d}/host.crt", f"--key={d}/host.key",
+                *args).stdout
+
+
+def etcd_put(h, key, value):
+    etcdctl(h, "put", "vireo/" + key, value)
+
+
+def etcd_keys(h, prefix):
+    """The cluster's etcd keys under prefix (vireod's "vireo/" mapping)."""
+    out = etcdctl(h, "get", "--prefix", "--keys-only", "vireo/" + prefix)
+    return [k for k in out.split() if k]
+
+
 def a_recommendation(h, from_host):
     recs = h.api("GET", "/v1/cluster/recommendations")["recommendations"]
     return next((r for r in recs if r["from"] == from_host), None)
@@ -82,9 +99,19 @@ def test_drs_settings_recommend_apply_and_auto_with_the_fake_driver(cluster):
         set_load(h1, name, 1.0)
     before = where(h1)
 
+    # A move whose host left the cluster (its task with it) does not hold
+    # DRS up: the manager notes it failed and goes on.
+    ghost = {"vm": "ghost", "vm_id": "ghost-id", "from": "gone", "from_id": "gone-host-id",
+             "to": "h3", "to_id": "h3-id", "task": "ghost-task", "at": int(time.time() * 1000)}
+    etcd_put(h1, "cluster/drs/moving", json.dumps(ghost))
+    assert drs(h1)["moving"]["vm"] == "ghost"
+
     # manual: a recommendation of a VM of h1, and nothing moves.
     out = h2.cli("cluster", "set", "--drs", "manual").stdout
     assert "manual" in out, out
+    wait_until(lambda: drs(h1)["moving"] is None, 30, what="the ghost move given up")
+    ghost_failed = [e for e in decisions(h1, "failed") if e.get("vm") == "ghost"]
+    assert ghost_failed and "left the cluster" in ghost_failed[0]["error"], ghost_failed
     assert drs(h3)["mode"] == "manual"
     wait_until(lambda: a_recommendation(h3, "h1"), 90, what="a recommendation to move off h1")
     rec = a_recommendation(h3, "h1")
@@ -134,6 +161,16 @@ def test_drs_settings_recommend_apply_and_auto_with_the_fake_driver(cluster):
     assert any(e["decision"] == "skipped" and "just ended" in e["message"] for e in events)
     status = h1.cli("cluster", "drs").stdout
     assert "auto" in status and "imbalance:" in status, status
+
+    # A deleted VM's cooldown key goes with it.
+    moved_id = h1.vm(moved)["id"]
+    assert etcd_keys(h1, f"cluster/drs/moved/{moved_id}"), "no cooldown key after a move"
+    h1.cli("cluster", "set", "--drs", "off")
+    owner = hosts[placed[moved]]
+    owner.task_ok("POST", f"/v1/vms/{moved}/stop")
+    owner.task_ok("DELETE", f"/v1/vms/{moved}")
+    assert etcd_keys(h1, f"cluster/drs/moved/{moved_id}") == []
+    assert etcd_keys(h1, "cluster/drs/moved/"), "the other moved VM's key stays"
 
 
 def busy(h, name):

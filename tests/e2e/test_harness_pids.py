@@ -12,9 +12,17 @@ import sys
 
 import pytest
 
-from vireo_harness import OwnProcs
+from vireo_harness import OwnProcs, wait_until
 
 SLEEPER = "import time; time.sleep(600)"
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 @pytest.fixture
@@ -24,6 +32,9 @@ def procs():
     def start(*extra):
         p = subprocess.Popen([sys.executable, "-c", SLEEPER, *extra])
         made.append(p)
+        # Exec'd (until then its command line is pytest's, without the
+        # marker: OwnProcs.add would rightly pass it over).
+        wait_until(lambda: SLEEPER.encode() in cmdline(p.pid), 10, what="the sleeper to exec")
         return p
 
     try:
@@ -66,3 +77,37 @@ def test_own_procs_hold_only_processes_of_their_own(procs, tmp_path):
     # Ended: neither listed nor signalled again, whoever has its pid next.
     assert list(own) == [] and not own.signal(ours.pid, 9)
     own.close()
+
+
+def test_fence_pid_is_only_this_hosts_fence(tmp_path):
+    """A fence.pid left by a fence that ended may name another test's
+    vireo-fence by now (the parallel runs have their own): Host.fence_pid,
+    which kill_host and kill_fence SIGKILL, gives only one naming this
+    host's directory."""
+    from types import SimpleNamespace
+
+    from cluster_harness import Host
+
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    for d in (mine, other):
+        (d / "run").mkdir(parents=True)
+    fences = []
+    try:
+        for d in (mine, other):  # "vireo-fence ... --run-dir DIR/run", as vireod starts it
+            fences.append(subprocess.Popen(
+                ["bash", "-c", 'exec -a /usr/lib/vireo/vireo-fence "$0" -c "$1" --run-dir "$2"',
+                 sys.executable, "import time; time.sleep(600)", str(d / "run")]))
+        for p in fences:
+            wait_until(lambda: cmdline(p.pid).startswith(b"/usr/lib/vireo/vireo-fence"), 10,
+                       what="the fake fence to exec")
+        host = SimpleNamespace(tmp=str(mine), run_dir=str(mine / "run"))
+        with open(mine / "run" / "fence.pid", "w") as f:
+            f.write(f"{fences[1].pid}\n")  # stale: another host's fence has that pid now
+        assert Host.fence_pid(host) is None
+        with open(mine / "run" / "fence.pid", "w") as f:
+            f.write(f"{fences[0].pid}\n")
+        assert Host.fence_pid(host) == fences[0].pid
+    finally:
+        for p in fences:
+            p.kill()
+            p.wait(timeout=10)

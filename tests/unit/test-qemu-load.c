@@ -9,11 +9,14 @@
 
 #include <cmocka.h>
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-load.h"
+#include "util/spawn.h"
 
 static void test_stat(void **state)
 {
@@ -41,7 +44,8 @@ static void test_statm(void **state)
 
 static void test_load_of_this_process(void **state)
 {
-    VoHvInstance vm = { .pid = getpid() };
+    VoHvInstance vm = { .pid = getpid(), .pidfd = vo_pidfd_open(getpid()) };
+    assert_true(vm.pidfd >= 0);
     pthread_mutex_init(&vm.qmp_lock, NULL);
     VoHvLoad a, b;
     assert_int_equal(vo_qemu_load(&vm, &a), 0);
@@ -59,6 +63,26 @@ static void test_load_of_this_process(void **state)
     assert_true(b.cpu_ns > a.cpu_ns);
     VoHvInstance gone = { .pid = 0 };
     assert_int_equal(vo_qemu_load(&gone, &b), -ESRCH);
+    close(vm.pidfd);
+    pthread_mutex_destroy(&vm.qmp_lock);
+}
+
+/* The instance's QEMU ended and its pid now names another process (here:
+ * this test's): nothing is read from that process. */
+static void test_load_of_a_reused_pid(void **state)
+{
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(0);
+    int pidfd = vo_pidfd_open(child);
+    assert_true(pidfd >= 0);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+    VoHvInstance vm = { .pid = getpid(), .pidfd = pidfd };
+    pthread_mutex_init(&vm.qmp_lock, NULL);
+    VoHvLoad l;
+    assert_int_equal(vo_qemu_load(&vm, &l), -ESRCH);
+    close(pidfd);
     pthread_mutex_destroy(&vm.qmp_lock);
 }
 
@@ -68,6 +92,7 @@ int main(void)
         cmocka_unit_test(test_stat),
         cmocka_unit_test(test_statm),
         cmocka_unit_test(test_load_of_this_process),
+        cmocka_unit_test(test_load_of_a_reused_pid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
