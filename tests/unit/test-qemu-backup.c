@@ -189,6 +189,12 @@ static void test_cancel_while_the_jobs_run(void **state)
          "," JOB("vireo-backup2", "concluded", ",\"error\":\"Operation canceled\"")
          "],\"id\":$ID}\n");
     teardown_steps(&f);
+    /* The guest was stopped by an I/O error meanwhile (a guest write the
+     * copy-before-write filter could not copy to a full target): with the
+     * jobs and their filter gone, it is resumed. */
+    step(&f, "query-status", NULL,
+         "{\"return\":{\"status\":\"io-error\",\"running\":false},\"id\":$ID}\n");
+    step(&f, "cont", NULL, OK);
     token = vo_cancel_new();
     assert_non_null(token);
     vo_cancel_set_current(token);
