@@ -385,8 +385,10 @@ static void print_drs(const json_t *doc)
         out_kv(stdout, "skipped:", jstr(st, "skipped"));
     const json_t *mv = json_object_get(doc, "moving");
     if (json_is_object(mv)) {
-        snprintf(line, sizeof(line), "%s from %s to %s (task %s)", jstr(mv, "vm"),
-                 jstr(mv, "from"), jstr(mv, "to"), jstr(mv, "task"));
+        const char *vm = jstr(mv, "vm"), *from = jstr(mv, "from"), *to = jstr(mv, "to");
+        const char *task = jstr(mv, "task");
+        snprintf(line, sizeof(line), "%s from %s to %s (%s%s)", vm ? vm : "?", from ? from : "?",
+                 to ? to : "?", task ? "task " : "starting", task ? task : "");
         out_kv(stdout, "moving:", line);
     }
     const json_t *last = json_object_get(st, "last_decision");
