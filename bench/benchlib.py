@@ -229,6 +229,8 @@ def plain_argv(vireo_argv, d, tmp, files):
             out += [a, f"socket,id=charmonitor,path={tmp}/qmp.sock,server=on,wait=off"]
         elif a == "-chardev" and ",id=charserial0," in v:
             out += [a, "stdio,id=charserial0,signal=off"]
+        elif a == "-chardev" and ",id=charagent0," in v:
+            out += [a, f"socket,id=charagent0,path={tmp}/agent.sock,server=on,wait=off"]
         elif a == "-pidfile":
             out += [a, os.path.join(tmp, "qemu.pid")]
         elif a == "-blockdev" and v.startswith("{"):
