@@ -7,6 +7,7 @@
 #include "cluster/cluster-config.h"
 #include "state/keys.h"
 #include "util/util.h"
+#include "state/store-json.h"
 
 #define MEMBERS_PREFIX "cluster/members/"
 #define RECORDS_PREFIX "cluster/hosts/"
@@ -82,23 +83,11 @@ int vo_cluster_host_get(VoDaemon *d, const char *host_id, VoClusterHost *ret)
     return r;
 }
 
-static int collect(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)rev;
-    json_t *doc = json_loads(value, 0, NULL);
-    const char *slash = strrchr(key, '/');
-    if (json_is_object(doc) && slash && slash[1])
-        json_object_set_new(userdata, slash + 1, doc);
-    else
-        json_decref(doc);
-    return 0;
-}
-
 /* Every member: {id: member document}. */
 static int members(VoDaemon *d, json_t **ret)
 {
     json_t *all = json_object();
-    int r = vo_store_list(d->store, MEMBERS_PREFIX, collect, all);
+    int r = vo_store_list_objects(d->store, MEMBERS_PREFIX, all);
     if (r < 0) {
         json_decref(all);
         return r;

@@ -21,6 +21,7 @@
 #include "daemon/hosts.h"
 #include "daemon/migrate.h"
 #include "util/util.h"
+#include "state/store-json.h"
 
 /* A move recorded in cluster/drs/moving without a task (its starter died
  * between the two writes) is dropped after this long. */
@@ -88,17 +89,6 @@ static bool said_before(const char *why)
 
 /* ---- input ---- */
 
-static int collect(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    json_t *o = json_loads(value, 0, NULL);
-    const char *slash = strrchr(key, '/');
-    if (json_is_object(o) && slash)
-        json_object_set_new(userdata, slash + 1, o);
-    else
-        json_decref(o);
-    return 0;
-}
-
 static double num(json_t *o, const char *key)
 {
     json_t *v = json_object_get(o, key);
@@ -112,7 +102,6 @@ typedef struct {
     VoDrsHost *hosts;
     VoDrsVm *vms;
     size_t n_hosts, n_vms;
-    char **host_ids;  /* parallel to hosts */
 } Round;
 
 static void round_clear(Round *r)
@@ -124,12 +113,11 @@ static void round_clear(Round *r)
     json_decref(r->vm_docs);
     free(r->hosts);
     free(r->vms);
-    free(r->host_ids);
 }
 
 /* Why the round is skipped (malloc'd), or NULL: a host offline (HA
  * recovery first), in maintenance or fenced. */
-static char *skip_reason(VoDaemon *d, Round *r)
+static char *skip_reason(Round *r)
 {
     const char *id;
     json_t *m;
@@ -145,7 +133,6 @@ static char *skip_reason(VoDaemon *d, Round *r)
         if (json_is_true(json_object_get(json_object_get(m, "doc"), "maintenance")))
             return vo_asprintf("host %s is in maintenance", name ? name : id);
     }
-    (void)d;
     return NULL;
 }
 
@@ -154,14 +141,13 @@ static int build(VoDaemon *d, Round *r)
     r->groups = json_object();
     r->moved = json_object();
     r->vm_docs = json_object();
-    int e = vo_store_list(d->cluster_store, VO_GROUPS_PREFIX, collect, r->groups);
+    int e = vo_store_list_objects(d->cluster_store, VO_GROUPS_PREFIX, r->groups);
     if (e >= 0)
-        e = vo_store_list(d->cluster_store, VO_DRS_MOVED_PREFIX, collect, r->moved);
+        e = vo_store_list_objects(d->cluster_store, VO_DRS_MOVED_PREFIX, r->moved);
     if (e < 0)
         return e;
     size_t nh = json_object_size(r->records);
     r->hosts = vo_malloc0(sizeof(VoDrsHost) * (nh + 1));
-    r->host_ids = vo_malloc0(sizeof(char *) * (nh + 1));
     /* First the hosts and their VM documents, then the VMs. */
     size_t cap = 0;
     const char *id;
@@ -170,7 +156,7 @@ static int build(VoDaemon *d, Round *r)
         json_t *rec = json_object_get(e_rec, "doc");
         _cleanup_free_ char *prefix = vo_asprintf("h/%s/vms/", id);
         json_t *docs = json_object();
-        e = vo_store_list(d->cluster_store, prefix, collect, docs);
+        e = vo_store_list_objects(d->cluster_store, prefix, docs);
         if (e < 0) {
             json_decref(docs);
             return e;
@@ -182,7 +168,6 @@ static int build(VoDaemon *d, Round *r)
         double free_cpu = num(rec, "cpu_ratio") * cpus - num(rec, "committed_vcpus");
         const char *state = json_string_value(json_object_get(rec, "state"));
         size_t k = r->n_hosts++;
-        r->host_ids[k] = (char *)id;
         r->hosts[k] = (VoDrsHost){
             .id = id, .name = json_string_value(json_object_get(rec, "name")),
             .cpus = cpus > 0 ? cpus : 1, .memory_mib = memory > 0 ? (uint64_t)memory : 1,
@@ -194,9 +179,9 @@ static int build(VoDaemon *d, Round *r)
     }
     r->vms = vo_malloc0(sizeof(VoDrsVm) * (cap + 1));
     for (size_t h = 0; h < r->n_hosts; h++) {
-        json_t *rec = json_object_get(json_object_get(r->records, r->host_ids[h]), "doc");
+        json_t *rec = json_object_get(json_object_get(r->records, r->hosts[h].id), "doc");
         json_t *load = json_object_get(rec, "vm_load");
-        json_t *docs = json_object_get(r->vm_docs, r->host_ids[h]);
+        json_t *docs = json_object_get(r->vm_docs, r->hosts[h].id);
         const char *vm_id;
         json_t *doc;
         json_object_foreach(docs, vm_id, doc) {
@@ -449,7 +434,7 @@ static void round_once(VoDaemon *d, const VoDrsSettings *s)
         round_clear(&r);
         return;
     }
-    _cleanup_free_ char *why = skip_reason(d, &r);
+    _cleanup_free_ char *why = skip_reason(&r);
     if (!why)
         (void)move_under_way(d, &why);
     int e = 0;

@@ -12,6 +12,7 @@
 #include "daemon/vm-load.h"
 #include "daemon/vms.h"
 #include "util/util.h"
+#include "state/store-json.h"
 
 #define MEMBERS_PREFIX "cluster/members/"
 #define RECORDS_PREFIX "cluster/hosts/"
@@ -604,17 +605,6 @@ bool vo_hosts_is_manager(VoDaemon *d)
 
 /* ---- listing ------------------------------------------------------------- */
 
-static int collect(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    json_t *o = json_loads(value, 0, NULL);
-    const char *slash = strrchr(key, '/');
-    if (json_is_object(o) && slash)
-        json_object_set_new(userdata, slash + 1, o);
-    else
-        json_decref(o);
-    return 0;
-}
-
 static int cmp_host_name(const void *a, const void *b)
 {
     const char *x = json_string_value(json_object_get(*(json_t *const *)a, "name"));
@@ -627,9 +617,9 @@ static json_t *hosts_array(VoDaemon *d, int *ret_err)
 {
     json_t *members = json_object(), *records = json_object();
     _cleanup_free_ char *manager_text = NULL;
-    int r = vo_store_list(d->store, MEMBERS_PREFIX, collect, members);
+    int r = vo_store_list_objects(d->store, MEMBERS_PREFIX, members);
     if (r >= 0)
-        r = vo_store_list(d->store, RECORDS_PREFIX, collect, records);
+        r = vo_store_list_objects(d->store, RECORDS_PREFIX, records);
     if (r >= 0) {
         r = vo_store_get(d->store, MANAGER_KEY, &manager_text, NULL);
         if (r == -ENOENT)

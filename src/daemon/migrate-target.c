@@ -17,23 +17,12 @@
 #include "daemon/hosts.h"
 #include "daemon/storage.h"
 #include "util/util.h"
+#include "state/store-json.h"
 
 #define MEMBERS_PREFIX "cluster/members/"
 #define RECORDS_PREFIX "cluster/hosts/"
 /* The manager reads the store and answers at once; a margin over a slow store. */
 #define ASK_TIMEOUT_MS 30000
-
-static int collect(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)rev;
-    json_t *o = json_loads(value, 0, NULL);
-    const char *slash = strrchr(key, '/');
-    if (json_is_object(o) && slash)
-        json_object_set_new(userdata, slash + 1, o);
-    else
-        json_decref(o);
-    return 0;
-}
 
 /* The VM's document {"spec","status"} on its host. */
 static int read_vm(VoDaemon *d, const char *vm_id, const char *source, json_t **ret,
@@ -117,9 +106,9 @@ static int read_snapshot(VoDaemon *d, VoPlaceSnapshot *ret, char **ret_error)
     json_t *members = json_object(), *records = json_object();
     int r = vo_placement_policy_get(d, &policy);
     if (r >= 0)
-        r = vo_store_list(d->store, MEMBERS_PREFIX, collect, members);
+        r = vo_store_list_objects(d->store, MEMBERS_PREFIX, members);
     if (r >= 0)
-        r = vo_store_list(d->store, RECORDS_PREFIX, collect, records);
+        r = vo_store_list_objects(d->store, RECORDS_PREFIX, records);
     if (r < 0) {
         json_decref(members);
         json_decref(records);
