@@ -18,10 +18,12 @@ absolute() { case $1 in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
 passed=0
 failed=0
 
-# The system tests start first, in three pytest runs side by side: two
+# The system tests start first, in four pytest runs side by side: two
 # groups of multi-host cluster, migration and backup tests (the cluster ones
-# mostly wait on leases, elections, migrations and guests) and all the
-# others. The unit tests and fuzz targets run beside them (the unit tests
+# mostly wait on leases, elections, migrations and guests), group C of long
+# single-host ones (balancing, events, firmware, installers) and all the
+# others: together they keep about one of the two cores busy, so a fourth
+# run shortens the wall time without slowing the guests. The unit tests and fuzz targets run beside them (the unit tests
 # mostly wait on etcd and sockets). Each run has its own namespaces,
 # directories, JUnit file and log, printed after the unit and fuzz results.
 CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harness.py
@@ -36,8 +38,11 @@ CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
                  tests/e2e/test_migrate_robust.py tests/e2e/test_ha_fence.py
                  tests/e2e/test_ha_restart.py tests/e2e/test_backups.py)
+CLUSTER_TESTS_C=(tests/e2e/test_drs.py tests/e2e/test_events.py
+                 tests/e2e/test_responsiveness.py tests/e2e/test_uefi.py
+                 tests/e2e/test_iso_install.py)
 ignore=()
-for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}"; do ignore+=("--ignore=$t"); done
+for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}" "${CLUSTER_TESTS_C[@]}"; do ignore+=("--ignore=$t"); done
 junit="$BUILD/pytest-junit.xml"
 junits=("$junit")
 rm -f "$BUILD"/pytest-junit*.xml "$BUILD"/pytest-cluster*.log "$BUILD"/pytest-main.log
@@ -50,7 +55,7 @@ run_pytest() {
 cluster_pids=()
 run_pytest --junitxml="$junit" "${ignore[@]}" tests/e2e >"$BUILD/pytest-main.log" 2>&1 &
 main_pid=$!
-for group in A B; do
+for group in A B C; do
     declare -n tests="CLUSTER_TESTS_$group"
     junits+=("$BUILD/pytest-junit-cluster-$group.xml")
     run_pytest --junitxml="$BUILD/pytest-junit-cluster-$group.xml" "${tests[@]}" \
@@ -110,10 +115,10 @@ rm -rf "$fuzz_tmp"
 echo "== system tests (pytest) =="
 wait "$main_pid"
 cat "$BUILD/pytest-main.log"
-for group in A B; do
+for group in A B C; do
     wait "${cluster_pids[0]}"
     cluster_pids=("${cluster_pids[@]:1}")
-    echo "== system tests of clusters, group $group (pytest, run beside the others) =="
+    echo "== system tests, group $group (pytest, run beside the others) =="
     cat "$BUILD/pytest-cluster-$group.log"
 done
 for j in "${junits[@]}"; do
