@@ -21,8 +21,8 @@
 #include "qemu/qemu-stats.h"
 #include "util/util.h"
 
-static const char *const names[] = { "a", "b" };
-static const char *const units[] = { "bytes", "ratio" };
+static const char *const names[] = { "a", "b", "c" };
+static const char *const units[] = { "bytes", "ratio", "ops/s" };
 
 /* The values of column c of archive a, as numbers (null: NAN). */
 static size_t values(const VoRrd *r, unsigned a, unsigned c, int64_t *ts, double *out)
