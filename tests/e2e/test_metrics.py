@@ -182,6 +182,11 @@ def test_fake_history_goes_with_the_vm():
         path = os.path.join(d.state_dir, "metrics", "vms", vm["id"] + ".rrd")
         h.wait_until(lambda: os.path.exists(path), 10, what="the VM's history file")
         h.wait_until(lambda: metrics(d, "/v1/vms/f1")["timestamps"], 10, what="a sample")
+        # The live table: redrawn until q (here from a pipe, not a terminal).
+        p = d.cli("vm", "top", input="q", timeout=30)
+        assert "vireo vm top at" in p.stdout and "f1" in p.stdout, p.stdout
+        p = d.cli("host", "top", "--bad", check=False)
+        assert p.returncode == 2 and "--bad" in p.stderr, p.stderr
         d.cli("vm", "stop", "f1", "--force")
         d.cli("vm", "delete", "f1")
         h.wait_until(lambda: not os.path.exists(path), 10, what="the history file to go")
