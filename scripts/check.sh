@@ -38,7 +38,7 @@ CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
                  tests/e2e/test_migrate_robust.py tests/e2e/test_ha_fence.py
                  tests/e2e/test_ha_restart.py tests/e2e/test_backups.py)
-CLUSTER_TESTS_C=(tests/e2e/test_drs.py tests/e2e/test_events.py
+CLUSTER_TESTS_C=(tests/e2e/test_drs.py tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
                  tests/e2e/test_responsiveness.py tests/e2e/test_uefi.py
                  tests/e2e/test_iso_install.py)
 ignore=()
