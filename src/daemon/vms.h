@@ -68,6 +68,9 @@ typedef struct {
     size_t n_boot;
     const char *firmware; /* "bios" | "uefi"; NULL: the image's preference, else bios */
     bool secure_boot;     /* uefi only */
+    /* "vga" | "virtio" | "none"; NULL: vga when cdrom is given (an ISO
+     * install), else none. */
+    const char *display;
     bool ha;           /* highly available (docs/ha.md): pool must be shared */
     int ha_priority;
     const char *ha_group;
@@ -160,6 +163,8 @@ typedef struct {
     const char *firmware;
     bool secure_boot_set;
     bool secure_boot;
+    /* The display, while stopped: NULL keep, "vga" | "virtio" | "none". */
+    const char *display;
     int64_t if_match; /* > 0: the VM's revision must be this, else -EPROTO */
 } VoVmEdit;
 
