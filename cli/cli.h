@@ -64,6 +64,9 @@ int cli_vm_exec(const CliCommand *cmd, int argc, char **argv);
 int cli_vm_set_password(const CliCommand *cmd, int argc, char **argv);
 struct json_t;
 void cli_vm_print_guest(struct json_t *vm);
+/* vm-display.c: a VM's display (vm screenshot, vm send-keys). */
+int cli_vm_screenshot(const CliCommand *cmd, int argc, char **argv);
+int cli_vm_send_keys(const CliCommand *cmd, int argc, char **argv);
 
 /* "vm create", "vm disk add" or "console": the command's name for messages and help hints. */
 const char *cli_command_name(const CliCommand *cmd, char *buf, size_t size);

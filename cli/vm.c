@@ -1198,6 +1198,24 @@ static const CliCommand vm_commands[] = {
       "  --crypted             the input is a crypt(3) hash (e.g. from mkpasswd), set as is\n"
       "\nExample:\n  vireo vm set-password web1 root\n",
       cli_vm_set_password },
+    { "vm", "screenshot", "VM FILE", NULL, "Save a PNG of a running VM's screen.",
+      "The VM needs a display (vm create --display vga, or --cdrom POOL/ISO). vireod\n"
+      "asks QEMU for the screen (screendump) and FILE gets the PNG.\n"
+      "\nExample:\n  vireo vm screenshot inst screen.png\n",
+      cli_vm_screenshot },
+    { "vm", "send-keys", "VM", "[KEY...] [--text TEXT]",
+      "Press keys on a running VM's keyboard (installers, boot menus).",
+      "Each KEY is pressed and released in order; keys pressed together are joined\n"
+      "with '-'. Key names are QEMU's: a-z, 0-9, ret (enter), spc (space), tab, esc,\n"
+      "backspace, up, down, left, right, home, end, pgup, pgdn, f1-f12, ctrl, alt,\n"
+      "shift, delete, minus, equal, slash, dot, comma, ... After the keys, --text types\n"
+      "TEXT on a US keyboard (\\n in it is Enter). The VM needs a display.\n"
+      "\nOptions:\n"
+      "  --text TEXT           type TEXT (at most 1024 characters)\n"
+      "\nExamples:\n  vireo vm send-keys inst down ret\n"
+      "  vireo vm send-keys inst ctrl-alt-delete\n"
+      "  vireo vm send-keys inst --text 'root\\n'\n",
+      cli_vm_send_keys },
 };
 
 const CliNoun cli_noun_vm = { "vm", "virtual machines", vm_commands, ELEMENTSOF(vm_commands) };

@@ -204,6 +204,14 @@ int vo_vm_exec(VoVm *vm, json_t *command, const char *input, int timeout_s, json
 int vo_vm_set_password(VoVm *vm, const char *user, const char *password, bool crypted,
                        char **ret_error);
 
+/* The display (vm-display.c) of a running or paused VM: -EBUSY (409) with
+ * *ret_error when it has none or is not running. A PNG of its screen
+ * (malloc'd); key presses, each combination of combos (arrays of QMP
+ * KeyValues: qemu/qemu-keys.h) in order; its VNC server's Unix socket. */
+int vo_vm_screenshot(VoVm *vm, char **ret_png, size_t *ret_len, char **ret_error);
+int vo_vm_send_keys(VoVm *vm, json_t *combos, char **ret_error);
+int vo_vm_vnc_socket(VoVm *vm, char **ret_path, char **ret_error);
+
 /* Console: attach a client fd (taken) on the loop thread; on_closed gets
  * userdata when it ends. -ENOTCONN when the VM has no console now. */
 typedef void (*VoVmConsoleClosed)(void *userdata);

@@ -15,6 +15,7 @@
 #include "hypervisor/driver.h"
 #include "qemu/qemu-agent.h"
 #include "qemu/qemu-argv.h"
+#include "qemu/qemu-display.h"
 #include "qemu/qemu-hotplug.h"
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-digest.h"
@@ -678,6 +679,9 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .disk_attach = vo_qemu_disk_attach,
         .disk_detach = vo_qemu_disk_detach,
         .cdrom_change = vo_qemu_cdrom_change,
+        .screendump = vo_qemu_screendump,
+        .send_keys = vo_qemu_send_keys,
+        .vnc_socket = vo_qemu_vnc_socket,
         .nic_attach = vo_qemu_nic_attach,
         .nic_detach = vo_qemu_nic_detach,
         .query_resources = vo_qemu_query_resources,
