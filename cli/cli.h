@@ -64,6 +64,9 @@ int cli_vm_exec(const CliCommand *cmd, int argc, char **argv);
 int cli_vm_set_password(const CliCommand *cmd, int argc, char **argv);
 struct json_t;
 void cli_vm_print_guest(struct json_t *vm);
+/* vm-display.c: a VM's display (vm screenshot, vm send-keys). */
+int cli_vm_screenshot(const CliCommand *cmd, int argc, char **argv);
+int cli_vm_send_keys(const CliCommand *cmd, int argc, char **argv);
 
 /* top.c: live tables of the VMs' and hosts' load. */
 int cli_vm_top(const CliCommand *cmd, int argc, char **argv);

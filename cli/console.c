@@ -6,7 +6,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <termios.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "cli.h"
 #include "util/unix-socket.h"
@@ -267,54 +270,76 @@ static RelayEnd relay(int sock, bool tty)
     }
 }
 
-static int console_attach(const char *name)
+/* Opens an upgraded connection to GET path (Upgrade: protocol): the
+ * socket, with what vireod sent after its 101 in head[*ret_body..*ret_len);
+ * -1 after printing why not (what: "console" in messages). */
+static int upgrade_open(const char *path, const char *protocol, const char *what,
+                        char head[HEAD_MAX], size_t *ret_body, size_t *ret_len)
 {
-    _cleanup_close_ int fd = console_connect();
+    int fd = console_connect();
     if (fd < 0)
-        return CLI_EXIT_FAIL;
-
-    _cleanup_free_ char *path = api_path("vms", name, "/console");
+        return -1;
     _cleanup_free_ char *request = vo_asprintf("GET %s HTTP/1.1\r\n"
                                                "Host: vireod\r\n"
                                                "Connection: Upgrade\r\n"
-                                               "Upgrade: vireo-console\r\n"
+                                               "Upgrade: %s\r\n"
                                                "\r\n",
-                                               path);
+                                               path, protocol);
     int r = write_all(fd, request, strlen(request));
     if (r < 0) {
-        cli_error("sending the console request to vireod failed: %s", strerror(-r));
-        return CLI_EXIT_FAIL;
+        cli_error("sending the %s request to vireod failed: %s", what, strerror(-r));
+        close(fd);
+        return -1;
     }
 
-    char head[HEAD_MAX];
     size_t len = 0;
     char *end;
     while (!(end = memmem(head, len, "\r\n\r\n", 4))) {
-        if (len == sizeof(head)) {
-            cli_error("vireod's answer to the console request is malformed");
-            return CLI_EXIT_FAIL;
+        if (len == HEAD_MAX) {
+            cli_error("vireod's answer to the %s request is malformed", what);
+            close(fd);
+            return -1;
         }
-        ssize_t n = read_timeout(fd, head + len, sizeof(head) - len, ERROR_BODY_TIMEOUT_MS);
+        ssize_t n = read_timeout(fd, head + len, HEAD_MAX - len, ERROR_BODY_TIMEOUT_MS);
         if (n == 0) {
-            cli_error("vireod closed the connection without answering the console request");
-            return CLI_EXIT_FAIL;
+            cli_error("vireod closed the connection without answering the %s request", what);
+            close(fd);
+            return -1;
         }
         if (n < 0) {
-            cli_error("reading vireod's answer to the console request failed: %s", strerror((int)-n));
-            return CLI_EXIT_FAIL;
+            cli_error("reading vireod's answer to the %s request failed: %s", what,
+                      strerror((int)-n));
+            close(fd);
+            return -1;
         }
         len += (size_t)n;
     }
     size_t head_len = (size_t)(end - head) + 4;
     int status = 0;
     if (sscanf(head, "HTTP/%*d.%*d %d", &status) != 1) {
-        cli_error("vireod's answer to the console request is malformed");
-        return CLI_EXIT_FAIL;
+        cli_error("vireod's answer to the %s request is malformed", what);
+        close(fd);
+        return -1;
     }
     if (status != 101) {
         report_refusal(fd, status, head, head_len, head + head_len, len - head_len);
-        return CLI_EXIT_FAIL;
+        close(fd);
+        return -1;
     }
+    *ret_body = head_len;
+    *ret_len = len;
+    return fd;
+}
+
+static int console_attach(const char *name)
+{
+    _cleanup_free_ char *path = api_path("vms", name, "/console");
+    char head[HEAD_MAX];
+    size_t head_len = 0, len = 0;
+    _cleanup_close_ int fd = upgrade_open(path, "vireo-console", "console", head, &head_len, &len);
+    if (fd < 0)
+        return CLI_EXIT_FAIL;
+    int r;
 
     bool tty = isatty(STDIN_FILENO);
     if (tty) {
@@ -367,29 +392,166 @@ static int console_log(const char *name)
     return exit_status;
 }
 
+/* ---- vireo console VM --vnc: a local TCP port for VNC viewers ---- */
+
+/* Both ways between a and b until either side closes. */
+static void pump(int a, int b)
+{
+    char buf[65536];
+    for (;;) {
+        struct pollfd pfd[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (!pfd[i].revents)
+                continue;
+            ssize_t n = read(pfd[i].fd, buf, sizeof(buf));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0 || write_all(pfd[1 - i].fd, buf, (size_t)n) < 0)
+                return;
+        }
+    }
+}
+
+/* --listen ADDR:PORT, an IPv4 address of the loopback (127.0.0.0/8): VNC
+ * without a password must not be reachable from other machines. */
+static int parse_listen(const char *listen_arg, struct sockaddr_in *ret)
+{
+    const char *colon = strrchr(listen_arg, ':');
+    char host[64];
+    if (!colon || (size_t)(colon - listen_arg) >= sizeof(host)) {
+        cli_error("--listen: '%s' is not ADDRESS:PORT (e.g. 127.0.0.1:5900)", listen_arg);
+        return -EINVAL;
+    }
+    memcpy(host, listen_arg, (size_t)(colon - listen_arg));
+    host[colon - listen_arg] = 0;
+    uint64_t port;
+    memset(ret, 0, sizeof(*ret));
+    ret->sin_family = AF_INET;
+    if (inet_pton(AF_INET, host, &ret->sin_addr) != 1) {
+        cli_error("--listen: '%s' is not an IPv4 address (e.g. 127.0.0.1:5900)", host);
+        return -EINVAL;
+    }
+    if (!cli_parse_uint("--listen's port", colon + 1, 0, 65535, &port))
+        return -EINVAL;
+    ret->sin_port = htons((uint16_t)port);
+    if ((ntohl(ret->sin_addr.s_addr) >> 24) != 127) {
+        cli_error("--listen: %s is not a loopback address: the VNC console has no password, "
+                  "so it is only offered on 127.0.0.0/8 (reach it from elsewhere through an "
+                  "SSH tunnel: ssh -L 5900:127.0.0.1:5900 HOST)", host);
+        return -EPERM;
+    }
+    return 0;
+}
+
+static int console_vnc(const char *name, const char *listen_arg)
+{
+    struct sockaddr_in addr;
+    if (parse_listen(listen_arg ? listen_arg : "127.0.0.1:5900", &addr) < 0)
+        return CLI_EXIT_USAGE;
+    _cleanup_free_ char *path = api_path("vms", name, "/vnc");
+    /* The first stream now: a VM without a display (or not running) is
+     * reported before anything listens. It serves the first viewer. */
+    char head[HEAD_MAX];
+    size_t body = 0, len = 0;
+    int first = upgrade_open(path, "vireo-vnc", "VNC", head, &body, &len);
+    if (first < 0)
+        return CLI_EXIT_FAIL;
+    _cleanup_close_ int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(lfd, 8) < 0) {
+        cli_error("cannot listen on %s: %s", listen_arg ? listen_arg : "127.0.0.1:5900",
+                  strerror(errno));
+        close(first);
+        return CLI_EXIT_FAIL;
+    }
+    socklen_t alen = sizeof(addr);
+    getsockname(lfd, (struct sockaddr *)&addr, &alen);
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
+    printf("VNC console of %s on %s:%u (e.g. vncviewer %s::%u); Ctrl-C ends.\n", name, ip,
+           ntohs(addr.sin_port), ip, ntohs(addr.sin_port));
+    fflush(stdout);
+    signal(SIGCHLD, SIG_IGN); /* the viewers' relays reap themselves */
+    for (;;) {
+        int client = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (client < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            cli_error("accepting a VNC viewer failed: %s", strerror(errno));
+            if (first >= 0)
+                close(first);
+            return CLI_EXIT_FAIL;
+        }
+        int stream = first;
+        size_t pending = first >= 0 ? len - body : 0;
+        first = -1;
+        if (stream < 0) {
+            stream = upgrade_open(path, "vireo-vnc", "VNC", head, &body, &len);
+            pending = len - body;
+        }
+        if (stream < 0) {
+            close(client);
+            continue; /* reported; the VM may come back */
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(lfd);
+            if (pending == 0 || write_all(client, head + body, pending) == 0)
+                pump(client, stream);
+            _exit(0);
+        }
+        if (pid < 0)
+            cli_error("cannot serve a VNC viewer: %s", strerror(errno));
+        close(client);
+        close(stream);
+    }
+}
+
 static int console_run(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *name = NULL;
-    bool log = false;
-    const CliOption opts[] = { { "--log", NULL, &log }, { NULL, NULL, NULL } };
+    const char *name = NULL, *listen_arg = NULL;
+    bool log = false, vnc = false;
+    const CliOption opts[] = { { "--log", NULL, &log }, { "--vnc", NULL, &vnc },
+                               { "--listen", &listen_arg, NULL }, { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
+    if (listen_arg && !vnc)
+        return cli_usage_error("console", "--listen goes with --vnc");
+    if (log && vnc)
+        return cli_usage_error("console", "--log and --vnc contradict each other");
+    if (vnc)
+        return console_vnc(name, listen_arg);
     return log ? console_log(name) : console_attach(name);
 }
 
 static const CliCommand console_commands[] = {
-    { "console", NULL, "NAME", "[--log]", "Attach to a running VM's serial console.",
+    { "console", NULL, "NAME", "[--log] [--vnc [--listen 127.0.0.1:5900]]",
+      "Attach to a running VM's serial console (or offer its screen over VNC).",
       "Options:\n"
       "  --log                 print what the console has shown so far (last ~1 MiB)\n"
       "                        instead of attaching\n"
+      "  --vnc                 the graphical console of a VM with a display (vm create\n"
+      "                        --display vga): listen on a local TCP port and relay\n"
+      "                        each VNC viewer that connects to the VM's VNC server\n"
+      "                        (through vireod); runs until Ctrl-C\n"
+      "  --listen ADDR:PORT    where --vnc listens (default 127.0.0.1:5900; port 0:\n"
+      "                        any free one, printed). Loopback addresses only: the\n"
+      "                        console has no password (use an SSH tunnel)\n"
       "\n"
       "Ctrl-] detaches. On a terminal, input is passed through raw. When input is not\n"
       "a terminal it is sent as is; at its end, output is shown for one more second.\n"
       "\nExamples:\n"
       "  vireo console web1\n"
       "  echo 'uname -a' | vireo console web1\n"
-      "  vireo console web1 --log | tail\n",
+      "  vireo console web1 --log | tail\n"
+      "  vireo console inst --vnc --listen 127.0.0.1:5901   (then: vncviewer :1)\n",
       console_run },
 };
 

@@ -44,7 +44,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
                *accel = NULL, *max_vcpus = NULL, *max_memory = NULL, *group = NULL,
                *host = NULL, *pool = NULL, *cdrom = NULL, *boot = NULL, *ha_priority = NULL,
-               *ha_group = NULL, *firmware = NULL;
+               *ha_group = NULL, *firmware = NULL, *display = NULL;
     bool autostart = false, full_clone = false, async = false, blank = false, ha = false;
     bool secure_boot = false;
     _cleanup_strv_ char **networks = NULL;
@@ -59,6 +59,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         { "--blank", NULL, &blank },   { "--cdrom", &cdrom, NULL },
         { "--boot", &boot, NULL },
         { "--firmware", &firmware, NULL }, { "--secure-boot", NULL, &secure_boot },
+        { "--display", &display, NULL },
         { "--ha", NULL, &ha },         { "--ha-priority", &ha_priority, NULL },
         { "--ha-group", &ha_group, NULL },
         { "--async", NULL, &async },   { NULL, NULL, NULL },
@@ -101,6 +102,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "firmware", json_string(firmware));
     if (secure_boot)
         json_object_set_new(body, "secure_boot", json_true());
+    if (display) /* vireod checks the word */
+        json_object_set_new(body, "display", json_string(display));
     if (boot) {
         /* "cdrom,disk,network": vireod checks the words */
         json_t *arr = json_array();
@@ -364,6 +367,7 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
                                           jstr(vm, "nvram") ? ", NVRAM " : "",
                                           jstr(vm, "nvram") ? jstr(vm, "nvram") : "");
     out_kv(stdout, "firmware:", fw);
+    out_kv(stdout, "display:", jstr(vm, "display") ? jstr(vm, "display") : "none");
     json_t *boot = json_object_get(vm, "boot");
     if (json_is_array(boot)) {
         _cleanup_free_ char *order = NULL;
@@ -450,10 +454,11 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
     const char *name = NULL, *new_name = NULL, *vcpus = NULL, *memory = NULL;
     const char *max_vcpus = NULL, *max_memory = NULL;
     const char *ha = NULL, *ha_priority = NULL, *ha_group = NULL, *firmware = NULL;
-    const char *secure_boot = NULL;
+    const char *secure_boot = NULL, *display = NULL;
     bool autostart = false, no_autostart = false, async = false;
     const CliOption opts[] = {
         { "--name", &new_name, NULL },
+        { "--display", &display, NULL },
         { "--firmware", &firmware, NULL },
         { "--secure-boot", &secure_boot, NULL },
         { "--ha", &ha, NULL },
@@ -474,11 +479,12 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
     if (autostart && no_autostart)
         return cli_usage_error("vm edit", "--autostart and --no-autostart contradict each other");
     if (!new_name && !vcpus && !memory && !max_vcpus && !max_memory && !autostart &&
-        !no_autostart && !ha && !ha_priority && !ha_group && !firmware && !secure_boot)
+        !no_autostart && !ha && !ha_priority && !ha_group && !firmware && !secure_boot &&
+        !display)
         return cli_usage_error(strcmp(cmd->verb, "set") ? "vm edit" : "vm set", "nothing to change: give --name, --vcpus, --memory, "
                                           "--max-vcpus, --max-memory, --autostart, "
                                           "--no-autostart, --ha, --ha-priority, --ha-group, "
-                                          "--firmware or --secure-boot");
+                                          "--firmware, --secure-boot or --display");
     if (secure_boot && strcmp(secure_boot, "on") && strcmp(secure_boot, "off")) {
         cli_error("--secure-boot: '%s' is not on or off", secure_boot);
         return CLI_EXIT_USAGE;
@@ -515,6 +521,8 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "firmware", json_string(firmware));
     if (secure_boot)
         json_object_set_new(body, "secure_boot", json_boolean(!strcmp(secure_boot, "on")));
+    if (display)
+        json_object_set_new(body, "display", json_string(display));
     if (!ok) {
         json_decref(body);
         return CLI_EXIT_USAGE;
@@ -950,7 +958,7 @@ static const CliCommand vm_commands[] = {
       "[--disk-size SIZE] [--accel auto|kvm|tcg] "
       "[--network NET]... [--autostart] [--full-clone] [--pool POOL] [--group NAME] [--host HOST] "
       "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] "
-      "[--firmware bios|uefi [--secure-boot]] "
+      "[--firmware bios|uefi [--secure-boot]] [--display vga|virtio|none] "
       "[--ha [--ha-priority N] [--ha-group NAME]] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
@@ -988,6 +996,11 @@ static const CliCommand vm_commands[] = {
       "                        (VM-nvram beside its disk, in its snapshots); default:\n"
       "                        the image's preference, else bios (docs/guests.md)\n"
       "  --secure-boot         UEFI secure boot with Microsoft's keys enrolled (q35, SMM)\n"
+      "  --display vga|virtio|none\n"
+      "                        a graphical console (VGA or virtio-vga, served over VNC\n"
+      "                        on a Unix socket: vireo console --vnc, vm screenshot,\n"
+      "                        vm send-keys); default: vga with --cdrom POOL/ISO (an\n"
+      "                        ISO install), else none (the serial console only)\n"
       "  --ha                  highly available: when its host dies, the manager restarts\n"
       "                        it on another host (its disk must be in a shared pool:\n"
       "                        give --pool; docs/ha.md)\n"
@@ -1044,7 +1057,7 @@ static const CliCommand vm_commands[] = {
 #define VM_EDIT_USAGE                                                                           \
     "[--name NEW] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "             \
     "[--autostart|--no-autostart] [--ha on|off] [--ha-priority N] [--ha-group NAME] "            \
-    "[--firmware bios|uefi] [--secure-boot on|off] [--async]"
+    "[--firmware bios|uefi] [--secure-boot on|off] [--display vga|virtio|none] [--async]"
 #define VM_EDIT_HELP                                                                            \
     "On a running VM, --vcpus and --memory change at once, without a reboot (hot-plug),\n"       \
     "up to the maximums the VM was started with; lowering memory below what it booted\n"        \
@@ -1066,7 +1079,9 @@ static const CliCommand vm_commands[] = {
     "                        ('' for none)\n"                                                \
     "  --firmware bios|uefi  firmware (stopped VM only): uefi makes the VM's NVRAM\n"          \
     "                        volume, bios deletes it\n"                                       \
-    "  --secure-boot on|off  UEFI secure boot (stopped VM only; a new NVRAM)\n" ASYNC_HELP \
+    "  --secure-boot on|off  UEFI secure boot (stopped VM only; a new NVRAM)\n"               \
+    "  --display vga|virtio|none\n"                                                            \
+    "                        graphical console (stopped VM only; vireo console --vnc)\n" ASYNC_HELP \
     "\nExamples:\n  vireo vm edit web1 --max-vcpus 4 --max-memory 4G   (stopped)\n"            \
     "  vireo vm set web1 --vcpus 3 --memory 3G              (running)\n"
     { "vm", "edit", "NAME", VM_EDIT_USAGE, "Change a VM's name, vcpus, memory or autostart.",
@@ -1192,6 +1207,24 @@ static const CliCommand vm_commands[] = {
       "  --crypted             the input is a crypt(3) hash (e.g. from mkpasswd), set as is\n"
       "\nExample:\n  vireo vm set-password web1 root\n",
       cli_vm_set_password },
+    { "vm", "screenshot", "VM FILE", NULL, "Save a PNG of a running VM's screen.",
+      "The VM needs a display (vm create --display vga, or --cdrom POOL/ISO). vireod\n"
+      "asks QEMU for the screen (screendump) and FILE gets the PNG.\n"
+      "\nExample:\n  vireo vm screenshot inst screen.png\n",
+      cli_vm_screenshot },
+    { "vm", "send-keys", "VM", "[KEY...] [--text TEXT]",
+      "Press keys on a running VM's keyboard (installers, boot menus).",
+      "Each KEY is pressed and released in order; keys pressed together are joined\n"
+      "with '-'. Key names are QEMU's: a-z, 0-9, ret (enter), spc (space), tab, esc,\n"
+      "backspace, up, down, left, right, home, end, pgup, pgdn, f1-f12, ctrl, alt,\n"
+      "shift, delete, minus, equal, slash, dot, comma, ... After the keys, --text types\n"
+      "TEXT on a US keyboard (\\n in it is Enter). The VM needs a display.\n"
+      "\nOptions:\n"
+      "  --text TEXT           type TEXT (at most 1024 characters)\n"
+      "\nExamples:\n  vireo vm send-keys inst down ret\n"
+      "  vireo vm send-keys inst ctrl-alt-delete\n"
+      "  vireo vm send-keys inst --text 'root\\n'\n",
+      cli_vm_send_keys },
 };
 
 const CliNoun cli_noun_vm = { "vm", "virtual machines", vm_commands, ELEMENTSOF(vm_commands) };

@@ -76,6 +76,10 @@ void vo_api_vm_resume(VoRequest *req, VoReply *rep);
 
 void vo_api_vm_console(VoRequest *req, VoReply *rep);
 void vo_api_vm_console_log(VoRequest *req, VoReply *rep);
+/* The display (display-api.c). */
+void vo_api_vm_screenshot(VoRequest *req, VoReply *rep);
+void vo_api_vm_send_keys(VoRequest *req, VoReply *rep);
+void vo_api_vm_vnc(VoRequest *req, VoReply *rep);
 
 void vo_api_image_import(VoRequest *req, VoReply *rep);
 void vo_api_image_delete(VoRequest *req, VoReply *rep);

@@ -41,6 +41,9 @@ typedef struct {
      * wait on) and joins the thread before it stops the HTTP server. */
     void (*upgrade_run)(void *cls, int sock, const char *first, size_t first_len);
     void (*upgrade_stop)(void *cls);
+    /* The 101's Upgrade header (NULL: "vireo-console"); extra_headers go
+     * with it (a WebSocket's Sec-WebSocket-Accept). */
+    const char *upgrade_protocol;
     int file_fd;        /* or (>= 0) stream this file as application/octet-stream */
     uint64_t file_size;
     /* Or a body of unknown length MHD pulls from stream_fn (on the

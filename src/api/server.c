@@ -341,7 +341,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, PendingRequest *p
         resp = MHD_create_response_for_upgrade(on_upgraded, p);
         if (!resp)
             return MHD_NO;
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "vireo-console");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE,
+                                rep->upgrade_protocol ? rep->upgrade_protocol : "vireo-console");
+        for (size_t i = 0; rep->extra_headers && rep->extra_headers[i] && rep->extra_headers[i + 1];
+             i += 2)
+            MHD_add_response_header(resp, rep->extra_headers[i], rep->extra_headers[i + 1]);
         enum MHD_Result r = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
         MHD_destroy_response(resp);
         return r;

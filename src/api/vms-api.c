@@ -170,6 +170,15 @@ static bool create_boot_args(VoRequest *req, VoReply *rep, VoVmCreateArgs *args)
         return false;
     }
     args->secure_boot = json_is_true(secure_boot);
+    json_t *display = json_object_get(req->body, "display");
+    VoDisplay disp;
+    if (display && (!json_is_string(display) ||
+                    vo_display_from_string(json_string_value(display), &disp) < 0)) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                       "display: expected \"vga\", \"virtio\" or \"none\"");
+        return false;
+    }
+    args->display = json_string_value(display);
     if (cdrom && !json_is_string(cdrom)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "cdrom: expected \"POOL/NAME\" of an ISO "
                        "volume (or \"\" for an empty drive)");
@@ -240,12 +249,13 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     json_int_t ha_priority = 0;
     const char *ha_group = NULL;
     json_t *networks = NULL, *cdrom = NULL, *boot = NULL, *firmware = NULL, *secure_boot = NULL;
+    json_t *display = NULL;
     int blank = 0;
     if (!no_host_paths_in_create(req, rep))
         return;
     if (!vo_request_unpack(req, rep,
                            "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s, s?s,"
-                           " s?o, s?o, s?b, s?b, s?I, s?s, s?o, s?o}",
+                           " s?o, s?o, s?b, s?b, s?I, s?s, s?o, s?o, s?o}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
@@ -253,8 +263,9 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
                            "group", &group, "host", &host, "pool", &pool, "cdrom", &cdrom,
                            "boot", &boot, "blank", &blank, "ha", &ha,
                            "ha_priority", &ha_priority, "ha_group", &ha_group, "firmware",
-                           &firmware, "secure_boot", &secure_boot))
+                           &firmware, "secure_boot", &secure_boot, "display", &display))
         return;
+    (void)display; /* read by create_boot_args */
     if (!ha_fields_valid(rep, ha_priority, ha_group))
         return;
     /* Where it goes (a cluster: the manager places it) is decided before the
@@ -388,12 +399,13 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     const char *name = NULL;
     json_int_t vcpus = 0, memory = 0, max_vcpus = 0, max_memory = 0;
     json_t *autostart = NULL, *ha = NULL, *ha_priority = NULL, *secure_boot = NULL;
-    const char *ha_group = NULL, *firmware = NULL;
-    if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?I, s?I, s?o, s?o, s?o, s?s, s?s, s?o}",
+    const char *ha_group = NULL, *firmware = NULL, *display = NULL;
+    if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?I, s?I, s?o, s?o, s?o, s?s, s?s, s?o, s?s}",
                            "name", &name, "vcpus", &vcpus, "memory_mib", &memory, "max_vcpus",
                            &max_vcpus, "max_memory_mib", &max_memory, "autostart", &autostart,
                            "ha", &ha, "ha_priority", &ha_priority, "ha_group", &ha_group,
-                           "firmware", &firmware, "secure_boot", &secure_boot))
+                           "firmware", &firmware, "secure_boot", &secure_boot, "display",
+                           &display))
         return;
     if (secure_boot && !json_is_boolean(secure_boot)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "secure_boot: expected true or false");
@@ -417,7 +429,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
                        "give at least one of name, vcpus, memory_mib, max_vcpus, "
                        "max_memory_mib, autostart, ha, ha_priority, ha_group, firmware, "
-                       "secure_boot");
+                       "secure_boot, display");
         return;
     }
     /* 0 means "unchanged" below, so a 0 the user sent is refused here. */
@@ -444,7 +456,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
                       .ha_priority = ha_priority ? (int)json_integer_value(ha_priority) : 0,
                       .ha_group = ha_group, .firmware = firmware,
                       .secure_boot_set = secure_boot != NULL,
-                      .secure_boot = json_is_true(secure_boot) };
+                      .secure_boot = json_is_true(secure_boot), .display = display };
     /* Compared again under the VM's lock where the edit is saved (or, for a
      * live change, where the task starts it). */
     (void)vo_request_if_match(req, rep, &edit.if_match);
@@ -453,7 +465,8 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
      * autostart given along is applied with it once the change was accepted
      * (a refused request changes nothing). */
     bool live = (vcpus || memory) && !name && !max_vcpus && !max_memory && !ha &&
-                !ha_priority && !ha_group && !firmware && !secure_boot && vo_vm_is_active(vm);
+                !ha_priority && !ha_group && !firmware && !secure_boot && !display &&
+                vo_vm_is_active(vm);
     if (live) {
         json_t *task = NULL;
         int r = vo_vm_set_resources(req->d, vm, edit.vcpus, edit.memory_mib, edit.autostart,

@@ -60,6 +60,24 @@ static int disk_format_from_string(const char *s, VoDiskFormat *ret)
     return -EINVAL;
 }
 
+static const char *const display_names[] = { "none", "vga", "virtio" };
+_Static_assert(ELEMENTSOF(display_names) == _VO_DISPLAY_MAX, "display_names");
+
+const char *vo_display_to_string(VoDisplay d)
+{
+    return d < _VO_DISPLAY_MAX ? display_names[d] : NULL;
+}
+
+int vo_display_from_string(const char *s, VoDisplay *ret)
+{
+    for (size_t i = 0; s && i < ELEMENTSOF(display_names); i++)
+        if (!strcmp(s, display_names[i])) {
+            *ret = (VoDisplay)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
 static const char *const firmware_names[] = { "bios", "uefi" };
 _Static_assert(ELEMENTSOF(firmware_names) == _VO_FIRMWARE_MAX, "firmware_names");
 
@@ -160,6 +178,7 @@ static const KeyType spec_keys[] = {
     { "ha", JSON_TRUE },          { "ha_priority", JSON_INTEGER }, { "ha_group", JSON_STRING },
     { "cdrom", JSON_OBJECT },     { "boot", JSON_ARRAY },
     { "firmware", JSON_STRING },  { "secure_boot", JSON_TRUE }, { "nvram", JSON_STRING },
+    { "display", JSON_STRING },
 };
 static const KeyType cdrom_keys[] = { { "volume", JSON_STRING } };
 static const KeyType disk_keys[] = {
@@ -330,12 +349,12 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     if (r < 0)
         return r;
     json_t *cdrom_o = NULL, *boot_o = NULL;
-    const char *group = NULL, *ha_group = NULL, *firmware = NULL, *nvram = NULL;
+    const char *group = NULL, *ha_group = NULL, *firmware = NULL, *nvram = NULL, *display = NULL;
     int ha = 0, secure_boot = 0;
     json_int_t ha_priority = 0;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
                        "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?o, s?o, s?s, s?o, s?o, s?b,"
-                       " s?s, s?o, s?o, s?b, s?I, s?s, s?s, s?b, s?s}",
+                       " s?s, s?o, s?o, s?b, s?I, s?s, s?s, s?b, s?s, s?s}",
                        "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
                        &memory, "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                        "accel", &accel, "machine", &machine, "kernel", &kernel,
@@ -343,7 +362,7 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
                        "autostart", &autostart, "group", &group, "cdrom", &cdrom_o, "boot",
                        &boot_o, "ha", &ha, "ha_priority", &ha_priority, "ha_group",
                        &ha_group, "firmware", &firmware, "secure_boot", &secure_boot, "nvram",
-                       &nvram) < 0)
+                       &nvram, "display", &display) < 0)
         return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
     if (ha_priority < VO_VM_HA_PRIORITY_MIN || ha_priority > VO_VM_HA_PRIORITY_MAX)
         return vo_error_set(ret_error, -EINVAL, "ha_priority: %lld is out of range (%d..%d)",
@@ -355,6 +374,9 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     if (firmware && vo_firmware_from_string(firmware, &s->firmware) < 0)
         return vo_error_set(ret_error, -EINVAL, "firmware: '%s' is not one of bios, uefi",
                             firmware);
+    if (display && vo_display_from_string(display, &s->display) < 0)
+        return vo_error_set(ret_error, -EINVAL, "display: '%s' is not one of vga, virtio, none",
+                            display);
     s->secure_boot = secure_boot;
     s->nvram = vo_strdup(nvram);
     s->ha = ha;
@@ -446,6 +468,8 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
     if (s->secure_boot)
         json_object_set_new(o, "secure_boot", json_true());
     set_opt_string(o, "nvram", s->nvram);
+    if (s->display != VO_DISPLAY_NONE)
+        json_object_set_new(o, "display", json_string(vo_display_to_string(s->display)));
     if (s->ha)
         json_object_set_new(o, "ha", json_true());
     if (s->ha_priority)

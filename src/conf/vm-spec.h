@@ -55,6 +55,13 @@ typedef enum { VO_FIRMWARE_BIOS, VO_FIRMWARE_UEFI, _VO_FIRMWARE_MAX } VoFirmware
 const char *vo_firmware_to_string(VoFirmware f);
 int vo_firmware_from_string(const char *s, VoFirmware *ret);
 
+/* A VM's display (graphical console): none (serial only), a standard VGA
+ * or a virtio-vga adapter; with one, QEMU serves it over VNC on a Unix
+ * socket in the run dir (never a TCP port). */
+typedef enum { VO_DISPLAY_NONE, VO_DISPLAY_VGA, VO_DISPLAY_VIRTIO, _VO_DISPLAY_MAX } VoDisplay;
+const char *vo_display_to_string(VoDisplay d);
+int vo_display_from_string(const char *s, VoDisplay *ret);
+
 /* Debian's ovmf package: the 4 MiB code (read-only pflash) and the template
  * of a VM's NVRAM (copied into the VM's NVRAM volume at create); with secure
  * boot the code that enforces it (needs SMM) and vars with Microsoft's keys
@@ -104,6 +111,8 @@ typedef struct {
     bool secure_boot;
     char *nvram;
     char *nvram_path;
+    /* "display": "vga" | "virtio" (absent: none). */
+    VoDisplay display;
     bool autostart;
     char *group;   /* the placement group it belongs to (cluster/groups/<name>), or NULL */
     /* High availability (docs/ha.md): restarted on another host when its

@@ -1634,6 +1634,16 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         return -EINVAL;
     }
     spec->secure_boot = args->secure_boot;
+    /* A display: asked for, else VGA for an ISO install (a CD in the drive),
+     * else none (the serial console). */
+    if (args->display && vo_display_from_string(args->display, &spec->display) < 0) {
+        *ret_error = vo_asprintf("display: '%s' is not one of vga, virtio, none", args->display);
+        vo_vm_spec_free(spec);
+        vo_image_free(img);
+        return -EINVAL;
+    }
+    if (!args->display && args->cdrom)
+        spec->display = VO_DISPLAY_VGA;
     /* Direct boot: the image's kernel and initrd, by the image's name. */
     spec->kernel_from.image = img->kernel && img->name ? vo_strdup(img->name) : NULL;
     spec->initrd_from.image = img->initrd && img->name ? vo_strdup(img->name) : NULL;
@@ -1849,6 +1859,10 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     if (edit->firmware && vo_firmware_from_string(edit->firmware, &firmware) < 0)
         return vo_error_set(ret_error, -EINVAL, "firmware: '%s' is not one of bios, uefi",
                             edit->firmware);
+    VoDisplay display = VO_DISPLAY_NONE;
+    if (edit->display && vo_display_from_string(edit->display, &display) < 0)
+        return vo_error_set(ret_error, -EINVAL, "display: '%s' is not one of vga, virtio, none",
+                            edit->display);
     _cleanup_free_ char *new_nvram = NULL, *old_nvram = NULL;
     if (edit->firmware || edit->secure_boot_set) {
         pthread_mutex_lock(&vm->lock);
@@ -1893,7 +1907,8 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     pthread_mutex_lock(&vm->lock);
     int r = 0;
     bool offline_change = edit->name || edit->vcpus || edit->memory_mib || edit->max_vcpus ||
-                          edit->max_memory_mib || edit->firmware || edit->secure_boot_set;
+                          edit->max_memory_mib || edit->firmware || edit->secure_boot_set ||
+                          edit->display;
     /* If-Match, compared under the lock the save below holds: atomic. */
     if (edit->if_match > 0 && edit->if_match != vm->rev) {
         *ret_error = vo_asprintf("the VM changed: it is at revision %lld, not %lld (If-Match); "
@@ -1907,8 +1922,8 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         goto out;
     }
     if (vm->provisioning || (offline_change && vo_vm_state_active(vm->state))) {
-        *ret_error = vo_asprintf("VM '%s' is %s: stop it before changing name, max_vcpus or "
-                                 "max_memory",
+        *ret_error = vo_asprintf("VM '%s' is %s: stop it before changing name, max_vcpus, "
+                                 "max_memory or display",
                                  vm->spec->name, vm->provisioning ? "being created"
                                                                    : state_names[vm->state]);
         r = -EBUSY;
@@ -1945,6 +1960,8 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     }
     if (edit->firmware)
         next->firmware = firmware;
+    if (edit->display)
+        next->display = display;
     if (edit->secure_boot_set)
         next->secure_boot = edit->secure_boot;
     else if (next->firmware != VO_FIRMWARE_UEFI)

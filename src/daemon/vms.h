@@ -68,6 +68,9 @@ typedef struct {
     size_t n_boot;
     const char *firmware; /* "bios" | "uefi"; NULL: the image's preference, else bios */
     bool secure_boot;     /* uefi only */
+    /* "vga" | "virtio" | "none"; NULL: vga when cdrom is given (an ISO
+     * install), else none. */
+    const char *display;
     bool ha;           /* highly available (docs/ha.md): pool must be shared */
     int ha_priority;
     const char *ha_group;
@@ -160,6 +163,8 @@ typedef struct {
     const char *firmware;
     bool secure_boot_set;
     bool secure_boot;
+    /* The display, while stopped: NULL keep, "vga" | "virtio" | "none". */
+    const char *display;
     int64_t if_match; /* > 0: the VM's revision must be this, else -EPROTO */
 } VoVmEdit;
 
@@ -202,6 +207,14 @@ int vo_vm_exec(VoVm *vm, json_t *command, const char *input, int timeout_s, json
 /* Sets a guest user's password (crypted: password is a crypt(3) hash). */
 int vo_vm_set_password(VoVm *vm, const char *user, const char *password, bool crypted,
                        char **ret_error);
+
+/* The display (vm-display.c) of a running or paused VM: -EBUSY (409) with
+ * *ret_error when it has none or is not running. A PNG of its screen
+ * (malloc'd); key presses, each combination of combos (arrays of QMP
+ * KeyValues: qemu/qemu-keys.h) in order; its VNC server's Unix socket. */
+int vo_vm_screenshot(VoVm *vm, char **ret_png, size_t *ret_len, char **ret_error);
+int vo_vm_send_keys(VoVm *vm, json_t *combos, char **ret_error);
+int vo_vm_vnc_socket(VoVm *vm, char **ret_path, char **ret_error);
 
 /* Console: attach a client fd (taken) on the loop thread; on_closed gets
  * userdata when it ends. -ENOTCONN when the VM has no console now. */

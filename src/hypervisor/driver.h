@@ -267,6 +267,13 @@ struct VoHvDriver {
     /* Media change in the running VM's CD-ROM drive: the ISO at path goes
      * in (NULL: the drive is emptied). NULL op: not supported. */
     int (*cdrom_change)(VoHvInstance *vm, const char *path, char **ret_error);
+    /* The display of a VM that has one (spec->display): screendump gives
+     * a PNG of its screen (malloc'd); send_keys presses each combination of
+     * combos (arrays of QMP KeyValues: qemu/qemu-keys.h) in order;
+     * vnc_socket is the Unix socket of its VNC server. NULL: not supported. */
+    int (*screendump)(VoHvInstance *vm, char **ret_png, size_t *ret_len, char **ret_error);
+    int (*send_keys)(VoHvInstance *vm, json_t *combos, char **ret_error);
+    const char *(*vnc_socket)(VoHvInstance *vm);
     /* Backs up every disk of a running VM at one instant (plan above). On
      * failure the bitmaps still hold every change since the last successful
      * backup; the caller removes the target files. */

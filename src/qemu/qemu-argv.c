@@ -290,6 +290,23 @@ static void build_agent_channel(char ***argv, const VoQemuPaths *paths, const Vo
                         VO_QEMU_AGENT_PORT));
 }
 
+/* A display: its adapter (placed by QEMU after every device with a fixed
+ * address, so the rest of the layout is unchanged) and the VNC server on a
+ * Unix socket in the run dir (QEMU 10: -vnc unix:PATH), never on TCP; a
+ * migrated VM keeps the adapter's address (the layout's).
+ * share=ignore: several viewers at once (the CLI's, the web UI's). */
+static void build_display(char ***argv, const VoVmSpec *spec, const VoQemuPaths *paths,
+                          const VoQemuLayout *layout)
+{
+    if (spec->display == VO_DISPLAY_NONE || !paths->vnc_socket)
+        return;
+    push_json(argv, "-device",
+              placed(json_pack("{s:s, s:s}", "driver",
+                               spec->display == VO_DISPLAY_VIRTIO ? "virtio-vga" : "VGA", "id",
+                               VO_QEMU_DISPLAY_ID), layout));
+    push_opt(argv, "-vnc", "unix:%s,share=ignore", paths->vnc_socket);
+}
+
 int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQemuPaths *paths,
                        char ***ret_argv, char **ret_error)
 {
@@ -334,6 +351,7 @@ int vo_qemu_build_argv_layout(const VoVmSpec *spec, const VoQemuCaps *caps,
         return r;
     build_hotplug_resources(&argv, layout);
     build_agent_channel(&argv, paths, layout);
+    build_display(&argv, spec, paths, layout);
     /* A migration destination: QEMU waits for migrate-incoming to say where
      * the state comes from (its vCPUs stay stopped: -S). */
     if (incoming)

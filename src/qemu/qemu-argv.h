@@ -41,6 +41,10 @@ void vo_qemu_vcpu_id(unsigned index, char ret[32]);
 #define VO_QEMU_BALLOON_ID "balloon0"
 /* The virtio-serial controller of the guest agent's channel. */
 #define VO_QEMU_SERIAL_ID "vserial0"
+/* The display adapter of a VM with a display (spec->display). */
+#define VO_QEMU_DISPLAY_ID "video0"
+/* Its VNC server's Unix socket, in the VM's run dir. */
+#define VO_QEMU_VNC_SOCKET "vnc.sock"
 /* UEFI: the block nodes of OVMF's code and of the VM's NVRAM (pflash0, pflash1). */
 #define VO_QEMU_FW_CODE_NODE "fw-code"
 #define VO_QEMU_FW_VARS_NODE "fw-vars"

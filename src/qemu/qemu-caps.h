@@ -18,6 +18,8 @@ typedef struct {
     const char *console_socket;
     /* The guest agent's virtio-serial channel (qemu-agent.h); NULL: none. */
     const char *agent_socket;
+    /* QEMU's VNC server of a VM with a display; NULL: none even so. */
+    const char *vnc_socket;
     const char *pidfile;
     /* Per NIC (spec->nics order): the fd number QEMU will have for its tap,
      * or -1 for a user-mode NIC. NULL when the VM has only user-mode NICs. */

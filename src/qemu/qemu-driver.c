@@ -15,6 +15,7 @@
 #include "hypervisor/driver.h"
 #include "qemu/qemu-agent.h"
 #include "qemu/qemu-argv.h"
+#include "qemu/qemu-display.h"
 #include "qemu/qemu-hotplug.h"
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-digest.h"
@@ -44,6 +45,7 @@ static VoHvInstance *instance_new(VoHvDriver *d, const char *run_dir)
     vm->events_path = vo_asprintf("%s/qmp-events.sock", run_dir);
     vm->console_path = vo_asprintf("%s/console.sock", run_dir);
     vm->agent_path = vo_asprintf("%s/%s", run_dir, VO_QEMU_AGENT_SOCKET);
+    vm->vnc_path = vo_asprintf("%s/%s", run_dir, VO_QEMU_VNC_SOCKET);
     pthread_mutex_init(&vm->agent_lock, NULL);
     vm->log_path = vo_asprintf("%s/qemu.log", run_dir);
     vm->layout_path = vo_asprintf("%s/%s", run_dir, VO_QEMU_LAYOUT_FILE);
@@ -62,6 +64,7 @@ static void qemu_release(VoHvInstance *vm)
     vo_qemu_agent_close(vm->agent);
     pthread_mutex_destroy(&vm->agent_lock);
     free(vm->agent_path);
+    free(vm->vnc_path);
     vo_qemu_layout_free(vm->layout);
     vo_qemu_mirror_free(vm->mirror);
     free(vm->run_dir);
@@ -152,6 +155,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     (void)unlink(vm->qmp_path);
     (void)unlink(vm->console_path);
     (void)unlink(vm->agent_path);
+    (void)unlink(vm->vnc_path);
     (void)unlink(pidfile);
     (void)unlink(vm->log_path);
 
@@ -172,6 +176,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     VoQemuPaths paths = { .qmp_socket = vm->qmp_path, .events_socket = vm->events_path,
                           .console_socket = vm->console_path,
                           .agent_socket = vm->agent_path,
+                          .vnc_socket = vm->vnc_path,
                           .pidfile = pidfile, .tap_fds = child_fd };
     _cleanup_strv_ char **argv = NULL;
     if (layout) {
@@ -248,6 +253,7 @@ static void clear_run_dir(const char *run_dir, bool made)
 {
     static const char *const files[] = { VO_QEMU_LAYOUT_FILE, "qemu.argv", "qemu.pid",
                                          "qmp.sock", "console.sock", VO_QEMU_AGENT_SOCKET,
+                                         VO_QEMU_VNC_SOCKET,
                                          "qemu.log" };
     for (size_t i = 0; i < ELEMENTSOF(files); i++) {
         _cleanup_free_ char *path = vo_asprintf("%s/%s", run_dir, files[i]);
@@ -674,6 +680,9 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .disk_attach = vo_qemu_disk_attach,
         .disk_detach = vo_qemu_disk_detach,
         .cdrom_change = vo_qemu_cdrom_change,
+        .screendump = vo_qemu_screendump,
+        .send_keys = vo_qemu_send_keys,
+        .vnc_socket = vo_qemu_vnc_socket,
         .nic_attach = vo_qemu_nic_attach,
         .nic_detach = vo_qemu_nic_detach,
         .query_resources = vo_qemu_query_resources,

@@ -1182,6 +1182,15 @@ def test_errors(api):
         api.call("POST", f"/v1/vms/err1/{action}", expect=409, code="invalid-state")
     upgrade = {"Connection": "Upgrade", "Upgrade": "vireo-console"}
     api.call("GET", "/v1/vms/err1/console", headers=upgrade, expect=409, code="invalid-state")
+    # the display: err1 has none (409); a bad key or request is a 400 first
+    api.call("GET", "/v1/vms/err1/screenshot", expect=409, code="invalid-state")
+    api.call("POST", "/v1/vms/err1/send-keys", {"keys": ["nope"]}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/vms/err1/send-keys", {"keys": ["ret"]}, expect=409,
+             code="invalid-state")
+    api.call("GET", "/v1/vms/err1/vnc", expect=400, code="invalid-argument")
+    api.call("GET", "/v1/vms/err1/vnc", headers={"Connection": "Upgrade", "Upgrade": "vireo-vnc"},
+             expect=409, code="invalid-state")
     api.act("err1", "start")
     api.call("POST", "/v1/vms/err1/start", expect=409, code="invalid-state")
     api.call("DELETE", "/v1/vms/err1", expect=409, code="invalid-state")

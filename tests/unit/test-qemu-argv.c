@@ -84,6 +84,7 @@ static char *render(const char *json_path, bool *ret_is_error)
                           .events_socket = "/run/vireo/vms/ID/qmp-events.sock",
                           .console_socket = "/run/vireo/vms/ID/console.sock",
                           .agent_socket = "/run/vireo/vms/ID/agent.sock",
+                          .vnc_socket = "/run/vireo/vms/ID/vnc.sock",
                           .pidfile = "/run/vireo/vms/ID/qemu.pid",
                           .tap_fds = taps ? tap_fds : NULL };
     PathTable table = { 0 };

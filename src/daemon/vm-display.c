@@ -1,0 +1,87 @@
+/* vm-display.c: a running VM's display (spec->display): a screenshot (PNG),
+ * key presses, and where its VNC server listens (the API's WebSocket and
+ * vireo console --vnc relay to it). Each holds the VM's job lock, bounded,
+ * so the QEMU instance stays while it is used. */
+#include <string.h>
+
+#include "daemon/vm-internal.h"
+#include "util/util.h"
+
+#define DISPLAY_LOCK_MS 5000
+
+/* The running (or paused) VM's instance, with the job lock held; NULL with
+ * *ret_error (-EBUSY: 409) when the VM has no display, is not running or
+ * stays busy. what: "take a screenshot of" etc. End with vo_vm_job_end. */
+static VoHvInstance *hold_display(VoVm *vm, const char *what, int *ret_r, char **ret_error)
+{
+    struct timespec until = vo_deadline_ms(CLOCK_REALTIME, DISPLAY_LOCK_MS);
+    if (pthread_mutex_timedlock(&vm->job, &until) != 0) {
+        *ret_r = vo_error_set(ret_error, -EAGAIN, "the VM is busy with another task; try "
+                              "again once it is done");
+        return NULL;
+    }
+    pthread_mutex_lock(&vm->lock);
+    VoHvInstance *hv = NULL;
+    if (vm->spec->display == VO_DISPLAY_NONE)
+        *ret_r = vo_error_set(ret_error, -EBUSY, "cannot %s VM '%s': it has no display (give "
+                              "it one while it is stopped: vireo vm set %s --display vga)",
+                              what, vm->spec->name, vm->spec->name);
+    else if (vm->state != VO_VM_RUNNING && vm->state != VO_VM_PAUSED)
+        *ret_r = vo_error_set(ret_error, -EBUSY, "cannot %s VM '%s': it is %s, not running",
+                              what, vm->spec->name, vo_vm_state_to_string(vm->state));
+    else if (!vm->hv)
+        *ret_r = vo_error_set(ret_error, -EBUSY, "cannot %s VM '%s': it is not running", what,
+                              vm->spec->name);
+    else
+        hv = vm->hv;
+    pthread_mutex_unlock(&vm->lock);
+    if (!hv)
+        pthread_mutex_unlock(&vm->job);
+    return hv;
+}
+
+int vo_vm_screenshot(VoVm *vm, char **ret_png, size_t *ret_len, char **ret_error)
+{
+    int r = 0;
+    VoHvInstance *hv = hold_display(vm, "take a screenshot of", &r, ret_error);
+    if (!hv)
+        return r;
+    if (!vm->d->driver->screendump)
+        r = vo_error_set(ret_error, -EOPNOTSUPP, "the %s driver cannot take screenshots",
+                         vm->d->driver->name);
+    else
+        r = vm->d->driver->screendump(hv, ret_png, ret_len, ret_error);
+    vo_vm_job_end(vm, false);
+    return r;
+}
+
+int vo_vm_send_keys(VoVm *vm, json_t *combos, char **ret_error)
+{
+    int r = 0;
+    VoHvInstance *hv = hold_display(vm, "send keys to", &r, ret_error);
+    if (!hv)
+        return r;
+    if (!vm->d->driver->send_keys)
+        r = vo_error_set(ret_error, -EOPNOTSUPP, "the %s driver cannot send keys",
+                         vm->d->driver->name);
+    else
+        r = vm->d->driver->send_keys(hv, combos, ret_error);
+    vo_vm_job_end(vm, false);
+    return r;
+}
+
+int vo_vm_vnc_socket(VoVm *vm, char **ret_path, char **ret_error)
+{
+    int r = 0;
+    VoHvInstance *hv = hold_display(vm, "open the graphical console of", &r, ret_error);
+    if (!hv)
+        return r;
+    const char *path = vm->d->driver->vnc_socket ? vm->d->driver->vnc_socket(hv) : NULL;
+    if (!path)
+        r = vo_error_set(ret_error, -EOPNOTSUPP, "the %s driver has no VNC server",
+                         vm->d->driver->name);
+    else
+        *ret_path = vo_strdup(path);
+    vo_vm_job_end(vm, false);
+    return r;
+}

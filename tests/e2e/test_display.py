@@ -1,0 +1,339 @@
+"""System test of a VM's graphical console (docs/guests.md, "Graphical
+console") on a real TCG guest: a blank VM boots an ISO made here whose GRUB
+shows a menu (vireo's installer ISO boots at once: its GRUB has timeout=0,
+so it has no menu to reach) on VGA and serial. With --cdrom the VM gets a
+VGA display by default; QEMU serves it over VNC on a Unix socket in its run
+dir. A screenshot (GET .../screenshot, vireo vm screenshot) is a PNG, decoded
+here with zlib, that is not blank; send-keys moves GRUB's highlight (the
+screen changes) and chooses the second entry (its marker on the serial
+console); the VNC stream over a WebSocket and through `vireo console --vnc`
+both complete RFB's no-auth handshake. Bad input (an unknown key, a VM
+without display, a stopped VM, a non-loopback --listen) is a 4xx and
+changes nothing. One VM boot serves the module."""
+
+import base64
+import hashlib
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import zlib
+
+import pytest
+
+from vireo_harness import VIREO, Daemon, UnixHTTPConnection, wait_until
+
+MENU_TIMEOUT = 240
+
+pytestmark = pytest.mark.skipif(not shutil.which("grub-mkrescue") or not shutil.which("xorriso"),
+                                reason="needs grub-mkrescue and xorriso (grub-pc-bin)")
+
+GRUB_CFG = """serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=-1
+menuentry "first entry" {
+    echo "vnc-test: first entry chosen"
+    sleep 3600
+}
+menuentry "second entry" {
+    echo "vnc-test: second entry chosen"
+    sleep 3600
+}
+"""
+
+
+def make_menu_iso(tmp):
+    root = os.path.join(tmp, "iso")
+    os.makedirs(os.path.join(root, "boot", "grub"))
+    with open(os.path.join(root, "boot", "grub", "grub.cfg"), "w") as f:
+        f.write(GRUB_CFG)
+    out = os.path.join(tmp, "menu.iso")
+    subprocess.run(["grub-mkrescue", "-o", out, root, "--", "-volid", "VNCTEST"], check=True,
+                   capture_output=True, timeout=120)
+    return out
+
+
+def png_pixels(data):
+    """(width, height, rows of bytes) of a PNG, decoded with zlib alone."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
+    pos, idat, ihdr = 8, b"", None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert zlib.crc32(kind + body) == crc, kind
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+        if kind == b"IEND":
+            break
+    width, height, depth, color, _, _, interlace = ihdr
+    assert depth == 8 and color in (2, 6) and interlace == 0, ihdr
+    bpp = 3 if color == 2 else 4
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        ftype, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b, c = prev[x], prev[x - bpp] if x >= bpp else 0
+            if ftype == 1:
+                line[x] = (line[x] + a) & 0xff
+            elif ftype == 2:
+                line[x] = (line[x] + b) & 0xff
+            elif ftype == 3:
+                line[x] = (line[x] + (a + b) // 2) & 0xff
+            elif ftype == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xff
+        rows.append(bytes(line))
+        prev = line
+    return width, height, rows
+
+
+def rows_differing(a, b):
+    """How many pixel rows of two screens differ (text mode's blinking cursor
+    changes a few: a key's effect on a menu, many more)."""
+    return sum(1 for x, y in zip(a, b) if x != y) + abs(len(a) - len(b))
+
+
+# Below this many differing rows two screens are the same but for the cursor.
+CURSOR_ROWS = 8
+# GRUB's highlight moving between two menu lines repaints both (16 rows each).
+MENU_MOVE_ROWS = 24
+
+
+def screenshot(daemon, name):
+    conn = UnixHTTPConnection(daemon.socket, timeout=60)
+    try:
+        conn.request("GET", f"/v1/vms/{name}/screenshot")
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Content-Type"), resp.read()
+    finally:
+        conn.close()
+
+
+def error_of(status_doc):
+    status, doc = status_doc
+    return status, doc.get("error", {}).get("message", "") if isinstance(doc, dict) else doc
+
+
+def rfb_handshake(recv_exact, send):
+    """RFB 3.8 with security None, up to ServerInit: the screen's size."""
+    assert recv_exact(12) == b"RFB 003.008\n"
+    send(b"RFB 003.008\n")
+    (n,) = recv_exact(1)
+    types = recv_exact(n)
+    assert 1 in types, types  # None
+    send(b"\x01")
+    assert recv_exact(4) == b"\0\0\0\0"  # SecurityResult OK
+    send(b"\x01")  # ClientInit: shared
+    width, height = struct.unpack(">HH", recv_exact(4))
+    recv_exact(16)  # pixel format
+    (name_len,) = struct.unpack(">I", recv_exact(4))
+    return width, height, recv_exact(name_len)
+
+
+class WebSocket:
+    """A minimal RFC 6455 client over vireod's Unix socket."""
+
+    def __init__(self, path, vm):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(path)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /v1/vms/{vm}/vnc HTTP/1.1\r\nHost: vireod\r\n"
+                           "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                           "Sec-WebSocket-Protocol: binary\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            assert chunk, head
+            head += chunk
+        head, self.buf = head.split(b"\r\n\r\n", 1)
+        self.head = head.decode()
+        want = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.accept_ok = f"sec-websocket-accept: {want.lower()}" in self.head.lower()
+        self.data = b""
+
+    def _frame(self):
+        while True:
+            if len(self.buf) >= 2:
+                length, pos = self.buf[1] & 0x7f, 2
+                if length == 126 and len(self.buf) >= 4:
+                    (length,), pos = struct.unpack(">H", self.buf[2:4]), 4
+                elif length == 127 and len(self.buf) >= 10:
+                    (length,), pos = struct.unpack(">Q", self.buf[2:10]), 10
+                if length < 126 and len(self.buf) >= pos + length:
+                    op, payload = self.buf[0] & 0x0f, self.buf[pos:pos + length]
+                    self.buf = self.buf[pos + length:]
+                    return op, payload
+            chunk = self.sock.recv(65536)
+            assert chunk, "the WebSocket closed"
+            self.buf += chunk
+
+    def recv_exact(self, n):
+        while len(self.data) < n:
+            op, payload = self._frame()
+            assert op in (0, 2), (op, payload)
+            self.data += payload
+        out, self.data = self.data[:n], self.data[n:]
+        return out
+
+    def send(self, payload, op=2):
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(bytes([0x80 | op, 0x80 | len(payload)]) + mask + masked)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def menu_vm(tmp_path_factory):
+    """A running VM at GRUB's menu (VGA display by default: it has --cdrom)."""
+    tmp = str(tmp_path_factory.mktemp("display"))
+    d = Daemon()
+    try:
+        d.cli("volume", "import", "default/menu", make_menu_iso(tmp))
+        d.cli("vm", "create", "menu", "--blank", "--disk-size", "64M", "--memory", "256M",
+              "--cdrom", "default/menu", "--boot", "cdrom,disk")
+        assert d.vm("menu")["display"] == "vga"
+        d.cli("vm", "start", "menu")
+        d.qemu_pids.add(d.vm("menu")["pid"])
+        d.wait_console("menu", "second entry", timeout=MENU_TIMEOUT)
+        yield d, tmp
+    finally:
+        d.cleanup()
+
+
+def test_display_setting_and_refusals(menu_vm):
+    d, tmp = menu_vm
+    # the run dir has the VNC socket, QEMU's argv no TCP VNC port
+    cmdline = open(f"/proc/{d.vm('menu')['pid']}/cmdline").read().split("\0")
+    vnc = cmdline[cmdline.index("-vnc") + 1]
+    assert vnc.startswith("unix:") and vnc.endswith("/vnc.sock,share=ignore"), vnc
+    # the default image's VM: no display, so no VNC; --display sets one
+    d.cli("vm", "create", "plain", "--memory", "128M")
+    assert "display" not in d.vm("plain")
+    status, msg = error_of(d.request("POST", "/v1/vms/plain/send-keys", {"keys": ["ret"]}))
+    assert status == 409 and "no display" in msg and "--display vga" in msg, (status, msg)
+    status, _, body = screenshot(d, "plain")
+    assert status == 409 and b"no display" in body, (status, body)
+    d.cli("vm", "set", "plain", "--display", "virtio")
+    assert d.vm("plain")["display"] == "virtio"
+    shown = [l.split() for l in d.cli("vm", "show", "plain").stdout.splitlines()
+             if l.startswith("display:")]
+    assert shown == [["display:", "virtio"]], shown
+    # with a display but stopped: 409 not running, for every display route
+    status, _, body = screenshot(d, "plain")
+    assert status == 409 and b"not running" in body, (status, body)
+    status, msg = error_of(d.request("GET", "/v1/vms/plain/vnc", headers={
+        "Connection": "Upgrade", "Upgrade": "vireo-vnc"}))
+    assert status == 409 and "not running" in msg, (status, msg)
+    p = d.cli("vm", "screenshot", "plain", os.path.join(tmp, "no.png"), check=False)
+    assert p.returncode == 1 and "not running" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(tmp, "no.png"))
+    # bad values: 400, nothing changed
+    status, msg = error_of(d.request("PATCH", "/v1/vms/plain", {"display": "spice"}))
+    assert status == 400 and "spice" in msg, (status, msg)
+    status, msg = error_of(d.request("POST", "/v1/vms", {"name": "bad", "display": "spice"}))
+    assert status == 400 and "display" in msg, (status, msg)
+    assert d.request("GET", "/v1/vms/bad")[0] == 404
+    assert d.vm("plain")["display"] == "virtio"
+    # a running VM's display changes only while stopped
+    status, msg = error_of(d.request("PATCH", "/v1/vms/menu", {"display": "none"}))
+    assert status == 409 and "stop it" in msg, (status, msg)
+    assert d.vm("menu")["display"] == "vga"
+    d.cli("vm", "set", "plain", "--display", "none")
+    assert "display" not in d.vm("plain")
+
+
+def test_screenshot_and_send_keys_reach_the_boot_menu(menu_vm):
+    d, tmp = menu_vm
+    status, ctype, png = screenshot(d, "menu")
+    assert status == 200 and ctype == "image/png", (status, ctype, png[:200])
+    width, height, rows = png_pixels(png)
+    assert width >= 640 and height >= 400, (width, height)
+    assert len(set(rows)) > 10, "the screen is blank"
+    # the file QEMU wrote in the run dir is gone
+    cmdline = open(f"/proc/{d.vm('menu')['pid']}/cmdline").read().split("\0")
+    run_dir = os.path.dirname(cmdline[cmdline.index("-vnc") + 1][len("unix:"):].split(",")[0])
+    assert os.path.exists(os.path.join(run_dir, "vnc.sock"))
+    assert not os.path.exists(os.path.join(run_dir, "screendump.png"))
+    # the CLI's copy is the same screen
+    out = os.path.join(tmp, "cli.png")
+    d.cli("vm", "screenshot", "menu", out)
+    diff = rows_differing(png_pixels(open(out, "rb").read())[2], rows)
+    assert diff <= CURSOR_ROWS, diff
+    # bad keys: 400 naming the key, nothing pressed
+    for body, want in (({"keys": ["ctrl-alt-nope"]}, "unknown key 'nope'"),
+                       ({"keys": "ret"}, "keys: expected an array"),
+                       ({"keys": ["ret"] * 129}, "at most 128"),
+                       ({"text": "\u00e9"}, "has no key"),
+                       ({}, "give keys")):
+        status, msg = error_of(d.request("POST", "/v1/vms/menu/send-keys", body))
+        assert status == 400 and want in msg, (body, status, msg)
+    p = d.cli("vm", "send-keys", "menu", "bogus", check=False)
+    assert p.returncode == 1 and "unknown key 'bogus'" in p.stderr, p.stderr
+    diff = rows_differing(png_pixels(screenshot(d, "menu")[2])[2], rows)
+    assert diff <= CURSOR_ROWS, diff
+    # down: GRUB's highlight moves (the screen changes)
+    assert d.api("POST", "/v1/vms/menu/send-keys", {"keys": ["down"]}) == {"sent": 1}
+    wait_until(lambda: rows_differing(png_pixels(screenshot(d, "menu")[2])[2], rows)
+               >= MENU_MOVE_ROWS, 60, interval=0.3, what="the screen to change after a key")
+    # enter (through the CLI): the second entry runs and says so on serial
+    d.cli("vm", "send-keys", "menu", "ret")
+    d.wait_console("menu", "vnc-test: second entry chosen", timeout=60)
+    assert "vnc-test: first entry chosen" not in d.console_log("menu")
+
+
+def test_vnc_over_websocket_and_cli(menu_vm):
+    d, tmp = menu_vm
+    ws = WebSocket(d.socket, "menu")
+    try:
+        assert ws.head.startswith("HTTP/1.1 101"), ws.head
+        assert ws.accept_ok, ws.head
+        assert "sec-websocket-protocol: binary" in ws.head.lower(), ws.head
+        width, height, _ = rfb_handshake(ws.recv_exact, ws.send)
+        assert width >= 640 and height >= 400
+    finally:
+        ws.close()
+    # a plain GET without the upgrade is a 400 that says how
+    status, msg = error_of(d.request("GET", "/v1/vms/menu/vnc"))
+    assert status == 400 and "Upgrade: websocket" in msg, (status, msg)
+
+    # vireo console --vnc: a loopback port, one stream per viewer
+    p = d.cli("console", "menu", "--vnc", "--listen", "0.0.0.0:5999", check=False)
+    assert p.returncode == 2 and "not a loopback address" in p.stderr, p.stderr
+    p = d.cli("console", "plain-missing", "--vnc", "--listen", "127.0.0.1:0", check=False)
+    assert p.returncode == 1 and "does not exist" in p.stderr, p.stderr
+    proc = subprocess.Popen([VIREO, "--socket", d.socket, "console", "menu", "--vnc", "--listen",
+                             "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        assert " on 127.0.0.1:" in line, (line, proc.poll())
+        port = int(line.split(" on 127.0.0.1:")[1].split()[0])
+        for _ in range(2):  # the first stream (opened at start), then a new one
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+                def recv_exact(n, c=c):
+                    out = b""
+                    while len(out) < n:
+                        chunk = c.recv(n - len(out))
+                        assert chunk, out
+                        out += chunk
+                    return out
+                width, _, _ = rfb_handshake(recv_exact, c.sendall)
+                assert width >= 640
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
