@@ -42,9 +42,9 @@ class TgtTarget:
         return self._ns("tgtadm", "-C", str(self.control_port), "--lld", "iscsi", *args,
                         check=check)
 
-    def start(self):
+    def start(self, without=()):
         """Starts tgtd and configures the target and its LUNs (again after
-        stop(): the same portal, target and LUNs)."""
+        stop(): the same portal, target and LUNs, but those in without)."""
         log = open(os.path.join(self.workdir, "tgtd.log"), "ab")
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, "tgtd", "-f", "-C", str(self.control_port),
@@ -56,14 +56,17 @@ class TgtTarget:
                    15, interval=0.1, what="tgtd to answer")
         assert self.proc.poll() is None, "tgtd exited: see tgtd.log"
         self.adm("--op", "new", "--mode", "target", "--tid", "1", "-T", self.iqn)
-        for lun, path in sorted(self.luns.items()):
-            self.adm("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", str(lun),
-                     "-b", path)
+        for lun in sorted(set(self.luns) - set(without)):
+            self.add_lun(lun)
         if self.chap:
             user, secret = self.chap
             self.adm("--op", "new", "--mode", "account", "--user", user, "--password", secret)
             self.adm("--op", "bind", "--mode", "account", "--tid", "1", "--user", user)
         self.adm("--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
+
+    def add_lun(self, lun):
+        self.adm("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", str(lun),
+                 "-b", self.luns[lun])
 
     def stop(self):
         """Kills tgtd (SIGKILL: the target is lost, as a crashed SAN)."""

@@ -118,3 +118,91 @@ def test_chap_secret_is_kept_in_a_file_and_never_shown(daemon, tmp_path):
         assert not os.path.exists(kept)
     finally:
         t.stop()
+
+
+def attach(daemon, vm, volume):
+    """POST a disk add; the task's outcome: (True, None) or (False, message)."""
+    status, doc = daemon.request("POST", f"/v1/vms/{vm}/disks", {"volume": volume})
+    if status != 202:
+        return False, doc["error"]["message"]
+    task = daemon.wait_task(doc["task"])
+    return task["state"] == "succeeded", (task.get("error") or {}).get("message")
+
+
+def test_vm_on_a_lun(daemon, target):
+    daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+               "--target", IQN)
+    # A qcow2 layer on LUN 1, then the default image copied into it over
+    # iSCSI (what an operator does to put an image on a SAN).
+    daemon.cli("volume", "format", "san1/lun1", "--qcow2")
+    assert volumes(daemon, "san1")["lun1"]["format"] == "qcow2"
+    daemon.ns("qemu-img", "convert", "-n", "-f", "raw", "-O", "qcow2",
+              os.path.join(TEST_IMAGE, "disk.raw"), target.url(1), timeout=120)
+
+    daemon.cli("vm", "create", "a", "--memory", "192M", "--disk", "san1/lun1")
+    vm = daemon.vm("a")
+    assert [d["volume"] for d in vm["disks"]] == ["san1/lun1"]
+    daemon.cli("vm", "start", "a")
+    daemon.wait_console("a", BOOT_MARKER, timeout=180)
+    daemon.remember_qemu_pids()
+    assert volumes(daemon, "san1")["lun1"]["attached_to"] == "a"
+    # No secret, no file: QEMU's own initiator opens the LUN.
+    cmdline = open(f"/proc/{daemon.vm('a')['pid']}/cmdline", "rb").read().decode()
+    assert '"driver":"iscsi"' in cmdline and f'"portal":"{target.portal}"' in cmdline
+
+    # What the guest writes reaches the LUN's backing file (in the qcow2
+    # layer's clusters, as written).
+    marker = "vireo-iscsi-" + os.urandom(6).hex()
+    daemon.guest("a", f"echo {marker} > /root/note; sync")
+    with open(target.luns[1], "rb") as f:
+        assert marker.encode() in f.read()
+
+    # A LUN in use is never attached to a second VM; of two attaches of a
+    # free LUN raced, one wins.
+    for name in ("b", "c"):
+        daemon.cli("vm", "create", name, "--memory", "128M")
+    ok, message = attach(daemon, "b", "san1/lun1")
+    assert not ok and "already attached to VM 'a'" in message, message
+    p = daemon.cli("vm", "create", "d", "--disk", "san1/lun1", check=False)
+    assert p.returncode != 0 and "already attached to VM 'a'" in p.stderr, p.stderr
+    results = {}
+    threads = [threading.Thread(target=lambda n=n: results.update({n: attach(daemon, n,
+                                                                          "san1/lun2")}))
+               for n in ("b", "c")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(ok for ok, _ in results.values()) == [False, True], results
+    loser = next(m for ok, m in results.values() if not ok)
+    assert "attach" in loser, loser
+
+    # The target lost: QEMU's initiator reconnects (the guest's writes
+    # wait meanwhile); a target back without the LUN fails them and the VM
+    # pauses (io-error); the LUN back and the VM resumed, the writes land.
+    target.stop()
+    daemon.guest("a", "(dd if=/dev/urandom of=/root/blob bs=64k count=16 oflag=direct; "
+                      "sync; echo done >/root/blob.rc) </dev/null >/dev/null 2>&1 & true")
+    target.start(without=(1,))
+    wait_until(lambda: (daemon.vm("a")["state"], daemon.vm("a").get("state_reason")) ==
+               ("paused", "io-error"), 120, interval=0.5, what="VM a to pause on io-error")
+    target.add_lun(1)
+    daemon.cli("vm", "resume", "a")
+    out = daemon.guest("a", "i=0; until [ -s /root/blob.rc ] || [ $i -ge 600 ]; do sleep 0.1; "
+                            "i=$((i+1)); done; cat /root/blob.rc", timeout=120)
+    assert "done" in out, out
+    assert daemon.vm("a")["state"] == "running"
+
+    # A snapshot of the VM (stopped: qemu-img over iscsi://) lands in the
+    # LUN's qcow2 layer.
+    daemon.cli("vm", "stop", "a")
+    daemon.task_ok("POST", "/v1/vms/a/snapshots", {"name": "s1"})
+    listed = subprocess.run(["qemu-img", "snapshot", "-l", target.luns[1]], capture_output=True,
+                            text=True, check=True).stdout
+    assert "s1" in listed, listed
+
+    # The pool cannot go while a VM has a LUN; the VM's delete keeps the LUN.
+    status, doc = daemon.request("DELETE", "/v1/pools/san1")
+    assert status == 409 and "in use" in doc["error"]["message"], doc
+    daemon.cli("vm", "delete", "a")
+    assert "lun1" in volumes(daemon, "san1")
