@@ -89,6 +89,17 @@ static bool lun_disk(struct iscsi_context *c, int lun, uint64_t *ret_size)
     return ok;
 }
 
+/* libiscsi's last error, without its trailing newline (malloc'd). */
+static char *error_of(struct iscsi_context *c)
+{
+    const char *e = iscsi_get_error(c);
+    char *s = vo_strdup(e && e[0] ? e : "no detail");
+    size_t len = strlen(s);
+    while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == ' ' || s[len - 1] == '.'))
+        s[--len] = 0;
+    return s;
+}
+
 int vo_iscsi_scan(const VoIscsiUrl *u, const char *initiator, VoIscsiLun **ret, size_t *ret_n,
                   char **ret_error)
 {
@@ -110,17 +121,18 @@ int vo_iscsi_scan(const VoIscsiUrl *u, const char *initiator, VoIscsiLun **ret, 
         else
             iscsi_set_initiator_username_pwd(c, u->user, secret);
     }
+    _cleanup_free_ char *why = NULL;
     if (r == 0 && iscsi_connect_sync(c, portal) < 0)
-        r = vo_error_set(ret_error, -EHOSTUNREACH, "portal %s does not answer: %s", portal,
-                         iscsi_get_error(c));
+        r = vo_error_set(ret_error, -EHOSTUNREACH, "portal %s does not answer (%s)", portal,
+                         (why = error_of(c)));
     if (r == 0 && iscsi_login_sync(c) < 0)
-        r = vo_error_set(ret_error, -EACCES, "login to target %s at %s refused (check the IQN "
-                         "and the CHAP user and secret): %s", u->target, portal,
-                         iscsi_get_error(c));
+        r = vo_error_set(ret_error, -EACCES, "login to target %s at %s refused (check the IQN, "
+                         "the target's ACL and the CHAP user and secret): %s", u->target, portal,
+                         (why = error_of(c)));
     struct scsi_task *t = r == 0 ? iscsi_reportluns_sync(c, 0, 16384) : NULL;
     if (r == 0 && (!t || t->status != SCSI_STATUS_GOOD))
         r = vo_error_set(ret_error, -EIO, "target %s: REPORT LUNS failed: %s", u->target,
-                         iscsi_get_error(c));
+                         (why = error_of(c)));
     struct scsi_reportluns_list *list = r == 0 ? scsi_datain_unmarshall(t) : NULL;
     if (r == 0 && !list)
         r = vo_error_set(ret_error, -EIO, "target %s: cannot read its LUN list", u->target);
