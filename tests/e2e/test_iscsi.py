@@ -177,6 +177,22 @@ def test_vm_on_a_lun(daemon, target):
     loser = next(m for ok, m in results.values() if not ok)
     assert "attach" in loser, loser
 
+    # A LUN hot-plugged into the running VM (blockdev-add of the iscsi
+    # driver through QMP), seen by the guest at its size, then unplugged.
+    extra = os.path.join(target.workdir, "lun3.img")
+    with open(extra, "wb") as f:
+        f.truncate(8 * MiB)
+    target.luns[3] = extra
+    target.add_lun(3)
+    daemon.cli("pool", "refresh", "san1")
+    ok, message = attach(daemon, "a", "san1/lun3")
+    assert ok, message
+    sectors = daemon.guest("a", "i=0; until [ -e /sys/block/vdb/size ] || [ $i -ge 100 ]; do "
+                                "sleep 0.1; i=$((i+1)); done; cat /sys/block/vdb/size")
+    assert int(sectors.split()[-1]) * 512 == 8 * MiB, sectors
+    daemon.task_ok("DELETE", "/v1/vms/a/disks/1")
+    assert volumes(daemon, "san1")["lun3"]["attached_to"] is None
+
     # The target lost: QEMU's initiator reconnects (the guest's writes
     # wait meanwhile); a target back without the LUN fails them and the VM
     # pauses (io-error); the LUN back and the VM resumed, the writes land.
