@@ -6,7 +6,7 @@
 #include "http.h"
 #include "output.h"
 
-static const char *const type_choices[] = { "dir", "backup", NULL };
+static const char *const type_choices[] = { "dir", "backup", "iscsi", NULL };
 
 /* A byte count field as "1.5 GiB"; NULL when absent. */
 static char *bytes_field(const json_t *obj, const char *key)
@@ -26,6 +26,12 @@ static void print_pool(const json_t *pool)
     out_kv(stdout, "name:", jstr(pool, "name"));
     out_kv(stdout, "type:", jstr(pool, "type"));
     out_kv(stdout, "path:", jstr(pool, "path"));
+    if (jstr(pool, "portal")) { /* an iSCSI pool */
+        out_kv(stdout, "portal:", jstr(pool, "portal"));
+        out_kv(stdout, "target:", jstr(pool, "target"));
+        out_kv(stdout, "chap user:", jstr(pool, "chap_user") ? jstr(pool, "chap_user") : "-");
+        out_kv(stdout, "initiator:", jstr(pool, "initiator"));
+    }
     out_kv(stdout, "capacity:", capacity);
     out_kv(stdout, "allocation:", allocation);
     out_kv(stdout, "available:", available);
@@ -65,19 +71,70 @@ static char *reach_cell(const json_t *pool)
     return vo_asprintf("%zu/%zu hosts", n, json_array_size(hosts));
 }
 
+/* An iSCSI pool's body: portal, target, CHAP user and the secret read from
+ * a file here (so it is in no command line); NULL after an error. */
+static json_t *iscsi_body(const char *name, const char *portal, const char *target,
+                          const char *user, const char *secret_file)
+{
+    if (!portal || !target) {
+        cli_usage_error("pool create", "an iscsi pool needs --portal IP[:PORT] and --target IQN");
+        return NULL;
+    }
+    if (!!user != !!secret_file) {
+        cli_usage_error("pool create", "--chap-user and --chap-secret-file go together");
+        return NULL;
+    }
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "type", "iscsi", "portal",
+                             portal, "target", target);
+    if (user) {
+        _cleanup_free_ char *secret = NULL;
+        size_t len = 0;
+        if (vo_read_file(secret_file, 4096, &secret, &len) < 0) {
+            cli_error("--chap-secret-file: cannot read '%s'", secret_file);
+            json_decref(body);
+            return NULL;
+        }
+        secret[strcspn(secret, "\r\n")] = 0;
+        json_object_set_new(body, "chap_user", json_string(user));
+        json_object_set_new(body, "chap_secret", json_string(secret));
+    }
+    return body;
+}
+
 static int pool_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *path = NULL, *type = NULL;
+    const char *portal = NULL, *target = NULL, *chap_user = NULL, *chap_file = NULL;
     bool shared = false;
     const CliOption opts[] = {
         { "--path", &path, NULL },
         { "--type", &type, NULL },
         { "--shared", NULL, &shared },
+        { "--portal", &portal, NULL },
+        { "--target", &target, NULL },
+        { "--chap-user", &chap_user, NULL },
+        { "--chap-secret-file", &chap_file, NULL },
         { NULL, NULL, NULL },
     };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
+    if (type && !strcmp(type, "iscsi")) {
+        if (path || shared)
+            return cli_usage_error("pool create", "an iscsi pool takes no --path or --shared");
+        json_t *body = iscsi_body(name, portal, target, chap_user, chap_file);
+        if (!body)
+            return CLI_EXIT_USAGE;
+        json_t *pool = NULL;
+        int r = api_call("POST", "/v1/pools", body, &pool);
+        json_decref(body);
+        if (r < 0)
+            return CLI_EXIT_FAIL;
+        return api_print_doc(pool, print_pool);
+    }
+    if (portal || target || chap_user || chap_file)
+        return cli_usage_error("pool create", "--portal, --target and --chap-* are for "
+                               "--type iscsi");
     if (!path)
         return cli_usage_error("pool create", "'pool create' needs --path DIR");
     if (!path[0]) {
@@ -152,16 +209,34 @@ static int pool_show(const CliCommand *cmd, int argc, char **argv)
     return api_print_doc(doc, print_pool);
 }
 
+static int pool_refresh(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL;
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *path = api_path("pools", name, "/refresh");
+    json_t *doc = NULL;
+    if (api_call("POST", path, NULL, &doc) < 0)
+        return CLI_EXIT_FAIL;
+    return api_print_doc(doc, print_pool);
+}
+
 static int pool_delete(const CliCommand *cmd, int argc, char **argv)
 {
     return api_delete_command(cmd, argc, argv, "pools");
 }
 
 static const CliCommand pool_commands[] = {
-    { "pool", "create", "NAME", "--path DIR [--type dir|backup] [--shared]",
-      "Create a pool: a directory vireod keeps volumes (or backups) in.",
+    { "pool", "create", "NAME", "--path DIR [--type dir|backup] [--shared] | --type iscsi "
+      "--portal IP[:PORT] --target IQN [--chap-user U --chap-secret-file F]",
+      "Create a pool: a directory vireod keeps volumes (or backups) in, or an iSCSI target.",
       "The directory must exist on vireod's host and not be another pool's. A relative\n"
       "DIR is taken from the current directory.\n"
+      "An iscsi pool is a target's LUNs: vireod logs in (QEMU's userspace initiator,\n"
+      "no kernel iSCSI) and shows each disk LUN as a volume lunN (see\n"
+      "docs/storage-san.md); vireo never creates or deletes LUNs.\n"
       "\nOptions:\n"
       "  --path DIR            the pool's directory (required)\n"
       "  --type dir|backup     dir (default) holds volumes; backup holds VM backups\n"
@@ -169,9 +244,19 @@ static const CliCommand pool_commands[] = {
       "  --shared              a directory every host of the cluster mounts at DIR (NFS,\n"
       "                        say): vireod writes DIR/.vireo-pool.json and each host\n"
       "                        checks it sees it (vireo pool show NAME: per host)\n"
+      "  --portal IP[:PORT]    iscsi: the target's portal (port 3260 by default)\n"
+      "  --target IQN          iscsi: the target's name (iqn.YYYY-MM.domain:name)\n"
+      "  --chap-user U         iscsi: CHAP user name, with --chap-secret-file\n"
+      "  --chap-secret-file F  iscsi: a file holding the CHAP secret (read here; vireod\n"
+      "                        keeps it 0600 under its state directory, never shows it)\n"
       "\nExamples:\n  vireo pool create fast --path /srv/nvme/vireo\n"
-      "  vireo pool create nfs --path /mnt/vireo --shared\n",
+      "  vireo pool create nfs --path /mnt/vireo --shared\n"
+      "  vireo pool create san1 --type iscsi --portal 10.0.0.5 --target iqn.2026-01.com.example:san1\n",
       pool_create },
+    { "pool", "refresh", "NAME", NULL, "List an iSCSI pool's LUNs again.",
+      "New LUNs become volumes (lunN), sizes follow the target, and LUNs gone from the\n"
+      "target go (unless a VM has them attached). A dir pool is shown as it is.\n",
+      pool_refresh },
     { "pool", "list", NULL, NULL, "List the pools with their space and volume counts.",
       "In a cluster: every host's local pools (HOST; their sizes are shown by\n"
       "'pool show NAME --host HOST') and the shared pools once.\n",

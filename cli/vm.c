@@ -44,7 +44,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
                *accel = NULL, *max_vcpus = NULL, *max_memory = NULL, *group = NULL,
                *host = NULL, *pool = NULL, *cdrom = NULL, *boot = NULL, *ha_priority = NULL,
-               *ha_group = NULL, *firmware = NULL, *display = NULL;
+               *ha_group = NULL, *firmware = NULL, *display = NULL, *disk_volume = NULL;
     bool autostart = false, full_clone = false, async = false, blank = false, ha = false;
     bool secure_boot = false;
     _cleanup_strv_ char **networks = NULL;
@@ -55,7 +55,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         { "--accel", &accel, NULL },   { "--autostart", NULL, &autostart },
         { "--full-clone", NULL, &full_clone },
         { "--group", &group, NULL },   { "--host", &host, NULL },
-        { "--pool", &pool, NULL },
+        { "--pool", &pool, NULL },     { "--disk", &disk_volume, NULL },
         { "--blank", NULL, &blank },   { "--cdrom", &cdrom, NULL },
         { "--boot", &boot, NULL },
         { "--firmware", &firmware, NULL }, { "--secure-boot", NULL, &secure_boot },
@@ -94,6 +94,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "host", json_string(host));
     if (pool)
         json_object_set_new(body, "pool", json_string(pool));
+    if (disk_volume)
+        json_object_set_new(body, "disk_volume", json_string(disk_volume));
     if (blank)
         json_object_set_new(body, "blank", json_true());
     if (cdrom) /* "none": an empty drive */
@@ -956,7 +958,8 @@ static const CliCommand vm_commands[] = {
     { "vm", "create", "NAME",
       "[--image IMG] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "
       "[--disk-size SIZE] [--accel auto|kvm|tcg] "
-      "[--network NET]... [--autostart] [--full-clone] [--pool POOL] [--group NAME] [--host HOST] "
+      "[--network NET]... [--autostart] [--full-clone] [--pool POOL | --disk POOL/NAME] "
+      "[--group NAME] [--host HOST] "
       "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] "
       "[--firmware bios|uefi [--secure-boot]] [--display vga|virtio|none] "
       "[--ha [--ha-priority N] [--ha-group NAME]] [--async]",
@@ -981,6 +984,10 @@ static const CliCommand vm_commands[] = {
       "                        linked clone, which holds only the VM's changes)\n"
       "  --pool POOL           make the VM's disk in pool POOL (default: default); a\n"
       "                        shared pool lets the VM live-migrate (vm migrate)\n"
+      "  --disk POOL/NAME      boot from existing volume POOL/NAME as it is (e.g. an\n"
+      "                        iSCSI LUN san1/lun1; the image gives the kernel); the VM\n"
+      "                        does not own it (its delete keeps it); refused while\n"
+      "                        another VM has it, unless it is shareable\n"
       "  --group NAME          put the VM in placement group NAME (vireo group create)\n"
       "  --host HOST           create it on host HOST (a name or id; still checked: the\n"
       "                        reason is given when it does not fit there). Without it,\n"

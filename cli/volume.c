@@ -259,6 +259,10 @@ static int volume_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "size:", size);
     out_kv(stdout, "allocated:", alloc);
     out_kv(stdout, "path:", jstr(vol, "path"));
+    _cleanup_free_ char *lun = json_is_integer(json_object_get(vol, "lun")) ? jint_str(vol, "lun")
+                                                                            : NULL;
+    if (lun)
+        out_kv(stdout, "lun:", lun);
     out_kv(stdout, "clone of:", clone_of);
     json_t *chain = json_object_get(vol, "backing");
     if (json_array_size(chain) == 0)
@@ -489,11 +493,45 @@ static int volume_set(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+static int volume_format(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *ref = NULL;
+    bool qcow2 = false;
+    const CliOption opts[] = { { "--qcow2", NULL, &qcow2 }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &ref, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (!cli_parse_volume_ref("POOL/NAME", ref, &pool, &name))
+        return CLI_EXIT_USAGE;
+    if (!qcow2)
+        return cli_usage_error("volume format", "'volume format' needs --qcow2");
+    _cleanup_free_ char *path = api_volume_path(pool, name, "/format");
+    json_t *body = json_pack("{s:s}", "format", "qcow2");
+    json_t *doc = NULL;
+    int r = api_call("POST", path, body, &doc);
+    json_decref(body);
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    if (cli_globals.json)
+        out_json(stdout, doc);
+    else
+        printf("%s: qcow2\n", ref);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
 #define ASYNC_HELP "  --async               print the task id and return without waiting\n"
 #define SIZE_HELP                                                                          \
     "Sizes take K, M, G or T (powers of 1024); a bare number is bytes.\n"
 
 static const CliCommand volume_commands[] = {
+    { "volume", "format", "POOL/NAME", "--qcow2",
+      "Put a qcow2 layer on an iSCSI LUN (its data is lost).",
+      "qemu-img formats the LUN over iscsi://; VMs then open qcow2 on the LUN, so the\n"
+      "disk has snapshots and thin allocation (docs/storage-san.md). Refused while a\n"
+      "VM has the LUN attached, and for pools with CHAP (not yet supported).\n",
+      volume_format },
     { "volume", "create", "POOL/NAME", "--size SIZE [--format qcow2|raw] [--async]",
       "Create an empty volume.",
       SIZE_HELP

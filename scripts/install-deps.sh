@@ -12,8 +12,9 @@ PKGS=(build-essential meson ninja-build pkg-config
       busybox-static etcd-server etcd-client libgnutls28-dev openssl
       ovmf  # UEFI firmware of VMs (--firmware uefi)
       grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools dosfstools efibootmgr  # guest/build-installer-iso.sh (BIOS+UEFI installer ISO)
-      clang llvm libclang-rt-14-dev)  # libFuzzer (tests/fuzz) and llvm-symbolizer
-BPO_PKGS=(qemu-system-x86 qemu-utils)
+      clang llvm libclang-rt-14-dev  # libFuzzer (tests/fuzz) and llvm-symbolizer
+      libiscsi-dev libiscsi-bin tgt)  # iSCSI pools (docs/storage-san.md): vireod's initiator; tests' target
+BPO_PKGS=(qemu-system-x86 qemu-utils qemu-block-extra)  # qemu-block-extra: QEMU's iscsi driver
 
 have_all() {
     for p in "${PKGS[@]}" "${BPO_PKGS[@]}"; do

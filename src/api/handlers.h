@@ -95,6 +95,8 @@ void vo_api_pools_list(VoRequest *req, VoReply *rep);
 void vo_api_pool_create(VoRequest *req, VoReply *rep);
 void vo_api_pool_show(VoRequest *req, VoReply *rep);
 void vo_api_pool_delete(VoRequest *req, VoReply *rep);
+void vo_api_pool_refresh(VoRequest *req, VoReply *rep);
+void vo_api_volume_format(VoRequest *req, VoReply *rep);
 void vo_api_volumes_list(VoRequest *req, VoReply *rep);
 void vo_api_volume_create(VoRequest *req, VoReply *rep);
 void vo_api_volume_show(VoRequest *req, VoReply *rep);

@@ -94,7 +94,11 @@ void vo_api_pool_create(VoRequest *req, VoReply *rep)
     json_t *pool = NULL;
     char *error = NULL;
     int r = vo_pool_spec_from_json(req->body, &spec, &error);
-    if (r >= 0)
+    VoIscsiPoolArgs iscsi = { .name = spec.name, .portal = spec.portal, .target = spec.target,
+                              .chap_user = spec.chap_user, .chap_secret = spec.chap_secret };
+    if (r >= 0 && !strcmp(spec.type, VO_ISCSI_POOL_TYPE))
+        r = vo_pool_create_iscsi(req->d, &iscsi, &pool, &error);
+    else if (r >= 0)
         r = vo_pool_create(req->d, spec.name, spec.type, spec.path, spec.shared, &pool, &error);
     vo_pool_spec_clear(&spec);
     reply_result(rep, r, 201, pool, error);
@@ -117,6 +121,27 @@ void vo_api_pool_show(VoRequest *req, VoReply *rep)
         json_decref(one);
     }
     reply_result(rep, r, 200, pool, error);
+}
+
+void vo_api_pool_refresh(VoRequest *req, VoReply *rep)
+{
+    json_t *pool = NULL;
+    char *error = NULL;
+    int r = vo_pool_refresh(req->d, req->params[0], &pool, &error);
+    reply_result(rep, r, 200, pool, error);
+}
+
+void vo_api_volume_format(VoRequest *req, VoReply *rep)
+{
+    const char *format = NULL;
+    if (!vo_request_unpack(req, rep, "{s:s}", "format", &format))
+        return;
+    char *error = NULL;
+    int r = vo_volume_format(req->d, req->params[0], req->params[1], format, &error);
+    json_t *volume = NULL;
+    if (r >= 0)
+        r = vo_volume_get_json(req->d, req->params[0], req->params[1], &volume, &error);
+    reply_result(rep, r, 200, volume, error);
 }
 
 void vo_api_pool_delete(VoRequest *req, VoReply *rep)

@@ -243,7 +243,7 @@ static bool ha_fields_valid(VoReply *rep, json_int_t ha_priority, const char *ha
 void vo_api_vm_create(VoRequest *req, VoReply *rep)
 {
     const char *name = NULL, *image = "default", *accel = "auto", *group = NULL, *host = NULL;
-    const char *pool = NULL;
+    const char *pool = NULL, *disk_volume = NULL; /* read again by vm_create_here */
     json_int_t vcpus = 1, memory = 512, disk_size = 0, max_vcpus = 0, max_memory = 0;
     int autostart = 0, full_clone = 0, ha = 0;
     json_int_t ha_priority = 0;
@@ -255,7 +255,7 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
         return;
     if (!vo_request_unpack(req, rep,
                            "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s, s?s,"
-                           " s?o, s?o, s?b, s?b, s?I, s?s, s?o, s?o, s?o}",
+                           " s?o, s?o, s?b, s?b, s?I, s?s, s?o, s?o, s?o, s?s}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
@@ -263,7 +263,8 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
                            "group", &group, "host", &host, "pool", &pool, "cdrom", &cdrom,
                            "boot", &boot, "blank", &blank, "ha", &ha,
                            "ha_priority", &ha_priority, "ha_group", &ha_group, "firmware",
-                           &firmware, "secure_boot", &secure_boot, "display", &display))
+                           &firmware, "secure_boot", &secure_boot, "display", &display,
+                           "disk_volume", &disk_volume))
         return;
     (void)display; /* read by create_boot_args */
     if (!ha_fields_valid(rep, ha_priority, ha_group))
@@ -373,6 +374,7 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
     args.vcpus = (unsigned)vcpus;
     args.memory_mib = (uint64_t)memory;
     args.disk_size_bytes = (uint64_t)disk_size;
+    args.disk_volume = json_string_value(json_object_get(req->body, "disk_volume"));
     json_t *task = NULL, *vm = NULL;
     char *error = NULL;
     int64_t t0 = vo_now_us();

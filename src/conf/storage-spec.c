@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conf/names.h"
+#include "storage/iscsi-url.h"
 #include "util/util.h"
 
 void vo_pool_spec_clear(VoPoolSpec *s)
@@ -12,6 +13,10 @@ void vo_pool_spec_clear(VoPoolSpec *s)
     free(s->name);
     free(s->type);
     free(s->path);
+    free(s->portal);
+    free(s->target);
+    free(s->chap_user);
+    free(s->chap_secret);
     *s = (VoPoolSpec){ 0 };
 }
 
@@ -36,6 +41,38 @@ static char *invalid_name(const char *what, const char *name)
                        "starting with '-'", what, name);
 }
 
+/* An iSCSI pool: portal and target (checked in full by the daemon, which
+ * logs in), CHAP user and secret together; no path, not shared (yet). */
+static int iscsi_pool_spec(const char *name, const char *path, int shared, const char *portal,
+                           const char *target, const char *chap_user, const char *chap_secret,
+                           VoPoolSpec *ret, char **ret_error)
+{
+    _cleanup_free_ char *host = NULL;
+    unsigned port = 0;
+    if (path)
+        return vo_error_set(ret_error, -EINVAL, "path: an iscsi pool has none (give portal "
+                            "and target)");
+    if (shared)
+        return vo_error_set(ret_error, -EINVAL, "shared: iscsi pools cannot be marked shared "
+                            "yet");
+    int r = vo_iscsi_portal_parse(portal, &host, &port, ret_error);
+    if (r < 0)
+        return r;
+    if (!vo_iscsi_name_valid(target))
+        return vo_error_set(ret_error, -EINVAL, "target: '%s' is not an iSCSI name (iqn.YYYY-"
+                            "MM.reversed.domain[:name], lower case, or eui. and 16 hex digits)",
+                            target ? target : "");
+    if (!!chap_user != !!chap_secret)
+        return vo_error_set(ret_error, -EINVAL, "chap_user and chap_secret go together");
+    if (chap_user && !vo_iscsi_user_valid(chap_user))
+        return vo_error_set(ret_error, -EINVAL, "chap_user: '%s' is invalid (1-64 characters "
+                            "of A-Z, a-z, 0-9, '.', '_', ':' and '-')", chap_user);
+    *ret = (VoPoolSpec){ .name = vo_strdup(name), .type = vo_strdup("iscsi"),
+                         .portal = vo_strdup(portal), .target = vo_strdup(target),
+                         .chap_user = vo_strdup(chap_user), .chap_secret = vo_strdup(chap_secret) };
+    return 0;
+}
+
 int vo_pool_spec_from_json(json_t *doc, VoPoolSpec *ret, char **ret_error)
 {
     *ret = (VoPoolSpec){ 0 };
@@ -43,15 +80,30 @@ int vo_pool_spec_from_json(json_t *doc, VoPoolSpec *ret, char **ret_error)
     const char *name = NULL, *type = "dir", *path = NULL;
     int shared = 0;
     json_error_t jerr;
-    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT, "{s:s, s?s, s:s, s?b}", "name", &name,
-                       "type", &type, "path", &path, "shared", &shared) < 0)
+    const char *portal = NULL, *target = NULL, *chap_user = NULL, *chap_secret = NULL;
+    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT,
+                       "{s:s, s?s, s?s, s?b, s?s, s?s, s?s, s?s}", "name", &name, "type", &type,
+                       "path", &path, "shared", &shared, "portal", &portal, "target", &target,
+                       "chap_user", &chap_user, "chap_secret", &chap_secret) < 0)
         return invalid_body(&jerr, ret_error);
     if (!vo_name_valid(name)) {
         *ret_error = invalid_name("name", name);
         return -EINVAL;
     }
+    if (!strcmp(type, "iscsi"))
+        return iscsi_pool_spec(name, path, shared, portal, target, chap_user, chap_secret, ret,
+                               ret_error);
+    if (portal || target || chap_user || chap_secret) {
+        *ret_error = vo_asprintf("portal, target, chap_user and chap_secret are for iscsi "
+                                 "pools, not %s pools", type);
+        return -EINVAL;
+    }
+    if (!path) {
+        *ret_error = vo_strdup("path: give the pool's directory (absolute path)");
+        return -EINVAL;
+    }
     if (strcmp(type, "dir") && strcmp(type, "backup")) {
-        *ret_error = vo_asprintf("type: '%s' is not supported (dir or backup)", type);
+        *ret_error = vo_asprintf("type: '%s' is not supported (dir, backup or iscsi)", type);
         return -EINVAL;
     }
     if (path[0] != '/') {

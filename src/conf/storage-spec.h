@@ -14,9 +14,11 @@
 
 typedef struct {
     char *name;
-    char *type; /* "dir" (default) or "backup" */
+    char *type; /* "dir" (default), "backup" or "iscsi" */
     char *path; /* absolute */
     bool shared; /* a directory every host of a cluster mounts at path */
+    /* type "iscsi" (no path): the target (docs/storage-san.md) */
+    char *portal, *target, *chap_user, *chap_secret;
 } VoPoolSpec;
 
 typedef struct {

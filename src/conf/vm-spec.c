@@ -5,6 +5,7 @@
 #include <sys/random.h>
 
 #include "conf/names.h"
+#include "storage/iscsi-url.h"
 #include "util/util.h"
 
 static const char *const accel_names[] = { "auto", "kvm", "tcg" };
@@ -705,6 +706,18 @@ static bool qemu_path_ok(const char *path)
     return path && path[0] == '/' && !strchr(path, ',');
 }
 
+/* An iSCSI LUN (storage/iscsi-url.h): its string goes into QEMU's JSON
+ * arguments piece by piece, never as a comma-separated option. */
+static bool iscsi_path_ok(const char *path)
+{
+    VoIscsiUrl u;
+    if (vo_iscsi_url_parse(path, &u) < 0)
+        return false;
+    bool ok = u.lun >= 0 && (!u.secret || !strchr(u.secret, ','));
+    vo_iscsi_url_clear(&u);
+    return ok;
+}
+
 static int resolve_boot_file(const VoBootFile *f, bool initrd, const VoSpecResolver *res,
                              char **ret, char **ret_error)
 {
@@ -736,7 +749,7 @@ int vo_vm_spec_resolve(const VoVmSpec *s, const VoSpecResolver *res, VoVmSpec **
         if (r < 0)
             return vo_error_set(ret_error, r, "disk %zu (volume '%s'): %s", i, disk->volume,
                                 error ? error : strerror(-r));
-        if (!qemu_path_ok(disk->path))
+        if (!qemu_path_ok(disk->path) && !iscsi_path_ok(disk->path))
             return vo_error_set(ret_error, -EINVAL, "disk %zu (volume '%s'): its file '%s' is "
                                 "not an absolute path without ','", i, disk->volume, disk->path);
     }

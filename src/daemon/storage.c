@@ -18,16 +18,19 @@
 
 #include "conf/names.h"
 #include "daemon/host-id.h"
+#include "daemon/storage-iscsi.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"
 #include "state/lease-keeper.h"
 #include "state/relations.h"
 #include "vireo/errors.h"
 #include "storage/image-header.h"
+#include "storage/iscsi-url.h"
 #include "storage/iso.h"
 #include "storage/pool-marker.h"
 #include "storage/qemu-img.h"
 #include "storage/volume-path.h"
+#include "util/spawn.h"
 #include "util/time-format.h"
 #include "util/util.h"
 
@@ -59,6 +62,7 @@ struct VoVolume {
     bool ready;    /* created; false while its create task runs */
     int64_t created_at;
     int64_t rev;   /* of its document; 0 until saved */
+    uint64_t size_bytes; /* an iSCSI LUN's size (as last listed); 0 for others */
 };
 
 /* ---- who uses a volume ---------------------------------------------------- */
@@ -250,6 +254,9 @@ int vo_pool_check_reachable(VoDaemon *d, const char *name, char **ret_error)
     return r;
 }
 
+static int iscsi_refuse(const char *pool, const char *what, char **ret_error);
+static int iscsi_check(VoDaemon *d, const char *pool, const char *what, char **ret_error);
+
 /* Caller holds storage_lock: the pool a new volume pool/name may go into, or
  * NULL with *ret (-ENOENT, -EEXIST, -EINVAL) and *ret_error saying why. */
 static VoPool *pool_for_new_volume(VoDaemon *d, const char *pool, const char *name, int *ret,
@@ -263,6 +270,8 @@ static VoPool *pool_for_new_volume(VoDaemon *d, const char *pool, const char *na
     } else if (!strcmp(p->type, VO_BACKUP_POOL_TYPE)) {
         *ret = vo_error_set(ret_error, -EINVAL,
                             "pool '%s' is a backup pool: volumes go to a dir pool", pool);
+    } else if (!strcmp(p->type, VO_ISCSI_POOL_TYPE)) {
+        *ret = iscsi_refuse(pool, "create volumes in", ret_error);
     } else if (p->reach != VO_POOL_REACHABLE) {
         *ret = vo_error_set(ret_error, -EBUSY, "pool '%s' is not reachable on this host: "
                             "%s", pool, p->reason ? p->reason : "unknown");
@@ -390,6 +399,8 @@ static int save_volume(VoDaemon *d, VoVolume *v)
         json_object_set_new(doc, "image", json_string(v->image));
     if (v->content)
         json_object_set_new(doc, "content", json_string(v->content));
+    if (v->size_bytes)
+        json_object_set_new(doc, "size_bytes", json_integer((json_int_t)v->size_bytes));
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = volume_doc_key(v->shared, v->pool, v->name);
@@ -463,11 +474,11 @@ static VoVolume *volume_from_doc(const char *value, int64_t rev)
     const char *pool = NULL, *name = NULL, *format = NULL, *backing = NULL, *image = NULL;
     const char *content = NULL;
     int shareable = 0;
-    json_int_t created = 0;
-    if (!doc || json_unpack(doc, "{s:s, s:s, s:s, s?s, s?s, s?b, s?I, s?s}", "pool", &pool,
+    json_int_t created = 0, size = 0;
+    if (!doc || json_unpack(doc, "{s:s, s:s, s:s, s?s, s?s, s?b, s?I, s?s, s?I}", "pool", &pool,
                             "name", &name, "format", &format, "backing", &backing, "image",
                             &image, "shareable", &shareable, "created_at", &created, "content",
-                            &content) < 0) {
+                            &content, "size_bytes", &size) < 0) {
         json_decref(doc);
         return NULL;
     }
@@ -476,7 +487,7 @@ static VoVolume *volume_from_doc(const char *value, int64_t rev)
                      .format = vo_strdup(format), .backing = vo_strdup(backing),
                      .image = vo_strdup(image), .content = vo_strdup(content),
                      .shareable = shareable, .ready = true,
-                     .created_at = created, .rev = rev };
+                     .created_at = created, .rev = rev, .size_bytes = (uint64_t)size };
     json_decref(doc);
     return v;
 }
@@ -774,6 +785,8 @@ int vo_storage_relist_shared(VoDaemon *d)
 /* ---- JSON ------------------------------------------------------------------ */
 
 /* Caller holds storage_lock. */
+static void iscsi_pool_json(VoDaemon *d, const VoPool *p, json_t *o);
+
 static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
 {
     unsigned long long cap = 0, avail = 0, used = 0;
@@ -796,6 +809,7 @@ static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
     json_object_set_new(o, "reachable", json_boolean(p->reach == VO_POOL_REACHABLE));
     json_object_set_new(o, "reason", p->reason && p->reach != VO_POOL_REACHABLE
                                          ? json_string(p->reason) : json_null());
+    iscsi_pool_json(d, p, o);
     return o;
 }
 
@@ -851,6 +865,7 @@ typedef struct {
     char *pool, *name, *format, *path, *backing, *image, *content;
     bool shareable, ready;
     int64_t created_at;
+    uint64_t size_bytes; /* an iSCSI LUN's */
 } VolumeView;
 
 static void view_clear(VolumeView *v)
@@ -873,7 +888,7 @@ static void view_of(VoDaemon *d, const VoVolume *v, VolumeView *ret)
                          .path = p ? vo_volume_path(p->path, v->name, v->format) : NULL,
                          .backing = vo_strdup(v->backing), .image = vo_strdup(v->image),
                          .content = vo_strdup(v->content), .shareable = v->shareable, .ready = v->ready,
-                         .created_at = v->created_at };
+                         .created_at = v->created_at, .size_bytes = v->size_bytes };
 }
 
 /* Where backing files may be: every pool and every image directory (linked
@@ -920,6 +935,12 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots
                                                    "format", info.layers[i].format));
     }
     vo_img_info_clear(&info);
+    VoIscsiUrl lun;
+    if (v->path && vo_iscsi_url_parse(v->path, &lun) == 0) { /* a LUN: no file to read */
+        vsize = alloc = v->size_bytes;
+        json_object_set_new(o, "lun", json_integer(lun.lun));
+        vo_iscsi_url_clear(&lun);
+    }
     json_object_set_new(o, "virtual_size_bytes", json_integer((json_int_t)vsize));
     json_object_set_new(o, "allocation_bytes", json_integer((json_int_t)alloc));
     json_object_set_new(o, "backing", chain);
@@ -1154,8 +1175,14 @@ static int shared_pool_docs(VoDaemon *d, const char *name, size_t *ret_volumes,
     return r;
 }
 
+static int iscsi_pool_drop_luns(VoDaemon *d, const char *name, int64_t expected,
+                                char **ret_error);
+
 int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error)
 {
+    int ri = iscsi_pool_drop_luns(d, name, expected, ret_error);
+    if (ri < 0)
+        return ri;
     pthread_mutex_lock(&d->storage_lock);
     bool shared = pool_is_shared(d, name);
     pthread_mutex_unlock(&d->storage_lock);
@@ -1203,6 +1230,10 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
             r = 0;
             if (p->shared)
                 vo_pool_marker_remove(p->path, p->id);
+            if (!strcmp(p->type, VO_ISCSI_POOL_TYPE)) {
+                _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
+                (void)unlink(secret);
+            }
             for (size_t i = 0; i < d->n_pools; i++)
                 if (d->pools[i] == p) {
                     d->pools[i] = d->pools[--d->n_pools];
@@ -1666,6 +1697,9 @@ static char *volume_in_use(VoDaemon *d, const char *pool, const char *name)
 int vo_volume_delete(VoDaemon *d, const char *pool, const char *name, int64_t expected,
                      json_t **ret_task, char **ret_error)
 {
+    int ri = iscsi_check(d, pool, "delete volumes of", ret_error);
+    if (ri < 0)
+        return ri;
     json_t *probe = NULL;
     int r = vo_volume_get_json(d, pool, name, &probe, ret_error);
     json_decref(probe);
@@ -1793,6 +1827,9 @@ static int task_volume_resize(VoTask *t, void *userdata)
 int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t size,
                      bool allow_shrink, int64_t expected, json_t **ret_task, char **ret_error)
 {
+    int ri = iscsi_check(d, pool, "resize volumes of", ret_error);
+    if (ri < 0)
+        return ri;
     if (size == 0 || size > (64ULL << 40)) {
         *ret_error = vo_strdup("size_bytes: out of range (1 byte to 64 TiB)");
         return -EINVAL;
@@ -1908,6 +1945,9 @@ static int task_volume_clone(VoTask *t, void *userdata)
 int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char *target_key,
                     bool linked, json_t **ret_task, json_t **ret_volume, char **ret_error)
 {
+    int ri = iscsi_check(d, pool, "clone volumes of", ret_error);
+    if (ri < 0)
+        return ri;
     _cleanup_free_ char *dst_pool = NULL, *dst_name = NULL;
     if (!target_key || vo_volume_key_split(target_key, &dst_pool, &dst_name) < 0) {
         *ret_error = vo_asprintf("target: '%s' is not POOL/NAME", target_key ? target_key : "");
@@ -2005,6 +2045,9 @@ int vo_volume_set_shareable(VoDaemon *d, const char *pool, const char *name, boo
 int vo_volume_file(VoDaemon *d, const char *pool, const char *name, char **ret_path,
                    char **ret_error)
 {
+    int ri = iscsi_check(d, pool, "download volumes of", ret_error);
+    if (ri < 0)
+        return ri;
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
     VoPool *p = pool_find(d, pool);
@@ -2021,6 +2064,9 @@ int vo_volume_file(VoDaemon *d, const char *pool, const char *name, char **ret_p
 int vo_volume_upload_path(VoDaemon *d, const char *pool, const char *name, char **ret_path,
                           char **ret_error)
 {
+    int ri = iscsi_check(d, pool, "upload volumes to", ret_error);
+    if (ri < 0)
+        return ri;
     if (!vo_name_valid(name)) {
         *ret_error = vo_asprintf("volume name: '%s' is invalid", name);
         return -EINVAL;
@@ -2687,6 +2733,354 @@ int vo_volume_move_info(VoDaemon *d, const char *key, json_t **ret, char **ret_e
         *ret = json_pack("{s:s, s:s, s:s, s:s, s:b, s:s*, s:s*, s:s}", "key", key, "pool",
                          pool, "name", name, "format", v->format, "shared", v->shared,
                          "image", v->image, "backing", v->backing, "path", path);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+/* ---- iSCSI pools (docs/storage-san.md) -------------------------------------- */
+
+/* An iSCSI pool's path is its iscsi:// string (storage/iscsi-url.h): with
+ * the CHAP secret's file and this host's initiator name, so that a LUN's
+ * volume path (vo_volume_path adds "/LUN") is all QEMU needs. Its volumes
+ * are the target's disk LUNs, named lunN, listed at create and on refresh;
+ * vireo neither creates nor deletes them. */
+
+static int iscsi_refuse(const char *pool, const char *what, char **ret_error)
+{
+    return vo_error_set(ret_error, -EINVAL, "pool '%s' is an iSCSI pool: its volumes are the "
+                        "target's LUNs and vireo cannot %s it (add or remove LUNs on the "
+                        "target, then run vireo pool refresh %s)", pool, what, pool);
+}
+
+static int iscsi_check(VoDaemon *d, const char *pool, const char *what, char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, pool);
+    bool iscsi = p && !strcmp(p->type, VO_ISCSI_POOL_TYPE);
+    pthread_mutex_unlock(&d->storage_lock);
+    return iscsi ? iscsi_refuse(pool, what, ret_error) : 0;
+}
+
+/* This host's initiator name (what the target's ACLs name). */
+static char *iscsi_initiator(VoDaemon *d)
+{
+    return vo_asprintf("iqn.2026-12.org.vireo:%s", d->host_id ? d->host_id : "host");
+}
+
+static void iscsi_pool_json(VoDaemon *d, const VoPool *p, json_t *o)
+{
+    VoIscsiUrl u;
+    if (strcmp(p->type, VO_ISCSI_POOL_TYPE) || vo_iscsi_url_parse(p->path, &u) < 0)
+        return;
+    uint64_t cap = 0;
+    for (size_t i = 0; i < d->n_volumes; i++)
+        if (!strcmp(d->volumes[i]->pool, p->name))
+            cap += d->volumes[i]->size_bytes;
+    _cleanup_free_ char *portal = vo_asprintf("%s:%u", u.host, u.port);
+    json_object_set_new(o, "portal", json_string(portal));
+    json_object_set_new(o, "target", json_string(u.target));
+    json_object_set_new(o, "chap_user", u.user ? json_string(u.user) : json_null());
+    json_object_set_new(o, "initiator", json_string(u.initiator ? u.initiator : ""));
+    json_object_set_new(o, "capacity_bytes", json_integer((json_int_t)cap));
+    json_object_set_new(o, "allocation_bytes", json_integer((json_int_t)cap));
+    json_object_set_new(o, "available_bytes", json_integer(0));
+    vo_iscsi_url_clear(&u);
+}
+
+static bool lun_listed(const VoIscsiLun *luns, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        char want[24];
+        snprintf(want, sizeof(want), "lun%d", luns[i].lun);
+        if (!strcmp(want, name))
+            return true;
+    }
+    return false;
+}
+
+/* Caller holds storage_lock: the volumes of pool p follow the LUNs listed
+ * (new ones added as raw volumes, sizes updated); those in gone (LUNs the
+ * target no longer has, attached to no VM) are dropped. */
+static int iscsi_apply_luns(VoDaemon *d, VoPool *p, const VoIscsiLun *luns, size_t n,
+                            char *const *gone, char **ret_error)
+{
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_free_ char *name = vo_asprintf("lun%d", luns[i].lun);
+        VoVolume *v = volume_find(d, p->name, name);
+        if (v && v->size_bytes == luns[i].size_bytes)
+            continue;
+        bool fresh = !v;
+        if (fresh) {
+            v = vo_malloc0(sizeof(*v));
+            *v = (VoVolume){ .pool = vo_strdup(p->name), .name = vo_strdup(name),
+                             .format = vo_strdup("raw"), .ready = true,
+                             .created_at = vo_wall_ms() };
+        }
+        v->size_bytes = luns[i].size_bytes;
+        int r = save_volume(d, v);
+        if (r < 0) {
+            if (fresh)
+                volume_free(v);
+            return vo_error_set(ret_error, r, "cannot save volume '%s/%s': %s", p->name, name,
+                                strerror(-r));
+        }
+        if (fresh)
+            registry_add_volume(d, v);
+    }
+    for (size_t i = 0; gone && gone[i]; i++) {
+        VoVolume *v = volume_find(d, p->name, gone[i]);
+        if (!v || v->busy || v->attaching || lun_listed(luns, n, gone[i]))
+            continue;
+        if (delete_volume_doc(d, v) == 0)
+            registry_remove_volume(d, v);
+    }
+    return 0;
+}
+
+/* The volumes of iSCSI pool name not in luns and attached to no VM (strv). */
+static char **iscsi_gone(VoDaemon *d, const char *name, const VoIscsiLun *luns, size_t n)
+{
+    char **names = NULL, **gone = NULL;
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; i < d->n_volumes; i++)
+        if (!strcmp(d->volumes[i]->pool, name) && !lun_listed(luns, n, d->volumes[i]->name))
+            vo_strv_pushf(&names, "%s", d->volumes[i]->name);
+    pthread_mutex_unlock(&d->storage_lock);
+    for (size_t i = 0; names && names[i]; i++) {
+        _cleanup_free_ char *key = vo_asprintf("%s/%s", name, names[i]);
+        _cleanup_free_ char *user = volume_user_name(d, key);
+        if (!user)
+            vo_strv_pushf(&gone, "%s", names[i]);
+        else
+            log_info("pool %s: LUN volume %s is gone from the target but attached to VM '%s': "
+                     "kept", name, names[i], user);
+    }
+    vo_strv_free(names);
+    return gone;
+}
+
+int vo_pool_create_iscsi(VoDaemon *d, const VoIscsiPoolArgs *a, json_t **ret, char **ret_error)
+{
+    VoIscsiUrl u = { .lun = -1 };
+    int r = vo_iscsi_portal_parse(a->portal, &u.host, &u.port, ret_error);
+    if (r == 0 && !vo_iscsi_name_valid(a->target))
+        r = vo_error_set(ret_error, -EINVAL, "target: '%s' is not an iSCSI name (iqn.YYYY-MM."
+                         "reversed.domain[:name], lower case, or eui. and 16 hex digits)",
+                         a->target ? a->target : "");
+    if (r == 0 && !vo_name_valid(a->name))
+        r = vo_error_set(ret_error, -EINVAL, "name: '%s' is invalid: use 1-63 characters of "
+                         "a-z, 0-9 and '-', not starting with '-'", a->name);
+    if (r == 0 && !!a->chap_user != !!a->chap_secret)
+        r = vo_error_set(ret_error, -EINVAL, "chap_user and chap_secret go together");
+    if (r == 0 && a->chap_user && !vo_iscsi_user_valid(a->chap_user))
+        r = vo_error_set(ret_error, -EINVAL, "chap_user: '%s' is invalid (1-64 characters of "
+                         "A-Z, a-z, 0-9, '.', '_', ':' and '-')", a->chap_user);
+    if (r == 0 && a->chap_secret &&
+        (!a->chap_secret[0] || strlen(a->chap_secret) > 255 || strpbrk(a->chap_secret, "\r\n")))
+        r = vo_error_set(ret_error, -EINVAL, "chap_secret: give 1-255 characters on one line");
+    if (r == 0) {
+        pthread_mutex_lock(&d->storage_lock);
+        if (pool_find(d, a->name))
+            r = vo_error_set(ret_error, -EEXIST, "a pool named '%s' already exists", a->name);
+        pthread_mutex_unlock(&d->storage_lock);
+    }
+    if (r < 0) {
+        vo_iscsi_url_clear(&u);
+        return r;
+    }
+    u.target = vo_strdup(a->target);
+    u.user = vo_strdup(a->chap_user);
+    u.initiator = iscsi_initiator(d);
+    if (a->chap_secret) {
+        u.secret = vo_iscsi_secret_path(d->state_dir, a->name);
+        r = vo_iscsi_secret_write(d->state_dir, a->name, a->chap_secret);
+        if (r < 0)
+            r = vo_error_set(ret_error, r, "cannot keep the CHAP secret: %s", strerror(-r));
+    }
+    VoIscsiLun *luns = NULL;
+    size_t n = 0;
+    _cleanup_free_ char *scan_error = NULL;
+    if (r == 0 && vo_iscsi_scan(&u, u.initiator, &luns, &n, &scan_error) < 0)
+        r = vo_error_set(ret_error, -EINVAL, "cannot use iSCSI target %s at %s:%u: %s",
+                         a->target, u.host, u.port, scan_error);
+    _cleanup_free_ char *path = vo_iscsi_url_format(&u);
+    if (r == 0) {
+        pthread_mutex_lock(&d->storage_lock);
+        VoPool *p = vo_malloc0(sizeof(*p));
+        *p = (VoPool){ .name = vo_strdup(a->name), .type = vo_strdup(VO_ISCSI_POOL_TYPE),
+                       .path = vo_strdup(path), .created_at = vo_wall_ms(),
+                       .reach = VO_POOL_REACHABLE };
+        if (pool_find(d, a->name))
+            r = vo_error_set(ret_error, -EEXIST, "a pool named '%s' already exists", a->name);
+        else if ((r = save_pool(d, p, VO_REV_NEW)) < 0)
+            *ret_error = r == -EEXIST ? vo_asprintf("a pool named '%s' already exists", a->name)
+                                      : vo_asprintf("cannot save pool '%s': %s", a->name,
+                                                    strerror(-r));
+        if (r < 0) {
+            pool_free(p);
+        } else {
+            registry_add_pool(d, p);
+            _cleanup_free_ char *lun_error = NULL;
+            if (iscsi_apply_luns(d, p, luns, n, NULL, &lun_error) < 0)
+                log_error("pool %s: %s (run vireo pool refresh %s)", a->name, lun_error,
+                          a->name);
+            *ret = pool_to_json(d, p);
+        }
+        pthread_mutex_unlock(&d->storage_lock);
+    }
+    if (r < 0 && a->chap_secret && r != -EEXIST) {
+        _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, a->name);
+        (void)unlink(secret);
+    }
+    free(luns);
+    vo_iscsi_url_clear(&u);
+    return r;
+}
+
+int vo_pool_refresh(VoDaemon *d, const char *name, json_t **ret, char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, name);
+    bool iscsi = p && !strcmp(p->type, VO_ISCSI_POOL_TYPE);
+    _cleanup_free_ char *path = p ? vo_strdup(p->path) : NULL;
+    if (p && !iscsi)
+        *ret = pool_to_json(d, p); /* a dir pool's volumes are vireo's own: nothing to list */
+    pthread_mutex_unlock(&d->storage_lock);
+    if (!p)
+        return vo_error_set(ret_error, -ENOENT, "pool '%s' does not exist", name);
+    if (!iscsi)
+        return 0;
+    VoIscsiUrl u;
+    if (vo_iscsi_url_parse(path, &u) < 0)
+        return vo_error_set(ret_error, -EIO, "pool '%s': its target is unreadable", name);
+    VoIscsiLun *luns = NULL;
+    size_t n = 0;
+    _cleanup_free_ char *scan_error = NULL;
+    int r = vo_iscsi_scan(&u, u.initiator, &luns, &n, &scan_error);
+    if (r < 0)
+        r = vo_error_set(ret_error, -EBUSY, "pool '%s': cannot list the LUNs of target %s at "
+                         "%s:%u: %s", name, u.target, u.host, u.port, scan_error);
+    vo_iscsi_url_clear(&u);
+    _cleanup_strv_ char **gone = r == 0 ? iscsi_gone(d, name, luns, n) : NULL;
+    if (r == 0) {
+        pthread_mutex_lock(&d->storage_lock);
+        p = pool_find(d, name);
+        if (!p)
+            r = vo_error_set(ret_error, -ENOENT, "pool '%s' does not exist", name);
+        else if ((r = iscsi_apply_luns(d, p, luns, n, gone, ret_error)) == 0)
+            *ret = pool_to_json(d, p);
+        pthread_mutex_unlock(&d->storage_lock);
+    }
+    free(luns);
+    return r;
+}
+
+/* Before an iSCSI pool's delete: its LUN volumes' documents go (refused
+ * while one is attached to a VM or busy). 0 for other pools. */
+static int iscsi_pool_drop_luns(VoDaemon *d, const char *name, int64_t expected,
+                                char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, name);
+    bool iscsi = p && !strcmp(p->type, VO_ISCSI_POOL_TYPE);
+    int r = iscsi ? rev_is(expected, p->rev, "pool", name, ret_error) : 0;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (!iscsi || r < 0)
+        return r;
+    _cleanup_strv_ char **gone = iscsi_gone(d, name, NULL, 0);
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; r == 0 && i < d->n_volumes; i++) {
+        VoVolume *v = d->volumes[i];
+        if (strcmp(v->pool, name))
+            continue;
+        if (!strv_contains(gone, v->name) || v->busy || v->attaching)
+            r = vo_error_set(ret_error, -EBUSY, "pool '%s': volume '%s' is in use by a VM; "
+                             "detach it first", name, v->name);
+    }
+    for (size_t i = 0; r == 0 && i < d->n_volumes;) {
+        VoVolume *v = d->volumes[i];
+        if (strcmp(v->pool, name)) {
+            i++;
+            continue;
+        }
+        if ((r = delete_volume_doc(d, v)) < 0)
+            r = vo_error_set(ret_error, r, "cannot delete volume '%s/%s': %s", name, v->name,
+                             strerror(-r));
+        else
+            registry_remove_volume(d, v); /* moves the last one to i */
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
+}
+
+int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char *format,
+                     char **ret_error)
+{
+    if (!format || strcmp(format, "qcow2"))
+        return vo_error_set(ret_error, -EINVAL, "format: '%s' is not supported (qcow2)",
+                            format ? format : "");
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
+    _cleanup_free_ char *user = volume_user_name(d, key);
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, pool);
+    VoVolume *v = volume_find(d, pool, name);
+    int r = 0;
+    VoIscsiUrl u = { .lun = -1 };
+    if (!v || !p)
+        r = vo_error_set(ret_error, -ENOENT, "volume '%s' does not exist", key);
+    else if (strcmp(p->type, VO_ISCSI_POOL_TYPE))
+        r = vo_error_set(ret_error, -EINVAL, "volume '%s' is not an iSCSI LUN: only LUNs get a "
+                         "qcow2 layer this way (a dir pool's volumes are qcow2 already)", key);
+    else if (user)
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s': formatting "
+                         "it would destroy the VM's data; detach it first", key, user);
+    else if (v->busy || v->attaching)
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is busy with another operation", key);
+    else if (!strcmp(v->format, format))
+        r = vo_error_set(ret_error, -EEXIST, "volume '%s' is %s already", key, format);
+    else {
+        _cleanup_free_ char *path = vo_volume_path(p->path, v->name, v->format);
+        if (!path || vo_iscsi_url_parse(path, &u) < 0)
+            r = vo_error_set(ret_error, -EIO, "volume '%s': its LUN is unreadable", key);
+        else if (u.user)
+            r = vo_error_set(ret_error, -EINVAL, "volume '%s': formatting a LUN of a pool with "
+                             "CHAP is not supported yet (format it from a pool without CHAP)",
+                             key);
+        else
+            v->busy = true;
+    }
+    uint64_t size = v ? v->size_bytes : 0;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (r < 0) {
+        vo_iscsi_url_clear(&u);
+        return r;
+    }
+    _cleanup_free_ char *url = vo_iscsi_url_plain(&u);
+    vo_iscsi_url_clear(&u);
+    char size_arg[32];
+    snprintf(size_arg, sizeof(size_arg), "%llu", (unsigned long long)size);
+    char *argv[] = { "qemu-img", "create", "-q", "-f", (char *)format, url, size_arg, NULL };
+    _cleanup_free_ char *out = NULL;
+    r = vo_spawn_wait(argv, 120000, &out);
+    if (r < 0)
+        r = vo_error_set(ret_error, -EIO, "qemu-img create on %s failed: %s", url,
+                         out && out[0] ? out : strerror(-r));
+    pthread_mutex_lock(&d->storage_lock);
+    v = volume_find(d, pool, name);
+    if (v) {
+        v->busy = false;
+        if (r == 0) {
+            char *old = v->format;
+            v->format = vo_strdup(format);
+            if ((r = save_volume(d, v)) < 0) {
+                free(v->format);
+                v->format = old;
+                r = vo_error_set(ret_error, r, "cannot save volume '%s': %s", key, strerror(-r));
+            } else {
+                free(old);
+            }
+        }
     }
     pthread_mutex_unlock(&d->storage_lock);
     return r;

@@ -70,6 +70,29 @@ int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *
  * another answers -VO_EIFMATCH (412) and nothing changes. 0: any. */
 int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error);
 
+/* iSCSI pools (docs/storage-san.md): the target's disk LUNs are the
+ * volumes (lunN, raw until formatted), listed at create and on refresh. */
+#define VO_ISCSI_POOL_TYPE "iscsi"
+typedef struct {
+    const char *name;
+    const char *portal;      /* IP[:PORT] */
+    const char *target;      /* IQN */
+    const char *chap_user;   /* or NULL; with chap_secret */
+    const char *chap_secret; /* kept in STATE/secrets (0600), never shown */
+} VoIscsiPoolArgs;
+/* Logs in and lists the LUNs first: a bad portal or IQN, a target that does
+ * not answer or refuses the login is -EINVAL (nothing is left behind). */
+int vo_pool_create_iscsi(VoDaemon *d, const VoIscsiPoolArgs *args, json_t **ret,
+                         char **ret_error);
+/* Lists an iSCSI pool's LUNs again (new LUNs become volumes, sizes follow,
+ * LUNs gone and attached to no VM are dropped); -EBUSY when the target does
+ * not answer. For other pools it just returns the pool. */
+int vo_pool_refresh(VoDaemon *d, const char *name, json_t **ret, char **ret_error);
+/* Puts a format layer (qcow2) on LUN volume pool/name (qemu-img create over
+ * iscsi://): its data is lost; refused while a VM has it attached. */
+int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char *format,
+                     char **ret_error);
+
 /* Volumes. */
 json_t *vo_volumes_list_json(VoDaemon *d, const char *pool);
 int vo_volume_get_json(VoDaemon *d, const char *pool, const char *name, json_t **ret,

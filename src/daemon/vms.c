@@ -702,6 +702,7 @@ typedef struct {
     int timeout_s;
     char *base_disk, *base_format, *base_image;
     char *pool; /* create: the boot disk's pool */
+    char *disk_volume; /* create: an existing volume as the boot disk */
     uint64_t disk_size;
     bool full_clone, keep_disks;
     bool boot_once; /* start: boot once_dev first, this run only */
@@ -716,6 +717,7 @@ static void op_args_free(void *p)
     free(a->base_format);
     free(a->base_image);
     free(a->pool);
+    free(a->disk_volume);
     free(a);
 }
 
@@ -1220,6 +1222,44 @@ static int task_delete(VoTask *t, void *userdata)
     return 0;
 }
 
+/* The create task's boot disk when it is an existing volume (an iSCSI LUN):
+ * claimed as a disk add claims it, checked free of other VMs (unless
+ * shareable), then named in the VM's definition (which records the VM as
+ * its user) before the claim ends. Not owned: the VM's delete keeps it. */
+static int boot_disk_existing(VoVm *vm, const char *key, char **ret_error)
+{
+    VoDaemon *d = vm->d;
+    _cleanup_free_ char *path = NULL, *format = NULL;
+    bool shareable = false;
+    int r = vo_volume_attach_claim(d, key, &path, &format, &shareable, ret_error);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *user = vo_vms_volume_user(d, key);
+    if (user && !shareable)
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is already attached to VM '%s' (mark "
+                         "it shareable to share it)", key, user);
+    if (r >= 0)
+        r = vo_volume_attach_confirm(d, key, ret_error);
+    if (r >= 0) {
+        pthread_mutex_lock(&vm->lock);
+        VoVmSpec *s = vm->spec;
+        VoDiskSpec *disks = vo_malloc0(sizeof(VoDiskSpec) * (s->n_disks + 1));
+        disks[0] = (VoDiskSpec){ .volume = vo_strdup(key),
+                                 .format = !strcmp(format, "raw") ? VO_DISK_RAW : VO_DISK_QCOW2,
+                                 .shareable = shareable, .slot = 0 };
+        memcpy(disks + 1, s->disks, sizeof(VoDiskSpec) * s->n_disks);
+        free(s->disks);
+        s->disks = disks;
+        s->n_disks++;
+        r = write_vm(vm, NULL, false);
+        pthread_mutex_unlock(&vm->lock);
+        if (r < 0)
+            *ret_error = vo_asprintf("cannot save the VM: %s", strerror(-r));
+    }
+    vo_volume_attach_release(d, key);
+    return r;
+}
+
 static int task_create(VoTask *t, void *userdata)
 {
     OpArgs *a = userdata;
@@ -1254,12 +1294,14 @@ static int task_create(VoTask *t, void *userdata)
         vo_image_free(img);
     } else if (r < 0 && !error)
         error = vo_asprintf("image '%s' is gone: %s", a->base_image, strerror(-r));
-    if (r >= 0) {
+    if (r >= 0 && a->disk_volume) {
+        r = boot_disk_existing(vm, a->disk_volume, &error);
+    } else if (r >= 0) {
         vo_task_progress(t, 30, a->full_clone ? "copying the image" : "creating a linked clone");
         volume = vo_volume_free_name(d, pool, name);
         r = volume ? 0 : -ENOSPC;
     }
-    if (r >= 0) {
+    if (r >= 0 && !a->disk_volume) {
         /* The boot disk (vo_vm_create made the VM without one), named and
          * recorded as used by this VM just before its volume is made, so
          * nothing can take that volume from it once it exists. */
@@ -1541,6 +1583,31 @@ static int check_new_name(const char *name, char **ret_error)
     return 0;
 }
 
+/* disk_volume (the boot disk an existing volume): usable as one, and
+ * attached to no other VM (unless shareable); the create task claims it. */
+static int check_disk_volume(VoDaemon *d, const VoVmCreateArgs *args, char **ret_error)
+{
+    const char *key = args->disk_volume;
+    if (args->blank || args->pool || args->disk_size_bytes || args->full_clone)
+        return vo_error_set(ret_error, -EINVAL, "disk_volume: the boot disk is volume '%s' as "
+                            "it is: leave out blank, pool, disk_size_bytes and full_clone", key);
+    _cleanup_free_ char *path = NULL, *format = NULL;
+    bool shareable = false;
+    int r = vo_volume_lookup(d, key, &path, &format, &shareable, ret_error);
+    if (r < 0)
+        return r == -ENOENT ? -EINVAL : r;
+    if ((r = vo_pool_check_reachable(d, key, ret_error)) < 0)
+        return r;
+    if (vo_volume_is_base(d, key))
+        return vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones: attaching it "
+                            "would let a VM write under them; clone it instead", key);
+    _cleanup_free_ char *user = vo_vms_volume_user(d, key);
+    if (user && !shareable)
+        return vo_error_set(ret_error, -EBUSY, "volume '%s' is already attached to VM '%s' "
+                            "(mark it shareable to share it)", key, user);
+    return 0;
+}
+
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
                  char **ret_error)
 {
@@ -1561,6 +1628,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
                             "its empty disk");
     if (args->cdrom && (r = vo_volume_check_iso(d, args->cdrom, ret_error)) < 0)
         return -EINVAL;
+    if (args->disk_volume && (r = check_disk_volume(d, args, ret_error)) < 0)
+        return r;
     if (args->blank) {
         /* No image: an empty disk, booted by the firmware (from the CD-ROM). */
         img = vo_malloc0(sizeof(*img));
@@ -1658,8 +1727,10 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
      * volume (the first free name then): until then the VM has no disk, so
      * a volume made meanwhile under that name is not taken for this VM's.
      * Validated with a stand-in. */
-    spec->disks[0] = (VoDiskSpec){ .volume = vo_asprintf("%s/disk", args->pool ? args->pool
-                                                                                : VO_DEFAULT_POOL),
+    spec->disks[0] = (VoDiskSpec){ .volume = args->disk_volume
+                                                 ? vo_strdup(args->disk_volume)
+                                                 : vo_asprintf("%s/disk", args->pool ? args->pool
+                                                                                     : VO_DEFAULT_POOL),
                                    .format = VO_DISK_QCOW2 };
     spec->n_disks = 1;
     /* One NIC per network asked for; by default one on the default network
@@ -1767,6 +1838,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     a->disk_size = args->disk_size_bytes;
     a->full_clone = args->full_clone;
     a->pool = vo_strdup(args->pool);
+    a->disk_volume = vo_strdup(args->disk_volume);
     vo_image_free(img);
     *ret_vm = vo_vm_to_json(vm);
     r = vo_vm_submit(d, vm, "create", task_create, a, op_args_free, ret_task, ret_error);

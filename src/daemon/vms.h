@@ -74,6 +74,11 @@ typedef struct {
     bool ha;           /* highly available (docs/ha.md): pool must be shared */
     int ha_priority;
     const char *ha_group;
+    /* An existing volume ("pool/name", e.g. an iSCSI LUN) as the boot disk,
+     * attached as it is (not made, not owned: kept when the VM goes), under
+     * the rule of a disk add (one VM unless shareable); the image gives the
+     * kernel. Not with blank, pool or disk_size_bytes. */
+    const char *disk_volume;
 } VoVmCreateArgs;
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,

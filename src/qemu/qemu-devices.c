@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "storage/iscsi-url.h"
 #include "util/util.h"
 
 /* First pcie.0 slot of the root ports: far above the slots QEMU hands out
@@ -108,10 +109,67 @@ json_t *vo_qemu_root_ports(const VoVmSpec *spec)
 
 /* QEMU's image locking stays on, so two VMs can never open one writable
  * volume; only a volume marked shareable turns it off. */
+void vo_qemu_disk_secret_id(unsigned slot, char ret[40])
+{
+    VoQemuDiskNames names;
+    vo_qemu_disk_names(slot, &names);
+    snprintf(ret, 40, "sec-%s", names.file_node);
+}
+
+json_t *vo_qemu_disk_secret_props(const VoDiskSpec *disk)
+{
+    VoIscsiUrl u;
+    if (!vo_iscsi_url_is(disk->path) || vo_iscsi_url_parse(disk->path, &u) < 0)
+        return NULL;
+    json_t *o = NULL;
+    if (u.user && u.secret) {
+        char id[40];
+        vo_qemu_disk_secret_id(disk->slot, id);
+        o = json_pack("{s:s, s:s, s:s, s:s}", "qom-type", "secret", "id", id, "file", u.secret,
+                      "format", "raw");
+    }
+    vo_iscsi_url_clear(&u);
+    return o;
+}
+
+/* Seconds an iSCSI request may wait for a lost target before it fails
+ * (and the VM pauses: vo_qemu_disk_device_props). */
+#define ISCSI_TIMEOUT_S 10
+
+/* A LUN (an iSCSI pool's volume, its path an iscsi:// string): QEMU's own
+ * initiator (libiscsi), the CHAP secret through -object secret. The iscsi
+ * driver has no image locking: that a LUN is attached to one VM only is
+ * vireo's rule (the attach claim), not QEMU's. */
+static json_t *iscsi_file_props(const VoDiskSpec *disk, const VoQemuDiskNames *names)
+{
+    VoIscsiUrl u;
+    if (vo_iscsi_url_parse(disk->path, &u) < 0 || u.lun < 0) {
+        vo_iscsi_url_clear(&u);
+        return json_pack("{s:s, s:s}", "driver", "iscsi", "node-name", names->file_node);
+    }
+    _cleanup_free_ char *portal = vo_asprintf("%s:%u", u.host, u.port);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:b, s:s, s:i}", "driver", "iscsi",
+                          "transport", "tcp", "portal", portal, "target", u.target, "lun", u.lun,
+                          "node-name", names->file_node, "read-only", disk->readonly,
+                          "discard", "unmap", "timeout", ISCSI_TIMEOUT_S);
+    if (u.initiator)
+        json_object_set_new(o, "initiator-name", json_string(u.initiator));
+    if (u.user && u.secret) {
+        char id[40];
+        vo_qemu_disk_secret_id(disk->slot, id);
+        json_object_set_new(o, "user", json_string(u.user));
+        json_object_set_new(o, "password-secret", json_string(id));
+    }
+    vo_iscsi_url_clear(&u);
+    return o;
+}
+
 json_t *vo_qemu_disk_file_props(const VoDiskSpec *disk)
 {
     VoQemuDiskNames names;
     vo_qemu_disk_names(disk->slot, &names);
+    if (vo_iscsi_url_is(disk->path))
+        return iscsi_file_props(disk, &names);
     json_t *file = json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver", "file", "filename",
                              disk->path, "node-name", names.file_node, "read-only", disk->readonly,
                              "discard", "unmap");
@@ -136,9 +194,13 @@ json_t *vo_qemu_disk_device_props(const VoVmSpec *spec, size_t index)
     /* A write that finds the host out of space pauses the VM (BLOCK_IO_ERROR,
      * then STOP: the VM shows paused/io-error) instead of failing in the
      * guest; resuming retries it. Other errors reach the guest. */
+    /* An iSCSI LUN whose target is lost: its requests time out
+     * (ISCSI_TIMEOUT_S) and the VM pauses (io-error) until the target is
+     * back and the VM is resumed, as a multipath device would queue. */
+    bool lun = vo_iscsi_url_is(spec->disks[index].path);
     json_t *dev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "driver", "virtio-blk-pci", "id",
-                            names.device, "drive", names.format_node, "werror", "enospc",
-                            "rerror", "report");
+                            names.device, "drive", names.format_node, "werror",
+                            lun ? "stop" : "enospc", "rerror", lun ? "stop" : "report");
     if (vo_qemu_uses_root_ports(spec))
         json_object_set_new(dev, "bus", json_string(names.port));
     /* Firmware boot tries the devices in the VM's boot order, the disks in

@@ -35,6 +35,10 @@ json_t *vo_qemu_root_ports(const VoVmSpec *spec);
 
 /* Block nodes of a disk: the file (protocol) node and the format node on it. */
 json_t *vo_qemu_disk_file_props(const VoDiskSpec *disk);
+/* An iSCSI LUN's disk with CHAP: the -object secret (file=) its file node
+ * names, and its id ("sec-" and the file node); NULL for other disks. */
+json_t *vo_qemu_disk_secret_props(const VoDiskSpec *disk);
+void vo_qemu_disk_secret_id(unsigned slot, char ret[40]);
 json_t *vo_qemu_disk_format_props(const VoDiskSpec *disk);
 /* The virtio-blk device of spec->disks[index], on its root port on q35. */
 json_t *vo_qemu_disk_device_props(const VoVmSpec *spec, size_t index);

@@ -94,7 +94,16 @@ int vo_qemu_disk_attach(VoHvInstance *vm, const VoVmSpec *spec, size_t index, ch
         return r;
     _cleanup_free_ char *error = NULL;
     const char *step = "open its file (blockdev-add)";
-    r = run(vm, "blockdev-add", vo_qemu_disk_file_props(disk), &error);
+    char secret_id[40];
+    vo_qemu_disk_secret_id(disk->slot, secret_id);
+    json_t *secret = vo_qemu_disk_secret_props(disk);
+    bool with_secret = secret != NULL;
+    if (secret) {
+        step = "add its CHAP secret (object-add)";
+        r = run(vm, "object-add", secret, &error);
+    }
+    if (r >= 0)
+        r = run(vm, "blockdev-add", vo_qemu_disk_file_props(disk), &error);
     if (r >= 0) {
         step = "open its format layer (blockdev-add)";
         r = run(vm, "blockdev-add", vo_qemu_disk_format_props(disk), &error);
@@ -107,6 +116,8 @@ int vo_qemu_disk_attach(VoHvInstance *vm, const VoVmSpec *spec, size_t index, ch
         if (r < 0)
             undo(vm, "blockdev-del", "node-name", names.file_node);
     }
+    if (r < 0 && with_secret && strcmp(step, "add its CHAP secret (object-add)"))
+        undo(vm, "object-del", "id", secret_id);
     if (r >= 0)
         vo_qemu_layout_changed(vm);
     pthread_mutex_unlock(&vm->qmp_lock);
@@ -174,7 +185,17 @@ int vo_qemu_disk_detach(VoHvInstance *vm, unsigned slot, char **ret_error)
     vo_qemu_disk_names(slot, &names);
     const Backend nodes[] = { { "blockdev-del", "node-name", names.format_node },
                               { "blockdev-del", "node-name", names.file_node } };
-    return detach(vm, names.device, "disk", slot, nodes, ELEMENTSOF(nodes), ret_error);
+    int r = detach(vm, names.device, "disk", slot, nodes, ELEMENTSOF(nodes), ret_error);
+    /* An iSCSI disk's CHAP secret object, if it had one (none: QEMU says so,
+     * quietly ignored). */
+    char secret_id[40];
+    vo_qemu_disk_secret_id(slot, secret_id);
+    _cleanup_free_ char *error = NULL;
+    if (r >= 0 && lock_qmp(vm, &error) >= 0) {
+        (void)run(vm, "object-del", json_pack("{s:s}", "id", secret_id), &error);
+        pthread_mutex_unlock(&vm->qmp_lock);
+    }
+    return r;
 }
 
 int vo_qemu_nic_attach(VoHvInstance *vm, const VoVmSpec *spec, const VoNicSpec *nic, int tap_fd,

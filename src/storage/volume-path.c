@@ -3,12 +3,15 @@
  * resolved, and pool space (see volume-path.h). */
 #include "storage/volume-path.h"
 
+#include <ctype.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "conf/names.h"
+#include "storage/iscsi-url.h"
 #include "util/util.h"
 
 int vo_volume_key_split(const char *key, char **ret_pool, char **ret_name)
@@ -30,12 +33,33 @@ int vo_volume_key_split(const char *key, char **ret_pool, char **ret_name)
     return 0;
 }
 
+/* Volume lunN of an iSCSI pool (its path an iscsi:// string): the LUN's
+ * string, whatever its format (a qcow2 layer lies on the LUN itself). */
+static char *lun_path(const char *pool_url, const char *name)
+{
+    VoIscsiUrl u;
+    char *end = NULL;
+    if (strncmp(name, "lun", 3) || !isdigit((unsigned char)name[3]) ||
+        (name[3] == '0' && name[4]) || vo_iscsi_url_parse(pool_url, &u) < 0)
+        return NULL;
+    long lun = strtol(name + 3, &end, 10);
+    char *path = NULL;
+    if (*end == 0 && lun >= 0 && lun <= 65535 && u.lun < 0) {
+        u.lun = (int)lun;
+        path = vo_iscsi_url_format(&u);
+    }
+    vo_iscsi_url_clear(&u);
+    return path;
+}
+
 char *vo_volume_path(const char *pool_dir, const char *name, const char *format)
 {
     if (!pool_dir || !pool_dir[0] || !vo_name_valid(name) || !format)
         return NULL;
     if (strcmp(format, "qcow2") != 0 && strcmp(format, "raw") != 0)
         return NULL;
+    if (vo_iscsi_url_is(pool_dir))
+        return lun_path(pool_dir, name);
     size_t len = strlen(pool_dir);
     while (len > 1 && pool_dir[len - 1] == '/')
         len--;
@@ -59,6 +83,14 @@ bool vo_path_inside(const char *pool_dir, const char *path)
 {
     if (!pool_dir || !pool_dir[0] || !path || !path[0])
         return false;
+    if (vo_iscsi_url_is(path)) { /* a LUN: no file, no symlink to follow */
+        VoIscsiUrl u;
+        if (vo_iscsi_url_parse(path, &u) < 0)
+            return false;
+        bool lun = u.lun >= 0;
+        vo_iscsi_url_clear(&u);
+        return lun && vo_iscsi_url_is(pool_dir);
+    }
     char dir[PATH_MAX];
     if (!realpath(pool_dir, dir))
         return false;

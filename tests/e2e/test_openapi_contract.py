@@ -985,6 +985,8 @@ INVALID_BODIES = [
     ("POST", "/v1/pools", {"name": "Bad", "path": "/tmp"}),
     ("POST", "/v1/pools", {"name": "p", "path": "/tmp", "type": "lvm"}),
     ("POST", "/v1/pools", {"name": "p", "path": "/tmp", "x": 1}),
+    ("POST", "/v1/pools", {"name": "p", "type": "iscsi", "portal": "127.0.0.1"}),  # no target
+    ("POST", "/v1/pools/default/volumes/err1-disk0/format", {"format": "raw"}),
     ("POST", "/v1/pools/default/volumes", {"name": "x"}),  # neither size_bytes nor import_path
     ("POST", "/v1/pools/default/volumes", {"name": "x", "size_bytes": MiB,
                                            "import_path": "/etc/hostname"}),  # both
@@ -1073,6 +1075,7 @@ NOT_FOUND_WITH_BODY = [
     ("POST", "/v1/pools/default/volumes/nope/resize", {"size_bytes": MiB}),
     ("POST", "/v1/pools/nope/volumes/x/resize", {"size_bytes": MiB}),
     ("POST", "/v1/pools/default/volumes/nope/clone", {"target": "default/x"}),
+    ("POST", "/v1/pools/nope/volumes/x/format", {"format": "qcow2"}),
     ("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "nope/x"}),
     ("POST", "/v1/vms/nope/nics", {"network": "default"}),
     ("POST", "/v1/vms/nope/cdrom", {"volume": "default/x"}),
@@ -1097,7 +1100,8 @@ def test_errors(api):
                          ("GET", "/v1/vms/nope/disks"), ("DELETE", "/v1/vms/nope/disks/1"),
                          ("DELETE", "/v1/vms/err1/disks/1"), ("DELETE", "/v1/images/nope"),
                          ("DELETE", "/v1/images/Bad_Name"), ("GET", "/v1/images/nope"), ("GET", "/v1/pools/nope"),
-                         ("DELETE", "/v1/pools/nope"), ("GET", "/v1/pools/default/volumes/nope"),
+                         ("DELETE", "/v1/pools/nope"), ("POST", "/v1/pools/nope/refresh"),
+                         ("GET", "/v1/pools/default/volumes/nope"),
                          ("GET", "/v1/pools/nope/volumes/nope"),
                          ("DELETE", "/v1/pools/default/volumes/nope"),
                          ("GET", "/v1/pools/default/volumes/nope/data"),

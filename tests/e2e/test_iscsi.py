@@ -1,0 +1,224 @@
+"""System tests of iSCSI pools (docs/storage-san.md) against a real target
+(tgt's tgtd in the test's namespace, LUNs backed by files): the pool lists
+the target's LUNs as volumes and refuses to create or delete them; bad
+targets leave no pool; a VM boots from a qcow2-formatted LUN through QEMU's
+own initiator and its writes reach the LUN's file; a LUN in use is never
+attached to a second VM (two attaches raced: one wins); losing the target
+pauses the VM (io-error) until it is back and resumed; a snapshot of the VM
+lands in the LUN's qcow2 layer."""
+
+import os
+import subprocess
+import threading
+
+import pytest
+
+from iscsi_target import TgtTarget
+from vireo_harness import BOOT_MARKER, TEST_IMAGE, wait_until
+
+MiB = 1 << 20
+IQN = "iqn.2026-12.org.vireo.test:t1"
+
+
+@pytest.fixture
+def target(daemon, tmp_path):
+    luns = {}
+    for lun, size in ((1, 160 * MiB), (2, 32 * MiB)):
+        path = str(tmp_path / f"lun{lun}.img")
+        with open(path, "wb") as f:
+            f.truncate(size)
+        luns[lun] = path
+    t = TgtTarget(daemon.netns.name, str(tmp_path), IQN, luns)
+    yield t
+    t.stop()
+
+
+def volumes(daemon, pool):
+    return {v["name"]: v for v in daemon.api("GET", f"/v1/volumes?pool={pool}")["volumes"]}
+
+
+def test_pool_lists_luns_and_refuses_what_a_san_does_not_allow(daemon, target):
+    out = daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+                     "--target", IQN).stdout
+    assert "portal:" in out and IQN in out
+    vols = volumes(daemon, "san1")
+    # tgt's LUN 0 is its controller, not a disk: left out.
+    assert sorted(vols) == ["lun1", "lun2"]
+    assert vols["lun1"]["lun"] == 1 and vols["lun1"]["virtual_size_bytes"] == 160 * MiB
+    assert vols["lun2"]["virtual_size_bytes"] == 32 * MiB
+    assert vols["lun1"]["format"] == "raw" and vols["lun1"]["attached_to"] is None
+    pool = daemon.api("GET", "/v1/pools/san1")
+    assert pool["type"] == "iscsi" and pool["capacity_bytes"] == 192 * MiB
+    assert pool["portal"] == target.portal and pool["target"] == IQN
+
+    # Volumes are the target's: vireo neither makes nor deletes them.
+    status, doc = daemon.request("POST", "/v1/pools/san1/volumes",
+                                 {"name": "x", "size_bytes": MiB})
+    assert status == 400 and "iSCSI pool" in doc["error"]["message"], doc
+    status, doc = daemon.request("DELETE", "/v1/pools/san1/volumes/lun2")
+    assert status == 400 and "LUNs" in doc["error"]["message"], doc
+    status, doc = daemon.request("POST", "/v1/pools/san1/volumes/lun2/resize",
+                                 {"size_bytes": 64 * MiB})
+    assert status == 400, doc
+
+    # A LUN added on the target shows after a refresh; one removed goes.
+    extra = os.path.join(target.workdir, "lun3.img")
+    with open(extra, "wb") as f:
+        f.truncate(8 * MiB)
+    target.adm("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "3", "-b", extra)
+    target.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
+    daemon.cli("pool", "refresh", "san1")
+    assert sorted(volumes(daemon, "san1")) == ["lun1", "lun3"]
+
+    # Bad portal, bad IQN, a target that does not answer or does not exist:
+    # 4xx naming the problem, and no pool left.
+    for body, words in (
+            ({"portal": "127.0.0.1:99999", "target": IQN}, "port"),
+            ({"portal": "127.0.0.1", "target": "IQN.bad"}, "iSCSI name"),
+            ({"portal": "127.0.0.1:1", "target": IQN}, "does not answer"),
+            ({"portal": target.portal, "target": "iqn.2026-12.org.vireo.test:none"},
+             "refused")):
+        status, doc = daemon.request("POST", "/v1/pools",
+                                     {"name": "bad", "type": "iscsi", **body})
+        assert status == 400 and words in doc["error"]["message"], (body, doc)
+    status, _ = daemon.request("GET", "/v1/pools/bad")
+    assert status == 404
+    assert not os.path.exists(os.path.join(daemon.state_dir, "secrets", "iscsi-bad.chap"))
+
+    daemon.cli("pool", "delete", "san1")
+    assert "san1" not in {p["name"] for p in daemon.api("GET", "/v1/pools")["pools"]}
+
+
+def test_chap_secret_is_kept_in_a_file_and_never_shown(daemon, tmp_path):
+    lun = str(tmp_path / "c.img")
+    with open(lun, "wb") as f:
+        f.truncate(16 * MiB)
+    t = TgtTarget(daemon.netns.name, str(tmp_path), IQN, {1: lun}, chap=("vireo", "s3cret-chap"))
+    try:
+        secret_file = tmp_path / "secret"
+        secret_file.write_text("wrong-secret\n")
+        p = daemon.cli("pool", "create", "c1", "--type", "iscsi", "--portal", t.portal,
+                       "--target", IQN, "--chap-user", "vireo", "--chap-secret-file",
+                       str(secret_file), check=False)
+        assert p.returncode != 0 and "refused" in p.stderr, p.stderr
+        assert not os.path.exists(os.path.join(daemon.state_dir, "secrets", "iscsi-c1.chap"))
+        secret_file.write_text("s3cret-chap\n")
+        daemon.cli("pool", "create", "c1", "--type", "iscsi", "--portal", t.portal,
+                   "--target", IQN, "--chap-user", "vireo", "--chap-secret-file",
+                   str(secret_file))
+        kept = os.path.join(daemon.state_dir, "secrets", "iscsi-c1.chap")
+        assert os.stat(kept).st_mode & 0o777 == 0o600
+        assert open(kept).read() == "s3cret-chap"
+        assert sorted(volumes(daemon, "c1")) == ["lun1"]
+        for path in ("/v1/pools/c1", "/v1/pools", "/v1/volumes?pool=c1"):
+            status, doc = daemon.request("GET", path)
+            assert status == 200 and "s3cret" not in str(doc), doc
+        assert daemon.api("GET", "/v1/pools/c1")["chap_user"] == "vireo"
+        daemon.cli("pool", "delete", "c1")
+        assert not os.path.exists(kept)
+    finally:
+        t.stop()
+
+
+def attach(daemon, vm, volume):
+    """POST a disk add; the task's outcome: (True, None) or (False, message)."""
+    status, doc = daemon.request("POST", f"/v1/vms/{vm}/disks", {"volume": volume})
+    if status != 202:
+        return False, doc["error"]["message"]
+    task = daemon.wait_task(doc["task"])
+    return task["state"] == "succeeded", (task.get("error") or {}).get("message")
+
+
+def test_vm_on_a_lun(daemon, target):
+    daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+               "--target", IQN)
+    # A qcow2 layer on LUN 1, then the default image copied into it over
+    # iSCSI (what an operator does to put an image on a SAN).
+    daemon.cli("volume", "format", "san1/lun1", "--qcow2")
+    assert volumes(daemon, "san1")["lun1"]["format"] == "qcow2"
+    daemon.ns("qemu-img", "convert", "-n", "-f", "raw", "-O", "qcow2",
+              os.path.join(TEST_IMAGE, "disk.raw"), target.url(1), timeout=120)
+
+    daemon.cli("vm", "create", "a", "--memory", "192M", "--disk", "san1/lun1")
+    vm = daemon.vm("a")
+    assert [d["volume"] for d in vm["disks"]] == ["san1/lun1"]
+    daemon.cli("vm", "start", "a")
+    daemon.wait_console("a", BOOT_MARKER, timeout=180)
+    daemon.remember_qemu_pids()
+    assert volumes(daemon, "san1")["lun1"]["attached_to"] == "a"
+    # No secret, no file: QEMU's own initiator opens the LUN.
+    cmdline = open(f"/proc/{daemon.vm('a')['pid']}/cmdline", "rb").read().decode()
+    assert '"driver":"iscsi"' in cmdline and f'"portal":"{target.portal}"' in cmdline
+
+    # What the guest writes reaches the LUN's backing file (in the qcow2
+    # layer's clusters, as written).
+    marker = "vireo-iscsi-" + os.urandom(6).hex()
+    daemon.guest("a", f"echo {marker} > /root/note; sync")
+    with open(target.luns[1], "rb") as f:
+        assert marker.encode() in f.read()
+
+    # A LUN in use is never attached to a second VM; of two attaches of a
+    # free LUN raced, one wins.
+    for name in ("b", "c"):
+        daemon.cli("vm", "create", name, "--memory", "128M")
+    ok, message = attach(daemon, "b", "san1/lun1")
+    assert not ok and "already attached to VM 'a'" in message, message
+    p = daemon.cli("vm", "create", "d", "--disk", "san1/lun1", check=False)
+    assert p.returncode != 0 and "already attached to VM 'a'" in p.stderr, p.stderr
+    results = {}
+    threads = [threading.Thread(target=lambda n=n: results.update({n: attach(daemon, n,
+                                                                          "san1/lun2")}))
+               for n in ("b", "c")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(ok for ok, _ in results.values()) == [False, True], results
+    loser = next(m for ok, m in results.values() if not ok)
+    assert "attach" in loser, loser
+
+    # A LUN hot-plugged into the running VM (blockdev-add of the iscsi
+    # driver through QMP), seen by the guest at its size, then unplugged.
+    extra = os.path.join(target.workdir, "lun3.img")
+    with open(extra, "wb") as f:
+        f.truncate(8 * MiB)
+    target.luns[3] = extra
+    target.add_lun(3)
+    daemon.cli("pool", "refresh", "san1")
+    ok, message = attach(daemon, "a", "san1/lun3")
+    assert ok, message
+    sectors = daemon.guest("a", "i=0; until [ -e /sys/block/vdb/size ] || [ $i -ge 100 ]; do "
+                                "sleep 0.1; i=$((i+1)); done; cat /sys/block/vdb/size")
+    assert int(sectors.split()[-1]) * 512 == 8 * MiB, sectors
+    daemon.task_ok("DELETE", "/v1/vms/a/disks/1")
+    assert volumes(daemon, "san1")["lun3"]["attached_to"] is None
+
+    # The target lost: QEMU's initiator reconnects (the guest's writes
+    # wait meanwhile); a target back without the LUN fails them and the VM
+    # pauses (io-error); the LUN back and the VM resumed, the writes land.
+    target.stop()
+    daemon.guest("a", "(dd if=/dev/urandom of=/root/blob bs=64k count=16 oflag=direct; "
+                      "sync; echo done >/root/blob.rc) </dev/null >/dev/null 2>&1 & true")
+    target.start(without=(1,))
+    wait_until(lambda: (daemon.vm("a")["state"], daemon.vm("a").get("state_reason")) ==
+               ("paused", "io-error"), 120, interval=0.5, what="VM a to pause on io-error")
+    target.add_lun(1)
+    daemon.cli("vm", "resume", "a")
+    out = daemon.guest("a", "i=0; until [ -s /root/blob.rc ] || [ $i -ge 600 ]; do sleep 0.1; "
+                            "i=$((i+1)); done; cat /root/blob.rc", timeout=120)
+    assert "done" in out, out
+    assert daemon.vm("a")["state"] == "running"
+
+    # A snapshot of the VM (stopped: qemu-img over iscsi://) lands in the
+    # LUN's qcow2 layer.
+    daemon.cli("vm", "stop", "a")
+    daemon.task_ok("POST", "/v1/vms/a/snapshots", {"name": "s1"})
+    listed = subprocess.run(["qemu-img", "snapshot", "-l", target.luns[1]], capture_output=True,
+                            text=True, check=True).stdout
+    assert "s1" in listed, listed
+
+    # The pool cannot go while a VM has a LUN; the VM's delete keeps the LUN.
+    status, doc = daemon.request("DELETE", "/v1/pools/san1")
+    assert status == 409 and "in use" in doc["error"]["message"], doc
+    daemon.cli("vm", "delete", "a")
+    assert "lun1" in volumes(daemon, "san1")
