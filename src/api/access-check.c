@@ -33,7 +33,9 @@ bool vo_access_check(VoDaemon *d, struct MHD_Connection *conn, const char *metho
     if (vo_access_route_public(method, pattern))
         return true; /* the login handler counts its own failures */
     char addr_key[80];
-    snprintf(addr_key, sizeof(addr_key), "addr:%s", p->address);
+    /* Bad tokens count apart from failed logins: a password guesser does
+     * not lock out the scripts that share its address. */
+    snprintf(addr_key, sizeof(addr_key), "token-addr:%s", p->address);
     const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     const char *cookies = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cookie");
     const char *bearer = vo_access_bearer(authz);
@@ -43,7 +45,7 @@ bool vo_access_check(VoDaemon *d, struct MHD_Connection *conn, const char *metho
     if (bearer) {
         int64_t now = vo_now_ms(), wait = vo_backoff_locked(addr_key, now);
         if (wait > 0) {
-            vo_reply_error(rep, VO_ERR_TOO_MANY_REQUESTS, "too many failed attempts from this "
+            vo_reply_error(rep, VO_ERR_TOO_MANY_REQUESTS, "too many bad tokens from this "
                            "address; try again in %lld s", (long long)((wait + 999) / 1000));
             rep->header_name = "Retry-After";
             snprintf(rep->header_value, sizeof(rep->header_value), "%lld",

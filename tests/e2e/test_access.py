@@ -247,3 +247,28 @@ def test_1000_wrong_passwords_are_slowed(access):
     assert locked[0]["body"]["error"]["code"] == "too-many-requests"
     # The right password is refused too while locked out.
     assert login(h, "victim", "the real password")["status"] == 429
+
+
+def test_cli_over_https(access):
+    d, h = access
+    viewer = token(d, "viewer")["secret"]
+    operator = token(d, "operator")["secret"]
+    vireo = os.path.join(os.environ.get("VIREO_BUILD", "build"), "cli", "vireo")
+    if d.vm("acc1")["state"] == "running":
+        d.wait_task(d.api("POST", "/v1/vms/acc1/stop", {}, expect=202)["task"])
+
+    def remote(secret, *args):
+        env = {**os.environ, "VIREO_URL": "https://127.0.0.1:8443", "VIREO_TOKEN": secret,
+               "VIREO_CACERT": h.ca, "VIREO_SOCKET": "/nonexistent"}
+        return subprocess.run(["ip", "netns", "exec", d.netns.name, vireo, *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    p = remote(viewer, "vm", "list")
+    assert p.returncode == 0 and "acc1" in p.stdout, p.stderr
+    p = remote(viewer, "vm", "start", "acc1")
+    assert p.returncode == 1 and "needs the operator role" in p.stderr, p.stderr
+    p = remote(operator, "vm", "start", "acc1")
+    assert p.returncode == 0, p.stderr
+    assert d.vm("acc1")["state"] == "running"
+    p = remote("vireo_0123456789abcdef_" + "B" * 43, "vm", "list")
+    assert p.returncode == 1 and "unknown, revoked or expired" in p.stderr
