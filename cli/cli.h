@@ -66,6 +66,10 @@ int cli_vm_set_password(const CliCommand *cmd, int argc, char **argv);
 struct json_t;
 void cli_vm_print_guest(struct json_t *vm);
 
+/* top.c: live tables of the VMs' and hosts' load. */
+int cli_vm_top(const CliCommand *cmd, int argc, char **argv);
+int cli_host_top(const CliCommand *cmd, int argc, char **argv);
+
 /* "vm create", "vm disk add" or "console": the command's name for messages and help hints. */
 const char *cli_command_name(const CliCommand *cmd, char *buf, size_t size);
 void cli_print_command_help(const CliCommand *cmd);

@@ -225,6 +225,13 @@ static int host_evacuate(const CliCommand *cmd, int argc, char **argv)
 static const CliCommand host_commands[] = {
     { "host", "list", NULL, NULL, "List the hosts of the cluster (one when standalone).", NULL,
       host_list },
+    { "host", "top", "[HOST]", "[--once]", "Show the hosts' load live (like top).",
+      "Every 2 s: CPU busy %, memory used and total, disk read/write and network bytes\n"
+      "per second of every host (or HOST), from the monitoring history's latest point\n"
+      "(docs/monitoring.md). q or Ctrl-C quits.\n"
+      "\nOptions:\n"
+      "  --once                print one table and exit (with --output json: a document)\n",
+      cli_host_top },
     { "host", "show", "[HOST]", NULL,
       "Show a host of the cluster; without HOST, this host: vireod's version, CPUs, memory, KVM.",
       NULL, host_show },

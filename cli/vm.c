@@ -1027,6 +1027,15 @@ static const CliCommand vm_commands[] = {
       "  --keep-disks          keep the VM's volumes in their pools\n" ASYNC_HELP,
       vm_delete },
     { "vm", "show", "NAME", NULL, "Show one VM (NAME may also be its id).", NULL, vm_show },
+    { "vm", "top", NULL, "[--host HOST] [--once]",
+      "Show the running VMs' load live, busiest first (like top).",
+      "Every 2 s: CPU (100 = one CPU busy), resident memory of the VM's process and\n"
+      "its configured memory, disk read/write and network bytes per second, from the\n"
+      "monitoring history's latest point (docs/monitoring.md). q or Ctrl-C quits.\n"
+      "\nOptions:\n"
+      "  --host HOST           only the VMs of this host\n"
+      "  --once                print one table and exit (with --output json: a document)\n",
+      cli_vm_top },
     { "vm", "list", NULL, "[--host HOST]", "List the VMs (in a cluster, every host's).",
       "HOST is the host that has the VM; a VM of an offline host shows its last known\n"
       "state, marked \"(host offline)\".\n"

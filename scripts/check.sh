@@ -34,12 +34,12 @@ CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harn
                  tests/e2e/test_maintenance.py tests/e2e/test_migrate_local.py
                  tests/e2e/test_peer_routes.py tests/e2e/test_driver_migration.py
                  tests/e2e/test_driver_migration_tls.py tests/e2e/test_resources_hotplug.py
-                 tests/e2e/test_backup_cancel.py)
+                 tests/e2e/test_backup_cancel.py tests/e2e/test_uefi_migrate.py)
 CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
                  tests/e2e/test_migrate_robust.py tests/e2e/test_ha_fence.py
                  tests/e2e/test_ha_restart.py tests/e2e/test_backups.py)
-CLUSTER_TESTS_C=(tests/e2e/test_drs.py tests/e2e/test_events.py
+CLUSTER_TESTS_C=(tests/e2e/test_drs.py tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
                  tests/e2e/test_responsiveness.py tests/e2e/test_uefi.py
                  tests/e2e/test_iso_install.py)
 ignore=()

@@ -7,6 +7,7 @@ BACKPORTS=/etc/apt/sources.list.d/vireo-bookworm-backports.list
 PKGS=(build-essential meson ninja-build pkg-config
       libjansson-dev libsqlite3-dev libmicrohttpd-dev libcmocka-dev libcurl4-openssl-dev libssl-dev
       python3 python3-pytest python3-yaml curl
+      python3-prometheus-client  # tests/e2e/test_metrics.py parses /metrics
       iproute2 nftables dnsmasq-base e2fsprogs cpio xz-utils zstd kmod
       busybox-static etcd-server etcd-client libgnutls28-dev openssl
       libsodium-dev  # argon2id password hashes (HTTPS access for users)

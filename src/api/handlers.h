@@ -18,6 +18,10 @@ bool vo_api_if_match_key(VoRequest *req, VoReply *rep, const char *key, const ch
 void vo_api_host_show(VoRequest *req, VoReply *rep);
 void vo_api_hosts_list(VoRequest *req, VoReply *rep);
 void vo_api_host_get(VoRequest *req, VoReply *rep);
+/* Monitoring (metrics-api.c). */
+void vo_api_vm_metrics(VoRequest *req, VoReply *rep);
+void vo_api_host_metrics(VoRequest *req, VoReply *rep);
+void vo_api_prometheus(VoRequest *req, VoReply *rep);
 void vo_api_host_remove(VoRequest *req, VoReply *rep);
 void vo_api_cluster_show(VoRequest *req, VoReply *rep);
 void vo_api_cluster_init(VoRequest *req, VoReply *rep);

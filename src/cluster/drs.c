@@ -283,7 +283,8 @@ static int find_move(const VoDrsInput *in, const VoDrsSettings *s, int64_t now_m
             tally->not_movable++;
             continue;
         }
-        if (vm->last_moved_ms && now_ms - vm->last_moved_ms < VO_DRS_COOLDOWN_MS) {
+        if ((vm->last_moved_ms && now_ms - vm->last_moved_ms < VO_DRS_COOLDOWN_MS) ||
+            (vm->retry_after_ms && now_ms < vm->retry_after_ms)) {
             tally->cooldown++;
             continue;
         }
@@ -397,4 +398,12 @@ int vo_drs_round(VoDrsState *st, const VoDrsInput *in, const VoDrsSettings *s,
     else
         free(why);
     return r;
+}
+
+int64_t vo_drs_backoff_ms(int64_t failures)
+{
+    int64_t ms = VO_DRS_RETRY_FIRST_MS;
+    for (int64_t i = 1; i < failures && ms < VO_DRS_RETRY_MAX_MS; i++)
+        ms *= 2;
+    return ms < VO_DRS_RETRY_MAX_MS ? ms : VO_DRS_RETRY_MAX_MS;
 }

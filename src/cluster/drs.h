@@ -55,6 +55,7 @@ typedef struct {
     VoGroupPolicy group_policy; /* cluster/placement.h */
     bool movable;               /* running, live-migratable, not being recovered/moved */
     int64_t last_moved_ms;      /* 0: never (monotonic or wall: same clock as now_ms) */
+    int64_t retry_after_ms;     /* 0: none; else a failed move's backoff ends then (same clock) */
 } VoDrsVm;
 
 typedef struct { size_t n_hosts; const VoDrsHost *hosts; size_t n_vms; const VoDrsVm *vms; } VoDrsInput;
@@ -85,12 +86,20 @@ void vo_drs_host_load(const VoDrsInput *in, size_t host, double *ret_cpu, double
  * bandwidth), at most 5x). */
 double vo_drs_move_cost(const VoDrsVm *vm);
 
+/* How long a VM whose DRS move failed for the failures-th time in a row
+ * waits before the planner proposes it again: VO_DRS_RETRY_FIRST_MS,
+ * doubling with each failure, at most VO_DRS_RETRY_MAX_MS. */
+#define VO_DRS_RETRY_FIRST_MS (60 * 1000)
+#define VO_DRS_RETRY_MAX_MS (30 * 60 * 1000)
+int64_t vo_drs_backoff_ms(int64_t failures);
+
 /* One round (the manager calls it every VO_DRS_ROUND_MS): updates st and
  * returns 1 with *ret when a move is recommended (the imbalance stayed above
  * the threshold VO_DRS_ROUNDS rounds and a move improves it by a real
  * margin), 0 when none (*ret_why, may be NULL: malloc'd reason text such as
  * "imbalance 0.08 below threshold 0.15" or "no move improves it"), -errno
- * on bad input. Never a VM in cooldown, not movable, or onto a host that
+ * on bad input. Never a VM in cooldown (after its last move, or backing
+ * off after a failed one: retry_after_ms), not movable, or onto a host that
  * cannot receive it or lacks room; groups hold (a "together" group's VM is
  * not moved alone; a "spread" group never gets two VMs on one host).
  *

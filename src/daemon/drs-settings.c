@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon/cluster-view.h"
+#include "daemon/drs.h"
 #include "daemon/migrate.h"
 #include "daemon/vm-internal.h"
 #include "util/util.h"
@@ -163,6 +164,13 @@ int vo_drs_apply(VoDaemon *d, const char *id, json_t **ret_task, char **ret_erro
         json_decref(all);
         return vo_error_set(ret_error, -EIO, "recommendation '%s' is damaged", id);
     }
+    _cleanup_free_ char *paused = vo_drs_paused_reason(d);
+    if (paused) {
+        json_decref(all);
+        return vo_error_set(ret_error, -EBUSY, "cannot apply recommendation '%s' now: %s "
+                            "(balancing waits until every host is online and out of "
+                            "maintenance)", id, paused);
+    }
     json_t *info = json_deep_copy(found);
     json_object_set_new(info, "by", json_string("apply"));
     json_object_set_new(info, "recommendation", json_string(id));
@@ -264,4 +272,27 @@ void vo_drs_note_moved(VoDaemon *d, const char *vm_id, const char *to_id)
     int r = vo_store_put(d->cluster_store, key, text, VO_REV_ANY, NULL);
     if (r < 0)
         log_warn("drs: cannot record when VM %s moved: %s", vm_id, strerror(-r));
+}
+
+int64_t vo_drs_note_failed(VoDaemon *d, const char *vm_id)
+{
+    if (!d->cluster_store)
+        return 0;
+    _cleanup_free_ char *key = vo_asprintf(VO_DRS_MOVED_PREFIX "%s", vm_id);
+    int e = 0;
+    json_t *doc = read_doc(d, key, &e);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        doc = json_object();
+    }
+    json_int_t failures = json_integer_value(json_object_get(doc, "failures")) + 1;
+    int64_t backoff = vo_drs_backoff_ms(failures);
+    json_object_set_new(doc, "failures", json_integer(failures));
+    json_object_set_new(doc, "retry_after", json_integer(vo_wall_ms() + backoff));
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    int r = vo_store_put(d->cluster_store, key, text, VO_REV_ANY, NULL);
+    if (r < 0)
+        log_warn("drs: cannot record the failed move of VM %s: %s", vm_id, strerror(-r));
+    return backoff;
 }

@@ -12,7 +12,9 @@
  *                               applied recommendation): {"vm","vm_id","from",
  *                               "from_id","to","to_id","task","by","at"}
  *   cluster/drs/moved/<vm-id>   {"at": wall ms, "to": host id}: its last live
- *                               migration (DRS or not) */
+ *                               migration (DRS or not); after failed DRS
+ *                               moves also {"failures": n, "retry_after":
+ *                               wall ms} (vo_drs_note_failed) */
 #pragma once
 
 #include <jansson.h>
@@ -39,7 +41,9 @@ int vo_drs_show(VoDaemon *d, json_t **ret, char **ret_error);
 int vo_drs_recommendations(VoDaemon *d, json_t **ret, char **ret_error);
 /* POST /v1/cluster/recommendations/ID/apply: starts that live migration
  * (the VM's host's task, *ret_task). -ENOENT (no such recommendation),
- * -EBUSY (a DRS move is under way; the VM is no longer on that host). */
+ * -EBUSY (a DRS move is under way; the VM is no longer on that host; a
+ * host is offline, fenced or in maintenance: HA recovery and maintenance
+ * come first, as for the balancing loop's own moves). */
 int vo_drs_apply(VoDaemon *d, const char *id, json_t **ret_task, char **ret_error);
 
 /* Starts the live migration of vm_id from from_id (its host) to to_id
@@ -53,3 +57,10 @@ int vo_drs_start_move(VoDaemon *d, const char *vm_id, const char *from_id, const
 /* After a live migration of vm_id to to_id succeeded (migrate.c): its time
  * in cluster/drs/moved/<vm-id>. Failures are logged only. */
 void vo_drs_note_moved(VoDaemon *d, const char *vm_id, const char *to_id);
+
+/* After a DRS move of vm_id failed (or could not start): its failures in
+ * cluster/drs/moved/<vm-id> ("failures", "retry_after": wall ms) so the
+ * balancing loop does not propose it again before then (vo_drs_backoff_ms;
+ * a success, vo_drs_note_moved, starts afresh). Returns the backoff (ms).
+ * Store failures are logged only. */
+int64_t vo_drs_note_failed(VoDaemon *d, const char *vm_id);

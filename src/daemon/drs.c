@@ -128,12 +128,23 @@ static char *skip_reason(Round *r)
         if (!rec)
             return vo_asprintf("host %s is offline (HA recovery comes first)", name ? name : id);
         const char *state = json_string_value(json_object_get(rec, "state"));
+        if (json_is_true(json_object_get(json_object_get(m, "doc"), "maintenance")) ||
+            (state && !strcmp(state, "maintenance")))
+            return vo_asprintf("host %s is in maintenance", name ? name : id);
         if (state && strcmp(state, "online"))
             return vo_asprintf("host %s is %s", name ? name : id, state);
-        if (json_is_true(json_object_get(json_object_get(m, "doc"), "maintenance")))
-            return vo_asprintf("host %s is in maintenance", name ? name : id);
     }
     return NULL;
+}
+
+char *vo_drs_paused_reason(VoDaemon *d)
+{
+    Round r = { 0 };
+    int e = vo_cluster_hosts_read(d, &r.members, &r.records);
+    char *why = e < 0 ? vo_asprintf("cannot read the hosts: %s", strerror(-e))
+                      : skip_reason(&r);
+    round_clear(&r);
+    return why;
 }
 
 static int build(VoDaemon *d, Round *r)
@@ -206,7 +217,8 @@ static int build(VoDaemon *d, Round *r)
                 .mem_used_mib = mem_used > 0 ? (uint64_t)mem_used : 0,
                 .memory_mib = (uint64_t)num(spec, "memory_mib"),
                 .vcpus = (unsigned)num(spec, "vcpus"), .group = group, .group_policy = gp,
-                .movable = running && l, .last_moved_ms = (int64_t)num(mv, "at") };
+                .movable = running && l, .last_moved_ms = (int64_t)num(mv, "at"),
+                .retry_after_ms = (int64_t)num(mv, "retry_after") };
             if (!r->vms[r->n_vms - 1].name)
                 r->vms[r->n_vms - 1].name = vm_id;
         }
@@ -287,8 +299,11 @@ static bool move_under_way(VoDaemon *d, char **ret_why)
         const char *why = json_string_value(json_object_get(json_object_get(t, "error"),
                                                             "message"));
         json_object_set_new(result, "error", json_string(why ? why : state));
-        note(d, "failed", vm, result, "vm %s: the move from %s to %s %s: %s", vm,
-             from ? from : "?", to ? to : "?", state, why ? why : "no reason given");
+        const char *vm_id = json_string_value(json_object_get(doc, "vm_id"));
+        int64_t backoff = vm_id ? vo_drs_note_failed(d, vm_id) : 0;
+        note(d, "failed", vm, result, "vm %s: the move from %s to %s %s: %s (not tried again "
+             "for %lld s)", vm, from ? from : "?", to ? to : "?", state,
+             why ? why : "no reason given", (long long)(backoff / 1000));
     }
     (void)vo_store_delete(d->cluster_store, VO_DRS_MOVING_KEY, rev);
     *ret_why = vo_asprintf("the move of VM %s just ended", vm); /* vm is doc's */
@@ -405,9 +420,10 @@ static void start_move(VoDaemon *d, const Round *r, const VoDrsMove *mv)
                               &task, &error);
     if (e < 0) {
         json_object_set_new(info, "error", json_string(error ? error : strerror(-e)));
-        note(d, "failed", vm->name, info, "vm %s: cannot start its move from %s to %s: %s",
-             vm->name, r->hosts[mv->from].name, r->hosts[mv->to].name,
-             error ? error : strerror(-e));
+        int64_t backoff = vo_drs_note_failed(d, vm->id);
+        note(d, "failed", vm->name, info, "vm %s: cannot start its move from %s to %s: %s "
+             "(not tried again for %lld s)", vm->name, r->hosts[mv->from].name,
+             r->hosts[mv->to].name, error ? error : strerror(-e), (long long)(backoff / 1000));
         return;
     }
     json_object_set(info, "task", json_object_get(task, "id"));

@@ -15,3 +15,8 @@
 /* In a cluster: starts the loop's thread. 0 or -errno. */
 int vo_drs_start(VoDaemon *d);
 void vo_drs_stop(VoDaemon *d);
+
+/* Why balancing waits now (malloc'd), or NULL: a host offline (HA recovery
+ * first), fenced or in maintenance, or the hosts cannot be read. The loop
+ * skips its rounds for it; applying a recommendation is refused for it. */
+char *vo_drs_paused_reason(VoDaemon *d);

@@ -21,6 +21,7 @@
 #include "daemon/drs.h"
 #include "daemon/ha-recover.h"
 #include "daemon/hosts.h"
+#include "daemon/metrics.h"
 #include "daemon/migrate.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
@@ -56,6 +57,8 @@ static void usage(FILE *f)
             "                    the host's lease holds: real hosts only (docs/ha.md)\n"
             "  --foreground      stay attached to the terminal (vireod never forks itself;\n"
             "                    accepted for compatibility with service managers)\n"
+            "  --metrics-interval SECONDS  sample hosts and VMs for monitoring this often\n"
+            "                    (default 10; 1-3600; docs/monitoring.md)\n"
             "  --debug           debug logging\n"
             "  --list-routes     print the API route table and exit\n"
             "  --version\n");
@@ -88,6 +91,13 @@ static char *default_host_name(const char *host_id)
     return vo_name_valid(hostname) ? vo_strdup(hostname) : vo_asprintf("host-%.8s", host_id);
 }
 
+/* A VM left the registry: its room shows at once, its history goes. */
+static void vm_gone(VoDaemon *d)
+{
+    vo_hosts_refresh(d);
+    vo_metrics_wake();
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -102,7 +112,8 @@ int main(int argc, char **argv)
         { "https", required_argument, NULL, 'H' },
         { "https-cert", required_argument, NULL, 'C' },
         { "https-key", required_argument, NULL, 'K' },
-        { "fence-watchdog", required_argument, NULL, 'W' }, { 0 },
+        { "fence-watchdog", required_argument, NULL, 'W' },
+        { "metrics-interval", required_argument, NULL, 'M' }, { 0 },
     };
     /* The re-exec after a cluster change runs vireod again as it was started. */
     char **exec_argv = vo_malloc0(sizeof(char *) * (size_t)(argc + 1));
@@ -113,6 +124,7 @@ int main(int argc, char **argv)
     const char *https_addr = NULL, *https_cert = NULL, *https_key = NULL;
     const char *state_dir = "/var/lib/vireo", *run_dir = "/run/vireo", *socket_path = NULL;
     const char *driver = "qemu", *host_name = NULL;
+    int metrics_interval_ms = VO_METRICS_INTERVAL_MS;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
         switch (c) {
@@ -131,6 +143,17 @@ int main(int argc, char **argv)
         case 'C': https_cert = optarg; break;
         case 'K': https_key = optarg; break;
         case 'W': vo_fence_set_watchdog(optarg); break;
+        case 'M': {
+            char *end = NULL;
+            double secs = strtod(optarg, &end);
+            if (end == optarg || *end || !(secs >= 0.1 && secs <= 3600)) {
+                fprintf(stderr, "vireod: --metrics-interval '%s' is not a number of seconds "
+                                "from 0.1 to 3600\n", optarg);
+                return 2;
+            }
+            metrics_interval_ms = (int)(secs * 1000);
+            break;
+        }
         case 'L':
             for (size_t i = 0; i < vo_n_routes; i++)
                 printf("%s %s\n", vo_routes[i].method, vo_routes[i].pattern);
@@ -286,7 +309,7 @@ int main(int argc, char **argv)
     }
     /* Migrations an earlier vireod left: finished or undone. */
     vo_migrations_recover(&d);
-    vo_vms_set_gone_hook(vo_hosts_refresh); /* a deleted VM's room shows at once */
+    vo_vms_set_gone_hook(vm_gone); /* a deleted VM's room shows at once */
     /* The fence process holds the host's lease: adopted or started before
      * the record is published on it (daemon/fence.h). */
     if ((r = vo_fence_start(&d)) < 0) {
@@ -309,6 +332,10 @@ int main(int argc, char **argv)
     }
     if ((r = vo_pool_watch_start(&d)) < 0) {
         log_error("cannot follow the shared pools: %s", strerror(-r));
+        return 1;
+    }
+    if ((r = vo_metrics_start(&d, metrics_interval_ms)) < 0) {
+        log_error("cannot start the monitoring sampler: %s", strerror(-r));
         return 1;
     }
     VoApiServer *api = NULL;
@@ -383,6 +410,7 @@ int main(int argc, char **argv)
     vo_api_server_stop(api_tls);
     vo_api_server_stop(api);
     vo_pool_watch_stop();
+    vo_metrics_stop();
     vo_drs_stop(&d);
     vo_ha_recover_stop(&d);
     vo_cluster_place_stop(&d);

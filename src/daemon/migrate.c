@@ -1114,15 +1114,20 @@ int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost 
 int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
                   char **ret_error)
 {
-    /* The UEFI NVRAM is not carried to another host yet (a later step):
-     * refused rather than started there with a fresh one. */
+    /* A UEFI VM's NVRAM goes along when it is in a shared pool (the
+     * destination opens the same volume, handed over with the disks); one
+     * in a local pool is not carried yet: refused rather than started
+     * there with a fresh one. */
     pthread_mutex_lock(&vm->lock);
     bool uefi = vm->spec->firmware == VO_FIRMWARE_UEFI;
     _cleanup_free_ char *uefi_name = uefi ? vo_strdup(vm->spec->name) : NULL;
+    _cleanup_free_ char *nvram = uefi && vm->spec->nvram ? vo_strdup(vm->spec->nvram) : NULL;
     pthread_mutex_unlock(&vm->lock);
-    if (uefi)
-        return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI: migration does not carry "
-                            "its NVRAM to another host yet", uefi_name);
+    if (uefi && !(nvram && vo_volume_is_shared(d, nvram)))
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI and its NVRAM (volume "
+                            "'%s') is not in a shared pool: migration carries a UEFI VM's "
+                            "NVRAM only on a shared pool yet", uefi_name,
+                            nvram ? nvram : "none");
     VoClusterHost h = { 0 };
     int r = vo_migrate_find_target(d, vm, args->to, &h, ret_error);
     if (r < 0)

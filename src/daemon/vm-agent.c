@@ -201,15 +201,19 @@ int vo_vm_exec(VoVm *vm, json_t *command, const char *input, int timeout_s, json
     json_int_t pid = json_integer_value(json_object_get(started, "pid"));
     if (r == -EIO)
         r = -EINVAL; /* the agent could not run it: the command is what to fix */
+    /* The job lock is held for each call only, never across the command's
+     * run: a stop, snapshot or migration of the VM need not wait for it.
+     * The QEMU it started on must still be the VM's at every poll. */
+    int64_t started_at = 0;
+    pthread_mutex_lock(&vm->lock);
+    started_at = vm->started_at;
+    pthread_mutex_unlock(&vm->lock);
+    VoHvInstance *first = hv;
+    if (held)
+        vo_vm_job_end(vm, false);
     int64_t deadline = vo_now_ms() + (int64_t)timeout_s * 1000;
     int pause_ms = 20;
     while (r >= 0) {
-        json_t *q = json_pack("{s:I}", "pid", pid);
-        json_decref(status);
-        r = agent(vm, hv, "guest-exec-status", q, 0, EXEC_CALL_MS, &status, ret_error);
-        json_decref(q);
-        if (r < 0 || json_is_true(json_object_get(status, "exited")))
-            break;
         if (vo_now_ms() >= deadline) {
             r = vo_error_set(ret_error, -ETIMEDOUT, "the command still runs in the guest after "
                              "%d s (pid %lld there); give a longer timeout_s", timeout_s,
@@ -218,9 +222,33 @@ int vo_vm_exec(VoVm *vm, json_t *command, const char *input, int timeout_s, json
         }
         poll(NULL, 0, pause_ms);
         pause_ms = pause_ms * 2 > 500 ? 500 : pause_ms * 2;
-    }
-    if (held)
+        _cleanup_free_ char *busy = NULL;
+        hv = hold_running(vm, EXEC_LOCK_MS, &held, &busy);
+        if (!hv && held) { /* stopped */
+            vo_vm_job_end(vm, false);
+            r = vo_error_set(ret_error, -ENOTCONN, "the VM stopped while the command ran "
+                             "(pid %lld in the guest)", (long long)pid);
+            break;
+        }
+        if (!hv)
+            continue; /* another task holds the VM: poll again after it, within the bound */
+        pthread_mutex_lock(&vm->lock);
+        bool same = hv == first && vm->started_at == started_at;
+        pthread_mutex_unlock(&vm->lock);
+        if (!same) {
+            vo_vm_job_end(vm, false);
+            r = vo_error_set(ret_error, -ENOTCONN, "the VM restarted while the command ran "
+                             "(pid %lld in the guest); its outcome is unknown", (long long)pid);
+            break;
+        }
+        json_t *q = json_pack("{s:I}", "pid", pid);
+        json_decref(status);
+        r = agent(vm, hv, "guest-exec-status", q, 0, EXEC_CALL_MS, &status, ret_error);
+        json_decref(q);
         vo_vm_job_end(vm, false);
+        if (r < 0 || json_is_true(json_object_get(status, "exited")))
+            break;
+    }
     json_decref(req);
     json_decref(started);
     if (r < 0) {

@@ -1,14 +1,14 @@
 /* vm-ha.c: the rule that an HA VM's disks are shared (docs/ha.md, "HA VMs
  * and recovery"): a VM that may be restarted on another host needs every
- * disk, and a kernel or initrd volume, in a shared pool every host reaches. */
+ * disk, a kernel or initrd volume, and its UEFI NVRAM in a shared pool every
+ * host reaches. */
 #include <string.h>
 
 #include "daemon/storage.h"
 #include "daemon/vms.h"
 #include "util/util.h"
 
-/* Whether volume key "POOL/NAME" is in a shared pool. */
-static bool volume_shared(VoDaemon *d, const char *key)
+bool vo_volume_is_shared(VoDaemon *d, const char *key)
 {
     const char *slash = key ? strchr(key, '/') : NULL;
     if (!slash)
@@ -22,7 +22,7 @@ static bool volume_shared(VoDaemon *d, const char *key)
 int vo_vm_ha_check_disks(VoDaemon *d, const VoVmSpec *s, char **ret_error)
 {
     for (size_t i = 0; i < s->n_disks; i++)
-        if (s->disks[i].volume && !volume_shared(d, s->disks[i].volume))
+        if (s->disks[i].volume && !vo_volume_is_shared(d, s->disks[i].volume))
             return vo_error_set(ret_error, -EBUSY,
                                 "ha: VM '%s' cannot be highly available: disk %zu (volume "
                                 "'%s') is not in a shared pool, so no other host can start "
@@ -31,10 +31,15 @@ int vo_vm_ha_check_disks(VoDaemon *d, const VoVmSpec *s, char **ret_error)
     const VoBootFile *boot[] = { &s->kernel_from, &s->initrd_from };
     const char *what[] = { "kernel", "initrd" };
     for (size_t i = 0; i < ELEMENTSOF(boot); i++)
-        if (boot[i]->volume && !volume_shared(d, boot[i]->volume))
+        if (boot[i]->volume && !vo_volume_is_shared(d, boot[i]->volume))
             return vo_error_set(ret_error, -EBUSY,
                                 "ha: VM '%s' cannot be highly available: its %s (volume "
                                 "'%s') is not in a shared pool", s->name, what[i],
                                 boot[i]->volume);
+    if (s->nvram && !vo_volume_is_shared(d, s->nvram))
+        return vo_error_set(ret_error, -EBUSY,
+                            "ha: VM '%s' cannot be highly available: its UEFI NVRAM (volume "
+                            "'%s') is not in a shared pool (make the VM in a shared pool, or "
+                            "use --firmware bios)", s->name, s->nvram);
     return 0;
 }

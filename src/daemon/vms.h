@@ -163,9 +163,13 @@ typedef struct {
     int64_t if_match; /* > 0: the VM's revision must be this, else -EPROTO */
 } VoVmEdit;
 
-/* vm-ha.c: 0 when every disk (and kernel/initrd volume) of s is in a shared
- * pool; -EBUSY with *ret_error naming the first that is not. */
+/* vm-ha.c: 0 when every disk (and kernel/initrd volume, and the UEFI
+ * NVRAM) of s is in a shared pool; -EBUSY with *ret_error naming the first
+ * that is not. */
 int vo_vm_ha_check_disks(VoDaemon *d, const VoVmSpec *s, char **ret_error);
+/* Whether volume key "POOL/NAME" is in a shared pool (every host of the
+ * cluster reaches the same file). */
+bool vo_volume_is_shared(VoDaemon *d, const char *key);
 int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error);
 
 /* vCPUs and memory of a running VM (vm-resources.c): a task changes them

@@ -400,6 +400,32 @@ static int fake_load(VoHvInstance *vm, VoHvLoad *ret)
     return 0;
 }
 
+/* Monitoring counters: the synthetic load's CPU time and memory, and the
+ * disk counters of "fake-load" ("rd_bytes", "wr_bytes", "rd_ops",
+ * "wr_ops", each optional, 0 when left out). */
+static int fake_stats(VoHvInstance *vm, VoHvStats *ret)
+{
+    VoHvLoad l;
+    fake_load(vm, &l);
+    *ret = (VoHvStats){ .cpu_ns = l.cpu_ns, .rss_bytes = l.mem_used_mib << 20,
+                        .balloon_bytes = vm->res.memory_mib << 20, .have_balloon = true,
+                        .have_disk = true };
+    _cleanup_free_ char *text = NULL;
+    json_t *doc = vo_read_file(vm->load_path, 4096, &text, NULL) >= 0
+                      ? json_loads(text, 0, NULL) : NULL;
+    json_int_t v;
+    if ((v = json_integer_value(json_object_get(doc, "rd_bytes"))) > 0)
+        ret->rd_bytes = (uint64_t)v;
+    if ((v = json_integer_value(json_object_get(doc, "wr_bytes"))) > 0)
+        ret->wr_bytes = (uint64_t)v;
+    if ((v = json_integer_value(json_object_get(doc, "rd_ops"))) > 0)
+        ret->rd_ops = (uint64_t)v;
+    if ((v = json_integer_value(json_object_get(doc, "wr_ops"))) > 0)
+        ret->wr_ops = (uint64_t)v;
+    json_decref(doc);
+    return 0;
+}
+
 static int fake_set_vcpus(VoHvInstance *vm, unsigned n, unsigned *ret_now, char **ret_error)
 {
     int r = take_fault("set_vcpus");
@@ -873,6 +899,7 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .mirror_start = fake_mirror_start,
         .mirror_query = fake_mirror_query,
         .machines = fake_machines,
+        .stats = fake_stats,
         .kvm_usable = false,
         .kvm_reason = vo_strdup("fake driver"),
     };

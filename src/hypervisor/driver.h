@@ -82,6 +82,17 @@ typedef struct {
     bool mem_from_balloon; /* the balloon's actual bounded it */
 } VoHvLoad;
 
+/* What a running VM uses, for monitoring (docs/monitoring.md): counters
+ * since its process started (the sampler takes rates) and memory now. */
+typedef struct {
+    uint64_t cpu_ns;        /* user + system time of the process */
+    uint64_t rss_bytes;     /* the process's resident memory */
+    uint64_t balloon_bytes; /* the balloon's actual (have_balloon) */
+    bool have_balloon;
+    uint64_t rd_bytes, wr_bytes, rd_ops, wr_ops; /* all disks (have_disk) */
+    bool have_disk;
+} VoHvStats;
+
 /* What a running VM reports on its own (QMP events for QEMU), as the
  * driver's events_read hands them to the daemon. The strings point into the
  * driver's message and are valid only during the callback. Migration events
@@ -361,6 +372,10 @@ struct VoHvDriver {
      * for the VM's (cluster/migrate-compat.h). May run a program: called
      * once, at start. */
     char **(*machines)(VoHvDriver *d);
+    /* The VM's monitoring counters now (VoHvStats); like load it never
+     * waits for another operation on the VM: a busy monitor leaves the
+     * balloon and disk counters out (have_* false). NULL: none. */
+    int (*stats)(VoHvInstance *vm, VoHvStats *ret);
     bool kvm_usable;
     char *kvm_reason;
 };

@@ -19,6 +19,7 @@
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-digest.h"
 #include "qemu/qemu-load.h"
+#include "qemu/qemu-stats.h"
 #include "qemu/qemu-migrate.h"
 #include "qemu/qemu-tls.h"
 #include "qemu/qemu-resources.h"
@@ -697,6 +698,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .mirror_start = vo_qemu_mirror_start,
         .mirror_query = vo_qemu_mirror_query,
         .machines = qemu_machines,
+        .stats = vo_qemu_stats,
     };
     const char *dev = getenv("VIREO_KVM_DEVICE");
     d->kvm_usable = vo_qemu_kvm_usable(dev ? dev : "/dev/kvm", "/proc/cpuinfo", &d->kvm_reason);

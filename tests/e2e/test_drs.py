@@ -112,6 +112,11 @@ def test_drs_settings_recommend_apply_and_auto_with_the_fake_driver(cluster):
     wait_until(lambda: drs(h1)["moving"] is None, 30, what="the ghost move given up")
     ghost_failed = [e for e in decisions(h1, "failed") if e.get("vm") == "ghost"]
     assert ghost_failed and "left the cluster" in ghost_failed[0]["error"], ghost_failed
+    # A failed move backs off (1 minute the first time) before its VM is proposed again.
+    assert "not tried again for 60 s" in ghost_failed[0]["message"], ghost_failed
+    backoff = json.loads(etcdctl(h1, "get", "--print-value-only",
+                                 "vireo/cluster/drs/moved/ghost-id"))
+    assert backoff["failures"] == 1 and backoff["retry_after"] > time.time() * 1000, backoff
     assert drs(h3)["mode"] == "manual"
     wait_until(lambda: a_recommendation(h3, "h1"), 90, what="a recommendation to move off h1")
     rec = a_recommendation(h3, "h1")
@@ -122,6 +127,13 @@ def test_drs_settings_recommend_apply_and_auto_with_the_fake_driver(cluster):
     assert where(h1) == before
     assert drs(h1)["moving"] is None
     assert decisions(h2, "recommended")
+
+    # Not while a host is in maintenance (it comes first, as for auto moves).
+    h3.task_ok("POST", "/v1/hosts/h3/maintenance", {"on": True})
+    msg = error_of(h2, "POST", f"/v1/cluster/recommendations/{rec['id']}/apply", None, 409)
+    assert "maintenance" in msg and "h3" in msg, msg
+    assert where(h1) == before
+    h3.api("POST", "/v1/hosts/h3/maintenance", {"on": False})
 
     # Applied by id (through another host than the manager's, any door).
     out = h2.cli("cluster", "recommendations", "apply", rec["id"], timeout=120).stdout

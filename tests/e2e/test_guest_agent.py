@@ -10,6 +10,7 @@ Two VM boots."""
 import json
 import os
 import subprocess
+import threading
 
 from vireo_harness import BOOT_MARKER, wait_until
 
@@ -122,9 +123,22 @@ def test_agent_show_exec_quiesced_backup_and_stop(daemon, tmp_path):
                    timeout_s=20)
     assert res["stdout"] == "thawed\n", res
 
-    # stop goes through the agent, and the task says so.
+    # A long command holds nothing: another exec runs beside it, a stop goes
+    # on at once (through the agent), and the long one's request says the VM
+    # stopped under it.
+    answer = {}
+    long_exec = threading.Thread(target=lambda: answer.update(got=daemon.request(
+        "POST", "/v1/vms/ga1/exec", {"command": ["sleep", "100"], "timeout_s": 120},
+        timeout=150)))
+    long_exec.start()
+    wait_until(lambda: "sleep 100" in exec_api(daemon, "ga1", ["ps"])["stdout"], 30,
+               what="the long command running in the guest")
     task = stop(daemon, "ga1")
     assert task["result"]["stopped"] == "shut down by the guest agent", task
+    long_exec.join(60)
+    assert not long_exec.is_alive()
+    status, doc = answer["got"]
+    assert status == 409 and "stopped while the command ran" in doc["error"]["message"], doc
     assert "vireo-guest: guest agent shutdown" in daemon.console_log("ga1")
     # A stopped VM: the agent cannot answer, and says why.
     assert daemon.vm("ga1")["guest"]["agent"] is False

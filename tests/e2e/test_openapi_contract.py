@@ -748,6 +748,23 @@ def test_host_and_images(api):
     assert api.call("GET", "/v1/images/default", expect=200).value == image
 
 
+def test_metrics_routes(api):
+    host = api.call("GET", "/v1/host", expect=200).value
+    doc = api.call("GET", f"/v1/hosts/{host['name']}/metrics?range=1d", expect=200).value
+    assert doc["id"] == host["id"] and doc["step"] == 60
+    api.call("GET", f"/v1/hosts/{host['name']}/metrics?range=2h", expect=400,
+             code="invalid-argument")
+    api.call("GET", "/v1/hosts/nope/metrics", expect=404, code="not-found")
+    api.create("metrics1")
+    doc = api.call("GET", "/v1/vms/metrics1/metrics", expect=200).value
+    assert doc["range"] == "1h"
+    api.call("GET", "/v1/vms/metrics1/metrics?range=1w", expect=400, code="invalid-argument")
+    api.call("GET", "/v1/vms/nope/metrics", expect=404, code="not-found")
+    reply = api.call("GET", "/metrics", expect=200)
+    assert b"# TYPE vireo_host_cpu_ratio gauge" in reply.body
+    api.delete_vm("metrics1")
+
+
 def test_cluster_routes_standalone(api):
     # A standalone vireod: the cluster routes answer what a host outside a
     # cluster can (forming one for real: tests/e2e/test_cluster_formation.py).

@@ -232,6 +232,37 @@ static void cooldown_and_not_movable_are_left_alone(void **state)
     free(why);
 }
 
+static void a_failed_move_backs_off_until_retry_after(void **state)
+{
+    (void)state;
+    VoDrsHost h[] = { host("a", 4, 100000), host("b", 4, 100000) };
+    VoDrsVm v[] = { vm("x", 0, 1.0, 1000), vm("y", 0, 0.6, 1000), vm("z", 0, 1.0, 1000) };
+    VoDrsInput in = input(h, 2, v, 3);
+    VoDrsMove mv;
+    char *why = NULL;
+    /* x's move failed: it waits out its backoff, z (as loaded) goes instead. */
+    v[0].retry_after_ms = NOW + 1;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_string_equal(v[mv.vm].name, "z");
+    v[2].retry_after_ms = NOW + 1;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_string_equal(v[mv.vm].name, "y");
+    v[1].retry_after_ms = NOW + 1;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 0);
+    assert_non_null(strstr(why, "3 in cooldown"));
+    /* The backoff is over. */
+    v[0].retry_after_ms = NOW;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_string_equal(v[mv.vm].name, "x");
+    free(why);
+    /* 1 min, doubling, at most 30 min. */
+    assert_int_equal(vo_drs_backoff_ms(1), 60000);
+    assert_int_equal(vo_drs_backoff_ms(2), 120000);
+    assert_int_equal(vo_drs_backoff_ms(5), 16 * 60000);
+    assert_int_equal(vo_drs_backoff_ms(6), 30 * 60000);
+    assert_int_equal(vo_drs_backoff_ms(1000), 30 * 60000);
+}
+
 static void targets_must_receive_and_have_room(void **state)
 {
     (void)state;
@@ -460,6 +491,7 @@ int main(void)
         cmocka_unit_test(the_threshold_depends_on_the_level),
         cmocka_unit_test(mode_off_recommends_nothing),
         cmocka_unit_test(cooldown_and_not_movable_are_left_alone),
+        cmocka_unit_test(a_failed_move_backs_off_until_retry_after),
         cmocka_unit_test(targets_must_receive_and_have_room),
         cmocka_unit_test(groups_hold),
         cmocka_unit_test(no_move_overshoots_the_source),

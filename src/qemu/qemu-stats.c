@@ -1,0 +1,91 @@
+/* qemu-stats.c: the QEMU driver's stats op (qemu-stats.h): CPU time and
+ * resident memory from /proc (qemu-load.h's parsers), the balloon's actual
+ * and the disks' counters from QMP (query-balloon, query-blockstats), asked
+ * only when the monitor is free this instant and then briefly, as the load
+ * op does: the sampler holds the VM's job lock meanwhile. */
+#include "qemu/qemu-stats.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include "qemu/qemu-instance.h"
+#include "qemu/qemu-load.h"
+#include "util/util.h"
+
+#define STATS_TIMEOUT_MS 500
+
+static uint64_t stat_u64(const json_t *stats, const char *key)
+{
+    json_t *v = json_object_get(stats, key);
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+int vo_qemu_blockstats_sum(const json_t *answer, VoHvStats *ret)
+{
+    if (!json_is_array(answer))
+        return -EINVAL;
+    ret->rd_bytes = ret->wr_bytes = ret->rd_ops = ret->wr_ops = 0;
+    size_t i;
+    json_t *dev;
+    json_array_foreach(answer, i, dev) {
+        json_t *s = json_object_get(dev, "stats");
+        if (!json_is_object(s))
+            continue;
+        ret->rd_bytes += stat_u64(s, "rd_bytes");
+        ret->wr_bytes += stat_u64(s, "wr_bytes");
+        ret->rd_ops += stat_u64(s, "rd_operations");
+        ret->wr_ops += stat_u64(s, "wr_operations");
+    }
+    ret->have_disk = true;
+    return 0;
+}
+
+static int read_proc(pid_t pid, const char *what, char **ret)
+{
+    _cleanup_free_ char *path = vo_asprintf("/proc/%d/%s", (int)pid, what);
+    return vo_read_file(path, 4096, ret, NULL);
+}
+
+int vo_qemu_stats(VoHvInstance *vm, VoHvStats *ret)
+{
+    *ret = (VoHvStats){ 0 };
+    if (vm->pid <= 0)
+        return -ESRCH;
+    _cleanup_free_ char *stat = NULL, *statm = NULL;
+    uint64_t ticks = 0, pages = 0;
+    int r = read_proc(vm->pid, "stat", &stat);
+    if (r >= 0)
+        r = vo_proc_stat_cpu_ticks(stat, &ticks);
+    if (r >= 0)
+        r = read_proc(vm->pid, "statm", &statm);
+    if (r >= 0)
+        r = vo_proc_statm_rss_pages(statm, &pages);
+    if (r < 0)
+        return r;
+    /* Still this QEMU's numbers (see qemu-load.c). */
+    struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+    if (vm->pidfd >= 0 && poll(&p, 1, 0) != 0)
+        return -ESRCH;
+    long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    ret->cpu_ns = ticks * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
+    ret->rss_bytes = pages * (uint64_t)(page > 0 ? page : 4096);
+    if (pthread_mutex_trylock(&vm->qmp_lock) != 0)
+        return 0;
+    json_t *balloon = NULL, *blocks = NULL;
+    if (vm->qmp) {
+        if (vo_qmp_execute(vm->qmp, "query-balloon", NULL, STATS_TIMEOUT_MS, &balloon, NULL) < 0)
+            balloon = NULL;
+        if (vo_qmp_execute(vm->qmp, "query-blockstats", NULL, STATS_TIMEOUT_MS, &blocks, NULL) < 0)
+            blocks = NULL;
+    }
+    pthread_mutex_unlock(&vm->qmp_lock);
+    json_t *actual = json_object_get(balloon, "actual");
+    if (json_is_integer(actual) && json_integer_value(actual) > 0) {
+        ret->balloon_bytes = (uint64_t)json_integer_value(actual);
+        ret->have_balloon = true;
+    }
+    (void)vo_qemu_blockstats_sum(blocks, ret);
+    json_decref(balloon);
+    json_decref(blocks);
+    return 0;
+}
