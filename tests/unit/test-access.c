@@ -23,6 +23,12 @@ static void test_roles_table(void **state)
     assert_int_equal(vo_access_role_needed("POST", "/v1/vms/{vm}/backups"), VO_ROLE_OPERATOR);
     assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/console"), VO_ROLE_OPERATOR);
     assert_int_equal(vo_access_role_needed("POST", "/v1/vms/{vm}/send-keys"), VO_ROLE_OPERATOR);
+    /* Console-like reads the table does not name are an operator's too. */
+    assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/vnc-websocket"), VO_ROLE_OPERATOR);
+    assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/display/screenshot.png"),
+                     VO_ROLE_OPERATOR);
+    assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/console/log"), VO_ROLE_VIEWER);
+    assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/cloud-init"), VO_ROLE_ADMIN);
     /* Reads that give away more than state. */
     assert_int_equal(vo_access_role_needed("GET", "/v1/users"), VO_ROLE_ADMIN);
     assert_int_equal(vo_access_role_needed("GET", "/v1/tokens"), VO_ROLE_ADMIN);
