@@ -76,8 +76,9 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata)
 
 void api_print_unreachable(int err)
 {
-    cli_error("cannot reach vireod at %s: %s; is vireod running?", cli_globals.socket,
-              strerror(err));
+    const char *remote = getenv("VIREO_URL");
+    cli_error("cannot reach vireod at %s: %s; is vireod running?",
+              remote && remote[0] ? remote : cli_globals.socket, strerror(err));
 }
 
 /* One request: a JSON body (payload), or a streamed upload from upload_fd,
@@ -283,7 +284,17 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
     CURL *h = x->h = handle();
     curl_easy_reset(h); /* keeps the open connection */
 
-    _cleanup_free_ char *url = vo_asprintf("http://localhost%s", path);
+    /* Remote use: $VIREO_URL (https://HOST:8443) with the API token in
+     * $VIREO_TOKEN and, for a certificate no system CA signed, the CA in
+     * $VIREO_CACERT (docs/security.md, "Access"); else the Unix socket. */
+    const char *remote = getenv("VIREO_URL"), *token = getenv("VIREO_TOKEN");
+    const char *cacert = getenv("VIREO_CACERT");
+    if (remote && !remote[0])
+        remote = NULL;
+    _cleanup_free_ char *url = remote ? vo_asprintf("%s%s", remote, path)
+                                      : vo_asprintf("http://localhost%s", path);
+    _cleanup_free_ char *authz = remote && token && token[0]
+                                     ? vo_asprintf("Authorization: Bearer %s", token) : NULL;
     struct curl_slist *headers = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
 
@@ -295,6 +306,8 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
     if (last_id)
         headers = curl_slist_append(headers, last_id);
     headers = curl_slist_append(headers, "Expect:");
+    if (authz)
+        headers = curl_slist_append(headers, authz);
     if (x->upload_fd >= 0)
         headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
     else if (x->payload)
@@ -302,7 +315,10 @@ static int perform(const char *method, const char *path, Transfer *x, HttpReply 
     else /* No body: do not let curl claim a form-encoded one. */
         headers = curl_slist_append(headers, "Content-Type:");
 
-    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, cli_globals.socket);
+    if (!remote)
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, cli_globals.socket);
+    else if (cacert && cacert[0])
+        curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "vireo/" VIREO_VERSION);

@@ -12,6 +12,7 @@ static const CliNoun *const nouns[] = {
     &cli_noun_vm,     &cli_noun_snapshot, &cli_noun_backup, &cli_noun_image,   &cli_noun_pool,
     &cli_noun_volume, &cli_noun_network,  &cli_noun_task,    &cli_noun_console,
     &cli_noun_host,   &cli_noun_cluster, &cli_noun_events,  &cli_noun_group,   &cli_noun_placement,
+    &cli_noun_user,   &cli_noun_token,
 };
 
 /* "create NAME" (with_noun false) or "vm create NAME" for the help lists. */
@@ -50,6 +51,10 @@ static void print_main_help(FILE *f)
            "  --output table|json    output format (default: table)\n"
            "  --help                 this help; 'vireo NOUN --help', 'vireo NOUN VERB --help'\n"
            "  --version              print the version\n"
+           "\n"
+           "Remote use: VIREO_URL=https://HOST:8443 VIREO_TOKEN=SECRET (vireo token create)\n"
+           "[VIREO_CACERT=CA.pem] send the commands over HTTPS instead of the socket\n"
+           "(the serial console too needs the socket).\n"
            "\n"
            "Actions that vireod runs as a task (create, start, stop, delete, import, resize,\n"
            "clone, ...) wait for it unless --async is given. Exit status: 0 success,\n"

@@ -27,6 +27,7 @@ failed=0
 # mostly wait on etcd and sockets). Each run has its own namespaces,
 # directories, JUnit file and log, printed after the unit and fuzz results.
 CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harness.py
+                 tests/e2e/test_cluster_access.py
                  tests/e2e/test_cluster_quorum.py tests/e2e/test_cluster_placement.py
                  tests/e2e/test_migrate_target.py tests/e2e/test_cluster_shared_pools.py
                  tests/e2e/test_cluster_images.py tests/e2e/test_vm_move.py

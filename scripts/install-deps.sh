@@ -10,6 +10,7 @@ PKGS=(build-essential meson ninja-build pkg-config
       python3-prometheus-client  # tests/e2e/test_metrics.py parses /metrics
       iproute2 nftables dnsmasq-base e2fsprogs cpio xz-utils zstd kmod
       busybox-static etcd-server etcd-client libgnutls28-dev openssl
+      libsodium-dev  # argon2id password hashes (HTTPS access for users)
       ovmf  # UEFI firmware of VMs (--firmware uefi)
       grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools dosfstools efibootmgr  # guest/build-installer-iso.sh (BIOS+UEFI installer ISO)
       clang llvm libclang-rt-14-dev  # libFuzzer (tests/fuzz) and llvm-symbolizer

@@ -131,3 +131,15 @@ void vo_api_backup_show(VoRequest *req, VoReply *rep);
 void vo_api_backup_delete(VoRequest *req, VoReply *rep);
 void vo_api_backup_restore(VoRequest *req, VoReply *rep);
 void vo_api_backup_verify(VoRequest *req, VoReply *rep);
+
+/* Access: users, API tokens, browser sessions (access-api.c). */
+void vo_api_login(VoRequest *req, VoReply *rep);
+void vo_api_logout(VoRequest *req, VoReply *rep);
+void vo_api_whoami(VoRequest *req, VoReply *rep);
+void vo_api_users_list(VoRequest *req, VoReply *rep);
+void vo_api_user_create(VoRequest *req, VoReply *rep);
+void vo_api_user_delete(VoRequest *req, VoReply *rep);
+void vo_api_user_password(VoRequest *req, VoReply *rep);
+void vo_api_tokens_list(VoRequest *req, VoReply *rep);
+void vo_api_token_create(VoRequest *req, VoReply *rep);
+void vo_api_token_revoke(VoRequest *req, VoReply *rep);

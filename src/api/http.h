@@ -141,6 +141,19 @@ typedef struct {
 } VoApiTlsFiles;
 int vo_api_server_start_tls(VoDaemon *d, const char *listen, const VoApiTlsFiles *tls,
                             VoApiServer **ret, char **ret_error);
+/* The same routes over HTTPS for users (docs/security.md, "Access"): the
+ * server presents cert_file (with key_file), asks no client certificate,
+ * and every request is authenticated (API token or session) and its role
+ * checked (access-check.c) or answered 401/403/429 before its body. */
+int vo_api_server_start_users(VoDaemon *d, const char *listen, const char *cert_file,
+                              const char *key_file, VoApiServer **ret, char **ret_error);
+/* The certificate of that listener when the operator gave none and the
+ * host is in no cluster: STATE/https/https.{crt,key}, made at first start
+ * (self-signed: a local CA, STATE/https/ca.crt, whose key is not kept,
+ * signed it for this host's name, 127.0.0.1 and address), kept afterwards
+ * (replace both files to use another). Paths malloc'd. */
+int vo_api_https_cert(VoDaemon *d, const char *address, char **ret_cert, char **ret_key,
+                      char **ret_error);
 /* Checks what vo_api_server_start_tls will use (address, files, that the
  * key fits the certificate) without listening; the error names the option. */
 int vo_api_tls_check(const char *listen_addr, const VoApiTlsFiles *tls, char **ret_error);

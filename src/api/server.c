@@ -5,7 +5,9 @@
  * envelope. Handlers live in one file per noun.
  * The same server, with the same routes, also serves HTTPS on a TCP address
  * for the peers of a cluster (vo_api_server_start_tls): mutual TLS, every
- * request's client certificate verified against the cluster CA. */
+ * request's client certificate verified against the cluster CA.
+ * And HTTPS for users (vo_api_server_start_users): no client certificate;
+ * every request authenticated and its role checked (access-check.c). */
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -21,6 +23,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include "api/access-check.h"
 #include "api/http.h"
 #include "api/peer-member.h"
 #include "api/route-match.h"
@@ -69,6 +72,7 @@ struct VoApiServer {
     int listen_fd;
     char *socket_path; /* the Unix socket's, NULL for the TLS listener */
     bool tls;          /* HTTPS with client certificates (peers of a cluster) */
+    bool users;        /* HTTPS for users: tokens and sessions, roles (tls false) */
     char *tls_cert, *tls_key, *tls_ca; /* their PEM text, for MHD */
     pthread_t accept_thread;
     bool accept_running;
@@ -91,6 +95,8 @@ typedef struct {
     int match_r;     /* vo_route_match's answer */
     char *match_error;
     char *unauthenticated; /* TLS: why the client is refused (401), or NULL */
+    bool refused;          /* users: answered before the body (401, 403, 429) */
+    VoPrincipal principal; /* who asks (users: access-check.c) */
     bool quit_after;       /* the reply's quit_after: stop the loop once it is sent */
     VoRouteMatch match;
     const VoRoute *route;
@@ -458,8 +464,17 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 
 /* The Unix socket peer's uid and pid (SO_PEERCRED) as the requester of the
  * operations this thread queues next (jobs/tasks.h); none over TCP. */
-static void set_requester(struct MHD_Connection *conn)
+static void set_requester(struct MHD_Connection *conn, PendingRequest *p)
 {
+    VoApiServer *s = p->server;
+    if (!s->users)
+        p->principal.kind = s->tls ? VO_PRINCIPAL_PEER : VO_PRINCIPAL_ROOT;
+    if (p->principal.kind == VO_PRINCIPAL_ROOT || p->principal.kind == VO_PRINCIPAL_PEER)
+        p->principal.role = VO_ROLE_ADMIN;
+    vo_access_set_current(&p->principal);
+    char who[128];
+    vo_principal_describe(&p->principal, who, sizeof(who));
+    vo_tasks_set_requester_who(s->users || s->tls ? who : NULL);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     struct ucred cred;
@@ -519,7 +534,8 @@ static bool without_client_cert(const char *method, const char *raw_uri)
 
 /* First call for a request: check and route its raw path. */
 static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *url,
-                          const char *method, const char *version, PendingRequest *p)
+                          const char *method, const char *version, PendingRequest *p,
+                          VoReply *refusal)
 {
     /* MHD ends the URI where the HTTP version starts, so a literal NUL byte in
      * the URI shows as a raw URI shorter than that span. */
@@ -531,9 +547,17 @@ static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *
     }
     p->match_r = vo_route_match(vo_route_specs, vo_n_route_specs, method, p->raw_uri,
                                 &p->match, &p->match_error);
-    if (p->match_r < 0)
+    /* Users: who does not authenticate learns nothing, not even which
+     * routes exist. */
+    if (p->match_r < 0) {
+        if (p->server->users)
+            (void)vo_access_check(d, conn, method, NULL, &p->principal, refusal);
         return;
+    }
     p->route = &vo_routes[p->match.index];
+    if (p->server->users && !vo_access_check(d, conn, method, p->route->pattern, &p->principal,
+                                             refusal))
+        return;
     if (p->route->prepare_upload) {
         VoRequest req = { .d = d, .conn = conn, .method = method, .path = p->raw_uri };
         memcpy(req.params, p->match.params, sizeof(req.params));
@@ -604,6 +628,22 @@ static enum MHD_Result refuse_unauthenticated(struct MHD_Connection *conn, Pendi
     vo_reply_error(&rep, VO_ERR_UNAUTHENTICATED, "%s", p->unauthenticated);
     enum MHD_Result r = send_reply(conn, p, &rep);
     json_decref(rep.json);
+    return r;
+}
+
+/* Users (access-check.c): 401, 403 or 429 before any body is read, the
+ * connection closed after the answer; rep's JSON is consumed. */
+static enum MHD_Result refuse_now(struct MHD_Connection *conn, PendingRequest *p, VoReply *rep)
+{
+    p->refused = true;
+    if (rep->status == 401)
+        log_unauthenticated(conn, json_string_value(json_object_get(
+                                      json_object_get(rep->json, "error"), "message")));
+    vo_strv_pushf(&rep->extra_headers, "%s", MHD_HTTP_HEADER_CONNECTION);
+    vo_strv_pushf(&rep->extra_headers, "close");
+    enum MHD_Result r = send_reply(conn, p, rep);
+    json_decref(rep->json);
+    vo_strv_free(rep->extra_headers);
     return r;
 }
 
@@ -678,10 +718,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (s->tls && !without_client_cert(method, p->raw_uri) &&
             (p->unauthenticated = client_unauthenticated(conn)))
             return refuse_unauthenticated(conn, p);
-        route_request(d, conn, url, method, version, p);
+        VoReply refusal = { .status = 0, .file_fd = -1 };
+        route_request(d, conn, url, method, version, p, &refusal);
+        if (refusal.json)
+            return refuse_now(conn, p, &refusal);
         return MHD_YES;
     }
-    if (p->unauthenticated) { /* answered already: its body is not read */
+    if (p->unauthenticated || p->refused) { /* answered already: its body is not read */
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -711,7 +754,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     memcpy(req.params, p->match.params, sizeof(req.params));
     /* No idle timeout while the handler works (setting it again restarts it). */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
-    set_requester(conn); /* operations the handler queues say who asked */
+    set_requester(conn, p); /* operations the handler queues say who asked */
     vo_store_stale_reset();
     if (p->match_r < 0)
         reply_route_error(p, &rep);
@@ -721,6 +764,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
              !vo_api_any_door(&req, &rep, p->route->pattern))
         p->route->fn(&req, &rep);
     vo_tasks_set_requester(false, 0, 0);
+    vo_tasks_set_requester_who(NULL);
+    vo_access_set_current(NULL);
     vo_tasks_set_if_match(0);
     mark_stale(d, method, &rep);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, IDLE_TIMEOUT_S);
@@ -1078,10 +1123,11 @@ static int server_start(VoApiServer *s, VoApiServer **ret)
     struct MHD_OptionItem tls_opts[] = {
         { MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert },
         { MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key },
-        { MHD_OPTION_HTTPS_MEM_TRUST, 0, s->tls_ca }, /* asks clients for a certificate */
+        /* Peers: asks clients for a certificate. Users: none asked. */
+        { s->users ? MHD_OPTION_END : MHD_OPTION_HTTPS_MEM_TRUST, 0, s->tls_ca },
         { MHD_OPTION_END, 0, NULL },
     };
-    if (s->tls)
+    if (s->tls || s->users)
         flags |= MHD_USE_TLS;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
@@ -1090,7 +1136,7 @@ static int server_start(VoApiServer *s, VoApiServer **ret)
                               MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                               MHD_OPTION_CONNECTION_LIMIT, s->max_connections + 16,
                               MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
-                              MHD_OPTION_ARRAY, s->tls ? tls_opts : tls_opts + 3,
+                              MHD_OPTION_ARRAY, s->tls || s->users ? tls_opts : tls_opts + 3,
                               MHD_OPTION_END);
     if (!s->mhd)
         goto fail;
@@ -1245,6 +1291,50 @@ int vo_api_server_start_tls(VoDaemon *d, const char *listen_addr, const VoApiTls
         bind(s->listen_fd, (struct sockaddr *)&ss, len) < 0 || listen(s->listen_fd, 128) < 0) {
         r = -errno;
         vo_error_set(ret_error, r, "--listen %s: %s", listen_addr, strerror(errno));
+        server_free(s);
+        return r;
+    }
+    r = server_start(s, ret);
+    if (r < 0)
+        vo_error_set(ret_error, r, "cannot serve HTTPS on %s (see the log)", listen_addr);
+    return r;
+}
+
+int vo_api_server_start_users(VoDaemon *d, const char *listen_addr, const char *cert_file,
+                              const char *key_file, VoApiServer **ret, char **ret_error)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    VoApiServer *s = server_new(d, -1);
+    s->users = true;
+    int r = vo_api_parse_listen(listen_addr, &ss, &len, ret_error);
+    if (r < 0 || (r = read_pem(cert_file, "certificate", &s->tls_cert, ret_error)) < 0 ||
+        (r = read_pem(key_file, "key", &s->tls_key, ret_error)) < 0) {
+        server_free(s);
+        return r;
+    }
+    gnutls_certificate_credentials_t cred;
+    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+        server_free(s);
+        return vo_error_set(ret_error, -ENOMEM, "out of memory");
+    }
+    gnutls_datum_t cert = { (unsigned char *)s->tls_cert, (unsigned)strlen(s->tls_cert) };
+    gnutls_datum_t key = { (unsigned char *)s->tls_key, (unsigned)strlen(s->tls_key) };
+    r = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    gnutls_certificate_free_credentials(cred);
+    if (r < 0) {
+        vo_error_set(ret_error, -EINVAL, "%s with %s: %s", cert_file, key_file,
+                     gnutls_strerror(r));
+        server_free(s);
+        return -EINVAL;
+    }
+    int one = 1;
+    s->listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s->listen_fd < 0 ||
+        setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(s->listen_fd, (struct sockaddr *)&ss, len) < 0 || listen(s->listen_fd, 128) < 0) {
+        r = -errno;
+        vo_error_set(ret_error, r, "--https %s: %s", listen_addr, strerror(errno));
         server_free(s);
         return r;
     }

@@ -44,6 +44,12 @@ static void usage(FILE *f)
             "  --tls-cert FILE   this host's certificate (PEM), shown to clients\n"
             "  --tls-key FILE    its private key (PEM)\n"
             "  --tls-ca FILE     the CA (PEM) that must have signed every client's certificate\n"
+            "  --https ADDR:PORT|off  serve the API to users over HTTPS (API tokens, browser\n"
+            "                    sessions, roles: docs/security.md); default 0.0.0.0:8443\n"
+            "                    (0.0.0.0:8444 when the peers' listener has port 8443)\n"
+            "  --https-cert FILE, --https-key FILE  its certificate and key (PEM); default:\n"
+            "                    the cluster's host certificate in a cluster, else one made\n"
+            "                    at first start in STATE/https (self-signed)\n"
             "  --driver NAME     qemu (default) or fake\n"
             "  --name NAME       this host's name in a cluster (default: the hostname)\n"
             "  --fence-watchdog DEV  in a cluster, the fence process pets this watchdog\n"
@@ -103,6 +109,9 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },            { "listen", required_argument, NULL, 'l' },
         { "tls-cert", required_argument, NULL, 'c' },  { "tls-key", required_argument, NULL, 'k' },
         { "tls-ca", required_argument, NULL, 'a' },
+        { "https", required_argument, NULL, 'H' },
+        { "https-cert", required_argument, NULL, 'C' },
+        { "https-key", required_argument, NULL, 'K' },
         { "fence-watchdog", required_argument, NULL, 'W' },
         { "metrics-interval", required_argument, NULL, 'M' }, { 0 },
     };
@@ -112,6 +121,7 @@ int main(int argc, char **argv)
         exec_argv[i] = argv[i];
     const char *listen_addr = NULL;
     VoApiTlsFiles tls = { 0 };
+    const char *https_addr = NULL, *https_cert = NULL, *https_key = NULL;
     const char *state_dir = "/var/lib/vireo", *run_dir = "/run/vireo", *socket_path = NULL;
     const char *driver = "qemu", *host_name = NULL;
     int metrics_interval_ms = VO_METRICS_INTERVAL_MS;
@@ -129,6 +139,9 @@ int main(int argc, char **argv)
         case 'c': tls.cert_file = optarg; break;
         case 'k': tls.key_file = optarg; break;
         case 'a': tls.ca_file = optarg; break;
+        case 'H': https_addr = optarg; break;
+        case 'C': https_cert = optarg; break;
+        case 'K': https_key = optarg; break;
         case 'W': vo_fence_set_watchdog(optarg); break;
         case 'M': {
             char *end = NULL;
@@ -161,6 +174,19 @@ int main(int argc, char **argv)
                 listen_addr ? "" : " --listen", tls.cert_file ? "" : " --tls-cert",
                 tls.key_file ? "" : " --tls-key", tls.ca_file ? "" : " --tls-ca");
         return 2;
+    }
+    if (!https_cert != !https_key) {
+        fprintf(stderr, "vireod: --https-cert and --https-key go together\n");
+        return 2;
+    }
+    if (https_addr && strcmp(https_addr, "off") != 0) {
+        struct sockaddr_storage ss;
+        socklen_t sslen = 0;
+        _cleanup_free_ char *error = NULL;
+        if (vo_api_parse_listen(https_addr, &ss, &sslen, &error) < 0) {
+            fprintf(stderr, "vireod: --https: %s\n", error);
+            return 2;
+        }
     }
     if (listen_addr) { /* bad files refused before anything starts */
         _cleanup_free_ char *error = NULL;
@@ -341,10 +367,46 @@ int main(int argc, char **argv)
         }
         log_info("serving the API over HTTPS with mutual TLS on %s", listen_addr);
     }
+    VoApiServer *api_users = NULL;
+    if (!https_addr || strcmp(https_addr, "off") != 0) {
+        bool chosen = https_addr != NULL;
+        _cleanup_free_ char *fallback = NULL;
+        if (!https_addr) /* the peers' listener may hold 8443 */
+            https_addr = fallback = vo_strdup(listen_addr && strstr(listen_addr, ":8443")
+                                                  ? "0.0.0.0:8444" : "0.0.0.0:8443");
+        _cleanup_free_ char *host_part = vo_strdup(https_addr), *cert = NULL, *key = NULL;
+        _cleanup_free_ char *error = NULL;
+        *strrchr(host_part, ':') = '\0';
+        if (https_cert) {
+            cert = vo_strdup(https_cert);
+            key = vo_strdup(https_key);
+            r = 0;
+        } else if (d.cluster) {
+            cert = vo_strdup(d.peer_tls.cert_file);
+            key = vo_strdup(d.peer_tls.key_file);
+            r = 0;
+        } else
+            r = vo_api_https_cert(&d, host_part, &cert, &key, &error);
+        if (r == 0)
+            r = vo_api_server_start_users(&d, https_addr, cert, key, &api_users, &error);
+        if (r < 0 && chosen) {
+            log_error("cannot serve HTTPS for users: %s", error);
+            vo_api_server_stop(api_tls);
+            vo_api_server_stop(api);
+            return 1;
+        }
+        if (r < 0)
+            log_warn("not serving HTTPS for users: %s (set --https ADDR:PORT, or --https off)",
+                     error);
+        else
+            log_info("serving the API to users over HTTPS on %s (certificate %s)", https_addr,
+                     cert);
+    }
     log_info("vireod %s ready on %s (driver %s, state %s)", VIREO_VERSION, d.socket_path,
              d.driver->name, d.state_dir);
     r = vo_loop_run(d.loop);
 
+    vo_api_server_stop(api_users);
     vo_api_server_stop(api_tls);
     vo_api_server_stop(api);
     vo_pool_watch_stop();

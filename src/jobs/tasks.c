@@ -36,6 +36,7 @@ struct VoTask {
     json_t *result;
     json_t *details; /* vo_task_set_details: live facts of the work, or NULL */
     bool has_requester;
+    char who[128]; /* the API's principal ("user:NAME", "token:ID"), or "" */
     int64_t if_match; /* what the request that queued it named (If-Match), 0: none */
     uint32_t uid;
     int32_t pid;
@@ -88,10 +89,16 @@ typedef struct {
 } Requester;
 
 static _Thread_local Requester requester;
+static _Thread_local char requester_who[128];
 
 void vo_tasks_set_requester(bool known, uint32_t uid, int32_t pid)
 {
     requester = (Requester){ .known = known, .uid = uid, .pid = pid };
+}
+
+void vo_tasks_set_requester_who(const char *who)
+{
+    snprintf(requester_who, sizeof(requester_who), "%s", who ? who : "");
 }
 
 static _Thread_local int64_t request_if_match;
@@ -143,10 +150,16 @@ static json_t *task_to_json(const VoTask *t)
                                          ? json_deep_copy(t->result) : json_null());
     if (t->details)
         json_object_set_new(o, "details", json_deep_copy(t->details));
-    json_object_set_new(o, "requested_by", t->has_requester
-                                               ? json_pack("{s:I, s:I}", "uid", (json_int_t)t->uid,
-                                                           "pid", (json_int_t)t->pid)
-                                               : json_null());
+    /* Who: the Unix socket's process (uid, pid; "root" for uid 0), or the
+     * HTTPS listeners' principal (user:NAME, token:ID, peer). */
+    json_t *by = json_null();
+    if (t->has_requester) {
+        by = json_pack("{s:I, s:I}", "uid", (json_int_t)t->uid, "pid", (json_int_t)t->pid);
+        if (t->who[0] || t->uid == 0)
+            json_object_set_new(by, "who", json_string(t->who[0] ? t->who : "root"));
+    } else if (t->who[0])
+        by = json_pack("{s:s}", "who", t->who);
+    json_object_set_new(o, "requested_by", by);
     json_object_set_new(o, "cancellable", json_boolean(t->cancellable && !finished(t->state)));
     json_object_set_new(o, "cancel_requested", json_boolean(t->cancel_requested));
     json_object_set_new(o, "created_at", vo_time_json(t->created_at));
@@ -513,6 +526,7 @@ int vo_tasks_submit(VoTasks *ts, const VoTaskDesc *desc, VoTaskFn fn, void *user
     t->has_requester = requester.known;
     t->uid = requester.uid;
     t->pid = requester.pid;
+    memcpy(t->who, requester_who, sizeof(t->who));
     t->if_match = request_if_match;
     for (size_t i = 0, n = 0; i < VO_TASK_MAX_KEYS; i++)
         if (desc->keys[i])

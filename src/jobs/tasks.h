@@ -95,6 +95,9 @@ void vo_tasks_note_cleanup(VoTasks *ts, const char *owner, const char *what);
  * sets it around a request from the Unix socket peer's credentials; known
  * false clears it). */
 void vo_tasks_set_requester(bool known, uint32_t uid, int32_t pid);
+/* And who that is to the API (an HTTPS listener's principal: "user:NAME",
+ * "token:ID", "peer"), recorded as requested_by.who; NULL clears it. */
+void vo_tasks_set_requester_who(const char *who);
 /* The revision the request on the calling thread names (If-Match; 0: none):
  * the tasks it queues carry it (vo_task_if_match), so the work compares it
  * with its object's revision under the object's lock before changing

@@ -2233,6 +2233,44 @@ def test_events_and_revisions(api):
     assert api.call("GET", "/v1/networks/default", expect=200).headers["etag"]
 
 
+def test_access_routes(api):
+    # Users and tokens over the Unix socket (root); sessions and roles over
+    # HTTPS: tests/e2e/test_access.py.
+    u = api.call("POST", "/v1/users", {"name": "ann", "role": "viewer",
+                                       "password": "a long password"}, expect=201).value
+    assert u["name"] == "ann" and u["role"] == "viewer"
+    api.call("POST", "/v1/users", {"name": "ann", "role": "viewer", "password": "a long one"},
+             expect=409, code="already-exists")
+    api.call("POST", "/v1/users", {"name": "bob", "role": "king", "password": "a long one"},
+             expect=400, code="invalid-argument")
+    api.call("POST", "/v1/users", {"name": "bob", "role": "viewer", "password": "short"},
+             expect=400, code="invalid-argument")
+    assert [x["name"] for x in api.call("GET", "/v1/users", expect=200).value] == ["ann"]
+    api.call("POST", "/v1/users/ann/password", {"password": "another long one"}, expect=200)
+    api.call("POST", "/v1/users/nope/password", {"password": "another long one"}, expect=404,
+             code="not-found")
+    t = api.call("POST", "/v1/tokens", {"role": "viewer", "user": "ann", "expires": "1d"},
+                 expect=201).value
+    assert t["secret"].startswith("vireo_" + t["id"])
+    api.call("POST", "/v1/tokens", {"role": "admin", "user": "ann"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/tokens", {"role": "viewer", "user": "nope"}, expect=404,
+             code="not-found")
+    api.call("POST", "/v1/tokens", {"role": "viewer", "expires": "soon"}, expect=400,
+             code="invalid-argument")
+    listed = api.call("GET", "/v1/tokens", expect=200).value
+    assert [x["id"] for x in listed] == [t["id"]] and "secret" not in listed[0]
+    api.call("DELETE", f"/v1/tokens/{t['id']}", expect=200)
+    api.call("DELETE", f"/v1/tokens/{t['id']}", expect=404, code="not-found")
+    assert api.call("GET", "/v1/whoami", expect=200).value == {"principal": "root",
+                                                               "role": "admin"}
+    api.call("POST", "/v1/login", {"user": "ann", "password": "another long one"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/logout", {}, expect=200)
+    api.call("DELETE", "/v1/users/ann", expect=200)
+    api.call("DELETE", "/v1/users/ann", expect=404, code="not-found")
+
+
 def test_every_operation_was_exercised(api, spec, request):
     """Runs last: every documented operation was called by the tests above."""
     module_tests = {name for name in dir(request.module) if name.startswith("test_")}

@@ -1,0 +1,272 @@
+"""Access control on vireod's HTTPS listener for users (docs/security.md,
+"Access"): every route without credentials is refused 401, API tokens and
+browser sessions authenticate, roles are enforced (viewer reads, operator
+runs VMs, admin does the rest), a session's changes need its CSRF token,
+wrong passwords lock the user and the address out (429, counted not timed),
+a revoked token is refused, and operations say who asked for them.
+
+One fake-driver vireod for the module (its own network namespace, HTTPS on
+127.0.0.1:8443 there, a self-signed certificate made at first start); the
+requests go from inside that namespace with a small Python client that
+trusts STATE/https/ca.crt."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from vireo_harness import Daemon
+
+CLIENT = r'''
+import http.client, json, ssl, sys
+ca, reqs = sys.argv[1], json.load(sys.stdin)
+ctx = ssl.create_default_context(cafile=ca)
+out = []
+for r in reqs:
+    c = http.client.HTTPSConnection("127.0.0.1", 8443, context=ctx, timeout=30)
+    headers = dict(r.get("headers") or {})
+    body = None
+    if r.get("body") is not None:
+        body = json.dumps(r["body"])
+        headers["Content-Type"] = "application/json"
+    c.request(r["method"], r["path"], body=body, headers=headers)
+    resp = c.getresponse()
+    data = resp.read()
+    try:
+        doc = json.loads(data) if data else None
+    except ValueError:
+        doc = data.decode(errors="replace")
+    out.append({"status": resp.status, "body": doc,
+                "headers": {k.lower(): v for k, v in resp.getheaders()}})
+    c.close()
+json.dump(out, sys.stdout)
+'''
+
+SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "api", "openapi.yaml")
+
+
+class Https:
+    def __init__(self, d):
+        self.d = d
+        self.ca = os.path.join(d.state_dir, "https", "ca.crt")
+        self.script = os.path.join(d.tmp, "https-client.py")
+        with open(self.script, "w") as f:
+            f.write(CLIENT)
+
+    def many(self, reqs):
+        p = subprocess.run(["ip", "netns", "exec", self.d.netns.name, sys.executable,
+                            self.script, self.ca], input=json.dumps(reqs),
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    def one(self, method, path, body=None, token=None, headers=None):
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        return self.many([{"method": method, "path": path, "body": body, "headers": h}])[0]
+
+
+@pytest.fixture(scope="module")
+def access():
+    d = Daemon(driver="fake", args=["--https", "127.0.0.1:8443"])
+    try:
+        yield d, Https(d)
+    finally:
+        d.cleanup()
+
+
+def token(d, role, *extra):
+    doc = d.cli_json("token", "create", "--role", role, *extra)
+    assert doc["secret"].startswith("vireo_" + doc["id"] + "_")
+    return doc
+
+
+def test_every_route_without_credentials_is_401(access):
+    d, h = access
+    with open(SPEC) as f:
+        spec = yaml.safe_load(f)
+    reqs = []
+    for path, ops in spec["paths"].items():
+        concrete = re.sub(r"\{[^}]*\}", "x1", path)
+        for method in ops:
+            if method in ("get", "post", "put", "patch", "delete"):
+                if (method, path) == ("post", "/v1/login"):
+                    continue
+                reqs.append({"method": method.upper(), "path": concrete, "body": {}})
+    assert len(reqs) > 90
+    for r, ans in zip(reqs, h.many(reqs)):
+        assert ans["status"] == 401, (r, ans)
+        assert ans["body"]["error"]["code"] == "unauthenticated", (r, ans)
+    # Nor does a path that exists nowhere tell anything.
+    assert h.one("GET", "/v1/nothing-here")["status"] == 401
+    # A malformed or unknown token is no better.
+    assert h.one("GET", "/v1/vms", token="vireo_0123456789abcdef_" + "A" * 43)["status"] == 401
+    assert h.one("GET", "/v1/vms", headers={"Authorization": "Basic eDp5"})["status"] == 401
+
+
+def test_roles_of_tokens(access):
+    d, h = access
+    d.cli("vm", "create", "acc1", "--memory", "64M")
+    viewer = token(d, "viewer")["secret"]
+    operator = token(d, "operator")["secret"]
+    admin = token(d, "admin")["secret"]
+    # A viewer reads, and every write is refused with the role it needs.
+    for method, path in [("GET", "/v1/vms"), ("GET", "/v1/vms/acc1"), ("GET", "/v1/host"),
+                         ("GET", "/v1/tasks"), ("GET", "/v1/whoami")]:
+        ans = h.one(method, path, token=viewer)
+        assert ans["status"] == 200, (path, ans)
+    for method, path in [("POST", "/v1/vms/acc1/start"), ("DELETE", "/v1/vms/acc1"),
+                         ("POST", "/v1/networks"), ("POST", "/v1/tokens"),
+                         ("GET", "/v1/users"), ("GET", "/v1/vms/acc1/console")]:
+        ans = h.one(method, path, body={} if method != "GET" else None, token=viewer)
+        assert ans["status"] == 403, (path, ans)
+        assert ans["body"]["error"]["code"] == "permission-denied"
+    ans = h.one("POST", "/v1/vms/acc1/start", body={}, token=viewer)
+    assert "needs the operator role" in ans["body"]["error"]["message"]
+    # An operator starts a VM but creates no network.
+    ans = h.one("POST", "/v1/vms/acc1/start", body={}, token=operator)
+    assert ans["status"] == 202, ans
+    task = d.wait_task(ans["body"]["task"])
+    assert task["state"] == "succeeded"
+    ans = h.one("POST", "/v1/networks", body={"name": "n1", "type": "isolated"}, token=operator)
+    assert ans["status"] == 403 and "needs the admin role" in ans["body"]["error"]["message"]
+    # An admin does; a bad body is then the handler's 400.
+    ans = h.one("POST", "/v1/networks", body={"bogus": 1}, token=admin)
+    assert ans["status"] == 400, ans
+    # Operations say who asked: the token over HTTPS, root on the Unix socket.
+    op_id = [t for t in d.api("GET", "/v1/tasks")["tasks"] if t["id"] == task["id"]][0]
+    tid = h.one("GET", "/v1/whoami", token=operator)["body"]["principal"]
+    assert tid.startswith("token:")
+    assert op_id["requested_by"]["who"] == tid
+    stop = d.api("POST", "/v1/vms/acc1/stop", {}, expect=202)["task"]
+    assert stop["requested_by"]["who"] == "root"
+    d.wait_task(stop)
+    # Nobody mints a token stronger than their own.
+    ans = h.one("POST", "/v1/tokens", body={"role": "admin"}, token=admin)
+    assert ans["status"] == 201 and ans["body"]["secret"]
+
+
+def test_revoked_and_expiring_tokens(access):
+    d, h = access
+    t = token(d, "viewer", "--expires", "1h")
+    assert t["expires_at"]
+    assert h.one("GET", "/v1/vms", token=t["secret"])["status"] == 200
+    listed = d.cli_json("token", "list")
+    assert any(x["id"] == t["id"] for x in listed)
+    assert all("secret" not in x and "digest" not in x for x in listed)
+    d.cli("token", "revoke", t["id"])
+    ans = h.one("GET", "/v1/vms", token=t["secret"])
+    assert ans["status"] == 401 and "revoked" in ans["body"]["error"]["message"]
+    p = d.cli("token", "create", "--role", "viewer", "--expires", "soon", check=False)
+    assert p.returncode != 0 and "expires 'soon'" in p.stderr
+
+
+def login(h, user, password):
+    return h.one("POST", "/v1/login", body={"user": user, "password": password})
+
+
+def test_sessions_cookie_and_csrf(access):
+    d, h = access
+    d.cli("user", "create", "olga", "--role", "operator", "--password-file", "-",
+          input="correct horse battery\n")
+    users = d.cli_json("user", "list")
+    assert [u for u in users if u["name"] == "olga"][0]["role"] == "operator"
+    assert all("password_hash" not in u for u in users)
+    ans = login(h, "olga", "correct horse battery")
+    assert ans["status"] == 200, ans
+    cookie = ans["headers"]["set-cookie"]
+    attrs = [a.strip() for a in cookie.split(";")]
+    assert attrs[0].startswith("vireo_session=") and len(attrs[0]) > 40
+    assert "HttpOnly" in attrs and "Secure" in attrs and "SameSite=Strict" in attrs
+    assert any(a.startswith("Max-Age=") and int(a[8:]) > 0 for a in attrs)
+    csrf = ans["body"]["csrf_token"]
+    session = {"Cookie": attrs[0]}
+    assert h.one("GET", "/v1/whoami", headers=session)["body"]["principal"] == "user:olga"
+    # A change without the CSRF token is refused; with it, it passes.
+    ans = h.one("POST", "/v1/vms/acc1/start", body={}, headers=session)
+    assert ans["status"] == 403 and "X-CSRF-Token" in ans["body"]["error"]["message"]
+    ans = h.one("POST", "/v1/vms/acc1/start", body={},
+                headers={**session, "X-CSRF-Token": "wrong"})
+    assert ans["status"] == 403
+    ans = h.one("POST", "/v1/vms/acc1/start", body={}, headers={**session, "X-CSRF-Token": csrf})
+    assert ans["status"] == 202, ans
+    task = d.wait_task(ans["body"]["task"])
+    assert task["requested_by"]["who"] == "user:olga"
+    # An operator's session creates no network.
+    ans = h.one("POST", "/v1/networks", body={"name": "n2", "type": "isolated"},
+                headers={**session, "X-CSRF-Token": csrf})
+    assert ans["status"] == 403
+    # Logout ends the session.
+    ans = h.one("POST", "/v1/logout", body={}, headers={**session, "X-CSRF-Token": csrf})
+    assert ans["status"] == 200 and "Max-Age=0" in ans["headers"]["set-cookie"]
+    assert h.one("GET", "/v1/vms", headers=session)["status"] == 401
+    # A new password ends the sessions too; a deleted user cannot log in.
+    cookie2 = login(h, "olga", "correct horse battery")["headers"]["set-cookie"].split(";")[0]
+    d.cli("user", "passwd", "olga", "--password-file", "-", input="another password\n")
+    assert h.one("GET", "/v1/vms", headers={"Cookie": cookie2})["status"] == 401
+    assert login(h, "olga", "another password")["status"] == 200
+    d.cli("user", "delete", "olga")
+    assert login(h, "olga", "another password")["status"] == 401
+
+
+def test_bad_users_are_refused_clearly(access):
+    d, h = access
+    p = d.cli("user", "create", "Bad Name", "--role", "viewer", "--password-file", "-",
+              input="long enough\n", check=False)
+    assert p.returncode != 0
+    p = d.cli("user", "create", "shorty", "--role", "viewer", "--password-file", "-",
+              input="short\n", check=False)
+    assert p.returncode != 0 and "at least 8" in p.stderr
+    p = d.cli("user", "create", "x", "--role", "king", "--password-file", "-",
+              input="long enough\n", check=False)
+    assert p.returncode == 2
+    assert d.request("POST", "/v1/login", {"user": "a", "password": "b"})[0] == 400
+
+
+def test_1000_wrong_passwords_are_slowed(access):
+    d, h = access
+    d.cli("user", "create", "victim", "--role", "viewer", "--password-file", "-",
+          input="the real password\n")
+    reqs = [{"method": "POST", "path": "/v1/login",
+             "body": {"user": "victim", "password": f"guess{i}"}} for i in range(1000)]
+    answers = h.many(reqs)
+    checked = sum(1 for a in answers if a["status"] == 401)
+    locked = [a for a in answers if a["status"] == 429]
+    assert checked + len(locked) == 1000, {a["status"] for a in answers}
+    # Five free tries, then a lock-out that doubles: only a handful of the
+    # 1000 guesses is even checked.
+    assert checked < 20, checked
+    assert locked and all(int(a["headers"]["retry-after"]) >= 1 for a in locked)
+    assert locked[0]["body"]["error"]["code"] == "too-many-requests"
+    # The right password is refused too while locked out.
+    assert login(h, "victim", "the real password")["status"] == 429
+
+
+def test_cli_over_https(access):
+    d, h = access
+    viewer = token(d, "viewer")["secret"]
+    operator = token(d, "operator")["secret"]
+    vireo = os.path.join(os.environ.get("VIREO_BUILD", "build"), "cli", "vireo")
+    if d.vm("acc1")["state"] == "running":
+        d.wait_task(d.api("POST", "/v1/vms/acc1/stop", {}, expect=202)["task"])
+
+    def remote(secret, *args):
+        env = {**os.environ, "VIREO_URL": "https://127.0.0.1:8443", "VIREO_TOKEN": secret,
+               "VIREO_CACERT": h.ca, "VIREO_SOCKET": "/nonexistent"}
+        return subprocess.run(["ip", "netns", "exec", d.netns.name, vireo, *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    p = remote(viewer, "vm", "list")
+    assert p.returncode == 0 and "acc1" in p.stdout, p.stderr
+    p = remote(viewer, "vm", "start", "acc1")
+    assert p.returncode == 1 and "needs the operator role" in p.stderr, p.stderr
+    p = remote(operator, "vm", "start", "acc1")
+    assert p.returncode == 0, p.stderr
+    assert d.vm("acc1")["state"] == "running"
+    p = remote("vireo_0123456789abcdef_" + "B" * 43, "vm", "list")
+    assert p.returncode == 1 and "unknown, revoked or expired" in p.stderr

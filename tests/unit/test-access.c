@@ -1,0 +1,232 @@
+/* test-access.c: access control's pure parts: the role table, password
+ * hashing, API token, Authorization and Cookie parsing, durations, the
+ * failure backoff and the sessions (src/api/access-*.c). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api/access.h"
+
+static void test_roles_table(void **state)
+{
+    assert_int_equal(vo_access_role_needed("GET", "/v1/vms"), VO_ROLE_VIEWER);
+    assert_int_equal(vo_access_role_needed("HEAD", "/v1/vms/{vm}"), VO_ROLE_VIEWER);
+    assert_int_equal(vo_access_role_needed("POST", "/v1/vms/{vm}/start"), VO_ROLE_OPERATOR);
+    assert_int_equal(vo_access_role_needed("POST", "/v1/vms/{vm}/stop"), VO_ROLE_OPERATOR);
+    assert_int_equal(vo_access_role_needed("POST", "/v1/vms/{vm}/snapshots"), VO_ROLE_OPERATOR);
+    assert_int_equal(vo_access_role_needed("POST", "/v1/vms/{vm}/backups"), VO_ROLE_OPERATOR);
+    assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/console"), VO_ROLE_OPERATOR);
+    assert_int_equal(vo_access_role_needed("POST", "/v1/vms/{vm}/send-keys"), VO_ROLE_OPERATOR);
+    /* Console-like reads the table does not name are an operator's too. */
+    assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/vnc-websocket"), VO_ROLE_OPERATOR);
+    assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/display/screenshot.png"),
+                     VO_ROLE_OPERATOR);
+    assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/console/log"), VO_ROLE_VIEWER);
+    assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/cloud-init"), VO_ROLE_ADMIN);
+    /* Reads that give away more than state. */
+    assert_int_equal(vo_access_role_needed("GET", "/v1/users"), VO_ROLE_ADMIN);
+    assert_int_equal(vo_access_role_needed("GET", "/v1/tokens"), VO_ROLE_ADMIN);
+    assert_int_equal(vo_access_role_needed("GET", "/v1/pools/{pool}/volumes/{volume}/data"),
+                     VO_ROLE_ADMIN);
+    /* Everything else, and what the table does not know, is an admin's. */
+    assert_int_equal(vo_access_role_needed("POST", "/v1/networks"), VO_ROLE_ADMIN);
+    assert_int_equal(vo_access_role_needed("POST", "/v1/vms"), VO_ROLE_ADMIN);
+    assert_int_equal(vo_access_role_needed("DELETE", "/v1/vms/{vm}"), VO_ROLE_ADMIN);
+    assert_int_equal(vo_access_role_needed("POST", "/v1/some/new/route"), VO_ROLE_ADMIN);
+    assert_int_equal(vo_access_role_needed("PUT", "/v1/vms/{vm}/start"), VO_ROLE_ADMIN);
+    assert_int_equal(vo_access_role_needed(NULL, NULL), VO_ROLE_ADMIN);
+    assert_true(vo_access_route_public("POST", "/v1/login"));
+    assert_false(vo_access_route_public("GET", "/v1/login"));
+    assert_false(vo_access_route_public("POST", "/v1/logout"));
+    VoRole r;
+    assert_int_equal(vo_role_parse("operator", &r), 0);
+    assert_int_equal(r, VO_ROLE_OPERATOR);
+    assert_int_equal(vo_role_parse("Admin", &r), -EINVAL);
+    assert_int_equal(vo_role_parse(NULL, &r), -EINVAL);
+    assert_string_equal(vo_role_name(VO_ROLE_VIEWER), "viewer");
+}
+
+static void test_password_hash(void **state)
+{
+    char *h1 = NULL, *h2 = NULL;
+    assert_int_equal(vo_access_password_hash("correct horse", &h1), 0);
+    assert_int_equal(vo_access_password_hash("correct horse", &h2), 0);
+    assert_true(strncmp(h1, "$argon2id$", 10) == 0);
+    assert_string_not_equal(h1, h2); /* salted */
+    assert_null(strstr(h1, "correct"));
+    assert_true(vo_access_password_verify(h1, "correct horse"));
+    assert_false(vo_access_password_verify(h1, "correct horsE"));
+    assert_false(vo_access_password_verify(h1, ""));
+    assert_false(vo_access_password_verify("garbage", "correct horse"));
+    assert_false(vo_access_password_verify(NULL, "x"));
+    assert_int_equal(vo_access_password_hash("", &h2 /* untouched */), -EINVAL);
+    free(h1);
+    free(h2);
+}
+
+static void test_tokens(void **state)
+{
+    VoTokenParts a, b, parsed;
+    char *ta = NULL, *tb = NULL;
+    assert_int_equal(vo_access_token_new(&a, &ta), 0);
+    assert_int_equal(vo_access_token_new(&b, &tb), 0);
+    assert_string_not_equal(ta, tb);
+    assert_int_equal(strlen(a.id), VO_ACCESS_TOKEN_ID_LEN);
+    assert_int_equal(strlen(a.secret), VO_ACCESS_SECRET_LEN);
+    assert_int_equal(vo_access_token_parse(ta, &parsed), 0);
+    assert_string_equal(parsed.id, a.id);
+    assert_string_equal(parsed.secret, a.secret);
+    /* Malformed ones. */
+    assert_int_equal(vo_access_token_parse("", &parsed), -EINVAL);
+    assert_int_equal(vo_access_token_parse(NULL, &parsed), -EINVAL);
+    assert_int_equal(vo_access_token_parse("vireo_0123456789abcdef", &parsed), -EINVAL);
+    assert_int_equal(vo_access_token_parse("vireo_0123456789ABCDEF_"
+                                           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &parsed),
+                     -EINVAL);
+    assert_int_equal(vo_access_token_parse("vireo_0123456789abcdef_"
+                                           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &parsed),
+                     0);
+    assert_int_equal(vo_access_token_parse("vireo_0123456789abcdef_"
+                                           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", &parsed),
+                     -EINVAL);
+    assert_int_equal(vo_access_token_parse("vireo_0123456789abcdef_"
+                                           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &parsed),
+                     -EINVAL);
+    char d1[65], d2[65];
+    vo_access_secret_digest(a.secret, d1);
+    vo_access_secret_digest(a.secret, d2);
+    assert_string_equal(d1, d2);
+    assert_int_equal(strlen(d1), 64);
+    vo_access_secret_digest("abc", d2); /* SHA-256("abc") */
+    assert_string_equal(d2, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_true(vo_access_equal("abc", "abc"));
+    assert_false(vo_access_equal("abc", "abd"));
+    assert_false(vo_access_equal("abc", "ab"));
+    assert_false(vo_access_equal("", ""));
+    free(ta);
+    free(tb);
+}
+
+static void test_headers(void **state)
+{
+    assert_string_equal(vo_access_bearer("Bearer abc"), "abc");
+    assert_string_equal(vo_access_bearer("bearer   abc"), "abc");
+    assert_null(vo_access_bearer("Basic abc"));
+    assert_null(vo_access_bearer("Bearer "));
+    assert_null(vo_access_bearer(NULL));
+    char v[16];
+    assert_int_equal(vo_access_cookie_get("a=1; vireo_session=xyz; b=2", "vireo_session", v,
+                                          sizeof(v)), 0);
+    assert_string_equal(v, "xyz");
+    assert_int_equal(vo_access_cookie_get("vireo_session=first", "vireo_session", v, sizeof(v)),
+                     0);
+    assert_string_equal(v, "first");
+    assert_int_equal(vo_access_cookie_get("xvireo_session=no; other=1", "vireo_session", v,
+                                          sizeof(v)), -ENOENT);
+    assert_int_equal(vo_access_cookie_get("vireo_session=0123456789abcdefgh", "vireo_session",
+                                          v, sizeof(v)), -EINVAL);
+    assert_int_equal(vo_access_cookie_get("", "vireo_session", v, sizeof(v)), -ENOENT);
+    assert_int_equal(vo_access_cookie_get(NULL, "vireo_session", v, sizeof(v)), -ENOENT);
+    int64_t s;
+    assert_int_equal(vo_access_duration_parse("90", &s), 0);
+    assert_int_equal(s, 90);
+    assert_int_equal(vo_access_duration_parse("45m", &s), 0);
+    assert_int_equal(s, 2700);
+    assert_int_equal(vo_access_duration_parse("30d", &s), 0);
+    assert_int_equal(s, 30 * 86400);
+    assert_int_equal(vo_access_duration_parse("2w", &s), 0);
+    assert_int_equal(s, 14 * 86400);
+    assert_int_equal(vo_access_duration_parse("0", &s), -EINVAL);
+    assert_int_equal(vo_access_duration_parse("-5m", &s), -EINVAL);
+    assert_int_equal(vo_access_duration_parse("5mm", &s), -EINVAL);
+    assert_int_equal(vo_access_duration_parse("5y", &s), -EINVAL);
+    assert_int_equal(vo_access_duration_parse("99999999999999w", &s), -EINVAL);
+}
+
+static void test_backoff(void **state)
+{
+    vo_backoff_reset_all();
+    int64_t now = 1000000;
+    for (int i = 0; i < VO_BACKOFF_FREE - 1; i++) {
+        vo_backoff_failed("user:a", now);
+        assert_int_equal(vo_backoff_locked("user:a", now), 0);
+    }
+    vo_backoff_failed("user:a", now); /* the 5th: 1 s */
+    assert_int_equal(vo_backoff_locked("user:a", now), 1000);
+    assert_int_equal(vo_backoff_locked("user:a", now + 1000), 0);
+    vo_backoff_failed("user:a", now + 1000); /* doubles */
+    assert_int_equal(vo_backoff_locked("user:a", now + 1000), 2000);
+    for (int i = 0; i < 40; i++)
+        vo_backoff_failed("user:a", now);
+    assert_int_equal(vo_backoff_locked("user:a", now), VO_BACKOFF_MAX_MS);
+    assert_int_equal(vo_backoff_locked("user:b", now), 0); /* keys are apart */
+    vo_backoff_succeeded("user:a");
+    assert_int_equal(vo_backoff_locked("user:a", now), 0);
+    /* Bounded: more keys than the table holds, none locked, all fit in turn. */
+    char key[32];
+    for (int i = 0; i < VO_BACKOFF_MAX_KEYS + 100; i++) {
+        snprintf(key, sizeof(key), "addr:%d", i);
+        vo_backoff_failed(key, now + i);
+    }
+    assert_int_equal(vo_backoff_locked(key, now), 0);
+    vo_backoff_reset_all();
+}
+
+static void test_sessions(void **state)
+{
+    char id[VO_ACCESS_SECRET_LEN + 1], id2[VO_ACCESS_SECRET_LEN + 1];
+    VoSession s, found;
+    int64_t now = 5000000;
+    assert_int_equal(vo_session_create("alice", VO_ROLE_OPERATOR, now, id, &s), 0);
+    assert_int_equal(vo_session_create("bob", VO_ROLE_VIEWER, now, id2, &found), 0);
+    assert_string_not_equal(id, id2);
+    assert_int_equal(strlen(s.csrf), VO_ACCESS_SECRET_LEN);
+    assert_int_equal(vo_session_find(id, now + 1, &found), 0);
+    assert_string_equal(found.user, "alice");
+    assert_int_equal(found.role, VO_ROLE_OPERATOR);
+    assert_string_equal(found.csrf, s.csrf);
+    assert_int_equal(vo_session_find("nope", now, &found), -ENOENT);
+    /* Expired. */
+    assert_int_equal(vo_session_find(id, now + (int64_t)VO_SESSION_TTL_S * 1000, &found), -ENOENT);
+    vo_session_delete(id);
+    assert_int_equal(vo_session_find(id, now, &found), -ENOENT);
+    vo_session_delete_user("bob");
+    assert_int_equal(vo_session_find(id2, now, &found), -ENOENT);
+}
+
+static void test_principal(void **state)
+{
+    char out[128];
+    VoPrincipal p = { .kind = VO_PRINCIPAL_TOKEN, .role = VO_ROLE_VIEWER };
+    snprintf(p.name, sizeof(p.name), "0123456789abcdef");
+    vo_principal_describe(&p, out, sizeof(out));
+    assert_string_equal(out, "token:0123456789abcdef");
+    snprintf(p.user, sizeof(p.user), "ann");
+    vo_principal_describe(&p, out, sizeof(out));
+    assert_string_equal(out, "token:0123456789abcdef (user:ann)");
+    p = (VoPrincipal){ .kind = VO_PRINCIPAL_USER };
+    snprintf(p.name, sizeof(p.name), "ann");
+    vo_principal_describe(&p, out, sizeof(out));
+    assert_string_equal(out, "user:ann");
+    vo_access_set_current(&p);
+    assert_int_equal(vo_access_current()->kind, VO_PRINCIPAL_USER);
+    vo_access_set_current(NULL);
+    assert_int_equal(vo_access_current()->kind, VO_PRINCIPAL_NONE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roles_table), cmocka_unit_test(test_password_hash),
+        cmocka_unit_test(test_tokens),      cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_backoff),     cmocka_unit_test(test_sessions),
+        cmocka_unit_test(test_principal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
