@@ -11,8 +11,10 @@ PKGS=(build-essential meson ninja-build pkg-config
       busybox-static etcd-server etcd-client libgnutls28-dev openssl
       ovmf  # UEFI firmware of VMs (--firmware uefi)
       grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools dosfstools efibootmgr  # guest/build-installer-iso.sh (BIOS+UEFI installer ISO)
-      clang llvm libclang-rt-14-dev)  # libFuzzer (tests/fuzz) and llvm-symbolizer
-BPO_PKGS=(qemu-system-x86 qemu-utils)
+      clang llvm libclang-rt-14-dev  # libFuzzer (tests/fuzz) and llvm-symbolizer
+      librados-dev librbd-dev  # rbd pools (vireod talks to Ceph)
+      ceph-mon ceph-mgr ceph-osd ceph-common)  # tests/e2e/ceph_harness.py (a test Ceph)
+BPO_PKGS=(qemu-system-x86 qemu-utils qemu-block-extra)
 
 have_all() {
     for p in "${PKGS[@]}" "${BPO_PKGS[@]}"; do
