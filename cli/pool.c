@@ -6,7 +6,7 @@
 #include "http.h"
 #include "output.h"
 
-static const char *const type_choices[] = { "dir", "backup", NULL };
+static const char *const type_choices[] = { "dir", "backup", "rbd", NULL };
 
 /* A byte count field as "1.5 GiB"; NULL when absent. */
 static char *bytes_field(const json_t *obj, const char *key)
@@ -31,6 +31,12 @@ static void print_pool(const json_t *pool)
     out_kv(stdout, "available:", available);
     out_kv(stdout, "volumes:", volumes);
     out_kv(stdout, "created:", jstr(pool, "created_at"));
+    json_t *rbd = json_object_get(pool, "rbd");
+    if (json_is_object(rbd)) { /* the key itself is never shown */
+        out_kv(stdout, "ceph monitors:", jstr(rbd, "monitors"));
+        out_kv(stdout, "ceph pool:", jstr(rbd, "pool"));
+        out_kv(stdout, "ceph user:", jstr(rbd, "user"));
+    }
     if (jstr(pool, "reason") && !json_is_true(json_object_get(pool, "shared")))
         out_kv(stdout, "note:", jstr(pool, "reason"));
     if (!json_is_true(json_object_get(pool, "shared"))) {
@@ -68,16 +74,41 @@ static char *reach_cell(const json_t *pool)
 static int pool_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *path = NULL, *type = NULL;
+    const char *monitors = NULL, *ceph_pool = NULL, *user = NULL, *keyring = NULL;
     bool shared = false;
     const CliOption opts[] = {
         { "--path", &path, NULL },
         { "--type", &type, NULL },
         { "--shared", NULL, &shared },
+        { "--monitors", &monitors, NULL },
+        { "--pool", &ceph_pool, NULL },
+        { "--user", &user, NULL },
+        { "--keyring", &keyring, NULL },
         { NULL, NULL, NULL },
     };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
+    if (type && !strcmp(type, "rbd")) {
+        if (!monitors || !ceph_pool || !user || !keyring)
+            return cli_usage_error("pool create", "an rbd pool needs --monitors, --pool, "
+                                   "--user and --keyring");
+        _cleanup_free_ char *abs_keyring = cli_absolute_path(keyring);
+        json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", name, "type", "rbd",
+                                 "monitors", monitors, "pool", ceph_pool, "user", user,
+                                 "keyring", abs_keyring);
+        if (path)
+            json_object_set_new(body, "path", json_string(path));
+        json_t *pool = NULL;
+        int r = api_call("POST", "/v1/pools", body, &pool);
+        json_decref(body);
+        if (r < 0)
+            return CLI_EXIT_FAIL;
+        return api_print_doc(pool, print_pool);
+    }
+    if (monitors || ceph_pool || user || keyring)
+        return cli_usage_error("pool create", "--monitors, --pool, --user and --keyring are "
+                               "for --type rbd");
     if (!path)
         return cli_usage_error("pool create", "'pool create' needs --path DIR");
     if (!path[0]) {
@@ -158,8 +189,10 @@ static int pool_delete(const CliCommand *cmd, int argc, char **argv)
 }
 
 static const CliCommand pool_commands[] = {
-    { "pool", "create", "NAME", "--path DIR [--type dir|backup] [--shared]",
-      "Create a pool: a directory vireod keeps volumes (or backups) in.",
+    { "pool", "create", "NAME",
+      "--path DIR [--type dir|backup] [--shared] | --type rbd --monitors IP[,IP] --pool NAME "
+      "--user ID --keyring FILE",
+      "Create a pool: a directory vireod keeps volumes (or backups) in, or a Ceph RBD pool.",
       "The directory must exist on vireod's host and not be another pool's. A relative\n"
       "DIR is taken from the current directory.\n"
       "\nOptions:\n"
@@ -169,8 +202,18 @@ static const CliCommand pool_commands[] = {
       "  --shared              a directory every host of the cluster mounts at DIR (NFS,\n"
       "                        say): vireod writes DIR/.vireo-pool.json and each host\n"
       "                        checks it sees it (vireo pool show NAME: per host)\n"
+      "  --type rbd            volumes are RBD images (thin) in a Ceph pool; vireod\n"
+      "                        connects (librados) and checks the pool first\n"
+      "  --monitors IP[,IP]    the Ceph monitors (IP[:PORT], IPv6 in [])\n"
+      "  --pool NAME           the Ceph pool (made and rbd-initialised by the Ceph admin)\n"
+      "  --user ID             the cephx user, without 'client.'\n"
+      "  --keyring FILE        a keyring with its key, read by vireod once; the key is\n"
+      "                        kept in a 0600 file under vireod's state directory\n"
+      "                        (docs/storage-ceph.md)\n"
       "\nExamples:\n  vireo pool create fast --path /srv/nvme/vireo\n"
-      "  vireo pool create nfs --path /mnt/vireo --shared\n",
+      "  vireo pool create nfs --path /mnt/vireo --shared\n"
+      "  vireo pool create ceph1 --type rbd --monitors 10.0.0.1,10.0.0.2 --pool vms \\\n"
+      "      --user vireo --keyring /etc/ceph/ceph.client.vireo.keyring\n",
       pool_create },
     { "pool", "list", NULL, NULL, "List the pools with their space and volume counts.",
       "In a cluster: every host's local pools (HOST; their sizes are shown by\n"

@@ -94,7 +94,9 @@ void vo_api_pool_create(VoRequest *req, VoReply *rep)
     json_t *pool = NULL;
     char *error = NULL;
     int r = vo_pool_spec_from_json(req->body, &spec, &error);
-    if (r >= 0)
+    if (r >= 0 && !strcmp(spec.type, "rbd"))
+        r = vo_pool_create_rbd(req->d, &spec, &pool, &error);
+    else if (r >= 0)
         r = vo_pool_create(req->d, spec.name, spec.type, spec.path, spec.shared, &pool, &error);
     vo_pool_spec_clear(&spec);
     reply_result(rep, r, 201, pool, error);

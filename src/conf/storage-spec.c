@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conf/names.h"
+#include "conf/rbd-spec.h"
 #include "util/util.h"
 
 void vo_pool_spec_clear(VoPoolSpec *s)
@@ -12,6 +13,10 @@ void vo_pool_spec_clear(VoPoolSpec *s)
     free(s->name);
     free(s->type);
     free(s->path);
+    free(s->monitors);
+    free(s->rbd_pool);
+    free(s->user);
+    free(s->keyring);
     *s = (VoPoolSpec){ 0 };
 }
 
@@ -36,22 +41,74 @@ static char *invalid_name(const char *what, const char *name)
                        "starting with '-'", what, name);
 }
 
+/* An rbd pool: monitors, pool, user and keyring, no path, not "shared"
+ * (an rbd pool is reachable from wherever its monitors are). */
+static int rbd_spec(const char *name, const char *path, bool shared, const char *monitors,
+                    const char *rbd_pool, const char *user, const char *keyring,
+                    VoPoolSpec *ret, char **ret_error)
+{
+    if (path || shared) {
+        *ret_error = vo_strdup("path and shared are not for rbd pools (give monitors, pool, "
+                               "user and keyring)");
+        return -EINVAL;
+    }
+    if (!monitors || !vo_rbd_monitors_valid(monitors)) {
+        *ret_error = vo_asprintf("monitors: '%s' is not a list of monitor addresses "
+                                 "(IP[:PORT][,IP[:PORT]...], IPv6 in [])",
+                                 monitors ? monitors : "");
+        return -EINVAL;
+    }
+    if (!rbd_pool || !vo_rbd_pool_name_valid(rbd_pool)) {
+        *ret_error = vo_asprintf("pool: '%s' is not a Ceph pool name (1-63 of A-Z a-z 0-9 _ - "
+                                 ".)", rbd_pool ? rbd_pool : "");
+        return -EINVAL;
+    }
+    if (!user || !vo_rbd_user_valid(user)) {
+        *ret_error = vo_asprintf("user: '%s' is not a cephx user id (1-63 of A-Z a-z 0-9 _ - ., "
+                                 "without 'client.')", user ? user : "");
+        return -EINVAL;
+    }
+    if (!keyring || keyring[0] != '/') {
+        *ret_error = vo_asprintf("keyring: '%s' is not a readable keyring file (absolute path)",
+                                 keyring ? keyring : "");
+        return -EINVAL;
+    }
+    *ret = (VoPoolSpec){ .name = vo_strdup(name), .type = vo_strdup("rbd"),
+                         .monitors = vo_strdup(monitors), .rbd_pool = vo_strdup(rbd_pool),
+                         .user = vo_strdup(user), .keyring = vo_strdup(keyring) };
+    return 0;
+}
+
 int vo_pool_spec_from_json(json_t *doc, VoPoolSpec *ret, char **ret_error)
 {
     *ret = (VoPoolSpec){ 0 };
     json_auto_t *empty = doc ? NULL : json_object();
     const char *name = NULL, *type = "dir", *path = NULL;
+    const char *monitors = NULL, *rbd_pool = NULL, *user = NULL, *keyring = NULL;
     int shared = 0;
     json_error_t jerr;
-    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT, "{s:s, s?s, s:s, s?b}", "name", &name,
-                       "type", &type, "path", &path, "shared", &shared) < 0)
+    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT,
+                       "{s:s, s?s, s?s, s?b, s?s, s?s, s?s, s?s}", "name", &name, "type", &type,
+                       "path", &path, "shared", &shared, "monitors", &monitors, "pool",
+                       &rbd_pool, "user", &user, "keyring", &keyring) < 0)
         return invalid_body(&jerr, ret_error);
     if (!vo_name_valid(name)) {
         *ret_error = invalid_name("name", name);
         return -EINVAL;
     }
-    if (strcmp(type, "dir") && strcmp(type, "backup")) {
-        *ret_error = vo_asprintf("type: '%s' is not supported (dir or backup)", type);
+    if (strcmp(type, "dir") && strcmp(type, "backup") && strcmp(type, "rbd")) {
+        *ret_error = vo_asprintf("type: '%s' is not supported (dir, backup or rbd)", type);
+        return -EINVAL;
+    }
+    if (!strcmp(type, "rbd"))
+        return rbd_spec(name, path, shared, monitors, rbd_pool, user, keyring, ret, ret_error);
+    if (monitors || rbd_pool || user || keyring) {
+        *ret_error = vo_asprintf("monitors, pool, user and keyring are for rbd pools, not %s",
+                                 type);
+        return -EINVAL;
+    }
+    if (!path) {
+        *ret_error = vo_asprintf("path: give the %s pool's directory (absolute path)", type);
         return -EINVAL;
     }
     if (path[0] != '/') {

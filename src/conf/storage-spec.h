@@ -14,9 +14,14 @@
 
 typedef struct {
     char *name;
-    char *type; /* "dir" (default) or "backup" */
-    char *path; /* absolute */
+    char *type; /* "dir" (default), "backup" or "rbd" */
+    char *path; /* absolute (dir and backup pools) */
     bool shared; /* a directory every host of a cluster mounts at path */
+    /* rbd pools (Ceph RBD, conf/rbd-spec.h): all four, and no path */
+    char *monitors; /* "IP[:PORT][,...]" */
+    char *rbd_pool; /* the Ceph pool ("pool" in the request) */
+    char *user;     /* cephx id, without "client." */
+    char *keyring;  /* absolute path of a keyring file with its key */
 } VoPoolSpec;
 
 typedef struct {
