@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include "conf/rbd-spec.h"
+#include "storage/qemu-img.h"
+#include "storage/rbd-disk.h"
+#include "util/spawn.h"
 #include "util/util.h"
 
 void vo_rbd_pool_clear(VoRbdPool *p)
@@ -43,7 +46,9 @@ static char *read_small(const char *path)
 void vo_storage_rbd_discard(const char *dir)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/key", dir);
+    _cleanup_free_ char *conf = vo_asprintf("%s/ceph.json", dir);
     (void)unlink(key);
+    (void)unlink(conf);
     (void)rmdir(dir);
 }
 
@@ -84,6 +89,8 @@ int vo_storage_rbd_prepare(VoDaemon *d, const VoPoolSpec *spec, char **ret_dir,
     if (fd >= 0)
         close(fd);
     explicit_bzero(key, n);
+    if (ok && (r = vo_rbd_disk_write_conf(dir, spec->monitors, spec->rbd_pool, spec->user)) < 0)
+        ok = false;
     if (!ok) {
         vo_storage_rbd_discard(dir);
         return vo_error_set(ret_error, r, "cannot write the key of pool '%s': %s", spec->name,
@@ -110,5 +117,54 @@ int vo_storage_rbd_load(const char *dir, json_t *props, VoRbdPool *ret, char **r
     key[strcspn(key, "\r\n")] = 0;
     *ret = (VoRbdPool){ .monitors = vo_strdup(monitors), .pool = vo_strdup(pool),
                         .user = vo_strdup(user), .key = key, .key_file = TAKE_PTR(key_file) };
+    return 0;
+}
+
+int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
+                          const char *src_format, uint64_t size, char **ret_error)
+{
+    VoImgInfo info = { 0 };
+    int r = vo_img_info(src, src_format, &info, ret_error);
+    if (r < 0)
+        return r;
+    uint64_t vsize = info.n_layers ? info.layers[0].virtual_size : 0;
+    vo_img_info_clear(&info);
+    if (size < vsize)
+        size = vsize;
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    r = vo_rbd_image_create(&c, image, size, ret_error);
+    if (r < 0)
+        return r;
+    /* QEMU writes into the image it opens itself (its rbd driver); the key
+     * goes by file (a secret object), never in argv. */
+    json_t *servers = vo_rbd_servers(rp->monitors);
+    _cleanup_free_ char *target = vo_asprintf("driver=raw,file.driver=rbd,file.pool=%s,"
+                                              "file.image=%s,file.user=%s,"
+                                              "file.key-secret=vo-key,"
+                                              "file.auth-client-required.0=cephx",
+                                              rp->pool, image, rp->user);
+    size_t i;
+    json_t *s;
+    json_array_foreach(servers, i, s) {
+        char *more = vo_asprintf("%s,file.server.%zu.host=%s,file.server.%zu.port=%s", target, i,
+                                 json_string_value(json_object_get(s, "host")), i,
+                                 json_string_value(json_object_get(s, "port")));
+        free(target);
+        target = more;
+    }
+    json_decref(servers);
+    _cleanup_free_ char *secret = vo_asprintf("secret,id=vo-key,format=base64,file=%s",
+                                              rp->key_file);
+    char *argv[] = { "qemu-img", "convert", "-n", "-f", (char *)src_format, "--object", secret,
+                     (char *)src, "--target-image-opts", target, NULL };
+    _cleanup_free_ char *output = NULL;
+    r = vo_spawn_wait(argv, 30 * 60 * 1000, &output);
+    if (r != 0) {
+        (void)vo_rbd_image_remove(&c, image, NULL);
+        free(*ret_error);
+        *ret_error = vo_asprintf("cannot copy %s into RBD image %s/%s: %s", src, rp->pool, image,
+                                 output && *output ? output : "qemu-img failed");
+        return r < 0 ? r : -EIO;
+    }
     return 0;
 }

@@ -35,5 +35,10 @@ int vo_storage_rbd_prepare(VoDaemon *d, const VoPoolSpec *spec, char **ret_dir,
                            json_t **ret_props, char **ret_error);
 /* Removes what prepare made (the key file and the directory). */
 void vo_storage_rbd_discard(const char *dir);
+/* A new RBD image `image` holding the disk image src (of src_format), at
+ * least size bytes: made (librbd), then filled by qemu-img convert through
+ * QEMU's rbd driver; removed again when the copy fails. */
+int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
+                          const char *src_format, uint64_t size, char **ret_error);
 /* Reads an rbd pool's settings (props) and its key (DIR/key). */
 int vo_storage_rbd_load(const char *dir, json_t *props, VoRbdPool *ret, char **ret_error);

@@ -1060,6 +1060,15 @@ static int rbd_pool_of_locked(VoPool *p, VoRbdPool *ret, char **ret_error)
     return r < 0 ? r : 1;
 }
 
+bool vo_pool_is_rbd(VoDaemon *d, const char *pool)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, pool);
+    bool rbd = p && p->rbd;
+    pthread_mutex_unlock(&d->storage_lock);
+    return rbd;
+}
+
 int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char **ret_error)
 {
     pthread_mutex_lock(&d->storage_lock);
@@ -2193,7 +2202,27 @@ int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
                                VoTask *task, char **ret_path, char **ret_error)
 {
     _cleanup_free_ char *path = NULL;
-    int r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
+    VoRbdPool rp;
+    int r = rbd_pool_of(d, pool, &rp, ret_error);
+    if (r > 0) { /* an rbd pool: a full copy into a new RBD image (raw) */
+        r = reserve_volume(d, pool, name, "raw", &path, ret_error);
+        if (r >= 0) {
+            if (task)
+                vo_task_progress(task, 40, "copying the image into RBD");
+            r = vo_storage_rbd_import(&rp, name, base_path, base_format, size, ret_error);
+            int k = finish_volume(d, pool, name, path, r >= 0, NULL, NULL);
+            if (r >= 0 && k < 0)
+                r = vo_error_set(ret_error, k, "cannot save volume '%s/%s': %s", pool, name,
+                                 strerror(-k));
+        }
+        vo_rbd_pool_clear(&rp);
+        if (r >= 0)
+            *ret_path = TAKE_PTR(path);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
     if (r < 0)
         return r;
     if (full_clone) {

@@ -66,6 +66,8 @@ int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_err
  * (exclusively: a directory marked already is refused, naming its pool). */
 int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *path,
                    bool shared, json_t **ret, char **ret_error);
+/* True when pool is an rbd pool (its volumes are raw RBD images). */
+bool vo_pool_is_rbd(VoDaemon *d, const char *pool);
 /* An rbd pool (Ceph RBD, storage-rbd.h) from a checked spec of type rbd:
  * the cluster is reached and the pool checked first (bounded). */
 int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char **ret_error);

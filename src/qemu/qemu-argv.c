@@ -190,6 +190,9 @@ static json_t *placed(json_t *props, const VoQemuLayout *layout)
 static void build_disks(char ***argv, const VoVmSpec *spec, const VoQemuLayout *layout)
 {
     for (size_t i = 0; i < spec->n_disks; i++) {
+        json_t *secret = vo_qemu_disk_secret_props(&spec->disks[i]);
+        if (secret) /* an RBD disk's key: by file, never in argv */
+            push_json(argv, "-object", secret);
         push_json(argv, "-blockdev", vo_qemu_disk_file_props(&spec->disks[i]));
         push_json(argv, "-blockdev", vo_qemu_disk_format_props(&spec->disks[i]));
         push_json(argv, "-device", placed(vo_qemu_disk_device_props(spec, i), layout));

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "storage/rbd-disk.h"
 #include "util/util.h"
 
 /* First pcie.0 slot of the root ports: far above the slots QEMU hands out
@@ -106,12 +107,37 @@ json_t *vo_qemu_root_ports(const VoVmSpec *spec)
     return ports;
 }
 
+char *vo_qemu_disk_secret_id(const VoDiskSpec *disk)
+{
+    VoQemuDiskNames names;
+    vo_qemu_disk_names(disk->slot, &names);
+    return vo_asprintf("secret-%s", names.file_node);
+}
+
+json_t *vo_qemu_disk_secret_props(const VoDiskSpec *disk)
+{
+    VoRbdDisk rbd;
+    if (vo_rbd_disk_of_path(disk->path, &rbd) <= 0)
+        return NULL;
+    _cleanup_free_ char *secret = vo_qemu_disk_secret_id(disk);
+    json_t *o = vo_rbd_disk_secret(&rbd, secret);
+    vo_rbd_disk_clear(&rbd);
+    return o;
+}
+
 /* QEMU's image locking stays on, so two VMs can never open one writable
  * volume; only a volume marked shareable turns it off. */
 json_t *vo_qemu_disk_file_props(const VoDiskSpec *disk)
 {
     VoQemuDiskNames names;
     vo_qemu_disk_names(disk->slot, &names);
+    VoRbdDisk rbd;
+    if (vo_rbd_disk_of_path(disk->path, &rbd) > 0) { /* a volume of an rbd pool */
+        _cleanup_free_ char *secret = vo_qemu_disk_secret_id(disk);
+        json_t *o = vo_rbd_disk_blockdev(&rbd, names.file_node, secret, disk->readonly);
+        vo_rbd_disk_clear(&rbd);
+        return o;
+    }
     json_t *file = json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver", "file", "filename",
                              disk->path, "node-name", names.file_node, "read-only", disk->readonly,
                              "discard", "unmap");

@@ -35,6 +35,11 @@ json_t *vo_qemu_root_ports(const VoVmSpec *spec);
 
 /* Block nodes of a disk: the file (protocol) node and the format node on it. */
 json_t *vo_qemu_disk_file_props(const VoDiskSpec *disk);
+/* A disk on an RBD image (storage/rbd-disk.h): the id of the secret object
+ * holding its key, and that object's props (-object / object-add); NULL
+ * props for a disk that is a file. */
+char *vo_qemu_disk_secret_id(const VoDiskSpec *disk);
+json_t *vo_qemu_disk_secret_props(const VoDiskSpec *disk);
 json_t *vo_qemu_disk_format_props(const VoDiskSpec *disk);
 /* The virtio-blk device of spec->disks[index], on its root port on q35. */
 json_t *vo_qemu_disk_device_props(const VoVmSpec *spec, size_t index);

@@ -121,3 +121,47 @@ def test_rbd_pool_bad_input_leaves_nothing(ceph, rbd_env, tmp_path):
     # The CLI needs all four.
     p = d.cli("pool", "create", "bad", "--type", "rbd", "--monitors", ceph.monitors, check=False)
     assert p.returncode != 0 and "--keyring" in p.stderr
+
+
+def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
+    """The default image copied into an RBD image (qemu-img through QEMU's
+    rbd driver) is a VM's root disk (root=/dev/vda): it boots, a file
+    written survives stop/start, an online resize is seen in the guest; the
+    key reaches QEMU by file only."""
+    from vireo_harness import BOOT_MARKER
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "ceph2", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    d.cli("vm", "create", "rbdvm", "--memory", "256M", "--pool", "ceph2")
+    vol = d.api("GET", "/v1/pools/ceph2/volumes/rbdvm-disk0")
+    assert vol["rbd_image"] == "vireo-vms/rbdvm-disk0" and vol["format"] == "raw"
+    assert "rbdvm-disk0" in images(ceph)
+    image_bytes = os.path.getsize(os.path.join(d.state_dir, "images", "default", "disk.raw"))
+    assert image_size(ceph, "rbdvm-disk0") == image_bytes
+
+    d.cli("vm", "start", "rbdvm")
+    d.wait_console("rbdvm", BOOT_MARKER, timeout=120)
+    pid = d.vm("rbdvm")["pid"]
+    d.qemu_pids.add(pid)
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = f.read().decode(errors="replace")
+    assert '"driver":"rbd"' in argv and "vireo-vms" in argv
+    assert key not in argv and '"qom-type":"secret"' in argv
+
+    d.guest("rbdvm", "echo vireo-rbd-42 > /root/rbd-marker && sync")
+    d.cli("vm", "stop", "rbdvm")
+    d.cli("vm", "start", "rbdvm")
+    d.wait_console("rbdvm", BOOT_MARKER, count=2, timeout=120)
+    d.qemu_pids.add(d.vm("rbdvm")["pid"])
+    assert "vireo-rbd-42" in d.guest("rbdvm", "cat /root/rbd-marker")
+
+    # Online: QMP block_resize on the running VM's RBD node.
+    d.task_ok("POST", "/v1/pools/ceph2/volumes/rbdvm-disk0/resize",
+              {"size_bytes": image_bytes + 32 * MiB})
+    sectors = int(d.guest("rbdvm", "cat /sys/block/vda/size").split()[0])
+    assert sectors * 512 == image_bytes + 32 * MiB
+    assert image_size(ceph, "rbdvm-disk0") == image_bytes + 32 * MiB
+    d.remember_qemu_pids()
+    d.cli("vm", "stop", "rbdvm")
+    d.cli("vm", "delete", "rbdvm")
+    assert "rbdvm-disk0" not in images(ceph)
