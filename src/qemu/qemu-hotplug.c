@@ -94,7 +94,23 @@ int vo_qemu_disk_attach(VoHvInstance *vm, const VoVmSpec *spec, size_t index, ch
         return r;
     _cleanup_free_ char *error = NULL;
     const char *step = "open its file (blockdev-add)";
-    r = run(vm, "blockdev-add", vo_qemu_disk_file_props(disk), &error);
+    /* An RBD volume: its key first, as a secret object read from the pool's
+     * key file (one left by an earlier plug of this slot goes: detach
+     * leaves it, holding nothing but the file's name). */
+    json_t *secret = vo_qemu_disk_secret_props(disk);
+    _cleanup_free_ char *secret_id = secret ? vo_qemu_disk_secret_id(disk) : NULL;
+    if (secret) {
+        _cleanup_free_ char *ignored = NULL;
+        (void)run(vm, "object-del", json_pack("{s:s}", "id", secret_id), &ignored);
+        step = "take the RBD key (object-add)";
+        r = run(vm, "object-add", secret, &error);
+    }
+    if (r >= 0) {
+        step = "open its file (blockdev-add)";
+        r = run(vm, "blockdev-add", vo_qemu_disk_file_props(disk), &error);
+        if (r < 0 && secret_id)
+            undo(vm, "object-del", "id", secret_id);
+    }
     if (r >= 0) {
         step = "open its format layer (blockdev-add)";
         r = run(vm, "blockdev-add", vo_qemu_disk_format_props(disk), &error);
@@ -106,6 +122,8 @@ int vo_qemu_disk_attach(VoHvInstance *vm, const VoVmSpec *spec, size_t index, ch
         }
         if (r < 0)
             undo(vm, "blockdev-del", "node-name", names.file_node);
+        if (r < 0 && secret_id)
+            undo(vm, "object-del", "id", secret_id);
     }
     if (r >= 0)
         vo_qemu_layout_changed(vm);

@@ -161,7 +161,17 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     sectors = int(d.guest("rbdvm", "cat /sys/block/vda/size").split()[0])
     assert sectors * 512 == image_bytes + 32 * MiB
     assert image_size(ceph, "rbdvm-disk0") == image_bytes + 32 * MiB
+
+    # Hot-plugged: the key object first (object-add), then the rbd node.
+    d.task_ok("POST", "/v1/pools/ceph2/volumes", {"name": "data", "size_bytes": 16 * MiB})
+    d.task_ok("POST", "/v1/vms/rbdvm/disks", {"volume": "ceph2/data"})
+    assert int(d.guest("rbdvm", "cat /sys/block/vdb/size").split()[0]) * 512 == 16 * MiB
+    d.guest("rbdvm", "echo vireo-hot-7 | dd of=/dev/vdb conv=fsync 2>/dev/null")
+    assert ceph.ns("rbd", "-c", ceph.conf, "export", "vireo-vms/data", "-",
+                   timeout=60).stdout.startswith("vireo-hot-7")
     d.remember_qemu_pids()
     d.cli("vm", "stop", "rbdvm")
     d.cli("vm", "delete", "rbdvm")
     assert "rbdvm-disk0" not in images(ceph)
+    d.task_ok("DELETE", "/v1/pools/ceph2/volumes/data")
+    assert images(ceph) == []
