@@ -1623,14 +1623,19 @@ static int task_volume_create(VoTask *t, void *userdata)
     if (op->src_path) {
         vo_task_progress(t, 1, "converting");
         _cleanup_free_ char *src_format = NULL;
-        r = vo_img_probe_import(op->src_path, &src_format, &error);
+        VoRbdPool rp = { 0 };
+        int k = rbd_pool_of(op->d, op->pool, &rp, &error);
+        r = k < 0 ? k : vo_img_probe_import(op->src_path, &src_format, &error);
         /* An ISO is copied as it is (probing could take an ISO with a
          * partition table for something else). */
-        if (r >= 0 && vo_iso_probe(op->src_path) > 0)
+        if (r >= 0 && k > 0) /* into a new RBD image, through QEMU's rbd driver */
+            r = vo_storage_rbd_import(&rp, op->name, op->src_path, src_format, 0, &error);
+        else if (r >= 0 && vo_iso_probe(op->src_path) > 0)
             r = vo_img_convert(op->src_path, "raw", op->path, "raw", report_progress, t, &error);
         else if (r >= 0)
             r = vo_img_convert(op->src_path, src_format, op->path, op->format, report_progress,
                                t, &error);
+        vo_rbd_pool_clear(&rp);
         if (op->src_owned) { /* an upload: its temp file has served */
             (void)unlink(op->src_path);
             op->src_owned = false;
@@ -1695,9 +1700,10 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
         return k;
     if (k > 0) {
         vo_rbd_pool_clear(&rp);
-        if (args->import_path) /* docs/storage-ceph.md: images come in through rbd import */
-            return vo_error_set(ret_error, -EINVAL, "import_path: importing into rbd pool '%s' "
-                                "is not supported yet: create an empty volume", args->pool);
+        if (iso) /* a CD-ROM's medium is a file: QEMU's rbd CD-ROMs are not wired */
+            return vo_error_set(ret_error, -EINVAL, "import_path: '%s' is an ISO image: import "
+                                "it into a dir pool (rbd pool '%s' holds disks)",
+                                args->import_path, args->pool);
         format = "raw"; /* an RBD image is raw: its thinness is Ceph's */
     }
     VolumeOp *op = volume_op(d, args->pool, args->name);

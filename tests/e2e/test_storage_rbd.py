@@ -74,9 +74,17 @@ def test_rbd_pool_volumes_are_rbd_images(ceph, rbd_env):
 
     # A name taken: refused before any image is made.
     d.api("POST", "/v1/pools/ceph1/volumes", {"name": "data1", "size_bytes": MiB}, expect=409)
-    d.api("POST", "/v1/pools/ceph1/volumes", {"name": "imp", "import_path": keyring},
-          expect=400)
     assert images(ceph) == ["data1"]
+    # An import: a disk file converted into a new RBD image, byte for byte.
+    disk = os.path.join(d.state_dir, "images", "default", "disk.raw")
+    d.task_ok("POST", "/v1/pools/ceph1/volumes", {"name": "imp", "import_path": disk})
+    assert image_size(ceph, "imp") == os.path.getsize(disk)
+    exported = str(ceph.tmp) + "/imp.raw"
+    ceph.ns("rbd", "-c", ceph.conf, "export", "vireo-vms/imp", exported, timeout=60)
+    with open(disk, "rb") as a, open(exported, "rb") as b:
+        assert a.read() == b.read()
+    os.unlink(exported)
+    d.task_ok("DELETE", "/v1/pools/ceph1/volumes/imp")
 
     d.task_ok("DELETE", "/v1/pools/ceph1/volumes/data1")
     assert images(ceph) == []
