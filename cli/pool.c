@@ -6,7 +6,7 @@
 #include "http.h"
 #include "output.h"
 
-static const char *const type_choices[] = { "dir", "backup", "iscsi", NULL };
+static const char *const type_choices[] = { "dir", "backup", "iscsi", "rbd", NULL };
 
 /* A byte count field as "1.5 GiB"; NULL when absent. */
 static char *bytes_field(const json_t *obj, const char *key)
@@ -37,6 +37,12 @@ static void print_pool(const json_t *pool)
     out_kv(stdout, "available:", available);
     out_kv(stdout, "volumes:", volumes);
     out_kv(stdout, "created:", jstr(pool, "created_at"));
+    json_t *rbd = json_object_get(pool, "rbd");
+    if (json_is_object(rbd)) { /* the key itself is never shown */
+        out_kv(stdout, "ceph monitors:", jstr(rbd, "monitors"));
+        out_kv(stdout, "ceph pool:", jstr(rbd, "pool"));
+        out_kv(stdout, "ceph user:", jstr(rbd, "user"));
+    }
     if (jstr(pool, "reason") && !json_is_true(json_object_get(pool, "shared")))
         out_kv(stdout, "note:", jstr(pool, "reason"));
     if (!json_is_true(json_object_get(pool, "shared"))) {
@@ -105,6 +111,7 @@ static int pool_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *path = NULL, *type = NULL;
     const char *portal = NULL, *target = NULL, *chap_user = NULL, *chap_file = NULL;
+    const char *monitors = NULL, *ceph_pool = NULL, *user = NULL, *keyring = NULL;
     bool shared = false;
     const CliOption opts[] = {
         { "--path", &path, NULL },
@@ -114,17 +121,39 @@ static int pool_create(const CliCommand *cmd, int argc, char **argv)
         { "--target", &target, NULL },
         { "--chap-user", &chap_user, NULL },
         { "--chap-secret-file", &chap_file, NULL },
+        { "--monitors", &monitors, NULL },
+        { "--pool", &ceph_pool, NULL },
+        { "--user", &user, NULL },
+        { "--keyring", &keyring, NULL },
         { NULL, NULL, NULL },
     };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
+    json_t *special = NULL; /* an iscsi or rbd pool's body */
     if (type && !strcmp(type, "iscsi")) {
-        if (path || shared)
-            return cli_usage_error("pool create", "an iscsi pool takes no --path or --shared");
-        json_t *body = iscsi_body(name, portal, target, chap_user, chap_file);
-        if (!body)
+        if (path || shared || monitors || ceph_pool || user || keyring)
+            return cli_usage_error("pool create", "an iscsi pool takes no --path, --shared or "
+                                   "rbd options");
+        special = iscsi_body(name, portal, target, chap_user, chap_file);
+        if (!special)
             return CLI_EXIT_USAGE;
+    } else if (type && !strcmp(type, "rbd")) {
+        if (!monitors || !ceph_pool || !user || !keyring)
+            return cli_usage_error("pool create", "an rbd pool needs --monitors, --pool, "
+                                   "--user and --keyring");
+        if (portal || target || chap_user || chap_file)
+            return cli_usage_error("pool create", "--portal, --target and --chap-* are for "
+                                   "--type iscsi");
+        _cleanup_free_ char *abs_keyring = cli_absolute_path(keyring);
+        special = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", name, "type", "rbd",
+                            "monitors", monitors, "pool", ceph_pool, "user", user, "keyring",
+                            abs_keyring);
+        if (path)
+            json_object_set_new(special, "path", json_string(path));
+    }
+    if (special) {
+        json_t *body = special;
         json_t *pool = NULL;
         int r = api_call("POST", "/v1/pools", body, &pool);
         json_decref(body);
@@ -135,6 +164,9 @@ static int pool_create(const CliCommand *cmd, int argc, char **argv)
     if (portal || target || chap_user || chap_file)
         return cli_usage_error("pool create", "--portal, --target and --chap-* are for "
                                "--type iscsi");
+    if (monitors || ceph_pool || user || keyring)
+        return cli_usage_error("pool create", "--monitors, --pool, --user and --keyring are "
+                               "for --type rbd");
     if (!path)
         return cli_usage_error("pool create", "'pool create' needs --path DIR");
     if (!path[0]) {
@@ -229,9 +261,12 @@ static int pool_delete(const CliCommand *cmd, int argc, char **argv)
 }
 
 static const CliCommand pool_commands[] = {
-    { "pool", "create", "NAME", "--path DIR [--type dir|backup] [--shared] | --type iscsi "
-      "--portal IP[:PORT] --target IQN [--chap-user U --chap-secret-file F]",
-      "Create a pool: a directory vireod keeps volumes (or backups) in, or an iSCSI target.",
+    { "pool", "create", "NAME",
+      "--path DIR [--type dir|backup] [--shared] | --type iscsi --portal IP[:PORT] --target IQN "
+      "[--chap-user U --chap-secret-file F] | --type rbd --monitors IP[,IP] --pool NAME "
+      "--user ID --keyring FILE",
+      "Create a pool: a directory vireod keeps volumes (or backups) in, an iSCSI target or a "
+      "Ceph RBD pool.",
       "The directory must exist on vireod's host and not be another pool's. A relative\n"
       "DIR is taken from the current directory.\n"
       "An iscsi pool is a target's LUNs: vireod logs in (QEMU's userspace initiator,\n"
@@ -244,14 +279,44 @@ static const CliCommand pool_commands[] = {
       "  --shared              a directory every host of the cluster mounts at DIR (NFS,\n"
       "                        say): vireod writes DIR/.vireo-pool.json and each host\n"
       "                        checks it sees it (vireo pool show NAME: per host)\n"
-      "  --portal IP[:PORT]    iscsi: the target's portal (port 3260 by default)\n"
-      "  --target IQN          iscsi: the target's name (iqn.YYYY-MM.domain:name)\n"
-      "  --chap-user U         iscsi: CHAP user name, with --chap-secret-file\n"
-      "  --chap-secret-file F  iscsi: a file holding the CHAP secret (read here; vireod\n"
-      "                        keeps it 0600 under its state directory, never shows it)\n"
-      "\nExamples:\n  vireo pool create fast --path /srv/nvme/vireo\n"
-      "  vireo pool create nfs --path /mnt/vireo --shared\n"
-      "  vireo pool create san1 --type iscsi --portal 10.0.0.5 --target iqn.2026-01.com.example:san1\n",
+      "  --portal IP[:PORT]    iscsi: the target's portal (port 3260 by default)
+"
+      "  --target IQN          iscsi: the target's name (iqn.YYYY-MM.domain:name)
+"
+      "  --chap-user U         iscsi: CHAP user name, with --chap-secret-file
+"
+      "  --chap-secret-file F  iscsi: a file holding the CHAP secret (read here; vireod
+"
+      "                        keeps it 0600 under its state directory, never shows it)
+"
+      "  --type rbd            volumes are RBD images (thin) in a Ceph pool; vireod
+"
+      "                        connects (librados) and checks the pool first
+"
+      "  --monitors IP[,IP]    the Ceph monitors (IP[:PORT], IPv6 in [])
+"
+      "  --pool NAME           the Ceph pool (made and rbd-initialised by the Ceph admin)
+"
+      "  --user ID             the cephx user, without 'client.'
+"
+      "  --keyring FILE        a keyring with its key, read by vireod once; the key is
+"
+      "                        kept in a 0600 file under vireod's state directory
+"
+      "                        (docs/storage-ceph.md)
+"
+      "
+Examples:
+  vireo pool create fast --path /srv/nvme/vireo
+"
+      "  vireo pool create nfs --path /mnt/vireo --shared
+"
+      "  vireo pool create san1 --type iscsi --portal 10.0.0.5 --target iqn.2026-01.com.example:san1
+"
+      "  vireo pool create ceph1 --type rbd --monitors 10.0.0.1,10.0.0.2 --pool vms \\
+"
+      "      --user vireo --keyring /etc/ceph/ceph.client.vireo.keyring
+",
       pool_create },
     { "pool", "refresh", "NAME", NULL, "List an iSCSI pool's LUNs again.",
       "New LUNs become volumes (lunN), sizes follow the target, and LUNs gone from the\n"

@@ -14,8 +14,10 @@ PKGS=(build-essential meson ninja-build pkg-config
       ovmf  # UEFI firmware of VMs (--firmware uefi)
       grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools dosfstools efibootmgr  # guest/build-installer-iso.sh (BIOS+UEFI installer ISO)
       clang llvm libclang-rt-14-dev  # libFuzzer (tests/fuzz) and llvm-symbolizer
-      libiscsi-dev libiscsi-bin tgt)  # iSCSI pools (docs/storage-san.md): vireod's initiator; tests' target
-BPO_PKGS=(qemu-system-x86 qemu-utils qemu-block-extra)  # qemu-block-extra: QEMU's iscsi driver
+      libiscsi-dev libiscsi-bin tgt  # iSCSI pools (docs/storage-san.md): vireod's initiator; tests' target
+      librados-dev librbd-dev  # rbd pools (vireod talks to Ceph)
+      ceph-mon ceph-mgr ceph-osd ceph-common)  # tests/e2e/ceph_harness.py (a test Ceph)
+BPO_PKGS=(qemu-system-x86 qemu-utils qemu-block-extra)  # qemu-block-extra: QEMU's iscsi and rbd drivers
 
 have_all() {
     for p in "${PKGS[@]}" "${BPO_PKGS[@]}"; do

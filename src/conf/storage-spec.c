@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conf/names.h"
+#include "conf/rbd-spec.h"
 #include "storage/iscsi-url.h"
 #include "util/util.h"
 
@@ -17,6 +18,10 @@ void vo_pool_spec_clear(VoPoolSpec *s)
     free(s->target);
     free(s->chap_user);
     free(s->chap_secret);
+    free(s->monitors);
+    free(s->rbd_pool);
+    free(s->user);
+    free(s->keyring);
     *s = (VoPoolSpec){ 0 };
 }
 
@@ -73,37 +78,88 @@ static int iscsi_pool_spec(const char *name, const char *path, int shared, const
     return 0;
 }
 
+/* An rbd pool: monitors, pool, user and keyring, no path, not "shared"
+ * (an rbd pool is reachable from wherever its monitors are). */
+static int rbd_spec(const char *name, const char *path, bool shared, const char *monitors,
+                    const char *rbd_pool, const char *user, const char *keyring,
+                    VoPoolSpec *ret, char **ret_error)
+{
+    if (path || shared) {
+        *ret_error = vo_strdup("path and shared are not for rbd pools (give monitors, pool, "
+                               "user and keyring)");
+        return -EINVAL;
+    }
+    if (!monitors || !vo_rbd_monitors_valid(monitors)) {
+        *ret_error = vo_asprintf("monitors: '%s' is not a list of monitor addresses "
+                                 "(IP[:PORT][,IP[:PORT]...], IPv6 in [])",
+                                 monitors ? monitors : "");
+        return -EINVAL;
+    }
+    if (!rbd_pool || !vo_rbd_pool_name_valid(rbd_pool)) {
+        *ret_error = vo_asprintf("pool: '%s' is not a Ceph pool name (1-63 of A-Z a-z 0-9 _ - "
+                                 ".)", rbd_pool ? rbd_pool : "");
+        return -EINVAL;
+    }
+    if (!user || !vo_rbd_user_valid(user)) {
+        *ret_error = vo_asprintf("user: '%s' is not a cephx user id (1-63 of A-Z a-z 0-9 _ - ., "
+                                 "without 'client.')", user ? user : "");
+        return -EINVAL;
+    }
+    if (!keyring || keyring[0] != '/') {
+        *ret_error = vo_asprintf("keyring: '%s' is not a readable keyring file (absolute path)",
+                                 keyring ? keyring : "");
+        return -EINVAL;
+    }
+    *ret = (VoPoolSpec){ .name = vo_strdup(name), .type = vo_strdup("rbd"),
+                         .monitors = vo_strdup(monitors), .rbd_pool = vo_strdup(rbd_pool),
+                         .user = vo_strdup(user), .keyring = vo_strdup(keyring) };
+    return 0;
+}
+
 int vo_pool_spec_from_json(json_t *doc, VoPoolSpec *ret, char **ret_error)
 {
     *ret = (VoPoolSpec){ 0 };
     json_auto_t *empty = doc ? NULL : json_object();
     const char *name = NULL, *type = "dir", *path = NULL;
+    const char *monitors = NULL, *rbd_pool = NULL, *user = NULL, *keyring = NULL;
     int shared = 0;
     json_error_t jerr;
     const char *portal = NULL, *target = NULL, *chap_user = NULL, *chap_secret = NULL;
     if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT,
-                       "{s:s, s?s, s?s, s?b, s?s, s?s, s?s, s?s}", "name", &name, "type", &type,
-                       "path", &path, "shared", &shared, "portal", &portal, "target", &target,
-                       "chap_user", &chap_user, "chap_secret", &chap_secret) < 0)
+                       "{s:s, s?s, s?s, s?b, s?s, s?s, s?s, s?s, s?s, s?s, s?s, s?s}", "name",
+                       &name, "type", &type, "path", &path, "shared", &shared, "portal",
+                       &portal, "target", &target, "chap_user", &chap_user, "chap_secret",
+                       &chap_secret, "monitors", &monitors, "pool", &rbd_pool, "user", &user,
+                       "keyring", &keyring) < 0)
         return invalid_body(&jerr, ret_error);
     if (!vo_name_valid(name)) {
         *ret_error = invalid_name("name", name);
         return -EINVAL;
     }
-    if (!strcmp(type, "iscsi"))
-        return iscsi_pool_spec(name, path, shared, portal, target, chap_user, chap_secret, ret,
-                               ret_error);
-    if (portal || target || chap_user || chap_secret) {
+    if (strcmp(type, "dir") && strcmp(type, "backup") && strcmp(type, "iscsi") &&
+        strcmp(type, "rbd")) {
+        *ret_error = vo_asprintf("type: '%s' is not supported (dir, backup, iscsi or rbd)", type);
+        return -EINVAL;
+    }
+    bool iscsi_fields = portal || target || chap_user || chap_secret;
+    bool rbd_fields = monitors || rbd_pool || user || keyring;
+    if (iscsi_fields && strcmp(type, "iscsi")) {
         *ret_error = vo_asprintf("portal, target, chap_user and chap_secret are for iscsi "
                                  "pools, not %s pools", type);
         return -EINVAL;
     }
-    if (!path) {
-        *ret_error = vo_strdup("path: give the pool's directory (absolute path)");
+    if (rbd_fields && strcmp(type, "rbd")) {
+        *ret_error = vo_asprintf("monitors, pool, user and keyring are for rbd pools, not %s",
+                                 type);
         return -EINVAL;
     }
-    if (strcmp(type, "dir") && strcmp(type, "backup")) {
-        *ret_error = vo_asprintf("type: '%s' is not supported (dir, backup or iscsi)", type);
+    if (!strcmp(type, "iscsi"))
+        return iscsi_pool_spec(name, path, shared, portal, target, chap_user, chap_secret, ret,
+                               ret_error);
+    if (!strcmp(type, "rbd"))
+        return rbd_spec(name, path, shared, monitors, rbd_pool, user, keyring, ret, ret_error);
+    if (!path) {
+        *ret_error = vo_asprintf("path: give the %s pool's directory (absolute path)", type);
         return -EINVAL;
     }
     if (path[0] != '/') {

@@ -14,11 +14,16 @@
 
 typedef struct {
     char *name;
-    char *type; /* "dir" (default), "backup" or "iscsi" */
-    char *path; /* absolute */
+    char *type; /* "dir" (default), "backup", "iscsi" or "rbd" */
+    char *path; /* absolute (dir and backup pools) */
     bool shared; /* a directory every host of a cluster mounts at path */
     /* type "iscsi" (no path): the target (docs/storage-san.md) */
     char *portal, *target, *chap_user, *chap_secret;
+    /* rbd pools (Ceph RBD, conf/rbd-spec.h): all four, and no path */
+    char *monitors; /* "IP[:PORT][,...]" */
+    char *rbd_pool; /* the Ceph pool ("pool" in the request) */
+    char *user;     /* cephx id, without "client." */
+    char *keyring;  /* absolute path of a keyring file with its key */
 } VoPoolSpec;
 
 typedef struct {

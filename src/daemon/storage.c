@@ -29,6 +29,7 @@
 #include "storage/iso.h"
 #include "storage/pool-marker.h"
 #include "storage/qemu-img.h"
+#include "daemon/storage-rbd.h"
 #include "storage/volume-path.h"
 #include "util/spawn.h"
 #include "util/time-format.h"
@@ -45,6 +46,7 @@ struct VoPool {
     char *id;
     VoPoolReach reach;
     char *reason;
+    json_t *rbd; /* an rbd pool's {"monitors","pool","user"} (storage-rbd.h), or NULL */
 };
 
 struct VoVolume {
@@ -69,6 +71,7 @@ struct VoVolume {
 
 static VoPool *pool_find(VoDaemon *d, const char *name);
 static bool pool_is_shared(VoDaemon *d, const char *name);
+static int rbd_pool_of_locked(VoPool *p, VoRbdPool *ret, char **ret_error);
 
 static VoOnlineResizeFn online_resize;
 
@@ -202,6 +205,7 @@ static void pool_free(VoPool *p)
     free(p->name);
     free(p->type);
     free(p->path);
+    json_decref(p->rbd);
     free(p);
 }
 
@@ -382,6 +386,8 @@ static int save_pool(VoDaemon *d, VoPool *p, int64_t expected)
         json_object_set_new(doc, "shared", json_true());
         json_object_set_new(doc, "id", json_string(p->id));
     }
+    if (p->rbd)
+        json_object_set(doc, "rbd", p->rbd);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = pool_doc_key(p->shared, p->name);
@@ -464,6 +470,8 @@ static VoPool *pool_from_doc(const char *value, int64_t rev)
                    /* until checked (vo_storage_check_pools) */
                    .reach = shared ? VO_POOL_NO_MARKER : VO_POOL_REACHABLE,
                    .reason = shared ? vo_strdup("not checked yet") : NULL };
+    json_t *rbd = json_object_get(doc, "rbd");
+    p->rbd = json_is_object(rbd) ? json_incref(rbd) : NULL;
     json_decref(doc);
     return p;
 }
@@ -790,7 +798,21 @@ static void iscsi_pool_json(VoDaemon *d, const VoPool *p, json_t *o);
 static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
 {
     unsigned long long cap = 0, avail = 0, used = 0;
-    (void)vo_fs_usage(p->path, &cap, &avail, &used);
+    VoRbdPool rp;
+    _cleanup_free_ char *rbd_error = NULL;
+    if (!p->rbd)
+        (void)vo_fs_usage(p->path, &cap, &avail, &used);
+    else if (vo_storage_rbd_load(p->path, p->rbd, &rp, &rbd_error) >= 0) {
+        /* From the cluster: its raw capacity and free bytes, the pool's bytes. */
+        VoRbdConf c = vo_rbd_pool_conf(&rp);
+        uint64_t c_cap = 0, c_avail = 0, c_used = 0;
+        if (vo_rbd_pool_usage(&c, &c_cap, &c_avail, &c_used, &rbd_error) >= 0) {
+            cap = c_cap;
+            avail = c_avail;
+            used = c_used;
+        }
+        vo_rbd_pool_clear(&rp);
+    }
     size_t n = 0;
     for (size_t i = 0; i < d->n_volumes; i++)
         if (!strcmp(d->volumes[i]->pool, p->name))
@@ -808,8 +830,11 @@ static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
                                                               : json_null());
     json_object_set_new(o, "reachable", json_boolean(p->reach == VO_POOL_REACHABLE));
     json_object_set_new(o, "reason", p->reason && p->reach != VO_POOL_REACHABLE
-                                         ? json_string(p->reason) : json_null());
+                                         ? json_string(p->reason)
+                                         : rbd_error ? json_string(rbd_error) : json_null());
     iscsi_pool_json(d, p, o);
+    if (p->rbd)
+        json_object_set(o, "rbd", p->rbd);
     return o;
 }
 
@@ -926,8 +951,15 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots
     uint64_t vsize = 0, alloc = 0;
     /* Read from the headers, not qemu-img: listing 1000 volumes stays cheap.
      * Only as the recorded format, and backing files only inside roots. */
-    if (v->ready && v->path && vo_img_header_chain(v->path, v->format, roots, &info) >= 0 &&
-        info.n_layers > 0) {
+    VoRbdPool rp;
+    _cleanup_free_ char *rbd_error = NULL;
+    if (v->ready && rbd_pool_of_locked(pool_find(d, v->pool), &rp, &rbd_error) > 0) {
+        VoRbdConf c = vo_rbd_pool_conf(&rp);
+        (void)vo_rbd_image_usage(&c, v->name, &vsize, &alloc, &rbd_error);
+        json_object_set_new(o, "rbd_image", json_sprintf("%s/%s", rp.pool, v->name));
+        vo_rbd_pool_clear(&rp);
+    } else if (v->ready && v->path &&
+               vo_img_header_chain(v->path, v->format, roots, &info) >= 0 && info.n_layers > 0) {
         vsize = info.layers[0].virtual_size;
         alloc = info.layers[0].actual_size;
         for (size_t i = 1; i < info.n_layers; i++)
@@ -1021,6 +1053,73 @@ static bool path_nested(const char *a, const char *b)
     if (!realpath(b, rb))
         snprintf(rb, sizeof(rb), "%s", b);
     return is_under(a, rb) || is_under(rb, a);
+}
+
+/* 1 and *ret filled when pool is an rbd pool, 0 when it is another kind or
+ * unknown, -errno (with *ret_error) when its settings cannot be read.
+ * Takes storage_lock: call without it. */
+static int rbd_pool_of(VoDaemon *d, const char *pool, VoRbdPool *ret, char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, pool);
+    _cleanup_free_ char *dir = p && p->rbd ? vo_strdup(p->path) : NULL;
+    json_t *props = p && p->rbd ? json_incref(p->rbd) : NULL;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (!dir)
+        return 0;
+    int r = vo_storage_rbd_load(dir, props, ret, ret_error);
+    json_decref(props);
+    return r < 0 ? r : 1;
+}
+
+/* The same, for a caller that holds storage_lock (reads a local file only). */
+static int rbd_pool_of_locked(VoPool *p, VoRbdPool *ret, char **ret_error)
+{
+    if (!p || !p->rbd)
+        return 0;
+    int r = vo_storage_rbd_load(p->path, p->rbd, ret, ret_error);
+    return r < 0 ? r : 1;
+}
+
+bool vo_pool_is_rbd(VoDaemon *d, const char *pool)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, pool);
+    bool rbd = p && p->rbd;
+    pthread_mutex_unlock(&d->storage_lock);
+    return rbd;
+}
+
+int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    bool taken = pool_find(d, spec->name) != NULL;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (taken)
+        return vo_error_set(ret_error, -EEXIST, "a pool named '%s' already exists", spec->name);
+    /* The cluster is asked without the lock (bounded: VO_RBD_TIMEOUT_S). */
+    _cleanup_free_ char *dir = NULL;
+    json_t *props = NULL;
+    int r = vo_storage_rbd_prepare(d, spec, &dir, &props, ret_error);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = vo_malloc0(sizeof(*p));
+    *p = (VoPool){ .name = vo_strdup(spec->name), .type = vo_strdup(VO_RBD_POOL_TYPE),
+                   .path = vo_strdup(dir), .created_at = vo_wall_ms(), .rbd = props };
+    r = pool_find(d, spec->name) ? -EEXIST : save_pool(d, p, VO_REV_NEW);
+    if (r < 0) {
+        *ret_error = r == -EEXIST ? vo_asprintf("a pool named '%s' already exists", spec->name)
+                                  : vo_asprintf("cannot save pool '%s': %s", spec->name,
+                                                strerror(-r));
+        pool_free(p);
+        vo_storage_rbd_discard(dir);
+    } else {
+        registry_add_pool(d, p);
+        *ret = pool_to_json(d, p);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return r;
 }
 
 int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *path,
@@ -1234,6 +1333,8 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
                 _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
                 (void)unlink(secret);
             }
+            if (p->rbd)
+                vo_storage_rbd_discard(p->path);
             for (size_t i = 0; i < d->n_pools; i++)
                 if (d->pools[i] == p) {
                     d->pools[i] = d->pools[--d->n_pools];
@@ -1553,21 +1654,33 @@ static int task_volume_create(VoTask *t, void *userdata)
     if (op->src_path) {
         vo_task_progress(t, 1, "converting");
         _cleanup_free_ char *src_format = NULL;
-        r = vo_img_probe_import(op->src_path, &src_format, &error);
+        VoRbdPool rp = { 0 };
+        int k = rbd_pool_of(op->d, op->pool, &rp, &error);
+        r = k < 0 ? k : vo_img_probe_import(op->src_path, &src_format, &error);
         /* An ISO is copied as it is (probing could take an ISO with a
          * partition table for something else). */
-        if (r >= 0 && vo_iso_probe(op->src_path) > 0)
+        if (r >= 0 && k > 0) /* into a new RBD image, through QEMU's rbd driver */
+            r = vo_storage_rbd_import(&rp, op->name, op->src_path, src_format, 0, &error);
+        else if (r >= 0 && vo_iso_probe(op->src_path) > 0)
             r = vo_img_convert(op->src_path, "raw", op->path, "raw", report_progress, t, &error);
         else if (r >= 0)
             r = vo_img_convert(op->src_path, src_format, op->path, op->format, report_progress,
                                t, &error);
+        vo_rbd_pool_clear(&rp);
         if (op->src_owned) { /* an upload: its temp file has served */
             (void)unlink(op->src_path);
             op->src_owned = false;
         }
     } else {
         vo_task_progress(t, 10, "creating");
-        r = vo_img_create(op->path, op->format, op->size, NULL, NULL, &error);
+        VoRbdPool rp;
+        r = rbd_pool_of(op->d, op->pool, &rp, &error);
+        if (r > 0) { /* an RBD image (thin), not a file */
+            VoRbdConf c = vo_rbd_pool_conf(&rp);
+            r = vo_rbd_image_create(&c, op->name, op->size, &error);
+            vo_rbd_pool_clear(&rp);
+        } else if (r == 0)
+            r = vo_img_create(op->path, op->format, op->size, NULL, NULL, &error);
     }
     int k = finish_volume(op->d, op->pool, op->name, op->path, r >= 0, NULL, NULL);
     if (r >= 0 && k < 0)
@@ -1612,6 +1725,18 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
     }
     if (iso)
         format = "raw";
+    VoRbdPool rp;
+    int k = rbd_pool_of(d, args->pool, &rp, ret_error);
+    if (k < 0)
+        return k;
+    if (k > 0) {
+        vo_rbd_pool_clear(&rp);
+        if (iso) /* a CD-ROM's medium is a file: QEMU's rbd CD-ROMs are not wired */
+            return vo_error_set(ret_error, -EINVAL, "import_path: '%s' is an ISO image: import "
+                                "it into a dir pool (rbd pool '%s' holds disks)",
+                                args->import_path, args->pool);
+        format = "raw"; /* an RBD image is raw: its thinness is Ceph's */
+    }
     VolumeOp *op = volume_op(d, args->pool, args->name);
     op->format = vo_strdup(format);
     op->size = args->size_bytes;
@@ -1634,7 +1759,7 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
     unsigned long long cap, avail, used;
     _cleanup_free_ char *dir = vo_strdup(op->path);
     *strrchr(dir, '/') = 0;
-    if (!strcmp(format, "raw") && !args->import_path &&
+    if (!strcmp(format, "raw") && !args->import_path && k == 0 &&
         vo_fs_usage(dir, &cap, &avail, &used) >= 0 && args->size_bytes > avail) {
         *ret_error = vo_asprintf("pool '%s' has %llu bytes free; a raw volume of %llu bytes "
                                  "does not fit", args->pool, avail,
@@ -1786,6 +1911,23 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
         return r;
     }
     r = begin_volume_intent(d, pool, name, path, v->shared, NULL);
+    VoRbdPool rp;
+    _cleanup_free_ char *rbd_error = NULL;
+    /* An RBD image goes before its document: a refusal (open by a client)
+     * keeps both. */
+    int k = r >= 0 ? rbd_pool_of_locked(pool_find(d, pool), &rp, &rbd_error) : 0;
+    if (k > 0) {
+        VoRbdConf c = vo_rbd_pool_conf(&rp);
+        k = vo_rbd_image_remove(&c, name, &rbd_error);
+        vo_rbd_pool_clear(&rp);
+    }
+    if (k < 0) {
+        end_volume_intent(d, pool, name);
+        v->busy = false;
+        *ret_error = vo_asprintf("cannot delete volume '%s': %s", key, rbd_error);
+        pthread_mutex_unlock(&d->storage_lock);
+        return k;
+    }
     if (r >= 0)
         r = delete_volume_doc(d, v);
     bool file_left = false;
@@ -1818,7 +1960,14 @@ static int task_volume_resize(VoTask *t, void *userdata)
     if (r == -ENOTCONN) {
         free(TAKE_PTR(error));
         vo_task_progress(t, 20, "resizing");
-        r = vo_img_resize(op->path, op->format, op->size, op->allow_shrink, &error);
+        VoRbdPool rp;
+        r = rbd_pool_of(op->d, op->pool, &rp, &error);
+        if (r > 0) {
+            VoRbdConf c = vo_rbd_pool_conf(&rp);
+            r = vo_rbd_image_resize(&c, op->name, op->size, &error);
+            vo_rbd_pool_clear(&rp);
+        } else if (r == 0)
+            r = vo_img_resize(op->path, op->format, op->size, op->allow_shrink, &error);
     }
     release_volume(op->d, op->pool, op->name);
     return r < 0 ? fail_volume_task(t, r, "resize", op, error) : 0;
@@ -1886,12 +2035,22 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
         volume_op_free(op);
         return -EBUSY;
     }
-    r = vo_img_info(op->path, op->format, &info, ret_error);
-    if (r >= 0 && size < info.layers[0].virtual_size) {
+    uint64_t current = 0, rbd_used = 0;
+    VoRbdPool rp;
+    int k = rbd_pool_of(d, pool, &rp, ret_error);
+    if (k > 0) { /* an RBD image: its size is the cluster's */
+        VoRbdConf c = vo_rbd_pool_conf(&rp);
+        r = vo_rbd_image_usage(&c, name, &current, &rbd_used, ret_error);
+        vo_rbd_pool_clear(&rp);
+    } else if (k < 0)
+        r = k;
+    else if ((r = vo_img_info(op->path, op->format, &info, ret_error)) >= 0)
+        current = info.layers[0].virtual_size;
+    if (r >= 0 && size < current) {
         if (!allow_shrink) {
             *ret_error = vo_asprintf("volume '%s' is %llu bytes; shrinking to %llu loses data: "
                                      "pass allow_shrink (--allow-shrink) to do it", key,
-                                     (unsigned long long)info.layers[0].virtual_size,
+                                     (unsigned long long)current,
                                      (unsigned long long)size);
             r = -EINVAL;
         } else if (user) {
@@ -2095,7 +2254,27 @@ int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
                                VoTask *task, char **ret_path, char **ret_error)
 {
     _cleanup_free_ char *path = NULL;
-    int r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
+    VoRbdPool rp;
+    int r = rbd_pool_of(d, pool, &rp, ret_error);
+    if (r > 0) { /* an rbd pool: a full copy into a new RBD image (raw) */
+        r = reserve_volume(d, pool, name, "raw", &path, ret_error);
+        if (r >= 0) {
+            if (task)
+                vo_task_progress(task, 40, "copying the image into RBD");
+            r = vo_storage_rbd_import(&rp, name, base_path, base_format, size, ret_error);
+            int k = finish_volume(d, pool, name, path, r >= 0, NULL, NULL);
+            if (r >= 0 && k < 0)
+                r = vo_error_set(ret_error, k, "cannot save volume '%s/%s': %s", pool, name,
+                                 strerror(-k));
+        }
+        vo_rbd_pool_clear(&rp);
+        if (r >= 0)
+            *ret_path = TAKE_PTR(path);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
     if (r < 0)
         return r;
     if (full_clone) {

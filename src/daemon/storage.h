@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conf/storage-spec.h"
 #include "daemon/daemon.h"
 #include "jobs/tasks.h"
 
@@ -65,6 +66,11 @@ int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_err
  * (exclusively: a directory marked already is refused, naming its pool). */
 int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *path,
                    bool shared, json_t **ret, char **ret_error);
+/* True when pool is an rbd pool (its volumes are raw RBD images). */
+bool vo_pool_is_rbd(VoDaemon *d, const char *pool);
+/* An rbd pool (Ceph RBD, storage-rbd.h) from a checked spec of type rbd:
+ * the cluster is reached and the pool checked first (bounded). */
+int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char **ret_error);
 /* expected > 0 (here and below): the revision of the document the caller
  * read (If-Match), compared under the storage lock right beside the write;
  * another answers -VO_EIFMATCH (412) and nothing changes. 0: any. */

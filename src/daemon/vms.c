@@ -1309,7 +1309,8 @@ static int task_create(VoTask *t, void *userdata)
         VoVmSpec *s = vm->spec;
         VoDiskSpec *disks = vo_malloc0(sizeof(VoDiskSpec) * (s->n_disks + 1));
         disks[0] = (VoDiskSpec){ .volume = vo_asprintf("%s/%s", pool, volume),
-                                 .format = VO_DISK_QCOW2, .owned = true, .slot = 0 };
+                                 .format = vo_pool_is_rbd(d, pool) ? VO_DISK_RAW : VO_DISK_QCOW2,
+                                 .owned = true, .slot = 0 };
         memcpy(disks + 1, s->disks, sizeof(VoDiskSpec) * s->n_disks);
         free(s->disks);
         s->disks = disks;

@@ -191,7 +191,7 @@ static void build_disks(char ***argv, const VoVmSpec *spec, const VoQemuLayout *
 {
     for (size_t i = 0; i < spec->n_disks; i++) {
         json_t *secret = vo_qemu_disk_secret_props(&spec->disks[i]);
-        if (secret)
+        if (secret) /* an RBD key, an iSCSI CHAP secret: by file, never in argv */
             push_json(argv, "-object", secret);
         push_json(argv, "-blockdev", vo_qemu_disk_file_props(&spec->disks[i]));
         push_json(argv, "-blockdev", vo_qemu_disk_format_props(&spec->disks[i]));

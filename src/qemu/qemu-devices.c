@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "storage/iscsi-url.h"
+#include "storage/rbd-disk.h"
 #include "util/util.h"
 
 /* First pcie.0 slot of the root ports: far above the slots QEMU hands out
@@ -107,8 +108,7 @@ json_t *vo_qemu_root_ports(const VoVmSpec *spec)
     return ports;
 }
 
-/* QEMU's image locking stays on, so two VMs can never open one writable
- * volume; only a volume marked shareable turns it off. */
+/* The secret object of the disk in slot: "sec-" and its file node. */
 void vo_qemu_disk_secret_id(unsigned slot, char ret[40])
 {
     VoQemuDiskNames names;
@@ -118,16 +118,21 @@ void vo_qemu_disk_secret_id(unsigned slot, char ret[40])
 
 json_t *vo_qemu_disk_secret_props(const VoDiskSpec *disk)
 {
+    char id[40];
+    vo_qemu_disk_secret_id(disk->slot, id);
+    VoRbdDisk rbd;
+    if (disk->path && vo_rbd_disk_of_path(disk->path, &rbd) > 0) { /* an RBD image's key */
+        json_t *o = vo_rbd_disk_secret(&rbd, id);
+        vo_rbd_disk_clear(&rbd);
+        return o;
+    }
     VoIscsiUrl u;
     if (!vo_iscsi_url_is(disk->path) || vo_iscsi_url_parse(disk->path, &u) < 0)
         return NULL;
     json_t *o = NULL;
-    if (u.user && u.secret) {
-        char id[40];
-        vo_qemu_disk_secret_id(disk->slot, id);
+    if (u.user && u.secret)
         o = json_pack("{s:s, s:s, s:s, s:s}", "qom-type", "secret", "id", id, "file", u.secret,
                       "format", "raw");
-    }
     vo_iscsi_url_clear(&u);
     return o;
 }
@@ -164,12 +169,22 @@ static json_t *iscsi_file_props(const VoDiskSpec *disk, const VoQemuDiskNames *n
     return o;
 }
 
+/* QEMU's image locking stays on, so two VMs can never open one writable
+ * volume; only a volume marked shareable turns it off. */
 json_t *vo_qemu_disk_file_props(const VoDiskSpec *disk)
 {
     VoQemuDiskNames names;
     vo_qemu_disk_names(disk->slot, &names);
     if (vo_iscsi_url_is(disk->path))
         return iscsi_file_props(disk, &names);
+    VoRbdDisk rbd;
+    if (vo_rbd_disk_of_path(disk->path, &rbd) > 0) { /* a volume of an rbd pool */
+        char secret[40];
+        vo_qemu_disk_secret_id(disk->slot, secret);
+        json_t *o = vo_rbd_disk_blockdev(&rbd, names.file_node, secret, disk->readonly);
+        vo_rbd_disk_clear(&rbd);
+        return o;
+    }
     json_t *file = json_pack("{s:s, s:s, s:s, s:b, s:s}", "driver", "file", "filename",
                              disk->path, "node-name", names.file_node, "read-only", disk->readonly,
                              "discard", "unmap");

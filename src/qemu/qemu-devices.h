@@ -35,8 +35,9 @@ json_t *vo_qemu_root_ports(const VoVmSpec *spec);
 
 /* Block nodes of a disk: the file (protocol) node and the format node on it. */
 json_t *vo_qemu_disk_file_props(const VoDiskSpec *disk);
-/* An iSCSI LUN's disk with CHAP: the -object secret (file=) its file node
- * names, and its id ("sec-" and the file node); NULL for other disks. */
+/* A disk whose file needs a secret (an RBD image: its key, storage/rbd-disk.h;
+ * an iSCSI LUN with CHAP: its secret): the -object secret (file=) its file
+ * node names, NULL for other disks; and its id ("sec-" and the file node). */
 json_t *vo_qemu_disk_secret_props(const VoDiskSpec *disk);
 void vo_qemu_disk_secret_id(unsigned slot, char ret[40]);
 json_t *vo_qemu_disk_format_props(const VoDiskSpec *disk);

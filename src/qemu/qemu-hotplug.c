@@ -94,16 +94,23 @@ int vo_qemu_disk_attach(VoHvInstance *vm, const VoVmSpec *spec, size_t index, ch
         return r;
     _cleanup_free_ char *error = NULL;
     const char *step = "open its file (blockdev-add)";
+    /* A disk whose file needs a secret (an RBD key, an iSCSI CHAP secret):
+     * its secret object first, read from its file (one left by an earlier
+     * plug of this slot goes first). */
     char secret_id[40];
     vo_qemu_disk_secret_id(disk->slot, secret_id);
     json_t *secret = vo_qemu_disk_secret_props(disk);
     bool with_secret = secret != NULL;
     if (secret) {
-        step = "add its CHAP secret (object-add)";
+        _cleanup_free_ char *ignored = NULL;
+        (void)run(vm, "object-del", json_pack("{s:s}", "id", secret_id), &ignored);
+        step = "add its secret (object-add)";
         r = run(vm, "object-add", secret, &error);
     }
-    if (r >= 0)
+    if (r >= 0) {
+        step = "open its file (blockdev-add)";
         r = run(vm, "blockdev-add", vo_qemu_disk_file_props(disk), &error);
+    }
     if (r >= 0) {
         step = "open its format layer (blockdev-add)";
         r = run(vm, "blockdev-add", vo_qemu_disk_format_props(disk), &error);
@@ -116,7 +123,7 @@ int vo_qemu_disk_attach(VoHvInstance *vm, const VoVmSpec *spec, size_t index, ch
         if (r < 0)
             undo(vm, "blockdev-del", "node-name", names.file_node);
     }
-    if (r < 0 && with_secret && strcmp(step, "add its CHAP secret (object-add)"))
+    if (r < 0 && with_secret && strcmp(step, "add its secret (object-add)"))
         undo(vm, "object-del", "id", secret_id);
     if (r >= 0)
         vo_qemu_layout_changed(vm);

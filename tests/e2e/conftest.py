@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from vireo_harness import Daemon  # noqa: E402
 from cluster_harness import Cluster  # noqa: E402
+from ceph_harness import Ceph, CephUnavailable  # noqa: E402
 
 
 @pytest.fixture
@@ -107,3 +108,20 @@ def cluster():
     finally:
         for c in made:
             c.cleanup()
+
+
+@pytest.fixture(scope="session")
+def ceph():
+    """One real single-host Ceph (ceph_harness.Ceph: a monitor, a manager
+    and an OSD on a sparse file) in a namespace of its own, shared by the
+    tests of the session; run a vireod beside it with
+    Daemon(netns=ceph.netns). Skipped, with the reason, where it cannot
+    start."""
+    try:
+        c = Ceph()
+    except CephUnavailable as e:
+        pytest.skip(str(e))
+    try:
+        yield c
+    finally:
+        c.stop()

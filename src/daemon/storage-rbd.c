@@ -1,0 +1,170 @@
+/* storage-rbd.c: making and reading back rbd pools (see storage-rbd.h). */
+#include "daemon/storage-rbd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/rbd-spec.h"
+#include "storage/qemu-img.h"
+#include "storage/rbd-disk.h"
+#include "util/spawn.h"
+#include "util/util.h"
+
+void vo_rbd_pool_clear(VoRbdPool *p)
+{
+    free(p->monitors);
+    free(p->pool);
+    free(p->user);
+    if (p->key)
+        explicit_bzero(p->key, strlen(p->key));
+    free(p->key);
+    free(p->key_file);
+    *p = (VoRbdPool){ 0 };
+}
+
+/* The whole of a small file (a keyring), or NULL with errno set. */
+static char *read_small(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL;
+    char *buf = vo_malloc0(65537);
+    ssize_t n = read(fd, buf, 65536);
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        free(buf);
+        errno = e;
+        return NULL;
+    }
+    return buf;
+}
+
+void vo_storage_rbd_discard(const char *dir)
+{
+    _cleanup_free_ char *key = vo_asprintf("%s/key", dir);
+    _cleanup_free_ char *conf = vo_asprintf("%s/ceph.json", dir);
+    (void)unlink(key);
+    (void)unlink(conf);
+    (void)rmdir(dir);
+}
+
+int vo_storage_rbd_prepare(VoDaemon *d, const VoPoolSpec *spec, char **ret_dir,
+                           json_t **ret_props, char **ret_error)
+{
+    _cleanup_free_ char *text = read_small(spec->keyring);
+    if (!text)
+        return vo_error_set(ret_error, -EINVAL, "keyring: cannot read '%s': %s", spec->keyring,
+                            strerror(errno));
+    _cleanup_free_ char *key = NULL;
+    int r = vo_rbd_keyring_key(text, spec->user, &key, ret_error);
+    explicit_bzero(text, strlen(text));
+    if (r < 0)
+        return -EINVAL;
+    VoRbdConf conf = { .monitors = spec->monitors, .pool = spec->rbd_pool, .user = spec->user,
+                       .key = key };
+    r = vo_rbd_check(&conf, ret_error);
+    if (r < 0) {
+        explicit_bzero(key, strlen(key));
+        /* The cluster said no, or could not be reached: what the request
+         * named is wrong (monitors, pool, user or key), a 400. */
+        return -EINVAL;
+    }
+    _cleanup_free_ char *top = vo_asprintf("%s/rbd", d->state_dir);
+    _cleanup_free_ char *dir = vo_asprintf("%s/%s", top, spec->name);
+    _cleanup_free_ char *key_file = vo_asprintf("%s/key", dir);
+    if ((mkdir(top, 0700) < 0 && errno != EEXIST) || mkdir(dir, 0700) < 0) {
+        r = -errno;
+        explicit_bzero(key, strlen(key));
+        return vo_error_set(ret_error, r == -EEXIST ? -EEXIST : r,
+                            "cannot make %s for pool '%s': %s", dir, spec->name, strerror(-r));
+    }
+    int fd = open(key_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    size_t n = strlen(key);
+    bool ok = fd >= 0 && write(fd, key, n) == (ssize_t)n && fsync(fd) == 0;
+    r = ok ? 0 : -errno;
+    if (fd >= 0)
+        close(fd);
+    explicit_bzero(key, n);
+    if (ok && (r = vo_rbd_disk_write_conf(dir, spec->monitors, spec->rbd_pool, spec->user)) < 0)
+        ok = false;
+    if (!ok) {
+        vo_storage_rbd_discard(dir);
+        return vo_error_set(ret_error, r, "cannot write the key of pool '%s': %s", spec->name,
+                            strerror(-r));
+    }
+    *ret_props = json_pack("{s:s, s:s, s:s}", "monitors", spec->monitors, "pool",
+                           spec->rbd_pool, "user", spec->user);
+    *ret_dir = TAKE_PTR(dir);
+    return 0;
+}
+
+int vo_storage_rbd_load(const char *dir, json_t *props, VoRbdPool *ret, char **ret_error)
+{
+    *ret = (VoRbdPool){ 0 };
+    const char *monitors = NULL, *pool = NULL, *user = NULL;
+    if (!props || json_unpack(props, "{s:s, s:s, s:s}", "monitors", &monitors, "pool", &pool,
+                              "user", &user) < 0)
+        return vo_error_set(ret_error, -EINVAL, "the rbd pool at %s has no Ceph settings", dir);
+    _cleanup_free_ char *key_file = vo_asprintf("%s/key", dir);
+    char *key = read_small(key_file);
+    if (!key)
+        return vo_error_set(ret_error, -EIO, "cannot read the key of the rbd pool (%s): %s",
+                            key_file, strerror(errno));
+    key[strcspn(key, "\r\n")] = 0;
+    *ret = (VoRbdPool){ .monitors = vo_strdup(monitors), .pool = vo_strdup(pool),
+                        .user = vo_strdup(user), .key = key, .key_file = TAKE_PTR(key_file) };
+    return 0;
+}
+
+int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
+                          const char *src_format, uint64_t size, char **ret_error)
+{
+    VoImgInfo info = { 0 };
+    int r = vo_img_info(src, src_format, &info, ret_error);
+    if (r < 0)
+        return r;
+    uint64_t vsize = info.n_layers ? info.layers[0].virtual_size : 0;
+    vo_img_info_clear(&info);
+    if (size < vsize)
+        size = vsize;
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    r = vo_rbd_image_create(&c, image, size, ret_error);
+    if (r < 0)
+        return r;
+    /* QEMU writes into the image it opens itself (its rbd driver); the key
+     * goes by file (a secret object), never in argv. */
+    json_t *servers = vo_rbd_servers(rp->monitors);
+    _cleanup_free_ char *target = vo_asprintf("driver=raw,file.driver=rbd,file.pool=%s,"
+                                              "file.image=%s,file.user=%s,"
+                                              "file.key-secret=vo-key,"
+                                              "file.auth-client-required.0=cephx",
+                                              rp->pool, image, rp->user);
+    size_t i;
+    json_t *s;
+    json_array_foreach(servers, i, s) {
+        char *more = vo_asprintf("%s,file.server.%zu.host=%s,file.server.%zu.port=%s", target, i,
+                                 json_string_value(json_object_get(s, "host")), i,
+                                 json_string_value(json_object_get(s, "port")));
+        free(target);
+        target = more;
+    }
+    json_decref(servers);
+    _cleanup_free_ char *secret = vo_asprintf("secret,id=vo-key,format=base64,file=%s",
+                                              rp->key_file);
+    char *argv[] = { "qemu-img", "convert", "-n", "-f", (char *)src_format, "--object", secret,
+                     (char *)src, "--target-image-opts", target, NULL };
+    _cleanup_free_ char *output = NULL;
+    r = vo_spawn_wait(argv, 30 * 60 * 1000, &output);
+    if (r != 0) {
+        (void)vo_rbd_image_remove(&c, image, NULL);
+        free(*ret_error);
+        *ret_error = vo_asprintf("cannot copy %s into RBD image %s/%s: %s", src, rp->pool, image,
+                                 output && *output ? output : "qemu-img failed");
+        return r < 0 ? r : -EIO;
+    }
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* storage-rbd.h: the daemon side of rbd pools (Ceph RBD): what a pool
+ * records (monitors, Ceph pool, user; the cephx key in a 0600 file in the
+ * pool's own directory under STATE/rbd/, never in a document, argv or API
+ * answer) and how it is made and checked. The Ceph calls are
+ * storage/rbd-client.h's. */
+#pragma once
+
+#include <jansson.h>
+
+#include "conf/storage-spec.h"
+#include "daemon/daemon.h"
+#include "storage/rbd-client.h"
+
+#define VO_RBD_POOL_TYPE "rbd"
+
+/* An rbd pool's settings and key, read back (strings malloc'd). */
+typedef struct {
+    char *monitors, *pool, *user, *key;
+    char *key_file; /* DIR/key: what QEMU reads (-object secret,file=) */
+} VoRbdPool;
+
+void vo_rbd_pool_clear(VoRbdPool *p);
+static inline VoRbdConf vo_rbd_pool_conf(const VoRbdPool *p)
+{
+    return (VoRbdConf){ .monitors = p->monitors, .pool = p->pool, .user = p->user,
+                        .key = p->key };
+}
+
+/* For a create request of type rbd: reads the key from spec->keyring,
+ * connects to the cluster and checks the pool (bounded), then makes the
+ * pool's directory STATE/rbd/NAME (0700) with the key file (0600). 0 with
+ * *ret_dir (the pool's path) and *ret_props ({"monitors","pool","user"}),
+ * or -errno with *ret_error and nothing left behind. */
+int vo_storage_rbd_prepare(VoDaemon *d, const VoPoolSpec *spec, char **ret_dir,
+                           json_t **ret_props, char **ret_error);
+/* Removes what prepare made (the key file and the directory). */
+void vo_storage_rbd_discard(const char *dir);
+/* A new RBD image `image` holding the disk image src (of src_format), at
+ * least size bytes: made (librbd), then filled by qemu-img convert through
+ * QEMU's rbd driver; removed again when the copy fails. */
+int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
+                          const char *src_format, uint64_t size, char **ret_error);
+/* Reads an rbd pool's settings (props) and its key (DIR/key). */
+int vo_storage_rbd_load(const char *dir, json_t *props, VoRbdPool *ret, char **ret_error);

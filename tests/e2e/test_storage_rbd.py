@@ -1,0 +1,185 @@
+"""rbd pools against a real test Ceph (ceph_harness, one per session): a
+vireod in the Ceph's namespace makes a pool of a Ceph pool, and its volumes
+are RBD images (made, measured, resized, deleted in the cluster); the key
+is kept in a 0600 file and shown nowhere; bad monitors, pool, user or key
+answer 400 and leave nothing behind."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from vireo_harness import Daemon
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def rbd_env(ceph, tmp_path_factory):
+    """A Ceph pool `vireo-vms` with a cephx user `vireo` limited to it, its
+    keyring, and a vireod beside the Ceph (its namespace)."""
+    ceph.create_pool("vireo-vms")
+    keyring = str(tmp_path_factory.mktemp("rbd") / "ceph.client.vireo.keyring")
+    key = ceph.add_user("vireo", "vireo-vms", keyring)
+    d = Daemon(netns=ceph.netns)
+    try:
+        yield d, keyring, key
+    finally:
+        d.cleanup()
+
+
+def images(ceph):
+    return json.loads(ceph.rbd("ls", "--format", "json", "vireo-vms") or "[]")
+
+
+def image_size(ceph, name):
+    return json.loads(ceph.rbd("info", "--format", "json", f"vireo-vms/{name}"))["size"]
+
+
+def test_rbd_pool_volumes_are_rbd_images(ceph, rbd_env):
+    d, keyring, key = rbd_env
+    out = d.cli("pool", "create", "ceph1", "--type", "rbd", "--monitors", ceph.monitors,
+                "--pool", "vireo-vms", "--user", "vireo", "--keyring", keyring).stdout
+    assert "ceph pool:" in out and "vireo-vms" in out and key not in out
+    pool = d.api("GET", "/v1/pools/ceph1")
+    assert pool["type"] == "rbd"
+    assert pool["rbd"] == {"monitors": ceph.monitors, "pool": "vireo-vms", "user": "vireo"}
+    # Capacity from the cluster (the OSD's 10 GiB file), not the state directory's disk.
+    df = ceph.ceph("df")["stats"]
+    assert pool["capacity_bytes"] == df["total_bytes"]
+    assert 0 < pool["available_bytes"] <= pool["capacity_bytes"]
+    # The key: in a 0600 file of the pool's own, in no answer.
+    key_file = os.path.join(d.state_dir, "rbd", "ceph1", "key")
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    with open(key_file) as f:
+        assert f.read().strip() == key
+    assert key not in json.dumps(d.api("GET", "/v1/pools"))
+
+    d.task_ok("POST", "/v1/pools/ceph1/volumes", {"name": "data1", "size_bytes": 64 * MiB})
+    assert images(ceph) == ["data1"]
+    assert image_size(ceph, "data1") == 64 * MiB
+    vol = d.api("GET", "/v1/pools/ceph1/volumes/data1")
+    assert vol["format"] == "raw" and vol["rbd_image"] == "vireo-vms/data1"
+    assert vol["virtual_size_bytes"] == 64 * MiB
+    assert vol["allocation_bytes"] == 0  # thin: nothing written yet
+    # Written from outside: the allocation is the cluster's.
+    ceph.ns("rbd", "-c", ceph.conf, "bench", "--io-type", "write", "--io-total", "4M",
+            "--io-size", "4M", "vireo-vms/data1", timeout=60)
+    assert d.api("GET", "/v1/pools/ceph1/volumes/data1")["allocation_bytes"] >= 4 * MiB
+
+    d.task_ok("POST", "/v1/pools/ceph1/volumes/data1/resize", {"size_bytes": 96 * MiB})
+    assert image_size(ceph, "data1") == 96 * MiB
+    assert d.api("GET", "/v1/pools/ceph1/volumes/data1")["virtual_size_bytes"] == 96 * MiB
+
+    # A name taken: refused before any image is made.
+    d.api("POST", "/v1/pools/ceph1/volumes", {"name": "data1", "size_bytes": MiB}, expect=409)
+    assert images(ceph) == ["data1"]
+    # An import: a disk file converted into a new RBD image, byte for byte.
+    disk = os.path.join(d.state_dir, "images", "default", "disk.raw")
+    d.task_ok("POST", "/v1/pools/ceph1/volumes", {"name": "imp", "import_path": disk})
+    assert image_size(ceph, "imp") == os.path.getsize(disk)
+    exported = str(ceph.tmp) + "/imp.raw"
+    ceph.ns("rbd", "-c", ceph.conf, "export", "vireo-vms/imp", exported, timeout=60)
+    with open(disk, "rb") as a, open(exported, "rb") as b:
+        assert a.read() == b.read()
+    os.unlink(exported)
+    d.task_ok("DELETE", "/v1/pools/ceph1/volumes/imp")
+
+    d.task_ok("DELETE", "/v1/pools/ceph1/volumes/data1")
+    assert images(ceph) == []
+    assert d.api("GET", "/v1/volumes?pool=ceph1")["volumes"] == []
+    d.api("DELETE", "/v1/pools/ceph1")
+    assert not os.path.exists(os.path.join(d.state_dir, "rbd", "ceph1"))
+
+
+def test_rbd_pool_bad_input_leaves_nothing(ceph, rbd_env, tmp_path):
+    d, keyring, key = rbd_env
+    good = {"name": "bad", "type": "rbd", "monitors": ceph.monitors, "pool": "vireo-vms",
+            "user": "vireo", "keyring": keyring}
+    wrong_key = str(tmp_path / "wrong.keyring")
+    with open(wrong_key, "w") as f:
+        f.write("[client.vireo]\n\tkey = AQBGgBNrAAAAABAA0pJ5nOBC6LGzJEjmQqkE3w==\n")
+    no_key = str(tmp_path / "empty.keyring")
+    with open(no_key, "w") as f:
+        f.write("[client.other]\n[client.vireo]\n")
+    cases = [
+        ({"monitors": "not-an-ip"}, "monitors"),
+        ({"monitors": "127.0.0.1,"}, "monitors"),
+        ({"pool": ".hidden"}, "pool"),
+        ({"user": "client.vireo"}, "user"),
+        ({"keyring": "relative.keyring"}, "keyring"),
+        ({"keyring": str(tmp_path / "missing")}, "keyring"),
+        ({"keyring": no_key}, "keyring"),
+        ({"path": "/tmp"}, "path"),
+        # The cluster says no: an unknown pool, a wrong key, no monitor there.
+        ({"pool": "no-such-pool"}, "no-such-pool"),
+        ({"keyring": wrong_key}, "keyring"),
+        ({"monitors": "127.0.0.1:1"}, "127.0.0.1:1"),
+    ]
+    for change, named in cases:
+        body = {**good, **change}
+        status, doc = d.request("POST", "/v1/pools", body)[:2]
+        assert status == 400, (change, status, doc)
+        assert named in doc["error"]["message"], (change, doc)
+        assert key not in doc["error"]["message"]
+    names = [p["name"] for p in d.api("GET", "/v1/pools")["pools"]]
+    assert "bad" not in names
+    assert not os.path.exists(os.path.join(d.state_dir, "rbd", "bad"))
+    # The CLI needs all four.
+    p = d.cli("pool", "create", "bad", "--type", "rbd", "--monitors", ceph.monitors, check=False)
+    assert p.returncode != 0 and "--keyring" in p.stderr
+
+
+def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
+    """The default image copied into an RBD image (qemu-img through QEMU's
+    rbd driver) is a VM's root disk (root=/dev/vda): it boots, a file
+    written survives stop/start, an online resize is seen in the guest; the
+    key reaches QEMU by file only."""
+    from vireo_harness import BOOT_MARKER
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "ceph2", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    d.cli("vm", "create", "rbdvm", "--memory", "256M", "--pool", "ceph2")
+    vol = d.api("GET", "/v1/pools/ceph2/volumes/rbdvm-disk0")
+    assert vol["rbd_image"] == "vireo-vms/rbdvm-disk0" and vol["format"] == "raw"
+    assert "rbdvm-disk0" in images(ceph)
+    image_bytes = os.path.getsize(os.path.join(d.state_dir, "images", "default", "disk.raw"))
+    assert image_size(ceph, "rbdvm-disk0") == image_bytes
+
+    d.cli("vm", "start", "rbdvm")
+    d.wait_console("rbdvm", BOOT_MARKER, timeout=120)
+    pid = d.vm("rbdvm")["pid"]
+    d.qemu_pids.add(pid)
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = f.read().decode(errors="replace")
+    assert '"driver":"rbd"' in argv and "vireo-vms" in argv
+    assert key not in argv and '"qom-type":"secret"' in argv
+
+    d.guest("rbdvm", "echo vireo-rbd-42 > /root/rbd-marker && sync")
+    d.cli("vm", "stop", "rbdvm")
+    d.cli("vm", "start", "rbdvm")
+    d.wait_console("rbdvm", BOOT_MARKER, count=2, timeout=120)
+    d.qemu_pids.add(d.vm("rbdvm")["pid"])
+    assert "vireo-rbd-42" in d.guest("rbdvm", "cat /root/rbd-marker")
+
+    # Online: QMP block_resize on the running VM's RBD node.
+    d.task_ok("POST", "/v1/pools/ceph2/volumes/rbdvm-disk0/resize",
+              {"size_bytes": image_bytes + 32 * MiB})
+    sectors = int(d.guest("rbdvm", "cat /sys/block/vda/size").split()[0])
+    assert sectors * 512 == image_bytes + 32 * MiB
+    assert image_size(ceph, "rbdvm-disk0") == image_bytes + 32 * MiB
+
+    # Hot-plugged: the key object first (object-add), then the rbd node.
+    d.task_ok("POST", "/v1/pools/ceph2/volumes", {"name": "data", "size_bytes": 16 * MiB})
+    d.task_ok("POST", "/v1/vms/rbdvm/disks", {"volume": "ceph2/data"})
+    assert int(d.guest("rbdvm", "cat /sys/block/vdb/size").split()[0]) * 512 == 16 * MiB
+    d.guest("rbdvm", "echo vireo-hot-7 | dd of=/dev/vdb conv=fsync 2>/dev/null")
+    assert ceph.ns("rbd", "-c", ceph.conf, "export", "vireo-vms/data", "-",
+                   timeout=60).stdout.startswith("vireo-hot-7")
+    d.remember_qemu_pids()
+    d.cli("vm", "stop", "rbdvm")
+    d.cli("vm", "delete", "rbdvm")
+    assert "rbdvm-disk0" not in images(ceph)
+    d.task_ok("DELETE", "/v1/pools/ceph2/volumes/data")
+    assert images(ceph) == []
