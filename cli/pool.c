@@ -279,44 +279,24 @@ static const CliCommand pool_commands[] = {
       "  --shared              a directory every host of the cluster mounts at DIR (NFS,\n"
       "                        say): vireod writes DIR/.vireo-pool.json and each host\n"
       "                        checks it sees it (vireo pool show NAME: per host)\n"
-      "  --portal IP[:PORT]    iscsi: the target's portal (port 3260 by default)
-"
-      "  --target IQN          iscsi: the target's name (iqn.YYYY-MM.domain:name)
-"
-      "  --chap-user U         iscsi: CHAP user name, with --chap-secret-file
-"
-      "  --chap-secret-file F  iscsi: a file holding the CHAP secret (read here; vireod
-"
-      "                        keeps it 0600 under its state directory, never shows it)
-"
-      "  --type rbd            volumes are RBD images (thin) in a Ceph pool; vireod
-"
-      "                        connects (librados) and checks the pool first
-"
-      "  --monitors IP[,IP]    the Ceph monitors (IP[:PORT], IPv6 in [])
-"
-      "  --pool NAME           the Ceph pool (made and rbd-initialised by the Ceph admin)
-"
-      "  --user ID             the cephx user, without 'client.'
-"
-      "  --keyring FILE        a keyring with its key, read by vireod once; the key is
-"
-      "                        kept in a 0600 file under vireod's state directory
-"
-      "                        (docs/storage-ceph.md)
-"
-      "
-Examples:
-  vireo pool create fast --path /srv/nvme/vireo
-"
-      "  vireo pool create nfs --path /mnt/vireo --shared
-"
-      "  vireo pool create san1 --type iscsi --portal 10.0.0.5 --target iqn.2026-01.com.example:san1
-"
-      "  vireo pool create ceph1 --type rbd --monitors 10.0.0.1,10.0.0.2 --pool vms \\
-"
-      "      --user vireo --keyring /etc/ceph/ceph.client.vireo.keyring
-",
+      "  --portal IP[:PORT]    iscsi: the target's portal (port 3260 by default)\n"
+      "  --target IQN          iscsi: the target's name (iqn.YYYY-MM.domain:name)\n"
+      "  --chap-user U         iscsi: CHAP user name, with --chap-secret-file\n"
+      "  --chap-secret-file F  iscsi: a file holding the CHAP secret (read here; vireod\n"
+      "                        keeps it 0600 under its state directory, never shows it)\n"
+      "  --type rbd            volumes are RBD images (thin) in a Ceph pool; vireod\n"
+      "                        connects (librados) and checks the pool first\n"
+      "  --monitors IP[,IP]    the Ceph monitors (IP[:PORT], IPv6 in [])\n"
+      "  --pool NAME           the Ceph pool (made and rbd-initialised by the Ceph admin)\n"
+      "  --user ID             the cephx user, without 'client.'\n"
+      "  --keyring FILE        a keyring with its key, read by vireod once; the key is\n"
+      "                        kept in a 0600 file under vireod's state directory\n"
+      "                        (docs/storage-ceph.md)\n"
+      "\nExamples:\n  vireo pool create fast --path /srv/nvme/vireo\n"
+      "  vireo pool create nfs --path /mnt/vireo --shared\n"
+      "  vireo pool create san1 --type iscsi --portal 10.0.0.5 --target iqn.2026-01.com.example:san1\n"
+      "  vireo pool create ceph1 --type rbd --monitors 10.0.0.1,10.0.0.2 --pool vms \\\n"
+      "      --user vireo --keyring /etc/ceph/ceph.client.vireo.keyring\n",
       pool_create },
     { "pool", "refresh", "NAME", NULL, "List an iSCSI pool's LUNs again.",
       "New LUNs become volumes (lunN), sizes follow the target, and LUNs gone from the\n"
