@@ -146,7 +146,7 @@ static void test_pool_spec(void **state)
                         "for rbd pools");
     assert_pool_refused("{\"name\": \"d\"}", "path");
     assert_pool_refused("{\"name\": \"d\", \"type\": \"lvm\", \"path\": \"/srv\"}",
-                        "dir, backup or rbd");
+                        "dir, backup, iscsi or rbd");
 }
 
 int main(void)
