@@ -11,6 +11,8 @@ PKGS=(build-essential meson ninja-build pkg-config
       busybox-static etcd-server etcd-client libgnutls28-dev openssl
       ovmf  # UEFI firmware of VMs (--firmware uefi)
       grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools dosfstools efibootmgr  # guest/build-installer-iso.sh (BIOS+UEFI installer ISO)
+      genisoimage  # vireod's cloud-init NoCloud seed ISO (xorriso also works)
+      debootstrap openssh-client  # guest/build-debian-image.sh; the Debian guest test logs in over SSH
       clang llvm libclang-rt-14-dev)  # libFuzzer (tests/fuzz) and llvm-symbolizer
 BPO_PKGS=(qemu-system-x86 qemu-utils)
 
