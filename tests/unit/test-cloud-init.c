@@ -16,6 +16,7 @@
 
 #include "conf/cloud-init.h"
 #include "conf/vm-spec.h"
+#include "qemu/qemu-argv.h"
 #include "util/util.h"
 
 #define ID "6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10"
@@ -327,6 +328,59 @@ static void test_seed_parses_as_yaml(void **state)
     vo_cloud_init_free(ci);
 }
 
+static int volume_path(void *userdata, const char *key, char **ret_path, char **ret_error)
+{
+    *ret_path = vo_asprintf("/pools/%s.img", key);
+    return 0;
+}
+
+static int image_file(void *userdata, const char *image, bool initrd, char **ret_path,
+                      char **ret_error)
+{
+    return -ENOENT;
+}
+
+static bool argv_has(char **argv, const char *opt, const char *fragment)
+{
+    for (size_t i = 0; argv[i] && argv[i + 1]; i++)
+        if (!strcmp(argv[i], opt) && strstr(argv[i + 1], fragment))
+            return true;
+    return false;
+}
+
+/* The seed is a second read-only CD-ROM (AHCI port 2) beside the user's
+ * drive (port 1), never in the boot order; none without a seed path. */
+static void test_qemu_argv(void **state)
+{
+    (void)state;
+    json_t *doc = json_loads("{\"id\":\"" ID "\",\"name\":\"a\",\"disks\":[{\"volume\":"
+                             "\"p/d\"}],\"cdrom\":{\"volume\":\"p/iso\"},\"cloud_init\":{}}",
+                             0, NULL);
+    VoVmSpec *spec = NULL, *resolved = NULL;
+    _cleanup_free_ char *err = NULL;
+    assert_int_equal(vo_vm_spec_from_json(doc, &spec, &err), 0);
+    VoSpecResolver res = { .volume_path = volume_path, .image_file = image_file };
+    assert_int_equal(vo_vm_spec_resolve(spec, &res, &resolved, &err), 0);
+    VoQemuCaps caps = { .binary = "qemu-system-x86_64" };
+    VoQemuPaths paths = { .qmp_socket = "/r/qmp", .console_socket = "/r/console",
+                          .pidfile = "/r/pid" };
+    char **argv = NULL;
+    assert_int_equal(vo_qemu_build_argv(resolved, &caps, &paths, &argv, &err), 0);
+    assert_false(argv_has(argv, "-drive", "cidata"));
+    vo_strv_free(TAKE_PTR(argv));
+    resolved->cloud_init_path = vo_strdup("/state/vms/" ID "/cidata.iso");
+    assert_int_equal(vo_qemu_build_argv(resolved, &caps, &paths, &argv, &err), 0);
+    assert_true(argv_has(argv, "-drive", "if=none,id=drive-cidata0,media=cdrom,readonly=on,"
+                                         "format=raw,file=/state/vms/" ID "/cidata.iso"));
+    assert_true(argv_has(argv, "-device", "{\"driver\":\"ide-cd\",\"id\":\"cidata0\","
+                                          "\"bus\":\"ide.2\",\"drive\":\"drive-cidata0\"}"));
+    assert_true(argv_has(argv, "-drive", "id=drive-cdrom0"));
+    vo_strv_free(argv);
+    vo_vm_spec_free(resolved);
+    vo_vm_spec_free(spec);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_yaml_quote),
         cmocka_unit_test(test_seed_documents),
         cmocka_unit_test(test_seed_parses_as_yaml),
+        cmocka_unit_test(test_qemu_argv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
