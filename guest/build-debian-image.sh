@@ -94,6 +94,8 @@ configure_rootfs() {
     cat >"$root/etc/cloud/cloud.cfg.d/90-vireo.cfg" <<'CFG'
 # vireo: the settings come from the NoCloud seed (a CD-ROM labelled cidata).
 datasource_list: [NoCloud, None]
+# No locales package: C.UTF-8 (built into libc) needs no locale-gen.
+locale: C.UTF-8
 system_info:
   network:
     renderers: [networkd]

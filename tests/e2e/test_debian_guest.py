@@ -91,7 +91,10 @@ def test_debian_cloud_init_ssh_agent(debian_daemon, tmp_path):
     assert host == "deb1"
     p = ssh(d, key, ip, "cloud-init", "status", "--wait", timeout=300)
     t_ci = time.monotonic() - t0
-    assert p.returncode == 0 and "done" in p.stdout, p
+    if p.returncode != 0 or "done" not in p.stdout:
+        why = ssh(d, key, ip, "cloud-init status --long; sudo -n grep -E 'WARNING|ERROR|Traceback' "
+                  "/var/log/cloud-init.log | tail -n 20")
+        raise AssertionError(f"cloud-init did not finish cleanly:\n{p.stdout}\n{why.stdout}")
     p = ssh(d, key, ip, "sudo", "-n", "id", "-u")
     assert p.stdout.strip() == "0", p  # the user has sudo
     print(f"\nDebian guest under TCG: agent IP after {t_agent:.1f} s, SSH login after "
