@@ -73,6 +73,32 @@ int cli_vm_send_keys(const CliCommand *cmd, int argc, char **argv);
 int cli_vm_top(const CliCommand *cmd, int argc, char **argv);
 int cli_host_top(const CliCommand *cmd, int argc, char **argv);
 
+/* vm-cloudinit.c: the --ci-* options (vm create, vm cloud-init set) and the
+ * `vm cloud-init show|set` commands. */
+typedef struct {
+    const char *user, *password_hash, *ssh_key, *hostname, *user_data, *network;
+} CliCloudInitOpts;
+#define CLI_CLOUD_INIT_OPTIONS(o)                                                               \
+    { "--ci-user", &(o).user, NULL }, { "--ci-password-hash", &(o).password_hash, NULL },       \
+        { "--ci-ssh-key", &(o).ssh_key, NULL }, { "--ci-hostname", &(o).hostname, NULL },       \
+        { "--ci-user-data", &(o).user_data, NULL }, { "--ci-network", &(o).network, NULL }
+#define CLI_CLOUD_INIT_HELP                                                                     \
+    "  --ci-user NAME        cloud-init makes user NAME (sudo without password)\n"             \
+    "  --ci-password-hash HASH  NAME's password, as a crypt(3) hash (mkpasswd -m\n"            \
+    "                        sha-512, openssl passwd -6); SSH password login is on\n"          \
+    "  --ci-ssh-key FILE     the ssh public keys in FILE (a .pub or authorized_keys)\n"        \
+    "                        may log in as NAME (or as the image's default user)\n"            \
+    "  --ci-hostname H       the guest's hostname (default: the VM's name)\n"                  \
+    "  --ci-user-data FILE   your own user-data (#cloud-config or a #! script) instead\n"      \
+    "                        of the one vireo makes (not with --ci-user/-ssh-key/-password-hash)\n" \
+    "  --ci-network dhcp|static:IP/PREFIX[,gw=GW][,dns=IP[;IP]]\n"                             \
+    "                        the first NIC's address (default: cloud-init's DHCP)\n"
+/* Adds the options given to the "cloud_init" object ci; false after an error. */
+bool cli_cloud_init_apply(const CliCloudInitOpts *o, struct json_t *ci);
+bool cli_cloud_init_given(const CliCloudInitOpts *o);
+int cli_vm_cloud_init_show(const CliCommand *cmd, int argc, char **argv);
+int cli_vm_cloud_init_set(const CliCommand *cmd, int argc, char **argv);
+
 /* "vm create", "vm disk add" or "console": the command's name for messages and help hints. */
 const char *cli_command_name(const CliCommand *cmd, char *buf, size_t size);
 void cli_print_command_help(const CliCommand *cmd);

@@ -47,6 +47,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
                *ha_group = NULL, *firmware = NULL, *display = NULL, *disk_volume = NULL;
     bool autostart = false, full_clone = false, async = false, blank = false, ha = false;
     bool secure_boot = false;
+    CliCloudInitOpts ci = { 0 };
     _cleanup_strv_ char **networks = NULL;
     const CliOption opts[] = {
         { "--image", &image, NULL },   { "--vcpus", &vcpus, NULL },
@@ -62,6 +63,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         { "--display", &display, NULL },
         { "--ha", NULL, &ha },         { "--ha-priority", &ha_priority, NULL },
         { "--ha-group", &ha_group, NULL },
+        CLI_CLOUD_INIT_OPTIONS(ci),
         { "--async", NULL, &async },   { NULL, NULL, NULL },
     };
     const CliListOption lists[] = { { "--network", &networks }, { NULL, NULL } };
@@ -126,6 +128,11 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         for (char **n = networks; *n; n++)
             json_array_append_new(arr, json_string(*n));
         json_object_set_new(body, "networks", arr);
+    }
+    if (ok && cli_cloud_init_given(&ci)) {
+        json_t *o = json_object();
+        json_object_set_new(body, "cloud_init", o);
+        ok = cli_cloud_init_apply(&ci, o);
     }
     if (!ok) {
         json_decref(body);
@@ -962,7 +969,9 @@ static const CliCommand vm_commands[] = {
       "[--group NAME] [--host HOST] "
       "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] "
       "[--firmware bios|uefi [--secure-boot]] [--display vga|virtio|none] "
-      "[--ha [--ha-priority N] [--ha-group NAME]] [--async]",
+      "[--ha [--ha-priority N] [--ha-group NAME]] "
+      "[--ci-user NAME] [--ci-password-hash HASH] [--ci-ssh-key FILE] [--ci-hostname H] "
+      "[--ci-user-data FILE] [--ci-network dhcp|static:IP/PREFIX,gw=GW[,dns=IP]] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
       "  --image IMG           image to boot (default: default)\n"
@@ -1014,8 +1023,12 @@ static const CliCommand vm_commands[] = {
       "  --ha-priority N       restart order among HA VMs, -1000..1000, higher first\n"
       "                        (default: 0)\n"
       "  --ha-group NAME       the placement group whose policy holds where it restarts\n"
+      "cloud-init (any --ci-* option: vireod attaches a NoCloud seed, a CD-ROM\n"
+      "labelled cidata; an image with \"cloud_init\": true gets one by default):\n"
+      CLI_CLOUD_INIT_HELP
       ASYNC_HELP
       "\nExamples:\n  vireo vm create web1 --vcpus 2 --memory 1G --disk-size 10G\n"
+      "  vireo vm create deb1 --image debian --ci-user me --ci-ssh-key ~/.ssh/id_ed25519.pub\n"
       "  vireo vm create inst --blank --disk-size 10G --cdrom default/debian-iso \\\n"
       "      --boot cdrom,disk\n"
       "  vireo vm create gw1 --network default --network lab\n",
@@ -1178,6 +1191,25 @@ static const CliCommand vm_commands[] = {
     { "vm", "cdrom eject", "VM", "[--async]", "Empty a VM's CD-ROM drive (also while it runs).",
       "The drive stays (empty); the ISO volume is free again.\n\nOptions:\n" ASYNC_HELP,
       vm_cdrom },
+    { "vm", "cloud-init show", "VM", NULL,
+      "Show a VM's cloud-init settings and the seed's documents.",
+      "The seed is a CD-ROM labelled cidata that vireod makes from the settings\n"
+      "(user-data, meta-data with the instance-id, network-config v2).\n",
+      cli_vm_cloud_init_show },
+    { "vm", "cloud-init set", "VM",
+      "[--ci-user NAME] [--ci-password-hash HASH] [--ci-ssh-key FILE] [--ci-hostname H] "
+      "[--ci-user-data FILE] [--ci-network dhcp|static:IP/PREFIX,gw=GW[,dns=IP]] "
+      "[--reset|--none] [--async]",
+      "Change a VM's cloud-init settings (the seed is remade).",
+      "The options given replace those settings; the others stay (--reset: start\n"
+      "from none). The instance-id changes with the settings, so cloud-init in the\n"
+      "guest applies them again at its next boot; a running VM gets the new seed\n"
+      "when it is next started (vm stop, vm start).\n"
+      "\nOptions:\n" CLI_CLOUD_INIT_HELP
+      "  --reset               drop the current settings first\n"
+      "  --none                remove the settings: no seed is attached any more\n" ASYNC_HELP
+      "\nExample:\n  vireo vm cloud-init set web1 --ci-ssh-key ~/.ssh/id_ed25519.pub\n",
+      cli_vm_cloud_init_set },
     { "vm", "nic add", "VM", "--network NET [--mac MAC] [--async]",
       "Add a NIC on a network to a VM (hot-plugged when it runs).",
       "The NIC comes after the VM's others. NET is a network of 'vireo network list',\n"

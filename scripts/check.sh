@@ -41,7 +41,7 @@ CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
                  tests/e2e/test_ha_restart.py tests/e2e/test_backups.py)
 CLUSTER_TESTS_C=(tests/e2e/test_drs.py tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
                  tests/e2e/test_responsiveness.py tests/e2e/test_uefi.py
-                 tests/e2e/test_iso_install.py)
+                 tests/e2e/test_iso_install.py tests/e2e/test_debian_guest.py)
 ignore=()
 for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}" "${CLUSTER_TESTS_C[@]}"; do ignore+=("--ignore=$t"); done
 junit="$BUILD/pytest-junit.xml"

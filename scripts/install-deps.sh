@@ -13,6 +13,8 @@ PKGS=(build-essential meson ninja-build pkg-config
       libsodium-dev  # argon2id password hashes (HTTPS access for users)
       ovmf  # UEFI firmware of VMs (--firmware uefi)
       grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools dosfstools efibootmgr  # guest/build-installer-iso.sh (BIOS+UEFI installer ISO)
+      genisoimage  # vireod's cloud-init NoCloud seed ISO (xorriso also works)
+      debootstrap openssh-client  # guest/build-debian-image.sh; the Debian guest test logs in over SSH
       clang llvm libclang-rt-14-dev  # libFuzzer (tests/fuzz) and llvm-symbolizer
       libiscsi-dev libiscsi-bin tgt  # iSCSI pools (docs/storage-san.md): vireod's initiator; tests' target
       librados-dev librbd-dev  # rbd pools (vireod talks to Ceph)

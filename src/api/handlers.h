@@ -116,6 +116,8 @@ void vo_api_vm_nics_list(VoRequest *req, VoReply *rep);
 void vo_api_vm_nic_add(VoRequest *req, VoReply *rep);
 void vo_api_vm_nic_remove(VoRequest *req, VoReply *rep);
 void vo_api_vm_cdrom(VoRequest *req, VoReply *rep);
+void vo_api_vm_cloud_init_get(VoRequest *req, VoReply *rep);
+void vo_api_vm_cloud_init_set(VoRequest *req, VoReply *rep);
 void vo_api_vm_exec(VoRequest *req, VoReply *rep);
 void vo_api_vm_set_password(VoRequest *req, VoReply *rep);
 

@@ -179,6 +179,9 @@ static bool create_boot_args(VoRequest *req, VoReply *rep, VoVmCreateArgs *args)
         return false;
     }
     args->display = json_string_value(display);
+    /* Checked by vo_vm_create (cloud_init.FIELD: what to fix). */
+    json_t *cloud_init = json_object_get(req->body, "cloud_init");
+    args->cloud_init = json_is_null(cloud_init) ? NULL : cloud_init;
     if (cdrom && !json_is_string(cdrom)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "cdrom: expected \"POOL/NAME\" of an ISO "
                        "volume (or \"\" for an empty drive)");
@@ -250,12 +253,13 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     const char *ha_group = NULL;
     json_t *networks = NULL, *cdrom = NULL, *boot = NULL, *firmware = NULL, *secure_boot = NULL;
     json_t *display = NULL;
+    json_t *cloud_init = NULL;
     int blank = 0;
     if (!no_host_paths_in_create(req, rep))
         return;
     if (!vo_request_unpack(req, rep,
                            "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s, s?s,"
-                           " s?o, s?o, s?b, s?b, s?I, s?s, s?o, s?o, s?o, s?s}",
+                           " s?o, s?o, s?b, s?b, s?I, s?s, s?o, s?o, s?o, s?s, s?o}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
@@ -264,7 +268,7 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
                            "boot", &boot, "blank", &blank, "ha", &ha,
                            "ha_priority", &ha_priority, "ha_group", &ha_group, "firmware",
                            &firmware, "secure_boot", &secure_boot, "display", &display,
-                           "disk_volume", &disk_volume))
+                           "disk_volume", &disk_volume, "cloud_init", &cloud_init))
         return;
     (void)display; /* read by create_boot_args */
     if (!ha_fields_valid(rep, ha_priority, ha_group))

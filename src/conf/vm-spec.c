@@ -117,6 +117,8 @@ VoVmSpec *vo_vm_spec_free(VoVmSpec *s)
     free(s->cdrom_path);
     free(s->nvram);
     free(s->nvram_path);
+    free(s->cloud_init_path);
+    vo_cloud_init_free(s->cloud_init);
     free(s->ha_group);
     for (size_t i = 0; i < s->n_disks; i++) {
         free(s->disks[i].path);
@@ -180,6 +182,7 @@ static const KeyType spec_keys[] = {
     { "cdrom", JSON_OBJECT },     { "boot", JSON_ARRAY },
     { "firmware", JSON_STRING },  { "secure_boot", JSON_TRUE }, { "nvram", JSON_STRING },
     { "display", JSON_STRING },
+    { "cloud_init", JSON_OBJECT },
 };
 static const KeyType cdrom_keys[] = { { "volume", JSON_STRING } };
 static const KeyType disk_keys[] = {
@@ -349,13 +352,13 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
         r = parse_boot(doc, s, ret_error);
     if (r < 0)
         return r;
-    json_t *cdrom_o = NULL, *boot_o = NULL;
+    json_t *cdrom_o = NULL, *boot_o = NULL, *cloud_init = NULL;
     const char *group = NULL, *ha_group = NULL, *firmware = NULL, *nvram = NULL, *display = NULL;
     int ha = 0, secure_boot = 0;
     json_int_t ha_priority = 0;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
                        "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?o, s?o, s?s, s?o, s?o, s?b,"
-                       " s?s, s?o, s?o, s?b, s?I, s?s, s?s, s?b, s?s, s?s}",
+                       " s?s, s?o, s?o, s?b, s?I, s?s, s?s, s?b, s?s, s?s, s?o}",
                        "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
                        &memory, "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                        "accel", &accel, "machine", &machine, "kernel", &kernel,
@@ -363,8 +366,10 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
                        "autostart", &autostart, "group", &group, "cdrom", &cdrom_o, "boot",
                        &boot_o, "ha", &ha, "ha_priority", &ha_priority, "ha_group",
                        &ha_group, "firmware", &firmware, "secure_boot", &secure_boot, "nvram",
-                       &nvram, "display", &display) < 0)
+                       &nvram, "display", &display, "cloud_init", &cloud_init) < 0)
         return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
+    if (cloud_init && vo_cloud_init_from_json(cloud_init, &s->cloud_init, ret_error) < 0)
+        return -EINVAL;
     if (ha_priority < VO_VM_HA_PRIORITY_MIN || ha_priority > VO_VM_HA_PRIORITY_MAX)
         return vo_error_set(ret_error, -EINVAL, "ha_priority: %lld is out of range (%d..%d)",
                             (long long)ha_priority, VO_VM_HA_PRIORITY_MIN,
@@ -471,6 +476,8 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
     set_opt_string(o, "nvram", s->nvram);
     if (s->display != VO_DISPLAY_NONE)
         json_object_set_new(o, "display", json_string(vo_display_to_string(s->display)));
+    if (s->cloud_init)
+        json_object_set_new(o, "cloud_init", vo_cloud_init_to_json(s->cloud_init));
     if (s->ha)
         json_object_set_new(o, "ha", json_true());
     if (s->ha_priority)
@@ -513,6 +520,7 @@ VoVmSpec *vo_vm_spec_copy(const VoVmSpec *s)
     copy->initrd = vo_strdup(s->initrd);
     copy->cdrom_path = vo_strdup(s->cdrom_path);
     copy->nvram_path = vo_strdup(s->nvram_path);
+    copy->cloud_init_path = vo_strdup(s->cloud_init_path);
     return copy;
 }
 
@@ -792,6 +800,7 @@ void vo_vm_spec_unresolve(VoVmSpec *s)
     free(TAKE_PTR(s->initrd));
     free(TAKE_PTR(s->cdrom_path));
     free(TAKE_PTR(s->nvram_path));
+    free(TAKE_PTR(s->cloud_init_path));
 }
 
 /* The old-format kernel or initrd key of doc, upgraded. */

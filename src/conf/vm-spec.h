@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conf/cloud-init.h"
+
 typedef enum { VO_ACCEL_AUTO, VO_ACCEL_KVM, VO_ACCEL_TCG, _VO_ACCEL_MAX } VoAccel;
 const char *vo_accel_to_string(VoAccel a);
 int vo_accel_from_string(const char *s, VoAccel *ret);
@@ -113,6 +115,11 @@ typedef struct {
     char *nvram_path;
     /* "display": "vga" | "virtio" (absent: none). */
     VoDisplay display;
+    /* cloud-init (NULL: none): the settings of the NoCloud seed vireod makes
+     * and attaches as a second, read-only CD-ROM ("cidata");
+     * cloud_init_path: resolved copies only, the seed ISO in the VM's state. */
+    VoCloudInit *cloud_init;
+    char *cloud_init_path;
     bool autostart;
     char *group;   /* the placement group it belongs to (cluster/groups/<name>), or NULL */
     /* High availability (docs/ha.md): restarted on another host when its

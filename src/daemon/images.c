@@ -161,7 +161,7 @@ int vo_image_from_doc(VoDaemon *d, const char *name, const char *text, VoImage *
                           .format = vo_strdup(v.format), .size_bytes = v.size_bytes,
                           .kernel = doc_file(dir, v.kernel), .initrd = doc_file(dir, v.initrd),
                           .cmdline = vo_strdup(v.cmdline), .pool = TAKE_PTR(pool),
-                          .firmware = vo_strdup(v.firmware) };
+                          .firmware = vo_strdup(v.firmware), .cloud_init = v.cloud_init };
         *ret = img;
     }
     json_decref(doc);

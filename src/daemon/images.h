@@ -20,6 +20,7 @@ typedef struct {
     char *kernel, *initrd, *cmdline; /* absolute paths / text, or NULL */
     char *pool; /* the shared pool it is kept in, or NULL: this host's */
     char *firmware; /* "bios" | "uefi": what its VMs boot by default, or NULL */
+    bool cloud_init; /* its VMs get a cloud-init seed by default */
 } VoImage;
 
 /* An image kept in a shared pool (POST /v1/images with "pool") is the

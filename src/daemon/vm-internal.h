@@ -100,6 +100,9 @@ VoVm **vo_vms_ref_all(VoDaemon *d, size_t *ret_n);
 char *vo_vm_name(VoVm *vm);
 bool vo_vm_state_active(VoVmState s);
 char *vo_vm_state_dir(VoDaemon *d, const char *id);
+/* The cloud-init seed ISO of spec (vm-cloudinit.c), made or remade when its
+ * settings changed: *ret_path its file in the VM's state directory. */
+int vo_vm_cloud_init_seed(VoDaemon *d, const VoVmSpec *spec, char **ret_path, char **ret_error);
 char *vo_vm_run_dir(VoDaemon *d, const char *id);
 /* Caller holds vm->lock. Writes the VM's document and its relation
  * documents (uses/...) in one transaction. */

@@ -42,7 +42,13 @@ static int image_file(void *userdata, const char *image, bool initrd, char **ret
 int vo_vm_resolve(VoDaemon *d, const VoVmSpec *spec, VoVmSpec **ret, char **ret_error)
 {
     VoSpecResolver res = { .volume_path = volume_path, .image_file = image_file, .userdata = d };
-    return vo_vm_spec_resolve(spec, &res, ret, ret_error);
+    int r = vo_vm_spec_resolve(spec, &res, ret, ret_error);
+    /* cloud-init: the seed ISO, (re)made here so every start (and a
+     * migration's target) has the one of the current settings. */
+    if (r >= 0 && spec->cloud_init &&
+        (r = vo_vm_cloud_init_seed(d, spec, &(*ret)->cloud_init_path, ret_error)) < 0)
+        *ret = vo_vm_spec_free(*ret);
+    return r;
 }
 
 /* ---- definitions with paths (written before specs named things) ------------ */

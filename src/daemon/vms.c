@@ -1714,6 +1714,16 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     }
     if (!args->display && args->cdrom)
         spec->display = VO_DISPLAY_VGA;
+    /* cloud-init: as asked, else a seed with the defaults (the VM's name as
+     * its hostname) when the image wants one. */
+    if (args->cloud_init) {
+        if (vo_cloud_init_from_json(args->cloud_init, &spec->cloud_init, ret_error) < 0) {
+            vo_vm_spec_free(spec);
+            vo_image_free(img);
+            return -EINVAL;
+        }
+    } else if (img->cloud_init)
+        spec->cloud_init = vo_malloc0(sizeof(VoCloudInit));
     /* Direct boot: the image's kernel and initrd, by the image's name. */
     spec->kernel_from.image = img->kernel && img->name ? vo_strdup(img->name) : NULL;
     spec->initrd_from.image = img->initrd && img->name ? vo_strdup(img->name) : NULL;

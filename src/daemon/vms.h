@@ -71,6 +71,7 @@ typedef struct {
     /* "vga" | "virtio" | "none"; NULL: vga when cdrom is given (an ISO
      * install), else none. */
     const char *display;
+    json_t *cloud_init;   /* a "cloud_init" object (borrowed), or NULL: the image's default */
     bool ha;           /* highly available (docs/ha.md): pool must be shared */
     int ha_priority;
     const char *ha_group;
@@ -88,6 +89,12 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
  * the host's record then so placement sees the room again. */
 void vo_vms_set_gone_hook(void (*fn)(VoDaemon *d));
 int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
+/* cloud-init (vm-cloudinit.c): the settings and the seed's documents as the
+ * guest gets them; set replaces the settings (NULL: none) and remakes the
+ * seed, which a running VM reads at its next start. */
+json_t *vo_vm_cloud_init_json(VoDaemon *d, VoVm *vm);
+int vo_vm_cloud_init_set(VoDaemon *d, VoVm *vm, json_t *settings, json_t **ret_task,
+                         char **ret_error);
 /* A start whose firmware boots dev first, for this run only (until the VM
  * stops): the VM's stored boot order is not changed. */
 int vo_vm_start_once(VoDaemon *d, VoVm *vm, VoBootDev dev, json_t **ret_task,

@@ -210,6 +210,20 @@ static void build_cdrom(char ***argv, const VoVmSpec *spec)
     push_json(argv, "-device", vo_qemu_cdrom_device_props(spec));
 }
 
+/* The cloud-init NoCloud seed (volume label cidata), when the VM has
+ * cloud-init settings: a second read-only CD-ROM on AHCI port 2, apart from
+ * the user's drive (ide.1); firmware never boots it. */
+static void build_cidata(char ***argv, const VoVmSpec *spec)
+{
+    if (!spec->cloud_init_path)
+        return;
+    push_opt(argv, "-drive", "if=none,id=%s,media=cdrom,readonly=on,format=raw,file=%s",
+             VO_QEMU_CIDATA_DRIVE, spec->cloud_init_path);
+    push_json(argv, "-device", json_pack("{s:s, s:s, s:s, s:s}", "driver", "ide-cd", "id",
+                                         VO_QEMU_CIDATA_ID, "bus", "ide.2", "drive",
+                                         VO_QEMU_CIDATA_DRIVE));
+}
+
 /* A NIC on a vireo network is a tap vireod opened and hands over as an fd;
  * "user" is QEMU's own NAT. */
 static int build_nics(char ***argv, const VoVmSpec *spec, const VoQemuLayout *layout,
@@ -349,6 +363,7 @@ int vo_qemu_build_argv_layout(const VoVmSpec *spec, const VoQemuCaps *caps,
     build_root_ports(&argv, layout);
     build_disks(&argv, spec, layout);
     build_cdrom(&argv, spec);
+    build_cidata(&argv, spec);
     r = build_nics(&argv, spec, layout, paths, ret_error);
     if (r < 0)
         return r;

@@ -56,4 +56,7 @@ json_t *vo_qemu_nic_device_props(const VoVmSpec *spec, const VoNicSpec *nic);
  * (blockdev-change-medium, eject) can replace it; an empty drive has none. */
 #define VO_QEMU_CDROM_ID "cdrom0"
 #define VO_QEMU_CDROM_DRIVE "drive-cdrom0"
+/* The cloud-init seed's CD-ROM (qemu-argv.c). */
+#define VO_QEMU_CIDATA_ID "cidata0"
+#define VO_QEMU_CIDATA_DRIVE "drive-cidata0"
 json_t *vo_qemu_cdrom_device_props(const VoVmSpec *spec);

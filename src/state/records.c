@@ -45,6 +45,9 @@ int vo_image_doc_make(const char *name, json_t *meta, uint64_t size_bytes, int64
         json_object_set_new(doc, "template_of", json_string(template_of));
     if (firmware)
         json_object_set_new(doc, "firmware", json_string(firmware));
+    /* "cloud_init": true: VMs made from it get a NoCloud seed by default. */
+    if (json_is_true(json_object_get(meta, "cloud_init")))
+        json_object_set_new(doc, "cloud_init", json_true());
     *ret = doc;
     return 0;
 }
@@ -61,6 +64,7 @@ int vo_image_doc_parse(json_t *doc, const char *name, VoImageDoc *ret)
     v.initrd = json_string_value(json_object_get(doc, "initrd"));
     v.cmdline = json_string_value(json_object_get(doc, "cmdline"));
     v.firmware = json_string_value(json_object_get(doc, "firmware"));
+    v.cloud_init = json_is_true(json_object_get(doc, "cloud_init"));
     v.size_bytes = (uint64_t)size;
     /* The name makes the image's directory (STATE/images/NAME): a plain
      * name, the one its key says, never a path out of there. */

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* ---- images ------------------------------------------------------------ */
@@ -27,6 +28,7 @@ int vo_image_doc_make(const char *name, json_t *meta, uint64_t size_bytes, int64
 typedef struct {
     const char *name, *disk, *format, *kernel, *initrd, *cmdline;
     const char *firmware; /* the image's preference, or NULL */
+    bool cloud_init;      /* its VMs get a cloud-init seed by default */
     uint64_t size_bytes;
 } VoImageDoc;
 int vo_image_doc_parse(json_t *doc, const char *name, VoImageDoc *ret);

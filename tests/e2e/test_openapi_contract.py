@@ -1020,6 +1020,9 @@ INVALID_BODIES = [
     ("POST", "/v1/vms/err1/nics", {"network": "default", "model": "e1000"}),
     ("POST", "/v1/vms/err1/cdrom", {"volume": 3}),
     ("POST", "/v1/vms/err1/cdrom", {"medium": "default/x"}),
+    ("PUT", "/v1/vms/err1/cloud-init", {}),  # settings missing
+    ("PUT", "/v1/vms/err1/cloud-init", {"settings": {"user": "Bad User"}}),
+    ("PUT", "/v1/vms/err1/cloud-init", {"settings": "dhcp"}),
     ("POST", "/v1/networks", {}),
     ("POST", "/v1/networks", {"name": "x"}),  # type missing
     ("POST", "/v1/networks", {"type": "nat"}),  # name missing
@@ -1079,6 +1082,7 @@ NOT_FOUND_WITH_BODY = [
     ("POST", "/v1/pools/default/volumes/err1-disk0/clone", {"target": "nope/x"}),
     ("POST", "/v1/vms/nope/nics", {"network": "default"}),
     ("POST", "/v1/vms/nope/cdrom", {"volume": "default/x"}),
+    ("PUT", "/v1/vms/nope/cloud-init", {"settings": None}),
     ("POST", "/v1/vms/nope/exec", {"command": ["true"]}),
     ("POST", "/v1/vms/nope/set-password", {"user": "root", "password": "pw"}),
 ]
@@ -1214,6 +1218,9 @@ def test_errors(api):
     api.call("POST", "/v1/vms/err1/nics", {"network": "user"}, expect=409, code="invalid-state")
     api.call("DELETE", "/v1/vms/err1/nics/0", expect=409, code="invalid-state")
     api.call("POST", "/v1/vms/err1/cdrom", {"volume": None}, expect=409, code="invalid-state")
+    api.call("PUT", "/v1/vms/err1/cloud-init", {"settings": {}}, expect=409,
+             code="invalid-state")
+    assert api.call("GET", "/v1/vms/err1/cloud-init", expect=200).value["settings"] is None
     api.act("err1", "resume")
     api.call("POST", "/v1/vms/err1/template", {"image": "err1-image"},
              expect=409, code="invalid-state")
