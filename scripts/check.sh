@@ -18,16 +18,16 @@ absolute() { case $1 in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
 passed=0
 failed=0
 
-# The system tests start first, in four pytest runs side by side: two
-# groups of multi-host cluster, migration and backup tests (the cluster ones
-# mostly wait on leases, elections, migrations and guests), group C of long
-# ones (balancing, events, firmware, installers, metrics, Ceph, backups, the
-# Debian guest: last, as its image may still be building) and all the
-# others: together they keep about one of the two cores busy, so a fourth
-# run shortens the wall time without slowing the guests. The unit tests and fuzz targets run beside them (the unit tests
+# The system tests start first, in five pytest runs side by side: groups A,
+# B and D of multi-host cluster, migration and balancing tests (they mostly
+# wait on leases, elections, migrations and guests), group C of long ones
+# (events, firmware, installers, metrics, Ceph, backups, the Debian guest:
+# last, as its image may still be building) and all the others: together
+# they keep about one of the two cores busy (95% of one core over a whole
+# run), so more runs shorten the wall time without slowing the guests. The unit tests and fuzz targets run beside them (the unit tests
 # mostly wait on etcd and sockets). Each run has its own namespaces,
 # directories, JUnit file and log, printed after the unit and fuzz results.
-CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harness.py
+CLUSTER_TESTS_A=(tests/e2e/test_cluster_harness.py
                  tests/e2e/test_cluster_access.py
                  tests/e2e/test_cluster_quorum.py tests/e2e/test_cluster_placement.py
                  tests/e2e/test_migrate_target.py tests/e2e/test_cluster_shared_pools.py
@@ -36,17 +36,19 @@ CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harn
                  tests/e2e/test_peer_routes.py tests/e2e/test_driver_migration.py
                  tests/e2e/test_driver_migration_tls.py tests/e2e/test_resources_hotplug.py
                  tests/e2e/test_backup_cancel.py)
-CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
+CLUSTER_TESTS_B=(tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
-                 tests/e2e/test_migrate_robust.py tests/e2e/test_ha_fence.py
-                 tests/e2e/test_ha_restart.py)
-CLUSTER_TESTS_C=(tests/e2e/test_drs.py tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
+                 tests/e2e/test_ha_fence.py tests/e2e/test_ha_restart.py)
+CLUSTER_TESTS_C=(tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
                  tests/e2e/test_responsiveness.py tests/e2e/test_uefi.py
                  tests/e2e/test_iso_install.py tests/e2e/test_metrics.py
                  tests/e2e/test_storage_rbd.py tests/e2e/test_uefi_migrate.py
                  tests/e2e/test_backups.py tests/e2e/test_debian_guest.py)
+CLUSTER_TESTS_D=(tests/e2e/test_cluster_formation.py tests/e2e/test_migrate_robust.py
+                 tests/e2e/test_any_door.py tests/e2e/test_drs.py)
 ignore=()
-for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}" "${CLUSTER_TESTS_C[@]}"; do ignore+=("--ignore=$t"); done
+for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}" "${CLUSTER_TESTS_C[@]}" \
+         "${CLUSTER_TESTS_D[@]}"; do ignore+=("--ignore=$t"); done
 junit="$BUILD/pytest-junit.xml"
 junits=("$junit")
 rm -f "$BUILD"/pytest-junit*.xml "$BUILD"/pytest-cluster*.log "$BUILD"/pytest-main.log
@@ -59,7 +61,7 @@ run_pytest() {
 cluster_pids=()
 run_pytest --junitxml="$junit" "${ignore[@]}" tests/e2e >"$BUILD/pytest-main.log" 2>&1 &
 main_pid=$!
-for group in A B C; do
+for group in A B C D; do
     declare -n tests="CLUSTER_TESTS_$group"
     junits+=("$BUILD/pytest-junit-cluster-$group.xml")
     run_pytest --junitxml="$BUILD/pytest-junit-cluster-$group.xml" "${tests[@]}" \
@@ -119,7 +121,7 @@ rm -rf "$fuzz_tmp"
 echo "== system tests (pytest) =="
 wait "$main_pid"
 cat "$BUILD/pytest-main.log"
-for group in A B C; do
+for group in A B C D; do
     wait "${cluster_pids[0]}"
     cluster_pids=("${cluster_pids[@]:1}")
     echo "== system tests, group $group (pytest, run beside the others) =="
