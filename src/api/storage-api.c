@@ -98,7 +98,7 @@ void vo_api_pool_create(VoRequest *req, VoReply *rep)
                               .chap_user = spec.chap_user, .chap_secret = spec.chap_secret };
     if (r >= 0 && !strcmp(spec.type, VO_ISCSI_POOL_TYPE))
         r = vo_pool_create_iscsi(req->d, &iscsi, &pool, &error);
-    if (r >= 0 && !strcmp(spec.type, "rbd"))
+    else if (r >= 0 && !strcmp(spec.type, "rbd"))
         r = vo_pool_create_rbd(req->d, &spec, &pool, &error);
     else if (r >= 0)
         r = vo_pool_create(req->d, spec.name, spec.type, spec.path, spec.shared, &pool, &error);
