@@ -891,6 +891,8 @@ typedef struct {
     bool shareable, ready;
     int64_t created_at;
     uint64_t size_bytes; /* an iSCSI LUN's */
+    char *rbd_dir; /* an rbd pool's volume: its pool's directory and settings (copies) */
+    json_t *rbd;
 } VolumeView;
 
 static void view_clear(VolumeView *v)
@@ -902,6 +904,8 @@ static void view_clear(VolumeView *v)
     free(v->backing);
     free(v->image);
     free(v->content);
+    free(v->rbd_dir);
+    json_decref(v->rbd);
 }
 
 /* Caller holds storage_lock. */
@@ -913,7 +917,10 @@ static void view_of(VoDaemon *d, const VoVolume *v, VolumeView *ret)
                          .path = p ? vo_volume_path(p->path, v->name, v->format) : NULL,
                          .backing = vo_strdup(v->backing), .image = vo_strdup(v->image),
                          .content = vo_strdup(v->content), .shareable = v->shareable, .ready = v->ready,
-                         .created_at = v->created_at, .size_bytes = v->size_bytes };
+                         .created_at = v->created_at, .size_bytes = v->size_bytes,
+                         /* Copied here: view_to_json runs without the lock. */
+                         .rbd_dir = p && p->rbd ? vo_strdup(p->path) : NULL,
+                         .rbd = p && p->rbd ? json_deep_copy(p->rbd) : NULL };
 }
 
 /* Where backing files may be: every pool and every image directory (linked
@@ -953,7 +960,7 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots
      * Only as the recorded format, and backing files only inside roots. */
     VoRbdPool rp;
     _cleanup_free_ char *rbd_error = NULL;
-    if (v->ready && rbd_pool_of_locked(pool_find(d, v->pool), &rp, &rbd_error) > 0) {
+    if (v->ready && v->rbd && vo_storage_rbd_load(v->rbd_dir, v->rbd, &rp, &rbd_error) >= 0) {
         VoRbdConf c = vo_rbd_pool_conf(&rp);
         (void)vo_rbd_image_usage(&c, v->name, &vsize, &alloc, &rbd_error);
         json_object_set_new(o, "rbd_image", json_sprintf("%s/%s", rp.pool, v->name));
