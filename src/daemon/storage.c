@@ -795,24 +795,38 @@ int vo_storage_relist_shared(VoDaemon *d)
 /* Caller holds storage_lock. */
 static void iscsi_pool_json(VoDaemon *d, const VoPool *p, json_t *o);
 
+/* An rbd pool's sizes in o (what pool_to_json made) from the cluster: its
+ * raw capacity and free bytes, the pool's bytes; else reason says why.
+ * Asks the cluster (up to VO_RBD_TIMEOUT_S): call without storage_lock. */
+static void rbd_usage_fill(json_t *o)
+{
+    json_t *props = json_object_get(o, "rbd");
+    const char *dir = json_string_value(json_object_get(o, "path"));
+    if (!props || !dir)
+        return;
+    VoRbdPool rp;
+    _cleanup_free_ char *rbd_error = NULL;
+    uint64_t cap = 0, avail = 0, used = 0;
+    if (vo_storage_rbd_load(dir, props, &rp, &rbd_error) >= 0) {
+        VoRbdConf c = vo_rbd_pool_conf(&rp);
+        if (vo_rbd_pool_usage(&c, &cap, &avail, &used, &rbd_error) < 0)
+            cap = avail = used = 0;
+        vo_rbd_pool_clear(&rp);
+    }
+    json_object_set_new(o, "capacity_bytes", json_integer((json_int_t)cap));
+    json_object_set_new(o, "allocation_bytes", json_integer((json_int_t)used));
+    json_object_set_new(o, "available_bytes", json_integer((json_int_t)avail));
+    if (rbd_error && json_is_null(json_object_get(o, "reason")))
+        json_object_set_new(o, "reason", json_string(rbd_error));
+}
+
+/* Caller holds storage_lock. An rbd pool's sizes are 0 here: the caller adds
+ * them after it lets go of the lock (rbd_usage_fill). */
 static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
 {
     unsigned long long cap = 0, avail = 0, used = 0;
-    VoRbdPool rp;
-    _cleanup_free_ char *rbd_error = NULL;
     if (!p->rbd)
         (void)vo_fs_usage(p->path, &cap, &avail, &used);
-    else if (vo_storage_rbd_load(p->path, p->rbd, &rp, &rbd_error) >= 0) {
-        /* From the cluster: its raw capacity and free bytes, the pool's bytes. */
-        VoRbdConf c = vo_rbd_pool_conf(&rp);
-        uint64_t c_cap = 0, c_avail = 0, c_used = 0;
-        if (vo_rbd_pool_usage(&c, &c_cap, &c_avail, &c_used, &rbd_error) >= 0) {
-            cap = c_cap;
-            avail = c_avail;
-            used = c_used;
-        }
-        vo_rbd_pool_clear(&rp);
-    }
     size_t n = 0;
     for (size_t i = 0; i < d->n_volumes; i++)
         if (!strcmp(d->volumes[i]->pool, p->name))
@@ -830,11 +844,10 @@ static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
                                                               : json_null());
     json_object_set_new(o, "reachable", json_boolean(p->reach == VO_POOL_REACHABLE));
     json_object_set_new(o, "reason", p->reason && p->reach != VO_POOL_REACHABLE
-                                         ? json_string(p->reason)
-                                         : rbd_error ? json_string(rbd_error) : json_null());
+                                         ? json_string(p->reason) : json_null());
     iscsi_pool_json(d, p, o);
     if (p->rbd)
-        json_object_set(o, "rbd", p->rbd);
+        json_object_set_new(o, "rbd", json_deep_copy(p->rbd));
     return o;
 }
 
@@ -860,7 +873,7 @@ static json_t *sorted_array(json_t **items, size_t n)
     return arr;
 }
 
-json_t *vo_pools_list_json(VoDaemon *d)
+static json_t *pools_list(VoDaemon *d, bool rbd_sizes)
 {
     pthread_mutex_lock(&d->storage_lock);
     json_t **items = vo_malloc0(sizeof(json_t *) * (d->n_pools + 1));
@@ -868,7 +881,19 @@ json_t *vo_pools_list_json(VoDaemon *d)
     for (size_t i = 0; i < n; i++)
         items[i] = pool_to_json(d, d->pools[i]);
     pthread_mutex_unlock(&d->storage_lock);
+    for (size_t i = 0; rbd_sizes && i < n; i++)
+        rbd_usage_fill(items[i]);
     return sorted_array(items, n);
+}
+
+json_t *vo_pools_list_json(VoDaemon *d)
+{
+    return pools_list(d, true);
+}
+
+json_t *vo_pools_list_json_quick(VoDaemon *d)
+{
+    return pools_list(d, false);
 }
 
 int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error)
@@ -882,6 +907,7 @@ int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_err
         *ret_error = vo_asprintf("pool '%s' does not exist", name);
         return -ENOENT;
     }
+    rbd_usage_fill(*ret);
     return 0;
 }
 
@@ -1126,6 +1152,8 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
         *ret = pool_to_json(d, p);
     }
     pthread_mutex_unlock(&d->storage_lock);
+    if (r >= 0)
+        rbd_usage_fill(*ret);
     return r;
 }
 
@@ -3135,8 +3163,10 @@ int vo_pool_refresh(VoDaemon *d, const char *name, json_t **ret, char **ret_erro
     pthread_mutex_unlock(&d->storage_lock);
     if (!p)
         return vo_error_set(ret_error, -ENOENT, "pool '%s' does not exist", name);
-    if (!iscsi)
+    if (!iscsi) {
+        rbd_usage_fill(*ret);
         return 0;
+    }
     VoIscsiUrl u;
     if (vo_iscsi_url_parse(path, &u) < 0)
         return vo_error_set(ret_error, -EIO, "pool '%s': its target is unreadable", name);
