@@ -1952,11 +1952,22 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
      * keeps both. */
     int k = r >= 0 ? rbd_pool_of_locked(pool_find(d, pool), &rp, &rbd_error) : 0;
     if (k > 0) {
+        /* The cluster is asked without the lock (the volume stays claimed:
+         * busy, so nothing else takes or removes it meanwhile). */
+        pthread_mutex_unlock(&d->storage_lock);
         VoRbdConf c = vo_rbd_pool_conf(&rp);
         k = vo_rbd_image_remove(&c, name, &rbd_error);
         vo_rbd_pool_clear(&rp);
+        pthread_mutex_lock(&d->storage_lock);
+        v = volume_find(d, pool, name);
     }
-    if (k < 0) {
+    if (k < 0 || !v) {
+        if (!v) { /* dropped from the registry meanwhile */
+            end_volume_intent(d, pool, name);
+            *ret_error = vo_asprintf("volume '%s' does not exist", key);
+            pthread_mutex_unlock(&d->storage_lock);
+            return -ENOENT;
+        }
         end_volume_intent(d, pool, name);
         v->busy = false;
         *ret_error = vo_asprintf("cannot delete volume '%s': %s", key, rbd_error);
