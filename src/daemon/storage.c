@@ -2158,6 +2158,12 @@ int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char 
         *ret_error = vo_asprintf("target: '%s' is not POOL/NAME", target_key ? target_key : "");
         return -EINVAL;
     }
+    /* The copy below is of files: an RBD image is none (docs/storage-ceph.md). */
+    if (vo_pool_is_rbd(d, pool) || vo_pool_is_rbd(d, dst_pool))
+        return vo_error_set(ret_error, -EINVAL, "pool '%s' is an rbd pool: cloning volumes "
+                            "from or into rbd pools is not supported yet (import the image "
+                            "into it instead: vireo volume import)",
+                            vo_pool_is_rbd(d, pool) ? pool : dst_pool);
     _cleanup_free_ char *src_key = vo_asprintf("%s/%s", pool, name);
     VolumeOp *op = volume_op(d, dst_pool, dst_name);
     op->linked = linked;
@@ -2253,6 +2259,10 @@ int vo_volume_file(VoDaemon *d, const char *pool, const char *name, char **ret_p
     int ri = iscsi_check(d, pool, "download volumes of", ret_error);
     if (ri < 0)
         return ri;
+    if (vo_pool_is_rbd(d, pool))
+        return vo_error_set(ret_error, -EINVAL, "pool '%s' is an rbd pool: its volumes are "
+                            "RBD images, not files, and cannot be downloaded yet (use rbd "
+                            "export on the Ceph side)", pool);
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
     VoPool *p = pool_find(d, pool);
