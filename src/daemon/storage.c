@@ -3258,7 +3258,9 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
         return vo_error_set(ret_error, -EINVAL, "format: '%s' is not supported (qcow2)",
                             format ? format : "");
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
-    _cleanup_free_ char *user = volume_user_name(d, key);
+    /* Claimed (busy) first, then the VMs asked: an attach that finished
+     * before is seen, one that starts now is refused (as for a delete). */
+    _cleanup_free_ char *user = NULL;
     pthread_mutex_lock(&d->storage_lock);
     VoPool *p = pool_find(d, pool);
     VoVolume *v = volume_find(d, pool, name);
@@ -3269,9 +3271,6 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
     else if (strcmp(p->type, VO_ISCSI_POOL_TYPE))
         r = vo_error_set(ret_error, -EINVAL, "volume '%s' is not an iSCSI LUN: only LUNs get a "
                          "qcow2 layer this way (a dir pool's volumes are qcow2 already)", key);
-    else if (user)
-        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s': formatting "
-                         "it would destroy the VM's data; detach it first", key, user);
     else if (v->busy || v->attaching)
         r = vo_error_set(ret_error, -EBUSY, "volume '%s' is busy with another operation", key);
     else if (!strcmp(v->format, format))
@@ -3289,6 +3288,14 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
     }
     uint64_t size = v ? v->size_bytes : 0;
     pthread_mutex_unlock(&d->storage_lock);
+    if (r == 0 && (user = volume_user_name(d, key))) {
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s': formatting "
+                         "it would destroy the VM's data; detach it first", key, user);
+        pthread_mutex_lock(&d->storage_lock);
+        if ((v = volume_find(d, pool, name)))
+            v->busy = false;
+        pthread_mutex_unlock(&d->storage_lock);
+    }
     if (r < 0) {
         vo_iscsi_url_clear(&u);
         return r;
