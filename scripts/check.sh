@@ -21,7 +21,8 @@ failed=0
 # The system tests start first, in four pytest runs side by side: two
 # groups of multi-host cluster, migration and backup tests (the cluster ones
 # mostly wait on leases, elections, migrations and guests), group C of long
-# single-host ones (balancing, events, firmware, installers) and all the
+# ones (balancing, events, firmware, installers, metrics, Ceph, backups, the
+# Debian guest: last, as its image may still be building) and all the
 # others: together they keep about one of the two cores busy, so a fourth
 # run shortens the wall time without slowing the guests. The unit tests and fuzz targets run beside them (the unit tests
 # mostly wait on etcd and sockets). Each run has its own namespaces,
@@ -34,14 +35,16 @@ CLUSTER_TESTS_A=(tests/e2e/test_cluster_formation.py tests/e2e/test_cluster_harn
                  tests/e2e/test_maintenance.py tests/e2e/test_migrate_local.py
                  tests/e2e/test_peer_routes.py tests/e2e/test_driver_migration.py
                  tests/e2e/test_driver_migration_tls.py tests/e2e/test_resources_hotplug.py
-                 tests/e2e/test_backup_cancel.py tests/e2e/test_uefi_migrate.py)
+                 tests/e2e/test_backup_cancel.py)
 CLUSTER_TESTS_B=(tests/e2e/test_any_door.py tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
                  tests/e2e/test_migrate_robust.py tests/e2e/test_ha_fence.py
-                 tests/e2e/test_ha_restart.py tests/e2e/test_backups.py)
+                 tests/e2e/test_ha_restart.py)
 CLUSTER_TESTS_C=(tests/e2e/test_drs.py tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
                  tests/e2e/test_responsiveness.py tests/e2e/test_uefi.py
-                 tests/e2e/test_iso_install.py tests/e2e/test_debian_guest.py)
+                 tests/e2e/test_iso_install.py tests/e2e/test_metrics.py
+                 tests/e2e/test_storage_rbd.py tests/e2e/test_uefi_migrate.py
+                 tests/e2e/test_backups.py tests/e2e/test_debian_guest.py)
 ignore=()
 for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}" "${CLUSTER_TESTS_C[@]}"; do ignore+=("--ignore=$t"); done
 junit="$BUILD/pytest-junit.xml"

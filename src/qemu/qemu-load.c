@@ -60,9 +60,8 @@ static int read_proc(pid_t pid, const char *what, char **ret)
     return vo_read_file(path, 4096, ret, NULL);
 }
 
-int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
+int vo_qemu_proc_usage(VoHvInstance *vm, uint64_t *ret_cpu_ns, uint64_t *ret_rss_bytes)
 {
-    *ret = (VoHvLoad){ 0 };
     if (vm->pid <= 0)
         return -ESRCH;
     _cleanup_free_ char *stat = NULL, *statm = NULL;
@@ -83,8 +82,19 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
     if (vm->pidfd >= 0 && poll(&p, 1, 0) != 0)
         return -ESRCH;
     long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
-    ret->cpu_ns = ticks * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
-    ret->mem_used_mib = (pages * (uint64_t)(page > 0 ? page : 4096)) >> 20;
+    *ret_cpu_ns = ticks * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
+    *ret_rss_bytes = pages * (uint64_t)(page > 0 ? page : 4096);
+    return 0;
+}
+
+int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
+{
+    *ret = (VoHvLoad){ 0 };
+    uint64_t rss = 0;
+    int r = vo_qemu_proc_usage(vm, &ret->cpu_ns, &rss);
+    if (r < 0)
+        return r;
+    ret->mem_used_mib = rss >> 20;
     /* The balloon: only when the monitor is free this instant. */
     if (pthread_mutex_trylock(&vm->qmp_lock) != 0)
         return 0;

@@ -14,5 +14,9 @@ int vo_proc_stat_cpu_ticks(const char *text, uint64_t *ret);
 /* /proc/PID/statm text: resident pages (the second field). 0 or -EINVAL. */
 int vo_proc_statm_rss_pages(const char *text, uint64_t *ret);
 
+/* A running QEMU's CPU time (ns) and resident memory (bytes) from /proc,
+ * checked to be that QEMU's still (its pidfd). 0, or -ESRCH / the read's
+ * error. */
+int vo_qemu_proc_usage(VoHvInstance *vm, uint64_t *ret_cpu_ns, uint64_t *ret_rss_bytes);
 /* The driver op (driver.h, load). */
 int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret);

@@ -5,8 +5,6 @@
  * op does: the sampler holds the VM's job lock meanwhile. */
 #include "qemu/qemu-stats.h"
 
-#include <poll.h>
-#include <unistd.h>
 
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-load.h"
@@ -40,35 +38,12 @@ int vo_qemu_blockstats_sum(const json_t *answer, VoHvStats *ret)
     return 0;
 }
 
-static int read_proc(pid_t pid, const char *what, char **ret)
-{
-    _cleanup_free_ char *path = vo_asprintf("/proc/%d/%s", (int)pid, what);
-    return vo_read_file(path, 4096, ret, NULL);
-}
-
 int vo_qemu_stats(VoHvInstance *vm, VoHvStats *ret)
 {
     *ret = (VoHvStats){ 0 };
-    if (vm->pid <= 0)
-        return -ESRCH;
-    _cleanup_free_ char *stat = NULL, *statm = NULL;
-    uint64_t ticks = 0, pages = 0;
-    int r = read_proc(vm->pid, "stat", &stat);
-    if (r >= 0)
-        r = vo_proc_stat_cpu_ticks(stat, &ticks);
-    if (r >= 0)
-        r = read_proc(vm->pid, "statm", &statm);
-    if (r >= 0)
-        r = vo_proc_statm_rss_pages(statm, &pages);
+    int r = vo_qemu_proc_usage(vm, &ret->cpu_ns, &ret->rss_bytes);
     if (r < 0)
         return r;
-    /* Still this QEMU's numbers (see qemu-load.c). */
-    struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
-    if (vm->pidfd >= 0 && poll(&p, 1, 0) != 0)
-        return -ESRCH;
-    long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
-    ret->cpu_ns = ticks * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
-    ret->rss_bytes = pages * (uint64_t)(page > 0 ? page : 4096);
     if (pthread_mutex_trylock(&vm->qmp_lock) != 0)
         return 0;
     json_t *balloon = NULL, *blocks = NULL;

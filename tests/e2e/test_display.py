@@ -109,6 +109,21 @@ CURSOR_ROWS = 8
 MENU_MOVE_ROWS = 24
 
 
+def settled_screen(daemon, name, timeout=120):
+    """Waits until GRUB has drawn its menu on the screen too (the serial
+    terminal may get it first; TCG under load draws slowly): two
+    screenshots in a row the same but for the cursor."""
+    last = []
+
+    def same():
+        status, _, png = screenshot(daemon, name)
+        rows = png_pixels(png)[2] if status == 200 else None
+        ok = rows is not None and last and rows_differing(rows, last[-1]) <= CURSOR_ROWS
+        last[:] = [rows] if rows is not None else []
+        return ok
+    wait_until(same, timeout, interval=1, what="the menu drawn on the screen")
+
+
 def screenshot(daemon, name):
     conn = UnixHTTPConnection(daemon.socket, timeout=60)
     try:
@@ -210,6 +225,7 @@ def menu_vm(tmp_path_factory):
         d.cli("vm", "start", "menu")
         d.qemu_pids.add(d.vm("menu")["pid"])
         d.wait_console("menu", "second entry", timeout=MENU_TIMEOUT)
+        settled_screen(d, "menu")
         yield d, tmp
     finally:
         d.cleanup()

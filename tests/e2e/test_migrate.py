@@ -57,9 +57,11 @@ def shared_pool(c, name="nfs"):
     return path
 
 
-def create_on(h, name, pool="nfs", memory=256):
+def create_on(h, name, pool="nfs", memory=256, **fields):
+    """Creates VM name pinned to host h (waiting out the 503 of a cluster
+    without a confirmed manager yet); fields: more of the create body."""
     body = {"name": name, "memory_mib": memory, "host": h.name, "full_clone": True,
-            "networks": ["user"]}
+            "networks": ["user"], **fields}
     if pool:
         body["pool"] = pool
     status, doc = h.request("POST", "/v1/vms", body)

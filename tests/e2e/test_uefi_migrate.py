@@ -5,13 +5,12 @@ again there from the same NVRAM after a stop; with the NVRAM in a local
 pool the migration is refused naming the volume; nothing moved."""
 
 import os
-import time
 
 import pytest
 
 from vireo_harness import wait_until
 
-from test_migrate import form, shared_pool
+from test_migrate import create_on, form, hosts_of, shared_pool
 
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 # OVMF's boot manager, on the serial console (no bootable disk: it says so).
@@ -22,20 +21,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists(OVMF_CODE),
 
 
 def create_uefi(h, name, pool):
-    body = {"name": name, "memory_mib": 128, "host": h.name, "blank": True,
-            "disk_size_bytes": 16 << 20, "firmware": "uefi", "pool": pool, "networks": ["user"]}
-    status, doc = h.request("POST", "/v1/vms", body)
-    deadline = time.monotonic() + 30
-    while status == 503 and time.monotonic() < deadline:  # no confirmed manager yet
-        time.sleep(0.5)
-        status, doc = h.request("POST", "/v1/vms", body)
-    assert status == 202, doc
-    task = h.wait_task(doc["task"], timeout=180)
-    assert task["state"] == "succeeded", task
-
-
-def hosts_of(h, name):
-    return [v["host"] for v in h.api("GET", "/v1/vms?view=summary")["vms"] if v["name"] == name]
+    create_on(h, name, pool=pool, memory=128, full_clone=False, blank=True,
+              disk_size_bytes=16 << 20, firmware="uefi")
 
 
 def test_uefi_vm_migrates_with_its_nvram_on_a_shared_pool(cluster):
