@@ -186,7 +186,10 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     # Hot-plugged: the key object first (object-add), then the rbd node.
     d.task_ok("POST", "/v1/pools/ceph2/volumes", {"name": "data", "size_bytes": 16 * MiB})
     d.task_ok("POST", "/v1/vms/rbdvm/disks", {"volume": "ceph2/data"})
-    assert int(d.guest("rbdvm", "cat /sys/block/vdb/size").split()[0]) * 512 == 16 * MiB
+    # The guest sees the new disk a moment after the add (bounded wait).
+    sectors = d.guest("rbdvm", "i=0; until [ -e /sys/block/vdb/size ] || [ $i -ge 100 ]; do "
+                               "sleep 0.1; i=$((i+1)); done; cat /sys/block/vdb/size")
+    assert int(sectors.split()[-1]) * 512 == 16 * MiB, sectors
     d.guest("rbdvm", "echo vireo-hot-7 | dd of=/dev/vdb conv=fsync 2>/dev/null")
     assert ceph.ns("rbd", "-c", ceph.conf, "export", "vireo-vms/data", "-",
                    timeout=60).stdout.startswith("vireo-hot-7")
