@@ -207,7 +207,7 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
     /* Only the pools this host reaches (placement filters on them); a
      * shared pool it cannot reach is listed with why not. */
     json_t *pools = json_array(), *unreachable = json_object();
-    json_t *pool_list = vo_pools_list_json(d);
+    json_t *pool_list = vo_pools_list_json_quick(d);
     json_array_foreach(pool_list, i, vm) {
         const char *name = json_string_value(json_object_get(vm, "name"));
         const char *reason = json_string_value(json_object_get(vm, "reason"));

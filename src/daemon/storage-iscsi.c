@@ -110,7 +110,11 @@ int vo_iscsi_scan(const VoIscsiUrl *u, const char *initiator, VoIscsiLun **ret, 
         return vo_error_set(ret_error, -ENOMEM, "cannot make an iSCSI context");
     int r = 0;
     _cleanup_free_ char *portal = vo_asprintf("%s:%u", u->host, u->port);
-    iscsi_set_timeout(c, SCAN_TIMEOUT_S);
+    iscsi_set_timeout(c, SCAN_TIMEOUT_S); /* PDUs: login, commands */
+    /* The TCP connect is no PDU: a portal that drops packets would hold the
+     * request for the kernel's SYN retries (about 2 min); 3 retries end it
+     * after about 15 s. */
+    iscsi_set_tcp_syncnt(c, 3);
     iscsi_set_targetname(c, u->target);
     iscsi_set_session_type(c, ISCSI_SESSION_NORMAL);
     iscsi_set_header_digest(c, ISCSI_HEADER_DIGEST_NONE_CRC32C);

@@ -795,24 +795,38 @@ int vo_storage_relist_shared(VoDaemon *d)
 /* Caller holds storage_lock. */
 static void iscsi_pool_json(VoDaemon *d, const VoPool *p, json_t *o);
 
+/* An rbd pool's sizes in o (what pool_to_json made) from the cluster: its
+ * raw capacity and free bytes, the pool's bytes; else reason says why.
+ * Asks the cluster (up to VO_RBD_TIMEOUT_S): call without storage_lock. */
+static void rbd_usage_fill(json_t *o)
+{
+    json_t *props = json_object_get(o, "rbd");
+    const char *dir = json_string_value(json_object_get(o, "path"));
+    if (!props || !dir)
+        return;
+    VoRbdPool rp;
+    _cleanup_free_ char *rbd_error = NULL;
+    uint64_t cap = 0, avail = 0, used = 0;
+    if (vo_storage_rbd_load(dir, props, &rp, &rbd_error) >= 0) {
+        VoRbdConf c = vo_rbd_pool_conf(&rp);
+        if (vo_rbd_pool_usage(&c, &cap, &avail, &used, &rbd_error) < 0)
+            cap = avail = used = 0;
+        vo_rbd_pool_clear(&rp);
+    }
+    json_object_set_new(o, "capacity_bytes", json_integer((json_int_t)cap));
+    json_object_set_new(o, "allocation_bytes", json_integer((json_int_t)used));
+    json_object_set_new(o, "available_bytes", json_integer((json_int_t)avail));
+    if (rbd_error && json_is_null(json_object_get(o, "reason")))
+        json_object_set_new(o, "reason", json_string(rbd_error));
+}
+
+/* Caller holds storage_lock. An rbd pool's sizes are 0 here: the caller adds
+ * them after it lets go of the lock (rbd_usage_fill). */
 static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
 {
     unsigned long long cap = 0, avail = 0, used = 0;
-    VoRbdPool rp;
-    _cleanup_free_ char *rbd_error = NULL;
     if (!p->rbd)
         (void)vo_fs_usage(p->path, &cap, &avail, &used);
-    else if (vo_storage_rbd_load(p->path, p->rbd, &rp, &rbd_error) >= 0) {
-        /* From the cluster: its raw capacity and free bytes, the pool's bytes. */
-        VoRbdConf c = vo_rbd_pool_conf(&rp);
-        uint64_t c_cap = 0, c_avail = 0, c_used = 0;
-        if (vo_rbd_pool_usage(&c, &c_cap, &c_avail, &c_used, &rbd_error) >= 0) {
-            cap = c_cap;
-            avail = c_avail;
-            used = c_used;
-        }
-        vo_rbd_pool_clear(&rp);
-    }
     size_t n = 0;
     for (size_t i = 0; i < d->n_volumes; i++)
         if (!strcmp(d->volumes[i]->pool, p->name))
@@ -830,11 +844,10 @@ static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
                                                               : json_null());
     json_object_set_new(o, "reachable", json_boolean(p->reach == VO_POOL_REACHABLE));
     json_object_set_new(o, "reason", p->reason && p->reach != VO_POOL_REACHABLE
-                                         ? json_string(p->reason)
-                                         : rbd_error ? json_string(rbd_error) : json_null());
+                                         ? json_string(p->reason) : json_null());
     iscsi_pool_json(d, p, o);
     if (p->rbd)
-        json_object_set(o, "rbd", p->rbd);
+        json_object_set_new(o, "rbd", json_deep_copy(p->rbd));
     return o;
 }
 
@@ -860,7 +873,7 @@ static json_t *sorted_array(json_t **items, size_t n)
     return arr;
 }
 
-json_t *vo_pools_list_json(VoDaemon *d)
+static json_t *pools_list(VoDaemon *d, bool rbd_sizes)
 {
     pthread_mutex_lock(&d->storage_lock);
     json_t **items = vo_malloc0(sizeof(json_t *) * (d->n_pools + 1));
@@ -868,7 +881,19 @@ json_t *vo_pools_list_json(VoDaemon *d)
     for (size_t i = 0; i < n; i++)
         items[i] = pool_to_json(d, d->pools[i]);
     pthread_mutex_unlock(&d->storage_lock);
+    for (size_t i = 0; rbd_sizes && i < n; i++)
+        rbd_usage_fill(items[i]);
     return sorted_array(items, n);
+}
+
+json_t *vo_pools_list_json(VoDaemon *d)
+{
+    return pools_list(d, true);
+}
+
+json_t *vo_pools_list_json_quick(VoDaemon *d)
+{
+    return pools_list(d, false);
 }
 
 int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error)
@@ -882,6 +907,7 @@ int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_err
         *ret_error = vo_asprintf("pool '%s' does not exist", name);
         return -ENOENT;
     }
+    rbd_usage_fill(*ret);
     return 0;
 }
 
@@ -891,6 +917,8 @@ typedef struct {
     bool shareable, ready;
     int64_t created_at;
     uint64_t size_bytes; /* an iSCSI LUN's */
+    char *rbd_dir; /* an rbd pool's volume: its pool's directory and settings (copies) */
+    json_t *rbd;
 } VolumeView;
 
 static void view_clear(VolumeView *v)
@@ -902,6 +930,8 @@ static void view_clear(VolumeView *v)
     free(v->backing);
     free(v->image);
     free(v->content);
+    free(v->rbd_dir);
+    json_decref(v->rbd);
 }
 
 /* Caller holds storage_lock. */
@@ -913,7 +943,10 @@ static void view_of(VoDaemon *d, const VoVolume *v, VolumeView *ret)
                          .path = p ? vo_volume_path(p->path, v->name, v->format) : NULL,
                          .backing = vo_strdup(v->backing), .image = vo_strdup(v->image),
                          .content = vo_strdup(v->content), .shareable = v->shareable, .ready = v->ready,
-                         .created_at = v->created_at, .size_bytes = v->size_bytes };
+                         .created_at = v->created_at, .size_bytes = v->size_bytes,
+                         /* Copied here: view_to_json runs without the lock. */
+                         .rbd_dir = p && p->rbd ? vo_strdup(p->path) : NULL,
+                         .rbd = p && p->rbd ? json_deep_copy(p->rbd) : NULL };
 }
 
 /* Where backing files may be: every pool and every image directory (linked
@@ -953,7 +986,7 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots
      * Only as the recorded format, and backing files only inside roots. */
     VoRbdPool rp;
     _cleanup_free_ char *rbd_error = NULL;
-    if (v->ready && rbd_pool_of_locked(pool_find(d, v->pool), &rp, &rbd_error) > 0) {
+    if (v->ready && v->rbd && vo_storage_rbd_load(v->rbd_dir, v->rbd, &rp, &rbd_error) >= 0) {
         VoRbdConf c = vo_rbd_pool_conf(&rp);
         (void)vo_rbd_image_usage(&c, v->name, &vsize, &alloc, &rbd_error);
         json_object_set_new(o, "rbd_image", json_sprintf("%s/%s", rp.pool, v->name));
@@ -1119,6 +1152,8 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
         *ret = pool_to_json(d, p);
     }
     pthread_mutex_unlock(&d->storage_lock);
+    if (r >= 0)
+        rbd_usage_fill(*ret);
     return r;
 }
 
@@ -1917,11 +1952,22 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
      * keeps both. */
     int k = r >= 0 ? rbd_pool_of_locked(pool_find(d, pool), &rp, &rbd_error) : 0;
     if (k > 0) {
+        /* The cluster is asked without the lock (the volume stays claimed:
+         * busy, so nothing else takes or removes it meanwhile). */
+        pthread_mutex_unlock(&d->storage_lock);
         VoRbdConf c = vo_rbd_pool_conf(&rp);
         k = vo_rbd_image_remove(&c, name, &rbd_error);
         vo_rbd_pool_clear(&rp);
+        pthread_mutex_lock(&d->storage_lock);
+        v = volume_find(d, pool, name);
     }
-    if (k < 0) {
+    if (k < 0 || !v) {
+        if (!v) { /* dropped from the registry meanwhile */
+            end_volume_intent(d, pool, name);
+            *ret_error = vo_asprintf("volume '%s' does not exist", key);
+            pthread_mutex_unlock(&d->storage_lock);
+            return -ENOENT;
+        }
         end_volume_intent(d, pool, name);
         v->busy = false;
         *ret_error = vo_asprintf("cannot delete volume '%s': %s", key, rbd_error);
@@ -2112,6 +2158,12 @@ int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char 
         *ret_error = vo_asprintf("target: '%s' is not POOL/NAME", target_key ? target_key : "");
         return -EINVAL;
     }
+    /* The copy below is of files: an RBD image is none (docs/storage-ceph.md). */
+    if (vo_pool_is_rbd(d, pool) || vo_pool_is_rbd(d, dst_pool))
+        return vo_error_set(ret_error, -EINVAL, "pool '%s' is an rbd pool: cloning volumes "
+                            "from or into rbd pools is not supported yet (import the image "
+                            "into it instead: vireo volume import)",
+                            vo_pool_is_rbd(d, pool) ? pool : dst_pool);
     _cleanup_free_ char *src_key = vo_asprintf("%s/%s", pool, name);
     VolumeOp *op = volume_op(d, dst_pool, dst_name);
     op->linked = linked;
@@ -2207,6 +2259,10 @@ int vo_volume_file(VoDaemon *d, const char *pool, const char *name, char **ret_p
     int ri = iscsi_check(d, pool, "download volumes of", ret_error);
     if (ri < 0)
         return ri;
+    if (vo_pool_is_rbd(d, pool))
+        return vo_error_set(ret_error, -EINVAL, "pool '%s' is an rbd pool: its volumes are "
+                            "RBD images, not files, and cannot be downloaded yet (use rbd "
+                            "export on the Ceph side)", pool);
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = volume_find(d, pool, name);
     VoPool *p = pool_find(d, pool);
@@ -3128,8 +3184,10 @@ int vo_pool_refresh(VoDaemon *d, const char *name, json_t **ret, char **ret_erro
     pthread_mutex_unlock(&d->storage_lock);
     if (!p)
         return vo_error_set(ret_error, -ENOENT, "pool '%s' does not exist", name);
-    if (!iscsi)
+    if (!iscsi) {
+        rbd_usage_fill(*ret);
         return 0;
+    }
     VoIscsiUrl u;
     if (vo_iscsi_url_parse(path, &u) < 0)
         return vo_error_set(ret_error, -EIO, "pool '%s': its target is unreadable", name);
@@ -3200,7 +3258,9 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
         return vo_error_set(ret_error, -EINVAL, "format: '%s' is not supported (qcow2)",
                             format ? format : "");
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
-    _cleanup_free_ char *user = volume_user_name(d, key);
+    /* Claimed (busy) first, then the VMs asked: an attach that finished
+     * before is seen, one that starts now is refused (as for a delete). */
+    _cleanup_free_ char *user = NULL;
     pthread_mutex_lock(&d->storage_lock);
     VoPool *p = pool_find(d, pool);
     VoVolume *v = volume_find(d, pool, name);
@@ -3211,9 +3271,6 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
     else if (strcmp(p->type, VO_ISCSI_POOL_TYPE))
         r = vo_error_set(ret_error, -EINVAL, "volume '%s' is not an iSCSI LUN: only LUNs get a "
                          "qcow2 layer this way (a dir pool's volumes are qcow2 already)", key);
-    else if (user)
-        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s': formatting "
-                         "it would destroy the VM's data; detach it first", key, user);
     else if (v->busy || v->attaching)
         r = vo_error_set(ret_error, -EBUSY, "volume '%s' is busy with another operation", key);
     else if (!strcmp(v->format, format))
@@ -3231,6 +3288,14 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
     }
     uint64_t size = v ? v->size_bytes : 0;
     pthread_mutex_unlock(&d->storage_lock);
+    if (r == 0 && (user = volume_user_name(d, key))) {
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s': formatting "
+                         "it would destroy the VM's data; detach it first", key, user);
+        pthread_mutex_lock(&d->storage_lock);
+        if ((v = volume_find(d, pool, name)))
+            v->busy = false;
+        pthread_mutex_unlock(&d->storage_lock);
+    }
     if (r < 0) {
         vo_iscsi_url_clear(&u);
         return r;

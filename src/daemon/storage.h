@@ -61,6 +61,9 @@ char *vo_volume_doc_key(VoDaemon *d, const char *pool, const char *name);
 
 /* Pools. */
 json_t *vo_pools_list_json(VoDaemon *d);
+/* The same without asking a Ceph cluster (an rbd pool's sizes are 0): for
+ * callers that need names and reachability only. */
+json_t *vo_pools_list_json_quick(VoDaemon *d);
 int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error);
 /* shared: a shared pool (dir only): its marker is written in path
  * (exclusively: a directory marked already is refused, naming its pool). */

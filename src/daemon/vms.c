@@ -1597,7 +1597,10 @@ static int check_disk_volume(VoDaemon *d, const VoVmCreateArgs *args, char **ret
     int r = vo_volume_lookup(d, key, &path, &format, &shareable, ret_error);
     if (r < 0)
         return r == -ENOENT ? -EINVAL : r;
-    if ((r = vo_pool_check_reachable(d, key, ret_error)) < 0)
+    /* Its pool's reach (by the pool's name: the key is POOL/NAME). */
+    const char *slash = strchr(key, '/');
+    _cleanup_free_ char *pool = vo_asprintf("%.*s", slash ? (int)(slash - key) : 0, key);
+    if ((r = vo_pool_check_reachable(d, pool, ret_error)) < 0)
         return r;
     if (vo_volume_is_base(d, key))
         return vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones: attaching it "

@@ -25,7 +25,11 @@ class TgtTarget:
         self.port = random.randint(20000, 29999)
         self.control_port = random.randint(10000, 19999)  # tgtd takes up to 32767
         self.proc = None
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # a tgtd that started is not left running
+            raise
 
     @property
     def portal(self):

@@ -176,6 +176,12 @@ def test_vm_on_a_lun(daemon, target):
     assert sorted(ok for ok, _ in results.values()) == [False, True], results
     loser = next(m for ok, m in results.values() if not ok)
     assert "attach" in loser, loser
+    # A LUN a VM has is not formatted (its data would be lost).
+    winner = next(n for n, (ok, _) in results.items() if ok)
+    status, doc = daemon.request("POST", "/v1/pools/san1/volumes/lun2/format",
+                                 {"format": "qcow2"})
+    assert status == 409 and f"attached to VM '{winner}'" in doc["error"]["message"], doc
+    assert volumes(daemon, "san1")["lun2"]["format"] == "raw"
 
     # A LUN hot-plugged into the running VM (blockdev-add of the iscsi
     # driver through QMP), seen by the guest at its size, then unplugged.

@@ -72,6 +72,19 @@ def test_rbd_pool_volumes_are_rbd_images(ceph, rbd_env):
     assert image_size(ceph, "data1") == 96 * MiB
     assert d.api("GET", "/v1/pools/ceph1/volumes/data1")["virtual_size_bytes"] == 96 * MiB
 
+    # File-volume operations are refused with a 400, nothing made: a clone
+    # from or into the rbd pool, a download of an RBD image.
+    d.api("POST", "/v1/pools/ceph1/volumes/data1/clone", {"target": "default/c1"}, expect=400)
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "small", "size_bytes": MiB})
+    status, doc = d.request("POST", "/v1/pools/default/volumes/small/clone",
+                            {"target": "ceph1/c2"})
+    assert status == 400 and "rbd pool" in doc["error"]["message"], doc
+    status, doc = d.request("GET", "/v1/pools/ceph1/volumes/data1/data")
+    assert status == 400 and "rbd pool" in doc["error"]["message"], doc
+    assert images(ceph) == ["data1"]
+    assert not os.path.exists(os.path.join(d.state_dir, "rbd", "ceph1", "c2.raw"))
+    d.task_ok("DELETE", "/v1/pools/default/volumes/small")
+
     # A name taken: refused before any image is made.
     d.api("POST", "/v1/pools/ceph1/volumes", {"name": "data1", "size_bytes": MiB}, expect=409)
     assert images(ceph) == ["data1"]
@@ -173,7 +186,10 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     # Hot-plugged: the key object first (object-add), then the rbd node.
     d.task_ok("POST", "/v1/pools/ceph2/volumes", {"name": "data", "size_bytes": 16 * MiB})
     d.task_ok("POST", "/v1/vms/rbdvm/disks", {"volume": "ceph2/data"})
-    assert int(d.guest("rbdvm", "cat /sys/block/vdb/size").split()[0]) * 512 == 16 * MiB
+    # The guest sees the new disk a moment after the add (bounded wait).
+    sectors = d.guest("rbdvm", "i=0; until [ -e /sys/block/vdb/size ] || [ $i -ge 100 ]; do "
+                               "sleep 0.1; i=$((i+1)); done; cat /sys/block/vdb/size")
+    assert int(sectors.split()[-1]) * 512 == 16 * MiB, sectors
     d.guest("rbdvm", "echo vireo-hot-7 | dd of=/dev/vdb conv=fsync 2>/dev/null")
     assert ceph.ns("rbd", "-c", ceph.conf, "export", "vireo-vms/data", "-",
                    timeout=60).stdout.startswith("vireo-hot-7")
