@@ -164,6 +164,26 @@ static void test_spec_round_trip(void **state)
     vo_vm_spec_free(spec);
 }
 
+/* What every reader of a VM sees (vm show, lists, events, backups): no
+ * user_data nor password_hash, the rest as it is. */
+static void test_redact(void **state)
+{
+    (void)state;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:[s], s:s}", "user", "alice", "password_hash", HASH,
+                          "hostname", "h1", "ssh_keys", KEY, "user_data", "#cloud-config\n");
+    vo_cloud_init_json_redact(o);
+    assert_null(json_object_get(o, "password_hash"));
+    assert_null(json_object_get(o, "user_data"));
+    assert_string_equal(json_string_value(json_object_get(o, "user")), "alice");
+    assert_string_equal(json_string_value(json_object_get(o, "hostname")), "h1");
+    assert_int_equal(json_array_size(json_object_get(o, "ssh_keys")), 1);
+    json_decref(o);
+    vo_cloud_init_json_redact(NULL);
+    json_t *n = json_null();
+    vo_cloud_init_json_redact(n);
+    json_decref(n);
+}
+
 static void test_cli_forms(void **state)
 {
     (void)state;
@@ -386,6 +406,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_spec_round_trip),
+        cmocka_unit_test(test_redact),
         cmocka_unit_test(test_cli_forms),
         cmocka_unit_test(test_yaml_quote),
         cmocka_unit_test(test_seed_documents),
