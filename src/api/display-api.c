@@ -283,6 +283,14 @@ void vo_api_vm_vnc(VoRequest *req, VoReply *rep)
                        "of 16 random bytes (RFC 6455)");
         return;
     }
+    const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
+    const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
+    if (websocket && !vo_ws_origin_allowed(origin, host)) {
+        vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "Origin '%s' is not this server's "
+                       "(Host '%s'): open the VNC stream from a page vireod serves, or from a "
+                       "client that sends no Origin", origin, host ? host : "");
+        return;
+    }
     _cleanup_free_ char *path = NULL, *error = NULL;
     int r = vo_vm_vnc_socket(vm, &path, &error);
     if (r < 0) {

@@ -143,7 +143,7 @@ def rfb_handshake(recv_exact, send):
 class WebSocket:
     """A minimal RFC 6455 client over vireod's Unix socket."""
 
-    def __init__(self, path, vm):
+    def __init__(self, path, vm, origin=None):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(60)
         self.sock.connect(path)
@@ -151,7 +151,8 @@ class WebSocket:
         self.sock.sendall((f"GET /v1/vms/{vm}/vnc HTTP/1.1\r\nHost: vireod\r\n"
                            "Connection: Upgrade\r\nUpgrade: websocket\r\n"
                            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                           "Sec-WebSocket-Protocol: binary\r\n\r\n").encode())
+                           "Sec-WebSocket-Protocol: binary\r\n"
+                           + (f"Origin: {origin}\r\n" if origin else "") + "\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.sock.recv(4096)
@@ -307,6 +308,14 @@ def test_vnc_over_websocket_and_cli(menu_vm):
         assert width >= 640 and height >= 400
     finally:
         ws.close()
+    # a browser's page of another origin may not open it (403); its own may
+    for origin, want in (("https://evil.example", "HTTP/1.1 403"),
+                         ("http://vireod", "HTTP/1.1 101")):
+        ws = WebSocket(d.socket, "menu", origin=origin)
+        try:
+            assert ws.head.startswith(want), (origin, ws.head)
+        finally:
+            ws.close()
     # a plain GET without the upgrade is a 400 that says how
     status, msg = error_of(d.request("GET", "/v1/vms/menu/vnc"))
     assert status == 400 and "Upgrade: websocket" in msg, (status, msg)
