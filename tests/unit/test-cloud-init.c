@@ -368,8 +368,9 @@ static bool argv_has(char **argv, const char *opt, const char *fragment)
     return false;
 }
 
-/* The seed is a second read-only CD-ROM (AHCI port 2) beside the user's
- * drive (port 1), never in the boot order; none without a seed path. */
+/* The seed is a second read-only CD-ROM (AHCI port 2; PIIX's ide.0 on pc)
+ * beside the user's drive (port 1), never in the boot order; none without a
+ * seed path. */
 static void test_qemu_argv(void **state)
 {
     (void)state;
@@ -395,6 +396,14 @@ static void test_qemu_argv(void **state)
     assert_true(argv_has(argv, "-device", "{\"driver\":\"ide-cd\",\"id\":\"cidata0\","
                                           "\"bus\":\"ide.2\",\"drive\":\"drive-cidata0\"}"));
     assert_true(argv_has(argv, "-drive", "id=drive-cdrom0"));
+    vo_strv_free(TAKE_PTR(argv));
+    /* machine pc: PIIX has ide.0 and ide.1 only; the seed on ide.0. */
+    free(resolved->machine);
+    resolved->machine = vo_strdup("pc");
+    assert_int_equal(vo_qemu_build_argv(resolved, &caps, &paths, &argv, &err), 0);
+    assert_true(argv_has(argv, "-device", "{\"driver\":\"ide-cd\",\"id\":\"cidata0\","
+                                          "\"bus\":\"ide.0\",\"drive\":\"drive-cidata0\"}"));
+    assert_false(argv_has(argv, "-device", "\"bus\":\"ide.2\""));
     vo_strv_free(argv);
     vo_vm_spec_free(resolved);
     vo_vm_spec_free(spec);
