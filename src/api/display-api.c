@@ -25,6 +25,8 @@
 /* A peer that takes nothing for this long ends the relay. */
 #define RELAY_WRITE_TIMEOUT_MS 30000
 #define RELAY_CHUNK (64 * 1024)
+/* How long QEMU's VNC server may take to take a new connection. */
+#define VNC_CONNECT_TIMEOUT_MS 5000
 
 void vo_api_vm_screenshot(VoRequest *req, VoReply *rep)
 {
@@ -297,7 +299,9 @@ void vo_api_vm_vnc(VoRequest *req, VoReply *rep)
         vo_reply_errno(rep, r, error);
         return;
     }
-    int fd = vo_unix_connect(path, 0);
+    /* Bounded: QEMU listens with a backlog of 1, and a connect to a full
+     * backlog (QEMU stuck, stopped) would wait for ever on this thread. */
+    int fd = vo_unix_connect_wait(path, VNC_CONNECT_TIMEOUT_MS);
     if (fd < 0) {
         vo_reply_error(rep, VO_ERR_INVALID_STATE, "VM '%s': its VNC server does not answer "
                        "(%s); is it still running?", req->params[0], strerror(-fd));
