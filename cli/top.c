@@ -30,6 +30,13 @@ static double latest(const json_t *m, const char *name)
     return json_is_number(x) ? json_number_value(x) : NAN;
 }
 
+/* v as JSON: null when unknown (json_real refuses NaN, which made a whole
+ * row's json_pack fail). */
+static json_t *num(double v)
+{
+    return isnan(v) ? json_null() : json_real(v);
+}
+
 static char *rate_str(double v)
 {
     if (isnan(v))
@@ -100,17 +107,11 @@ static int vm_table(const char *host, OutTable **ret_table, json_t **ret_json)
         double rss = latest(m, "memory_rss"), conf = latest(m, "memory_configured");
         double rd = latest(m, "disk_read"), wr = latest(m, "disk_write");
         double rx = latest(m, "net_rx"), tx = latest(m, "net_tx");
-        r->row = json_pack("{s:s?, s:s?, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "name",
-                           jstr(vm, "name"), "host", jstr(vm, "host"), "cpu", r->cpu,
-                           "memory_rss", rss, "memory_configured", conf, "disk_read", rd,
-                           "disk_write", wr, "net_rx", rx, "net_tx", tx);
         /* NaN is no JSON number: unknown values are null. */
-        const char *key;
-        json_t *val;
-        void *tmp;
-        json_object_foreach_safe(r->row, tmp, key, val)
-            if (json_is_real(val) && isnan(json_real_value(val)))
-                json_object_set_new(r->row, key, json_null());
+        r->row = json_pack("{s:s?, s:s?, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name",
+                           jstr(vm, "name"), "host", jstr(vm, "host"), "cpu", num(r->cpu),
+                           "memory_rss", num(rss), "memory_configured", num(conf), "disk_read",
+                           num(rd), "disk_write", num(wr), "net_rx", num(rx), "net_tx", num(tx));
         r->cells[0] = vo_strdup(jstr(vm, "name") ? jstr(vm, "name") : "?");
         r->cells[1] = vo_strdup(jstr(vm, "host") ? jstr(vm, "host") : "");
         r->cells[2] = pct_str(r->cpu);
@@ -163,16 +164,10 @@ static int host_table(const char *only, OutTable **ret_table, json_t **ret_json)
         double used = latest(m, "memory_used"), total = latest(m, "memory_total");
         double rd = latest(m, "disk_read"), wr = latest(m, "disk_write");
         double rx = latest(m, "net_rx"), tx = latest(m, "net_tx");
-        r->row = json_pack("{s:s?, s:s?, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "name", name,
-                           "state", jstr(h, "state"), "cpu", r->cpu, "memory_used", used,
-                           "memory_total", total, "disk_read", rd, "disk_write", wr, "net_rx",
-                           rx, "net_tx", tx);
-        const char *key;
-        json_t *val;
-        void *tmp;
-        json_object_foreach_safe(r->row, tmp, key, val)
-            if (json_is_real(val) && isnan(json_real_value(val)))
-                json_object_set_new(r->row, key, json_null());
+        r->row = json_pack("{s:s?, s:s?, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", name,
+                           "state", jstr(h, "state"), "cpu", num(r->cpu), "memory_used",
+                           num(used), "memory_total", num(total), "disk_read", num(rd),
+                           "disk_write", num(wr), "net_rx", num(rx), "net_tx", num(tx));
         r->cells[0] = vo_strdup(name ? name : "?");
         r->cells[1] = vo_strdup(jstr(h, "state") ? jstr(h, "state") : "");
         r->cells[2] = pct_str(r->cpu);

@@ -25,6 +25,8 @@
 /* A peer that takes nothing for this long ends the relay. */
 #define RELAY_WRITE_TIMEOUT_MS 30000
 #define RELAY_CHUNK (64 * 1024)
+/* How long QEMU's VNC server may take to take a new connection. */
+#define VNC_CONNECT_TIMEOUT_MS 5000
 
 void vo_api_vm_screenshot(VoRequest *req, VoReply *rep)
 {
@@ -283,13 +285,23 @@ void vo_api_vm_vnc(VoRequest *req, VoReply *rep)
                        "of 16 random bytes (RFC 6455)");
         return;
     }
+    const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
+    const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
+    if (websocket && !vo_ws_origin_allowed(origin, host)) {
+        vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "Origin '%s' is not this server's "
+                       "(Host '%s'): open the VNC stream from a page vireod serves, or from a "
+                       "client that sends no Origin", origin, host ? host : "");
+        return;
+    }
     _cleanup_free_ char *path = NULL, *error = NULL;
     int r = vo_vm_vnc_socket(vm, &path, &error);
     if (r < 0) {
         vo_reply_errno(rep, r, error);
         return;
     }
-    int fd = vo_unix_connect(path, 0);
+    /* Bounded: QEMU listens with a backlog of 1, and a connect to a full
+     * backlog (QEMU stuck, stopped) would wait for ever on this thread. */
+    int fd = vo_unix_connect_wait(path, VNC_CONNECT_TIMEOUT_MS);
     if (fd < 0) {
         vo_reply_error(rep, VO_ERR_INVALID_STATE, "VM '%s': its VNC server does not answer "
                        "(%s); is it still running?", req->params[0], strerror(-fd));

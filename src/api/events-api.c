@@ -25,6 +25,7 @@
 
 #include "api/handlers.h"
 #include "cluster/any-door.h"
+#include "conf/cloud-init.h"
 #include "daemon/cluster-view.h"
 #include "util/sse.h"
 #include "util/time-format.h"
@@ -137,6 +138,25 @@ static bool event_wanted(const EventStream *s, const VoStoreEvent *e, const char
     return vo_sse_key_object(e->key, ret_kind, ret_id) && wanted(s, *ret_kind, *ret_id);
 }
 
+/* A document as a reader of events may see it: the cloud-init user data
+ * and password hash in a spec (of a VM, a backup) left out, as vm show
+ * leaves them out (an admin's: GET /v1/vms/{vm}/cloud-init). NULL: value
+ * as it is. */
+static char *redacted(const char *value)
+{
+    if (!value || !strstr(value, "\"cloud_init\""))
+        return NULL;
+    json_t *doc = json_loads(value, 0, NULL);
+    json_t *ci = json_object_get(json_object_get(doc, "spec"), "cloud_init");
+    char *text = NULL;
+    if (json_object_get(ci, "user_data") || json_object_get(ci, "password_hash")) {
+        vo_cloud_init_json_redact(ci);
+        text = json_dumps(doc, JSON_COMPACT);
+    }
+    json_decref(doc);
+    return text;
+}
+
 /* The name of host id, as events show it (the id until a member document
  * names it). */
 static const char *host_name(EventStream *s, const char *id)
@@ -166,8 +186,10 @@ static void add_events(EventStream *s, const VoStoreEvent *events, size_t n)
         unsigned index = 0;
         if (!vo_sse_ids_next(&s->ids, events[i].rev, more, &index))
             continue; /* the client saw it before it resumed */
+        _cleanup_free_ char *value = redacted(events[i].value);
         char *ev = vo_sse_format_change_host(events[i].rev, index, kind, id,
-                                             events[i].kind == VO_STORE_DELETE, events[i].value,
+                                             events[i].kind == VO_STORE_DELETE,
+                                             value ? value : events[i].value,
                                              s->raw ? host_name(s, host) : NULL);
         pending_add(s, ev);
         free(ev);

@@ -360,6 +360,14 @@ json_t *vo_cloud_init_to_json(const VoCloudInit *ci)
     return o;
 }
 
+void vo_cloud_init_json_redact(json_t *settings)
+{
+    if (!json_is_object(settings))
+        return;
+    json_object_del(settings, "user_data");
+    json_object_del(settings, "password_hash");
+}
+
 /* ---- the CLI's forms ------------------------------------------------------- */
 
 int vo_cloud_init_network_parse(const char *s, json_t **ret, char **ret_error)

@@ -33,6 +33,10 @@ VoCloudInit *vo_cloud_init_copy(const VoCloudInit *ci);
  * -EINVAL with *ret_error naming the field and what to fix. */
 int vo_cloud_init_from_json(json_t *o, VoCloudInit **ret, char **ret_error);
 json_t *vo_cloud_init_to_json(const VoCloudInit *ci);
+/* Drops what only an admin may read (user_data, password_hash: GET
+ * /v1/vms/{vm}/cloud-init shows them) from a "cloud_init" object of a VM as
+ * every reader sees it (vm show, lists, events); NULL or a non-object: nothing. */
+void vo_cloud_init_json_redact(json_t *settings);
 int vo_cloud_init_validate(const VoCloudInit *ci, char **ret_error);
 
 /* "dhcp" or "static:IP/PREFIX,gw=GW[,dns=IP[;IP...]]" (the CLI's --ci-network)

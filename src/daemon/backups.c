@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "conf/cloud-init.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "qemu/qemu-backup.h"
@@ -33,6 +34,7 @@ static json_t *backup_view(json_t *record, const char *pool, bool with_spec)
     json_object_del(o, "created_ms");
     if (!with_spec)
         json_object_del(o, "spec");
+    vo_cloud_init_json_redact(json_object_get(json_object_get(o, "spec"), "cloud_init"));
     json_object_set_new(o, "pool", json_string(pool));
     if (!json_object_get(o, "last_verify"))
         json_object_set_new(o, "last_verify", json_null());

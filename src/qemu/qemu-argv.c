@@ -211,16 +211,18 @@ static void build_cdrom(char ***argv, const VoVmSpec *spec)
 }
 
 /* The cloud-init NoCloud seed (volume label cidata), when the VM has
- * cloud-init settings: a second read-only CD-ROM on AHCI port 2, apart from
- * the user's drive (ide.1); firmware never boots it. */
+ * cloud-init settings: a second read-only CD-ROM apart from the user's
+ * drive (ide.1): on q35 AHCI port 2; on pc PIIX's primary channel (ide.0;
+ * it has no ide.2, and QEMU would refuse to start). Firmware never boots it. */
 static void build_cidata(char ***argv, const VoVmSpec *spec)
 {
     if (!spec->cloud_init_path)
         return;
     push_opt(argv, "-drive", "if=none,id=%s,media=cdrom,readonly=on,format=raw,file=%s",
              VO_QEMU_CIDATA_DRIVE, spec->cloud_init_path);
+    const char *bus = spec->machine && !strcmp(spec->machine, "pc") ? "ide.0" : "ide.2";
     push_json(argv, "-device", json_pack("{s:s, s:s, s:s, s:s}", "driver", "ide-cd", "id",
-                                         VO_QEMU_CIDATA_ID, "bus", "ide.2", "drive",
+                                         VO_QEMU_CIDATA_ID, "bus", bus, "drive",
                                          VO_QEMU_CIDATA_DRIVE));
 }
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -25,6 +26,14 @@ int vo_ws_accept_key(const char *key, char ret[29])
         return -EIO;
     EVP_EncodeBlock((unsigned char *)ret, digest, 20);
     return 0;
+}
+
+bool vo_ws_origin_allowed(const char *origin, const char *host)
+{
+    if (!origin)
+        return true;
+    const char *authority = strstr(origin, "://");
+    return authority && host && *host && !strcasecmp(authority + 3, host);
 }
 
 size_t vo_ws_frame_header(uint8_t opcode, uint64_t len, uint8_t out[VO_WS_MAX_HEADER])

@@ -29,6 +29,14 @@ int vo_ws_accept_key(const char *key, char ret[29]);
  * opcode and payload length len. Returns its length (2, 4 or 10). */
 size_t vo_ws_frame_header(uint8_t opcode, uint64_t len, uint8_t out[VO_WS_MAX_HEADER]);
 
+/* Whether a WebSocket handshake's Origin ("scheme://host[:port]", RFC
+ * 6454; sent by browsers) names the host the request was sent to (its Host
+ * header): a page of another origin must not open the stream, as the
+ * browser adds the session cookie to any same-site page's request
+ * (cross-site WebSocket hijacking). true without an Origin (not a
+ * browser); false for "null" or a malformed one. */
+bool vo_ws_origin_allowed(const char *origin, const char *host);
+
 typedef struct {
     bool fin;
     uint8_t opcode;

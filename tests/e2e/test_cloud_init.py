@@ -112,6 +112,17 @@ def test_seed_cdrom_set_and_bad_input(daemon, tmp_path):
                      {"settings": {"user_data": "runcmd: []"}}, expect=400)
     assert "#cloud-config" in err["error"]["message"], err
     assert daemon.api("GET", "/v1/vms/ci1/cloud-init")["instance_id"] == again["instance_id"]
+
+    # The password hash is an admin's to read (GET .../cloud-init): vm show,
+    # the list and the event stream, which viewers read, leave it out.
+    hash_ = "$6$saltsalt$" + "A" * 86
+    daemon.cli("vm", "cloud-init", "set", "ci1", "--ci-password-hash", hash_)
+    assert daemon.api("GET", "/v1/vms/ci1/cloud-init")["settings"]["password_hash"] == hash_
+    for vm_doc in (daemon.vm("ci1"), daemon.api("GET", "/v1/vms")["vms"][0]):
+        assert vm_doc["cloud_init"]["user"] == "alice", vm_doc
+        assert "password_hash" not in vm_doc["cloud_init"], vm_doc
+    status, events = daemon.request("GET", "/v1/events?kind=vm&since=0&follow=false")
+    assert status == 200 and '"cloud_init"' in events and hash_ not in events, events
     (tmp_path / "priv").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n")
     p = daemon.cli("vm", "create", "bad1", "--ci-ssh-key", str(tmp_path / "priv"), check=False)
     assert p.returncode != 0 and "not an ssh public key" in p.stderr, p

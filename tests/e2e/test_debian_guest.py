@@ -11,6 +11,7 @@ this test waits (bounded) for that build's lock, and is skipped when there
 is no image (VIREO_TEST_DEBIAN_IMAGE, default BUILD/guest/debian). It prints
 the boot times (to SSH login, to cloud-init done)."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -25,11 +26,28 @@ IMAGE = os.environ.get("VIREO_TEST_DEBIAN_IMAGE", os.path.join(BUILD, "guest", "
 BUILD_WAIT_S = int(os.environ.get("VIREO_DEBIAN_BUILD_WAIT", "1800"))
 
 
+def image_current():
+    """Whether IMAGE was built by the scripts as they are (their hash in its
+    image.json, as the scripts and the Makefile check it)."""
+    guest = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "guest")
+    h = hashlib.sha256()
+    for name in ("build-debian-image.sh", "build-image.sh"):
+        with open(os.path.join(guest, name), "rb") as f:
+            h.update(f.read())
+    try:
+        with open(os.path.join(IMAGE, "image.json")) as f:
+            return f'"script":"{h.hexdigest()}"' in f.read()
+    except OSError:
+        return False
+
+
 def image_ready():
     lock = os.path.join(os.path.dirname(os.path.abspath(IMAGE)),
                         "." + os.path.basename(os.path.abspath(IMAGE)) + ".lock")
-    if os.path.exists(lock) and not os.path.exists(os.path.join(IMAGE, "image.json")):
-        # A build holds the lock: wait for it to end (flock, bounded).
+    if os.path.exists(lock) and not image_current():
+        # A build (a first one, or a rebuild of a stale image, which swaps
+        # the directory away under a VM) holds the lock: wait for it to end
+        # (flock, bounded).
         subprocess.run(["flock", "-w", str(BUILD_WAIT_S), lock, "true"], check=False,
                        timeout=BUILD_WAIT_S + 30)
     return os.path.exists(os.path.join(IMAGE, "image.json"))

@@ -158,7 +158,7 @@ def rfb_handshake(recv_exact, send):
 class WebSocket:
     """A minimal RFC 6455 client over vireod's Unix socket."""
 
-    def __init__(self, path, vm):
+    def __init__(self, path, vm, origin=None):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(60)
         self.sock.connect(path)
@@ -166,7 +166,8 @@ class WebSocket:
         self.sock.sendall((f"GET /v1/vms/{vm}/vnc HTTP/1.1\r\nHost: vireod\r\n"
                            "Connection: Upgrade\r\nUpgrade: websocket\r\n"
                            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                           "Sec-WebSocket-Protocol: binary\r\n\r\n").encode())
+                           "Sec-WebSocket-Protocol: binary\r\n"
+                           + (f"Origin: {origin}\r\n" if origin else "") + "\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.sock.recv(4096)
@@ -323,6 +324,14 @@ def test_vnc_over_websocket_and_cli(menu_vm):
         assert width >= 640 and height >= 400
     finally:
         ws.close()
+    # a browser's page of another origin may not open it (403); its own may
+    for origin, want in (("https://evil.example", "HTTP/1.1 403"),
+                         ("http://vireod", "HTTP/1.1 101")):
+        ws = WebSocket(d.socket, "menu", origin=origin)
+        try:
+            assert ws.head.startswith(want), (origin, ws.head)
+        finally:
+            ws.close()
     # a plain GET without the upgrade is a 400 that says how
     status, msg = error_of(d.request("GET", "/v1/vms/menu/vnc"))
     assert status == 400 and "Upgrade: websocket" in msg, (status, msg)
@@ -353,3 +362,62 @@ def test_vnc_over_websocket_and_cli(menu_vm):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def raw_vnc_request(path, vm):
+    """A raw upgrade to the VNC stream: the socket and vireod's answer head."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(60)
+    s.connect(path)
+    s.sendall(f"GET /v1/vms/{vm}/vnc HTTP/1.1\r\nHost: vireod\r\nConnection: Upgrade\r\n"
+              "Upgrade: vireo-vnc\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    head = head.decode(errors="replace")
+    if not head.startswith("HTTP/1.1 101"):  # an error's JSON body
+        length = [int(l.split(":", 1)[1]) for l in head.splitlines()
+                  if l.lower().startswith("content-length:")]
+        while length and len(body) < length[0]:
+            chunk = s.recv(4096)
+            assert chunk, body
+            body += chunk
+        head += "\n" + body.decode(errors="replace")
+    return s, head
+
+
+def test_vnc_server_that_takes_no_connection(menu_vm):
+    """A VNC server that accepts nothing (QEMU stuck; here a listener of the
+    test's in place of QEMU's socket): vireod's connect is bounded and
+    answers 409 instead of holding its thread for ever."""
+    d, _ = menu_vm
+    cmdline = open(f"/proc/{d.vm('menu')['pid']}/cmdline").read().split("\0")
+    vnc = cmdline[cmdline.index("-vnc") + 1][len("unix:"):].split(",")[0]
+    aside = vnc + ".aside"
+    os.rename(vnc, aside)
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    held = []
+    try:
+        stuck.bind(vnc)
+        stuck.listen(0)  # one connection waits in the backlog; the next one would block
+        for _ in range(3):
+            s, head = raw_vnc_request(d.socket, "menu")
+            held.append(s)
+            if not head.startswith("HTTP/1.1 101"):
+                break
+        assert head.startswith("HTTP/1.1 409") and "does not answer" in head, head
+    finally:
+        for s in held:
+            s.close()
+        stuck.close()
+        os.unlink(vnc)
+        os.rename(aside, vnc)
+    # QEMU's own server again
+    s, head = raw_vnc_request(d.socket, "menu")
+    try:
+        assert head.startswith("HTTP/1.1 101"), head
+    finally:
+        s.close()

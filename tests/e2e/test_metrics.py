@@ -193,3 +193,19 @@ def test_fake_history_goes_with_the_vm():
         assert "vm_name=\"f1\"" not in d.request("GET", "/metrics")[1]
     finally:
         d.cleanup()
+
+
+def test_top_json_keeps_unknown_values():
+    """vm top / host top --output json: a row whose values are not known yet
+    is there, with null for them (a sampler that ran once has no rates: CPU
+    needs two samples)."""
+    d = h.Daemon(driver="fake", args=("--metrics-interval", "3600"))
+    try:
+        d.cli("vm", "create", "f2")
+        d.cli("vm", "start", "f2")
+        doc = json.loads(d.cli("--output", "json", "vm", "top", "--once").stdout)
+        assert [(v["name"], v["cpu"]) for v in doc["vms"]] == [("f2", None)], doc
+        doc = json.loads(d.cli("--output", "json", "host", "top", "--once").stdout)
+        assert len(doc["hosts"]) == 1 and doc["hosts"][0]["cpu"] is None, doc
+    finally:
+        d.cleanup()

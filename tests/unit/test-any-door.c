@@ -167,6 +167,17 @@ static void test_doc_to_api(void **state)
     for (size_t i = 0; i < ELEMENTSOF(bad); i++)
         assert_null(vo_vm_doc_to_api(bad[i], true, "h", "online", 0));
     assert_null(vo_vm_doc_to_api(NULL, true, "h", "online", 0));
+    /* cloud-init's user data and password hash are an admin's to read
+     * (GET /v1/vms/{vm}/cloud-init), not every reader's of the VM. */
+    const char *ci = "{\"spec\":{\"id\":\"v1\",\"name\":\"web\",\"cloud_init\":{\"user\":"
+                     "\"alice\",\"password_hash\":\"$6$salt$hash\",\"user_data\":"
+                     "\"#cloud-config\\npassword: secret\\n\"}},\"status\":{\"state\":\"stopped\"}}";
+    o = vo_vm_doc_to_api(ci, false, "h2", "offline", 0);
+    json_t *settings = json_object_get(o, "cloud_init");
+    assert_string_equal(json_string_value(json_object_get(settings, "user")), "alice");
+    assert_null(json_object_get(settings, "password_hash"));
+    assert_null(json_object_get(settings, "user_data"));
+    json_decref(o);
 }
 
 static void test_sort(void **state)

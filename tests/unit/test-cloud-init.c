@@ -164,6 +164,26 @@ static void test_spec_round_trip(void **state)
     vo_vm_spec_free(spec);
 }
 
+/* What every reader of a VM sees (vm show, lists, events, backups): no
+ * user_data nor password_hash, the rest as it is. */
+static void test_redact(void **state)
+{
+    (void)state;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:[s], s:s}", "user", "alice", "password_hash", HASH,
+                          "hostname", "h1", "ssh_keys", KEY, "user_data", "#cloud-config\n");
+    vo_cloud_init_json_redact(o);
+    assert_null(json_object_get(o, "password_hash"));
+    assert_null(json_object_get(o, "user_data"));
+    assert_string_equal(json_string_value(json_object_get(o, "user")), "alice");
+    assert_string_equal(json_string_value(json_object_get(o, "hostname")), "h1");
+    assert_int_equal(json_array_size(json_object_get(o, "ssh_keys")), 1);
+    json_decref(o);
+    vo_cloud_init_json_redact(NULL);
+    json_t *n = json_null();
+    vo_cloud_init_json_redact(n);
+    json_decref(n);
+}
+
 static void test_cli_forms(void **state)
 {
     (void)state;
@@ -348,8 +368,9 @@ static bool argv_has(char **argv, const char *opt, const char *fragment)
     return false;
 }
 
-/* The seed is a second read-only CD-ROM (AHCI port 2) beside the user's
- * drive (port 1), never in the boot order; none without a seed path. */
+/* The seed is a second read-only CD-ROM (AHCI port 2; PIIX's ide.0 on pc)
+ * beside the user's drive (port 1), never in the boot order; none without a
+ * seed path. */
 static void test_qemu_argv(void **state)
 {
     (void)state;
@@ -375,6 +396,14 @@ static void test_qemu_argv(void **state)
     assert_true(argv_has(argv, "-device", "{\"driver\":\"ide-cd\",\"id\":\"cidata0\","
                                           "\"bus\":\"ide.2\",\"drive\":\"drive-cidata0\"}"));
     assert_true(argv_has(argv, "-drive", "id=drive-cdrom0"));
+    vo_strv_free(TAKE_PTR(argv));
+    /* machine pc: PIIX has ide.0 and ide.1 only; the seed on ide.0. */
+    free(resolved->machine);
+    resolved->machine = vo_strdup("pc");
+    assert_int_equal(vo_qemu_build_argv(resolved, &caps, &paths, &argv, &err), 0);
+    assert_true(argv_has(argv, "-device", "{\"driver\":\"ide-cd\",\"id\":\"cidata0\","
+                                          "\"bus\":\"ide.0\",\"drive\":\"drive-cidata0\"}"));
+    assert_false(argv_has(argv, "-device", "\"bus\":\"ide.2\""));
     vo_strv_free(argv);
     vo_vm_spec_free(resolved);
     vo_vm_spec_free(spec);
@@ -386,6 +415,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_spec_round_trip),
+        cmocka_unit_test(test_redact),
         cmocka_unit_test(test_cli_forms),
         cmocka_unit_test(test_yaml_quote),
         cmocka_unit_test(test_seed_documents),

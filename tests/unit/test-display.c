@@ -190,12 +190,28 @@ static void test_ws_parse(void **state)
     assert_int_equal(vo_ws_parse(huge, sizeof(huge), &f), -EPROTO);
 }
 
+/* A browser's page of another origin may not open the VNC stream. */
+static void test_ws_origin(void **state)
+{
+    (void)state;
+    assert_true(vo_ws_origin_allowed(NULL, "vireod"));  /* not a browser */
+    assert_true(vo_ws_origin_allowed("https://h1.example:8443", "h1.example:8443"));
+    assert_true(vo_ws_origin_allowed("https://H1.Example:8443", "h1.example:8443"));
+    assert_false(vo_ws_origin_allowed("https://evil.example:8443", "h1.example:8443"));
+    assert_false(vo_ws_origin_allowed("https://h1.example:8080", "h1.example:8443"));
+    assert_false(vo_ws_origin_allowed("https://h1.example:8443.evil", "h1.example:8443"));
+    assert_false(vo_ws_origin_allowed("null", "h1.example:8443"));
+    assert_false(vo_ws_origin_allowed("https://h1.example:8443", NULL));
+    assert_false(vo_ws_origin_allowed("https://", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keycodes),  cmocka_unit_test(test_combo),
         cmocka_unit_test(test_text),      cmocka_unit_test(test_ws_accept),
         cmocka_unit_test(test_ws_header), cmocka_unit_test(test_ws_parse),
+        cmocka_unit_test(test_ws_origin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
