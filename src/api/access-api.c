@@ -4,6 +4,7 @@
  * and the browser's /v1/login, /v1/logout, /v1/whoami. Password hashes and
  * token digests never leave this file's documents: no route returns them. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <microhttpd.h>
 
@@ -382,6 +383,10 @@ static void make_dummy_hash(void)
         dummy_hash = NULL;
 }
 
+/* Password checks running at once (argon2id, 64 MiB each), at most. */
+#define LOGIN_CHECKS_MAX 4
+static atomic_int logins_checking;
+
 void vo_api_login(VoRequest *req, VoReply *rep)
 {
     const VoPrincipal *who = vo_access_current();
@@ -407,20 +412,43 @@ void vo_api_login(VoRequest *req, VoReply *rep)
         retry_after(rep, wait);
         return;
     }
+    /* Each check takes LOGIN_HASH_MEM of memory and a CPU for a while:
+     * only so many at once, whoever sends them. */
+    if (atomic_fetch_add(&logins_checking, 1) >= LOGIN_CHECKS_MAX) {
+        atomic_fetch_sub(&logins_checking, 1);
+        vo_reply_error(rep, VO_ERR_TOO_MANY_REQUESTS, "too many logins are being checked at "
+                       "once; try again in 1 s");
+        retry_after(rep, 1000);
+        return;
+    }
+    /* The attempt counts as failed before the password is checked, so that
+     * guesses sent in parallel cannot all pass the lock-out together. */
+    wait = vo_backoff_attempt(user_key_b, now);
+    wait_addr = vo_backoff_attempt(addr_key, now);
+    if (wait > 0 || wait_addr > 0) {
+        atomic_fetch_sub(&logins_checking, 1);
+        if (wait_addr > wait)
+            wait = wait_addr;
+        vo_reply_error(rep, VO_ERR_TOO_MANY_REQUESTS, "too many failed logins %s; try again in "
+                       "%lld s", wait_addr >= wait ? "from this address" : "for this user",
+                       (long long)((wait + 999) / 1000));
+        retry_after(rep, wait);
+        return;
+    }
     VoRole role = VO_ROLE_VIEWER;
     _cleanup_free_ char *hash = NULL;
     int r = vo_access_user_role(req->d, user, &role, &hash);
     if (r < 0 && r != -ENOENT) {
+        atomic_fetch_sub(&logins_checking, 1);
         vo_reply_errno(rep, r, "cannot read the user");
         return;
     }
     /* An unknown user costs as much as a wrong password (no hint by time). */
     pthread_once(&dummy_once, make_dummy_hash);
     bool ok = vo_access_password_verify(hash ? hash : dummy_hash, password) && r == 0 && hash;
+    atomic_fetch_sub(&logins_checking, 1);
     log_debug("login of '%s' from %s checked: %s", user, who->address, ok ? "ok" : "refused");
-    if (!ok) {
-        vo_backoff_failed(user_key_b, now);
-        vo_backoff_failed(addr_key, now);
+    if (!ok) { /* counted already */
         vo_reply_error(rep, VO_ERR_UNAUTHENTICATED, "wrong user name or password");
         return;
     }

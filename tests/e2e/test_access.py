@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -226,6 +227,56 @@ def test_bad_users_are_refused_clearly(access):
               input="long enough\n", check=False)
     assert p.returncode == 2
     assert d.request("POST", "/v1/login", {"user": "a", "password": "b"})[0] == 400
+
+
+PARALLEL = r'''
+import http.client, json, ssl, sys, threading
+ca, body, n = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=ca)
+conns, out = [], [None] * n
+for i in range(n):  # all connected first, then all sent at once
+    c = http.client.HTTPSConnection("127.0.0.1", 8443, context=ctx, timeout=120)
+    c.connect()
+    conns.append(c)
+go = threading.Barrier(n)
+def one(i):
+    go.wait()
+    conns[i].request("POST", "/v1/login", body=json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+    out[i] = conns[i].getresponse().status
+threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in threads: t.start()
+for t in threads: t.join()
+json.dump(out, sys.stdout)
+'''
+
+
+def test_parallel_wrong_passwords_cannot_pass_the_lockout_together(access):
+    d, h = access
+    d.cli("user", "create", "racer", "--role", "viewer", "--password-file", "-",
+          input="the racer's password\n")
+    script = os.path.join(d.tmp, "parallel-login.py")
+    with open(script, "w") as f:
+        f.write(PARALLEL)
+    body = {"user": "racer", "password": "a wrong guess"}
+    p = subprocess.run(["ip", "netns", "exec", d.netns.name, sys.executable, script, h.ca,
+                        json.dumps(body), "40"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    statuses = json.loads(p.stdout)
+    assert set(statuses) <= {401, 429}, statuses
+    # Each attempt counts before its password is checked, and only a few
+    # are checked at once: 40 guesses sent together do not all get checked.
+    checked = statuses.count(401)
+    assert 1 <= checked <= 8, statuses
+    # The address and the user are cleared by the right password once the
+    # lock-out ends (bounded wait), for the tests that follow.
+    for _ in range(60):
+        ans = login(h, "racer", "the racer's password")
+        if ans["status"] == 200:
+            break
+        assert ans["status"] == 429, ans
+        time.sleep(min(int(ans["headers"]["retry-after"]), 5))
+    assert ans["status"] == 200, ans
 
 
 def test_1000_wrong_passwords_are_slowed(access):
