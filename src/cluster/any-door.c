@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "conf/cloud-init.h"
 #include "util/sse.h"
 #include "util/time-format.h"
 #include "util/util.h"
@@ -98,8 +99,10 @@ json_t *vo_vm_doc_to_api(const char *doc_text, bool summary, const char *host_na
             if (v)
                 json_object_set(o, fields[i], v);
         }
-    } else
+    } else {
         o = json_deep_copy(spec);
+        vo_cloud_init_hide_secrets(o);
+    }
     json_object_set_new(o, "state", json_string(state));
     json_int_t created = json_integer_value(json_object_get(status, "created_at"));
     json_int_t started = json_integer_value(json_object_get(status, "started_at"));

@@ -337,6 +337,19 @@ static json_t *strv_json(char **v)
     return a;
 }
 
+void vo_cloud_init_hide_secrets(json_t *doc)
+{
+    json_t *ci = json_object_get(doc, "cloud_init");
+    if (!ci)
+        ci = json_object_get(json_object_get(doc, "spec"), "cloud_init");
+    if (!json_is_object(ci))
+        return;
+    static const char *const secrets[] = { "password_hash", "user_data" };
+    for (size_t i = 0; i < ELEMENTSOF(secrets); i++)
+        if (json_object_get(ci, secrets[i]))
+            json_object_set_new(ci, secrets[i], json_string(VO_CI_HIDDEN));
+}
+
 json_t *vo_cloud_init_to_json(const VoCloudInit *ci)
 {
     json_t *o = json_object();

@@ -33,6 +33,12 @@ VoCloudInit *vo_cloud_init_copy(const VoCloudInit *ci);
  * -EINVAL with *ret_error naming the field and what to fix. */
 int vo_cloud_init_from_json(json_t *o, VoCloudInit **ret, char **ret_error);
 json_t *vo_cloud_init_to_json(const VoCloudInit *ci);
+/* The secrets of the "cloud_init" object in a document the API shows to
+ * every reader (a VM, its stored document, a backup: doc."cloud_init" or
+ * doc."spec"."cloud_init"): the password hash and the user-data replaced
+ * by VO_CI_HIDDEN. GET /v1/vms/{vm}/cloud-init, an admin's, shows them. */
+#define VO_CI_HIDDEN "(hidden: GET /v1/vms/VM/cloud-init shows it)"
+void vo_cloud_init_hide_secrets(json_t *doc);
 int vo_cloud_init_validate(const VoCloudInit *ci, char **ret_error);
 
 /* "dhcp" or "static:IP/PREFIX,gw=GW[,dns=IP[;IP...]]" (the CLI's --ci-network)

@@ -33,6 +33,7 @@ static json_t *backup_view(json_t *record, const char *pool, bool with_spec)
     json_object_del(o, "created_ms");
     if (!with_spec)
         json_object_del(o, "spec");
+    vo_cloud_init_hide_secrets(o);
     json_object_set_new(o, "pool", json_string(pool));
     if (!json_object_get(o, "last_verify"))
         json_object_set_new(o, "last_verify", json_null());

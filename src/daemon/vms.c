@@ -443,6 +443,7 @@ static json_t *vm_json_locked_view(VoVm *vm)
 {
     pthread_mutex_lock(&vm->lock);
     json_t *o = vo_vm_spec_to_json(vm->spec);
+    vo_cloud_init_hide_secrets(o); /* a viewer's read: an admin's route shows them */
     json_object_set_new(o, "state", json_string(state_names[vm->state]));
     json_object_set_new(o, "created_at", vo_time_json(vm->created_at));
     if ((vm->state == VO_VM_RUNNING || vm->state == VO_VM_PAUSED) && vm->hv) {

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "conf/cloud-init.h"
 #include "util/util.h"
 
 #define MAX_LINE (16u << 20)
@@ -71,6 +72,10 @@ char *vo_sse_format_change_host(int64_t rev, unsigned index, const char *kind, c
         if (!object) /* not UTF-8 either */
             object = json_null();
     }
+    /* Every reader sees the stream: a VM's or backup's cloud-init secrets
+     * are an admin's (GET /v1/vms/{vm}/cloud-init). */
+    if (!strcmp(kind, "vm") || !strcmp(kind, "backup"))
+        vo_cloud_init_hide_secrets(object);
     json_t *doc = json_pack("{s:I, s:s, s:s, s:s, s:o}", "rev", (json_int_t)rev, "kind", kind,
                             "id", id, "action", deleted ? "delete" : "put", "object", object);
     if (!doc) /* an id that is not UTF-8: never from vireod's own keys */

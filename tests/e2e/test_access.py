@@ -152,6 +152,30 @@ def test_roles_of_tokens(access):
     assert ans["status"] == 201 and ans["body"]["secret"]
 
 
+def test_viewers_read_no_cloud_init_secrets(access):
+    """GET /v1/vms/{vm}/cloud-init is an admin's: the VM's document, the list
+    and the event stream that any viewer reads do not carry its password
+    hash and user-data either."""
+    d, h = access
+    secret_hash = "$6$saltsalt$" + "h" * 86
+    ans = d.api("POST", "/v1/vms", {"name": "acc-ci", "memory_mib": 64, "cloud_init": {
+        "user": "ann", "password_hash": secret_hash}}, expect=202)
+    d.wait_task(ans["task"])
+    viewer = token(d, "viewer")["secret"]
+    ans = h.one("GET", "/v1/vms/acc-ci", token=viewer)
+    assert ans["status"] == 200, ans
+    assert ans["body"]["cloud_init"]["user"] == "ann"
+    assert ans["body"]["cloud_init"]["password_hash"].startswith("(hidden"), ans
+    for path in ["/v1/vms/acc-ci", "/v1/vms", "/v1/events?kind=vm&since=0&follow=false"]:
+        ans = h.one("GET", path, token=viewer)
+        assert ans["status"] == 200, (path, ans)
+        text = ans["body"] if isinstance(ans["body"], str) else json.dumps(ans["body"])
+        assert "acc-ci" in text and secret_hash not in text, (path, text[:2000])
+    assert h.one("GET", "/v1/vms/acc-ci/cloud-init", token=viewer)["status"] == 403
+    shown = d.api("GET", "/v1/vms/acc-ci/cloud-init")
+    assert shown["settings"]["password_hash"] == secret_hash
+
+
 def test_revoked_and_expiring_tokens(access):
     d, h = access
     t = token(d, "viewer", "--expires", "1h")

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cluster/any-door.h"
+#include "conf/cloud-init.h"
 #include "api/route-match.h"
 #include "util/util.h"
 
@@ -158,8 +159,21 @@ static void test_doc_to_api(void **state)
                           "\"stopped\",\"started_at\":5000,\"exit_reason\":\"shutdown\"}}";
     o = vo_vm_doc_to_api(stopped, false, NULL, NULL, 65000);
     assert_null(json_object_get(o, "uptime_s"));
+    assert_null(json_object_get(o, "cloud_init"));
     assert_null(json_object_get(o, "host"));
     assert_string_equal(json_string_value(json_object_get(o, "exit_reason")), "shutdown");
+    json_decref(o);
+    /* Another host's VM shows its cloud-init secrets to nobody (an admin's
+     * GET /v1/vms/{vm}/cloud-init does, on its host). */
+    const char *ci = "{\"spec\":{\"id\":\"v1\",\"name\":\"web\",\"cloud_init\":{\"user\":"
+                     "\"u\",\"password_hash\":\"$6$s$h\",\"user_data\":\"#!/bin/sh\"}},"
+                     "\"status\":{\"state\":\"stopped\"}}";
+    o = vo_vm_doc_to_api(ci, false, "h2", "online", 65000);
+    json_t *settings = json_object_get(o, "cloud_init");
+    assert_string_equal(json_string_value(json_object_get(settings, "user")), "u");
+    assert_string_equal(json_string_value(json_object_get(settings, "password_hash")),
+                        VO_CI_HIDDEN);
+    assert_string_equal(json_string_value(json_object_get(settings, "user_data")), VO_CI_HIDDEN);
     json_decref(o);
     static const char *const bad[] = { "", "[]", "{}", "{\"spec\":{\"id\":\"v\"},\"status\":{}}",
                                        "{\"spec\":{\"name\":\"n\"},\"status\":{\"state\":\"x\"}}",

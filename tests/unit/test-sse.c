@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "conf/cloud-init.h"
 #include "state/store.h"
 #include "util/sse.h"
 #include "util/util.h"
@@ -64,6 +65,30 @@ static void test_format(void **state)
     assert_string_equal(json_string_value(json_object_get(doc, "action")), "delete");
     assert_true(json_is_null(json_object_get(doc, "object")));
     json_decref(doc);
+}
+
+/* The stream goes to every reader (viewers too): a VM's and a backup's
+ * cloud-init password hash and user-data are an admin's. */
+static void test_format_hides_cloud_init_secrets(void **state)
+{
+    static const char *const kinds[] = { "vm", "backup" };
+    for (size_t i = 0; i < 2; i++) {
+        _cleanup_free_ char *ev = vo_sse_format_change(
+            44, 0, kinds[i], "abc", false,
+            "{\"spec\":{\"name\":\"a\",\"cloud_init\":{\"user\":\"u\","
+            "\"password_hash\":\"$6$salt$secret\",\"user_data\":\"#cloud-config\\nx: 1\"}}}");
+        assert_null(strstr(ev, "$6$salt$secret"));
+        assert_null(strstr(ev, "cloud-config"));
+        const char *data = strstr(ev, "data: ") + 6;
+        json_t *doc = json_loadb(data, strlen(data) - 2, 0, NULL);
+        json_t *ci = json_object_get(json_object_get(json_object_get(doc, "object"), "spec"),
+                                     "cloud_init");
+        assert_string_equal(json_string_value(json_object_get(ci, "user")), "u");
+        assert_string_equal(json_string_value(json_object_get(ci, "password_hash")),
+                            VO_CI_HIDDEN);
+        assert_string_equal(json_string_value(json_object_get(ci, "user_data")), VO_CI_HIDDEN);
+        json_decref(doc);
+    }
 }
 
 static void test_parse_rev(void **state)
@@ -283,6 +308,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_object),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_format_hides_cloud_init_secrets),
         cmocka_unit_test(test_parse_rev),
         cmocka_unit_test(test_parser_whole_and_split),
         cmocka_unit_test(test_parser_stop_and_partial),
