@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/access-check.h"
 #include "util/util.h"
@@ -18,6 +19,13 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t size)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
     else if (sa && sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)size);
+}
+
+/* Whether Origin is https://HOST, HOST the request's Host header. */
+static bool same_origin(const char *origin, const char *host)
+{
+    return host && host[0] && !strncasecmp(origin, "https://", 8) &&
+           !strcasecmp(origin + 8, host);
 }
 
 static bool is_read(const char *method)
@@ -75,6 +83,16 @@ bool vo_access_check(VoDaemon *d, struct MHD_Connection *conn, const char *metho
         p->role = s.role;
         snprintf(p->name, sizeof(p->name), "%s", s.user);
         snprintf(p->session, sizeof(p->session), "%.43s", sid);
+        /* A browser names the page that made the request: a session is
+         * used only from vireod's own origin (a WebSocket to a console
+         * carries no CSRF token; SameSite does not tell ports apart). */
+        const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+        if (origin && !same_origin(origin, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                       "Host"))) {
+            vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "a session is used only from "
+                           "vireod's own pages: Origin '%.100s' is not this server's", origin);
+            return false;
+        }
         const char *csrf = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                        VO_ACCESS_CSRF_HEADER);
         if (!is_read(method) && (!csrf || !vo_access_equal(csrf, s.csrf))) {

@@ -239,6 +239,34 @@ def test_sessions_cookie_and_csrf(access):
     assert login(h, "olga", "another password")["status"] == 401
 
 
+def test_sessions_only_from_the_servers_own_origin(access):
+    """A browser says which page made a request (Origin): a session used
+    from another origin (another port of the same host is the same site
+    for SameSite) is refused, a console WebSocket too, which carries no
+    CSRF token."""
+    d, h = access
+    d.cli("user", "create", "oona", "--role", "operator", "--password-file", "-",
+          input="origin test password\n")
+    ans = login(h, "oona", "origin test password")
+    assert ans["status"] == 200, ans
+    session = {"Cookie": ans["headers"]["set-cookie"].split(";")[0]}
+    ans = h.one("GET", "/v1/whoami", headers={**session, "Origin": "https://127.0.0.1:8443"})
+    assert ans["status"] == 200 and ans["body"]["principal"] == "user:oona", ans
+    for origin in ["https://127.0.0.1:9443", "https://evil.example", "null",
+                   "http://127.0.0.1:8443"]:
+        ans = h.one("GET", "/v1/vms/acc1/console",
+                    headers={**session, "Origin": origin, "Upgrade": "websocket",
+                             "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        assert ans["status"] == 403, (origin, ans)
+        assert "Origin" in ans["body"]["error"]["message"], ans
+    # API tokens are for scripts, not pages: no Origin rule for them.
+    viewer = token(d, "viewer")["secret"]
+    assert h.one("GET", "/v1/vms", token=viewer,
+                 headers={"Origin": "https://elsewhere"})["status"] == 200
+    d.cli("user", "delete", "oona")
+
+
 def test_bad_users_are_refused_clearly(access):
     d, h = access
     p = d.cli("user", "create", "Bad Name", "--role", "viewer", "--password-file", "-",
