@@ -94,6 +94,16 @@ int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
         const char *user = json_string_value(json_object_get(doc, "user"));
         snprintf(p->user, sizeof(p->user), "%s", user ? user : "");
         r = 0;
+        /* A user's token lives no longer than its user, and has at most
+         * the user's role (even if deleting the tokens with it failed). */
+        VoRole user_role;
+        if (user) {
+            r = vo_access_user_role(d, user, &user_role, NULL);
+            if (r == -ENOENT)
+                r = -EACCES;
+            else if (r == 0 && user_role < p->role)
+                p->role = user_role;
+        }
     }
     json_decref(doc);
     return r;
@@ -298,6 +308,14 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
                        "90m, 12h, 30d or 2w", expires);
         return;
     }
+    /* A user's own token is theirs (at most their role, deleted with
+     * them) unless they name another user: deleting a user ends all
+     * their access. */
+    const VoPrincipal *who = vo_access_current();
+    if (!user && who->kind == VO_PRINCIPAL_USER)
+        user = who->name;
+    else if (!user && who->kind == VO_PRINCIPAL_TOKEN && who->user[0])
+        user = who->user;
     if (user) {
         int r = vo_access_user_role(req->d, user, &user_role, NULL);
         if (r == -ENOENT) {
@@ -315,7 +333,6 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
         }
     }
     /* Nobody makes a token stronger than themselves. */
-    const VoPrincipal *who = vo_access_current();
     if (who->kind != VO_PRINCIPAL_ROOT && who->kind != VO_PRINCIPAL_PEER && role > who->role) {
         vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "role %s: more than you have (%s)",
                        vo_role_name(role), vo_role_name(who->role));

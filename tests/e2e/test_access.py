@@ -267,6 +267,30 @@ def test_sessions_only_from_the_servers_own_origin(access):
     d.cli("user", "delete", "oona")
 
 
+def test_a_users_own_tokens_end_with_the_user(access):
+    """A token a user makes over HTTPS is theirs: deleting the user (the way
+    to take someone's access away) ends it too."""
+    d, h = access
+    d.cli("user", "create", "adele", "--role", "admin", "--password-file", "-",
+          input="adele's password\n")
+    ans = login(h, "adele", "adele's password")
+    assert ans["status"] == 200, ans
+    session = {"Cookie": ans["headers"]["set-cookie"].split(";")[0],
+               "X-CSRF-Token": ans["body"]["csrf_token"]}
+    made = h.one("POST", "/v1/tokens", body={"role": "operator"}, headers=session)
+    assert made["status"] == 201 and made["body"]["user"] == "adele", made
+    secret = made["body"]["secret"]
+    # And a token of hers makes tokens that are hers too.
+    made2 = h.one("POST", "/v1/tokens", body={"role": "viewer"}, token=secret)
+    assert made2["status"] == 403, made2  # an operator makes no token (admin's route)
+    assert h.one("GET", "/v1/whoami", token=secret)["body"]["principal"] == \
+        f"token:{made['body']['id']} (user:adele)"
+    d.cli("user", "delete", "adele")
+    ans = h.one("GET", "/v1/vms", token=secret)
+    assert ans["status"] == 401, ans
+    assert not [t for t in d.cli_json("token", "list") if t.get("user") == "adele"]
+
+
 def test_bad_users_are_refused_clearly(access):
     d, h = access
     p = d.cli("user", "create", "Bad Name", "--role", "viewer", "--password-file", "-",
