@@ -86,7 +86,7 @@ int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
     json_int_t expires = json_integer_value(json_object_get(doc, "expires_ms"));
     VoRole role;
     r = -EACCES;
-    if (stored && vo_access_equal(stored, digest) && (!expires || expires > vo_now_ms()) &&
+    if (stored && vo_access_equal(stored, digest) && (!expires || expires > vo_wall_ms()) &&
         vo_role_parse(json_string_value(json_object_get(doc, "role")), &role) == 0) {
         p->kind = VO_PRINCIPAL_TOKEN;
         p->role = role;
@@ -175,7 +175,7 @@ void vo_api_user_create(VoRequest *req, VoReply *rep)
         return;
     }
     json_t *doc = json_pack("{s:s, s:s, s:o}", "role", vo_role_name(role), "password_hash", hash,
-                            "created_at", vo_time_json(vo_now_ms()));
+                            "created_at", vo_time_json(vo_wall_ms()));
     _cleanup_free_ char *key = user_key(name);
     r = store_doc(req->d, key, doc, VO_REV_NEW);
     if (r == -EEXIST)
@@ -344,7 +344,9 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
     char digest[65], by[128];
     vo_access_secret_digest(parts.secret, digest);
     vo_principal_describe(who, by, sizeof(by));
-    int64_t now = vo_now_ms();
+    /* The wall clock: kept in the store, read by every host, across boots
+     * (the monotonic clock starts again at each boot, and differs per host). */
+    int64_t now = vo_wall_ms();
     json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:I}", "role", vo_role_name(role),
                             "digest", digest, "created_by", by, "created_at", vo_time_json(now),
                             "expires_ms", (json_int_t)(seconds ? now + seconds * 1000 : 0));
@@ -484,7 +486,7 @@ void vo_api_login(VoRequest *req, VoReply *rep)
     log_info("user '%s' logged in from %s", user, who->address);
     vo_reply_json(rep, 200, json_pack("{s:s, s:s, s:s, s:o}", "user", user, "role",
                                       vo_role_name(role), "csrf_token", s.csrf, "expires_at",
-                                      vo_time_json(s.expires_ms)));
+                                      vo_time_json(vo_wall_ms() + (s.expires_ms - now))));
 }
 
 void vo_api_logout(VoRequest *req, VoReply *rep)

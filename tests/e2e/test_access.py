@@ -10,6 +10,7 @@ One fake-driver vireod for the module (its own network namespace, HTTPS on
 requests go from inside that namespace with a small Python client that
 trusts STATE/https/ca.crt."""
 
+import datetime
 import json
 import os
 import re
@@ -179,7 +180,13 @@ def test_viewers_read_no_cloud_init_secrets(access):
 def test_revoked_and_expiring_tokens(access):
     d, h = access
     t = token(d, "viewer", "--expires", "1h")
-    assert t["expires_at"]
+    # Dates on the wall clock (kept in the store, read by every host, across
+    # boots), not the monotonic one: an hour from now, made now.
+    now = datetime.datetime.now(datetime.timezone.utc)
+    expires = datetime.datetime.fromisoformat(t["expires_at"].replace("Z", "+00:00"))
+    created = datetime.datetime.fromisoformat(t["created_at"].replace("Z", "+00:00"))
+    assert now + datetime.timedelta(minutes=50) < expires < now + datetime.timedelta(hours=2), t
+    assert abs((created - now).total_seconds()) < 600, t
     assert h.one("GET", "/v1/vms", token=t["secret"])["status"] == 200
     listed = d.cli_json("token", "list")
     assert any(x["id"] == t["id"] for x in listed)
@@ -210,6 +217,8 @@ def test_sessions_cookie_and_csrf(access):
     assert "HttpOnly" in attrs and "Secure" in attrs and "SameSite=Strict" in attrs
     assert any(a.startswith("Max-Age=") and int(a[8:]) > 0 for a in attrs)
     csrf = ans["body"]["csrf_token"]
+    expires = datetime.datetime.fromisoformat(ans["body"]["expires_at"].replace("Z", "+00:00"))
+    assert expires > datetime.datetime.now(datetime.timezone.utc), ans["body"]
     session = {"Cookie": attrs[0]}
     assert h.one("GET", "/v1/whoami", headers=session)["body"]["principal"] == "user:olga"
     # A change without the CSRF token is refused; with it, it passes.
