@@ -70,6 +70,23 @@ int vo_access_user_role(VoDaemon *d, const char *name, VoRole *ret_role, char **
     return r < 0 ? -EIO : 0;
 }
 
+int vo_access_session_user(VoDaemon *d, const char *name, int64_t created_wall_ms,
+                           VoRole *ret_role)
+{
+    if (!vo_name_valid(name))
+        return -ENOENT;
+    _cleanup_free_ char *key = user_key(name);
+    int r;
+    json_t *doc = load_doc(d, key, &r);
+    if (!doc)
+        return r;
+    r = vo_role_parse(json_string_value(json_object_get(doc, "role")), ret_role) < 0 ? -EIO : 0;
+    if (r == 0 && json_integer_value(json_object_get(doc, "password_changed_ms")) > created_wall_ms)
+        r = -ESTALE;
+    json_decref(doc);
+    return r;
+}
+
 int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
 {
     VoTokenParts parts;
@@ -245,6 +262,8 @@ void vo_api_user_password(VoRequest *req, VoReply *rep)
         r = vo_access_password_hash(password, &hash);
     if (r == 0) {
         json_object_set_new(doc, "password_hash", json_string(hash));
+        /* Sessions made before it end on every host (access-check.c). */
+        json_object_set_new(doc, "password_changed_ms", json_integer(vo_wall_ms()));
         r = store_doc(req->d, key, doc, rev);
     }
     json_decref(doc);

@@ -79,8 +79,21 @@ bool vo_access_check(VoDaemon *d, struct MHD_Connection *conn, const char *metho
                            "out, or vireod restarted); log in again (POST /v1/login)");
             return false;
         }
+        VoRole now_role;
+        int r = vo_access_session_user(d, s.user, s.created_wall_ms, &now_role);
+        if (r == -ENOENT || r == -ESTALE) {
+            vo_session_delete(sid);
+            vo_reply_error(rep, VO_ERR_UNAUTHENTICATED, "the session has ended (%s); log in "
+                           "again (POST /v1/login)", r == -ENOENT ? "the user was deleted"
+                                                                 : "the password was changed");
+            return false;
+        }
+        if (r < 0) {
+            vo_reply_errno(rep, r, "cannot check the session's user");
+            return false;
+        }
         p->kind = VO_PRINCIPAL_USER;
-        p->role = s.role;
+        p->role = now_role < s.role ? now_role : s.role;
         snprintf(p->name, sizeof(p->name), "%s", s.user);
         snprintf(p->session, sizeof(p->session), "%.43s", sid);
         /* A browser names the page that made the request: a session is

@@ -132,6 +132,7 @@ int vo_session_create(const char *user, VoRole role, int64_t now_ms,
     slot.s.role = role;
     vo_access_random_secret(slot.s.csrf);
     slot.s.expires_ms = now_ms + (int64_t)VO_SESSION_TTL_S * 1000;
+    slot.s.created_wall_ms = vo_wall_ms();
     pthread_mutex_lock(&session_lock);
     expire_locked(now_ms);
     int r = n_sessions < VO_SESSION_MAX ? 0 : -ENOSPC;

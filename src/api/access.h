@@ -92,6 +92,7 @@ typedef struct {
     VoRole role;
     char csrf[VO_ACCESS_SECRET_LEN + 1];
     int64_t expires_ms;
+    int64_t created_wall_ms; /* compared with the user's password_changed_ms */
 } VoSession;
 /* A new session: *ret_id (the cookie's value) and ret->csrf. -ENOSPC when
  * VO_SESSION_MAX live sessions exist. */
