@@ -543,6 +543,8 @@ static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *
         (size_t)(version - 1 - url) != strlen(p->raw_uri)) {
         p->match_r = -EINVAL;
         p->match_error = vo_strdup("the request path holds a NUL byte");
+        if (p->server->users) /* 401 before the body, as any other path */
+            (void)vo_access_check(d, conn, method, NULL, &p->principal, refusal);
         return;
     }
     p->match_r = vo_route_match(vo_route_specs, vo_n_route_specs, method, p->raw_uri,

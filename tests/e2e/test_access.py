@@ -106,6 +106,19 @@ def test_every_route_without_credentials_is_401(access):
         assert ans["body"]["error"]["code"] == "unauthenticated", (r, ans)
     # Nor does a path that exists nowhere tell anything.
     assert h.one("GET", "/v1/nothing-here")["status"] == 401
+    # A path with a NUL byte too (raw: http.client refuses to send one).
+    raw = (r'''
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", 8443), timeout=30),
+                    server_hostname="127.0.0.1")
+s.sendall(b"POST /v1/vms\x00x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+sys.stdout.write(s.recv(65536).decode(errors="replace").split("\r\n")[0])
+''')
+    p = subprocess.run(["ip", "netns", "exec", d.netns.name, sys.executable, "-c", raw, h.ca],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and " 401 " in p.stdout, (p.stdout, p.stderr)
     # A malformed or unknown token is no better.
     assert h.one("GET", "/v1/vms", token="vireo_0123456789abcdef_" + "A" * 43)["status"] == 401
     assert h.one("GET", "/v1/vms", headers={"Authorization": "Basic eDp5"})["status"] == 401
