@@ -72,6 +72,10 @@ bool vo_access_check(VoDaemon *d, struct MHD_Connection *conn, const char *metho
             vo_reply_errno(rep, r, "cannot check the token");
             return false;
         }
+        /* Failures in a row: a good token clears them (else a script's
+         * occasional expired token added up to 15 min lock-outs of every
+         * token from its address). */
+        vo_backoff_succeeded(addr_key);
     } else if (has_session) {
         VoSession s;
         if (vo_session_find(sid, vo_now_ms(), &s) < 0) {

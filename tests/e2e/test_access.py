@@ -419,3 +419,19 @@ def test_cli_over_https(access):
     assert d.vm("acc1")["state"] == "running"
     p = remote("vireo_0123456789abcdef_" + "B" * 43, "vm", "list")
     assert p.returncode == 1 and "unknown, revoked or expired" in p.stderr
+
+
+def test_bad_tokens_are_counted_in_a_row(access):
+    """Bad tokens lock an address out after 5 in a row; a good token from it
+    clears the count (earlier tests' bad tokens too), so a script that now
+    and then sends an expired token is not locked out in the end."""
+    d, h = access
+    good = token(d, "viewer")["secret"]
+    bad = "vireo_0123456789abcdef_" + "C" * 43
+    reqs = []
+    for _ in range(3):
+        reqs += [{"method": "GET", "path": "/v1/vms", "headers": {"Authorization": "Bearer " + t}}
+                 for t in [bad] * 4 + [good]]
+    answers = h.many(reqs)
+    assert [a["status"] for a in answers] == [401, 401, 401, 401, 200] * 3, answers
+
