@@ -419,6 +419,11 @@ def test_cli_over_https(access):
     assert d.vm("acc1")["state"] == "running"
     p = remote("vireo_0123456789abcdef_" + "B" * 43, "vm", "list")
     assert p.returncode == 1 and "unknown, revoked or expired" in p.stderr
+    # Never the token in clear text: an http:// URL is refused before any request.
+    env = {**os.environ, "VIREO_URL": "http://127.0.0.1:8443", "VIREO_TOKEN": viewer}
+    p = subprocess.run([vireo, "vm", "list"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and "https://" in p.stderr, (p.returncode, p.stderr)
 
 
 def test_bad_tokens_are_counted_in_a_row(access):
