@@ -369,7 +369,7 @@ int main(int argc, char **argv)
     }
     VoApiServer *api_users = NULL;
     if (!https_addr || strcmp(https_addr, "off") != 0) {
-        bool chosen = https_addr != NULL;
+        bool chosen = https_addr != NULL || https_cert != NULL; /* else a warning */
         _cleanup_free_ char *fallback = NULL;
         if (!https_addr) /* the peers' listener may hold 8443 */
             https_addr = fallback = vo_strdup(listen_addr && strstr(listen_addr, ":8443")

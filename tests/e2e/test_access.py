@@ -440,3 +440,25 @@ def test_bad_tokens_are_counted_in_a_row(access):
     answers = h.many(reqs)
     assert [a["status"] for a in answers] == [401, 401, 401, 401, 200] * 3, answers
 
+
+def test_a_certificate_given_that_cannot_be_used_stops_vireod(access):
+    """--https-cert/--https-key given explicitly are a choice, as --https
+    ADDR is: vireod does not start without them (only the defaults' failures
+    are warnings). Last in the module: it restarts vireod."""
+    d, h = access
+    d.stop()
+    args = d.args
+    d.args = ["--https-cert", "/nonexistent/https.crt", "--https-key", "/nonexistent/https.key"]
+    try:
+        try:
+            d.start()
+        except RuntimeError:
+            pass
+        else:  # the socket answered in the moment before the HTTPS listener
+            assert d.proc.wait(timeout=30) == 1
+        assert d.proc.poll() == 1
+        assert "cannot serve HTTPS for users" in d.log(), d.log()[-2000:]
+    finally:
+        d.args = args
+        d.start()
+
