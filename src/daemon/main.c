@@ -188,6 +188,15 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (https_cert && (!https_addr || strcmp(https_addr, "off") != 0)) {
+        /* Bad files refused before anything starts (as --tls-* are). */
+        _cleanup_free_ char *error = NULL;
+        if (vo_api_users_check(https_addr ? https_addr : "0.0.0.0:8443", https_cert, https_key,
+                               &error) < 0) {
+            fprintf(stderr, "vireod: cannot serve HTTPS for users: %s\n", error);
+            return 2;
+        }
+    }
     if (listen_addr) { /* bad files refused before anything starts */
         _cleanup_free_ char *error = NULL;
         if (vo_api_tls_check(listen_addr, &tls, &error) < 0) {
