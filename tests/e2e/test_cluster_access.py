@@ -32,8 +32,8 @@ def login_https(target, via, user, password):
     p = subprocess.run(["ip", "netns", "exec", via.host_netns.name, *cmd], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    head = p.stdout.partition("\r\n\r\n")[0]
-    cookies = [line.split(":", 1)[1].strip().split(";")[0] for line in head.split("\r\n")
+    head = p.stdout.replace("\r\n", "\n").partition("\n\n")[0]
+    cookies = [line.split(":", 1)[1].strip().split(";")[0] for line in head.split("\n")
                if line.lower().startswith("set-cookie:")]
     assert cookies, p.stdout
     return cookies[0]
