@@ -2,6 +2,7 @@
  * command line), finds the noun and verb, and runs the command or prints help. */
 #include <signal.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli.h"
 #include "http.h"
@@ -217,6 +218,13 @@ int main(int argc, char **argv)
         socket = env && env[0] ? env : CLI_DEFAULT_SOCKET;
     }
     cli_globals.socket = socket;
+    /* The token goes in every request: never in clear text. */
+    const char *remote = getenv("VIREO_URL");
+    if (remote && remote[0] && strncasecmp(remote, "https://", 8) != 0) {
+        cli_error("VIREO_URL '%s': must start with https:// (the API token is sent with "
+                  "every request)", remote);
+        return CLI_EXIT_USAGE;
+    }
 
     /* A closed pipe or connection shows up as EPIPE instead of killing us. */
     signal(SIGPIPE, SIG_IGN);

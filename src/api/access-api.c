@@ -4,6 +4,7 @@
  * and the browser's /v1/login, /v1/logout, /v1/whoami. Password hashes and
  * token digests never leave this file's documents: no route returns them. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <microhttpd.h>
 
@@ -69,6 +70,23 @@ int vo_access_user_role(VoDaemon *d, const char *name, VoRole *ret_role, char **
     return r < 0 ? -EIO : 0;
 }
 
+int vo_access_session_user(VoDaemon *d, const char *name, int64_t created_wall_ms,
+                           VoRole *ret_role)
+{
+    if (!vo_name_valid(name))
+        return -ENOENT;
+    _cleanup_free_ char *key = user_key(name);
+    int r;
+    json_t *doc = load_doc(d, key, &r);
+    if (!doc)
+        return r;
+    r = vo_role_parse(json_string_value(json_object_get(doc, "role")), ret_role) < 0 ? -EIO : 0;
+    if (r == 0 && json_integer_value(json_object_get(doc, "password_changed_ms")) > created_wall_ms)
+        r = -ESTALE;
+    json_decref(doc);
+    return r;
+}
+
 int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
 {
     VoTokenParts parts;
@@ -85,7 +103,7 @@ int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
     json_int_t expires = json_integer_value(json_object_get(doc, "expires_ms"));
     VoRole role;
     r = -EACCES;
-    if (stored && vo_access_equal(stored, digest) && (!expires || expires > vo_now_ms()) &&
+    if (stored && vo_access_equal(stored, digest) && (!expires || expires > vo_wall_ms()) &&
         vo_role_parse(json_string_value(json_object_get(doc, "role")), &role) == 0) {
         p->kind = VO_PRINCIPAL_TOKEN;
         p->role = role;
@@ -93,6 +111,16 @@ int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
         const char *user = json_string_value(json_object_get(doc, "user"));
         snprintf(p->user, sizeof(p->user), "%s", user ? user : "");
         r = 0;
+        /* A user's token lives no longer than its user, and has at most
+         * the user's role (even if deleting the tokens with it failed). */
+        VoRole user_role;
+        if (user) {
+            r = vo_access_user_role(d, user, &user_role, NULL);
+            if (r == -ENOENT)
+                r = -EACCES;
+            else if (r == 0 && user_role < p->role)
+                p->role = user_role;
+        }
     }
     json_decref(doc);
     return r;
@@ -164,7 +192,7 @@ void vo_api_user_create(VoRequest *req, VoReply *rep)
         return;
     }
     json_t *doc = json_pack("{s:s, s:s, s:o}", "role", vo_role_name(role), "password_hash", hash,
-                            "created_at", vo_time_json(vo_now_ms()));
+                            "created_at", vo_time_json(vo_wall_ms()));
     _cleanup_free_ char *key = user_key(name);
     r = store_doc(req->d, key, doc, VO_REV_NEW);
     if (r == -EEXIST)
@@ -234,6 +262,8 @@ void vo_api_user_password(VoRequest *req, VoReply *rep)
         r = vo_access_password_hash(password, &hash);
     if (r == 0) {
         json_object_set_new(doc, "password_hash", json_string(hash));
+        /* Sessions made before it end on every host (access-check.c). */
+        json_object_set_new(doc, "password_changed_ms", json_integer(vo_wall_ms()));
         r = store_doc(req->d, key, doc, rev);
     }
     json_decref(doc);
@@ -297,6 +327,14 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
                        "90m, 12h, 30d or 2w", expires);
         return;
     }
+    /* A user's own token is theirs (at most their role, deleted with
+     * them) unless they name another user: deleting a user ends all
+     * their access. */
+    const VoPrincipal *who = vo_access_current();
+    if (!user && who->kind == VO_PRINCIPAL_USER)
+        user = who->name;
+    else if (!user && who->kind == VO_PRINCIPAL_TOKEN && who->user[0])
+        user = who->user;
     if (user) {
         int r = vo_access_user_role(req->d, user, &user_role, NULL);
         if (r == -ENOENT) {
@@ -314,7 +352,6 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
         }
     }
     /* Nobody makes a token stronger than themselves. */
-    const VoPrincipal *who = vo_access_current();
     if (who->kind != VO_PRINCIPAL_ROOT && who->kind != VO_PRINCIPAL_PEER && role > who->role) {
         vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "role %s: more than you have (%s)",
                        vo_role_name(role), vo_role_name(who->role));
@@ -326,7 +363,9 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
     char digest[65], by[128];
     vo_access_secret_digest(parts.secret, digest);
     vo_principal_describe(who, by, sizeof(by));
-    int64_t now = vo_now_ms();
+    /* The wall clock: kept in the store, read by every host, across boots
+     * (the monotonic clock starts again at each boot, and differs per host). */
+    int64_t now = vo_wall_ms();
     json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:I}", "role", vo_role_name(role),
                             "digest", digest, "created_by", by, "created_at", vo_time_json(now),
                             "expires_ms", (json_int_t)(seconds ? now + seconds * 1000 : 0));
@@ -382,6 +421,10 @@ static void make_dummy_hash(void)
         dummy_hash = NULL;
 }
 
+/* Password checks running at once (argon2id, 64 MiB each), at most. */
+#define LOGIN_CHECKS_MAX 4
+static atomic_int logins_checking;
+
 void vo_api_login(VoRequest *req, VoReply *rep)
 {
     const VoPrincipal *who = vo_access_current();
@@ -407,20 +450,43 @@ void vo_api_login(VoRequest *req, VoReply *rep)
         retry_after(rep, wait);
         return;
     }
+    /* Each check takes LOGIN_HASH_MEM of memory and a CPU for a while:
+     * only so many at once, whoever sends them. */
+    if (atomic_fetch_add(&logins_checking, 1) >= LOGIN_CHECKS_MAX) {
+        atomic_fetch_sub(&logins_checking, 1);
+        vo_reply_error(rep, VO_ERR_TOO_MANY_REQUESTS, "too many logins are being checked at "
+                       "once; try again in 1 s");
+        retry_after(rep, 1000);
+        return;
+    }
+    /* The attempt counts as failed before the password is checked, so that
+     * guesses sent in parallel cannot all pass the lock-out together. */
+    wait = vo_backoff_attempt(user_key_b, now);
+    wait_addr = vo_backoff_attempt(addr_key, now);
+    if (wait > 0 || wait_addr > 0) {
+        atomic_fetch_sub(&logins_checking, 1);
+        if (wait_addr > wait)
+            wait = wait_addr;
+        vo_reply_error(rep, VO_ERR_TOO_MANY_REQUESTS, "too many failed logins %s; try again in "
+                       "%lld s", wait_addr >= wait ? "from this address" : "for this user",
+                       (long long)((wait + 999) / 1000));
+        retry_after(rep, wait);
+        return;
+    }
     VoRole role = VO_ROLE_VIEWER;
     _cleanup_free_ char *hash = NULL;
     int r = vo_access_user_role(req->d, user, &role, &hash);
     if (r < 0 && r != -ENOENT) {
+        atomic_fetch_sub(&logins_checking, 1);
         vo_reply_errno(rep, r, "cannot read the user");
         return;
     }
     /* An unknown user costs as much as a wrong password (no hint by time). */
     pthread_once(&dummy_once, make_dummy_hash);
     bool ok = vo_access_password_verify(hash ? hash : dummy_hash, password) && r == 0 && hash;
+    atomic_fetch_sub(&logins_checking, 1);
     log_debug("login of '%s' from %s checked: %s", user, who->address, ok ? "ok" : "refused");
-    if (!ok) {
-        vo_backoff_failed(user_key_b, now);
-        vo_backoff_failed(addr_key, now);
+    if (!ok) { /* counted already */
         vo_reply_error(rep, VO_ERR_UNAUTHENTICATED, "wrong user name or password");
         return;
     }
@@ -439,7 +505,7 @@ void vo_api_login(VoRequest *req, VoReply *rep)
     log_info("user '%s' logged in from %s", user, who->address);
     vo_reply_json(rep, 200, json_pack("{s:s, s:s, s:s, s:o}", "user", user, "role",
                                       vo_role_name(role), "csrf_token", s.csrf, "expires_at",
-                                      vo_time_json(s.expires_ms)));
+                                      vo_time_json(vo_wall_ms() + (s.expires_ms - now))));
 }
 
 void vo_api_logout(VoRequest *req, VoReply *rep)

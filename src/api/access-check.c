@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/access-check.h"
 #include "util/util.h"
@@ -18,6 +19,13 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t size)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
     else if (sa && sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)size);
+}
+
+/* Whether Origin is https://HOST, HOST the request's Host header. */
+static bool same_origin(const char *origin, const char *host)
+{
+    return host && host[0] && !strncasecmp(origin, "https://", 8) &&
+           !strcasecmp(origin + 8, host);
 }
 
 static bool is_read(const char *method)
@@ -64,6 +72,10 @@ bool vo_access_check(VoDaemon *d, struct MHD_Connection *conn, const char *metho
             vo_reply_errno(rep, r, "cannot check the token");
             return false;
         }
+        /* Failures in a row: a good token clears them (else a script's
+         * occasional expired token added up to 15 min lock-outs of every
+         * token from its address). */
+        vo_backoff_succeeded(addr_key);
     } else if (has_session) {
         VoSession s;
         if (vo_session_find(sid, vo_now_ms(), &s) < 0) {
@@ -71,10 +83,33 @@ bool vo_access_check(VoDaemon *d, struct MHD_Connection *conn, const char *metho
                            "out, or vireod restarted); log in again (POST /v1/login)");
             return false;
         }
+        VoRole now_role;
+        int r = vo_access_session_user(d, s.user, s.created_wall_ms, &now_role);
+        if (r == -ENOENT || r == -ESTALE) {
+            vo_session_delete(sid);
+            vo_reply_error(rep, VO_ERR_UNAUTHENTICATED, "the session has ended (%s); log in "
+                           "again (POST /v1/login)", r == -ENOENT ? "the user was deleted"
+                                                                 : "the password was changed");
+            return false;
+        }
+        if (r < 0) {
+            vo_reply_errno(rep, r, "cannot check the session's user");
+            return false;
+        }
         p->kind = VO_PRINCIPAL_USER;
-        p->role = s.role;
+        p->role = now_role < s.role ? now_role : s.role;
         snprintf(p->name, sizeof(p->name), "%s", s.user);
         snprintf(p->session, sizeof(p->session), "%.43s", sid);
+        /* A browser names the page that made the request: a session is
+         * used only from vireod's own origin (a WebSocket to a console
+         * carries no CSRF token; SameSite does not tell ports apart). */
+        const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+        if (origin && !same_origin(origin, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                       "Host"))) {
+            vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "a session is used only from "
+                           "vireod's own pages: Origin '%.100s' is not this server's", origin);
+            return false;
+        }
         const char *csrf = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                        VO_ACCESS_CSRF_HEADER);
         if (!is_read(method) && (!csrf || !vo_access_equal(csrf, s.csrf))) {

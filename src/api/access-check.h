@@ -17,6 +17,13 @@ bool vo_access_check(VoDaemon *d, struct MHD_Connection *conn, const char *metho
 
 /* Users and tokens in the store (access-api.c). */
 int vo_access_user_role(VoDaemon *d, const char *name, VoRole *ret_role, char **ret_hash);
+/* Whether a session's user still exists with the password it logged in
+ * with (a user deleted or a password changed on another host of the
+ * cluster ends the sessions here too): 0 with *ret_role (the user's role
+ * now), -ENOENT (no such user), -ESTALE (password changed since
+ * created_wall_ms), or the store's error. */
+int vo_access_session_user(VoDaemon *d, const char *name, int64_t created_wall_ms,
+                           VoRole *ret_role);
 /* 0 with p filled for a valid, unexpired token; -EINVAL (not a token),
  * -EACCES (unknown, revoked, expired or wrong secret), or the store's error. */
 int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p);

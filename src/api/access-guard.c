@@ -38,9 +38,8 @@ int64_t vo_backoff_locked(const char *key, int64_t now_ms)
     return left;
 }
 
-void vo_backoff_failed(const char *key, int64_t now_ms)
+static void backoff_failed_locked(const char *key, int64_t now_ms)
 {
-    pthread_mutex_lock(&backoff_lock);
     Backoff *b = backoff_find_locked(key);
     if (!b) {
         if (n_backoffs == VO_BACKOFF_MAX_KEYS) {
@@ -50,10 +49,8 @@ void vo_backoff_failed(const char *key, int64_t now_ms)
                 if (backoffs[i].locked_until_ms <= now_ms &&
                     (victim == SIZE_MAX || backoffs[i].last_ms < backoffs[victim].last_ms))
                     victim = i;
-            if (victim == SIZE_MAX) { /* every key locked: keep those */
-                pthread_mutex_unlock(&backoff_lock);
+            if (victim == SIZE_MAX) /* every key locked: keep those */
                 return;
-            }
             backoffs[victim] = backoffs[--n_backoffs];
         }
         b = &backoffs[n_backoffs++];
@@ -69,7 +66,24 @@ void vo_backoff_failed(const char *key, int64_t now_ms)
             wait = VO_BACKOFF_MAX_MS;
         b->locked_until_ms = now_ms + wait;
     }
+}
+
+void vo_backoff_failed(const char *key, int64_t now_ms)
+{
+    pthread_mutex_lock(&backoff_lock);
+    backoff_failed_locked(key, now_ms);
     pthread_mutex_unlock(&backoff_lock);
+}
+
+int64_t vo_backoff_attempt(const char *key, int64_t now_ms)
+{
+    pthread_mutex_lock(&backoff_lock);
+    Backoff *b = backoff_find_locked(key);
+    int64_t left = b && b->locked_until_ms > now_ms ? b->locked_until_ms - now_ms : 0;
+    if (left == 0)
+        backoff_failed_locked(key, now_ms);
+    pthread_mutex_unlock(&backoff_lock);
+    return left;
 }
 
 void vo_backoff_succeeded(const char *key)
@@ -118,6 +132,7 @@ int vo_session_create(const char *user, VoRole role, int64_t now_ms,
     slot.s.role = role;
     vo_access_random_secret(slot.s.csrf);
     slot.s.expires_ms = now_ms + (int64_t)VO_SESSION_TTL_S * 1000;
+    slot.s.created_wall_ms = vo_wall_ms();
     pthread_mutex_lock(&session_lock);
     expire_locked(now_ms);
     int r = n_sessions < VO_SESSION_MAX ? 0 : -ENOSPC;

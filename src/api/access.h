@@ -76,6 +76,11 @@ int vo_access_duration_parse(const char *text, int64_t *ret_seconds);
 /* How long key stays locked (ms), 0 when it is not. */
 int64_t vo_backoff_locked(const char *key, int64_t now_ms);
 void vo_backoff_failed(const char *key, int64_t now_ms);
+/* Checks and counts in one step: the ms key stays locked (nothing
+ * counted), or 0 with one failure counted already, before the outcome is
+ * known, so that attempts made in parallel cannot all pass the check;
+ * vo_backoff_succeeded clears it. */
+int64_t vo_backoff_attempt(const char *key, int64_t now_ms);
 void vo_backoff_succeeded(const char *key);
 void vo_backoff_reset_all(void); /* tests */
 
@@ -87,6 +92,7 @@ typedef struct {
     VoRole role;
     char csrf[VO_ACCESS_SECRET_LEN + 1];
     int64_t expires_ms;
+    int64_t created_wall_ms; /* compared with the user's password_changed_ms */
 } VoSession;
 /* A new session: *ret_id (the cookie's value) and ret->csrf. -ENOSPC when
  * VO_SESSION_MAX live sessions exist. */

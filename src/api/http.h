@@ -157,6 +157,9 @@ int vo_api_https_cert(VoDaemon *d, const char *address, char **ret_cert, char **
 /* Checks what vo_api_server_start_tls will use (address, files, that the
  * key fits the certificate) without listening; the error names the option. */
 int vo_api_tls_check(const char *listen_addr, const VoApiTlsFiles *tls, char **ret_error);
+/* The same for the users' listener: its address, certificate and key. */
+int vo_api_users_check(const char *listen_addr, const char *cert_file, const char *key_file,
+                       char **ret_error);
 /* "ADDRESS:PORT" ("10.0.0.5:8443", "[fd00::5]:8443"), numeric only. */
 struct sockaddr_storage;
 int vo_api_parse_listen(const char *text, struct sockaddr_storage *ret, socklen_t *ret_len,

@@ -543,6 +543,8 @@ static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *
         (size_t)(version - 1 - url) != strlen(p->raw_uri)) {
         p->match_r = -EINVAL;
         p->match_error = vo_strdup("the request path holds a NUL byte");
+        if (p->server->users) /* 401 before the body, as any other path */
+            (void)vo_access_check(d, conn, method, NULL, &p->principal, refusal);
         return;
     }
     p->match_r = vo_route_match(vo_route_specs, vo_n_route_specs, method, p->raw_uri,
@@ -1300,6 +1302,39 @@ int vo_api_server_start_tls(VoDaemon *d, const char *listen_addr, const VoApiTls
     return r;
 }
 
+/* The users' listener's address, certificate and key into s (checked). */
+static int load_users(VoApiServer *s, const char *listen_addr, const char *cert_file,
+                      const char *key_file, struct sockaddr_storage *ss, socklen_t *len,
+                      char **ret_error)
+{
+    int r = vo_api_parse_listen(listen_addr, ss, len, ret_error);
+    if (r < 0 || (r = read_pem(cert_file, "certificate", &s->tls_cert, ret_error)) < 0 ||
+        (r = read_pem(key_file, "key", &s->tls_key, ret_error)) < 0)
+        return r;
+    gnutls_certificate_credentials_t cred;
+    if (gnutls_certificate_allocate_credentials(&cred) < 0)
+        return vo_error_set(ret_error, -ENOMEM, "out of memory");
+    gnutls_datum_t cert = { (unsigned char *)s->tls_cert, (unsigned)strlen(s->tls_cert) };
+    gnutls_datum_t key = { (unsigned char *)s->tls_key, (unsigned)strlen(s->tls_key) };
+    r = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    gnutls_certificate_free_credentials(cred);
+    if (r < 0)
+        return vo_error_set(ret_error, -EINVAL, "%s with %s: %s", cert_file, key_file,
+                            gnutls_strerror(r));
+    return 0;
+}
+
+int vo_api_users_check(const char *listen_addr, const char *cert_file, const char *key_file,
+                       char **ret_error)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    VoApiServer *s = server_new(NULL, -1);
+    int r = load_users(s, listen_addr, cert_file, key_file, &ss, &len, ret_error);
+    server_free(s);
+    return r;
+}
+
 int vo_api_server_start_users(VoDaemon *d, const char *listen_addr, const char *cert_file,
                               const char *key_file, VoApiServer **ret, char **ret_error)
 {
@@ -1307,26 +1342,10 @@ int vo_api_server_start_users(VoDaemon *d, const char *listen_addr, const char *
     socklen_t len = 0;
     VoApiServer *s = server_new(d, -1);
     s->users = true;
-    int r = vo_api_parse_listen(listen_addr, &ss, &len, ret_error);
-    if (r < 0 || (r = read_pem(cert_file, "certificate", &s->tls_cert, ret_error)) < 0 ||
-        (r = read_pem(key_file, "key", &s->tls_key, ret_error)) < 0) {
+    int r = load_users(s, listen_addr, cert_file, key_file, &ss, &len, ret_error);
+    if (r < 0) {
         server_free(s);
         return r;
-    }
-    gnutls_certificate_credentials_t cred;
-    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
-        server_free(s);
-        return vo_error_set(ret_error, -ENOMEM, "out of memory");
-    }
-    gnutls_datum_t cert = { (unsigned char *)s->tls_cert, (unsigned)strlen(s->tls_cert) };
-    gnutls_datum_t key = { (unsigned char *)s->tls_key, (unsigned)strlen(s->tls_key) };
-    r = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
-    gnutls_certificate_free_credentials(cred);
-    if (r < 0) {
-        vo_error_set(ret_error, -EINVAL, "%s with %s: %s", cert_file, key_file,
-                     gnutls_strerror(r));
-        server_free(s);
-        return -EINVAL;
     }
     int one = 1;
     s->listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -188,6 +188,15 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (https_cert && (!https_addr || strcmp(https_addr, "off") != 0)) {
+        /* Bad files refused before anything starts (as --tls-* are). */
+        _cleanup_free_ char *error = NULL;
+        if (vo_api_users_check(https_addr ? https_addr : "0.0.0.0:8443", https_cert, https_key,
+                               &error) < 0) {
+            fprintf(stderr, "vireod: cannot serve HTTPS for users: %s\n", error);
+            return 2;
+        }
+    }
     if (listen_addr) { /* bad files refused before anything starts */
         _cleanup_free_ char *error = NULL;
         if (vo_api_tls_check(listen_addr, &tls, &error) < 0) {
@@ -369,7 +378,7 @@ int main(int argc, char **argv)
     }
     VoApiServer *api_users = NULL;
     if (!https_addr || strcmp(https_addr, "off") != 0) {
-        bool chosen = https_addr != NULL;
+        bool chosen = https_addr != NULL || https_cert != NULL; /* else a warning */
         _cleanup_free_ char *fallback = NULL;
         if (!https_addr) /* the peers' listener may hold 8443 */
             https_addr = fallback = vo_strdup(listen_addr && strstr(listen_addr, ":8443")

@@ -10,11 +10,13 @@ One fake-driver vireod for the module (its own network namespace, HTTPS on
 requests go from inside that namespace with a small Python client that
 trusts STATE/https/ca.crt."""
 
+import datetime
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -104,6 +106,19 @@ def test_every_route_without_credentials_is_401(access):
         assert ans["body"]["error"]["code"] == "unauthenticated", (r, ans)
     # Nor does a path that exists nowhere tell anything.
     assert h.one("GET", "/v1/nothing-here")["status"] == 401
+    # A path with a NUL byte too (raw: http.client refuses to send one).
+    raw = (r'''
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", 8443), timeout=30),
+                    server_hostname="127.0.0.1")
+s.sendall(b"POST /v1/vms\x00x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+sys.stdout.write(s.recv(65536).decode(errors="replace").split("\r\n")[0])
+''')
+    p = subprocess.run(["ip", "netns", "exec", d.netns.name, sys.executable, "-c", raw, h.ca],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and " 401 " in p.stdout, (p.stdout, p.stderr)
     # A malformed or unknown token is no better.
     assert h.one("GET", "/v1/vms", token="vireo_0123456789abcdef_" + "A" * 43)["status"] == 401
     assert h.one("GET", "/v1/vms", headers={"Authorization": "Basic eDp5"})["status"] == 401
@@ -151,10 +166,40 @@ def test_roles_of_tokens(access):
     assert ans["status"] == 201 and ans["body"]["secret"]
 
 
+def test_viewers_read_no_cloud_init_secrets(access):
+    """GET /v1/vms/{vm}/cloud-init is an admin's: the VM's document, the list
+    and the event stream that any viewer reads do not carry its password
+    hash and user-data either."""
+    d, h = access
+    secret_hash = "$6$saltsalt$" + "h" * 86
+    ans = d.api("POST", "/v1/vms", {"name": "acc-ci", "memory_mib": 64, "cloud_init": {
+        "user": "ann", "password_hash": secret_hash}}, expect=202)
+    d.wait_task(ans["task"])
+    viewer = token(d, "viewer")["secret"]
+    ans = h.one("GET", "/v1/vms/acc-ci", token=viewer)
+    assert ans["status"] == 200, ans
+    assert ans["body"]["cloud_init"]["user"] == "ann"
+    assert "password_hash" not in ans["body"]["cloud_init"], ans
+    for path in ["/v1/vms/acc-ci", "/v1/vms", "/v1/events?kind=vm&since=0&follow=false"]:
+        ans = h.one("GET", path, token=viewer)
+        assert ans["status"] == 200, (path, ans)
+        text = ans["body"] if isinstance(ans["body"], str) else json.dumps(ans["body"])
+        assert "acc-ci" in text and secret_hash not in text, (path, text[:2000])
+    assert h.one("GET", "/v1/vms/acc-ci/cloud-init", token=viewer)["status"] == 403
+    shown = d.api("GET", "/v1/vms/acc-ci/cloud-init")
+    assert shown["settings"]["password_hash"] == secret_hash
+
+
 def test_revoked_and_expiring_tokens(access):
     d, h = access
     t = token(d, "viewer", "--expires", "1h")
-    assert t["expires_at"]
+    # Dates on the wall clock (kept in the store, read by every host, across
+    # boots), not the monotonic one: an hour from now, made now.
+    now = datetime.datetime.now(datetime.timezone.utc)
+    expires = datetime.datetime.fromisoformat(t["expires_at"].replace("Z", "+00:00"))
+    created = datetime.datetime.fromisoformat(t["created_at"].replace("Z", "+00:00"))
+    assert now + datetime.timedelta(minutes=50) < expires < now + datetime.timedelta(hours=2), t
+    assert abs((created - now).total_seconds()) < 600, t
     assert h.one("GET", "/v1/vms", token=t["secret"])["status"] == 200
     listed = d.cli_json("token", "list")
     assert any(x["id"] == t["id"] for x in listed)
@@ -185,6 +230,8 @@ def test_sessions_cookie_and_csrf(access):
     assert "HttpOnly" in attrs and "Secure" in attrs and "SameSite=Strict" in attrs
     assert any(a.startswith("Max-Age=") and int(a[8:]) > 0 for a in attrs)
     csrf = ans["body"]["csrf_token"]
+    expires = datetime.datetime.fromisoformat(ans["body"]["expires_at"].replace("Z", "+00:00"))
+    assert expires > datetime.datetime.now(datetime.timezone.utc), ans["body"]
     session = {"Cookie": attrs[0]}
     assert h.one("GET", "/v1/whoami", headers=session)["body"]["principal"] == "user:olga"
     # A change without the CSRF token is refused; with it, it passes.
@@ -214,6 +261,58 @@ def test_sessions_cookie_and_csrf(access):
     assert login(h, "olga", "another password")["status"] == 401
 
 
+def test_sessions_only_from_the_servers_own_origin(access):
+    """A browser says which page made a request (Origin): a session used
+    from another origin (another port of the same host is the same site
+    for SameSite) is refused, a console WebSocket too, which carries no
+    CSRF token."""
+    d, h = access
+    d.cli("user", "create", "oona", "--role", "operator", "--password-file", "-",
+          input="origin test password\n")
+    ans = login(h, "oona", "origin test password")
+    assert ans["status"] == 200, ans
+    session = {"Cookie": ans["headers"]["set-cookie"].split(";")[0]}
+    ans = h.one("GET", "/v1/whoami", headers={**session, "Origin": "https://127.0.0.1:8443"})
+    assert ans["status"] == 200 and ans["body"]["principal"] == "user:oona", ans
+    for origin in ["https://127.0.0.1:9443", "https://evil.example", "null",
+                   "http://127.0.0.1:8443"]:
+        ans = h.one("GET", "/v1/vms/acc1/console",
+                    headers={**session, "Origin": origin, "Upgrade": "websocket",
+                             "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        assert ans["status"] == 403, (origin, ans)
+        assert "Origin" in ans["body"]["error"]["message"], ans
+    # API tokens are for scripts, not pages: no Origin rule for them.
+    viewer = token(d, "viewer")["secret"]
+    assert h.one("GET", "/v1/vms", token=viewer,
+                 headers={"Origin": "https://elsewhere"})["status"] == 200
+    d.cli("user", "delete", "oona")
+
+
+def test_a_users_own_tokens_end_with_the_user(access):
+    """A token a user makes over HTTPS is theirs: deleting the user (the way
+    to take someone's access away) ends it too."""
+    d, h = access
+    d.cli("user", "create", "adele", "--role", "admin", "--password-file", "-",
+          input="adele's password\n")
+    ans = login(h, "adele", "adele's password")
+    assert ans["status"] == 200, ans
+    session = {"Cookie": ans["headers"]["set-cookie"].split(";")[0],
+               "X-CSRF-Token": ans["body"]["csrf_token"]}
+    made = h.one("POST", "/v1/tokens", body={"role": "operator"}, headers=session)
+    assert made["status"] == 201 and made["body"]["user"] == "adele", made
+    secret = made["body"]["secret"]
+    # And a token of hers makes tokens that are hers too.
+    made2 = h.one("POST", "/v1/tokens", body={"role": "viewer"}, token=secret)
+    assert made2["status"] == 403, made2  # an operator makes no token (admin's route)
+    assert h.one("GET", "/v1/whoami", token=secret)["body"]["principal"] == \
+        f"token:{made['body']['id']} (user:adele)"
+    d.cli("user", "delete", "adele")
+    ans = h.one("GET", "/v1/vms", token=secret)
+    assert ans["status"] == 401, ans
+    assert not [t for t in d.cli_json("token", "list") if t.get("user") == "adele"]
+
+
 def test_bad_users_are_refused_clearly(access):
     d, h = access
     p = d.cli("user", "create", "Bad Name", "--role", "viewer", "--password-file", "-",
@@ -226,6 +325,56 @@ def test_bad_users_are_refused_clearly(access):
               input="long enough\n", check=False)
     assert p.returncode == 2
     assert d.request("POST", "/v1/login", {"user": "a", "password": "b"})[0] == 400
+
+
+PARALLEL = r'''
+import http.client, json, ssl, sys, threading
+ca, body, n = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=ca)
+conns, out = [], [None] * n
+for i in range(n):  # all connected first, then all sent at once
+    c = http.client.HTTPSConnection("127.0.0.1", 8443, context=ctx, timeout=120)
+    c.connect()
+    conns.append(c)
+go = threading.Barrier(n)
+def one(i):
+    go.wait()
+    conns[i].request("POST", "/v1/login", body=json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+    out[i] = conns[i].getresponse().status
+threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in threads: t.start()
+for t in threads: t.join()
+json.dump(out, sys.stdout)
+'''
+
+
+def test_parallel_wrong_passwords_cannot_pass_the_lockout_together(access):
+    d, h = access
+    d.cli("user", "create", "racer", "--role", "viewer", "--password-file", "-",
+          input="the racer's password\n")
+    script = os.path.join(d.tmp, "parallel-login.py")
+    with open(script, "w") as f:
+        f.write(PARALLEL)
+    body = {"user": "racer", "password": "a wrong guess"}
+    p = subprocess.run(["ip", "netns", "exec", d.netns.name, sys.executable, script, h.ca,
+                        json.dumps(body), "40"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    statuses = json.loads(p.stdout)
+    assert set(statuses) <= {401, 429}, statuses
+    # Each attempt counts before its password is checked, and only a few
+    # are checked at once: 40 guesses sent together do not all get checked.
+    checked = statuses.count(401)
+    assert 1 <= checked <= 8, statuses
+    # The address and the user are cleared by the right password once the
+    # lock-out ends (bounded wait), for the tests that follow.
+    for _ in range(60):
+        ans = login(h, "racer", "the racer's password")
+        if ans["status"] == 200:
+            break
+        assert ans["status"] == 429, ans
+        time.sleep(min(int(ans["headers"]["retry-after"]), 5))
+    assert ans["status"] == 200, ans
 
 
 def test_1000_wrong_passwords_are_slowed(access):
@@ -243,7 +392,15 @@ def test_1000_wrong_passwords_are_slowed(access):
     assert checked < 20, checked
     assert locked and all(int(a["headers"]["retry-after"]) >= 1 for a in locked)
     assert locked[0]["body"]["error"]["code"] == "too-many-requests"
-    # The right password is refused too while locked out.
+    # The right password is refused too while locked out: checked right
+    # after a refusal with at least 3 s to go (not on whatever the 1000
+    # requests' duration left; bounded: each checked guess doubles the lock).
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ans = login(h, "victim", "another guess")
+        if ans["status"] == 429 and int(ans["headers"]["retry-after"]) >= 3:
+            break
+    assert ans["status"] == 429 and int(ans["headers"]["retry-after"]) >= 3, ans
     assert login(h, "victim", "the real password")["status"] == 429
 
 
@@ -270,3 +427,44 @@ def test_cli_over_https(access):
     assert d.vm("acc1")["state"] == "running"
     p = remote("vireo_0123456789abcdef_" + "B" * 43, "vm", "list")
     assert p.returncode == 1 and "unknown, revoked or expired" in p.stderr
+    # Never the token in clear text: an http:// URL is refused before any request.
+    env = {**os.environ, "VIREO_URL": "http://127.0.0.1:8443", "VIREO_TOKEN": viewer}
+    p = subprocess.run([vireo, "vm", "list"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and "https://" in p.stderr, (p.returncode, p.stderr)
+
+
+def test_bad_tokens_are_counted_in_a_row(access):
+    """Bad tokens lock an address out after 5 in a row; a good token from it
+    clears the count (earlier tests' bad tokens too), so a script that now
+    and then sends an expired token is not locked out in the end."""
+    d, h = access
+    good = token(d, "viewer")["secret"]
+    bad = "vireo_0123456789abcdef_" + "C" * 43
+    reqs = [{"method": "GET", "path": "/v1/vms", "headers": {"Authorization": "Bearer " + good}}]
+    for _ in range(3):
+        reqs += [{"method": "GET", "path": "/v1/vms", "headers": {"Authorization": "Bearer " + t}}
+                 for t in [bad] * 4 + [good]]
+    answers = h.many(reqs)
+    assert [a["status"] for a in answers] == [200] + [401, 401, 401, 401, 200] * 3, answers
+
+
+def test_a_certificate_given_that_cannot_be_used_stops_vireod(access):
+    """--https-cert/--https-key given explicitly are a choice, as --https
+    ADDR is: vireod does not start without them (only the defaults' failures
+    are warnings). Last in the module: it restarts vireod."""
+    d, h = access
+    d.stop()
+    args = d.args
+    d.args = ["--https-cert", "/nonexistent/https.crt", "--https-key", "/nonexistent/https.key"]
+    try:
+        with pytest.raises(RuntimeError):
+            d.start()
+        # Refused before anything starts (exit status 2), not left behind
+        # running threads (an exit then crashed).
+        assert d.proc.poll() == 2, d.log()[-2000:]
+        assert "cannot serve HTTPS for users: certificate /nonexistent/https.crt" in d.log()
+    finally:
+        d.args = args
+        d.start()
+

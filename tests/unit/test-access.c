@@ -178,6 +178,24 @@ static void test_backoff(void **state)
     vo_backoff_reset_all();
 }
 
+/* An attempt counts before its outcome: parallel attempts (none of which
+ * has failed yet) cannot all pass; only VO_BACKOFF_FREE do. */
+static void test_backoff_attempt(void **state)
+{
+    vo_backoff_reset_all();
+    int64_t now = 2000000;
+    for (int i = 0; i < VO_BACKOFF_FREE; i++)
+        assert_int_equal(vo_backoff_attempt("addr:p", now), 0);
+    assert_int_equal(vo_backoff_attempt("addr:p", now), 1000);
+    assert_int_equal(vo_backoff_attempt("addr:p", now + 500), 500); /* not counted */
+    assert_int_equal(vo_backoff_attempt("addr:p", now + 1000), 0);  /* counted: 2 s */
+    assert_int_equal(vo_backoff_locked("addr:p", now + 1000), 2000);
+    vo_backoff_succeeded("addr:p"); /* a success clears it */
+    assert_int_equal(vo_backoff_attempt("addr:p", now + 1000), 0);
+    assert_int_equal(vo_backoff_locked("addr:p", now + 1000), 0);
+    vo_backoff_reset_all();
+}
+
 static void test_sessions(void **state)
 {
     char id[VO_ACCESS_SECRET_LEN + 1], id2[VO_ACCESS_SECRET_LEN + 1];
@@ -225,7 +243,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roles_table), cmocka_unit_test(test_password_hash),
         cmocka_unit_test(test_tokens),      cmocka_unit_test(test_headers),
-        cmocka_unit_test(test_backoff),     cmocka_unit_test(test_sessions),
+        cmocka_unit_test(test_backoff),     cmocka_unit_test(test_backoff_attempt),
+        cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_principal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
