@@ -21,12 +21,10 @@ failed=0
 # The system tests start first, in five pytest runs side by side: groups A,
 # B and D of multi-host cluster, migration and balancing tests (they mostly
 # wait on leases, elections, migrations and guests), group C of long ones
-# (events, firmware, installers, metrics, Ceph, backups, the Debian guest:
-# last, as its image may still be building) and all the others: together
-# they keep about one of the two cores busy (95% of one core over a whole
-# run), so more runs shorten the wall time without slowing the guests. The unit tests and fuzz targets run beside them (the unit tests
-# mostly wait on etcd and sockets). Each run has its own namespaces,
-# directories, JUnit file and log, printed after the unit and fuzz results.
+# (events, firmware, installers, metrics, Ceph, backups) and all the others.
+# The unit tests and fuzz targets run beside them (the unit tests mostly
+# wait on etcd and sockets). Each run has its own namespaces, directories,
+# JUnit file and log, printed after the unit and fuzz results.
 CLUSTER_TESTS_A=(tests/e2e/test_cluster_harness.py
                  tests/e2e/test_cluster_access.py
                  tests/e2e/test_cluster_quorum.py tests/e2e/test_cluster_placement.py
@@ -43,12 +41,13 @@ CLUSTER_TESTS_C=(tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
                  tests/e2e/test_responsiveness.py tests/e2e/test_uefi.py
                  tests/e2e/test_iso_install.py tests/e2e/test_metrics.py
                  tests/e2e/test_storage_rbd.py tests/e2e/test_uefi_migrate.py
-                 tests/e2e/test_backups.py tests/e2e/test_debian_guest.py)
+                 tests/e2e/test_backups.py tests/e2e/test_crash_recovery.py)
 CLUSTER_TESTS_D=(tests/e2e/test_cluster_formation.py tests/e2e/test_migrate_robust.py
-                 tests/e2e/test_any_door.py tests/e2e/test_drs.py)
+                 tests/e2e/test_any_door.py tests/e2e/test_drs.py tests/e2e/test_lifecycle.py)
+# Not here: tests/e2e/test_debian_guest.py, run by `make check-debian`.
 ignore=()
 for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}" "${CLUSTER_TESTS_C[@]}" \
-         "${CLUSTER_TESTS_D[@]}"; do ignore+=("--ignore=$t"); done
+         "${CLUSTER_TESTS_D[@]}" tests/e2e/test_debian_guest.py; do ignore+=("--ignore=$t"); done
 junit="$BUILD/pytest-junit.xml"
 junits=("$junit")
 rm -f "$BUILD"/pytest-junit*.xml "$BUILD"/pytest-cluster*.log "$BUILD"/pytest-main.log
