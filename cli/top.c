@@ -81,6 +81,23 @@ static json_t *get_metrics(const char *path)
 }
 
 /* One table of the VMs (host: only its VMs). *ret_json: the rows. */
+/* The table and the JSON ({key: [rows]}) of k rows, which it frees. */
+static void rows_out(Row *rows, size_t k, const char *const *headers, size_t n_headers,
+                     const char *key, OutTable **ret_table, json_t **ret_json)
+{
+    OutTable *t = out_table_new(n_headers, headers);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < k; i++) {
+        out_table_add(t, (const char *const *)rows[i].cells);
+        json_array_append_new(arr, rows[i].row);
+        for (size_t c = 0; c < n_headers; c++)
+            free(rows[i].cells[c]);
+    }
+    free(rows);
+    *ret_table = t;
+    *ret_json = json_pack("{s:o}", key, arr);
+}
+
 static int vm_table(const char *host, OutTable **ret_table, json_t **ret_json)
 {
     _cleanup_free_ char *escaped = host ? api_escape(host) : NULL;
@@ -126,18 +143,8 @@ static int vm_table(const char *host, OutTable **ret_table, json_t **ret_json)
     qsort(rows, k, sizeof(*rows), cmp_rows);
     static const char *const headers[] = { "NAME", "HOST", "CPU%", "MEM", "CONFIGURED",
                                            "DISK-R", "DISK-W", "NET-RX", "NET-TX" };
-    OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
-    json_t *arr = json_array();
-    for (i = 0; i < k; i++) {
-        out_table_add(t, (const char *const *)rows[i].cells);
-        json_array_append_new(arr, rows[i].row);
-        for (size_t c = 0; c < ELEMENTSOF(headers); c++)
-            free(rows[i].cells[c]);
-    }
-    free(rows);
+    rows_out(rows, k, headers, ELEMENTSOF(headers), "vms", ret_table, ret_json);
     json_decref(doc);
-    *ret_table = t;
-    *ret_json = json_pack("{s:o}", "vms", arr);
     return CLI_EXIT_OK;
 }
 
@@ -181,18 +188,8 @@ static int host_table(const char *only, OutTable **ret_table, json_t **ret_json)
     }
     static const char *const headers[] = { "NAME", "STATE", "CPU%", "MEM-USED", "MEM-TOTAL",
                                            "DISK-R", "DISK-W", "NET-RX", "NET-TX" };
-    OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
-    json_t *arr = json_array();
-    for (i = 0; i < k; i++) {
-        out_table_add(t, (const char *const *)rows[i].cells);
-        json_array_append_new(arr, rows[i].row);
-        for (size_t c = 0; c < ELEMENTSOF(headers); c++)
-            free(rows[i].cells[c]);
-    }
-    free(rows);
+    rows_out(rows, k, headers, ELEMENTSOF(headers), "hosts", ret_table, ret_json);
     json_decref(doc);
-    *ret_table = t;
-    *ret_json = json_pack("{s:o}", "hosts", arr);
     return CLI_EXIT_OK;
 }
 

@@ -134,22 +134,29 @@ static json_t *user_public(const char *name, json_t *doc)
                      "created_at", json_object_get(doc, "created_at"));
 }
 
-void vo_api_users_list(VoRequest *req, VoReply *rep)
+/* 200 with [public(key, doc)] of every document under prefix. */
+static void reply_listed(VoRequest *req, VoReply *rep, const char *prefix, const char *what,
+                         json_t *(*public)(const char *key, json_t *doc))
 {
     json_t *all = json_object();
-    int r = vo_store_list_objects(req->d->store, USERS_PREFIX, all);
+    int r = vo_store_list_objects(req->d->store, prefix, all);
     if (r < 0) {
         json_decref(all);
-        vo_reply_errno(rep, r, "cannot read the users");
+        vo_reply_errno(rep, r, what);
         return;
     }
     json_t *list = json_array();
-    const char *name;
+    const char *key;
     json_t *doc;
-    json_object_foreach(all, name, doc)
-        json_array_append_new(list, user_public(name, doc));
+    json_object_foreach(all, key, doc)
+        json_array_append_new(list, public(key, doc));
     json_decref(all);
     vo_reply_json(rep, 200, list);
+}
+
+void vo_api_users_list(VoRequest *req, VoReply *rep)
+{
+    reply_listed(req, rep, USERS_PREFIX, "cannot read the users", user_public);
 }
 
 static bool password_ok(VoReply *rep, const char *password)
@@ -293,20 +300,7 @@ static json_t *token_public(const char *id, json_t *doc)
 
 void vo_api_tokens_list(VoRequest *req, VoReply *rep)
 {
-    json_t *all = json_object();
-    int r = vo_store_list_objects(req->d->store, TOKENS_PREFIX, all);
-    if (r < 0) {
-        json_decref(all);
-        vo_reply_errno(rep, r, "cannot read the tokens");
-        return;
-    }
-    json_t *list = json_array();
-    const char *id;
-    json_t *doc;
-    json_object_foreach(all, id, doc)
-        json_array_append_new(list, token_public(id, doc));
-    json_decref(all);
-    vo_reply_json(rep, 200, list);
+    reply_listed(req, rep, TOKENS_PREFIX, "cannot read the tokens", token_public);
 }
 
 void vo_api_token_create(VoRequest *req, VoReply *rep)

@@ -1274,6 +1274,29 @@ int vo_api_tls_check(const char *listen_addr, const VoApiTlsFiles *tls, char **r
     return r;
 }
 
+/* Binds s's TCP socket to ss and starts serving; on failure s is freed and
+ * *ret_error names the daemon option that gave the address. */
+static int listen_and_start(VoApiServer *s, const struct sockaddr_storage *ss, socklen_t len,
+                            const char *option, const char *listen_addr, VoApiServer **ret,
+                            char **ret_error)
+{
+    int one = 1, r;
+    s->listen_fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s->listen_fd < 0 ||
+        setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(s->listen_fd, (const struct sockaddr *)ss, len) < 0 ||
+        listen(s->listen_fd, 128) < 0) {
+        r = -errno;
+        vo_error_set(ret_error, r, "%s %s: %s", option, listen_addr, strerror(errno));
+        server_free(s);
+        return r;
+    }
+    r = server_start(s, ret);
+    if (r < 0)
+        vo_error_set(ret_error, r, "cannot serve HTTPS on %s (see the log)", listen_addr);
+    return r;
+}
+
 int vo_api_server_start_tls(VoDaemon *d, const char *listen_addr, const VoApiTlsFiles *tls,
                             VoApiServer **ret, char **ret_error)
 {
@@ -1286,20 +1309,7 @@ int vo_api_server_start_tls(VoDaemon *d, const char *listen_addr, const VoApiTls
         server_free(s);
         return r;
     }
-    int one = 1;
-    s->listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s->listen_fd < 0 ||
-        setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(s->listen_fd, (struct sockaddr *)&ss, len) < 0 || listen(s->listen_fd, 128) < 0) {
-        r = -errno;
-        vo_error_set(ret_error, r, "--listen %s: %s", listen_addr, strerror(errno));
-        server_free(s);
-        return r;
-    }
-    r = server_start(s, ret);
-    if (r < 0)
-        vo_error_set(ret_error, r, "cannot serve HTTPS on %s (see the log)", listen_addr);
-    return r;
+    return listen_and_start(s, &ss, len, "--listen", listen_addr, ret, ret_error);
 }
 
 /* The users' listener's address, certificate and key into s (checked). */
@@ -1347,20 +1357,7 @@ int vo_api_server_start_users(VoDaemon *d, const char *listen_addr, const char *
         server_free(s);
         return r;
     }
-    int one = 1;
-    s->listen_fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s->listen_fd < 0 ||
-        setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(s->listen_fd, (struct sockaddr *)&ss, len) < 0 || listen(s->listen_fd, 128) < 0) {
-        r = -errno;
-        vo_error_set(ret_error, r, "--https %s: %s", listen_addr, strerror(errno));
-        server_free(s);
-        return r;
-    }
-    r = server_start(s, ret);
-    if (r < 0)
-        vo_error_set(ret_error, r, "cannot serve HTTPS on %s (see the log)", listen_addr);
-    return r;
+    return listen_and_start(s, &ss, len, "--https", listen_addr, ret, ret_error);
 }
 
 void vo_api_server_stop(VoApiServer *s)

@@ -5,19 +5,7 @@ on another host (forwarded to the host that keeps them), and each host's
 
 from vireo_harness import wait_until
 
-
-def form(c):
-    h1 = c.hosts[0]
-    h1.cli_json("cluster", "init", "--address", h1.address)
-    h1.use_cluster_certs()
-    for h in c.hosts[1:]:
-        tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
-        h.cli_json("cluster", "join", f"{h1.address}:{h1.port}", "--token", tok["token"],
-                   "--address", h.address)
-        h.use_cluster_certs()
-    names = sorted(h.name for h in c.hosts)
-    wait_until(lambda: sorted(x["name"] for x in h1.api("GET", "/v1/hosts")["hosts"]
-                              if x["state"] == "online") == names, 30, what="hosts online")
+from test_migrate import form
 
 
 def test_metrics_forwarded(cluster):
