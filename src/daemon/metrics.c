@@ -82,6 +82,7 @@ static struct {
     Obj host;
     VoCpuSample host_cpu;
     bool host_cpu_ok;
+    int64_t host_cpu_ms; /* when host_cpu was read */
     Obj **vms;
     size_t n_vms;
 } M = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
@@ -136,15 +137,18 @@ static bool want_net_not_lo(const char *name)
     return strcmp(name, "lo") != 0;
 }
 
-static double rate(Obj *o, int c, uint64_t now, bool ok, int64_t now_ms, double scale)
+/* The counter's rate since its last sample; *weight: the seconds that
+ * covers (a late or skipped round covers more than one interval). */
+static double rate(Obj *o, int c, uint64_t now, bool ok, int64_t now_ms, double scale,
+                   double *weight)
 {
     o->total[c] = now;
     o->total_ok[c] = ok;
     if (!ok)
         return NAN;
-    double v = o->prev_ms[c] ? vo_rrd_counter_rate(o->prev[c], now,
-                                                   (double)(now_ms - o->prev_ms[c]) / 1000.0)
-                             : NAN;
+    double seconds = (double)(now_ms - o->prev_ms[c]) / 1000.0;
+    double v = o->prev_ms[c] ? vo_rrd_counter_rate(o->prev[c], now, seconds) : NAN;
+    *weight = seconds;
     o->prev[c] = now;
     o->prev_ms[c] = now_ms;
     return v * scale;
@@ -152,9 +156,9 @@ static double rate(Obj *o, int c, uint64_t now, bool ok, int64_t now_ms, double 
 
 static void sample_host(int64_t t_s, int64_t now_ms)
 {
-    double v[N_HOST];
+    double v[N_HOST], w[N_HOST];
     for (int i = 0; i < N_HOST; i++)
-        v[i] = NAN;
+        v[i] = NAN, w[i] = 1;
     VoCpuSample cpu;
     bool cpu_ok = vo_host_cpu_sample_read(&cpu);
     VoHostFacts f = { 0 };
@@ -173,25 +177,28 @@ static void sample_host(int64_t t_s, int64_t now_ms)
 
     pthread_mutex_lock(&M.lock);
     Obj *o = &M.host;
-    if (cpu_ok && M.host_cpu_ok)
+    if (cpu_ok && M.host_cpu_ok) {
         v[H_CPU] = vo_host_cpu_busy(&M.host_cpu, &cpu);
+        w[H_CPU] = (double)(now_ms - M.host_cpu_ms) / 1000.0;
+    }
     if (cpu_ok) {
         M.host_cpu = cpu;
+        M.host_cpu_ms = now_ms;
         M.host_cpu_ok = true;
     }
     if (f.memory_mib) {
         v[H_MEM_USED] = (double)(f.memory_used_mib << 20);
         v[H_MEM_TOTAL] = (double)(f.memory_mib << 20);
     }
-    v[H_RD] = rate(o, C_RD_B, dc.rd_bytes, disk_ok, now_ms, 1);
-    v[H_WR] = rate(o, C_WR_B, dc.wr_bytes, disk_ok, now_ms, 1);
-    v[H_RD_O] = rate(o, C_RD_O, dc.rd_ops, disk_ok, now_ms, 1);
-    v[H_WR_O] = rate(o, C_WR_O, dc.wr_ops, disk_ok, now_ms, 1);
-    v[H_RX] = rate(o, C_RX, nc.rx_bytes, net_ok, now_ms, 1);
-    v[H_TX] = rate(o, C_TX, nc.tx_bytes, net_ok, now_ms, 1);
+    v[H_RD] = rate(o, C_RD_B, dc.rd_bytes, disk_ok, now_ms, 1, &w[H_RD]);
+    v[H_WR] = rate(o, C_WR_B, dc.wr_bytes, disk_ok, now_ms, 1, &w[H_WR]);
+    v[H_RD_O] = rate(o, C_RD_O, dc.rd_ops, disk_ok, now_ms, 1, &w[H_RD_O]);
+    v[H_WR_O] = rate(o, C_WR_O, dc.wr_ops, disk_ok, now_ms, 1, &w[H_WR_O]);
+    v[H_RX] = rate(o, C_RX, nc.rx_bytes, net_ok, now_ms, 1, &w[H_RX]);
+    v[H_TX] = rate(o, C_TX, nc.tx_bytes, net_ok, now_ms, 1, &w[H_TX]);
     memcpy(o->last, v, sizeof(v));
     o->sampled = o->running = true;
-    vo_rrd_update(o->rrd, t_s, v);
+    vo_rrd_update_weighted(o->rrd, t_s, v, w);
     pthread_mutex_unlock(&M.lock);
 }
 
@@ -285,21 +292,23 @@ static void apply_vm_locked(const VmSample *s, int64_t t_s, int64_t now_ms)
     }
     if (!s->ok)
         return; /* busy: skipped this round */
-    double v[N_VM];
+    double v[N_VM], w[N_VM];
+    for (int i = 0; i < N_VM; i++)
+        w[i] = 1;
     const VoHvStats *st = &s->st;
-    v[V_CPU] = rate(o, C_CPU, st->cpu_ns, true, now_ms, 1e-9);
+    v[V_CPU] = rate(o, C_CPU, st->cpu_ns, true, now_ms, 1e-9, &w[V_CPU]);
     v[V_MEM_CONF] = (double)s->mem_conf;
     v[V_MEM_RSS] = (double)st->rss_bytes;
     v[V_MEM_BALLOON] = st->have_balloon ? (double)st->balloon_bytes : NAN;
-    v[V_RD] = rate(o, C_RD_B, st->rd_bytes, st->have_disk, now_ms, 1);
-    v[V_WR] = rate(o, C_WR_B, st->wr_bytes, st->have_disk, now_ms, 1);
-    v[V_RD_O] = rate(o, C_RD_O, st->rd_ops, st->have_disk, now_ms, 1);
-    v[V_WR_O] = rate(o, C_WR_O, st->wr_ops, st->have_disk, now_ms, 1);
-    v[V_RX] = rate(o, C_RX, s->rx, s->net_ok, now_ms, 1);
-    v[V_TX] = rate(o, C_TX, s->tx, s->net_ok, now_ms, 1);
+    v[V_RD] = rate(o, C_RD_B, st->rd_bytes, st->have_disk, now_ms, 1, &w[V_RD]);
+    v[V_WR] = rate(o, C_WR_B, st->wr_bytes, st->have_disk, now_ms, 1, &w[V_WR]);
+    v[V_RD_O] = rate(o, C_RD_O, st->rd_ops, st->have_disk, now_ms, 1, &w[V_RD_O]);
+    v[V_WR_O] = rate(o, C_WR_O, st->wr_ops, st->have_disk, now_ms, 1, &w[V_WR_O]);
+    v[V_RX] = rate(o, C_RX, s->rx, s->net_ok, now_ms, 1, &w[V_RX]);
+    v[V_TX] = rate(o, C_TX, s->tx, s->net_ok, now_ms, 1, &w[V_TX]);
     memcpy(o->last, v, sizeof(v));
     o->sampled = true;
-    vo_rrd_update(o->rrd, t_s, v);
+    vo_rrd_update_weighted(o->rrd, t_s, v, w);
 }
 
 /* VMs no longer on this host: their history goes. */

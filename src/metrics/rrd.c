@@ -19,13 +19,13 @@ const VoRrdArchiveDef vo_rrd_archives[VO_RRD_ARCHIVES] = {
     { "30d", 1800, 1440 },
 };
 
-static const char MAGIC[8] = { 'V', 'O', 'R', 'R', 'D', '0', '1', '\n' };
+static const char MAGIC[8] = { 'V', 'O', 'R', 'R', 'D', '0', '2', '\n' };
 #define NO_SLOT INT64_MIN
 
 typedef struct {
     int64_t cur; /* the slot in progress; NO_SLOT: none yet */
-    double sum[VO_RRD_MAX_COLS];
-    uint32_t n[VO_RRD_MAX_COLS];
+    double sum[VO_RRD_MAX_COLS]; /* values times their weights */
+    float n[VO_RRD_MAX_COLS];    /* the weights (seconds covered) */
     int64_t *slot; /* per row: the slot it holds, NO_SLOT: none */
     float *v;      /* rows * n_cols */
     uint8_t *dirty;
@@ -174,7 +174,7 @@ static int header_decode(VoRrd *r, const uint8_t *buf)
         return -EINVAL;
     int64_t cur[VO_RRD_ARCHIVES];
     double sum[VO_RRD_ARCHIVES][VO_RRD_MAX_COLS];
-    uint32_t n[VO_RRD_ARCHIVES][VO_RRD_MAX_COLS];
+    float n[VO_RRD_ARCHIVES][VO_RRD_MAX_COLS];
     for (unsigned a = 0; a < VO_RRD_ARCHIVES; a++) {
         uint32_t step, rows;
         get(&p, &step, 4);
@@ -365,6 +365,11 @@ static void flush(VoRrd *r, unsigned a)
 
 void vo_rrd_update(VoRrd *r, int64_t t_s, const double *values)
 {
+    vo_rrd_update_weighted(r, t_s, values, NULL);
+}
+
+void vo_rrd_update_weighted(VoRrd *r, int64_t t_s, const double *values, const double *weights)
+{
     if (t_s < 0)
         return;
     for (unsigned a = 0; a < VO_RRD_ARCHIVES; a++) {
@@ -379,8 +384,9 @@ void vo_rrd_update(VoRrd *r, int64_t t_s, const double *values)
         }
         for (unsigned c = 0; c < r->n_cols; c++)
             if (isfinite(values[c])) {
-                ar->sum[c] += values[c];
-                ar->n[c]++;
+                double w = weights && isfinite(weights[c]) && weights[c] > 0 ? weights[c] : 1;
+                ar->sum[c] += values[c] * w;
+                ar->n[c] += (float)w;
             }
     }
     r->header_dirty = true;

@@ -51,6 +51,10 @@ int vo_rrd_sync(VoRrd *r);
  * A sample older than an archive's slot in progress is ignored there (the
  * clock went back). */
 void vo_rrd_update(VoRrd *r, int64_t t_s, const double *values);
+/* The same with a weight per column (NULL, NaN or <= 0: 1): a slot's value
+ * is the weighted average of its samples, so a rate measured over a longer
+ * interval (a late or skipped round) counts for the seconds it covers. */
+void vo_rrd_update_weighted(VoRrd *r, int64_t t_s, const double *values, const double *weights);
 
 /* The archive named range ("1h", "1d", "30d"), or -1. */
 int vo_rrd_archive_index(const char *range);

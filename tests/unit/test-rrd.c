@@ -96,6 +96,28 @@ static void test_consolidation(void **state)
     assert_int_equal(vo_rrd_archive_index(NULL), -1);
 }
 
+/* A rate measured over 8 s (rounds skipped while the VM was busy) counts
+ * for 8 s of its slot, not for one sample among equals: 80 bytes/s for 8 s
+ * and 0 for the 2 other seconds average to 64, so the slot's total stays
+ * the 640 bytes written. */
+static void test_weighted_samples(void **state)
+{
+    (void)state;
+    VoRrd *r = vo_rrd_new(2);
+    vo_rrd_update_weighted(r, 2000, (double[]){ 0, 5 }, (double[]){ 1, 1 });
+    vo_rrd_update_weighted(r, 2001, (double[]){ 0, 5 }, (double[]){ 1, NAN });
+    vo_rrd_update_weighted(r, 2009, (double[]){ 80, 5 }, (double[]){ 8, 0 });
+    vo_rrd_update(r, 2010, (double[]){ 1, 1 });
+    int64_t ts[8];
+    double v[8];
+    size_t n = values(r, 0, 0, ts, v);
+    assert_int_equal(n, 2);
+    assert_float_equal(v[0] * 10, 640, 1e-3);
+    n = values(r, 0, 1, ts, v);
+    assert_float_equal(v[0], 5, 1e-6); /* NaN or 0 weights count as 1 */
+    vo_rrd_free(r);
+}
+
 static void test_counter_rate(void **state)
 {
     assert_float_equal(vo_rrd_counter_rate(100, 1100, 10), 100, 1e-9);
@@ -275,7 +297,8 @@ static void test_proc_io(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_consolidation), cmocka_unit_test(test_counter_rate),
+        cmocka_unit_test(test_consolidation), cmocka_unit_test(test_weighted_samples),
+        cmocka_unit_test(test_counter_rate),
         cmocka_unit_test(test_file_round_trip), cmocka_unit_test(test_file_corruption),
         cmocka_unit_test(test_crc), cmocka_unit_test(test_blockstats),
         cmocka_unit_test(test_proc_io),
