@@ -19,10 +19,11 @@ const ACTIONS = [
 
 function ipsOf(vm, networks) {
   const macs = (vm.nics || []).map((n) => (n.mac || '').toLowerCase());
-  const ips = [];
+  const ips = (vm.nics || []).map((n) => n.ip).filter(Boolean);
   for (const net of networks)
     for (const lease of net.leases || [])
-      if (macs.includes((lease.mac || '').toLowerCase()) && lease.ip) ips.push(lease.ip);
+      if (macs.includes((lease.mac || '').toLowerCase()) && lease.ip && !ips.includes(lease.ip))
+        ips.push(lease.ip);
   return ips;
 }
 
