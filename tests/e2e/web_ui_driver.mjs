@@ -81,9 +81,10 @@ const scenarios = {
     result.cloud_init_fields = await page.isVisible('#vm-user');
     await shot(page, 'wizard');
     await page.press('#vm-memory', 'Enter');
-    await page.waitForSelector(`.tree a[data-vm="${cfg.vm}"]`);
     await page.waitForSelector('#vm-title');
+    await waitState(page, 'stopped', cfg.boot_ms);
     result.state = await stateOf(page);
+    result.hash = await page.evaluate(() => location.hash);
   },
 
   // Start from the VM's page; the state changes without a reload.
@@ -126,8 +127,8 @@ const scenarios = {
     await openVm(page, 'graphs');
     await page.waitForFunction(() => {
       const c = document.querySelector('[data-chart="cpu"]');
-      return c && Number(c.dataset.points) >= 3;
-    }, null, { timeout: STEP_MS });
+      return c && Number(c.dataset.points) >= 2;
+    }, null, { timeout: 2 * STEP_MS });
     result.points = await page.$$eval('[data-chart]', (els) =>
       Object.fromEntries(els.map((e) => [e.dataset.chart, Number(e.dataset.points)])));
     result.canvases = await page.$$eval('.chart canvas', (els) => els.length);
