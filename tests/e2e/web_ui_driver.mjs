@@ -15,11 +15,13 @@ const { chromium } = require('playwright-core');
 const cfg = JSON.parse(readFileSync(0, 'utf8'));
 const STEP_MS = cfg.timeout_ms || 30000;
 const result = {};
+let lastPage = null; // shown when a scenario fails
 
 async function newSession(browser, user, password) {
   const context = await browser.newContext({ ignoreHTTPSErrors: true,
                                              viewport: { width: 1366, height: 768 } });
   const page = await context.newPage();
+  lastPage = page;
   page.setDefaultTimeout(STEP_MS);
   await page.goto(cfg.url + '/');
   await page.fill('#login-user', user);
@@ -82,7 +84,7 @@ const scenarios = {
     await shot(page, 'wizard');
     await page.press('#vm-memory', 'Enter');
     await page.waitForSelector('#vm-title');
-    await waitState(page, 'stopped', cfg.boot_ms);
+    await page.waitForSelector(`.tree a[data-vm="${cfg.vm}"]:is([data-state="defined"], [data-state="stopped"])`);
     result.state = await stateOf(page);
     result.hash = await page.evaluate(() => location.hash);
   },
@@ -222,6 +224,11 @@ try {
   process.stdout.write(JSON.stringify(result) + '\n');
 } catch (e) {
   process.stderr.write(`${process.argv[2]}: ${e.stack || e}\n`);
+  if (lastPage) {
+    await shot(lastPage, `failed-${process.argv[2]}`).catch(() => {});
+    const text = await lastPage.evaluate(() => document.body.innerText).catch(() => '');
+    process.stderr.write(`the page said:\n${text.slice(0, 3000)}\n`);
+  }
   process.exitCode = 1;
 } finally {
   await browser.close();

@@ -2,7 +2,7 @@
 // networks, each with its state icon; links are hash routes.
 
 export const STATE_ICONS = {
-  running: '▶', stopped: '■', paused: '❚❚', crashed: '✖', starting: '…', stopping: '…',
+  running: '▶', stopped: '■', defined: '■', paused: '❚❚', crashed: '✖', starting: '…', stopping: '…',
   migrating: '⇄', online: '●', offline: '○', active: '●', inactive: '○',
 };
 

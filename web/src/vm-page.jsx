@@ -9,7 +9,7 @@ import { Graphs } from './graphs.jsx';
 import { SerialConsole } from './serial.jsx';
 
 const ACTIONS = [
-  { name: 'start', label: 'Start', when: ['stopped', 'crashed'] },
+  { name: 'start', label: 'Start', when: ['defined', 'stopped', 'crashed'] },
   { name: 'stop', label: 'Stop', when: ['running', 'paused'] },
   { name: 'force-stop', label: 'Force stop', when: ['running', 'paused', 'stopping', 'starting'] },
   { name: 'reboot', label: 'Reboot', when: ['running'] },
