@@ -13,7 +13,7 @@ the main pages go to BUILD/web-ui/ (docs/web.md shows them)."""
 
 import json
 import os
-import shutil
+import select
 import subprocess
 import sys
 
@@ -90,6 +90,7 @@ class Web:
     def __init__(self, d):
         self.d = d
         self.ca = os.path.join(d.state_dir, "https", "ca.crt")
+        self.driver = None  # the browser (web_ui_driver.mjs), started on first use
         self.client = os.path.join(d.tmp, "web-client.py")
         with open(self.client, "w") as f:
             f.write(CLIENT)
@@ -105,19 +106,44 @@ class Web:
         return self.requests([{"method": "GET", "path": path, "headers": headers}])[0]
 
     def browser(self, scenario, timeout=240, **extra):
-        assert os.access(CHROMIUM, os.X_OK), \
-            f"{CHROMIUM} is missing: scripts/install-deps.sh installs Debian's chromium"
-        cfg = {"url": "https://127.0.0.1:8443", "user": "admin", "password": ADMIN_PASSWORD,
-               "viewer": "vera", "viewer_password": VIEWER_PASSWORD, "vm": VM,
-               "shots": SHOTS, "chromium": CHROMIUM, "image": "default", "network": "default",
+        """Runs one scenario in the module's browser (started on first use)
+        and returns its result."""
+        if self.driver is None:
+            assert os.access(CHROMIUM, os.X_OK), \
+                f"{CHROMIUM} is missing: scripts/install-deps.sh installs Debian's chromium"
+            # HOME: Chromium writes its profile and crash dumps under it.
+            self.driver_log = open(os.path.join(self.d.tmp, "web-ui-driver.log"), "w")
+            self.driver = subprocess.Popen(
+                ["ip", "netns", "exec", self.d.netns.name, "node", DRIVER],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.driver_log, text=True,
+                env={**os.environ, "HOME": self.d.tmp, "VIREO_CHROMIUM": CHROMIUM})
+        cfg = {"scenario": scenario, "url": "https://127.0.0.1:8443", "user": "admin",
+               "password": ADMIN_PASSWORD, "viewer": "vera", "viewer_password": VIEWER_PASSWORD,
+               "vm": VM, "shots": SHOTS, "image": "default", "network": "default",
                "memory_mib": 256, "boot_marker": h.BOOT_MARKER, "boot_ms": 150000, **extra}
-        # HOME: Chromium writes its profile and crash dumps under it.
-        env = {**os.environ, "HOME": self.d.tmp}
-        p = subprocess.run(["ip", "netns", "exec", self.d.netns.name, "node", DRIVER, scenario],
-                           input=json.dumps(cfg), capture_output=True, text=True,
-                           timeout=timeout, env=env)
-        assert p.returncode == 0, f"scenario {scenario}:\n{p.stderr[-4000:]}\n{self.d.log()[-3000:]}"
-        return json.loads(p.stdout.strip().splitlines()[-1])
+        self.driver.stdin.write(json.dumps(cfg) + "\n")
+        self.driver.stdin.flush()
+        ready, _, _ = select.select([self.driver.stdout], [], [], timeout)
+        line = self.driver.stdout.readline() if ready else ""
+        assert line, f"scenario {scenario}: no answer from the browser in {timeout} s " \
+                     f"(exit {self.driver.poll()}); see {self.driver_log.name}"
+        answer = json.loads(line)
+        assert answer["ok"], (f"{answer['error']}\nthe page said:\n{answer.get('page', '')[:3000]}"
+                              f"\n{self.d.log()[-3000:]}")
+        return answer["result"]
+
+    def close(self):
+        """Ends the browser: end of input, then (bounded) its pid."""
+        if self.driver is None:
+            return
+        self.driver.stdin.close()
+        try:
+            self.driver.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            h.kill_pid(self.driver.pid)
+            self.driver.wait(timeout=10)
+        self.driver.stdout.close()
+        self.driver_log.close()
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +158,11 @@ def web():
               input=ADMIN_PASSWORD + "\n")
         d.cli("user", "create", "vera", "--role", "viewer", "--password-file", "-",
               input=VIEWER_PASSWORD + "\n")
-        yield Web(d)
+        web = Web(d)
+        try:
+            yield web
+        finally:
+            web.close()
     finally:
         status, vm = d.request("GET", f"/v1/vms/{VM}")
         if status == 200 and vm.get("pid"):

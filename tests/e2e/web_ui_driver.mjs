@@ -1,10 +1,12 @@
-// web_ui_driver.mjs: the browser side of test_web_ui.py: one scenario per
-// run (argv[2]), driving Debian's /usr/bin/chromium headless through npm's
-// playwright-core (no browser download). Settings come as JSON on stdin:
-// {url, user, password, vm, shots, ...}; the result is one JSON line on
-// stdout; any failure exits 1 with its reason on stderr.
+// web_ui_driver.mjs: the browser side of test_web_ui.py: scenarios driving
+// Debian's /usr/bin/chromium headless through npm's playwright-core (no
+// browser download). One browser for the whole run: each line on stdin is
+// a scenario with its settings as JSON ({scenario, url, user, password, vm,
+// shots, ...}); each answer is one JSON line on stdout, {ok, result} or
+// {ok: false, error, page} (the page's text, and a screenshot
+// failed-SCENARIO.png). The run ends at the end of stdin.
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,14 +14,22 @@ const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(join(here, '..', '..', 'web', 'package.json'));
 const { chromium } = require('playwright-core');
 
-const cfg = JSON.parse(readFileSync(0, 'utf8'));
-const STEP_MS = cfg.timeout_ms || 30000;
-const result = {};
+// The scenario running now: its settings, its result, its browser contexts.
+let cfg = {};
+let STEP_MS = 30000;
+let result = {};
+let contexts = [];
 let lastPage = null; // shown when a scenario fails
 
-async function newSession(browser, user, password) {
+async function newContext(browser, options = {}) {
   const context = await browser.newContext({ ignoreHTTPSErrors: true,
-                                             viewport: { width: 1366, height: 768 } });
+                                             viewport: { width: 1366, height: 768 }, ...options });
+  contexts.push(context);
+  return context;
+}
+
+async function newSession(browser, user, password) {
+  const context = await newContext(browser);
   const page = await context.newPage();
   lastPage = page;
   page.setDefaultTimeout(STEP_MS);
@@ -48,9 +58,9 @@ const scenarios = {
   // The login page; a wrong password shows the API's message; the right one
   // shows the tree.
   async login(browser) {
-    const context = await browser.newContext({ ignoreHTTPSErrors: true,
-                                               viewport: { width: 1366, height: 768 } });
+    const context = await newContext(browser);
     const page = await context.newPage();
+    lastPage = page;
     page.setDefaultTimeout(STEP_MS);
     const t0 = Date.now();
     await page.goto(cfg.url + '/');
@@ -198,7 +208,7 @@ const scenarios = {
 
   // First load: bytes over the wire and the first paint, with a cold cache.
   async firstload(browser) {
-    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const context = await newContext(browser);
     const page = await context.newPage();
     let bytes = 0;
     const client = await context.newCDPSession(page);
@@ -214,22 +224,36 @@ const scenarios = {
   },
 };
 
+async function run(browser, line) {
+  cfg = JSON.parse(line);
+  STEP_MS = cfg.timeout_ms || 30000;
+  result = {};
+  contexts = [];
+  lastPage = null;
+  const answer = { ok: true };
+  try {
+    await scenarios[cfg.scenario](browser);
+    answer.result = result;
+  } catch (e) {
+    answer.ok = false;
+    answer.error = `${cfg.scenario}: ${e.stack || e}`;
+    if (lastPage) {
+      await shot(lastPage, `failed-${cfg.scenario}`).catch(() => {});
+      answer.page = await lastPage.evaluate(() => document.body.innerText).catch(() => '');
+    }
+  }
+  for (const c of contexts) await c.close().catch(() => {});
+  process.stdout.write(JSON.stringify(answer) + '\n');
+}
+
 const browser = await chromium.launch({
-  executablePath: cfg.chromium || '/usr/bin/chromium',
+  executablePath: process.env.VIREO_CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
   headless: true,
 });
 try {
-  await scenarios[process.argv[2]](browser);
-  process.stdout.write(JSON.stringify(result) + '\n');
-} catch (e) {
-  process.stderr.write(`${process.argv[2]}: ${e.stack || e}\n`);
-  if (lastPage) {
-    await shot(lastPage, `failed-${process.argv[2]}`).catch(() => {});
-    const text = await lastPage.evaluate(() => document.body.innerText).catch(() => '');
-    process.stderr.write(`the page said:\n${text.slice(0, 3000)}\n`);
-  }
-  process.exitCode = 1;
+  for await (const line of createInterface({ input: process.stdin }))
+    if (line.trim()) await run(browser, line);
 } finally {
   await browser.close();
 }
