@@ -5,8 +5,10 @@
 import { useState } from 'preact/hooks';
 import { api, formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
-import { Graphs } from './graphs.jsx';
-import { SerialConsole } from './serial.jsx';
+import { lazyView } from './lazy.jsx';
+
+const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
+const SerialConsole = lazyView(() => import('./serial.jsx'), 'SerialConsole');
 
 const ACTIONS = [
   { name: 'start', label: 'Start', when: ['defined', 'stopped', 'crashed'] },
