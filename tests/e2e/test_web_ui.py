@@ -96,9 +96,8 @@ class Web:
             f.write(CLIENT)
 
     def requests(self, reqs):
-        p = subprocess.run(["ip", "netns", "exec", self.d.netns.name, sys.executable,
-                            self.client, self.ca], input=json.dumps(reqs),
-                           capture_output=True, text=True, timeout=120)
+        p = self.d.ns(sys.executable, self.client, self.ca, input=json.dumps(reqs), check=False,
+                      timeout=120)
         assert p.returncode == 0, p.stderr
         return json.loads(p.stdout)
 
