@@ -15,14 +15,18 @@ TEST_ISO_DIR ?= $(CURDIR)/$(BUILD)/guest/installer
 # The Debian guest image of tests/e2e/test_debian_guest.py (built once, reused).
 DEBIAN_IMAGE ?= $(CURDIR)/$(BUILD)/guest/debian
 
-.PHONY: all deps build build-asan build-tsan build-fuzz image debian-image debian-image-bg demo check check-debian unit e2e clean
+.PHONY: all deps web build build-asan build-tsan build-fuzz image debian-image debian-image-bg demo check check-debian unit e2e clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
 
-build: deps
+# The web UI (web/dist, served by vireod at /ui/): npm ci, vite (docs/web.md).
+web: deps
+	@bash scripts/build-web.sh
+
+build: deps web
 	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) --buildtype=debugoptimized
 	@meson compile -C $(BUILD)
 

@@ -64,6 +64,22 @@ echo
 echo "Its serial console so far:"
 "$VIREO" console demo --log | grep -a "vireo-guest"
 
+step "web UI"
+# The first admin: made once, its password printed this once (vireo user
+# passwd admin sets another).
+password=""
+if ! "$VIREO" user list 2>/dev/null | grep -qw admin; then
+    password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')
+    printf '%s\n' "$password" | "$VIREO" user create admin --role admin --password-file - >/dev/null
+fi
+host=$(hostname -I 2>/dev/null | awk '{print $1}')
+echo "Open https://${host:-127.0.0.1}:8443/ui/ (the certificate is self-signed: its CA is $STATE_DIR/https/ca.crt)"
+if [ -n "$password" ]; then
+    echo "Log in as admin with the password: $password   (shown only now)"
+else
+    echo "Log in as admin (made by an earlier 'make demo'; 'vireo user passwd admin' sets a new password)"
+fi
+
 cat <<MSG
 
 Its address on the default network:   ${ip:-(not yet)}   (try: ping ${ip:-ADDRESS})

@@ -18,7 +18,13 @@ PKGS=(build-essential meson ninja-build pkg-config
       clang llvm libclang-rt-14-dev  # libFuzzer (tests/fuzz) and llvm-symbolizer
       libiscsi-dev libiscsi-bin tgt  # iSCSI pools (docs/storage-san.md): vireod's initiator; tests' target
       librados-dev librbd-dev  # rbd pools (vireod talks to Ceph)
-      ceph-mon ceph-mgr ceph-osd ceph-common)  # tests/e2e/ceph_harness.py (a test Ceph)
+      ceph-mon ceph-mgr ceph-osd ceph-common  # tests/e2e/ceph_harness.py (a test Ceph)
+      chromium)  # tests/e2e/test_web_ui.py drives it headless (playwright-core, no browser download)
+# The web UI's build (web/: npm ci, vite): Debian's nodejs and npm unless a
+# node with its npm is there already (another nodejs package ships its own npm).
+if ! command -v npm >/dev/null 2>&1; then
+    PKGS+=(nodejs npm)
+fi
 BPO_PKGS=(qemu-system-x86 qemu-utils qemu-block-extra)  # qemu-block-extra: QEMU's iscsi and rbd drivers
 
 have_all() {

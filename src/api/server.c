@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -27,6 +28,7 @@
 #include "api/http.h"
 #include "api/peer-member.h"
 #include "api/route-match.h"
+#include "api/web-files.h"
 #include "daemon/fence.h"
 #include "state/store.h"
 #include "util/time-format.h"
@@ -649,6 +651,22 @@ static enum MHD_Result refuse_now(struct MHD_Connection *conn, PendingRequest *p
     return r;
 }
 
+/* Users: the web UI's files (web-files.c), public, answered before any
+ * authentication (the login page is one of them); no body is read. */
+static enum MHD_Result serve_web_file(struct MHD_Connection *conn, PendingRequest *p)
+{
+    p->refused = true;
+    VoReply rep = { .status = 200, .file_fd = -1 };
+    vo_api_web_file(p->server->d, conn, p->raw_uri, &rep);
+    enum MHD_Result r = send_reply(conn, p, &rep);
+    if (rep.file_fd >= 0)
+        close(rep.file_fd);
+    json_decref(rep.json);
+    free(rep.text);
+    vo_strv_free(rep.extra_headers);
+    return r;
+}
+
 /* A read answered from data that may be stale says so in a header,
  * Vireo-Stale: "cluster has no quorum since <RFC 3339>": a store read made
  * for it answered without a quorum (vo_store_stale_read), or the store
@@ -720,6 +738,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (s->tls && !without_client_cert(method, p->raw_uri) &&
             (p->unauthenticated = client_unauthenticated(conn)))
             return refuse_unauthenticated(conn, p);
+        if (s->users && vo_api_web_wants(method, p->raw_uri))
+            return serve_web_file(conn, p);
         VoReply refusal = { .status = 0, .file_fd = -1 };
         route_request(d, conn, url, method, version, p, &refusal);
         if (refusal.json)

@@ -65,6 +65,7 @@ typedef struct VoDaemon {
     char *host_id;      /* STATE/host-id */
     char *host_name;    /* --name, default the hostname */
     char *host_address; /* the host's cluster address; NULL when standalone */
+    char *web_dir;      /* the web UI's files (--web-dir, api/web-files.c); NULL: none */
     VoHosts *hosts;     /* daemon/hosts.h */
     /* Cluster mode (daemon/cluster.h); all NULL/empty when standalone. */
     VoClusterConfig *cluster;  /* STATE/cluster/cluster.json */

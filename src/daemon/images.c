@@ -211,6 +211,9 @@ json_t *vo_image_to_json(const VoImage *img)
     json_object_set_new(o, "initrd", img->initrd ? json_string(img->initrd) : json_null());
     json_object_set_new(o, "cmdline", img->cmdline ? json_string(img->cmdline) : json_null());
     json_object_set_new(o, "pool", img->pool ? json_string(img->pool) : json_null());
+    /* Whether its VMs get a cloud-init seed by default (the web UI's wizard
+     * asks for a user and SSH key then). */
+    json_object_set_new(o, "cloud_init", json_boolean(img->cloud_init));
     return o;
 }
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "api/http.h"
+#include "api/web-files.h"
 #include "daemon/fence.h"
 #include "daemon/backups.h"
 #include "daemon/cluster.h"
@@ -50,6 +51,9 @@ static void usage(FILE *f)
             "  --https-cert FILE, --https-key FILE  its certificate and key (PEM); default:\n"
             "                    the cluster's host certificate in a cluster, else one made\n"
             "                    at first start in STATE/https (self-signed)\n"
+            "  --web-dir DIR     the web UI's files, served at /ui/ on the HTTPS listener\n"
+            "                    (default: found beside vireod, installed or in the build\n"
+            "                    tree: web/dist; docs/web.md)\n"
             "  --driver NAME     qemu (default) or fake\n"
             "  --name NAME       this host's name in a cluster (default: the hostname)\n"
             "  --fence-watchdog DEV  in a cluster, the fence process pets this watchdog\n"
@@ -113,7 +117,8 @@ int main(int argc, char **argv)
         { "https-cert", required_argument, NULL, 'C' },
         { "https-key", required_argument, NULL, 'K' },
         { "fence-watchdog", required_argument, NULL, 'W' },
-        { "metrics-interval", required_argument, NULL, 'M' }, { 0 },
+        { "metrics-interval", required_argument, NULL, 'M' },
+        { "web-dir", required_argument, NULL, 'w' }, { 0 },
     };
     /* The re-exec after a cluster change runs vireod again as it was started. */
     char **exec_argv = vo_malloc0(sizeof(char *) * (size_t)(argc + 1));
@@ -123,7 +128,7 @@ int main(int argc, char **argv)
     VoApiTlsFiles tls = { 0 };
     const char *https_addr = NULL, *https_cert = NULL, *https_key = NULL;
     const char *state_dir = "/var/lib/vireo", *run_dir = "/run/vireo", *socket_path = NULL;
-    const char *driver = "qemu", *host_name = NULL;
+    const char *driver = "qemu", *host_name = NULL, *web_dir = NULL;
     int metrics_interval_ms = VO_METRICS_INTERVAL_MS;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
@@ -143,6 +148,7 @@ int main(int argc, char **argv)
         case 'C': https_cert = optarg; break;
         case 'K': https_key = optarg; break;
         case 'W': vo_fence_set_watchdog(optarg); break;
+        case 'w': web_dir = optarg; break;
         case 'M': {
             char *end = NULL;
             double secs = strtod(optarg, &end);
@@ -197,6 +203,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    _cleanup_free_ char *web_files = vo_api_web_dir(web_dir, argv[0]);
+    if (web_dir && !web_files) {
+        fprintf(stderr, "vireod: --web-dir '%s': %s\n", web_dir, strerror(errno));
+        return 2;
+    }
     if (listen_addr) { /* bad files refused before anything starts */
         _cleanup_free_ char *error = NULL;
         if (vo_api_tls_check(listen_addr, &tls, &error) < 0) {
@@ -213,6 +224,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&d.vms_lock, NULL);
     pthread_mutex_init(&d.storage_lock, NULL);
     pthread_mutex_init(&d.networks_lock, NULL);
+    d.web_dir = TAKE_PTR(web_files);
     d.state_dir = realpath(state_dir, NULL);
     if (!d.state_dir && vo_mkdir_p(state_dir, 0750) == 0)
         d.state_dir = realpath(state_dir, NULL);
@@ -437,6 +449,7 @@ int main(int argc, char **argv)
     free(d.driver->kvm_reason);
     free(d.driver);
     free(d.state_dir);
+    free(d.web_dir);
     free(d.run_dir);
     free(d.socket_path);
     free(d.host_id);

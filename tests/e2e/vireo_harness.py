@@ -424,9 +424,9 @@ class Daemon:
         return json.loads(self.cli(*args, "--output", "json").stdout)
 
     # -- the daemon's namespace --------------------------------------------
-    def ns(self, *cmd, check=True, timeout=30):
+    def ns(self, *cmd, check=True, timeout=30, input=None):
         """Runs a command inside the daemon's network namespace."""
-        return subprocess.run(["ip", "netns", "exec", self.netns.name, *cmd],
+        return subprocess.run(["ip", "netns", "exec", self.netns.name, *cmd], input=input,
                               capture_output=True, text=True, check=check, timeout=timeout)
 
     def host_state(self):

@@ -1,0 +1,315 @@
+"""The web UI (docs/web.md) in a real Chromium: Debian's /usr/bin/chromium,
+headless, driven by npm's playwright-core (web_ui_driver.mjs, one scenario
+per run) against a real vireod serving web/dist on its HTTPS listener.
+
+One QEMU vireod for the module (its own network namespace, HTTPS on
+127.0.0.1:8443 there, --metrics-interval 1) and one guest for the whole
+file: the wizard creates it, the UI starts it, its console, graphs, a
+viewer's session, a second session's actions and a failed action are shown
+on it, and the UI deletes it. Before that, without a browser: the files are
+served with their types and a strict CSP, no path leaves the UI's
+directory, and the console's WebSocket checks its Origin. Screenshots of
+the main pages go to BUILD/web-ui/ (docs/web.md shows them)."""
+
+import json
+import os
+import select
+import subprocess
+import sys
+
+import pytest
+
+import vireo_harness as h
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WEB_DIST = os.environ.get("VIREO_WEB_DIST", os.path.join(HERE, "..", "..", "web", "dist"))
+DRIVER = os.path.join(HERE, "web_ui_driver.mjs")
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = os.path.join(h.BUILD, "web-ui")
+ADMIN_PASSWORD = "admin-pass-1"
+VIEWER_PASSWORD = "viewer-pass-1"
+VM = "web1"
+
+# Plain HTTPS requests from inside the namespace (the browser's origin is
+# https://127.0.0.1:8443), and a WebSocket handshake read to its first frame.
+CLIENT = r'''
+import base64, http.client, json, os, socket, ssl, sys
+ca, reqs = sys.argv[1], json.load(sys.stdin)
+ctx = ssl.create_default_context(cafile=ca)
+out = []
+for r in reqs:
+    if r.get("raw"):
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", 8443), timeout=30),
+                            server_hostname="127.0.0.1")
+        s.sendall(r["raw"].encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status = int(head.split()[1]) if head else 0
+        length = [int(l.split(b":")[1]) for l in head.split(b"\r\n")
+                  if l.lower().startswith(b"content-length:")]
+        while status != 101 and length and len(rest) < length[0]:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        if status == 101 and r.get("send"):
+            payload = r["send"].encode()
+            mask = os.urandom(4)
+            s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask +
+                      bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+            want, got = r["expect"].encode(), rest
+            while want not in got:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            rest = got
+        out.append({"status": status, "head": head.decode(errors="replace"),
+                    "rest": rest.decode(errors="replace")})
+        s.close()
+        continue
+    c = http.client.HTTPSConnection("127.0.0.1", 8443, context=ctx, timeout=30)
+    c.request(r["method"], r["path"], headers=r.get("headers") or {})
+    resp = c.getresponse()
+    body = resp.read()
+    out.append({"status": resp.status, "len": len(body), "body": body[:2000].decode(errors="replace"),
+                "headers": {k.lower(): v for k, v in resp.getheaders()}})
+    c.close()
+json.dump(out, sys.stdout)
+'''
+
+
+class Web:
+    """The module's vireod, its HTTPS client and its browser scenarios."""
+
+    def __init__(self, d):
+        self.d = d
+        self.ca = os.path.join(d.state_dir, "https", "ca.crt")
+        self.driver = None  # the browser (web_ui_driver.mjs), started on first use
+        self.client = os.path.join(d.tmp, "web-client.py")
+        with open(self.client, "w") as f:
+            f.write(CLIENT)
+
+    def requests(self, reqs):
+        p = self.d.ns(sys.executable, self.client, self.ca, input=json.dumps(reqs), check=False,
+                      timeout=120)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    def get(self, path, headers=None):
+        return self.requests([{"method": "GET", "path": path, "headers": headers}])[0]
+
+    def browser(self, scenario, timeout=240, **extra):
+        """Runs one scenario in the module's browser (started on first use)
+        and returns its result."""
+        if self.driver is None:
+            assert os.access(CHROMIUM, os.X_OK), \
+                f"{CHROMIUM} is missing: scripts/install-deps.sh installs Debian's chromium"
+            # HOME: Chromium writes its profile and crash dumps under it.
+            self.driver_log = open(os.path.join(self.d.tmp, "web-ui-driver.log"), "w")
+            self.driver = subprocess.Popen(
+                ["ip", "netns", "exec", self.d.netns.name, "node", DRIVER],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.driver_log, text=True,
+                env={**os.environ, "HOME": self.d.tmp, "VIREO_CHROMIUM": CHROMIUM})
+        cfg = {"scenario": scenario, "url": "https://127.0.0.1:8443", "user": "admin",
+               "password": ADMIN_PASSWORD, "viewer": "vera", "viewer_password": VIEWER_PASSWORD,
+               "vm": VM, "shots": SHOTS, "image": "default", "network": "default",
+               "memory_mib": 256, "boot_marker": h.BOOT_MARKER, "boot_ms": 150000, **extra}
+        self.driver.stdin.write(json.dumps(cfg) + "\n")
+        self.driver.stdin.flush()
+        ready, _, _ = select.select([self.driver.stdout], [], [], timeout)
+        line = self.driver.stdout.readline() if ready else ""
+        assert line, f"scenario {scenario}: no answer from the browser in {timeout} s " \
+                     f"(exit {self.driver.poll()}); see {self.driver_log.name}"
+        answer = json.loads(line)
+        assert answer["ok"], (f"{answer['error']}\nthe page said:\n{answer.get('page', '')[:3000]}"
+                              f"\n{self.d.log()[-3000:]}")
+        return answer["result"]
+
+    def close(self):
+        """Ends the browser: end of input, then (bounded) its pid."""
+        if self.driver is None:
+            return
+        self.driver.stdin.close()
+        try:
+            self.driver.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            h.kill_pid(self.driver.pid)
+            self.driver.wait(timeout=10)
+        self.driver.stdout.close()
+        self.driver_log.close()
+
+
+@pytest.fixture(scope="module")
+def web():
+    assert os.path.exists(os.path.join(WEB_DIST, "index.html")), \
+        f"{WEB_DIST}: the web UI is not built ('make build' runs npm ci and vite in web/)"
+    os.makedirs(SHOTS, exist_ok=True)
+    d = h.Daemon(args=["--https", "127.0.0.1:8443", "--metrics-interval", "1",
+                       "--web-dir", WEB_DIST])
+    try:
+        d.cli("user", "create", "admin", "--role", "admin", "--password-file", "-",
+              input=ADMIN_PASSWORD + "\n")
+        d.cli("user", "create", "vera", "--role", "viewer", "--password-file", "-",
+              input=VIEWER_PASSWORD + "\n")
+        web = Web(d)
+        try:
+            yield web
+        finally:
+            web.close()
+    finally:
+        status, vm = d.request("GET", f"/v1/vms/{VM}")
+        if status == 200 and vm.get("pid"):
+            d.qemu_pids.add(vm["pid"])
+        d.cleanup()
+
+
+def test_files_types_csp_and_no_escape(web):
+    """/ sends the browser to /ui/; the files have their types, a strict
+    CSP, gzip when accepted; no path leaves the directory (dot segments,
+    escapes, hidden files, a symlink out); the API is not shadowed; the Unix
+    socket serves no UI."""
+    secret = os.path.join(web.d.tmp, "secret.txt")
+    with open(secret, "w") as f:
+        f.write("not for the web\n")
+    link = os.path.join(WEB_DIST, "escape-link.txt")
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(secret, link)
+    try:
+        root, index, index_gz, bad_dots, bad_enc, hidden, sym, missing, api = web.requests([
+            {"method": "GET", "path": "/"},
+            {"method": "GET", "path": "/ui/"},
+            {"method": "GET", "path": "/ui/", "headers": {"Accept-Encoding": "gzip"}},
+            {"method": "GET", "path": "/ui/assets/../../secret.txt"},
+            {"method": "GET", "path": "/ui/%2e%2e/%2e%2e/secret.txt"},
+            {"method": "GET", "path": "/ui/.vite/manifest.json"},
+            {"method": "GET", "path": "/ui/escape-link.txt"},
+            {"method": "GET", "path": "/ui/nothing.js"},
+            {"method": "GET", "path": "/v1/vms"},
+        ])
+    finally:
+        os.unlink(link)
+    assert root["status"] == 302 and root["headers"]["location"] == "/ui/", root
+    assert index["status"] == 200, index
+    assert index["headers"]["content-type"] == "text/html; charset=utf-8"
+    csp = index["headers"]["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp, csp
+    assert "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp, csp
+    assert index["headers"]["x-content-type-options"] == "nosniff"
+    assert "<div id=\"app\">" in index["body"]
+    assert index_gz["headers"].get("content-encoding") == "gzip", index_gz["headers"]
+    assert index_gz["len"] < index["len"]
+    for bad in (bad_dots, bad_enc, hidden, sym, missing):
+        assert bad["status"] in (400, 404), bad
+        assert "not for the web" not in bad["body"], bad
+    assert sym["status"] == 404 and missing["status"] == 404
+    assert api["status"] == 401, api  # the API still wants credentials
+    # A script of the app: its type, cached for ever (named by its content).
+    script = next(n for n in os.listdir(os.path.join(WEB_DIST, "assets")) if n.endswith(".js"))
+    js = web.get("/ui/assets/" + script, {"Accept-Encoding": "gzip"})
+    assert js["status"] == 200 and js["headers"]["content-type"].startswith("text/javascript")
+    assert js["headers"]["content-encoding"] == "gzip"
+    assert "immutable" in js["headers"]["cache-control"]
+    status, _ = web.d.request("GET", "/ui/")
+    assert status == 404
+
+
+def test_login(web):
+    r = web.browser("login")
+    assert r["url"].endswith("/ui/"), r
+    assert "wrong" in r["wrong"].lower() or "password" in r["wrong"].lower(), r
+    assert "admin" in r["who"], r
+
+
+def test_wizard_creates_the_vm(web):
+    r = web.browser("create")
+    assert r["state"] in ("defined", "stopped") and r["hash"] == f"#/vm/{VM}", r
+    vm = web.d.vm(VM)
+    assert vm["memory_mib"] == 256 and vm["vcpus"] == 1, vm
+    assert [n["network"] for n in vm["nics"]] == ["default"], vm
+
+
+def test_start_shows_running_live(web):
+    r = web.browser("start")
+    assert r["no_reload"], r
+    vm = web.d.vm(VM)
+    if vm.get("pid"):
+        web.d.qemu_pids.add(vm["pid"])
+    assert vm["state"] == "running"
+
+
+def test_console_tab_boot_marker_and_a_command(web):
+    r = web.browser("console")
+    assert r["ok"]
+
+
+def test_console_websocket_checks_its_origin(web):
+    """The serial console's WebSocket: 101 and the guest's answer to a
+    command (an API token, no Origin: not a browser); 403 from another
+    origin; the raw upgrade of `vireo console` still works (its route)."""
+    tok = web.d.cli_json("token", "create", "--role", "operator")["secret"]
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    head = (f"GET /v1/vms/{VM}/console HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n"
+            f"Authorization: Bearer {tok}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n")
+    good, evil = web.requests([
+        {"raw": head + "\r\n", "send": "echo ws-$((40+2))\n", "expect": "ws-42"},
+        {"raw": head + "Origin: https://evil.example\r\n\r\n"},
+    ])
+    assert good["status"] == 101, good
+    assert "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in good["head"], good["head"]
+    assert "ws-42" in good["rest"], good
+    assert evil["status"] == 403 and "Origin" in evil["rest"], evil
+
+
+def test_graphs_show_points(web):
+    r = web.browser("graphs")
+    assert r["points"]["cpu"] >= 2 and r["points"]["memory"] >= 2, r
+    assert r["canvases"] == 4, r
+    assert int(r["day_points"]) >= 1, r
+
+
+def test_viewer_cannot_stop(web):
+    r = web.browser("viewer")
+    assert r["stop_disabled"] and r["start_disabled"] and r["delete_disabled"], r
+    assert r["api"]["status"] == 403, r
+    assert r["api"]["body"]["error"]["code"] == "permission-denied", r
+    assert web.d.vm(VM)["state"] == "running"
+
+
+def test_another_sessions_action_shows_live(web):
+    r = web.browser("live")
+    assert "paused" in r["summary"] and r["no_reload"], r
+    assert web.d.vm(VM)["state"] == "running"
+
+
+def test_failed_action_shows_the_apis_message(web):
+    status, body = web.d.request("POST", f"/v1/vms/{VM}/start", {})
+    message = body["error"]["message"]
+    assert status == 409, (status, body)
+    r = web.browser("failure")
+    assert message in r["shown"], (message, r)
+
+
+def test_delete_with_confirmation(web):
+    web.d.cli("vm", "stop", VM, "--force")
+    r = web.browser("delete")
+    assert VM in r["asked"] and r["gone"], r
+    status, _ = web.d.request("GET", f"/v1/vms/{VM}")
+    assert status == 404
+
+
+def test_first_load_size_and_paint(web):
+    """The goal (docs/benchmarks.md): under 300 KB compressed, first paint
+    under 1 s locally; asserted with room for a loaded test machine."""
+    r = web.browser("firstload")
+    print(f"web UI first load: {r['transferred_bytes']} bytes, first paint "
+          f"{r['first_paint_ms']} ms")
+    assert r["transferred_bytes"] < 300 * 1024, r
+    assert r["first_paint_ms"] is not None and r["first_paint_ms"] < 5000, r

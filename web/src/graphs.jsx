@@ -1,0 +1,96 @@
+// graphs.jsx: the VM's CPU, memory, disk and network over 1 h or 1 day
+// (GET /v1/vms/ID/metrics?range=...), drawn with uPlot, refreshed every
+// sampling interval while shown.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { api, formatBytes } from './api.js';
+
+const CHARTS = [
+  { id: 'cpu', title: 'CPU (cores busy)', series: [['cpu', 'CPU']], fmt: (v) => v.toFixed(2) },
+  { id: 'memory', title: 'Memory', series: [['memory_configured', 'configured'], ['memory_rss', 'used by QEMU']], fmt: formatBytes },
+  { id: 'disk', title: 'Disk (per second)', series: [['disk_read', 'read'], ['disk_write', 'write']], fmt: (v) => formatBytes(v) + '/s' },
+  { id: 'network', title: 'Network (per second)', series: [['net_rx', 'received'], ['net_tx', 'sent']], fmt: (v) => formatBytes(v) + '/s' },
+];
+const COLORS = ['#2a7ab0', '#d9822b'];
+
+function Chart({ chart, history }) {
+  const el = useRef(null);
+  const plot = useRef(null);
+  const data = [history.timestamps, ...chart.series.map(([key]) =>
+    (history.series[key] ? history.series[key].values : history.timestamps.map(() => null)))];
+  const points = data.slice(1).reduce((n, vals) => n + vals.filter((v) => v !== null).length, 0);
+
+  useEffect(() => {
+    const opts = {
+      width: Math.max(280, (el.current.clientWidth || 400) - 8),
+      height: 160,
+      series: [{}, ...chart.series.map(([, label], i) => ({
+        label, stroke: COLORS[i], width: 1.5, points: { show: history.timestamps.length < 3 },
+        value: (u, v) => (v === null || v === undefined ? '–' : chart.fmt(v)),
+      }))],
+      axes: [{}, { values: (u, vals) => vals.map((v) => chart.fmt(v)), size: 70 }],
+    };
+    plot.current = new uPlot(opts, data, el.current);
+    return () => plot.current.destroy();
+  }, [chart.id]);
+
+  useEffect(() => {
+    if (plot.current) plot.current.setData(data);
+  }, [history]);
+
+  return (
+    <figure class="chart" data-chart={chart.id} data-points={points}>
+      <figcaption>{chart.title}</figcaption>
+      <div ref={el} />
+    </figure>
+  );
+}
+
+export function Graphs({ vm }) {
+  const [range, setRange] = useState('1h');
+  const [history, setHistory] = useState(null);
+  const [error, setError] = useState(null);
+
+  useEffect(() => {
+    let stop = false;
+    let timer = null;
+    async function load() {
+      try {
+        const h = await api('GET', `/v1/vms/${vm.name}/metrics?range=${range}`);
+        if (stop) return;
+        setHistory(h);
+        setError(null);
+        timer = setTimeout(load, Math.max(1000, (h.interval_ms || 10000)));
+      } catch (e) {
+        if (stop) return;
+        setError(e.message);
+        timer = setTimeout(load, 10000);
+      }
+    }
+    load();
+    return () => {
+      stop = true;
+      clearTimeout(timer);
+    };
+  }, [vm.name, range]);
+
+  return (
+    <section class="graphs" aria-label="Graphs">
+      <div role="radiogroup" aria-label="Range" class="range">
+        {['1h', '1d'].map((r) => (
+          <label key={r}>
+            <input type="radio" name="range" value={r} checked={range === r}
+                   onChange={() => setRange(r)} /> {r === '1h' ? '1 hour' : '1 day'}
+          </label>
+        ))}
+      </div>
+      {error && <p class="error" role="alert">{error}</p>}
+      {history && (
+        <div class="charts">
+          {CHARTS.map((c) => <Chart key={c.id + range} chart={c} history={history} />)}
+        </div>
+      )}
+    </section>
+  );
+}

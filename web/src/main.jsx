@@ -1,0 +1,172 @@
+// main.jsx: the web UI's shell: login, then the tree (left), the page the
+// hash route names (centre), the task log (bottom); everything is read from
+// the REST API once and kept current by the event stream, without reloads.
+import { render } from 'preact';
+import { useEffect, useState, useCallback } from 'preact/hooks';
+import { api, whoami, logout, followEvents } from './api.js';
+import { Login } from './login.jsx';
+import { Tree, StateIcon } from './tree.jsx';
+import { VmPage } from './vm-page.jsx';
+import { Wizard } from './wizard.jsx';
+import { TaskLog } from './tasks.jsx';
+import { formatBytes } from './api.js';
+import './style.css';
+
+function parseRoute() {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  if (parts[0] === 'vm' && parts[1]) return { page: 'vm', vm: parts[1], tab: parts[2] || 'summary' };
+  if (['host', 'pool', 'network'].includes(parts[0]) && parts[1]) return { page: parts[0], name: parts[1] };
+  if (parts[0] === 'create') return { page: 'create' };
+  return { page: 'overview' };
+}
+
+function useRoute() {
+  const [route, setRoute] = useState(parseRoute());
+  useEffect(() => {
+    const on = () => setRoute(parseRoute());
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
+  return route;
+}
+
+// Fields of one object, as a definition list (hosts, pools, networks).
+function Fields({ title, obj, skip = [] }) {
+  return (
+    <article>
+      <h1>{title}</h1>
+      <dl class="summary">
+        {Object.entries(obj).filter(([k, v]) => !skip.includes(k) && typeof v !== 'object').map(([k, v]) => (
+          <>
+            <dt key={k + 't'}>{k.replace(/_/g, ' ')}</dt>
+            <dd key={k + 'd'}>{/_bytes$/.test(k) ? formatBytes(v) : String(v)}</dd>
+          </>
+        ))}
+      </dl>
+    </article>
+  );
+}
+
+function Overview({ vms, hosts }) {
+  const running = vms.filter((v) => v.state === 'running').length;
+  return (
+    <article>
+      <h1>Overview</h1>
+      <p>{hosts.length} host(s), {vms.length} VM(s), {running} running.</p>
+      <table class="vm-table">
+        <thead><tr><th>VM</th><th>State</th><th>Host</th><th>CPUs</th><th>Memory</th></tr></thead>
+        <tbody>
+          {vms.map((v) => (
+            <tr key={v.id}>
+              <td><a href={`#/vm/${v.name}`}>{v.name}</a></td>
+              <td><StateIcon state={v.state} /> {v.state}</td>
+              <td>{v.host}</td><td>{v.vcpus}</td><td>{formatBytes(v.memory_mib * 1048576)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </article>
+  );
+}
+
+function Console({ who, onLogout }) {
+  const route = useRoute();
+  const [data, setData] = useState({ vms: [], hosts: [], pools: [], networks: [], images: [] });
+  const [tasks, setTasks] = useState([]);
+  const [error, setError] = useState(null);
+  const [live, setLive] = useState(false);
+
+  const reload = useCallback(async (what) => {
+    try {
+      const got = await Promise.all(what.map((w) => api('GET', `/v1/${w}`)));
+      setData((d) => {
+        const n = { ...d };
+        what.forEach((w, i) => { n[w] = got[i][w] || []; });
+        return n;
+      });
+    } catch (e) {
+      if (e.status === 401) onLogout();
+      else setError(e.message);
+    }
+  }, []);
+
+  useEffect(() => {
+    reload(['vms', 'hosts', 'pools', 'networks', 'images']);
+    api('GET', '/v1/tasks').then((t) => setTasks(t.tasks || []), () => {});
+    // Changes arrive as events; a burst of them reloads a list once.
+    const pending = new Set();
+    let timer = null;
+    const stop = followEvents((kind, ev) => {
+      if (kind === 'operation') {
+        if (!ev.object) return;
+        setTasks((ts) => [ev.object, ...ts.filter((t) => t.id !== ev.object.id)]
+          .sort((a, b) => (b.created_at || '').localeCompare(a.created_at || '')));
+        return;
+      }
+      pending.add({ vm: 'vms', network: 'networks', pool: 'pools', image: 'images' }[kind]);
+      if (!timer)
+        timer = setTimeout(() => {
+          timer = null;
+          const what = [...pending];
+          pending.clear();
+          reload(what);
+        }, 100);
+    }, (up) => {
+      setLive(up);
+      if (up) reload(['vms']); // caught up after a reconnect
+    });
+    return () => {
+      stop();
+      clearTimeout(timer);
+    };
+  }, []);
+
+  let page;
+  if (route.page === 'vm') {
+    const vm = data.vms.find((v) => v.name === route.vm);
+    page = vm ? <VmPage vm={vm} networks={data.networks} role={who.role} tab={route.tab} onError={setError} />
+              : <p>No VM '{route.vm}' (yet).</p>;
+  } else if (route.page === 'create') {
+    page = <Wizard images={data.images} networks={data.networks} role={who.role} onError={setError} />;
+  } else if (route.page !== 'overview') {
+    const obj = data[route.page + 's'].find((o) => o.name === route.name);
+    page = obj ? <Fields title={`${route.page} ${obj.name}`} obj={obj} skip={['cpu_flags']} /> : <p>Not found.</p>;
+  } else {
+    page = <Overview vms={data.vms} hosts={data.hosts} />;
+  }
+
+  return (
+    <div class="shell">
+      <header class="top">
+        <a href="#/" class="brand">vireo</a>
+        <a href="#/create" class="button" data-action="create">Create VM</a>
+        <span class={live ? 'live on' : 'live'} data-live={live ? '1' : '0'}>
+          {live ? 'live' : 'reconnecting…'}
+        </span>
+        <span class="who" data-role={who.role}>{who.principal} ({who.role})</span>
+        <button onClick={onLogout}>Log out</button>
+      </header>
+      <Tree hosts={data.hosts} vms={data.vms} pools={data.pools} networks={data.networks} route={route} />
+      <main class="page">
+        {error && (
+          <div class="error banner" role="alert" data-error>
+            {error} <button aria-label="Dismiss" onClick={() => setError(null)}>×</button>
+          </div>
+        )}
+        {page}
+      </main>
+      <TaskLog tasks={tasks} />
+    </div>
+  );
+}
+
+function App() {
+  const [who, setWho] = useState(undefined);
+  const check = () => whoami().then(setWho, () => setWho(null));
+  useEffect(() => { check(); }, []);
+  if (who === undefined) return <p class="loading">Loading…</p>;
+  if (!who) return <Login onLoggedIn={check} />;
+  return <Console who={who} onLogout={() => logout().finally(() => setWho(null))} />;
+}
+
+render(<App />, document.getElementById('app'));

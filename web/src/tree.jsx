@@ -1,0 +1,63 @@
+// tree.jsx: the navigation tree: hosts with their VMs, then pools and
+// networks, each with its state icon; links are hash routes.
+
+export const STATE_ICONS = {
+  running: '▶', stopped: '■', defined: '■', paused: '❚❚', crashed: '✖', starting: '…', stopping: '…',
+  migrating: '⇄', online: '●', offline: '○', active: '●', inactive: '○',
+};
+
+export function StateIcon({ state }) {
+  return (
+    <span class={`state state-${state}`} title={state} aria-label={state} role="img">
+      {STATE_ICONS[state] || '●'}
+    </span>
+  );
+}
+
+export function Tree({ hosts, vms, pools, networks, route }) {
+  const hostNames = hosts.map((h) => h.name);
+  const orphans = vms.filter((v) => !hostNames.includes(v.host));
+  const vmItem = (v) => (
+    <li key={v.id}>
+      <a href={`#/vm/${v.name}`} aria-current={route.vm === v.name ? 'page' : undefined}
+         data-vm={v.name} data-state={v.state}>
+        <StateIcon state={v.state} /> {v.name}
+      </a>
+    </li>
+  );
+  return (
+    <nav class="tree" aria-label="Hosts, VMs, pools and networks">
+      <ul>
+        {hosts.map((h) => (
+          <li key={h.name}>
+            <a href={`#/host/${h.name}`}><StateIcon state={h.state || 'online'} /> {h.name}</a>
+            <ul>{vms.filter((v) => v.host === h.name).map(vmItem)}</ul>
+          </li>
+        ))}
+        {orphans.length > 0 && <li>VMs<ul>{orphans.map(vmItem)}</ul></li>}
+        <li>
+          Pools
+          <ul>
+            {pools.map((p) => (
+              <li key={p.name}>
+                <a href={`#/pool/${p.name}`}>
+                  <StateIcon state={p.reachable === false ? 'offline' : 'active'} /> {p.name}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </li>
+        <li>
+          Networks
+          <ul>
+            {networks.map((n) => (
+              <li key={n.name}>
+                <a href={`#/network/${n.name}`}><StateIcon state={n.state || 'active'} /> {n.name}</a>
+              </li>
+            ))}
+          </ul>
+        </li>
+      </ul>
+    </nav>
+  );
+}

@@ -1,0 +1,115 @@
+// vm-page.jsx: one VM: its summary (state, host, CPUs, memory, disks, NICs,
+// IPs the network's DHCP leases know), its actions (disabled below the role
+// they need: the API's 403 is the real guard) and its tabs: graphs and the
+// serial console.
+import { useState } from 'preact/hooks';
+import { api, formatBytes } from './api.js';
+import { StateIcon } from './tree.jsx';
+import { lazyView } from './lazy.jsx';
+
+const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
+const SerialConsole = lazyView(() => import('./serial.jsx'), 'SerialConsole');
+
+const ACTIONS = [
+  { name: 'start', label: 'Start', when: ['defined', 'stopped', 'crashed'] },
+  { name: 'stop', label: 'Stop', when: ['running', 'paused'] },
+  { name: 'force-stop', label: 'Force stop', when: ['running', 'paused', 'stopping', 'starting'] },
+  { name: 'reboot', label: 'Reboot', when: ['running'] },
+  { name: 'pause', label: 'Pause', when: ['running'] },
+  { name: 'resume', label: 'Resume', when: ['paused'] },
+];
+
+function ipsOf(vm, networks) {
+  const macs = (vm.nics || []).map((n) => (n.mac || '').toLowerCase());
+  const ips = (vm.nics || []).map((n) => n.ip).filter(Boolean);
+  for (const net of networks)
+    for (const lease of net.leases || [])
+      if (macs.includes((lease.mac || '').toLowerCase()) && lease.ip && !ips.includes(lease.ip))
+        ips.push(lease.ip);
+  return ips;
+}
+
+function Summary({ vm, networks }) {
+  const ips = ipsOf(vm, networks);
+  return (
+    <dl class="summary">
+      <dt>State</dt><dd data-field="state"><StateIcon state={vm.state} /> {vm.state}</dd>
+      <dt>Host</dt><dd>{vm.host}</dd>
+      <dt>CPUs</dt><dd>{vm.vcpus}{vm.max_vcpus > vm.vcpus ? ` (up to ${vm.max_vcpus})` : ''}</dd>
+      <dt>Memory</dt><dd>{formatBytes(vm.memory_mib * 1048576)}</dd>
+      <dt>Image</dt><dd>{vm.image || '–'}</dd>
+      <dt>Disks</dt>
+      <dd>
+        <ul>{(vm.disks || []).map((d) => <li key={d.slot}>{d.volume || d.path} ({d.format}{d.readonly ? ', read-only' : ''})</li>)}</ul>
+      </dd>
+      <dt>NICs</dt>
+      <dd>
+        <ul>{(vm.nics || []).map((n) => <li key={n.slot}>{n.network} {n.mac}</li>)}</ul>
+      </dd>
+      <dt>IPs</dt><dd data-field="ips">{ips.length ? ips.join(', ') : 'not known'}</dd>
+      <dt>Uptime</dt><dd>{vm.state === 'running' && vm.uptime_s !== undefined ? `${vm.uptime_s} s` : '–'}</dd>
+    </dl>
+  );
+}
+
+export function VmPage({ vm, networks, role, tab, onError }) {
+  const [busy, setBusy] = useState(null);
+  const [confirming, setConfirming] = useState(false);
+  const canOperate = role === 'admin' || role === 'operator';
+  const canAdmin = role === 'admin';
+
+  async function act(name) {
+    setBusy(name);
+    onError(null);
+    try {
+      if (name === 'delete') await api('DELETE', `/v1/vms/${vm.name}`);
+      else if (name === 'force-stop') await api('POST', `/v1/vms/${vm.name}/stop`, { force: true });
+      else await api('POST', `/v1/vms/${vm.name}/${name}`, {});
+    } catch (e) {
+      onError(e.message);
+    } finally {
+      setBusy(null);
+      setConfirming(false);
+    }
+  }
+
+  const tabs = [['summary', 'Summary'], ['graphs', 'Graphs'], ['console', 'Console']];
+  return (
+    <article class="vm-page" aria-labelledby="vm-title">
+      <header>
+        <h1 id="vm-title"><StateIcon state={vm.state} /> {vm.name}</h1>
+        <div class="actions" role="toolbar" aria-label="VM actions">
+          {ACTIONS.map((a) => (
+            <button key={a.name} data-action={a.name} onClick={() => act(a.name)}
+                    disabled={!canOperate || busy !== null}
+                    title={!canOperate ? `needs the operator role (yours: ${role})` : undefined}
+                    class={a.when.includes(vm.state) ? 'likely' : ''}>
+              {a.label}
+            </button>
+          ))}
+          <button data-action="delete" class="danger" disabled={!canAdmin || busy !== null}
+                  title={!canAdmin ? `needs the admin role (yours: ${role})` : undefined}
+                  onClick={() => setConfirming(true)}>Delete…</button>
+        </div>
+      </header>
+      {confirming && (
+        <div class="confirm" role="alertdialog" aria-labelledby="confirm-text">
+          <p id="confirm-text">Delete VM '{vm.name}' and its own disks? This cannot be undone.</p>
+          <button data-action="confirm-delete" class="danger" onClick={() => act('delete')} autofocus>
+            Delete {vm.name}
+          </button>
+          <button onClick={() => setConfirming(false)}>Cancel</button>
+        </div>
+      )}
+      <nav class="tabs" aria-label="VM views">
+        {tabs.map(([id, label]) => (
+          <a key={id} href={`#/vm/${vm.name}/${id}`} data-tab={id}
+             aria-current={tab === id ? 'page' : undefined}>{label}</a>
+        ))}
+      </nav>
+      {tab === 'summary' && <Summary vm={vm} networks={networks} />}
+      {tab === 'graphs' && <Graphs vm={vm} />}
+      {tab === 'console' && <SerialConsole vm={vm} canOperate={canOperate} />}
+    </article>
+  );
+}
