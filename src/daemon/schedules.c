@@ -250,6 +250,8 @@ static int merge_body(json_t *doc, json_t *body, bool creating, char **ret_error
     return 0;
 }
 
+static json_t *doc_view(json_t *doc);
+
 static char *schedule_key(const char *name)
 {
     return vo_asprintf(VO_SCHEDULES_PREFIX "%s", name);
@@ -285,7 +287,8 @@ int vo_schedule_create(VoDaemon *d, json_t *body, json_t **ret_doc, char **ret_e
         json_decref(doc);
         return r;
     }
-    *ret_doc = doc;
+    *ret_doc = doc_view(doc);
+    json_decref(doc);
     return 0;
 }
 
@@ -328,7 +331,8 @@ int vo_schedule_set(VoDaemon *d, const char *name, json_t *body, int64_t if_matc
         json_decref(doc);
         return r;
     }
-    *ret_doc = doc;
+    *ret_doc = doc_view(doc);
+    json_decref(doc);
     return 0;
 }
 
