@@ -323,6 +323,19 @@ static bool task_busy(const char *state)
     return state && (!strcmp(state, "queued") || !strcmp(state, "running"));
 }
 
+/* Writes the record (its key and revision in it) back without them. */
+static void record_put(VoDaemon *d, json_t *rec)
+{
+    json_t *doc = json_deep_copy(rec);
+    json_object_del(doc, "key");
+    json_object_del(doc, "rev");
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    int64_t rev = 0;
+    if (vo_store_put(d->store, str_of(rec, "key"), text, int_of(rec, "rev"), &rev) == 0)
+        json_object_set_new(rec, "rev", json_integer(rev));
+}
+
 /* Whether the record's snapshot or backup exists; a backup record learns
  * its backup's id from its task. -1: not known yet (its task runs). */
 static int record_exists(VoDaemon *d, VoVm *vm, json_t *rec)
@@ -330,17 +343,15 @@ static int record_exists(VoDaemon *d, VoVm *vm, json_t *rec)
     const char *kind = str_of(rec, "kind");
     _cleanup_free_ char *state = NULL;
     json_t *result = NULL;
+    _cleanup_free_ char *deleting = task_state(d, str_of(rec, "deleting"), NULL);
+    if (task_busy(deleting))
+        return -1; /* a prune's delete runs: neither kept nor deleted again */
     if (!strcmp(kind, "backup") && !str_of(rec, "backup")) {
         state = task_state(d, str_of(rec, "task"), &result);
         const char *id = str_of(result, "backup");
         if (state && !strcmp(state, "succeeded") && id) {
             json_object_set_new(rec, "backup", json_string(id));
-            json_t *doc = json_deep_copy(rec);
-            json_object_del(doc, "key");
-            json_object_del(doc, "rev");
-            _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-            json_decref(doc);
-            (void)vo_store_put(d->store, str_of(rec, "key"), text, int_of(rec, "rev"), NULL);
+            record_put(d, rec);
         }
         json_decref(result);
     }
@@ -409,8 +420,11 @@ static void prune(VoDaemon *d, const char *schedule, const char *vm_id)
             if (r < 0)
                 log_warn("schedules: '%s' cannot prune %s: %s", schedule,
                          str_of(cands[j], "key"), error ? error : strerror(-r));
-            else
+            else {
                 pending_add(schedule, vm_id, str_of(task, "id")); /* its record goes after it */
+                json_object_set_new(cands[j], "deleting", json_string(str_of(task, "id")));
+                record_put(d, cands[j]);
+            }
             if (r >= 0)
                 log_info("schedules: '%s' prunes %s %s (task %s)", schedule,
                          str_of(cands[j], "kind"),

@@ -9,6 +9,8 @@ the runner (each request exactly one run), and the refusals of bad input.
 The disks are real qcow2 files (qemu-img snapshot, qemu-storage-daemon)."""
 
 import calendar
+import json
+import subprocess
 import concurrent.futures
 import os
 import time
@@ -241,8 +243,8 @@ def test_group_backups_with_keep_last(sched):
         d.clock.set(utc(2026, 6, day, 1, 0))
         wait_until(lambda: len(schedule_tasks(d, "gback", "backup-create")) == day and
                    settled(d, "gback"), 60, what=f"backup of day {day}")
-    wait_until(lambda: len(d.api("GET", "/v1/backups?vm=gv1")) == 1, 30,
-               what="retention to keep 1 backup")
+    wait_until(lambda: len(d.api("GET", "/v1/backups?vm=gv1")) == 1 and settled(d, "gback"),
+               30, what="retention to keep 1 backup")
     assert d.api("GET", "/v1/backups?vm=outside") == []
     kept = d.api("GET", "/v1/backups?vm=gv1")[0]
     newest = [t for t in schedule_tasks(d, "gback", "backup-create")
@@ -251,3 +253,46 @@ def test_group_backups_with_keep_last(sched):
         t["created_at"] for t in schedule_tasks(d, "gback", "backup-create"))
     assert [t["state"] for t in schedule_tasks(d, "gback", "backup-delete")] == ["succeeded"]
     d.cli("schedule", "delete", "gback")
+
+
+@pytest.fixture(scope="module")
+def real_sched():
+    clock_path = os.path.join("/tmp", f"vireo-sched-clock-real-{os.getpid()}")
+    clock = Clock(clock_path, utc(2026, 7, 1))
+    d = Daemon(env={"TZ": "UTC"}, args=["--schedule-clock-file", clock_path])
+    d.clock = clock
+    try:
+        yield d
+    finally:
+        d.cleanup()
+        os.unlink(clock_path)
+
+
+def disk_snapshots(path):
+    """The internal snapshots qemu-img reads in the qcow2 file (-U: QEMU has it open)."""
+    out = subprocess.run(["qemu-img", "info", "-U", "--output", "json", path],
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    return sorted(s["name"] for s in json.loads(out).get("snapshots", []))
+
+
+def test_real_guest_scheduled_snapshot_made_and_pruned(real_sched):
+    """One booted TCG guest: two hourly due times make two snapshots of the
+    running VM in its qcow2 disk (QEMU's snapshot-save), and keep-last 1
+    deletes the first from the disk again."""
+    d = real_sched
+    d.clock.set(utc(2026, 7, 1, 0, 30))
+    d.create_and_boot("rg", memory="128M")
+    disk = d.vm("rg")["disks"][0]["path"]
+    d.cli("schedule", "create", "hourly", "--vm", "rg", "--action", "snapshot",
+          "--at", "0 * * * *", "--keep-last", "1")
+    d.clock.set(utc(2026, 7, 1, 1, 0))
+    wait_until(lambda: disk_snapshots(disk) == ["hourly-20260701-010000"] and
+               settled(d, "hourly"), 120, interval=0.5, what="the first scheduled snapshot")
+    d.clock.set(utc(2026, 7, 1, 2, 0))
+    wait_until(lambda: disk_snapshots(disk) == ["hourly-20260701-020000"] and
+               settled(d, "hourly"), 120, interval=0.5, what="the second one, the first pruned")
+    assert snapshots(d, "rg") == ["hourly-20260701-020000"]
+    assert d.vm("rg")["state"] == "running"
+    kinds = sorted(t["kind"] for t in schedule_tasks(d, "hourly"))
+    assert kinds == ["snapshot-create", "snapshot-create", "snapshot-delete"]
+    d.remember_qemu_pids()
