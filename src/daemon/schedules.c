@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conf/names.h"
+#include "cluster/any-door.h"
 #include "daemon/groups.h"
 #include "state/keys.h"
 #include "util/time-format.h"
@@ -252,6 +253,15 @@ static int merge_body(json_t *doc, json_t *body, bool creating, char **ret_error
 
 static json_t *doc_view(json_t *doc);
 
+/* The end of a create or change: the view of doc (taken) when r >= 0. */
+static int answer_view(json_t *doc, int r, json_t **ret_doc)
+{
+    if (r >= 0)
+        *ret_doc = doc_view(doc);
+    json_decref(doc);
+    return r < 0 ? r : 0;
+}
+
 static char *schedule_key(const char *name)
 {
     return vo_asprintf(VO_SCHEDULES_PREFIX "%s", name);
@@ -283,13 +293,7 @@ int vo_schedule_create(VoDaemon *d, json_t *body, json_t **ret_doc, char **ret_e
         r = check_doc(d, doc, ret_error);
     if (r >= 0)
         r = put_doc(d, doc, VO_REV_NEW, ret_error);
-    if (r < 0) {
-        json_decref(doc);
-        return r;
-    }
-    *ret_doc = doc_view(doc);
-    json_decref(doc);
-    return 0;
+    return answer_view(doc, r, ret_doc);
 }
 
 int vo_schedule_get(VoDaemon *d, const char *name, json_t **ret, int64_t *ret_rev,
@@ -327,13 +331,7 @@ int vo_schedule_set(VoDaemon *d, const char *name, json_t *body, int64_t if_matc
         (r = merge_body(doc, body, false, ret_error)) >= 0 &&
         (r = check_doc(d, doc, ret_error)) >= 0)
         r = put_doc(d, doc, rev, ret_error);
-    if (r < 0) {
-        json_decref(doc);
-        return r;
-    }
-    *ret_doc = doc_view(doc);
-    json_decref(doc);
-    return 0;
+    return answer_view(doc, r, ret_doc);
 }
 
 typedef struct {
@@ -406,12 +404,6 @@ static json_t *doc_view(json_t *doc)
     return view;
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    const char *x = str_of(*(json_t *const *)a, "name"), *y = str_of(*(json_t *const *)b, "name");
-    return strcmp(x ? x : "", y ? y : "");
-}
-
 int vo_schedules_list_json(VoDaemon *d, json_t **ret, char **ret_error)
 {
     int r;
@@ -420,17 +412,14 @@ int vo_schedules_list_json(VoDaemon *d, json_t **ret, char **ret_error)
         json_decref(items);
         return vo_error_set(ret_error, r, "cannot list schedules: %s", strerror(-r));
     }
-    size_t n = json_array_size(items);
-    json_t **sorted = vo_malloc0((n + 1) * sizeof(json_t *));
-    for (size_t i = 0; i < n; i++)
-        sorted[i] = json_array_get(items, i);
-    qsort(sorted, n, sizeof(json_t *), cmp_name);
+    vo_json_array_sort_by(items, "name", NULL, false);
     json_t *out = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_object_del(sorted[i], "key");
-        json_array_append_new(out, doc_view(sorted[i]));
+    size_t i;
+    json_t *o;
+    json_array_foreach(items, i, o) {
+        json_object_del(o, "key");
+        json_array_append_new(out, doc_view(o));
     }
-    free(sorted);
     json_decref(items);
     *ret = json_pack("{s:o}", "schedules", out);
     return 0;

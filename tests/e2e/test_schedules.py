@@ -37,17 +37,24 @@ class Clock:
         os.replace(tmp, self.path)
 
 
+def clocked_daemon(driver, start):
+    """A vireod (TZ=UTC) whose schedules follow d.clock; yields it, then cleans up."""
+    clock_path = os.path.join("/tmp", f"vireo-sched-clock-{driver}-{os.getpid()}")
+    clock = Clock(clock_path, start)
+    try:
+        d = Daemon(driver=driver, env={"TZ": "UTC"}, args=["--schedule-clock-file", clock_path])
+        d.clock = clock
+        try:
+            yield d
+        finally:
+            d.cleanup()
+    finally:
+        os.unlink(clock_path)
+
+
 @pytest.fixture(scope="module")
 def sched():
-    clock_path = os.path.join("/tmp", f"vireo-sched-clock-{os.getpid()}")
-    clock = Clock(clock_path, utc(2026, 3, 1))
-    d = Daemon(driver="fake", env={"TZ": "UTC"}, args=["--schedule-clock-file", clock_path])
-    d.clock = clock
-    try:
-        yield d
-    finally:
-        d.cleanup()
-        os.unlink(clock_path)
+    yield from clocked_daemon("fake", utc(2026, 3, 1))
 
 
 def snapshots(d, vm):
@@ -257,15 +264,7 @@ def test_group_backups_with_keep_last(sched):
 
 @pytest.fixture(scope="module")
 def real_sched():
-    clock_path = os.path.join("/tmp", f"vireo-sched-clock-real-{os.getpid()}")
-    clock = Clock(clock_path, utc(2026, 7, 1))
-    d = Daemon(env={"TZ": "UTC"}, args=["--schedule-clock-file", clock_path])
-    d.clock = clock
-    try:
-        yield d
-    finally:
-        d.cleanup()
-        os.unlink(clock_path)
+    yield from clocked_daemon("qemu", utc(2026, 7, 1))
 
 
 def disk_snapshots(path):
