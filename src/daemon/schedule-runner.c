@@ -207,9 +207,12 @@ static void consider(VoDaemon *d, const Sched *s, const char *vm_id, const char 
         due = now;
         json_object_set_new(run, "run_now", json_integer(want_now));
     } else if (s->rule.enabled) {
+        /* Due times before the schedule was made, enabled or given a new
+         * time ("since") are none of its business. */
         time_t base = (time_t)int_of(run, "last_due");
-        if (!base)
-            base = (time_t)int_of(s->doc, "created_at");
+        time_t since = (time_t)int_of(s->doc, "since");
+        if (base < since)
+            base = since;
         time_t first;
         if (vo_cron_next(&s->rule.cron, base, &first) < 0 || first > now) {
             json_decref(run);

@@ -286,8 +286,9 @@ static int put_doc(VoDaemon *d, json_t *doc, int64_t rev, char **ret_error)
 
 int vo_schedule_create(VoDaemon *d, json_t *body, json_t **ret_doc, char **ret_error)
 {
-    json_t *doc = json_pack("{s:b, s:I, s:I}", "enabled", 1, "created_at",
-                            (json_int_t)vo_schedules_now(), "run_now", (json_int_t)0);
+    json_int_t now = (json_int_t)vo_schedules_now();
+    json_t *doc = json_pack("{s:b, s:I, s:I, s:I}", "enabled", 1, "created_at", now, "since",
+                            now, "run_now", (json_int_t)0);
     int r = merge_body(doc, body, true, ret_error);
     if (r >= 0)
         r = check_doc(d, doc, ret_error);
@@ -327,6 +328,12 @@ int vo_schedule_set(VoDaemon *d, const char *name, json_t *body, int64_t if_matc
     if (r < 0)
         return r;
     _cleanup_free_ char *what = vo_asprintf("schedule '%s'", name);
+    /* Enabled again, or a new time: due from now on (no skips recorded for
+     * the time it was off or meant other times). */
+    static const char *const timing[] = { "enabled", "at", "every", "window", NULL };
+    for (size_t i = 0; timing[i]; i++)
+        if (json_is_object(body) && json_object_get(body, timing[i]))
+            json_object_set_new(doc, "since", json_integer((json_int_t)vo_schedules_now()));
     if ((r = vo_if_match_check(if_match, rev, what, ret_error)) >= 0 &&
         (r = merge_body(doc, body, false, ret_error)) >= 0 &&
         (r = check_doc(d, doc, ret_error)) >= 0)

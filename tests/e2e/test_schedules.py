@@ -198,6 +198,16 @@ def test_missed_runs_run_once_in_the_window_then_skip(sched):
     wait_until(lambda: "nightly-20260408-020000" in snapshots(d, "dv"), 30,
                what="the next night's run")
     assert len(schedule_tasks(d, "nightly", "snapshot-create")) == 2
+    # Disabled for three nights, enabled again inside a window: due times
+    # while it was off neither run nor count as skipped.
+    d.cli("schedule", "set", "nightly", "--disabled")
+    d.clock.set(utc(2026, 4, 11, 3, 0))
+    time.sleep(1)  # five rounds
+    d.cli("schedule", "set", "nightly", "--enabled")
+    time.sleep(1)
+    assert len(schedule_tasks(d, "nightly", "snapshot-create")) == 2
+    run = d.api("GET", "/v1/schedules/nightly")["runs"][0]
+    assert run["last_skip"]["due"] == "2026-04-06T02:00:00Z"
     d.cli("schedule", "delete", "nightly")
 
 
