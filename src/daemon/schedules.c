@@ -364,6 +364,17 @@ static json_t *list_prefix(VoDaemon *d, const char *prefix, int *ret_r)
     return c.items;
 }
 
+/* The run or made records (base: their prefix) of schedule name, each with
+ * its "key"; *ret_len: the length of the prefix before the VM's id. A
+ * failed read gives none (the records are shown or deleted best effort). */
+static json_t *records_of(VoDaemon *d, const char *base, const char *name, size_t *ret_len)
+{
+    _cleanup_free_ char *prefix = vo_asprintf("%s%s/", base, name);
+    int r;
+    *ret_len = strlen(prefix);
+    return list_prefix(d, prefix, &r);
+}
+
 int vo_schedule_delete(VoDaemon *d, const char *name, char **ret_error)
 {
     json_t *doc = NULL;
@@ -382,9 +393,8 @@ int vo_schedule_delete(VoDaemon *d, const char *name, char **ret_error)
      * effort (a record left behind only names a schedule that is gone). */
     const char *prefixes[] = { VO_SCHEDULE_RUNS_PREFIX, VO_SCHEDULE_MADE_PREFIX };
     for (size_t p = 0; p < 2; p++) {
-        _cleanup_free_ char *prefix = vo_asprintf("%s%s/", prefixes[p], name);
-        int lr;
-        json_t *items = list_prefix(d, prefix, &lr);
+        size_t len;
+        json_t *items = records_of(d, prefixes[p], name, &len);
         size_t i;
         json_t *o;
         json_array_foreach(items, i, o)
@@ -443,14 +453,13 @@ int vo_schedule_show_json(VoDaemon *d, const char *name, json_t **ret, char **re
     const char *what[] = { "runs", "made" };
     const char *prefixes[] = { VO_SCHEDULE_RUNS_PREFIX, VO_SCHEDULE_MADE_PREFIX };
     for (size_t p = 0; p < 2; p++) {
-        _cleanup_free_ char *prefix = vo_asprintf("%s%s/", prefixes[p], name);
-        int lr;
-        json_t *items = list_prefix(d, prefix, &lr);
+        size_t len;
+        json_t *items = records_of(d, prefixes[p], name, &len);
         size_t i;
         json_t *o;
         json_array_foreach(items, i, o) {
             /* "cluster/schedule-made/NAME/VM-ID/ITEM" -> vm_id */
-            const char *rest = str_of(o, "key") + strlen(prefix);
+            const char *rest = str_of(o, "key") + len;
             const char *slash = strchr(rest, '/');
             json_object_set_new(o, "vm_id", slash ? json_stringn(rest, (size_t)(slash - rest))
                                                   : json_string(rest));
