@@ -45,11 +45,15 @@ static int task_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "message:", jstr(task, "message"));
     out_kv(stdout, "error:", err_str);
     json_t *by = json_object_get(task, "requested_by");
+    /* A principal without a process (a schedule's "schedule:NAME") shows as it is. */
     _cleanup_free_ char *by_str =
-        json_is_object(by) ? vo_asprintf("uid %" JSON_INTEGER_FORMAT ", pid %" JSON_INTEGER_FORMAT,
-                                         json_integer_value(json_object_get(by, "uid")),
-                                         json_integer_value(json_object_get(by, "pid")))
-                           : NULL;
+        json_is_object(by) && !json_object_get(by, "uid") && jstr(by, "who")
+            ? vo_strdup(jstr(by, "who"))
+        : json_is_object(by)
+            ? vo_asprintf("uid %" JSON_INTEGER_FORMAT ", pid %" JSON_INTEGER_FORMAT,
+                          json_integer_value(json_object_get(by, "uid")),
+                          json_integer_value(json_object_get(by, "pid")))
+            : NULL;
     out_kv(stdout, "requested by:", by_str);
     out_kv(stdout, "created:", jstr(task, "created_at"));
     out_kv(stdout, "started:", jstr(task, "started_at"));

@@ -28,6 +28,7 @@ SERVICES = [
     ("daemon/image", "image"),
     ("daemon/snapshot", "snapshot"),
     ("daemon/backup", "backup"),
+    ("daemon/schedule", "schedule"),
     ("daemon/hosts.", "host"),
     ("daemon/host-facts.", "host"),
 ]

@@ -145,3 +145,10 @@ void vo_api_user_password(VoRequest *req, VoReply *rep);
 void vo_api_tokens_list(VoRequest *req, VoReply *rep);
 void vo_api_token_create(VoRequest *req, VoReply *rep);
 void vo_api_token_revoke(VoRequest *req, VoReply *rep);
+/* Scheduled snapshots and backups (schedules-api.c). */
+void vo_api_schedules_list(VoRequest *req, VoReply *rep);
+void vo_api_schedule_create(VoRequest *req, VoReply *rep);
+void vo_api_schedule_show(VoRequest *req, VoReply *rep);
+void vo_api_schedule_set(VoRequest *req, VoReply *rep);
+void vo_api_schedule_delete(VoRequest *req, VoReply *rep);
+void vo_api_schedule_run(VoRequest *req, VoReply *rep);

@@ -20,6 +20,7 @@
 #include "daemon/daemon.h"
 #include "daemon/host-id.h"
 #include "daemon/drs.h"
+#include "daemon/schedules.h"
 #include "daemon/ha-recover.h"
 #include "daemon/hosts.h"
 #include "daemon/metrics.h"
@@ -63,6 +64,8 @@ static void usage(FILE *f)
             "                    accepted for compatibility with service managers)\n"
             "  --metrics-interval SECONDS  sample hosts and VMs for monitoring this often\n"
             "                    (default 10; 1-3600; docs/monitoring.md)\n"
+            "  --schedule-clock-file FILE  tests only: the schedules' clock is the unix time\n"
+            "                    written in FILE, read every 0.2 s (docs/schedules.md)\n"
             "  --debug           debug logging\n"
             "  --list-routes     print the API route table and exit\n"
             "  --version\n");
@@ -118,7 +121,8 @@ int main(int argc, char **argv)
         { "https-key", required_argument, NULL, 'K' },
         { "fence-watchdog", required_argument, NULL, 'W' },
         { "metrics-interval", required_argument, NULL, 'M' },
-        { "web-dir", required_argument, NULL, 'w' }, { 0 },
+        { "web-dir", required_argument, NULL, 'w' },
+        { "schedule-clock-file", required_argument, NULL, 'T' }, { 0 },
     };
     /* The re-exec after a cluster change runs vireod again as it was started. */
     char **exec_argv = vo_malloc0(sizeof(char *) * (size_t)(argc + 1));
@@ -149,6 +153,7 @@ int main(int argc, char **argv)
         case 'K': https_key = optarg; break;
         case 'W': vo_fence_set_watchdog(optarg); break;
         case 'w': web_dir = optarg; break;
+        case 'T': vo_schedules_set_clock_file(optarg); break; /* tests only */
         case 'M': {
             char *end = NULL;
             double secs = strtod(optarg, &end);
@@ -351,6 +356,10 @@ int main(int argc, char **argv)
         log_error("cannot start the DRS loop: %s", strerror(-r));
         return 1;
     }
+    if ((r = vo_schedules_start(&d)) < 0) {
+        log_error("cannot start the schedules' runner: %s", strerror(-r));
+        return 1;
+    }
     if ((r = vo_pool_watch_start(&d)) < 0) {
         log_error("cannot follow the shared pools: %s", strerror(-r));
         return 1;
@@ -431,6 +440,7 @@ int main(int argc, char **argv)
     vo_api_server_stop(api_tls);
     vo_api_server_stop(api);
     vo_pool_watch_stop();
+    vo_schedules_stop();
     vo_metrics_stop();
     vo_drs_stop(&d);
     vo_ha_recover_stop(&d);

@@ -2278,6 +2278,39 @@ def test_access_routes(api):
     api.call("DELETE", "/v1/users/ann", expect=404, code="not-found")
 
 
+def test_schedules(api):
+    # Scheduled snapshots and backups (docs/schedules.md; runs:
+    # tests/e2e/test_schedules.py).
+    api.create("sched1", memory_mib=64)
+    body = {"name": "nightly", "action": "snapshot", "vm": "sched1", "every": "daily",
+            "window": "01:00-03:00", "keep_daily": 7}
+    s = api.call("POST", "/v1/schedules", body, expect=201).value
+    assert s["grace_s"] == 7200 and s["next_due"] is not None
+    api.call("POST", "/v1/schedules", body, expect=409, code="already-exists")
+    api.call("POST", "/v1/schedules", {**body, "name": "b", "at": "61 * * * *"}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/schedules", {**body, "name": "b", "vm": "nope"}, expect=404,
+             code="not-found")
+    assert [x["name"] for x in api.call("GET", "/v1/schedules", expect=200).value["schedules"]] \
+        == ["nightly"]
+    api.call("GET", "/v1/schedules/nightly", expect=200)
+    api.call("GET", "/v1/schedules/nope", expect=404, code="not-found")
+    api.call("PATCH", "/v1/schedules/nightly", {"at": "0 3 * * *", "enabled": False}, expect=200)
+    api.call("PATCH", "/v1/schedules/nightly", {"at": "bad"}, expect=400, code="invalid-argument")
+    api.call("PATCH", "/v1/schedules/nightly", {}, expect=412, code="precondition-failed",
+             headers={"If-Match": '"1"'})
+    run = api.call("POST", "/v1/schedules/nightly/run", expect=202).value
+    assert run["run_now"] == 1 and len(run["tasks"]) == 1
+    api.wait_task(run["tasks"][0])
+    detail = api.call("GET", "/v1/schedules/nightly", expect=200).value
+    assert detail["runs"][0]["last_run"]["trigger"] == "run-now"
+    assert detail["made"][0]["kind"] == "snapshot"
+    api.call("POST", "/v1/schedules/nope/run", expect=404, code="not-found")
+    api.call("DELETE", "/v1/schedules/nightly", expect=200)
+    api.call("DELETE", "/v1/schedules/nightly", expect=404, code="not-found")
+    api.delete_vm("sched1")
+
+
 def test_every_operation_was_exercised(api, spec, request):
     """Runs last: every documented operation was called by the tests above."""
     module_tests = {name for name in dir(request.module) if name.startswith("test_")}
