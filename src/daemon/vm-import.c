@@ -148,24 +148,37 @@ static int map_networks(ImportOp *op, const char *network, char **ret_error)
     return 0;
 }
 
+/* Sets key to a string, or leaves it out when value is NULL. */
+static void set_string(json_t *o, const char *key, const char *value)
+{
+    if (value)
+        json_object_set_new(o, key, json_string(value));
+}
+
 static json_t *plan_json(const ImportOp *op)
 {
     const VoImportPlan *p = op->plan;
     json_t *disks = json_array(), *nics = json_array(), *warnings = json_array();
-    for (size_t i = 0; i < p->n_disks; i++)
-        json_array_append_new(disks, json_pack("{s:s, s:s?, s:I, s:b}", "file", p->disks[i].file,
-                                               "format", p->disks[i].format, "capacity_bytes",
-                                               (json_int_t)p->disks[i].capacity_bytes, "cdrom",
-                                               p->disks[i].cdrom));
-    for (size_t i = 0; i < p->n_nics; i++)
-        json_array_append_new(nics, json_pack("{s:s?, s:s}", "source", p->nics[i].network,
-                                              "network", op->networks[i]));
+    for (size_t i = 0; i < p->n_disks; i++) {
+        json_t *k = json_pack("{s:s, s:I, s:b}", "file", p->disks[i].file, "capacity_bytes",
+                              (json_int_t)p->disks[i].capacity_bytes, "cdrom",
+                              p->disks[i].cdrom);
+        set_string(k, "format", p->disks[i].format);
+        json_array_append_new(disks, k);
+    }
+    for (size_t i = 0; i < p->n_nics; i++) {
+        json_t *n = json_pack("{s:s}", "network", op->networks[i]);
+        set_string(n, "source", p->nics[i].network);
+        json_array_append_new(nics, n);
+    }
     for (char **w = p->warnings; w && *w; w++)
         json_array_append_new(warnings, json_string(*w));
-    return json_pack("{s:s, s:i, s:I, s:s, s:s?, s:o, s:o, s:o}", "name", op->name, "vcpus",
-                     (int)p->vcpus, "memory_mib", (json_int_t)p->memory_mib, "firmware",
-                     p->uefi ? "uefi" : "bios", "os_type", p->os_type, "disks", disks, "nics",
-                     nics, "warnings", warnings);
+    json_t *o = json_pack("{s:s, s:i, s:I, s:s, s:o, s:o, s:o}", "name", op->name, "vcpus",
+                          (int)p->vcpus, "memory_mib", (json_int_t)p->memory_mib, "firmware",
+                          p->uefi ? "uefi" : "bios", "disks", disks, "nics", nics, "warnings",
+                          warnings);
+    set_string(o, "os_type", p->os_type);
+    return o;
 }
 
 /* ---- the task -------------------------------------------------------------- */
