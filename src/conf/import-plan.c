@@ -173,6 +173,20 @@ int vo_import_scale(uint64_t value, uint64_t unit, uint64_t per, uint64_t *ret)
     return 0;
 }
 
+int vo_import_memory(const char *what, const char *value, const char *unit, uint64_t bare_unit,
+                     const char *bare_unit_name, uint64_t *ret_mib, char **ret_error)
+{
+    uint64_t n = 0, mib = 0, bytes = unit ? vo_import_unit_bytes(unit) : bare_unit;
+    if (vo_import_parse_u64(value, &n) < 0 || !bytes ||
+        vo_import_scale(n, bytes, 1ULL << 20, &mib) < 0 || mib < 1 ||
+        mib > VO_IMPORT_MAX_MEMORY_MIB)
+        return vo_error_set(ret_error, -EINVAL, "%s: memory '%.32s' (%.32s) is not a size from "
+                            "1 MiB to 4 TiB", what, value ? value : "(none)",
+                            unit ? unit : bare_unit_name);
+    *ret_mib = mib;
+    return 0;
+}
+
 int vo_import_plan_add_disk(VoImportPlan *p, VoImportDisk disk, char **ret_error)
 {
     if (p->n_disks >= VO_IMPORT_MAX_DISKS) {

@@ -28,6 +28,11 @@ int vo_import_parse_u64(const char *s, uint64_t *ret);
 uint64_t vo_import_unit_bytes(const char *unit);
 /* value * unit / per, refused (-ERANGE) on overflow. */
 int vo_import_scale(uint64_t value, uint64_t unit, uint64_t per, uint64_t *ret);
+/* The memory a descriptor states: value (decimal) in unit (NULL: bare_unit
+ * bytes) as MiB, 1 MiB..VO_IMPORT_MAX_MEMORY_MIB; else -EINVAL with
+ * *ret_error naming both ("WHAT: memory ..."). */
+int vo_import_memory(const char *what, const char *value, const char *unit, uint64_t bare_unit,
+                     const char *bare_unit_name, uint64_t *ret_mib, char **ret_error);
 /* Appends a disk / NIC to p (bounded: -E2BIG past the maximum). */
 int vo_import_plan_add_disk(VoImportPlan *p, VoImportDisk disk, char **ret_error);
 int vo_import_plan_add_nic(VoImportPlan *p, VoImportNic nic, char **ret_error);

@@ -25,16 +25,8 @@ static int read_memory(VoImportPlan *p, xmlNode *dom, char **ret_error)
     xmlNode *mem = vo_import_xml_child(dom, "memory");
     _cleanup_free_ char *text = vo_import_xml_text(mem);
     _cleanup_free_ char *unit_name = vo_import_xml_attr(mem, "unit");
-    uint64_t value = 0, mib = 0;
-    uint64_t unit = unit_name ? vo_import_unit_bytes(unit_name) : 1024; /* KiB by default */
-    if (!text || vo_import_parse_u64(text, &value) < 0 || !unit ||
-        vo_import_scale(value, unit, 1ULL << 20, &mib) < 0 || mib < 1 ||
-        mib > VO_IMPORT_MAX_MEMORY_MIB)
-        return vo_error_set(ret_error, -EINVAL, "domain XML: memory '%.32s' (%.16s) is not a "
-                            "size from 1 MiB to 4 TiB", text ? text : "(none)",
-                            unit_name ? unit_name : "KiB");
-    p->memory_mib = mib;
-    return 0;
+    return vo_import_memory("domain XML", text, unit_name, 1024, "KiB", &p->memory_mib,
+                            ret_error);
 }
 
 static int read_os(VoImportPlan *p, xmlNode *dom, char **ret_error)

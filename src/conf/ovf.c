@@ -166,18 +166,9 @@ static int hardware_item(VoImportPlan *p, const OvfRefs *refs, xmlNode *item, ch
                                 "%d", qty_text ? qty_text : "(none)", VO_IMPORT_MAX_VCPUS);
         p->vcpus = (unsigned)qty;
         return 0;
-    case RT_MEMORY: {
-        uint64_t unit = units ? vo_import_unit_bytes(units) : 1ULL << 20; /* MB by default */
-        uint64_t mib = 0;
-        if (vo_import_parse_u64(qty_text, &qty) < 0 || !unit ||
-            vo_import_scale(qty, unit, 1ULL << 20, &mib) < 0 || mib < 1 ||
-            mib > VO_IMPORT_MAX_MEMORY_MIB)
-            return vo_error_set(ret_error, -EINVAL, "OVF: memory '%.32s' (%.32s) is not a size "
-                                "from 1 MiB to 4 TiB", qty_text ? qty_text : "(none)",
-                                units ? units : "MB");
-        p->memory_mib = mib;
-        return 0;
-    }
+    case RT_MEMORY:
+        return vo_import_memory("OVF", qty_text, units, 1ULL << 20, "MB", &p->memory_mib,
+                                ret_error);
     case RT_DISK:
     case RT_CDROM:
     case RT_DVD: {

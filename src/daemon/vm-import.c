@@ -410,6 +410,14 @@ int vo_vm_import(VoDaemon *d, const VoVmImportArgs *args, json_t **ret_task, jso
             r = vo_error_set(ret_error, -EINVAL, "the VM has more disks or NICs than vireo "
                              "gives a VM (%d, %d)", VO_VM_MAX_DISKS, VO_VM_MAX_NICS);
     }
+    if (r >= 0) { /* the VM's rules (this host's vCPU and memory limits, ...), with stand-ins */
+        _cleanup_strv_ char **stand_ins = NULL;
+        for (size_t i = 0; i < op->plan->n_disks; i++)
+            if (!op->plan->disks[i].cdrom)
+                vo_strv_pushf(&stand_ins, "%s/%s-disk%zu", op->pool, op->name, i);
+        _cleanup_vm_spec_ VoVmSpec *trial = spec_of(op, stand_ins, NULL);
+        r = vo_vm_spec_validate(trial, &d->limits, ret_error);
+    }
     for (size_t i = 0; r >= 0 && i < op->plan->n_disks; i++)
         if (op->plan->disks[i].cdrom)
             vo_strv_pushf(&op->plan->warnings, "CD-ROM '%s': the VM gets an empty drive; import "

@@ -180,6 +180,13 @@ def test_ova_refusals_leave_nothing(env):
     status, msg = error_of(d, {"source": "ova", "path": ova, "network": "default"})
     assert status == 400 and "memory" in msg and "4 TiB" in msg, (status, msg)
 
+    # less memory than a VM may have (32 MiB): refused at once, by the VM's rules
+    ova = make_ova(os.path.join(tmp, "tiny.ova"),
+                   ovf_text("tiny", [("root.vmdk", size)], memory=16),
+                   [("root.vmdk", vmdk)])
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "default"})
+    assert status == 400 and "memory: 16 MiB is out of range" in msg, (status, msg)
+
     # the NIC's network is not a vireo network, and no --network
     ova = make_ova(os.path.join(tmp, "nonet.ova"), ovf_text("nonet", [("root.vmdk", size)]),
                    [("root.vmdk", vmdk)])
@@ -193,7 +200,8 @@ def test_ova_refusals_leave_nothing(env):
                    ovf_text("corrupt", [("root.vmdk", size), ("data.vmdk", size)]),
                    [("root.vmdk", vmdk), ("data.vmdk", b"KDMV" + b"\xff" * 4096)])
     out = d.cli("vm", "import-ova", ova, "--network", "default", check=False)
-    assert out.returncode != 0 and "cannot import VM 'corrupt'" in out.stderr, out
+    assert out.returncode != 0 and "cannot import VM 'corrupt'" in out.stderr \
+        and "data.vmdk" in out.stderr, out
 
     assert volume_keys(d) == before_vols
     assert {v["name"] for v in d.api("GET", "/v1/vms")["vms"]} == before_vms
