@@ -13,6 +13,7 @@ import io
 import os
 import subprocess
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -274,3 +275,27 @@ def test_libvirt_import(env):
         f.write("<domain><name>x</name><memory>1")
     status, msg = error_of(d, {"source": "libvirt", "path": xml})
     assert status == 400 and "not well-formed XML" in msg, (status, msg)
+
+
+def test_racing_imports_of_one_name(env):
+    """Two imports of one name at once: one VM, and the loser's volumes go."""
+    d, tmp, _ = env
+    disk = os.path.join(tmp, "race.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"], check=True)
+    xml = os.path.join(tmp, "race.xml")
+    with open(xml, "w") as f:
+        f.write("<domain><name>race</name><memory unit='MiB'>64</memory><devices>"
+                f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
+                "</devices></domain>")
+    before = volume_keys(d)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: d.request("POST", "/v1/vm-imports",
+                                                    {"source": "libvirt", "path": xml}),
+                                range(2)))
+    tasks = [doc["task"] for status, doc in answers if status == 202]
+    states = sorted(d.wait_task(t)["state"] for t in tasks)
+    refused = [doc for status, doc in answers if status != 202]
+    assert len(tasks) + len(refused) == 2 and states.count("succeeded") == 1, (answers, states)
+    vm = d.vm("race")
+    assert volume_keys(d) == before | {k["volume"] for k in vm["disks"]}
+    d.api("DELETE", "/v1/vms/race", expect=202)
