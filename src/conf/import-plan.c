@@ -2,6 +2,7 @@
  * fill, the helpers they share over libxml2 (conf/import-xml.h), and the
  * OVA manifest parser. Pure: no I/O. */
 #include <ctype.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <libxml/parser.h>
 #include <string.h>
@@ -185,6 +186,21 @@ int vo_import_memory(const char *what, const char *value, const char *unit, uint
                             unit ? unit : bare_unit_name);
     *ret_mib = mib;
     return 0;
+}
+
+void vo_import_warn(VoImportPlan *p, const char *fmt, ...)
+{
+    size_t n = vo_strv_len(p->warnings);
+    if (n > VO_IMPORT_MAX_WARNINGS)
+        return;
+    if (n == VO_IMPORT_MAX_WARNINGS) {
+        vo_strv_pushf(&p->warnings, "more warnings were left out");
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vo_strv_push(&p->warnings, vo_vasprintf(fmt, ap));
+    va_end(ap);
 }
 
 int vo_import_plan_add_disk(VoImportPlan *p, VoImportDisk disk, char **ret_error)

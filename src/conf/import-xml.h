@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "conf/vm-import.h"
+#include "util/util.h"
 
 /* Parses xml (at most VO_IMPORT_MAX_XML_BYTES) with no network, no entity
  * substitution and no DTD loading; NULL with *ret_error when it is not XML. */
@@ -33,6 +34,10 @@ int vo_import_scale(uint64_t value, uint64_t unit, uint64_t per, uint64_t *ret);
  * *ret_error naming both ("WHAT: memory ..."). */
 int vo_import_memory(const char *what, const char *value, const char *unit, uint64_t bare_unit,
                      const char *bare_unit_name, uint64_t *ret_mib, char **ret_error);
+/* Adds a warning to p (at most VO_IMPORT_MAX_WARNINGS; then one saying
+ * that more were left out). */
+#define VO_IMPORT_MAX_WARNINGS 64
+void vo_import_warn(VoImportPlan *p, const char *fmt, ...) _printf_(2, 3);
 /* Appends a disk / NIC to p (bounded: -E2BIG past the maximum). */
 int vo_import_plan_add_disk(VoImportPlan *p, VoImportDisk disk, char **ret_error);
 int vo_import_plan_add_nic(VoImportPlan *p, VoImportNic nic, char **ret_error);

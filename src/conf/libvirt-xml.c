@@ -50,13 +50,13 @@ static int read_os(VoImportPlan *p, xmlNode *dom, char **ret_error)
               (loader_type && !strcmp(loader_type, "pflash")) ||
               vo_import_xml_child(os, "nvram");
     if (p->uefi)
-        vo_strv_pushf(&p->warnings, "UEFI NVRAM: the VM gets a new NVRAM (boot entries made "
+        vo_import_warn(p, "UEFI NVRAM: the VM gets a new NVRAM (boot entries made "
                       "in the old one are not carried over)");
     if (secure && !strcmp(secure, "yes"))
-        vo_strv_pushf(&p->warnings, "secure boot: not turned on (vireo vm create "
+        vo_import_warn(p, "secure boot: not turned on (vireo vm create "
                       "--secure-boot makes a VM with it)");
     if (vo_import_xml_child(os, "kernel"))
-        vo_strv_pushf(&p->warnings, "direct kernel boot (os/kernel, initrd, cmdline) is not "
+        vo_import_warn(p, "direct kernel boot (os/kernel, initrd, cmdline) is not "
                       "imported: give --kernel-image IMAGE for an image's kernel");
     return 0;
 }
@@ -72,11 +72,11 @@ static int read_disk(VoImportPlan *p, xmlNode *disk, char **ret_error)
     bool cdrom = device && !strcmp(device, "cdrom");
     const char *what = target ? target : "?";
     if (device && strcmp(device, "disk") && !cdrom) {
-        vo_strv_pushf(&p->warnings, "disk %.32s: a %.32s device is not imported", what, device);
+        vo_import_warn(p, "disk %.32s: a %.32s device is not imported", what, device);
         return 0;
     }
     if (!type || strcmp(type, "file")) {
-        vo_strv_pushf(&p->warnings, "disk %.32s: a disk of type '%.32s' is not imported (only "
+        vo_import_warn(p, "disk %.32s: a disk of type '%.32s' is not imported (only "
                       "file-backed disks are: copy the data into a volume, vireo volume import)",
                       what, type ? type : "?");
         return 0;
@@ -115,10 +115,10 @@ static int read_interface(VoImportPlan *p, xmlNode *nic, char **ret_error)
     else if (type && !strcmp(type, "bridge"))
         network = vo_import_xml_attr(source, "bridge");
     else if (!type || strcmp(type, "user"))
-        vo_strv_pushf(&p->warnings, "interface %.17s: type '%.32s' is mapped to a NIC on the "
+        vo_import_warn(p, "interface %.17s: type '%.32s' is mapped to a NIC on the "
                       "chosen network", mac ? mac : "?", type ? type : "?");
     if (model && strcmp(model, "virtio"))
-        vo_strv_pushf(&p->warnings, "interface %.17s: model '%.32s' becomes virtio-net",
+        vo_import_warn(p, "interface %.17s: model '%.32s' becomes virtio-net",
                       mac ? mac : "?", model);
     return vo_import_plan_add_nic(p, (VoImportNic){ .network = network, .mac = TAKE_PTR(mac) },
                                   ret_error);
@@ -146,7 +146,7 @@ static int read_devices(VoImportPlan *p, xmlNode *dom, char **ret_error)
             if (!t || strcmp(t, "none"))
                 p->display = true;
         } else if (!in_list(n, provided))
-            vo_strv_pushf(&p->warnings, "device <%.32s> is not imported", n);
+            vo_import_warn(p, "device <%.32s> is not imported", n);
     }
     return r;
 }
@@ -187,7 +187,7 @@ int vo_libvirt_xml_parse(const char *xml, size_t len, VoImportPlan **ret, char *
         r = read_devices(p, dom, ret_error);
     for (xmlNode *c = dom->children; c && r >= 0; c = c->next)
         if (c->type == XML_ELEMENT_NODE && !in_list((const char *)c->name, ignorable))
-            vo_strv_pushf(&p->warnings, "<%.32s> is not imported", (const char *)c->name);
+            vo_import_warn(p, "<%.32s> is not imported", (const char *)c->name);
     if (r >= 0)
         r = vo_import_plan_check(p, "domain XML", ret_error);
     xmlFreeDoc(doc);

@@ -193,7 +193,7 @@ static int hardware_item(VoImportPlan *p, const OvfRefs *refs, xmlNode *item, ch
     case RT_SATA:
         return 0; /* controllers: vireo picks its own (virtio) */
     default:
-        vo_strv_pushf(&p->warnings, "OVF item '%.64s' (resource type %llu) is not mapped",
+        vo_import_warn(p, "OVF item '%.64s' (resource type %llu) is not mapped",
                       element ? element : "?", (unsigned long long)type);
         return 0;
     }

@@ -171,6 +171,21 @@ static void test_libvirt_maps(void **state)
             fail_msg("no warning about '%s' in %s", expected[i], all);
     assert_null(strstr(all, "serial"));
     vo_import_plan_free(p);
+
+    /* warnings are bounded: 64, then one saying more were left out */
+    _cleanup_free_ char *many = vo_strdup("<domain><name>m</name><memory>65536</memory><devices>");
+    for (int i = 0; i < 100; i++) {
+        char *more = vo_asprintf("%s<sound/>", many);
+        free(many);
+        many = more;
+    }
+    char *closed = vo_asprintf("%s</devices></domain>", many);
+    free(many);
+    many = closed;
+    assert_int_equal(vo_libvirt_xml_parse(many, strlen(many), &p, &err), 0);
+    assert_int_equal(vo_strv_len(p->warnings), 65);
+    assert_string_equal(p->warnings[64], "more warnings were left out");
+    vo_import_plan_free(p);
 }
 
 static void libvirt_refused(const char *xml, const char *fragment)
