@@ -42,6 +42,9 @@ static int read_os(VoImportPlan *p, xmlNode *dom, char **ret_error)
     if (p->os_type && strcmp(p->os_type, "hvm"))
         return vo_error_set(ret_error, -EINVAL, "domain XML: os type '%.32s' is not hvm (a "
                             "full virtual machine)", p->os_type);
+    if (p->machine && !strstr(p->machine, "q35"))
+        vo_import_warn(p, "machine '%.32s' becomes q35 (vireo's only machine type): the "
+                       "guest sees a new chipset and its disks as virtio", p->machine);
     _cleanup_free_ char *firmware = vo_import_xml_attr(os, "firmware");
     xmlNode *loader = vo_import_xml_child(os, "loader");
     _cleanup_free_ char *loader_type = vo_import_xml_attr(loader, "type");
