@@ -298,4 +298,26 @@ def test_racing_imports_of_one_name(env):
     assert len(tasks) + len(refused) == 2 and states.count("succeeded") == 1, (answers, states)
     vm = d.vm("race")
     assert volume_keys(d) == before | {k["volume"] for k in vm["disks"]}
-    d.api("DELETE", "/v1/vms/race", expect=202)
+    d.wait_task(d.api("DELETE", "/v1/vms/race", expect=202)["task"])
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/OVMF/OVMF_VARS_4M.fd"),
+                    reason="needs OVMF (apt-get install ovmf)")
+def test_ova_efi_firmware(env):
+    """An OVF stating EFI firmware (VMware's way) makes a UEFI VM with its
+    own NVRAM volume; deleting the VM removes both volumes."""
+    d, tmp, vmdk = env
+    size = os.path.getsize(os.path.join(TEST_IMAGE, "disk.raw"))
+    ovf = ovf_text("efi", [("root.vmdk", size)]).replace(
+        "</VirtualHardwareSection>",
+        '<vmw:Config xmlns:vmw="http://www.vmware.com/schema/ovf" ovf:required="false" '
+        'vmw:key="firmware" vmw:value="efi"/></VirtualHardwareSection>')
+    ova = make_ova(os.path.join(tmp, "efi.ova"), ovf, [("root.vmdk", vmdk)])
+    before = volume_keys(d)
+    out = d.cli("vm", "import-ova", ova, "--network", "default")
+    assert "firmware uefi" in out.stderr, out
+    vm = d.vm("efi")
+    assert vm["firmware"] == "uefi" and vm["nvram"] == "default/efi-nvram", vm
+    assert volume_keys(d) == before | {"default/efi-disk0", "default/efi-nvram"}
+    d.wait_task(d.api("DELETE", "/v1/vms/efi", expect=202)["task"])
+    assert volume_keys(d) == before
