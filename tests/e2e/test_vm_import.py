@@ -6,7 +6,9 @@ of this file); a libvirt domain XML with a disk, a CD-ROM, a NIC, VNC and a
 sound card becomes a VM (checked through its document, not booted), with a
 warning for what is not mapped. Refusals: a bad digest, a path in a tar
 member, a disk the OVA lacks, absurd memory, an unknown network, and a
-corrupt second disk, after which no volume and no VM are left."""
+corrupt second disk, after which no volume and no VM are left. Also: an
+OVF stating EFI makes a UEFI VM with its NVRAM, and two imports of one name
+at once leave one VM and only its volumes."""
 
 import hashlib
 import io
