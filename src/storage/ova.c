@@ -108,6 +108,7 @@ static int scan(VoOva *ova, uint64_t file_size, char **ret_error)
 {
     unsigned char h[BLOCK];
     uint64_t off = 0;
+    unsigned pax_headers = 0;
     for (;;) {
         if (off + BLOCK > file_size)
             return vo_error_set(ret_error, -EINVAL, "OVA: the tar ends without its end marker "
@@ -133,6 +134,9 @@ static int scan(VoOva *ova, uint64_t file_size, char **ret_error)
                  h[345] && !memcmp(h + 257, "ustar", 5) ? "/" : "", (const char *)h);
         uint64_t data = off + BLOCK;
         off = data + ((size + BLOCK - 1) / BLOCK) * BLOCK;
+        if ((type == 'x' || type == 'g') && ++pax_headers > 2 * VO_IMPORT_MAX_FILES)
+            return vo_error_set(ret_error, -EINVAL, "OVA: more than %d pax headers",
+                                2 * VO_IMPORT_MAX_FILES);
         if (type == 'x' || type == 'g')
             continue; /* pax attributes: the checked ustar name stands */
         if (type != '0' && type != '\0')
