@@ -323,3 +323,15 @@ def test_ova_efi_firmware(env):
     assert volume_keys(d) == before | {"default/efi-disk0", "default/efi-nvram"}
     d.wait_task(d.api("DELETE", "/v1/vms/efi", expect=202)["task"])
     assert volume_keys(d) == before
+
+
+def test_leftover_disk_copies_go_at_start(env):
+    """A disk copied out of an OVA when vireod stopped is removed at its next start."""
+    d, _, _ = env
+    left = os.path.join(d.state_dir, "imports", ".gone-AbC123")
+    os.makedirs(left, exist_ok=True)
+    with open(os.path.join(left, "root.vmdk"), "wb") as f:
+        f.write(b"KDMV")
+    d.stop()
+    d.start()
+    assert not os.path.exists(left)
