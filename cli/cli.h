@@ -99,6 +99,9 @@ bool cli_cloud_init_apply(const CliCloudInitOpts *o, struct json_t *ci);
 bool cli_cloud_init_given(const CliCloudInitOpts *o);
 int cli_vm_cloud_init_show(const CliCommand *cmd, int argc, char **argv);
 int cli_vm_cloud_init_set(const CliCommand *cmd, int argc, char **argv);
+/* vm-import.c */
+int cli_vm_import_ova(const CliCommand *cmd, int argc, char **argv);
+int cli_vm_import_libvirt(const CliCommand *cmd, int argc, char **argv);
 
 /* "vm create", "vm disk add" or "console": the command's name for messages and help hints. */
 const char *cli_command_name(const CliCommand *cmd, char *buf, size_t size);

@@ -1264,6 +1264,40 @@ static const CliCommand vm_commands[] = {
       "  vireo vm send-keys inst ctrl-alt-delete\n"
       "  vireo vm send-keys inst --text 'root\\n'\n",
       cli_vm_send_keys },
+    { "vm", "import-ova", "FILE.ova",
+      "[--name N] [--pool POOL] [--network NET] [--kernel-image IMAGE] [--async]",
+      "Make a VM (stopped) from an OVA: its OVF descriptor and disks.",
+      "vireod reads FILE.ova itself (on its host; relative paths are taken from the\n"
+      "current directory). The manifest's SHA-1/SHA-256 digests are checked; each disk\n"
+      "(streamOptimized VMDK or other) is converted into a qcow2 volume of POOL; the\n"
+      "VM gets the descriptor's vCPUs, memory, firmware (EFI: UEFI with a new NVRAM)\n"
+      "and NICs. What cannot be mapped is printed as a warning. A failed import\n"
+      "leaves no volume and no VM.\n"
+      "\nOptions:\n"
+      "  --name N              the VM's name (default: the descriptor's)\n"
+      "  --pool POOL           the pool for the disks (default: default)\n"
+      "  --network NET         put every NIC on NET (default: a vireo network of the\n"
+      "                        NIC's network name; an unknown name is refused)\n"
+      "  --kernel-image IMAGE  boot IMAGE's kernel, initrd and command line (a disk\n"
+      "                        with a root file system but no boot loader)\n" ASYNC_HELP
+      "\nExample:\n  vireo vm import-ova appliance.ova --name app1 --network default\n",
+      cli_vm_import_ova },
+    { "vm", "import-libvirt", "DOMAIN.xml",
+      "[--name N] [--pool POOL] [--network NET] [--kernel-image IMAGE] [--async]",
+      "Make a VM (stopped) from a libvirt domain XML (virsh dumpxml).",
+      "Maps name, memory, vCPUs, firmware (an os loader or nvram: UEFI), file-backed\n"
+      "disks (copied and converted into qcow2 volumes of POOL; the files stay as they\n"
+      "are), CD-ROM drives (empty), NICs (a vireo network of the libvirt network's or\n"
+      "bridge's name, else --network) and a display (vnc/spice: vga). Everything else\n"
+      "is printed as a warning, never dropped silently. Shut the libvirt domain down\n"
+      "first: its disks are copied as they are.\n"
+      "\nOptions:\n"
+      "  --name N              the VM's name (default: the domain's)\n"
+      "  --pool POOL           the pool for the disks (default: default)\n"
+      "  --network NET         put every NIC on NET\n"
+      "  --kernel-image IMAGE  boot IMAGE's kernel, initrd and command line\n" ASYNC_HELP
+      "\nExample:\n  virsh dumpxml web1 > web1.xml && vireo vm import-libvirt web1.xml\n",
+      cli_vm_import_libvirt },
 };
 
 const CliNoun cli_noun_vm = { "vm", "virtual machines", vm_commands, ELEMENTSOF(vm_commands) };

@@ -82,6 +82,7 @@ void vo_api_vm_send_keys(VoRequest *req, VoReply *rep);
 void vo_api_vm_vnc(VoRequest *req, VoReply *rep);
 
 void vo_api_image_import(VoRequest *req, VoReply *rep);
+void vo_api_vm_import(VoRequest *req, VoReply *rep);
 void vo_api_image_delete(VoRequest *req, VoReply *rep);
 /* Peers only (image-files-api.c): an own image's manifest and files. */
 void vo_api_image_files(VoRequest *req, VoReply *rep);

@@ -316,6 +316,9 @@ void vo_sweep_at_start(VoDaemon *d)
     sweep_vm_dirs(d, d->state_dir);
     sweep_vm_dirs(d, d->run_dir);
     sweep_atomic_temps(images);
+    /* vm-import.c: the disks copied out of an OVA, in ".NAME-XXXXXX". */
+    _cleanup_free_ char *imports = vo_asprintf("%s/imports", d->state_dir);
+    remove_prefixed(imports, ".", true);
     const char *bases[] = { d->state_dir, d->run_dir }, *subs[] = { "vms", "networks" };
     for (size_t i = 0; i < ELEMENTSOF(bases); i++)
         for (size_t k = 0; k < ELEMENTSOF(subs); k++) {

@@ -2311,6 +2311,25 @@ def test_schedules(api):
     api.delete_vm("sched1")
 
 
+def test_vm_import_route(api, tmp_path):
+    """POST /v1/vm-imports: a libvirt domain XML with one small disk becomes
+    a VM (202 with the plan, then the task); a bad source is a 400."""
+    disk = tmp_path / "lv.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "1M"], check=True)
+    xml = tmp_path / "lv.xml"
+    xml.write_text("<domain><name>imp1</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                   f"<devices><disk type='file' device='disk'><source file='{disk}'/></disk>"
+                   "<sound model='ich9'/></devices></domain>")
+    reply = api.task_ok("POST", "/v1/vm-imports", {"source": "libvirt", "path": str(xml)},
+                        kind="vm-import", target="imp1")
+    assert reply["import"]["warnings"] == ["device <sound> is not imported"], reply
+    vm = api.call("GET", "/v1/vms/imp1", expect=200).value
+    assert vm["memory_mib"] == 64 and vm["disks"][0]["volume"] == "default/imp1-disk0", vm
+    api.task_ok("DELETE", "/v1/vms/imp1", kind="delete", target="imp1")
+    api.call("POST", "/v1/vm-imports", {"source": "vmx", "path": str(xml)}, expect=400,
+             code="invalid-argument")
+
+
 def test_every_operation_was_exercised(api, spec, request):
     """Runs last: every documented operation was called by the tests above."""
     module_tests = {name for name in dir(request.module) if name.startswith("test_")}

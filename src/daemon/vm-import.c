@@ -1,0 +1,443 @@
+/* vm-import.c: VM import (vm-import.h). The request is checked at once:
+ * the OVA's headers and descriptor (or the domain XML) parsed, the manifest
+ * read and the descriptor checked against it, the disks found, the VM's
+ * name free, the pool and networks there. The task then copies each disk
+ * out of the OVA (checking its digest), converts it into a qcow2 volume,
+ * makes the UEFI NVRAM when the firmware is EFI, and defines the VM; on any
+ * failure what it made is removed again. */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/names.h"
+#include "conf/vm-import.h"
+#include "daemon/images.h"
+#include "daemon/networks.h"
+#include "daemon/storage.h"
+#include "daemon/vm-import.h"
+#include "daemon/vm-internal.h"
+#include "jobs/tasks.h"
+#include "storage/ova.h"
+#include "storage/qemu-img.h"
+#include "util/util.h"
+
+typedef struct {
+    VoDaemon *d;
+    bool ova;
+    char *path, *name, *pool, *kernel_image;
+    char **networks;          /* per NIC */
+    VoImportPlan *plan;
+    char **mf_names, **mf_algos, **mf_digests; /* the manifest, NULL: none */
+} ImportOp;
+
+static void import_op_free(void *p)
+{
+    ImportOp *op = p;
+    free(op->path);
+    free(op->name);
+    free(op->pool);
+    free(op->kernel_image);
+    vo_strv_free(op->networks);
+    vo_import_plan_free(op->plan);
+    vo_strv_free(op->mf_names);
+    vo_strv_free(op->mf_algos);
+    vo_strv_free(op->mf_digests);
+    free(op);
+}
+
+/* The manifest's digest of name checked against ours; a manifest that does
+ * not list a file we use is refused too. */
+static int manifest_check(const ImportOp *op, const char *name, const char *sha1,
+                          const char *sha256, char **ret_error)
+{
+    if (!op->mf_names)
+        return 0;
+    for (size_t i = 0; op->mf_names[i]; i++)
+        if (!strcmp(op->mf_names[i], name)) {
+            const char *ours = !strcmp(op->mf_algos[i], "SHA1") ? sha1 : sha256;
+            if (strcmp(ours, op->mf_digests[i]))
+                return vo_error_set(ret_error, -EINVAL, "OVA: the %s digest of '%s' is not the "
+                                    "one in the manifest (a damaged or altered file)",
+                                    op->mf_algos[i], name);
+            return 0;
+        }
+    return vo_error_set(ret_error, -EINVAL, "OVA: the manifest does not list '%s'", name);
+}
+
+/* ---- checks at once -------------------------------------------------------- */
+
+static bool listed(char *const *names, const char *name)
+{
+    for (; names && *names; names++)
+        if (!strcmp(*names, name))
+            return true;
+    return false;
+}
+
+static int read_plan_ova(ImportOp *op, char **ret_error)
+{
+    VoOva ova;
+    int r = vo_ova_open(op->path, &ova, ret_error);
+    if (r < 0)
+        return r == -EINVAL || r == -ENOENT || r == -EACCES ? -EINVAL : r;
+    r = vo_ovf_parse(ova.ovf, ova.ovf_len, &op->plan, ret_error);
+    if (r >= 0 && ova.manifest)
+        r = vo_ova_manifest_parse(ova.manifest, ova.manifest_len, &op->mf_names, &op->mf_algos,
+                                  &op->mf_digests, ret_error);
+    if (r >= 0 && ova.manifest) {
+        char sha1[41], sha256[65];
+        const VoOvaMember *m = vo_ova_find(&ova, ova.ovf_name);
+        r = vo_ova_digest(&ova, m, sha1, sha256, ret_error);
+        if (r >= 0)
+            r = manifest_check(op, ova.ovf_name, sha1, sha256, ret_error);
+    }
+    for (size_t i = 0; r >= 0 && i < op->plan->n_disks; i++) {
+        const VoImportDisk *k = &op->plan->disks[i];
+        if (!vo_ova_find(&ova, k->file))
+            r = vo_error_set(ret_error, -EINVAL, "OVA: disk file '%s' named by the descriptor "
+                             "is not in the OVA", k->file);
+        else if (!k->cdrom && op->mf_names && !listed(op->mf_names, k->file))
+            r = vo_error_set(ret_error, -EINVAL, "OVA: the manifest does not list '%s'",
+                             k->file);
+    }
+    vo_ova_close(&ova);
+    return r < 0 ? -EINVAL : 0;
+}
+
+static int read_plan_libvirt(ImportOp *op, char **ret_error)
+{
+    _cleanup_free_ char *xml = NULL;
+    size_t len = 0;
+    int r = vo_read_file(op->path, VO_IMPORT_MAX_XML_BYTES, &xml, &len);
+    if (r < 0)
+        return vo_error_set(ret_error, -EINVAL, "cannot read '%s': %s", op->path,
+                            r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+    r = vo_libvirt_xml_parse(xml, len, &op->plan, ret_error);
+    for (size_t i = 0; r >= 0 && i < op->plan->n_disks; i++) {
+        const VoImportDisk *k = &op->plan->disks[i];
+        if (!k->cdrom && access(k->file, R_OK) < 0)
+            r = vo_error_set(ret_error, -EINVAL, "disk '%s': cannot read it here: %s", k->file,
+                             strerror(errno));
+    }
+    return r;
+}
+
+/* Each NIC's vireo network: --network for all, else the source's name when
+ * vireo has a network of that name, else the default (or user-mode). */
+static int map_networks(ImportOp *op, const char *network, char **ret_error)
+{
+    VoDaemon *d = op->d;
+    if (network && strcmp(network, "user") && !vo_network_exists(d, network))
+        return vo_error_set(ret_error, -EINVAL, "network '%s' does not exist (see: vireo "
+                            "network list)", network);
+    const char *fallback = vo_network_exists(d, VO_DEFAULT_NETWORK) ? VO_DEFAULT_NETWORK : "user";
+    for (size_t i = 0; i < op->plan->n_nics; i++) {
+        const char *src = op->plan->nics[i].network;
+        if (network)
+            vo_strv_pushf(&op->networks, "%s", network);
+        else if (!src)
+            vo_strv_pushf(&op->networks, "%s", fallback);
+        else if (vo_name_valid(src) && vo_network_exists(d, src))
+            vo_strv_pushf(&op->networks, "%s", src);
+        else
+            return vo_error_set(ret_error, -EINVAL, "NIC %zu is on '%s', which is not a vireo "
+                                "network: pass --network NET (\"network\") to put the NICs on "
+                                "one (see: vireo network list)", i + 1, src);
+    }
+    return 0;
+}
+
+/* Sets key to a string, or leaves it out when value is NULL. */
+static void set_string(json_t *o, const char *key, const char *value)
+{
+    if (value)
+        json_object_set_new(o, key, json_string(value));
+}
+
+static json_t *plan_json(const ImportOp *op)
+{
+    const VoImportPlan *p = op->plan;
+    json_t *disks = json_array(), *nics = json_array(), *warnings = json_array();
+    for (size_t i = 0; i < p->n_disks; i++) {
+        json_t *k = json_pack("{s:s, s:I, s:b}", "file", p->disks[i].file, "capacity_bytes",
+                              (json_int_t)p->disks[i].capacity_bytes, "cdrom",
+                              p->disks[i].cdrom);
+        set_string(k, "format", p->disks[i].format);
+        json_array_append_new(disks, k);
+    }
+    for (size_t i = 0; i < p->n_nics; i++) {
+        json_t *n = json_pack("{s:s}", "network", op->networks[i]);
+        set_string(n, "source", p->nics[i].network);
+        json_array_append_new(nics, n);
+    }
+    for (char **w = p->warnings; w && *w; w++)
+        json_array_append_new(warnings, json_string(*w));
+    json_t *o = json_pack("{s:s, s:i, s:I, s:s, s:o, s:o, s:o}", "name", op->name, "vcpus",
+                          (int)p->vcpus, "memory_mib", (json_int_t)p->memory_mib, "firmware",
+                          p->uefi ? "uefi" : "bios", "disks", disks, "nics", nics, "warnings",
+                          warnings);
+    set_string(o, "os_type", p->os_type);
+    return o;
+}
+
+/* ---- the task -------------------------------------------------------------- */
+
+static int add_volume(ImportOp *op, VoTask *t, const char *file, const char *stated_format,
+                      char ***keys, char **ret_error)
+{
+    VoDaemon *d = op->d;
+    _cleanup_free_ char *format = NULL, *path = NULL;
+    int r = 0;
+    if (op->ova || !stated_format) {
+        /* Untrusted (or unstated): probed, and refused with a backing file
+         * or extents outside the file. */
+        r = vo_img_probe_import(file, &format, ret_error);
+        if (r >= 0 && op->ova && stated_format && strcmp(format, stated_format))
+            r = vo_error_set(ret_error, -EINVAL, "OVA: disk '%s' is %s, not the %s the "
+                             "descriptor states", strrchr(file, '/') + 1, format, stated_format);
+    } else
+        format = vo_strdup(stated_format);
+    _cleanup_free_ char *volume = r >= 0 ? vo_volume_free_name(d, op->pool, op->name) : NULL;
+    if (r >= 0 && !volume)
+        r = vo_error_set(ret_error, -ENOSPC, "no free volume name for '%s' in pool '%s'",
+                         op->name, op->pool);
+    if (r >= 0)
+        r = vo_volume_create_from_base(d, op->pool, volume, file, format, NULL, true, 0, t,
+                                       &path, ret_error);
+    if (r >= 0)
+        vo_strv_pushf(keys, "%s/%s", op->pool, volume);
+    return r;
+}
+
+static int disks_in(ImportOp *op, VoTask *t, const char *tmp, char ***keys, char **ret_error)
+{
+    VoOva ova = { .fd = -1 };
+    int r = op->ova ? vo_ova_open(op->path, &ova, ret_error) : 0;
+    size_t n = op->plan->n_disks;
+    for (size_t i = 0; r >= 0 && i < n; i++) {
+        const VoImportDisk *k = &op->plan->disks[i];
+        if (k->cdrom)
+            continue;
+        vo_task_progress(t, (int)(10 + 70 * i / n), "converting the disks");
+        if (!op->ova) {
+            r = add_volume(op, t, k->file, k->format, keys, ret_error);
+            continue;
+        }
+        _cleanup_free_ char *file = vo_asprintf("%s/%s", tmp, k->file);
+        char sha1[41], sha256[65];
+        const VoOvaMember *m = vo_ova_find(&ova, k->file);
+        r = m ? vo_ova_extract(&ova, m, file, sha1, sha256, ret_error)
+              : vo_error_set(ret_error, -EINVAL, "OVA: '%s' is gone", k->file);
+        if (r >= 0)
+            r = manifest_check(op, k->file, sha1, sha256, ret_error);
+        if (r >= 0)
+            r = add_volume(op, t, file, k->format, keys, ret_error);
+        (void)unlink(file);
+    }
+    if (op->ova)
+        vo_ova_close(&ova);
+    return r;
+}
+
+static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel)
+{
+    const VoImportPlan *p = op->plan;
+    VoVmSpec *s = vo_malloc0(sizeof(*s));
+    char id[37];
+    if (vo_uuid_generate(id) < 0)
+        abort();
+    s->id = vo_strdup(id);
+    s->name = vo_strdup(op->name);
+    s->vcpus = s->max_vcpus = p->vcpus;
+    s->memory_mib = s->max_memory_mib = p->memory_mib;
+    s->accel = VO_ACCEL_AUTO;
+    s->machine = vo_strdup("q35");
+    s->firmware = p->uefi ? VO_FIRMWARE_UEFI : VO_FIRMWARE_BIOS;
+    s->display = p->display ? VO_DISPLAY_VGA : VO_DISPLAY_NONE;
+    size_t n = vo_strv_len(keys);
+    s->disks = vo_malloc0(sizeof(VoDiskSpec) * (n + 1));
+    for (size_t i = 0; i < n; i++)
+        s->disks[i] = (VoDiskSpec){ .volume = vo_strdup(keys[i]), .format = VO_DISK_QCOW2,
+                                    .owned = true, .slot = (unsigned)i };
+    s->n_disks = n;
+    s->has_cdrom = p->has_cdrom;
+    for (size_t i = 0; i < p->n_disks; i++)
+        s->has_cdrom |= p->disks[i].cdrom;
+    size_t nn = vo_strv_len(op->networks);
+    s->nics = vo_malloc0(sizeof(VoNicSpec) * (nn + 1));
+    for (size_t i = 0; i < nn; i++) {
+        char mac[18];
+        for (int attempt = 0; attempt < 16; attempt++) {
+            bool taken = vo_vms_unused_mac(op->d, mac) < 0;
+            for (size_t k = 0; k < i && !taken; k++)
+                taken = !strcasecmp(mac, s->nics[k].mac);
+            if (!taken)
+                break;
+        }
+        s->nics[i] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup(op->networks[i]),
+                                  .slot = (unsigned)i };
+    }
+    s->n_nics = nn;
+    if (kernel) {
+        s->kernel_from.image = vo_strdup(kernel->name);
+        s->initrd_from.image = kernel->initrd ? vo_strdup(kernel->name) : NULL;
+        s->cmdline = vo_strdup(kernel->cmdline);
+    }
+    return s;
+}
+
+static int task_import(VoTask *t, void *userdata)
+{
+    ImportOp *op = userdata;
+    VoDaemon *d = op->d;
+    _cleanup_free_ char *error = NULL, *nvram = NULL;
+    _cleanup_strv_ char **keys = NULL;
+    _cleanup_free_ char *top = vo_asprintf("%s/imports", d->state_dir);
+    _cleanup_free_ char *tmp = vo_asprintf("%s/.%s-XXXXXX", top, op->name);
+    VoImage *kernel = NULL;
+    int r = vo_mkdir_p(top, 0700);
+    if (r >= 0 && !mkdtemp(tmp))
+        r = -errno;
+    if (r < 0) {
+        error = vo_asprintf("cannot make a directory under %s: %s", top, strerror(-r));
+        free(TAKE_PTR(tmp));
+    }
+    if (r >= 0 && op->kernel_image && (r = vo_image_get(d, op->kernel_image, &kernel, NULL)) < 0)
+        error = vo_asprintf("image '%s' is gone", op->kernel_image);
+    if (r >= 0)
+        r = disks_in(op, t, tmp, &keys, &error);
+    VoVmSpec *spec = r >= 0 ? spec_of(op, keys, kernel) : NULL;
+    if (r >= 0 && spec->firmware == VO_FIRMWARE_UEFI) {
+        vo_task_progress(t, 85, "making the UEFI NVRAM");
+        if ((r = vo_vm_nvram_create(d, spec, op->pool, &nvram, &error)) >= 0)
+            spec->nvram = vo_strdup(nvram);
+    }
+    if (r >= 0) {
+        vo_task_progress(t, 95, "defining the VM");
+        r = vo_vm_define(d, TAKE_PTR(spec), &error); /* takes spec, also on failure */
+    }
+    vo_vm_spec_free(spec);
+    vo_image_free(kernel);
+    if (tmp)
+        (void)vo_rm_rf(tmp);
+    if (r < 0) { /* nothing half-made: the volumes made go again */
+        if (nvram)
+            vo_strv_pushf(&keys, "%s", nvram);
+        for (char **k = keys; k && *k; k++) {
+            _cleanup_free_ char *ignored = NULL;
+            if (vo_volume_remove_now(d, *k, &ignored) < 0)
+                log_warn("import %s: kept volume %s: %s", op->name, *k, ignored);
+        }
+        return vo_task_fail(t, r, "cannot import VM '%s': %s", op->name,
+                            error ? error : strerror(-r));
+    }
+    vo_task_set_result(t, plan_json(op));
+    log_info("vm %s: imported from %s", op->name, op->path);
+    return 0;
+}
+
+/* ---- entry point --------------------------------------------------------- */
+
+static int check_args(VoDaemon *d, const VoVmImportArgs *a, char **ret_error)
+{
+    struct stat st;
+    if (!a->source || (strcmp(a->source, "ova") && strcmp(a->source, "libvirt")))
+        return vo_error_set(ret_error, -EINVAL, "source: '%s' is not one of ova, libvirt",
+                            a->source ? a->source : "");
+    if (!a->path || a->path[0] != '/' || stat(a->path, &st) < 0 || !S_ISREG(st.st_mode) ||
+        access(a->path, R_OK) < 0)
+        return vo_error_set(ret_error, -EINVAL, "path: '%s' is not a readable file (absolute "
+                            "path on the host)", a->path ? a->path : "");
+    json_t *pool = NULL;
+    _cleanup_free_ char *pool_error = NULL;
+    const char *pool_name = a->pool ? a->pool : VO_DEFAULT_POOL;
+    int r = vo_pool_get_json(d, pool_name, &pool, &pool_error);
+    bool usable = r >= 0 && strcmp(json_string_value(json_object_get(pool, "type")) ?: "",
+                                   "backup");
+    json_decref(pool);
+    if (!usable)
+        return vo_error_set(ret_error, -EINVAL, "pool: '%s' is not a pool for disks here (see "
+                            "vireo pool list)", pool_name);
+    if ((r = vo_pool_check_reachable(d, pool_name, ret_error)) < 0)
+        return r;
+    VoImage *img = NULL;
+    if (a->kernel_image) {
+        if (vo_image_get(d, a->kernel_image, &img, NULL) < 0 || !img->kernel) {
+            vo_image_free(img);
+            return vo_error_set(ret_error, -EINVAL, "kernel_image: '%s' is not an image with a "
+                                "kernel here (see vireo image list)", a->kernel_image);
+        }
+        vo_image_free(img);
+    }
+    return 0;
+}
+
+int vo_vm_import(VoDaemon *d, const VoVmImportArgs *args, json_t **ret_task, json_t **ret_plan,
+                 char **ret_error)
+{
+    int r = check_args(d, args, ret_error);
+    if (r < 0)
+        return r;
+    ImportOp *op = vo_malloc0(sizeof(*op));
+    *op = (ImportOp){ .d = d, .ova = !strcmp(args->source, "ova"), .path = vo_strdup(args->path),
+                      .pool = vo_strdup(args->pool ? args->pool : VO_DEFAULT_POOL),
+                      .kernel_image = vo_strdup(args->kernel_image) };
+    r = op->ova ? read_plan_ova(op, ret_error) : read_plan_libvirt(op, ret_error);
+    if (r >= 0) {
+        op->name = vo_strdup(args->name ? args->name : op->plan->name);
+        if (!vo_name_valid(op->name))
+            r = vo_error_set(ret_error, -EINVAL, "name: '%s' is not a vireo VM name (1-63 "
+                             "characters of a-z, 0-9 and '-'): give one with --name (\"name\")",
+                             op->name);
+    }
+    if (r >= 0 && vo_uuid_valid(op->name))
+        r = vo_error_set(ret_error, -EINVAL, "name: '%s' looks like a VM id (a UUID); give the "
+                         "VM a name that does not", op->name);
+    if (r >= 0) {
+        _cleanup_vm_ VoVm *other = vo_vms_find(d, op->name);
+        if (other)
+            r = vo_error_set(ret_error, -EEXIST, "a VM named '%s' already exists: give another "
+                             "name with --name (\"name\")", op->name);
+    }
+    if (r >= 0)
+        r = map_networks(op, args->network, ret_error);
+    if (r >= 0 && op->plan->n_disks == 0)
+        r = vo_error_set(ret_error, -EINVAL, "%s: the VM has no disk to import",
+                         op->ova ? "OVA" : "domain XML");
+    if (r >= 0) {
+        if (op->plan->n_disks > VO_VM_MAX_DISKS || op->plan->n_nics > VO_VM_MAX_NICS)
+            r = vo_error_set(ret_error, -EINVAL, "the VM has more disks or NICs than vireo "
+                             "gives a VM (%d, %d)", VO_VM_MAX_DISKS, VO_VM_MAX_NICS);
+    }
+    if (r >= 0) { /* the VM's rules (this host's vCPU and memory limits, ...), with stand-ins */
+        _cleanup_strv_ char **stand_ins = NULL;
+        for (size_t i = 0; i < op->plan->n_disks; i++)
+            if (!op->plan->disks[i].cdrom)
+                vo_strv_pushf(&stand_ins, "%s/%s-disk%zu", op->pool, op->name, i);
+        _cleanup_vm_spec_ VoVmSpec *trial = spec_of(op, stand_ins, NULL);
+        r = vo_vm_spec_validate(trial, &d->limits, ret_error);
+    }
+    for (size_t i = 0; r >= 0 && i < op->plan->n_disks; i++)
+        if (op->plan->disks[i].cdrom)
+            vo_strv_pushf(&op->plan->warnings, "CD-ROM '%s': the VM gets an empty drive; import "
+                          "the ISO (vireo volume import POOL/NAME FILE.iso) and insert it (vireo "
+                          "vm cdrom insert)", op->plan->disks[i].file);
+    if (r >= 0 && op->plan->n_nics)
+        vo_strv_pushf(&op->plan->warnings, "NICs get new MAC addresses");
+    if (r < 0) {
+        import_op_free(op);
+        return r;
+    }
+    json_t *plan = plan_json(op);
+    r = vo_tasks_submit(d->tasks,
+                        &(VoTaskDesc){ .kind = "vm-import", .target = op->name },
+                        task_import, op, import_op_free, ret_task, ret_error);
+    if (r < 0) {
+        import_op_free(op);
+        json_decref(plan);
+        return r;
+    }
+    *ret_plan = plan;
+    return 0;
+}

@@ -1,0 +1,287 @@
+/* ova.c: the OVA (tar) reader of ova.h: ustar headers checked (checksum,
+ * type, name, size within the file), pax extended headers skipped (their
+ * path is never used: the ustar name is the one checked), members copied
+ * out in 1 MiB pieces with SHA-1 and SHA-256 (OpenSSL EVP). */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/vm-import.h"
+#include "storage/ova.h"
+#include "util/util.h"
+
+#define BLOCK 512
+#define MAX_TEXT_MEMBER (1024 * 1024)
+#define COPY_CHUNK (1024 * 1024)
+
+static int parse_octal(const unsigned char *f, size_t n, uint64_t *ret)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    while (i < n && f[i] == ' ')
+        i++;
+    for (; i < n && f[i] >= '0' && f[i] <= '7'; i++) {
+        if (v > (UINT64_MAX >> 3))
+            return -EINVAL;
+        v = (v << 3) | (uint64_t)(f[i] - '0');
+    }
+    for (; i < n; i++)
+        if (f[i] != ' ' && f[i] != '\0')
+            return -EINVAL;
+    *ret = v;
+    return 0;
+}
+
+/* GNU base-256 for sizes of 8 GiB and more: the first byte's high bit. */
+static int parse_size(const unsigned char *f, uint64_t *ret)
+{
+    if (!(f[0] & 0x80))
+        return parse_octal(f, 12, ret);
+    uint64_t v = f[0] & 0x3f;
+    for (size_t i = 1; i < 12; i++) {
+        if (v > (UINT64_MAX >> 8))
+            return -EINVAL;
+        v = (v << 8) | f[i];
+    }
+    *ret = v;
+    return 0;
+}
+
+static bool header_checksum_ok(const unsigned char *h)
+{
+    uint64_t want = 0;
+    if (parse_octal(h + 148, 8, &want) < 0)
+        return false;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < BLOCK; i++)
+        sum += (i >= 148 && i < 156) ? ' ' : h[i];
+    return sum == want;
+}
+
+static int read_exact(int fd, void *buf, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = pread(fd, (char *)buf + done, n - done, (off_t)(off + done));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -errno;
+        if (k == 0)
+            return -EIO;
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+static int read_text(const VoOva *ova, const VoOvaMember *m, char **ret, size_t *ret_len,
+                     char **ret_error)
+{
+    if (m->size > MAX_TEXT_MEMBER)
+        return vo_error_set(ret_error, -EINVAL, "OVA: '%s' is %llu bytes, more than the 1 MiB "
+                            "allowed", m->name, (unsigned long long)m->size);
+    char *text = malloc(m->size + 1);
+    if (!text)
+        abort();
+    int r = read_exact(ova->fd, text, m->size, m->offset);
+    if (r < 0) {
+        free(text);
+        return vo_error_set(ret_error, r, "OVA: cannot read '%s'", m->name);
+    }
+    text[m->size] = '\0';
+    *ret = text;
+    *ret_len = m->size;
+    return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcasecmp(s + a - b, suffix);
+}
+
+static int scan(VoOva *ova, uint64_t file_size, char **ret_error)
+{
+    unsigned char h[BLOCK];
+    uint64_t off = 0;
+    unsigned pax_headers = 0;
+    for (;;) {
+        if (off + BLOCK > file_size)
+            return vo_error_set(ret_error, -EINVAL, "OVA: the tar ends without its end marker "
+                                "(truncated?)");
+        int r = read_exact(ova->fd, h, BLOCK, off);
+        if (r < 0)
+            return vo_error_set(ret_error, r, "OVA: cannot read: %s", strerror(-r));
+        static const unsigned char zero[BLOCK];
+        if (!memcmp(h, zero, BLOCK))
+            return 0; /* the end marker */
+        if (!header_checksum_ok(h))
+            return vo_error_set(ret_error, -EINVAL, "OVA: not a tar file (a header checksum "
+                                "is wrong at offset %llu)", (unsigned long long)off);
+        uint64_t size = 0;
+        if (parse_size(h + 124, &size) < 0 || size > file_size - off - BLOCK)
+            return vo_error_set(ret_error, -EINVAL, "OVA: a member at offset %llu claims more "
+                                "data than the file has", (unsigned long long)off);
+        char type = (char)h[156];
+        char name[260];
+        /* ustar: prefix "/" name; a prefix is a directory: refused below. */
+        snprintf(name, sizeof(name), "%.155s%s%.100s", h[345] && !memcmp(h + 257, "ustar", 5)
+                                                           ? (const char *)h + 345 : "",
+                 h[345] && !memcmp(h + 257, "ustar", 5) ? "/" : "", (const char *)h);
+        uint64_t data = off + BLOCK;
+        off = data + ((size + BLOCK - 1) / BLOCK) * BLOCK;
+        if ((type == 'x' || type == 'g') && ++pax_headers > 2 * VO_IMPORT_MAX_FILES)
+            return vo_error_set(ret_error, -EINVAL, "OVA: more than %d pax headers",
+                                2 * VO_IMPORT_MAX_FILES);
+        if (type == 'x' || type == 'g')
+            continue; /* pax attributes: the checked ustar name stands */
+        if (type != '0' && type != '\0')
+            return vo_error_set(ret_error, -EINVAL, "OVA: member '%.64s' is not a plain file "
+                                "(tar type '%c'): refused", name, type > 0x20 ? type : '?');
+        if (!vo_import_file_name_valid(name))
+            return vo_error_set(ret_error, -EINVAL, "OVA: member '%.64s' has a path, not a "
+                                "plain file name: refused", name);
+        if (vo_ova_find(ova, name))
+            return vo_error_set(ret_error, -EINVAL, "OVA: member '%.64s' is there twice", name);
+        if (ova->n_members >= VO_IMPORT_MAX_FILES)
+            return vo_error_set(ret_error, -EINVAL, "OVA: more than %d members",
+                                VO_IMPORT_MAX_FILES);
+        VoOvaMember *ms = realloc(ova->members, sizeof(*ms) * (ova->n_members + 1));
+        if (!ms)
+            abort();
+        ova->members = ms;
+        ms[ova->n_members++] = (VoOvaMember){ .name = vo_strdup(name), .offset = data,
+                                              .size = size };
+    }
+}
+
+int vo_ova_open(const char *path, VoOva *ret, char **ret_error)
+{
+    VoOva ova = { .fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY) };
+    if (ova.fd < 0)
+        return vo_error_set(ret_error, -errno, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    int r = fstat(ova.fd, &st) < 0 ? -errno : 0;
+    if (r >= 0 && !S_ISREG(st.st_mode))
+        r = vo_error_set(ret_error, -EINVAL, "'%s' is not a regular file", path);
+    if (r >= 0)
+        r = scan(&ova, (uint64_t)st.st_size, ret_error);
+    for (size_t i = 0; r >= 0 && i < ova.n_members; i++) {
+        const VoOvaMember *m = &ova.members[i];
+        if (ends_with(m->name, ".ovf")) {
+            if (ova.ovf)
+                r = vo_error_set(ret_error, -EINVAL, "OVA: two descriptors ('%s' and '%s')",
+                                 ova.ovf_name, m->name);
+            else if ((r = read_text(&ova, m, &ova.ovf, &ova.ovf_len, ret_error)) >= 0)
+                ova.ovf_name = vo_strdup(m->name);
+        } else if (ends_with(m->name, ".mf")) {
+            if (ova.manifest)
+                r = vo_error_set(ret_error, -EINVAL, "OVA: two manifests");
+            else if ((r = read_text(&ova, m, &ova.manifest, &ova.manifest_len, ret_error)) >= 0)
+                ova.manifest_name = vo_strdup(m->name);
+        }
+    }
+    if (r >= 0 && !ova.ovf)
+        r = vo_error_set(ret_error, -EINVAL, "OVA: no OVF descriptor (a .ovf member) in '%s'",
+                         path);
+    if (r < 0) {
+        vo_ova_close(&ova);
+        return r;
+    }
+    *ret = ova;
+    return 0;
+}
+
+void vo_ova_close(VoOva *ova)
+{
+    if (ova->fd >= 0)
+        close(ova->fd);
+    for (size_t i = 0; i < ova->n_members; i++)
+        free(ova->members[i].name);
+    free(ova->members);
+    free(ova->ovf);
+    free(ova->ovf_name);
+    free(ova->manifest);
+    free(ova->manifest_name);
+    *ova = (VoOva){ .fd = -1 };
+}
+
+const VoOvaMember *vo_ova_find(const VoOva *ova, const char *name)
+{
+    for (size_t i = 0; i < ova->n_members; i++)
+        if (!strcmp(ova->members[i].name, name))
+            return &ova->members[i];
+    return NULL;
+}
+
+static void hex(const unsigned char *md, unsigned n, char *out)
+{
+    for (unsigned i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", md[i]);
+    out[2 * n] = '\0';
+}
+
+/* Reads m in pieces into both digests, writing each piece to fd when >= 0. */
+static int copy_member(const VoOva *ova, const VoOvaMember *m, int fd, char sha1[41],
+                       char sha256[65], char **ret_error)
+{
+    EVP_MD_CTX *c1 = EVP_MD_CTX_new(), *c2 = EVP_MD_CTX_new();
+    _cleanup_free_ unsigned char *buf = malloc(COPY_CHUNK);
+    if (!c1 || !c2 || !buf || !EVP_DigestInit_ex(c1, EVP_sha1(), NULL) ||
+        !EVP_DigestInit_ex(c2, EVP_sha256(), NULL))
+        abort();
+    int r = 0;
+    for (uint64_t done = 0; done < m->size && r >= 0;) {
+        size_t n = m->size - done < COPY_CHUNK ? (size_t)(m->size - done) : COPY_CHUNK;
+        r = read_exact(ova->fd, buf, n, m->offset + done);
+        if (r < 0) {
+            vo_error_set(ret_error, r, "OVA: cannot read '%s': %s", m->name, strerror(-r));
+            break;
+        }
+        EVP_DigestUpdate(c1, buf, n);
+        EVP_DigestUpdate(c2, buf, n);
+        for (size_t w = 0; fd >= 0 && w < n;) {
+            ssize_t k = write(fd, buf + w, n - w);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0) {
+                r = vo_error_set(ret_error, -errno, "cannot write '%s': %s", m->name,
+                                 strerror(errno));
+                break;
+            }
+            w += (size_t)k;
+        }
+        done += n;
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    EVP_DigestFinal_ex(c1, md, &len);
+    hex(md, len, sha1);
+    EVP_DigestFinal_ex(c2, md, &len);
+    hex(md, len, sha256);
+    EVP_MD_CTX_free(c1);
+    EVP_MD_CTX_free(c2);
+    return r;
+}
+
+int vo_ova_digest(const VoOva *ova, const VoOvaMember *m, char sha1[41], char sha256[65],
+                  char **ret_error)
+{
+    return copy_member(ova, m, -1, sha1, sha256, ret_error);
+}
+
+int vo_ova_extract(const VoOva *ova, const VoOvaMember *m, const char *dest, char sha1[41],
+                   char sha256[65], char **ret_error)
+{
+    int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return vo_error_set(ret_error, -errno, "cannot create '%s': %s", dest, strerror(errno));
+    int r = copy_member(ova, m, fd, sha1, sha256, ret_error);
+    if (close(fd) < 0 && r >= 0)
+        r = vo_error_set(ret_error, -errno, "cannot write '%s': %s", dest, strerror(errno));
+    return r;
+}

@@ -1,0 +1,337 @@
+"""System tests of VM import: an OVA made here (the default test image's
+disk converted to a streamOptimized VMDK, an OVF written by hand, a SHA-256
+manifest, a ustar tar) is imported with the image's kernel and boots to the
+guest's marker with the descriptor's vCPUs and memory (the one booted guest
+of this file); a libvirt domain XML with a disk, a CD-ROM, a NIC, VNC and a
+sound card becomes a VM (checked through its document, not booted), with a
+warning for what is not mapped. Refusals: a bad digest, a path in a tar
+member, a disk the OVA lacks, absurd memory, an unknown network, and a
+corrupt second disk, after which no volume and no VM are left. Also: an
+OVF stating EFI makes a UEFI VM with its NVRAM, and two imports of one name
+at once leave one VM and only its volumes."""
+
+import hashlib
+import io
+import os
+import subprocess
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from vireo_harness import BOOT_MARKER, TEST_IMAGE, Daemon
+
+OVF = """<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
+          xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+          xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
+          xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData">
+  <References>{files}</References>
+  <DiskSection><Info>disks</Info>{disks}</DiskSection>
+  <NetworkSection><Info>nets</Info><Network ovf:name="VM Network"/></NetworkSection>
+  <VirtualSystem ovf:id="{name}">
+    <Info>a VM</Info>
+    <Name>{name}</Name>
+    <OperatingSystemSection ovf:id="96"><Info>os</Info><Description>Debian</Description></OperatingSystemSection>
+    <VirtualHardwareSection>
+      <Info>hardware</Info>
+      <Item><rasd:ElementName>2 CPUs</rasd:ElementName><rasd:InstanceID>1</rasd:InstanceID>
+        <rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>2</rasd:VirtualQuantity></Item>
+      <Item><rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits>
+        <rasd:ElementName>memory</rasd:ElementName><rasd:InstanceID>2</rasd:InstanceID>
+        <rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>{memory}</rasd:VirtualQuantity></Item>
+      {disk_items}
+      <Item><rasd:Connection>VM Network</rasd:Connection><rasd:ElementName>eth0</rasd:ElementName>
+        <rasd:InstanceID>9</rasd:InstanceID><rasd:ResourceType>10</rasd:ResourceType></Item>
+      <Item><rasd:ElementName>sound</rasd:ElementName><rasd:InstanceID>10</rasd:InstanceID>
+        <rasd:ResourceType>35</rasd:ResourceType></Item>
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>
+"""
+
+VMDK_FORMAT = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
+
+
+def ovf_text(name, disks, memory=192):
+    """disks: [(file, capacity_bytes)]."""
+    files = "".join(f'<File ovf:id="file{i}" ovf:href="{f}"/>' for i, (f, _) in enumerate(disks))
+    descs = "".join(f'<Disk ovf:diskId="d{i}" ovf:fileRef="file{i}" ovf:capacity="{c}" '
+                    f'ovf:format="{VMDK_FORMAT}"/>' for i, (_, c) in enumerate(disks))
+    items = "".join(f'<Item><rasd:ElementName>disk{i}</rasd:ElementName>'
+                    f'<rasd:HostResource>ovf:/disk/d{i}</rasd:HostResource>'
+                    f'<rasd:InstanceID>{3 + i}</rasd:InstanceID>'
+                    f'<rasd:ResourceType>17</rasd:ResourceType></Item>'
+                    for i in range(len(disks)))
+    return OVF.format(name=name, files=files, disks=descs, disk_items=items, memory=memory)
+
+
+def make_ova(path, ovf, members, manifest=True, digest_override=None):
+    """members: [(arcname, bytes or file path)]; the manifest lists the OVF
+    and every member (digest_override: {arcname: hex} to lie)."""
+    def data_of(src):
+        if isinstance(src, bytes):
+            return src
+        with open(src, "rb") as f:
+            return f.read()
+    entries = [("vm.ovf", ovf.encode())] + [(n, data_of(s)) for n, s in members]
+    if manifest:
+        lines = []
+        for n, data in entries:
+            digest = (digest_override or {}).get(n, hashlib.sha256(data).hexdigest())
+            lines.append(f"SHA256({n})= {digest}\n")
+        entries.append(("vm.mf", "".join(lines).encode()))
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for n, data in entries:
+            info = tarfile.TarInfo(n)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def volume_keys(d):
+    return {v["key"] for v in d.api("GET", "/v1/volumes")["volumes"]}
+
+
+def error_of(d, body):
+    status, doc = d.request("POST", "/v1/vm-imports", body)
+    return status, doc.get("error", {}).get("message", "") if isinstance(doc, dict) else doc
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("import"))
+    vmdk = os.path.join(tmp, "root.vmdk")
+    subprocess.run(["qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized",
+                    os.path.join(TEST_IMAGE, "disk.raw"), vmdk], check=True)
+    d = Daemon()
+    try:
+        yield d, tmp, vmdk
+    finally:
+        d.cleanup()
+
+
+def test_ova_import_boots(env):
+    d, tmp, vmdk = env
+    size = os.path.getsize(os.path.join(TEST_IMAGE, "disk.raw"))
+    ova = make_ova(os.path.join(tmp, "app.ova"), ovf_text("app", [("root.vmdk", size)]),
+                   [("root.vmdk", vmdk)])
+    before = volume_keys(d)
+    out = d.cli("vm", "import-ova", ova, "--network", "default", "--kernel-image", "default")
+    assert "2 vCPU(s), 192 MiB" in out.stderr, out
+    assert "warning: OVF item 'sound' (resource type 35) is not mapped" in out.stderr, out
+    vm = d.vm("app")
+    assert vm["state"] == "defined" and vm["vcpus"] == 2 and vm["memory_mib"] == 192, vm
+    assert [k["volume"] for k in vm["disks"]] == ["default/app-disk0"], vm["disks"]
+    assert [n["network"] for n in vm["nics"]] == ["default"], vm["nics"]
+    assert volume_keys(d) == before | {"default/app-disk0"}
+    vol = d.api("GET", "/v1/pools/default/volumes/app-disk0")
+    assert vol["format"] == "qcow2" and vol["virtual_size_bytes"] == size, vol
+    d.cli("vm", "start", "app")
+    d.wait_console("app", BOOT_MARKER, timeout=120)
+    vm = d.vm("app")
+    if vm.get("pid"):
+        d.qemu_pids.add(vm["pid"])
+    # QEMU runs it with the descriptor's memory and CPUs
+    with open(f"/proc/{vm['pid']}/cmdline", "rb") as f:
+        argv = f.read().decode().split("\0")
+    assert argv[argv.index("-m") + 1].split(",")[0] == "192", argv
+    assert "maxcpus=2" in argv[argv.index("-smp") + 1], argv
+    d.cli("vm", "stop", "app", "--force")
+    d.wait_state("app", "stopped")
+    # the same name again is refused at once
+    status, msg = error_of(d, {"source": "ova", "path": ova})
+    assert status == 409 and "already exists" in msg, (status, msg)
+
+
+def test_ova_refusals_leave_nothing(env):
+    d, tmp, vmdk = env
+    size = os.path.getsize(os.path.join(TEST_IMAGE, "disk.raw"))
+    before_vols = volume_keys(d)
+    before_vms = {v["name"] for v in d.api("GET", "/v1/vms")["vms"]}
+
+    # a digest that does not match the disk: the task fails, nothing is made
+    ova = make_ova(os.path.join(tmp, "baddigest.ova"), ovf_text("bd", [("root.vmdk", size)]),
+                   [("root.vmdk", vmdk)], digest_override={"root.vmdk": "0" * 64})
+    out = d.cli("vm", "import-ova", ova, "--network", "default", check=False)
+    assert out.returncode != 0 and "digest of 'root.vmdk' is not the one in the manifest" \
+        in out.stderr, out
+
+    # a tar member with a path: refused at once (400)
+    ova = make_ova(os.path.join(tmp, "escape.ova"), ovf_text("esc", [("root.vmdk", size)]),
+                   [("root.vmdk", vmdk), ("../evil", b"x")])
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "default"})
+    assert status == 400 and "'../evil' has a path" in msg, (status, msg)
+    # and an OVF naming a file with a path
+    ova = make_ova(os.path.join(tmp, "escape2.ova"), ovf_text("esc", [("../root.vmdk", size)]),
+                   [("root.vmdk", vmdk)])
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "default"})
+    assert status == 400 and "not a plain file name" in msg, (status, msg)
+
+    # a disk the OVA does not have
+    ova = make_ova(os.path.join(tmp, "missing.ova"),
+                   ovf_text("miss", [("root.vmdk", size), ("data.vmdk", size)]),
+                   [("root.vmdk", vmdk)])
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "default"})
+    assert status == 400 and "'data.vmdk' named by the descriptor is not in the OVA" in msg, \
+        (status, msg)
+
+    # absurd memory (1 PiB)
+    ova = make_ova(os.path.join(tmp, "huge.ova"),
+                   ovf_text("huge", [("root.vmdk", size)], memory=1 << 30),
+                   [("root.vmdk", vmdk)])
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "default"})
+    assert status == 400 and "memory" in msg and "4 TiB" in msg, (status, msg)
+
+    # less memory than a VM may have (32 MiB): refused at once, by the VM's rules
+    ova = make_ova(os.path.join(tmp, "tiny.ova"),
+                   ovf_text("tiny", [("root.vmdk", size)], memory=16),
+                   [("root.vmdk", vmdk)])
+    status, msg = error_of(d, {"source": "ova", "path": ova, "network": "default"})
+    assert status == 400 and "memory: 16 MiB is out of range" in msg, (status, msg)
+
+    # the NIC's network is not a vireo network, and no --network
+    ova = make_ova(os.path.join(tmp, "nonet.ova"), ovf_text("nonet", [("root.vmdk", size)]),
+                   [("root.vmdk", vmdk)])
+    out = d.cli("vm", "import-ova", ova, check=False)
+    assert out.returncode != 0 and "'VM Network', which is not a vireo network: pass " \
+        "--network" in out.stderr, out
+
+    # a corrupt second disk (its digest right): the first disk's volume,
+    # made already, goes again
+    ova = make_ova(os.path.join(tmp, "corrupt.ova"),
+                   ovf_text("corrupt", [("root.vmdk", size), ("data.vmdk", size)]),
+                   [("root.vmdk", vmdk), ("data.vmdk", b"KDMV" + b"\xff" * 4096)])
+    out = d.cli("vm", "import-ova", ova, "--network", "default", check=False)
+    assert out.returncode != 0 and "cannot import VM 'corrupt'" in out.stderr \
+        and "data.vmdk" in out.stderr, out
+
+    assert volume_keys(d) == before_vols
+    assert {v["name"] for v in d.api("GET", "/v1/vms")["vms"]} == before_vms
+    leftovers = os.listdir(os.path.join(d.state_dir, "imports"))
+    assert leftovers == [], leftovers
+
+
+DOMAIN = """<domain type='kvm'>
+  <name>{name}</name>
+  <uuid>5f4b6a1e-8d44-4bde-9b8c-3c1f6a9f0c11</uuid>
+  <memory unit='KiB'>131072</memory>
+  <currentMemory unit='KiB'>131072</currentMemory>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc-q35-8.2'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <features><acpi/><apic/></features>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='{disk}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <target dev='sda' bus='sata'/>
+      <readonly/>
+    </disk>
+    <interface type='network'>
+      <mac address='52:54:00:aa:bb:cc'/>
+      <source network='{network}'/>
+      <model type='virtio'/>
+    </interface>
+    <serial type='pty'><target port='0'/></serial>
+    <graphics type='vnc' port='-1' autoport='yes'/>
+    <sound model='ich9'/>
+  </devices>
+</domain>
+"""
+
+
+def test_libvirt_import(env):
+    d, tmp, _ = env
+    disk = os.path.join(tmp, "lv.qcow2")
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2",
+                    os.path.join(TEST_IMAGE, "disk.raw"), disk], check=True)
+    xml = os.path.join(tmp, "lv.xml")
+    with open(xml, "w") as f:
+        f.write(DOMAIN.format(name="lv", disk=disk, network="default"))
+    out = d.cli("vm", "import-libvirt", xml, "--kernel-image", "default")
+    assert "warning: device <sound> is not imported" in out.stderr, out
+    vm = d.vm("lv")
+    assert vm["state"] == "defined" and vm["vcpus"] == 1 and vm["memory_mib"] == 128, vm
+    assert vm["display"] == "vga" and vm["cdrom"] == {}, vm
+    assert [n["network"] for n in vm["nics"]] == ["default"], vm["nics"]
+    assert [k["volume"] for k in vm["disks"]] == ["default/lv-disk0"], vm["disks"]
+    assert vm["kernel"] == {"image": "default"}, vm
+    # the source file is copied, not moved
+    assert os.path.exists(disk)
+
+    # a network vireo does not have: refused, naming what to pass
+    with open(xml, "w") as f:
+        f.write(DOMAIN.format(name="lv2", disk=disk, network="lan0"))
+    status, msg = error_of(d, {"source": "libvirt", "path": xml})
+    assert status == 400 and "'lan0'" in msg and "--network" in msg, (status, msg)
+    # not a domain at all
+    with open(xml, "w") as f:
+        f.write("<domain><name>x</name><memory>1")
+    status, msg = error_of(d, {"source": "libvirt", "path": xml})
+    assert status == 400 and "not well-formed XML" in msg, (status, msg)
+
+
+def test_racing_imports_of_one_name(env):
+    """Two imports of one name at once: one VM, and the loser's volumes go."""
+    d, tmp, _ = env
+    disk = os.path.join(tmp, "race.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"], check=True)
+    xml = os.path.join(tmp, "race.xml")
+    with open(xml, "w") as f:
+        f.write("<domain><name>race</name><memory unit='MiB'>64</memory><devices>"
+                f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
+                "</devices></domain>")
+    before = volume_keys(d)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: d.request("POST", "/v1/vm-imports",
+                                                    {"source": "libvirt", "path": xml}),
+                                range(2)))
+    tasks = [doc["task"] for status, doc in answers if status == 202]
+    states = sorted(d.wait_task(t)["state"] for t in tasks)
+    refused = [doc for status, doc in answers if status != 202]
+    assert len(tasks) + len(refused) == 2 and states.count("succeeded") == 1, (answers, states)
+    vm = d.vm("race")
+    assert volume_keys(d) == before | {k["volume"] for k in vm["disks"]}
+    d.wait_task(d.api("DELETE", "/v1/vms/race", expect=202)["task"])
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/OVMF/OVMF_VARS_4M.fd"),
+                    reason="needs OVMF (apt-get install ovmf)")
+def test_ova_efi_firmware(env):
+    """An OVF stating EFI firmware (VMware's way) makes a UEFI VM with its
+    own NVRAM volume; deleting the VM removes both volumes."""
+    d, tmp, vmdk = env
+    size = os.path.getsize(os.path.join(TEST_IMAGE, "disk.raw"))
+    ovf = ovf_text("efi", [("root.vmdk", size)]).replace(
+        "</VirtualHardwareSection>",
+        '<vmw:Config xmlns:vmw="http://www.vmware.com/schema/ovf" ovf:required="false" '
+        'vmw:key="firmware" vmw:value="efi"/></VirtualHardwareSection>')
+    ova = make_ova(os.path.join(tmp, "efi.ova"), ovf, [("root.vmdk", vmdk)])
+    before = volume_keys(d)
+    out = d.cli("vm", "import-ova", ova, "--network", "default")
+    assert "firmware uefi" in out.stderr, out
+    vm = d.vm("efi")
+    assert vm["firmware"] == "uefi" and vm["nvram"] == "default/efi-nvram", vm
+    assert volume_keys(d) == before | {"default/efi-disk0", "default/efi-nvram"}
+    d.wait_task(d.api("DELETE", "/v1/vms/efi", expect=202)["task"])
+    assert volume_keys(d) == before
+
+
+def test_leftover_disk_copies_go_at_start(env):
+    """A disk copied out of an OVA when vireod stopped is removed at its next start."""
+    d, _, _ = env
+    left = os.path.join(d.state_dir, "imports", ".gone-AbC123")
+    os.makedirs(left, exist_ok=True)
+    with open(os.path.join(left, "root.vmdk"), "wb") as f:
+        f.write(b"KDMV")
+    d.stop()
+    d.start()
+    assert not os.path.exists(left)
