@@ -13,7 +13,7 @@ static const CliNoun *const nouns[] = {
     &cli_noun_vm,     &cli_noun_snapshot, &cli_noun_backup, &cli_noun_image,   &cli_noun_pool,
     &cli_noun_volume, &cli_noun_network,  &cli_noun_task,    &cli_noun_console,
     &cli_noun_host,   &cli_noun_cluster, &cli_noun_events,  &cli_noun_group,   &cli_noun_placement,
-    &cli_noun_user,   &cli_noun_token,
+    &cli_noun_user,   &cli_noun_token,   &cli_noun_project,
 };
 
 /* "create NAME" (with_noun false) or "vm create NAME" for the help lists. */
