@@ -13,35 +13,8 @@
 
 #include <jansson.h>
 
-#include "conf/quota.h"
 #include "daemon/daemon.h"
-#include "state/store.h"
-
-/* The project's document a checked change is compared on (VoRelationsTxn's
- * project fields). */
-typedef struct {
-    char *key;
-    char *doc; /* NULL: "default" without a document (compared absent) */
-    int64_t rev;
-} VoProjectGuard;
-void vo_project_guard_clear(VoProjectGuard *g);
-
-/* One VM's usage as its usage document says (all zeros for NULL). */
-void vo_project_usage_of_doc(const char *text, VoQuota *ret);
-/* Checks VM vm_id's change in project from before to after (zeros: new in
- * it). 0 with *ret filled; -ENOENT (no such project), -VO_EQUOTA (over a
- * quota), or the store's error, with *ret_error saying so. */
-int vo_project_check(VoStore *s, const char *project, const char *vm_id, const VoQuota *before,
-                     const VoQuota *after, VoProjectGuard *ret, char **ret_error);
-/* The words of the last refusal of vo_project_check on this thread (a
- * VM's save returns -VO_EQUOTA or -ENOENT with its words kept here), or
- * NULL (cleared at the start of each save). */
-const char *vo_project_refusal(void);
-void vo_project_set_refusal(char *words); /* takes words */
-
-/* Adds the usage documents of host_id's VMs to relations ({vm_id: {key:
- * text}}, as vo_relations_by_vm): what the store holds of them. */
-int vo_project_usage_of_host(VoStore *s, const char *host_id, json_t *relations);
+#include "state/project-usage.h"
 
 /* The API's side. Each returns 0 or -errno with *ret_error saying what to
  * fix. A project's JSON: {"name","quotas","usage","created_at"}. */
