@@ -11,6 +11,7 @@
 #include "api/access-check.h"
 #include "api/handlers.h"
 #include "conf/names.h"
+#include "daemon/projects.h"
 #include "state/store-json.h"
 #include "util/time-format.h"
 #include "util/util.h"
@@ -87,6 +88,33 @@ int vo_access_session_user(VoDaemon *d, const char *name, int64_t created_wall_m
     return r;
 }
 
+int vo_access_user_grants(VoDaemon *d, const char *name, VoRole cap, VoPrincipal *p)
+{
+    p->n_grants = 0;
+    if (!vo_name_valid(name))
+        return -ENOENT;
+    _cleanup_free_ char *key = user_key(name);
+    int r;
+    json_t *doc = load_doc(d, key, &r);
+    if (!doc)
+        return r;
+    const char *project;
+    json_t *role_text;
+    json_object_foreach(json_object_get(doc, "grants"), project, role_text) {
+        VoRole role;
+        if (p->n_grants == VO_GRANTS_MAX ||
+            vo_role_parse(json_string_value(role_text), &role) < 0 || role < VO_ROLE_VIEWER)
+            continue;
+        VoGrant *g = &p->grants[p->n_grants];
+        snprintf(g->project, sizeof(g->project), "%s", project);
+        g->role = role < cap ? role : cap;
+        if (g->role >= VO_ROLE_VIEWER)
+            p->n_grants++;
+    }
+    json_decref(doc);
+    return 0;
+}
+
 int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
 {
     VoTokenParts parts;
@@ -118,8 +146,15 @@ int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
             r = vo_access_user_role(d, user, &user_role, NULL);
             if (r == -ENOENT)
                 r = -EACCES;
-            else if (r == 0 && user_role < p->role)
-                p->role = user_role;
+            else if (r == 0) {
+                VoRole token_role = p->role;
+                if (user_role < p->role)
+                    p->role = user_role;
+                /* Its user's roles on projects, at most the token's role. */
+                r = vo_access_user_grants(d, user, token_role, p);
+                if (r == -ENOENT)
+                    r = -EACCES;
+            }
         }
     }
     json_decref(doc);
@@ -130,8 +165,10 @@ int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
 
 static json_t *user_public(const char *name, json_t *doc)
 {
-    return json_pack("{s:s, s:O?, s:O?}", "name", name, "role", json_object_get(doc, "role"),
-                     "created_at", json_object_get(doc, "created_at"));
+    json_t *grants = json_object_get(doc, "grants");
+    return json_pack("{s:s, s:O?, s:O?, s:o}", "name", name, "role",
+                     json_object_get(doc, "role"), "created_at", json_object_get(doc, "created_at"),
+                     "grants", grants ? json_deep_copy(grants) : json_object());
 }
 
 /* 200 with [public(key, doc)] of every document under prefix. */
@@ -186,8 +223,8 @@ void vo_api_user_create(VoRequest *req, VoReply *rep)
         return;
     }
     if (vo_role_parse(role_text, &role) < 0) {
-        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "role '%s': one of admin, operator, viewer",
-                       role_text);
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "role '%s': one of admin, operator, viewer, "
+                       "none (roles on projects only: vireo user grant)", role_text);
         return;
     }
     if (!password_ok(rep, password))
@@ -286,6 +323,80 @@ void vo_api_user_password(VoRequest *req, VoReply *rep)
     }
 }
 
+/* ---- Roles on projects ---- */
+
+/* Sets (role non-NULL) or removes the user's role on project, compared at
+ * the revision read; 200 with the user. */
+static void change_grant(VoRequest *req, VoReply *rep, const char *project, const char *role)
+{
+    const char *name = req->params[0];
+    _cleanup_free_ char *key = vo_name_valid(name) ? user_key(name) : NULL;
+    int r = -ENOENT;
+    int64_t rev = 0;
+    _cleanup_free_ char *text = NULL;
+    if (key)
+        r = vo_store_get(req->d->store, key, &text, &rev);
+    json_t *doc = r == 0 ? json_loads(text, 0, NULL) : NULL;
+    if (r == 0 && !json_is_object(doc))
+        r = -EIO;
+    json_t *grants = doc ? json_object_get(doc, "grants") : NULL;
+    if (r == 0 && !role && !json_object_get(grants, project)) {
+        json_decref(doc);
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "user '%s' has no role on project '%s'", name,
+                       project);
+        return;
+    }
+    if (r == 0) {
+        if (!json_is_object(grants)) {
+            grants = json_object();
+            json_object_set_new(doc, "grants", grants);
+        }
+        if (role)
+            json_object_set_new(grants, project, json_string(role));
+        else
+            json_object_del(grants, project);
+        r = store_doc(req->d, key, doc, rev);
+    }
+    if (r == -ENOENT)
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "no user '%s'", name);
+    else if (r == -ESTALE)
+        vo_reply_error(rep, VO_ERR_CONFLICT, "user '%s' changed meanwhile; try again", name);
+    else if (r < 0)
+        vo_reply_errno(rep, r, "cannot change the user's roles");
+    else {
+        log_info("user '%s': role on project '%s' %s%s", name, project, role ? "set to " : "removed",
+                 role ? role : "");
+        vo_reply_json(rep, 200, user_public(name, doc));
+    }
+    json_decref(doc);
+}
+
+void vo_api_user_grant(VoRequest *req, VoReply *rep)
+{
+    const char *project = NULL, *role_text = NULL;
+    if (!vo_request_unpack(req, rep, "{s:s, s:s}", "project", &project, "role", &role_text))
+        return;
+    VoRole role;
+    if (vo_role_parse(role_text, &role) < 0 || role == VO_ROLE_NONE) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "role '%s': one of admin, operator, viewer",
+                       role_text);
+        return;
+    }
+    char *error = NULL;
+    int r = vo_project_exists(req->d, project, &error);
+    if (r < 0) {
+        vo_reply_errno(rep, r == -ENOENT ? -EINVAL : r, error);
+        free(error);
+        return;
+    }
+    change_grant(req, rep, project, vo_role_name(role));
+}
+
+void vo_api_user_revoke(VoRequest *req, VoReply *rep)
+{
+    change_grant(req, rep, req->params[1], NULL);
+}
+
 /* ---- Tokens ---- */
 
 static json_t *token_public(const char *id, json_t *doc)
@@ -310,7 +421,7 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
                            "expires", &expires))
         return;
     VoRole role, user_role;
-    if (vo_role_parse(role_text, &role) < 0) {
+    if (vo_role_parse(role_text, &role) < 0 || role == VO_ROLE_NONE) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "role '%s': one of admin, operator, viewer",
                        role_text);
         return;
@@ -331,6 +442,9 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
         user = who->user;
     if (user) {
         int r = vo_access_user_role(req->d, user, &user_role, NULL);
+        VoPrincipal with_grants = { .role = user_role };
+        if (r == 0 && (r = vo_access_user_grants(req->d, user, VO_ROLE_ADMIN, &with_grants)) == 0)
+            user_role = vo_principal_role_max(&with_grants); /* a project's role counts */
         if (r == -ENOENT) {
             vo_reply_error(rep, VO_ERR_NOT_FOUND, "user: no user '%s'", user);
             return;
@@ -346,9 +460,10 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
         }
     }
     /* Nobody makes a token stronger than themselves. */
-    if (who->kind != VO_PRINCIPAL_ROOT && who->kind != VO_PRINCIPAL_PEER && role > who->role) {
+    if (who->kind != VO_PRINCIPAL_ROOT && who->kind != VO_PRINCIPAL_PEER &&
+        role > vo_principal_role_max(who)) {
         vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "role %s: more than you have (%s)",
-                       vo_role_name(role), vo_role_name(who->role));
+                       vo_role_name(role), vo_role_name(vo_principal_role_max(who)));
         return;
     }
     VoTokenParts parts;
@@ -518,8 +633,13 @@ void vo_api_whoami(VoRequest *req, VoReply *rep)
     const VoPrincipal *who = vo_access_current();
     char by[128];
     vo_principal_describe(who, by, sizeof(by));
-    vo_reply_json(rep, 200, json_pack("{s:s, s:s}", "principal", by, "role",
+    json_t *grants = json_object();
+    for (size_t i = 0; i < who->n_grants; i++)
+        json_object_set_new(grants, who->grants[i].project,
+                            json_string(vo_role_name(who->grants[i].role)));
+    vo_reply_json(rep, 200, json_pack("{s:s, s:s, s:o}", "principal", by, "role",
                                       vo_role_name(who->kind == VO_PRINCIPAL_ROOT ||
                                                    who->kind == VO_PRINCIPAL_PEER
-                                                       ? VO_ROLE_ADMIN : who->role)));
+                                                       ? VO_ROLE_ADMIN : who->role),
+                                      "grants", grants));
 }

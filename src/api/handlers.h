@@ -42,6 +42,8 @@ void vo_api_group_delete(VoRequest *req, VoReply *rep);
 void vo_api_placement_show(VoRequest *req, VoReply *rep);
 /* Projects (projects-api.c). */
 void vo_api_projects_list(VoRequest *req, VoReply *rep);
+void vo_api_user_grant(VoRequest *req, VoReply *rep);  /* access-api.c */
+void vo_api_user_revoke(VoRequest *req, VoReply *rep);
 void vo_api_project_create(VoRequest *req, VoReply *rep);
 void vo_api_project_show(VoRequest *req, VoReply *rep);
 void vo_api_project_set(VoRequest *req, VoReply *rep);

@@ -603,6 +603,14 @@ json_t *vo_vms_list_json(VoDaemon *d, bool summary)
     return arr;
 }
 
+char *vo_vm_project(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    char *project = vo_strdup(vo_vm_spec_project(vm->spec));
+    pthread_mutex_unlock(&vm->lock);
+    return project;
+}
+
 void vo_vms_json_by_project(json_t *arr, const char *project)
 {
     for (size_t i = 0; i < json_array_size(arr);) {

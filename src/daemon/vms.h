@@ -30,6 +30,8 @@ char *vo_vm_name_taken_message(VoDaemon *d, const char *name);
 
 /* Looks a VM up by name or id; returns a reference (vo_vm_unref it) or NULL. */
 VoVm *vo_vms_find(VoDaemon *d, const char *name_or_id);
+/* The project the VM counts against ("default" when none): a copy. */
+char *vo_vm_project(VoVm *vm);
 void vo_vm_unref(VoVm *vm);
 static inline void vo_vm_unrefp(VoVm **vm) { if (*vm) vo_vm_unref(*vm); }
 #define _cleanup_vm_ __attribute__((cleanup(vo_vm_unrefp)))

@@ -213,3 +213,121 @@ def test_usage_survives_a_restart(d):
         "name"] == "k1"
     d.task_ok("DELETE", "/v1/vms/k1")
     d.api("DELETE", "/v1/projects/keep")
+
+
+@pytest.fixture(scope="module")
+def https_d():
+    from test_access import Https  # the HTTPS client of the access tests
+    daemon = Daemon(driver="fake", args=["--https", "127.0.0.1:8443"])
+    try:
+        yield daemon, Https(daemon)
+    finally:
+        daemon.cleanup()
+
+
+def test_roles_on_a_project_over_https(https_d):
+    """A user with a role only on project team-a (role none on the cluster)
+    and their tokens: they see team-a's VMs only (others answer 404, lists
+    leave them out), act there as their role allows (403 naming the project
+    beyond it), create VMs only where they are admin, reach no other route;
+    a cluster viewer with operator on team-a runs team-a's VMs only. The
+    Unix socket stays root's."""
+    d, h = https_d
+    for p in ("team-a", "team-b"):
+        d.cli("project", "create", p)
+    d.task_ok("POST", "/v1/vms", {"name": "va", "memory_mib": 64, "project": "team-a"})
+    d.task_ok("POST", "/v1/vms", {"name": "vb", "memory_mib": 64, "project": "team-b"})
+    d.task_ok("POST", "/v1/vms", {"name": "vd", "memory_mib": 64})
+    d.cli("user", "create", "bob", "--role", "none", "--password-file", "-",
+          input="bob's password\n")
+    err = d.api("POST", "/v1/users/bob/grants", {"project": "nope", "role": "viewer"},
+                expect=400)
+    assert "project 'nope' does not exist" in err["error"]["message"]
+    out = d.cli("user", "grant", "bob", "--role", "operator", "--project", "team-a").stdout
+    assert "team-a=operator" in out
+    assert [u for u in d.cli_json("user", "list") if u["name"] == "bob"][0]["grants"] == \
+        {"team-a": "operator"}
+    tok = d.api("POST", "/v1/tokens", {"role": "operator", "user": "bob"}, expect=201)["secret"]
+    viewer_tok = d.api("POST", "/v1/tokens", {"role": "viewer", "user": "bob"},
+                       expect=201)["secret"]
+    err = d.api("POST", "/v1/tokens", {"role": "admin", "user": "bob"}, expect=400)
+    assert "more than user 'bob' has (operator)" in err["error"]["message"]
+
+    def call(method, path, body=None, token=tok):
+        return h.one(method, path, body=body, token=token)
+
+    ans = call("GET", "/v1/vms")
+    assert ans["status"] == 200 and [v["name"] for v in ans["body"]["vms"]] == ["va"], ans
+    assert call("GET", "/v1/vms?view=summary")["body"]["vms"][0]["name"] == "va"
+    assert call("GET", "/v1/vms/va")["status"] == 200
+    for vm in ("vb", "vd", "nothing"):
+        ans = call("GET", f"/v1/vms/{vm}")
+        assert ans["status"] == 404, ans
+        assert ans["body"]["error"]["message"] == f"VM '{vm}' does not exist"
+        assert call("POST", f"/v1/vms/{vm}/start")["status"] == 404
+    ans = call("POST", "/v1/vms/va/start")
+    assert ans["status"] == 202, ans
+    d.wait_task(ans["body"]["task"])
+    assert d.vm("va")["state"] == "running"
+    ans = call("DELETE", "/v1/vms/va")
+    assert ans["status"] == 403, ans
+    assert ans["body"]["error"]["message"].startswith(
+        "DELETE /v1/vms/{vm} needs the admin role; token:")
+    assert ans["body"]["error"]["message"].endswith(
+        "has none; operator on project 'team-a'")
+    ans = call("POST", "/v1/vms", {"name": "new", "memory_mib": 64, "project": "team-a"})
+    assert ans["status"] == 403 and "POST /v1/vms needs the admin role" \
+        in ans["body"]["error"]["message"], ans
+    # Projects: theirs only, read only.
+    ans = call("GET", "/v1/projects")
+    assert [p["name"] for p in ans["body"]["projects"]] == ["team-a"], ans
+    assert call("GET", "/v1/projects/team-a")["status"] == 200
+    assert call("GET", "/v1/projects/team-b")["status"] == 404
+    assert call("PATCH", "/v1/projects/team-a", {"quotas": {"vms": 9}})["status"] == 403
+    # Nothing beyond VMs, projects and their tasks.
+    for path in ("/v1/users", "/v1/pools", "/v1/networks", "/v1/tasks", "/v1/host"):
+        assert call("GET", path)["status"] == 403, path
+    who = call("GET", "/v1/whoami")["body"]
+    assert who["role"] == "none" and who["grants"] == {"team-a": "operator"}, who
+    # A viewer token of theirs: reads team-a, runs nothing.
+    assert call("GET", "/v1/vms/va", token=viewer_tok)["status"] == 200
+    ans = call("POST", "/v1/vms/va/stop", token=viewer_tok)
+    assert ans["status"] == 403, ans
+
+    # Admin on team-a: creates there, not elsewhere.
+    d.cli("user", "grant", "bob", "--role", "admin", "--project", "team-a")
+    tok_admin = d.api("POST", "/v1/tokens", {"role": "admin", "user": "bob"},
+                      expect=201)["secret"]
+    ans = call("POST", "/v1/vms", {"name": "new", "memory_mib": 64, "project": "team-a"},
+               token=tok_admin)
+    assert ans["status"] == 202, ans
+    d.wait_task(ans["body"]["task"])
+    assert d.vm("new")["project"] == "team-a"
+    for body, project in (({"name": "new2", "memory_mib": 64, "project": "team-b"}, "team-b"),
+                          ({"name": "new2", "memory_mib": 64}, "default")):
+        ans = call("POST", "/v1/vms", body, token=tok_admin)
+        assert ans["status"] == 403, ans
+        assert f"creating a VM needs the admin role on project '{project}'" in \
+            ans["body"]["error"]["message"], ans
+    assert call("GET", "/v1/vms", token=tok_admin)["body"]["vms"][0]["name"] == "new"
+    # Taken back: nothing left to reach.
+    d.cli("user", "revoke", "bob", "--project", "team-a")
+    assert call("GET", "/v1/vms/va", token=tok_admin)["status"] == 403
+    assert call("GET", "/v1/vms")["status"] == 403
+
+    # A cluster viewer with operator on team-a: reads all, runs team-a's.
+    d.cli("user", "create", "cora", "--role", "viewer", "--password-file", "-",
+          input="cora's password\n")
+    d.cli("user", "grant", "cora", "--role", "operator", "--project", "team-a")
+    ctok = d.api("POST", "/v1/tokens", {"role": "operator", "user": "cora"},
+                 expect=201)["secret"]
+    names = sorted(v["name"] for v in call("GET", "/v1/vms", token=ctok)["body"]["vms"])
+    assert names == ["new", "va", "vb", "vd"]
+    ans = call("POST", "/v1/vms/va/stop", {"force": True}, token=ctok)
+    assert ans["status"] == 202, ans
+    d.wait_task(ans["body"]["task"])
+    ans = call("POST", "/v1/vms/vb/start", token=ctok)
+    assert ans["status"] == 403, ans
+    assert "needs the operator role on project 'team-b'" in ans["body"]["error"]["message"]
+    # The Unix socket: root, everything.
+    assert len(d.api("GET", "/v1/vms")["vms"]) == 4
