@@ -11,7 +11,6 @@
 #include "api/access-check.h"
 #include "api/handlers.h"
 #include "conf/names.h"
-#include "daemon/projects.h"
 #include "state/store-json.h"
 #include "util/time-format.h"
 #include "util/util.h"
@@ -53,13 +52,21 @@ static int store_doc(VoDaemon *d, const char *key, json_t *doc, int64_t expected
 
 /* ---- Authentication (access-check.c calls these) ---- */
 
+/* The user's document, or NULL with *ret_r (-ENOENT for a bad name). */
+static json_t *load_user(VoDaemon *d, const char *name, int *ret_r)
+{
+    if (!vo_name_valid(name)) {
+        *ret_r = -ENOENT;
+        return NULL;
+    }
+    _cleanup_free_ char *key = user_key(name);
+    return load_doc(d, key, ret_r);
+}
+
 int vo_access_user_role(VoDaemon *d, const char *name, VoRole *ret_role, char **ret_hash)
 {
-    if (!vo_name_valid(name))
-        return -ENOENT;
-    _cleanup_free_ char *key = user_key(name);
     int r;
-    json_t *doc = load_doc(d, key, &r);
+    json_t *doc = load_user(d, name, &r);
     if (!doc)
         return r;
     r = vo_role_parse(json_string_value(json_object_get(doc, "role")), ret_role);
@@ -91,11 +98,8 @@ int vo_access_session_user(VoDaemon *d, const char *name, int64_t created_wall_m
 int vo_access_user_grants(VoDaemon *d, const char *name, VoRole cap, VoPrincipal *p)
 {
     p->n_grants = 0;
-    if (!vo_name_valid(name))
-        return -ENOENT;
-    _cleanup_free_ char *key = user_key(name);
     int r;
-    json_t *doc = load_doc(d, key, &r);
+    json_t *doc = load_user(d, name, &r);
     if (!doc)
         return r;
     const char *project;
@@ -382,14 +386,8 @@ void vo_api_user_grant(VoRequest *req, VoReply *rep)
                        role_text);
         return;
     }
-    char *error = NULL;
-    int r = vo_project_exists(req->d, project, &error);
-    if (r < 0) {
-        vo_reply_errno(rep, r == -ENOENT ? -EINVAL : r, error);
-        free(error);
-        return;
-    }
-    change_grant(req, rep, project, vo_role_name(role));
+    if (vo_api_project_named(req, rep, project))
+        change_grant(req, rep, project, vo_role_name(role));
 }
 
 void vo_api_user_revoke(VoRequest *req, VoReply *rep)

@@ -57,3 +57,13 @@ void vo_api_project_delete(VoRequest *req, VoReply *rep)
         vo_reply_json(rep, 200, json_object());
     free(error);
 }
+
+bool vo_api_project_named(VoRequest *req, VoReply *rep, const char *project)
+{
+    char *error = NULL;
+    int r = vo_project_exists(req->d, project, &error);
+    if (r < 0) /* a field of the request that names nothing: 400 */
+        vo_reply_errno(rep, r == -ENOENT ? -EINVAL : r, error);
+    free(error);
+    return r >= 0;
+}

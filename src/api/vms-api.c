@@ -10,7 +10,6 @@
 #include "conf/vm-spec.h"
 #include "daemon/cluster-view.h"
 #include "daemon/groups.h"
-#include "daemon/projects.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/vms.h"
@@ -278,15 +277,9 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
                            "project", &project))
         return;
     (void)display; /* read by create_boot_args */
-    if (project) { /* before placement: a document of the whole cluster */
-        char *error = NULL;
-        int r = vo_project_exists(req->d, project, &error);
-        if (r < 0) {
-            vo_reply_errno(rep, r == -ENOENT ? -EINVAL : r, error);
-            free(error);
-            return;
-        }
-    }
+    /* Before placement: a document of the whole cluster. */
+    if (project && !vo_api_project_named(req, rep, project))
+        return;
     if (!ha_fields_valid(rep, ha_priority, ha_group))
         return;
     /* Where it goes (a cluster: the manager places it) is decided before the
@@ -431,15 +424,8 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
                            "firmware", &firmware, "secure_boot", &secure_boot, "display",
                            &display, "project", &project))
         return;
-    if (project) {
-        char *error = NULL;
-        int r = vo_project_exists(req->d, project, &error);
-        if (r < 0) {
-            vo_reply_errno(rep, r == -ENOENT ? -EINVAL : r, error);
-            free(error);
-            return;
-        }
-    }
+    if (project && !vo_api_project_named(req, rep, project))
+        return;
     if (secure_boot && !json_is_boolean(secure_boot)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "secure_boot: expected true or false");
         return;

@@ -2,7 +2,7 @@
  * the store (keys in state/keys.h; docs/projects.md): the quota check a
  * VM's save makes before it commits (its transaction then compares the
  * project's document: state/relations.h), and the reads of a project and
- * its usage. Unit-tested on SQLite (tests/unit/test-project-usage.c). */
+ * its usage. Unit-tested on SQLite (tests/unit/test-relations.c). */
 #pragma once
 
 #include <jansson.h>

@@ -145,7 +145,7 @@ def test_creates_race_for_the_last_slot(d):
     quota-exceeded; the usage documents say the same. (One host serialises
     its own creates and edits under its VM registry lock; the store-level
     interleaving two hosts make, check-check-commit-commit, is pinned by
-    tests/unit/test-project-usage.c.)"""
+    tests/unit/test-relations.c.)"""
     d.api("POST", "/v1/projects", {"name": "race", "quotas": {"vms": 1}}, expect=201)
     for rnd in range(4):
         answers = race(8, lambda i: d.request("POST", "/v1/vms", {
