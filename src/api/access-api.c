@@ -28,11 +28,13 @@ static char *token_key(const char *id)
     return vo_asprintf(TOKENS_PREFIX "%s", id);
 }
 
-static json_t *load_doc(VoDaemon *d, const char *key, int *ret_r)
+/* The document at key (its revision in *ret_rev, may be NULL), or NULL
+ * with *ret_r. */
+static json_t *load_doc_rev(VoDaemon *d, const char *key, int64_t *ret_rev, int *ret_r)
 {
     _cleanup_free_ char *text = NULL;
     int64_t rev = 0;
-    *ret_r = vo_store_get(d->store, key, &text, &rev);
+    *ret_r = vo_store_get(d->store, key, &text, ret_rev ? ret_rev : &rev);
     if (*ret_r < 0)
         return NULL;
     json_t *doc = json_loads(text, 0, NULL);
@@ -44,6 +46,11 @@ static json_t *load_doc(VoDaemon *d, const char *key, int *ret_r)
     return doc;
 }
 
+static json_t *load_doc(VoDaemon *d, const char *key, int *ret_r)
+{
+    return load_doc_rev(d, key, NULL, ret_r);
+}
+
 static int store_doc(VoDaemon *d, const char *key, json_t *doc, int64_t expected)
 {
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
@@ -52,15 +59,32 @@ static int store_doc(VoDaemon *d, const char *key, json_t *doc, int64_t expected
 
 /* ---- Authentication (access-check.c calls these) ---- */
 
-/* The user's document, or NULL with *ret_r (-ENOENT for a bad name). */
-static json_t *load_user(VoDaemon *d, const char *name, int *ret_r)
+/* The user's document and its revision (ret_rev may be NULL), or NULL
+ * with *ret_r (-ENOENT for a bad name). */
+static json_t *load_user_rev(VoDaemon *d, const char *name, int64_t *ret_rev, int *ret_r)
 {
     if (!vo_name_valid(name)) {
         *ret_r = -ENOENT;
         return NULL;
     }
     _cleanup_free_ char *key = user_key(name);
-    return load_doc(d, key, ret_r);
+    return load_doc_rev(d, key, ret_rev, ret_r);
+}
+
+static json_t *load_user(VoDaemon *d, const char *name, int *ret_r)
+{
+    return load_user_rev(d, name, NULL, ret_r);
+}
+
+/* The answer to a change of user name's document that ended with r. */
+static void reply_user_changed(VoReply *rep, int r, const char *name, const char *what)
+{
+    if (r == -ENOENT)
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "no user '%s'", name);
+    else if (r == -ESTALE)
+        vo_reply_error(rep, VO_ERR_CONFLICT, "user '%s' changed meanwhile; try again", name);
+    else
+        vo_reply_errno(rep, r, what);
 }
 
 int vo_access_user_role(VoDaemon *d, const char *name, VoRole *ret_role, char **ret_hash)
@@ -296,31 +320,22 @@ void vo_api_user_password(VoRequest *req, VoReply *rep)
     const char *name = req->params[0], *password = NULL;
     if (!vo_request_unpack(req, rep, "{s:s}", "password", &password) || !password_ok(rep, password))
         return;
-    _cleanup_free_ char *key = vo_name_valid(name) ? user_key(name) : NULL;
-    int r = -ENOENT;
+    int r;
     int64_t rev = 0;
-    _cleanup_free_ char *text = NULL;
-    if (key)
-        r = vo_store_get(req->d->store, key, &text, &rev);
-    json_t *doc = r == 0 ? json_loads(text, 0, NULL) : NULL;
+    json_t *doc = load_user_rev(req->d, name, &rev, &r);
     _cleanup_free_ char *hash = NULL;
-    if (r == 0 && !json_is_object(doc))
-        r = -EIO;
     if (r == 0)
         r = vo_access_password_hash(password, &hash);
     if (r == 0) {
         json_object_set_new(doc, "password_hash", json_string(hash));
         /* Sessions made before it end on every host (access-check.c). */
         json_object_set_new(doc, "password_changed_ms", json_integer(vo_wall_ms()));
+        _cleanup_free_ char *key = user_key(name);
         r = store_doc(req->d, key, doc, rev);
     }
     json_decref(doc);
-    if (r == -ENOENT)
-        vo_reply_error(rep, VO_ERR_NOT_FOUND, "no user '%s'", name);
-    else if (r == -ESTALE)
-        vo_reply_error(rep, VO_ERR_CONFLICT, "user '%s' changed meanwhile; try again", name);
-    else if (r < 0)
-        vo_reply_errno(rep, r, "cannot change the password");
+    if (r < 0)
+        reply_user_changed(rep, r, name, "cannot change the password");
     else {
         vo_session_delete_user(name); /* a new password ends the old sessions */
         vo_reply_json(rep, 200, json_object());
@@ -334,15 +349,9 @@ void vo_api_user_password(VoRequest *req, VoReply *rep)
 static void change_grant(VoRequest *req, VoReply *rep, const char *project, const char *role)
 {
     const char *name = req->params[0];
-    _cleanup_free_ char *key = vo_name_valid(name) ? user_key(name) : NULL;
-    int r = -ENOENT;
+    int r;
     int64_t rev = 0;
-    _cleanup_free_ char *text = NULL;
-    if (key)
-        r = vo_store_get(req->d->store, key, &text, &rev);
-    json_t *doc = r == 0 ? json_loads(text, 0, NULL) : NULL;
-    if (r == 0 && !json_is_object(doc))
-        r = -EIO;
+    json_t *doc = load_user_rev(req->d, name, &rev, &r);
     json_t *grants = doc ? json_object_get(doc, "grants") : NULL;
     if (r == 0 && !role && !json_object_get(grants, project)) {
         json_decref(doc);
@@ -359,14 +368,11 @@ static void change_grant(VoRequest *req, VoReply *rep, const char *project, cons
             json_object_set_new(grants, project, json_string(role));
         else
             json_object_del(grants, project);
+        _cleanup_free_ char *key = user_key(name);
         r = store_doc(req->d, key, doc, rev);
     }
-    if (r == -ENOENT)
-        vo_reply_error(rep, VO_ERR_NOT_FOUND, "no user '%s'", name);
-    else if (r == -ESTALE)
-        vo_reply_error(rep, VO_ERR_CONFLICT, "user '%s' changed meanwhile; try again", name);
-    else if (r < 0)
-        vo_reply_errno(rep, r, "cannot change the user's roles");
+    if (r < 0)
+        reply_user_changed(rep, r, name, "cannot change the user's roles");
     else {
         log_info("user '%s': role on project '%s' %s%s", name, project, role ? "set to " : "removed",
                  role ? role : "");
