@@ -256,15 +256,26 @@ def test_roles_on_a_project_over_https(https_d):
     def call(method, path, body=None, token=tok):
         return h.one(method, path, body=body, token=token)
 
-    ans = call("GET", "/v1/vms")
-    assert ans["status"] == 200 and [v["name"] for v in ans["body"]["vms"]] == ["va"], ans
-    assert call("GET", "/v1/vms?view=summary")["body"]["vms"][0]["name"] == "va"
-    assert call("GET", "/v1/vms/va")["status"] == 200
-    for vm in ("vb", "vd", "nothing"):
-        ans = call("GET", f"/v1/vms/{vm}")
+    def calls(*reqs):
+        """Several requests in one client run: (method, path[, body[, token]])."""
+        out = []
+        for r in reqs:
+            method, path, body, token = (*r, None, None)[:4]
+            out.append({"method": method, "path": path, "body": body,
+                        "headers": {"Authorization": "Bearer " + (token or tok)}})
+        return h.many(out)
+
+    lst, summary, own, *others = calls(
+        ("GET", "/v1/vms"), ("GET", "/v1/vms?view=summary"), ("GET", "/v1/vms/va"),
+        *[(m, f"/v1/vms/{vm}/start" if m == "POST" else f"/v1/vms/{vm}")
+          for vm in ("vb", "vd", "nothing") for m in ("GET", "POST")])
+    assert lst["status"] == 200 and [v["name"] for v in lst["body"]["vms"]] == ["va"], lst
+    assert summary["body"]["vms"][0]["name"] == "va"
+    assert own["status"] == 200
+    for ans, vm in zip(others[::2], ("vb", "vd", "nothing")):
         assert ans["status"] == 404, ans
         assert ans["body"]["error"]["message"] == f"VM '{vm}' does not exist"
-        assert call("POST", f"/v1/vms/{vm}/start")["status"] == 404
+    assert all(ans["status"] == 404 for ans in others[1::2]), others
     ans = call("POST", "/v1/vms/va/start")
     assert ans["status"] == 202, ans
     d.wait_task(ans["body"]["task"])
@@ -278,21 +289,21 @@ def test_roles_on_a_project_over_https(https_d):
     ans = call("POST", "/v1/vms", {"name": "new", "memory_mib": 64, "project": "team-a"})
     assert ans["status"] == 403 and "POST /v1/vms needs the admin role" \
         in ans["body"]["error"]["message"], ans
-    # Projects: theirs only, read only.
-    ans = call("GET", "/v1/projects")
-    assert [p["name"] for p in ans["body"]["projects"]] == ["team-a"], ans
-    assert call("GET", "/v1/projects/team-a")["status"] == 200
-    assert call("GET", "/v1/projects/team-b")["status"] == 404
-    assert call("PATCH", "/v1/projects/team-a", {"quotas": {"vms": 9}})["status"] == 403
-    # Nothing beyond VMs, projects and their tasks.
-    for path in ("/v1/users", "/v1/pools", "/v1/networks", "/v1/tasks", "/v1/host"):
-        assert call("GET", path)["status"] == 403, path
-    who = call("GET", "/v1/whoami")["body"]
-    assert who["role"] == "none" and who["grants"] == {"team-a": "operator"}, who
-    # A viewer token of theirs: reads team-a, runs nothing.
-    assert call("GET", "/v1/vms/va", token=viewer_tok)["status"] == 200
-    ans = call("POST", "/v1/vms/va/stop", token=viewer_tok)
-    assert ans["status"] == 403, ans
+    # Projects: theirs only, read only; nothing beyond VMs, projects and
+    # their tasks; a viewer token of theirs reads team-a, runs nothing.
+    ans = calls(("GET", "/v1/projects"), ("GET", "/v1/projects/team-a"),
+                ("GET", "/v1/projects/team-b"),
+                ("PATCH", "/v1/projects/team-a", {"quotas": {"vms": 9}}),
+                ("GET", "/v1/whoami"), ("GET", "/v1/vms/va", None, viewer_tok),
+                ("POST", "/v1/vms/va/stop", None, viewer_tok),
+                *[("GET", path) for path in ("/v1/users", "/v1/pools", "/v1/networks",
+                                             "/v1/tasks", "/v1/host")])
+    assert [p["name"] for p in ans[0]["body"]["projects"]] == ["team-a"], ans[0]
+    assert [a["status"] for a in ans[1:4]] == [200, 404, 403], ans[1:4]
+    assert ans[4]["body"]["role"] == "none" and ans[4]["body"]["grants"] == \
+        {"team-a": "operator"}, ans[4]
+    assert ans[5]["status"] == 200 and ans[6]["status"] == 403, ans[5:7]
+    assert all(a["status"] == 403 for a in ans[7:]), ans[7:]
 
     # Admin on team-a: creates there, not elsewhere.
     d.cli("user", "grant", "bob", "--role", "admin", "--project", "team-a")
@@ -303,17 +314,19 @@ def test_roles_on_a_project_over_https(https_d):
     assert ans["status"] == 202, ans
     d.wait_task(ans["body"]["task"])
     assert d.vm("new")["project"] == "team-a"
-    for body, project in (({"name": "new2", "memory_mib": 64, "project": "team-b"}, "team-b"),
-                          ({"name": "new2", "memory_mib": 64}, "default")):
-        ans = call("POST", "/v1/vms", body, token=tok_admin)
-        assert ans["status"] == 403, ans
+    ans = calls(("POST", "/v1/vms", {"name": "new2", "memory_mib": 64, "project": "team-b"},
+                 tok_admin),
+                ("POST", "/v1/vms", {"name": "new2", "memory_mib": 64}, tok_admin),
+                ("GET", "/v1/vms", None, tok_admin))
+    for a, project in zip(ans, ("team-b", "default")):
+        assert a["status"] == 403, a
         assert f"creating a VM needs the admin role on project '{project}'" in \
-            ans["body"]["error"]["message"], ans
-    assert call("GET", "/v1/vms", token=tok_admin)["body"]["vms"][0]["name"] == "new"
+            a["body"]["error"]["message"], a
+    assert [v["name"] for v in ans[2]["body"]["vms"]] == ["new", "va"]
     # Taken back: nothing left to reach.
     d.cli("user", "revoke", "bob", "--project", "team-a")
-    assert call("GET", "/v1/vms/va", token=tok_admin)["status"] == 403
-    assert call("GET", "/v1/vms")["status"] == 403
+    ans = calls(("GET", "/v1/vms/va", None, tok_admin), ("GET", "/v1/vms"))
+    assert [a["status"] for a in ans] == [403, 403], ans
 
     # A cluster viewer with operator on team-a: reads all, runs team-a's.
     d.cli("user", "create", "cora", "--role", "viewer", "--password-file", "-",
