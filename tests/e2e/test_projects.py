@@ -7,8 +7,6 @@ with VMs is not deleted, and a delete racing a create never leaves a VM in
 a project that is gone; usage survives a restart of vireod."""
 
 import json
-import os
-import sqlite3
 import threading
 
 import pytest
@@ -26,13 +24,7 @@ def d():
 
 
 def usage_keys(d):
-    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
-    try:
-        rows = db.execute("SELECT key FROM documents WHERE key LIKE "
-                          "'cluster/project-usage/%'").fetchall()
-    finally:
-        db.close()
-    return sorted(k for (k,) in rows)
+    return d.store_keys("cluster/project-usage/")
 
 
 def race(n, fn):
