@@ -71,10 +71,28 @@ static char *read_password(const char *file)
     return pw;
 }
 
+/* "P1=operator, P2=viewer" of a user's roles on projects ("" for none). */
+static char *grants_words(const json_t *u)
+{
+    char *s = vo_strdup("");
+    const char *project;
+    json_t *role;
+    json_object_foreach(json_object_get(u, "grants"), project, role) {
+        char *more = vo_asprintf("%s%s%s=%s", s, *s ? ", " : "", project,
+                                 json_string_value(role) ? json_string_value(role) : "?");
+        free(s);
+        s = more;
+    }
+    return s;
+}
+
 static void print_user(const json_t *u)
 {
     out_kv(stdout, "name:", jstr(u, "name"));
     out_kv(stdout, "role:", jstr(u, "role"));
+    _cleanup_free_ char *grants = grants_words(u);
+    if (*grants)
+        out_kv(stdout, "projects:", grants);
 }
 
 static int user_create(const CliCommand *cmd, int argc, char **argv)
@@ -86,8 +104,10 @@ static int user_create(const CliCommand *cmd, int argc, char **argv)
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
     if (!role)
-        return cli_usage_error("user create", "'user create' needs --role admin|operator|viewer");
-    if (!cli_parse_choice("--role", role, roles))
+        return cli_usage_error("user create", "'user create' needs --role "
+                               "admin|operator|viewer|none");
+    static const char *const user_roles[] = { "admin", "operator", "viewer", "none", NULL };
+    if (!cli_parse_choice("--role", role, user_roles))
         return CLI_EXIT_USAGE;
     char *pw = read_password(file);
     if (!pw)
@@ -109,12 +129,14 @@ static int user_list(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!api_read_command(cmd, argc, argv, "/v1/users", &doc, &exit_status))
         return exit_status;
-    static const char *const headers[] = { "NAME", "ROLE", "CREATED" };
+    static const char *const headers[] = { "NAME", "ROLE", "PROJECTS", "CREATED" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
     json_t *u;
     json_array_foreach(doc, i, u) {
-        const char *cells[] = { jstr(u, "name"), jstr(u, "role"), jstr(u, "created_at") };
+        _cleanup_free_ char *grants = grants_words(u);
+        const char *cells[] = { jstr(u, "name"), jstr(u, "role"), grants,
+                                jstr(u, "created_at") };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -218,18 +240,62 @@ static int token_list(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* `user grant USER --role R --project P` and `user revoke USER --project P`. */
+static int user_grant_or_revoke(const CliCommand *cmd, int argc, char **argv, bool grant)
+{
+    const char *name = NULL, *role = NULL, *project = NULL;
+    const CliOption opts[] = { { "--role", &role, NULL }, { "--project", &project, NULL },
+                               { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    if (!project || (grant && !role))
+        return cli_usage_error(grant ? "user grant" : "user revoke", grant
+                               ? "'user grant' needs --role admin|operator|viewer and --project P"
+                               : "'user revoke' needs --project P");
+    if (grant && !cli_parse_choice("--role", role, roles))
+        return CLI_EXIT_USAGE;
+    json_t *doc = NULL;
+    int r;
+    if (grant) {
+        _cleanup_free_ char *path = api_path("users", name, "/grants");
+        json_t *body = json_pack("{s:s, s:s}", "project", project, "role", role);
+        r = api_call("POST", path, body, &doc);
+        json_decref(body);
+    } else {
+        _cleanup_free_ char *escaped = api_escape(project);
+        _cleanup_free_ char *base = api_path("users", name, "/grants");
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", base, escaped);
+        r = api_call("DELETE", path, NULL, &doc);
+    }
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    return api_print_doc(doc, print_user);
+}
+
+static int user_grant(const CliCommand *cmd, int argc, char **argv)
+{
+    return user_grant_or_revoke(cmd, argc, argv, true);
+}
+
+static int user_revoke(const CliCommand *cmd, int argc, char **argv)
+{
+    return user_grant_or_revoke(cmd, argc, argv, false);
+}
+
 static int token_revoke(const CliCommand *cmd, int argc, char **argv)
 {
     return api_delete_command(cmd, argc, argv, "tokens");
 }
 
 static const CliCommand user_commands[] = {
-    { "user", "create", "NAME", "--role admin|operator|viewer [--password-file FILE]",
+    { "user", "create", "NAME", "--role admin|operator|viewer|none [--password-file FILE]",
       "Create a user of the HTTPS API and web UI (asks the password twice).",
-      "Roles (on the whole cluster; projects come later):\n"
+      "Roles (on the whole cluster; on one project: vireo user grant):\n"
       "  viewer                reads only\n"
       "  operator              also VM lifecycle, consoles, snapshots, backups\n"
       "  admin                 everything\n"
+      "  none                  nothing but what roles on projects give\n"
       "  --password-file FILE  the password is FILE's first line (- : standard input);\n"
       "                        at least 8 characters. Stored as an argon2id hash.\n"
       "\nExample:\n  vireo user create alice --role operator\n",
@@ -239,6 +305,16 @@ static const CliCommand user_commands[] = {
       user_delete },
     { "user", "passwd", "NAME", "[--password-file FILE]",
       "Set a user's password (their open sessions end).", NULL, user_passwd },
+    { "user", "grant", "NAME", "--role admin|operator|viewer --project P",
+      "Give a user a role on project P (on its VMs; docs/projects.md).",
+      "On P's VMs the higher of the user's cluster role and this one counts. A user\n"
+      "with role none sees only the VMs of their projects (others answer 404) and\n"
+      "creates VMs only in a project where they are admin. Their tokens likewise\n"
+      "(each at most the token's role).\n"
+      "\nExample:\n  vireo user create bob --role none\n"
+      "  vireo user grant bob --role operator --project team-a\n", user_grant },
+    { "user", "revoke", "NAME", "--project P", "Take back a user's role on project P.", NULL,
+      user_revoke },
 };
 
 const CliNoun cli_noun_user = { "user", "users of the HTTPS API and web UI", user_commands,

@@ -59,6 +59,7 @@ extern const CliNoun cli_noun_vm, cli_noun_snapshot, cli_noun_backup, cli_noun_i
     cli_noun_events, cli_noun_cluster, cli_noun_group, cli_noun_placement;
 extern const CliNoun cli_noun_user, cli_noun_token;
 extern const CliNoun cli_noun_schedule;
+extern const CliNoun cli_noun_user, cli_noun_token, cli_noun_project;
 
 /* vm-guest.c: what the guest agent answers (vm exec, vm set-password, the
  * guest part of vm show). */

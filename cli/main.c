@@ -15,6 +15,7 @@ static const CliNoun *const nouns[] = {
     &cli_noun_host,   &cli_noun_cluster, &cli_noun_events,  &cli_noun_group,   &cli_noun_placement,
     &cli_noun_user,   &cli_noun_token,
     &cli_noun_schedule,
+    &cli_noun_user,   &cli_noun_token,   &cli_noun_project,
 };
 
 /* "create NAME" (with_noun false) or "vm create NAME" for the help lists. */

@@ -44,7 +44,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
                *accel = NULL, *max_vcpus = NULL, *max_memory = NULL, *group = NULL,
                *host = NULL, *pool = NULL, *cdrom = NULL, *boot = NULL, *ha_priority = NULL,
-               *ha_group = NULL, *firmware = NULL, *display = NULL, *disk_volume = NULL;
+               *ha_group = NULL, *firmware = NULL, *display = NULL, *disk_volume = NULL,
+               *project = NULL;
     bool autostart = false, full_clone = false, async = false, blank = false, ha = false;
     bool secure_boot = false;
     CliCloudInitOpts ci = { 0 };
@@ -56,6 +57,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         { "--accel", &accel, NULL },   { "--autostart", NULL, &autostart },
         { "--full-clone", NULL, &full_clone },
         { "--group", &group, NULL },   { "--host", &host, NULL },
+        { "--project", &project, NULL },
         { "--pool", &pool, NULL },     { "--disk", &disk_volume, NULL },
         { "--blank", NULL, &blank },   { "--cdrom", &cdrom, NULL },
         { "--boot", &boot, NULL },
@@ -94,6 +96,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "group", json_string(group));
     if (host)
         json_object_set_new(body, "host", json_string(host));
+    if (project)
+        json_object_set_new(body, "project", json_string(project));
     if (pool)
         json_object_set_new(body, "pool", json_string(pool));
     if (disk_volume)
@@ -423,13 +427,17 @@ static int vm_list(const CliCommand *cmd, int argc, char **argv)
     /* Both forms list the summary of each VM (the table's fields plus id, pid
      * and autostart), as `vireo vm show NAME` gives one VM in full: a list of
      * thousands of full documents is ~20x the bytes and the time. */
-    const char *host = NULL;
-    const CliOption opts[] = { { "--host", &host, NULL }, { NULL, NULL, NULL } };
+    const char *host = NULL, *project = NULL;
+    const CliOption opts[] = { { "--host", &host, NULL }, { "--project", &project, NULL },
+                               { NULL, NULL, NULL } };
     if (!cli_parse_args(cmd, argc, argv, opts, NULL, &exit_status))
         return exit_status;
     _cleanup_free_ char *escaped = host ? api_escape(host) : NULL;
-    _cleanup_free_ char *path = vo_asprintf("/v1/vms?view=summary%s%s", host ? "&host=" : "",
-                                            host ? escaped : "");
+    _cleanup_free_ char *escaped_project = project ? api_escape(project) : NULL;
+    _cleanup_free_ char *path = vo_asprintf("/v1/vms?view=summary%s%s%s%s",
+                                            host ? "&host=" : "", host ? escaped : "",
+                                            project ? "&project=" : "",
+                                            project ? escaped_project : "");
     if (!api_read_path(path, &doc, &exit_status))
         return exit_status;
     /* HOST: the host that has the VM (in a cluster, any host lists them all). */
@@ -463,10 +471,11 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
     const char *name = NULL, *new_name = NULL, *vcpus = NULL, *memory = NULL;
     const char *max_vcpus = NULL, *max_memory = NULL;
     const char *ha = NULL, *ha_priority = NULL, *ha_group = NULL, *firmware = NULL;
-    const char *secure_boot = NULL, *display = NULL;
+    const char *secure_boot = NULL, *display = NULL, *project = NULL;
     bool autostart = false, no_autostart = false, async = false;
     const CliOption opts[] = {
         { "--name", &new_name, NULL },
+        { "--project", &project, NULL },
         { "--display", &display, NULL },
         { "--firmware", &firmware, NULL },
         { "--secure-boot", &secure_boot, NULL },
@@ -489,11 +498,11 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         return cli_usage_error("vm edit", "--autostart and --no-autostart contradict each other");
     if (!new_name && !vcpus && !memory && !max_vcpus && !max_memory && !autostart &&
         !no_autostart && !ha && !ha_priority && !ha_group && !firmware && !secure_boot &&
-        !display)
+        !display && !project)
         return cli_usage_error(strcmp(cmd->verb, "set") ? "vm edit" : "vm set", "nothing to change: give --name, --vcpus, --memory, "
                                           "--max-vcpus, --max-memory, --autostart, "
                                           "--no-autostart, --ha, --ha-priority, --ha-group, "
-                                          "--firmware, --secure-boot or --display");
+                                          "--firmware, --secure-boot, --display or --project");
     if (secure_boot && strcmp(secure_boot, "on") && strcmp(secure_boot, "off")) {
         cli_error("--secure-boot: '%s' is not on or off", secure_boot);
         return CLI_EXIT_USAGE;
@@ -532,6 +541,8 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "secure_boot", json_boolean(!strcmp(secure_boot, "on")));
     if (display)
         json_object_set_new(body, "display", json_string(display));
+    if (project)
+        json_object_set_new(body, "project", json_string(project));
     if (!ok) {
         json_decref(body);
         return CLI_EXIT_USAGE;
@@ -966,7 +977,7 @@ static const CliCommand vm_commands[] = {
       "[--image IMG] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "
       "[--disk-size SIZE] [--accel auto|kvm|tcg] "
       "[--network NET]... [--autostart] [--full-clone] [--pool POOL | --disk POOL/NAME] "
-      "[--group NAME] [--host HOST] "
+      "[--group NAME] [--host HOST] [--project NAME] "
       "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] "
       "[--firmware bios|uefi [--secure-boot]] [--display vga|virtio|none] "
       "[--ha [--ha-priority N] [--ha-group NAME]] "
@@ -998,6 +1009,8 @@ static const CliCommand vm_commands[] = {
       "                        does not own it (its delete keeps it); refused while\n"
       "                        another VM has it, unless it is shareable\n"
       "  --group NAME          put the VM in placement group NAME (vireo group create)\n"
+      "  --project NAME        count the VM against project NAME's quotas (vireo project\n"
+      "                        create; default: project default); refused when over one\n"
       "  --host HOST           create it on host HOST (a name or id; still checked: the\n"
       "                        reason is given when it does not fit there). Without it,\n"
       "                        a cluster's manager picks the host (vireo placement)\n"
@@ -1069,15 +1082,18 @@ static const CliCommand vm_commands[] = {
       "  --host HOST           only the VMs of this host\n"
       "  --once                print one table and exit (with --output json: a document)\n",
       cli_vm_top },
-    { "vm", "list", NULL, "[--host HOST]", "List the VMs (in a cluster, every host's).",
+    { "vm", "list", NULL, "[--host HOST] [--project NAME]",
+      "List the VMs (in a cluster, every host's).",
       "HOST is the host that has the VM; a VM of an offline host shows its last known\n"
       "state, marked \"(host offline)\".\n"
       "\nOptions:\n"
-      "  --host HOST           only the VMs of this host\n", vm_list },
+      "  --host HOST           only the VMs of this host\n"
+      "  --project NAME        only the VMs of this project\n", vm_list },
 #define VM_EDIT_USAGE                                                                           \
     "[--name NEW] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "             \
     "[--autostart|--no-autostart] [--ha on|off] [--ha-priority N] [--ha-group NAME] "            \
-    "[--firmware bios|uefi] [--secure-boot on|off] [--display vga|virtio|none] [--async]"
+    "[--firmware bios|uefi] [--secure-boot on|off] [--display vga|virtio|none] "              \
+    "[--project NAME] [--async]"
 #define VM_EDIT_HELP                                                                            \
     "On a running VM, --vcpus and --memory change at once, without a reboot (hot-plug),\n"       \
     "up to the maximums the VM was started with; lowering memory below what it booted\n"        \
@@ -1086,6 +1102,7 @@ static const CliCommand vm_commands[] = {
     "stopped VM beyond its maximum raises the maximum too.\n"                                  \
     "\nOptions:\n"                                                                              \
     "  --name NEW            rename the VM\n"                                                   \
+    "  --project NAME        move the VM to project NAME (checked against its quotas)\n"     \
     "  --vcpus N             virtual CPUs\n"                                                    \
     "  --memory SIZE         memory; a bare number is MiB, or use K/M/G/T\n"                    \
     "  --max-vcpus N         vCPUs the VM may reach while it runs (stopped VM only)\n"          \

@@ -22,6 +22,7 @@ typedef enum {
     VO_ERR_LOOP_DETECTED,       /* 508: a request forwarded by a peer would be forwarded again */
     VO_ERR_PERMISSION_DENIED,   /* 403: a peer-only route, a certificate of the cluster CA that names no member */
     VO_ERR_FENCED,              /* 409: this host fenced itself (lost its lease): it starts nothing */
+    VO_ERR_QUOTA_EXCEEDED,      /* 409: the change would take its project over a quota */
     _VO_ERR_MAX,
 } VoErrorCode;
 
@@ -36,6 +37,10 @@ typedef enum {
 /* The errno internal code returns when this host fenced itself (RUN/fenced,
  * docs/ha.md) and a VM start is refused: the API's 409 fenced. */
 #define VO_EFENCED ENOLINK
+
+/* The errno internal code returns when a change would take a project over
+ * one of its quotas (conf/quota.h): the API's 409 quota-exceeded. */
+#define VO_EQUOTA EXFULL
 
 const char *vo_error_code_name(VoErrorCode code);
 int vo_error_http_status(VoErrorCode code);

@@ -28,11 +28,13 @@ static char *token_key(const char *id)
     return vo_asprintf(TOKENS_PREFIX "%s", id);
 }
 
-static json_t *load_doc(VoDaemon *d, const char *key, int *ret_r)
+/* The document at key (its revision in *ret_rev, may be NULL), or NULL
+ * with *ret_r. */
+static json_t *load_doc_rev(VoDaemon *d, const char *key, int64_t *ret_rev, int *ret_r)
 {
     _cleanup_free_ char *text = NULL;
     int64_t rev = 0;
-    *ret_r = vo_store_get(d->store, key, &text, &rev);
+    *ret_r = vo_store_get(d->store, key, &text, ret_rev ? ret_rev : &rev);
     if (*ret_r < 0)
         return NULL;
     json_t *doc = json_loads(text, 0, NULL);
@@ -44,6 +46,11 @@ static json_t *load_doc(VoDaemon *d, const char *key, int *ret_r)
     return doc;
 }
 
+static json_t *load_doc(VoDaemon *d, const char *key, int *ret_r)
+{
+    return load_doc_rev(d, key, NULL, ret_r);
+}
+
 static int store_doc(VoDaemon *d, const char *key, json_t *doc, int64_t expected)
 {
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
@@ -52,13 +59,38 @@ static int store_doc(VoDaemon *d, const char *key, json_t *doc, int64_t expected
 
 /* ---- Authentication (access-check.c calls these) ---- */
 
+/* The user's document and its revision (ret_rev may be NULL), or NULL
+ * with *ret_r (-ENOENT for a bad name). */
+static json_t *load_user_rev(VoDaemon *d, const char *name, int64_t *ret_rev, int *ret_r)
+{
+    if (!vo_name_valid(name)) {
+        *ret_r = -ENOENT;
+        return NULL;
+    }
+    _cleanup_free_ char *key = user_key(name);
+    return load_doc_rev(d, key, ret_rev, ret_r);
+}
+
+static json_t *load_user(VoDaemon *d, const char *name, int *ret_r)
+{
+    return load_user_rev(d, name, NULL, ret_r);
+}
+
+/* The answer to a change of user name's document that ended with r. */
+static void reply_user_changed(VoReply *rep, int r, const char *name, const char *what)
+{
+    if (r == -ENOENT)
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "no user '%s'", name);
+    else if (r == -ESTALE)
+        vo_reply_error(rep, VO_ERR_CONFLICT, "user '%s' changed meanwhile; try again", name);
+    else
+        vo_reply_errno(rep, r, what);
+}
+
 int vo_access_user_role(VoDaemon *d, const char *name, VoRole *ret_role, char **ret_hash)
 {
-    if (!vo_name_valid(name))
-        return -ENOENT;
-    _cleanup_free_ char *key = user_key(name);
     int r;
-    json_t *doc = load_doc(d, key, &r);
+    json_t *doc = load_user(d, name, &r);
     if (!doc)
         return r;
     r = vo_role_parse(json_string_value(json_object_get(doc, "role")), ret_role);
@@ -85,6 +117,30 @@ int vo_access_session_user(VoDaemon *d, const char *name, int64_t created_wall_m
         r = -ESTALE;
     json_decref(doc);
     return r;
+}
+
+int vo_access_user_grants(VoDaemon *d, const char *name, VoRole cap, VoPrincipal *p)
+{
+    p->n_grants = 0;
+    int r;
+    json_t *doc = load_user(d, name, &r);
+    if (!doc)
+        return r;
+    const char *project;
+    json_t *role_text;
+    json_object_foreach(json_object_get(doc, "grants"), project, role_text) {
+        VoRole role;
+        if (p->n_grants == VO_GRANTS_MAX ||
+            vo_role_parse(json_string_value(role_text), &role) < 0 || role < VO_ROLE_VIEWER)
+            continue;
+        VoGrant *g = &p->grants[p->n_grants];
+        snprintf(g->project, sizeof(g->project), "%s", project);
+        g->role = role < cap ? role : cap;
+        if (g->role >= VO_ROLE_VIEWER)
+            p->n_grants++;
+    }
+    json_decref(doc);
+    return 0;
 }
 
 int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
@@ -118,8 +174,15 @@ int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
             r = vo_access_user_role(d, user, &user_role, NULL);
             if (r == -ENOENT)
                 r = -EACCES;
-            else if (r == 0 && user_role < p->role)
-                p->role = user_role;
+            else if (r == 0) {
+                VoRole token_role = p->role;
+                if (user_role < p->role)
+                    p->role = user_role;
+                /* Its user's roles on projects, at most the token's role. */
+                r = vo_access_user_grants(d, user, token_role, p);
+                if (r == -ENOENT)
+                    r = -EACCES;
+            }
         }
     }
     json_decref(doc);
@@ -130,8 +193,10 @@ int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p)
 
 static json_t *user_public(const char *name, json_t *doc)
 {
-    return json_pack("{s:s, s:O?, s:O?}", "name", name, "role", json_object_get(doc, "role"),
-                     "created_at", json_object_get(doc, "created_at"));
+    json_t *grants = json_object_get(doc, "grants");
+    return json_pack("{s:s, s:O?, s:O?, s:o}", "name", name, "role",
+                     json_object_get(doc, "role"), "created_at", json_object_get(doc, "created_at"),
+                     "grants", grants ? json_deep_copy(grants) : json_object());
 }
 
 /* 200 with [public(key, doc)] of every document under prefix. */
@@ -186,8 +251,8 @@ void vo_api_user_create(VoRequest *req, VoReply *rep)
         return;
     }
     if (vo_role_parse(role_text, &role) < 0) {
-        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "role '%s': one of admin, operator, viewer",
-                       role_text);
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "role '%s': one of admin, operator, viewer, "
+                       "none (roles on projects only: vireo user grant)", role_text);
         return;
     }
     if (!password_ok(rep, password))
@@ -255,35 +320,85 @@ void vo_api_user_password(VoRequest *req, VoReply *rep)
     const char *name = req->params[0], *password = NULL;
     if (!vo_request_unpack(req, rep, "{s:s}", "password", &password) || !password_ok(rep, password))
         return;
-    _cleanup_free_ char *key = vo_name_valid(name) ? user_key(name) : NULL;
-    int r = -ENOENT;
+    int r;
     int64_t rev = 0;
-    _cleanup_free_ char *text = NULL;
-    if (key)
-        r = vo_store_get(req->d->store, key, &text, &rev);
-    json_t *doc = r == 0 ? json_loads(text, 0, NULL) : NULL;
+    json_t *doc = load_user_rev(req->d, name, &rev, &r);
     _cleanup_free_ char *hash = NULL;
-    if (r == 0 && !json_is_object(doc))
-        r = -EIO;
     if (r == 0)
         r = vo_access_password_hash(password, &hash);
     if (r == 0) {
         json_object_set_new(doc, "password_hash", json_string(hash));
         /* Sessions made before it end on every host (access-check.c). */
         json_object_set_new(doc, "password_changed_ms", json_integer(vo_wall_ms()));
+        _cleanup_free_ char *key = user_key(name);
         r = store_doc(req->d, key, doc, rev);
     }
     json_decref(doc);
-    if (r == -ENOENT)
-        vo_reply_error(rep, VO_ERR_NOT_FOUND, "no user '%s'", name);
-    else if (r == -ESTALE)
-        vo_reply_error(rep, VO_ERR_CONFLICT, "user '%s' changed meanwhile; try again", name);
-    else if (r < 0)
-        vo_reply_errno(rep, r, "cannot change the password");
+    if (r < 0)
+        reply_user_changed(rep, r, name, "cannot change the password");
     else {
         vo_session_delete_user(name); /* a new password ends the old sessions */
         vo_reply_json(rep, 200, json_object());
     }
+}
+
+/* ---- Roles on projects ---- */
+
+/* Sets (role non-NULL) or removes the user's role on project, compared at
+ * the revision read; 200 with the user. */
+static void change_grant(VoRequest *req, VoReply *rep, const char *project, const char *role)
+{
+    const char *name = req->params[0];
+    int r;
+    int64_t rev = 0;
+    json_t *doc = load_user_rev(req->d, name, &rev, &r);
+    json_t *grants = doc ? json_object_get(doc, "grants") : NULL;
+    if (r == 0 && !role && !json_object_get(grants, project)) {
+        json_decref(doc);
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "user '%s' has no role on project '%s'", name,
+                       project);
+        return;
+    }
+    if (r == 0) {
+        if (!json_is_object(grants)) {
+            grants = json_object();
+            json_object_set_new(doc, "grants", grants);
+        }
+        if (role)
+            json_object_set_new(grants, project, json_string(role));
+        else
+            json_object_del(grants, project);
+        _cleanup_free_ char *key = user_key(name);
+        r = store_doc(req->d, key, doc, rev);
+    }
+    if (r < 0)
+        reply_user_changed(rep, r, name, "cannot change the user's roles");
+    else {
+        log_info("user '%s': role on project '%s' %s%s", name, project, role ? "set to " : "removed",
+                 role ? role : "");
+        vo_reply_json(rep, 200, user_public(name, doc));
+    }
+    json_decref(doc);
+}
+
+void vo_api_user_grant(VoRequest *req, VoReply *rep)
+{
+    const char *project = NULL, *role_text = NULL;
+    if (!vo_request_unpack(req, rep, "{s:s, s:s}", "project", &project, "role", &role_text))
+        return;
+    VoRole role;
+    if (vo_role_parse(role_text, &role) < 0 || role == VO_ROLE_NONE) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "role '%s': one of admin, operator, viewer",
+                       role_text);
+        return;
+    }
+    if (vo_api_project_named(req, rep, project))
+        change_grant(req, rep, project, vo_role_name(role));
+}
+
+void vo_api_user_revoke(VoRequest *req, VoReply *rep)
+{
+    change_grant(req, rep, req->params[1], NULL);
 }
 
 /* ---- Tokens ---- */
@@ -310,7 +425,7 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
                            "expires", &expires))
         return;
     VoRole role, user_role;
-    if (vo_role_parse(role_text, &role) < 0) {
+    if (vo_role_parse(role_text, &role) < 0 || role == VO_ROLE_NONE) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "role '%s': one of admin, operator, viewer",
                        role_text);
         return;
@@ -331,6 +446,9 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
         user = who->user;
     if (user) {
         int r = vo_access_user_role(req->d, user, &user_role, NULL);
+        VoPrincipal with_grants = { .role = user_role };
+        if (r == 0 && (r = vo_access_user_grants(req->d, user, VO_ROLE_ADMIN, &with_grants)) == 0)
+            user_role = vo_principal_role_max(&with_grants); /* a project's role counts */
         if (r == -ENOENT) {
             vo_reply_error(rep, VO_ERR_NOT_FOUND, "user: no user '%s'", user);
             return;
@@ -346,9 +464,10 @@ void vo_api_token_create(VoRequest *req, VoReply *rep)
         }
     }
     /* Nobody makes a token stronger than themselves. */
-    if (who->kind != VO_PRINCIPAL_ROOT && who->kind != VO_PRINCIPAL_PEER && role > who->role) {
+    if (who->kind != VO_PRINCIPAL_ROOT && who->kind != VO_PRINCIPAL_PEER &&
+        role > vo_principal_role_max(who)) {
         vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "role %s: more than you have (%s)",
-                       vo_role_name(role), vo_role_name(who->role));
+                       vo_role_name(role), vo_role_name(vo_principal_role_max(who)));
         return;
     }
     VoTokenParts parts;
@@ -518,8 +637,13 @@ void vo_api_whoami(VoRequest *req, VoReply *rep)
     const VoPrincipal *who = vo_access_current();
     char by[128];
     vo_principal_describe(who, by, sizeof(by));
-    vo_reply_json(rep, 200, json_pack("{s:s, s:s}", "principal", by, "role",
+    json_t *grants = json_object();
+    for (size_t i = 0; i < who->n_grants; i++)
+        json_object_set_new(grants, who->grants[i].project,
+                            json_string(vo_role_name(who->grants[i].role)));
+    vo_reply_json(rep, 200, json_pack("{s:s, s:s, s:o}", "principal", by, "role",
                                       vo_role_name(who->kind == VO_PRINCIPAL_ROOT ||
                                                    who->kind == VO_PRINCIPAL_PEER
-                                                       ? VO_ROLE_ADMIN : who->role)));
+                                                       ? VO_ROLE_ADMIN : who->role),
+                                      "grants", grants));
 }

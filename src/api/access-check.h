@@ -24,6 +24,9 @@ int vo_access_user_role(VoDaemon *d, const char *name, VoRole *ret_role, char **
  * created_wall_ms), or the store's error. */
 int vo_access_session_user(VoDaemon *d, const char *name, int64_t created_wall_ms,
                            VoRole *ret_role);
+/* The user's roles on projects into p->grants, each at most cap (a
+ * token's role); 0, -ENOENT, or the store's error. */
+int vo_access_user_grants(VoDaemon *d, const char *name, VoRole cap, VoPrincipal *p);
 /* 0 with p filled for a valid, unexpired token; -EINVAL (not a token),
  * -EACCES (unknown, revoked, expired or wrong secret), or the store's error. */
 int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p);

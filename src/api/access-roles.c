@@ -12,11 +12,17 @@ static const char *const role_names[] = { "viewer", "operator", "admin" };
 
 const char *vo_role_name(VoRole role)
 {
+    if (role == VO_ROLE_NONE)
+        return "none";
     return role >= VO_ROLE_VIEWER && role <= VO_ROLE_ADMIN ? role_names[role] : "admin";
 }
 
 int vo_role_parse(const char *text, VoRole *ret)
 {
+    if (text && !strcmp(text, "none")) {
+        *ret = VO_ROLE_NONE;
+        return 0;
+    }
     for (int i = VO_ROLE_VIEWER; i <= VO_ROLE_ADMIN; i++)
         if (text && !strcmp(text, role_names[i])) {
             *ret = (VoRole)i;
@@ -91,4 +97,41 @@ VoRole vo_access_role_needed(const char *method, const char *pattern)
 bool vo_access_route_public(const char *method, const char *pattern)
 {
     return method && pattern && !strcmp(method, "POST") && !strcmp(pattern, "/v1/login");
+}
+
+bool vo_access_route_scoped(const char *method, const char *pattern)
+{
+    if (!method || !pattern)
+        return false;
+    if (!strcmp(pattern, "/v1/vms") || !strncmp(pattern, "/v1/vms/{vm}", 12))
+        return true;
+    bool read = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    return (read && (!strcmp(pattern, "/v1/projects") ||
+                     !strcmp(pattern, "/v1/projects/{project}") ||
+                     !strcmp(pattern, "/v1/tasks/{id}") || !strcmp(pattern, "/v1/whoami"))) ||
+           (!strcmp(method, "POST") && !strcmp(pattern, "/v1/logout"));
+}
+
+VoRole vo_principal_role_in(const VoPrincipal *p, const char *project)
+{
+    VoRole role = p->role;
+    for (size_t i = 0; project && i < p->n_grants; i++)
+        if (!strcmp(p->grants[i].project, project) && p->grants[i].role > role)
+            role = p->grants[i].role;
+    return role;
+}
+
+VoRole vo_principal_role_max(const VoPrincipal *p)
+{
+    VoRole role = p->role;
+    for (size_t i = 0; i < p->n_grants; i++)
+        if (p->grants[i].role > role)
+            role = p->grants[i].role;
+    return role;
+}
+
+bool vo_principal_scoped(const VoPrincipal *p)
+{
+    return (p->kind == VO_PRINCIPAL_USER || p->kind == VO_PRINCIPAL_TOKEN) &&
+           p->role < p->needed;
 }

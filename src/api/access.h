@@ -12,13 +12,14 @@
 
 /* Roles, in increasing power: each can do what the ones before it can. */
 typedef enum {
+    VO_ROLE_NONE = -1,    /* no role on the whole cluster: only its projects' (grants) */
     VO_ROLE_VIEWER = 0,   /* reads only */
     VO_ROLE_OPERATOR = 1, /* VM lifecycle, consoles, snapshots, backups */
     VO_ROLE_ADMIN = 2,    /* everything */
 } VoRole;
 
 const char *vo_role_name(VoRole role);
-/* "admin", "operator", "viewer": 0, or -EINVAL. */
+/* "admin", "operator", "viewer" (and "none" for VO_ROLE_NONE): 0, or -EINVAL. */
 int vo_role_parse(const char *text, VoRole *ret);
 
 /* The role a request needs, from its method and route pattern (as in
@@ -103,6 +104,22 @@ int vo_session_find(const char *id, int64_t now_ms, VoSession *ret);
 void vo_session_delete(const char *id);
 void vo_session_delete_user(const char *user);
 
+/* ---- Roles on a project (docs/projects.md) ----
+ * A user may hold a role on a project besides (or instead of: role none)
+ * one on the whole cluster; on the objects of that project the higher of
+ * the two counts. */
+#define VO_GRANTS_MAX 16
+typedef struct {
+    char project[64];
+    VoRole role;
+} VoGrant;
+
+/* Routes a principal with a role only on projects may reach when its
+ * cluster role falls short: the decision is then the object's (its
+ * project's role: api/project-gate.c): the VMs' routes, reads of projects,
+ * a task by id, whoami and logout. */
+bool vo_access_route_scoped(const char *method, const char *pattern);
+
 /* ---- Who asks (the request's principal) ---- */
 typedef enum {
     VO_PRINCIPAL_NONE,  /* not authenticated (POST /v1/login) */
@@ -118,7 +135,18 @@ typedef struct {
     char user[64];     /* a token's user ("" when none) */
     char session[VO_ACCESS_SECRET_LEN + 1]; /* a session's id */
     char address[64];  /* the client's address (TCP) */
+    VoGrant grants[VO_GRANTS_MAX]; /* its roles on projects */
+    size_t n_grants;
+    VoRole needed;     /* the role the request's route needs (access-check.c) */
 } VoPrincipal;
+/* The principal's role on the objects of project: the higher of its
+ * cluster role and its grant there. */
+VoRole vo_principal_role_in(const VoPrincipal *p, const char *project);
+/* Its highest role anywhere (cluster or any project). */
+VoRole vo_principal_role_max(const VoPrincipal *p);
+/* Whether its cluster role falls short of the request's route, which it
+ * may reach through a project role (the project gate decides). */
+bool vo_principal_scoped(const VoPrincipal *p);
 /* "user:NAME", "token:ID", "root", "peer": for audit. */
 void vo_principal_describe(const VoPrincipal *p, char *out, size_t size);
 /* The principal of the request on the calling thread (the server sets it

@@ -40,6 +40,17 @@ void vo_api_group_create(VoRequest *req, VoReply *rep);
 void vo_api_group_show(VoRequest *req, VoReply *rep);
 void vo_api_group_delete(VoRequest *req, VoReply *rep);
 void vo_api_placement_show(VoRequest *req, VoReply *rep);
+/* Projects (projects-api.c). */
+void vo_api_projects_list(VoRequest *req, VoReply *rep);
+void vo_api_user_grant(VoRequest *req, VoReply *rep);  /* access-api.c */
+void vo_api_user_revoke(VoRequest *req, VoReply *rep);
+void vo_api_project_create(VoRequest *req, VoReply *rep);
+void vo_api_project_show(VoRequest *req, VoReply *rep);
+void vo_api_project_set(VoRequest *req, VoReply *rep);
+void vo_api_project_delete(VoRequest *req, VoReply *rep);
+/* A request's field naming project: true when it exists, else false with
+ * rep filled (400 naming it). */
+bool vo_api_project_named(VoRequest *req, VoReply *rep, const char *project);
 void vo_api_placement_set(VoRequest *req, VoReply *rep);
 void vo_api_images_list(VoRequest *req, VoReply *rep);
 void vo_api_image_show(VoRequest *req, VoReply *rep);

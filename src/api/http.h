@@ -125,6 +125,13 @@ void vo_reply_found(VoReply *rep, int r, json_t *doc, char *error);
  * route's handler serves it here. */
 bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern);
 
+/* Roles on a project (project-gate.c): for a principal whose cluster role
+ * falls short of the route, the gate before the handler (false with rep
+ * filled: 404 for another project's VM, 403 for a role too low there) and
+ * the filter of a list's answer after it. */
+bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern);
+void vo_api_project_filter(VoRequest *req, VoReply *rep, const char *pattern);
+
 /* The HTTP server on a Unix socket. */
 typedef struct VoApiServer VoApiServer;
 int vo_api_server_start(VoDaemon *d, const char *socket_path, VoApiServer **ret);

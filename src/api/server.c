@@ -783,8 +783,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     else if (p->streaming)
         finish_upload(&req, p, &rep);
     else if (parse_body(&req, p, &rep) && quorum_gate(d, method, &rep) &&
-             !vo_api_any_door(&req, &rep, p->route->pattern))
+             vo_api_project_gate(&req, &rep, p->route->pattern) &&
+             !vo_api_any_door(&req, &rep, p->route->pattern)) {
         p->route->fn(&req, &rep);
+        vo_api_project_filter(&req, &rep, p->route->pattern);
+    }
     vo_tasks_set_requester(false, 0, 0);
     vo_tasks_set_requester_who(NULL);
     vo_access_set_current(NULL);

@@ -83,6 +83,10 @@ void vo_api_vms_list(VoRequest *req, VoReply *rep)
         vo_json_array_sort_by(arr, "name", "host", false);
     }
     vo_cluster_host_clear(&other);
+    /* ?project=NAME: one project's VMs (every VM shows its project). */
+    const char *project = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+                                                      "project");
+    vo_vms_json_by_project(arr, project);
     vo_reply_json(rep, 200, json_pack("{s:o}", "vms", arr));
 }
 
@@ -247,6 +251,7 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
 {
     const char *name = NULL, *image = "default", *accel = "auto", *group = NULL, *host = NULL;
     const char *pool = NULL, *disk_volume = NULL; /* read again by vm_create_here */
+    const char *project = NULL;                   /* this one too */
     json_int_t vcpus = 1, memory = 512, disk_size = 0, max_vcpus = 0, max_memory = 0;
     int autostart = 0, full_clone = 0, ha = 0;
     json_int_t ha_priority = 0;
@@ -259,7 +264,7 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
         return;
     if (!vo_request_unpack(req, rep,
                            "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s, s?s,"
-                           " s?o, s?o, s?b, s?b, s?I, s?s, s?o, s?o, s?o, s?s, s?o}",
+                           " s?o, s?o, s?b, s?b, s?I, s?s, s?o, s?o, s?o, s?s, s?o, s?s}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
@@ -268,9 +273,13 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
                            "boot", &boot, "blank", &blank, "ha", &ha,
                            "ha_priority", &ha_priority, "ha_group", &ha_group, "firmware",
                            &firmware, "secure_boot", &secure_boot, "display", &display,
-                           "disk_volume", &disk_volume, "cloud_init", &cloud_init))
+                           "disk_volume", &disk_volume, "cloud_init", &cloud_init,
+                           "project", &project))
         return;
     (void)display; /* read by create_boot_args */
+    /* Before placement: a document of the whole cluster. */
+    if (project && !vo_api_project_named(req, rep, project))
+        return;
     if (!ha_fields_valid(rep, ha_priority, ha_group))
         return;
     /* Where it goes (a cluster: the manager places it) is decided before the
@@ -379,6 +388,7 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
     args.memory_mib = (uint64_t)memory;
     args.disk_size_bytes = (uint64_t)disk_size;
     args.disk_volume = json_string_value(json_object_get(req->body, "disk_volume"));
+    args.project = json_string_value(json_object_get(req->body, "project"));
     json_t *task = NULL, *vm = NULL;
     char *error = NULL;
     int64_t t0 = vo_now_us();
@@ -405,13 +415,16 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     const char *name = NULL;
     json_int_t vcpus = 0, memory = 0, max_vcpus = 0, max_memory = 0;
     json_t *autostart = NULL, *ha = NULL, *ha_priority = NULL, *secure_boot = NULL;
-    const char *ha_group = NULL, *firmware = NULL, *display = NULL;
-    if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?I, s?I, s?o, s?o, s?o, s?s, s?s, s?o, s?s}",
+    const char *ha_group = NULL, *firmware = NULL, *display = NULL, *project = NULL;
+    if (!vo_request_unpack(req, rep,
+                           "{s?s, s?I, s?I, s?I, s?I, s?o, s?o, s?o, s?s, s?s, s?o, s?s, s?s}",
                            "name", &name, "vcpus", &vcpus, "memory_mib", &memory, "max_vcpus",
                            &max_vcpus, "max_memory_mib", &max_memory, "autostart", &autostart,
                            "ha", &ha, "ha_priority", &ha_priority, "ha_group", &ha_group,
                            "firmware", &firmware, "secure_boot", &secure_boot, "display",
-                           &display))
+                           &display, "project", &project))
+        return;
+    if (project && !vo_api_project_named(req, rep, project))
         return;
     if (secure_boot && !json_is_boolean(secure_boot)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "secure_boot: expected true or false");
@@ -435,7 +448,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
                        "give at least one of name, vcpus, memory_mib, max_vcpus, "
                        "max_memory_mib, autostart, ha, ha_priority, ha_group, firmware, "
-                       "secure_boot, display");
+                       "secure_boot, display, project");
         return;
     }
     /* 0 means "unchanged" below, so a 0 the user sent is refused here. */
@@ -462,7 +475,8 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
                       .ha_priority = ha_priority ? (int)json_integer_value(ha_priority) : 0,
                       .ha_group = ha_group, .firmware = firmware,
                       .secure_boot_set = secure_boot != NULL,
-                      .secure_boot = json_is_true(secure_boot), .display = display };
+                      .secure_boot = json_is_true(secure_boot), .display = display,
+                      .project = project };
     /* Compared again under the VM's lock where the edit is saved (or, for a
      * live change, where the task starts it). */
     (void)vo_request_if_match(req, rep, &edit.if_match);
@@ -471,7 +485,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
      * autostart given along is applied with it once the change was accepted
      * (a refused request changes nothing). */
     bool live = (vcpus || memory) && !name && !max_vcpus && !max_memory && !ha &&
-                !ha_priority && !ha_group && !firmware && !secure_boot && !display &&
+                !ha_priority && !ha_group && !firmware && !secure_boot && !display && !project &&
                 vo_vm_is_active(vm);
     if (live) {
         json_t *task = NULL;

@@ -113,6 +113,7 @@ VoVmSpec *vo_vm_spec_free(VoVmSpec *s)
     free(s->initrd);
     free(s->cmdline);
     free(s->group);
+    free(s->project);
     free(s->cdrom);
     free(s->cdrom_path);
     free(s->nvram);
@@ -182,7 +183,7 @@ static const KeyType spec_keys[] = {
     { "cdrom", JSON_OBJECT },     { "boot", JSON_ARRAY },
     { "firmware", JSON_STRING },  { "secure_boot", JSON_TRUE }, { "nvram", JSON_STRING },
     { "display", JSON_STRING },
-    { "cloud_init", JSON_OBJECT },
+    { "cloud_init", JSON_OBJECT }, { "project", JSON_STRING },
 };
 static const KeyType cdrom_keys[] = { { "volume", JSON_STRING } };
 static const KeyType disk_keys[] = {
@@ -354,11 +355,12 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
         return r;
     json_t *cdrom_o = NULL, *boot_o = NULL, *cloud_init = NULL;
     const char *group = NULL, *ha_group = NULL, *firmware = NULL, *nvram = NULL, *display = NULL;
+    const char *project = NULL;
     int ha = 0, secure_boot = 0;
     json_int_t ha_priority = 0;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
                        "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?o, s?o, s?s, s?o, s?o, s?b,"
-                       " s?s, s?o, s?o, s?b, s?I, s?s, s?s, s?b, s?s, s?s, s?o}",
+                       " s?s, s?o, s?o, s?b, s?I, s?s, s?s, s?b, s?s, s?s, s?o, s?s}",
                        "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
                        &memory, "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                        "accel", &accel, "machine", &machine, "kernel", &kernel,
@@ -366,7 +368,8 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
                        "autostart", &autostart, "group", &group, "cdrom", &cdrom_o, "boot",
                        &boot_o, "ha", &ha, "ha_priority", &ha_priority, "ha_group",
                        &ha_group, "firmware", &firmware, "secure_boot", &secure_boot, "nvram",
-                       &nvram, "display", &display, "cloud_init", &cloud_init) < 0)
+                       &nvram, "display", &display, "cloud_init", &cloud_init,
+                       "project", &project) < 0)
         return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
     if (cloud_init && vo_cloud_init_from_json(cloud_init, &s->cloud_init, ret_error) < 0)
         return -EINVAL;
@@ -392,6 +395,12 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     if (group && !vo_name_valid(group))
         return vo_error_set(ret_error, -EINVAL, "group: '%s' is not a valid group name", group);
     s->group = vo_strdup(group);
+    if (project && !vo_name_valid(project))
+        return vo_error_set(ret_error, -EINVAL, "project: '%s' is not a valid project name",
+                            project);
+    /* "default" is stored as no project: the documents of VMs made before
+     * projects and of VMs in "default" are the same. */
+    s->project = project && strcmp(project, "default") ? vo_strdup(project) : NULL;
 
     s->id = vo_strdup(id);
     s->name = vo_strdup(name);
@@ -458,6 +467,7 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
     set_boot_file(o, "initrd", &s->initrd_from);
     set_opt_string(o, "cmdline", s->cmdline);
     set_opt_string(o, "group", s->group);
+    set_opt_string(o, "project", s->project);
     if (s->has_cdrom) {
         json_t *cd = json_object();
         set_opt_string(cd, "volume", s->cdrom);

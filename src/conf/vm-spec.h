@@ -122,6 +122,7 @@ typedef struct {
     char *cloud_init_path;
     bool autostart;
     char *group;   /* the placement group it belongs to (cluster/groups/<name>), or NULL */
+    char *project; /* the project it counts against (docs/projects.md); NULL: "default" */
     /* High availability (docs/ha.md): restarted on another host when its
      * host dies; higher ha_priority first; ha_group: a placement group whose
      * policy holds where it is restarted (NULL: its own group's). */
@@ -129,6 +130,12 @@ typedef struct {
     int ha_priority;
     char *ha_group;
 } VoVmSpec;
+
+/* The project a VM counts against: its own, or "default". */
+static inline const char *vo_vm_spec_project(const VoVmSpec *s)
+{
+    return s->project ? s->project : "default";
+}
 
 #define VO_VM_HA_PRIORITY_MIN -1000
 #define VO_VM_HA_PRIORITY_MAX 1000

@@ -187,7 +187,7 @@ static int collect_host_record(const char *key, const char *value, int64_t rev, 
 int vo_cluster_forget_records(VoStore *raw, const char *host_id)
 {
     static const char *const prefixes[] = { "cluster/names/vms/", "cluster/group-members/",
-                                            "cluster/ipam/", NULL };
+                                            "cluster/ipam/", "cluster/project-usage/", NULL };
     HostRecords h = { .host = host_id };
     int r = 0;
     for (size_t p = 0; r >= 0 && prefixes[p]; p++)

@@ -67,6 +67,10 @@ struct VoVm {
      * claimed, until it is renamed. vm->lock. */
     char *claimed_name;
     char *name_conflict;
+    /* The next write changes the definition: a usage that grows is checked
+     * against the project's quotas (daemon/projects.h); other writes (state
+     * changes, the relations rebuilt at start) never are. vm->lock. */
+    bool check_quota;
     /* Live migration (migrate.c), under vm->lock: the migration task's id
      * and the destination host's name while it runs (other operations are
      * refused, naming the task); migrated_away once the ownership

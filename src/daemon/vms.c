@@ -23,6 +23,7 @@
 #include "daemon/groups.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
+#include "daemon/projects.h"
 #include "daemon/storage.h"
 #include "state/keys.h"
 #include "state/relations.h"
@@ -198,6 +199,35 @@ static char *name_claim_text(VoVm *vm)
     return text;
 }
 
+/* Whether the VM's usage document in want (its project's; see
+ * relations.h) holds more than the one in have: new (a VM made, or moved
+ * to another project) or grown. *ret_project, *before and *after then say
+ * of what. */
+static bool usage_grows(json_t *have, json_t *want, const char **ret_project, VoQuota *before,
+                        VoQuota *after)
+{
+    const char *key;
+    json_t *text;
+    size_t prefix = strlen(VO_KEY_PROJECT_USAGE_PREFIX);
+    json_object_foreach(want, key, text) {
+        if (strncmp(key, VO_KEY_PROJECT_USAGE_PREFIX, prefix))
+            continue;
+        json_t *old = have ? json_object_get(have, key) : NULL;
+        vo_project_usage_of_doc(json_string_value(old), before);
+        vo_project_usage_of_doc(json_string_value(text), after);
+        static _Thread_local char project[VO_NAME_MAX + 1];
+        const char *slash = strchr(key + prefix, '/');
+        snprintf(project, sizeof(project), "%.*s", slash ? (int)(slash - key - prefix) : 0,
+                 key + prefix);
+        *ret_project = project;
+        for (int k = 0; k < _VO_QUOTA_MAX; k++)
+            if (vo_quota_get(after, (VoQuotaKind)k) > vo_quota_get(before, (VoQuotaKind)k))
+                return true;
+        return false;
+    }
+    return false;
+}
+
 /* Caller holds vm->lock. One transaction, compared on the VM's document at
  * the revision last written (absent before the first save): text (NULL:
  * the document stays as it is), the relation documents that changed since
@@ -211,8 +241,10 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
     _cleanup_free_ char *key = vo_key_vm(vm->spec->id);
     json_t *want = forget ? json_object()
                           : vo_relations_of_vm(vm->spec, vo_vm_state_active(vm->state));
-    if (!forget) /* its group's member document goes and comes with the rest */
+    if (!forget) { /* its group's member and project usage go and come with the rest */
         vo_relations_add_group(want, vm->spec, vm->d->host_id);
+        vo_relations_add_project(want, vm->spec, vm->d->host_id);
+    }
     const char *name = vm->spec->name;
     bool claim = !forget && (!vm->claimed_name || strcmp(vm->claimed_name, name)) &&
                  (!vm->name_conflict || strcmp(vm->name_conflict, name));
@@ -238,16 +270,44 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
     }
     int64_t rev = 0;
     int r = 0;
+    const char *project = NULL;
+    VoQuota before, after;
+    vo_project_set_refusal(NULL);
+    bool checked = vm->check_quota && usage_grows(vm->uses, want, &project, &before, &after);
+    VoProjectGuard guard = { 0 };
     /* A mark taken back (the delete found members) changes the revision
-     * too: read again a few times before refusing. */
-    for (int attempt = 0; attempt < 3; attempt++) {
+     * too: read again a few times before refusing. A quota checked is
+     * checked again when another change in the project committed first
+     * (bounded: each retry follows another's commit). */
+    for (int attempt = 0, quota_attempts = 0; attempt < 3 && quota_attempts < 100;) {
         if (group_key && (r = vo_group_joinable(vm->d, vm->spec->group, &txn.group_rev)) < 0)
             break;
         txn.group_key = group_key;
+        if (checked) {
+            _cleanup_free_ char *error = NULL;
+            vo_project_guard_clear(&guard);
+            r = vo_project_check(vm->d->store, project, vm->spec->id, &before, &after, &guard,
+                                 &error);
+            if (r < 0) {
+                vo_project_set_refusal(TAKE_PTR(error));
+                break;
+            }
+            txn.project_key = guard.key;
+            txn.project_doc = guard.doc;
+            txn.project_rev = guard.rev;
+        }
         r = vo_relations_commit(vm->d->store, &txn, &rev);
+        if (r == -EXDEV) {
+            quota_attempts++;
+            continue;
+        }
         if (r != -EIDRM)
             break;
+        attempt++;
     }
+    vo_project_guard_clear(&guard);
+    if (r == -EXDEV)
+        r = -EAGAIN; /* the project kept changing: try again */
     if (r < 0) {
         json_decref(want);
         return r;
@@ -266,6 +326,14 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
         vm->name_conflict = NULL;
     }
     return 0;
+}
+
+/* The words of a save the VM's project refused (over a quota, or the
+ * project gone meanwhile), or NULL. */
+static char *project_refusal(int r)
+{
+    const char *words = vo_project_refusal();
+    return (r == -VO_EQUOTA || r == -ENOENT) && words ? vo_strdup(words) : NULL;
 }
 
 char *vo_vm_name_taken_message(VoDaemon *d, const char *name)
@@ -464,6 +532,7 @@ static json_t *vm_json_locked_view(VoVm *vm)
     if (vm->problem)
         json_object_set_new(o, "problem", json_string(vm->problem));
     json_object_set_new(o, "ha", json_boolean(vm->spec->ha));
+    json_object_set_new(o, "project", json_string(vo_vm_spec_project(vm->spec)));
     if (vm->ha_state)
         json_object_set_new(o, "ha_state", json_string(vm->ha_state));
     if (vm->migration_task)
@@ -505,6 +574,7 @@ static json_t *vm_summary_json(VoVm *vm)
     json_object_set_new(o, "accel", json_string(vo_accel_to_string(s->accel)));
     json_object_set_new(o, "autostart", json_boolean(s->autostart));
     json_object_set_new(o, "ha", json_boolean(s->ha));
+    json_object_set_new(o, "project", json_string(vo_vm_spec_project(s)));
     if ((vm->state == VO_VM_RUNNING || vm->state == VO_VM_PAUSED) && vm->hv) {
         json_object_set_new(o, "pid", json_integer(vm->info.pid));
         json_object_set_new(o, "accel_active", json_string(vo_accel_to_string(vm->info.accel)));
@@ -531,6 +601,28 @@ json_t *vo_vms_list_json(VoDaemon *d, bool summary)
         json_array_append_new(arr, items[i]);
     free(items);
     return arr;
+}
+
+char *vo_vm_project(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    char *project = vo_strdup(vo_vm_spec_project(vm->spec));
+    pthread_mutex_unlock(&vm->lock);
+    return project;
+}
+
+void vo_vms_json_by_project(json_t *arr, const char *project)
+{
+    for (size_t i = 0; i < json_array_size(arr);) {
+        json_t *vm = json_array_get(arr, i);
+        const char *p = json_string_value(json_object_get(vm, "project"));
+        if (!p)
+            json_object_set_new(vm, "project", json_string(p = "default"));
+        if (project && strcmp(p, project))
+            json_array_remove(arr, i);
+        else
+            i++;
+    }
 }
 
 /* ---- exit watching and console (loop thread) --------------------------- */
@@ -1709,6 +1801,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         return -EINVAL;
     }
     spec->secure_boot = args->secure_boot;
+    spec->project = args->project && strcmp(args->project, "default") ? vo_strdup(args->project)
+                                                                      : NULL;
     /* A display: asked for, else VGA for an ISO install (a CD in the drive),
      * else none (the serial console). */
     if (args->display && vo_display_from_string(args->display, &spec->display) < 0) {
@@ -1826,14 +1920,19 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
      * a network, image or volume delete from here on finds it in use; its
      * document is written once the create task made its disk. */
     pthread_mutex_lock(&vm->lock);
+    vm->check_quota = true; /* its project's room is taken now, with its name */
     r = write_vm(vm, NULL, false);
+    vm->check_quota = false;
     pthread_mutex_unlock(&vm->lock);
     if (r < 0) {
         vo_vm_release_networks(d, spec);
         pthread_mutex_unlock(&d->vms_lock);
+        char *refused = project_refusal(r);
         if (r == -ENOTUNIQ) { /* claimed meanwhile, maybe on another host */
             *ret_error = vo_vm_name_taken_message(d, args->name);
             r = -EEXIST;
+        } else if (refused) {
+            *ret_error = refused;
         } else if (r == -EIDRM) {
             *ret_error = vo_asprintf("group '%s' is being deleted", spec->group);
             r = -EBUSY;
@@ -1894,11 +1993,16 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
         *ret_error = vo_asprintf("cannot create %s: %s", dir, strerror(-r));
     if (r >= 0) {
         pthread_mutex_lock(&vm->lock);
+        vm->check_quota = true;
         r = vo_vm_save(vm);
+        vm->check_quota = false;
         pthread_mutex_unlock(&vm->lock);
+        char *refused = project_refusal(r);
         if (r == -ENOTUNIQ) {
             *ret_error = vo_vm_name_taken_message(d, spec->name);
             r = -EEXIST;
+        } else if (refused) {
+            *ret_error = refused;
         } else if (r == -EIDRM) {
             *ret_error = vo_asprintf("group '%s' is being deleted", spec->group);
             r = -EBUSY;
@@ -2050,6 +2154,10 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         next->firmware = firmware;
     if (edit->display)
         next->display = display;
+    if (edit->project) {
+        free(next->project);
+        next->project = strcmp(edit->project, "default") ? vo_strdup(edit->project) : NULL;
+    }
     if (edit->secure_boot_set)
         next->secure_boot = edit->secure_boot;
     else if (next->firmware != VO_FIRMWARE_UEFI)
@@ -2076,11 +2184,18 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     }
     VoVmSpec *old = vm->spec;
     vm->spec = next;
+    vm->check_quota = true;
     r = vo_vm_save(vm);
+    vm->check_quota = false;
+    char *refused = project_refusal(r);
     if (r == -ENOTUNIQ) { /* the new name is another VM's, on another host */
         vm->spec = old;
         *ret_error = vo_vm_name_taken_message(d, next->name);
         r = -EEXIST;
+        vo_vm_spec_free(next);
+    } else if (refused) {
+        vm->spec = old;
+        *ret_error = refused;
         vo_vm_spec_free(next);
     } else if (r < 0) {
         vm->spec = old;
@@ -2134,6 +2249,7 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
     json_decref(vm->uses);
     vm->uses = vo_relations_of_vm(spec, true);
     vo_relations_add_group(vm->uses, spec, d->host_id);
+    vo_relations_add_project(vm->uses, spec, d->host_id);
     vm->claimed_name = vo_strdup(spec->name);
     vm->state = VO_VM_PAUSED; /* until the caller resumes it */
     vm->state_reason = vo_strdup(VO_VM_REASON_UNKNOWN);
@@ -2199,6 +2315,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     json_decref(vm->uses);
     vm->uses = vo_relations_of_vm(spec, false);
     vo_relations_add_group(vm->uses, spec, d->host_id);
+    vo_relations_add_project(vm->uses, spec, d->host_id);
     vm->claimed_name = vo_strdup(spec->name);
     vm->state = state;
     vm->created_at = json_integer_value(json_object_get(status, "created_at"));
@@ -2607,6 +2724,11 @@ int vo_vms_load(VoDaemon *d)
     int r = vo_relations_by_vm(d->store, &ctx.relations);
     if (r < 0)
         return r;
+    /* Its VMs' usage documents in their projects are theirs too. */
+    if ((r = vo_project_usage_of_host(d->store, d->host_id, ctx.relations)) < 0) {
+        json_decref(ctx.relations);
+        return r;
+    }
     ctx.claims = json_object();
     r = vo_store_list(d->store, VO_KEY_VM_NAMES_PREFIX, collect_claim, ctx.claims);
     if (r >= 0)

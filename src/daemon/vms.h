@@ -30,6 +30,8 @@ char *vo_vm_name_taken_message(VoDaemon *d, const char *name);
 
 /* Looks a VM up by name or id; returns a reference (vo_vm_unref it) or NULL. */
 VoVm *vo_vms_find(VoDaemon *d, const char *name_or_id);
+/* The project the VM counts against ("default" when none): a copy. */
+char *vo_vm_project(VoVm *vm);
 void vo_vm_unref(VoVm *vm);
 static inline void vo_vm_unrefp(VoVm **vm) { if (*vm) vo_vm_unref(*vm); }
 #define _cleanup_vm_ __attribute__((cleanup(vo_vm_unrefp)))
@@ -41,6 +43,9 @@ int64_t vo_vm_rev(VoVm *vm);
 char *vo_vm_id(VoVm *vm);
 /* summary: only what a listing shows (id, name, state, vcpus, memory_mib,
  * accel, accel_active, pid, uptime_s, autostart), for big lists. */
+/* Sets "project" on every VM of arr that has none ("default": VMs listed
+ * from other hosts' documents), and keeps only project's when not NULL. */
+void vo_vms_json_by_project(json_t *arr, const char *project);
 json_t *vo_vms_list_json(VoDaemon *d, bool summary);
 
 /* Operations. Each checks its preconditions at once (returning -EBUSY etc.
@@ -80,6 +85,7 @@ typedef struct {
      * the rule of a disk add (one VM unless shareable); the image gives the
      * kernel. Not with blank, pool or disk_size_bytes. */
     const char *disk_volume;
+    const char *project; /* the project it counts against (must exist); NULL: "default" */
 } VoVmCreateArgs;
 
 int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, json_t **ret_vm,
@@ -177,6 +183,9 @@ typedef struct {
     bool secure_boot;
     /* The display, while stopped: NULL keep, "vga" | "virtio" | "none". */
     const char *display;
+    /* The project it moves to (NULL keep; also while it runs): checked
+     * against that project's quotas (daemon/projects.h). */
+    const char *project;
     int64_t if_match; /* > 0: the VM's revision must be this, else -EPROTO */
 } VoVmEdit;
 

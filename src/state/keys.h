@@ -19,6 +19,21 @@ static inline char *vo_key_vm_name(const char *name)
     return vo_asprintf(VO_KEY_VM_NAMES_PREFIX "%s", name);
 }
 
+/* Projects (daemon/projects.h, docs/projects.md): a project's document
+ * (its quotas), and one usage document per VM in it, {"vm", "name",
+ * "host", "vcpus", "memory_mib"}, written in the transaction of the VM's
+ * document (state/relations.h); both of the whole cluster on etcd. */
+#define VO_KEY_PROJECTS_PREFIX "cluster/projects/"
+#define VO_KEY_PROJECT_USAGE_PREFIX "cluster/project-usage/"
+static inline char *vo_key_project(const char *name)
+{
+    return vo_asprintf(VO_KEY_PROJECTS_PREFIX "%s", name);
+}
+static inline char *vo_key_project_usage_prefix(const char *name)
+{
+    return vo_asprintf(VO_KEY_PROJECT_USAGE_PREFIX "%s/", name);
+}
+
 /* A VM's snapshots (the snapshot service): one document per snapshot under
  * this prefix, and the one the disks are at. */
 static inline char *vo_key_snapshots_prefix(const char *vm_id)

@@ -75,13 +75,25 @@ void vo_relations_add_group(json_t *want, const VoVmSpec *spec, const char *host
                       host_id ? host_id : ""));
 }
 
+void vo_relations_add_project(json_t *want, const VoVmSpec *spec, const char *host_id)
+{
+    unsigned vcpus = spec->max_vcpus > spec->vcpus ? spec->max_vcpus : spec->vcpus;
+    uint64_t memory = spec->max_memory_mib > spec->memory_mib ? spec->max_memory_mib
+                                                              : spec->memory_mib;
+    set_doc(want, vo_asprintf(VO_KEY_PROJECT_USAGE_PREFIX "%s/%s", vo_vm_spec_project(spec),
+                              spec->id),
+            json_pack("{s:s, s:s, s:s, s:i, s:I}", "vm", spec->id, "name", spec->name, "host",
+                      host_id ? host_id : "", "vcpus", (int)vcpus, "memory_mib",
+                      (json_int_t)memory));
+}
+
 int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
 {
     size_t max = 1 + (t->have ? json_object_size(t->have) : 0) +
                  (t->want ? json_object_size(t->want) : 0);
     for (char *const *k = t->also_delete; k && *k; k++)
         max++;
-    max += 2; /* the name claim and its release */
+    max += 3; /* the name claim and its release, the project */
     VoStoreOp *ops = vo_malloc0(sizeof(*ops) * max);
     size_t n = 0;
     if (t->vm_doc)
@@ -111,6 +123,9 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
     if (t->claim_key)
         ops[n++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = t->claim_key,
                                 .value = t->claim_value };
+    if (t->project_key && t->project_doc)
+        ops[n++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = t->project_key,
+                                .value = t->project_doc };
     if (t->release_key) {
         bool dup = false;
         for (size_t i = 0; i < n && !dup; i++)
@@ -122,8 +137,8 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
      * service writes them, always with the VM's document compared. A name
      * claim is compared on being new: one VM per name in the whole store
      * (the cluster's, on etcd). */
-    VoStoreCompare cmps[3] = { { .key = t->vm_key, .expected_rev = t->vm_rev } };
-    size_t n_cmps = 1, claim_at = 0, group_at = 0;
+    VoStoreCompare cmps[4] = { { .key = t->vm_key, .expected_rev = t->vm_rev } };
+    size_t n_cmps = 1, claim_at = 0, group_at = 0, project_at = 0;
     if (t->claim_key) {
         claim_at = n_cmps;
         cmps[n_cmps++] = (VoStoreCompare){ .key = t->claim_key, .expected_rev = VO_REV_NEW };
@@ -134,6 +149,14 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
         group_at = n_cmps;
         cmps[n_cmps++] = (VoStoreCompare){ .key = t->group_key, .expected_rev = t->group_rev };
     }
+    /* A project's quota checked: the project's document as read, and put
+     * again (a new revision), so two changes checked against the same use
+     * never both commit (projects.c). */
+    if (t->project_key) {
+        project_at = n_cmps;
+        cmps[n_cmps++] = (VoStoreCompare){ .key = t->project_key,
+                                           .expected_rev = t->project_rev };
+    }
     int64_t rev = 0;
     size_t failed = 0;
     int r = vo_store_txn(s, cmps, n_cmps, ops, n, &rev, &failed);
@@ -141,6 +164,9 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
         r = -ENOTUNIQ;
     else if ((r == -ESTALE || r == -ENOENT) && group_at && failed == group_at)
         r = -EIDRM;
+    else if ((r == -ESTALE || r == -ENOENT || r == -EEXIST) && project_at &&
+             failed == project_at)
+        r = -EXDEV;
     free(ops);
     if (r >= 0 && ret_rev)
         *ret_rev = rev;

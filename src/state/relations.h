@@ -31,6 +31,10 @@ json_t *vo_relations_of_vm(const VoVmSpec *spec, bool active);
  * cluster/group-members/<group>/<vm-id> {"vm","name","host"} (a document
  * of the whole cluster, daemon/groups.h), host_id the host that holds it. */
 void vo_relations_add_group(json_t *want, const VoVmSpec *spec, const char *host_id);
+/* Adds to want the VM's usage document in its project:
+ * cluster/project-usage/<project>/<vm-id> {"vm","name","host","vcpus",
+ * "memory_mib"}, the vCPUs and memory it may grow to (its maximums). */
+void vo_relations_add_project(json_t *want, const VoVmSpec *spec, const char *host_id);
 
 /* One transaction on a VM: its document compared at vm_rev (VO_REV_NEW: it
  * must not exist), then: vm_doc put (NULL: left as it is) or, with
@@ -46,7 +50,12 @@ void vo_relations_add_group(json_t *want, const VoVmSpec *spec, const char *host
  * group_key (may be NULL): the document of the group the VM joins
  * (cluster/groups/<g>), compared at group_rev (the revision read, not
  * marked deleting): -EIDRM when it changed or went meanwhile (a delete of
- * the group marked it; daemon/groups.h). */
+ * the group marked it; daemon/groups.h).
+ * project_key (may be NULL): the document of the project whose quota the
+ * change was checked against (cluster/projects/<p>), compared at
+ * project_rev (VO_REV_NEW: it must not exist) and, when project_doc is
+ * set, put again, so that every change checked against the same project
+ * is serialised: -EXDEV when it changed meanwhile (check again). */
 typedef struct {
     const char *vm_key;
     int64_t vm_rev;
@@ -57,6 +66,8 @@ typedef struct {
     const char *claim_key, *claim_value, *release_key;
     const char *group_key;
     int64_t group_rev;
+    const char *project_key, *project_doc;
+    int64_t project_rev;
 } VoRelationsTxn;
 int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev);
 

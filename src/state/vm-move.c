@@ -289,6 +289,7 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
         }
     }
     if ((r = vo_store_list(raw, "cluster/group-members/", collect_ending, &shared)) < 0 ||
+        (r = vo_store_list(raw, "cluster/project-usage/", collect_ending, &shared)) < 0 ||
         (r = vo_store_list(raw, "cluster/ipam/", collect_ipam, &shared)) < 0)
         goto read_failed;
 

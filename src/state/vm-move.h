@@ -2,8 +2,9 @@
  * "Live migration"): one transaction on the raw etcd handle (keys
  * "h/<host-id>/..." and "cluster/...") that moves a VM's documents from the
  * source host's namespace to the destination's and points the cluster
- * documents that name its host (its name claim, its group membership, the
- * address records of its NICs) at the destination. */
+ * documents that name its host (its name claim, its group membership, its
+ * usage in its project, the address records of its NICs) at the
+ * destination. */
 #pragma once
 
 #include <stdbool.h>
@@ -16,8 +17,8 @@
  * uses/.../<id>, snapshots/<id>/..., snapshot-current/<id>, backup-base/<id>,
  * each deleted there and put, unchanged, under h/<dst>/ (where vms/<id> must
  * not exist); cluster/names/vms/<name> (when it is this VM's),
- * cluster/group-members/<group>/<id> and every cluster/ipam/<network>/<x>
- * of the VM get "host": dst. Every document read is compared at the
+ * cluster/group-members/<group>/<id>, cluster/project-usage/<project>/<id>
+ * and every cluster/ipam/<network>/<x> of the VM get "host": dst. Every document read is compared at the
  * revision read, so a change meanwhile makes the whole move fail and
  * nothing changes. 0 and *ret_rev (the new revision: the VM document's on
  * the destination); -ESTALE / -ENOENT (the VM document is not at vm_rev, or

@@ -30,6 +30,7 @@ static const struct {
     [VO_ERR_LOOP_DETECTED] = { "loop-detected", 508 },
     [VO_ERR_PERMISSION_DENIED] = { "permission-denied", 403 },
     [VO_ERR_FENCED] = { "fenced", 409 },
+    [VO_ERR_QUOTA_EXCEEDED] = { "quota-exceeded", 409 },
 };
 _Static_assert(ELEMENTSOF(error_table) == _VO_ERR_MAX, "error_table out of date");
 
@@ -85,6 +86,7 @@ VoErrorCode vo_error_from_errno(int negative_errno)
     case ESTALE: return VO_ERR_CONFLICT;
     case VO_EIFMATCH: return VO_ERR_PRECONDITION_FAILED;
     case VO_EFENCED: return VO_ERR_FENCED;
+    case VO_EQUOTA: return VO_ERR_QUOTA_EXCEEDED;
     case E2BIG: case EMSGSIZE: return VO_ERR_PAYLOAD_TOO_LARGE;
     case ENOTSUP: case ENODEV: case ENETDOWN: return VO_ERR_UNAVAILABLE;
     case EAGAIN: return VO_ERR_UNAVAILABLE; /* busy (the store, say): try again */

@@ -116,13 +116,7 @@ def test_group_delete_races_a_join(fake_daemon):
 
 
 def members(d):
-    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
-    try:
-        rows = db.execute("SELECT key FROM documents WHERE key LIKE "
-                          "'cluster/group-members/%'").fetchall()
-    finally:
-        db.close()
-    return [k for (k,) in rows]
+    return d.store_keys("cluster/group-members/")
 
 
 def test_checks_of_a_create_into_a_group(fake_daemon):

@@ -851,6 +851,42 @@ def test_groups_and_placement(api):
     api.call("PUT", "/v1/placement", {"policy": "spread"}, expect=200)
 
 
+def test_projects(api):
+    # Projects and quotas (docs/projects.md; races: tests/e2e/test_projects.py).
+    p = api.call("POST", "/v1/projects", {"name": "prj1", "quotas": {"vms": 1}},
+                 expect=201).value
+    assert p["quotas"] == {"vms": 1} and p["usage"]["vms"] == 0
+    api.call("POST", "/v1/projects", {"name": "prj1"}, expect=409, code="already-exists")
+    api.call("POST", "/v1/projects", {"name": "prj2", "quotas": {"x": 1}}, expect=400,
+             code="invalid-argument")
+    vm = api.create("inprj1", memory_mib=64, project="prj1")
+    assert vm["project"] == "prj1"
+    api.call("POST", "/v1/vms", {"name": "inprj2", "memory_mib": 64, "project": "prj1"},
+             expect=409, code="quota-exceeded")
+    assert [v["name"] for v in api.call("GET", "/v1/vms?project=prj1", expect=200).value["vms"]] \
+        == ["inprj1"]
+    assert api.call("GET", "/v1/projects/prj1", expect=200).value["vms"][0]["name"] == "inprj1"
+    assert "prj1" in [x["name"] for x in api.call("GET", "/v1/projects", expect=200).value[
+        "projects"]]
+    api.call("PATCH", "/v1/projects/prj1", {"quotas": {"vms": None}}, expect=200)
+    api.call("PATCH", "/v1/projects/nope", {"quotas": {}}, expect=404, code="not-found")
+    api.call("PATCH", "/v1/vms/inprj1", {"project": "default"}, expect=200)
+    api.call("PATCH", "/v1/vms/inprj1", {"project": "nope"}, expect=400, code="invalid-argument")
+    api.call("GET", "/v1/projects/nope", expect=404, code="not-found")
+    api.call("PATCH", "/v1/vms/inprj1", {"project": "prj1"}, expect=200)
+    api.call("DELETE", "/v1/projects/prj1", expect=409, code="invalid-state")
+    api.delete_vm("inprj1")
+    api.call("POST", "/v1/users", {"name": "prjuser", "role": "none",
+                                   "password": "a long password"}, expect=201)
+    u = api.call("POST", "/v1/users/prjuser/grants", {"project": "prj1", "role": "viewer"},
+                 expect=200).value
+    assert u["grants"] == {"prj1": "viewer"} and u["role"] == "none"
+    api.call("DELETE", "/v1/users/prjuser/grants/prj1", expect=200)
+    api.call("DELETE", "/v1/users/prjuser/grants/prj1", expect=404, code="not-found")
+    api.call("DELETE", "/v1/users/prjuser", expect=200)
+    api.call("DELETE", "/v1/projects/prj1", expect=200)
+
+
 def test_vm_lifecycle(api):
     vm = api.create("life1", memory_mib=256)
     vm_id = vm["id"]
@@ -2270,7 +2306,7 @@ def test_access_routes(api):
     api.call("DELETE", f"/v1/tokens/{t['id']}", expect=200)
     api.call("DELETE", f"/v1/tokens/{t['id']}", expect=404, code="not-found")
     assert api.call("GET", "/v1/whoami", expect=200).value == {"principal": "root",
-                                                               "role": "admin"}
+                                                               "role": "admin", "grants": {}}
     api.call("POST", "/v1/login", {"user": "ann", "password": "another long one"}, expect=400,
              code="invalid-argument")
     api.call("POST", "/v1/logout", {}, expect=200)

@@ -423,6 +423,17 @@ class Daemon:
     def cli_json(self, *args):
         return json.loads(self.cli(*args, "--output", "json").stdout)
 
+    def store_keys(self, prefix):
+        """The keys of the SQLite store's documents under prefix, sorted."""
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.state_dir, "vireo.db"))
+        try:
+            rows = db.execute("SELECT key FROM documents WHERE key LIKE ? ORDER BY key",
+                              (prefix + "%",)).fetchall()
+        finally:
+            db.close()
+        return [k for (k,) in rows]
+
     # -- the daemon's namespace --------------------------------------------
     def ns(self, *cmd, check=True, timeout=30, input=None):
         """Runs a command inside the daemon's network namespace."""

@@ -238,6 +238,41 @@ static void test_principal(void **state)
     assert_int_equal(vo_access_current()->kind, VO_PRINCIPAL_NONE);
 }
 
+/* Roles on projects: role none, the role on a project's objects, which
+ * routes a project role reaches, and when a principal is scoped. */
+static void test_project_roles(void **state)
+{
+    (void)state;
+    VoRole r;
+    assert_int_equal(vo_role_parse("none", &r), 0);
+    assert_int_equal(r, VO_ROLE_NONE);
+    assert_string_equal(vo_role_name(VO_ROLE_NONE), "none");
+    VoPrincipal p = { .kind = VO_PRINCIPAL_TOKEN, .role = VO_ROLE_NONE, .n_grants = 2,
+                      .grants = { { "team-a", VO_ROLE_OPERATOR }, { "team-b", VO_ROLE_VIEWER } } };
+    assert_int_equal(vo_principal_role_in(&p, "team-a"), VO_ROLE_OPERATOR);
+    assert_int_equal(vo_principal_role_in(&p, "team-b"), VO_ROLE_VIEWER);
+    assert_int_equal(vo_principal_role_in(&p, "team-c"), VO_ROLE_NONE);
+    assert_int_equal(vo_principal_role_max(&p), VO_ROLE_OPERATOR);
+    p.role = VO_ROLE_VIEWER; /* the higher of the cluster's and the project's */
+    assert_int_equal(vo_principal_role_in(&p, "team-c"), VO_ROLE_VIEWER);
+    p.needed = VO_ROLE_OPERATOR;
+    assert_true(vo_principal_scoped(&p));
+    p.needed = VO_ROLE_VIEWER;
+    assert_false(vo_principal_scoped(&p));
+    VoPrincipal root = { .kind = VO_PRINCIPAL_ROOT, .role = VO_ROLE_NONE,
+                         .needed = VO_ROLE_ADMIN };
+    assert_false(vo_principal_scoped(&root));
+    assert_true(vo_access_route_scoped("GET", "/v1/vms"));
+    assert_true(vo_access_route_scoped("POST", "/v1/vms"));
+    assert_true(vo_access_route_scoped("POST", "/v1/vms/{vm}/start"));
+    assert_true(vo_access_route_scoped("GET", "/v1/projects/{project}"));
+    assert_false(vo_access_route_scoped("PATCH", "/v1/projects/{project}"));
+    assert_false(vo_access_route_scoped("GET", "/v1/vmsx"));
+    assert_false(vo_access_route_scoped("GET", "/v1/users"));
+    assert_false(vo_access_route_scoped("GET", "/v1/tasks"));
+    assert_true(vo_access_route_scoped("GET", "/v1/tasks/{id}"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_backoff),     cmocka_unit_test(test_backoff_attempt),
         cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_principal),
+        cmocka_unit_test(test_project_roles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

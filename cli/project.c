@@ -1,0 +1,174 @@
+/* project.c: the `vireo project ...` commands (projects and their quotas:
+ * create, list, show, set, delete; /v1/projects; docs/projects.md). */
+#include <string.h>
+
+#include "cli.h"
+#include "http.h"
+#include "output.h"
+
+/* "3 / 8" (use / limit), "3" when unlimited. */
+static char *use_of(const json_t *p, const char *kind)
+{
+    json_t *limit = json_object_get(json_object_get(p, "quotas"), kind);
+    json_int_t used = json_integer_value(json_object_get(json_object_get(p, "usage"), kind));
+    if (json_is_integer(limit))
+        return vo_asprintf("%lld / %lld", (long long)used, (long long)json_integer_value(limit));
+    return vo_asprintf("%lld", (long long)used);
+}
+
+static void print_project(const json_t *p)
+{
+    out_kv(stdout, "name:", jstr(p, "name"));
+    static const char *const kinds[][2] = { { "vms:", "vms" }, { "vcpus:", "vcpus" },
+                                            { "memory (MiB):", "memory_mib" } };
+    for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+        _cleanup_free_ char *v = use_of(p, kinds[i][1]);
+        out_kv(stdout, kinds[i][0], v);
+    }
+    json_t *vms = json_object_get(p, "vms");
+    if (!vms)
+        return;
+    fputc('\n', stdout);
+    static const char *const headers[] = { "VM", "ID", "HOST" };
+    OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
+    size_t i;
+    json_t *m;
+    json_array_foreach(vms, i, m) {
+        const char *cells[] = { jstr(m, "name"), jstr(m, "vm"), jstr(m, "host") };
+        out_table_add(t, cells);
+    }
+    out_table_print(t, stdout);
+    out_table_free(t);
+}
+
+/* The body's "quotas" from --max-vcpus, --max-memory and --max-vms ("none"
+ * removes a limit); false after a usage error. */
+static bool quota_options(json_t *quotas, const char *vcpus, const char *memory, const char *vms)
+{
+    uint64_t v;
+    if (vcpus && !strcmp(vcpus, "none"))
+        json_object_set_new(quotas, "vcpus", json_null());
+    else if (vcpus && cli_parse_uint("--max-vcpus", vcpus, 0, INT32_MAX, &v))
+        json_object_set_new(quotas, "vcpus", json_integer((json_int_t)v));
+    else if (vcpus)
+        return false;
+    if (memory && !strcmp(memory, "none"))
+        json_object_set_new(quotas, "memory_mib", json_null());
+    else if (memory && cli_parse_mib("--max-memory", memory, &v))
+        json_object_set_new(quotas, "memory_mib", json_integer((json_int_t)v));
+    else if (memory)
+        return false;
+    if (vms && !strcmp(vms, "none"))
+        json_object_set_new(quotas, "vms", json_null());
+    else if (vms && cli_parse_uint("--max-vms", vms, 0, INT32_MAX, &v))
+        json_object_set_new(quotas, "vms", json_integer((json_int_t)v));
+    else if (vms)
+        return false;
+    return true;
+}
+
+static int project_write(const CliCommand *cmd, int argc, char **argv, bool create)
+{
+    const char *name = NULL, *vcpus = NULL, *memory = NULL, *vms = NULL;
+    const CliOption opts[] = { { "--max-vcpus", &vcpus, NULL }, { "--max-memory", &memory, NULL },
+                               { "--max-vms", &vms, NULL }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    if (!create && !vcpus && !memory && !vms)
+        return cli_usage_error("project set", "nothing to change: give --max-vcpus, "
+                               "--max-memory or --max-vms (a number, or none)");
+    json_t *quotas = json_object();
+    if (!quota_options(quotas, vcpus, memory, vms)) {
+        json_decref(quotas);
+        return CLI_EXIT_USAGE;
+    }
+    json_t *body = create ? json_pack("{s:s, s:o}", "name", name, "quotas", quotas)
+                          : json_pack("{s:o}", "quotas", quotas);
+    _cleanup_free_ char *path = create ? vo_strdup("/v1/projects")
+                                       : api_path("projects", name, NULL);
+    json_t *doc = NULL;
+    int r = api_call(create ? "POST" : "PATCH", path, body, &doc);
+    json_decref(body);
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    return api_print_doc(doc, print_project);
+}
+
+static int project_create(const CliCommand *cmd, int argc, char **argv)
+{
+    return project_write(cmd, argc, argv, true);
+}
+
+static int project_set(const CliCommand *cmd, int argc, char **argv)
+{
+    return project_write(cmd, argc, argv, false);
+}
+
+static int project_list(const CliCommand *cmd, int argc, char **argv)
+{
+    json_t *doc = NULL;
+    int exit_status;
+    if (!api_read_command(cmd, argc, argv, "/v1/projects", &doc, &exit_status))
+        return exit_status;
+    static const char *const headers[] = { "NAME", "VMS", "VCPUS", "MEMORY (MiB)" };
+    OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(doc, "projects"), i, p) {
+        _cleanup_free_ char *vms = use_of(p, "vms");
+        _cleanup_free_ char *vcpus = use_of(p, "vcpus");
+        _cleanup_free_ char *memory = use_of(p, "memory_mib");
+        const char *cells[] = { jstr(p, "name"), vms, vcpus, memory };
+        out_table_add(t, cells);
+    }
+    out_table_print(t, stdout);
+    out_table_free(t);
+    json_decref(doc);
+    return CLI_EXIT_OK;
+}
+
+static int project_show(const CliCommand *cmd, int argc, char **argv)
+{
+    return api_show_command(cmd, argc, argv, "projects", print_project);
+}
+
+static int project_delete(const CliCommand *cmd, int argc, char **argv)
+{
+    return api_delete_command(cmd, argc, argv, "projects");
+}
+
+#define QUOTA_HELP                                                                      \
+    "Options (a number, or none for no limit; unlimited when not given):\n"             \
+    "  --max-vcpus N         vCPUs of all its VMs together (each VM counts its\n"       \
+    "                        --max-vcpus: what it may reach by hot-plug)\n"             \
+    "  --max-memory SIZE     memory of all its VMs (each counts its --max-memory);\n"   \
+    "                        a bare number is MiB, or use K/M/G/T\n"                    \
+    "  --max-vms N           how many VMs\n"
+
+static const CliCommand project_commands[] = {
+    { "project", "create", "NAME", "[--max-vcpus N] [--max-memory SIZE] [--max-vms N]",
+      "Create a project: VMs in it (vm create --project NAME) count against its quotas.",
+      QUOTA_HELP
+      "\nA VM create, a move into it (vm set VM --project NAME) or a raise of a VM's\n"
+      "vCPUs or memory that would take the project over a quota is refused (409\n"
+      "quota-exceeded), naming the quota, its limit and what is in use.\n"
+      "\nExamples:\n  vireo project create team-a --max-vcpus 16 --max-memory 32G --max-vms 8\n"
+      "  vireo vm create web1 --project team-a\n",
+      project_create },
+    { "project", "list", NULL, NULL, "List the projects with use / limit of each quota.", NULL,
+      project_list },
+    { "project", "show", "NAME", NULL, "Show a project's quotas, usage and VMs.", NULL,
+      project_show },
+    { "project", "set", "NAME", "[--max-vcpus N|none] [--max-memory SIZE|none] [--max-vms N|none]",
+      "Change a project's quotas.",
+      QUOTA_HELP
+      "\nA limit below what is in use stops growth; nothing running is touched.\n",
+      project_set },
+    { "project", "delete", "NAME", NULL, "Delete a project that holds no VM.",
+      "Refused while VMs are in it, naming them (delete them or move them first).\n"
+      "Project default cannot be deleted.\n", project_delete },
+};
+
+const CliNoun cli_noun_project = { "project", "projects: VMs grouped under quotas",
+                                   project_commands, ELEMENTSOF(project_commands) };

@@ -1,0 +1,83 @@
+/* project-gate.c: what a user (or token) with a role only on some projects
+ * may reach (docs/projects.md, "Roles on a project"). The route check
+ * (access-check.c) let the request through on a project role; here the
+ * object decides: a VM of a project where it has no role is answered 404,
+ * as if it did not exist (it learns nothing of other projects), one where
+ * its role falls short of the route's 403 naming both; a create in a
+ * project needs the route's role there; lists keep only the objects of
+ * its projects. The Unix socket's root and cluster peers never pass here. */
+#include <string.h>
+
+#include "api/access.h"
+#include "api/handlers.h"
+#include "daemon/vms.h"
+#include "util/util.h"
+
+static bool refuse_role(VoReply *rep, const VoPrincipal *p, const char *what,
+                        const char *project, VoRole has)
+{
+    char who[128];
+    vo_principal_describe(p, who, sizeof(who));
+    vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "%s needs the %s role on project '%s'; %s has "
+                   "%s", what, vo_role_name(p->needed), project, who, vo_role_name(has));
+    return false;
+}
+
+bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern)
+{
+    const VoPrincipal *p = vo_access_current();
+    if (!vo_principal_scoped(p))
+        return true;
+    if (!strncmp(pattern, "/v1/vms/{vm}", 12)) {
+        _cleanup_vm_ VoVm *vm = vo_vms_find(req->d, req->params[0]);
+        _cleanup_free_ char *project = vm ? vo_vm_project(vm) : NULL;
+        VoRole role = project ? vo_principal_role_in(p, project) : VO_ROLE_NONE;
+        if (role < VO_ROLE_VIEWER) {
+            vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
+            return false;
+        }
+        if (role < p->needed) {
+            _cleanup_free_ char *what = vo_asprintf("%s %s", req->method, pattern);
+            return refuse_role(rep, p, what, project, role);
+        }
+        return true;
+    }
+    if (!strcmp(pattern, "/v1/vms") && strcmp(req->method, "GET")) {
+        const char *project = json_string_value(json_object_get(req->body, "project"));
+        project = project ? project : "default";
+        VoRole role = vo_principal_role_in(p, project);
+        if (role < p->needed)
+            return refuse_role(rep, p, "creating a VM", project, role);
+        return true;
+    }
+    if (!strcmp(pattern, "/v1/projects/{project}") &&
+        vo_principal_role_in(p, req->params[0]) < VO_ROLE_VIEWER) {
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "project '%s' does not exist", req->params[0]);
+        return false;
+    }
+    return true;
+}
+
+/* Keeps the items of rep->json's array key whose field names a project the
+ * principal has a role on. */
+static void keep_visible(const VoPrincipal *p, json_t *arr, const char *field)
+{
+    for (size_t i = 0; i < json_array_size(arr);) {
+        const char *project = json_string_value(json_object_get(json_array_get(arr, i), field));
+        if (vo_principal_role_in(p, project ? project : "default") >= VO_ROLE_VIEWER)
+            i++;
+        else
+            json_array_remove(arr, i);
+    }
+}
+
+void vo_api_project_filter(VoRequest *req, VoReply *rep, const char *pattern)
+{
+    const VoPrincipal *p = vo_access_current();
+    if (!vo_principal_scoped(p) || rep->status != 200 || strcmp(req->method, "GET"))
+        return;
+    if (!strcmp(pattern, "/v1/vms"))
+        keep_visible(p, json_object_get(rep->json, "vms"), "project");
+    else if (!strcmp(pattern, "/v1/projects"))
+        keep_visible(p, json_object_get(rep->json, "projects"), "name");
+}

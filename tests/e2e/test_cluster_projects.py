@@ -1,0 +1,66 @@
+"""A project's quota across the hosts of a cluster (fake driver, two hosts
+formed with vireo cluster init/join): the project and its usage are
+documents of the whole cluster (etcd), so creates racing for the last slot
+through two hosts, each making its VM on itself, make exactly one VM, and
+each host shows the other's VM in the project's usage; a VM moved to the
+other host keeps its usage (its record follows it). (Here the creates
+may meet one after the other; the tight interleaving, both checked before
+either commits, is pinned by tests/unit/test-relations.c on the store.)"""
+
+import threading
+
+from test_cluster_placement import form
+
+
+def test_quota_holds_across_hosts(cluster):
+    c = cluster(2, driver="fake", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    h1.api("POST", "/v1/projects", {"name": "shared", "quotas": {"vms": 1}}, expect=201)
+    assert h2.api("GET", "/v1/projects/shared")["quotas"] == {"vms": 1}
+    for rnd in range(3):
+        answers = {}
+        go = threading.Barrier(4)
+
+        def create(h, i):
+            go.wait(timeout=30)
+            answers[(h.name, i)] = h.request("POST", "/v1/vms", {
+                "name": f"c{rnd}-{h.name}-{i}", "memory_mib": 64, "project": "shared",
+                "host": h.name})
+
+        threads = [threading.Thread(target=create, args=(h, i)) for h in (h1, h2)
+                   for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        made = [k for k, (status, _) in answers.items() if status == 202]
+        assert len(answers) == 4 and len(made) == 1, answers
+        for k, (status, body) in answers.items():
+            if k not in made:
+                assert status == 409 and body["error"]["code"] == "quota-exceeded", body
+        (host_name, i), = made
+        owner = h1 if host_name == h1.name else h2
+        owner.wait_task(answers[made[0]][1]["task"])
+        name = f"c{rnd}-{host_name}-{i}"
+        for h in (h1, h2):  # the usage of the whole cluster, from either host
+            shown = h.api("GET", "/v1/projects/shared")
+            assert shown["usage"]["vms"] == 1 and shown["vms"][0]["name"] == name, shown
+        owner.task_ok("DELETE", f"/v1/vms/{name}")
+
+    # A VM moved to the other host keeps its usage, now under that host:
+    # its old host, restarted, does not take it for an orphan of its own.
+    h1.task_ok("POST", "/v1/vms", {"name": "mover", "memory_mib": 64, "project": "shared",
+                                   "host": h1.name})
+    h2.cli("vm", "move", "mover", "--to", h2.name, timeout=300)
+    h2_id = h2.api("GET", "/v1/host")["id"]
+    h1.stop()
+    h1.start()
+    for h in (h1, h2):
+        shown = h.api("GET", "/v1/projects/shared")
+        assert shown["usage"]["vms"] == 1 and shown["vms"][0]["host"] == h2_id, shown
+    err = h1.api("POST", "/v1/vms", {"name": "more", "memory_mib": 64, "project": "shared",
+                                     "host": h1.name}, expect=409)
+    assert err["error"]["code"] == "quota-exceeded", err
+    h2.task_ok("DELETE", "/v1/vms/mover")
+    h2.api("DELETE", "/v1/projects/shared")
