@@ -153,18 +153,10 @@ static int confine_secret(json_t *obj, char **ret_error)
     return 0;
 }
 
+/* Nodes nest as objects ("file", "backing", ...); arrays in these
+ * arguments (an rbd node's servers) hold no files. */
 static int walk(VoHvInstance *vm, json_t *v, char **ret_error)
 {
-    if (json_is_array(v)) {
-        size_t i;
-        json_t *item;
-        json_array_foreach(v, i, item) {
-            int r = walk(vm, item, ret_error);
-            if (r < 0)
-                return r;
-        }
-        return 0;
-    }
     if (!json_is_object(v))
         return 0;
     const char *driver = json_string_value(json_object_get(v, "driver"));
