@@ -73,7 +73,7 @@ bool vo_qemu_path_reachable(const char *path, uid_t uid, gid_t gid, char **ret_b
 
 int vo_qemu_give(const VoHvDriver *d, const char *path, mode_t mode)
 {
-    if (!d->qemu_user)
+    if (!d || !d->qemu_user)
         return 0;
     if (chown(path, d->qemu_uid, d->qemu_gid) < 0 || chmod(path, mode) < 0)
         return -errno;

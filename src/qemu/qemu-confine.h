@@ -24,7 +24,8 @@ int vo_qemu_user_resolve(const char *name, bool create, uid_t *ret_uid, gid_t *r
 bool vo_qemu_path_reachable(const char *path, uid_t uid, gid_t gid, char **ret_blocked);
 
 /* Gives path (a VM's run dir, a certificate copy) to the driver's QEMU user,
- * with mode; nothing when QEMU is not confined. 0 or -errno. */
+ * with mode; nothing when QEMU is not confined (d NULL or without
+ * qemu_user). 0 or -errno. */
 int vo_qemu_give(const VoHvDriver *d, const char *path, mode_t mode);
 
 /* For a confined vm, rewrites props (a blockdev-add's or object-add's

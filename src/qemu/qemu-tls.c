@@ -93,7 +93,7 @@ static int make_dir(VoHvInstance *vm, const VoHvMigrationTls *tls, char **ret_di
     if (mkdir(dir, 0700) < 0 || chmod(dir, 0700) < 0)
         return vo_error_set(ret_error, -errno, "cannot make %s: %s", dir, strerror(errno));
     /* A confined QEMU reads them as its own user: copies it owns then. */
-    if (vo_qemu_give(vm->driver, dir, 0700) < 0)
+    if (vm->confined && vo_qemu_give(vm->driver, dir, 0700) < 0)
         return vo_error_set(ret_error, -errno, "cannot give %s to QEMU's user: %s", dir,
                             strerror(errno));
     for (size_t i = 0; i < ELEMENTSOF(links); i++) {
