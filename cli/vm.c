@@ -466,16 +466,33 @@ static int vm_list(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* --cpu-limit CORES (a decimal, 0 for none) into body as cpu_limit; the
+ * API checks its range. */
+static bool add_cpu_limit(json_t *body, const char *text)
+{
+    char *end = NULL;
+    double cores = strtod(text, &end);
+    if (end == text || *end || !(cores >= 0 && cores <= 1e6)) {
+        cli_error("--cpu-limit: '%s' is not a number of cores (e.g. 1.5; 0: no limit)", text);
+        return false;
+    }
+    json_object_set_new(body, "cpu_limit", json_real(cores));
+    return true;
+}
+
 static int vm_edit(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *new_name = NULL, *vcpus = NULL, *memory = NULL;
     const char *max_vcpus = NULL, *max_memory = NULL;
     const char *ha = NULL, *ha_priority = NULL, *ha_group = NULL, *firmware = NULL;
     const char *secure_boot = NULL, *display = NULL, *project = NULL;
+    const char *cpu_weight = NULL, *cpu_limit = NULL;
     bool autostart = false, no_autostart = false, async = false;
     const CliOption opts[] = {
         { "--name", &new_name, NULL },
         { "--project", &project, NULL },
+        { "--cpu-weight", &cpu_weight, NULL },
+        { "--cpu-limit", &cpu_limit, NULL },
         { "--display", &display, NULL },
         { "--firmware", &firmware, NULL },
         { "--secure-boot", &secure_boot, NULL },
@@ -498,11 +515,12 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         return cli_usage_error("vm edit", "--autostart and --no-autostart contradict each other");
     if (!new_name && !vcpus && !memory && !max_vcpus && !max_memory && !autostart &&
         !no_autostart && !ha && !ha_priority && !ha_group && !firmware && !secure_boot &&
-        !display && !project)
+        !display && !project && !cpu_weight && !cpu_limit)
         return cli_usage_error(strcmp(cmd->verb, "set") ? "vm edit" : "vm set", "nothing to change: give --name, --vcpus, --memory, "
                                           "--max-vcpus, --max-memory, --autostart, "
                                           "--no-autostart, --ha, --ha-priority, --ha-group, "
-                                          "--firmware, --secure-boot, --display or --project");
+                                          "--firmware, --secure-boot, --display, --project, "
+                                          "--cpu-weight or --cpu-limit");
     if (secure_boot && strcmp(secure_boot, "on") && strcmp(secure_boot, "off")) {
         cli_error("--secure-boot: '%s' is not on or off", secure_boot);
         return CLI_EXIT_USAGE;
@@ -535,6 +553,10 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         ok = add_ha_priority(body, ha_priority);
     if (ha_group) /* "" takes the VM out of its HA group */
         json_object_set_new(body, "ha_group", json_string(ha_group));
+    if (ok && cpu_weight && (ok = cli_parse_uint("--cpu-weight", cpu_weight, 0, 10000, &v)))
+        json_object_set_new(body, "cpu_weight", json_integer((json_int_t)v));
+    if (ok && cpu_limit)
+        ok = add_cpu_limit(body, cpu_limit);
     if (firmware)
         json_object_set_new(body, "firmware", json_string(firmware));
     if (secure_boot)
@@ -1092,8 +1114,8 @@ static const CliCommand vm_commands[] = {
 #define VM_EDIT_USAGE                                                                           \
     "[--name NEW] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "             \
     "[--autostart|--no-autostart] [--ha on|off] [--ha-priority N] [--ha-group NAME] "            \
-    "[--firmware bios|uefi] [--secure-boot on|off] [--display vga|virtio|none] "              \
-    "[--project NAME] [--async]"
+    "[--firmware bios|uefi] [--secure-boot on|off] [--display vga|virtio|none] "               \
+    "[--project NAME] [--cpu-weight N] [--cpu-limit CORES] [--async]"
 #define VM_EDIT_HELP                                                                            \
     "On a running VM, --vcpus and --memory change at once, without a reboot (hot-plug),\n"       \
     "up to the maximums the VM was started with; lowering memory below what it booted\n"        \
@@ -1118,9 +1140,14 @@ static const CliCommand vm_commands[] = {
     "                        volume, bios deletes it\n"                                       \
     "  --secure-boot on|off  UEFI secure boot (stopped VM only; a new NVRAM)\n"               \
     "  --display vga|virtio|none\n"                                                            \
-    "                        graphical console (stopped VM only; vireo console --vnc)\n" ASYNC_HELP \
+    "                        graphical console (stopped VM only; vireo console --vnc)\n"     \
+    "  --cpu-weight N        its QEMU's CPU share against other VMs', 1..10000 (100:\n"      \
+    "                        the default; 0 resets it); applies at once\n"                   \
+    "  --cpu-limit CORES     at most this much CPU time, in cores (e.g. 1.5; 0: no\n"        \
+    "                        limit); applies at once (docs/security.md, cgroups)\n" ASYNC_HELP \
     "\nExamples:\n  vireo vm edit web1 --max-vcpus 4 --max-memory 4G   (stopped)\n"            \
-    "  vireo vm set web1 --vcpus 3 --memory 3G              (running)\n"
+    "  vireo vm set web1 --vcpus 3 --memory 3G              (running)\n"                   \
+    "  vireo vm set web1 --cpu-weight 200 --cpu-limit 1.5   (running or stopped)\n"
     { "vm", "edit", "NAME", VM_EDIT_USAGE, "Change a VM's name, vcpus, memory or autostart.",
       VM_EDIT_HELP, vm_edit },
     { "vm", "set", "NAME", VM_EDIT_USAGE, "Same as 'vm edit' (e.g. vm set VM --vcpus N).",

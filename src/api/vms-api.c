@@ -407,6 +407,27 @@ done:
     vo_api_vm_create_done(req, rep, choice, created);
 }
 
+/* cpu_weight: an integer 1..10000 or 0 (the default); cpu_limit: cores,
+ * 0.01..4096 or 0 (none). */
+static bool cpu_fields_valid(VoReply *rep, json_t *weight, json_t *limit)
+{
+    json_int_t w = json_integer_value(weight);
+    if (weight && (!json_is_integer(weight) ||
+                   (w != 0 && (w < VO_VM_CPU_WEIGHT_MIN || w > VO_VM_CPU_WEIGHT_MAX)))) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "cpu_weight: expected an integer from %d "
+                       "to %d, or 0 for the default (100)", VO_VM_CPU_WEIGHT_MIN,
+                       VO_VM_CPU_WEIGHT_MAX);
+        return false;
+    }
+    double l = json_number_value(limit);
+    if (limit && (!json_is_number(limit) || (l != 0 && !(l >= VO_VM_CPU_LIMIT_MIN && l <= 4096)))) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "cpu_limit: expected a number of cores "
+                       "from %.2f to 4096, or 0 for none", VO_VM_CPU_LIMIT_MIN);
+        return false;
+    }
+    return true;
+}
+
 void vo_api_vm_edit(VoRequest *req, VoReply *rep)
 {
     _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
@@ -415,16 +436,20 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     const char *name = NULL;
     json_int_t vcpus = 0, memory = 0, max_vcpus = 0, max_memory = 0;
     json_t *autostart = NULL, *ha = NULL, *ha_priority = NULL, *secure_boot = NULL;
+    json_t *cpu_weight = NULL, *cpu_limit = NULL;
     const char *ha_group = NULL, *firmware = NULL, *display = NULL, *project = NULL;
-    if (!vo_request_unpack(req, rep,
-                           "{s?s, s?I, s?I, s?I, s?I, s?o, s?o, s?o, s?s, s?s, s?o, s?s, s?s}",
+    if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?I, s?I, s?o, s?o, s?o, s?s, s?s, s?o, s?s,"
+                           " s?s, s?o, s?o}",
                            "name", &name, "vcpus", &vcpus, "memory_mib", &memory, "max_vcpus",
                            &max_vcpus, "max_memory_mib", &max_memory, "autostart", &autostart,
                            "ha", &ha, "ha_priority", &ha_priority, "ha_group", &ha_group,
                            "firmware", &firmware, "secure_boot", &secure_boot, "display",
-                           &display, "project", &project))
+                           &display, "project", &project, "cpu_weight", &cpu_weight, "cpu_limit",
+                           &cpu_limit))
         return;
     if (project && !vo_api_project_named(req, rep, project))
+        return;
+    if (!cpu_fields_valid(rep, cpu_weight, cpu_limit))
         return;
     if (secure_boot && !json_is_boolean(secure_boot)) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "secure_boot: expected true or false");
@@ -448,7 +473,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
                        "give at least one of name, vcpus, memory_mib, max_vcpus, "
                        "max_memory_mib, autostart, ha, ha_priority, ha_group, firmware, "
-                       "secure_boot, display, project");
+                       "secure_boot, display, project, cpu_weight, cpu_limit");
         return;
     }
     /* 0 means "unchanged" below, so a 0 the user sent is refused here. */
@@ -476,7 +501,11 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
                       .ha_group = ha_group, .firmware = firmware,
                       .secure_boot_set = secure_boot != NULL,
                       .secure_boot = json_is_true(secure_boot), .display = display,
-                      .project = project };
+                      .project = project,
+                      .cpu_weight_set = cpu_weight != NULL,
+                      .cpu_weight = (unsigned)json_integer_value(cpu_weight),
+                      .cpu_limit_set = cpu_limit != NULL,
+                      .cpu_limit = json_number_value(cpu_limit) };
     /* Compared again under the VM's lock where the edit is saved (or, for a
      * live change, where the task starts it). */
     (void)vo_request_if_match(req, rep, &edit.if_match);
@@ -485,6 +514,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
      * autostart given along is applied with it once the change was accepted
      * (a refused request changes nothing). */
     bool live = (vcpus || memory) && !name && !max_vcpus && !max_memory && !ha &&
+                !cpu_weight && !cpu_limit &&
                 !ha_priority && !ha_group && !firmware && !secure_boot && !display && !project &&
                 vo_vm_is_active(vm);
     if (live) {

@@ -148,6 +148,7 @@ static const char *type_name(json_type t)
     case JSON_STRING: return "a string";
     case JSON_INTEGER: return "an integer";
     case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    case JSON_REAL: return "a number";
     default: return "a value";
     }
 }
@@ -166,7 +167,8 @@ static int check_keys(json_t *obj, const KeyType *table, size_t n, const char *w
         if (i == n)
             return vo_error_set(ret_error, -EINVAL, "%s%s: unknown key", where, key);
         json_type want = table[i].type, got = json_typeof(value);
-        if (want == JSON_TRUE ? !json_is_boolean(value) : got != want)
+        if (want == JSON_TRUE ? !json_is_boolean(value)
+                              : want == JSON_REAL ? !json_is_number(value) : got != want)
             return vo_error_set(ret_error, -EINVAL, "%s%s: expected %s", where, key, type_name(want));
     }
     return 0;
@@ -184,6 +186,7 @@ static const KeyType spec_keys[] = {
     { "firmware", JSON_STRING },  { "secure_boot", JSON_TRUE }, { "nvram", JSON_STRING },
     { "display", JSON_STRING },
     { "cloud_init", JSON_OBJECT }, { "project", JSON_STRING },
+    { "cpu_weight", JSON_INTEGER }, { "cpu_limit", JSON_REAL },
 };
 static const KeyType cdrom_keys[] = { { "volume", JSON_STRING } };
 static const KeyType disk_keys[] = {
@@ -357,10 +360,11 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
     const char *group = NULL, *ha_group = NULL, *firmware = NULL, *nvram = NULL, *display = NULL;
     const char *project = NULL;
     int ha = 0, secure_boot = 0;
-    json_int_t ha_priority = 0;
+    json_int_t ha_priority = 0, cpu_weight = 0;
+    double cpu_limit = 0;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
                        "{s:s, s:s, s?s, s?I, s?I, s?I, s?I, s?s, s?s, s?o, s?o, s?s, s?o, s?o, s?b,"
-                       " s?s, s?o, s?o, s?b, s?I, s?s, s?s, s?b, s?s, s?s, s?o, s?s}",
+                       " s?s, s?o, s?o, s?b, s?I, s?s, s?s, s?b, s?s, s?s, s?o, s?s, s?I, s?F}",
                        "id", &id, "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib",
                        &memory, "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                        "accel", &accel, "machine", &machine, "kernel", &kernel,
@@ -369,8 +373,16 @@ int vo_vm_spec_from_json(json_t *doc, VoVmSpec **ret, char **ret_error)
                        &boot_o, "ha", &ha, "ha_priority", &ha_priority, "ha_group",
                        &ha_group, "firmware", &firmware, "secure_boot", &secure_boot, "nvram",
                        &nvram, "display", &display, "cloud_init", &cloud_init,
-                       "project", &project) < 0)
+                       "project", &project, "cpu_weight", &cpu_weight, "cpu_limit", &cpu_limit) < 0)
         return vo_error_set(ret_error, -EINVAL, "%s", jerr.text);
+    if (cpu_weight != 0 && (cpu_weight < VO_VM_CPU_WEIGHT_MIN || cpu_weight > VO_VM_CPU_WEIGHT_MAX))
+        return vo_error_set(ret_error, -EINVAL, "cpu_weight: %lld is out of range (%d..%d)",
+                            (long long)cpu_weight, VO_VM_CPU_WEIGHT_MIN, VO_VM_CPU_WEIGHT_MAX);
+    if (cpu_limit != 0 && !(cpu_limit >= VO_VM_CPU_LIMIT_MIN && cpu_limit <= 4096))
+        return vo_error_set(ret_error, -EINVAL, "cpu_limit: %g is out of range (%.2f..4096 "
+                            "cores, or 0 for none)", cpu_limit, VO_VM_CPU_LIMIT_MIN);
+    s->cpu_weight = (unsigned)cpu_weight;
+    s->cpu_limit = cpu_limit;
     if (cloud_init && vo_cloud_init_from_json(cloud_init, &s->cloud_init, ret_error) < 0)
         return -EINVAL;
     if (ha_priority < VO_VM_HA_PRIORITY_MIN || ha_priority > VO_VM_HA_PRIORITY_MAX)
@@ -493,6 +505,10 @@ json_t *vo_vm_spec_to_json(const VoVmSpec *s)
     if (s->ha_priority)
         json_object_set_new(o, "ha_priority", json_integer(s->ha_priority));
     set_opt_string(o, "ha_group", s->ha_group);
+    if (s->cpu_weight)
+        json_object_set_new(o, "cpu_weight", json_integer(s->cpu_weight));
+    if (s->cpu_limit > 0)
+        json_object_set_new(o, "cpu_limit", json_real(s->cpu_limit));
     json_t *disks = json_array();
     for (size_t i = 0; i < s->n_disks; i++) {
         json_t *disk = json_pack("{s:s, s:b}", "format",

@@ -129,6 +129,11 @@ typedef struct {
     bool ha;
     int ha_priority;
     char *ha_group;
+    /* Its QEMU's cgroup (docs/security.md): CPU weight (1..10000, cgroup
+     * v2's scale; 0: the default, 100) and CPU limit in cores (0: none);
+     * both change live. */
+    unsigned cpu_weight;
+    double cpu_limit;
 } VoVmSpec;
 
 /* The project a VM counts against: its own, or "default". */
@@ -136,6 +141,9 @@ static inline const char *vo_vm_spec_project(const VoVmSpec *s)
 {
     return s->project ? s->project : "default";
 }
+#define VO_VM_CPU_WEIGHT_MIN 1
+#define VO_VM_CPU_WEIGHT_MAX 10000
+#define VO_VM_CPU_LIMIT_MIN 0.01
 
 #define VO_VM_HA_PRIORITY_MIN -1000
 #define VO_VM_HA_PRIORITY_MAX 1000

@@ -32,6 +32,7 @@
 #include "daemon/sweep.h"
 #include "conf/names.h"
 #include "daemon/vms.h"
+#include "qemu/qemu-confine.h"
 #include "util/util.h"
 
 static void usage(FILE *f)
@@ -66,6 +67,12 @@ static void usage(FILE *f)
             "                    (default 10; 1-3600; docs/monitoring.md)\n"
             "  --schedule-clock-file FILE  tests only: the schedules' clock is the unix time\n"
             "                    written in FILE, read every 0.2 s (docs/schedules.md)\n"
+            "  --qemu-user USER  QEMU drops to this user after its start, in its seccomp\n"
+            "                    sandbox (default vireo-qemu, made when missing; root: off;\n"
+            "                    docs/security.md)\n"
+            "  --cgroup-root DIR|off  each QEMU in its own cgroup under DIR/HOST-ID of the\n"
+            "                    cgroup hierarchies (default vireo; v2, or v1's cpu and\n"
+            "                    memory): CPU weight and limit, memory limit\n"
             "  --debug           debug logging\n"
             "  --list-routes     print the API route table and exit\n"
             "  --version\n");
@@ -122,7 +129,9 @@ int main(int argc, char **argv)
         { "fence-watchdog", required_argument, NULL, 'W' },
         { "metrics-interval", required_argument, NULL, 'M' },
         { "web-dir", required_argument, NULL, 'w' },
-        { "schedule-clock-file", required_argument, NULL, 'T' }, { 0 },
+        { "schedule-clock-file", required_argument, NULL, 'T' },
+        { "qemu-user", required_argument, NULL, 'U' },
+        { "cgroup-root", required_argument, NULL, 'G' }, { 0 },
     };
     /* The re-exec after a cluster change runs vireod again as it was started. */
     char **exec_argv = vo_malloc0(sizeof(char *) * (size_t)(argc + 1));
@@ -133,6 +142,7 @@ int main(int argc, char **argv)
     const char *https_addr = NULL, *https_cert = NULL, *https_key = NULL;
     const char *state_dir = "/var/lib/vireo", *run_dir = "/run/vireo", *socket_path = NULL;
     const char *driver = "qemu", *host_name = NULL, *web_dir = NULL;
+    const char *qemu_user = VO_QEMU_DEFAULT_USER, *cgroup_root = "vireo";
     int metrics_interval_ms = VO_METRICS_INTERVAL_MS;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
@@ -154,6 +164,8 @@ int main(int argc, char **argv)
         case 'W': vo_fence_set_watchdog(optarg); break;
         case 'w': web_dir = optarg; break;
         case 'T': vo_schedules_set_clock_file(optarg); break; /* tests only */
+        case 'U': qemu_user = optarg; break;
+        case 'G': cgroup_root = optarg; break;
         case 'M': {
             char *end = NULL;
             double secs = strtod(optarg, &end);
@@ -289,6 +301,14 @@ int main(int argc, char **argv)
         return 1;
     }
     d.host_name = host_name ? vo_strdup(host_name) : default_host_name(d.host_id);
+    if (!strcmp(driver, "qemu")) {
+        /* Each vireod's VMs in a cgroup dir of its own (host id): two
+         * vireods on one machine (a local migration's) keep theirs apart. */
+        _cleanup_free_ char *cgroup_base = strcmp(cgroup_root, "off")
+            ? vo_asprintf("%s/%s", cgroup_root, d.host_id) : vo_strdup("off");
+        if (vo_qemu_confine_setup(d.driver, qemu_user, cgroup_base, d.run_dir) < 0)
+            return 1;
+    }
     /* SQLite, or in a cluster (STATE/cluster/cluster.json) etcd. */
     {
         _cleanup_free_ char *error = NULL;

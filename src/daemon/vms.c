@@ -2158,6 +2158,10 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         free(next->project);
         next->project = strcmp(edit->project, "default") ? vo_strdup(edit->project) : NULL;
     }
+    if (edit->cpu_weight_set)
+        next->cpu_weight = edit->cpu_weight;
+    if (edit->cpu_limit_set)
+        next->cpu_limit = edit->cpu_limit;
     if (edit->secure_boot_set)
         next->secure_boot = edit->secure_boot;
     else if (next->firmware != VO_FIRMWARE_UEFI)
@@ -2203,6 +2207,15 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         vo_vm_spec_free(next);
     } else {
         vo_vm_spec_free(old);
+        /* A running QEMU's cgroup follows at once; without one (the host
+         * has none) the values wait for the next start. */
+        if ((edit->cpu_weight_set || edit->cpu_limit_set) && vm->hv &&
+            d->driver->cgroup_update) {
+            _cleanup_free_ char *cg_error = NULL;
+            if (d->driver->cgroup_update(vm->hv, next, &cg_error) < 0)
+                log_warn("vm %s: CPU weight/limit saved, not applied now: %s", next->name,
+                         cg_error);
+        }
         int64_t lease = 0;
         bool listed = edit->ha == 1 && d->cluster && vm->hv;
         if (listed)

@@ -186,6 +186,12 @@ typedef struct {
     /* The project it moves to (NULL keep; also while it runs): checked
      * against that project's quotas (daemon/projects.h). */
     const char *project;
+    /* Its QEMU's cgroup, also on a running VM (applied at once): cpu_weight
+     * when cpu_weight_set (0: the default), cpu_limit in cores when
+     * cpu_limit_set (0: none). */
+    bool cpu_weight_set, cpu_limit_set;
+    unsigned cpu_weight;
+    double cpu_limit;
     int64_t if_match; /* > 0: the VM's revision must be this, else -EPROTO */
 } VoVmEdit;
 

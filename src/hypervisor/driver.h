@@ -383,8 +383,18 @@ struct VoHvDriver {
      * waits for another operation on the VM: a busy monitor leaves the
      * balloon and disk counters out (have_* false). NULL: none. */
     int (*stats)(VoHvInstance *vm, VoHvStats *ret);
+    /* Sets a running VM's cgroup limits from spec again (its cpu_weight,
+     * cpu_limit); -ENODEV when it has no cgroup. NULL: none. */
+    int (*cgroup_update)(VoHvInstance *vm, const VoVmSpec *spec, char **ret_error);
     bool kvm_usable;
     char *kvm_reason;
+    /* QEMU's confinement (qemu-confine.h, qemu-cgroup.h): the unprivileged
+     * user it runs as (NULL: root, unconfined) and its ids, and the cgroup
+     * directory each VM's QEMU gets one below (NULL: no cgroups). */
+    char *qemu_user;
+    uid_t qemu_uid;
+    gid_t qemu_gid;
+    struct VoCgroupHost *cgroups;
 };
 
 int vo_qemu_driver_new(VoHvDriver **ret);

@@ -103,6 +103,22 @@ static void build_defaults(char ***argv)
         vo_strv_push(argv, vo_strdup(fixed[i]));
 }
 
+/* Least privilege: QEMU opens its command line's files, sockets and /dev/kvm
+ * as root, then becomes run_as (uid, gid and groups; no capabilities) with
+ * a seccomp filter that refuses obsolete system calls, spawning programs
+ * and changing scheduling or resource limits. elevateprivileges stays
+ * "allow": QEMU 10 installs the filter before its own setuid of -run-with,
+ * which "deny" (and "children") kill with SIGSYS; after the switch no id is
+ * root and no capability is left, so there is nothing to regain. */
+static void build_confinement(char ***argv, const VoQemuCaps *caps)
+{
+    if (!caps->run_as)
+        return;
+    push_opt(argv, "-run-with", "user=%s", caps->run_as);
+    push_opt(argv, "-sandbox", "%s",
+             "on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny");
+}
+
 /* QMP first, so the monitor exists before anything else can fail late. */
 static void build_monitor_and_console(char ***argv, const VoQemuPaths *paths)
 {
@@ -357,6 +373,7 @@ int vo_qemu_build_argv_layout(const VoVmSpec *spec, const VoQemuCaps *caps,
     vo_strv_push(&argv, vo_strdup(caps->binary));
     build_machine(&argv, spec, layout);
     build_defaults(&argv);
+    build_confinement(&argv, caps);
     build_monitor_and_console(&argv, paths);
     build_boot(&argv, spec);
     r = build_firmware(&argv, spec, ret_error);

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 
 #include "qemu/qemu-argv.h"
+#include "qemu/qemu-confine.h"
 #include "qemu/qemu-instance.h"
 #include "storage/qemu-img.h"
 #include "util/cancel.h"
@@ -34,13 +35,16 @@
 typedef struct {
     VoQmp *qmp;
     pthread_mutex_t *lock;
+    VoHvInstance *vm; /* the VM's QEMU (its files handed over when confined); NULL: a qsd */
 } Monitor;
 
 static int mon_exec(Monitor *m, const char *cmd, json_t *args, json_t **ret, char **ret_error)
 {
     if (m->lock)
         pthread_mutex_lock(m->lock);
-    int r = m->qmp ? vo_qmp_execute(m->qmp, cmd, args, QMP_TIMEOUT_MS, ret, ret_error)
+    int r = m->vm ? vo_qemu_confine_command(m->vm, cmd, args, ret_error) : 0;
+    if (r >= 0)
+        r = m->qmp ? vo_qmp_execute(m->qmp, cmd, args, QMP_TIMEOUT_MS, ret, ret_error)
                    : -ENOTCONN;
     if (m->lock)
         pthread_mutex_unlock(m->lock);
@@ -392,10 +396,18 @@ static void resume_after_target_error(Monitor *m)
     json_decref(status);
 }
 
+static int backup_over(Monitor m, const VoHvBackupPlan *plan, VoHvBackupResult *ret,
+                       char **ret_error);
+
 int vo_qemu_backup_over_qmp(VoQmp *qmp, pthread_mutex_t *lock, const VoHvBackupPlan *plan,
                             VoHvBackupResult *ret, char **ret_error)
 {
-    Monitor m = { .qmp = qmp, .lock = lock };
+    return backup_over((Monitor){ .qmp = qmp, .lock = lock }, plan, ret, ret_error);
+}
+
+static int backup_over(Monitor m, const VoHvBackupPlan *plan, VoHvBackupResult *ret,
+                       char **ret_error)
+{
     ret->jobs_failed = true; /* until jobs may have started */
     if (plan->n_disks == 0)
         return vo_error_set(ret_error, -EINVAL, "the VM has no disk to back up");
@@ -484,7 +496,8 @@ int vo_qemu_backup_over_qmp(VoQmp *qmp, pthread_mutex_t *lock, const VoHvBackupP
 int vo_qemu_backup(VoHvInstance *vm, const VoHvBackupPlan *plan, VoHvBackupResult *ret,
                    char **ret_error)
 {
-    return vo_qemu_backup_over_qmp(vm->qmp, &vm->qmp_lock, plan, ret, ret_error);
+    return backup_over((Monitor){ .qmp = vm->qmp, .lock = &vm->qmp_lock, .vm = vm }, plan, ret,
+                       ret_error);
 }
 
 /* ---- a stopped VM: qemu-storage-daemon ------------------------------------ */

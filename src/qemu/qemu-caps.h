@@ -8,6 +8,10 @@
 typedef struct {
     const char *binary;   /* "qemu-system-x86_64" */
     bool kvm_usable;      /* /dev/kvm opens and the CPU has vmx/svm */
+    /* The unprivileged user QEMU drops to once it has opened what its
+     * command line names (-run-with user=), with its seccomp sandbox on;
+     * NULL: QEMU runs as vireod does, unconfined (qemu-confine.h). */
+    const char *run_as;
 } VoQemuCaps;
 
 typedef struct {

@@ -15,6 +15,8 @@
 #include "hypervisor/driver.h"
 #include "qemu/qemu-agent.h"
 #include "qemu/qemu-argv.h"
+#include "qemu/qemu-cgroup.h"
+#include "qemu/qemu-confine.h"
 #include "qemu/qemu-display.h"
 #include "qemu/qemu-hotplug.h"
 #include "qemu/qemu-instance.h"
@@ -56,6 +58,8 @@ static void qemu_release(VoHvInstance *vm)
 {
     if (!vm)
         return;
+    vo_qemu_cgroup_release(vm); /* nothing while its QEMU runs */
+    free(vm->cgroup);
     vo_qmp_close(vm->qmp);
     vo_qmp_close(vm->events);
     if (vm->pidfd >= 0)
@@ -146,6 +150,10 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
                   const char *run_dir, const int *tap_fds, VoHvInstance **ret, char **ret_error)
 {
     int r = vo_mkdir_p(run_dir, 0750);
+    /* A confined QEMU writes in its run dir after it dropped to its user:
+     * its pidfile's removal, screendumps, memory dumps, incoming sockets. */
+    if (r >= 0)
+        r = vo_qemu_give(d, run_dir, 0750);
     if (r < 0) {
         *ret_error = vo_asprintf("cannot create %s: %s", run_dir, strerror(-r));
         return r;
@@ -161,7 +169,8 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
 
     const char *binary = getenv("VIREO_QEMU");
     VoQemuCaps caps = { .binary = binary ? binary : "qemu-system-x86_64",
-                        .kvm_usable = d->kvm_usable };
+                        .kvm_usable = d->kvm_usable, .run_as = d->qemu_user };
+    vm->confined = d->qemu_user != NULL;
     /* The taps QEMU inherits become its fds 3, 4, ... in NIC order. */
     int pass[VO_VM_MAX_NICS], child_fd[VO_VM_MAX_NICS];
     size_t n_pass = 0;
@@ -214,7 +223,14 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     }
     (void)vo_write_file_atomic(argv_path, argv_text, strlen(argv_text));
 
-    r = vo_spawn_detached(argv, vm->log_path, pass, n_pass, &vm->pid, &vm->pidfd);
+    _cleanup_strv_ char **cgroup_procs = NULL;
+    r = vo_qemu_cgroup_prepare(vm, spec, &cgroup_procs, ret_error);
+    if (r < 0) {
+        qemu_release(vm);
+        return r;
+    }
+    r = vo_spawn_detached_in(argv, vm->log_path, pass, n_pass, cgroup_procs, &vm->pid,
+                             &vm->pidfd);
     if (r < 0) {
         *ret_error = vo_asprintf("cannot start %s: %s", argv[0], strerror(-r));
         qemu_release(vm);
@@ -358,6 +374,9 @@ static int qemu_attach(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
     vm->accel = VO_ACCEL_TCG;
     if (vo_read_file(argv_path, 1 << 20, &argv_text, NULL) >= 0 && strstr(argv_text, "\n-accel\nkvm\n"))
         vm->accel = VO_ACCEL_KVM;
+    /* Confined or not, and its cgroup, as it was started. */
+    vm->confined = argv_text && strstr(argv_text, "\n-run-with\nuser=");
+    vo_qemu_cgroup_refind(vm, spec);
     /* The layout it was started with and has now. A VM started by a vireod
      * before layouts were recorded gets what its spec would make, marked
      * assumed: its root ports and boot sizes may differ from that (the spec
@@ -423,7 +442,10 @@ int vo_qemu_command(VoHvInstance *vm, const char *cmd, json_t *args, json_t **re
     if (!vm->qmp)
         return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
     _cleanup_free_ char *error = NULL;
-    int r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, ret, &error);
+    int r = vo_qemu_confine_command(vm, cmd, args, ret_error);
+    if (r < 0)
+        return r;
+    r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, ret, &error);
     if (r < 0)
         return vo_error_set(ret_error, r, "QEMU refused %s: %s", cmd, error ? error : strerror(-r));
     return 0;
@@ -708,6 +730,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .mirror_query = vo_qemu_mirror_query,
         .machines = qemu_machines,
         .stats = vo_qemu_stats,
+        .cgroup_update = vo_qemu_cgroup_update,
     };
     const char *dev = getenv("VIREO_KVM_DEVICE");
     d->kvm_usable = vo_qemu_kvm_usable(dev ? dev : "/dev/kvm", "/proc/cpuinfo", &d->kvm_reason);

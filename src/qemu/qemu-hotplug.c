@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "qemu/qemu-confine.h"
 #include "qemu/qemu-devices.h"
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
@@ -16,7 +17,9 @@
 /* One QMP command with args (stolen); its error text (if any) goes to *ret_error. */
 static int run(VoHvInstance *vm, const char *cmd, json_t *args, char **ret_error)
 {
-    int r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, NULL, ret_error);
+    int r = vo_qemu_confine_command(vm, cmd, args, ret_error);
+    if (r >= 0)
+        r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, NULL, ret_error);
     json_decref(args);
     return r;
 }
@@ -262,12 +265,15 @@ int vo_qemu_cdrom_change(VoHvInstance *vm, const char *path, char **ret_error)
     /* The tray is forced open (a guest that mounted the CD locks it), the
      * old medium goes, the new one goes in and the tray closes: the guest
      * sees a media change. */
-    if (path)
-        r = run(vm, "blockdev-change-medium",
-                json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", VO_QEMU_CDROM_ID, "filename", path,
-                          "format", "raw", "read-only-mode", "read-only", "force", 1),
-                &error);
-    else
+    _cleanup_free_ char *medium = NULL;
+    if (path) {
+        r = vo_qemu_confine_path(vm, path, true, &medium, &error);
+        if (r >= 0)
+            r = run(vm, "blockdev-change-medium",
+                    json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", VO_QEMU_CDROM_ID, "filename",
+                              medium, "format", "raw", "read-only-mode", "read-only", "force", 1),
+                    &error);
+    } else
         r = run(vm, "eject", json_pack("{s:s, s:b}", "id", VO_QEMU_CDROM_ID, "force", 1), &error);
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0)

@@ -56,6 +56,11 @@ struct VoHvInstance {
     /* Migration over TLS (qemu-tls.c, guarded by qmp_lock): the
      * tls-creds-x509 object exists, and its endpoint is the server. */
     bool tls_object, tls_server;
+    /* QEMU runs as the driver's qemu_user (qemu-confine.h): the files QMP
+     * names after its start are handed to it as fds (/dev/fdset/N). */
+    bool confined;
+    /* Its cgroup (qemu-cgroup.h), relative to the driver's; NULL: none. */
+    char *cgroup;
 };
 
 /* One QMP command with args (borrowed); *ret (may be NULL) gets its

@@ -8,6 +8,7 @@
 
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-load.h"
+#include "util/cgroup.h"
 #include "util/util.h"
 
 #define STATS_TIMEOUT_MS 500
@@ -44,6 +45,11 @@ int vo_qemu_stats(VoHvInstance *vm, VoHvStats *ret)
     int r = vo_qemu_proc_usage(vm, &ret->cpu_ns, &ret->rss_bytes);
     if (r < 0)
         return r;
+    /* Its cgroup's CPU time, when it has one: all it ran, threads that
+     * ended included. */
+    VoCgroupStats cg;
+    if (vm->cgroup && vo_cgroup_stats(vm->driver->cgroups, vm->cgroup, &cg) >= 0 && cg.cpu_usec)
+        ret->cpu_ns = cg.cpu_usec * 1000;
     if (pthread_mutex_trylock(&vm->qmp_lock) != 0)
         return 0;
     json_t *balloon = NULL, *blocks = NULL;

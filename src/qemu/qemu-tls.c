@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qemu/qemu-confine.h"
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
 
@@ -67,6 +68,22 @@ void vo_qemu_tls_dir_remove(const char *run_dir)
     (void)rmdir(dir);
 }
 
+/* A copy of file at path for QEMU's user (-1 with errno on failure). */
+static int copy_for_qemu(VoHvInstance *vm, const char *file, const char *path)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    int r = vo_read_file(file, 1 << 20, &text, &len);
+    if (r >= 0)
+        r = vo_write_file_atomic(path, text, len);
+    if (r >= 0)
+        r = vo_qemu_give(vm->driver, path, 0400);
+    if (text)
+        explicit_bzero(text, len);
+    errno = -r;
+    return r < 0 ? -1 : 0;
+}
+
 /* The certificate dir of tls in the run dir, made afresh. */
 static int make_dir(VoHvInstance *vm, const VoHvMigrationTls *tls, char **ret_dir,
                     char **ret_error)
@@ -75,9 +92,14 @@ static int make_dir(VoHvInstance *vm, const VoHvMigrationTls *tls, char **ret_di
     _cleanup_free_ char *dir = vo_asprintf("%s/%s", vm->run_dir, VO_QEMU_TLS_DIR);
     if (mkdir(dir, 0700) < 0 || chmod(dir, 0700) < 0)
         return vo_error_set(ret_error, -errno, "cannot make %s: %s", dir, strerror(errno));
+    /* A confined QEMU reads them as its own user: copies it owns then. */
+    if (vm->confined && vo_qemu_give(vm->driver, dir, 0700) < 0)
+        return vo_error_set(ret_error, -errno, "cannot give %s to QEMU's user: %s", dir,
+                            strerror(errno));
     for (size_t i = 0; i < ELEMENTSOF(links); i++) {
         _cleanup_free_ char *link = vo_asprintf("%s/%s", dir, links[i].name);
-        if (symlink(tls_file(tls, links[i].file), link) < 0) {
+        if (vm->confined ? copy_for_qemu(vm, tls_file(tls, links[i].file), link) < 0
+                         : symlink(tls_file(tls, links[i].file), link) < 0) {
             int r = vo_error_set(ret_error, -errno, "cannot make %s: %s", link,
                                  strerror(errno));
             vo_qemu_tls_dir_remove(vm->run_dir);

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include "util/cancel.h"
+#include "util/cgroup.h"
 #include "util/util.h"
 
 int vo_pidfd_open(pid_t pid)
@@ -212,7 +213,8 @@ static int place_passed_fds(const int *pass_fds, size_t n)
 }
 
 static int spawn_detached(char *const argv[], const char *log_path, const int *pass_fds,
-                          size_t n_pass, bool tied, pid_t *ret_pid, int *ret_pidfd)
+                          size_t n_pass, char *const *cgroup_procs, bool tied, pid_t *ret_pid,
+                          int *ret_pidfd)
 {
     _cleanup_close_ int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (log_fd < 0)
@@ -224,6 +226,10 @@ static int spawn_detached(char *const argv[], const char *log_path, const int *p
     if (pid == 0) {
         if (tied)
             vo_spawn_child_die_with(parent);
+        if (vo_cgroup_join(cgroup_procs) < 0) {
+            dprintf(log_fd, "cannot join its cgroup: %s\n", strerror(errno));
+            _exit(126);
+        }
         setsid();
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
@@ -251,10 +257,17 @@ static int spawn_detached(char *const argv[], const char *log_path, const int *p
 int vo_spawn_detached(char *const argv[], const char *log_path, const int *pass_fds,
                       size_t n_pass, pid_t *ret_pid, int *ret_pidfd)
 {
-    return spawn_detached(argv, log_path, pass_fds, n_pass, false, ret_pid, ret_pidfd);
+    return spawn_detached(argv, log_path, pass_fds, n_pass, NULL, false, ret_pid, ret_pidfd);
+}
+
+int vo_spawn_detached_in(char *const argv[], const char *log_path, const int *pass_fds,
+                         size_t n_pass, char *const *cgroup_procs, pid_t *ret_pid, int *ret_pidfd)
+{
+    return spawn_detached(argv, log_path, pass_fds, n_pass, cgroup_procs, false, ret_pid,
+                          ret_pidfd);
 }
 
 int vo_spawn_helper(char *const argv[], const char *log_path, pid_t *ret_pid, int *ret_pidfd)
 {
-    return spawn_detached(argv, log_path, NULL, 0, true, ret_pid, ret_pidfd);
+    return spawn_detached(argv, log_path, NULL, 0, NULL, true, ret_pid, ret_pidfd);
 }

@@ -29,6 +29,12 @@ int vo_spawn_wait_split(char *const argv[], int timeout_ms, char **ret_stdout, c
 int vo_spawn_detached(char *const argv[], const char *log_path, const int *pass_fds,
                       size_t n_pass, pid_t *ret_pid, int *ret_pidfd);
 #define VO_SPAWN_FIRST_PASSED_FD 3
+/* The same, the child first joining the cgroups whose cgroup.procs files
+ * cgroup_procs lists (cgroup.h; NULL: none), so that all it ever allocates
+ * is charged there. */
+int vo_spawn_detached_in(char *const argv[], const char *log_path, const int *pass_fds,
+                         size_t n_pass, char *const *cgroup_procs, pid_t *ret_pid,
+                         int *ret_pidfd);
 
 /* Like vo_spawn_detached without passed fds, for a helper that must not
  * outlive vireod (qemu-storage-daemon): SIGKILL when vireod dies. The caller

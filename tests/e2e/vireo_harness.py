@@ -82,6 +82,16 @@ def _exited(pidfd):
     return bool(select.select([pidfd], [], [], 0)[0])
 
 
+def _rmdir(path):
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
 class OwnProcs:
     """The processes a test's cleanup kills (QEMU, dnsmasq, etcd, fence),
     each held by a pidfd taken when it was added, and only when its command
@@ -215,6 +225,9 @@ class Daemon:
         self.env = env
         self.popen_extra = dict(popen_extra or {})
         self.tmp = tempfile.mkdtemp(prefix="vireo-e2e-")
+        # Searchable (not listable) by QEMU's unprivileged user, which writes
+        # in a VM's run dir below it (docs/security.md).
+        os.chmod(self.tmp, 0o711)
         self.state_dir = os.path.join(self.tmp, "state")
         self.run_dir = os.path.join(self.tmp, "run")
         self.socket = os.path.join(self.run_dir, "vireod.sock")
@@ -302,6 +315,7 @@ class Daemon:
         self.stop()
         self.qemu_pids.kill_all()
         self.qemu_pids.close()
+        self.remove_cgroups()
         if self.owns_netns:
             self.netns.delete()
         # A tmpfs a test mounted under the state directory (before_start)
@@ -312,6 +326,27 @@ class Daemon:
             if path.startswith(self.tmp + os.sep):
                 subprocess.run(["umount", "-l", path], check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def cgroup_dirs(self):
+        """This vireod's cgroup directories (one per hierarchy: v2's, or
+        v1's cpu, cpuacct and memory), where its QEMUs' cgroups are."""
+        try:
+            with open(os.path.join(self.state_dir, "host-id")) as f:
+                host_id = f.read().strip()
+        except OSError:
+            return []
+        with open("/proc/mounts") as f:
+            mounts = [line.split()[1] for line in f if line.split()[2] in ("cgroup", "cgroup2")]
+        return [d for d in (os.path.join(m, "vireo", host_id) for m in mounts) if os.path.isdir(d)]
+
+    def remove_cgroups(self):
+        """Its QEMUs' cgroups (empty once they were killed), then its own."""
+        for top in self.cgroup_dirs():
+            for name in os.listdir(top):
+                path = os.path.join(top, name)
+                if os.path.isdir(path):
+                    wait_until(lambda: _rmdir(path), 10, interval=0.1, what=f"rmdir {path}")
+            _rmdir(top)
 
     def remember_dnsmasq_pids(self):
         """The dnsmasq of every network as vireod knows it: a dnsmasq just

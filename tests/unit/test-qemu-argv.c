@@ -68,8 +68,9 @@ static char *render(const char *json_path, bool *ret_is_error)
         fail_msg("%s: %s", json_path, jerr.text);
     int kvm = 0;
     json_t *spec_json = NULL, *taps = NULL;
-    if (json_unpack_ex(doc, &jerr, JSON_STRICT, "{s?{s?b, s?o}, s:o}", "caps", "kvm", &kvm,
-                       "tap_fds", &taps, "spec", &spec_json) < 0)
+    const char *run_as = NULL;
+    if (json_unpack_ex(doc, &jerr, JSON_STRICT, "{s?{s?b, s?o, s?s}, s:o}", "caps", "kvm", &kvm,
+                       "tap_fds", &taps, "run_as", &run_as, "spec", &spec_json) < 0)
         fail_msg("%s: %s", json_path, jerr.text);
     int tap_fds[16];
     for (size_t i = 0; i < 16; i++)
@@ -79,7 +80,7 @@ static char *render(const char *json_path, bool *ret_is_error)
     _cleanup_free_ char *error = NULL;
     _cleanup_vm_spec_ VoVmSpec *spec = NULL;
     _cleanup_strv_ char **argv = NULL;
-    VoQemuCaps caps = { .binary = "qemu-system-x86_64", .kvm_usable = kvm };
+    VoQemuCaps caps = { .binary = "qemu-system-x86_64", .kvm_usable = kvm, .run_as = run_as };
     VoQemuPaths paths = { .qmp_socket = "/run/vireo/vms/ID/qmp.sock",
                           .events_socket = "/run/vireo/vms/ID/qmp-events.sock",
                           .console_socket = "/run/vireo/vms/ID/console.sock",

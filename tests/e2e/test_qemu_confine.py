@@ -1,0 +1,132 @@
+"""System test of QEMU's least privilege and per-VM cgroups on one booted TCG
+guest (docs/security.md): its QEMU runs as the unprivileged vireo-qemu user
+in its seccomp sandbox, in a cgroup of its own whose memory limit is the
+guest's memory plus the documented overhead, whose CPU weight and limit
+`vireo vm set` changes live (also after a vireod restart, which finds the
+cgroup again); a hot-plugged disk and a memory snapshot still work though
+QEMU can no longer open files itself; the cgroup goes with the VM's stop."""
+
+import os
+import pwd
+
+import pytest
+
+from vireo_harness import Daemon, wait_until
+
+MiB = 1 << 20
+GUEST_MIB = 128
+# qemu-cgroup.h: guest + 256 MiB + guest/16 + 1 GiB under TCG
+LIMIT = (GUEST_MIB + 256 + GUEST_MIB // 16 + 1024) * MiB
+
+
+@pytest.fixture(scope="module")
+def booted():
+    d = Daemon()
+    try:
+        d.create_and_boot("conf", memory=f"{GUEST_MIB}M")
+        yield d
+    finally:
+        d.cleanup()
+
+
+def status_fields(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def own_cgroups(pid):
+    """{controller: path} of /proc/PID/cgroup ("" for v2's unified line)."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        rows = [line.rstrip("\n").split(":", 2) for line in f]
+    out = {}
+    for _, controllers, path in rows:
+        for c in controllers.split(",") if controllers else [""]:
+            out[c] = path
+    return out
+
+
+def cgroup_file(daemon, vm_id, name):
+    """The file `name` of the VM's cgroup, in whichever of its hierarchies
+    has it (v1: the controller's; v2: the one)."""
+    for top in daemon.cgroup_dirs():
+        path = os.path.join(top, vm_id, name)
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read().strip()
+    raise AssertionError(f"no {name} in the cgroup of {vm_id} under {daemon.cgroup_dirs()}")
+
+
+def test_qemu_runs_unprivileged_in_its_sandbox(booted):
+    vm = booted.vm("conf")
+    user = pwd.getpwnam("vireo-qemu")
+    st = status_fields(vm["pid"])
+    assert st["Uid"].split() == [str(user.pw_uid)] * 4, st["Uid"]
+    assert st["Gid"].split() == [str(user.pw_gid)] * 4, st["Gid"]
+    assert st["Seccomp"] == "2", st["Seccomp"]
+    assert int(st["CapEff"], 16) == 0 and st["NoNewPrivs"] == "1", st
+    with open(f"/proc/{vm['pid']}/cmdline") as f:
+        argv = f.read().split("\0")
+    assert argv[argv.index("-run-with") + 1] == "user=vireo-qemu"
+    assert argv[argv.index("-sandbox") + 1].startswith("on,obsolete=deny,")
+
+
+def test_qemu_has_its_own_cgroup_with_limits(booted):
+    vm = booted.vm("conf")
+    host_id = open(os.path.join(booted.state_dir, "host-id")).read().strip()
+    groups = own_cgroups(vm["pid"])
+    want = f"/vireo/{host_id}/{vm['id']}"
+    # v1 (this host: hybrid) in the memory and cpu hierarchies, or v2's one
+    v2 = groups.get("memory") is None
+    assert (groups[""] if v2 else groups["memory"]) == want, groups
+    if v2:
+        assert cgroup_file(booted, vm["id"], "memory.max") == str(LIMIT)
+    else:
+        assert groups["cpu"] == want, groups
+        assert cgroup_file(booted, vm["id"], "memory.limit_in_bytes") == str(LIMIT)
+    # vireod is not in it (a service manager stopping vireod leaves VMs be)
+    assert own_cgroups(booted.proc.pid).get("memory" if not v2 else "") != want
+
+    # CPU weight and limit, live, from the CLI; bad values refused
+    booted.cli("vm", "set", "conf", "--cpu-weight", "200", "--cpu-limit", "0.5")
+    if v2:
+        assert cgroup_file(booted, vm["id"], "cpu.weight") == "200"
+        assert cgroup_file(booted, vm["id"], "cpu.max") == "50000 100000"
+    else:
+        assert cgroup_file(booted, vm["id"], "cpu.shares") == "2048"
+        assert cgroup_file(booted, vm["id"], "cpu.cfs_quota_us") == "50000"
+    doc = booted.vm("conf")
+    assert doc["cpu_weight"] == 200 and doc["cpu_limit"] == 0.5, doc
+    p = booted.cli("vm", "set", "conf", "--cpu-weight", "20000", check=False)
+    assert p.returncode != 0 and "--cpu-weight" in p.stderr, p.stderr
+    status, err = booted.request("PATCH", "/v1/vms/conf", {"cpu_limit": 0.001})
+    assert status == 400 and "cpu_limit" in err["error"]["message"], err
+    status, err = booted.request("PATCH", "/v1/vms/conf", {"cpu_weight": "x"})
+    assert status == 400 and "cpu_weight" in err["error"]["message"], err
+
+    # a restarted vireod finds the cgroup again: the next change applies
+    booted.stop()
+    booted.start()
+    booted.cli("vm", "set", "conf", "--cpu-weight", "0", "--cpu-limit", "0")
+    if v2:
+        assert cgroup_file(booted, vm["id"], "cpu.max") == "max 100000"
+    else:
+        assert cgroup_file(booted, vm["id"], "cpu.shares") == "1024"
+        assert cgroup_file(booted, vm["id"], "cpu.cfs_quota_us") == "-1"
+    assert own_cgroups(booted.vm("conf")["pid"]) == groups
+
+
+def test_hot_plug_and_snapshot_work_confined(booted):
+    booted.cli("vm", "disk", "add", "conf", "--size", "16M")
+    wait_until(lambda: "vdb" in booted.guest("conf", "ls /sys/block"), 60, interval=0.5,
+               what="vdb in the guest")
+    out = booted.guest("conf", "echo confined > /tmp/x && dd if=/tmp/x of=/dev/vdb conv=fsync"
+                               " 2>/dev/null && head -c 8 /dev/vdb")
+    assert "confined" in out, out
+    booted.task_ok("POST", "/v1/vms/conf/snapshots", {"name": "s1", "memory": True})
+    booted.task_ok("POST", "/v1/vms/conf/snapshots/s1/revert", {"force": True})
+    assert booted.vm("conf")["state"] == "running"
+    vm = booted.vm("conf")
+    # the stop takes the cgroup away
+    booted.cli("vm", "stop", "conf", "--force")
+    wait_until(lambda: not any(os.path.isdir(os.path.join(t, vm["id"]))
+                               for t in booted.cgroup_dirs()), 10, what="the cgroup to go")
