@@ -442,7 +442,7 @@ class Daemon:
         assert status == 200
         return text
 
-    def wait_console(self, name, text, count=1, timeout=60):
+    def wait_console(self, name, text, count=1, timeout=120):
         return wait_until(lambda: self.console_log(name).count(text) >= count, timeout,
                           interval=0.1, what=f"'{text}' x{count} on {name}'s console")
 
