@@ -4,13 +4,15 @@
  * object decides: a VM of a project where it has no role is answered 404,
  * as if it did not exist (it learns nothing of other projects), one where
  * its role falls short of the route's 403 naming both; a create in a
- * project needs the route's role there; lists keep only the objects of
- * its projects. The Unix socket's root and cluster peers never pass here. */
+ * project, or a VM's move to one, needs the route's role there; a task
+ * reads when it asked for it or it is of a VM of its projects (else 404);
+ * lists keep only the objects of its projects. The Unix socket's root and cluster peers never pass here. */
 #include <string.h>
 
 #include "api/access.h"
 #include "api/handlers.h"
 #include "daemon/vms.h"
+#include "jobs/tasks.h"
 #include "util/util.h"
 
 static bool refuse_role(VoReply *rep, const VoPrincipal *p, const char *what,
@@ -21,6 +23,29 @@ static bool refuse_role(VoReply *rep, const VoPrincipal *p, const char *what,
     vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "%s needs the %s role on project '%s'; %s has "
                    "%s", what, vo_role_name(p->needed), project, who, vo_role_name(has));
     return false;
+}
+
+/* A task by id: one this principal asked for, or one of a VM (its
+ * target_id) of a project where it has a role. */
+static bool task_visible(VoRequest *req, const VoPrincipal *p)
+{
+    json_t *task = vo_tasks_get_json(req->d->tasks, req->params[0]);
+    if (!task)
+        return true; /* the handler answers 404 */
+    char who[128];
+    vo_principal_describe(p, who, sizeof(who));
+    const char *by = json_string_value(json_object_get(json_object_get(task, "requested_by"),
+                                                       "who"));
+    const char *vm_id = json_string_value(json_object_get(task, "target_id"));
+    bool visible = by && !strcmp(by, who);
+    if (!visible && vm_id) {
+        _cleanup_vm_ VoVm *vm = vo_vms_find(req->d, vm_id);
+        _cleanup_free_ char *id = vm ? vo_vm_id(vm) : NULL;
+        _cleanup_free_ char *project = id && !strcmp(id, vm_id) ? vo_vm_project(vm) : NULL;
+        visible = project && vo_principal_role_in(p, project) >= VO_ROLE_VIEWER;
+    }
+    json_decref(task);
+    return visible;
 }
 
 bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern)
@@ -40,7 +65,17 @@ bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern)
             _cleanup_free_ char *what = vo_asprintf("%s %s", req->method, pattern);
             return refuse_role(rep, p, what, project, role);
         }
+        /* A move to another project: the edit's role there too. */
+        const char *to = !strcmp(pattern, "/v1/vms/{vm}") && !strcmp(req->method, "PATCH")
+                             ? json_string_value(json_object_get(req->body, "project"))
+                             : NULL;
+        if (to && (role = vo_principal_role_in(p, to)) < p->needed)
+            return refuse_role(rep, p, "moving a VM", to, role);
         return true;
+    }
+    if (!strcmp(pattern, "/v1/tasks/{id}") && !task_visible(req, p)) {
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "task '%s' does not exist", req->params[0]);
+        return false;
     }
     if (!strcmp(pattern, "/v1/vms") && strcmp(req->method, "GET")) {
         const char *project = json_string_value(json_object_get(req->body, "project"));

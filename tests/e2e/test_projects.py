@@ -336,3 +336,42 @@ def test_roles_on_a_project_over_https(https_d):
     assert "needs the operator role on project 'team-b'" in ans["body"]["error"]["message"]
     # The Unix socket: root, everything.
     assert len(d.api("GET", "/v1/vms")["vms"]) == 4
+
+
+def test_scoped_user_reaches_no_other_projects_tasks_or_moves(https_d):
+    """A user who is admin on project sa only: a task by id reads when it is
+    of a VM of sa or one they asked for (also once that VM is gone), and a
+    task of another project's VM answers 404 as one that does not exist;
+    moving a VM of sa into sb (no role there) is refused 403 naming sb, the
+    VM staying in sa."""
+    d, h = https_d
+    for p in ("sa", "sb"):
+        d.cli("project", "create", p)
+    ta = d.task_ok("POST", "/v1/vms", {"name": "sa1", "memory_mib": 64, "project": "sa"})
+    tb = d.task_ok("POST", "/v1/vms", {"name": "sb1", "memory_mib": 64, "project": "sb"})
+    d.cli("user", "create", "eve", "--role", "none", "--password-file", "-",
+          input="eve's password\n")
+    d.cli("user", "grant", "eve", "--role", "admin", "--project", "sa")
+    tok = d.api("POST", "/v1/tokens", {"role": "admin", "user": "eve"}, expect=201)["secret"]
+
+    def calls(*reqs):
+        return h.many([{"method": m, "path": p, "body": b,
+                        "headers": {"Authorization": "Bearer " + tok}} for m, p, b in reqs])
+
+    own, other, move = calls(("GET", f"/v1/tasks/{ta['task']['id']}", None),
+                             ("GET", f"/v1/tasks/{tb['task']['id']}", None),
+                             ("PATCH", "/v1/vms/sa1", {"project": "sb"}))
+    assert own["status"] == 200 and own["body"]["target"] == "sa1", own
+    assert other["status"] == 404, other
+    assert other["body"]["error"]["message"] == f"task '{tb['task']['id']}' does not exist"
+    assert move["status"] == 403, move
+    assert "moving a VM needs the admin role on project 'sb'" in \
+        move["body"]["error"]["message"], move
+    assert d.vm("sa1")["project"] == "sa"
+    # Their own delete's task still reads once the VM is gone.
+    ans = h.one("DELETE", "/v1/vms/sa1", token=tok)
+    assert ans["status"] == 202, ans
+    d.wait_task(ans["body"]["task"])
+    ans = h.one("GET", f"/v1/tasks/{ans['body']['task']['id']}", token=tok)
+    assert ans["status"] == 200 and ans["body"]["state"] == "succeeded", ans
+    d.task_ok("DELETE", "/v1/vms/sb1")
