@@ -20,6 +20,7 @@
 #include "daemon/backups.h"
 #include "daemon/groups.h"
 #include "daemon/snapshots.h"
+#include "daemon/vm-internal.h"
 #include "daemon/vms.h"
 #include "util/time-format.h"
 #include "util/util.h"
@@ -180,6 +181,19 @@ static json_t *time_json_s(time_t t)
     return vo_time_json((int64_t)t * 1000);
 }
 
+/* Whether a run-now asked at wall time at_ms is not for a VM the schedule
+ * has no run record of: the VM was made after it, or it is older than
+ * every host's next round (the VM was selected since: a new group member,
+ * the schedule pointed at it). */
+#define RUN_NOW_FRESH_MS (6 * ROUND_MS)
+static bool run_now_not_for(VoDaemon *d, const char *vm_id, int64_t at_ms)
+{
+    if (vo_wall_ms() - at_ms > RUN_NOW_FRESH_MS)
+        return true;
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+    return vm && vm->created_at > at_ms;
+}
+
 /* Decides, claims and runs. run_now: the schedule's run-now counter to
  * honour now (0: only due times). *ret_task (may be NULL): the task queued. */
 static void consider(VoDaemon *d, const Sched *s, const char *vm_id, const char *vm_name,
@@ -200,6 +214,9 @@ static void consider(VoDaemon *d, const Sched *s, const char *vm_id, const char 
         run = json_object();
     }
     int64_t want_now = int_of(s->doc, "run_now");
+    if (r == -ENOENT && want_now > 0 &&
+        run_now_not_for(d, vm_id, int_of(s->doc, "run_now_at_ms")))
+        json_object_set_new(run, "run_now", json_integer(want_now)); /* not its raises */
     time_t due = 0, missed = 0;
     const char *trigger = NULL;
     if (want_now > int_of(run, "run_now")) {
@@ -627,6 +644,7 @@ int vo_schedule_run_now(VoDaemon *d, const char *name, json_t **ret, char **ret_
         return r;
     json_int_t n = (json_int_t)int_of(doc, "run_now") + 1;
     json_object_set_new(doc, "run_now", json_integer(n));
+    json_object_set_new(doc, "run_now_at_ms", json_integer(vo_wall_ms()));
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = vo_asprintf(VO_SCHEDULES_PREFIX "%s", name);
