@@ -270,6 +270,28 @@ def test_run_now_is_not_taken_by_a_vm_made_after_it(sched):
     d.cli("schedule", "delete", "late")
 
 
+def test_clock_put_back_after_running_ahead(sched):
+    """A run claimed while the clock was years ahead (set wrong, then put
+    right) does not stop the schedule until that time comes again."""
+    d = sched
+    d.clock.set(utc(2026, 6, 1, 0, 30))
+    d.cli("vm", "create", "cb")
+    d.cli("schedule", "create", "cback", "--vm", "cb", "--action", "snapshot",
+          "--at", "0 * * * *")
+    d.clock.set(utc(2030, 1, 1, 0, 0) + 5)
+    wait_until(lambda: snapshots(d, "cb") == ["cback-20300101-000000"] and
+               settled(d, "cback"), 30, what="the run under the wrong clock")
+    # Put back: as after a stop, the newest due time in the grace (1 h) runs.
+    d.clock.set(utc(2026, 6, 1, 1, 30))
+    wait_until(lambda: "cback-20260601-010000" in snapshots(d, "cb") and
+               settled(d, "cback"), 30, what="the run after the clock was put back")
+    d.clock.set(utc(2026, 6, 1, 2, 0) + 5)
+    wait_until(lambda: "cback-20260601-020000" in snapshots(d, "cb") and
+               settled(d, "cback"), 30, what="the next due time")
+    assert len(schedule_tasks(d, "cback", "snapshot-create")) == 3
+    d.cli("schedule", "delete", "cback")
+
+
 def test_group_backups_with_keep_last(sched):
     d = sched
     d.clock.set(utc(2026, 6, 1, 0, 0))
