@@ -20,6 +20,7 @@
 #include "daemon/backups.h"
 #include "daemon/groups.h"
 #include "daemon/snapshots.h"
+#include "daemon/vm-internal.h"
 #include "daemon/vms.h"
 #include "util/time-format.h"
 #include "util/util.h"
@@ -30,6 +31,8 @@
 /* At most this many due times are walked to find the newest one inside
  * the grace (a cron that is due every minute: 60 in an hour). */
 #define MAX_DUE_WALK 100000
+/* A last due time this far after now was claimed under a wrong clock. */
+#define CLOCK_BACK_S (24 * 3600)
 
 static pthread_t thread;
 static bool started, stop, woken;
@@ -180,6 +183,45 @@ static json_t *time_json_s(time_t t)
     return vo_time_json((int64_t)t * 1000);
 }
 
+/* The newest due time after base in the grace (0: none), with last_due and
+ * last_skip set in run. first: the first due time after base (<= now). */
+static time_t take_due(const Sched *s, json_t *run, time_t base, time_t first, time_t now,
+                       time_t *ret_missed)
+{
+    time_t from = base > now - s->rule.grace_s ? base : now - s->rule.grace_s;
+    time_t due = newest_due(&s->rule.cron, from, now), missed = 0;
+    if (due) {
+        if (first < due)
+            missed = first;
+        json_object_set_new(run, "last_due", json_integer(due));
+    } else {
+        missed = first;
+        json_object_set_new(run, "last_due", json_integer(now - s->rule.grace_s));
+    }
+    if (missed)
+        json_object_set_new(run, "last_skip",
+                            json_pack("{s:o, s:o, s:s}", "due", time_json_s(missed), "at",
+                                      time_json_s(now), "reason",
+                                      "vireod was not running at the due time; a missed "
+                                      "run is taken only within the schedule's window "
+                                      "(its newest due time), never several at once"));
+    *ret_missed = missed;
+    return due;
+}
+
+/* Whether a run-now asked at wall time at_ms is not for a VM the schedule
+ * has no run record of: the VM was made after it, or it is older than
+ * every host's next round (the VM was selected since: a new group member,
+ * the schedule pointed at it). */
+#define RUN_NOW_FRESH_MS (6 * ROUND_MS)
+static bool run_now_not_for(VoDaemon *d, const char *vm_id, int64_t at_ms)
+{
+    if (vo_wall_ms() - at_ms > RUN_NOW_FRESH_MS)
+        return true;
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+    return vm && vm->created_at > at_ms;
+}
+
 /* Decides, claims and runs. run_now: the schedule's run-now counter to
  * honour now (0: only due times). *ret_task (may be NULL): the task queued. */
 static void consider(VoDaemon *d, const Sched *s, const char *vm_id, const char *vm_name,
@@ -200,6 +242,9 @@ static void consider(VoDaemon *d, const Sched *s, const char *vm_id, const char 
         run = json_object();
     }
     int64_t want_now = int_of(s->doc, "run_now");
+    if (r == -ENOENT && want_now > 0 &&
+        run_now_not_for(d, vm_id, int_of(s->doc, "run_now_at_ms")))
+        json_object_set_new(run, "run_now", json_integer(want_now)); /* not its raises */
     time_t due = 0, missed = 0;
     const char *trigger = NULL;
     if (want_now > int_of(run, "run_now")) {
@@ -209,33 +254,32 @@ static void consider(VoDaemon *d, const Sched *s, const char *vm_id, const char 
     } else if (s->rule.enabled) {
         /* Due times before the schedule was made, enabled or given a new
          * time ("since") are none of its business. */
-        time_t base = (time_t)int_of(run, "last_due");
+        time_t last = (time_t)int_of(run, "last_due");
         time_t since = (time_t)int_of(s->doc, "since");
-        if (base < since)
-            base = since;
-        time_t first;
+        /* Claimed or changed under a clock far ahead (set wrong, then put
+         * right): waiting for that time would stop the schedule until
+         * then; it goes on as after a stop (the newest due time in the
+         * grace runs). A small step back keeps its claim (never twice).
+         * The run document saved below says so once. */
+        bool clock_back = last > now + CLOCK_BACK_S;
+        if (clock_back) {
+            log_warn("schedules: '%s' for VM '%s' last ran for %lld, after now (%lld): the "
+                     "clock went back", name, vm_name, (long long)last, (long long)now);
+            last = now - s->rule.grace_s;
+            json_object_set_new(run, "last_due", json_integer(last));
+        }
+        if (since > now + CLOCK_BACK_S)
+            since = 0;
+        time_t base = last < since ? since : last;
+        time_t first = 0;
         if (vo_cron_next(&s->rule.cron, base, &first) < 0 || first > now) {
-            json_decref(run);
-            return;
-        }
-        time_t from = base > now - s->rule.grace_s ? base : now - s->rule.grace_s;
-        due = newest_due(&s->rule.cron, from, now);
-        if (due) {
-            trigger = "schedule";
-            if (first < due)
-                missed = first;
-            json_object_set_new(run, "last_due", json_integer(due));
-        } else {
-            missed = first;
-            json_object_set_new(run, "last_due", json_integer(now - s->rule.grace_s));
-        }
-        if (missed)
-            json_object_set_new(run, "last_skip",
-                                json_pack("{s:o, s:o, s:s}", "due", time_json_s(missed), "at",
-                                          time_json_s(now), "reason",
-                                          "vireod was not running at the due time; a missed "
-                                          "run is taken only within the schedule's window "
-                                          "(its newest due time), never several at once"));
+            if (!clock_back) {
+                json_decref(run);
+                return;
+            }
+        } else
+            due = take_due(s, run, base, first, now, &missed);
+        trigger = due ? "schedule" : NULL;
     } else {
         json_decref(run);
         return;
@@ -627,6 +671,7 @@ int vo_schedule_run_now(VoDaemon *d, const char *name, json_t **ret, char **ret_
         return r;
     json_int_t n = (json_int_t)int_of(doc, "run_now") + 1;
     json_object_set_new(doc, "run_now", json_integer(n));
+    json_object_set_new(doc, "run_now_at_ms", json_integer(vo_wall_ms()));
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = vo_asprintf(VO_SCHEDULES_PREFIX "%s", name);

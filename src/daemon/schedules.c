@@ -409,6 +409,7 @@ int vo_schedule_delete(VoDaemon *d, const char *name, char **ret_error)
 static json_t *doc_view(json_t *doc)
 {
     json_t *view = json_deep_copy(doc);
+    json_object_del(view, "run_now_at_ms"); /* the runner's (schedule-runner.c) */
     VoScheduleRule rule;
     if (vo_schedule_rule(doc, &rule, NULL) < 0)
         return view;

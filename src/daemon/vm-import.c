@@ -116,9 +116,14 @@ static int read_plan_libvirt(ImportOp *op, char **ret_error)
     r = vo_libvirt_xml_parse(xml, len, &op->plan, ret_error);
     for (size_t i = 0; r >= 0 && i < op->plan->n_disks; i++) {
         const VoImportDisk *k = &op->plan->disks[i];
-        if (!k->cdrom && access(k->file, R_OK) < 0)
+        _cleanup_free_ char *format = NULL, *why = NULL;
+        if (k->cdrom)
+            continue;
+        if (access(k->file, R_OK) < 0)
             r = vo_error_set(ret_error, -EINVAL, "disk '%s': cannot read it here: %s", k->file,
                              strerror(errno));
+        else if (vo_img_check_import(k->file, k->format, &format, &why) < 0)
+            r = vo_error_set(ret_error, -EINVAL, "disk '%s': %s", k->file, why);
     }
     return r;
 }
@@ -189,15 +194,13 @@ static int add_volume(ImportOp *op, VoTask *t, const char *file, const char *sta
     VoDaemon *d = op->d;
     _cleanup_free_ char *format = NULL, *path = NULL;
     int r = 0;
-    if (op->ova || !stated_format) {
-        /* Untrusted (or unstated): probed, and refused with a backing file
-         * or extents outside the file. */
-        r = vo_img_probe_import(file, &format, ret_error);
-        if (r >= 0 && op->ova && stated_format && strcmp(format, stated_format))
-            r = vo_error_set(ret_error, -EINVAL, "OVA: disk '%s' is %s, not the %s the "
-                             "descriptor states", strrchr(file, '/') + 1, format, stated_format);
-    } else
-        format = vo_strdup(stated_format);
+    /* Untrusted: an OVA's disk is probed, a domain XML's is read as the
+     * format it states (else probed); either is refused when it names
+     * another file (a backing file, extents, a data file). */
+    r = vo_img_check_import(file, op->ova ? NULL : stated_format, &format, ret_error);
+    if (r >= 0 && op->ova && stated_format && strcmp(format, stated_format))
+        r = vo_error_set(ret_error, -EINVAL, "OVA: disk '%s' is %s, not the %s the "
+                         "descriptor states", strrchr(file, '/') + 1, format, stated_format);
     _cleanup_free_ char *volume = r >= 0 ? vo_volume_free_name(d, op->pool, op->name) : NULL;
     if (r >= 0 && !volume)
         r = vo_error_set(ret_error, -ENOSPC, "no free volume name for '%s' in pool '%s'",

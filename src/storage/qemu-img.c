@@ -339,8 +339,14 @@ static bool only_self(json_t *node, const char *self, char **ret_error)
 
 int vo_img_probe_import(const char *path, char **ret_format, char **ret_error)
 {
+    return vo_img_check_import(path, NULL, ret_format, ret_error);
+}
+
+int vo_img_check_import(const char *path, const char *format_in, char **ret_format,
+                        char **ret_error)
+{
     _cleanup_free_ char *doc = NULL;
-    int r = info_json(path, NULL, false, &doc, ret_error);
+    int r = info_json(path, format_in, false, &doc, ret_error);
     if (r < 0)
         return r;
     json_error_t jerr;

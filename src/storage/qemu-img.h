@@ -38,6 +38,11 @@ int vo_img_info(const char *path, const char *format, VoImgInfo *ret, char **ret
  * other file (backing file, external data file, vmdk extents elsewhere), so an
  * import can never pull a host file into a volume. -EPERM when it does. */
 int vo_img_probe_import(const char *path, char **ret_format, char **ret_error);
+/* The same check of a file read as format (a stated format, not probed;
+ * NULL: probe): a qcow2 stated by an untrusted description must not pull
+ * its backing file in either. */
+int vo_img_check_import(const char *path, const char *format, char **ret_format,
+                        char **ret_error);
 
 /* qemu-img create -f FORMAT [-b BACKING -F BACKING_FMT] PATH [SIZE]; size 0
  * with a backing file means "the backing file's size". */

@@ -248,6 +248,50 @@ def test_run_now_races_run_each_request_once(sched):
     d.cli("schedule", "delete", "race")
 
 
+def test_run_now_is_not_taken_by_a_vm_made_after_it(sched):
+    """A run-now asked before a VM existed is not run for that VM when the
+    schedule selects it later (a VM the schedule had no run record of took
+    every old raise as a new one); a run-now asked after it is."""
+    d = sched
+    d.clock.set(utc(2026, 5, 2, 12, 0))
+    d.cli("vm", "create", "early")
+    d.cli("schedule", "create", "late", "--vm", "early", "--action", "snapshot",
+          "--at", "0 0 1 1 *", "--disabled")
+    d.cli("schedule", "run-now", "late")
+    assert len(snapshots(d, "early")) == 1
+    d.cli("vm", "create", "latevm")
+    d.cli("schedule", "set", "late", "--vm", "latevm")
+    time.sleep(1)  # five rounds of the runner
+    assert snapshots(d, "latevm") == [] and len(schedule_tasks(d, "late")) == 1
+    d.cli("schedule", "run-now", "late")
+    wait_until(lambda: len(snapshots(d, "latevm")) == 1 and settled(d, "late"), 30,
+               what="the run-now asked after the VM was made")
+    assert snapshots(d, "latevm")[0].endswith("-r2")
+    d.cli("schedule", "delete", "late")
+
+
+def test_clock_put_back_after_running_ahead(sched):
+    """A run claimed while the clock was years ahead (set wrong, then put
+    right) does not stop the schedule until that time comes again."""
+    d = sched
+    d.clock.set(utc(2026, 6, 1, 0, 30))
+    d.cli("vm", "create", "cb")
+    d.cli("schedule", "create", "cback", "--vm", "cb", "--action", "snapshot",
+          "--at", "0 * * * *")
+    d.clock.set(utc(2030, 1, 1, 0, 0) + 5)
+    wait_until(lambda: snapshots(d, "cb") == ["cback-20300101-000000"] and
+               settled(d, "cback"), 30, what="the run under the wrong clock")
+    # Put back: as after a stop, the newest due time in the grace (1 h) runs.
+    d.clock.set(utc(2026, 6, 1, 1, 30))
+    wait_until(lambda: "cback-20260601-010000" in snapshots(d, "cb") and
+               settled(d, "cback"), 30, what="the run after the clock was put back")
+    d.clock.set(utc(2026, 6, 1, 2, 0) + 5)
+    wait_until(lambda: "cback-20260601-020000" in snapshots(d, "cb") and
+               settled(d, "cback"), 30, what="the next due time")
+    assert len(schedule_tasks(d, "cback", "snapshot-create")) == 3
+    d.cli("schedule", "delete", "cback")
+
+
 def test_group_backups_with_keep_last(sched):
     d = sched
     d.clock.set(utc(2026, 6, 1, 0, 0))

@@ -279,6 +279,27 @@ def test_libvirt_import(env):
     assert status == 400 and "not well-formed XML" in msg, (status, msg)
 
 
+def test_libvirt_disk_with_backing_file_refused(env):
+    """A domain XML stating qcow2 for a disk whose backing file is a host
+    file (a secret): refused at once (qemu-img must not read the backing
+    file into a volume), nothing made."""
+    d, tmp, _ = env
+    secret = os.path.join(tmp, "secret.raw")
+    with open(secret, "wb") as f:
+        f.write(b"root:$6$secret-hash:19000:0:99999:7:::\n".ljust(65536, b"\0"))
+    disk = os.path.join(tmp, "overlay.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", disk],
+                   check=True)
+    xml = os.path.join(tmp, "backing.xml")
+    with open(xml, "w") as f:
+        f.write(DOMAIN.format(name="backing", disk=disk, network="default"))
+    before = volume_keys(d)
+    status, msg = error_of(d, {"source": "libvirt", "path": xml})
+    assert status == 400 and "another file" in msg and secret in msg, (status, msg)
+    assert volume_keys(d) == before
+    assert d.request("GET", "/v1/vms/backing")[0] == 404
+
+
 def test_racing_imports_of_one_name(env):
     """Two imports of one name at once: one VM, and the loser's volumes go."""
     d, tmp, _ = env
