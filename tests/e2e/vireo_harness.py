@@ -24,6 +24,10 @@ VIREOD = os.path.join(BUILD, "src", "daemon", "vireod")
 VIREO = os.path.join(BUILD, "cli", "vireo")
 TEST_IMAGE = os.environ.get("VIREO_TEST_IMAGE", os.path.join(BUILD, "guest", "default"))
 BOOT_MARKER = "vireo-guest: booted"
+# Where every vireod of the tests puts its QEMUs' cgroups (its --cgroup-root;
+# unset: vireod's default, vireo). A measurement of the tests' CPU sets it
+# inside its own cgroup, so that QEMU's CPU is counted with the test's.
+CGROUP_ROOT = os.environ.get("VIREO_TEST_CGROUP_ROOT")
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -221,6 +225,8 @@ class Daemon:
         of cluster_harness), instead of one of its own; args: more vireod
         options (--listen ..., say)."""
         self.args = list(args)
+        if CGROUP_ROOT and "--cgroup-root" not in self.args:
+            self.args += ["--cgroup-root", CGROUP_ROOT]
         self.vireod = vireod or VIREOD
         self.env = env
         self.popen_extra = dict(popen_extra or {})
@@ -330,6 +336,11 @@ class Daemon:
     def cgroup_dirs(self):
         """This vireod's cgroup directories (one per hierarchy: v2's, or
         v1's cpu, cpuacct and memory), where its QEMUs' cgroups are."""
+        root = "vireo"
+        if "--cgroup-root" in self.args:
+            root = self.args[self.args.index("--cgroup-root") + 1]
+        if root == "off":
+            return []
         try:
             with open(os.path.join(self.state_dir, "host-id")) as f:
                 host_id = f.read().strip()
@@ -337,7 +348,7 @@ class Daemon:
             return []
         with open("/proc/mounts") as f:
             mounts = [line.split()[1] for line in f if line.split()[2] in ("cgroup", "cgroup2")]
-        return [d for d in (os.path.join(m, "vireo", host_id) for m in mounts) if os.path.isdir(d)]
+        return [d for d in (os.path.join(m, root, host_id) for m in mounts) if os.path.isdir(d)]
 
     def remove_cgroups(self):
         """Its QEMUs' cgroups (empty once they were killed), then its own."""
