@@ -41,16 +41,26 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
+# The longest pause between two polls of wait_until (seconds).
+POLL_INTERVAL_MAX = 0.5
+
+
 def wait_until(predicate, timeout, interval=0.05, what="condition"):
-    """Polls predicate until it returns a truthy value or timeout seconds pass."""
+    """Polls predicate until it returns a truthy value or timeout seconds pass.
+    The first pause is interval; each next one is half as long again, up to
+    POLL_INTERVAL_MAX (or interval when longer): a quick condition is seen at
+    once, and a wait of a minute (a boot, a migration) costs vireod and the
+    test a few polls a second, not twenty (make check is CPU-bound)."""
     deadline = time.monotonic() + timeout
+    pause = interval
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(pause * 1.5, max(interval, POLL_INTERVAL_MAX))
 
 
 def pid_alive(pid):
