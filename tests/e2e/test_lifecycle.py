@@ -155,7 +155,8 @@ def test_console_attach_runs_a_command(web1):
     assert "hello-42" in daemon.guest("web1", "echo hello-$((6*7))")
     # The log keeps what the console showed, boot marker included.
     log = wait_until(lambda: (lambda out: out if "hello-42" in out else None)(
-        daemon.cli("console", "web1", "--log").stdout), 30, interval=0.2, what="hello-42 in the log")
+        daemon.cli("console", "web1", "--log").stdout), 30, interval=0.2,
+        what="hello-42 in the log")
     assert BOOT_MARKER in log
 
 
