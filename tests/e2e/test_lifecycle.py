@@ -24,7 +24,7 @@ def web1():
         d.cleanup()
 
 
-def started(daemon, name):
+def start_unbooted(daemon, name):
     """Creates and starts VM name without waiting for its guest to boot;
     its VM document (pid included)."""
     daemon.cli("vm", "create", name, "--memory", "128M")
@@ -115,7 +115,7 @@ def test_vms_survive_vireod_kill9(daemon):
 
 
 def test_killed_qemu_marks_vm_crashed(daemon):
-    vm = started(daemon, "crashy")  # a QEMU is what it kills: no boot needed
+    vm = start_unbooted(daemon, "crashy")  # a QEMU is what it kills: no boot needed
     os.kill(vm["pid"], signal.SIGKILL)
     started = time.monotonic()
     # Bounded, not a timing assertion (a loaded machine may take longer); the
@@ -140,7 +140,7 @@ def test_killed_qemu_marks_vm_crashed(daemon):
 
 
 def test_qemu_dead_while_daemon_down_is_crashed(daemon):
-    vm = started(daemon, "gone")  # its QEMU dies: no boot needed
+    vm = start_unbooted(daemon, "gone")  # its QEMU dies: no boot needed
     daemon.kill9()
     os.kill(vm["pid"], signal.SIGKILL)
     wait_until(lambda: not pid_alive(vm["pid"]), 10, what="QEMU to die")
