@@ -24,6 +24,10 @@ VIREOD = os.path.join(BUILD, "src", "daemon", "vireod")
 VIREO = os.path.join(BUILD, "cli", "vireo")
 TEST_IMAGE = os.environ.get("VIREO_TEST_IMAGE", os.path.join(BUILD, "guest", "default"))
 BOOT_MARKER = "vireo-guest: booted"
+# Where every vireod of the tests puts its QEMUs' cgroups (its --cgroup-root;
+# unset: vireod's default, vireo). A measurement of the tests' CPU sets it
+# inside its own cgroup, so that QEMU's CPU is counted with the test's.
+CGROUP_ROOT = os.environ.get("VIREO_TEST_CGROUP_ROOT")
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -37,16 +41,26 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
+# The longest pause between two polls of wait_until (seconds).
+POLL_INTERVAL_MAX = 0.5
+
+
 def wait_until(predicate, timeout, interval=0.05, what="condition"):
-    """Polls predicate until it returns a truthy value or timeout seconds pass."""
+    """Polls predicate until it returns a truthy value or timeout seconds pass.
+    The first pause is interval; each next one is half as long again, up to
+    POLL_INTERVAL_MAX (or interval when longer): a quick condition is seen at
+    once, and a wait of a minute (a boot, a migration) costs vireod and the
+    test a few polls a second, not twenty (make check is CPU-bound)."""
     deadline = time.monotonic() + timeout
+    pause = interval
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(pause * 1.5, max(interval, POLL_INTERVAL_MAX))
 
 
 def pid_alive(pid):
@@ -221,6 +235,8 @@ class Daemon:
         of cluster_harness), instead of one of its own; args: more vireod
         options (--listen ..., say)."""
         self.args = list(args)
+        if CGROUP_ROOT and "--cgroup-root" not in self.args:
+            self.args += ["--cgroup-root", CGROUP_ROOT]
         self.vireod = vireod or VIREOD
         self.env = env
         self.popen_extra = dict(popen_extra or {})
@@ -330,6 +346,11 @@ class Daemon:
     def cgroup_dirs(self):
         """This vireod's cgroup directories (one per hierarchy: v2's, or
         v1's cpu, cpuacct and memory), where its QEMUs' cgroups are."""
+        root = "vireo"
+        if "--cgroup-root" in self.args:
+            root = self.args[self.args.index("--cgroup-root") + 1]
+        if root == "off":
+            return []
         try:
             with open(os.path.join(self.state_dir, "host-id")) as f:
                 host_id = f.read().strip()
@@ -337,7 +358,7 @@ class Daemon:
             return []
         with open("/proc/mounts") as f:
             mounts = [line.split()[1] for line in f if line.split()[2] in ("cgroup", "cgroup2")]
-        return [d for d in (os.path.join(m, "vireo", host_id) for m in mounts) if os.path.isdir(d)]
+        return [d for d in (os.path.join(m, root, host_id) for m in mounts) if os.path.isdir(d)]
 
     def remove_cgroups(self):
         """Its QEMUs' cgroups (empty once they were killed), then its own."""
