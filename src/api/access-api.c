@@ -381,6 +381,35 @@ static void change_grant(VoRequest *req, VoReply *rep, const char *project, cons
     json_decref(doc);
 }
 
+void vo_access_forget_project(VoDaemon *d, const char *project)
+{
+    json_t *all = json_object();
+    if (vo_store_list_objects(d->store, USERS_PREFIX, all) == 0) {
+        const char *name;
+        json_t *listed;
+        json_object_foreach(all, name, listed) {
+            if (!json_object_get(json_object_get(listed, "grants"), project))
+                continue;
+            int r = -ESTALE;
+            for (int attempt = 0; attempt < 10 && r == -ESTALE; attempt++) {
+                int64_t rev = 0;
+                json_t *doc = load_user_rev(d, name, &rev, &r);
+                if (doc && json_object_del(json_object_get(doc, "grants"), project) == 0) {
+                    _cleanup_free_ char *key = user_key(name);
+                    r = store_doc(d, key, doc, rev);
+                }
+                json_decref(doc);
+            }
+            if (r < 0 && r != -ENOENT)
+                log_warn("project '%s' deleted, but user '%s' keeps a role on it: %s", project,
+                         name, strerror(-r));
+            else
+                log_info("user '%s': role on deleted project '%s' removed", name, project);
+        }
+    }
+    json_decref(all);
+}
+
 void vo_api_user_grant(VoRequest *req, VoReply *rep)
 {
     const char *project = NULL, *role_text = NULL;

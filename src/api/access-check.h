@@ -27,6 +27,10 @@ int vo_access_session_user(VoDaemon *d, const char *name, int64_t created_wall_m
 /* The user's roles on projects into p->grants, each at most cap (a
  * token's role); 0, -ENOENT, or the store's error. */
 int vo_access_user_grants(VoDaemon *d, const char *name, VoRole cap, VoPrincipal *p);
+/* Removes every user's role on project (a deleted project: a new one of
+ * the same name must not give the old grantees their roles back); best
+ * effort, each user compared at the revision read and retried. */
+void vo_access_forget_project(VoDaemon *d, const char *project);
 /* 0 with p filled for a valid, unexpired token; -EINVAL (not a token),
  * -EACCES (unknown, revoked, expired or wrong secret), or the store's error. */
 int vo_access_token_check(VoDaemon *d, const char *text, VoPrincipal *p);

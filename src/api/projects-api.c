@@ -1,5 +1,6 @@
 /* projects-api.c: /v1/projects routes (projects and their quotas,
  * daemon/projects.h; docs/projects.md). */
+#include "api/access-check.h"
 #include "api/handlers.h"
 #include "daemon/projects.h"
 #include "util/util.h"
@@ -53,8 +54,10 @@ void vo_api_project_delete(VoRequest *req, VoReply *rep)
     int r = vo_project_delete(req->d, req->params[0], &error);
     if (r < 0)
         vo_reply_errno(rep, r, error);
-    else
+    else {
+        vo_access_forget_project(req->d, req->params[0]);
         vo_reply_json(rep, 200, json_object());
+    }
     free(error);
 }
 

@@ -375,3 +375,21 @@ def test_scoped_user_reaches_no_other_projects_tasks_or_moves(https_d):
     ans = h.one("GET", f"/v1/tasks/{ans['body']['task']['id']}", token=tok)
     assert ans["status"] == 200 and ans["body"]["state"] == "succeeded", ans
     d.task_ok("DELETE", "/v1/vms/sb1")
+
+
+def test_deleted_project_takes_its_grants_along(d):
+    """A user's role on a project goes with the project: a new project of
+    the same name does not give the old grantee their role back."""
+    d.cli("project", "create", "gone-p")
+    d.cli("user", "create", "carol", "--role", "none", "--password-file", "-",
+          input="carol's password\n")
+    d.cli("user", "grant", "carol", "--role", "admin", "--project", "gone-p")
+    grants = lambda: [u for u in d.cli_json("user", "list") if u["name"] == "carol"][0]["grants"]
+    assert grants() == {"gone-p": "admin"}
+    d.cli("project", "delete", "gone-p")
+    assert grants() == {}
+    d.cli("project", "create", "gone-p")
+    assert grants() == {}
+    d.cli("project", "delete", "gone-p")
+    d.cli("user", "delete", "carol")
+

@@ -42,7 +42,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 # The longest pause between two polls of wait_until (seconds).
-POLL_INTERVAL_MAX = 0.5
+POLL_INTERVAL_MAX = 0.25
 
 
 def wait_until(predicate, timeout, interval=0.05, what="condition"):
