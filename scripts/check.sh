@@ -18,10 +18,11 @@ absolute() { case $1 in /*) echo "$1" ;; *) echo "$top/$1" ;; esac; }
 passed=0
 failed=0
 
-# The system tests start first, in five pytest runs side by side: groups A,
+# The system tests start first, in six pytest runs side by side: groups A,
 # B and D of multi-host cluster, migration and balancing tests (they mostly
 # wait on leases, elections, migrations and guests), group C of long ones
-# (events, firmware, installers, metrics, Ceph, backups) and all the others.
+# (events, firmware, installers, metrics, Ceph, backups), group E (below)
+# and all the others.
 # The unit tests and fuzz targets run beside them (the unit tests mostly
 # wait on etcd and sockets). Each run has its own namespaces, directories,
 # JUnit file and log, printed after the unit and fuzz results.
@@ -46,10 +47,16 @@ CLUSTER_TESTS_C=(tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
                  tests/e2e/test_backups.py tests/e2e/test_crash_recovery.py)
 CLUSTER_TESTS_D=(tests/e2e/test_cluster_formation.py tests/e2e/test_migrate_robust.py
                  tests/e2e/test_any_door.py tests/e2e/test_drs.py tests/e2e/test_lifecycle.py)
+# Group E: single-host files of the web UI, imports, schedules, projects and
+# QEMU's confinement (a browser and a guest each): out of the main run,
+# which they made the longest.
+CLUSTER_TESTS_E=(tests/e2e/test_web_ui.py tests/e2e/test_vm_import.py
+                 tests/e2e/test_schedules.py tests/e2e/test_projects.py
+                 tests/e2e/test_qemu_confine.py)
 # Not here: tests/e2e/test_debian_guest.py, run by `make check-debian`.
 ignore=()
 for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}" "${CLUSTER_TESTS_C[@]}" \
-         "${CLUSTER_TESTS_D[@]}" tests/e2e/test_debian_guest.py; do ignore+=("--ignore=$t"); done
+         "${CLUSTER_TESTS_D[@]}" "${CLUSTER_TESTS_E[@]}" tests/e2e/test_debian_guest.py; do ignore+=("--ignore=$t"); done
 junit="$BUILD/pytest-junit.xml"
 junits=("$junit")
 rm -f "$BUILD"/pytest-junit*.xml "$BUILD"/pytest-cluster*.log "$BUILD"/pytest-main.log
@@ -62,7 +69,7 @@ run_pytest() {
 cluster_pids=()
 run_pytest --junitxml="$junit" "${ignore[@]}" tests/e2e >"$BUILD/pytest-main.log" 2>&1 &
 main_pid=$!
-for group in A B C D; do
+for group in A B C D E; do
     declare -n tests="CLUSTER_TESTS_$group"
     junits+=("$BUILD/pytest-junit-cluster-$group.xml")
     run_pytest --junitxml="$BUILD/pytest-junit-cluster-$group.xml" "${tests[@]}" \
@@ -122,7 +129,7 @@ rm -rf "$fuzz_tmp"
 echo "== system tests (pytest) =="
 wait "$main_pid"
 cat "$BUILD/pytest-main.log"
-for group in A B C D; do
+for group in A B C D E; do
     wait "${cluster_pids[0]}"
     cluster_pids=("${cluster_pids[@]:1}")
     echo "== system tests, group $group (pytest, run beside the others) =="
