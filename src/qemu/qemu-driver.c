@@ -442,10 +442,7 @@ int vo_qemu_command(VoHvInstance *vm, const char *cmd, json_t *args, json_t **re
     if (!vm->qmp)
         return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
     _cleanup_free_ char *error = NULL;
-    int r = vo_qemu_confine_command(vm, cmd, args, ret_error);
-    if (r < 0)
-        return r;
-    r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, ret, &error);
+    int r = vo_qemu_confine_execute(vm, cmd, args, ret, &error);
     if (r < 0)
         return vo_error_set(ret_error, r, "QEMU refused %s: %s", cmd, error ? error : strerror(-r));
     return 0;
