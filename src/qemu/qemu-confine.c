@@ -72,17 +72,25 @@ bool vo_qemu_path_reachable(const char *path, uid_t uid, gid_t gid, char **ret_b
     return true;
 }
 
-int vo_qemu_give(const VoHvDriver *d, const char *path, mode_t mode)
+/* Through an fd of path itself, never of a symlink's target: path is in a
+ * run dir QEMU's user may write in, where a QEMU that escaped its guest
+ * could swap it for a symlink to a file of root's. */
+static int set_owner(const char *path, uid_t uid, gid_t gid, mode_t mode)
 {
-    if (!d || !d->qemu_user)
-        return 0;
-    /* Through an fd of path itself, never of a symlink's target: path is
-     * in a run dir QEMU's user may write in, where a QEMU that escaped its
-     * guest could swap it for a symlink to a file of root's. */
     _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0 || fchown(fd, d->qemu_uid, d->qemu_gid) < 0 || fchmod(fd, mode) < 0)
+    if (fd < 0 || fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0)
         return -errno;
     return 0;
+}
+
+int vo_qemu_give(const VoHvDriver *d, const char *path, mode_t mode)
+{
+    return d && d->qemu_user ? set_owner(path, d->qemu_uid, d->qemu_gid, mode) : 0;
+}
+
+int vo_qemu_share_dir(const VoHvDriver *d, const char *path)
+{
+    return d && d->qemu_user ? set_owner(path, geteuid(), d->qemu_gid, 01770) : 0;
 }
 
 /* One open of path into fdset (-1: a new one); its id in *io_set. */

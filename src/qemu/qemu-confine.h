@@ -28,6 +28,13 @@ bool vo_qemu_path_reachable(const char *path, uid_t uid, gid_t gid, char **ret_b
  * qemu_user). 0 or -errno. */
 int vo_qemu_give(const VoHvDriver *d, const char *path, mode_t mode);
 
+/* Shares a VM's run dir with the driver's QEMU user: root's, QEMU's group,
+ * 01770. QEMU makes files in it (screendumps, sockets); the sticky bit
+ * keeps what root made there (the QMP socket, pidfile, qemu.argv) from
+ * being renamed or replaced by it, or by another VM's QEMU (all share the
+ * user). Nothing when QEMU is not confined. 0 or -errno. */
+int vo_qemu_share_dir(const VoHvDriver *d, const char *path);
+
 /* For a confined vm, rewrites props (a blockdev-add's or object-add's
  * arguments, in place): each {"driver":"file","filename":P} anywhere in it
  * gets /dev/fdset/N of P opened by vireod (read-only, and read-write unless

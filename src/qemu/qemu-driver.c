@@ -150,10 +150,10 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
                   const char *run_dir, const int *tap_fds, VoHvInstance **ret, char **ret_error)
 {
     int r = vo_mkdir_p(run_dir, 0750);
-    /* A confined QEMU writes in its run dir after it dropped to its user:
-     * its pidfile's removal, screendumps, memory dumps, incoming sockets. */
+    /* A confined QEMU makes files in its run dir after it dropped to its
+     * user: screendumps, memory dumps, incoming sockets. */
     if (r >= 0)
-        r = vo_qemu_give(d, run_dir, 0750);
+        r = vo_qemu_share_dir(d, run_dir);
     if (r < 0) {
         *ret_error = vo_asprintf("cannot create %s: %s", run_dir, strerror(-r));
         return r;

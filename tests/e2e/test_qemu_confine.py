@@ -69,6 +69,11 @@ def test_qemu_runs_unprivileged_in_its_sandbox(booted):
         argv = f.read().split("\0")
     assert argv[argv.index("-run-with") + 1] == "user=vireo-qemu"
     assert argv[argv.index("-sandbox") + 1].startswith("on,obsolete=deny,")
+    # its run dir: root's, shared with QEMU's group, sticky (no QEMU can
+    # rename or replace what root made there: the QMP socket, the pidfile)
+    st = os.stat(os.path.join(booted.run_dir, "vms", vm["id"]))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, user.pw_gid, 0o1770), st
+    assert os.stat(os.path.join(booted.run_dir, "vms", vm["id"], "qmp.sock")).st_uid == 0
 
 
 def test_qemu_has_its_own_cgroup_with_limits(booted):

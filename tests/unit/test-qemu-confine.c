@@ -111,7 +111,8 @@ static void test_reachable(void **state)
     assert_int_equal(vo_rm_rf(top), 0);
 }
 
-/* vo_qemu_give changes the file at the path, never a symlink's target. */
+/* vo_qemu_give changes the file at the path, never a symlink's target;
+ * vo_qemu_share_dir makes a dir sticky, root's, of QEMU's group. */
 static void test_give_no_symlink(void **state)
 {
     char top[] = "/tmp/test-give-XXXXXX";
@@ -129,6 +130,11 @@ static void test_give_no_symlink(void **state)
     assert_int_equal(vo_qemu_give(&d, target, 0400), 0);
     assert_int_equal(stat(target, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0400);
+    /* a run dir: root's, QEMU's group, sticky */
+    assert_int_equal(vo_qemu_share_dir(&d, top), 0);
+    assert_int_equal(stat(top, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 01770);
+    assert_int_equal(st.st_uid, geteuid());
     assert_int_equal(vo_rm_rf(top), 0);
 }
 
