@@ -42,10 +42,9 @@ static int mon_exec(Monitor *m, const char *cmd, json_t *args, json_t **ret, cha
 {
     if (m->lock)
         pthread_mutex_lock(m->lock);
-    int r = m->vm ? vo_qemu_confine_command(m->vm, cmd, args, ret_error) : 0;
-    if (r >= 0)
-        r = m->qmp ? vo_qmp_execute(m->qmp, cmd, args, QMP_TIMEOUT_MS, ret, ret_error)
-                   : -ENOTCONN;
+    int r = m->vm    ? vo_qemu_confine_execute(m->vm, cmd, args, ret, ret_error)
+            : m->qmp ? vo_qmp_execute(m->qmp, cmd, args, QMP_TIMEOUT_MS, ret, ret_error)
+                     : -ENOTCONN;
     if (m->lock)
         pthread_mutex_unlock(m->lock);
     return r;

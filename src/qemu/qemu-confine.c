@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -71,13 +72,25 @@ bool vo_qemu_path_reachable(const char *path, uid_t uid, gid_t gid, char **ret_b
     return true;
 }
 
-int vo_qemu_give(const VoHvDriver *d, const char *path, mode_t mode)
+/* Through an fd of path itself, never of a symlink's target: path is in a
+ * run dir QEMU's user may write in, where a QEMU that escaped its guest
+ * could swap it for a symlink to a file of root's. */
+static int set_owner(const char *path, uid_t uid, gid_t gid, mode_t mode)
 {
-    if (!d || !d->qemu_user)
-        return 0;
-    if (chown(path, d->qemu_uid, d->qemu_gid) < 0 || chmod(path, mode) < 0)
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 || fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0)
         return -errno;
     return 0;
+}
+
+int vo_qemu_give(const VoHvDriver *d, const char *path, mode_t mode)
+{
+    return d && d->qemu_user ? set_owner(path, d->qemu_uid, d->qemu_gid, mode) : 0;
+}
+
+int vo_qemu_share_dir(const VoHvDriver *d, const char *path)
+{
+    return d && d->qemu_user ? set_owner(path, geteuid(), d->qemu_gid, 01770) : 0;
 }
 
 /* One open of path into fdset (-1: a new one); its id in *io_set. */
@@ -185,6 +198,77 @@ int vo_qemu_confine_command(VoHvInstance *vm, const char *cmd, json_t *args, cha
     if (!args || (strcmp(cmd, "blockdev-add") && strcmp(cmd, "object-add")))
         return 0;
     return vo_qemu_confine_props(vm, args, ret_error);
+}
+
+/* Whether text (a block node's "file": its path, or a json: filename with
+ * its children's) names /dev/fdset/id. */
+static bool names_fdset(const char *text, json_int_t id)
+{
+    for (const char *at = text; at && (at = strstr(at, "/dev/fdset/")); at++) {
+        char *end = NULL;
+        long long n = strtoll(at + 11, &end, 10);
+        if (end != at + 11 && n == id)
+            return true;
+    }
+    return false;
+}
+
+/* The fdsets no block node uses any more (its node deleted, its medium
+ * changed or ejected, its blockdev-add refused) removed: QEMU (9.1 and
+ * later) keeps an fdset's fds open until remove-fd, so each would otherwise
+ * hold its file, read-write, for QEMU's whole life. */
+static void release_unused_fdsets(VoHvInstance *vm)
+{
+    json_t *sets = NULL, *nodes = NULL;
+    json_t *flat = json_pack("{s:b}", "flat", 1);
+    if (vo_qmp_execute(vm->qmp, "query-fdsets", NULL, QMP_TIMEOUT_MS, &sets, NULL) >= 0 &&
+        json_array_size(sets) > 0 &&
+        vo_qmp_execute(vm->qmp, "query-named-block-nodes", flat, QMP_TIMEOUT_MS, &nodes,
+                       NULL) >= 0) {
+        size_t i, j;
+        json_t *set, *node;
+        json_array_foreach(sets, i, set) {
+            json_int_t id = json_integer_value(json_object_get(set, "fdset-id"));
+            bool used = false;
+            json_array_foreach(nodes, j, node)
+                used = used || names_fdset(json_string_value(json_object_get(node, "file")), id);
+            if (used)
+                continue;
+            json_t *args = json_pack("{s:I}", "fdset-id", id);
+            _cleanup_free_ char *error = NULL;
+            if (vo_qmp_execute(vm->qmp, "remove-fd", args, QMP_TIMEOUT_MS, NULL, &error) < 0)
+                log_warn("cannot remove fdset %lld from QEMU: %s", (long long)id,
+                         error ? error : "no answer");
+            json_decref(args);
+        }
+    }
+    json_decref(flat);
+    json_decref(sets);
+    json_decref(nodes);
+}
+
+/* Whether cmd (run, or refused when !ok) may have left an fdset unused. */
+static bool may_release(const char *cmd, bool ok)
+{
+    static const char *const releasing[] = { "blockdev-del", "eject", "blockdev-change-medium",
+                                             "blockdev-remove-medium" };
+    for (size_t i = 0; i < ELEMENTSOF(releasing); i++)
+        if (!strcmp(cmd, releasing[i]))
+            return true;
+    return !ok && !strcmp(cmd, "blockdev-add");
+}
+
+int vo_qemu_confine_execute(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret,
+                            char **ret_error)
+{
+    if (!vm->qmp)
+        return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
+    int r = vo_qemu_confine_command(vm, cmd, args, ret_error);
+    if (r >= 0)
+        r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, ret, ret_error);
+    if (vm->confined && may_release(cmd, r >= 0))
+        release_unused_fdsets(vm);
+    return r;
 }
 
 int vo_qemu_confine_setup(VoHvDriver *d, const char *user, const char *cgroup_base,

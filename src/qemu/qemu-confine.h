@@ -24,9 +24,16 @@ int vo_qemu_user_resolve(const char *name, bool create, uid_t *ret_uid, gid_t *r
 bool vo_qemu_path_reachable(const char *path, uid_t uid, gid_t gid, char **ret_blocked);
 
 /* Gives path (a VM's run dir, a certificate copy) to the driver's QEMU user,
- * with mode; nothing when QEMU is not confined (d NULL or without
+ * with mode (-ELOOP, nothing changed, when path is a symlink); nothing when QEMU is not confined (d NULL or without
  * qemu_user). 0 or -errno. */
 int vo_qemu_give(const VoHvDriver *d, const char *path, mode_t mode);
+
+/* Shares a VM's run dir with the driver's QEMU user: root's, QEMU's group,
+ * 01770. QEMU makes files in it (screendumps, sockets); the sticky bit
+ * keeps what root made there (the QMP socket, pidfile, qemu.argv) from
+ * being renamed or replaced by it, or by another VM's QEMU (all share the
+ * user). Nothing when QEMU is not confined. 0 or -errno. */
+int vo_qemu_share_dir(const VoHvDriver *d, const char *path);
 
 /* For a confined vm, rewrites props (a blockdev-add's or object-add's
  * arguments, in place): each {"driver":"file","filename":P} anywhere in it
@@ -45,6 +52,15 @@ int vo_qemu_confine_path(VoHvInstance *vm, const char *path, bool readonly, char
 /* vo_qemu_confine_props for the arguments of cmd when it opens files or
  * reads secrets (blockdev-add, object-add); nothing for other commands. */
 int vo_qemu_confine_command(VoHvInstance *vm, const char *cmd, json_t *args, char **ret_error);
+
+/* cmd with args run over vm's QMP (caller holds qmp_lock): files and
+ * secrets handed over first (vo_qemu_confine_command), and after a command
+ * that may have left an fdset unused (blockdev-del, eject, a medium change,
+ * a refused blockdev-add) every fdset no block node uses removed, so QEMU
+ * keeps no fd of a file it let go. 0, or -errno with *ret_error (QEMU's
+ * error text when it refused). */
+int vo_qemu_confine_execute(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret,
+                            char **ret_error);
 
 /* vireod's start: QEMU's user (user NULL, "" or "root": unconfined; made
  * when missing; -errno when it cannot be) and its cgroups under

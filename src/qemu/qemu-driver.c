@@ -150,10 +150,10 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
                   const char *run_dir, const int *tap_fds, VoHvInstance **ret, char **ret_error)
 {
     int r = vo_mkdir_p(run_dir, 0750);
-    /* A confined QEMU writes in its run dir after it dropped to its user:
-     * its pidfile's removal, screendumps, memory dumps, incoming sockets. */
+    /* A confined QEMU makes files in its run dir after it dropped to its
+     * user: screendumps, memory dumps, incoming sockets. */
     if (r >= 0)
-        r = vo_qemu_give(d, run_dir, 0750);
+        r = vo_qemu_share_dir(d, run_dir);
     if (r < 0) {
         *ret_error = vo_asprintf("cannot create %s: %s", run_dir, strerror(-r));
         return r;
@@ -442,10 +442,7 @@ int vo_qemu_command(VoHvInstance *vm, const char *cmd, json_t *args, json_t **re
     if (!vm->qmp)
         return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
     _cleanup_free_ char *error = NULL;
-    int r = vo_qemu_confine_command(vm, cmd, args, ret_error);
-    if (r < 0)
-        return r;
-    r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, ret, &error);
+    int r = vo_qemu_confine_execute(vm, cmd, args, ret, &error);
     if (r < 0)
         return vo_error_set(ret_error, r, "QEMU refused %s: %s", cmd, error ? error : strerror(-r));
     return 0;

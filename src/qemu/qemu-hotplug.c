@@ -17,9 +17,7 @@
 /* One QMP command with args (stolen); its error text (if any) goes to *ret_error. */
 static int run(VoHvInstance *vm, const char *cmd, json_t *args, char **ret_error)
 {
-    int r = vo_qemu_confine_command(vm, cmd, args, ret_error);
-    if (r >= 0)
-        r = vo_qmp_execute(vm->qmp, cmd, args, QMP_TIMEOUT_MS, NULL, ret_error);
+    int r = vo_qemu_confine_execute(vm, cmd, args, NULL, ret_error);
     json_decref(args);
     return r;
 }

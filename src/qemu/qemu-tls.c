@@ -10,11 +10,11 @@
  * directory when the migration ends or is cancelled. */
 #include "qemu/qemu-tls.h"
 
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "qemu/qemu-confine.h"
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
 
@@ -61,50 +61,76 @@ void vo_qemu_tls_dir_remove(const char *run_dir)
     if (!run_dir)
         return;
     _cleanup_free_ char *dir = vo_asprintf("%s/%s", run_dir, VO_QEMU_TLS_DIR);
-    for (size_t i = 0; i < ELEMENTSOF(links); i++) {
-        _cleanup_free_ char *link = vo_asprintf("%s/%s", dir, links[i].name);
-        (void)unlink(link);
-    }
-    (void)rmdir(dir);
+    /* Through its fd: a symlink put there (by a confined QEMU) goes itself,
+     * nothing where it points. */
+    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    for (size_t i = 0; dfd >= 0 && i < ELEMENTSOF(links); i++)
+        (void)unlinkat(dfd, links[i].name, 0);
+    if (rmdir(dir) < 0 && errno == ENOTDIR)
+        (void)unlink(dir);
 }
 
-/* A copy of file at path for QEMU's user (-1 with errno on failure). */
-static int copy_for_qemu(VoHvInstance *vm, const char *file, const char *path)
+/* A copy of file, named name in the dir dfd, for QEMU's user (-1 with errno
+ * on failure): made new (O_EXCL, O_NOFOLLOW) through the dir's fd, since a
+ * confined QEMU may write in the run dir around it. */
+static int copy_for_qemu(VoHvInstance *vm, int dfd, const char *file, const char *name)
 {
     _cleanup_free_ char *text = NULL;
     size_t len = 0;
     int r = vo_read_file(file, 1 << 20, &text, &len);
-    if (r >= 0)
-        r = vo_write_file_atomic(path, text, len);
-    if (r >= 0)
-        r = vo_qemu_give(vm->driver, path, 0400);
+    _cleanup_close_ int fd = r < 0 ? -1
+        : openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+    if (r >= 0 && fd < 0)
+        r = -errno;
+    for (size_t off = 0; r >= 0 && off < len;) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n <= 0 && errno != EINTR)
+            r = n < 0 ? -errno : -EIO;
+        off += n > 0 ? (size_t)n : 0;
+    }
+    if (r >= 0 && fchown(fd, vm->driver->qemu_uid, vm->driver->qemu_gid) < 0)
+        r = -errno;
     if (text)
         explicit_bzero(text, len);
     errno = -r;
     return r < 0 ? -1 : 0;
 }
 
-/* The certificate dir of tls in the run dir, made afresh. */
+/* The certificate dir of tls in the run dir, made afresh. Everything in it
+ * is made through the fd of the dir made here: a confined QEMU's user may
+ * write in the run dir, and could swap the name for a symlink. */
 static int make_dir(VoHvInstance *vm, const VoHvMigrationTls *tls, char **ret_dir,
                     char **ret_error)
 {
     vo_qemu_tls_dir_remove(vm->run_dir); /* a stale one of a crashed attempt */
     _cleanup_free_ char *dir = vo_asprintf("%s/%s", vm->run_dir, VO_QEMU_TLS_DIR);
-    if (mkdir(dir, 0700) < 0 || chmod(dir, 0700) < 0)
-        return vo_error_set(ret_error, -errno, "cannot make %s: %s", dir, strerror(errno));
-    /* A confined QEMU reads them as its own user: copies it owns then. */
-    if (vm->confined && vo_qemu_give(vm->driver, dir, 0700) < 0)
-        return vo_error_set(ret_error, -errno, "cannot give %s to QEMU's user: %s", dir,
-                            strerror(errno));
+    int r = mkdir(dir, 0700) < 0 ? -errno : 0;
+    _cleanup_close_ int dfd = r < 0 ? -1
+        : open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (r >= 0 && (dfd < 0 || fstat(dfd, &st) < 0))
+        r = -errno;
+    if (r >= 0 && st.st_uid != geteuid()) /* not the dir just made */
+        r = -EPERM;
+    if (r >= 0 && fchmod(dfd, 0700) < 0)
+        r = -errno;
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot make %s: %s", dir, strerror(-r));
     for (size_t i = 0; i < ELEMENTSOF(links); i++) {
-        _cleanup_free_ char *link = vo_asprintf("%s/%s", dir, links[i].name);
-        if (vm->confined ? copy_for_qemu(vm, tls_file(tls, links[i].file), link) < 0
-                         : symlink(tls_file(tls, links[i].file), link) < 0) {
-            int r = vo_error_set(ret_error, -errno, "cannot make %s: %s", link,
+        /* A confined QEMU reads them as its own user: copies it owns then. */
+        if (vm->confined ? copy_for_qemu(vm, dfd, tls_file(tls, links[i].file), links[i].name) < 0
+                         : symlinkat(tls_file(tls, links[i].file), dfd, links[i].name) < 0) {
+            r = vo_error_set(ret_error, -errno, "cannot make %s/%s: %s", dir, links[i].name,
                                  strerror(errno));
             vo_qemu_tls_dir_remove(vm->run_dir);
             return r;
         }
+    }
+    if (vm->confined && fchown(dfd, vm->driver->qemu_uid, vm->driver->qemu_gid) < 0) {
+        r = vo_error_set(ret_error, -errno, "cannot give %s to QEMU's user: %s", dir,
+                             strerror(errno));
+        vo_qemu_tls_dir_remove(vm->run_dir);
+        return r;
     }
     *ret_dir = TAKE_PTR(dir);
     return 0;

@@ -218,7 +218,11 @@ int vo_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
 int vo_write_file_atomic(const char *path, const char *data, size_t len)
 {
     _cleanup_free_ char *tmp = vo_asprintf("%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Never through a symlink at the temp name (a directory another user
+     * may write in, such as a confined QEMU's run dir): it goes, once. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ELOOP && unlink(tmp) == 0)
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
     size_t off = 0;

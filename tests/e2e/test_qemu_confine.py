@@ -4,7 +4,8 @@ in its seccomp sandbox, in a cgroup of its own whose memory limit is the
 guest's memory plus the documented overhead, whose CPU weight and limit
 `vireo vm set` changes live (also after a vireod restart, which finds the
 cgroup again); a hot-plugged disk and a memory snapshot still work though
-QEMU can no longer open files itself; the cgroup goes with the VM's stop."""
+QEMU can no longer open files itself, and the removed disk's file is no
+longer open in QEMU; the cgroup goes with the VM's stop."""
 
 import os
 import pwd
@@ -68,6 +69,11 @@ def test_qemu_runs_unprivileged_in_its_sandbox(booted):
         argv = f.read().split("\0")
     assert argv[argv.index("-run-with") + 1] == "user=vireo-qemu"
     assert argv[argv.index("-sandbox") + 1].startswith("on,obsolete=deny,")
+    # its run dir: root's, shared with QEMU's group, sticky (no QEMU can
+    # rename or replace what root made there: the QMP socket, the pidfile)
+    st = os.stat(os.path.join(booted.run_dir, "vms", vm["id"]))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, user.pw_gid, 0o1770), st
+    assert os.stat(os.path.join(booted.run_dir, "vms", vm["id"], "qmp.sock")).st_uid == 0
 
 
 def test_qemu_has_its_own_cgroup_with_limits(booted):
@@ -115,6 +121,19 @@ def test_qemu_has_its_own_cgroup_with_limits(booted):
     assert own_cgroups(booted.vm("conf")["pid"]) == groups
 
 
+def open_files(daemon, pid):
+    """The files below the daemon's directory QEMU (pid) has open."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(daemon.tmp + "/"):
+            found.add(target)
+    return found
+
+
 def test_hot_plug_and_snapshot_work_confined(booted):
     booted.cli("vm", "disk", "add", "conf", "--size", "16M")
     wait_until(lambda: "vdb" in booted.guest("conf", "ls /sys/block"), 60, interval=0.5,
@@ -122,6 +141,14 @@ def test_hot_plug_and_snapshot_work_confined(booted):
     out = booted.guest("conf", "echo confined > /tmp/x && dd if=/tmp/x of=/dev/vdb conv=fsync"
                                " 2>/dev/null && head -c 8 /dev/vdb")
     assert "confined" in out, out
+    # its removal closes every fd of its file in QEMU (the fdset's too)
+    pid = booted.vm("conf")["pid"]
+    with_disk = open_files(booted, pid)
+    booted.cli("vm", "disk", "remove", "conf", "1")
+    wait_until(lambda: "vdb" not in booted.guest("conf", "ls /sys/block"), 60, interval=0.5,
+               what="vdb to leave the guest")
+    wait_until(lambda: len(with_disk - open_files(booted, pid)) == 1, 10, interval=0.2,
+               what=f"QEMU to close the removed disk's file (open: {with_disk})")
     booted.task_ok("POST", "/v1/vms/conf/snapshots", {"name": "s1", "memory": True})
     booted.task_ok("POST", "/v1/vms/conf/snapshots/s1/revert", {"force": True})
     assert booted.vm("conf")["state"] == "running"

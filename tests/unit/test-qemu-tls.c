@@ -401,6 +401,21 @@ static const char FAKE_SPEC[] =
     "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b12\",\"name\":\"tls\",\"kernel\":{\"image\":\"k\"},"
     "\"memory_mib\":64,\"disks\":[{\"volume\":\"d/a\"}]}";
 
+/* A symlink at the certificate dir's name (a confined QEMU may write in its
+ * run dir) goes itself; the files where it points stay. */
+static void test_remove_symlinked_dir(void **state)
+{
+    _cleanup_free_ char *elsewhere = vo_asprintf("%s/elsewhere", dir);
+    _cleanup_free_ char *victim = vo_asprintf("%s/ca-cert.pem", elsewhere);
+    assert_int_equal(mkdir(elsewhere, 0700), 0);
+    assert_int_equal(vo_write_file_atomic(victim, "x", 1), 0);
+    assert_int_equal(symlink(elsewhere, tls_dir), 0);
+    vo_qemu_tls_dir_remove(dir);
+    assert_no_tls_dir();
+    assert_int_equal(access(victim, F_OK), 0);
+    assert_int_equal(vo_rm_rf(elsewhere), 0);
+}
+
 static void test_fake(void **state)
 {
     _cleanup_free_ char *faults = vo_asprintf("%s/faults", dir);
@@ -465,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_source_mirror),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_fake),
+        cmocka_unit_test(test_remove_symlinked_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

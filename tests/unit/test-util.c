@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -241,6 +242,32 @@ static void test_pidfd_open_if(void **state)
     assert_int_equal(waitpid(child, NULL, 0), child);
 }
 
+/* vo_write_file_atomic writes through no symlink planted at its temp name
+ * (its dir may be a confined QEMU's run dir): the link goes, the file it
+ * pointed to stays as it was. */
+static void test_write_atomic_no_symlink(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vireo-test-atomic-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *victim = vo_asprintf("%s/victim", dir);
+    _cleanup_free_ char *path = vo_asprintf("%s/file", dir);
+    _cleanup_free_ char *tmp = vo_asprintf("%s.tmp.%d", path, (int)getpid());
+    assert_int_equal(vo_write_file_atomic(victim, "keep", 4), 0);
+    assert_int_equal(symlink(victim, tmp), 0);
+    assert_int_equal(vo_write_file_atomic(path, "new", 3), 0);
+    _cleanup_free_ char *text = NULL;
+    assert_int_equal(vo_read_file(victim, 64, &text, NULL), 0);
+    assert_string_equal(text, "keep");
+    free(text);
+    text = NULL;
+    assert_int_equal(vo_read_file(path, 64, &text, NULL), 0);
+    assert_string_equal(text, "new");
+    struct stat st;
+    assert_int_equal(lstat(tmp, &st), -1);
+    assert_int_equal(vo_rm_rf(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_deadline_ms),
         cmocka_unit_test(test_kvm_probe),
         cmocka_unit_test(test_unix_connect_wait_bounded),
+        cmocka_unit_test(test_write_atomic_no_symlink),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
