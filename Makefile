@@ -68,7 +68,10 @@ debian-image-bg: deps
 demo: build
 	@bash scripts/demo.sh $(BUILD) $(STATE_DIR) $(RUN_DIR)
 
-check: build build-asan build-tsan build-fuzz image
+# The builds and the guest images side by side (-j3): the image scripts use
+# about one core, the compiles fill the other (about 30 s of 5 min saved).
+check: deps
+	@$(MAKE) --no-print-directory -j3 build build-asan build-tsan build-fuzz image
 	@bash scripts/check.sh $(BUILD) $(ASAN_BUILD) $(TEST_IMAGE) $(TSAN_BUILD) $(FUZZ_BUILD)
 
 # The Debian guest's system test (cloud-init, SSH, the agent), apart from
