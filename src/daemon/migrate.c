@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <poll.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster/peer-client.h"
@@ -938,8 +939,16 @@ int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const c
                             const char *target_name, char **ret_error)
 {
     /* Not waited for on the HTTP thread: a VM busy with another task is
-     * refused (409). */
-    if (pthread_mutex_trylock(&vm->job) != 0)
+     * refused (409). The monitoring and balancing samplers hold the job for
+     * a few milliseconds (a QMP query): up to 2 s of retries let such a
+     * sample end instead of refusing the migration. */
+    int busy = pthread_mutex_trylock(&vm->job);
+    for (int i = 0; busy != 0 && i < 200; i++) {
+        struct timespec pause = { .tv_nsec = 10 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
+        busy = pthread_mutex_trylock(&vm->job);
+    }
+    if (busy != 0)
         return vo_error_set(ret_error, -EBUSY, "VM '%s' is busy with another task: migrate "
                             "it once that ends (vireo task list)", spec->name);
     VoHvInstance *hv = vm->hv;
