@@ -334,6 +334,7 @@ def test_admin_pages_users_and_tokens(web):
     is shown once and works; revoked, it is refused; the user is deleted."""
     r = web.browser("admin", new_user="olga", new_password="olga-pass-1")
     assert ["olga", "operator"] in r["users"], r
+    assert r["own_delete"] == 0, r  # no deleting oneself by a slip
     secret = r["secret"]
     assert secret.startswith("vireo_") and not r["secret_again"], r
     assert secret not in r["page_text"], r

@@ -257,6 +257,8 @@ const scenarios = {
     await page.waitForSelector(`tr[data-user="${cfg.new_user}"]`);
     result.users = await page.$$eval('tr[data-user]', (els) =>
       els.map((e) => [e.dataset.user, e.children[1].textContent]));
+    result.own_delete = await page.$$eval(`tr[data-user="${cfg.user}"] [data-action="user-delete"]`,
+                                          (els) => els.length);
     await shot(page, 'admin-users');
     await page.click('[data-admin="tokens"]');
     await page.selectOption('#token-role', 'viewer');

@@ -47,7 +47,9 @@ function useList(path, onError) {
   return [list, change];
 }
 
-export function Users({ onError }) {
+// me: the session's principal (user:NAME): its own row has no delete, so
+// an admin cannot lock themself out by a slip.
+export function Users({ me, onError }) {
   const [users, change] = useList('/v1/users', onError);
   const [form, setForm] = useState({ name: '', role: 'viewer', password: '' });
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
@@ -81,9 +83,11 @@ export function Users({ onError }) {
                 <td>{u.name}</td><td>{u.role}</td><td>{when(u.created_at)}</td>
                 <td>{u.grants ? Object.entries(u.grants).map(([p, r]) => `${p}: ${r}`).join(', ') : ''}</td>
                 <td>
-                  <ConfirmButton label="Delete…" confirmLabel={`Delete ${u.name} and their tokens`}
-                                 action="user-delete"
-                                 onDo={() => change('DELETE', `/${encodeURIComponent(u.name)}`)} />
+                  {me === `user:${u.name}` ? <span class="note">(you)</span> : (
+                    <ConfirmButton label="Delete…" confirmLabel={`Delete ${u.name} and their tokens`}
+                                   action="user-delete"
+                                   onDo={() => change('DELETE', `/${encodeURIComponent(u.name)}`)} />
+                  )}
                 </td>
               </tr>
             ))}

@@ -137,7 +137,7 @@ function Console({ who, onLogout }) {
     page = <Wizard images={data.images} networks={data.networks} role={who.role} onError={setError} />;
   } else if (route.page === 'admin') {
     page = who.role !== 'admin' ? <p class="note">The admin pages need the admin role (yours: {who.role}).</p>
-      : route.name === 'users' ? <Users onError={setError} /> : <Tokens onError={setError} />;
+      : route.name === 'users' ? <Users me={who.principal} onError={setError} /> : <Tokens onError={setError} />;
   } else if (route.page !== 'overview') {
     const obj = data[route.page + 's'].find((o) => o.name === route.name);
     page = obj ? <Fields title={`${route.page} ${obj.name}`} obj={obj} skip={['cpu_flags']} /> : <p>Not found.</p>;
