@@ -302,6 +302,7 @@ def test_screen_tab_shows_the_guest_and_takes_keys(web):
                              "send": "(read l </dev/tty1; echo vnc-key-$l) & echo tty1-$((3+4))\n"}])
     assert "tty1-7" in reader["rest"], reader
     r = web.browser("screen", keys="hello")
+    assert r["csp_violations"] == [], r
     cmp = r["compare"]
     assert cmp["canvas"] == cmp["screenshot"], r
     assert cmp["colours"] >= 2 and cmp["same"] > 0.98, r

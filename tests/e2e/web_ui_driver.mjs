@@ -178,6 +178,11 @@ const scenarios = {
   // same pixels as the API's screenshot; then text typed on it (cfg.keys).
   async screen(browser) {
     const { page } = await newSession(browser, cfg.user, cfg.password);
+    // noVNC under the strict CSP: anything the policy blocks is reported.
+    result.csp_violations = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) result.csp_violations.push(m.text());
+    });
     await openVm(page, 'screen');
     await page.waitForSelector('[data-vnc-status="connected"]', { timeout: 2 * STEP_MS });
     // The canvas against the screenshot: same size, mostly the same pixels
