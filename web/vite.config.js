@@ -9,6 +9,8 @@ export default defineConfig({
     outDir: 'dist',
     emptyOutDir: true,
     sourcemap: false,
+    // es2022: noVNC (the graphical console's chunk) uses a top-level await.
+    target: 'es2022',
     chunkSizeWarningLimit: 800,
   },
 });

@@ -4,9 +4,11 @@ per run) against a real vireod serving web/dist on its HTTPS listener.
 
 One QEMU vireod for the module (its own network namespace, HTTPS on
 127.0.0.1:8443 there, --metrics-interval 1) and one guest for the whole
-file: the wizard creates it, the UI starts it, its console, graphs, a
-viewer's session, a second session's actions and a failed action are shown
-on it, and the UI deletes it. Before that, without a browser: the files are
+file: the wizard creates it (with a VGA display), the UI starts it, its
+serial console, its screen (noVNC), graphs, a viewer's session, a second
+session's actions and a failed action are shown on it; stopped, its
+snapshots are taken, reverted and deleted, and the UI deletes it. The admin
+pages make and remove a user and a token (no VM). Before that, without a browser: the files are
 served with their types and a strict CSP, no path leaves the UI's
 directory, and the console's WebSocket checks its Origin. Screenshots of
 the main pages go to BUILD/web-ui/ (docs/web.md shows them)."""
@@ -134,7 +136,7 @@ class Web:
         cfg = {"scenario": scenario, "url": "https://127.0.0.1:8443", "user": "admin",
                "password": ADMIN_PASSWORD, "viewer": "vera", "viewer_password": VIEWER_PASSWORD,
                "vm": VM, "shots": SHOTS, "image": "default", "network": "default",
-               "memory_mib": 256, "boot_marker": h.BOOT_MARKER, "boot_ms": 150000, **extra}
+               "memory_mib": 256, "display": "vga", "boot_marker": h.BOOT_MARKER, "boot_ms": 150000, **extra}
         self.driver.stdin.write(json.dumps(cfg) + "\n")
         self.driver.stdin.flush()
         ready, _, _ = select.select([self.driver.stdout], [], [], timeout)
@@ -251,6 +253,7 @@ def test_wizard_creates_the_vm(web):
     vm = web.d.vm(VM)
     assert vm["memory_mib"] == 256 and vm["vcpus"] == 1, vm
     assert [n["network"] for n in vm["nics"]] == ["default"], vm
+    assert vm["display"] == "vga", vm
 
 
 def test_start_shows_running_live(web):
@@ -286,6 +289,27 @@ def test_console_websocket_checks_its_origin(web):
     assert evil["status"] == 403 and "Origin" in evil["rest"], evil
 
 
+def test_screen_tab_shows_the_guest_and_takes_keys(web):
+    """The graphical console (noVNC over GET /v1/vms/ID/vnc): its canvas
+    holds the pixels of the API's screenshot; a line typed on it reaches the
+    guest's first VT (a reader started there through the serial console
+    prints it on the serial console)."""
+    tok = web.d.cli_json("token", "create", "--role", "operator")["secret"]
+    head = (f"GET /v1/vms/{VM}/console HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n"
+            f"Authorization: Bearer {tok}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    reader, = web.requests([{"raw": head, "expect": "tty1-7",
+                             "send": "(read l </dev/tty1; echo vnc-key-$l) & echo tty1-$((3+4))\n"}])
+    assert "tty1-7" in reader["rest"], reader
+    r = web.browser("screen", keys="hello")
+    assert r["csp_violations"] == [], r
+    cmp = r["compare"]
+    assert cmp["canvas"] == cmp["screenshot"], r
+    assert cmp["colours"] >= 2 and cmp["same"] > 0.98, r
+    h.wait_until(lambda: "vnc-key-hello" in web.d.console_log(VM), 30,
+                 what="the line typed in noVNC on the guest's serial console")
+
+
 def test_graphs_show_points(web):
     r = web.browser("graphs")
     assert r["points"]["cpu"] >= 2 and r["points"]["memory"] >= 2, r
@@ -294,11 +318,33 @@ def test_graphs_show_points(web):
 
 
 def test_viewer_cannot_stop(web):
+    """A viewer: the actions are disabled, the API answers 403; and the
+    admin pages are not there for them."""
     r = web.browser("viewer")
     assert r["stop_disabled"] and r["start_disabled"] and r["delete_disabled"], r
     assert r["api"]["status"] == 403, r
     assert r["api"]["body"]["error"]["code"] == "permission-denied", r
+    # No admin pages: no links, the page says why, the API refuses (403).
+    assert r["admin_links"] == 0 and "admin role" in r["admin_page"], r
+    assert r["users_api"] == 403, r
     assert web.d.vm(VM)["state"] == "running"
+
+
+def test_admin_pages_users_and_tokens(web):
+    """An admin makes an operator and a viewer token for them: the secret
+    is shown once and works; revoked, it is refused; the user is deleted."""
+    r = web.browser("admin", new_user="olga", new_password="olga-pass-1")
+    assert ["olga", "operator"] in r["users"], r
+    assert r["own_delete"] == 0, r  # no deleting oneself by a slip
+    secret = r["secret"]
+    assert secret.startswith("vireo_") and not r["secret_again"], r
+    assert secret not in r["page_text"], r
+    role, user, by = r["token_row"][1:4]
+    assert (role, user, by) == ("viewer", "olga", "user:admin"), r
+    assert r["status_before"] == 200 and r["status_after"] == 401, r
+    token_id = secret.split("_")[1]
+    assert token_id not in [t["id"] for t in web.d.api("GET", "/v1/tokens")]
+    assert "olga" not in [u["name"] for u in web.d.api("GET", "/v1/users")]
 
 
 def test_another_sessions_action_shows_live(web):
@@ -315,8 +361,22 @@ def test_failed_action_shows_the_apis_message(web):
     assert message in r["shown"], (message, r)
 
 
+def test_snapshots_tab(web):
+    """The snapshots of the stopped VM (qemu-img: no guest work): two taken,
+    a taken name refused with the API's message, revert to the first (its
+    task shown), delete the second."""
+    if web.d.vm(VM)["state"] not in ("stopped", "defined"):
+        web.d.cli("vm", "stop", VM, "--force")
+    r = web.browser("snapshots")
+    assert r["parent_of_two"] == "one" and r["task"] == "succeeded", r
+    assert "one" in r["taken"] and r["left"] == ["one"], r
+    doc = web.d.api("GET", f"/v1/vms/{VM}/snapshots")
+    assert [s["name"] for s in doc["snapshots"]] == ["one"] and doc["current"] == "one", doc
+
+
 def test_delete_with_confirmation(web):
-    web.d.cli("vm", "stop", VM, "--force")
+    if web.d.vm(VM)["state"] not in ("stopped", "defined"):
+        web.d.cli("vm", "stop", VM, "--force")
     r = web.browser("delete")
     assert VM in r["asked"] and r["gone"], r
     status, _ = web.d.request("GET", f"/v1/vms/{VM}")

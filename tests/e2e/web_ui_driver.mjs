@@ -90,6 +90,7 @@ const scenarios = {
     await page.fill('#vm-vcpus', '1');
     await page.fill('#vm-memory', String(cfg.memory_mib));
     await page.selectOption('#vm-network', cfg.network);
+    await page.selectOption('#vm-display', cfg.display);
     result.cloud_init_fields = await page.isVisible('#vm-user');
     await shot(page, 'wizard');
     await page.press('#vm-memory', 'Enter');
@@ -165,6 +166,132 @@ const scenarios = {
       return { status: r.status, body: await r.json() };
     }, cfg.vm);
     await shot(page, 'vm-viewer');
+    // No admin pages for a viewer: no links, the page says so, the API
+    // refuses the list of users (403).
+    result.admin_links = await page.$$eval('[data-admin]', (els) => els.length);
+    await page.goto(`${cfg.url}/ui/#/admin/users`);
+    result.admin_page = await (await page.waitForSelector('.page .note')).textContent();
+    result.users_api = await page.evaluate(async () => (await fetch('/v1/users')).status);
+  },
+
+  // The graphical console (noVNC): the canvas shows the guest's screen, the
+  // same pixels as the API's screenshot; then text typed on it (cfg.keys).
+  async screen(browser) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    // noVNC under the strict CSP: anything the policy blocks is reported.
+    result.csp_violations = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) result.csp_violations.push(m.text());
+    });
+    await openVm(page, 'screen');
+    await page.waitForSelector('[data-vnc-status="connected"]', { timeout: 2 * STEP_MS });
+    // The canvas against the screenshot: same size, mostly the same pixels
+    // (a blinking cursor may differ), and not one colour.
+    const compare = () => page.evaluate(async (vm) => {
+      const canvas = document.querySelector('[data-vnc-screen] canvas');
+      const mine = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      const png = await (await fetch(`/v1/vms/${vm}/screenshot`)).blob();
+      const bitmap = await createImageBitmap(png);
+      const c2 = new OffscreenCanvas(bitmap.width, bitmap.height);
+      const ctx = c2.getContext('2d');
+      ctx.drawImage(bitmap, 0, 0);
+      const theirs = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+      const colours = new Set();
+      let same = 0;
+      for (let i = 0; i < mine.length; i += 4) {
+        colours.add((mine[i] << 16) | (mine[i + 1] << 8) | mine[i + 2]);
+        if (mine[i] === theirs[i] && mine[i + 1] === theirs[i + 1] && mine[i + 2] === theirs[i + 2]) same++;
+      }
+      return { canvas: [canvas.width, canvas.height], screenshot: [bitmap.width, bitmap.height],
+               colours: colours.size, same: mine.length === theirs.length ? same / (mine.length / 4) : 0 };
+    }, cfg.vm);
+    const end = Date.now() + STEP_MS;
+    do {
+      result.compare = await compare();
+      if (result.compare.colours >= 2 && result.compare.same > 0.98) break;
+      await page.waitForTimeout(500);
+    } while (Date.now() < end);
+    await shot(page, 'vm-screen');
+    await page.click('[data-vnc-screen] canvas');
+    await page.keyboard.type(cfg.keys);
+    await page.keyboard.press('Enter');
+    result.typed = true;
+  },
+
+  // Snapshots of the (stopped) VM: take two, a taken name's refusal, revert
+  // to the first, delete the second; the task progress line and the table.
+  async snapshots(browser) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    await openVm(page, 'snapshots');
+    const take = async (name) => {
+      await page.fill('#snap-name', name);
+      await page.fill('#snap-desc', `taken by the web UI (${name})`);
+      await page.click('[data-action="snapshot-create"]');
+      await page.waitForSelector(`tr[data-snapshot="${name}"][data-current="1"]`);
+    };
+    await take('one');
+    await take('two');
+    result.parent_of_two = await page.textContent('tr[data-snapshot="two"] td:nth-child(2)');
+    await page.fill('#snap-name', 'one');
+    await page.click('[data-action="snapshot-create"]');
+    result.taken = await (await page.waitForSelector('[data-error]')).textContent();
+    await page.click('[data-error] button');
+    await page.click('tr[data-snapshot="one"] [data-action="snapshot-revert"]');
+    await page.click('tr[data-snapshot="one"] [data-action="confirm-revert"]');
+    await page.waitForSelector('tr[data-snapshot="one"][data-current="1"]');
+    result.task = await page.getAttribute('[data-snapshot-task]', 'data-snapshot-task');
+    await page.waitForSelector(`.tasks tr[data-kind="snapshot-revert"][data-state="succeeded"]`);
+    await shot(page, 'vm-snapshots');
+    await page.click('tr[data-snapshot="two"] [data-action="snapshot-delete"]');
+    await page.click('tr[data-snapshot="two"] [data-action="confirm-delete"]');
+    await page.waitForSelector('tr[data-snapshot="two"]', { state: 'detached' });
+    result.left = await page.$$eval('tr[data-snapshot]', (els) => els.map((e) => e.dataset.snapshot));
+  },
+
+  // Admin pages: make a user and a token for them (its secret shown once;
+  // it works, then, revoked, no longer), then delete the user.
+  async admin(browser) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const withSecret = (secret) => page.evaluate(async (s) => (await fetch('/v1/vms', {
+      credentials: 'omit', headers: { Authorization: `Bearer ${s}` } })).status, secret);
+    await page.click('[data-admin="users"]');
+    await page.fill('#user-name', cfg.new_user);
+    await page.selectOption('#user-role', 'operator');
+    await page.fill('#user-password', cfg.new_password);
+    await page.click('[data-action="user-create"]');
+    await page.waitForSelector(`tr[data-user="${cfg.new_user}"]`);
+    result.users = await page.$$eval('tr[data-user]', (els) =>
+      els.map((e) => [e.dataset.user, e.children[1].textContent]));
+    result.own_delete = await page.$$eval(`tr[data-user="${cfg.user}"] [data-action="user-delete"]`,
+                                          (els) => els.length);
+    await shot(page, 'admin-users');
+    await page.click('[data-admin="tokens"]');
+    await page.selectOption('#token-role', 'viewer');
+    await page.fill('#token-user', cfg.new_user);
+    await page.fill('#token-expires', '1d');
+    await page.click('[data-action="token-create"]');
+    const secret = await (await page.waitForSelector('[data-token-secret]')).inputValue();
+    result.secret = secret;
+    result.status_before = await withSecret(secret);
+    await shot(page, 'admin-tokens');
+    // Shown once: another visit of the page does not show it.
+    await page.click('[data-admin="users"]');
+    await page.click('[data-admin="tokens"]');
+    await page.waitForSelector('table[data-tokens]');
+    result.secret_again = await page.isVisible('[data-token-secret]');
+    result.page_text = await page.textContent('.page');
+    const id = secret.split('_')[1];
+    const row = `tr[data-token="${id}"]`;
+    result.token_row = await page.$eval(row, (e) => [...e.children].map((c) => c.textContent));
+    await page.click(`${row} [data-action="token-revoke"]`);
+    await page.click(`${row} [data-action="confirm-token-revoke"]`);
+    await page.waitForSelector(row, { state: 'detached' });
+    result.status_after = await withSecret(secret);
+    await page.click('[data-admin="users"]');
+    const urow = `tr[data-user="${cfg.new_user}"]`;
+    await page.click(`${urow} [data-action="user-delete"]`);
+    await page.click(`${urow} [data-action="confirm-user-delete"]`);
+    await page.waitForSelector(urow, { state: 'detached' });
   },
 
   // Two sessions: what the second does (pause, resume) shows in the first,

@@ -95,10 +95,16 @@ export function followEvents(onEvent, onState) {
 
 // The VM's serial console: a WebSocket (the session's cookie goes with it).
 export function consoleSocket(vm) {
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(`${proto}//${location.host}/v1/vms/${encodeURIComponent(vm)}/console`);
+  const ws = new WebSocket(wsUrl(vm, 'console'));
   ws.binaryType = 'arraybuffer';
   return ws;
+}
+
+// A VM's WebSocket route (console, vnc) as a URL of this origin; the
+// session's cookie goes with it.
+export function wsUrl(vm, what) {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${proto}//${location.host}/v1/vms/${encodeURIComponent(vm)}/${what}`;
 }
 
 export function formatBytes(n) {

@@ -7,16 +7,22 @@ import { api, whoami, logout, followEvents } from './api.js';
 import { Login } from './login.jsx';
 import { Tree, StateIcon } from './tree.jsx';
 import { VmPage } from './vm-page.jsx';
-import { Wizard } from './wizard.jsx';
 import { TaskLog } from './tasks.jsx';
 import { formatBytes } from './api.js';
+import { lazyView } from './lazy.jsx';
 import './style.css';
+
+// Loaded when first shown: the admin pages and the create-VM wizard.
+const Users = lazyView(() => import('./admin.jsx'), 'Users');
+const Tokens = lazyView(() => import('./admin.jsx'), 'Tokens');
+const Wizard = lazyView(() => import('./wizard.jsx'), 'Wizard');
 
 function parseRoute() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   if (parts[0] === 'vm' && parts[1]) return { page: 'vm', vm: parts[1], tab: parts[2] || 'summary' };
   if (['host', 'pool', 'network'].includes(parts[0]) && parts[1]) return { page: parts[0], name: parts[1] };
   if (parts[0] === 'create') return { page: 'create' };
+  if (parts[0] === 'admin' && ['users', 'tokens'].includes(parts[1])) return { page: 'admin', name: parts[1] };
   return { page: 'overview' };
 }
 
@@ -124,10 +130,14 @@ function Console({ who, onLogout }) {
   let page;
   if (route.page === 'vm') {
     const vm = data.vms.find((v) => v.name === route.vm);
-    page = vm ? <VmPage vm={vm} networks={data.networks} role={who.role} tab={route.tab} onError={setError} />
+    page = vm ? <VmPage vm={vm} networks={data.networks} role={who.role} tab={route.tab} tasks={tasks}
+                        onError={setError} />
               : <p>No VM '{route.vm}' (yet).</p>;
   } else if (route.page === 'create') {
     page = <Wizard images={data.images} networks={data.networks} role={who.role} onError={setError} />;
+  } else if (route.page === 'admin') {
+    page = who.role !== 'admin' ? <p class="note">The admin pages need the admin role (yours: {who.role}).</p>
+      : route.name === 'users' ? <Users me={who.principal} onError={setError} /> : <Tokens onError={setError} />;
   } else if (route.page !== 'overview') {
     const obj = data[route.page + 's'].find((o) => o.name === route.name);
     page = obj ? <Fields title={`${route.page} ${obj.name}`} obj={obj} skip={['cpu_flags']} /> : <p>Not found.</p>;
@@ -140,6 +150,12 @@ function Console({ who, onLogout }) {
       <header class="top">
         <a href="#/" class="brand">vireo</a>
         <a href="#/create" class="button" data-action="create">Create VM</a>
+        {who.role === 'admin' && (
+          <nav class="admin-links" aria-label="Administration">
+            <a href="#/admin/users" data-admin="users">Users</a>
+            <a href="#/admin/tokens" data-admin="tokens">API tokens</a>
+          </nav>
+        )}
         <span class={live ? 'live on' : 'live'} data-live={live ? '1' : '0'}>
           {live ? 'live' : 'reconnecting…'}
         </span>

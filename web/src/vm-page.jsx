@@ -1,7 +1,7 @@
 // vm-page.jsx: one VM: its summary (state, host, CPUs, memory, disks, NICs,
 // IPs the network's DHCP leases know), its actions (disabled below the role
 // they need: the API's 403 is the real guard) and its tabs: graphs and the
-// serial console.
+// serial console, the graphical console (noVNC) and the snapshots.
 import { useState } from 'preact/hooks';
 import { api, formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
@@ -9,6 +9,8 @@ import { lazyView } from './lazy.jsx';
 
 const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
 const SerialConsole = lazyView(() => import('./serial.jsx'), 'SerialConsole');
+const GraphicalConsole = lazyView(() => import('./vnc.jsx'), 'GraphicalConsole');
+const Snapshots = lazyView(() => import('./snapshots.jsx'), 'Snapshots');
 
 const ACTIONS = [
   { name: 'start', label: 'Start', when: ['defined', 'stopped', 'crashed'] },
@@ -37,6 +39,7 @@ function Summary({ vm, networks }) {
       <dt>Host</dt><dd>{vm.host}</dd>
       <dt>CPUs</dt><dd>{vm.vcpus}{vm.max_vcpus > vm.vcpus ? ` (up to ${vm.max_vcpus})` : ''}</dd>
       <dt>Memory</dt><dd>{formatBytes(vm.memory_mib * 1048576)}</dd>
+      <dt>Display</dt><dd data-field="display">{vm.display || 'none'}</dd>
       <dt>Image</dt><dd>{vm.image || '–'}</dd>
       <dt>Disks</dt>
       <dd>
@@ -52,7 +55,7 @@ function Summary({ vm, networks }) {
   );
 }
 
-export function VmPage({ vm, networks, role, tab, onError }) {
+export function VmPage({ vm, networks, role, tab, tasks, onError }) {
   const [busy, setBusy] = useState(null);
   const [confirming, setConfirming] = useState(false);
   const canOperate = role === 'admin' || role === 'operator';
@@ -73,7 +76,8 @@ export function VmPage({ vm, networks, role, tab, onError }) {
     }
   }
 
-  const tabs = [['summary', 'Summary'], ['graphs', 'Graphs'], ['console', 'Console']];
+  const tabs = [['summary', 'Summary'], ['graphs', 'Graphs'], ['console', 'Console'],
+                ['screen', 'Screen'], ['snapshots', 'Snapshots']];
   return (
     <article class="vm-page" aria-labelledby="vm-title">
       <header>
@@ -110,6 +114,8 @@ export function VmPage({ vm, networks, role, tab, onError }) {
       {tab === 'summary' && <Summary vm={vm} networks={networks} />}
       {tab === 'graphs' && <Graphs vm={vm} />}
       {tab === 'console' && <SerialConsole vm={vm} canOperate={canOperate} />}
+      {tab === 'screen' && <GraphicalConsole vm={vm} canOperate={canOperate} />}
+      {tab === 'snapshots' && <Snapshots vm={vm} role={role} tasks={tasks} onError={onError} />}
     </article>
   );
 }

@@ -1,5 +1,6 @@
 // wizard.jsx: the create-VM wizard: name, image, CPUs, memory, disk size,
-// network, and, when the image takes cloud-init, a user and an SSH key;
+// network, display (none, or VGA / virtio-vga for the graphical console),
+// and, when the image takes cloud-init, a user and an SSH key;
 // POST /v1/vms, then the new VM's page. The API checks everything again and
 // its message is shown as it says it.
 import { useState } from 'preact/hooks';
@@ -8,7 +9,7 @@ import { api } from './api.js';
 export function Wizard({ images, networks, role, onError }) {
   const [form, setForm] = useState({
     name: '', image: images[0] ? images[0].name : '', vcpus: 1, memory: 512, disk: '',
-    network: networks[0] ? networks[0].name : '', user: '', key: '',
+    network: networks[0] ? networks[0].name : '', display: 'none', user: '', key: '',
   });
   const [busy, setBusy] = useState(false);
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
@@ -23,6 +24,7 @@ export function Wizard({ images, networks, role, onError }) {
     if (form.image) body.image = form.image;
     if (form.disk !== '') body.disk_size_bytes = Math.round(Number(form.disk) * 1073741824);
     if (form.network) body.networks = [form.network];
+    body.display = form.display;
     if (cloudInit && (form.user || form.key)) {
       body.cloud_init = {};
       if (form.user) body.cloud_init.user = form.user;
@@ -61,6 +63,12 @@ export function Wizard({ images, networks, role, onError }) {
       <select id="vm-network" name="network" value={form.network} onChange={set('network')}>
         {networks.map((n) => <option key={n.name} value={n.name}>{n.name} ({n.type})</option>)}
         <option value="user">user (QEMU's user-mode network)</option>
+      </select>
+      <label for="vm-display">Display (the Screen tab)</label>
+      <select id="vm-display" name="display" value={form.display} onChange={set('display')}>
+        <option value="none">none (serial console only)</option>
+        <option value="vga">VGA (any guest, installers)</option>
+        <option value="virtio">virtio-vga (with a guest driver)</option>
       </select>
       {cloudInit && (
         <fieldset>
