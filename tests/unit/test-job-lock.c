@@ -72,6 +72,15 @@ static void wait_for(atomic_bool *flag)
     assert_true(atomic_load(flag));
 }
 
+/* A task thread, once it holds the job. */
+static pthread_t task_start(Task *t)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, task_main, t), 0);
+    wait_for(&t->holding);
+    return th;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -84,9 +93,7 @@ static void test_sampler_never_waits(void **state)
 {
     (void)state;
     Task t = { 0 };
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, task_main, &t), 0);
-    wait_for(&t.holding);
+    pthread_t th = task_start(&t);
     int64_t t0 = vo_now_ms();
     for (int i = 0; i < 100; i++)
         assert_false(vo_job_lock_try_brief(&job, &brief));
@@ -143,9 +150,7 @@ static void test_task_refused_at_once(void **state)
 {
     (void)state;
     Task t = { 0 };
-    pthread_t th, sth;
-    assert_int_equal(pthread_create(&th, NULL, task_main, &t), 0);
-    wait_for(&t.holding);
+    pthread_t th = task_start(&t), sth;
     Sampler s = { .hold_ms = 1, .gap_ms = 1 }; /* its tries fail: it never holds */
     assert_int_equal(pthread_create(&sth, NULL, sampler_main, &s), 0);
     bool yes = true;
@@ -168,9 +173,7 @@ static void test_unnamed_holder_until_bound(void **state)
 {
     (void)state;
     Task t = { 0 };
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, task_main, &t), 0);
-    wait_for(&t.holding);
+    pthread_t th = task_start(&t);
     bool no = false;
     int64_t t0 = vo_now_ms();
     assert_int_equal(vo_job_lock_wait_brief(&job, &brief, 300, task_runs, &no), -ETIMEDOUT);
