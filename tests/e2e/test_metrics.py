@@ -215,7 +215,7 @@ def test_quick_operations_beside_samples(mon):
 
     t0 = time.monotonic()
     for n in range(24):
-        for k in range(6):
+        for k in range(20):
             one("autostart", "PATCH", "/v1/vms/m1", {"autostart": (n + k) % 2 == 0})
         one("screenshot", "GET", "/v1/vms/m1/screenshot")
         if n % 4 == 0:
