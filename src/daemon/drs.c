@@ -20,6 +20,7 @@
 #include "daemon/groups.h"
 #include "daemon/hosts.h"
 #include "daemon/migrate.h"
+#include "util/periodic.h"
 #include "util/util.h"
 #include "state/store-json.h"
 
@@ -32,10 +33,7 @@
  * min to copy local disks). */
 #define MOVING_MAX_MS (60 * 60 * 1000)
 
-static pthread_t thread;
-static bool started, stop;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static VoPeriodic runner = VO_PERIODIC_INIT;
 
 /* The loop's memory while this host is manager (the loop thread only). */
 static VoDrsState st;
@@ -502,70 +500,55 @@ static void forget(void)
     said = NULL;
 }
 
-static void *drs_thread(void *userdata)
+/* What the last round saw (the runner's thread only). */
+static bool was_manager;
+static VoDrsMode was_mode;
+
+static void drs_round(void *userdata)
 {
     VoDaemon *d = userdata;
-    bool was_manager = false;
-    VoDrsMode was_mode = VO_DRS_OFF;
-    pthread_mutex_lock(&lock);
-    while (!stop) {
-        pthread_mutex_unlock(&lock);
-        VoDrsSettings s;
-        bool known = vo_drs_settings_get(d, &s) >= 0;
-        if (known)
-            atomic_store(&d->drs_sampling, s.mode != VO_DRS_OFF);
-        bool manager = vo_hosts_is_manager(d);
-        if (!manager && was_manager)
-            forget(); /* a new manager starts afresh (cooldowns are in the store) */
-        if (manager && known && s.mode != was_mode) {
-            forget();
-            log_info("drs: mode %s (level %d, threshold %.2f)", vo_drs_mode_to_string(s.mode),
-                     s.level, vo_drs_threshold(s.level));
-        }
-        if (manager && known) {
-            if (s.mode != VO_DRS_OFF)
-                round_once(d, &s);
-            else if (was_mode != VO_DRS_OFF || !was_manager)
-                write_status(d, &s, NULL, 0, "DRS is off");
-            was_mode = s.mode;
-        }
-        was_manager = manager;
-        pthread_mutex_lock(&lock);
-        struct timespec until = vo_deadline_ms(CLOCK_REALTIME, VO_DRS_ROUND_MS);
-        if (!stop)
-            pthread_cond_timedwait(&wake, &lock, &until);
+    VoDrsSettings s;
+    bool known = vo_drs_settings_get(d, &s) >= 0;
+    if (known)
+        atomic_store(&d->drs_sampling, s.mode != VO_DRS_OFF);
+    bool manager = vo_hosts_is_manager(d);
+    if (!manager && was_manager)
+        forget(); /* a new manager starts afresh (cooldowns are in the store) */
+    if (manager && known && s.mode != was_mode) {
+        forget();
+        log_info("drs: mode %s (level %d, threshold %.2f)", vo_drs_mode_to_string(s.mode),
+                 s.level, vo_drs_threshold(s.level));
     }
-    pthread_mutex_unlock(&lock);
-    return NULL;
+    if (manager && known) {
+        if (s.mode != VO_DRS_OFF)
+            round_once(d, &s);
+        else if (was_mode != VO_DRS_OFF || !was_manager)
+            write_status(d, &s, NULL, 0, "DRS is off");
+        was_mode = s.mode;
+    }
+    was_manager = manager;
 }
 
 int vo_drs_start(VoDaemon *d)
 {
-    if (!d->cluster || !d->cluster_store || started)
+    if (!d->cluster || !d->cluster_store || vo_periodic_started(&runner))
         return 0;
     recs = json_array();
-    stop = false;
-    int r = -pthread_create(&thread, NULL, drs_thread, d);
+    was_manager = false;
+    was_mode = VO_DRS_OFF;
+    int r = vo_periodic_start(&runner, drs_round, d, VO_DRS_ROUND_MS);
     if (r < 0) {
         json_decref(recs);
         recs = NULL;
-        return r;
     }
-    started = true;
-    return 0;
+    return r;
 }
 
 void vo_drs_stop(VoDaemon *d)
 {
     (void)d;
-    if (!started)
+    if (!vo_periodic_stop(&runner))
         return;
-    pthread_mutex_lock(&lock);
-    stop = true;
-    pthread_cond_signal(&wake);
-    pthread_mutex_unlock(&lock);
-    pthread_join(thread, NULL);
-    started = false;
     forget();
     json_decref(recs);
     recs = NULL;

@@ -19,16 +19,14 @@
 #include "daemon/migrate-target.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move.h"
+#include "util/periodic.h"
 #include "util/util.h"
 
 #define PEER_TIMEOUT_MS 15000
 /* How long a recovery waits for the start task on the chosen host. */
 #define START_WAIT_MS 60000
 
-static pthread_t thread;
-static bool started, stop;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static VoPeriodic runner = VO_PERIODIC_INIT;
 
 /* The loop's memory while this host is manager (the loop thread only):
  * {host id: monotonic ms its record was first seen missing}, the restart
@@ -119,7 +117,8 @@ static int wait_started(VoDaemon *d, const VoClusterHost *h, bool local, const c
                         char **ret_error)
 {
     _cleanup_free_ char *path = vo_asprintf("/v1/tasks/%s", task_id);
-    for (int64_t until = vo_now_ms() + START_WAIT_MS; vo_now_ms() < until && !stop;) {
+    int64_t until = vo_now_ms() + START_WAIT_MS;
+    while (vo_now_ms() < until && !vo_periodic_stopping(&runner)) {
         json_t *t = NULL;
         _cleanup_free_ char *error = NULL;
         if (local)
@@ -376,7 +375,8 @@ static void round_once(VoDaemon *d)
      * start tasks waited for together: they run in parallel on their hosts. */
     Started *starts = vo_malloc0(sizeof(*starts) * (n + 1));
     size_t n_starts = 0;
-    for (size_t i = 0; i < n && !stop && vo_hosts_is_manager(d); i++) {
+    for (size_t i = 0; i < n && !vo_periodic_stopping(&runner) && vo_hosts_is_manager(d);
+         i++) {
         const Down *dn = NULL;
         for (size_t k = 0; k < n_downs && !dn; k++)
             if (!strcmp(downs[k].host_id, cands[i].host_id))
@@ -403,65 +403,51 @@ static void round_once(VoDaemon *d)
     json_decref(records);
 }
 
-static void *recover_thread(void *userdata)
+/* Whether this host was the manager at the last round (the runner's
+ * thread only). */
+static bool was_manager;
+
+static void recover_round(void *userdata)
 {
     VoDaemon *d = userdata;
-    bool was_manager = false;
-    pthread_mutex_lock(&lock);
-    while (!stop) {
-        pthread_mutex_unlock(&lock);
-        bool manager = vo_hosts_is_manager(d);
-        if (manager && !was_manager)
-            log_info("ha: this host is the manager: it restarts the HA VMs of hosts that go "
-                     "offline");
-        if (!manager && was_manager) { /* a new manager starts afresh */
-            json_object_clear(down_since);
-            json_object_clear(seen_online);
-            json_object_clear(said);
-            vo_ha_limiter_clear(&limiter);
-        }
-        was_manager = manager;
-        if (manager)
-            round_once(d);
-        pthread_mutex_lock(&lock);
-        struct timespec until = vo_deadline_ms(CLOCK_REALTIME, VO_HA_RECOVER_PERIOD_MS);
-        if (!stop)
-            pthread_cond_timedwait(&wake, &lock, &until);
+    bool manager = vo_hosts_is_manager(d);
+    if (manager && !was_manager)
+        log_info("ha: this host is the manager: it restarts the HA VMs of hosts that go "
+                 "offline");
+    if (!manager && was_manager) { /* a new manager starts afresh */
+        json_object_clear(down_since);
+        json_object_clear(seen_online);
+        json_object_clear(said);
+        vo_ha_limiter_clear(&limiter);
     }
-    pthread_mutex_unlock(&lock);
-    return NULL;
+    was_manager = manager;
+    if (manager)
+        round_once(d);
 }
 
 int vo_ha_recover_start(VoDaemon *d)
 {
-    if (!d->cluster || !d->cluster_store || started)
+    if (!d->cluster || !d->cluster_store || vo_periodic_started(&runner))
         return 0;
     down_since = json_object();
     seen_online = json_object();
     said = json_object();
-    stop = false;
-    int r = -pthread_create(&thread, NULL, recover_thread, d);
+    was_manager = false;
+    int r = vo_periodic_start(&runner, recover_round, d, VO_HA_RECOVER_PERIOD_MS);
     if (r < 0) {
         json_decref(down_since);
         json_decref(seen_online);
         json_decref(said);
-        return r;
+        down_since = seen_online = said = NULL;
     }
-    started = true;
-    return 0;
+    return r;
 }
 
 void vo_ha_recover_stop(VoDaemon *d)
 {
     (void)d;
-    if (!started)
+    if (!vo_periodic_stop(&runner))
         return;
-    pthread_mutex_lock(&lock);
-    stop = true;
-    pthread_cond_signal(&wake);
-    pthread_mutex_unlock(&lock);
-    pthread_join(thread, NULL);
-    started = false;
     json_decref(down_since);
     json_decref(seen_online);
     json_decref(said);

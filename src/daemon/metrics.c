@@ -19,6 +19,7 @@
 
 #include "daemon/host-facts.h"
 #include "daemon/vm-internal.h"
+#include "daemon/vm-job.h"
 #include "daemon/vms.h"
 #include "metrics/proc-io.h"
 #include "metrics/rrd.h"
@@ -244,13 +245,14 @@ static void sample_vm(VoDaemon *d, VoVm *vm, VmSample *s)
     s->id = vo_strdup(spec->id);
     s->name = vo_strdup(spec->name);
     s->mem_conf = spec->memory_mib << 20;
-    if (s->running && d->driver->stats && pthread_mutex_trylock(&vm->job) == 0) {
+    /* A sampler: never waits for the job lock (daemon/vm-job.h). */
+    if (s->running && d->driver->stats && vo_vm_job_try_brief(vm)) {
         /* Holding job, the instance cannot be released (vms.c). */
         pthread_mutex_lock(&vm->lock);
         VoHvInstance *hv = vm->migrated_away ? NULL : vm->hv;
         pthread_mutex_unlock(&vm->lock);
         s->ok = hv && d->driver->stats(hv, &s->st) >= 0;
-        pthread_mutex_unlock(&vm->job);
+        vo_vm_job_end_brief(vm);
     }
     if (s->running)
         sample_taps(spec, s);

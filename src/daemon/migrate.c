@@ -9,6 +9,7 @@
  * transaction leaves the VM running here as before and nothing there. */
 #include "daemon/migrate.h"
 #include "daemon/drs-settings.h"
+#include "daemon/vm-job.h"
 
 #include <openssl/evp.h>
 #include <poll.h>
@@ -938,24 +939,17 @@ static json_t *host_record(VoDaemon *d, const char *host_id)
 int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
                             const char *target_name, char **ret_error)
 {
-    /* Not waited for on the HTTP thread: a VM busy with another task is
-     * refused (409). The monitoring and balancing samplers hold the job for
-     * a few milliseconds (a QMP query): up to 2 s of retries let such a
-     * sample end instead of refusing the migration. */
-    int busy = pthread_mutex_trylock(&vm->job);
-    for (int i = 0; busy != 0 && i < 200; i++) {
-        struct timespec pause = { .tv_nsec = 10 * 1000 * 1000 };
-        nanosleep(&pause, NULL);
-        busy = pthread_mutex_trylock(&vm->job);
-    }
-    if (busy != 0)
-        return vo_error_set(ret_error, -EBUSY, "VM '%s' is busy with another task: migrate "
-                            "it once that ends (vireo task list)", spec->name);
+    /* On the HTTP thread: a VM busy with another task is refused at once
+     * (409); the monitoring and balancing samplers' moment is waited for
+     * (daemon/vm-job.h). */
+    int r = vo_vm_job_wait_brief(vm, VO_VM_JOB_BRIEF_WAIT_MS, "move", ret_error);
+    if (r < 0)
+        return r;
     VoHvInstance *hv = vm->hv;
     _cleanup_free_ char *layout = NULL, *lerror = NULL;
     if (hv && d->driver->layout(hv, &layout, &lerror) < 0)
         log_warn("vm %s: no layout for the compatibility check: %s", spec->name, lerror);
-    pthread_mutex_unlock(&vm->job);
+    vo_vm_job_end_brief(vm);
     _cleanup_strv_ char **nets = vo_malloc0(sizeof(char *));
     _cleanup_free_ char *prefix = vo_asprintf("h/%s/networks/", target_id);
     (void)vo_store_list(d->cluster_store, prefix, collect_network, &nets);
@@ -963,7 +957,7 @@ int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const c
                           .target_record = host_record(d, target_id), .spec = spec,
                           .layout = layout, .target_networks = (const char *const *)nets };
     _cleanup_free_ char *reasons = NULL;
-    int r = vo_migrate_compat_check(&c, &reasons);
+    r = vo_migrate_compat_check(&c, &reasons);
     json_decref(c.source_record);
     json_decref(c.target_record);
     if (r < 0)

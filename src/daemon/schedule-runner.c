@@ -22,6 +22,7 @@
 #include "daemon/snapshots.h"
 #include "daemon/vm-internal.h"
 #include "daemon/vms.h"
+#include "util/periodic.h"
 #include "util/time-format.h"
 #include "util/util.h"
 #include "vireo/errors.h"
@@ -34,13 +35,11 @@
 /* A last due time this far after now was claimed under a wrong clock. */
 #define CLOCK_BACK_S (24 * 3600)
 
-static pthread_t thread;
-static bool started, stop, woken;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static VoPeriodic runner = VO_PERIODIC_INIT;
 static char *clock_file;
 
-/* Tasks this host queued for schedules, not yet seen ending (lock). */
+/* Tasks this host queued for schedules, not yet seen ending (pending_lock). */
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 typedef struct {
     char *schedule, *vm_id, *task_id;
 } Pending;
@@ -72,10 +71,7 @@ time_t vo_schedules_now(void)
 
 void vo_schedules_wake(void)
 {
-    pthread_mutex_lock(&lock);
-    woken = true;
-    pthread_cond_signal(&wake);
-    pthread_mutex_unlock(&lock);
+    vo_periodic_wake(&runner);
 }
 
 static const char *str_of(json_t *doc, const char *key)
@@ -90,13 +86,13 @@ static int64_t int_of(json_t *doc, const char *key)
 
 static void pending_add(const char *schedule, const char *vm_id, const char *task_id)
 {
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&pending_lock);
     pending = realloc(pending, (n_pending + 1) * sizeof(Pending));
     if (!pending)
         abort();
     pending[n_pending++] = (Pending){ vo_strdup(schedule), vo_strdup(vm_id),
                                       vo_strdup(task_id) };
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&pending_lock);
 }
 
 /* ---- what a run makes ---- */
@@ -586,7 +582,7 @@ static void prune_ended(VoDaemon *d)
 {
     for (;;) {
         Pending p = { 0 };
-        pthread_mutex_lock(&lock);
+        pthread_mutex_lock(&pending_lock);
         for (size_t i = 0; i < n_pending; i++) {
             _cleanup_free_ char *state = task_state(d, pending[i].task_id, NULL);
             if (task_busy(state))
@@ -595,7 +591,7 @@ static void prune_ended(VoDaemon *d)
             pending[i] = pending[--n_pending];
             break;
         }
-        pthread_mutex_unlock(&lock);
+        pthread_mutex_unlock(&pending_lock);
         if (!p.schedule)
             return;
         prune(d, p.schedule, p.vm_id);
@@ -605,53 +601,34 @@ static void prune_ended(VoDaemon *d)
     }
 }
 
-static void *runner_thread(void *userdata)
+/* No round has read the schedules yet (the runner's thread only). */
+static bool first_round;
+
+static void runner_round(void *userdata)
 {
     VoDaemon *d = userdata;
-    bool first = true;
-    pthread_mutex_lock(&lock);
-    while (!stop) {
-        woken = false;
-        pthread_mutex_unlock(&lock);
-        /* The first round also prunes every pair: tasks that ended while
-         * vireod was down. */
-        int r = each_local_pair(d, NULL, first, NULL);
-        if (r < 0 && r != -EAGAIN)
-            log_warn("schedules: cannot read the schedules: %s", strerror(-r));
-        first = first && r < 0;
-        prune_ended(d);
-        pthread_mutex_lock(&lock);
-        struct timespec until =
-            vo_deadline_ms(CLOCK_REALTIME, clock_file ? ROUND_TEST_CLOCK_MS : ROUND_MS);
-        if (!stop && !woken)
-            pthread_cond_timedwait(&wake, &lock, &until);
-    }
-    pthread_mutex_unlock(&lock);
-    return NULL;
+    /* The first round also prunes every pair: tasks that ended while
+     * vireod was down. */
+    int r = each_local_pair(d, NULL, first_round, NULL);
+    if (r < 0 && r != -EAGAIN)
+        log_warn("schedules: cannot read the schedules: %s", strerror(-r));
+    first_round = first_round && r < 0;
+    prune_ended(d);
 }
 
 int vo_schedules_start(VoDaemon *d)
 {
-    if (started)
+    if (vo_periodic_started(&runner))
         return 0;
-    stop = false;
-    int r = -pthread_create(&thread, NULL, runner_thread, d);
-    if (r < 0)
-        return r;
-    started = true;
-    return 0;
+    first_round = true;
+    return vo_periodic_start(&runner, runner_round, d,
+                             clock_file ? ROUND_TEST_CLOCK_MS : ROUND_MS);
 }
 
 void vo_schedules_stop(void)
 {
-    if (!started)
+    if (!vo_periodic_stop(&runner))
         return;
-    pthread_mutex_lock(&lock);
-    stop = true;
-    pthread_cond_signal(&wake);
-    pthread_mutex_unlock(&lock);
-    pthread_join(thread, NULL);
-    started = false;
     for (size_t i = 0; i < n_pending; i++) {
         free(pending[i].schedule);
         free(pending[i].vm_id);

@@ -10,15 +10,16 @@
 #include <string.h>
 
 #include "daemon/vm-internal.h"
+#include "daemon/vm-job.h"
 #include "qemu/qemu-agent.h"
 #include "util/util.h"
 
 /* vm show: the whole budget of its three questions. */
 #define GUEST_INFO_MS 3000
-/* How long show waits for a task to let go of the VM. */
+/* How long show waits for the samplers to let go of the VM (a task holding
+ * it is not waited for: show answers without the guest's facts). */
 #define GUEST_INFO_LOCK_MS 500
-/* exec: the wait for the VM's turn, and each status poll's. */
-#define EXEC_LOCK_MS 5000
+/* exec: each call's bound. */
 #define EXEC_CALL_MS 5000
 /* Freeze waits for the guest to flush its file systems. */
 #define FREEZE_MS 10000
@@ -38,18 +39,16 @@ static int agent(VoVm *vm, VoHvInstance *hv, const char *cmd, json_t *args, unsi
     return drv->agent_command(hv, cmd, args, flags, timeout_ms, ret, ret_error);
 }
 
-/* Takes the job lock within timeout_ms and gives the running VM's instance
- * (it stays while the job lock is held); NULL with *ret_error when the VM
- * is not running or stays busy. The caller ends with vo_vm_job_end. */
+/* Takes the job lock (a brief hold, waiting at most timeout_ms for the
+ * samplers, refused at once when a task holds it: daemon/vm-job.h) and
+ * gives the running VM's instance (it stays while the job lock is held);
+ * NULL with *ret_error when the VM is not running or busy. The caller ends
+ * with vo_vm_job_end_brief when *ret_held. */
 static VoHvInstance *hold_running(VoVm *vm, int timeout_ms, bool *ret_held, char **ret_error)
 {
     *ret_held = false;
-    struct timespec until = vo_deadline_ms(CLOCK_REALTIME, timeout_ms);
-    if (pthread_mutex_timedlock(&vm->job, &until) != 0) {
-        vo_error_set(ret_error, -EAGAIN, "the VM is busy with another task; try again once "
-                     "it is done");
+    if (vo_vm_job_wait_brief(vm, timeout_ms, "ask the guest agent of", ret_error) < 0)
         return NULL;
-    }
     *ret_held = true;
     pthread_mutex_lock(&vm->lock);
     VoHvInstance *hv = vm->state == VO_VM_RUNNING ? vm->hv : NULL;
@@ -132,7 +131,7 @@ json_t *vo_vm_guest_json(VoVm *vm)
         r = agent(vm, hv, "guest-network-get-interfaces", NULL, 0, left > 1 ? (int)left : 1,
                   &ifaces, &error);
     if (held)
-        vo_vm_job_end(vm, false);
+        vo_vm_job_end_brief(vm);
     if (r >= 0) {
         json_t *ips = json_array();
         json_object_set_new(guest, "agent", json_true());
@@ -194,7 +193,7 @@ int vo_vm_exec(VoVm *vm, json_t *command, const char *input, int timeout_s, json
     if (input_b64)
         json_object_set_new(req, "input-data", json_string(input_b64));
     bool held;
-    VoHvInstance *hv = hold_running(vm, EXEC_LOCK_MS, &held, ret_error);
+    VoHvInstance *hv = hold_running(vm, VO_VM_JOB_BRIEF_WAIT_MS, &held, ret_error);
     json_t *started = NULL, *status = NULL;
     int r = hv ? agent(vm, hv, "guest-exec", req, 0, EXEC_CALL_MS, &started, ret_error)
                : -ENOTCONN;
@@ -210,7 +209,7 @@ int vo_vm_exec(VoVm *vm, json_t *command, const char *input, int timeout_s, json
     pthread_mutex_unlock(&vm->lock);
     VoHvInstance *first = hv;
     if (held)
-        vo_vm_job_end(vm, false);
+        vo_vm_job_end_brief(vm);
     int64_t deadline = vo_now_ms() + (int64_t)timeout_s * 1000;
     int pause_ms = 20;
     while (r >= 0) {
@@ -223,9 +222,9 @@ int vo_vm_exec(VoVm *vm, json_t *command, const char *input, int timeout_s, json
         poll(NULL, 0, pause_ms);
         pause_ms = pause_ms * 2 > 500 ? 500 : pause_ms * 2;
         _cleanup_free_ char *busy = NULL;
-        hv = hold_running(vm, EXEC_LOCK_MS, &held, &busy);
+        hv = hold_running(vm, VO_VM_JOB_BRIEF_WAIT_MS, &held, &busy);
         if (!hv && held) { /* stopped */
-            vo_vm_job_end(vm, false);
+            vo_vm_job_end_brief(vm);
             r = vo_error_set(ret_error, -ENOTCONN, "the VM stopped while the command ran "
                              "(pid %lld in the guest)", (long long)pid);
             break;
@@ -236,7 +235,7 @@ int vo_vm_exec(VoVm *vm, json_t *command, const char *input, int timeout_s, json
         bool same = hv == first && vm->started_at == started_at;
         pthread_mutex_unlock(&vm->lock);
         if (!same) {
-            vo_vm_job_end(vm, false);
+            vo_vm_job_end_brief(vm);
             r = vo_error_set(ret_error, -ENOTCONN, "the VM restarted while the command ran "
                              "(pid %lld in the guest); its outcome is unknown", (long long)pid);
             break;
@@ -245,7 +244,7 @@ int vo_vm_exec(VoVm *vm, json_t *command, const char *input, int timeout_s, json
         json_decref(status);
         r = agent(vm, hv, "guest-exec-status", q, 0, EXEC_CALL_MS, &status, ret_error);
         json_decref(q);
-        vo_vm_job_end(vm, false);
+        vo_vm_job_end_brief(vm);
         if (r < 0 || json_is_true(json_object_get(status, "exited")))
             break;
     }
@@ -281,11 +280,11 @@ int vo_vm_set_password(VoVm *vm, const char *user, const char *password, bool cr
     json_t *args = json_pack("{s:s, s:s, s:b}", "username", user, "password", b64, "crypted",
                              crypted);
     bool held;
-    VoHvInstance *hv = hold_running(vm, EXEC_LOCK_MS, &held, ret_error);
+    VoHvInstance *hv = hold_running(vm, VO_VM_JOB_BRIEF_WAIT_MS, &held, ret_error);
     int r = hv ? agent(vm, hv, "guest-set-user-password", args, 0, PASSWORD_MS, NULL, ret_error)
                : -ENOTCONN;
     if (held)
-        vo_vm_job_end(vm, false);
+        vo_vm_job_end_brief(vm);
     json_decref(args);
     if (r == -EIO)
         r = -EINVAL; /* no such user, say: the request is what to fix */

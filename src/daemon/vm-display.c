@@ -1,25 +1,21 @@
 /* vm-display.c: a running VM's display (spec->display): a screenshot (PNG),
  * key presses, and where its VNC server listens (the API's WebSocket and
- * vireo console --vnc relay to it). Each holds the VM's job lock, bounded,
- * so the QEMU instance stays while it is used. */
+ * vireo console --vnc relay to it). Each holds the VM's job lock (a brief
+ * hold, daemon/vm-job.h), so the QEMU instance stays while it is used. */
 #include <string.h>
 
 #include "daemon/vm-internal.h"
+#include "daemon/vm-job.h"
 #include "util/util.h"
-
-#define DISPLAY_LOCK_MS 5000
 
 /* The running (or paused) VM's instance, with the job lock held; NULL with
  * *ret_error (-EBUSY: 409) when the VM has no display, is not running or
- * stays busy. what: "take a screenshot of" etc. End with vo_vm_job_end. */
+ * is busy with a task. what: "take a screenshot of" etc. End with
+ * vo_vm_job_end_brief. */
 static VoHvInstance *hold_display(VoVm *vm, const char *what, int *ret_r, char **ret_error)
 {
-    struct timespec until = vo_deadline_ms(CLOCK_REALTIME, DISPLAY_LOCK_MS);
-    if (pthread_mutex_timedlock(&vm->job, &until) != 0) {
-        *ret_r = vo_error_set(ret_error, -EAGAIN, "the VM is busy with another task; try "
-                              "again once it is done");
+    if ((*ret_r = vo_vm_job_wait_brief(vm, VO_VM_JOB_BRIEF_WAIT_MS, what, ret_error)) < 0)
         return NULL;
-    }
     pthread_mutex_lock(&vm->lock);
     VoHvInstance *hv = NULL;
     if (vm->spec->display == VO_DISPLAY_NONE)
@@ -36,7 +32,7 @@ static VoHvInstance *hold_display(VoVm *vm, const char *what, int *ret_r, char *
         hv = vm->hv;
     pthread_mutex_unlock(&vm->lock);
     if (!hv)
-        pthread_mutex_unlock(&vm->job);
+        vo_vm_job_end_brief(vm);
     return hv;
 }
 
@@ -51,7 +47,7 @@ int vo_vm_screenshot(VoVm *vm, char **ret_png, size_t *ret_len, char **ret_error
                          vm->d->driver->name);
     else
         r = vm->d->driver->screendump(hv, ret_png, ret_len, ret_error);
-    vo_vm_job_end(vm, false);
+    vo_vm_job_end_brief(vm);
     return r;
 }
 
@@ -66,7 +62,7 @@ int vo_vm_send_keys(VoVm *vm, json_t *combos, char **ret_error)
                          vm->d->driver->name);
     else
         r = vm->d->driver->send_keys(hv, combos, ret_error);
-    vo_vm_job_end(vm, false);
+    vo_vm_job_end_brief(vm);
     return r;
 }
 
@@ -82,6 +78,6 @@ int vo_vm_vnc_socket(VoVm *vm, char **ret_path, char **ret_error)
                          vm->d->driver->name);
     else
         *ret_path = vo_strdup(path);
-    vo_vm_job_end(vm, false);
+    vo_vm_job_end_brief(vm);
     return r;
 }

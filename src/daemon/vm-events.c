@@ -5,6 +5,7 @@
  * vm->lock briefly and never wait for the VM's job lock (at most a trylock)
  * or talk to the hypervisor. See docs/internals.md, "QMP events". */
 #include "daemon/vm-internal.h"
+#include "daemon/vm-job.h"
 
 #include <string.h>
 #include <sys/epoll.h>
@@ -36,10 +37,10 @@ static void set_paused(VoVm *vm, const char *reason)
  * Returns whether the job lock was taken (the caller releases both). */
 static bool lock_for_run_state(VoVm *vm)
 {
-    bool job = pthread_mutex_trylock(&vm->job) == 0;
+    bool job = vo_vm_job_try_brief(vm); /* a brief holder: vm-job.h */
     pthread_mutex_lock(&vm->lock);
     if (!job)
-        job = pthread_mutex_trylock(&vm->job) == 0;
+        job = vo_vm_job_try_brief(vm);
     vm->run_state_missed = !job;
     return job;
 }
@@ -48,7 +49,7 @@ static void unlock_for_run_state(VoVm *vm, bool job)
 {
     pthread_mutex_unlock(&vm->lock);
     if (job)
-        pthread_mutex_unlock(&vm->job);
+        vo_vm_job_release_brief(vm);
 }
 
 /* The guest's disk I/O failed and QEMU paused it (werror=enospc: the host

@@ -13,6 +13,9 @@ struct VoVm {
     atomic_int refs;
     VoDaemon *d;
     pthread_mutex_t job;
+    /* The brief holders of job (samplers, quick API operations) holding or
+     * trying it now (jobs/job-lock.h, daemon/vm-job.h). */
+    atomic_int job_brief;
     pthread_mutex_t lock;
     pthread_cond_t changed;
     /* Replaced (and the old one freed) only with both job and lock held:

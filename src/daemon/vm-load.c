@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "daemon/vm-internal.h"
+#include "daemon/vm-job.h"
 #include "util/util.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -26,14 +27,14 @@ static double load_cores(uint64_t cpu_before_ns, uint64_t cpu_now_ns, int64_t ms
  * 0 when busy or not running. */
 static int sample(VoDaemon *d, VoVm *vm, VoHvLoad *ret)
 {
-    if (!d->driver->load || pthread_mutex_trylock(&vm->job) != 0)
+    if (!d->driver->load || !vo_vm_job_try_brief(vm)) /* never waits: vm-job.h */
         return 0;
     /* Holding job, the instance cannot be released (vms.c). */
     pthread_mutex_lock(&vm->lock);
     VoHvInstance *hv = vm->migrated_away ? NULL : vm->hv;
     pthread_mutex_unlock(&vm->lock);
     int r = hv ? d->driver->load(hv, ret) : -ESRCH;
-    pthread_mutex_unlock(&vm->job);
+    vo_vm_job_end_brief(vm);
     return r >= 0;
 }
 

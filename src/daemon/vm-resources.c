@@ -4,6 +4,7 @@
  * change as a task through the driver, and saves the new values in the
  * definition so a restart boots with them. */
 #include "daemon/vm-internal.h"
+#include "daemon/vm-job.h"
 
 #include <string.h>
 
@@ -197,11 +198,10 @@ static int set_autostart(VoVm *vm, bool autostart, bool *ret_old, char **ret_err
 int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_mib,
                         int autostart, int64_t if_match, json_t **ret_task, char **ret_error)
 {
-    if (pthread_mutex_trylock(&vm->job) != 0) {
-        _cleanup_free_ char *name = vo_vm_name(vm);
-        return vo_error_set(ret_error, -EBUSY, "VM '%s' is busy with another operation; try again",
-                            name);
-    }
+    /* The samplers' moment is waited for, a task is not (daemon/vm-job.h). */
+    if (vo_vm_job_wait_brief(vm, VO_VM_JOB_BRIEF_WAIT_MS, "change the vCPUs or memory of",
+                             ret_error) < 0)
+        return -EBUSY;
     pthread_mutex_lock(&vm->lock);
     int r = 0;
     if (if_match > 0 && if_match != vm->rev)
@@ -243,7 +243,7 @@ int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_m
         if (r < 0 && autostart >= 0 && old_autostart != autostart)
             (void)set_autostart(vm, old_autostart, &(bool){ false }, &ignored);
     }
-    pthread_mutex_unlock(&vm->job);
+    vo_vm_job_end_brief(vm);
     return r;
 }
 

@@ -1,11 +1,13 @@
 /* vms.c: VM registry, state machine and lifecycle operations (see vms.h).
  * Locking: vm->job serialises operations on one VM (held by the task for the
- * whole operation; the loop thread at most trylocks it, see vm-events.c);
+ * whole operation; the loop thread at most tries it, see vm-events.c; the
+ * samplers and the API's quick operations hold it briefly, vm-job.h);
  * vm->lock guards the fields and is held only briefly; the loop thread owns
  * exit and event watching and the console.
  * Every state change is written to the store before it is acted upon. */
 #include "daemon/vms.h"
 #include "daemon/vm-internal.h"
+#include "daemon/vm-job.h"
 
 #include <poll.h>
 #include <stdatomic.h>
@@ -2086,9 +2088,8 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         if (r < 0)
             return r;
     }
-    if (pthread_mutex_trylock(&vm->job) != 0) {
-        _cleanup_free_ char *name = vo_vm_name(vm); /* the job may be replacing the spec */
-        *ret_error = vo_asprintf("VM '%s' is busy with another operation; try again", name);
+    /* The samplers' moment is waited for, a task is not (daemon/vm-job.h). */
+    if (vo_vm_job_wait_brief(vm, VO_VM_JOB_BRIEF_WAIT_MS, "change", ret_error) < 0) {
         if (new_nvram) {
             _cleanup_free_ char *ignored = NULL;
             (void)vo_volume_remove_now(d, new_nvram, &ignored);
@@ -2232,7 +2233,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
 out:
     pthread_mutex_unlock(&vm->lock);
     pthread_mutex_unlock(&d->vms_lock);
-    pthread_mutex_unlock(&vm->job);
+    vo_vm_job_end_brief(vm);
     /* The NVRAM the VM does not use (any more) goes. */
     const char *unused = r >= 0 ? old_nvram : new_nvram;
     _cleanup_free_ char *nvram_error = NULL;

@@ -375,6 +375,20 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+int vo_tasks_running_with_key(VoTasks *ts, const char *key, char **ret_id, char **ret_kind)
+{
+    int found = 0;
+    pthread_mutex_lock(&ts->lock);
+    for (unsigned w = 0; w < ts->n_workers && !found; w++)
+        if (ts->running[w] && has_key(ts->running[w], key)) {
+            *ret_id = vo_strdup(ts->running[w]->id);
+            *ret_kind = vo_strdup(ts->running[w]->kind);
+            found = 1;
+        }
+    pthread_mutex_unlock(&ts->lock);
+    return found;
+}
+
 int vo_tasks_new(const VoTasksLimits *limits, VoTasks **ret)
 {
     VoTasks *ts = vo_malloc0(sizeof(*ts));

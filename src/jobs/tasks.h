@@ -131,6 +131,9 @@ void vo_tasks_note(VoTasks *ts, const VoTaskDesc *desc, char *message, json_t *r
 
 /* New reference, or NULL when unknown. */
 json_t *vo_tasks_get_json(VoTasks *ts, const char *id);
+/* The task running now that names key (a VM's task key, say): 1 with its
+ * id and kind (malloc'd), 0 when none runs (queued ones do not count). */
+int vo_tasks_running_with_key(VoTasks *ts, const char *key, char **ret_id, char **ret_kind);
 json_t *vo_tasks_list_json(VoTasks *ts);
 
 /* From inside a task. */

@@ -3,11 +3,16 @@ second: one booted guest (TCG) shared by the module. A guest burning one
 vCPU shows about one CPU; 100 MiB written with O_DIRECT to a hot-added disk
 show as about 100 MiB written (counter and history); the history survives a
 vireod restart; /metrics parses with Prometheus' own parser and has the
-VM's series; vm top / host top print tables; bad ranges are 400s. A fake-
-driver vireod checks that a deleted VM's history file goes."""
+VM's series; vm top / host top print tables; bad ranges are 400s; quick
+operations on the guest (screenshot, guest agent call, changes) are never
+refused for a sample holding the VM's job lock (sampling every 0.1 s). A
+fake-driver vireod checks that a deleted VM's history file goes, and that a
+held sample is waited for while a task is not (409 at once, naming it)."""
+
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -23,7 +28,8 @@ MIB = 1 << 20
 def mon():
     d = h.Daemon(args=("--metrics-interval", "1"))
     try:
-        vm = d.create_and_boot("m1")
+        # A display: the screenshots of test_quick_operations_beside_samples.
+        vm = d.create_and_boot("m1", create_args=("--display", "vga"))
         d.vm_id = vm["id"]
         yield d
     finally:
@@ -171,6 +177,123 @@ def test_history_survives_restart(mon):
     # The 1-day archive has them too.
     assert metrics(mon, "/v1/vms/m1", "1d")["step"] == 60
     assert metrics(mon, "/v1/vms/m1", "30d")["step"] == 1800
+
+
+def raw_request(d, method, path, body=None):
+    """One request, not retried (the harness retries a 503 with Retry-After,
+    which is how a busy display answered before): (status, message)."""
+    status, doc, _ = d._request_once(method, path, body, None, None, 60)
+    return status, doc.get("error", {}).get("message", "") if isinstance(doc, dict) else ""
+
+
+def test_quick_operations_beside_samples(mon):
+    """Issue 14's leftovers: the monitoring sampler holds each VM's job lock
+    for a QMP query or two; a quick operation meeting it waits that moment
+    out (vm-job.h) instead of answering 409 "busy" (or 503). vireod samples
+    every 0.1 s here (the last test of the module: it stays so) while one
+    guest gets changes (PATCH autostart: vo_vm_edit; PATCH vcpus: a live
+    change queued under the lock), screenshots and guest agent calls, one
+    after the other: none may be refused."""
+    mon.stop()
+    i = mon.args.index("--metrics-interval")
+    mon.args[i + 1] = "0.1"
+    mon.start()
+    assert metrics(mon, "/v1/vms/m1")["interval_ms"] == 100
+    vcpus = mon.vm("m1")["vcpus"]
+    # The agent answers (it may still be starting in a fresh guest).
+    h.wait_until(lambda: raw_request(mon, "POST", "/v1/vms/m1/exec",
+                                     {"command": ["true"]})[0] == 200, 60,
+                 what="m1's guest agent")
+    refused, counts = [], {}
+
+    def one(what, method, path, body=None, ok=200):
+        status, msg = raw_request(mon, method, path, body)
+        counts[what] = counts.get(what, 0) + 1
+        if status != ok:
+            refused.append((what, status, msg))
+        return status
+
+    t0 = time.monotonic()
+    for n in range(24):
+        for k in range(20):
+            one("autostart", "PATCH", "/v1/vms/m1", {"autostart": (n + k) % 2 == 0})
+        one("screenshot", "GET", "/v1/vms/m1/screenshot")
+        if n % 4 == 0:
+            one("exec", "POST", "/v1/vms/m1/exec", {"command": ["true"]})
+            status, doc = mon.request("PATCH", "/v1/vms/m1", {"vcpus": vcpus})
+            counts["vcpus"] = counts.get("vcpus", 0) + 1
+            if status != 202:
+                refused.append(("vcpus", status, doc))
+            else:
+                assert mon.wait_task(doc["task"], timeout=60)["state"] == "succeeded"
+    took = time.monotonic() - t0
+    by_kind = {}
+    for what, status, _ in refused:
+        by_kind[f"{what} {status}"] = by_kind.get(f"{what} {status}", 0) + 1
+    print(f"{sum(counts.values())} operations in {took:.1f} s ({counts}); refused: "
+          f"{len(refused)} {by_kind}")
+    assert not refused, refused
+    mon.api("PATCH", "/v1/vms/m1", {"autostart": False})
+
+
+def test_fake_held_sample_waited_for_task_not(tmp_path):
+    """A sample held 0.5 s (the fake driver's stats.hold: the sampler holds
+    the VM's job lock meanwhile): a change, a live change, a screenshot and
+    an agent call wait for it and go through (before: 409 at once). A task
+    holding the VM (a snapshot held): each is refused at once, 409 naming
+    the task, not after the 2-s wait."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    d = h.Daemon(driver="fake", args=("--metrics-interval", "0.2"),
+                 env={"VIREO_FAKE_FAULTS": str(faults)})
+    try:
+        d.cli("vm", "create", "f3", "--display", "vga")
+        d.cli("vm", "start", "f3")
+        vcpus = d.vm("f3")["vcpus"]
+        quick = [("PATCH", "/v1/vms/f3", {"autostart": True}, 200),
+                 ("PATCH", "/v1/vms/f3", {"vcpus": vcpus}, 202),
+                 ("GET", "/v1/vms/f3/screenshot", None, None),
+                 ("POST", "/v1/vms/f3/exec", {"command": ["true"]}, None)]
+        for method, path, body, ok in quick:
+            (faults / "stats.hold").touch()
+            h.wait_until(lambda: (faults / "stats.held").exists(), 10, what="a sample held")
+            (faults / "stats.held").unlink()
+            release = threading.Timer(0.5, (faults / "stats.hold").unlink)
+            release.start()
+            t0 = time.monotonic()
+            status, msg = raw_request(d, method, path, body)
+            took = time.monotonic() - t0
+            release.join()
+            assert "busy" not in msg, (path, status, msg)
+            # The fake driver has no screenshots and no guest agent: what it
+            # answers after the wait says so.
+            if ok is None:
+                assert "the fake driver" in msg or "does not answer" in msg, (path, status, msg)
+            else:
+                assert status == ok, (path, status, msg)
+            assert 0.3 <= took < 2.0, (path, took)
+            # The live change's task ends before the next sample is held.
+            h.wait_until(lambda: all(t["state"] in ("succeeded", "failed")
+                                     for t in d.api("GET", "/v1/tasks")["tasks"]), 30,
+                         what="the tasks to end")
+        (faults / "snapshot.hold").touch()
+        snap = d.api("POST", "/v1/vms/f3/snapshots", {"name": "s1"}, expect=202)
+        h.wait_until(lambda: (faults / "snapshot.held").exists(), 30, what="the snapshot under way")
+        for method, path, body, _ in quick:
+            t0 = time.monotonic()
+            status, msg = raw_request(d, method, path, body)
+            took = time.monotonic() - t0
+            assert status == 409, (path, status, msg)
+            assert f"busy with another task (snapshot-create, task {snap['task']['id']})" \
+                in msg, (path, msg)
+            assert took < 1.0, (path, took)
+        (faults / "snapshot.hold").unlink()
+        assert d.wait_task(snap["task"], timeout=30)["state"] == "succeeded"
+    finally:
+        for f in ("stats.hold", "snapshot.hold"):
+            if (faults / f).exists():
+                (faults / f).unlink()
+        d.cleanup()
 
 
 def test_fake_history_goes_with_the_vm():

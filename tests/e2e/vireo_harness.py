@@ -579,8 +579,8 @@ class Daemon:
         assert task["state"] == "succeeded", task
         return doc
 
-    def create_and_boot(self, name, memory="256M"):
-        self.cli("vm", "create", name, "--memory", memory)
+    def create_and_boot(self, name, memory="256M", create_args=()):
+        self.cli("vm", "create", name, "--memory", memory, *create_args)
         self.cli("vm", "start", name)
         self.wait_console(name, BOOT_MARKER)
         vm = self.vm(name)

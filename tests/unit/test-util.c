@@ -1,5 +1,5 @@
-/* test-util.c: size parsing, string vectors, API error mapping and the
- * KVM-usability probe. */
+/* test-util.c: size parsing, string vectors, API error mapping, the
+ * KVM-usability probe and the periodic thread (util/periodic.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "qemu/qemu-caps.h"
+#include "util/periodic.h"
 #include "util/spawn.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
@@ -268,6 +270,49 @@ static void test_write_atomic_no_symlink(void **state)
     assert_int_equal(vo_rm_rf(dir), 0);
 }
 
+static atomic_int rounds;
+
+static void count_round(void *userdata)
+{
+    (void)userdata;
+    atomic_fetch_add(&rounds, 1);
+}
+
+/* A round at once, the next after the period (not before), one at once
+ * when woken, none after the stop; a second start does nothing. */
+static void test_periodic(void **state)
+{
+    (void)state;
+    static VoPeriodic p = VO_PERIODIC_INIT;
+    assert_false(vo_periodic_stop(&p));
+    atomic_store(&rounds, 0);
+    assert_int_equal(vo_periodic_start(&p, count_round, NULL, 60000), 0);
+    assert_true(vo_periodic_started(&p));
+    assert_int_equal(vo_periodic_start(&p, count_round, NULL, 60000), 0);
+    for (int i = 0; i < 400 && atomic_load(&rounds) < 1; i++)
+        poll(NULL, 0, 5);
+    poll(NULL, 0, 50);
+    assert_int_equal(atomic_load(&rounds), 1);
+    vo_periodic_wake(&p);
+    for (int i = 0; i < 400 && atomic_load(&rounds) < 2; i++)
+        poll(NULL, 0, 5);
+    assert_int_equal(atomic_load(&rounds), 2);
+    assert_false(vo_periodic_stopping(&p));
+    int64_t t0 = vo_now_ms();
+    assert_true(vo_periodic_stop(&p));
+    assert_true(vo_now_ms() - t0 < 2000); /* not the 60-s period */
+    assert_false(vo_periodic_started(&p));
+    int after = atomic_load(&rounds);
+    poll(NULL, 0, 30);
+    assert_int_equal(atomic_load(&rounds), after);
+    /* Started again, with a short period: rounds follow one another. */
+    assert_int_equal(vo_periodic_start(&p, count_round, NULL, 10), 0);
+    for (int i = 0; i < 400 && atomic_load(&rounds) < after + 3; i++)
+        poll(NULL, 0, 5);
+    assert_true(atomic_load(&rounds) >= after + 3);
+    assert_true(vo_periodic_stop(&p));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_kvm_probe),
         cmocka_unit_test(test_unix_connect_wait_bounded),
         cmocka_unit_test(test_write_atomic_no_symlink),
+        cmocka_unit_test(test_periodic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
