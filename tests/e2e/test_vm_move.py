@@ -9,7 +9,8 @@ the VM and its volumes on h2 afterwards (documents, files, same data, the
 clone's backing file on h2), nothing of them left on h1, a start on h2;
 refusals (a running VM, unknown host, to itself, bad fields, a pool the
 target lacks, an ISO of the host's own pool in the CD-ROM: for vm migrate
-too); a stopped UEFI VM's NVRAM moving with it (same bytes on h2); a failure midway (test hook: after the first volume) and a
+too); a stopped UEFI VM's NVRAM moving with it (same bytes on h2), and
+back live (its volume mirrored with the disk); a failure midway (test hook: after the first volume) and a
 cancel leave the VM on h1 intact and nothing on h2. With QEMU: a VM
 started once on h1 (a file written in the guest), stopped, moved, started
 on h2: it boots and the file is there."""
@@ -203,6 +204,16 @@ def test_refusals(cluster, tmp_path):
     assert moved["attached_to"] == "u1" and sha(moved["path"]) == want, moved
     assert not os.path.exists(nv["path"])
     assert h1.request("GET", "/v1/pools/default/volumes/u1-nvram")[0] == 404
+    # Live (the fake driver's mirror): the NVRAM volume is mirrored back to
+    # h1 with the disk and becomes h1's (test_uefi_migrate: with QEMU).
+    h2.cli("vm", "start", "u1")
+    doc = h2.api("POST", "/v1/vms/u1/migrate", {"to": "h1"}, expect=202)
+    t = wait_done(h2, doc["task"], "succeeded")
+    assert "default/u1-nvram" in t["result"]["volumes"], t
+    assert h1.vm("u1")["nvram"] == "default/u1-nvram" and hosts_of(h2, "u1") == ["h1"]
+    assert h1.api("GET", "/v1/pools/default/volumes/u1-nvram")["attached_to"] == "u1"
+    assert h2.request("GET", "/v1/pools/default/volumes/u1-nvram")[0] == 404
+    h1.cli("vm", "stop", "u1", "--force")
 
 
 def test_failure_midway_and_cancel_leave_the_vm_where_it_was(cluster, monkeypatch):
