@@ -1026,12 +1026,8 @@ static int check_disks(VoDaemon *d, const VoVmSpec *spec, const char *target_id,
     LocalDisk *disks = vo_malloc0(sizeof(*disks) * (spec->n_disks + 2));
     size_t n = 0;
     const size_t nvram_at = spec->n_disks + 2;
-    for (size_t i = 0; r >= 0 && i <= nvram_at; i++) {
-        const char *key = i < spec->n_disks ? spec->disks[i].volume
-                          : i == spec->n_disks     ? spec->kernel_from.volume
-                          : i == spec->n_disks + 1 ? spec->initrd_from.volume
-                          : spec->firmware == VO_FIRMWARE_UEFI ? spec->nvram
-                                                               : NULL;
+    for (size_t i = 0; r >= 0 && i < VO_MIGRATE_VOLUMES(spec); i++) {
+        const char *key = vo_migrate_volume_at(spec, i);
         if (!key)
             continue;
         _cleanup_free_ char *vpool = NULL, *vname = NULL;
@@ -1202,11 +1198,8 @@ int vo_migrate_check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
     int r = vo_migrate_check_cdrom(d, spec, "vm move", ret_error);
     if (r < 0)
         return r;
-    for (size_t i = 0; i < spec->n_disks + 3; i++) {
-        const char *key = i < spec->n_disks ? spec->disks[i].volume
-                          : i == spec->n_disks     ? spec->kernel_from.volume
-                          : i == spec->n_disks + 1 ? spec->initrd_from.volume
-                                                   : spec->nvram;
+    for (size_t i = 0; i < VO_MIGRATE_VOLUMES(spec); i++) {
+        const char *key = vo_migrate_volume_at(spec, i);
         if (!key)
             continue;
         _cleanup_free_ char *pool = strndup(key, strcspn(key, "/"));
@@ -1225,6 +1218,15 @@ int vo_migrate_check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
                                 key, pool);
     }
     return 0;
+}
+
+const char *vo_migrate_volume_at(const VoVmSpec *spec, size_t i)
+{
+    return i < spec->n_disks        ? spec->disks[i].volume
+           : i == spec->n_disks     ? spec->kernel_from.volume
+           : i == spec->n_disks + 1 ? spec->initrd_from.volume
+           : i == spec->n_disks + 2 && spec->firmware == VO_FIRMWARE_UEFI ? spec->nvram
+                                                                          : NULL;
 }
 
 int vo_migrate_check_cdrom(VoDaemon *d, const VoVmSpec *spec, const char *what,

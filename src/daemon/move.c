@@ -47,23 +47,12 @@ static void move_task_free(void *p)
     free(m);
 }
 
-/* The volume key of the VM's i-th file that moves with it: its disks,
- * kernel, initrd, UEFI NVRAM (i < n_disks + 3; NULL: none there). */
-static const char *moved_volume(const VoVmSpec *spec, size_t i)
-{
-    return i < spec->n_disks         ? spec->disks[i].volume
-           : i == spec->n_disks      ? spec->kernel_from.volume
-           : i == spec->n_disks + 1  ? spec->initrd_from.volume
-           : spec->firmware == VO_FIRMWARE_UEFI ? spec->nvram
-                                                : NULL;
-}
-
 /* The volume keys the VM names (disks, kernel, initrd, NVRAM), each once. */
 static char **volume_keys(const VoVmSpec *spec)
 {
     char **keys = vo_malloc0(sizeof(char *));
-    for (size_t i = 0; i < spec->n_disks + 3; i++) {
-        const char *key = moved_volume(spec, i);
+    for (size_t i = 0; i < VO_MIGRATE_VOLUMES(spec); i++) {
+        const char *key = vo_migrate_volume_at(spec, i);
         bool seen = false;
         for (char **k = keys; key && *k && !seen; k++)
             seen = !strcmp(*k, key);
@@ -379,8 +368,8 @@ int vo_move_outgoing_file(VoDaemon *d, const char *vm_id, const char *pool, cons
     pthread_mutex_lock(&vm->lock);
     bool moving = vm->migration_task && !vo_vm_state_active(vm->state) && !vm->migrated_away;
     bool named = false;
-    for (size_t i = 0; i < vm->spec->n_disks + 3 && !named; i++) {
-        const char *mine = moved_volume(vm->spec, i);
+    for (size_t i = 0; i < VO_MIGRATE_VOLUMES(vm->spec) && !named; i++) {
+        const char *mine = vo_migrate_volume_at(vm->spec, i);
         named = mine && !strcmp(mine, key);
     }
     pthread_mutex_unlock(&vm->lock);

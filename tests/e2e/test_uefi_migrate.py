@@ -19,7 +19,7 @@ import subprocess
 
 import pytest
 
-from vireo_harness import VIREO, wait_until
+from vireo_harness import VIREO, console_detach, wait_until
 
 from test_iso_install import make_iso
 from test_migrate import create_on, form, hosts_of, qemu_of, shared_pool
@@ -53,13 +53,8 @@ def shell(h, name, line, timeout=120):
         proc.stdin.flush()
         wait_until(lambda: h.console_log(name).count(SHELL) > seen, timeout,
                    what=f"the shell's answer to {line!r}")
-        proc.stdin.write(b"\x1d")  # Ctrl-] detaches
-        proc.stdin.close()
-        proc.wait(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        console_detach(proc)
 
 
 def setvar(h, name, var, value):
