@@ -484,7 +484,19 @@ static int task_migrate_run(VoTask *t, void *userdata)
      * exited or was killed): the refusal says so. */
     _cleanup_free_ char *ended = !gone && vm->exit_reason ? vo_strdup(vm->exit_reason) : NULL;
     json_t *doc = gone ? NULL : vo_vm_document_locked(vm);
+    VoVmSpec *now = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
+    /* Again under the job: a CD-ROM insert queued before the migration ran
+     * first. */
+    _cleanup_free_ char *cd_error = NULL;
+    int cd = vo_migrate_check_cdrom(d, now, "vm migrate", &cd_error);
+    vo_vm_spec_free(now);
+    if (cd < 0 && !gone) {
+        json_decref(doc);
+        vo_migrate_clear_mark(vm);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, cd, "%s", cd_error);
+    }
     if (gone || !hv || (state != VO_VM_RUNNING && state != VO_VM_PAUSED)) {
         json_decref(doc);
         vo_migrate_clear_mark(vm);

@@ -208,6 +208,10 @@ static int task_move(VoTask *t, void *userdata)
                          gone ? "migrated away" : vo_vm_state_to_string(state));
     json_t *vols = NULL;
     uint64_t total = 0;
+    /* Again under the job: a CD-ROM insert queued before the move ran
+     * first. */
+    if (r >= 0)
+        r = vo_migrate_check_cdrom(d, spec, "vm move", &error);
     if (r >= 0) {
         vo_task_set_details(t, 1, "hashing the VM's local volumes",
                             json_pack("{s:s, s:s}", "phase", "prepare", "to", m->to_name));
