@@ -174,11 +174,12 @@ static void destroy(VoDaemon *d, Incoming *x)
 /* ---- local disks ------------------------------------------------------------ */
 
 /* The files of the local disks the source mirrors here ("disks": [{slot,
- * name, pool, format, size, image}]): each reserved as pool/name (the
- * target pool), an empty file of the same virtual size, or for a linked
- * clone of image an overlay on this host's copy of it (copied here first
- * when missing); spec's disks then name the new keys. Appends to x's
- * lists as it goes (destroy drops them). */
+ * name, pool, format, size, image}]; slot VO_HV_NVRAM_SLOT: the UEFI
+ * NVRAM): each reserved as pool/name (the target pool), an empty file of
+ * the same virtual size, or for a linked clone of image an overlay on this
+ * host's copy of it (copied here first when missing); spec's disks (and
+ * nvram) then name the new keys. Appends to x's lists as it goes (destroy
+ * drops them). */
 static int make_disks(VoDaemon *d, Incoming *x, json_t *disks, VoVmSpec *spec,
                       VoHvMirrorDisk **ret_plan, char **ret_error)
 {
@@ -197,11 +198,14 @@ static int make_disks(VoDaemon *d, Incoming *x, json_t *disks, VoVmSpec *spec,
                            "image", &image) < 0 || slot < 0 || size <= 0)
             return vo_error_set(ret_error, -EINVAL, "bad disk %zu: %s", i,
                                 slot < 0 || size <= 0 ? "slot or size" : jerr.text);
-        VoDiskSpec *disk = NULL;
+        /* The volume key the new file replaces: a disk's, or the NVRAM's. */
+        char **key = NULL;
         for (size_t k = 0; k < spec->n_disks; k++)
             if (spec->disks[k].slot == (unsigned)slot)
-                disk = &spec->disks[k];
-        if (!disk)
+                key = &spec->disks[k].volume;
+        if (slot == VO_HV_NVRAM_SLOT && spec->firmware == VO_FIRMWARE_UEFI)
+            key = &spec->nvram;
+        if (!key)
             return vo_error_set(ret_error, -EINVAL, "disk slot %lld is not the VM's",
                                 (long long)slot);
         _cleanup_free_ char *path = NULL;
@@ -234,8 +238,8 @@ static int make_disks(VoDaemon *d, Incoming *x, json_t *disks, VoVmSpec *spec,
         vo_image_free(img);
         if (r < 0)
             return r;
-        free(disk->volume);
-        disk->volume = vo_asprintf("%s/%s", pool, name);
+        free(*key);
+        *key = vo_asprintf("%s/%s", pool, name);
         plan[i] = (VoHvMirrorDisk){ .slot = (unsigned)slot, .top_only = image != NULL };
     }
     return 0;

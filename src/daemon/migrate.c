@@ -485,7 +485,19 @@ static int task_migrate_run(VoTask *t, void *userdata)
      * exited or was killed): the refusal says so. */
     _cleanup_free_ char *ended = !gone && vm->exit_reason ? vo_strdup(vm->exit_reason) : NULL;
     json_t *doc = gone ? NULL : vo_vm_document_locked(vm);
+    VoVmSpec *now = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
+    /* Again under the job: a CD-ROM insert queued before the migration ran
+     * first. */
+    _cleanup_free_ char *cd_error = NULL;
+    int cd = vo_migrate_check_cdrom(d, now, "vm migrate", &cd_error);
+    vo_vm_spec_free(now);
+    if (cd < 0 && !gone) {
+        json_decref(doc);
+        vo_migrate_clear_mark(vm);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, cd, "%s", cd_error);
+    }
     if (gone || !hv || (state != VO_VM_RUNNING && state != VO_VM_PAUSED)) {
         json_decref(doc);
         vo_migrate_clear_mark(vm);
@@ -1005,21 +1017,23 @@ static int check_target_pool(VoDaemon *d, const char *target_id, const char *tar
     return 0;
 }
 
-/* The VM's disks on this host's own pools (to be mirrored), after the
- * checks: no kernel or initrd from such a volume, the target's pool
- * exists, no volume of the same name in it there. 409 (-EBUSY) with what
- * to fix. */
+/* The VM's disks and UEFI NVRAM on this host's own pools (to be
+ * mirrored; the NVRAM as slot VO_HV_NVRAM_SLOT), after the checks: no
+ * kernel or initrd from such a volume, no CD-ROM medium on one
+ * (vo_migrate_check_cdrom), the target's pool exists, no volume of the
+ * same name in it there. 409 (-EBUSY) with what to fix. */
 static int check_disks(VoDaemon *d, const VoVmSpec *spec, const char *target_id,
                        const char *target_name, const char *pool, LocalDisk **ret_disks,
                        size_t *ret_n, char **ret_error)
 {
-    LocalDisk *disks = vo_malloc0(sizeof(*disks) * (spec->n_disks + 1));
+    int r = vo_migrate_check_cdrom(d, spec, "vm migrate", ret_error);
+    if (r < 0)
+        return r;
+    LocalDisk *disks = vo_malloc0(sizeof(*disks) * (spec->n_disks + 2));
     size_t n = 0;
-    int r = 0;
-    for (size_t i = 0; r >= 0 && i < spec->n_disks + 2; i++) {
-        const char *key = i < spec->n_disks ? spec->disks[i].volume
-                          : i == spec->n_disks ? spec->kernel_from.volume
-                                               : spec->initrd_from.volume;
+    const size_t nvram_at = spec->n_disks + 2;
+    for (size_t i = 0; r >= 0 && i < VO_MIGRATE_VOLUMES(spec); i++) {
+        const char *key = vo_migrate_volume_at(spec, i);
         if (!key)
             continue;
         _cleanup_free_ char *vpool = NULL, *vname = NULL;
@@ -1034,7 +1048,7 @@ static int check_disks(VoDaemon *d, const VoVmSpec *spec, const char *target_id,
         json_decref(doc);
         if (shared)
             continue;
-        if (i >= spec->n_disks) {
+        if (i >= spec->n_disks && i < nvram_at) {
             r = vo_error_set(ret_error, -EBUSY, "boot file '%s' is on pool '%s', which is this "
                              "host's own: only disks are copied by a migration (keep the "
                              "kernel and initrd in an image or a shared pool)", key, vpool);
@@ -1049,7 +1063,8 @@ static int check_disks(VoDaemon *d, const VoVmSpec *spec, const char *target_id,
         bool from_volume = json_is_string(json_object_get(vol, "backing_volume"));
         json_int_t size = json_integer_value(json_object_get(vol, "virtual_size_bytes"));
         disks[n] = (LocalDisk){
-            .slot = spec->disks[i].slot, .pool = vo_strdup(vpool), .name = vo_strdup(vname),
+            .slot = i < spec->n_disks ? spec->disks[i].slot : VO_HV_NVRAM_SLOT,
+            .pool = vo_strdup(vpool), .name = vo_strdup(vname),
             .format = vo_strdup(json_string_value(json_object_get(vol, "format"))),
             .size = size > 0 ? (uint64_t)size : 0, .image = vo_strdup(image),
             /* a clone of a volume is copied whole: it stands alone there */
@@ -1117,20 +1132,17 @@ int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost 
 int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
                   char **ret_error)
 {
-    /* A UEFI VM's NVRAM goes along when it is in a shared pool (the
-     * destination opens the same volume, handed over with the disks); one
-     * in a local pool is not carried yet: refused rather than started
-     * there with a fresh one. */
+    /* A UEFI VM's NVRAM goes along: on a shared pool the destination opens
+     * the same volume; on a local one it is mirrored with the local disks
+     * (check_disks). One without an NVRAM would start there with a fresh
+     * one: refused. */
     pthread_mutex_lock(&vm->lock);
-    bool uefi = vm->spec->firmware == VO_FIRMWARE_UEFI;
-    _cleanup_free_ char *uefi_name = uefi ? vo_strdup(vm->spec->name) : NULL;
-    _cleanup_free_ char *nvram = uefi && vm->spec->nvram ? vo_strdup(vm->spec->nvram) : NULL;
+    bool no_nvram = vm->spec->firmware == VO_FIRMWARE_UEFI && !vm->spec->nvram;
+    _cleanup_free_ char *uefi_name = no_nvram ? vo_strdup(vm->spec->name) : NULL;
     pthread_mutex_unlock(&vm->lock);
-    if (uefi && !(nvram && vo_volume_is_shared(d, nvram)))
-        return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI and its NVRAM (volume "
-                            "'%s') is not in a shared pool: migration carries a UEFI VM's "
-                            "NVRAM only on a shared pool yet", uefi_name,
-                            nvram ? nvram : "none");
+    if (no_nvram)
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI but has no NVRAM volume: "
+                            "give it one (vireo vm set --firmware uefi) first", uefi_name);
     VoClusterHost h = { 0 };
     int r = vo_migrate_find_target(d, vm, args->to, &h, ret_error);
     if (r < 0)
@@ -1189,10 +1201,11 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
 
 int vo_migrate_check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
 {
-    for (size_t i = 0; i < spec->n_disks + 2; i++) {
-        const char *key = i < spec->n_disks ? spec->disks[i].volume
-                          : i == spec->n_disks ? spec->kernel_from.volume
-                                               : spec->initrd_from.volume;
+    int r = vo_migrate_check_cdrom(d, spec, "vm move", ret_error);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < VO_MIGRATE_VOLUMES(spec); i++) {
+        const char *key = vo_migrate_volume_at(spec, i);
         if (!key)
             continue;
         _cleanup_free_ char *pool = strndup(key, strcspn(key, "/"));
@@ -1205,8 +1218,30 @@ int vo_migrate_check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
         json_decref(doc);
         if (!shared)
             return vo_error_set(ret_error, -EBUSY, "%s '%s' is on pool '%s', which is this "
-                                "host's own", i < spec->n_disks ? "disk" : "boot file", key,
-                                pool);
+                                "host's own", i < spec->n_disks ? "disk"
+                                              : i < spec->n_disks + 2 ? "boot file"
+                                                                      : "UEFI NVRAM",
+                                key, pool);
     }
     return 0;
+}
+
+const char *vo_migrate_volume_at(const VoVmSpec *spec, size_t i)
+{
+    return i < spec->n_disks        ? spec->disks[i].volume
+           : i == spec->n_disks     ? spec->kernel_from.volume
+           : i == spec->n_disks + 1 ? spec->initrd_from.volume
+           : i == spec->n_disks + 2 && spec->firmware == VO_FIRMWARE_UEFI ? spec->nvram
+                                                                          : NULL;
+}
+
+int vo_migrate_check_cdrom(VoDaemon *d, const VoVmSpec *spec, const char *what,
+                           char **ret_error)
+{
+    if (!spec->cdrom || vo_volume_is_shared(d, spec->cdrom))
+        return 0;
+    return vo_error_set(ret_error, -EBUSY, "VM '%s' has ISO volume '%s' in its CD-ROM drive, "
+                        "on this host's own pool: %s does not copy CD-ROM media (other VMs "
+                        "may use it); eject it first (vireo vm cdrom eject %s), or put the "
+                        "ISO in a shared pool", spec->name, spec->cdrom, what, spec->name);
 }

@@ -43,10 +43,21 @@ int vo_migrate_peer_call(VoDaemon *d, const char *url, const char *method, const
 int vo_migrate_peer_call_timeout(VoDaemon *d, const char *url, const char *method,
                                  const char *path, json_t *body, int timeout_ms, json_t **ret,
                                  char **ret_error);
-/* 0 when every disk (and a kernel or initrd from a volume) is on a shared
- * pool; -EBUSY with *ret_error naming the first that is not (maintenance.c
- * asks it before moving a VM). */
+/* 0 when every disk (and a kernel or initrd from a volume, the UEFI NVRAM,
+ * the CD-ROM's ISO) is on a shared pool; -EBUSY with *ret_error naming the
+ * first that is not (maintenance.c asks it before moving a VM). */
 int vo_migrate_check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error);
+/* The volume key of the VM's i-th file that goes with it to another host
+ * (i < VO_MIGRATE_VOLUMES(spec)): its disks, kernel, initrd, then the UEFI
+ * NVRAM; NULL when it has none there. */
+#define VO_MIGRATE_VOLUMES(spec) ((spec)->n_disks + 3)
+const char *vo_migrate_volume_at(const VoVmSpec *spec, size_t i);
+/* 0 when the VM's CD-ROM is empty or holds an ISO of a shared pool; else
+ * -EBUSY with *ret_error naming the ISO and the fix (vireo vm cdrom eject):
+ * a migration or move (what: "vm migrate", "vm move") does not copy an ISO
+ * of a host's own pool (docs/cluster.md, "CD-ROM media"). */
+int vo_migrate_check_cdrom(VoDaemon *d, const VoVmSpec *spec, const char *what,
+                           char **ret_error);
 
 /* The TLS of a migration's streams between hosts (qemu-tls.c): this
  * host's cluster certificate, key and CA (d->peer_tls), checked by the

@@ -47,14 +47,12 @@ static void move_task_free(void *p)
     free(m);
 }
 
-/* The volume keys the VM names (disks, kernel, initrd), each once. */
+/* The volume keys the VM names (disks, kernel, initrd, NVRAM), each once. */
 static char **volume_keys(const VoVmSpec *spec)
 {
     char **keys = vo_malloc0(sizeof(char *));
-    for (size_t i = 0; i < spec->n_disks + 2; i++) {
-        const char *key = i < spec->n_disks ? spec->disks[i].volume
-                          : i == spec->n_disks ? spec->kernel_from.volume
-                                               : spec->initrd_from.volume;
+    for (size_t i = 0; i < VO_MIGRATE_VOLUMES(spec); i++) {
+        const char *key = vo_migrate_volume_at(spec, i);
         bool seen = false;
         for (char **k = keys; key && *k && !seen; k++)
             seen = !strcmp(*k, key);
@@ -210,6 +208,10 @@ static int task_move(VoTask *t, void *userdata)
                          gone ? "migrated away" : vo_vm_state_to_string(state));
     json_t *vols = NULL;
     uint64_t total = 0;
+    /* Again under the job: a CD-ROM insert queued before the move ran
+     * first. */
+    if (r >= 0)
+        r = vo_migrate_check_cdrom(d, spec, "vm move", &error);
     if (r >= 0) {
         vo_task_set_details(t, 1, "hashing the VM's local volumes",
                             json_pack("{s:s, s:s}", "phase", "prepare", "to", m->to_name));
@@ -295,15 +297,15 @@ int vo_vm_move(VoDaemon *d, VoVm *vm, const char *to, const char *pool, json_t *
 {
     if (pool && !vo_name_valid(pool))
         return vo_error_set(ret_error, -EINVAL, "pool: '%s' is not a pool name", pool);
-    /* The UEFI NVRAM is not carried to another host yet (a later step):
-     * refused rather than started there with a fresh one. */
+    /* A UEFI VM's NVRAM moves with its disks (volume_keys); an ISO in its
+     * CD-ROM on this host's own pool does not: refused, saying how. */
     pthread_mutex_lock(&vm->lock);
-    bool uefi = vm->spec->firmware == VO_FIRMWARE_UEFI;
-    _cleanup_free_ char *uefi_name = uefi ? vo_strdup(vm->spec->name) : NULL;
+    VoVmSpec *now = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
-    if (uefi)
-        return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI: vm move does not carry "
-                            "its NVRAM to another host yet", uefi_name);
+    int c = vo_migrate_check_cdrom(d, now, "vm move", ret_error);
+    vo_vm_spec_free(now);
+    if (c < 0)
+        return c;
     pthread_mutex_lock(&vm->lock);
     VoVmState s = vm->state;
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
@@ -370,10 +372,10 @@ int vo_move_outgoing_file(VoDaemon *d, const char *vm_id, const char *pool, cons
     pthread_mutex_lock(&vm->lock);
     bool moving = vm->migration_task && !vo_vm_state_active(vm->state) && !vm->migrated_away;
     bool named = false;
-    for (size_t i = 0; i < vm->spec->n_disks && !named; i++)
-        named = vm->spec->disks[i].volume && !strcmp(vm->spec->disks[i].volume, key);
-    named = named || (vm->spec->kernel_from.volume && !strcmp(vm->spec->kernel_from.volume, key)) ||
-            (vm->spec->initrd_from.volume && !strcmp(vm->spec->initrd_from.volume, key));
+    for (size_t i = 0; i < VO_MIGRATE_VOLUMES(vm->spec) && !named; i++) {
+        const char *mine = vo_migrate_volume_at(vm->spec, i);
+        named = mine && !strcmp(mine, key);
+    }
     pthread_mutex_unlock(&vm->lock);
     if (!moving)
         return vo_error_set(ret_error, -EBUSY, "VM %s is not being moved", vm_id);

@@ -54,6 +54,7 @@ struct VoHvInstance {
     size_t events_len;
     VoQemuEventState event_state;
     uint32_t disk_slots, nic_slots; /* plugged devices, one bit per slot */
+    bool nvram;                       /* a UEFI VM's NVRAM flash */
     VoHvResources res; /* vCPUs and memory, set from the spec at start */
     /* Load: the synthetic CPU time so far, when it was last advanced
      * (monotonic ms; 0: not yet), and the run dir's "fake-load" file. */
@@ -68,8 +69,8 @@ struct VoHvInstance {
     char *migration_error;
     /* Local disks: the source's mirrors (disk slots mirrored, queries seen,
      * a failure; completed at the switch-over) and the destination's
-     * exports (the slots served). */
-    uint32_t mirror_slots, export_slots;
+     * exports (the slots served; bit 32: the NVRAM, VO_HV_NVRAM_SLOT). */
+    uint64_t mirror_slots, export_slots;
     unsigned mirror_steps;
     bool mirror_completed;
     char *mirror_error;
@@ -166,6 +167,7 @@ static void plug_spec(VoHvInstance *vm, const VoVmSpec *spec)
         vm->disk_slots |= 1u << (spec->disks[i].slot % 32);
     for (size_t i = 0; i < spec->n_nics; i++)
         vm->nic_slots |= 1u << (spec->nics[i].slot % 32);
+    vm->nvram = spec->firmware == VO_FIRMWARE_UEFI && spec->nvram;
 }
 
 /* Like QEMU with vireo's argv: with vCPU hot-plug only vCPU 0 is a boot
@@ -763,7 +765,7 @@ static int fake_memory_digest(VoHvInstance *vm, char ret[65], char **ret_error)
  * disk's mirror fail at the next query. */
 #define FAKE_DISK_BYTES (1ull << 30)
 
-static int mirror_slots_of(const VoHvInstance *vm, const VoHvMirrorPlan *plan, uint32_t *ret,
+static int mirror_slots_of(const VoHvInstance *vm, const VoHvMirrorPlan *plan, uint64_t *ret,
                            char **ret_error)
 {
     *ret = 0;
@@ -774,9 +776,13 @@ static int mirror_slots_of(const VoHvInstance *vm, const VoHvMirrorPlan *plan, u
         return r;
     for (size_t i = 0; i < plan->n_disks; i++) {
         unsigned slot = plan->disks[i].slot;
+        if (slot == VO_HV_NVRAM_SLOT && vm->nvram) {
+            *ret |= 1ull << 32;
+            continue;
+        }
         if (slot >= 32 || !(vm->disk_slots & (1u << slot)))
             return vo_error_set(ret_error, -ENOENT, "the VM has no disk in slot %u", slot);
-        *ret |= 1u << slot;
+        *ret |= 1ull << slot;
     }
     return 0;
 }
@@ -787,7 +793,7 @@ static int fake_mirror_export(VoHvInstance *vm, const VoHvMirrorPlan *plan, char
     if (r < 0)
         return vo_error_set(ret_error, r, "injected fault: mirror_export fails with %s",
                             strerror(-r));
-    uint32_t slots;
+    uint64_t slots;
     r = mirror_slots_of(vm, plan, &slots, ret_error);
     if (r < 0)
         return r;
@@ -806,7 +812,7 @@ static int fake_mirror_start(VoHvInstance *vm, const VoHvMirrorPlan *plan, char 
     if (r < 0)
         return vo_error_set(ret_error, r, "injected fault: mirror_start fails with %s",
                             strerror(-r));
-    uint32_t slots;
+    uint64_t slots;
     r = mirror_slots_of(vm, plan, &slots, ret_error);
     if (r < 0)
         return r;
@@ -838,7 +844,7 @@ static int fake_mirror_query(VoHvInstance *vm, VoHvMirrorProgress *ret)
         else if (vm->mirror_steps < 4)
             vm->mirror_steps++;
     }
-    size_t n = (size_t)__builtin_popcount(vm->mirror_slots);
+    size_t n = (size_t)__builtin_popcountll(vm->mirror_slots);
     ret->n_disks = n;
     ret->total = FAKE_DISK_BYTES * n;
     ret->transferred = FAKE_DISK_BYTES / 4 * vm->mirror_steps * n;

@@ -204,8 +204,13 @@ typedef enum { VO_HV_MIGRATION_SOURCE, VO_HV_MIGRATION_DESTINATION } VoHvMigrati
  * and once mirror_query says every disk is ready the memory migration starts
  * (migrate_start); at its switch-over the driver completes the mirrors
  * before the destination may run. */
+/* The slot a plan gives a UEFI VM's NVRAM (the machine's second flash
+ * chip, a qcow2 volume): mirrored like a disk, never a disk's slot. */
+#define VO_HV_NVRAM_SLOT 4000u
+
 typedef struct {
-    unsigned slot;      /* VoDiskSpec.slot, the same on both sides */
+    unsigned slot;      /* VoDiskSpec.slot, the same on both sides; VO_HV_NVRAM_SLOT:
+                         * the UEFI NVRAM */
     const char *export; /* the disk's NBD export name; NULL: "disk<slot>" */
     bool top_only;      /* source: the destination's file is an overlay on the
                          * same base image, so only the top layer is copied

@@ -43,6 +43,15 @@ void vo_qemu_mirror_free(VoQemuMirror *m)
 static char *job_id(unsigned slot) { return vo_asprintf("vireo-mirror-disk%u", slot); }
 static char *nbd_node(unsigned slot) { return vo_asprintf("vireo-nbd-disk%u", slot); }
 
+/* The block node a plan's slot names: a disk's, or the NVRAM flash's. */
+static void mirror_node(unsigned slot, char ret[32])
+{
+    if (slot == VO_HV_NVRAM_SLOT)
+        snprintf(ret, 32, "%s", VO_QEMU_FW_VARS_NODE);
+    else
+        vo_qemu_disk_node(slot, ret);
+}
+
 static char *export_name(const VoHvMirrorDisk *disk)
 {
     return disk->export ? vo_strdup(disk->export) : vo_asprintf("disk%u", disk->slot);
@@ -114,7 +123,7 @@ int vo_qemu_mirror_export(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **r
     bool started = r >= 0;
     for (size_t i = 0; r >= 0 && i < plan->n_disks; i++) {
         char node[32];
-        vo_qemu_disk_node(plan->disks[i].slot, node);
+        mirror_node(plan->disks[i].slot, node);
         _cleanup_free_ char *name = export_name(&plan->disks[i]);
         _cleanup_free_ char *id = vo_asprintf("vireo-export-disk%u", plan->disks[i].slot);
         json_t *args = json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", "nbd", "id", id,
@@ -295,7 +304,7 @@ int vo_qemu_mirror_start(VoHvInstance *vm, const VoHvMirrorPlan *plan, char **re
     for (size_t i = 0; r >= 0 && i < plan->n_disks; i++) {
         const VoHvMirrorDisk *disk = &plan->disks[i];
         char device[32];
-        vo_qemu_disk_node(disk->slot, device);
+        mirror_node(disk->slot, device);
         _cleanup_free_ char *node = nbd_node(disk->slot);
         _cleanup_free_ char *name = export_name(disk);
         _cleanup_free_ char *id = job_id(disk->slot);

@@ -109,8 +109,8 @@ static char *moved_key(const char *dst, const char *rel, const VoVolumeMove *vol
     return vo_asprintf("%s%s", dst, rel);
 }
 
-/* The VM document with its volume references (disks, kernel, initrd)
- * renamed as vols say (malloc'd), or a copy when none changes. */
+/* The VM document with its volume references (disks, kernel, initrd,
+ * nvram) renamed as vols say (malloc'd), or a copy when none changes. */
 static char *with_volumes(const char *value, const VoVolumeMove *vols, size_t n_vols)
 {
     json_t *doc = n_vols ? json_loads(value, 0, NULL) : NULL;
@@ -136,6 +136,13 @@ static char *with_volumes(const char *value, const VoVolumeMove *vols, size_t n_
                 break;
             }
     }
+    /* The UEFI NVRAM is a string of its own ("nvram": "POOL/NAME"). */
+    const char *nvram = json_string_value(json_object_get(spec, "nvram"));
+    for (size_t j = 0; nvram && j < n_vols; j++)
+        if (!strcmp(nvram, vols[j].from)) {
+            json_object_set_new(spec, "nvram", json_string(vols[j].to));
+            break;
+        }
     char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     return text;

@@ -47,7 +47,7 @@ typedef struct {
  * with its "pool" and "name" of <to> (without "backing" and "image" when
  * flatten); the VM's relation uses/volumes/<from>/<id> lands as
  * uses/volumes/<to>/<id>, and the VM
- * document's references to <from> (disks, kernel, initrd) name <to>. Used
+ * document's references to <from> (disks, kernel, initrd, UEFI nvram) name <to>. Used
  * by the cold move (daemon/move.c) and by a local-disk live migration. */
 int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host,
                            const char *dst_host, int64_t vm_rev, const VoVolumeMove *vols,

@@ -1,52 +1,106 @@
-"""Live migration of a UEFI VM (OVMF, a per-VM NVRAM volume) between two
-hosts: with the NVRAM in a shared pool it migrates (guest memory verified
-by the product's digest on both sides), runs on the destination, and boots
-again there from the same NVRAM after a stop; with the NVRAM in a local
-pool the migration is refused naming the volume; nothing moved."""
+"""Live migration and cold move of UEFI VMs (OVMF, a per-VM NVRAM volume)
+between two hosts. u1 has its NVRAM in a shared pool: it migrates (guest
+memory verified by the product's digest on both sides), runs on the
+destination, and boots again there from the same NVRAM after a stop. u2
+has its disk and NVRAM on h1's own pool and an ISO of the shared pool in
+its CD-ROM: in OVMF's shell an EFI variable is set before the migration
+and another while it runs (the memory copy limited to 1 MiB/s so the
+write lands inside it); the migration (memory verified) mirrors the NVRAM
+with the disk, the volumes become h2's (h1's files and documents gone),
+the NVRAM file there holds both variables, h2's QEMU has the ISO, and the
+shell on h2 lists both variables. Stopped, u2 moves cold back to h1
+(`vm move`) and boots there: OVMF reads both variables from the moved
+NVRAM."""
 
 import os
+import re
+import shutil
+import subprocess
 
 import pytest
 
-from vireo_harness import wait_until
+from vireo_harness import VIREO, console_detach, wait_until
 
-from test_migrate import create_on, form, hosts_of, shared_pool
+from test_iso_install import make_iso
+from test_migrate import create_on, form, hosts_of, qemu_of, shared_pool
 
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 # OVMF's boot manager, on the serial console (no bootable disk: it says so).
 OVMF_SAYS = "BdsDxe"
+# No bootable disk: OVMF starts its UEFI shell, which reads the serial line.
+SHELL = "Shell>"
+# A vendor GUID of the test's own (the EFI global one refuses new names).
+GUID = "5b2e0a54-7f1c-4d33-9a61-0f1e2d3c4b5a"
 
-pytestmark = pytest.mark.skipif(not os.path.exists(OVMF_CODE),
-                                reason="needs OVMF (apt-get install ovmf)")
+pytestmark = pytest.mark.skipif(not os.path.exists(OVMF_CODE) or not shutil.which("xorriso"),
+                                reason="needs OVMF (apt-get install ovmf) and xorriso")
 
 
-def create_uefi(h, name, pool):
+def create_uefi(h, name, pool, **fields):
     create_on(h, name, pool=pool, memory=128, full_clone=False, blank=True,
-              disk_size_bytes=16 << 20, firmware="uefi")
+              disk_size_bytes=16 << 20, firmware="uefi", **fields)
 
 
-def test_uefi_vm_migrates_with_its_nvram_on_a_shared_pool(cluster):
+def shell(h, name, line, timeout=120):
+    """Types line into OVMF's shell on VM name's serial console (through
+    `vireo console` on h) and waits until the shell prompts again."""
+    seen = h.console_log(name).count(SHELL)
+    proc = subprocess.Popen([VIREO, "--socket", h.socket, "console", name],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        proc.stdin.write(line.encode() + b"\r")
+        proc.stdin.flush()
+        wait_until(lambda: h.console_log(name).count(SHELL) > seen, timeout,
+                   what=f"the shell's answer to {line!r}")
+    finally:
+        console_detach(proc)
+
+
+def setvar(h, name, var, value):
+    shell(h, name, f'setvar {var} -guid {GUID} -nv -bs -rt =L"{value}"')
+
+
+def listed(h, name):
+    """The test's variables this dmpstore lists (the running firmware's
+    view): those it prints more often than the console log had them."""
+    def names():  # the shell highlights with escape sequences: left out
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", h.console_log(name))
+        return re.findall(r"Variable NV\+RT\+BS '[0-9A-Fa-f-]+:(Vireo\w+)'", text)
+    before = names()
+    shell(h, name, f"dmpstore -guid {GUID}")
+    after = names()
+    return {v for v in after if after.count(v) > before.count(v)}
+
+
+def nvram_has(path, tmp_path, *values):
+    """Whether the NVRAM volume's content (qcow2, read as raw) holds each
+    value as the UTF-16 string setvar stored."""
+    raw = tmp_path / "nvram.raw"
+    subprocess.run(["qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", path, str(raw)],
+                   check=True, capture_output=True, timeout=60)
+    data = raw.read_bytes()
+    raw.unlink()
+    return all(v.encode("utf-16-le") in data for v in values)
+
+
+def test_uefi_vms_migrate_and_move_with_their_nvram(cluster, tmp_path):
     c = cluster(2, driver="qemu", listen=False)
     form(c)
     h1, h2 = c.hosts
     shared_pool(c)
+    h1.cli("volume", "import", "nfs/media", str(make_iso(tmp_path, "the media\n")),
+           "--content", "iso")
     create_uefi(h1, "u1", "nfs")
-    create_uefi(h1, "u2", "default")
+    create_uefi(h1, "u2", "default", cdrom="nfs/media")
     assert h1.vm("u1")["nvram"] == "nfs/u1-nvram", h1.vm("u1")
     assert h1.vm("u2")["nvram"] == "default/u2-nvram", h1.vm("u2")
-
-    # NVRAM on a local pool: refused, naming it; nothing moved.
-    h1.cli("vm", "start", "u2")
-    status, doc = h1.request("POST", "/v1/vms/u2/migrate", {"to": "h2"})
-    assert status == 409, doc
-    msg = doc["error"]["message"]
-    assert "default/u2-nvram" in msg and "shared pool" in msg, msg
-    h1.cli("vm", "stop", "u2", "--force")
-    assert hosts_of(h2, "u2") == ["h1"]
-
-    # On the shared pool: it goes, with its memory verified, and runs there.
     h1.cli("vm", "start", "u1")
-    wait_until(lambda: OVMF_SAYS in h1.console_log("u1"), 180, what="OVMF's boot manager")
+    h1.cli("vm", "start", "u2")
+
+    # u1, NVRAM on the shared pool: it goes, with its memory verified, and
+    # runs there.
+    wait_until(lambda: OVMF_SAYS in h1.console_log("u1"), 240, what="OVMF's boot manager")
     out = h2.cli("vm", "migrate", "u1", "--to", "h2", "--verify-memory", timeout=600).stdout
     assert "u1: migrated to h2" in out and "memory verified" in out, out
     for h in (h1, h2):
@@ -58,7 +112,63 @@ def test_uefi_vm_migrates_with_its_nvram_on_a_shared_pool(cluster):
     h2.cli("vm", "stop", "u1", "--force")
     seen = h2.console_log("u1").count(OVMF_SAYS)
     h2.cli("vm", "start", "u1")
-    wait_until(lambda: h2.console_log("u1").count(OVMF_SAYS) > seen, 180,
+    wait_until(lambda: h2.console_log("u1").count(OVMF_SAYS) > seen, 240,
                what="OVMF's boot manager again on h2")
     assert hosts_of(h1, "u1") == ["h2"]
     h2.cli("vm", "stop", "u1", "--force")
+
+    # u2, disk and NVRAM on h1's own pool: a variable set before.
+    wait_until(lambda: SHELL in h1.console_log("u2"), 240, what="OVMF's shell on u2")
+    setvar(h1, "u2", "VireoBefore", "set-before")
+    src = {n: h1.api("GET", f"/v1/pools/default/volumes/{n}")
+           for n in ("u2-nvram", h1.vm("u2")["disks"][0]["volume"].split("/")[1])}
+    vm_id = h1.vm("u2")["id"]
+
+    # The migration, slowed to 1 MiB/s; a variable set while it copies.
+    doc = h1.api("POST", "/v1/vms/u2/migrate",
+                 {"to": "h2", "verify_memory": True, "bandwidth": "1M/s"}, expect=202)
+    tid = doc["task"]["id"]
+    wait_until(lambda: (h1.api("GET", f"/v1/tasks/{tid}").get("details") or {}).get("phase")
+               == "memory", 300, what="the memory copy under way")
+    setvar(h1, "u2", "VireoDuring", "set-during")
+    assert h1.api("GET", f"/v1/tasks/{tid}")["state"] == "running", \
+        "the migration ended before the write: it did not land during it"
+    task = h1.wait_task(doc["task"], timeout=600)
+    assert task["state"] == "succeeded", task
+    res = task["result"]
+    assert res["memory_verified"] is True and "default/u2-nvram" in res["volumes"], res
+    for h in (h1, h2):
+        wait_until(lambda: hosts_of(h, "u2") == ["h2"], 30, what=f"u2 on h2 seen from {h.name}")
+    vm = h2.vm("u2")
+    assert vm["state"] == "running" and vm["nvram"] == "default/u2-nvram", vm
+    assert vm["cdrom"]["volume"] == "nfs/media", vm
+    # The NVRAM volume is h2's, with both variables; nothing of it on h1.
+    nv = h2.api("GET", "/v1/pools/default/volumes/u2-nvram")
+    assert nv["attached_to"] == "u2" and nv["path"].startswith(h2.state_dir), nv
+    assert nvram_has(nv["path"], tmp_path, "VireoBefore", "set-before", "VireoDuring",
+                     "set-during")
+    for name, v in src.items():
+        assert not os.path.exists(v["path"]), v
+        assert h1.request("GET", f"/v1/pools/default/volumes/{name}")[0] == 404
+    # The ISO of the shared pool came along: h2's QEMU has it.
+    iso = h1.api("GET", "/v1/pools/nfs/volumes/media")["path"]
+    (pid,) = qemu_of(h2, vm_id)
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert iso.encode() in f.read()
+    # The guest goes on on h2: its shell answers, with both variables.
+    assert {"VireoBefore", "VireoDuring"} <= listed(h2, "u2")
+
+    # Stopped, moved cold back to h1: the NVRAM goes with its disk, and
+    # OVMF reads both variables from it there.
+    h2.cli("vm", "stop", "u2", "--force")
+    moved_from = h2.api("GET", "/v1/pools/default/volumes/u2-nvram")["path"]
+    out = h2.cli("vm", "move", "u2", "--to", "h1", timeout=300).stdout
+    assert "u2: moved to h1" in out, out
+    assert h1.vm("u2")["nvram"] == "default/u2-nvram"
+    assert not os.path.exists(moved_from)
+    seen = h1.console_log("u2").count(SHELL)
+    h1.cli("vm", "start", "u2")
+    wait_until(lambda: h1.console_log("u2").count(SHELL) > seen, 240,
+               what="OVMF's shell on u2 back on h1")
+    assert {"VireoBefore", "VireoDuring"} <= listed(h1, "u2")
+    h1.cli("vm", "stop", "u2", "--force")

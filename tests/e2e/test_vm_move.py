@@ -8,7 +8,9 @@ with the fake driver: the move through any door with the task's progress,
 the VM and its volumes on h2 afterwards (documents, files, same data, the
 clone's backing file on h2), nothing of them left on h1, a start on h2;
 refusals (a running VM, unknown host, to itself, bad fields, a pool the
-target lacks); a failure midway (test hook: after the first volume) and a
+target lacks, an ISO of the host's own pool in the CD-ROM: for vm migrate
+too); a stopped UEFI VM's NVRAM moving with it (same bytes on h2), and
+back live (its volume mirrored with the disk); a failure midway (test hook: after the first volume) and a
 cancel leave the VM on h1 intact and nothing on h2. With QEMU: a VM
 started once on h1 (a file written in the guest), stopped, moved, started
 on h2: it boots and the file is there."""
@@ -21,7 +23,8 @@ import subprocess
 import time
 
 from vireo_harness import BOOT_MARKER, wait_until
-from test_migrate import form, hosts_of, error_of
+from test_iso_install import make_iso
+from test_migrate import create_on as create_vm, form, hosts_of, error_of
 
 MiB = 1 << 20
 
@@ -141,7 +144,7 @@ def test_stopped_vm_moves_with_its_local_disks(cluster):
     h1.cli("vm", "stop", "m1", "--force")
 
 
-def test_refusals(cluster):
+def test_refusals(cluster, tmp_path):
     c = cluster(2, driver="fake", listen=False)
     form(c)
     h1, h2 = c.hosts
@@ -170,6 +173,47 @@ def test_refusals(cluster):
     # The help says what it does.
     out = h1.cli("vm", "move", "--help").stdout
     assert "--pool" in out and "stopped" in out, out
+
+    # An ISO of h1's own pool in the CD-ROM: a move and a migration are
+    # refused at once, naming the ISO and the fix; nothing moved.
+    h1.cli("volume", "import", "default/media", str(make_iso(tmp_path, "media\n")),
+           "--content", "iso")
+    create_vm(h1, "u1", pool="default", blank=True, disk_size_bytes=16 * MiB,
+              firmware="uefi", cdrom="default/media")
+    for verb in ("move", "migrate"):
+        if verb == "migrate":
+            h1.cli("vm", "start", "u1")
+        msg = error_of(h2, "POST", f"/v1/vms/u1/{verb}", {"to": "h2"}, 409)
+        assert "'default/media'" in msg and "vireo vm cdrom eject u1" in msg, msg
+        p = h1.cli("vm", verb, "u1", "--to", "h2", check=False)
+        assert p.returncode != 0 and "vireo vm cdrom eject u1" in p.stderr, p.stderr
+        assert hosts_of(h2, "u1") == ["h1"]
+    h1.cli("vm", "stop", "u1", "--force")
+    # Ejected, the UEFI VM moves, its NVRAM with its disk: the same bytes
+    # on h2, nothing of it left on h1.
+    h1.cli("vm", "cdrom", "eject", "u1")
+    nv = h1.api("GET", "/v1/pools/default/volumes/u1-nvram")
+    with open(nv["path"], "r+b") as f:  # past qcow2's data: bytes only a copy keeps
+        f.seek(0, 2)
+        f.write(b"nvram-before-the-move" * 100)
+    want = sha(nv["path"])
+    out = h1.cli("vm", "move", "u1", "--to", "h2", timeout=300).stdout
+    assert "u1: moved to h2" in out, out
+    assert h2.vm("u1")["nvram"] == "default/u1-nvram", h2.vm("u1")
+    moved = h2.api("GET", "/v1/pools/default/volumes/u1-nvram")
+    assert moved["attached_to"] == "u1" and sha(moved["path"]) == want, moved
+    assert not os.path.exists(nv["path"])
+    assert h1.request("GET", "/v1/pools/default/volumes/u1-nvram")[0] == 404
+    # Live (the fake driver's mirror): the NVRAM volume is mirrored back to
+    # h1 with the disk and becomes h1's (test_uefi_migrate: with QEMU).
+    h2.cli("vm", "start", "u1")
+    doc = h2.api("POST", "/v1/vms/u1/migrate", {"to": "h1"}, expect=202)
+    t = wait_done(h2, doc["task"], "succeeded")
+    assert "default/u1-nvram" in t["result"]["volumes"], t
+    assert h1.vm("u1")["nvram"] == "default/u1-nvram" and hosts_of(h2, "u1") == ["h1"]
+    assert h1.api("GET", "/v1/pools/default/volumes/u1-nvram")["attached_to"] == "u1"
+    assert h2.request("GET", "/v1/pools/default/volumes/u1-nvram")[0] == 404
+    h1.cli("vm", "stop", "u1", "--force")
 
 
 def test_failure_midway_and_cancel_leave_the_vm_where_it_was(cluster, monkeypatch):

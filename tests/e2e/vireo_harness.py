@@ -45,6 +45,21 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 POLL_INTERVAL_MAX = 0.25
 
 
+def console_detach(proc):
+    """Ends a `vireo console` process the test started: Ctrl-] detaches it,
+    else it is killed (by its PID)."""
+    try:
+        proc.stdin.write(b"\x1d")  # Ctrl-] detaches
+        proc.stdin.close()
+        proc.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def wait_until(predicate, timeout, interval=0.05, what="condition"):
     """Polls predicate until it returns a truthy value or timeout seconds pass.
     The first pause is interval; each next one is half as long again, up to
@@ -558,13 +573,8 @@ class Daemon:
                     break
                 else:
                     time.sleep(0.05)
-            proc.stdin.write(b"\x1d")  # Ctrl-] detaches
-            proc.stdin.close()
-            proc.wait(timeout=10)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            console_detach(proc)
         text = out.decode(errors="replace").replace("\r", "")
         start = text.find(begin)
         end = text.find(end_mark, start + 1)

@@ -243,7 +243,7 @@ static void move_refuses_a_changed_vm_and_changes_nothing(void **state)
 }
 
 /* A cold move: the volume documents move too (the pool renamed), the
- * VM's relation to each and its disk references follow; a volume the
+ * VM's relation to each and its disk (and NVRAM) references follow; a volume the
  * destination has already, or one missing at the source, moves nothing. */
 static void move_takes_the_volumes_along(void **state)
 {
@@ -251,17 +251,21 @@ static void move_takes_the_volumes_along(void **state)
     put("cluster/hosts/v-b", "{\"state\":\"online\"}"); /* the destination is online */
     put("h/v-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"vol\",\"disks\":["
                          "{\"volume\":\"default/d0\"},{\"volume\":\"nfs/shared\"}],"
-                         "\"kernel\":{\"volume\":\"default/k\"}},\"status\":{}}");
+                         "\"kernel\":{\"volume\":\"default/k\"},"
+                         "\"nvram\":\"default/vol-nvram\"},\"status\":{}}");
     put("h/v-a/uses/volumes/default/d0/" VM, "{\"vm\":\"" VM "\"}");
     put("h/v-a/uses/volumes/nfs/shared/" VM, "{\"vm\":\"" VM "\"}");
     put("h/v-a/volumes/default/d0", "{\"pool\":\"default\",\"name\":\"d0\","
                                     "\"format\":\"qcow2\",\"image\":\"img\"}");
     put("h/v-a/volumes/default/k", "{\"pool\":\"default\",\"name\":\"k\","
                                    "\"format\":\"raw\"}");
+    put("h/v-a/volumes/default/vol-nvram", "{\"pool\":\"default\",\"name\":\"vol-nvram\","
+                                           "\"format\":\"qcow2\"}");
     int64_t rev = 0;
     assert_int_equal(vo_store_get(raw, "h/v-a/vms/" VM, NULL, &rev), 0);
     const VoVolumeMove vols[] = { { "default/d0", "fast/d0", false },
-                                  { "default/k", "fast/k", false } };
+                                  { "default/k", "fast/k", false },
+                                  { "default/vol-nvram", "fast/vol-nvram", true } };
     _cleanup_free_ char *error = NULL;
     int64_t new_rev = 0;
     /* One volume missing at the source: nothing moves. */
@@ -276,7 +280,7 @@ static void move_takes_the_volumes_along(void **state)
     put("h/v-b/volumes/fast/k", "{}");
     free(error);
     error = NULL;
-    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "v-a", "v-b", rev, vols, 2, &new_rev,
+    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "v-a", "v-b", rev, vols, 3, &new_rev,
                                             &error), -EEXIST);
     _cleanup_free_ char *vm_still = get("h/v-a/vms/" VM);
     assert_non_null(vm_still);
@@ -286,7 +290,7 @@ static void move_takes_the_volumes_along(void **state)
 
     free(error);
     error = NULL;
-    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "v-a", "v-b", rev, vols, 2, &new_rev,
+    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "v-a", "v-b", rev, vols, 3, &new_rev,
                                             &error), 0);
     _cleanup_free_ char *gone = get("h/v-a/volumes/default/d0"), *gone_vm = get("h/v-a/vms/" VM);
     assert_null(gone);
@@ -316,7 +320,13 @@ static void move_takes_the_volumes_along(void **state)
                         "nfs/shared");
     assert_string_equal(json_string_value(json_object_get(json_object_get(spec, "kernel"),
                                                           "volume")), "fast/k");
+    /* The UEFI NVRAM's too (a string of its own), with its document. */
+    assert_string_equal(json_string_value(json_object_get(spec, "nvram")), "fast/vol-nvram");
     json_decref(doc);
+    _cleanup_free_ char *nv = get("h/v-b/volumes/fast/vol-nvram");
+    _cleanup_free_ char *nv_old = get("h/v-a/volumes/default/vol-nvram");
+    assert_non_null(nv);
+    assert_null(nv_old);
 }
 
 /* A destination whose live record is gone (it died after preparing) is
