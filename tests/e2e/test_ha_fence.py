@@ -1,7 +1,8 @@
 """HA fencing on three hosts (docs/ha.md): each host's vireo-fence holds
 the host's lease (the record lives on it) and kills its HA QEMUs when it
 cannot confirm a renewal in time. Shown here on the multi-host harness with
-real TCG guests on a shared pool:
+real TCG QEMUs on a shared pool (blank disks: nothing here looks inside a
+guest, so none boots Linux):
 (a) the fence process killed alone: vireod starts it again, it resumes the
     same lease, the host never shows offline, the HA VM's QEMU runs on;
 (b) vireod killed with SIGKILL: the host stays online (its record is there
@@ -28,9 +29,12 @@ LEASE_TTL_S = 6  # VO_FENCE_TTL_MS
 
 
 def create_ha(h, name):
-    """An HA VM pinned on h (disk on the shared pool), running; its doc."""
-    body = {"name": name, "memory_mib": 128, "host": h.name, "full_clone": True,
-            "networks": ["user"], "pool": "nfs", "ha": True}
+    """An HA VM pinned on h (disk on the shared pool), running; its doc.
+    Its disk is blank: what fencing acts on is the QEMU process, never the
+    guest, so the firmware waits idle for a bootable disk instead of
+    booting Linux under TCG again at every start (make check is CPU-bound)."""
+    body = {"name": name, "memory_mib": 128, "host": h.name, "blank": True,
+            "disk_size_bytes": 16 << 20, "networks": ["user"], "pool": "nfs", "ha": True}
     status, doc = h.request("POST", "/v1/vms", body)
     deadline = time.monotonic() + 30
     while status == 503 and time.monotonic() < deadline:  # no confirmed manager yet

@@ -123,7 +123,7 @@ def test_idle_vm_migrates_with_memory_verified(cluster, tmp_path):
     form(c)
     h1, h2 = c.hosts
     shared_pool(c)
-    create_on(h1, "m1")
+    create_on(h1, "m1", memory=128)  # the less RAM, the less to copy, hash and compare
     disk = h1.vm("m1")["disks"][0]
     assert disk["volume"].startswith("nfs/"), disk
     h1.cli("vm", "start", "m1")
@@ -338,19 +338,25 @@ def test_busy_migration_cancel_and_a_destination_that_dies(cluster):
     form(c)
     h1, h2, h3 = c.hosts
     shared_pool(c)
-    create_on(h1, "busy")
+    create_on(h1, "busy", memory=128)  # the less RAM, the less TCG and hashing per copy
     vm_id = h1.vm("busy")["id"]
     h1.cli("vm", "start", "busy")
     h1.wait_console("busy", BOOT_MARKER, timeout=240)
     start_counter(h1, "busy")
-    # A loop dirtying memory all the time.
+    # A loop dirtying memory all the time (its pid in /tmp/dirty.pid).
     h1.guest("busy", "(while true; do dd if=/dev/urandom of=/dev/shm/dirty bs=1M count=16 "
-                     "2>/dev/null; done) </dev/null >/dev/null 2>&1 & :")
+                     "2>/dev/null; done) </dev/null >/dev/null 2>&1 & echo $! >/tmp/dirty.pid")
 
     # Busy guest, h1 -> h2, memory verified.
     task = migrate(h1, "busy", {"to": "h2", "verify_memory": True})
     assert task["result"]["memory_verified"] is True, task
     wait_until(lambda: hosts_of(h3, "busy") == ["h2"], 30, what="busy on h2")
+    # The loop still runs on h2 (it came along); then it ends: the slow
+    # migrations below are cut midway whatever the guest does, and the
+    # loop's TCG burn is make check's CPU (the 16 MiB of random data it left
+    # in /dev/shm keep a 2M/s copy going for seconds).
+    out = h2.guest("busy", "kill $(cat /tmp/dirty.pid) && echo dirtying-ended-$((40+2))")
+    assert "dirtying-ended-42" in out, out
     before = max(ticks(h2.console_log("busy")))
     wait_until(lambda: max(ticks(h2.console_log("busy"))) >= before + 2, 60,
                what="the counter goes on on h2")

@@ -1,6 +1,9 @@
 """System tests of snapshots on real TCG guests: memory snapshots of a
 running VM, disk-only snapshots of a stopped one, a snapshot tree that
-survives deleting its middle, and a pool too small for the memory state."""
+survives deleting its middle, and a pool too small for the memory state.
+The memory-snapshot tests of a running VM share one booted guest (a TCG
+boot costs more CPU than such a test, and make check is CPU-bound); each
+deletes the snapshots it made, so none sees another's."""
 
 import os
 import subprocess
@@ -18,8 +21,28 @@ def read(daemon, vm):
     return daemon.guest(vm, "cat /root/note").strip()
 
 
-def test_memory_snapshot_revert_brings_the_running_vm_back(daemon):
-    daemon.create_and_boot("snap", memory="128M")
+@pytest.fixture(scope="module")
+def running():
+    """A vireod with one booted VM, "snap", for the memory-snapshot tests."""
+    d = Daemon()
+    try:
+        d.create_and_boot("snap", memory="128M")
+        yield d
+    finally:
+        d.cleanup()
+
+
+@pytest.fixture
+def daemon_with_snap(running):
+    """running, its VM without snapshots before and after the test."""
+    assert running.api("GET", "/v1/vms/snap/snapshots")["snapshots"] == []
+    yield running
+    for snap in running.api("GET", "/v1/vms/snap/snapshots")["snapshots"]:
+        running.task_ok("DELETE", f"/v1/vms/snap/snapshots/{snap['name']}")
+
+
+def test_memory_snapshot_revert_brings_the_running_vm_back(daemon_with_snap):
+    daemon = daemon_with_snap
     write(daemon, "snap", "first")
     daemon.task_ok("POST", "/v1/vms/snap/snapshots", {"name": "s1", "memory": True})
     write(daemon, "snap", "second")
@@ -54,25 +77,25 @@ def test_disk_snapshot_of_a_stopped_vm(daemon):
     daemon.remember_qemu_pids()
 
 
-def test_tree_with_middle_delete_still_reverts(daemon):
-    daemon.create_and_boot("tree", memory="128M")
+def test_tree_with_middle_delete_still_reverts(daemon_with_snap):
+    daemon = daemon_with_snap
     for name in ("a", "b", "c"):
-        write(daemon, "tree", name.upper())
-        daemon.task_ok("POST", "/v1/vms/tree/snapshots", {"name": name, "memory": True})
-    snaps = {s["name"]: s for s in daemon.api("GET", "/v1/vms/tree/snapshots")["snapshots"]}
+        write(daemon, "snap", name.upper())
+        daemon.task_ok("POST", "/v1/vms/snap/snapshots", {"name": name, "memory": True})
+    snaps = {s["name"]: s for s in daemon.api("GET", "/v1/vms/snap/snapshots")["snapshots"]}
     assert (snaps["a"]["parent"], snaps["b"]["parent"], snaps["c"]["parent"]) == (None, "a", "b")
-    daemon.task_ok("DELETE", "/v1/vms/tree/snapshots/b")
-    snaps = {s["name"]: s for s in daemon.api("GET", "/v1/vms/tree/snapshots")["snapshots"]}
+    daemon.task_ok("DELETE", "/v1/vms/snap/snapshots/b")
+    snaps = {s["name"]: s for s in daemon.api("GET", "/v1/vms/snap/snapshots")["snapshots"]}
     assert set(snaps) == {"a", "c"} and snaps["c"]["parent"] == "a"
     assert snaps["a"]["children"] == ["c"]
     for name in ("c", "a"):
-        daemon.task_ok("POST", f"/v1/vms/tree/snapshots/{name}/revert", {"force": True})
-        assert read(daemon, "tree") == name.upper()
-    status, _ = daemon.request("POST", "/v1/vms/tree/snapshots/b/revert", {"force": True})
+        daemon.task_ok("POST", f"/v1/vms/snap/snapshots/{name}/revert", {"force": True})
+        assert read(daemon, "snap") == name.upper()
+    status, _ = daemon.request("POST", "/v1/vms/snap/snapshots/b/revert", {"force": True})
     assert status == 404
-    status, doc = daemon.request("POST", "/v1/vms/tree/snapshots", {"name": "Bad!"})
+    status, doc = daemon.request("POST", "/v1/vms/snap/snapshots", {"name": "Bad!"})
     assert status == 400
-    status, doc = daemon.request("POST", "/v1/vms/tree/snapshots", {"name": "a", "memory": True})
+    status, doc = daemon.request("POST", "/v1/vms/snap/snapshots", {"name": "a", "memory": True})
     assert status == 409
 
 
@@ -117,17 +140,17 @@ def test_snapshot_into_a_full_pool_fails_cleanly(small_default_pool):
     assert [s["name"] for s in daemon.api("GET", "/v1/vms/tight/snapshots")["snapshots"]] == ["d"]
 
 
-def test_memory_snapshot_refuses_changed_hardware(daemon):
-    daemon.create_and_boot("hw", memory="128M")
-    write(daemon, "hw", "one")
-    daemon.task_ok("POST", "/v1/vms/hw/snapshots", {"name": "s", "memory": True})
+def test_memory_snapshot_refuses_changed_hardware(daemon_with_snap):
+    daemon = daemon_with_snap
+    write(daemon, "snap", "one")
+    daemon.task_ok("POST", "/v1/vms/snap/snapshots", {"name": "s", "memory": True})
     # A disk hot-plugged since: the memory state no longer fits the VM.
-    daemon.task_ok("POST", "/v1/vms/hw/disks", {"size_bytes": 8 << 20})
-    status, doc = daemon.request("POST", "/v1/vms/hw/snapshots/s/revert", {"force": True})
+    daemon.task_ok("POST", "/v1/vms/snap/disks", {"size_bytes": 8 << 20})
+    status, doc = daemon.request("POST", "/v1/vms/snap/snapshots/s/revert", {"force": True})
     assert status == 409 and "hardware changed" in doc["error"]["message"], doc
-    assert daemon.vm("hw")["state"] == "running"
+    assert daemon.vm("snap")["state"] == "running"
     # Put the hardware back and the revert works.
-    daemon.task_ok("DELETE", "/v1/vms/hw/disks/1")
-    write(daemon, "hw", "two")
-    daemon.task_ok("POST", "/v1/vms/hw/snapshots/s/revert", {"force": True})
-    assert read(daemon, "hw") == "one"
+    daemon.task_ok("DELETE", "/v1/vms/snap/disks/1")
+    write(daemon, "snap", "two")
+    daemon.task_ok("POST", "/v1/vms/snap/snapshots/s/revert", {"force": True})
+    assert read(daemon, "snap") == "one"
