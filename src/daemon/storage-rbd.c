@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf/names.h"
 #include "conf/rbd-spec.h"
 #include "storage/qemu-img.h"
+#include "storage/rbd-clone.h"
 #include "storage/rbd-disk.h"
 #include "util/spawn.h"
 #include "util/util.h"
@@ -167,4 +170,59 @@ int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *sr
         return r < 0 ? r : -EIO;
     }
     return 0;
+}
+
+/* One base import at a time in this vireod: two VMs made at once from one
+ * image import it once. */
+static pthread_mutex_t base_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int base_ensure(const VoRbdPool *rp, const char *base, const char *src,
+                       const char *src_format, char **ret_error)
+{
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    pthread_mutex_lock(&base_lock);
+    int r = vo_rbd_base_ready(&c, base, ret_error);
+    if (r == 0) {
+        /* A half-made base (no protected snapshot: a crash while it was
+         * sealed) goes first; a base with clones is never half-made. */
+        r = vo_rbd_base_remove(&c, base, ret_error);
+        char uuid[37] = "";
+        (void)vo_uuid_generate(uuid);
+        _cleanup_free_ char *part = vo_asprintf("%s.part-%.8s", base, uuid);
+        if (r >= 0)
+            r = vo_storage_rbd_import(rp, part, src, src_format, 0, ret_error);
+        if (r >= 0) {
+            r = vo_rbd_base_seal(&c, part, base, ret_error);
+            if (r < 0) {
+                _cleanup_free_ char *ignored = NULL;
+                (void)vo_rbd_base_remove(&c, part, &ignored);
+                if (r == -EEXIST) { /* made meanwhile by another host: use it */
+                    free(TAKE_PTR(*ret_error));
+                    r = 0;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&base_lock);
+    return r < 0 ? r : 0;
+}
+
+int vo_storage_rbd_clone_image(const VoRbdPool *rp, const char *image_name, const char *src,
+                               const char *src_format, const char *child, uint64_t size,
+                               char **ret_error)
+{
+    _cleanup_free_ char *base = vo_asprintf(VO_RBD_BASE_PREFIX "%s", image_name);
+    int r = base_ensure(rp, base, src, src_format, ret_error);
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    return r < 0 ? r : vo_rbd_clone(&c, base, child, size, ret_error);
+}
+
+int vo_storage_rbd_forget_image(const VoRbdPool *rp, const char *image_name, char **ret_error)
+{
+    _cleanup_free_ char *base = vo_asprintf(VO_RBD_BASE_PREFIX "%s", image_name);
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    pthread_mutex_lock(&base_lock);
+    int r = vo_rbd_base_remove(&c, base, ret_error);
+    pthread_mutex_unlock(&base_lock);
+    return r;
 }

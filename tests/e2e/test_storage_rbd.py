@@ -37,6 +37,15 @@ def image_size(ceph, name):
     return json.loads(ceph.rbd("info", "--format", "json", f"vireo-vms/{name}"))["size"]
 
 
+def parent_of(ceph, name):
+    """The clone's parent as Ceph reports it: (pool, image, snapshot), or None."""
+    p = json.loads(ceph.rbd("info", "--format", "json", f"vireo-vms/{name}")).get("parent")
+    return (p["pool"], p["image"], p["snapshot"]) if p else None
+
+
+BASE = "vireo.image.default"  # the default image's base in the Ceph pool
+
+
 def test_rbd_pool_volumes_are_rbd_images(ceph, rbd_env):
     d, keyring, key = rbd_env
     out = d.cli("pool", "create", "ceph1", "--type", "rbd", "--monitors", ceph.monitors,
@@ -144,9 +153,54 @@ def test_rbd_pool_bad_input_leaves_nothing(ceph, rbd_env, tmp_path):
     assert p.returncode != 0 and "--keyring" in p.stderr
 
 
+def test_linked_clones_share_one_protected_base(ceph, rbd_env):
+    """VMs made from an image into an rbd pool get RBD clones of one base
+    image (the image's disk imported once, with a protected snapshot), also
+    when their creates race; the image cannot be deleted while clones of it
+    exist (the answer names them); --full-clone still copies."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "ceph3", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    assert BASE not in images(ceph)
+    docs = [d.api("POST", "/v1/vms", {"name": f"lc{i}", "memory_mib": 64, "pool": "ceph3"},
+                  expect=202) for i in range(3)]
+    for doc in docs:
+        task = d.wait_task(doc["task"])
+        assert task["state"] == "succeeded", task
+    assert sorted(images(ceph)) == ["lc0-disk0", "lc1-disk0", "lc2-disk0", BASE]
+    snaps = json.loads(ceph.rbd("snap", "ls", "--format", "json", f"vireo-vms/{BASE}"))
+    assert [s["name"] for s in snaps] == ["base"]
+    info = json.loads(ceph.rbd("info", "--format", "json", f"vireo-vms/{BASE}@base"))
+    assert info["protected"] == "true"
+    image_bytes = os.path.getsize(os.path.join(d.state_dir, "images", "default", "disk.raw"))
+    for i in range(3):
+        assert parent_of(ceph, f"lc{i}-disk0") == ("vireo-vms", BASE, "base")
+        vol = d.api("GET", f"/v1/pools/ceph3/volumes/lc{i}-disk0")
+        assert vol["image"] == "default" and vol["format"] == "raw"
+        assert vol["rbd_parent"] == f"vireo-vms/{BASE}@base"
+        assert vol["virtual_size_bytes"] == image_bytes
+        assert vol["allocation_bytes"] == 0  # its own objects: none written yet
+    # The image stays while clones of it exist; the answer names them.
+    status, doc = d.request("DELETE", "/v1/images/default")
+    assert status == 409, doc
+    assert "ceph3/lc0-disk0" in doc["error"]["message"], doc
+    assert BASE in images(ceph)
+    # --disk-size grows the clone; --full-clone is a copy with no parent.
+    d.cli("vm", "create", "lcbig", "--memory", "64M", "--pool", "ceph3", "--disk-size",
+          str(image_bytes + 8 * MiB))
+    assert image_size(ceph, "lcbig-disk0") == image_bytes + 8 * MiB
+    d.cli("vm", "create", "fc", "--memory", "64M", "--pool", "ceph3", "--full-clone")
+    assert parent_of(ceph, "fc-disk0") is None
+    assert d.api("GET", "/v1/pools/ceph3/volumes/fc-disk0")["image"] is None
+    for vm in ("lc0", "lc1", "lc2", "lcbig", "fc"):
+        d.cli("vm", "delete", vm)
+    assert images(ceph) == [BASE]  # kept for the next clone (removed with the image)
+    d.api("DELETE", "/v1/pools/ceph3")
+
+
 def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
-    """The default image copied into an RBD image (qemu-img through QEMU's
-    rbd driver) is a VM's root disk (root=/dev/vda): it boots, a file
+    """An RBD clone of the default image's base (imported with qemu-img
+    through QEMU's rbd driver) is a VM's root disk (root=/dev/vda): it boots, a file
     written survives stop/start, an online resize is seen in the guest; the
     key reaches QEMU by file only."""
     from vireo_harness import BOOT_MARKER
@@ -156,6 +210,7 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     d.cli("vm", "create", "rbdvm", "--memory", "256M", "--pool", "ceph2")
     vol = d.api("GET", "/v1/pools/ceph2/volumes/rbdvm-disk0")
     assert vol["rbd_image"] == "vireo-vms/rbdvm-disk0" and vol["format"] == "raw"
+    assert parent_of(ceph, "rbdvm-disk0") == ("vireo-vms", BASE, "base")  # boots from a clone
     assert "rbdvm-disk0" in images(ceph)
     image_bytes = os.path.getsize(os.path.join(d.state_dir, "images", "default", "disk.raw"))
     assert image_size(ceph, "rbdvm-disk0") == image_bytes
@@ -198,4 +253,7 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     d.cli("vm", "delete", "rbdvm")
     assert "rbdvm-disk0" not in images(ceph)
     d.task_ok("DELETE", "/v1/pools/ceph2/volumes/data")
+    assert images(ceph) == [BASE]
+    # The image's delete takes its base out of the Ceph pool.
+    d.api("DELETE", "/v1/images/default")
     assert images(ceph) == []
