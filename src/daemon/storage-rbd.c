@@ -176,11 +176,11 @@ int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *sr
  * image import it once. */
 static pthread_mutex_t base_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Caller holds base_lock. */
 static int base_ensure(const VoRbdPool *rp, const char *base, const char *src,
                        const char *src_format, char **ret_error)
 {
     VoRbdConf c = vo_rbd_pool_conf(rp);
-    pthread_mutex_lock(&base_lock);
     int r = vo_rbd_base_ready(&c, base, ret_error);
     if (r == 0) {
         /* A half-made base (no protected snapshot: a crash while it was
@@ -203,7 +203,6 @@ static int base_ensure(const VoRbdPool *rp, const char *base, const char *src,
             }
         }
     }
-    pthread_mutex_unlock(&base_lock);
     return r < 0 ? r : 0;
 }
 
@@ -212,9 +211,15 @@ int vo_storage_rbd_clone_image(const VoRbdPool *rp, const char *image_name, cons
                                char **ret_error)
 {
     _cleanup_free_ char *base = vo_asprintf(VO_RBD_BASE_PREFIX "%s", image_name);
-    int r = base_ensure(rp, base, src, src_format, ret_error);
     VoRbdConf c = vo_rbd_pool_conf(rp);
-    return r < 0 ? r : vo_rbd_clone(&c, base, child, size, ret_error);
+    /* The clone under the lock too: a base is never removed between its
+     * check and the clone (forget_image and forget_bases take the lock). */
+    pthread_mutex_lock(&base_lock);
+    int r = base_ensure(rp, base, src, src_format, ret_error);
+    if (r >= 0)
+        r = vo_rbd_clone(&c, base, child, size, ret_error);
+    pthread_mutex_unlock(&base_lock);
+    return r;
 }
 
 int vo_storage_rbd_forget_image(const VoRbdPool *rp, const char *image_name, char **ret_error)
@@ -225,4 +230,22 @@ int vo_storage_rbd_forget_image(const VoRbdPool *rp, const char *image_name, cha
     int r = vo_rbd_base_remove(&c, base, ret_error);
     pthread_mutex_unlock(&base_lock);
     return r;
+}
+
+void vo_storage_rbd_forget_bases(const VoRbdPool *rp)
+{
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    _cleanup_strv_ char **bases = NULL;
+    _cleanup_free_ char *error = NULL;
+    pthread_mutex_lock(&base_lock);
+    if (vo_rbd_list_prefixed(&c, VO_RBD_BASE_PREFIX, &bases, &error) < 0)
+        log_warn("rbd: kept the image bases in Ceph pool %s: %s", rp->pool, error);
+    for (char **b = bases; b && *b; b++) {
+        if (strstr(*b, ".part-")) /* another pool's import may be under way */
+            continue;
+        free(TAKE_PTR(error));
+        if (vo_rbd_base_remove(&c, *b, &error) < 0)
+            log_info("rbd: kept image base %s/%s: %s", rp->pool, *b, error);
+    }
+    pthread_mutex_unlock(&base_lock);
 }

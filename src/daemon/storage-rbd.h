@@ -52,5 +52,9 @@ int vo_storage_rbd_clone_image(const VoRbdPool *rp, const char *image_name, cons
 /* Removes image_name's base from the rbd pool (none there: 0); -EBUSY
  * naming its clones while some exist. */
 int vo_storage_rbd_forget_image(const VoRbdPool *rp, const char *image_name, char **ret_error);
+/* After an rbd pool was deleted: removes the image bases in its Ceph pool
+ * that have no clones (another vireo pool on that Ceph pool may have some:
+ * those stay), logging what stays. */
+void vo_storage_rbd_forget_bases(const VoRbdPool *rp);
 /* Reads an rbd pool's settings (props) and its key (DIR/key). */
 int vo_storage_rbd_load(const char *dir, json_t *props, VoRbdPool *ret, char **ret_error);

@@ -1128,6 +1128,19 @@ bool vo_pool_is_rbd(VoDaemon *d, const char *pool)
     return rbd;
 }
 
+int vo_volume_rbd_image(VoDaemon *d, const char *key, VoRbdPool *ret, char **ret_image,
+                        char **ret_error)
+{
+    const char *slash = key ? strchr(key, '/') : NULL;
+    if (!slash)
+        return 0;
+    _cleanup_free_ char *pool = vo_asprintf("%.*s", (int)(slash - key), key);
+    int r = rbd_pool_of(d, pool, ret, ret_error);
+    if (r > 0)
+        *ret_image = vo_strdup(slash + 1); /* a volume's RBD image has its name */
+    return r;
+}
+
 int vo_rbd_pools_forget_image(VoDaemon *d, const char *image, char **ret_error)
 {
     _cleanup_strv_ char **names = NULL;
@@ -1373,6 +1386,9 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
             return vo_error_set(ret_error, k, "cannot delete pool '%s': cannot read the "
                                 "cluster's documents: %s", name, strerror(-k));
     }
+    VoRbdPool rp = { 0 };
+    _cleanup_free_ char *rbd_error = NULL;
+    bool rbd = rbd_pool_of(d, name, &rp, &rbd_error) > 0;
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
     VoPool *p = pool_find(d, name);
@@ -1425,6 +1441,10 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
         }
     }
     pthread_mutex_unlock(&d->storage_lock);
+    if (r >= 0 && rbd) /* its image bases that no other pool's clones use */
+        vo_storage_rbd_forget_bases(&rp);
+    if (rbd)
+        vo_rbd_pool_clear(&rp);
     return r;
 }
 

@@ -102,6 +102,24 @@ int vo_rbd_image_create(const VoRbdConf *conf, const char *image, uint64_t size,
     return r;
 }
 
+/* Removes every snapshot of image (-EBUSY when one is protected). */
+static int remove_snapshots(rados_ioctx_t io, const char *image)
+{
+    rbd_image_t img;
+    int r = rbd_open(io, image, &img, NULL);
+    if (r < 0)
+        return r;
+    rbd_snap_info_t snaps[64];
+    int max = (int)ELEMENTSOF(snaps);
+    int n = rbd_snap_list(img, snaps, &max);
+    for (int i = 0; i < n && r >= 0; i++)
+        r = rbd_snap_remove(img, snaps[i].name);
+    if (n >= 0)
+        rbd_snap_list_end(snaps);
+    rbd_close(img);
+    return n < 0 ? n : r;
+}
+
 int vo_rbd_image_remove(const VoRbdConf *conf, const char *image, char **ret_error)
 {
     VoRbdConn c;
@@ -109,6 +127,9 @@ int vo_rbd_image_remove(const VoRbdConf *conf, const char *image, char **ret_err
     if (r < 0)
         return r;
     r = rbd_remove(c.io, image);
+    /* A VM's snapshots (rbd-snap.h) go with its disk; protected ones stay. */
+    if (r == -ENOTEMPTY && remove_snapshots(c.io, image) >= 0)
+        r = rbd_remove(c.io, image);
     if (r == -ENOENT)
         r = 0; /* gone already */
     else if (r < 0)
