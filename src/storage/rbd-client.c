@@ -139,36 +139,60 @@ int vo_rbd_image_remove(const VoRbdConf *conf, const char *image, char **ret_err
     return r;
 }
 
-int vo_rbd_image_open(const VoRbdConf *conf, VoRbdConn *c, const char *image, rbd_image_t *ret,
-                      char **ret_error)
+int vo_rbd_image_open_if(const VoRbdConf *conf, VoRbdConn *c, const char *image,
+                         bool read_only, rbd_image_t *ret, char **ret_error)
 {
     int r = vo_rbd_conn_open(conf, c, ret_error);
     if (r < 0)
         return r;
-    r = rbd_open(c->io, image, ret, NULL);
+    r = read_only ? rbd_open_read_only(c->io, image, ret, NULL)
+                  : rbd_open(c->io, image, ret, NULL);
     if (r < 0) {
         vo_rbd_conn_close(c);
+        if (r == -ENOENT)
+            return 0;
         return vo_error_set(ret_error, r, "cannot open RBD image %s/%s: %s", conf->pool, image,
                             strerror(-r));
     }
-    return 0;
+    return 1;
 }
 
-int vo_rbd_image_resize(const VoRbdConf *conf, const char *image, uint64_t size,
-                        char **ret_error)
+int vo_rbd_image_open(const VoRbdConf *conf, VoRbdConn *c, const char *image, rbd_image_t *ret,
+                      char **ret_error)
+{
+    int r = vo_rbd_image_open_if(conf, c, image, false, ret, ret_error);
+    if (r == 0)
+        return vo_error_set(ret_error, -ENOENT, "RBD image %s/%s does not exist", conf->pool,
+                            image);
+    return r < 0 ? r : 0;
+}
+
+int vo_rbd_with_image(const VoRbdConf *conf, const char *image, VoRbdImageFn fn,
+                      const void *arg, const char *what, char **ret_error)
 {
     VoRbdConn c;
     rbd_image_t img;
     int r = vo_rbd_image_open(conf, &c, image, &img, ret_error);
     if (r < 0)
         return r;
-    r = rbd_resize(img, size);
-    if (r < 0)
-        r = vo_error_set(ret_error, r, "cannot resize RBD image %s/%s: %s", conf->pool, image,
-                         strerror(-r));
+    r = fn(img, arg);
     rbd_close(img);
     vo_rbd_conn_close(&c);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot %s RBD image %s/%s: %s", what, conf->pool,
+                            image, r == -EEXIST ? "it exists already" : strerror(-r));
     return r;
+}
+
+static int resize_to(rbd_image_t img, const void *size)
+{
+    return rbd_resize(img, *(const uint64_t *)size);
+}
+
+int vo_rbd_image_resize(const VoRbdConf *conf, const char *image, uint64_t size,
+                        char **ret_error)
+{
+    return vo_rbd_with_image(conf, image, resize_to, &size, "resize", ret_error);
 }
 
 static int add_extent(uint64_t off, size_t len, int exists, void *userdata)

@@ -11,23 +11,16 @@
 int vo_rbd_base_ready(const VoRbdConf *conf, const char *image, char **ret_error)
 {
     VoRbdConn c;
-    int r = vo_rbd_conn_open(conf, &c, ret_error);
-    if (r < 0)
-        return r;
     rbd_image_t img;
+    int r = vo_rbd_image_open_if(conf, &c, image, true, &img, ret_error);
+    if (r <= 0)
+        return r;
     int protected = 0;
-    r = rbd_open_read_only(c.io, image, &img, NULL);
-    if (r == -ENOENT) {
-        vo_rbd_conn_close(&c);
-        return 0;
-    }
-    if (r >= 0) {
-        r = rbd_snap_is_protected(img, VO_RBD_BASE_SNAP, &protected);
-        rbd_close(img);
-        if (r == -ENOENT)
-            r = protected = 0;
-    }
+    r = rbd_snap_is_protected(img, VO_RBD_BASE_SNAP, &protected);
+    rbd_close(img);
     vo_rbd_conn_close(&c);
+    if (r == -ENOENT) /* no snapshot */
+        r = protected = 0;
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot read RBD image %s/%s: %s", conf->pool, image,
                             strerror(-r));
@@ -117,33 +110,26 @@ static char *children_of(rbd_image_t img)
 int vo_rbd_base_remove(const VoRbdConf *conf, const char *base, char **ret_error)
 {
     VoRbdConn c;
-    int r = vo_rbd_conn_open(conf, &c, ret_error);
-    if (r < 0)
-        return r;
     rbd_image_t img;
-    r = rbd_open(c.io, base, &img, NULL);
-    if (r == -ENOENT) {
-        vo_rbd_conn_close(&c);
-        return 0;
-    }
-    if (r >= 0) {
-        int protected = 0;
-        r = rbd_snap_is_protected(img, VO_RBD_BASE_SNAP, &protected);
-        if (r == -ENOENT) /* no snapshot: left half-made */
-            r = protected = 0;
-        if (r >= 0 && protected)
-            r = rbd_snap_unprotect(img, VO_RBD_BASE_SNAP);
-        if (r == -EBUSY && rbd_snap_set(img, VO_RBD_BASE_SNAP) >= 0) {
-            _cleanup_free_ char *kids = children_of(img);
-            rbd_close(img);
-            vo_rbd_conn_close(&c);
-            return vo_error_set(ret_error, -EBUSY, "RBD image %s/%s has clones: %s", conf->pool,
-                                base, kids);
-        }
-        if (r >= 0 && (r = rbd_snap_remove(img, VO_RBD_BASE_SNAP)) == -ENOENT)
-            r = 0;
+    int r = vo_rbd_image_open_if(conf, &c, base, false, &img, ret_error);
+    if (r <= 0)
+        return r;
+    int protected = 0;
+    r = rbd_snap_is_protected(img, VO_RBD_BASE_SNAP, &protected);
+    if (r == -ENOENT) /* no snapshot: left half-made */
+        r = protected = 0;
+    if (r >= 0 && protected)
+        r = rbd_snap_unprotect(img, VO_RBD_BASE_SNAP);
+    if (r == -EBUSY && rbd_snap_set(img, VO_RBD_BASE_SNAP) >= 0) {
+        _cleanup_free_ char *kids = children_of(img);
         rbd_close(img);
+        vo_rbd_conn_close(&c);
+        return vo_error_set(ret_error, -EBUSY, "RBD image %s/%s has clones: %s", conf->pool,
+                            base, kids);
     }
+    if (r >= 0 && (r = rbd_snap_remove(img, VO_RBD_BASE_SNAP)) == -ENOENT)
+        r = 0;
+    rbd_close(img);
     if (r >= 0)
         r = rbd_remove(c.io, base);
     vo_rbd_conn_close(&c);

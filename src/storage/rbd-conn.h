@@ -23,6 +23,15 @@ typedef struct {
 /* Connects (bounded by VO_RBD_TIMEOUT_S) and opens the pool's I/O context. */
 int vo_rbd_conn_open(const VoRbdConf *conf, VoRbdConn *c, char **ret_error);
 void vo_rbd_conn_close(VoRbdConn *c);
+/* Connects and opens image: 1, or 0 (connection closed) when there is no
+ * such image (read_only: rbd_open_read_only). */
+int vo_rbd_image_open_if(const VoRbdConf *conf, VoRbdConn *c, const char *image,
+                         bool read_only, rbd_image_t *ret, char **ret_error);
+/* Opens image, runs fn(img, arg) and closes it: fn's result; when that is
+ * negative, *ret_error says "cannot WHAT RBD image POOL/IMAGE: why". */
+typedef int (*VoRbdImageFn)(rbd_image_t img, const void *arg);
+int vo_rbd_with_image(const VoRbdConf *conf, const char *image, VoRbdImageFn fn,
+                      const void *arg, const char *what, char **ret_error);
 /* Connects and opens image (closed with rbd_close, then vo_rbd_conn_close). */
 int vo_rbd_image_open(const VoRbdConf *conf, VoRbdConn *c, const char *image, rbd_image_t *ret,
                       char **ret_error);
