@@ -75,19 +75,25 @@ int vo_snapshot_rbd_create(VoDaemon *d, const VoVmSpec *spec, const char *tag,
     if (r <= 0)
         return r < 0 ? r : vo_error_set(ret_error, -EINVAL, "VM '%s' has no RBD disks",
                                         spec->name);
+    /* Connected and open before the pause: the pause lasts the snapshots. */
+    VoRbdOpenImage **open = vo_malloc0(sizeof(*open) * n);
+    for (size_t i = 0; i < n && r >= 0; i++) {
+        VoRbdConf c = vo_rbd_pool_conf(&disks[i].pool);
+        r = vo_rbd_open_image(&c, disks[i].image, &open[i], ret_error);
+    }
     int64_t paused_at = vo_now_us();
-    if (pause && (r = d->driver->pause(pause)) < 0) {
-        r = vo_error_set(ret_error, r, "cannot pause VM '%s' for the instant: %s", spec->name,
-                         strerror(-r));
-        pause = NULL; /* nothing to resume */
-    }
-    for (; r >= 0 && made < n; made++) {
-        VoRbdConf c = vo_rbd_pool_conf(&disks[made].pool);
-        r = vo_rbd_snap_create(&c, disks[made].image, tag, ret_error);
+    bool paused = false;
+    if (r >= 0 && pause) {
+        r = d->driver->pause(pause);
         if (r < 0)
-            break;
+            r = vo_error_set(ret_error, r, "cannot pause VM '%s' for the instant: %s",
+                             spec->name, strerror(-r));
+        paused = r >= 0;
     }
-    if (pause) {
+    for (; r >= 0 && made < n; made++)
+        if ((r = vo_rbd_open_snap_create(open[made], tag, ret_error)) < 0)
+            break;
+    if (paused) {
         int k = d->driver->resume(pause);
         if (k < 0)
             log_error("vm %s: cannot resume it after its RBD snapshot %s: %s", spec->name, tag,
@@ -95,6 +101,9 @@ int vo_snapshot_rbd_create(VoDaemon *d, const VoVmSpec *spec, const char *tag,
         log_info("vm %s: paused %lld ms for RBD snapshot %s of %zu disk(s)", spec->name,
                  (long long)(vo_now_us() - paused_at) / 1000, tag, n);
     }
+    for (size_t i = 0; i < n; i++)
+        open[i] = vo_rbd_open_image_close(open[i]);
+    free(open);
     for (size_t i = 0; r < 0 && i < made; i++) { /* all or nothing */
         VoRbdConf c = vo_rbd_pool_conf(&disks[i].pool);
         _cleanup_free_ char *ignored = NULL;

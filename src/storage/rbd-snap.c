@@ -61,3 +61,45 @@ int vo_rbd_snap_exists(const VoRbdConf *c, const char *image, const char *snap,
 {
     return with_image(c, image, snap, snap_exists, "look for", ret_error);
 }
+
+struct VoRbdOpenImage {
+    VoRbdConn conn;
+    rbd_image_t img;
+    char *pool, *image;
+};
+
+int vo_rbd_open_image(const VoRbdConf *c, const char *image, VoRbdOpenImage **ret,
+                      char **ret_error)
+{
+    VoRbdOpenImage *o = vo_malloc0(sizeof(*o));
+    int r = vo_rbd_image_open(c, &o->conn, image, &o->img, ret_error);
+    if (r < 0) {
+        free(o);
+        return r;
+    }
+    o->pool = vo_strdup(c->pool);
+    o->image = vo_strdup(image);
+    *ret = o;
+    return 0;
+}
+
+int vo_rbd_open_snap_create(VoRbdOpenImage *o, const char *snap, char **ret_error)
+{
+    int r = rbd_snap_create(o->img, snap);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot make snapshot %s of RBD image %s/%s: %s", snap,
+                            o->pool, o->image, r == -EEXIST ? "it exists already" : strerror(-r));
+    return 0;
+}
+
+VoRbdOpenImage *vo_rbd_open_image_close(VoRbdOpenImage *o)
+{
+    if (o) {
+        rbd_close(o->img);
+        vo_rbd_conn_close(&o->conn);
+        free(o->pool);
+        free(o->image);
+        free(o);
+    }
+    return NULL;
+}

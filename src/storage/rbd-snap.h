@@ -9,6 +9,14 @@
 
 int vo_rbd_snap_create(const VoRbdConf *c, const char *image, const char *snap,
                        char **ret_error);
+/* An image opened ahead (connected, open): a running VM's snapshot opens
+ * its disks before it pauses the VM, so the pause lasts the snapshots only,
+ * not the connects. */
+typedef struct VoRbdOpenImage VoRbdOpenImage;
+int vo_rbd_open_image(const VoRbdConf *c, const char *image, VoRbdOpenImage **ret,
+                      char **ret_error);
+int vo_rbd_open_snap_create(VoRbdOpenImage *o, const char *snap, char **ret_error);
+VoRbdOpenImage *vo_rbd_open_image_close(VoRbdOpenImage *o);
 /* 1 when image has snapshot snap, 0 when not, -errno when it cannot be read. */
 int vo_rbd_snap_exists(const VoRbdConf *c, const char *image, const char *snap,
                        char **ret_error);

@@ -6,6 +6,7 @@ answer 400 and leave nothing behind."""
 
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -256,6 +257,9 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     assert [s["name"] for s in listed["snapshots"]] == ["s1"] and listed["current"] == "s1"
     assert listed["snapshots"][0]["memory"] is False
     assert d.vm("rbdvm")["state"] == "running"
+    paused = re.search(r"paused (\d+) ms for RBD snapshot s1 of 1 disk", d.log())
+    assert paused, "vireod logs how long the VM was paused"
+    print(f"rbdvm was paused {paused.group(1)} ms for snapshot s1")
     d.guest("rbdvm", "rm /root/rbd-marker && echo after > /root/rbd-later && sync")
     d.cli("vm", "stop", "rbdvm")
     # What the guest wrote after the snapshot reached the image (and survived the stop)...
