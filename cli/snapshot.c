@@ -229,8 +229,10 @@ static const CliCommand snapshot_commands[] = {
     { "snapshot", "create", "VM NAME", "[--memory] [--description TEXT] [--async]",
       "Snapshot a VM's disks (and, with --memory, its running state).",
       "The snapshot is taken inside the VM's qcow2 disks (all of them must be qcow2),\n"
-      "while it runs or while it is stopped. It becomes the VM's current snapshot;\n"
-      "the one current before is its parent.\n"
+      "or, for a VM whose disks are all in rbd pools, as an RBD snapshot of each disk\n"
+      "(the running VM paused for the instant; disks only, no --memory); while it\n"
+      "runs or while it is stopped. It becomes the VM's current snapshot; the one\n"
+      "current before is its parent.\n"
       "\nOptions:\n"
       "  --memory              also save the running VM's memory and device state, so\n"
       "                        that reverting resumes it at that instant (the VM must run)\n"

@@ -263,6 +263,10 @@ static int volume_show(const CliCommand *cmd, int argc, char **argv)
                                                                             : NULL;
     if (lun)
         out_kv(stdout, "lun:", lun);
+    if (jstr(vol, "rbd_image"))
+        out_kv(stdout, "rbd image:", jstr(vol, "rbd_image"));
+    if (jstr(vol, "rbd_parent")) /* an RBD clone: its image's base snapshot */
+        out_kv(stdout, "rbd parent:", jstr(vol, "rbd_parent"));
     out_kv(stdout, "clone of:", clone_of);
     json_t *chain = json_object_get(vol, "backing");
     if (json_array_size(chain) == 0)

@@ -354,13 +354,23 @@ int vo_image_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_
     vo_image_free(img);
     int users = vo_image_users(d, name) + (pool ? vo_image_users_elsewhere(d, name) : 0);
     if (users > 0) {
-        *ret_error = vo_asprintf("image '%s' is used by %d VM(s) or linked clone(s); delete "
-                                 "those first", name, users);
+        _cleanup_free_ char *clones = vo_image_clone_names(d, name);
+        *ret_error = vo_asprintf("image '%s' is used by %d VM(s) or linked clone(s)%s%s%s; "
+                                 "delete those first", name, users,
+                                 clones ? " (linked clones: " : "", clones ? clones : "",
+                                 clones ? ")" : "");
         return -EBUSY;
     }
     int r = name_hold(d, name, true, ret_error);
     if (r < 0)
         return r;
+    /* Its bases in rbd pools go first (the cluster refuses while clones of
+     * one exist): a base without the image would never be used again, an
+     * image without its bases is made again on the next clone. */
+    if ((r = vo_rbd_pools_forget_image(d, name, ret_error)) < 0) {
+        vo_image_name_release(d, name);
+        return -EBUSY; /* 409: the image stays; the message says what is in the way */
+    }
     /* Held, the image cannot change: its revision is the one read (and the
      * delete below is conditional on it). */
     _cleanup_free_ char *what = vo_asprintf("image '%s'", name);

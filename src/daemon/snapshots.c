@@ -1,18 +1,25 @@
 /* snapshots.c: VM snapshots (see snapshots.h). All of a VM's disks must be
- * qcow2 (internal snapshots). Operations run as tasks under the VM's job
- * lock, so a snapshot never races a start, stop or another snapshot. */
+ * qcow2 (internal snapshots), or all RBD images (RBD snapshots, disks only:
+ * snapshot-rbd.c). Operations run as tasks under the VM's job lock, so a
+ * snapshot never races a start, stop or another snapshot. */
 #include "daemon/snapshots.h"
 
 #include <limits.h>
 #include <string.h>
 
 #include "conf/names.h"
+#include "daemon/snapshot-rbd.h"
 #include "daemon/vm-internal.h"
 #include "state/keys.h"
 #include "storage/volume-path.h"
 #include "util/spawn.h"
 #include "util/time-format.h"
 #include "util/util.h"
+
+/* Why an RBD-backed VM's snapshot has no memory state. */
+#define RBD_NO_MEMORY                                                                        \
+    "memory: a snapshot of a VM on RBD disks holds its disks only (the memory state is "   \
+    "kept in a qcow2 disk 0); leave memory out"
 
 /* Device state and the file's own growth beyond the guest's RAM. */
 #define VO_SNAPSHOT_STATE_MARGIN_MIB 16
@@ -374,6 +381,9 @@ static int task_create(VoTask *t, void *userdata)
     pthread_mutex_unlock(&vm->lock);
     int r = 0;
     VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
+    int rbd = r < 0 ? 0 : vo_snapshot_rbd_check(d, spec, &error);
+    if (rbd < 0)
+        r = rbd;
     _cleanup_free_ char *key = snap_key(spec->id, op->name);
     bool quiesced = false;
     _cleanup_free_ char *quiesce_reason = NULL;
@@ -387,6 +397,9 @@ static int task_create(VoTask *t, void *userdata)
     } else if (op->memory && !active) {
         error = vo_strdup("a snapshot with memory needs the VM running");
         r = -EBUSY;
+    } else if (op->memory && rbd) {
+        error = vo_strdup(RBD_NO_MEMORY);
+        r = -EINVAL;
     } else if (active && hv) {
         /* The guest's file systems frozen around the instant (guest agent);
          * thawed again whatever the save did. */
@@ -400,12 +413,14 @@ static int task_create(VoTask *t, void *userdata)
             vo_task_progress(t, 5, "freezing the guest's file systems (guest agent)");
             quiesced = vo_vm_agent_freeze(vm, hv, &quiesce_reason);
         }
-        vo_task_progress(t, 10, "saving disks and memory");
-        r = d->driver->snapshot(hv, "save", op->name, spec, &error);
+        vo_task_progress(t, 10, rbd ? "making RBD snapshots (VM paused)" : "saving disks and memory");
+        /* RBD: the VM paused for the instant (unless it is paused already). */
+        r = rbd ? vo_snapshot_rbd_create(d, spec, op->name, paused ? NULL : hv, &error)
+                : d->driver->snapshot(hv, "save", op->name, spec, &error);
         if (quiesced)
             vo_vm_agent_thaw(vm, hv);
         _cleanup_free_ char *dir = NULL;
-        if (r < 0 && boot_disk_room(spec, &dir) < (1 << 20)) {
+        if (r < 0 && !rbd && boot_disk_room(spec, &dir) < (1 << 20)) {
             free(error);
             error = vo_asprintf("%s ran out of space while the memory state was written; the "
                                 "VM runs on and its disks keep their data", dir);
@@ -413,7 +428,8 @@ static int task_create(VoTask *t, void *userdata)
         }
     } else {
         vo_task_progress(t, 10, "saving disks");
-        r = offline(spec, "-c", op->name, &error);
+        r = rbd ? vo_snapshot_rbd_create(d, spec, op->name, NULL, &error)
+                : offline(spec, "-c", op->name, &error);
     }
     if (r >= 0) {
         _cleanup_free_ char *parent = current_of(d, spec->id);
@@ -456,6 +472,9 @@ static int task_revert(VoTask *t, void *userdata)
     pthread_mutex_lock(&vm->job);
     int r = 0;
     VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
+    int rbd = r < 0 ? 0 : vo_snapshot_rbd_check(d, spec, &error);
+    if (rbd < 0)
+        r = rbd;
     key = snap_key(spec->id, op->name);
     int64_t rev = VO_REV_NEW;
     json_t *doc = load_doc(d, key, &rev);
@@ -488,7 +507,8 @@ static int task_revert(VoTask *t, void *userdata)
             r = vo_vm_stop_locked(t, vm, true, 0);
         if (r >= 0) {
             vo_task_progress(t, 50, "reverting disks");
-            r = offline(spec, "-a", op->name, &error);
+            r = rbd ? vo_snapshot_rbd_revert(d, spec, op->name, &error)
+                    : offline(spec, "-a", op->name, &error);
         }
     }
     json_decref(doc);
@@ -520,6 +540,9 @@ static int task_delete(VoTask *t, void *userdata)
     pthread_mutex_lock(&vm->job);
     int r = 0;
     VoHvInstance *hv = snapshot_of_state(vm, &spec, &active, &r, &error);
+    int rbd = r < 0 ? 0 : vo_snapshot_rbd_check(d, spec, &error);
+    if (rbd < 0)
+        r = rbd;
     _cleanup_free_ char *key = snap_key(spec->id, op->name);
     int64_t rev = VO_REV_NEW;
     json_t *doc = load_doc(d, key, &rev);
@@ -531,7 +554,9 @@ static int task_delete(VoTask *t, void *userdata)
     if (r >= 0)
         r = snapshot_if_match(t, op->name, rev, &error);
     json_decref(doc);
-    if (r >= 0 && active && hv)
+    if (r >= 0 && rbd)
+        r = vo_snapshot_rbd_delete(d, spec, op->name, &error);
+    else if (r >= 0 && active && hv)
         r = d->driver->snapshot(hv, "delete", op->name, spec, &error);
     else if (r >= 0)
         r = offline(spec, "-d", op->name, &error);
@@ -566,17 +591,20 @@ static int task_delete(VoTask *t, void *userdata)
 
 /* ---- entry points ----------------------------------------------------------- */
 
+/* 1: the VM's disks are RBD images (RBD snapshots), 0: all qcow2, -EINVAL
+ * with *ret_error otherwise. */
 static int check_disks(VoVm *vm, char **ret_error)
 {
     pthread_mutex_lock(&vm->lock);
-    int r = 0;
-    for (size_t i = 0; i < vm->spec->n_disks && r == 0; i++)
-        if (vm->spec->disks[i].format != VO_DISK_QCOW2) {
-            *ret_error = vo_asprintf("disk %zu of VM '%s' is raw: snapshots need qcow2 disks", i,
-                                     vm->spec->name);
+    _cleanup_vm_spec_ VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+    int r = vo_snapshot_rbd_check(vm->d, spec, ret_error);
+    for (size_t i = 0; i < spec->n_disks && r == 0; i++)
+        if (spec->disks[i].format != VO_DISK_QCOW2) {
+            *ret_error = vo_asprintf("disk %zu of VM '%s' is raw: snapshots need qcow2 disks "
+                                     "(or all disks in rbd pools)", i, spec->name);
             r = -EINVAL;
         }
-    pthread_mutex_unlock(&vm->lock);
     return r;
 }
 
@@ -598,15 +626,18 @@ int vo_snapshot_create(VoDaemon *d, VoVm *vm, const char *name, bool memory,
     }
     /* Any state, but not a VM kept with a problem (or being made or deleted). */
     int r = vo_vm_precheck(vm, ACTIVE_STATES | INACTIVE_STATES, "snapshot", ret_error);
-    if (r >= 0)
-        r = check_disks(vm, ret_error);
-    if (r < 0)
-        return r;
+    int rbd = r < 0 ? r : check_disks(vm, ret_error);
+    if (r < 0 || rbd < 0)
+        return r < 0 ? r : rbd;
+    if (memory && rbd) {
+        *ret_error = vo_strdup(RBD_NO_MEMORY);
+        return -EINVAL;
+    }
     if (memory && !vo_vm_is_active(vm)) {
         *ret_error = vo_strdup("a snapshot with memory needs the VM running");
         return -EBUSY;
     }
-    if (vo_vm_is_active(vm)) {
+    if (vo_vm_is_active(vm) && !rbd) {
         r = check_room_for_memory(vm, ret_error);
         if (r < 0)
             return r;

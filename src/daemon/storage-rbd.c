@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf/names.h"
 #include "conf/rbd-spec.h"
 #include "storage/qemu-img.h"
+#include "storage/rbd-clone.h"
 #include "storage/rbd-disk.h"
 #include "util/spawn.h"
 #include "util/util.h"
@@ -167,4 +170,82 @@ int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *sr
         return r < 0 ? r : -EIO;
     }
     return 0;
+}
+
+/* One base import at a time in this vireod: two VMs made at once from one
+ * image import it once. */
+static pthread_mutex_t base_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Caller holds base_lock. */
+static int base_ensure(const VoRbdPool *rp, const char *base, const char *src,
+                       const char *src_format, char **ret_error)
+{
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    int r = vo_rbd_base_ready(&c, base, ret_error);
+    if (r == 0) {
+        /* A half-made base (no protected snapshot: a crash while it was
+         * sealed) goes first; a base with clones is never half-made. */
+        r = vo_rbd_base_remove(&c, base, ret_error);
+        char uuid[37] = "";
+        (void)vo_uuid_generate(uuid);
+        _cleanup_free_ char *part = vo_asprintf("%s.part-%.8s", base, uuid);
+        if (r >= 0)
+            r = vo_storage_rbd_import(rp, part, src, src_format, 0, ret_error);
+        if (r >= 0) {
+            r = vo_rbd_base_seal(&c, part, base, ret_error);
+            if (r < 0) {
+                _cleanup_free_ char *ignored = NULL;
+                (void)vo_rbd_base_remove(&c, part, &ignored);
+                if (r == -EEXIST) { /* made meanwhile by another host: use it */
+                    free(TAKE_PTR(*ret_error));
+                    r = 0;
+                }
+            }
+        }
+    }
+    return r < 0 ? r : 0;
+}
+
+int vo_storage_rbd_clone_image(const VoRbdPool *rp, const char *image_name, const char *src,
+                               const char *src_format, const char *child, uint64_t size,
+                               char **ret_error)
+{
+    _cleanup_free_ char *base = vo_asprintf(VO_RBD_BASE_PREFIX "%s", image_name);
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    /* The clone under the lock too: a base is never removed between its
+     * check and the clone (forget_image and forget_bases take the lock). */
+    pthread_mutex_lock(&base_lock);
+    int r = base_ensure(rp, base, src, src_format, ret_error);
+    if (r >= 0)
+        r = vo_rbd_clone(&c, base, child, size, ret_error);
+    pthread_mutex_unlock(&base_lock);
+    return r;
+}
+
+int vo_storage_rbd_forget_image(const VoRbdPool *rp, const char *image_name, char **ret_error)
+{
+    _cleanup_free_ char *base = vo_asprintf(VO_RBD_BASE_PREFIX "%s", image_name);
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    pthread_mutex_lock(&base_lock);
+    int r = vo_rbd_base_remove(&c, base, ret_error);
+    pthread_mutex_unlock(&base_lock);
+    return r;
+}
+
+void vo_storage_rbd_forget_bases(const VoRbdPool *rp)
+{
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    _cleanup_strv_ char **bases = NULL;
+    _cleanup_free_ char *error = NULL;
+    pthread_mutex_lock(&base_lock);
+    if (vo_rbd_list_prefixed(&c, VO_RBD_BASE_PREFIX, &bases, &error) < 0)
+        log_warn("rbd: kept the image bases in Ceph pool %s: %s", rp->pool, error);
+    for (char **b = bases; b && *b; b++) {
+        if (strstr(*b, ".part-")) /* another pool's import may be under way */
+            continue;
+        free(TAKE_PTR(error));
+        if (vo_rbd_base_remove(&c, *b, &error) < 0)
+            log_info("rbd: kept image base %s/%s: %s", rp->pool, *b, error);
+    }
+    pthread_mutex_unlock(&base_lock);
 }

@@ -40,5 +40,21 @@ void vo_storage_rbd_discard(const char *dir);
  * QEMU's rbd driver; removed again when the copy fails. */
 int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
                           const char *src_format, uint64_t size, char **ret_error);
+/* A new RBD image `child` as a linked clone of vireo image image_name
+ * (whose disk is src, of src_format), at least size bytes: the image's
+ * base (VO_RBD_BASE_PREFIX + image_name, with its protected snapshot) is
+ * imported into the Ceph pool first when it is not there yet, once (one
+ * import at a time in this vireod; made under a temporary name and renamed
+ * when complete, so a crash or a second maker never leaves a half base). */
+int vo_storage_rbd_clone_image(const VoRbdPool *rp, const char *image_name, const char *src,
+                               const char *src_format, const char *child, uint64_t size,
+                               char **ret_error);
+/* Removes image_name's base from the rbd pool (none there: 0); -EBUSY
+ * naming its clones while some exist. */
+int vo_storage_rbd_forget_image(const VoRbdPool *rp, const char *image_name, char **ret_error);
+/* After an rbd pool was deleted: removes the image bases in its Ceph pool
+ * that have no clones (another vireo pool on that Ceph pool may have some:
+ * those stay), logging what stays. */
+void vo_storage_rbd_forget_bases(const VoRbdPool *rp);
 /* Reads an rbd pool's settings (props) and its key (DIR/key). */
 int vo_storage_rbd_load(const char *dir, json_t *props, VoRbdPool *ret, char **ret_error);

@@ -30,6 +30,7 @@
 #include "storage/pool-marker.h"
 #include "storage/qemu-img.h"
 #include "daemon/storage-rbd.h"
+#include "storage/rbd-clone.h"
 #include "storage/volume-path.h"
 #include "util/spawn.h"
 #include "util/time-format.h"
@@ -990,6 +991,10 @@ static json_t *view_to_json(VoDaemon *d, const VolumeView *v, char *const *roots
         VoRbdConf c = vo_rbd_pool_conf(&rp);
         (void)vo_rbd_image_usage(&c, v->name, &vsize, &alloc, &rbd_error);
         json_object_set_new(o, "rbd_image", json_sprintf("%s/%s", rp.pool, v->name));
+        /* A linked clone's parent: its image's base snapshot. */
+        char *parent = v->image ? vo_rbd_image_parent(&c, v->name) : NULL;
+        json_object_set_new(o, "rbd_parent", parent ? json_string(parent) : json_null());
+        free(parent);
         vo_rbd_pool_clear(&rp);
     } else if (v->ready && v->path &&
                vo_img_header_chain(v->path, v->format, roots, &info) >= 0 && info.n_layers > 0) {
@@ -1121,6 +1126,60 @@ bool vo_pool_is_rbd(VoDaemon *d, const char *pool)
     bool rbd = p && p->rbd;
     pthread_mutex_unlock(&d->storage_lock);
     return rbd;
+}
+
+int vo_volume_rbd_image(VoDaemon *d, const char *key, VoRbdPool *ret, char **ret_image,
+                        char **ret_error)
+{
+    const char *slash = key ? strchr(key, '/') : NULL;
+    if (!slash)
+        return 0;
+    _cleanup_free_ char *pool = vo_asprintf("%.*s", (int)(slash - key), key);
+    int r = rbd_pool_of(d, pool, ret, ret_error);
+    if (r > 0)
+        *ret_image = vo_strdup(slash + 1); /* a volume's RBD image has its name */
+    return r;
+}
+
+int vo_rbd_pools_forget_image(VoDaemon *d, const char *image, char **ret_error)
+{
+    _cleanup_strv_ char **names = NULL;
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; i < d->n_pools; i++)
+        if (d->pools[i]->rbd)
+            vo_strv_pushf(&names, "%s", d->pools[i]->name);
+    pthread_mutex_unlock(&d->storage_lock);
+    int r = 0;
+    for (char **name = names; r >= 0 && name && *name; name++) {
+        VoRbdPool rp;
+        _cleanup_free_ char *error = NULL;
+        r = rbd_pool_of(d, *name, &rp, &error);
+        if (r > 0) {
+            r = vo_storage_rbd_forget_image(&rp, image, &error);
+            vo_rbd_pool_clear(&rp);
+        }
+        if (r < 0)
+            r = vo_error_set(ret_error, r, "cannot remove the base of image '%s' in rbd pool "
+                             "'%s': %s", image, *name, error ? error : strerror(-r));
+    }
+    return r < 0 ? r : 0;
+}
+
+char *vo_image_clone_names(VoDaemon *d, const char *image)
+{
+    char *list = NULL;
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; i < d->n_volumes; i++) {
+        VoVolume *v = d->volumes[i];
+        if (v->image && !strcmp(v->image, image)) {
+            char *more = vo_asprintf("%s%s%s/%s", list ? list : "", list ? ", " : "", v->pool,
+                                     v->name);
+            free(list);
+            list = more;
+        }
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    return list;
 }
 
 int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char **ret_error)
@@ -1327,6 +1386,9 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
             return vo_error_set(ret_error, k, "cannot delete pool '%s': cannot read the "
                                 "cluster's documents: %s", name, strerror(-k));
     }
+    VoRbdPool rp = { 0 };
+    _cleanup_free_ char *rbd_error = NULL;
+    bool rbd = rbd_pool_of(d, name, &rp, &rbd_error) > 0;
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
     VoPool *p = pool_find(d, name);
@@ -1379,6 +1441,10 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
         }
     }
     pthread_mutex_unlock(&d->storage_lock);
+    if (r >= 0 && rbd) /* its image bases that no other pool's clones use */
+        vo_storage_rbd_forget_bases(&rp);
+    if (rbd)
+        vo_rbd_pool_clear(&rp);
     return r;
 }
 
@@ -2312,13 +2378,21 @@ int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
     _cleanup_free_ char *path = NULL;
     VoRbdPool rp;
     int r = rbd_pool_of(d, pool, &rp, ret_error);
-    if (r > 0) { /* an rbd pool: a full copy into a new RBD image (raw) */
+    if (r > 0) { /* an rbd pool: an RBD clone of the image's base, or a full copy */
+        bool linked = !full_clone && base_image;
         r = reserve_volume(d, pool, name, "raw", &path, ret_error);
-        if (r >= 0) {
+        if (r >= 0 && linked) {
+            if (task)
+                vo_task_progress(task, 40, "cloning the image's base in RBD");
+            r = vo_storage_rbd_clone_image(&rp, base_image, base_path, base_format, name, size,
+                                           ret_error);
+        } else if (r >= 0) {
             if (task)
                 vo_task_progress(task, 40, "copying the image into RBD");
             r = vo_storage_rbd_import(&rp, name, base_path, base_format, size, ret_error);
-            int k = finish_volume(d, pool, name, path, r >= 0, NULL, NULL);
+        }
+        if (r >= 0 || path) {
+            int k = finish_volume(d, pool, name, path, r >= 0, NULL, linked ? base_image : NULL);
             if (r >= 0 && k < 0)
                 r = vo_error_set(ret_error, k, "cannot save volume '%s/%s': %s", pool, name,
                                  strerror(-k));

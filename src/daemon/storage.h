@@ -10,6 +10,7 @@
 
 #include "conf/storage-spec.h"
 #include "daemon/daemon.h"
+#include "daemon/storage-rbd.h"
 #include "jobs/tasks.h"
 
 #define VO_DEFAULT_POOL "default"
@@ -71,6 +72,15 @@ int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *
                    bool shared, json_t **ret, char **ret_error);
 /* True when pool is an rbd pool (its volumes are raw RBD images). */
 bool vo_pool_is_rbd(VoDaemon *d, const char *pool);
+/* 1 with *ret (the pool's settings and key: vo_rbd_pool_clear) and
+ * *ret_image when volume key "pool/name" is in an rbd pool, 0 when it is
+ * not, -errno with *ret_error when its pool's settings cannot be read. */
+int vo_volume_rbd_image(VoDaemon *d, const char *key, VoRbdPool *ret, char **ret_image,
+                        char **ret_error);
+/* Removes image's base RBD image (linked clones' parent) from every rbd
+ * pool that has one: -errno with *ret_error naming the pool when a cluster
+ * cannot be asked or still has clones of it. */
+int vo_rbd_pools_forget_image(VoDaemon *d, const char *image, char **ret_error);
 /* An rbd pool (Ceph RBD, storage-rbd.h) from a checked spec of type rbd:
  * the cluster is reached and the pool checked first (bounded). */
 int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char **ret_error);
@@ -191,6 +201,8 @@ int vo_pool_check_reachable(VoDaemon *d, const char *name, char **ret_error);
 int vo_volume_attach_confirm(VoDaemon *d, const char *key, char **ret_error);
 /* How many VMs and detached linked clones use image NAME. */
 int vo_image_users(VoDaemon *d, const char *image);
+/* "POOL/NAME, ..." of the volumes that are linked clones of image, or NULL. */
+char *vo_image_clone_names(VoDaemon *d, const char *image);
 /* How many VMs of the other hosts of the cluster were made from image NAME
  * (an image kept in a shared pool is every host's); 0 when standalone. */
 int vo_image_users_elsewhere(VoDaemon *d, const char *image);

@@ -1,5 +1,6 @@
 /* rbd-client.c: librados/librbd calls for rbd pools (see rbd-client.h). */
 #include "storage/rbd-client.h"
+#include "storage/rbd-conn.h"
 
 #include <errno.h>
 #include <rados/librados.h>
@@ -10,24 +11,18 @@
 
 #include "util/util.h"
 
-typedef struct {
-    rados_t cluster;
-    rados_ioctx_t io;
-    bool connected;
-} Conn;
-
-static void conn_close(Conn *c)
+void vo_rbd_conn_close(VoRbdConn *c)
 {
     if (c->io)
         rados_ioctx_destroy(c->io);
     if (c->cluster)
         rados_shutdown(c->cluster);
-    *c = (Conn){ 0 };
+    *c = (VoRbdConn){ 0 };
 }
 
-static int conn_open(const VoRbdConf *conf, Conn *c, char **ret_error)
+int vo_rbd_conn_open(const VoRbdConf *conf, VoRbdConn *c, char **ret_error)
 {
-    *c = (Conn){ 0 };
+    *c = (VoRbdConn){ 0 };
     int r = rados_create(&c->cluster, conf->user);
     if (r < 0) {
         c->cluster = NULL;
@@ -45,13 +40,13 @@ static int conn_open(const VoRbdConf *conf, Conn *c, char **ret_error)
     };
     for (size_t i = 0; i < ELEMENTSOF(opts); i++)
         if ((r = rados_conf_set(c->cluster, opts[i][0], opts[i][1])) < 0) {
-            conn_close(c);
+            vo_rbd_conn_close(c);
             return vo_error_set(ret_error, r, "cannot set up a Ceph client (%s): %s", opts[i][0],
                                 strerror(-r));
         }
     r = rados_connect(c->cluster);
     if (r < 0) {
-        conn_close(c);
+        vo_rbd_conn_close(c);
         if (r == -EACCES || r == -EPERM)
             return vo_error_set(ret_error, -EACCES, "Ceph at %s refused user client.%s: check "
                                 "--user and --keyring", conf->monitors, conf->user);
@@ -62,7 +57,7 @@ static int conn_open(const VoRbdConf *conf, Conn *c, char **ret_error)
     r = rados_ioctx_create(c->cluster, conf->pool, &c->io);
     if (r < 0) {
         c->io = NULL;
-        conn_close(c);
+        vo_rbd_conn_close(c);
         if (r == -ENOENT)
             return vo_error_set(ret_error, -ENOENT, "Ceph at %s has no pool '%s'",
                                 conf->monitors, conf->pool);
@@ -74,8 +69,8 @@ static int conn_open(const VoRbdConf *conf, Conn *c, char **ret_error)
 
 int vo_rbd_check(const VoRbdConf *conf, char **ret_error)
 {
-    Conn c;
-    int r = conn_open(conf, &c, ret_error);
+    VoRbdConn c;
+    int r = vo_rbd_conn_open(conf, &c, ret_error);
     if (r < 0)
         return r;
     size_t max = 0;
@@ -87,75 +82,117 @@ int vo_rbd_check(const VoRbdConf *conf, char **ret_error)
                          conf->pool, conf->user, strerror(-r));
     } else
         r = 0;
-    conn_close(&c);
+    vo_rbd_conn_close(&c);
     return r;
 }
 
 int vo_rbd_image_create(const VoRbdConf *conf, const char *image, uint64_t size,
                         char **ret_error)
 {
-    Conn c;
-    int r = conn_open(conf, &c, ret_error);
+    VoRbdConn c;
+    int r = vo_rbd_conn_open(conf, &c, ret_error);
     if (r < 0)
         return r;
     int order = 0; /* default: 4 MiB objects; format 2, default features */
-    r = rbd_create2(c.io, image, size,
-                    RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK |
-                        RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF,
-                    &order);
+    r = rbd_create2(c.io, image, size, VO_RBD_FEATURES, &order);
     if (r < 0)
         r = vo_error_set(ret_error, r, "cannot create RBD image %s/%s: %s", conf->pool, image,
                          r == -EEXIST ? "it exists already" : strerror(-r));
-    conn_close(&c);
+    vo_rbd_conn_close(&c);
     return r;
+}
+
+/* Removes every snapshot of image (-EBUSY when one is protected). */
+static int remove_snapshots(rados_ioctx_t io, const char *image)
+{
+    rbd_image_t img;
+    int r = rbd_open(io, image, &img, NULL);
+    if (r < 0)
+        return r;
+    rbd_snap_info_t snaps[64];
+    int max = (int)ELEMENTSOF(snaps);
+    int n = rbd_snap_list(img, snaps, &max);
+    for (int i = 0; i < n && r >= 0; i++)
+        r = rbd_snap_remove(img, snaps[i].name);
+    if (n >= 0)
+        rbd_snap_list_end(snaps);
+    rbd_close(img);
+    return n < 0 ? n : r;
 }
 
 int vo_rbd_image_remove(const VoRbdConf *conf, const char *image, char **ret_error)
 {
-    Conn c;
-    int r = conn_open(conf, &c, ret_error);
+    VoRbdConn c;
+    int r = vo_rbd_conn_open(conf, &c, ret_error);
     if (r < 0)
         return r;
     r = rbd_remove(c.io, image);
+    /* A VM's snapshots (rbd-snap.h) go with its disk; protected ones stay. */
+    if (r == -ENOTEMPTY && remove_snapshots(c.io, image) >= 0)
+        r = rbd_remove(c.io, image);
     if (r == -ENOENT)
         r = 0; /* gone already */
     else if (r < 0)
         r = vo_error_set(ret_error, r, "cannot remove RBD image %s/%s: %s", conf->pool, image,
                          r == -EBUSY ? "it is open (watched) by a client" : strerror(-r));
-    conn_close(&c);
+    vo_rbd_conn_close(&c);
     return r;
 }
 
-static int image_open(const VoRbdConf *conf, Conn *c, const char *image, rbd_image_t *ret,
-                      char **ret_error)
+int vo_rbd_image_open_if(const VoRbdConf *conf, VoRbdConn *c, const char *image,
+                         bool read_only, rbd_image_t *ret, char **ret_error)
 {
-    int r = conn_open(conf, c, ret_error);
+    int r = vo_rbd_conn_open(conf, c, ret_error);
     if (r < 0)
         return r;
-    r = rbd_open(c->io, image, ret, NULL);
+    r = read_only ? rbd_open_read_only(c->io, image, ret, NULL)
+                  : rbd_open(c->io, image, ret, NULL);
     if (r < 0) {
-        conn_close(c);
+        vo_rbd_conn_close(c);
+        if (r == -ENOENT)
+            return 0;
         return vo_error_set(ret_error, r, "cannot open RBD image %s/%s: %s", conf->pool, image,
                             strerror(-r));
     }
-    return 0;
+    return 1;
+}
+
+int vo_rbd_image_open(const VoRbdConf *conf, VoRbdConn *c, const char *image, rbd_image_t *ret,
+                      char **ret_error)
+{
+    int r = vo_rbd_image_open_if(conf, c, image, false, ret, ret_error);
+    if (r == 0)
+        return vo_error_set(ret_error, -ENOENT, "RBD image %s/%s does not exist", conf->pool,
+                            image);
+    return r < 0 ? r : 0;
+}
+
+int vo_rbd_with_image(const VoRbdConf *conf, const char *image, VoRbdImageFn fn,
+                      const void *arg, const char *what, char **ret_error)
+{
+    VoRbdConn c;
+    rbd_image_t img;
+    int r = vo_rbd_image_open(conf, &c, image, &img, ret_error);
+    if (r < 0)
+        return r;
+    r = fn(img, arg);
+    rbd_close(img);
+    vo_rbd_conn_close(&c);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot %s RBD image %s/%s: %s", what, conf->pool,
+                            image, r == -EEXIST ? "it exists already" : strerror(-r));
+    return r;
+}
+
+static int resize_to(rbd_image_t img, const void *size)
+{
+    return rbd_resize(img, *(const uint64_t *)size);
 }
 
 int vo_rbd_image_resize(const VoRbdConf *conf, const char *image, uint64_t size,
                         char **ret_error)
 {
-    Conn c;
-    rbd_image_t img;
-    int r = image_open(conf, &c, image, &img, ret_error);
-    if (r < 0)
-        return r;
-    r = rbd_resize(img, size);
-    if (r < 0)
-        r = vo_error_set(ret_error, r, "cannot resize RBD image %s/%s: %s", conf->pool, image,
-                         strerror(-r));
-    rbd_close(img);
-    conn_close(&c);
-    return r;
+    return vo_rbd_with_image(conf, image, resize_to, &size, "resize", ret_error);
 }
 
 static int add_extent(uint64_t off, size_t len, int exists, void *userdata)
@@ -169,21 +206,22 @@ static int add_extent(uint64_t off, size_t len, int exists, void *userdata)
 int vo_rbd_image_usage(const VoRbdConf *conf, const char *image, uint64_t *ret_size,
                        uint64_t *ret_used, char **ret_error)
 {
-    Conn c;
+    VoRbdConn c;
     rbd_image_t img;
-    int r = image_open(conf, &c, image, &img, ret_error);
+    int r = vo_rbd_image_open(conf, &c, image, &img, ret_error);
     if (r < 0)
         return r;
     uint64_t size = 0, used = 0;
     r = rbd_get_size(img, &size);
-    /* Whole objects: with fast-diff, from the object map, not a scan. */
+    /* Whole objects: with fast-diff, from the object map, not a scan. A
+     * clone's own objects only (not its parent's), as for a qcow2 overlay. */
     if (r >= 0)
-        r = rbd_diff_iterate2(img, NULL, 0, size, 1, 1, add_extent, &used);
+        r = rbd_diff_iterate2(img, NULL, 0, size, 0, 1, add_extent, &used);
     if (r < 0)
         r = vo_error_set(ret_error, r, "cannot measure RBD image %s/%s: %s", conf->pool, image,
                          strerror(-r));
     rbd_close(img);
-    conn_close(&c);
+    vo_rbd_conn_close(&c);
     *ret_size = size;
     *ret_used = used;
     return r;
@@ -192,8 +230,8 @@ int vo_rbd_image_usage(const VoRbdConf *conf, const char *image, uint64_t *ret_s
 int vo_rbd_pool_usage(const VoRbdConf *conf, uint64_t *ret_capacity, uint64_t *ret_available,
                       uint64_t *ret_used, char **ret_error)
 {
-    Conn c;
-    int r = conn_open(conf, &c, ret_error);
+    VoRbdConn c;
+    int r = vo_rbd_conn_open(conf, &c, ret_error);
     if (r < 0)
         return r;
     struct rados_cluster_stat_t cs;
@@ -209,6 +247,6 @@ int vo_rbd_pool_usage(const VoRbdConf *conf, uint64_t *ret_capacity, uint64_t *r
         *ret_available = cs.kb_avail * 1024;
         *ret_used = ps.num_bytes;
     }
-    conn_close(&c);
+    vo_rbd_conn_close(&c);
     return r;
 }

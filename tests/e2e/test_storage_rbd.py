@@ -6,6 +6,7 @@ answer 400 and leave nothing behind."""
 
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -35,6 +36,20 @@ def images(ceph):
 
 def image_size(ceph, name):
     return json.loads(ceph.rbd("info", "--format", "json", f"vireo-vms/{name}"))["size"]
+
+
+def parent_of(ceph, name):
+    """The clone's parent as Ceph reports it: (pool, image, snapshot), or None."""
+    p = json.loads(ceph.rbd("info", "--format", "json", f"vireo-vms/{name}")).get("parent")
+    return (p["pool"], p["image"], p["snapshot"]) if p else None
+
+
+def rbd_snaps(ceph, name):
+    return [s["name"] for s in
+            json.loads(ceph.rbd("snap", "ls", "--format", "json", f"vireo-vms/{name}"))]
+
+
+BASE = "vireo.image.default"  # the default image's base in the Ceph pool
 
 
 def test_rbd_pool_volumes_are_rbd_images(ceph, rbd_env):
@@ -144,11 +159,78 @@ def test_rbd_pool_bad_input_leaves_nothing(ceph, rbd_env, tmp_path):
     assert p.returncode != 0 and "--keyring" in p.stderr
 
 
+def test_linked_clones_share_one_protected_base(ceph, rbd_env):
+    """VMs made from an image into an rbd pool get RBD clones of one base
+    image (the image's disk imported once, with a protected snapshot), also
+    when their creates race; the image cannot be deleted while clones of it
+    exist (the answer names them); --full-clone still copies."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "ceph3", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    assert BASE not in images(ceph)
+    docs = [d.api("POST", "/v1/vms", {"name": f"lc{i}", "memory_mib": 64, "pool": "ceph3"},
+                  expect=202) for i in range(3)]
+    for doc in docs:
+        task = d.wait_task(doc["task"])
+        assert task["state"] == "succeeded", task
+    assert sorted(images(ceph)) == ["lc0-disk0", "lc1-disk0", "lc2-disk0", BASE]
+    snaps = json.loads(ceph.rbd("snap", "ls", "--format", "json", f"vireo-vms/{BASE}"))
+    assert [s["name"] for s in snaps] == ["base"]
+    info = json.loads(ceph.rbd("info", "--format", "json", f"vireo-vms/{BASE}@base"))
+    assert info["protected"] == "true"
+    image_bytes = os.path.getsize(os.path.join(d.state_dir, "images", "default", "disk.raw"))
+    for i in range(3):
+        assert parent_of(ceph, f"lc{i}-disk0") == ("vireo-vms", BASE, "base")
+        vol = d.api("GET", f"/v1/pools/ceph3/volumes/lc{i}-disk0")
+        assert vol["image"] == "default" and vol["format"] == "raw"
+        assert vol["rbd_parent"] == f"vireo-vms/{BASE}@base"
+        assert vol["virtual_size_bytes"] == image_bytes
+        assert vol["allocation_bytes"] == 0  # its own objects: none written yet
+    # The image stays while clones of it exist; the answer names them.
+    status, doc = d.request("DELETE", "/v1/images/default")
+    assert status == 409, doc
+    assert "ceph3/lc0-disk0" in doc["error"]["message"], doc
+    assert BASE in images(ceph)
+    # --disk-size grows the clone; --full-clone is a copy with no parent.
+    d.cli("vm", "create", "lcbig", "--memory", "64M", "--pool", "ceph3", "--disk-size",
+          str(image_bytes + 8 * MiB))
+    assert image_size(ceph, "lcbig-disk0") == image_bytes + 8 * MiB
+    d.cli("vm", "create", "fc", "--memory", "64M", "--pool", "ceph3", "--full-clone")
+    assert parent_of(ceph, "fc-disk0") is None
+    assert d.api("GET", "/v1/pools/ceph3/volumes/fc-disk0")["image"] is None
+    # Snapshots of a stopped VM on RBD: an RBD snapshot of each disk, disks only.
+    d.task_ok("POST", "/v1/vms/lc1/snapshots", {"name": "off1"})
+    assert rbd_snaps(ceph, "lc1-disk0") == ["off1"]
+    status, doc = d.request("POST", "/v1/vms/lc1/snapshots", {"name": "m1", "memory": True})
+    assert status == 400 and "memory" in doc["error"]["message"], doc
+    # A VM with a qcow2 disk beside its RBD one: refused, naming the disk.
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "q1", "size_bytes": MiB})
+    d.task_ok("POST", "/v1/vms/lc0/disks", {"volume": "default/q1"})
+    status, doc = d.request("POST", "/v1/vms/lc0/snapshots", {"name": "mixed"})
+    assert status == 400 and "default/q1" in doc["error"]["message"], doc
+    assert rbd_snaps(ceph, "lc0-disk0") == []
+    d.task_ok("DELETE", "/v1/vms/lc0/disks/1")
+    d.task_ok("DELETE", "/v1/pools/default/volumes/q1")
+    # Backups of RBD disks are not done yet: refused at once, naming the disk.
+    status, doc = d.request("POST", "/v1/vms/lc2/backups", {})
+    assert status == 400 and "ceph3/lc2-disk0" in doc["error"]["message"], doc
+    assert d.api("GET", "/v1/backups?vm=lc2") == []
+    # A VM's delete takes its disks' RBD snapshots with them (lc1's off1).
+    for vm in ("lc0", "lc1", "lc2", "lcbig", "fc"):
+        d.cli("vm", "delete", vm)
+    assert images(ceph) == [BASE]  # kept for the next clone
+    # The pool's delete takes the bases without clones out of the Ceph pool.
+    d.api("DELETE", "/v1/pools/ceph3")
+    assert images(ceph) == []
+
+
 def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
-    """The default image copied into an RBD image (qemu-img through QEMU's
-    rbd driver) is a VM's root disk (root=/dev/vda): it boots, a file
-    written survives stop/start, an online resize is seen in the guest; the
-    key reaches QEMU by file only."""
+    """An RBD clone of the default image's base (imported with qemu-img
+    through QEMU's rbd driver) is a VM's root disk (root=/dev/vda): it boots;
+    a snapshot of the running VM (RBD snapshots) and a revert with the VM
+    stopped bring back a file written before it and drop one written after
+    (which the stop kept: rbd diff); an online resize is seen in the guest;
+    the key reaches QEMU by file only."""
     from vireo_harness import BOOT_MARKER
     d, keyring, key = rbd_env
     d.cli("pool", "create", "ceph2", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
@@ -156,6 +238,7 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     d.cli("vm", "create", "rbdvm", "--memory", "256M", "--pool", "ceph2")
     vol = d.api("GET", "/v1/pools/ceph2/volumes/rbdvm-disk0")
     assert vol["rbd_image"] == "vireo-vms/rbdvm-disk0" and vol["format"] == "raw"
+    assert parent_of(ceph, "rbdvm-disk0") == ("vireo-vms", BASE, "base")  # boots from a clone
     assert "rbdvm-disk0" in images(ceph)
     image_bytes = os.path.getsize(os.path.join(d.state_dir, "images", "default", "disk.raw"))
     assert image_size(ceph, "rbdvm-disk0") == image_bytes
@@ -170,11 +253,29 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     assert key not in argv and '"qom-type":"secret"' in argv
 
     d.guest("rbdvm", "echo vireo-rbd-42 > /root/rbd-marker && sync")
+    # A snapshot of the running VM: an RBD snapshot of its disk, the VM
+    # paused for the instant; listed with the VM's snapshots.
+    d.cli("snapshot", "create", "rbdvm", "s1")
+    assert rbd_snaps(ceph, "rbdvm-disk0") == ["s1"]
+    listed = d.api("GET", "/v1/vms/rbdvm/snapshots")
+    assert [s["name"] for s in listed["snapshots"]] == ["s1"] and listed["current"] == "s1"
+    assert listed["snapshots"][0]["memory"] is False
+    assert d.vm("rbdvm")["state"] == "running"
+    paused = re.search(r"paused (\d+) ms for RBD snapshot s1 of 1 disk", d.log())
+    assert paused, "vireod logs how long the VM was paused"
+    print(f"rbdvm was paused {paused.group(1)} ms for snapshot s1")
+    d.guest("rbdvm", "rm /root/rbd-marker && echo after > /root/rbd-later && sync")
     d.cli("vm", "stop", "rbdvm")
+    # What the guest wrote after the snapshot reached the image (and survived the stop)...
+    assert json.loads(ceph.rbd("diff", "--from-snap", "s1", "--format", "json",
+                               "vireo-vms/rbdvm-disk0"))
+    # ...and the revert (rbd_snap_rollback, the VM stopped) takes it back.
+    d.task_ok("POST", "/v1/vms/rbdvm/snapshots/s1/revert", {})
     d.cli("vm", "start", "rbdvm")
     d.wait_console("rbdvm", BOOT_MARKER, count=2, timeout=120)
     d.qemu_pids.add(d.vm("rbdvm")["pid"])
-    assert "vireo-rbd-42" in d.guest("rbdvm", "cat /root/rbd-marker")
+    out = d.guest("rbdvm", "cat /root/rbd-marker; ls /root")
+    assert "vireo-rbd-42" in out and "rbd-later" not in out, out
 
     # Online: QMP block_resize on the running VM's RBD node.
     d.task_ok("POST", "/v1/pools/ceph2/volumes/rbdvm-disk0/resize",
@@ -193,9 +294,16 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     d.guest("rbdvm", "echo vireo-hot-7 | dd of=/dev/vdb conv=fsync 2>/dev/null")
     assert ceph.ns("rbd", "-c", ceph.conf, "export", "vireo-vms/data", "-",
                    timeout=60).stdout.startswith("vireo-hot-7")
+    # Deleted while the VM runs: from the disk that has it (not from vdb, added later).
+    d.task_ok("DELETE", "/v1/vms/rbdvm/snapshots/s1")
+    assert rbd_snaps(ceph, "rbdvm-disk0") == []
+    assert d.api("GET", "/v1/vms/rbdvm/snapshots")["snapshots"] == []
     d.remember_qemu_pids()
     d.cli("vm", "stop", "rbdvm")
     d.cli("vm", "delete", "rbdvm")
     assert "rbdvm-disk0" not in images(ceph)
     d.task_ok("DELETE", "/v1/pools/ceph2/volumes/data")
+    assert images(ceph) == [BASE]
+    # The image's delete takes its base out of the Ceph pool.
+    d.api("DELETE", "/v1/images/default")
     assert images(ceph) == []

@@ -1,0 +1,28 @@
+/* rbd-snap.h: RBD snapshots of one image through librbd, for VM snapshots
+ * of disks in rbd pools. A snapshot of an image that a running QEMU holds
+ * (exclusive-lock) is made by that QEMU's librbd on request (librbd passes
+ * it on to the lock's owner). Functions return 0 or -errno with
+ * *ret_error naming the image and snapshot. */
+#pragma once
+
+#include "storage/rbd-client.h"
+
+int vo_rbd_snap_create(const VoRbdConf *c, const char *image, const char *snap,
+                       char **ret_error);
+/* An image opened ahead (connected, open): a running VM's snapshot opens
+ * its disks before it pauses the VM, so the pause lasts the snapshots only,
+ * not the connects. */
+typedef struct VoRbdOpenImage VoRbdOpenImage;
+int vo_rbd_open_image(const VoRbdConf *c, const char *image, VoRbdOpenImage **ret,
+                      char **ret_error);
+int vo_rbd_open_snap_create(VoRbdOpenImage *o, const char *snap, char **ret_error);
+VoRbdOpenImage *vo_rbd_open_image_close(VoRbdOpenImage *o);
+/* 1 when image has snapshot snap, 0 when not, -errno when it cannot be read. */
+int vo_rbd_snap_exists(const VoRbdConf *c, const char *image, const char *snap,
+                       char **ret_error);
+/* The image's data back as at snap (no client may have it open). */
+int vo_rbd_snap_rollback(const VoRbdConf *c, const char *image, const char *snap,
+                         char **ret_error);
+/* 0 also when there is no such snapshot. */
+int vo_rbd_snap_remove(const VoRbdConf *c, const char *image, const char *snap,
+                       char **ret_error);
