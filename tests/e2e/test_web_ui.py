@@ -342,6 +342,8 @@ def test_admin_pages_users_and_tokens(web):
     role, user, by = r["token_row"][1:4]
     assert (role, user, by) == ("viewer", "olga", "user:admin"), r
     assert r["status_before"] == 200 and r["status_after"] == 401, r
+    # Its screenshot (BUILD/web-ui/, copied to docs/images/) shows no secret.
+    assert r["secret_shot_colours"] == 1, r
     token_id = secret.split("_")[1]
     assert token_id not in [t["id"] for t in web.d.api("GET", "/v1/tokens")]
     assert "olga" not in [u["name"] for u in web.d.api("GET", "/v1/users")]
