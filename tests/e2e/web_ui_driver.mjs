@@ -366,6 +366,10 @@ const scenarios = {
     const client = await context.newCDPSession(page);
     await client.send('Network.enable');
     client.on('Network.loadingFinished', (e) => { bytes += e.encodedDataLength; });
+    // What the login page fetches: the views loaded when first shown
+    // (lazy.jsx) must not be among them.
+    result.fetched = [];
+    page.on('request', (r) => result.fetched.push(new URL(r.url()).pathname));
     await page.goto(cfg.url + '/ui/');
     await page.waitForSelector('#login-user');
     result.first_paint_ms = await page.evaluate(() => {
