@@ -280,10 +280,13 @@ def test_console_websocket_checks_its_origin(web):
     head = (f"GET /v1/vms/{VM}/console HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n"
             f"Authorization: Bearer {tok}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
             f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n")
-    good, evil = web.requests([
+    good, evil, evil_vnc = web.requests([
         {"raw": head + "\r\n", "send": "echo ws-$((40+2))\n", "expect": "ws-42"},
         {"raw": head + "Origin: https://evil.example\r\n\r\n"},
+        # noVNC's route (the Screen tab) checks it the same way.
+        {"raw": head.replace("/console ", "/vnc ") + "Origin: https://evil.example\r\n\r\n"},
     ])
+    assert evil_vnc["status"] == 403 and "Origin" in evil_vnc["rest"], evil_vnc
     assert good["status"] == 101, good
     assert "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in good["head"], good["head"]
     assert "ws-42" in good["rest"], good
