@@ -376,6 +376,7 @@ def test_snapshots_tab(web):
     r = web.browser("snapshots")
     assert r["parent_of_two"] == "one" and r["task"] == "succeeded", r
     assert "one" in r["taken"] and r["left"] == ["one"], r
+    assert r["kept_name"] == "one", r  # the refused form keeps what was typed
     doc = web.d.api("GET", f"/v1/vms/{VM}/snapshots")
     assert [s["name"] for s in doc["snapshots"]] == ["one"] and doc["current"] == "one", doc
 

@@ -260,6 +260,7 @@ const scenarios = {
     await page.fill('#snap-name', 'one');
     await page.click('[data-action="snapshot-create"]');
     result.taken = await (await page.waitForSelector('[data-error]')).textContent();
+    result.kept_name = await page.inputValue('#snap-name');
     await page.click('[data-error] button');
     await page.click('tr[data-snapshot="one"] [data-action="snapshot-revert"]');
     await page.click('tr[data-snapshot="one"] [data-action="confirm-revert"]');
