@@ -280,13 +280,18 @@ def test_console_websocket_checks_its_origin(web):
     head = (f"GET /v1/vms/{VM}/console HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n"
             f"Authorization: Bearer {tok}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
             f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n")
-    good, evil, evil_vnc = web.requests([
+    viewer = web.d.cli_json("token", "create", "--role", "viewer", "--expires", "1h")["secret"]
+    vnc = head.replace("/console ", "/vnc ")
+    good, evil, evil_vnc, viewer_vnc = web.requests([
         {"raw": head + "\r\n", "send": "echo ws-$((40+2))\n", "expect": "ws-42"},
         {"raw": head + "Origin: https://evil.example\r\n\r\n"},
-        # noVNC's route (the Screen tab) checks it the same way.
-        {"raw": head.replace("/console ", "/vnc ") + "Origin: https://evil.example\r\n\r\n"},
+        # noVNC's route (the Screen tab) checks it the same way, and only
+        # for the operator role (keys and mouse reach the guest).
+        {"raw": vnc + "Origin: https://evil.example\r\n\r\n"},
+        {"raw": vnc.replace(tok, viewer) + "\r\n"},
     ])
     assert evil_vnc["status"] == 403 and "Origin" in evil_vnc["rest"], evil_vnc
+    assert viewer_vnc["status"] == 403 and "needs the operator role" in viewer_vnc["rest"], viewer_vnc
     assert good["status"] == 101, good
     assert "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in good["head"], good["head"]
     assert "ws-42" in good["rest"], good
