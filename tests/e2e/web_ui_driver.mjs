@@ -43,6 +43,31 @@ async function newSession(browser, user, password) {
 
 const shot = (page, name) => page.screenshot({ path: join(cfg.shots, name + '.png') });
 
+// A screenshot with what `selector` shows painted over (a secret must not
+// reach BUILD/web-ui/ nor docs/images/); answers how many colours the
+// picture has inside that element's box (1: hidden).
+async function shotMasked(page, name, selector) {
+  const box = await page.locator(selector).boundingBox();
+  const png = await page.screenshot({ path: join(cfg.shots, name + '.png'),
+                                      mask: [page.locator(selector)], maskColor: '#6b7680' });
+  return page.evaluate(async ({ b64, box }) => {
+    // An <img> (img-src data: is allowed; a fetch of it is not, connect-src).
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    await img.decode();
+    const bitmap = await createImageBitmap(img);
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(bitmap, 0, 0);
+    const inset = 2;
+    const data = ctx.getImageData(Math.ceil(box.x) + inset, Math.ceil(box.y) + inset,
+                                  Math.floor(box.width) - 2 * inset, Math.floor(box.height) - 2 * inset).data;
+    const colours = new Set();
+    for (let i = 0; i < data.length; i += 4) colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+    return colours.size;
+  }, { b64: png.toString('base64'), box });
+}
+
 async function openVm(page, tab) {
   await page.goto(`${cfg.url}/ui/#/vm/${cfg.vm}/${tab}`);
   await page.waitForSelector('#vm-title');
@@ -235,6 +260,7 @@ const scenarios = {
     await page.fill('#snap-name', 'one');
     await page.click('[data-action="snapshot-create"]');
     result.taken = await (await page.waitForSelector('[data-error]')).textContent();
+    result.kept_name = await page.inputValue('#snap-name');
     await page.click('[data-error] button');
     await page.click('tr[data-snapshot="one"] [data-action="snapshot-revert"]');
     await page.click('tr[data-snapshot="one"] [data-action="confirm-revert"]');
@@ -273,7 +299,7 @@ const scenarios = {
     const secret = await (await page.waitForSelector('[data-token-secret]')).inputValue();
     result.secret = secret;
     result.status_before = await withSecret(secret);
-    await shot(page, 'admin-tokens');
+    result.secret_shot_colours = await shotMasked(page, 'admin-tokens', '[data-token-secret]');
     // Shown once: another visit of the page does not show it.
     await page.click('[data-admin="users"]');
     await page.click('[data-admin="tokens"]');
@@ -341,6 +367,10 @@ const scenarios = {
     const client = await context.newCDPSession(page);
     await client.send('Network.enable');
     client.on('Network.loadingFinished', (e) => { bytes += e.encodedDataLength; });
+    // What the login page fetches: the views loaded when first shown
+    // (lazy.jsx) must not be among them.
+    result.fetched = [];
+    page.on('request', (r) => result.fetched.push(new URL(r.url()).pathname));
     await page.goto(cfg.url + '/ui/');
     await page.waitForSelector('#login-user');
     result.first_paint_ms = await page.evaluate(() => {

@@ -36,6 +36,7 @@ export function Snapshots({ vm, role, tasks, onError }) {
     load();
   }, [endedId]);
 
+  // Whether the API took the change (a refusal is shown, false).
   async function start(what, method, path, body) {
     onError(null);
     setConfirm(null);
@@ -45,8 +46,10 @@ export function Snapshots({ vm, role, tasks, onError }) {
       const id = answer && answer.task && answer.task.id;
       setPending({ id, what });
       if (!id) load();
+      return true;
     } catch (e) {
       onError(e.message);
+      return false;
     }
   }
 
@@ -55,8 +58,9 @@ export function Snapshots({ vm, role, tasks, onError }) {
     const body = { name: form.name };
     if (form.memory) body.memory = true;
     if (form.description) body.description = form.description;
+    // A refused one keeps what was typed, to correct it.
     start(`snapshot '${form.name}'`, 'POST', '', body)
-      .then(() => setForm({ name: '', memory: false, description: '' }));
+      .then((taken) => taken && setForm({ name: '', memory: false, description: '' }));
   }
 
   const busy = pending && !ended;
