@@ -949,12 +949,12 @@ static json_t *host_record(VoDaemon *d, const char *host_id)
 /* Before the target is asked to prepare (cluster/migrate-compat.h): 409
  * (-EBUSY) with every reason the VM cannot run there. */
 int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
-                            const char *target_name, char **ret_error)
+                            const char *target_name, const char *verb, char **ret_error)
 {
     /* On the HTTP thread: a VM busy with another task is refused at once
      * (409); the monitoring and balancing samplers' moment is waited for
      * (daemon/vm-job.h). */
-    int r = vo_vm_job_wait_brief(vm, VO_VM_JOB_BRIEF_WAIT_MS, "move", ret_error);
+    int r = vo_vm_job_wait_brief(vm, VO_VM_JOB_BRIEF_WAIT_MS, verb, ret_error);
     if (r < 0)
         return r;
     VoHvInstance *hv = vm->hv;
@@ -1169,7 +1169,7 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     else
         r = check_disks(d, spec, h.id, h.name, pool, &disks, &n_disks, ret_error);
     if (r >= 0)
-        r = vo_migrate_check_compat(d, vm, spec, h.id, h.name, ret_error);
+        r = vo_migrate_check_compat(d, vm, spec, h.id, h.name, "migrate", ret_error);
     vo_vm_spec_free(spec);
     if (r < 0) {
         local_disks_free(disks, n_disks);

@@ -30,9 +30,11 @@ int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost 
  * or a cold move set while it is queued or runs). */
 void vo_migrate_clear_mark(VoVm *vm);
 /* 409 (-EBUSY) with every reason the VM cannot run on the target
- * (cluster/migrate-compat.h; a stopped VM is checked without a layout). */
+ * (cluster/migrate-compat.h; a stopped VM is checked without a layout), or
+ * naming the task that holds the VM ("cannot VERB VM ...": "migrate",
+ * "move"). */
 int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
-                            const char *target_name, char **ret_error);
+                            const char *target_name, const char *verb, char **ret_error);
 /* METHOD url+path with a JSON body to a peer; 0 with its 2xx answer in
  * *ret (may be NULL), or -errno with *ret_error (its error message, or why
  * it could not be reached; 409 -> -EBUSY, 404 -> -ENOENT, other 4xx ->

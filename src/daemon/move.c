@@ -334,7 +334,7 @@ int vo_vm_move(VoDaemon *d, VoVm *vm, const char *to, const char *pool, json_t *
         r = vo_error_set(ret_error, -EBUSY, "VM '%s' is migrating or moving already (task "
                          "%s)", name, busy);
     else
-        r = vo_migrate_check_compat(d, vm, spec, h.id, h.name, ret_error);
+        r = vo_migrate_check_compat(d, vm, spec, h.id, h.name, "move", ret_error);
     vo_vm_spec_free(spec);
     if (r < 0) {
         if (!busy)

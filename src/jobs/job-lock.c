@@ -30,9 +30,16 @@ int vo_job_lock_wait_brief(pthread_mutex_t *job, atomic_int *brief, int wait_ms,
     for (;;) {
         if (vo_job_lock_try_brief(job, brief))
             return 0;
-        /* Held. No brief holder counted: a task (or another long holder). */
-        if (atomic_load(brief) == 0 && long_holder && long_holder(userdata))
-            return -EBUSY;
+        /* Held. No brief holder counted: a task (or another long holder).
+         * The answer stands only while the job is still held by no brief
+         * holder: the one the try met may have let go meanwhile (a task
+         * ending, still listed for a moment). */
+        if (atomic_load(brief) == 0 && long_holder && long_holder(userdata)) {
+            if (vo_job_lock_try_brief(job, brief))
+                return 0;
+            if (atomic_load(brief) == 0)
+                return -EBUSY;
+        }
         int64_t left = deadline - vo_now_ms();
         if (left <= 0)
             return -ETIMEDOUT;

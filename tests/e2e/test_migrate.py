@@ -462,7 +462,7 @@ def test_the_switch_keeps_one_running_copy(cluster, tmp_path):
     snap = h1.api("POST", "/v1/vms/safe/snapshots", {"name": "s1"}, expect=202)
     wait_until(lambda: (fake / "snapshot.held").exists(), 30, what="the snapshot under way")
     msg = error_of(h1, "POST", "/v1/vms/safe/migrate", {"to": "h2"}, 409)
-    assert "busy with another task" in msg, msg
+    assert "cannot migrate VM 'safe': it is busy with another task (snapshot-create" in msg, msg
     (fake / "snapshot.hold").unlink()
     assert h1.wait_task(snap["task"], timeout=60)["state"] == "succeeded"
 

@@ -187,6 +187,38 @@ static void test_unnamed_holder_until_bound(void **state)
     pthread_join(th, NULL);
 }
 
+/* The holder seen at the try lets go before the task question is answered
+ * (a task that has just released the job and not yet left the registry, or
+ * a sampler that ended between the try and the look at the count): a task
+ * still listed is no reason to refuse a job that is free now. */
+typedef struct {
+    Task *t;
+    pthread_t th;
+} LettingGo;
+
+static bool task_listed_after_release(void *userdata)
+{
+    LettingGo *g = userdata;
+    atomic_fetch_add(&long_asked, 1);
+    if (!atomic_load(&g->t->release)) {
+        atomic_store(&g->t->release, true);
+        pthread_join(g->th, NULL); /* the job is free from here */
+    }
+    return true;
+}
+
+static void test_free_again_after_task_question(void **state)
+{
+    (void)state;
+    Task t = { 0 };
+    LettingGo g = { .t = &t, .th = task_start(&t) };
+    assert_int_equal(vo_job_lock_wait_brief(&job, &brief, 2000, task_listed_after_release, &g), 0);
+    assert_int_equal(atomic_load(&long_asked), 1);
+    assert_int_equal(atomic_load(&brief), 1);
+    vo_job_lock_release_brief(&job, &brief);
+    assert_int_equal(atomic_load(&brief), 0);
+}
+
 /* A brief holder that stays longer than the bound: refused at the bound
  * (never asked whether a task holds it). */
 static void test_stuck_sampler_until_bound(void **state)
@@ -215,6 +247,7 @@ int main(void)
         cmocka_unit_test_setup(test_task_refused_at_once, setup),
         cmocka_unit_test_setup(test_unnamed_holder_until_bound, setup),
         cmocka_unit_test_setup(test_stuck_sampler_until_bound, setup),
+        cmocka_unit_test_setup(test_free_again_after_task_question, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

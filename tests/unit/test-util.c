@@ -313,6 +313,42 @@ static void test_periodic(void **state)
     assert_true(vo_periodic_stop(&p));
 }
 
+/* A round that waits until the test lets it end, counting itself. */
+static atomic_bool round_may_end;
+
+static void held_round(void *userdata)
+{
+    (void)userdata;
+    atomic_fetch_add(&rounds, 1);
+    for (int i = 0; i < 400 && !atomic_load(&round_may_end); i++)
+        poll(NULL, 0, 5);
+}
+
+/* A wake that comes while a round runs is not lost: the next round follows
+ * at once, not a period later; and a stop asked during a round waits for
+ * it, then runs no more. */
+static void test_periodic_wake_during_round(void **state)
+{
+    (void)state;
+    static VoPeriodic p = VO_PERIODIC_INIT;
+    atomic_store(&rounds, 0);
+    atomic_store(&round_may_end, false);
+    assert_int_equal(vo_periodic_start(&p, held_round, NULL, 60000), 0);
+    for (int i = 0; i < 400 && atomic_load(&rounds) < 1; i++)
+        poll(NULL, 0, 5);
+    assert_int_equal(atomic_load(&rounds), 1);
+    vo_periodic_wake(&p); /* during round 1 */
+    atomic_store(&round_may_end, true);
+    for (int i = 0; i < 400 && atomic_load(&rounds) < 2; i++)
+        poll(NULL, 0, 5);
+    assert_int_equal(atomic_load(&rounds), 2);
+    int64_t t0 = vo_now_ms();
+    assert_true(vo_periodic_stop(&p));
+    assert_true(vo_now_ms() - t0 < 2000);
+    poll(NULL, 0, 20);
+    assert_int_equal(atomic_load(&rounds), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_unix_connect_wait_bounded),
         cmocka_unit_test(test_write_atomic_no_symlink),
         cmocka_unit_test(test_periodic),
+        cmocka_unit_test(test_periodic_wake_during_round),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
