@@ -22,6 +22,7 @@ import os
 
 import threading
 
+from test_iso_install import tiny_iso
 from test_migrate import create_on, error_of, form, shared_pool, start_counter, ticks
 from vireo_harness import BOOT_MARKER, wait_until
 
@@ -179,13 +180,6 @@ def test_maintenance_moves_every_vm_and_refuses_placements(cluster):
     assert where(h2, "back")[0] == "h1"
     # Off twice: nothing to change, still 200.
     assert h1.api("POST", "/v1/hosts/h1/maintenance", {"on": False})["changed"] is False
-
-
-def tiny_iso(path):
-    """A file vireod takes for an ISO 9660 image (its CD001 signature)."""
-    with open(path, "wb") as f:
-        f.write(bytes(0x8001) + b"CD001" + bytes(0x10000 - 0x8006))
-    return path
 
 
 def test_evacuate_without_maintenance(cluster, monkeypatch, tmp_path):
