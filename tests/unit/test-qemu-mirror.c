@@ -166,6 +166,15 @@ static void test_source_order(void **state)
     instance_close(&f);
 }
 
+/* The destination's start of its exports over a unix socket. */
+#define EXPORT_START_UNIX                                                                     \
+    { .expect = "migrate-set-capabilities",                                                   \
+      .args = "{\"capabilities\":[{\"capability\":\"late-block-activate\",\"state\":true}]}", \
+      .send = { OK } },                                                                       \
+    { .expect = "nbd-server-start",                                                           \
+      .args = "{\"addr\":{\"type\":\"unix\",\"data\":{\"path\":\"/run/x/nbd.sock\"}}}",  \
+      .send = { OK } }
+
 /* The destination: late-block-activate, the NBD server, one writable export
  * per disk; at the end the server stops before the VM runs. A failed
  * export stops the server (and so every export made). */
@@ -194,12 +203,7 @@ static void test_destination_exports(void **state)
           .args = "{\"initial\":50,\"max\":550,\"rounds\":5,\"step\":100}",
           .send = { OK } },
         /* Again, over a unix socket; the second export fails. */
-        { .expect = "migrate-set-capabilities",
-          .args = "{\"capabilities\":[{\"capability\":\"late-block-activate\",\"state\":true}]}",
-          .send = { OK } },
-        { .expect = "nbd-server-start",
-          .args = "{\"addr\":{\"type\":\"unix\",\"data\":{\"path\":\"/run/x/nbd.sock\"}}}",
-          .send = { OK } },
+        EXPORT_START_UNIX,
         { .expect = "block-export-add",
           .args = "{\"type\":\"nbd\",\"id\":\"vireo-export-disk0\",\"node-name\":\"disk0\","
                   "\"name\":\"root\",\"writable\":true}",
@@ -511,12 +515,7 @@ static void test_nvram_slot(void **state)
     static const Step steps[] = {
         GREETING, CAPS,
         /* Destination. */
-        { .expect = "migrate-set-capabilities",
-          .args = "{\"capabilities\":[{\"capability\":\"late-block-activate\",\"state\":true}]}",
-          .send = { OK } },
-        { .expect = "nbd-server-start",
-          .args = "{\"addr\":{\"type\":\"unix\",\"data\":{\"path\":\"/run/x/nbd.sock\"}}}",
-          .send = { OK } },
+        EXPORT_START_UNIX,
         { .expect = "block-export-add",
           .args = "{\"type\":\"nbd\",\"id\":\"vireo-export-disk4000\",\"node-name\":"
                   "\"fw-vars\",\"name\":\"disk4000\",\"writable\":true}",
