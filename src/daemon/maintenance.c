@@ -11,6 +11,7 @@
 #include "cluster/peer-client.h"
 #include "daemon/cluster-view.h"
 #include "daemon/hosts.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/migrate-target.h"
 #include "daemon/migrate.h"
 #include "daemon/move.h"
@@ -86,20 +87,31 @@ static int move_stopped(VoDaemon *d, Item *it, char **ret_host, char **ret_error
     int r = pick(d, it, &h, ret_error);
     if (r < 0)
         return r;
+    if (vo_migrate_fault("evacuate-stopped-pause")) /* test: a change lands meanwhile */
+        vo_migrate_fault_wait("evacuate-stopped-go", 30000);
     pthread_mutex_lock(&vm->job);
+    /* Checked again under the job: a change that ran since cannot_move (a
+     * CD-ROM insert, a disk or NVRAM added) may name a volume of this
+     * host's own pools, which the documents must not take to the target. */
+    pthread_mutex_lock(&vm->lock);
+    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+    _cleanup_free_ char *local = NULL;
+    bool has_local = vo_migrate_check_disks(d, spec, &local) < 0;
+    vo_vm_spec_free(spec);
     pthread_mutex_lock(&vm->lock);
     VoVmState s = vm->state;
     bool busy = vm->migration_task || vm->provisioning || vm->deleting || vm->deleted ||
                 vm->migrated_away;
     int64_t rev = vm->rev;
-    if (!busy && !vo_vm_state_active(s))
+    if (!busy && !has_local && !vo_vm_state_active(s))
         vm->migrated_away = true; /* no write of its documents from here on */
     pthread_mutex_unlock(&vm->lock);
-    if (busy || vo_vm_state_active(s)) {
+    if (busy || has_local || vo_vm_state_active(s)) {
         pthread_mutex_unlock(&vm->job);
         vo_cluster_host_clear(&h);
         return vo_error_set(ret_error, -EBUSY, "it changed meanwhile (%s)",
-                            busy ? "busy" : vo_vm_state_to_string(s));
+                            busy ? "busy" : has_local ? local : vo_vm_state_to_string(s));
     }
     int64_t new_rev = 0;
     r = vo_vm_move_txn(d->cluster_store, vm_id, d->host_id, h.id, rev, &new_rev, ret_error);

@@ -1,6 +1,7 @@
 /* migrate-safe.c: the test-only hooks of live migration (migrate-safe.h). */
 #include "daemon/migrate-safe.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -17,6 +18,12 @@ bool vo_migrate_fault(const char *point)
         return false;
     log_warn("test fault: migration fault point '%s' taken", point);
     return true;
+}
+
+void vo_migrate_fault_wait(const char *point, int ms)
+{
+    for (int64_t until = vo_now_ms() + ms; vo_now_ms() < until && !vo_migrate_fault(point);)
+        (void)poll(NULL, 0, 50);
 }
 
 int vo_migrate_idle_ms(void)

@@ -10,6 +10,9 @@
 /* True once per file $VIREO_TEST_MIGRATE_FAULT/<point> (the file is
  * removed); false when the variable is unset. */
 bool vo_migrate_fault(const char *point);
+/* Waits (at most ms) until a test makes $VIREO_TEST_MIGRATE_FAULT/<point>,
+ * then removes it: a pause a test ends when its racing step is done. */
+void vo_migrate_fault_wait(const char *point, int ms);
 
 /* VO_MIGRATION_INCOMING_IDLE_MS, or $VIREO_TEST_MIGRATE_IDLE_MS. */
 int vo_migrate_idle_ms(void);

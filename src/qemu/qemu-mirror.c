@@ -52,6 +52,16 @@ static void mirror_node(unsigned slot, char ret[32])
         vo_qemu_disk_node(slot, ret);
 }
 
+/* What a plan's slot is, for messages: "disk N", or the NVRAM (never
+ * "disk 4000", which the VM has not). */
+static void mirror_what(unsigned slot, char ret[32])
+{
+    if (slot == VO_HV_NVRAM_SLOT)
+        snprintf(ret, 32, "the UEFI NVRAM");
+    else
+        snprintf(ret, 32, "disk %u", slot);
+}
+
 static char *export_name(const VoHvMirrorDisk *disk)
 {
     return disk->export ? vo_strdup(disk->export) : vo_asprintf("disk%u", disk->slot);
@@ -174,9 +184,10 @@ static int wait_concluded(VoHvInstance *vm, const VoQemuMirror *m, char **ret_er
             if (job && strcmp(job_status(job), "concluded"))
                 all = false;
             const char *error = json_string_value(json_object_get(job, "error"));
+            char what[32];
+            mirror_what(m->slots[i], what);
             if (error && r >= 0)
-                r = vo_error_set(ret_error, -EIO, "the mirror of disk %u failed: %s",
-                                 m->slots[i], error);
+                r = vo_error_set(ret_error, -EIO, "the mirror of %s failed: %s", what, error);
         }
         json_decref(jobs);
         if (all)
@@ -373,7 +384,9 @@ static int mirror_progress(VoHvInstance *vm, VoHvMirrorProgress *ret)
             !m->completed)
             error = job ? "the job ended" : "the job is gone";
         if (error && !ret->error) {
-            ret->error = vo_asprintf("the mirror of disk %u failed: %s", m->slots[i], error);
+            char what[32];
+            mirror_what(m->slots[i], what);
+            ret->error = vo_asprintf("the mirror of %s failed: %s", what, error);
             r = -EIO;
         }
         ret->transferred += u64(job, "current-progress");

@@ -35,6 +35,14 @@ def make_iso(tmp_path, text):
     return out
 
 
+def tiny_iso(path):
+    """A file vireod takes for an ISO 9660 image (the CD001 signature it
+    checks), made without xorriso: for tests that never read it."""
+    with open(path, "wb") as f:
+        f.write(bytes(0x8001) + b"CD001" + bytes(0x10000 - 0x8006))
+    return path
+
+
 def error_of(status_doc):
     status, doc = status_doc
     return status, doc.get("error", {}).get("message", "") if isinstance(doc, dict) else doc

@@ -10,8 +10,9 @@ fits nowhere, with each host's reason; the target's pool for local disks
 missing, --pool); the host's state is "maintenance" (also after
 its vireod restarts); creates pinned there are refused with that reason
 and unpinned ones never land there; requests through another host's door;
-`off` lets placements in again; `evacuate` moves VMs without maintenance;
-bad input. Real-QEMU cases: a TCG guest on a shared pool keeps running
+`off` lets placements in again; `evacuate` moves VMs without maintenance
+(a stopped VM given an ISO of the host's own pool while the evacuation
+runs stays, naming it); bad input. Real-QEMU cases: a TCG guest on a shared pool keeps running
 (its console counter goes on, a file written before is read back) on h2
 after h1 enters maintenance; a TCG guest on a local linked-clone disk
 does the same after `host evacuate h1` (its disk now h2's), and a stopped
@@ -21,6 +22,7 @@ import os
 
 import threading
 
+from test_iso_install import tiny_iso
 from test_migrate import create_on, error_of, form, shared_pool, start_counter, ticks
 from vireo_harness import BOOT_MARKER, wait_until
 
@@ -180,16 +182,39 @@ def test_maintenance_moves_every_vm_and_refuses_placements(cluster):
     assert h1.api("POST", "/v1/hosts/h1/maintenance", {"on": False})["changed"] is False
 
 
-def test_evacuate_without_maintenance(cluster):
+def test_evacuate_without_maintenance(cluster, monkeypatch, tmp_path):
+    # Test hook (VIREO_TEST_MIGRATE_FAULT): the evacuation waits before it
+    # moves a stopped VM's documents, until the test says go.
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setenv("VIREO_TEST_MIGRATE_FAULT", str(faults))
     c = cluster(2, listen=False)
     form(c)
     h1, h2 = c.hosts
     shared_pool(c)
-    create_on(h1, "a", memory=64)
-    h1.task_ok("POST", "/v1/vms/a/start")
     create_on(h1, "b", memory=64)
     create_on(h1, "l", pool=None, memory=64)  # running, its disk on h1's own pool
     h1.task_ok("POST", "/v1/vms/l/start")
+    # A CD-ROM insert of an ISO of h1's own pool lands after the evacuation
+    # looked at stopped b (all shared then): b is checked again before its
+    # documents move, so it stays, naming the ISO (else h2 would get a VM
+    # naming a file only h1 has).
+    h1.cli("volume", "import", "default/media", str(tiny_iso(tmp_path / "media.iso")),
+           "--content", "iso")
+    (faults / "evacuate-stopped-pause").touch()
+    doc = h2.api("POST", "/v1/hosts/h1/evacuate", {"pool": "nope"}, expect=202)
+    wait_until(lambda: not (faults / "evacuate-stopped-pause").exists(), 60,
+               what="the evacuation at stopped b")
+    h1.task_ok("POST", "/v1/vms/b/cdrom", {"volume": "default/media"})
+    (faults / "evacuate-stopped-go").touch()
+    rep = report_of(h2.wait_task(doc["task"], timeout=60))
+    assert rep["b"]["result"] == "not moved", rep
+    assert "'default/media'" in rep["b"]["reason"], rep
+    assert "vireo vm cdrom eject b" in rep["b"]["reason"], rep
+    assert where(h1, "b") == ("h1", "defined") and h1.vm("b")["cdrom"]["volume"] == "default/media"
+    h1.task_ok("POST", "/v1/vms/b/cdrom", {})  # eject
+    create_on(h1, "a", memory=64)
+    h1.task_ok("POST", "/v1/vms/a/start")
     # --pool names a pool h2 does not have: the local-disk VM stays, saying
     # so; the others move (their disks are shared).
     p = h2.cli("host", "evacuate", "h1", "--pool", "nope", check=False)

@@ -8,8 +8,11 @@ and another while it runs (the memory copy limited to 1 MiB/s so the
 write lands inside it); the migration (memory verified) mirrors the NVRAM
 with the disk, the volumes become h2's (h1's files and documents gone),
 the NVRAM file there holds both variables, h2's QEMU has the ISO, and the
-shell on h2 lists both variables. Stopped, u2 moves cold back to h1
-(`vm move`) and boots there: OVMF reads both variables from the moved
+shell on h2 lists both variables. Paused, u2 migrates back to h1 and
+stays paused: h1's new NVRAM file holds both variables although its QEMU
+never ran (only the mirror can have put them there: QEMU rewrites a
+migrated flash to its file when it first runs). Stopped, u2 moves cold to
+h2 (`vm move`) and boots there: OVMF reads both variables from the moved
 NVRAM."""
 
 import os
@@ -158,17 +161,31 @@ def test_uefi_vms_migrate_and_move_with_their_nvram(cluster, tmp_path):
     # The guest goes on on h2: its shell answers, with both variables.
     assert {"VireoBefore", "VireoDuring"} <= listed(h2, "u2")
 
-    # Stopped, moved cold back to h1: the NVRAM goes with its disk, and
-    # OVMF reads both variables from it there.
-    h2.cli("vm", "stop", "u2", "--force")
-    moved_from = h2.api("GET", "/v1/pools/default/volumes/u2-nvram")["path"]
-    out = h2.cli("vm", "move", "u2", "--to", "h1", timeout=300).stdout
-    assert "u2: moved to h1" in out, out
-    assert h1.vm("u2")["nvram"] == "default/u2-nvram"
-    assert not os.path.exists(moved_from)
-    seen = h1.console_log("u2").count(SHELL)
-    h1.cli("vm", "start", "u2")
-    wait_until(lambda: h1.console_log("u2").count(SHELL) > seen, 240,
-               what="OVMF's shell on u2 back on h1")
-    assert {"VireoBefore", "VireoDuring"} <= listed(h1, "u2")
+    # Paused, u2 migrates back to h1 and stays paused there. Its QEMU on h1
+    # never runs, so its flash writes nothing to the new (empty) NVRAM file
+    # itself (QEMU rewrites a migrated flash to its file at the first run):
+    # both variables are in that file all the same, carried by the mirror.
+    h2.cli("vm", "pause", "u2")
+    doc = h2.api("POST", "/v1/vms/u2/migrate", {"to": "h1"}, expect=202)
+    task = h2.wait_task(doc["task"], timeout=600)
+    assert task["state"] == "succeeded", task
+    assert "default/u2-nvram" in task["result"]["volumes"], task
+    assert h1.vm("u2")["state"] == "paused", h1.vm("u2")
+    nv = h1.api("GET", "/v1/pools/default/volumes/u2-nvram")
+    assert nv["path"].startswith(h1.state_dir), nv
+    assert nvram_has(nv["path"], tmp_path, "VireoBefore", "set-before", "VireoDuring",
+                     "set-during")
+
+    # Stopped, moved cold to h2: the NVRAM goes with its disk, and OVMF
+    # reads both variables from it there.
     h1.cli("vm", "stop", "u2", "--force")
+    out = h1.cli("vm", "move", "u2", "--to", "h2", timeout=300).stdout
+    assert "u2: moved to h2" in out, out
+    assert h2.vm("u2")["nvram"] == "default/u2-nvram"
+    assert not os.path.exists(nv["path"])
+    seen = h2.console_log("u2").count(SHELL)
+    h2.cli("vm", "start", "u2")
+    wait_until(lambda: h2.console_log("u2").count(SHELL) > seen, 240,
+               what="OVMF's shell on u2 on h2 after the move")
+    assert {"VireoBefore", "VireoDuring"} <= listed(h2, "u2")
+    h2.cli("vm", "stop", "u2", "--force")

@@ -22,11 +22,14 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from vireo_harness import BOOT_MARKER, wait_until
-from test_iso_install import make_iso
+from test_iso_install import tiny_iso
 from test_migrate import create_on as create_vm, form, hosts_of, error_of
 
 MiB = 1 << 20
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"  # a UEFI VM needs it on its host
 
 
 def create_on(h, name, memory=256):
@@ -176,10 +179,11 @@ def test_refusals(cluster, tmp_path):
 
     # An ISO of h1's own pool in the CD-ROM: a move and a migration are
     # refused at once, naming the ISO and the fix; nothing moved.
-    h1.cli("volume", "import", "default/media", str(make_iso(tmp_path, "media\n")),
+    h1.cli("volume", "import", "default/media", str(tiny_iso(tmp_path / "media.iso")),
            "--content", "iso")
+    ovmf = os.path.exists(OVMF_CODE)
     create_vm(h1, "u1", pool="default", blank=True, disk_size_bytes=16 * MiB,
-              firmware="uefi", cdrom="default/media")
+              cdrom="default/media", **({"firmware": "uefi"} if ovmf else {}))
     for verb in ("move", "migrate"):
         if verb == "migrate":
             h1.cli("vm", "start", "u1")
@@ -189,6 +193,8 @@ def test_refusals(cluster, tmp_path):
         assert p.returncode != 0 and "vireo vm cdrom eject u1" in p.stderr, p.stderr
         assert hosts_of(h2, "u1") == ["h1"]
     h1.cli("vm", "stop", "u1", "--force")
+    if not ovmf:  # the rest is of u1's NVRAM
+        pytest.skip("the NVRAM's move needs OVMF (apt-get install ovmf); the refusals passed")
     # Ejected, the UEFI VM moves, its NVRAM with its disk: the same bytes
     # on h2, nothing of it left on h1.
     h1.cli("vm", "cdrom", "eject", "u1")

@@ -166,6 +166,15 @@ static void test_source_order(void **state)
     instance_close(&f);
 }
 
+/* The destination's start of its exports over a unix socket. */
+#define EXPORT_START_UNIX                                                                     \
+    { .expect = "migrate-set-capabilities",                                                   \
+      .args = "{\"capabilities\":[{\"capability\":\"late-block-activate\",\"state\":true}]}", \
+      .send = { OK } },                                                                       \
+    { .expect = "nbd-server-start",                                                           \
+      .args = "{\"addr\":{\"type\":\"unix\",\"data\":{\"path\":\"/run/x/nbd.sock\"}}}",  \
+      .send = { OK } }
+
 /* The destination: late-block-activate, the NBD server, one writable export
  * per disk; at the end the server stops before the VM runs. A failed
  * export stops the server (and so every export made). */
@@ -194,12 +203,7 @@ static void test_destination_exports(void **state)
           .args = "{\"initial\":50,\"max\":550,\"rounds\":5,\"step\":100}",
           .send = { OK } },
         /* Again, over a unix socket; the second export fails. */
-        { .expect = "migrate-set-capabilities",
-          .args = "{\"capabilities\":[{\"capability\":\"late-block-activate\",\"state\":true}]}",
-          .send = { OK } },
-        { .expect = "nbd-server-start",
-          .args = "{\"addr\":{\"type\":\"unix\",\"data\":{\"path\":\"/run/x/nbd.sock\"}}}",
-          .send = { OK } },
+        EXPORT_START_UNIX,
         { .expect = "block-export-add",
           .args = "{\"type\":\"nbd\",\"id\":\"vireo-export-disk0\",\"node-name\":\"disk0\","
                   "\"name\":\"root\",\"writable\":true}",
@@ -502,6 +506,63 @@ static void test_start_fails_halfway(void **state)
     instance_close(&f);
 }
 
+/* A UEFI VM's NVRAM (slot VO_HV_NVRAM_SLOT): the flash's block node
+ * (fw-vars) is exported on the destination and mirrored from on the
+ * source, under the slot's names; a failed mirror of it names the NVRAM,
+ * not "disk 4000" (the VM has no such disk). */
+static void test_nvram_slot(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        /* Destination. */
+        EXPORT_START_UNIX,
+        { .expect = "block-export-add",
+          .args = "{\"type\":\"nbd\",\"id\":\"vireo-export-disk4000\",\"node-name\":"
+                  "\"fw-vars\",\"name\":\"disk4000\",\"writable\":true}",
+          .send = { OK } },
+        /* Source. */
+        { .expect = "blockdev-add",
+          .args = "{\"driver\":\"nbd\",\"node-name\":\"vireo-nbd-disk4000\",\"server\":"
+                  "{\"path\":\"/run/x/nbd.sock\",\"type\":\"unix\"},\"export\":\"disk4000\"}",
+          .send = { OK } },
+        { .expect = "blockdev-mirror",
+          .args = "{\"job-id\":\"vireo-mirror-disk4000\",\"device\":\"fw-vars\",\"target\":"
+                  "\"vireo-nbd-disk4000\",\"sync\":\"full\",\"copy-mode\":\"write-blocking\","
+                  "\"auto-dismiss\":false}",
+          .send = { OK } },
+        { .expect = "query-jobs",
+          .send = { "{\"return\":[" JOB(4000, "concluded", 10, 100, ",\"error\":\"Connection "
+                    "reset\"") "],\"id\":$ID}\n" } },
+        /* finish (failed): the job concluded already: dismissed, node dropped. */
+        { .expect = "query-jobs",
+          .send = { "{\"return\":[" JOB(4000, "concluded", 10, 100, ",\"error\":\"x\"")
+                    "],\"id\":$ID}\n" } },
+        { .expect = "query-jobs",
+          .send = { "{\"return\":[" JOB(4000, "concluded", 10, 100, ",\"error\":\"x\"")
+                    "],\"id\":$ID}\n" } },
+        { .expect = "job-dismiss", .args = "{\"id\":\"vireo-mirror-disk4000\"}", .send = { OK } },
+        { .expect = "blockdev-del", .args = "{\"node-name\":\"vireo-nbd-disk4000\"}",
+          .send = { OK } },
+        { 0 }
+    };
+    static const VoHvMirrorDisk NVRAM[] = { { .slot = VO_HV_NVRAM_SLOT } };
+    const VoHvMirrorPlan plan = { .uri = "unix:/run/x/nbd.sock", .disks = NVRAM, .n_disks = 1 };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    char *error = NULL;
+    assert_int_equal(vo_qemu_mirror_export(vm, &plan, &error), 0);
+    vm->nbd_serving = false; /* the same monitor plays the source next */
+    assert_int_equal(vo_qemu_mirror_start(vm, &plan, &error), 0);
+    VoHvMirrorProgress p;
+    assert_int_equal(vo_qemu_mirror_query(vm, &p), -EIO);
+    assert_non_null(strstr(p.error, "the mirror of the UEFI NVRAM failed: Connection reset"));
+    assert_null(strstr(p.error, "4000"));
+    free(p.error);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_SOURCE, false, false, &error), 0);
+    assert_null(vm->mirror);
+    instance_close(&f);
+}
+
 /* ---- the fake driver ---- */
 
 static char fault_dir[64];
@@ -612,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_leftovers_of_an_earlier_vireod),
         cmocka_unit_test(test_switchover_not_ready),
         cmocka_unit_test(test_start_fails_halfway),
+        cmocka_unit_test(test_nvram_slot),
         cmocka_unit_test(test_fake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
