@@ -8,7 +8,8 @@
 #include <stdbool.h>
 
 /* True once per file $VIREO_TEST_MIGRATE_FAULT/<point> (the file is
- * removed); false when the variable is unset. */
+ * removed); false when the variable is unset. VM import and create use it
+ * too (import-exit-after-disk, create-exit-after-disk). */
 bool vo_migrate_fault(const char *point);
 
 /* VO_MIGRATION_INCOMING_IDLE_MS, or $VIREO_TEST_MIGRATE_IDLE_MS. */
