@@ -353,6 +353,8 @@ int main(int argc, char **argv)
         log_error("cannot load VMs: %s", strerror(-r));
         return 1;
     }
+    /* Volumes of a VM import or create a stop cut short (no VM document). */
+    vo_sweep_volumes_after_load(&d);
     /* Migrations an earlier vireod left: finished or undone. */
     vo_migrations_recover(&d);
     vo_vms_set_gone_hook(vm_gone); /* a deleted VM's room shows at once */

@@ -10,6 +10,8 @@
 
 #include "conf/names.h"
 #include "daemon/host-id.h"
+#include "daemon/storage.h"
+#include "state/keys.h"
 #include "util/util.h"
 
 #define INTENTS_PREFIX "intents/"
@@ -22,11 +24,24 @@
 int vo_intent_begin(VoDaemon *d, const char *id, const char *owner, const char *const *paths,
                     size_t n)
 {
+    return vo_intent_begin_volumes(d, id, owner, paths, n, NULL);
+}
+
+int vo_intent_begin_volumes(VoDaemon *d, const char *id, const char *owner,
+                            const char *const *paths, size_t n, char *const *volumes)
+{
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(list, json_string(paths[i]));
+        if (paths[i])
+            json_array_append_new(list, json_string(paths[i]));
     json_t *doc = json_pack("{s:s, s:o, s:I}", "owner", owner, "paths", list, "created_at",
                             (json_int_t)vo_wall_ms());
+    if (volumes) {
+        json_t *keys = json_array();
+        for (char *const *v = volumes; *v; v++)
+            json_array_append_new(keys, json_string(*v));
+        json_object_set_new(doc, "volumes", keys);
+    }
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = vo_asprintf(INTENTS_PREFIX "%s", id);
@@ -40,6 +55,22 @@ int vo_intent_begin(VoDaemon *d, const char *id, const char *owner, const char *
     int64_t rev = 0;
     r = vo_store_get(d->store, key, NULL, &rev);
     return r < 0 ? r : vo_store_put(d->store, key, text, rev, NULL);
+}
+
+int vo_intent_vm_volumes(VoDaemon *d, const char *vm_id, const char *scratch,
+                         char *const *volumes)
+{
+    _cleanup_free_ char *key = vo_key_vm(vm_id);
+    const char *paths[] = { scratch };
+    char *none[] = { NULL };
+    return vo_intent_begin_volumes(d, key, key, paths, scratch ? 1 : 0,
+                                   volumes ? volumes : none);
+}
+
+void vo_intent_vm_end(VoDaemon *d, const char *vm_id)
+{
+    _cleanup_free_ char *key = vo_key_vm(vm_id);
+    vo_intent_end(d, key);
 }
 
 void vo_intent_end(VoDaemon *d, const char *id)
@@ -91,6 +122,10 @@ static void sweep_intents(VoDaemon *d)
     for (size_t i = 0; docs.keys && docs.keys[i]; i++) {
         json_t *doc = json_loads(docs.values[i], 0, NULL);
         const char *owner = json_string_value(json_object_get(doc, "owner"));
+        if (json_object_get(doc, "volumes")) { /* once the pools are loaded */
+            json_decref(doc);
+            continue;
+        }
         if (!owner || !doc_exists(d, owner)) {
             size_t k;
             json_t *p;
@@ -104,6 +139,53 @@ static void sweep_intents(VoDaemon *d)
         }
         json_decref(doc);
         (void)vo_store_delete(d->store, docs.keys[i], strtoll(docs.revs[i], NULL, 10));
+    }
+    vo_strv_free(docs.keys);
+    vo_strv_free(docs.values);
+    vo_strv_free(docs.revs);
+}
+
+/* An intent with volumes whose owner (a VM document) does not exist: its
+ * volumes and paths go. Compared on the owner's document being absent, read
+ * now: a VM that was saved keeps everything. */
+static void remove_intent_volumes(VoDaemon *d, json_t *doc)
+{
+    const char *owner = json_string_value(json_object_get(doc, "owner"));
+    if (owner && doc_exists(d, owner))
+        return;
+    size_t k;
+    json_t *v;
+    json_array_foreach(json_object_get(doc, "volumes"), k, v) {
+        const char *key = json_string_value(v);
+        _cleanup_free_ char *error = NULL;
+        if (!key)
+            continue;
+        int r = vo_volume_remove_now(d, key, &error);
+        if (r >= 0)
+            log_info("removed volume %s: made for %s, which a stop cut short", key,
+                     owner ? owner : "?");
+        else if (r != -ENOENT)
+            log_warn("kept volume %s (made for %s, which a stop cut short): %s", key,
+                     owner ? owner : "?", error ? error : strerror(-r));
+    }
+    json_array_foreach(json_object_get(doc, "paths"), k, v) {
+        const char *path = json_string_value(v);
+        if (plain_path(path))
+            remove_logged(path, "half-made when vireod stopped");
+    }
+}
+
+void vo_sweep_volumes_after_load(VoDaemon *d)
+{
+    Docs docs = { 0 };
+    (void)vo_store_list(d->store, INTENTS_PREFIX, collect, &docs);
+    for (size_t i = 0; docs.keys && docs.keys[i]; i++) {
+        json_t *doc = json_loads(docs.values[i], 0, NULL);
+        if (json_object_get(doc, "volumes")) {
+            remove_intent_volumes(d, doc);
+            (void)vo_store_delete(d->store, docs.keys[i], strtoll(docs.revs[i], NULL, 10));
+        }
+        json_decref(doc);
     }
     vo_strv_free(docs.keys);
     vo_strv_free(docs.values);

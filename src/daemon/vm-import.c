@@ -4,7 +4,9 @@
  * name free, the pool and networks there. The task then copies each disk
  * out of the OVA (checking its digest), converts it into a qcow2 volume,
  * makes the UEFI NVRAM when the firmware is EFI, and defines the VM; on any
- * failure what it made is removed again. */
+ * failure what it made is removed again. An intent record (sweep.h, owner
+ * the VM's document) names each volume before it is made and the scratch
+ * directory, so the next start removes them when vireod stopped first. */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,8 +15,10 @@
 #include "conf/names.h"
 #include "conf/vm-import.h"
 #include "daemon/images.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
+#include "daemon/sweep.h"
 #include "daemon/vm-import.h"
 #include "daemon/vm-internal.h"
 #include "jobs/tasks.h"
@@ -25,6 +29,8 @@
 typedef struct {
     VoDaemon *d;
     bool ova;
+    char id[37];              /* the VM's, chosen at once: its intent's owner */
+    char *tmp;                /* the scratch directory, NULL: none (yet) */
     char *path, *name, *pool, *kernel_image;
     char **networks;          /* per NIC */
     VoImportPlan *plan;
@@ -34,6 +40,7 @@ typedef struct {
 static void import_op_free(void *p)
 {
     ImportOp *op = p;
+    free(op->tmp);
     free(op->path);
     free(op->name);
     free(op->pool);
@@ -188,6 +195,17 @@ static json_t *plan_json(const ImportOp *op)
 
 /* ---- the task -------------------------------------------------------------- */
 
+/* The intent names keys (the volumes made or about to be) and the scratch
+ * directory: the VM's once its document exists, else the next start's. */
+static int record_intent(ImportOp *op, char *const *keys, char **ret_error)
+{
+    int r = vo_intent_vm_volumes(op->d, op->id, op->tmp, keys);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot record the import in the store: %s",
+                            strerror(-r));
+    return 0;
+}
+
 static int add_volume(ImportOp *op, VoTask *t, const char *file, const char *stated_format,
                       char ***keys, char **ret_error)
 {
@@ -205,11 +223,20 @@ static int add_volume(ImportOp *op, VoTask *t, const char *file, const char *sta
     if (r >= 0 && !volume)
         r = vo_error_set(ret_error, -ENOSPC, "no free volume name for '%s' in pool '%s'",
                          op->name, op->pool);
+    bool listed = r >= 0;
+    if (listed) { /* recorded before it is made; taken out again when not made */
+        vo_strv_pushf(keys, "%s/%s", op->pool, volume);
+        r = record_intent(op, *keys, ret_error);
+    }
     if (r >= 0)
         r = vo_volume_create_from_base(d, op->pool, volume, file, format, NULL, true, 0, t,
                                        &path, ret_error);
-    if (r >= 0)
-        vo_strv_pushf(keys, "%s/%s", op->pool, volume);
+    if (r < 0 && listed) { /* not ours (e.g. the name taken meanwhile): never removed */
+        size_t n = vo_strv_len(*keys);
+        free((*keys)[n - 1]);
+        (*keys)[n - 1] = NULL;
+        (void)record_intent(op, *keys, NULL);
+    }
     return r;
 }
 
@@ -237,6 +264,8 @@ static int disks_in(ImportOp *op, VoTask *t, const char *tmp, char ***keys, char
         if (r >= 0)
             r = add_volume(op, t, file, k->format, keys, ret_error);
         (void)unlink(file);
+        if (r >= 0 && vo_migrate_fault("import-exit-after-disk")) /* test: vireod dies here */
+            _exit(70);
     }
     if (op->ova)
         vo_ova_close(&ova);
@@ -247,10 +276,7 @@ static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel)
 {
     const VoImportPlan *p = op->plan;
     VoVmSpec *s = vo_malloc0(sizeof(*s));
-    char id[37];
-    if (vo_uuid_generate(id) < 0)
-        abort();
-    s->id = vo_strdup(id);
+    s->id = vo_strdup(op->id);
     s->name = vo_strdup(op->name);
     s->vcpus = s->max_vcpus = p->vcpus;
     s->memory_mib = s->max_memory_mib = p->memory_mib;
@@ -306,6 +332,10 @@ static int task_import(VoTask *t, void *userdata)
         error = vo_asprintf("cannot make a directory under %s: %s", top, strerror(-r));
         free(TAKE_PTR(tmp));
     }
+    if (r >= 0) {
+        op->tmp = vo_strdup(tmp);
+        r = record_intent(op, NULL, &error);
+    }
     if (r >= 0 && op->kernel_image && (r = vo_image_get(d, op->kernel_image, &kernel, NULL)) < 0)
         error = vo_asprintf("image '%s' is gone", op->kernel_image);
     if (r >= 0)
@@ -313,8 +343,11 @@ static int task_import(VoTask *t, void *userdata)
     VoVmSpec *spec = r >= 0 ? spec_of(op, keys, kernel) : NULL;
     if (r >= 0 && spec->firmware == VO_FIRMWARE_UEFI) {
         vo_task_progress(t, 85, "making the UEFI NVRAM");
-        if ((r = vo_vm_nvram_create(d, spec, op->pool, &nvram, &error)) >= 0)
+        if ((r = vo_vm_nvram_create(d, spec, op->pool, &nvram, &error)) >= 0) {
             spec->nvram = vo_strdup(nvram);
+            vo_strv_pushf(&keys, "%s", nvram); /* made: recorded (a moment after) */
+            r = record_intent(op, keys, &error);
+        }
     }
     if (r >= 0) {
         vo_task_progress(t, 95, "defining the VM");
@@ -325,16 +358,17 @@ static int task_import(VoTask *t, void *userdata)
     if (tmp)
         (void)vo_rm_rf(tmp);
     if (r < 0) { /* nothing half-made: the volumes made go again */
-        if (nvram)
-            vo_strv_pushf(&keys, "%s", nvram);
         for (char **k = keys; k && *k; k++) {
             _cleanup_free_ char *ignored = NULL;
             if (vo_volume_remove_now(d, *k, &ignored) < 0)
                 log_warn("import %s: kept volume %s: %s", op->name, *k, ignored);
         }
+        if (op->tmp)
+            vo_intent_vm_end(d, op->id);
         return vo_task_fail(t, r, "cannot import VM '%s': %s", op->name,
                             error ? error : strerror(-r));
     }
+    vo_intent_vm_end(d, op->id); /* the VM's document owns them now */
     vo_task_set_result(t, plan_json(op));
     log_info("vm %s: imported from %s", op->name, op->path);
     return 0;
@@ -386,6 +420,8 @@ int vo_vm_import(VoDaemon *d, const VoVmImportArgs *args, json_t **ret_task, jso
     *op = (ImportOp){ .d = d, .ova = !strcmp(args->source, "ova"), .path = vo_strdup(args->path),
                       .pool = vo_strdup(args->pool ? args->pool : VO_DEFAULT_POOL),
                       .kernel_image = vo_strdup(args->kernel_image) };
+    if (vo_uuid_generate(op->id) < 0)
+        abort();
     r = op->ova ? read_plan_ova(op, ret_error) : read_plan_libvirt(op, ret_error);
     if (r >= 0) {
         op->name = vo_strdup(args->name ? args->name : op->plan->name);

@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "conf/cloud-init.h"
 #include "conf/names.h"
@@ -24,9 +25,11 @@
 #include "daemon/drs-settings.h"
 #include "daemon/groups.h"
 #include "daemon/images.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
 #include "daemon/projects.h"
 #include "daemon/storage.h"
+#include "daemon/sweep.h"
 #include "state/keys.h"
 #include "state/relations.h"
 #include "util/spawn.h"
@@ -1397,6 +1400,14 @@ static int task_create(VoTask *t, void *userdata)
         volume = vo_volume_free_name(d, pool, name);
         r = volume ? 0 : -ENOSPC;
     }
+    /* The volumes it makes, recorded before each is made: the next start
+     * removes them when vireod stopped before the VM's document was saved. */
+    _cleanup_strv_ char **made = NULL;
+    if (r >= 0 && !a->disk_volume) {
+        vo_strv_pushf(&made, "%s/%s", pool, volume);
+        if ((r = vo_intent_vm_volumes(d, id, NULL, made)) < 0)
+            error = vo_asprintf("cannot record the create in the store: %s", strerror(-r));
+    }
     if (r >= 0 && !a->disk_volume) {
         /* The boot disk (vo_vm_create made the VM without one), named and
          * recorded as used by this VM just before its volume is made, so
@@ -1420,11 +1431,18 @@ static int task_create(VoTask *t, void *userdata)
             r = vo_volume_create_from_base(d, pool, volume, a->base_disk,
                                            a->base_format, a->base_image, a->full_clone,
                                            a->disk_size, t, &path, &error);
+        if (r >= 0 && vo_migrate_fault("create-exit-after-disk")) /* test: vireod dies */
+            _exit(70);
     }
     _cleanup_free_ char *nvram = NULL;
     if (r >= 0 && vm->spec->firmware == VO_FIRMWARE_UEFI) {
         vo_task_progress(t, 80, "making the UEFI NVRAM");
         r = vo_vm_nvram_make(vm, pool, &nvram, &error);
+        if (r >= 0) { /* made: recorded (a moment after) */
+            vo_strv_pushf(&made, "%s", nvram);
+            if ((r = vo_intent_vm_volumes(d, id, NULL, made)) < 0)
+                error = vo_asprintf("cannot record the create in the store: %s", strerror(-r));
+        }
     }
     if (r >= 0) {
         pthread_mutex_lock(&vm->lock);
@@ -1449,11 +1467,15 @@ static int task_create(VoTask *t, void *userdata)
         }
         if (nvram && vo_volume_remove_now(d, nvram, &ignored) < 0)
             log_warn("vm %s: kept volume %s: %s", name, nvram, ignored);
+        if (made)
+            vo_intent_vm_end(d, id);
         registry_remove(d, vm);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r, "cannot create VM '%s': %s", name,
                             error ? error : strerror(-r));
     }
+    if (made)
+        vo_intent_vm_end(d, id); /* the VM's document owns them now */
     pthread_mutex_unlock(&vm->job);
     log_info("vm %s: created (%s)", name, id);
     vo_networks_refresh_hosts(d);

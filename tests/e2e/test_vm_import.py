@@ -8,7 +8,9 @@ warning for what is not mapped. Refusals: a bad digest, a path in a tar
 member, a disk the OVA lacks, absurd memory, an unknown network, and a
 corrupt second disk, after which no volume and no VM are left. Also: an
 OVF stating EFI makes a UEFI VM with its NVRAM, and two imports of one name
-at once leave one VM and only its volumes."""
+at once leave one VM and only its volumes. With the fake driver: vireod
+_exiting (a fault point) mid-import or mid-create leaves, after its next
+start, no volume, scratch directory or VM of it, and the task interrupted."""
 
 import hashlib
 import io
@@ -356,3 +358,95 @@ def test_leftover_disk_copies_go_at_start(env):
     d.stop()
     d.start()
     assert not os.path.exists(left)
+
+
+@pytest.fixture(scope="module")
+def crashy(tmp_path_factory):
+    """A fake-driver vireod whose fault points (VIREO_TEST_MIGRATE_FAULT: a
+    file per point, taken once) make it _exit at a named moment."""
+    faults = str(tmp_path_factory.mktemp("faults"))
+    d = Daemon(driver="fake", env={"VIREO_TEST_MIGRATE_FAULT": faults})
+    try:
+        yield d, faults
+    finally:
+        d.cleanup()
+
+
+def exit_at(d, faults, point, method, path, body):
+    """Sends the request with the fault point armed; vireod _exits there.
+    Returns the task the request answered."""
+    open(os.path.join(faults, point), "w").close()
+    task = d.api(method, path, body, expect=202)["task"]
+    d.proc.wait(timeout=60)
+    assert not os.path.exists(os.path.join(faults, point)), d.log()
+    return task
+
+
+def pool_files(d, prefix):
+    pool = os.path.join(d.state_dir, "pools", "default")
+    return sorted(n for n in os.listdir(pool) if n.startswith(prefix))
+
+
+def assert_interrupted(d, task):
+    t = d.api("GET", f"/v1/tasks/{task['id']}")
+    assert t["state"] == "failed" and t["error"]["code"] == "interrupted", t
+
+
+def test_import_cut_short_leaves_nothing(crashy, tmp_path):
+    """vireod dies after the first disk of a two-disk OVA was converted: the
+    next start removes that volume (document and file) and the scratch
+    directory, the task is failed/interrupted, and a VM imported whole
+    before keeps its volumes."""
+    d, faults = crashy
+    vmdk = str(tmp_path / "small.vmdk")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", "-o",
+                    "subformat=streamOptimized", vmdk, "8M"], check=True)
+    disks = [("a.vmdk", 8 << 20), ("b.vmdk", 8 << 20)]
+    whole = make_ova(str(tmp_path / "whole.ova"), ovf_text("whole", disks),
+                     [("a.vmdk", vmdk), ("b.vmdk", vmdk)])
+    d.task_ok("POST", "/v1/vm-imports", {"source": "ova", "path": whole, "network": "user"})
+    assert d.store_keys("intents/") == []
+    before = volume_keys(d)
+    assert {"default/whole-disk0", "default/whole-disk1"} <= before, before
+    half = make_ova(str(tmp_path / "half.ova"), ovf_text("half", disks),
+                    [("a.vmdk", vmdk), ("b.vmdk", vmdk)])
+    task = exit_at(d, faults, "import-exit-after-disk", "POST", "/v1/vm-imports",
+                   {"source": "ova", "path": half, "network": "user"})
+    # what the crash left: the first volume whole, the scratch dir, the record
+    assert "volumes/default/half-disk0" in d.store_keys("volumes/"), d.log()
+    assert pool_files(d, "half-disk0"), os.listdir(os.path.join(d.state_dir, "pools", "default"))
+    imports = os.path.join(d.state_dir, "imports")
+    assert [n for n in os.listdir(imports) if n.startswith(".half-")]
+    assert [k for k in d.store_keys("intents/") if k.startswith("intents/vms/")]
+    d.start()
+    assert volume_keys(d) == before
+    assert pool_files(d, "half-") == []
+    assert [n for n in os.listdir(imports) if n.startswith(".half-")] == []
+    assert d.store_keys("intents/") == []
+    assert d.request("GET", "/v1/vms/half")[0] == 404
+    assert_interrupted(d, task)
+    assert "removed volume default/half-disk0" in d.log()
+    # the name is free again
+    d.task_ok("POST", "/v1/vm-imports", {"source": "ova", "path": half, "network": "user"})
+    assert volume_keys(d) == before | {"default/half-disk0", "default/half-disk1"}
+
+
+def test_create_cut_short_leaves_nothing(crashy):
+    """vireod dies after a VM create made the boot disk, before the VM's
+    document was saved: the next start removes the volume."""
+    d, faults = crashy
+    d.task_ok("POST", "/v1/vms", {"name": "kept", "memory_mib": 64})
+    before = volume_keys(d)
+    assert "default/kept-disk0" in before, before
+    task = exit_at(d, faults, "create-exit-after-disk", "POST", "/v1/vms",
+                   {"name": "cut", "memory_mib": 64})
+    assert "volumes/default/cut-disk0" in d.store_keys("volumes/"), d.log()
+    assert pool_files(d, "cut-disk0")
+    d.start()
+    assert volume_keys(d) == before
+    assert pool_files(d, "cut-") == []
+    assert d.store_keys("intents/") == []
+    assert d.request("GET", "/v1/vms/cut")[0] == 404
+    assert_interrupted(d, task)
+    d.task_ok("POST", "/v1/vms", {"name": "cut", "memory_mib": 64})
+    assert volume_keys(d) == before | {"default/cut-disk0"}
