@@ -8,7 +8,10 @@ file: the wizard creates it (with a VGA display), the UI starts it, its
 serial console, its screen (noVNC), graphs, a viewer's session, a second
 session's actions and a failed action are shown on it; stopped, its
 snapshots are taken, reverted and deleted, and the UI deletes it. The admin
-pages make and remove a user and a token (no VM). Before that, without a browser: the files are
+pages make and remove a user and a token (no VM); the projects page makes
+a project whose quota refuses the wizard's create (no VM made) and whose
+delete is refused while the VM is in it; the schedules page runs a
+snapshot schedule of the VM now. Before that, without a browser: the files are
 served with their types and a strict CSP, no path leaves the UI's
 directory, and the console's WebSocket checks its Origin. Screenshots of
 the main pages go to BUILD/web-ui/ (docs/web.md shows them)."""

@@ -73,6 +73,14 @@ async function openVm(page, tab) {
   await page.waitForSelector('#vm-title');
 }
 
+// A row's delete asked twice (ConfirmButton: ACTION, then confirm-ACTION);
+// the row leaves the table.
+async function deleteRow(page, row, action) {
+  await page.click(`${row} [data-action="${action}"]`);
+  await page.click(`${row} [data-action="confirm-${action}"]`);
+  await page.waitForSelector(row, { state: 'detached' });
+}
+
 const stateOf = (page) => page.getAttribute(`.tree a[data-vm="${cfg.vm}"]`, 'data-state');
 
 async function waitState(page, state, ms = STEP_MS) {
@@ -309,15 +317,11 @@ const scenarios = {
     const id = secret.split('_')[1];
     const row = `tr[data-token="${id}"]`;
     result.token_row = await page.$eval(row, (e) => [...e.children].map((c) => c.textContent));
-    await page.click(`${row} [data-action="token-revoke"]`);
-    await page.click(`${row} [data-action="confirm-token-revoke"]`);
-    await page.waitForSelector(row, { state: 'detached' });
+    await deleteRow(page, row, 'token-revoke');
     result.status_after = await withSecret(secret);
     await page.click('[data-admin="users"]');
     const urow = `tr[data-user="${cfg.new_user}"]`;
-    await page.click(`${urow} [data-action="user-delete"]`);
-    await page.click(`${urow} [data-action="confirm-user-delete"]`);
-    await page.waitForSelector(urow, { state: 'detached' });
+    await deleteRow(page, urow, 'user-delete');
   },
 
   // Projects (admin): make one with quotas (0 VMs), the wizard's create into
@@ -385,9 +389,7 @@ const scenarios = {
     await page.waitForSelector(grant, { state: 'detached' });
     result.move_out = await moveVm('default');
     await openProjects();
-    await page.click(`${row} [data-action="project-delete"]`);
-    await page.click(`${row} [data-action="confirm-project-delete"]`);
-    await page.waitForSelector(row, { state: 'detached' });
+    await deleteRow(page, row, 'project-delete');
   },
 
   // Schedules (admin): a snapshot schedule of the module's VM, run now (its
@@ -422,9 +424,7 @@ const scenarios = {
     await openVm(page, 'snapshots');
     result.snapshot = await page.getAttribute(`tr[data-snapshot^="${s}-"]`, 'data-snapshot');
     await page.click('[data-nav="schedules"]');
-    await page.click(`${row} [data-action="schedule-delete"]`);
-    await page.click(`${row} [data-action="confirm-schedule-delete"]`);
-    await page.waitForSelector(row, { state: 'detached' });
+    await deleteRow(page, row, 'schedule-delete');
   },
 
   // Two sessions: what the second does (pause, resume) shows in the first,
