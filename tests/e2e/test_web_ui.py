@@ -8,7 +8,10 @@ file: the wizard creates it (with a VGA display), the UI starts it, its
 serial console, its screen (noVNC), graphs, a viewer's session, a second
 session's actions and a failed action are shown on it; stopped, its
 snapshots are taken, reverted and deleted, and the UI deletes it. The admin
-pages make and remove a user and a token (no VM). Before that, without a browser: the files are
+pages make and remove a user and a token (no VM); the projects page makes
+a project whose quota refuses the wizard's create (no VM made) and whose
+delete is refused while the VM is in it; the schedules page runs a
+snapshot schedule of the VM now. Before that, without a browser: the files are
 served with their types and a strict CSP, no path leaves the UI's
 directory, and the console's WebSocket checks its Origin. Screenshots of
 the main pages go to BUILD/web-ui/ (docs/web.md shows them)."""
@@ -386,6 +389,43 @@ def test_snapshots_tab(web):
     assert [s["name"] for s in doc["snapshots"]] == ["one"] and doc["current"] == "one", doc
 
 
+def test_projects_page(web):
+    """Projects (no VM started): one made with quotas; the wizard's create
+    into it over its 0-VM quota refused with the API's message (nothing
+    made); its quota raised, the VM moved in and counted; its delete
+    refused while it holds the VM; a role on it granted and revoked on the
+    users page; then deleted."""
+    r = web.browser("projects", project="team-a")
+    assert r["created"] == {"vcpus": "0 / 4", "memory_mib": "0 B / 1.0 GiB", "vms": "0 / 0"}, r
+    assert "quota-exceeded" in r["over_quota"] or "quota vms is 0" in r["over_quota"], r
+    assert r["move_in"] == 200 and r["move_out"] == 200, r
+    assert r["with_vm"]["vms"] == "1 / 1" and r["with_vm"]["vcpus"] == "1 / 4", r
+    assert VM in r["delete_refused"], r
+    assert r["grant"].startswith("team-a: operator"), r
+    assert "over-quota" not in [v["name"] for v in web.d.api("GET", "/v1/vms")["vms"]]
+    assert "team-a" not in [p["name"] for p in web.d.api("GET", "/v1/projects")["projects"]]
+    vera = next(u for u in web.d.api("GET", "/v1/users") if u["name"] == "vera")
+    assert not vera.get("grants"), vera
+    assert web.d.vm(VM)["project"] == "default"
+
+
+def test_schedules_page(web):
+    """A snapshot schedule of the (stopped) VM made in the page, run now:
+    its task shown in the page and the task log, requested by the schedule,
+    the snapshot on the VM's tab; then deleted (its snapshot stays)."""
+    r = web.browser("schedules", schedule="webui-snap")
+    name, kind, selects, timing, retention = r["row"][:5]
+    assert (name, kind, selects, timing, retention) == \
+        ("webui-snap", "snapshot", f"VM {VM}", "cron 30 3 * * sun", "keep last 2"), r
+    assert r["row"][5] not in ("", "–"), r  # the next run
+    assert r["log_row"][1] == "snapshot-create" and r["log_row"][3] == "schedule:webui-snap", r
+    assert f"{VM}: succeeded" in r["row_after"][6], r
+    snaps = [s["name"] for s in web.d.api("GET", f"/v1/vms/{VM}/snapshots")["snapshots"]]
+    assert r["snapshot"] in snaps and r["snapshot"].startswith("webui-snap-"), (r, snaps)
+    status, _ = web.d.request("GET", "/v1/schedules/webui-snap")
+    assert status == 404
+
+
 def test_delete_with_confirmation(web):
     if web.d.vm(VM)["state"] not in ("stopped", "defined"):
         web.d.cli("vm", "stop", VM, "--force")
@@ -408,7 +448,8 @@ def test_first_load_size_and_paint(web):
     # the smallest of the graphs, uPlot, 24 KB, or noVNC, 56 KB, passes
     # 32 KB).
     lazy = [p for p in r["fetched"]
-            if re.search(r"/assets/(graphs|serial|vnc|snapshots|admin|wizard|pages)-", p)]
+            if re.search(r"/assets/(graphs|serial|vnc|snapshots|admin|admin-kit|projects|schedules|wizard|pages)-",
+                         p)]
     assert not lazy, r
     assert r["transferred_bytes"] < 32 * 1024, r
     assert r["first_paint_ms"] is not None and r["first_paint_ms"] < 5000, r

@@ -73,6 +73,14 @@ async function openVm(page, tab) {
   await page.waitForSelector('#vm-title');
 }
 
+// A row's delete asked twice (ConfirmButton: ACTION, then confirm-ACTION);
+// the row leaves the table.
+async function deleteRow(page, row, action) {
+  await page.click(`${row} [data-action="${action}"]`);
+  await page.click(`${row} [data-action="confirm-${action}"]`);
+  await page.waitForSelector(row, { state: 'detached' });
+}
+
 const stateOf = (page) => page.getAttribute(`.tree a[data-vm="${cfg.vm}"]`, 'data-state');
 
 async function waitState(page, state, ms = STEP_MS) {
@@ -309,15 +317,114 @@ const scenarios = {
     const id = secret.split('_')[1];
     const row = `tr[data-token="${id}"]`;
     result.token_row = await page.$eval(row, (e) => [...e.children].map((c) => c.textContent));
-    await page.click(`${row} [data-action="token-revoke"]`);
-    await page.click(`${row} [data-action="confirm-token-revoke"]`);
-    await page.waitForSelector(row, { state: 'detached' });
+    await deleteRow(page, row, 'token-revoke');
     result.status_after = await withSecret(secret);
     await page.click('[data-admin="users"]');
     const urow = `tr[data-user="${cfg.new_user}"]`;
-    await page.click(`${urow} [data-action="user-delete"]`);
-    await page.click(`${urow} [data-action="confirm-user-delete"]`);
-    await page.waitForSelector(urow, { state: 'detached' });
+    await deleteRow(page, urow, 'user-delete');
+  },
+
+  // Projects (admin): make one with quotas (0 VMs), the wizard's create into
+  // it refused over quota, its quota raised, the module's VM moved in (its
+  // usage shown, the project's delete refused), a user given a role on it
+  // and the role revoked, the VM moved back, the project deleted.
+  async projects(browser) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const p = cfg.project;
+    const row = `tr[data-project="${p}"]`;
+    const moveVm = (project) => page.evaluate(async ({ vm, project }) => (await fetch(`/v1/vms/${vm}`, {
+      method: 'PATCH', headers: { 'Content-Type': 'application/json',
+                                  'X-CSRF-Token': sessionStorage.getItem('vireo.csrf') },
+      body: JSON.stringify({ project }) })).status, { vm: cfg.vm, project });
+    const openProjects = async () => {
+      await page.click('[data-admin="projects"]');
+      await page.waitForSelector('table[data-projects]');
+    };
+    const usage = () => page.$$eval(`${row} td[data-quota]`, (els) =>
+      Object.fromEntries(els.map((e) => [e.dataset.quota, e.textContent])));
+    await openProjects();
+    await page.fill('#project-name', p);
+    await page.fill('#project-vcpus', '4');
+    await page.fill('#project-memory_mib', '1024');
+    await page.fill('#project-vms', '0');
+    await page.click('[data-action="project-create"]');
+    await page.waitForSelector(row);
+    result.created = await usage();
+    // Over its quota: the wizard's create into it shows the API's refusal.
+    await page.click('[data-action="create"]');
+    await page.fill('#vm-name', 'over-quota');
+    await page.selectOption('#vm-image', cfg.image);
+    await page.fill('#vm-memory', '256');
+    await page.waitForSelector(`#vm-project option[value="${p}"]`, { state: 'attached' });
+    await page.selectOption('#vm-project', p);
+    await page.click('.wizard button[type="submit"]');
+    result.over_quota = await (await page.waitForSelector('[data-error]')).textContent();
+    await page.click('[data-error] button');
+    await openProjects();
+    await page.click(`${row} [data-action="project-quotas"]`);
+    await page.fill(`#quota-${p}-vms`, '1');
+    await page.click(`${row} [data-action="quota-save"]`);
+    await page.waitForSelector(`${row} td[data-quota="vms"]`);
+    result.move_in = await moveVm(p);
+    await page.click('[data-admin="users"]');
+    await openProjects();
+    await page.waitForSelector(`${row} td[data-quota="vms"]:has-text("1 / 1")`);
+    result.with_vm = await usage();
+    await shot(page, 'admin-projects');
+    await page.click(`${row} [data-action="project-delete"]`);
+    await page.click(`${row} [data-action="confirm-project-delete"]`);
+    result.delete_refused = await (await page.waitForSelector('[data-error]')).textContent();
+    await page.click('[data-error] button');
+    // A role on the project for the viewer, shown on the users page, revoked.
+    await page.click('[data-admin="users"]');
+    await page.waitForSelector(`#grant-project option[value="${p}"]`, { state: 'attached' });
+    await page.selectOption('#grant-user', cfg.viewer);
+    await page.selectOption('#grant-role', 'operator');
+    await page.selectOption('#grant-project', p);
+    await page.click('[data-action="grant"]');
+    const grant = `tr[data-user="${cfg.viewer}"] [data-grant="${p}"]`;
+    result.grant = await (await page.waitForSelector(grant)).textContent();
+    await shot(page, 'admin-users-grants');
+    await page.click(`${grant} [data-action="grant-revoke"]`);
+    await page.waitForSelector(grant, { state: 'detached' });
+    result.move_out = await moveVm('default');
+    await openProjects();
+    await deleteRow(page, row, 'project-delete');
+  },
+
+  // Schedules (admin): a snapshot schedule of the module's VM, run now (its
+  // task in the page and the task log; the snapshot on the VM's tab), then
+  // deleted.
+  async schedules(browser) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const s = cfg.schedule;
+    const row = `tr[data-schedule="${s}"]`;
+    await page.click('[data-nav="schedules"]');
+    await page.waitForSelector('table[data-schedules]');
+    await page.fill('#schedule-name', s);
+    await page.selectOption('#schedule-action', 'snapshot');
+    await page.selectOption('#schedule-select', 'vm');
+    await page.selectOption('#schedule-vm', cfg.vm);
+    await page.selectOption('#schedule-timing', 'at');
+    await page.fill('#schedule-at', '30 3 * * sun');
+    await page.fill('#schedule-keep-last', '2');
+    await page.click('[data-action="schedule-create"]');
+    await page.waitForSelector(row);
+    result.row = await page.$eval(row, (e) => [...e.children].map((c) => c.textContent));
+    await page.click(`${row} [data-action="schedule-run"]`);
+    const task = await page.waitForSelector('[data-run-task]');
+    result.task = await task.getAttribute('data-run-task');
+    await page.waitForSelector(`[data-run-task="${result.task}"][data-state="succeeded"]`, { timeout: 2 * STEP_MS });
+    await page.waitForSelector(`.tasks tr[data-task="${result.task}"][data-state="succeeded"]`);
+    result.log_row = await page.$eval(`.tasks tr[data-task="${result.task}"]`, (e) =>
+      [...e.children].map((c) => c.textContent));
+    await page.waitForSelector(`${row} [data-last-run="${cfg.vm}"][data-last-state="succeeded"]`);
+    result.row_after = await page.$eval(row, (e) => [...e.children].map((c) => c.textContent));
+    await shot(page, 'schedules');
+    await openVm(page, 'snapshots');
+    result.snapshot = await page.getAttribute(`tr[data-snapshot^="${s}-"]`, 'data-snapshot');
+    await page.click('[data-nav="schedules"]');
+    await deleteRow(page, row, 'schedule-delete');
   },
 
   // Two sessions: what the second does (pause, resume) shows in the first,

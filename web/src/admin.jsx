@@ -1,51 +1,14 @@
 // admin.jsx: the admin pages (admins only: the top bar shows them to the
 // admin role; the API refuses everyone else anyway, 403): users (list,
-// create with a role and a password, delete) and API tokens (list, create
+// create with a role and a password, delete, grant and revoke a role on a
+// project) and API tokens (list, create
 // for a role, a user and an expiry; its secret is shown this once, never
 // again; revoke). Every refusal shows the API's message.
-import { useEffect, useState } from 'preact/hooks';
-import { api } from './api.js';
+import { useState } from 'preact/hooks';
+import { ConfirmButton, useList, when } from './admin-kit.jsx';
 import './pages.css';
 
 const ROLES = ['viewer', 'operator', 'admin'];
-
-function when(t) {
-  return t ? t.replace('T', ' ').replace('Z', '') : 'never';
-}
-
-// A row's delete or revoke, asked twice (the second click does it).
-function ConfirmButton({ label, confirmLabel, action, onDo }) {
-  const [asking, setAsking] = useState(false);
-  if (!asking) return <button data-action={action} onClick={() => setAsking(true)}>{label}</button>;
-  return (
-    <>
-      <button data-action={`confirm-${action}`} class="danger" onClick={() => { setAsking(false); onDo(); }}>
-        {confirmLabel}
-      </button>
-      <button onClick={() => setAsking(false)}>Cancel</button>
-    </>
-  );
-}
-
-// Reads a list (GET path) and reloads it after every change made here.
-function useList(path, onError) {
-  const [list, setList] = useState(null);
-  const load = () => api('GET', path).then((doc) => setList(Array.isArray(doc) ? doc : []),
-                                           (e) => onError(e.message));
-  useEffect(() => { load(); }, [path]);
-  const change = async (method, sub, body) => {
-    onError(null);
-    try {
-      return await api(method, path + sub, body);
-    } catch (e) {
-      onError(e.message);
-      return null;
-    } finally {
-      load();
-    }
-  };
-  return [list, change];
-}
 
 // me: the session's principal (user:NAME): its own row has no delete, so
 // an admin cannot lock themself out by a slip.
@@ -53,10 +16,22 @@ export function Users({ me, onError }) {
   const [users, change] = useList('/v1/users', onError);
   const [form, setForm] = useState({ name: '', role: 'viewer', password: '' });
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  const [projects] = useList('/v1/projects', onError, 'projects');
+  const [grant, setGrant] = useState({ user: '', project: '', role: 'operator' });
+  const setG = (k) => (e) => setGrant({ ...grant, [k]: e.target.value });
+  const userPath = (name) => `/${encodeURIComponent(name)}/grants`;
 
   async function create(ev) {
     ev.preventDefault();
     if (await change('POST', '', form)) setForm({ name: '', role: form.role, password: '' });
+  }
+
+  // A role on a project (POST /v1/users/NAME/grants; docs/projects.md).
+  async function grantRole(ev) {
+    ev.preventDefault();
+    const user = grant.user || (users && users[0] && users[0].name);
+    const project = grant.project || (projects && projects[0] && projects[0].name);
+    await change('POST', userPath(user), { project, role: grant.role });
   }
 
   return (
@@ -74,6 +49,21 @@ export function Users({ me, onError }) {
                onInput={set('password')} autocomplete="new-password" />
         <button type="submit" data-action="user-create">Create user</button>
       </form>
+      <form class="inline-form" onSubmit={grantRole} aria-label="Grant a role on a project">
+        <label for="grant-user">Give user</label>
+        <select id="grant-user" value={grant.user} onChange={setG('user')}>
+          {(users || []).map((u) => <option key={u.name} value={u.name}>{u.name}</option>)}
+        </select>
+        <label for="grant-role">the role</label>
+        <select id="grant-role" value={grant.role} onChange={setG('role')}>
+          {ROLES.map((r) => <option key={r} value={r}>{r}</option>)}
+        </select>
+        <label for="grant-project">on project</label>
+        <select id="grant-project" value={grant.project} onChange={setG('project')}>
+          {(projects || []).map((p) => <option key={p.name} value={p.name}>{p.name}</option>)}
+        </select>
+        <button type="submit" data-action="grant" disabled={!users || !users.length}>Grant</button>
+      </form>
       {users === null ? <p class="loading">Loading…</p> : (
         <table data-users={users.length}>
           <thead><tr><th>Name</th><th>Role</th><th>Created</th><th>Project roles</th><th /></tr></thead>
@@ -81,7 +71,17 @@ export function Users({ me, onError }) {
             {users.map((u) => (
               <tr key={u.name} data-user={u.name}>
                 <td>{u.name}</td><td>{u.role}</td><td>{when(u.created_at)}</td>
-                <td>{u.grants ? Object.entries(u.grants).map(([p, r]) => `${p}: ${r}`).join(', ') : ''}</td>
+                <td>
+                  {Object.entries(u.grants || {}).map(([p, r]) => (
+                    <span class="grant" key={p} data-grant={p}>
+                      {p}: {r}{' '}
+                      <button data-action="grant-revoke" aria-label={`Revoke ${u.name}'s role on ${p}`}
+                              title="Revoke" onClick={() => change('DELETE', `${userPath(u.name)}/${encodeURIComponent(p)}`)}>
+                        ×
+                      </button>
+                    </span>
+                  ))}
+                </td>
                 <td>
                   {me === `user:${u.name}` ? <span class="note">(you)</span> : (
                     <ConfirmButton label="Delete…" confirmLabel={`Delete ${u.name} and their tokens`}

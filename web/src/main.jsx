@@ -16,13 +16,16 @@ import './style.css';
 const Users = lazyView(() => import('./admin.jsx'), 'Users');
 const Tokens = lazyView(() => import('./admin.jsx'), 'Tokens');
 const Wizard = lazyView(() => import('./wizard.jsx'), 'Wizard');
+const Projects = lazyView(() => import('./projects.jsx'), 'Projects');
+const Schedules = lazyView(() => import('./schedules.jsx'), 'Schedules');
 
 function parseRoute() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   if (parts[0] === 'vm' && parts[1]) return { page: 'vm', vm: parts[1], tab: parts[2] || 'summary' };
   if (['host', 'pool', 'network'].includes(parts[0]) && parts[1]) return { page: parts[0], name: parts[1] };
   if (parts[0] === 'create') return { page: 'create' };
-  if (parts[0] === 'admin' && ['users', 'tokens'].includes(parts[1])) return { page: 'admin', name: parts[1] };
+  if (parts[0] === 'admin' && ['users', 'tokens', 'projects'].includes(parts[1])) return { page: 'admin', name: parts[1] };
+  if (parts[0] === 'schedules') return { page: 'schedules' };
   return { page: 'overview' };
 }
 
@@ -137,7 +140,10 @@ function Console({ who, onLogout }) {
     page = <Wizard images={data.images} networks={data.networks} role={who.role} onError={setError} />;
   } else if (route.page === 'admin') {
     page = who.role !== 'admin' ? <p class="note">The admin pages need the admin role (yours: {who.role}).</p>
-      : route.name === 'users' ? <Users me={who.principal} onError={setError} /> : <Tokens onError={setError} />;
+      : route.name === 'users' ? <Users me={who.principal} onError={setError} />
+      : route.name === 'projects' ? <Projects onError={setError} /> : <Tokens onError={setError} />;
+  } else if (route.page === 'schedules') {
+    page = <Schedules role={who.role} vms={data.vms} tasks={tasks} onError={setError} />;
   } else if (route.page !== 'overview') {
     const obj = data[route.page + 's'].find((o) => o.name === route.name);
     page = obj ? <Fields title={`${route.page} ${obj.name}`} obj={obj} skip={['cpu_flags']} /> : <p>Not found.</p>;
@@ -154,8 +160,10 @@ function Console({ who, onLogout }) {
           <nav class="admin-links" aria-label="Administration">
             <a href="#/admin/users" data-admin="users">Users</a>
             <a href="#/admin/tokens" data-admin="tokens">API tokens</a>
+            <a href="#/admin/projects" data-admin="projects">Projects</a>
           </nav>
         )}
+        {who.role !== 'viewer' && <a href="#/schedules" data-nav="schedules">Schedules</a>}
         <span class={live ? 'live on' : 'live'} data-live={live ? '1' : '0'}>
           {live ? 'live' : 'reconnecting…'}
         </span>

@@ -1,16 +1,21 @@
 // wizard.jsx: the create-VM wizard: name, image, CPUs, memory, disk size,
 // network, display (none, or VGA / virtio-vga for the graphical console),
+// project (docs/projects.md: its quotas are checked by the API),
 // and, when the image takes cloud-init, a user and an SSH key;
 // POST /v1/vms, then the new VM's page. The API checks everything again and
 // its message is shown as it says it.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 
 export function Wizard({ images, networks, role, onError }) {
   const [form, setForm] = useState({
     name: '', image: images[0] ? images[0].name : '', vcpus: 1, memory: 512, disk: '',
-    network: networks[0] ? networks[0].name : '', display: 'none', user: '', key: '',
+    network: networks[0] ? networks[0].name : '', display: 'none', project: '', user: '', key: '',
   });
+  const [projects, setProjects] = useState([]);
+  useEffect(() => {
+    api('GET', '/v1/projects').then((d) => setProjects((d && d.projects) || []), () => setProjects([]));
+  }, []);
   const [busy, setBusy] = useState(false);
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
   const image = images.find((i) => i.name === form.image);
@@ -25,6 +30,7 @@ export function Wizard({ images, networks, role, onError }) {
     if (form.disk !== '') body.disk_size_bytes = Math.round(Number(form.disk) * 1073741824);
     if (form.network) body.networks = [form.network];
     body.display = form.display;
+    if (form.project) body.project = form.project;
     if (cloudInit && (form.user || form.key)) {
       body.cloud_init = {};
       if (form.user) body.cloud_init.user = form.user;
@@ -69,6 +75,11 @@ export function Wizard({ images, networks, role, onError }) {
         <option value="none">none (serial console only)</option>
         <option value="vga">VGA (any guest, installers)</option>
         <option value="virtio">virtio-vga (with a guest driver)</option>
+      </select>
+      <label for="vm-project">Project</label>
+      <select id="vm-project" name="project" value={form.project} onChange={set('project')}>
+        <option value="">default</option>
+        {projects.filter((p) => p.name !== 'default').map((p) => <option key={p.name} value={p.name}>{p.name}</option>)}
       </select>
       {cloudInit && (
         <fieldset>
