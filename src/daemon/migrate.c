@@ -25,6 +25,7 @@
 #include "daemon/migrate-target.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
+#include "state/keys.h"
 #include "state/vm-move.h"
 #include "state/vm-move-settle.h"
 #include "storage/volume-path.h"
@@ -1017,6 +1018,38 @@ static int check_target_pool(VoDaemon *d, const char *target_id, const char *tar
     return 0;
 }
 
+static int count_one(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)key;
+    (void)value;
+    (void)rev;
+    (*(size_t *)userdata)++;
+    return 0;
+}
+
+/* A VM with local disks and snapshots: its snapshots live inside those
+ * disks' qcow2 files (internal snapshots, memory state in disk 0), and
+ * a mirror copies only what the guest sees now, so the destination's
+ * files would have none while the snapshot documents went along. 409
+ * (-EBUSY) saying what to do instead. */
+static int check_no_snapshots(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    size_t n = 0;
+    _cleanup_free_ char *prefix = vo_key_snapshots_prefix(spec->id);
+    int r = vo_store_list(d->store, prefix, count_one, &n);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read VM '%s''s snapshots: %s", spec->name,
+                            strerror(-r));
+    if (n == 0)
+        return 0;
+    return vo_error_set(ret_error, -EBUSY, "VM '%s' has %zu snapshot%s, kept inside its disks "
+                        "on this host's own pools: a live migration copies only the disks' "
+                        "current state, so they would be lost; delete them first (vireo "
+                        "snapshot list %s), or stop the VM and use vireo vm move, which "
+                        "copies the whole files", spec->name, n, n == 1 ? "" : "s",
+                        spec->name);
+}
+
 /* The VM's disks and UEFI NVRAM on this host's own pools (to be
  * mirrored; the NVRAM as slot VO_HV_NVRAM_SLOT), after the checks: no
  * kernel or initrd from such a volume, no CD-ROM medium on one
@@ -1082,6 +1115,8 @@ static int check_disks(VoDaemon *d, const VoVmSpec *spec, const char *target_id,
                              "or pick another pool with --pool)", key, target_name, pool,
                              vname);
     }
+    if (r >= 0 && n)
+        r = check_no_snapshots(d, spec, ret_error);
     if (r >= 0 && n)
         r = check_target_pool(d, target_id, target_name, pool, ret_error);
     if (r < 0) {

@@ -172,6 +172,13 @@ def test_refusals(cluster, tmp_path):
     assert "running" in msg and "vireo vm migrate" in msg, msg
     p = h2.cli("vm", "move", "m1", "--to", "h2", check=False)
     assert p.returncode != 0 and "vireo vm migrate" in p.stderr, p.stderr
+    # Snapshots inside its local disks: a live migration (which copies only
+    # the disks' current state) is refused, naming what to do; nothing moved.
+    h1.cli("snapshot", "create", "m1", "s1")
+    msg = error_of(h2, "POST", "/v1/vms/m1/migrate", {"to": "h2"}, 409)
+    assert "1 snapshot," in msg and "vireo vm move" in msg, msg
+    assert hosts_of(h2, "m1") == ["h1"]
+    h1.cli("snapshot", "delete", "m1", "s1")
     h1.cli("vm", "stop", "m1", "--force")
     # The help says what it does.
     out = h1.cli("vm", "move", "--help").stdout
