@@ -85,7 +85,11 @@ function Console({ who, onLogout }) {
   const [error, setError] = useState(null);
   const [live, setLive] = useState(false);
 
-  const reload = useCallback(async (what) => {
+  // A list that could not be fetched (vireod unreachable for a moment: a
+  // connection cut, a TLS handshake lost on a loaded host) is asked again,
+  // up to 6 times over about a minute, so the page never stays behind the
+  // event that asked for it.
+  const reload = useCallback(async (what, attempt = 0) => {
     try {
       const got = await Promise.all(what.map((w) => api('GET', `/v1/${w}`)));
       setData((d) => {
@@ -93,9 +97,12 @@ function Console({ who, onLogout }) {
         what.forEach((w, i) => { n[w] = got[i][w] || []; });
         return n;
       });
+      if (attempt > 0) setError(null);
     } catch (e) {
       if (e.status === 401) onLogout();
       else setError(e.message);
+      if (e.status === 0 && attempt < 6)
+        setTimeout(() => reload(what, attempt + 1), 1000 * 2 ** Math.min(attempt, 4));
     }
   }, []);
 
