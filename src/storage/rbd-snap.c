@@ -92,6 +92,17 @@ int vo_rbd_open_snap_create(VoRbdOpenImage *o, const char *snap, char **ret_erro
     return 0;
 }
 
+int vo_rbd_open_snap_remove_stale(VoRbdOpenImage *o, const char *snap, char **ret_error)
+{
+    int r = rbd_snap_remove(o->img, snap);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot remove leftover snapshot %s of RBD image "
+                            "%s/%s: %s", snap, o->pool, o->image, strerror(-r));
+    return 1;
+}
+
 VoRbdOpenImage *vo_rbd_open_image_close(VoRbdOpenImage *o)
 {
     if (o) {

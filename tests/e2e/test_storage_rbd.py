@@ -201,6 +201,12 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     # Snapshots of a stopped VM on RBD: an RBD snapshot of each disk, disks only.
     d.task_ok("POST", "/v1/vms/lc1/snapshots", {"name": "off1"})
     assert rbd_snaps(ceph, "lc1-disk0") == ["off1"]
+    # An RBD snapshot left by a create that crashed before its document was
+    # saved does not block that name: the next create replaces it.
+    ceph.rbd("snap", "create", "vireo-vms/lc1-disk0@left1")
+    d.task_ok("POST", "/v1/vms/lc1/snapshots", {"name": "left1"})
+    assert rbd_snaps(ceph, "lc1-disk0") == ["off1", "left1"]
+    assert "removed leftover RBD snapshot vireo-vms/lc1-disk0@left1" in d.log()
     status, doc = d.request("POST", "/v1/vms/lc1/snapshots", {"name": "m1", "memory": True})
     assert status == 400 and "memory" in doc["error"]["message"], doc
     # A VM with a qcow2 disk beside its RBD one: refused, naming the disk.
