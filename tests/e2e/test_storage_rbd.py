@@ -7,7 +7,11 @@ answer 400 and leave nothing behind."""
 import json
 import os
 import re
+import signal
 import stat
+import subprocess
+import threading
+import time
 
 import pytest
 
@@ -228,6 +232,38 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     # The pool's delete takes the bases without clones out of the Ceph pool.
     d.api("DELETE", "/v1/pools/ceph3")
     assert images(ceph) == []
+
+
+def test_image_delete_racing_vm_create(ceph, rbd_env, tmp_path):
+    """An image's delete holds its name before it counts the image's users:
+    a VM create from it while the delete removes its bases (held up here:
+    the Ceph monitor stopped) is refused, so no VM keeps a disk of an image
+    deleted under it (nor remakes a base after its delete)."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "ceph4", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    disk = str(tmp_path / "tiny.raw")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", disk, "4M"], check=True)
+    d.task_ok("POST", "/v1/images", {"name": "tiny", "import_path": disk})
+    mon = ceph.procs["mon.a"][0].pid
+    deleted = {}
+    deleter = threading.Thread(
+        target=lambda: deleted.update(answer=d.request("DELETE", "/v1/images/tiny")))
+    os.kill(mon, signal.SIGSTOP)
+    try:
+        deleter.start()
+        time.sleep(0.5)  # the delete waits on the monitor now (bounded: 10 s)
+        doc = d.api("POST", "/v1/vms", {"name": "race1", "memory_mib": 64, "image": "tiny"},
+                    expect=202)
+        task = d.wait_task(doc["task"], timeout=8)
+    finally:
+        os.kill(mon, signal.SIGCONT)
+        deleter.join(timeout=60)
+    assert task["state"] == "failed" and "being deleted" in task["error"]["message"], task
+    status, answer = deleted["answer"]
+    assert status in (200, 204), answer
+    assert "tiny" not in [i["name"] for i in d.api("GET", "/v1/images")["images"]]
+    d.api("DELETE", "/v1/pools/ceph4")
 
 
 def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
