@@ -18,7 +18,6 @@
 
 #include "conf/names.h"
 #include "daemon/host-id.h"
-#include "daemon/images.h"
 #include "daemon/storage-iscsi.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"
@@ -2378,10 +2377,7 @@ int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
 {
     _cleanup_free_ char *path = NULL;
     VoRbdPool rp;
-    /* Not from an image that is being deleted (its files and bases go). */
-    int r = base_image ? vo_image_name_check_free(d, base_image, ret_error) : 0;
-    if (r >= 0)
-        r = rbd_pool_of(d, pool, &rp, ret_error);
+    int r = rbd_pool_of(d, pool, &rp, ret_error);
     if (r > 0) { /* an rbd pool: an RBD clone of the image's base, or a full copy */
         bool linked = !full_clone && base_image;
         r = reserve_volume(d, pool, name, "raw", &path, ret_error);

@@ -1416,10 +1416,14 @@ static int task_create(VoTask *t, void *userdata)
         if (r >= 0 && !a->base_image)
             r = vo_volume_create_empty(d, pool, volume, "qcow2", a->disk_size, t, &path,
                                        &error);
-        else if (r >= 0)
-            r = vo_volume_create_from_base(d, pool, volume, a->base_disk,
-                                           a->base_format, a->base_image, a->full_clone,
-                                           a->disk_size, t, &path, &error);
+        else if (r >= 0) {
+            /* Not from an image being deleted (its files and bases go). */
+            r = vo_image_name_check_free(d, a->base_image, &error);
+            if (r >= 0)
+                r = vo_volume_create_from_base(d, pool, volume, a->base_disk,
+                                               a->base_format, a->base_image, a->full_clone,
+                                               a->disk_size, t, &path, &error);
+        }
     }
     _cleanup_free_ char *nvram = NULL;
     if (r >= 0 && vm->spec->firmware == VO_FIRMWARE_UEFI) {
