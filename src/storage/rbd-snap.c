@@ -15,11 +15,6 @@ static int with_image(const VoRbdConf *conf, const char *image, const char *snap
     return vo_rbd_with_image(conf, image, fn, snap, what, ret_error);
 }
 
-static int snap_create(rbd_image_t img, const void *snap)
-{
-    return rbd_snap_create(img, snap);
-}
-
 static int snap_rollback(rbd_image_t img, const void *snap)
 {
     return rbd_snap_rollback(img, snap);
@@ -30,12 +25,6 @@ static int snap_exists(rbd_image_t img, const void *snap)
     bool exists = false;
     int r = rbd_snap_exists(img, snap, &exists);
     return r < 0 ? r : exists;
-}
-
-int vo_rbd_snap_create(const VoRbdConf *c, const char *image, const char *snap,
-                       char **ret_error)
-{
-    return with_image(c, image, snap, snap_create, "make", ret_error);
 }
 
 int vo_rbd_snap_rollback(const VoRbdConf *c, const char *image, const char *snap,

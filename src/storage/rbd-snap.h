@@ -7,11 +7,9 @@
 
 #include "storage/rbd-client.h"
 
-int vo_rbd_snap_create(const VoRbdConf *c, const char *image, const char *snap,
-                       char **ret_error);
-/* An image opened ahead (connected, open): a running VM's snapshot opens
- * its disks before it pauses the VM, so the pause lasts the snapshots only,
- * not the connects. */
+/* Snapshots are made on an image opened ahead (connected, open): a running
+ * VM's snapshot opens its disks before it pauses the VM, so the pause lasts
+ * the snapshots only, not the connects. */
 typedef struct VoRbdOpenImage VoRbdOpenImage;
 int vo_rbd_open_image(const VoRbdConf *c, const char *image, VoRbdOpenImage **ret,
                       char **ret_error);
