@@ -52,6 +52,19 @@ int vo_image_name_claim(VoDaemon *d, const char *name, char **ret_error)
     return name_hold(d, name, false, ret_error);
 }
 
+int vo_image_name_check_free(VoDaemon *d, const char *name, char **ret_error)
+{
+    pthread_mutex_lock(&d->storage_lock);
+    bool held = false;
+    for (char **s = d->images_building; s && *s && !held; s++)
+        held = !strcmp(*s, name);
+    pthread_mutex_unlock(&d->storage_lock);
+    if (held)
+        return vo_error_set(ret_error, -EBUSY, "image '%s' is being deleted (or built) by "
+                            "another task: nothing was made from it", name);
+    return 0;
+}
+
 void vo_image_name_release(VoDaemon *d, const char *name)
 {
     pthread_mutex_lock(&d->storage_lock);
@@ -352,8 +365,14 @@ int vo_image_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_
     }
     _cleanup_free_ char *pool = vo_strdup(img->pool);
     vo_image_free(img);
+    /* Held before its users are counted: a VM create that counts after
+     * this is refused (vo_image_name_check_free), one before is counted. */
+    int r = name_hold(d, name, true, ret_error);
+    if (r < 0)
+        return r;
     int users = vo_image_users(d, name) + (pool ? vo_image_users_elsewhere(d, name) : 0);
     if (users > 0) {
+        vo_image_name_release(d, name);
         _cleanup_free_ char *clones = vo_image_clone_names(d, name);
         *ret_error = vo_asprintf("image '%s' is used by %d VM(s) or linked clone(s)%s%s%s; "
                                  "delete those first", name, users,
@@ -361,9 +380,6 @@ int vo_image_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_
                                  clones ? ")" : "");
         return -EBUSY;
     }
-    int r = name_hold(d, name, true, ret_error);
-    if (r < 0)
-        return r;
     /* Its bases in rbd pools go first (the cluster refuses while clones of
      * one exist): a base without the image would never be used again, an
      * image without its bases is made again on the next clone. */

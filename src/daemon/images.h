@@ -87,6 +87,11 @@ int vo_image_build(struct VoDaemon *d, const VoImageBuild *b, struct VoTask *t, 
  * directory. vo_image_name_release gives it back. */
 int vo_image_name_claim(struct VoDaemon *d, const char *name, char **ret_error);
 void vo_image_name_release(struct VoDaemon *d, const char *name);
+/* -EBUSY with *ret_error when a task holds image name (its delete, a build
+ * or a copy): a VM disk made from it waits for none of them. A delete holds
+ * the name before it counts the image's users, and a VM create records its
+ * image before it asks here, so one of the two always sees the other. */
+int vo_image_name_check_free(struct VoDaemon *d, const char *name, char **ret_error);
 
 /* A built image directory moved into place, never over one that is there
  * (-EEXIST or -ENOTEMPTY then); and one taken away again when its document

@@ -80,6 +80,14 @@ int vo_snapshot_rbd_create(VoDaemon *d, const VoVmSpec *spec, const char *tag,
     for (size_t i = 0; i < n && r >= 0; i++) {
         VoRbdConf c = vo_rbd_pool_conf(&disks[i].pool);
         r = vo_rbd_open_image(&c, disks[i].image, &open[i], ret_error);
+        /* The caller found no snapshot of this name under the VM's job
+         * lock: one on the disk is a leftover of a create that crashed or
+         * failed after its RBD snapshots (it would make this one fail). */
+        if (r >= 0 && (r = vo_rbd_open_snap_remove_stale(open[i], tag, ret_error)) > 0) {
+            log_warn("vm %s: removed leftover RBD snapshot %s/%s@%s", spec->name,
+                     disks[i].pool.pool, disks[i].image, tag);
+            r = 0;
+        }
     }
     int64_t paused_at = vo_now_us();
     bool paused = false;

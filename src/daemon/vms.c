@@ -1427,10 +1427,14 @@ static int task_create(VoTask *t, void *userdata)
         if (r >= 0 && !a->base_image)
             r = vo_volume_create_empty(d, pool, volume, "qcow2", a->disk_size, t, &path,
                                        &error);
-        else if (r >= 0)
-            r = vo_volume_create_from_base(d, pool, volume, a->base_disk,
-                                           a->base_format, a->base_image, a->full_clone,
-                                           a->disk_size, t, &path, &error);
+        else if (r >= 0) {
+            /* Not from an image being deleted (its files and bases go). */
+            r = vo_image_name_check_free(d, a->base_image, &error);
+            if (r >= 0)
+                r = vo_volume_create_from_base(d, pool, volume, a->base_disk,
+                                               a->base_format, a->base_image, a->full_clone,
+                                               a->disk_size, t, &path, &error);
+        }
         if (r >= 0 && vo_migrate_fault("create-exit-after-disk")) /* test: vireod dies */
             _exit(70);
     }

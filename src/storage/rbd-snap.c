@@ -15,11 +15,6 @@ static int with_image(const VoRbdConf *conf, const char *image, const char *snap
     return vo_rbd_with_image(conf, image, fn, snap, what, ret_error);
 }
 
-static int snap_create(rbd_image_t img, const void *snap)
-{
-    return rbd_snap_create(img, snap);
-}
-
 static int snap_rollback(rbd_image_t img, const void *snap)
 {
     return rbd_snap_rollback(img, snap);
@@ -30,12 +25,6 @@ static int snap_exists(rbd_image_t img, const void *snap)
     bool exists = false;
     int r = rbd_snap_exists(img, snap, &exists);
     return r < 0 ? r : exists;
-}
-
-int vo_rbd_snap_create(const VoRbdConf *c, const char *image, const char *snap,
-                       char **ret_error)
-{
-    return with_image(c, image, snap, snap_create, "make", ret_error);
 }
 
 int vo_rbd_snap_rollback(const VoRbdConf *c, const char *image, const char *snap,
@@ -90,6 +79,17 @@ int vo_rbd_open_snap_create(VoRbdOpenImage *o, const char *snap, char **ret_erro
         return vo_error_set(ret_error, r, "cannot make snapshot %s of RBD image %s/%s: %s", snap,
                             o->pool, o->image, r == -EEXIST ? "it exists already" : strerror(-r));
     return 0;
+}
+
+int vo_rbd_open_snap_remove_stale(VoRbdOpenImage *o, const char *snap, char **ret_error)
+{
+    int r = rbd_snap_remove(o->img, snap);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot remove leftover snapshot %s of RBD image "
+                            "%s/%s: %s", snap, o->pool, o->image, strerror(-r));
+    return 1;
 }
 
 VoRbdOpenImage *vo_rbd_open_image_close(VoRbdOpenImage *o)

@@ -7,15 +7,16 @@
 
 #include "storage/rbd-client.h"
 
-int vo_rbd_snap_create(const VoRbdConf *c, const char *image, const char *snap,
-                       char **ret_error);
-/* An image opened ahead (connected, open): a running VM's snapshot opens
- * its disks before it pauses the VM, so the pause lasts the snapshots only,
- * not the connects. */
+/* Snapshots are made on an image opened ahead (connected, open): a running
+ * VM's snapshot opens its disks before it pauses the VM, so the pause lasts
+ * the snapshots only, not the connects. */
 typedef struct VoRbdOpenImage VoRbdOpenImage;
 int vo_rbd_open_image(const VoRbdConf *c, const char *image, VoRbdOpenImage **ret,
                       char **ret_error);
 int vo_rbd_open_snap_create(VoRbdOpenImage *o, const char *snap, char **ret_error);
+/* Removes snapshot snap of o, left by a create that did not finish (a
+ * crash, or its document not saved): 1 when there was one, 0 when not. */
+int vo_rbd_open_snap_remove_stale(VoRbdOpenImage *o, const char *snap, char **ret_error);
 VoRbdOpenImage *vo_rbd_open_image_close(VoRbdOpenImage *o);
 /* 1 when image has snapshot snap, 0 when not, -errno when it cannot be read. */
 int vo_rbd_snap_exists(const VoRbdConf *c, const char *image, const char *snap,

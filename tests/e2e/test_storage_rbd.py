@@ -7,7 +7,11 @@ answer 400 and leave nothing behind."""
 import json
 import os
 import re
+import signal
 import stat
+import subprocess
+import threading
+import time
 
 import pytest
 
@@ -201,6 +205,12 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     # Snapshots of a stopped VM on RBD: an RBD snapshot of each disk, disks only.
     d.task_ok("POST", "/v1/vms/lc1/snapshots", {"name": "off1"})
     assert rbd_snaps(ceph, "lc1-disk0") == ["off1"]
+    # An RBD snapshot left by a create that crashed before its document was
+    # saved does not block that name: the next create replaces it.
+    ceph.rbd("snap", "create", "vireo-vms/lc1-disk0@left1")
+    d.task_ok("POST", "/v1/vms/lc1/snapshots", {"name": "left1"})
+    assert rbd_snaps(ceph, "lc1-disk0") == ["off1", "left1"]
+    assert "removed leftover RBD snapshot vireo-vms/lc1-disk0@left1" in d.log()
     status, doc = d.request("POST", "/v1/vms/lc1/snapshots", {"name": "m1", "memory": True})
     assert status == 400 and "memory" in doc["error"]["message"], doc
     # A VM with a qcow2 disk beside its RBD one: refused, naming the disk.
@@ -222,6 +232,38 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     # The pool's delete takes the bases without clones out of the Ceph pool.
     d.api("DELETE", "/v1/pools/ceph3")
     assert images(ceph) == []
+
+
+def test_image_delete_racing_vm_create(ceph, rbd_env, tmp_path):
+    """An image's delete holds its name before it counts the image's users:
+    a VM create from it while the delete removes its bases (held up here:
+    the Ceph monitor stopped) is refused, so no VM keeps a disk of an image
+    deleted under it (nor remakes a base after its delete)."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "ceph4", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    disk = str(tmp_path / "tiny.raw")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", disk, "4M"], check=True)
+    d.task_ok("POST", "/v1/images", {"name": "tiny", "import_path": disk})
+    mon = ceph.procs["mon.a"][0].pid
+    deleted = {}
+    deleter = threading.Thread(
+        target=lambda: deleted.update(answer=d.request("DELETE", "/v1/images/tiny")))
+    os.kill(mon, signal.SIGSTOP)
+    try:
+        deleter.start()
+        time.sleep(0.5)  # the delete waits on the monitor now (bounded: 10 s)
+        doc = d.api("POST", "/v1/vms", {"name": "race1", "memory_mib": 64, "image": "tiny"},
+                    expect=202)
+        task = d.wait_task(doc["task"], timeout=8)
+    finally:
+        os.kill(mon, signal.SIGCONT)
+        deleter.join(timeout=60)
+    assert task["state"] == "failed" and "being deleted" in task["error"]["message"], task
+    status, answer = deleted["answer"]
+    assert status in (200, 204), answer
+    assert "tiny" not in [i["name"] for i in d.api("GET", "/v1/images")["images"]]
+    d.api("DELETE", "/v1/pools/ceph4")
 
 
 def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
