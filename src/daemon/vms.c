@@ -28,6 +28,7 @@
 #include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
 #include "daemon/projects.h"
+#include "daemon/snapshot-mark.h"
 #include "daemon/storage.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"
@@ -2500,6 +2501,12 @@ static void reconcile(VoVm *vm)
         return;
     }
     vm->hv = hv;
+    /* A snapshot's freeze/pause the dead vireod left (the agent's thaw
+     * waits, bounded, without vm->lock). */
+    _cleanup_free_ char *name = vo_strdup(vm->spec->name), *id = vo_strdup(vm->spec->id);
+    pthread_mutex_unlock(&vm->lock);
+    vo_snapshot_mark_recover(vm, hv, id, name);
+    pthread_mutex_lock(&vm->lock);
     if (d->driver->info(hv, &vm->info) < 0)
         vm->info.paused = false;
     VoVmState s = vm->info.paused ? VO_VM_PAUSED : VO_VM_RUNNING;
