@@ -707,6 +707,8 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     if (!vm->migrated_away)
         vo_vm_set_state(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED);
     _cleanup_free_ char *run_dir = vo_vm_run_dir(vm->d, vm->spec->id);
+    /* A snapshot's marker belongs to this QEMU: never to undo a later one's pause. */
+    vo_snapshot_unmark(vm->d, vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
 
     const char *transient[] = { "qmp.sock", "qmp-events.sock", "console.sock", "qemu.pid",
@@ -2496,6 +2498,7 @@ static void reconcile(VoVm *vm)
                                         : "QEMU exited while vireod was not running");
         vo_vm_set_state(vm, vm->state == VO_VM_STOPPING ? VO_VM_STOPPED : VO_VM_CRASHED);
         log_warn("vm %s: %s", vm->spec->name, vm->exit_reason);
+        vo_snapshot_unmark(d, vm->spec->id); /* its QEMU is gone */
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
         return;
