@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "conf/names.h"
-#include "daemon/snapshot-mark.h"
+#include "daemon/vm-pause-mark.h"
 #include "daemon/snapshot-rbd.h"
 #include "daemon/vm-internal.h"
 #include "state/keys.h"
@@ -412,7 +412,7 @@ static int task_create(VoTask *t, void *userdata)
                                        "systems");
         else {
             /* Kept while frozen/paused: a vireod that dies in between
-             * undoes them when it re-attaches the VM (snapshot-mark.h). */
+             * undoes them when it re-attaches the VM (vm-pause-mark.h). */
             vo_snapshot_mark(d, spec->id, spec->name, true, rbd);
             vo_task_progress(t, 5, "freezing the guest's file systems (guest agent)");
             quiesced = vo_vm_agent_freeze(vm, hv, &quiesce_reason);

@@ -28,7 +28,7 @@
 #include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
 #include "daemon/projects.h"
-#include "daemon/snapshot-mark.h"
+#include "daemon/vm-pause-mark.h"
 #include "daemon/storage.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"

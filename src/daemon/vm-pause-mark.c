@@ -1,6 +1,6 @@
-/* snapshot-mark.c: a snapshot's freeze/pause marker, and what reconcile()
- * does with one a dead vireod left (see snapshot-mark.h). */
-#include "daemon/snapshot-mark.h"
+/* vm-pause-mark.c: a snapshot's freeze/pause marker, and what reconcile()
+ * does with one a dead vireod left (see vm-pause-mark.h). */
+#include "daemon/vm-pause-mark.h"
 
 #include <errno.h>
 #include <string.h>

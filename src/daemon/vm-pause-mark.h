@@ -1,4 +1,4 @@
-/* snapshot-mark.h: the marker a snapshot of a running VM leaves in the VM's
+/* vm-pause-mark.h: the marker a snapshot of a running VM leaves in the VM's
  * run directory (RUN_DIR/vms/ID/snapshot-pause.json, tmp + rename) while it
  * has the guest's file systems frozen (guest agent) and the VM paused by
  * vireod (RBD snapshots), so that a vireod that died inside that window
