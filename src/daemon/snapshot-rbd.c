@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "daemon/migrate-safe.h"
 #include "daemon/storage.h"
 #include "storage/rbd-snap.h"
 #include "util/util.h"
@@ -101,6 +103,8 @@ int vo_snapshot_rbd_create(VoDaemon *d, const VoVmSpec *spec, const char *tag,
     for (; r >= 0 && made < n; made++)
         if ((r = vo_rbd_open_snap_create(open[made], tag, ret_error)) < 0)
             break;
+    if (paused && vo_migrate_fault("rbd-snapshot-exit-in-pause")) /* test: vireod dies here */
+        _exit(70);
     if (paused) {
         int k = d->driver->resume(pause);
         if (k < 0)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conf/names.h"
+#include "daemon/vm-pause-mark.h"
 #include "daemon/snapshot-rbd.h"
 #include "daemon/vm-internal.h"
 #include "state/keys.h"
@@ -410,6 +411,9 @@ static int task_create(VoTask *t, void *userdata)
             quiesce_reason = vo_strdup("the VM is paused: its guest cannot freeze its file "
                                        "systems");
         else {
+            /* Kept while frozen/paused: a vireod that dies in between
+             * undoes them when it re-attaches the VM (vm-pause-mark.h). */
+            vo_snapshot_mark(d, spec->id, spec->name, true, rbd);
             vo_task_progress(t, 5, "freezing the guest's file systems (guest agent)");
             quiesced = vo_vm_agent_freeze(vm, hv, &quiesce_reason);
         }
@@ -419,6 +423,8 @@ static int task_create(VoTask *t, void *userdata)
                 : d->driver->snapshot(hv, "save", op->name, spec, &error);
         if (quiesced)
             vo_vm_agent_thaw(vm, hv);
+        if (!paused)
+            vo_snapshot_unmark(d, spec->id);
         _cleanup_free_ char *dir = NULL;
         if (r < 0 && !rbd && boot_disk_room(spec, &dir) < (1 << 20)) {
             free(error);

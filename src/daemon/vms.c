@@ -28,6 +28,7 @@
 #include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
 #include "daemon/projects.h"
+#include "daemon/vm-pause-mark.h"
 #include "daemon/storage.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"
@@ -706,6 +707,8 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     if (!vm->migrated_away)
         vo_vm_set_state(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED);
     _cleanup_free_ char *run_dir = vo_vm_run_dir(vm->d, vm->spec->id);
+    /* A snapshot's marker belongs to this QEMU: never to undo a later one's pause. */
+    vo_snapshot_unmark(vm->d, vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
 
     const char *transient[] = { "qmp.sock", "qmp-events.sock", "console.sock", "qemu.pid",
@@ -2495,11 +2498,18 @@ static void reconcile(VoVm *vm)
                                         : "QEMU exited while vireod was not running");
         vo_vm_set_state(vm, vm->state == VO_VM_STOPPING ? VO_VM_STOPPED : VO_VM_CRASHED);
         log_warn("vm %s: %s", vm->spec->name, vm->exit_reason);
+        vo_snapshot_unmark(d, vm->spec->id); /* its QEMU is gone */
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
         return;
     }
     vm->hv = hv;
+    /* A snapshot's freeze/pause the dead vireod left (the agent's thaw
+     * waits, bounded, without vm->lock). */
+    _cleanup_free_ char *name = vo_strdup(vm->spec->name), *id = vo_strdup(vm->spec->id);
+    pthread_mutex_unlock(&vm->lock);
+    vo_snapshot_mark_recover(vm, hv, id, name);
+    pthread_mutex_lock(&vm->lock);
     if (d->driver->info(hv, &vm->info) < 0)
         vm->info.paused = false;
     VoVmState s = vm->info.paused ? VO_VM_PAUSED : VO_VM_RUNNING;

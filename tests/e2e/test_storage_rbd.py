@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from vireo_harness import Daemon
+from vireo_harness import Daemon, wait_until
 
 MiB = 1 << 20
 
@@ -23,11 +23,13 @@ MiB = 1 << 20
 @pytest.fixture(scope="module")
 def rbd_env(ceph, tmp_path_factory):
     """A Ceph pool `vireo-vms` with a cephx user `vireo` limited to it, its
-    keyring, and a vireod beside the Ceph (its namespace)."""
+    keyring, and a vireod beside the Ceph (its namespace), whose fault points
+    (VIREO_TEST_MIGRATE_FAULT: a file per point, taken once) a test arms."""
     ceph.create_pool("vireo-vms")
     keyring = str(tmp_path_factory.mktemp("rbd") / "ceph.client.vireo.keyring")
     key = ceph.add_user("vireo", "vireo-vms", keyring)
-    d = Daemon(netns=ceph.netns)
+    d = Daemon(netns=ceph.netns,
+               env={"VIREO_TEST_MIGRATE_FAULT": str(tmp_path_factory.mktemp("faults"))})
     try:
         yield d, keyring, key
     finally:
@@ -318,6 +320,32 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     d.qemu_pids.add(d.vm("rbdvm")["pid"])
     out = d.guest("rbdvm", "cat /root/rbd-marker; ls /root")
     assert "vireo-rbd-42" in out and "rbd-later" not in out, out
+
+    # vireod dies inside a snapshot's window (its file systems frozen by the
+    # agent, the VM paused, the RBD snapshot made): the restarted vireod
+    # finds the marker the snapshot left, resumes and thaws the VM.
+    wait_until(lambda: d.vm("rbdvm")["guest"]["agent"], 90, interval=0.5,
+               what="rbdvm's guest agent")
+    fault = os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "rbd-snapshot-exit-in-pause")
+    open(fault, "w").close()
+    marker = os.path.join(d.run_dir, "vms", d.vm("rbdvm")["id"], "snapshot-pause.json")
+    d.api("POST", "/v1/vms/rbdvm/snapshots", {"name": "s2"}, expect=202)
+    d.proc.wait(timeout=120)
+    assert not os.path.exists(fault), d.log()
+    with open(marker) as f:
+        assert json.load(f) == {"frozen": True, "paused": True}
+    assert rbd_snaps(ceph, "rbdvm-disk0") == ["s1", "s2"]  # made, not recorded
+    d.start()
+    assert d.vm("rbdvm")["state"] == "running", d.log()
+    assert not os.path.exists(marker)
+    assert "rbdvm: resumed (vireod had paused it for the snapshot)" in d.log()
+    # Thawed: a write and sync in the guest end, and a new freeze works.
+    d.guest("rbdvm", "echo thawed > /root/after-crash && sync", timeout=30)
+    d.cli("snapshot", "create", "rbdvm", "s2")
+    assert "removed leftover RBD snapshot vireo-vms/rbdvm-disk0@s2" in d.log()
+    s2 = d.api("GET", "/v1/vms/rbdvm/snapshots")["snapshots"][-1]
+    assert s2["name"] == "s2" and s2["quiesced"] is True, s2
+    d.task_ok("DELETE", "/v1/vms/rbdvm/snapshots/s2")
 
     # Online: QMP block_resize on the running VM's RBD node.
     d.task_ok("POST", "/v1/pools/ceph2/volumes/rbdvm-disk0/resize",
