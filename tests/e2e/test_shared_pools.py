@@ -20,9 +20,14 @@ def pool(daemon, name):
 
 
 def host_record(daemon):
-    hosts = daemon.api("GET", "/v1/hosts")["hosts"]
-    assert len(hosts) == 1
-    return hosts[0]
+    """The host's published record. Between two publications on a loaded
+    machine the host can show without one for a moment (`offline`, no
+    `pools`): waited out, bounded."""
+    def published():
+        hosts = daemon.api("GET", "/v1/hosts")["hosts"]
+        assert len(hosts) == 1
+        return hosts[0] if "pools" in hosts[0] else None
+    return wait_until(published, 20, what="the host's record")
 
 
 def wait_reach(daemon, name, reachable, timeout=20):
