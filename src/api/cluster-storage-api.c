@@ -133,12 +133,6 @@ typedef struct {
     size_t volumes;
 } PoolCtx;
 
-static int count_one(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)key, (void)value, (void)rev;
-    ((PoolCtx *)userdata)->volumes++;
-    return 0;
-}
 
 static int pool_host(const VoClusterHost *h, const char *name, const char *value, void *userdata)
 {
@@ -151,9 +145,8 @@ static int pool_host(const VoClusterHost *h, const char *name, const char *value
         json_decref(doc);
         return 0;
     }
-    c->volumes = 0;
     _cleanup_free_ char *prefix = vo_asprintf("h/%s/volumes/%s/", h->id, name);
-    (void)vo_store_list(c->d->cluster_store, prefix, count_one, c);
+    (void)vo_store_count(c->d->cluster_store, prefix, &c->volumes);
     json_int_t created = json_integer_value(json_object_get(doc, "created_at"));
     _cleanup_free_ char *reason = vo_asprintf("a local pool of host '%s' (vireo pool show %s "
                                               "--host %s)", h->name, name, h->name);

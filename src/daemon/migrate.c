@@ -1018,15 +1018,6 @@ static int check_target_pool(VoDaemon *d, const char *target_id, const char *tar
     return 0;
 }
 
-static int count_one(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)key;
-    (void)value;
-    (void)rev;
-    (*(size_t *)userdata)++;
-    return 0;
-}
-
 /* A VM with local disks and snapshots: its snapshots live inside those
  * disks' qcow2 files (internal snapshots, memory state in disk 0), and
  * a mirror copies only what the guest sees now, so the destination's
@@ -1036,7 +1027,7 @@ static int check_no_snapshots(VoDaemon *d, const VoVmSpec *spec, char **ret_erro
 {
     size_t n = 0;
     _cleanup_free_ char *prefix = vo_key_snapshots_prefix(spec->id);
-    int r = vo_store_list(d->store, prefix, count_one, &n);
+    int r = vo_store_count(d->store, prefix, &n);
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot read VM '%s''s snapshots: %s", spec->name,
                             strerror(-r));

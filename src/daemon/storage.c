@@ -296,14 +296,6 @@ static size_t volume_dependents(VoDaemon *d, const char *key)
     return n;
 }
 
-static int count_doc(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)key;
-    (void)value;
-    (void)rev;
-    (*(int *)userdata)++;
-    return 0;
-}
 
 int vo_image_users_elsewhere(VoDaemon *d, const char *image)
 {
@@ -314,7 +306,9 @@ int vo_image_users_elsewhere(VoDaemon *d, const char *image)
     for (size_t i = 0; r >= 0 && ids && ids[i]; i++) {
         if (strcmp(ids[i], d->host_id)) {
             _cleanup_free_ char *prefix = vo_asprintf("h/%s/uses/images/%s/", ids[i], image);
-            r = vo_store_list(d->cluster_store, prefix, count_doc, &n);
+            size_t here = 0;
+            r = vo_store_count(d->cluster_store, prefix, &here);
+            n += (int)here;
         }
     }
     if (r < 0) {

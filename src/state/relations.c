@@ -252,21 +252,13 @@ int vo_relations_network_user(VoStore *s, const char *network, VoRelationUser *r
     return user_under(s, vo_key_uses_network_prefix(network), ret);
 }
 
-static int count_one(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)key;
-    (void)value;
-    (void)rev;
-    (*(int *)userdata)++;
-    return 0;
-}
 
 int vo_relations_image_users(VoStore *s, const char *image)
 {
     _cleanup_free_ char *prefix = vo_key_uses_image_prefix(image);
-    int n = 0;
-    int r = vo_store_list(s, prefix, count_one, &n);
-    return r < 0 ? r : n;
+    size_t n = 0;
+    int r = vo_store_count(s, prefix, &n);
+    return r < 0 ? r : (int)n;
 }
 
 static int add_nics(const char *key, const char *value, int64_t rev, void *userdata)

@@ -25,6 +25,21 @@ int vo_store_put(VoStore *s, const char *key, const char *value, int64_t expecte
     return vo_store_put_lease(s, key, value, expected_rev, 0, ret_rev);
 }
 
+static int count_key(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)key;
+    (void)value;
+    (void)rev;
+    (*(size_t *)userdata)++;
+    return 0;
+}
+
+int vo_store_count(VoStore *s, const char *prefix, size_t *ret_n)
+{
+    *ret_n = 0;
+    return vo_store_list(s, prefix, count_key, ret_n);
+}
+
 int vo_store_delete(VoStore *s, const char *key, int64_t expected_rev)
 {
     if (!s || !key || (expected_rev <= 0 && expected_rev != VO_REV_ANY))

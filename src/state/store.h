@@ -199,6 +199,9 @@ static inline int vo_store_list(VoStore *s, const char *prefix, VoStoreListFn fn
     return s->ops->list(s, prefix, fn, userdata, NULL);
 }
 
+/* How many keys start with prefix: *ret_n, or a negative errno. */
+int vo_store_count(VoStore *s, const char *prefix, size_t *ret_n);
+
 static inline int vo_store_txn(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps,
                                const VoStoreOp *ops, size_t n_ops, int64_t *ret_rev,
                                size_t *ret_failed)

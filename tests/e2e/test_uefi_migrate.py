@@ -49,13 +49,17 @@ def console_mark(h, name):
     return h.console_log(name)[-200:]
 
 
-def printed_since(h, name, mark, text):
-    """Whether text was printed on VM name's console after mark. Not by
-    counting: the log rotates at 512 KiB (OVMF's screens fill it fast) and
-    the older file's occurrences leave the count then."""
+def console_since(h, name, mark):
+    """What VM name's console printed after mark. Not counted from the
+    whole log: it rotates at 512 KiB (OVMF's screens fill it fast), and the
+    older file's text leaves it then."""
     log = h.console_log(name)
     at = log.rfind(mark) if mark else -1
-    return text in (log[at + len(mark):] if at >= 0 else log)
+    return log[at + len(mark):] if at >= 0 else log
+
+
+def printed_since(h, name, mark, text):
+    return text in console_since(h, name, mark)
 
 
 def shell(h, name, line, timeout=120):
@@ -83,10 +87,7 @@ def listed(h, name):
     view): those printed after the command was typed."""
     mark = console_mark(h, name)
     shell(h, name, f"dmpstore -guid {GUID}")
-    log = h.console_log(name)
-    at = log.rfind(mark)
-    text = log[at + len(mark):] if at >= 0 else log
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # the shell's highlighting
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", console_since(h, name, mark))  # highlighting
     return set(re.findall(r"Variable NV\+RT\+BS '[0-9A-Fa-f-]+:(Vireo\w+)'", text))
 
 
