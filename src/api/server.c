@@ -701,21 +701,27 @@ static bool quorum_gate(VoDaemon *d, const char *method, VoReply *rep)
 {
     if (!strcmp(method, "GET") || !strcmp(method, "HEAD") || !d->store)
         return true;
+    /* A host that fenced itself is most likely cut off, whether or not its
+     * store met the loss yet (on a loaded host its own requests may still
+     * be on their way): it asks too, and says it is fenced, which is why a
+     * start or create stays refused a while after quorum is back. */
+    _cleanup_free_ char *fenced = NULL;
+    (void)vo_fence_check_start(d, &fenced);
     int64_t since = vo_store_stale_since(d->store);
-    if (!since)
+    if (!since && !fenced)
         return true;
     int64_t rev = 0;
     int r = d->store->ops->revision(d->store, &rev);
     if (r != -EAGAIN)
         return true; /* answered (quorum back), or another error the handler meets too */
-    /* A host that fenced itself (cut off, most likely) says that too: it
-     * is why a start or create stays refused a while after quorum is back. */
-    _cleanup_free_ char *fenced = NULL;
-    (void)vo_fence_check_start(d, &fenced);
-    char when[32];
-    vo_time_format(since, when);
+    char when[48] = "";
+    if (since) {
+        char at[32];
+        vo_time_format(since, at);
+        snprintf(when, sizeof(when), " (since %s)", at);
+    }
     _cleanup_free_ char *msg = vo_asprintf(
-        "cluster has no quorum (since %s): nothing was changed; changes work again once a "
+        "cluster has no quorum%s: nothing was changed; changes work again once a "
         "majority of the cluster's voting members reach each other%s%s",
         when, fenced ? ". Also: " : "", fenced ? fenced : "");
     vo_reply_errno(rep, -EAGAIN, msg);

@@ -33,7 +33,7 @@ int vo_fence_state_write(const char *path, int64_t lease, int64_t confirmed_unti
     char text[128];
     int n = snprintf(text, sizeof(text), "{\"lease\": %lld, \"confirmed_until\": %lld}\n",
                      (long long)lease, (long long)confirmed_until);
-    return vo_write_file_atomic(path, text, (size_t)n);
+    return vo_write_run_file_atomic(path, text, (size_t)n);
 }
 
 int vo_fence_state_read(const char *path, int64_t *ret_lease, int64_t *ret_confirmed_until)

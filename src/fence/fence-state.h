@@ -28,6 +28,7 @@
  * minus a 2 s margin from the moment the keepalive was sent. */
 #define VO_FENCE_TTL_MS 6000
 #define VO_FENCE_RENEW_MS 1000
+#define VO_FENCE_RETRY_MS 200 /* after a renewal that failed */
 #define VO_FENCE_MARGIN_MS 2000
 
 /* Until when a renewal whose keepalive was sent at t0 (monotonic ms) and
@@ -42,7 +43,8 @@ bool vo_fence_expired(int64_t now_ms, int64_t confirmed_until);
  * holds a time of the earlier boot's monotonic clock). */
 bool vo_fence_state_plausible(int64_t now_ms, int64_t confirmed_until, int ttl_ms);
 
-/* RUN/fence.state. write: atomic (temp + fsync + rename). read: -ENOENT
+/* RUN/fence.state. write: atomic (temp + rename; no fsync, as the file
+ * does not outlive a boot and a renewal must not wait on the disk). read: -ENOENT
  * without a file, -EINVAL when it is not such a document. */
 int vo_fence_state_write(const char *path, int64_t lease, int64_t confirmed_until);
 int vo_fence_state_read(const char *path, int64_t *ret_lease, int64_t *ret_confirmed_until);

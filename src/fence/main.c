@@ -127,8 +127,8 @@ static int open_store(const char *state_dir, VoStore **ret)
     return r;
 }
 
-/* One renewal (or grant) and its confirming read. */
-static void renew_once(VoStore *s)
+/* One renewal (or grant) and its confirming read; whether it was counted. */
+static bool renew_once(VoStore *s)
 {
     pthread_mutex_lock(&F.lock);
     int64_t lease = F.lease;
@@ -151,8 +151,12 @@ static void renew_once(VoStore *s)
         pthread_mutex_unlock(&F.lock);
         if (granted)
             (void)s->ops->lease_revoke(s, lease);
-        return;
+        return false;
     }
+    int64_t took = vo_now_ms() - t0;
+    if (took >= VO_FENCE_RENEW_MS) /* what a fence under load is made of: in the log */
+        log_warn("vireo-fence: a %s took %lld ms (%s)", F.lease ? "renewal" : "grant",
+                 (long long)took, r == 0 ? "counted" : strerror(-r));
     if (r == 0) {
         int64_t until = vo_fence_confirmed_until(t0, VO_FENCE_TTL_MS, VO_FENCE_MARGIN_MS);
         if (granted)
@@ -168,6 +172,7 @@ static void renew_once(VoStore *s)
     } else if (r < 0)
         log_debug("vireo-fence: %s: %s", F.lease ? "renewal" : "grant", strerror(-r));
     pthread_mutex_unlock(&F.lock);
+    return r == 0;
 }
 
 /* At start: the lease of RUN/fence.state, when the store still has it, and
@@ -253,8 +258,10 @@ int main(int argc, char **argv)
     log_info("vireo-fence: running (pid %d, run dir %s)", (int)getpid(), F.run_dir);
     while (!atomic_load(&stop)) {
         int64_t t0 = vo_now_ms();
-        renew_once(s);
-        int64_t left = t0 + VO_FENCE_RENEW_MS - vo_now_ms();
+        /* A renewal that failed is tried again soon, not a second later:
+         * the margin is what the next one has left. */
+        int64_t pause = renew_once(s) ? VO_FENCE_RENEW_MS : VO_FENCE_RETRY_MS;
+        int64_t left = t0 + pause - vo_now_ms();
         if (left > 0)
             sleep_ms((int)left);
     }

@@ -215,7 +215,7 @@ int vo_read_file(const char *path, size_t max, char **ret, size_t *ret_len)
     return 0;
 }
 
-int vo_write_file_atomic(const char *path, const char *data, size_t len)
+static int write_file_renamed(const char *path, const char *data, size_t len, bool durable)
 {
     _cleanup_free_ char *tmp = vo_asprintf("%s.tmp.%d", path, (int)getpid());
     /* Never through a symlink at the temp name (a directory another user
@@ -238,7 +238,7 @@ int vo_write_file_atomic(const char *path, const char *data, size_t len)
         }
         off += (size_t)n;
     }
-    if (fsync(fd) < 0 || close(fd) < 0) {
+    if ((durable && fsync(fd) < 0) || close(fd) < 0) {
         int r = -errno;
         unlink(tmp);
         return r;
@@ -249,6 +249,16 @@ int vo_write_file_atomic(const char *path, const char *data, size_t len)
         return r;
     }
     return 0;
+}
+
+int vo_write_file_atomic(const char *path, const char *data, size_t len)
+{
+    return write_file_renamed(path, data, len, true);
+}
+
+int vo_write_run_file_atomic(const char *path, const char *data, size_t len)
+{
+    return write_file_renamed(path, data, len, false);
 }
 
 int vo_rm_rf(const char *path)
