@@ -89,7 +89,7 @@ void vo_cluster_etcd_kill_stale(const char *run_dir, const char *dir_prefix)
 
 static int spawn(VoClusterEtcd *e)
 {
-    int r = vo_spawn_detached(e->argv, e->log_path, NULL, 0, &e->pid, &e->pidfd);
+    int r = vo_spawn_detached_favoured(e->argv, e->log_path, &e->pid, &e->pidfd);
     if (r < 0)
         return r;
     _cleanup_free_ char *text = vo_asprintf("%d\n", (int)e->pid);

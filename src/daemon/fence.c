@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,6 +74,7 @@ static pid_t spawn_fence(VoDaemon *d)
     pid_t pid = fork();
     if (pid == 0) {
         setsid();
+        (void)setpriority(PRIO_PROCESS, 0, VO_SPAWN_LEASE_HOLDER_NICE);
         if (devnull >= 0)
             dup2(devnull, STDIN_FILENO);
         syscall(SYS_close_range, 3u, ~0u, 0);

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -213,8 +214,8 @@ static int place_passed_fds(const int *pass_fds, size_t n)
 }
 
 static int spawn_detached(char *const argv[], const char *log_path, const int *pass_fds,
-                          size_t n_pass, char *const *cgroup_procs, bool tied, pid_t *ret_pid,
-                          int *ret_pidfd)
+                          size_t n_pass, char *const *cgroup_procs, bool tied, int nice_value,
+                          pid_t *ret_pid, int *ret_pidfd)
 {
     _cleanup_close_ int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (log_fd < 0)
@@ -231,6 +232,8 @@ static int spawn_detached(char *const argv[], const char *log_path, const int *p
             _exit(126);
         }
         setsid();
+        if (nice_value && setpriority(PRIO_PROCESS, 0, nice_value) < 0)
+            dprintf(log_fd, "cannot set its nice value to %d: %s\n", nice_value, strerror(errno));
         int devnull = open("/dev/null", O_RDONLY);
         dup2(devnull, 0);
         dup2(log_fd, 1);
@@ -257,17 +260,24 @@ static int spawn_detached(char *const argv[], const char *log_path, const int *p
 int vo_spawn_detached(char *const argv[], const char *log_path, const int *pass_fds,
                       size_t n_pass, pid_t *ret_pid, int *ret_pidfd)
 {
-    return spawn_detached(argv, log_path, pass_fds, n_pass, NULL, false, ret_pid, ret_pidfd);
+    return spawn_detached(argv, log_path, pass_fds, n_pass, NULL, false, 0, ret_pid, ret_pidfd);
+}
+
+int vo_spawn_detached_favoured(char *const argv[], const char *log_path, pid_t *ret_pid,
+                               int *ret_pidfd)
+{
+    return spawn_detached(argv, log_path, NULL, 0, NULL, false, VO_SPAWN_LEASE_HOLDER_NICE,
+                          ret_pid, ret_pidfd);
 }
 
 int vo_spawn_detached_in(char *const argv[], const char *log_path, const int *pass_fds,
                          size_t n_pass, char *const *cgroup_procs, pid_t *ret_pid, int *ret_pidfd)
 {
-    return spawn_detached(argv, log_path, pass_fds, n_pass, cgroup_procs, false, ret_pid,
+    return spawn_detached(argv, log_path, pass_fds, n_pass, cgroup_procs, false, 0, ret_pid,
                           ret_pidfd);
 }
 
 int vo_spawn_helper(char *const argv[], const char *log_path, pid_t *ret_pid, int *ret_pidfd)
 {
-    return spawn_detached(argv, log_path, NULL, 0, NULL, true, ret_pid, ret_pidfd);
+    return spawn_detached(argv, log_path, NULL, 0, NULL, true, 0, ret_pid, ret_pidfd);
 }

@@ -36,6 +36,15 @@ int vo_spawn_detached_in(char *const argv[], const char *log_path, const int *pa
                          size_t n_pass, char *const *cgroup_procs, pid_t *ret_pid,
                          int *ret_pidfd);
 
+/* The nice value of the processes a host's lease depends on (its etcd
+ * member, its fence process): busy guests must not starve them, or a
+ * loaded host misses renewals and fences itself (docs/ha.md). */
+#define VO_SPAWN_LEASE_HOLDER_NICE (-10)
+/* Like vo_spawn_detached without passed fds, at that nice value (set in the
+ * child before exec, so every thread it makes inherits it). */
+int vo_spawn_detached_favoured(char *const argv[], const char *log_path, pid_t *ret_pid,
+                               int *ret_pidfd);
+
 /* Like vo_spawn_detached without passed fds, for a helper that must not
  * outlive vireod (qemu-storage-daemon): SIGKILL when vireod dies. The caller
  * must wait for it (pidfd) before the calling thread can end. */
