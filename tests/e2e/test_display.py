@@ -111,16 +111,21 @@ MENU_MOVE_ROWS = 24
 
 def settled_screen(daemon, name, timeout=120):
     """Waits until GRUB has drawn its menu on the screen too (the serial
-    terminal may get it first; TCG under load draws slowly): two
-    screenshots in a row the same but for the cursor."""
+    terminal may get it first; TCG under load draws slowly): a screen that
+    is not blank, three screenshots in a row (over two seconds) the same but
+    for the cursor. (Two blank ones in a row passed for settled on a loaded
+    machine: the menu came later and the next screenshot differed.)"""
     last = []
 
     def same():
         status, _, png = screenshot(daemon, name)
         rows = png_pixels(png)[2] if status == 200 else None
-        ok = rows is not None and last and rows_differing(rows, last[-1]) <= CURSOR_ROWS
-        last[:] = [rows] if rows is not None else []
-        return ok
+        if rows is None or len(set(rows)) <= 10:  # not yet drawn
+            last.clear()
+            return False
+        last.append(rows)
+        del last[:-3]
+        return len(last) == 3 and all(rows_differing(r, rows) <= CURSOR_ROWS for r in last)
     wait_until(same, timeout, interval=1, what="the menu drawn on the screen")
 
 
