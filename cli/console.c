@@ -458,7 +458,7 @@ static char *vnc_ticket(const char *name, uint64_t ttl)
     if (r < 0)
         return NULL;
     const char *password = jstr(doc, "password");
-    char *copy = password ? strdup(password) : NULL;
+    char *copy = password ? vo_strdup(password) : NULL;
     json_decref(doc);
     if (!copy)
         cli_error("vireod gave no VNC password");
