@@ -1,6 +1,8 @@
 /* console.c: `vireo console NAME` attaches the terminal to a VM's serial
  * console over an upgraded HTTP connection (raw socket, not libcurl);
- * `--log` prints what the console has shown so far. */
+ * `--log` prints what the console has shown so far; `--vnc` relays VNC
+ * viewers on a local TCP port (off loopback: with a one-time password). */
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "cli.h"
 #include "util/unix-socket.h"
 #include "http.h"
+#include "output.h"
 
 #define DETACH_BYTE 0x1d          /* Ctrl-] */
 #define LINGER_AFTER_EOF_MS 1000  /* keep printing output after stdin ends */
@@ -417,9 +420,9 @@ static void pump(int a, int b)
     }
 }
 
-/* --listen ADDR:PORT, an IPv4 address of the loopback (127.0.0.0/8): VNC
- * without a password must not be reachable from other machines. */
-static int parse_listen(const char *listen_arg, struct sockaddr_in *ret)
+/* --listen ADDR:PORT, an IPv4 address. *ret_loopback: on 127.0.0.0/8,
+ * where viewers need no password (only this machine reaches it). */
+static int parse_listen(const char *listen_arg, struct sockaddr_in *ret, bool *ret_loopback)
 {
     const char *colon = strrchr(listen_arg, ':');
     char host[64];
@@ -439,21 +442,44 @@ static int parse_listen(const char *listen_arg, struct sockaddr_in *ret)
     if (!cli_parse_uint("--listen's port", colon + 1, 0, 65535, &port))
         return -EINVAL;
     ret->sin_port = htons((uint16_t)port);
-    if ((ntohl(ret->sin_addr.s_addr) >> 24) != 127) {
-        cli_error("--listen: %s is not a loopback address: the VNC console has no password, "
-                  "so it is only offered on 127.0.0.0/8 (reach it from elsewhere through an "
-                  "SSH tunnel: ssh -L 5900:127.0.0.1:5900 HOST)", host);
-        return -EPERM;
-    }
+    *ret_loopback = (ntohl(ret->sin_addr.s_addr) >> 24) == 127;
     return 0;
 }
 
-static int console_vnc(const char *name, const char *listen_arg)
+/* Off loopback, viewers go to the VM's VNC server that asks for a password:
+ * a one-time one, issued now (POST .../vnc-ticket) and printed once, that
+ * admits viewers connecting within ttl seconds. malloc'd; NULL: reported. */
+static char *vnc_ticket(const char *name, uint64_t ttl)
+{
+    _cleanup_free_ char *path = api_path("vms", name, "/vnc-ticket");
+    json_t *body = json_pack("{s:I}", "ttl_seconds", (json_int_t)ttl), *doc = NULL;
+    int r = api_call("POST", path, body, &doc);
+    json_decref(body);
+    if (r < 0)
+        return NULL;
+    const char *password = jstr(doc, "password");
+    char *copy = password ? vo_strdup(password) : NULL;
+    json_decref(doc);
+    if (!copy)
+        cli_error("vireod gave no VNC password");
+    return copy;
+}
+
+static int console_vnc(const char *name, const char *listen_arg, const char *ttl_arg)
 {
     struct sockaddr_in addr;
-    if (parse_listen(listen_arg ? listen_arg : "127.0.0.1:5900", &addr) < 0)
+    bool loopback;
+    uint64_t ttl = 60;
+    if (parse_listen(listen_arg ? listen_arg : "127.0.0.1:5900", &addr, &loopback) < 0 ||
+        (ttl_arg && !cli_parse_uint("--password-ttl", ttl_arg, 5, 3600, &ttl)))
         return CLI_EXIT_USAGE;
-    _cleanup_free_ char *path = api_path("vms", name, "/vnc");
+    if (ttl_arg && loopback)
+        return cli_usage_error("console", "--password-ttl goes with a --listen address off "
+                               "loopback (on 127.0.0.0/8 viewers need no password)");
+    _cleanup_free_ char *password = loopback ? NULL : vnc_ticket(name, ttl);
+    if (!loopback && !password)
+        return CLI_EXIT_FAIL;
+    _cleanup_free_ char *path = api_path("vms", name, loopback ? "/vnc" : "/vnc?password=true");
     /* The first stream now: a VM without a display (or not running) is
      * reported before anything listens. It serves the first viewer. */
     char head[HEAD_MAX];
@@ -476,6 +502,9 @@ static int console_vnc(const char *name, const char *listen_arg)
     inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
     printf("VNC console of %s on %s:%u (e.g. vncviewer %s::%u); Ctrl-C ends.\n", name, ip,
            ntohs(addr.sin_port), ip, ntohs(addr.sin_port));
+    if (password)
+        printf("VNC password: %s (one-time: admits viewers that connect within %" PRIu64
+               " s; run this again for a new one)\n", password, ttl);
     fflush(stdout);
     signal(SIGCHLD, SIG_IGN); /* the viewers' relays reap themselves */
     for (;;) {
@@ -515,24 +544,27 @@ static int console_vnc(const char *name, const char *listen_arg)
 
 static int console_run(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *name = NULL, *listen_arg = NULL;
+    const char *name = NULL, *listen_arg = NULL, *ttl_arg = NULL;
     bool log = false, vnc = false;
     const CliOption opts[] = { { "--log", NULL, &log }, { "--vnc", NULL, &vnc },
-                               { "--listen", &listen_arg, NULL }, { NULL, NULL, NULL } };
+                               { "--listen", &listen_arg, NULL },
+                               { "--password-ttl", &ttl_arg, NULL }, { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
-    if (listen_arg && !vnc)
-        return cli_usage_error("console", "--listen goes with --vnc");
+    if ((listen_arg || ttl_arg) && !vnc)
+        return cli_usage_error("console", listen_arg ? "--listen goes with --vnc"
+                                                     : "--password-ttl goes with --vnc");
     if (log && vnc)
         return cli_usage_error("console", "--log and --vnc contradict each other");
     if (vnc)
-        return console_vnc(name, listen_arg);
+        return console_vnc(name, listen_arg, ttl_arg);
     return log ? console_log(name) : console_attach(name);
 }
 
 static const CliCommand console_commands[] = {
-    { "console", NULL, "NAME", "[--log] [--vnc [--listen 127.0.0.1:5900]]",
+    { "console", NULL, "NAME",
+      "[--log] [--vnc [--listen 127.0.0.1:5900] [--password-ttl SECONDS]]",
       "Attach to a running VM's serial console (or offer its screen over VNC).",
       "Options:\n"
       "  --log                 print what the console has shown so far (last ~1 MiB)\n"
@@ -542,8 +574,14 @@ static const CliCommand console_commands[] = {
       "                        each VNC viewer that connects to the VM's VNC server\n"
       "                        (through vireod); runs until Ctrl-C\n"
       "  --listen ADDR:PORT    where --vnc listens (default 127.0.0.1:5900; port 0:\n"
-      "                        any free one, printed). Loopback addresses only: the\n"
-      "                        console has no password (use an SSH tunnel)\n"
+      "                        any free one, printed). On loopback (127.0.0.0/8)\n"
+      "                        viewers need no password; on any other address\n"
+      "                        (0.0.0.0: all) vireod sets a one-time VNC password,\n"
+      "                        printed once, that viewers must give (VNC\n"
+      "                        authentication; the stream is not encrypted: prefer\n"
+      "                        an SSH tunnel on untrusted networks)\n"
+      "  --password-ttl SECONDS  off loopback: how long the password admits new\n"
+      "                        viewers (5-3600, default 60); those connected stay\n"
       "\n"
       "Ctrl-] detaches. On a terminal, input is passed through raw. When input is not\n"
       "a terminal it is sent as is; at its end, output is shown for one more second.\n"
@@ -551,7 +589,8 @@ static const CliCommand console_commands[] = {
       "  vireo console web1\n"
       "  echo 'uname -a' | vireo console web1\n"
       "  vireo console web1 --log | tail\n"
-      "  vireo console inst --vnc --listen 127.0.0.1:5901   (then: vncviewer :1)\n",
+      "  vireo console inst --vnc --listen 127.0.0.1:5901   (then: vncviewer :1)\n"
+      "  vireo console inst --vnc --listen 0.0.0.0:5901     (prints a one-time password)\n",
       console_run },
 };
 

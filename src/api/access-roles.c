@@ -57,6 +57,7 @@ static const RoleRule rules[] = {
     { "POST", "/v1/vms/{vm}/resume", VO_ROLE_OPERATOR },
     { "POST", "/v1/vms/{vm}/send-keys", VO_ROLE_OPERATOR },
     { "POST", "/v1/vms/{vm}/screenshot", VO_ROLE_OPERATOR },
+    { "POST", "/v1/vms/{vm}/vnc-ticket", VO_ROLE_OPERATOR }, /* a console, as GET .../vnc */
     /* Snapshots and backups. */
     { "POST", "/v1/vms/{vm}/snapshots", VO_ROLE_OPERATOR },
     { "DELETE", "/v1/vms/{vm}/snapshots/{snapshot}", VO_ROLE_OPERATOR },

@@ -3,7 +3,9 @@
  * GET /v1/vms/{vm}/vnc, its VNC stream: a WebSocket (RFC 6455, binary
  * frames; noVNC's "binary" subprotocol) or, for `vireo console --vnc`, a
  * raw upgraded stream ("Upgrade: vireo-vnc", like the serial console's),
- * relayed (api/ws-relay.c) to QEMU's VNC Unix socket. */
+ * relayed (api/ws-relay.c) to QEMU's VNC Unix socket (?password=true: to
+ * its twin that asks for the one-time password POST
+ * /v1/vms/{vm}/vnc-ticket sets, for viewers off loopback). */
 #include <string.h>
 
 #include "api/handlers.h"
@@ -18,6 +20,10 @@
 #define TEXT_MAX 1024
 /* How long QEMU's VNC server may take to take a new connection. */
 #define VNC_CONNECT_TIMEOUT_MS 5000
+/* How long a one-time VNC password admits new viewers: default, bounds. */
+#define VNC_TICKET_TTL_DEFAULT 60
+#define VNC_TICKET_TTL_MIN 5
+#define VNC_TICKET_TTL_MAX 3600
 
 void vo_api_vm_screenshot(VoRequest *req, VoReply *rep)
 {
@@ -109,7 +115,7 @@ void vo_api_vm_vnc(VoRequest *req, VoReply *rep)
     if (websocket && !vo_ws_handshake_check(req, rep, "the VNC stream", accept))
         return;
     _cleanup_free_ char *path = NULL, *error = NULL;
-    int r = vo_vm_vnc_socket(vm, &path, &error);
+    int r = vo_vm_vnc_socket(vm, vo_request_query_bool(req, "password"), &path, &error);
     if (r < 0) {
         vo_reply_errno(rep, r, error);
         return;
@@ -123,4 +129,26 @@ void vo_api_vm_vnc(VoRequest *req, VoReply *rep)
         return;
     }
     vo_ws_relay_reply(req, rep, fd, websocket ? accept : NULL, "vireo-vnc");
+}
+
+void vo_api_vm_vnc_ticket(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
+    json_int_t ttl = VNC_TICKET_TTL_DEFAULT;
+    if (!vm || !vo_request_unpack(req, rep, "{s?I}", "ttl_seconds", &ttl))
+        return;
+    if (ttl < VNC_TICKET_TTL_MIN || ttl > VNC_TICKET_TTL_MAX) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "ttl_seconds: give %d to %d seconds",
+                       VNC_TICKET_TTL_MIN, VNC_TICKET_TTL_MAX);
+        return;
+    }
+    _cleanup_free_ char *password = NULL, *error = NULL;
+    int r = vo_vm_vnc_ticket(vm, (unsigned)ttl, &password, &error);
+    if (r < 0) {
+        vo_reply_errno(rep, r, error);
+        return;
+    }
+    /* Shown once: vireod keeps no copy (QEMU holds it until it expires). */
+    vo_reply_json(rep, 201, json_pack("{s:s, s:I, s:s}", "password", password, "ttl_seconds",
+                                      ttl, "stream", "GET /v1/vms/{vm}/vnc?password=true"));
 }

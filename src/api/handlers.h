@@ -91,6 +91,7 @@ void vo_api_vm_console_log(VoRequest *req, VoReply *rep);
 void vo_api_vm_screenshot(VoRequest *req, VoReply *rep);
 void vo_api_vm_send_keys(VoRequest *req, VoReply *rep);
 void vo_api_vm_vnc(VoRequest *req, VoReply *rep);
+void vo_api_vm_vnc_ticket(VoRequest *req, VoReply *rep);
 
 void vo_api_image_import(VoRequest *req, VoReply *rep);
 void vo_api_vm_import(VoRequest *req, VoReply *rep);

@@ -241,7 +241,12 @@ int vo_vm_set_password(VoVm *vm, const char *user, const char *password, bool cr
  * KeyValues: qemu/qemu-keys.h) in order; its VNC server's Unix socket. */
 int vo_vm_screenshot(VoVm *vm, char **ret_png, size_t *ret_len, char **ret_error);
 int vo_vm_send_keys(VoVm *vm, json_t *combos, char **ret_error);
-int vo_vm_vnc_socket(VoVm *vm, char **ret_path, char **ret_error);
+int vo_vm_vnc_socket(VoVm *vm, bool password, char **ret_path, char **ret_error);
+/* A one-time VNC password (VO_VNC_PASSWORD_LEN characters, malloc'd) for
+ * the VM's VNC server that asks for one: it admits viewers that connect
+ * within ttl_seconds (those connected stay); a new one replaces it. */
+#define VO_VNC_PASSWORD_LEN 8
+int vo_vm_vnc_ticket(VoVm *vm, unsigned ttl_seconds, char **ret_password, char **ret_error);
 
 /* Console: attach a client fd (taken) on the loop thread; on_closed gets
  * userdata when it ends. -ENOTCONN when the VM has no console now. */

@@ -275,10 +275,18 @@ struct VoHvDriver {
     /* The display of a VM that has one (spec->display): screendump gives
      * a PNG of its screen (malloc'd); send_keys presses each combination of
      * combos (arrays of QMP KeyValues: qemu/qemu-keys.h) in order;
-     * vnc_socket is the Unix socket of its VNC server. NULL: not supported. */
+     * vnc_socket is the Unix socket of its VNC server (with password: of
+     * the one that asks for the password vnc_ticket set; NULL when it has
+     * none). NULL: not supported. */
     int (*screendump)(VoHvInstance *vm, char **ret_png, size_t *ret_len, char **ret_error);
     int (*send_keys)(VoHvInstance *vm, json_t *combos, char **ret_error);
-    const char *(*vnc_socket)(VoHvInstance *vm);
+    const char *(*vnc_socket)(VoHvInstance *vm, bool password);
+    /* A one-time VNC password: sets password on the display's second VNC
+     * server (the one that asks for one), valid for new viewers during
+     * ttl_seconds. -EBUSY when this QEMU has no such server (started before it
+     * existed: a restart gives it one). NULL: not supported. */
+    int (*vnc_ticket)(VoHvInstance *vm, const char *password, unsigned ttl_seconds,
+                      char **ret_error);
     /* Backs up every disk of a running VM at one instant (plan above). On
      * failure the bitmaps still hold every change since the last successful
      * backup; the caller removes the target files. */

@@ -329,7 +329,11 @@ static void build_agent_channel(char ***argv, const VoQemuPaths *paths, const Vo
  * address, so the rest of the layout is unchanged) and the VNC server on a
  * Unix socket in the run dir (QEMU 10: -vnc unix:PATH), never on TCP; a
  * migrated VM keeps the adapter's address (the layout's).
- * share=ignore: several viewers at once (the CLI's, the web UI's). */
+ * share=ignore: several viewers at once (the CLI's, the web UI's). A second
+ * VNC server on its own socket asks for a password (VNC authentication):
+ * none is set at start, so it admits nobody until vireod issues a one-time
+ * password on it (set_password, display VO_QEMU_VNC_TICKET_ID) for a viewer
+ * off loopback (vireo console --vnc --listen ADDR). */
 static void build_display(char ***argv, const VoVmSpec *spec, const VoQemuPaths *paths,
                           const VoQemuLayout *layout)
 {
@@ -340,6 +344,9 @@ static void build_display(char ***argv, const VoVmSpec *spec, const VoQemuPaths 
                                spec->display == VO_DISPLAY_VIRTIO ? "virtio-vga" : "VGA", "id",
                                VO_QEMU_DISPLAY_ID), layout));
     push_opt(argv, "-vnc", "unix:%s,share=ignore", paths->vnc_socket);
+    if (paths->vnc_ticket_socket)
+        push_opt(argv, "-vnc", "unix:%s,share=ignore,password=on,id=" VO_QEMU_VNC_TICKET_ID,
+                 paths->vnc_ticket_socket);
 }
 
 int vo_qemu_build_argv(const VoVmSpec *spec, const VoQemuCaps *caps, const VoQemuPaths *paths,

@@ -45,6 +45,9 @@ void vo_qemu_vcpu_id(unsigned index, char ret[32]);
 #define VO_QEMU_DISPLAY_ID "video0"
 /* Its VNC server's Unix socket, in the VM's run dir. */
 #define VO_QEMU_VNC_SOCKET "vnc.sock"
+/* The password-protected VNC server: its socket and its QMP display id. */
+#define VO_QEMU_VNC_TICKET_SOCKET "vnc-ticket.sock"
+#define VO_QEMU_VNC_TICKET_ID "vnc-ticket"
 /* UEFI: the block nodes of OVMF's code and of the VM's NVRAM (pflash0, pflash1). */
 #define VO_QEMU_FW_CODE_NODE "fw-code"
 #define VO_QEMU_FW_VARS_NODE "fw-vars"

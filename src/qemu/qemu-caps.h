@@ -24,6 +24,8 @@ typedef struct {
     const char *agent_socket;
     /* QEMU's VNC server of a VM with a display; NULL: none even so. */
     const char *vnc_socket;
+    /* Beside it, a VNC server that asks for a one-time password; NULL: none. */
+    const char *vnc_ticket_socket;
     const char *pidfile;
     /* Per NIC (spec->nics order): the fd number QEMU will have for its tap,
      * or -1 for a user-mode NIC. NULL when the VM has only user-mode NICs. */

@@ -1,4 +1,5 @@
-/* qemu-display.c: screendump and send-key over QMP (see qemu-display.h). */
+/* qemu-display.c: screendump, send-key and the one-time VNC password over
+ * QMP (see qemu-display.h). */
 #include "qemu/qemu-display.h"
 
 #include <fcntl.h>
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qemu/qemu-argv.h"
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
 
@@ -100,7 +102,44 @@ int vo_qemu_send_keys(VoHvInstance *vm, json_t *combos, char **ret_error)
     return r;
 }
 
-const char *vo_qemu_vnc_socket(VoHvInstance *vm)
+const char *vo_qemu_vnc_socket(VoHvInstance *vm, bool password)
 {
-    return vm->vnc_path;
+    if (!password)
+        return vm->vnc_path;
+    /* A QEMU started before vireod made the second VNC server has only the
+     * passwordless one, on which a password cannot apply. */
+    struct stat st;
+    if (stat(vm->vnc_ticket_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return NULL;
+    return vm->vnc_ticket_path;
+}
+
+int vo_qemu_vnc_ticket(VoHvInstance *vm, const char *password, unsigned ttl_seconds,
+                       char **ret_error)
+{
+    if (!vo_qemu_vnc_socket(vm, true))
+        return vo_error_set(ret_error, -EBUSY, "its QEMU has no VNC server that asks for "
+                            "a password (it was started by an older vireod); stop and start "
+                            "the VM to get one");
+    int r = lock_qmp(vm, ret_error);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *error = NULL;
+    json_t *args = json_pack("{s:s, s:s, s:s}", "protocol", "vnc", "password", password,
+                             "display", VO_QEMU_VNC_TICKET_ID);
+    r = vo_qemu_command(vm, "set_password", args, NULL, &error);
+    json_decref(args);
+    if (r >= 0) {
+        /* Relative to QEMU's clock: no clock of vireod's is compared. */
+        _cleanup_free_ char *when = vo_asprintf("+%u", ttl_seconds);
+        args = json_pack("{s:s, s:s, s:s}", "protocol", "vnc", "time", when, "display",
+                         VO_QEMU_VNC_TICKET_ID);
+        r = vo_qemu_command(vm, "expire_password", args, NULL, &error);
+        json_decref(args);
+    }
+    pthread_mutex_unlock(&vm->qmp_lock);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "QEMU could not set a VNC password: %s",
+                            error ? error : strerror(-r));
+    return 0;
 }

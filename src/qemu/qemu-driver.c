@@ -48,6 +48,7 @@ static VoHvInstance *instance_new(VoHvDriver *d, const char *run_dir)
     vm->console_path = vo_asprintf("%s/console.sock", run_dir);
     vm->agent_path = vo_asprintf("%s/%s", run_dir, VO_QEMU_AGENT_SOCKET);
     vm->vnc_path = vo_asprintf("%s/%s", run_dir, VO_QEMU_VNC_SOCKET);
+    vm->vnc_ticket_path = vo_asprintf("%s/%s", run_dir, VO_QEMU_VNC_TICKET_SOCKET);
     pthread_mutex_init(&vm->agent_lock, NULL);
     vm->log_path = vo_asprintf("%s/qemu.log", run_dir);
     vm->layout_path = vo_asprintf("%s/%s", run_dir, VO_QEMU_LAYOUT_FILE);
@@ -69,6 +70,7 @@ static void qemu_release(VoHvInstance *vm)
     pthread_mutex_destroy(&vm->agent_lock);
     free(vm->agent_path);
     free(vm->vnc_path);
+    free(vm->vnc_ticket_path);
     vo_qemu_layout_free(vm->layout);
     vo_qemu_mirror_free(vm->mirror);
     free(vm->run_dir);
@@ -164,6 +166,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
     (void)unlink(vm->console_path);
     (void)unlink(vm->agent_path);
     (void)unlink(vm->vnc_path);
+    (void)unlink(vm->vnc_ticket_path);
     (void)unlink(pidfile);
     (void)unlink(vm->log_path);
 
@@ -186,6 +189,7 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
                           .console_socket = vm->console_path,
                           .agent_socket = vm->agent_path,
                           .vnc_socket = vm->vnc_path,
+                          .vnc_ticket_socket = vm->vnc_ticket_path,
                           .pidfile = pidfile, .tap_fds = child_fd };
     _cleanup_strv_ char **argv = NULL;
     if (layout) {
@@ -269,7 +273,7 @@ static void clear_run_dir(const char *run_dir, bool made)
 {
     static const char *const files[] = { VO_QEMU_LAYOUT_FILE, "qemu.argv", "qemu.pid",
                                          "qmp.sock", "console.sock", VO_QEMU_AGENT_SOCKET,
-                                         VO_QEMU_VNC_SOCKET,
+                                         VO_QEMU_VNC_SOCKET, VO_QEMU_VNC_TICKET_SOCKET,
                                          "qemu.log" };
     for (size_t i = 0; i < ELEMENTSOF(files); i++) {
         _cleanup_free_ char *path = vo_asprintf("%s/%s", run_dir, files[i]);
@@ -702,6 +706,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .screendump = vo_qemu_screendump,
         .send_keys = vo_qemu_send_keys,
         .vnc_socket = vo_qemu_vnc_socket,
+        .vnc_ticket = vo_qemu_vnc_ticket,
         .nic_attach = vo_qemu_nic_attach,
         .nic_detach = vo_qemu_nic_detach,
         .query_resources = vo_qemu_query_resources,

@@ -34,6 +34,7 @@ struct VoHvInstance {
      * timeout), both under agent_lock, which one command holds at a time. */
     char *agent_path;
     char *vnc_path; /* VO_QEMU_VNC_SOCKET: the display's VNC server, when it has one */
+    char *vnc_ticket_path; /* VO_QEMU_VNC_TICKET_SOCKET: its twin that asks for a password */
     pthread_mutex_t agent_lock;
     struct VoQemuAgent *agent;
     int64_t agent_used_ms; /* when agent last answered (vo_now_ms) */

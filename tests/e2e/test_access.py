@@ -137,7 +137,8 @@ def test_roles_of_tokens(access):
         assert ans["status"] == 200, (path, ans)
     for method, path in [("POST", "/v1/vms/acc1/start"), ("DELETE", "/v1/vms/acc1"),
                          ("POST", "/v1/networks"), ("POST", "/v1/tokens"),
-                         ("GET", "/v1/users"), ("GET", "/v1/vms/acc1/console")]:
+                         ("GET", "/v1/users"), ("GET", "/v1/vms/acc1/console"),
+                         ("POST", "/v1/vms/acc1/vnc-ticket")]:
         ans = h.one(method, path, body={} if method != "GET" else None, token=viewer)
         assert ans["status"] == 403, (path, ans)
         assert ans["body"]["error"]["code"] == "permission-denied"
@@ -150,6 +151,9 @@ def test_roles_of_tokens(access):
     assert task["state"] == "succeeded"
     ans = h.one("POST", "/v1/networks", body={"name": "n1", "type": "isolated"}, token=operator)
     assert ans["status"] == 403 and "needs the admin role" in ans["body"]["error"]["message"]
+    # An operator may ask for a one-time VNC password (this VM has no display: 409)
+    ans = h.one("POST", "/v1/vms/acc1/vnc-ticket", body={}, token=operator)
+    assert ans["status"] == 409 and "no display" in ans["body"]["error"]["message"], ans
     # An admin does; a bad body is then the handler's 400.
     ans = h.one("POST", "/v1/networks", body={"bogus": 1}, token=admin)
     assert ans["status"] == 400, ans

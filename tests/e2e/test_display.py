@@ -7,17 +7,23 @@ dir. A screenshot (GET .../screenshot, vireo vm screenshot) is a PNG, decoded
 here with zlib, that is not blank; send-keys moves GRUB's highlight (the
 screen changes) and chooses the second entry (its marker on the serial
 console); the VNC stream over a WebSocket and through `vireo console --vnc`
-both complete RFB's no-auth handshake. Bad input (an unknown key, a VM
-without display, a stopped VM, a non-loopback --listen) is a 4xx and
-changes nothing. One VM boot serves the module."""
+both complete RFB's no-auth handshake. Off loopback, `vireo console --vnc
+--listen 0.0.0.0:0` prints a one-time password: RFB's VNC authentication (DES
+challenge, through OpenSSL's libcrypto by ctypes) passes with it and fails
+without it, with a wrong one and after it expired. Bad input (an unknown key,
+a VM without display, a stopped VM, a bad ttl) is a 4xx and changes nothing.
+One VM boot serves the module."""
 
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import os
 import shutil
 import socket
 import struct
 import subprocess
+import time
 import zlib
 
 import pytest
@@ -243,6 +249,9 @@ def test_display_setting_and_refusals(menu_vm):
     cmdline = open(f"/proc/{d.vm('menu')['pid']}/cmdline").read().split("\0")
     vnc = cmdline[cmdline.index("-vnc") + 1]
     assert vnc.startswith("unix:") and vnc.endswith("/vnc.sock,share=ignore"), vnc
+    # beside it the VNC server that asks for a password (none set: nobody in)
+    ticket = [a for a in cmdline if a.startswith("unix:") and "vnc-ticket.sock" in a]
+    assert ticket and ticket[0].endswith(",share=ignore,password=on,id=vnc-ticket"), cmdline
     # the default image's VM: no display, so no VNC; --display sets one
     d.cli("vm", "create", "plain", "--memory", "128M")
     assert "display" not in d.vm("plain")
@@ -342,8 +351,6 @@ def test_vnc_over_websocket_and_cli(menu_vm):
     assert status == 400 and "Upgrade: websocket" in msg, (status, msg)
 
     # vireo console --vnc: a loopback port, one stream per viewer
-    p = d.cli("console", "menu", "--vnc", "--listen", "0.0.0.0:5999", check=False)
-    assert p.returncode == 2 and "not a loopback address" in p.stderr, p.stderr
     p = d.cli("console", "plain-missing", "--vnc", "--listen", "127.0.0.1:0", check=False)
     assert p.returncode == 1 and "does not exist" in p.stderr, p.stderr
     proc = subprocess.Popen([VIREO, "--socket", d.socket, "console", "menu", "--vnc", "--listen",
@@ -369,12 +376,13 @@ def test_vnc_over_websocket_and_cli(menu_vm):
         proc.wait(timeout=10)
 
 
-def raw_vnc_request(path, vm):
-    """A raw upgrade to the VNC stream: the socket and vireod's answer head."""
+def raw_vnc_request(path, vm, query="", with_rest=False):
+    """A raw upgrade to the VNC stream: the socket and vireod's answer head
+    (with_rest: and the stream's bytes read after it)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(60)
     s.connect(path)
-    s.sendall(f"GET /v1/vms/{vm}/vnc HTTP/1.1\r\nHost: vireod\r\nConnection: Upgrade\r\n"
+    s.sendall(f"GET /v1/vms/{vm}/vnc{query} HTTP/1.1\r\nHost: vireod\r\nConnection: Upgrade\r\n"
               "Upgrade: vireo-vnc\r\n\r\n".encode())
     data = b""
     while b"\r\n\r\n" not in data:
@@ -391,7 +399,7 @@ def raw_vnc_request(path, vm):
             assert chunk, body
             body += chunk
         head += "\n" + body.decode(errors="replace")
-    return s, head
+    return (s, head, body) if with_rest else (s, head)
 
 
 def test_vnc_server_that_takes_no_connection(menu_vm):
@@ -426,3 +434,147 @@ def test_vnc_server_that_takes_no_connection(menu_vm):
         assert head.startswith("HTTP/1.1 101"), head
     finally:
         s.close()
+
+
+_libcrypto = ctypes.CDLL(ctypes.util.find_library("crypto"))
+
+
+def des_ecb(key, block):
+    """One DES block (OpenSSL's DES_ecb_encrypt): Python has no DES."""
+    schedule = ctypes.create_string_buffer(128)  # DES_key_schedule
+    _libcrypto.DES_set_key_unchecked(key, schedule)
+    out = ctypes.create_string_buffer(8)
+    _libcrypto.DES_ecb_encrypt(block, out, schedule, 1)
+    return out.raw
+
+
+def vnc_auth_response(password, challenge):
+    """RFB's VNC authentication: the 16-byte challenge encrypted with DES
+    whose key is the password (8 bytes, zero-padded), each byte's bits reversed."""
+    key = bytes(int(f"{b:08b}"[::-1], 2) for b in password.encode()[:8].ljust(8, b"\0"))
+    return des_ecb(key, challenge[:8]) + des_ecb(key, challenge[8:])
+
+
+def rfb_password_handshake(sock, password, pending=b""):
+    """RFB 3.8 offering only VNC authentication (type 2). With password: the
+    SecurityResult (True: passed, and ServerInit read); password None asks
+    for security None instead, which the server must refuse."""
+    buf = [pending]
+
+    def recv_exact(n):
+        out, buf[0] = buf[0][:n], buf[0][n:]
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
+            if not chunk:
+                return out
+            out += chunk
+        return out
+    assert recv_exact(12) == b"RFB 003.008\n"
+    sock.sendall(b"RFB 003.008\n")
+    (n,) = recv_exact(1)
+    types = recv_exact(n)
+    assert list(types) == [2], types  # VNC authentication only, never None
+    if password is None:
+        sock.sendall(b"\x01")  # None: not offered
+        return recv_exact(4) == b"\0\0\0\0"
+    sock.sendall(b"\x02")
+    challenge = recv_exact(16)
+    assert len(challenge) == 16
+    sock.sendall(vnc_auth_response(password, challenge))
+    if recv_exact(4) != b"\0\0\0\0":
+        return False
+    sock.sendall(b"\x01")  # ClientInit: shared
+    width, height = struct.unpack(">HH", recv_exact(4))
+    recv_exact(16)
+    (name_len,) = struct.unpack(">I", recv_exact(4))
+    recv_exact(name_len)
+    return width >= 640 and height >= 400
+
+
+def test_des_matches_the_standard_vector():
+    """The test's DES is DES (FIPS 46 worked example), so a refusal below is
+    QEMU's and not a broken cipher's."""
+    assert des_ecb(bytes.fromhex("133457799BBCDFF1"),
+                   bytes.fromhex("0123456789ABCDEF")) == bytes.fromhex("85E813540F0AB405")
+
+
+def test_vnc_one_time_password_off_loopback(menu_vm):
+    d, tmp = menu_vm
+    # bad ttls and a VM without display: 4xx, nothing set
+    for ttl in (1, 3601, "x"):
+        status, msg = error_of(d.request("POST", "/v1/vms/menu/vnc-ticket", {"ttl_seconds": ttl}))
+        assert status == 400, (ttl, status, msg)
+    d.cli("vm", "create", "nodisplay", "--memory", "128M")
+    status, msg = error_of(d.request("POST", "/v1/vms/nodisplay/vnc-ticket", {}))
+    assert status == 409 and "no display" in msg, (status, msg)
+    p = d.cli("console", "menu", "--vnc", "--listen", "127.0.0.1:0", "--password-ttl", "9",
+              check=False)
+    assert p.returncode == 2 and "off loopback" in p.stderr, p.stderr
+    # before any password is issued the password server admits nobody
+    s, head, rest = raw_vnc_request(d.socket, "menu", query="?password=true", with_rest=True)
+    try:
+        assert head.startswith("HTTP/1.1 101"), head
+        assert rfb_password_handshake(s, "anything", rest) is False
+    finally:
+        s.close()
+
+    ttl = 6
+    proc = subprocess.Popen([VIREO, "--socket", d.socket, "console", "menu", "--vnc", "--listen",
+                             "0.0.0.0:0", "--password-ttl", str(ttl)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        issued = time.monotonic()
+        assert " on 0.0.0.0:" in line, (line, proc.poll())
+        port = int(line.split(" on 0.0.0.0:")[1].split()[0])
+        line = proc.stdout.readline()
+        assert line.startswith("VNC password: "), line
+        password = line.split()[2]
+        assert len(password) == 8 and password.isalnum(), password
+        wrong = "x" + password[1:] if password[0] != "x" else "y" + password[1:]
+
+        def viewer(pw):
+            c = socket.create_connection(("127.0.0.1", port), timeout=60)
+            c.settimeout(60)
+            return c, rfb_password_handshake(c, pw)
+        kept, ok = viewer(password)  # stays connected after the expiry
+        assert ok, "the one-time password was refused"
+        for pw in (None, wrong):
+            c, ok = viewer(pw)
+            c.close()
+            assert ok is False, pw
+        c, ok = viewer(password)  # within the ttl: any number of viewers
+        c.close()
+        assert ok
+        # the web UI's passwordless stream is untouched by the password
+        ws = WebSocket(d.socket, "menu")
+        try:
+            assert rfb_handshake(ws.recv_exact, ws.send)[0] >= 640
+        finally:
+            ws.close()
+        time.sleep(max(0.0, issued + ttl + 1 - time.monotonic()))
+        c, ok = viewer(password)
+        c.close()
+        assert ok is False, "the password still admits a viewer after it expired"
+        # the viewer that got in before the expiry is still served: a
+        # FramebufferUpdateRequest is answered with a FramebufferUpdate (0)
+        kept.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, 64, 64))
+        assert kept.recv(1) == b"\0"
+        kept.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+    # a QEMU without the password server (one started by an older vireod:
+    # here its socket set aside) cannot take a password: 409, and the CLI
+    # says so before it listens
+    cmdline = open(f"/proc/{d.vm('menu')['pid']}/cmdline").read().split("\0")
+    ticket = [a for a in cmdline if "vnc-ticket.sock" in a][0][len("unix:"):].split(",")[0]
+    os.rename(ticket, ticket + ".aside")
+    try:
+        status, msg = error_of(d.request("POST", "/v1/vms/menu/vnc-ticket", {}))
+        assert status == 409 and "older vireod" in msg and "stop and start" in msg, (status, msg)
+        p = d.cli("console", "menu", "--vnc", "--listen", "0.0.0.0:0", check=False)
+        assert p.returncode == 1 and "older vireod" in p.stderr, p.stderr
+    finally:
+        os.rename(ticket + ".aside", ticket)

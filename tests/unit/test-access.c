@@ -23,6 +23,8 @@ static void test_roles_table(void **state)
     assert_int_equal(vo_access_role_needed("POST", "/v1/vms/{vm}/backups"), VO_ROLE_OPERATOR);
     assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/console"), VO_ROLE_OPERATOR);
     assert_int_equal(vo_access_role_needed("POST", "/v1/vms/{vm}/send-keys"), VO_ROLE_OPERATOR);
+    /* A one-time VNC password is a console: an operator may issue one. */
+    assert_int_equal(vo_access_role_needed("POST", "/v1/vms/{vm}/vnc-ticket"), VO_ROLE_OPERATOR);
     /* Console-like reads the table does not name are an operator's too. */
     assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/vnc-websocket"), VO_ROLE_OPERATOR);
     assert_int_equal(vo_access_role_needed("GET", "/v1/vms/{vm}/display/screenshot.png"),

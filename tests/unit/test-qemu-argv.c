@@ -86,6 +86,7 @@ static char *render(const char *json_path, bool *ret_is_error)
                           .console_socket = "/run/vireo/vms/ID/console.sock",
                           .agent_socket = "/run/vireo/vms/ID/agent.sock",
                           .vnc_socket = "/run/vireo/vms/ID/vnc.sock",
+                          .vnc_ticket_socket = "/run/vireo/vms/ID/vnc-ticket.sock",
                           .pidfile = "/run/vireo/vms/ID/qemu.pid",
                           .tap_fds = taps ? tap_fds : NULL };
     PathTable table = { 0 };
