@@ -111,6 +111,7 @@ typedef struct {
     char *pool; /* the destination's pool for local disks */
     LocalDisk *disks;
     size_t n_disks;
+    uint64_t disk_bytes;    /* what the mirrors sent (0: every disk shared) */
     VoMigrateIntent intent; /* RUN_DIR/migrations/<vm>.json while it runs */
     json_t *spec;           /* the intent's spec (held) */
     bool keep_intent;       /* ended with the source paused, the outcome unknown: the
@@ -292,6 +293,7 @@ static int copy_disks(VoTask *t, MigrateTask *m, VoHvInstance *hv, const char *n
             return r;
         }
         if (q.ready) {
+            m->disk_bytes = q.transferred;
             vo_task_set_details(t, 50, "disks in sync",
                                 json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "phase", "disks",
                                           "bytes_sent", (json_int_t)q.transferred,
@@ -895,6 +897,10 @@ static int task_migrate_run(VoTask *t, void *userdata)
                                "migration_time_ms", (json_int_t)fin.total_time_ms,
                                "downtime_ms", (json_int_t)fin.downtime_ms, "bytes",
                                (json_int_t)fin.transferred, "memory_verified", verified);
+    /* The disks' part (the local disks mirrored): 0 when every disk is on
+     * a shared pool (dir or rbd), which the destination opens itself. */
+    json_object_set_new(result, "disk_bytes", json_integer((json_int_t)m->disk_bytes));
+    json_object_set_new(result, "disks_copied", json_integer((json_int_t)m->n_disks));
     /* Where the time went (ms), in order: each phase from the end of the
      * one before; the guest is paused from the end of "memory" (QEMU's own
      * downtime before that) to the end of "commit" (the destination runs). */
