@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from ceph_harness import Ceph, CephUnavailable
+from test_cluster_shared_pools import pool_on, record_pools
 from test_migrate import create_on, form, hosts_of, migrate, ram_images, same_bytes
 from vireo_harness import BOOT_MARKER, wait_until
 
@@ -58,8 +59,9 @@ def watchers(ceph, image):
                   for w in rbd_json(ceph, "status", image).get("watchers", []))
 
 
-def pool_on(h, name):
-    return h.request("GET", f"/v1/pools/{name}")[1] or {}
+def reachable(h, name):
+    """Pool name's reachable as h shows it (None: no such pool there)."""
+    return (pool_on(h, name) or {}).get("reachable")
 
 
 def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
@@ -82,7 +84,7 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
     h1.cli("pool", "create", "ceph", "--type", "rbd", "--monitors", ceph.monitors,
            "--pool", "vms", "--user", "vireo", "--keyring", keyring)
     for h in (h1, h2):
-        wait_until(lambda: pool_on(h, "ceph").get("reachable"), 30,
+        wait_until(lambda: reachable(h, "ceph"), 30,
                    what=f"pool ceph reachable on {h.name}")
         pool = pool_on(h, "ceph")
         assert pool["shared"] is True and pool["type"] == "rbd", pool
@@ -91,21 +93,6 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
             assert f.read().strip() == key
         assert key not in json.dumps(h.api("GET", "/v1/pools"))
     assert [p["name"] for p in h2.api("GET", "/v1/pools")["pools"]].count("ceph") == 1
-
-    # h2 loses its route to the monitors: unreachable there, with the
-    # reason; h1 still reaches it. The route back: reachable again.
-    route = ["ip", "-n", h2.host_netns.name, "route", "add", "blackhole", f"{ceph.monitors}/32"]
-    subprocess.run(route, check=True)
-    try:
-        wait_until(lambda: pool_on(h2, "ceph").get("reachable") is False, 40,
-                   what="pool ceph unreachable on h2")
-        reason = pool_on(h2, "ceph")["reason"]
-        assert "Ceph cluster cannot be reached from this host" in reason, reason
-        assert pool_on(h1, "ceph")["reachable"] is True
-    finally:
-        route[4] = "del"
-        subprocess.run(route, check=True)
-    wait_until(lambda: pool_on(h2, "ceph").get("reachable"), 40, what="ceph reachable again")
 
     # The VM: a linked clone of the default image in the pool (an RBD clone
     # of the image's base, with exclusive-lock), booted on h1.
@@ -119,6 +106,27 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
     h1.wait_console("r1", BOOT_MARKER, timeout=240)
     assert watchers(ceph, image) == [h1.address]
     h1.guest("r1", "echo written-before-the-move > /rbd-check.txt; sync")
+
+    # h2 loses its route to the monitors: unreachable there, with the
+    # reason (its host record too, seen from h1); h1 still reaches it, and
+    # a migration to h2 is refused. The route back: reachable again.
+    route = ["ip", "-n", h2.host_netns.name, "route", "add", "blackhole", f"{ceph.monitors}/32"]
+    subprocess.run(route, check=True)
+    try:
+        wait_until(lambda: reachable(h2, "ceph") is False, 40,
+                   what="pool ceph unreachable on h2")
+        reason = pool_on(h2, "ceph")["reason"]
+        assert "Ceph cluster cannot be reached from this host" in reason, reason
+        assert pool_on(h1, "ceph")["reachable"] is True
+        wait_until(lambda: "ceph" in record_pools(h1, h2)[1], 30, what="h2's record says so")
+        status, doc = h1.request("POST", "/v1/vms/r1/migrate", {"to": "h2"})
+        msg = doc["error"]["message"]
+        assert status == 409 and "cannot reach pool" in msg and "ceph" in msg, doc
+    finally:
+        route[4] = "del"
+        subprocess.run(route, check=True)
+    wait_until(lambda: reachable(h2, "ceph"), 40, what="ceph reachable again")
+    wait_until(lambda: "ceph" in record_pools(h1, h2)[0], 30, what="h2's record reaches it")
 
     task = migrate(h2, "r1", {"to": "h2", "verify_memory": True})
     res = task["result"]
