@@ -228,6 +228,8 @@ def plain_argv(vireo_argv, d, tmp, files):
             out += [a, str(uuid.uuid4())]
         elif a == "-chardev" and ",id=charmonitor," in v:
             out += [a, f"socket,id=charmonitor,path={tmp}/qmp.sock,server=on,wait=off"]
+        elif a == "-chardev" and ",id=charevents," in v:
+            out += [a, f"socket,id=charevents,path={tmp}/qmp-events.sock,server=on,wait=off"]
         elif a == "-chardev" and ",id=charserial0," in v:
             out += [a, "stdio,id=charserial0,signal=off"]
         elif a == "-chardev" and ",id=charagent0," in v:
