@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -227,6 +228,8 @@ def plain_argv(vireo_argv, d, tmp, files):
             out += [a, str(uuid.uuid4())]
         elif a == "-chardev" and ",id=charmonitor," in v:
             out += [a, f"socket,id=charmonitor,path={tmp}/qmp.sock,server=on,wait=off"]
+        elif a == "-chardev" and ",id=charevents," in v:
+            out += [a, f"socket,id=charevents,path={tmp}/qmp-events.sock,server=on,wait=off"]
         elif a == "-chardev" and ",id=charserial0," in v:
             out += [a, "stdio,id=charserial0,signal=off"]
         elif a == "-chardev" and ",id=charagent0," in v:
@@ -310,3 +313,32 @@ def on_signal(signum, _frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+# ---- guest disk I/O: dd in the guest, timed by busybox `time` (bench/clone, bench/san) ----
+
+TIME_RE = re.compile(r"real\s+(?:(\d+)h\s*)?(\d+)m\s*([0-9.]+)s")
+
+
+def guest_time(text):
+    m = TIME_RE.search(text)
+    if not m:
+        return None
+    return int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+
+
+def dd_op(run_cmd, cpu_pid, dev, op, count, timeout):
+    if op == "write":
+        cmd = f"time dd if=/dev/zero of=/dev/{dev} bs=1M count={count} conv=fsync 2>&1"
+    else:
+        cmd = f"echo 3 > /proc/sys/vm/drop_caches; time dd if=/dev/{dev} of=/dev/null bs=1M count={count} 2>&1"
+    c0 = proc_cpu_s(cpu_pid)
+    t0 = time.monotonic()
+    out = run_cmd(cmd, timeout)
+    host_s = time.monotonic() - t0
+    c1 = proc_cpu_s(cpu_pid)
+    if f"{count}+0 records out" not in out:
+        raise RuntimeError(f"dd {op} /dev/{dev} did not complete: {out!r}")
+    g = guest_time(out)
+    if g is None:
+        raise RuntimeError(f"no `time` output from dd {op} /dev/{dev}: {out!r}")
+    return {"guest_s": g, "host_s": host_s,
+            "qemu_cpu_s": c1 - c0 if c0 is not None and c1 is not None else None}

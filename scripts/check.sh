@@ -39,7 +39,8 @@ CLUSTER_TESTS_B=(tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
                  tests/e2e/test_ha_fence.py tests/e2e/test_ha_restart.py
                  tests/e2e/test_cluster_schedules.py
-                 tests/e2e/test_cluster_projects.py)
+                 tests/e2e/test_cluster_projects.py
+                 tests/e2e/test_cluster_rbd.py)
 CLUSTER_TESTS_C=(tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
                  tests/e2e/test_responsiveness.py
                  tests/e2e/test_iso_install.py tests/e2e/test_metrics.py

@@ -321,6 +321,10 @@ int vo_image_import(VoDaemon *d, const VoImageImportArgs *args, json_t **ret_tas
         int k = vo_shared_pool_path(d, args->pool, &path, &reachable, ret_error);
         if (k < 0)
             return k == -ENOENT ? -EINVAL : k;
+        if (vo_pool_is_rbd(d, args->pool))
+            return vo_error_set(ret_error, -EINVAL, "pool: '%s' is an rbd pool: images are "
+                                "kept in shared dir pools (a VM made in an rbd pool gets a "
+                                "linked clone there)", args->pool);
         if (!reachable)
             return vo_error_set(ret_error, -EBUSY, "pool '%s' is not reachable on this host "
                                 "(vireo pool show %s)", args->pool, args->pool);

@@ -111,6 +111,7 @@ typedef struct {
     char *pool; /* the destination's pool for local disks */
     LocalDisk *disks;
     size_t n_disks;
+    uint64_t disk_bytes;    /* what the mirrors sent (0: every disk shared) */
     VoMigrateIntent intent; /* RUN_DIR/migrations/<vm>.json while it runs */
     json_t *spec;           /* the intent's spec (held) */
     bool keep_intent;       /* ended with the source paused, the outcome unknown: the
@@ -292,6 +293,7 @@ static int copy_disks(VoTask *t, MigrateTask *m, VoHvInstance *hv, const char *n
             return r;
         }
         if (q.ready) {
+            m->disk_bytes = q.transferred;
             vo_task_set_details(t, 50, "disks in sync",
                                 json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "phase", "disks",
                                           "bytes_sent", (json_int_t)q.transferred,
@@ -895,6 +897,10 @@ static int task_migrate_run(VoTask *t, void *userdata)
                                "migration_time_ms", (json_int_t)fin.total_time_ms,
                                "downtime_ms", (json_int_t)fin.downtime_ms, "bytes",
                                (json_int_t)fin.transferred, "memory_verified", verified);
+    /* The disks' part (the local disks mirrored): 0 when every disk is on
+     * a shared pool (dir or rbd), which the destination opens itself. */
+    json_object_set_new(result, "disk_bytes", json_integer((json_int_t)m->disk_bytes));
+    json_object_set_new(result, "disks_copied", json_integer((json_int_t)m->n_disks));
     /* Where the time went (ms), in order: each phase from the end of the
      * one before; the guest is paused from the end of "memory" (QEMU's own
      * downtime before that) to the end of "commit" (the destination runs). */
@@ -1041,6 +1047,29 @@ static int check_no_snapshots(VoDaemon *d, const VoVmSpec *spec, char **ret_erro
                         spec->name);
 }
 
+/* A shared pool (dir or rbd) that the target's host record says it does
+ * not reach (pools_unreachable: its NFS mount missing, its Ceph monitors
+ * not answering): 409 naming the pool and the target's reason, before the
+ * destination's QEMU would wait on it. No record: 0 (the host check and
+ * the destination's prepare answer for it). */
+static int check_target_reaches(VoDaemon *d, const char *target_id, const char *target_name,
+                                const char *key, const char *pool, char **ret_error)
+{
+    _cleanup_free_ char *record_key = vo_asprintf("cluster/hosts/%s", target_id);
+    _cleanup_free_ char *text = NULL;
+    if (vo_store_get(d->store, record_key, &text, NULL) < 0)
+        return 0;
+    json_t *record = json_loads(text, 0, NULL);
+    const char *why = json_string_value(
+        json_object_get(json_object_get(record, "pools_unreachable"), pool));
+    int r = why ? vo_error_set(ret_error, -EBUSY, "disk %s: host '%s' cannot reach pool '%s': "
+                               "%s (vireo pool show %s on that host)", key, target_name, pool,
+                               why, pool)
+                : 0;
+    json_decref(record);
+    return r;
+}
+
 /* The VM's disks and UEFI NVRAM on this host's own pools (to be
  * mirrored; the NVRAM as slot VO_HV_NVRAM_SLOT), after the checks: no
  * kernel or initrd from such a volume, no CD-ROM medium on one
@@ -1070,8 +1099,10 @@ static int check_disks(VoDaemon *d, const VoVmSpec *spec, const char *target_id,
         bool shared = vo_pool_get_json(d, vpool, &doc, &error) >= 0 &&
                       json_is_true(json_object_get(doc, "shared"));
         json_decref(doc);
-        if (shared)
+        if (shared) {
+            r = check_target_reaches(d, target_id, target_name, key, vpool, ret_error);
             continue;
+        }
         if (i >= spec->n_disks && i < nvram_at) {
             r = vo_error_set(ret_error, -EBUSY, "boot file '%s' is on pool '%s', which is this "
                              "host's own: only disks are copied by a migration (keep the "

@@ -55,6 +55,39 @@ void vo_storage_rbd_discard(const char *dir)
     (void)rmdir(dir);
 }
 
+char *vo_storage_rbd_dir(VoDaemon *d, const char *name)
+{
+    return vo_asprintf("%s/rbd/%s", d->state_dir, name);
+}
+
+int vo_storage_rbd_write_dir(const char *dir, const char *name, const char *key,
+                             const char *monitors, const char *pool, const char *user,
+                             char **ret_error)
+{
+    _cleanup_free_ char *top = vo_strdup(dir);
+    *strrchr(top, '/') = '\0';
+    _cleanup_free_ char *key_file = vo_asprintf("%s/key", dir);
+    if ((mkdir(top, 0700) < 0 && errno != EEXIST) || mkdir(dir, 0700) < 0) {
+        int r = -errno;
+        return vo_error_set(ret_error, r, "cannot make %s for pool '%s': %s", dir, name,
+                            strerror(-r));
+    }
+    int fd = open(key_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    size_t n = strlen(key);
+    bool ok = fd >= 0 && write(fd, key, n) == (ssize_t)n && fsync(fd) == 0;
+    int r = ok ? 0 : -errno;
+    if (fd >= 0)
+        close(fd);
+    if (ok && (r = vo_rbd_disk_write_conf(dir, monitors, pool, user)) < 0)
+        ok = false;
+    if (!ok) {
+        vo_storage_rbd_discard(dir);
+        return vo_error_set(ret_error, r, "cannot write the key of pool '%s': %s", name,
+                            strerror(-r));
+    }
+    return 0;
+}
+
 int vo_storage_rbd_prepare(VoDaemon *d, const VoPoolSpec *spec, char **ret_dir,
                            json_t **ret_props, char **ret_error)
 {
@@ -76,29 +109,12 @@ int vo_storage_rbd_prepare(VoDaemon *d, const VoPoolSpec *spec, char **ret_dir,
          * named is wrong (monitors, pool, user or key), a 400. */
         return -EINVAL;
     }
-    _cleanup_free_ char *top = vo_asprintf("%s/rbd", d->state_dir);
-    _cleanup_free_ char *dir = vo_asprintf("%s/%s", top, spec->name);
-    _cleanup_free_ char *key_file = vo_asprintf("%s/key", dir);
-    if ((mkdir(top, 0700) < 0 && errno != EEXIST) || mkdir(dir, 0700) < 0) {
-        r = -errno;
-        explicit_bzero(key, strlen(key));
-        return vo_error_set(ret_error, r == -EEXIST ? -EEXIST : r,
-                            "cannot make %s for pool '%s': %s", dir, spec->name, strerror(-r));
-    }
-    int fd = open(key_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    size_t n = strlen(key);
-    bool ok = fd >= 0 && write(fd, key, n) == (ssize_t)n && fsync(fd) == 0;
-    r = ok ? 0 : -errno;
-    if (fd >= 0)
-        close(fd);
-    explicit_bzero(key, n);
-    if (ok && (r = vo_rbd_disk_write_conf(dir, spec->monitors, spec->rbd_pool, spec->user)) < 0)
-        ok = false;
-    if (!ok) {
-        vo_storage_rbd_discard(dir);
-        return vo_error_set(ret_error, r, "cannot write the key of pool '%s': %s", spec->name,
-                            strerror(-r));
-    }
+    _cleanup_free_ char *dir = vo_storage_rbd_dir(d, spec->name);
+    r = vo_storage_rbd_write_dir(dir, spec->name, key, spec->monitors, spec->rbd_pool,
+                                 spec->user, ret_error);
+    explicit_bzero(key, strlen(key));
+    if (r < 0)
+        return r;
     *ret_props = json_pack("{s:s, s:s, s:s}", "monitors", spec->monitors, "pool",
                            spec->rbd_pool, "user", spec->user);
     *ret_dir = TAKE_PTR(dir);

@@ -33,6 +33,14 @@ static inline VoRbdConf vo_rbd_pool_conf(const VoRbdPool *p)
  * or -errno with *ret_error and nothing left behind. */
 int vo_storage_rbd_prepare(VoDaemon *d, const VoPoolSpec *spec, char **ret_dir,
                            json_t **ret_props, char **ret_error);
+/* The pool's directory on this host: STATE/rbd/NAME (malloc'd). */
+char *vo_storage_rbd_dir(VoDaemon *d, const char *name);
+/* Makes dir (0700; STATE/rbd made when missing) with the key file (0600)
+ * and ceph.json; a dir that exists already is -EEXIST. Nothing is left
+ * behind on failure. */
+int vo_storage_rbd_write_dir(const char *dir, const char *name, const char *key,
+                             const char *monitors, const char *pool, const char *user,
+                             char **ret_error);
 /* Removes what prepare made (the key file and the directory). */
 void vo_storage_rbd_discard(const char *dir);
 /* A new RBD image `image` holding the disk image src (of src_format), at

@@ -30,6 +30,7 @@
 #include "storage/pool-marker.h"
 #include "storage/qemu-img.h"
 #include "daemon/storage-rbd.h"
+#include "daemon/storage-rbd-shared.h"
 #include "storage/rbd-clone.h"
 #include "storage/volume-path.h"
 #include "util/spawn.h"
@@ -495,10 +496,21 @@ static VoVolume *volume_from_doc(const char *value, int64_t rev)
     return v;
 }
 
+/* An rbd pool's directory is STATE/rbd/NAME on every host: a shared one's
+ * document names the creating host's. */
+static void rbd_path_here(VoDaemon *d, VoPool *p)
+{
+    if (!p || !p->rbd)
+        return;
+    free(p->path);
+    p->path = vo_storage_rbd_dir(d, p->name);
+}
+
 static int load_pool(const char *key, const char *value, int64_t rev, void *userdata)
 {
     VoDaemon *d = userdata;
     VoPool *p = pool_from_doc(value, rev);
+    rbd_path_here(d, p);
     if (!p)
         log_error("store: skipping unreadable %s", key);
     else if (pool_find(d, p->name)) { /* a local pool and a shared one of one name */
@@ -601,28 +613,34 @@ static void sweep_own_creating(VoDaemon *d, const char *pool, const char *dir)
 
 bool vo_storage_check_pools(VoDaemon *d)
 {
-    /* The marker is read without the lock (a hung mount must not stop
-     * every storage call), then the verdicts are stored. */
+    /* The marker is read (an rbd pool's monitors asked) without the lock (a
+     * hung mount must not stop every storage call), then the verdicts are
+     * stored. */
     _cleanup_strv_ char **names = NULL, **paths = NULL, **ids = NULL;
+    json_t *rbd = json_object(); /* name -> settings, of the rbd pools */
     pthread_mutex_lock(&d->storage_lock);
     for (size_t i = 0; i < d->n_pools; i++)
         if (d->pools[i]->shared) {
             vo_strv_pushf(&names, "%s", d->pools[i]->name);
             vo_strv_pushf(&paths, "%s", d->pools[i]->path);
             vo_strv_pushf(&ids, "%s", d->pools[i]->id);
+            if (d->pools[i]->rbd)
+                json_object_set(rbd, d->pools[i]->name, d->pools[i]->rbd);
         }
     pthread_mutex_unlock(&d->storage_lock);
     bool changed = false;
     for (size_t i = 0; names && names[i]; i++) {
         char *reason = NULL;
         bool sweep = false;
-        VoPoolReach reach = vo_pool_marker_check(paths[i], ids[i], &reason);
+        json_t *props = json_object_get(rbd, names[i]);
+        VoPoolReach reach = props ? vo_storage_rbd_reach(d, names[i], props, paths[i], &reason)
+                                  : vo_pool_marker_check(paths[i], ids[i], &reason);
         pthread_mutex_lock(&d->storage_lock);
         VoPool *p = pool_find(d, names[i]);
         if (p && p->shared && !strcmp(p->id, ids[i]) && p->reach != reach) {
             if (reach == VO_POOL_REACHABLE) {
                 log_info("shared pool '%s' is reachable on this host", p->name);
-                sweep = true;
+                sweep = !props;
             }
             else
                 log_warn("shared pool '%s' is not reachable on this host: %s", p->name, reason);
@@ -638,6 +656,7 @@ bool vo_storage_check_pools(VoDaemon *d)
         if (sweep)
             sweep_own_creating(d, names[i], paths[i]);
     }
+    json_decref(rbd);
     return changed;
 }
 
@@ -661,6 +680,8 @@ static bool apply_pool_change(VoDaemon *d, const char *name, const char *value, 
         if (!p || !p->shared || p->rev >= rev)
             return false;
         log_info("shared pool '%s' was deleted", name);
+        if (p->rbd) /* this host's copy of its key */
+            vo_storage_rbd_discard(p->path);
         registry_remove_pool(d, p);
         return true;
     }
@@ -672,6 +693,7 @@ static bool apply_pool_change(VoDaemon *d, const char *name, const char *value, 
             pool_free(n);
         return false;
     }
+    rbd_path_here(d, n);
     if (p) { /* a newer document of it: keep what this host saw */
         n->reach = p->reach;
         free(n->reason);
@@ -774,6 +796,8 @@ int vo_storage_relist_shared(VoDaemon *d)
         VoPool *p = d->pools[i];
         _cleanup_free_ char *key = pool_doc_key(true, p->name);
         if (p->shared && p->rev && !strv_contains(l.seen, key)) {
+            if (p->rbd)
+                vo_storage_rbd_discard(p->path);
             registry_remove_pool(d, p);
             changed = true;
         }
@@ -1189,10 +1213,27 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
     int r = vo_storage_rbd_prepare(d, spec, &dir, &props, ret_error);
     if (r < 0)
         return r;
+    /* In a cluster the pool is the cluster's (storage-rbd-shared.h): every
+     * host that reaches the monitors uses it. Its key is published first,
+     * then the document is made new (the name is the cluster's). */
+    bool shared = d->cluster != NULL;
+    char uuid[37] = "";
+    if (shared && vo_uuid_generate(uuid) < 0)
+        r = vo_error_set(ret_error, -EIO, "cannot make an id for pool '%s'", spec->name);
+    if (r >= 0 && shared)
+        r = vo_storage_rbd_publish_key(d, spec->name, dir, ret_error);
+    if (r < 0) {
+        vo_storage_rbd_discard(dir);
+        json_decref(props);
+        return r;
+    }
     pthread_mutex_lock(&d->storage_lock);
     VoPool *p = vo_malloc0(sizeof(*p));
     *p = (VoPool){ .name = vo_strdup(spec->name), .type = vo_strdup(VO_RBD_POOL_TYPE),
-                   .path = vo_strdup(dir), .created_at = vo_wall_ms(), .rbd = props };
+                   .path = vo_strdup(dir), .created_at = vo_wall_ms(), .rbd = props,
+                   .shared = shared, .id = shared ? vo_strdup(uuid) : NULL,
+                   /* it answered right now (prepare checked it) */
+                   .reach = VO_POOL_REACHABLE };
     r = pool_find(d, spec->name) ? -EEXIST : save_pool(d, p, VO_REV_NEW);
     if (r < 0) {
         *ret_error = r == -EEXIST ? vo_asprintf("a pool named '%s' already exists", spec->name)
@@ -1205,6 +1246,8 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
         *ret = pool_to_json(d, p);
     }
     pthread_mutex_unlock(&d->storage_lock);
+    if (r < 0 && shared)
+        vo_storage_rbd_unpublish_key(d, spec->name);
     if (r >= 0)
         rbd_usage_fill(*ret);
     return r;
@@ -1382,7 +1425,7 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
     }
     VoRbdPool rp = { 0 };
     _cleanup_free_ char *rbd_error = NULL;
-    bool rbd = rbd_pool_of(d, name, &rp, &rbd_error) > 0;
+    bool rbd = rbd_pool_of(d, name, &rp, &rbd_error) > 0, unpublish = false;
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
     VoPool *p = pool_find(d, name);
@@ -1418,8 +1461,10 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
             *ret_error = vo_asprintf("cannot delete pool '%s': %s", name, strerror(-r));
         else {
             r = 0;
-            if (p->shared)
+            if (p->shared && !p->rbd)
                 vo_pool_marker_remove(p->path, p->id);
+            if (p->shared && p->rbd)
+                unpublish = true;
             if (!strcmp(p->type, VO_ISCSI_POOL_TYPE)) {
                 _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
                 (void)unlink(secret);
@@ -1435,6 +1480,8 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
         }
     }
     pthread_mutex_unlock(&d->storage_lock);
+    if (unpublish)
+        vo_storage_rbd_unpublish_key(d, name);
     if (r >= 0 && rbd) /* its image bases that no other pool's clones use */
         vo_storage_rbd_forget_bases(&rp);
     if (rbd)

@@ -122,6 +122,7 @@ const char *vo_pool_reach_to_string(VoPoolReach r)
     case VO_POOL_NO_MARKER: return "no-marker";
     case VO_POOL_OTHER_MARKER: return "other-pool";
     case VO_POOL_BAD_MARKER: return "bad-marker";
+    case VO_POOL_NO_CLUSTER: return "no-cluster";
     }
     return "unknown";
 }

@@ -17,6 +17,7 @@ typedef enum {
     VO_POOL_NO_MARKER,    /* the directory has no marker (not mounted here?) */
     VO_POOL_OTHER_MARKER, /* the marker names another pool */
     VO_POOL_BAD_MARKER,   /* the marker cannot be read or parsed */
+    VO_POOL_NO_CLUSTER,   /* an rbd pool: its Ceph cluster does not answer here */
 } VoPoolReach;
 
 /* Writes the marker of pool id/name in dir, exclusively. -EEXIST with

@@ -25,8 +25,8 @@ TOOLS = ["ceph-mon", "ceph-mgr", "ceph-osd", "ceph", "ceph-authtool", "monmaptoo
 
 CONF = """[global]
 fsid = {fsid}
-mon host = [v2:127.0.0.1:3300,v1:127.0.0.1:6789]
-public addr = 127.0.0.1
+mon host = [v2:{addr}:3300,v1:{addr}:6789]
+public addr = {addr}
 auth cluster required = cephx
 auth service required = cephx
 auth client required = cephx
@@ -77,11 +77,13 @@ class CephUnavailable(Exception):
 
 class Ceph:
     """One monitor (a), one manager (x), one OSD (0) in netns (a Netns the
-    caller made and deletes, or one of its own). After start: conf (the
-    ceph.conf), admin_keyring, monitors ("127.0.0.1"), start_seconds,
+    caller made and deletes, or one of its own), listening on address (one
+    of netns's: 127.0.0.1, or an address other namespaces reach, as
+    cluster_harness.Cluster.add_netns gives). After start: conf (the
+    ceph.conf), admin_keyring, monitors (the address), start_seconds,
     and rss_kib() for memory."""
 
-    def __init__(self, netns=None, osd_gib=10, timeout=120):
+    def __init__(self, netns=None, osd_gib=10, timeout=120, address="127.0.0.1"):
         missing = [t for t in TOOLS if not shutil.which(t)]
         if missing:
             raise CephUnavailable("Ceph tools missing (install ceph-mon ceph-mgr ceph-osd "
@@ -92,7 +94,7 @@ class Ceph:
         self.tmp = tempfile.mkdtemp(prefix="vireo-ceph-")
         self.conf = os.path.join(self.tmp, "ceph.conf")
         self.admin_keyring = os.path.join(self.tmp, "client.admin.keyring")
-        self.monitors = "127.0.0.1"
+        self.monitors = address
         self.procs = {}  # name -> (Popen, pidfd)
         self.fsid = str(uuid.uuid4())
         t0 = time.monotonic()
@@ -138,7 +140,8 @@ class Ceph:
         for sub in ("run", "log", "mon", "mgr/ceph-x", "osd/ceph-0"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
         with open(self.conf, "w") as f:
-            f.write(CONF.format(fsid=self.fsid, d=d, osd_bytes=osd_gib << 30))
+            f.write(CONF.format(fsid=self.fsid, d=d, osd_bytes=osd_gib << 30,
+                                addr=self.monitors))
         mon_keyring = os.path.join(d, "mon.keyring")
         run = lambda *c: subprocess.run(c, check=True, capture_output=True, text=True,  # noqa: E731
                                         timeout=30)
@@ -150,7 +153,7 @@ class Ceph:
         run("ceph-authtool", mon_keyring, "--import-keyring", self.admin_keyring)
         monmap = os.path.join(d, "monmap")
         run("monmaptool", "--create", "--fsid", self.fsid, "--addv", "a",
-            "[v2:127.0.0.1:3300,v1:127.0.0.1:6789]", monmap)
+            f"[v2:{self.monitors}:3300,v1:{self.monitors}:6789]", monmap)
         run("ceph-mon", "-c", self.conf, "--mkfs", "-i", "a", "--monmap", monmap,
             "--keyring", mon_keyring)
         self._spawn("mon.a", ["ceph-mon", "-i", "a"])

@@ -276,6 +276,29 @@ class Cluster:
         self.hosts.append(host)
         return host
 
+    def add_netns(self, label, index):
+        """A namespace of the test's own on the switch, for a service every
+        host reaches (a Ceph, say): (Netns, its address PREFIX.index); index
+        must be no host's. Deleted by cleanup(), with what still runs in it."""
+        ns = Netns(f"{self.tag}-{label}")
+        self.namespaces.append(ns)
+        address = f"{self.prefix}.{index}"
+        sw = self.switch.name
+        subprocess.run(["ip", "-n", sw, "link", "add", label, "type", "veth",
+                        "peer", "name", "eth0", "netns", ns.name], check=True)
+        subprocess.run(["ip", "-n", sw, "link", "set", label, "master", "br0", "up"], check=True)
+        subprocess.run(["ip", "-n", ns.name, "addr", "add", f"{address}/24", "dev", "eth0"],
+                       check=True)
+        subprocess.run(["ip", "-n", ns.name, "link", "set", "eth0", "up"], check=True)
+        return ns, address
+
+    def cut_netns(self, label):
+        """The link of a namespace add_netns made goes down (heal_netns: up)."""
+        subprocess.run(["ip", "-n", self.switch.name, "link", "set", label, "down"], check=True)
+
+    def heal_netns(self, label):
+        subprocess.run(["ip", "-n", self.switch.name, "link", "set", label, "up"], check=True)
+
     # -- faults ------------------------------------------------------------
     def cut_link(self, host):
         """The host's link to the switch goes down: it reaches no other host."""
