@@ -107,7 +107,7 @@ static void bridge_mac(const char *net_name, char ret[18])
 
 static bool is_cluster_segment(const VoNetSpec *s)
 {
-    return s->cluster && s->vni && (s->type == VO_NET_NAT || s->type == VO_NET_ISOLATED);
+    return vo_net_spec_cluster_segment(s);
 }
 
 /* Appends the all-zeros entries for peers, each once, never local. */

@@ -213,6 +213,11 @@ int vo_net_spec_from_json(json_t *doc, VoNetSpec **ret, char **ret_error)
     return 0;
 }
 
+bool vo_net_spec_cluster_segment(const VoNetSpec *s)
+{
+    return s->cluster && s->vni && (s->type == VO_NET_NAT || s->type == VO_NET_ISOLATED);
+}
+
 json_t *vo_net_spec_to_json(const VoNetSpec *s)
 {
     char buf[VO_CIDR_STRLEN];

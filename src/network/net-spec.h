@@ -62,6 +62,10 @@ int vo_net_spec_from_json(json_t *doc, VoNetSpec **ret, char **ret_error);
 json_t *vo_net_spec_to_json(const VoNetSpec *s);
 VoNetSpec *vo_net_spec_copy(const VoNetSpec *s);
 
+/* A cluster's nat/isolated segment: its DHCP hands out only the addresses
+ * the cluster's IPAM assigned (a static range). */
+bool vo_net_spec_cluster_segment(const VoNetSpec *s);
+
 /* Checks the values (name rules, ranges, required keys per type, interface
  * name lengths). -EINVAL with a message naming the key. */
 int vo_net_spec_validate(const VoNetSpec *s, char **ret_error);

@@ -1739,6 +1739,7 @@ def test_networks(api, netns, run_dir):
     nat = api.call("POST", "/v1/networks", {"name": "ctr-nat", "type": "nat"}, expect=201).value
     assert network_without_pid(nat) == {
         "name": "ctr-nat", "type": "nat", "subnet": "10.100.1.0/24", "dhcp": True,
+        "gateway": "10.100.1.1", "dhcp_range": {"start": "10.100.1.2", "end": "10.100.1.253"},
         "bridge": "vbr-ctr-nat", "state": "active", "error": None, "leases": []}
     assert link_exists(netns, "vbr-ctr-nat")
     nat_dnsmasq = running_dnsmasq(api, "ctr-nat")
@@ -1756,6 +1757,7 @@ def test_networks(api, netns, run_dir):
                       "subnet": "10.211.0.0/29", "dhcp": False}, expect=201).value
     assert re.fullmatch(r"vbr-ctr-is-[0-9a-f]{4}", quiet["bridge"]), quiet
     assert quiet["dhcp"] is False and quiet["dnsmasq_pid"] is None
+    assert quiet["gateway"] == "10.211.0.1" and "dhcp_range" not in quiet, quiet  # no DHCP
     assert link_exists(netns, quiet["bridge"])
 
     # vxlan: a bridge and vxVNI; without a subnet no address and no DHCP

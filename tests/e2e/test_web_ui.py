@@ -375,6 +375,103 @@ def test_failed_action_shows_the_apis_message(web):
     assert message in r["shown"], (message, r)
 
 
+def guest_devices(web, present, absent=()):
+    """The guest's block devices and network interfaces and vdb's size in
+    sectors (one command on its serial console) when it has every device of
+    present and none of absent, else None."""
+    out = web.d.guest(VM, "ls /sys/block /sys/class/net; echo size=$(cat /sys/block/vdb/size 2>/dev/null)")
+    devices = set(out.split())
+    if present <= devices and not devices & set(absent):
+        return devices, out.rpartition("size=")[2].strip()
+    return None
+
+
+def test_hardware_tab(web):
+    """The running VM's Hardware tab: vCPUs beyond its maximum and a display
+    change refused with the API's messages (nothing changed); a 64 MiB disk
+    and a NIC hot-plugged (the guest sees vdb and eth1), then removed (the
+    guest loses them; the disk's volume stays)."""
+    r = web.browser("hardware", too_many_vcpus=2)
+    assert "at most 1 vCPUs (max_vcpus)" in r["cpu_refused"], r
+    assert "stop it before changing" in r["display_refused"] and "display" in r["display_refused"], r
+    assert "live" in r["live_note"] and r["task"] == "succeeded", r
+    vm = web.d.vm(VM)
+    assert vm["vcpus"] == 1 and vm["display"] == "vga", vm
+    assert [d["volume"] for d in vm["disks"]][1:] == [r["disk"]], (vm["disks"], r)
+    assert [n["network"] for n in vm["nics"]] == ["default", "default"] and r["nic"][1] == "default", vm
+    # The guest sees both at once (hot-plug): vdb of 64 MiB, eth1.
+    devices, sectors = h.wait_until(lambda: guest_devices(web, {"vdb", "eth1"}), 60, interval=0.5,
+                                    what="vdb and eth1 in the guest")
+    assert int(sectors) * 512 == 64 << 20, (devices, sectors)
+    r2 = web.browser("hardware_remove")
+    assert r2["disks"] == [vm["disks"][0]["volume"]] and r2["nics"] == ["default"], r2
+    vm = web.d.vm(VM)
+    assert len(vm["disks"]) == 1 and len(vm["nics"]) == 1, vm
+    # A removal's task succeeds once the guest released the device.
+    h.wait_until(lambda: guest_devices(web, {"vda", "eth0"}, {"vdb", "eth1"}), 30, interval=0.5,
+                 what="vdb and eth1 gone from the guest")
+    pool, name = r["disk"].split("/")
+    kept = web.d.api("GET", f"/v1/pools/{pool}/volumes/{name}")
+    assert kept["attached_to"] is None, kept
+    web.kept_volume = name
+
+
+def test_backups_tab(web):
+    """The running VM's Backups tab: a full and an incremental backup listed
+    (kind, parent, size); the incremental verified; a restore over the
+    running VM refused with the API's message; restored as a new VM (made,
+    not started); the incremental deleted."""
+    copy = f"{VM}-copy"
+    r = web.browser("backups", copy=copy, timeout=400)
+    (full_id, full_kind, _, _), (inc_id, inc_kind, _, inc_stored) = r["rows"]
+    assert full_kind == "full" and inc_kind == f"incremental of {full_id}", r
+    assert inc_stored.split()[-1] in ("B", "KiB", "MiB", "GiB"), r
+    status, body = web.d.request("POST", f"/v1/backups/{full_id}/restore", {})
+    assert status == 409 and body["error"]["message"] in r["restore_refused"], (status, body, r)
+    assert r["left"] == ["full"], r
+    backups = web.d.api("GET", f"/v1/backups?vm={VM}")
+    assert [(b["id"], b["kind"]) for b in backups] == [(full_id, "full")], backups
+    restored = web.d.vm(copy)
+    assert restored["state"] in ("defined", "stopped"), restored
+    web.d.wait_task(web.d.api("DELETE", f"/v1/vms/{copy}", expect=202)["task"])
+    assert web.d.vm(VM)["state"] == "running"
+
+
+def test_pool_page(web):
+    """The default pool's page: its capacity, the VM's boot volume used by
+    the VM (its delete refused with the API's message); a volume made and
+    deleted; the volume the Hardware tab's removal kept deleted."""
+    kept = getattr(web, "kept_volume", None)
+    assert kept, "test_hardware_tab leaves a volume for this test"
+    r = web.browser("pool", pool="default", volume="webui-vol", kept=kept)
+    pool = web.d.api("GET", "/v1/pools/default")
+    assert r["capacity"] == pool["capacity_bytes"] > 0, (r, pool)
+    assert r["used_by"] == VM, r
+    assert r["row"][:3] == ["webui-vol", "32 MiB", "qcow2"], r
+    assert VM in r["refused"], r
+    names = [v["name"] for v in web.d.api("GET", "/v1/volumes?pool=default")["volumes"]]
+    assert "webui-vol" not in names and kept not in names and f"{VM}-disk0" in names, names
+    assert "webui-vol" not in r["left"] and kept not in r["left"], r
+
+
+def test_network_page(web):
+    """The networks: an isolated one made with a subnet (its DHCP range
+    shown), the default network's page (subnet, DHCP range and the VM's
+    lease as the API gives them), its delete refused while the VM's NIC is
+    on it, the new one deleted (gone from the API)."""
+    r = web.browser("network", net="webnet", subnet="10.123.45.0/24")
+    assert r["made"]["subnet"] == "10.123.45.0/24" and r["made"]["dhcp"] == "10.123.45.2 – 10.123.45.253", r
+    net = web.d.api("GET", "/v1/networks/default")
+    rng = net["dhcp_range"]
+    assert r["default"]["subnet"] == net["subnet"] and r["default"]["dhcp"] == f"{rng['start']} – {rng['end']}", r
+    assert r["default"]["gateway"] == net["gateway"], (r, net)
+    nic = web.d.vm(VM)["nics"][0]
+    assert r["lease"] == nic["ip"] and VM in r["default"]["nics"], (r, nic)
+    assert VM in r["refused"], r
+    assert "webnet" not in r["left"], r
+    assert "webnet" not in [n["name"] for n in web.d.api("GET", "/v1/networks")["networks"]]
+
+
 def test_snapshots_tab(web):
     """The snapshots of the stopped VM (qemu-img: no guest work): two taken,
     a taken name refused with the API's message, revert to the first (its
@@ -448,7 +545,8 @@ def test_first_load_size_and_paint(web):
     # the smallest of the graphs, uPlot, 24 KB, or noVNC, 56 KB, passes
     # 32 KB).
     lazy = [p for p in r["fetched"]
-            if re.search(r"/assets/(graphs|serial|vnc|snapshots|admin|admin-kit|projects|schedules|wizard|pages)-",
+            if re.search(r"/assets/(graphs|serial|vnc|snapshots|admin|admin-kit|projects|schedules|wizard|pages|"
+                         r"hardware|backups|task-kit|pool-page|network-page)-",
                          p)]
     assert not lazy, r
     assert r["transferred_bytes"] < 32 * 1024, r

@@ -427,6 +427,154 @@ const scenarios = {
     await deleteRow(page, row, 'schedule-delete');
   },
 
+  // The Hardware tab of the running VM: vCPUs beyond its maximum and a
+  // display change are refused with the API's words; a new disk and a NIC
+  // are hot-plugged (their rows appear when the tasks end).
+  async hardware(browser) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    await openVm(page, 'hardware');
+    await page.waitForSelector('table[data-disks]');
+    await page.waitForSelector('table[data-nics]');
+    result.live_note = await page.textContent('[data-hw-live]');
+    const refusal = async () => {
+      const text = await (await page.waitForSelector('[data-error]')).textContent();
+      await page.click('[data-error] button');
+      return text;
+    };
+    await page.fill('#hw-vcpus', String(cfg.too_many_vcpus));
+    await page.click('[data-action="hw-resources"]');
+    result.cpu_refused = await refusal();
+    await page.selectOption('#hw-display', 'virtio');
+    await page.click('[data-action="hw-display"]');
+    result.display_refused = await refusal();
+    // The refused values stay in the form, to correct: put back.
+    await page.fill('#hw-vcpus', '1');
+    await page.selectOption('#hw-display', 'vga');
+    await page.fill('#hw-disk-size', '64');
+    await page.click('[data-action="disk-add"]');
+    await page.waitForSelector('tr[data-disk="1"]', { timeout: 2 * STEP_MS });
+    result.disk = await page.getAttribute('tr[data-disk="1"]', 'data-volume');
+    await page.selectOption('#hw-nic-network', cfg.network);
+    await page.click('[data-action="nic-add"]');
+    await page.waitForSelector('tr[data-nic="1"]', { timeout: 2 * STEP_MS });
+    result.task = await page.getAttribute('[data-task-line]', 'data-task-line');
+    result.nic = await page.$eval('tr[data-nic="1"]', (e) => [...e.children].map((c) => c.textContent));
+    await page.evaluate(() => document.querySelector('.hardware').scrollIntoView());
+    await shot(page, 'vm-hardware');
+  },
+
+  // The Hardware tab: the hot-plugged disk and NIC removed again (each asked
+  // once more; the guest releases them).
+  async hardware_remove(browser) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    await openVm(page, 'hardware');
+    for (const row of ['tr[data-disk="1"]', 'tr[data-nic="1"]']) {
+      const action = row.includes('disk') ? 'disk-remove' : 'nic-remove';
+      await page.waitForSelector(row);
+      await page.click(`${row} [data-action="${action}"]`);
+      await page.click(`${row} [data-action="confirm-${action}"]`);
+      await page.waitForSelector(row, { state: 'detached', timeout: 2 * STEP_MS });
+    }
+    result.disks = await page.$$eval('tr[data-disk]', (els) => els.map((e) => e.dataset.volume));
+    result.nics = await page.$$eval('tr[data-nic]', (els) => els.map((e) => e.dataset.network));
+  },
+
+  // The Backups tab of the running VM: a full and an incremental backup
+  // taken and listed, the incremental verified, a restore over the running
+  // VM refused with the API's message, a restore as a new VM (not started),
+  // the incremental deleted.
+  async backups(browser) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    await openVm(page, 'backups');
+    await page.waitForSelector('[data-backups]');
+    await page.click('[data-action="backup-create"]');
+    await page.waitForSelector('tr[data-backup][data-kind="full"]', { timeout: 3 * STEP_MS });
+    await page.check('#backup-incremental');
+    await page.click('[data-action="backup-create"]');
+    const inc = 'tr[data-backup][data-kind="incremental"]';
+    await page.waitForSelector(inc, { timeout: 3 * STEP_MS });
+    result.rows = await page.$$eval('tr[data-backup]', (els) =>
+      els.map((e) => [e.dataset.backup, ...[...e.children].slice(1, 4).map((c) => c.textContent)]));
+    const id = await page.getAttribute(inc, 'data-backup');
+    const row = `tr[data-backup="${id}"]`;
+    await page.click(`${row} [data-action="backup-verify"]`);
+    await page.waitForSelector(`${row} td[data-verified="ok"]`, { timeout: 2 * STEP_MS });
+    await page.click(`${row} [data-action="backup-restore"]`);
+    await page.click(`${row} [data-action="confirm-backup-restore"]`);
+    result.restore_refused = await (await page.waitForSelector('[data-error]')).textContent();
+    await page.click('[data-error] button');
+    await page.click(`${row} [data-action="backup-restore"]`);
+    await page.fill(`#restore-as-${id}`, cfg.copy);
+    await page.click(`${row} [data-action="confirm-backup-restore"]`);
+    await page.waitForSelector(`.tree a[data-vm="${cfg.copy}"]`, { timeout: 3 * STEP_MS });
+    await page.waitForSelector('[data-task-line="succeeded"]', { timeout: 3 * STEP_MS });
+    await shot(page, 'vm-backups');
+    await page.click(`${row} [data-action="backup-delete"]`);
+    await page.click(`${row} [data-action="confirm-backup-delete"]`);
+    await page.waitForSelector(row, { state: 'detached' });
+    result.left = await page.$$eval('tr[data-backup]', (els) => els.map((e) => e.dataset.kind));
+  },
+
+  // A pool's page: its capacity, its volumes and who uses them; a volume
+  // made and deleted, a volume a VM uses refused with the API's message,
+  // and the volume the Hardware tab's removal left (cfg.kept) deleted.
+  async pool(browser) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    await page.click(`.tree a[href="#/pool/${cfg.pool}"]`);
+    await page.waitForSelector('table[data-volumes]');
+    result.capacity = Number(await page.getAttribute('.usage', 'data-capacity'));
+    const boot = `tr[data-volume="${cfg.vm}-disk0"]`;
+    result.used_by = await page.getAttribute(`${boot} td[data-used-by]`, 'data-used-by');
+    await page.fill('#volume-name', cfg.volume);
+    await page.fill('#volume-size', '32');
+    await page.click('[data-action="volume-create"]');
+    const row = `tr[data-volume="${cfg.volume}"][data-state="ready"]`;
+    await page.waitForSelector(row, { timeout: 2 * STEP_MS });
+    result.row = await page.$eval(row, (e) => [...e.children].map((c) => c.textContent));
+    await shot(page, 'pool');
+    await page.click(`${boot} [data-action="volume-delete"]`);
+    await page.click(`${boot} [data-action="confirm-volume-delete"]`);
+    result.refused = await (await page.waitForSelector('[data-error]')).textContent();
+    await page.click('[data-error] button');
+    await deleteRow(page, `tr[data-volume="${cfg.volume}"]`, 'volume-delete');
+    await deleteRow(page, `tr[data-volume="${cfg.kept}"]`, 'volume-delete');
+    result.left = await page.$$eval('tr[data-volume]', (els) => els.map((e) => e.dataset.volume));
+  },
+
+  // The networks: one made (isolated, with DHCP) from the list page, its
+  // page; the default network's page (subnet, DHCP range, the VM's lease);
+  // its delete refused while the VM's NIC is on it; the new one deleted.
+  async network(browser) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const fields = () => page.$$eval('[data-field]', (els) =>
+      Object.fromEntries(els.map((e) => [e.dataset.field, e.textContent])));
+    await page.click('[data-nav="networks"]');
+    await page.waitForSelector('table[data-networks]');
+    await page.fill('#network-name', cfg.net);
+    await page.selectOption('#network-type', 'isolated');
+    await page.fill('#network-subnet', cfg.subnet);
+    await page.click('[data-action="network-create"]');
+    await page.waitForSelector(`#network-title:has-text("${cfg.net}")`, { timeout: 2 * STEP_MS });
+    result.made = await fields();
+    await page.click(`.tree a[href="#/network/${cfg.network}"]`);
+    await page.waitForSelector(`#network-title:has-text("${cfg.network}")`);
+    await page.waitForSelector(`tr[data-lease] a[href="#/vm/${cfg.vm}"]`);
+    result.default = await fields();
+    result.lease = await page.$eval(`tr[data-lease]:has(a[href="#/vm/${cfg.vm}"])`, (e) => e.dataset.lease);
+    await shot(page, 'network');
+    await page.click('[data-action="network-delete"]');
+    await page.click('[data-action="confirm-network-delete"]');
+    result.refused = await (await page.waitForSelector('[data-error]')).textContent();
+    await page.click('[data-error] button');
+    await page.click(`.tree a[href="#/network/${cfg.net}"]`);
+    await page.waitForSelector(`#network-title:has-text("${cfg.net}")`);
+    await page.click('[data-action="network-delete"]');
+    await page.click('[data-action="confirm-network-delete"]');
+    await page.waitForSelector('table[data-networks]');
+    await page.waitForSelector(`tr[data-network="${cfg.net}"]`, { state: 'detached' });
+    result.left = await page.$$eval('tr[data-network]', (els) => els.map((e) => e.dataset.network));
+  },
+
   // Two sessions: what the second does (pause, resume) shows in the first,
   // live, without a reload.
   async live(browser) {

@@ -9,10 +9,10 @@ export function when(t) {
 }
 
 // A row's delete or revoke, asked twice (the second click does it).
-export function ConfirmButton({ label, confirmLabel, action, onDo, disabled }) {
+export function ConfirmButton({ label, confirmLabel, action, onDo, disabled, title }) {
   const [asking, setAsking] = useState(false);
   if (!asking)
-    return <button data-action={action} disabled={disabled} onClick={() => setAsking(true)}>{label}</button>;
+    return <button data-action={action} disabled={disabled} title={title} onClick={() => setAsking(true)}>{label}</button>;
   return (
     <>
       <button data-action={`confirm-${action}`} class="danger" onClick={() => { setAsking(false); onDo(); }}>

@@ -18,6 +18,9 @@ const Tokens = lazyView(() => import('./admin.jsx'), 'Tokens');
 const Wizard = lazyView(() => import('./wizard.jsx'), 'Wizard');
 const Projects = lazyView(() => import('./projects.jsx'), 'Projects');
 const Schedules = lazyView(() => import('./schedules.jsx'), 'Schedules');
+const PoolPage = lazyView(() => import('./pool-page.jsx'), 'PoolPage');
+const NetworkPage = lazyView(() => import('./network-page.jsx'), 'NetworkPage');
+const Networks = lazyView(() => import('./network-page.jsx'), 'Networks');
 
 function parseRoute() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
@@ -26,6 +29,7 @@ function parseRoute() {
   if (parts[0] === 'create') return { page: 'create' };
   if (parts[0] === 'admin' && ['users', 'tokens', 'projects'].includes(parts[1])) return { page: 'admin', name: parts[1] };
   if (parts[0] === 'schedules') return { page: 'schedules' };
+  if (parts[0] === 'networks') return { page: 'networks' };
   return { page: 'overview' };
 }
 
@@ -140,7 +144,8 @@ function Console({ who, onLogout }) {
   let page;
   if (route.page === 'vm') {
     const vm = data.vms.find((v) => v.name === route.vm);
-    page = vm ? <VmPage vm={vm} networks={data.networks} role={who.role} tab={route.tab} tasks={tasks}
+    page = vm ? <VmPage vm={vm} networks={data.networks} pools={data.pools} role={who.role} tab={route.tab}
+                        tasks={tasks}
                         onError={setError} />
               : <p>No VM '{route.vm}' (yet).</p>;
   } else if (route.page === 'create') {
@@ -151,6 +156,13 @@ function Console({ who, onLogout }) {
       : route.name === 'projects' ? <Projects onError={setError} /> : <Tokens onError={setError} />;
   } else if (route.page === 'schedules') {
     page = <Schedules role={who.role} vms={data.vms} tasks={tasks} onError={setError} />;
+  } else if (route.page === 'networks') {
+    page = <Networks networks={data.networks} role={who.role} onError={setError} />;
+  } else if (route.page === 'pool' || route.page === 'network') {
+    const obj = data[route.page + 's'].find((o) => o.name === route.name);
+    page = !obj ? <p>No {route.page} '{route.name}'.</p>
+      : route.page === 'pool' ? <PoolPage pool={obj} role={who.role} tasks={tasks} onError={setError} />
+      : <NetworkPage network={obj} vms={data.vms} role={who.role} onError={setError} />;
   } else if (route.page !== 'overview') {
     const obj = data[route.page + 's'].find((o) => o.name === route.name);
     page = obj ? <Fields title={`${route.page} ${obj.name}`} obj={obj} skip={['cpu_flags']} /> : <p>Not found.</p>;

@@ -6,9 +6,8 @@
 // again when a task of this VM's snapshots ends.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
+import { useTask, TaskLine, denial } from './task-kit.jsx';
 import './pages.css';
-
-const ENDED = ['succeeded', 'failed', 'cancelled'];
 
 function when(t) {
   return (t || '').replace('T', ' ').replace('Z', '');
@@ -17,7 +16,6 @@ function when(t) {
 export function Snapshots({ vm, role, tasks, onError }) {
   const [list, setList] = useState(null);
   const [form, setForm] = useState({ name: '', memory: false, description: '' });
-  const [pending, setPending] = useState(null); // {id, what} of the task this tab started
   const [confirm, setConfirm] = useState(null); // {action, name} awaiting a second click
   const canOperate = role === 'admin' || role === 'operator';
   const running = vm.state === 'running' || vm.state === 'paused';
@@ -26,31 +24,12 @@ export function Snapshots({ vm, role, tasks, onError }) {
     .then((doc) => setList(doc.snapshots || []), (e) => onError(e.message));
   useEffect(() => { load(); }, [vm.name]);
 
-  // The task this tab started, as the event stream reports it.
-  const task = pending && tasks.find((t) => t.id === pending.id);
-  const ended = task && ENDED.includes(task.state);
-  const endedId = ended ? pending.id : null;
-  useEffect(() => {
-    if (!endedId) return;
-    if (task.state === 'failed') onError(`${pending.what}: ${task.error ? task.error.message : 'failed'}`);
-    load();
-  }, [endedId]);
+  const { run, task, pending, busy } = useTask(tasks, onError, load);
 
-  // Whether the API took the change (a refusal is shown, false).
+  // Whether the API took the change (a refusal is shown: false).
   async function start(what, method, path, body) {
-    onError(null);
     setConfirm(null);
-    try {
-      // 202 {"task": {...}}: the task, followed through the event stream.
-      const answer = await api(method, `/v1/vms/${encodeURIComponent(vm.name)}/snapshots${path}`, body);
-      const id = answer && answer.task && answer.task.id;
-      setPending({ id, what });
-      if (!id) load();
-      return true;
-    } catch (e) {
-      onError(e.message);
-      return false;
-    }
+    return (await run(what, method, `/v1/vms/${encodeURIComponent(vm.name)}/snapshots${path}`, body)) !== null;
   }
 
   function create(ev) {
@@ -63,8 +42,7 @@ export function Snapshots({ vm, role, tasks, onError }) {
       .then((taken) => taken && setForm({ name: '', memory: false, description: '' }));
   }
 
-  const busy = pending && !ended;
-  const deny = !canOperate ? `needs the operator role (yours: ${role})` : undefined;
+  const deny = denial(canOperate, 'operator', role);
   return (
     <section class="snapshots" aria-label="Snapshots">
       <form class="inline-form" onSubmit={create}>
@@ -82,12 +60,7 @@ export function Snapshots({ vm, role, tasks, onError }) {
           Take snapshot
         </button>
       </form>
-      {pending && task && (
-        <p class="task-line" data-snapshot-task={task.state}>
-          {pending.what}: {task.kind} <progress max="100" value={task.progress || 0} /> {task.state}
-          {task.message ? ` (${task.message})` : ''}
-        </p>
-      )}
+      <TaskLine pending={pending} task={task} attrs={{ 'data-snapshot-task': task && task.state }} />
       {list === null ? <p class="loading">Loading…</p> : list.length === 0 ? (
         <p class="note" data-snapshots="0">No snapshots.</p>
       ) : (

@@ -48,7 +48,7 @@ export function Tree({ hosts, vms, pools, networks, route }) {
           </ul>
         </li>
         <li>
-          Networks
+          <a href="#/networks" data-nav="networks">Networks</a>
           <ul>
             {networks.map((n) => (
               <li key={n.name}>

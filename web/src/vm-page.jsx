@@ -1,7 +1,8 @@
 // vm-page.jsx: one VM: its summary (state, host, CPUs, memory, disks, NICs,
 // IPs the network's DHCP leases know), its actions (disabled below the role
 // they need: the API's 403 is the real guard) and its tabs: graphs and the
-// serial console, the graphical console (noVNC) and the snapshots.
+// serial console, the graphical console (noVNC), the snapshots, the
+// hardware (CPUs, memory, display, disks, NICs) and the backups.
 import { useState } from 'preact/hooks';
 import { api, formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
@@ -11,6 +12,8 @@ const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
 const SerialConsole = lazyView(() => import('./serial.jsx'), 'SerialConsole');
 const GraphicalConsole = lazyView(() => import('./vnc.jsx'), 'GraphicalConsole');
 const Snapshots = lazyView(() => import('./snapshots.jsx'), 'Snapshots');
+const Hardware = lazyView(() => import('./hardware.jsx'), 'Hardware');
+const Backups = lazyView(() => import('./backups.jsx'), 'Backups');
 
 const ACTIONS = [
   { name: 'start', label: 'Start', when: ['defined', 'stopped', 'crashed'] },
@@ -55,7 +58,7 @@ function Summary({ vm, networks }) {
   );
 }
 
-export function VmPage({ vm, networks, role, tab, tasks, onError }) {
+export function VmPage({ vm, networks, pools, role, tab, tasks, onError }) {
   const [busy, setBusy] = useState(null);
   const [confirming, setConfirming] = useState(false);
   const canOperate = role === 'admin' || role === 'operator';
@@ -77,7 +80,7 @@ export function VmPage({ vm, networks, role, tab, tasks, onError }) {
   }
 
   const tabs = [['summary', 'Summary'], ['graphs', 'Graphs'], ['console', 'Console'],
-                ['screen', 'Screen'], ['snapshots', 'Snapshots']];
+                ['screen', 'Screen'], ['snapshots', 'Snapshots'], ['hardware', 'Hardware'], ['backups', 'Backups']];
   return (
     <article class="vm-page" aria-labelledby="vm-title">
       <header>
@@ -116,6 +119,9 @@ export function VmPage({ vm, networks, role, tab, tasks, onError }) {
       {tab === 'console' && <SerialConsole vm={vm} canOperate={canOperate} />}
       {tab === 'screen' && <GraphicalConsole vm={vm} canOperate={canOperate} />}
       {tab === 'snapshots' && <Snapshots vm={vm} role={role} tasks={tasks} onError={onError} />}
+      {tab === 'hardware' && <Hardware vm={vm} role={role} networks={networks} pools={pools} tasks={tasks}
+                                       onError={onError} />}
+      {tab === 'backups' && <Backups vm={vm} role={role} pools={pools} tasks={tasks} onError={onError} />}
     </article>
   );
 }

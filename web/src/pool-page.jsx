@@ -1,0 +1,114 @@
+// pool-page.jsx: one storage pool (docs/storage-api.md): its type, where it
+// is, its capacity and use (the file system's, as the API gives them), and
+// its volumes with their size, format, allocation, what they are made from
+// and the VM that uses them; create a volume (name, size, format), delete
+// one (asked once more; the API refuses one a VM uses or that backs
+// another, and the page shows its message). Volumes are the admin's.
+import { useState } from 'preact/hooks';
+import { formatBytes } from './api.js';
+import { ConfirmButton, useList } from './admin-kit.jsx';
+import { useTask, TaskLine, denial } from './task-kit.jsx';
+import './pages.css';
+
+const MiB = 1048576;
+
+function Usage({ pool }) {
+  const total = pool.capacity_bytes || 0;
+  const used = total - (pool.available_bytes || 0);
+  return (
+    <p class="usage" data-capacity={total} data-used={used}>
+      <meter min="0" max={total || 1} value={used} high={total * 0.9} aria-label="space used" />{' '}
+      {formatBytes(used)} used of {formatBytes(total)}, {formatBytes(pool.available_bytes)} free
+      {pool.shared ? ' (shared: the file system of the share)' : ' (the file system holding the pool)'}
+    </p>
+  );
+}
+
+function madeFrom(v) {
+  if (v.backing_volume) return `linked clone of ${v.backing_volume}`;
+  if (v.image) return `linked clone of image ${v.image}`;
+  return '–';
+}
+
+export function PoolPage({ pool, role, tasks, onError }) {
+  const path = `/v1/pools/${encodeURIComponent(pool.name)}`;
+  const [volumes, , load] = useList(`/v1/volumes?pool=${encodeURIComponent(pool.name)}`, onError, 'volumes');
+  const { run, task, pending, busy } = useTask(tasks, onError, load);
+  const [form, setForm] = useState({ name: '', size: 64, format: 'qcow2' });
+  const canAdmin = role === 'admin';
+  const deny = denial(canAdmin, 'admin', role);
+  const takesVolumes = pool.type !== 'backup';
+
+  async function create(ev) {
+    ev.preventDefault();
+    const made = await run(`volume ${form.name}`, 'POST', `${path}/volumes`,
+                           { name: form.name, size_bytes: Math.round(Number(form.size) * MiB), format: form.format });
+    if (made) setForm({ ...form, name: '' }); // a refused one keeps what was typed
+  }
+
+  return (
+    <article class="pool-page" aria-labelledby="pool-title">
+      <h1 id="pool-title">Pool {pool.name}</h1>
+      <dl class="summary">
+        <dt>Type</dt><dd>{pool.type}{pool.shared ? ', shared' : ''}</dd>
+        <dt>Where</dt><dd>{pool.path || pool.portal || (pool.rbd && pool.rbd.pool) || '–'}</dd>
+        <dt>Host</dt><dd>{pool.host || (pool.shared ? 'every host that mounts it' : '–')}</dd>
+        {pool.reachable === false && <><dt>Unreachable</dt><dd class="error">{pool.reason}</dd></>}
+        <dt>Volumes</dt><dd>{pool.volumes}</dd>
+      </dl>
+      <Usage pool={pool} />
+      {!takesVolumes ? (
+        <p class="note">A backup pool holds backups, no volumes: see a VM's Backups tab.</p>
+      ) : (
+        <>
+          <h2>Volumes</h2>
+          <form class="inline-form" onSubmit={create}>
+            <label for="volume-name">Name</label>
+            <input id="volume-name" required value={form.name}
+                   onInput={(e) => setForm({ ...form, name: e.target.value })} />
+            <label for="volume-size">Size (MiB)</label>
+            <input id="volume-size" type="number" min="1" required value={form.size}
+                   onInput={(e) => setForm({ ...form, size: e.target.value })} />
+            <select id="volume-format" aria-label="format" value={form.format}
+                    onChange={(e) => setForm({ ...form, format: e.target.value })}>
+              <option value="qcow2">qcow2</option>
+              <option value="raw">raw</option>
+            </select>
+            <button type="submit" data-action="volume-create" disabled={!canAdmin || busy} title={deny}>
+              Create volume
+            </button>
+          </form>
+          <TaskLine pending={pending} task={task} />
+          {volumes === null ? <p class="loading">Loading…</p> : (
+            <table data-volumes={volumes.length}>
+              <thead>
+                <tr><th>Volume</th><th>Size</th><th>Format</th><th>Allocated</th><th>Made from</th><th>Used by</th>
+                    <th /></tr>
+              </thead>
+              <tbody>
+                {volumes.map((v) => (
+                  <tr key={v.key} data-volume={v.name} data-state={v.state}>
+                    <td>{v.name}{v.state === 'creating' ? ' (creating)' : ''}</td>
+                    <td>{formatBytes(v.virtual_size_bytes)}</td>
+                    <td>{v.format}</td>
+                    <td>{formatBytes(v.allocation_bytes)}</td>
+                    <td>{madeFrom(v)}</td>
+                    <td data-used-by={v.attached_to || ''}>
+                      {v.attached_to ? <a href={`#/vm/${v.attached_to}/hardware`}>{v.attached_to}</a> : '–'}
+                    </td>
+                    <td class="row-actions">
+                      <ConfirmButton label="Delete…" confirmLabel={`Delete ${v.name}`} action="volume-delete"
+                                     disabled={!canAdmin || busy} title={deny}
+                                     onDo={() => run(`delete ${v.name}`, 'DELETE',
+                                                     `${path}/volumes/${encodeURIComponent(v.name)}`)} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
+      )}
+    </article>
+  );
+}
