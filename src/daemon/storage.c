@@ -2423,7 +2423,28 @@ int vo_volume_create_from_chain(VoDaemon *d, const char *pool, const char *name,
                                 VoTask *task, char **ret_path, char **ret_error)
 {
     _cleanup_free_ char *path = NULL;
-    int r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
+    VoRbdPool rp;
+    int r = rbd_pool_of(d, pool, &rp, ret_error);
+    if (r > 0) { /* an rbd pool: a new RBD image filled through QEMU's rbd driver */
+        r = reserve_volume(d, pool, name, "raw", &path, ret_error);
+        if (r >= 0) {
+            if (task)
+                vo_task_progress(task, 40, "copying into RBD");
+            /* The caller checked the chain: each layer backed by the next. */
+            r = vo_storage_rbd_import(&rp, name, layers[0], "qcow2", 0, ret_error);
+            int k = finish_volume(d, pool, name, path, r >= 0, NULL, NULL);
+            if (r >= 0 && k < 0)
+                r = vo_error_set(ret_error, k, "cannot save volume '%s/%s': %s", pool, name,
+                                 strerror(-k));
+        }
+        vo_rbd_pool_clear(&rp);
+        if (r >= 0)
+            *ret_path = TAKE_PTR(path);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
     if (r < 0)
         return r;
     r = vo_img_convert_chain(layers, n_layers, path, "qcow2", rate, report_progress, task,
