@@ -236,8 +236,9 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     d.task_ok("DELETE", "/v1/vms/lc0/disks/1")
     d.task_ok("DELETE", "/v1/pools/default/volumes/q1")
     # A stopped VM's backup: a full export of its RBD snapshot, which stays
-    # as the next backup's base; with that snapshot removed (by hand), an
-    # incremental one is full and says why, and the stale snapshot is gone.
+    # as the next backup's base (one a crashed backup left is removed); with
+    # that snapshot removed (by hand), an incremental one is full, says why.
+    ceph.rbd("snap", "create", "vireo-vms/lc2-disk0@vireo.backup.lc2-crashed")
     b1 = rbd_backup(d, "lc2")
     assert b1["kind"] == "full" and b1["vm_running"] is False, b1
     assert rbd_snaps(ceph, "lc2-disk0") == [f"vireo.backup.{b1['id']}"]
