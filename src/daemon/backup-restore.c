@@ -4,6 +4,7 @@
  * its disks or none); and verifying a backup's files against the checksums
  * recorded at creation. */
 #include "daemon/backup-internal.h"
+#include "daemon/backup-rbd.h"
 
 #include <string.h>
 #include <sys/random.h>
@@ -377,6 +378,17 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
 
 /* ---- over the original VM -------------------------------------------------------------- */
 
+/* RBD images are no files to swap (backup-rbd.h): a new VM takes them. */
+static int refuse_rbd_original(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    int rbd = vo_backup_rbd_check(d, spec, ret_error);
+    if (rbd > 0)
+        return vo_error_set(ret_error, -EBUSY, "VM '%s' has its disks in rbd pools: restore "
+                            "to a new VM with --as NAME (--pool an rbd pool puts its disks "
+                            "there)", spec->name);
+    return rbd;
+}
+
 static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_error)
 {
     VoDaemon *d = op->d;
@@ -397,6 +409,8 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
             r = vo_error_set(ret_error, -EBUSY, "disk %zu of VM '%s' is not the one backed up "
                              "(or not a volume): restore to a new VM with --as NAME", i,
                              spec->name);
+    if (r >= 0)
+        r = refuse_rbd_original(d, spec, ret_error);
     /* Every volume is checked first, every disk converted next to its
      * volume; only then are the files swapped, all or none, so a failure
      * changes nothing. */
@@ -546,6 +560,12 @@ int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *p
         else if (original && pool)
             r = vo_error_set(ret_error, -EINVAL, "pool: a restore over the original VM writes "
                              "into its own volumes; pool is for a new VM (--as)");
+        else if (original) {
+            pthread_mutex_lock(&original->lock);
+            _cleanup_vm_spec_ VoVmSpec *spec = vo_vm_spec_copy(original->spec);
+            pthread_mutex_unlock(&original->lock);
+            r = refuse_rbd_original(d, spec, ret_error);
+        }
     }
     if (r >= 0 && !original)
         r = check_spec_paths(d, b.record, ret_error);

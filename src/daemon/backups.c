@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "conf/cloud-init.h"
+#include "daemon/backup-rbd.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "qemu/qemu-backup.h"
@@ -225,9 +226,13 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
     if (mkdir(partial, 0750) < 0)
         return vo_error_set(ret_error, -errno, "cannot create %s: %s", partial, strerror(errno));
 
-    /* What is being backed up. */
+    /* What is being backed up: files, or RBD images (backup-rbd.h). */
+    int rbd = vo_backup_rbd_check(d, spec, ret_error);
+    r = rbd < 0 ? rbd : 0;
     _cleanup_free_ uint64_t *sizes = vo_malloc0(sizeof(uint64_t) * (spec->n_disks + 1));
-    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
+    if (r >= 0 && rbd)
+        r = vo_backup_rbd_sizes(d, spec, sizes, ret_error);
+    for (size_t i = 0; r >= 0 && !rbd && i < spec->n_disks; i++) {
         VoImgInfo info = { 0 };
         r = vo_img_info(spec->disks[i].path, vo_disk_format_to_string(spec->disks[i].format),
                         &info, ret_error);
@@ -269,6 +274,8 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
                                                   c->op->bwlimit_mib)
                                     : vo_strdup("copying disks");
     VoHvBackupResult result = { 0 };
+    _cleanup_free_ char *nvram_file = spec->nvram_path ? vo_asprintf("%s/nvram.qcow2", partial)
+                                                       : NULL;
 
     /* Until it ends, the VM's base says a backup is under way: if vireod
      * dies meanwhile, the next backup is a full one. */
@@ -277,11 +284,16 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
                                 parent && prev ? json_string(prev) : json_null(), "pool", pool,
                                 "disks", signature, "in_progress", 1);
     bool began = r >= 0;
+    if (began && rbd) /* what a crash or a failure left (the base's are kept) */
+        vo_backup_rbd_prune(d, spec, prev);
     if (began) {
         backup_base_save(d, spec->id, pending);
         vo_task_progress(c->t, 5, parent ? "starting an incremental backup"
                                          : "starting a full backup");
-        if (c->hv)
+        if (rbd) /* the VM paused for the instant unless it is (or is stopped) */
+            r = vo_backup_rbd_take(d, spec, c->hv && !c->paused ? c->hv : NULL, id, parent_id,
+                                   &plan, nvram_file, &result, ret_error);
+        else if (c->hv)
             r = d->driver->backup ? d->driver->backup(c->hv, &plan, &result, ret_error)
                                   : vo_error_set(ret_error, -EOPNOTSUPP, "the %s driver "
                                                  "cannot back up a running VM", d->driver->name);
@@ -304,10 +316,9 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
         }
         /* UEFI: the NVRAM (boot entries, keys), a full copy in every backup,
          * taken once the disks are copied (OVMF writes it only when the
-         * guest changes a variable). -U: a running QEMU holds its lock. */
-        _cleanup_free_ char *nvram_file = NULL;
-        if (r >= 0 && spec->nvram_path) {
-            nvram_file = vo_asprintf("%s/nvram.qcow2", partial);
+         * guest changes a variable). -U: a running QEMU holds its lock.
+         * An RBD NVRAM was exported from its snapshot with the disks. */
+        if (r >= 0 && nvram_file && !rbd) {
             char *argv[] = { "qemu-img", "convert", "-U", "-f", "qcow2", "-O", "qcow2",
                              spec->nvram_path, nvram_file, NULL };
             _cleanup_free_ char *out = NULL;
@@ -368,6 +379,8 @@ static int do_create(CreateCtx *c, char **ret_id, char **ret_error)
         log_info("vm %s: backup %s (%s, %lld bytes)", spec->name, id,
                  json_string_value(json_object_get(record, "kind")),
                  (long long)json_integer_value(json_object_get(record, "stored_bytes")));
+        if (rbd) /* the snapshots of the new backup are the next one's base */
+            vo_backup_rbd_prune(d, spec, id);
         if (c->op->keep_last)
             apply_retention(d, pool_path, spec->id, c->op->keep_last);
         *ret_id = TAKE_PTR(id);
@@ -424,24 +437,15 @@ static int task_create(VoTask *t, void *userdata)
     return r;
 }
 
-/* Backups copy files through QEMU and qemu-img; an RBD image is no file:
- * a VM with a disk in an rbd pool is refused (400) until RBD backups exist
- * (docs/storage-ceph.md, "Not yet"), not failed half-way in the task. */
-static int refuse_rbd_disks(VoDaemon *d, VoVm *vm, char **ret_error)
+/* A VM with disks in rbd pools and others is refused (400) at once, not
+ * failed half-way in the task: its disks would have no one instant. */
+static int refuse_mixed_disks(VoDaemon *d, VoVm *vm, char **ret_error)
 {
     pthread_mutex_lock(&vm->lock);
     _cleanup_vm_spec_ VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
-    for (size_t i = 0; i < spec->n_disks; i++) {
-        const char *key = spec->disks[i].volume;
-        const char *slash = key ? strchr(key, '/') : NULL;
-        _cleanup_free_ char *pool = slash ? vo_asprintf("%.*s", (int)(slash - key), key) : NULL;
-        if (pool && vo_pool_is_rbd(d, pool))
-            return vo_error_set(ret_error, -EINVAL, "volume '%s' of VM '%s' is an RBD image: "
-                                "backups of disks in rbd pools are not done yet (take a "
-                                "snapshot instead)", key, spec->name);
-    }
-    return 0;
+    int r = vo_backup_rbd_check(d, spec, ret_error);
+    return r < 0 ? r : 0;
 }
 
 int vo_backup_create(VoDaemon *d, VoVm *vm, const VoBackupCreateArgs *args, json_t **ret_task,
@@ -463,7 +467,7 @@ int vo_backup_create(VoDaemon *d, VoVm *vm, const VoBackupCreateArgs *args, json
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_error_set(ret_error, -EINVAL, "VM '%s' has no disk to back up", name);
     }
-    if ((r = refuse_rbd_disks(d, vm, ret_error)) < 0)
+    if ((r = refuse_mixed_disks(d, vm, ret_error)) < 0)
         return r;
     _cleanup_free_ char *path = NULL;
     r = vo_backup_pool_path(d, args->pool, &path, ret_error);

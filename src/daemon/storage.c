@@ -2411,6 +2411,32 @@ int vo_volume_upload_path(VoDaemon *d, const char *pool, const char *name, char 
 
 /* ---- for VM disks --------------------------------------------------------------- */
 
+/* A new volume pool/name of rbd pool rp: reserved, made (a linked clone of
+ * image clone_of's base, or src imported, at least size bytes), recorded;
+ * nothing stays when the import or clone fails. */
+static int rbd_volume_make(VoDaemon *d, const char *pool, const char *name, const VoRbdPool *rp,
+                           const char *src, const char *src_format, uint64_t size,
+                           const char *clone_of, VoTask *task, char **ret_path, char **ret_error)
+{
+    _cleanup_free_ char *path = NULL;
+    int r = reserve_volume(d, pool, name, "raw", &path, ret_error);
+    if (r < 0)
+        return r;
+    if (task)
+        vo_task_progress(task, 40, clone_of ? "cloning the image's base in RBD"
+                                            : "copying the image into RBD");
+    r = clone_of ? vo_storage_rbd_clone_image(rp, clone_of, src, src_format, name, size,
+                                              ret_error)
+                 : vo_storage_rbd_import(rp, name, src, src_format, size, ret_error);
+    int k = finish_volume(d, pool, name, path, r >= 0, NULL, clone_of);
+    if (r >= 0 && k < 0)
+        r = vo_error_set(ret_error, k, "cannot save volume '%s/%s': %s", pool, name,
+                         strerror(-k));
+    if (r >= 0)
+        *ret_path = TAKE_PTR(path);
+    return r;
+}
+
 int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
                                const char *base_path, const char *base_format,
                                const char *base_image, bool full_clone, uint64_t size,
@@ -2421,26 +2447,9 @@ int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
     int r = rbd_pool_of(d, pool, &rp, ret_error);
     if (r > 0) { /* an rbd pool: an RBD clone of the image's base, or a full copy */
         bool linked = !full_clone && base_image;
-        r = reserve_volume(d, pool, name, "raw", &path, ret_error);
-        if (r >= 0 && linked) {
-            if (task)
-                vo_task_progress(task, 40, "cloning the image's base in RBD");
-            r = vo_storage_rbd_clone_image(&rp, base_image, base_path, base_format, name, size,
-                                           ret_error);
-        } else if (r >= 0) {
-            if (task)
-                vo_task_progress(task, 40, "copying the image into RBD");
-            r = vo_storage_rbd_import(&rp, name, base_path, base_format, size, ret_error);
-        }
-        if (r >= 0 || path) {
-            int k = finish_volume(d, pool, name, path, r >= 0, NULL, linked ? base_image : NULL);
-            if (r >= 0 && k < 0)
-                r = vo_error_set(ret_error, k, "cannot save volume '%s/%s': %s", pool, name,
-                                 strerror(-k));
-        }
+        r = rbd_volume_make(d, pool, name, &rp, base_path, base_format, size,
+                            linked ? base_image : NULL, task, ret_path, ret_error);
         vo_rbd_pool_clear(&rp);
-        if (r >= 0)
-            *ret_path = TAKE_PTR(path);
         return r;
     }
     if (r < 0)
@@ -2470,7 +2479,18 @@ int vo_volume_create_from_chain(VoDaemon *d, const char *pool, const char *name,
                                 VoTask *task, char **ret_path, char **ret_error)
 {
     _cleanup_free_ char *path = NULL;
-    int r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
+    VoRbdPool rp;
+    int r = rbd_pool_of(d, pool, &rp, ret_error);
+    if (r > 0) { /* an rbd pool: a new RBD image filled through QEMU's rbd driver; the
+                  * caller checked the chain (each layer backed by the next) */
+        r = rbd_volume_make(d, pool, name, &rp, layers[0], "qcow2", 0, NULL, task, ret_path,
+                            ret_error);
+        vo_rbd_pool_clear(&rp);
+        return r;
+    }
+    if (r < 0)
+        return r;
+    r = reserve_volume(d, pool, name, "qcow2", &path, ret_error);
     if (r < 0)
         return r;
     r = vo_img_convert_chain(layers, n_layers, path, "qcow2", rate, report_progress, task,

@@ -51,6 +51,40 @@ int vo_rbd_snap_exists(const VoRbdConf *c, const char *image, const char *snap,
     return with_image(c, image, snap, snap_exists, "look for", ret_error);
 }
 
+typedef struct {
+    const char *image, *prefix, *keep;
+} Prune;
+
+static int prune(rbd_image_t img, const void *arg)
+{
+    const Prune *p = arg;
+    rbd_snap_info_t snaps[64];
+    int max = (int)ELEMENTSOF(snaps);
+    int n = rbd_snap_list(img, snaps, &max), r = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = snaps[i].name;
+        if (strncmp(name, p->prefix, strlen(p->prefix)) || (p->keep && !strcmp(name, p->keep)))
+            continue;
+        int k = rbd_snap_remove(img, name);
+        if (k < 0 && k != -ENOENT)
+            r = k;
+        else
+            log_debug("rbd: removed snapshot %s@%s", p->image, name);
+    }
+    if (n >= 0)
+        rbd_snap_list_end(snaps);
+    return n < 0 ? n : r;
+}
+
+int vo_rbd_snap_prune(const VoRbdConf *c, const char *image, const char *prefix,
+                      const char *keep, char **ret_error)
+{
+    Prune p = { image, prefix, keep };
+    _cleanup_free_ char *what = vo_asprintf("remove the %s* snapshots of", prefix);
+    int r = vo_rbd_with_image(c, image, prune, &p, what, ret_error);
+    return r == -ENOENT ? 0 : r;
+}
+
 struct VoRbdOpenImage {
     VoRbdConn conn;
     rbd_image_t img;

@@ -27,3 +27,7 @@ int vo_rbd_snap_rollback(const VoRbdConf *c, const char *image, const char *snap
 /* 0 also when there is no such snapshot. */
 int vo_rbd_snap_remove(const VoRbdConf *c, const char *image, const char *snap,
                        char **ret_error);
+/* Removes every snapshot of image whose name starts with prefix, but keep
+ * (may be NULL); 0 also when the image is gone. */
+int vo_rbd_snap_prune(const VoRbdConf *c, const char *image, const char *prefix,
+                      const char *keep, char **ret_error);

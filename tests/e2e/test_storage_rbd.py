@@ -50,6 +50,14 @@ def parent_of(ceph, name):
     return (p["pool"], p["image"], p["snapshot"]) if p else None
 
 
+def rbd_backup(d, vm, **body):
+    """A backup of vm (its task waited for); its document."""
+    task = d.wait_task(d.api("POST", f"/v1/vms/{vm}/backups", body, expect=202)["task"],
+                       timeout=300)
+    assert task["state"] == "succeeded", task
+    return d.api("GET", f"/v1/backups/{task['message']}")
+
+
 def rbd_snaps(ceph, name):
     return [s["name"] for s in
             json.loads(ceph.rbd("snap", "ls", "--format", "json", f"vireo-vms/{name}"))]
@@ -221,12 +229,28 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     status, doc = d.request("POST", "/v1/vms/lc0/snapshots", {"name": "mixed"})
     assert status == 400 and "default/q1" in doc["error"]["message"], doc
     assert rbd_snaps(ceph, "lc0-disk0") == []
+    # A backup too: its disks would have no one instant.
+    status, doc = d.request("POST", "/v1/vms/lc0/backups", {})
+    assert status == 400 and "default/q1" in doc["error"]["message"], doc
+    assert rbd_snaps(ceph, "lc0-disk0") == [] and d.api("GET", "/v1/backups?vm=lc0") == []
     d.task_ok("DELETE", "/v1/vms/lc0/disks/1")
     d.task_ok("DELETE", "/v1/pools/default/volumes/q1")
-    # Backups of RBD disks are not done yet: refused at once, naming the disk.
-    status, doc = d.request("POST", "/v1/vms/lc2/backups", {})
-    assert status == 400 and "ceph3/lc2-disk0" in doc["error"]["message"], doc
-    assert d.api("GET", "/v1/backups?vm=lc2") == []
+    # A stopped VM's backup: a full export of its RBD snapshot, which stays
+    # as the next backup's base (one a crashed backup left is removed); with
+    # that snapshot removed (by hand), an incremental one is full, says why.
+    ceph.rbd("snap", "create", "vireo-vms/lc2-disk0@vireo.backup.lc2-crashed")
+    b1 = rbd_backup(d, "lc2")
+    assert b1["kind"] == "full" and b1["vm_running"] is False, b1
+    assert rbd_snaps(ceph, "lc2-disk0") == [f"vireo.backup.{b1['id']}"]
+    ceph.rbd("snap", "rm", f"vireo-vms/lc2-disk0@vireo.backup.{b1['id']}")
+    b2 = rbd_backup(d, "lc2", incremental=True)
+    assert b2["kind"] == "full" and "no longer has" in b2["reason"], b2
+    assert rbd_snaps(ceph, "lc2-disk0") == [f"vireo.backup.{b2['id']}"]
+    # Restored over the original VM: refused (its disks are RBD images).
+    status, doc = d.request("POST", f"/v1/backups/{b2['id']}/restore", {})
+    assert status == 409 and "--as" in doc["error"]["message"], doc
+    for b in (b1, b2):
+        d.task_ok("DELETE", f"/v1/backups/{b['id']}")
     # A VM's delete takes its disks' RBD snapshots with them (lc1's off1).
     for vm in ("lc0", "lc1", "lc2", "lcbig", "fc"):
         d.cli("vm", "delete", vm)
@@ -368,6 +392,44 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     d.task_ok("DELETE", "/v1/vms/rbdvm/snapshots/s1")
     assert rbd_snaps(ceph, "rbdvm-disk0") == []
     assert d.api("GET", "/v1/vms/rbdvm/snapshots")["snapshots"] == []
+
+    # Backups of the running VM's two RBD disks: a full one, then an
+    # incremental one that holds what the guest wrote since (rbd diff).
+    d.guest("rbdvm", "dd if=/dev/urandom of=/root/b1 bs=64k count=32 2>/dev/null; sync")
+    full = rbd_backup(d, "rbdvm")
+    d.guest("rbdvm", "dd if=/dev/urandom of=/root/b2 bs=64k count=16 2>/dev/null; "
+                     "dd if=/dev/urandom of=/dev/vdb bs=64k count=4 seek=8 conv=fsync "
+                     "2>/dev/null; sync")
+    started = time.monotonic()
+    inc = d.cli_json("backup", "create", "rbdvm", "--incremental")  # the CLI's way
+    inc_seconds = time.monotonic() - started
+    assert full["kind"] == "full" and inc["kind"] == "incremental", (full, inc)
+    assert inc["parent"] == full["id"] and inc["vm_running"] is True
+    assert full["quiesced"] is True and inc["quiesced"] is True, inc
+    assert d.vm("rbdvm")["state"] == "running"
+    disk_bytes = sum(k["virtual_size"] for k in inc["disks"])
+    print(f"rbd backups of {disk_bytes} disk bytes: full {full['stored_bytes']} bytes, "
+          f"incremental {inc['stored_bytes']} bytes ({inc_seconds:.1f} s)")
+    assert inc["stored_bytes"] < disk_bytes // 8, inc
+    assert inc["stored_bytes"] < full["stored_bytes"] // 2, (full, inc)
+    assert [k["stored_bytes"] > 0 for k in inc["disks"]] == [True, True], inc
+    # Only the newest backup's snapshots stay (the next one's base).
+    snap = f"vireo.backup.{inc['id']}"
+    assert rbd_snaps(ceph, "rbdvm-disk0") == [snap] and rbd_snaps(ceph, "data") == [snap]
+    d.task_ok("POST", f"/v1/backups/{inc['id']}/verify", {})
+    assert d.api("GET", f"/v1/backups/{inc['id']}")["last_verify"]["ok"] is True
+    # Restored as a new VM into the rbd pool: each disk, byte for byte,
+    # the image as at the backup's snapshot.
+    d.task_ok("POST", f"/v1/backups/{inc['id']}/restore", {"as": "rbdback", "pool": "ceph2"})
+    restored = [k["volume"] for k in d.api("GET", "/v1/vms/rbdback")["disks"]]
+    for src, dst in zip(("rbdvm-disk0", "data"), restored):
+        assert dst.startswith("ceph2/"), restored
+        ceph.ns("qemu-img", "compare", "-f", "raw", "-F", "raw",
+                f"rbd:vireo-vms/{src}@{snap}:conf={ceph.conf}",
+                f"rbd:vireo-vms/{dst.split('/')[1]}:conf={ceph.conf}", timeout=120)
+    d.cli("vm", "delete", "rbdback")
+    for b in (inc, full):
+        d.task_ok("DELETE", f"/v1/backups/{b['id']}")
     d.remember_qemu_pids()
     d.cli("vm", "stop", "rbdvm")
     d.cli("vm", "delete", "rbdvm")

@@ -1,0 +1,214 @@
+/* backup-rbd.c: backups of VMs whose disks are RBD images (see
+ * backup-rbd.h): the instant (RBD snapshots, as a VM snapshot makes them),
+ * the export of each disk from its snapshot, and the pruning of older
+ * backup snapshots. backups.c calls these under the VM's job lock. */
+#include "daemon/backup-rbd.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "daemon/snapshot-rbd.h"
+#include "daemon/storage.h"
+#include "daemon/vm-pause-mark.h"
+#include "storage/rbd-export.h"
+#include "storage/rbd-snap.h"
+#include "util/util.h"
+
+/* One RBD image of the VM: a disk (spec->disks[i]) or, last, its NVRAM. */
+typedef struct {
+    VoRbdPool pool;
+    char *image;
+    const char *volume;
+} Image;
+
+static void images_free(Image *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        vo_rbd_pool_clear(&v[i].pool);
+        free(v[i].image);
+    }
+    free(v);
+}
+
+static size_t n_images(const VoVmSpec *spec)
+{
+    return spec->n_disks + (spec->nvram ? 1 : 0);
+}
+
+static const char *volume_of(const VoVmSpec *spec, size_t i)
+{
+    return i < spec->n_disks ? spec->disks[i].volume : spec->nvram;
+}
+
+/* The RBD images of spec's disks, then of its NVRAM. */
+static int images_of(VoDaemon *d, const VoVmSpec *spec, Image **ret, char **ret_error)
+{
+    size_t n = n_images(spec), made = 0;
+    Image *v = vo_malloc0(sizeof(*v) * (n ? n : 1));
+    int r = 0;
+    for (; made < n; made++) {
+        v[made].volume = volume_of(spec, made);
+        r = vo_volume_rbd_image(d, v[made].volume, &v[made].pool, &v[made].image, ret_error);
+        if (r == 0)
+            r = vo_error_set(ret_error, -EINVAL, "volume '%s' is not in an rbd pool",
+                             v[made].volume ? v[made].volume : "?");
+        if (r < 0)
+            break;
+    }
+    if (r < 0) {
+        images_free(v, made);
+        return r;
+    }
+    *ret = v;
+    return 0;
+}
+
+int vo_backup_rbd_check(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    const char *rbd = NULL, *other = NULL;
+    for (size_t i = 0; i < n_images(spec); i++) {
+        const char *key = volume_of(spec, i);
+        const char *slash = key ? strchr(key, '/') : NULL;
+        _cleanup_free_ char *pool = slash ? vo_asprintf("%.*s", (int)(slash - key), key) : NULL;
+        if (pool && vo_pool_is_rbd(d, pool))
+            rbd = rbd ? rbd : key;
+        else
+            other = other ? other : key ? key : "?";
+    }
+    if (rbd && other)
+        return vo_error_set(ret_error, -EINVAL, "volume '%s' of VM '%s' is not in an rbd pool "
+                            "but '%s' is: a backup takes a VM's disks all from rbd pools (RBD "
+                            "snapshots) or all from files", other, spec->name, rbd);
+    return rbd ? 1 : 0;
+}
+
+int vo_backup_rbd_sizes(VoDaemon *d, const VoVmSpec *spec, uint64_t *sizes, char **ret_error)
+{
+    Image *imgs = NULL;
+    int r = images_of(d, spec, &imgs, ret_error);
+    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
+        VoRbdConf c = vo_rbd_pool_conf(&imgs[i].pool);
+        uint64_t used = 0;
+        r = vo_rbd_image_usage(&c, imgs[i].image, &sizes[i], &used, ret_error);
+    }
+    if (imgs)
+        images_free(imgs, n_images(spec));
+    return r < 0 ? r : 0;
+}
+
+/* Whether every disk has a file in the previous backup and its snapshot
+ * from; else *ret_why says which does not. */
+static bool can_build_on(const VoVmSpec *spec, const Image *imgs, const VoHvBackupPlan *plan,
+                         const char *from, char **ret_why)
+{
+    for (size_t i = 0; i < spec->n_disks; i++) {
+        if (!plan->disks[i].parent_path) {
+            *ret_why = vo_asprintf("the disk in slot %u is not in the previous backup",
+                                   plan->disks[i].slot);
+            return false;
+        }
+        VoRbdConf c = vo_rbd_pool_conf(&imgs[i].pool);
+        _cleanup_free_ char *error = NULL;
+        int r = vo_rbd_snap_exists(&c, imgs[i].image, from, &error);
+        if (r < 0)
+            *ret_why = vo_asprintf("the previous backup's RBD snapshot of volume '%s' cannot "
+                                   "be read: %s", imgs[i].volume, error);
+        else if (r == 0)
+            *ret_why = vo_asprintf("volume '%s' no longer has the previous backup's RBD "
+                                   "snapshot %s", imgs[i].volume, from);
+        if (r <= 0)
+            return false;
+    }
+    return true;
+}
+
+/* Progress of image i of n, as a share of the whole. */
+typedef struct {
+    const VoHvBackupPlan *plan;
+    size_t i, n;
+} Share;
+
+static void report_share(int percent, void *userdata)
+{
+    const Share *s = userdata;
+    if (s->plan->progress)
+        s->plan->progress((int)((s->i * 100 + (size_t)percent) / s->n), s->plan->userdata);
+}
+
+int vo_backup_rbd_take(VoDaemon *d, const VoVmSpec *spec, VoHvInstance *pause,
+                       const char *id, const char *parent_id, const VoHvBackupPlan *plan,
+                       const char *nvram_target, VoHvBackupResult *ret, char **ret_error)
+{
+    Image *imgs = NULL;
+    int r = images_of(d, spec, &imgs, ret_error);
+    ret->jobs_failed = true; /* until the snapshots are made: nothing changed */
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *tag = vo_asprintf(BACKUP_RBD_SNAP_PREFIX "%s", id);
+    _cleanup_free_ char *from = parent_id ? vo_asprintf(BACKUP_RBD_SNAP_PREFIX "%s",
+                                                        parent_id) : NULL;
+    bool incremental = plan->incremental && from &&
+                       can_build_on(spec, imgs, plan, from, &ret->reason);
+
+    /* The instant: every disk's snapshot with the VM paused (its QEMU's
+     * disks drained), its file systems frozen around it; the marker lets a
+     * vireod that dies in between undo both at its next start. */
+    if (pause)
+        vo_snapshot_mark(d, spec->id, spec->name, true, true);
+    if (plan->quiesce)
+        plan->quiesce(true, plan->userdata);
+    r = vo_snapshot_rbd_create(d, spec, tag, pause, ret_error);
+    if (plan->quiesce)
+        plan->quiesce(false, plan->userdata);
+    if (pause)
+        vo_snapshot_unmark(d, spec->id);
+
+    /* The copies, from the snapshots, while the VM runs on. */
+    size_t n = spec->n_disks + (spec->nvram && nvram_target ? 1 : 0);
+    for (size_t i = 0; r >= 0 && i < n; i++) {
+        bool nvram = i == spec->n_disks;
+        Share share = { plan, i, n };
+        VoRbdExport e = { .image = imgs[i].image, .snap = tag,
+                          .from_snap = incremental && !nvram ? from : NULL,
+                          .target = nvram ? nvram_target : plan->disks[i].target_path,
+                          .backing = nvram ? NULL : plan->disks[i].parent_path,
+                          .rate = plan->speed, .progress = report_share, .userdata = &share };
+        VoRbdConf c = vo_rbd_pool_conf(&imgs[i].pool);
+        uint64_t size = 0, copied = 0;
+        r = vo_rbd_export_qcow2(&c, &e, &size, &copied, ret_error);
+        if (r >= 0)
+            log_info("vm %s: backup %s: %s/%s@%s exported (%s, %llu of %llu bytes)", spec->name,
+                     id, imgs[i].pool.pool, imgs[i].image, tag,
+                     e.from_snap ? "changes since the previous backup" : "full",
+                     (unsigned long long)copied, (unsigned long long)size);
+    }
+    if (r < 0) { /* nothing of it stays: the previous backup's snapshot is the base still */
+        _cleanup_free_ char *ignored = NULL;
+        if (vo_snapshot_rbd_delete(d, spec, tag, &ignored) < 0)
+            log_warn("vm %s: kept RBD snapshots %s (the next backup removes them): %s",
+                     spec->name, tag, ignored);
+    } else
+        ret->jobs_failed = false;
+    ret->incremental = incremental;
+    images_free(imgs, n_images(spec));
+    return r;
+}
+
+void vo_backup_rbd_prune(VoDaemon *d, const VoVmSpec *spec, const char *keep)
+{
+    Image *imgs = NULL;
+    _cleanup_free_ char *error = NULL;
+    if (images_of(d, spec, &imgs, &error) < 0) {
+        log_warn("vm %s: cannot look for old backup snapshots: %s", spec->name, error);
+        return;
+    }
+    _cleanup_free_ char *tag = keep ? vo_asprintf(BACKUP_RBD_SNAP_PREFIX "%s", keep) : NULL;
+    for (size_t i = 0; i < n_images(spec); i++) {
+        VoRbdConf c = vo_rbd_pool_conf(&imgs[i].pool);
+        _cleanup_free_ char *why = NULL;
+        if (vo_rbd_snap_prune(&c, imgs[i].image, BACKUP_RBD_SNAP_PREFIX, tag, &why) < 0)
+            log_warn("vm %s: cannot remove old backup snapshots of %s/%s: %s", spec->name,
+                     imgs[i].pool.pool, imgs[i].image, why);
+    }
+    images_free(imgs, n_images(spec));
+}
