@@ -53,6 +53,22 @@ static int host_list(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+/* A JSON array of strings as "a, b, c" (malloc'd), or NULL. */
+static char *joined(const json_t *a)
+{
+    if (!json_is_array(a))
+        return NULL;
+    char *out = vo_strdup("");
+    size_t i;
+    json_t *x;
+    json_array_foreach(a, i, x) {
+        char *more = vo_asprintf("%s%s%s", out, i ? ", " : "", json_string_value(x));
+        free(out);
+        out = more;
+    }
+    return out;
+}
+
 static void print_cluster_host(const json_t *h)
 {
     _cleanup_free_ char *cpus = jint_str(h, "cpus"), *vms = jint_str(h, "vms");
@@ -63,18 +79,8 @@ static void print_cluster_host(const json_t *h)
                                          ? fmt_mib((uint64_t)json_integer_value(cm))
                                          : NULL;
     _cleanup_free_ char *committed_vcpus = jint_str(h, "committed_vcpus");
-    _cleanup_free_ char *pools = NULL;
-    json_t *p = json_object_get(h, "pools");
-    if (json_is_array(p)) {
-        size_t i;
-        json_t *name;
-        pools = vo_strdup("");
-        json_array_foreach(p, i, name) {
-            char *more = vo_asprintf("%s%s%s", pools, i ? ", " : "", json_string_value(name));
-            free(pools);
-            pools = more;
-        }
-    }
+    _cleanup_free_ char *pools = joined(json_object_get(h, "pools"));
+    _cleanup_free_ char *firmware = joined(json_object_get(h, "firmware"));
     out_kv(stdout, "name:", jstr(h, "name"));
     out_kv(stdout, "id:", jstr(h, "id"));
     out_kv(stdout, "state:", jstr(h, "state"));
@@ -92,6 +98,7 @@ static void print_cluster_host(const json_t *h)
     out_kv(stdout, "committed memory:", committed);
     out_kv(stdout, "committed vcpus:", committed_vcpus);
     out_kv(stdout, "pools:", pools);
+    out_kv(stdout, "firmware:", firmware); /* what its VMs can boot: bios, uefi, ... */
 }
 
 static int host_show(const CliCommand *cmd, int argc, char **argv)

@@ -190,6 +190,30 @@ static void check_machine(Reasons *out, const VoPlaceHost *t, json_t *target, js
     free(named);
 }
 
+/* A UEFI VM needs OVMF on the target (its record's "firmware": "uefi",
+ * or "uefi-secure-boot" for secure boot). A BIOS VM boots anywhere. */
+static void check_firmware(Reasons *out, const VoPlaceHost *t, json_t *target,
+                           const VoVmSpec *spec)
+{
+    if (spec->firmware != VO_FIRMWARE_UEFI)
+        return;
+    const char *want = spec->secure_boot ? "uefi-secure-boot" : "uefi";
+    json_t *list = json_object_get(target, "firmware");
+    if (!json_is_array(list)) {
+        add(out, vo_asprintf("firmware: the VM boots UEFI, and host %s does not say which "
+                             "firmware it has (its vireod is older)", t->name));
+        return;
+    }
+    size_t i;
+    json_t *f;
+    json_array_foreach(list, i, f)
+        if (json_is_string(f) && !strcmp(json_string_value(f), want))
+            return;
+    add(out, vo_asprintf("firmware: the VM boots UEFI%s, and host %s has no OVMF%s (install "
+                         "the ovmf package there)", spec->secure_boot ? " with secure boot" : "",
+                         t->name, spec->secure_boot ? " with secure boot" : ""));
+}
+
 static void check_networks(Reasons *out, const VoPlaceHost *t, const VoVmSpec *spec,
                            const char *const *nets)
 {
@@ -265,6 +289,7 @@ int vo_migrate_compat_check(const VoMigrateCompat *c, char **ret_reasons)
             check_accel(&out, &t, layout, c->spec, have_source ? &s : NULL);
             check_cpu(&out, &t, layout, have_source ? &s : NULL);
             check_machine(&out, &t, c->target_record, layout, c->spec);
+            check_firmware(&out, &t, c->target_record, c->spec);
             check_networks(&out, &t, c->spec, c->target_networks);
             check_room(&out, &t, c->spec);
         }
