@@ -53,22 +53,6 @@ static int host_list(const CliCommand *cmd, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-/* A JSON array of strings as "a, b, c" (malloc'd), or NULL. */
-static char *joined(const json_t *a)
-{
-    if (!json_is_array(a))
-        return NULL;
-    char *out = vo_strdup("");
-    size_t i;
-    json_t *x;
-    json_array_foreach(a, i, x) {
-        char *more = vo_asprintf("%s%s%s", out, i ? ", " : "", json_string_value(x));
-        free(out);
-        out = more;
-    }
-    return out;
-}
-
 static void print_cluster_host(const json_t *h)
 {
     _cleanup_free_ char *cpus = jint_str(h, "cpus"), *vms = jint_str(h, "vms");
@@ -79,8 +63,8 @@ static void print_cluster_host(const json_t *h)
                                          ? fmt_mib((uint64_t)json_integer_value(cm))
                                          : NULL;
     _cleanup_free_ char *committed_vcpus = jint_str(h, "committed_vcpus");
-    _cleanup_free_ char *pools = joined(json_object_get(h, "pools"));
-    _cleanup_free_ char *firmware = joined(json_object_get(h, "firmware"));
+    _cleanup_free_ char *pools = jstrs_joined(h, "pools");
+    _cleanup_free_ char *firmware = jstrs_joined(h, "firmware");
     out_kv(stdout, "name:", jstr(h, "name"));
     out_kv(stdout, "id:", jstr(h, "id"));
     out_kv(stdout, "state:", jstr(h, "state"));

@@ -149,6 +149,17 @@ static void check_cpu(Reasons *out, const VoPlaceHost *t, json_t *layout, const 
     add(out, vo_asprintf("CPU model %s: host %s %s", cpu, t->name, w));
 }
 
+/* Whether the JSON array list holds the string s. */
+static bool has_string(json_t *list, const char *s)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x)
+        if (json_is_string(x) && !strcmp(json_string_value(x), s))
+            return true;
+    return false;
+}
+
 /* The machine type (the layout's resolved one, e.g. pc-q35-10.0, or the
  * spec's for a stopped VM) among the target's "machines". */
 static void check_machine(Reasons *out, const VoPlaceHost *t, json_t *target, json_t *layout,
@@ -165,11 +176,10 @@ static void check_machine(Reasons *out, const VoPlaceHost *t, json_t *target, js
                              "(its vireod is older)", machine, t->name));
         return;
     }
+    if (has_string(list, machine))
+        return;
     size_t i;
     json_t *m;
-    json_array_foreach(list, i, m)
-        if (json_is_string(m) && !strcmp(json_string_value(m), machine))
-            return;
     char *named = NULL;
     size_t n = 0;
     json_array_foreach(list, i, m) {
@@ -204,11 +214,8 @@ static void check_firmware(Reasons *out, const VoPlaceHost *t, json_t *target,
                              "firmware it has (its vireod is older)", t->name));
         return;
     }
-    size_t i;
-    json_t *f;
-    json_array_foreach(list, i, f)
-        if (json_is_string(f) && !strcmp(json_string_value(f), want))
-            return;
+    if (has_string(list, want))
+        return;
     add(out, vo_asprintf("firmware: the VM boots UEFI%s, and host %s has no OVMF%s (install "
                          "the ovmf package there)", spec->secure_boot ? " with secure boot" : "",
                          t->name, spec->secure_boot ? " with secure boot" : ""));
