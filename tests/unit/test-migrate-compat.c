@@ -242,8 +242,8 @@ static void test_firmware(void **state)
     json_object_set_new(f->dst, "firmware", json_pack("[s,s]", "bios", "uefi"));
     check(&f->c, NULL);
     f->spec.secure_boot = true;
-    check(&f->c, "firmware: the VM boots UEFI with secure boot, and host b has no OVMF with "
-                 "secure boot");
+    free(check(&f->c, "firmware: the VM boots UEFI with secure boot, and host b has no OVMF "
+                      "with secure boot"));
     json_object_set_new(f->dst, "firmware", json_pack("[s,s,s]", "bios", "uefi",
                                                       "uefi-secure-boot"));
     check(&f->c, NULL);
