@@ -63,18 +63,8 @@ static void print_cluster_host(const json_t *h)
                                          ? fmt_mib((uint64_t)json_integer_value(cm))
                                          : NULL;
     _cleanup_free_ char *committed_vcpus = jint_str(h, "committed_vcpus");
-    _cleanup_free_ char *pools = NULL;
-    json_t *p = json_object_get(h, "pools");
-    if (json_is_array(p)) {
-        size_t i;
-        json_t *name;
-        pools = vo_strdup("");
-        json_array_foreach(p, i, name) {
-            char *more = vo_asprintf("%s%s%s", pools, i ? ", " : "", json_string_value(name));
-            free(pools);
-            pools = more;
-        }
-    }
+    _cleanup_free_ char *pools = jstrs_joined(h, "pools");
+    _cleanup_free_ char *firmware = jstrs_joined(h, "firmware");
     out_kv(stdout, "name:", jstr(h, "name"));
     out_kv(stdout, "id:", jstr(h, "id"));
     out_kv(stdout, "state:", jstr(h, "state"));
@@ -92,6 +82,7 @@ static void print_cluster_host(const json_t *h)
     out_kv(stdout, "committed memory:", committed);
     out_kv(stdout, "committed vcpus:", committed_vcpus);
     out_kv(stdout, "pools:", pools);
+    out_kv(stdout, "firmware:", firmware); /* what its VMs can boot: bios, uefi, ... */
 }
 
 static int host_show(const CliCommand *cmd, int argc, char **argv)

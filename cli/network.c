@@ -18,19 +18,7 @@ static char *leases_count(const json_t *net)
 /* "10.0.0.1, 10.0.0.2" */
 static char *remotes_str(const json_t *net)
 {
-    json_t *remotes = json_object_get(net, "remotes");
-    if (!json_is_array(remotes))
-        return NULL;
-    char *s = vo_strdup("");
-    size_t i;
-    json_t *r;
-    json_array_foreach(remotes, i, r) {
-        char *next = vo_asprintf("%s%s%s", s, i ? ", " : "",
-                                 json_string_value(r) ? json_string_value(r) : "?");
-        free(s);
-        s = next;
-    }
-    return s;
+    return jstrs_joined(net, "remotes");
 }
 
 static void print_network(const json_t *net)

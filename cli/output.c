@@ -149,6 +149,23 @@ char *jint_str(const json_t *obj, const char *key)
     return vo_asprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
 }
 
+char *jstrs_joined(const json_t *obj, const char *key)
+{
+    json_t *a = json_object_get(obj, key);
+    if (!json_is_array(a))
+        return NULL;
+    char *s = vo_strdup("");
+    size_t i;
+    json_t *x;
+    json_array_foreach(a, i, x) {
+        char *next = vo_asprintf("%s%s%s", s, i ? ", " : "",
+                                 json_string_value(x) ? json_string_value(x) : "?");
+        free(s);
+        s = next;
+    }
+    return s;
+}
+
 /* " key=value" for the details of an event line; nothing when value is NULL. */
 static void detail(char **line, const char *key, const char *value)
 {

@@ -35,3 +35,6 @@ char *fmt_event_line(const json_t *event);
 const char *jstr(const json_t *obj, const char *key); /* NULL unless a string */
 /* Formats an integer field; NULL when absent or not an integer. */
 char *jint_str(const json_t *obj, const char *key);
+/* An array field of strings as "a, b, c" (a non-string item: "?"); NULL
+ * when absent or not an array. */
+char *jstrs_joined(const json_t *obj, const char *key);

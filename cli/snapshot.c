@@ -140,20 +140,9 @@ static int snapshot_list(const CliCommand *cmd, int argc, char **argv)
 static char *children_str(const json_t *snap)
 {
     json_t *children = json_object_get(snap, "children");
-    if (!json_is_array(children))
-        return NULL;
-    if (json_array_size(children) == 0)
+    if (json_is_array(children) && json_array_size(children) == 0)
         return vo_strdup("none");
-    char *s = vo_strdup("");
-    size_t i;
-    json_t *c;
-    json_array_foreach(children, i, c) {
-        char *next = vo_asprintf("%s%s%s", s, i ? ", " : "",
-                                 json_string_value(c) ? json_string_value(c) : "?");
-        free(s);
-        s = next;
-    }
-    return s;
+    return jstrs_joined(snap, "children");
 }
 
 static int snapshot_show(const CliCommand *cmd, int argc, char **argv)

@@ -1054,8 +1054,8 @@ static const CliCommand vm_commands[] = {
       "                        vm send-keys); default: vga with --cdrom POOL/ISO (an\n"
       "                        ISO install), else none (the serial console only)\n"
       "  --ha                  highly available: when its host dies, the manager restarts\n"
-      "                        it on another host (its disk must be in a shared pool:\n"
-      "                        give --pool; docs/ha.md)\n"
+      "                        it on another host (its disk, and a --cdrom ISO, must be\n"
+      "                        in a shared pool: give --pool; docs/ha.md)\n"
       "  --ha-priority N       restart order among HA VMs, -1000..1000, higher first\n"
       "                        (default: 0)\n"
       "  --ha-group NAME       the placement group whose policy holds where it restarts\n"
@@ -1133,7 +1133,8 @@ static const CliCommand vm_commands[] = {
     "  --autostart           start the VM whenever vireod starts\n"                             \
     "  --no-autostart        do not\n"                                                     \
     "  --ha on|off           high availability: restarted on another host when its\n"         \
-    "                        host dies (every disk in a shared pool; docs/ha.md)\n"          \
+    "                        host dies (every disk, and the ISO in its CD-ROM, in a\n"        \
+    "                        shared pool; docs/ha.md)\n"                                      \
     "  --ha-priority N       restart order among HA VMs, -1000..1000, higher first\n"         \
     "  --ha-group NAME       placement group whose policy holds where it restarts\n"         \
     "                        ('' for none)\n"                                                \
@@ -1161,8 +1162,11 @@ static const CliCommand vm_commands[] = {
       "pauses for a moment (the downtime) and continues on HOST. Disks on shared\n"
       "pools stay where they are; disks on this host's own pools are copied to HOST\n"
       "first (while the guest runs and writes), into POOL there, and removed here\n"
-      "once the VM runs on HOST. A UEFI VM's NVRAM goes the same way. An ISO of\n"
-      "this host's own pool in the CD-ROM is refused (vm cdrom eject it first).\n"
+      "once the VM runs on HOST. A UEFI VM's NVRAM goes the same way; a UEFI VM\n"
+      "goes only to a host with OVMF ('vireo host show HOST': firmware), and one\n"
+      "whose NVRAM volume is missing is refused. An ISO of this host's own pool in\n"
+      "the CD-ROM is refused (vm cdrom eject it first). While the memory is copied\n"
+      "the progress line shows how far the guest's vCPUs are throttled.\n"
       "'vireo task cancel TASK' stops the migration: the VM runs on here as\n"
       "before, with its disks, and nothing is left on HOST.\n"
       "\nOptions:\n"
@@ -1195,8 +1199,9 @@ static const CliCommand vm_commands[] = {
       "HOST first when HOST lacks it), then the VM and its volumes belong to HOST\n"
       "and the files here are removed. Until that switch nothing changes here: a\n"
       "failure or 'vireo task cancel TASK' leaves the VM here and nothing on HOST.\n"
-      "A UEFI VM's NVRAM is copied with its disks; an ISO of this host's own pool\n"
-      "in the CD-ROM is refused (vm cdrom eject it first).\n"
+      "A UEFI VM's NVRAM is copied with its disks (a UEFI VM goes only to a host\n"
+      "with OVMF; one whose NVRAM volume is missing is refused); an ISO of this\n"
+      "host's own pool in the CD-ROM is refused (vm cdrom eject it first).\n"
       "\nOptions:\n"
       "  --to HOST             the host to move it to (a name or id; default: the\n"
       "                        cluster's manager picks one with the placement rules)\n"
@@ -1234,7 +1239,8 @@ static const CliCommand vm_commands[] = {
       "POOL/NAME is a volume of content iso (vireo volume import POOL/NAME file.iso).\n"
       "A stopped VM without a drive gets one; a running VM needs a drive already\n"
       "(vm create --cdrom). The VM's definition keeps the medium across restarts, and\n"
-      "the volume cannot be deleted while it is in the drive.\n"
+      "the volume cannot be deleted while it is in the drive. An HA VM takes only an\n"
+      "ISO of a shared pool (another host must be able to start it; docs/ha.md).\n"
       "\nOptions:\n" ASYNC_HELP,
       vm_cdrom },
     { "vm", "cdrom eject", "VM", "[--async]", "Empty a VM's CD-ROM drive (also while it runs).",

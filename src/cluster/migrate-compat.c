@@ -149,6 +149,17 @@ static void check_cpu(Reasons *out, const VoPlaceHost *t, json_t *layout, const 
     add(out, vo_asprintf("CPU model %s: host %s %s", cpu, t->name, w));
 }
 
+/* Whether the JSON array list holds the string s. */
+static bool has_string(json_t *list, const char *s)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x)
+        if (json_is_string(x) && !strcmp(json_string_value(x), s))
+            return true;
+    return false;
+}
+
 /* The machine type (the layout's resolved one, e.g. pc-q35-10.0, or the
  * spec's for a stopped VM) among the target's "machines". */
 static void check_machine(Reasons *out, const VoPlaceHost *t, json_t *target, json_t *layout,
@@ -165,11 +176,10 @@ static void check_machine(Reasons *out, const VoPlaceHost *t, json_t *target, js
                              "(its vireod is older)", machine, t->name));
         return;
     }
+    if (has_string(list, machine))
+        return;
     size_t i;
     json_t *m;
-    json_array_foreach(list, i, m)
-        if (json_is_string(m) && !strcmp(json_string_value(m), machine))
-            return;
     char *named = NULL;
     size_t n = 0;
     json_array_foreach(list, i, m) {
@@ -188,6 +198,27 @@ static void check_machine(Reasons *out, const VoPlaceHost *t, json_t *target, js
     add(out, vo_asprintf("machine type %s is not available on host %s (it has: %s)", machine,
                          t->name, named ? named : "none"));
     free(named);
+}
+
+/* A UEFI VM needs OVMF on the target (its record's "firmware": "uefi",
+ * or "uefi-secure-boot" for secure boot). A BIOS VM boots anywhere. */
+static void check_firmware(Reasons *out, const VoPlaceHost *t, json_t *target,
+                           const VoVmSpec *spec)
+{
+    if (spec->firmware != VO_FIRMWARE_UEFI)
+        return;
+    const char *want = spec->secure_boot ? "uefi-secure-boot" : "uefi";
+    json_t *list = json_object_get(target, "firmware");
+    if (!json_is_array(list)) {
+        add(out, vo_asprintf("firmware: the VM boots UEFI, and host %s does not say which "
+                             "firmware it has (its vireod is older)", t->name));
+        return;
+    }
+    if (has_string(list, want))
+        return;
+    add(out, vo_asprintf("firmware: the VM boots UEFI%s, and host %s has no OVMF%s (install "
+                         "the ovmf package there)", spec->secure_boot ? " with secure boot" : "",
+                         t->name, spec->secure_boot ? " with secure boot" : ""));
 }
 
 static void check_networks(Reasons *out, const VoPlaceHost *t, const VoVmSpec *spec,
@@ -265,6 +296,7 @@ int vo_migrate_compat_check(const VoMigrateCompat *c, char **ret_reasons)
             check_accel(&out, &t, layout, c->spec, have_source ? &s : NULL);
             check_cpu(&out, &t, layout, have_source ? &s : NULL);
             check_machine(&out, &t, c->target_record, layout, c->spec);
+            check_firmware(&out, &t, c->target_record, c->spec);
             check_networks(&out, &t, c->spec, c->target_networks);
             check_room(&out, &t, c->spec);
         }

@@ -3,7 +3,8 @@
  * not in maintenance, not fenced and not the source; it runs the same
  * accelerator; its CPU can run the VM's (a VM with CPU model "host" only on
  * an identical host: same model, same flags; a named model: every flag it
- * needs); it has the VM's machine type, every network of its NICs, and
+ * needs); it has the VM's machine type, OVMF for a UEFI VM (the record's
+ * "firmware"), every network of its NICs, and
  * memory and vCPUs free for it under its overcommit ratios (placement's
  * arithmetic). Every reason is collected, not just the first. Pure: no I/O,
  * no daemon. docs/internals.md, Migration checks. */
@@ -15,7 +16,8 @@
 
 typedef struct {
     /* cluster/hosts/<id> documents (placement.h's host document plus
-     * "machines": the QEMU machine types the host has). target NULL: the
+     * "machines": the QEMU machine types the host has, and "firmware":
+     * what its VMs can boot, "bios", "uefi", "uefi-secure-boot"). target NULL: the
      * target has no live record (offline). */
     json_t *source_record;
     json_t *target_record;

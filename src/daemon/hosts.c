@@ -177,6 +177,29 @@ int vo_hosts_set_maintenance(VoDaemon *d, const char *host_id, bool on, bool *re
     return -EBUSY;
 }
 
+/* The firmware VMs can boot here ("bios", "uefi", "uefi-secure-boot"),
+ * asked at each publish (installing ovmf shows without a restart): a
+ * UEFI VM moves only to a host that has its own (cluster/migrate-compat.h). */
+static json_t *firmware_json(VoDaemon *d)
+{
+    static const struct {
+        const char *name;
+        VoFirmware firmware;
+        bool secure_boot;
+    } kinds[] = { { "bios", VO_FIRMWARE_BIOS, false },
+                  { "uefi", VO_FIRMWARE_UEFI, false },
+                  { "uefi-secure-boot", VO_FIRMWARE_UEFI, true } };
+    json_t *a = json_array();
+    for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+        _cleanup_free_ char *error = NULL;
+        if (!d->driver->firmware_check ||
+            d->driver->firmware_check(d->driver, kinds[i].firmware, kinds[i].secure_boot,
+                                      &error) >= 0)
+            json_array_append_new(a, json_string(kinds[i].name));
+    }
+    return a;
+}
+
 /* The live record: what placement reads (cluster/placement.h's host
  * document) plus what `vireo host show` prints. */
 static json_t *record_document(VoDaemon *d, VoHosts *h)
@@ -237,6 +260,7 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
     json_object_set_new(o, "vm_load", vo_vm_load_json(d));
     /* What a migration's target is checked for (cluster/migrate-compat.h). */
     json_object_set(o, "machines", h->machines);
+    json_object_set_new(o, "firmware", firmware_json(d));
     vo_host_facts_clear(&f);
     return o;
 }

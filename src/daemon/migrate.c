@@ -20,6 +20,7 @@
 #include "cluster/peer-client.h"
 #include "conf/names.h"
 #include "cluster/migrate-compat.h"
+#include "cluster/migrate-converge.h"
 #include "daemon/cluster-view.h"
 #include "daemon/migrate-safe.h"
 #include "daemon/migrate-target.h"
@@ -189,30 +190,6 @@ static json_t *progress_json(const char *phase, const VoHvMigrationProgress *p, 
                      "expected_downtime_ms", (json_int_t)p->expected_downtime_ms,
                      "elapsed_ms", (json_int_t)(vo_now_ms() - start), "cpu_throttle_percent",
                      (int)p->throttle_pct);
-}
-
-/* Why a memory copy that did not reach the switch within the converge
- * limit is aborted: the rates it saw (p: the last query; sent: bytes of
- * the memory phase; ms: its length) and what the throttle did. */
-static char *not_converged_why(const MigrateTask *m, const VoHvMigrationProgress *p,
-                               unsigned limit_s, int64_t ms, unsigned max_throttle)
-{
-    double mib = 1024.0 * 1024.0;
-    double bw = ms > 0 ? (double)p->transferred * 1000.0 / (double)ms / mib : 0;
-    /* QEMU measures the dirty rate at each pass's end: none before the
-     * first pass over the memory ends. */
-    _cleanup_free_ char *dirty = p->dirty_pages_rate || p->passes > 1
-                                     ? vo_asprintf("%.1f MiB/s",
-                                                   (double)dirty_rate_bytes(p) / mib)
-                                     : vo_strdup("not measured yet (the first pass over "
-                                                 "the memory did not end)");
-    return vo_asprintf("did not converge within %u s: dirty rate %s, bandwidth %.1f "
-                       "MiB/s (%.1f MiB still to send; vCPUs throttled up to %u%%%s)%s",
-                       limit_s, dirty, bw,
-                       (double)p->remaining / mib, max_throttle,
-                       m->opts.force_converge ? " by --force-converge" : " by auto-converge",
-                       m->opts.force_converge ? "" : "; --force-converge throttles harder, "
-                       "--converge-timeout gives it longer");
 }
 
 /* Ends the migration attempt with the VM still here: the destination's
@@ -659,10 +636,12 @@ static int task_migrate_run(VoTask *t, void *userdata)
         }
         if (p.throttle_pct > max_throttle)
             max_throttle = p.throttle_pct;
-        if (!cancelled && !stuck && vo_now_ms() - memory_start >= (int64_t)converge_s * 1000) {
+        VoConvergeView converge = { .progress = &p, .elapsed_ms = vo_now_ms() - memory_start,
+                                    .limit_s = converge_s, .max_throttle = max_throttle,
+                                    .force = m->opts.force_converge };
+        if (!cancelled && !stuck && vo_migrate_not_converging(&converge)) {
             /* Not converged within the limit: aborted as a cancel is. */
-            stuck = not_converged_why(m, &p, converge_s, vo_now_ms() - memory_start,
-                                      max_throttle);
+            stuck = vo_migrate_not_converged_why(&converge);
             log_warn("vm %s: migration to %s %s", name, m->to_name, stuck);
             cancel_at = vo_now_ms();
             _cleanup_free_ char *cerr = NULL;
@@ -684,9 +663,15 @@ static int task_migrate_run(VoTask *t, void *userdata)
                               : 5;
             json_t *det = progress_json("memory", &p, start);
             json_object_set_new(det, "converge_timeout_s", json_integer(converge_s));
+            /* The throttle in the words too: the CLI's progress line shows them. */
+            _cleanup_free_ char *copying =
+                p.throttle_pct ? vo_asprintf("copying memory (vCPUs throttled %u%%%s)",
+                                             p.throttle_pct,
+                                             m->opts.force_converge ? ", --force-converge" : "")
+                               : vo_strdup("copying memory");
             vo_task_set_details(t, pct, cancelled ? "cancelling"
                                         : stuck   ? "aborting: not converging"
-                                                  : "copying memory", det);
+                                                  : copying, det);
         }
         (void)poll(NULL, 0, MEMORY_POLL_MS);
     }
@@ -1194,14 +1179,14 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
      * (check_disks). One without an NVRAM would start there with a fresh
      * one: refused. */
     pthread_mutex_lock(&vm->lock);
-    bool no_nvram = vm->spec->firmware == VO_FIRMWARE_UEFI && !vm->spec->nvram;
-    _cleanup_free_ char *uefi_name = no_nvram ? vo_strdup(vm->spec->name) : NULL;
+    VoVmSpec *now = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
-    if (no_nvram)
-        return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI but has no NVRAM volume: "
-                            "give it one (vireo vm set --firmware uefi) first", uefi_name);
+    int r = vo_migrate_check_nvram(d, now, "vm migrate", ret_error);
+    vo_vm_spec_free(now);
+    if (r < 0)
+        return r;
     VoClusterHost h = { 0 };
-    int r = vo_migrate_find_target(d, vm, args->to, &h, ret_error);
+    r = vo_migrate_find_target(d, vm, args->to, &h, ret_error);
     if (r < 0)
         return r;
     pthread_mutex_lock(&vm->lock);
@@ -1301,4 +1286,27 @@ int vo_migrate_check_cdrom(VoDaemon *d, const VoVmSpec *spec, const char *what,
                         "on this host's own pool: %s does not copy CD-ROM media (other VMs "
                         "may use it); eject it first (vireo vm cdrom eject %s), or put the "
                         "ISO in a shared pool", spec->name, spec->cdrom, what, spec->name);
+}
+
+int vo_migrate_check_nvram(VoDaemon *d, const VoVmSpec *spec, const char *what,
+                           char **ret_error)
+{
+    if (spec->firmware != VO_FIRMWARE_UEFI)
+        return 0;
+    _cleanup_free_ char *path = NULL, *format = NULL, *error = NULL;
+    const char *missing = !spec->nvram ? "has no NVRAM volume"
+                          : vo_volume_lookup(d, spec->nvram, &path, &format, NULL, &error) < 0
+                              ? "names an NVRAM volume that does not exist"
+                          /* a file's (rbd and iSCSI volumes have no path here) */
+                          : path && path[0] == '/' && access(path, F_OK) < 0
+                              ? "has lost its NVRAM volume's file"
+                              : NULL;
+    if (!missing)
+        return 0;
+    return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI but %s%s%s%s: %s does not "
+                        "move it without its UEFI variables; give it a fresh NVRAM first "
+                        "(its boot entries start over: vireo vm set %s --firmware bios, then "
+                        "vireo vm set %s --firmware uefi)", spec->name, missing,
+                        spec->nvram ? " ('" : "", spec->nvram ? spec->nvram : "",
+                        spec->nvram ? "')" : "", what, spec->name, spec->name);
 }

@@ -60,6 +60,13 @@ const char *vo_migrate_volume_at(const VoVmSpec *spec, size_t i);
  * of a host's own pool (docs/cluster.md, "CD-ROM media"). */
 int vo_migrate_check_cdrom(VoDaemon *d, const VoVmSpec *spec, const char *what,
                            char **ret_error);
+/* 0 unless the VM boots UEFI and its NVRAM volume (the UEFI variables:
+ * boot entries, secure-boot keys) is not named, not known or its file is
+ * gone: then -EBUSY with *ret_error saying so and how to give it a fresh
+ * one. A migration or move (what) is refused at once rather than started
+ * there without it (docs/cluster.md, "UEFI NVRAM"). */
+int vo_migrate_check_nvram(VoDaemon *d, const VoVmSpec *spec, const char *what,
+                           char **ret_error);
 
 /* The TLS of a migration's streams between hosts (qemu-tls.c): this
  * host's cluster certificate, key and CA (d->peer_tls), checked by the

@@ -297,12 +297,15 @@ int vo_vm_move(VoDaemon *d, VoVm *vm, const char *to, const char *pool, json_t *
 {
     if (pool && !vo_name_valid(pool))
         return vo_error_set(ret_error, -EINVAL, "pool: '%s' is not a pool name", pool);
-    /* A UEFI VM's NVRAM moves with its disks (volume_keys); an ISO in its
-     * CD-ROM on this host's own pool does not: refused, saying how. */
+    /* A UEFI VM's NVRAM moves with its disks (volume_keys), and one whose
+     * NVRAM is missing is refused at once; an ISO in its CD-ROM on this
+     * host's own pool does not move: refused, saying how. */
     pthread_mutex_lock(&vm->lock);
     VoVmSpec *now = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
     int c = vo_migrate_check_cdrom(d, now, "vm move", ret_error);
+    if (c >= 0)
+        c = vo_migrate_check_nvram(d, now, "vm move", ret_error);
     vo_vm_spec_free(now);
     if (c < 0)
         return c;

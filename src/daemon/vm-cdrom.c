@@ -1,6 +1,7 @@
 /* vm-cdrom.c: the ISO in a VM's CD-ROM drive: insert and eject, on a stopped
  * VM (its definition only) or a running one (a QMP media change first, then
- * the definition, which records the volume as used by the VM). */
+ * the definition, which records the volume as used by the VM). An HA VM
+ * takes only an ISO of a shared pool (docs/ha.md). */
 #include <string.h>
 
 #include "daemon/storage.h"
@@ -20,6 +21,18 @@ static void cdrom_op_free(void *p)
     free(op);
 }
 
+/* An HA VM's ISO is of a shared pool (docs/ha.md): another host must be
+ * able to start the VM with it. */
+static int ha_iso_check(VoDaemon *d, const char *vm, const char *iso, char **ret_error)
+{
+    if (vo_volume_is_shared(d, iso))
+        return 0;
+    return vo_error_set(ret_error, -EBUSY, "VM '%s' is highly available: the ISO '%s' is on "
+                        "this host's own pool, so no other host could start the VM with it "
+                        "(use an ISO of a shared pool, or switch HA off first: vireo vm set "
+                        "%s --ha off)", vm, iso, vm);
+}
+
 static int task_cdrom(VoTask *t, void *userdata)
 {
     CdromOp *op = userdata;
@@ -36,6 +49,8 @@ static int task_cdrom(VoTask *t, void *userdata)
                          "the CD then (a stopped VM gets a drive)");
     if (r >= 0 && op->volume)
         r = vo_volume_check_iso(vm->d, op->volume, &error);
+    if (r >= 0 && op->volume && next->ha) /* checked under the job: a --ha on waits for it */
+        r = ha_iso_check(vm->d, next->name, op->volume, &error);
     if (r >= 0 && op->volume && hv)
         r = vo_volume_lookup(vm->d, op->volume, &path, &format, NULL, &error);
     if (r >= 0 && hv) {
@@ -72,7 +87,11 @@ int vo_vm_cdrom_set(VoDaemon *d, VoVm *vm, const char *volume, json_t **ret_task
         return r;
     pthread_mutex_lock(&vm->lock);
     bool running = vm->state == VO_VM_RUNNING, drive = vm->spec->has_cdrom;
+    bool ha = vm->spec->ha;
+    _cleanup_free_ char *name = vo_strdup(vm->spec->name);
     pthread_mutex_unlock(&vm->lock);
+    if (volume && ha && (r = ha_iso_check(d, name, volume, ret_error)) < 0)
+        return r;
     if (running && !drive)
         return vo_error_set(ret_error, -EBUSY, "the VM has no CD-ROM drive and runs: stop it "
                             "first (a stopped VM gets a drive at insert), or create VMs with "

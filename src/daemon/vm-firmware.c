@@ -11,18 +11,11 @@
 #include "daemon/storage.h"
 #include "util/util.h"
 
-int vo_vm_firmware_check(const VoVmSpec *spec, char **ret_error)
+int vo_vm_firmware_check(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
 {
-    if (spec->firmware != VO_FIRMWARE_UEFI)
+    if (spec->firmware != VO_FIRMWARE_UEFI || !d->driver->firmware_check)
         return 0;
-    const char *files[] = { spec->secure_boot ? VO_OVMF_CODE_SECBOOT : VO_OVMF_CODE,
-                            spec->secure_boot ? VO_OVMF_VARS_MS : VO_OVMF_VARS };
-    for (size_t i = 0; i < ELEMENTSOF(files); i++)
-        if (access(files[i], R_OK) < 0)
-            return vo_error_set(ret_error, -EINVAL, "firmware uefi: OVMF is not installed on "
-                                "this host (%s: %s; apt-get install ovmf)", files[i],
-                                strerror(errno));
-    return 0;
+    return d->driver->firmware_check(d->driver, spec->firmware, spec->secure_boot, ret_error);
 }
 
 /* The pool of the VM's NVRAM: its boot disk's, else default. */

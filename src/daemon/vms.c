@@ -1905,7 +1905,9 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
                                      nets[i]);
     r = *ret_error ? -EINVAL : vo_vm_spec_validate(spec, &d->limits, ret_error);
     if (r >= 0)
-        r = vo_vm_firmware_check(spec, ret_error);
+        r = vo_vm_firmware_check(d, spec, ret_error);
+    if (r >= 0 && spec->ha) /* its ISO must be where every host reaches it */
+        r = vo_vm_ha_check_cdrom(d, spec->name, spec->cdrom, ret_error);
     if (r >= 0 && spec->ha) { /* its boot disk must be made where every host reaches it */
         _cleanup_free_ char *ha_error = NULL;
         r = vo_vm_ha_check_disks(d, spec, &ha_error);
@@ -2105,7 +2107,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         free(TAKE_PTR(want->nvram));
         int r = vo_vm_spec_validate(want, &d->limits, ret_error);
         if (r >= 0)
-            r = vo_vm_firmware_check(want, ret_error);
+            r = vo_vm_firmware_check(d, want, ret_error);
         /* A new NVRAM when there is none, or for a switch of secure boot
          * (other keys enrolled). */
         pthread_mutex_lock(&vm->lock);
@@ -2124,6 +2126,23 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
             (void)vo_volume_remove_now(d, new_nvram, &ignored);
         }
         return -EBUSY;
+    }
+    if (edit->ha == 1) {
+        /* The CD-ROM again, under the job: an insert (a task holding it)
+         * may have ended since the check above, and none runs now. */
+        pthread_mutex_lock(&vm->lock);
+        _cleanup_free_ char *iso = vo_strdup(vm->spec->cdrom);
+        _cleanup_free_ char *vm_name = vo_strdup(vm->spec->name);
+        pthread_mutex_unlock(&vm->lock);
+        int c = vo_vm_ha_check_cdrom(d, vm_name, iso, ret_error);
+        if (c < 0) {
+            vo_vm_job_end_brief(vm);
+            if (new_nvram) {
+                _cleanup_free_ char *ignored = NULL;
+                (void)vo_volume_remove_now(d, new_nvram, &ignored);
+            }
+            return c;
+        }
     }
     pthread_mutex_lock(&d->vms_lock); /* a rename must not race another */
     pthread_mutex_lock(&vm->lock);

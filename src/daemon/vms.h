@@ -145,7 +145,7 @@ int vo_vm_cdrom_set(VoDaemon *d, VoVm *vm, const char *volume, json_t **ret_task
 
 /* Firmware (vm-firmware.c). 0 when spec's firmware can run here (UEFI: OVMF
  * installed), else -EINVAL naming the missing file. */
-int vo_vm_firmware_check(const VoVmSpec *spec, char **ret_error);
+int vo_vm_firmware_check(VoDaemon *d, const VoVmSpec *spec, char **ret_error);
 /* Makes a UEFI NVRAM volume for spec ("VM-nvram" in pool, NULL: its boot
  * disk's pool): a qcow2 copy of OVMF's vars template (Microsoft keys with
  * secure_boot); *ret_key: "pool/name". */
@@ -195,10 +195,12 @@ typedef struct {
     int64_t if_match; /* > 0: the VM's revision must be this, else -EPROTO */
 } VoVmEdit;
 
-/* vm-ha.c: 0 when every disk (and kernel/initrd volume, and the UEFI
- * NVRAM) of s is in a shared pool; -EBUSY with *ret_error naming the first
- * that is not. */
+/* vm-ha.c: 0 when every disk (and kernel/initrd volume, the UEFI NVRAM
+ * and the CD-ROM's ISO) of s is in a shared pool; -EBUSY with *ret_error
+ * naming the first that is not. */
 int vo_vm_ha_check_disks(VoDaemon *d, const VoVmSpec *s, char **ret_error);
+/* The CD-ROM part of it: 0 when iso is NULL or of a shared pool. */
+int vo_vm_ha_check_cdrom(VoDaemon *d, const char *vm, const char *iso, char **ret_error);
 /* Whether volume key "POOL/NAME" is in a shared pool (every host of the
  * cluster reaches the same file). */
 bool vo_volume_is_shared(VoDaemon *d, const char *key);

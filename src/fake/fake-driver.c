@@ -7,7 +7,8 @@
  * two minutes), after creating <op>.held: a test sees the operation under way
  * and lets it go by removing the .hold file. While a file
  * $VIREO_FAKE_FAULTS/acpi-ignored exists, guests ignore the power button (a
- * stop then waits for its timeout).
+ * stop then waits for its timeout). While $VIREO_FAKE_FAULTS/no-ovmf exists the
+ * host has no OVMF (fake_firmware_check).
  * Events: each fake VM has a FIFO "fake-events" in its run dir, its event
  * source. A test writes QMP event messages to it, one JSON object a line
  * (e.g. {"event":"BLOCK_IO_ERROR","data":{...,"action":"stop"}} then
@@ -35,6 +36,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hypervisor/driver.h"
 #include "qemu/qemu-backup.h"
@@ -868,6 +870,22 @@ static char **fake_machines(VoHvDriver *d)
     return v;
 }
 
+/* Every firmware, unless $VIREO_FAKE_FAULTS/no-ovmf exists: then a host
+ * without OVMF (UEFI refused, as the QEMU driver refuses it without the
+ * ovmf package). */
+static int fake_firmware_check(VoHvDriver *d, VoFirmware firmware, bool secure_boot,
+                               char **ret_error)
+{
+    (void)d;
+    (void)secure_boot;
+    const char *dir = getenv("VIREO_FAKE_FAULTS");
+    _cleanup_free_ char *marker = dir ? vo_asprintf("%s/no-ovmf", dir) : NULL;
+    if (firmware != VO_FIRMWARE_UEFI || !marker || access(marker, F_OK) < 0)
+        return 0;
+    return vo_error_set(ret_error, -EINVAL, "firmware uefi: OVMF is not installed on this "
+                        "host (fake driver: %s exists)", marker);
+}
+
 int vo_fake_driver_new(VoHvDriver **ret)
 {
     VoHvDriver *d = vo_malloc0(sizeof(*d));
@@ -910,6 +928,7 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .mirror_start = fake_mirror_start,
         .mirror_query = fake_mirror_query,
         .machines = fake_machines,
+        .firmware_check = fake_firmware_check,
         .stats = fake_stats,
         .kvm_usable = false,
         .kvm_reason = vo_strdup("fake driver"),

@@ -190,6 +190,8 @@ typedef struct {
     uint64_t total_time_ms;
     uint64_t passes;                        /* dirty-memory sync rounds */
     unsigned throttle_pct;                  /* vCPUs throttled this much (auto-converge) */
+    bool switching;                         /* active, but past the memory copy: at its
+                                             * switch-over (QEMU's pre-switchover, device) */
     char *error;                            /* why it failed (malloc'd), or NULL */
 } VoHvMigrationProgress;
 
@@ -392,6 +394,14 @@ struct VoHvDriver {
      * for the VM's (cluster/migrate-compat.h). May run a program: called
      * once, at start. */
     char **(*machines)(VoHvDriver *d);
+    /* Whether a VM with this firmware can start here (UEFI: OVMF's code
+     * and vars files, the secure-boot pair for secure_boot): 0, or -EINVAL
+     * with *ret_error naming what is missing and how to install it. The
+     * host publishes what passes (its record's "firmware"), so a move's or
+     * migration's target is checked for a UEFI VM's (cluster/
+     * migrate-compat.h). NULL: every firmware. */
+    int (*firmware_check)(VoHvDriver *d, VoFirmware firmware, bool secure_boot,
+                          char **ret_error);
     /* The VM's monitoring counters now (VoHvStats); like load it never
      * waits for another operation on the VM: a busy monitor leaves the
      * balloon and disk counters out (have_* false). NULL: none. */

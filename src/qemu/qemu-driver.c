@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "hypervisor/driver.h"
 #include "qemu/qemu-agent.h"
@@ -684,6 +685,23 @@ static char **qemu_machines(VoHvDriver *d)
     return vo_qemu_machines_probe(binary ? binary : "qemu-system-x86_64");
 }
 
+/* UEFI boots from OVMF's files (Debian's ovmf package): both must be there. */
+static int qemu_firmware_check(VoHvDriver *d, VoFirmware firmware, bool secure_boot,
+                               char **ret_error)
+{
+    (void)d;
+    if (firmware != VO_FIRMWARE_UEFI)
+        return 0;
+    const char *files[] = { secure_boot ? VO_OVMF_CODE_SECBOOT : VO_OVMF_CODE,
+                            secure_boot ? VO_OVMF_VARS_MS : VO_OVMF_VARS };
+    for (size_t i = 0; i < ELEMENTSOF(files); i++)
+        if (access(files[i], R_OK) < 0)
+            return vo_error_set(ret_error, -EINVAL, "firmware uefi: OVMF is not installed on "
+                                "this host (%s: %s; apt-get install ovmf)", files[i],
+                                strerror(errno));
+    return 0;
+}
+
 int vo_qemu_driver_new(VoHvDriver **ret)
 {
     VoHvDriver *d = vo_malloc0(sizeof(*d));
@@ -731,6 +749,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .mirror_start = vo_qemu_mirror_start,
         .mirror_query = vo_qemu_mirror_query,
         .machines = qemu_machines,
+        .firmware_check = qemu_firmware_check,
         .stats = vo_qemu_stats,
         .cgroup_update = vo_qemu_cgroup_update,
     };

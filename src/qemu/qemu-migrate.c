@@ -197,6 +197,7 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
         json_decref(info);
         return -EPROTO;
     }
+    ret->switching = word && (!strcmp(word, "pre-switchover") || !strcmp(word, "device"));
     json_t *ram = json_object_get(info, "ram");
     ret->transferred = u64(ram, "transferred");
     ret->remaining = u64(ram, "remaining");

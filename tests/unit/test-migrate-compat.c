@@ -223,6 +223,37 @@ static void test_machine(void **state)
     free(check(&f->c, "machine type pc-q35-10.1: host b does not say which machine types"));
 }
 
+/* A UEFI VM only to a host with OVMF (its record's "firmware"); secure
+ * boot needs OVMF's secure-boot build; a BIOS VM goes anywhere. */
+static void test_firmware(void **state)
+{
+    Fixture *f = *state;
+    f->spec.firmware = VO_FIRMWARE_UEFI;
+    _cleanup_free_ char *older = check(&f->c, "firmware: the VM boots UEFI, and host b does "
+                                              "not say which firmware it has (its vireod is "
+                                              "older)");
+    assert_int_equal(count_reasons(older), 1);
+    json_object_set_new(f->dst, "firmware", json_pack("[s]", "bios"));
+    _cleanup_free_ char *none = check(&f->c, "firmware: the VM boots UEFI, and host b has no "
+                                             "OVMF (install the ovmf package there)");
+    assert_int_equal(count_reasons(none), 1);
+    f->c.layout = NULL; /* stopped (vm move): the same rule */
+    _cleanup_free_ char *cold = check(&f->c, "has no OVMF");
+    json_object_set_new(f->dst, "firmware", json_pack("[s,s]", "bios", "uefi"));
+    check(&f->c, NULL);
+    f->spec.secure_boot = true;
+    free(check(&f->c, "firmware: the VM boots UEFI with secure boot, and host b has no OVMF "
+                      "with secure boot"));
+    json_object_set_new(f->dst, "firmware", json_pack("[s,s,s]", "bios", "uefi",
+                                                      "uefi-secure-boot"));
+    check(&f->c, NULL);
+    /* BIOS: the record's firmware is not asked. */
+    f->spec.firmware = VO_FIRMWARE_BIOS;
+    f->spec.secure_boot = false;
+    json_object_set_new(f->dst, "firmware", json_array());
+    check(&f->c, NULL);
+}
+
 static void test_networks(void **state)
 {
     Fixture *f = *state;
@@ -312,6 +343,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_firmware, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cpu_host_identical, setup, teardown),
