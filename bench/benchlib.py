@@ -310,3 +310,12 @@ def on_signal(signum, _frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+
+
+def percentile(xs, p):
+    """The p-th percentile of xs (nearest rank), or nan when xs is empty."""
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, int(round(p / 100 * (len(xs) - 1)))))
+    return xs[k]
