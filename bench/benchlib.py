@@ -342,3 +342,12 @@ def dd_op(run_cmd, cpu_pid, dev, op, count, timeout):
         raise RuntimeError(f"no `time` output from dd {op} /dev/{dev}: {out!r}")
     return {"guest_s": g, "host_s": host_s,
             "qemu_cpu_s": c1 - c0 if c0 is not None and c1 is not None else None}
+
+
+def percentile(xs, p):
+    """The p-th percentile of xs (nearest rank), or nan when xs is empty."""
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, int(round(p / 100 * (len(xs) - 1)))))
+    return xs[k]

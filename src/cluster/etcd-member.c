@@ -115,6 +115,12 @@ int vo_etcd_member_argv(const VoEtcdMemberConfig *c, char ***ret_argv, char **re
     vo_strv_pushf(&argv, "--quota-backend-bytes=%" PRIu64, quota);
     vo_strv_pushf(&argv, "--heartbeat-interval=%d", heartbeat);
     vo_strv_pushf(&argv, "--election-timeout=%d", election);
+    /* A member cut off keeps starting elections and raising its term; back
+     * on the network, that term made the healthy leader step down: seconds
+     * without a leader, so without confirmed lease renewals, and every
+     * host fenced its HA VMs (bench/chaos). Pre-vote (etcd 3.5's default)
+     * lets a member raise its term only when it could win. */
+    vo_strv_pushf(&argv, "--pre-vote=true");
     vo_strv_pushf(&argv, "--logger=zap");
     vo_strv_pushf(&argv, "--log-outputs=%s/etcd.log", c->run_dir);
     *ret_argv = argv;

@@ -2467,6 +2467,9 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
     return r;
 }
 
+/* How long a VM the fence killed may still look running here. */
+#define FENCED_EXIT_WAIT_MS 5000
+
 void vo_vms_restart_fenced(VoDaemon *d, char **killed)
 {
     for (size_t i = 0; killed && killed[i]; i++) {
@@ -2474,6 +2477,13 @@ void vo_vms_restart_fenced(VoDaemon *d, char **killed)
         if (!vm)
             continue; /* moved away (restarted elsewhere) */
         pthread_mutex_lock(&vm->lock);
+        /* The fence's SIGKILL may not have been seen here yet (the QEMU's
+         * exit is handled on the loop thread, and the fenced state can end
+         * within a few hundred ms of the fencing): until it is, the VM still
+         * looks running and would be left dead (bench/chaos found it). */
+        if (!vo_vm_wait_exit(vm, FENCED_EXIT_WAIT_MS))
+            log_warn("ha: vm %s was killed by this host's fence but its QEMU's end was not "
+                     "seen within %d s", vm->spec->name, FENCED_EXIT_WAIT_MS / 1000);
         bool again = vm->spec->ha && vm->state == VO_VM_CRASHED && !vm->migrated_away;
         _cleanup_free_ char *name = vo_strdup(vm->spec->name);
         pthread_mutex_unlock(&vm->lock);

@@ -55,6 +55,7 @@ static void test_argv_new(void **state)
         "--quota-backend-bytes=2147483648\n"
         "--heartbeat-interval=100\n"
         "--election-timeout=1000\n"
+        "--pre-vote=true\n"
         "--logger=zap\n"
         "--log-outputs=/run/vireo/etcd.log\n");
 }
