@@ -510,6 +510,11 @@ def test_vnc_one_time_password_off_loopback(menu_vm):
     p = d.cli("console", "menu", "--vnc", "--listen", "127.0.0.1:0", "--password-ttl", "9",
               check=False)
     assert p.returncode == 2 and "off loopback" in p.stderr, p.stderr
+    # a misspelt ?password= is refused, not served by the passwordless server
+    for query in ("?password=on", "?password=True", "?password=", "?password"):
+        s, head = raw_vnc_request(d.socket, "menu", query=query)
+        s.close()
+        assert head.startswith("HTTP/1.1 400") and "is not true or false" in head, head
     # before any password is issued the password server admits nobody
     s, head, rest = raw_vnc_request(d.socket, "menu", query="?password=true", with_rest=True)
     try:
