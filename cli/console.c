@@ -397,13 +397,32 @@ static int console_log(const char *name)
 
 /* ---- vireo console VM --vnc: a local TCP port for VNC viewers ---- */
 
-/* Both ways between a and b until either side closes. */
-static void pump(int a, int b)
+/* The least an RFB viewer sends up to and with its VNC authentication
+ * response: its ProtocolVersion (12 bytes), in 3.7/3.8 its security type (1),
+ * the DES response (16). */
+#define RFB_AUTH_BYTES 28
+
+/* Both ways between viewer and stream until either side closes. With
+ * auth_deadline (vo_now_ms; 0: none): also ends then if the viewer has not
+ * sent RFB_AUTH_BYTES by that time, the password's expiry, after which
+ * QEMU admits nobody: a peer that connects and stays silent (or stops
+ * before the password) holds vireod's stream and QEMU's connection no
+ * longer than that. */
+static void pump(int viewer, int stream, int64_t auth_deadline)
 {
     char buf[65536];
+    size_t from_viewer = 0;
     for (;;) {
-        struct pollfd pfd[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
-        if (poll(pfd, 2, -1) < 0) {
+        struct pollfd pfd[2] = { { .fd = viewer, .events = POLLIN },
+                                 { .fd = stream, .events = POLLIN } };
+        int timeout = -1;
+        if (auth_deadline && from_viewer < RFB_AUTH_BYTES) {
+            int64_t left = auth_deadline - vo_now_ms();
+            if (left <= 0)
+                return;
+            timeout = left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        if (poll(pfd, 2, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             return;
@@ -416,6 +435,8 @@ static void pump(int a, int b)
                 continue;
             if (n <= 0 || write_all(pfd[1 - i].fd, buf, (size_t)n) < 0)
                 return;
+            if (i == 0)
+                from_viewer += (size_t)n;
         }
     }
 }
@@ -476,6 +497,8 @@ static int console_vnc(const char *name, const char *listen_arg, const char *ttl
     if (ttl_arg && loopback)
         return cli_usage_error("console", "--password-ttl goes with a --listen address off "
                                "loopback (on 127.0.0.0/8 viewers need no password)");
+    /* Taken before the request: no later than QEMU's expiry of it. */
+    int64_t expires = loopback ? 0 : vo_now_ms() + (int64_t)ttl * 1000;
     _cleanup_free_ char *password = loopback ? NULL : vnc_ticket(name, ttl);
     if (!loopback && !password)
         return CLI_EXIT_FAIL;
@@ -517,6 +540,15 @@ static int console_vnc(const char *name, const char *listen_arg, const char *ttl
                 close(first);
             return CLI_EXIT_FAIL;
         }
+        if (expires && vo_now_ms() >= expires) {
+            /* The password admits nobody any more: no stream for a viewer
+             * that cannot get in (a port open to the network). */
+            close(client);
+            if (first >= 0)
+                close(first);
+            first = -1;
+            continue;
+        }
         int stream = first;
         size_t pending = first >= 0 ? len - body : 0;
         first = -1;
@@ -532,7 +564,7 @@ static int console_vnc(const char *name, const char *listen_arg, const char *ttl
         if (pid == 0) {
             close(lfd);
             if (pending == 0 || write_all(client, head + body, pending) == 0)
-                pump(client, stream);
+                pump(client, stream, expires);
             _exit(0);
         }
         if (pid < 0)
@@ -581,7 +613,10 @@ static const CliCommand console_commands[] = {
       "                        authentication; the stream is not encrypted: prefer\n"
       "                        an SSH tunnel on untrusted networks)\n"
       "  --password-ttl SECONDS  off loopback: how long the password admits new\n"
-      "                        viewers (5-3600, default 60); those connected stay\n"
+      "                        viewers (5-3600, default 60); those connected stay,\n"
+      "                        later ones and those that did not give it in time\n"
+      "                        are disconnected. A password asked for the same VM\n"
+      "                        later (by anyone) replaces it\n"
       "\n"
       "Ctrl-] detaches. On a terminal, input is passed through raw. When input is not\n"
       "a terminal it is sent as is; at its end, output is shown for one more second.\n"

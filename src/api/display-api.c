@@ -114,8 +114,22 @@ void vo_api_vm_vnc(VoRequest *req, VoReply *rep)
     char accept[29] = "";
     if (websocket && !vo_ws_handshake_check(req, rep, "the VNC stream", accept))
         return;
+    /* Strict: a misspelt ?password= must not fall back to the server that
+     * asks for none (a relay to the network would then admit anyone). */
+    const char *password = NULL;
+    bool given = MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, "password",
+                                               strlen("password"), &password, NULL) == MHD_YES;
+    bool with_password = vo_request_query_bool(req, "password");
+    if (given && !with_password &&
+        (!password || (strcmp(password, "false") && strcmp(password, "0") &&
+                       strcmp(password, "no")))) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "password: '%s' is not true or false "
+                       "(?password=true: the VNC server that asks for the one-time password "
+                       "of POST .../vnc-ticket)", password ? password : "");
+        return;
+    }
     _cleanup_free_ char *path = NULL, *error = NULL;
-    int r = vo_vm_vnc_socket(vm, vo_request_query_bool(req, "password"), &path, &error);
+    int r = vo_vm_vnc_socket(vm, with_password, &path, &error);
     if (r < 0) {
         vo_reply_errno(rep, r, error);
         return;

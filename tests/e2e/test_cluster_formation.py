@@ -265,6 +265,12 @@ def test_one_host_cluster_cannot_be_left(cluster):
     h1.task_ok("POST", "/v1/vms", {"name": "web1", "memory_mib": 64})
     init(h1)
     etcd = h1.etcd_pid()
+    # The lease holders run favoured (docs/ha.md): etcd and vireo-fence at nice -10
+    wait_until(h1.fence_pid, 30, what="the fence process")
+    for pid in (etcd, h1.fence_pid()):
+        with open(f"/proc/{pid}/stat") as f:
+            nice = int(f.read().rsplit(")", 1)[1].split()[16])
+        assert nice == -10, (pid, nice)
     r = h1.request("POST", "/v1/cluster/leave", {})
     assert r[0] == 409, r
     assert "a one-host cluster cannot be left" in r[1]["error"]["message"], r

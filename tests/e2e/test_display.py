@@ -510,6 +510,11 @@ def test_vnc_one_time_password_off_loopback(menu_vm):
     p = d.cli("console", "menu", "--vnc", "--listen", "127.0.0.1:0", "--password-ttl", "9",
               check=False)
     assert p.returncode == 2 and "off loopback" in p.stderr, p.stderr
+    # a misspelt ?password= is refused, not served by the passwordless server
+    for query in ("?password=on", "?password=True", "?password=", "?password"):
+        s, head = raw_vnc_request(d.socket, "menu", query=query)
+        s.close()
+        assert head.startswith("HTTP/1.1 400") and "is not true or false" in head, head
     # before any password is issued the password server admits nobody
     s, head, rest = raw_vnc_request(d.socket, "menu", query="?password=true", with_rest=True)
     try:
@@ -552,10 +557,28 @@ def test_vnc_one_time_password_off_loopback(menu_vm):
             assert rfb_handshake(ws.recv_exact, ws.send)[0] >= 640
         finally:
             ws.close()
+        # a peer that connects and stays silent (no password given)
+        idle = socket.create_connection(("127.0.0.1", port), timeout=60)
+        assert idle.recv(12) == b"RFB 003.008\n"
         time.sleep(max(0.0, issued + ttl + 1 - time.monotonic()))
-        c, ok = viewer(password)
+        # QEMU's password server refuses the expired password...
+        s, head, rest = raw_vnc_request(d.socket, "menu", query="?password=true",
+                                        with_rest=True)
+        try:
+            assert head.startswith("HTTP/1.1 101"), head
+            assert rfb_password_handshake(s, password, rest) is False, \
+                "the password still admits a viewer after it expired"
+        finally:
+            s.close()
+        # ... and the CLI's port, open to the network, holds nothing for a
+        # viewer that can no longer get in: the silent one is disconnected,
+        # a new one at once (no greeting: no stream was opened for it)
+        idle.settimeout(15)
+        assert idle.recv(64) == b"", "a silent viewer outlived the password"
+        idle.close()
+        c = socket.create_connection(("127.0.0.1", port), timeout=15)
+        assert c.recv(64) == b"", "a viewer after the expiry was relayed"
         c.close()
-        assert ok is False, "the password still admits a viewer after it expired"
         # the viewer that got in before the expiry is still served: a
         # FramebufferUpdateRequest is answered with a FramebufferUpdate (0)
         kept.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, 64, 64))

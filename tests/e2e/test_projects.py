@@ -268,6 +268,10 @@ def test_roles_on_a_project_over_https(https_d):
         assert ans["status"] == 404, ans
         assert ans["body"]["error"]["message"] == f"VM '{vm}' does not exist"
     assert all(ans["status"] == 404 for ans in others[1::2]), others
+    # nor a one-time VNC password of another project's VM (issue 15)
+    ans = call("POST", "/v1/vms/vb/vnc-ticket", {})
+    assert ans["status"] == 404 and ans["body"]["error"]["message"] == \
+        "VM 'vb' does not exist", ans
     ans = call("POST", "/v1/vms/va/start")
     assert ans["status"] == 202, ans
     d.wait_task(ans["body"]["task"])
@@ -332,6 +336,9 @@ def test_roles_on_a_project_over_https(https_d):
     assert ans["status"] == 202, ans
     d.wait_task(ans["body"]["task"])
     ans = call("POST", "/v1/vms/vb/start", token=ctok)
+    assert ans["status"] == 403, ans
+    assert "needs the operator role on project 'team-b'" in ans["body"]["error"]["message"]
+    ans = call("POST", "/v1/vms/vb/vnc-ticket", {}, token=ctok)
     assert ans["status"] == 403, ans
     assert "needs the operator role on project 'team-b'" in ans["body"]["error"]["message"]
     # The Unix socket: root, everything.
