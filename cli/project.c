@@ -6,11 +6,19 @@
 #include "http.h"
 #include "output.h"
 
-/* "3 / 8" (use / limit), "3" when unlimited. */
+/* "3 / 8" (use / limit), "3" when unlimited; disk_bytes as sizes
+ * ("1.5 GiB / 10.0 GiB"). */
 static char *use_of(const json_t *p, const char *kind)
 {
     json_t *limit = json_object_get(json_object_get(p, "quotas"), kind);
     json_int_t used = json_integer_value(json_object_get(json_object_get(p, "usage"), kind));
+    if (!strcmp(kind, "disk_bytes")) {
+        _cleanup_free_ char *u = fmt_bytes((uint64_t)used);
+        _cleanup_free_ char *l = json_is_integer(limit)
+                                     ? fmt_bytes((uint64_t)json_integer_value(limit))
+                                     : NULL;
+        return l ? vo_asprintf("%s / %s", u, l) : vo_strdup(u);
+    }
     if (json_is_integer(limit))
         return vo_asprintf("%lld / %lld", (long long)used, (long long)json_integer_value(limit));
     return vo_asprintf("%lld", (long long)used);
@@ -20,7 +28,8 @@ static void print_project(const json_t *p)
 {
     out_kv(stdout, "name:", jstr(p, "name"));
     static const char *const kinds[][2] = { { "vms:", "vms" }, { "vcpus:", "vcpus" },
-                                            { "memory (MiB):", "memory_mib" } };
+                                            { "memory (MiB):", "memory_mib" },
+                                            { "disk:", "disk_bytes" } };
     for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
         _cleanup_free_ char *v = use_of(p, kinds[i][1]);
         out_kv(stdout, kinds[i][0], v);
@@ -41,9 +50,10 @@ static void print_project(const json_t *p)
     out_table_free(t);
 }
 
-/* The body's "quotas" from --max-vcpus, --max-memory and --max-vms ("none"
- * removes a limit); false after a usage error. */
-static bool quota_options(json_t *quotas, const char *vcpus, const char *memory, const char *vms)
+/* The body's "quotas" from --max-vcpus, --max-memory, --max-vms and
+ * --max-disk ("none" removes a limit); false after a usage error. */
+static bool quota_options(json_t *quotas, const char *vcpus, const char *memory, const char *vms,
+                          const char *disk)
 {
     uint64_t v;
     if (vcpus && !strcmp(vcpus, "none"))
@@ -64,22 +74,29 @@ static bool quota_options(json_t *quotas, const char *vcpus, const char *memory,
         json_object_set_new(quotas, "vms", json_integer((json_int_t)v));
     else if (vms)
         return false;
+    if (disk && !strcmp(disk, "none"))
+        json_object_set_new(quotas, "disk_bytes", json_null());
+    else if (disk && cli_parse_bytes("--max-disk", disk, &v))
+        json_object_set_new(quotas, "disk_bytes", json_integer((json_int_t)v));
+    else if (disk)
+        return false;
     return true;
 }
 
 static int project_write(const CliCommand *cmd, int argc, char **argv, bool create)
 {
-    const char *name = NULL, *vcpus = NULL, *memory = NULL, *vms = NULL;
+    const char *name = NULL, *vcpus = NULL, *memory = NULL, *vms = NULL, *disk = NULL;
     const CliOption opts[] = { { "--max-vcpus", &vcpus, NULL }, { "--max-memory", &memory, NULL },
-                               { "--max-vms", &vms, NULL }, { NULL, NULL, NULL } };
+                               { "--max-vms", &vms, NULL }, { "--max-disk", &disk, NULL },
+                               { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
-    if (!create && !vcpus && !memory && !vms)
+    if (!create && !vcpus && !memory && !vms && !disk)
         return cli_usage_error("project set", "nothing to change: give --max-vcpus, "
-                               "--max-memory or --max-vms (a number, or none)");
+                               "--max-memory, --max-vms or --max-disk (a number, or none)");
     json_t *quotas = json_object();
-    if (!quota_options(quotas, vcpus, memory, vms)) {
+    if (!quota_options(quotas, vcpus, memory, vms, disk)) {
         json_decref(quotas);
         return CLI_EXIT_USAGE;
     }
@@ -111,7 +128,7 @@ static int project_list(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!api_read_command(cmd, argc, argv, "/v1/projects", &doc, &exit_status))
         return exit_status;
-    static const char *const headers[] = { "NAME", "VMS", "VCPUS", "MEMORY (MiB)" };
+    static const char *const headers[] = { "NAME", "VMS", "VCPUS", "MEMORY (MiB)", "DISK" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
     json_t *p;
@@ -119,7 +136,8 @@ static int project_list(const CliCommand *cmd, int argc, char **argv)
         _cleanup_free_ char *vms = use_of(p, "vms");
         _cleanup_free_ char *vcpus = use_of(p, "vcpus");
         _cleanup_free_ char *memory = use_of(p, "memory_mib");
-        const char *cells[] = { jstr(p, "name"), vms, vcpus, memory };
+        _cleanup_free_ char *disk = use_of(p, "disk_bytes");
+        const char *cells[] = { jstr(p, "name"), vms, vcpus, memory, disk };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -144,15 +162,19 @@ static int project_delete(const CliCommand *cmd, int argc, char **argv)
     "                        --max-vcpus: what it may reach by hot-plug)\n"             \
     "  --max-memory SIZE     memory of all its VMs (each counts its --max-memory);\n"   \
     "                        a bare number is MiB, or use K/M/G/T\n"                    \
-    "  --max-vms N           how many VMs\n"
+    "  --max-vms N           how many VMs\n"                                    \
+    "  --max-disk SIZE       the virtual sizes of all its VMs' disks together;\n"   \
+    "                        a bare number is bytes, or use K/M/G/T\n"
 
 static const CliCommand project_commands[] = {
-    { "project", "create", "NAME", "[--max-vcpus N] [--max-memory SIZE] [--max-vms N]",
+    { "project", "create", "NAME",
+      "[--max-vcpus N] [--max-memory SIZE] [--max-vms N] [--max-disk SIZE]",
       "Create a project: VMs in it (vm create --project NAME) count against its quotas.",
       QUOTA_HELP
-      "\nA VM create, a move into it (vm set VM --project NAME) or a raise of a VM's\n"
-      "vCPUs or memory that would take the project over a quota is refused (409\n"
-      "quota-exceeded), naming the quota, its limit and what is in use.\n"
+      "\nA VM create, a move into it (vm set VM --project NAME), a raise of a VM's\n"
+      "vCPUs or memory, a disk added to a VM or a VM's volume resized that would\n"
+      "take the project over a quota is refused (409 quota-exceeded), naming the\n"
+      "quota, its limit, what is in use and what was asked.\n"
       "\nExamples:\n  vireo project create team-a --max-vcpus 16 --max-memory 32G --max-vms 8\n"
       "  vireo vm create web1 --project team-a\n",
       project_create },
@@ -160,7 +182,8 @@ static const CliCommand project_commands[] = {
       project_list },
     { "project", "show", "NAME", NULL, "Show a project's quotas, usage and VMs.", NULL,
       project_show },
-    { "project", "set", "NAME", "[--max-vcpus N|none] [--max-memory SIZE|none] [--max-vms N|none]",
+    { "project", "set", "NAME",
+      "[--max-vcpus N|none] [--max-memory SIZE|none] [--max-vms N|none] [--max-disk SIZE|none]",
       "Change a project's quotas.",
       QUOTA_HELP
       "\nA limit below what is in use stops growth; nothing running is touched.\n",

@@ -249,7 +249,7 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
                           : vo_relations_of_vm(vm->spec, vo_vm_state_active(vm->state));
     if (!forget) { /* its group's member and project usage go and come with the rest */
         vo_relations_add_group(want, vm->spec, vm->d->host_id);
-        vo_relations_add_project(want, vm->spec, vm->d->host_id);
+        vo_relations_add_project(want, vm->spec, vm->d->host_id, vm->disk_bytes);
     }
     const char *name = vm->spec->name;
     bool claim = !forget && (!vm->claimed_name || strcmp(vm->claimed_name, name)) &&
@@ -340,6 +340,24 @@ static char *project_refusal(int r)
 {
     const char *words = vo_project_refusal();
     return (r == -VO_EQUOTA || r == -ENOENT) && words ? vo_strdup(words) : NULL;
+}
+
+int vo_vm_disk_bytes_change(VoVm *vm, int64_t delta, char **ret_error)
+{
+    pthread_mutex_lock(&vm->lock);
+    int64_t was = vm->disk_bytes;
+    vm->disk_bytes = was + delta > 0 ? was + delta : 0;
+    vm->check_quota = delta > 0;
+    int r = write_vm(vm, NULL, false);
+    vm->check_quota = false;
+    if (r < 0) {
+        vm->disk_bytes = was;
+        char *refused = project_refusal(r);
+        *ret_error = refused ? refused : vo_asprintf("cannot save VM '%s': %s", vm->spec->name,
+                                                     strerror(-r));
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return r;
 }
 
 char *vo_vm_name_taken_message(VoDaemon *d, const char *name)
@@ -1938,6 +1956,13 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     }
     VoVm *vm = vm_new_defined(d, spec);
     vm->provisioning = true;
+    /* Its boot disk's virtual size counts from its first save, before the
+     * task makes the disk: as asked, else the existing volume's, else the
+     * image's (read before the registry's lock: the volume's document asks
+     * who uses it). */
+    vm->disk_bytes = args->disk_size_bytes ? (int64_t)args->disk_size_bytes
+                     : args->disk_volume   ? vo_vm_volume_virtual_size(d, args->disk_volume)
+                                           : (int64_t)img->size_bytes;
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, args->name)) {
         vo_vm_release_networks(d, spec);
@@ -2292,7 +2317,8 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
     json_decref(vm->uses);
     vm->uses = vo_relations_of_vm(spec, true);
     vo_relations_add_group(vm->uses, spec, d->host_id);
-    vo_relations_add_project(vm->uses, spec, d->host_id);
+    vm->disk_bytes = vo_project_usage_disk_stored(d->store, vo_vm_spec_project(spec), spec->id);
+    vo_relations_add_project(vm->uses, spec, d->host_id, vm->disk_bytes);
     vm->claimed_name = vo_strdup(spec->name);
     vm->state = VO_VM_PAUSED; /* until the caller resumes it */
     vm->state_reason = vo_strdup(VO_VM_REASON_UNKNOWN);
@@ -2358,7 +2384,8 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     json_decref(vm->uses);
     vm->uses = vo_relations_of_vm(spec, false);
     vo_relations_add_group(vm->uses, spec, d->host_id);
-    vo_relations_add_project(vm->uses, spec, d->host_id);
+    vm->disk_bytes = vo_project_usage_disk_stored(d->store, vo_vm_spec_project(spec), spec->id);
+    vo_relations_add_project(vm->uses, spec, d->host_id, vm->disk_bytes);
     vm->claimed_name = vo_strdup(spec->name);
     vm->state = state;
     vm->created_at = json_integer_value(json_object_get(status, "created_at"));
@@ -2609,6 +2636,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     if (have) { /* what is in the store: the next save writes only the difference */
         json_decref(vm->uses);
         vm->uses = json_incref(have);
+        vm->disk_bytes = vo_project_usage_disk_in(have);
         json_object_del(ctx->relations, spec->id);
     }
     if (problems) {
@@ -2798,6 +2826,7 @@ int vo_vms_load(VoDaemon *d)
     /* The volume service sits below the VMs: it resizes a volume a running
      * VM holds through this hook rather than by calling the VM code. */
     vo_storage_set_online_resize(vo_vm_resize_volume_online);
+    vo_storage_set_disk_grow(vo_vm_volume_grow);
     autostart_once(d);
     return 0;
 }

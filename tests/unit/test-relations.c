@@ -361,7 +361,7 @@ static json_t *usage_of(const char *id, const char *project, unsigned vcpus)
                       .max_vcpus = vcpus, .memory_mib = 64, .max_memory_mib = 64,
                       .project = (char *)project };
     json_t *want = json_object();
-    vo_relations_add_project(want, &spec, "host-a");
+    vo_relations_add_project(want, &spec, "host-a", 0);
     return want;
 }
 
