@@ -50,37 +50,38 @@ static void print_project(const json_t *p)
     out_table_free(t);
 }
 
+static bool parse_count(const char *option, const char *s, uint64_t *ret)
+{
+    return cli_parse_uint(option, s, 0, INT32_MAX, ret);
+}
+
+/* The body's quotas[key] from option's value (NULL: not given; "none":
+ * null, which removes the limit); false after a usage error. */
+static bool quota_option(json_t *quotas, const char *option, const char *key, const char *value,
+                         bool (*parse)(const char *option, const char *s, uint64_t *ret))
+{
+    uint64_t v;
+    if (!value)
+        return true;
+    if (!strcmp(value, "none")) {
+        json_object_set_new(quotas, key, json_null());
+        return true;
+    }
+    if (!parse(option, value, &v))
+        return false;
+    json_object_set_new(quotas, key, json_integer((json_int_t)v));
+    return true;
+}
+
 /* The body's "quotas" from --max-vcpus, --max-memory, --max-vms and
- * --max-disk ("none" removes a limit); false after a usage error. */
+ * --max-disk; false after a usage error. */
 static bool quota_options(json_t *quotas, const char *vcpus, const char *memory, const char *vms,
                           const char *disk)
 {
-    uint64_t v;
-    if (vcpus && !strcmp(vcpus, "none"))
-        json_object_set_new(quotas, "vcpus", json_null());
-    else if (vcpus && cli_parse_uint("--max-vcpus", vcpus, 0, INT32_MAX, &v))
-        json_object_set_new(quotas, "vcpus", json_integer((json_int_t)v));
-    else if (vcpus)
-        return false;
-    if (memory && !strcmp(memory, "none"))
-        json_object_set_new(quotas, "memory_mib", json_null());
-    else if (memory && cli_parse_mib("--max-memory", memory, &v))
-        json_object_set_new(quotas, "memory_mib", json_integer((json_int_t)v));
-    else if (memory)
-        return false;
-    if (vms && !strcmp(vms, "none"))
-        json_object_set_new(quotas, "vms", json_null());
-    else if (vms && cli_parse_uint("--max-vms", vms, 0, INT32_MAX, &v))
-        json_object_set_new(quotas, "vms", json_integer((json_int_t)v));
-    else if (vms)
-        return false;
-    if (disk && !strcmp(disk, "none"))
-        json_object_set_new(quotas, "disk_bytes", json_null());
-    else if (disk && cli_parse_bytes("--max-disk", disk, &v))
-        json_object_set_new(quotas, "disk_bytes", json_integer((json_int_t)v));
-    else if (disk)
-        return false;
-    return true;
+    return quota_option(quotas, "--max-vcpus", "vcpus", vcpus, parse_count) &&
+           quota_option(quotas, "--max-memory", "memory_mib", memory, cli_parse_mib) &&
+           quota_option(quotas, "--max-vms", "vms", vms, parse_count) &&
+           quota_option(quotas, "--max-disk", "disk_bytes", disk, cli_parse_bytes);
 }
 
 static int project_write(const CliCommand *cmd, int argc, char **argv, bool create)
@@ -175,7 +176,8 @@ static const CliCommand project_commands[] = {
       "vCPUs or memory, a disk added to a VM or a VM's volume resized that would\n"
       "take the project over a quota is refused (409 quota-exceeded), naming the\n"
       "quota, its limit, what is in use and what was asked.\n"
-      "\nExamples:\n  vireo project create team-a --max-vcpus 16 --max-memory 32G --max-vms 8\n"
+      "\nExamples:\n  vireo project create team-a --max-vcpus 16 --max-memory 32G --max-vms 8 \\\n"
+      "      --max-disk 500G\n"
       "  vireo vm create web1 --project team-a\n",
       project_create },
     { "project", "list", NULL, NULL, "List the projects with use / limit of each quota.", NULL,
