@@ -190,6 +190,16 @@ static int disk_volume(VoDaemon *d, VoVm *vm, DiskOp *op, VoTask *t, char **ret_
 /* Stopped VM: the disk joins its definition. Running VM: QEMU plugs it in
  * first (blockdev-add, device_add), and only once it did is the definition
  * changed and saved, so a stop/start or a vireod restart keeps it. */
+/* A disk add that failed: the room taken for it in the VM's project
+ * (vo_vm_disk_add) is given back. */
+static void give_back(DiskOp *op)
+{
+    _cleanup_free_ char *error = NULL;
+    if (op->reserved && vo_vm_disk_bytes_change(op->vm, -op->reserved, &error) < 0)
+        log_warn("vm: cannot give back the %lld disk bytes reserved for a disk: %s",
+                 (long long)op->reserved, error);
+}
+
 static int task_disk_add(VoTask *t, void *userdata)
 {
     DiskOp *op = userdata;
@@ -198,8 +208,10 @@ static int task_disk_add(VoTask *t, void *userdata)
     VoHvInstance *hv = NULL;
     VoVmSpec *next = NULL;
     int r = vo_vm_lock_for_change(t, vm, "add a disk to", &hv, &next);
-    if (r < 0)
+    if (r < 0) {
+        give_back(op);
         return r;
+    }
     _cleanup_free_ char *error = NULL, *path = NULL, *format = NULL, *created = NULL;
     bool shareable = false, claimed = false;
     if (next->n_disks >= VO_VM_MAX_DISKS) {
@@ -247,12 +259,8 @@ static int task_disk_add(VoTask *t, void *userdata)
         _cleanup_free_ char *ignored = NULL;
         (void)vo_volume_remove_now(d, op->volume, &ignored);
     }
-    if (r < 0 && op->reserved) { /* the room taken for it in the project is given back */
-        _cleanup_free_ char *ignored = NULL;
-        if (vo_vm_disk_bytes_change(vm, -op->reserved, &ignored) < 0)
-            log_warn("vm: cannot give back the %lld disk bytes reserved: %s",
-                     (long long)op->reserved, ignored);
-    }
+    if (r < 0)
+        give_back(op);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_task_fail(t, r, "cannot add a disk to VM '%s': %s", name,

@@ -276,10 +276,17 @@ def test_disk_quota(d):
     assert other[0] == 409 and "quota disk_bytes" in other[1]["error"]["message"], other
     d.wait_task(answers[made[0]][1]["task"])
     assert d.api("GET", "/v1/projects/dq")["usage"]["disk_bytes"] == 3 * GIB
+    # An existing volume attached counts its virtual size.
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "qv", "size_bytes": GIB // 4})
+    err = d.api("POST", "/v1/vms/q1/disks", {"volume": "default/qv"}, expect=409)
+    assert f"this needs {GIB // 4} more" in err["error"]["message"], err
     d.cli("project", "set", "dq", "--max-disk", "none")
+    d.task_ok("POST", "/v1/vms/q1/disks", {"volume": "default/qv"})
+    assert d.api("GET", "/v1/projects/dq")["usage"]["disk_bytes"] == 3 * GIB + GIB // 4
     for vm in ("q1", f"qr{made[0]}"):
         d.task_ok("DELETE", f"/v1/vms/{vm}")
     d.api("DELETE", "/v1/projects/dq")
+    d.task_ok("DELETE", "/v1/pools/default/volumes/qv")
 
 
 @pytest.fixture(scope="module")
