@@ -249,7 +249,8 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
                           : vo_relations_of_vm(vm->spec, vo_vm_state_active(vm->state));
     if (!forget) { /* its group's member and project usage go and come with the rest */
         vo_relations_add_group(want, vm->spec, vm->d->host_id);
-        vo_relations_add_project(want, vm->spec, vm->d->host_id, vm->disk_bytes);
+        vo_relations_add_project(want, vm->spec, vm->d->host_id,
+                                 vm->disk_bytes > 0 ? vm->disk_bytes : 0);
     }
     const char *name = vm->spec->name;
     bool claim = !forget && (!vm->claimed_name || strcmp(vm->claimed_name, name)) &&
@@ -2633,10 +2634,12 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     vm->rev = rev;
     adopt_claim(ctx, vm);
     json_t *have = json_object_get(ctx->relations, spec->id);
+    /* Its disk figure as last written; -1 (none): measured before the
+     * relations are written again (rebuild_relations). */
+    vm->disk_bytes = have ? vo_project_usage_disk_in(have) : -1;
     if (have) { /* what is in the store: the next save writes only the difference */
         json_decref(vm->uses);
         vm->uses = json_incref(have);
-        vm->disk_bytes = vo_project_usage_disk_in(have);
         json_object_del(ctx->relations, spec->id);
     }
     if (problems) {
@@ -2709,6 +2712,29 @@ static void autostart_once(VoDaemon *d)
 /* The relation documents as the VMs' definitions imply them: a state dir
  * from before relations has none, and a create cut short by a crash left
  * those of a VM that was never saved. */
+/* A VM loaded without a disk figure (vm->disk_bytes -1: from before disk
+ * quotas, or no usage document yet): the virtual sizes of its disks now,
+ * else -1. Reads the volumes outside vm->lock (their documents ask who
+ * uses them). */
+static int64_t measure_disks(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool unknown = vm->disk_bytes < 0;
+    size_t n = unknown ? vm->spec->n_disks : 0;
+    char **keys = vo_malloc0(sizeof(char *) * (n + 1));
+    for (size_t k = 0; k < n; k++)
+        keys[k] = vo_strdup(vm->spec->disks[k].volume);
+    pthread_mutex_unlock(&vm->lock);
+    int64_t sum = unknown ? 0 : -1;
+    for (size_t k = 0; k < n; k++) {
+        if (keys[k])
+            sum += vo_vm_volume_virtual_size(vm->d, keys[k]);
+        free(keys[k]);
+    }
+    free(keys);
+    return sum;
+}
+
 static void rebuild_relations(VoDaemon *d, json_t *orphans)
 {
     const char *id;
@@ -2726,7 +2752,10 @@ static void rebuild_relations(VoDaemon *d, json_t *orphans)
     size_t n = 0;
     VoVm **vms = vo_vms_ref_all(d, &n);
     for (size_t i = 0; i < n; i++) {
+        int64_t disk_bytes = measure_disks(vms[i]);
         pthread_mutex_lock(&vms[i]->lock);
+        if (vms[i]->disk_bytes < 0)
+            vms[i]->disk_bytes = disk_bytes;
         int r = write_vm(vms[i], NULL, false);
         if (r < 0)
             log_warn("vm %s: cannot record what it uses: %s", vms[i]->spec->name, strerror(-r));

@@ -54,11 +54,13 @@ int64_t vo_project_usage_disk_in(json_t *relations)
     json_object_foreach(relations, key, text) {
         if (strncmp(key, VO_KEY_PROJECT_USAGE_PREFIX, prefix))
             continue;
-        VoQuota used;
-        vo_project_usage_of_doc(json_string_value(text), &used);
-        return used.disk_bytes;
+        json_t *doc = json_loads(json_string_value(text) ?: "", 0, NULL);
+        json_t *disk = json_object_get(doc, "disk_bytes");
+        int64_t bytes = json_is_integer(disk) ? json_integer_value(disk) : -1;
+        json_decref(doc);
+        return bytes;
     }
-    return 0;
+    return -1;
 }
 
 int64_t vo_project_usage_disk_stored(VoStore *s, const char *project, const char *vm_id)

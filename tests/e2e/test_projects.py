@@ -9,6 +9,7 @@ a project that is gone; usage survives a restart of vireod; the disk quota
 hot-plug and volume resize, also for racing creates."""
 
 import json
+import os
 import threading
 
 import pytest
@@ -206,7 +207,21 @@ def test_usage_survives_a_restart(d):
     d.task_ok("POST", "/v1/vms", {"name": "k1", "memory_mib": 64, "project": "keep",
                                   "disk_size_bytes": GIB})
     d.stop()
+    # As a usage document written before disk quotas: the disks are
+    # measured when vireod loads the VM.
+    import sqlite3
+    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
+    try:
+        (key, text), = db.execute("SELECT key, value FROM documents WHERE key LIKE "
+                                  "'cluster/project-usage/keep/%'").fetchall()
+        doc = json.loads(text)
+        del doc["disk_bytes"]
+        db.execute("UPDATE documents SET value = ? WHERE key = ?", (json.dumps(doc), key))
+        db.commit()
+    finally:
+        db.close()
     d.start()
+    assert d.api("GET", "/v1/projects/keep")["usage"]["disk_bytes"] == GIB
     assert d.vm("k1")["project"] == "keep"
     assert d.api("GET", "/v1/projects/keep")["usage"]["vms"] == 1
     # The disk figure is not in the spec: a save after the restart keeps it.

@@ -418,6 +418,10 @@ static void test_disk_figure(void **state)
     json_t *w1 = json_object();
     vo_relations_add_project(w1, &spec, "host-a", 3000);
     assert_int_equal(vo_project_usage_disk_in(w1), 3000);
+    json_t *old = json_pack("{s:s}", "cluster/project-usage/p/" VM1,
+                            "{\"vm\":\"" VM1 "\",\"vcpus\":1,\"memory_mib\":64}");
+    assert_int_equal(vo_project_usage_disk_in(old), -1); /* from before disk quotas */
+    json_decref(old);
     VoQuota grown = one_vm;
     grown.disk_bytes = 3000;
     VoProjectGuard g1 = { 0 }, g2 = { 0 };
