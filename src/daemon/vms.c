@@ -343,6 +343,29 @@ static char *project_refusal(int r)
     return (r == -VO_EQUOTA || r == -ENOENT) && words ? vo_strdup(words) : NULL;
 }
 
+/* A VM without a disk figure (vm->disk_bytes -1: loaded with a usage
+ * document from before disk quotas, or none; or defined from a spec): the
+ * virtual sizes of its disks now, else -1. Reads the volumes outside vm->lock (their documents ask who
+ * uses them). */
+static int64_t measure_disks(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool unknown = vm->disk_bytes < 0;
+    size_t n = unknown ? vm->spec->n_disks : 0;
+    char **keys = vo_malloc0(sizeof(char *) * (n + 1));
+    for (size_t k = 0; k < n; k++)
+        keys[k] = vo_strdup(vm->spec->disks[k].volume);
+    pthread_mutex_unlock(&vm->lock);
+    int64_t sum = unknown ? 0 : -1;
+    for (size_t k = 0; k < n; k++) {
+        if (keys[k])
+            sum += vo_vm_volume_virtual_size(vm->d, keys[k]);
+        free(keys[k]);
+    }
+    free(keys);
+    return sum;
+}
+
 int vo_vm_disk_bytes_change(VoVm *vm, int64_t delta, char **ret_error)
 {
     pthread_mutex_lock(&vm->lock);
@@ -2040,6 +2063,8 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
         return r == -ENOENT ? -EINVAL : r;
     }
     VoVm *vm = vm_new_defined(d, spec);
+    vm->disk_bytes = -1; /* its disks exist: they count from its first save */
+    vm->disk_bytes = measure_disks(vm);
     _cleanup_free_ char *dir = vo_vm_state_dir(d, spec->id);
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, spec->name)) {
@@ -2712,29 +2737,6 @@ static void autostart_once(VoDaemon *d)
 /* The relation documents as the VMs' definitions imply them: a state dir
  * from before relations has none, and a create cut short by a crash left
  * those of a VM that was never saved. */
-/* A VM loaded without a disk figure (vm->disk_bytes -1: from before disk
- * quotas, or no usage document yet): the virtual sizes of its disks now,
- * else -1. Reads the volumes outside vm->lock (their documents ask who
- * uses them). */
-static int64_t measure_disks(VoVm *vm)
-{
-    pthread_mutex_lock(&vm->lock);
-    bool unknown = vm->disk_bytes < 0;
-    size_t n = unknown ? vm->spec->n_disks : 0;
-    char **keys = vo_malloc0(sizeof(char *) * (n + 1));
-    for (size_t k = 0; k < n; k++)
-        keys[k] = vo_strdup(vm->spec->disks[k].volume);
-    pthread_mutex_unlock(&vm->lock);
-    int64_t sum = unknown ? 0 : -1;
-    for (size_t k = 0; k < n; k++) {
-        if (keys[k])
-            sum += vo_vm_volume_virtual_size(vm->d, keys[k]);
-        free(keys[k]);
-    }
-    free(keys);
-    return sum;
-}
-
 static void rebuild_relations(VoDaemon *d, json_t *orphans)
 {
     const char *id;
