@@ -6,11 +6,19 @@
 #include "http.h"
 #include "output.h"
 
-/* "3 / 8" (use / limit), "3" when unlimited. */
+/* "3 / 8" (use / limit), "3" when unlimited; disk_bytes as sizes
+ * ("1.5 GiB / 10.0 GiB"). */
 static char *use_of(const json_t *p, const char *kind)
 {
     json_t *limit = json_object_get(json_object_get(p, "quotas"), kind);
     json_int_t used = json_integer_value(json_object_get(json_object_get(p, "usage"), kind));
+    if (!strcmp(kind, "disk_bytes")) {
+        _cleanup_free_ char *u = fmt_bytes((uint64_t)used);
+        _cleanup_free_ char *l = json_is_integer(limit)
+                                     ? fmt_bytes((uint64_t)json_integer_value(limit))
+                                     : NULL;
+        return l ? vo_asprintf("%s / %s", u, l) : vo_strdup(u);
+    }
     if (json_is_integer(limit))
         return vo_asprintf("%lld / %lld", (long long)used, (long long)json_integer_value(limit));
     return vo_asprintf("%lld", (long long)used);
@@ -20,7 +28,8 @@ static void print_project(const json_t *p)
 {
     out_kv(stdout, "name:", jstr(p, "name"));
     static const char *const kinds[][2] = { { "vms:", "vms" }, { "vcpus:", "vcpus" },
-                                            { "memory (MiB):", "memory_mib" } };
+                                            { "memory (MiB):", "memory_mib" },
+                                            { "disk:", "disk_bytes" } };
     for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
         _cleanup_free_ char *v = use_of(p, kinds[i][1]);
         out_kv(stdout, kinds[i][0], v);
@@ -41,45 +50,54 @@ static void print_project(const json_t *p)
     out_table_free(t);
 }
 
-/* The body's "quotas" from --max-vcpus, --max-memory and --max-vms ("none"
- * removes a limit); false after a usage error. */
-static bool quota_options(json_t *quotas, const char *vcpus, const char *memory, const char *vms)
+static bool parse_count(const char *option, const char *s, uint64_t *ret)
+{
+    return cli_parse_uint(option, s, 0, INT32_MAX, ret);
+}
+
+/* The body's quotas[key] from option's value (NULL: not given; "none":
+ * null, which removes the limit); false after a usage error. */
+static bool quota_option(json_t *quotas, const char *option, const char *key, const char *value,
+                         bool (*parse)(const char *option, const char *s, uint64_t *ret))
 {
     uint64_t v;
-    if (vcpus && !strcmp(vcpus, "none"))
-        json_object_set_new(quotas, "vcpus", json_null());
-    else if (vcpus && cli_parse_uint("--max-vcpus", vcpus, 0, INT32_MAX, &v))
-        json_object_set_new(quotas, "vcpus", json_integer((json_int_t)v));
-    else if (vcpus)
+    if (!value)
+        return true;
+    if (!strcmp(value, "none")) {
+        json_object_set_new(quotas, key, json_null());
+        return true;
+    }
+    if (!parse(option, value, &v))
         return false;
-    if (memory && !strcmp(memory, "none"))
-        json_object_set_new(quotas, "memory_mib", json_null());
-    else if (memory && cli_parse_mib("--max-memory", memory, &v))
-        json_object_set_new(quotas, "memory_mib", json_integer((json_int_t)v));
-    else if (memory)
-        return false;
-    if (vms && !strcmp(vms, "none"))
-        json_object_set_new(quotas, "vms", json_null());
-    else if (vms && cli_parse_uint("--max-vms", vms, 0, INT32_MAX, &v))
-        json_object_set_new(quotas, "vms", json_integer((json_int_t)v));
-    else if (vms)
-        return false;
+    json_object_set_new(quotas, key, json_integer((json_int_t)v));
     return true;
+}
+
+/* The body's "quotas" from --max-vcpus, --max-memory, --max-vms and
+ * --max-disk; false after a usage error. */
+static bool quota_options(json_t *quotas, const char *vcpus, const char *memory, const char *vms,
+                          const char *disk)
+{
+    return quota_option(quotas, "--max-vcpus", "vcpus", vcpus, parse_count) &&
+           quota_option(quotas, "--max-memory", "memory_mib", memory, cli_parse_mib) &&
+           quota_option(quotas, "--max-vms", "vms", vms, parse_count) &&
+           quota_option(quotas, "--max-disk", "disk_bytes", disk, cli_parse_bytes);
 }
 
 static int project_write(const CliCommand *cmd, int argc, char **argv, bool create)
 {
-    const char *name = NULL, *vcpus = NULL, *memory = NULL, *vms = NULL;
+    const char *name = NULL, *vcpus = NULL, *memory = NULL, *vms = NULL, *disk = NULL;
     const CliOption opts[] = { { "--max-vcpus", &vcpus, NULL }, { "--max-memory", &memory, NULL },
-                               { "--max-vms", &vms, NULL }, { NULL, NULL, NULL } };
+                               { "--max-vms", &vms, NULL }, { "--max-disk", &disk, NULL },
+                               { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
-    if (!create && !vcpus && !memory && !vms)
+    if (!create && !vcpus && !memory && !vms && !disk)
         return cli_usage_error("project set", "nothing to change: give --max-vcpus, "
-                               "--max-memory or --max-vms (a number, or none)");
+                               "--max-memory, --max-vms or --max-disk (a number, or none)");
     json_t *quotas = json_object();
-    if (!quota_options(quotas, vcpus, memory, vms)) {
+    if (!quota_options(quotas, vcpus, memory, vms, disk)) {
         json_decref(quotas);
         return CLI_EXIT_USAGE;
     }
@@ -111,7 +129,7 @@ static int project_list(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!api_read_command(cmd, argc, argv, "/v1/projects", &doc, &exit_status))
         return exit_status;
-    static const char *const headers[] = { "NAME", "VMS", "VCPUS", "MEMORY (MiB)" };
+    static const char *const headers[] = { "NAME", "VMS", "VCPUS", "MEMORY (MiB)", "DISK" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
     json_t *p;
@@ -119,7 +137,8 @@ static int project_list(const CliCommand *cmd, int argc, char **argv)
         _cleanup_free_ char *vms = use_of(p, "vms");
         _cleanup_free_ char *vcpus = use_of(p, "vcpus");
         _cleanup_free_ char *memory = use_of(p, "memory_mib");
-        const char *cells[] = { jstr(p, "name"), vms, vcpus, memory };
+        _cleanup_free_ char *disk = use_of(p, "disk_bytes");
+        const char *cells[] = { jstr(p, "name"), vms, vcpus, memory, disk };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -144,23 +163,29 @@ static int project_delete(const CliCommand *cmd, int argc, char **argv)
     "                        --max-vcpus: what it may reach by hot-plug)\n"             \
     "  --max-memory SIZE     memory of all its VMs (each counts its --max-memory);\n"   \
     "                        a bare number is MiB, or use K/M/G/T\n"                    \
-    "  --max-vms N           how many VMs\n"
+    "  --max-vms N           how many VMs\n"                                    \
+    "  --max-disk SIZE       the virtual sizes of all its VMs' disks together;\n"   \
+    "                        a bare number is bytes, or use K/M/G/T\n"
 
 static const CliCommand project_commands[] = {
-    { "project", "create", "NAME", "[--max-vcpus N] [--max-memory SIZE] [--max-vms N]",
+    { "project", "create", "NAME",
+      "[--max-vcpus N] [--max-memory SIZE] [--max-vms N] [--max-disk SIZE]",
       "Create a project: VMs in it (vm create --project NAME) count against its quotas.",
       QUOTA_HELP
-      "\nA VM create, a move into it (vm set VM --project NAME) or a raise of a VM's\n"
-      "vCPUs or memory that would take the project over a quota is refused (409\n"
-      "quota-exceeded), naming the quota, its limit and what is in use.\n"
-      "\nExamples:\n  vireo project create team-a --max-vcpus 16 --max-memory 32G --max-vms 8\n"
+      "\nA VM create, a move into it (vm set VM --project NAME), a raise of a VM's\n"
+      "vCPUs or memory, a disk added to a VM or a VM's volume resized that would\n"
+      "take the project over a quota is refused (409 quota-exceeded), naming the\n"
+      "quota, its limit, what is in use and what was asked.\n"
+      "\nExamples:\n  vireo project create team-a --max-vcpus 16 --max-memory 32G --max-vms 8 \\\n"
+      "      --max-disk 500G\n"
       "  vireo vm create web1 --project team-a\n",
       project_create },
     { "project", "list", NULL, NULL, "List the projects with use / limit of each quota.", NULL,
       project_list },
     { "project", "show", "NAME", NULL, "Show a project's quotas, usage and VMs.", NULL,
       project_show },
-    { "project", "set", "NAME", "[--max-vcpus N|none] [--max-memory SIZE|none] [--max-vms N|none]",
+    { "project", "set", "NAME",
+      "[--max-vcpus N|none] [--max-memory SIZE|none] [--max-vms N|none] [--max-disk SIZE|none]",
       "Change a project's quotas.",
       QUOTA_HELP
       "\nA limit below what is in use stops growth; nothing running is touched.\n",

@@ -575,7 +575,8 @@ static const CliCommand volume_commands[] = {
     { "volume", "resize", "POOL/NAME", "--size SIZE [--allow-shrink] [--async]",
       "Grow (or shrink) a volume.",
       "A volume attached to a running VM grows online. Shrinking needs --allow-shrink\n"
-      "and a detached volume, and loses whatever lies beyond the new size.\n"
+      "and a detached volume, and loses whatever lies beyond the new size. A VM's disk\n"
+      "that grows counts against the disk quota of the VM's project.\n"
       "\n" SIZE_HELP
       "\nOptions:\n"
       "  --size SIZE           the new size (required)\n"

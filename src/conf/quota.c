@@ -8,7 +8,7 @@
 #include "util/util.h"
 #include "vireo/errors.h"
 
-static const char *const kind_names[] = { "vcpus", "memory_mib", "vms" };
+static const char *const kind_names[] = { "vcpus", "memory_mib", "vms", "disk_bytes" };
 _Static_assert(ELEMENTSOF(kind_names) == _VO_QUOTA_MAX, "kind_names out of date");
 
 const char *vo_quota_name(VoQuotaKind k)
@@ -18,7 +18,16 @@ const char *vo_quota_name(VoQuotaKind k)
 
 int64_t vo_quota_get(const VoQuota *q, VoQuotaKind k)
 {
-    return k == VO_QUOTA_VCPUS ? q->vcpus : k == VO_QUOTA_MEMORY ? q->memory_mib : q->vms;
+    switch (k) {
+    case VO_QUOTA_VCPUS:
+        return q->vcpus;
+    case VO_QUOTA_MEMORY:
+        return q->memory_mib;
+    case VO_QUOTA_DISK:
+        return q->disk_bytes;
+    default:
+        return q->vms;
+    }
 }
 
 void vo_quota_set(VoQuota *q, VoQuotaKind k, int64_t value)
@@ -27,6 +36,8 @@ void vo_quota_set(VoQuota *q, VoQuotaKind k, int64_t value)
         q->vcpus = value;
     else if (k == VO_QUOTA_MEMORY)
         q->memory_mib = value;
+    else if (k == VO_QUOTA_DISK)
+        q->disk_bytes = value;
     else
         q->vms = value;
 }
@@ -77,7 +88,7 @@ int vo_quota_from_json(json_t *obj, VoQuota *ret, char **ret_error)
             k++;
         if (k == _VO_QUOTA_MAX)
             return vo_error_set(ret_error, -EINVAL, "quotas: unknown quota '%s' (vcpus, "
-                                "memory_mib, vms)", key);
+                                "memory_mib, vms, disk_bytes)", key);
         if (json_is_null(value))
             continue; /* unlimited */
         if (!json_is_integer(value) || json_integer_value(value) < 0)

@@ -17,10 +17,18 @@ typedef struct {
     int64_t vcpus;
     int64_t memory_mib;
     int64_t vms;
+    int64_t disk_bytes; /* the virtual sizes of the VMs' disks */
 } VoQuota;
 
-typedef enum { VO_QUOTA_VCPUS, VO_QUOTA_MEMORY, VO_QUOTA_VMS, _VO_QUOTA_MAX } VoQuotaKind;
-/* "vcpus", "memory_mib", "vms": the JSON names of limits and usage. */
+typedef enum {
+    VO_QUOTA_VCPUS,
+    VO_QUOTA_MEMORY,
+    VO_QUOTA_VMS,
+    VO_QUOTA_DISK,
+    _VO_QUOTA_MAX
+} VoQuotaKind;
+/* "vcpus", "memory_mib", "vms", "disk_bytes": the JSON names of limits and
+ * usage. */
 const char *vo_quota_name(VoQuotaKind k);
 int64_t vo_quota_get(const VoQuota *q, VoQuotaKind k);
 void vo_quota_set(VoQuota *q, VoQuotaKind k, int64_t value);

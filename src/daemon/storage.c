@@ -82,6 +82,13 @@ void vo_storage_set_online_resize(VoOnlineResizeFn fn)
     online_resize = fn;
 }
 
+static VoDiskGrowFn disk_grow;
+
+void vo_storage_set_disk_grow(VoDiskGrowFn fn)
+{
+    disk_grow = fn;
+}
+
 static int collect_member(const char *key, const char *value, int64_t rev, void *userdata)
 {
     (void)rev;
@@ -1732,6 +1739,7 @@ typedef struct {
     uint64_t size;
     bool allow_shrink, linked;
     int64_t expected; /* delete: the revision the request named (If-Match), 0: any */
+    int64_t grown;    /* resize: bytes its VM's project counts more (disk_grow) */
 } VolumeOp;
 
 static void volume_op_free(void *p)
@@ -2123,6 +2131,9 @@ static int task_volume_resize(VoTask *t, void *userdata)
             r = vo_img_resize(op->path, op->format, op->size, op->allow_shrink, &error);
     }
     release_volume(op->d, op->pool, op->name);
+    _cleanup_free_ char *ignored = NULL;
+    if (r < 0 && op->grown && disk_grow) /* not grown: its VM's project counts it back */
+        (void)disk_grow(op->d, key, -op->grown, &ignored);
     return r < 0 ? fail_volume_task(t, r, "resize", op, error) : 0;
 }
 
@@ -2213,11 +2224,17 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
         }
     }
     vo_img_info_clear(&info);
+    /* A disk of a VM here that grows: its project's disk quota is checked
+     * and the growth counted before the task runs. */
+    if (r >= 0 && attached && size > current && disk_grow &&
+        (r = disk_grow(d, key, (int64_t)(size - current), ret_error)) >= 0)
+        op->grown = (int64_t)(size - current);
     if (r < 0) {
         release_volume(d, pool, name);
         volume_op_free(op);
         return r;
     }
+    int64_t grown = op->grown; /* op is freed when the submit is refused */
     r = vo_tasks_submit(d->tasks,
                         &(VoTaskDesc){ .kind = "volume-resize", .target = name,
                                        .keys = { vm_key } },
@@ -2225,6 +2242,9 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
     if (r < 0) {
         release_volume(d, pool, name);
         volume_op_free(op);
+        _cleanup_free_ char *ignored = NULL;
+        if (grown)
+            (void)disk_grow(d, key, -grown, &ignored);
     }
     return r;
 }

@@ -138,6 +138,13 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
  * one, registers it at start-up; until then every resize is offline. */
 typedef int (*VoOnlineResizeFn)(VoDaemon *d, const char *key, uint64_t size, char **ret_error);
 void vo_storage_set_online_resize(VoOnlineResizeFn fn);
+/* Counts delta more bytes (less when negative) of disk for the VM here that
+ * has volume key as a disk, checked against its project's disk quota
+ * (-VO_EQUOTA with *ret_error; 0 when no VM here has it): the VM service
+ * registers it at start-up, and a resize that grows an attached volume asks
+ * it first (and again with -delta when the resize failed). */
+typedef int (*VoDiskGrowFn)(VoDaemon *d, const char *key, int64_t delta, char **ret_error);
+void vo_storage_set_disk_grow(VoDiskGrowFn fn);
 int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char *target_key,
                     bool linked, json_t **ret_task, json_t **ret_volume, char **ret_error);
 /* Marks a volume shareable (several VMs may attach it; QEMU's image locking

@@ -9,6 +9,7 @@
 #include "daemon/images.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
+#include "storage/volume-path.h"
 #include "util/util.h"
 
 /* Caller holds vm->lock: index of the disk that is volume key, or -1. */
@@ -65,6 +66,30 @@ int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char
     return r;
 }
 
+int64_t vo_vm_volume_virtual_size(VoDaemon *d, const char *key)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL, *error = NULL;
+    json_t *doc = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0 ||
+        vo_volume_get_json(d, pool, name, &doc, &error) < 0)
+        return 0;
+    int64_t size = json_integer_value(json_object_get(doc, "virtual_size_bytes"));
+    json_decref(doc);
+    return size;
+}
+
+/* A disk (not a kernel or initrd). */
+static bool has_disk(VoVm *vm, const void *key)
+{
+    return disk_index(vm, key) >= 0;
+}
+
+int vo_vm_volume_grow(VoDaemon *d, const char *key, int64_t delta, char **ret_error)
+{
+    _cleanup_vm_ VoVm *vm = vo_vms_find_if(d, has_disk, key);
+    return vm ? vo_vm_disk_bytes_change(vm, delta, ret_error) : 0;
+}
+
 json_t *vo_vm_disks_json(VoVm *vm)
 {
     json_t *arr = json_array();
@@ -91,6 +116,7 @@ typedef struct {
     char *volume, *pool, *format, *image;
     uint64_t size;
     size_t index;
+    int64_t reserved; /* disk bytes taken in the project for the disk added */
     bool image_claimed; /* a template holds op->image (vo_image_name_claim) */
 } DiskOp;
 
@@ -164,6 +190,16 @@ static int disk_volume(VoDaemon *d, VoVm *vm, DiskOp *op, VoTask *t, char **ret_
 /* Stopped VM: the disk joins its definition. Running VM: QEMU plugs it in
  * first (blockdev-add, device_add), and only once it did is the definition
  * changed and saved, so a stop/start or a vireod restart keeps it. */
+/* A disk add that failed: the room taken for it in the VM's project
+ * (vo_vm_disk_add) is given back. */
+static void give_back(DiskOp *op)
+{
+    _cleanup_free_ char *error = NULL;
+    if (op->reserved && vo_vm_disk_bytes_change(op->vm, -op->reserved, &error) < 0)
+        log_warn("vm: cannot give back the %lld disk bytes reserved for a disk: %s",
+                 (long long)op->reserved, error);
+}
+
 static int task_disk_add(VoTask *t, void *userdata)
 {
     DiskOp *op = userdata;
@@ -172,8 +208,10 @@ static int task_disk_add(VoTask *t, void *userdata)
     VoHvInstance *hv = NULL;
     VoVmSpec *next = NULL;
     int r = vo_vm_lock_for_change(t, vm, "add a disk to", &hv, &next);
-    if (r < 0)
+    if (r < 0) {
+        give_back(op);
         return r;
+    }
     _cleanup_free_ char *error = NULL, *path = NULL, *format = NULL, *created = NULL;
     bool shareable = false, claimed = false;
     if (next->n_disks >= VO_VM_MAX_DISKS) {
@@ -221,6 +259,8 @@ static int task_disk_add(VoTask *t, void *userdata)
         _cleanup_free_ char *ignored = NULL;
         (void)vo_volume_remove_now(d, op->volume, &ignored);
     }
+    if (r < 0)
+        give_back(op);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_task_fail(t, r, "cannot add a disk to VM '%s': %s", name,
@@ -299,7 +339,22 @@ int vo_vm_disk_add(VoDaemon *d, VoVm *vm, const VoVmDiskAdd *add, json_t **ret_t
     op->pool = vo_strdup(add->pool ? add->pool : VO_DEFAULT_POOL);
     op->format = vo_strdup(add->format ? add->format : "qcow2");
     op->size = add->size_bytes;
-    return vo_vm_submit(d, vm, "disk-add", task_disk_add, op, disk_op_free, ret_task, ret_error);
+    /* Its size counts against the project's disk quota before the task
+     * makes or attaches it (given back when the add fails). */
+    int64_t size = add->volume ? vo_vm_volume_virtual_size(d, add->volume)
+                               : (int64_t)add->size_bytes;
+    if (size > 0 && (r = vo_vm_disk_bytes_change(vm, size, ret_error)) < 0) {
+        disk_op_free(op);
+        return r;
+    }
+    op->reserved = size > 0 ? size : 0;
+    int64_t reserved = op->reserved; /* op is freed when the submit is refused */
+    r = vo_vm_submit(d, vm, "disk-add", task_disk_add, op, disk_op_free, ret_task, ret_error);
+    if (r < 0 && reserved) {
+        _cleanup_free_ char *ignored = NULL;
+        (void)vo_vm_disk_bytes_change(vm, -reserved, &ignored);
+    }
+    return r;
 }
 
 /* Running VM: the guest must release the disk (device_del, DEVICE_DELETED)
@@ -326,8 +381,10 @@ static int task_disk_remove(VoTask *t, void *userdata)
         vo_task_progress(t, 30, "waiting for the guest to release the disk");
         r = d->driver->disk_detach(hv, next->disks[op->index].slot, &error);
     }
+    int64_t freed = 0;
     if (r >= 0) {
         VoDiskSpec *removed = &next->disks[op->index];
+        freed = removed->volume ? vo_vm_volume_virtual_size(d, removed->volume) : 0;
         free(removed->path);
         free(removed->volume);
         memmove(removed, removed + 1, sizeof(VoDiskSpec) * (next->n_disks - op->index - 1));
@@ -336,6 +393,10 @@ static int task_disk_remove(VoTask *t, void *userdata)
     }
     vo_vm_spec_free(next);
     pthread_mutex_unlock(&vm->job);
+    _cleanup_free_ char *ignored = NULL;
+    if (r >= 0 && freed > 0 && vo_vm_disk_bytes_change(vm, -freed, &ignored) < 0)
+        log_warn("vm: cannot give back the %lld disk bytes of a removed disk: %s",
+                 (long long)freed, ignored);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         return vo_task_fail(t, r, "cannot remove disk %zu from VM '%s': %s", op->index, name,

@@ -74,6 +74,11 @@ struct VoVm {
      * against the project's quotas (daemon/projects.h); other writes (state
      * changes, the relations rebuilt at start) never are. vm->lock. */
     bool check_quota;
+    /* The virtual sizes of its disks, in bytes, as its project's usage
+     * document says (disk_bytes; VM specs hold no sizes): set at create
+     * and by a disk's hot-plug, detach or resize, carried over from the
+     * stored document when it is loaded, moved or migrated in. vm->lock. */
+    int64_t disk_bytes;
     /* Live migration (migrate.c), under vm->lock: the migration task's id
      * and the destination host's name while it runs (other operations are
      * refused, naming the task); migrated_away once the ownership
@@ -135,6 +140,16 @@ char *vo_vms_volume_user(VoDaemon *d, const char *key);
  * volume, so the caller resizes the file itself): registered with the volume
  * service at start-up (vo_storage_set_online_resize). */
 int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char **ret_error);
+/* Disk quota (docs/projects.md): the virtual size of volume key ("pool/
+ * name"; 0 when it cannot be read); a change of the VM's disk figure by
+ * delta bytes, saved in its project's usage document (a growth checked
+ * against the quota: -VO_EQUOTA or -ENOENT with *ret_error naming the
+ * quota, the use and what was asked; nothing changed then); and, for the
+ * volume service's resize (vo_storage_set_disk_grow), the same for the VM
+ * here that has volume key as a disk (0 when none has). */
+int64_t vo_vm_volume_virtual_size(VoDaemon *d, const char *key);
+int vo_vm_disk_bytes_change(VoVm *vm, int64_t delta, char **ret_error);
+int vo_vm_volume_grow(VoDaemon *d, const char *key, int64_t delta, char **ret_error);
 /* Caller holds d->vms_lock. */
 VoVm *vo_vms_find_locked(VoDaemon *d, const char *name_or_id);
 /* The first VM for which fn (called with vm->lock held) is true, referenced;

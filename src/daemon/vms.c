@@ -249,7 +249,8 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
                           : vo_relations_of_vm(vm->spec, vo_vm_state_active(vm->state));
     if (!forget) { /* its group's member and project usage go and come with the rest */
         vo_relations_add_group(want, vm->spec, vm->d->host_id);
-        vo_relations_add_project(want, vm->spec, vm->d->host_id);
+        vo_relations_add_project(want, vm->spec, vm->d->host_id,
+                                 vm->disk_bytes > 0 ? vm->disk_bytes : 0);
     }
     const char *name = vm->spec->name;
     bool claim = !forget && (!vm->claimed_name || strcmp(vm->claimed_name, name)) &&
@@ -340,6 +341,47 @@ static char *project_refusal(int r)
 {
     const char *words = vo_project_refusal();
     return (r == -VO_EQUOTA || r == -ENOENT) && words ? vo_strdup(words) : NULL;
+}
+
+/* A VM without a disk figure (vm->disk_bytes -1: loaded with a usage
+ * document from before disk quotas, or none; or defined from a spec): the
+ * virtual sizes of its disks now, else -1. Reads the volumes outside vm->lock (their documents ask who
+ * uses them). */
+static int64_t measure_disks(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool unknown = vm->disk_bytes < 0;
+    size_t n = unknown ? vm->spec->n_disks : 0;
+    char **keys = vo_malloc0(sizeof(char *) * (n + 1));
+    for (size_t k = 0; k < n; k++)
+        keys[k] = vo_strdup(vm->spec->disks[k].volume);
+    pthread_mutex_unlock(&vm->lock);
+    int64_t sum = unknown ? 0 : -1;
+    for (size_t k = 0; k < n; k++) {
+        if (keys[k])
+            sum += vo_vm_volume_virtual_size(vm->d, keys[k]);
+        free(keys[k]);
+    }
+    free(keys);
+    return sum;
+}
+
+int vo_vm_disk_bytes_change(VoVm *vm, int64_t delta, char **ret_error)
+{
+    pthread_mutex_lock(&vm->lock);
+    int64_t was = vm->disk_bytes;
+    vm->disk_bytes = was + delta > 0 ? was + delta : 0;
+    vm->check_quota = delta > 0;
+    int r = write_vm(vm, NULL, false);
+    vm->check_quota = false;
+    if (r < 0) {
+        vm->disk_bytes = was;
+        char *refused = project_refusal(r);
+        *ret_error = refused ? refused : vo_asprintf("cannot save VM '%s': %s", vm->spec->name,
+                                                     strerror(-r));
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return r;
 }
 
 char *vo_vm_name_taken_message(VoDaemon *d, const char *name)
@@ -1940,6 +1982,13 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     }
     VoVm *vm = vm_new_defined(d, spec);
     vm->provisioning = true;
+    /* Its boot disk's virtual size counts from its first save, before the
+     * task makes the disk: as asked, else the existing volume's, else the
+     * image's (read before the registry's lock: the volume's document asks
+     * who uses it). */
+    vm->disk_bytes = args->disk_size_bytes ? (int64_t)args->disk_size_bytes
+                     : args->disk_volume   ? vo_vm_volume_virtual_size(d, args->disk_volume)
+                                           : (int64_t)img->size_bytes;
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, args->name)) {
         vo_vm_release_networks(d, spec);
@@ -2016,6 +2065,8 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
         return r == -ENOENT ? -EINVAL : r;
     }
     VoVm *vm = vm_new_defined(d, spec);
+    vm->disk_bytes = -1; /* its disks exist: they count from its first save */
+    vm->disk_bytes = measure_disks(vm);
     _cleanup_free_ char *dir = vo_vm_state_dir(d, spec->id);
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, spec->name)) {
@@ -2311,7 +2362,8 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
     json_decref(vm->uses);
     vm->uses = vo_relations_of_vm(spec, true);
     vo_relations_add_group(vm->uses, spec, d->host_id);
-    vo_relations_add_project(vm->uses, spec, d->host_id);
+    vm->disk_bytes = vo_project_usage_disk_stored(d->store, vo_vm_spec_project(spec), spec->id);
+    vo_relations_add_project(vm->uses, spec, d->host_id, vm->disk_bytes);
     vm->claimed_name = vo_strdup(spec->name);
     vm->state = VO_VM_PAUSED; /* until the caller resumes it */
     vm->state_reason = vo_strdup(VO_VM_REASON_UNKNOWN);
@@ -2377,7 +2429,8 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     json_decref(vm->uses);
     vm->uses = vo_relations_of_vm(spec, false);
     vo_relations_add_group(vm->uses, spec, d->host_id);
-    vo_relations_add_project(vm->uses, spec, d->host_id);
+    vm->disk_bytes = vo_project_usage_disk_stored(d->store, vo_vm_spec_project(spec), spec->id);
+    vo_relations_add_project(vm->uses, spec, d->host_id, vm->disk_bytes);
     vm->claimed_name = vo_strdup(spec->name);
     vm->state = state;
     vm->created_at = json_integer_value(json_object_get(status, "created_at"));
@@ -2635,6 +2688,9 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     vm->rev = rev;
     adopt_claim(ctx, vm);
     json_t *have = json_object_get(ctx->relations, spec->id);
+    /* Its disk figure as last written; -1 (none): measured before the
+     * relations are written again (rebuild_relations). */
+    vm->disk_bytes = have ? vo_project_usage_disk_in(have) : -1;
     if (have) { /* what is in the store: the next save writes only the difference */
         json_decref(vm->uses);
         vm->uses = json_incref(have);
@@ -2727,7 +2783,10 @@ static void rebuild_relations(VoDaemon *d, json_t *orphans)
     size_t n = 0;
     VoVm **vms = vo_vms_ref_all(d, &n);
     for (size_t i = 0; i < n; i++) {
+        int64_t disk_bytes = measure_disks(vms[i]);
         pthread_mutex_lock(&vms[i]->lock);
+        if (vms[i]->disk_bytes < 0)
+            vms[i]->disk_bytes = disk_bytes;
         int r = write_vm(vms[i], NULL, false);
         if (r < 0)
             log_warn("vm %s: cannot record what it uses: %s", vms[i]->spec->name, strerror(-r));
@@ -2827,6 +2886,7 @@ int vo_vms_load(VoDaemon *d)
     /* The volume service sits below the VMs: it resizes a volume a running
      * VM holds through this hook rather than by calling the VM code. */
     vo_storage_set_online_resize(vo_vm_resize_volume_online);
+    vo_storage_set_disk_grow(vo_vm_volume_grow);
     autostart_once(d);
     return 0;
 }

@@ -41,8 +41,38 @@ void vo_project_usage_of_doc(const char *text, VoQuota *ret)
     }
     ret->vcpus = json_integer_value(json_object_get(doc, "vcpus"));
     ret->memory_mib = json_integer_value(json_object_get(doc, "memory_mib"));
+    ret->disk_bytes = json_integer_value(json_object_get(doc, "disk_bytes"));
     ret->vms = 1;
     json_decref(doc);
+}
+
+int64_t vo_project_usage_disk_in(json_t *relations)
+{
+    size_t prefix = strlen(VO_KEY_PROJECT_USAGE_PREFIX);
+    const char *key;
+    json_t *text;
+    json_object_foreach(relations, key, text) {
+        if (strncmp(key, VO_KEY_PROJECT_USAGE_PREFIX, prefix))
+            continue;
+        json_t *doc = json_loads(json_string_value(text) ?: "", 0, NULL);
+        json_t *disk = json_object_get(doc, "disk_bytes");
+        int64_t bytes = json_is_integer(disk) ? json_integer_value(disk) : -1;
+        json_decref(doc);
+        return bytes;
+    }
+    return -1;
+}
+
+int64_t vo_project_usage_disk_stored(VoStore *s, const char *project, const char *vm_id)
+{
+    _cleanup_free_ char *key = vo_asprintf(VO_KEY_PROJECT_USAGE_PREFIX "%s/%s", project, vm_id);
+    _cleanup_free_ char *text = NULL;
+    int64_t rev;
+    if (vo_store_get(s, key, &text, &rev) < 0)
+        return 0;
+    VoQuota used;
+    vo_project_usage_of_doc(text, &used);
+    return used.disk_bytes;
 }
 
 int vo_project_name_check(const char *name, char **ret_error)

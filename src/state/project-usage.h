@@ -21,6 +21,15 @@ void vo_project_guard_clear(VoProjectGuard *g);
 
 /* One VM's usage as its usage document says (all zeros for NULL). */
 void vo_project_usage_of_doc(const char *text, VoQuota *ret);
+/* The disk figure ("disk_bytes": the virtual sizes of its disks) of a VM's
+ * usage document: among relations ({key: text}, as a VM's last written), or
+ * as the store holds it (0 when it holds none). VM specs hold no disk
+ * sizes, so a VM's figure is carried over from its last usage document
+ * when it is loaded, moved or migrated in (daemon/vms.c). _in: -1 when
+ * relations hold no usage document or one without the figure (written
+ * before disk quotas: the VM's disks are then measured once). */
+int64_t vo_project_usage_disk_in(json_t *relations);
+int64_t vo_project_usage_disk_stored(VoStore *s, const char *project, const char *vm_id);
 /* Checks VM vm_id's change in project from before to after (zeros: new in
  * it). 0 with *ret filled; -ENOENT (no such project), -VO_EQUOTA (over a
  * quota), or the store's error, with *ret_error saying so. */

@@ -75,16 +75,17 @@ void vo_relations_add_group(json_t *want, const VoVmSpec *spec, const char *host
                       host_id ? host_id : ""));
 }
 
-void vo_relations_add_project(json_t *want, const VoVmSpec *spec, const char *host_id)
+void vo_relations_add_project(json_t *want, const VoVmSpec *spec, const char *host_id,
+                              int64_t disk_bytes)
 {
     unsigned vcpus = spec->max_vcpus > spec->vcpus ? spec->max_vcpus : spec->vcpus;
     uint64_t memory = spec->max_memory_mib > spec->memory_mib ? spec->max_memory_mib
                                                               : spec->memory_mib;
     set_doc(want, vo_asprintf(VO_KEY_PROJECT_USAGE_PREFIX "%s/%s", vo_vm_spec_project(spec),
                               spec->id),
-            json_pack("{s:s, s:s, s:s, s:i, s:I}", "vm", spec->id, "name", spec->name, "host",
-                      host_id ? host_id : "", "vcpus", (int)vcpus, "memory_mib",
-                      (json_int_t)memory));
+            json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "vm", spec->id, "name", spec->name,
+                      "host", host_id ? host_id : "", "vcpus", (int)vcpus, "memory_mib",
+                      (json_int_t)memory, "disk_bytes", (json_int_t)disk_bytes));
 }
 
 int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)

@@ -33,8 +33,11 @@ json_t *vo_relations_of_vm(const VoVmSpec *spec, bool active);
 void vo_relations_add_group(json_t *want, const VoVmSpec *spec, const char *host_id);
 /* Adds to want the VM's usage document in its project:
  * cluster/project-usage/<project>/<vm-id> {"vm","name","host","vcpus",
- * "memory_mib"}, the vCPUs and memory it may grow to (its maximums). */
-void vo_relations_add_project(json_t *want, const VoVmSpec *spec, const char *host_id);
+ * "memory_mib","disk_bytes"}, the vCPUs and memory it may grow to (its
+ * maximums) and disk_bytes, the virtual sizes of its disks (which the spec
+ * does not hold: the VM service keeps the figure, daemon/vms.c). */
+void vo_relations_add_project(json_t *want, const VoVmSpec *spec, const char *host_id,
+                              int64_t disk_bytes);
 
 /* One transaction on a VM: its document compared at vm_rev (VO_REV_NEW: it
  * must not exist), then: vm_doc put (NULL: left as it is) or, with

@@ -3,7 +3,8 @@ formed with vireo cluster init/join): the project and its usage are
 documents of the whole cluster (etcd), so creates racing for the last slot
 through two hosts, each making its VM on itself, make exactly one VM, and
 each host shows the other's VM in the project's usage; a VM moved to the
-other host keeps its usage (its record follows it). (Here the creates
+other host keeps its usage (its record follows it), also its disk figure,
+which its spec does not hold, through a save on the new host. (Here the creates
 may meet one after the other; the tight interleaving, both checked before
 either commits, is pinned by tests/unit/test-relations.c on the store.)"""
 
@@ -52,13 +53,17 @@ def test_quota_holds_across_hosts(cluster):
     # its old host, restarted, does not take it for an orphan of its own.
     h1.task_ok("POST", "/v1/vms", {"name": "mover", "memory_mib": 64, "project": "shared",
                                    "host": h1.name})
+    disk = h1.api("GET", "/v1/projects/shared")["usage"]["disk_bytes"]
+    assert disk > 0
     h2.cli("vm", "move", "mover", "--to", h2.name, timeout=300)
+    h2.api("PATCH", "/v1/vms/mover", {"vcpus": 2})  # a save on its new host
     h2_id = h2.api("GET", "/v1/host")["id"]
     h1.stop()
     h1.start()
     for h in (h1, h2):
         shown = h.api("GET", "/v1/projects/shared")
         assert shown["usage"]["vms"] == 1 and shown["vms"][0]["host"] == h2_id, shown
+        assert shown["usage"]["disk_bytes"] == disk, shown
     err = h1.api("POST", "/v1/vms", {"name": "more", "memory_mib": 64, "project": "shared",
                                      "host": h1.name}, expect=409)
     assert err["error"]["code"] == "quota-exceeded", err

@@ -4,9 +4,12 @@ vireo project create|list|show|set|delete, vm create / vm set --project,
 quota-exceeded naming the quota, its limit and the use, nothing half-made;
 creates racing for a project's last slot make exactly one VM; a project
 with VMs is not deleted, and a delete racing a create never leaves a VM in
-a project that is gone; usage survives a restart of vireod."""
+a project that is gone; usage survives a restart of vireod; the disk quota
+(the virtual sizes of the project's VMs' disks) holds at create, disk
+hot-plug and volume resize, also for racing creates."""
 
 import json
+import os
 import threading
 
 import pytest
@@ -25,6 +28,14 @@ def d():
 
 def usage_keys(d):
     return d.store_keys("cluster/project-usage/")
+
+
+def counts(usage):
+    """A project's usage without its disk bytes (the image's size)."""
+    return {k: v for k, v in usage.items() if k != "disk_bytes"}
+
+
+GIB = 1 << 30
 
 
 def race(n, fn):
@@ -51,13 +62,13 @@ def test_projects_and_quotas(d):
     assert d.vm("old")["project"] == "default"
     listed = {p["name"]: p for p in d.api("GET", "/v1/projects")["projects"]}
     assert listed["default"]["quotas"] == {}
-    assert listed["default"]["usage"] == {"vcpus": 1, "memory_mib": 64, "vms": 1}
+    assert counts(listed["default"]["usage"]) == {"vcpus": 1, "memory_mib": 64, "vms": 1}
 
     p = d.api("POST", "/v1/projects", {"name": "team-a",
                                        "quotas": {"vcpus": 4, "memory_mib": 256, "vms": 3}},
               expect=201)
     assert p["quotas"] == {"vcpus": 4, "memory_mib": 256, "vms": 3}
-    assert p["usage"] == {"vcpus": 0, "memory_mib": 0, "vms": 0}
+    assert p["usage"] == {"vcpus": 0, "memory_mib": 0, "vms": 0, "disk_bytes": 0}
     err = d.api("POST", "/v1/projects", {"name": "team-a"}, expect=409)
     assert "exists already" in err["error"]["message"]
     err = d.api("POST", "/v1/projects", {"name": "Bad_Name"}, expect=400)
@@ -83,7 +94,7 @@ def test_projects_and_quotas(d):
     bad = d.cli("vm", "create", "a3", "--memory", "256M", "--project", "team-a", check=False)
     assert bad.returncode != 0 and "quota memory_mib is 256 (128 in use)" in bad.stderr
     shown = d.api("GET", "/v1/projects/team-a")
-    assert shown["usage"] == {"vcpus": 3, "memory_mib": 128, "vms": 2}
+    assert counts(shown["usage"]) == {"vcpus": 3, "memory_mib": 128, "vms": 2}
     assert sorted(v["name"] for v in shown["vms"]) == ["a1", "a2"]
     out = d.cli("project", "show", "team-a").stdout
     assert "3 / 4" in out and "128 / 256" in out and "a1" in out
@@ -193,11 +204,29 @@ def test_delete_races_a_create(d):
 
 def test_usage_survives_a_restart(d):
     d.api("POST", "/v1/projects", {"name": "keep", "quotas": {"vms": 1}}, expect=201)
-    d.task_ok("POST", "/v1/vms", {"name": "k1", "memory_mib": 64, "project": "keep"})
+    d.task_ok("POST", "/v1/vms", {"name": "k1", "memory_mib": 64, "project": "keep",
+                                  "disk_size_bytes": GIB})
     d.stop()
+    # As a usage document written before disk quotas: the disks are
+    # measured when vireod loads the VM.
+    import sqlite3
+    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
+    try:
+        (key, text), = db.execute("SELECT key, value FROM documents WHERE key LIKE "
+                                  "'cluster/project-usage/keep/%'").fetchall()
+        doc = json.loads(text)
+        del doc["disk_bytes"]
+        db.execute("UPDATE documents SET value = ? WHERE key = ?", (json.dumps(doc), key))
+        db.commit()
+    finally:
+        db.close()
     d.start()
+    assert d.api("GET", "/v1/projects/keep")["usage"]["disk_bytes"] == GIB
     assert d.vm("k1")["project"] == "keep"
     assert d.api("GET", "/v1/projects/keep")["usage"]["vms"] == 1
+    # The disk figure is not in the spec: a save after the restart keeps it.
+    d.api("PATCH", "/v1/vms/k1", {"vcpus": 2})
+    assert d.api("GET", "/v1/projects/keep")["usage"]["disk_bytes"] == GIB
     err = d.api("POST", "/v1/vms", {"name": "k2", "memory_mib": 64, "project": "keep"},
                 expect=409)
     assert "quota vms is 1 (1 in use)" in err["error"]["message"]
@@ -205,6 +234,74 @@ def test_usage_survives_a_restart(d):
         "name"] == "k1"
     d.task_ok("DELETE", "/v1/vms/k1")
     d.api("DELETE", "/v1/projects/keep")
+
+
+def test_disk_quota(d):
+    """--max-disk: a create is refused when its boot disk (as asked, the
+    image's size, or an existing volume's) takes the project over; so is a
+    disk hot-plug (its room given back when the add fails or the disk is
+    removed) and a resize of a VM's volume; two creates racing for the
+    room of one make one VM."""
+    d.cli("project", "create", "dq", "--max-disk", "3G")
+    assert d.api("GET", "/v1/projects/dq")["quotas"] == {"disk_bytes": 3 * GIB}
+    d.task_ok("POST", "/v1/vms", {"name": "q1", "memory_mib": 64, "project": "dq",
+                                  "disk_size_bytes": 2 * GIB})
+    assert d.api("GET", "/v1/projects/dq")["usage"]["disk_bytes"] == 2 * GIB
+    err = d.api("POST", "/v1/vms", {"name": "q2", "memory_mib": 64, "project": "dq",
+                                    "disk_size_bytes": 2 * GIB}, expect=409)
+    assert err["error"]["code"] == "quota-exceeded"
+    assert err["error"]["message"] == (
+        f"project 'dq': quota disk_bytes is {3 * GIB} ({2 * GIB} in use); this needs {2 * GIB}")
+    assert d.request("GET", "/v1/vms/q2")[0] == 404  # nothing half-made
+    assert not [v for v in d.api("GET", "/v1/volumes")["volumes"]
+                if v["name"].startswith("q2")]
+
+    # Hot-plug: checked before the task; a removed disk gives its room back.
+    err = d.api("POST", "/v1/vms/q1/disks", {"size_bytes": 2 * GIB}, expect=409)
+    assert f"quota disk_bytes is {3 * GIB} ({2 * GIB} in use); this needs {2 * GIB} more" \
+        in err["error"]["message"]
+    assert len(d.api("GET", "/v1/vms/q1/disks")["disks"]) == 1
+    d.task_ok("POST", "/v1/vms/q1/disks", {"size_bytes": GIB // 2})
+    assert d.api("GET", "/v1/projects/dq")["usage"]["disk_bytes"] == 2 * GIB + GIB // 2
+    d.task_ok("DELETE", "/v1/vms/q1/disks/1")
+    assert d.api("GET", "/v1/projects/dq")["usage"]["disk_bytes"] == 2 * GIB
+
+    # Resize of the VM's volume: growth counts, over the quota refused.
+    boot = d.api("GET", "/v1/vms/q1/disks")["disks"][0]["volume"]
+    pool, name = boot.split("/")
+    err = d.api("POST", f"/v1/pools/{pool}/volumes/{name}/resize",
+                {"size_bytes": 4 * GIB}, expect=409)
+    assert f"quota disk_bytes is {3 * GIB} ({2 * GIB} in use); this needs {2 * GIB} more" \
+        in err["error"]["message"]
+    d.task_ok("POST", f"/v1/pools/{pool}/volumes/{name}/resize",
+              {"size_bytes": 2 * GIB + GIB // 2})
+    assert d.api("GET", "/v1/projects/dq")["usage"]["disk_bytes"] == 2 * GIB + GIB // 2
+    out = d.cli("project", "show", "dq").stdout
+    assert "2.5 GiB / 3 GiB" in out, out
+    bad = d.cli("vm", "create", "q3", "--memory", "64M", "--project", "dq",
+                "--disk-size", "1G", check=False)
+    assert bad.returncode != 0 and "quota disk_bytes" in bad.stderr, bad.stderr
+
+    # Two creates at once, room for one: exactly one VM.
+    answers = race(2, lambda i: d.request("POST", "/v1/vms", {
+        "name": f"qr{i}", "memory_mib": 64, "project": "dq", "disk_size_bytes": GIB // 2}))
+    made = [i for i, (status, _) in enumerate(answers) if status == 202]
+    assert len(made) == 1, answers
+    other = answers[1 - made[0]]
+    assert other[0] == 409 and "quota disk_bytes" in other[1]["error"]["message"], other
+    d.wait_task(answers[made[0]][1]["task"])
+    assert d.api("GET", "/v1/projects/dq")["usage"]["disk_bytes"] == 3 * GIB
+    # An existing volume attached counts its virtual size.
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "qv", "size_bytes": GIB // 4})
+    err = d.api("POST", "/v1/vms/q1/disks", {"volume": "default/qv"}, expect=409)
+    assert f"this needs {GIB // 4} more" in err["error"]["message"], err
+    d.cli("project", "set", "dq", "--max-disk", "none")
+    d.task_ok("POST", "/v1/vms/q1/disks", {"volume": "default/qv"})
+    assert d.api("GET", "/v1/projects/dq")["usage"]["disk_bytes"] == 3 * GIB + GIB // 4
+    for vm in ("q1", f"qr{made[0]}"):
+        d.task_ok("DELETE", f"/v1/vms/{vm}")
+    d.api("DELETE", "/v1/projects/dq")
+    d.task_ok("DELETE", "/v1/pools/default/volumes/qv")
 
 
 @pytest.fixture(scope="module")

@@ -82,10 +82,47 @@ static void test_add(void **state)
 {
     (void)state;
     VoQuota used = q(1, 2, 3), more = q(10, 20, 30);
+    used.disk_bytes = 4;
+    more.disk_bytes = 40;
     vo_quota_add(&used, &more);
     assert_int_equal(used.vcpus, 11);
     assert_int_equal(used.memory_mib, 22);
     assert_int_equal(used.vms, 33);
+    assert_int_equal(used.disk_bytes, 44);
+}
+
+/* The disk quota: a new VM's boot disk, a disk added or grown. */
+static void test_disk(void **state)
+{
+    (void)state;
+    VoQuota limits, others = q(1, 64, 1), none = { 0 };
+    vo_quota_unlimited(&limits);
+    limits.disk_bytes = 10000;
+    others.disk_bytes = 4000;
+    VoQuota vm = q(1, 64, 1);
+    vm.disk_bytes = 6000; /* fits exactly */
+    char *error = NULL;
+    assert_int_equal(vo_quota_check("p", &limits, &others, &none, &vm, &error), 0);
+    vm.disk_bytes = 6001;
+    assert_int_equal(vo_quota_check("p", &limits, &others, &none, &vm, &error), -VO_EQUOTA);
+    assert_string_equal(error, "project 'p': quota disk_bytes is 10000 (4000 in use); "
+                        "this needs 6001");
+    free(error);
+    error = NULL;
+    /* A VM of 2000 whose disk grows to 8000: 6000 more, over by 2000. */
+    VoQuota before = q(1, 64, 1), after = q(1, 64, 1);
+    before.disk_bytes = 2000;
+    after.disk_bytes = 8000;
+    assert_int_equal(vo_quota_check("p", &limits, &others, &before, &after, &error),
+                     -VO_EQUOTA);
+    assert_string_equal(error, "project 'p': quota disk_bytes is 10000 (6000 in use); "
+                        "this needs 6000 more");
+    free(error);
+    error = NULL;
+    /* A disk removed (or a limit below the use): shrinking passes. */
+    limits.disk_bytes = 1000;
+    assert_int_equal(vo_quota_check("p", &limits, &others, &after, &before, &error), 0);
+    assert_null(error);
 }
 
 static void test_json(void **state)
@@ -109,6 +146,13 @@ static void test_json(void **state)
     free(error);
     error = NULL;
     json_decref(in);
+    in = json_pack("{s:I}", "disk_bytes", (json_int_t)1 << 40);
+    assert_int_equal(vo_quota_from_json(in, &limits, &error), 0);
+    assert_int_equal(limits.disk_bytes, (int64_t)1 << 40);
+    out = vo_quota_to_json(&limits, 1);
+    assert_int_equal(json_integer_value(json_object_get(out, "disk_bytes")), (int64_t)1 << 40);
+    json_decref(out);
+    json_decref(in);
     in = json_pack("{s:i}", "disks", 1);
     assert_int_equal(vo_quota_from_json(in, &limits, &error), -EINVAL);
     assert_non_null(strstr(error, "unknown quota 'disks'"));
@@ -125,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_over_limit_shrink_allowed),
         cmocka_unit_test(test_zero_limit),
         cmocka_unit_test(test_add),
+        cmocka_unit_test(test_disk),
         cmocka_unit_test(test_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

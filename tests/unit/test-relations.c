@@ -361,7 +361,7 @@ static json_t *usage_of(const char *id, const char *project, unsigned vcpus)
                       .max_vcpus = vcpus, .memory_mib = 64, .max_memory_mib = 64,
                       .project = (char *)project };
     json_t *want = json_object();
-    vo_relations_add_project(want, &spec, "host-a");
+    vo_relations_add_project(want, &spec, "host-a", 0);
     return want;
 }
 
@@ -400,6 +400,51 @@ static void test_last_slot_taken_once(void **state)
     assert_int_equal(u.used.vms, 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(u.vms, 0), "vm")), VM1);
     json_decref(u.vms);
+    vo_project_guard_clear(&g1);
+    vo_project_guard_clear(&g2);
+    json_decref(w1);
+    json_decref(w2);
+}
+
+/* The disk figure: written in the usage document, read back as a VM
+ * loaded, moved or migrated in gets it (the spec holds no sizes), and two
+ * disk growths checked at once against the room for one: one commits. */
+static void test_disk_figure(void **state)
+{
+    Fixture *f = *state;
+    put_project(f->store, "p", "{\"quotas\":{\"disk_bytes\":5000}}");
+    VoVmSpec spec = { .id = (char *)VM1, .name = (char *)VM1, .vcpus = 1, .max_vcpus = 1,
+                      .memory_mib = 64, .max_memory_mib = 64, .project = (char *)"p" };
+    json_t *w1 = json_object();
+    vo_relations_add_project(w1, &spec, "host-a", 3000);
+    assert_int_equal(vo_project_usage_disk_in(w1), 3000);
+    json_t *old = json_pack("{s:s}", "cluster/project-usage/p/" VM1,
+                            "{\"vm\":\"" VM1 "\",\"vcpus\":1,\"memory_mib\":64}");
+    assert_int_equal(vo_project_usage_disk_in(old), -1); /* from before disk quotas */
+    json_decref(old);
+    VoQuota grown = one_vm;
+    grown.disk_bytes = 3000;
+    VoProjectGuard g1 = { 0 }, g2 = { 0 };
+    char *error = NULL;
+    assert_int_equal(vo_project_check(f->store, "p", VM1, &none, &grown, &g1, &error), 0);
+    assert_int_equal(vo_project_check(f->store, "p", VM2, &none, &grown, &g2, &error), 0);
+    assert_int_equal(commit_usage(f->store, VM1, w1, &g1), 0);
+    assert_int_equal(vo_project_usage_disk_stored(f->store, "p", VM1), 3000);
+    assert_int_equal(vo_project_usage_disk_stored(f->store, "p", VM2), 0);
+    assert_int_equal(vo_project_usage_disk_stored(f->store, "other", VM1), 0);
+    spec.id = spec.name = (char *)VM2;
+    json_t *w2 = json_object();
+    vo_relations_add_project(w2, &spec, "host-a", 3000);
+    assert_int_equal(commit_usage(f->store, VM2, w2, &g2), -EXDEV);
+    vo_project_guard_clear(&g2);
+    assert_int_equal(vo_project_check(f->store, "p", VM2, &none, &grown, &g2, &error),
+                     -VO_EQUOTA);
+    assert_string_equal(error, "project 'p': quota disk_bytes is 5000 (3000 in use); "
+                        "this needs 3000");
+    free(error);
+    VoProjectUsage u = { 0 };
+    assert_int_equal(vo_project_usage_read(f->store, "p", &u), 0);
+    assert_int_equal(u.used.disk_bytes, 3000);
     vo_project_guard_clear(&g1);
     vo_project_guard_clear(&g2);
     json_decref(w1);
@@ -477,6 +522,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_and_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active_user_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_name_claims, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_figure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_join_compared, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
