@@ -112,6 +112,17 @@ def same_bytes(a, b):
                 return True
 
 
+def assert_same_ram(keep, src_host, dst_host, vm_id):
+    """The RAM regions verify_memory saved on both sides: the same regions,
+    each saved file at least 64 MiB, equal byte for byte."""
+    src, dst = ram_images(keep, src_host, vm_id), ram_images(keep, dst_host, vm_id)
+    assert src and [x.rsplit(".", 2)[1] for x in src] == [x.rsplit(".", 2)[1] for x in dst], \
+        (src, dst)
+    for a, b in zip(src, dst):
+        assert os.path.getsize(os.path.join(keep, a)) >= 64 * MiB
+        assert same_bytes(os.path.join(keep, a), os.path.join(keep, b)), (a, b)
+
+
 def test_idle_vm_migrates_with_memory_verified(cluster, tmp_path):
     keep = str(tmp_path / "ram")
     os.makedirs(keep)
@@ -144,12 +155,7 @@ def test_idle_vm_migrates_with_memory_verified(cluster, tmp_path):
     # Guest RAM compared by the test itself, byte for byte, not only by the
     # product's digest: the same regions on both sides, equal.
     vm_id = h2.vm("m1")["id"]
-    src, dst = ram_images(keep, h1, vm_id), ram_images(keep, h2, vm_id)
-    assert src and [x.rsplit(".", 2)[1] for x in src] == [x.rsplit(".", 2)[1] for x in dst], \
-        (src, dst)
-    for a, b in zip(src, dst):
-        assert os.path.getsize(os.path.join(keep, a)) >= 64 * MiB
-        assert same_bytes(os.path.join(keep, a), os.path.join(keep, b)), (a, b)
+    assert_same_ram(keep, h1, h2, vm_id)
 
     # Runs on h2 now, seen so from both hosts; no QEMU left on h1.
     for h in (h1, h2):
