@@ -22,7 +22,7 @@ import pytest
 
 from ceph_harness import Ceph, CephUnavailable
 from test_cluster_shared_pools import pool_on, record_pools
-from test_migrate import assert_same_ram, create_on, form, hosts_of, migrate
+from test_migrate import assert_same_ram, create_on, form, hosts_of, keeping_ram, migrate
 from vireo_harness import BOOT_MARKER, wait_until
 
 CEPH_INDEX = 200  # the Ceph's address on the switch: PREFIX.200, no host's
@@ -68,11 +68,8 @@ def reachable(h, name):
 def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
     keep = str(tmp_path / "ram")
     os.makedirs(keep)
-    os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"] = keep  # test-only: both sides' pmemsave kept
-    try:
+    with keeping_ram(keep):
         c = cluster(2, driver="qemu", listen=False)
-    finally:
-        del os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"]
     ceph = start_ceph(c, ceph_box)
     form(c)
     h1, h2 = c.hosts
@@ -126,13 +123,10 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
         # vireod's start does not wait for monitors that do not answer (each
         # check of them takes VO_RBD_TIMEOUT_S, 10 s): the pool watch asks.
         h2.stop()
-        os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"] = keep  # as the cluster's first start
-        try:
+        with keeping_ram(keep):  # as at the cluster's first start
             t0 = time.monotonic()
             h2.start()
             started = time.monotonic() - t0
-        finally:
-            del os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"]
         assert started < 8, f"h2's vireod took {started:.1f} s to answer"
         wait_until(lambda: reachable(h2, "ceph") is False, 40, what="ceph unreachable after")
     finally:
