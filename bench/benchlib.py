@@ -115,7 +115,9 @@ class BenchDaemon(h.Daemon):
         return doc, t1 - t0
 
 
-def netns_preexec(ns_name):
+def netns_preexec(ns_name, cgroup_procs=()):
+    """Enters netns ns_name and joins the cgroups whose cgroup.procs files
+    are given (plain_cgroup's), in the child before exec."""
     libc = ctypes.CDLL(None, use_errno=True)
 
     def enter():
@@ -123,7 +125,45 @@ def netns_preexec(ns_name):
         if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
             os._exit(127)
         os.close(fd)
+        for procs in cgroup_procs:
+            with open(procs, "w") as f:
+                f.write("0")
     return enter
+
+
+# The files of a VM's cgroup that set how much CPU and memory it gets (v1's
+# and v2's names); those that exist are copied to plain QEMU's.
+CGROUP_LIMIT_FILES = ("cpu.shares", "cpu.weight", "cpu.cfs_period_us", "cpu.cfs_quota_us",
+                      "cpu.max", "memory.limit_in_bytes", "memory.max")
+
+
+def plain_cgroup(d, vm_id):
+    """The cgroup.procs files of a cgroup made for plain QEMU beside vireo's
+    VM vm_id (in each hierarchy: the same parent, vireod's, and the same
+    limits). Plain QEMU left in the caller's cgroup would not share the CPU
+    as vireo's does: under cgroup v1 every task of the root cgroup weighs as
+    much as the whole vireo/ tree, where every vireod of the machine keeps
+    its QEMUs (at load 33 that starved vireo's VM 4-20x). d.cleanup removes
+    it with the VM's cgroups."""
+    procs = []
+    for top in d.cgroup_dirs():
+        vm_dir = os.path.join(top, vm_id)
+        if not os.path.isdir(vm_dir):
+            raise RuntimeError(f"vireo's VM has no cgroup at {vm_dir}")
+        mine = os.path.join(top, "bench-plain")
+        os.makedirs(mine, exist_ok=True)
+        for name in CGROUP_LIMIT_FILES:
+            src = os.path.join(vm_dir, name)
+            if os.path.exists(src) and os.path.exists(os.path.join(mine, name)):
+                with open(src) as f:
+                    value = f.read().strip()
+                with open(os.path.join(mine, name), "w") as f:
+                    f.write(value)
+        procs.append(os.path.join(mine, "cgroup.procs"))
+    if not procs:
+        raise RuntimeError("vireod keeps no cgroups (--cgroup-root off?): plain QEMU could "
+                           "not share the CPU as vireo's VM does")
+    return procs
 
 
 def image_base():
@@ -135,7 +175,7 @@ class PlainVM:
     """Plain QEMU with the serial console on stdio (pipes); a thread drains
     stdout into a buffer so QEMU never blocks on the console."""
 
-    def __init__(self, argv, ns_name, tmp, pids):
+    def __init__(self, argv, ns_name, tmp, pids, cgroup_procs=()):
         self.tmp = tmp
         self.cond = threading.Condition()
         self.buf = bytearray()
@@ -143,7 +183,8 @@ class PlainVM:
         self.eof = False
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=open(os.path.join(tmp, "qemu.log"), "ab"),
-                                  preexec_fn=netns_preexec(ns_name), start_new_session=True)
+                                  preexec_fn=netns_preexec(ns_name, cgroup_procs),
+                                  start_new_session=True)
         pids.add(self.p.pid)
         self.pid = self.p.pid
         self.reader = threading.Thread(target=self._drain, daemon=True)

@@ -50,9 +50,27 @@ void vo_storage_rbd_discard(const char *dir)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/key", dir);
     _cleanup_free_ char *conf = vo_asprintf("%s/ceph.json", dir);
+    _cleanup_free_ char *id = vo_asprintf("%s/pool-id", dir);
     (void)unlink(key);
     (void)unlink(conf);
+    (void)unlink(id);
     (void)rmdir(dir);
+}
+
+char *vo_storage_rbd_dir_id(const char *dir)
+{
+    _cleanup_free_ char *path = vo_asprintf("%s/pool-id", dir);
+    char *id = NULL;
+    if (vo_read_file(path, 64, &id, NULL) < 0)
+        return NULL;
+    id[strcspn(id, "\r\n")] = '\0';
+    return id;
+}
+
+int vo_storage_rbd_write_id(const char *dir, const char *id)
+{
+    _cleanup_free_ char *path = vo_asprintf("%s/pool-id", dir);
+    return vo_write_file_atomic(path, id, strlen(id));
 }
 
 char *vo_storage_rbd_dir(VoDaemon *d, const char *name)

@@ -41,8 +41,17 @@ char *vo_storage_rbd_dir(VoDaemon *d, const char *name);
 int vo_storage_rbd_write_dir(const char *dir, const char *name, const char *key,
                              const char *monitors, const char *pool, const char *user,
                              char **ret_error);
-/* Removes what prepare made (the key file and the directory). */
+/* Removes what prepare made (the key file and the directory; the pool-id
+ * file too). */
 void vo_storage_rbd_discard(const char *dir);
+/* A cluster's rbd pool: dir/pool-id names the pool (its id) whose key and
+ * settings dir holds, so a directory left by an earlier pool of that name
+ * (deleted while this host was down, or written again by a check racing
+ * its delete) is told from the current one's. The id (malloc'd), or NULL:
+ * none (a host's own pool), unreadable. */
+char *vo_storage_rbd_dir_id(const char *dir);
+/* Writes dir/pool-id (atomically). 0 or -errno. */
+int vo_storage_rbd_write_id(const char *dir, const char *id);
 /* A new RBD image `image` holding the disk image src (of src_format), at
  * least size bytes: made (librbd), then filled by qemu-img convert through
  * QEMU's rbd driver; removed again when the copy fails. */

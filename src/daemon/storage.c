@@ -513,6 +513,44 @@ static void rbd_path_here(VoDaemon *d, VoPool *p)
     p->path = vo_storage_rbd_dir(d, p->name);
 }
 
+/* Removes rbd pool directory dir when it is pool id's (its pool-id file). */
+static void rbd_discard_of(const char *dir, const char *id)
+{
+    _cleanup_free_ char *id_here = vo_storage_rbd_dir_id(dir);
+    if (id_here && !strcmp(id_here, id)) {
+        log_info("rbd: removed %s, the key of a pool deleted meanwhile", dir);
+        vo_storage_rbd_discard(dir);
+    }
+}
+
+/* Caller holds storage_lock. The directories of the cluster's rbd pools
+ * (those with a pool-id file) under STATE/rbd whose pool is gone: deleted
+ * while this host was down. */
+static void rbd_sweep_gone(VoDaemon *d)
+{
+    _cleanup_free_ char *top = vo_asprintf("%s/rbd", d->state_dir);
+    DIR *dp = opendir(top);
+    if (!dp)
+        return;
+    _cleanup_strv_ char **gone = NULL;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        if (e->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *dir = vo_asprintf("%s/%s", top, e->d_name);
+        _cleanup_free_ char *id = vo_storage_rbd_dir_id(dir);
+        VoPool *p = id ? pool_find(d, e->d_name) : NULL;
+        if (id && !(p && p->shared && p->id && !strcmp(p->id, id)))
+            vo_strv_pushf(&gone, "%s", dir);
+    }
+    closedir(dp);
+    for (size_t i = 0; gone && gone[i]; i++) {
+        log_info("rbd: removed %s, the key of a pool deleted while this host was down",
+                 gone[i]);
+        vo_storage_rbd_discard(gone[i]);
+    }
+}
+
 static int load_pool(const char *key, const char *value, int64_t rev, void *userdata)
 {
     VoDaemon *d = userdata;
@@ -541,6 +579,8 @@ static int load_volume(const char *key, const char *value, int64_t rev, void *us
     return 0;
 }
 
+static bool check_pools(VoDaemon *d, bool with_rbd);
+
 int vo_storage_load(VoDaemon *d)
 {
     pthread_mutex_lock(&d->storage_lock);
@@ -564,9 +604,11 @@ int vo_storage_load(VoDaemon *d)
         else
             registry_add_pool(d, p);
     }
+    if (r >= 0) /* every pool is listed: a key left of another is garbage */
+        rbd_sweep_gone(d);
     pthread_mutex_unlock(&d->storage_lock);
     if (r >= 0)
-        vo_storage_check_pools(d);
+        check_pools(d, false);
     return r;
 }
 
@@ -618,7 +660,11 @@ static void sweep_own_creating(VoDaemon *d, const char *pool, const char *dir)
     pthread_mutex_unlock(&d->storage_lock);
 }
 
-bool vo_storage_check_pools(VoDaemon *d)
+/* with_rbd false: the rbd pools are left to the pool watch's first check
+ * (vireod's start: a Ceph that does not answer holds each check up to
+ * VO_RBD_TIMEOUT_S, and the start waits for this one before it serves the
+ * API or finds its running VMs again). */
+static bool check_pools(VoDaemon *d, bool with_rbd)
 {
     /* The marker is read (an rbd pool's monitors asked) without the lock (a
      * hung mount must not stop every storage call), then the verdicts are
@@ -627,7 +673,7 @@ bool vo_storage_check_pools(VoDaemon *d)
     json_t *rbd = json_object(); /* name -> settings, of the rbd pools */
     pthread_mutex_lock(&d->storage_lock);
     for (size_t i = 0; i < d->n_pools; i++)
-        if (d->pools[i]->shared) {
+        if (d->pools[i]->shared && (with_rbd || !d->pools[i]->rbd)) {
             vo_strv_pushf(&names, "%s", d->pools[i]->name);
             vo_strv_pushf(&paths, "%s", d->pools[i]->path);
             vo_strv_pushf(&ids, "%s", d->pools[i]->id);
@@ -640,10 +686,15 @@ bool vo_storage_check_pools(VoDaemon *d)
         char *reason = NULL;
         bool sweep = false;
         json_t *props = json_object_get(rbd, names[i]);
-        VoPoolReach reach = props ? vo_storage_rbd_reach(d, names[i], props, paths[i], &reason)
+        VoPoolReach reach = props ? vo_storage_rbd_reach(d, names[i], ids[i], props, paths[i],
+                                                         &reason)
                                   : vo_pool_marker_check(paths[i], ids[i], &reason);
         pthread_mutex_lock(&d->storage_lock);
         VoPool *p = pool_find(d, names[i]);
+        if (props && !(p && p->shared && p->id && !strcmp(p->id, ids[i])))
+            /* Deleted while its key was being written here: the key goes
+             * (under the lock, so a newer pool's directory is told apart). */
+            rbd_discard_of(paths[i], ids[i]);
         if (p && p->shared && !strcmp(p->id, ids[i]) && p->reach != reach) {
             if (reach == VO_POOL_REACHABLE) {
                 log_info("shared pool '%s' is reachable on this host", p->name);
@@ -665,6 +716,11 @@ bool vo_storage_check_pools(VoDaemon *d)
     }
     json_decref(rbd);
     return changed;
+}
+
+bool vo_storage_check_pools(VoDaemon *d)
+{
+    return check_pools(d, true);
 }
 
 /* Caller holds storage_lock. */
@@ -1228,7 +1284,12 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
     if (shared && vo_uuid_generate(uuid) < 0)
         r = vo_error_set(ret_error, -EIO, "cannot make an id for pool '%s'", spec->name);
     if (r >= 0 && shared)
-        r = vo_storage_rbd_publish_key(d, spec->name, dir, ret_error);
+        r = vo_storage_rbd_publish_key(d, spec->name, uuid, dir, ret_error);
+    if (r >= 0 && shared && (r = vo_storage_rbd_write_id(dir, uuid)) < 0) {
+        vo_storage_rbd_unpublish_key(d, uuid);
+        r = vo_error_set(ret_error, r, "cannot write the id of pool '%s' in %s: %s",
+                         spec->name, dir, strerror(-r));
+    }
     if (r < 0) {
         vo_storage_rbd_discard(dir);
         json_decref(props);
@@ -1254,7 +1315,7 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
     }
     pthread_mutex_unlock(&d->storage_lock);
     if (r < 0 && shared)
-        vo_storage_rbd_unpublish_key(d, spec->name);
+        vo_storage_rbd_unpublish_key(d, uuid);
     if (r >= 0)
         rbd_usage_fill(*ret);
     return r;
@@ -1432,7 +1493,8 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
     }
     VoRbdPool rp = { 0 };
     _cleanup_free_ char *rbd_error = NULL;
-    bool rbd = rbd_pool_of(d, name, &rp, &rbd_error) > 0, unpublish = false;
+    bool rbd = rbd_pool_of(d, name, &rp, &rbd_error) > 0;
+    _cleanup_free_ char *unpublish = NULL; /* the id of a cluster's rbd pool deleted */
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
     VoPool *p = pool_find(d, name);
@@ -1471,7 +1533,7 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
             if (p->shared && !p->rbd)
                 vo_pool_marker_remove(p->path, p->id);
             if (p->shared && p->rbd)
-                unpublish = true;
+                unpublish = vo_strdup(p->id);
             if (!strcmp(p->type, VO_ISCSI_POOL_TYPE)) {
                 _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
                 (void)unlink(secret);
@@ -1488,7 +1550,7 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
     }
     pthread_mutex_unlock(&d->storage_lock);
     if (unpublish)
-        vo_storage_rbd_unpublish_key(d, name);
+        vo_storage_rbd_unpublish_key(d, unpublish);
     if (r >= 0 && rbd) /* its image bases that no other pool's clones use */
         vo_storage_rbd_forget_bases(&rp);
     if (rbd)

@@ -38,7 +38,9 @@
 #define VO_VOLUME_ATTACH_TTL_MS 30000
 
 /* Makes sure the default pool exists, then loads every pool and volume
- * (this host's and the shared ones) and checks the shared pools' markers. */
+ * (this host's and the shared ones) and checks the shared pools' markers
+ * (a cluster's rbd pools are checked by the pool watch, VO_POOL_CHECK_MS
+ * after it starts: a Ceph that does not answer would hold vireod's start). */
 int vo_storage_load(VoDaemon *d);
 /* Reads the marker of every shared pool again; true when a pool became
  * reachable or unreachable here. */

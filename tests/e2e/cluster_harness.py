@@ -292,13 +292,6 @@ class Cluster:
         subprocess.run(["ip", "-n", ns.name, "link", "set", "eth0", "up"], check=True)
         return ns, address
 
-    def cut_netns(self, label):
-        """The link of a namespace add_netns made goes down (heal_netns: up)."""
-        subprocess.run(["ip", "-n", self.switch.name, "link", "set", label, "down"], check=True)
-
-    def heal_netns(self, label):
-        subprocess.run(["ip", "-n", self.switch.name, "link", "set", label, "up"], check=True)
-
     # -- faults ------------------------------------------------------------
     def cut_link(self, host):
         """The host's link to the switch goes down: it reaches no other host."""

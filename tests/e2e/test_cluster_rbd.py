@@ -15,15 +15,16 @@ HA is accepted for the VM (its disk is shared)."""
 import json
 import os
 import subprocess
+import threading
+import time
 
 import pytest
 
 from ceph_harness import Ceph, CephUnavailable
 from test_cluster_shared_pools import pool_on, record_pools
-from test_migrate import create_on, form, hosts_of, migrate, ram_images, same_bytes
+from test_migrate import assert_same_ram, create_on, form, hosts_of, keeping_ram, migrate
 from vireo_harness import BOOT_MARKER, wait_until
 
-MiB = 1 << 20
 CEPH_INDEX = 200  # the Ceph's address on the switch: PREFIX.200, no host's
 
 
@@ -67,11 +68,8 @@ def reachable(h, name):
 def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
     keep = str(tmp_path / "ram")
     os.makedirs(keep)
-    os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"] = keep  # test-only: both sides' pmemsave kept
-    try:
+    with keeping_ram(keep):
         c = cluster(2, driver="qemu", listen=False)
-    finally:
-        del os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"]
     ceph = start_ceph(c, ceph_box)
     form(c)
     h1, h2 = c.hosts
@@ -122,6 +120,15 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
         status, doc = h1.request("POST", "/v1/vms/r1/migrate", {"to": "h2"})
         msg = doc["error"]["message"]
         assert status == 409 and "cannot reach pool" in msg and "ceph" in msg, doc
+        # vireod's start does not wait for monitors that do not answer (each
+        # check of them takes VO_RBD_TIMEOUT_S, 10 s): the pool watch asks.
+        h2.stop()
+        with keeping_ram(keep):  # as at the cluster's first start
+            t0 = time.monotonic()
+            h2.start()
+            started = time.monotonic() - t0
+        assert started < 8, f"h2's vireod took {started:.1f} s to answer"
+        wait_until(lambda: reachable(h2, "ceph") is False, 40, what="ceph unreachable after")
     finally:
         route[4] = "del"
         subprocess.run(route, check=True)
@@ -134,12 +141,7 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
     assert res["disk_bytes"] == 0 and res["disks_copied"] == 0, res
     assert res["phases_ms"]["disks"] < 5000, res
     vm_id = h2.vm("r1")["id"]
-    src, dst = ram_images(keep, h1, vm_id), ram_images(keep, h2, vm_id)
-    assert src and [x.rsplit(".", 2)[1] for x in src] == [x.rsplit(".", 2)[1] for x in dst], \
-        (src, dst)
-    for a, b in zip(src, dst):
-        assert os.path.getsize(os.path.join(keep, a)) >= 64 * MiB
-        assert same_bytes(os.path.join(keep, a), os.path.join(keep, b)), (a, b)
+    assert_same_ram(keep, h1, h2, vm_id)
     for h in (h1, h2):
         wait_until(lambda: hosts_of(h, "r1") == ["h2"], 30, what=f"r1 on h2 seen from {h.name}")
     # The same RBD image, now open from h2 alone (h1's QEMU is gone).
@@ -155,3 +157,58 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
     h1.cli("vm", "set", "r1", "--ha", "on")
     assert h2.vm("r1")["ha"] is True
     h2.cli("vm", "stop", "r1", "--force")
+
+    # The key directory of each host belongs to one pool (its pool-id file).
+    keyring2 = str(tmp_path / "ceph.client.vireo2.keyring")
+    key2 = ceph.add_user("vireo2", "vms", keyring2)
+
+    def key_on(h, name):
+        try:
+            with open(os.path.join(h.state_dir, "rbd", name, "key")) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
+
+    def create(h, name):
+        return h.request("POST", "/v1/pools", {
+            "name": name, "type": "rbd", "monitors": ceph.monitors, "pool": "vms",
+            "user": "vireo2", "keyring": keyring2})[:2]
+
+    # A directory left on h2 by an earlier pool of that name (deleted while
+    # h2 was down, or written again by a check racing its delete) is not
+    # the new pool's: h2 writes it again from the cluster's key.
+    stale = os.path.join(h2.state_dir, "rbd", "ceph2")
+    os.makedirs(stale, mode=0o700)
+    with open(os.path.join(stale, "key"), "w") as f:
+        f.write(key)  # the other user's: not the new pool's
+    with open(os.path.join(stale, "pool-id"), "w") as f:
+        f.write("0d5e0f5c-0000-4000-8000-000000000000")
+    status, doc = create(h1, "ceph2")
+    assert status == 201, doc
+    for h in (h1, h2):
+        wait_until(lambda: reachable(h, "ceph2"), 30, what=f"ceph2 reachable on {h.name}")
+        assert key_on(h, "ceph2") == key2, h.name
+        assert os.stat(os.path.join(h.state_dir, "rbd", "ceph2", "key")).st_mode & 0o077 == 0
+
+    # Deleted while h2's vireod is down: h2 drops its copy of the key when
+    # it starts again.
+    h2.stop()
+    h1.cli("pool", "delete", "ceph2")
+    assert key_on(h1, "ceph2") is None
+    assert key_on(h2, "ceph2") == key2
+    h2.start()
+    assert not os.path.exists(os.path.join(h2.state_dir, "rbd", "ceph2"))
+
+    # Two hosts make a pool of one name at once: one wins, and the loser's
+    # failed create leaves the winner's key for every host.
+    results = {}
+    threads = [threading.Thread(target=lambda h=h: results.update({h.name: create(h, "ceph3")}))
+               for h in (h1, h2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(st for st, _ in results.values()) == [201, 409], results
+    for h in (h1, h2):
+        wait_until(lambda: reachable(h, "ceph3"), 30, what=f"ceph3 reachable on {h.name}")
+        assert key_on(h, "ceph3") == key2, h.name

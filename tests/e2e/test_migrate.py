@@ -16,6 +16,7 @@ pool missing or shared there, a name clash in it) and a local-disk
 migration into another pool on a fake-driver cluster. Local disks with
 real guests: test_migrate_local.py."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -96,6 +97,17 @@ def start_counter(h, name):
     h.wait_console(name, "tick-3", timeout=60)
 
 
+@contextlib.contextmanager
+def keeping_ram(keep):
+    """The vireods started inside keep both sides' RAM that verify_memory
+    saves (pmemsave) in keep (test-only: VIREO_TEST_MIGRATE_KEEP_RAM)."""
+    os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"] = keep
+    try:
+        yield
+    finally:
+        del os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"]
+
+
 def ram_images(keep, h, vm_id):
     """The RAM regions verify_memory saved on h (VIREO_TEST_MIGRATE_KEEP_RAM)."""
     flat = os.path.join(h.run_dir, "vms", vm_id).replace("/", "_")
@@ -112,14 +124,22 @@ def same_bytes(a, b):
                 return True
 
 
+def assert_same_ram(keep, src_host, dst_host, vm_id):
+    """The RAM regions verify_memory saved on both sides: the same regions,
+    each saved file at least 64 MiB, equal byte for byte."""
+    src, dst = ram_images(keep, src_host, vm_id), ram_images(keep, dst_host, vm_id)
+    assert src and [x.rsplit(".", 2)[1] for x in src] == [x.rsplit(".", 2)[1] for x in dst], \
+        (src, dst)
+    for a, b in zip(src, dst):
+        assert os.path.getsize(os.path.join(keep, a)) >= 64 * MiB
+        assert same_bytes(os.path.join(keep, a), os.path.join(keep, b)), (a, b)
+
+
 def test_idle_vm_migrates_with_memory_verified(cluster, tmp_path):
     keep = str(tmp_path / "ram")
     os.makedirs(keep)
-    os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"] = keep  # test-only: both sides' pmemsave kept
-    try:
+    with keeping_ram(keep):
         c = cluster(2, driver="qemu", listen=False)
-    finally:
-        del os.environ["VIREO_TEST_MIGRATE_KEEP_RAM"]
     form(c)
     h1, h2 = c.hosts
     shared_pool(c)
@@ -144,12 +164,7 @@ def test_idle_vm_migrates_with_memory_verified(cluster, tmp_path):
     # Guest RAM compared by the test itself, byte for byte, not only by the
     # product's digest: the same regions on both sides, equal.
     vm_id = h2.vm("m1")["id"]
-    src, dst = ram_images(keep, h1, vm_id), ram_images(keep, h2, vm_id)
-    assert src and [x.rsplit(".", 2)[1] for x in src] == [x.rsplit(".", 2)[1] for x in dst], \
-        (src, dst)
-    for a, b in zip(src, dst):
-        assert os.path.getsize(os.path.join(keep, a)) >= 64 * MiB
-        assert same_bytes(os.path.join(keep, a), os.path.join(keep, b)), (a, b)
+    assert_same_ram(keep, h1, h2, vm_id)
 
     # Runs on h2 now, seen so from both hosts; no QEMU left on h1.
     for h in (h1, h2):
