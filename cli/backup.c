@@ -262,6 +262,7 @@ static const CliCommand backup_commands[] = {
       "  --target POOL         a backup pool (default: 'backup', made on first use)\n"
       "  --incremental         only what changed since the previous backup\n"
       "  --keep-last N         afterwards keep only the VM's newest N backups in the pool\n"
+      "                        (it deletes backups: the admin role)\n"
       "  --bwlimit MIB         copy at most MIB MiB/s in all (1-1048576; default: no\n"
       "                        limit), so the VM's disks keep their speed\n"
       ASYNC_HELP

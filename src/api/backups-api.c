@@ -59,6 +59,19 @@ void vo_api_backup_create(VoRequest *req, VoReply *rep)
                        "or 0 for all)", (long long)keep_last);
         return;
     }
+    /* Taking a backup is an operator's; keep_last deletes backups, which
+     * is the admin's (DELETE /v1/backups/ID), on this VM's project. */
+    const VoPrincipal *who = vo_access_current();
+    _cleanup_free_ char *project = vo_vm_project(vm);
+    VoRole role = vo_principal_role_in(who, project);
+    if (keep_last && role < VO_ROLE_ADMIN) {
+        char name[128];
+        vo_principal_describe(who, name, sizeof(name));
+        vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "keep_last: deleting backups needs the "
+                       "admin role; %s has %s on VM '%s'", name, vo_role_name(role),
+                       req->params[0]);
+        return;
+    }
     VoBackupCreateArgs args = { .pool = pool, .incremental = incremental,
                                 .keep_last = (unsigned)keep_last, .bwlimit_mib = bwlimit_mib };
     json_t *task = NULL;

@@ -156,6 +156,11 @@ def test_roles_of_tokens(access):
     d.cli("vm", "create", "accb", "--memory", "64M")
     made = d.wait_task(d.api("POST", "/v1/vms/accb/backups", {}, expect=202)["task"])
     assert made["state"] == "succeeded", made
+    # Nor deletes backups (the admin's) through a new one's keep_last.
+    ans = h.one("POST", "/v1/vms/accb/backups", body={"keep_last": 1}, token=operator)
+    assert ans["status"] == 403 and "keep_last: deleting backups needs the admin role" in \
+        ans["body"]["error"]["message"], ans
+    assert [b["id"] for b in d.api("GET", "/v1/backups?vm=accb")] == [made["message"]]
     d.wait_task(d.api("DELETE", "/v1/vms/accb", expect=202)["task"])
     restore = f"/v1/backups/{made['message']}/restore"
     for body, why in [({"as": "acc-copy"}, "as: a restore as a new VM"),
