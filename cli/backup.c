@@ -263,6 +263,7 @@ static const CliCommand backup_commands[] = {
       "  --target POOL         a backup pool (default: 'backup', made on first use)\n"
       "  --incremental         only what changed since the previous backup\n"
       "  --keep-last N         afterwards keep only the VM's newest N backups in the pool\n"
+      "                        (it deletes backups: the admin role)\n"
       "  --bwlimit MIB         copy at most MIB MiB/s in all (1-1048576; default: no\n"
       "                        limit), so the VM's disks keep their speed\n"
       ASYNC_HELP
@@ -278,7 +279,7 @@ static const CliCommand backup_commands[] = {
       "its disks new volumes in POOL (default: default). Without --as the backup is\n"
       "restored over the VM it was taken of, which must be stopped; when that VM is\n"
       "gone, a new VM takes its name. A VM on RBD is restored with --as (POOL may be an\n"
-      "rbd pool).\n"
+      "rbd pool). A restore that makes a VM needs the admin role (over the VM: operator).\n"
       "\nOptions:\n"
       "  --as NAME             the new VM's name\n"
       "  --pool POOL           the pool for the new VM's volumes (with --as)\n"

@@ -1,4 +1,7 @@
 /* backups-api.c: /v1/backups routes and POST /v1/vms/{vm}/backups. */
+#include <errno.h>
+
+#include "api/access.h"
 #include "api/handlers.h"
 #include "daemon/backups.h"
 #include "daemon/vms.h"
@@ -56,6 +59,19 @@ void vo_api_backup_create(VoRequest *req, VoReply *rep)
                        "or 0 for all)", (long long)keep_last);
         return;
     }
+    /* Taking a backup is an operator's; keep_last deletes backups, which
+     * is the admin's (DELETE /v1/backups/ID), on this VM's project. */
+    const VoPrincipal *who = vo_access_current();
+    _cleanup_free_ char *project = vo_vm_project(vm);
+    VoRole role = vo_principal_role_in(who, project);
+    if (keep_last && role < VO_ROLE_ADMIN) {
+        char name[128];
+        vo_principal_describe(who, name, sizeof(name));
+        vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "keep_last: deleting backups needs the "
+                       "admin role; %s has %s on VM '%s'", name, vo_role_name(role),
+                       req->params[0]);
+        return;
+    }
     VoBackupCreateArgs args = { .pool = pool, .incremental = incremental,
                                 .keep_last = (unsigned)keep_last, .bwlimit_mib = bwlimit_mib };
     json_t *task = NULL;
@@ -87,9 +103,21 @@ void vo_api_backup_restore(VoRequest *req, VoReply *rep)
     _cleanup_free_ char *key = vo_asprintf("backups/%s", req->params[0]);
     if (!vo_api_if_match_key(req, rep, key, "the backup"))
         return;
+    /* The route is an operator's (a restore over the VM, as a snapshot's
+     * revert); one that makes a VM is the admin's, as POST /v1/vms. */
+    const VoPrincipal *who = vo_access_current();
     json_t *task = NULL;
     char *error = NULL;
-    int r = vo_backup_restore(req->d, req->params[0], as, pool, bwlimit_mib, &task, &error);
+    int r = vo_backup_restore(req->d, req->params[0], as, pool, bwlimit_mib,
+                              who->role >= VO_ROLE_ADMIN, &task, &error);
+    if (r == -EACCES) {
+        char name[128];
+        vo_principal_describe(who, name, sizeof(name));
+        vo_reply_error(rep, VO_ERR_PERMISSION_DENIED, "%s; %s has %s", error, name,
+                       vo_role_name(who->role));
+        free(error);
+        return;
+    }
     vo_reply_task(rep, r, task, error);
 }
 

@@ -519,8 +519,11 @@ static int task_restore(VoTask *t, void *userdata)
 }
 
 int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *pool,
-                      unsigned bwlimit_mib, json_t **ret_task, char **ret_error)
+                      unsigned bwlimit_mib, bool may_create, json_t **ret_task, char **ret_error)
 {
+    if (as && !may_create)
+        return vo_error_set(ret_error, -EACCES, "as: a restore as a new VM makes a VM, which "
+                            "needs the admin role");
     if (bwlimit_mib > VO_BACKUP_BWLIMIT_MAX_MIB)
         return vo_error_set(ret_error, -EINVAL, "bwlimit_mib: %u is out of range (1-%u MiB/s)",
                             bwlimit_mib, VO_BACKUP_BWLIMIT_MAX_MIB);
@@ -554,6 +557,9 @@ int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *p
         else if (namesake)
             r = vo_error_set(ret_error, -EEXIST, "another VM is named '%s' now: restore to a new "
                              "VM with --as NAME", vm_name);
+        else if (!original && !may_create)
+            r = vo_error_set(ret_error, -EACCES, "VM '%s' no longer exists: its restore makes a "
+                             "new VM, which needs the admin role", vm_name);
         else if (original && vo_vm_precheck(original, INACTIVE_STATES, "restore over",
                                             ret_error) < 0)
             r = -EBUSY;

@@ -43,9 +43,11 @@ int vo_backup_delete(VoDaemon *d, const char *id, json_t **ret_task, char **ret_
 /* Into a new VM named as (NULL: the original name when no VM has it), its
  * volumes in pool (NULL: default); or over the original VM (same id, stopped)
  * when as is NULL or its name and that VM still exists. bwlimit_mib (0: none)
- * limits each disk's copy (qemu-img convert -r). */
+ * limits each disk's copy (qemu-img convert -r). Without may_create (the
+ * asker may not create VMs) a restore that would make a VM is refused,
+ * -EACCES, before anything is made. */
 int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *pool,
-                      unsigned bwlimit_mib, json_t **ret_task, char **ret_error);
+                      unsigned bwlimit_mib, bool may_create, json_t **ret_task, char **ret_error);
 /* Checks every file of the backup and of the backups it builds on against the
  * sha256 recorded at creation, and qemu-img check; the task fails on a
  * mismatch, and the result is kept in the backup ("last_verify").

@@ -483,20 +483,6 @@ void vo_networks_release_all(VoDaemon *d)
 
 /* ---- API ------------------------------------------------------------------- */
 
-/* The gateway (the bridge's address) and the range dnsmasq hands out, as
- * net-plan.c configures them: read-only extras of the network's document. */
-static void add_dhcp_range(json_t *o, const VoNetSpec *s)
-{
-    char a[VO_IPV4_STRLEN], b[VO_IPV4_STRLEN];
-    uint32_t lo, hi;
-    if (!s->has_subnet || s->type == VO_NET_BRIDGE)
-        return;
-    json_object_set_new(o, "gateway", json_string(vo_ipv4_format(vo_cidr_gateway(s->subnet), a)));
-    if (s->dhcp && !vo_net_spec_cluster_segment(s) && vo_cidr_dhcp_range(s->subnet, &lo, &hi) >= 0)
-        json_object_set_new(o, "dhcp_range", json_pack("{s:s, s:s}", "start", vo_ipv4_format(lo, a),
-                                                       "end", vo_ipv4_format(hi, b)));
-}
-
 /* Caller holds networks_lock. */
 static json_t *network_to_json(VoDaemon *d, VoNetwork *n)
 {
@@ -507,7 +493,7 @@ static json_t *network_to_json(VoDaemon *d, VoNetwork *n)
     json_object_set_new(o, "error", n->error ? json_string(n->error) : json_null());
     json_object_set_new(o, "dnsmasq_pid",
                         n->dnsmasq_pidfd >= 0 ? json_integer(n->dnsmasq_pid) : json_null());
-    add_dhcp_range(o, n->spec);
+    vo_net_addresses_to_json(n->spec, o);
     json_t *leases = json_array();
     _cleanup_free_ char *path = vo_asprintf("%s/leases", n->dir);
     _cleanup_free_ char *text = NULL;

@@ -501,6 +501,18 @@ char *vo_net_plan_render(const VoNetPlan *p)
 
 /* ---- dnsmasq ---- */
 
+void vo_net_addresses_to_json(const VoNetSpec *s, json_t *doc)
+{
+    char a[VO_IPV4_STRLEN], b[VO_IPV4_STRLEN];
+    uint32_t lo, hi;
+    if (!s->has_subnet)
+        return;
+    json_object_set_new(doc, "gateway", json_string(vo_ipv4_format(vo_cidr_gateway(s->subnet), a)));
+    if (s->dhcp && !is_cluster_segment(s) && vo_cidr_dhcp_range(s->subnet, &lo, &hi) == 0)
+        json_object_set_new(doc, "dhcp_range", json_pack("{s:s, s:s}", "start", vo_ipv4_format(lo, a),
+                                                         "end", vo_ipv4_format(hi, b)));
+}
+
 /* One dnsmasq per network, bound to its bridge only (bind-dynamic and
  * except-interface=lo let several run beside a system resolver). Only nat
  * guests get a router and upstream DNS: on other types there is no way out

@@ -166,6 +166,10 @@ char *vo_net_plan_render(const VoNetPlan *p);
  * dnsmasq.conf, dnsmasq.pid, leases, hosts (the dhcp-hostsfile, lines
  * "MAC,NAME" written by vireod so guests get their VM's name in DNS). */
 char *vo_net_dnsmasq_conf(const VoNetSpec *s, const char *dir);
+/* Sets doc's read-only "gateway" (the bridge's address, as the setup plan
+ * gives it: with a subnet) and "dhcp_range" {"start","end"} (what the
+ * configuration above hands out: with DHCP, not on a cluster segment). */
+void vo_net_addresses_to_json(const VoNetSpec *s, json_t *doc);
 /* In a cluster (s->cluster with a vni) that configuration has no dynamic
  * range ("dhcp-range=NET,static,MASK"): DHCP answers only the MACs of the
  * hosts file, whose lines vireod writes as "MAC,IP,NAME" for the VMs this

@@ -151,6 +151,27 @@ def test_roles_of_tokens(access):
     assert task["state"] == "succeeded"
     ans = h.one("POST", "/v1/networks", body={"name": "n1", "type": "isolated"}, token=operator)
     assert ans["status"] == 403 and "needs the admin role" in ans["body"]["error"]["message"]
+    # An operator restores a backup over its VM, never into a new VM (with
+    # "as", or when its VM is gone): that makes a VM, which is the admin's.
+    d.cli("vm", "create", "accb", "--memory", "64M")
+    made = d.wait_task(d.api("POST", "/v1/vms/accb/backups", {}, expect=202)["task"])
+    assert made["state"] == "succeeded", made
+    # Nor deletes backups (the admin's) through a new one's keep_last.
+    ans = h.one("POST", "/v1/vms/accb/backups", body={"keep_last": 1}, token=operator)
+    assert ans["status"] == 403 and "keep_last: deleting backups needs the admin role" in \
+        ans["body"]["error"]["message"], ans
+    assert [b["id"] for b in d.api("GET", "/v1/backups?vm=accb")] == [made["message"]]
+    d.wait_task(d.api("DELETE", "/v1/vms/accb", expect=202)["task"])
+    restore = f"/v1/backups/{made['message']}/restore"
+    for body, why in [({"as": "acc-copy"}, "as: a restore as a new VM"),
+                      ({}, "VM 'accb' no longer exists")]:
+        ans = h.one("POST", restore, body=body, token=operator)
+        assert ans["status"] == 403 and ans["body"]["error"]["code"] == "permission-denied", ans
+        msg = ans["body"]["error"]["message"]
+        assert why in msg and "needs the admin role" in msg and "has operator" in msg, msg
+    assert d.request("GET", "/v1/vms/accb")[0] == 404 and d.request("GET", "/v1/vms/acc-copy")[0] == 404
+    ans = h.one("POST", "/v1/backups/none/restore", body={}, token=operator)
+    assert ans["status"] == 404, ans  # the route is still the operator's
     # An operator may ask for a one-time VNC password (this VM has no display: 409)
     ans = h.one("POST", "/v1/vms/acc1/vnc-ticket", body={}, token=operator)
     assert ans["status"] == 409 and "no display" in ans["body"]["error"]["message"], ans

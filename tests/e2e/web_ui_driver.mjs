@@ -513,6 +513,12 @@ const scenarios = {
     await page.click(`${row} [data-action="confirm-backup-delete"]`);
     await page.waitForSelector(row, { state: 'detached' });
     result.left = await page.$$eval('tr[data-backup]', (els) => els.map((e) => e.dataset.kind));
+    // An operator restores over the VM only: a new VM is the admin's.
+    const op = (await newSession(browser, cfg.operator, cfg.operator_password)).page;
+    await openVm(op, 'backups');
+    await op.click('tr[data-backup] [data-action="backup-restore"]');
+    const as = await op.waitForSelector('tr[data-backup] input[id^="restore-as-"]');
+    result.operator_as = [await as.isDisabled(), await as.getAttribute('title')];
   },
 
   // A pool's page: its capacity, its volumes and who uses them; a volume

@@ -754,6 +754,50 @@ static void test_dnsmasq(void **state)
     vo_net_spec_free(vlan);
 }
 
+/* The gateway and DHCP range a network's document shows, for every kind:
+ * what the setup plan puts on the bridge and dnsmasq hands out. */
+static void expect_addresses(const char *text, const char *want)
+{
+    VoNetSpec *s = good(text);
+    json_t *doc = json_object();
+    vo_net_addresses_to_json(s, doc);
+    _cleanup_free_ char *got = json_dumps(doc, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(doc);
+    if (strcmp(got, want))
+        fail_msg("%s: got %s, want %s", text, got, want);
+    vo_net_spec_free(s);
+}
+
+static void test_addresses_json(void **state)
+{
+    (void)state;
+    expect_addresses(NAT_DOC, "{\"dhcp_range\":{\"end\":\"10.100.0.253\",\"start\":\"10.100.0.2\"},"
+                              "\"gateway\":\"10.100.0.1\"}");
+    expect_addresses("{\"name\":\"lab\",\"type\":\"isolated\",\"subnet\":\"10.211.0.0/29\"}",
+                     "{\"dhcp_range\":{\"end\":\"10.211.0.5\",\"start\":\"10.211.0.2\"},"
+                     "\"gateway\":\"10.211.0.1\"}");
+    /* No DHCP (a /30 takes none either): the gateway only. */
+    expect_addresses("{\"name\":\"q\",\"type\":\"isolated\",\"subnet\":\"10.211.0.8/30\",\"dhcp\":false}",
+                     "{\"gateway\":\"10.211.0.9\"}");
+    /* vlan and vxlan: without a subnet nothing, with one as a nat's. */
+    expect_addresses(VLAN_DOC, "{}");
+    expect_addresses("{\"name\":\"v11\",\"type\":\"vlan\",\"uplink\":\"eth0\",\"vlan_id\":11,"
+                     "\"subnet\":\"192.168.7.0/24\"}",
+                     "{\"dhcp_range\":{\"end\":\"192.168.7.253\",\"start\":\"192.168.7.2\"},"
+                     "\"gateway\":\"192.168.7.1\"}");
+    expect_addresses(VXLAN_DOC, "{\"dhcp_range\":{\"end\":\"10.200.0.253\",\"start\":\"10.200.0.2\"},"
+                                "\"gateway\":\"10.200.0.1\"}");
+    expect_addresses("{\"name\":\"ov2\",\"type\":\"vxlan\",\"vni\":43,\"remotes\":[\"192.0.2.2\"]}",
+                     "{}");
+    /* A host bridge: the LAN's own addresses, none of vireo's. */
+    expect_addresses("{\"name\":\"lan\",\"type\":\"bridge\",\"bridge\":\"br0\"}", "{}");
+    /* A cluster segment: the anycast gateway; DHCP gives the cluster's
+     * addresses only (a static range), so no range. */
+    expect_addresses("{\"name\":\"seg\",\"type\":\"nat\",\"subnet\":\"10.50.0.0/24\","
+                     "\"cluster\":true,\"vni\":7}",
+                     "{\"gateway\":\"10.50.0.1\"}");
+}
+
 /* Found by tests/fuzz/fuzz-net-spec: a vlan (vxlan) network without its
  * vlan_id (vni) parses (validate refuses it later) but printed as id 0,
  * which does not parse back, so copying it aborted. */
@@ -799,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_nft),
         cmocka_unit_test(test_dnsmasq),
         cmocka_unit_test(test_spec_copy_unvalidated),
+        cmocka_unit_test(test_addresses_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

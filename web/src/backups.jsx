@@ -4,7 +4,8 @@
 // backup pool), verify one, restore one (over the VM, which must be
 // stopped, or as a new VM: asked once more) and delete one. Each is a task:
 // its progress shows under the form and in the task log; a refusal or a
-// failed task shows the API's message. Operator role (delete: admin).
+// failed task shows the API's message. Operator role (delete, and a
+// restore as a new VM: admin).
 import { useState } from 'preact/hooks';
 import { formatBytes } from './api.js';
 import { ConfirmButton, useList, when } from './admin-kit.jsx';
@@ -17,8 +18,9 @@ function verified(b) {
   return `${v.ok ? 'ok' : `${(v.problems || []).length} problem(s)`} (${when(v.at)})`;
 }
 
-// A row's restore, asked once more: over the VM, or as a new VM named here.
-function RestoreButton({ backup, disabled, title, onDo }) {
+// A row's restore, asked once more: over the VM, or as a new VM named here
+// (asNew: a title when the role cannot make a VM, the admin's).
+function RestoreButton({ backup, disabled, title, asNew, onDo }) {
   const [asking, setAsking] = useState(false);
   const [as, setAs] = useState('');
   if (!asking)
@@ -28,7 +30,7 @@ function RestoreButton({ backup, disabled, title, onDo }) {
     <form class="inline-form" onSubmit={(ev) => { ev.preventDefault(); setAsking(false); onDo(as); }}>
       <label for={`restore-as-${backup.id}`}>as a new VM</label>
       <input id={`restore-as-${backup.id}`} placeholder={`empty: over ${backup.vm}`} value={as}
-             onInput={(e) => setAs(e.target.value)} />
+             disabled={Boolean(asNew)} title={asNew} onInput={(e) => setAs(e.target.value)} />
       <button type="submit" data-action="confirm-backup-restore" class="danger">
         {as ? `Restore as ${as}` : `Restore over ${backup.vm}`}
       </button>
@@ -96,6 +98,7 @@ export function Backups({ vm, role, pools, tasks, onError }) {
                           title={denial(canOperate, 'operator', role)}
                           onClick={() => run(`verify ${b.id}`, 'POST', `${of(b)}/verify`, {})}>Verify</button>
                   <RestoreButton backup={b} disabled={!canOperate || busy} title={denial(canOperate, 'operator', role)}
+                                 asNew={denial(canAdmin, 'admin', role)}
                                  onDo={(as) => run(as ? `restore ${b.id} as ${as}` : `restore ${b.id}`, 'POST',
                                                    `${of(b)}/restore`, as ? { as } : {})} />
                   <ConfirmButton label="Delete…" confirmLabel="Delete it" action="backup-delete"
