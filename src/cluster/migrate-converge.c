@@ -2,6 +2,8 @@
  * converging, and the words of its abort (see migrate-converge.h). */
 #include "cluster/migrate-converge.h"
 
+#include <inttypes.h>
+
 #include "util/util.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -9,9 +11,9 @@
 bool vo_migrate_not_converging(const VoConvergeView *v)
 {
     const VoHvMigrationProgress *p = v->progress;
-    if (!p || p->switching)
+    if (!p || (p->status != VO_HV_MIGRATION_SETUP && p->status != VO_HV_MIGRATION_ACTIVE))
         return false;
-    if (p->status != VO_HV_MIGRATION_SETUP && p->status != VO_HV_MIGRATION_ACTIVE)
+    if (p->switching && v->switching_ms < VO_MIGRATE_SWITCHOVER_GRACE_MS)
         return false;
     return v->elapsed_ms >= (int64_t)v->limit_s * 1000;
 }
@@ -20,6 +22,10 @@ char *vo_migrate_not_converged_why(const VoConvergeView *v)
 {
     static const VoHvMigrationProgress none = { 0 };
     const VoHvMigrationProgress *p = v->progress ? v->progress : &none;
+    if (p->switching)
+        return vo_asprintf("hung at its switch-over: past its %u s limit and %" PRId64 " s "
+                           "there with the guest paused (the target stopped taking the "
+                           "stream?)", v->limit_s, v->switching_ms / 1000);
     double bandwidth = v->elapsed_ms > 0
                            ? (double)p->transferred * 1000.0 / (double)v->elapsed_ms / MIB
                            : 0;

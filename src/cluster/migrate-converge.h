@@ -11,18 +11,27 @@
 
 #include "hypervisor/driver.h"
 
+/* How long a migration may sit at its switch-over (QEMU's pre-switchover
+ * or device: the source's vCPUs stopped) once past its limit before it is
+ * aborted all the same: a switch-over takes well under a second (the
+ * downtime limit), so one still there after this is hung (a destination
+ * that stopped reading), not converging late. */
+#define VO_MIGRATE_SWITCHOVER_GRACE_MS 60000
+
 typedef struct {
     const VoHvMigrationProgress *progress; /* the last query's answer */
     int64_t elapsed_ms;    /* since the memory copy started (the disk phase not counted) */
+    int64_t switching_ms;  /* since the queries first saw it at its switch-over (0: not there) */
     unsigned limit_s;      /* --converge-timeout: the memory copy's time limit */
     unsigned max_throttle; /* the highest vCPU throttle seen so far (percent) */
     bool force;            /* --force-converge: the harder throttle is on */
 } VoConvergeView;
 
 /* True when the migration is still copying memory (set-up or active, not
- * at its switch-over, not ended) and has used up its limit: the caller
- * aborts it. A migration that reached its switch-over converged, however
- * late; one that ended (completed, failed, cancelled) is not judged. */
+ * ended) and has used up its limit: the caller aborts it. A migration that
+ * reached its switch-over converged, however late: it is aborted only once
+ * it has also sat there VO_MIGRATE_SWITCHOVER_GRACE_MS (hung, its guest
+ * paused). One that ended (completed, failed, cancelled) is not judged. */
 bool vo_migrate_not_converging(const VoConvergeView *v);
 
 /* Why (malloc'd): "did not converge within N s: dirty rate X MiB/s,
@@ -30,5 +39,7 @@ bool vo_migrate_not_converging(const VoConvergeView *v);
  * auto-converge); --force-converge throttles harder, --converge-timeout
  * gives it longer". The bandwidth is what was really sent per second over
  * the memory copy (bytes transferred / elapsed); the dirty rate is QEMU's
- * last measure, or "not measured yet" before its first pass ended. */
+ * last measure, or "not measured yet" before its first pass ended. At a
+ * hung switch-over: "hung at its switch-over: past its N s limit and
+ * S s there with the guest paused (...)". */
 char *vo_migrate_not_converged_why(const VoConvergeView *v);

@@ -155,7 +155,7 @@ static int ratio_range(double v, const char *field, char **ret_error)
 static int host_fill(json_t *doc, VoPlaceHost *h, char **ret_error)
 {
     const char *id, *name, *state, *accel, *cpu_model;
-    json_t *flags, *pools;
+    json_t *flags, *pools, *firmware = NULL;
     json_int_t memory, cpus, cmem, cvcpus;
     double mem_ratio, cpu_ratio, load;
     const Field fields[] = {
@@ -173,6 +173,7 @@ static int host_fill(json_t *doc, VoPlaceHost *h, char **ret_error)
         { "committed_memory_mib", 'I', false, &cmem },
         { "committed_vcpus", 'I', false, &cvcpus },
         { "load", 'F', false, &load },
+        { "firmware", 'o', true, &firmware },
     };
     int r = fields_get(doc, "host", fields, ELEMENTSOF(fields), ret_error);
     if (r < 0)
@@ -199,7 +200,8 @@ static int host_fill(json_t *doc, VoPlaceHost *h, char **ret_error)
     h->cpu_model = vo_strdup(cpu_model);
     _cleanup_free_ char *error = NULL;
     if (strv_from_json(flags, "cpu_flags", false, &h->cpu_flags, &error) < 0 ||
-        strv_from_json(pools, "pools", true, &h->pools, &error) < 0)
+        strv_from_json(pools, "pools", true, &h->pools, &error) < 0 ||
+        (firmware && strv_from_json(firmware, "firmware", false, &h->firmware, &error) < 0))
         return vo_error_set(ret_error, -EINVAL, "host %s: %s", name, error);
     if (int_range(memory, 1, MAX_MEMORY_MIB, "memory_mib", &error) < 0 ||
         int_range(cpus, 1, MAX_CPUS, "cpus", &error) < 0 ||
@@ -243,7 +245,7 @@ static json_t *strv_to_json(char *const *v)
 
 json_t *vo_place_host_to_json(const VoPlaceHost *h)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:f, s:f, s:I, s:I, s:f}",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:f, s:f, s:I, s:I, s:f}",
                      "id", h->id ? h->id : "", "name", h->name ? h->name : "",
                      "state", vo_host_state_to_string(h->state) ? vo_host_state_to_string(h->state) : "offline",
                      "accel", h->accel == VO_ACCEL_KVM ? "kvm" : "tcg",
@@ -253,6 +255,9 @@ json_t *vo_place_host_to_json(const VoPlaceHost *h)
                      "mem_ratio", h->mem_ratio, "cpu_ratio", h->cpu_ratio,
                      "committed_memory_mib", (json_int_t)h->committed_memory_mib,
                      "committed_vcpus", (json_int_t)h->committed_vcpus, "load", h->load);
+    if (h->firmware)
+        json_object_set_new(o, "firmware", strv_to_json(h->firmware));
+    return o;
 }
 
 static int snapshot_fill(json_t *doc, VoPlaceSnapshot *s, char **ret_error)

@@ -73,6 +73,7 @@ void vo_place_host_clear(VoPlaceHost *h)
     free(h->cpu_model);
     vo_strv_free(h->cpu_flags);
     vo_strv_free(h->pools);
+    vo_strv_free(h->firmware);
     *h = (VoPlaceHost){ 0 };
 }
 
@@ -344,6 +345,8 @@ static VoPlaceVerdict host_verdict(const VoPlaceSnapshot *snap, size_t i, const 
         return (VoPlaceVerdict){ .why = why };
     if (!has_all(req->pools, h->pools))
         return (VoPlaceVerdict){ .why = VO_PLACE_POOLS };
+    if (req->firmware && !sorted_has(h->firmware, vo_strv_len(h->firmware), req->firmware))
+        return (VoPlaceVerdict){ .why = VO_PLACE_FIRMWARE };
     uint64_t mem_free = vo_place_memory_free(h);
     if (req->memory_mib > mem_free)
         return (VoPlaceVerdict){ .why = VO_PLACE_MEMORY, .free = mem_free };
@@ -512,6 +515,12 @@ static char *reason_text(const VoPlaceHost *h, const VoPlaceRequest *req, const 
                            req->group ? req->group : "?", v->here, v->least);
     case VO_PLACE_EXCLUDED:
         return vo_strdup("excluded (the host the VM moves from)");
+    case VO_PLACE_FIRMWARE:
+        if (!h->firmware)
+            return vo_asprintf("does not say which firmware it has (its vireod is older), the "
+                               "VM needs %s", req->firmware ? req->firmware : "?");
+        return vo_asprintf("has no OVMF for %s (install the ovmf package there)",
+                           req->firmware ? req->firmware : "?");
     }
     return vo_strdup("does not fit");
 }

@@ -50,6 +50,9 @@ typedef struct {
     uint64_t committed_memory_mib; /* given to the VMs it holds */
     unsigned committed_vcpus;
     double load;      /* current CPU load, 0..1 */
+    /* What its VMs can boot ("bios", "uefi", "uefi-secure-boot": the
+     * record's "firmware"); NULL: the host does not say (an older vireod). */
+    char **firmware;
 } VoPlaceHost;
 
 typedef struct {
@@ -82,6 +85,7 @@ typedef struct {
     size_t n_group_hosts;
     char *host;           /* pinned host (id or name), or NULL */
     char **exclude;       /* host ids that may not take the VM (a move's source), or NULL */
+    const char *firmware; /* "uefi" or "uefi-secure-boot": the host must list it; NULL: any */
 } VoPlaceRequest;
 
 /* Why a host cannot take the VM. */
@@ -101,6 +105,7 @@ typedef enum {
     VO_PLACE_GROUP_TOGETHER,    /* the group lives on another host */
     VO_PLACE_GROUP_SPREAD,      /* here: members here; least: on a fitting host */
     VO_PLACE_EXCLUDED,          /* the request excludes it (the host a VM moves from) */
+    VO_PLACE_FIRMWARE,          /* lacks the VM's firmware (no OVMF), or does not say */
 } VoPlaceWhy;
 
 typedef struct {

@@ -222,6 +222,10 @@ int vo_migrate_target_place_group(VoDaemon *d, const char *vm_id, const char *so
     VoPlaceRequest req = { .vcpus = spec->vcpus, .memory_mib = spec->memory_mib,
                            .accel = spec->accel == VO_ACCEL_KVM ? VO_ACCEL_KVM : VO_ACCEL_AUTO };
     req.pools = needed_pools(d, spec);
+    /* A UEFI VM only where OVMF is (an HA restart or DRS must not pick a
+     * host that cannot boot it; cluster/migrate-compat.h refuses it too). */
+    if (spec->firmware == VO_FIRMWARE_UEFI)
+        req.firmware = spec->secure_boot ? "uefi-secure-boot" : "uefi";
     vo_strv_push(&req.exclude, vo_strdup(source_host_id));
     VoPlaceSnapshot snap = { 0 };
     VoPlaceResult res = { .host = -1, .pinned = -1 };

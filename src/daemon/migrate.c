@@ -608,7 +608,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     }
     int64_t at_migrate = vo_now_ms();
     VoHvMigrationProgress p = { 0 };
-    int64_t shown = 0, cancel_at = 0, memory_start = vo_now_ms();
+    int64_t shown = 0, cancel_at = 0, memory_start = vo_now_ms(), switch_start = 0;
     bool cancelled = false, unconfirmed = false;
     _cleanup_free_ char *stuck = NULL; /* did not converge in time: why */
     unsigned max_throttle = 0;
@@ -636,7 +636,12 @@ static int task_migrate_run(VoTask *t, void *userdata)
         }
         if (p.throttle_pct > max_throttle)
             max_throttle = p.throttle_pct;
+        if (!p.switching)
+            switch_start = 0;
+        else if (!switch_start)
+            switch_start = vo_now_ms();
         VoConvergeView converge = { .progress = &p, .elapsed_ms = vo_now_ms() - memory_start,
+                                    .switching_ms = switch_start ? vo_now_ms() - switch_start : 0,
                                     .limit_s = converge_s, .max_throttle = max_throttle,
                                     .force = m->opts.force_converge };
         if (!cancelled && !stuck && vo_migrate_not_converging(&converge)) {

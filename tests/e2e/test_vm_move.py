@@ -317,6 +317,10 @@ def uefi_refusals(c, faults):
     h1.cli("vm", "start", "u1")
     msg = error_of(h2, "POST", "/v1/vms/u1/migrate", {"to": "h2"}, 409)
     assert want in msg, msg
+    # The manager's choice (no --to; an evacuation, an HA restart) leaves
+    # a host without OVMF out, saying so, rather than picking it.
+    msg = error_of(h1, "POST", "/v1/vms/u1/migrate", {}, 409)
+    assert "h2: has no OVMF for uefi (install the ovmf package there)" in msg, msg
     h1.cli("vm", "stop", "u1", "--force")
     assert hosts_of(h2, "u1") == ["h1"]
     (faults / "no-ovmf").unlink()

@@ -1,6 +1,6 @@
 /* test-migrate-converge.c: when a live migration counts as not converging
  * (cluster/migrate-converge.c): before and at its limit, in each QEMU
- * status, at its switch-over however late; and the abort's words (the
+ * status, at its switch-over however late but not when hung there; and the abort's words (the
  * measured bandwidth, QEMU's dirty rate or none yet, the throttle, the
  * hint that --force-converge drops). */
 #include <setjmp.h>
@@ -52,10 +52,24 @@ static void test_only_while_copying(void **state)
     /* Still setting up (a TLS handshake, a slow start): counts. */
     p.status = VO_HV_MIGRATION_SETUP;
     assert_true(vo_migrate_not_converging(&v));
-    /* At the switch-over it converged, however late: never aborted there. */
+    /* At the switch-over it converged, however late: not aborted there... */
     p.status = VO_HV_MIGRATION_ACTIVE;
     p.switching = true;
+    v.switching_ms = 0;
     assert_false(vo_migrate_not_converging(&v));
+    v.switching_ms = VO_MIGRATE_SWITCHOVER_GRACE_MS - 1;
+    assert_false(vo_migrate_not_converging(&v));
+    /* ...unless it hangs there (the guest paused): still bounded. */
+    v.switching_ms = VO_MIGRATE_SWITCHOVER_GRACE_MS;
+    assert_true(vo_migrate_not_converging(&v));
+    _cleanup_free_ char *hung = vo_migrate_not_converged_why(&v);
+    assert_string_equal(hung, "hung at its switch-over: past its 20 s limit and 60 s there "
+                              "with the guest paused (the target stopped taking the stream?)");
+    /* Hung there but within its limit: the limit still comes first. */
+    v.elapsed_ms = 19999;
+    assert_false(vo_migrate_not_converging(&v));
+    v.elapsed_ms = 30000;
+    v.switching_ms = 0;
     p.switching = false;
     /* Ended: nothing to abort. */
     const VoHvMigrationStatus ended[] = { VO_HV_MIGRATION_NONE, VO_HV_MIGRATION_COMPLETED,

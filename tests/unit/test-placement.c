@@ -533,6 +533,64 @@ static void test_exclude(void **state)
     vo_place_snapshot_clear(&s);
 }
 
+/* A UEFI VM (an HA restart, DRS, an evacuation: migrate-target.c) goes
+ * only to a host that publishes its OVMF; a host that says nothing (an
+ * older vireod) is left out too, as migrate-compat refuses it. */
+static void test_firmware(void **state)
+{
+    (void)state;
+    VoPlaceSnapshot s = snapshot("abcd");
+    s.hosts[0].committed_memory_mib = 8192; /* a busiest: chosen last */
+    s.hosts[1].firmware = strv("bios", NULL);
+    s.hosts[2].firmware = strv("bios", "uefi", NULL);
+    s.hosts[3].firmware = NULL;
+    VoPlaceRequest req = request(1, 1024);
+    /* BIOS: any host, the lightest. */
+    assert_string_equal(place(&s, &req, NULL), "b");
+    req.firmware = "uefi";
+    VoPlaceResult res;
+    assert_string_equal(place(&s, &req, &res), "c"); /* a says nothing (host() sets none) */
+    assert_int_equal(res.verdicts[0].why, VO_PLACE_FIRMWARE);
+    assert_int_equal(res.verdicts[1].why, VO_PLACE_FIRMWARE);
+    assert_int_equal(res.verdicts[3].why, VO_PLACE_FIRMWARE);
+    assert_reason(&s, &req, &res, 1, "has no OVMF for uefi (install the ovmf package there)");
+    assert_reason(&s, &req, &res, 2, NULL);
+    vo_place_result_clear(&res);
+    s.hosts[0].firmware = strv("bios", "uefi", "uefi-secure-boot", NULL);
+    s.hosts[2].committed_memory_mib = 12288; /* c busier than a now */
+    assert_string_equal(place(&s, &req, NULL), "a");
+    s.hosts[0].state = VO_HOST_MAINTENANCE;
+    assert_string_equal(place(&s, &req, &res), "c");
+    assert_reason(&s, &req, &res, 3, "does not say which firmware it has (its vireod is "
+                                     "older), the VM needs uefi");
+    vo_place_result_clear(&res);
+    /* Secure boot needs its own pair: only a has it, and a is away. */
+    req.firmware = "uefi-secure-boot";
+    assert_null(place(&s, &req, &res));
+    char *words = vo_place_reasons_format(&s, &req, &res);
+    assert_string_equal(words, "no host fits: a: in maintenance; b: has no OVMF for "
+                               "uefi-secure-boot (install the ovmf package there); c: has no "
+                               "OVMF for uefi-secure-boot (install the ovmf package there); d: "
+                               "does not say which firmware it has (its vireod is older), the "
+                               "VM needs uefi-secure-boot");
+    free(words);
+    vo_place_result_clear(&res);
+    /* The record's list, read and written back. */
+    json_t *doc = vo_place_host_to_json(&s.hosts[2]);
+    VoPlaceHost h;
+    char *error = NULL;
+    assert_int_equal(vo_place_host_from_json(doc, &h, &error), 0);
+    assert_string_equal(h.firmware[1], "uefi");
+    assert_null(h.firmware[2]);
+    vo_place_host_clear(&h);
+    json_object_set_new(doc, "firmware", json_string("uefi"));
+    assert_int_equal(vo_place_host_from_json(doc, &h, &error), -EINVAL);
+    assert_non_null(strstr(error, "firmware: must be an array of strings"));
+    free(error);
+    json_decref(doc);
+    vo_place_snapshot_clear(&s);
+}
+
 static void test_json_host(void **state)
 {
     json_t *doc = load(HOST_DOC "}");
@@ -754,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_group_together),
         cmocka_unit_test(test_pinned),
         cmocka_unit_test(test_exclude),
+        cmocka_unit_test(test_firmware),
         cmocka_unit_test(test_json_host),
         cmocka_unit_test(test_json_snapshot),
         cmocka_unit_test(test_json_request),

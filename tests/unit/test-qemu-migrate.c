@@ -161,6 +161,8 @@ static void test_query(void **state)
         { .expect = "query-migrate",
           .send = { "{\"return\":{\"status\":\"pre-switchover\"},\"id\":$ID}\n" } },
         { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"device\"},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
           .send = { "{\"return\":{\"status\":\"completed\",\"downtime\":42,\"total-time\":2000,"
                     "\"ram\":{\"transferred\":4100,\"remaining\":0,\"total\":4000,"
                     "\"dirty-sync-count\":5}},\"id\":$ID}\n" } },
@@ -193,13 +195,21 @@ static void test_query(void **state)
     assert_int_equal(p.passes, 2);
     assert_int_equal(p.expected_downtime_ms, 280);
     assert_int_equal(p.throttle_pct, 45);
+    assert_false(p.switching); /* still copying memory */
     assert_null(p.error);
+    /* At the switch-over (the converge limit spares it, for a while):
+     * pre-switchover, then device. */
     assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+    assert_true(p.switching);
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+    assert_true(p.switching);
     assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_COMPLETED);
     assert_int_equal(p.downtime_ms, 42);
     assert_int_equal(p.passes, 5);
+    assert_false(p.switching);
     assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_FAILED);
     assert_string_equal(p.error, "Unable to write to socket: Broken pipe");
