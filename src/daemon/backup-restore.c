@@ -346,7 +346,8 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
         vo_strv_pushf(&made, "%s/%s", pool, volume);
         free(disk->volume);
         disk->volume = vo_asprintf("%s/%s", pool, volume);
-        disk->format = VO_DISK_QCOW2;
+        /* An rbd pool's volume is a raw RBD image (the chain flattened into it). */
+        disk->format = vo_pool_is_rbd(d, pool) ? VO_DISK_RAW : VO_DISK_QCOW2;
         disk->owned = true;
         disk->shareable = false;
     }

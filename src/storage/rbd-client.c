@@ -7,6 +7,7 @@
 #include <rbd/librbd.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/util.h"
@@ -102,6 +103,27 @@ int vo_rbd_image_create(const VoRbdConf *conf, const char *image, uint64_t size,
     return r;
 }
 
+int vo_rbd_snap_names(rbd_image_t img, char ***ret)
+{
+    /* Small at first, so that test_storage_rbd's images with two
+     * snapshots take the growth path too. Bounded: snapshots made between
+     * two calls make it ask again. */
+    int max = 2, n = -ERANGE;
+    for (int tries = 0; n == -ERANGE && tries < 8; tries++) {
+        rbd_snap_info_t *snaps = vo_malloc0(sizeof(*snaps) * (size_t)max);
+        n = rbd_snap_list(img, snaps, &max);
+        char **names = NULL;
+        for (int i = 0; i < n; i++)
+            vo_strv_pushf(&names, "%s", snaps[i].name);
+        if (n >= 0) {
+            rbd_snap_list_end(snaps);
+            *ret = names;
+        }
+        free(snaps);
+    }
+    return n;
+}
+
 /* Removes every snapshot of image (-EBUSY when one is protected). */
 static int remove_snapshots(rados_ioctx_t io, const char *image)
 {
@@ -109,13 +131,10 @@ static int remove_snapshots(rados_ioctx_t io, const char *image)
     int r = rbd_open(io, image, &img, NULL);
     if (r < 0)
         return r;
-    rbd_snap_info_t snaps[64];
-    int max = (int)ELEMENTSOF(snaps);
-    int n = rbd_snap_list(img, snaps, &max);
+    _cleanup_strv_ char **names = NULL;
+    int n = vo_rbd_snap_names(img, &names);
     for (int i = 0; i < n && r >= 0; i++)
-        r = rbd_snap_remove(img, snaps[i].name);
-    if (n >= 0)
-        rbd_snap_list_end(snaps);
+        r = rbd_snap_remove(img, names[i]);
     rbd_close(img);
     return n < 0 ? n : r;
 }

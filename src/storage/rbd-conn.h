@@ -35,3 +35,6 @@ int vo_rbd_with_image(const VoRbdConf *conf, const char *image, VoRbdImageFn fn,
 /* Connects and opens image (closed with rbd_close, then vo_rbd_conn_close). */
 int vo_rbd_image_open(const VoRbdConf *conf, VoRbdConn *c, const char *image, rbd_image_t *ret,
                       char **ret_error);
+/* The names of image's snapshots, however many (rbd_snap_list asks for a
+ * larger array when they do not fit): their count, or -errno. */
+int vo_rbd_snap_names(rbd_image_t img, char ***ret);

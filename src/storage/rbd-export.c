@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "storage/extents.h"
 #include "storage/qemu-img.h"
 #include "storage/rbd-conn.h"
 #include "util/cancel.h"
@@ -26,57 +27,10 @@
 #define BATCH 16 /* chunks per qemu-io run: at most 64 MiB of scratch files */
 #define QEMU_IO_TIMEOUT_MS (10 * 60 * 1000)
 
-typedef struct {
-    uint64_t start, end;
-} Range;
-
-typedef struct {
-    Range *v;
-    size_t n, cap;
-    uint64_t size;
-} Ranges;
-
 static int add_extent(uint64_t offset, size_t len, int exists, void *arg)
 {
-    Ranges *rs = arg;
     (void)exists; /* a discarded extent reads back as zeros: copied as such */
-    if (rs->n == rs->cap) {
-        rs->cap = rs->cap ? rs->cap * 2 : 64;
-        Range *v = realloc(rs->v, sizeof(Range) * rs->cap);
-        if (!v)
-            return -ENOMEM;
-        rs->v = v;
-    }
-    uint64_t end = (offset + len + CLUSTER - 1) / CLUSTER * CLUSTER;
-    rs->v[rs->n++] = (Range){ offset / CLUSTER * CLUSTER, end < rs->size ? end : rs->size };
-    return 0;
-}
-
-static int range_cmp(const void *a, const void *b)
-{
-    uint64_t x = ((const Range *)a)->start, y = ((const Range *)b)->start;
-    return x < y ? -1 : x > y;
-}
-
-/* Sorted, overlapping and touching ranges merged; returns their bytes. */
-static uint64_t ranges_merge(Ranges *rs)
-{
-    if (!rs->n)
-        return 0;
-    qsort(rs->v, rs->n, sizeof(Range), range_cmp);
-    size_t k = 0;
-    for (size_t i = 1; i < rs->n; i++) {
-        if (rs->v[i].start <= rs->v[k].end) {
-            if (rs->v[i].end > rs->v[k].end)
-                rs->v[k].end = rs->v[i].end;
-        } else
-            rs->v[++k] = rs->v[i];
-    }
-    rs->n = k + 1;
-    uint64_t total = 0;
-    for (size_t i = 0; i < rs->n; i++)
-        total += rs->v[i].end - rs->v[i].start;
-    return total;
+    return vo_extents_add(arg, offset, len);
 }
 
 /* One qemu-io run's commands and the scratch files they read. */
@@ -151,7 +105,7 @@ static void throttle(uint64_t rate, uint64_t done, int64_t started_us)
 }
 
 /* Copies every range of rs from img into e->target (created already). */
-static int copy_ranges(rbd_image_t img, const VoRbdExport *e, const Ranges *rs, uint64_t total,
+static int copy_ranges(rbd_image_t img, const VoRbdExport *e, const VoExtents *rs, uint64_t total,
                        char **ret_error)
 {
     if (strpbrk(e->target, " \t\n"))
@@ -215,7 +169,7 @@ int vo_rbd_export_qcow2(const VoRbdConf *conf, const VoRbdExport *e, uint64_t *r
         return vo_error_set(ret_error, r, "cannot open RBD image %s/%s at snapshot %s: %s",
                             conf->pool, e->image, e->snap, strerror(-r));
     }
-    Ranges rs = { 0 };
+    VoExtents rs = { .cluster = CLUSTER };
     r = rbd_get_size(img, &rs.size);
     /* Parent extents included (a linked clone's data is partly its base's);
      * exact extents, not whole objects, so an incremental is what changed. */
@@ -225,7 +179,7 @@ int vo_rbd_export_qcow2(const VoRbdConf *conf, const VoRbdExport *e, uint64_t *r
         vo_error_set(ret_error, r, "cannot list the extents of RBD image %s/%s@%s%s%s: %s",
                      conf->pool, e->image, e->snap, e->from_snap ? " since " : "",
                      e->from_snap ? e->from_snap : "", strerror(-r));
-    uint64_t total = r >= 0 ? ranges_merge(&rs) : 0;
+    uint64_t total = r >= 0 ? vo_extents_merge(&rs) : 0;
     if (r >= 0)
         r = vo_img_create(e->target, "qcow2", rs.size, e->from_snap ? e->backing : NULL,
                           "qcow2", ret_error);
@@ -241,6 +195,6 @@ int vo_rbd_export_qcow2(const VoRbdConf *conf, const VoRbdExport *e, uint64_t *r
         if (ret_changed)
             *ret_changed = total;
     }
-    free(rs.v);
+    vo_extents_clear(&rs);
     return r < 0 ? r : 0;
 }

@@ -58,11 +58,10 @@ typedef struct {
 static int prune(rbd_image_t img, const void *arg)
 {
     const Prune *p = arg;
-    rbd_snap_info_t snaps[64];
-    int max = (int)ELEMENTSOF(snaps);
-    int n = rbd_snap_list(img, snaps, &max), r = 0;
+    _cleanup_strv_ char **names = NULL;
+    int n = vo_rbd_snap_names(img, &names), r = 0;
     for (int i = 0; i < n; i++) {
-        const char *name = snaps[i].name;
+        const char *name = names[i];
         if (strncmp(name, p->prefix, strlen(p->prefix)) || (p->keep && !strcmp(name, p->keep)))
             continue;
         int k = rbd_snap_remove(img, name);
@@ -71,8 +70,6 @@ static int prune(rbd_image_t img, const void *arg)
         else
             log_debug("rbd: removed snapshot %s@%s", p->image, name);
     }
-    if (n >= 0)
-        rbd_snap_list_end(snaps);
     return n < 0 ? n : r;
 }
 

@@ -427,6 +427,10 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
         ceph.ns("qemu-img", "compare", "-f", "raw", "-F", "raw",
                 f"rbd:vireo-vms/{src}@{snap}:conf={ceph.conf}",
                 f"rbd:vireo-vms/{dst.split('/')[1]}:conf={ceph.conf}", timeout=120)
+    # Its disks are raw RBD images and say so, as QEMU is to open them (a
+    # qcow2 format over an RBD image's raw bytes failed the start; not
+    # started here: a killed QEMU's watch keeps its images ~30 s).
+    assert [k["format"] for k in d.api("GET", "/v1/vms/rbdback")["disks"]] == ["raw", "raw"]
     d.cli("vm", "delete", "rbdback")
     for b in (inc, full):
         d.task_ok("DELETE", f"/v1/backups/{b['id']}")
