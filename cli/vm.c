@@ -1134,7 +1134,8 @@ static const CliCommand vm_commands[] = {
     "  --no-autostart        do not\n"                                                     \
     "  --ha on|off           high availability: restarted on another host when its\n"         \
     "                        host dies (every disk, and the ISO in its CD-ROM, in a\n"        \
-    "                        shared pool; docs/ha.md)\n"                                      \
+    "                        shared pool; a restart whose start fails is tried again,\n"     \
+    "                        at most 3 starts in 10 minutes; docs/ha.md)\n"                  \
     "  --ha-priority N       restart order among HA VMs, -1000..1000, higher first\n"         \
     "  --ha-group NAME       placement group whose policy holds where it restarts\n"         \
     "                        ('' for none)\n"                                                \

@@ -37,7 +37,7 @@ CLUSTER_TESTS_A=(tests/e2e/test_cluster_harness.py
                  tests/e2e/test_backup_cancel.py)
 CLUSTER_TESTS_B=(tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
-                 tests/e2e/test_ha_fence.py tests/e2e/test_ha_restart.py
+                 tests/e2e/test_ha_fence.py tests/e2e/test_ha_restart.py tests/e2e/test_ha_retry.py
                  tests/e2e/test_cluster_schedules.py
                  tests/e2e/test_cluster_rbd.py)
 CLUSTER_TESTS_C=(tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py

@@ -93,3 +93,14 @@ void vo_ha_limiter_clear(VoHaLimiter *l)
     free(l->vms);
     *l = (VoHaLimiter){ 0 };
 }
+
+int64_t vo_ha_retry_delay(const VoHaLimiter *l, const char *vm_id, unsigned failures,
+                          int64_t now_ms)
+{
+    if (!vo_ha_limiter_allows(l, vm_id, now_ms, NULL))
+        return -1;
+    int64_t delay = VO_HA_RETRY_FIRST_MS;
+    for (unsigned i = 1; i < failures && delay < VO_HA_RETRY_MAX_MS; i++)
+        delay *= 2;
+    return delay < VO_HA_RETRY_MAX_MS ? delay : VO_HA_RETRY_MAX_MS;
+}

@@ -54,3 +54,16 @@ bool vo_ha_limiter_allows(const VoHaLimiter *l, const char *vm_id, int64_t now_m
 /* Records a restart of vm_id at now_ms (the oldest beyond the limit goes). */
 void vo_ha_limiter_record(VoHaLimiter *l, const char *vm_id, int64_t now_ms);
 void vo_ha_limiter_clear(VoHaLimiter *l);
+
+/* A failed HA start (a fenced host's own restart, or the start of a VM the
+ * manager moved to this host) is tried again after a backoff:
+ * VO_HA_RETRY_FIRST_MS, doubling after each failure, at most
+ * VO_HA_RETRY_MAX_MS; every start counts against the restart limit. */
+#define VO_HA_RETRY_FIRST_MS 2000
+#define VO_HA_RETRY_MAX_MS 60000
+
+/* After the failures-th failed start of vm_id (each start recorded in l,
+ * the failed one included): the delay before the next attempt, or -1 when
+ * the restart limit allows none (the VM is then given up). */
+int64_t vo_ha_retry_delay(const VoHaLimiter *l, const char *vm_id, unsigned failures,
+                          int64_t now_ms);

@@ -52,9 +52,7 @@ static int collect(const char *key, const char *value, int64_t rev, void *userda
 
 /* ---- the record of each step: a task of kind "ha" ---- */
 
-static void note(VoDaemon *d, const char *target, const char *target_id, json_t *result,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void note(VoDaemon *d, const char *target, const char *target_id, json_t *result,
+void vo_ha_note(VoDaemon *d, const char *target, const char *target_id, json_t *result,
                  const char *fmt, ...)
 {
     va_list ap;
@@ -209,13 +207,13 @@ static void finish(VoDaemon *d, Started *s)
     int r = wait_started(d, &s->h, s->local, s->task_id, &error);
     int64_t ms = vo_now_ms() - s->since_ms;
     if (r < 0)
-        note(d, s->name, s->vm_id,
+        vo_ha_note(d, s->name, s->vm_id,
              json_pack("{s:s, s:s, s:s}", "vm", s->name, "host", s->h.name, "from",
                        s->down_name),
              "vm %s moved to host %s (host %s offline) but not started: %s", s->name,
              s->h.name, s->down_name, error);
     else
-        note(d, s->name, s->vm_id,
+        vo_ha_note(d, s->name, s->vm_id,
              json_pack("{s:s, s:s, s:s, s:I}", "vm", s->name, "host", s->h.name, "from",
                        s->down_name, "ms", (json_int_t)ms),
              "vm %s restarted on %s after %lld ms", s->name, s->h.name, (long long)ms);
@@ -234,7 +232,7 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
             down_name, (long long)((next - now + 999) / 1000));
         const char *was = json_string_value(json_object_get(said, c->vm_id));
         if (!was || strncmp(was, "restart limit", 13))
-            note(d, c->name, c->vm_id, json_object(), "vm %s: %s", c->name, text);
+            vo_ha_note(d, c->name, c->vm_id, json_object(), "vm %s: %s", c->name, text);
         say(d, c, vm_doc, text);
         return false;
     }
@@ -247,7 +245,7 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
         _cleanup_free_ char *text = vo_asprintf("unplaceable: %s", error ? error : "no host");
         const char *was = json_string_value(json_object_get(said, c->vm_id));
         if (!was || strcmp(was, text))
-            note(d, c->name, c->vm_id, json_object(), "vm %s (host %s offline): %s", c->name,
+            vo_ha_note(d, c->name, c->vm_id, json_object(), "vm %s (host %s offline): %s", c->name,
                  down_name, text);
         say(d, c, vm_doc, text);
         json_decref(doc);
@@ -281,7 +279,7 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
     _cleanup_free_ char *task_id = NULL;
     r = adopt_and_start(d, &h, local, c->vm_id, &task_id, &error);
     if (r < 0) {
-        note(d, c->name, c->vm_id,
+        vo_ha_note(d, c->name, c->vm_id,
              json_pack("{s:s, s:s, s:s}", "vm", c->name, "host", h.name, "from", down_name),
              "vm %s moved to host %s (host %s offline) but not started: %s", c->name, h.name,
              down_name, error);
@@ -349,7 +347,7 @@ static void round_once(VoDaemon *d)
         if (!json_is_true(json_object_get(ds, "said")) &&
             (has_ha || json_object_get(seen_online, id))) {
             json_object_set_new(ds, "said", json_true());
-            note(d, dn->host_name, id, json_pack("{s:s}", "host", dn->host_name),
+            vo_ha_note(d, dn->host_name, id, json_pack("{s:s}", "host", dn->host_name),
                  "host %s offline", dn->host_name);
         }
         n_cands += json_object_size(dn->docs);

@@ -7,6 +7,8 @@
  * and started by the chosen host (peer calls). */
 #pragma once
 
+#include <jansson.h>
+
 #include "daemon/daemon.h"
 
 #define VO_HA_RECOVER_PERIOD_MS 250
@@ -14,3 +16,8 @@
 /* In a cluster: starts the loop's thread. 0 or -errno. */
 int vo_ha_recover_start(VoDaemon *d);
 void vo_ha_recover_stop(VoDaemon *d);
+
+/* Records one HA step: logged, and a task of kind "ha" on this host (shown in
+ * the task list and the event stream) with result (taken) and its message. */
+void vo_ha_note(VoDaemon *d, const char *target, const char *target_id, json_t *result,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));

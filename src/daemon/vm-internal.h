@@ -91,6 +91,10 @@ struct VoVm {
      * after N ms", "unplaceable: ...", "restart limit: ...". Kept in its
      * document (top-level "ha_state"). vm->lock. */
     char *ha_state;
+    /* Moved here by HA recovery and not started yet (its document's
+     * "ha_landed"): its next start is an HA restart, retried when it fails
+     * (ha-retry.h). vm->lock. */
+    bool ha_landed;
 };
 
 /* Reasons of a paused VM (state_reason). */

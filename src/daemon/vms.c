@@ -7,6 +7,7 @@
  * Every state change is written to the store before it is acted upon. */
 #include "daemon/vms.h"
 #include "daemon/vm-internal.h"
+#include "daemon/ha-retry.h"
 #include "daemon/vm-job.h"
 
 #include <poll.h>
@@ -1618,16 +1619,31 @@ int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_erro
     return r;
 }
 
-/* unbounded: vireod's own autostart, which the queue's bound never refuses. */
+/* unbounded: vireod's own autostart, which the queue's bound never refuses.
+ * The first start of a VM HA recovery moved here is an HA restart: a failure
+ * of its task is retried (ha-retry.h). */
 static int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, json_t **ret_task, char **ret_error)
 {
     int r = vo_fence_check_start(d, ret_error);
     if (r < 0)
         return r;
     r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
-    return r < 0 ? r
-                 : vm_submit(d, vm, "start", NULL, unbounded, task_start, op_args(vm),
-                             op_args_free, ret_task, ret_error);
+    if (r >= 0)
+        r = vm_submit(d, vm, "start", NULL, unbounded, task_start, op_args(vm), op_args_free,
+                      ret_task, ret_error);
+    pthread_mutex_lock(&vm->lock);
+    bool landed = r >= 0 && vm->ha_landed;
+    vm->ha_landed = vm->ha_landed && !landed;
+    _cleanup_free_ char *id = vo_strdup(vm->spec->id), *name = vo_strdup(vm->spec->name);
+    pthread_mutex_unlock(&vm->lock);
+    if (landed)
+        vo_ha_retry_follow(d, id, name, json_string_value(json_object_get(*ret_task, "id")));
+    return r;
+}
+
+int vo_vm_start_ha(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
+{
+    return vm_start(d, vm, true, ret_task, ret_error);
 }
 
 int vo_vm_start_once(VoDaemon *d, VoVm *vm, VoBootDev dev, json_t **ret_task,
@@ -2436,6 +2452,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     vm->created_at = json_integer_value(json_object_get(status, "created_at"));
     vm->exit_reason = vo_strdup(json_string_value(json_object_get(status, "exit_reason")));
     vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
+    vm->ha_landed = json_is_true(json_object_get(doc, "ha_landed"));
     json_decref(doc);
     registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
@@ -2538,19 +2555,23 @@ void vo_vms_restart_fenced(VoDaemon *d, char **killed)
             log_warn("ha: vm %s was killed by this host's fence but its QEMU's end was not "
                      "seen within %d s", vm->spec->name, FENCED_EXIT_WAIT_MS / 1000);
         bool again = vm->spec->ha && vm->state == VO_VM_CRASHED && !vm->migrated_away;
-        _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+        _cleanup_free_ char *name = vo_strdup(vm->spec->name), *id = vo_strdup(vm->spec->id);
         pthread_mutex_unlock(&vm->lock);
         if (!again)
             continue;
         json_t *task = NULL;
         _cleanup_free_ char *error = NULL;
-        if (vm_start(d, vm, true, &task, &error) < 0)
+        if (vm_start(d, vm, true, &task, &error) < 0) {
             log_warn("ha: vm %s was killed by this host's fence and is still this host's, but "
                      "cannot be started again: %s", name, error);
-        else
+            vo_ha_retry_failed(d, id, name, error); /* tried again after a backoff */
+        } else {
+            const char *task_id = json_string_value(json_object_get(task, "id"));
             log_info("ha: vm %s was killed by this host's fence and is still this host's: "
                      "started again here, under the new lease (task %s)", name,
-                     json_string_value(json_object_get(task, "id")) ?: "?");
+                     task_id ?: "?");
+            vo_ha_retry_follow(d, id, name, task_id); /* a failed start is tried again */
+        }
         json_decref(task);
     }
 }

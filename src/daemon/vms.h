@@ -95,6 +95,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
  * the host's record then so placement sees the room again. */
 void vo_vms_set_gone_hook(void (*fn)(VoDaemon *d));
 int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
+/* The same for an HA restart (ha-retry.c): never refused by the queue's bound. */
+int vo_vm_start_ha(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error);
 /* cloud-init (vm-cloudinit.c): the settings and the seed's documents as the
  * guest gets them; set replaces the settings (NULL: none) and remakes the
  * seed, which a running VM reads at its next start. */

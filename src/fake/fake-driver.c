@@ -2,7 +2,9 @@
  * scale simulations (vireod --driver fake). VMs "run" without any process; a
  * small state file in the VM's run dir lets them survive a vireod restart.
  * Faults are injected per operation: a file $VIREO_FAKE_FAULTS/<op> holding an
- * errno name (e.g. "EIO") makes the next <op> fail with it, once. A file
+ * errno name (e.g. "EIO") makes the next <op> fail with it, once; "N EIO"
+ * the next N times. $VIREO_FAKE_FAULTS/start@NAME does so for the starts of
+ * VM NAME alone. A file
  * $VIREO_FAKE_FAULTS/<op>.hold makes every <op> wait while it exists (at most
  * two minutes), after creating <op>.held: a test sees the operation under way
  * and lets it go by removing the .hold file. While a file
@@ -99,7 +101,16 @@ static int take_fault(const char *op)
     _cleanup_free_ char *text = NULL;
     if (vo_read_file(path, 64, &text, NULL) < 0)
         return 0;
-    (void)unlink(path);
+    /* "N ERR": the next N <op>s fail (the count kept in the file). */
+    char *rest = NULL;
+    long times = strtol(text, &rest, 10);
+    if (rest != text && times > 1) {
+        _cleanup_free_ char *left = vo_asprintf("%ld%s", times - 1, rest);
+        (void)vo_write_file_atomic(path, left, strlen(left));
+    } else
+        (void)unlink(path);
+    if (rest != text)
+        text = memmove(text, rest + strspn(rest, " "), strlen(rest + strspn(rest, " ")) + 1);
     static const struct { const char *name; int err; } errnos[] = {
         { "EIO", EIO }, { "ENOSPC", ENOSPC }, { "ENOMEM", ENOMEM }, { "EBUSY", EBUSY },
         { "ETIMEDOUT", ETIMEDOUT },
@@ -187,7 +198,10 @@ static void resources_from_spec(VoHvInstance *vm, const VoVmSpec *spec)
 static int fake_start(VoHvDriver *d, const VoVmSpec *spec, const char *run_dir,
                       const int *tap_fds, VoHvInstance **ret, char **ret_error)
 {
-    int r = take_fault("start");
+    _cleanup_free_ char *own = vo_asprintf("start@%s", spec->name);
+    int r = take_fault(own); /* this VM's starts alone */
+    if (r >= 0)
+        r = take_fault("start");
     if (r < 0) {
         *ret_error = vo_asprintf("injected fault: start fails with %s", strerror(-r));
         return r;

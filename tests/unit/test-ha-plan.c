@@ -95,12 +95,35 @@ static void limiter_allows_three_in_ten_minutes(void **state)
     assert_int_equal(l.n, 0);
 }
 
+/* A failed HA start is retried after 2, 4, 8 ... s (at most 60 s), while the
+ * restart limit allows: the first start and two retries, then given up. */
+static void retry_backs_off_within_the_restart_limit(void **state)
+{
+    (void)state;
+    VoHaLimiter l = { 0 };
+    vo_ha_limiter_record(&l, "vm1", 1000); /* the start that failed */
+    assert_int_equal(vo_ha_retry_delay(&l, "vm1", 1, 1000), 2000);
+    vo_ha_limiter_record(&l, "vm1", 3000); /* retry 1, failed */
+    assert_int_equal(vo_ha_retry_delay(&l, "vm1", 2, 3000), 4000);
+    vo_ha_limiter_record(&l, "vm1", 7000); /* retry 2, failed: 3 in the window */
+    assert_int_equal(vo_ha_retry_delay(&l, "vm1", 3, 7000), -1);
+    /* Once the window lets the oldest go, a later failure may retry again. */
+    assert_int_equal(vo_ha_retry_delay(&l, "vm1", 3, 1000 + VO_HA_WINDOW_MS), 8000);
+    /* The backoff stops doubling at its ceiling. */
+    VoHaLimiter empty = { 0 };
+    assert_int_equal(vo_ha_retry_delay(&empty, "vm2", 5, 0), 32000);
+    assert_int_equal(vo_ha_retry_delay(&empty, "vm2", 6, 0), VO_HA_RETRY_MAX_MS);
+    assert_int_equal(vo_ha_retry_delay(&empty, "vm2", 40, 0), VO_HA_RETRY_MAX_MS);
+    vo_ha_limiter_clear(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(wanted_needs_ha_and_a_running_state),
         cmocka_unit_test(order_is_priority_then_name),
         cmocka_unit_test(limiter_allows_three_in_ten_minutes),
+        cmocka_unit_test(retry_backs_off_within_the_restart_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,253 @@
+/* ha-retry.c: failed HA starts tried again with a backoff (ha-retry.h). The
+ * decision (how long to wait, whether the restart limit allows another
+ * attempt) is cluster/ha-plan.c's; this file follows the start tasks, checks
+ * the VM before each attempt, starts it and records each step. */
+#include "daemon/ha-retry.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "cluster/ha-plan.h"
+#include "daemon/fence.h"
+#include "daemon/ha-recover.h"
+#include "daemon/vm-internal.h"
+#include "state/keys.h"
+#include "state/store.h"
+#include "util/periodic.h"
+#include "util/util.h"
+
+#define START_FAILED "start failed"
+
+static VoPeriodic runner = VO_PERIODIC_INIT;
+/* {vm id: {"name", "task" (the start followed) or "due" (monotonic ms of the
+ * next attempt), "failures"}} and the restart limit's bookkeeping, under
+ * lock (callers are task and host threads; the rounds are the runner's). */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *pending;
+static VoHaLimiter limiter;
+
+/* Under lock: vm_id's entry, made (its start counted) when new. */
+static json_t *entry_locked(const char *vm_id, const char *name)
+{
+    json_t *e = json_object_get(pending, vm_id);
+    if (!e) {
+        e = json_pack("{s:s, s:i}", "name", name, "failures", 0);
+        json_object_set_new(pending, vm_id, e);
+        vo_ha_limiter_record(&limiter, vm_id, vo_now_ms());
+    }
+    return e;
+}
+
+void vo_ha_retry_follow(VoDaemon *d, const char *vm_id, const char *name, const char *task_id)
+{
+    (void)d;
+    if (!task_id)
+        return;
+    pthread_mutex_lock(&lock);
+    if (pending) {
+        json_t *e = entry_locked(vm_id, name);
+        json_object_set_new(e, "task", json_string(task_id));
+        json_object_del(e, "due");
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static void give_up(VoDaemon *d, const char *vm_id, const char *name, unsigned failures,
+                    const char *why)
+{
+    _cleanup_free_ char *text = vo_asprintf(
+        "restart limit: its HA start failed %u times (at most %d starts within %d minutes); "
+        "left crashed: %s", failures, VO_HA_MAX_RESTARTS, VO_HA_WINDOW_MS / 60000, why);
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+    if (vm) {
+        pthread_mutex_lock(&vm->lock);
+        if (!vo_vm_state_active(vm->state)) {
+            free(vm->ha_state);
+            vm->ha_state = vo_strdup(text);
+            free(vm->exit_reason);
+            vm->exit_reason = vo_strdup(text);
+            vo_vm_set_state(vm, VO_VM_CRASHED); /* saves */
+        }
+        pthread_mutex_unlock(&vm->lock);
+    }
+    vo_ha_note(d, name, vm_id, json_pack("{s:s, s:i}", "vm", name, "failures", failures),
+               "vm %s: %s", name, text);
+}
+
+/* Under lock for e (dropped around the give-up): one more failure (why). */
+static void failed_locked(VoDaemon *d, const char *vm_id, json_t *e, const char *why)
+{
+    unsigned failures = (unsigned)json_integer_value(json_object_get(e, "failures")) + 1;
+    _cleanup_free_ char *name = vo_strdup(json_string_value(json_object_get(e, "name")));
+    int64_t now = vo_now_ms();
+    int64_t delay = vo_ha_retry_delay(&limiter, vm_id, failures, now);
+    if (delay < 0) {
+        json_object_del(pending, vm_id);
+        pthread_mutex_unlock(&lock);
+        give_up(d, vm_id, name, failures, why);
+        pthread_mutex_lock(&lock);
+        return;
+    }
+    json_object_set_new(e, "failures", json_integer(failures));
+    json_object_set_new(e, "due", json_integer(now + delay));
+    json_object_del(e, "task");
+    pthread_mutex_unlock(&lock);
+    vo_ha_note(d, name, vm_id,
+               json_pack("{s:s, s:i, s:I}", "vm", name, "failures", failures, "retry_ms",
+                         (json_int_t)delay),
+               "vm %s: its HA start failed (%s): tried again in %lld s", name, why,
+               (long long)(delay / 1000));
+    pthread_mutex_lock(&lock);
+}
+
+void vo_ha_retry_failed(VoDaemon *d, const char *vm_id, const char *name, const char *why)
+{
+    pthread_mutex_lock(&lock);
+    if (pending)
+        failed_locked(d, vm_id, entry_locked(vm_id, name), why ? why : "?");
+    pthread_mutex_unlock(&lock);
+}
+
+/* Why the VM must not be started again (NULL: it may): checked before each
+ * attempt, as the other HA starts do. */
+static char *stale(VoDaemon *d, const char *vm_id)
+{
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+    if (!vm)
+        return vo_strdup("it is no longer on this host");
+    _cleanup_free_ char *key = vo_key_vm(vm_id);
+    int r = vo_store_get(d->store, key, NULL, NULL);
+    if (r == -ENOENT)
+        return vo_strdup("it is no longer this host's (deleted, or restarted elsewhere)");
+    if (r < 0)
+        return vo_asprintf("the store cannot be read: %s", strerror(-r));
+    if (vo_fence_is_fenced(d, NULL, NULL))
+        return vo_strdup("this host fenced itself again");
+    pthread_mutex_lock(&vm->lock);
+    char *why = NULL;
+    if (!vm->spec->ha)
+        why = vo_strdup("it is no longer HA");
+    else if (vm->migrated_away || vm->deleting || vm->deleted)
+        why = vo_strdup("it is being deleted or moved");
+    else if (vm->state != VO_VM_STOPPED || !vm->exit_reason ||
+             strncmp(vm->exit_reason, START_FAILED, strlen(START_FAILED)))
+        why = vo_asprintf("it was %s meanwhile", vo_vm_state_active(vm->state)
+                                                     ? "started" : "stopped or changed");
+    pthread_mutex_unlock(&vm->lock);
+    return why;
+}
+
+/* Under lock: e's attempt is due: checked, then started (or dropped). */
+static void attempt_locked(VoDaemon *d, const char *vm_id, json_t *e)
+{
+    _cleanup_free_ char *name = vo_strdup(json_string_value(json_object_get(e, "name")));
+    pthread_mutex_unlock(&lock);
+    _cleanup_free_ char *why = stale(d, vm_id);
+    json_t *task = NULL;
+    _cleanup_free_ char *error = NULL;
+    int r = 0;
+    _cleanup_vm_ VoVm *vm = why ? NULL : vo_vms_find(d, vm_id);
+    if (vm)
+        r = vo_vm_start_ha(d, vm, &task, &error);
+    pthread_mutex_lock(&lock);
+    if (json_object_get(pending, vm_id) != e) {
+        /* followed anew meanwhile */
+    } else if (why && !strncmp(why, "the store", 9)) {
+        json_object_set_new(e, "due", json_integer(vo_now_ms() + VO_HA_RETRY_FIRST_MS));
+    } else if (why) {
+        log_info("ha: vm %s: its HA start is not tried again: %s", name, why);
+        json_object_del(pending, vm_id);
+    } else {
+        vo_ha_limiter_record(&limiter, vm_id, vo_now_ms());
+        const char *task_id = json_string_value(json_object_get(task, "id"));
+        if (r >= 0 && task_id) {
+            json_object_set_new(e, "task", json_string(task_id));
+            json_object_del(e, "due");
+        } else
+            failed_locked(d, vm_id, e, error ? error : "no start task");
+    }
+    json_decref(task);
+}
+
+/* Under lock: e's followed task, if it ended. */
+static void check_task_locked(VoDaemon *d, const char *vm_id, json_t *e)
+{
+    json_t *t = vo_tasks_get_json(d->tasks, json_string_value(json_object_get(e, "task")));
+    const char *state = json_string_value(json_object_get(t, "state"));
+    unsigned failures = (unsigned)json_integer_value(json_object_get(e, "failures"));
+    if (!t || (state && !strcmp(state, "succeeded"))) {
+        if (t && failures > 0) {
+            _cleanup_free_ char *name = vo_strdup(json_string_value(json_object_get(e,
+                                                                                    "name")));
+            json_object_del(pending, vm_id);
+            pthread_mutex_unlock(&lock);
+            vo_ha_note(d, name, vm_id, json_pack("{s:s, s:i}", "vm", name, "failures", failures),
+                       "vm %s: started after %u failed HA starts", name, failures);
+            pthread_mutex_lock(&lock);
+        } else
+            json_object_del(pending, vm_id);
+    } else if (state && (!strcmp(state, "failed") || !strcmp(state, "cancelled"))) {
+        const char *why = json_string_value(json_object_get(json_object_get(t, "error"),
+                                                            "message"));
+        _cleanup_free_ char *text = vo_strdup(why ? why : state);
+        failed_locked(d, vm_id, e, text);
+    }
+    json_decref(t);
+}
+
+static void retry_round(void *userdata)
+{
+    VoDaemon *d = userdata;
+    pthread_mutex_lock(&lock);
+    json_t *ids = json_array();
+    const char *vm_id;
+    json_t *e;
+    json_object_foreach(pending, vm_id, e)
+        json_array_append_new(ids, json_string(vm_id));
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id) {
+        if (vo_periodic_stopping(&runner))
+            break;
+        e = json_object_get(pending, json_string_value(id));
+        if (!e)
+            continue;
+        json_incref(e); /* the entry may leave pending while lock is dropped */
+        if (json_object_get(e, "task"))
+            check_task_locked(d, json_string_value(id), e);
+        else if (json_integer_value(json_object_get(e, "due")) <= vo_now_ms())
+            attempt_locked(d, json_string_value(id), e);
+        json_decref(e);
+    }
+    pthread_mutex_unlock(&lock);
+    json_decref(ids);
+}
+
+int vo_ha_retry_start(VoDaemon *d)
+{
+    if (!d->cluster || vo_periodic_started(&runner))
+        return 0;
+    pthread_mutex_lock(&lock);
+    pending = json_object();
+    pthread_mutex_unlock(&lock);
+    int r = vo_periodic_start(&runner, retry_round, d, VO_HA_RETRY_PERIOD_MS);
+    if (r < 0) {
+        pthread_mutex_lock(&lock);
+        json_decref(pending);
+        pending = NULL;
+        pthread_mutex_unlock(&lock);
+    }
+    return r;
+}
+
+void vo_ha_retry_stop(VoDaemon *d)
+{
+    (void)d;
+    if (!vo_periodic_stop(&runner))
+        return;
+    pthread_mutex_lock(&lock);
+    json_decref(pending);
+    pending = NULL;
+    vo_ha_limiter_clear(&limiter);
+    pthread_mutex_unlock(&lock);
+}

@@ -1,0 +1,77 @@
+"""A failed HA start is tried again (docs/ha.md, "When a restart's start
+fails"), on three fake-driver hosts (no guest, no QEMU): h1 dies with two HA
+VMs; the manager moves them to the other hosts, whose starts fail by the
+fake driver's per-VM fault ($VIREO_FAKE_FAULTS/start@NAME, "N EIO": the next
+N starts of NAME fail). ok1's first start fails: it is tried again after the
+backoff and runs. bad1's starts keep failing: after the restart limit's 3
+starts it is left crashed with the reason. Each retry and the give-up are
+tasks of kind "ha" on the host that retried (events)."""
+
+import os
+import time
+
+from test_migrate import create_on, form, shared_pool
+from vireo_harness import wait_until
+
+
+def ha_messages(hosts):
+    out = []
+    for h in hosts:
+        for t in h.api("GET", "/v1/tasks")["tasks"]:
+            if t.get("kind") == "ha":
+                out.append((t.get("result") or {}).get("message") or t.get("message") or "")
+    return out
+
+
+def test_failed_ha_start_is_retried_then_given_up(cluster, tmp_path, monkeypatch):
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
+    c = cluster(3, driver="fake", listen=False)
+    form(c)
+    shared_pool(c)
+    manager = c.hosts[0].api("GET", "/v1/cluster")["manager"]
+    # The victim is not the manager: the recovery starts at once.
+    victim = next(h for h in c.hosts if h.name != manager)
+    others = [h for h in c.hosts if h is not victim]
+    for name in ("ok1", "bad1"):
+        create_on(victim, name, blank=True, disk_size_bytes=16 << 20, ha=True)
+        victim.task_ok("POST", f"/v1/vms/{name}/start")
+    (faults / "start@ok1").write_text("1 EIO\n")
+    (faults / "start@bad1").write_text("9 EIO\n")
+    c.kill_host(victim)
+    seen = others[0]
+    t0 = time.monotonic()
+
+    def host_of(name):
+        return next((v for v in seen.api("GET", "/v1/vms?view=summary")["vms"]
+                     if v["name"] == name), {})
+
+    wait_until(lambda: host_of("ok1").get("state") == "running"
+               and host_of("ok1").get("host") != victim.name, 90,
+               what="ok1 running again after its failed start")
+    print(f"\nok1 running after {time.monotonic() - t0:.1f} s")
+    assert (faults / "start@ok1").exists() is False  # its one failure was used
+    wait_until(lambda: host_of("bad1").get("state") == "crashed"
+               and host_of("bad1").get("host") != victim.name, 90,
+               what="bad1 given up (crashed)")
+    print(f"bad1 crashed after {time.monotonic() - t0:.1f} s")
+    owner = next(h for h in others if h.name == host_of("bad1")["host"])
+    vm = owner.vm("bad1")
+    reason = vm["status"]["exit_reason"] if "status" in vm else vm.get("exit_reason")
+    assert "restart limit" in reason and "failed 3 times" in reason, vm
+    assert "injected fault" in reason, vm
+    # 3 starts only (the limit): 9 - 3 failures left in the fault file.
+    assert (faults / "start@bad1").read_text().startswith("6"), \
+        (faults / "start@bad1").read_text()
+    messages = ha_messages(others)
+    assert any("vm ok1: its HA start failed" in m and "tried again in 2 s" in m
+               for m in messages), messages
+    assert any("vm ok1: started after 1 failed HA starts" in m for m in messages), messages
+    assert any("vm bad1: its HA start failed" in m and "tried again in 4 s" in m
+               for m in messages), messages
+    assert any(m.startswith("vm bad1: restart limit") for m in messages), messages
+    # Given up: it stays crashed (nothing starts it again behind the user's back).
+    time.sleep(3)
+    assert host_of("bad1").get("state") == "crashed"
+    assert os.path.exists(faults / "start@bad1")
