@@ -1233,6 +1233,9 @@ def test_errors(api):
     api.call("POST", "/v1/vms/err1/send-keys", {"keys": ["ret"]}, expect=409,
              code="invalid-state")
     api.call("GET", "/v1/vms/err1/vnc", expect=400, code="invalid-argument")
+    api.call("POST", "/v1/vms/err1/vnc-ticket", {"ttl_seconds": 1}, expect=400,
+             code="invalid-argument")
+    api.call("POST", "/v1/vms/err1/vnc-ticket", {}, expect=409, code="invalid-state")
     api.call("GET", "/v1/vms/err1/vnc", headers={"Connection": "Upgrade", "Upgrade": "vireo-vnc"},
              expect=409, code="invalid-state")
     api.act("err1", "start")

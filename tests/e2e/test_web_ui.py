@@ -30,6 +30,7 @@ import vireo_harness as h
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEB_DIST = os.environ.get("VIREO_WEB_DIST", os.path.join(HERE, "..", "..", "web", "dist"))
 DRIVER = os.path.join(HERE, "web_ui_driver.mjs")
+RELAY = os.path.join(HERE, "netns_relay.py")
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = os.path.join(h.BUILD, "web-ui")
 ADMIN_PASSWORD = "admin-pass-1"
@@ -112,6 +113,7 @@ class Web:
         self.d = d
         self.ca = os.path.join(d.state_dir, "https", "ca.crt")
         self.driver = None  # the browser (web_ui_driver.mjs), started on first use
+        self.relay = self.browser_ns = None  # started with the browser
         self.client = os.path.join(d.tmp, "web-client.py")
         with open(self.client, "w") as f:
             f.write(CLIENT)
@@ -131,10 +133,22 @@ class Web:
         if self.driver is None:
             assert os.access(CHROMIUM, os.X_OK), \
                 f"{CHROMIUM} is missing: scripts/install-deps.sh installs Debian's chromium"
+            # The browser in a namespace of its own, reaching vireod's
+            # 127.0.0.1:8443 through a relay (netns_relay.py): in vireod's,
+            # each tap or bridge vireod makes is a network change that makes
+            # Chromium abort its requests in flight (ERR_NETWORK_CHANGED).
+            self.browser_ns = h.Netns()
+            self.relay = subprocess.Popen(
+                ["ip", "netns", "exec", self.d.netns.name, sys.executable, RELAY,
+                 self.browser_ns.name, "127.0.0.1", "8443"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            ready, _, _ = select.select([self.relay.stdout], [], [], 30)
+            assert ready and self.relay.stdout.readline().strip() == "ready", \
+                f"the browser's relay did not start (exit {self.relay.poll()})"
             # HOME: Chromium writes its profile and crash dumps under it.
             self.driver_log = open(os.path.join(self.d.tmp, "web-ui-driver.log"), "w")
             self.driver = subprocess.Popen(
-                ["ip", "netns", "exec", self.d.netns.name, "node", DRIVER],
+                ["ip", "netns", "exec", self.browser_ns.name, "node", DRIVER],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.driver_log, text=True,
                 env={**os.environ, "HOME": self.d.tmp, "VIREO_CHROMIUM": CHROMIUM})
         cfg = {"scenario": scenario, "url": "https://127.0.0.1:8443", "user": "admin",
@@ -164,6 +178,11 @@ class Web:
             self.driver.wait(timeout=10)
         self.driver.stdout.close()
         self.driver_log.close()
+        h.kill_pid(self.relay.pid)
+        self.relay.wait(timeout=10)
+        self.relay.stdin.close()
+        self.relay.stdout.close()
+        self.browser_ns.delete()
 
 
 @pytest.fixture(scope="module")
