@@ -10,24 +10,21 @@
 #include "daemon/snapshot-rbd.h"
 #include "daemon/storage.h"
 #include "daemon/vm-pause-mark.h"
+#include "daemon/vm-rbd-images.h"
 #include "storage/rbd-export.h"
 #include "storage/rbd-snap.h"
 #include "util/util.h"
 
-/* One RBD image of the VM: a disk (spec->disks[i]) or, last, its NVRAM. */
-typedef struct {
-    VoRbdPool pool;
-    char *image;
-    const char *volume;
-} Image;
-
-static void images_free(Image *v, size_t n)
+/* The RBD images of spec's disks, then of its NVRAM: all of them (a
+ * backup takes a VM's disks all from rbd pools or all from files). */
+static int images_of(VoDaemon *d, const VoVmSpec *spec, VoVmRbdImage **ret, size_t *ret_n,
+                     char **ret_error)
 {
-    for (size_t i = 0; v && i < n; i++) {
-        vo_rbd_pool_clear(&v[i].pool);
-        free(v[i].image);
-    }
-    free(v);
+    int r = vo_vm_rbd_images(d, spec, "a backup takes a VM's disks all from rbd pools (RBD "
+                             "snapshots) or all from files", ret, ret_n, ret_error);
+    if (r == 0)
+        r = vo_error_set(ret_error, -EINVAL, "VM '%s' has no disk in an rbd pool", spec->name);
+    return r < 0 ? r : 0;
 }
 
 static size_t n_images(const VoVmSpec *spec)
@@ -38,29 +35,6 @@ static size_t n_images(const VoVmSpec *spec)
 static const char *volume_of(const VoVmSpec *spec, size_t i)
 {
     return i < spec->n_disks ? spec->disks[i].volume : spec->nvram;
-}
-
-/* The RBD images of spec's disks, then of its NVRAM. */
-static int images_of(VoDaemon *d, const VoVmSpec *spec, Image **ret, char **ret_error)
-{
-    size_t n = n_images(spec), made = 0;
-    Image *v = vo_malloc0(sizeof(*v) * (n ? n : 1));
-    int r = 0;
-    for (; made < n; made++) {
-        v[made].volume = volume_of(spec, made);
-        r = vo_volume_rbd_image(d, v[made].volume, &v[made].pool, &v[made].image, ret_error);
-        if (r == 0)
-            r = vo_error_set(ret_error, -EINVAL, "volume '%s' is not in an rbd pool",
-                             v[made].volume ? v[made].volume : "?");
-        if (r < 0)
-            break;
-    }
-    if (r < 0) {
-        images_free(v, made);
-        return r;
-    }
-    *ret = v;
-    return 0;
 }
 
 int vo_backup_rbd_check(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
@@ -84,22 +58,22 @@ int vo_backup_rbd_check(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
 
 int vo_backup_rbd_sizes(VoDaemon *d, const VoVmSpec *spec, uint64_t *sizes, char **ret_error)
 {
-    Image *imgs = NULL;
-    int r = images_of(d, spec, &imgs, ret_error);
+    VoVmRbdImage *imgs = NULL;
+    size_t n_imgs = 0;
+    int r = images_of(d, spec, &imgs, &n_imgs, ret_error);
     for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
         VoRbdConf c = vo_rbd_pool_conf(&imgs[i].pool);
         uint64_t used = 0;
         r = vo_rbd_image_usage(&c, imgs[i].image, &sizes[i], &used, ret_error);
     }
-    if (imgs)
-        images_free(imgs, n_images(spec));
+    vo_vm_rbd_images_free(imgs, n_imgs);
     return r < 0 ? r : 0;
 }
 
 /* Whether every disk has a file in the previous backup and its snapshot
  * from; else *ret_why says which does not. */
-static bool can_build_on(const VoVmSpec *spec, const Image *imgs, const VoHvBackupPlan *plan,
-                         const char *from, char **ret_why)
+static bool can_build_on(const VoVmSpec *spec, const VoVmRbdImage *imgs,
+                         const VoHvBackupPlan *plan, const char *from, char **ret_why)
 {
     for (size_t i = 0; i < spec->n_disks; i++) {
         if (!plan->disks[i].parent_path) {
@@ -139,8 +113,9 @@ int vo_backup_rbd_take(VoDaemon *d, const VoVmSpec *spec, VoHvInstance *pause,
                        const char *id, const char *parent_id, const VoHvBackupPlan *plan,
                        const char *nvram_target, VoHvBackupResult *ret, char **ret_error)
 {
-    Image *imgs = NULL;
-    int r = images_of(d, spec, &imgs, ret_error);
+    VoVmRbdImage *imgs = NULL;
+    size_t n_imgs = 0;
+    int r = images_of(d, spec, &imgs, &n_imgs, ret_error);
     ret->jobs_failed = true; /* until the snapshots are made: nothing changed */
     if (r < 0)
         return r;
@@ -190,25 +165,26 @@ int vo_backup_rbd_take(VoDaemon *d, const VoVmSpec *spec, VoHvInstance *pause,
     } else
         ret->jobs_failed = false;
     ret->incremental = incremental;
-    images_free(imgs, n_images(spec));
+    vo_vm_rbd_images_free(imgs, n_imgs);
     return r;
 }
 
 void vo_backup_rbd_prune(VoDaemon *d, const VoVmSpec *spec, const char *keep)
 {
-    Image *imgs = NULL;
+    VoVmRbdImage *imgs = NULL;
+    size_t n_imgs = 0;
     _cleanup_free_ char *error = NULL;
-    if (images_of(d, spec, &imgs, &error) < 0) {
+    if (images_of(d, spec, &imgs, &n_imgs, &error) < 0) {
         log_warn("vm %s: cannot look for old backup snapshots: %s", spec->name, error);
         return;
     }
     _cleanup_free_ char *tag = keep ? vo_asprintf(BACKUP_RBD_SNAP_PREFIX "%s", keep) : NULL;
-    for (size_t i = 0; i < n_images(spec); i++) {
+    for (size_t i = 0; i < n_imgs; i++) {
         VoRbdConf c = vo_rbd_pool_conf(&imgs[i].pool);
         _cleanup_free_ char *why = NULL;
         if (vo_rbd_snap_prune(&c, imgs[i].image, BACKUP_RBD_SNAP_PREFIX, tag, &why) < 0)
             log_warn("vm %s: cannot remove old backup snapshots of %s/%s: %s", spec->name,
                      imgs[i].pool.pool, imgs[i].image, why);
     }
-    images_free(imgs, n_images(spec));
+    vo_vm_rbd_images_free(imgs, n_imgs);
 }

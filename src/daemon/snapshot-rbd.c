@@ -7,73 +7,29 @@
 
 #include "daemon/migrate-safe.h"
 #include "daemon/storage.h"
+#include "daemon/vm-rbd-images.h"
 #include "storage/rbd-snap.h"
 #include "util/util.h"
 
-typedef struct {
-    VoRbdPool pool;
-    char *image;
-    const char *volume; /* "pool/name" (the spec's) */
-    bool nvram;
-} RbdDisk;
-
-static void rbd_disks_free(RbdDisk *disks, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        vo_rbd_pool_clear(&disks[i].pool);
-        free(disks[i].image);
-    }
-    free(disks);
-}
-
-/* The RBD images of spec's disks and NVRAM: 1 with *ret (n in *ret_n) when
- * all are RBD images, 0 when none is, -errno when some are or a pool's
- * settings cannot be read. */
-static int rbd_disks(VoDaemon *d, const VoVmSpec *spec, RbdDisk **ret, size_t *ret_n,
-                     char **ret_error)
-{
-    size_t n = spec->n_disks + (spec->nvram ? 1 : 0), found = 0;
-    RbdDisk *disks = vo_malloc0(sizeof(*disks) * (n ? n : 1));
-    const char *other = NULL;
-    int r = 0;
-    for (size_t i = 0; i < n && r >= 0; i++) {
-        RbdDisk *k = &disks[found];
-        k->nvram = i == spec->n_disks;
-        k->volume = k->nvram ? spec->nvram : spec->disks[i].volume;
-        r = vo_volume_rbd_image(d, k->volume, &k->pool, &k->image, ret_error);
-        if (r > 0)
-            found++;
-        else if (r == 0 && !other)
-            other = k->volume ? k->volume : "?";
-    }
-    if (r >= 0 && found > 0 && other)
-        r = vo_error_set(ret_error, -EINVAL, "volume '%s' of VM '%s' is not in an rbd pool: a "
-                         "VM's snapshot needs all its disks in rbd pools (RBD snapshots) or "
-                         "all qcow2", other, spec->name);
-    if (r < 0 || found == 0) {
-        rbd_disks_free(disks, found);
-        return r < 0 ? r : 0;
-    }
-    *ret = disks;
-    *ret_n = found;
-    return 1;
-}
+/* What a snapshot needs of a VM's disks, said when only some are RBD
+ * images. */
+#define SNAPSHOT_NEEDS "a VM's snapshot needs all its disks in rbd pools (RBD snapshots) or all qcow2"
 
 int vo_snapshot_rbd_check(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
 {
-    RbdDisk *disks = NULL;
+    VoVmRbdImage *disks = NULL;
     size_t n = 0;
-    int r = rbd_disks(d, spec, &disks, &n, ret_error);
-    rbd_disks_free(disks, n);
+    int r = vo_vm_rbd_images(d, spec, SNAPSHOT_NEEDS, &disks, &n, ret_error);
+    vo_vm_rbd_images_free(disks, n);
     return r;
 }
 
 int vo_snapshot_rbd_create(VoDaemon *d, const VoVmSpec *spec, const char *tag,
                            VoHvInstance *pause, char **ret_error)
 {
-    RbdDisk *disks = NULL;
+    VoVmRbdImage *disks = NULL;
     size_t n = 0, made = 0;
-    int r = rbd_disks(d, spec, &disks, &n, ret_error);
+    int r = vo_vm_rbd_images(d, spec, SNAPSHOT_NEEDS, &disks, &n, ret_error);
     if (r <= 0)
         return r < 0 ? r : vo_error_set(ret_error, -EINVAL, "VM '%s' has no RBD disks",
                                         spec->name);
@@ -123,15 +79,15 @@ int vo_snapshot_rbd_create(VoDaemon *d, const VoVmSpec *spec, const char *tag,
             log_warn("vm %s: kept RBD snapshot %s/%s@%s: %s", spec->name, disks[i].pool.pool,
                      disks[i].image, tag, ignored);
     }
-    rbd_disks_free(disks, n);
+    vo_vm_rbd_images_free(disks, n);
     return r;
 }
 
 int vo_snapshot_rbd_revert(VoDaemon *d, const VoVmSpec *spec, const char *tag, char **ret_error)
 {
-    RbdDisk *disks = NULL;
+    VoVmRbdImage *disks = NULL;
     size_t n = 0;
-    int r = rbd_disks(d, spec, &disks, &n, ret_error);
+    int r = vo_vm_rbd_images(d, spec, SNAPSHOT_NEEDS, &disks, &n, ret_error);
     if (r <= 0)
         return r < 0 ? r : vo_error_set(ret_error, -EINVAL, "VM '%s' has no RBD disks",
                                         spec->name);
@@ -150,21 +106,21 @@ int vo_snapshot_rbd_revert(VoDaemon *d, const VoVmSpec *spec, const char *tag, c
             r = vo_rbd_snap_rollback(&c, disks[i].image, tag, ret_error);
         }
     free(has);
-    rbd_disks_free(disks, n);
+    vo_vm_rbd_images_free(disks, n);
     return r < 0 ? r : 0;
 }
 
 int vo_snapshot_rbd_delete(VoDaemon *d, const VoVmSpec *spec, const char *tag, char **ret_error)
 {
-    RbdDisk *disks = NULL;
+    VoVmRbdImage *disks = NULL;
     size_t n = 0;
-    int r = rbd_disks(d, spec, &disks, &n, ret_error);
+    int r = vo_vm_rbd_images(d, spec, SNAPSHOT_NEEDS, &disks, &n, ret_error);
     for (size_t i = 0; r > 0 && i < n; i++) {
         VoRbdConf c = vo_rbd_pool_conf(&disks[i].pool);
         int k = vo_rbd_snap_remove(&c, disks[i].image, tag, ret_error);
         if (k < 0)
             r = k;
     }
-    rbd_disks_free(disks, n);
+    vo_vm_rbd_images_free(disks, n);
     return r < 0 ? r : 0;
 }

@@ -483,8 +483,17 @@ class Daemon:
         return text
 
     def wait_console(self, name, text, count=1, timeout=120):
-        return wait_until(lambda: self.console_log(name).count(text) >= count, timeout,
-                          interval=0.1, what=f"'{text}' x{count} on {name}'s console")
+        try:
+            return wait_until(lambda: self.console_log(name).count(text) >= count, timeout,
+                              interval=0.1, what=f"'{text}' x{count} on {name}'s console")
+        except TimeoutError as e:
+            # What a failure in CI needs to be understood without a rerun:
+            # the VM's state, its console's end and vireod's log's end.
+            status, vm = self.request("GET", f"/v1/vms/{name}")
+            console = self.console_log(name)
+            raise TimeoutError(f"{e}\nVM {name}: {status} {vm}\nconsole (end):\n"
+                               f"{console[-1500:]}\nvireod log (end):\n{self.log()[-3000:]}"
+                               f"\nload: {os.getloadavg()}") from None
 
     # -- CLI ---------------------------------------------------------------
     def cli(self, *args, check=True, timeout=180, input=None):

@@ -158,12 +158,36 @@ static void compare_ram(const char *work, const char *what, uint64_t addr, uint6
                                                "size", (json_int_t)size, "filename", src_ram)));
     json_decref(qmp(dst, "pmemsave", json_pack("{s:I, s:I, s:s}", "val", (json_int_t)addr,
                                                "size", (json_int_t)size, "filename", dst_ram)));
-    char *cmp[] = { "cmp", "-s", src_ram, dst_ram, NULL };
-    int same = run_cmd(cmp);
+    _cleanup_free_ char *a = NULL, *b = NULL;
+    size_t a_len = 0, b_len = 0;
+    if (vo_read_file(src_ram, size + 1, &a, &a_len) < 0 ||
+        vo_read_file(dst_ram, size + 1, &b, &b_len) < 0 || a_len != size || b_len != size)
+        die("guest RAM (%s): pmemsave gave %zu and %zu bytes of %llu", what, a_len, b_len,
+            (unsigned long long)size);
     unlink(src_ram);
     unlink(dst_ram);
-    if (same != 0)
-        die("guest RAM (%s) differs between source and destination", what);
+    /* Which 4 KiB pages differ: where they lie says what wrote them. */
+    size_t pages = 0;
+    char first[8][24];
+    for (uint64_t off = 0; off < size; off += 4096) {
+        size_t len = size - off < 4096 ? (size_t)(size - off) : 4096;
+        if (!memcmp(a + off, b + off, len))
+            continue;
+        if (pages < 8)
+            snprintf(first[pages], sizeof(first[pages]), "0x%llx",
+                     (unsigned long long)(addr + off));
+        pages++;
+    }
+    if (pages) {
+        _cleanup_free_ char *list = vo_strdup("");
+        for (size_t i = 0; i < pages && i < 8; i++) {
+            char *longer = vo_asprintf("%s %s", list, first[i]);
+            free(list);
+            list = longer;
+        }
+        die("guest RAM (%s) differs between source and destination: %zu pages of 4 KiB, "
+            "first at%s", what, pages, list);
+    }
     printf("guest RAM identical: %s, %llu MiB\n", what, (unsigned long long)(size >> 20));
 }
 

@@ -424,12 +424,14 @@ static void check_cancelled(const char *phase, const char *work)
 /* The guest's writer: files f0..f39 rewritten in turn on the data disk,
  * each with random data, synced, then its checksum written beside it (via a
  * rename, synced): a file whose .sum exists is complete. /mnt/d/count says
- * how many were written. */
+ * how many were written (renamed into place too: a writer killed between
+ * the truncation and the write of a plain "echo >" left it empty). */
 static const char WRITER[] =
     "(i=0; while [ $i -lt 100000 ]; do j=$((i%40)); rm -f /mnt/d/f$j.sum; "
     "dd if=/dev/urandom of=/mnt/d/f$j bs=64k count=4 2>/dev/null; sync; "
     "sha256sum /mnt/d/f$j > /mnt/d/f$j.sum.tmp; mv /mnt/d/f$j.sum.tmp /mnt/d/f$j.sum; "
-    "i=$((i+1)); echo $i > /mnt/d/count; sync; done) >/dev/null 2>&1 & echo $! > /tmp/w.pid; "
+    "i=$((i+1)); echo $i > /mnt/d/count.tmp; mv /mnt/d/count.tmp /mnt/d/count; sync; "
+    "done) >/dev/null 2>&1 & echo $! > /tmp/w.pid; "
     "echo WRITER-$((1+1))";
 
 int main(int argc, char **argv)
