@@ -244,7 +244,7 @@ int vo_cluster_leave(VoDaemon *d, char **ret_error)
         goto out;
     (void)unlink(fresh);
     VoStore *sqlite = NULL;
-    if ((r = vo_store_open(fresh, &sqlite)) < 0) {
+    if ((r = vo_store_open_keeping(fresh, d->event_history, &sqlite)) < 0) {
         vo_error_set(ret_error, r, "cannot make %s: %s", fresh, strerror(-r));
         goto out;
     }

@@ -75,7 +75,7 @@ static void remove_staging(VoDaemon *d)
 static int open_sqlite(VoDaemon *d, char **ret_error)
 {
     _cleanup_free_ char *db = vo_asprintf("%s/vireo.db", d->state_dir);
-    int r = vo_store_open(db, &d->store);
+    int r = vo_store_open_keeping(db, d->event_history, &d->store);
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot open the store %s: %s", db, strerror(-r));
     return 0;

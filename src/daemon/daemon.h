@@ -66,6 +66,7 @@ typedef struct VoDaemon {
     char *host_name;    /* --name, default the hostname */
     char *host_address; /* the host's cluster address; NULL when standalone */
     char *web_dir;      /* the web UI's files (--web-dir, api/web-files.c); NULL: none */
+    int64_t event_history; /* --event-history: changes the SQLite store keeps; 0: default */
     VoHosts *hosts;     /* daemon/hosts.h */
     /* Cluster mode (daemon/cluster.h); all NULL/empty when standalone. */
     VoClusterConfig *cluster;  /* STATE/cluster/cluster.json */

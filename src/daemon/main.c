@@ -66,6 +66,9 @@ static void usage(FILE *f)
             "                    accepted for compatibility with service managers)\n"
             "  --metrics-interval SECONDS  sample hosts and VMs for monitoring this often\n"
             "                    (default 10; 1-3600; docs/monitoring.md)\n"
+            "  --event-history N  standalone: the newest N changes stay in the store for\n"
+            "                    event streams to resume from (default 10000, at least 100;\n"
+            "                    docs/events.md)\n"
             "  --schedule-clock-file FILE  tests only: the schedules' clock is the unix time\n"
             "                    written in FILE, read every 0.2 s (docs/schedules.md)\n"
             "  --qemu-user USER  QEMU drops to this user after its start, in its seccomp\n"
@@ -129,6 +132,7 @@ int main(int argc, char **argv)
         { "https-key", required_argument, NULL, 'K' },
         { "fence-watchdog", required_argument, NULL, 'W' },
         { "metrics-interval", required_argument, NULL, 'M' },
+        { "event-history", required_argument, NULL, 'E' },
         { "web-dir", required_argument, NULL, 'w' },
         { "schedule-clock-file", required_argument, NULL, 'T' },
         { "qemu-user", required_argument, NULL, 'U' },
@@ -145,6 +149,7 @@ int main(int argc, char **argv)
     const char *driver = "qemu", *host_name = NULL, *web_dir = NULL;
     const char *qemu_user = VO_QEMU_DEFAULT_USER, *cgroup_root = "vireo";
     int metrics_interval_ms = VO_METRICS_INTERVAL_MS;
+    int64_t event_history = 0;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
         switch (c) {
@@ -176,6 +181,19 @@ int main(int argc, char **argv)
                 return 2;
             }
             metrics_interval_ms = (int)(secs * 1000);
+            break;
+        }
+        case 'E': {
+            char *end = NULL;
+            errno = 0;
+            long long n = strtoll(optarg, &end, 10);
+            if (end == optarg || *end || errno || n < VO_STORE_SQLITE_MIN_KEEP_CHANGES ||
+                n > 100000000) {
+                fprintf(stderr, "vireod: --event-history '%s' is not a number of changes from "
+                                "%d to 100000000\n", optarg, VO_STORE_SQLITE_MIN_KEEP_CHANGES);
+                return 2;
+            }
+            event_history = n;
             break;
         }
         case 'L':
@@ -243,6 +261,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&d.storage_lock, NULL);
     pthread_mutex_init(&d.networks_lock, NULL);
     d.web_dir = TAKE_PTR(web_files);
+    d.event_history = event_history;
     d.state_dir = realpath(state_dir, NULL);
     if (!d.state_dir && vo_mkdir_p(state_dir, 0750) == 0)
         d.state_dir = realpath(state_dir, NULL);

@@ -122,6 +122,7 @@ typedef struct {
     bool closing;
     unsigned refs; /* the store itself + each open watch */
     uint64_t commits;
+    int64_t keep_changes; /* the change log's length after a compaction */
     Lease *leases;
     size_t n_leases;
     pthread_t lease_thread;
@@ -408,12 +409,12 @@ static Lease *lease_find(SqlStore *s, int64_t id)
 static int compact_locked(SqlStore *s, int64_t rev);
 
 /* After a commit: watchers wake, and every COMPACT_EVERY commits the change
- * log is cut to the newest VO_STORE_SQLITE_KEEP_CHANGES revisions. */
+ * log is cut to the newest keep_changes revisions. */
 static void committed_locked(SqlStore *s, int64_t rev)
 {
     pthread_cond_broadcast(&s->changed);
-    if (++s->commits % COMPACT_EVERY == 0 && rev > VO_STORE_SQLITE_KEEP_CHANGES)
-        (void)compact_locked(s, rev - VO_STORE_SQLITE_KEEP_CHANGES);
+    if (++s->commits % COMPACT_EVERY == 0 && rev > s->keep_changes)
+        (void)compact_locked(s, rev - s->keep_changes);
 }
 
 static int txn_body(SqlStore *s, const VoStoreCompare *cmps, size_t n_cmps, const VoStoreOp *ops,
@@ -1051,10 +1052,16 @@ static void sql_closep(SqlStore **s)
 
 int vo_store_open(const char *db_path, VoStore **ret)
 {
-    if (!db_path || !ret)
+    return vo_store_open_keeping(db_path, 0, ret);
+}
+
+int vo_store_open_keeping(const char *db_path, int64_t keep_changes, VoStore **ret)
+{
+    if (!db_path || !ret || keep_changes < 0)
         return -EINVAL;
     _cleanup_(sql_closep) SqlStore *s = vo_malloc0(sizeof(*s));
     s->base.ops = &sqlite_ops;
+    s->keep_changes = keep_changes ? keep_changes : VO_STORE_SQLITE_KEEP_CHANGES;
     s->refs = 1;
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t attr;

@@ -137,7 +137,11 @@ struct VoStore {
  * VO_STORE_SQLITE_KEEP_CHANGES changes (compacted as it grows), lease timers
  * in a thread of its own. */
 #define VO_STORE_SQLITE_KEEP_CHANGES 10000
+/* The fewest changes vireod's --event-history may keep. */
+#define VO_STORE_SQLITE_MIN_KEEP_CHANGES 100
 int vo_store_open(const char *db_path, VoStore **ret);
+/* The same, keeping the newest keep_changes changes (0: the default). */
+int vo_store_open_keeping(const char *db_path, int64_t keep_changes, VoStore **ret);
 VoStore *vo_store_close(VoStore *s);
 
 /* The etcd backend (store-etcd.c): etcd 3.4's JSON gateway over libcurl.

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from vireo_harness import VIREO, UnixHTTPConnection, wait_until
+from vireo_harness import VIREO, VIREOD, Daemon, UnixHTTPConnection, wait_until
 
 READ_TIMEOUT_S = 30
 
@@ -539,15 +539,35 @@ def test_cli_waits_on_the_event_stream(fake_daemon):
     assert d.vm("w1")["state"] == "stopped"
 
 
-def test_resume_from_a_compacted_revision_is_410(fake_daemon):
-    """The store keeps its newest 10000 changes: past that, a resume point
-    before them answers 410 with the oldest one that works, which does."""
-    d = fake_daemon
+@pytest.fixture
+def short_history_daemon():
+    """A fake-driver vireod whose store keeps its newest 200 changes
+    (--event-history; the default of 10000 takes 10000 writes to pass)."""
+    d = Daemon(driver="fake", args=["--event-history", "200"])
+    try:
+        yield d
+    finally:
+        d.cleanup()
+
+
+def test_event_history_bounds():
+    """--event-history takes a number of changes from 100 up."""
+    for bad in ("99", "x", "-5", "200x"):
+        p = subprocess.run([VIREOD, "--event-history", bad], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 2 and "--event-history" in p.stderr, (bad, p.stderr)
+
+
+def test_resume_from_a_compacted_revision_is_410(short_history_daemon):
+    """The store keeps its newest changes (here 200; compacted every 256
+    commits): past that, a resume point before them answers 410 with the
+    oldest one that works, which does."""
+    d = short_history_daemon
     d.cli("vm", "create", "k1", "--memory", "128M")
     vm_id = d.vm("k1")["id"]
     conn = UnixHTTPConnection(d.socket, timeout=READ_TIMEOUT_S)  # one keep-alive connection
     try:
-        for i in range(10400):
+        for i in range(600):
             conn.request("PATCH", f"/v1/vms/{vm_id}", body=json.dumps({"autostart": i % 2 == 0}),
                          headers={"Content-Type": "application/json"})
             resp = conn.getresponse()

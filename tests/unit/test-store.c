@@ -275,13 +275,12 @@ static void test_unknown_schema(void **state)
     assert_null(f->store);
 }
 
-/* The change log keeps the newest VO_STORE_SQLITE_KEEP_CHANGES revisions. */
-static void test_auto_compaction(void **state)
+/* After keep + 600 writes the change log is compacted and holds the newest
+ * keep revisions, all of them. */
+static void check_compaction(VoStore *s, int64_t keep)
 {
-    Fixture *f = *state;
-    VoStore *s = f->store;
     int64_t rev = VO_REV_NEW;
-    for (int i = 0; i < VO_STORE_SQLITE_KEEP_CHANGES + 600; i++)
+    for (int i = 0; i < keep + 600; i++)
         assert_int_equal(vo_store_put(s, "k", "v", rev, &rev), 0);
 
     VoStoreWatch *w = NULL;
@@ -291,10 +290,10 @@ static void test_auto_compaction(void **state)
     assert_int_equal(s->ops->watch_next(w, 0, &ev, &n), VO_STORE_ECOMPACTED);
     s->ops->watch_close(w);
 
-    /* The newest KEEP_CHANGES are all there. */
-    assert_int_equal(s->ops->watch_open(s, "", rev - VO_STORE_SQLITE_KEEP_CHANGES, &w), 0);
+    /* The newest keep are all there. */
+    assert_int_equal(s->ops->watch_open(s, "", rev - keep, &w), 0);
     size_t total = 0;
-    int64_t last = rev - VO_STORE_SQLITE_KEEP_CHANGES;
+    int64_t last = rev - keep;
     for (;;) {
         assert_int_equal(s->ops->watch_next(w, 0, &ev, &n), 0);
         if (n == 0)
@@ -304,8 +303,27 @@ static void test_auto_compaction(void **state)
         total += n;
         vo_store_events_free(ev, n);
     }
-    assert_int_equal(total, VO_STORE_SQLITE_KEEP_CHANGES);
+    assert_int_equal(total, (size_t)keep);
     s->ops->watch_close(w);
+}
+
+/* The change log keeps the newest VO_STORE_SQLITE_KEEP_CHANGES revisions. */
+static void test_auto_compaction(void **state)
+{
+    Fixture *f = *state;
+    check_compaction(f->store, VO_STORE_SQLITE_KEEP_CHANGES);
+}
+
+/* ... or as many as the store was opened to keep (vireod --event-history). */
+static void test_auto_compaction_keeping(void **state)
+{
+    Fixture *f = *state;
+    f->store = vo_store_close(f->store);
+    VoStore *none = NULL;
+    assert_int_equal(vo_store_open_keeping(f->path, -1, &none), -EINVAL);
+    assert_null(none);
+    assert_int_equal(vo_store_open_keeping(f->path, 150, &f->store), 0);
+    check_compaction(f->store, 150);
 }
 
 /* A lease left by an earlier run gets a fresh TTL, then expires. */
@@ -352,6 +370,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auto_compaction_keeping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auto_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_reopen, setup, teardown),
     };
