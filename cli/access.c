@@ -3,7 +3,6 @@
  * docs/security.md, "Access"). */
 #include <stdio.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -11,65 +10,6 @@
 #include "output.h"
 
 static const char *const roles[] = { "admin", "operator", "viewer", NULL };
-
-/* The password from file (its first line), or asked twice on the terminal
- * without echo. NULL with the error printed. */
-static char *read_password(const char *file)
-{
-    char buf[1100] = "";
-    if (file) {
-        FILE *f = !strcmp(file, "-") ? stdin : fopen(file, "re");
-        if (!f) {
-            cli_error("--password-file %s: %m", file);
-            return NULL;
-        }
-        bool ok = fgets(buf, sizeof(buf), f) != NULL;
-        if (f != stdin)
-            fclose(f);
-        buf[strcspn(buf, "\r\n")] = '\0';
-        if (!ok || !buf[0]) {
-            cli_error("--password-file %s: empty (the password is its first line)", file);
-            return NULL;
-        }
-        return vo_strdup(buf);
-    }
-    FILE *tty = fopen("/dev/tty", "r+e");
-    if (!tty) {
-        cli_error("no terminal to ask the password on: use --password-file FILE (or - for "
-                  "standard input)");
-        return NULL;
-    }
-    struct termios old, quiet;
-    bool echo_off = tcgetattr(fileno(tty), &old) == 0;
-    char again[sizeof(buf)] = "";
-    if (echo_off) {
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)ECHO;
-        tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
-    }
-    fputs("Password: ", tty);
-    fflush(tty);
-    bool ok = fgets(buf, sizeof(buf), tty) != NULL;
-    fputs("\nAgain: ", tty);
-    fflush(tty);
-    ok = ok && fgets(again, sizeof(again), tty) != NULL;
-    fputs("\n", tty);
-    if (echo_off)
-        tcsetattr(fileno(tty), TCSAFLUSH, &old);
-    fclose(tty);
-    buf[strcspn(buf, "\r\n")] = '\0';
-    again[strcspn(again, "\r\n")] = '\0';
-    if (!ok || strcmp(buf, again) != 0) {
-        cli_error("the passwords differ; nothing changed");
-        explicit_bzero(buf, sizeof(buf));
-        explicit_bzero(again, sizeof(again));
-        return NULL;
-    }
-    explicit_bzero(again, sizeof(again));
-    char *pw = vo_strdup(buf);
-    explicit_bzero(buf, sizeof(buf));
-    return pw;
-}
 
 /* "P1=operator, P2=viewer" of a user's roles on projects ("" for none). */
 static char *grants_words(const json_t *u)
@@ -109,7 +49,7 @@ static int user_create(const CliCommand *cmd, int argc, char **argv)
     static const char *const user_roles[] = { "admin", "operator", "viewer", "none", NULL };
     if (!cli_parse_choice("--role", role, user_roles))
         return CLI_EXIT_USAGE;
-    char *pw = read_password(file);
+    char *pw = cli_read_password("--password-file", file);
     if (!pw)
         return CLI_EXIT_FAIL;
     json_t *body = json_pack("{s:s, s:s, s:s}", "name", name, "role", role, "password", pw);
@@ -157,7 +97,7 @@ static int user_passwd(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
-    char *pw = read_password(file);
+    char *pw = cli_read_password("--password-file", file);
     if (!pw)
         return CLI_EXIT_FAIL;
     json_t *body = json_pack("{s:s}", "password", pw);

@@ -75,19 +75,34 @@ int cli_vm_send_keys(const CliCommand *cmd, int argc, char **argv);
 int cli_vm_top(const CliCommand *cmd, int argc, char **argv);
 int cli_host_top(const CliCommand *cmd, int argc, char **argv);
 
+/* password.c: the password from file (its first line; "-": standard input)
+ * or, file NULL, asked twice on the terminal without echo; option names the
+ * option in errors. NULL with the error printed; the caller wipes and frees
+ * it. */
+char *cli_read_password(const char *option, const char *file);
+/* The SHA-512 crypt(3) hash ($6$) of password, with a random salt; NULL
+ * with the error printed. */
+char *cli_crypt_password(const char *password);
+
 /* vm-cloudinit.c: the --ci-* options (vm create, vm cloud-init set) and the
  * `vm cloud-init show|set` commands. */
 typedef struct {
-    const char *user, *password_hash, *ssh_key, *hostname, *user_data, *network;
+    const char *user, *password_hash, *password_file, *ssh_key, *hostname, *user_data, *network;
+    bool ask_password;
 } CliCloudInitOpts;
 #define CLI_CLOUD_INIT_OPTIONS(o)                                                               \
     { "--ci-user", &(o).user, NULL }, { "--ci-password-hash", &(o).password_hash, NULL },       \
+        { "--ci-password-file", &(o).password_file, NULL },                                     \
+        { "--ci-ask-password", NULL, &(o).ask_password },                                       \
         { "--ci-ssh-key", &(o).ssh_key, NULL }, { "--ci-hostname", &(o).hostname, NULL },       \
         { "--ci-user-data", &(o).user_data, NULL }, { "--ci-network", &(o).network, NULL }
 #define CLI_CLOUD_INIT_HELP                                                                     \
     "  --ci-user NAME        cloud-init makes user NAME (sudo without password)\n"             \
     "  --ci-password-hash HASH  NAME's password, as a crypt(3) hash (mkpasswd -m\n"            \
     "                        sha-512, openssl passwd -6); SSH password login is on\n"          \
+    "  --ci-password-file FILE  NAME's password is FILE's first line (- : standard\n"         \
+    "                        input), hashed here (SHA-512 crypt): vireod never sees it\n"     \
+    "  --ci-ask-password     the same, asked twice on the terminal\n"                         \
     "  --ci-ssh-key FILE     the ssh public keys in FILE (a .pub or authorized_keys)\n"        \
     "                        may log in as NAME (or as the image's default user)\n"            \
     "  --ci-hostname H       the guest's hostname (default: the VM's name)\n"                  \

@@ -32,12 +32,36 @@ static char *read_option_file(const char *option, const char *path, size_t max)
     return text;
 }
 
+/* The password given by --ci-password-file or --ci-ask-password, hashed;
+ * NULL after an error. */
+static char *password_hash_of(const CliCloudInitOpts *o)
+{
+    char *password = cli_read_password("--ci-password-file", o->password_file);
+    if (!password)
+        return NULL;
+    char *hash = cli_crypt_password(password);
+    explicit_bzero(password, strlen(password));
+    free(password);
+    return hash;
+}
+
 bool cli_cloud_init_apply(const CliCloudInitOpts *o, json_t *ci)
 {
+    if (!!o->password_hash + !!o->password_file + o->ask_password > 1) {
+        cli_error("--ci-password-hash, --ci-password-file and --ci-ask-password: give one");
+        return false;
+    }
     if (o->user)
         json_object_set_new(ci, "user", json_string(o->user));
     if (o->password_hash)
         json_object_set_new(ci, "password_hash", json_string(o->password_hash));
+    if (o->password_file || o->ask_password) {
+        char *hash = password_hash_of(o);
+        if (!hash)
+            return false;
+        json_object_set_new(ci, "password_hash", json_string(hash));
+        free(hash);
+    }
     if (o->hostname)
         json_object_set_new(ci, "hostname", json_string(o->hostname));
     if (o->ssh_key) {
@@ -78,7 +102,7 @@ bool cli_cloud_init_apply(const CliCloudInitOpts *o, json_t *ci)
 
 bool cli_cloud_init_given(const CliCloudInitOpts *o)
 {
-    return o->user || o->password_hash || o->hostname || o->ssh_key || o->user_data ||
+    return o->user || o->password_hash || o->password_file || o->ask_password || o->hostname || o->ssh_key || o->user_data ||
            o->network;
 }
 
@@ -163,7 +187,7 @@ int cli_vm_cloud_init_set(const CliCommand *cmd, int argc, char **argv)
             json_object_del(settings, "password_hash");
             json_object_del(settings, "ssh_keys");
         }
-        if (o.user || o.ssh_key || o.password_hash)
+        if (o.user || o.ssh_key || o.password_hash || o.password_file || o.ask_password)
             json_object_del(settings, "user_data");
         if (!cli_cloud_init_apply(&o, settings)) {
             json_decref(settings);

@@ -1003,7 +1003,8 @@ static const CliCommand vm_commands[] = {
       "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] "
       "[--firmware bios|uefi [--secure-boot]] [--display vga|virtio|none] "
       "[--ha [--ha-priority N] [--ha-group NAME]] "
-      "[--ci-user NAME] [--ci-password-hash HASH] [--ci-ssh-key FILE] [--ci-hostname H] "
+      "[--ci-user NAME] [--ci-password-hash HASH|--ci-password-file FILE|--ci-ask-password] "
+      "[--ci-ssh-key FILE] [--ci-hostname H] "
       "[--ci-user-data FILE] [--ci-network dhcp|static:IP/PREFIX,gw=GW[,dns=IP]] [--async]",
       "Create a VM (it is defined, not started).",
       "Options:\n"
@@ -1254,7 +1255,8 @@ static const CliCommand vm_commands[] = {
       "(user-data, meta-data with the instance-id, network-config v2).\n",
       cli_vm_cloud_init_show },
     { "vm", "cloud-init set", "VM",
-      "[--ci-user NAME] [--ci-password-hash HASH] [--ci-ssh-key FILE] [--ci-hostname H] "
+      "[--ci-user NAME] [--ci-password-hash HASH|--ci-password-file FILE|--ci-ask-password] "
+      "[--ci-ssh-key FILE] [--ci-hostname H] "
       "[--ci-user-data FILE] [--ci-network dhcp|static:IP/PREFIX,gw=GW[,dns=IP]] "
       "[--reset|--none] [--async]",
       "Change a VM's cloud-init settings (the seed is remade).",

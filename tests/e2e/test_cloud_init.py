@@ -7,6 +7,7 @@ instance-id; bad input changes nothing; an image with "cloud_init": true
 gives its VMs a default seed; the seed goes with the VM. The guest need not
 boot: one QEMU start, no guest boot wait."""
 
+import ctypes
 import json
 import os
 import shutil
@@ -16,6 +17,17 @@ import subprocess
 import pytest
 
 from vireo_harness import TEST_IMAGE, wait_until
+
+_libcrypt = ctypes.CDLL("libcrypt.so.1")
+_libcrypt.crypt.restype = ctypes.c_char_p
+_libcrypt.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+
+
+def crypt_hash(password, setting):
+    """crypt(3) of password with the salt (and scheme) of setting, as a
+    guest's libc checks a password against its hash."""
+    out = _libcrypt.crypt(password.encode(), setting.encode())
+    return out.decode() if out else None
 
 pytestmark = pytest.mark.skipif(not shutil.which("xorriso"), reason="needs xorriso")
 
@@ -123,6 +135,22 @@ def test_seed_cdrom_set_and_bad_input(daemon, tmp_path):
         assert "password_hash" not in vm_doc["cloud_init"], vm_doc
     status, events = daemon.request("GET", "/v1/events?kind=vm&since=0&follow=false")
     assert status == 200 and '"cloud_init"' in events and hash_ not in events, events
+    # A password given to the CLI is hashed there (SHA-512 crypt, a salt of
+    # its own each time): vireod gets the hash only.
+    daemon.cli("vm", "cloud-init", "set", "ci1", "--ci-password-file", "-", input="s3cret pw\n")
+    got = daemon.api("GET", "/v1/vms/ci1/cloud-init")["settings"]["password_hash"]
+    assert got.startswith("$6$") and crypt_hash("s3cret pw", got) == got, got
+    assert crypt_hash("other", got) != got
+    (tmp_path / "pw").write_text("s3cret pw\n")
+    daemon.cli("vm", "cloud-init", "set", "ci1", "--ci-password-file", str(tmp_path / "pw"))
+    again_hash = daemon.api("GET", "/v1/vms/ci1/cloud-init")["settings"]["password_hash"]
+    assert again_hash != got and crypt_hash("s3cret pw", again_hash) == again_hash
+    for bad, why in ((["--ci-password-file", "-", "--ci-password-hash", hash_], "give one"),
+                     (["--ci-password-file", str(tmp_path / "none")], "No such file"),
+                     (["--ci-ask-password"], "no terminal")):
+        p = daemon.cli("vm", "cloud-init", "set", "ci1", *bad, check=False, input="x\n")
+        assert p.returncode != 0 and why in p.stderr, (bad, p.stderr)
+    assert daemon.api("GET", "/v1/vms/ci1/cloud-init")["settings"]["password_hash"] == again_hash
     (tmp_path / "priv").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n")
     p = daemon.cli("vm", "create", "bad1", "--ci-ssh-key", str(tmp_path / "priv"), check=False)
     assert p.returncode != 0 and "not an ssh public key" in p.stderr, p
