@@ -11,6 +11,7 @@ PKGS=(build-essential meson ninja-build pkg-config
       iproute2 nftables dnsmasq-base e2fsprogs cpio xz-utils zstd kmod
       busybox-static etcd-server etcd-client libgnutls28-dev openssl
       libsodium-dev  # argon2id password hashes (HTTPS access for users)
+      libcrypt-dev  # the CLI hashes a guest password for cloud-init (crypt(3), SHA-512)
       libxml2-dev  # OVF and libvirt domain XML parsing (vireo vm import-ova, import-libvirt)
       ovmf  # UEFI firmware of VMs (--firmware uefi)
       grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools dosfstools efibootmgr  # guest/build-installer-iso.sh (BIOS+UEFI installer ISO)
