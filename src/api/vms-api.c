@@ -315,6 +315,10 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     }
     ask.vcpus = (unsigned)vcpus;
     ask.memory_mib = (uint64_t)memory;
+    /* A UEFI VM goes only where OVMF is (an image's own preference is the
+     * chosen host's to apply: not known here). */
+    if (json_is_string(firmware) && !strcmp(json_string_value(firmware), "uefi"))
+        ask.firmware = json_is_true(secure_boot) ? "uefi-secure-boot" : "uefi";
     VoPlaceChoice choice = { 0 };
     if (vo_api_vm_create_elsewhere(req, rep, &ask, &choice))
         return;

@@ -321,6 +321,12 @@ def uefi_refusals(c, faults):
     # a host without OVMF out, saying so, rather than picking it.
     msg = error_of(h1, "POST", "/v1/vms/u1/migrate", {}, 409)
     assert "h2: has no OVMF for uefi (install the ovmf package there)" in msg, msg
+    # So does the manager's placement of a new UEFI VM: no host fits.
+    wait_until(lambda: firmware_of(h1, "h1") == ["bios"], 30, what="h1 without OVMF")
+    msg = error_of(h2, "POST", "/v1/vms", {"name": "u2", "memory_mib": 128, "firmware": "uefi",
+                                           "blank": True, "disk_size_bytes": 16 << 20}, 409)
+    assert "h1: has no OVMF for uefi" in msg and "h2: has no OVMF for uefi" in msg, msg
+    assert "u2" not in [v["name"] for v in h1.api("GET", "/v1/vms")["vms"]]
     h1.cli("vm", "stop", "u1", "--force")
     assert hosts_of(h2, "u1") == ["h1"]
     (faults / "no-ovmf").unlink()
