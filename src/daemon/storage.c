@@ -49,6 +49,7 @@ struct VoPool {
     VoPoolReach reach;
     char *reason;
     json_t *rbd; /* an rbd pool's {"monitors","pool","user"} (storage-rbd.h), or NULL */
+    int64_t rbd_next_check_ms; /* an rbd pool reached: not asked again before (vo_now_ms) */
 };
 
 struct VoVolume {
@@ -671,9 +672,12 @@ static bool check_pools(VoDaemon *d, bool with_rbd)
      * stored. */
     _cleanup_strv_ char **names = NULL, **paths = NULL, **ids = NULL;
     json_t *rbd = json_object(); /* name -> settings, of the rbd pools */
+    int64_t now = vo_now_ms();
     pthread_mutex_lock(&d->storage_lock);
     for (size_t i = 0; i < d->n_pools; i++)
-        if (d->pools[i]->shared && (with_rbd || !d->pools[i]->rbd)) {
+        if (d->pools[i]->shared && (with_rbd || !d->pools[i]->rbd) &&
+            !(d->pools[i]->rbd && d->pools[i]->reach == VO_POOL_REACHABLE &&
+              now < d->pools[i]->rbd_next_check_ms)) {
             vo_strv_pushf(&names, "%s", d->pools[i]->name);
             vo_strv_pushf(&paths, "%s", d->pools[i]->path);
             vo_strv_pushf(&ids, "%s", d->pools[i]->id);
@@ -708,6 +712,11 @@ static bool check_pools(VoDaemon *d, bool with_rbd)
             p->reach = reach;
             free(p->reason);
             p->reason = TAKE_PTR(reason);
+            /* Asking Ceph is a connection to its monitors each time: a
+             * pool reached is asked again after VO_POOL_RBD_CHECK_MS, one
+             * not reached at every check (back as soon as it answers). */
+            if (props)
+                p->rbd_next_check_ms = vo_now_ms() + VO_POOL_RBD_CHECK_MS;
         }
         pthread_mutex_unlock(&d->storage_lock);
         free(reason);

@@ -37,6 +37,10 @@
 #define VO_VOLUME_ATTACH_PREFIX "cluster/volume-attach/"
 #define VO_VOLUME_ATTACH_TTL_MS 30000
 
+/* How often the pool watch asks Ceph again about an rbd pool it reached
+ * (one it did not reach: every VO_POOL_CHECK_MS). */
+#define VO_POOL_RBD_CHECK_MS 10000
+
 /* Makes sure the default pool exists, then loads every pool and volume
  * (this host's and the shared ones) and checks the shared pools' markers
  * (a cluster's rbd pools are checked by the pool watch, VO_POOL_CHECK_MS
