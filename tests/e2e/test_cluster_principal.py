@@ -16,6 +16,7 @@ import os
 import subprocess
 
 from cluster_harness import Pki
+from test_cluster_access import user_https
 from test_cluster_formation import init, join
 
 HEADER = "X-Vireo-Principal"
@@ -41,24 +42,6 @@ def peer_https(target, via, method, path, headers=(), client=None, body=None):
     text, _, code = p.stdout.rpartition("\n")
     if p.returncode != 0 or code in ("", "000"):
         return None, p.stderr.strip()
-    return int(code), json.loads(text) if text else None
-
-
-def user_https(target, via, method, path, token=None, headers=(), body=None):
-    """METHOD on target's users' listener (8444) from via's namespace, with
-    an API token, more headers and a JSON body."""
-    cmd = ["curl", "-sS", "--max-time", "30", "--cacert", target.ca, "-X", method,
-           "-o", "-", "-w", "\n%{http_code}", f"https://{target.address}:8444{path}"]
-    if token:
-        cmd += ["-H", "Authorization: Bearer " + token]
-    for h in headers:
-        cmd += ["-H", h]
-    if body is not None:
-        cmd += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(body)]
-    p = subprocess.run(["ip", "netns", "exec", via.host_netns.name, *cmd], capture_output=True,
-                       text=True, timeout=60)
-    assert p.returncode == 0, p.stderr
-    text, _, code = p.stdout.rpartition("\n")
     return int(code), json.loads(text) if text else None
 
 
