@@ -129,6 +129,11 @@ bool vo_access_check(VoDaemon *d, struct MHD_Connection *conn, const char *metho
                          "create), or a session (POST /v1/login)");
         return false;
     }
+    return vo_access_authorize(method, pattern, p, rep);
+}
+
+bool vo_access_authorize(const char *method, const char *pattern, VoPrincipal *p, VoReply *rep)
+{
     VoRole needed = pattern ? vo_access_role_needed(method, pattern) : VO_ROLE_VIEWER;
     p->needed = needed;
     /* A role on projects only: the route's object decides (project-gate.c). */
@@ -150,5 +155,33 @@ bool vo_access_check(VoDaemon *d, struct MHD_Connection *conn, const char *metho
                        grants);
         return false;
     }
+    return true;
+}
+
+bool vo_access_forwarded(struct MHD_Connection *conn, bool from_peer, VoPrincipal *p,
+                         bool *ret_named, VoReply *rep)
+{
+    *ret_named = false;
+    const char *text = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, VO_PRINCIPAL_HEADER);
+    if (!text)
+        return true;
+    if (!from_peer) {
+        /* A user's request, or the Unix socket's: nobody names another
+         * principal but a host of the cluster. */
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "%s: only a host of the cluster (its "
+                       "certificate) may name the principal of a request; remove the header",
+                       VO_PRINCIPAL_HEADER);
+        return false;
+    }
+    char *why = NULL;
+    VoPrincipal named;
+    if (vo_principal_header_parse(text, &named, &why) < 0) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "%s: %s", VO_PRINCIPAL_HEADER,
+                       why ? why : "not valid");
+        free(why);
+        return false;
+    }
+    *p = named;
+    *ret_named = true;
     return true;
 }

@@ -15,6 +15,23 @@
 bool vo_access_check(VoDaemon *d, struct MHD_Connection *conn, const char *method,
                      const char *pattern, VoPrincipal *p, VoReply *rep);
 
+/* The role check of vo_access_check alone, for a principal authenticated
+ * already (a user's request forwarded by a peer, X-Vireo-Principal): sets
+ * p->needed; true when p's role (or, on a route a project role reaches,
+ * its highest project role: api/project-gate.c decides) covers the route,
+ * else false with rep filled (403 naming the role needed and p's). */
+bool vo_access_authorize(const char *method, const char *pattern, VoPrincipal *p, VoReply *rep);
+
+/* The principal a peer names for a request it forwards (X-Vireo-Principal,
+ * access.h). No header: true, *ret_named false (a peer's own request, or
+ * the listener's usual principal). With it: believed only when from_peer
+ * (the request came with a client certificate of the cluster CA): true,
+ * *p the named principal and *ret_named; else, or when it does not parse,
+ * false with rep filled (400). The caller then checks the route with
+ * vo_access_authorize, as for a local request. */
+bool vo_access_forwarded(struct MHD_Connection *conn, bool from_peer, VoPrincipal *p,
+                         bool *ret_named, VoReply *rep);
+
 /* Users and tokens in the store (access-api.c). */
 int vo_access_user_role(VoDaemon *d, const char *name, VoRole *ret_role, char **ret_hash);
 /* Whether a session's user still exists with the password it logged in

@@ -153,3 +153,24 @@ void vo_principal_describe(const VoPrincipal *p, char *out, size_t size);
  * around each handler); never NULL. */
 const VoPrincipal *vo_access_current(void);
 void vo_access_set_current(const VoPrincipal *p);
+
+/* ---- The principal of a forwarded request (access-principal.c) ----
+ * A host that forwards a request to another host of the cluster (any
+ * door, placement, api/forward.c) names who made it in this header, one
+ * line of JSON: {"v":1,"kind":"user"|"token"|"root","name","user" (a
+ * token's),"role","grants":{project:role},"address"}. The target believes
+ * it only on its peers' listener, from a client certificate of the cluster
+ * CA, and then checks and audits the request as that principal's
+ * (api/server.c); anywhere else the header is refused (400). Neither
+ * session ids nor secrets travel: the first host has checked them. */
+#define VO_PRINCIPAL_HEADER "X-Vireo-Principal"
+#define VO_PRINCIPAL_HEADER_VERSION 1
+#define VO_PRINCIPAL_HEADER_MAX 4096
+/* The header's value for p (malloc'd), or NULL for a principal that is
+ * not passed on (none; a peer's own request stays a peer's). */
+char *vo_principal_header_encode(const VoPrincipal *p);
+/* 0 with *ret filled (root: the admin role), or -EINVAL with *ret_error
+ * (malloc'd; ret_error may be NULL) and *ret untouched. Strict: unknown
+ * members, names that are not 1-63 printable characters, unknown roles,
+ * more than VO_GRANTS_MAX grants are refused. */
+int vo_principal_header_parse(const char *text, VoPrincipal *ret, char **ret_error);

@@ -6,6 +6,7 @@
  * with {vm} or a task {id}: no handler knows of it. */
 #include <string.h>
 
+#include "api/access.h"
 #include "api/forward.h"
 #include "api/handlers.h"
 #include "cluster/any-door.h"
@@ -26,6 +27,24 @@ static void name_the_host(VoReply *rep, const VoClusterHost *h, const char *what
                    "host '%s', which has %s '%s', cannot be reached (%s); its %ss are served "
                    "by it alone: retry when it is back (vireo host list)",
                    h->name, what, key, why, what);
+}
+
+/* A principal with roles on projects only sees an offline host's VM of
+ * its projects (as the project gate on a VM's own host): else 404. */
+static bool offline_vm_hidden(VoRequest *req, VoReply *rep, const char *doc)
+{
+    const VoPrincipal *p = vo_access_current();
+    if (!vo_principal_scoped(p))
+        return false;
+    json_t *o = doc ? json_loads(doc, 0, NULL) : NULL;
+    const char *project = json_string_value(json_object_get(json_object_get(o, "spec"),
+                                                            "project"));
+    VoRole role = vo_principal_role_in(p, project ? project : "default");
+    json_decref(o);
+    if (role >= VO_ROLE_VIEWER && role >= p->needed)
+        return false;
+    vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
+    return true;
 }
 
 bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern)
@@ -69,7 +88,14 @@ bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern)
         f.online = h.online && h.url;
     }
     f.show = !strcmp(req->method, "GET") && !strcmp(pattern, "/v1/vms/{vm}");
-    switch (vo_door_decide(&f)) {
+    VoDoorAction action = vo_door_decide(&f);
+    if (f.owner == VO_ROUTE_OWNER_VM &&
+        (action == VO_DOOR_OFFLINE_DOC || action == VO_DOOR_OFFLINE) &&
+        offline_vm_hidden(req, rep, doc)) {
+        vo_cluster_host_clear(&h);
+        return true;
+    }
+    switch (action) {
     case VO_DOOR_LOCAL:
         vo_cluster_host_clear(&h);
         return false;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/access.h"
 #include "api/route-match.h"
 #include "util/util.h"
 
@@ -165,7 +166,7 @@ int vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForward
                     "on its own socket", refusal, base_url);
         return 0;
     }
-    char *headers[7] = { 0 };
+    char *headers[8] = { 0 };
     size_t n = 0;
     headers[n++] = vo_asprintf("%s: 1", VO_FORWARDED_HEADER);
     if (in->content_type)
@@ -176,6 +177,12 @@ int vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForward
         headers[n++] = vo_asprintf("Last-Event-ID: %s", in->last_event_id);
     if (in->extra_header)
         headers[n++] = vo_strdup(in->extra_header);
+    /* Who asked, so that the peer checks and audits the request as theirs
+     * (access.h); a peer's own request (no principal of a user) goes as
+     * the peer's. */
+    _cleanup_free_ char *principal = vo_principal_header_encode(vo_access_current());
+    if (principal)
+        headers[n++] = vo_asprintf("%s: %s", VO_PRINCIPAL_HEADER, principal);
     VoPeerResponse resp = { 0 };
     int r;
     if (upgrade) {

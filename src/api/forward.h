@@ -3,7 +3,9 @@
  * the peer's status, body and ETag/Location/Retry-After verbatim, and for an
  * upgrade (the console) the byte stream proxied both ways. Forwarded
  * requests carry "X-Vireo-Forwarded: 1"; one that already carries it is
- * refused (508 loop-detected) rather than forwarded again. */
+ * refused (508 loop-detected) rather than forwarded again. They carry the
+ * principal of the thread's request too (X-Vireo-Principal, access.h): the
+ * peer checks and audits them as that user's, not as its own. */
 #pragma once
 
 #include <stdbool.h>

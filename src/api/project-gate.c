@@ -6,7 +6,9 @@
  * its role falls short of the route's 403 naming both; a create in a
  * project, or a VM's move to one, needs the route's role there; a task
  * reads when it asked for it or it is of a VM of its projects (else 404);
- * lists keep only the objects of its projects. The Unix socket's root and cluster peers never pass here. */
+ * lists keep only the objects of its projects. The Unix socket's root and cluster peers never pass here;
+ * a user's request a peer forwarded does (X-Vireo-Principal), on the host
+ * that has the object. */
 #include <string.h>
 
 #include "api/access.h"
@@ -55,6 +57,11 @@ bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern)
         return true;
     if (!strncmp(pattern, "/v1/vms/{vm}", 12)) {
         _cleanup_vm_ VoVm *vm = vo_vms_find(req->d, req->params[0]);
+        /* Another host's VM (or none): the any door forwards the request
+         * with its principal to the VM's host, whose gate decides; one of
+         * an offline host is checked there too (any-door-api.c). */
+        if (!vm && req->d->cluster_store)
+            return true;
         _cleanup_free_ char *project = vm ? vo_vm_project(vm) : NULL;
         VoRole role = project ? vo_principal_role_in(p, project) : VO_ROLE_NONE;
         if (role < VO_ROLE_VIEWER) {

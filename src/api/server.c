@@ -99,6 +99,8 @@ typedef struct {
     char *unauthenticated; /* TLS: why the client is refused (401), or NULL */
     bool refused;          /* users: answered before the body (401, 403, 429) */
     VoPrincipal principal; /* who asks (users: access-check.c) */
+    bool from_peer;        /* TLS: a client certificate of the cluster CA was checked */
+    bool named;            /* principal: named by that peer (X-Vireo-Principal) */
     bool quit_after;       /* the reply's quit_after: stop the loop once it is sent */
     VoRouteMatch match;
     const VoRoute *route;
@@ -469,7 +471,7 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 static void set_requester(struct MHD_Connection *conn, PendingRequest *p)
 {
     VoApiServer *s = p->server;
-    if (!s->users)
+    if (!s->users && !p->named)
         p->principal.kind = s->tls ? VO_PRINCIPAL_PEER : VO_PRINCIPAL_ROOT;
     if (p->principal.kind == VO_PRINCIPAL_ROOT || p->principal.kind == VO_PRINCIPAL_PEER)
         p->principal.role = VO_ROLE_ADMIN;
@@ -539,6 +541,9 @@ static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *
                           const char *method, const char *version, PendingRequest *p,
                           VoReply *refusal)
 {
+    /* A user's request forwarded by a peer: checked as that user's. */
+    if (!vo_access_forwarded(conn, p->from_peer, &p->principal, &p->named, refusal))
+        return;
     /* MHD ends the URI where the HTTP version starts, so a literal NUL byte in
      * the URI shows as a raw URI shorter than that span. */
     if (version && version[0] && version > url &&
@@ -559,6 +564,8 @@ static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *
         return;
     }
     p->route = &vo_routes[p->match.index];
+    if (p->named && !vo_access_authorize(method, p->route->pattern, &p->principal, refusal))
+        return;
     if (p->server->users && !vo_access_check(d, conn, method, p->route->pattern, &p->principal,
                                              refusal))
         return;
@@ -744,6 +751,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (s->tls && !without_client_cert(method, p->raw_uri) &&
             (p->unauthenticated = client_unauthenticated(conn)))
             return refuse_unauthenticated(conn, p);
+        p->from_peer = s->tls && !without_client_cert(method, p->raw_uri);
         if (s->users && vo_api_web_wants(method, p->raw_uri))
             return serve_web_file(conn, p);
         VoReply refusal = { .status = 0, .file_fd = -1 };

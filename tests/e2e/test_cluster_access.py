@@ -9,15 +9,20 @@ import subprocess
 from test_cluster_formation import init, join
 
 
-def user_https(target, via, method, path, token=None, headers=()):
-    cmd = ["curl", "-sS", "--max-time", "10", "--cacert", target.ca, "-X", method,
+def user_https(target, via, method, path, token=None, headers=(), body=None):
+    """METHOD on target's users' listener (8444) from via's namespace, with
+    an API token, more headers and a JSON body."""
+    # A forwarded create waits on placement: room on a loaded machine.
+    cmd = ["curl", "-sS", "--max-time", "30", "--cacert", target.ca, "-X", method,
            "-o", "-", "-w", "\n%{http_code}", f"https://{target.address}:8444{path}"]
     if token:
         cmd += ["-H", "Authorization: Bearer " + token]
     for h in headers:
         cmd += ["-H", h]
+    if body is not None:
+        cmd += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(body)]
     p = subprocess.run(["ip", "netns", "exec", via.host_netns.name, *cmd], capture_output=True,
-                       text=True, timeout=30)
+                       text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     text, _, code = p.stdout.rpartition("\n")
     return int(code), json.loads(text) if text else None

@@ -1,6 +1,7 @@
 /* test-access.c: access control's pure parts: the role table, password
  * hashing, API token, Authorization and Cookie parsing, durations, the
- * failure backoff and the sessions (src/api/access-*.c). */
+ * failure backoff, the sessions and the principal header of forwarded
+ * requests (src/api/access-*.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -275,6 +276,115 @@ static void test_project_roles(void **state)
     assert_true(vo_access_route_scoped("GET", "/v1/tasks/{id}"));
 }
 
+/* The principal a forwarded request carries (X-Vireo-Principal): what a
+ * host encodes parses back the same; root carries no role of its own;
+ * whatever is not exactly of that form is refused with a reason. */
+static void test_principal_header(void **state)
+{
+    (void)state;
+    VoPrincipal p = { .kind = VO_PRINCIPAL_TOKEN, .role = VO_ROLE_NONE, .n_grants = 2,
+                      .grants = { { "team-a", VO_ROLE_OPERATOR }, { "team-b", VO_ROLE_VIEWER } },
+                      .needed = VO_ROLE_ADMIN };
+    snprintf(p.name, sizeof(p.name), "0123456789abcdef");
+    snprintf(p.user, sizeof(p.user), "ann");
+    snprintf(p.address, sizeof(p.address), "10.0.0.7");
+    snprintf(p.session, sizeof(p.session), "secret-never-sent");
+    char *text = vo_principal_header_encode(&p);
+    assert_non_null(text);
+    assert_null(strstr(text, "secret-never-sent"));
+    assert_null(strchr(text, '\n'));
+    VoPrincipal q;
+    char *why = NULL;
+    assert_int_equal(vo_principal_header_parse(text, &q, &why), 0);
+    assert_null(why);
+    assert_int_equal(q.kind, VO_PRINCIPAL_TOKEN);
+    assert_int_equal(q.role, VO_ROLE_NONE);
+    assert_string_equal(q.name, "0123456789abcdef");
+    assert_string_equal(q.user, "ann");
+    assert_string_equal(q.address, "10.0.0.7");
+    assert_string_equal(q.session, "");
+    assert_int_equal(q.needed, VO_ROLE_VIEWER); /* the target computes its own */
+    assert_int_equal(q.n_grants, 2);
+    assert_int_equal(vo_principal_role_in(&q, "team-a"), VO_ROLE_OPERATOR);
+    assert_int_equal(vo_principal_role_in(&q, "team-b"), VO_ROLE_VIEWER);
+    free(text);
+
+    VoPrincipal user = { .kind = VO_PRINCIPAL_USER, .role = VO_ROLE_OPERATOR };
+    snprintf(user.name, sizeof(user.name), "bob");
+    text = vo_principal_header_encode(&user);
+    assert_string_equal(text, "{\"grants\":{},\"kind\":\"user\",\"name\":\"bob\","
+                              "\"role\":\"operator\",\"v\":1}");
+    assert_int_equal(vo_principal_header_parse(text, &q, NULL), 0);
+    assert_int_equal(q.kind, VO_PRINCIPAL_USER);
+    assert_int_equal(q.role, VO_ROLE_OPERATOR);
+    free(text);
+
+    VoPrincipal root = { .kind = VO_PRINCIPAL_ROOT, .role = VO_ROLE_ADMIN };
+    text = vo_principal_header_encode(&root);
+    assert_string_equal(text, "{\"kind\":\"root\",\"v\":1}");
+    assert_int_equal(vo_principal_header_parse(text, &q, NULL), 0);
+    assert_int_equal(q.kind, VO_PRINCIPAL_ROOT);
+    assert_int_equal(q.role, VO_ROLE_ADMIN);
+    free(text);
+    /* A peer's own request and an anonymous one name nobody. */
+    VoPrincipal peer = { .kind = VO_PRINCIPAL_PEER, .role = VO_ROLE_ADMIN };
+    assert_null(vo_principal_header_encode(&peer));
+    VoPrincipal none = { .kind = VO_PRINCIPAL_NONE };
+    assert_null(vo_principal_header_encode(&none));
+
+    static const char *const bad[] = {
+        "",
+        "null",
+        "[]",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"bob\",\"role\":\"viewer\"} x",
+        "{\"v\":2,\"kind\":\"user\",\"name\":\"bob\",\"role\":\"viewer\"}",
+        "{\"kind\":\"user\",\"name\":\"bob\",\"role\":\"viewer\"}",
+        "{\"v\":1,\"kind\":\"peer\"}",
+        "{\"v\":1,\"kind\":\"none\"}",
+        "{\"v\":1,\"kind\":\"root\",\"role\":\"viewer\"}",
+        "{\"v\":1,\"kind\":\"root\",\"name\":\"x\"}",
+        "{\"v\":1,\"kind\":\"user\",\"role\":\"viewer\"}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"\",\"role\":\"viewer\"}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"b b\",\"role\":\"viewer\"}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"b\\u00e9\",\"role\":\"viewer\"}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"bob\",\"role\":\"root\"}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"bob\"}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"bob\",\"user\":\"ann\",\"role\":\"viewer\"}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"bob\",\"role\":\"viewer\",\"admin\":true}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"bob\",\"name\":\"root\",\"role\":\"viewer\"}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"bob\",\"role\":\"viewer\",\"grants\":[]}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"bob\",\"role\":\"viewer\","
+        "\"grants\":{\"p\":\"none\"}}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"bob\",\"role\":\"viewer\","
+        "\"grants\":{\"p\":1}}",
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"0123456789012345678901234567890123456789"
+        "012345678901234567890123\",\"role\":\"viewer\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        q = (VoPrincipal){ .kind = VO_PRINCIPAL_PEER };
+        why = NULL;
+        if (vo_principal_header_parse(bad[i], &q, &why) != -EINVAL)
+            fail_msg("accepted: %s", bad[i]);
+        assert_non_null(why);
+        assert_int_equal(q.kind, VO_PRINCIPAL_PEER); /* untouched */
+        free(why);
+    }
+    /* More grants than a principal holds. */
+    char many[2048] = "{\"v\":1,\"kind\":\"user\",\"name\":\"bob\",\"role\":\"viewer\","
+                      "\"grants\":{";
+    for (int i = 0; i <= VO_GRANTS_MAX; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s\"p%d\":\"viewer\"",
+                 i ? "," : "", i);
+    strcat(many, "}}");
+    assert_int_equal(vo_principal_header_parse(many, &q, NULL), -EINVAL);
+    /* Too long. */
+    char *huge = malloc(VO_PRINCIPAL_HEADER_MAX + 2);
+    memset(huge, ' ', VO_PRINCIPAL_HEADER_MAX + 1);
+    huge[VO_PRINCIPAL_HEADER_MAX + 1] = 0;
+    assert_int_equal(vo_principal_header_parse(huge, &q, NULL), -EINVAL);
+    free(huge);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_principal),
         cmocka_unit_test(test_project_roles),
+        cmocka_unit_test(test_principal_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "api/access.h"
 #include "api/forward.h"
 #include "api/route-match.h"
 #include "cluster/peer-client.h"
@@ -478,6 +479,30 @@ static void test_forward_verbatim(void **state)
     assert_string_equal(json_string_value(json_object_get(h, "If-Match")), "\"9\"");
     assert_string_equal(json_string_value(json_object_get(doc, "method")), "PATCH");
     assert_string_equal(json_string_value(json_object_get(doc, "body")), "{\"x\":2}");
+    /* No request of a user on this thread: no principal named. */
+    assert_null(json_object_get(h, VO_PRINCIPAL_HEADER));
+    json_decref(doc);
+    reply_clear(&rep);
+
+    /* A user's request: the peer gets who asked, as this host knew it. */
+    VoPrincipal who = { .kind = VO_PRINCIPAL_TOKEN, .role = VO_ROLE_VIEWER, .n_grants = 1,
+                        .grants = { { "team", VO_ROLE_ADMIN } } };
+    snprintf(who.name, sizeof(who.name), "0123456789abcdef");
+    snprintf(who.user, sizeof(who.user), "ann");
+    vo_access_set_current(&who);
+    rep = (VoReply){ .status = 200 };
+    vo_forward_reply(&t, base_url, &in, 5000, &rep);
+    vo_access_set_current(NULL);
+    assert_int_equal(rep.status, 201);
+    doc = json_loadb(rep.text, rep.text_len, 0, NULL);
+    const char *named = json_string_value(json_object_get(json_object_get(doc, "headers"),
+                                                          VO_PRINCIPAL_HEADER));
+    assert_non_null(named);
+    VoPrincipal got;
+    assert_int_equal(vo_principal_header_parse(named, &got, NULL), 0);
+    assert_int_equal(got.kind, VO_PRINCIPAL_TOKEN);
+    assert_string_equal(got.user, "ann");
+    assert_int_equal(vo_principal_role_in(&got, "team"), VO_ROLE_ADMIN);
     json_decref(doc);
     reply_clear(&rep);
 

@@ -1,0 +1,148 @@
+"""A user's request that one host forwards to another (any door) is checked
+and audited on the target as that user's, not as the forwarding peer's
+(docs/security.md, "Forwarded requests"): the forwarding host sends the
+principal in X-Vireo-Principal, which the target believes only on its
+peers' listener from a cluster certificate. Two hosts formed with vireo
+cluster init/join, fake driver: an operator's token on h1 is refused
+keep_last on a VM of h2 as on one of h1 and its start is audited on h2 as
+its own; a viewer cannot stop h2's VM through h1; a user with a role only
+on a project (admin there) reaches its project's VM on h2 through h1 and no other, and
+its quota holds; the header from anyone but a peer (a user's HTTPS
+request, a client certificate of another CA, none) is refused and never
+elevates."""
+
+import json
+import os
+import subprocess
+
+from cluster_harness import Pki
+from test_cluster_access import user_https
+from test_cluster_formation import init, join
+
+HEADER = "X-Vireo-Principal"
+
+
+def peer_https(target, via, method, path, headers=(), client=None, body=None):
+    """METHOD on target's peers' listener (8443) from via's namespace, with
+    via's cluster certificate (client: (cert, key) instead, or () for none)."""
+    cmd = ["curl", "-sS", "--max-time", "10", "--cacert", target.ca, "-X", method,
+           "-o", "-", "-w", "\n%{http_code}"]
+    cert = via.cert, via.key
+    if client is not None:
+        cert = client
+    if cert:
+        cmd += ["--cert", cert[0], "--key", cert[1]]
+    for h in headers:
+        cmd += ["-H", h]
+    if body is not None:
+        cmd += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(body)]
+    p = subprocess.run(["ip", "netns", "exec", via.host_netns.name, *cmd,
+                        f"https://{target.address}:{target.port}{path}"],
+                       capture_output=True, text=True, timeout=30)
+    text, _, code = p.stdout.rpartition("\n")
+    if p.returncode != 0 or code in ("", "000"):
+        return None, p.stderr.strip()
+    return int(code), json.loads(text) if text else None
+
+
+def who_asked(h, task):
+    return h.api("GET", f"/v1/tasks/{task['id']}")["requested_by"]["who"]
+
+
+def test_forwarded_requests_are_the_users(cluster, tmp_path):
+    c = cluster(2, driver="fake", listen=False)
+    h1, h2 = c.hosts
+    init(h1)
+    join(h2, h1.cli_json("cluster", "token"), h1)
+    h1.api("POST", "/v1/projects", {"name": "team", "quotas": {"vms": 1}}, expect=201)
+    for h, name, project in ((h1, "v1", "default"), (h2, "v2", "default"),
+                             (h2, "p2", "team")):
+        h.task_ok("POST", "/v1/vms", {"name": name, "memory_mib": 64, "host": h.name,
+                                      "project": project})
+    for name, role in (("olivia", "operator"), ("vic", "viewer"), ("alice", "none")):
+        h1.cli("user", "create", name, "--role", role, "--password-file", "-",
+               input=f"{name}'s password\n")
+    h1.cli("user", "grant", "alice", "--role", "admin", "--project", "team")
+    tokens = {name: h1.api("POST", "/v1/tokens", {"role": role, "user": name}, expect=201)
+              for name, role in (("olivia", "operator"), ("vic", "viewer"),
+                                 ("alice", "admin"))}
+    op, viewer, scoped = (tokens[n]["secret"] for n in ("olivia", "vic", "alice"))
+
+    def via_h1(method, path, token, body=None):
+        return user_https(h1, h1, method, path, token, body=body)
+
+    # An operator: keep_last (deleting backups: the admin's) is refused on
+    # h2's VM through h1 as on h1's own, naming the token; before, h2 took
+    # the forwarded request for its peer's and let it through.
+    for vm in ("v1", "v2"):
+        status, doc = via_h1("POST", f"/v1/vms/{vm}/backups", op, {"keep_last": 2})
+        assert status == 403, (vm, doc)
+        msg = doc["error"]["message"]
+        assert "keep_last" in msg and f"token:{tokens['olivia']['id']}" in msg, msg
+    # ... and its start of h2's VM is audited on h2 as its own.
+    status, doc = via_h1("POST", "/v1/vms/v2/start", op, {})
+    assert status == 202, doc
+    h2.wait_task(doc["task"])
+    assert who_asked(h2, doc["task"]) == f"token:{tokens['olivia']['id']} (user:olivia)"
+    # Admin-only: deleting the VM.
+    assert via_h1("DELETE", "/v1/vms/v2", op)[0] == 403
+
+    # A viewer cannot stop h2's VM through h1.
+    status, doc = via_h1("POST", "/v1/vms/v2/stop", viewer, {})
+    assert status == 403 and "operator" in doc["error"]["message"], doc
+    assert h2.api("GET", "/v1/vms/v2")["state"] == "running"
+
+    # A user with a role only on project team: its VM on h2 is reached
+    # through h1 (h1 does not have it: h2's gate decides), others are not.
+    status, doc = via_h1("GET", "/v1/vms/p2", scoped)
+    assert status == 200 and doc["project"] == "team", doc
+    for method, path in (("GET", "/v1/vms/v2"), ("POST", "/v1/vms/v2/stop")):
+        status, doc = via_h1(method, path, scoped, {} if method == "POST" else None)
+        assert status == 404, (path, doc)
+    assert h2.api("GET", "/v1/vms/v2")["state"] == "running"
+    status, doc = via_h1("POST", "/v1/vms/p2/start", scoped, {})
+    assert status == 202, doc
+    h2.wait_task(doc["task"])
+    assert who_asked(h2, doc["task"]) == f"token:{tokens['alice']['id']} (user:alice)"
+    # It reads the task it asked for through h1 (its host is h2).
+    assert via_h1("GET", f"/v1/tasks/{doc['task']['id']}", scoped)[0] == 200
+    # Its project's quota holds on a create placed on h2 through h1; a
+    # create in a project where it has no role is refused.
+    status, doc = via_h1("POST", "/v1/vms", scoped, {"name": "p3", "memory_mib": 64,
+                                                     "project": "team", "host": h2.name})
+    assert status == 409 and doc["error"]["code"] == "quota-exceeded", doc
+    status, doc = via_h1("POST", "/v1/vms", scoped, {"name": "d3", "memory_mib": 64,
+                                                     "host": h2.name})
+    assert status == 403, doc
+
+    # A forged principal: from a user's HTTPS request (with or without a
+    # token of its own) it is refused, never believed.
+    root = HEADER + ": " + json.dumps({"v": 1, "kind": "root"})
+    for token in (viewer, None):
+        status, doc = user_https(h2, h1, "POST", "/v1/vms/v2/stop", token, headers=[root])
+        assert status in (400, 401), doc
+        if status == 400:
+            assert HEADER in doc["error"]["message"], doc
+    # From a TLS client whose certificate another CA signed, or none, on
+    # the peers' listener: refused before any handler.
+    stranger = Pki(os.path.join(str(tmp_path), "stranger-ca"), cn="not the cluster")
+    cert = stranger.host_cert("intruder", [h1.address])
+    for client in (cert, ()):
+        status, doc = peer_https(h2, h1, "POST", "/v1/vms/v2/stop", [root], client, {})
+        assert status == 401, doc
+    assert h2.api("GET", "/v1/vms/v2")["state"] == "running"
+    # A peer's own certificate: the header is believed, so the named user's
+    # role is what counts (a viewer's stop: 403), and a malformed one is
+    # refused.
+    as_vic = HEADER + ": " + json.dumps({"v": 1, "kind": "user", "name": "vic",
+                                         "role": "viewer", "grants": {}})
+    status, doc = peer_https(h2, h1, "POST", "/v1/vms/v2/stop", [as_vic], body={})
+    assert status == 403 and "user:vic" in doc["error"]["message"], doc
+    status, doc = peer_https(h2, h1, "POST", "/v1/vms/v2/stop", [HEADER + ": {\"v\":1}"],
+                             body={})
+    assert status == 400 and HEADER in doc["error"]["message"], doc
+    assert h2.api("GET", "/v1/vms/v2")["state"] == "running"
+    # The Unix socket (root) names nobody else either.
+    status, doc = h2.request("POST", "/v1/vms/v2/stop", {}, headers={HEADER: root})
+    assert status == 400, doc
+
