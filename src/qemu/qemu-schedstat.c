@@ -3,7 +3,6 @@
 #include "qemu/qemu-schedstat.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,13 +10,26 @@
 
 int vo_schedstat_run_delay(const char *text, uint64_t *ret)
 {
-    unsigned long long run, delay;
-    char end = 0;
-    /* Three unsigned decimal fields; nothing else but the newline. */
-    if (!text || strchr(text, '-') ||
-        sscanf(text, "%llu %llu %*llu%c", &run, &delay, &end) != 3 || end != '\n')
+    /* Exactly three unsigned decimal fields, one space apart, then the
+     * newline (or the end). */
+    uint64_t field[3];
+    const char *p = text;
+    for (int i = 0; p && i < 3; i++) {
+        if (i > 0 && *p++ != ' ')
+            return -EINVAL;
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (errno)
+            return -EINVAL;
+        field[i] = v;
+        p = end;
+    }
+    if (!p || !(*p == 0 || (*p == '\n' && p[1] == 0)))
         return -EINVAL;
-    *ret = delay;
+    *ret = field[1];
     return 0;
 }
 
@@ -29,7 +41,8 @@ static int cmp_tid(const void *a, const void *b)
 
 uint64_t vo_thread_waits_add(VoThreadWaits *w, VoThreadWait *now, size_t n)
 {
-    qsort(now, n, sizeof(*now), cmp_tid);
+    if (n)
+        qsort(now, n, sizeof(*now), cmp_tid);
     uint64_t added = 0;
     for (size_t i = 0; w->primed && i < n; i++) {
         const VoThreadWait *was = w->n ? bsearch(&now[i], w->threads, w->n,
