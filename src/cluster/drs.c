@@ -51,6 +51,23 @@ double vo_drs_min_gain(int level)
     return t * t;
 }
 
+void vo_drs_cpu_sample(const VoDrsCpuCounters *before, const VoDrsCpuCounters *now, int64_t ms,
+                       unsigned vcpus, double cpu_limit, double *ret_used, double *ret_demand)
+{
+    *ret_used = *ret_demand = 0;
+    if (ms <= 0 || now->cpu_ns < before->cpu_ns || now->wait_ns < before->wait_ns)
+        return;
+    double wall_ns = (double)ms * 1e6;
+    double used = (double)(now->cpu_ns - before->cpu_ns) / wall_ns;
+    double wanted = used + (double)(now->wait_ns - before->wait_ns) / wall_ns;
+    if (vcpus > 0 && wanted > vcpus)
+        wanted = vcpus;
+    if (cpu_limit > 0 && wanted > cpu_limit)
+        wanted = cpu_limit; /* its own quota's throttling is waiting too (docs/drs.md) */
+    *ret_used = used;
+    *ret_demand = wanted > used ? wanted : used;
+}
+
 double vo_drs_move_cost(const VoDrsVm *vm)
 {
     double mem = (double)vm->mem_used_mib;

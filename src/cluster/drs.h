@@ -43,10 +43,26 @@ typedef struct {
     bool can_receive;           /* online, not maintenance, not fenced */
 } VoDrsHost;
 
+/* A VM's cumulative CPU counters as its driver reads them (VoHvLoad): the
+ * CPU time its process used and the time its threads were runnable but
+ * waited for a CPU. */
+typedef struct {
+    uint64_t cpu_ns, wait_ns;
+} VoDrsCpuCounters;
+
+/* A VM's CPU over a sample between two readings ms apart: *ret_used, the
+ * cores it used; *ret_demand, the cores it wanted: (used + waited) / wall,
+ * capped at its vcpus and at its cpu_limit (cores) when these are > 0, and
+ * never below what it used (docs/drs.md, "What is sampled"). Both 0 when
+ * ms <= 0 or a counter went back (a new process: a restart, a migration's
+ * destination). */
+void vo_drs_cpu_sample(const VoDrsCpuCounters *before, const VoDrsCpuCounters *now, int64_t ms,
+                       unsigned vcpus, double cpu_limit, double *ret_used, double *ret_demand);
+
 typedef struct {
     const char *id, *name;
     size_t host;                /* index into hosts */
-    double cpu;                 /* cores its QEMU used over the last sample */
+    double cpu;                 /* cores it demands (vo_drs_cpu_sample), the last sample */
     uint64_t mem_used_mib;      /* the guest's actual use (balloon) else RSS */
     uint64_t memory_mib;        /* configured (fit on the target) */
     unsigned vcpus;             /* configured (fit on the target) */

@@ -209,9 +209,12 @@ static int build(VoDaemon *d, Round *r)
                 (void)vo_group_policy_from_string(policy, &gp);
             json_t *mv = json_object_get(r->moved, vm_id);
             double mem_used = num(l, "mem_mib");
+            /* Its demand; a host of an older vireod publishes only its use. */
+            double cpu = json_is_number(json_object_get(l, "cpu_demand")) ? num(l, "cpu_demand")
+                                                                           : num(l, "cpu");
             r->vms[r->n_vms++] = (VoDrsVm){
                 .id = vm_id, .name = json_string_value(json_object_get(spec, "name")),
-                .host = h, .cpu = num(l, "cpu") > 0 ? num(l, "cpu") : 0,
+                .host = h, .cpu = cpu > 0 ? cpu : 0,
                 .mem_used_mib = mem_used > 0 ? (uint64_t)mem_used : 0,
                 .memory_mib = (uint64_t)num(spec, "memory_mib"),
                 .vcpus = (unsigned)num(spec, "vcpus"), .group = group, .group_policy = gp,

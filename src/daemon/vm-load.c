@@ -1,26 +1,26 @@
 /* vm-load.c: the load samples of this host's running VMs (vm-load.h). The
- * last cumulative CPU time of each VM is kept here, keyed by VM id, so the
- * next sample can take the delta; entries of VMs no longer running go. */
+ * last cumulative CPU and wait times of each VM are kept here, keyed by VM
+ * id, so the next sample can take the delta; entries of VMs no longer
+ * running go. */
 #include "daemon/vm-load.h"
 
 #include <pthread.h>
 #include <string.h>
 
+#include "cluster/drs.h"
 #include "daemon/vm-internal.h"
 #include "daemon/vm-job.h"
 #include "util/util.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-/* {vm id: {"ns": cumulative cpu ns, "at": monotonic ms, "cpu", "mem_mib"}} */
+/* {vm id: {"ns": cumulative cpu ns, "wait_ns": cumulative wait ns, "at":
+ * monotonic ms, "cpu", "cpu_demand", "mem_mib"}} */
 static json_t *last;
 
-/* The cores used between two cumulative CPU times (ns) taken ms apart; 0
- * when ms <= 0 or the counter went back (a new process). */
-static double load_cores(uint64_t cpu_before_ns, uint64_t cpu_now_ns, int64_t ms)
+static uint64_t counter(json_t *o, const char *key)
 {
-    if (ms <= 0 || cpu_now_ns < cpu_before_ns)
-        return 0;
-    return (double)(cpu_now_ns - cpu_before_ns) / 1e6 / (double)ms;
+    json_int_t v = json_integer_value(json_object_get(o, key));
+    return v > 0 ? (uint64_t)v : 0;
 }
 
 /* The VM's instance's load, when no task holds its job lock: 1 with *ret,
@@ -51,27 +51,33 @@ json_t *vo_vm_load_json(VoDaemon *d)
         VoVm *vm = vms[i];
         pthread_mutex_lock(&vm->lock);
         bool running = vm->hv != NULL;
+        unsigned vcpus = vm->spec->vcpus;
+        double cpu_limit = vm->spec->cpu_limit;
         pthread_mutex_unlock(&vm->lock);
         _cleanup_free_ char *id = vo_vm_id(vm);
         json_t *before = json_object_get(last, id);
         VoHvLoad l;
         if (running && sample(d, vm, &l)) {
             int64_t now = vo_now_ms();
-            double cpu = 0;
-            if (before)
-                cpu = load_cores(
-                    (uint64_t)json_integer_value(json_object_get(before, "ns")), l.cpu_ns,
-                    now - json_integer_value(json_object_get(before, "at")));
+            double cpu = 0, demand = 0;
+            if (before) {
+                VoDrsCpuCounters was = { counter(before, "ns"), counter(before, "wait_ns") },
+                                 is = { l.cpu_ns, l.wait_ns };
+                vo_drs_cpu_sample(&was, &is, now - json_integer_value(json_object_get(before, "at")),
+                                  vcpus, cpu_limit, &cpu, &demand);
+            }
             json_object_set_new(next, id,
-                                json_pack("{s:I, s:I, s:f, s:I}", "ns", (json_int_t)l.cpu_ns,
-                                          "at", (json_int_t)now, "cpu", cpu, "mem_mib",
-                                          (json_int_t)l.mem_used_mib));
+                                json_pack("{s:I, s:I, s:I, s:f, s:f, s:I}", "ns",
+                                          (json_int_t)l.cpu_ns, "wait_ns", (json_int_t)l.wait_ns,
+                                          "at", (json_int_t)now, "cpu", cpu, "cpu_demand", demand,
+                                          "mem_mib", (json_int_t)l.mem_used_mib));
         } else if (running && before)
             json_object_set(next, id, before); /* busy: the last numbers stand */
         json_t *e = json_object_get(next, id);
         if (e)
             json_object_set_new(out, id,
-                                json_pack("{s:O, s:O}", "cpu", json_object_get(e, "cpu"),
+                                json_pack("{s:O, s:O, s:O}", "cpu", json_object_get(e, "cpu"),
+                                          "cpu_demand", json_object_get(e, "cpu_demand"),
                                           "mem_mib", json_object_get(e, "mem_mib")));
         vo_vm_unref(vm);
     }

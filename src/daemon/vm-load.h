@@ -1,16 +1,18 @@
 /* vm-load.h: the load samples of this host's running VMs (docs/drs.md,
  * "What is sampled"), published in the host's record as "vm_load" for the
  * manager's balancing: per VM the cores its process used since the last
- * sample (CPU time delta over wall time, through the driver's load op) and
- * the memory it uses (driver.h, VoHvLoad). */
+ * sample (CPU time delta over wall time, through the driver's load op), the
+ * cores it demanded (used + waited for a CPU, capped: vo_drs_cpu_sample)
+ * and the memory it uses (driver.h, VoHvLoad). */
 #pragma once
 
 #include <jansson.h>
 
 #include "daemon/daemon.h"
 
-/* {"<vm-id>": {"cpu": cores, "mem_mib": used}} for every VM with a running
- * instance. A VM whose first sample this is shows cpu 0 (no delta yet);
+/* {"<vm-id>": {"cpu": cores, "cpu_demand": cores, "mem_mib": used}} for
+ * every VM with a running instance. A VM whose first sample this is shows
+ * cpu and cpu_demand 0 (no delta yet);
  * one whose job lock is held by a task (a migration, a hot-plug) keeps its
  * last numbers. Thread-safe. */
 json_t *vo_vm_load_json(VoDaemon *d);

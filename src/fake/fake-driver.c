@@ -27,9 +27,11 @@
  * when asked to.
  *
  * Load (the DRS samples): a running fake VM uses no CPU and half its memory
- * unless its run dir holds "fake-load", {"cpu": CORES, "mem_mib": MIB}
- * (either may be left out): its CPU time then grows by CORES per second
- * while it runs (not paused), read each time load is asked. */
+ * unless its run dir holds "fake-load", {"cpu": CORES, "wait": CORES,
+ * "mem_mib": MIB} (each may be left out): its CPU time then grows by "cpu"
+ * cores per second while it runs (not paused), and its time waiting for a
+ * CPU by "wait" cores per second (what a saturated host denies it), read
+ * each time load is asked. */
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
@@ -62,7 +64,7 @@ struct VoHvInstance {
     VoHvResources res; /* vCPUs and memory, set from the spec at start */
     /* Load: the synthetic CPU time so far, when it was last advanced
      * (monotonic ms; 0: not yet), and the run dir's "fake-load" file. */
-    uint64_t load_cpu_ns;
+    uint64_t load_cpu_ns, load_wait_ns;
     int64_t load_at_ms;
     char *load_path;
     /* Live migration: this side's state (see the top of the file). */
@@ -397,20 +399,28 @@ static int fake_query_resources(VoHvInstance *vm, bool wait, VoHvResources *ret)
     return 0;
 }
 
+/* A rate of "fake-load" (cores): 0 when left out or not a positive number. */
+static double fake_cores(json_t *doc, const char *key)
+{
+    json_t *v = json_object_get(doc, key);
+    return json_is_number(v) && json_number_value(v) > 0 ? json_number_value(v) : 0;
+}
+
 /* The synthetic load (see the top of the file). */
 static int fake_load(VoHvInstance *vm, VoHvLoad *ret)
 {
     _cleanup_free_ char *text = NULL;
     json_t *doc = vo_read_file(vm->load_path, 4096, &text, NULL) >= 0
                       ? json_loads(text, 0, NULL) : NULL;
-    json_t *cpu = json_object_get(doc, "cpu"), *mem = json_object_get(doc, "mem_mib");
-    double cores = json_is_number(cpu) && json_number_value(cpu) > 0 ? json_number_value(cpu)
-                                                                      : 0;
+    json_t *mem = json_object_get(doc, "mem_mib");
     int64_t now = vo_now_ms();
-    if (vm->load_at_ms && !vm->paused)
-        vm->load_cpu_ns += (uint64_t)(cores * (double)(now - vm->load_at_ms) * 1e6);
+    if (vm->load_at_ms && !vm->paused) {
+        double seconds = (double)(now - vm->load_at_ms) / 1e3;
+        vm->load_cpu_ns += (uint64_t)(fake_cores(doc, "cpu") * seconds * 1e9);
+        vm->load_wait_ns += (uint64_t)(fake_cores(doc, "wait") * seconds * 1e9);
+    }
     vm->load_at_ms = now;
-    *ret = (VoHvLoad){ .cpu_ns = vm->load_cpu_ns,
+    *ret = (VoHvLoad){ .cpu_ns = vm->load_cpu_ns, .wait_ns = vm->load_wait_ns,
                        .mem_used_mib = json_is_integer(mem) && json_integer_value(mem) >= 0
                                            ? (uint64_t)json_integer_value(mem)
                                            : vm->res.memory_mib / 2 };

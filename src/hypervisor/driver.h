@@ -72,12 +72,14 @@ typedef struct {
 } VoHvResources;
 
 /* What a running VM uses (the DRS samples, docs/drs.md): the CPU time its
- * process used so far (the caller takes deltas over wall time) and the
+ * process used so far and the time its threads waited, runnable, for a CPU
+ * (the caller takes deltas over wall time: used + waited is its demand) and the
  * memory it uses: the smaller of the process's resident memory and the
  * balloon's actual (what the guest may use) when the balloon reports one,
  * else the resident memory. */
 typedef struct {
     uint64_t cpu_ns;       /* user + system time since the process started */
+    uint64_t wait_ns;      /* runnable but not running, since the driver first asked */
     uint64_t mem_used_mib;
     bool mem_from_balloon; /* the balloon's actual bounded it */
 } VoHvLoad;

@@ -80,6 +80,7 @@ static void qemu_release(VoHvInstance *vm)
     free(vm->console_path);
     free(vm->log_path);
     free(vm->layout_path);
+    vo_thread_waits_clear(&vm->waits);
     free(vm);
 }
 

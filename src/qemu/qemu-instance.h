@@ -11,6 +11,7 @@
 #include "qemu/qemu-events.h"
 #include "qemu/qemu-layout.h"
 #include "qemu/qemu-mirror.h"
+#include "qemu/qemu-schedstat.h"
 #include "qmp/qmp.h"
 
 #define QMP_TIMEOUT_MS 10000
@@ -62,6 +63,9 @@ struct VoHvInstance {
     bool confined;
     /* Its cgroup (qemu-cgroup.h), relative to the driver's; NULL: none. */
     char *cgroup;
+    /* Its threads' waiting for a CPU, summed by the load op (qemu-load.c,
+     * under its lock). */
+    VoThreadWaits waits;
 };
 
 /* One QMP command with args (borrowed); *ret (may be NULL) gets its

@@ -1,9 +1,12 @@
 /* qemu-load.c: the QEMU driver's load op (qemu-load.h): CPU time from
- * /proc/PID/stat, resident memory from /proc/PID/statm, bounded by the
+ * /proc/PID/stat, the time its threads waited for a CPU from each
+ * /proc/PID/task/TID/schedstat (qemu-schedstat.h), resident memory from
+ * /proc/PID/statm, bounded by the
  * balloon's actual when QMP is free to ask it (never waited for: a busy
  * monitor leaves the resident memory as the answer). */
 #include "qemu/qemu-load.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -15,6 +18,9 @@
 #include "util/util.h"
 
 #define BALLOON_TIMEOUT_MS 500
+
+/* Guards every instance's waits (a load is short; one lock is enough). */
+static pthread_mutex_t waits_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int vo_proc_stat_cpu_ticks(const char *text, uint64_t *ret)
 {
@@ -87,13 +93,60 @@ int vo_qemu_proc_usage(VoHvInstance *vm, uint64_t *ret_cpu_ns, uint64_t *ret_rss
     return 0;
 }
 
+/* The run_delay of each thread of pid now (*ret malloc'd, *ret_n of them):
+ * a thread that ends while they are read is left out. 0 or the error of
+ * listing the threads. */
+static int read_thread_waits(pid_t pid, VoThreadWait **ret, size_t *ret_n)
+{
+    _cleanup_free_ char *dir_path = vo_asprintf("/proc/%d/task", (int)pid);
+    DIR *dir = opendir(dir_path);
+    if (!dir)
+        return -errno;
+    size_t n = 0, cap = 16;
+    VoThreadWait *t = vo_malloc0(cap * sizeof(*t));
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        char *end = NULL;
+        long tid = strtol(de->d_name, &end, 10);
+        if (end == de->d_name || *end || tid <= 0)
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("%s/%ld/schedstat", dir_path, tid);
+        _cleanup_free_ char *text = NULL;
+        uint64_t delay = 0;
+        if (vo_read_file(path, 256, &text, NULL) < 0 || vo_schedstat_run_delay(text, &delay) < 0)
+            continue;
+        if (n == cap) {
+            cap *= 2;
+            t = realloc(t, cap * sizeof(*t));
+            if (!t)
+                abort();
+        }
+        t[n++] = (VoThreadWait){ .tid = (int)tid, .run_delay_ns = delay };
+    }
+    closedir(dir);
+    *ret = t;
+    *ret_n = n;
+    return 0;
+}
+
 int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
 {
     *ret = (VoHvLoad){ 0 };
     uint64_t rss = 0;
+    _cleanup_free_ VoThreadWait *threads = NULL;
+    size_t n_threads = 0;
+    /* The threads first: what the usage check below finds still running
+     * is the QEMU they belonged to. No schedstat (a kernel without
+     * CONFIG_SCHED_INFO): no waiting, the demand is the usage. */
+    bool have_waits = vm->pid > 0 && read_thread_waits(vm->pid, &threads, &n_threads) >= 0;
     int r = vo_qemu_proc_usage(vm, &ret->cpu_ns, &rss);
     if (r < 0)
         return r;
+    pthread_mutex_lock(&waits_lock);
+    if (have_waits)
+        vo_thread_waits_add(&vm->waits, threads, n_threads);
+    ret->wait_ns = vm->waits.total_ns;
+    pthread_mutex_unlock(&waits_lock);
     ret->mem_used_mib = rss >> 20;
     /* The balloon: only when the monitor is free this instant. */
     if (pthread_mutex_trylock(&vm->qmp_lock) != 0)

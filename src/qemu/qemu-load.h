@@ -18,5 +18,6 @@ int vo_proc_statm_rss_pages(const char *text, uint64_t *ret);
  * checked to be that QEMU's still (its pidfd). 0, or -ESRCH / the read's
  * error. */
 int vo_qemu_proc_usage(VoHvInstance *vm, uint64_t *ret_cpu_ns, uint64_t *ret_rss_bytes);
-/* The driver op (driver.h, load). */
+/* The driver op (driver.h, load); wait_ns counts from its first call on
+ * vm (vm->waits). */
 int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret);

@@ -1,4 +1,5 @@
-/* test-drs.c: the DRS planner (cluster/drs.c): the imbalance, the threshold
+/* test-drs.c: the DRS planner (cluster/drs.c): a VM's CPU demand from its
+ * counters (used + waited, capped), the imbalance, the threshold
  * per level, the rounds before a move, the cooldown, which VMs and hosts a
  * move may use, groups, the ping-pong rule, and the choice of the best move
  * by improvement per cost. */
@@ -481,6 +482,50 @@ static void bad_input_is_refused(void **state)
     free(why);
 }
 
+/* Demand = (used + waited) / wall, capped at the vCPUs and the CPU limit,
+ * never below use; a counter that went back (a new process) gives 0. */
+static void cpu_demand_from_counters(void **state)
+{
+    double used, demand;
+    const VoDrsCpuCounters t0 = { .cpu_ns = 5000000000ULL, .wait_ns = 7000000000ULL };
+    /* 10 s: 1 s used, 4 s waited: 0.1 used, 0.5 wanted. */
+    VoDrsCpuCounters t1 = { t0.cpu_ns + 1000000000ULL, t0.wait_ns + 4000000000ULL };
+    vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand);
+    assert_true(fabs(used - 0.1) < 1e-9 && fabs(demand - 0.5) < 1e-9);
+    /* Capped by its CPU limit (its own quota's throttling counts as
+     * waiting), then by its vCPUs. */
+    vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0.3, &used, &demand);
+    assert_true(fabs(used - 0.1) < 1e-9 && fabs(demand - 0.3) < 1e-9);
+    t1.wait_ns = t0.wait_ns + 40000000000ULL; /* 4 cores waited */
+    vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand);
+    assert_true(fabs(demand - 2.0) < 1e-9);
+    vo_drs_cpu_sample(&t0, &t1, 10000, 2, 8, &used, &demand);
+    assert_true(fabs(demand - 2.0) < 1e-9);
+    /* Never below what it used (a limit lowered since, QEMU's own threads). */
+    t1 = (VoDrsCpuCounters){ t0.cpu_ns + 5000000000ULL, t0.wait_ns };
+    vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0.3, &used, &demand);
+    assert_true(fabs(used - 0.5) < 1e-9 && fabs(demand - 0.5) < 1e-9);
+    /* Nothing waited: demand is use. */
+    vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand);
+    assert_true(fabs(demand - 0.5) < 1e-9);
+    /* A new process (either counter went back) or no wall time: 0. */
+    t1 = (VoDrsCpuCounters){ t0.cpu_ns - 1, t0.wait_ns + 1000000000ULL };
+    vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand);
+    assert_true(used == 0 && demand == 0);
+    t1 = (VoDrsCpuCounters){ t0.cpu_ns + 1000000000ULL, t0.wait_ns - 1 };
+    vo_drs_cpu_sample(&t0, &t1, 10000, 2, 0, &used, &demand);
+    assert_true(used == 0 && demand == 0);
+    t1 = (VoDrsCpuCounters){ t0.cpu_ns + 1000000000ULL, t0.wait_ns };
+    vo_drs_cpu_sample(&t0, &t1, 0, 2, 0, &used, &demand);
+    assert_true(used == 0 && demand == 0);
+    vo_drs_cpu_sample(&t0, &t1, -5, 2, 0, &used, &demand);
+    assert_true(used == 0 && demand == 0);
+    /* vcpus 0 (unknown): only the limit caps. */
+    t1 = (VoDrsCpuCounters){ t0.cpu_ns, t0.wait_ns + 30000000000ULL };
+    vo_drs_cpu_sample(&t0, &t1, 10000, 0, 0, &used, &demand);
+    assert_true(fabs(demand - 3.0) < 1e-9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +543,7 @@ int main(void)
         cmocka_unit_test(too_small_a_gain_is_no_move),
         cmocka_unit_test(best_move_by_improvement_per_cost),
         cmocka_unit_test(bad_input_is_refused),
+        cmocka_unit_test(cpu_demand_from_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* test-qemu-load.c: the QEMU driver's load op (qemu-load.h): the /proc
- * parsers (a command name with spaces and parentheses, short or bad text)
- * and the op itself on this test's own process (CPU time grows with work,
+ * parsers (a command name with spaces and parentheses, short or bad text;
+ * schedstat's run_delay), the waiting summed over threads that come and go
+ * (qemu-schedstat.h) and the op itself on this test's own process (CPU time grows with work,
  * resident memory is there; no monitor: RSS stands). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-load.h"
+#include "qemu/qemu-schedstat.h"
 #include "util/spawn.h"
 
 static void test_stat(void **state)
@@ -42,6 +44,57 @@ static void test_statm(void **state)
     assert_int_equal(vo_proc_statm_rss_pages("", &p), -EINVAL);
 }
 
+static void test_schedstat(void **state)
+{
+    uint64_t d = 0;
+    assert_int_equal(vo_schedstat_run_delay("5905224 20004274 8\n", &d), 0);
+    assert_int_equal(d, 20004274);
+    assert_int_equal(vo_schedstat_run_delay("18446744073709551615 18446744073709551614 1\n",
+                                            &d), 0);
+    assert_true(d == 18446744073709551614ULL);
+    assert_int_equal(vo_schedstat_run_delay("5905224 20004274\n", &d), -EINVAL);
+    assert_int_equal(vo_schedstat_run_delay("5905224 -2 8\n", &d), -EINVAL);
+    assert_int_equal(vo_schedstat_run_delay("5905224 2x 8\n", &d), -EINVAL);
+    assert_int_equal(vo_schedstat_run_delay("1 2 3 4\n", &d), -EINVAL);
+    assert_int_equal(vo_schedstat_run_delay("", &d), -EINVAL);
+    assert_int_equal(vo_schedstat_run_delay(NULL, &d), -EINVAL);
+}
+
+/* The total grows by each thread's growth; a thread that ended takes its
+ * time with it without taking the total down; a thread born since counts
+ * whole; a reused tid whose delay went back is a new thread. */
+static void test_thread_waits(void **state)
+{
+    VoThreadWaits w = { 0 };
+    /* The first reading is the baseline. */
+    VoThreadWait r1[] = { { 30, 900 }, { 10, 1000 }, { 20, 500 } };
+    assert_int_equal(vo_thread_waits_add(&w, r1, 3), 0);
+    assert_int_equal(w.total_ns, 0);
+    assert_int_equal(w.n, 3);
+    assert_int_equal(w.threads[0].tid, 10); /* kept by tid */
+    /* 10 grew 100, 20 ended (its 500 and more are gone), 30 grew 50, 40 is
+     * new with 70. */
+    VoThreadWait r2[] = { { 40, 70 }, { 10, 1100 }, { 30, 950 } };
+    assert_int_equal(vo_thread_waits_add(&w, r2, 3), 220);
+    assert_int_equal(w.total_ns, 220);
+    /* 30's tid was reused by a new thread (its delay went back: all 5
+     * count), 10 did not wait, 40 grew 30. */
+    VoThreadWait r3[] = { { 30, 5 }, { 10, 1100 }, { 40, 100 } };
+    assert_int_equal(vo_thread_waits_add(&w, r3, 3), 35);
+    assert_int_equal(w.total_ns, 255);
+    /* No threads read (all ended): nothing added, the total stands; the
+     * next thread seen counts whole. */
+    assert_int_equal(vo_thread_waits_add(&w, NULL, 0), 0);
+    assert_int_equal(w.total_ns, 255);
+    VoThreadWait r4[] = { { 50, 45 } };
+    assert_int_equal(vo_thread_waits_add(&w, r4, 1), 45);
+    assert_int_equal(w.total_ns, 300);
+    vo_thread_waits_clear(&w);
+    assert_int_equal(w.total_ns, 0);
+    assert_false(w.primed);
+    assert_null(w.threads);
+}
+
 static void test_load_of_this_process(void **state)
 {
     VoHvInstance vm = { .pid = getpid(), .pidfd = vo_pidfd_open(getpid()) };
@@ -51,6 +104,7 @@ static void test_load_of_this_process(void **state)
     assert_int_equal(vo_qemu_load(&vm, &a), 0);
     assert_true(a.mem_used_mib > 0);
     assert_false(a.mem_from_balloon);
+    assert_int_equal(a.wait_ns, 0); /* the first reading is the baseline */
     /* Burn CPU until the counter moves (a tick is 10 ms): bounded. */
     volatile uint64_t x = 0;
     for (int i = 0; i < 2000; i++) {
@@ -61,6 +115,9 @@ static void test_load_of_this_process(void **state)
             break;
     }
     assert_true(b.cpu_ns > a.cpu_ns);
+    assert_true(b.wait_ns >= a.wait_ns);
+    assert_true(vm.waits.primed && vm.waits.n >= 1); /* this process's thread(s) */
+    vo_thread_waits_clear(&vm.waits);
     VoHvInstance gone = { .pid = 0 };
     assert_int_equal(vo_qemu_load(&gone, &b), -ESRCH);
     close(vm.pidfd);
@@ -91,6 +148,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stat),
         cmocka_unit_test(test_statm),
+        cmocka_unit_test(test_schedstat),
+        cmocka_unit_test(test_thread_waits),
         cmocka_unit_test(test_load_of_this_process),
         cmocka_unit_test(test_load_of_a_reused_pid),
     };
