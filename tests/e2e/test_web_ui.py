@@ -13,8 +13,10 @@ a project whose quota refuses the wizard's create (no VM made) and whose
 delete is refused while the VM is in it; the schedules page runs a
 snapshot schedule of the VM now. Before that, without a browser: the files are
 served with their types and a strict CSP, no path leaves the UI's
-directory, and the console's WebSocket checks its Origin. Screenshots of
-the main pages go to BUILD/web-ui/ (docs/web.md shows them)."""
+directory, and the console's WebSocket checks its Origin. With
+VIREO_WEB_SHOTS=1, screenshots of the main pages go to BUILD/web-ui/
+(docs/web.md shows them); the admin's browser session is kept from one
+scenario to the next (web_ui_driver.mjs)."""
 
 import json
 import os

@@ -21,15 +21,16 @@ let result = {};
 let contexts = [];
 let lastPage = null; // shown when a scenario fails
 
+const CONTEXT_OPTIONS = { ignoreHTTPSErrors: true, viewport: { width: 1366, height: 768 } };
+
 async function newContext(browser, options = {}) {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true,
-                                             viewport: { width: 1366, height: 768 }, ...options });
+  const context = await browser.newContext({ ...CONTEXT_OPTIONS, ...options });
   contexts.push(context);
   return context;
 }
 
-async function newSession(browser, user, password) {
-  const context = await newContext(browser);
+async function newSession(browser, user, password, { kept = false } = {}) {
+  const context = kept ? await browser.newContext(CONTEXT_OPTIONS) : await newContext(browser);
   const page = await context.newPage();
   lastPage = page;
   page.setDefaultTimeout(STEP_MS);
@@ -41,7 +42,37 @@ async function newSession(browser, user, password) {
   return { context, page };
 }
 
-const shot = (page, name) => page.screenshot({ path: join(cfg.shots, name + '.png') });
+// The admin's session, kept from one scenario to the next: a new browser
+// context and login per scenario cost a renderer process and a cold load
+// of the whole app each. Each scenario starts on the overview (a change of
+// the URL's hash: the app stays loaded, its live updates keep it current).
+// The scenarios about sessions make their own: login, firstload (a cold
+// cache), viewer, the second session of live, the operator of backups. A
+// failed scenario ends it: the next one logs in again.
+let adminSession = null;
+
+async function adminPage(browser) {
+  if (!adminSession) adminSession = await newSession(browser, cfg.user, cfg.password, { kept: true });
+  const { page } = adminSession;
+  lastPage = page;
+  page.setDefaultTimeout(STEP_MS);
+  await page.goto(cfg.url + '/ui/#/');
+  await page.waitForSelector('.who');
+  return adminSession;
+}
+
+async function endAdminSession() {
+  if (adminSession) await adminSession.context.close().catch(() => {});
+  adminSession = null;
+}
+
+// The pictures of the main pages for docs/web.md (docs/images/), taken
+// only when VIREO_WEB_SHOTS=1: encoding a PNG of the page costs CPU and no
+// test looks at them. The ones a test checks (shotMasked) and the page of
+// a failed scenario are always taken.
+const DOC_SHOTS = process.env.VIREO_WEB_SHOTS === '1';
+const saveShot = (page, name) => page.screenshot({ path: join(cfg.shots, name + '.png') });
+const shot = (page, name) => (DOC_SHOTS ? saveShot(page, name) : Promise.resolve());
 
 // A screenshot with what `selector` shows painted over (a secret must not
 // reach BUILD/web-ui/ nor docs/images/); answers how many colours the
@@ -114,7 +145,7 @@ const scenarios = {
 
   // The wizard (keyboard only after the first field), then the VM's page.
   async create(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     await page.click('[data-action="create"]');
     await page.waitForSelector('#vm-name');
     await page.focus('#vm-name');
@@ -135,7 +166,7 @@ const scenarios = {
 
   // Start from the VM's page; the state changes without a reload.
   async start(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     await openVm(page, 'summary');
     await page.evaluate(() => { window.vireoNoReload = 1; });
     await page.click('[data-action="start"]');
@@ -147,17 +178,15 @@ const scenarios = {
 
   // The console tab: the boot marker, then a command and its answer.
   async console(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     await openVm(page, 'console');
     await page.waitForSelector('[data-console-status="connected"]');
     const text = () => page.evaluate(() => document.querySelector('.terminal').vireoText());
+    // Looked for in the page (no round trip per look), 4 times a second.
     const until = async (needle, ms) => {
-      const end = Date.now() + ms;
-      while (Date.now() < end) {
-        if ((await text()).includes(needle)) return;
-        await page.waitForTimeout(200);
-      }
-      throw new Error(`the console never showed '${needle}':\n${await text()}`);
+      await page.waitForFunction((n) => document.querySelector('.terminal').vireoText().includes(n),
+                                 needle, { polling: 250, timeout: ms })
+        .catch(async () => { throw new Error(`the console never showed '${needle}':\n${await text()}`); });
     };
     await until(cfg.boot_marker, cfg.boot_ms);
     await page.click('.terminal');
@@ -169,18 +198,20 @@ const scenarios = {
 
   // The graphs tab: every chart has points (the VM is sampled every second).
   async graphs(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     await openVm(page, 'graphs');
+    // Polled 4 times a second, not on every animation frame (the default).
     await page.waitForFunction(() => {
       const c = document.querySelector('[data-chart="cpu"]');
       return c && Number(c.dataset.points) >= 2;
-    }, null, { timeout: 2 * STEP_MS });
+    }, null, { polling: 250, timeout: 2 * STEP_MS });
     result.points = await page.$$eval('[data-chart]', (els) =>
       Object.fromEntries(els.map((e) => [e.dataset.chart, Number(e.dataset.points)])));
     result.canvases = await page.$$eval('.chart canvas', (els) => els.length);
     await shot(page, 'vm-graphs');
     await page.check('input[name="range"][value="1d"]');
-    await page.waitForFunction(() => Number(document.querySelector('[data-chart="cpu"]').dataset.points) >= 1);
+    await page.waitForFunction(() => Number(document.querySelector('[data-chart="cpu"]').dataset.points) >= 1,
+                               null, { polling: 250 });
     result.day_points = await page.getAttribute('[data-chart="cpu"]', 'data-points');
   },
 
@@ -210,51 +241,58 @@ const scenarios = {
   // The graphical console (noVNC): the canvas shows the guest's screen, the
   // same pixels as the API's screenshot; then text typed on it (cfg.keys).
   async screen(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
-    // noVNC under the strict CSP: anything the policy blocks is reported.
-    result.csp_violations = [];
-    page.on('console', (m) => {
-      if (/Content Security Policy/i.test(m.text())) result.csp_violations.push(m.text());
-    });
-    await openVm(page, 'screen');
-    await page.waitForSelector('[data-vnc-status="connected"]', { timeout: 2 * STEP_MS });
-    // The canvas against the screenshot: same size, mostly the same pixels
-    // (a blinking cursor may differ), and not one colour.
-    const compare = () => page.evaluate(async (vm) => {
-      const canvas = document.querySelector('[data-vnc-screen] canvas');
-      const mine = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-      const png = await (await fetch(`/v1/vms/${vm}/screenshot`)).blob();
-      const bitmap = await createImageBitmap(png);
-      const c2 = new OffscreenCanvas(bitmap.width, bitmap.height);
-      const ctx = c2.getContext('2d');
-      ctx.drawImage(bitmap, 0, 0);
-      const theirs = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
-      const colours = new Set();
-      let same = 0;
-      for (let i = 0; i < mine.length; i += 4) {
-        colours.add((mine[i] << 16) | (mine[i + 1] << 8) | mine[i + 2]);
-        if (mine[i] === theirs[i] && mine[i + 1] === theirs[i + 1] && mine[i + 2] === theirs[i + 2]) same++;
-      }
-      return { canvas: [canvas.width, canvas.height], screenshot: [bitmap.width, bitmap.height],
-               colours: colours.size, same: mine.length === theirs.length ? same / (mine.length / 4) : 0 };
-    }, cfg.vm);
-    const end = Date.now() + STEP_MS;
-    do {
-      result.compare = await compare();
-      if (result.compare.colours >= 2 && result.compare.same > 0.98) break;
-      await page.waitForTimeout(500);
-    } while (Date.now() < end);
-    await shot(page, 'vm-screen');
-    await page.click('[data-vnc-screen] canvas');
-    await page.keyboard.type(cfg.keys);
-    await page.keyboard.press('Enter');
-    result.typed = true;
+    const { page } = await adminPage(browser);
+    // noVNC under the strict CSP: anything the policy blocks is reported
+    // (the listener leaves the kept page with this scenario).
+    const violations = [];
+    result.csp_violations = violations;
+    const onConsole = (m) => {
+      if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
+    };
+    page.on('console', onConsole);
+    try {
+      await openVm(page, 'screen');
+      await page.waitForSelector('[data-vnc-status="connected"]', { timeout: 2 * STEP_MS });
+      // The canvas against the screenshot: same size, mostly the same pixels
+      // (a blinking cursor may differ), and not one colour.
+      const compare = () => page.evaluate(async (vm) => {
+        const canvas = document.querySelector('[data-vnc-screen] canvas');
+        const mine = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        const png = await (await fetch(`/v1/vms/${vm}/screenshot`)).blob();
+        const bitmap = await createImageBitmap(png);
+        const c2 = new OffscreenCanvas(bitmap.width, bitmap.height);
+        const ctx = c2.getContext('2d');
+        ctx.drawImage(bitmap, 0, 0);
+        const theirs = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+        const colours = new Set();
+        let same = 0;
+        for (let i = 0; i < mine.length; i += 4) {
+          colours.add((mine[i] << 16) | (mine[i + 1] << 8) | mine[i + 2]);
+          if (mine[i] === theirs[i] && mine[i + 1] === theirs[i + 1] && mine[i + 2] === theirs[i + 2]) same++;
+        }
+        return { canvas: [canvas.width, canvas.height], screenshot: [bitmap.width, bitmap.height],
+                 colours: colours.size, same: mine.length === theirs.length ? same / (mine.length / 4) : 0 };
+      }, cfg.vm);
+      const end = Date.now() + STEP_MS;
+      do {
+        result.compare = await compare();
+        if (result.compare.colours >= 2 && result.compare.same > 0.98) break;
+        await page.waitForTimeout(500);
+      } while (Date.now() < end);
+      await shot(page, 'vm-screen');
+      await page.click('[data-vnc-screen] canvas');
+      await page.keyboard.type(cfg.keys);
+      await page.keyboard.press('Enter');
+      result.typed = true;
+    } finally {
+      page.off('console', onConsole);
+    }
   },
 
   // Snapshots of the (stopped) VM: take two, a taken name's refusal, revert
   // to the first, delete the second; the task progress line and the table.
   async snapshots(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     await openVm(page, 'snapshots');
     const take = async (name) => {
       await page.fill('#snap-name', name);
@@ -285,7 +323,7 @@ const scenarios = {
   // Admin pages: make a user and a token for them (its secret shown once;
   // it works, then, revoked, no longer), then delete the user.
   async admin(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     const withSecret = (secret) => page.evaluate(async (s) => (await fetch('/v1/vms', {
       credentials: 'omit', headers: { Authorization: `Bearer ${s}` } })).status, secret);
     await page.click('[data-admin="users"]');
@@ -329,7 +367,7 @@ const scenarios = {
   // usage shown, the project's delete refused), a user given a role on it
   // and the role revoked, the VM moved back, the project deleted.
   async projects(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     const p = cfg.project;
     const row = `tr[data-project="${p}"]`;
     const moveVm = (project) => page.evaluate(async ({ vm, project }) => (await fetch(`/v1/vms/${vm}`, {
@@ -396,7 +434,7 @@ const scenarios = {
   // task in the page and the task log; the snapshot on the VM's tab), then
   // deleted.
   async schedules(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     const s = cfg.schedule;
     const row = `tr[data-schedule="${s}"]`;
     await page.click('[data-nav="schedules"]');
@@ -431,7 +469,7 @@ const scenarios = {
   // display change are refused with the API's words; a new disk and a NIC
   // are hot-plugged (their rows appear when the tasks end).
   async hardware(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     await openVm(page, 'hardware');
     await page.waitForSelector('table[data-disks]');
     await page.waitForSelector('table[data-nics]');
@@ -466,7 +504,7 @@ const scenarios = {
   // The Hardware tab: the hot-plugged disk and NIC removed again (each asked
   // once more; the guest releases them).
   async hardware_remove(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     await openVm(page, 'hardware');
     for (const row of ['tr[data-disk="1"]', 'tr[data-nic="1"]']) {
       const action = row.includes('disk') ? 'disk-remove' : 'nic-remove';
@@ -484,7 +522,7 @@ const scenarios = {
   // VM refused with the API's message, a restore as a new VM (not started),
   // the incremental deleted.
   async backups(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     await openVm(page, 'backups');
     await page.waitForSelector('[data-backups]');
     await page.click('[data-action="backup-create"]');
@@ -525,7 +563,7 @@ const scenarios = {
   // made and deleted, a volume a VM uses refused with the API's message,
   // and the volume the Hardware tab's removal left (cfg.kept) deleted.
   async pool(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     await page.click(`.tree a[href="#/pool/${cfg.pool}"]`);
     await page.waitForSelector('table[data-volumes]');
     result.capacity = Number(await page.getAttribute('.usage', 'data-capacity'));
@@ -551,7 +589,7 @@ const scenarios = {
   // page; the default network's page (subnet, DHCP range, the VM's lease);
   // its delete refused while the VM's NIC is on it; the new one deleted.
   async network(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     const fields = () => page.$$eval('[data-field]', (els) =>
       Object.fromEntries(els.map((e) => [e.dataset.field, e.textContent])));
     await page.click('[data-nav="networks"]');
@@ -584,7 +622,7 @@ const scenarios = {
   // Two sessions: what the second does (pause, resume) shows in the first,
   // live, without a reload.
   async live(browser) {
-    const a = await newSession(browser, cfg.user, cfg.password);
+    const a = await adminPage(browser);
     const b = await newSession(browser, cfg.user, cfg.password);
     await openVm(a.page, 'summary');
     await a.page.evaluate(() => { window.vireoNoReload = 1; });
@@ -601,7 +639,7 @@ const scenarios = {
 
   // A failed action (start a running VM): the API's message is shown.
   async failure(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     await openVm(page, 'summary');
     await page.click('[data-action="start"]');
     result.shown = await (await page.waitForSelector('[data-error]')).textContent();
@@ -610,7 +648,7 @@ const scenarios = {
 
   // Delete with its confirmation (the VM must be stopped).
   async delete(browser) {
-    const { page } = await newSession(browser, cfg.user, cfg.password);
+    const { page } = await adminPage(browser);
     await openVm(page, 'summary');
     await page.click('[data-action="delete"]');
     await page.waitForSelector('[data-action="confirm-delete"]');
@@ -656,9 +694,10 @@ async function run(browser, line) {
     answer.ok = false;
     answer.error = `${cfg.scenario}: ${e.stack || e}`;
     if (lastPage) {
-      await shot(lastPage, `failed-${cfg.scenario}`).catch(() => {});
+      await saveShot(lastPage, `failed-${cfg.scenario}`).catch(() => {});
       answer.page = await lastPage.evaluate(() => document.body.innerText).catch(() => '');
     }
+    await endAdminSession();
   }
   for (const c of contexts) await c.close().catch(() => {});
   process.stdout.write(JSON.stringify(answer) + '\n');
@@ -673,5 +712,6 @@ try {
   for await (const line of createInterface({ input: process.stdin }))
     if (line.trim()) await run(browser, line);
 } finally {
+  await endAdminSession();
   await browser.close();
 }

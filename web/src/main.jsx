@@ -121,9 +121,11 @@ function Console({ who, onLogout }) {
         if (!ev.object) return;
         setTasks((ts) => [ev.object, ...ts.filter((t) => t.id !== ev.object.id)]
           .sort((a, b) => (b.created_at || '').localeCompare(a.created_at || '')));
-        return;
+        // A VM's delete: its 'vm' event (its definition removed) may come
+        // before it leaves GET /v1/vms; its task's end comes after.
+        if (ev.object.kind !== 'delete' || ev.object.state !== 'succeeded') return;
       }
-      pending.add({ vm: 'vms', network: 'networks', pool: 'pools', image: 'images' }[kind]);
+      pending.add({ vm: 'vms', operation: 'vms', network: 'networks', pool: 'pools', image: 'images' }[kind]);
       if (!timer)
         timer = setTimeout(() => {
           timer = null;
