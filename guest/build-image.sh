@@ -36,7 +36,16 @@ readonly IMAGE_NAME=default
 # cryptomgr.notests skips the crypto self-tests (~0.5 s of boot under TCG).
 # Hot-added memory (virtio-mem) is onlined by the kernel itself; auto-movable
 # puts it in ZONE_MOVABLE while that stays safe, so it can be unplugged again.
-readonly CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1 cryptomgr.notests memhp_default_state=online memory_hotplug.online_policy=auto-movable"
+# BOOT_COST: work a TCG boot can skip (docs/benchmarks.md, "Boot CPU of the
+# default guest"): no_timer_check skips the IO-APIC timer test, which fails
+# when the host is busy ("IO-APIC + timer doesn't work!": a panic, and
+# panic=-1 boots the kernel again); init_on_alloc=0 stops zeroing every
+# allocated page; rodata=off skips write-protecting the kernel and the W+X
+# page table walk; mitigations=off drops the speculation workarounds
+# (retpolines, RSB filling); 8250.nr_uarts=1 probes ttyS0 only; i8042.noaux
+# skips the PS/2 mouse (the keyboard stays, for ctrl-alt-del).
+readonly BOOT_COST="no_timer_check init_on_alloc=0 rodata=off mitigations=off 8250.nr_uarts=1 i8042.noaux"
+readonly CMDLINE="console=ttyS0 root=/dev/vda rw quiet panic=-1 cryptomgr.notests memhp_default_state=online memory_hotplug.online_policy=auto-movable $BOOT_COST"
 readonly DISK_SIZE=${VIREO_GUEST_DISK_SIZE:-64M}
 # Modules the guest needs, beyond what the Debian kernel has built in; their
 # dependencies (and soft dependencies, e.g. crc32c for ext4) are added.
@@ -58,7 +67,7 @@ die() { log "error: $*"; exit 1; }
 
 require_tools() {
     local tool missing=()
-    for tool in apt-get apt-cache dpkg depmod modprobe mke2fs cpio xz od flock truncate readelf sha256sum; do
+    for tool in apt-get apt-cache dpkg depmod modprobe mke2fs cpio xz od flock truncate readelf objcopy sha256sum; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
     done
     ((${#missing[@]} == 0)) ||
@@ -189,6 +198,14 @@ strip_module_signature() {
     truncate -s "$((size - 40 - siglen))" "$ko"
 }
 
+# Remove the BTF type information of module $1: the kernel verifies a
+# module's BTF when it loads it (ext4's is ~140 KB: ~0.1 CPU-s per boot
+# under TCG, within the noise of a busy host),
+# and only BPF programs that trace the module's own functions need it.
+strip_module_btf() {
+    objcopy --remove-section=.BTF "$1"
+}
+
 # copy_modules MODDIR DEST LIST: copy the modules listed in LIST (paths
 # relative to MODDIR) to the same paths under DEST as plain .ko files (busybox
 # modprobe cannot load compressed ones), without their signatures.
@@ -204,6 +221,7 @@ copy_modules() {
         *) die "unexpected module file $mod" ;;
         esac
         strip_module_signature "$out"
+        strip_module_btf "$out"
     done <"$list"
 }
 
