@@ -102,8 +102,8 @@ bool cli_cloud_init_apply(const CliCloudInitOpts *o, json_t *ci)
 
 bool cli_cloud_init_given(const CliCloudInitOpts *o)
 {
-    return o->user || o->password_hash || o->password_file || o->ask_password || o->hostname || o->ssh_key || o->user_data ||
-           o->network;
+    return o->user || o->password_hash || o->password_file || o->ask_password || o->hostname ||
+           o->ssh_key || o->user_data || o->network;
 }
 
 static void print_settings(const json_t *doc)

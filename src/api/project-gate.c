@@ -6,9 +6,9 @@
  * its role falls short of the route's 403 naming both; a create in a
  * project, or a VM's move to one, needs the route's role there; a task
  * reads when it asked for it or it is of a VM of its projects (else 404);
- * lists keep only the objects of its projects. The Unix socket's root and cluster peers never pass here;
- * a user's request a peer forwarded does (X-Vireo-Principal), on the host
- * that has the object. */
+ * lists keep only the objects of its projects. The Unix socket's root and
+ * cluster peers never pass here; a user's request a peer forwarded does
+ * (X-Vireo-Principal), on the host that has the object. */
 #include <string.h>
 
 #include "api/access.h"

@@ -13,7 +13,8 @@
 
 /* What a snapshot needs of a VM's disks, said when only some are RBD
  * images. */
-#define SNAPSHOT_NEEDS "a VM's snapshot needs all its disks in rbd pools (RBD snapshots) or all qcow2"
+#define SNAPSHOT_NEEDS \
+    "a VM's snapshot needs all its disks in rbd pools (RBD snapshots) or all qcow2"
 
 int vo_snapshot_rbd_check(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
 {

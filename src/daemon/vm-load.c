@@ -63,7 +63,8 @@ json_t *vo_vm_load_json(VoDaemon *d)
             if (before) {
                 VoDrsCpuCounters was = { counter(before, "ns"), counter(before, "wait_ns") },
                                  is = { l.cpu_ns, l.wait_ns };
-                vo_drs_cpu_sample(&was, &is, now - json_integer_value(json_object_get(before, "at")),
+                int64_t at = json_integer_value(json_object_get(before, "at"));
+                vo_drs_cpu_sample(&was, &is, now - at,
                                   vcpus, cpu_limit, &cpu, &demand);
             }
             json_object_set_new(next, id,
