@@ -166,6 +166,17 @@ int vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForward
                     "on its own socket", refusal, base_url);
         return 0;
     }
+    /* Who asked, so that the peer checks and audits the request as theirs
+     * (access.h); a peer's own request (no principal of a user) goes as
+     * the peer's. A user's that cannot be named is not sent: without the
+     * header the peer would take it for its own (full access). */
+    const VoPrincipal *who = vo_access_current();
+    _cleanup_free_ char *principal = vo_principal_header_encode(who);
+    if (!principal && who->kind != VO_PRINCIPAL_NONE && who->kind != VO_PRINCIPAL_PEER) {
+        reply_error(rep, VO_ERR_INTERNAL, "cannot name who asked (%s) to the host that serves "
+                    "it (%s): not forwarded", VO_PRINCIPAL_HEADER, base_url);
+        return 0;
+    }
     char *headers[8] = { 0 };
     size_t n = 0;
     headers[n++] = vo_asprintf("%s: 1", VO_FORWARDED_HEADER);
@@ -177,10 +188,6 @@ int vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForward
         headers[n++] = vo_asprintf("Last-Event-ID: %s", in->last_event_id);
     if (in->extra_header)
         headers[n++] = vo_strdup(in->extra_header);
-    /* Who asked, so that the peer checks and audits the request as theirs
-     * (access.h); a peer's own request (no principal of a user) goes as
-     * the peer's. */
-    _cleanup_free_ char *principal = vo_principal_header_encode(vo_access_current());
     if (principal)
         headers[n++] = vo_asprintf("%s: %s", VO_PRINCIPAL_HEADER, principal);
     VoPeerResponse resp = { 0 };

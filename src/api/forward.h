@@ -40,7 +40,9 @@ char *vo_forward_refusal(const char *method, const char *path_and_query);
 /* Fills rep with the peer's answer to in: its status, body, Content-Type,
  * ETag, Location and Retry-After; 502 bad-gateway naming the peer when it
  * cannot be reached, 508 loop-detected for an already forwarded request,
- * 409 invalid-state naming the peer for what vo_forward_refusal refuses.
+ * 409 invalid-state naming the peer for what vo_forward_refusal refuses,
+ * 500 internal for a user's request whose principal cannot be named (it
+ * is never sent as the peer's own).
  * An upgrade is a GET with in->upgrade (another method with it is a plain
  * request); when the peer accepted it, rep->upgrade is set: the 101 goes to
  * the client and the bytes are pumped on a thread the server tracks

@@ -25,9 +25,11 @@
 #include <netinet/in.h>
 
 #include "api/access-check.h"
+#include "api/forward.h"
 #include "api/http.h"
 #include "api/peer-member.h"
 #include "api/route-match.h"
+#include "api/vm-place-api.h"
 #include "api/web-files.h"
 #include "daemon/fence.h"
 #include "state/store.h"
@@ -536,6 +538,23 @@ static bool without_client_cert(const char *method, const char *raw_uri)
             !strncmp(raw_uri, "/v1/cluster/join-request", n));
 }
 
+/* Users' listener: whether the request carries a header only hosts of the
+ * cluster send one another (X-Vireo-Forwarded: served here, not by the any
+ * door or the manager's placement; X-Vireo-Place: placed by this host as
+ * the manager), then refused (400 naming it, rep filled). A user who sent
+ * one would skip the placement's rules (capacity, firmware, groups). */
+static bool hosts_header_refused(struct MHD_Connection *conn, VoReply *rep)
+{
+    static const char *const names[] = { VO_FORWARDED_HEADER, VO_PLACE_HEADER };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, names[i])) {
+            vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "%s: only a host of the cluster "
+                           "sends this header; remove it", names[i]);
+            return true;
+        }
+    return false;
+}
+
 /* First call for a request: check and route its raw path. */
 static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *url,
                           const char *method, const char *version, PendingRequest *p,
@@ -543,6 +562,8 @@ static void route_request(VoDaemon *d, struct MHD_Connection *conn, const char *
 {
     /* A user's request forwarded by a peer: checked as that user's. */
     if (!vo_access_forwarded(conn, p->from_peer, &p->principal, &p->named, refusal))
+        return;
+    if (p->server->users && hosts_header_refused(conn, refusal))
         return;
     /* MHD ends the URI where the HTTP version starts, so a literal NUL byte in
      * the URI shows as a raw URI shorter than that span. */

@@ -104,6 +104,11 @@ def test_forwarded_requests_are_the_users(cluster, tmp_path):
     assert status == 202, doc
     h2.wait_task(doc["task"])
     assert who_asked(h2, doc["task"]) == f"token:{tokens['alice']['id']} (user:alice)"
+    # The list (the CLI's summary view) shows it its project's VM of h2
+    # and no other; ?project= finds another host's VMs of the project.
+    for token, query in ((scoped, ""), (viewer, "&project=team")):
+        status, listed = via_h1("GET", "/v1/vms?view=summary" + query, token)
+        assert status == 200 and [v["name"] for v in listed["vms"]] == ["p2"], (query, listed)
     # It reads the task it asked for through h1 (its host is h2).
     assert via_h1("GET", f"/v1/tasks/{doc['task']['id']}", scoped)[0] == 200
     # Its project's quota holds on a create placed on h2 through h1; a
@@ -118,11 +123,16 @@ def test_forwarded_requests_are_the_users(cluster, tmp_path):
     # A forged principal: from a user's HTTPS request (with or without a
     # token of its own) it is refused, never believed.
     root = HEADER + ": " + json.dumps({"v": 1, "kind": "root"})
+    # (Before authentication: 400 with a token or without.)
     for token in (viewer, None):
         status, doc = user_https(h2, h1, "POST", "/v1/vms/v2/stop", token, headers=[root])
-        assert status in (400, 401), doc
-        if status == 400:
-            assert HEADER in doc["error"]["message"], doc
+        assert status == 400 and HEADER in doc["error"]["message"], doc
+    # Nor the hosts' own headers from a user: X-Vireo-Forwarded (h1 served
+    # h2's VM as its own, 404, and a create skipped the manager's
+    # placement) and X-Vireo-Place (h1 placed as the manager).
+    for name in ("X-Vireo-Forwarded", "X-Vireo-Place"):
+        status, doc = user_https(h1, h1, "GET", "/v1/vms/v2", viewer, headers=[name + ": 1"])
+        assert status == 400 and name in doc["error"]["message"], (name, doc)
     # From a TLS client whose certificate another CA signed, or none, on
     # the peers' listener: refused before any handler.
     stranger = Pki(os.path.join(str(tmp_path), "stranger-ca"), cn="not the cluster")

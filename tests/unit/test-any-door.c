@@ -148,6 +148,16 @@ static void test_doc_to_api(void **state)
     assert_int_equal(json_integer_value(json_object_get(o, "vcpus")), 2);
     assert_null(json_object_get(o, "disks")); /* the summary's fields only */
     json_decref(o);
+    /* The summary keeps the VM's project: the list filter of a user with
+     * roles on projects only reads it (absent, the VM counted as
+     * "default"'s: shown to default's users, hidden from its own). */
+    const char *team = "{\"spec\":{\"id\":\"v2\",\"name\":\"db\",\"project\":\"team\","
+                       "\"ha\":true},\"status\":{\"state\":\"stopped\"}}";
+    o = vo_vm_doc_to_api(team, true, "h2", "online", 65000);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "project")), "team");
+    assert_true(json_is_true(json_object_get(o, "ha")));
+    json_decref(o);
     o = vo_vm_doc_to_api(doc, false, "h2", "offline", 65000);
     assert_non_null(json_object_get(o, "disks"));
     assert_string_equal(json_string_value(json_object_get(o, "created_at")),

@@ -506,6 +506,29 @@ static void test_forward_verbatim(void **state)
     json_decref(doc);
     reply_clear(&rep);
 
+    /* A user whose principal cannot be named (longer than the header
+     * allows) is not forwarded: without the header the peer would take
+     * the request for its own, with full access. */
+    VoPrincipal unnamed = { .kind = VO_PRINCIPAL_USER, .role = VO_ROLE_NONE,
+                            .n_grants = VO_GRANTS_MAX };
+    snprintf(unnamed.name, sizeof(unnamed.name), "bob");
+    for (size_t i = 0; i < VO_GRANTS_MAX; i++) {
+        memset(unnamed.grants[i].project, 1, sizeof(unnamed.grants[i].project) - 1);
+        unnamed.grants[i].project[0] = (char)('a' + i); /* each \u0001 is 6 bytes */
+        unnamed.grants[i].role = VO_ROLE_ADMIN;
+    }
+    assert_null(vo_principal_header_encode(&unnamed));
+    vo_access_set_current(&unnamed);
+    rep = (VoReply){ .status = 200 };
+    vo_forward_reply(&t, base_url, &in, 5000, &rep);
+    vo_access_set_current(NULL);
+    assert_int_equal(rep.status, 500);
+    assert_non_null(rep.json);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(rep.json, "error"),
+                                                             "message")),
+                           VO_PRINCIPAL_HEADER));
+    reply_clear(&rep);
+
     /* The peer's error, as it gave it. */
     in = (VoForwardRequest){ .method = "GET", .path_and_query = "/refuse" };
     rep = (VoReply){ .status = 200 };
