@@ -32,7 +32,11 @@
 #include "util/unix-socket.h"
 #include "util/util.h"
 
-#define QEMU_START_TIMEOUT_MS 30000
+/* How long a starting QEMU may take to answer on its monitor: bounded (a
+ * stuck QEMU must not hold a start), but loose: on a host busy enough (load
+ * 40 on 2 cores, a VM's cgroup sharing the CPU with everything else) a QEMU
+ * took over 30 s to get there. */
+#define QEMU_START_TIMEOUT_MS 60000
 /* A guest agent session idle this long is synchronised again before use. */
 #define AGENT_IDLE_MS 1000
 

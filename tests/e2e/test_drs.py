@@ -257,13 +257,15 @@ def test_drs_moves_a_busy_guest_off_the_loaded_host(cluster):
               f"({rec['cpu']:.2f} cores)")
         assert rec["vm"] in ("busy1", "busy2"), rec
         # What it decided on: each busy guest's demand is its limit (it
-        # waited for what it did not get: its quota or the machine's load);
-        # its use is at most that.
+        # waited for what it did not get: its quota or the machine's load),
+        # or what it used when that was more (a sample can show its QEMU
+        # above its quota: seen on a quiet machine, 0.31 of 0.2 cores).
         for name, h in on.items():
             sample = vm_load(h1, h.name, name)
             print(f"{name} on {h.name}: used {sample['cpu']:.3f} cores, demanded "
                   f"{sample['cpu_demand']:.3f}")
-            assert 0.8 * BUSY_CORES < sample["cpu_demand"] <= BUSY_CORES + 0.01, sample
+            assert 0.8 * BUSY_CORES < sample["cpu_demand"], sample
+            assert sample["cpu_demand"] <= max(BUSY_CORES, sample["cpu"]) + 0.01, sample
             assert sample["cpu"] <= sample["cpu_demand"], sample
         assert where(h2) == {n: h.name for n, h in on.items()}  # manual: nothing moved
         t0 = time.monotonic()
