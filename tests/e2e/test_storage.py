@@ -62,7 +62,12 @@ def test_linked_clone_shares_base_full_clone_is_independent(daemon):
     daemon.api("POST", "/v1/vms", {"name": "full", "memory_mib": 128, "full_clone": True},
                expect=202)
     daemon.wait_state("full", "defined", timeout=60)
-    wait_ready = lambda key: volume(daemon, key)["state"] == "ready"
+    def wait_ready(key):
+        # The copy's volume is registered by the create's task, which may
+        # still be running after the VM shows "defined": 404 until then.
+        status, doc = daemon.request("GET", "/v1/pools/{}/volumes/{}".format(*key.split("/")))
+        assert status in (200, 404), (status, doc)
+        return status == 200 and doc["state"] == "ready"
     from vireo_harness import wait_until
     wait_until(lambda: wait_ready("default/full-disk0"), 60, what="full clone")
 
