@@ -317,8 +317,10 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     ask.memory_mib = (uint64_t)memory;
     /* A UEFI VM goes only where OVMF is (an image's own preference is the
      * chosen host's to apply: not known here). */
-    if (json_is_string(firmware) && !strcmp(json_string_value(firmware), "uefi"))
-        ask.firmware = json_is_true(secure_boot) ? "uefi-secure-boot" : "uefi";
+    VoFirmware fw = VO_FIRMWARE_BIOS;
+    if (json_is_string(firmware))
+        (void)vo_firmware_from_string(json_string_value(firmware), &fw);
+    ask.firmware = vo_place_firmware_needed(fw, json_is_true(secure_boot));
     VoPlaceChoice choice = { 0 };
     if (vo_api_vm_create_elsewhere(req, rep, &ask, &choice))
         return;

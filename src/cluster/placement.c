@@ -10,6 +10,13 @@
 
 #include "util/util.h"
 
+const char *vo_place_firmware_needed(VoFirmware fw, bool secure_boot)
+{
+    if (fw != VO_FIRMWARE_UEFI)
+        return NULL;
+    return secure_boot ? "uefi-secure-boot" : "uefi";
+}
+
 static const char *const host_state_names[] = { "online", "offline", "maintenance", "fenced" };
 static const char *const place_policy_names[] = { "spread", "pack" };
 static const char *const group_policy_names[] = { "spread", "together" };

@@ -85,8 +85,12 @@ typedef struct {
     size_t n_group_hosts;
     char *host;           /* pinned host (id or name), or NULL */
     char **exclude;       /* host ids that may not take the VM (a move's source), or NULL */
-    const char *firmware; /* "uefi" or "uefi-secure-boot": the host must list it; NULL: any */
+    const char *firmware; /* vo_place_firmware_needed: the host must list it; NULL: any */
 } VoPlaceRequest;
+
+/* The firmware a host must list (its record's "firmware") for a VM of
+ * firmware fw: "uefi" or "uefi-secure-boot"; NULL for BIOS (every host). */
+const char *vo_place_firmware_needed(VoFirmware fw, bool secure_boot);
 
 /* Why a host cannot take the VM. */
 typedef enum {

@@ -22,7 +22,7 @@ typedef struct {
     VoAccel accel;
     const char *group; /* or NULL */
     const char *host;  /* pinned host (name or id), or NULL */
-    const char *firmware; /* "uefi" or "uefi-secure-boot": the host must have it; NULL: any */
+    const char *firmware; /* vo_place_firmware_needed: the host must list it; NULL: any */
 } VoPlaceAsk;
 
 typedef struct {

@@ -224,8 +224,7 @@ int vo_migrate_target_place_group(VoDaemon *d, const char *vm_id, const char *so
     req.pools = needed_pools(d, spec);
     /* A UEFI VM only where OVMF is (an HA restart or DRS must not pick a
      * host that cannot boot it; cluster/migrate-compat.h refuses it too). */
-    if (spec->firmware == VO_FIRMWARE_UEFI)
-        req.firmware = spec->secure_boot ? "uefi-secure-boot" : "uefi";
+    req.firmware = vo_place_firmware_needed(spec->firmware, spec->secure_boot);
     vo_strv_push(&req.exclude, vo_strdup(source_host_id));
     VoPlaceSnapshot snap = { 0 };
     VoPlaceResult res = { .host = -1, .pinned = -1 };
