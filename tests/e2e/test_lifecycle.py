@@ -34,22 +34,6 @@ def start_unbooted(daemon, name):
     return vm
 
 
-def test_boot_default_image(web1):
-    daemon = web1
-    vm = daemon.vm("web1")
-    assert vm["state"] == "running"
-    assert vm["accel_active"] == "tcg"  # PVM /dev/kvm without vmx/svm must not be used
-    assert pid_alive(vm["pid"])
-    show = daemon.cli("vm", "show", "web1").stdout
-    assert "running" in show and "tcg" in show
-    listed = daemon.cli_json("vm", "list")
-    assert [v["name"] for v in listed["vms"]] == ["web1"]
-    # The guest's NIC is on the default network and got its address by DHCP.
-    daemon.guest_ip("web1")  # asserts the guest has the leased address on eth0
-    # The guest is named after its VM.
-    assert daemon.guest("web1", "hostname").strip() == "web1"
-
-
 def test_stop_start_reboot_pause_resume_delete(daemon):
     daemon.create_and_boot("life")
 
@@ -159,16 +143,6 @@ def test_qemu_dead_while_daemon_down_is_crashed(daemon):
     assert "not running" in now["exit_reason"]
 
 
-def test_console_attach_runs_a_command(web1):
-    daemon = web1
-    assert "hello-42" in daemon.guest("web1", "echo hello-$((6*7))")
-    # The log keeps what the console showed, boot marker included.
-    log = wait_until(lambda: (lambda out: out if "hello-42" in out else None)(
-        daemon.cli("console", "web1", "--log").stdout), 30, interval=0.2,
-        what="hello-42 in the log")
-    assert BOOT_MARKER in log
-
-
 def test_autostart_on_first_daemon_start_of_boot(daemon):
     daemon.cli("vm", "create", "auto", "--autostart", "--memory", "128M")
     assert daemon.vm("auto")["state"] == "defined"
@@ -195,3 +169,32 @@ def test_edit_offline(daemon):
     assert argv[argv.index("-smp") + 1] == "1,sockets=1,cores=2,threads=1,maxcpus=2"
     assert argv[argv.index("-m") + 1] == "192"
     daemon.remember_qemu_pids()
+
+
+# The tests of web1 come last: a module-scoped VM lives until the module's
+# end, so web1 boots only when they start and does not idle through the
+# tests above (an idle TCG guest costs make check CPU all the while).
+def test_boot_default_image(web1):
+    daemon = web1
+    vm = daemon.vm("web1")
+    assert vm["state"] == "running"
+    assert vm["accel_active"] == "tcg"  # PVM /dev/kvm without vmx/svm must not be used
+    assert pid_alive(vm["pid"])
+    show = daemon.cli("vm", "show", "web1").stdout
+    assert "running" in show and "tcg" in show
+    listed = daemon.cli_json("vm", "list")
+    assert [v["name"] for v in listed["vms"]] == ["web1"]
+    # The guest's NIC is on the default network and got its address by DHCP.
+    daemon.guest_ip("web1")  # asserts the guest has the leased address on eth0
+    # The guest is named after its VM.
+    assert daemon.guest("web1", "hostname").strip() == "web1"
+
+
+def test_console_attach_runs_a_command(web1):
+    daemon = web1
+    assert "hello-42" in daemon.guest("web1", "echo hello-$((6*7))")
+    # The log keeps what the console showed, boot marker included.
+    log = wait_until(lambda: (lambda out: out if "hello-42" in out else None)(
+        daemon.cli("console", "web1", "--log").stdout), 30, interval=0.2,
+        what="hello-42 in the log")
+    assert BOOT_MARKER in log

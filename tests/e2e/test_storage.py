@@ -141,7 +141,12 @@ def test_upload_then_download_round_trip(daemon, tmp_path):
 
 
 def test_volume_in_use_by_running_vm_cannot_be_attached_elsewhere(daemon):
-    daemon.create_and_boot("owner", memory="128M")
+    # A running VM (its QEMU holds the volume) is what the refusals need,
+    # not a booted guest: no TCG boot (make check is CPU-bound).
+    daemon.cli("vm", "create", "owner", "--memory", "128M")
+    daemon.cli("vm", "start", "owner")
+    daemon.remember_qemu_pids()
+    assert daemon.vm("owner")["state"] == "running"
     daemon.cli("vm", "create", "thief", "--memory", "128M")
     status, doc = daemon.request("POST", "/v1/vms/thief/disks", {"volume": "default/owner-disk0"})
     assert status == 409 and "owner" in doc["error"]["message"], doc
