@@ -40,6 +40,15 @@ struct VoHosts {
     int64_t confirmed_until;
     bool manager;       /* won cluster/manager on the current lease */
     int64_t manager_rev; /* the revision of our cluster/manager put */
+    /* In a cluster vireod's own lease holds only the manager key, so it is
+     * held (granted, renewed, confirmed) only while this host runs for or
+     * holds the role: the renewal thread takes one when this is set and
+     * revokes it once it is cleared (another host holds the role). */
+    bool lease_wanted;
+    /* In a cluster: a watch on cluster/manager (the work thread's), so the
+     * key is read again when it changes instead of every second. */
+    VoStoreWatch *manager_watch;
+    int64_t manager_watch_retry; /* monotonic ms: no watch until then */
     VoCpuSample cpu_before;
     double load;
     int64_t last_error_log_ms;
@@ -61,6 +70,11 @@ struct VoHosts {
 /* A renewal is trusted for the TTL minus this (a lease cannot expire at
  * the store before this host stops counting on it). */
 #define CONFIRM_MARGIN_MS 2000
+
+/* In a cluster, with the watch on cluster/manager open, the key is read
+ * again at least this often (belt and braces: the watch says every
+ * change); without the watch, every VO_HOST_RENEW_MS as standalone. */
+#define MANAGER_RECHECK_MS 30000
 
 static void log_store_error(VoHosts *h, const char *what, int r)
 {
@@ -298,6 +312,51 @@ static int publish_record(VoDaemon *d, VoHosts *h, int64_t lease, bool read_memb
 
 /* ---- the manager role ---------------------------------------------------- */
 
+/* A cluster's vireod holds its own lease only while it runs for or holds
+ * the manager role (lease_wanted); standalone, always (the record is on
+ * it). */
+static void want_lease(VoHosts *h, bool wanted)
+{
+    pthread_mutex_lock(&h->lock);
+    if (h->lease_wanted != wanted) {
+        h->lease_wanted = wanted;
+        pthread_cond_signal(&h->renew_wake);
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Whether cluster/manager may have changed since the last look (a cluster's
+ * work thread, each turn): the watch on it reported a change, or it was
+ * (re)opened or lost. false with no watch (none could be opened: the key is
+ * polled then). */
+static bool manager_news(VoDaemon *d, VoHosts *h)
+{
+    VoStore *s = d->store;
+    if (!h->manager_watch) {
+        int64_t now = vo_now_ms(), rev = 0;
+        if (now < h->manager_watch_retry)
+            return false;
+        h->manager_watch_retry = now + VO_HOST_RENEW_MS;
+        /* From the revision now: the read that follows sees the rest. */
+        if (s->ops->revision(s, &rev) < 0 ||
+            s->ops->watch_open(s, MANAGER_KEY, rev, &h->manager_watch) < 0) {
+            h->manager_watch = NULL;
+            return false;
+        }
+        return true;
+    }
+    VoStoreEvent *ev = NULL;
+    size_t n = 0;
+    int r = s->ops->watch_next(h->manager_watch, 0, &ev, &n);
+    vo_store_events_free(ev, n);
+    if (r < 0) { /* compacted (changes lost) or closing: read again, watch again */
+        s->ops->watch_close(h->manager_watch);
+        h->manager_watch = NULL;
+        return true;
+    }
+    return n > 0;
+}
+
 /* Takes the role when nobody holds it; notes whether we hold it. The key
  * is ours only when it carries our id at the revision we wrote it: one with
  * our id at another revision is left from an earlier lease of this host (a
@@ -307,6 +366,11 @@ static void run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
     _cleanup_free_ char *text = NULL;
     int64_t rev = 0;
     int r = vo_store_get(d->store, MANAGER_KEY, &text, &rev);
+    if (r == -ENOENT)
+        want_lease(h, true); /* (a cluster's: one the renew thread was dropping stays) */
+    if (r == -ENOENT && !lease)
+        return; /* a cluster's vireod takes one first (granted and confirmed by the
+                 * renew thread); the new lease runs again */
     if (r == -ENOENT) {
         json_t *doc = json_pack("{s:s, s:s, s:I}", "id", d->host_id, "name", d->host_name, "since",
                                 (json_int_t)(vo_wall_ms() / 1000));
@@ -320,7 +384,9 @@ static void run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
         pthread_mutex_unlock(&h->lock);
         if (won)
             log_info("this host (%s) is the cluster's manager now", d->host_name);
-        else if (r < 0 && r != -EEXIST)
+        else if (r == -EEXIST)
+            want_lease(h, false); /* another host won */
+        else if (r < 0)
             log_store_error(h, "run for manager", r);
         return;
     }
@@ -342,6 +408,8 @@ static void run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
     pthread_mutex_unlock(&h->lock);
     if (was && !ours)
         log_info("this host (%s) is no longer the manager", d->host_name);
+    if (!ours)
+        want_lease(h, false); /* another host's, or ours of an earlier lease (deleted now) */
     if (our_id && !ours) {
         r = vo_store_delete(d->store, MANAGER_KEY, rev);
         if (r < 0 && r != -ENOENT && r != -ESTALE)
@@ -358,14 +426,37 @@ static void wait_ms(VoHosts *h, pthread_cond_t *cond, int ms)
     pthread_cond_timedwait(cond, &h->lock, &until);
 }
 
+/* A cluster's lease nobody wants any more (another host holds the role):
+ * revoked, so it is neither renewed nor confirmed. Caller holds h->lock. */
+static void drop_lease(VoDaemon *d, VoHosts *h)
+{
+    int64_t lease = h->lease;
+    h->lease = 0;
+    h->manager = false;
+    h->manager_rev = 0;
+    h->confirmed_until = 0;
+    pthread_mutex_unlock(&h->lock);
+    int r = d->store->ops->lease_revoke(d->store, lease);
+    if (r < 0 && r != -ENOENT)
+        log_debug("host record: cannot revoke lease %lld: %s", (long long)lease, strerror(-r));
+    pthread_mutex_lock(&h->lock);
+}
+
 /* Keeps the lease: nothing else runs on this thread, so a slow publish
- * never delays a renewal. */
+ * never delays a renewal. In a cluster only while it is wanted. */
 static void *renew_thread(void *userdata)
 {
     VoDaemon *d = userdata;
     VoHosts *h = d->hosts;
     pthread_mutex_lock(&h->lock);
     while (!h->stop) {
+        if (d->cluster && !h->lease_wanted) {
+            if (h->lease)
+                drop_lease(d, h);
+            else
+                wait_ms(h, &h->renew_wake, VO_HOST_RENEW_MS);
+            continue;
+        }
         int64_t lease = h->lease;
         pthread_mutex_unlock(&h->lock);
         int64_t t0 = vo_now_ms(), rev = 0;
@@ -381,9 +472,10 @@ static void *renew_thread(void *userdata)
         }
         pthread_mutex_lock(&h->lock);
         if (r == 0) {
-            if (h->lease != lease) { /* a new lease: publish on it */
+            if (h->lease != lease) { /* a new lease: publish on it (standalone) or run */
                 h->lease = lease;
-                h->refresh = true;
+                if (!d->cluster) /* a cluster's record is on the fence's lease */
+                    h->refresh = true;
                 pthread_cond_signal(&h->wake);
             }
             h->confirmed_until = t0 + VO_HOST_LEASE_TTL_MS - CONFIRM_MARGIN_MS;
@@ -440,8 +532,11 @@ static void end_fenced(VoDaemon *d, VoHosts *h, int64_t record)
 }
 
 /* Publishes the record (every VO_HOST_REFRESH_MS, on a new lease, or when
- * asked) and runs for manager every second (on vireod's own lease: a dead
- * vireod loses the role within the TTL, while its fence keeps the record). */
+ * asked) and runs for manager (on vireod's own lease: a dead vireod loses
+ * the role within the TTL, while its fence keeps the record): standalone
+ * every second; in a cluster when the watch on cluster/manager reports a
+ * change, or every MANAGER_RECHECK_MS (every second while no watch could
+ * be opened). */
 static void *work_thread(void *userdata)
 {
     VoDaemon *d = userdata;
@@ -475,16 +570,23 @@ static void *work_thread(void *userdata)
         /* Every second (the loop turns every 250 ms in a cluster, to see
          * the fence's new lease soon); only once this host's record is out,
          * so a manager never places while it sees itself offline. */
-        if (lease && published_lease && (lease != manager_lease || now >= next_manager)) {
+        /* In a cluster the key is read when its watch says it changed (and
+         * vireod takes a lease only to run for it: run_for_manager). */
+        bool news = d->cluster && manager_news(d, h);
+        if ((lease || d->cluster) && published_lease &&
+            (news || lease != manager_lease || now >= next_manager)) {
             run_for_manager(d, h, lease);
             manager_lease = lease;
-            next_manager = now + VO_HOST_RENEW_MS;
+            next_manager = now + (h->manager_watch ? MANAGER_RECHECK_MS : VO_HOST_RENEW_MS);
         }
         pthread_mutex_lock(&h->lock);
         if (!h->stop && !h->refresh && h->lease == lease)
             wait_ms(h, &h->wake, d->cluster ? 250 : VO_HOST_RENEW_MS);
     }
     pthread_mutex_unlock(&h->lock);
+    if (h->manager_watch)
+        d->store->ops->watch_close(h->manager_watch);
+    h->manager_watch = NULL;
     return NULL;
 }
 

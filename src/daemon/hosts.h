@@ -5,7 +5,10 @@
  * create `cluster/manager` once it is gone). A standalone host is a cluster
  * of one: the same records, on SQLite. In a cluster the record lives on the
  * fence process's lease instead (daemon/fence.h, docs/ha.md): a vireod
- * crash keeps the host online; the manager key stays on vireod's own.
+ * crash keeps the host online; the manager key stays on vireod's own,
+ * which a cluster's vireod holds only while it runs for or holds the role
+ * (it watches `cluster/manager` and runs when the key is gone), so a host
+ * that is not the manager renews no lease of vireod's.
  *
  * Keys (docs/internals.md, Key layout):
  *   cluster/members/<host-id>  {"id","name","address","joined_at",
