@@ -405,6 +405,13 @@ static int vm_show(const CliCommand *cmd, int argc, char **argv)
     } else
         out_kv(stdout, "ha:", "off");
     out_kv(stdout, "ha state:", jstr(vm, "ha_state"));
+    json_t *restarts = json_object_get(vm, "ha_restarts");
+    if (json_array_size(restarts)) {
+        _cleanup_free_ char *text = vo_asprintf(
+            "%zu (last %s)", json_array_size(restarts),
+            json_string_value(json_array_get(restarts, json_array_size(restarts) - 1)) ?: "?");
+        out_kv(stdout, "ha restarts:", text);
+    }
     out_kv(stdout, "created:", jstr(vm, "created_at"));
     out_kv(stdout, "exit reason:", jstr(vm, "exit_reason"));
     if (jstr(vm, "problem")) /* an old definition naming unknown host paths */

@@ -10,6 +10,7 @@
 #include "conf/vm-spec.h"
 #include "daemon/cluster-view.h"
 #include "daemon/groups.h"
+#include "daemon/images.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/vms.h"
@@ -247,6 +248,19 @@ static bool ha_fields_valid(VoReply *rep, json_int_t ha_priority, const char *ha
     return true;
 }
 
+/* The firmware an image's VMs boot unless asked otherwise (its document's
+ * "firmware"): BIOS for a blank VM, and when the image is not found (the
+ * chosen host's create says so). */
+static VoFirmware image_firmware(VoDaemon *d, bool blank, const char *image)
+{
+    VoFirmware fw = VO_FIRMWARE_BIOS;
+    VoImage *img = NULL;
+    if (!blank && d->cluster && vo_image_find_anywhere(d, image, &img) >= 0 && img->firmware)
+        (void)vo_firmware_from_string(img->firmware, &fw);
+    vo_image_free(img);
+    return fw;
+}
+
 void vo_api_vm_create(VoRequest *req, VoReply *rep)
 {
     const char *name = NULL, *image = "default", *accel = "auto", *group = NULL, *host = NULL;
@@ -315,9 +329,11 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     }
     ask.vcpus = (unsigned)vcpus;
     ask.memory_mib = (uint64_t)memory;
-    /* A UEFI VM goes only where OVMF is (an image's own preference is the
-     * chosen host's to apply: not known here). */
-    VoFirmware fw = VO_FIRMWARE_BIOS;
+    /* A UEFI VM goes only where OVMF is: asked for, else the image's
+     * preference (as the chosen host will apply it, vm_create_here), known
+     * before a host is picked. */
+    VoFirmware fw = json_is_string(firmware) ? VO_FIRMWARE_BIOS
+                                             : image_firmware(req->d, blank, image);
     if (json_is_string(firmware))
         (void)vo_firmware_from_string(json_string_value(firmware), &fw);
     ask.firmware = vo_place_firmware_needed(fw, json_is_true(secure_boot));

@@ -41,6 +41,8 @@ typedef struct {
     uint64_t free_memory_mib;   /* room placement allows (ratio x memory - committed) */
     double free_vcpus;          /* likewise for vCPUs */
     bool can_receive;           /* online, not maintenance, not fenced */
+    char *const *firmware;      /* what its VMs can boot (record "firmware"); NULL: it does
+                                 * not say (vo_place_firmware_ok) */
 } VoDrsHost;
 
 /* A VM's cumulative CPU counters as its driver reads them (VoHvLoad): the
@@ -67,6 +69,7 @@ typedef struct {
     uint64_t memory_mib;        /* configured (fit on the target) */
     unsigned vcpus;             /* configured (fit on the target) */
     double dirty_mib_s;         /* last known dirty rate; 0 unknown */
+    const char *firmware;       /* vo_place_firmware_needed: a target must list it; NULL: any */
     const char *group;          /* placement group or NULL */
     VoGroupPolicy group_policy; /* cluster/placement.h */
     bool movable;               /* running, live-migratable, not being recovered/moved */
@@ -116,7 +119,8 @@ int64_t vo_drs_backoff_ms(int64_t failures);
  * "imbalance 0.08 below threshold 0.15" or "no move improves it"), -errno
  * on bad input. Never a VM in cooldown (after its last move, or backing
  * off after a failed one: retry_after_ms), not movable, or onto a host that
- * cannot receive it or lacks room; groups hold (a "together" group's VM is
+ * cannot receive it, lacks room or cannot boot its firmware (a UEFI VM
+ * only where OVMF is: vo_place_firmware_ok, as placement); groups hold (a "together" group's VM is
  * not moved alone; a "spread" group never gets two VMs on one host).
  *
  * Added to the contract: on -EINVAL *ret_why (when not NULL) says what is

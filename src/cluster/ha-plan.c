@@ -39,65 +39,68 @@ void vo_ha_order(VoHaCandidate *c, size_t n)
         qsort(c, n, sizeof(*c), cmp_candidate);
 }
 
-static const VoHaRestarts *find(const VoHaLimiter *l, const char *vm_id)
+static int cmp_time(const void *a, const void *b)
 {
-    for (size_t i = 0; i < l->n; i++)
-        if (!strcmp(l->vms[i].vm_id, vm_id))
-            return &l->vms[i];
-    return NULL;
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
 }
 
-bool vo_ha_limiter_allows(const VoHaLimiter *l, const char *vm_id, int64_t now_ms,
-                          int64_t *ret_next_ms)
+/* The restarts within the window before now_ms, oldest first: the newest
+ * n_max of them into out. */
+static size_t recent_times(json_t *restarts, int64_t now_ms, int64_t *out, size_t n_max)
 {
-    const VoHaRestarts *r = find(l, vm_id);
-    size_t recent = 0;
-    int64_t oldest = INT64_MAX;
-    for (size_t i = 0; r && i < r->n; i++)
-        if (now_ms - r->at[i] < VO_HA_WINDOW_MS) {
-            recent++;
-            if (r->at[i] < oldest)
-                oldest = r->at[i];
-        }
-    bool ok = recent < VO_HA_MAX_RESTARTS;
+    size_t n = 0, i;
+    json_t *v;
+    int64_t *all = vo_malloc0(sizeof(*all) * (json_array_size(restarts) + 1));
+    json_array_foreach(restarts, i, v) {
+        int64_t at = json_integer_value(v);
+        /* Out of the window: not counted. Ahead of now (another host's
+         * clock, a little ahead): counts as now, so a small skew frees no
+         * budget; more than a window ahead is no time of a restart. */
+        if (json_is_integer(v) && now_ms - at < VO_HA_WINDOW_MS && at - now_ms < VO_HA_WINDOW_MS)
+            all[n++] = at < now_ms ? at : now_ms;
+    }
+    qsort(all, n, sizeof(*all), cmp_time);
+    size_t first = n > n_max ? n - n_max : 0;
+    memcpy(out, all + first, sizeof(*out) * (n - first));
+    free(all);
+    return n - first;
+}
+
+unsigned vo_ha_restarts_recent(json_t *restarts, int64_t now_ms)
+{
+    int64_t at[VO_HA_MAX_RESTARTS + 1];
+    return (unsigned)recent_times(restarts, now_ms, at, VO_HA_MAX_RESTARTS + 1);
+}
+
+bool vo_ha_restarts_allow(json_t *restarts, int64_t now_ms, int64_t *ret_next_ms)
+{
+    int64_t at[VO_HA_MAX_RESTARTS];
+    size_t n = recent_times(restarts, now_ms, at, VO_HA_MAX_RESTARTS);
+    bool ok = n < VO_HA_MAX_RESTARTS;
     if (ret_next_ms)
-        *ret_next_ms = ok ? 0 : oldest + VO_HA_WINDOW_MS;
+        *ret_next_ms = ok ? 0 : at[0] + VO_HA_WINDOW_MS;
     return ok;
 }
 
-void vo_ha_limiter_record(VoHaLimiter *l, const char *vm_id, int64_t now_ms)
+json_t *vo_ha_restarts_add(json_t *restarts, int64_t now_ms)
 {
-    VoHaRestarts *r = (VoHaRestarts *)find(l, vm_id);
-    if (!r) {
-        l->vms = realloc(l->vms, sizeof(*l->vms) * (l->n + 1));
-        if (!l->vms)
-            abort();
-        r = &l->vms[l->n++];
-        *r = (VoHaRestarts){ .vm_id = vo_strdup(vm_id) };
+    int64_t at[VO_HA_MAX_RESTARTS];
+    size_t n = recent_times(restarts, now_ms, at, VO_HA_MAX_RESTARTS);
+    if (n == VO_HA_MAX_RESTARTS) { /* the oldest goes */
+        memmove(at, at + 1, sizeof(*at) * (n - 1));
+        n--;
     }
-    if (r->n == VO_HA_MAX_RESTARTS) { /* the oldest goes */
-        size_t oldest = 0;
-        for (size_t i = 1; i < r->n; i++)
-            if (r->at[i] < r->at[oldest])
-                oldest = i;
-        r->at[oldest] = now_ms;
-        return;
-    }
-    r->at[r->n++] = now_ms;
+    at[n++] = now_ms;
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(out, json_integer(at[i]));
+    return out;
 }
 
-void vo_ha_limiter_clear(VoHaLimiter *l)
+int64_t vo_ha_retry_delay(json_t *restarts, unsigned failures, int64_t now_ms)
 {
-    for (size_t i = 0; i < l->n; i++)
-        free(l->vms[i].vm_id);
-    free(l->vms);
-    *l = (VoHaLimiter){ 0 };
-}
-
-int64_t vo_ha_retry_delay(const VoHaLimiter *l, const char *vm_id, unsigned failures,
-                          int64_t now_ms)
-{
-    if (!vo_ha_limiter_allows(l, vm_id, now_ms, NULL))
+    if (!vo_ha_restarts_allow(restarts, now_ms, NULL))
         return -1;
     int64_t delay = VO_HA_RETRY_FIRST_MS;
     for (unsigned i = 1; i < failures && delay < VO_HA_RETRY_MAX_MS; i++)

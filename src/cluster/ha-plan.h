@@ -1,7 +1,8 @@
 /* ha-plan.h: the pure parts of HA recovery (docs/ha.md, "HA VMs and
  * recovery"): which VMs of a down host the manager restarts elsewhere and in
  * what order, and the restart limit (at most VO_HA_MAX_RESTARTS restarts of
- * a VM in VO_HA_WINDOW_MS). No I/O, no clock: the caller passes the time. */
+ * a VM in VO_HA_WINDOW_MS, counted in its document). No I/O, no clock: the
+ * caller passes the time (wall clock: the count outlives the process). */
 #pragma once
 
 #include <jansson.h>
@@ -34,26 +35,25 @@ int vo_ha_priority(json_t *vm_doc);
  * by id (a stable, total order). */
 void vo_ha_order(VoHaCandidate *c, size_t n);
 
-/* The restart limit's bookkeeping: per VM, the times of its last restarts. */
-typedef struct {
-    char *vm_id;
-    int64_t at[VO_HA_MAX_RESTARTS];
-    size_t n;
-} VoHaRestarts;
+/* The restart limit's bookkeeping lives in the VM's document, so it
+ * survives a vireod restart and a move of the manager role or of the VM:
+ * top-level "ha_restarts", the wall-clock times (ms since the epoch) of
+ * its last HA starts, oldest first, at most VO_HA_MAX_RESTARTS. The
+ * manager writes it in the transaction that moves the VM off a down host
+ * (state/vm-move.h); the host that starts it again (a fenced host's own
+ * restart, a retry) in its next save. Anything else in the field (an older
+ * document: absent) counts as no restart. */
+#define VO_HA_RESTARTS_FIELD "ha_restarts"
 
-typedef struct {
-    VoHaRestarts *vms;
-    size_t n;
-} VoHaLimiter;
-
-/* Whether vm_id may be restarted at now_ms (fewer than VO_HA_MAX_RESTARTS
- * restarts within the window before it); *ret_next_ms (may be NULL): when
- * it may again (0 when it may now). Changes nothing. */
-bool vo_ha_limiter_allows(const VoHaLimiter *l, const char *vm_id, int64_t now_ms,
-                          int64_t *ret_next_ms);
-/* Records a restart of vm_id at now_ms (the oldest beyond the limit goes). */
-void vo_ha_limiter_record(VoHaLimiter *l, const char *vm_id, int64_t now_ms);
-void vo_ha_limiter_clear(VoHaLimiter *l);
+/* Whether a VM whose document holds restarts may be restarted at now_ms
+ * (fewer than VO_HA_MAX_RESTARTS of them within the window before it);
+ * *ret_next_ms (may be NULL): when it may again (0 when it may now). */
+bool vo_ha_restarts_allow(json_t *restarts, int64_t now_ms, int64_t *ret_next_ms);
+/* The list after one more restart at now_ms (new reference): those of
+ * restarts within the window, plus now_ms, the newest VO_HA_MAX_RESTARTS. */
+json_t *vo_ha_restarts_add(json_t *restarts, int64_t now_ms);
+/* How many of restarts lie within the window before now_ms. */
+unsigned vo_ha_restarts_recent(json_t *restarts, int64_t now_ms);
 
 /* A failed HA start (a fenced host's own restart, or the start of a VM the
  * manager moved to this host) is tried again after a backoff:
@@ -62,8 +62,7 @@ void vo_ha_limiter_clear(VoHaLimiter *l);
 #define VO_HA_RETRY_FIRST_MS 2000
 #define VO_HA_RETRY_MAX_MS 60000
 
-/* After the failures-th failed start of vm_id (each start recorded in l,
- * the failed one included): the delay before the next attempt, or -1 when
- * the restart limit allows none (the VM is then given up). */
-int64_t vo_ha_retry_delay(const VoHaLimiter *l, const char *vm_id, unsigned failures,
-                          int64_t now_ms);
+/* After the failures-th failed start of a VM (each start recorded in
+ * restarts, the failed one included): the delay before the next attempt,
+ * or -1 when the restart limit allows none (the VM is then given up). */
+int64_t vo_ha_retry_delay(json_t *restarts, unsigned failures, int64_t now_ms);

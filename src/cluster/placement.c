@@ -17,6 +17,16 @@ const char *vo_place_firmware_needed(VoFirmware fw, bool secure_boot)
     return secure_boot ? "uefi-secure-boot" : "uefi";
 }
 
+bool vo_place_firmware_ok(char *const *firmware, const char *needed)
+{
+    if (!needed)
+        return true;
+    for (size_t i = 0; firmware && firmware[i]; i++)
+        if (!strcmp(firmware[i], needed))
+            return true;
+    return false;
+}
+
 static const char *const host_state_names[] = { "online", "offline", "maintenance", "fenced" };
 static const char *const place_policy_names[] = { "spread", "pack" };
 static const char *const group_policy_names[] = { "spread", "together" };
@@ -352,7 +362,7 @@ static VoPlaceVerdict host_verdict(const VoPlaceSnapshot *snap, size_t i, const 
         return (VoPlaceVerdict){ .why = why };
     if (!has_all(req->pools, h->pools))
         return (VoPlaceVerdict){ .why = VO_PLACE_POOLS };
-    if (req->firmware && !sorted_has(h->firmware, vo_strv_len(h->firmware), req->firmware))
+    if (!vo_place_firmware_ok(h->firmware, req->firmware))
         return (VoPlaceVerdict){ .why = VO_PLACE_FIRMWARE };
     uint64_t mem_free = vo_place_memory_free(h);
     if (req->memory_mib > mem_free)

@@ -91,6 +91,10 @@ typedef struct {
 /* The firmware a host must list (its record's "firmware") for a VM of
  * firmware fw: "uefi" or "uefi-secure-boot"; NULL for BIOS (every host). */
 const char *vo_place_firmware_needed(VoFirmware fw, bool secure_boot);
+/* Whether a host whose record lists firmware (NULL: the host does not say,
+ * an older vireod) can boot a VM that needs needed (vo_place_firmware_needed;
+ * NULL: every host can). Placement's filter, and the DRS planner's. */
+bool vo_place_firmware_ok(char *const *firmware, const char *needed);
 
 /* Why a host cannot take the VM. */
 typedef enum {

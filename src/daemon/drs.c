@@ -109,8 +109,36 @@ static void round_clear(Round *r)
     json_decref(r->groups);
     json_decref(r->moved);
     json_decref(r->vm_docs);
+    for (size_t i = 0; r->hosts && i < r->n_hosts; i++)
+        vo_strv_free((char **)r->hosts[i].firmware);
     free(r->hosts);
     free(r->vms);
+}
+
+/* A host record's "firmware" list as a strv (NULL: the record does not say). */
+static char **record_firmware(json_t *rec)
+{
+    json_t *list = json_object_get(rec, "firmware");
+    if (!json_is_array(list))
+        return NULL;
+    char **v = NULL;
+    size_t i;
+    json_t *f;
+    vo_strv_push(&v, NULL); /* an empty list is not "does not say" */
+    json_array_foreach(list, i, f)
+        if (json_is_string(f))
+            vo_strv_push(&v, vo_strdup(json_string_value(f)));
+    return v;
+}
+
+/* The firmware a VM's spec (JSON) needs a host to list, or NULL. */
+static const char *spec_firmware(json_t *spec)
+{
+    VoFirmware fw = VO_FIRMWARE_BIOS;
+    const char *name = json_string_value(json_object_get(spec, "firmware"));
+    if (name)
+        (void)vo_firmware_from_string(name, &fw);
+    return vo_place_firmware_needed(fw, json_is_true(json_object_get(spec, "secure_boot")));
 }
 
 /* Why the round is skipped (malloc'd), or NULL: a host offline (HA
@@ -182,7 +210,8 @@ static int build(VoDaemon *d, Round *r)
             .cpus = cpus > 0 ? cpus : 1, .memory_mib = memory > 0 ? (uint64_t)memory : 1,
             .free_memory_mib = free_mem > 0 ? (uint64_t)free_mem : 0,
             .free_vcpus = free_cpu > 0 ? free_cpu : 0,
-            .can_receive = state && !strcmp(state, "online") };
+            .can_receive = state && !strcmp(state, "online"),
+            .firmware = record_firmware(rec) };
         if (!r->hosts[k].name)
             r->hosts[k].name = id;
     }
@@ -217,7 +246,8 @@ static int build(VoDaemon *d, Round *r)
                 .host = h, .cpu = cpu > 0 ? cpu : 0,
                 .mem_used_mib = mem_used > 0 ? (uint64_t)mem_used : 0,
                 .memory_mib = (uint64_t)num(spec, "memory_mib"),
-                .vcpus = (unsigned)num(spec, "vcpus"), .group = group, .group_policy = gp,
+                .vcpus = (unsigned)num(spec, "vcpus"), .firmware = spec_firmware(spec),
+                .group = group, .group_policy = gp,
                 .movable = running && l, .last_moved_ms = (int64_t)num(mv, "at"),
                 .retry_after_ms = (int64_t)num(mv, "retry_after") };
             if (!r->vms[r->n_vms - 1].name)

@@ -29,13 +29,14 @@
 static VoPeriodic runner = VO_PERIODIC_INIT;
 
 /* The loop's memory while this host is manager (the loop thread only):
- * {host id: monotonic ms its record was first seen missing}, the restart
- * limit's bookkeeping, and the last ha_state written per VM id. */
+ * {host id: monotonic ms its record was first seen missing} and the last
+ * ha_state written per VM id. The restart limit's count is not here: it
+ * is the VM document's "ha_restarts" (cluster/ha-plan.h), written in the
+ * move's transaction, so a new manager or a restarted vireod sees it. */
 static json_t *down_since;
 /* {host id: true}: hosts this manager saw online (a member that never had
  * a record, one joining say, is not announced offline for nothing). */
 static json_t *seen_online;
-static VoHaLimiter limiter;
 static json_t *said;
 
 static int collect(const char *key, const char *value, int64_t rev, void *userdata)
@@ -224,8 +225,9 @@ static void finish(VoDaemon *d, Started *s)
 static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
                         const char *down_name, int64_t since_ms, Started *ret)
 {
-    int64_t now = vo_now_ms(), next = 0;
-    if (!vo_ha_limiter_allows(&limiter, c->vm_id, now, &next)) {
+    int64_t now = vo_wall_ms(), next = 0;
+    json_t *restarts = json_object_get(vm_doc, VO_HA_RESTARTS_FIELD);
+    if (!vo_ha_restarts_allow(restarts, now, &next)) {
         _cleanup_free_ char *text = vo_asprintf(
             "restart limit: restarted %d times within %d minutes; left where it was (host %s, "
             "offline) until %lld s from now", VO_HA_MAX_RESTARTS, VO_HA_WINDOW_MS / 60000,
@@ -263,16 +265,17 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
     _cleanup_free_ char *reason = vo_asprintf("host %s went offline", down_name);
     _cleanup_free_ char *state = vo_asprintf("restarted on %s (host %s went offline)", h.name,
                                              down_name);
-    VoVmMoveDown down = { .exit_reason = reason, .ha_state = state };
+    json_t *counted = vo_ha_restarts_add(restarts, now); /* in the move's transaction */
+    VoVmMoveDown down = { .exit_reason = reason, .ha_state = state, .ha_restarts = counted };
     int64_t new_rev = 0;
     r = vo_vm_move_from_down_txn(d->cluster_store, c->vm_id, c->host_id, h.id, c->rev, &down,
                                  &new_rev, &error);
+    json_decref(counted);
     if (r < 0) { /* changed, or the host came back: the next round looks again */
         log_warn("ha: vm %s not moved to host %s: %s", c->name, h.name, error);
         vo_cluster_host_clear(&h);
         return false;
     }
-    vo_ha_limiter_record(&limiter, c->vm_id, now);
     json_object_del(said, c->vm_id);
     free(error);
     error = NULL;
@@ -416,7 +419,6 @@ static void recover_round(void *userdata)
         json_object_clear(down_since);
         json_object_clear(seen_online);
         json_object_clear(said);
-        vo_ha_limiter_clear(&limiter);
     }
     was_manager = manager;
     if (manager)
@@ -450,5 +452,4 @@ void vo_ha_recover_stop(VoDaemon *d)
     json_decref(seen_online);
     json_decref(said);
     down_since = seen_online = said = NULL;
-    vo_ha_limiter_clear(&limiter);
 }

@@ -20,22 +20,54 @@
 
 static VoPeriodic runner = VO_PERIODIC_INIT;
 /* {vm id: {"name", "task" (the start followed) or "due" (monotonic ms of the
- * next attempt), "failures"}} and the restart limit's bookkeeping, under
- * lock (callers are task and host threads; the rounds are the runner's). */
+ * next attempt) or "resume" (left pending by vireod's last run),
+ * "failures"}}, under lock (callers are task and host threads; the rounds
+ * are the runner's). Lock order: lock, then a VM's lock (no caller holds a
+ * VM's lock when it calls in). The restart limit's count is the VM's own
+ * (vm->ha_restarts, saved in its document): this memory only says which
+ * starts are followed. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *pending;
-static VoHaLimiter limiter;
 
-/* Under lock: vm_id's entry, made (its start counted) when new. */
+/* Under lock: vm_id's entry, made when new. */
 static json_t *entry_locked(const char *vm_id, const char *name)
 {
     json_t *e = json_object_get(pending, vm_id);
     if (!e) {
         e = json_pack("{s:s, s:i}", "name", name, "failures", 0);
         json_object_set_new(pending, vm_id, e);
-        vo_ha_limiter_record(&limiter, vm_id, vo_now_ms());
     }
     return e;
+}
+
+/* A copy of the VM's restart count (its document's "ha_restarts"), or NULL. */
+static json_t *restarts_of(VoDaemon *d, const char *vm_id)
+{
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+    if (!vm)
+        return NULL;
+    pthread_mutex_lock(&vm->lock);
+    json_t *r = json_deep_copy(vm->ha_restarts);
+    pthread_mutex_unlock(&vm->lock);
+    return r;
+}
+
+bool vo_ha_retry_count_start(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    int64_t now = vo_wall_ms();
+    bool ok = vo_ha_restarts_allow(vm->ha_restarts, now, NULL);
+    if (ok) {
+        json_t *next = vo_ha_restarts_add(vm->ha_restarts, now);
+        json_decref(vm->ha_restarts);
+        vm->ha_restarts = next;
+        int r = vo_vm_save(vm);
+        if (r < 0)
+            log_warn("ha: vm %s: its HA start is not counted in its document: %s",
+                     vm->spec->name, strerror(-r));
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return ok;
 }
 
 void vo_ha_retry_follow(VoDaemon *d, const char *vm_id, const char *name, const char *task_id)
@@ -52,12 +84,15 @@ void vo_ha_retry_follow(VoDaemon *d, const char *vm_id, const char *name, const 
     pthread_mutex_unlock(&lock);
 }
 
-static void give_up(VoDaemon *d, const char *vm_id, const char *name, unsigned failures,
-                    const char *why)
+void vo_ha_retry_give_up(VoDaemon *d, const char *vm_id, const char *name, unsigned failures,
+                         const char *why)
 {
-    _cleanup_free_ char *text = vo_asprintf(
-        "restart limit: its HA start failed %u times (at most %d starts within %d minutes); "
-        "left crashed: %s", failures, VO_HA_MAX_RESTARTS, VO_HA_WINDOW_MS / 60000, why);
+    _cleanup_free_ char *text = failures
+        ? vo_asprintf("restart limit: its HA start failed %u times (at most %d starts within "
+                      "%d minutes); left crashed: %s", failures, VO_HA_MAX_RESTARTS,
+                      VO_HA_WINDOW_MS / 60000, why)
+        : vo_asprintf("restart limit: restarted %d times within %d minutes; left crashed: %s",
+                      VO_HA_MAX_RESTARTS, VO_HA_WINDOW_MS / 60000, why);
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
     if (vm) {
         pthread_mutex_lock(&vm->lock);
@@ -80,11 +115,13 @@ static void failed_locked(VoDaemon *d, const char *vm_id, json_t *e, const char 
     unsigned failures = (unsigned)json_integer_value(json_object_get(e, "failures")) + 1;
     _cleanup_free_ char *name = vo_strdup(json_string_value(json_object_get(e, "name")));
     int64_t now = vo_now_ms();
-    int64_t delay = vo_ha_retry_delay(&limiter, vm_id, failures, now);
+    json_t *restarts = restarts_of(d, vm_id);
+    int64_t delay = vo_ha_retry_delay(restarts, failures, vo_wall_ms());
+    json_decref(restarts);
     if (delay < 0) {
         json_object_del(pending, vm_id);
         pthread_mutex_unlock(&lock);
-        give_up(d, vm_id, name, failures, why);
+        vo_ha_retry_give_up(d, vm_id, name, failures, why);
         pthread_mutex_lock(&lock);
         return;
     }
@@ -147,7 +184,10 @@ static void attempt_locked(VoDaemon *d, const char *vm_id, json_t *e)
     _cleanup_free_ char *error = NULL;
     int r = 0;
     _cleanup_vm_ VoVm *vm = why ? NULL : vo_vms_find(d, vm_id);
-    if (vm)
+    if (vm && !vo_ha_retry_count_start(vm)) {
+        r = -EDQUOT;
+        error = vo_strdup("the restart limit allows no more starts");
+    } else if (vm)
         r = vo_vm_start_ha(d, vm, &task, &error);
     pthread_mutex_lock(&lock);
     if (json_object_get(pending, vm_id) != e) {
@@ -158,7 +198,6 @@ static void attempt_locked(VoDaemon *d, const char *vm_id, json_t *e)
         log_info("ha: vm %s: its HA start is not tried again: %s", name, why);
         json_object_del(pending, vm_id);
     } else {
-        vo_ha_limiter_record(&limiter, vm_id, vo_now_ms());
         const char *task_id = json_string_value(json_object_get(task, "id"));
         if (r >= 0 && task_id) {
             json_object_set_new(e, "task", json_string(task_id));
@@ -195,6 +234,49 @@ static void check_task_locked(VoDaemon *d, const char *vm_id, json_t *e)
     json_decref(t);
 }
 
+/* Under lock: an entry of a VM whose HA start had failed when vireod last
+ * stopped (resume_pending): counted as the failure it was, so it is tried
+ * again after the backoff its starts so far give, or given up. */
+static void resume_locked(VoDaemon *d, const char *vm_id, json_t *e)
+{
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+    _cleanup_free_ char *why = NULL;
+    if (vm) {
+        pthread_mutex_lock(&vm->lock);
+        why = vo_strdup(vm->exit_reason ? vm->exit_reason : START_FAILED);
+        pthread_mutex_unlock(&vm->lock);
+    }
+    failed_locked(d, vm_id, e, why ? why : START_FAILED);
+}
+
+/* Under lock, at start: the HA VMs left stopped by a failed HA start whose
+ * restarts (their documents') are within the window: vireod stopped while
+ * it retried them. Without this a restart of vireod would drop them. */
+static void resume_pending_locked(VoDaemon *d)
+{
+    size_t n = 0;
+    VoVm **vms = vo_vms_ref_all(d, &n);
+    int64_t now = vo_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        VoVm *vm = vms[i];
+        pthread_mutex_lock(&vm->lock);
+        unsigned recent = vo_ha_restarts_recent(vm->ha_restarts, now);
+        if (vm->spec->ha && recent > 0 && vm->state == VO_VM_STOPPED && vm->exit_reason &&
+            !strncmp(vm->exit_reason, START_FAILED, strlen(START_FAILED))) {
+            /* failures: the starts counted so far, all failed (the last
+             * one's failure is counted again by resume_locked). */
+            json_object_set_new(pending, vm->spec->id,
+                                json_pack("{s:s, s:i, s:b}", "name", vm->spec->name,
+                                          "failures", recent - 1, "resume", true));
+            log_info("ha: vm %s: its HA start had failed (%u HA starts within %d minutes): "
+                     "followed again", vm->spec->name, recent, VO_HA_WINDOW_MS / 60000);
+        }
+        pthread_mutex_unlock(&vm->lock);
+        vo_vm_unref(vm);
+    }
+    free(vms);
+}
+
 static void retry_round(void *userdata)
 {
     VoDaemon *d = userdata;
@@ -213,7 +295,10 @@ static void retry_round(void *userdata)
         if (!e)
             continue;
         json_incref(e); /* the entry may leave pending while lock is dropped */
-        if (json_object_get(e, "task"))
+        if (json_object_get(e, "resume")) {
+            json_object_del(e, "resume");
+            resume_locked(d, json_string_value(id), e);
+        } else if (json_object_get(e, "task"))
             check_task_locked(d, json_string_value(id), e);
         else if (json_integer_value(json_object_get(e, "due")) <= vo_now_ms())
             attempt_locked(d, json_string_value(id), e);
@@ -229,6 +314,7 @@ int vo_ha_retry_start(VoDaemon *d)
         return 0;
     pthread_mutex_lock(&lock);
     pending = json_object();
+    resume_pending_locked(d);
     pthread_mutex_unlock(&lock);
     int r = vo_periodic_start(&runner, retry_round, d, VO_HA_RETRY_PERIOD_MS);
     if (r < 0) {
@@ -248,6 +334,5 @@ void vo_ha_retry_stop(VoDaemon *d)
     pthread_mutex_lock(&lock);
     json_decref(pending);
     pending = NULL;
-    vo_ha_limiter_clear(&limiter);
     pthread_mutex_unlock(&lock);
 }

@@ -8,10 +8,16 @@
  * document in the store), HA, stopped by that failure (not started, stopped
  * or deleted by a user meanwhile), and the host not fenced. Each retry and
  * the give-up are recorded as tasks of kind "ha" (events). The bookkeeping
- * is this host's memory: a vireod restart forgets it. */
+ * is partly this host's memory, but each HA start is counted in the VM's
+ * document ("ha_restarts", cluster/ha-plan.h): a vireod restart neither
+ * resets the restart limit nor drops a VM whose HA start had failed (it is
+ * followed again at start, resume_pending). */
 #pragma once
 
+#include <stdbool.h>
+
 #include "daemon/daemon.h"
+
 
 #define VO_HA_RETRY_PERIOD_MS 250
 
@@ -20,9 +26,20 @@ int vo_ha_retry_start(VoDaemon *d);
 void vo_ha_retry_stop(VoDaemon *d);
 
 /* Follows the start task task_id of an HA restart of VM vm_id (its name
- * for the messages): counted against the restart limit, tried again if it
- * fails. No-op when the retrier does not run. */
+ * for the messages; the start already counted, by the manager's move or
+ * vo_ha_retry_count_start): tried again if it fails. No-op when the
+ * retrier does not run. */
 void vo_ha_retry_follow(VoDaemon *d, const char *vm_id, const char *name, const char *task_id);
-/* An HA restart's start was refused before any task (why): counted, and
- * tried again after the backoff. */
+/* An HA restart's start was refused before any task (why): tried again
+ * after the backoff, or given up when the restart limit allows no more. */
 void vo_ha_retry_failed(VoDaemon *d, const char *vm_id, const char *name, const char *why);
+
+/* Counts one HA start of vm (a fenced host's own restart, a retry) in its
+ * document's "ha_restarts" (saved now): true; false, counting nothing,
+ * when the restart limit allows no more starts. Takes vm->lock. */
+bool vo_ha_retry_count_start(VoVm *vm);
+/* Leaves the VM crashed with the restart limit's reason (recorded as an
+ * "ha" task): failures, its failed HA starts (0: it was restarted the
+ * limit's number of times), why the last one failed or stopped. */
+void vo_ha_retry_give_up(VoDaemon *d, const char *vm_id, const char *name, unsigned failures,
+                         const char *why);

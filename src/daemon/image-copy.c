@@ -81,6 +81,12 @@ static int find_holder(VoDaemon *d, const char *name, Holder *ret)
     return r;
 }
 
+int vo_image_find_anywhere(VoDaemon *d, const char *name, VoImage **ret)
+{
+    int r = vo_image_get(d, name, ret, NULL);
+    return r == -ENOENT ? vo_image_find_elsewhere(d, name, ret, NULL) : r;
+}
+
 int vo_image_find_elsewhere(VoDaemon *d, const char *name, VoImage **ret, char **ret_host_name)
 {
     if (!d->cluster_store || !vo_name_valid(name))

@@ -107,6 +107,11 @@ void vo_image_dir_discard(const char *top, const char *name, const char *final_d
  * here. 0, -ENOENT (no host has it), or the store's error. */
 int vo_image_find_elsewhere(struct VoDaemon *d, const char *name, VoImage **ret,
                             char **ret_host_name);
+/* Image name wherever the cluster has it: vo_image_get (this host's own, or
+ * a shared pool's), else vo_image_find_elsewhere (another host's own, as
+ * the copy will put it here). A create reads it so; a cluster's create
+ * reads it before placement too, for the image's firmware preference. */
+int vo_image_find_anywhere(struct VoDaemon *d, const char *name, VoImage **ret);
 /* Makes image name usable on this host: 0 at once when it is (its own, or
  * in a shared pool), else copies it from a host that has it over the peer
  * API (manifest, then each file into STATE/images/.build-NAME, its size and

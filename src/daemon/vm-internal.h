@@ -95,6 +95,9 @@ struct VoVm {
      * "ha_landed"): its next start is an HA restart, retried when it fails
      * (ha-retry.h). vm->lock. */
     bool ha_landed;
+    /* Its HA starts within the restart limit's window (its document's
+     * "ha_restarts", cluster/ha-plan.h), or NULL. vm->lock. */
+    json_t *ha_restarts;
 };
 
 /* Reasons of a paused VM (state_reason). */

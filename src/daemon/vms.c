@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf/cloud-init.h"
+#include "cluster/ha-plan.h"
 #include "conf/names.h"
 #include "daemon/cluster-view.h"
 #include "daemon/fence.h"
@@ -124,6 +125,7 @@ void vo_vm_unref(VoVm *vm)
     free(vm->migration_task);
     free(vm->migration_to);
     free(vm->ha_state);
+    json_decref(vm->ha_restarts);
     pthread_mutex_destroy(&vm->job);
     pthread_mutex_destroy(&vm->lock);
     pthread_cond_destroy(&vm->changed);
@@ -189,7 +191,16 @@ static json_t *vm_document(VoVm *vm)
     }
     if (vm->ha_state)
         json_object_set_new(doc, "ha_state", json_string(vm->ha_state));
+    if (json_array_size(vm->ha_restarts))
+        json_object_set(doc, VO_HA_RESTARTS_FIELD, vm->ha_restarts);
     return doc;
+}
+
+/* The document's "ha_restarts" (a new reference), or NULL. */
+static json_t *ha_restarts_of_doc(json_t *doc)
+{
+    json_t *r = json_object_get(doc, VO_HA_RESTARTS_FIELD);
+    return json_is_array(r) ? json_deep_copy(r) : NULL;
 }
 
 json_t *vo_vm_document_locked(VoVm *vm)
@@ -584,6 +595,13 @@ static json_t *vm_json_locked_view(VoVm *vm)
     json_object_set_new(o, "project", json_string(vo_vm_spec_project(vm->spec)));
     if (vm->ha_state)
         json_object_set_new(o, "ha_state", json_string(vm->ha_state));
+    if (json_array_size(vm->ha_restarts)) { /* the restart limit's count */
+        json_t *at = json_array(), *t;
+        size_t i;
+        json_array_foreach(vm->ha_restarts, i, t)
+            json_array_append_new(at, vo_time_json(json_integer_value(t)));
+        json_object_set_new(o, "ha_restarts", at);
+    }
     if (vm->migration_task)
         json_object_set_new(o, "migration", json_pack("{s:s, s:s}", "task", vm->migration_task,
                                                       "to", vm->migration_to ?: ""));
@@ -1821,11 +1839,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         /* No image: an empty disk, booted by the firmware (from the CD-ROM). */
         img = vo_malloc0(sizeof(*img));
         r = 0;
-    } else
-        r = vo_image_get(d, args->image, &img, NULL);
-    /* Another host's own image: the create task copies it here first. */
-    if (r == -ENOENT)
-        r = vo_image_find_elsewhere(d, args->image, &img, NULL);
+    } else /* another host's own image: the create task copies it here first */
+        r = vo_image_find_anywhere(d, args->image, &img);
     if (r < 0) {
         *ret_error = r == -ENOENT ? vo_asprintf("image '%s' does not exist (see: vireo image list)",
                                                 args->image)
@@ -2453,6 +2468,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     vm->exit_reason = vo_strdup(json_string_value(json_object_get(status, "exit_reason")));
     vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
     vm->ha_landed = json_is_true(json_object_get(doc, "ha_landed"));
+    vm->ha_restarts = ha_restarts_of_doc(doc);
     json_decref(doc);
     registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
@@ -2559,6 +2575,10 @@ void vo_vms_restart_fenced(VoDaemon *d, char **killed)
         pthread_mutex_unlock(&vm->lock);
         if (!again)
             continue;
+        if (!vo_ha_retry_count_start(vm)) { /* a VM the fence kept killing */
+            vo_ha_retry_give_up(d, id, name, 0, "killed by this host's fence again");
+            continue;
+        }
         json_t *task = NULL;
         _cleanup_free_ char *error = NULL;
         if (vm_start(d, vm, true, &task, &error) < 0) {
@@ -2741,6 +2761,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     const char *reason = json_string_value(json_object_get(status, "exit_reason"));
     vm->exit_reason = vo_strdup(reason);
     vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
+    vm->ha_restarts = ha_restarts_of_doc(doc);
     if (state == VO_VM_PAUSED)
         vm->state_reason =
             vo_strdup(json_string_value(json_object_get(status, "state_reason")));

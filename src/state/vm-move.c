@@ -188,6 +188,8 @@ static char *landed_from_down(const char *value, const VoVmMoveDown *down)
     json_object_del(status, "state_reason");
     if (down->ha_state)
         json_object_set_new(doc, "ha_state", json_string(down->ha_state));
+    if (down->ha_restarts)
+        json_object_set(doc, "ha_restarts", down->ha_restarts);
     /* Landed, not started yet: its new host's first save (the start's)
      * drops the mark. A new host that dies before that leaves an HA VM to
      * restart again although it is "crashed" (cluster/ha-plan.h). */

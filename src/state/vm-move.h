@@ -7,6 +7,7 @@
  * destination. */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,6 +58,9 @@ int vo_vm_move_volumes_txn(VoStore *raw, const char *vm_id, const char *src_host
 typedef struct {
     const char *exit_reason; /* its status's "exit_reason" ("host h1 went offline") */
     const char *ha_state;    /* its document's "ha_state", or NULL: unchanged */
+    /* its document's "ha_restarts" (cluster/ha-plan.h: the restart limit's
+     * count, this restart included), or NULL: unchanged */
+    json_t *ha_restarts;
 } VoVmMoveDown;
 
 /* vo_vm_move_txn from a host that is down (the manager's recovery): the

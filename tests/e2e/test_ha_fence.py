@@ -15,10 +15,15 @@ guest, so none boots Linux):
 (d) an HA VM's start with the fence stopped past its deadline fails (no
     QEMU runs without a confirmed lease);
 (e) a fenced host whose killed HA VM is still its own starts it again,
-    also when it sees the QEMU's end only after its fenced state ended."""
+    also when it sees the QEMU's end only after its fenced state ended;
+(f) a fenced host that still reaches the store shows `fenced` (host list)
+    and starts nothing (409 fenced, through any door; no placement picks
+    it) until it rejoins cleanly: the fence's new lease, reconciled, online,
+    and then its VM starts."""
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -322,6 +327,58 @@ def fenced_vm_whose_end_is_seen_late_starts_again(h1, h2, vm):
     assert ha_file(h1, vm["id"]) == again
 
 
+def fenced_host_refuses_starts_until_it_rejoins(h1, h2, vm):
+    """(f): the fenced state held by hand (RUN/fenced naming the lease the
+    fence still holds: as after a fencing, before the fence's new lease);
+    the rejoin is the fence's own (stopped past its deadline, it fences and
+    takes a new lease). Case (c) saw starts refused only without quorum."""
+    h1.task_ok("POST", "/v1/vms/ha1/stop", {"force": True})
+    lease = fence_state(h1)["lease"]
+    fenced_path = os.path.join(h1.run_dir, "fenced")
+    with open(fenced_path + ".tmp", "w") as f:
+        json.dump({"at": int(time.time()), "at_monotonic_ms": int(time.monotonic() * 1000),
+                   "why": "no confirmed lease renewal in time", "lease": lease, "vms": []}, f)
+    os.rename(fenced_path + ".tmp", fenced_path)
+    wait_until(lambda: state_seen(h2, h1) == "fenced", 15, what="h2 to see h1 fenced")
+    out = h2.cli("host", "list").stdout
+    assert re.search(r"^h1\s.*\bfenced\b", out, re.M), out
+    # Starts refused, through its own door and another's.
+    for via in (h1, h2):
+        status, doc = via.request("POST", "/v1/vms/ha1/start", {})
+        assert status == 409 and doc["error"]["code"] == "fenced", (status, doc)
+        assert "fenced itself" in doc["error"]["message"], doc
+    p = h1.cli("vm", "start", "ha1", check=False)
+    assert p.returncode != 0 and "fenced itself" in p.stderr, p.stderr
+    # No placement picks it: a VM pinned there is refused, naming why.
+    status, doc = h2.request("POST", "/v1/vms", {"name": "pin1", "memory_mib": 128,
+                                                 "host": h1.name, "blank": True,
+                                                 "disk_size_bytes": 16 << 20,
+                                                 "networks": ["user"]})
+    assert status == 409 and "fenced" in doc["error"]["message"], (status, doc)
+    assert "pin1" not in [v["name"] for v in h2.api("GET", "/v1/vms")["vms"]]
+    # Still fenced: a record refresh on the same lease does not end it.
+    time.sleep(2)
+    assert os.path.exists(fenced_path) and state_seen(h2, h1) == "fenced"
+    assert h1.vm("ha1")["state"] == "stopped" and qemus_of(vm["id"]) == []
+    # The rejoin: the fence fences on its lease and takes a new one.
+    fence = h1.fence_pid()
+    assert fence
+    os.kill(fence, signal.SIGSTOP)
+    try:
+        wait_until(lambda: fence_state(h1)["confirmed_until"] < time.monotonic() * 1000, 15,
+                   what="the fence's deadline to pass")
+    finally:
+        os.kill(fence, signal.SIGCONT)
+    wait_until(lambda: not os.path.exists(fenced_path) and state_seen(h2, h1) == "online", 60,
+               what="h1 rejoined: unfenced and online")
+    assert fence_state(h1)["lease"] != lease
+    h1.task_ok("POST", "/v1/vms/ha1/start", {})
+    pid = h1.vm("ha1")["pid"]
+    h1.qemu_pids.add(pid)
+    assert ha_file(h1, vm["id"]) == pid
+    assert qemus_of(vm["id"]) == [pid]
+
+
 def test_one_host_alone_fence_vireod_and_lease_cases(cluster):
     """One cluster for the cases of a single host's processes (each leaves
     the host with ha1 running, as it found it): the fence killed alone,
@@ -335,3 +392,4 @@ def test_one_host_alone_fence_vireod_and_lease_cases(cluster):
     vireod_killed_keeps_the_host_online_and_its_ha_vm(h1, h2, vm)
     fenced_host_starts_its_killed_ha_vm_again(h1, h2, vm)
     fenced_vm_whose_end_is_seen_late_starts_again(h1, h2, vm)
+    fenced_host_refuses_starts_until_it_rejoins(h1, h2, vm)

@@ -5,7 +5,12 @@ fake driver's per-VM fault ($VIREO_FAKE_FAULTS/start@NAME, "N EIO": the next
 N starts of NAME fail). ok1's first start fails: it is tried again after the
 backoff and runs. bad1's starts keep failing: after the restart limit's 3
 starts it is left crashed with the reason. Each retry and the give-up are
-tasks of kind "ha" on the host that retried (events)."""
+tasks of kind "ha" on the host that retried (events). The restart limit's
+count lives in the VM's document ("ha_restarts"): after bad1's first failed
+start, the vireod of the host that holds it (the manager, or the other) is
+killed (SIGKILL) and started again: it follows bad1 again from its
+document, still 3 starts in all (a count in memory would forget bad1, or
+give it a fresh budget)."""
 
 import os
 import time
@@ -57,6 +62,17 @@ def test_failed_ha_start_is_retried_then_given_up(cluster, tmp_path, monkeypatch
                what="ok1 running again after its failed start")
     print(f"\nok1 running after {time.monotonic() - t0:.1f} s")
     assert (faults / "start@ok1").exists() is False  # its one failure was used
+    # bad1's first start failed: its host's vireod dies and comes back.
+    wait_until(lambda: is_on_other_host("bad1", "stopped", "start failed"), 90,
+               what="bad1's first HA start failed")
+    before = ha_messages(others)  # the tasks of the vireod that is restarted
+    holder = next(h for h in others if h.name == host_of("bad1")["host"])
+    counted = holder.vm("bad1").get("ha_restarts") or []
+    print(f"bad1 on {holder.name} (manager: {holder.name == manager}), "
+          f"{len(counted)} HA starts counted; its vireod restarted")
+    assert 1 <= len(counted) <= 3, holder.vm("bad1")
+    holder.kill9()
+    holder.start()
     # Landed on its new host it is "crashed" too ("host ... went offline"),
     # before any start: given up, the reason is the restart limit.
     wait_until(lambda: is_on_other_host("bad1", "crashed", "restart limit"), 90,
@@ -70,7 +86,7 @@ def test_failed_ha_start_is_retried_then_given_up(cluster, tmp_path, monkeypatch
     # 3 starts only (the limit): 9 - 3 failures left in the fault file.
     assert (faults / "start@bad1").read_text().startswith("6"), \
         (faults / "start@bad1").read_text()
-    messages = ha_messages(others)
+    messages = before + ha_messages(others)
     assert any("vm ok1: its HA start failed" in m and "tried again in 2 s" in m
                for m in messages), messages
     assert any("vm ok1: started after 1 failed HA starts" in m for m in messages), messages

@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from vireo_harness import BOOT_MARKER, wait_until
+from vireo_harness import BOOT_MARKER, TEST_IMAGE, wait_until
 from test_iso_install import tiny_iso
 from test_migrate import create_on as create_vm, form, hosts_of, error_of, shared_pool
 
@@ -157,6 +157,7 @@ def test_refusals(cluster, tmp_path, monkeypatch):
     c = cluster(2, driver="fake", listen=False)
     form(c)
     h1, h2 = c.hosts
+    uefi_image(h1, "uimg")  # for uefi_refusals: adopted at vireod's start
     disks = create_on(h1, "m1")
     shas = {d["volume"]: sha(d["path"]) for d in disks}
     h2_files = pool_files(h2)
@@ -297,6 +298,26 @@ def firmware_of(h, name):
     return [x for x in h.api("GET", "/v1/hosts")["hosts"] if x["name"] == name][0]["firmware"]
 
 
+def uefi_image(h, name):
+    """Image name on host h, its image.json saying it prefers UEFI (the
+    test image's files, linked): adopted by h's vireod when it starts."""
+    d = os.path.join(h.state_dir, "images", name)
+    os.makedirs(d)
+    with open(os.path.join(TEST_IMAGE, "image.json")) as f:
+        meta = json.load(f)
+    for key in ("disk", "kernel", "initrd"):
+        if meta.get(key):
+            os.symlink(os.path.join(os.path.abspath(TEST_IMAGE), meta[key]),
+                       os.path.join(d, meta[key]))
+    meta.update(name=name, firmware="uefi")
+    with open(os.path.join(d, "image.json"), "w") as f:
+        json.dump(meta, f)
+    h.stop()
+    h.start()
+    wait_until(lambda: any(i["name"] == name for i in h.api("GET", "/v1/images")["images"]),
+               15, what=f"image {name} adopted")
+
+
 def uefi_refusals(c, faults):
     """UEFI VM u1 (stopped, NVRAM on h1's own pool): refused at once, naming
     why, toward a host without OVMF (its record's firmware) and when its
@@ -327,6 +348,14 @@ def uefi_refusals(c, faults):
                                            "blank": True, "disk_size_bytes": 16 << 20}, 409)
     assert "h1: has no OVMF for uefi" in msg and "h2: has no OVMF for uefi" in msg, msg
     assert "u2" not in [v["name"] for v in h1.api("GET", "/v1/vms")["vms"]]
+    # An image that prefers UEFI, without "firmware" in the create: the
+    # preference is known before a host is picked (h1's own image, asked
+    # through h2), so no host fits either, rather than a host picked whose
+    # own create then finds it has no OVMF.
+    msg = error_of(h2, "POST", "/v1/vms", {"name": "u3", "memory_mib": 128, "image": "uimg",
+                                           "networks": ["user"]}, 409)
+    assert "h1: has no OVMF for uefi" in msg and "h2: has no OVMF for uefi" in msg, msg
+    assert "u3" not in [v["name"] for v in h1.api("GET", "/v1/vms")["vms"]]
     h1.cli("vm", "stop", "u1", "--force")
     assert hosts_of(h2, "u1") == ["h1"]
     (faults / "no-ovmf").unlink()

@@ -293,6 +293,50 @@ static void targets_must_receive_and_have_room(void **state)
     free(why);
 }
 
+/* A UEFI VM goes only to a host whose record lists its firmware (OVMF
+ * installed), as placement decides (vo_place_firmware_ok): the move is
+ * never planned to a host that would refuse it later. */
+static void targets_must_boot_the_vms_firmware(void **state)
+{
+    (void)state;
+    char *bios_only[] = { "bios", NULL };
+    char *with_uefi[] = { "bios", "uefi", NULL };
+    VoDrsHost h[] = { host("a", 4, 100000), host("b", 4, 100000), host("c", 4, 100000) };
+    VoDrsVm v[] = { vm("x", 0, 1.0, 0), vm("y", 0, 1.0, 0), vm("z", 0, 1.0, 0),
+                    vm("w", 1, 0.5, 0) };
+    for (int i = 0; i < 3; i++)
+        v[i].firmware = vo_place_firmware_needed(VO_FIRMWARE_UEFI, false);
+    h[1].firmware = with_uefi;
+    h[2].firmware = bios_only; /* c, empty, would be the best target */
+    VoDrsInput in = input(h, 3, v, 4);
+    VoDrsMove mv;
+    char *why = NULL;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_int_equal(mv.to, 1);
+    /* No host with OVMF to go to: no move, and the reason counts them. */
+    h[1].firmware = bios_only;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 0);
+    assert_non_null(strstr(why, "3 with no host that can take them"));
+    /* A host that does not say (an older vireod) is not trusted with one. */
+    h[2].firmware = NULL;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 0);
+    /* Secure boot needs its own entry. */
+    char *secure[] = { "bios", "uefi", "uefi-secure-boot", NULL };
+    h[1].firmware = with_uefi;
+    h[2].firmware = secure;
+    for (int i = 0; i < 3; i++)
+        v[i].firmware = vo_place_firmware_needed(VO_FIRMWARE_UEFI, true);
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_int_equal(mv.to, 2);
+    /* BIOS VMs go anywhere. */
+    for (int i = 0; i < 3; i++)
+        v[i].firmware = vo_place_firmware_needed(VO_FIRMWARE_BIOS, false);
+    h[2].firmware = NULL;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_int_equal(mv.to, 2);
+    free(why);
+}
+
 static void groups_hold(void **state)
 {
     (void)state;
@@ -543,6 +587,7 @@ int main(void)
         cmocka_unit_test(too_small_a_gain_is_no_move),
         cmocka_unit_test(best_move_by_improvement_per_cost),
         cmocka_unit_test(bad_input_is_refused),
+        cmocka_unit_test(targets_must_boot_the_vms_firmware),
         cmocka_unit_test(cpu_demand_from_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
