@@ -203,7 +203,12 @@ void vo_access_set_current(const VoPrincipal *p)
 void vo_principal_describe(const VoPrincipal *p, char *out, size_t size)
 {
     switch (p->kind) {
-    case VO_PRINCIPAL_ROOT: snprintf(out, size, "root"); break;
+    case VO_PRINCIPAL_ROOT:
+        if (p->host[0])
+            snprintf(out, size, "root@%s", p->host);
+        else
+            snprintf(out, size, "root");
+        break;
     case VO_PRINCIPAL_PEER: snprintf(out, size, "peer"); break;
     case VO_PRINCIPAL_USER: snprintf(out, size, "user:%s", p->name); break;
     case VO_PRINCIPAL_TOKEN:

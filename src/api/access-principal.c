@@ -44,6 +44,8 @@ char *vo_principal_header_encode(const VoPrincipal *p)
     }
     if (p->address[0])
         json_object_set_new(o, "address", json_string(p->address));
+    if (p->kind == VO_PRINCIPAL_ROOT && p->host[0])
+        json_object_set_new(o, "host", json_string(p->host));
     /* ASCII on one line: a valid HTTP header value whatever the names hold. */
     char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_SORT_KEYS);
     json_decref(o);
@@ -115,7 +117,7 @@ int vo_principal_header_parse(const char *text, VoPrincipal *ret, char **ret_err
     json_object_foreach(o, key, v) {
         if (strcmp(key, "v") && strcmp(key, "kind") && strcmp(key, "name") &&
             strcmp(key, "user") && strcmp(key, "role") && strcmp(key, "grants") &&
-            strcmp(key, "address")) {
+            strcmp(key, "address") && strcmp(key, "host")) {
             r = fail(ret_error, "unknown member '%.40s'", key);
             goto out;
         }
@@ -142,15 +144,22 @@ int vo_principal_header_parse(const char *text, VoPrincipal *ret, char **ret_err
         /* The Unix socket's: full access, as it had on the first host. */
         if (json_object_get(o, "name") || json_object_get(o, "user") ||
             json_object_get(o, "role") || json_object_get(o, "grants")) {
-            r = fail(ret_error, "root: only kind and address are given");
+            r = fail(ret_error, "root: only kind, address and host are given");
             goto out;
         }
+        /* Whose root: the host of the Unix socket (audited root@HOST). */
+        if ((r = copy_field(o, "host", false, p.host, sizeof(p.host), ret_error)) < 0)
+            goto out;
         p.role = VO_ROLE_ADMIN;
         goto done;
     }
     if ((r = copy_field(o, "name", true, p.name, sizeof(p.name), ret_error)) < 0 ||
         (r = copy_field(o, "user", false, p.user, sizeof(p.user), ret_error)) < 0)
         goto out;
+    if (json_object_get(o, "host")) {
+        r = fail(ret_error, "host: only root names its host");
+        goto out;
+    }
     if (p.kind == VO_PRINCIPAL_USER && p.user[0]) {
         r = fail(ret_error, "user: only a token names its user");
         goto out;

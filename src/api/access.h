@@ -135,6 +135,8 @@ typedef struct {
     char user[64];     /* a token's user ("" when none) */
     char session[VO_ACCESS_SECRET_LEN + 1]; /* a session's id */
     char address[64];  /* the client's address (TCP) */
+    char host[64];     /* root: the host whose Unix socket it came from (in a
+                        * cluster, so that another host audits "root@HOST") */
     VoGrant grants[VO_GRANTS_MAX]; /* its roles on projects */
     size_t n_grants;
     VoRole needed;     /* the role the request's route needs (access-check.c) */
@@ -147,7 +149,8 @@ VoRole vo_principal_role_max(const VoPrincipal *p);
 /* Whether its cluster role falls short of the request's route, which it
  * may reach through a project role (the project gate decides). */
 bool vo_principal_scoped(const VoPrincipal *p);
-/* "user:NAME", "token:ID", "root", "peer": for audit. */
+/* "user:NAME", "token:ID", "root" ("root@HOST" with p->host), "peer":
+ * for audit. */
 void vo_principal_describe(const VoPrincipal *p, char *out, size_t size);
 /* The principal of the request on the calling thread (the server sets it
  * around each handler); never NULL. */
@@ -158,7 +161,8 @@ void vo_access_set_current(const VoPrincipal *p);
  * A host that forwards a request to another host of the cluster (any
  * door, placement, api/forward.c) names who made it in this header, one
  * line of JSON: {"v":1,"kind":"user"|"token"|"root","name","user" (a
- * token's),"role","grants":{project:role},"address"}. The target believes
+ * token's),"role","grants":{project:role},"address","host" (root's
+ * only: the host of its Unix socket)}. The target believes
  * it only on its peers' listener, from a client certificate of the cluster
  * CA, and then checks and audits the request as that principal's
  * (api/server.c); anywhere else the header is refused (400). Neither

@@ -29,22 +29,27 @@ static void name_the_host(VoReply *rep, const VoClusterHost *h, const char *what
                    h->name, what, key, why, what);
 }
 
-/* A principal with roles on projects only sees an offline host's VM of
- * its projects (as the project gate on a VM's own host): else 404. */
-static bool offline_vm_hidden(VoRequest *req, VoReply *rep, const char *doc)
+/* An offline host's VM or task is checked here, on its last document, by
+ * the project gate that its own host would run (project-gate.c): one the
+ * principal may not see is answered as one that does not exist (404), a
+ * role too low on its project 403, as its host would; only who may act on
+ * it hears that its host is offline. False with rep filled when refused. */
+static bool offline_gate(VoRequest *req, VoReply *rep, const char *pattern, VoRouteOwner owner,
+                         const char *doc)
 {
-    const VoPrincipal *p = vo_access_current();
-    if (!vo_principal_scoped(p))
-        return false;
-    json_t *o = doc ? json_loads(doc, 0, NULL) : NULL;
-    const char *project = json_string_value(json_object_get(json_object_get(o, "spec"),
-                                                            "project"));
-    VoRole role = vo_principal_role_in(p, project ? project : "default");
-    json_decref(o);
-    if (role >= VO_ROLE_VIEWER && role >= p->needed)
-        return false;
-    vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
-    return true;
+    if (owner == VO_ROUTE_OWNER_VM) {
+        _cleanup_free_ char *project = vo_vm_doc_project(doc);
+        return vo_api_project_gate_vm(req, rep, pattern, project);
+    }
+    if (strcmp(pattern, "/v1/tasks/{id}"))
+        return true; /* the gate reads tasks by id only (vo_access_route_scoped) */
+    json_t *task = doc ? json_loads(doc, 0, NULL) : NULL;
+    /* An unreadable document is seen by no principal the gate checks. */
+    if (!task)
+        task = json_object();
+    bool pass = vo_api_project_gate_task(req, rep, task);
+    json_decref(task);
+    return pass;
 }
 
 bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern)
@@ -69,7 +74,7 @@ bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern)
         json_t *t = vo_tasks_get_json(d->tasks, key);
         f.here = t != NULL;
         json_decref(t);
-        r = f.here ? 0 : vo_cluster_locate_task(d, key, &host_id);
+        r = f.here ? 0 : vo_cluster_locate_task(d, key, &host_id, &doc);
     }
     if (r < 0) {
         vo_reply_errno(rep, r, NULL);
@@ -89,9 +94,8 @@ bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern)
     }
     f.show = !strcmp(req->method, "GET") && !strcmp(pattern, "/v1/vms/{vm}");
     VoDoorAction action = vo_door_decide(&f);
-    if (f.owner == VO_ROUTE_OWNER_VM &&
-        (action == VO_DOOR_OFFLINE_DOC || action == VO_DOOR_OFFLINE) &&
-        offline_vm_hidden(req, rep, doc)) {
+    if ((action == VO_DOOR_OFFLINE_DOC || action == VO_DOOR_OFFLINE) &&
+        !offline_gate(req, rep, pattern, f.owner, doc)) {
         vo_cluster_host_clear(&h);
         return true;
     }
@@ -102,6 +106,9 @@ bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern)
     case VO_DOOR_FORWARD:
         log_debug("%s %s: forwarded to host %s (%s)", req->method, req->path, h.name, h.url);
         vo_api_forward(req, rep, &d->peer_tls, h.url);
+        /* Unreachable: its gate did not answer, this one does (as offline). */
+        if (rep->status == 502 && rep->json && !offline_gate(req, rep, pattern, f.owner, doc))
+            break;
         name_the_host(rep, &h, what, key);
         break;
     case VO_DOOR_OFFLINE_DOC: {

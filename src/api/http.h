@@ -130,6 +130,13 @@ bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern);
  * filled: 404 for another project's VM, 403 for a role too low there) and
  * the filter of a list's answer after it. */
 bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern);
+/* The gate's decisions on one object, for the any door too (a VM or task
+ * of an offline host, from its last document), so that every host answers
+ * a request alike: a VM of project (NULL: unknown, none) for a route of
+ * pattern; a task's document (NULL: none, passes). */
+bool vo_api_project_gate_vm(VoRequest *req, VoReply *rep, const char *pattern,
+                            const char *project);
+bool vo_api_project_gate_task(VoRequest *req, VoReply *rep, json_t *task);
 void vo_api_project_filter(VoRequest *req, VoReply *rep, const char *pattern);
 
 /* The HTTP server on a Unix socket. */

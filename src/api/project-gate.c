@@ -13,6 +13,8 @@
 
 #include "api/access.h"
 #include "api/handlers.h"
+#include "cluster/any-door.h"
+#include "daemon/cluster-view.h"
 #include "daemon/vms.h"
 #include "jobs/tasks.h"
 #include "util/util.h"
@@ -27,27 +29,67 @@ static bool refuse_role(VoReply *rep, const VoPrincipal *p, const char *what,
     return false;
 }
 
-/* A task by id: one this principal asked for, or one of a VM (its
- * target_id) of a project where it has a role. */
-static bool task_visible(VoRequest *req, const VoPrincipal *p)
+/* The project of the VM with id vm_id, wherever it is: this host's, or
+ * another host's last document (an offline host's too); NULL when no host
+ * has it. */
+static char *project_of_vm(VoDaemon *d, const char *vm_id)
 {
-    json_t *task = vo_tasks_get_json(req->d->tasks, req->params[0]);
-    if (!task)
-        return true; /* the handler answers 404 */
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+    _cleanup_free_ char *id = vm ? vo_vm_id(vm) : NULL;
+    if (id && !strcmp(id, vm_id))
+        return vo_vm_project(vm);
+    _cleanup_free_ char *host = NULL, *doc = NULL;
+    if (vo_cluster_locate_vm(d, vm_id, &host, &doc) <= 0 || !doc)
+        return NULL;
+    return vo_vm_doc_project(doc);
+}
+
+/* A task (its document) by id: one this principal asked for, or one of a
+ * VM (its target_id) of a project where it has a role. */
+static bool task_visible(VoDaemon *d, const VoPrincipal *p, json_t *task)
+{
     char who[128];
     vo_principal_describe(p, who, sizeof(who));
     const char *by = json_string_value(json_object_get(json_object_get(task, "requested_by"),
                                                        "who"));
     const char *vm_id = json_string_value(json_object_get(task, "target_id"));
-    bool visible = by && !strcmp(by, who);
-    if (!visible && vm_id) {
-        _cleanup_vm_ VoVm *vm = vo_vms_find(req->d, vm_id);
-        _cleanup_free_ char *id = vm ? vo_vm_id(vm) : NULL;
-        _cleanup_free_ char *project = id && !strcmp(id, vm_id) ? vo_vm_project(vm) : NULL;
-        visible = project && vo_principal_role_in(p, project) >= VO_ROLE_VIEWER;
+    if (by && !strcmp(by, who))
+        return true;
+    _cleanup_free_ char *project = vm_id ? project_of_vm(d, vm_id) : NULL;
+    return project && vo_principal_role_in(p, project) >= VO_ROLE_VIEWER;
+}
+
+bool vo_api_project_gate_task(VoRequest *req, VoReply *rep, json_t *task)
+{
+    const VoPrincipal *p = vo_access_current();
+    if (!task || !vo_principal_scoped(p) || task_visible(req->d, p, task))
+        return true; /* none: the handler (or the any door) answers 404 */
+    vo_reply_error(rep, VO_ERR_NOT_FOUND, "task '%s' does not exist", req->params[0]);
+    return false;
+}
+
+bool vo_api_project_gate_vm(VoRequest *req, VoReply *rep, const char *pattern,
+                            const char *project)
+{
+    const VoPrincipal *p = vo_access_current();
+    if (!vo_principal_scoped(p))
+        return true;
+    VoRole role = project ? vo_principal_role_in(p, project) : VO_ROLE_NONE;
+    if (role < VO_ROLE_VIEWER) {
+        vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
+        return false;
     }
-    json_decref(task);
-    return visible;
+    if (role < p->needed) {
+        _cleanup_free_ char *what = vo_asprintf("%s %s", req->method, pattern);
+        return refuse_role(rep, p, what, project, role);
+    }
+    /* A move to another project: the edit's role there too. */
+    const char *to = !strcmp(pattern, "/v1/vms/{vm}") && !strcmp(req->method, "PATCH")
+                         ? json_string_value(json_object_get(req->body, "project"))
+                         : NULL;
+    if (to && (role = vo_principal_role_in(p, to)) < p->needed)
+        return refuse_role(rep, p, "moving a VM", to, role);
+    return true;
 }
 
 bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern)
@@ -59,30 +101,19 @@ bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern)
         _cleanup_vm_ VoVm *vm = vo_vms_find(req->d, req->params[0]);
         /* Another host's VM (or none): the any door forwards the request
          * with its principal to the VM's host, whose gate decides; one of
-         * an offline host is checked there too (any-door-api.c). */
+         * an offline host is checked on its last document by this same
+         * gate (any-door-api.c), so every host answers alike. */
         if (!vm && req->d->cluster_store)
             return true;
         _cleanup_free_ char *project = vm ? vo_vm_project(vm) : NULL;
-        VoRole role = project ? vo_principal_role_in(p, project) : VO_ROLE_NONE;
-        if (role < VO_ROLE_VIEWER) {
-            vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
-            return false;
-        }
-        if (role < p->needed) {
-            _cleanup_free_ char *what = vo_asprintf("%s %s", req->method, pattern);
-            return refuse_role(rep, p, what, project, role);
-        }
-        /* A move to another project: the edit's role there too. */
-        const char *to = !strcmp(pattern, "/v1/vms/{vm}") && !strcmp(req->method, "PATCH")
-                             ? json_string_value(json_object_get(req->body, "project"))
-                             : NULL;
-        if (to && (role = vo_principal_role_in(p, to)) < p->needed)
-            return refuse_role(rep, p, "moving a VM", to, role);
-        return true;
+        return vo_api_project_gate_vm(req, rep, pattern, project);
     }
-    if (!strcmp(pattern, "/v1/tasks/{id}") && !task_visible(req, p)) {
-        vo_reply_error(rep, VO_ERR_NOT_FOUND, "task '%s' does not exist", req->params[0]);
-        return false;
+    if (!strcmp(pattern, "/v1/tasks/{id}")) {
+        json_t *task = vo_tasks_get_json(req->d->tasks, req->params[0]);
+        bool pass = vo_api_project_gate_task(req, rep, task);
+        json_decref(task);
+        if (!pass)
+            return false;
     }
     if (!strcmp(pattern, "/v1/vms") && strcmp(req->method, "GET")) {
         const char *project = json_string_value(json_object_get(req->body, "project"));

@@ -469,12 +469,17 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 }
 
 /* The Unix socket peer's uid and pid (SO_PEERCRED) as the requester of the
- * operations this thread queues next (jobs/tasks.h); none over TCP. */
-static void set_requester(struct MHD_Connection *conn, PendingRequest *p)
+ * operations this thread queues next (jobs/tasks.h); none over TCP. Its
+ * root, in a cluster, is this host's: another host that serves its request
+ * audits it as root@HOST (access.h). */
+static void set_requester(VoDaemon *d, struct MHD_Connection *conn, PendingRequest *p)
 {
     VoApiServer *s = p->server;
     if (!s->users && !p->named)
         p->principal.kind = s->tls ? VO_PRINCIPAL_PEER : VO_PRINCIPAL_ROOT;
+    if (p->principal.kind == VO_PRINCIPAL_ROOT && !p->named && d->cluster_store &&
+        d->host_name && strlen(d->host_name) < sizeof(p->principal.host))
+        snprintf(p->principal.host, sizeof(p->principal.host), "%s", d->host_name);
     if (p->principal.kind == VO_PRINCIPAL_ROOT || p->principal.kind == VO_PRINCIPAL_PEER)
         p->principal.role = VO_ROLE_ADMIN;
     vo_access_set_current(&p->principal);
@@ -811,7 +816,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     memcpy(req.params, p->match.params, sizeof(req.params));
     /* No idle timeout while the handler works (setting it again restarts it). */
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
-    set_requester(conn, p); /* operations the handler queues say who asked */
+    set_requester(d, conn, p); /* operations the handler queues say who asked */
     vo_store_stale_reset();
     if (p->match_r < 0)
         reply_route_error(p, &rep);

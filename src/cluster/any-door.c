@@ -132,6 +132,18 @@ json_t *vo_vm_doc_to_api(const char *doc_text, bool summary, const char *host_na
     return o;
 }
 
+char *vo_vm_doc_project(const char *doc_text)
+{
+    json_t *doc = doc_text ? json_loads(doc_text, 0, NULL) : NULL;
+    json_t *spec = json_object_get(doc, "spec");
+    json_t *project = json_object_get(spec, "project");
+    char *out = NULL;
+    if (json_is_object(spec) && (!project || json_is_string(project)))
+        out = vo_strdup(project ? json_string_value(project) : "default");
+    json_decref(doc);
+    return out;
+}
+
 typedef struct {
     json_t *item;
     const char *a, *b;

@@ -61,6 +61,11 @@ bool vo_cluster_key_object(const char *key, char *host_buf, size_t host_size,
 json_t *vo_vm_doc_to_api(const char *doc_text, bool summary, const char *host_name,
                          const char *host_state, int64_t now_ms);
 
+/* The project of a VM's document {"spec", ...} (malloc'd): its
+ * spec.project, "default" when it names none; NULL when doc_text is not a
+ * VM's document (none yet, or unreadable). */
+char *vo_vm_doc_project(const char *doc_text);
+
 /* Sorts arr (of objects) by the string at key, then at key2 (may be NULL),
  * ascending, or descending with newest_first; missing strings sort as "". */
 void vo_json_array_sort_by(json_t *arr, const char *key, const char *key2, bool descending);

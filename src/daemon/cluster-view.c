@@ -179,9 +179,11 @@ int vo_cluster_locate_vm(VoDaemon *d, const char *name_or_id, char **ret_host, c
     return 0;
 }
 
-int vo_cluster_locate_task(VoDaemon *d, const char *id, char **ret_host)
+int vo_cluster_locate_task(VoDaemon *d, const char *id, char **ret_host, char **ret_doc)
 {
     *ret_host = NULL;
+    if (ret_doc)
+        *ret_doc = NULL;
     if (!d->cluster_store || strchr(id, '/'))
         return 0;
     _cleanup_strv_ char **ids = NULL;
@@ -190,7 +192,7 @@ int vo_cluster_locate_task(VoDaemon *d, const char *id, char **ret_host)
         return r;
     for (char **h = ids; h && *h; h++) {
         _cleanup_free_ char *key = vo_asprintf("h/%s/operations/%s", *h, id);
-        r = vo_store_get(d->cluster_store, key, NULL, NULL);
+        r = vo_store_get(d->cluster_store, key, ret_doc, NULL);
         if (r == -ENOENT)
             continue;
         if (r < 0)

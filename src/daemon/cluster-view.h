@@ -35,8 +35,9 @@ int vo_cluster_host_find(VoDaemon *d, const char *name, VoClusterHost *ret);
  * error. */
 int vo_cluster_locate_vm(VoDaemon *d, const char *name_or_id, char **ret_host, char **ret_doc);
 /* The host of another host's task (its operation document): 1 with
- * *ret_host, 0, or the store's error. */
-int vo_cluster_locate_task(VoDaemon *d, const char *id, char **ret_host);
+ * *ret_host and *ret_doc (the document; ret_doc may be NULL) malloc'd, 0,
+ * or the store's error. */
+int vo_cluster_locate_task(VoDaemon *d, const char *id, char **ret_host, char **ret_doc);
 
 /* Appends the VMs of the other hosts (or only of the host with id only_host,
  * when not NULL) to arr, from their documents (vo_vm_doc_to_api: "host",

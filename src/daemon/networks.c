@@ -331,13 +331,18 @@ static void registry_add(VoDaemon *d, VoNetwork *n)
     d->networks[d->n_networks++] = n;
 }
 
-/* Forgets n (not freed). */
-static void registry_remove(VoDaemon *d, VoNetwork *n)
+/* Caller holds networks_lock. Forgets n (not freed). */
+static void registry_remove_locked(VoDaemon *d, VoNetwork *n)
 {
-    pthread_mutex_lock(&d->networks_lock);
     for (size_t i = 0; i < d->n_networks; i++)
         if (d->networks[i] == n)
             d->networks[i] = d->networks[--d->n_networks];
+}
+
+static void registry_remove(VoDaemon *d, VoNetwork *n)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    registry_remove_locked(d, n);
     pthread_mutex_unlock(&d->networks_lock);
 }
 
@@ -848,9 +853,13 @@ static int take_down(VoDaemon *d, VoNetwork *n, char **ret_error)
         return keep_after_failed_teardown(d, n, r, error, ret_error);
     (void)vo_rm_rf(n->dir);
     _cleanup_free_ char *key = vo_asprintf("networks/%s", n->spec->name);
+    /* Unlisted as its document goes (a store write is short; the lock is a
+     * leaf): a client that reloads on the delete's event no longer sees it. */
+    pthread_mutex_lock(&d->networks_lock);
     (void)vo_store_delete(d->store, key, n->rev);
+    registry_remove_locked(d, n);
+    pthread_mutex_unlock(&d->networks_lock);
     log_info("network %s: deleted", n->spec->name);
-    registry_remove(d, n);
     network_free(n);
     return 0;
 }

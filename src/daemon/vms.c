@@ -496,15 +496,21 @@ void vo_vms_set_gone_hook(void (*fn)(VoDaemon *d))
     vm_gone_hook = fn;
 }
 
-static void registry_remove(VoDaemon *d, VoVm *vm)
+/* Caller holds d->vms_lock; then calls vm_gone_hook without it. */
+static void registry_remove_locked(VoDaemon *d, VoVm *vm)
 {
-    pthread_mutex_lock(&d->vms_lock);
     for (size_t i = 0; i < d->n_vms; i++)
         if (d->vms[i] == vm) {
             d->vms[i] = d->vms[--d->n_vms];
             vo_vm_unref(vm);
             break;
         }
+}
+
+static void registry_remove(VoDaemon *d, VoVm *vm)
+{
+    pthread_mutex_lock(&d->vms_lock);
+    registry_remove_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
     if (vm_gone_hook)
         vm_gone_hook(d);
@@ -1348,26 +1354,34 @@ static int task_delete(VoTask *t, void *userdata)
         }
     }
     vo_task_progress(t, 50, "removing disks and definition");
+    /* The VM leaves the registry in the same critical section as its
+     * documents leave the store (as a create registers it: vo_vm_create):
+     * the delete's event goes out as the commit lands, and a client that
+     * reloads on it (the web UI, vireo events) must not find it listed.
+     * A lookup waits for the commit here, as it waits on vm->lock. */
+    pthread_mutex_lock(&d->vms_lock);
     pthread_mutex_lock(&vm->lock);
     int r = delete_documents(vm);
+    bool deleted = r >= 0 || r == -ENOENT;
+    if (deleted)
+        vm->deleted = true; /* a create task that gets the job lock next stops there */
+    VoVmSpec *spec = deleted ? vo_vm_spec_copy(vm->spec) : NULL; /* a create task edits it */
     pthread_mutex_unlock(&vm->lock);
-    if (r < 0 && r != -ENOENT) {
+    if (deleted) /* first: a volume attached to a VM cannot be removed */
+        registry_remove_locked(d, vm);
+    pthread_mutex_unlock(&d->vms_lock);
+    if (!deleted) {
         _cleanup_free_ char *name = vo_vm_name(vm);
         end_delete(vm);
         pthread_mutex_unlock(&vm->job);
         return vo_task_fail(t, r, "cannot delete VM '%s': %s", name, strerror(-r));
     }
-    pthread_mutex_lock(&vm->lock);
-    vm->deleted = true; /* a create task that gets the job lock next stops there */
-    pthread_mutex_unlock(&vm->lock);
-    _cleanup_free_ char *state_dir = vo_vm_state_dir(d, vm->spec->id);
-    _cleanup_free_ char *run_dir = vo_vm_run_dir(d, vm->spec->id);
+    if (vm_gone_hook)
+        vm_gone_hook(d);
+    _cleanup_free_ char *state_dir = vo_vm_state_dir(d, spec->id);
+    _cleanup_free_ char *run_dir = vo_vm_run_dir(d, spec->id);
     (void)vo_rm_rf(state_dir);
     (void)vo_rm_rf(run_dir);
-    pthread_mutex_lock(&vm->lock); /* a create task still running edits it in place */
-    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
-    pthread_mutex_unlock(&vm->lock);
-    registry_remove(d, vm); /* first: a volume attached to a VM cannot be removed */
     pthread_mutex_unlock(&vm->job);
     for (size_t i = 0; !a->keep_disks && i < spec->n_disks; i++) {
         _cleanup_free_ char *error = NULL;

@@ -13,11 +13,14 @@ elevates."""
 
 import json
 import os
+import signal
 import subprocess
 
 from cluster_harness import Pki
+from test_any_door import current_rev, events_since
 from test_cluster_access import user_https
 from test_cluster_formation import init, join
+from vireo_harness import wait_until
 
 HEADER = "X-Vireo-Principal"
 
@@ -155,4 +158,83 @@ def test_forwarded_requests_are_the_users(cluster, tmp_path):
     # The Unix socket (root) names nobody else either.
     status, doc = h2.request("POST", "/v1/vms/v2/stop", {}, headers={HEADER: root})
     assert status == 400, doc
+
+    root_is_its_hosts(h1, h2)
+    offline_host_answers_alike(h1, h2, tokens)
+
+
+def root_is_its_hosts(h1, h2):
+    """h1's root (its Unix socket), forwarded to h2, is audited there as
+    root@h1, in the operation and in the event stream that carries it; h2's
+    own root stays root."""
+    rev = current_rev(h2)
+    task = h1.api("POST", "/v1/vms/v2/stop", {}, expect=202)["task"]
+    h2.wait_task(task)
+    assert who_asked(h2, task) == "root@h1"
+    seen = {e["object"]["requested_by"]["who"] for e in events_since(h2, rev, "operation")
+            if e["id"] == task["id"] and e.get("object")}
+    assert seen == {"root@h1"}, seen
+    task = h2.api("POST", "/v1/vms/v2/start", {}, expect=202)["task"]
+    h2.wait_task(task)
+    assert who_asked(h2, task) == "root"
+
+
+def offline_host_answers_alike(h1, h2, tokens):
+    """h2 offline (its fence stopped: its host record lapses, etcd keeps its
+    quorum): h1 answers for h2's VMs and tasks as h2 would. Who may not see
+    one gets what a VM or task that does not exist gets (404, the same
+    message), a role too low on its project 403 as from h2 (before: 404),
+    and only who may act on it hears 503 naming the offline host (before:
+    anyone, for a task)."""
+    h1.api("POST", "/v1/projects", {"name": "other"}, expect=201)
+    h1.cli("user", "create", "bob", "--role", "none", "--password-file", "-",
+           input="bob's password\n")
+    h1.cli("user", "grant", "bob", "--role", "operator", "--project", "other")
+    h1.cli("user", "grant", "bob", "--role", "viewer", "--project", "team")
+    bob = h1.api("POST", "/v1/tokens", {"role": "operator", "user": "bob"}, expect=201)
+    alice, vic = tokens["alice"]["secret"], tokens["vic"]["secret"]
+    roots = h2.api("POST", "/v1/vms/v2/stop", {}, expect=202)["task"]  # h2 root's
+    h2.wait_task(roots)
+    alices = user_https(h1, h1, "POST", "/v1/vms/p2/stop", alice, body={})[1]["task"]
+    h2.wait_task(alices)
+    cases = [  # (token, method, path): what h2 answers, through h1, online
+        (bob["secret"], "POST", "/v1/vms/p2/start"),  # viewer on team: 403
+        (alice, "GET", "/v1/vms/v2"),                 # no role on default: 404
+        (alice, "POST", "/v1/vms/v2/start"),
+        (alice, "GET", "/v1/tasks/" + roots["id"]),  # another's, of default: 404
+    ]
+    online = [user_https(h1, h1, m, path, tok, body={} if m == "POST" else None)
+              for tok, m, path in cases]
+    assert [st for st, _ in online] == [403, 404, 404, 404], online
+    assert "viewer" in online[0][1]["error"]["message"], online[0]
+
+    def absent(tok, path):  # the answer for an object no host has
+        return user_https(h1, h1, "GET", path, tok)[1]["error"]["message"]
+
+    assert online[1][1]["error"]["message"] == absent(alice, "/v1/vms/nope").replace(
+        "nope", "v2")
+    no_task = "00000000-0000-4000-8000-000000000000"
+    assert online[3][1]["error"]["message"] == absent(alice, "/v1/tasks/" + no_task).replace(
+        no_task, roots["id"])
+
+    fence = h2.fence_pid()
+    assert fence
+    os.kill(fence, signal.SIGSTOP)
+    try:
+        wait_until(lambda: {x["name"]: x["state"] for x in h1.api("GET", "/v1/hosts")["hosts"]}
+                   .get("h2") == "offline", 30, what="h2 offline seen from h1")
+        offline = [user_https(h1, h1, m, path, tok, body={} if m == "POST" else None)
+                   for tok, m, path in cases]
+        assert offline == online, (offline, online)
+        # Who may see it: 503 naming h2 (a VM's own document: 200, marked).
+        for tok, method, path in ((alice, "POST", "/v1/vms/p2/start"),
+                                  (alice, "GET", "/v1/tasks/" + alices["id"]),
+                                  (vic, "GET", "/v1/tasks/" + roots["id"])):
+            status, doc = user_https(h1, h1, method, path, tok,
+                                     body={} if method == "POST" else None)
+            assert status == 503 and "host 'h2'" in doc["error"]["message"], (path, doc)
+        status, doc = user_https(h1, h1, "GET", "/v1/vms/p2", alice)
+        assert status == 200 and doc["host_state"] == "offline", doc
+    finally:
+        os.kill(fence, signal.SIGCONT)
 

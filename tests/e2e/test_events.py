@@ -198,10 +198,42 @@ def check_lifecycle(vm_id, got):
 def test_vm_lifecycle_events_in_order(fake_daemon):
     vm_id, got = lifecycle_events(fake_daemon, "ev1")
     check_lifecycle(vm_id, got)
+
     # The same changes are in the stream's history, with the same ids.
     past = {i: data for i, _, data in history(fake_daemon, "kind=vm")}
     for i, _, data in got:
         assert past[i] == data
+    event_follows_the_change(fake_daemon, "ev1", vm_id)
+
+
+def event_follows_the_change(d, name, vm_id):
+    """A client that reloads on an event sees what the event says: a VM is
+    listed once its first event is out, and no longer listed once its
+    delete's is (the web UI reloaded on the delete's task end instead).
+    The VM's state directory is given a few thousand files, which vireod
+    removes with it: before, that removal came between the delete's commit
+    (its event) and the VM leaving the list, and a reload on the event
+    still listed it."""
+    def listed():
+        return {v["name"] for v in d.api("GET", "/v1/vms")["vms"]}
+
+    stream = EventStream(d, "kind=vm")
+    try:
+        d.api("POST", "/v1/vms", {"name": name + "b", "memory_mib": 64}, expect=202)
+        stream.read_until(lambda e: e["action"] == "put" and
+                          (e["object"] or {}).get("spec", {}).get("name") == name + "b")
+        assert name + "b" in listed()
+        ballast = os.path.join(d.state_dir, "vms", vm_id, "ballast")
+        os.makedirs(ballast)
+        for i in range(3000):
+            open(os.path.join(ballast, str(i)), "w").close()
+        task = d.api("DELETE", f"/v1/vms/{name}", expect=202)["task"]
+        stream.read_until(lambda e: e["id"] == vm_id and e["action"] == "delete")
+        assert name not in listed(), "listed after its delete's event"
+        assert d.request("GET", f"/v1/vms/{vm_id}")[0] == 404
+        assert d.wait_task(task)["state"] == "succeeded"
+    finally:
+        stream.close()
 
 
 def test_vm_lifecycle_events_real_qemu(daemon):

@@ -28,7 +28,7 @@ static bool same(const VoPrincipal *a, const VoPrincipal *b)
 {
     if (a->kind != b->kind || a->role != b->role || strcmp(a->name, b->name) ||
         strcmp(a->user, b->user) || strcmp(a->address, b->address) ||
-        a->n_grants != b->n_grants)
+        strcmp(a->host, b->host) || a->n_grants != b->n_grants)
         return false;
     for (size_t i = 0; i < a->n_grants; i++)
         if (vo_principal_role_in(a, a->grants[i].project) !=
@@ -64,6 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_name(p.name, sizeof(p.name), false);
     check_name(p.user, sizeof(p.user), true);
     check_name(p.address, sizeof(p.address), true);
+    FUZZ_CHECK(p.kind == VO_PRINCIPAL_ROOT || !p.host[0]); /* only root names its host */
+    check_name(p.host, sizeof(p.host), true);
     for (size_t i = 0; i < p.n_grants; i++) {
         check_name(p.grants[i].project, sizeof(p.grants[i].project), false);
         FUZZ_CHECK(p.grants[i].role >= VO_ROLE_VIEWER && p.grants[i].role <= VO_ROLE_ADMIN);

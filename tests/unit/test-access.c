@@ -326,6 +326,23 @@ static void test_principal_header(void **state)
     assert_int_equal(q.kind, VO_PRINCIPAL_ROOT);
     assert_int_equal(q.role, VO_ROLE_ADMIN);
     free(text);
+    /* A cluster host's root names its host, and is audited as that host's. */
+    snprintf(root.host, sizeof(root.host), "h1");
+    text = vo_principal_header_encode(&root);
+    assert_string_equal(text, "{\"host\":\"h1\",\"kind\":\"root\",\"v\":1}");
+    assert_int_equal(vo_principal_header_parse(text, &q, NULL), 0);
+    assert_string_equal(q.host, "h1");
+    char who[128];
+    vo_principal_describe(&q, who, sizeof(who));
+    assert_string_equal(who, "root@h1");
+    free(text);
+    /* Only root names a host. */
+    why = NULL;
+    assert_int_equal(vo_principal_header_parse("{\"v\":1,\"kind\":\"user\",\"name\":\"bob\","
+                                               "\"role\":\"viewer\",\"host\":\"h1\"}", &q, &why),
+                     -EINVAL);
+    assert_non_null(strstr(why, "host"));
+    free(why);
     /* A peer's own request and an anonymous one name nobody. */
     VoPrincipal peer = { .kind = VO_PRINCIPAL_PEER, .role = VO_ROLE_ADMIN };
     assert_null(vo_principal_header_encode(&peer));
