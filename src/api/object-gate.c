@@ -67,7 +67,7 @@ static bool volume_visible(VoDaemon *d, const VoPrincipal *p, const char *key, c
         *ret_elsewhere = d->cluster_store != NULL;
         return *ret_elsewhere;
     }
-    if (vo_volume_project(d, key, ret_project, NULL) < 0)
+    if (vo_volume_project_seen(d, key, ret_project) < 0)
         return false;
     return *ret_project && vo_principal_role_in(p, *ret_project) >= VO_ROLE_VIEWER;
 }

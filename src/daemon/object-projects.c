@@ -9,6 +9,8 @@
 #include "conf/names.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
+#include "daemon/vms.h"
+#include "state/relations.h"
 #include "state/keys.h"
 #include "util/util.h"
 
@@ -59,6 +61,24 @@ int vo_network_project_set(VoDaemon *d, const char *name, const char *project,
     return vo_project_object_set(d->store, &o, project, 0, d->host_id, ret_error);
 }
 
+/* The project of VM vm_name of this host (malloc'd), or NULL. */
+static char *vm_project_of(VoDaemon *d, const char *vm_name)
+{
+    _cleanup_vm_ VoVm *vm = vm_name ? vo_vms_find(d, vm_name) : NULL;
+    return vm ? vo_vm_project(vm) : NULL;
+}
+
+int vo_volume_project_seen(VoDaemon *d, const char *key, char **ret_project)
+{
+    int r = vo_volume_project(d, key, ret_project, NULL);
+    VoRelationUser user;
+    if (r < 0 || *ret_project || vo_relations_volume_user(d->store, key, &user) <= 0)
+        return r;
+    *ret_project = vm_project_of(d, user.name);
+    vo_relation_user_clear(&user);
+    return 0;
+}
+
 /* Sets each item's "project" from the maps read per scope (cache: {scope:
  * {id: project}}), then keeps only's. */
 static int add_projects(VoDaemon *d, json_t *list, const char *kind, const char *only)
@@ -83,11 +103,22 @@ static int add_projects(VoDaemon *d, json_t *list, const char *kind, const char 
         }
         _cleanup_free_ char *id = volume ? vo_asprintf("%s/%s", pool, name) : vo_strdup(name);
         json_t *project = json_object_get(map, id);
-        json_object_set(item, "project", project ? project : json_null());
-        if (only && (!project || strcmp(json_string_value(project), only)))
-            json_array_remove(list, i);
+        /* A volume of no project that is a disk of a VM here: its VM's. */
+        _cleanup_free_ char *of_vm = volume && !project
+            ? vm_project_of(d, json_string_value(json_object_get(item, "attached_to"))) : NULL;
+        if (of_vm)
+            project = json_string(of_vm);
         else
+            json_incref(project);
+        json_object_set(item, "project", project ? project : json_null());
+        if (volume)
+            json_object_set_new(item, "project_of_vm", json_boolean(of_vm != NULL));
+        bool keep = !only || (project && !strcmp(json_string_value(project), only));
+        json_decref(project);
+        if (keep)
             i++;
+        else
+            json_array_remove(list, i);
     }
     json_decref(cache);
     return r;

@@ -23,6 +23,10 @@ const char *vo_network_scope(VoDaemon *d, const char *name);
  * NULL), or the store's error. */
 int vo_volume_project(VoDaemon *d, const char *key, char **ret_project, int64_t *ret_disk_bytes);
 int vo_network_project(VoDaemon *d, const char *name, char **ret_project);
+/* The project volume key is seen in: its own, else, for a disk of a VM of
+ * this host, that VM's (a VM's disks made with it have no project of their
+ * own: they follow their VM, counted in its figure). */
+int vo_volume_project_seen(VoDaemon *d, const char *key, char **ret_project);
 /* Puts it in project (NULL: none); a volume counts disk_bytes (-1: as it
  * does) against the project's disk quota. -VO_EQUOTA, -ENOENT (no such
  * project) or the store's error, with *ret_error. */
@@ -32,7 +36,9 @@ int vo_network_project_set(VoDaemon *d, const char *name, const char *project,
                            char **ret_error);
 
 /* Sets "project" (a name or null) on each item of list (volumes, with
- * "pool" and "name"; networks, with "name"), as the store says; then,
+ * "pool" and "name"; networks, with "name"), as the store says (a volume
+ * of no project of its own attached to a VM here: its VM's, and
+ * "project_of_vm" true); then,
  * with only (not NULL), keeps those of project only. 0 or the store's
  * error. */
 int vo_volumes_add_projects(VoDaemon *d, json_t *list, const char *only);

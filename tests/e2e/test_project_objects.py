@@ -255,7 +255,14 @@ def test_project_users_over_https(dh):
     assert net["status"] == 201 and net["body"]["project"] == "ta", net
     assert net_b["status"] == 403, net_b
     assert pools["status"] == 200 and pools["body"]["pools"], pools
-    assert [v["key"] for v in vols["body"]["volumes"]] == ["default/ta1"], vols
+    own = [v["key"] for v in vols["body"]["volumes"] if not v["project_of_vm"]]
+    assert own == ["default/ta1"], vols
+    # its VM's disks (made with it, of no project of their own) follow it
+    disks = [v for v in vols["body"]["volumes"] if v["project_of_vm"]]
+    assert disks and all(v["attached_to"] == "vta" and v["project"] == "ta"
+                         for v in disks), vols
+    assert all(v["project"] in ("ta", "tb") or v["attached_to"] != "vta"
+               for v in d.api("GET", "/v1/volumes")["volumes"])
     assert sorted(n["name"] for n in nets["body"]["networks"]) == ["default", "nta"], nets
     for ans, key in ((other, "default/tb1"), (shared, "default/shared1")):
         assert ans["status"] == 404 and \
