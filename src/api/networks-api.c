@@ -24,14 +24,6 @@ void vo_api_networks_list(VoRequest *req, VoReply *rep)
     vo_reply_json(rep, 200, json_pack("{s:o}", "networks", list));
 }
 
-/* Sets "project" on one network's JSON. */
-static void add_project(VoDaemon *d, json_t *net)
-{
-    json_t *one = json_pack("[O]", net);
-    if (vo_networks_add_projects(d, one, NULL) < 0)
-        json_object_set_new(net, "project", json_null());
-    json_decref(one);
-}
 
 void vo_api_network_create(VoRequest *req, VoReply *rep)
 {
@@ -65,7 +57,7 @@ void vo_api_network_create(VoRequest *req, VoReply *rep)
     if (r < 0)
         vo_reply_errno(rep, r, error);
     else {
-        add_project(req->d, net);
+        vo_object_add_project(req->d, net, "network");
         vo_reply_json(rep, 201, net);
     }
     free(error);
@@ -94,7 +86,7 @@ void vo_api_network_edit(VoRequest *req, VoReply *rep)
         r = vo_network_project_set(req->d, req->params[0], json_string_value(project), &error);
     json_t *net = NULL;
     if (r >= 0 && (r = vo_network_get_json(req->d, req->params[0], &net, &error)) >= 0)
-        add_project(req->d, net);
+        vo_object_add_project(req->d, net, "network");
     vo_reply_found(rep, r, net, error);
 }
 
@@ -106,7 +98,7 @@ void vo_api_network_show(VoRequest *req, VoReply *rep)
     char *error = NULL;
     int r = vo_network_get_json(req->d, req->params[0], &net, &error);
     if (r >= 0)
-        add_project(req->d, net);
+        vo_object_add_project(req->d, net, "network");
     vo_reply_found(rep, r, net, error);
 }
 

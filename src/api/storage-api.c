@@ -181,21 +181,11 @@ void vo_api_volumes_list(VoRequest *req, VoReply *rep)
     vo_reply_json(rep, 200, json_pack("{s:o}", "volumes", list));
 }
 
-/* Sets "project" on one volume's JSON (null when the store cannot say). */
-static void add_project(VoDaemon *d, json_t *volume)
-{
-    if (!volume)
-        return;
-    json_t *one = json_pack("[O]", volume);
-    if (vo_volumes_add_projects(d, one, NULL) < 0)
-        json_object_set_new(volume, "project", json_null());
-    json_decref(one);
-}
 
 static void reply_task_and_volume(VoDaemon *d, VoReply *rep, int r, json_t *task,
                                   json_t *volume, char *error)
 {
-    add_project(d, volume);
+    vo_object_add_project(d, volume, "volume");
     if (r < 0) {
         json_decref(volume);
         vo_reply_errno(rep, r, error);
@@ -228,7 +218,7 @@ void vo_api_volume_show(VoRequest *req, VoReply *rep)
     char *error = NULL;
     int r = vo_volume_get_json(req->d, req->params[0], req->params[1], &volume, &error);
     if (r >= 0)
-        add_project(req->d, volume);
+        vo_object_add_project(req->d, volume, "volume");
     reply_result(rep, r, 200, volume, error);
 }
 
@@ -285,7 +275,7 @@ void vo_api_volume_edit(VoRequest *req, VoReply *rep)
     if (r >= 0)
         r = vo_volume_get_json(req->d, req->params[0], req->params[1], &volume, &error);
     if (r >= 0)
-        add_project(req->d, volume);
+        vo_object_add_project(req->d, volume, "volume");
     reply_result(rep, r, 200, volume, error);
 }
 

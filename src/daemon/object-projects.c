@@ -124,6 +124,16 @@ static int add_projects(VoDaemon *d, json_t *list, const char *kind, const char 
     return r;
 }
 
+void vo_object_add_project(VoDaemon *d, json_t *item, const char *kind)
+{
+    if (!item)
+        return;
+    json_t *one = json_pack("[O]", item);
+    if (add_projects(d, one, kind, NULL) < 0)
+        json_object_set_new(item, "project", json_null());
+    json_decref(one);
+}
+
 int vo_volumes_add_projects(VoDaemon *d, json_t *list, const char *only)
 {
     return add_projects(d, list, "volume", only);

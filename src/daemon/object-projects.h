@@ -43,6 +43,9 @@ int vo_network_project_set(VoDaemon *d, const char *name, const char *project,
  * error. */
 int vo_volumes_add_projects(VoDaemon *d, json_t *list, const char *only);
 int vo_networks_add_projects(VoDaemon *d, json_t *list, const char *only);
+/* The same for one volume's or network's JSON (kind "volume", "network";
+ * null when the store cannot say). */
+void vo_object_add_project(VoDaemon *d, json_t *item, const char *kind);
 
 /* A VM's save from relations have to want (state/relations.h) in project:
  * every volume and network it newly uses (all of them when the VM comes
