@@ -98,7 +98,8 @@ bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern)
         VoRole role = vo_principal_role_in(p, project);
         if (role < p->needed)
             return refuse_role(rep, p, "creating a VM", project, role);
-        return vo_api_object_gate_volume_of_vm(req, rep, p, "disk_volume");
+        return vo_api_object_gate_volume_of_vm(req, rep, p, "disk_volume") &&
+               vo_api_object_gate_volume_of_vm(req, rep, p, "cdrom");
     }
     if (!strcmp(pattern, "/v1/projects/{project}") &&
         vo_principal_role_in(p, req->params[0]) < VO_ROLE_VIEWER) {

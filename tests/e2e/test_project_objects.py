@@ -135,6 +135,13 @@ def test_volumes_and_networks_carry_a_project(dh):
     assert err["error"]["code"] == "quota-exceeded"
     assert d.api("GET", "/v1/pools/default/volumes/va1")["project"] == "pa"
 
+    # A restart of vireod keeps them (documents in the store).
+    d.stop()
+    d.start()
+    assert d.api("GET", "/v1/pools/default/volumes/va1")["project"] == "pa"
+    assert d.api("GET", "/v1/networks/na")["project"] == "pa"
+    assert disk_used(d, "pa") == 2 * GIB
+
     # A project holding volumes or networks stays.
     err = d.api("DELETE", "/v1/projects/pa", expect=409)
     assert err["error"]["message"].startswith(
