@@ -72,34 +72,15 @@ int vo_project_object_get(VoStore *s, const VoProjectObject *o, char **ret_proje
     return r;
 }
 
-/* Checks that disk_bytes more (from before) fit project's disk quota, and
- * fills guard with the project's document to compare and put again. */
+/* Checks that disk_bytes from before to after fit project's disk quota
+ * (the others' use: without this object's usage document), and fills guard
+ * with the project's document to compare and put again. */
 static int check_project(VoStore *s, const VoProjectObject *o, const char *project,
                          int64_t before, int64_t after, VoProjectGuard *guard, char **ret_error)
 {
-    json_t *doc = NULL;
-    int64_t rev = 0;
-    /* The document first, the usage after (as project-usage.c does). */
-    int r = vo_project_read(s, project, &doc, &rev, ret_error);
-    if (r < 0)
-        return r;
-    VoQuota limits;
-    r = vo_quota_from_json(doc ? json_object_get(doc, "quotas") : NULL, &limits, ret_error);
     _cleanup_free_ char *self = usage_name(o);
-    VoProjectUsage u = { .except_vm = self };
-    if (r >= 0 && after > before && (r = vo_project_usage_read(s, project, &u)) < 0)
-        r = vo_error_set(ret_error, r, "cannot read the usage of project '%s': %s", project,
-                         strerror(-r));
     VoQuota was = { .disk_bytes = before }, will = { .disk_bytes = after };
-    if (r >= 0 && after > before)
-        r = vo_quota_check(project, &limits, &u.used, &was, &will, ret_error);
-    if (r >= 0) {
-        guard->key = vo_key_project(project);
-        guard->doc = doc ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-        guard->rev = rev;
-    }
-    json_decref(doc);
-    return r;
+    return vo_project_check(s, project, self, &was, &will, guard, ret_error);
 }
 
 static char *usage_text(const VoProjectObject *o, const char *host_id, int64_t disk)
