@@ -29,6 +29,7 @@ static void print_network(const json_t *net)
     out_kv(stdout, "name:", jstr(net, "name"));
     out_kv(stdout, "type:", type);
     out_kv(stdout, "state:", jstr(net, "state"));
+    out_kv(stdout, "project:", jstr(net, "project") ? jstr(net, "project") : "none (shared)");
     out_kv(stdout, "error:", jstr(net, "error"));
     out_kv(stdout, "subnet:", jstr(net, "subnet"));
     out_kv(stdout, "dhcp:", json_is_boolean(dhcp) ? (json_is_true(dhcp) ? "yes" : "no") : NULL);
@@ -112,7 +113,7 @@ static bool set_number(json_t *body, const char *key, const char *option, const 
 static int network_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *type = NULL, *subnet = NULL, *bridge = NULL, *uplink = NULL,
-               *vlan_id = NULL, *vni = NULL, *local = NULL, *port = NULL;
+               *vlan_id = NULL, *vni = NULL, *local = NULL, *port = NULL, *project = NULL;
     bool no_dhcp = false;
     _cleanup_strv_ char **remotes = NULL;
     const CliOption opts[] = {
@@ -120,7 +121,8 @@ static int network_create(const CliCommand *cmd, int argc, char **argv)
         { "--no-dhcp", NULL, &no_dhcp }, { "--bridge", &bridge, NULL },
         { "--uplink", &uplink, NULL },   { "--vlan-id", &vlan_id, NULL },
         { "--vni", &vni, NULL },         { "--local", &local, NULL },
-        { "--port", &port, NULL },       { NULL, NULL, NULL },
+        { "--port", &port, NULL },       { "--project", &project, NULL },
+        { NULL, NULL, NULL },
     };
     const CliListOption lists[] = { { "--remote", &remotes }, { NULL, NULL } };
     int exit_status;
@@ -163,6 +165,8 @@ static int network_create(const CliCommand *cmd, int argc, char **argv)
     }
     if (local)
         json_object_set_new(body, "local", json_string(local));
+    if (project)
+        json_object_set_new(body, "project", json_string(project));
     if (!set_number(body, "vlan_id", "--vlan-id", vlan_id) ||
         !set_number(body, "vni", "--vni", vni) || !set_number(body, "port", "--port", port)) {
         json_decref(body);
@@ -179,18 +183,32 @@ static int network_create(const CliCommand *cmd, int argc, char **argv)
 
 static int network_list(const CliCommand *cmd, int argc, char **argv)
 {
-    json_t *doc = NULL;
+    const char *project = NULL;
+    const CliOption opts[] = { { "--project", &project, NULL }, { NULL, NULL, NULL } };
     int exit_status;
-    if (!api_read_command(cmd, argc, argv, "/v1/networks", &doc, &exit_status))
+    if (!cli_parse_args(cmd, argc, argv, opts, NULL, &exit_status))
         return exit_status;
-    static const char *const headers[] = { "NAME", "TYPE", "SUBNET", "BRIDGE", "STATE", "LEASES" };
+    _cleanup_free_ char *escaped = project ? api_escape(project) : NULL;
+    _cleanup_free_ char *path = vo_asprintf("/v1/networks%s%s", project ? "?project=" : "",
+                                            project ? escaped : "");
+    json_t *doc = NULL;
+    if (api_call("GET", path, NULL, &doc) < 0)
+        return CLI_EXIT_FAIL;
+    if (cli_globals.json) {
+        out_json(stdout, doc);
+        json_decref(doc);
+        return CLI_EXIT_OK;
+    }
+    static const char *const headers[] = { "NAME",  "TYPE",   "SUBNET", "BRIDGE",
+                                           "STATE", "LEASES", "PROJECT" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
     json_t *net;
     json_array_foreach(json_object_get(doc, "networks"), i, net) {
         _cleanup_free_ char *leases = leases_count(net);
         const char *cells[] = { jstr(net, "name"),   jstr(net, "type"),  jstr(net, "subnet"),
-                                jstr(net, "bridge"), jstr(net, "state"), leases };
+                                jstr(net, "bridge"), jstr(net, "state"), leases,
+                                jstr(net, "project") };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -204,6 +222,28 @@ static int network_show(const CliCommand *cmd, int argc, char **argv)
     return api_show_command(cmd, argc, argv, "networks", print_network);
 }
 
+/* vireo network set NAME --project P|none: moves it (an admin's action). */
+static int network_set(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *name = NULL, *project = NULL;
+    const CliOption opts[] = { { "--project", &project, NULL }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    if (!project)
+        return cli_usage_error("network set", "'network set' needs --project P (none: no "
+                                              "project)");
+    json_t *body = json_pack("{s:o}", "project", strcmp(project, "none") ? json_string(project)
+                                                                         : json_null());
+    _cleanup_free_ char *path = api_path("networks", name, NULL);
+    json_t *net = NULL;
+    int r = api_call("PATCH", path, body, &net);
+    json_decref(body);
+    if (r < 0)
+        return CLI_EXIT_FAIL;
+    return api_print_doc(net, print_network);
+}
+
 static int network_delete(const CliCommand *cmd, int argc, char **argv)
 {
     return api_delete_command(cmd, argc, argv, "networks");
@@ -212,7 +252,8 @@ static int network_delete(const CliCommand *cmd, int argc, char **argv)
 static const CliCommand network_commands[] = {
     { "network", "create", "NAME",
       "--type nat|isolated|bridge|vlan|vxlan [--subnet CIDR] [--no-dhcp] [--bridge BR] "
-      "[--uplink IFACE --vlan-id N] [--vni N --remote ADDR... [--local ADDR] [--port N]]",
+      "[--uplink IFACE --vlan-id N] [--vni N --remote ADDR... [--local ADDR] [--port N]] "
+      "[--project P]",
       "Create a network for VMs' NICs.",
       "Types:\n"
       "  nat                   a private subnet with DHCP, routed out through the host (NAT)\n"
@@ -238,6 +279,9 @@ static const CliCommand network_commands[] = {
       "  --local ADDR          vxlan: this host's source address (default: the kernel's\n"
       "                        choice)\n"
       "  --port N              vxlan: the UDP port (default: 4789)\n"
+      "  --project P           make it in project P: only P's VMs use it and only P's\n"
+      "                        users see it (without: a shared network, seen and used\n"
+      "                        by every project, changed by the cluster's admins)\n"
       "\nExamples:\n"
       "  vireo network create lab --type nat --subnet 10.10.0.0/24\n"
       "  vireo network create lan --type bridge --bridge br0\n"
@@ -245,7 +289,14 @@ static const CliCommand network_commands[] = {
       "  vireo network create ov1 --type vxlan --vni 1001 --remote 192.0.2.2 "
       "--remote 192.0.2.3 \\\n      --subnet 10.20.0.0/24\n",
       network_create },
-    { "network", "list", NULL, NULL, "List the networks.", NULL, network_list },
+    { "network", "list", NULL, "[--project P]", "List the networks.",
+      "PROJECT: the project a network belongs to (none: shared by all projects);\n"
+      "--project P lists only P's.\n",
+      network_list },
+    { "network", "set", "NAME", "--project P|none", "Move a network to a project.",
+      "An action of the cluster's admins; refused while a VM has a NIC on it. none: the\n"
+      "network belongs to no project (shared).\n",
+      network_set },
     { "network", "show", "NAME", NULL, "Show one network and its DHCP leases.",
       "A cluster network also shows its VNI and the cluster's addresses (IPAM): every\n"
       "VM's address on it, on whichever host the VM runs; the leases are this host's.\n",

@@ -35,11 +35,12 @@ static char *backing_str(const json_t *vol)
 
 static int volume_create(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *ref = NULL, *size = NULL, *format = NULL;
+    const char *ref = NULL, *size = NULL, *format = NULL, *project = NULL;
     bool async = false;
     const CliOption opts[] = {
         { "--size", &size, NULL },
         { "--format", &format, NULL },
+        { "--project", &project, NULL },
         { "--async", NULL, &async },
         { NULL, NULL, NULL },
     };
@@ -59,6 +60,8 @@ static int volume_create(const CliCommand *cmd, int argc, char **argv)
     json_t *body = json_pack("{s:s, s:I}", "name", name, "size_bytes", (json_int_t)bytes);
     if (format)
         json_object_set_new(body, "format", json_string(format));
+    if (project)
+        json_object_set_new(body, "project", json_string(project));
     _cleanup_free_ char *path = api_path("pools", pool, "/volumes");
     int r = run_action("POST", path, body, async, ref, "created");
     json_decref(body);
@@ -90,7 +93,7 @@ static int upload_precheck(const char *pool, const char *name)
 }
 
 static int volume_upload(const char *ref, const char *pool, const char *name, const char *file,
-                         bool iso, bool async)
+                         bool iso, const char *project, bool async)
 {
     _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -106,7 +109,13 @@ static int volume_upload(const char *ref, const char *pool, const char *name, co
     if (r >= 0)
         return r;
 
-    _cleanup_free_ char *path = api_volume_path(pool, name, iso ? "/data?content=iso" : "/data");
+    _cleanup_free_ char *escaped = project ? api_escape(project) : NULL;
+    _cleanup_free_ char *query = vo_asprintf("/data%s%s%s%s", iso || project ? "?" : "",
+                                             iso ? "content=iso" : "",
+                                             iso && project ? "&" : "",
+                                             project ? "project=" : "");
+    _cleanup_free_ char *tail = vo_asprintf("%s%s", query, project ? escaped : "");
+    _cleanup_free_ char *path = api_volume_path(pool, name, tail);
     _cleanup_free_ char *label = vo_asprintf("upload %s", ref);
     HttpReply reply;
     r = http_upload(path, fd, S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1, file, label, &reply);
@@ -136,11 +145,12 @@ static int volume_upload(const char *ref, const char *pool, const char *name, co
 
 static int volume_import(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *args[2] = { NULL }, *format = NULL, *content = NULL;
+    const char *args[2] = { NULL }, *format = NULL, *content = NULL, *project = NULL;
     bool upload = false, async = false;
     const CliOption opts[] = {
         { "--format", &format, NULL },
         { "--content", &content, NULL },
+        { "--project", &project, NULL },
         { "--upload", NULL, &upload },
         { "--async", NULL, &async },
         { NULL, NULL, NULL },
@@ -160,7 +170,7 @@ static int volume_import(const CliCommand *cmd, int argc, char **argv)
         return cli_usage_error("volume import", "--format %s cannot go with --upload: vireod "
                                                 "stores uploaded volumes as qcow2", format);
     if (upload)
-        return volume_upload(ref, pool, name, file, content != NULL, async);
+        return volume_upload(ref, pool, name, file, content != NULL, project, async);
 
     _cleanup_free_ char *abs = cli_absolute_path(file);
     json_t *body = json_pack("{s:s, s:s}", "name", name, "import_path", abs);
@@ -168,6 +178,8 @@ static int volume_import(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "format", json_string(format));
     if (content)
         json_object_set_new(body, "content", json_string(content));
+    if (project)
+        json_object_set_new(body, "project", json_string(project));
     _cleanup_free_ char *path = api_path("pools", pool, "/volumes");
     int r = run_action("POST", path, body, async, ref, "imported");
     json_decref(body);
@@ -176,16 +188,22 @@ static int volume_import(const CliCommand *cmd, int argc, char **argv)
 
 static int volume_list(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *pool = NULL, *host = NULL;
-    const CliOption opts[] = { { "--host", &host, NULL }, { NULL, NULL, NULL } };
+    const char *pool = NULL, *host = NULL, *project = NULL;
+    const CliOption opts[] = { { "--host", &host, NULL }, { "--project", &project, NULL },
+                               { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &pool, &exit_status))
         return exit_status;
     _cleanup_free_ char *esc = pool ? api_escape(pool) : NULL;
     _cleanup_free_ char *host_esc = host ? api_escape(host) : NULL;
-    _cleanup_free_ char *path = vo_asprintf("/v1/volumes%s%s%s%s", pool ? "?pool=" : "",
+    _cleanup_free_ char *project_esc = project ? api_escape(project) : NULL;
+    _cleanup_free_ char *base = vo_asprintf("/v1/volumes%s%s%s%s", pool ? "?pool=" : "",
                                             pool ? esc : "", host ? (pool ? "&host=" : "?host=") : "",
                                             host ? host_esc : "");
+    _cleanup_free_ char *path = vo_asprintf("%s%s%s", base,
+                                            project ? (pool || host ? "&project=" : "?project=")
+                                                    : "",
+                                            project ? project_esc : "");
     json_t *doc = NULL;
     if (api_call("GET", path, NULL, &doc) < 0)
         return CLI_EXIT_FAIL;
@@ -205,8 +223,8 @@ static int volume_list(const CliCommand *cmd, int argc, char **argv)
         json_decref(doc);
         return CLI_EXIT_OK;
     }
-    static const char *const headers[] = { "VOLUME",    "FORMAT",  "SIZE",
-                                           "ALLOCATED", "BACKING", "ATTACHED" };
+    static const char *const headers[] = { "VOLUME",  "FORMAT",   "SIZE",   "ALLOCATED",
+                                           "BACKING", "ATTACHED", "PROJECT" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
     json_t *vol;
@@ -215,7 +233,7 @@ static int volume_list(const CliCommand *cmd, int argc, char **argv)
         _cleanup_free_ char *alloc = bytes_field(vol, "allocation_bytes");
         _cleanup_free_ char *backing = backing_str(vol);
         const char *cells[] = { jstr(vol, "key"), jstr(vol, "format"), size, alloc, backing,
-                                jstr(vol, "attached_to") };
+                                jstr(vol, "attached_to"), jstr(vol, "project") };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -321,10 +339,11 @@ static int volume_resize(const CliCommand *cmd, int argc, char **argv)
 
 static int volume_clone(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *args[2] = { NULL };
+    const char *args[2] = { NULL }, *project = NULL;
     bool linked = false, async = false;
     const CliOption opts[] = {
         { "--linked", NULL, &linked },
+        { "--project", &project, NULL },
         { "--async", NULL, &async },
         { NULL, NULL, NULL },
     };
@@ -339,6 +358,8 @@ static int volume_clone(const CliCommand *cmd, int argc, char **argv)
     json_t *body = json_pack("{s:s}", "target", args[1]);
     if (linked)
         json_object_set_new(body, "linked", json_true());
+    if (project)
+        json_object_set_new(body, "project", json_string(project));
     _cleanup_free_ char *path = api_volume_path(pool, name, "/clone");
     _cleanup_free_ char *done = vo_asprintf("%s of %s", linked ? "linked clone" : "copy", args[0]);
     int r = run_action("POST", path, body, async, args[1], done);
@@ -469,10 +490,11 @@ static int volume_delete(const CliCommand *cmd, int argc, char **argv)
 
 static int volume_set(const CliCommand *cmd, int argc, char **argv)
 {
-    const char *ref = NULL;
+    const char *ref = NULL, *project = NULL;
     bool shareable = false, not_shareable = false;
     const CliOption opts[] = { { "--shareable", NULL, &shareable },
                                { "--no-shareable", NULL, &not_shareable },
+                               { "--project", &project, NULL },
                                { NULL, NULL, NULL } };
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &ref, &exit_status))
@@ -480,10 +502,18 @@ static int volume_set(const CliCommand *cmd, int argc, char **argv)
     _cleanup_free_ char *pool = NULL, *name = NULL;
     if (!cli_parse_volume_ref("POOL/NAME", ref, &pool, &name))
         return CLI_EXIT_USAGE;
-    if (shareable == not_shareable)
-        return cli_usage_error("volume set", "'volume set' needs --shareable or --no-shareable");
+    if (shareable && not_shareable)
+        return cli_usage_error("volume set", "give --shareable or --no-shareable, not both");
+    if (!shareable && !not_shareable && !project)
+        return cli_usage_error("volume set", "'volume set' needs --shareable, --no-shareable "
+                                             "or --project P (none: no project)");
     _cleanup_free_ char *path = api_volume_path(pool, name, NULL);
-    json_t *body = json_pack("{s:b}", "shareable", shareable);
+    json_t *body = json_object();
+    if (shareable || not_shareable)
+        json_object_set_new(body, "shareable", json_boolean(shareable));
+    if (project)
+        json_object_set_new(body, "project", strcmp(project, "none") ? json_string(project)
+                                                                     : json_null());
     json_t *doc = NULL;
     int r = api_call("PATCH", path, body, &doc);
     json_decref(body);
@@ -491,6 +521,8 @@ static int volume_set(const CliCommand *cmd, int argc, char **argv)
         return CLI_EXIT_FAIL;
     if (cli_globals.json)
         out_json(stdout, doc);
+    else if (project)
+        printf("%s: project %s\n", ref, jstr(doc, "project") ? jstr(doc, "project") : "none");
     else
         printf("%s: %s\n", ref, shareable ? "shareable" : "not shareable");
     json_decref(doc);
@@ -536,15 +568,17 @@ static const CliCommand volume_commands[] = {
       "disk has snapshots and thin allocation (docs/storage-san.md). Refused while a\n"
       "VM has the LUN attached, and for pools with CHAP (not yet supported).\n",
       volume_format },
-    { "volume", "create", "POOL/NAME", "--size SIZE [--format qcow2|raw] [--async]",
+    { "volume", "create", "POOL/NAME", "--size SIZE [--format qcow2|raw] [--project P] [--async]",
       "Create an empty volume.",
       SIZE_HELP
       "\nOptions:\n"
       "  --size SIZE           the volume's size (required)\n"
-      "  --format qcow2|raw    the file format (default: qcow2)\n" ASYNC_HELP
-      "\nExample:\n  vireo volume create default/data1 --size 20G\n",
+      "  --format qcow2|raw    the file format (default: qcow2)\n"
+      "  --project P           make it in project P (its size counts against P's disk\n"
+      "                        quota; docs/projects.md)\n" ASYNC_HELP
+      "\nExample:\n  vireo volume create default/data1 --size 20G --project team-a\n",
       volume_create },
-    { "volume", "import", "POOL/NAME FILE", "[--format qcow2|raw] [--content iso] [--upload] [--async]",
+    { "volume", "import", "POOL/NAME FILE", "[--format qcow2|raw] [--content iso] [--upload] [--project P] [--async]",
       "Create a volume from an image file.",
       "The file's format is detected and it is converted to --format. By default vireod\n"
       "reads FILE itself (it must be on vireod's host and readable by it); with --upload\n"
@@ -556,21 +590,27 @@ static const CliCommand volume_commands[] = {
       "\nOptions:\n"
       "  --format qcow2|raw    the volume's format (default: qcow2)\n"
       "  --content iso         FILE must be an ISO image\n"
-      "  --upload              stream FILE to vireod instead of naming it\n" ASYNC_HELP
+      "  --upload              stream FILE to vireod instead of naming it\n"
+      "  --project P           make it in project P (counted against its disk quota)\n"
+      ASYNC_HELP
       "\nExample:\n  vireo volume import default/ubuntu ubuntu-24.04.vmdk\n",
       volume_import },
-    { "volume", "list", "[POOL]", "[--host HOST]", "List the volumes (of one pool, or all).",
+    { "volume", "list", "[POOL]", "[--host HOST] [--project P]",
+      "List the volumes (of one pool, or all).",
       "BACKING is what a linked clone is based on: a volume (POOL/NAME) or an image\n"
       "(image:NAME). In a cluster, --host lists another host's (its local pools'),\n"
-      "as does a POOL that only one other host has.\n",
+      "as does a POOL that only one other host has. PROJECT: the project it belongs\n"
+      "to (--project P lists only P's).\n",
       volume_list },
     { "volume", "show", "POOL/NAME", NULL, "Show one volume with its backing chain.", NULL,
       volume_show },
-    { "volume", "set", "POOL/NAME", "--shareable | --no-shareable",
-      "Let several VMs attach a volume at once, or not.",
+    { "volume", "set", "POOL/NAME", "[--shareable | --no-shareable] [--project P|none]",
+      "Let several VMs attach a volume at once, or not; move it to a project.",
       "A shareable volume is opened without QEMU's image locking, so several running VMs\n"
       "can write it (their guests must coordinate, e.g. a cluster file system). Only a\n"
-      "detached volume can change.\n",
+      "detached volume can change.\n"
+      "--project P moves a detached volume to project P (checked against P's disk\n"
+      "quota), --project none out of any: an action of the cluster's admins.\n",
       volume_set },
     { "volume", "resize", "POOL/NAME", "--size SIZE [--allow-shrink] [--async]",
       "Grow (or shrink) a volume.",
@@ -582,11 +622,13 @@ static const CliCommand volume_commands[] = {
       "  --size SIZE           the new size (required)\n"
       "  --allow-shrink        allow a size smaller than the current one\n" ASYNC_HELP,
       volume_resize },
-    { "volume", "clone", "POOL/SRC POOL/DST", "[--linked] [--async]",
+    { "volume", "clone", "POOL/SRC POOL/DST", "[--linked] [--project P] [--async]",
       "Copy a volume (a full copy, or a linked clone).",
       "Options:\n"
       "  --linked              a linked clone: a qcow2 file holding only the changes,\n"
-      "                        based on SRC (which then cannot be deleted before it)\n" ASYNC_HELP
+      "                        based on SRC (which then cannot be deleted before it)\n"
+      "  --project P           make DST in project P (counted against its disk quota)\n"
+      ASYNC_HELP
       "\nExample:\n  vireo volume clone default/golden fast/web2 --linked\n",
       volume_clone },
     { "volume", "download", "POOL/NAME FILE", "[--force]",

@@ -60,7 +60,7 @@ CLUSTER_TESTS_E=(tests/e2e/test_web_ui.py tests/e2e/test_vm_import.py
                  tests/e2e/test_schedules.py tests/e2e/test_projects.py
                  tests/e2e/test_qemu_confine.py tests/e2e/test_access.py
                  tests/e2e/test_hotplug.py tests/e2e/test_network.py tests/e2e/test_uefi.py
-                 tests/e2e/test_cluster_projects.py)
+                 tests/e2e/test_cluster_projects.py tests/e2e/test_project_objects.py)
 # Not here: tests/e2e/test_debian_guest.py, run by `make check-debian`.
 ignore=()
 for t in "${CLUSTER_TESTS_A[@]}" "${CLUSTER_TESTS_B[@]}" "${CLUSTER_TESTS_C[@]}" \

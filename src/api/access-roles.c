@@ -107,6 +107,13 @@ bool vo_access_route_scoped(const char *method, const char *pattern)
     if (!strcmp(pattern, "/v1/vms") || !strncmp(pattern, "/v1/vms/{vm}", 12))
         return true;
     bool read = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    /* Volumes and networks (object-gate.c decides on each); not an upload
+     * (PUT .../data streams past the gate), and pools read only. */
+    if ((!strncmp(pattern, "/v1/pools/{pool}/volumes", 24) && strcmp(method, "PUT")) ||
+        !strcmp(pattern, "/v1/networks") || !strcmp(pattern, "/v1/networks/{network}") ||
+        (read && (!strcmp(pattern, "/v1/volumes") || !strcmp(pattern, "/v1/pools") ||
+                  !strcmp(pattern, "/v1/pools/{pool}"))))
+        return true;
     return (read && (!strcmp(pattern, "/v1/projects") ||
                      !strcmp(pattern, "/v1/projects/{project}") ||
                      !strcmp(pattern, "/v1/tasks/{id}") || !strcmp(pattern, "/v1/whoami"))) ||

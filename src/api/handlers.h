@@ -125,6 +125,7 @@ void vo_api_networks_list(VoRequest *req, VoReply *rep);
 void vo_api_network_create(VoRequest *req, VoReply *rep);
 void vo_api_network_show(VoRequest *req, VoReply *rep);
 void vo_api_network_delete(VoRequest *req, VoReply *rep);
+void vo_api_network_edit(VoRequest *req, VoReply *rep);
 void vo_api_vm_nics_list(VoRequest *req, VoReply *rep);
 void vo_api_vm_nic_add(VoRequest *req, VoReply *rep);
 void vo_api_vm_nic_remove(VoRequest *req, VoReply *rep);

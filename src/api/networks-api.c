@@ -3,13 +3,27 @@
 
 #include "api/handlers.h"
 #include "daemon/networks.h"
+#include "daemon/object-projects.h"
+#include "daemon/projects.h"
+#include "state/relations.h"
 #include "daemon/vms.h"
 #include "util/util.h"
 
 void vo_api_networks_list(VoRequest *req, VoReply *rep)
 {
-    vo_reply_json(rep, 200, json_pack("{s:o}", "networks", vo_networks_list_json(req->d)));
+    /* ?project=P: the networks of P only. */
+    const char *project = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+                                                      "project");
+    json_t *list = vo_networks_list_json(req->d);
+    int r = vo_networks_add_projects(req->d, list, project);
+    if (r < 0) {
+        json_decref(list);
+        vo_reply_errno(rep, r, "cannot read the networks' projects");
+        return;
+    }
+    vo_reply_json(rep, 200, json_pack("{s:o}", "networks", list));
 }
+
 
 void vo_api_network_create(VoRequest *req, VoReply *rep)
 {
@@ -17,14 +31,63 @@ void vo_api_network_create(VoRequest *req, VoReply *rep)
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "give the network as a JSON object");
         return;
     }
-    json_t *net = NULL;
+    /* "project": made in it (checked first, set once the network is up; a
+     * project deleted meanwhile takes the network back). */
+    json_t *project = json_object_get(req->body, "project");
     char *error = NULL;
-    int r = vo_network_create(req->d, req->body, &net, &error);
+    int r = 0;
+    if (project && (!json_is_string(project) ||
+                    (r = vo_project_exists(req->d, json_string_value(project), &error)) < 0)) {
+        vo_reply_errno(rep, r < 0 ? r : -EINVAL, error ? error : "project: give a project's name");
+        free(error);
+        return;
+    }
+    _cleanup_free_ char *in = vo_strdup(json_string_value(project));
+    json_t *body = json_deep_copy(req->body);
+    json_object_del(body, "project");
+    json_t *net = NULL;
+    r = vo_network_create(req->d, body, &net, &error);
+    json_decref(body);
+    const char *name = json_string_value(json_object_get(net, "name"));
+    if (r >= 0 && in && (r = vo_network_project_set(req->d, name, in, &error)) < 0) {
+        _cleanup_free_ char *ignored = NULL;
+        (void)vo_network_delete(req->d, name, 0, &ignored);
+        json_decref(net);
+    }
     if (r < 0)
         vo_reply_errno(rep, r, error);
-    else
+    else {
+        vo_object_add_project(req->d, net, "network");
         vo_reply_json(rep, 201, net);
+    }
     free(error);
+}
+
+/* PATCH {"project": P or null}: the network moves to P (or to none);
+ * refused while a NIC is on it. */
+void vo_api_network_edit(VoRequest *req, VoReply *rep)
+{
+    json_t *project = NULL;
+    if (!vo_request_unpack(req, rep, "{s:o}", "project", &project))
+        return;
+    char *error = NULL;
+    int r = json_is_null(project) || json_is_string(project)
+                ? 0
+                : vo_error_set(&error, -EINVAL, "project: give a project's name, or null");
+    if (r >= 0 && !vo_network_exists(req->d, req->params[0]))
+        r = vo_error_set(&error, -ENOENT, "network '%s' does not exist", req->params[0]);
+    VoRelationUser user;
+    if (r >= 0 && vo_relations_network_user(req->d->store, req->params[0], &user) > 0) {
+        r = vo_error_set(&error, -EBUSY, "network '%s' has a NIC of VM '%s': remove it before "
+                         "moving the network to another project", req->params[0], user.name);
+        vo_relation_user_clear(&user);
+    }
+    if (r >= 0)
+        r = vo_network_project_set(req->d, req->params[0], json_string_value(project), &error);
+    json_t *net = NULL;
+    if (r >= 0 && (r = vo_network_get_json(req->d, req->params[0], &net, &error)) >= 0)
+        vo_object_add_project(req->d, net, "network");
+    vo_reply_found(rep, r, net, error);
 }
 
 void vo_api_network_show(VoRequest *req, VoReply *rep)
@@ -34,6 +97,8 @@ void vo_api_network_show(VoRequest *req, VoReply *rep)
     json_t *net = NULL;
     char *error = NULL;
     int r = vo_network_get_json(req->d, req->params[0], &net, &error);
+    if (r >= 0)
+        vo_object_add_project(req->d, net, "network");
     vo_reply_found(rep, r, net, error);
 }
 
@@ -43,7 +108,12 @@ void vo_api_network_delete(VoRequest *req, VoReply *rep)
     if (!vo_request_if_match(req, rep, &want))
         return;
     char *error = NULL;
+    /* Its scope before it goes (a cluster network's is "cluster"). */
+    VoProjectObject o = { .kind = "network", .scope = vo_network_scope(req->d, req->params[0]),
+                          .id = req->params[0] };
     int r = vo_network_delete(req->d, req->params[0], want, &error);
+    if (r >= 0 && vo_project_object_forget(req->d->store, &o) < 0)
+        log_warn("network %s is gone but its project still names it", req->params[0]);
     if (r < 0)
         vo_reply_errno(rep, r, error);
     else

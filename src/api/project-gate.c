@@ -13,6 +13,7 @@
 
 #include "api/access.h"
 #include "api/handlers.h"
+#include "api/object-gate.h"
 #include "cluster/any-door.h"
 #include "daemon/cluster-view.h"
 #include "daemon/vms.h"
@@ -89,6 +90,10 @@ bool vo_api_project_gate_vm(VoRequest *req, VoReply *rep, const char *pattern,
                          : NULL;
     if (to && (role = vo_principal_role_in(p, to)) < p->needed)
         return refuse_role(rep, p, "moving a VM", to, role);
+    /* A volume it attaches: one it may see (object-gate.c). */
+    if (!strcmp(req->method, "POST") && (!strcmp(pattern, "/v1/vms/{vm}/disks") ||
+                                         !strcmp(pattern, "/v1/vms/{vm}/cdrom")))
+        return vo_api_object_gate_volume_of_vm(req, rep, p, "volume");
     return true;
 }
 
@@ -108,6 +113,9 @@ bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern)
         _cleanup_free_ char *project = vm ? vo_vm_project(vm) : NULL;
         return vo_api_project_gate_vm(req, rep, pattern, project);
     }
+    int object = vo_api_object_gate(req, rep, p, pattern);
+    if (object >= 0)
+        return object;
     if (!strcmp(pattern, "/v1/tasks/{id}")) {
         json_t *task = vo_tasks_get_json(req->d->tasks, req->params[0]);
         bool pass = vo_api_project_gate_task(req, rep, task);
@@ -121,7 +129,8 @@ bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern)
         VoRole role = vo_principal_role_in(p, project);
         if (role < p->needed)
             return refuse_role(rep, p, "creating a VM", project, role);
-        return true;
+        return vo_api_object_gate_volume_of_vm(req, rep, p, "disk_volume") &&
+               vo_api_object_gate_volume_of_vm(req, rep, p, "cdrom");
     }
     if (!strcmp(pattern, "/v1/projects/{project}") &&
         vo_principal_role_in(p, req->params[0]) < VO_ROLE_VIEWER) {
@@ -153,4 +162,6 @@ void vo_api_project_filter(VoRequest *req, VoReply *rep, const char *pattern)
         keep_visible(p, json_object_get(rep->json, "vms"), "project");
     else if (!strcmp(pattern, "/v1/projects"))
         keep_visible(p, json_object_get(rep->json, "projects"), "name");
+    else
+        vo_api_object_filter(p, rep, pattern);
 }

@@ -8,6 +8,9 @@
 #include "api/handlers.h"
 #include "conf/storage-spec.h"
 #include "daemon/hosts.h"
+#include "daemon/object-projects.h"
+#include "state/project-usage.h"
+#include "state/relations.h"
 #include "daemon/storage.h"
 #include "util/util.h"
 
@@ -165,11 +168,24 @@ void vo_api_volumes_list(VoRequest *req, VoReply *rep)
         vo_reply_error(rep, VO_ERR_NOT_FOUND, "pool '%s' does not exist", pool);
         return;
     }
-    vo_reply_json(rep, 200, json_pack("{s:o}", "volumes", vo_volumes_list_json(req->d, pool)));
+    /* ?project=P: the volumes of P only. */
+    const char *project = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+                                                      "project");
+    json_t *list = vo_volumes_list_json(req->d, pool);
+    int r = vo_volumes_add_projects(req->d, list, project);
+    if (r < 0) {
+        json_decref(list);
+        vo_reply_errno(rep, r, "cannot read the volumes' projects");
+        return;
+    }
+    vo_reply_json(rep, 200, json_pack("{s:o}", "volumes", list));
 }
 
-static void reply_task_and_volume(VoReply *rep, int r, json_t *task, json_t *volume, char *error)
+
+static void reply_task_and_volume(VoDaemon *d, VoReply *rep, int r, json_t *task,
+                                  json_t *volume, char *error)
 {
+    vo_object_add_project(d, volume, "volume");
     if (r < 0) {
         json_decref(volume);
         vo_reply_errno(rep, r, error);
@@ -187,11 +203,11 @@ void vo_api_volume_create(VoRequest *req, VoReply *rep)
     int r = vo_volume_spec_from_json(req->body, &spec, &error);
     VoVolumeCreateArgs args = { .pool = req->params[0], .name = spec.name, .format = spec.format,
                                 .size_bytes = spec.size_bytes, .import_path = spec.import_path,
-                                .content = spec.content };
+                                .content = spec.content, .project = spec.project };
     if (r >= 0)
         r = vo_volume_create(req->d, &args, &task, &volume, &error);
     vo_volume_spec_clear(&spec);
-    reply_task_and_volume(rep, r, task, volume, error);
+    reply_task_and_volume(req->d, rep, r, task, volume, error);
 }
 
 void vo_api_volume_show(VoRequest *req, VoReply *rep)
@@ -201,7 +217,37 @@ void vo_api_volume_show(VoRequest *req, VoReply *rep)
     json_t *volume = NULL;
     char *error = NULL;
     int r = vo_volume_get_json(req->d, req->params[0], req->params[1], &volume, &error);
+    if (r >= 0)
+        vo_object_add_project(req->d, volume, "volume");
     reply_result(rep, r, 200, volume, error);
+}
+
+/* {"project": P or null}: the volume moves to P (or to no project), counted
+ * there from now; refused while a VM has it (detach it first). */
+static int volume_move(VoDaemon *d, const char *pool, const char *name, json_t *project,
+                       char **ret_error)
+{
+    if (!json_is_null(project) && (!json_is_string(project) ||
+                                   vo_project_name_check(json_string_value(project),
+                                                         ret_error) < 0))
+        return *ret_error ? -EINVAL : vo_error_set(ret_error, -EINVAL, "project: give a "
+                                                   "project's name, or null for none");
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
+    json_t *volume = NULL;
+    int r = vo_volume_get_json(d, pool, name, &volume, ret_error);
+    int64_t size = r >= 0 ? json_integer_value(json_object_get(volume, "virtual_size_bytes")) : 0;
+    json_decref(volume);
+    if (r < 0)
+        return r;
+    VoRelationUser user;
+    if (vo_relations_volume_user(d->store, key, &user) > 0) {
+        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s': detach it "
+                         "before moving it to another project", key, user.name);
+        vo_relation_user_clear(&user);
+        return r;
+    }
+    return vo_volume_project_set(d, key, json_string_value(project), size > 0 ? size : 1,
+                                 ret_error);
 }
 
 void vo_api_volume_edit(VoRequest *req, VoReply *rep)
@@ -209,15 +255,27 @@ void vo_api_volume_edit(VoRequest *req, VoReply *rep)
     int64_t want = 0;
     if (!vo_request_if_match(req, rep, &want))
         return;
-    int shareable = 0;
-    if (!vo_request_unpack(req, rep, "{s:b}", "shareable", &shareable))
+    int shareable = -1;
+    json_t *project = NULL;
+    if (!vo_request_unpack(req, rep, "{s?b, s?o}", "shareable", &shareable, "project", &project))
         return;
+    if (shareable < 0 && !project) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "give shareable (true/false) or project "
+                       "(a project's name, or null)");
+        return;
+    }
     char *error = NULL;
-    int r = vo_volume_set_shareable(req->d, req->params[0], req->params[1], shareable, want,
+    int r = 0;
+    if (shareable >= 0)
+        r = vo_volume_set_shareable(req->d, req->params[0], req->params[1], shareable, want,
                                     &error);
+    if (r >= 0 && project)
+        r = volume_move(req->d, req->params[0], req->params[1], project, &error);
     json_t *volume = NULL;
     if (r >= 0)
         r = vo_volume_get_json(req->d, req->params[0], req->params[1], &volume, &error);
+    if (r >= 0)
+        vo_object_add_project(req->d, volume, "volume");
     reply_result(rep, r, 200, volume, error);
 }
 
@@ -261,15 +319,18 @@ void vo_api_volume_clone(VoRequest *req, VoReply *rep)
     _cleanup_free_ char *key = vo_volume_doc_key(req->d, req->params[0], req->params[1]);
     if (!vo_api_if_match_key(req, rep, key, "the volume"))
         return;
-    const char *target = NULL;
+    const char *target = NULL, *project = NULL;
     int linked = 0;
-    if (!vo_request_unpack(req, rep, "{s:s, s?b}", "target", &target, "linked", &linked))
+    if (!vo_request_unpack(req, rep, "{s:s, s?b, s?s}", "target", &target, "linked", &linked,
+                           "project", &project))
         return;
     json_t *task = NULL, *volume = NULL;
     char *error = NULL;
-    int r = vo_volume_clone(req->d, req->params[0], req->params[1], target, linked, &task,
-                            &volume, &error);
-    reply_task_and_volume(rep, r, task, volume, error);
+    int r = project ? vo_project_name_check(project, &error) : 0;
+    if (r >= 0)
+        r = vo_volume_clone(req->d, req->params[0], req->params[1], target, linked, project,
+                            &task, &volume, &error);
+    reply_task_and_volume(req->d, rep, r, task, volume, error);
 }
 
 int vo_api_volume_upload_prepare(VoRequest *req, char **ret_path_template, char **ret_error)
@@ -303,15 +364,24 @@ void vo_api_volume_upload(VoRequest *req, VoReply *rep)
                        "for a disk image)", content);
         return;
     }
+    /* ?project=P: made in project P. */
+    const char *project = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+                                                      "project");
+    _cleanup_free_ char *bad = NULL;
+    if (project && vo_project_name_check(project, &bad) < 0) {
+        (void)unlink(owned);
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "%s", bad);
+        return;
+    }
     VoVolumeCreateArgs args = { .pool = req->params[0], .name = req->params[1],
                                 .format = "qcow2", .import_path = owned, .import_owned = true,
-                                .content = content };
+                                .content = content, .project = project };
     json_t *task = NULL, *volume = NULL;
     char *error = NULL;
     int r = vo_volume_create(req->d, &args, &task, &volume, &error);
     if (r < 0)
         (void)unlink(owned);
-    reply_task_and_volume(rep, r, task, volume, error);
+    reply_task_and_volume(req->d, rep, r, task, volume, error);
 }
 
 void vo_api_volume_download(VoRequest *req, VoReply *rep)

@@ -31,6 +31,7 @@ void vo_volume_spec_clear(VoVolumeSpec *s)
     free(s->format);
     free(s->content);
     free(s->import_path);
+    free(s->project);
     *s = (VoVolumeSpec){ 0 };
 }
 
@@ -180,12 +181,17 @@ int vo_volume_spec_from_json(json_t *doc, VoVolumeSpec *ret, char **ret_error)
     *ret = (VoVolumeSpec){ 0 };
     json_auto_t *empty = doc ? NULL : json_object();
     const char *name = NULL, *format = "qcow2", *import_path = NULL, *content = NULL;
+    const char *project = NULL;
     json_int_t size = 0;
     json_error_t jerr;
-    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT, "{s:s, s?I, s?s, s?s, s?s}", "name",
-                       &name, "size_bytes", &size, "format", &format, "import_path",
-                       &import_path, "content", &content) < 0)
+    if (json_unpack_ex(doc ? doc : empty, &jerr, JSON_STRICT, "{s:s, s?I, s?s, s?s, s?s, s?s}",
+                       "name", &name, "size_bytes", &size, "format", &format, "import_path",
+                       &import_path, "content", &content, "project", &project) < 0)
         return invalid_body(&jerr, ret_error);
+    if (project && !vo_name_valid(project)) {
+        *ret_error = invalid_name("project", project);
+        return -EINVAL;
+    }
     if (size < 0 || (size > 0 && import_path)) {
         *ret_error = vo_strdup("give size_bytes (> 0) for a new volume or import_path, not both");
         return -EINVAL;
@@ -222,6 +228,6 @@ int vo_volume_spec_from_json(json_t *doc, VoVolumeSpec *ret, char **ret_error)
     }
     *ret = (VoVolumeSpec){ .name = vo_strdup(name), .format = vo_strdup(format),
                            .size_bytes = (uint64_t)size, .import_path = vo_strdup(import_path),
-                           .content = vo_strdup(content) };
+                           .content = vo_strdup(content), .project = vo_strdup(project) };
     return 0;
 }

@@ -32,6 +32,7 @@ typedef struct {
     uint64_t size_bytes; /* 1..VO_VOLUME_MAX_BYTES for a new empty volume, */
     char *import_path;   /* or an absolute path of a file to convert */
     char *content;       /* "iso" (an ISO 9660 image kept raw, as it is) or NULL: detected */
+    char *project;       /* the project it is made in, or NULL: none */
 } VoVolumeSpec;
 
 void vo_pool_spec_clear(VoPoolSpec *s);

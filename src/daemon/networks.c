@@ -60,6 +60,15 @@ bool vo_network_exists(VoDaemon *d, const char *name)
     return found;
 }
 
+bool vo_network_is_cluster(VoDaemon *d, const char *name)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    bool cluster = n && n->spec->cluster;
+    pthread_mutex_unlock(&d->networks_lock);
+    return cluster;
+}
+
 static int save_network(VoDaemon *d, const VoNetSpec *s, int64_t expected, int64_t *ret_rev)
 {
     json_t *doc = vo_net_spec_to_json(s);

@@ -28,6 +28,8 @@ int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error)
 int vo_network_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error);
 
 bool vo_network_exists(VoDaemon *d, const char *name);
+/* Whether network name is a cluster network (on every host). */
+bool vo_network_is_cluster(VoDaemon *d, const char *name);
 /* For a NIC add or a VM create: holds network name ("user": nothing to
  * hold) so it cannot be deleted until vo_network_release, which the caller
  * calls once the VM's definition names it (or it failed). -ENOENT when it

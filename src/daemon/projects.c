@@ -16,10 +16,12 @@
 static int project_json(VoDaemon *d, const char *name, json_t *doc, bool with_vms, json_t **ret,
                         char **ret_error)
 {
-    VoProjectUsage u = { .vms = with_vms ? json_array() : NULL };
+    VoProjectUsage u = { .vms = with_vms ? json_array() : NULL,
+                         .objects = with_vms ? json_array() : NULL };
     int r = vo_project_usage_read(d->store, name, &u);
     if (r < 0) {
         json_decref(u.vms);
+        json_decref(u.objects);
         return vo_error_set(ret_error, r, "cannot read the usage of project '%s': %s", name,
                             strerror(-r));
     }
@@ -33,6 +35,24 @@ static int project_json(VoDaemon *d, const char *name, json_t *doc, bool with_vm
         json_object_set(o, "created_at", created);
     if (u.vms)
         json_object_set_new(o, "vms", u.vms);
+    if (u.objects) { /* "volumes": [{"volume","host","disk_bytes"}], "networks" likewise */
+        json_t *volumes = json_array(), *networks = json_array();
+        size_t i;
+        json_t *one;
+        json_array_foreach(u.objects, i, one) {
+            bool volume = !strcmp(json_string_value(json_object_get(one, "kind")), "volume");
+            json_array_append_new(volume ? volumes : networks,
+                                  json_pack("{s:O, s:O}", volume ? "volume" : "network",
+                                            json_object_get(one, "object"), "host",
+                                            json_object_get(one, "host")));
+            if (volume)
+                json_object_set(json_array_get(volumes, json_array_size(volumes) - 1),
+                                "disk_bytes", json_object_get(one, "disk_bytes"));
+        }
+        json_object_set_new(o, "volumes", volumes);
+        json_object_set_new(o, "networks", networks);
+        json_decref(u.objects);
+    }
     *ret = o;
     return 0;
 }
@@ -181,6 +201,30 @@ int vo_project_set(VoDaemon *d, const char *name, json_t *quotas, json_t **ret,
     return vo_error_set(ret_error, -ESTALE, "project '%s' keeps changing; try again", name);
 }
 
+/* -EBUSY naming the volumes and networks a project still holds (at most
+ * five). */
+static int refuse_objects(const char *name, json_t *objects, char **ret_error)
+{
+    _cleanup_free_ char *words = vo_strdup("");
+    size_t i;
+    json_t *one;
+    json_array_foreach(objects, i, one) {
+        char *more = i == 5 ? vo_asprintf("%s, ...", words)
+                            : vo_asprintf("%s%s%s '%s'", words, i ? ", " : "",
+                                          json_string_value(json_object_get(one, "kind")),
+                                          json_string_value(json_object_get(one, "object")));
+        free(words);
+        words = more;
+        if (i == 5)
+            break;
+    }
+    return vo_error_set(ret_error, -EBUSY, "project '%s' holds %zu volume%s or network%s "
+                        "(%s): delete them or move them out (vireo volume set POOL/NAME "
+                        "--project P, vireo network set NAME --project P) first", name,
+                        json_array_size(objects), json_array_size(objects) == 1 ? "" : "s",
+                        json_array_size(objects) == 1 ? "" : "s", words);
+}
+
 int vo_project_delete(VoDaemon *d, const char *name, char **ret_error)
 {
     if (name && !strcmp(name, DEFAULT_PROJECT))
@@ -195,8 +239,10 @@ int vo_project_delete(VoDaemon *d, const char *name, char **ret_error)
             return r;
         /* The usage after the document: a VM added between the two reads
          * moved the document on, and the delete below fails. */
-        VoProjectUsage u = { .vms = json_array() };
+        VoProjectUsage u = { .vms = json_array(), .objects = json_array() };
         r = vo_project_usage_read(d->store, name, &u);
+        if (r >= 0 && !json_array_size(u.vms) && json_array_size(u.objects))
+            r = refuse_objects(name, u.objects, ret_error);
         if (r >= 0 && json_array_size(u.vms)) {
             _cleanup_free_ char *words = vo_strdup("");
             size_t i;
@@ -217,6 +263,7 @@ int vo_project_delete(VoDaemon *d, const char *name, char **ret_error)
                              json_array_size(u.vms) == 1 ? "" : "s", words);
         }
         json_decref(u.vms);
+        json_decref(u.objects);
         if (r < 0)
             return r;
         _cleanup_free_ char *key = vo_key_project(name);

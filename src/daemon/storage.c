@@ -33,6 +33,7 @@
 #include "daemon/storage-rbd-shared.h"
 #include "storage/rbd-clone.h"
 #include "storage/volume-path.h"
+#include "state/project-objects.h"
 #include "util/spawn.h"
 #include "util/time-format.h"
 #include "util/util.h"
@@ -415,6 +416,18 @@ static int save_volume(VoDaemon *d, VoVolume *v)
     json_decref(doc);
     _cleanup_free_ char *key = volume_doc_key(v->shared, v->pool, v->name);
     return vo_store_put(d->store, key, text, v->rev ? v->rev : VO_REV_NEW, &v->rev);
+}
+
+/* A volume gone (deleted, or its create failed): its project's documents
+ * go too (state/project-objects.h; the scopes are object-projects.c's). */
+static void forget_project(VoDaemon *d, const char *pool, const char *name, bool shared)
+{
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
+    VoProjectObject o = { .kind = "volume", .scope = shared ? "shared" : d->host_id, .id = key };
+    int r = vo_project_object_forget(d->store, &o);
+    if (r < 0)
+        log_warn("storage: volume %s is gone but its project still counts it: %s", key,
+                 strerror(-r));
 }
 
 static int delete_volume_doc(VoDaemon *d, const VoVolume *v)
@@ -1753,6 +1766,7 @@ static int finish_volume(VoDaemon *d, const char *pool, const char *name, const 
     if (v && (!ok || r < 0)) {
         (void)unlink(path);
         registry_remove_volume(d, v);
+        forget_project(d, pool, name, shared);
     }
     if (shared) {
         _cleanup_free_ char *lock = creating_lock(path);
@@ -1909,6 +1923,38 @@ static int task_volume_create(VoTask *t, void *userdata)
     return r < 0 ? fail_volume_task(t, r, op->src_path ? "import" : "create", op, error) : 0;
 }
 
+/* Volume pool/name, just reserved, counts bytes against project's disk
+ * quota from now (state/project-objects.h; nothing without a project):
+ * -VO_EQUOTA or -ENOENT (no such project) with words. */
+static int claim_project(VoDaemon *d, const char *pool, const char *name, const char *project,
+                         int64_t bytes, char **ret_error)
+{
+    if (!project)
+        return 0;
+    pthread_mutex_lock(&d->storage_lock);
+    bool shared = pool_is_shared(d, pool);
+    pthread_mutex_unlock(&d->storage_lock);
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
+    VoProjectObject o = { .kind = "volume", .scope = shared ? "shared" : d->host_id, .id = key };
+    return vo_project_object_set(d->store, &o, project, bytes > 0 ? bytes : 0, d->host_id,
+                                 ret_error);
+}
+
+/* The virtual size of image file path (its format probed when NULL), or 0
+ * when qemu-img cannot tell (the import then fails on it anyway). */
+static int64_t file_virtual_size(const char *path, const char *format)
+{
+    _cleanup_free_ char *probed = NULL, *error = NULL;
+    if (!format && vo_img_probe_import(path, &probed, &error) < 0)
+        return 0;
+    VoImgInfo info = { 0 };
+    int64_t size = 0;
+    if (vo_img_info(path, format ? format : probed, &info, &error) >= 0 && info.n_layers)
+        size = (int64_t)info.layers[0].virtual_size;
+    vo_img_info_clear(&info);
+    return size;
+}
+
 int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_task,
                      json_t **ret_volume, char **ret_error)
 {
@@ -1975,6 +2021,15 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
         if (v)
             v->content = vo_strdup("iso");
         pthread_mutex_unlock(&d->storage_lock);
+    }
+    int64_t bytes = !args->project ? 0 : args->import_path ? file_virtual_size(args->import_path,
+                                                                               NULL)
+                                                          : (int64_t)args->size_bytes;
+    if ((r = claim_project(d, args->pool, args->name, args->project, bytes, ret_error)) < 0) {
+        finish_volume(d, args->pool, args->name, op->path, false, NULL, NULL);
+        op->src_owned = false;
+        volume_op_free(op);
+        return r;
     }
     /* A raw volume is fully allocated: refuse at once what cannot fit. */
     unsigned long long cap, avail, used;
@@ -2170,6 +2225,7 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
                      path, key, strerror(errno));
             file_left = true;
         }
+        forget_project(d, pool, name, v->shared);
         registry_remove_volume(d, v);
     }
     if (!file_left)
@@ -2295,9 +2351,10 @@ int vo_volume_resize(VoDaemon *d, const char *pool, const char *name, uint64_t s
         }
     }
     vo_img_info_clear(&info);
-    /* A disk of a VM here that grows: its project's disk quota is checked
-     * and the growth counted before the task runs. */
-    if (r >= 0 && attached && size > current && disk_grow &&
+    /* A disk of a VM here, or a volume of a project, that grows: the
+     * project's disk quota is checked and the growth counted before the
+     * task runs (the VM service's hook: vo_vm_volume_grow). */
+    if (r >= 0 && size > current && disk_grow &&
         (r = disk_grow(d, key, (int64_t)(size - current), ret_error)) >= 0)
         op->grown = (int64_t)(size - current);
     if (r < 0) {
@@ -2346,7 +2403,8 @@ static int task_volume_clone(VoTask *t, void *userdata)
 }
 
 int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char *target_key,
-                    bool linked, json_t **ret_task, json_t **ret_volume, char **ret_error)
+                    bool linked, const char *project, json_t **ret_task, json_t **ret_volume,
+                    char **ret_error)
 {
     int ri = iscsi_check(d, pool, "clone volumes of", ret_error);
     if (ri < 0)
@@ -2397,6 +2455,13 @@ int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char 
     r = reserve_volume(d, dst_pool, dst_name, op->format, &op->path, ret_error);
     if (r < 0) {
         release_volume(d, pool, name);
+        volume_op_free(op);
+        return r;
+    }
+    int64_t bytes = project ? file_virtual_size(op->src_path, op->src_format) : 0;
+    if ((r = claim_project(d, dst_pool, dst_name, project, bytes, ret_error)) < 0) {
+        release_volume(d, pool, name);
+        finish_volume(d, dst_pool, dst_name, op->path, false, NULL, NULL);
         volume_op_free(op);
         return r;
     }

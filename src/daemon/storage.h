@@ -131,6 +131,9 @@ typedef struct {
     bool import_owned;       /* import_path is a temp file of ours: delete it after */
     const char *content;     /* "iso": import_path must be an ISO 9660 image (one is
                               * detected anyway); kept raw, with content iso */
+    const char *project;     /* or NULL: the project it is made in, its virtual size
+                              * checked against the project's disk quota (the
+                              * documents: state/project-objects.h) */
 } VoVolumeCreateArgs;
 
 int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_task,
@@ -151,8 +154,11 @@ void vo_storage_set_online_resize(VoOnlineResizeFn fn);
  * it first (and again with -delta when the resize failed). */
 typedef int (*VoDiskGrowFn)(VoDaemon *d, const char *key, int64_t delta, char **ret_error);
 void vo_storage_set_disk_grow(VoDiskGrowFn fn);
+/* project (may be NULL): the clone's (counting its virtual size against
+ * the project's disk quota; docs/projects.md). */
 int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char *target_key,
-                    bool linked, json_t **ret_task, json_t **ret_volume, char **ret_error);
+                    bool linked, const char *project, json_t **ret_task, json_t **ret_volume,
+                    char **ret_error);
 /* Marks a volume shareable (several VMs may attach it; QEMU's image locking
  * is off for it) or not. Refused while it is attached. */
 int vo_volume_set_shareable(VoDaemon *d, const char *pool, const char *name, bool shareable,

@@ -7,6 +7,7 @@
 
 #include "conf/names.h"
 #include "daemon/images.h"
+#include "daemon/object-projects.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "storage/volume-path.h"
@@ -68,8 +69,13 @@ int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char
 
 int64_t vo_vm_volume_virtual_size(VoDaemon *d, const char *key)
 {
-    _cleanup_free_ char *pool = NULL, *name = NULL, *error = NULL;
+    _cleanup_free_ char *pool = NULL, *name = NULL, *error = NULL, *project = NULL;
     json_t *doc = NULL;
+    int64_t counted = 0;
+    /* A volume its project counts (made with a project: object-projects.h)
+     * is not counted again by a VM that has it as a disk. */
+    if (vo_volume_project(d, key, &project, &counted) >= 0 && project && counted > 0)
+        return 0;
     if (vo_volume_key_split(key, &pool, &name) < 0 ||
         vo_volume_get_json(d, pool, name, &doc, &error) < 0)
         return 0;
@@ -86,6 +92,16 @@ static bool has_disk(VoVm *vm, const void *key)
 
 int vo_vm_volume_grow(VoDaemon *d, const char *key, int64_t delta, char **ret_error)
 {
+    /* A volume its project counts: its own figure grows (checked). */
+    _cleanup_free_ char *project = NULL;
+    int64_t counted = 0;
+    int r = vo_volume_project(d, key, &project, &counted);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read the project of volume '%s': %s", key,
+                            strerror(-r));
+    if (project && counted > 0)
+        return vo_volume_project_set(d, key, project, counted + delta > 0 ? counted + delta : 1,
+                                     ret_error);
     _cleanup_vm_ VoVm *vm = vo_vms_find_if(d, has_disk, key);
     return vm ? vo_vm_disk_bytes_change(vm, delta, ret_error) : 0;
 }
@@ -307,6 +323,12 @@ int vo_vm_disk_add(VoDaemon *d, VoVm *vm, const VoVmDiskAdd *add, json_t **ret_t
         r = vo_volume_lookup(d, add->volume, &path, &format, &shareable, ret_error);
         if (r < 0)
             return r == -ENOENT ? -EINVAL : r;
+        pthread_mutex_lock(&vm->lock);
+        _cleanup_free_ char *vm_name = vo_strdup(vm->spec->name);
+        _cleanup_free_ char *project = vo_strdup(vo_vm_spec_project(vm->spec));
+        pthread_mutex_unlock(&vm->lock);
+        if ((r = vo_vm_object_allowed(d, vm_name, project, true, add->volume, ret_error)) < 0)
+            return r;
         _cleanup_free_ char *user = vo_vms_volume_user(d, add->volume);
         if (user && !shareable) {
             *ret_error = vo_asprintf("volume '%s' is already attached to VM '%s'", add->volume,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "daemon/networks.h"
+#include "daemon/object-projects.h"
 #include "daemon/vm-internal.h"
 #include "network/net-exec.h"
 #include "network/net-spec.h"
@@ -275,6 +276,14 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
         *ret_error = vo_asprintf("network '%s' does not exist (see: vireo network list)",
                                  network ? network : "");
         return -EINVAL;
+    }
+    if (strcmp(network, "user")) {
+        pthread_mutex_lock(&vm->lock);
+        _cleanup_free_ char *vm_name = vo_strdup(vm->spec->name);
+        _cleanup_free_ char *project = vo_strdup(vo_vm_spec_project(vm->spec));
+        pthread_mutex_unlock(&vm->lock);
+        if ((r = vo_vm_object_allowed(d, vm_name, project, false, network, ret_error)) < 0)
+            return r;
     }
     char generated[18];
     if (mac && !vo_mac_valid(mac)) {

@@ -29,6 +29,7 @@
 #include "daemon/images.h"
 #include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
+#include "daemon/object-projects.h"
 #include "daemon/projects.h"
 #include "daemon/vm-pause-mark.h"
 #include "daemon/storage.h"
@@ -292,6 +293,14 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
     const char *project = NULL;
     VoQuota before, after;
     vo_project_set_refusal(NULL);
+    /* The volumes and networks it uses: of its project or of none. */
+    _cleanup_free_ char *foreign = NULL;
+    if (!forget && vo_vm_objects_check(vm->d, vm->spec->name, vo_vm_spec_project(vm->spec),
+                                       vm->uses, want, &foreign) < 0) {
+        vo_project_set_refusal(TAKE_PTR(foreign));
+        json_decref(want);
+        return -EBUSY;
+    }
     bool checked = vm->check_quota && usage_grows(vm->uses, want, &project, &before, &after);
     VoProjectGuard guard = { 0 };
     /* A mark taken back (the delete found members) changes the revision
@@ -352,7 +361,7 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
 static char *project_refusal(int r)
 {
     const char *words = vo_project_refusal();
-    return (r == -VO_EQUOTA || r == -ENOENT) && words ? vo_strdup(words) : NULL;
+    return (r == -VO_EQUOTA || r == -ENOENT || r == -EBUSY) && words ? vo_strdup(words) : NULL;
 }
 
 /* A VM without a disk figure (vm->disk_bytes -1: loaded with a usage

@@ -7,6 +7,7 @@
 
 #include "conf/names.h"
 #include "state/keys.h"
+#include "state/project-objects.h"
 #include "util/util.h"
 
 #define DEFAULT_PROJECT "default"
@@ -42,7 +43,8 @@ void vo_project_usage_of_doc(const char *text, VoQuota *ret)
     ret->vcpus = json_integer_value(json_object_get(doc, "vcpus"));
     ret->memory_mib = json_integer_value(json_object_get(doc, "memory_mib"));
     ret->disk_bytes = json_integer_value(json_object_get(doc, "disk_bytes"));
-    ret->vms = 1;
+    /* A volume's or network's (project-objects.h): its disk only. */
+    ret->vms = json_object_get(doc, "kind") ? 0 : 1;
     json_decref(doc);
 }
 
@@ -125,14 +127,21 @@ static int sum_usage(const char *key, const char *value, int64_t rev, void *user
     VoQuota one;
     vo_project_usage_of_doc(value, &one);
     vo_quota_add(&u->used, &one);
-    if (u->vms) {
-        json_t *doc = json_loads(value, 0, NULL);
+    json_t *doc = u->vms || u->objects ? json_loads(value, 0, NULL) : NULL;
+    const char *kind = vo_project_usage_doc_kind(doc);
+    if (kind && u->objects)
+        json_array_append_new(u->objects, json_pack("{s:s, s:O?, s:O?, s:O?}", "kind", kind,
+                                                    "object", json_object_get(doc, "object"),
+                                                    "host", json_object_get(doc, "host"),
+                                                    "disk_bytes",
+                                                    json_object_get(doc, "disk_bytes")));
+    if (!kind && u->vms) {
         json_array_append_new(u->vms, json_pack("{s:O?, s:O?, s:O?}", "vm",
                                                 json_object_get(doc, "vm"), "name",
                                                 json_object_get(doc, "name"), "host",
                                                 json_object_get(doc, "host")));
-        json_decref(doc);
     }
+    json_decref(doc);
     return 0;
 }
 

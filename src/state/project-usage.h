@@ -53,11 +53,14 @@ int vo_project_not_found(const char *name, char **ret_error);
 int vo_project_read(VoStore *s, const char *name, json_t **ret_doc, int64_t *ret_rev,
                     char **ret_error);
 /* The sum of a project's usage documents into u->used (zeroed first by the
- * caller), but except_vm's; each VM {"vm","name","host"} appended to u->vms
- * when that is an array. */
+ * caller), but except_vm's (the last segment of its key: a VM's id, or a
+ * volume's usage name, project-objects.h); each VM {"vm","name","host"}
+ * appended to u->vms and each volume or network {"kind","object","host",
+ * "disk_bytes"} to u->objects when those are arrays. */
 typedef struct {
     const char *except_vm;
     VoQuota used;
     json_t *vms;
+    json_t *objects;
 } VoProjectUsage;
 int vo_project_usage_read(VoStore *s, const char *name, VoProjectUsage *u);

@@ -4,7 +4,10 @@ documents of the whole cluster (etcd), so creates racing for the last slot
 through two hosts, each making its VM on itself, make exactly one VM, and
 each host shows the other's VM in the project's usage; a VM moved to the
 other host keeps its usage (its record follows it), also its disk figure,
-which its spec does not hold, through a save on the new host. (Here the creates
+which its spec does not hold, through a save on the new host; volumes made
+in a project on each host count against its disk quota across hosts
+(racing creates on two hosts make one volume) and keep a project deleted
+through the other host from going. (Here the creates
 may meet one after the other; the tight interleaving, both checked before
 either commits, is pinned by tests/unit/test-relations.c on the store.)"""
 
@@ -69,3 +72,33 @@ def test_quota_holds_across_hosts(cluster):
     assert err["error"]["code"] == "quota-exceeded", err
     h2.task_ok("DELETE", "/v1/vms/mover")
     h2.api("DELETE", "/v1/projects/shared")
+
+    # Volumes in a project, on each host's local pool: one disk quota.
+    GIB = 1 << 30
+    h1.api("POST", "/v1/projects", {"name": "vq", "quotas": {"disk_bytes": GIB}}, expect=201)
+    go = threading.Barrier(2)
+    answers = {}
+
+    def create_volume(h):
+        go.wait(timeout=30)
+        answers[h.name] = h.request("POST", "/v1/pools/default/volumes", {
+            "name": "vq1", "size_bytes": GIB, "project": "vq"})
+
+    threads = [threading.Thread(target=create_volume, args=(h,)) for h in (h1, h2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    made = [n for n, (status, _) in answers.items() if status == 202]
+    assert len(made) == 1, answers
+    owner = h1 if made[0] == h1.name else h2
+    other = h2 if owner is h1 else h1
+    owner.wait_task(answers[made[0]][1]["task"])
+    assert answers[other.name][1]["error"]["code"] == "quota-exceeded", answers
+    shown = other.api("GET", "/v1/projects/vq")
+    assert shown["usage"]["disk_bytes"] == GIB and \
+        [v["volume"] for v in shown["volumes"]] == ["default/vq1"], shown
+    err = other.api("DELETE", "/v1/projects/vq", expect=409)
+    assert "volume 'default/vq1'" in err["error"]["message"], err
+    owner.task_ok("DELETE", "/v1/pools/default/volumes/vq1")
+    other.api("DELETE", "/v1/projects/vq")

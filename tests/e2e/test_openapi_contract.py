@@ -1164,7 +1164,7 @@ def test_errors(api):
                          ("POST", "/v1/pools/default/volumes/x/data"),
                          ("PUT", "/v1/images/default"), ("GET", "/v1/vms/err1/template"),
                          ("GET", "/v1/vms/err1/disks/1"), ("PUT", "/v1/networks"),
-                         ("PATCH", "/v1/networks/default"), ("POST", "/v1/networks/default"),
+                         ("PUT", "/v1/networks/default"), ("POST", "/v1/networks/default"),
                          ("PUT", "/v1/vms/err1/nics"), ("GET", "/v1/vms/err1/nics/0")]:
         api.call_unrouted(method, path, expect=405, response="MethodNotAllowed")
 
@@ -1743,7 +1743,8 @@ def test_networks(api, netns, run_dir):
     assert network_without_pid(nat) == {
         "name": "ctr-nat", "type": "nat", "subnet": "10.100.1.0/24", "dhcp": True,
         "gateway": "10.100.1.1", "dhcp_range": {"start": "10.100.1.2", "end": "10.100.1.253"},
-        "bridge": "vbr-ctr-nat", "state": "active", "error": None, "leases": []}
+        "bridge": "vbr-ctr-nat", "state": "active", "error": None, "leases": [],
+        "project": None}
     assert link_exists(netns, "vbr-ctr-nat")
     nat_dnsmasq = running_dnsmasq(api, "ctr-nat")
     assert (run_dir / "networks" / "ctr-nat" / "dnsmasq.conf").is_file()
@@ -1769,7 +1770,8 @@ def test_networks(api, netns, run_dir):
                    "remotes": ["192.0.2.2", "192.0.2.3"]}, expect=201).value
     assert vx == {"name": "ctr-vx", "type": "vxlan", "vni": 4242, "port": 4789,
                   "remotes": ["192.0.2.2", "192.0.2.3"], "dhcp": False, "bridge": "vbr-ctr-vx",
-                  "state": "active", "error": None, "dnsmasq_pid": None, "leases": []}
+                  "state": "active", "error": None, "dnsmasq_pid": None, "leases": [],
+                  "project": None}
     assert link_exists(netns, "vbr-ctr-vx") and link_exists(netns, "vx4242")
     vx2 = api.call("POST", "/v1/networks",
                    {"name": "ctr-vx2", "type": "vxlan", "vni": 4243, "remotes": ["192.0.2.2"],
@@ -1783,7 +1785,13 @@ def test_networks(api, netns, run_dir):
     br = api.call("POST", "/v1/networks", {"name": "ctr-br", "type": "bridge",
                                            "bridge": HOST_BRIDGE}, expect=201).value
     assert br == {"name": "ctr-br", "type": "bridge", "bridge": HOST_BRIDGE, "state": "active",
-                  "error": None, "dnsmasq_pid": None, "leases": []}
+                  "error": None, "dnsmasq_pid": None, "leases": [], "project": None}
+    # a move to a project and back (docs/projects.md): the cluster admins'
+    api.call("POST", "/v1/projects", {"name": "ctr-netp"}, expect=201)
+    moved = api.call("PATCH", "/v1/networks/ctr-br", {"project": "ctr-netp"}, expect=200).value
+    assert moved["project"] == "ctr-netp", moved
+    api.call("PATCH", "/v1/networks/ctr-br", {"project": None}, expect=200)
+    api.call("DELETE", "/v1/projects/ctr-netp", expect=200)
     for bridge in ("nosuchbr0", UPLINK_PEER):  # missing; not a bridge
         api.call("POST", "/v1/networks", {"name": "ctr-br2", "type": "bridge", "bridge": bridge},
                  expect=400, code="invalid-argument")

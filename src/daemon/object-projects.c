@@ -1,0 +1,200 @@
+/* object-projects.c: which project a volume or network belongs to, seen
+ * from the services (object-projects.h): scopes, reads and changes through
+ * state/project-objects.c, the "project" of their JSON, and the check a
+ * VM's save makes on the volumes and networks it uses. */
+#include "daemon/object-projects.h"
+
+#include <string.h>
+
+#include "conf/names.h"
+#include "daemon/networks.h"
+#include "daemon/storage.h"
+#include "daemon/vms.h"
+#include "state/relations.h"
+#include "state/keys.h"
+#include "util/util.h"
+
+const char *vo_volume_scope(VoDaemon *d, const char *pool)
+{
+    _cleanup_free_ char *key = vo_pool_key(d, pool);
+    return !strncmp(key, "cluster/", 8) ? "shared" : d->host_id;
+}
+
+const char *vo_network_scope(VoDaemon *d, const char *name)
+{
+    return vo_network_is_cluster(d, name) ? "cluster" : d->host_id;
+}
+
+/* The object of volume key "pool/name"; pool is a copy in buf. */
+static VoProjectObject volume_object(VoDaemon *d, const char *key, char *buf, size_t size)
+{
+    const char *slash = strchr(key, '/');
+    snprintf(buf, size, "%.*s", slash ? (int)(slash - key) : (int)strlen(key), key);
+    return (VoProjectObject){ .kind = "volume", .scope = vo_volume_scope(d, buf), .id = key };
+}
+
+int vo_volume_project(VoDaemon *d, const char *key, char **ret_project, int64_t *ret_disk_bytes)
+{
+    char pool[VO_NAME_MAX + 1];
+    VoProjectObject o = volume_object(d, key, pool, sizeof(pool));
+    return vo_project_object_get(d->store, &o, ret_project, ret_disk_bytes);
+}
+
+int vo_network_project(VoDaemon *d, const char *name, char **ret_project)
+{
+    VoProjectObject o = { .kind = "network", .scope = vo_network_scope(d, name), .id = name };
+    return vo_project_object_get(d->store, &o, ret_project, NULL);
+}
+
+int vo_volume_project_set(VoDaemon *d, const char *key, const char *project, int64_t disk_bytes,
+                          char **ret_error)
+{
+    char pool[VO_NAME_MAX + 1];
+    VoProjectObject o = volume_object(d, key, pool, sizeof(pool));
+    return vo_project_object_set(d->store, &o, project, disk_bytes, d->host_id, ret_error);
+}
+
+int vo_network_project_set(VoDaemon *d, const char *name, const char *project,
+                           char **ret_error)
+{
+    VoProjectObject o = { .kind = "network", .scope = vo_network_scope(d, name), .id = name };
+    return vo_project_object_set(d->store, &o, project, 0, d->host_id, ret_error);
+}
+
+/* The project of VM vm_name of this host (malloc'd), or NULL. */
+static char *vm_project_of(VoDaemon *d, const char *vm_name)
+{
+    _cleanup_vm_ VoVm *vm = vm_name ? vo_vms_find(d, vm_name) : NULL;
+    return vm ? vo_vm_project(vm) : NULL;
+}
+
+int vo_volume_project_seen(VoDaemon *d, const char *key, char **ret_project)
+{
+    int r = vo_volume_project(d, key, ret_project, NULL);
+    VoRelationUser user;
+    if (r < 0 || *ret_project || vo_relations_volume_user(d->store, key, &user) <= 0)
+        return r;
+    *ret_project = vm_project_of(d, user.name);
+    vo_relation_user_clear(&user);
+    return 0;
+}
+
+/* Sets each item's "project" from the maps read per scope (cache: {scope:
+ * {id: project}}), then keeps only's. */
+static int add_projects(VoDaemon *d, json_t *list, const char *kind, const char *only)
+{
+    json_t *cache = json_object();
+    int r = 0;
+    for (size_t i = 0; i < json_array_size(list);) {
+        json_t *item = json_array_get(list, i);
+        const char *name = json_string_value(json_object_get(item, "name"));
+        const char *pool = json_string_value(json_object_get(item, "pool"));
+        bool volume = !strcmp(kind, "volume");
+        if (!name || (volume && !pool)) {
+            i++;
+            continue;
+        }
+        const char *scope = volume ? vo_volume_scope(d, pool) : vo_network_scope(d, name);
+        json_t *map = json_object_get(cache, scope);
+        if (!map) {
+            if ((r = vo_project_objects_of(d->store, kind, scope, &map)) < 0)
+                break;
+            json_object_set_new(cache, scope, map);
+        }
+        _cleanup_free_ char *id = volume ? vo_asprintf("%s/%s", pool, name) : vo_strdup(name);
+        json_t *project = json_object_get(map, id);
+        /* A volume of no project that is a disk of a VM here: its VM's. */
+        _cleanup_free_ char *of_vm = volume && !project
+            ? vm_project_of(d, json_string_value(json_object_get(item, "attached_to"))) : NULL;
+        if (of_vm)
+            project = json_string(of_vm);
+        else
+            json_incref(project);
+        json_object_set(item, "project", project ? project : json_null());
+        if (volume)
+            json_object_set_new(item, "project_of_vm", json_boolean(of_vm != NULL));
+        bool keep = !only || (project && !strcmp(json_string_value(project), only));
+        json_decref(project);
+        if (keep)
+            i++;
+        else
+            json_array_remove(list, i);
+    }
+    json_decref(cache);
+    return r;
+}
+
+void vo_object_add_project(VoDaemon *d, json_t *item, const char *kind)
+{
+    if (!item)
+        return;
+    json_t *one = json_pack("[O]", item);
+    if (add_projects(d, one, kind, NULL) < 0)
+        json_object_set_new(item, "project", json_null());
+    json_decref(one);
+}
+
+int vo_volumes_add_projects(VoDaemon *d, json_t *list, const char *only)
+{
+    return add_projects(d, list, "volume", only);
+}
+
+int vo_networks_add_projects(VoDaemon *d, json_t *list, const char *only)
+{
+    return add_projects(d, list, "network", only);
+}
+
+/* The object a relation key names: "uses/volumes/<pool>/<name>/<vm>" or
+ * "uses/networks/<name>/<vm>" (malloc'd, *ret_volume set), or NULL. */
+static char *used_object(const char *key, bool *ret_volume)
+{
+    static const char volumes[] = "uses/volumes/", networks[] = "uses/networks/";
+    const char *rest = !strncmp(key, volumes, strlen(volumes))     ? key + strlen(volumes)
+                       : !strncmp(key, networks, strlen(networks)) ? key + strlen(networks)
+                                                                   : NULL;
+    const char *slash = rest ? strrchr(rest, '/') : NULL;
+    if (!slash)
+        return NULL;
+    *ret_volume = rest == key + strlen(volumes);
+    return vo_asprintf("%.*s", (int)(slash - rest), rest);
+}
+
+int vo_vm_objects_check(VoDaemon *d, const char *vm_name, const char *project, json_t *have,
+                        json_t *want, char **ret_error)
+{
+    /* Coming into the project (made, or moved): everything it uses. */
+    _cleanup_free_ char *usage_prefix = vo_key_project_usage_prefix(project);
+    bool arriving = true;
+    const char *key;
+    json_t *text;
+    json_object_foreach(have, key, text)
+        if (!strncmp(key, usage_prefix, strlen(usage_prefix)))
+            arriving = false;
+    json_object_foreach(want, key, text) {
+        bool volume = false;
+        _cleanup_free_ char *object = used_object(key, &volume);
+        if (!object || (!arriving && have && json_object_get(have, key)))
+            continue;
+        int r = vo_vm_object_allowed(d, vm_name, project, volume, object, ret_error);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+int vo_vm_object_allowed(VoDaemon *d, const char *vm_name, const char *project, bool volume,
+                         const char *object, char **ret_error)
+{
+    _cleanup_free_ char *owner = NULL;
+    int r = volume ? vo_volume_project(d, object, &owner, NULL)
+                   : vo_network_project(d, object, &owner);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read the project of %s '%s': %s",
+                            volume ? "volume" : "network", object, strerror(-r));
+    if (owner && strcmp(owner, project))
+        return vo_error_set(ret_error, -EBUSY, "%s '%s' belongs to project '%s' and VM '%s' "
+                            "to project '%s': a VM uses volumes and networks of its own "
+                            "project or of none", volume ? "volume" : "network", object, owner,
+                            vm_name, project);
+    return 0;
+}

@@ -1,0 +1,216 @@
+/* project-objects.c: the project a volume or network belongs to, and the
+ * disk it counts against that project's quota (project-objects.h): read,
+ * set (checked, compared on the project's document), forgotten. */
+#include "state/project-objects.h"
+
+#include <string.h>
+
+#include "conf/quota.h"
+#include "state/keys.h"
+#include "state/project-usage.h"
+#include "util/util.h"
+
+#define SET_ATTEMPTS 100
+
+static char *object_key(const VoProjectObject *o)
+{
+    return vo_asprintf(VO_KEY_OBJECT_PROJECTS_PREFIX "%s/%s/%s", o->kind, o->scope, o->id);
+}
+
+/* The last segment of its usage document's key: "<kind>:<scope>:<id>",
+ * '/' as ':' (names hold neither). */
+static char *usage_name(const VoProjectObject *o)
+{
+    char *name = vo_asprintf("%s:%s:%s", o->kind, o->scope, o->id);
+    for (char *c = name; *c; c++)
+        if (*c == '/')
+            *c = ':';
+    return name;
+}
+
+static char *usage_key(const VoProjectObject *o, const char *project)
+{
+    _cleanup_free_ char *name = usage_name(o);
+    return vo_asprintf(VO_KEY_PROJECT_USAGE_PREFIX "%s/%s", project, name);
+}
+
+const char *vo_project_usage_doc_kind(json_t *doc)
+{
+    return json_string_value(json_object_get(doc, "kind"));
+}
+
+/* The object's document: its project (NULL) and figure, and revision. */
+static int read_object(VoStore *s, const VoProjectObject *o, char **ret_project,
+                       int64_t *ret_disk, int64_t *ret_rev)
+{
+    _cleanup_free_ char *key = object_key(o), *text = NULL;
+    *ret_project = NULL;
+    *ret_disk = 0;
+    *ret_rev = VO_REV_NEW;
+    int r = vo_store_get(s, key, &text, ret_rev);
+    if (r == -ENOENT) {
+        *ret_rev = VO_REV_NEW;
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    json_t *doc = json_loads(text, 0, NULL);
+    const char *project = json_string_value(json_object_get(doc, "project"));
+    *ret_project = project ? vo_strdup(project) : NULL;
+    *ret_disk = json_integer_value(json_object_get(doc, "disk_bytes"));
+    json_decref(doc);
+    return 0;
+}
+
+int vo_project_object_get(VoStore *s, const VoProjectObject *o, char **ret_project,
+                          int64_t *ret_disk_bytes)
+{
+    int64_t disk = 0, rev = 0;
+    int r = read_object(s, o, ret_project, &disk, &rev);
+    if (r >= 0 && ret_disk_bytes)
+        *ret_disk_bytes = disk;
+    return r;
+}
+
+/* Checks that disk_bytes from before to after fit project's disk quota
+ * (the others' use: without this object's usage document), and fills guard
+ * with the project's document to compare and put again. */
+static int check_project(VoStore *s, const VoProjectObject *o, const char *project,
+                         int64_t before, int64_t after, VoProjectGuard *guard, char **ret_error)
+{
+    _cleanup_free_ char *self = usage_name(o);
+    VoQuota was = { .disk_bytes = before }, will = { .disk_bytes = after };
+    return vo_project_check(s, project, self, &was, &will, guard, ret_error);
+}
+
+static char *usage_text(const VoProjectObject *o, const char *host_id, int64_t disk)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:I}", "kind", o->kind, "object", o->id,
+                            "scope", o->scope, "host", host_id ? host_id : "", "disk_bytes",
+                            (json_int_t)disk);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    return text;
+}
+
+static char *object_text(const char *project, int64_t disk)
+{
+    json_t *doc = json_pack("{s:s, s:I}", "project", project, "disk_bytes", (json_int_t)disk);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    return text;
+}
+
+/* One attempt: the object's documents from (old, old_disk) at rev to
+ * (project, disk). -ESTALE/-EEXIST/-ENOENT of a compare: read again. */
+static int set_once(VoStore *s, const VoProjectObject *o, const char *project, int64_t disk,
+                    const char *host_id, char **ret_error)
+{
+    _cleanup_free_ char *old = NULL;
+    int64_t old_disk = 0, rev = 0;
+    int r = read_object(s, o, &old, &old_disk, &rev);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read the project of %s '%s': %s", o->kind,
+                            o->id, strerror(-r));
+    if (disk < 0)
+        disk = old_disk;
+    bool same = (!old && !project) || (old && project && !strcmp(old, project));
+    if (same && disk == old_disk)
+        return 0;
+    VoProjectGuard guard = { 0 };
+    if (project && (r = check_project(s, o, project, same ? old_disk : 0, disk, &guard,
+                                      ret_error)) < 0)
+        return r;
+    _cleanup_free_ char *okey = object_key(o);
+    _cleanup_free_ char *old_usage = old && !same ? usage_key(o, old) : NULL;
+    _cleanup_free_ char *new_usage = project ? usage_key(o, project) : NULL;
+    _cleanup_free_ char *utext = project ? usage_text(o, host_id, disk) : NULL;
+    _cleanup_free_ char *otext = project ? object_text(project, disk) : NULL;
+    VoStoreCompare cmps[2] = { { .key = okey, .expected_rev = rev } };
+    size_t n_cmps = 1;
+    VoStoreOp ops[4];
+    size_t n = 0;
+    if (guard.key) {
+        cmps[n_cmps++] = (VoStoreCompare){ .key = guard.key, .expected_rev = guard.rev };
+        if (guard.doc) /* "default" without a document is compared absent */
+            ops[n++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = guard.key, .value = guard.doc };
+    }
+    if (old_usage)
+        ops[n++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = old_usage };
+    if (project) {
+        ops[n++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = new_usage, .value = utext };
+        ops[n++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = okey, .value = otext };
+    } else
+        ops[n++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = okey };
+    r = vo_store_txn(s, cmps, n_cmps, ops, n, NULL, NULL);
+    vo_project_guard_clear(&guard);
+    return r;
+}
+
+int vo_project_object_set(VoStore *s, const VoProjectObject *o, const char *project,
+                          int64_t disk_bytes, const char *host_id, char **ret_error)
+{
+    /* Each retry follows another change's commit (of the object or of the
+     * project): bounded. */
+    for (int attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
+        _cleanup_free_ char *error = NULL;
+        int r = set_once(s, o, project, disk_bytes, host_id, &error);
+        if (r == -ESTALE || r == -EEXIST || (r == -ENOENT && !error))
+            continue;
+        if (r < 0 && ret_error)
+            *ret_error = TAKE_PTR(error);
+        return r;
+    }
+    return vo_error_set(ret_error, -EAGAIN, "%s '%s': its project keeps changing; try again",
+                        o->kind, o->id);
+}
+
+int vo_project_object_forget(VoStore *s, const VoProjectObject *o)
+{
+    for (int attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
+        _cleanup_free_ char *old = NULL;
+        int64_t disk = 0, rev = 0;
+        int r = read_object(s, o, &old, &disk, &rev);
+        if (r < 0 || !old)
+            return r;
+        _cleanup_free_ char *okey = object_key(o), *ukey = usage_key(o, old);
+        VoStoreCompare cmp = { .key = okey, .expected_rev = rev };
+        VoStoreOp ops[2] = { { .kind = VO_STORE_DELETE, .key = okey },
+                             { .kind = VO_STORE_DELETE, .key = ukey } };
+        r = vo_store_txn(s, &cmp, 1, ops, 2, NULL, NULL);
+        if (r != -ESTALE && r != -ENOENT)
+            return r;
+    }
+    return -EAGAIN;
+}
+
+typedef struct {
+    size_t prefix_len;
+    json_t *map;
+} ObjectsOf;
+
+static int collect_object(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)rev;
+    ObjectsOf *c = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    json_t *project = json_object_get(doc, "project");
+    if (json_is_string(project))
+        json_object_set(c->map, key + c->prefix_len, project);
+    json_decref(doc);
+    return 0;
+}
+
+int vo_project_objects_of(VoStore *s, const char *kind, const char *scope, json_t **ret)
+{
+    _cleanup_free_ char *prefix = vo_asprintf(VO_KEY_OBJECT_PROJECTS_PREFIX "%s/%s/", kind,
+                                              scope);
+    ObjectsOf c = { .prefix_len = strlen(prefix), .map = json_object() };
+    int r = vo_store_list(s, prefix, collect_object, &c);
+    if (r < 0) {
+        json_decref(c.map);
+        return r;
+    }
+    *ret = c.map;
+    return 0;
+}

@@ -1,0 +1,51 @@
+/* project-objects.h: which project a volume or a network belongs to
+ * (docs/projects.md, "Volumes and networks"), as two documents of the whole
+ * cluster written in one transaction:
+ *   cluster/object-projects/<kind>/<scope>/<id>   {"project","disk_bytes"}
+ *   cluster/project-usage/<project>/<kind>:<scope>:<id with ':' for '/'>
+ *       {"kind","object","scope","host","disk_bytes"}
+ * kind "volume" (id "pool/name") or "network" (id its name); scope the id
+ * of the host whose local pool or network it is, or "shared" (a shared
+ * pool's volume) or "cluster" (a cluster network). The first answers "whose
+ * is it" in one read; the second sits beside the project's VMs' usage
+ * documents (project-usage.h), so a quota check and a project's delete see
+ * it in the same listing. An object without documents has no project.
+ * disk_bytes: what the volume counts against its project's disk quota (its
+ * virtual size; 0 for a network, or a VM's disk its VM counts already).
+ * Every change that raises what a project holds compares the project's
+ * document at the revision read and puts it again (as a VM's save does),
+ * so two changes racing for the last room, or a change and the project's
+ * delete, never both commit. */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "state/store.h"
+
+#define VO_KEY_OBJECT_PROJECTS_PREFIX "cluster/object-projects/"
+
+typedef struct {
+    const char *kind;  /* "volume" or "network" */
+    const char *scope; /* a host id, "shared" or "cluster" */
+    const char *id;    /* "pool/name" or a network's name */
+} VoProjectObject;
+
+/* The object's project: 0 with *ret_project (malloc'd; NULL: none) and
+ * *ret_disk_bytes (may be NULL), or the store's error. */
+int vo_project_object_get(VoStore *s, const VoProjectObject *o, char **ret_project,
+                          int64_t *ret_disk_bytes);
+/* Puts the object in project (NULL: in none), counting disk_bytes against
+ * its disk quota (-1: the figure it has). Checked when it raises what the
+ * project holds: -VO_EQUOTA (over the disk quota) or -ENOENT (no such
+ * project), both with *ret_error; else 0 or the store's error. host_id:
+ * the host that holds it (for the usage document). */
+int vo_project_object_set(VoStore *s, const VoProjectObject *o, const char *project,
+                          int64_t disk_bytes, const char *host_id, char **ret_error);
+/* Its documents go (the object was deleted). 0 or the store's error. */
+int vo_project_object_forget(VoStore *s, const VoProjectObject *o);
+/* Every object of kind in scope that has a project: {id: project}. */
+int vo_project_objects_of(VoStore *s, const char *kind, const char *scope, json_t **ret);
+/* The usage document's kind ("volume", "network") and object, or NULL for a
+ * VM's usage document. */
+const char *vo_project_usage_doc_kind(json_t *doc);

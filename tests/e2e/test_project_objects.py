@@ -1,0 +1,314 @@
+"""Volumes and networks in projects on a fake-driver vireod (docs/projects.md,
+"Volumes and networks"): volume create / import / clone and network create
+with a project; ?project= and the PROJECT column; a volume's virtual size
+counts against its project's disk quota (create and resize refused 409
+quota-exceeded, nothing half-made; a project volume attached to a VM of its
+project is not counted twice); a VM uses volumes and networks of its own
+project or of none; a project holding volumes or networks is not deleted;
+moves between projects are the cluster admins'; racing creates for a
+project's last room make exactly one volume, and a project delete racing a
+volume's or network's create never leaves one in a project that is gone;
+over HTTPS a user with a role on one project sees, makes and changes that
+project's volumes and networks only (others and unprojected volumes answer
+404), reads and uses shared (unprojected) networks but cannot change them."""
+
+import pytest
+
+from vireo_harness import Daemon
+from test_projects import race
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def dh():
+    from test_access import Https  # the HTTPS client of the access tests
+    daemon = Daemon(driver="fake", args=["--https", "127.0.0.1:8443"])
+    try:
+        yield daemon, Https(daemon)
+    finally:
+        daemon.cleanup()
+
+
+def disk_used(d, project):
+    return d.api("GET", f"/v1/projects/{project}")["usage"]["disk_bytes"]
+
+
+def object_keys(d):
+    return d.store_keys("cluster/object-projects/")
+
+
+def test_volumes_and_networks_carry_a_project(dh):
+    d, _ = dh
+    d.api("POST", "/v1/projects", {"name": "pa", "quotas": {"disk_bytes": 3 * GIB}},
+          expect=201)
+    d.api("POST", "/v1/projects", {"name": "pb"}, expect=201)
+
+    # Made in a project: shown, listed, counted.
+    made = d.task_ok("POST", "/v1/pools/default/volumes",
+                     {"name": "va1", "size_bytes": GIB, "project": "pa"})
+    assert made["volume"]["project"] == "pa"
+    assert d.api("GET", "/v1/pools/default/volumes/va1")["project"] == "pa"
+    assert disk_used(d, "pa") == GIB
+    d.cli("volume", "create", "default/va2", "--size", "1G", "--project", "pa")
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "free", "size_bytes": MIB})
+    assert d.api("GET", "/v1/pools/default/volumes/free")["project"] is None
+    listed = [v["key"] for v in d.api("GET", "/v1/volumes?project=pa")["volumes"]]
+    assert listed == ["default/va1", "default/va2"]
+    out = d.cli("volume", "list", "--project", "pa").stdout
+    assert "PROJECT" in out and "default/va2" in out and "default/free" not in out
+    shown = d.api("GET", "/v1/projects/pa")
+    assert sorted(v["volume"] for v in shown["volumes"]) == ["default/va1", "default/va2"]
+    assert shown["usage"]["disk_bytes"] == 2 * GIB and shown["usage"]["vms"] == 0
+
+    # Over the disk quota: refused whole; no project: refused whole.
+    err = d.api("POST", "/v1/pools/default/volumes",
+                {"name": "big", "size_bytes": 2 * GIB, "project": "pa"}, expect=409)
+    assert err["error"]["code"] == "quota-exceeded"
+    assert err["error"]["message"] == \
+        f"project 'pa': quota disk_bytes is {3 * GIB} ({2 * GIB} in use); this needs {2 * GIB}"
+    assert d.request("GET", "/v1/pools/default/volumes/big")[0] == 404
+    err = d.api("POST", "/v1/pools/default/volumes",
+                {"name": "big", "size_bytes": MIB, "project": "nope"}, expect=404)
+    assert "project 'nope' does not exist" in err["error"]["message"]
+    assert d.request("GET", "/v1/pools/default/volumes/big")[0] == 404
+    # A clone counts the source's virtual size; a resize its growth.
+    err = d.api("POST", "/v1/pools/default/volumes/va1/clone",
+                {"target": "default/va1c", "project": "pa"}, expect=202)
+    assert d.wait_task(err["task"])["state"] == "succeeded"
+    assert d.api("GET", "/v1/pools/default/volumes/va1c")["project"] == "pa"
+    assert disk_used(d, "pa") == 3 * GIB
+    err = d.api("POST", "/v1/pools/default/volumes/va1/resize",
+                {"size_bytes": 2 * GIB}, expect=409)
+    assert err["error"]["code"] == "quota-exceeded", err
+    d.task_ok("DELETE", "/v1/pools/default/volumes/va1c")
+    assert disk_used(d, "pa") == 2 * GIB
+    d.task_ok("POST", "/v1/pools/default/volumes/va1/resize", {"size_bytes": 2 * GIB})
+    assert disk_used(d, "pa") == 3 * GIB
+
+    # Networks: made in a project, or shared (none).
+    net = d.api("POST", "/v1/networks", {"name": "na", "type": "isolated", "project": "pa"},
+                expect=201)
+    assert net["project"] == "pa"
+    err = d.api("POST", "/v1/networks", {"name": "nx", "type": "isolated", "project": "nope"},
+                expect=404)
+    assert "project 'nope' does not exist" in err["error"]["message"]
+    assert d.request("GET", "/v1/networks/nx")[0] == 404
+    assert d.api("GET", "/v1/networks/default")["project"] is None
+    assert [n["name"] for n in d.api("GET", "/v1/networks?project=pa")["networks"]] == ["na"]
+    assert "pa" in d.cli("network", "show", "na").stdout
+
+    # A VM uses volumes and networks of its project or of none (its boot
+    # disk counts too: room for it).
+    d.api("PATCH", "/v1/projects/pa", {"quotas": {"disk_bytes": None}})
+    d.task_ok("POST", "/v1/vms", {"name": "vma", "memory_mib": 64, "project": "pa"})
+    d.task_ok("POST", "/v1/vms", {"name": "vmb", "memory_mib": 64, "project": "pb"})
+    err = d.api("POST", "/v1/vms/vmb/disks", {"volume": "default/va2"}, expect=409)
+    assert err["error"]["message"] == "volume 'default/va2' belongs to project 'pa' and VM " \
+        "'vmb' to project 'pb': a VM uses volumes and networks of its own project or of none"
+    err = d.api("POST", "/v1/vms/vmb/nics", {"network": "na"}, expect=409)
+    assert "network 'na' belongs to project 'pa'" in err["error"]["message"]
+    d.task_ok("POST", "/v1/vms/vmb/nics", {"network": "default"})  # shared
+    # Attached to a VM of its project, a project's volume counts once.
+    before = disk_used(d, "pa")
+    d.task_ok("POST", "/v1/vms/vma/disks", {"volume": "default/va2"})
+    d.task_ok("POST", "/v1/vms/vma/nics", {"network": "na"})
+    assert disk_used(d, "pa") == before
+    # ... and its VM cannot leave for another project with it.
+    err = d.api("PATCH", "/v1/vms/vma", {"project": "pb"}, expect=409)
+    assert "belongs to project 'pa'" in err["error"]["message"], err
+    assert d.vm("vma")["project"] == "pa"
+    # Moves: an attached volume is not moved; a detached one is, checked.
+    err = d.api("PATCH", "/v1/pools/default/volumes/va2", {"project": "pb"}, expect=409)
+    assert "is attached to VM 'vma'" in err["error"]["message"]
+    err = d.api("PATCH", "/v1/networks/na", {"project": "pb"}, expect=409)
+    assert "has a NIC of VM 'vma'" in err["error"]["message"]
+    d.task_ok("DELETE", "/v1/vms/vma")
+    d.task_ok("DELETE", "/v1/vms/vmb")
+    assert d.cli("volume", "set", "default/va2", "--project", "pb").stdout.strip() == \
+        "default/va2: project pb"
+    assert disk_used(d, "pb") == GIB
+    d.api("PATCH", "/v1/pools/default/volumes/free", {"project": "pb"})
+    err = d.api("PATCH", "/v1/projects/pb", {"quotas": {"disk_bytes": GIB}})
+    err = d.api("PATCH", "/v1/pools/default/volumes/va1", {"project": "pb"}, expect=409)
+    assert err["error"]["code"] == "quota-exceeded"
+    assert d.api("GET", "/v1/pools/default/volumes/va1")["project"] == "pa"
+
+    # A restart of vireod keeps them (documents in the store).
+    d.stop()
+    d.start()
+    assert d.api("GET", "/v1/pools/default/volumes/va1")["project"] == "pa"
+    assert d.api("GET", "/v1/networks/na")["project"] == "pa"
+    assert disk_used(d, "pa") == 2 * GIB
+
+    # A project holding volumes or networks stays.
+    err = d.api("DELETE", "/v1/projects/pa", expect=409)
+    assert err["error"]["message"].startswith(
+        "project 'pa' holds 2 volumes or networks (volume 'default/va1', network 'na')") \
+        or err["error"]["message"].startswith(
+        "project 'pa' holds 2 volumes or networks (network 'na', volume 'default/va1')"), err
+    d.task_ok("DELETE", "/v1/pools/default/volumes/va1")
+    d.api("DELETE", "/v1/networks/na")
+    d.api("DELETE", "/v1/projects/pa")
+    assert d.cli("network", "set", "default", "--project", "pb").returncode == 0
+    d.cli("network", "set", "default", "--project", "none")
+    for v in ("va2", "free"):
+        d.task_ok("DELETE", f"/v1/pools/default/volumes/{v}")
+    d.api("DELETE", "/v1/projects/pb")
+    assert object_keys(d) == []
+
+
+def test_creates_and_deletes_race(dh):
+    d, _ = dh
+    # Two creates for the last GiB: exactly one volume.
+    d.api("POST", "/v1/projects", {"name": "last", "quotas": {"disk_bytes": GIB}}, expect=201)
+    answers = race(2, lambda k: d.request("POST", "/v1/pools/default/volumes", {
+        "name": f"last{k}", "size_bytes": GIB, "project": "last"}))
+    statuses = sorted(s for s, _ in answers)
+    assert statuses == [202, 409], answers
+    for s, body in answers:
+        if s == 202:
+            d.wait_task(body["task"])
+            d.task_ok("DELETE", f"/v1/pools/default/volumes/{body['volume']['name']}")
+        else:
+            assert body["error"]["code"] == "quota-exceeded"
+    d.api("DELETE", "/v1/projects/last")
+
+    # A project delete and a volume's or a network's create into it: one wins.
+    for i in range(6):
+        d.api("POST", "/v1/projects", {"name": "gone"}, expect=201)
+        network = i % 2 == 1
+        name = f"g{i}"
+
+        def create(k):
+            if k:
+                return d.request("DELETE", "/v1/projects/gone")
+            if network:
+                return d.request("POST", "/v1/networks",
+                                 {"name": name, "type": "isolated", "project": "gone"})
+            return d.request("POST", "/v1/pools/default/volumes",
+                             {"name": name, "size_bytes": MIB, "project": "gone"})
+        (cs, cbody), (ds, dbody) = race(2, create)
+        if cs in (201, 202):
+            if not network:
+                d.wait_task(cbody["task"])
+            assert ds == 409 and "holds 1 volume or network" in dbody["error"]["message"], \
+                (cbody, dbody)
+            if network:
+                d.api("DELETE", f"/v1/networks/{name}")
+            else:
+                d.task_ok("DELETE", f"/v1/pools/default/volumes/{name}")
+            d.api("DELETE", "/v1/projects/gone")
+        else:
+            assert ds == 200, dbody
+            assert cs == 404 and "project 'gone' does not exist" in \
+                cbody["error"]["message"], cbody
+            path = f"/v1/networks/{name}" if network else f"/v1/pools/default/volumes/{name}"
+            assert d.request("GET", path)[0] == 404
+        assert object_keys(d) == []
+        assert d.store_keys("cluster/project-usage/gone/") == []
+
+
+def test_project_users_over_https(dh):
+    d, h = dh
+    for p in ("ta", "tb"):
+        d.api("POST", "/v1/projects", {"name": p}, expect=201)
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "tb1", "size_bytes": MIB,
+                                                    "project": "tb"})
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "shared1", "size_bytes": MIB})
+    d.api("POST", "/v1/networks", {"name": "ntb", "type": "isolated", "project": "tb"},
+          expect=201)
+    d.task_ok("POST", "/v1/vms", {"name": "vta", "memory_mib": 64, "project": "ta"})
+    d.cli("user", "create", "carl", "--role", "none", "--password-file", "-",
+          input="carl's password\n")
+    d.cli("user", "grant", "carl", "--role", "admin", "--project", "ta")
+    d.cli("user", "create", "olga", "--role", "none", "--password-file", "-",
+          input="olga's password\n")
+    d.cli("user", "grant", "olga", "--role", "operator", "--project", "ta")
+    tok = d.api("POST", "/v1/tokens", {"role": "admin", "user": "carl"}, expect=201)["secret"]
+    otok = d.api("POST", "/v1/tokens", {"role": "operator", "user": "olga"},
+                 expect=201)["secret"]
+
+    def calls(*reqs):
+        out = []
+        for r in reqs:
+            method, path, body, token = (*r, None, None)[:4]
+            out.append({"method": method, "path": path, "body": body,
+                        "headers": {"Authorization": "Bearer " + (token or tok)}})
+        return h.many(out)
+
+    (made, made_b, made_none, by_operator, net, net_b, pools, vols, nets, other, shared,
+     shared_net, other_net) = calls(
+        ("POST", "/v1/pools/default/volumes", {"name": "ta1", "size_bytes": MIB,
+                                               "project": "ta"}),
+        ("POST", "/v1/pools/default/volumes", {"name": "x1", "size_bytes": MIB,
+                                               "project": "tb"}),
+        ("POST", "/v1/pools/default/volumes", {"name": "x2", "size_bytes": MIB}),
+        ("POST", "/v1/pools/default/volumes", {"name": "x3", "size_bytes": MIB,
+                                               "project": "ta"}, otok),
+        ("POST", "/v1/networks", {"name": "nta", "type": "isolated", "project": "ta"}),
+        ("POST", "/v1/networks", {"name": "nx", "type": "isolated"}),
+        ("GET", "/v1/pools"), ("GET", "/v1/volumes"), ("GET", "/v1/networks"),
+        ("GET", "/v1/pools/default/volumes/tb1"), ("GET", "/v1/pools/default/volumes/shared1"),
+        ("GET", "/v1/networks/default"), ("GET", "/v1/networks/ntb"))
+    assert made["status"] == 202 and made["body"]["volume"]["project"] == "ta", made
+    d.wait_task(made["body"]["task"])
+    assert made_b["status"] == 403 and made_b["body"]["error"]["message"].startswith(
+        "creating a volume needs the admin role on project 'tb'; token:"), made_b
+    assert made_none["status"] == 403 and made_none["body"]["error"]["message"].startswith(
+        "creating a volume needs the admin role on the cluster"), made_none
+    assert by_operator["status"] == 403, by_operator
+    assert net["status"] == 201 and net["body"]["project"] == "ta", net
+    assert net_b["status"] == 403, net_b
+    assert pools["status"] == 200 and pools["body"]["pools"], pools
+    own = [v["key"] for v in vols["body"]["volumes"] if not v["project_of_vm"]]
+    assert own == ["default/ta1"], vols
+    # its VM's disks (made with it, of no project of their own) follow it
+    disks = [v for v in vols["body"]["volumes"] if v["project_of_vm"]]
+    assert disks and all(v["attached_to"] == "vta" and v["project"] == "ta"
+                         for v in disks), vols
+    assert all(v["project"] in ("ta", "tb") or v["attached_to"] != "vta"
+               for v in d.api("GET", "/v1/volumes")["volumes"])
+    assert sorted(n["name"] for n in nets["body"]["networks"]) == ["default", "nta"], nets
+    for ans, key in ((other, "default/tb1"), (shared, "default/shared1")):
+        assert ans["status"] == 404 and \
+            ans["body"]["error"]["message"] == f"volume '{key}' does not exist", ans
+    assert shared_net["status"] == 200, shared_net
+    assert other_net["status"] == 404, other_net
+    for x in ("x1", "x2", "x3", "nx"):
+        path = f"/v1/networks/{x}" if x == "nx" else f"/v1/pools/default/volumes/{x}"
+        assert d.request("GET", path)[0] == 404
+
+    (attach_shared, attach_other, nic_shared, move, move_net, del_shared_net, resize,
+     op_read, op_delete) = calls(
+        ("POST", "/v1/vms/vta/disks", {"volume": "default/shared1"}),
+        ("POST", "/v1/vms/vta/disks", {"volume": "default/tb1"}),
+        ("POST", "/v1/vms/vta/nics", {"network": "default"}),
+        ("PATCH", "/v1/pools/default/volumes/ta1", {"project": "tb"}),
+        ("PATCH", "/v1/networks/nta", {"project": None}),
+        ("DELETE", "/v1/networks/default"),
+        ("POST", "/v1/pools/default/volumes/ta1/resize", {"size_bytes": 2 * MIB}),
+        ("GET", "/v1/pools/default/volumes/ta1", None, otok),
+        ("DELETE", "/v1/pools/default/volumes/ta1", None, otok))
+    assert attach_shared["status"] == 404, attach_shared
+    assert attach_other["status"] == 404, attach_other
+    assert nic_shared["status"] == 202, nic_shared
+    d.wait_task(nic_shared["body"]["task"])
+    assert move["status"] == 403 and "moving a volume between projects needs the admin " \
+        "role on the cluster" in move["body"]["error"]["message"], move
+    assert move_net["status"] == 403, move_net
+    assert del_shared_net["status"] == 403 and \
+        "changing a network of no project" in del_shared_net["body"]["error"]["message"]
+    assert resize["status"] == 202, resize
+    d.wait_task(resize["body"]["task"])
+    assert op_read["status"] == 200 and op_read["body"]["project"] == "ta", op_read
+    assert op_delete["status"] == 403 and "needs the admin role" in \
+        op_delete["body"]["error"]["message"], op_delete
+
+    dele, dele_net = calls(("DELETE", "/v1/pools/default/volumes/ta1"),
+                           ("DELETE", "/v1/networks/nta"))
+    assert dele["status"] == 202, dele
+    d.wait_task(dele["body"]["task"])
+    assert dele_net["status"] == 200, dele_net
+    assert d.request("GET", "/v1/networks/default")[0] == 200
