@@ -172,6 +172,15 @@ int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *sr
     r = vo_rbd_image_create(&c, image, size, ret_error);
     if (r < 0)
         return r;
+    r = vo_storage_rbd_write(rp, image, src, src_format, ret_error);
+    if (r < 0)
+        (void)vo_rbd_image_remove(&c, image, NULL);
+    return r;
+}
+
+int vo_storage_rbd_write(const VoRbdPool *rp, const char *image, const char *src,
+                         const char *src_format, char **ret_error)
+{
     /* QEMU writes into the image it opens itself (its rbd driver); the key
      * goes by file (a secret object), never in argv. */
     json_t *servers = vo_rbd_servers(rp->monitors);
@@ -195,9 +204,8 @@ int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *sr
     char *argv[] = { "qemu-img", "convert", "-n", "-f", (char *)src_format, "--object", secret,
                      (char *)src, "--target-image-opts", target, NULL };
     _cleanup_free_ char *output = NULL;
-    r = vo_spawn_wait(argv, 30 * 60 * 1000, &output);
+    int r = vo_spawn_wait(argv, 30 * 60 * 1000, &output);
     if (r != 0) {
-        (void)vo_rbd_image_remove(&c, image, NULL);
         free(*ret_error);
         *ret_error = vo_asprintf("cannot copy %s into RBD image %s/%s: %s", src, rp->pool, image,
                                  output && *output ? output : "qemu-img failed");

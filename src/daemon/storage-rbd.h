@@ -57,6 +57,11 @@ int vo_storage_rbd_write_id(const char *dir, const char *id);
  * QEMU's rbd driver; removed again when the copy fails. */
 int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
                           const char *src_format, uint64_t size, char **ret_error);
+/* Writes the disk image src (of src_format; a qcow2 with its backing
+ * chain) over the whole of the existing RBD image `image` (qemu-img
+ * convert -n through QEMU's rbd driver), which is at least as large. */
+int vo_storage_rbd_write(const VoRbdPool *rp, const char *image, const char *src,
+                         const char *src_format, char **ret_error);
 /* A new RBD image `child` as a linked clone of vireo image image_name
  * (whose disk is src, of src_format), at least size bytes: the image's
  * base (VO_RBD_BASE_PREFIX + image_name, with its protected snapshot) is

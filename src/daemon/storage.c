@@ -580,7 +580,7 @@ static int load_volume(const char *key, const char *value, int64_t rev, void *us
     return 0;
 }
 
-static bool check_pools(VoDaemon *d, bool with_rbd);
+static bool check_pools(VoDaemon *d, bool rbd_pools);
 
 int vo_storage_load(VoDaemon *d)
 {
@@ -661,11 +661,13 @@ static void sweep_own_creating(VoDaemon *d, const char *pool, const char *dir)
     pthread_mutex_unlock(&d->storage_lock);
 }
 
-/* with_rbd false: the rbd pools are left to the pool watch's first check
- * (vireod's start: a Ceph that does not answer holds each check up to
- * VO_RBD_TIMEOUT_S, and the start waits for this one before it serves the
- * API or finds its running VMs again). */
-static bool check_pools(VoDaemon *d, bool with_rbd)
+/* rbd_pools false: the shared directory pools (a marker file each);
+ * true: the rbd pools, whose monitors are asked (up to VO_RBD_TIMEOUT_S
+ * each when they do not answer). The two are never checked in one call:
+ * vireod's start and the pool watch check the directory pools, and the rbd
+ * pools have a thread of their own (pool-watch.c), so a Ceph that does not
+ * answer holds neither the start nor the watch of the cluster's changes. */
+static bool check_pools(VoDaemon *d, bool rbd_pools)
 {
     /* The marker is read (an rbd pool's monitors asked) without the lock (a
      * hung mount must not stop every storage call), then the verdicts are
@@ -675,7 +677,7 @@ static bool check_pools(VoDaemon *d, bool with_rbd)
     int64_t now = vo_now_ms();
     pthread_mutex_lock(&d->storage_lock);
     for (size_t i = 0; i < d->n_pools; i++)
-        if (d->pools[i]->shared && (with_rbd || !d->pools[i]->rbd) &&
+        if (d->pools[i]->shared && rbd_pools == (d->pools[i]->rbd != NULL) &&
             !(d->pools[i]->rbd && d->pools[i]->reach == VO_POOL_REACHABLE &&
               now < d->pools[i]->rbd_next_check_ms)) {
             vo_strv_pushf(&names, "%s", d->pools[i]->name);
@@ -728,6 +730,11 @@ static bool check_pools(VoDaemon *d, bool with_rbd)
 }
 
 bool vo_storage_check_pools(VoDaemon *d)
+{
+    return check_pools(d, false);
+}
+
+bool vo_storage_check_rbd_pools(VoDaemon *d)
 {
     return check_pools(d, true);
 }

@@ -246,9 +246,32 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     b2 = rbd_backup(d, "lc2", incremental=True)
     assert b2["kind"] == "full" and "no longer has" in b2["reason"], b2
     assert rbd_snaps(ceph, "lc2-disk0") == [f"vireo.backup.{b2['id']}"]
-    # Restored over the original VM: refused (its disks are RBD images).
-    status, doc = d.request("POST", f"/v1/backups/{b2['id']}/restore", {})
-    assert status == 409 and "--as" in doc["error"]["message"], doc
+    # Restored over the original (stopped) VM, all or nothing: each RBD
+    # image written over behind an undo snapshot. A failure after the
+    # first write (a fault point) rolls the disk back to what it held (a
+    # pattern written after the backup); then the restore brings back the
+    # backup's data, byte for byte. The undo snapshot goes either way.
+    disk = f"rbd:vireo-vms/lc2-disk0:conf={ceph.conf}"
+    backup_snap = f"rbd:vireo-vms/lc2-disk0@vireo.backup.{b2['id']}:conf={ceph.conf}"
+
+    def qemu_io(cmd):
+        p = ceph.ns("qemu-io", "-f", "raw", "-c", cmd, disk, timeout=60, check=False)
+        return p.stdout + p.stderr
+
+    assert "wrote 1048576" in qemu_io("write -P 0xab 0 1M")
+    open(os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "rbd-restore-fail-after-write"),
+         "w").close()
+    task = d.wait_task(d.api("POST", f"/v1/backups/{b2['id']}/restore", {}, expect=202)["task"],
+                       timeout=120)
+    assert task["state"] == "failed" and "test fault" in task["error"]["message"], task
+    out = qemu_io("read -P 0xab 0 1M")
+    assert "read 1048576" in out and "verification failed" not in out, out
+    assert rbd_snaps(ceph, "lc2-disk0") == [f"vireo.backup.{b2['id']}"]
+    assert "every disk rolled back" in d.log()
+    d.task_ok("POST", f"/v1/backups/{b2['id']}/restore", {})
+    ceph.ns("qemu-img", "compare", "-f", "raw", "-F", "raw", backup_snap, disk, timeout=120)
+    assert rbd_snaps(ceph, "lc2-disk0") == [f"vireo.backup.{b2['id']}"]
+    assert d.vm("lc2")["state"] == "stopped"
     for b in (b1, b2):
         d.task_ok("DELETE", f"/v1/backups/{b['id']}")
     # A VM's delete takes its disks' RBD snapshots with them (lc1's off1).
