@@ -291,3 +291,30 @@ void vo_storage_rbd_forget_bases(const VoRbdPool *rp)
     }
     pthread_mutex_unlock(&base_lock);
 }
+
+int vo_storage_rbd_remove_half_made(const char *path, char **ret_error)
+{
+    _cleanup_free_ char *dir = vo_strdup(path);
+    char *slash = strrchr(dir, '/');
+    size_t n = slash ? strlen(slash + 1) : 0;
+    if (!slash || n <= 4 || strcmp(slash + 1 + n - 4, ".raw"))
+        return 0;
+    *slash = '\0';
+    _cleanup_free_ char *image = vo_asprintf("%.*s", (int)(n - 4), slash + 1);
+    const char *pool_name = strrchr(dir, '/');
+    _cleanup_free_ char *conf_file = vo_asprintf("%s/ceph.json", dir);
+    json_t *props = pool_name ? json_load_file(conf_file, 0, NULL) : NULL;
+    if (!props) /* no rbd pool's directory */
+        return 0;
+    VoRbdPool rp;
+    int r = vo_storage_rbd_load(dir, props, &rp, ret_error);
+    json_decref(props);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *volume = vo_asprintf("%s/%s", pool_name + 1, image);
+    VoRbdConf c = vo_rbd_pool_conf(&rp);
+    int marked = vo_rbd_image_marked(&c, image, volume, ret_error);
+    r = marked > 0 ? vo_rbd_image_remove(&c, image, ret_error) : marked;
+    vo_rbd_pool_clear(&rp);
+    return r < 0 ? r : marked;
+}

@@ -158,6 +158,33 @@ int vo_rbd_image_remove(const VoRbdConf *conf, const char *image, char **ret_err
     return r;
 }
 
+static int set_mark(rbd_image_t img, const void *volume)
+{
+    return rbd_metadata_set(img, VO_RBD_MARK_KEY, volume);
+}
+
+int vo_rbd_image_mark(const VoRbdConf *conf, const char *image, const char *volume,
+                      char **ret_error)
+{
+    return vo_rbd_with_image(conf, image, set_mark, volume, "mark", ret_error);
+}
+
+int vo_rbd_image_marked(const VoRbdConf *conf, const char *image, const char *volume,
+                        char **ret_error)
+{
+    VoRbdConn c;
+    rbd_image_t img;
+    int r = vo_rbd_image_open_if(conf, &c, image, true, &img, ret_error);
+    if (r <= 0)
+        return r;
+    char value[256] = "";
+    size_t len = sizeof(value) - 1;
+    int k = rbd_metadata_get(img, VO_RBD_MARK_KEY, value, &len);
+    rbd_close(img);
+    vo_rbd_conn_close(&c);
+    return k >= 0 && !strcmp(value, volume) ? 1 : 0;
+}
+
 int vo_rbd_image_open_if(const VoRbdConf *conf, VoRbdConn *c, const char *image,
                          bool read_only, rbd_image_t *ret, char **ret_error)
 {
