@@ -30,6 +30,7 @@
 #include "storage/pool-marker.h"
 #include "storage/qemu-img.h"
 #include "daemon/migrate-safe.h"
+#include "daemon/rbd-dead-clients.h"
 #include "daemon/storage-rbd.h"
 #include "daemon/storage-rbd-shared.h"
 #include "storage/rbd-clone.h"
@@ -2158,7 +2159,7 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
          * busy, so nothing else takes or removes it meanwhile). */
         pthread_mutex_unlock(&d->storage_lock);
         VoRbdConf c = vo_rbd_pool_conf(&rp);
-        k = vo_rbd_image_remove(&c, name, &rbd_error);
+        k = vo_rbd_remove_past_dead(&c, name, &rbd_error);
         vo_rbd_pool_clear(&rp);
         pthread_mutex_lock(&d->storage_lock);
         v = volume_find(d, pool, name);
