@@ -116,33 +116,42 @@ static bool is_dead(const char *addr)
     return found;
 }
 
-int vo_rbd_remove_past_dead(const VoRbdConf *c, const char *image, char **ret_error)
+/* Every watcher of image is a dead client of ours (and there is one):
+ * each blocklisted, then waited for (bounded) until Ceph has dropped their
+ * watches. True when that went through. */
+static bool break_dead_watchers(const VoRbdConf *c, const char *image)
 {
-    int r = vo_rbd_image_remove(c, image, ret_error);
-    if (r != -EBUSY)
-        return r;
     _cleanup_strv_ char **watchers = NULL;
     _cleanup_free_ char *why = NULL;
     if (vo_rbd_watchers(c, image, &watchers, &why) <= 0)
-        return r;
-    for (char **a = watchers; *a; a++) {
+        return false;
+    for (char **a = watchers; *a; a++)
         if (!is_dead(*a))
-            return r; /* a live client (or one not ours): never broken */
-    }
+            return false; /* a live client (or one not ours): never broken */
     for (char **a = watchers; *a; a++) {
         free(TAKE_PTR(why));
         if (vo_rbd_blocklist(c, *a, BLOCKLIST_S, &why) < 0) {
             log_warn("rbd: %s/%s: %s", c->pool, image, why);
-            return r;
+            return false;
         }
         log_info("rbd: %s/%s: blocklisted %s, the Ceph client of a QEMU that is gone",
                  c->pool, image, *a);
     }
     /* The OSDs drop a blocklisted client's watch once they have the new map. */
-    for (int i = 0; i < 20 && r == -EBUSY; i++) {
-        usleep(250 * 1000);
-        free(TAKE_PTR(*ret_error));
-        r = vo_rbd_image_remove(c, image, ret_error);
+    for (int i = 0; i < 40; i++) {
+        vo_strv_free(TAKE_PTR(watchers));
+        free(TAKE_PTR(why));
+        if (vo_rbd_watchers(c, image, &watchers, &why) <= 0)
+            return true;
+        usleep(125 * 1000);
     }
-    return r;
+    return true;
+}
+
+int vo_rbd_remove_past_dead(const VoRbdConf *c, const char *image, char **ret_error)
+{
+    /* Before the remove: librbd's remove would first ask the dead lock
+     * owner for the exclusive lock, and wait VO_RBD_TIMEOUT_S for it. */
+    (void)break_dead_watchers(c, image);
+    return vo_rbd_image_remove(c, image, ret_error);
 }

@@ -25,6 +25,7 @@ void vo_rbd_clients_record(VoDaemon *d, const VoVmSpec *spec, char *const *befor
  * (for VO_RBD_DEAD_CLIENT_MS), and the file goes. No Ceph call. */
 void vo_rbd_clients_exited(const char *run_dir);
 #define VO_RBD_DEAD_CLIENT_MS (5 * 60 * 1000)
-/* vo_rbd_image_remove, and when the image is watched by dead QEMUs
- * (above) only: those blocklisted, then the remove tried again (bounded). */
+/* vo_rbd_image_remove; first, when the image is watched by dead QEMUs
+ * (above) only, those are blocklisted and their watches waited out
+ * (bounded: 5 s). */
 int vo_rbd_remove_past_dead(const VoRbdConf *c, const char *image, char **ret_error);

@@ -34,18 +34,26 @@ int vo_rbd_watchers(const VoRbdConf *conf, const char *image, char ***ret, char 
     return r;
 }
 
+typedef struct {
+    const char *addr;
+    uint32_t expire_s;
+} Blocklist;
+
+static int blocklist(VoRbdConn *c, const VoRbdConf *conf, const void *arg, char **ret_error)
+{
+    (void)conf;
+    const Blocklist *b = arg;
+    _cleanup_free_ char *copy = vo_strdup(b->addr); /* librados takes a char * */
+    int r = rados_blocklist_add(c->cluster, copy, b->expire_s);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot blocklist Ceph client %s: %s", b->addr,
+                            strerror(-r));
+    return 0;
+}
+
 int vo_rbd_blocklist(const VoRbdConf *conf, const char *addr, uint32_t expire_s,
                      char **ret_error)
 {
-    VoRbdConn c;
-    int r = vo_rbd_conn_open(conf, &c, ret_error);
-    if (r < 0)
-        return r;
-    _cleanup_free_ char *copy = vo_strdup(addr); /* librados takes a char * */
-    r = rados_blocklist_add(c.cluster, copy, expire_s);
-    if (r < 0)
-        r = vo_error_set(ret_error, r, "cannot blocklist Ceph client %s: %s", addr,
-                         strerror(-r));
-    vo_rbd_conn_close(&c);
-    return r;
+    Blocklist b = { .addr = addr, .expire_s = expire_s };
+    return vo_rbd_with_conn(conf, blocklist, &b, ret_error);
 }
