@@ -30,16 +30,18 @@ char **vo_rbd_clients_watching(VoDaemon *d, const VoVmSpec *spec)
     _cleanup_free_ char *error = NULL;
     if (vo_vm_rbd_images(d, spec, "its QEMU's Ceph clients", &imgs, &n_imgs, &error) <= 0)
         return NULL;
-    char **all = NULL;
-    for (size_t i = 0; i < n_imgs; i++) {
+    char **all = vo_malloc0(sizeof(char *)); /* none yet, but known */
+    for (size_t i = 0; all && i < n_imgs; i++) {
         if (i < spec->n_disks && spec->disks[i].shareable)
             continue;
         VoRbdConf c = vo_rbd_pool_conf(&imgs[i].pool);
         _cleanup_strv_ char **w = NULL;
         free(TAKE_PTR(error));
-        if (vo_rbd_watchers(&c, imgs[i].image, &w, &error) < 0)
+        if (vo_rbd_watchers(&c, imgs[i].image, &w, &error) < 0) {
             log_debug("rbd: watchers of %s/%s: %s", imgs[i].pool.pool, imgs[i].image, error);
-        for (char **a = w; a && *a; a++)
+            vo_strv_free(TAKE_PTR(all)); /* unknown: nothing is taken for its QEMU's */
+        }
+        for (char **a = w; all && a && *a; a++)
             vo_strv_pushf(&all, "%s", *a);
     }
     vo_vm_rbd_images_free(imgs, n_imgs);
@@ -57,6 +59,8 @@ static bool strv_has(char *const *v, const char *s)
 void vo_rbd_clients_record(VoDaemon *d, const VoVmSpec *spec, char *const *before,
                            const char *run_dir)
 {
+    if (!before) /* what watched before is unknown: a watcher now may be another's */
+        return;
     _cleanup_strv_ char **now = vo_rbd_clients_watching(d, spec);
     _cleanup_free_ char *path = vo_asprintf("%s/rbd-clients", run_dir);
     _cleanup_free_ char *text = NULL; /* what an earlier start or hot-plug recorded */

@@ -13,12 +13,13 @@
 #include "daemon/daemon.h"
 #include "storage/rbd-client.h"
 
-/* The watcher addresses of spec's RBD disks that are not shareable (NULL
- * when none, or the cluster cannot be asked). */
+/* The watcher addresses of spec's RBD disks that are not shareable (an
+ * empty list when none), or NULL: no RBD disks, or the cluster cannot be
+ * asked. */
 char **vo_rbd_clients_watching(VoDaemon *d, const VoVmSpec *spec);
 /* After its QEMU started (or a disk was plugged into it): adds to
  * run_dir/rbd-clients the addresses that watch spec's disks now and did
- * not in before. */
+ * not in before (NULL, unknown: nothing is recorded). */
 void vo_rbd_clients_record(VoDaemon *d, const VoVmSpec *spec, char *const *before,
                            const char *run_dir);
 /* Its QEMU was reaped: the addresses of run_dir/rbd-clients are dead ones
