@@ -1,16 +1,19 @@
 /* backup-rbd.c: backups of VMs whose disks are RBD images (see
  * backup-rbd.h): the instant (RBD snapshots, as a VM snapshot makes them),
- * the export of each disk from its snapshot, and the pruning of older
- * backup snapshots. backups.c calls these under the VM's job lock. */
+ * the export of each disk from its snapshot, the pruning of older backup
+ * snapshots, and a restore over the VM (behind an undo snapshot).
+ * backups.c and backup-restore.c call these under the VM's job lock. */
 #include "daemon/backup-rbd.h"
 
 #include <errno.h>
 #include <string.h>
 
+#include "daemon/migrate-safe.h"
 #include "daemon/snapshot-rbd.h"
 #include "daemon/storage.h"
 #include "daemon/vm-pause-mark.h"
 #include "daemon/vm-rbd-images.h"
+#include "storage/qemu-img.h"
 #include "storage/rbd-export.h"
 #include "storage/rbd-snap.h"
 #include "util/util.h"
@@ -187,4 +190,65 @@ void vo_backup_rbd_prune(VoDaemon *d, const VoVmSpec *spec, const char *keep)
                      imgs[i].pool.pool, imgs[i].image, why);
     }
     vo_vm_rbd_images_free(imgs, n_imgs);
+}
+
+/* Writes backup file src (qcow2, its chain) over image img, resized first
+ * to the backup's size. */
+static int restore_image(const VoVmRbdImage *img, const char *src, char **ret_error)
+{
+    VoImgInfo info = { 0 };
+    int r = vo_img_info(src, "qcow2", &info, ret_error);
+    if (r < 0)
+        return r;
+    uint64_t size = info.n_layers ? info.layers[0].virtual_size : 0;
+    vo_img_info_clear(&info);
+    VoRbdConf c = vo_rbd_pool_conf(&img->pool);
+    r = vo_rbd_image_resize(&c, img->image, size, ret_error);
+    if (r >= 0)
+        r = vo_storage_rbd_write(&img->pool, img->image, src, "qcow2", ret_error);
+    return r;
+}
+
+int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char *const *sources,
+                               char **ret_error)
+{
+    VoVmRbdImage *imgs = NULL;
+    size_t n_imgs = 0;
+    int r = images_of(d, spec, &imgs, &n_imgs, ret_error);
+    if (r < 0)
+        return r;
+    /* The way back first, on every image (a leftover of a crashed restore
+     * is replaced: the VM's disks now are what it has to keep). */
+    r = vo_snapshot_rbd_create(d, spec, BACKUP_RBD_UNDO_SNAP, NULL, ret_error);
+    bool undo = r >= 0;
+    for (size_t i = 0; r >= 0 && i < n_imgs; i++) {
+        if (!sources[i])
+            continue;
+        r = restore_image(&imgs[i], sources[i], ret_error);
+        if (r >= 0 && vo_migrate_fault("rbd-restore-fail-after-write"))
+            r = vo_error_set(ret_error, -EIO, "test fault after writing %s/%s",
+                             imgs[i].pool.pool, imgs[i].image);
+        if (r >= 0)
+            log_info("vm %s: restore: %s written over %s/%s", spec->name, sources[i],
+                     imgs[i].pool.pool, imgs[i].image);
+    }
+    if (r < 0 && undo) {
+        _cleanup_free_ char *why = NULL;
+        if (vo_snapshot_rbd_revert(d, spec, BACKUP_RBD_UNDO_SNAP, &why) < 0) {
+            /* Kept: the only copy of what the VM's disks held. */
+            log_error("vm %s: cannot roll the disks back after a failed restore (rbd snap "
+                      "rollback to %s does it by hand): %s", spec->name, BACKUP_RBD_UNDO_SNAP,
+                      why);
+            undo = false;
+        } else
+            log_info("vm %s: restore failed; every disk rolled back", spec->name);
+    }
+    if (undo) {
+        _cleanup_free_ char *why = NULL;
+        if (vo_snapshot_rbd_delete(d, spec, BACKUP_RBD_UNDO_SNAP, &why) < 0)
+            log_warn("vm %s: kept RBD snapshots %s (the next restore replaces them): %s",
+                     spec->name, BACKUP_RBD_UNDO_SNAP, why);
+    }
+    vo_vm_rbd_images_free(imgs, n_imgs);
+    return r;
 }

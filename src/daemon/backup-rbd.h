@@ -37,3 +37,15 @@ int vo_backup_rbd_take(VoDaemon *d, const VoVmSpec *spec, VoHvInstance *pause,
 /* Removes the backup snapshots of spec's disks (and NVRAM) but keep's (may
  * be NULL); failures are logged (a backup never fails on them). */
 void vo_backup_rbd_prune(VoDaemon *d, const VoVmSpec *spec, const char *keep);
+/* The RBD snapshot a restore over a VM takes of each of its disks (and
+ * NVRAM) before it writes them: the way back when a write fails. */
+#define BACKUP_RBD_UNDO_SNAP "vireo.restore-undo"
+/* Restores a backup over the stopped VM spec whose disks are RBD images,
+ * all of them or none: each disk (sources[i] for spec->disks[i], the top
+ * qcow2 file of its backup chain; sources[spec->n_disks] the NVRAM's, or
+ * NULL to keep it) is written over its image (resized to the backup's
+ * size) after every image got BACKUP_RBD_UNDO_SNAP; a failure rolls every
+ * image back to it. The snapshot is removed at the end (one left by a
+ * crash: replaced by the next restore, or `rbd snap rollback` by hand). */
+int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char *const *sources,
+                               char **ret_error);

@@ -1,7 +1,8 @@
 /* backup-restore.c: restoring a backup (qemu-img convert reads each disk's
  * backing chain, every layer named: the backup and those it builds on) into a new VM made from
  * the stored definition, or over the original VM while it is stopped (all
- * its disks or none); and verifying a backup's files against the checksums
+ * its disks or none: files swapped, or RBD images written behind an undo
+ * snapshot); and verifying a backup's files against the checksums
  * recorded at creation. */
 #include "daemon/backup-internal.h"
 #include "daemon/backup-rbd.h"
@@ -379,15 +380,36 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
 
 /* ---- over the original VM -------------------------------------------------------------- */
 
-/* RBD images are no files to swap (backup-rbd.h): a new VM takes them. */
-static int refuse_rbd_original(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+/* RBD images are no files to swap: each is written over behind an undo
+ * snapshot (backup-rbd.h), all or none. The VM's own RBD snapshots stay
+ * (they are the images', still whole); sources are the disks' top layers. */
+static int restore_over_rbd(VoTask *t, VoDaemon *d, const BackupRef *b, const VoVmSpec *spec,
+                            const char *nvram_file, char **ret_error)
 {
-    int rbd = vo_backup_rbd_check(d, spec, ret_error);
-    if (rbd > 0)
-        return vo_error_set(ret_error, -EBUSY, "VM '%s' has its disks in rbd pools: restore "
-                            "to a new VM with --as NAME (--pool an rbd pool puts its disks "
-                            "there)", spec->name);
-    return rbd;
+    char **sources = vo_malloc0(sizeof(char *) * (spec->n_disks + 2));
+    int r = 0;
+    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
+        _cleanup_strv_ char **layers = NULL;
+        r = chain_files(b, spec->disks[i].slot, &layers, ret_error);
+        if (r >= 0)
+            sources[i] = vo_strdup(layers[0]);
+    }
+    if (r >= 0 && nvram_file && spec->nvram) {
+        if (strchr(nvram_file, '/'))
+            r = vo_error_set(ret_error, -EBUSY, "backup '%s' names NVRAM file '%s'", b->id,
+                             nvram_file);
+        else
+            sources[spec->n_disks] = vo_asprintf("%s/%s/%s", b->pool_path, b->id, nvram_file);
+    }
+    vo_task_progress(t, 10, "writing disks");
+    if (r >= 0)
+        r = vo_backup_rbd_restore_over(d, spec, sources, ret_error);
+    for (size_t i = 0; i <= spec->n_disks; i++)
+        free(sources[i]);
+    free(sources);
+    if (r >= 0)
+        vo_backups_forget_base(d, spec->id);
+    return r;
 }
 
 static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_error)
@@ -410,8 +432,9 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
             r = vo_error_set(ret_error, -EBUSY, "disk %zu of VM '%s' is not the one backed up "
                              "(or not a volume): restore to a new VM with --as NAME", i,
                              spec->name);
-    if (r >= 0)
-        r = refuse_rbd_original(d, spec, ret_error);
+    int rbd = r >= 0 ? vo_backup_rbd_check(d, spec, ret_error) : 0;
+    if (rbd < 0)
+        r = rbd;
     /* Every volume is checked first, every disk converted next to its
      * volume; only then are the files swapped, all or none, so a failure
      * changes nothing. */
@@ -422,6 +445,11 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
     /* UEFI: the NVRAM of the backup (when it has one and so does the VM)
      * is put back with the disks, as one more file of the same swap. */
     const char *nvram_file = json_string_value(json_object_get(b->record, "nvram"));
+    if (r >= 0 && rbd > 0) {
+        r = restore_over_rbd(t, d, b, spec, nvram_file, ret_error);
+        vo_vm_spec_free(spec);
+        return r;
+    }
     size_t n_files = spec->n_disks + (nvram_file && spec->nvram ? 1 : 0);
     char **temps = vo_malloc0(sizeof(char *) * (n_files + 1));
     /* Temp names carry this host's id: a pool may be shared, and each
@@ -567,11 +595,11 @@ int vo_backup_restore(VoDaemon *d, const char *id, const char *as, const char *p
         else if (original && pool)
             r = vo_error_set(ret_error, -EINVAL, "pool: a restore over the original VM writes "
                              "into its own volumes; pool is for a new VM (--as)");
-        else if (original) {
+        else if (original) { /* disks in rbd pools and others: no one way to put them back */
             pthread_mutex_lock(&original->lock);
             _cleanup_vm_spec_ VoVmSpec *spec = vo_vm_spec_copy(original->spec);
             pthread_mutex_unlock(&original->lock);
-            r = refuse_rbd_original(d, spec, ret_error);
+            r = vo_backup_rbd_check(d, spec, ret_error);
         }
     }
     if (r >= 0 && !original)

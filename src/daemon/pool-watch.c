@@ -1,4 +1,5 @@
-/* pool-watch.c: the shared pools' watch and marker checks (see pool-watch.h). */
+/* pool-watch.c: the shared pools' watch and marker checks, and the rbd
+ * pools' reachability checks on a thread of their own (see pool-watch.h). */
 #include "daemon/pool-watch.h"
 
 #include <pthread.h>
@@ -12,11 +13,12 @@
 
 static struct {
     VoDaemon *d;
-    pthread_t thread;
+    pthread_t thread, rbd_thread;
     pthread_mutex_t lock;
-    bool stop, started;
+    pthread_cond_t rbd_wake; /* the rbd thread's wait between checks, cut short by a stop */
+    bool stop, started, rbd_started;
     VoStoreWatch *watch;
-} pw = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} pw = { .lock = PTHREAD_MUTEX_INITIALIZER, .rbd_wake = PTHREAD_COND_INITIALIZER };
 
 static bool is_shared_key(const char *key)
 {
@@ -97,6 +99,28 @@ static void *watch_thread(void *userdata)
     return NULL;
 }
 
+/* The rbd pools' checks: a Ceph whose monitors do not answer holds each
+ * for up to VO_RBD_TIMEOUT_S, here only (never the watch above, whose
+ * changes of other pools must show at once). */
+static void *rbd_thread(void *userdata)
+{
+    VoDaemon *d = userdata;
+    pthread_mutex_lock(&pw.lock);
+    while (!pw.stop) {
+        struct timespec until = vo_deadline_ms(CLOCK_REALTIME, VO_POOL_CHECK_MS);
+        while (!pw.stop && pthread_cond_timedwait(&pw.rbd_wake, &pw.lock, &until) == 0)
+            ;
+        if (pw.stop)
+            break;
+        pthread_mutex_unlock(&pw.lock);
+        if (vo_storage_check_rbd_pools(d))
+            vo_storage_notify_pools_changed(d);
+        pthread_mutex_lock(&pw.lock);
+    }
+    pthread_mutex_unlock(&pw.lock);
+    return NULL;
+}
+
 int vo_pool_watch_start(VoDaemon *d)
 {
     pw.d = d;
@@ -105,6 +129,12 @@ int vo_pool_watch_start(VoDaemon *d)
     if (r < 0)
         return r;
     pw.started = true;
+    r = -pthread_create(&pw.rbd_thread, NULL, rbd_thread, d);
+    if (r < 0) {
+        vo_pool_watch_stop();
+        return r;
+    }
+    pw.rbd_started = true;
     return 0;
 }
 
@@ -116,8 +146,12 @@ void vo_pool_watch_stop(void)
     pw.stop = true;
     if (pw.watch)
         pw.d->store->ops->watch_wake(pw.watch);
+    pthread_cond_signal(&pw.rbd_wake);
     pthread_mutex_unlock(&pw.lock);
     pthread_join(pw.thread, NULL);
+    if (pw.rbd_started) /* waits for a check under way (VO_RBD_TIMEOUT_S at most) */
+        pthread_join(pw.rbd_thread, NULL);
+    pw.rbd_started = false;
     if (pw.watch)
         pw.d->store->ops->watch_close(pw.watch);
     pw.watch = NULL;

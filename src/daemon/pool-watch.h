@@ -3,7 +3,9 @@
  * (pools and volumes another host created, changed or deleted) and checks
  * the shared pools' markers every VO_POOL_CHECK_MS, telling the hosts
  * service when reachability changed (the host record lists only the pools
- * this host reaches). */
+ * this host reaches). A second thread asks the rbd pools' monitors (each
+ * up to VO_RBD_TIMEOUT_S when they do not answer), so an unreachable Ceph
+ * never holds the watch. */
 #pragma once
 
 #include "daemon/daemon.h"

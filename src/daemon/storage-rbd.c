@@ -172,6 +172,15 @@ int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *sr
     r = vo_rbd_image_create(&c, image, size, ret_error);
     if (r < 0)
         return r;
+    r = vo_storage_rbd_write(rp, image, src, src_format, ret_error);
+    if (r < 0)
+        (void)vo_rbd_image_remove(&c, image, NULL);
+    return r;
+}
+
+int vo_storage_rbd_write(const VoRbdPool *rp, const char *image, const char *src,
+                         const char *src_format, char **ret_error)
+{
     /* QEMU writes into the image it opens itself (its rbd driver); the key
      * goes by file (a secret object), never in argv. */
     json_t *servers = vo_rbd_servers(rp->monitors);
@@ -195,9 +204,8 @@ int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *sr
     char *argv[] = { "qemu-img", "convert", "-n", "-f", (char *)src_format, "--object", secret,
                      (char *)src, "--target-image-opts", target, NULL };
     _cleanup_free_ char *output = NULL;
-    r = vo_spawn_wait(argv, 30 * 60 * 1000, &output);
+    int r = vo_spawn_wait(argv, 30 * 60 * 1000, &output);
     if (r != 0) {
-        (void)vo_rbd_image_remove(&c, image, NULL);
         free(*ret_error);
         *ret_error = vo_asprintf("cannot copy %s into RBD image %s/%s: %s", src, rp->pool, image,
                                  output && *output ? output : "qemu-img failed");
@@ -282,4 +290,31 @@ void vo_storage_rbd_forget_bases(const VoRbdPool *rp)
             log_info("rbd: kept image base %s/%s: %s", rp->pool, *b, error);
     }
     pthread_mutex_unlock(&base_lock);
+}
+
+int vo_storage_rbd_remove_half_made(const char *path, char **ret_error)
+{
+    _cleanup_free_ char *dir = vo_strdup(path);
+    char *slash = strrchr(dir, '/');
+    size_t n = slash ? strlen(slash + 1) : 0;
+    if (!slash || n <= 4 || strcmp(slash + 1 + n - 4, ".raw"))
+        return 0;
+    *slash = '\0';
+    _cleanup_free_ char *image = vo_asprintf("%.*s", (int)(n - 4), slash + 1);
+    const char *pool_name = strrchr(dir, '/');
+    _cleanup_free_ char *conf_file = vo_asprintf("%s/ceph.json", dir);
+    json_t *props = pool_name ? json_load_file(conf_file, 0, NULL) : NULL;
+    if (!props) /* no rbd pool's directory */
+        return 0;
+    VoRbdPool rp;
+    int r = vo_storage_rbd_load(dir, props, &rp, ret_error);
+    json_decref(props);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *volume = vo_asprintf("%s/%s", pool_name + 1, image);
+    VoRbdConf c = vo_rbd_pool_conf(&rp);
+    int marked = vo_rbd_image_marked(&c, image, volume, ret_error);
+    r = marked > 0 ? vo_rbd_image_remove(&c, image, ret_error) : marked;
+    vo_rbd_pool_clear(&rp);
+    return r < 0 ? r : marked;
 }

@@ -57,6 +57,11 @@ int vo_storage_rbd_write_id(const char *dir, const char *id);
  * QEMU's rbd driver; removed again when the copy fails. */
 int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
                           const char *src_format, uint64_t size, char **ret_error);
+/* Writes the disk image src (of src_format; a qcow2 with its backing
+ * chain) over the whole of the existing RBD image `image` (qemu-img
+ * convert -n through QEMU's rbd driver), which is at least as large. */
+int vo_storage_rbd_write(const VoRbdPool *rp, const char *image, const char *src,
+                         const char *src_format, char **ret_error);
 /* A new RBD image `child` as a linked clone of vireo image image_name
  * (whose disk is src, of src_format), at least size bytes: the image's
  * base (VO_RBD_BASE_PREFIX + image_name, with its protected snapshot) is
@@ -73,5 +78,11 @@ int vo_storage_rbd_forget_image(const VoRbdPool *rp, const char *image_name, cha
  * that have no clones (another vireo pool on that Ceph pool may have some:
  * those stay), logging what stays. */
 void vo_storage_rbd_forget_bases(const VoRbdPool *rp);
+/* After a crash: path (STATE/rbd/POOL/NAME.raw, an intent's) names the
+ * RBD image of volume POOL/NAME that a create cut short; it is removed
+ * when it carries that volume's mark (vo_rbd_image_mark). 1 when removed,
+ * 0 when path is no rbd volume's or there is no such marked image, -errno
+ * (*ret_error) when Ceph cannot be asked (bounded: VO_RBD_TIMEOUT_S). */
+int vo_storage_rbd_remove_half_made(const char *path, char **ret_error);
 /* Reads an rbd pool's settings (props) and its key (DIR/key). */
 int vo_storage_rbd_load(const char *dir, json_t *props, VoRbdPool *ret, char **ret_error);

@@ -29,6 +29,8 @@
 #include "storage/iso.h"
 #include "storage/pool-marker.h"
 #include "storage/qemu-img.h"
+#include "daemon/migrate-safe.h"
+#include "daemon/rbd-dead-clients.h"
 #include "daemon/storage-rbd.h"
 #include "daemon/storage-rbd-shared.h"
 #include "storage/rbd-clone.h"
@@ -593,7 +595,7 @@ static int load_volume(const char *key, const char *value, int64_t rev, void *us
     return 0;
 }
 
-static bool check_pools(VoDaemon *d, bool with_rbd);
+static bool check_pools(VoDaemon *d, bool rbd_pools);
 
 int vo_storage_load(VoDaemon *d)
 {
@@ -674,11 +676,13 @@ static void sweep_own_creating(VoDaemon *d, const char *pool, const char *dir)
     pthread_mutex_unlock(&d->storage_lock);
 }
 
-/* with_rbd false: the rbd pools are left to the pool watch's first check
- * (vireod's start: a Ceph that does not answer holds each check up to
- * VO_RBD_TIMEOUT_S, and the start waits for this one before it serves the
- * API or finds its running VMs again). */
-static bool check_pools(VoDaemon *d, bool with_rbd)
+/* rbd_pools false: the shared directory pools (a marker file each);
+ * true: the rbd pools, whose monitors are asked (up to VO_RBD_TIMEOUT_S
+ * each when they do not answer). The two are never checked in one call:
+ * vireod's start and the pool watch check the directory pools, and the rbd
+ * pools have a thread of their own (pool-watch.c), so a Ceph that does not
+ * answer holds neither the start nor the watch of the cluster's changes. */
+static bool check_pools(VoDaemon *d, bool rbd_pools)
 {
     /* The marker is read (an rbd pool's monitors asked) without the lock (a
      * hung mount must not stop every storage call), then the verdicts are
@@ -688,7 +692,7 @@ static bool check_pools(VoDaemon *d, bool with_rbd)
     int64_t now = vo_now_ms();
     pthread_mutex_lock(&d->storage_lock);
     for (size_t i = 0; i < d->n_pools; i++)
-        if (d->pools[i]->shared && (with_rbd || !d->pools[i]->rbd) &&
+        if (d->pools[i]->shared && rbd_pools == (d->pools[i]->rbd != NULL) &&
             !(d->pools[i]->rbd && d->pools[i]->reach == VO_POOL_REACHABLE &&
               now < d->pools[i]->rbd_next_check_ms)) {
             vo_strv_pushf(&names, "%s", d->pools[i]->name);
@@ -741,6 +745,11 @@ static bool check_pools(VoDaemon *d, bool with_rbd)
 }
 
 bool vo_storage_check_pools(VoDaemon *d)
+{
+    return check_pools(d, false);
+}
+
+bool vo_storage_check_rbd_pools(VoDaemon *d)
 {
     return check_pools(d, true);
 }
@@ -1881,16 +1890,21 @@ static int fail_volume_task(VoTask *t, int r, const char *what, const VolumeOp *
                         error ? error : strerror(-r));
 }
 
+static int rbd_volume_finish(VoDaemon *d, const char *pool, const char *name, const char *path,
+                             const VoRbdPool *rp, int r, const char *image, char **ret_error);
+
 static int task_volume_create(VoTask *t, void *userdata)
 {
     VolumeOp *op = userdata;
     _cleanup_free_ char *error = NULL;
     int r;
+    VoRbdPool rp = { 0 };
+    bool rbd = false; /* an RBD image made (or tried), not a file */
     if (op->src_path) {
         vo_task_progress(t, 1, "converting");
         _cleanup_free_ char *src_format = NULL;
-        VoRbdPool rp = { 0 };
         int k = rbd_pool_of(op->d, op->pool, &rp, &error);
+        rbd = k > 0;
         r = k < 0 ? k : vo_img_probe_import(op->src_path, &src_format, &error);
         /* An ISO is copied as it is (probing could take an ISO with a
          * partition table for something else). */
@@ -1901,25 +1915,28 @@ static int task_volume_create(VoTask *t, void *userdata)
         else if (r >= 0)
             r = vo_img_convert(op->src_path, src_format, op->path, op->format, report_progress,
                                t, &error);
-        vo_rbd_pool_clear(&rp);
         if (op->src_owned) { /* an upload: its temp file has served */
             (void)unlink(op->src_path);
             op->src_owned = false;
         }
     } else {
         vo_task_progress(t, 10, "creating");
-        VoRbdPool rp;
         r = rbd_pool_of(op->d, op->pool, &rp, &error);
-        if (r > 0) { /* an RBD image (thin), not a file */
+        rbd = r > 0;
+        if (rbd) { /* an RBD image (thin), not a file */
             VoRbdConf c = vo_rbd_pool_conf(&rp);
             r = vo_rbd_image_create(&c, op->name, op->size, &error);
-            vo_rbd_pool_clear(&rp);
         } else if (r == 0)
             r = vo_img_create(op->path, op->format, op->size, NULL, NULL, &error);
     }
-    int k = finish_volume(op->d, op->pool, op->name, op->path, r >= 0, NULL, NULL);
-    if (r >= 0 && k < 0)
-        r = k;
+    if (rbd)
+        r = rbd_volume_finish(op->d, op->pool, op->name, op->path, &rp, r, NULL, &error);
+    else {
+        int k = finish_volume(op->d, op->pool, op->name, op->path, r >= 0, NULL, NULL);
+        if (r >= 0 && k < 0)
+            r = k;
+    }
+    vo_rbd_pool_clear(&rp);
     return r < 0 ? fail_volume_task(t, r, op->src_path ? "import" : "create", op, error) : 0;
 }
 
@@ -2197,7 +2214,7 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
          * busy, so nothing else takes or removes it meanwhile). */
         pthread_mutex_unlock(&d->storage_lock);
         VoRbdConf c = vo_rbd_pool_conf(&rp);
-        k = vo_rbd_image_remove(&c, name, &rbd_error);
+        k = vo_rbd_remove_past_dead(&c, name, &rbd_error);
         vo_rbd_pool_clear(&rp);
         pthread_mutex_lock(&d->storage_lock);
         v = volume_find(d, pool, name);
@@ -2570,6 +2587,31 @@ int vo_volume_upload_path(VoDaemon *d, const char *pool, const char *name, char 
 /* A new volume pool/name of rbd pool rp: reserved, made (a linked clone of
  * image clone_of's base, or src imported, at least size bytes), recorded;
  * nothing stays when the import or clone fails. */
+/* finish_volume for the RBD image of volume pool/name, made (r >= 0) or
+ * not: marked as the volume's first (a crash before its document is saved
+ * leaves the intent, and the sweep removes the image it names only with
+ * the mark: storage-rbd.h); removed when its document cannot be saved, so
+ * no image stays that no volume names. r, or the error that came after. */
+static int rbd_volume_finish(VoDaemon *d, const char *pool, const char *name, const char *path,
+                             const VoRbdPool *rp, int r, const char *image, char **ret_error)
+{
+    _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    if (r >= 0 && (r = vo_rbd_image_mark(&c, name, key, ret_error)) < 0)
+        (void)vo_rbd_image_remove(&c, name, NULL);
+    if (r >= 0 && vo_migrate_fault("rbd-volume-exit-before-save")) /* test: vireod dies */
+        _exit(70);
+    int k = finish_volume(d, pool, name, path, r >= 0, NULL, image);
+    if (r >= 0 && k < 0) {
+        r = vo_error_set(ret_error, k, "cannot save volume '%s': %s", key, strerror(-k));
+        _cleanup_free_ char *ignored = NULL;
+        if (vo_rbd_image_remove(&c, name, &ignored) < 0)
+            log_warn("storage: kept RBD image %s/%s of volume %s, whose document was not "
+                     "saved: %s", rp->pool, name, key, ignored);
+    }
+    return r;
+}
+
 static int rbd_volume_make(VoDaemon *d, const char *pool, const char *name, const VoRbdPool *rp,
                            const char *src, const char *src_format, uint64_t size,
                            const char *clone_of, VoTask *task, char **ret_path, char **ret_error)
@@ -2584,10 +2626,7 @@ static int rbd_volume_make(VoDaemon *d, const char *pool, const char *name, cons
     r = clone_of ? vo_storage_rbd_clone_image(rp, clone_of, src, src_format, name, size,
                                               ret_error)
                  : vo_storage_rbd_import(rp, name, src, src_format, size, ret_error);
-    int k = finish_volume(d, pool, name, path, r >= 0, NULL, clone_of);
-    if (r >= 0 && k < 0)
-        r = vo_error_set(ret_error, k, "cannot save volume '%s/%s': %s", pool, name,
-                         strerror(-k));
+    r = rbd_volume_finish(d, pool, name, path, rp, r, clone_of, ret_error);
     if (r >= 0)
         *ret_path = TAKE_PTR(path);
     return r;

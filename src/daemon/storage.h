@@ -43,12 +43,17 @@
 
 /* Makes sure the default pool exists, then loads every pool and volume
  * (this host's and the shared ones) and checks the shared pools' markers
- * (a cluster's rbd pools are checked by the pool watch, VO_POOL_CHECK_MS
- * after it starts: a Ceph that does not answer would hold vireod's start). */
+ * (a cluster's rbd pools are checked by the pool watch's rbd thread: a Ceph
+ * that does not answer would hold vireod's start). */
 int vo_storage_load(VoDaemon *d);
-/* Reads the marker of every shared pool again; true when a pool became
- * reachable or unreachable here. */
+/* Reads the marker of every shared directory pool again; true when a pool
+ * became reachable or unreachable here. Never waits on Ceph. */
 bool vo_storage_check_pools(VoDaemon *d);
+/* Asks the monitors of every shared rbd pool due a check (one reached:
+ * every VO_POOL_RBD_CHECK_MS; one not: every call), one pool after the
+ * other, each bounded by VO_RBD_TIMEOUT_S; true when a pool became
+ * reachable or unreachable here. Only pool-watch.c's rbd thread calls it. */
+bool vo_storage_check_rbd_pools(VoDaemon *d);
 /* A change of a key under cluster/pools/ or cluster/volumes/ (value NULL: a
  * deleted key) at revision rev, from the store's watch: the registry
  * follows it (older revisions than what it holds are ignored). */

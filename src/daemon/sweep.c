@@ -10,6 +10,7 @@
 
 #include "conf/names.h"
 #include "daemon/host-id.h"
+#include "daemon/storage-rbd.h"
 #include "daemon/storage.h"
 #include "state/keys.h"
 #include "util/util.h"
@@ -115,6 +116,19 @@ static bool plain_path(const char *p)
 
 static bool remove_logged(const char *path, const char *why);
 
+/* An rbd pool's volume path names an RBD image, not a file: the image a
+ * create cut short goes when it carries the volume's mark. Only after a
+ * crash, so the wait on Ceph (bounded) is rare. */
+static void remove_rbd_image(const char *path)
+{
+    _cleanup_free_ char *error = NULL;
+    int r = vo_storage_rbd_remove_half_made(path, &error);
+    if (r > 0)
+        log_info("removed RBD image of %s: half-made when vireod stopped", path);
+    else if (r < 0)
+        log_warn("kept the RBD image of %s (half-made when vireod stopped): %s", path, error);
+}
+
 static void sweep_intents(VoDaemon *d)
 {
     Docs docs = { 0 };
@@ -135,6 +149,8 @@ static void sweep_intents(VoDaemon *d)
                 if (plain_path(path) && remove_logged(path, "half-made when vireod stopped") &&
                     owner)
                     vo_tasks_note_cleanup(d->tasks, owner, path);
+                if (plain_path(path))
+                    remove_rbd_image(path);
             }
         }
         json_decref(doc);

@@ -8,6 +8,7 @@
 #include "conf/names.h"
 #include "daemon/images.h"
 #include "daemon/object-projects.h"
+#include "daemon/rbd-dead-clients.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "storage/volume-path.h"
@@ -251,8 +252,14 @@ static int task_disk_add(VoTask *t, void *userdata)
             vo_task_progress(t, 60, "plugging the disk into the running VM");
             VoVmSpec *resolved = NULL;
             r = vo_vm_resolve(d, next, &resolved, &error);
+            /* An RBD disk's new watcher is its QEMU's Ceph client (rbd-dead-clients.h). */
+            _cleanup_strv_ char **watchers = r >= 0 ? vo_rbd_clients_watching(d, next) : NULL;
             if (r >= 0)
                 r = d->driver->disk_attach(hv, resolved, next->n_disks - 1, &error);
+            if (r >= 0) {
+                _cleanup_free_ char *run_dir = vo_vm_run_dir(d, next->id);
+                vo_rbd_clients_record(d, next, watchers, run_dir);
+            }
             vo_vm_spec_free(resolved);
         }
         bool plugged = r >= 0 && hv;

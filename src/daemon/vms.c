@@ -6,6 +6,7 @@
  * exit and event watching and the console.
  * Every state change is written to the store before it is acted upon. */
 #include "daemon/vms.h"
+#include "daemon/rbd-dead-clients.h"
 #include "daemon/vm-internal.h"
 #include "daemon/ha-retry.h"
 #include "daemon/vm-job.h"
@@ -767,6 +768,10 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
     bool clean = false;
     _cleanup_free_ char *reason = NULL;
     drv->reap(vm->hv, &clean, &reason);
+    _cleanup_free_ char *run_dir = vo_vm_run_dir(vm->d, vm->spec->id);
+    /* Reaped: its Ceph clients are dead ones, before a stop waiting for
+     * this exit answers (a delete may follow at once). */
+    vo_rbd_clients_exited(run_dir);
     release_hv_later(vm, TAKE_PTR(vm->hv));
     vm->live_known = false;
     vm->watching = false;
@@ -782,7 +787,6 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
         log_warn("vm %s crashed: %s", vm->spec->name, vm->exit_reason);
     if (!vm->migrated_away)
         vo_vm_set_state(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED);
-    _cleanup_free_ char *run_dir = vo_vm_run_dir(vm->d, vm->spec->id);
     /* A snapshot's marker belongs to this QEMU: never to undo a later one's pause. */
     vo_snapshot_unmark(vm->d, vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
@@ -966,8 +970,13 @@ static int task_start(VoTask *t, void *userdata)
     }
     if (r >= 0)
         r = vo_vm_open_taps(d, spec, &taps, &error);
+    /* Its RBD disks' watchers before and after the launch: the new ones
+     * are its QEMU's Ceph clients (rbd-dead-clients.h). */
+    _cleanup_strv_ char **watchers = r >= 0 ? vo_rbd_clients_watching(d, stored) : NULL;
     if (r >= 0)
         r = d->driver->start(d->driver, spec, run_dir, taps, &hv, &error);
+    if (r >= 0)
+        vo_rbd_clients_record(d, stored, watchers, run_dir);
     vo_vm_close_taps(taps, stored->n_nics); /* QEMU holds its own copies now */
     vo_vm_spec_free(spec);
     vo_vm_spec_free(stored);

@@ -68,23 +68,33 @@ int vo_rbd_conn_open(const VoRbdConf *conf, VoRbdConn *c, char **ret_error)
     return 0;
 }
 
-int vo_rbd_check(const VoRbdConf *conf, char **ret_error)
+int vo_rbd_with_conn(const VoRbdConf *conf, VoRbdConnFn fn, const void *arg, char **ret_error)
 {
     VoRbdConn c;
     int r = vo_rbd_conn_open(conf, &c, ret_error);
     if (r < 0)
         return r;
-    size_t max = 0;
-    /* Lists images: proves the user may read the pool (-ERANGE: some exist). */
-    r = rbd_list2(c.io, NULL, &max);
-    if (r < 0 && r != -ERANGE) {
-        r = vo_error_set(ret_error, r == -EPERM ? -EACCES : r,
-                         "cannot list RBD images in Ceph pool '%s' as client.%s: %s",
-                         conf->pool, conf->user, strerror(-r));
-    } else
-        r = 0;
+    r = fn(&c, conf, arg, ret_error);
     vo_rbd_conn_close(&c);
     return r;
+}
+
+static int list_pool(VoRbdConn *c, const VoRbdConf *conf, const void *arg, char **ret_error)
+{
+    (void)arg;
+    size_t max = 0;
+    /* Lists images: proves the user may read the pool (-ERANGE: some exist). */
+    int r = rbd_list2(c->io, NULL, &max);
+    if (r < 0 && r != -ERANGE)
+        return vo_error_set(ret_error, r == -EPERM ? -EACCES : r,
+                            "cannot list RBD images in Ceph pool '%s' as client.%s: %s",
+                            conf->pool, conf->user, strerror(-r));
+    return 0;
+}
+
+int vo_rbd_check(const VoRbdConf *conf, char **ret_error)
+{
+    return vo_rbd_with_conn(conf, list_pool, NULL, ret_error);
 }
 
 int vo_rbd_image_create(const VoRbdConf *conf, const char *image, uint64_t size,
@@ -158,6 +168,33 @@ int vo_rbd_image_remove(const VoRbdConf *conf, const char *image, char **ret_err
     return r;
 }
 
+static int set_mark(rbd_image_t img, const void *volume)
+{
+    return rbd_metadata_set(img, VO_RBD_MARK_KEY, volume);
+}
+
+int vo_rbd_image_mark(const VoRbdConf *conf, const char *image, const char *volume,
+                      char **ret_error)
+{
+    return vo_rbd_with_image(conf, image, set_mark, volume, "mark", ret_error);
+}
+
+int vo_rbd_image_marked(const VoRbdConf *conf, const char *image, const char *volume,
+                        char **ret_error)
+{
+    VoRbdConn c;
+    rbd_image_t img;
+    int r = vo_rbd_image_open_if(conf, &c, image, true, &img, ret_error);
+    if (r <= 0)
+        return r;
+    char value[256] = "";
+    size_t len = sizeof(value) - 1;
+    int k = rbd_metadata_get(img, VO_RBD_MARK_KEY, value, &len);
+    rbd_close(img);
+    vo_rbd_conn_close(&c);
+    return k >= 0 && !strcmp(value, volume) ? 1 : 0;
+}
+
 int vo_rbd_image_open_if(const VoRbdConf *conf, VoRbdConn *c, const char *image,
                          bool read_only, rbd_image_t *ret, char **ret_error)
 {
@@ -227,7 +264,12 @@ int vo_rbd_image_usage(const VoRbdConf *conf, const char *image, uint64_t *ret_s
 {
     VoRbdConn c;
     rbd_image_t img;
-    int r = vo_rbd_image_open(conf, &c, image, &img, ret_error);
+    /* Read-only: a read-write open of an image whose exclusive lock a
+     * killed QEMU still holds waits on that owner (VO_RBD_TIMEOUT_S). */
+    int r = vo_rbd_image_open_if(conf, &c, image, true, &img, ret_error);
+    if (r == 0)
+        return vo_error_set(ret_error, -ENOENT, "RBD image %s/%s does not exist", conf->pool,
+                            image);
     if (r < 0)
         return r;
     uint64_t size = 0, used = 0;

@@ -23,6 +23,16 @@ int vo_rbd_image_create(const VoRbdConf *c, const char *image, uint64_t size, ch
 int vo_rbd_image_remove(const VoRbdConf *c, const char *image, char **ret_error);
 int vo_rbd_image_resize(const VoRbdConf *c, const char *image, uint64_t size,
                         char **ret_error);
+/* The mark vireo writes on an image it made for a volume (image metadata
+ * VO_RBD_MARK_KEY = "POOL/NAME", the volume's key), so that a sweep after a
+ * crash removes only an image vireo made for that volume, never one that
+ * was in the way (another client's). */
+#define VO_RBD_MARK_KEY "vireo.volume"
+int vo_rbd_image_mark(const VoRbdConf *c, const char *image, const char *volume,
+                      char **ret_error);
+/* 1 when image carries volume's mark, 0 when not (or there is no image). */
+int vo_rbd_image_marked(const VoRbdConf *c, const char *image, const char *volume,
+                        char **ret_error);
 /* Virtual size and bytes allocated (objects written) of an image. */
 int vo_rbd_image_usage(const VoRbdConf *c, const char *image, uint64_t *ret_size,
                        uint64_t *ret_used, char **ret_error);

@@ -23,6 +23,10 @@ typedef struct {
 /* Connects (bounded by VO_RBD_TIMEOUT_S) and opens the pool's I/O context. */
 int vo_rbd_conn_open(const VoRbdConf *conf, VoRbdConn *c, char **ret_error);
 void vo_rbd_conn_close(VoRbdConn *c);
+/* Connects, runs fn(c, conf, arg, ret_error) and closes: fn's result. */
+typedef int (*VoRbdConnFn)(VoRbdConn *c, const VoRbdConf *conf, const void *arg,
+                           char **ret_error);
+int vo_rbd_with_conn(const VoRbdConf *conf, VoRbdConnFn fn, const void *arg, char **ret_error);
 /* Connects and opens image: 1, or 0 (connection closed) when there is no
  * such image (read_only: rbd_open_read_only). */
 int vo_rbd_image_open_if(const VoRbdConf *conf, VoRbdConn *c, const char *image,

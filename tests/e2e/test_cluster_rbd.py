@@ -117,6 +117,18 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
         assert "Ceph cluster cannot be reached from this host" in reason, reason
         assert pool_on(h1, "ceph")["reachable"] is True
         wait_until(lambda: "ceph" in record_pools(h1, h2)[1], 30, what="h2's record says so")
+        # Those monitors hold only the rbd checks' own thread on h2 (each
+        # check up to VO_RBD_TIMEOUT_S, 10 s), never its pool watch: a
+        # shared directory pool made on h1 shows on h2 at once.
+        nfs = os.path.join(c.shared_dir, "nfs")
+        os.makedirs(nfs)
+        t0 = time.monotonic()
+        h1.api("POST", "/v1/pools", {"name": "nfs", "path": nfs, "shared": True}, expect=201)
+        wait_until(lambda: reachable(h2, "nfs"), 20, interval=0.1, what="pool nfs on h2")
+        shown = time.monotonic() - t0
+        print(f"a shared pool made on h1 showed on h2 after {shown:.2f} s (ceph unreachable)")
+        assert shown < 4, f"pool nfs showed on h2 after {shown:.1f} s"
+        h1.api("DELETE", "/v1/pools/nfs")
         status, doc = h1.request("POST", "/v1/vms/r1/migrate", {"to": "h2"})
         msg = doc["error"]["message"]
         assert status == 409 and "cannot reach pool" in msg and "ceph" in msg, doc
