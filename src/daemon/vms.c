@@ -2406,20 +2406,38 @@ out:
 
 /* ---- live migration (the registry's part; migrate.c drives it) ---------- */
 
+/* The restart limit's count of the document the ownership transaction
+ * wrote at rev (the source's, "ha_restarts"), or NULL: a live migration
+ * keeps it, or the VM's first save here would drop it. */
+static json_t *ha_restarts_stored(VoDaemon *d, const char *vm_id, int64_t rev)
+{
+    _cleanup_free_ char *key = vo_key_vm(vm_id), *text = NULL;
+    int64_t got = 0;
+    if (vo_store_get(d->store, key, &text, &got) < 0 || got != rev)
+        return NULL;
+    json_t *doc = json_loads(text, 0, NULL);
+    json_t *r = ha_restarts_of_doc(doc);
+    json_decref(doc);
+    return r;
+}
+
 int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t rev,
                          VoHvInstance *hv, VoVm **ret_vm, char **ret_error)
 {
+    json_t *ha_restarts = ha_restarts_stored(d, spec->id, rev);
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, spec->id) || vo_vms_find_locked(d, spec->name)) {
         pthread_mutex_unlock(&d->vms_lock);
         int r = vo_error_set(ret_error, -EEXIST, "a VM '%s' (or with its id) is here already",
                              spec->name);
         vo_vm_spec_free(spec);
+        json_decref(ha_restarts);
         return r;
     }
     VoVm *vm = vm_new(d);
     vm->spec = spec;
     vm->rev = rev;
+    vm->ha_restarts = ha_restarts;
     /* What the transaction moved here is what a save would write: the
      * relations of an active VM, its group membership, its name's claim. */
     json_decref(vm->uses);

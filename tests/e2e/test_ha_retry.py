@@ -15,7 +15,7 @@ give it a fresh budget)."""
 import os
 import time
 
-from test_migrate import create_on, form, shared_pool
+from test_migrate import create_on, form, hosts_of, migrate, shared_pool
 from vireo_harness import wait_until
 
 
@@ -62,6 +62,10 @@ def test_failed_ha_start_is_retried_then_given_up(cluster, tmp_path, monkeypatch
                what="ok1 running again after its failed start")
     print(f"\nok1 running after {time.monotonic() - t0:.1f} s")
     assert (faults / "start@ok1").exists() is False  # its one failure was used
+    # The move's start and the retry: both counted in its document.
+    ok1_host = next(h for h in others if h.name == host_of("ok1")["host"])
+    ok1_restarts = ok1_host.vm("ok1").get("ha_restarts") or []
+    assert len(ok1_restarts) == 2, ok1_host.vm("ok1")
     # bad1's first start failed: its host's vireod dies and comes back.
     wait_until(lambda: is_on_other_host("bad1", "stopped", "start failed"), 90,
                what="bad1's first HA start failed")
@@ -97,3 +101,11 @@ def test_failed_ha_start_is_retried_then_given_up(cluster, tmp_path, monkeypatch
     time.sleep(3)
     assert host_of("bad1").get("state") == "crashed"
     assert os.path.exists(faults / "start@bad1")
+    # A live migration keeps ok1's count (the destination's first save wrote
+    # its document without "ha_restarts": a fresh budget).
+    dest = next(h for h in others if h is not ok1_host)
+    migrate(ok1_host, "ok1", {"to": dest.name})
+    assert hosts_of(dest, "ok1") == [dest.name]
+    vm = dest.vm("ok1")
+    assert vm["state"] == "running", vm
+    assert vm.get("ha_restarts") == ok1_restarts, vm
