@@ -360,8 +360,11 @@ static bool manager_news(VoDaemon *d, VoHosts *h)
 /* Takes the role when nobody holds it; notes whether we hold it. The key
  * is ours only when it carries our id at the revision we wrote it: one with
  * our id at another revision is left from an earlier lease of this host (a
- * crashed vireod's): it goes, deleted at its revision, and we run again. */
-static void run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
+ * crashed vireod's): it goes, deleted at its revision, and we run again.
+ * True when the outcome is known (a manager, us or another); false when
+ * it must be tried again soon (no lease yet, a store error, a stale key
+ * removed): the key's watch has nothing to say while it stays absent. */
+static bool run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
 {
     _cleanup_free_ char *text = NULL;
     int64_t rev = 0;
@@ -369,7 +372,7 @@ static void run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
     if (r == -ENOENT)
         want_lease(h, true); /* (a cluster's: one the renew thread was dropping stays) */
     if (r == -ENOENT && !lease)
-        return; /* a cluster's vireod takes one first (granted and confirmed by the
+        return false; /* a cluster's vireod takes one first (granted and confirmed by the
                  * renew thread); the new lease runs again */
     if (r == -ENOENT) {
         json_t *doc = json_pack("{s:s, s:s, s:I}", "id", d->host_id, "name", d->host_name, "since",
@@ -388,12 +391,12 @@ static void run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
             want_lease(h, false); /* another host won */
         else if (r < 0)
             log_store_error(h, "run for manager", r);
-        return;
+        return won || r == -EEXIST;
     }
     if (r < 0) {
         /* Unknown: what we believed stands, bounded by confirmed_until. */
         log_store_error(h, "read the manager", r);
-        return;
+        return false;
     }
     json_t *doc = json_loads(text, 0, NULL);
     const char *id = json_string_value(json_object_get(doc, "id"));
@@ -415,6 +418,7 @@ static void run_for_manager(VoDaemon *d, VoHosts *h, int64_t lease)
         if (r < 0 && r != -ENOENT && r != -ESTALE)
             log_store_error(h, "remove a stale manager key", r);
     }
+    return !(our_id && !ours);
 }
 
 /* ---- the threads --------------------------------------------------------- */
@@ -575,9 +579,10 @@ static void *work_thread(void *userdata)
         bool news = d->cluster && manager_news(d, h);
         if ((lease || d->cluster) && published_lease &&
             (news || lease != manager_lease || now >= next_manager)) {
-            run_for_manager(d, h, lease);
+            bool settled = run_for_manager(d, h, lease);
             manager_lease = lease;
-            next_manager = now + (h->manager_watch ? MANAGER_RECHECK_MS : VO_HOST_RENEW_MS);
+            next_manager = now + (settled && h->manager_watch ? MANAGER_RECHECK_MS
+                                                              : VO_HOST_RENEW_MS);
         }
         pthread_mutex_lock(&h->lock);
         if (!h->stop && !h->refresh && h->lease == lease)
