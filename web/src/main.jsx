@@ -121,8 +121,9 @@ function Console({ who, onLogout }) {
         if (!ev.object) return;
         setTasks((ts) => [ev.object, ...ts.filter((t) => t.id !== ev.object.id)]
           .sort((a, b) => (b.created_at || '').localeCompare(a.created_at || '')));
-        // A VM's delete: its 'vm' event (its definition removed) may come
-        // before it leaves GET /v1/vms; its task's end comes after.
+        // A delete's task end reloads the list too (vireod sends a VM's
+        // 'vm' event once it left GET /v1/vms: this is a second chance for
+        // an event lost while the stream reconnected).
         if (ev.object.kind !== 'delete' || ev.object.state !== 'succeeded') return;
       }
       pending.add({ vm: 'vms', operation: 'vms', network: 'networks', pool: 'pools', image: 'images' }[kind]);
