@@ -37,13 +37,19 @@ build: deps web
 	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) --buildtype=debugoptimized
 	@meson compile -C $(BUILD) $(BUILD_TARGETS)
 
+# Unoptimized (-O0 -g): ASan and UBSan check every access as written, and
+# it compiles in about 60 % of the CPU of -O2 (docs/benchmarks.md,
+# "What make check's builds cost"); the plain build keeps -O2's warnings.
 build-asan: deps
-	@test -f $(ASAN_BUILD)/build.ninja || meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+	@test -f $(ASAN_BUILD)/build.ninja || meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 	@meson compile -C $(ASAN_BUILD)
 
 # vireod alone under TSan: the system tests run it to catch unlocked reads.
+# -O1 (TSan's documentation asks for -O1 or more for speed) with line tables
+# only (-g1: its reports name files and lines): about half the compile CPU
+# of -O2 -g (docs/benchmarks.md, "What make check's builds cost").
 build-tsan: deps
-	@test -f $(TSAN_BUILD)/build.ninja || meson setup $(TSAN_BUILD) -Db_sanitize=thread -Db_lundef=false
+	@test -f $(TSAN_BUILD)/build.ninja || meson setup $(TSAN_BUILD) -Db_sanitize=thread -Db_lundef=false -Doptimization=1 -Ddebug=false -Dc_args=-g1
 	@meson compile -C $(TSAN_BUILD) src/daemon/vireod
 
 # The libFuzzer targets (tests/fuzz), built with clang: only the parts of
