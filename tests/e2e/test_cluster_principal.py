@@ -17,7 +17,7 @@ import signal
 import subprocess
 
 from cluster_harness import Pki
-from test_any_door import current_rev, events_since
+from test_any_door import api_unreachable, current_rev, events_since
 from test_cluster_access import user_https
 from test_cluster_formation import init, join
 from vireo_harness import wait_until
@@ -244,19 +244,12 @@ def offline_host_answers_alike(h1, h2, tokens):
 
     # Online but its API not answering (502): the same answers, and only
     # who may act on it hears the 502 naming h2.
-    h2.ns("nft", "add", "table", "inet", "principal_test")
-    try:
-        h2.ns("nft", "add", "chain", "inet", "principal_test", "in",
-              "{ type filter hook input priority 0; }")
-        h2.ns("nft", "add", "rule", "inet", "principal_test", "in", "tcp", "dport",
-              str(h2.port), "reject", "with", "tcp", "reset")
+    with api_unreachable(h2):
         unreachable = [user_https(h1, h1, m, path, tok, body={} if m == "POST" else None)
                        for tok, m, path in cases]
         assert unreachable == online, (unreachable, online)
         status, doc = user_https(h1, h1, "GET", "/v1/tasks/" + alices["id"], alice)
         assert status == 502 and "host 'h2'" in doc["error"]["message"], doc
-    finally:
-        h2.ns("nft", "delete", "table", "inet", "principal_test", check=False)
 
     fence = h2.fence_pid()
     assert fence
