@@ -69,6 +69,13 @@ bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern)
     if (f.owner == VO_ROUTE_OWNER_VM) {
         _cleanup_vm_ VoVm *vm = vo_vms_find(d, key);
         f.here = vm != NULL;
+        /* The project gate found none here a moment ago and left it to
+         * this door (project-gate.c); one that came meanwhile (a create,
+         * a migration or HA restart landing here) is served here by its
+         * handler: the gate's check first. */
+        _cleanup_free_ char *project = vm ? vo_vm_project(vm) : NULL;
+        if (vm && !vo_api_project_gate_vm(req, rep, pattern, project))
+            return true;
         r = f.here ? 0 : vo_cluster_locate_vm(d, key, &host_id, &doc);
     } else {
         json_t *t = vo_tasks_get_json(d->tasks, key);

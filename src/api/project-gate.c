@@ -32,7 +32,9 @@ static bool refuse_role(VoReply *rep, const VoPrincipal *p, const char *what,
 
 /* The project of the VM with id vm_id, wherever it is: this host's, or
  * another host's last document (an offline host's too); NULL when no host
- * has it. */
+ * has it. By id only: a task's target_id is not always a VM's (a host
+ * evacuation's is the host's id, a DRS note's "cluster"), and a VM named
+ * so must not lend its project to it. */
 static char *project_of_vm(VoDaemon *d, const char *vm_id)
 {
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
@@ -42,7 +44,11 @@ static char *project_of_vm(VoDaemon *d, const char *vm_id)
     _cleanup_free_ char *host = NULL, *doc = NULL;
     if (vo_cluster_locate_vm(d, vm_id, &host, &doc) <= 0 || !doc)
         return NULL;
-    return vo_vm_doc_project(doc);
+    json_t *o = json_loads(doc, 0, NULL);
+    const char *doc_id = json_string_value(json_object_get(json_object_get(o, "spec"), "id"));
+    bool same = doc_id && !strcmp(doc_id, vm_id);
+    json_decref(o);
+    return same ? vo_vm_doc_project(doc) : NULL;
 }
 
 /* A task (its document) by id: one this principal asked for, or one of a

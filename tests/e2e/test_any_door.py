@@ -8,6 +8,7 @@ in the cluster (a race of two creates on two hosts makes one VM); a host
 cut off is listed offline with its VMs and a request for them names it.
 The console of a real TCG guest on h2 is used through h1."""
 
+import contextlib
 import json
 import threading
 
@@ -57,6 +58,21 @@ def current_rev(h):
     """The store's revision now (the one an event stream starts after)."""
     text = h.request("GET", "/v1/events?follow=false")[1]
     return int(text.split("after revision ")[1].split("\n")[0])
+
+
+@contextlib.contextmanager
+def api_unreachable(h):
+    """h stays online (its record renewed) but its peers' API port answers
+    every connection with a reset (an nft table in its namespace)."""
+    h.ns("nft", "add", "table", "inet", "anydoor_test")
+    try:
+        h.ns("nft", "add", "chain", "inet", "anydoor_test", "in",
+             "{ type filter hook input priority 0; }")
+        h.ns("nft", "add", "rule", "inet", "anydoor_test", "in", "tcp", "dport",
+             str(h.port), "reject", "with", "tcp", "reset")
+        yield
+    finally:
+        h.ns("nft", "delete", "table", "inet", "anydoor_test", check=False)
 
 
 def test_any_host_serves_every_vm(cluster):
@@ -153,17 +169,10 @@ def test_any_host_serves_every_vm(cluster):
     h3.wait_state("d3", "running")
 
     # Online (its record renewed) but its API does not answer: 502 naming it.
-    h3.ns("nft", "add", "table", "inet", "anydoor_test")
-    try:
-        h3.ns("nft", "add", "chain", "inet", "anydoor_test", "in",
-              "{ type filter hook input priority 0; }")
-        h3.ns("nft", "add", "rule", "inet", "anydoor_test", "in", "tcp", "dport",
-              str(h3.port), "reject", "with", "tcp", "reset")
+    with api_unreachable(h3):
         status, doc = h1.request("POST", "/v1/vms/d3/stop", {})
         assert status == 502, doc
         assert "host 'h3'" in doc["error"]["message"] and doc["error"]["code"] == "bad-gateway"
-    finally:
-        h3.ns("nft", "delete", "table", "inet", "anydoor_test", check=False)
     h1.task_ok("POST", "/v1/vms/d3/stop", {})
 
 

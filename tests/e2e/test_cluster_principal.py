@@ -17,7 +17,7 @@ import signal
 import subprocess
 
 from cluster_harness import Pki
-from test_any_door import current_rev, events_since
+from test_any_door import api_unreachable, current_rev, events_since
 from test_cluster_access import user_https
 from test_cluster_formation import init, join
 from vireo_harness import wait_until
@@ -160,6 +160,7 @@ def test_forwarded_requests_are_the_users(cluster, tmp_path):
     assert status == 400, doc
 
     root_is_its_hosts(h1, h2)
+    task_of_a_vm_by_id_only(h1, h2)
     offline_host_answers_alike(h1, h2, tokens)
 
 
@@ -177,6 +178,30 @@ def root_is_its_hosts(h1, h2):
     task = h2.api("POST", "/v1/vms/v2/start", {}, expect=202)["task"]
     h2.wait_task(task)
     assert who_asked(h2, task) == "root"
+
+
+def task_of_a_vm_by_id_only(h1, h2):
+    """A task is a scoped user's to read when its target_id is the id of a
+    VM of its projects, not when a VM of its projects is named so: an
+    evacuation of h1 (target_id h1's host id, its result every VM moved,
+    of every project) stays 404 to a user whose project has, on h2, a VM
+    named as h1's id (before, h1's gate found that VM by its name in the
+    cluster's documents and let the task through)."""
+    h1_id = next(x["id"] for x in h1.api("GET", "/v1/hosts")["hosts"] if x["name"] == "h1")
+    h1.api("POST", "/v1/projects", {"name": "named"}, expect=201)
+    h1.cli("user", "create", "nina", "--role", "none", "--password-file", "-",
+           input="nina's password\n")
+    h1.cli("user", "grant", "nina", "--role", "operator", "--project", "named")
+    nina = h1.api("POST", "/v1/tokens", {"role": "operator", "user": "nina"},
+                  expect=201)["secret"]
+    h2.task_ok("POST", "/v1/vms", {"name": h1_id, "memory_mib": 64, "host": "h2",
+                                   "project": "named"})
+    task = h1.api("POST", "/v1/hosts/h1/evacuate", {}, expect=202)["task"]
+    h1.wait_task(task)
+    for via in (h1, h2):
+        status, doc = user_https(via, via, "GET", "/v1/tasks/" + task["id"], nina)
+        assert status == 404, (via.name, doc)
+    h2.task_ok("DELETE", "/v1/vms/" + h1_id)
 
 
 def offline_host_answers_alike(h1, h2, tokens):
@@ -216,6 +241,15 @@ def offline_host_answers_alike(h1, h2, tokens):
     no_task = "00000000-0000-4000-8000-000000000000"
     assert online[3][1]["error"]["message"] == absent(alice, "/v1/tasks/" + no_task).replace(
         no_task, roots["id"])
+
+    # Online but its API not answering (502): the same answers, and only
+    # who may act on it hears the 502 naming h2.
+    with api_unreachable(h2):
+        unreachable = [user_https(h1, h1, m, path, tok, body={} if m == "POST" else None)
+                       for tok, m, path in cases]
+        assert unreachable == online, (unreachable, online)
+        status, doc = user_https(h1, h1, "GET", "/v1/tasks/" + alices["id"], alice)
+        assert status == 502 and "host 'h2'" in doc["error"]["message"], doc
 
     fence = h2.fence_pid()
     assert fence

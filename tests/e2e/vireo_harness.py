@@ -446,7 +446,13 @@ class Daemon:
             data = json.dumps(body).encode()
             hdrs.setdefault("Content-Type", "application/json")
         try:
-            conn.request(method, path, body=data, headers=hdrs)
+            try:
+                conn.request(method, path, body=data, headers=hdrs)
+            except (BrokenPipeError, ConnectionResetError):
+                # Refused on its headers (a 400 for a header it may not
+                # send, say): vireod answered and closed before the body,
+                # which http.client sends apart; its answer is still there.
+                pass
             resp = conn.getresponse()
             payload = resp.read()
         finally:
