@@ -862,12 +862,16 @@ static int take_down(VoDaemon *d, VoNetwork *n, char **ret_error)
         return keep_after_failed_teardown(d, n, r, error, ret_error);
     (void)vo_rm_rf(n->dir);
     _cleanup_free_ char *key = vo_asprintf("networks/%s", n->spec->name);
-    /* Unlisted as its document goes (a store write is short; the lock is a
-     * leaf): a client that reloads on the delete's event no longer sees it. */
+    /* Unlisted before its document goes (whose delete is the event): a
+     * client that reloads on the event no longer sees it. The store write
+     * is outside the lock (an etcd without quorum takes seconds). */
     pthread_mutex_lock(&d->networks_lock);
-    (void)vo_store_delete(d->store, key, n->rev);
     registry_remove_locked(d, n);
     pthread_mutex_unlock(&d->networks_lock);
+    r = vo_store_delete(d->store, key, n->rev);
+    if (r < 0 && r != -ENOENT)
+        log_warn("network %s: torn down, but its document stays (%s): it is set up again "
+                 "at vireod's next start; delete it again then", n->spec->name, strerror(-r));
     log_info("network %s: deleted", n->spec->name);
     network_free(n);
     return 0;
