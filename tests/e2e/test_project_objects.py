@@ -312,3 +312,38 @@ def test_project_users_over_https(dh):
     d.wait_task(dele["body"]["task"])
     assert dele_net["status"] == 200, dele_net
     assert d.request("GET", "/v1/networks/default")[0] == 200
+
+    # What reaches the host itself stays the cluster admins', even in a
+    # project where the user is admin: a volume imported from a path on the
+    # host (any file vireod reads), a network on a host bridge or uplink or
+    # with a bridge name of its own (another network's segment).
+    imp, on_bridge, on_vlan, named_bridge = calls(
+        ("POST", "/v1/pools/default/volumes", {"name": "ta9", "import_path": "/etc/passwd",
+                                               "project": "ta"}),
+        ("POST", "/v1/networks", {"name": "nbr", "type": "bridge", "bridge": "lo",
+                                  "project": "ta"}),
+        ("POST", "/v1/networks", {"name": "nvl", "type": "vlan", "uplink": "lo", "vlan": 7,
+                                  "project": "ta"}),
+        ("POST", "/v1/networks", {"name": "nnb", "type": "isolated", "bridge": "vbr-ntb",
+                                  "project": "ta"}))
+    assert imp["status"] == 403 and imp["body"]["error"]["message"].startswith(
+        "importing a volume from a path on the host (import_path) needs the admin role on "
+        "the cluster"), imp
+    for ans in (on_bridge, on_vlan, named_bridge):
+        assert ans["status"] == 403 and ans["body"]["error"]["message"].startswith(
+            "a network on a host bridge or interface"), ans
+    assert d.request("GET", "/v1/pools/default/volumes/ta9")[0] == 404
+    for x in ("nbr", "nvl", "nnb"):
+        assert d.request("GET", f"/v1/networks/{x}")[0] == 404
+
+    # Another project's network is one they do not see, when a VM of theirs
+    # would join it too (not a 409 naming that project).
+    nic_other, vm_other = calls(
+        ("POST", "/v1/vms/vta/nics", {"network": "ntb"}),
+        ("POST", "/v1/vms", {"name": "vta2", "memory_mib": 64, "project": "ta",
+                             "networks": ["default", "ntb"]}))
+    for ans in (nic_other, vm_other):
+        assert ans["status"] == 404 and \
+            ans["body"]["error"]["message"] == "network 'ntb' does not exist", ans
+    assert d.request("GET", "/v1/vms/vta2")[0] == 404
+
