@@ -74,8 +74,10 @@ void vo_api_network_edit(VoRequest *req, VoReply *rep)
     int r = json_is_null(project) || json_is_string(project)
                 ? 0
                 : vo_error_set(&error, -EINVAL, "project: give a project's name, or null");
-    if (r >= 0 && !vo_network_exists(req->d, req->params[0]))
-        r = vo_error_set(&error, -ENOENT, "network '%s' does not exist", req->params[0]);
+    /* Marked moving while its VMs are looked for and it moves: a NIC add
+     * (which checks its project, then records its VM) runs wholly before or
+     * after. */
+    bool claimed = r >= 0 && (r = vo_network_claim_move(req->d, req->params[0], &error)) >= 0;
     VoRelationUser user;
     if (r >= 0 && vo_relations_network_user(req->d->store, req->params[0], &user) > 0) {
         r = vo_error_set(&error, -EBUSY, "network '%s' has a NIC of VM '%s': remove it before "
@@ -84,6 +86,8 @@ void vo_api_network_edit(VoRequest *req, VoReply *rep)
     }
     if (r >= 0)
         r = vo_network_project_set(req->d, req->params[0], json_string_value(project), &error);
+    if (claimed)
+        vo_network_release_move(req->d, req->params[0]);
     json_t *net = NULL;
     if (r >= 0 && (r = vo_network_get_json(req->d, req->params[0], &net, &error)) >= 0)
         vo_object_add_project(req->d, net, "network");

@@ -72,6 +72,25 @@ static bool volume_visible(VoDaemon *d, const VoPrincipal *p, const char *key, c
     return *ret_project && vo_principal_role_in(p, *ret_project) >= VO_ROLE_VIEWER;
 }
 
+/* What only the cluster's admins may ask of a create, as it reaches the
+ * host itself: a volume imported from a path on the host (any file vireod
+ * reads, another project's volume file too, then downloaded), a network on
+ * a host bridge, an uplink or a tunnel, or with a bridge name of its own
+ * (another project's or the host's segment). */
+static bool reaches_host(VoRequest *req, VoReply *rep, const VoPrincipal *p, bool network)
+{
+    json_t *b = req->body;
+    if (!network && json_object_get(b, "import_path"))
+        return !refuse(rep, p, "importing a volume from a path on the host (import_path)", NULL,
+                       VO_ROLE_ADMIN);
+    const char *type = json_string_value(json_object_get(b, "type"));
+    if (network && ((type && strcmp(type, "nat") && strcmp(type, "isolated")) ||
+                    json_object_get(b, "bridge") || json_object_get(b, "uplink")))
+        return !refuse(rep, p, "a network on a host bridge or interface (type bridge, vlan, "
+                       "vxlan, or bridge, uplink)", NULL, VO_ROLE_ADMIN);
+    return false;
+}
+
 static bool volume_gate(VoRequest *req, VoReply *rep, const VoPrincipal *p, const char *pattern)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/%s", req->params[0], req->params[1]);
@@ -119,9 +138,9 @@ int vo_api_object_gate(VoRequest *req, VoReply *rep, const VoPrincipal *p, const
     if (!strncmp(pattern, VOLUME_ROUTE, strlen(VOLUME_ROUTE)))
         return volume_gate(req, rep, p, pattern);
     if (!strcmp(pattern, "/v1/pools/{pool}/volumes") && !strcmp(req->method, "POST"))
-        return creates_in(req, rep, p, "creating a volume");
+        return creates_in(req, rep, p, "creating a volume") && !reaches_host(req, rep, p, false);
     if (!strcmp(pattern, "/v1/networks") && !strcmp(req->method, "POST"))
-        return creates_in(req, rep, p, "creating a network");
+        return creates_in(req, rep, p, "creating a network") && !reaches_host(req, rep, p, true);
     if (!strcmp(pattern, NETWORK_ROUTE))
         return network_gate(req, rep, p);
     return -1;
@@ -135,6 +154,33 @@ bool vo_api_object_gate_volume_of_vm(VoRequest *req, VoReply *rep, const VoPrinc
     bool elsewhere;
     if (key && !volume_visible(req->d, p, key, &project, &elsewhere))
         return not_found(rep, "volume", key);
+    return true;
+}
+
+/* Whether network name is one p may see: of no project (shared), or of
+ * one where it has a role (one that does not exist: the handler says so). */
+static bool network_visible(VoDaemon *d, const VoPrincipal *p, const char *name)
+{
+    _cleanup_free_ char *project = NULL;
+    if (!vo_network_exists(d, name))
+        return true;
+    if (vo_network_project(d, name, &project) < 0)
+        return false;
+    return !project || vo_principal_role_in(p, project) >= VO_ROLE_VIEWER;
+}
+
+bool vo_api_object_gate_network_of_vm(VoRequest *req, VoReply *rep, const VoPrincipal *p,
+                                      const char *field)
+{
+    json_t *named = json_object_get(req->body, field);
+    size_t i;
+    json_t *one;
+    if (json_is_string(named))
+        return network_visible(req->d, p, json_string_value(named)) ||
+               not_found(rep, "network", json_string_value(named));
+    json_array_foreach(named, i, one)
+        if (json_is_string(one) && !network_visible(req->d, p, json_string_value(one)))
+            return not_found(rep, "network", json_string_value(one));
     return true;
 }
 

@@ -14,6 +14,10 @@ int vo_api_object_gate(VoRequest *req, VoReply *rep, const VoPrincipal *p, const
  * create's disk_volume): false with 404 unless p may see it. */
 bool vo_api_object_gate_volume_of_vm(VoRequest *req, VoReply *rep, const VoPrincipal *p,
                                      const char *field);
+/* The same for the networks a VM route's body names in field (a NIC's
+ * "network", a create's "networks"): another project's answers 404. */
+bool vo_api_object_gate_network_of_vm(VoRequest *req, VoReply *rep, const VoPrincipal *p,
+                                      const char *field);
 /* Keeps the volumes (of its projects) and networks (of its projects and of
  * none) p may see in the answer of GET /v1/volumes or /v1/networks. */
 void vo_api_object_filter(const VoPrincipal *p, VoReply *rep, const char *pattern);

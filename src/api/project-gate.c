@@ -100,6 +100,9 @@ bool vo_api_project_gate_vm(VoRequest *req, VoReply *rep, const char *pattern,
     if (!strcmp(req->method, "POST") && (!strcmp(pattern, "/v1/vms/{vm}/disks") ||
                                          !strcmp(pattern, "/v1/vms/{vm}/cdrom")))
         return vo_api_object_gate_volume_of_vm(req, rep, p, "volume");
+    /* A network it joins: one it may see. */
+    if (!strcmp(req->method, "POST") && !strcmp(pattern, "/v1/vms/{vm}/nics"))
+        return vo_api_object_gate_network_of_vm(req, rep, p, "network");
     return true;
 }
 
@@ -136,7 +139,8 @@ bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern)
         if (role < p->needed)
             return refuse_role(rep, p, "creating a VM", project, role);
         return vo_api_object_gate_volume_of_vm(req, rep, p, "disk_volume") &&
-               vo_api_object_gate_volume_of_vm(req, rep, p, "cdrom");
+               vo_api_object_gate_volume_of_vm(req, rep, p, "cdrom") &&
+               vo_api_object_gate_network_of_vm(req, rep, p, "networks");
     }
     if (!strcmp(pattern, "/v1/projects/{project}") &&
         vo_principal_role_in(p, req->params[0]) < VO_ROLE_VIEWER) {

@@ -239,15 +239,20 @@ static int volume_move(VoDaemon *d, const char *pool, const char *name, json_t *
     json_decref(volume);
     if (r < 0)
         return r;
+    /* Claimed while its VM is looked for and it moves: an attach (which
+     * checks its project, then records its VM) runs wholly before or after. */
+    if ((r = vo_volume_claim(d, pool, name, ret_error)) < 0)
+        return r;
     VoRelationUser user;
     if (vo_relations_volume_user(d->store, key, &user) > 0) {
         r = vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s': detach it "
                          "before moving it to another project", key, user.name);
         vo_relation_user_clear(&user);
-        return r;
-    }
-    return vo_volume_project_set(d, key, json_string_value(project), size > 0 ? size : 1,
-                                 ret_error);
+    } else
+        r = vo_volume_project_set(d, key, json_string_value(project), size > 0 ? size : 1,
+                                  ret_error);
+    vo_volume_unclaim(d, pool, name);
+    return r;
 }
 
 void vo_api_volume_edit(VoRequest *req, VoReply *rep)
@@ -265,12 +270,19 @@ void vo_api_volume_edit(VoRequest *req, VoReply *rep)
         return;
     }
     char *error = NULL;
+    /* If-Match holds for a move too; the move goes first, as it is the one
+     * that can be refused for what the volume is not (its quota, its
+     * project): a shareable set after it is refused only as the move would
+     * have been (attached), so a refusal leaves nothing half-done. */
+    _cleanup_free_ char *key = vo_volume_doc_key(req->d, req->params[0], req->params[1]);
+    if (project && !vo_api_if_match_key(req, rep, key, "the volume"))
+        return;
     int r = 0;
-    if (shareable >= 0)
+    if (project)
+        r = volume_move(req->d, req->params[0], req->params[1], project, &error);
+    if (r >= 0 && shareable >= 0)
         r = vo_volume_set_shareable(req->d, req->params[0], req->params[1], shareable, want,
                                     &error);
-    if (r >= 0 && project)
-        r = volume_move(req->d, req->params[0], req->params[1], project, &error);
     json_t *volume = NULL;
     if (r >= 0)
         r = vo_volume_get_json(req->d, req->params[0], req->params[1], &volume, &error);

@@ -21,6 +21,7 @@ struct VoNetwork {
     bool deleting;      /* a delete is checking the VMs or tearing down: no new NIC */
     bool creating;      /* being brought up: no NIC yet, no delete */
     unsigned attaching; /* NIC adds and VM creates between check and commit */
+    bool moving;        /* a move to another project is checking the VMs: no new NIC */
     bool dnsmasq_starting; /* no pidfile yet: a SIGHUP would kill it */
     bool hup_pending;      /* hosts changed while it was starting */
     int64_t restart_times[DNSMASQ_RESTARTS_PER_MINUTE];

@@ -780,10 +780,38 @@ int vo_network_claim(VoDaemon *d, const char *name, char **ret_error)
     else if (n->creating)
         r = vo_error_set(ret_error, -EBUSY, "network '%s' is still being created; try again "
                          "when it is done", name);
+    else if (n->moving)
+        r = vo_error_set(ret_error, -EBUSY, "network '%s' is moving to another project; try "
+                         "again when it is done", name);
     else
         n->attaching++;
     pthread_mutex_unlock(&d->networks_lock);
     return r;
+}
+
+int vo_network_claim_move(VoDaemon *d, const char *name, char **ret_error)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    int r = 0;
+    if (!n || n->deleting)
+        r = vo_error_set(ret_error, -ENOENT, "network '%s' does not exist", name);
+    else if (n->creating || n->moving || n->attaching)
+        r = vo_error_set(ret_error, -EBUSY, "network '%s' is busy (a NIC being added, a create "
+                         "or another move); try again when it is done", name);
+    else
+        n->moving = true;
+    pthread_mutex_unlock(&d->networks_lock);
+    return r;
+}
+
+void vo_network_release_move(VoDaemon *d, const char *name)
+{
+    pthread_mutex_lock(&d->networks_lock);
+    VoNetwork *n = network_find(d, name);
+    if (n)
+        n->moving = false;
+    pthread_mutex_unlock(&d->networks_lock);
 }
 
 /* Caller holds networks_lock. */

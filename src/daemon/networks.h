@@ -36,6 +36,11 @@ bool vo_network_is_cluster(VoDaemon *d, const char *name);
  * does not exist, -EBUSY while it is being deleted. */
 int vo_network_claim(VoDaemon *d, const char *name, char **ret_error);
 void vo_network_release(VoDaemon *d, const char *name);
+/* Marks it moving to another project (a NIC add, which checks its project
+ * then records its VM, is refused meanwhile) until vo_network_release_move:
+ * -ENOENT, or -EBUSY while a NIC is being added. */
+int vo_network_claim_move(VoDaemon *d, const char *name, char **ret_error);
+void vo_network_release_move(VoDaemon *d, const char *name);
 /* The same for one NIC (what VM creates and NIC adds use). On a cluster
  * network it also records the NIC's address in the store (IPAM:
  * cluster/ipam/<network>/<ip>), compared with the cluster's document so a

@@ -1822,6 +1822,17 @@ static void release_volume(VoDaemon *d, const char *pool, const char *name)
     pthread_mutex_unlock(&d->storage_lock);
 }
 
+int vo_volume_claim(VoDaemon *d, const char *pool, const char *name, char **ret_error)
+{
+    _cleanup_free_ char *path = NULL;
+    return claim_volume(d, pool, name, &path, NULL, ret_error);
+}
+
+void vo_volume_unclaim(VoDaemon *d, const char *pool, const char *name)
+{
+    release_volume(d, pool, name);
+}
+
 /* ---- tasks ------------------------------------------------------------------------ */
 
 typedef struct {

@@ -164,6 +164,11 @@ void vo_storage_set_disk_grow(VoDiskGrowFn fn);
 int vo_volume_clone(VoDaemon *d, const char *pool, const char *name, const char *target_key,
                     bool linked, const char *project, json_t **ret_task, json_t **ret_volume,
                     char **ret_error);
+/* Holds a ready volume busy (no attach, resize, clone or delete starts on
+ * it; one being attached refuses it) until vo_volume_unclaim: 0, or -ENOENT
+ * or -EBUSY with *ret_error. */
+int vo_volume_claim(VoDaemon *d, const char *pool, const char *name, char **ret_error);
+void vo_volume_unclaim(VoDaemon *d, const char *pool, const char *name);
 /* Marks a volume shareable (several VMs may attach it; QEMU's image locking
  * is off for it) or not. Refused while it is attached. */
 int vo_volume_set_shareable(VoDaemon *d, const char *pool, const char *name, bool shareable,

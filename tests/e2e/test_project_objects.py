@@ -12,9 +12,11 @@ over HTTPS a user with a role on one project sees, makes and changes that
 project's volumes and networks only (others and unprojected volumes answer
 404), reads and uses shared (unprojected) networks but cannot change them."""
 
+import os
+
 import pytest
 
-from vireo_harness import Daemon
+from vireo_harness import Daemon, wait_until
 from test_projects import race
 
 GIB = 1 << 30
@@ -22,9 +24,12 @@ MIB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def dh():
+def dh(tmp_path_factory):
     from test_access import Https  # the HTTPS client of the access tests
-    daemon = Daemon(driver="fake", args=["--https", "127.0.0.1:8443"])
+    faults = str(tmp_path_factory.mktemp("faults"))  # the fake driver's hold points
+    daemon = Daemon(driver="fake", args=["--https", "127.0.0.1:8443"],
+                    env={"VIREO_FAKE_FAULTS": faults})
+    daemon.fault_dir = faults
     try:
         yield daemon, Https(daemon)
     finally:
@@ -312,3 +317,92 @@ def test_project_users_over_https(dh):
     d.wait_task(dele["body"]["task"])
     assert dele_net["status"] == 200, dele_net
     assert d.request("GET", "/v1/networks/default")[0] == 200
+
+    # What reaches the host itself stays the cluster admins', even in a
+    # project where the user is admin: a volume imported from a path on the
+    # host (any file vireod reads), a network on a host bridge or uplink or
+    # with a bridge name of its own (another network's segment).
+    imp, on_bridge, on_vlan, named_bridge = calls(
+        ("POST", "/v1/pools/default/volumes", {"name": "ta9", "import_path": "/etc/passwd",
+                                               "project": "ta"}),
+        ("POST", "/v1/networks", {"name": "nbr", "type": "bridge", "bridge": "lo",
+                                  "project": "ta"}),
+        ("POST", "/v1/networks", {"name": "nvl", "type": "vlan", "uplink": "lo", "vlan": 7,
+                                  "project": "ta"}),
+        ("POST", "/v1/networks", {"name": "nnb", "type": "isolated", "bridge": "vbr-ntb",
+                                  "project": "ta"}))
+    assert imp["status"] == 403 and imp["body"]["error"]["message"].startswith(
+        "importing a volume from a path on the host (import_path) needs the admin role on "
+        "the cluster"), imp
+    for ans in (on_bridge, on_vlan, named_bridge):
+        assert ans["status"] == 403 and ans["body"]["error"]["message"].startswith(
+            "a network on a host bridge or interface"), ans
+    assert d.request("GET", "/v1/pools/default/volumes/ta9")[0] == 404
+    for x in ("nbr", "nvl", "nnb"):
+        assert d.request("GET", f"/v1/networks/{x}")[0] == 404
+
+    # Another project's network is one they do not see, when a VM of theirs
+    # would join it too (not a 409 naming that project).
+    nic_other, vm_other = calls(
+        ("POST", "/v1/vms/vta/nics", {"network": "ntb"}),
+        ("POST", "/v1/vms", {"name": "vta2", "memory_mib": 64, "project": "ta",
+                             "networks": ["default", "ntb"]}))
+    for ans in (nic_other, vm_other):
+        assert ans["status"] == 404 and \
+            ans["body"]["error"]["message"] == "network 'ntb' does not exist", ans
+    assert d.request("GET", "/v1/vms/vta2")[0] == 404
+
+
+def test_moves_wait_for_attaches(dh):
+    """A volume's (a network's) move to another project while it is being
+    attached (a NIC added on it) to a VM of a project it does not go to is
+    refused busy, so the two never both commit (a VM of one project using
+    another project's volume or network): the attach's project check and
+    its VM's record come before or after the move, not around it."""
+    d, _ = dh
+    for p in ("ma", "mb"):
+        d.api("POST", "/v1/projects", {"name": p}, expect=201)
+    d.task_ok("POST", "/v1/vms", {"name": "vmm", "memory_mib": 64, "project": "ma"})
+    d.task_ok("POST", "/v1/vms/vmm/start")
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "mv", "size_bytes": MIB})
+    d.api("POST", "/v1/networks", {"name": "mn", "type": "isolated"}, expect=201)
+    for op, moved, attach in (
+            ("disk_attach", "/v1/pools/default/volumes/mv",
+             ("POST", "/v1/vms/vmm/disks", {"volume": "default/mv"})),
+            ("nic_attach", "/v1/networks/mn", ("POST", "/v1/vms/vmm/nics", {"network": "mn"}))):
+        hold = os.path.join(d.fault_dir, op + ".hold")
+        held = os.path.join(d.fault_dir, op + ".held")
+        open(hold, "w").close()
+        try:
+            task = d.api(*attach, expect=202)["task"]
+            wait_until(lambda: os.path.exists(held), 30,
+                       what=f"{op} held: {d.api('GET', '/v1/tasks/' + task['id'])}")
+            err = d.api("PATCH", moved, {"project": "mb"}, expect=409)
+            assert "busy" in err["error"]["message"] or "being attached" in \
+                err["error"]["message"], err
+        finally:
+            os.unlink(hold)
+        assert d.wait_task(task)["state"] == "succeeded"
+        assert not [k for k in object_keys(d) if k.endswith(("/default/mv", "/mn"))]
+    d.task_ok("POST", "/v1/vms/vmm/stop", {"force": True})
+    d.task_ok("DELETE", "/v1/vms/vmm")
+    d.api("DELETE", "/v1/networks/mn")
+    d.task_ok("DELETE", "/v1/pools/default/volumes/mv")
+
+
+def test_volume_edit_refused_whole(dh):
+    """PATCH of a volume's shareable and project: a refused move changes
+    nothing (not the shareable flag either); If-Match holds for a move."""
+    d, _ = dh
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "ew", "size_bytes": MIB})
+    err = d.api("PATCH", "/v1/pools/default/volumes/ew", {"shareable": True, "project": "nope"},
+                expect=404)
+    assert "project 'nope' does not exist" in err["error"]["message"], err
+    assert d.api("GET", "/v1/pools/default/volumes/ew")["shareable"] is False
+    d.api("POST", "/v1/projects", {"name": "ew"}, expect=201)
+    status, err = d.request("PATCH", "/v1/pools/default/volumes/ew", {"project": "ew"},
+                            headers={"If-Match": '"1"'})
+    assert status == 412 and err["error"]["code"] == "precondition-failed", err
+    assert d.api("GET", "/v1/pools/default/volumes/ew")["project"] is None
+    d.task_ok("DELETE", "/v1/pools/default/volumes/ew")
+    d.api("DELETE", "/v1/projects/ew")
