@@ -67,12 +67,16 @@ void vo_rbd_clients_record(VoDaemon *d, const VoVmSpec *spec, char *const *befor
     if (vo_read_file(path, 65536, &text, NULL) < 0)
         text = vo_strdup("");
     size_t had = strlen(text);
-    for (char **a = now; a && *a; a++)
-        if (!strv_has(before, *a) && !strstr(text, *a)) {
+    for (char **a = now; a && *a; a++) {
+        /* A whole line: "IP:0/12" is not recorded because "IP:0/123" is. */
+        _cleanup_free_ char *line = vo_asprintf("\n%s\n", *a);
+        _cleanup_free_ char *all = vo_asprintf("\n%s", text);
+        if (!strv_has(before, *a) && !strstr(all, line)) {
             char *more = vo_asprintf("%s%s\n", text, *a);
             free(text);
             text = more;
         }
+    }
     if (strlen(text) == had)
         return;
     int r = vo_write_file_atomic(path, text, strlen(text));
@@ -100,7 +104,8 @@ void vo_rbd_clients_exited(const char *run_dir)
             free(dead.addrs[i]);
     }
     dead.n = k;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    char *save = NULL; /* strtok_r: other threads parse text too */
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         dead.addrs = realloc(dead.addrs, sizeof(char *) * (dead.n + 1));
         dead.until = realloc(dead.until, sizeof(int64_t) * (dead.n + 1));
         dead.addrs[dead.n] = vo_strdup(line);
