@@ -125,10 +125,7 @@ static bool is_dead(const char *addr)
     return found;
 }
 
-/* Every watcher of image is a dead client of ours (and there is one):
- * each blocklisted, then waited for (bounded) until Ceph has dropped their
- * watches. True when that went through. */
-static bool break_dead_watchers(const VoRbdConf *c, const char *image)
+bool vo_rbd_break_dead_watchers(const VoRbdConf *c, const char *image)
 {
     _cleanup_strv_ char **watchers = NULL;
     _cleanup_free_ char *why = NULL;
@@ -161,6 +158,6 @@ int vo_rbd_remove_past_dead(const VoRbdConf *c, const char *image, char **ret_er
 {
     /* Before the remove: librbd's remove would first ask the dead lock
      * owner for the exclusive lock, and wait VO_RBD_TIMEOUT_S for it. */
-    (void)break_dead_watchers(c, image);
+    (void)vo_rbd_break_dead_watchers(c, image);
     return vo_rbd_image_remove(c, image, ret_error);
 }
