@@ -7,10 +7,14 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "daemon/migrate-safe.h"
+#include "daemon/rbd-dead-clients.h"
 #include "daemon/snapshot-rbd.h"
 #include "daemon/storage.h"
+#include "daemon/vm-internal.h"
 #include "daemon/vm-pause-mark.h"
 #include "daemon/vm-rbd-images.h"
 #include "storage/qemu-img.h"
@@ -192,24 +196,59 @@ void vo_backup_rbd_prune(VoDaemon *d, const VoVmSpec *spec, const char *keep)
     vo_vm_rbd_images_free(imgs, n_imgs);
 }
 
-/* Writes backup file src (qcow2, its chain) over image img, resized first
- * to the backup's size. */
-static int restore_image(const VoVmRbdImage *img, const char *src, char **ret_error)
+/* Writes backup chain layers (qcow2 files, top first) over image img,
+ * resized first to the backup's size. Each layer's backing is pinned by
+ * name (vo_img_chain_spec): a header changed after the caller's check
+ * never makes qemu-img read another file into the VM's disk. */
+static int restore_image(const VoVmRbdImage *img, char *const *layers, char **ret_error)
 {
     VoImgInfo info = { 0 };
-    int r = vo_img_info(src, "qcow2", &info, ret_error);
+    int r = vo_img_info(layers[0], "qcow2", &info, ret_error);
     if (r < 0)
         return r;
     uint64_t size = info.n_layers ? info.layers[0].virtual_size : 0;
     vo_img_info_clear(&info);
+    _cleanup_free_ char *chain = vo_img_chain_spec(layers, vo_strv_len(layers));
+    if (!chain)
+        return vo_error_set(ret_error, -EINVAL, "invalid backup chain of %s", layers[0]);
     VoRbdConf c = vo_rbd_pool_conf(&img->pool);
     r = vo_rbd_image_resize(&c, img->image, size, ret_error);
     if (r >= 0)
-        r = vo_storage_rbd_write(&img->pool, img->image, src, "qcow2", ret_error);
+        r = vo_storage_rbd_write(&img->pool, img->image, chain, NULL, ret_error);
     return r;
 }
 
-int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char *const *sources,
+/* STATE/vms/ID/rbd-restore-undo: there from the undo snapshots' making
+ * until every disk is the backup's or rolled back, so a crash in between
+ * (the disks part backup, part not) is told at the VM's next start. */
+static char *undo_mark(VoDaemon *d, const VoVmSpec *spec)
+{
+    _cleanup_free_ char *dir = vo_vm_state_dir(d, spec->id);
+    (void)mkdir(dir, 0700);
+    return vo_asprintf("%s/" BACKUP_RBD_UNDO_MARK, dir);
+}
+
+int vo_backup_rbd_undo_cut_short(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    _cleanup_free_ char *mark = undo_mark(d, spec);
+    if (access(mark, F_OK) < 0)
+        return 0;
+    _cleanup_free_ char *why = NULL;
+    if (vo_snapshot_rbd_revert(d, spec, BACKUP_RBD_UNDO_SNAP, &why) < 0)
+        return vo_error_set(ret_error, -EBUSY, "VM '%s': a restore over its disks was cut "
+                            "short and they cannot be rolled back (rbd snap rollback to %s "
+                            "by hand, then remove %s): %s", spec->name, BACKUP_RBD_UNDO_SNAP,
+                            mark, why);
+    log_warn("vm %s: a restore over its disks was cut short: every disk rolled back to %s",
+             spec->name, BACKUP_RBD_UNDO_SNAP);
+    free(TAKE_PTR(why));
+    if (vo_snapshot_rbd_delete(d, spec, BACKUP_RBD_UNDO_SNAP, &why) < 0)
+        log_warn("vm %s: kept RBD snapshots %s: %s", spec->name, BACKUP_RBD_UNDO_SNAP, why);
+    (void)unlink(mark);
+    return 1;
+}
+
+int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char **const *sources,
                                char **ret_error)
 {
     VoVmRbdImage *imgs = NULL;
@@ -217,10 +256,21 @@ int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char *const *s
     int r = images_of(d, spec, &imgs, &n_imgs, ret_error);
     if (r < 0)
         return r;
-    /* The way back first, on every image (a leftover of a crashed restore
-     * is replaced: the VM's disks now are what it has to keep). */
-    r = vo_snapshot_rbd_create(d, spec, BACKUP_RBD_UNDO_SNAP, NULL, ret_error);
+    /* A VM stopped with --force a moment ago: its QEMU's watches and
+     * exclusive locks would hold the snapshots and writes until they expire. */
+    for (size_t i = 0; i < n_imgs; i++) {
+        VoRbdConf c = vo_rbd_pool_conf(&imgs[i].pool);
+        (void)vo_rbd_break_dead_watchers(&c, imgs[i].image);
+    }
+    /* The way back first, on every image (a restore a crash cut short is
+     * rolled back before; a snapshot left otherwise is replaced). */
+    _cleanup_free_ char *mark = undo_mark(d, spec);
+    r = vo_backup_rbd_undo_cut_short(d, spec, ret_error);
+    if (r >= 0)
+        r = vo_snapshot_rbd_create(d, spec, BACKUP_RBD_UNDO_SNAP, NULL, ret_error);
     bool undo = r >= 0;
+    if (undo && (r = vo_write_file_atomic(mark, spec->name, strlen(spec->name))) < 0)
+        r = vo_error_set(ret_error, r, "cannot write %s: %s", mark, strerror(-r));
     for (size_t i = 0; r >= 0 && i < n_imgs; i++) {
         if (!sources[i])
             continue;
@@ -228,8 +278,10 @@ int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char *const *s
         if (r >= 0 && vo_migrate_fault("rbd-restore-fail-after-write"))
             r = vo_error_set(ret_error, -EIO, "test fault after writing %s/%s",
                              imgs[i].pool.pool, imgs[i].image);
+        if (r >= 0 && vo_migrate_fault("rbd-restore-exit-after-write")) /* test: vireod dies */
+            _exit(70);
         if (r >= 0)
-            log_info("vm %s: restore: %s written over %s/%s", spec->name, sources[i],
+            log_info("vm %s: restore: %s written over %s/%s", spec->name, sources[i][0],
                      imgs[i].pool.pool, imgs[i].image);
     }
     if (r < 0 && undo) {
@@ -237,13 +289,14 @@ int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char *const *s
         if (vo_snapshot_rbd_revert(d, spec, BACKUP_RBD_UNDO_SNAP, &why) < 0) {
             /* Kept: the only copy of what the VM's disks held. */
             log_error("vm %s: cannot roll the disks back after a failed restore (rbd snap "
-                      "rollback to %s does it by hand): %s", spec->name, BACKUP_RBD_UNDO_SNAP,
-                      why);
-            undo = false;
+                      "rollback to %s does it by hand; the VM's start tries again): %s",
+                      spec->name, BACKUP_RBD_UNDO_SNAP, why);
+            undo = false; /* the mark stays: the disks are half-made */
         } else
             log_info("vm %s: restore failed; every disk rolled back", spec->name);
     }
     if (undo) {
+        (void)unlink(mark);
         _cleanup_free_ char *why = NULL;
         if (vo_snapshot_rbd_delete(d, spec, BACKUP_RBD_UNDO_SNAP, &why) < 0)
             log_warn("vm %s: kept RBD snapshots %s (the next restore replaces them): %s",

@@ -41,11 +41,20 @@ void vo_backup_rbd_prune(VoDaemon *d, const VoVmSpec *spec, const char *keep);
  * NVRAM) before it writes them: the way back when a write fails. */
 #define BACKUP_RBD_UNDO_SNAP "vireo.restore-undo"
 /* Restores a backup over the stopped VM spec whose disks are RBD images,
- * all of them or none: each disk (sources[i] for spec->disks[i], the top
- * qcow2 file of its backup chain; sources[spec->n_disks] the NVRAM's, or
- * NULL to keep it) is written over its image (resized to the backup's
+ * all of them or none: each disk (sources[i] for spec->disks[i], the
+ * qcow2 files of its backup chain, top first, each backed by the next;
+ * sources[spec->n_disks] the NVRAM's, or NULL to keep it) is written over its image (resized to the backup's
  * size) after every image got BACKUP_RBD_UNDO_SNAP; a failure rolls every
- * image back to it. The snapshot is removed at the end (one left by a
- * crash: replaced by the next restore, or `rbd snap rollback` by hand). */
-int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char *const *sources,
+ * image back to it. The snapshot is removed at the end. From the
+ * snapshots until the end (or a failed rollback) the VM's state directory
+ * holds BACKUP_RBD_UNDO_MARK: a restore cut short by a crash is rolled back
+ * by the VM's next start or restore (vo_backup_rbd_undo_cut_short). */
+int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char **const *sources,
                                char **ret_error);
+#define BACKUP_RBD_UNDO_MARK "rbd-restore-undo"
+/* Under the VM's job lock, the VM stopped: when a restore over spec's RBD
+ * disks was cut short (its mark is there), rolls every disk back to
+ * BACKUP_RBD_UNDO_SNAP, removes that snapshot and the mark: 1; 0 when there
+ * was none; -EBUSY (the disks stay half-made, the mark too) when the
+ * rollback fails. */
+int vo_backup_rbd_undo_cut_short(VoDaemon *d, const VoVmSpec *spec, char **ret_error);

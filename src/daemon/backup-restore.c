@@ -386,26 +386,23 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
 static int restore_over_rbd(VoTask *t, VoDaemon *d, const BackupRef *b, const VoVmSpec *spec,
                             const char *nvram_file, char **ret_error)
 {
-    char **sources = vo_malloc0(sizeof(char *) * (spec->n_disks + 2));
+    char ***sources = vo_malloc0(sizeof(char **) * (spec->n_disks + 2));
     int r = 0;
-    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
-        _cleanup_strv_ char **layers = NULL;
-        r = chain_files(b, spec->disks[i].slot, &layers, ret_error);
-        if (r >= 0)
-            sources[i] = vo_strdup(layers[0]);
-    }
+    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++)
+        r = chain_files(b, spec->disks[i].slot, &sources[i], ret_error);
     if (r >= 0 && nvram_file && spec->nvram) {
         if (strchr(nvram_file, '/'))
             r = vo_error_set(ret_error, -EBUSY, "backup '%s' names NVRAM file '%s'", b->id,
                              nvram_file);
         else
-            sources[spec->n_disks] = vo_asprintf("%s/%s/%s", b->pool_path, b->id, nvram_file);
+            vo_strv_pushf(&sources[spec->n_disks], "%s/%s/%s", b->pool_path, b->id,
+                          nvram_file);
     }
     vo_task_progress(t, 10, "writing disks");
     if (r >= 0)
         r = vo_backup_rbd_restore_over(d, spec, sources, ret_error);
     for (size_t i = 0; i <= spec->n_disks; i++)
-        free(sources[i]);
+        vo_strv_free(sources[i]);
     free(sources);
     if (r >= 0)
         vo_backups_forget_base(d, spec->id);

@@ -67,12 +67,16 @@ void vo_rbd_clients_record(VoDaemon *d, const VoVmSpec *spec, char *const *befor
     if (vo_read_file(path, 65536, &text, NULL) < 0)
         text = vo_strdup("");
     size_t had = strlen(text);
-    for (char **a = now; a && *a; a++)
-        if (!strv_has(before, *a) && !strstr(text, *a)) {
+    for (char **a = now; a && *a; a++) {
+        /* A whole line: "IP:0/12" is not recorded because "IP:0/123" is. */
+        _cleanup_free_ char *line = vo_asprintf("\n%s\n", *a);
+        _cleanup_free_ char *all = vo_asprintf("\n%s", text);
+        if (!strv_has(before, *a) && !strstr(all, line)) {
             char *more = vo_asprintf("%s%s\n", text, *a);
             free(text);
             text = more;
         }
+    }
     if (strlen(text) == had)
         return;
     int r = vo_write_file_atomic(path, text, strlen(text));
@@ -100,7 +104,8 @@ void vo_rbd_clients_exited(const char *run_dir)
             free(dead.addrs[i]);
     }
     dead.n = k;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    char *save = NULL; /* strtok_r: other threads parse text too */
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         dead.addrs = realloc(dead.addrs, sizeof(char *) * (dead.n + 1));
         dead.until = realloc(dead.until, sizeof(int64_t) * (dead.n + 1));
         dead.addrs[dead.n] = vo_strdup(line);
@@ -120,10 +125,7 @@ static bool is_dead(const char *addr)
     return found;
 }
 
-/* Every watcher of image is a dead client of ours (and there is one):
- * each blocklisted, then waited for (bounded) until Ceph has dropped their
- * watches. True when that went through. */
-static bool break_dead_watchers(const VoRbdConf *c, const char *image)
+bool vo_rbd_break_dead_watchers(const VoRbdConf *c, const char *image)
 {
     _cleanup_strv_ char **watchers = NULL;
     _cleanup_free_ char *why = NULL;
@@ -156,6 +158,6 @@ int vo_rbd_remove_past_dead(const VoRbdConf *c, const char *image, char **ret_er
 {
     /* Before the remove: librbd's remove would first ask the dead lock
      * owner for the exclusive lock, and wait VO_RBD_TIMEOUT_S for it. */
-    (void)break_dead_watchers(c, image);
+    (void)vo_rbd_break_dead_watchers(c, image);
     return vo_rbd_image_remove(c, image, ret_error);
 }

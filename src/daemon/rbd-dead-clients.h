@@ -26,6 +26,11 @@ void vo_rbd_clients_record(VoDaemon *d, const VoVmSpec *spec, char *const *befor
  * (for VO_RBD_DEAD_CLIENT_MS), and the file goes. No Ceph call. */
 void vo_rbd_clients_exited(const char *run_dir);
 #define VO_RBD_DEAD_CLIENT_MS (5 * 60 * 1000)
+/* Every watcher of image is a dead QEMU's (above), and there is one: each
+ * blocklisted, then waited for (bounded: 5 s) until Ceph has dropped their
+ * watches, so that a read-write open need not wait on the dead lock owner
+ * (VO_RBD_TIMEOUT_S). True when that went through. */
+bool vo_rbd_break_dead_watchers(const VoRbdConf *c, const char *image);
 /* vo_rbd_image_remove; first, when the image is watched by dead QEMUs
  * (above) only, those are blocklisted and their watches waited out
  * (bounded: 5 s). */

@@ -201,8 +201,13 @@ int vo_storage_rbd_write(const VoRbdPool *rp, const char *image, const char *src
     json_decref(servers);
     _cleanup_free_ char *secret = vo_asprintf("secret,id=vo-key,format=base64,file=%s",
                                               rp->key_file);
-    char *argv[] = { "qemu-img", "convert", "-n", "-f", (char *)src_format, "--object", secret,
-                     (char *)src, "--target-image-opts", target, NULL };
+    char *argv[] = { "qemu-img", "convert", "-n", "--object", secret, "--target-image-opts",
+                     "-f", (char *)src_format, (char *)src, target, NULL };
+    if (!src_format) { /* "-f FORMAT" out */
+        argv[6] = argv[8];
+        argv[7] = argv[9];
+        argv[8] = NULL;
+    }
     _cleanup_free_ char *output = NULL;
     int r = vo_spawn_wait(argv, 30 * 60 * 1000, &output);
     if (r != 0) {

@@ -57,8 +57,8 @@ int vo_storage_rbd_write_id(const char *dir, const char *id);
  * QEMU's rbd driver; removed again when the copy fails. */
 int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
                           const char *src_format, uint64_t size, char **ret_error);
-/* Writes the disk image src (of src_format; a qcow2 with its backing
- * chain) over the whole of the existing RBD image `image` (qemu-img
+/* Writes the disk image src (of src_format; or NULL: src a "json:" spec,
+ * vo_img_chain_spec) over the whole of the existing RBD image `image` (qemu-img
  * convert -n through QEMU's rbd driver), which is at least as large. */
 int vo_storage_rbd_write(const VoRbdPool *rp, const char *image, const char *src,
                          const char *src_format, char **ret_error);

@@ -6,6 +6,7 @@
  * exit and event watching and the console.
  * Every state change is written to the store before it is acted upon. */
 #include "daemon/vms.h"
+#include "daemon/backup-rbd.h"
 #include "daemon/rbd-dead-clients.h"
 #include "daemon/vm-internal.h"
 #include "daemon/ha-retry.h"
@@ -954,6 +955,9 @@ static int task_start(VoTask *t, void *userdata)
     int r = d->cluster && stored->ha ? vo_fence_ha_lease_wait(d, stored->name, HA_LEASE_WAIT_MS,
                                                               &ha_lease, &error)
                                      : 0;
+    /* A restore over its RBD disks that a crash cut short: rolled back first. */
+    if (r >= 0)
+        r = vo_backup_rbd_undo_cut_short(d, stored, &error);
     /* The driver gets the spec with this host's paths filled in. */
     VoVmSpec *spec = NULL;
     if (r >= 0)
