@@ -218,36 +218,6 @@ static int restore_image(const VoVmRbdImage *img, char *const *layers, char **re
     return r;
 }
 
-/* STATE/vms/ID/rbd-restore-undo: there from the undo snapshots' making
- * until every disk is the backup's or rolled back, so a crash in between
- * (the disks part backup, part not) is told at the VM's next start. */
-static char *undo_mark(VoDaemon *d, const VoVmSpec *spec)
-{
-    _cleanup_free_ char *dir = vo_vm_state_dir(d, spec->id);
-    (void)mkdir(dir, 0700);
-    return vo_asprintf("%s/" BACKUP_RBD_UNDO_MARK, dir);
-}
-
-int vo_backup_rbd_undo_cut_short(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
-{
-    _cleanup_free_ char *mark = undo_mark(d, spec);
-    if (access(mark, F_OK) < 0)
-        return 0;
-    _cleanup_free_ char *why = NULL;
-    if (vo_snapshot_rbd_revert(d, spec, BACKUP_RBD_UNDO_SNAP, &why) < 0)
-        return vo_error_set(ret_error, -EBUSY, "VM '%s': a restore over its disks was cut "
-                            "short and they cannot be rolled back (rbd snap rollback to %s "
-                            "by hand, then remove %s): %s", spec->name, BACKUP_RBD_UNDO_SNAP,
-                            mark, why);
-    log_warn("vm %s: a restore over its disks was cut short: every disk rolled back to %s",
-             spec->name, BACKUP_RBD_UNDO_SNAP);
-    free(TAKE_PTR(why));
-    if (vo_snapshot_rbd_delete(d, spec, BACKUP_RBD_UNDO_SNAP, &why) < 0)
-        log_warn("vm %s: kept RBD snapshots %s: %s", spec->name, BACKUP_RBD_UNDO_SNAP, why);
-    (void)unlink(mark);
-    return 1;
-}
-
 int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char **const *sources,
                                char **ret_error)
 {
@@ -264,8 +234,8 @@ int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char **const *
     }
     /* The way back first, on every image (a restore a crash cut short is
      * rolled back before; a snapshot left otherwise is replaced). */
-    _cleanup_free_ char *mark = undo_mark(d, spec);
-    r = vo_backup_rbd_undo_cut_short(d, spec, ret_error);
+    _cleanup_free_ char *mark = vo_vm_rbd_undo_mark(d, spec);
+    r = vo_vm_rbd_undo_cut_short(d, spec, ret_error);
     if (r >= 0)
         r = vo_snapshot_rbd_create(d, spec, BACKUP_RBD_UNDO_SNAP, NULL, ret_error);
     bool undo = r >= 0;

@@ -12,6 +12,7 @@
 
 #include "conf/vm-spec.h"
 #include "daemon/daemon.h"
+#include "daemon/vm-rbd-restore-undo.h"
 #include "hypervisor/driver.h"
 
 /* '.' is in no VM snapshot's name (conf/names.c): never one of those. */
@@ -37,9 +38,6 @@ int vo_backup_rbd_take(VoDaemon *d, const VoVmSpec *spec, VoHvInstance *pause,
 /* Removes the backup snapshots of spec's disks (and NVRAM) but keep's (may
  * be NULL); failures are logged (a backup never fails on them). */
 void vo_backup_rbd_prune(VoDaemon *d, const VoVmSpec *spec, const char *keep);
-/* The RBD snapshot a restore over a VM takes of each of its disks (and
- * NVRAM) before it writes them: the way back when a write fails. */
-#define BACKUP_RBD_UNDO_SNAP "vireo.restore-undo"
 /* Restores a backup over the stopped VM spec whose disks are RBD images,
  * all of them or none: each disk (sources[i] for spec->disks[i], the
  * qcow2 files of its backup chain, top first, each backed by the next;
@@ -48,13 +46,6 @@ void vo_backup_rbd_prune(VoDaemon *d, const VoVmSpec *spec, const char *keep);
  * image back to it. The snapshot is removed at the end. From the
  * snapshots until the end (or a failed rollback) the VM's state directory
  * holds BACKUP_RBD_UNDO_MARK: a restore cut short by a crash is rolled back
- * by the VM's next start or restore (vo_backup_rbd_undo_cut_short). */
+ * by the VM's next start or restore (vo_vm_rbd_undo_cut_short). */
 int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char **const *sources,
                                char **ret_error);
-#define BACKUP_RBD_UNDO_MARK "rbd-restore-undo"
-/* Under the VM's job lock, the VM stopped: when a restore over spec's RBD
- * disks was cut short (its mark is there), rolls every disk back to
- * BACKUP_RBD_UNDO_SNAP, removes that snapshot and the mark: 1; 0 when there
- * was none; -EBUSY (the disks stay half-made, the mark too) when the
- * rollback fails. */
-int vo_backup_rbd_undo_cut_short(VoDaemon *d, const VoVmSpec *spec, char **ret_error);

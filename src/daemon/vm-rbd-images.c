@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "daemon/storage.h"
+#include "storage/rbd-snap.h"
 #include "util/util.h"
 
 void vo_vm_rbd_images_free(VoVmRbdImage *images, size_t n)
@@ -44,4 +45,48 @@ int vo_vm_rbd_images(VoDaemon *d, const VoVmSpec *spec, const char *needs, VoVmR
     *ret = images;
     *ret_n = found;
     return 1;
+}
+
+int vo_vm_rbd_images_rollback(VoDaemon *d, const VoVmSpec *spec, const char *needs,
+                              const char *tag, char **ret_error)
+{
+    VoVmRbdImage *disks = NULL;
+    size_t n = 0;
+    int r = vo_vm_rbd_images(d, spec, needs, &disks, &n, ret_error);
+    if (r <= 0)
+        return r < 0 ? r : vo_error_set(ret_error, -EINVAL, "VM '%s' has no RBD disks",
+                                        spec->name);
+    bool *has = vo_malloc0(sizeof(bool) * n);
+    for (size_t i = 0; i < n && r >= 0; i++) {
+        VoRbdConf c = vo_rbd_pool_conf(&disks[i].pool);
+        r = vo_rbd_snap_exists(&c, disks[i].image, tag, ret_error);
+        has[i] = r > 0;
+        if (r == 0 && !disks[i].nvram)
+            r = vo_error_set(ret_error, -ENOENT, "volume '%s' has no snapshot '%s' (added "
+                             "after it was taken?): nothing was reverted", disks[i].volume, tag);
+    }
+    for (size_t i = 0; i < n && r >= 0; i++)
+        if (has[i]) {
+            VoRbdConf c = vo_rbd_pool_conf(&disks[i].pool);
+            r = vo_rbd_snap_rollback(&c, disks[i].image, tag, ret_error);
+        }
+    free(has);
+    vo_vm_rbd_images_free(disks, n);
+    return r < 0 ? r : 0;
+}
+
+int vo_vm_rbd_images_snap_remove(VoDaemon *d, const VoVmSpec *spec, const char *needs,
+                                 const char *tag, char **ret_error)
+{
+    VoVmRbdImage *disks = NULL;
+    size_t n = 0;
+    int r = vo_vm_rbd_images(d, spec, needs, &disks, &n, ret_error);
+    for (size_t i = 0; r > 0 && i < n; i++) {
+        VoRbdConf c = vo_rbd_pool_conf(&disks[i].pool);
+        int k = vo_rbd_snap_remove(&c, disks[i].image, tag, ret_error);
+        if (k < 0)
+            r = k;
+    }
+    vo_vm_rbd_images_free(disks, n);
+    return r < 0 ? r : 0;
 }

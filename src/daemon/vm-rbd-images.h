@@ -1,6 +1,7 @@
 /* vm-rbd-images.h: the RBD images behind a VM's disks and UEFI NVRAM, for
  * the code that works on them image by image: VM snapshots
- * (snapshot-rbd.c) and backups (backup-rbd.c). */
+ * (snapshot-rbd.c), backups (backup-rbd.c) and the rollback of a restore
+ * cut short (vm-rbd-restore-undo.c). */
 #pragma once
 
 #include <stdbool.h>
@@ -28,3 +29,11 @@ typedef struct {
 int vo_vm_rbd_images(VoDaemon *d, const VoVmSpec *spec, const char *needs, VoVmRbdImage **ret,
                      size_t *ret_n, char **ret_error);
 void vo_vm_rbd_images_free(VoVmRbdImage *images, size_t n);
+/* Rolls every image of spec back to its RBD snapshot tag (an NVRAM image
+ * without it is left as it is; a disk without it: -ENOENT, nothing rolled
+ * back). No RBD image at all: -EINVAL. needs as for vo_vm_rbd_images. */
+int vo_vm_rbd_images_rollback(VoDaemon *d, const VoVmSpec *spec, const char *needs,
+                              const char *tag, char **ret_error);
+/* Removes the RBD snapshot tag of every image of spec (those that have it). */
+int vo_vm_rbd_images_snap_remove(VoDaemon *d, const VoVmSpec *spec, const char *needs,
+                                 const char *tag, char **ret_error);

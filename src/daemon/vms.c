@@ -6,9 +6,9 @@
  * exit and event watching and the console.
  * Every state change is written to the store before it is acted upon. */
 #include "daemon/vms.h"
-#include "daemon/backup-rbd.h"
 #include "daemon/rbd-dead-clients.h"
 #include "daemon/vm-internal.h"
+#include "daemon/vm-rbd-restore-undo.h"
 #include "daemon/ha-retry.h"
 #include "daemon/vm-job.h"
 
@@ -957,7 +957,7 @@ static int task_start(VoTask *t, void *userdata)
                                      : 0;
     /* A restore over its RBD disks that a crash cut short: rolled back first. */
     if (r >= 0)
-        r = vo_backup_rbd_undo_cut_short(d, stored, &error);
+        r = vo_vm_rbd_undo_cut_short(d, stored, &error);
     /* The driver gets the spec with this host's paths filled in. */
     VoVmSpec *spec = NULL;
     if (r >= 0)
