@@ -332,9 +332,10 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     /* A UEFI VM goes only where OVMF is: asked for, else the image's
      * preference (as the chosen host will apply it, vm_create_here), known
      * before a host is picked. */
-    VoFirmware fw = json_is_string(firmware) ? VO_FIRMWARE_BIOS
-                                             : image_firmware(req->d, blank, image);
-    if (json_is_string(firmware))
+    VoFirmware fw = VO_FIRMWARE_BIOS;
+    if (!json_is_string(firmware))
+        fw = image_firmware(req->d, blank, image);
+    else
         (void)vo_firmware_from_string(json_string_value(firmware), &fw);
     ask.firmware = vo_place_firmware_needed(fw, json_is_true(secure_boot));
     VoPlaceChoice choice = { 0 };
