@@ -42,6 +42,9 @@ void vo_api_vm_metrics(VoRequest *req, VoReply *rep)
     if (r == -ENOENT) /* not sampled yet: an empty history */
         j = json_pack("{s:s, s:s, s:s, s:b, s:[], s:{}}", "id", id, "name", req->params[0],
                       "range", range, "running", false, "timestamps", "series");
+    else if (!strcmp(json_string_value(json_object_get(j, "name")) ?: "", ""))
+        /* read from its file, not sampled yet since vireod started */
+        json_object_set_new(j, "name", json_string(req->params[0]));
     json_object_set_new(j, "host", json_string(req->d->host_name));
     vo_reply_json(rep, 200, j);
 }

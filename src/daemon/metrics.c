@@ -267,20 +267,27 @@ static Obj *find_vm_locked(const char *id)
     return NULL;
 }
 
+/* Under M.lock: a new object for VM id, its history read from its file
+ * (made when missing). */
+static Obj *add_vm_locked(const char *id)
+{
+    Obj *o = vo_malloc0(sizeof(*o));
+    o->id = vo_strdup(id);
+    _cleanup_free_ char *path = vm_path(id);
+    o->rrd = open_rrd(path, N_VM);
+    Obj **grown = realloc(M.vms, sizeof(*M.vms) * (M.n_vms + 1));
+    if (!grown)
+        abort();
+    M.vms = grown;
+    M.vms[M.n_vms++] = o;
+    return o;
+}
+
 static void apply_vm_locked(const VmSample *s, int64_t t_s, int64_t now_ms)
 {
     Obj *o = find_vm_locked(s->id);
-    if (!o) {
-        o = vo_malloc0(sizeof(*o));
-        o->id = vo_strdup(s->id);
-        _cleanup_free_ char *path = vm_path(s->id);
-        o->rrd = open_rrd(path, N_VM);
-        Obj **grown = realloc(M.vms, sizeof(*M.vms) * (M.n_vms + 1));
-        if (!grown)
-            abort();
-        M.vms = grown;
-        M.vms[M.n_vms++] = o;
-    }
+    if (!o)
+        o = add_vm_locked(s->id);
     o->seen = true;
     free(o->name);
     o->name = vo_strdup(s->name);
@@ -488,7 +495,15 @@ int vo_metrics_vm_json(const char *vm_id, const char *range, json_t **ret)
     if (a < 0)
         return -EINVAL;
     pthread_mutex_lock(&M.lock);
-    const Obj *o = M.started ? find_vm_locked(vm_id) : NULL;
+    Obj *o = M.started ? find_vm_locked(vm_id) : NULL;
+    _cleanup_free_ char *path = o || !M.started ? NULL : vm_path(vm_id);
+    if (path && access(path, F_OK) == 0) {
+        /* Not sampled since vireod started: its history is on disk. Kept
+         * (seen) for the rounds, which go on with it, or prune it and its
+         * file when the VM is gone by then. */
+        o = add_vm_locked(vm_id);
+        o->seen = true;
+    }
     *ret = o ? obj_json(o, (unsigned)a, vm_names, vm_units) : NULL;
     if (*ret)
         json_object_set_new(*ret, "running", json_boolean(o->running));

@@ -296,15 +296,32 @@ def test_fake_held_sample_waited_for_task_not(tmp_path):
         d.cleanup()
 
 
-def test_fake_history_goes_with_the_vm():
-    d = h.Daemon(driver="fake", args=("--metrics-interval", "0.2"))
+def test_fake_history_goes_with_the_vm(tmp_path):
+    """A VM's history is served from its file after a restart of vireod
+    before its first sample (held here: the fake driver's stats.hold), and
+    goes with the VM."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    d = h.Daemon(driver="fake", args=("--metrics-interval", "0.2"),
+                 env={"VIREO_FAKE_FAULTS": str(faults)})
     try:
         d.cli("vm", "create", "f1")
         d.cli("vm", "start", "f1")
         vm = d.vm("f1")
         path = os.path.join(d.state_dir, "metrics", "vms", vm["id"] + ".rrd")
         h.wait_until(lambda: os.path.exists(path), 10, what="the VM's history file")
-        h.wait_until(lambda: metrics(d, "/v1/vms/f1")["timestamps"], 10, what="a sample")
+        h.wait_until(lambda: complete_points(metrics(d, "/v1/vms/f1"), "memory_configured"), 30,
+                     what="a complete slot")
+        before = complete_points(metrics(d, "/v1/vms/f1"), "memory_configured")
+        (faults / "stats.hold").touch()
+        d.stop()
+        d.start()
+        h.wait_until(lambda: (faults / "stats.held").exists(), 10,
+                     what="the first sample after the start held")
+        after = metrics(d, "/v1/vms/f1")
+        assert after["name"] == "f1", after
+        assert set(before) <= set(complete_points(after, "memory_configured")), (before, after)
+        (faults / "stats.hold").unlink()
         # The live table: redrawn until q (here from a pipe, not a terminal).
         p = d.cli("vm", "top", input="q", timeout=30)
         assert "vireo vm top at" in p.stdout and "f1" in p.stdout, p.stdout
