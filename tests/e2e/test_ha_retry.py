@@ -66,6 +66,13 @@ def test_failed_ha_start_is_retried_then_given_up(cluster, tmp_path, monkeypatch
     ok1_host = next(h for h in others if h.name == host_of("ok1")["host"])
     ok1_restarts = ok1_host.vm("ok1").get("ha_restarts") or []
     assert len(ok1_restarts) == 2, ok1_host.vm("ok1")
+    # Its retry's success is noted by the host's retry runner (a round every
+    # 250 ms) once the start task has ended: waited for here, as a vireod
+    # killed before that round would not note it (the kill below may hit
+    # ok1's host).
+    wait_until(lambda: any("vm ok1: started after 1 failed HA starts" in m
+                           for m in ha_messages(others)), 30,
+               what="ok1's successful retry noted")
     # bad1's first start failed: its host's vireod dies and comes back.
     wait_until(lambda: is_on_other_host("bad1", "stopped", "start failed"), 90,
                what="bad1's first HA start failed")
