@@ -272,7 +272,10 @@ static int disks_in(ImportOp *op, VoTask *t, const char *tmp, char ***keys, char
     return r;
 }
 
-static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel)
+/* The VM of the plan. Each NIC keeps its source's MAC when that is a valid
+ * unicast MAC no NIC on this host has, else gets a new one; notes (when
+ * not NULL) gets a line per NIC whose MAC is new. */
+static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel, char ***notes)
 {
     const VoImportPlan *p = op->plan;
     VoVmSpec *s = vo_malloc0(sizeof(*s));
@@ -297,13 +300,13 @@ static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel)
     s->nics = vo_malloc0(sizeof(VoNicSpec) * (nn + 1));
     for (size_t i = 0; i < nn; i++) {
         char mac[18];
-        for (int attempt = 0; attempt < 16; attempt++) {
-            bool taken = vo_vms_unused_mac(op->d, mac) < 0;
-            for (size_t k = 0; k < i && !taken; k++)
-                taken = !strcasecmp(mac, s->nics[k].mac);
-            if (!taken)
-                break;
-        }
+        const char *source = i < p->n_nics ? p->nics[i].mac : NULL;
+        if (!vo_vms_new_nic_mac(op->d, source, s->nics, i, mac) && notes)
+            vo_strv_pushf(notes, "NIC %zu gets a new MAC address%s%s%s", i + 1,
+                          source ? " (" : "", source ? source : "",
+                          !source ? ""
+                                  : vo_mac_valid(source) ? " is in use on this host)"
+                                                         : " is not a unicast MAC)");
         s->nics[i] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup(op->networks[i]),
                                   .slot = (unsigned)i };
     }
@@ -340,7 +343,7 @@ static int task_import(VoTask *t, void *userdata)
         error = vo_asprintf("image '%s' is gone", op->kernel_image);
     if (r >= 0)
         r = disks_in(op, t, tmp, &keys, &error);
-    VoVmSpec *spec = r >= 0 ? spec_of(op, keys, kernel) : NULL;
+    VoVmSpec *spec = r >= 0 ? spec_of(op, keys, kernel, NULL) : NULL;
     if (r >= 0 && spec->firmware == VO_FIRMWARE_UEFI) {
         vo_task_progress(t, 85, "making the UEFI NVRAM");
         if ((r = vo_vm_nvram_create(d, spec, op->pool, &nvram, &error)) >= 0) {
@@ -454,16 +457,17 @@ int vo_vm_import(VoDaemon *d, const VoVmImportArgs *args, json_t **ret_task, jso
         for (size_t i = 0; i < op->plan->n_disks; i++)
             if (!op->plan->disks[i].cdrom)
                 vo_strv_pushf(&stand_ins, "%s/%s-disk%zu", op->pool, op->name, i);
-        _cleanup_vm_spec_ VoVmSpec *trial = spec_of(op, stand_ins, NULL);
+        _cleanup_strv_ char **mac_notes = NULL;
+        _cleanup_vm_spec_ VoVmSpec *trial = spec_of(op, stand_ins, NULL, &mac_notes);
         r = vo_vm_spec_validate(trial, &d->limits, ret_error);
+        for (char **n = mac_notes; r >= 0 && n && *n; n++)
+            vo_strv_pushf(&op->plan->warnings, "%s", *n);
     }
     for (size_t i = 0; r >= 0 && i < op->plan->n_disks; i++)
         if (op->plan->disks[i].cdrom)
             vo_strv_pushf(&op->plan->warnings, "CD-ROM '%s': the VM gets an empty drive; import "
                           "the ISO (vireo volume import POOL/NAME FILE.iso) and insert it (vireo "
                           "vm cdrom insert)", op->plan->disks[i].file);
-    if (r >= 0 && op->plan->n_nics)
-        vo_strv_pushf(&op->plan->warnings, "NICs get new MAC addresses");
     if (r < 0) {
         import_op_free(op);
         return r;

@@ -1,6 +1,7 @@
 /* vm-nics.c: a VM's NICs on vireo networks: the MACs in use, the taps
  * opened for a start or a hot-plug, the DHCP hosts entries, and adding
  * and removing NICs (of a stopped VM, or hot-plugged into a running one). */
+#include <ctype.h>
 #include <string.h>
 
 #include "daemon/networks.h"
@@ -256,6 +257,29 @@ int vo_vms_unused_mac(VoDaemon *d, char ret[18])
         if (vo_mac_generate(ret) >= 0 && !mac_in_use(d, ret))
             return 0;
     return -EEXIST;
+}
+
+/* Whether mac is on this host or among earlier[0..n). */
+static bool mac_taken(VoDaemon *d, const char *mac, const VoNicSpec *earlier, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (!strcasecmp(mac, earlier[k].mac))
+            return true;
+    return mac_in_use(d, mac);
+}
+
+bool vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec *earlier, size_t n,
+                        char ret[18])
+{
+    if (wanted && vo_mac_valid(wanted) && !mac_taken(d, wanted, earlier, n)) {
+        for (int i = 0; i < 18; i++)
+            ret[i] = (char)tolower((unsigned char)wanted[i]);
+        return true;
+    }
+    for (int attempt = 0; attempt < 16; attempt++)
+        if (vo_mac_generate(ret) >= 0 && !mac_taken(d, ret, earlier, n))
+            break;
+    return false;
 }
 
 int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,

@@ -1995,15 +1995,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     }
     spec->nics = vo_malloc0(sizeof(VoNicSpec) * (n_nets + 1));
     for (size_t i = 0; i < n_nets && i < VO_VM_MAX_NICS; i++) {
-        /* Unused on the host; the VM is not registered yet, so its own earlier
-         * NICs are compared here. */
-        for (int attempt = 0; i > 0 && attempt < 16; attempt++) {
-            bool taken = vo_vms_unused_mac(d, mac) < 0;
-            for (size_t k = 0; k < i && !taken; k++)
-                taken = !strcasecmp(mac, spec->nics[k].mac);
-            if (!taken)
-                break;
-        }
+        if (i > 0)
+            (void)vo_vms_new_nic_mac(d, NULL, spec->nics, i, mac);
         spec->nics[i] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup(nets[i]),
                                       .slot = (unsigned)i };
         spec->n_nics++;

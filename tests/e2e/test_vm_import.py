@@ -264,10 +264,27 @@ def test_libvirt_import(env):
     assert vm["state"] == "defined" and vm["vcpus"] == 1 and vm["memory_mib"] == 128, vm
     assert vm["display"] == "vga" and vm["cdrom"] == {}, vm
     assert [n["network"] for n in vm["nics"]] == ["default"], vm["nics"]
+    # The NIC keeps its MAC (DHCP reservations and guests' own records name it).
+    assert [n["mac"] for n in vm["nics"]] == ["52:54:00:aa:bb:cc"], vm["nics"]
+    assert "MAC" not in out.stderr, out.stderr
     assert [k["volume"] for k in vm["disks"]] == ["default/lv-disk0"], vm["disks"]
     assert vm["kernel"] == {"image": "default"}, vm
     # the source file is copied, not moved
     assert os.path.exists(disk)
+
+    # The same domain again under another name: its MAC is lv's now, so its
+    # NIC gets a new one, and the import says so.
+    small = os.path.join(tmp, "lv-small.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", small, "8M"], check=True)
+    with open(xml, "w") as f:
+        f.write(DOMAIN.format(name="lv-copy", disk=small, network="default")
+                .replace("52:54:00:aa:bb:cc", "52:54:00:AA:BB:CC"))
+    out = d.cli("vm", "import-libvirt", xml)
+    assert "NIC 1 gets a new MAC address (52:54:00:AA:BB:CC is in use on this host)" \
+        in out.stderr, out.stderr
+    copy = d.vm("lv-copy")
+    assert copy["nics"][0]["mac"].lower() != "52:54:00:aa:bb:cc", copy["nics"]
+    d.wait_task(d.api("DELETE", "/v1/vms/lv-copy", expect=202)["task"])
 
     # a network vireo does not have: refused, naming what to pass
     with open(xml, "w") as f:
