@@ -1,7 +1,9 @@
 /* ova.c: the OVA (tar) reader of ova.h: ustar headers checked (checksum,
- * type, name, size within the file), pax extended headers skipped (their
- * path is never used: the ustar name is the one checked), members copied
- * out in 1 MiB pieces with SHA-1 and SHA-256 (OpenSSL EVP). */
+ * type, name, size within the file); a pax extended header's "size" and
+ * "path" stand for the member that follows (how pax tars hold members of
+ * 8 GiB and more, and long names; the path is checked like a ustar name),
+ * other pax records and global headers are skipped; members copied out in
+ * 1 MiB pieces with SHA-1 and SHA-256 (OpenSSL EVP). */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -17,6 +19,15 @@
 #define BLOCK 512
 #define MAX_TEXT_MEMBER (1024 * 1024)
 #define COPY_CHUNK (1024 * 1024)
+#define MAX_PAX_HEADER (64 * 1024)
+#define NAME_MAX_LEN 259
+
+/* What a pax extended header ('x') says of the member that follows. */
+typedef struct {
+    bool has_size, has_path;
+    uint64_t size;
+    char path[NAME_MAX_LEN + 1];
+} PaxNext;
 
 static int parse_octal(const unsigned char *f, size_t n, uint64_t *ret)
 {
@@ -48,6 +59,53 @@ static int parse_size(const unsigned char *f, uint64_t *ret)
         v = (v << 8) | f[i];
     }
     *ret = v;
+    return 0;
+}
+
+/* The records "LEN KEY=VALUE\n" of a pax extended header (LEN counts the
+ * whole record, in decimal): "size" and "path" into next. -EINVAL for a
+ * malformed record, a size that is not a plain decimal or a path too long. */
+static int pax_parse(const char *buf, size_t n, PaxNext *next)
+{
+    size_t off = 0;
+    while (off < n) {
+        if (buf[off] == '\0')
+            break; /* padding after the last record */
+        size_t len = 0, i = off;
+        for (; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) {
+            if (len > n)
+                return -EINVAL;
+            len = len * 10 + (size_t)(buf[i] - '0');
+        }
+        if (i == off || i >= n || buf[i] != ' ' || len > n - off || len < (i - off) + 3 ||
+            buf[off + len - 1] != '\n')
+            return -EINVAL;
+        const char *kv = buf + i + 1, *end = buf + off + len - 1;
+        const char *eq = memchr(kv, '=', (size_t)(end - kv));
+        if (!eq)
+            return -EINVAL;
+        size_t klen = (size_t)(eq - kv), vlen = (size_t)(end - eq - 1);
+        const char *v = eq + 1;
+        if (klen == 4 && !memcmp(kv, "size", 4)) {
+            uint64_t size = 0;
+            if (vlen == 0 || vlen > 20)
+                return -EINVAL;
+            for (size_t k = 0; k < vlen; k++) {
+                if (v[k] < '0' || v[k] > '9' || size > (UINT64_MAX - 9) / 10)
+                    return -EINVAL;
+                size = size * 10 + (uint64_t)(v[k] - '0');
+            }
+            next->size = size;
+            next->has_size = true;
+        } else if (klen == 4 && !memcmp(kv, "path", 4)) {
+            if (vlen > NAME_MAX_LEN || memchr(v, '\0', vlen))
+                return -EINVAL;
+            memcpy(next->path, v, vlen);
+            next->path[vlen] = '\0';
+            next->has_path = true;
+        }
+        off += len;
+    }
     return 0;
 }
 
@@ -109,6 +167,7 @@ static int scan(VoOva *ova, uint64_t file_size, char **ret_error)
     unsigned char h[BLOCK];
     uint64_t off = 0;
     unsigned pax_headers = 0;
+    PaxNext pax = { 0 };
     for (;;) {
         if (off + BLOCK > file_size)
             return vo_error_set(ret_error, -EINVAL, "OVA: the tar ends without its end marker "
@@ -122,23 +181,47 @@ static int scan(VoOva *ova, uint64_t file_size, char **ret_error)
         if (!header_checksum_ok(h))
             return vo_error_set(ret_error, -EINVAL, "OVA: not a tar file (a header checksum "
                                 "is wrong at offset %llu)", (unsigned long long)off);
+        char type = (char)h[156];
         uint64_t size = 0;
-        if (parse_size(h + 124, &size) < 0 || size > file_size - off - BLOCK)
+        if (parse_size(h + 124, &size) < 0)
+            size = UINT64_MAX;
+        if (type != 'x' && type != 'g' && pax.has_size)
+            size = pax.size; /* the ustar field may not hold it */
+        if (size > file_size - off - BLOCK)
             return vo_error_set(ret_error, -EINVAL, "OVA: a member at offset %llu claims more "
                                 "data than the file has", (unsigned long long)off);
-        char type = (char)h[156];
-        char name[260];
+        char name[NAME_MAX_LEN + 1];
         /* ustar: prefix "/" name; a prefix is a directory: refused below. */
         snprintf(name, sizeof(name), "%.155s%s%.100s", h[345] && !memcmp(h + 257, "ustar", 5)
                                                            ? (const char *)h + 345 : "",
                  h[345] && !memcmp(h + 257, "ustar", 5) ? "/" : "", (const char *)h);
+        if (type != 'x' && type != 'g' && pax.has_path)
+            snprintf(name, sizeof(name), "%s", pax.path);
         uint64_t data = off + BLOCK;
         off = data + ((size + BLOCK - 1) / BLOCK) * BLOCK;
         if ((type == 'x' || type == 'g') && ++pax_headers > 2 * VO_IMPORT_MAX_FILES)
             return vo_error_set(ret_error, -EINVAL, "OVA: more than %d pax headers",
                                 2 * VO_IMPORT_MAX_FILES);
-        if (type == 'x' || type == 'g')
-            continue; /* pax attributes: the checked ustar name stands */
+        if (type == 'x') {
+            /* Its records stand for the next member. */
+            if (size > MAX_PAX_HEADER)
+                return vo_error_set(ret_error, -EINVAL, "OVA: a pax header at offset %llu is "
+                                    "%llu bytes, more than the %d allowed",
+                                    (unsigned long long)(data - BLOCK),
+                                    (unsigned long long)size, MAX_PAX_HEADER);
+            _cleanup_free_ char *records = vo_malloc0(size + 1);
+            pax = (PaxNext){ 0 };
+            r = read_exact(ova->fd, records, size, data);
+            if (r < 0)
+                return vo_error_set(ret_error, r, "OVA: cannot read: %s", strerror(-r));
+            if (pax_parse(records, size, &pax) < 0)
+                return vo_error_set(ret_error, -EINVAL, "OVA: the pax header at offset %llu "
+                                    "is malformed", (unsigned long long)(data - BLOCK));
+            continue;
+        }
+        if (type == 'g')
+            continue; /* global pax attributes: none that matters here */
+        pax = (PaxNext){ 0 };
         if (type != '0' && type != '\0')
             return vo_error_set(ret_error, -EINVAL, "OVA: member '%.64s' is not a plain file "
                                 "(tar type '%c'): refused", name, type > 0x20 ? type : '?');

@@ -340,12 +340,101 @@ static void test_ova_reader(void **state)
     assert_int_equal(vo_rm_rf(dir), 0);
 }
 
+/* A pax record "LEN KEY=VALUE\n" (LEN counts the whole record). */
+static char *pax_record(const char *key, const char *value)
+{
+    size_t body = strlen(key) + strlen(value) + 3; /* ' ', '=', '\n' */
+    size_t len = body + 1;
+    while (len != body + (size_t)snprintf(NULL, 0, "%zu", len))
+        len = body + (size_t)snprintf(NULL, 0, "%zu", len);
+    return vo_asprintf("%zu %s=%s\n", len, key, value);
+}
+
+/* An OVA of vm.ovf, then a pax header of records, then a ustar member
+ * "short" of size_field bytes in its header and data (NULL: none; sparse:
+ * the file is extended to hold sparse_size bytes of it). */
+static char *write_pax_tar(const char *dir, const char *file, const char *records,
+                           size_t size_field, const char *data, uint64_t sparse_size)
+{
+    char *path = vo_asprintf("%s/%s", dir, file);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    tar_member(f, "vm.ovf", "<Envelope/>", '0');
+    tar_member(f, "PaxHeaders/short", records, 'x');
+    tar_header(f, "short", size_field, '0');
+    if (data) {
+        fwrite(data, 1, strlen(data), f);
+        static const char pad[512];
+        fwrite(pad, 1, (512 - strlen(data) % 512) % 512, f);
+    }
+    if (sparse_size)
+        assert_int_equal(fseeko(f, (off_t)((sparse_size + 511) / 512 * 512), SEEK_CUR), 0);
+    static const char zero[1024];
+    fwrite(zero, 1, sizeof(zero), f);
+    fclose(f);
+    return path;
+}
+
+/* pax headers: the "size" and "path" of the next member stand (members of
+ * 8 GiB and more, long names); a path is checked as a name is; a malformed
+ * header is refused. */
+static void test_ova_pax(void **state)
+{
+    char dir[] = "/tmp/test-vm-import-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *path_rec = pax_record("path", "disk-with-a-long-name.vmdk");
+    _cleanup_free_ char *size_rec = pax_record("size", "9");
+    _cleanup_free_ char *mtime_rec = pax_record("mtime", "1700000000.5");
+    _cleanup_free_ char *records = vo_asprintf("%s%s%s", mtime_rec, path_rec, size_rec);
+    /* The header's own size field says 0: the pax size stands. */
+    _cleanup_free_ char *named = write_pax_tar(dir, "named.ova", records, 0, "disk data", 0);
+    VoOva ova;
+    _cleanup_free_ char *err = NULL;
+    assert_int_equal(vo_ova_open(named, &ova, &err), 0);
+    assert_null(vo_ova_find(&ova, "short"));
+    const VoOvaMember *m = vo_ova_find(&ova, "disk-with-a-long-name.vmdk");
+    assert_non_null(m);
+    assert_int_equal(m->size, 9);
+    char sha1[41], sha256[65];
+    assert_int_equal(vo_ova_digest(&ova, m, sha1, sha256, &err), 0);
+    assert_string_equal(sha1, "76a88ddfdc7348555b1185ddfbc0dc56d3ff779d"); /* 'disk data' */
+    vo_ova_close(&ova);
+
+    /* 9 GiB (a sparse file): beyond the ustar field's 8 GiB. */
+    uint64_t big = 9ULL << 30;
+    _cleanup_free_ char *big_text = vo_asprintf("%llu", (unsigned long long)big);
+    _cleanup_free_ char *big_rec = pax_record("size", big_text);
+    _cleanup_free_ char *big_ova = write_pax_tar(dir, "big.ova", big_rec, 0, NULL, big);
+    assert_int_equal(vo_ova_open(big_ova, &ova, &err), 0);
+    m = vo_ova_find(&ova, "short");
+    assert_non_null(m);
+    assert_true(m->size == big);
+    vo_ova_close(&ova);
+
+    /* More than the file holds; a path that escapes; malformed records. */
+    _cleanup_free_ char *huge_rec = pax_record("size", "99999999999999");
+    _cleanup_free_ char *huge = write_pax_tar(dir, "huge.ova", huge_rec, 0, NULL, 0);
+    ova_refused(huge, "claims more data");
+    _cleanup_free_ char *up_rec = pax_record("path", "../etc/passwd");
+    _cleanup_free_ char *up = write_pax_tar(dir, "up.ova", up_rec, 9, "disk data", 0);
+    ova_refused(up, "has a path");
+    const char *bad[] = { "5 size=9\n", "12 size=9\n", "x size=9\n", "11 size=-9\n",
+                          "10 size9\n\n", "99999999999999999999999 size=9\n" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        _cleanup_free_ char *p = write_pax_tar(dir, "bad.ova", bad[i], 9, "disk data", 0);
+        ova_refused(p, "malformed");
+        unlink(p);
+    }
+    assert_int_equal(vo_rm_rf(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ovf_maps),       cmocka_unit_test(test_ovf_refusals),
         cmocka_unit_test(test_libvirt_maps),   cmocka_unit_test(test_libvirt_refusals),
         cmocka_unit_test(test_manifest),       cmocka_unit_test(test_ova_reader),
+        cmocka_unit_test(test_ova_pax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
