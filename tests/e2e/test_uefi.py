@@ -1,11 +1,11 @@
 """System tests of UEFI firmware (OVMF) with a per-VM NVRAM volume: a UEFI
 VM installs vireo's installer ISO onto an empty disk (the installer adds an
 EFI system partition and an NVRAM boot entry with efibootmgr), powers off,
-boots from its disk through that NVRAM entry, and the entry survives a
-stop/start; a memory snapshot of the running UEFI VM works (the NVRAM is a
-qcow2 volume, so savevm includes it). Also: the definition rules (bad input
-4xx with nothing made, the NVRAM volume made at create and by vm set,
-deleted with the VM)."""
+boots from its disk through that NVRAM entry, which is still in the NVRAM
+volume after a forced stop; a memory snapshot of the running UEFI VM works
+(the NVRAM is a qcow2 volume, so savevm includes it). Also: the definition
+rules (bad input 4xx with nothing made, the NVRAM volume made at create and
+by vm set, deleted with the VM)."""
 
 import os
 import shutil
@@ -218,14 +218,15 @@ def test_uefi_install_then_boot_from_the_nvram_entry(daemon, tmp_path):
                            text=True, timeout=60).stdout
     assert "s1" in snaps, snaps
 
-    # stop/start: the entry is still there and still the one booted
+    # A forced stop after the snapshot: the NVRAM volume is intact and still
+    # holds the entry (read on the host: the boot through it is proven
+    # above, and a third UEFI boot under TCG costs ~20 CPU-s of make check).
     daemon.cli("vm", "stop", "uefi", "--force")
-    daemon.cli("vm", "start", "uefi")
-    daemon.qemu_pids.add(daemon.vm("uefi")["pid"])
-    daemon.wait_console("uefi", INSTALLED_MARKER, count=2, timeout=INSTALL_TIMEOUT)
-    again = efi_vars(daemon, "uefi")
-    assert boot_current(again) == number, (out, again)
-    assert any(": vireo" in line for line in again.splitlines()), again
-    daemon.cli("vm", "stop", "uefi", "--force")
+    subprocess.run(["qemu-img", "check", "-q", path], check=True, capture_output=True,
+                   timeout=60)
+    (tmp_path / "nvram.raw").unlink()
+    subprocess.run(["qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", path,
+                    str(tmp_path / "nvram.raw")], check=True, capture_output=True, timeout=60)
+    assert "vireo".encode("utf-16-le") in (tmp_path / "nvram.raw").read_bytes()
     daemon.task_ok("DELETE", "/v1/vms/uefi")
     assert nvram not in volume_names(daemon)
