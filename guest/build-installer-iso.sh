@@ -326,8 +326,10 @@ iso_main() {
     trap 'log "error: command failed at line $LINENO: $BASH_COMMAND"' ERR
     local debs=${VIREO_GUEST_CACHE:-$WORK/debs} kroot="$WORK/kernel" bbroot="$WORK/busybox"
     mkdir -p "$debs"
-    local kdeb bbdeb kver busybox="$bbroot/bin/busybox"
-    kdeb=$(download_deb "$(kernel_package)" "$debs")
+    local kpkg kdeb bbdeb kver busybox="$bbroot/bin/busybox"
+    kpkg=$(kernel_package)
+    prefetch_debs "$debs" "$kpkg" busybox-static
+    kdeb=$(download_deb "$kpkg" "$debs")
     bbdeb=$(download_deb busybox-static "$debs")
     log "extracting $(basename "$kdeb") and $(basename "$bbdeb")"
     dpkg -x "$kdeb" "$kroot"
