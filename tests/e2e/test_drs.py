@@ -356,13 +356,18 @@ def test_drs_moves_a_busy_guest_off_the_loaded_host(cluster):
         wait_drs(hosts, names, lambda: drs(h1)["moving"] is None, 60,
                  "the move recorded as ended")
         after = time.time()
-        # Samples taken after the move (the moved guest's first one on h3
-        # says 0, the next its load: two periods): the imbalance is below
-        # the threshold, and no second move was started.
+        # A round after the move that counted every busy guest where it now
+        # runs (the moved guest's first sample on h3 says 0, the next its
+        # load): each host carries one guest's demand, and the imbalance is
+        # below the threshold; no second move was started.
+        cpus = h1.api("GET", "/v1/hosts/h1").get("cpus") or os.cpu_count()
+
         def even():
             d = drs(h1)
             st = d["status"] or {}
-            return st if st.get("at", 0) > after + 10 and st["imbalance"] < d["threshold"] else None
+            loaded = [x["cpu_load"] >= 0.8 * BUSY_CORES / cpus for x in st.get("hosts", [])]
+            return st if (st.get("at", 0) >= after and loaded and all(loaded) and
+                          st["imbalance"] < d["threshold"]) else None
         st = wait_drs(hosts, names, even, 90, "the imbalance below the threshold after the move")
         print(f"DRS after the move: imbalance {st['imbalance']:.3f} (threshold "
               f"{st['threshold']:.2f}), hosts {st['hosts']}")
