@@ -58,7 +58,11 @@ json_t *vo_vm_load_json(VoDaemon *d)
         json_t *before = json_object_get(last, id);
         VoHvLoad l;
         if (running && sample(d, vm, &l)) {
-            int64_t now = vo_now_ms();
+            /* The counters' time, not this line's: a load that waited for
+             * the balloon (up to half a second, on a QEMU its CPU limit
+             * throttles) would otherwise stretch one sample's wall time
+             * and shrink the next's, and the cores with them. */
+            int64_t now = l.at_ms > 0 ? l.at_ms : vo_now_ms();
             double cpu = 0, demand = 0;
             if (before) {
                 VoDrsCpuCounters was = { counter(before, "ns"), counter(before, "wait_ns") },

@@ -420,7 +420,7 @@ static int fake_load(VoHvInstance *vm, VoHvLoad *ret)
         vm->load_wait_ns += (uint64_t)(fake_cores(doc, "wait") * seconds * 1e9);
     }
     vm->load_at_ms = now;
-    *ret = (VoHvLoad){ .cpu_ns = vm->load_cpu_ns, .wait_ns = vm->load_wait_ns,
+    *ret = (VoHvLoad){ .cpu_ns = vm->load_cpu_ns, .wait_ns = vm->load_wait_ns, .at_ms = now,
                        .mem_used_mib = json_is_integer(mem) && json_integer_value(mem) >= 0
                                            ? (uint64_t)json_integer_value(mem)
                                            : vm->res.memory_mib / 2 };

@@ -82,6 +82,10 @@ typedef struct {
     uint64_t wait_ns;      /* runnable but not running, since the driver first asked */
     uint64_t mem_used_mib;
     bool mem_from_balloon; /* the balloon's actual bounded it */
+    /* When cpu_ns and wait_ns were read (monotonic ms; 0: not said): the
+     * caller's wall time between two samples runs between these, not
+     * between its calls, which also wait for the balloon's answer. */
+    int64_t at_ms;
 } VoHvLoad;
 
 /* What a running VM uses, for monitoring (docs/monitoring.md): counters

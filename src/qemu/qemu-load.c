@@ -142,6 +142,7 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
     int r = vo_qemu_proc_usage(vm, &ret->cpu_ns, &rss);
     if (r < 0)
         return r;
+    ret->at_ms = vo_now_ms();
     pthread_mutex_lock(&waits_lock);
     if (have_waits)
         vo_thread_waits_add(&vm->waits, threads, n_threads);

@@ -497,8 +497,12 @@ class Daemon:
             # the VM's state, its console's end and vireod's log's end.
             status, vm = self.request("GET", f"/v1/vms/{name}")
             console = self.console_log(name)
+            # Without this wait's own polls (and libmicrohttpd's notes on
+            # each), which filled the log's end and hid what happened.
+            log = "\n".join(line for line in self.log().splitlines()
+                             if "/console/log -> " not in line and " debug http: " not in line)
             raise TimeoutError(f"{e}\nVM {name}: {status} {vm}\nconsole (end):\n"
-                               f"{console[-1500:]}\nvireod log (end):\n{self.log()[-3000:]}"
+                               f"{console[-1500:]}\nvireod log (end):\n{log[-3000:]}"
                                f"\nload: {os.getloadavg()}") from None
 
     # -- CLI ---------------------------------------------------------------
