@@ -125,12 +125,14 @@ def in_thread(fn):
 
 def held(faults, point, fn):
     """fn() run while hold point `point` (util/test-hold.h) is held, on a
-    thread: returns (thread, answer) once a host waits there."""
+    thread: returns (thread, answer) once a host waits there (fn's request,
+    or the task it queued)."""
     hold = os.path.join(faults, point + ".hold")
     open(hold, "w").close()
     t, out = in_thread(fn)
-    wait_until(lambda: os.path.exists(os.path.join(faults, point + ".held")) or not
-               t.is_alive(), 60, what=f"{point} held")
+    wait_until(lambda: os.path.exists(os.path.join(faults, point + ".held")) or
+               (not t.is_alive() and out["r"][0] != 202), 60, what=f"{point} held: {out}")
+    assert os.path.exists(os.path.join(faults, point + ".held")), out
     return t, out
 
 
