@@ -374,9 +374,7 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
     return 0;
 }
 
-/* The words of a save the VM's project refused (over a quota, or the
- * project gone meanwhile), or NULL. */
-static char *project_refusal(int r)
+char *vo_vm_save_refusal(int r)
 {
     const char *words = vo_project_refusal();
     return (r == -VO_EQUOTA || r == -ENOENT || r == -EBUSY) && words ? vo_strdup(words) : NULL;
@@ -415,7 +413,7 @@ int vo_vm_disk_bytes_change(VoVm *vm, int64_t delta, char **ret_error)
     vm->check_quota = false;
     if (r < 0) {
         vm->disk_bytes = was;
-        char *refused = project_refusal(r);
+        char *refused = vo_vm_save_refusal(r);
         *ret_error = refused ? refused : vo_asprintf("cannot save VM '%s': %s", vm->spec->name,
                                                      strerror(-r));
     }
@@ -2092,7 +2090,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     if (r < 0) {
         vo_vm_release_networks(d, spec);
         pthread_mutex_unlock(&d->vms_lock);
-        char *refused = project_refusal(r);
+        char *refused = vo_vm_save_refusal(r);
         if (r == -ENOTUNIQ) { /* claimed meanwhile, maybe on another host */
             *ret_error = vo_vm_name_taken_message(d, args->name);
             r = -EEXIST;
@@ -2164,7 +2162,7 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
         r = vo_vm_save(vm);
         vm->check_quota = false;
         pthread_mutex_unlock(&vm->lock);
-        char *refused = project_refusal(r);
+        char *refused = vo_vm_save_refusal(r);
         if (r == -ENOTUNIQ) {
             *ret_error = vo_vm_name_taken_message(d, spec->name);
             r = -EEXIST;
@@ -2374,7 +2372,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     vm->check_quota = true;
     r = vo_vm_save(vm);
     vm->check_quota = false;
-    char *refused = project_refusal(r);
+    char *refused = vo_vm_save_refusal(r);
     if (r == -ENOTUNIQ) { /* the new name is another VM's, on another host */
         vm->spec = old;
         *ret_error = vo_vm_name_taken_message(d, next->name);
