@@ -229,10 +229,7 @@ static int object_allowed(VoDaemon *d, const char *vm_name, const char *project,
     return 0;
 }
 
-/* The first VM of any host that uses the object: this host's relations,
- * and for a shared pool's volume or a cluster network every other host's
- * (through the cluster's handle). 1 with *ret and *ret_host (malloc'd,
- * NULL for this host), 0, or the store's error. */
+/* A user another host's relations name, and that host's name. */
 typedef struct {
     VoRelationUser *user;
     char *host;
@@ -255,6 +252,10 @@ static int first_user_elsewhere(const VoClusterHost *h, const char *name, const 
     return vm ? -ECANCELED : 0; /* found: stop */
 }
 
+/* The first VM of any host that uses the object: this host's relations,
+ * and for a shared pool's volume or a cluster network every other host's
+ * (through the cluster's handle). 1 with *ret and *ret_host (malloc'd,
+ * NULL for this host), 0, or the store's error. */
 static int user_anywhere(VoDaemon *d, const VoProjectObject *o, bool volume,
                          VoRelationUser *ret, char **ret_host)
 {
