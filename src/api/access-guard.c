@@ -203,12 +203,17 @@ void vo_access_set_current(const VoPrincipal *p)
 void vo_principal_describe(const VoPrincipal *p, char *out, size_t size)
 {
     switch (p->kind) {
-    case VO_PRINCIPAL_ROOT:
+    case VO_PRINCIPAL_ROOT: {
+        /* The Unix socket's: root, or the uid that opened it. */
+        char uid[32] = "root";
+        if (p->uid != 0)
+            snprintf(uid, sizeof(uid), "uid:%u", (unsigned)p->uid);
         if (p->host[0])
-            snprintf(out, size, "root@%s", p->host);
+            snprintf(out, size, "%s@%s", uid, p->host);
         else
-            snprintf(out, size, "root");
+            snprintf(out, size, "%s", uid);
         break;
+    }
     case VO_PRINCIPAL_PEER: snprintf(out, size, "peer"); break;
     case VO_PRINCIPAL_USER: snprintf(out, size, "user:%s", p->name); break;
     case VO_PRINCIPAL_TOKEN:

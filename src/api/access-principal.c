@@ -5,6 +5,7 @@
  * (tests/fuzz/fuzz-principal.c). Whether the header is believed at all is
  * the server's decision (only from a cluster peer: api/server.c). */
 #include <errno.h>
+#include <stdint.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,14 +24,39 @@ static const char *kind_name(VoPrincipalKind kind)
     }
 }
 
-char *vo_principal_header_encode(const VoPrincipal *p)
+json_t *vo_principal_members_json(void)
 {
+    return json_pack("[s, s]", "host", "uid");
+}
+
+unsigned vo_principal_members_parse(json_t *names)
+{
+    unsigned members = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(names, i, v) {
+        const char *name = json_string_value(v);
+        if (name && !strcmp(name, "host"))
+            members |= VO_PRINCIPAL_MEMBER_HOST;
+        else if (name && !strcmp(name, "uid"))
+            members |= VO_PRINCIPAL_MEMBER_UID;
+    }
+    return members;
+}
+
+int vo_principal_header_encode_for(const VoPrincipal *p, unsigned members, char **ret)
+{
+    *ret = NULL;
     const char *kind = kind_name(p->kind);
     if (!kind)
-        return NULL;
+        return 0;
+    /* Another uid than root's, to a receiver that cannot be told: it would
+     * audit it as root. Never sent so. */
+    if (p->kind == VO_PRINCIPAL_ROOT && p->uid != 0 && !(members & VO_PRINCIPAL_MEMBER_UID))
+        return -EPROTO;
     json_t *o = json_pack("{s:i, s:s}", "v", VO_PRINCIPAL_HEADER_VERSION, "kind", kind);
     if (!o)
-        return NULL;
+        return -ENOMEM;
     if (p->kind != VO_PRINCIPAL_ROOT) {
         json_t *grants = json_object();
         for (size_t i = 0; i < p->n_grants && i < VO_GRANTS_MAX; i++)
@@ -44,16 +70,27 @@ char *vo_principal_header_encode(const VoPrincipal *p)
     }
     if (p->address[0])
         json_object_set_new(o, "address", json_string(p->address));
-    if (p->kind == VO_PRINCIPAL_ROOT && p->host[0])
+    if (p->kind == VO_PRINCIPAL_ROOT && p->host[0] && (members & VO_PRINCIPAL_MEMBER_HOST))
         json_object_set_new(o, "host", json_string(p->host));
+    if (p->kind == VO_PRINCIPAL_ROOT && p->uid != 0)
+        json_object_set_new(o, "uid", json_integer((json_int_t)p->uid));
     /* ASCII on one line: a valid HTTP header value whatever the names hold. */
     char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_SORT_KEYS);
     json_decref(o);
-    if (text && strlen(text) > VO_PRINCIPAL_HEADER_MAX) {
+    if (!text)
+        return -ENOMEM;
+    if (strlen(text) > VO_PRINCIPAL_HEADER_MAX) {
         free(text);
-        return NULL;
+        return -E2BIG;
     }
-    return text;
+    *ret = text;
+    return 0;
+}
+
+char *vo_principal_header_encode(const VoPrincipal *p)
+{
+    char *text = NULL;
+    return vo_principal_header_encode_for(p, VO_PRINCIPAL_MEMBERS_ALL, &text) < 0 ? NULL : text;
 }
 
 static int fail(char **ret_error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -117,7 +154,7 @@ int vo_principal_header_parse(const char *text, VoPrincipal *ret, char **ret_err
     json_object_foreach(o, key, v) {
         if (strcmp(key, "v") && strcmp(key, "kind") && strcmp(key, "name") &&
             strcmp(key, "user") && strcmp(key, "role") && strcmp(key, "grants") &&
-            strcmp(key, "address") && strcmp(key, "host")) {
+            strcmp(key, "address") && strcmp(key, "host") && strcmp(key, "uid")) {
             r = fail(ret_error, "unknown member '%.40s'", key);
             goto out;
         }
@@ -144,9 +181,17 @@ int vo_principal_header_parse(const char *text, VoPrincipal *ret, char **ret_err
         /* The Unix socket's: full access, as it had on the first host. */
         if (json_object_get(o, "name") || json_object_get(o, "user") ||
             json_object_get(o, "role") || json_object_get(o, "grants")) {
-            r = fail(ret_error, "root: only kind, address and host are given");
+            r = fail(ret_error, "root: only kind, address, host and uid are given");
             goto out;
         }
+        /* Which uid of that socket (absent: root's). */
+        json_t *uid = json_object_get(o, "uid");
+        if (uid && (!json_is_integer(uid) || json_integer_value(uid) < 0 ||
+                    json_integer_value(uid) >= (json_int_t)UINT32_MAX)) {
+            r = fail(ret_error, "uid: a uid (0 to %u) expected", UINT32_MAX - 1);
+            goto out;
+        }
+        p.uid = uid ? (uint32_t)json_integer_value(uid) : 0;
         /* Whose root: the host of the Unix socket (audited root@HOST). */
         if ((r = copy_field(o, "host", false, p.host, sizeof(p.host), ret_error)) < 0)
             goto out;
@@ -156,8 +201,8 @@ int vo_principal_header_parse(const char *text, VoPrincipal *ret, char **ret_err
     if ((r = copy_field(o, "name", true, p.name, sizeof(p.name), ret_error)) < 0 ||
         (r = copy_field(o, "user", false, p.user, sizeof(p.user), ret_error)) < 0)
         goto out;
-    if (json_object_get(o, "host")) {
-        r = fail(ret_error, "host: only root names its host");
+    if (json_object_get(o, "host") || json_object_get(o, "uid")) {
+        r = fail(ret_error, "host, uid: only root names its host and uid");
         goto out;
     }
     if (p.kind == VO_PRINCIPAL_USER && p.user[0]) {

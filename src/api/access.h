@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 /* Roles, in increasing power: each can do what the ones before it can. */
 typedef enum {
     VO_ROLE_NONE = -1,    /* no role on the whole cluster: only its projects' (grants) */
@@ -137,6 +139,11 @@ typedef struct {
     char address[64];  /* the client's address (TCP) */
     char host[64];     /* root: the host whose Unix socket it came from (in a
                         * cluster, so that another host audits "root@HOST") */
+    uint32_t uid;      /* root: the Unix socket peer's uid (SO_PEERCRED). The
+                        * socket is root's (0660 root:root), so whoever may
+                        * open it has root's access, but a uid other than 0
+                        * is audited as itself ("uid:N", "uid:N@HOST"), never
+                        * as root */
     VoGrant grants[VO_GRANTS_MAX]; /* its roles on projects */
     size_t n_grants;
     VoRole needed;     /* the role the request's route needs (access-check.c) */
@@ -149,8 +156,8 @@ VoRole vo_principal_role_max(const VoPrincipal *p);
 /* Whether its cluster role falls short of the request's route, which it
  * may reach through a project role (the project gate decides). */
 bool vo_principal_scoped(const VoPrincipal *p);
-/* "user:NAME", "token:ID", "root" ("root@HOST" with p->host), "peer":
- * for audit. */
+/* "user:NAME", "token:ID", "root" ("root@HOST" with p->host; "uid:N",
+ * "uid:N@HOST" for another uid of the Unix socket), "peer": for audit. */
 void vo_principal_describe(const VoPrincipal *p, char *out, size_t size);
 /* The principal of the request on the calling thread (the server sets it
  * around each handler); never NULL. */
@@ -162,7 +169,8 @@ void vo_access_set_current(const VoPrincipal *p);
  * door, placement, api/forward.c) names who made it in this header, one
  * line of JSON: {"v":1,"kind":"user"|"token"|"root","name","user" (a
  * token's),"role","grants":{project:role},"address","host" (root's
- * only: the host of its Unix socket)}. The target believes
+ * only: the host of its Unix socket),"uid" (root's only, when not 0: the
+ * Unix socket peer's uid)}. The target believes
  * it only on its peers' listener, from a client certificate of the cluster
  * CA, and then checks and audits the request as that principal's
  * (api/server.c); anywhere else the header is refused (400). Neither
@@ -173,6 +181,27 @@ void vo_access_set_current(const VoPrincipal *p);
 /* The header's value for p (malloc'd), or NULL for a principal that is
  * not passed on (none; a peer's own request stays a peer's). */
 char *vo_principal_header_encode(const VoPrincipal *p);
+
+/* The optional members a receiver understands. A host publishes its own in
+ * its live record ("principal_members": ["host","uid"], daemon/hosts.c);
+ * a host that publishes none is older and parses only the first form
+ * (strictly: an unknown member is 400), so a forward to it leaves them
+ * out. */
+#define VO_PRINCIPAL_MEMBER_HOST 0x1u
+#define VO_PRINCIPAL_MEMBER_UID 0x2u
+#define VO_PRINCIPAL_MEMBERS_ALL (VO_PRINCIPAL_MEMBER_HOST | VO_PRINCIPAL_MEMBER_UID)
+/* Those this vireod understands, as its live record publishes them (a
+ * JSON array of names), and the flags of such an array (unknown names
+ * ignored; NULL: none). */
+json_t *vo_principal_members_json(void);
+unsigned vo_principal_members_parse(json_t *names);
+/* The header's value for p as a receiver that understands members reads
+ * it: 0 with *ret (malloc'd; NULL for a principal not passed on), or
+ * -EPROTO when the receiver could not be told who p is without naming
+ * more than p: a uid of the Unix socket other than root's (it would read
+ * root); "host" alone is left out (the receiver audits "root"). -E2BIG:
+ * longer than VO_PRINCIPAL_HEADER_MAX. */
+int vo_principal_header_encode_for(const VoPrincipal *p, unsigned members, char **ret);
 /* 0 with *ret filled (root: the admin role), or -EINVAL with *ret_error
  * (malloc'd; ret_error may be NULL) and *ret untouched. Strict: unknown
  * members, names that are not 1-63 printable characters, unknown roles,

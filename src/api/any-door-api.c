@@ -112,7 +112,7 @@ bool vo_api_any_door(VoRequest *req, VoReply *rep, const char *pattern)
         return false;
     case VO_DOOR_FORWARD:
         log_debug("%s %s: forwarded to host %s (%s)", req->method, req->path, h.name, h.url);
-        vo_api_forward(req, rep, &d->peer_tls, h.url);
+        vo_api_forward(req, rep, &d->peer_tls, h.url, h.principal_members);
         /* Unreachable: its gate did not answer, this one does (as offline). */
         if (rep->status == 502 && rep->json && !offline_gate(req, rep, pattern, f.owner, doc))
             break;

@@ -263,7 +263,7 @@ bool vo_api_pool_door(VoRequest *req, VoReply *rep, const char *pool)
         vo_reply_error(rep, VO_ERR_UNAVAILABLE, "host '%s' is offline: its local pools are "
                        "served by it alone; retry when it is back (vireo host list)", h.name);
     else
-        vo_api_forward(req, rep, &d->peer_tls, h.url);
+        vo_api_forward(req, rep, &d->peer_tls, h.url, h.principal_members);
     vo_cluster_host_clear(&h);
     return true;
 }

@@ -1,6 +1,7 @@
 /* forward.c: answer an API request with a peer vireod's answer (forward.h). */
 #include "api/forward.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,7 +172,17 @@ int vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForward
      * the peer's. A user's that cannot be named is not sent: without the
      * header the peer would take it for its own (full access). */
     const VoPrincipal *who = vo_access_current();
-    _cleanup_free_ char *principal = vo_principal_header_encode(who);
+    _cleanup_free_ char *principal = NULL;
+    int e = vo_principal_header_encode_for(who, in->principal_members, &principal);
+    if (e == -EPROTO) {
+        /* An older host, which would take this uid for root. */
+        char name[128];
+        vo_principal_describe(who, name, sizeof(name));
+        reply_error(rep, VO_ERR_INVALID_STATE, "the host that serves this (%s) runs an older "
+                    "vireod that would take %s for root: not forwarded; ask as root, or "
+                    "when that host is upgraded", base_url, name);
+        return 0;
+    }
     if (!principal && who->kind != VO_PRINCIPAL_NONE && who->kind != VO_PRINCIPAL_PEER) {
         reply_error(rep, VO_ERR_INTERNAL, "cannot name who asked (%s) to the host that serves "
                     "it (%s): not forwarded", VO_PRINCIPAL_HEADER, base_url);
@@ -219,7 +230,8 @@ int vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForward
     return r < 0 ? r : 0;
 }
 
-void vo_api_forward(VoRequest *req, VoReply *rep, const VoPeerTls *tls, const char *base_url)
+void vo_api_forward(VoRequest *req, VoReply *rep, const VoPeerTls *tls, const char *base_url,
+                    unsigned principal_members)
 {
     struct MHD_Connection *c = req->conn;
     const char *upgrade = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Upgrade");
@@ -233,6 +245,7 @@ void vo_api_forward(VoRequest *req, VoReply *rep, const VoPeerTls *tls, const ch
         /* As libmicrohttpd decides whether it may answer 101. */
         .upgrade = upgrade && vo_http_has_token(connection, "upgrade") ? upgrade : NULL,
         .forwarded = MHD_lookup_connection_value(c, MHD_HEADER_KIND, VO_FORWARDED_HEADER) != NULL,
+        .principal_members = principal_members,
     };
     _cleanup_free_ char *body = NULL;
     /* A streamed upload's body is in a file, not req->body: never forward

@@ -29,6 +29,8 @@ typedef struct {
     const char *extra_header;   /* one more header ("Name: value"), or NULL */
     const char *body;           /* may be NULL */
     size_t body_len;
+    unsigned principal_members; /* the optional members of X-Vireo-Principal the
+                                 * peer understands (VoClusterHost, access.h) */
 } VoForwardRequest;
 
 /* Why METHOD path_and_query cannot be forwarded yet, or NULL: its body is a
@@ -42,7 +44,9 @@ char *vo_forward_refusal(const char *method, const char *path_and_query);
  * cannot be reached, 508 loop-detected for an already forwarded request,
  * 409 invalid-state naming the peer for what vo_forward_refusal refuses,
  * 500 internal for a user's request whose principal cannot be named (it
- * is never sent as the peer's own).
+ * is never sent as the peer's own), 409 invalid-state for one the peer
+ * would take for more than it is (a uid of the Unix socket other than
+ * root's, to a host too old to be told: access.h).
  * An upgrade is a GET with in->upgrade (another method with it is a plain
  * request); when the peer accepted it, rep->upgrade is set: the 101 goes to
  * the client and the bytes are pumped on a thread the server tracks
@@ -58,4 +62,5 @@ int vo_forward_reply(const VoPeerTls *tls, const char *base_url, const VoForward
  * path, JSON body, Content-Type, If-Match, Last-Event-ID, Upgrade (when
  * Connection holds the token "upgrade") and X-Vireo-Forwarded. A streamed
  * upload (req->upload_path) is refused (409). */
-void vo_api_forward(VoRequest *req, VoReply *rep, const VoPeerTls *tls, const char *base_url);
+void vo_api_forward(VoRequest *req, VoReply *rep, const VoPeerTls *tls, const char *base_url,
+                    unsigned principal_members);

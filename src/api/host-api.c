@@ -136,7 +136,7 @@ static int host_route(VoRequest *req, VoReply *rep, VoClusterHost *ret_other)
     bool forwarded = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                  VO_FORWARDED_HEADER) != NULL;
     if (h.online && h.url && !forwarded) { /* the host moves its own VMs */
-        vo_api_forward(req, rep, &d->peer_tls, h.url);
+        vo_api_forward(req, rep, &d->peer_tls, h.url, h.principal_members);
         vo_cluster_host_clear(&h);
         return 0;
     }

@@ -71,7 +71,7 @@ void vo_api_host_metrics(VoRequest *req, VoReply *rep)
                            "host '%s' is offline: its metrics are kept by it alone; retry when "
                            "it is back (vireo host list)", h.name);
         else
-            vo_api_forward(req, rep, &d->peer_tls, h.url);
+            vo_api_forward(req, rep, &d->peer_tls, h.url, h.principal_members);
         vo_cluster_host_clear(&h);
         return;
     }

@@ -5,7 +5,6 @@
 #include "daemon/networks.h"
 #include "daemon/object-projects.h"
 #include "daemon/projects.h"
-#include "state/relations.h"
 #include "daemon/vms.h"
 #include "util/util.h"
 
@@ -78,14 +77,10 @@ void vo_api_network_edit(VoRequest *req, VoReply *rep)
      * (which checks its project, then records its VM) runs wholly before or
      * after. */
     bool claimed = r >= 0 && (r = vo_network_claim_move(req->d, req->params[0], &error)) >= 0;
-    VoRelationUser user;
-    if (r >= 0 && vo_relations_network_user(req->d->store, req->params[0], &user) > 0) {
-        r = vo_error_set(&error, -EBUSY, "network '%s' has a NIC of VM '%s': remove it before "
-                         "moving the network to another project", req->params[0], user.name);
-        vo_relation_user_clear(&user);
-    }
+    /* Refused while a VM of any host has a NIC on it; never committed
+     * with a NIC add on another host (object-projects.h). */
     if (r >= 0)
-        r = vo_network_project_set(req->d, req->params[0], json_string_value(project), &error);
+        r = vo_network_project_move(req->d, req->params[0], json_string_value(project), &error);
     if (claimed)
         vo_network_release_move(req->d, req->params[0]);
     json_t *net = NULL;

@@ -482,16 +482,24 @@ static void set_requester(VoDaemon *d, struct MHD_Connection *conn, PendingReque
         snprintf(p->principal.host, sizeof(p->principal.host), "%s", d->host_name);
     if (p->principal.kind == VO_PRINCIPAL_ROOT || p->principal.kind == VO_PRINCIPAL_PEER)
         p->principal.role = VO_ROLE_ADMIN;
-    vo_access_set_current(&p->principal);
-    char who[128];
-    vo_principal_describe(&p->principal, who, sizeof(who));
-    vo_tasks_set_requester_who(s->users || s->tls ? who : NULL);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     struct ucred cred;
     socklen_t len = sizeof(cred);
-    if (info && getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-        len == sizeof(cred) && cred.pid > 0)
+    bool peer_known = info &&
+                      getsockopt(info->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                      len == sizeof(cred) && cred.pid > 0;
+    /* The socket is root's (0660 root:root): a uid that may open it has
+     * root's access here, and is named as itself, here (requested_by.uid)
+     * and on a host its request is forwarded to ("uid:N@HOST", never
+     * root@HOST: access.h). */
+    if (peer_known && p->principal.kind == VO_PRINCIPAL_ROOT && !p->named)
+        p->principal.uid = (uint32_t)cred.uid;
+    vo_access_set_current(&p->principal);
+    char who[128];
+    vo_principal_describe(&p->principal, who, sizeof(who));
+    vo_tasks_set_requester_who(s->users || s->tls ? who : NULL);
+    if (peer_known)
         vo_tasks_set_requester(true, (uint32_t)cred.uid, (int32_t)cred.pid);
     else
         vo_tasks_set_requester(false, 0, 0);

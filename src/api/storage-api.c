@@ -10,7 +10,6 @@
 #include "daemon/hosts.h"
 #include "daemon/object-projects.h"
 #include "state/project-usage.h"
-#include "state/relations.h"
 #include "daemon/storage.h"
 #include "util/util.h"
 
@@ -239,18 +238,14 @@ static int volume_move(VoDaemon *d, const char *pool, const char *name, json_t *
     json_decref(volume);
     if (r < 0)
         return r;
-    /* Claimed while its VM is looked for and it moves: an attach (which
-     * checks its project, then records its VM) runs wholly before or after. */
+    /* Claimed while its VM is looked for and it moves: an attach on this
+     * host (which checks its project, then records its VM) runs wholly
+     * before or after; one on another host never commits with the move
+     * (object-projects.h). */
     if ((r = vo_volume_claim(d, pool, name, ret_error)) < 0)
         return r;
-    VoRelationUser user;
-    if (vo_relations_volume_user(d->store, key, &user) > 0) {
-        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s': detach it "
-                         "before moving it to another project", key, user.name);
-        vo_relation_user_clear(&user);
-    } else
-        r = vo_volume_project_set(d, key, json_string_value(project), size > 0 ? size : 1,
-                                  ret_error);
+    r = vo_volume_project_move(d, key, json_string_value(project), size > 0 ? size : 1,
+                               ret_error);
     vo_volume_unclaim(d, pool, name);
     return r;
 }

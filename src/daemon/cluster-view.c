@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "api/access.h"
 #include "cluster/any-door.h"
 #include "cluster/cluster-config.h"
 #include "state/keys.h"
@@ -61,9 +62,15 @@ static void host_from_member(json_t *doc, const char *id, VoClusterHost *ret)
 
 static int host_online(VoDaemon *d, VoClusterHost *h)
 {
-    _cleanup_free_ char *key = vo_asprintf(RECORDS_PREFIX "%s", h->id);
-    int r = vo_store_get(d->store, key, NULL, NULL);
+    _cleanup_free_ char *key = vo_asprintf(RECORDS_PREFIX "%s", h->id), *text = NULL;
+    int r = vo_store_get(d->store, key, &text, NULL);
     h->online = r >= 0;
+    /* What it understands of a forwarded request's principal: a host that
+     * does not say is older (it refuses members it does not know). */
+    json_t *record = text ? json_loads(text, 0, NULL) : NULL;
+    h->principal_members = vo_principal_members_parse(json_object_get(record,
+                                                                      "principal_members"));
+    json_decref(record);
     return r == -ENOENT ? 0 : r;
 }
 

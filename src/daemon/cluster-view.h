@@ -20,6 +20,9 @@ typedef struct {
     char *name;
     char *url;   /* its HTTPS API, NULL when its member document has no address */
     bool online; /* its live record (lease-bound) is there */
+    unsigned principal_members; /* the optional members of X-Vireo-Principal it
+                                 * understands, as its live record says
+                                 * (api/access.h; 0: an older host, or offline) */
 } VoClusterHost;
 void vo_cluster_host_clear(VoClusterHost *h);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/access.h"
 #include "daemon/fence.h"
 #include "daemon/host-facts.h"
 #include "daemon/hosts.h"
@@ -275,6 +276,10 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
     /* What a migration's target is checked for (cluster/migrate-compat.h). */
     json_object_set(o, "machines", h->machines);
     json_object_set_new(o, "firmware", firmware_json(d));
+    /* What it understands of a forwarded request's principal (the optional
+     * members of X-Vireo-Principal): a host forwarding to it may name them
+     * (api/access.h); an older host says nothing and gets the first form. */
+    json_object_set_new(o, "principal_members", vo_principal_members_json());
     vo_host_facts_clear(&f);
     return o;
 }

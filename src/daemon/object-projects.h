@@ -35,6 +35,15 @@ int vo_volume_project_set(VoDaemon *d, const char *key, const char *project, int
 int vo_network_project_set(VoDaemon *d, const char *name, const char *project,
                            char **ret_error);
 
+/* Moves it to project (NULL: none), refused (-EBUSY, naming the VM and its
+ * host) while a VM of any host uses it, and never committed together with
+ * a VM's save that comes to use it on another host (state/project-objects.h);
+ * else as vo_volume_project_set. */
+int vo_volume_project_move(VoDaemon *d, const char *key, const char *project,
+                           int64_t disk_bytes, char **ret_error);
+int vo_network_project_move(VoDaemon *d, const char *name, const char *project,
+                            char **ret_error);
+
 /* Sets "project" (a name or null) on each item of list (volumes, with
  * "pool" and "name"; networks, with "name"), as the store says (a volume
  * of no project of its own attached to a VM here: its VM's, and
@@ -50,9 +59,12 @@ void vo_object_add_project(VoDaemon *d, json_t *item, const char *kind);
 /* A VM's save from relations have to want (state/relations.h) in project:
  * every volume and network it newly uses (all of them when the VM comes
  * into the project) must be of that project or of none: else -EBUSY with
- * *ret_error naming both. */
+ * *ret_error naming both; -EBUSY too while one is being moved to another
+ * project. The save commits compared on what was read (cmps: appended;
+ * state/project-objects.h), so a move on another host and the save never
+ * both commit. */
 int vo_vm_objects_check(VoDaemon *d, const char *vm_name, const char *project, json_t *have,
-                        json_t *want, char **ret_error);
+                        json_t *want, VoObjectCompares *cmps, char **ret_error);
 /* The same for one volume key (volume) or network: 0 or -EBUSY. */
 int vo_vm_object_allowed(VoDaemon *d, const char *vm_name, const char *project, bool volume,
                          const char *object, char **ret_error);

@@ -269,6 +269,9 @@ static int task_disk_add(VoTask *t, void *userdata)
             r = vo_volume_attach_confirm(d, op->volume, &error);
         if (r >= 0)
             r = vo_vm_commit_spec(vm, TAKE_PTR(next));
+        /* Its save refused by the VM's project (the volume's moved meanwhile). */
+        if (r < 0 && !error)
+            error = vo_vm_save_refusal(r);
         if (r < 0 && plugged) {
             _cleanup_free_ char *ignored = NULL;
             (void)d->driver->disk_detach(hv, slot, &ignored);

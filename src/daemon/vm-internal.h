@@ -199,6 +199,10 @@ void vo_vm_refresh_live(VoVm *vm, VoHvInstance *hv);
 /* Caller holds the job lock: next (stolen) becomes the VM's spec and is
  * saved; when saving fails the old spec stays. */
 int vo_vm_commit_spec(VoVm *vm, VoVmSpec *next);
+/* The words of a save the VM's project refused (over a quota, the project
+ * gone, a volume or network of another project or being moved to one) for
+ * the save's result r, or NULL (malloc'd). */
+char *vo_vm_save_refusal(int r);
 /* Queues an operation on the VM as a task keyed by the VM's id (one runs at a
  * time per VM; see jobs/tasks.h); args are the task's (freed when refused).
  * -EUSERS with *ret_error when too many wait. */

@@ -159,6 +159,9 @@ static int change_nics(VoTask *t, VoVm *vm, const char *verb,
     unsigned added_slot = next->n_nics ? next->nics[next->n_nics - 1].slot : 0;
     if (r >= 0)
         r = vo_vm_commit_spec(vm, TAKE_PTR(next));
+    /* Its save refused by the VM's project (the network's moved meanwhile). */
+    if (r < 0 && !error)
+        error = vo_vm_save_refusal(r);
     if (r < 0 && plugged && fn == add_nic) {
         _cleanup_free_ char *ignored = NULL;
         (void)vm->d->driver->nic_detach(hv, added_slot, &ignored);

@@ -42,6 +42,7 @@
 #include "util/threads.h"
 #include "util/unix-socket.h"
 #include "util/time-format.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 #define STOP_EXIT_WAIT_MS 10000
@@ -295,21 +296,31 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
     const char *project = NULL;
     VoQuota before, after;
     vo_project_set_refusal(NULL);
-    /* The volumes and networks it uses: of its project or of none. */
-    _cleanup_free_ char *foreign = NULL;
-    if (!forget && vo_vm_objects_check(vm->d, vm->spec->name, vo_vm_spec_project(vm->spec),
-                                       vm->uses, want, &foreign) < 0) {
-        vo_project_set_refusal(TAKE_PTR(foreign));
-        json_decref(want);
-        return -EBUSY;
-    }
     bool checked = vm->check_quota && usage_grows(vm->uses, want, &project, &before, &after);
     VoProjectGuard guard = { 0 };
+    VoObjectCompares objects = { 0 };
     /* A mark taken back (the delete found members) changes the revision
      * too: read again a few times before refusing. A quota checked is
      * checked again when another change in the project committed first
-     * (bounded: each retry follows another's commit). */
-    for (int attempt = 0, quota_attempts = 0; attempt < 3 && quota_attempts < 100;) {
+     * (bounded: each retry follows another's commit); so are the volumes
+     * and networks it comes to use, when one changed project (a move on
+     * another host) between the check and the commit. */
+    for (int attempt = 0, quota_attempts = 0, object_attempts = 0;
+         attempt < 3 && quota_attempts < 100 && object_attempts < 10;) {
+        /* The volumes and networks it uses: of its project or of none. */
+        _cleanup_free_ char *foreign = NULL;
+        vo_object_compares_clear(&objects);
+        if (!forget && vo_vm_objects_check(vm->d, vm->spec->name, vo_vm_spec_project(vm->spec),
+                                           vm->uses, want, &objects, &foreign) < 0) {
+            vo_project_set_refusal(TAKE_PTR(foreign));
+            r = -EBUSY;
+            break;
+        }
+        txn.object_cmps = objects.cmps;
+        txn.n_object_cmps = objects.n;
+        /* Tests hold a save here, its objects checked, to race a move. */
+        if (objects.n)
+            vo_test_hold("vm_objects_checked");
         if (group_key && (r = vo_group_joinable(vm->d, vm->spec->group, &txn.group_rev)) < 0)
             break;
         txn.group_key = group_key;
@@ -331,13 +342,18 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
             quota_attempts++;
             continue;
         }
+        if (r == VO_RELATIONS_EOBJECT) {
+            object_attempts++;
+            continue;
+        }
         if (r != -EIDRM)
             break;
         attempt++;
     }
     vo_project_guard_clear(&guard);
-    if (r == -EXDEV)
-        r = -EAGAIN; /* the project kept changing: try again */
+    vo_object_compares_clear(&objects);
+    if (r == -EXDEV || r == VO_RELATIONS_EOBJECT)
+        r = -EAGAIN; /* the project (an object's) kept changing: try again */
     if (r < 0) {
         json_decref(want);
         return r;
@@ -358,9 +374,7 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
     return 0;
 }
 
-/* The words of a save the VM's project refused (over a quota, or the
- * project gone meanwhile), or NULL. */
-static char *project_refusal(int r)
+char *vo_vm_save_refusal(int r)
 {
     const char *words = vo_project_refusal();
     return (r == -VO_EQUOTA || r == -ENOENT || r == -EBUSY) && words ? vo_strdup(words) : NULL;
@@ -399,7 +413,7 @@ int vo_vm_disk_bytes_change(VoVm *vm, int64_t delta, char **ret_error)
     vm->check_quota = false;
     if (r < 0) {
         vm->disk_bytes = was;
-        char *refused = project_refusal(r);
+        char *refused = vo_vm_save_refusal(r);
         *ret_error = refused ? refused : vo_asprintf("cannot save VM '%s': %s", vm->spec->name,
                                                      strerror(-r));
     }
@@ -2069,7 +2083,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     if (r < 0) {
         vo_vm_release_networks(d, spec);
         pthread_mutex_unlock(&d->vms_lock);
-        char *refused = project_refusal(r);
+        char *refused = vo_vm_save_refusal(r);
         if (r == -ENOTUNIQ) { /* claimed meanwhile, maybe on another host */
             *ret_error = vo_vm_name_taken_message(d, args->name);
             r = -EEXIST;
@@ -2141,7 +2155,7 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
         r = vo_vm_save(vm);
         vm->check_quota = false;
         pthread_mutex_unlock(&vm->lock);
-        char *refused = project_refusal(r);
+        char *refused = vo_vm_save_refusal(r);
         if (r == -ENOTUNIQ) {
             *ret_error = vo_vm_name_taken_message(d, spec->name);
             r = -EEXIST;
@@ -2351,7 +2365,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     vm->check_quota = true;
     r = vo_vm_save(vm);
     vm->check_quota = false;
-    char *refused = project_refusal(r);
+    char *refused = vo_vm_save_refusal(r);
     if (r == -ENOTUNIQ) { /* the new name is another VM's, on another host */
         vm->spec = old;
         *ret_error = vo_vm_name_taken_message(d, next->name);

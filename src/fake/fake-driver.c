@@ -46,6 +46,7 @@
 #include "qemu/qemu-backup.h"
 #include "qemu/qemu-events.h"
 #include "qmp/qmp.h"
+#include "util/test-hold.h"
 #include "util/sha256.h"
 #include "util/util.h"
 
@@ -82,23 +83,12 @@ struct VoHvInstance {
     char *mirror_error;
 };
 
-static void hold(const char *dir, const char *op)
-{
-    _cleanup_free_ char *hold_path = vo_asprintf("%s/%s.hold", dir, op);
-    if (access(hold_path, F_OK) != 0)
-        return;
-    _cleanup_free_ char *held_path = vo_asprintf("%s/%s.held", dir, op);
-    (void)vo_write_file_atomic(held_path, "", 0);
-    for (int i = 0; i < 12000 && access(hold_path, F_OK) == 0; i++)
-        (void)poll(NULL, 0, 10);
-}
-
 static int take_fault(const char *op)
 {
     const char *dir = getenv("VIREO_FAKE_FAULTS");
     if (!dir)
         return 0;
-    hold(dir, op);
+    vo_test_hold(op);
     _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, op);
     _cleanup_free_ char *text = NULL;
     if (vo_read_file(path, 64, &text, NULL) < 0)
@@ -269,9 +259,8 @@ static int fake_resume(VoHvInstance *vm)
         emit(vm, "{\"event\":\"RESUME\"}");
     /* A hold point after the RESUME (resumed.hold): what QEMU does right
      * after a cont, before the caller goes on. */
-    const char *dir = getenv("VIREO_FAKE_FAULTS");
-    if (r >= 0 && dir)
-        hold(dir, "resumed");
+    if (r >= 0)
+        vo_test_hold("resumed");
     return r;
 }
 
@@ -392,9 +381,7 @@ static int fake_query_resources(VoHvInstance *vm, bool wait, VoHvResources *ret)
 {
     /* Only a hold point (query_resources.hold): a test holds a task that
      * has done its driver call and not yet ended, e.g. a resume after cont. */
-    const char *dir = getenv("VIREO_FAKE_FAULTS");
-    if (dir)
-        hold(dir, "query_resources");
+    vo_test_hold("query_resources");
     *ret = vm->res;
     return 0;
 }
@@ -435,9 +422,7 @@ static int fake_stats(VoHvInstance *vm, VoHvStats *ret)
 {
     /* A hold point (stats.hold): a test holds a monitoring sample, which
      * holds the VM's job lock meanwhile. */
-    const char *dir = getenv("VIREO_FAKE_FAULTS");
-    if (dir)
-        hold(dir, "stats");
+    vo_test_hold("stats");
     VoHvLoad l;
     fake_load(vm, &l);
     *ret = (VoHvStats){ .cpu_ns = l.cpu_ns, .rss_bytes = l.mem_used_mib << 20,

@@ -17,6 +17,11 @@ static char *object_key(const VoProjectObject *o)
     return vo_asprintf(VO_KEY_OBJECT_PROJECTS_PREFIX "%s/%s/%s", o->kind, o->scope, o->id);
 }
 
+static char *mark_key(const VoProjectObject *o)
+{
+    return vo_asprintf(VO_KEY_OBJECT_MOVES_PREFIX "%s/%s/%s", o->kind, o->scope, o->id);
+}
+
 /* The last segment of its usage document's key: "<kind>:<scope>:<id>",
  * '/' as ':' (names hold neither). */
 static char *usage_name(const VoProjectObject *o)
@@ -102,9 +107,10 @@ static char *object_text(const char *project, int64_t disk)
 }
 
 /* One attempt: the object's documents from (old, old_disk) at rev to
- * (project, disk). -ESTALE/-EEXIST/-ENOENT of a compare: read again. */
+ * (project, disk). -ESTALE/-EEXIST/-ENOENT of a compare: read again; mark
+ * (or NULL): a move's, which must still be there (-ETIME when not). */
 static int set_once(VoStore *s, const VoProjectObject *o, const char *project, int64_t disk,
-                    const char *host_id, char **ret_error)
+                    const char *host_id, const VoObjectMoveMark *mark, char **ret_error)
 {
     _cleanup_free_ char *old = NULL;
     int64_t old_disk = 0, rev = 0;
@@ -126,8 +132,12 @@ static int set_once(VoStore *s, const VoProjectObject *o, const char *project, i
     _cleanup_free_ char *new_usage = project ? usage_key(o, project) : NULL;
     _cleanup_free_ char *utext = project ? usage_text(o, host_id, disk) : NULL;
     _cleanup_free_ char *otext = project ? object_text(project, disk) : NULL;
-    VoStoreCompare cmps[2] = { { .key = okey, .expected_rev = rev } };
-    size_t n_cmps = 1;
+    VoStoreCompare cmps[3] = { { .key = okey, .expected_rev = rev } };
+    size_t n_cmps = 1, mark_at = 0;
+    if (mark) {
+        mark_at = n_cmps;
+        cmps[n_cmps++] = (VoStoreCompare){ .key = mark->key, .expected_rev = mark->rev };
+    }
     VoStoreOp ops[4];
     size_t n = 0;
     if (guard.key) {
@@ -142,27 +152,123 @@ static int set_once(VoStore *s, const VoProjectObject *o, const char *project, i
         ops[n++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = okey, .value = otext };
     } else
         ops[n++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = okey };
-    r = vo_store_txn(s, cmps, n_cmps, ops, n, NULL, NULL);
+    size_t failed = 0;
+    r = vo_store_txn(s, cmps, n_cmps, ops, n, NULL, &failed);
     vo_project_guard_clear(&guard);
+    if ((r == -ESTALE || r == -ENOENT) && mark_at && failed == mark_at)
+        r = vo_error_set(ret_error, -ETIME, "%s '%s': its move took longer than %d s and "
+                         "was given up; nothing changed: try again", o->kind, o->id,
+                         VO_OBJECT_MOVE_TTL_MS / 1000);
     return r;
 }
 
-int vo_project_object_set(VoStore *s, const VoProjectObject *o, const char *project,
-                          int64_t disk_bytes, const char *host_id, char **ret_error)
+static int set_with(VoStore *s, const VoProjectObject *o, const char *project,
+                    int64_t disk_bytes, const char *host_id, const VoObjectMoveMark *mark,
+                    char **ret_error)
 {
     /* Each retry follows another change's commit (of the object or of the
      * project): bounded. */
     for (int attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
         _cleanup_free_ char *error = NULL;
-        int r = set_once(s, o, project, disk_bytes, host_id, &error);
+        int r = set_once(s, o, project, disk_bytes, host_id, mark, &error);
         if (r == -ESTALE || r == -EEXIST || (r == -ENOENT && !error))
             continue;
+        if (r == -ETIME)
+            r = -EAGAIN;
         if (r < 0 && ret_error)
             *ret_error = TAKE_PTR(error);
         return r;
     }
     return vo_error_set(ret_error, -EAGAIN, "%s '%s': its project keeps changing; try again",
                         o->kind, o->id);
+}
+
+int vo_project_object_set(VoStore *s, const VoProjectObject *o, const char *project,
+                          int64_t disk_bytes, const char *host_id, char **ret_error)
+{
+    return set_with(s, o, project, disk_bytes, host_id, NULL, ret_error);
+}
+
+void vo_object_compares_clear(VoObjectCompares *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free((char *)c->cmps[i].key);
+    free(c->cmps);
+    *c = (VoObjectCompares){ 0 };
+}
+
+static void compare_add(VoObjectCompares *c, char *key, int64_t rev)
+{
+    c->cmps = realloc(c->cmps, (c->n + 1) * sizeof(*c->cmps));
+    if (!c->cmps)
+        abort();
+    c->cmps[c->n++] = (VoStoreCompare){ .key = key, .expected_rev = rev };
+}
+
+int vo_project_object_read(VoStore *s, const VoProjectObject *o, char **ret_project,
+                           VoObjectCompares *add)
+{
+    *ret_project = NULL;
+    char *mkey = mark_key(o);
+    int r = vo_store_get(s, mkey, NULL, NULL);
+    if (r != -ENOENT) {
+        free(mkey);
+        return r < 0 ? r : -EBUSY;
+    }
+    int64_t disk = 0, rev = 0;
+    if ((r = read_object(s, o, ret_project, &disk, &rev)) < 0) {
+        free(mkey);
+        return r;
+    }
+    compare_add(add, object_key(o), rev);
+    compare_add(add, mkey, VO_REV_NEW);
+    return 0;
+}
+
+int vo_project_object_mark(VoStore *s, const VoProjectObject *o, const char *host_id,
+                           const char *project, VoObjectMoveMark *ret, char **ret_error)
+{
+    *ret = (VoObjectMoveMark){ 0 };
+    int64_t lease = 0;
+    int r = s->ops->lease_grant(s, VO_OBJECT_MOVE_TTL_MS, &lease);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "%s '%s': cannot mark its move: %s", o->kind, o->id,
+                            strerror(-r));
+    json_t *doc = json_pack("{s:s, s:s?}", "host", host_id ? host_id : "", "project", project);
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    char *key = mark_key(o);
+    int64_t rev = 0;
+    r = vo_store_put_lease(s, key, text, VO_REV_NEW, lease, &rev);
+    if (r < 0) {
+        (void)s->ops->lease_revoke(s, lease);
+        free(key);
+        if (r == -EEXIST)
+            return vo_error_set(ret_error, -EBUSY, "%s '%s' is being moved to another project "
+                                "(on this or another host); try again when it is done",
+                                o->kind, o->id);
+        return vo_error_set(ret_error, r, "%s '%s': cannot mark its move: %s", o->kind, o->id,
+                            strerror(-r));
+    }
+    *ret = (VoObjectMoveMark){ .key = key, .rev = rev, .lease = lease };
+    return 0;
+}
+
+void vo_project_object_unmark(VoStore *s, VoObjectMoveMark *mark)
+{
+    if (mark->lease)
+        (void)s->ops->lease_revoke(s, mark->lease); /* the mark goes with it */
+    free(mark->key);
+    *mark = (VoObjectMoveMark){ 0 };
+}
+
+int vo_project_object_set_marked(VoStore *s, const VoProjectObject *o, const char *project,
+                                 int64_t disk_bytes, const char *host_id,
+                                 VoObjectMoveMark *mark, char **ret_error)
+{
+    int r = set_with(s, o, project, disk_bytes, host_id, mark, ret_error);
+    vo_project_object_unmark(s, mark);
+    return r;
 }
 
 int vo_project_object_forget(VoStore *s, const VoProjectObject *o)

@@ -15,7 +15,18 @@
  * Every change that raises what a project holds compares the project's
  * document at the revision read and puts it again (as a VM's save does),
  * so two changes racing for the last room, or a change and the project's
- * delete, never both commit. */
+ * delete, never both commit.
+ * A move to another project and a VM's save that comes to use the object,
+ * on any two hosts, never both commit (a VM of one project using another
+ * project's object): the move first marks the object
+ *   cluster/object-moves/<kind>/<scope>/<id>   {"host","project"} (on a lease)
+ * (made new), then looks for its users on every host, then commits its
+ * documents compared on that mark; the save reads the mark (present: busy)
+ * and the object's document, checks, and commits compared on both (the
+ * mark absent, the document at the revision read: VoObjectCompares). So
+ * a save that committed first is found by the move's look, and a save
+ * that commits later finds the mark or the document changed (and checks
+ * again). */
 #pragma once
 
 #include <jansson.h>
@@ -24,6 +35,7 @@
 #include "state/store.h"
 
 #define VO_KEY_OBJECT_PROJECTS_PREFIX "cluster/object-projects/"
+#define VO_KEY_OBJECT_MOVES_PREFIX "cluster/object-moves/"
 
 typedef struct {
     const char *kind;  /* "volume" or "network" */
@@ -42,6 +54,39 @@ int vo_project_object_get(VoStore *s, const VoProjectObject *o, char **ret_proje
  * the host that holds it (for the usage document). */
 int vo_project_object_set(VoStore *s, const VoProjectObject *o, const char *project,
                           int64_t disk_bytes, const char *host_id, char **ret_error);
+/* What a VM's save compares on the objects it comes to use (the
+ * documents above at the revisions it read, each one's move mark absent). */
+typedef struct {
+    VoStoreCompare *cmps;
+    size_t n;
+} VoObjectCompares;
+void vo_object_compares_clear(VoObjectCompares *c);
+/* The object's project for a save that comes to use it: 0 with
+ * *ret_project (malloc'd; NULL: none) and its compares appended to add;
+ * -EBUSY while a move of it is under way (on any host: its mark); or the
+ * store's error. */
+int vo_project_object_read(VoStore *s, const VoProjectObject *o, char **ret_project,
+                           VoObjectCompares *add);
+
+/* A move's mark (above), held while it looks for the object's users. */
+typedef struct {
+    char *key;
+    int64_t rev, lease;
+} VoObjectMoveMark;
+#define VO_OBJECT_MOVE_TTL_MS 30000
+/* Makes the mark (on a lease of VO_OBJECT_MOVE_TTL_MS): 0, -EBUSY with
+ * *ret_error when another move of it is under way, or the store's error. */
+int vo_project_object_mark(VoStore *s, const VoProjectObject *o, const char *host_id,
+                           const char *project, VoObjectMoveMark *ret, char **ret_error);
+/* vo_project_object_set compared on the mark as made (-EAGAIN with
+ * *ret_error when it lapsed meanwhile: nothing changed), then the mark
+ * goes (also on failure). */
+int vo_project_object_set_marked(VoStore *s, const VoProjectObject *o, const char *project,
+                                 int64_t disk_bytes, const char *host_id,
+                                 VoObjectMoveMark *mark, char **ret_error);
+/* The mark goes, nothing moved (its users were found). */
+void vo_project_object_unmark(VoStore *s, VoObjectMoveMark *mark);
+
 /* Its documents go (the object was deleted). 0 or the store's error. */
 int vo_project_object_forget(VoStore *s, const VoProjectObject *o);
 /* Every object of kind in scope that has a project: {id: project}. */

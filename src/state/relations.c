@@ -138,7 +138,8 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
      * service writes them, always with the VM's document compared. A name
      * claim is compared on being new: one VM per name in the whole store
      * (the cluster's, on etcd). */
-    VoStoreCompare cmps[4] = { { .key = t->vm_key, .expected_rev = t->vm_rev } };
+    VoStoreCompare *cmps = vo_malloc0(sizeof(*cmps) * (4 + t->n_object_cmps));
+    cmps[0] = (VoStoreCompare){ .key = t->vm_key, .expected_rev = t->vm_rev };
     size_t n_cmps = 1, claim_at = 0, group_at = 0, project_at = 0;
     if (t->claim_key) {
         claim_at = n_cmps;
@@ -158,6 +159,11 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
         cmps[n_cmps++] = (VoStoreCompare){ .key = t->project_key,
                                            .expected_rev = t->project_rev };
     }
+    /* The objects it comes to use, as their project was read: a move on
+     * another host and this save never both commit. */
+    size_t objects_at = n_cmps;
+    for (size_t i = 0; i < t->n_object_cmps; i++)
+        cmps[n_cmps++] = t->object_cmps[i];
     int64_t rev = 0;
     size_t failed = 0;
     int r = vo_store_txn(s, cmps, n_cmps, ops, n, &rev, &failed);
@@ -168,7 +174,11 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
     else if ((r == -ESTALE || r == -ENOENT || r == -EEXIST) && project_at &&
              failed == project_at)
         r = -EXDEV;
+    else if ((r == -ESTALE || r == -ENOENT || r == -EEXIST) && t->n_object_cmps &&
+             failed >= objects_at)
+        r = VO_RELATIONS_EOBJECT;
     free(ops);
+    free(cmps);
     if (r >= 0 && ret_rev)
         *ret_rev = rev;
     return r;

@@ -58,7 +58,12 @@ void vo_relations_add_project(json_t *want, const VoVmSpec *spec, const char *ho
  * change was checked against (cluster/projects/<p>), compared at
  * project_rev (VO_REV_NEW: it must not exist) and, when project_doc is
  * set, put again, so that every change checked against the same project
- * is serialised: -EXDEV when it changed meanwhile (check again). */
+ * is serialised: -EXDEV when it changed meanwhile (check again).
+ * object_cmps (n_object_cmps, may be 0): the documents of the volumes and
+ * networks it comes to use, as the project check read them
+ * (state/project-objects.h): VO_RELATIONS_EOBJECT when one changed or a
+ * move of one began meanwhile (check again). */
+#define VO_RELATIONS_EOBJECT (-ENOLINK)
 typedef struct {
     const char *vm_key;
     int64_t vm_rev;
@@ -71,6 +76,8 @@ typedef struct {
     int64_t group_rev;
     const char *project_key, *project_doc;
     int64_t project_rev;
+    const VoStoreCompare *object_cmps;
+    size_t n_object_cmps;
 } VoRelationsTxn;
 int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev);
 

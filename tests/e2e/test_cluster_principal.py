@@ -160,6 +160,7 @@ def test_forwarded_requests_are_the_users(cluster, tmp_path):
     assert status == 400, doc
 
     root_is_its_hosts(h1, h2)
+    other_uid_is_itself(h1, h2)
     task_of_a_vm_by_id_only(h1, h2)
     offline_host_answers_alike(h1, h2, tokens)
 
@@ -178,6 +179,80 @@ def root_is_its_hosts(h1, h2):
     task = h2.api("POST", "/v1/vms/v2/start", {}, expect=202)["task"]
     h2.wait_task(task)
     assert who_asked(h2, task) == "root"
+
+
+NOBODY_CLIENT = """
+import http.client, json, socket, sys
+class Conn(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(sys.argv[1])
+c = Conn("localhost", timeout=30)
+c.request(sys.argv[2], sys.argv[3], body=sys.argv[4] if len(sys.argv) > 4 else None,
+          headers={"Content-Type": "application/json"})
+r = c.getresponse()
+print(r.status, r.read().decode())
+"""
+
+
+def as_nobody(h, method, path, body=None):
+    """METHOD path on h's Unix socket as uid 65534 (nobody), the socket
+    made reachable for it (it is 0660 root:root in directories only root
+    enters): (status, document)."""
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "/usr/bin/python3", "-c", NOBODY_CLIENT, h.socket, method, path,
+                        *([json.dumps(body)] if body is not None else [])],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    status, _, text = p.stdout.partition(" ")
+    return int(status), json.loads(text)
+
+
+def other_uid_is_itself(h1, h2):
+    """A uid other than root's that may open h1's Unix socket (here the
+    socket opened to all for the test; on a host, a member of its group)
+    has root's access on h1, as the socket's mode makes it, and is named
+    as itself: requested_by.uid on h1, and "uid:65534@h1" on h2 for its
+    request h1 forwards there (before: root@h1, as if root had asked). The
+    member from a peer is believed; on a user it is refused."""
+    modes = {p: os.stat(p).st_mode & 0o7777 for p in (h1.tmp, h1.run_dir, h1.socket)}
+    try:
+        os.chmod(h1.tmp, modes[h1.tmp] | 0o001)
+        os.chmod(h1.run_dir, modes[h1.run_dir] | 0o001)
+        os.chmod(h1.socket, 0o666)
+        # h2's VM, through h1: forwarded, audited on h2 as that uid of h1.
+        status, doc = as_nobody(h1, "POST", "/v1/vms/v2/stop", {})
+        assert status == 202, doc
+        h2.wait_task(doc["task"])
+        assert who_asked(h2, doc["task"]) == "uid:65534@h1"
+        # h1's own VM: root's access here, audited by its uid and pid.
+        action = "stop" if h1.vm("v1")["state"] == "running" else "start"
+        undo = "start" if action == "stop" else "stop"
+        status, doc = as_nobody(h1, "POST", f"/v1/vms/v1/{action}", {})
+        assert status == 202, doc
+        h1.wait_task(doc["task"])
+        by = h1.api("GET", f"/v1/tasks/{doc['task']['id']}")["requested_by"]
+        assert by["uid"] == 65534 and "who" not in by, by
+        status, doc = as_nobody(h1, "GET", "/v1/whoami")
+        assert status == 200 and doc["principal"] == "uid:65534@h1" and \
+            doc["role"] == "admin", doc
+    finally:
+        for path, mode in modes.items():
+            os.chmod(path, mode)
+    h1.task_ok("POST", f"/v1/vms/v1/{undo}", {})
+    h2.task_ok("POST", "/v1/vms/v2/start", {})
+    # From a peer the member is believed (the stop is audited so); on a
+    # user it is refused.
+    as_uid = HEADER + ": " + json.dumps({"v": 1, "kind": "root", "host": "h1", "uid": 4242})
+    status, doc = peer_https(h2, h1, "POST", "/v1/vms/v2/stop", [as_uid], body={})
+    assert status == 202, doc
+    h2.wait_task(doc["task"])
+    assert who_asked(h2, doc["task"]) == "uid:4242@h1"
+    bad = HEADER + ": " + json.dumps({"v": 1, "kind": "user", "name": "vic", "role": "viewer",
+                                      "uid": 0})
+    status, doc = peer_https(h2, h1, "POST", "/v1/vms/v2/start", [bad], body={})
+    assert status == 400 and "uid" in doc["error"]["message"], doc
+    h2.task_ok("POST", "/v1/vms/v2/start", {})
 
 
 def task_of_a_vm_by_id_only(h1, h2):

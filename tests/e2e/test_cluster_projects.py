@@ -7,16 +7,26 @@ other host keeps its usage (its record follows it), also its disk figure,
 which its spec does not hold, through a save on the new host; volumes made
 in a project on each host count against its disk quota across hosts
 (racing creates on two hosts make one volume) and keep a project deleted
-through the other host from going. (Here the creates
+through the other host from going; a shared volume's move to another
+project on one host and its attach to a VM of another project on the
+other never both commit, whichever goes first. (Here the creates
 may meet one after the other; the tight interleaving, both checked before
 either commits, is pinned by tests/unit/test-relations.c on the store.)"""
 
+import os
 import threading
 
 from test_cluster_placement import form
+from test_cluster_shared_pools import pool_on
+from vireo_harness import wait_until
+
+MIB = 1 << 20
 
 
-def test_quota_holds_across_hosts(cluster):
+def test_quota_holds_across_hosts(cluster, tmp_path, monkeypatch):
+    faults = str(tmp_path / "faults")  # both hosts' hold points (fake driver)
+    os.makedirs(faults)
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults)
     c = cluster(2, driver="fake", listen=False)
     form(c)
     h1, h2 = c.hosts
@@ -102,3 +112,99 @@ def test_quota_holds_across_hosts(cluster):
     assert "volume 'default/vq1'" in err["error"]["message"], err
     owner.task_ok("DELETE", "/v1/pools/default/volumes/vq1")
     other.api("DELETE", "/v1/projects/vq")
+    moves_race_attaches(c, faults)
+
+
+def in_thread(fn):
+    """fn() on a thread: (thread, its answer in a dict under "r")."""
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=fn()))
+    t.start()
+    return t, out
+
+
+def held(faults, point, fn):
+    """fn() run while hold point `point` (util/test-hold.h) is held, on a
+    thread: returns (thread, answer) once a host waits there (fn's request,
+    or the task it queued)."""
+    hold = os.path.join(faults, point + ".hold")
+    open(hold, "w").close()
+    t, out = in_thread(fn)
+    wait_until(lambda: os.path.exists(os.path.join(faults, point + ".held")) or
+               (not t.is_alive() and out["r"][0] != 202), 60, what=f"{point} held: {out}")
+    assert os.path.exists(os.path.join(faults, point + ".held")), out
+    return t, out
+
+
+def release(faults, point, t):
+    os.unlink(os.path.join(faults, point + ".hold"))
+    os.unlink(os.path.join(faults, point + ".held"))
+    t.join(timeout=120)
+    assert not t.is_alive()
+
+
+def moves_race_attaches(c, faults):
+    """A shared pool's volume moved to project mb through h1 while h2
+    attaches it to a VM of project ma: one of the two fails cleanly (409),
+    never both commit. The move held after it looked for the volume's users
+    on every host (none yet): h2's attach finds it being moved (before, the
+    attach committed and the move after it). The attach's save held after
+    its check (the volume of no project): the move commits, and the save
+    finds the volume's document moved on, checks again and refuses (before,
+    it committed: a VM of ma with a volume of mb)."""
+    h1, h2 = c.hosts
+    path = os.path.join(c.shared_dir, "pool")
+    os.makedirs(path)
+    h1.api("POST", "/v1/pools", {"name": "sp", "path": path, "shared": True}, expect=201)
+    wait_until(lambda: (pool_on(h2, "sp") or {}).get("reachable"), 30, what="sp on h2")
+    for p in ("ma", "mb"):
+        h1.api("POST", "/v1/projects", {"name": p}, expect=201)
+    h2.task_ok("POST", "/v1/vms", {"name": "att", "memory_mib": 64, "project": "ma",
+                                   "host": h2.name})
+    for v in ("rv1", "rv2"):
+        h1.task_ok("POST", "/v1/pools/sp/volumes", {"name": v, "size_bytes": MIB})
+
+    def disks():
+        return [d["volume"] for d in h2.api("GET", "/v1/vms/att")["disks"]]
+
+    def project_of(v):
+        return h2.api("GET", f"/v1/pools/sp/volumes/{v}")["project"]
+
+    # The move first, held after its look for users; the attach meanwhile.
+    t, move = held(faults, "project_move", lambda: h1.request(
+        "PATCH", "/v1/pools/sp/volumes/rv1", {"project": "mb"}))
+    try:
+        status, doc = h2.request("POST", "/v1/vms/att/disks", {"volume": "sp/rv1"})
+        if status == 202:  # refused by its save rather than its check
+            doc = h2.wait_task(doc["task"])
+            assert doc["state"] == "failed", doc
+        else:
+            assert status == 409, doc
+        assert "being moved to another project" in doc["error"]["message"], doc
+    finally:
+        release(faults, "project_move", t)
+    assert move["r"][0] == 200, move
+    assert project_of("rv1") == "mb" and "sp/rv1" not in disks()
+
+    # The attach's save first, held after its check; the move meanwhile.
+    t, attach = held(faults, "vm_objects_checked", lambda: h2.request(
+        "POST", "/v1/vms/att/disks", {"volume": "sp/rv2"}))
+    try:
+        status, doc = h1.request("PATCH", "/v1/pools/sp/volumes/rv2", {"project": "mb"})
+        assert status == 200, doc
+    finally:
+        release(faults, "vm_objects_checked", t)
+    status, doc = attach["r"]
+    if status == 202:
+        doc = h2.wait_task(doc["task"])
+        assert doc["state"] == "failed", doc
+    else:
+        assert status == 409, doc
+    assert "belongs to project 'mb'" in doc["error"]["message"], doc
+    assert project_of("rv2") == "mb" and "sp/rv2" not in disks()
+    # Nothing in between: the attach of a volume of no project works, and a
+    # move of an attached volume is refused, naming the VM's host.
+    h1.api("PATCH", "/v1/pools/sp/volumes/rv2", {"project": None})
+    h2.task_ok("POST", "/v1/vms/att/disks", {"volume": "sp/rv2"})
+    err = h1.api("PATCH", "/v1/pools/sp/volumes/rv2", {"project": "mb"}, expect=409)
+    assert "attached to VM 'att' on host 'h2'" in err["error"]["message"], err

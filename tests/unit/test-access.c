@@ -402,6 +402,91 @@ static void test_principal_header(void **state)
     free(huge);
 }
 
+/* What a forward sends a receiver, by the optional members it understands
+ * (its live record's "principal_members"): an older host (none) gets the
+ * first form, which it parses strictly, so a rolling upgrade's older
+ * receiver never answers 400 to a root request of a newer host; and a uid
+ * of the Unix socket other than root's is named ("uid:N@HOST"), or not
+ * sent at all to a host that would read root. */
+static void test_principal_for_older_hosts(void **state)
+{
+    (void)state;
+    json_t *names = vo_principal_members_json();
+    assert_int_equal(vo_principal_members_parse(names), VO_PRINCIPAL_MEMBERS_ALL);
+    json_decref(names);
+    names = json_pack("[s, s, i]", "uid", "a-later-member", 3);
+    assert_int_equal(vo_principal_members_parse(names), VO_PRINCIPAL_MEMBER_UID);
+    json_decref(names);
+    assert_int_equal(vo_principal_members_parse(NULL), 0);
+    names = json_string("host");
+    assert_int_equal(vo_principal_members_parse(names), 0);
+    json_decref(names);
+
+    VoPrincipal root = { .kind = VO_PRINCIPAL_ROOT, .role = VO_ROLE_ADMIN };
+    snprintf(root.host, sizeof(root.host), "h1");
+    char *text = NULL, who[128];
+    /* The host's root: its host to whoever knows the member; the first
+     * form, audited "root", to an older host. */
+    assert_int_equal(vo_principal_header_encode_for(&root, 0, &text), 0);
+    assert_string_equal(text, "{\"kind\":\"root\",\"v\":1}");
+    free(text);
+    assert_int_equal(vo_principal_header_encode_for(&root, VO_PRINCIPAL_MEMBER_HOST, &text), 0);
+    assert_string_equal(text, "{\"host\":\"h1\",\"kind\":\"root\",\"v\":1}");
+    free(text);
+    /* Another uid of the socket: named, and audited as itself. */
+    root.uid = 65534;
+    vo_principal_describe(&root, who, sizeof(who));
+    assert_string_equal(who, "uid:65534@h1");
+    assert_int_equal(vo_principal_header_encode_for(&root, VO_PRINCIPAL_MEMBERS_ALL, &text), 0);
+    assert_string_equal(text, "{\"host\":\"h1\",\"kind\":\"root\",\"uid\":65534,\"v\":1}");
+    VoPrincipal q;
+    assert_int_equal(vo_principal_header_parse(text, &q, NULL), 0);
+    assert_int_equal(q.kind, VO_PRINCIPAL_ROOT);
+    assert_int_equal(q.uid, 65534);
+    vo_principal_describe(&q, who, sizeof(who));
+    assert_string_equal(who, "uid:65534@h1");
+    free(text);
+    /* ... never sent to a host that would take it for root. */
+    text = (char *)"untouched";
+    assert_int_equal(vo_principal_header_encode_for(&root, VO_PRINCIPAL_MEMBER_HOST, &text),
+                     -EPROTO);
+    assert_null(text);
+    assert_int_equal(vo_principal_header_encode_for(&root, 0, &text), -EPROTO);
+    assert_null(text);
+    /* Without a host (one host alone): "uid:N". */
+    root.host[0] = 0;
+    vo_principal_describe(&root, who, sizeof(who));
+    assert_string_equal(who, "uid:65534");
+    /* Users and tokens carry neither member: the same to every host. */
+    VoPrincipal user = { .kind = VO_PRINCIPAL_USER, .role = VO_ROLE_OPERATOR };
+    snprintf(user.name, sizeof(user.name), "bob");
+    char *all = NULL;
+    assert_int_equal(vo_principal_header_encode_for(&user, 0, &text), 0);
+    assert_int_equal(vo_principal_header_encode_for(&user, VO_PRINCIPAL_MEMBERS_ALL, &all), 0);
+    assert_string_equal(text, all);
+    free(text);
+    free(all);
+    /* A peer's own request names nobody, whatever the receiver knows. */
+    VoPrincipal peer = { .kind = VO_PRINCIPAL_PEER };
+    assert_int_equal(vo_principal_header_encode_for(&peer, VO_PRINCIPAL_MEMBERS_ALL, &text), 0);
+    assert_null(text);
+
+    static const char *const bad[] = {
+        "{\"v\":1,\"kind\":\"user\",\"name\":\"bob\",\"role\":\"viewer\",\"uid\":7}",
+        "{\"v\":1,\"kind\":\"root\",\"uid\":-1}",
+        "{\"v\":1,\"kind\":\"root\",\"uid\":4294967295}",
+        "{\"v\":1,\"kind\":\"root\",\"uid\":\"7\"}",
+        "{\"v\":1,\"kind\":\"root\",\"uid\":7.5}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *why = NULL;
+        if (vo_principal_header_parse(bad[i], &q, &why) != -EINVAL)
+            fail_msg("accepted: %s", bad[i]);
+        assert_non_null(strstr(why, "uid"));
+        free(why);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_principal),
         cmocka_unit_test(test_project_roles),
         cmocka_unit_test(test_principal_header),
+        cmocka_unit_test(test_principal_for_older_hosts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

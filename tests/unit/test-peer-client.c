@@ -457,6 +457,23 @@ static void reply_clear(VoReply *rep)
     memset(rep, 0, sizeof(*rep));
 }
 
+/* Forwards in to a peer that understands members of X-Vireo-Principal:
+ * the header it got is want. */
+static void principal_sent(const VoPeerTls *t, VoForwardRequest *in, unsigned members,
+                           const char *want)
+{
+    in->principal_members = members;
+    VoReply rep = { .status = 200 };
+    vo_forward_reply(t, base_url, in, 5000, &rep);
+    assert_int_equal(rep.status, 201);
+    json_t *doc = json_loadb(rep.text, rep.text_len, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "headers"),
+                                                          VO_PRINCIPAL_HEADER)),
+                        want);
+    json_decref(doc);
+    reply_clear(&rep);
+}
+
 static void test_forward_verbatim(void **state)
 {
     VoPeerTls t = tls();
@@ -528,6 +545,31 @@ static void test_forward_verbatim(void **state)
                                                              "message")),
                            VO_PRINCIPAL_HEADER));
     reply_clear(&rep);
+
+    /* A host's root: to an older peer (it publishes no principal_members)
+     * the first form, which it parses; to a newer one with its host. */
+    VoPrincipal root = { .kind = VO_PRINCIPAL_ROOT, .role = VO_ROLE_ADMIN };
+    snprintf(root.host, sizeof(root.host), "h1");
+    vo_access_set_current(&root);
+    for (unsigned members = 0; members <= VO_PRINCIPAL_MEMBERS_ALL; members += 3)
+        principal_sent(&t, &in, members, members ? "{\"host\":\"h1\",\"kind\":\"root\",\"v\":1}"
+                                                 : "{\"kind\":\"root\",\"v\":1}");
+    /* Another uid of the Unix socket: named to a newer peer, and not
+     * forwarded (409, naming it) to one that would take it for root. */
+    root.uid = 1000;
+    vo_access_set_current(&root); /* (a copy is kept) */
+    principal_sent(&t, &in, VO_PRINCIPAL_MEMBERS_ALL,
+                   "{\"host\":\"h1\",\"kind\":\"root\",\"uid\":1000,\"v\":1}");
+    in.principal_members = VO_PRINCIPAL_MEMBER_HOST;
+    rep = (VoReply){ .status = 200 };
+    vo_forward_reply(&t, base_url, &in, 5000, &rep);
+    assert_int_equal(rep.status, 409);
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(rep.json, "error"),
+                                                             "message")),
+                           "uid:1000@h1"));
+    reply_clear(&rep);
+    vo_access_set_current(NULL);
+    in.principal_members = 0;
 
     /* The peer's error, as it gave it. */
     in = (VoForwardRequest){ .method = "GET", .path_and_query = "/refuse" };

@@ -134,10 +134,90 @@ static void test_set_check_move_forget(void **state)
     assert_null(error);
 }
 
+/* A save's commit: a relation document put, compared on what its check
+ * read (cmps). */
+static int save_with(VoStore *s, const VoObjectCompares *c)
+{
+    VoStoreOp op = { .kind = VO_STORE_PUT, .key = "uses/volumes/nfs/v3/vm1", .value = "{}" };
+    return vo_store_txn(s, c->cmps, c->n, &op, 1, NULL, NULL);
+}
+
+/* A move to another project and a VM's save that comes to use the object,
+ * in every order the two hosts may interleave them: never both commit. */
+static void test_move_and_save_never_both_commit(void **state)
+{
+    Fixture *f = *state;
+    VoProjectObject v3 = { .kind = "volume", .scope = "shared", .id = "nfs/v3" };
+    char *error = NULL, *project = NULL;
+    VoObjectCompares c = { 0 };
+    VoObjectMoveMark mark;
+
+    /* The save read (no project: both compared absent), then the move
+     * marked: the save does not commit. */
+    assert_int_equal(vo_project_object_read(f->store, &v3, &project, &c), 0);
+    assert_null(project);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(vo_project_object_mark(f->store, &v3, "host1", "pb", &mark, &error), 0);
+    assert_int_not_equal(save_with(f->store, &c), 0);
+    vo_object_compares_clear(&c);
+    /* While marked: a save's check is busy, and so is a second move. */
+    assert_int_equal(vo_project_object_read(f->store, &v3, &project, &c), -EBUSY);
+    VoObjectMoveMark again;
+    assert_int_equal(vo_project_object_mark(f->store, &v3, "host2", "pa", &again, &error),
+                     -EBUSY);
+    assert_non_null(strstr(error, "is being moved to another project"));
+    free(error);
+    error = NULL;
+    vo_object_compares_clear(&c);
+    /* The move commits, and its mark goes. */
+    assert_int_equal(vo_project_object_set_marked(f->store, &v3, "pb", GIB, "host1", &mark,
+                                                  &error), 0);
+    assert_null(mark.key);
+    assert_int_equal(vo_project_object_get(f->store, &v3, &project, NULL), 0);
+    assert_string_equal(project, "pb");
+    free(project);
+    project = NULL;
+
+    /* The save read (project pb), then a move committed whole (mark made
+     * and gone): the document moved on, the save does not commit. */
+    assert_int_equal(vo_project_object_read(f->store, &v3, &project, &c), 0);
+    assert_string_equal(project, "pb");
+    free(project);
+    project = NULL;
+    assert_int_equal(vo_project_object_mark(f->store, &v3, "host1", NULL, &mark, &error), 0);
+    assert_int_equal(vo_project_object_set_marked(f->store, &v3, NULL, 0, "host1", &mark,
+                                                  &error), 0);
+    assert_int_not_equal(save_with(f->store, &c), 0);
+    vo_object_compares_clear(&c);
+    /* Nothing in between: the save commits. */
+    assert_int_equal(vo_project_object_read(f->store, &v3, &project, &c), 0);
+    assert_int_equal(save_with(f->store, &c), 0);
+    vo_object_compares_clear(&c);
+
+    /* A mark that lapsed before the move committed (here: taken away):
+     * the move changes nothing and says so. */
+    assert_int_equal(vo_project_object_mark(f->store, &v3, "host1", "pa", &mark, &error), 0);
+    assert_int_equal(vo_store_delete(f->store, mark.key, VO_REV_ANY), 0);
+    assert_int_equal(vo_project_object_set_marked(f->store, &v3, "pa", GIB, "host1", &mark,
+                                                  &error), -EAGAIN);
+    assert_non_null(strstr(error, "was given up; nothing changed"));
+    free(error);
+    assert_int_equal(vo_project_object_get(f->store, &v3, &project, NULL), 0);
+    assert_null(project);
+    /* A move that found users takes its mark back. */
+    error = NULL;
+    assert_int_equal(vo_project_object_mark(f->store, &v3, "host1", "pa", &mark, &error), 0);
+    vo_project_object_unmark(f->store, &mark);
+    size_t n = 1;
+    assert_int_equal(vo_store_count(f->store, VO_KEY_OBJECT_MOVES_PREFIX, &n), 0);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_set_check_move_forget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_move_and_save_never_both_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,10 @@
+/* test-hold.h: hold points for tests. A file $VIREO_FAKE_FAULTS/<op>.hold
+ * makes the code that reaches hold point <op> wait while it exists (at
+ * most two minutes), after creating <op>.held: a test sees the operation
+ * there and lets it go by removing the .hold file. Without the variable
+ * (any real host) a hold point costs one getenv. The fake driver's
+ * operations are such points (fake/fake-driver.c), and a few places of the
+ * daemon where tests race two hosts. */
+#pragma once
+
+void vo_test_hold(const char *op);
