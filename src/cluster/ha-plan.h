@@ -44,6 +44,9 @@ void vo_ha_order(VoHaCandidate *c, size_t n);
  * restart, a retry) in its next save. Anything else in the field (an older
  * document: absent) counts as no restart. */
 #define VO_HA_RESTARTS_FIELD "ha_restarts"
+/* A VM document's top-level mark (true) of a VM left stopped by a failed
+ * HA start, not a user's: the only kind vireod follows again at start. */
+#define VO_HA_START_FAILED_FIELD "ha_start_failed"
 
 /* Whether a VM whose document holds restarts may be restarted at now_ms
  * (fewer than VO_HA_MAX_RESTARTS of them within the window before it);

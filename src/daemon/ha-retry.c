@@ -101,6 +101,7 @@ void vo_ha_retry_give_up(VoDaemon *d, const char *vm_id, const char *name, unsig
             vm->ha_state = vo_strdup(text);
             free(vm->exit_reason);
             vm->exit_reason = vo_strdup(text);
+            vm->ha_start_failed = false; /* given up: not followed again at start */
             vo_vm_set_state(vm, VO_VM_CRASHED); /* saves */
         }
         pthread_mutex_unlock(&vm->lock);
@@ -166,10 +167,10 @@ static char *stale(VoDaemon *d, const char *vm_id)
         why = vo_strdup("it is no longer HA");
     else if (vm->migrated_away || vm->deleting || vm->deleted)
         why = vo_strdup("it is being deleted or moved");
-    else if (vm->state != VO_VM_STOPPED || !vm->exit_reason ||
-             strncmp(vm->exit_reason, START_FAILED, strlen(START_FAILED)))
-        why = vo_asprintf("it was %s meanwhile", vo_vm_state_active(vm->state)
-                                                     ? "started" : "stopped or changed");
+    else if (vo_vm_state_active(vm->state))
+        why = vo_strdup("it was started meanwhile");
+    else if (!vm->ha_start_failed) /* a user's start that failed, a stop */
+        why = vo_strdup("it was started by a user or stopped meanwhile");
     pthread_mutex_unlock(&vm->lock);
     return why;
 }
@@ -249,9 +250,10 @@ static void resume_locked(VoDaemon *d, const char *vm_id, json_t *e)
     failed_locked(d, vm_id, e, why ? why : START_FAILED);
 }
 
-/* Under lock, at start: the HA VMs left stopped by a failed HA start whose
- * restarts (their documents') are within the window: vireod stopped while
- * it retried them. Without this a restart of vireod would drop them. */
+/* Under lock, at start: the HA VMs left stopped by a failed HA start (their
+ * documents' mark: a user's start that failed is not one) whose restarts
+ * (their documents') are within the window: vireod stopped while it
+ * retried them. Without this a restart of vireod would drop them. */
 static void resume_pending_locked(VoDaemon *d)
 {
     size_t n = 0;
@@ -261,8 +263,7 @@ static void resume_pending_locked(VoDaemon *d)
         VoVm *vm = vms[i];
         pthread_mutex_lock(&vm->lock);
         unsigned recent = vo_ha_restarts_recent(vm->ha_restarts, now);
-        if (vm->spec->ha && recent > 0 && vm->state == VO_VM_STOPPED && vm->exit_reason &&
-            !strncmp(vm->exit_reason, START_FAILED, strlen(START_FAILED))) {
+        if (vm->spec->ha && recent > 0 && vm->state == VO_VM_STOPPED && vm->ha_start_failed) {
             /* failures: the starts counted so far, all failed (the last
              * one's failure is counted again by resume_locked). */
             json_object_set_new(pending, vm->spec->id,

@@ -98,6 +98,11 @@ struct VoVm {
     /* Its HA starts within the restart limit's window (its document's
      * "ha_restarts", cluster/ha-plan.h), or NULL. vm->lock. */
     json_t *ha_restarts;
+    /* Its last start failed and was an HA start (a restart by HA recovery
+     * or a retry of one), not a user's: only such a VM is tried again
+     * (ha-retry.h), also after a vireod restart. Kept in its document
+     * (top-level "ha_start_failed"); any start clears it. vm->lock. */
+    bool ha_start_failed;
 };
 
 /* Reasons of a paused VM (state_reason). */
@@ -126,10 +131,12 @@ char *vo_vm_run_dir(VoDaemon *d, const char *id);
 /* Caller holds vm->lock. Writes the VM's document and its relation
  * documents (uses/...) in one transaction. */
 int vo_vm_save(VoVm *vm);
-void vo_vm_set_state(VoVm *vm, VoVmState state);
+/* Sets the state and saves the VM: the save's result (the state is set
+ * in memory either way). Caller holds vm->lock. */
+int vo_vm_set_state(VoVm *vm, VoVmState state);
 /* The same with the reason for a paused state (copied; NULL: none). Any
  * other state clears the reason. Caller holds vm->lock. */
-void vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason);
+int vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason);
 /* Loop thread: watch the running VM's event source (vm->hv set), and stop
  * watching it, handing out what is left (vm-events.c). */
 void vo_vm_events_watch(VoVm *vm);

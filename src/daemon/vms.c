@@ -197,6 +197,8 @@ static json_t *vm_document(VoVm *vm)
         json_object_set_new(doc, "ha_state", json_string(vm->ha_state));
     if (json_array_size(vm->ha_restarts))
         json_object_set(doc, VO_HA_RESTARTS_FIELD, vm->ha_restarts);
+    if (vm->ha_start_failed)
+        json_object_set_new(doc, VO_HA_START_FAILED_FIELD, json_true());
     return doc;
 }
 
@@ -471,7 +473,7 @@ char *vo_vm_id(VoVm *vm)
 }
 
 /* Caller holds vm->lock. */
-void vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason)
+int vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason)
 {
     if (state != VO_VM_PAUSED)
         reason = NULL;
@@ -484,15 +486,15 @@ void vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason)
         vm->state_reason = vo_strdup(reason);
         free(old);
     }
-    (void)vo_vm_save(vm);
+    int r = vo_vm_save(vm);
     vo_fence_vm_sync(vm); /* an HA VM's QEMU is on the fence's kill list while it runs */
     pthread_cond_broadcast(&vm->changed);
+    return r;
 }
 
-/* Caller holds vm->lock. */
-void vo_vm_set_state(VoVm *vm, VoVmState state)
+int vo_vm_set_state(VoVm *vm, VoVmState state)
 {
-    vo_vm_set_state_reason(vm, state, NULL);
+    return vo_vm_set_state_reason(vm, state, NULL);
 }
 
 /* ---- registry --------------------------------------------------------- */
@@ -904,6 +906,7 @@ typedef struct {
     bool full_clone, keep_disks;
     bool boot_once; /* start: boot once_dev first, this run only */
     VoBootDev once_dev;
+    bool ha_start; /* start: an HA restart (ha-retry.h), not a user's start */
 } OpArgs;
 
 static void op_args_free(void *p)
@@ -954,7 +957,22 @@ static int task_start(VoTask *t, void *userdata)
         return vo_task_fail(t, -VO_EFENCED, "%s", fenced);
     }
     vm->stop_requested = false;
-    vo_vm_set_state(vm, VO_VM_STARTING);
+    bool ha_start_failed = vm->ha_start_failed;
+    vm->ha_start_failed = false;
+    /* The start is committed in the store before QEMU runs (the ownership
+     * rule, docs/ha.md): a VM whose "starting" the cluster never saw is
+     * not started. The failed save wrote nothing: it stays as it was. */
+    int saved = vo_vm_set_state(vm, VO_VM_STARTING);
+    if (saved < 0) {
+        vm->state = before;
+        vm->ha_start_failed = ((OpArgs *)userdata)->ha_start || ha_start_failed;
+        _cleanup_free_ char *name = vo_strdup(vm->spec->name);
+        pthread_mutex_unlock(&vm->lock);
+        pthread_mutex_unlock(&vm->job);
+        return vo_task_fail(t, saved, "cannot start VM '%s': its starting state cannot be "
+                            "saved to the store (%s); nothing was started", name,
+                            strerror(-saved));
+    }
     VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
     pthread_mutex_unlock(&vm->lock);
 
@@ -1002,6 +1020,7 @@ static int task_start(VoTask *t, void *userdata)
         pthread_mutex_lock(&vm->lock);
         free(vm->exit_reason);
         vm->exit_reason = vo_asprintf("start failed: %s", error ? error : strerror(-r));
+        vm->ha_start_failed = ((OpArgs *)userdata)->ha_start;
         vo_vm_set_state(vm, before == VO_VM_DEFINED ? VO_VM_DEFINED : VO_VM_STOPPED);
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
@@ -1687,20 +1706,29 @@ int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_erro
     return r;
 }
 
-/* unbounded: vireod's own autostart, which the queue's bound never refuses.
- * The first start of a VM HA recovery moved here is an HA restart: a failure
- * of its task is retried (ha-retry.h). */
-static int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, json_t **ret_task, char **ret_error)
+/* unbounded: vireod's own starts (autostart, HA), which the queue's bound
+ * never refuses. ha: an HA restart (a fenced host's own, a retry). The
+ * first start of a VM HA recovery moved here is one too: a failure of its
+ * task is retried (ha-retry.h). */
+static int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, bool ha, json_t **ret_task,
+                    char **ret_error)
 {
     int r = vo_fence_check_start(d, ret_error);
     if (r < 0)
         return r;
     r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
-    if (r >= 0)
-        r = vm_submit(d, vm, "start", NULL, unbounded, task_start, op_args(vm), op_args_free,
-                      ret_task, ret_error);
+    OpArgs *a = op_args(vm);
     pthread_mutex_lock(&vm->lock);
-    bool landed = r >= 0 && vm->ha_landed;
+    bool landed = vm->ha_landed;
+    pthread_mutex_unlock(&vm->lock);
+    a->ha_start = ha || landed;
+    if (r >= 0)
+        r = vm_submit(d, vm, "start", NULL, unbounded, task_start, a, op_args_free, ret_task,
+                      ret_error);
+    else
+        op_args_free(a);
+    pthread_mutex_lock(&vm->lock);
+    landed = r >= 0 && landed;
     vm->ha_landed = vm->ha_landed && !landed;
     _cleanup_free_ char *id = vo_strdup(vm->spec->id), *name = vo_strdup(vm->spec->name);
     pthread_mutex_unlock(&vm->lock);
@@ -1711,7 +1739,7 @@ static int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, json_t **ret_task, ch
 
 int vo_vm_start_ha(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    return vm_start(d, vm, true, ret_task, ret_error);
+    return vm_start(d, vm, true, true, ret_task, ret_error);
 }
 
 int vo_vm_start_once(VoDaemon *d, VoVm *vm, VoBootDev dev, json_t **ret_task,
@@ -1738,7 +1766,7 @@ int vo_vm_start_once(VoDaemon *d, VoVm *vm, VoBootDev dev, json_t **ret_task,
 
 int vo_vm_start(VoDaemon *d, VoVm *vm, json_t **ret_task, char **ret_error)
 {
-    return vm_start(d, vm, false, ret_task, ret_error);
+    return vm_start(d, vm, false, false, ret_task, ret_error);
 }
 
 int vo_vm_stop(VoDaemon *d, VoVm *vm, bool force, int timeout_s, json_t **ret_task,
@@ -2530,6 +2558,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
     vm->ha_landed = json_is_true(json_object_get(doc, "ha_landed"));
     vm->ha_restarts = ha_restarts_of_doc(doc);
+    vm->ha_start_failed = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
     json_decref(doc);
     registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
@@ -2642,7 +2671,7 @@ void vo_vms_restart_fenced(VoDaemon *d, char **killed)
         }
         json_t *task = NULL;
         _cleanup_free_ char *error = NULL;
-        if (vm_start(d, vm, true, &task, &error) < 0) {
+        if (vm_start(d, vm, true, true, &task, &error) < 0) {
             log_warn("ha: vm %s was killed by this host's fence and is still this host's, but "
                      "cannot be started again: %s", name, error);
             vo_ha_retry_failed(d, id, name, error); /* tried again after a backoff */
@@ -2823,6 +2852,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     vm->exit_reason = vo_strdup(reason);
     vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
     vm->ha_restarts = ha_restarts_of_doc(doc);
+    vm->ha_start_failed = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
     if (state == VO_VM_PAUSED)
         vm->state_reason =
             vo_strdup(json_string_value(json_object_get(status, "state_reason")));
@@ -2856,7 +2886,7 @@ static void autostart_once(VoDaemon *d)
         pthread_mutex_lock(&vms[i]->lock);
         bool autostart = vms[i]->spec->autostart;
         pthread_mutex_unlock(&vms[i]->lock);
-        if (autostart && vm_start(d, vms[i], true, &task, &error) >= 0) {
+        if (autostart && vm_start(d, vms[i], true, false, &task, &error) >= 0) {
             _cleanup_free_ char *name = vo_vm_name(vms[i]);
             log_info("vm %s: autostart", name);
             json_decref(task);

@@ -46,6 +46,7 @@
 #include "qemu/qemu-backup.h"
 #include "qemu/qemu-events.h"
 #include "qmp/qmp.h"
+#include "util/fault-file.h"
 #include "util/test-hold.h"
 #include "util/sha256.h"
 #include "util/util.h"
@@ -89,28 +90,7 @@ static int take_fault(const char *op)
     if (!dir)
         return 0;
     vo_test_hold(op);
-    _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, op);
-    _cleanup_free_ char *text = NULL;
-    if (vo_read_file(path, 64, &text, NULL) < 0)
-        return 0;
-    /* "N ERR": the next N <op>s fail (the count kept in the file). */
-    char *rest = NULL;
-    long times = strtol(text, &rest, 10);
-    if (rest != text && times > 1) {
-        _cleanup_free_ char *left = vo_asprintf("%ld%s", times - 1, rest);
-        (void)vo_write_file_atomic(path, left, strlen(left));
-    } else
-        (void)unlink(path);
-    if (rest != text)
-        text = memmove(text, rest + strspn(rest, " "), strlen(rest + strspn(rest, " ")) + 1);
-    static const struct { const char *name; int err; } errnos[] = {
-        { "EIO", EIO }, { "ENOSPC", ENOSPC }, { "ENOMEM", ENOMEM }, { "EBUSY", EBUSY },
-        { "ETIMEDOUT", ETIMEDOUT },
-    };
-    for (size_t i = 0; i < ELEMENTSOF(errnos); i++)
-        if (!strncmp(text, errnos[i].name, strlen(errnos[i].name)))
-            return -errnos[i].err;
-    return -EIO;
+    return vo_fault_file_take(dir, op);
 }
 
 static void save_state(VoHvInstance *vm)

@@ -10,7 +10,14 @@ count lives in the VM's document ("ha_restarts"): after bad1's first failed
 start, the vireod of the host that holds it (the manager, or the other) is
 killed (SIGKILL) and started again: it follows bad1 again from its
 document, still 3 starts in all (a count in memory would forget bad1, or
-give it a fresh budget)."""
+give it a fresh budget).
+
+Then, on ok1 (still within its restart window): a user's start that fails
+(the same fault) is not an HA start: vireod's restart does not follow it
+(it would start ok1 behind the user's back), where it follows bad1's. And a
+start whose "starting" cannot be saved to the store (the store's test fault
+point, $VIREO_TEST_STORE_FAULTS/put@vms+ID) is refused: nothing runs, the
+VM stays stopped, and the next start works."""
 
 import os
 import time
@@ -32,6 +39,9 @@ def test_failed_ha_start_is_retried_then_given_up(cluster, tmp_path, monkeypatch
     faults = tmp_path / "faults"
     faults.mkdir()
     monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
+    store_faults = tmp_path / "store-faults"
+    store_faults.mkdir()
+    monkeypatch.setenv("VIREO_TEST_STORE_FAULTS", str(store_faults))
     c = cluster(3, driver="fake", listen=False)
     form(c)
     shared_pool(c)
@@ -116,3 +126,45 @@ def test_failed_ha_start_is_retried_then_given_up(cluster, tmp_path, monkeypatch
     vm = dest.vm("ok1")
     assert vm["state"] == "running", vm
     assert vm.get("ha_restarts") == ok1_restarts, vm
+    user_start_failure_is_not_resumed(dest, faults)
+    unsaved_start_is_refused(dest, store_faults)
+
+
+def user_start_failure_is_not_resumed(host, faults):
+    """ok1 (HA, 2 HA starts within the window) fails a user's start; its
+    host's vireod restarts: the HA retry does not take it up (a failed HA
+    start would be tried again after 4 s)."""
+    host.task_ok("POST", "/v1/vms/ok1/stop")
+    (faults / "start@ok1").write_text("1 EIO\n")
+    doc = host.api("POST", "/v1/vms/ok1/start", {}, expect=202)
+    assert host.wait_task(doc["task"])["state"] == "failed"
+    vm = host.vm("ok1")
+    assert vm["state"] == "stopped" and "start failed" in vm.get("exit_reason", ""), vm
+    assert len(vm.get("ha_restarts") or []) == 2, vm
+    assert not (faults / "start@ok1").exists()
+    host.kill9()
+    host.start()
+    until = time.monotonic() + 8
+    while time.monotonic() < until:
+        vm = host.vm("ok1")
+        assert vm["state"] == "stopped", vm
+        time.sleep(0.25)
+    assert len(vm.get("ha_restarts") or []) == 2, vm
+    assert "vm ok1: its HA start had failed" not in host.log()
+
+
+def unsaved_start_is_refused(host, store_faults):
+    """A start whose save of "starting" fails starts nothing."""
+    before = host.vm("ok1")
+    (store_faults / f"put@vms+{before['id']}").write_text("1 EIO\n")
+    doc = host.api("POST", "/v1/vms/ok1/start", {}, expect=202)
+    task = host.wait_task(doc["task"])
+    assert task["state"] == "failed", task
+    message = task["error"]["message"]
+    assert "cannot be saved to the store" in message and "nothing was started" in message, task
+    assert not (store_faults / f"put@vms+{before['id']}").exists()
+    vm = host.vm("ok1")
+    assert vm["state"] == "stopped", vm
+    assert vm.get("exit_reason") == before.get("exit_reason"), vm
+    host.task_ok("POST", "/v1/vms/ok1/start")
+    assert host.vm("ok1")["state"] == "running"

@@ -1,0 +1,93 @@
+/* test-fault-file.c: the test-only fault files (util/fault-file.c): "N ERR"
+ * counted down and removed with the last, the errno names; and the store's
+ * fault point on them (state/store-fault.c): a put of the faulted key fails
+ * writing nothing, other keys and the next put go through. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "state/store.h"
+#include "util/fault-file.h"
+#include "util/util.h"
+
+static char *tmpdir(void)
+{
+    char tmpl[] = "/tmp/vireo-faults-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    return vo_strdup(tmpl);
+}
+
+static void put_file(const char *dir, const char *name, const char *text)
+{
+    _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, name);
+    assert_int_equal(vo_write_file_atomic(path, text, strlen(text)), 0);
+}
+
+static bool has_file(const char *dir, const char *name)
+{
+    _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void test_counted(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *dir = tmpdir();
+    assert_int_equal(vo_fault_file_take(dir, "op"), 0); /* none */
+    put_file(dir, "op", "2 ENOSPC\n");
+    assert_int_equal(vo_fault_file_take(dir, "op"), -ENOSPC);
+    assert_true(has_file(dir, "op"));
+    assert_int_equal(vo_fault_file_take(dir, "op"), -ENOSPC);
+    assert_false(has_file(dir, "op"));
+    assert_int_equal(vo_fault_file_take(dir, "op"), 0);
+    put_file(dir, "op", "EBUSY\n"); /* no count: once */
+    assert_int_equal(vo_fault_file_take(dir, "op"), -EBUSY);
+    assert_int_equal(vo_fault_file_take(dir, "op"), 0);
+    put_file(dir, "op", "1 SOMETHING\n"); /* an unknown name: EIO */
+    assert_int_equal(vo_fault_file_take(dir, "op"), -EIO);
+    assert_false(has_file(dir, "op"));
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_store_fault(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *dir = tmpdir(), *faults = vo_asprintf("%s/faults", dir);
+    _cleanup_free_ char *db = vo_asprintf("%s/store.db", dir);
+    assert_int_equal(mkdir(faults, 0700), 0);
+    VoStore *s = NULL;
+    assert_int_equal(vo_store_open(db, &s), 0);
+    /* Off without the variable: the file is not even looked at. */
+    put_file(faults, "put@vms+a", "1 EIO\n");
+    assert_int_equal(vo_store_put(s, "vms/b", "{}", VO_REV_NEW, NULL), 0);
+    assert_int_equal(setenv("VIREO_TEST_STORE_FAULTS", faults, 1), 0);
+    int64_t rev = 0;
+    assert_int_equal(vo_store_put(s, "vms/a", "{}", VO_REV_NEW, &rev), -EIO);
+    assert_int_equal(vo_store_get(s, "vms/a", NULL, NULL), -ENOENT); /* nothing written */
+    assert_int_equal(vo_store_put(s, "vms/b", "{\"x\":1}", VO_REV_ANY, NULL), 0);
+    assert_int_equal(vo_store_put(s, "vms/a", "{}", VO_REV_NEW, &rev), 0); /* used up */
+    put_file(faults, "delete@vms+a", "1 ETIMEDOUT\n");
+    assert_int_equal(vo_store_delete(s, "vms/a", rev), -ETIMEDOUT);
+    assert_int_equal(vo_store_get(s, "vms/a", NULL, NULL), 0);
+    assert_int_equal(vo_store_delete(s, "vms/a", rev), 0);
+    assert_int_equal(unsetenv("VIREO_TEST_STORE_FAULTS"), 0);
+    vo_store_close(s);
+    assert_int_equal(rmdir(faults), 0);
+    _cleanup_free_ char *rm = vo_asprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(rm), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_counted),
+        cmocka_unit_test(test_store_fault),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
