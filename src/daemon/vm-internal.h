@@ -98,6 +98,10 @@ struct VoVm {
     /* Its HA starts within the restart limit's window (its document's
      * "ha_restarts", cluster/ha-plan.h), or NULL. vm->lock. */
     json_t *ha_restarts;
+    /* A restore over its RBD disks is under way, or was cut short by a
+     * crash: its document's "rbd_restore_undo" (vm-rbd-restore-undo.h),
+     * there for whichever host starts it next. Job lock and vm->lock. */
+    bool rbd_restore_undo;
 };
 
 /* Reasons of a paused VM (state_reason). */

@@ -196,6 +196,8 @@ static json_t *vm_document(VoVm *vm)
         json_object_set_new(doc, "ha_state", json_string(vm->ha_state));
     if (json_array_size(vm->ha_restarts))
         json_object_set(doc, VO_HA_RESTARTS_FIELD, vm->ha_restarts);
+    if (vm->rbd_restore_undo)
+        json_object_set_new(doc, VO_VM_RBD_UNDO_FIELD, json_true());
     return doc;
 }
 
@@ -957,7 +959,7 @@ static int task_start(VoTask *t, void *userdata)
                                      : 0;
     /* A restore over its RBD disks that a crash cut short: rolled back first. */
     if (r >= 0)
-        r = vo_vm_rbd_undo_cut_short(d, stored, &error);
+        r = vo_vm_rbd_undo_cut_short(vm, stored, &error);
     /* The driver gets the spec with this host's paths filled in. */
     VoVmSpec *spec = NULL;
     if (r >= 0)
@@ -2523,6 +2525,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
     vm->ha_landed = json_is_true(json_object_get(doc, "ha_landed"));
     vm->ha_restarts = ha_restarts_of_doc(doc);
+    vm->rbd_restore_undo = json_is_true(json_object_get(doc, VO_VM_RBD_UNDO_FIELD));
     json_decref(doc);
     registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
@@ -2816,6 +2819,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     vm->exit_reason = vo_strdup(reason);
     vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
     vm->ha_restarts = ha_restarts_of_doc(doc);
+    vm->rbd_restore_undo = json_is_true(json_object_get(doc, VO_VM_RBD_UNDO_FIELD));
     if (state == VO_VM_PAUSED)
         vm->state_reason =
             vo_strdup(json_string_value(json_object_get(status, "state_reason")));
