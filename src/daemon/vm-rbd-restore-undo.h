@@ -12,7 +12,6 @@
 
 #include "conf/vm-spec.h"
 #include "daemon/daemon.h"
-#include "daemon/vms.h"
 
 /* The RBD snapshot a restore over a VM takes of each of its disks (and
  * NVRAM) before it writes them: the way back when a write fails. */
