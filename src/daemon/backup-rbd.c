@@ -218,8 +218,8 @@ static int restore_image(const VoVmRbdImage *img, char *const *layers, char **re
     return r;
 }
 
-int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char **const *sources,
-                               char **ret_error)
+int vo_backup_rbd_restore_over(VoDaemon *d, VoVm *vm, const VoVmSpec *spec,
+                               char **const *sources, char **ret_error)
 {
     VoVmRbdImage *imgs = NULL;
     size_t n_imgs = 0;
@@ -233,14 +233,16 @@ int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char **const *
         (void)vo_rbd_break_dead_watchers(&c, imgs[i].image);
     }
     /* The way back first, on every image (a restore a crash cut short is
-     * rolled back before; a snapshot left otherwise is replaced). */
-    _cleanup_free_ char *mark = vo_vm_rbd_undo_mark(d, spec);
-    r = vo_vm_rbd_undo_cut_short(d, spec, ret_error);
+     * rolled back before; a snapshot left otherwise is replaced), then the
+     * mark in the VM's document. A mark that cannot be written (the store
+     * may hold it all the same: an unknown outcome) keeps the snapshots, so
+     * a rollback it asks for later finds them. */
+    r = vo_vm_rbd_undo_cut_short(vm, spec, ret_error);
     if (r >= 0)
         r = vo_snapshot_rbd_create(d, spec, BACKUP_RBD_UNDO_SNAP, NULL, ret_error);
     bool undo = r >= 0;
-    if (undo && (r = vo_write_file_atomic(mark, spec->name, strlen(spec->name))) < 0)
-        r = vo_error_set(ret_error, r, "cannot write %s: %s", mark, strerror(-r));
+    if (undo && (r = vo_vm_rbd_undo_mark(vm, true, ret_error)) < 0)
+        undo = false;
     for (size_t i = 0; r >= 0 && i < n_imgs; i++) {
         if (!sources[i])
             continue;
@@ -254,7 +256,13 @@ int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char **const *
             log_info("vm %s: restore: %s written over %s/%s", spec->name, sources[i][0],
                      imgs[i].pool.pool, imgs[i].image);
     }
-    if (r < 0 && undo) {
+    /* Every disk written: the mark goes. When it cannot (the store does
+     * not answer), the disks go back as a failure would take them: a mark
+     * left would roll a restore reported done back at the next start. */
+    if (r >= 0 && undo && (r = vo_vm_rbd_undo_mark(vm, false, ret_error)) < 0)
+        log_error("vm %s: restore written, but its mark cannot be cleared: rolling the disks "
+                  "back", spec->name);
+    if (r < 0 && undo) { /* the mark stands: set, not cleared */
         _cleanup_free_ char *why = NULL;
         if (vo_snapshot_rbd_revert(d, spec, BACKUP_RBD_UNDO_SNAP, &why) < 0) {
             /* Kept: the only copy of what the VM's disks held. */
@@ -262,11 +270,14 @@ int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char **const *
                       "rollback to %s does it by hand; the VM's start tries again): %s",
                       spec->name, BACKUP_RBD_UNDO_SNAP, why);
             undo = false; /* the mark stays: the disks are half-made */
-        } else
+        } else {
             log_info("vm %s: restore failed; every disk rolled back", spec->name);
+            _cleanup_free_ char *ignored = NULL;
+            if (vo_vm_rbd_undo_mark(vm, false, &ignored) < 0)
+                undo = false; /* the mark stays, its snapshots too: the start clears it */
+        }
     }
     if (undo) {
-        (void)unlink(mark);
         _cleanup_free_ char *why = NULL;
         if (vo_snapshot_rbd_delete(d, spec, BACKUP_RBD_UNDO_SNAP, &why) < 0)
             log_warn("vm %s: kept RBD snapshots %s (the next restore replaces them): %s",

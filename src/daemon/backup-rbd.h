@@ -38,14 +38,16 @@ int vo_backup_rbd_take(VoDaemon *d, const VoVmSpec *spec, VoHvInstance *pause,
 /* Removes the backup snapshots of spec's disks (and NVRAM) but keep's (may
  * be NULL); failures are logged (a backup never fails on them). */
 void vo_backup_rbd_prune(VoDaemon *d, const VoVmSpec *spec, const char *keep);
-/* Restores a backup over the stopped VM spec whose disks are RBD images,
- * all of them or none: each disk (sources[i] for spec->disks[i], the
- * qcow2 files of its backup chain, top first, each backed by the next;
- * sources[spec->n_disks] the NVRAM's, or NULL to keep it) is written over its image (resized to the backup's
- * size) after every image got BACKUP_RBD_UNDO_SNAP; a failure rolls every
- * image back to it. The snapshot is removed at the end. From the
- * snapshots until the end (or a failed rollback) the VM's state directory
- * holds BACKUP_RBD_UNDO_MARK: a restore cut short by a crash is rolled back
- * by the VM's next start or restore (vo_vm_rbd_undo_cut_short). */
-int vo_backup_rbd_restore_over(VoDaemon *d, const VoVmSpec *spec, char **const *sources,
-                               char **ret_error);
+/* Restores a backup over the stopped VM vm (spec: a copy of its spec)
+ * whose disks are RBD images, all of them or none: each disk (sources[i]
+ * for spec->disks[i], the qcow2 files of its backup chain, top first, each
+ * backed by the next; sources[spec->n_disks] the NVRAM's, or NULL to keep
+ * it) is written over its image (resized to the backup's size) after every
+ * image got BACKUP_RBD_UNDO_SNAP; a failure rolls every image back to it.
+ * The snapshot is removed at the end. From the snapshots until the end (or
+ * a failed rollback) the VM's document holds the mark
+ * (VO_VM_RBD_UNDO_FIELD): a restore cut short by a crash is rolled back by
+ * the VM's next start or restore, on whichever host
+ * (vo_vm_rbd_undo_cut_short). Caller holds the VM's job lock. */
+int vo_backup_rbd_restore_over(VoDaemon *d, VoVm *vm, const VoVmSpec *spec,
+                               char **const *sources, char **ret_error);

@@ -383,8 +383,8 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
 /* RBD images are no files to swap: each is written over behind an undo
  * snapshot (backup-rbd.h), all or none. The VM's own RBD snapshots stay
  * (they are the images', still whole); sources are the disks' top layers. */
-static int restore_over_rbd(VoTask *t, VoDaemon *d, const BackupRef *b, const VoVmSpec *spec,
-                            const char *nvram_file, char **ret_error)
+static int restore_over_rbd(VoTask *t, VoDaemon *d, VoVm *vm, const BackupRef *b,
+                            const VoVmSpec *spec, const char *nvram_file, char **ret_error)
 {
     char ***sources = vo_malloc0(sizeof(char **) * (spec->n_disks + 2));
     int r = 0;
@@ -400,7 +400,7 @@ static int restore_over_rbd(VoTask *t, VoDaemon *d, const BackupRef *b, const Vo
     }
     vo_task_progress(t, 10, "writing disks");
     if (r >= 0)
-        r = vo_backup_rbd_restore_over(d, spec, sources, ret_error);
+        r = vo_backup_rbd_restore_over(d, vm, spec, sources, ret_error);
     for (size_t i = 0; i <= spec->n_disks; i++)
         vo_strv_free(sources[i]);
     free(sources);
@@ -443,7 +443,7 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
      * is put back with the disks, as one more file of the same swap. */
     const char *nvram_file = json_string_value(json_object_get(b->record, "nvram"));
     if (r >= 0 && rbd > 0) {
-        r = restore_over_rbd(t, d, b, spec, nvram_file, ret_error);
+        r = restore_over_rbd(t, d, vm, b, spec, nvram_file, ret_error);
         vo_vm_spec_free(spec);
         return r;
     }

@@ -9,7 +9,8 @@
 
 /* True once per file $VIREO_TEST_MIGRATE_FAULT/<point> (the file is
  * removed); false when the variable is unset. VM import and create use it
- * too (import-exit-after-disk, create-exit-after-disk). */
+ * too (import-exit-after-disk, create-exit-after-disk), and the start-up
+ * sweep (sweep-owner-read-fails). */
 bool vo_migrate_fault(const char *point);
 /* Waits (at most ms) until a test makes $VIREO_TEST_MIGRATE_FAULT/<point>,
  * then removes it: a pause a test ends when its racing step is done. */

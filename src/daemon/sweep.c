@@ -10,9 +10,11 @@
 
 #include "conf/names.h"
 #include "daemon/host-id.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/storage-rbd.h"
 #include "daemon/storage.h"
 #include "state/keys.h"
+#include "state/owner-state.h"
 #include "util/util.h"
 
 #define INTENTS_PREFIX "intents/"
@@ -101,10 +103,20 @@ static int collect(const char *key, const char *value, int64_t rev, void *userda
     return 0;
 }
 
-static bool doc_exists(VoDaemon *d, const char *key)
+/* What the store says of owner key (owner-state.h): only GONE lets the
+ * sweep remove what the key owns. The test-only fault point
+ * sweep-owner-read-fails (migrate-safe.h) makes one read fail as an etcd
+ * that does not answer does. UNKNOWN is logged, naming what stays. */
+static VoOwnerState owner_state(VoDaemon *d, const char *key, const char *what)
 {
-    _cleanup_free_ char *value = NULL;
-    return vo_store_get(d->store, key, &value, NULL) == 0;
+    int err = 0;
+    VoOwnerState st = vo_migrate_fault("sweep-owner-read-fails")
+                          ? (err = -EAGAIN, VO_OWNER_UNKNOWN)
+                          : vo_store_owner_state(d->store, key, &err);
+    if (st == VO_OWNER_UNKNOWN)
+        log_warn("sweep: kept %s: the store cannot say whether %s exists (%s); the next "
+                 "start tries again", what, key, strerror(-err));
+    return st;
 }
 
 /* A path vireod itself wrote into an intent: absolute, no "..". */
@@ -140,7 +152,14 @@ static void sweep_intents(VoDaemon *d)
             json_decref(doc);
             continue;
         }
-        if (!owner || !doc_exists(d, owner)) {
+        _cleanup_free_ char *what = vo_asprintf("the files (and RBD images) of %s",
+                                                docs.keys[i]);
+        VoOwnerState st = owner ? owner_state(d, owner, what) : VO_OWNER_GONE;
+        if (st == VO_OWNER_UNKNOWN) { /* the record stays for the next start */
+            json_decref(doc);
+            continue;
+        }
+        if (st == VO_OWNER_GONE) {
             size_t k;
             json_t *p;
             json_array_foreach(json_object_get(doc, "paths"), k, p) {
@@ -163,12 +182,15 @@ static void sweep_intents(VoDaemon *d)
 
 /* An intent with volumes whose owner (a VM document) does not exist: its
  * volumes and paths go. Compared on the owner's document being absent, read
- * now: a VM that was saved keeps everything. */
-static void remove_intent_volumes(VoDaemon *d, json_t *doc)
+ * now: a VM that was saved keeps everything. False when the store cannot
+ * say: everything stays, the record too. */
+static bool remove_intent_volumes(VoDaemon *d, const char *intent, json_t *doc)
 {
     const char *owner = json_string_value(json_object_get(doc, "owner"));
-    if (owner && doc_exists(d, owner))
-        return;
+    _cleanup_free_ char *what = vo_asprintf("the volumes and files of %s", intent);
+    VoOwnerState st = owner ? owner_state(d, owner, what) : VO_OWNER_GONE;
+    if (st != VO_OWNER_GONE)
+        return st == VO_OWNER_EXISTS;
     size_t k;
     json_t *v;
     json_array_foreach(json_object_get(doc, "volumes"), k, v) {
@@ -189,6 +211,7 @@ static void remove_intent_volumes(VoDaemon *d, json_t *doc)
         if (plain_path(path))
             remove_logged(path, "half-made when vireod stopped");
     }
+    return true;
 }
 
 void vo_sweep_volumes_after_load(VoDaemon *d)
@@ -197,10 +220,8 @@ void vo_sweep_volumes_after_load(VoDaemon *d)
     (void)vo_store_list(d->store, INTENTS_PREFIX, collect, &docs);
     for (size_t i = 0; docs.keys && docs.keys[i]; i++) {
         json_t *doc = json_loads(docs.values[i], 0, NULL);
-        if (json_object_get(doc, "volumes")) {
-            remove_intent_volumes(d, doc);
+        if (json_object_get(doc, "volumes") && remove_intent_volumes(d, docs.keys[i], doc))
             (void)vo_store_delete(d->store, docs.keys[i], strtoll(docs.revs[i], NULL, 10));
-        }
         json_decref(doc);
     }
     vo_strv_free(docs.keys);
@@ -393,7 +414,7 @@ static void remove_if_no_vm(const char *path, const char *name, const void *arg)
     if (access(intent, F_OK) == 0)
         return;
     _cleanup_free_ char *key = vo_asprintf("vms/%s", name);
-    if (!doc_exists(d, key) && is_kind(path, true))
+    if (is_kind(path, true) && owner_state(d, key, path) == VO_OWNER_GONE)
         remove_logged(path, "no VM has that id");
 }
 

@@ -199,6 +199,8 @@ static json_t *vm_document(VoVm *vm)
         json_object_set(doc, VO_HA_RESTARTS_FIELD, vm->ha_restarts);
     if (vm->ha_start_failed)
         json_object_set_new(doc, VO_HA_START_FAILED_FIELD, json_true());
+    if (vm->rbd_restore_undo)
+        json_object_set_new(doc, VO_VM_RBD_UNDO_FIELD, json_true());
     return doc;
 }
 
@@ -989,7 +991,7 @@ static int task_start(VoTask *t, void *userdata)
                                      : 0;
     /* A restore over its RBD disks that a crash cut short: rolled back first. */
     if (r >= 0)
-        r = vo_vm_rbd_undo_cut_short(d, stored, &error);
+        r = vo_vm_rbd_undo_cut_short(vm, stored, &error);
     /* The driver gets the spec with this host's paths filled in. */
     VoVmSpec *spec = NULL;
     if (r >= 0)
@@ -2559,6 +2561,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     vm->ha_landed = json_is_true(json_object_get(doc, "ha_landed"));
     vm->ha_restarts = ha_restarts_of_doc(doc);
     vm->ha_start_failed = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
+    vm->rbd_restore_undo = json_is_true(json_object_get(doc, VO_VM_RBD_UNDO_FIELD));
     json_decref(doc);
     registry_add_locked(d, vm);
     pthread_mutex_unlock(&d->vms_lock);
@@ -2853,6 +2856,7 @@ static int load_one(const char *key, const char *value, int64_t rev, void *userd
     vm->ha_state = vo_strdup(json_string_value(json_object_get(doc, "ha_state")));
     vm->ha_restarts = ha_restarts_of_doc(doc);
     vm->ha_start_failed = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
+    vm->rbd_restore_undo = json_is_true(json_object_get(doc, VO_VM_RBD_UNDO_FIELD));
     if (state == VO_VM_PAUSED)
         vm->state_reason =
             vo_strdup(json_string_value(json_object_get(status, "state_reason")));

@@ -10,7 +10,9 @@ RAM compared on both sides (test_migrate's way: both sides paused, each
 side's RAM saved and compared byte for byte) and without a disk copy (the
 task's disk_bytes and disks_copied are 0); Ceph sees the image opened from
 h2's address only; the file is read back from the disk after the move, and
-HA is accepted for the VM (its disk is shared)."""
+HA is accepted for the VM (its disk is shared). A restore over it cut
+short on h2 (vireod dies after the write) is rolled back by its start on
+h1, after a move: the mark is in the VM's document, which every host sees."""
 
 import json
 import os
@@ -135,6 +137,11 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
         # vireod's start does not wait for monitors that do not answer (each
         # check of them takes VO_RBD_TIMEOUT_S, 10 s): the pool watch asks.
         h2.stop()
+        # From now on h2's vireod takes fault points (a file per point in
+        # faults, taken once): the restore cut short below.
+        faults = str(tmp_path / "faults")
+        os.makedirs(faults)
+        h2.env = {**(h2.env or {}), "VIREO_TEST_MIGRATE_FAULT": faults}
         with keeping_ram(keep):  # as at the cluster's first start
             t0 = time.monotonic()
             h2.start()
@@ -169,6 +176,29 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
     h1.cli("vm", "set", "r1", "--ha", "on")
     assert h2.vm("r1")["ha"] is True
     h2.cli("vm", "stop", "r1", "--force")
+
+    # A restore over r1 cut short on h2 (its vireod dies after the disk is
+    # written, the undo snapshot and the mark left), then r1 moved to h1
+    # and started there: h1 sees the mark (in r1's document, which moved
+    # with it) and rolls the disk back before QEMU runs; the snapshot goes.
+    # (r1's QEMU came by migration: h2 does not know its Ceph client to
+    # blocklist it, so its watch is waited out first.)
+    wait_until(lambda: watchers(ceph, image) == [], 90, what="r1's dead QEMU's watch gone")
+    task = h2.wait_task(h2.api("POST", "/v1/vms/r1/backups", {}, expect=202)["task"],
+                        timeout=300)
+    assert task["state"] == "succeeded", task
+    open(os.path.join(faults, "rbd-restore-exit-after-write"), "w").close()
+    h2.request("POST", f"/v1/backups/{task['message']}/restore", {})
+    h2.proc.wait(timeout=120)
+    snaps = lambda: [x["name"] for x in rbd_json(ceph, "snap", "ls", image)]
+    assert "vireo.restore-undo" in snaps()
+    h2.start()
+    h2.cli("vm", "move", "r1", "--to", "h1", timeout=300)
+    wait_until(lambda: hosts_of(h1, "r1") == ["h1"], 30, what="r1 on h1")
+    h1.cli("vm", "start", "r1")
+    h1.cli("vm", "stop", "r1", "--force")
+    assert "a restore over its disks was cut short: every disk rolled back" in h1.log()
+    assert "vireo.restore-undo" not in snaps()
 
     # The key directory of each host belongs to one pool (its pool-id file).
     keyring2 = str(tmp_path / "ceph.client.vireo2.keyring")

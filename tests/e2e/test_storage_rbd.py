@@ -4,10 +4,12 @@ are RBD images (made, measured, resized, deleted in the cluster); the key
 is kept in a 0600 file and shown nowhere; bad monitors, pool, user or key
 answer 400 and leave nothing behind."""
 
+import glob
 import json
 import os
 import re
 import signal
+import sqlite3
 import stat
 import subprocess
 import threading
@@ -192,6 +194,18 @@ def test_rbd_pool_bad_input_leaves_nothing(ceph, rbd_env, tmp_path):
     d.request("POST", "/v1/pools/crash/volumes", {"name": "half", "size_bytes": MiB})
     d.proc.wait(timeout=60)
     assert "half" in images(ceph)  # made, not recorded
+    # A start whose store cannot say whether the volume's document exists
+    # (a fault point: its read fails as an etcd that does not answer does)
+    # keeps the image and the intent; the next start removes the image.
+    read_fails = os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "sweep-owner-read-fails")
+    open(read_fails, "w").close()
+    d.start()
+    assert not os.path.exists(read_fails)  # taken by the sweep's read
+    assert "half" in images(ceph), d.log()
+    assert ("sweep: kept the files (and RBD images) of intents/volumes/crash/half: the store "
+            "cannot say") in d.log()
+    assert "removed RBD image of" not in d.log()
+    d.stop()
     d.start()
     assert "half" not in images(ceph), d.log()
     assert "removed RBD image of" in d.log()
@@ -303,6 +317,15 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     d.request("POST", f"/v1/backups/{b2['id']}/restore", {})
     d.proc.wait(timeout=120)
     assert "vireo.restore-undo" in rbd_snaps(ceph, "lc2-disk0")
+    # The mark is in the VM's document (which every host of a cluster
+    # reads, and which moves with the VM), not in this host's files.
+    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
+    marked = [json.loads(v).get("spec", {}).get("name") for (v,) in db.execute(
+        "SELECT value FROM documents WHERE key LIKE 'vms/%' AND value LIKE "
+        "'%\"rbd_restore_undo\":true%'")]
+    db.close()
+    assert marked == ["lc2"], marked
+    assert not glob.glob(os.path.join(d.state_dir, "vms", "*", "rbd-restore-undo"))
     d.start()
     d.cli("vm", "start", "lc2")
     d.cli("vm", "stop", "lc2", "--force")

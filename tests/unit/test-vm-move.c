@@ -146,7 +146,11 @@ static int64_t seed(const char *prefix)
     _cleanup_free_ char *a = vo_asprintf("h/%s-a/", prefix);
     char *k = NULL;
 #define P(rest, value) (free(k), k = vo_asprintf("%s%s", a, rest), put(k, value))
-    int64_t rev = P("vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"web\"},\"status\":{}}");
+    /* rbd_restore_undo: the mark of a restore over its RBD disks cut short
+     * (daemon/vm-rbd-restore-undo.h), which the host that starts the VM
+     * next must see. */
+    int64_t rev = P("vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"web\"},\"status\":{},"
+                    "\"rbd_restore_undo\":true}");
     P("uses/volumes/nfs/web-disk/" VM, "{\"vm\":\"" VM "\",\"name\":\"web\",\"active\":true}");
     P("uses/images/default/" VM, "{\"vm\":\"" VM "\",\"name\":\"web\"}");
     P("uses/networks/lan/" VM, "{\"vm\":\"" VM "\",\"macs\":[\"52:54:00:00:00:01\"]}");
@@ -196,6 +200,7 @@ static void move_moves_every_document(void **state)
     assert_int_equal(vo_store_get(raw, "h/m-b/vms/" VM, &doc, &vm_rev), 0);
     assert_int_equal(vm_rev, new_rev);
     assert_non_null(strstr(doc, "\"web\""));
+    assert_non_null(strstr(doc, "\"rbd_restore_undo\":true")); /* the mark moved with it */
     /* Another VM's documents stay. */
     _cleanup_free_ char *other = get("h/m-a/vms/" OTHER), *op = get("h/m-a/operations/op1");
     _cleanup_free_ char *other_use = get("h/m-a/uses/images/default/" OTHER);
@@ -357,7 +362,7 @@ static void move_from_down_needs_the_source_down(void **state)
     (void)state;
     int64_t rev = put("h/f-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"ha1\","
                       "\"ha\":true},\"ha\":true,\"status\":{\"state\":\"running\","
-                      "\"started_at\":5,\"created_at\":1}}");
+                      "\"started_at\":5,\"created_at\":1},\"rbd_restore_undo\":true}");
     put("cluster/names/vms/ha1", "{\"vm\":\"" VM "\",\"host\":\"f-a\"}");
     put("cluster/hosts/f-b", "{\"state\":\"online\"}");
     put("cluster/hosts/f-a", "{\"state\":\"online\"}");
@@ -390,6 +395,8 @@ static void move_from_down_needs_the_source_down(void **state)
     assert_true(json_is_true(json_object_get(doc, "ha")));
     assert_string_equal(json_string_value(json_object_get(doc, "ha_state")), "restarted on f-b");
     assert_true(json_is_true(json_object_get(doc, "ha_landed"))); /* not started yet */
+    /* A restore over its RBD disks cut short: the restarting host sees it. */
+    assert_true(json_is_true(json_object_get(doc, "rbd_restore_undo")));
     json_decref(doc);
     _cleanup_free_ char *claim = get("cluster/names/vms/ha1");
     assert_string_equal(host_of(claim), "f-b");
