@@ -56,21 +56,40 @@ def test_quota_holds_across_hosts(cluster):
     # its old host, restarted, does not take it for an orphan of its own.
     h1.task_ok("POST", "/v1/vms", {"name": "mover", "memory_mib": 64, "project": "shared",
                                    "host": h1.name})
+    # ... and a volume of the project on h1's local pool, its disk, moves
+    # with it: its project documents follow it to h2 (counted once, shown
+    # on h2 in the project and in h2's list of the project's volumes).
+    h1.task_ok("POST", "/v1/pools/default/volumes", {"name": "mover-data",
+                                                      "size_bytes": 64 << 20,
+                                                      "project": "shared"})
+    h1.task_ok("POST", "/v1/vms/mover/disks", {"volume": "default/mover-data"})
     disk = h1.api("GET", "/v1/projects/shared")["usage"]["disk_bytes"]
-    assert disk > 0
+    assert disk > 64 << 20
+    h1_id, h2_id = (h.api("GET", "/v1/host")["id"] for h in (h1, h2))
+    before = h1.api("GET", "/v1/projects/shared")
+    assert [(v["volume"], v["host"]) for v in before["volumes"]] == \
+        [("default/mover-data", h1_id)], before
     h2.cli("vm", "move", "mover", "--to", h2.name, timeout=300)
     h2.api("PATCH", "/v1/vms/mover", {"vcpus": 2})  # a save on its new host
-    h2_id = h2.api("GET", "/v1/host")["id"]
     h1.stop()
     h1.start()
     for h in (h1, h2):
         shown = h.api("GET", "/v1/projects/shared")
         assert shown["usage"]["vms"] == 1 and shown["vms"][0]["host"] == h2_id, shown
         assert shown["usage"]["disk_bytes"] == disk, shown
+        assert [(v["volume"], v["host"]) for v in shown["volumes"]] == \
+            [("default/mover-data", h2_id)], shown
+    listed = h2.api("GET", "/v1/volumes?project=shared")["volumes"]
+    assert [(v["key"], v["project"], v["project_of_vm"]) for v in listed
+            if v["key"] == "default/mover-data"] == [("default/mover-data", "shared", False)], \
+        listed
     err = h1.api("POST", "/v1/vms", {"name": "more", "memory_mib": 64, "project": "shared",
                                      "host": h1.name}, expect=409)
     assert err["error"]["code"] == "quota-exceeded", err
     h2.task_ok("DELETE", "/v1/vms/mover")
+    err = h1.api("DELETE", "/v1/projects/shared", expect=409)  # the volume is in it still
+    assert "volume 'default/mover-data'" in err["error"]["message"], err
+    h2.task_ok("DELETE", "/v1/pools/default/volumes/mover-data")
     h2.api("DELETE", "/v1/projects/shared")
 
     # Volumes in a project, on each host's local pool: one disk quota.
