@@ -3,7 +3,8 @@
  * admit this host (POST /v1/cluster/join-request, authenticated by the
  * token's secret over TLS checked against that CA), then start and promote
  * its etcd member (the first three hosts), copy its documents into etcd
- * under its namespace, and commit. A failure before the commit undoes what
+ * under its namespace and its projects' into the cluster's
+ * (cluster-join-projects.c), and commit. A failure before the commit undoes what
  * the cluster gained (the member, the namespace) and leaves it standalone. */
 #include <arpa/inet.h>
 #include <curl/curl.h>

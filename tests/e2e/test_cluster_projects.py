@@ -7,7 +7,10 @@ other host keeps its usage (its record follows it), also its disk figure,
 which its spec does not hold, through a save on the new host; volumes made
 in a project on each host count against its disk quota across hosts
 (racing creates on two hosts make one volume) and keep a project deleted
-through the other host from going. (Here the creates
+through the other host from going; a volume of the project on a host's
+local pool, moved with its VM to the other host, stays in the project
+under its new host; a standalone host's projects are merged at its join
+(refused while they would exceed a quota). (Here the creates
 may meet one after the other; the tight interleaving, both checked before
 either commits, is pinned by tests/unit/test-relations.c on the store.)"""
 
