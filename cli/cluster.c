@@ -482,7 +482,10 @@ static const CliCommand cluster_commands[] = {
       "A token admits one host: a second join with it is refused.\n"
       "  --address IP   this host's address in the cluster (default: of the default route)\n"
       "Refused when this host's VMs or networks collide with the cluster's (by name or\n"
-      "subnet): the message names each. Waits until vireod is back and this host is online\n"
+      "subnet): the message names each. Its projects merge with the cluster's (a project\n"
+      "the cluster has keeps its quotas, and the join is refused, naming the project and\n"
+      "quota, when this host's VMs, volumes and networks in it would exceed them).\n"
+      "Waits until vireod is back and this host is online\n"
       "(VMs can be placed on it).\n",
       cluster_join },
     { "cluster", "show", NULL, NULL,

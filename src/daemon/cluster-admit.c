@@ -1,7 +1,8 @@
 /* cluster-admit.c: a member's side of a join: the cluster CA for anyone
  * (GET /v1/cluster/ca: public, checked by the joiner against its token) and
  * POST /v1/cluster/join-request: the token checked against its record, the
- * joiner's VMs and networks checked for collisions, its host certificate
+ * joiner's VMs and networks checked for collisions and its projects against the
+ * cluster's quotas (cluster-join-projects.c), its host certificate
  * issued, and (while the cluster has fewer than three voting members) its
  * etcd member added as a learner. */
 #include <inttypes.h>
@@ -341,14 +342,14 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
         return vo_error_set(ret_error, -ENOTCONN, "this host is not in a cluster");
     const char *cluster = NULL, *token_id = NULL, *secret = NULL, *host_id = NULL, *name = NULL,
                *address = NULL;
-    json_t *vms = NULL, *nets = NULL;
+    json_t *vms = NULL, *nets = NULL, *projects = NULL;
     int peer_port = VO_ETCD_PEER_PORT;
     json_error_t jerr;
-    if (json_unpack_ex((json_t *)req, &jerr, JSON_STRICT, "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s?i}",
+    if (json_unpack_ex((json_t *)req, &jerr, JSON_STRICT, "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s?o, s?i}",
                        "cluster", &cluster, "token_id", &token_id, "secret", &secret, "host_id",
                        &host_id, "name", &name, "address", &address, "vms", &vms, "networks",
-                       &nets, "etcd_peer_port", &peer_port) < 0 ||
-        !json_is_array(vms) || !json_is_array(nets))
+                       &nets, "projects", &projects, "etcd_peer_port", &peer_port) < 0 ||
+        !json_is_array(vms) || !json_is_array(nets) || (projects && !json_is_object(projects)))
         return vo_error_set(ret_error, -EINVAL, "invalid join request: %s", jerr.text);
     _cleanup_free_ char *token_text = NULL;
     int64_t token_rev = 0;
@@ -369,8 +370,10 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
         vo_error_set(ret_error, r, "cannot read the cluster's documents: %s",
                      r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
     char **collisions = NULL;
-    if (r >= 0)
+    if (r >= 0) {
         find_collisions(&o, req, host_id, &collisions);
+        vo_cluster_admit_projects(d->cluster_store, projects, &collisions);
+    }
     if (r >= 0 && collisions) {
         _cleanup_free_ char *list = join_strv(collisions, "; ");
         r = vo_error_set(ret_error, -EEXIST, "host %s cannot join: %s", name, list);

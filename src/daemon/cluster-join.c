@@ -3,7 +3,8 @@
  * admit this host (POST /v1/cluster/join-request, authenticated by the
  * token's secret over TLS checked against that CA), then start and promote
  * its etcd member (the first three hosts), copy its documents into etcd
- * under its namespace, and commit. A failure before the commit undoes what
+ * under its namespace and its projects' into the cluster's
+ * (cluster-join-projects.c), and commit. A failure before the commit undoes what
  * the cluster gained (the member, the namespace) and leaves it standalone. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -133,6 +134,7 @@ typedef struct {
     uint64_t member_id;
     bool voter;
     char *member_endpoint; /* an endpoint of the existing cluster */
+    char **created_projects; /* projects the copy brought into the cluster */
 } Admission;
 
 /* Undoes what the cluster gained: the etcd member (added as a learner) and
@@ -156,6 +158,7 @@ static void undo(VoDaemon *d, const char *dir, const Admission *a)
             vo_cluster_forget_records(raw, d->host_id) < 0)
             log_warn("join undo: cannot delete this host's documents from the cluster "
                      "('vireo host remove %s' on a member does)", d->host_name);
+        vo_cluster_copy_projects_undo(raw, d->host_id, a->created_projects);
         vo_store_close(raw);
     }
     vo_cluster_endpoint_clear(&ep);
@@ -179,16 +182,18 @@ static int join_steps(VoDaemon *d, const char *staging, const VoJoinToken *t, co
     if ((r = vo_pki_pair_write(dir, "ca", &ca_only)) < 0)
         return vo_error_set(ret_error, r, "cannot write %s/ca.crt: %s", dir, strerror(-r));
 
-    json_t *vms = NULL, *nets = NULL;
-    if ((r = local_objects(d, &vms, &nets)) < 0) {
+    json_t *vms = NULL, *nets = NULL, *projects = NULL;
+    if ((r = local_objects(d, &vms, &nets)) < 0 ||
+        (r = vo_cluster_join_projects(d->store, &projects)) < 0) {
         json_decref(vms);
         json_decref(nets);
         return vo_error_set(ret_error, r, "cannot read this host's documents: %s", strerror(-r));
     }
-    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i}", "cluster", t->cluster,
-                            "token_id", t->id, "secret", t->secret, "host_id", d->host_id, "name",
-                            d->host_name, "address", address, "vms", vms, "networks", nets,
-                            "etcd_peer_port", VO_ETCD_PEER_PORT);
+    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i}", "cluster",
+                            t->cluster, "token_id", t->id, "secret", t->secret, "host_id",
+                            d->host_id, "name", d->host_name, "address", address, "vms", vms,
+                            "networks", nets, "projects", projects, "etcd_peer_port",
+                            VO_ETCD_PEER_PORT);
     _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     _cleanup_free_ char *ca_file = vo_asprintf("%s/ca.crt", dir);
@@ -264,6 +269,8 @@ static int join_steps(VoDaemon *d, const char *staging, const VoJoinToken *t, co
     if ((r = vo_cluster_store_open(dir, c->endpoints, d->host_id, &hs)) < 0)
         return vo_error_set(ret_error, r, "cannot open the etcd store: %s", strerror(-r));
     r = vo_cluster_copy_in(d->store, hs, d->host_id, false, ret_error);
+    if (r >= 0)
+        r = vo_cluster_copy_projects(d->store, hs, d->host_id, &a->created_projects, ret_error);
     vo_store_close(hs);
     if (r < 0)
         return r;
@@ -354,6 +361,7 @@ int vo_cluster_join(VoDaemon *d, const char *target, const char *token, const ch
 out:
     json_decref(a.answer);
     free(a.member_endpoint);
+    vo_strv_free(a.created_projects);
     vo_cluster_config_clear(&c);
     vo_join_token_clear(&t);
     vo_cluster_end();

@@ -107,6 +107,28 @@ int vo_cluster_forget_records(VoStore *raw, const char *host_id);
 /* Deletes every key under prefix of a (raw) store, in batches. */
 int vo_cluster_delete_prefix(VoStore *s, const char *prefix);
 
+/* ---- a joiner's projects (cluster-join-projects.c) ---------------------- */
+
+/* The projects of a standalone host's store: {name: {"usage": {"vcpus",
+ * "memory_mib", "vms", "disk_bytes"}}} (what its VMs, volumes and networks
+ * hold in each). 0 or the store's error. */
+int vo_cluster_join_projects(VoStore *local, json_t **ret);
+/* The member's check at admission: for each of the joiner's projects the
+ * cluster has, its use must fit the cluster's quotas; what does not is
+ * appended to *collisions. */
+void vo_cluster_admit_projects(VoStore *cluster, json_t *projects, char ***collisions);
+/* The joiner's project documents into the cluster (to: its etcd handle),
+ * each project checked again and written compared on the cluster's
+ * project document: its usage documents, its volumes' and networks'
+ * documents, and its own document when the cluster lacks the project (its
+ * name appended to *ret_created). -VO_EQUOTA, -EAGAIN or the store's error
+ * with *ret_error. */
+int vo_cluster_copy_projects(VoStore *local, VoStore *to, const char *host_id,
+                             char ***ret_created, char **ret_error);
+/* Undoes it (a failed join): host_id's object documents, and the created
+ * projects left empty. */
+void vo_cluster_copy_projects_undo(VoStore *raw, const char *host_id, char **created);
+
 /* ---- steps shared by init, join and leave (cluster-init.c) -------------- */
 
 /* One cluster change at a time: -EBUSY with *ret_error when another runs

@@ -320,3 +320,57 @@ int vo_project_objects_of(VoStore *s, const char *kind, const char *scope, json_
     *ret = c.map;
     return 0;
 }
+
+int vo_project_object_carry_read(VoStore *s, const VoProjectObject *from,
+                                 const VoProjectObject *to, const char *host_id,
+                                 VoProjectObjectCarry *c)
+{
+    *c = (VoProjectObjectCarry){ 0 };
+    _cleanup_free_ char *project = NULL;
+    int64_t disk = 0;
+    int r = read_object(s, from, &project, &disk, &c->object_rev);
+    if (r < 0 || !project)
+        return r;
+    c->found = true;
+    c->old_object_key = object_key(from);
+    c->old_usage_key = usage_key(from, project);
+    c->new_object_key = object_key(to);
+    c->new_usage_key = usage_key(to, project);
+    c->object_text = object_text(project, disk);
+    c->usage_text = usage_text(to, host_id, disk);
+    _cleanup_free_ char *old_usage = NULL;
+    r = vo_store_get(s, c->old_usage_key, &old_usage, &c->usage_rev);
+    if (r == -ENOENT) { /* an object document without its usage document */
+        c->usage_rev = VO_REV_NEW;
+        r = 0;
+    }
+    return r;
+}
+
+void vo_project_object_carry_add(const VoProjectObjectCarry *c, VoStoreCompare *cmps,
+                                 size_t *n_cmps, VoStoreOp *ops, size_t *n_ops)
+{
+    if (!c->found)
+        return;
+    cmps[(*n_cmps)++] = (VoStoreCompare){ .key = c->old_object_key, .expected_rev = c->object_rev };
+    cmps[(*n_cmps)++] = (VoStoreCompare){ .key = c->old_usage_key, .expected_rev = c->usage_rev };
+    cmps[(*n_cmps)++] = (VoStoreCompare){ .key = c->new_object_key, .expected_rev = VO_REV_NEW };
+    cmps[(*n_cmps)++] = (VoStoreCompare){ .key = c->new_usage_key, .expected_rev = VO_REV_NEW };
+    ops[(*n_ops)++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = c->old_object_key };
+    ops[(*n_ops)++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = c->old_usage_key };
+    ops[(*n_ops)++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = c->new_object_key,
+                                   .value = c->object_text };
+    ops[(*n_ops)++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = c->new_usage_key,
+                                   .value = c->usage_text };
+}
+
+void vo_project_object_carry_clear(VoProjectObjectCarry *c)
+{
+    free(c->old_object_key);
+    free(c->old_usage_key);
+    free(c->new_object_key);
+    free(c->new_usage_key);
+    free(c->object_text);
+    free(c->usage_text);
+    *c = (VoProjectObjectCarry){ 0 };
+}

@@ -30,6 +30,8 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "state/store.h"
@@ -94,3 +96,27 @@ int vo_project_objects_of(VoStore *s, const char *kind, const char *scope, json_
 /* The usage document's kind ("volume", "network") and object, or NULL for a
  * VM's usage document. */
 const char *vo_project_usage_doc_kind(json_t *doc);
+
+/* A volume's or network's project documents carried from one object (a
+ * host's scope) to another (a VM's local volume that moves to another host
+ * with its VM: docs/projects.md), inside a caller's transaction: read
+ * first, then its compares and operations added to the caller's. */
+typedef struct {
+    bool found; /* the object has a project: there is something to carry */
+    char *old_object_key, *old_usage_key, *new_object_key, *new_usage_key;
+    char *object_text, *usage_text;
+    int64_t object_rev, usage_rev;
+} VoProjectObjectCarry;
+#define VO_PROJECT_OBJECT_CARRY_CMPS 4
+#define VO_PROJECT_OBJECT_CARRY_OPS 4
+/* Reads from's documents: 0 (c->found false: it has no project) or the
+ * store's error. host_id: the host that holds to. */
+int vo_project_object_carry_read(VoStore *s, const VoProjectObject *from,
+                                 const VoProjectObject *to, const char *host_id,
+                                 VoProjectObjectCarry *c);
+/* Appends the carry's compares (from's documents at the revisions read,
+ * to's absent) and operations (from's deleted, to's put) to the caller's:
+ * at most VO_PROJECT_OBJECT_CARRY_CMPS and _OPS of each. */
+void vo_project_object_carry_add(const VoProjectObjectCarry *c, VoStoreCompare *cmps,
+                                 size_t *n_cmps, VoStoreOp *ops, size_t *n_ops);
+void vo_project_object_carry_clear(VoProjectObjectCarry *c);

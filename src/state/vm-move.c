@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "state/keys.h"
+#include "state/project-objects.h"
 #include "util/util.h"
 
 typedef struct {
@@ -205,6 +206,8 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
                      char **ret_error)
 {
     Docs volumes = { .vm_id = vm_id };
+    /* The moved volumes' project documents follow them to dst's scope. */
+    VoProjectObjectCarry *carries = vo_malloc0(sizeof(*carries) * (n_vols + 1));
     Docs own = { .vm_id = vm_id }, shared = { .vm_id = vm_id };
     _cleanup_free_ char *src = vo_asprintf("h/%s/", src_host);
     _cleanup_free_ char *dst = vo_asprintf("h/%s/", dst_host);
@@ -275,6 +278,10 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
                              vols[i].from);
             goto out;
         }
+        VoProjectObject from = { .kind = "volume", .scope = src_host, .id = vols[i].from };
+        VoProjectObject to = { .kind = "volume", .scope = dst_host, .id = vols[i].to };
+        if ((r = vo_project_object_carry_read(raw, &from, &to, dst_host, &carries[i])) < 0)
+            goto read_failed;
     }
 
     json_t *doc = json_loads(value, 0, NULL);
@@ -302,8 +309,8 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
         (r = vo_store_list(raw, "cluster/ipam/", collect_ipam, &shared)) < 0)
         goto read_failed;
 
-    size_t n_total_cmps = own.n + shared.n + 3 + 2 * n_vols;
-    size_t n_total_ops = 2 * own.n + shared.n + 2 * n_vols;
+    size_t n_total_cmps = own.n + shared.n + 3 + (2 + VO_PROJECT_OBJECT_CARRY_CMPS) * n_vols;
+    size_t n_total_ops = 2 * own.n + shared.n + (2 + VO_PROJECT_OBJECT_CARRY_OPS) * n_vols;
     if (n_total_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_total_ops > VO_STORE_ETCD_MAX_TXN_OPS) {
         r = vo_error_set(ret_error, -E2BIG, "the VM has %zu documents to move, more than one "
                          "transaction holds (%d writes)", own.n + shared.n,
@@ -352,6 +359,8 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
         ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = volumes.docs[i].key };
         ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = to_key, .value = text };
     }
+    for (size_t i = 0; i < n_vols; i++)
+        vo_project_object_carry_add(&carries[i], cmps, &n_cmps, ops, &n_ops);
     for (size_t i = 0; i < shared.n; i++) {
         char *text = with_host(shared.docs[i].value, dst_host);
         if (!text)
@@ -394,6 +403,9 @@ out:
     docs_clear(&own);
     docs_clear(&shared);
     docs_clear(&volumes);
+    for (size_t i = 0; i < n_vols; i++)
+        vo_project_object_carry_clear(&carries[i]);
+    free(carries);
     return r;
 }
 

@@ -9,7 +9,10 @@ in a project on each host count against its disk quota across hosts
 (racing creates on two hosts make one volume) and keep a project deleted
 through the other host from going; a shared volume's move to another
 project on one host and its attach to a VM of another project on the
-other never both commit, whichever goes first. (Here the creates
+other never both commit, whichever goes first; a volume of the project on
+a host's local pool, moved with its VM to the other host, stays in the
+project under its new host; a standalone host's projects are merged at its
+join (refused while they would exceed a quota). (Here the creates
 may meet one after the other; the tight interleaving, both checked before
 either commits, is pinned by tests/unit/test-relations.c on the store.)"""
 
@@ -66,21 +69,40 @@ def test_quota_holds_across_hosts(cluster, tmp_path, monkeypatch):
     # its old host, restarted, does not take it for an orphan of its own.
     h1.task_ok("POST", "/v1/vms", {"name": "mover", "memory_mib": 64, "project": "shared",
                                    "host": h1.name})
+    # ... and a volume of the project on h1's local pool, its disk, moves
+    # with it: its project documents follow it to h2 (counted once, shown
+    # on h2 in the project and in h2's list of the project's volumes).
+    h1.task_ok("POST", "/v1/pools/default/volumes", {"name": "mover-data",
+                                                      "size_bytes": 64 << 20,
+                                                      "project": "shared"})
+    h1.task_ok("POST", "/v1/vms/mover/disks", {"volume": "default/mover-data"})
     disk = h1.api("GET", "/v1/projects/shared")["usage"]["disk_bytes"]
-    assert disk > 0
+    assert disk > 64 << 20
+    h1_id, h2_id = (h.api("GET", "/v1/host")["id"] for h in (h1, h2))
+    before = h1.api("GET", "/v1/projects/shared")
+    assert [(v["volume"], v["host"]) for v in before["volumes"]] == \
+        [("default/mover-data", h1_id)], before
     h2.cli("vm", "move", "mover", "--to", h2.name, timeout=300)
     h2.api("PATCH", "/v1/vms/mover", {"vcpus": 2})  # a save on its new host
-    h2_id = h2.api("GET", "/v1/host")["id"]
     h1.stop()
     h1.start()
     for h in (h1, h2):
         shown = h.api("GET", "/v1/projects/shared")
         assert shown["usage"]["vms"] == 1 and shown["vms"][0]["host"] == h2_id, shown
         assert shown["usage"]["disk_bytes"] == disk, shown
+        assert [(v["volume"], v["host"]) for v in shown["volumes"]] == \
+            [("default/mover-data", h2_id)], shown
+    listed = h2.api("GET", "/v1/volumes?project=shared")["volumes"]
+    assert [(v["key"], v["project"], v["project_of_vm"]) for v in listed
+            if v["key"] == "default/mover-data"] == [("default/mover-data", "shared", False)], \
+        listed
     err = h1.api("POST", "/v1/vms", {"name": "more", "memory_mib": 64, "project": "shared",
                                      "host": h1.name}, expect=409)
     assert err["error"]["code"] == "quota-exceeded", err
     h2.task_ok("DELETE", "/v1/vms/mover")
+    err = h1.api("DELETE", "/v1/projects/shared", expect=409)  # the volume is in it still
+    assert "volume 'default/mover-data'" in err["error"]["message"], err
+    h2.task_ok("DELETE", "/v1/pools/default/volumes/mover-data")
     h2.api("DELETE", "/v1/projects/shared")
 
     # Volumes in a project, on each host's local pool: one disk quota.
@@ -208,3 +230,72 @@ def moves_race_attaches(c, faults):
     h2.task_ok("POST", "/v1/vms/att/disks", {"volume": "sp/rv2"})
     err = h1.api("PATCH", "/v1/pools/sp/volumes/rv2", {"project": "mb"}, expect=409)
     assert "attached to VM 'att' on host 'h2'" in err["error"]["message"], err
+
+
+def test_join_merges_the_hosts_projects(cluster):
+    """A standalone host's projects come into the cluster at its join: a
+    project the cluster lacks with its quotas, VMs, volumes and networks;
+    one the cluster has gains the host's objects, under the cluster's
+    quotas, and a join they would exceed is refused naming the project and
+    the quota (nothing copied, the host standalone)."""
+    c = cluster(2, driver="fake", listen=False)
+    h1, h2 = c.hosts
+    h1.cli_json("cluster", "init", "--address", h1.address)
+    h1.use_cluster_certs()
+    MIB = 1 << 20
+    h1.api("POST", "/v1/projects", {"name": "both", "quotas": {"disk_bytes": 512 * MIB}},
+           expect=201)
+    h1.task_ok("POST", "/v1/pools/default/volumes", {"name": "b1", "size_bytes": 256 * MIB,
+                                                     "project": "both"})
+    # h2, standalone: "both" too (its own quotas), and "solo" the cluster lacks.
+    h2.api("POST", "/v1/projects", {"name": "both", "quotas": {"vms": 9}}, expect=201)
+    h2.task_ok("POST", "/v1/pools/default/volumes", {"name": "b2", "size_bytes": 384 * MIB,
+                                                     "project": "both"})
+    h2.api("POST", "/v1/projects", {"name": "solo", "quotas": {"vms": 3}}, expect=201)
+    h2.api("POST", "/v1/networks", {"name": "solo-net", "type": "isolated",
+                                    "subnet": "10.203.0.0/24", "project": "solo"}, expect=201)
+    h2.task_ok("POST", "/v1/pools/default/volumes", {"name": "s1", "size_bytes": 32 * MIB,
+                                                     "project": "solo"})
+    h2.task_ok("POST", "/v1/vms", {"name": "sv", "memory_mib": 64, "project": "solo",
+                                   "networks": ["solo-net"]})
+    h2_id = h2.api("GET", "/v1/host")["id"]
+
+    def join(check):
+        tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+        return h2.cli("cluster", "join", f"{h1.address}:{h1.port}", "--token", tok["token"],
+                      "--address", h2.address, check=check)
+
+    # 256 MiB in the cluster + 384 MiB of h2's > 512 MiB: refused, naming it.
+    p = join(check=False)
+    assert p.returncode != 0, p.stdout
+    assert "project 'both'" in p.stderr and "quota disk_bytes" in p.stderr, p.stderr
+    assert h2.api("GET", "/v1/cluster")["cluster"] is None
+    assert "solo" not in [x["name"] for x in h1.api("GET", "/v1/projects")["projects"]]
+    # Room made in the cluster: the join goes through and merges.
+    h1.task_ok("DELETE", "/v1/pools/default/volumes/b1")
+    join(check=True)
+    h2.use_cluster_certs()
+    from vireo_harness import wait_until
+    wait_until(lambda: sorted(x["name"] for x in h1.api("GET", "/v1/hosts")["hosts"]
+                              if x["state"] == "online") == sorted([h1.name, h2.name]), 60,
+               what="h2 online")
+    for h in (h1, h2):
+        both = h.api("GET", "/v1/projects/both")
+        assert both["quotas"] == {"disk_bytes": 512 * MIB}, both  # the cluster's
+        assert both["usage"]["disk_bytes"] == 384 * MIB, both
+        assert [(v["volume"], v["host"]) for v in both["volumes"]] == \
+            [("default/b2", h2_id)], both
+        solo = h.api("GET", "/v1/projects/solo")
+        assert solo["quotas"] == {"vms": 3}, solo  # came with h2
+        assert [v["name"] for v in solo["vms"]] == ["sv"], solo
+        assert solo["usage"]["vms"] == 1 and solo["usage"]["disk_bytes"] > 32 * MIB, solo
+        assert [v["volume"] for v in solo["volumes"]] == ["default/s1"], solo
+        assert [n["network"] for n in solo["networks"]] == ["solo-net"], solo
+    assert h2.api("GET", "/v1/networks/solo-net")["project"] == "solo"
+    assert h2.api("GET", "/v1/pools/default/volumes/b2")["project"] == "both"
+    # The merged use counts: b2's 384 MiB leave 128 MiB in "both".
+    err = h1.api("POST", "/v1/pools/default/volumes", {"name": "b3", "size_bytes": 256 * MIB,
+                                                       "project": "both"}, expect=409)
+    assert err["error"]["code"] == "quota-exceeded", err
+    err = h1.api("DELETE", "/v1/projects/solo", expect=409)
+    assert "sv" in err["error"]["message"], err

@@ -22,6 +22,7 @@
 #include "conf/migrate-args.h"
 #include "conf/migrate-intent.h"
 #include "state/store.h"
+#include "state/project-objects.h"
 #include "state/vm-move.h"
 #include "state/vm-move-settle.h"
 #include "util/util.h"
@@ -649,6 +650,48 @@ static void move_takes_local_volumes_along(void **state)
     assert_non_null(strstr(error, "default/lv-disk0"));
 }
 
+/* A moved volume's project documents (state/project-objects.h) follow it
+ * from the source's scope to the destination's in the same transaction;
+ * a volume of no project has none to carry. */
+static void move_carries_the_volumes_projects(void **state)
+{
+    (void)state;
+    put("cluster/hosts/p-b", "{\"state\":\"online\"}");
+    put("h/p-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"pv\",\"disks\":["
+                         "{\"volume\":\"default/pv-data\",\"slot\":0},"
+                         "{\"volume\":\"default/pv-free\",\"slot\":1}]},\"status\":{}}");
+    put("h/p-a/volumes/default/pv-data", "{\"pool\":\"default\",\"name\":\"pv-data\"}");
+    put("h/p-a/volumes/default/pv-free", "{\"pool\":\"default\",\"name\":\"pv-free\"}");
+    VoProjectObject data = { .kind = "volume", .scope = "p-a", .id = "default/pv-data" };
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_project_object_set(raw, &data, "default", 4096, "p-a", &error), 0);
+    const VoVolumeMove vols[] = { { .from = "default/pv-data", .to = "fast/pv-data" },
+                                  { .from = "default/pv-free", .to = "default/pv-free" } };
+    int64_t new_rev = 0;
+    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "p-a", "p-b", 0, vols, 2, &new_rev, &error),
+                     0);
+    _cleanup_free_ char *old_object = get("cluster/object-projects/volume/p-a/default/pv-data");
+    _cleanup_free_ char *old_usage = get("cluster/project-usage/default/volume:p-a:default:pv-data");
+    _cleanup_free_ char *object = get("cluster/object-projects/volume/p-b/fast/pv-data");
+    _cleanup_free_ char *usage = get("cluster/project-usage/default/volume:p-b:fast:pv-data");
+    _cleanup_free_ char *free_object = get("cluster/object-projects/volume/p-b/default/pv-free");
+    assert_null(old_object);
+    assert_null(old_usage);
+    assert_null(free_object);
+    assert_non_null(object);
+    assert_non_null(usage);
+    assert_string_equal(host_of(usage), "p-b");
+    assert_non_null(strstr(usage, "\"object\":\"fast/pv-data\""));
+    assert_non_null(strstr(usage, "\"disk_bytes\":4096"));
+    char *project = NULL;
+    int64_t disk = 0;
+    VoProjectObject moved = { .kind = "volume", .scope = "p-b", .id = "fast/pv-data" };
+    assert_int_equal(vo_project_object_get(raw, &moved, &project, &disk), 0);
+    assert_string_equal(project, "default");
+    assert_int_equal(disk, 4096);
+    free(project);
+}
+
 int main(void)
 {
     const struct CMUnitTest pure[] = { cmocka_unit_test(args_are_parsed_and_checked),
@@ -673,6 +716,7 @@ int main(void)
         cmocka_unit_test(move_from_down_needs_the_source_down),
         cmocka_unit_test(settle_tells_moved_from_fenced),
         cmocka_unit_test(move_takes_local_volumes_along),
+        cmocka_unit_test(move_carries_the_volumes_projects),
     };
     failed += cmocka_run_group_tests_name("vm-move", tests, NULL, NULL);
     stop_etcd();
