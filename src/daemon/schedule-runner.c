@@ -541,9 +541,6 @@ static bool selects(json_t *doc, json_t *members, const char *id, const char *na
     return false; /* "project": once projects exist, the project's VMs */
 }
 
-/* For each schedule (name: only that one) and each VM of this host it
- * selects: consider; and, with prune_all, prune. tasks: the tasks queued
- * are appended when not NULL. */
 static bool is_schedule_key(const char *key)
 {
     return !strncmp(key, VO_SCHEDULES_PREFIX, strlen(VO_SCHEDULES_PREFIX));
@@ -599,6 +596,9 @@ static int read_schedules(VoDaemon *d, bool use_kept, SchedList *ret, const Sche
     return 0;
 }
 
+/* For each schedule (name: only that one) and each VM of this host it
+ * selects: consider; and, with prune_all, prune. tasks: the tasks queued
+ * are appended when not NULL. */
 static int each_local_pair(VoDaemon *d, const char *only, bool prune_all, json_t *tasks)
 {
     SchedList read = { 0 };
