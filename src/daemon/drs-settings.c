@@ -3,8 +3,10 @@
  * move under way and each VM's last move. */
 #include "daemon/drs-settings.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
+#include "daemon/cluster-follow.h"
 #include "daemon/cluster-view.h"
 #include "daemon/drs.h"
 #include "daemon/migrate.h"
@@ -53,6 +55,40 @@ int vo_drs_settings_get(VoDaemon *d, VoDrsSettings *ret)
     return r;
 }
 
+/* The balancing loop's copy of the settings: read again when the host's
+ * cluster/ watch saw cluster/drs change (cluster-follow.h), after a set on
+ * this host, or every VO_CLUSTER_FOLLOW_RECHECK_MS; else kept. */
+static bool is_settings_key(const char *key)
+{
+    return !strcmp(key, VO_DRS_SETTINGS_KEY);
+}
+
+static VoClusterFollower follower = { .wants = is_settings_key };
+static atomic_bool set_here; /* a set on this host since the last read */
+static struct {
+    VoDrsSettings s;
+    uint64_t mark;
+    int64_t at; /* vo_now_ms() of the read; 0: none kept */
+} kept;
+
+int vo_drs_settings_followed(VoDaemon *d, VoDrsSettings *ret)
+{
+    vo_cluster_follow_add(&follower);
+    bool fresh = kept.at && !atomic_exchange(&set_here, false) &&
+                 vo_cluster_follow_unchanged(&follower, kept.mark) &&
+                 vo_now_ms() - kept.at < VO_CLUSTER_FOLLOW_RECHECK_MS;
+    if (fresh) {
+        *ret = kept.s;
+        return 0;
+    }
+    uint64_t mark = vo_cluster_follow_mark(&follower);
+    int r = vo_drs_settings_get(d, ret);
+    kept.at = r >= 0 ? vo_now_ms() : 0;
+    kept.s = *ret;
+    kept.mark = mark;
+    return r;
+}
+
 static json_t *settings_json(const VoDrsSettings *s)
 {
     return json_pack("{s:s, s:i, s:f}", "mode", vo_drs_mode_to_string(s->mode), "level",
@@ -97,6 +133,7 @@ int vo_drs_settings_set(VoDaemon *d, json_t *body, json_t **ret, char **ret_erro
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     r = vo_store_put(d->cluster_store, VO_DRS_SETTINGS_KEY, text, VO_REV_ANY, NULL);
+    atomic_store(&set_here, true);
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot save the DRS settings: %s", strerror(-r));
     atomic_store(&d->drs_sampling, s.mode != VO_DRS_OFF);

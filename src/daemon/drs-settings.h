@@ -30,6 +30,11 @@
 /* The settings (defaults when absent or damaged). 0, -ENOTCONN standalone,
  * or the store's error. */
 int vo_drs_settings_get(VoDaemon *d, VoDrsSettings *ret);
+/* The same for the balancing loop's rounds (one thread): a copy kept while
+ * the host's cluster/ watch saw no change of cluster/drs
+ * (cluster-follow.h), read again at least every
+ * VO_CLUSTER_FOLLOW_RECHECK_MS. */
+int vo_drs_settings_followed(VoDaemon *d, VoDrsSettings *ret);
 /* PUT /v1/cluster/drs: body {"mode"?, "level"?} (at least one; the other
  * kept). *ret: the settings now. -EINVAL naming the field, -ENOTCONN
  * ("not in a cluster"), or the store's error. */

@@ -541,7 +541,7 @@ static void drs_round(void *userdata)
 {
     VoDaemon *d = userdata;
     VoDrsSettings s;
-    bool known = vo_drs_settings_get(d, &s) >= 0;
+    bool known = vo_drs_settings_followed(d, &s) >= 0;
     if (known)
         atomic_store(&d->drs_sampling, s.mode != VO_DRS_OFF);
     bool manager = vo_hosts_is_manager(d);

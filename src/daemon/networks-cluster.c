@@ -3,7 +3,8 @@
  * host of a cluster is the cluster's: its definition is cluster/networks/
  * <name> (a nat/isolated one holds a VNI claimed as cluster/vnis/<vni> in
  * the same transaction), and every host's vireod follows those documents
- * (a thread watching cluster/) and makes, or takes down, its own copy
+ * (a thread told of their changes by the host's cluster/ watch,
+ * cluster-follow.h) and makes, or takes down, its own copy
  * (networks/<name>, the bridge, a VXLAN device over its cluster address
  * with one all-zeros FDB entry per other member host).
  *
@@ -15,14 +16,13 @@
  * follow its VMs' relation documents (made, taken over from another host,
  * dropped) whenever the VMs' NICs change; its dnsmasq serves DHCP only to
  * its own VMs (their records' addresses) and DNS for every record. */
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/cluster-follow.h"
 #include "daemon/networks-internal.h"
 #include "network/cluster-net.h"
 #include "network/net-exec.h"
@@ -601,11 +601,11 @@ void vo_net_cluster_refresh(VoDaemon *d, json_t *nics_before)
 static struct {
     pthread_t thread;
     bool started;
-    atomic_bool stop;
-    pthread_mutex_t lock;
-    VoStoreWatch *watch;
+    pthread_mutex_t lock; /* stop, woken */
+    pthread_cond_t wake;
+    bool stop, woken;
     char **warned; /* names whose adoption failed, said once */
-} follow = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} follow = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
 /* want: a per-MAC entry for each record of net on another member host
  * (its MAC, that host's address); *ret malloc'd. */
@@ -707,13 +707,14 @@ static void update_fdbs(VoDaemon *d)
     json_decref(records);
 }
 
-/* This host's networks follow the cluster's definitions. */
-static void reconcile(VoDaemon *d)
+/* This host's networks follow the cluster's definitions. 0, or -errno
+ * when the definitions could not be read. */
+static int reconcile(VoDaemon *d)
 {
     json_t *defs = NULL;
     int r = list_docs(d->store, NETWORKS_PREFIX, &defs);
     if (r < 0)
-        return;
+        return r;
     size_t i;
     json_t *def;
     json_array_foreach(defs, i, def) {
@@ -779,6 +780,7 @@ static void reconcile(VoDaemon *d)
     vo_strv_free(gone);
     update_fdbs(d);
     vo_networks_refresh_hosts(d);
+    return 0;
 }
 
 static bool relevant(const char *key)
@@ -788,45 +790,45 @@ static bool relevant(const char *key)
            !strncmp(key, IPAM_PREFIX, strlen(IPAM_PREFIX));
 }
 
+static void wake_follow(void)
+{
+    pthread_mutex_lock(&follow.lock);
+    follow.woken = true;
+    pthread_cond_signal(&follow.wake);
+    pthread_mutex_unlock(&follow.lock);
+}
+
+static VoClusterFollower follower = { .wants = relevant, .wake = wake_follow };
+
+/* Reconciles at once, then again whenever the host's cluster/ watch
+ * (cluster-follow.h) reports a change of the networks, members or IPAM, was
+ * opened again or lost; else every VO_CLUSTER_FOLLOW_RECHECK_MS (with no
+ * watch open, or after a failed read: every RECONCILE_EVERY_MS). */
 static void *follow_thread(void *userdata)
 {
     VoDaemon *d = userdata;
-    int64_t last = 0;
-    bool dirty = true;
-    while (!atomic_load(&follow.stop)) {
-        if (!follow.watch) {
-            int64_t rev = 0;
-            VoStoreWatch *w = NULL;
-            if (d->store->ops->revision(d->store, &rev) < 0 ||
-                d->store->ops->watch_open(d->store, "cluster/", rev, &w) < 0) {
-                poll(NULL, 0, 1000); /* no quorum: try again */
-                continue;
-            }
-            pthread_mutex_lock(&follow.lock);
-            follow.watch = w;
-            pthread_mutex_unlock(&follow.lock);
-            dirty = true; /* changes while there was no watch */
-        }
-        if (dirty || vo_now_ms() - last >= RECONCILE_EVERY_MS) {
-            reconcile(d);
-            last = vo_now_ms();
-            dirty = false;
-        }
-        VoStoreEvent *ev = NULL;
-        size_t n = 0;
-        int r = d->store->ops->watch_next(follow.watch, 2000, &ev, &n);
-        for (size_t i = 0; r >= 0 && i < n; i++)
-            dirty = dirty || relevant(ev[i].key);
-        vo_store_events_free(ev, n);
-        if (r == -ECANCELED)
-            break;
-        if (r < 0) { /* compacted or lost: a new watch, everything read again */
-            pthread_mutex_lock(&follow.lock);
-            d->store->ops->watch_close(follow.watch);
-            follow.watch = NULL;
-            pthread_mutex_unlock(&follow.lock);
+    pthread_mutex_lock(&follow.lock);
+    while (!follow.stop) {
+        follow.woken = false;
+        pthread_mutex_unlock(&follow.lock);
+        uint64_t mark = vo_cluster_follow_mark(&follower);
+        bool read = reconcile(d) >= 0;
+        int64_t last = vo_now_ms();
+        pthread_mutex_lock(&follow.lock);
+        /* woken: a change since the mark (or just before it: one more
+         * reconcile, harmless). */
+        while (!follow.stop && !follow.woken) {
+            int64_t period = read && vo_cluster_follow_unchanged(&follower, mark)
+                                 ? VO_CLUSTER_FOLLOW_RECHECK_MS
+                                 : RECONCILE_EVERY_MS;
+            int64_t left = last + period - vo_now_ms();
+            if (left <= 0)
+                break;
+            struct timespec until = vo_deadline_ms(CLOCK_REALTIME, left);
+            (void)pthread_cond_timedwait(&follow.wake, &follow.lock, &until);
         }
     }
+    pthread_mutex_unlock(&follow.lock);
     return NULL;
 }
 
@@ -834,7 +836,8 @@ void vo_net_cluster_start(VoDaemon *d)
 {
     if (follow.started)
         return;
-    atomic_store(&follow.stop, false);
+    follow.stop = false;
+    vo_cluster_follow_add(&follower);
     if (pthread_create(&follow.thread, NULL, follow_thread, d) != 0) {
         log_error("cannot start the cluster networks thread");
         return;
@@ -846,15 +849,12 @@ void vo_net_cluster_stop(VoDaemon *d)
 {
     if (!follow.started)
         return;
-    atomic_store(&follow.stop, true);
+    (void)d;
     pthread_mutex_lock(&follow.lock);
-    if (follow.watch)
-        d->store->ops->watch_wake(follow.watch);
+    follow.stop = true;
+    pthread_cond_signal(&follow.wake);
     pthread_mutex_unlock(&follow.lock);
     pthread_join(follow.thread, NULL);
-    if (follow.watch)
-        d->store->ops->watch_close(follow.watch);
-    follow.watch = NULL;
     follow.started = false;
     vo_strv_free(follow.warned);
     follow.warned = NULL;

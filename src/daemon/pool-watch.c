@@ -1,11 +1,14 @@
 /* pool-watch.c: the shared pools' watch and marker checks, and the rbd
- * pools' reachability checks on a thread of their own (see pool-watch.h). */
+ * pools' reachability checks on a thread of their own (see pool-watch.h).
+ * The watch is the host's one watch on cluster/: it also tells the
+ * followers of cluster-follow.h what changed. */
 #include "daemon/pool-watch.h"
 
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/cluster-follow.h"
 #include "daemon/storage.h"
 #include "util/util.h"
 
@@ -56,9 +59,10 @@ static void *watch_thread(void *userdata)
         if (!w) {
             r = reopen(d, &w);
             pthread_mutex_lock(&pw.lock);
-            if (r >= 0 && !pw.stop)
+            if (r >= 0 && !pw.stop) {
                 pw.watch = w;
-            else if (w) {
+                vo_cluster_follow_opened();
+            } else if (w) {
                 s->ops->watch_close(w);
                 w = NULL;
             }
@@ -70,11 +74,13 @@ static void *watch_thread(void *userdata)
             r = s->ops->watch_next(w, VO_POOL_CHECK_MS, &events, &n);
         if (r == -ECANCELED)
             break;
-        for (size_t i = 0; r >= 0 && i < n; i++)
+        for (size_t i = 0; r >= 0 && i < n; i++) {
             if (is_shared_key(events[i].key))
                 vo_storage_apply_change(d, events[i].key,
                                         events[i].kind == VO_STORE_PUT ? events[i].value : NULL,
                                         events[i].rev);
+            vo_cluster_follow_changed(events[i].key);
+        }
         vo_store_events_free(events, n);
         if (r < 0) {
             /* Compacted, or the store is unreachable: watch again from now. */
@@ -83,8 +89,10 @@ static void *watch_thread(void *userdata)
                 last_log = vo_now_ms();
             }
             pthread_mutex_lock(&pw.lock);
-            if (pw.watch)
+            if (pw.watch) {
+                vo_cluster_follow_lost();
                 s->ops->watch_close(pw.watch);
+            }
             pw.watch = NULL;
             pthread_mutex_unlock(&pw.lock);
             if (!w) /* could not open one: do not spin */
@@ -152,8 +160,10 @@ void vo_pool_watch_stop(void)
     if (pw.rbd_started) /* waits for a check under way (VO_RBD_TIMEOUT_S at most) */
         pthread_join(pw.rbd_thread, NULL);
     pw.rbd_started = false;
-    if (pw.watch)
+    if (pw.watch) {
+        vo_cluster_follow_lost();
         pw.d->store->ops->watch_close(pw.watch);
+    }
     pw.watch = NULL;
     pw.started = false;
 }

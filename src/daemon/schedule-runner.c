@@ -14,10 +14,12 @@
 #include "daemon/schedules.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "daemon/backups.h"
+#include "daemon/cluster-follow.h"
 #include "daemon/groups.h"
 #include "daemon/snapshots.h"
 #include "daemon/vm-internal.h"
@@ -36,6 +38,8 @@
 #define CLOCK_BACK_S (24 * 3600)
 
 static VoPeriodic runner = VO_PERIODIC_INIT;
+/* A schedule changed on this host since the runner last read them. */
+static atomic_bool changed_here;
 static char *clock_file;
 
 /* Tasks this host queued for schedules, not yet seen ending (pending_lock). */
@@ -71,6 +75,7 @@ time_t vo_schedules_now(void)
 
 void vo_schedules_wake(void)
 {
+    atomic_store(&changed_here, true);
     vo_periodic_wake(&runner);
 }
 
@@ -536,17 +541,73 @@ static bool selects(json_t *doc, json_t *members, const char *id, const char *na
     return false; /* "project": once projects exist, the project's VMs */
 }
 
+static bool is_schedule_key(const char *key)
+{
+    return !strncmp(key, VO_SCHEDULES_PREFIX, strlen(VO_SCHEDULES_PREFIX));
+}
+
+/* The runner's copy of the schedules (its thread only): read again when the
+ * host's cluster/ watch saw one change (cluster-follow.h), when woken by a
+ * change on this host (vo_schedules_wake), or every
+ * VO_CLUSTER_FOLLOW_RECHECK_MS. Due times are still worked out every round
+ * from the copy; what a claim compares is the schedule's revision, so a
+ * copy behind the store loses its claim, never runs twice. */
+static VoClusterFollower follower = { .wants = is_schedule_key };
+static struct {
+    SchedList list;
+    uint64_t mark;
+    int64_t at; /* vo_now_ms() of the read; 0: none kept */
+} kept;
+
+static void kept_clear(void)
+{
+    sched_list_clear(&kept.list);
+    kept.at = 0;
+}
+
+/* The schedules: the runner's copy (use_kept) or read now into *ret;
+ * *ret_list points at the one used. */
+static int read_schedules(VoDaemon *d, bool use_kept, SchedList *ret, const SchedList **ret_list)
+{
+    if (use_kept) {
+        vo_cluster_follow_add(&follower);
+        bool fresh = kept.at && !atomic_exchange(&changed_here, false) &&
+                     vo_cluster_follow_unchanged(&follower, kept.mark) &&
+                     vo_now_ms() - kept.at < VO_CLUSTER_FOLLOW_RECHECK_MS;
+        if (!fresh) {
+            kept_clear();
+            kept.mark = vo_cluster_follow_mark(&follower);
+            int r = vo_store_list(d->store, VO_SCHEDULES_PREFIX, collect_sched, &kept.list);
+            if (r < 0) {
+                kept_clear();
+                return r;
+            }
+            kept.at = vo_now_ms();
+        }
+        *ret_list = &kept.list;
+        return 0;
+    }
+    int r = vo_store_list(d->store, VO_SCHEDULES_PREFIX, collect_sched, ret);
+    if (r < 0) {
+        sched_list_clear(ret);
+        return r;
+    }
+    *ret_list = ret;
+    return 0;
+}
+
 /* For each schedule (name: only that one) and each VM of this host it
  * selects: consider; and, with prune_all, prune. tasks: the tasks queued
  * are appended when not NULL. */
 static int each_local_pair(VoDaemon *d, const char *only, bool prune_all, json_t *tasks)
 {
-    SchedList scheds = { 0 };
-    int r = vo_store_list(d->store, VO_SCHEDULES_PREFIX, collect_sched, &scheds);
-    if (r < 0) {
-        sched_list_clear(&scheds);
+    SchedList read = { 0 };
+    const SchedList *list = NULL;
+    /* The runner's rounds (no name) use its copy; a run-now reads. */
+    int r = read_schedules(d, !only, &read, &list);
+    if (r < 0)
         return r;
-    }
+    const SchedList scheds = *list;
     json_t *vms = vo_vms_list_json(d, true);
     time_t now = vo_schedules_now();
     for (size_t i = 0; i < scheds.n; i++) {
@@ -573,7 +634,7 @@ static int each_local_pair(VoDaemon *d, const char *only, bool prune_all, json_t
         json_decref(members);
     }
     json_decref(vms);
-    sched_list_clear(&scheds);
+    sched_list_clear(&read);
     return 0;
 }
 
@@ -629,6 +690,7 @@ void vo_schedules_stop(void)
 {
     if (!vo_periodic_stop(&runner))
         return;
+    kept_clear();
     for (size_t i = 0; i < n_pending; i++) {
         free(pending[i].schedule);
         free(pending[i].vm_id);
