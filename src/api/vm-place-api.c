@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api/access.h"
 #include "api/forward.h"
 #include "cluster/peer-client.h"
 #include "cluster/place-snapshot.h"
@@ -63,9 +64,13 @@ static char *body_text(VoRequest *req, const char *host_id)
 }
 
 /* What host target_id understands of X-Vireo-Principal (its live record;
- * none when it cannot be read: the older form). */
+ * none when it cannot be read: the older form). Read only when the
+ * request's principal is encoded by it: a create reads no store here for
+ * a user's or a token's request. */
 static unsigned principal_members_of(VoDaemon *d, const char *target_id)
 {
+    if (!vo_principal_members_matter(vo_access_current()))
+        return 0;
     VoClusterHost h = { 0 };
     unsigned members = vo_cluster_host_get(d, target_id, &h) >= 0 ? h.principal_members : 0;
     vo_cluster_host_clear(&h);
