@@ -87,6 +87,11 @@ int vo_principal_header_encode_for(const VoPrincipal *p, unsigned members, char 
     return 0;
 }
 
+bool vo_principal_members_matter(const VoPrincipal *p)
+{
+    return p->kind == VO_PRINCIPAL_ROOT;
+}
+
 char *vo_principal_header_encode(const VoPrincipal *p)
 {
     char *text = NULL;

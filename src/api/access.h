@@ -202,6 +202,10 @@ unsigned vo_principal_members_parse(json_t *names);
  * root); "host" alone is left out (the receiver audits "root"). -E2BIG:
  * longer than VO_PRINCIPAL_HEADER_MAX. */
 int vo_principal_header_encode_for(const VoPrincipal *p, unsigned members, char **ret);
+/* Whether p's header depends on what the receiver understands (a root's:
+ * its host and uid): when not, a forward need not read the receiver's
+ * record to encode it. */
+bool vo_principal_members_matter(const VoPrincipal *p);
 /* 0 with *ret filled (root: the admin role), or -EINVAL with *ret_error
  * (malloc'd; ret_error may be NULL) and *ret untouched. Strict: unknown
  * members, names that are not 1-63 printable characters, unknown roles,

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api/access.h"
 #include "api/forward.h"
 #include "cluster/peer-client.h"
 #include "cluster/place-snapshot.h"
@@ -63,18 +64,22 @@ static char *body_text(VoRequest *req, const char *host_id)
 }
 
 /* What host target_id understands of X-Vireo-Principal (its live record;
- * none when it cannot be read: the older form). */
+ * none when it cannot be read: the older form). Read only when the
+ * request's principal is encoded by it: a create reads no store here for
+ * a user's or a token's request. */
 static unsigned principal_members_of(VoDaemon *d, const char *target_id)
 {
+    if (!vo_principal_members_matter(vo_access_current()))
+        return 0;
     VoClusterHost h = { 0 };
     unsigned members = vo_cluster_host_get(d, target_id, &h) >= 0 ? h.principal_members : 0;
     vo_cluster_host_clear(&h);
     return members;
 }
 
-/* To the host target_id at url; host_id: the body's "host" (the chosen
- * host, when this host placed), or NULL. */
-static void forward_to(VoRequest *req, VoReply *rep, const char *url, const char *target_id,
+/* To the host at url, which understands principal_members; host_id: the
+ * body's "host" (the chosen host, when this host placed), or NULL. */
+static void forward_to(VoRequest *req, VoReply *rep, const char *url, unsigned principal_members,
                        const char *host_id, const char *extra_header, int timeout_ms,
                        int *ret_r)
 {
@@ -82,7 +87,7 @@ static void forward_to(VoRequest *req, VoReply *rep, const char *url, const char
     VoForwardRequest in = { .method = "POST", .path_and_query = req->path,
                             .content_type = "application/json", .extra_header = extra_header,
                             .body = body, .body_len = body ? strlen(body) : 0,
-                            .principal_members = principal_members_of(req->d, target_id) };
+                            .principal_members = principal_members };
     *ret_r = vo_forward_reply(&req->d->peer_tls, url, &in, timeout_ms, rep);
 }
 
@@ -133,7 +138,9 @@ static bool place(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask, VoPlaceCh
         return false;
     }
     int64_t t0 = vo_now_us();
-    forward_to(req, rep, c.url, c.host_id, c.host_id, NULL, VO_FORWARD_TIMEOUT_MS, &r);
+    /* What it understands, from the record placement read (no read here). */
+    forward_to(req, rep, c.url, c.principal_members, c.host_id, NULL, VO_FORWARD_TIMEOUT_MS,
+               &r);
     int64_t t1 = vo_now_us();
     log_debug("placement: VM sent to host %s (%s), answered %d in %lld ms", c.host_name, c.url,
               rep->status, (long long)((t1 - t0) / 1000));
@@ -215,7 +222,8 @@ static bool ask_manager(VoRequest *req, VoReply *rep, const VoPlaceAsk *ask,
             return place(req, rep, ask, ret_choice);
         }
         reset_reply(rep);
-        forward_to(req, rep, url, id, NULL, place_header, ASK_MANAGER_TIMEOUT_MS, &r);
+        forward_to(req, rep, url, principal_members_of(d, id), NULL, place_header,
+                   ASK_MANAGER_TIMEOUT_MS, &r);
         log_debug("place-trace asker manager-lookup=%.3f forward=%.3f", (t1 - t0) / 1e3,
                   (vo_now_us() - t1) / 1e3);
         bool retry = (r < 0 && never_sent(r)) || (r >= 0 && not_manager_reply(rep));

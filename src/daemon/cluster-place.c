@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/access.h"
 #include "cluster/cluster-config.h"
 #include "cluster/place-cache.h"
 #include "cluster/place-snapshot.h"
@@ -330,6 +331,8 @@ static int place_once(VoDaemon *d, const VoPlaceAsk *ask, bool use_cache, VoPlac
         ret->host_name = vo_strdup(h->name);
         ret->local = !strcmp(h->id, d->host_id);
         if (!ret->local) {
+            ret->principal_members = vo_principal_members_parse(
+                json_object_get(docs[res.host].record, "principal_members"));
             ret->url = member_url(docs[res.host].member);
             if (!ret->url) {
                 r = vo_error_set(ret_error, -EIO, "host %s has no address in its member "

@@ -32,6 +32,8 @@ typedef struct {
     bool local;         /* it is this host */
     uint64_t reservation;
     bool cached;        /* placed from the manager's cache (not the store) */
+    unsigned principal_members; /* what it understands of X-Vireo-Principal, as
+                                 * the record placement read says (api/access.h) */
     /* Timings of the placement, for the debug log's place-trace lines:
      * reading what placement needs, the snapshot and vo_place. */
     int64_t read_us, place_us;

@@ -179,6 +179,14 @@ def root_is_its_hosts(h1, h2):
     task = h2.api("POST", "/v1/vms/v2/start", {}, expect=202)["task"]
     h2.wait_task(task)
     assert who_asked(h2, task) == "root"
+    # A create placed on h2 through h1 (the manager's placement, or h1
+    # asking the manager): root@h1 there too, as the record placement read
+    # says h2 understands the host member.
+    task = h1.api("POST", "/v1/vms", {"name": "r2", "memory_mib": 64, "host": h2.name},
+                  expect=202)["task"]
+    h2.wait_task(task)
+    assert who_asked(h2, task) == "root@h1"
+    h2.task_ok("DELETE", "/v1/vms/r2")
 
 
 NOBODY_CLIENT = """

@@ -487,6 +487,38 @@ static void test_principal_for_older_hosts(void **state)
     }
 }
 
+/* A forward reads the receiver's record only for a principal whose header
+ * depends on it (vo_principal_members_matter): every other one is sent the
+ * same to every host, so skipping the read never changes what is sent. */
+static void test_principal_members_matter(void **state)
+{
+    (void)state;
+    VoPrincipal ps[] = {
+        { .kind = VO_PRINCIPAL_USER, .role = VO_ROLE_OPERATOR, .name = "bob",
+          .address = "10.0.0.1", .n_grants = 1, .grants = { { "team", VO_ROLE_ADMIN } } },
+        { .kind = VO_PRINCIPAL_TOKEN, .role = VO_ROLE_VIEWER, .name = "t1", .user = "bob" },
+        { .kind = VO_PRINCIPAL_PEER },
+        { .kind = VO_PRINCIPAL_NONE },
+        { .kind = VO_PRINCIPAL_ROOT, .role = VO_ROLE_ADMIN, .host = "h1" },
+        { .kind = VO_PRINCIPAL_ROOT, .role = VO_ROLE_ADMIN, .host = "h1", .uid = 1000 },
+    };
+    for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+        char *all = NULL;
+        int e_all = vo_principal_header_encode_for(&ps[i], VO_PRINCIPAL_MEMBERS_ALL, &all);
+        bool differs = false;
+        for (unsigned m = 0; m < VO_PRINCIPAL_MEMBERS_ALL; m++) {
+            char *text = NULL;
+            int e = vo_principal_header_encode_for(&ps[i], m, &text);
+            differs |= e != e_all || (!text) != (!all) || (text && strcmp(text, all));
+            free(text);
+        }
+        free(all);
+        if (differs != vo_principal_members_matter(&ps[i]))
+            fail_msg("principal %zu: its header %s on the receiver's members", i,
+                     differs ? "depends" : "does not depend");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_project_roles),
         cmocka_unit_test(test_principal_header),
         cmocka_unit_test(test_principal_for_older_hosts),
+        cmocka_unit_test(test_principal_members_matter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
