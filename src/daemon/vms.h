@@ -41,6 +41,9 @@ json_t *vo_vm_to_json(VoVm *vm);
 /* The store revision of the VM's document (its ETag), and a copy of its id. */
 int64_t vo_vm_rev(VoVm *vm);
 char *vo_vm_id(VoVm *vm);
+/* A copy of the VM's name, read under vm->lock (a task committing a new
+ * definition frees the old one, name included). */
+char *vo_vm_name(VoVm *vm);
 /* summary: only what a listing shows (id, name, state, vcpus, memory_mib,
  * accel, accel_active, pid, uptime_s, autostart), for big lists. */
 /* Sets "project" on every VM of arr that has none ("default": VMs listed
