@@ -293,7 +293,12 @@ static int doc_has_mac(const VoClusterHost *h, const char *name, const char *val
 const char *vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec *earlier,
                                size_t n, char ret[18])
 {
-    const char *why = !wanted ? "" : !vo_mac_valid(wanted) ? "is not a unicast MAC" : NULL;
+    /* All zeros is no address: QEMU gives such a NIC a default MAC of its
+     * own (52:54:00:12:34:56 on every VM's first NIC), not the spec's. */
+    const char *why = !wanted                                  ? ""
+                      : !vo_mac_valid(wanted)                  ? "is not a unicast MAC"
+                      : !strcmp(wanted, "00:00:00:00:00:00") ? "is no address (all zeros)"
+                                                               : NULL;
     if (!why && mac_taken(d, wanted, earlier, n))
         why = "is in use on this host";
     /* The cluster's networks span its hosts: a MAC kept from a source (the

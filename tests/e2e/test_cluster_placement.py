@@ -249,3 +249,12 @@ def imported_mac_is_unique_in_the_cluster(c, tmp_path):
     assert macs[1][0] != "52:54:00:12:34:56", macs
     assert "NIC 1 gets a new MAC address (52:54:00:12:34:56 is in use on another host of " \
         "the cluster)" in macs[1][1], macs
+    # All zeros (some exports say so for "none"): QEMU would give the NIC a
+    # default MAC of its own, the same on every VM, not the spec's.
+    xml = tmp_path / "mac2.xml"
+    xml.write_text(DOMAIN.format(name="mac2", disk=disk).replace("52:54:00:12:34:56",
+                                                                 "00:00:00:00:00:00"))
+    out = c.hosts[2].cli("vm", "import-libvirt", str(xml), "--network", "default")
+    assert "NIC 1 gets a new MAC address (00:00:00:00:00:00 is no address (all zeros))" \
+        in out.stderr, out.stderr
+    assert c.hosts[2].vm("mac2")["nics"][0]["mac"] not in ("00:00:00:00:00:00", macs[1][0])
