@@ -36,15 +36,16 @@ void vo_api_vm_metrics(VoRequest *req, VoReply *rep)
         vo_reply_error(rep, VO_ERR_NOT_FOUND, "VM '%s' does not exist", req->params[0]);
         return;
     }
-    _cleanup_free_ char *id = vo_vm_id(vm);
+    _cleanup_free_ char *id = vo_vm_id(vm), *name = vo_vm_name(vm);
     json_t *j = NULL;
     int r = vo_metrics_vm_json(id, range, &j);
+    /* The VM's name, not what the path said (its name or its id). */
     if (r == -ENOENT) /* not sampled yet: an empty history */
-        j = json_pack("{s:s, s:s, s:s, s:b, s:[], s:{}}", "id", id, "name", req->params[0],
-                      "range", range, "running", false, "timestamps", "series");
+        j = json_pack("{s:s, s:s, s:s, s:b, s:[], s:{}}", "id", id, "name", name, "range",
+                      range, "running", false, "timestamps", "series");
     else if (!strcmp(json_string_value(json_object_get(j, "name")) ?: "", ""))
         /* read from its file, not sampled yet since vireod started */
-        json_object_set_new(j, "name", json_string(req->params[0]));
+        json_object_set_new(j, "name", json_string(name));
     json_object_set_new(j, "host", json_string(req->d->host_name));
     vo_reply_json(rep, 200, j);
 }

@@ -301,12 +301,11 @@ static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel,
     for (size_t i = 0; i < nn; i++) {
         char mac[18];
         const char *source = i < p->n_nics ? p->nics[i].mac : NULL;
-        if (!vo_vms_new_nic_mac(op->d, source, s->nics, i, mac) && notes)
-            vo_strv_pushf(notes, "NIC %zu gets a new MAC address%s%s%s", i + 1,
-                          source ? " (" : "", source ? source : "",
-                          !source ? ""
-                                  : vo_mac_valid(source) ? " is in use on this host)"
-                                                         : " is not a unicast MAC)");
+        const char *why = vo_vms_new_nic_mac(op->d, source, s->nics, i, mac);
+        if (why && notes)
+            vo_strv_pushf(notes, "NIC %zu gets a new MAC address%s%s%s%s%s", i + 1,
+                          source ? " (" : "", source ? source : "", source ? " " : "", why,
+                          source ? ")" : "");
         s->nics[i] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup(op->networks[i]),
                                   .slot = (unsigned)i };
     }

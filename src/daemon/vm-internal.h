@@ -123,9 +123,6 @@ VoVm *vo_vm_ref(VoVm *vm);
 /* A reference to every VM of the host now (*ret_n of them; the array is
  * malloc'd, each entry unref'd by the caller). */
 VoVm **vo_vms_ref_all(VoDaemon *d, size_t *ret_n);
-/* A copy of the VM's name, read under vm->lock (a task committing a new
- * definition frees the old one, name included). */
-char *vo_vm_name(VoVm *vm);
 bool vo_vm_state_active(VoVmState s);
 char *vo_vm_state_dir(VoDaemon *d, const char *id);
 /* The cloud-init seed ISO of spec (vm-cloudinit.c), made or remade when its

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "daemon/cluster-view.h"
 #include "daemon/networks.h"
 #include "daemon/object-projects.h"
 #include "daemon/vm-internal.h"
@@ -271,18 +272,55 @@ static bool mac_taken(VoDaemon *d, const char *mac, const VoNicSpec *earlier, si
     return mac_in_use(d, mac);
 }
 
-bool vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec *earlier, size_t n,
-                        char ret[18])
+/* vo_cluster_each_doc's fn: -EEXIST when the VM document value has a NIC
+ * with MAC userdata. */
+static int doc_has_mac(const VoClusterHost *h, const char *name, const char *value,
+                       void *userdata)
 {
-    if (wanted && vo_mac_valid(wanted) && !mac_taken(d, wanted, earlier, n)) {
+    (void)h;
+    (void)name;
+    json_t *doc = json_loads(value, 0, NULL), *nic;
+    size_t i;
+    bool found = false;
+    json_array_foreach(json_object_get(json_object_get(doc, "spec"), "nics"), i, nic) {
+        const char *mac = json_string_value(json_object_get(nic, "mac"));
+        found = found || (mac && !strcasecmp(mac, userdata));
+    }
+    json_decref(doc);
+    return found ? -EEXIST : 0;
+}
+
+const char *vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec *earlier,
+                               size_t n, char ret[18])
+{
+    /* All zeros is no address: QEMU gives such a NIC a default MAC of its
+     * own (52:54:00:12:34:56 on every VM's first NIC), not the spec's. */
+    const char *why = !wanted                                  ? ""
+                      : !vo_mac_valid(wanted)                  ? "is not a unicast MAC"
+                      : !strcmp(wanted, "00:00:00:00:00:00") ? "is no address (all zeros)"
+                                                               : NULL;
+    if (!why && mac_taken(d, wanted, earlier, n))
+        why = "is in use on this host";
+    /* The cluster's networks span its hosts: a MAC kept from a source (the
+     * same OVA imported on two hosts) must be on no other host's VM. A
+     * store that cannot say keeps it from being used. */
+    int r = why || !d->cluster_store ? 0 : vo_cluster_each_doc(d, "vms", doc_has_mac,
+                                                                (void *)wanted);
+    if (r == -EEXIST)
+        why = "is in use on another host of the cluster";
+    else if (r < 0) {
+        log_warn("cannot read the other hosts' VMs for MAC %s: %s", wanted, strerror(-r));
+        why = "cannot be checked against the other hosts' VMs";
+    }
+    if (!why) {
         for (int i = 0; i < 18; i++)
             ret[i] = (char)tolower((unsigned char)wanted[i]);
-        return true;
+        return NULL;
     }
     for (int attempt = 0; attempt < 16; attempt++)
         if (vo_mac_generate(ret) >= 0 && !mac_taken(d, ret, earlier, n))
             break;
-    return false;
+    return why;
 }
 
 int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,

@@ -41,6 +41,9 @@ json_t *vo_vm_to_json(VoVm *vm);
 /* The store revision of the VM's document (its ETag), and a copy of its id. */
 int64_t vo_vm_rev(VoVm *vm);
 char *vo_vm_id(VoVm *vm);
+/* A copy of the VM's name, read under vm->lock (a task committing a new
+ * definition frees the old one, name included). */
+char *vo_vm_name(VoVm *vm);
 /* summary: only what a listing shows (id, name, state, vcpus, memory_mib,
  * accel, accel_active, pid, uptime_s, autostart), for big lists. */
 /* Sets "project" on every VM of arr that has none ("default": VMs listed
@@ -134,10 +137,11 @@ int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, 
 int vo_vms_unused_mac(VoDaemon *d, char ret[18]);
 /* The MAC of a new VM's NIC (the VM not registered yet: earlier[0..n) are
  * its NICs so far): wanted (lower-cased) when it is a valid unicast MAC that
- * neither a NIC on this host nor an earlier one has, and true; else a new
- * 52:54:00 MAC, and false. */
-bool vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec *earlier, size_t n,
-                        char ret[18]);
+ * no NIC on this host, on another host of the cluster or earlier has, and
+ * NULL; else a new 52:54:00 MAC, and why wanted was not kept ("" when it
+ * is NULL; else words such as "is in use on this host"). */
+const char *vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec *earlier,
+                               size_t n, char ret[18]);
 
 /* NICs (vm-nics.c), while the VM is stopped. */
 json_t *vo_vm_nics_json(VoDaemon *d, VoVm *vm);

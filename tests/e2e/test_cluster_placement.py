@@ -9,6 +9,7 @@ one sent while the dead manager still held the role."""
 
 import collections
 import json
+import subprocess
 
 from vireo_harness import BOOT_MARKER, UnixHTTPConnection, wait_until
 
@@ -181,7 +182,7 @@ def create_with_headers(via, body):
         conn.close()
 
 
-def test_placed_create_answers_its_record(cluster):
+def test_placed_create_answers_its_record(cluster, tmp_path):
     """The chosen host rewrites its record before it answers a placed
     create, from the create's own thread, and answers the record's
     revision (Vireo-Record-Revision) so the manager keeps the room reserved
@@ -221,3 +222,39 @@ def test_placed_create_answers_its_record(cluster):
         assert "Vireo-Record-Revision" in hdrs, hdrs
         placed[doc["host"]["name"]] += 1
     assert sorted(placed.values()) == [3, 3, 3], placed
+    imported_mac_is_unique_in_the_cluster(c, tmp_path)
+
+
+DOMAIN = """<domain type='kvm'><name>{name}</name><memory unit='KiB'>32768</memory>
+<vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices>
+<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{disk}'/>
+<target dev='vda' bus='virtio'/></disk>
+<interface type='network'><mac address='52:54:00:12:34:56'/><source network='x'/></interface>
+</devices></domain>"""
+
+
+def imported_mac_is_unique_in_the_cluster(c, tmp_path):
+    """The same libvirt domain imported on two hosts: the first keeps its
+    NIC's MAC, the second gets a new one (the cluster's networks span its
+    hosts: one MAC on two hosts' VMs breaks both), and says why."""
+    disk = str(tmp_path / "mac.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "1M"], check=True)
+    macs = []
+    for i, host in enumerate(c.hosts[:2]):
+        xml = tmp_path / f"mac{i}.xml"
+        xml.write_text(DOMAIN.format(name=f"mac{i}", disk=disk))
+        out = host.cli("vm", "import-libvirt", str(xml), "--network", "default")
+        macs.append((host.vm(f"mac{i}")["nics"][0]["mac"], out.stderr))
+    assert macs[0][0] == "52:54:00:12:34:56", macs
+    assert macs[1][0] != "52:54:00:12:34:56", macs
+    assert "NIC 1 gets a new MAC address (52:54:00:12:34:56 is in use on another host of " \
+        "the cluster)" in macs[1][1], macs
+    # All zeros (some exports say so for "none"): QEMU would give the NIC a
+    # default MAC of its own, the same on every VM, not the spec's.
+    xml = tmp_path / "mac2.xml"
+    xml.write_text(DOMAIN.format(name="mac2", disk=disk).replace("52:54:00:12:34:56",
+                                                                 "00:00:00:00:00:00"))
+    out = c.hosts[2].cli("vm", "import-libvirt", str(xml), "--network", "default")
+    assert "NIC 1 gets a new MAC address (00:00:00:00:00:00 is no address (all zeros))" \
+        in out.stderr, out.stderr
+    assert c.hosts[2].vm("mac2")["nics"][0]["mac"] not in ("00:00:00:00:00:00", macs[1][0])

@@ -320,6 +320,8 @@ def test_fake_history_goes_with_the_vm(tmp_path):
                      what="the first sample after the start held")
         after = metrics(d, "/v1/vms/f1")
         assert after["name"] == "f1", after
+        # Asked by its id: still its name (it said the id).
+        assert metrics(d, f"/v1/vms/{vm['id']}")["name"] == "f1"
         assert set(before) <= set(complete_points(after, "memory_configured")), (before, after)
         (faults / "stats.hold").unlink()
         # The live table: redrawn until q (here from a pipe, not a terminal).
