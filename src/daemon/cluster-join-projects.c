@@ -141,7 +141,8 @@ static int collect_doc(const char *key, const char *value, int64_t rev, void *us
 /* One attempt at one project: checked, then its documents created in
  * transactions, the first compared on the project's document (put again,
  * or the joiner's put when the cluster lacks the project). *ret_created:
- * the cluster lacked it. -ESTALE/-EEXIST on the project's document: again. */
+ * the cluster lacked it. -ESTALE: the project's document changed, again;
+ * -EEXIST: one of the copied documents is already in the cluster. */
 static int copy_once(VoStore *local, VoStore *to, const char *name, json_t *entry,
                      const ProjectDocs *p, bool *ret_created, char **ret_error)
 {
@@ -184,8 +185,10 @@ static int copy_once(VoStore *local, VoStore *to, const char *name, json_t *entr
         }
         size_t failed = 0;
         r = no ? vo_store_txn(to, cmps, nc, ops, no, NULL, &failed) : 0;
-        if ((r == -ESTALE || r == -EEXIST) && first && failed == 0)
-            break; /* the project changed since the check: again */
+        if ((r == -ESTALE || r == -EEXIST || r == -ENOENT) && first && failed == 0) {
+            r = -ESTALE; /* the project changed (or went) since the check: again */
+            break;
+        }
         if (r == -EEXIST)
             r = vo_error_set(ret_error, r, "the cluster already has a document %s",
                              cmps[failed].key);
@@ -219,13 +222,15 @@ int vo_cluster_copy_projects(VoStore *local, VoStore *to, const char *host_id,
         for (int attempt = 0; r >= 0 && attempt < COPY_ATTEMPTS; attempt++) {
             bool created = false;
             r = copy_once(local, to, name, entry, &p, &created, ret_error);
-            if (r == -ESTALE || r == -EEXIST)
+            if (r == -ESTALE) /* only the project's document: a document of
+                               * the copy already there is no race, retrying
+                               * cannot help */
                 continue;
             if (r >= 0 && created)
                 vo_strv_pushf(ret_created, "%s", name);
             break;
         }
-        if (r == -ESTALE || r == -EEXIST)
+        if (r == -ESTALE)
             r = vo_error_set(ret_error, -EAGAIN, "project '%s' keeps changing in the cluster: "
                              "try the join again", name);
         vo_strv_free(p.keys);
