@@ -140,14 +140,16 @@ static int collect_doc(const char *key, const char *value, int64_t rev, void *us
 
 /* One attempt at one project: checked, then its documents created in
  * transactions, the first compared on the project's document (put again,
- * or the joiner's put when the cluster lacks the project). *ret_created:
- * the cluster lacked it. -ESTALE: the project's document changed, again;
+ * or the joiner's put when the cluster lacks the project). *ret_created
+ * (set as soon as that first transaction committed, even when a later one
+ * then fails): the cluster lacked it. -ESTALE: the project's document changed, again;
  * -EEXIST: one of the copied documents is already in the cluster. */
 static int copy_once(VoStore *local, VoStore *to, const char *name, json_t *entry,
                      const ProjectDocs *p, bool *ret_created, char **ret_error)
 {
     VoProjectGuard guard = { 0 };
     _cleanup_free_ char *error = NULL, *own_doc = NULL;
+    bool creating = false;
     int r = check_one(to, name, entry, &guard, &error);
     if (r == -ENOENT) { /* the cluster lacks it: the joiner's document comes */
         guard.key = vo_key_project(name);
@@ -158,7 +160,7 @@ static int copy_once(VoStore *local, VoStore *to, const char *name, json_t *entr
         if (r < 0)
             error = vo_asprintf("cannot read project '%s': %s", name, strerror(-r));
         guard.doc = own_doc ? vo_strdup(own_doc) : NULL;
-        *ret_created = guard.doc != NULL;
+        creating = guard.doc != NULL;
     }
     if (r < 0) {
         vo_project_guard_clear(&guard);
@@ -178,13 +180,16 @@ static int copy_once(VoStore *local, VoStore *to, const char *name, json_t *entr
                 ops[no++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = guard.key,
                                          .value = guard.doc };
         }
-        for (; i < n && no < VO_STORE_ETCD_MAX_TXN_OPS; i++) {
+        /* Both bounded: "default" without a document has a compare and no put. */
+        for (; i < n && no < VO_STORE_ETCD_MAX_TXN_OPS && nc < VO_STORE_ETCD_MAX_TXN_OPS; i++) {
             cmps[nc++] = (VoStoreCompare){ .key = p->keys[i], .expected_rev = VO_REV_NEW };
             ops[no++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = p->keys[i],
                                      .value = p->values[i] };
         }
         size_t failed = 0;
         r = no ? vo_store_txn(to, cmps, nc, ops, no, NULL, &failed) : 0;
+        if (r >= 0 && first && creating)
+            *ret_created = true; /* committed: a later batch's failure must undo it too */
         if ((r == -ESTALE || r == -EEXIST || r == -ENOENT) && first && failed == 0) {
             r = -ESTALE; /* the project changed (or went) since the check: again */
             break;
@@ -226,7 +231,7 @@ int vo_cluster_copy_projects(VoStore *local, VoStore *to, const char *host_id,
                                * the copy already there is no race, retrying
                                * cannot help */
                 continue;
-            if (r >= 0 && created)
+            if (created)
                 vo_strv_pushf(ret_created, "%s", name);
             break;
         }

@@ -21,6 +21,20 @@ typedef struct {
     VoStore *local, *cluster;
 } Fixture;
 
+/* The cluster's store is a local one here; it refuses a transaction larger
+ * than etcd takes, as etcd does (-E2BIG). */
+static VoStoreOps etcd_sized;
+static int (*sqlite_txn)(VoStore *, const VoStoreCompare *, size_t, const VoStoreOp *, size_t,
+                         int64_t *, size_t *);
+
+static int txn_etcd_sized(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps,
+                          const VoStoreOp *ops, size_t n_ops, int64_t *ret_rev, size_t *ret_failed)
+{
+    if (n_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_ops > VO_STORE_ETCD_MAX_TXN_OPS)
+        return -E2BIG;
+    return sqlite_txn(s, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
+}
+
 static int setup(void **state)
 {
     Fixture *f = vo_malloc0(sizeof(*f));
@@ -30,8 +44,13 @@ static int setup(void **state)
         return -1;
     _cleanup_free_ char *local = vo_asprintf("%s/local.db", f->dir);
     _cleanup_free_ char *cluster = vo_asprintf("%s/cluster.db", f->dir);
-    return vo_store_open(local, &f->local) < 0 || vo_store_open(cluster, &f->cluster) < 0 ? -1
-                                                                                          : 0;
+    if (vo_store_open(local, &f->local) < 0 || vo_store_open(cluster, &f->cluster) < 0)
+        return -1;
+    etcd_sized = *f->cluster->ops;
+    sqlite_txn = etcd_sized.txn;
+    etcd_sized.txn = txn_etcd_sized;
+    f->cluster->ops = &etcd_sized;
+    return 0;
 }
 
 static int teardown(void **state)
@@ -87,11 +106,75 @@ static void copy_names_a_document_already_in_the_cluster(void **state)
                                   &object, NULL), -ENOENT);
 }
 
+/* n volumes of this host's in project (each an object and a usage
+ * document), in the local store. */
+static void seed_volumes(Fixture *f, const char *project, int n)
+{
+    for (int i = 0; i < n; i++) {
+        _cleanup_free_ char *id = vo_asprintf("default/v%03d", i);
+        VoProjectObject vol = { .kind = "volume", .scope = "h1", .id = id };
+        _cleanup_free_ char *error = NULL;
+        assert_int_equal(vo_project_object_set(f->local, &vol, project, 4096, "h1", &error), 0);
+    }
+}
+
+static int count_key(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)key, (void)value, (void)rev;
+    (*(int *)userdata)++;
+    return 0;
+}
+
+/* "default" without a document in the cluster is compared absent and not
+ * put: its first batch has one compare more than operations, which must
+ * not go past what a transaction holds (it did from 128 documents: a
+ * host with that many VMs and volumes in "default" could not join). */
+static void copy_of_default_fits_each_transaction(void **state)
+{
+    Fixture *f = *state;
+    seed_volumes(f, "default", 70); /* 140 documents */
+    char **created = NULL;
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_cluster_copy_projects(f->local, f->cluster, "h1", &created, &error), 0);
+    assert_null(created);
+    int n = 0;
+    assert_int_equal(vo_store_list(f->cluster, VO_KEY_OBJECT_PROJECTS_PREFIX, count_key, &n), 0);
+    assert_int_equal(n, 70);
+}
+
+/* A project the copy brought into the cluster is named for the undo as
+ * soon as its first transaction committed: a later batch that fails must
+ * not leave it behind, made by nobody's join. */
+static void copy_failing_in_a_later_batch_names_the_project_it_created(void **state)
+{
+    Fixture *f = *state;
+    assert_int_equal(vo_store_put(f->local, VO_KEY_PROJECTS_PREFIX "big", "{\"quotas\":{}}",
+                                  VO_REV_NEW, NULL), 0);
+    seed_volumes(f, "big", 70);
+    /* The last document copied (objects come after usage documents). */
+    assert_int_equal(vo_store_put(f->cluster, VO_KEY_OBJECT_PROJECTS_PREFIX "volume/h1/default/v069",
+                                  "{}", VO_REV_NEW, NULL), 0);
+    char **created = NULL;
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_cluster_copy_projects(f->local, f->cluster, "h1", &created, &error),
+                     -EEXIST);
+    assert_non_null(strstr(error, "default/v069"));
+    _cleanup_free_ char *doc = NULL;
+    assert_int_equal(vo_store_get(f->cluster, VO_KEY_PROJECTS_PREFIX "big", &doc, NULL), 0);
+    assert_non_null(created);
+    assert_string_equal(created[0], "big");
+    assert_null(created[1]);
+    vo_strv_free(created);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(copy_names_a_document_already_in_the_cluster, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(copy_of_default_fits_each_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(copy_failing_in_a_later_batch_names_the_project_it_created,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
