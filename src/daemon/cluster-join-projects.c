@@ -139,8 +139,8 @@ static int collect_doc(const char *key, const char *value, int64_t rev, void *us
 }
 
 /* One attempt at one project: checked, then its documents created in
- * transactions, the first compared on the project's document (put again,
- * or the joiner's put when the cluster lacks the project). *ret_created
+ * transactions, each compared on the project's document (put again, or
+ * the joiner's put when the cluster lacks the project). *ret_created
  * (set as soon as that first transaction committed, even when a later one
  * then fails): the cluster lacked it. -ESTALE: the project's document changed, again;
  * -EEXIST: one of the copied documents is already in the cluster. */
@@ -173,13 +173,14 @@ static int copy_once(VoStore *local, VoStore *to, const char *name, json_t *entr
     size_t i = 0;
     bool first = true;
     do {
+        /* Every batch is compared on the project's document and puts it
+         * again (as a create does): a create checked between two batches,
+         * on a use that lacks the later ones, cannot commit with them. */
         size_t nc = 0, no = 0;
-        if (first) {
-            cmps[nc++] = (VoStoreCompare){ .key = guard.key, .expected_rev = guard.rev };
-            if (guard.doc)
-                ops[no++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = guard.key,
-                                         .value = guard.doc };
-        }
+        cmps[nc++] = (VoStoreCompare){ .key = guard.key, .expected_rev = guard.rev };
+        if (guard.doc)
+            ops[no++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = guard.key,
+                                     .value = guard.doc };
         /* Both bounded: "default" without a document has a compare and no put. */
         for (; i < n && no < VO_STORE_ETCD_MAX_TXN_OPS && nc < VO_STORE_ETCD_MAX_TXN_OPS; i++) {
             cmps[nc++] = (VoStoreCompare){ .key = p->keys[i], .expected_rev = VO_REV_NEW };
@@ -187,14 +188,20 @@ static int copy_once(VoStore *local, VoStore *to, const char *name, json_t *entr
                                      .value = p->values[i] };
         }
         size_t failed = 0;
-        r = no ? vo_store_txn(to, cmps, nc, ops, no, NULL, &failed) : 0;
+        int64_t rev = 0;
+        r = no ? vo_store_txn(to, cmps, nc, ops, no, &rev, &failed) : 0;
         if (r >= 0 && first && creating)
             *ret_created = true; /* committed: a later batch's failure must undo it too */
+        if (r >= 0 && guard.doc)
+            guard.rev = rev; /* the document as this batch put it */
         if ((r == -ESTALE || r == -EEXIST || r == -ENOENT) && first && failed == 0) {
             r = -ESTALE; /* the project changed (or went) since the check: again */
             break;
         }
-        if (r == -EEXIST)
+        if ((r == -ESTALE || r == -EEXIST || r == -ENOENT) && failed == 0)
+            r = vo_error_set(ret_error, -EAGAIN, "project '%s' changed in the cluster during "
+                             "the copy: try the join again", name);
+        else if (r == -EEXIST)
             r = vo_error_set(ret_error, r, "the cluster already has a document %s",
                              cmps[failed].key);
         else if (r < 0)

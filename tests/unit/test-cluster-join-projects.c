@@ -27,12 +27,22 @@ static VoStoreOps etcd_sized;
 static int (*sqlite_txn)(VoStore *, const VoStoreCompare *, size_t, const VoStoreOp *, size_t,
                          int64_t *, size_t *);
 
+/* Called once after the next transaction that commits (then cleared): a
+ * change by another host between two of the copy's transactions. */
+static void (*after_commit)(VoStore *s);
+
 static int txn_etcd_sized(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps,
                           const VoStoreOp *ops, size_t n_ops, int64_t *ret_rev, size_t *ret_failed)
 {
     if (n_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_ops > VO_STORE_ETCD_MAX_TXN_OPS)
         return -E2BIG;
-    return sqlite_txn(s, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
+    int r = sqlite_txn(s, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
+    void (*hook)(VoStore *) = after_commit;
+    if (r >= 0 && hook) {
+        after_commit = NULL;
+        hook(s);
+    }
+    return r;
 }
 
 static int setup(void **state)
@@ -167,6 +177,41 @@ static void copy_failing_in_a_later_batch_names_the_project_it_created(void **st
     vo_strv_free(created);
 }
 
+/* A create in the project on another host, between the copy's batches:
+ * it read the project's use without the later batches. */
+static void create_in_big(VoStore *s)
+{
+    assert_int_equal(vo_store_put(s, VO_KEY_PROJECTS_PREFIX "big", "{\"quotas\":{}}",
+                                  VO_REV_ANY, NULL), 0);
+    assert_int_equal(vo_store_put(s, "cluster/project-usage/big/vm:other", "{}", VO_REV_NEW,
+                                  NULL), 0);
+}
+
+/* Every batch of a project's copy is compared on the project's document,
+ * not only the first: a create committed between two batches (checked on
+ * the use the earlier ones left) stops the copy, else the rest would
+ * commit past the quota that create checked. */
+static void copy_stops_when_the_project_changes_between_batches(void **state)
+{
+    Fixture *f = *state;
+    assert_int_equal(vo_store_put(f->cluster, VO_KEY_PROJECTS_PREFIX "big", "{\"quotas\":{}}",
+                                  VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(f->local, VO_KEY_PROJECTS_PREFIX "big", "{\"quotas\":{}}",
+                                  VO_REV_NEW, NULL), 0);
+    seed_volumes(f, "big", 70);
+    after_commit = create_in_big;
+    char **created = NULL;
+    _cleanup_free_ char *error = NULL;
+    int r = vo_cluster_copy_projects(f->local, f->cluster, "h1", &created, &error);
+    after_commit = NULL;
+    assert_int_equal(r, -EAGAIN);
+    assert_non_null(strstr(error, "project 'big' changed"));
+    _cleanup_free_ char *last = NULL;
+    assert_int_equal(vo_store_get(f->cluster, VO_KEY_OBJECT_PROJECTS_PREFIX "volume/h1/default/v069",
+                                  &last, NULL), -ENOENT);
+    assert_null(created);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +220,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(copy_of_default_fits_each_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(copy_failing_in_a_later_batch_names_the_project_it_created,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(copy_stops_when_the_project_changes_between_batches, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
