@@ -75,6 +75,13 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A project without quotas, in store s. */
+static void put_project(VoStore *s, const char *name)
+{
+    _cleanup_free_ char *key = vo_asprintf(VO_KEY_PROJECTS_PREFIX "%s", name);
+    assert_int_equal(vo_store_put(s, key, "{\"quotas\":{}}", VO_REV_NEW, NULL), 0);
+}
+
 static int first_key(const char *key, const char *value, int64_t rev, void *userdata)
 {
     (void)value, (void)rev;
@@ -92,10 +99,8 @@ static int first_key(const char *key, const char *value, int64_t rev, void *user
 static void copy_names_a_document_already_in_the_cluster(void **state)
 {
     Fixture *f = *state;
-    assert_int_equal(vo_store_put(f->local, VO_KEY_PROJECTS_PREFIX "p", "{\"quotas\":{}}",
-                                  VO_REV_NEW, NULL), 0);
-    assert_int_equal(vo_store_put(f->cluster, VO_KEY_PROJECTS_PREFIX "p", "{\"quotas\":{}}",
-                                  VO_REV_NEW, NULL), 0);
+    put_project(f->local, "p");
+    put_project(f->cluster, "p");
     VoProjectObject vol = { .kind = "volume", .scope = "h1", .id = "default/v1" };
     _cleanup_free_ char *error = NULL;
     assert_int_equal(vo_project_object_set(f->local, &vol, "p", 4096, "h1", &error), 0);
@@ -158,8 +163,7 @@ static void copy_of_default_fits_each_transaction(void **state)
 static void copy_failing_in_a_later_batch_names_the_project_it_created(void **state)
 {
     Fixture *f = *state;
-    assert_int_equal(vo_store_put(f->local, VO_KEY_PROJECTS_PREFIX "big", "{\"quotas\":{}}",
-                                  VO_REV_NEW, NULL), 0);
+    put_project(f->local, "big");
     seed_volumes(f, "big", 70);
     /* The last document copied (objects come after usage documents). */
     assert_int_equal(vo_store_put(f->cluster, VO_KEY_OBJECT_PROJECTS_PREFIX "volume/h1/default/v069",
@@ -194,10 +198,8 @@ static void create_in_big(VoStore *s)
 static void copy_stops_when_the_project_changes_between_batches(void **state)
 {
     Fixture *f = *state;
-    assert_int_equal(vo_store_put(f->cluster, VO_KEY_PROJECTS_PREFIX "big", "{\"quotas\":{}}",
-                                  VO_REV_NEW, NULL), 0);
-    assert_int_equal(vo_store_put(f->local, VO_KEY_PROJECTS_PREFIX "big", "{\"quotas\":{}}",
-                                  VO_REV_NEW, NULL), 0);
+    put_project(f->cluster, "big");
+    put_project(f->local, "big");
     seed_volumes(f, "big", 70);
     after_commit = create_in_big;
     char **created = NULL;
