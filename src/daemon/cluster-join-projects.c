@@ -139,14 +139,17 @@ static int collect_doc(const char *key, const char *value, int64_t rev, void *us
 }
 
 /* One attempt at one project: checked, then its documents created in
- * transactions, the first compared on the project's document (put again,
- * or the joiner's put when the cluster lacks the project). *ret_created:
- * the cluster lacked it. -ESTALE/-EEXIST on the project's document: again. */
+ * transactions, each compared on the project's document (put again, or
+ * the joiner's put when the cluster lacks the project). *ret_created
+ * (set as soon as that first transaction committed, even when a later one
+ * then fails): the cluster lacked it. -ESTALE: the project's document changed, again;
+ * -EEXIST: one of the copied documents is already in the cluster. */
 static int copy_once(VoStore *local, VoStore *to, const char *name, json_t *entry,
                      const ProjectDocs *p, bool *ret_created, char **ret_error)
 {
     VoProjectGuard guard = { 0 };
     _cleanup_free_ char *error = NULL, *own_doc = NULL;
+    bool creating = false;
     int r = check_one(to, name, entry, &guard, &error);
     if (r == -ENOENT) { /* the cluster lacks it: the joiner's document comes */
         guard.key = vo_key_project(name);
@@ -157,7 +160,7 @@ static int copy_once(VoStore *local, VoStore *to, const char *name, json_t *entr
         if (r < 0)
             error = vo_asprintf("cannot read project '%s': %s", name, strerror(-r));
         guard.doc = own_doc ? vo_strdup(own_doc) : NULL;
-        *ret_created = guard.doc != NULL;
+        creating = guard.doc != NULL;
     }
     if (r < 0) {
         vo_project_guard_clear(&guard);
@@ -170,23 +173,35 @@ static int copy_once(VoStore *local, VoStore *to, const char *name, json_t *entr
     size_t i = 0;
     bool first = true;
     do {
+        /* Every batch is compared on the project's document and puts it
+         * again (as a create does): a create checked between two batches,
+         * on a use that lacks the later ones, cannot commit with them. */
         size_t nc = 0, no = 0;
-        if (first) {
-            cmps[nc++] = (VoStoreCompare){ .key = guard.key, .expected_rev = guard.rev };
-            if (guard.doc)
-                ops[no++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = guard.key,
-                                         .value = guard.doc };
-        }
-        for (; i < n && no < VO_STORE_ETCD_MAX_TXN_OPS; i++) {
+        cmps[nc++] = (VoStoreCompare){ .key = guard.key, .expected_rev = guard.rev };
+        if (guard.doc)
+            ops[no++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = guard.key,
+                                     .value = guard.doc };
+        /* Both bounded: "default" without a document has a compare and no put. */
+        for (; i < n && no < VO_STORE_ETCD_MAX_TXN_OPS && nc < VO_STORE_ETCD_MAX_TXN_OPS; i++) {
             cmps[nc++] = (VoStoreCompare){ .key = p->keys[i], .expected_rev = VO_REV_NEW };
             ops[no++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = p->keys[i],
                                      .value = p->values[i] };
         }
         size_t failed = 0;
-        r = no ? vo_store_txn(to, cmps, nc, ops, no, NULL, &failed) : 0;
-        if ((r == -ESTALE || r == -EEXIST) && first && failed == 0)
-            break; /* the project changed since the check: again */
-        if (r == -EEXIST)
+        int64_t rev = 0;
+        r = no ? vo_store_txn(to, cmps, nc, ops, no, &rev, &failed) : 0;
+        if (r >= 0 && first && creating)
+            *ret_created = true; /* committed: a later batch's failure must undo it too */
+        if (r >= 0 && guard.doc)
+            guard.rev = rev; /* the document as this batch put it */
+        if ((r == -ESTALE || r == -EEXIST || r == -ENOENT) && first && failed == 0) {
+            r = -ESTALE; /* the project changed (or went) since the check: again */
+            break;
+        }
+        if ((r == -ESTALE || r == -EEXIST || r == -ENOENT) && failed == 0)
+            r = vo_error_set(ret_error, -EAGAIN, "project '%s' changed in the cluster during "
+                             "the copy: try the join again", name);
+        else if (r == -EEXIST)
             r = vo_error_set(ret_error, r, "the cluster already has a document %s",
                              cmps[failed].key);
         else if (r < 0)
@@ -219,13 +234,15 @@ int vo_cluster_copy_projects(VoStore *local, VoStore *to, const char *host_id,
         for (int attempt = 0; r >= 0 && attempt < COPY_ATTEMPTS; attempt++) {
             bool created = false;
             r = copy_once(local, to, name, entry, &p, &created, ret_error);
-            if (r == -ESTALE || r == -EEXIST)
+            if (r == -ESTALE) /* only the project's document: a document of
+                               * the copy already there is no race, retrying
+                               * cannot help */
                 continue;
-            if (r >= 0 && created)
+            if (created)
                 vo_strv_pushf(ret_created, "%s", name);
             break;
         }
-        if (r == -ESTALE || r == -EEXIST)
+        if (r == -ESTALE)
             r = vo_error_set(ret_error, -EAGAIN, "project '%s' keeps changing in the cluster: "
                              "try the join again", name);
         vo_strv_free(p.keys);

@@ -309,8 +309,15 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
         (r = vo_store_list(raw, "cluster/ipam/", collect_ipam, &shared)) < 0)
         goto read_failed;
 
-    size_t n_total_cmps = own.n + shared.n + 3 + (2 + VO_PROJECT_OBJECT_CARRY_CMPS) * n_vols;
-    size_t n_total_ops = 2 * own.n + shared.n + (2 + VO_PROJECT_OBJECT_CARRY_OPS) * n_vols;
+    /* Only the volumes in a project carry documents: one of none must not
+     * make a move that fitted before no longer fit in a transaction. */
+    size_t n_carried = 0;
+    for (size_t i = 0; i < n_vols; i++)
+        n_carried += carries[i].found;
+    size_t n_total_cmps = own.n + shared.n + 3 + 2 * n_vols +
+                          VO_PROJECT_OBJECT_CARRY_CMPS * n_carried;
+    size_t n_total_ops = 2 * own.n + shared.n + 2 * n_vols +
+                         VO_PROJECT_OBJECT_CARRY_OPS * n_carried;
     if (n_total_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_total_ops > VO_STORE_ETCD_MAX_TXN_OPS) {
         r = vo_error_set(ret_error, -E2BIG, "the VM has %zu documents to move, more than one "
                          "transaction holds (%d writes)", own.n + shared.n,

@@ -692,6 +692,47 @@ static void move_carries_the_volumes_projects(void **state)
     free(project);
 }
 
+/* Volumes of no project carry no project documents, so they take no room
+ * in the move's transaction: a VM with many documents and local volumes
+ * that fitted in one transaction before projects moved with it still does
+ * (it used to count four more operations per volume, in a project or not,
+ * and refused such a VM's migration with -E2BIG). */
+static void move_counts_only_carried_project_documents(void **state)
+{
+    (void)state;
+    enum { SNAPSHOTS = 45, VOLUMES = 8 }; /* 2 * 46 + 2 * 8 + shared <= 128 < that + 4 * 8 */
+    put("cluster/hosts/e-b", "{\"state\":\"online\"}");
+    json_t *disks = json_array();
+    VoVolumeMove vols[VOLUMES];
+    char *names[2 * VOLUMES];
+    for (int i = 0; i < VOLUMES; i++) {
+        names[2 * i] = vo_asprintf("default/e-disk%d", i);
+        names[2 * i + 1] = vo_asprintf("fast/e-disk%d", i);
+        vols[i] = (VoVolumeMove){ .from = names[2 * i], .to = names[2 * i + 1] };
+        json_array_append_new(disks, json_pack("{s:s, s:i}", "volume", names[2 * i], "slot", i));
+        _cleanup_free_ char *key = vo_asprintf("h/e-a/volumes/%s", names[2 * i]);
+        _cleanup_free_ char *doc = vo_asprintf("{\"pool\":\"default\",\"name\":\"e-disk%d\"}", i);
+        put(key, doc);
+    }
+    json_t *vm = json_pack("{s:{s:s, s:s, s:o}, s:{}}", "spec", "id", VM, "name", "ev", "disks",
+                           disks, "status");
+    _cleanup_free_ char *vm_text = json_dumps(vm, JSON_COMPACT);
+    json_decref(vm);
+    put("h/e-a/vms/" VM, vm_text);
+    for (int i = 0; i < SNAPSHOTS; i++) {
+        _cleanup_free_ char *key = vo_asprintf("h/e-a/snapshots/" VM "/s%d", i);
+        put(key, "{}");
+    }
+    _cleanup_free_ char *error = NULL;
+    int64_t new_rev = 0;
+    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "e-a", "e-b", 0, vols, VOLUMES, &new_rev,
+                                            &error), 0);
+    _cleanup_free_ char *moved = get("h/e-b/vms/" VM);
+    assert_non_null(moved);
+    for (int i = 0; i < 2 * VOLUMES; i++)
+        free(names[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest pure[] = { cmocka_unit_test(args_are_parsed_and_checked),
@@ -717,6 +758,7 @@ int main(void)
         cmocka_unit_test(settle_tells_moved_from_fenced),
         cmocka_unit_test(move_takes_local_volumes_along),
         cmocka_unit_test(move_carries_the_volumes_projects),
+        cmocka_unit_test(move_counts_only_carried_project_documents),
     };
     failed += cmocka_run_group_tests_name("vm-move", tests, NULL, NULL);
     stop_etcd();
