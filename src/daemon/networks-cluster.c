@@ -707,14 +707,17 @@ static void update_fdbs(VoDaemon *d)
     json_decref(records);
 }
 
-/* This host's networks follow the cluster's definitions. 0, or -errno
- * when the definitions could not be read. */
+/* This host's networks follow the cluster's definitions. 0, -errno when
+ * the definitions could not be read, or -EAGAIN when a network could not be
+ * made or taken down here (the follower then tries again after the short
+ * period, not the watch's long recheck). */
 static int reconcile(VoDaemon *d)
 {
     json_t *defs = NULL;
     int r = list_docs(d->store, NETWORKS_PREFIX, &defs);
     if (r < 0)
         return r;
+    bool failed = false; /* a network not made or not taken down: tried again soon */
     size_t i;
     json_t *def;
     json_array_foreach(defs, i, def) {
@@ -752,6 +755,7 @@ static int reconcile(VoDaemon *d)
         if (r >= 0)
             r = vo_network_adopt(d, TAKE_PTR(spec), &error);
         vo_net_spec_free(spec);
+        failed = failed || r < 0;
         if (r < 0 && !in_strv(follow.warned, name)) {
             log_error("network %s: the cluster's network cannot be made on this host: %s", name,
                       error ? error : strerror(-r));
@@ -774,13 +778,15 @@ static int reconcile(VoDaemon *d)
     for (size_t k = 0; gone && gone[k]; k++) {
         _cleanup_free_ char *error = NULL;
         log_info("network %s: deleted in the cluster; taking it down here", gone[k]);
-        if (vo_network_drop(d, gone[k], &error) < 0)
+        if (vo_network_drop(d, gone[k], &error) < 0) {
             log_warn("network %s: %s", gone[k], error);
+            failed = true;
+        }
     }
     vo_strv_free(gone);
     update_fdbs(d);
     vo_networks_refresh_hosts(d);
-    return 0;
+    return failed ? -EAGAIN : 0;
 }
 
 static bool relevant(const char *key)
