@@ -74,6 +74,12 @@ def shell(h, name, line, timeout=120):
         proc.stdin.flush()
         wait_until(lambda: printed_since(h, name, mark, SHELL), timeout,
                    what=f"the shell's answer to {line!r}")
+    except TimeoutError:
+        # The raw bytes (escape sequences and all): once in a clean make
+        # check a dmpstore's output ended mid-line before a prompt and the
+        # next command got none; the text without escapes did not say why.
+        print(f"console of {name} since the mark (raw):\n{console_since(h, name, mark)[-3000:]!r}")
+        raise
     finally:
         console_detach(proc)
 
@@ -96,7 +102,8 @@ def listed(h, name, want=frozenset({"VireoBefore", "VireoDuring"})):
         seen |= set(re.findall(r"Variable NV\+RT\+BS '[0-9A-Fa-f-]+:(Vireo\w+)'", text))
         if want <= seen:
             break
-        print(f"dmpstore on {name} listed {sorted(seen)} of {sorted(want)}; console:\n{text[-2000:]}")
+        print(f"dmpstore on {name} listed {sorted(seen)} of {sorted(want)}; console:\n{text[-2000:]}"
+              f"\nraw:\n{console_since(h, name, mark)[-3000:]!r}")
     return seen
 
 
