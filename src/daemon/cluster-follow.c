@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 
+#include "util/util.h"
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* the list */
 static VoClusterFollower *followers;
 static atomic_bool live; /* a watch is open and was opened after every follower's mark */
@@ -29,6 +31,12 @@ bool vo_cluster_follow_unchanged(VoClusterFollower *f, uint64_t mark)
     /* live first: an opening bumps the counters before it sets live, so a
      * mark taken before the opening never passes. */
     return atomic_load(&live) && atomic_load(&f->changes) == mark;
+}
+
+bool vo_cluster_follow_keep(VoClusterFollower *f, uint64_t mark, int64_t at_ms)
+{
+    return at_ms && vo_cluster_follow_unchanged(f, mark) &&
+           vo_now_ms() - at_ms < VO_CLUSTER_FOLLOW_RECHECK_MS;
 }
 
 static void bump(VoClusterFollower *f)

@@ -45,6 +45,9 @@ void vo_cluster_follow_add(VoClusterFollower *f);
 uint64_t vo_cluster_follow_mark(VoClusterFollower *f);
 /* Whether what was read after `mark` is still current (see above). */
 bool vo_cluster_follow_unchanged(VoClusterFollower *f, uint64_t mark);
+/* Whether a copy read at at_ms (vo_now_ms(); 0: none kept) after `mark`
+ * may be used again: unchanged, and younger than the safety recheck. */
+bool vo_cluster_follow_keep(VoClusterFollower *f, uint64_t mark, int64_t at_ms);
 
 /* For the watch's holder (pool-watch.c). */
 void vo_cluster_follow_opened(void);

@@ -33,11 +33,6 @@ static int collect_project_name(const char *key, const char *value, int64_t rev,
     return 0;
 }
 
-static json_t *usage_json(const VoQuota *q)
-{
-    return vo_quota_to_json(q, 0);
-}
-
 int vo_cluster_join_projects(VoStore *local, json_t **ret)
 {
     json_t *names = json_object();
@@ -50,7 +45,7 @@ int vo_cluster_join_projects(VoStore *local, json_t **ret)
     json_object_foreach(names, name, unused) {
         VoProjectUsage u = { 0 };
         if (r >= 0 && (r = vo_project_usage_read(local, name, &u)) >= 0)
-            json_object_set_new(projects, name, json_pack("{s:o}", "usage", usage_json(&u.used)));
+            json_object_set_new(projects, name, json_pack("{s:o}", "usage", vo_quota_to_json(&u.used, 0)));
     }
     json_decref(names);
     if (r < 0) {
@@ -102,26 +97,19 @@ void vo_cluster_admit_projects(VoStore *cluster, json_t *projects, char ***colli
 
 typedef struct {
     const char *project;
-    const char *host_id;
     char **keys, **values; /* strv, the same length */
 } ProjectDocs;
 
 /* The joiner's documents of one project: its usage documents, and its
- * objects' documents (cluster/object-projects/<kind>/<host>/...). */
+ * objects' documents (listed under cluster/object-projects/<kind>/<host>/:
+ * only this host's own objects; a standalone host has no others). */
 static int collect_object_doc(const char *key, const char *value, int64_t rev, void *userdata)
 {
     (void)rev;
     ProjectDocs *p = userdata;
     json_t *doc = json_loads(value, 0, NULL);
     const char *project = json_string_value(json_object_get(doc, "project"));
-    /* Only this host's own objects: a standalone host has no others. */
-    _cleanup_free_ char *volumes = vo_asprintf(VO_KEY_OBJECT_PROJECTS_PREFIX "volume/%s/",
-                                               p->host_id);
-    _cleanup_free_ char *networks = vo_asprintf(VO_KEY_OBJECT_PROJECTS_PREFIX "network/%s/",
-                                                p->host_id);
-    bool own = !strncmp(key, volumes, strlen(volumes)) ||
-               !strncmp(key, networks, strlen(networks));
-    if (own && project && !strcmp(project, p->project)) {
+    if (project && !strcmp(project, p->project)) {
         vo_strv_pushf(&p->keys, "%s", key);
         vo_strv_pushf(&p->values, "%s", value);
     }
@@ -225,10 +213,15 @@ int vo_cluster_copy_projects(VoStore *local, VoStore *to, const char *host_id,
     const char *name;
     json_t *entry;
     json_object_foreach(projects, name, entry) {
-        ProjectDocs p = { .project = name, .host_id = host_id };
+        ProjectDocs p = { .project = name };
         _cleanup_free_ char *usage = vo_key_project_usage_prefix(name);
-        if ((r = vo_store_list(local, usage, collect_doc, &p)) >= 0)
-            r = vo_store_list(local, VO_KEY_OBJECT_PROJECTS_PREFIX, collect_object_doc, &p);
+        _cleanup_free_ char *volumes = vo_asprintf(VO_KEY_OBJECT_PROJECTS_PREFIX "volume/%s/",
+                                                   host_id);
+        _cleanup_free_ char *networks = vo_asprintf(VO_KEY_OBJECT_PROJECTS_PREFIX "network/%s/",
+                                                    host_id);
+        if ((r = vo_store_list(local, usage, collect_doc, &p)) >= 0 &&
+            (r = vo_store_list(local, volumes, collect_object_doc, &p)) >= 0)
+            r = vo_store_list(local, networks, collect_object_doc, &p);
         if (r < 0)
             r = vo_error_set(ret_error, r, "cannot read project '%s': %s", name, strerror(-r));
         for (int attempt = 0; r >= 0 && attempt < COPY_ATTEMPTS; attempt++) {

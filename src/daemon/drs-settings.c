@@ -74,10 +74,8 @@ static struct {
 int vo_drs_settings_followed(VoDaemon *d, VoDrsSettings *ret)
 {
     vo_cluster_follow_add(&follower);
-    bool fresh = kept.at && !atomic_exchange(&set_here, false) &&
-                 vo_cluster_follow_unchanged(&follower, kept.mark) &&
-                 vo_now_ms() - kept.at < VO_CLUSTER_FOLLOW_RECHECK_MS;
-    if (fresh) {
+    bool set = atomic_exchange(&set_here, false);
+    if (!set && vo_cluster_follow_keep(&follower, kept.mark, kept.at)) {
         *ret = kept.s;
         return 0;
     }

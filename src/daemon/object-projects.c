@@ -35,6 +35,12 @@ static VoProjectObject volume_object(VoDaemon *d, const char *key, char *buf, si
     return (VoProjectObject){ .kind = "volume", .scope = vo_volume_scope(d, buf), .id = key };
 }
 
+/* The object of network name. */
+static VoProjectObject network_object(VoDaemon *d, const char *name)
+{
+    return (VoProjectObject){ .kind = "network", .scope = vo_network_scope(d, name), .id = name };
+}
+
 int vo_volume_project(VoDaemon *d, const char *key, char **ret_project, int64_t *ret_disk_bytes)
 {
     char pool[VO_NAME_MAX + 1];
@@ -44,7 +50,7 @@ int vo_volume_project(VoDaemon *d, const char *key, char **ret_project, int64_t 
 
 int vo_network_project(VoDaemon *d, const char *name, char **ret_project)
 {
-    VoProjectObject o = { .kind = "network", .scope = vo_network_scope(d, name), .id = name };
+    VoProjectObject o = network_object(d, name);
     return vo_project_object_get(d->store, &o, ret_project, NULL);
 }
 
@@ -59,7 +65,7 @@ int vo_volume_project_set(VoDaemon *d, const char *key, const char *project, int
 int vo_network_project_set(VoDaemon *d, const char *name, const char *project,
                            char **ret_error)
 {
-    VoProjectObject o = { .kind = "network", .scope = vo_network_scope(d, name), .id = name };
+    VoProjectObject o = network_object(d, name);
     return vo_project_object_set(d->store, &o, project, 0, d->host_id, ret_error);
 }
 
@@ -86,12 +92,12 @@ int vo_volume_project_seen(VoDaemon *d, const char *key, char **ret_project)
 static int add_projects(VoDaemon *d, json_t *list, const char *kind, const char *only)
 {
     json_t *cache = json_object();
+    bool volume = !strcmp(kind, "volume");
     int r = 0;
     for (size_t i = 0; i < json_array_size(list);) {
         json_t *item = json_array_get(list, i);
         const char *name = json_string_value(json_object_get(item, "name"));
         const char *pool = json_string_value(json_object_get(item, "pool"));
-        bool volume = !strcmp(kind, "volume");
         if (!name || (volume && !pool)) {
             i++;
             continue;
@@ -199,9 +205,7 @@ int vo_vm_object_allowed(VoDaemon *d, const char *vm_name, const char *project, 
 static VoProjectObject object_of(VoDaemon *d, bool volume, const char *object, char *buf,
                                  size_t size)
 {
-    return volume ? volume_object(d, object, buf, size)
-                  : (VoProjectObject){ .kind = "network", .scope = vo_network_scope(d, object),
-                                       .id = object };
+    return volume ? volume_object(d, object, buf, size) : network_object(d, object);
 }
 
 static int object_allowed(VoDaemon *d, const char *vm_name, const char *project, bool volume,

@@ -571,10 +571,8 @@ static int read_schedules(VoDaemon *d, bool use_kept, SchedList *ret, const Sche
 {
     if (use_kept) {
         vo_cluster_follow_add(&follower);
-        bool fresh = kept.at && !atomic_exchange(&changed_here, false) &&
-                     vo_cluster_follow_unchanged(&follower, kept.mark) &&
-                     vo_now_ms() - kept.at < VO_CLUSTER_FOLLOW_RECHECK_MS;
-        if (!fresh) {
+        bool changed = atomic_exchange(&changed_here, false);
+        if (changed || !vo_cluster_follow_keep(&follower, kept.mark, kept.at)) {
             kept_clear();
             kept.mark = vo_cluster_follow_mark(&follower);
             int r = vo_store_list(d->store, VO_SCHEDULES_PREFIX, collect_sched, &kept.list);
