@@ -77,23 +77,43 @@ run_pytest() {
         VIREO_ASAN_BUILD="$(absolute "$ASAN_BUILD")" VIREO_TSAN_BUILD="$(absolute "$TSAN_BUILD")" \
         /usr/bin/python3 -m pytest -v -p no:cacheprovider "$@"
 }
-# The guests' CPU weight. Every QEMU of every run is in a cgroup under
-# vireo/ (vireod's --cgroup-root), and that whole tree weighs what one
-# process (one session's autogroup) does: on cgroup v1, at make check's
-# load, the guests of six runs got a sixth of the machine or less, and a
-# TCG guest took 160-180 s to boot, past the tests' bounds (docs/
-# benchmarks.md, "test_drs under load"). The tests' control plane (vireod,
-# etcd, the fence, pytest) mostly sleeps and keeps its short wake-ups; the
-# guests get four processes' weight. Best effort: a host without the cpu
-# controller runs as before.
+# CPU weights. Every QEMU of every run is in a cgroup under vireo/
+# (vireod's --cgroup-root), and that whole tree weighs what one process
+# (one session's autogroup) does: on cgroup v1, with other sessions busy,
+# the guests of six runs got a sixth of the machine or less, and a TCG
+# guest took 160-180 s to boot, past the tests' bounds (docs/
+# benchmarks.md, "test_drs under load"). So the guests get four processes'
+# weight. The tests' control plane (vireod, etcd, the fence, pytest, and
+# the unit tests and fuzzers beside them) gets as much, in a cgroup of its
+# own: with the guests alone weighted, it had a fifth of the machine, and a
+# vireod that did not read a QEMU's console for a second made OVMF drop
+# its serial output (a 16550 sends a byte at a time: 278 unread bytes fill
+# the socket) and its shell quit (test_uefi_migrate). Best effort: a host
+# without the cpu controller runs as before.
+check_cgroup=
 if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then
     mkdir -p /sys/fs/cgroup/cpu/vireo && echo 4096 >/sys/fs/cgroup/cpu/vireo/cpu.shares ||
         echo "check: cannot weigh the guests' cgroup (cgroup v1 cpu)"
+    mkdir -p /sys/fs/cgroup/cpu/vireo-check && echo 4096 >/sys/fs/cgroup/cpu/vireo-check/cpu.shares &&
+        echo $$ >/sys/fs/cgroup/cpu/vireo-check/cgroup.procs && check_cgroup=/sys/fs/cgroup/cpu ||
+        echo "check: cannot weigh the tests' cgroup (cgroup v1 cpu)"
 elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then
     { echo +cpu >/sys/fs/cgroup/cgroup.subtree_control && mkdir -p /sys/fs/cgroup/vireo &&
         echo 400 >/sys/fs/cgroup/vireo/cpu.weight; } 2>/dev/null ||
         echo "check: cannot weigh the guests' cgroup (cgroup v2 cpu)"
+    { mkdir -p /sys/fs/cgroup/vireo-check && echo 400 >/sys/fs/cgroup/vireo-check/cpu.weight &&
+        echo $$ >/sys/fs/cgroup/vireo-check/cgroup.procs && check_cgroup=/sys/fs/cgroup; } 2>/dev/null ||
+        echo "check: cannot weigh the tests' cgroup (cgroup v2 cpu)"
 fi
+# The tests' cgroup goes when the check ends (what a killed run leaves in
+# it keeps it).
+leave_check_cgroup() {
+    [ -n "$check_cgroup" ] || return 0
+    echo $$ >"$check_cgroup/cgroup.procs" 2>/dev/null
+    rmdir "$check_cgroup/vireo-check" 2>/dev/null
+    return 0
+}
+trap leave_check_cgroup EXIT
 cluster_pids=()
 run_pytest --junitxml="$junit" "${ignore[@]}" tests/e2e >"$BUILD/pytest-main.log" 2>&1 &
 main_pid=$!
@@ -107,7 +127,8 @@ for group in A B C D E; do
 done
 
 echo "== unit tests (ASan/UBSan) =="
-meson test -C "$ASAN_BUILD" --print-errorlogs --num-processes 4 # most wait on etcd and sockets
+# niced: within the tests' cgroup they yield to the system tests' vireods.
+nice -n 5 meson test -C "$ASAN_BUILD" --print-errorlogs --num-processes 4 # most wait on etcd and sockets
 unit_json="$ASAN_BUILD/meson-logs/testlog.json"
 if [ -f "$unit_json" ]; then
     read -r up uf < <(python3 - "$unit_json" <<'PY'
@@ -140,7 +161,7 @@ for src in tests/fuzz/fuzz-*.c; do
     exe="$FUZZ_BUILD/tests/fuzz/$name"
     seeds="tests/fuzz/corpus/${name#fuzz-}"
     mkdir -p "$fuzz_tmp/$name"
-    if [ -x "$exe" ] && "$exe" -runs="$FUZZ_RUNS" -max_total_time="$FUZZ_MAX_SECONDS" -seed=1 -timeout=30 -rss_limit_mb=2048 \
+    if [ -x "$exe" ] && nice -n 5 "$exe" -runs="$FUZZ_RUNS" -max_total_time="$FUZZ_MAX_SECONDS" -seed=1 -timeout=30 -rss_limit_mb=2048 \
             -print_final_stats=1 -artifact_prefix="$FUZZ_BUILD/check-artifacts/$name-" \
             "$fuzz_tmp/$name" "$seeds" </dev/null >"$fuzz_tmp/$name.log" 2>&1; then
         echo "$name: ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$fuzz_tmp/$name.log" | grep -o '[0-9]*$') runs)"

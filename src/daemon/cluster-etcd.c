@@ -177,7 +177,7 @@ static void on_timer(int fd, uint32_t events, void *userdata)
     VoClusterEtcd *e = userdata;
     uint64_t n;
     (void)!read(fd, &n, sizeof(n));
-    vo_loop_remove_fd(e->d->loop, fd);
+    vo_loop_remove_fd(e->d->loop, fd, e);
     close(fd);
     e->timerfd = -1;
     int r = spawn(e);
@@ -191,7 +191,7 @@ static void on_timer(int fd, uint32_t events, void *userdata)
 static void on_exit_fd(int fd, uint32_t events, void *userdata)
 {
     VoClusterEtcd *e = userdata;
-    vo_loop_remove_fd(e->d->loop, fd);
+    vo_loop_remove_fd(e->d->loop, fd, e);
     siginfo_t si = { 0 };
     (void)waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
     close(fd);
@@ -226,10 +226,10 @@ void vo_cluster_etcd_supervise(VoClusterEtcd *e, VoDaemon *d)
 static void unwatch(VoClusterEtcd *e)
 {
     if (e->watched && e->pidfd >= 0)
-        vo_loop_remove_fd(e->d->loop, e->pidfd);
+        vo_loop_remove_fd(e->d->loop, e->pidfd, e);
     if (e->timerfd >= 0) {
         if (e->watched)
-            vo_loop_remove_fd(e->d->loop, e->timerfd);
+            vo_loop_remove_fd(e->d->loop, e->timerfd, e);
         close(e->timerfd);
         e->timerfd = -1;
     }

@@ -110,10 +110,10 @@ static void append_log(VoConsole *c, const char *buf, size_t len)
 static void update_events(VoConsole *c)
 {
     if (c->fd_watched)
-        (void)vo_loop_set_events(c->loop, c->fd, EPOLLIN | (c->in.len ? EPOLLOUT : 0));
+        (void)vo_loop_set_events(c->loop, c->fd, c, EPOLLIN | (c->in.len ? EPOLLOUT : 0));
     bool room = c->in.len < CONSOLE_IN_MAX;
     for (Client *cl = c->clients; cl; cl = cl->next)
-        (void)vo_loop_set_events(c->loop, cl->fd,
+        (void)vo_loop_set_events(c->loop, cl->fd, cl,
                                  EPOLLRDHUP | (room ? EPOLLIN : 0) | (cl->out.len ? EPOLLOUT : 0));
 }
 
@@ -125,7 +125,7 @@ static void client_close(Client *cl)
             *p = cl->next;
             break;
         }
-    vo_loop_remove_fd(c->loop, cl->fd);
+    vo_loop_remove_fd(c->loop, cl->fd, cl);
     if (cl->on_closed)
         cl->on_closed(cl->userdata); /* owns and closes the fd */
     free(cl->out.data);
@@ -188,7 +188,7 @@ static void on_console_event(int fd, uint32_t events, void *userdata)
         return;
     if (n <= 0) {
         /* QEMU went away; the VM's exit handler frees the console. */
-        vo_loop_remove_fd(c->loop, c->fd);
+        vo_loop_remove_fd(c->loop, c->fd, c);
         c->fd_watched = false;
         return;
     }
@@ -201,7 +201,7 @@ static void on_console_event(int fd, uint32_t events, void *userdata)
         if (was_idle)
             (void)buf_flush(&cl->out, cl->fd); /* errors: its EPOLLRDHUP closes it */
         if (was_idle != (cl->out.len == 0))
-            (void)vo_loop_set_events(c->loop, cl->fd,
+            (void)vo_loop_set_events(c->loop, cl->fd, cl,
                                      EPOLLRDHUP | (c->in.len < CONSOLE_IN_MAX ? EPOLLIN : 0) |
                                          (cl->out.len ? EPOLLOUT : 0));
     }
@@ -228,7 +228,7 @@ void vo_console_free(VoConsole *c)
         return;
     while (c->clients)
         client_close(c->clients);
-    vo_loop_remove_fd(c->loop, c->fd);
+    vo_loop_remove_fd(c->loop, c->fd, c);
     close(c->fd);
     if (c->log_fd >= 0)
         close(c->log_fd);

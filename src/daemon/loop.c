@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <dlfcn.h>
 
 #include "util/util.h"
 
@@ -13,6 +15,12 @@ typedef struct Source {
     int fd;
     VoLoopFdFn fn;
     void *userdata;
+    /* The file fd was when it was added, and who added it: an fd closed
+     * while still watched and its number reused (by another thread, say)
+     * would hand its events, and its removal, to the new file's owner. */
+    dev_t dev;
+    ino_t ino;
+    void *added_by;
     struct Source *next;
 } Source;
 
@@ -30,6 +38,9 @@ struct VoLoop {
      * this round may still point at one, and a source added meanwhile must
      * not get its address (and so its event). */
     Source *dead;
+    /* Sources whose fd was closed while watched: never freed before the
+     * loop (an epoll registration of the old file may still point here). */
+    Source *lost;
     pthread_mutex_t lock; /* protects calls and quit */
     Call *calls, *calls_tail;
     bool quit;
@@ -67,6 +78,7 @@ VoLoop *vo_loop_free(VoLoop *l)
         return NULL;
     free_sources(&l->sources);
     free_sources(&l->dead);
+    free_sources(&l->lost);
     while (l->calls) {
         Call *c = l->calls;
         l->calls = c->next;
@@ -81,34 +93,74 @@ VoLoop *vo_loop_free(VoLoop *l)
     return NULL;
 }
 
+/* Where in vireod addr is, for a log line that addr2line turns into a
+ * file and line. */
+static uintptr_t code_offset(void *addr)
+{
+    Dl_info info;
+    return dladdr(addr, &info) && info.dli_fbase ? (uintptr_t)addr - (uintptr_t)info.dli_fbase
+                                                 : (uintptr_t)addr;
+}
+
+/* Takes s (closed while watched) out of the sources for good, saying so:
+ * a defect of its owner, who closed the fd without vo_loop_remove_fd. */
+static void lose_source(VoLoop *l, Source *s, const char *how)
+{
+    for (Source **p = &l->sources; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    log_error("loop: the watch of fd %d added at vireod+0x%lx %s: its fd was closed while "
+              "watched; the watch is dropped", s->fd, (unsigned long)code_offset(s->added_by), how);
+    s->fn = NULL;
+    s->next = l->lost;
+    l->lost = s;
+}
+
+static bool same_file(const Source *s)
+{
+    struct stat st;
+    return fstat(s->fd, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino;
+}
+
 int vo_loop_add_fd(VoLoop *l, int fd, uint32_t events, VoLoopFdFn fn, void *userdata)
 {
     Source *s = vo_malloc0(sizeof(*s));
-    *s = (Source){ .fd = fd, .fn = fn, .userdata = userdata, .next = l->sources };
+    struct stat st = { 0 };
+    (void)fstat(fd, &st);
+    *s = (Source){ .fd = fd, .fn = fn, .userdata = userdata, .dev = st.st_dev,
+                   .ino = st.st_ino, .added_by = __builtin_return_address(0) };
     struct epoll_event ev = { .events = events, .data.ptr = s };
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         int r = -errno;
         free(s);
         return r;
     }
+    for (Source *old = l->sources; old; old = old->next)
+        if (old->fd == fd) {
+            lose_source(l, old, "is still there as the fd is watched again");
+            break;
+        }
+    s->next = l->sources;
     l->sources = s;
     return 0;
 }
 
-int vo_loop_set_events(VoLoop *l, int fd, uint32_t events)
+int vo_loop_set_events(VoLoop *l, int fd, void *userdata, uint32_t events)
 {
     for (Source *s = l->sources; s; s = s->next)
-        if (s->fd == fd) {
+        if (s->fd == fd && s->userdata == userdata) {
             struct epoll_event ev = { .events = events, .data.ptr = s };
             return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
         }
     return -ENOENT;
 }
 
-void vo_loop_remove_fd(VoLoop *l, int fd)
+void vo_loop_remove_fd(VoLoop *l, int fd, void *userdata)
 {
     for (Source **p = &l->sources; *p; p = &(*p)->next) {
-        if ((*p)->fd != fd)
+        if ((*p)->fd != fd || (*p)->userdata != userdata)
             continue;
         Source *s = *p;
         *p = s->next;
@@ -186,6 +238,8 @@ int vo_loop_run(VoLoop *l)
             }
             /* An earlier callback of this round may have removed it: it is
              * still allocated (on l->dead), marked. */
+            if (s->fn && !same_file(s))
+                lose_source(l, s, "had an event for another file");
             if (s->fn)
                 s->fn(s->fd, evs[i].events, s->userdata);
         }

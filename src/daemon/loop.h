@@ -16,9 +16,11 @@ VoLoop *vo_loop_free(VoLoop *l);
 
 /* Loop thread only. */
 int vo_loop_add_fd(VoLoop *l, int fd, uint32_t events, VoLoopFdFn fn, void *userdata);
-/* Changes what fd is watched for (EPOLLIN, EPOLLOUT, ...). */
-int vo_loop_set_events(VoLoop *l, int fd, uint32_t events);
-void vo_loop_remove_fd(VoLoop *l, int fd);
+/* Changes what fd is watched for (EPOLLIN, EPOLLOUT, ...). The watch is
+ * named by fd and the userdata it was added with: a watch another owner
+ * left behind on a reused fd number is never taken for it. */
+int vo_loop_set_events(VoLoop *l, int fd, void *userdata, uint32_t events);
+void vo_loop_remove_fd(VoLoop *l, int fd, void *userdata);
 
 /* Any thread: run fn(userdata) on the loop thread soon. */
 void vo_loop_call(VoLoop *l, VoLoopCallFn fn, void *userdata);

@@ -216,7 +216,7 @@ static bool adopt_dnsmasq(VoNetwork *n, const char *conf_path)
 static void on_dnsmasq_exit(int fd, uint32_t events, void *userdata)
 {
     VoNetwork *n = userdata;
-    vo_loop_remove_fd(n->d->loop, fd);
+    vo_loop_remove_fd(n->d->loop, fd, n);
     siginfo_t si;
     (void)waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
     close(fd);
@@ -737,7 +737,7 @@ static void unwatch_on_loop(void *userdata)
 {
     Unwatch *u = userdata;
     if (u->n->dnsmasq_pidfd >= 0) {
-        vo_loop_remove_fd(u->n->d->loop, u->n->dnsmasq_pidfd);
+        vo_loop_remove_fd(u->n->d->loop, u->n->dnsmasq_pidfd, u->n);
         close(u->n->dnsmasq_pidfd);
         u->n->dnsmasq_pidfd = -1;
     }

@@ -122,7 +122,7 @@ static void flush_resets(VoVm *vm)
         save_resets(vm);
     pthread_mutex_unlock(&vm->lock);
     if (vm->reset_timer_fd >= 0) {
-        vo_loop_remove_fd(vm->d->loop, vm->reset_timer_fd);
+        vo_loop_remove_fd(vm->d->loop, vm->reset_timer_fd, vm);
         close(vm->reset_timer_fd);
         vm->reset_timer_fd = -1;
     }
@@ -240,7 +240,7 @@ static void read_events(VoVm *vm)
     VoHvInstance *hv = vm->hv; /* set before the watch, taken after unwatch: loop only */
     int r = hv ? vm->d->driver->events_read(hv, dispatch, vm) : -ECONNRESET;
     if (r < 0) {
-        vo_loop_remove_fd(vm->d->loop, vm->events_fd);
+        vo_loop_remove_fd(vm->d->loop, vm->events_fd, vm);
         vm->events_fd = -1;
     }
 }
@@ -281,7 +281,7 @@ void vo_vm_events_unwatch(VoVm *vm)
     if (vm->events_fd >= 0)
         read_events(vm); /* the last ones, e.g. a SHUTDOWN, before the exit is handled */
     if (vm->events_fd >= 0)
-        vo_loop_remove_fd(vm->d->loop, vm->events_fd);
+        vo_loop_remove_fd(vm->d->loop, vm->events_fd, vm);
     vm->events_fd = -1;
     flush_resets(vm);
 }

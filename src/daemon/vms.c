@@ -779,7 +779,7 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
 {
     VoVm *vm = userdata;
     VoHvDriver *drv = vm->d->driver;
-    vo_loop_remove_fd(vm->d->loop, fd);
+    vo_loop_remove_fd(vm->d->loop, fd, vm);
     vo_vm_events_unwatch(vm);
     release_console(vm);
 

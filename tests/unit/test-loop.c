@@ -1,6 +1,8 @@
 /* test-loop.c: the event loop (src/daemon/loop.c): fd dispatch, calls from
- * other threads, and a source removed during a dispatch round whose event of
- * that round must not reach anything else. */
+ * other threads, a source removed during a dispatch round whose event of
+ * that round must not reach anything else, and an fd closed while watched
+ * whose number is reused: the old watch must neither read the new file nor
+ * take its watch away. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -69,9 +72,9 @@ static void cb_a(int fd, uint32_t events, void *userdata)
     ctx.a_runs++;
     (void)!read(fd, &x, sizeof(x));
     churn_allocator();
-    vo_loop_remove_fd(ctx.loop, ctx.fd_b);
+    vo_loop_remove_fd(ctx.loop, ctx.fd_b, NULL);
     assert_int_equal(vo_loop_add_fd(ctx.loop, ctx.fd_c, EPOLLIN, cb_c, NULL), 0);
-    vo_loop_remove_fd(ctx.loop, ctx.fd_a);
+    vo_loop_remove_fd(ctx.loop, ctx.fd_a, NULL);
     vo_loop_call(ctx.loop, quit_soon, ctx.loop);
 }
 
@@ -122,11 +125,64 @@ static void test_remove_outside_round(void **state)
     assert_int_equal(vo_loop_new(&l), 0);
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     assert_int_equal(vo_loop_add_fd(l, fd, EPOLLIN, cb_c, NULL), 0);
-    assert_int_equal(vo_loop_set_events(l, fd, EPOLLIN | EPOLLOUT), 0);
-    vo_loop_remove_fd(l, fd);
-    assert_int_equal(vo_loop_set_events(l, fd, EPOLLIN), -ENOENT);
+    assert_int_equal(vo_loop_set_events(l, fd, NULL, EPOLLIN | EPOLLOUT), 0);
+    vo_loop_remove_fd(l, fd, NULL);
+    assert_int_equal(vo_loop_set_events(l, fd, NULL, EPOLLIN), -ENOENT);
     vo_loop_free(l);
     close(fd);
+}
+
+typedef struct {
+    VoLoop *loop;
+    int runs;
+    char got;
+} Owner;
+
+static void cb_owner(int fd, uint32_t events, void *userdata)
+{
+    Owner *o = userdata;
+    o->runs++;
+    if (read(fd, &o->got, 1) == 1)
+        vo_loop_call(o->loop, quit_soon, o->loop);
+}
+
+/* An owner closes its watched fd without removing the watch; another
+ * opens a file that gets the same number and watches it. The old file
+ * lives on (a dup, as in a child that inherited it), so its epoll
+ * registration still fires. Its events must not reach the old callback
+ * (which would read the new file), nor may the old owner's late removal
+ * take the new watch away. */
+static void test_fd_closed_while_watched(void **state)
+{
+    VoLoop *l;
+    assert_int_equal(vo_loop_new(&l), 0);
+    int old_pair[2], new_pair[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, old_pair), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, new_pair), 0);
+    Owner old = { .loop = l }, new = { .loop = l };
+    int fd = old_pair[0];
+    assert_int_equal(vo_loop_add_fd(l, fd, EPOLLIN, cb_owner, &old), 0);
+    int keep = dup(fd); /* the old file stays open elsewhere */
+    assert_true(keep >= 0);
+    close(fd); /* the defect: closed while watched */
+    assert_int_equal(dup2(new_pair[0], fd), fd);
+    close(new_pair[0]);
+    assert_int_equal(vo_loop_add_fd(l, fd, EPOLLIN, cb_owner, &new), 0);
+    vo_loop_remove_fd(l, fd, &old); /* the old owner's late removal */
+    assert_int_equal(write(old_pair[1], "o", 1), 1);
+    assert_int_equal(write(new_pair[1], "n", 1), 1);
+    alarm(10);
+    assert_int_equal(vo_loop_run(l), 0);
+    alarm(0);
+    assert_int_equal(old.runs, 0);
+    assert_int_equal(new.runs, 1);
+    assert_int_equal(new.got, 'n');
+    vo_loop_remove_fd(l, fd, &new);
+    vo_loop_free(l);
+    close(fd);
+    close(keep);
+    close(old_pair[1]);
+    close(new_pair[1]);
 }
 
 int main(void)
@@ -135,6 +191,7 @@ int main(void)
         cmocka_unit_test(test_removed_source_event_reaches_nothing),
         cmocka_unit_test(test_source_ready_before_removal_runs),
         cmocka_unit_test(test_remove_outside_round),
+        cmocka_unit_test(test_fd_closed_while_watched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
