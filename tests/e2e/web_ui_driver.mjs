@@ -47,7 +47,8 @@ async function newSession(browser, user, password, { kept = false } = {}) {
 // of the whole app each. Each scenario starts on the overview (a change of
 // the URL's hash: the app stays loaded, its live updates keep it current).
 // The scenarios about sessions make their own: login, firstload (a cold
-// cache), viewer, the second session of live, the operator of backups. A
+// cache), viewer, the second session of live, the operator of backups, the
+// project user of project_objects. A
 // failed scenario ends it: the next one logs in again.
 let adminSession = null;
 
