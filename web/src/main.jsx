@@ -1,6 +1,7 @@
 // main.jsx: the web UI's shell: login, then the tree (left), the page the
 // hash route names (centre), the task log (bottom); everything is read from
-// the REST API once and kept current by the event stream, without reloads.
+// the REST API once and kept current by the event stream, without reloads
+// (a user with roles on projects only has no event stream: read every 5 s).
 import { render } from 'preact';
 import { useEffect, useState, useCallback } from 'preact/hooks';
 import { api, whoami, logout, followEvents } from './api.js';
@@ -24,8 +25,10 @@ const Networks = lazyView(() => import('./network-page.jsx'), 'Networks');
 
 const SCOPED_LISTS = ['vms', 'pools', 'networks'];
 
-// A user whose roles are on projects only (no role on the whole cluster).
+// A user whose roles are on projects only (no role on the whole cluster),
+// and one with a role on some project (they read the projects page).
 const projectOnly = (who) => who.role === 'none';
+const hasGrants = (who) => Object.keys(who.grants || {}).length > 0;
 
 function parseRoute() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
@@ -171,12 +174,10 @@ function Console({ who, onLogout }) {
   } else if (route.page === 'create') {
     page = <Wizard images={data.images} networks={data.networks} role={who.role} onError={setError} />;
   } else if (route.page === 'admin') {
-    page = route.name === 'projects' && Object.keys(who.grants || {}).length
+    page = route.name === 'projects' && (who.role === 'admin' || hasGrants(who))
       ? <Projects who={who} networks={data.networks} onError={setError} />
       : who.role !== 'admin' ? <p class="note">The admin pages need the admin role (yours: {who.role}).</p>
-      : route.name === 'users' ? <Users me={who.principal} onError={setError} />
-      : route.name === 'projects' ? <Projects who={who} networks={data.networks} onError={setError} />
-      : <Tokens onError={setError} />;
+      : route.name === 'users' ? <Users me={who.principal} onError={setError} /> : <Tokens onError={setError} />;
   } else if (route.page === 'schedules') {
     page = <Schedules role={who.role} vms={data.vms} tasks={tasks} onError={setError} />;
   } else if (route.page === 'networks') {
@@ -206,7 +207,7 @@ function Console({ who, onLogout }) {
             <a href="#/admin/projects" data-admin="projects">Projects</a>
           </nav>
         )}
-        {who.role !== 'admin' && Object.keys(who.grants || {}).length > 0 && (
+        {who.role !== 'admin' && hasGrants(who) && (
           <a href="#/admin/projects" data-nav="projects">Projects</a>
         )}
         {!['viewer', 'none'].includes(who.role) && <a href="#/schedules" data-nav="schedules">Schedules</a>}
