@@ -10,7 +10,9 @@ session's actions and a failed action are shown on it; stopped, its
 snapshots are taken, reverted and deleted, and the UI deletes it. The admin
 pages make and remove a user and a token (no VM); the projects page makes
 a project whose quota refuses the wizard's create (no VM made) and whose
-delete is refused while the VM is in it; the schedules page runs a
+delete is refused while the VM is in it; a volume and a network are made
+in a project from the browser, and the project's user sees only its
+volumes; the schedules page runs a
 snapshot schedule of the VM now. Before that, without a browser: the files are
 served with their types and a strict CSP, no path leaves the UI's
 directory, and the console's WebSocket checks its Origin. With
@@ -519,7 +521,8 @@ def test_projects_page(web):
     refused while it holds the VM; a role on it granted and revoked on the
     users page; then deleted."""
     r = web.browser("projects", project="team-a")
-    assert r["created"] == {"vcpus": "0 / 4", "memory_mib": "0 B / 1.0 GiB", "vms": "0 / 0"}, r
+    assert r["created"] == {"vcpus": "0 / 4", "memory_mib": "0 B / 1.0 GiB", "vms": "0 / 0",
+                            "disk_bytes": "0 B / ∞"}, r
     assert "quota-exceeded" in r["over_quota"] or "quota vms is 0" in r["over_quota"], r
     assert r["move_in"] == 200 and r["move_out"] == 200, r
     assert r["with_vm"]["vms"] == "1 / 1" and r["with_vm"]["vcpus"] == "1 / 4", r
@@ -530,6 +533,53 @@ def test_projects_page(web):
     vera = next(u for u in web.d.api("GET", "/v1/users") if u["name"] == "vera")
     assert not vera.get("grants"), vera
     assert web.d.vm(VM)["project"] == "default"
+
+
+def test_project_volumes_and_networks(web):
+    """A project's volumes and networks in the browser (docs/projects.md):
+    a volume and a network made in project P from the admin's forms show P
+    (and the API says P), a volume of no project moved into P, P's use of
+    disk and its counts on the projects page; P's user (admin there, no
+    role on the cluster) sees the pool with only P's volumes (not the VM's
+    disk of the default project), may create only in P, and makes a volume
+    there (its task followed by id: such a user has no event stream)."""
+    p, volume, free, uvolume, net = "team-p", "pvol", "pfree", "uvol", "pnet"
+    web.d.api("POST", "/v1/projects", {"name": p}, expect=201)
+    web.d.wait_task(web.d.api("POST", "/v1/pools/default/volumes",
+                              {"name": free, "size_bytes": 4 << 20}, expect=202)["task"])
+    web.d.cli("user", "create", "pia", "--role", "none", "--password-file", "-",
+              input="pia-pass-12\n")
+    web.d.cli("user", "grant", "pia", "--role", "admin", "--project", p)
+    try:
+        r = web.browser("project_objects", project=p, pool="default", volume=volume, free=free,
+                        uvolume=uvolume, net=net, puser="pia", ppassword="pia-pass-12")
+        vols = {v["name"]: v for v in web.d.api("GET", "/v1/volumes?pool=default")["volumes"]}
+        assert r["admin_default"] == "default", r  # the form's first choice
+        assert r["volume_project"] == p == vols[volume]["project"], (r, vols[volume])
+        assert r["moved"] == p == vols[free]["project"], (r, vols[free])
+        assert r["network_project"].startswith(p), r
+        assert web.d.api("GET", f"/v1/networks/{net}")["project"] == p
+        disk = sum(vols[n]["virtual_size_bytes"] for n in (volume, free, uvolume))
+        used = web.d.api("GET", f"/v1/projects/{p}")["usage"]["disk_bytes"]
+        assert used == disk, (used, disk)
+        assert r["usage"]["disk_bytes"].endswith(" / ∞") and r["usage"]["volumes"] == "2", r
+        assert r["usage"]["networks"] == "1" and r["usage"]["vms"] == "0 / ∞", r
+        # P's user: only P's volumes, P the only choice, no refusal shown.
+        assert f"{VM}-disk0" in r["admin_volumes"], r
+        assert sorted(r["user_volumes"]) == sorted([volume, free, uvolume]), r
+        assert set(r["user_projects"]) == {p}, r
+        assert r["user_choices"] == [p] and not r["user_error"], r
+        assert vols[uvolume]["project"] == p, vols[uvolume]
+        assert net in r["user_networks"] and "default" in r["user_networks"], r
+    finally:
+        for name in (volume, free, uvolume):
+            status, body = web.d.request("DELETE", f"/v1/pools/default/volumes/{name}")
+            if status == 202:
+                web.d.wait_task(body["task"])
+        web.d.request("DELETE", f"/v1/networks/{net}")
+        web.d.request("DELETE", "/v1/users/pia")
+        web.d.request("DELETE", f"/v1/projects/{p}")
+    assert p not in [x["name"] for x in web.d.api("GET", "/v1/projects")["projects"]]
 
 
 def test_schedules_page(web):

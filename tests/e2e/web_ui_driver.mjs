@@ -47,7 +47,8 @@ async function newSession(browser, user, password, { kept = false } = {}) {
 // of the whole app each. Each scenario starts on the overview (a change of
 // the URL's hash: the app stays loaded, its live updates keep it current).
 // The scenarios about sessions make their own: login, firstload (a cold
-// cache), viewer, the second session of live, the operator of backups. A
+// cache), viewer, the second session of live, the operator of backups, the
+// project user of project_objects. A
 // failed scenario ends it: the next one logs in again.
 let adminSession = null;
 
@@ -619,6 +620,68 @@ const scenarios = {
     result.left = await page.$$eval('tr[data-network]', (els) => els.map((e) => e.dataset.network));
   },
 
+  // A project's volumes and networks: the admin makes a volume and a network
+  // in cfg.project from the browser (each row shows it), moves a volume of
+  // no project (cfg.free) into it, and reads the project's use on the
+  // projects page; then the project's user (admin there, no cluster role)
+  // sees the pool with only the project's volumes, may create only in it,
+  // and makes one (its task read by id: no event stream for them).
+  async project_objects(browser) {
+    const { page } = await adminPage(browser);
+    const p = cfg.project;
+    const volumes = (pg) => pg.$$eval('tr[data-volume]', (els) => els.map((e) => e.dataset.volume));
+    const projectOf = (pg, row) => pg.getAttribute(`${row} td[data-project]`, 'data-project');
+    const openPool = async (pg) => {
+      await pg.click(`.tree a[href="#/pool/${cfg.pool}"]`);
+      await pg.waitForSelector('table[data-volumes]');
+    };
+    await openPool(page);
+    result.admin_volumes = await volumes(page);
+    await page.waitForSelector(`#volume-project option[value="${p}"]`, { state: 'attached' });
+    result.admin_default = await page.inputValue('#volume-project');
+    await page.fill('#volume-name', cfg.volume);
+    await page.fill('#volume-size', '16');
+    await page.selectOption('#volume-project', p);
+    await page.click('[data-action="volume-create"]');
+    const row = `tr[data-volume="${cfg.volume}"][data-state="ready"]`;
+    await page.waitForSelector(row, { timeout: 2 * STEP_MS });
+    result.volume_project = await projectOf(page, row);
+    const free = `tr[data-volume="${cfg.free}"]`;
+    await page.selectOption(`#move-${cfg.free}`, p);
+    await page.click(`${free} [data-action="project-move"]`);
+    await page.waitForSelector(`${free} td[data-project="${p}"]`);
+    result.moved = await projectOf(page, free);
+    await shot(page, 'pool-projects');
+    await page.click('[data-nav="networks"]');
+    await page.waitForSelector('table[data-networks]');
+    await page.fill('#network-name', cfg.net);
+    await page.selectOption('#network-type', 'isolated');
+    await page.selectOption('#network-project', p);
+    await page.click('[data-action="network-create"]');
+    await page.waitForSelector(`#network-title:has-text("${cfg.net}")`, { timeout: 2 * STEP_MS });
+    result.network_project = await page.textContent('[data-field="project"]');
+    await page.waitForSelector(`.tree a[data-network="${cfg.net}"] .tag`);
+    await page.click('[data-admin="projects"]');
+    const prow = `tr[data-project="${p}"]`;
+    await page.waitForSelector(`${prow} td[data-count="networks"]:has-text("1")`);
+    result.usage = await page.$$eval(`${prow} td[data-quota], ${prow} td[data-count]`, (els) =>
+      Object.fromEntries(els.map((e) => [e.dataset.quota || e.dataset.count, e.textContent])));
+    await shot(page, 'admin-projects-usage');
+    // The project's user.
+    const { page: user } = await newSession(browser, cfg.puser, cfg.ppassword);
+    await openPool(user);
+    await user.waitForSelector(`#volume-project option[value="${p}"]`, { state: 'attached' });
+    result.user_choices = await user.$$eval('#volume-project option', (els) => els.map((e) => e.value));
+    await user.fill('#volume-name', cfg.uvolume);
+    await user.fill('#volume-size', '8');
+    await user.click('[data-action="volume-create"]');
+    await user.waitForSelector(`tr[data-volume="${cfg.uvolume}"][data-state="ready"]`, { timeout: 2 * STEP_MS });
+    result.user_volumes = await volumes(user);
+    result.user_projects = await user.$$eval('tr[data-volume] td[data-project]', (els) => els.map((e) => e.dataset.project));
+    result.user_error = await user.$$eval('[data-error]', (els) => els.map((e) => e.textContent));
+    result.user_networks = await user.$$eval('.tree a[data-network]', (els) => els.map((e) => e.dataset.network));
+    await shot(user, 'pool-project-user');
+  },
   // Two sessions: what the second does (pause, resume) shows in the first,
   // live, without a reload.
   async live(browser) {

@@ -1,6 +1,7 @@
 // main.jsx: the web UI's shell: login, then the tree (left), the page the
 // hash route names (centre), the task log (bottom); everything is read from
-// the REST API once and kept current by the event stream, without reloads.
+// the REST API once and kept current by the event stream, without reloads
+// (a user with roles on projects only has no event stream: read every 5 s).
 import { render } from 'preact';
 import { useEffect, useState, useCallback } from 'preact/hooks';
 import { api, whoami, logout, followEvents } from './api.js';
@@ -21,6 +22,13 @@ const Schedules = lazyView(() => import('./schedules.jsx'), 'Schedules');
 const PoolPage = lazyView(() => import('./pool-page.jsx'), 'PoolPage');
 const NetworkPage = lazyView(() => import('./network-page.jsx'), 'NetworkPage');
 const Networks = lazyView(() => import('./network-page.jsx'), 'Networks');
+
+const SCOPED_LISTS = ['vms', 'pools', 'networks'];
+
+// A user whose roles are on projects only (no role on the whole cluster),
+// and one with a role on some project (they read the projects page).
+const projectOnly = (who) => who.role === 'none';
+const hasGrants = (who) => Object.keys(who.grants || {}).length > 0;
 
 function parseRoute() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
@@ -111,6 +119,14 @@ function Console({ who, onLogout }) {
   }, []);
 
   useEffect(() => {
+    // A user with roles on projects only reads their projects' VMs, volumes
+    // and networks and the pools (docs/projects.md), not the hosts, images,
+    // task list or event stream: their lists are read again every 5 s.
+    if (projectOnly(who)) {
+      reload(SCOPED_LISTS);
+      const poll = setInterval(() => reload(SCOPED_LISTS), 5000);
+      return () => clearInterval(poll);
+    }
     reload(['vms', 'hosts', 'pools', 'networks', 'images']);
     api('GET', '/v1/tasks').then((t) => setTasks(t.tasks || []), () => {});
     // Changes arrive as events; a burst of them reloads a list once.
@@ -144,6 +160,10 @@ function Console({ who, onLogout }) {
     };
   }, []);
 
+  // A network's create or move ends before its project is written beside
+  // it, after the network's own event: the page reads the list again.
+  const reloadNetworks = () => reload(['networks']);
+
   let page;
   if (route.page === 'vm') {
     const vm = data.vms.find((v) => v.name === route.vm);
@@ -154,18 +174,20 @@ function Console({ who, onLogout }) {
   } else if (route.page === 'create') {
     page = <Wizard images={data.images} networks={data.networks} role={who.role} onError={setError} />;
   } else if (route.page === 'admin') {
-    page = who.role !== 'admin' ? <p class="note">The admin pages need the admin role (yours: {who.role}).</p>
-      : route.name === 'users' ? <Users me={who.principal} onError={setError} />
-      : route.name === 'projects' ? <Projects onError={setError} /> : <Tokens onError={setError} />;
+    page = route.name === 'projects' && (who.role === 'admin' || hasGrants(who))
+      ? <Projects who={who} networks={data.networks} onError={setError} />
+      : who.role !== 'admin' ? <p class="note">The admin pages need the admin role (yours: {who.role}).</p>
+      : route.name === 'users' ? <Users me={who.principal} onError={setError} /> : <Tokens onError={setError} />;
   } else if (route.page === 'schedules') {
     page = <Schedules role={who.role} vms={data.vms} tasks={tasks} onError={setError} />;
   } else if (route.page === 'networks') {
-    page = <Networks networks={data.networks} role={who.role} onError={setError} />;
+    page = <Networks networks={data.networks} who={who} onError={setError} onChanged={reloadNetworks} />;
   } else if (route.page === 'pool' || route.page === 'network') {
     const obj = data[route.page + 's'].find((o) => o.name === route.name);
     page = !obj ? <p>No {route.page} '{route.name}'.</p>
-      : route.page === 'pool' ? <PoolPage pool={obj} role={who.role} tasks={tasks} onError={setError} />
-      : <NetworkPage network={obj} vms={data.vms} role={who.role} onError={setError} />;
+      : route.page === 'pool' ? <PoolPage pool={obj} who={who} tasks={tasks} onError={setError} />
+      : <NetworkPage network={obj} vms={data.vms} who={who} onError={setError}
+                                  onChanged={reloadNetworks} />;
   } else if (route.page !== 'overview') {
     const obj = data[route.page + 's'].find((o) => o.name === route.name);
     page = obj ? <Fields title={`${route.page} ${obj.name}`} obj={obj} skip={['cpu_flags']} /> : <p>Not found.</p>;
@@ -185,9 +207,12 @@ function Console({ who, onLogout }) {
             <a href="#/admin/projects" data-admin="projects">Projects</a>
           </nav>
         )}
-        {who.role !== 'viewer' && <a href="#/schedules" data-nav="schedules">Schedules</a>}
+        {who.role !== 'admin' && hasGrants(who) && (
+          <a href="#/admin/projects" data-nav="projects">Projects</a>
+        )}
+        {!['viewer', 'none'].includes(who.role) && <a href="#/schedules" data-nav="schedules">Schedules</a>}
         <span class={live ? 'live on' : 'live'} data-live={live ? '1' : '0'}>
-          {live ? 'live' : 'reconnecting…'}
+          {live ? 'live' : projectOnly(who) ? 'read every 5 s' : 'reconnecting…'}
         </span>
         <span class="who" data-role={who.role}>{who.principal} ({who.role})</span>
         <button onClick={onLogout}>Log out</button>

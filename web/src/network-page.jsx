@@ -5,10 +5,15 @@
 // NIC uses it, and the page shows its message). The list page (#/networks)
 // has every network and the create form (a nat or isolated network; the
 // other types are the CLI's). The list follows the event stream (main.jsx).
+// Each network shows its project (none: shared by all projects); a create
+// names one where the user may create (project-kit.jsx), and the cluster's
+// admins move a network to another project or out of any.
 import { useState } from 'preact/hooks';
 import { api } from './api.js';
 import { ConfirmButton, when } from './admin-kit.jsx';
 import { denial } from './task-kit.jsx';
+import { roleIn, useProjectNames, creatable, firstChoice, ProjectSelect, ProjectCell,
+         ProjectMove } from './project-kit.jsx';
 import './pages.css';
 
 function nicsOn(network, vms) {
@@ -44,19 +49,26 @@ function Leases({ network, vms }) {
 }
 
 // A change to the networks: the API's answer, or null after showing its
-// refusal; the tree's list follows through the event stream.
-async function change(onError, method, path, body) {
+// refusal; the tree's list follows through the event stream, and is read
+// again after the change (onChanged: a network's project is written after
+// its event).
+async function change(onError, method, path, body, onChanged) {
   onError(null);
   try {
-    return (await api(method, path, body)) || {};
+    const answer = (await api(method, path, body)) || {};
+    if (onChanged) onChanged();
+    return answer;
   } catch (e) {
     onError(e.message);
     return null;
   }
 }
 
-export function NetworkPage({ network, vms, role, onError }) {
-  const canAdmin = role === 'admin';
+export function NetworkPage({ network, vms, who, onError, onChanged }) {
+  const role = who.role;
+  const canAdmin = roleIn(who, network.project) === 'admin';
+  const names = useProjectNames();
+  const path = `/v1/networks/${encodeURIComponent(network.name)}`;
   const nics = nicsOn(network.name, vms);
   const range = network.dhcp_range;
   return (
@@ -73,6 +85,14 @@ export function NetworkPage({ network, vms, role, onError }) {
           : network.dhcp ? 'on' : '–'}</dd>
         {network.vlan_id && <><dt>VLAN</dt><dd>{network.vlan_id} on {network.uplink}</dd></>}
         {network.vni && <><dt>VNI</dt><dd>{network.vni}</dd></>}
+        <dt>Project</dt>
+        <dd data-field="project">
+          {network.project || '– (shared by all projects)'}{' '}
+          {role === 'admin' && (
+            <ProjectMove id="network-move" key={network.project || ''} current={network.project} names={names}
+                         onMove={(to) => change(onError, 'PATCH', path, { project: to }, onChanged)} />
+          )}
+        </dd>
         <dt>NICs</dt>
         <dd data-field="nics">
           {nics.length ? nics.map((n) => <div key={n.mac}><a href={`#/vm/${n.vm}/hardware`}>{n.vm}</a> {n.mac}</div>)
@@ -84,24 +104,27 @@ export function NetworkPage({ network, vms, role, onError }) {
       <p>
         <ConfirmButton label="Delete network…" confirmLabel={`Delete ${network.name}`} action="network-delete"
                        disabled={!canAdmin} title={denial(canAdmin, 'admin', role)}
-                       onDo={() => change(onError, 'DELETE', `/v1/networks/${encodeURIComponent(network.name)}`)
+                       onDo={() => change(onError, 'DELETE', path)
                          .then((done) => done && (location.hash = '#/networks'))} />
       </p>
     </article>
   );
 }
 
-export function Networks({ networks, role, onError }) {
-  const [form, setForm] = useState({ name: '', type: 'nat', subnet: '', dhcp: true });
+export function Networks({ networks, who, onError, onChanged }) {
+  const [form, setForm] = useState({ name: '', type: 'nat', subnet: '', dhcp: true, project: null });
   const [busy, setBusy] = useState(false);
-  const canAdmin = role === 'admin';
+  const choices = creatable(who, useProjectNames());
+  const project = form.project ?? firstChoice(choices);
+  const canCreate = choices.length > 0;
 
   async function create(ev) {
     ev.preventDefault();
     const body = { name: form.name, type: form.type, dhcp: form.dhcp };
     if (form.subnet) body.subnet = form.subnet;
+    if (project) body.project = project;
     setBusy(true);
-    const made = await change(onError, 'POST', '/v1/networks', body);
+    const made = await change(onError, 'POST', '/v1/networks', body, onChanged);
     setBusy(false);
     if (made) location.hash = `#/network/${encodeURIComponent(form.name)}`;
   }
@@ -124,16 +147,19 @@ export function Networks({ networks, role, onError }) {
           <input type="checkbox" id="network-dhcp" checked={form.dhcp}
                  onChange={(e) => setForm({ ...form, dhcp: e.target.checked })} /> DHCP
         </label>
-        <button type="submit" data-action="network-create" disabled={!canAdmin || busy}
-                title={denial(canAdmin, 'admin', role)}>Create network</button>
+        <ProjectSelect id="network-project" choices={choices} value={project}
+                       onChange={(p) => setForm({ ...form, project: p })} />
+        <button type="submit" data-action="network-create" disabled={!canCreate || busy}
+                title={denial(canCreate, 'admin', who.role)}>Create network</button>
       </form>
       <table data-networks={networks.length}>
-        <thead><tr><th>Network</th><th>Type</th><th>Subnet</th><th>State</th><th>Leases</th></tr></thead>
+        <thead><tr><th>Network</th><th>Type</th><th>Subnet</th><th>State</th><th>Leases</th><th>Project</th></tr></thead>
         <tbody>
           {networks.map((n) => (
             <tr key={n.name} data-network={n.name}>
               <td><a href={`#/network/${encodeURIComponent(n.name)}`}>{n.name}</a></td>
               <td>{n.type}</td><td>{n.subnet || '–'}</td><td>{n.state}</td><td>{(n.leases || []).length}</td>
+              <ProjectCell obj={n} />
             </tr>
           ))}
         </tbody>

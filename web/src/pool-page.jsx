@@ -3,11 +3,16 @@
 // its volumes with their size, format, allocation, what they are made from
 // and the VM that uses them; create a volume (name, size, format), delete
 // one (asked once more; the API refuses one a VM uses or that backs
-// another, and the page shows its message). Volumes are the admin's.
+// another, and the page shows its message). Volumes are the admin's: the
+// cluster's, or a project's on its volumes (docs/projects.md). Each volume
+// shows its project; a create names one (project-kit.jsx), and the
+// cluster's admins move a volume to another project.
 import { useState } from 'preact/hooks';
 import { formatBytes } from './api.js';
 import { ConfirmButton, useList } from './admin-kit.jsx';
 import { useTask, TaskLine, denial } from './task-kit.jsx';
+import { roleIn, useProjectNames, creatable, firstChoice, ProjectSelect, ProjectCell,
+         ProjectMove } from './project-kit.jsx';
 import './pages.css';
 
 const MiB = 1048576;
@@ -30,19 +35,25 @@ function madeFrom(v) {
   return '–';
 }
 
-export function PoolPage({ pool, role, tasks, onError }) {
+export function PoolPage({ pool, who, tasks, onError }) {
+  const role = who.role;
   const path = `/v1/pools/${encodeURIComponent(pool.name)}`;
   const [volumes, , load] = useList(`/v1/volumes?pool=${encodeURIComponent(pool.name)}`, onError, 'volumes');
   const { run, task, pending, busy } = useTask(tasks, onError, load);
-  const [form, setForm] = useState({ name: '', size: 64, format: 'qcow2' });
-  const canAdmin = role === 'admin';
-  const deny = denial(canAdmin, 'admin', role);
+  const [form, setForm] = useState({ name: '', size: 64, format: 'qcow2', project: null });
+  const names = useProjectNames();
+  const choices = creatable(who, names);
+  const project = form.project ?? firstChoice(choices);
+  const canCreate = choices.length > 0;
+  const canAdmin = (v) => roleIn(who, v.project) === 'admin';
+  const deny = (v) => denial(canAdmin(v), 'admin', role);
   const takesVolumes = pool.type !== 'backup';
 
   async function create(ev) {
     ev.preventDefault();
     const made = await run(`volume ${form.name}`, 'POST', `${path}/volumes`,
-                           { name: form.name, size_bytes: Math.round(Number(form.size) * MiB), format: form.format });
+                           { name: form.name, size_bytes: Math.round(Number(form.size) * MiB), format: form.format,
+                             ...(project ? { project } : {}) });
     if (made) setForm({ ...form, name: '' }); // a refused one keeps what was typed
   }
 
@@ -74,7 +85,10 @@ export function PoolPage({ pool, role, tasks, onError }) {
               <option value="qcow2">qcow2</option>
               <option value="raw">raw</option>
             </select>
-            <button type="submit" data-action="volume-create" disabled={!canAdmin || busy} title={deny}>
+            <ProjectSelect id="volume-project" choices={choices} value={project}
+                           onChange={(p) => setForm({ ...form, project: p })} />
+            <button type="submit" data-action="volume-create" disabled={!canCreate || busy}
+                    title={denial(canCreate, 'admin', role)}>
               Create volume
             </button>
           </form>
@@ -83,7 +97,7 @@ export function PoolPage({ pool, role, tasks, onError }) {
             <table data-volumes={volumes.length}>
               <thead>
                 <tr><th>Volume</th><th>Size</th><th>Format</th><th>Allocated</th><th>Made from</th><th>Used by</th>
-                    <th /></tr>
+                    <th>Project</th><th /></tr>
               </thead>
               <tbody>
                 {volumes.map((v) => (
@@ -96,9 +110,16 @@ export function PoolPage({ pool, role, tasks, onError }) {
                     <td data-used-by={v.attached_to || ''}>
                       {v.attached_to ? <a href={`#/vm/${v.attached_to}/hardware`}>{v.attached_to}</a> : '–'}
                     </td>
+                    <ProjectCell obj={v} />
                     <td class="row-actions">
+                      {role === 'admin' && !v.project_of_vm && (
+                        <ProjectMove id={`move-${v.name}`} current={v.project} names={names} disabled={busy}
+                                     onMove={(to) => run(`move ${v.name}`, 'PATCH',
+                                                         `${path}/volumes/${encodeURIComponent(v.name)}`,
+                                                         { project: to })} />
+                      )}
                       <ConfirmButton label="Delete…" confirmLabel={`Delete ${v.name}`} action="volume-delete"
-                                     disabled={!canAdmin || busy} title={deny}
+                                     disabled={!canAdmin(v) || busy} title={deny(v)}
                                      onDo={() => run(`delete ${v.name}`, 'DELETE',
                                                      `${path}/volumes/${encodeURIComponent(v.name)}`)} />
                     </td>

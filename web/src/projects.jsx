@@ -1,26 +1,44 @@
-// projects.jsx: the projects page (admins; docs/projects.md): each project
-// with its quotas and what its VMs use (vCPUs, memory, VMs), create one with
-// quotas, change its quotas (empty: no limit), delete it. The API checks
-// everything (a delete of a project that holds VMs is refused, 409) and its
-// message is shown as it says it.
+// projects.jsx: the projects page (docs/projects.md): each project with
+// its quotas and what it holds (vCPUs, memory, VMs, disk: its VMs' disks and
+// its volumes), and how many volumes and networks are its. Admins create one
+// with quotas, change its quotas (empty: no limit), delete it; a user with
+// roles on projects reads their projects' rows. The API checks everything
+// (a delete of a project that holds VMs is refused, 409) and its message is
+// shown as it says it.
 import { Fragment } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ConfirmButton, useList, when } from './admin-kit.jsx';
-import { formatBytes } from './api.js';
+import { api, formatBytes } from './api.js';
 import './pages.css';
 
-// Each quota: its key, its form label, its column's heading.
-const QUOTAS = [['vcpus', 'vCPUs', 'vCPUs'], ['memory_mib', 'Memory (MiB)', 'Memory'], ['vms', 'VMs', 'VMs']];
-const EMPTY = { vcpus: '', memory_mib: '', vms: '' };
+// Each quota: its key, its form label, its column's heading, and the API's
+// units in one of the form's (disk: GiB in the form, bytes in the API).
+const GiB = 1073741824;
+const QUOTAS = [['vcpus', 'vCPUs', 'vCPUs', 1], ['memory_mib', 'Memory (MiB)', 'Memory', 1],
+                ['vms', 'VMs', 'VMs', 1], ['disk_bytes', 'Disk (GiB)', 'Disk', GiB]];
+const EMPTY = { vcpus: '', memory_mib: '', vms: '', disk_bytes: '' };
 
 // The quotas of a form: a number each, or null (no limit) when empty.
 function quotasOf(form) {
-  return Object.fromEntries(QUOTAS.map(([k]) => [k, form[k] === '' ? null : Number(form[k])]));
+  return Object.fromEntries(QUOTAS.map(([k, , , unit]) =>
+    [k, form[k] === '' ? null : Math.round(Number(form[k]) * unit)]));
 }
 
 function show(k, v) {
   if (v === null || v === undefined) return '∞';
-  return k === 'memory_mib' ? formatBytes(v * 1048576) : String(v);
+  if (k === 'memory_mib') return formatBytes(v * 1048576);
+  return k === 'disk_bytes' ? formatBytes(v) : String(v);
+}
+
+// How many volumes (not counting VMs' own disks) and networks each project
+// has, from the lists this user reads.
+function useObjectCounts(networks) {
+  const [volumes, setVolumes] = useState([]);
+  useEffect(() => {
+    api('GET', '/v1/volumes').then((d) => setVolumes((d && d.volumes) || []), () => setVolumes([]));
+  }, []);
+  const count = (list, p) => list.filter((o) => o.project === p && !o.project_of_vm).length;
+  return (p) => ({ volumes: count(volumes, p), networks: count(networks, p) });
 }
 
 // One quota's fields, for the create form (idPrefix "project") and a
@@ -37,7 +55,8 @@ function QuotaInputs({ idPrefix, form, setForm }) {
 
 function QuotaEditor({ project, change, onDone }) {
   const q = project.quotas || {};
-  const [form, setForm] = useState(Object.fromEntries(QUOTAS.map(([k]) => [k, q[k] ?? ''])));
+  const [form, setForm] = useState(Object.fromEntries(QUOTAS.map(([k, , , unit]) =>
+    [k, q[k] === null || q[k] === undefined ? '' : q[k] / unit])));
   async function save(ev) {
     ev.preventDefault();
     if (await change('PATCH', `/${encodeURIComponent(project.name)}`, { quotas: quotasOf(form) })) onDone();
@@ -51,8 +70,10 @@ function QuotaEditor({ project, change, onDone }) {
   );
 }
 
-export function Projects({ onError }) {
+export function Projects({ who, networks, onError }) {
   const [projects, change] = useList('/v1/projects', onError, 'projects');
+  const counts = useObjectCounts(networks);
+  const isAdmin = who.role === 'admin';
   const [form, setForm] = useState({ name: '', ...EMPTY });
   const [editing, setEditing] = useState(null); // the project whose quotas are being changed
 
@@ -65,25 +86,25 @@ export function Projects({ onError }) {
   return (
     <article class="admin" aria-labelledby="projects-title">
       <h1 id="projects-title">Projects</h1>
-      <form class="inline-form" onSubmit={create} aria-label="Create a project">
+      {isAdmin && <form class="inline-form" onSubmit={create} aria-label="Create a project">
         <label for="project-name">Name</label>
         <input id="project-name" required value={form.name} autocomplete="off"
                onInput={(e) => setForm({ ...form, name: e.target.value })} />
         <QuotaInputs idPrefix="project" form={form} setForm={setForm} />
         <button type="submit" data-action="project-create">Create project</button>
-      </form>
+      </form>}
       {projects === null ? <p class="loading">Loading…</p> : (
         <table data-projects={projects.length}>
           <thead>
             <tr><th>Name</th>{QUOTAS.map(([k, , heading]) => <th key={k}>{heading}: used / limit</th>)}
-              <th>Created</th><th /></tr>
+              <th>Volumes</th><th>Networks</th><th>Created</th><th /></tr>
           </thead>
           <tbody>
             {projects.map((p) => (
               <tr key={p.name} data-project={p.name}>
                 <td>{p.name}</td>
                 {editing === p.name ? (
-                  <td colspan={QUOTAS.length + 1}>
+                  <td colspan={QUOTAS.length + 3}>
                     <QuotaEditor project={p} change={change} onDone={() => setEditing(null)} />
                   </td>
                 ) : (
@@ -93,14 +114,16 @@ export function Projects({ onError }) {
                         {show(k, (p.usage || {})[k] ?? 0)} / {show(k, (p.quotas || {})[k])}
                       </td>
                     ))}
+                    <td data-count="volumes">{counts(p.name).volumes}</td>
+                    <td data-count="networks">{counts(p.name).networks}</td>
                     <td>{p.created_at ? when(p.created_at) : '–'}</td>
                   </>
                 )}
                 <td class="row-actions">
-                  {editing !== p.name && (
+                  {isAdmin && editing !== p.name && (
                     <button data-action="project-quotas" onClick={() => setEditing(p.name)}>Quotas…</button>
                   )}
-                  {p.name !== 'default' && (
+                  {isAdmin && p.name !== 'default' && (
                     <ConfirmButton label="Delete…" confirmLabel={`Delete ${p.name}`} action="project-delete"
                                    onDo={() => change('DELETE', `/${encodeURIComponent(p.name)}`)} />
                   )}

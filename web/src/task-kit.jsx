@@ -3,14 +3,54 @@
 // through the event stream (the task log's list), its progress line, a
 // refusal or a failed task shown with the API's message, and the page's
 // lists read again when the task ends (or at once for a change without one).
-import { useEffect, useState } from 'preact/hooks';
+// A task the list does not have (a user with roles on projects only has no
+// event stream) is read by its id (GET /v1/tasks/ID) every second until it
+// ends or the page goes.
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
 
 export const ENDED = ['succeeded', 'failed', 'cancelled'];
 
+function useTaskRead(pending, tasks) {
+  const [read, setRead] = useState(null);
+  const listed = useRef(tasks);
+  listed.current = tasks;
+  const id = pending && pending.id;
+  useEffect(() => {
+    setRead(null);
+    if (!id) return undefined;
+    let timer = null;
+    let gone = false;
+    let left = 900; // at most 15 minutes of reads
+    const tick = async () => {
+      if (--left < 0) return;
+      const inList = listed.current.find((t) => t.id === id);
+      if (inList && ENDED.includes(inList.state)) return;
+      if (!inList) {
+        try {
+          const t = await api('GET', `/v1/tasks/${id}`);
+          if (gone) return;
+          setRead(t);
+          if (ENDED.includes(t.state)) return;
+        } catch {
+          /* read again at the next tick */
+        }
+      }
+      if (!gone) timer = setTimeout(tick, 1000);
+    };
+    timer = setTimeout(tick, 1000);
+    return () => {
+      gone = true;
+      clearTimeout(timer);
+    };
+  }, [id]);
+  return read;
+}
+
 export function useTask(tasks, onError, reload) {
   const [pending, setPending] = useState(null); // {id, what} of the task this page started
-  const task = pending && tasks.find((t) => t.id === pending.id);
+  const read = useTaskRead(pending, tasks);
+  const task = pending && (tasks.find((t) => t.id === pending.id) || read);
   const ended = task && ENDED.includes(task.state);
   const endedId = ended ? pending.id : null;
   useEffect(() => {

@@ -1,5 +1,6 @@
 // tree.jsx: the navigation tree: hosts with their VMs, then pools and
-// networks, each with its state icon; links are hash routes.
+// networks, each with its state icon (a network of a project with its
+// project's name); links are hash routes.
 
 export const STATE_ICONS = {
   running: '▶', stopped: '■', defined: '■', paused: '❚❚', crashed: '✖', starting: '…', stopping: '…',
@@ -52,7 +53,10 @@ export function Tree({ hosts, vms, pools, networks, route }) {
           <ul>
             {networks.map((n) => (
               <li key={n.name}>
-                <a href={`#/network/${n.name}`}><StateIcon state={n.state || 'active'} /> {n.name}</a>
+                <a href={`#/network/${n.name}`} data-network={n.name}>
+                  <StateIcon state={n.state || 'active'} /> {n.name}
+                  {n.project && <span class="tag" title={`project ${n.project}`}> {n.project}</span>}
+                </a>
               </li>
             ))}
           </ul>

@@ -4,18 +4,16 @@
 // and, when the image takes cloud-init, a user and an SSH key;
 // POST /v1/vms, then the new VM's page. The API checks everything again and
 // its message is shown as it says it.
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { api } from './api.js';
+import { useProjectNames } from './project-kit.jsx';
 
 export function Wizard({ images, networks, role, onError }) {
   const [form, setForm] = useState({
     name: '', image: images[0] ? images[0].name : '', vcpus: 1, memory: 512, disk: '',
     network: networks[0] ? networks[0].name : '', display: 'none', project: '', user: '', key: '',
   });
-  const [projects, setProjects] = useState([]);
-  useEffect(() => {
-    api('GET', '/v1/projects').then((d) => setProjects((d && d.projects) || []), () => setProjects([]));
-  }, []);
+  const projects = useProjectNames();
   const [busy, setBusy] = useState(false);
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
   const image = images.find((i) => i.name === form.image);
@@ -79,7 +77,7 @@ export function Wizard({ images, networks, role, onError }) {
       <label for="vm-project">Project</label>
       <select id="vm-project" name="project" value={form.project} onChange={set('project')}>
         <option value="">default</option>
-        {projects.filter((p) => p.name !== 'default').map((p) => <option key={p.name} value={p.name}>{p.name}</option>)}
+        {projects.filter((p) => p !== 'default').map((p) => <option key={p} value={p}>{p}</option>)}
       </select>
       {cloudInit && (
         <fieldset>
