@@ -146,6 +146,25 @@ void vo_ha_retry_failed(VoDaemon *d, const char *vm_id, const char *name, const 
     pthread_mutex_unlock(&lock);
 }
 
+void vo_ha_retry_refused(VoDaemon *d, VoVm *vm, bool follow, const char *why)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool mark = vm->spec->ha && !vo_vm_state_active(vm->state) && !vm->ha_start_failed;
+    if (mark) {
+        vm->ha_start_failed = true; /* kept here when the save fails: the retries see it */
+        int r = vo_vm_save(vm);
+        if (r < 0)
+            log_warn("ha: vm %s: its refused HA start is not marked in its document: %s",
+                     vm->spec->name, strerror(-r));
+    }
+    _cleanup_free_ char *id = vo_strdup(vm->spec->id), *name = vo_strdup(vm->spec->name);
+    bool ha = vm->spec->ha;
+    pthread_mutex_unlock(&vm->lock);
+    log_warn("ha: vm %s: its HA start was refused before its task: %s", name, why);
+    if (follow && ha)
+        vo_ha_retry_failed(d, id, name, why);
+}
+
 /* Why the VM must not be started again (NULL: it may): checked before each
  * attempt, as the other HA starts do. */
 static char *stale(VoDaemon *d, const char *vm_id)
@@ -263,7 +282,10 @@ static void resume_pending_locked(VoDaemon *d)
         VoVm *vm = vms[i];
         pthread_mutex_lock(&vm->lock);
         unsigned recent = vo_ha_restarts_recent(vm->ha_restarts, now);
-        if (vm->spec->ha && recent > 0 && vm->state == VO_VM_STOPPED && vm->ha_start_failed) {
+        /* Stopped by a failed start task, or crashed (killed by the
+         * fence, landed here) with a start refused before its task. */
+        if (vm->spec->ha && recent > 0 && !vo_vm_state_active(vm->state) &&
+            vm->ha_start_failed) {
             /* failures: the starts counted so far, all failed (the last
              * one's failure is counted again by resume_locked). */
             json_object_set_new(pending, vm->spec->id,

@@ -34,6 +34,13 @@ void vo_ha_retry_follow(VoDaemon *d, const char *vm_id, const char *name, const 
  * after the backoff, or given up when the restart limit allows no more. */
 void vo_ha_retry_failed(VoDaemon *d, const char *vm_id, const char *name, const char *why);
 
+/* vm's HA start was refused before any task (why): marked in its document
+ * ("ha_start_failed", as a failed start task marks it), so the retries and
+ * a vireod restart take it up; follow: not followed yet (the first start of
+ * a VM HA recovery moved here), tried again after the backoff from here.
+ * An HA start whose caller follows it already passes false. */
+void vo_ha_retry_refused(VoDaemon *d, VoVm *vm, bool follow, const char *why);
+
 /* Counts one HA start of vm (a fenced host's own restart, a retry) in its
  * document's "ha_restarts" (saved now): true; false, counting nothing,
  * when the restart limit allows no more starts. Takes vm->lock. */

@@ -9,6 +9,7 @@
 #include "daemon/rbd-dead-clients.h"
 #include "daemon/vm-internal.h"
 #include "daemon/vm-rbd-restore-undo.h"
+#include "daemon/vm-start-unknown.h"
 #include "daemon/ha-retry.h"
 #include "daemon/vm-job.h"
 
@@ -637,6 +638,8 @@ static json_t *vm_json_locked_view(VoVm *vm)
             json_array_append_new(at, vo_time_json(json_integer_value(t)));
         json_object_set_new(o, "ha_restarts", at);
     }
+    if (vm->ha_start_failed) /* its HA start failed: the retries follow it */
+        json_object_set_new(o, "ha_start_failed", json_true());
     if (vm->migration_task)
         json_object_set_new(o, "migration", json_pack("{s:s, s:s}", "task", vm->migration_task,
                                                       "to", vm->migration_to ?: ""));
@@ -967,7 +970,12 @@ static int task_start(VoTask *t, void *userdata)
     int saved = vo_vm_set_state(vm, VO_VM_STARTING);
     if (saved < 0) {
         vm->state = before;
-        vm->ha_start_failed = ((OpArgs *)userdata)->ha_start || ha_start_failed;
+        vm->ha_start_failed = (((OpArgs *)userdata)->ha_start || ha_start_failed) &&
+                              vm->spec->ha;
+        /* No answer: it may have landed. Then the document said
+         * "starting" for a VM nothing started: put back (best effort). */
+        if (saved == VO_STORE_EUNKNOWN)
+            vo_vm_unsaved_start_undo(vm);
         _cleanup_free_ char *name = vo_strdup(vm->spec->name);
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
@@ -1022,7 +1030,7 @@ static int task_start(VoTask *t, void *userdata)
         pthread_mutex_lock(&vm->lock);
         free(vm->exit_reason);
         vm->exit_reason = vo_asprintf("start failed: %s", error ? error : strerror(-r));
-        vm->ha_start_failed = ((OpArgs *)userdata)->ha_start;
+        vm->ha_start_failed = ((OpArgs *)userdata)->ha_start && vm->spec->ha;
         vo_vm_set_state(vm, before == VO_VM_DEFINED ? VO_VM_DEFINED : VO_VM_STOPPED);
         pthread_mutex_unlock(&vm->lock);
         pthread_mutex_unlock(&vm->job);
@@ -1715,24 +1723,34 @@ int vo_vm_precheck(VoVm *vm, unsigned allowed, const char *verb, char **ret_erro
 static int vm_start(VoDaemon *d, VoVm *vm, bool unbounded, bool ha, json_t **ret_task,
                     char **ret_error)
 {
-    int r = vo_fence_check_start(d, ret_error);
-    if (r < 0)
-        return r;
-    r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
-    OpArgs *a = op_args(vm);
     pthread_mutex_lock(&vm->lock);
     bool landed = vm->ha_landed;
+    _cleanup_free_ char *id = vo_strdup(vm->spec->id), *name = vo_strdup(vm->spec->name);
     pthread_mutex_unlock(&vm->lock);
-    a->ha_start = ha || landed;
+    int r = vo_fence_check_start(d, ret_error);
     if (r >= 0)
+        r = vo_vm_precheck(vm, INACTIVE_STATES, "start", ret_error);
+    if (r >= 0 && (ha || landed)) { /* tests refuse an HA start here, before its task */
+        _cleanup_free_ char *point = vo_asprintf("ha_start_refused@%s", name);
+        r = vo_test_fault(point);
+        if (r < 0)
+            *ret_error = vo_asprintf("test fault: HA start of VM '%s' refused before its task "
+                                     "(%s)", name, strerror(-r));
+    }
+    if (r >= 0) {
+        OpArgs *a = op_args(vm);
+        a->ha_start = ha || landed;
         r = vm_submit(d, vm, "start", NULL, unbounded, task_start, a, op_args_free, ret_task,
                       ret_error);
-    else
-        op_args_free(a);
+    }
+    /* An HA start refused before its task is marked in the VM's document
+     * like one whose task failed, so the retries take it up (the first
+     * start of a VM HA recovery moved here is followed from here). */
+    if (r < 0 && (ha || landed))
+        vo_ha_retry_refused(d, vm, landed && !ha, *ret_error ? *ret_error : strerror(-r));
     pthread_mutex_lock(&vm->lock);
     landed = r >= 0 && landed;
     vm->ha_landed = vm->ha_landed && !landed;
-    _cleanup_free_ char *id = vo_strdup(vm->spec->id), *name = vo_strdup(vm->spec->name);
     pthread_mutex_unlock(&vm->lock);
     if (landed)
         vo_ha_retry_follow(d, id, name, json_string_value(json_object_get(*ret_task, "id")));
@@ -2392,9 +2410,15 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
     }
     VoVmSpec *old = vm->spec;
     vm->spec = next;
+    /* HA off forgets a failed HA start: HA on later must not retry it. */
+    bool ha_start_failed = vm->ha_start_failed;
+    if (!next->ha)
+        vm->ha_start_failed = false;
     vm->check_quota = true;
     r = vo_vm_save(vm);
     vm->check_quota = false;
+    if (r < 0)
+        vm->ha_start_failed = ha_start_failed;
     char *refused = vo_vm_save_refusal(r);
     if (r == -ENOTUNIQ) { /* the new name is another VM's, on another host */
         vm->spec = old;
@@ -2677,7 +2701,8 @@ void vo_vms_restart_fenced(VoDaemon *d, char **killed)
         if (vm_start(d, vm, true, true, &task, &error) < 0) {
             log_warn("ha: vm %s was killed by this host's fence and is still this host's, but "
                      "cannot be started again: %s", name, error);
-            vo_ha_retry_failed(d, id, name, error); /* tried again after a backoff */
+            /* marked by vm_start; tried again after a backoff */
+            vo_ha_retry_failed(d, id, name, error);
         } else {
             const char *task_id = json_string_value(json_object_get(task, "id"));
             log_info("ha: vm %s was killed by this host's fence and is still this host's: "

@@ -86,11 +86,7 @@ struct VoHvInstance {
 
 static int take_fault(const char *op)
 {
-    const char *dir = getenv("VIREO_FAKE_FAULTS");
-    if (!dir)
-        return 0;
-    vo_test_hold(op);
-    return vo_fault_file_take(dir, op);
+    return vo_test_fault(op);
 }
 
 static void save_state(VoHvInstance *vm)

@@ -1,8 +1,8 @@
 /* store-fault.c: the store's test-only fault point (store.h,
  * vo_store_test_fault): a test makes one document's next writes fail, so
  * that what a failed save must not leave behind can be tested on a store
- * that otherwise works. Off unless $VIREO_TEST_STORE_FAULTS names a
- * directory (util/fault-file.h). */
+ * that otherwise works, or be applied with its answer lost. Off unless
+ * $VIREO_TEST_STORE_FAULTS names a directory (util/fault-file.h). */
 #include "state/store.h"
 
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 #include "util/fault-file.h"
 #include "util/util.h"
 
-int vo_store_test_fault(const VoStoreOp *ops, size_t n_ops)
+int vo_store_test_fault(const VoStoreOp *ops, size_t n_ops, int *ret_lost)
 {
     const char *dir = getenv("VIREO_TEST_STORE_FAULTS");
     if (!dir || !*dir)
@@ -27,6 +27,13 @@ int vo_store_test_fault(const VoStoreOp *ops, size_t n_ops)
         if (r < 0) {
             log_warn("test fault: store write %s failed (%s)", name, strerror(-r));
             return r;
+        }
+        _cleanup_free_ char *lost = vo_asprintf("lost@%s", name);
+        r = vo_fault_file_take(dir, lost);
+        if (r < 0 && *ret_lost == 0) {
+            log_warn("test fault: store write %s applied, its answer lost (%s)", name,
+                     strerror(-r));
+            *ret_lost = r;
         }
     }
     return 0;

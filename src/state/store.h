@@ -209,13 +209,19 @@ int vo_store_count(VoStore *s, const char *prefix, size_t *ret_n);
 /* Test-only (store-fault.c): with $VIREO_TEST_STORE_FAULTS set to a
  * directory, a file there named put@KEY or delete@KEY ('/' in KEY as '+')
  * holding "N ERR" fails the next N transactions writing KEY that way with
- * ERR (util/fault-file.h), nothing written; 0 otherwise. */
-int vo_store_test_fault(const VoStoreOp *ops, size_t n_ops);
+ * ERR (util/fault-file.h), nothing written; 0 otherwise. A file named
+ * lost@put@KEY (or lost@delete@KEY) lets the transaction be applied and
+ * then answers ERR as *ret_lost (an answer lost: VO_STORE_EUNKNOWN with
+ * "1 ETIMEDOUT"). */
+int vo_store_test_fault(const VoStoreOp *ops, size_t n_ops, int *ret_lost);
 
 static inline int vo_store_txn(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps,
                                const VoStoreOp *ops, size_t n_ops, int64_t *ret_rev,
                                size_t *ret_failed)
 {
-    int r = vo_store_test_fault(ops, n_ops);
-    return r < 0 ? r : s->ops->txn(s, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
+    int lost = 0;
+    int r = vo_store_test_fault(ops, n_ops, &lost);
+    if (r >= 0)
+        r = s->ops->txn(s, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
+    return r >= 0 && lost < 0 ? lost : r;
 }

@@ -1,4 +1,4 @@
-/* test-hold.h: hold points for tests. A file $VIREO_FAKE_FAULTS/<op>.hold
+/* test-hold.h: hold and fault points for tests. A file $VIREO_FAKE_FAULTS/<op>.hold
  * makes the code that reaches hold point <op> wait while it exists (at
  * most two minutes), after creating <op>.held: a test sees the operation
  * there and lets it go by removing the .hold file. Without the variable
@@ -8,3 +8,8 @@
 #pragma once
 
 void vo_test_hold(const char *op);
+/* A fault point of the same directory: the hold point op, then the fault
+ * file $VIREO_FAKE_FAULTS/<op> (util/fault-file.h): 0, or the negative
+ * errno it says. The fake driver's operations, and a few of the daemon's
+ * steps tests make fail (vms.c: an HA start refused before its task). */
+int vo_test_fault(const char *op);
