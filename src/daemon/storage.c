@@ -19,6 +19,7 @@
 #include "conf/names.h"
 #include "daemon/host-id.h"
 #include "daemon/storage-iscsi.h"
+#include "daemon/sweep-kept.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"
 #include "state/lease-keeper.h"
@@ -1718,8 +1719,11 @@ static int reserve_volume(VoDaemon *d, const char *pool, const char *name, const
         *ret_error = vo_asprintf("format: '%s' is not qcow2 or raw", format);
         return -EINVAL;
     }
+    /* An RBD image of this name a crash left while Ceph did not answer. */
+    int r = vo_sweep_kept_finish_volume(d, pool, name, ret_error);
+    if (r < 0)
+        return r;
     pthread_mutex_lock(&d->storage_lock);
-    int r = 0;
     VoPool *p = pool_for_new_volume(d, pool, name, &r, ret_error);
     _cleanup_free_ char *path = p ? vo_volume_path(p->path, name, format) : NULL;
     _cleanup_free_ char *lock = NULL;

@@ -351,6 +351,46 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     assert images(ceph) == []
 
 
+def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
+    """A volume create cut short by vireod's crash (its marked RBD image
+    made, its document not saved), and the restart's sweep finds Ceph not
+    answering (the monitor stopped): the intent stays, a create of the name
+    meanwhile is refused (409), and once the monitor answers the running
+    vireod removes the image, so the name is usable again."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "down", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    open(os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "rbd-volume-exit-before-save"),
+         "w").close()
+    d.request("POST", "/v1/pools/down/volumes", {"name": "orphan", "size_bytes": MiB})
+    d.proc.wait(timeout=60)
+    assert "orphan" in images(ceph)  # made, not recorded
+    mon = ceph.procs["mon.a"][0].pid
+    os.kill(mon, signal.SIGSTOP)
+    try:
+        d.start(timeout=60)  # the sweep's try is bounded (10 s per Ceph call)
+        assert "sweep: kept the RBD image of" in d.log(), d.log()
+        db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
+        try:
+            kept = [k for (k,) in
+                    db.execute("SELECT key FROM documents WHERE key LIKE 'intents/%'")]
+        finally:
+            db.close()
+        assert "intents/volumes/down/orphan" in kept
+        status, doc = d.request("POST", "/v1/pools/down/volumes",
+                                {"name": "orphan", "size_bytes": MiB}, timeout=90)[:2]
+        assert status == 409 and "Ceph does not answer" in doc["error"]["message"], doc
+    finally:
+        os.kill(mon, signal.SIGCONT)
+    wait_until(lambda: "orphan" not in images(ceph), 60, interval=0.5,
+               what="the kept intent's image to go")
+    assert "sweep: finished intents/volumes/down/orphan" in d.log()
+    d.task_ok("POST", "/v1/pools/down/volumes", {"name": "orphan", "size_bytes": MiB})
+    assert "orphan" in images(ceph)
+    d.task_ok("DELETE", "/v1/pools/down/volumes/orphan")
+    d.api("DELETE", "/v1/pools/down")
+
+
 def test_image_delete_racing_vm_create(ceph, rbd_env, tmp_path):
     """An image's delete holds its name before it counts the image's users:
     a VM create from it while the delete removes its bases (held up here:
