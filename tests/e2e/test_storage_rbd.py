@@ -340,10 +340,25 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     ceph.ns("qemu-img", "compare", "-f", "raw", "-F", "raw", backup_snap, disk, timeout=120)
     assert rbd_snaps(ceph, "lc2-disk0") == [f"vireo.backup.{b2['id']}"]
     assert d.vm("lc2")["state"] == "stopped"  # as the start above left it
+    # Restored as a new VM into the rbd pool: a raw RBD image filled from
+    # the chain opened by the names the restore checked (a json: spec
+    # pinning each layer's backing, as a dir pool's copy does), never by a
+    # backing name read from a header (qemu-img's calls logged here).
+    wrap = d.wrap_tool("qemu-img", '#!/bin/sh\necho "$*" >> {dir}/calls\nexec {real} "$@"\n')
+    d.task_ok("POST", f"/v1/backups/{b2['id']}/restore", {"as": "lc2r", "pool": "ceph3"})
+    with open(os.path.join(wrap, "calls")) as f:
+        calls = [c for c in f if "lc2r-disk0" in c or " info " in f" {c}"]
+    converts = [c for c in calls if c.startswith("convert")]
+    assert len(converts) == 1 and " json:" in converts[0], calls
+    assert "-f qcow2" not in converts[0] and not [c for c in calls if "--backing-chain" in c
+                                                   and "/backups/" in c], calls
+    assert d.api("GET", "/v1/vms/lc2r")["disks"][0]["format"] == "raw"
+    ceph.ns("qemu-img", "compare", "-f", "raw", "-F", "raw", backup_snap,
+            f"rbd:vireo-vms/lc2r-disk0:conf={ceph.conf}", timeout=120)
     for b in (b1, b2):
         d.task_ok("DELETE", f"/v1/backups/{b['id']}")
     # A VM's delete takes its disks' RBD snapshots with them (lc1's off1).
-    for vm in ("lc0", "lc1", "lc2", "lcbig", "fc"):
+    for vm in ("lc0", "lc1", "lc2", "lcbig", "fc", "lc2r"):
         d.cli("vm", "delete", vm)
     assert images(ceph) == [BASE]  # kept for the next clone
     # The pool's delete takes the bases without clones out of the Ceph pool.
