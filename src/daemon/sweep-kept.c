@@ -79,14 +79,14 @@ static int finish(VoDaemon *d, const char *key)
 
 void vo_sweep_kept_retry(VoDaemon *d)
 {
-    char **keys = NULL;
+    /* One intent per call, in turn: a stop waits for one try at most. */
+    static size_t next;
     pthread_mutex_lock(&kept.lock);
-    for (size_t i = 0; kept.keys && kept.keys[i]; i++)
-        vo_strv_push(&keys, vo_strdup(kept.keys[i]));
+    size_t n = vo_strv_len(kept.keys);
+    _cleanup_free_ char *key = n ? vo_strdup(kept.keys[next++ % n]) : NULL;
     pthread_mutex_unlock(&kept.lock);
-    for (size_t i = 0; keys && keys[i]; i++)
-        (void)finish(d, keys[i]);
-    vo_strv_free(keys);
+    if (key)
+        (void)finish(d, key);
 }
 
 int vo_sweep_kept_finish_volume(VoDaemon *d, const char *pool, const char *name,

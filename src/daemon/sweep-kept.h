@@ -1,7 +1,7 @@
 /* sweep-kept.h: the intents the start-up sweep kept because Ceph could
  * not be asked to remove the RBD image one names (a create cut short by a
  * crash, its image marked as the volume's: sweep.c). They are tried again
- * while vireod runs (the rbd pools' check thread, every few seconds) and
+ * while vireod runs (the rbd pools' check thread, one every few seconds) and
  * before a volume of that name is made, so the image goes once Ceph
  * answers and never blocks the name; a stop first leaves the record to
  * the next start's sweep. */
@@ -11,7 +11,7 @@
 
 /* Notes intent store key ("intents/...") as kept for Ceph. */
 void vo_sweep_kept_add(const char *key);
-/* Tries every kept intent once (each bounded by the Ceph timeouts). */
+/* Tries one kept intent (the next in turn; bounded by the Ceph timeouts). */
 void vo_sweep_kept_retry(VoDaemon *d);
 /* Before volume pool/name is reserved: a kept intent of that name is
  * finished first. 0 (none, or finished), or -EBUSY with *ret_error when
