@@ -202,12 +202,10 @@ void vo_backup_rbd_prune(VoDaemon *d, const VoVmSpec *spec, const char *keep)
  * never makes qemu-img read another file into the VM's disk. */
 static int restore_image(const VoVmRbdImage *img, char *const *layers, char **ret_error)
 {
-    VoImgInfo info = { 0 };
-    int r = vo_img_info(layers[0], "qcow2", &info, ret_error);
+    uint64_t size = 0;
+    int r = vo_storage_rbd_chain_size(layers, &size, ret_error);
     if (r < 0)
         return r;
-    uint64_t size = info.n_layers ? info.layers[0].virtual_size : 0;
-    vo_img_info_clear(&info);
     _cleanup_free_ char *chain = vo_img_chain_spec(layers, vo_strv_len(layers));
     if (!chain)
         return vo_error_set(ret_error, -EINVAL, "invalid backup chain of %s", layers[0]);

@@ -1,7 +1,7 @@
 /* cluster-admit.c: a member's side of a join: the cluster CA for anyone
  * (GET /v1/cluster/ca: public, checked by the joiner against its token) and
  * POST /v1/cluster/join-request: the token checked against its record, the
- * joiner's VMs and networks checked for collisions and its projects against the
+ * joiner's VMs, networks and rbd pools checked for collisions and its projects against the
  * cluster's quotas (cluster-join-projects.c), its host certificate
  * issued, and (while the cluster has fewer than three voting members) its
  * etcd member added as a learner. */
@@ -14,6 +14,7 @@
 #include "cluster/pki.h"
 #include "daemon/cluster.h"
 #include "daemon/networks.h"
+#include "daemon/storage.h"
 #include "network/cidr.h"
 #include "util/util.h"
 
@@ -39,6 +40,7 @@ typedef struct {
     json_t *vms;      /* [{host, name}] */
     json_t *networks; /* [{host, name, subnet}] */
     json_t *names;    /* cluster/names/vms/<name> keys' names */
+    json_t *pools;    /* the cluster's shared pools: cluster/pools/<name> docs by name */
 } ClusterObjects;
 
 /* "h/<host>/vms/<id>" and "h/<host>/networks/<name>" of every host. */
@@ -82,6 +84,36 @@ static int collect_name(const char *key, const char *value, int64_t rev, void *u
 {
     json_array_append_new(userdata, json_string(strrchr(key, '/') + 1));
     return 0;
+}
+
+/* "Ceph pool P at MONITORS" of a pool's rbd settings (dir pools: "PATH"). */
+static char *pool_where(const json_t *pool)
+{
+    const json_t *rbd = json_object_get(pool, "rbd");
+    if (!rbd)
+        return vo_asprintf("dir at %s", json_string_value(json_object_get(pool, "path")));
+    return vo_asprintf("rbd: Ceph pool %s at %s",
+                       json_string_value(json_object_get(rbd, "pool")),
+                       json_string_value(json_object_get(rbd, "monitors")));
+}
+
+/* The joiner's rbd pools named like a shared pool of the cluster: refused,
+ * whatever Ceph pool each names (its own pool would hide the cluster's on
+ * it, and the cluster's VMs on that pool would open the wrong images). */
+static void find_pool_collisions(const ClusterObjects *o, const json_t *req, char ***out)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(req, "rbd_pools"), i, v) {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        json_t *theirs = name ? json_object_get(o->pools, name) : NULL;
+        if (!theirs)
+            continue;
+        _cleanup_free_ char *mine = pool_where(v), *other = pool_where(theirs);
+        vo_strv_pushf(out, "pool name '%s' is taken: the cluster has a shared pool '%s' (%s), "
+                      "this host an rbd pool '%s' (%s): delete this host's pool (and make it "
+                      "again under another name) first", name, name, other, name, mine);
+    }
 }
 
 static const char *host_name_of(const ClusterObjects *o, const char *host_id)
@@ -342,14 +374,17 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
         return vo_error_set(ret_error, -ENOTCONN, "this host is not in a cluster");
     const char *cluster = NULL, *token_id = NULL, *secret = NULL, *host_id = NULL, *name = NULL,
                *address = NULL;
-    json_t *vms = NULL, *nets = NULL, *projects = NULL;
+    json_t *vms = NULL, *nets = NULL, *projects = NULL, *rbd_pools = NULL;
     int peer_port = VO_ETCD_PEER_PORT;
     json_error_t jerr;
-    if (json_unpack_ex((json_t *)req, &jerr, JSON_STRICT, "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s?o, s?i}",
+    if (json_unpack_ex((json_t *)req, &jerr, JSON_STRICT,
+                       "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s?o, s?i, s?o}",
                        "cluster", &cluster, "token_id", &token_id, "secret", &secret, "host_id",
                        &host_id, "name", &name, "address", &address, "vms", &vms, "networks",
-                       &nets, "projects", &projects, "etcd_peer_port", &peer_port) < 0 ||
-        !json_is_array(vms) || !json_is_array(nets) || (projects && !json_is_object(projects)))
+                       &nets, "projects", &projects, "etcd_peer_port", &peer_port,
+                       "rbd_pools", &rbd_pools) < 0 ||
+        !json_is_array(vms) || !json_is_array(nets) || (projects && !json_is_object(projects)) ||
+        (rbd_pools && !json_is_array(rbd_pools)))
         return vo_error_set(ret_error, -EINVAL, "invalid join request: %s", jerr.text);
     _cleanup_free_ char *token_text = NULL;
     int64_t token_rev = 0;
@@ -363,15 +398,19 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
         return vo_error_set(ret_error, -ENOTCONN, "this host does not keep the cluster CA's key "
                             "(only voting members do): join through one of them");
     }
-    ClusterObjects o = { json_object(), json_array(), json_array(), json_array() };
+    ClusterObjects o = { json_object(), json_array(), json_array(), json_array(),
+                         json_object() };
     if ((r = vo_store_list(d->cluster_store, "cluster/members/", collect_member, o.members)) < 0 ||
         (r = vo_store_list(d->cluster_store, "cluster/names/vms/", collect_name, o.names)) < 0 ||
-        (r = vo_store_list(d->cluster_store, "h/", collect_host_docs, &o)) < 0)
+        (r = vo_store_list(d->cluster_store, "h/", collect_host_docs, &o)) < 0 ||
+        (r = vo_store_list(d->cluster_store, VO_SHARED_POOLS_PREFIX, collect_member,
+                           o.pools)) < 0)
         vo_error_set(ret_error, r, "cannot read the cluster's documents: %s",
                      r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
     char **collisions = NULL;
     if (r >= 0) {
         find_collisions(&o, req, host_id, &collisions);
+        find_pool_collisions(&o, req, &collisions);
         vo_cluster_admit_projects(d->cluster_store, projects, &collisions);
     }
     if (r >= 0 && collisions) {
@@ -383,6 +422,7 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
     json_decref(o.vms);
     json_decref(o.networks);
     json_decref(o.names);
+    json_decref(o.pools);
     VoPkiPair host = { 0 };
     bool consumed = false;
     if (r >= 0 && (r = consume_token(d, token_id, token_rev, ret_error)) >= 0)

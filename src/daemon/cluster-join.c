@@ -86,14 +86,19 @@ static int collect_json(const char *key, const char *value, int64_t rev, void *u
     return 0;
 }
 
-/* What the member checks for collisions: this host's VM names and networks. */
-static int local_objects(VoDaemon *d, json_t **ret_vms, json_t **ret_networks)
+/* What the member checks for collisions: this host's VM names, networks
+ * and rbd pools ({name, rbd: {monitors, pool, user}}: a host keeps them as
+ * its own, and one named like a pool of the cluster would hide it here). */
+static int local_objects(VoDaemon *d, json_t **ret_vms, json_t **ret_networks,
+                         json_t **ret_pools)
 {
     json_t *vms = json_array(), *nets = json_array(), *names = json_array(),
-           *list = json_array();
+           *list = json_array(), *pools = json_array(), *rbd_pools = json_array();
     int r = vo_store_list(d->store, "vms/", collect_json, vms);
     if (r >= 0)
         r = vo_store_list(d->store, "networks/", collect_json, nets);
+    if (r >= 0)
+        r = vo_store_list(d->store, "pools/", collect_json, pools);
     size_t i;
     json_t *o;
     json_array_foreach(vms, i, o) {
@@ -106,10 +111,18 @@ static int local_objects(VoDaemon *d, json_t **ret_vms, json_t **ret_networks)
                               json_object_get(o, "subnet"));
         json_array_append_new(list, n);
     }
+    json_array_foreach(pools, i, o) {
+        json_t *rbd = json_object_get(o, "rbd");
+        if (json_is_object(rbd))
+            json_array_append_new(rbd_pools, json_pack("{s:O?, s:O}", "name",
+                                                       json_object_get(o, "name"), "rbd", rbd));
+    }
     json_decref(vms);
     json_decref(nets);
+    json_decref(pools);
     *ret_vms = names;
     *ret_networks = list;
+    *ret_pools = rbd_pools;
     return r;
 }
 
@@ -182,11 +195,12 @@ static int join_steps(VoDaemon *d, const char *staging, const VoJoinToken *t, co
     if ((r = vo_pki_pair_write(dir, "ca", &ca_only)) < 0)
         return vo_error_set(ret_error, r, "cannot write %s/ca.crt: %s", dir, strerror(-r));
 
-    json_t *vms = NULL, *nets = NULL, *projects = NULL;
-    if ((r = local_objects(d, &vms, &nets)) < 0 ||
+    json_t *vms = NULL, *nets = NULL, *pools = NULL, *projects = NULL;
+    if ((r = local_objects(d, &vms, &nets, &pools)) < 0 ||
         (r = vo_cluster_join_projects(d->store, &projects)) < 0) {
         json_decref(vms);
         json_decref(nets);
+        json_decref(pools);
         return vo_error_set(ret_error, r, "cannot read this host's documents: %s", strerror(-r));
     }
     json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i}", "cluster",
@@ -194,6 +208,9 @@ static int join_steps(VoDaemon *d, const char *staging, const VoJoinToken *t, co
                             d->host_id, "name", d->host_name, "address", address, "vms", vms,
                             "networks", nets, "projects", projects, "etcd_peer_port",
                             VO_ETCD_PEER_PORT);
+    if (json_array_size(pools)) /* only when it has some: an older member takes the rest */
+        json_object_set(req, "rbd_pools", pools);
+    json_decref(pools);
     _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     _cleanup_free_ char *ca_file = vo_asprintf("%s/ca.crt", dir);

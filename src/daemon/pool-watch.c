@@ -10,6 +10,7 @@
 
 #include "daemon/cluster-follow.h"
 #include "daemon/storage.h"
+#include "daemon/sweep-kept.h"
 #include "util/util.h"
 
 #define WATCH_PREFIX "cluster/"
@@ -123,6 +124,7 @@ static void *rbd_thread(void *userdata)
         pthread_mutex_unlock(&pw.lock);
         if (vo_storage_check_rbd_pools(d))
             vo_storage_notify_pools_changed(d);
+        vo_sweep_kept_retry(d); /* RBD images the start-up sweep could not remove */
         pthread_mutex_lock(&pw.lock);
     }
     pthread_mutex_unlock(&pw.lock);

@@ -10,6 +10,7 @@
 
 #include "conf/names.h"
 #include "conf/rbd-spec.h"
+#include "storage/image-header.h"
 #include "storage/qemu-img.h"
 #include "storage/rbd-clone.h"
 #include "storage/rbd-disk.h"
@@ -157,6 +158,21 @@ int vo_storage_rbd_load(const char *dir, json_t *props, VoRbdPool *ret, char **r
     return 0;
 }
 
+/* A new RBD image of size bytes, filled from src (of src_format; NULL: a
+ * "json:" chain spec); removed again when the copy fails. */
+static int import_sized(const VoRbdPool *rp, const char *image, const char *src,
+                        const char *src_format, uint64_t size, char **ret_error)
+{
+    VoRbdConf c = vo_rbd_pool_conf(rp);
+    int r = vo_rbd_image_create(&c, image, size, ret_error);
+    if (r < 0)
+        return r;
+    r = vo_storage_rbd_write(rp, image, src, src_format, ret_error);
+    if (r < 0)
+        (void)vo_rbd_image_remove(&c, image, NULL);
+    return r;
+}
+
 int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
                           const char *src_format, uint64_t size, char **ret_error)
 {
@@ -166,16 +182,36 @@ int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *sr
         return r;
     uint64_t vsize = info.n_layers ? info.layers[0].virtual_size : 0;
     vo_img_info_clear(&info);
-    if (size < vsize)
-        size = vsize;
-    VoRbdConf c = vo_rbd_pool_conf(rp);
-    r = vo_rbd_image_create(&c, image, size, ret_error);
+    return import_sized(rp, image, src, src_format, size < vsize ? vsize : size, ret_error);
+}
+
+int vo_storage_rbd_chain_size(char *const *layers, uint64_t *ret_size, char **ret_error)
+{
+    int fd = layers && layers[0] ? vo_img_open_regular(layers[0]) : -EINVAL;
+    VoQcow2Header h;
+    int r = fd < 0 ? fd : vo_qcow2_header_read(fd, &h);
+    if (fd >= 0)
+        close(fd);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read the qcow2 header of %s: %s",
+                            layers && layers[0] ? layers[0] : "(none)", strerror(-r));
+    *ret_size = h.virtual_size;
+    vo_qcow2_header_clear(&h);
+    return 0;
+}
+
+int vo_storage_rbd_import_chain(const VoRbdPool *rp, const char *image, char *const *layers,
+                                size_t n, char **ret_error)
+{
+    uint64_t size = 0;
+    int r = vo_storage_rbd_chain_size(layers, &size, ret_error);
     if (r < 0)
         return r;
-    r = vo_storage_rbd_write(rp, image, src, src_format, ret_error);
-    if (r < 0)
-        (void)vo_rbd_image_remove(&c, image, NULL);
-    return r;
+    _cleanup_free_ char *chain = vo_img_chain_spec(layers, n);
+    if (!chain)
+        return vo_error_set(ret_error, -EINVAL, "invalid image chain (%zu layer(s), each an "
+                            "absolute path)", n);
+    return import_sized(rp, image, chain, NULL, size, ret_error);
 }
 
 int vo_storage_rbd_write(const VoRbdPool *rp, const char *image, const char *src,

@@ -57,6 +57,15 @@ int vo_storage_rbd_write_id(const char *dir, const char *id);
  * QEMU's rbd driver; removed again when the copy fails. */
 int vo_storage_rbd_import(const VoRbdPool *rp, const char *image, const char *src,
                           const char *src_format, uint64_t size, char **ret_error);
+/* The same for the qcow2 chain layers[0] (top) .. layers[n-1] (a backup's
+ * files, as the caller checked them), opened through vo_img_chain_spec:
+ * every layer by name, no backing name read from a header followed; the
+ * image of the top layer's virtual size, read from its header alone. */
+int vo_storage_rbd_import_chain(const VoRbdPool *rp, const char *image, char *const *layers,
+                                size_t n, char **ret_error);
+/* The virtual size of chain layers[0] (a qcow2 file), from its header
+ * (nothing it names is opened). 0 or -errno with *ret_error. */
+int vo_storage_rbd_chain_size(char *const *layers, uint64_t *ret_size, char **ret_error);
 /* Writes the disk image src (of src_format; or NULL: src a "json:" spec,
  * vo_img_chain_spec) over the whole of the existing RBD image `image` (qemu-img
  * convert -n through QEMU's rbd driver), which is at least as large. */

@@ -19,6 +19,7 @@
 #include "conf/names.h"
 #include "daemon/host-id.h"
 #include "daemon/storage-iscsi.h"
+#include "daemon/sweep-kept.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"
 #include "state/lease-keeper.h"
@@ -1718,8 +1719,11 @@ static int reserve_volume(VoDaemon *d, const char *pool, const char *name, const
         *ret_error = vo_asprintf("format: '%s' is not qcow2 or raw", format);
         return -EINVAL;
     }
+    /* An RBD image of this name a crash left while Ceph did not answer. */
+    int r = vo_sweep_kept_finish_volume(d, pool, name, ret_error);
+    if (r < 0)
+        return r;
     pthread_mutex_lock(&d->storage_lock);
-    int r = 0;
     VoPool *p = pool_for_new_volume(d, pool, name, &r, ret_error);
     _cleanup_free_ char *path = p ? vo_volume_path(p->path, name, format) : NULL;
     _cleanup_free_ char *lock = NULL;
@@ -2623,21 +2627,34 @@ static int rbd_volume_finish(VoDaemon *d, const char *pool, const char *name, co
     return r;
 }
 
+/* What a new rbd volume is made of: a linked clone of image clone_of's
+ * base, src imported, or a backup's chain (layers, top first) imported. */
+typedef struct {
+    const char *src, *src_format, *clone_of;
+    uint64_t size;
+    char *const *layers;
+    size_t n_layers;
+} RbdSource;
+
 static int rbd_volume_make(VoDaemon *d, const char *pool, const char *name, const VoRbdPool *rp,
-                           const char *src, const char *src_format, uint64_t size,
-                           const char *clone_of, VoTask *task, char **ret_path, char **ret_error)
+                           const RbdSource *from, VoTask *task, char **ret_path,
+                           char **ret_error)
 {
     _cleanup_free_ char *path = NULL;
     int r = reserve_volume(d, pool, name, "raw", &path, ret_error);
     if (r < 0)
         return r;
     if (task)
-        vo_task_progress(task, 40, clone_of ? "cloning the image's base in RBD"
-                                            : "copying the image into RBD");
-    r = clone_of ? vo_storage_rbd_clone_image(rp, clone_of, src, src_format, name, size,
-                                              ret_error)
-                 : vo_storage_rbd_import(rp, name, src, src_format, size, ret_error);
-    r = rbd_volume_finish(d, pool, name, path, rp, r, clone_of, ret_error);
+        vo_task_progress(task, 40, from->clone_of ? "cloning the image's base in RBD"
+                                                  : "copying the image into RBD");
+    if (from->clone_of)
+        r = vo_storage_rbd_clone_image(rp, from->clone_of, from->src, from->src_format, name,
+                                       from->size, ret_error);
+    else if (from->layers)
+        r = vo_storage_rbd_import_chain(rp, name, from->layers, from->n_layers, ret_error);
+    else
+        r = vo_storage_rbd_import(rp, name, from->src, from->src_format, from->size, ret_error);
+    r = rbd_volume_finish(d, pool, name, path, rp, r, from->clone_of, ret_error);
     if (r >= 0)
         *ret_path = TAKE_PTR(path);
     return r;
@@ -2653,8 +2670,9 @@ int vo_volume_create_from_base(VoDaemon *d, const char *pool, const char *name,
     int r = rbd_pool_of(d, pool, &rp, ret_error);
     if (r > 0) { /* an rbd pool: an RBD clone of the image's base, or a full copy */
         bool linked = !full_clone && base_image;
-        r = rbd_volume_make(d, pool, name, &rp, base_path, base_format, size,
-                            linked ? base_image : NULL, task, ret_path, ret_error);
+        RbdSource from = { .src = base_path, .src_format = base_format, .size = size,
+                           .clone_of = linked ? base_image : NULL };
+        r = rbd_volume_make(d, pool, name, &rp, &from, task, ret_path, ret_error);
         vo_rbd_pool_clear(&rp);
         return r;
     }
@@ -2688,9 +2706,10 @@ int vo_volume_create_from_chain(VoDaemon *d, const char *pool, const char *name,
     VoRbdPool rp;
     int r = rbd_pool_of(d, pool, &rp, ret_error);
     if (r > 0) { /* an rbd pool: a new RBD image filled through QEMU's rbd driver; the
-                  * caller checked the chain (each layer backed by the next) */
-        r = rbd_volume_make(d, pool, name, &rp, layers[0], "qcow2", 0, NULL, task, ret_path,
-                            ret_error);
+                  * caller checked the chain (each layer backed by the next), which is
+                  * opened by those names only, as for a dir pool's copy */
+        RbdSource from = { .layers = layers, .n_layers = n_layers };
+        r = rbd_volume_make(d, pool, name, &rp, &from, task, ret_path, ret_error);
         vo_rbd_pool_clear(&rp);
         return r;
     }

@@ -13,6 +13,7 @@
 #include "daemon/migrate-safe.h"
 #include "daemon/storage-rbd.h"
 #include "daemon/storage.h"
+#include "daemon/sweep-kept.h"
 #include "state/keys.h"
 #include "state/owner-state.h"
 #include "util/util.h"
@@ -130,15 +131,42 @@ static bool remove_logged(const char *path, const char *why);
 
 /* An rbd pool's volume path names an RBD image, not a file: the image a
  * create cut short goes when it carries the volume's mark. Only after a
- * crash, so the wait on Ceph (bounded) is rare. */
-static void remove_rbd_image(const char *path)
+ * crash, so the wait on Ceph (bounded) is rare. -errno when Ceph could not
+ * be asked: the image may still be there. */
+static int remove_rbd_image(const char *path)
 {
     _cleanup_free_ char *error = NULL;
     int r = vo_storage_rbd_remove_half_made(path, &error);
     if (r > 0)
         log_info("removed RBD image of %s: half-made when vireod stopped", path);
     else if (r < 0)
-        log_warn("kept the RBD image of %s (half-made when vireod stopped): %s", path, error);
+        log_warn("sweep: kept the RBD image of %s (half-made when vireod stopped) and its "
+                 "intent: %s; tried again when Ceph answers", path, error);
+    return r < 0 ? r : 0;
+}
+
+int vo_sweep_intent(VoDaemon *d, const char *key, const char *text)
+{
+    json_t *doc = json_loads(text, 0, NULL);
+    const char *owner = json_string_value(json_object_get(doc, "owner"));
+    _cleanup_free_ char *what = vo_asprintf("the files (and RBD images) of %s", key);
+    VoOwnerState st = owner ? owner_state(d, owner, what) : VO_OWNER_GONE;
+    int r = st == VO_OWNER_UNKNOWN ? 0 : 1;
+    if (st == VO_OWNER_GONE) {
+        size_t k;
+        json_t *p;
+        json_array_foreach(json_object_get(doc, "paths"), k, p) {
+            const char *path = json_string_value(p);
+            /* The operation that made it says so after the restart. */
+            if (plain_path(path) && remove_logged(path, "half-made when vireod stopped") &&
+                owner)
+                vo_tasks_note_cleanup(d->tasks, owner, path);
+            if (plain_path(path) && remove_rbd_image(path) < 0)
+                r = -EAGAIN;
+        }
+    }
+    json_decref(doc);
+    return r;
 }
 
 static void sweep_intents(VoDaemon *d)
@@ -147,33 +175,15 @@ static void sweep_intents(VoDaemon *d)
     (void)vo_store_list(d->store, INTENTS_PREFIX, collect, &docs);
     for (size_t i = 0; docs.keys && docs.keys[i]; i++) {
         json_t *doc = json_loads(docs.values[i], 0, NULL);
-        const char *owner = json_string_value(json_object_get(doc, "owner"));
-        if (json_object_get(doc, "volumes")) { /* once the pools are loaded */
-            json_decref(doc);
-            continue;
-        }
-        _cleanup_free_ char *what = vo_asprintf("the files (and RBD images) of %s",
-                                                docs.keys[i]);
-        VoOwnerState st = owner ? owner_state(d, owner, what) : VO_OWNER_GONE;
-        if (st == VO_OWNER_UNKNOWN) { /* the record stays for the next start */
-            json_decref(doc);
-            continue;
-        }
-        if (st == VO_OWNER_GONE) {
-            size_t k;
-            json_t *p;
-            json_array_foreach(json_object_get(doc, "paths"), k, p) {
-                const char *path = json_string_value(p);
-                /* The operation that made it says so after the restart. */
-                if (plain_path(path) && remove_logged(path, "half-made when vireod stopped") &&
-                    owner)
-                    vo_tasks_note_cleanup(d->tasks, owner, path);
-                if (plain_path(path))
-                    remove_rbd_image(path);
-            }
-        }
+        bool later = json_object_get(doc, "volumes"); /* once the pools are loaded */
         json_decref(doc);
-        (void)vo_store_delete(d->store, docs.keys[i], strtoll(docs.revs[i], NULL, 10));
+        if (later)
+            continue;
+        int r = vo_sweep_intent(d, docs.keys[i], docs.values[i]);
+        if (r > 0)
+            (void)vo_store_delete(d->store, docs.keys[i], strtoll(docs.revs[i], NULL, 10));
+        else if (r == -EAGAIN) /* the record stays, and is tried again while running */
+            vo_sweep_kept_add(docs.keys[i]);
     }
     vo_strv_free(docs.keys);
     vo_strv_free(docs.values);

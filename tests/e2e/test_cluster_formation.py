@@ -31,6 +31,22 @@ def show(h):
     return h.api("GET", "/v1/cluster")
 
 
+def set_document(h, key, doc):
+    """Writes (doc None: deletes) a document in h's SQLite store, h stopped
+    meanwhile."""
+    h.stop()
+    db = sqlite3.connect(os.path.join(h.state_dir, "vireo.db"))
+    try:
+        with db:
+            db.execute("DELETE FROM documents WHERE key = ?", (key,))
+            if doc is not None:
+                db.execute("INSERT INTO documents (key, mod_rev, create_rev, value) "
+                           "VALUES (?, 1, 1, ?)", (key, json.dumps(doc)))
+    finally:
+        db.close()
+    h.start()
+
+
 def test_init_join_two_hosts(cluster):
     c = cluster(3, listen=False)
     h1, h2, h3 = c.hosts
@@ -114,6 +130,24 @@ def test_join_refusals_leave_the_joiner_standalone(cluster):
     assert r[0] == 409, r
     assert "subnet 10.201.0.0/25 of network 'lan2' overlaps 10.201.0.0/24" in \
         r[1]["error"]["message"]
+    # An rbd pool of h2's own named like a shared pool of the cluster (its
+    # document put in h2's store: no Ceph is needed to describe one, only to
+    # make one): refused, naming the pool and both places.
+    shared = os.path.join(c.shared_dir, "ceph1")
+    os.makedirs(shared)
+    h1.api("POST", "/v1/pools", {"name": "ceph1", "path": shared, "shared": True}, expect=201)
+    rbd_pool = {"name": "ceph1", "type": "rbd", "created_at": 1,
+                "path": os.path.join(h2.state_dir, "rbd", "ceph1"),
+                "rbd": {"monitors": "192.0.2.1", "pool": "vms", "user": "vireo"}}
+    set_document(h2, "pools/ceph1", rbd_pool)
+    r = h2.request("POST", "/v1/cluster/join", {"member": f"{h1.address}:8443",
+                                                "token": doc["token"], "address": h2.address})
+    assert r[0] == 409, r
+    assert (f"pool name 'ceph1' is taken: the cluster has a shared pool 'ceph1' (dir at "
+            f"{shared}), this host an rbd pool 'ceph1' (rbd: Ceph pool vms at 192.0.2.1)") in \
+        r[1]["error"]["message"], r
+    assert show(h2) == {"cluster": None}
+    set_document(h2, "pools/ceph1", None)
     # An expired token: refused by the joiner itself.
     tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 60}, expect=201)
     # The cluster forgets it once its lease ends; a bogus token id is the same.

@@ -340,15 +340,70 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
     ceph.ns("qemu-img", "compare", "-f", "raw", "-F", "raw", backup_snap, disk, timeout=120)
     assert rbd_snaps(ceph, "lc2-disk0") == [f"vireo.backup.{b2['id']}"]
     assert d.vm("lc2")["state"] == "stopped"  # as the start above left it
+    # Restored as a new VM into the rbd pool: a raw RBD image filled from
+    # the chain opened by the names the restore checked (a json: spec
+    # pinning each layer's backing, as a dir pool's copy does), never by a
+    # backing name read from a header (qemu-img's calls logged here).
+    wrap = d.wrap_tool("qemu-img", '#!/bin/sh\necho "$*" >> {dir}/calls\nexec {real} "$@"\n')
+    d.task_ok("POST", f"/v1/backups/{b2['id']}/restore", {"as": "lc2r", "pool": "ceph3"})
+    with open(os.path.join(wrap, "calls")) as f:
+        calls = [c for c in f if "lc2r-disk0" in c or " info " in f" {c}"]
+    converts = [c for c in calls if c.startswith("convert")]
+    assert len(converts) == 1 and " json:" in converts[0], calls
+    assert "-f qcow2" not in converts[0] and not [c for c in calls if "--backing-chain" in c
+                                                   and "/backups/" in c], calls
+    assert d.api("GET", "/v1/vms/lc2r")["disks"][0]["format"] == "raw"
+    ceph.ns("qemu-img", "compare", "-f", "raw", "-F", "raw", backup_snap,
+            f"rbd:vireo-vms/lc2r-disk0:conf={ceph.conf}", timeout=120)
     for b in (b1, b2):
         d.task_ok("DELETE", f"/v1/backups/{b['id']}")
     # A VM's delete takes its disks' RBD snapshots with them (lc1's off1).
-    for vm in ("lc0", "lc1", "lc2", "lcbig", "fc"):
+    for vm in ("lc0", "lc1", "lc2", "lcbig", "fc", "lc2r"):
         d.cli("vm", "delete", vm)
     assert images(ceph) == [BASE]  # kept for the next clone
     # The pool's delete takes the bases without clones out of the Ceph pool.
     d.api("DELETE", "/v1/pools/ceph3")
     assert images(ceph) == []
+
+
+def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
+    """A volume create cut short by vireod's crash (its marked RBD image
+    made, its document not saved), and the restart's sweep finds Ceph not
+    answering (the monitor stopped): the intent stays, a create of the name
+    meanwhile is refused (409), and once the monitor answers the running
+    vireod removes the image, so the name is usable again."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "down", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    open(os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "rbd-volume-exit-before-save"),
+         "w").close()
+    d.request("POST", "/v1/pools/down/volumes", {"name": "orphan", "size_bytes": MiB})
+    d.proc.wait(timeout=60)
+    assert "orphan" in images(ceph)  # made, not recorded
+    mon = ceph.procs["mon.a"][0].pid
+    os.kill(mon, signal.SIGSTOP)
+    try:
+        d.start(timeout=60)  # the sweep's try is bounded (10 s per Ceph call)
+        assert "sweep: kept the RBD image of" in d.log(), d.log()
+        db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
+        try:
+            kept = [k for (k,) in
+                    db.execute("SELECT key FROM documents WHERE key LIKE 'intents/%'")]
+        finally:
+            db.close()
+        assert "intents/volumes/down/orphan" in kept
+        status, doc = d.request("POST", "/v1/pools/down/volumes",
+                                {"name": "orphan", "size_bytes": MiB}, timeout=90)[:2]
+        assert status == 409 and "Ceph does not answer" in doc["error"]["message"], doc
+    finally:
+        os.kill(mon, signal.SIGCONT)
+    wait_until(lambda: "orphan" not in images(ceph), 60, interval=0.5,
+               what="the kept intent's image to go")
+    assert "sweep: finished intents/volumes/down/orphan" in d.log()
+    d.task_ok("POST", "/v1/pools/down/volumes", {"name": "orphan", "size_bytes": MiB})
+    assert "orphan" in images(ceph)
+    d.task_ok("DELETE", "/v1/pools/down/volumes/orphan")
+    d.api("DELETE", "/v1/pools/down")
 
 
 def test_image_delete_racing_vm_create(ceph, rbd_env, tmp_path):

@@ -287,7 +287,9 @@ class Daemon:
             raise
 
     # -- process -----------------------------------------------------------
-    def start(self):
+    def start(self, timeout=15):
+        """timeout: for vireod to answer (a start that waits on something
+        bounded, such as a Ceph that does not answer, takes longer)."""
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.netns.name, self.vireod, "--state-dir", self.state_dir,
@@ -296,7 +298,7 @@ class Daemon:
             env={**os.environ, **self.env} if self.env else None, **self.popen_extra)
         self.popen_extra = {}
         log.close()
-        wait_until(self._answers, 15, what="vireod to answer")
+        wait_until(self._answers, timeout, what="vireod to answer")
 
     def wrap_tool(self, name, script, env=None):
         """Restarts vireod with a wrapper first in its PATH for the tool
