@@ -345,8 +345,9 @@ static void volume_moves_free(VoVolumeMove *v, size_t n)
  * changed). */
 static bool switch_outcome_unknown(int r)
 {
+    /* -EBUSY: refused on a volume's or network's project move mark. */
     return r != -ESTALE && r != -ENOENT && r != -EEXIST && r != -E2BIG && r != -EHOSTDOWN &&
-           r != -EAGAIN;
+           r != -EAGAIN && r != -EBUSY;
 }
 
 /* The switch's outcome was unknown: settled by the store (vm-move-settle.h).
