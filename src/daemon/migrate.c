@@ -345,8 +345,9 @@ static void volume_moves_free(VoVolumeMove *v, size_t n)
  * changed). */
 static bool switch_outcome_unknown(int r)
 {
+    /* -EBUSY: refused on a volume's or network's project move mark. */
     return r != -ESTALE && r != -ENOENT && r != -EEXIST && r != -E2BIG && r != -EHOSTDOWN &&
-           r != -EAGAIN;
+           r != -EAGAIN && r != -EBUSY;
 }
 
 /* The switch's outcome was unknown: settled by the store (vm-move-settle.h).
@@ -400,9 +401,11 @@ static int take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
         r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
                                    back, m->n_disks, &back_rev, &berr);
         /* The store not reached (no quorum: in a small cluster the
-         * destination's etcd member may have died with its vireod):
-         * nothing changed, asked again rather than left paused. */
-        if (r != -EAGAIN || vo_now_ms() > give_up)
+         * destination's etcd member may have died with its vireod), or a
+         * volume's project move under way (its mark lives at most
+         * VO_OBJECT_MOVE_TTL_MS): nothing changed, asked again rather than
+         * left paused. */
+        if ((r != -EAGAIN && r != -EBUSY) || vo_now_ms() > give_up)
             break;
         (void)poll(NULL, 0, 1000);
     }

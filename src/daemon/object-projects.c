@@ -13,6 +13,7 @@
 #include "daemon/vms.h"
 #include "state/relations.h"
 #include "state/keys.h"
+#include "storage/volume-path.h"
 #include "util/test-hold.h"
 #include "util/util.h"
 
@@ -54,19 +55,18 @@ int vo_network_project(VoDaemon *d, const char *name, char **ret_project)
     return vo_project_object_get(d->store, &o, ret_project, NULL);
 }
 
-int vo_volume_project_set(VoDaemon *d, const char *key, const char *project, int64_t disk_bytes,
-                          char **ret_error)
-{
-    char pool[VO_NAME_MAX + 1];
-    VoProjectObject o = volume_object(d, key, pool, sizeof(pool));
-    return vo_project_object_set(d->store, &o, project, disk_bytes, d->host_id, ret_error);
-}
-
 int vo_network_project_set(VoDaemon *d, const char *name, const char *project,
                            char **ret_error)
 {
     VoProjectObject o = network_object(d, name);
     return vo_project_object_set(d->store, &o, project, 0, d->host_id, ret_error);
+}
+
+int vo_volume_project_grow(VoDaemon *d, const char *key, int64_t delta, char **ret_error)
+{
+    char pool[VO_NAME_MAX + 1];
+    VoProjectObject o = volume_object(d, key, pool, sizeof(pool));
+    return vo_project_object_grow(d->store, &o, delta, d->host_id, ret_error);
 }
 
 /* The project of VM vm_name of this host (malloc'd), or NULL. */
@@ -269,6 +269,9 @@ static int user_anywhere(VoDaemon *d, const VoProjectObject *o, bool volume,
     bool everywhere = !strcmp(o->scope, "shared") || !strcmp(o->scope, "cluster");
     if (r != 0 || !everywhere)
         return r;
+    /* Tests hold a move here, this host looked at and the others not yet,
+     * to move a VM between hosts meanwhile (vm-move.h compares the mark). */
+    vo_test_hold("project_move_looked_here");
     _cleanup_free_ char *sub = vo_asprintf("uses/%s/%s", volume ? "volumes" : "networks", o->id);
     FoundUser f = { .user = ret };
     r = vo_cluster_each_doc(d, sub, first_user_elsewhere, &f);
@@ -277,6 +280,18 @@ static int user_anywhere(VoDaemon *d, const VoProjectObject *o, bool volume,
         return 1;
     }
     return r;
+}
+
+/* The key of a volume's (key "pool/name") or network's own document. */
+static char *object_doc_key(VoDaemon *d, bool volume, const char *object)
+{
+    if (!volume)
+        return vo_network_is_cluster(d, object) ? vo_asprintf("cluster/networks/%s", object)
+                                                : vo_asprintf("networks/%s", object);
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(object, &pool, &name) < 0)
+        return vo_strdup(object);
+    return vo_volume_doc_key(d, pool, name);
 }
 
 /* A move to another project: marked, its users looked for on every host,
@@ -290,6 +305,18 @@ static int object_move(VoDaemon *d, bool volume, const char *object, const char 
     int r = vo_project_object_mark(d->store, &o, d->host_id, project, &mark, ret_error);
     if (r < 0)
         return r;
+    /* Its own document as it is now that it is marked: a delete (on any
+     * host) that commits before the move makes the move fail, so no
+     * project records are made for an object that is gone. */
+    _cleanup_free_ char *own_key = object_doc_key(d, volume, object);
+    VoStoreCompare exists = { .key = own_key };
+    if ((r = vo_store_get(d->store, own_key, NULL, &exists.expected_rev)) < 0) {
+        vo_project_object_unmark(d->store, &mark);
+        return r == -ENOENT
+            ? vo_error_set(ret_error, r, "%s '%s' does not exist", o.kind, object)
+            : vo_error_set(ret_error, r, "%s '%s': cannot read it: %s", o.kind, object,
+                           strerror(-r));
+    }
     VoRelationUser user = { 0 };
     _cleanup_free_ char *host = NULL;
     r = user_anywhere(d, &o, volume, &user, &host);
@@ -312,8 +339,8 @@ static int object_move(VoDaemon *d, bool volume, const char *object, const char 
     }
     /* Tests hold a move here, its users looked for, to race an attach. */
     vo_test_hold("project_move");
-    return vo_project_object_set_marked(d->store, &o, project, disk_bytes, d->host_id, &mark,
-                                        ret_error);
+    return vo_project_object_set_marked(d->store, &o, project, disk_bytes, d->host_id, &exists,
+                                        &mark, ret_error);
 }
 
 int vo_volume_project_move(VoDaemon *d, const char *key, const char *project,

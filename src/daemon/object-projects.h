@@ -27,18 +27,21 @@ int vo_network_project(VoDaemon *d, const char *name, char **ret_project);
  * this host, that VM's (a VM's disks made with it have no project of their
  * own: they follow their VM, counted in its figure). */
 int vo_volume_project_seen(VoDaemon *d, const char *key, char **ret_project);
-/* Puts it in project (NULL: none); a volume counts disk_bytes (-1: as it
- * does) against the project's disk quota. -VO_EQUOTA, -ENOENT (no such
- * project) or the store's error, with *ret_error. */
-int vo_volume_project_set(VoDaemon *d, const char *key, const char *project, int64_t disk_bytes,
-                          char **ret_error);
+/* Puts it in project (NULL: none). -VO_EQUOTA, -ENOENT (no such project)
+ * or the store's error, with *ret_error. */
 int vo_network_project_set(VoDaemon *d, const char *name, const char *project,
                            char **ret_error);
+/* Its figure grows by delta in the project it has at the commit
+ * (vo_project_object_grow): 1 counted, 0 not (no project or no figure). */
+int vo_volume_project_grow(VoDaemon *d, const char *key, int64_t delta, char **ret_error);
 
 /* Moves it to project (NULL: none), refused (-EBUSY, naming the VM and its
  * host) while a VM of any host uses it, and never committed together with
- * a VM's save that comes to use it on another host (state/project-objects.h);
- * else as vo_volume_project_set. */
+ * a VM's save that comes to use it on another host (state/project-objects.h),
+ * nor with its delete on another host (-ENOENT: nothing made for it); a
+ * volume with a figure keeps it (disk_bytes: for one without); over the
+ * project's disk quota -VO_EQUOTA, no such project -ENOENT, with
+ * *ret_error. */
 int vo_volume_project_move(VoDaemon *d, const char *key, const char *project,
                            int64_t disk_bytes, char **ret_error);
 int vo_network_project_move(VoDaemon *d, const char *name, const char *project,

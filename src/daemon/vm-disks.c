@@ -93,16 +93,12 @@ static bool has_disk(VoVm *vm, const void *key)
 
 int vo_vm_volume_grow(VoDaemon *d, const char *key, int64_t delta, char **ret_error)
 {
-    /* A volume its project counts: its own figure grows (checked). */
-    _cleanup_free_ char *project = NULL;
-    int64_t counted = 0;
-    int r = vo_volume_project(d, key, &project, &counted);
-    if (r < 0)
-        return vo_error_set(ret_error, r, "cannot read the project of volume '%s': %s", key,
-                            strerror(-r));
-    if (project && counted > 0)
-        return vo_volume_project_set(d, key, project, counted + delta > 0 ? counted + delta : 1,
-                                     ret_error);
+    /* A volume its project counts: its own figure grows (checked), in the
+     * project it has when the growth commits (a move to another project on
+     * another host meanwhile is never undone). */
+    int r = vo_volume_project_grow(d, key, delta, ret_error);
+    if (r != 0)
+        return r < 0 ? r : 0;
     _cleanup_vm_ VoVm *vm = vo_vms_find_if(d, has_disk, key);
     return vm ? vo_vm_disk_bytes_change(vm, delta, ret_error) : 0;
 }

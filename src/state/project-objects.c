@@ -8,6 +8,7 @@
 #include "conf/quota.h"
 #include "state/keys.h"
 #include "state/project-usage.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 #define SET_ATTEMPTS 100
@@ -17,7 +18,7 @@ static char *object_key(const VoProjectObject *o)
     return vo_asprintf(VO_KEY_OBJECT_PROJECTS_PREFIX "%s/%s/%s", o->kind, o->scope, o->id);
 }
 
-static char *mark_key(const VoProjectObject *o)
+char *vo_project_object_mark_key(const VoProjectObject *o)
 {
     return vo_asprintf(VO_KEY_OBJECT_MOVES_PREFIX "%s/%s/%s", o->kind, o->scope, o->id);
 }
@@ -106,11 +107,24 @@ static char *object_text(const char *project, int64_t disk)
     return text;
 }
 
-/* One attempt: the object's documents from (old, old_disk) at rev to
- * (project, disk). -ESTALE/-EEXIST/-ENOENT of a compare: read again; mark
- * (or NULL): a move's, which must still be there (-ETIME when not). */
-static int set_once(VoStore *s, const VoProjectObject *o, const char *project, int64_t disk,
-                    const char *host_id, const VoObjectMoveMark *mark, char **ret_error)
+/* What one attempt writes (set_once). */
+typedef struct {
+    const char *project; /* the project it goes to (NULL: none) */
+    bool keep_project;   /* ... or the one it has (a grow: read in the attempt) */
+    int64_t disk;        /* its figure; < 0: the one it has */
+    int64_t grow;        /* added to the figure it has (a grow) */
+    bool keep_figure;    /* a move: the figure it has when it has one, else disk */
+    const VoObjectMoveMark *mark;  /* a move's, which must still be there */
+    const VoStoreCompare *exists;  /* the object's own document, as read */
+} SetWant;
+
+/* One attempt: the object's documents from (old, old_disk) at rev to what
+ * w says. -ESTALE/-EEXIST/-ENOENT of a compare: read again; -ETIME when
+ * the move's mark lapsed, -ENOENT (deleted) or -EBUSY (changed) when the
+ * object's own document is not as read (w->exists), with *ret_error. 1 with keep_project when the object
+ * has no project or no figure (nothing to grow). */
+static int set_once(VoStore *s, const VoProjectObject *o, const SetWant *w, const char *host_id,
+                    char **ret_error)
 {
     _cleanup_free_ char *old = NULL;
     int64_t old_disk = 0, rev = 0;
@@ -118,8 +132,15 @@ static int set_once(VoStore *s, const VoProjectObject *o, const char *project, i
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot read the project of %s '%s': %s", o->kind,
                             o->id, strerror(-r));
-    if (disk < 0)
-        disk = old_disk;
+    if (w->keep_project && (!old || old_disk <= 0))
+        return 1;
+    if (w->keep_project) /* tests hold a grow here, its project read, to race a move */
+        vo_test_hold("project_grow_read");
+    const char *project = w->keep_project ? old : w->project;
+    int64_t disk = w->keep_project ? old_disk + w->grow
+                   : w->disk < 0 || (w->keep_figure && old_disk > 0) ? old_disk : w->disk;
+    if (disk <= 0 && w->keep_project)
+        disk = 1;
     bool same = (!old && !project) || (old && project && !strcmp(old, project));
     if (same && disk == old_disk)
         return 0;
@@ -132,11 +153,15 @@ static int set_once(VoStore *s, const VoProjectObject *o, const char *project, i
     _cleanup_free_ char *new_usage = project ? usage_key(o, project) : NULL;
     _cleanup_free_ char *utext = project ? usage_text(o, host_id, disk) : NULL;
     _cleanup_free_ char *otext = project ? object_text(project, disk) : NULL;
-    VoStoreCompare cmps[3] = { { .key = okey, .expected_rev = rev } };
-    size_t n_cmps = 1, mark_at = 0;
-    if (mark) {
+    VoStoreCompare cmps[4] = { { .key = okey, .expected_rev = rev } };
+    size_t n_cmps = 1, mark_at = 0, exists_at = 0;
+    if (w->mark) {
         mark_at = n_cmps;
-        cmps[n_cmps++] = (VoStoreCompare){ .key = mark->key, .expected_rev = mark->rev };
+        cmps[n_cmps++] = (VoStoreCompare){ .key = w->mark->key, .expected_rev = w->mark->rev };
+    }
+    if (w->exists) {
+        exists_at = n_cmps;
+        cmps[n_cmps++] = *w->exists;
     }
     VoStoreOp ops[4];
     size_t n = 0;
@@ -159,18 +184,21 @@ static int set_once(VoStore *s, const VoProjectObject *o, const char *project, i
         r = vo_error_set(ret_error, -ETIME, "%s '%s': its move took longer than %d s and "
                          "was given up; nothing changed: try again", o->kind, o->id,
                          VO_OBJECT_MOVE_TTL_MS / 1000);
+    else if ((r == -ESTALE || r == -ENOENT) && exists_at && failed == exists_at)
+        r = vo_error_set(ret_error, r == -ENOENT ? -ENOENT : -EBUSY, "%s '%s' %s during its "
+                         "move to another project (on this or another host); nothing moved",
+                         o->kind, o->id, r == -ENOENT ? "was deleted" : "changed: try again");
     return r;
 }
 
-static int set_with(VoStore *s, const VoProjectObject *o, const char *project,
-                    int64_t disk_bytes, const char *host_id, const VoObjectMoveMark *mark,
+static int set_with(VoStore *s, const VoProjectObject *o, const SetWant *w, const char *host_id,
                     char **ret_error)
 {
     /* Each retry follows another change's commit (of the object or of the
      * project): bounded. */
     for (int attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
         _cleanup_free_ char *error = NULL;
-        int r = set_once(s, o, project, disk_bytes, host_id, mark, &error);
+        int r = set_once(s, o, w, host_id, &error);
         if (r == -ESTALE || r == -EEXIST || (r == -ENOENT && !error))
             continue;
         if (r == -ETIME)
@@ -186,7 +214,16 @@ static int set_with(VoStore *s, const VoProjectObject *o, const char *project,
 int vo_project_object_set(VoStore *s, const VoProjectObject *o, const char *project,
                           int64_t disk_bytes, const char *host_id, char **ret_error)
 {
-    return set_with(s, o, project, disk_bytes, host_id, NULL, ret_error);
+    SetWant w = { .project = project, .disk = disk_bytes };
+    return set_with(s, o, &w, host_id, ret_error);
+}
+
+int vo_project_object_grow(VoStore *s, const VoProjectObject *o, int64_t delta,
+                           const char *host_id, char **ret_error)
+{
+    SetWant w = { .keep_project = true, .grow = delta };
+    int r = set_with(s, o, &w, host_id, ret_error);
+    return r < 0 ? r : r == 1 ? 0 : 1;
 }
 
 void vo_object_compares_clear(VoObjectCompares *c)
@@ -209,7 +246,7 @@ int vo_project_object_read(VoStore *s, const VoProjectObject *o, char **ret_proj
                            VoObjectCompares *add)
 {
     *ret_project = NULL;
-    char *mkey = mark_key(o);
+    char *mkey = vo_project_object_mark_key(o);
     int r = vo_store_get(s, mkey, NULL, NULL);
     if (r != -ENOENT) {
         free(mkey);
@@ -237,7 +274,7 @@ int vo_project_object_mark(VoStore *s, const VoProjectObject *o, const char *hos
     json_t *doc = json_pack("{s:s, s:s?}", "host", host_id ? host_id : "", "project", project);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
-    char *key = mark_key(o);
+    char *key = vo_project_object_mark_key(o);
     int64_t rev = 0;
     r = vo_store_put_lease(s, key, text, VO_REV_NEW, lease, &rev);
     if (r < 0) {
@@ -264,9 +301,12 @@ void vo_project_object_unmark(VoStore *s, VoObjectMoveMark *mark)
 
 int vo_project_object_set_marked(VoStore *s, const VoProjectObject *o, const char *project,
                                  int64_t disk_bytes, const char *host_id,
-                                 VoObjectMoveMark *mark, char **ret_error)
+                                 const VoStoreCompare *exists, VoObjectMoveMark *mark,
+                                 char **ret_error)
 {
-    int r = set_with(s, o, project, disk_bytes, host_id, mark, ret_error);
+    SetWant w = { .project = project, .disk = disk_bytes, .keep_figure = true, .mark = mark,
+                  .exists = exists };
+    int r = set_with(s, o, &w, host_id, ret_error);
     vo_project_object_unmark(s, mark);
     return r;
 }

@@ -56,6 +56,14 @@ int vo_project_object_get(VoStore *s, const VoProjectObject *o, char **ret_proje
  * the host that holds it (for the usage document). */
 int vo_project_object_set(VoStore *s, const VoProjectObject *o, const char *project,
                           int64_t disk_bytes, const char *host_id, char **ret_error);
+/* A volume's figure grows by delta (< 0: given back), in the project it
+ * has when the change commits (read and compared in one attempt, so a move
+ * to another project committed meanwhile is never undone: the growth is
+ * checked against the project it went to). 1 when counted (the object
+ * has a project and a figure), 0 when not (nothing changed), -VO_EQUOTA
+ * with *ret_error, or the store's error. */
+int vo_project_object_grow(VoStore *s, const VoProjectObject *o, int64_t delta,
+                           const char *host_id, char **ret_error);
 /* What a VM's save compares on the objects it comes to use (the
  * documents above at the revisions it read, each one's move mark absent). */
 typedef struct {
@@ -81,11 +89,21 @@ typedef struct {
 int vo_project_object_mark(VoStore *s, const VoProjectObject *o, const char *host_id,
                            const char *project, VoObjectMoveMark *ret, char **ret_error);
 /* vo_project_object_set compared on the mark as made (-EAGAIN with
- * *ret_error when it lapsed meanwhile: nothing changed), then the mark
- * goes (also on failure). */
+ * *ret_error when it lapsed meanwhile: nothing changed) and on exists
+ * (or NULL), the object's own document at the revision read after the
+ * mark was made (-ENOENT with *ret_error when it was deleted meanwhile,
+ * -EBUSY when it changed: nothing moved, no records made for an object
+ * that is gone), then the mark goes (also on failure). disk_bytes counts
+ * only for an object without a figure yet: one that has a figure keeps
+ * it (as read at the commit: a grow committed meanwhile stays counted). */
 int vo_project_object_set_marked(VoStore *s, const VoProjectObject *o, const char *project,
                                  int64_t disk_bytes, const char *host_id,
-                                 VoObjectMoveMark *mark, char **ret_error);
+                                 const VoStoreCompare *exists, VoObjectMoveMark *mark,
+                                 char **ret_error);
+/* The key of the object's move mark (malloc'd): a change of who uses it
+ * that the move's look may miss (a VM's move between hosts, whose users
+ * the move looks for host by host) compares it absent. */
+char *vo_project_object_mark_key(const VoProjectObject *o);
 /* The mark goes, nothing moved (its users were found). */
 void vo_project_object_unmark(VoStore *s, VoObjectMoveMark *mark);
 

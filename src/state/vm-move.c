@@ -170,6 +170,59 @@ static char *volume_renamed(const char *value, const char *to, bool flatten)
     return text;
 }
 
+/* The move marks (state/project-objects.h) the switch compares absent:
+ * those of the objects the VM uses whose project move looks for their
+ * users host by host, so could miss a VM that moves between two hosts
+ * meanwhile (from one not looked at yet to one looked at): a shared pool's
+ * volume, a cluster network, and a local volume that moves with the VM.
+ * A local volume or network that stays has no such look (the VM leaves
+ * it behind only by a move that carries its disks). own: the VM's
+ * documents (keys under src); adds the marks' keys to ret, each with
+ * the object's words ("volume 'p/n'") for a refusal. */
+static int marks_to_compare(VoStore *raw, const Docs *own, const char *src,
+                            const char *src_host, const VoVolumeMove *vols, size_t n_vols,
+                            Docs *ret)
+{
+    static const char volumes[] = "uses/volumes/", networks[] = "uses/networks/";
+    for (size_t i = 0; i < n_vols; i++) {
+        VoProjectObject o = { .kind = "volume", .scope = src_host, .id = vols[i].from };
+        _cleanup_free_ char *mark = vo_project_object_mark_key(&o);
+        _cleanup_free_ char *what = vo_asprintf("volume '%s'", vols[i].from);
+        docs_add(ret, mark, what, VO_REV_NEW);
+    }
+    for (size_t i = 0; i < own->n; i++) {
+        const char *rel = own->docs[i].key + strlen(src);
+        bool volume = !strncmp(rel, volumes, strlen(volumes));
+        if (!volume && strncmp(rel, networks, strlen(networks)))
+            continue;
+        const char *id = rel + strlen(volume ? volumes : networks);
+        const char *end = strrchr(id, '/');
+        if (!end)
+            continue;
+        _cleanup_free_ char *object = vo_asprintf("%.*s", (int)(end - id), id);
+        bool carried = false;
+        for (size_t j = 0; j < n_vols; j++)
+            carried |= volume && !strcmp(vols[j].from, object);
+        if (carried)
+            continue;
+        /* The pool's or network's cluster document says which are shared. */
+        _cleanup_free_ char *doc = volume
+            ? vo_asprintf("cluster/pools/%.*s", (int)strcspn(object, "/"), object)
+            : vo_asprintf("cluster/networks/%s", object);
+        int r = vo_store_get(raw, doc, NULL, NULL);
+        if (r == -ENOENT)
+            continue;
+        if (r < 0)
+            return r;
+        VoProjectObject o = { .kind = volume ? "volume" : "network",
+                              .scope = volume ? "shared" : "cluster", .id = object };
+        _cleanup_free_ char *mark = vo_project_object_mark_key(&o);
+        _cleanup_free_ char *what = vo_asprintf("%s '%s'", o.kind, object);
+        docs_add(ret, mark, what, VO_REV_NEW);
+    }
+    return 0;
+}
+
 /* One attempt; *ret_host_changed when only the destination's live record
  * (rewritten every few seconds) failed its compare. */
 /* The VM document of a VM whose host died, as it lands on the
@@ -208,7 +261,7 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
     Docs volumes = { .vm_id = vm_id };
     /* The moved volumes' project documents follow them to dst's scope. */
     VoProjectObjectCarry *carries = vo_malloc0(sizeof(*carries) * (n_vols + 1));
-    Docs own = { .vm_id = vm_id }, shared = { .vm_id = vm_id };
+    Docs own = { .vm_id = vm_id }, shared = { .vm_id = vm_id }, marks = { .vm_id = vm_id };
     _cleanup_free_ char *src = vo_asprintf("h/%s/", src_host);
     _cleanup_free_ char *dst = vo_asprintf("h/%s/", dst_host);
     _cleanup_free_ char *vm_key = vo_asprintf("%svms/%s", src, vm_id);
@@ -284,6 +337,9 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
             goto read_failed;
     }
 
+    if ((r = marks_to_compare(raw, &own, src, src_host, vols, n_vols, &marks)) < 0)
+        goto read_failed;
+
     json_t *doc = json_loads(value, 0, NULL);
     const char *name = json_string_value(json_object_get(json_object_get(doc, "spec"), "name"));
     claim = name ? vo_key_vm_name(name) : NULL;
@@ -315,7 +371,7 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
     for (size_t i = 0; i < n_vols; i++)
         n_carried += carries[i].found;
     size_t n_total_cmps = own.n + shared.n + 3 + 2 * n_vols +
-                          VO_PROJECT_OBJECT_CARRY_CMPS * n_carried;
+                          VO_PROJECT_OBJECT_CARRY_CMPS * n_carried + marks.n;
     size_t n_total_ops = 2 * own.n + shared.n + 2 * n_vols +
                          VO_PROJECT_OBJECT_CARRY_OPS * n_carried;
     if (n_total_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_total_ops > VO_STORE_ETCD_MAX_TXN_OPS) {
@@ -378,9 +434,16 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
         ops[n_ops++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = shared.docs[i].key,
                                     .value = text };
     }
+    size_t marks_at = n_cmps;
+    for (size_t i = 0; i < marks.n; i++)
+        cmps[n_cmps++] = (VoStoreCompare){ .key = marks.docs[i].key, .expected_rev = VO_REV_NEW };
     size_t failed = 0;
     r = vo_store_txn(raw, cmps, n_cmps, ops, n_ops, ret_rev, &failed);
-    if ((r == -ESTALE || r == -ENOENT) && failed == 1) {
+    if (r == -EEXIST && failed >= marks_at && failed < n_cmps) {
+        r = vo_error_set(ret_error, -EBUSY, "%s is being moved to another project (on this "
+                         "or another host); the VM stays on host %s: try again when that "
+                         "move is done", marks.docs[failed - marks_at].value, src_host);
+    } else if ((r == -ESTALE || r == -ENOENT) && failed == 1) {
         *ret_host_changed = r == -ESTALE; /* rewritten: try again */
         if (r == -ENOENT)
             r = -EHOSTDOWN;
@@ -409,6 +472,7 @@ out:
     free(ops);
     docs_clear(&own);
     docs_clear(&shared);
+    docs_clear(&marks);
     docs_clear(&volumes);
     for (size_t i = 0; i < n_vols; i++)
         vo_project_object_carry_clear(&carries[i]);

@@ -26,7 +26,12 @@
  * another changed meanwhile), -EEXIST (the destination has the VM
  * already), -EHOSTDOWN (the destination's live record cluster/hosts/<dst>
  * is gone: it died; the record is compared too, so a destination that
- * dies before the commit is never given the VM), -E2BIG (more than a transaction holds), or the store's error;
+ * dies before the commit is never given the VM), -EBUSY (a volume or
+ * network the VM uses is being moved to another project: its move mark,
+ * state/project-objects.h, is compared absent for a shared pool's volume,
+ * a cluster network and a volume that moves with the VM, one compare each,
+ * as that move looks for their users host by host and could miss a VM
+ * moving between two hosts meanwhile), -E2BIG (more than a transaction holds), or the store's error;
  * *ret_error says which. */
 int vo_vm_move_txn(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
                    int64_t vm_rev, int64_t *ret_rev, char **ret_error);

@@ -170,8 +170,8 @@ static void test_move_and_save_never_both_commit(void **state)
     error = NULL;
     vo_object_compares_clear(&c);
     /* The move commits, and its mark goes. */
-    assert_int_equal(vo_project_object_set_marked(f->store, &v3, "pb", GIB, "host1", &mark,
-                                                  &error), 0);
+    assert_int_equal(vo_project_object_set_marked(f->store, &v3, "pb", GIB, "host1", NULL,
+                                                  &mark, &error), 0);
     assert_null(mark.key);
     assert_int_equal(vo_project_object_get(f->store, &v3, &project, NULL), 0);
     assert_string_equal(project, "pb");
@@ -185,8 +185,8 @@ static void test_move_and_save_never_both_commit(void **state)
     free(project);
     project = NULL;
     assert_int_equal(vo_project_object_mark(f->store, &v3, "host1", NULL, &mark, &error), 0);
-    assert_int_equal(vo_project_object_set_marked(f->store, &v3, NULL, 0, "host1", &mark,
-                                                  &error), 0);
+    assert_int_equal(vo_project_object_set_marked(f->store, &v3, NULL, 0, "host1", NULL,
+                                                  &mark, &error), 0);
     assert_int_not_equal(save_with(f->store, &c), 0);
     vo_object_compares_clear(&c);
     /* Nothing in between: the save commits. */
@@ -198,8 +198,8 @@ static void test_move_and_save_never_both_commit(void **state)
      * the move changes nothing and says so. */
     assert_int_equal(vo_project_object_mark(f->store, &v3, "host1", "pa", &mark, &error), 0);
     assert_int_equal(vo_store_delete(f->store, mark.key, VO_REV_ANY), 0);
-    assert_int_equal(vo_project_object_set_marked(f->store, &v3, "pa", GIB, "host1", &mark,
-                                                  &error), -EAGAIN);
+    assert_int_equal(vo_project_object_set_marked(f->store, &v3, "pa", GIB, "host1", NULL,
+                                                  &mark, &error), -EAGAIN);
     assert_non_null(strstr(error, "was given up; nothing changed"));
     free(error);
     assert_int_equal(vo_project_object_get(f->store, &v3, &project, NULL), 0);
@@ -213,11 +213,64 @@ static void test_move_and_save_never_both_commit(void **state)
     assert_int_equal(n, 0);
 }
 
+/* A grow and a move, and a delete and a move, on two hosts: the grow
+ * counts in the project the volume has when it commits, the move keeps
+ * the figure the grow left, and a move whose volume went meanwhile makes
+ * no records for it. */
+static void test_grow_delete_and_move(void **state)
+{
+    Fixture *f = *state;
+    VoProjectObject v5 = { .kind = "volume", .scope = "shared", .id = "nfs/v5" };
+    char *error = NULL, *project = NULL;
+    int64_t disk = 0;
+    VoObjectMoveMark mark;
+    /* No project: nothing to grow. */
+    assert_int_equal(vo_project_object_grow(f->store, &v5, GIB, "host2", &error), 0);
+    assert_int_equal(vo_project_object_set(f->store, &v5, "pa", GIB, "host1", &error), 0);
+    /* Marked for pb; a grow commits meanwhile (in pa, the project it has). */
+    assert_int_equal(vo_project_object_mark(f->store, &v5, "host1", "pb", &mark, &error), 0);
+    assert_int_equal(vo_project_object_grow(f->store, &v5, GIB, "host2", &error), 1);
+    assert_int_equal(vo_project_object_set_marked(f->store, &v5, "pb", GIB, "host1", NULL,
+                                                  &mark, &error), 0);
+    assert_int_equal(vo_project_object_get(f->store, &v5, &project, &disk), 0);
+    assert_string_equal(project, "pb");
+    assert_int_equal(disk, 2 * GIB); /* the grow's figure, not the move's */
+    free(project);
+    project = NULL;
+    /* A grow after the move counts in pb; one that gives back too. */
+    assert_int_equal(vo_project_object_grow(f->store, &v5, GIB, "host2", &error), 1);
+    assert_int_equal(vo_project_object_grow(f->store, &v5, -GIB, "host2", &error), 1);
+    assert_int_equal(vo_project_object_get(f->store, &v5, &project, &disk), 0);
+    assert_string_equal(project, "pb");
+    assert_int_equal(disk, 2 * GIB);
+    free(project);
+    project = NULL;
+
+    /* The volume's own document, read once marked, is deleted (another
+     * host's delete, which forgets its records) before the move commits. */
+    VoProjectObject v6 = { .kind = "volume", .scope = "shared", .id = "nfs/v6" };
+    int64_t rev = 0;
+    assert_int_equal(vo_store_put(f->store, "cluster/volumes/nfs/v6", "{}", VO_REV_NEW, &rev), 0);
+    assert_int_equal(vo_project_object_mark(f->store, &v6, "host1", "pb", &mark, &error), 0);
+    VoStoreCompare exists = { .key = "cluster/volumes/nfs/v6", .expected_rev = rev };
+    assert_int_equal(vo_store_delete(f->store, exists.key, rev), 0);
+    assert_int_equal(vo_project_object_forget(f->store, &v6), 0);
+    assert_int_equal(vo_project_object_set_marked(f->store, &v6, "pb", GIB, "host1", &exists,
+                                                  &mark, &error), -ENOENT);
+    assert_non_null(strstr(error, "was deleted during its move"));
+    free(error);
+    error = NULL;
+    assert_null(mark.key);
+    assert_int_equal(vo_project_object_get(f->store, &v6, &project, NULL), 0);
+    assert_null(project);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_set_check_move_forget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_and_save_never_both_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grow_delete_and_move, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -692,6 +692,51 @@ static void move_carries_the_volumes_projects(void **state)
     free(project);
 }
 
+/* A project move of a volume or network the VM uses, under way (its mark
+ * present), holds the switch back: a shared pool's volume, a cluster
+ * network, a local volume that moves with the VM; a local network (no
+ * other host's move looks for its users) does not. */
+static void move_waits_for_project_moves(void **state)
+{
+    (void)state;
+    put("cluster/hosts/k-b", "{\"state\":\"online\"}");
+    put("cluster/pools/nfs", "{}");    /* a shared pool */
+    put("cluster/networks/lan", "{}"); /* a cluster network */
+    put("h/k-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"mm\",\"disks\":["
+                         "{\"volume\":\"nfs/k-shared\",\"slot\":0},"
+                         "{\"volume\":\"default/k-local\",\"slot\":1}]},\"status\":{}}");
+    put("h/k-a/uses/volumes/nfs/k-shared/" VM, "{\"vm\":\"" VM "\"}");
+    put("h/k-a/uses/volumes/default/k-local/" VM, "{\"vm\":\"" VM "\"}");
+    put("h/k-a/uses/networks/lan/" VM, "{\"vm\":\"" VM "\"}");
+    put("h/k-a/uses/networks/here/" VM, "{\"vm\":\"" VM "\"}");
+    put("h/k-a/volumes/default/k-local", "{\"pool\":\"default\",\"name\":\"k-local\"}");
+    static const char *marks[] = { "cluster/object-moves/volume/shared/nfs/k-shared",
+                                   "cluster/object-moves/network/cluster/lan",
+                                   "cluster/object-moves/volume/k-a/default/k-local" };
+    static const char *named[] = { "volume 'nfs/k-shared'", "network 'lan'",
+                                   "volume 'default/k-local'" };
+    const VoVolumeMove vols[] = { { .from = "default/k-local", .to = "default/k-local" } };
+    int64_t new_rev = 0;
+    for (size_t i = 0; i < ELEMENTSOF(marks); i++) {
+        _cleanup_free_ char *error = NULL;
+        put(marks[i], "{\"host\":\"k-c\",\"project\":\"p\"}");
+        assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "k-a", "k-b", 0, vols, 1, &new_rev,
+                                                &error), -EBUSY);
+        assert_non_null(strstr(error, named[i]));
+        assert_non_null(strstr(error, "is being moved to another project"));
+        _cleanup_free_ char *still = get("h/k-a/vms/" VM);
+        assert_non_null(still); /* nothing moved */
+        assert_int_equal(vo_store_delete(raw, marks[i], VO_REV_ANY), 0);
+    }
+    /* The mark of a local network: not compared. */
+    put("cluster/object-moves/network/k-a/here", "{}");
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_vm_move_volumes_txn(raw, VM, "k-a", "k-b", 0, vols, 1, &new_rev, &error),
+                     0);
+    _cleanup_free_ char *moved = get("h/k-b/vms/" VM);
+    assert_non_null(moved);
+}
+
 /* Volumes of no project carry no project documents, so they take no room
  * in the move's transaction: a VM with many documents and local volumes
  * that fitted in one transaction before projects moved with it still does
@@ -758,6 +803,7 @@ int main(void)
         cmocka_unit_test(settle_tells_moved_from_fenced),
         cmocka_unit_test(move_takes_local_volumes_along),
         cmocka_unit_test(move_carries_the_volumes_projects),
+        cmocka_unit_test(move_waits_for_project_moves),
         cmocka_unit_test(move_counts_only_carried_project_documents),
     };
     failed += cmocka_run_group_tests_name("vm-move", tests, NULL, NULL);
