@@ -10,7 +10,9 @@ corrupt second disk, after which no volume and no VM are left. Also: an
 OVF stating EFI makes a UEFI VM with its NVRAM, and two imports of one name
 at once leave one VM and only its volumes. With the fake driver: vireod
 _exiting (a fault point) mid-import or mid-create leaves, after its next
-start, no volume, scratch directory or VM of it, and the task interrupted."""
+start, no volume, scratch directory or VM of it, and the task interrupted;
+a CD-ROM's ISO (domain XML and OVA) becomes an iso volume in the VM's drive;
+an all-zero MAC is refused."""
 
 import hashlib
 import io
@@ -467,3 +469,63 @@ def test_create_cut_short_leaves_nothing(crashy):
     assert_interrupted(d, task)
     d.task_ok("POST", "/v1/vms", {"name": "cut", "memory_mib": 64})
     assert volume_keys(d) == before | {"default/cut-disk0"}
+
+
+def fake_iso(path):
+    """A file vireo takes for an ISO 9660 image: "CD001" at byte 32769."""
+    with open(path, "wb") as f:
+        f.write(b"\0" * 32769 + b"CD001" + b"\0" * (65536 - 32774))
+    return path
+
+
+def test_cdrom_iso_imported(crashy, tmp_path):
+    """A domain's CD-ROM with an ISO and an OVF's CD-ROM item naming a file
+    of the OVA: the ISO becomes an iso volume of the pool in the VM's drive
+    (the plan says so at once); a CD-ROM holding no ISO is a warning. A NIC
+    add with the all-zero MAC is refused."""
+    d, _ = crashy
+    iso = fake_iso(str(tmp_path / "install.iso"))
+    disk = str(tmp_path / "cd.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"], check=True)
+    xml = str(tmp_path / "cd.xml")
+    with open(xml, "w") as f:
+        f.write("<domain><name>cd</name><memory unit='MiB'>64</memory><devices>"
+                f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
+                f"<disk type='file' device='cdrom'><source file='{disk}'/><target dev='sda'/>"
+                f"</disk><disk type='file' device='cdrom'><source file='{iso}'/></disk>"
+                "</devices></domain>")
+    answer = d.api("POST", "/v1/vm-imports", {"source": "libvirt", "path": xml,
+                                                "network": "user"}, expect=202)
+    plan = answer["import"]
+    assert plan["cdrom"] == {"source": iso, "pool": "default"}, plan
+    assert any(w.startswith(f"CD-ROM '{disk}' is not imported (it is not an ISO 9660 image)")
+               for w in plan["warnings"]), plan["warnings"]
+    done = d.wait_task(answer["task"])
+    assert done["state"] == "succeeded", done
+    assert done["result"]["cdrom"]["volume"] == "default/cd-cdrom0", done["result"]
+    vm = d.vm("cd")
+    assert vm["cdrom"] == {"volume": "default/cd-cdrom0"}, vm
+    assert [k["volume"] for k in vm["disks"]] == ["default/cd-disk0"], vm["disks"]
+    volume = d.api("GET", "/v1/pools/default/volumes/cd-cdrom0")
+    assert volume["content"] == "iso" and volume["format"] == "raw", volume
+
+    status, doc = d.request("POST", "/v1/vms/cd/nics",
+                            {"network": "user", "mac": "00:00:00:00:00:00"})
+    assert status == 400 and "00:00:00:00:00:00" in doc["error"]["message"], (status, doc)
+
+    vmdk = str(tmp_path / "d.vmdk")
+    subprocess.run(["qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized", disk,
+                    vmdk], check=True)
+    ovf = ovf_text("cdova", [("d.vmdk", 8 << 20)]).replace(
+        '</References>', '<File ovf:id="iso" ovf:href="install.iso"/></References>').replace(
+        "</VirtualHardwareSection>",
+        "<Item><rasd:ElementName>cd</rasd:ElementName><rasd:InstanceID>20</rasd:InstanceID>"
+        "<rasd:HostResource>ovf:/file/iso</rasd:HostResource>"
+        "<rasd:ResourceType>15</rasd:ResourceType></Item></VirtualHardwareSection>")
+    ova = make_ova(str(tmp_path / "cd.ova"), ovf, [("d.vmdk", vmdk), ("install.iso", iso)])
+    result = d.task_ok("POST", "/v1/vm-imports", {"source": "ova", "path": ova,
+                                                  "network": "user"})
+    assert d.vm("cdova")["cdrom"] == {"volume": "default/cdova-cdrom0"}, result
+    with open(d.api("GET", "/v1/pools/default/volumes/cdova-cdrom0")["path"], "rb") as f, \
+            open(iso, "rb") as g:
+        assert f.read() == g.read()
