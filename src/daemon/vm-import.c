@@ -110,15 +110,18 @@ static const char *cdrom_why_not(const ImportOp *op, const VoImportDisk *k, cons
 /* Picks the CD-ROM whose ISO is imported; the others are warned of. */
 static void choose_cdrom(ImportOp *op, const VoOva *ova)
 {
+    _cleanup_strv_ char **skipped = NULL;
     for (size_t i = 0; i < op->plan->n_disks; i++) {
         const VoImportDisk *k = &op->plan->disks[i];
         const char *why = k->cdrom ? cdrom_why_not(op, k, ova) : "";
         if (!why)
             op->cdrom_disk = (ssize_t)i;
         else if (*why)
-            vo_strv_pushf(&op->plan->warnings, "CD-ROM '%s' is not imported (%s)%s", k->file,
-                          why, op->cdrom_disk < 0 ? ": the VM gets an empty drive" : "");
+            vo_strv_pushf(&skipped, "CD-ROM '%s' is not imported (%s)", k->file, why);
     }
+    for (char **w = skipped; w && *w; w++)
+        vo_strv_pushf(&op->plan->warnings, "%s%s", *w,
+                      op->cdrom_disk < 0 ? ": the VM gets an empty drive" : "");
 }
 
 static int read_plan_ova(ImportOp *op, char **ret_error)

@@ -498,8 +498,8 @@ def test_cdrom_iso_imported(crashy, tmp_path):
                                                 "network": "user"}, expect=202)
     plan = answer["import"]
     assert plan["cdrom"] == {"source": iso, "pool": "default"}, plan
-    assert any(w.startswith(f"CD-ROM '{disk}' is not imported (it is not an ISO 9660 image)")
-               for w in plan["warnings"]), plan["warnings"]
+    assert f"CD-ROM '{disk}' is not imported (it is not an ISO 9660 image)" \
+        in plan["warnings"], plan["warnings"]
     done = d.wait_task(answer["task"])
     assert done["state"] == "succeeded", done
     assert done["result"]["cdrom"]["volume"] == "default/cd-cdrom0", done["result"]
@@ -529,3 +529,17 @@ def test_cdrom_iso_imported(crashy, tmp_path):
     with open(d.api("GET", "/v1/pools/default/volumes/cdova-cdrom0")["path"], "rb") as f, \
             open(iso, "rb") as g:
         assert f.read() == g.read()
+
+    # the ISO copied first, then a corrupt disk: the ISO's volume goes again
+    cd_item = ovf[ovf.index("<Item><rasd:ElementName>cd<"):ovf.index("</VirtualHardwareSection>")]
+    bad = ovf.replace("cdova", "cdbad").replace(cd_item, "").replace(
+        "<Item><rasd:ElementName>disk0", cd_item + "<Item><rasd:ElementName>disk0")
+    before = volume_keys(d)
+    ova = make_ova(str(tmp_path / "bad.ova"), bad,
+                   [("d.vmdk", b"KDMV" + b"\xff" * 4096), ("install.iso", iso)])
+    answer = d.api("POST", "/v1/vm-imports", {"source": "ova", "path": ova, "network": "user"},
+                   expect=202)
+    assert [k["cdrom"] for k in answer["import"]["disks"]] == [True, False], answer
+    failed = d.wait_task(answer["task"])
+    assert failed["state"] == "failed" and "d.vmdk" in failed["error"]["message"], failed
+    assert volume_keys(d) == before and d.request("GET", "/v1/vms/cdbad")[0] == 404
