@@ -17,6 +17,7 @@
 #include "conf/names.h"
 #include "conf/vm-import.h"
 #include "daemon/images.h"
+#include "daemon/mac-claims.h"
 #include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
@@ -27,6 +28,7 @@
 #include "storage/iso.h"
 #include "storage/ova.h"
 #include "storage/qemu-img.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 typedef struct {
@@ -41,6 +43,8 @@ typedef struct {
     char **mf_names, **mf_algos, **mf_digests; /* the manifest, NULL: none */
     ssize_t cdrom_disk;       /* the plan's CD-ROM whose ISO the VM's drive gets, -1: none */
     char *cdrom_volume;       /* its volume ("pool/name") once made */
+    const bool *mac_held;     /* the task's: per NIC, its source MAC's claim is ours
+                               * (mac-claims.h); NULL: not claimed (the plan) */
 } ImportOp;
 
 static void import_op_free(void *p)
@@ -377,6 +381,10 @@ static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel,
         char mac[18];
         const char *source = i < p->n_nics ? p->nics[i].mac : NULL;
         const char *why = vo_vms_new_nic_mac(op->d, source, s->nics, i, mac);
+        if (!why && source && op->mac_held && !op->mac_held[i]) {
+            why = "is claimed by another import at this moment";
+            (void)vo_vms_new_nic_mac(op->d, NULL, s->nics, i, mac);
+        }
         if (why && notes)
             vo_strv_pushf(notes, "NIC %zu gets a new MAC address%s%s%s%s%s", i + 1,
                           source ? " (" : "", source ? source : "", source ? " " : "", why,
@@ -393,6 +401,22 @@ static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel,
     return s;
 }
 
+/* Claims the MACs the NICs would keep (valid unicast ones of the source):
+ * held[i] says whose each is; see mac-claims.h. */
+static int claim_macs(ImportOp *op, bool *held, VoMacClaims **ret, char **ret_error)
+{
+    const VoImportPlan *p = op->plan;
+    const char *macs[VO_IMPORT_MAX_NICS] = { NULL };
+    for (size_t i = 0; i < p->n_nics && i < VO_IMPORT_MAX_NICS; i++)
+        if (vo_mac_valid(p->nics[i].mac) && !vo_mac_is_zero(p->nics[i].mac))
+            macs[i] = p->nics[i].mac;
+    int r = vo_mac_claims_take(op->d, macs, p->n_nics, held, ret);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot claim the NICs' MAC addresses in the store: "
+                            "%s", strerror(-r));
+    return 0;
+}
+
 static int task_import(VoTask *t, void *userdata)
 {
     ImportOp *op = userdata;
@@ -402,6 +426,9 @@ static int task_import(VoTask *t, void *userdata)
     _cleanup_free_ char *top = vo_asprintf("%s/imports", d->state_dir);
     _cleanup_free_ char *tmp = vo_asprintf("%s/.%s-XXXXXX", top, op->name);
     VoImage *kernel = NULL;
+    VoMacClaims *claims = NULL;
+    bool mac_held[VO_IMPORT_MAX_NICS] = { false };
+    _cleanup_strv_ char **mac_notes = NULL;
     int r = vo_mkdir_p(top, 0700);
     if (r >= 0 && !mkdtemp(tmp))
         r = -errno;
@@ -417,7 +444,15 @@ static int task_import(VoTask *t, void *userdata)
         error = vo_asprintf("image '%s' is gone", op->kernel_image);
     if (r >= 0)
         r = disks_in(op, t, tmp, &keys, &error);
-    VoVmSpec *spec = r >= 0 ? spec_of(op, keys, kernel, NULL) : NULL;
+    if (r >= 0 && (r = claim_macs(op, mac_held, &claims, &error)) >= 0)
+        op->mac_held = mac_held;
+    VoVmSpec *spec = r >= 0 ? spec_of(op, keys, kernel, &mac_notes) : NULL;
+    for (char **n = mac_notes; n && *n; n++) /* the result says what the plan could not */
+        if (!listed(op->plan->warnings, *n))
+            vo_strv_pushf(&op->plan->warnings, "%s", *n);
+    /* Tests hold two imports here, their MACs checked, to race them. */
+    if (r >= 0)
+        vo_test_hold("import_macs_checked");
     if (r >= 0 && spec->firmware == VO_FIRMWARE_UEFI) {
         vo_task_progress(t, 85, "making the UEFI NVRAM");
         if ((r = vo_vm_nvram_create(d, spec, op->pool, &nvram, &error)) >= 0) {
@@ -430,6 +465,8 @@ static int task_import(VoTask *t, void *userdata)
         vo_task_progress(t, 95, "defining the VM");
         r = vo_vm_define(d, TAKE_PTR(spec), &error); /* takes spec, also on failure */
     }
+    vo_mac_claims_release(claims); /* its VM's document holds the MACs now */
+    op->mac_held = NULL;
     vo_vm_spec_free(spec);
     vo_image_free(kernel);
     if (tmp)

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from vireo_harness import BOOT_MARKER, TEST_IMAGE, Daemon
+from vireo_harness import BOOT_MARKER, TEST_IMAGE, Daemon, wait_until
 
 OVF = """<?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
@@ -543,3 +543,54 @@ def test_cdrom_iso_imported(crashy, tmp_path):
     failed = d.wait_task(answer["task"])
     assert failed["state"] == "failed" and "d.vmdk" in failed["error"]["message"], failed
     assert volume_keys(d) == before and d.request("GET", "/v1/vms/cdbad")[0] == 404
+
+
+def test_racing_imports_on_two_hosts_keep_one_mac(cluster, tmp_path, monkeypatch):
+    """One domain imported on two hosts of a cluster at once, each import
+    held after it checked its MAC and before its VM is written (fake
+    driver): exactly one VM keeps the source's MAC (the imports claim it
+    first: mac-claims.h); the other's NIC gets a new one and its task's
+    result says why. The claims go with the imports: a third import of the
+    domain finds the MAC in use, not claimed."""
+    from test_cluster_placement import form
+    faults = [str(tmp_path / f"faults{i}") for i in (1, 2)]
+    for f in faults:
+        os.makedirs(f)
+        open(os.path.join(f, "import_macs_checked.hold"), "w").close()
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[0])
+    c = cluster(1, driver="fake", listen=False)
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[1])
+    c.add_host()
+    form(c)
+    disk = str(tmp_path / "r.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"], check=True)
+    tasks = []
+    for h in c.hosts:
+        xml = str(tmp_path / f"{h.name}.xml")
+        with open(xml, "w") as f:
+            f.write(f"<domain><name>mac-{h.name}</name><memory unit='MiB'>64</memory><devices>"
+                    f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
+                    "<interface type='user'><mac address='52:54:00:0c:1a:1e'/></interface>"
+                    "</devices></domain>")
+        tasks.append((h, h.api("POST", "/v1/vm-imports", {"source": "libvirt", "path": xml,
+                                                          "network": "user"}, expect=202)))
+    for f in faults:  # both checked, neither written
+        wait_until(lambda: os.path.exists(os.path.join(f, "import_macs_checked.held")), 60,
+                   what="an import at its hold point")
+    for f in faults:
+        os.remove(os.path.join(f, "import_macs_checked.hold"))
+    results = [h.wait_task(answer["task"]) for h, answer in tasks]
+    assert [t["state"] for t in results] == ["succeeded"] * 2, results
+    macs = [h.vm(f"mac-{h.name}")["nics"][0]["mac"] for h, _ in tasks]
+    assert sorted(m == "52:54:00:0c:1a:1e" for m in macs) == [False, True], macs
+    loser = results[macs.index(next(m for m in macs if m != "52:54:00:0c:1a:1e"))]
+    assert any("52:54:00:0c:1a:1e" in w and "NIC 1 gets a new MAC" in w
+               for w in loser["result"]["warnings"]), loser
+    h = c.hosts[0]
+    status, answer = h.request("POST", "/v1/vm-imports", {
+        "source": "libvirt", "path": str(tmp_path / f"{h.name}.xml"), "name": "mac-third",
+        "network": "user"})
+    assert status == 202, answer
+    third = h.wait_task(answer["task"])
+    notes = [w for w in third["result"]["warnings"] if "NIC 1 gets a new MAC" in w]
+    assert len(notes) == 1 and "is in use" in notes[0], third
