@@ -12,7 +12,8 @@ at once leave one VM and only its volumes. With the fake driver: vireod
 _exiting (a fault point) mid-import or mid-create leaves, after its next
 start, no volume, scratch directory or VM of it, and the task interrupted;
 a CD-ROM's ISO (domain XML and OVA) becomes an iso volume in the VM's drive;
-an all-zero MAC is refused."""
+an all-zero MAC is refused; one domain imported on two hosts of a cluster
+at once keeps its MAC on one VM only."""
 
 import hashlib
 import io
