@@ -21,6 +21,14 @@ struct VoMacClaims {
 int vo_mac_claims_take(VoDaemon *d, const char *const *macs, size_t n, bool *held,
                        VoMacClaims **ret)
 {
+    size_t wanted = 0;
+    for (size_t i = 0; i < n; i++) {
+        held[i] = false;
+        wanted += macs[i] != NULL;
+    }
+    *ret = NULL;
+    if (!wanted) /* nothing to claim: no lease either */
+        return 0;
     int64_t lease = 0;
     int r = d->store->ops->lease_grant(d->store, MAC_CLAIM_TTL_MS, &lease);
     if (r < 0)
@@ -29,7 +37,6 @@ int vo_mac_claims_take(VoDaemon *d, const char *const *macs, size_t n, bool *hel
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     for (size_t i = 0; i < n; i++) {
-        held[i] = false;
         if (!macs[i])
             continue;
         _cleanup_free_ char *key = vo_asprintf(VO_MAC_CLAIMS_PREFIX "%s", macs[i]);

@@ -22,8 +22,9 @@ typedef struct VoMacClaims VoMacClaims;
 
 /* Claims macs[0..n) (NULL entries are skipped; compared in lower case):
  * held[i] true when the claim is this import's, false when another import
- * holds that MAC (or the MAC was NULL). 0 with *ret (revoke it with
- * vo_mac_claims_release), or -errno when the store failed (nothing held). */
+ * holds that MAC (or the MAC was NULL). 0 with *ret (NULL when nothing
+ * was to be claimed; end them with vo_mac_claims_release), or -errno when
+ * the store failed (nothing held). */
 int vo_mac_claims_take(VoDaemon *d, const char *const *macs, size_t n, bool *held,
                        VoMacClaims **ret);
 /* Ends the claims (NULL is fine). */
