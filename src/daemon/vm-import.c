@@ -407,10 +407,11 @@ static int claim_macs(ImportOp *op, bool *held, VoMacClaims **ret, char **ret_er
 {
     const VoImportPlan *p = op->plan;
     const char *macs[VO_IMPORT_MAX_NICS] = { NULL };
-    for (size_t i = 0; i < p->n_nics && i < VO_IMPORT_MAX_NICS; i++)
+    size_t n = p->n_nics < VO_IMPORT_MAX_NICS ? p->n_nics : VO_IMPORT_MAX_NICS; /* bounded */
+    for (size_t i = 0; i < n; i++)
         if (vo_mac_valid(p->nics[i].mac) && !vo_mac_is_zero(p->nics[i].mac))
             macs[i] = p->nics[i].mac;
-    int r = vo_mac_claims_take(op->d, macs, p->n_nics, held, ret);
+    int r = vo_mac_claims_take(op->d, macs, n, held, ret);
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot claim the NICs' MAC addresses in the store: "
                             "%s", strerror(-r));
