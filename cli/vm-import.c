@@ -21,6 +21,13 @@ static void print_plan(const json_t *plan)
             json_string_value(json_object_get(plan, "firmware")),
             json_array_size(json_object_get(plan, "disks")),
             json_array_size(json_object_get(plan, "nics")));
+    const json_t *cdrom = json_object_get(plan, "cdrom");
+    const char *iso = json_string_value(json_object_get(cdrom, "source"));
+    if (iso)
+        fprintf(stderr, "CD-ROM: %s, copied into an iso volume of pool '%s'\n", iso,
+                json_string_value(json_object_get(cdrom, "pool")));
+    else if (cdrom)
+        fprintf(stderr, "CD-ROM: an empty drive\n");
     size_t i;
     json_t *w;
     json_array_foreach(json_object_get(plan, "warnings"), i, w)

@@ -125,11 +125,21 @@ static int read_references(xmlNode *env, OvfRefs *refs, char **ret_error)
     return 0;
 }
 
-/* "ovf:/disk/ID" (or "/disk/ID") names a Disk of DiskSection. */
+/* "ovf:/disk/ID" (or "/disk/ID") names a Disk of DiskSection; a CD-ROM's
+ * "ovf:/file/ID" names a File of References (its ISO) directly. */
 static int disk_item(VoImportPlan *p, const OvfRefs *refs, const char *host, bool cdrom,
                      char **ret_error)
 {
     const char *slash = host ? strrchr(host, '/') : NULL;
+    if (cdrom && slash && strstr(host, "file/")) {
+        const char *href = lookup(refs->ids, refs->hrefs, slash + 1);
+        if (!href)
+            return vo_error_set(ret_error, -EINVAL, "OVF: CD-ROM item refers to file '%.64s', "
+                                "which References does not list", host);
+        return vo_import_plan_add_disk(p, (VoImportDisk){ .file = vo_strdup(href), .cdrom = true,
+                                                          .readonly = true },
+                                       ret_error);
+    }
     if (!host || !slash || !strstr(host, "disk/"))
         return vo_error_set(ret_error, -EINVAL, "OVF: a disk item without a HostResource "
                             "naming ovf:/disk/ID");

@@ -732,6 +732,11 @@ bool vo_mac_valid(const char *mac)
     return (first & 1) == 0;
 }
 
+bool vo_mac_is_zero(const char *mac)
+{
+    return mac && !strcmp(mac, "00:00:00:00:00:00");
+}
+
 /* ---- names <-> this host's paths ------------------------------------------- */
 
 /* A path QEMU can be given in an option list: absolute, without ','. */

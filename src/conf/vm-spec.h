@@ -243,3 +243,6 @@ unsigned vo_vm_spec_free_nic_slot(const VoVmSpec *s);
 /* A locally administered unicast MAC in QEMU's 52:54:00 prefix. */
 int vo_mac_generate(char ret[18]);
 bool vo_mac_valid(const char *mac);
+/* 00:00:00:00:00:00: no address (QEMU treats it as unset). Refused where a
+ * user gives a MAC, still loaded from documents that have it. */
+bool vo_mac_is_zero(const char *mac);

@@ -2730,6 +2730,36 @@ int vo_volume_create_from_chain(VoDaemon *d, const char *pool, const char *name,
     return r;
 }
 
+int vo_volume_create_iso(VoDaemon *d, const char *pool, const char *name, const char *iso_path,
+                         VoTask *task, char **ret_error)
+{
+    _cleanup_free_ char *path = NULL;
+    VoRbdPool rp;
+    int r = rbd_pool_of(d, pool, &rp, ret_error);
+    if (r > 0) {
+        vo_rbd_pool_clear(&rp);
+        return vo_error_set(ret_error, -EINVAL, "pool '%s' is an rbd pool: an ISO goes into a "
+                            "dir pool", pool);
+    }
+    if (r < 0)
+        return r;
+    if (vo_iso_probe(iso_path) <= 0)
+        return vo_error_set(ret_error, -EINVAL, "'%s' is not an ISO 9660 image", iso_path);
+    if ((r = reserve_volume(d, pool, name, "raw", &path, ret_error)) < 0)
+        return r;
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = volume_find(d, pool, name);
+    if (v)
+        v->content = vo_strdup("iso");
+    pthread_mutex_unlock(&d->storage_lock);
+    r = vo_img_convert(iso_path, "raw", path, "raw", report_progress, task, ret_error);
+    int k = finish_volume(d, pool, name, path, r >= 0, NULL, NULL);
+    if (r >= 0 && k < 0)
+        r = vo_error_set(ret_error, k, "cannot save volume '%s/%s': %s", pool, name,
+                         strerror(-k));
+    return r;
+}
+
 int vo_volume_create_empty(VoDaemon *d, const char *pool, const char *name, const char *format,
                            uint64_t size, VoTask *task, char **ret_path, char **ret_error)
 {
@@ -2748,10 +2778,16 @@ int vo_volume_create_empty(VoDaemon *d, const char *pool, const char *name, cons
 
 char *vo_volume_free_name(VoDaemon *d, const char *pool, const char *prefix)
 {
+    return vo_volume_free_name_as(d, pool, prefix, "disk");
+}
+
+char *vo_volume_free_name_as(VoDaemon *d, const char *pool, const char *prefix,
+                             const char *kind)
+{
     pthread_mutex_lock(&d->storage_lock);
     char *name = NULL;
     for (int i = 0; i < 1000 && !name; i++) {
-        char *candidate = vo_asprintf("%.50s-disk%d", prefix, i);
+        char *candidate = vo_asprintf("%.50s-%s%d", prefix, kind, i);
         if (!volume_find(d, pool, candidate))
             name = candidate;
         else

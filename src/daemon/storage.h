@@ -195,10 +195,18 @@ int vo_volume_create_from_chain(VoDaemon *d, const char *pool, const char *name,
                                 VoTask *task, char **ret_path, char **ret_error);
 int vo_volume_create_empty(VoDaemon *d, const char *pool, const char *name, const char *format,
                            uint64_t size, VoTask *task, char **ret_path, char **ret_error);
+/* Copies ISO 9660 image iso_path into the new volume pool/name, raw with
+ * content iso (what vireo volume import makes of an .iso; a CD-ROM takes
+ * it). A dir pool only; not an ISO: -EINVAL. */
+int vo_volume_create_iso(VoDaemon *d, const char *pool, const char *name, const char *iso_path,
+                         VoTask *task, char **ret_error);
 /* Deletes now (no task); refuses when it backs another volume. */
 int vo_volume_remove_now(VoDaemon *d, const char *key, char **ret_error);
 /* A free name "PREFIX-diskN" in pool. */
 char *vo_volume_free_name(VoDaemon *d, const char *pool, const char *prefix);
+/* A free name "PREFIX-KINDn" in pool (kind: "disk", "cdrom"). */
+char *vo_volume_free_name_as(VoDaemon *d, const char *pool, const char *prefix,
+                             const char *kind);
 /* Path and format of an existing volume key ("pool/name"). */
 int vo_volume_lookup(VoDaemon *d, const char *key, char **ret_path, char **ret_format,
                      bool *ret_shareable, char **ret_error);

@@ -3,7 +3,9 @@
  * read and the descriptor checked against it, the disks found, the VM's
  * name free, the pool and networks there. The task then copies each disk
  * out of the OVA (checking its digest), converts it into a qcow2 volume,
- * makes the UEFI NVRAM when the firmware is EFI, and defines the VM; on any
+ * copies the ISO of its CD-ROM (the first that holds one) into an iso
+ * volume for the VM's drive, makes the UEFI NVRAM when the firmware is
+ * EFI, and defines the VM; on any
  * failure what it made is removed again. An intent record (sweep.h, owner
  * the VM's document) names each volume before it is made and the scratch
  * directory, so the next start removes them when vireod stopped first. */
@@ -15,6 +17,7 @@
 #include "conf/names.h"
 #include "conf/vm-import.h"
 #include "daemon/images.h"
+#include "daemon/mac-claims.h"
 #include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
@@ -22,19 +25,26 @@
 #include "daemon/vm-import.h"
 #include "daemon/vm-internal.h"
 #include "jobs/tasks.h"
+#include "storage/iso.h"
 #include "storage/ova.h"
 #include "storage/qemu-img.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 typedef struct {
     VoDaemon *d;
     bool ova;
+    bool rbd_pool;            /* the target pool is rbd: it holds no ISO */
     char id[37];              /* the VM's, chosen at once: its intent's owner */
     char *tmp;                /* the scratch directory, NULL: none (yet) */
     char *path, *name, *pool, *kernel_image;
     char **networks;          /* per NIC */
     VoImportPlan *plan;
     char **mf_names, **mf_algos, **mf_digests; /* the manifest, NULL: none */
+    ssize_t cdrom_disk;       /* the plan's CD-ROM whose ISO the VM's drive gets, -1: none */
+    char *cdrom_volume;       /* its volume ("pool/name") once made */
+    const bool *mac_held;     /* the task's: per NIC, its source MAC's claim is ours
+                               * (mac-claims.h); NULL: not claimed (the plan) */
 } ImportOp;
 
 static void import_op_free(void *p)
@@ -45,6 +55,7 @@ static void import_op_free(void *p)
     free(op->name);
     free(op->pool);
     free(op->kernel_image);
+    free(op->cdrom_volume);
     vo_strv_free(op->networks);
     vo_import_plan_free(op->plan);
     vo_strv_free(op->mf_names);
@@ -82,6 +93,41 @@ static bool listed(char *const *names, const char *name)
     return false;
 }
 
+/* Why CD-ROM k's ISO is not imported (NULL: it is, as the VM's drive's
+ * medium); ova: the open OVA, NULL for a domain XML's host file. */
+static const char *cdrom_why_not(const ImportOp *op, const VoImportDisk *k, const VoOva *ova)
+{
+    if (op->cdrom_disk >= 0)
+        return "a VM has one CD-ROM drive, which gets another ISO";
+    if (op->rbd_pool)
+        return "an rbd pool holds no ISO: import into a dir pool (--pool)";
+    if (ova && op->mf_names && !listed(op->mf_names, k->file))
+        return "the manifest does not list it";
+    const VoOvaMember *m = ova ? vo_ova_find(ova, k->file) : NULL;
+    int r = !ova ? vo_iso_probe(k->file) : m ? vo_iso_probe_at(ova->fd, m->offset, m->size)
+                                             : -ENOENT;
+    if (r < 0)
+        return "it cannot be read here";
+    return r ? NULL : "it is not an ISO 9660 image";
+}
+
+/* Picks the CD-ROM whose ISO is imported; the others are warned of. */
+static void choose_cdrom(ImportOp *op, const VoOva *ova)
+{
+    _cleanup_strv_ char **skipped = NULL;
+    for (size_t i = 0; i < op->plan->n_disks; i++) {
+        const VoImportDisk *k = &op->plan->disks[i];
+        const char *why = k->cdrom ? cdrom_why_not(op, k, ova) : "";
+        if (!why)
+            op->cdrom_disk = (ssize_t)i;
+        else if (*why)
+            vo_strv_pushf(&skipped, "CD-ROM '%s' is not imported (%s)", k->file, why);
+    }
+    for (char **w = skipped; w && *w; w++)
+        vo_strv_pushf(&op->plan->warnings, "%s%s", *w,
+                      op->cdrom_disk < 0 ? ": the VM gets an empty drive" : "");
+}
+
 static int read_plan_ova(ImportOp *op, char **ret_error)
 {
     VoOva ova;
@@ -108,6 +154,8 @@ static int read_plan_ova(ImportOp *op, char **ret_error)
             r = vo_error_set(ret_error, -EINVAL, "OVA: the manifest does not list '%s'",
                              k->file);
     }
+    if (r >= 0)
+        choose_cdrom(op, &ova);
     vo_ova_close(&ova);
     return r < 0 ? -EINVAL : 0;
 }
@@ -132,6 +180,8 @@ static int read_plan_libvirt(ImportOp *op, char **ret_error)
         else if (vo_img_check_import(k->file, k->format, &format, &why) < 0)
             r = vo_error_set(ret_error, -EINVAL, "disk '%s': %s", k->file, why);
     }
+    if (r >= 0)
+        choose_cdrom(op, NULL);
     return r;
 }
 
@@ -167,6 +217,14 @@ static void set_string(json_t *o, const char *key, const char *value)
         json_object_set_new(o, key, json_string(value));
 }
 
+static bool has_cdrom_drive(const VoImportPlan *p)
+{
+    bool drive = p->has_cdrom;
+    for (size_t i = 0; i < p->n_disks; i++)
+        drive |= p->disks[i].cdrom;
+    return drive;
+}
+
 static json_t *plan_json(const ImportOp *op)
 {
     const VoImportPlan *p = op->plan;
@@ -190,6 +248,15 @@ static json_t *plan_json(const ImportOp *op)
                           p->uefi ? "uefi" : "bios", "disks", disks, "nics", nics, "warnings",
                           warnings);
     set_string(o, "os_type", p->os_type);
+    if (has_cdrom_drive(p)) { /* {}: an empty drive; else its ISO's source, pool, volume */
+        json_t *cd = json_object();
+        if (op->cdrom_disk >= 0) {
+            set_string(cd, "source", p->disks[op->cdrom_disk].file);
+            set_string(cd, "pool", op->pool);
+        }
+        set_string(cd, "volume", op->cdrom_volume);
+        json_object_set_new(o, "cdrom", cd);
+    }
     return o;
 }
 
@@ -206,20 +273,26 @@ static int record_intent(ImportOp *op, char *const *keys, char **ret_error)
     return 0;
 }
 
+/* A volume made of file: a qcow2 disk, or (iso) the CD-ROM's ISO volume,
+ * which becomes op->cdrom_volume. Its key is added to keys. */
 static int add_volume(ImportOp *op, VoTask *t, const char *file, const char *stated_format,
-                      char ***keys, char **ret_error)
+                      bool iso, char ***keys, char **ret_error)
 {
     VoDaemon *d = op->d;
     _cleanup_free_ char *format = NULL, *path = NULL;
     int r = 0;
     /* Untrusted: an OVA's disk is probed, a domain XML's is read as the
      * format it states (else probed); either is refused when it names
-     * another file (a backing file, extents, a data file). */
-    r = vo_img_check_import(file, op->ova ? NULL : stated_format, &format, ret_error);
-    if (r >= 0 && op->ova && stated_format && strcmp(format, stated_format))
+     * another file (a backing file, extents, a data file). An ISO is
+     * copied as it is (raw). */
+    if (!iso)
+        r = vo_img_check_import(file, op->ova ? NULL : stated_format, &format, ret_error);
+    if (r >= 0 && !iso && op->ova && stated_format && strcmp(format, stated_format))
         r = vo_error_set(ret_error, -EINVAL, "OVA: disk '%s' is %s, not the %s the "
                          "descriptor states", strrchr(file, '/') + 1, format, stated_format);
-    _cleanup_free_ char *volume = r >= 0 ? vo_volume_free_name(d, op->pool, op->name) : NULL;
+    _cleanup_free_ char *volume = r < 0 ? NULL
+                                  : vo_volume_free_name_as(d, op->pool, op->name,
+                                                           iso ? "cdrom" : "disk");
     if (r >= 0 && !volume)
         r = vo_error_set(ret_error, -ENOSPC, "no free volume name for '%s' in pool '%s'",
                          op->name, op->pool);
@@ -228,9 +301,13 @@ static int add_volume(ImportOp *op, VoTask *t, const char *file, const char *sta
         vo_strv_pushf(keys, "%s/%s", op->pool, volume);
         r = record_intent(op, *keys, ret_error);
     }
-    if (r >= 0)
+    if (r >= 0 && iso)
+        r = vo_volume_create_iso(d, op->pool, volume, file, t, ret_error);
+    else if (r >= 0)
         r = vo_volume_create_from_base(d, op->pool, volume, file, format, NULL, true, 0, t,
                                        &path, ret_error);
+    if (r >= 0 && iso)
+        op->cdrom_volume = vo_asprintf("%s/%s", op->pool, volume);
     if (r < 0 && listed) { /* not ours (e.g. the name taken meanwhile): never removed */
         size_t n = vo_strv_len(*keys);
         free((*keys)[n - 1]);
@@ -247,11 +324,12 @@ static int disks_in(ImportOp *op, VoTask *t, const char *tmp, char ***keys, char
     size_t n = op->plan->n_disks;
     for (size_t i = 0; r >= 0 && i < n; i++) {
         const VoImportDisk *k = &op->plan->disks[i];
-        if (k->cdrom)
+        bool iso = (ssize_t)i == op->cdrom_disk;
+        if (k->cdrom && !iso)
             continue;
         vo_task_progress(t, (int)(10 + 70 * i / n), "converting the disks");
         if (!op->ova) {
-            r = add_volume(op, t, k->file, k->format, keys, ret_error);
+            r = add_volume(op, t, k->file, k->format, iso, keys, ret_error);
             continue;
         }
         _cleanup_free_ char *file = vo_asprintf("%s/%s", tmp, k->file);
@@ -262,7 +340,7 @@ static int disks_in(ImportOp *op, VoTask *t, const char *tmp, char ***keys, char
         if (r >= 0)
             r = manifest_check(op, k->file, sha1, sha256, ret_error);
         if (r >= 0)
-            r = add_volume(op, t, file, k->format, keys, ret_error);
+            r = add_volume(op, t, file, k->format, iso, keys, ret_error);
         (void)unlink(file);
         if (r >= 0 && vo_migrate_fault("import-exit-after-disk")) /* test: vireod dies here */
             _exit(70);
@@ -287,21 +365,26 @@ static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel,
     s->machine = vo_strdup("q35");
     s->firmware = p->uefi ? VO_FIRMWARE_UEFI : VO_FIRMWARE_BIOS;
     s->display = p->display ? VO_DISPLAY_VGA : VO_DISPLAY_NONE;
-    size_t n = vo_strv_len(keys);
-    s->disks = vo_malloc0(sizeof(VoDiskSpec) * (n + 1));
-    for (size_t i = 0; i < n; i++)
-        s->disks[i] = (VoDiskSpec){ .volume = vo_strdup(keys[i]), .format = VO_DISK_QCOW2,
-                                    .owned = true, .slot = (unsigned)i };
-    s->n_disks = n;
-    s->has_cdrom = p->has_cdrom;
-    for (size_t i = 0; i < p->n_disks; i++)
-        s->has_cdrom |= p->disks[i].cdrom;
+    s->disks = vo_malloc0(sizeof(VoDiskSpec) * (vo_strv_len(keys) + 1));
+    for (char *const *k = keys; k && *k; k++)
+        if (!op->cdrom_volume || strcmp(*k, op->cdrom_volume)) { /* the ISO is no disk */
+            s->disks[s->n_disks] = (VoDiskSpec){ .volume = vo_strdup(*k),
+                                                 .format = VO_DISK_QCOW2, .owned = true,
+                                                 .slot = (unsigned)s->n_disks };
+            s->n_disks++;
+        }
+    s->has_cdrom = has_cdrom_drive(p);
+    s->cdrom = vo_strdup(op->cdrom_volume);
     size_t nn = vo_strv_len(op->networks);
     s->nics = vo_malloc0(sizeof(VoNicSpec) * (nn + 1));
     for (size_t i = 0; i < nn; i++) {
         char mac[18];
         const char *source = i < p->n_nics ? p->nics[i].mac : NULL;
         const char *why = vo_vms_new_nic_mac(op->d, source, s->nics, i, mac);
+        if (!why && source && op->mac_held && !op->mac_held[i]) {
+            why = "is claimed by another import at this moment";
+            (void)vo_vms_new_nic_mac(op->d, NULL, s->nics, i, mac);
+        }
         if (why && notes)
             vo_strv_pushf(notes, "NIC %zu gets a new MAC address%s%s%s%s%s", i + 1,
                           source ? " (" : "", source ? source : "", source ? " " : "", why,
@@ -318,6 +401,23 @@ static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel,
     return s;
 }
 
+/* Claims the MACs the NICs would keep (valid unicast ones of the source):
+ * held[i] says whose each is; see mac-claims.h. */
+static int claim_macs(ImportOp *op, bool *held, VoMacClaims **ret, char **ret_error)
+{
+    const VoImportPlan *p = op->plan;
+    const char *macs[VO_IMPORT_MAX_NICS] = { NULL };
+    size_t n = p->n_nics < VO_IMPORT_MAX_NICS ? p->n_nics : VO_IMPORT_MAX_NICS; /* bounded */
+    for (size_t i = 0; i < n; i++)
+        if (vo_mac_valid(p->nics[i].mac) && !vo_mac_is_zero(p->nics[i].mac))
+            macs[i] = p->nics[i].mac;
+    int r = vo_mac_claims_take(op->d, macs, n, held, ret);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot claim the NICs' MAC addresses in the store: "
+                            "%s", strerror(-r));
+    return 0;
+}
+
 static int task_import(VoTask *t, void *userdata)
 {
     ImportOp *op = userdata;
@@ -327,6 +427,9 @@ static int task_import(VoTask *t, void *userdata)
     _cleanup_free_ char *top = vo_asprintf("%s/imports", d->state_dir);
     _cleanup_free_ char *tmp = vo_asprintf("%s/.%s-XXXXXX", top, op->name);
     VoImage *kernel = NULL;
+    VoMacClaims *claims = NULL;
+    bool mac_held[VO_IMPORT_MAX_NICS] = { false };
+    _cleanup_strv_ char **mac_notes = NULL;
     int r = vo_mkdir_p(top, 0700);
     if (r >= 0 && !mkdtemp(tmp))
         r = -errno;
@@ -342,7 +445,15 @@ static int task_import(VoTask *t, void *userdata)
         error = vo_asprintf("image '%s' is gone", op->kernel_image);
     if (r >= 0)
         r = disks_in(op, t, tmp, &keys, &error);
-    VoVmSpec *spec = r >= 0 ? spec_of(op, keys, kernel, NULL) : NULL;
+    if (r >= 0 && (r = claim_macs(op, mac_held, &claims, &error)) >= 0)
+        op->mac_held = mac_held;
+    VoVmSpec *spec = r >= 0 ? spec_of(op, keys, kernel, &mac_notes) : NULL;
+    for (char **n = mac_notes; n && *n; n++) /* the result says what the plan could not */
+        if (!listed(op->plan->warnings, *n))
+            vo_strv_pushf(&op->plan->warnings, "%s", *n);
+    /* Tests hold two imports here, their MACs checked, to race them. */
+    if (r >= 0)
+        vo_test_hold("import_macs_checked");
     if (r >= 0 && spec->firmware == VO_FIRMWARE_UEFI) {
         vo_task_progress(t, 85, "making the UEFI NVRAM");
         if ((r = vo_vm_nvram_create(d, spec, op->pool, &nvram, &error)) >= 0) {
@@ -355,6 +466,8 @@ static int task_import(VoTask *t, void *userdata)
         vo_task_progress(t, 95, "defining the VM");
         r = vo_vm_define(d, TAKE_PTR(spec), &error); /* takes spec, also on failure */
     }
+    vo_mac_claims_release(claims); /* its VM's document holds the MACs now */
+    op->mac_held = NULL;
     vo_vm_spec_free(spec);
     vo_image_free(kernel);
     if (tmp)
@@ -378,7 +491,8 @@ static int task_import(VoTask *t, void *userdata)
 
 /* ---- entry point --------------------------------------------------------- */
 
-static int check_args(VoDaemon *d, const VoVmImportArgs *a, char **ret_error)
+/* ret_rbd: whether the pool is an rbd pool (it holds no ISO). */
+static int check_args(VoDaemon *d, const VoVmImportArgs *a, bool *ret_rbd, char **ret_error)
 {
     struct stat st;
     if (!a->source || (strcmp(a->source, "ova") && strcmp(a->source, "libvirt")))
@@ -392,8 +506,9 @@ static int check_args(VoDaemon *d, const VoVmImportArgs *a, char **ret_error)
     _cleanup_free_ char *pool_error = NULL;
     const char *pool_name = a->pool ? a->pool : VO_DEFAULT_POOL;
     int r = vo_pool_get_json(d, pool_name, &pool, &pool_error);
-    bool usable = r >= 0 && strcmp(json_string_value(json_object_get(pool, "type")) ?: "",
-                                   "backup");
+    const char *type = json_string_value(json_object_get(pool, "type")) ?: "";
+    bool usable = r >= 0 && strcmp(type, "backup");
+    *ret_rbd = !strcmp(type, "rbd");
     json_decref(pool);
     if (!usable)
         return vo_error_set(ret_error, -EINVAL, "pool: '%s' is not a pool for disks here (see "
@@ -415,11 +530,13 @@ static int check_args(VoDaemon *d, const VoVmImportArgs *a, char **ret_error)
 int vo_vm_import(VoDaemon *d, const VoVmImportArgs *args, json_t **ret_task, json_t **ret_plan,
                  char **ret_error)
 {
-    int r = check_args(d, args, ret_error);
+    bool rbd_pool = false;
+    int r = check_args(d, args, &rbd_pool, ret_error);
     if (r < 0)
         return r;
     ImportOp *op = vo_malloc0(sizeof(*op));
-    *op = (ImportOp){ .d = d, .ova = !strcmp(args->source, "ova"), .path = vo_strdup(args->path),
+    *op = (ImportOp){ .d = d, .ova = !strcmp(args->source, "ova"), .rbd_pool = rbd_pool,
+                      .cdrom_disk = -1, .path = vo_strdup(args->path),
                       .pool = vo_strdup(args->pool ? args->pool : VO_DEFAULT_POOL),
                       .kernel_image = vo_strdup(args->kernel_image) };
     if (vo_uuid_generate(op->id) < 0)
@@ -462,11 +579,6 @@ int vo_vm_import(VoDaemon *d, const VoVmImportArgs *args, json_t **ret_task, jso
         for (char **n = mac_notes; r >= 0 && n && *n; n++)
             vo_strv_pushf(&op->plan->warnings, "%s", *n);
     }
-    for (size_t i = 0; r >= 0 && i < op->plan->n_disks; i++)
-        if (op->plan->disks[i].cdrom)
-            vo_strv_pushf(&op->plan->warnings, "CD-ROM '%s': the VM gets an empty drive; import "
-                          "the ISO (vireo volume import POOL/NAME FILE.iso) and insert it (vireo "
-                          "vm cdrom insert)", op->plan->disks[i].file);
     if (r < 0) {
         import_op_free(op);
         return r;

@@ -19,6 +19,8 @@ typedef struct {
 } VoVmImportArgs;
 
 /* 0 with *ret_task and *ret_plan ({"name", "vcpus", "memory_mib",
- * "firmware", "disks", "nics", "warnings"}), or -errno with *ret_error. */
+ * "firmware", "disks", "nics", "warnings", and "cdrom" when the VM gets a
+ * drive: {"source", "pool"} of the ISO imported into it, {} when empty}),
+ * or -errno with *ret_error. */
 int vo_vm_import(VoDaemon *d, const VoVmImportArgs *args, json_t **ret_task, json_t **ret_plan,
                  char **ret_error);

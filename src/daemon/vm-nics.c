@@ -297,7 +297,7 @@ const char *vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec 
      * own (52:54:00:12:34:56 on every VM's first NIC), not the spec's. */
     const char *why = !wanted                                  ? ""
                       : !vo_mac_valid(wanted)                  ? "is not a unicast MAC"
-                      : !strcmp(wanted, "00:00:00:00:00:00") ? "is no address (all zeros)"
+                      : vo_mac_is_zero(wanted)                 ? "is no address (all zeros)"
                                                                : NULL;
     if (!why && mac_taken(d, wanted, earlier, n))
         why = "is in use on this host";
@@ -353,6 +353,12 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
     char generated[18];
     if (mac && !vo_mac_valid(mac)) {
         *ret_error = vo_asprintf("mac: '%s' is not a unicast MAC like 52:54:00:12:34:56", mac);
+        return -EINVAL;
+    }
+    if (mac && vo_mac_is_zero(mac)) { /* QEMU takes it for unset: a default MAC of its own */
+        *ret_error = vo_asprintf("mac: %s is no address (QEMU gives such a NIC a default MAC "
+                                 "of its own): give a unicast MAC like 52:54:00:12:34:56, or "
+                                 "none for a new one", mac);
         return -EINVAL;
     }
     if (mac && mac_in_use(d, mac)) {

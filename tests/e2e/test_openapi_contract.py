@@ -1053,6 +1053,7 @@ INVALID_BODIES = [
     ("POST", "/v1/vms/err1/nics", {"network": "Bad"}),
     ("POST", "/v1/vms/err1/nics", {"network": "default", "mac": "zz"}),
     ("POST", "/v1/vms/err1/nics", {"network": "default", "mac": "01:00:5e:00:00:01"}),  # multicast
+    ("POST", "/v1/vms/err1/nics", {"network": "default", "mac": "00:00:00:00:00:00"}),  # no address
     ("POST", "/v1/vms/err1/nics", {"network": "default", "model": "e1000"}),
     ("POST", "/v1/vms/err1/cdrom", {"volume": 3}),
     ("POST", "/v1/vms/err1/cdrom", {"medium": "default/x"}),
@@ -2361,20 +2362,27 @@ def test_schedules(api):
 
 
 def test_vm_import_route(api, tmp_path):
-    """POST /v1/vm-imports: a libvirt domain XML with one small disk becomes
-    a VM (202 with the plan, then the task); a bad source is a 400."""
+    """POST /v1/vm-imports: a libvirt domain XML with one small disk and a
+    CD-ROM with an ISO becomes a VM (202 with the plan, then the task); a
+    bad source is a 400."""
+    iso = tmp_path / "lv.iso"
+    iso.write_bytes(b"\0" * 32769 + b"CD001" + b"\0" * 2042)
     disk = tmp_path / "lv.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "1M"], check=True)
     xml = tmp_path / "lv.xml"
     xml.write_text("<domain><name>imp1</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
                    f"<devices><disk type='file' device='disk'><source file='{disk}'/></disk>"
+                   f"<disk type='file' device='cdrom'><source file='{iso}'/></disk>"
                    "<sound model='ich9'/></devices></domain>")
     reply = api.task_ok("POST", "/v1/vm-imports", {"source": "libvirt", "path": str(xml)},
                         kind="vm-import", target="imp1")
     assert reply["import"]["warnings"] == ["device <sound> is not imported"], reply
+    assert reply["import"]["cdrom"] == {"source": str(iso), "pool": "default"}, reply
     vm = api.call("GET", "/v1/vms/imp1", expect=200).value
     assert vm["memory_mib"] == 64 and vm["disks"][0]["volume"] == "default/imp1-disk0", vm
+    assert vm["cdrom"] == {"volume": "default/imp1-cdrom0"}, vm
     api.task_ok("DELETE", "/v1/vms/imp1", kind="delete", target="imp1")
+    api.delete_volume("default/imp1-cdrom0")
     api.call("POST", "/v1/vm-imports", {"source": "vmx", "path": str(xml)}, expect=400,
              code="invalid-argument")
 

@@ -10,7 +10,10 @@ corrupt second disk, after which no volume and no VM are left. Also: an
 OVF stating EFI makes a UEFI VM with its NVRAM, and two imports of one name
 at once leave one VM and only its volumes. With the fake driver: vireod
 _exiting (a fault point) mid-import or mid-create leaves, after its next
-start, no volume, scratch directory or VM of it, and the task interrupted."""
+start, no volume, scratch directory or VM of it, and the task interrupted;
+a CD-ROM's ISO (domain XML and OVA) becomes an iso volume in the VM's drive;
+an all-zero MAC is refused; one domain imported on two hosts of a cluster
+at once keeps its MAC on one VM only."""
 
 import hashlib
 import io
@@ -21,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from vireo_harness import BOOT_MARKER, TEST_IMAGE, Daemon
+from vireo_harness import BOOT_MARKER, TEST_IMAGE, Daemon, wait_until
 
 OVF = """<?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
@@ -467,3 +470,128 @@ def test_create_cut_short_leaves_nothing(crashy):
     assert_interrupted(d, task)
     d.task_ok("POST", "/v1/vms", {"name": "cut", "memory_mib": 64})
     assert volume_keys(d) == before | {"default/cut-disk0"}
+
+
+def fake_iso(path):
+    """A file vireo takes for an ISO 9660 image: "CD001" at byte 32769."""
+    with open(path, "wb") as f:
+        f.write(b"\0" * 32769 + b"CD001" + b"\0" * (65536 - 32774))
+    return path
+
+
+def test_cdrom_iso_imported(crashy, tmp_path):
+    """A domain's CD-ROM with an ISO and an OVF's CD-ROM item naming a file
+    of the OVA: the ISO becomes an iso volume of the pool in the VM's drive
+    (the plan says so at once); a CD-ROM holding no ISO is a warning. A NIC
+    add with the all-zero MAC is refused."""
+    d, _ = crashy
+    iso = fake_iso(str(tmp_path / "install.iso"))
+    disk = str(tmp_path / "cd.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"], check=True)
+    xml = str(tmp_path / "cd.xml")
+    with open(xml, "w") as f:
+        f.write("<domain><name>cd</name><memory unit='MiB'>64</memory><devices>"
+                f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
+                f"<disk type='file' device='cdrom'><source file='{disk}'/><target dev='sda'/>"
+                f"</disk><disk type='file' device='cdrom'><source file='{iso}'/></disk>"
+                "</devices></domain>")
+    answer = d.api("POST", "/v1/vm-imports", {"source": "libvirt", "path": xml,
+                                                "network": "user"}, expect=202)
+    plan = answer["import"]
+    assert plan["cdrom"] == {"source": iso, "pool": "default"}, plan
+    assert f"CD-ROM '{disk}' is not imported (it is not an ISO 9660 image)" \
+        in plan["warnings"], plan["warnings"]
+    done = d.wait_task(answer["task"])
+    assert done["state"] == "succeeded", done
+    assert done["result"]["cdrom"]["volume"] == "default/cd-cdrom0", done["result"]
+    vm = d.vm("cd")
+    assert vm["cdrom"] == {"volume": "default/cd-cdrom0"}, vm
+    assert [k["volume"] for k in vm["disks"]] == ["default/cd-disk0"], vm["disks"]
+    volume = d.api("GET", "/v1/pools/default/volumes/cd-cdrom0")
+    assert volume["content"] == "iso" and volume["format"] == "raw", volume
+
+    status, doc = d.request("POST", "/v1/vms/cd/nics",
+                            {"network": "user", "mac": "00:00:00:00:00:00"})
+    assert status == 400 and "00:00:00:00:00:00" in doc["error"]["message"], (status, doc)
+
+    vmdk = str(tmp_path / "d.vmdk")
+    subprocess.run(["qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized", disk,
+                    vmdk], check=True)
+    ovf = ovf_text("cdova", [("d.vmdk", 8 << 20)]).replace(
+        '</References>', '<File ovf:id="iso" ovf:href="install.iso"/></References>').replace(
+        "</VirtualHardwareSection>",
+        "<Item><rasd:ElementName>cd</rasd:ElementName><rasd:InstanceID>20</rasd:InstanceID>"
+        "<rasd:HostResource>ovf:/file/iso</rasd:HostResource>"
+        "<rasd:ResourceType>15</rasd:ResourceType></Item></VirtualHardwareSection>")
+    ova = make_ova(str(tmp_path / "cd.ova"), ovf, [("d.vmdk", vmdk), ("install.iso", iso)])
+    result = d.task_ok("POST", "/v1/vm-imports", {"source": "ova", "path": ova,
+                                                  "network": "user"})
+    assert d.vm("cdova")["cdrom"] == {"volume": "default/cdova-cdrom0"}, result
+    with open(d.api("GET", "/v1/pools/default/volumes/cdova-cdrom0")["path"], "rb") as f, \
+            open(iso, "rb") as g:
+        assert f.read() == g.read()
+
+    # the ISO copied first, then a corrupt disk: the ISO's volume goes again
+    cd_item = ovf[ovf.index("<Item><rasd:ElementName>cd<"):ovf.index("</VirtualHardwareSection>")]
+    bad = ovf.replace("cdova", "cdbad").replace(cd_item, "").replace(
+        "<Item><rasd:ElementName>disk0", cd_item + "<Item><rasd:ElementName>disk0")
+    before = volume_keys(d)
+    ova = make_ova(str(tmp_path / "bad.ova"), bad,
+                   [("d.vmdk", b"KDMV" + b"\xff" * 4096), ("install.iso", iso)])
+    answer = d.api("POST", "/v1/vm-imports", {"source": "ova", "path": ova, "network": "user"},
+                   expect=202)
+    assert [k["cdrom"] for k in answer["import"]["disks"]] == [True, False], answer
+    failed = d.wait_task(answer["task"])
+    assert failed["state"] == "failed" and "d.vmdk" in failed["error"]["message"], failed
+    assert volume_keys(d) == before and d.request("GET", "/v1/vms/cdbad")[0] == 404
+
+
+def test_racing_imports_on_two_hosts_keep_one_mac(cluster, tmp_path, monkeypatch):
+    """One domain imported on two hosts of a cluster at once, each import
+    held after it checked its MAC and before its VM is written (fake
+    driver): exactly one VM keeps the source's MAC (the imports claim it
+    first: mac-claims.h); the other's NIC gets a new one and its task's
+    result says why. The claims go with the imports: a third import of the
+    domain finds the MAC in use, not claimed."""
+    from test_cluster_placement import form
+    faults = [str(tmp_path / f"faults{i}") for i in (1, 2)]
+    for f in faults:
+        os.makedirs(f)
+        open(os.path.join(f, "import_macs_checked.hold"), "w").close()
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[0])
+    c = cluster(1, driver="fake", listen=False)
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[1])
+    c.add_host()
+    form(c)
+    disk = str(tmp_path / "r.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"], check=True)
+    tasks = []
+    for h in c.hosts:
+        xml = str(tmp_path / f"{h.name}.xml")
+        with open(xml, "w") as f:
+            f.write(f"<domain><name>mac-{h.name}</name><memory unit='MiB'>64</memory><devices>"
+                    f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
+                    "<interface type='user'><mac address='52:54:00:0c:1a:1e'/></interface>"
+                    "</devices></domain>")
+        tasks.append((h, h.api("POST", "/v1/vm-imports", {"source": "libvirt", "path": xml,
+                                                          "network": "user"}, expect=202)))
+    for f in faults:  # both checked, neither written
+        wait_until(lambda: os.path.exists(os.path.join(f, "import_macs_checked.held")), 60,
+                   what="an import at its hold point")
+    for f in faults:
+        os.remove(os.path.join(f, "import_macs_checked.hold"))
+    results = [h.wait_task(answer["task"]) for h, answer in tasks]
+    assert [t["state"] for t in results] == ["succeeded"] * 2, results
+    macs = [h.vm(f"mac-{h.name}")["nics"][0]["mac"] for h, _ in tasks]
+    assert sorted(m == "52:54:00:0c:1a:1e" for m in macs) == [False, True], macs
+    loser = results[macs.index(next(m for m in macs if m != "52:54:00:0c:1a:1e"))]
+    assert any("52:54:00:0c:1a:1e" in w and "NIC 1 gets a new MAC" in w
+               for w in loser["result"]["warnings"]), loser
+    h = c.hosts[0]
+    status, answer = h.request("POST", "/v1/vm-imports", {
+        "source": "libvirt", "path": str(tmp_path / f"{h.name}.xml"), "name": "mac-third",
+        "network": "user"})
+    assert status == 202, answer
+    third = h.wait_task(answer["task"])
+    notes = [w for w in third["result"]["warnings"] if "NIC 1 gets a new MAC" in w]
+    assert len(notes) == 1 and "is in use" in notes[0], third

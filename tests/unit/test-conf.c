@@ -115,6 +115,13 @@ static void test_uuid_and_mac(void **state)
     assert_false(vo_mac_valid("01:00:5e:00:00:01")); /* multicast */
     assert_false(vo_mac_valid("52:54:00:00:00"));
     assert_false(vo_mac_valid("52-54-00-00-00-01"));
+    /* All zeros: refused where a user gives it (vo_mac_is_zero), but a VM
+     * document that has it still loads. */
+    assert_true(vo_mac_is_zero("00:00:00:00:00:00"));
+    assert_false(vo_mac_is_zero("52:54:00:00:00:00"));
+    assert_null(check("{\"id\":\"" ID "\",\"name\":\"z\",\"vcpus\":1,\"memory_mib\":512,"
+                      "\"kernel\":{\"image\":\"k\"},\"disks\":[{\"volume\":\"default/d\"}],"
+                      "\"nics\":[{\"mac\":\"00:00:00:00:00:00\"}]}"));
 }
 
 static void test_valid_and_round_trip(void **state)

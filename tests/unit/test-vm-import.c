@@ -85,6 +85,17 @@ static void test_ovf_maps(void **state)
     p = ovf_ok(ENV_OPEN REFS VS(MEM_ITEM("256", "MegaBytes") DISK_ITEM));
     assert_int_equal(p->memory_mib, 256);
     vo_import_plan_free(p);
+
+    /* a CD-ROM naming a File of References (its ISO) directly */
+    p = ovf_ok(ENV_OPEN "<References><File ovf:id=\"f1\" ovf:href=\"disk1.vmdk\"/>"
+               "<File ovf:id=\"iso\" ovf:href=\"tools.iso\"/></References>"
+               "<DiskSection><Disk ovf:diskId=\"d1\" ovf:fileRef=\"f1\" ovf:capacity=\"1\"/>"
+               "</DiskSection>" VS(MEM_ITEM("64", "MegaBytes") DISK_ITEM
+                                   ITEM(15, "<rasd:HostResource>ovf:/file/iso</rasd:HostResource>")));
+    assert_int_equal(p->n_disks, 2);
+    assert_string_equal(p->disks[1].file, "tools.iso");
+    assert_true(p->disks[1].cdrom && p->disks[1].readonly && !p->disks[1].format);
+    vo_import_plan_free(p);
 }
 
 static void test_ovf_refusals(void **state)
@@ -111,6 +122,9 @@ static void test_ovf_refusals(void **state)
     ovf_refused(ENV_OPEN REFS VS(MEM_ITEM("64", "byte * 2^20")
                                      ITEM(17, "<rasd:HostResource>ovf:/disk/d9</rasd:HostResource>")),
                 "DiskSection does not list");
+    ovf_refused(ENV_OPEN REFS VS(MEM_ITEM("64", "byte * 2^20") DISK_ITEM
+                                     ITEM(15, "<rasd:HostResource>ovf:/file/f9</rasd:HostResource>")),
+                "References does not list");
     ovf_refused(ENV_OPEN "<References><File ovf:id=\"f1\" ovf:href=\"a.vmdk\"/></References>"
                 "<DiskSection><Disk ovf:diskId=\"d1\" ovf:fileRef=\"f1\" ovf:capacity=\"1\" "
                 "ovf:capacityAllocationUnits=\"byte * 2^60\"/></DiskSection>"
