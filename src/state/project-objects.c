@@ -290,6 +290,27 @@ int vo_project_object_forget(VoStore *s, const VoProjectObject *o)
     return -EAGAIN;
 }
 
+int vo_project_object_forget_gone(VoStore *s, const VoProjectObject *o,
+                                  VoProjectObjectGoneFn gone, void *userdata)
+{
+    _cleanup_free_ char *project = NULL;
+    int64_t disk = 0, rev = 0;
+    int r = read_object(s, o, &project, &disk, &rev);
+    if (r < 0 || !project)
+        return r;
+    /* Asked after the read: an object made again registers before it
+     * writes its documents (so gone says 0), or moves them on (so the
+     * compare below fails). */
+    if ((r = gone(o, userdata)) <= 0)
+        return r;
+    _cleanup_free_ char *okey = object_key(o), *ukey = usage_key(o, project);
+    VoStoreCompare cmp = { .key = okey, .expected_rev = rev };
+    VoStoreOp ops[2] = { { .kind = VO_STORE_DELETE, .key = okey },
+                         { .kind = VO_STORE_DELETE, .key = ukey } };
+    r = vo_store_txn(s, &cmp, 1, ops, 2, NULL, NULL);
+    return r == -ESTALE || r == -ENOENT ? 0 : r < 0 ? r : 1;
+}
+
 typedef struct {
     size_t prefix_len;
     json_t *map;
