@@ -271,6 +271,17 @@ int vo_project_object_set_marked(VoStore *s, const VoProjectObject *o, const cha
     return r;
 }
 
+/* The object's two documents go, compared on the first at rev. */
+static int delete_documents(VoStore *s, const VoProjectObject *o, const char *project,
+                            int64_t rev)
+{
+    _cleanup_free_ char *okey = object_key(o), *ukey = usage_key(o, project);
+    VoStoreCompare cmp = { .key = okey, .expected_rev = rev };
+    VoStoreOp ops[2] = { { .kind = VO_STORE_DELETE, .key = okey },
+                         { .kind = VO_STORE_DELETE, .key = ukey } };
+    return vo_store_txn(s, &cmp, 1, ops, 2, NULL, NULL);
+}
+
 int vo_project_object_forget(VoStore *s, const VoProjectObject *o)
 {
     for (int attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
@@ -279,11 +290,7 @@ int vo_project_object_forget(VoStore *s, const VoProjectObject *o)
         int r = read_object(s, o, &old, &disk, &rev);
         if (r < 0 || !old)
             return r;
-        _cleanup_free_ char *okey = object_key(o), *ukey = usage_key(o, old);
-        VoStoreCompare cmp = { .key = okey, .expected_rev = rev };
-        VoStoreOp ops[2] = { { .kind = VO_STORE_DELETE, .key = okey },
-                             { .kind = VO_STORE_DELETE, .key = ukey } };
-        r = vo_store_txn(s, &cmp, 1, ops, 2, NULL, NULL);
+        r = delete_documents(s, o, old, rev);
         if (r != -ESTALE && r != -ENOENT)
             return r;
     }
@@ -303,11 +310,7 @@ int vo_project_object_forget_gone(VoStore *s, const VoProjectObject *o,
      * compare below fails). */
     if ((r = gone(o, userdata)) <= 0)
         return r;
-    _cleanup_free_ char *okey = object_key(o), *ukey = usage_key(o, project);
-    VoStoreCompare cmp = { .key = okey, .expected_rev = rev };
-    VoStoreOp ops[2] = { { .kind = VO_STORE_DELETE, .key = okey },
-                         { .kind = VO_STORE_DELETE, .key = ukey } };
-    r = vo_store_txn(s, &cmp, 1, ops, 2, NULL, NULL);
+    r = delete_documents(s, o, project, rev);
     return r == -ESTALE || r == -ENOENT ? 0 : r < 0 ? r : 1;
 }
 
