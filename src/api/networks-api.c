@@ -6,6 +6,7 @@
 #include "daemon/object-projects.h"
 #include "daemon/projects.h"
 #include "daemon/vms.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 void vo_api_networks_list(VoRequest *req, VoReply *rep)
@@ -111,6 +112,8 @@ void vo_api_network_delete(VoRequest *req, VoReply *rep)
     VoProjectObject o = { .kind = "network", .scope = vo_network_scope(req->d, req->params[0]),
                           .id = req->params[0] };
     int r = vo_network_delete(req->d, req->params[0], want, &error);
+    if (r >= 0) /* tests kill vireod here (daemon/project-heal.h) */
+        vo_test_hold("network_forget_project");
     if (r >= 0 && vo_project_object_forget(req->d->store, &o) < 0)
         log_warn("network %s is gone but its project still names it", req->params[0]);
     if (r < 0)

@@ -28,6 +28,7 @@
 #include "daemon/migrate.h"
 #include "daemon/images.h"
 #include "daemon/networks.h"
+#include "daemon/project-heal.h"
 #include "daemon/storage.h"
 #include "daemon/pool-watch.h"
 #include "daemon/sweep.h"
@@ -375,6 +376,11 @@ int main(int argc, char **argv)
     }
     /* Volumes of a VM import or create a stop cut short (no VM document). */
     vo_sweep_volumes_after_load(&d);
+    /* Projects' documents of this host's volumes and networks whose delete
+     * a crash cut short (daemon/project-heal.h). */
+    if ((r = vo_project_heal(&d, NULL)) < 0)
+        log_warn("projects: cannot look for the documents of deleted volumes and networks: %s",
+                 strerror(-r));
     /* Migrations an earlier vireod left: finished or undone. */
     vo_migrations_recover(&d);
     vo_vms_set_gone_hook(vm_gone); /* a deleted VM's room shows at once */

@@ -60,6 +60,16 @@ bool vo_network_exists(VoDaemon *d, const char *name)
     return found;
 }
 
+int vo_network_gone_here(VoDaemon *d, const char *name)
+{
+    if (vo_network_exists(d, name))
+        return 0;
+    _cleanup_free_ char *key = vo_asprintf("networks/%s", name), *text = NULL;
+    int64_t rev = 0;
+    int r = vo_store_get(d->store, key, &text, &rev);
+    return r == -ENOENT ? 1 : r < 0 ? r : 0;
+}
+
 bool vo_network_is_cluster(VoDaemon *d, const char *name)
 {
     pthread_mutex_lock(&d->networks_lock);
@@ -369,30 +379,86 @@ int vo_net_write_if_changed(const char *path, const char *text)
     return 1;
 }
 
-/* Subnets in use: other networks' and the host's routes (ip -j route). */
+/* The host's IPv4 routes of every table (ip -j route): each destination
+ * but the default routes, with its device (a bare address, a host route or
+ * one of the host's own addresses in the local table, is a /32). NULL
+ * (with a warning) when they cannot be read. */
+static json_t *host_routes(void)
+{
+    char *argv[] = { "ip", "-j", "-4", "route", "show", "table", "all", NULL };
+    _cleanup_free_ char *output = NULL, *error = NULL;
+    if (vo_net_run_listing(argv, &output, &error) < 0) {
+        log_warn("host routes unknown: %s", error);
+        return NULL;
+    }
+    return json_loads(output, 0, NULL);
+}
+
+static bool route_dst(json_t *route, VoCidr *ret)
+{
+    const char *dst = json_string_value(json_object_get(route, "dst"));
+    if (!dst || !strcmp(dst, "default"))
+        return false;
+    if (strchr(dst, '/'))
+        return vo_cidr_parse(dst, ret, NULL) >= 0;
+    uint32_t addr;
+    if (vo_ipv4_parse(dst, &addr, NULL) < 0)
+        return false;
+    *ret = (VoCidr){ .addr = addr, .prefix = 32 };
+    return true;
+}
+
+/* Subnets in use: other networks' and the host's routes. */
 static size_t used_subnets(VoDaemon *d, VoCidr *out, size_t max)
 {
     size_t k = 0;
     for (size_t i = 0; i < d->n_networks && k < max; i++)
         if (d->networks[i]->spec->has_subnet)
             out[k++] = d->networks[i]->spec->subnet;
-    char *argv[] = { "ip", "-j", "-4", "route", "show", "table", "all", NULL };
-    _cleanup_free_ char *output = NULL, *error = NULL;
-    if (vo_net_run_listing(argv, &output, &error) < 0) {
-        log_warn("host routes unknown: %s", error);
-        return k;
-    }
-    json_t *routes = json_loads(output, 0, NULL);
+    json_t *routes = host_routes();
     size_t i;
     json_t *route;
     json_array_foreach(routes, i, route) {
-        const char *dst = json_string_value(json_object_get(route, "dst"));
         VoCidr c;
-        if (k < max && dst && strcmp(dst, "default") && vo_cidr_parse(dst, &c, NULL) >= 0)
+        if (k < max && route_dst(route, &c))
             out[k++] = c;
     }
     json_decref(routes);
     return k;
+}
+
+/* A nat or isolated network's subnet given by the user must not overlap
+ * the host's own addresses or routes (its gateway would take them over on
+ * the host): -EEXIST naming the route. Bridge, vlan and vxlan networks
+ * join a segment the host may well be on, and are not checked. Caller
+ * holds networks_lock (other networks' subnets: vo_net_spec_check_conflicts). */
+static int check_host_routes(const VoNetSpec *s, char **ret_error)
+{
+    if (!s->has_subnet || (s->type != VO_NET_NAT && s->type != VO_NET_ISOLATED))
+        return 0;
+    json_t *routes = host_routes();
+    size_t i;
+    json_t *route;
+    int r = 0;
+    json_array_foreach(routes, i, route) {
+        VoCidr c;
+        const char *type = json_string_value(json_object_get(route, "type"));
+        if (!route_dst(route, &c) || !vo_cidr_overlap(s->subnet, c) ||
+            (type && !strcmp(type, "broadcast"))) /* implied by its subnet's route */
+            continue;
+        char a[VO_CIDR_STRLEN], b[VO_CIDR_STRLEN];
+        const char *dev = json_string_value(json_object_get(route, "dev"));
+        bool own = type && !strcmp(type, "local") && c.prefix == 32;
+        r = vo_error_set(ret_error, -EEXIST, "subnet: %s overlaps the host's %s %s%s%s: "
+                         "choose a subnet the host does not use (or leave it out: vireo "
+                         "picks a free one)", vo_cidr_format(s->subnet, a),
+                         own ? "address" : "route", own ? vo_ipv4_format(c.addr, b)
+                                                        : vo_cidr_format(c, b),
+                         dev ? " on " : "", dev ? dev : "");
+        break;
+    }
+    json_decref(routes);
+    return r;
 }
 
 /* Caller holds networks_lock. Gives a nat/isolated spec without a subnet one. */
@@ -629,6 +695,7 @@ static int create_network(VoDaemon *d, json_t *body, bool local_only, json_t **r
         vo_net_spec_free(spec);
         return -EEXIST;
     }
+    bool subnet_given = spec->has_subnet;
     r = pick_subnet(d, spec, ret_error);
     if (r >= 0)
         r = vo_net_spec_validate(spec, ret_error);
@@ -641,6 +708,8 @@ static int create_network(VoDaemon *d, json_t *body, bool local_only, json_t **r
         r = vo_net_spec_check_conflicts(spec, others, d->n_networks, ret_error);
         free(others);
     }
+    if (r >= 0 && subnet_given)
+        r = check_host_routes(spec, ret_error);
     VoNetwork *n = NULL;
     if (r >= 0) {
         n = network_new(d, spec);

@@ -30,6 +30,9 @@ int vo_network_delete(VoDaemon *d, const char *name, int64_t expected, char **re
 bool vo_network_exists(VoDaemon *d, const char *name);
 /* Whether network name is a cluster network (on every host). */
 bool vo_network_is_cluster(VoDaemon *d, const char *name);
+/* Whether network name of this host is gone: 1 (neither in the registry,
+ * also while being made, nor in the store), 0, or the store's error. */
+int vo_network_gone_here(VoDaemon *d, const char *name);
 /* For a NIC add or a VM create: holds network name ("user": nothing to
  * hold) so it cannot be deleted until vo_network_release, which the caller
  * calls once the VM's definition names it (or it failed). -ENOENT when it

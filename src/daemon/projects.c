@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "daemon/project-heal.h"
 #include "state/keys.h"
 #include "util/time-format.h"
 #include "util/util.h"
@@ -202,17 +203,19 @@ int vo_project_set(VoDaemon *d, const char *name, json_t *quotas, json_t **ret,
 }
 
 /* -EBUSY naming the volumes and networks a project still holds (at most
- * five). */
-static int refuse_objects(const char *name, json_t *objects, char **ret_error)
+ * five), and the host of those this host cannot tell about. */
+static int refuse_objects(VoDaemon *d, const char *name, json_t *objects, char **ret_error)
 {
     _cleanup_free_ char *words = vo_strdup("");
     size_t i;
     json_t *one;
     json_array_foreach(objects, i, one) {
+        _cleanup_free_ char *where = i < 5 ? vo_project_object_where(d, one) : NULL;
         char *more = i == 5 ? vo_asprintf("%s, ...", words)
-                            : vo_asprintf("%s%s%s '%s'", words, i ? ", " : "",
+                            : vo_asprintf("%s%s%s '%s'%s", words, i ? ", " : "",
                                           json_string_value(json_object_get(one, "kind")),
-                                          json_string_value(json_object_get(one, "object")));
+                                          json_string_value(json_object_get(one, "object")),
+                                          where);
         free(words);
         words = more;
         if (i == 5)
@@ -241,8 +244,14 @@ int vo_project_delete(VoDaemon *d, const char *name, char **ret_error)
          * moved the document on, and the delete below fails. */
         VoProjectUsage u = { .vms = json_array(), .objects = json_array() };
         r = vo_project_usage_read(d->store, name, &u);
+        if (r >= 0 && !json_array_size(u.vms) && json_array_size(u.objects) &&
+            vo_project_heal(d, name) > 0) { /* left behind by a crash: read again */
+            json_array_clear(u.objects);
+            u.used = (VoQuota){ 0 };
+            r = vo_project_usage_read(d->store, name, &u);
+        }
         if (r >= 0 && !json_array_size(u.vms) && json_array_size(u.objects))
-            r = refuse_objects(name, u.objects, ret_error);
+            r = refuse_objects(d, name, u.objects, ret_error);
         if (r >= 0 && json_array_size(u.vms)) {
             _cleanup_free_ char *words = vo_strdup("");
             size_t i;

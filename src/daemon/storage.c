@@ -39,6 +39,7 @@
 #include "state/project-objects.h"
 #include "util/spawn.h"
 #include "util/time-format.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 struct VoPool {
@@ -2257,6 +2258,9 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
                      path, key, strerror(errno));
             file_left = true;
         }
+        /* Tests kill vireod here: its project's documents outlive it
+         * (daemon/project-heal.h). */
+        vo_test_hold("volume_forget_project");
         forget_project(d, pool, name, v->shared);
         registry_remove_volume(d, v);
     }
@@ -2803,6 +2807,24 @@ bool vo_volume_is_base(VoDaemon *d, const char *key)
     bool base = volume_dependents(d, key) > 0;
     pthread_mutex_unlock(&d->storage_lock);
     return base;
+}
+
+int vo_volume_gone_here(VoDaemon *d, const char *key)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL, *doc_key = NULL, *text = NULL;
+    int64_t rev = 0;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return -EINVAL;
+    pthread_mutex_lock(&d->storage_lock);
+    VoPool *p = pool_find(d, pool);
+    int r = !p || p->shared ? -EAGAIN : volume_find(d, pool, name) ? 0 : 1;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (r <= 0)
+        return r;
+    /* Nor a document the registry skipped (damaged). */
+    doc_key = volume_doc_key(false, pool, name);
+    r = vo_store_get(d->store, doc_key, &text, &rev);
+    return r == -ENOENT ? 1 : r < 0 ? r : 0;
 }
 
 bool vo_pool_exists(VoDaemon *d, const char *name)

@@ -246,6 +246,10 @@ int vo_image_users_elsewhere(VoDaemon *d, const char *image);
 /* Whether linked clones are built on volume key (then it must not change). */
 bool vo_volume_is_base(VoDaemon *d, const char *key);
 bool vo_pool_exists(VoDaemon *d, const char *name);
+/* Whether volume key of a local pool of this host is gone: 1 (neither in
+ * the registry, also while being made, nor in the store), 0, or -EAGAIN
+ * when this host cannot tell (its pool unknown here, or shared). */
+int vo_volume_gone_here(VoDaemon *d, const char *key);
 /* The directory of shared pool name (malloc'd in *ret_path) and whether
  * this host reaches it; -ENOENT when there is none, -EINVAL when name is a
  * local pool, both with *ret_error. For images kept in a shared pool. */

@@ -68,21 +68,23 @@ int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char
     return r;
 }
 
+/* A volume its project counts (made with a project: object-projects.h)
+ * is not counted again; a shareable one of no project (an admin's, which
+ * VMs of several projects may attach) is counted by none of them. */
 int64_t vo_vm_volume_virtual_size(VoDaemon *d, const char *key)
 {
     _cleanup_free_ char *pool = NULL, *name = NULL, *error = NULL, *project = NULL;
     json_t *doc = NULL;
     int64_t counted = 0;
-    /* A volume its project counts (made with a project: object-projects.h)
-     * is not counted again by a VM that has it as a disk. */
     if (vo_volume_project(d, key, &project, &counted) >= 0 && project && counted > 0)
         return 0;
     if (vo_volume_key_split(key, &pool, &name) < 0 ||
         vo_volume_get_json(d, pool, name, &doc, &error) < 0)
         return 0;
+    bool shared_by_vms = !project && json_is_true(json_object_get(doc, "shareable"));
     int64_t size = json_integer_value(json_object_get(doc, "virtual_size_bytes"));
     json_decref(doc);
-    return size;
+    return shared_by_vms ? 0 : size;
 }
 
 /* A disk (not a kernel or initrd). */
@@ -99,6 +101,14 @@ int vo_vm_volume_grow(VoDaemon *d, const char *key, int64_t delta, char **ret_er
     int r = vo_volume_project_grow(d, key, delta, ret_error);
     if (r != 0)
         return r < 0 ? r : 0;
+    /* A shareable volume of no project is counted by no VM
+     * (vo_vm_volume_virtual_size). */
+    _cleanup_free_ char *project = NULL, *path = NULL, *format = NULL, *error = NULL;
+    int64_t counted = 0;
+    bool shareable = false;
+    if (vo_volume_project(d, key, &project, &counted) >= 0 && !project &&
+        vo_volume_lookup(d, key, &path, &format, &shareable, &error) >= 0 && shareable)
+        return 0;
     _cleanup_vm_ VoVm *vm = vo_vms_find_if(d, has_disk, key);
     return vm ? vo_vm_disk_bytes_change(vm, delta, ret_error) : 0;
 }

@@ -155,8 +155,10 @@ char *vo_vms_volume_user(VoDaemon *d, const char *key);
  * volume, so the caller resizes the file itself): registered with the volume
  * service at start-up (vo_storage_set_online_resize). */
 int vo_vm_resize_volume_online(VoDaemon *d, const char *key, uint64_t size, char **ret_error);
-/* Disk quota (docs/projects.md): the virtual size of volume key ("pool/
- * name"; 0 when it cannot be read); a change of the VM's disk figure by
+/* Disk quota (docs/projects.md): what volume key ("pool/name") counts in
+ * the figure of a VM that has it as a disk: its virtual size, but 0 when
+ * its project counts it, when it is shareable and of no project (no VM
+ * owns it), or when it cannot be read; a change of the VM's disk figure by
  * delta bytes, saved in its project's usage document (a growth checked
  * against the quota: -VO_EQUOTA or -ENOENT with *ret_error naming the
  * quota, the use and what was asked; nothing changed then); and, for the

@@ -311,6 +311,17 @@ int vo_project_object_set_marked(VoStore *s, const VoProjectObject *o, const cha
     return r;
 }
 
+/* The object's two documents go, compared on the first at rev. */
+static int delete_documents(VoStore *s, const VoProjectObject *o, const char *project,
+                            int64_t rev)
+{
+    _cleanup_free_ char *okey = object_key(o), *ukey = usage_key(o, project);
+    VoStoreCompare cmp = { .key = okey, .expected_rev = rev };
+    VoStoreOp ops[2] = { { .kind = VO_STORE_DELETE, .key = okey },
+                         { .kind = VO_STORE_DELETE, .key = ukey } };
+    return vo_store_txn(s, &cmp, 1, ops, 2, NULL, NULL);
+}
+
 int vo_project_object_forget(VoStore *s, const VoProjectObject *o)
 {
     for (int attempt = 0; attempt < SET_ATTEMPTS; attempt++) {
@@ -319,15 +330,28 @@ int vo_project_object_forget(VoStore *s, const VoProjectObject *o)
         int r = read_object(s, o, &old, &disk, &rev);
         if (r < 0 || !old)
             return r;
-        _cleanup_free_ char *okey = object_key(o), *ukey = usage_key(o, old);
-        VoStoreCompare cmp = { .key = okey, .expected_rev = rev };
-        VoStoreOp ops[2] = { { .kind = VO_STORE_DELETE, .key = okey },
-                             { .kind = VO_STORE_DELETE, .key = ukey } };
-        r = vo_store_txn(s, &cmp, 1, ops, 2, NULL, NULL);
+        r = delete_documents(s, o, old, rev);
         if (r != -ESTALE && r != -ENOENT)
             return r;
     }
     return -EAGAIN;
+}
+
+int vo_project_object_forget_gone(VoStore *s, const VoProjectObject *o,
+                                  VoProjectObjectGoneFn gone, void *userdata)
+{
+    _cleanup_free_ char *project = NULL;
+    int64_t disk = 0, rev = 0;
+    int r = read_object(s, o, &project, &disk, &rev);
+    if (r < 0 || !project)
+        return r;
+    /* Asked after the read: an object made again registers before it
+     * writes its documents (so gone says 0), or moves them on (so the
+     * compare below fails). */
+    if ((r = gone(o, userdata)) <= 0)
+        return r;
+    r = delete_documents(s, o, project, rev);
+    return r == -ESTALE || r == -ENOENT ? 0 : r < 0 ? r : 1;
 }
 
 typedef struct {

@@ -109,6 +109,15 @@ void vo_project_object_unmark(VoStore *s, VoObjectMoveMark *mark);
 
 /* Its documents go (the object was deleted). 0 or the store's error. */
 int vo_project_object_forget(VoStore *s, const VoProjectObject *o);
+/* Its documents go when gone(o, userdata) answers 1 (the object is no
+ * more: a delete whose forget a crash cut short), asked after the object's
+ * document was read and compared at that revision in the delete, so an
+ * object made again meanwhile keeps its documents. 1 (removed), 0 (it has
+ * no project, gone answered 0, or its documents changed meanwhile), gone's
+ * error (it cannot tell), or the store's. */
+typedef int (*VoProjectObjectGoneFn)(const VoProjectObject *o, void *userdata);
+int vo_project_object_forget_gone(VoStore *s, const VoProjectObject *o,
+                                  VoProjectObjectGoneFn gone, void *userdata);
 /* Every object of kind in scope that has a project: {id: project}. */
 int vo_project_objects_of(VoStore *s, const char *kind, const char *scope, json_t **ret);
 /* The usage document's kind ("volume", "network") and object, or NULL for a

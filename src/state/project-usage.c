@@ -130,8 +130,10 @@ static int sum_usage(const char *key, const char *value, int64_t rev, void *user
     json_t *doc = u->vms || u->objects ? json_loads(value, 0, NULL) : NULL;
     const char *kind = vo_project_usage_doc_kind(doc);
     if (kind && u->objects)
-        json_array_append_new(u->objects, json_pack("{s:s, s:O?, s:O?, s:O?}", "kind", kind,
-                                                    "object", json_object_get(doc, "object"),
+        json_array_append_new(u->objects, json_pack("{s:s, s:O?, s:O?, s:O?, s:O?}", "kind",
+                                                    kind, "object",
+                                                    json_object_get(doc, "object"), "scope",
+                                                    json_object_get(doc, "scope"),
                                                     "host", json_object_get(doc, "host"),
                                                     "disk_bytes",
                                                     json_object_get(doc, "disk_bytes")));

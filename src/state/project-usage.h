@@ -55,8 +55,8 @@ int vo_project_read(VoStore *s, const char *name, json_t **ret_doc, int64_t *ret
 /* The sum of a project's usage documents into u->used (zeroed first by the
  * caller), but except_vm's (the last segment of its key: a VM's id, or a
  * volume's usage name, project-objects.h); each VM {"vm","name","host"}
- * appended to u->vms and each volume or network {"kind","object","host",
- * "disk_bytes"} to u->objects when those are arrays. */
+ * appended to u->vms and each volume or network {"kind","object","scope",
+ * "host","disk_bytes"} to u->objects when those are arrays. */
 typedef struct {
     const char *except_vm;
     VoQuota used;

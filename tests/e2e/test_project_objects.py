@@ -12,6 +12,7 @@ over HTTPS a user with a role on one project sees, makes and changes that
 project's volumes and networks only (others and unprojected volumes answer
 404), reads and uses shared (unprojected) networks but cannot change them."""
 
+import json
 import os
 
 import pytest
@@ -27,9 +28,11 @@ MIB = 1 << 20
 def dh(tmp_path_factory):
     from test_access import Https  # the HTTPS client of the access tests
     faults = str(tmp_path_factory.mktemp("faults"))  # the fake driver's hold points
+    store_faults = str(tmp_path_factory.mktemp("store-faults"))  # store writes that fail
     daemon = Daemon(driver="fake", args=["--https", "127.0.0.1:8443"],
-                    env={"VIREO_FAKE_FAULTS": faults})
+                    env={"VIREO_FAKE_FAULTS": faults, "VIREO_TEST_STORE_FAULTS": store_faults})
     daemon.fault_dir = faults
+    daemon.store_fault_dir = store_faults
     try:
         yield daemon, Https(daemon)
     finally:
@@ -406,3 +409,177 @@ def test_volume_edit_refused_whole(dh):
     assert d.api("GET", "/v1/pools/default/volumes/ew")["project"] is None
     d.task_ok("DELETE", "/v1/pools/default/volumes/ew")
     d.api("DELETE", "/v1/projects/ew")
+
+
+def test_shareable_volume_of_no_project_counts_for_no_vm(dh):
+    """An admin's shareable volume of no project, attached to VMs of two
+    projects, counts in neither's disk usage (nor does its resize, nor its
+    detach give anything back); one that is not shareable counts in its
+    VM's (test_projects.test_disk_quota), a project's in its project's."""
+    d, _ = dh
+    for p in ("sa", "sb"):
+        d.api("POST", "/v1/projects", {"name": p, "quotas": {"disk_bytes": 2 * GIB}},
+              expect=201)
+    for vm, p in (("vsa", "sa"), ("vsb", "sb")):
+        d.task_ok("POST", "/v1/vms", {"name": vm, "memory_mib": 64, "project": p,
+                                      "disk_size_bytes": GIB})
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "shv", "size_bytes": 4 * GIB})
+    d.api("PATCH", "/v1/pools/default/volumes/shv", {"shareable": True})
+    # 4 GiB would take either project over its 2 GiB: not counted, admitted.
+    d.task_ok("POST", "/v1/vms/vsa/disks", {"volume": "default/shv"})
+    d.task_ok("POST", "/v1/vms/vsb/disks", {"volume": "default/shv"})
+    assert disk_used(d, "sa") == GIB and disk_used(d, "sb") == GIB
+    d.task_ok("POST", "/v1/pools/default/volumes/shv/resize", {"size_bytes": 5 * GIB})
+    assert disk_used(d, "sa") == GIB and disk_used(d, "sb") == GIB
+    d.stop()  # nor after a restart
+    d.start()
+    assert disk_used(d, "sa") == GIB and disk_used(d, "sb") == GIB
+    d.task_ok("DELETE", "/v1/vms/vsa/disks/1")
+    assert disk_used(d, "sa") == GIB
+    # A VM created on it (its boot disk) does not count it either.
+    d.task_ok("POST", "/v1/vms", {"name": "vsc", "memory_mib": 64, "project": "sa",
+                                  "disk_volume": "default/shv"})
+    assert disk_used(d, "sa") == GIB
+    for vm in ("vsa", "vsb", "vsc"):
+        d.task_ok("DELETE", f"/v1/vms/{vm}")
+    assert disk_used(d, "sa") == 0 and disk_used(d, "sb") == 0
+    d.task_ok("DELETE", "/v1/pools/default/volumes/shv")
+    for p in ("sa", "sb"):
+        d.api("DELETE", f"/v1/projects/{p}")
+
+
+def test_subnet_overlapping_the_host_refused(dh):
+    """A nat or isolated network's subnet that overlaps the host's own
+    addresses or routes (or another network's) is refused 409 naming the
+    overlap, for a project's admin over HTTPS as for root; nothing is made."""
+    d, h = dh
+    d.ns("ip", "link", "add", "plx0", "type", "veth", "peer", "name", "plx1")
+    try:
+        d.ns("ip", "addr", "add", "192.168.77.5/24", "dev", "plx0")
+        d.ns("ip", "link", "set", "plx0", "up")
+        d.api("POST", "/v1/projects", {"name": "sn"}, expect=201)
+        d.cli("user", "create", "nina", "--role", "none", "--password-file", "-",
+              input="nina's password\n")
+        d.cli("user", "grant", "nina", "--role", "admin", "--project", "sn")
+        tok = d.api("POST", "/v1/tokens", {"role": "admin", "user": "nina"},
+                    expect=201)["secret"]
+        auth = {"Authorization": "Bearer " + tok}
+        answers = h.many([
+            {"method": "POST", "path": "/v1/networks", "headers": auth,
+             "body": {"name": f"ov{i}", "type": "nat", "subnet": subnet, "project": "sn"}}
+            for i, subnet in enumerate(["192.168.77.0/24", "192.168.0.0/16", "192.168.77.16/28",
+                                        "10.230.0.0/24", "10.230.0.0/25"])])
+        for a in answers[:3]:
+            assert a["status"] == 409, a
+            assert a["body"]["error"]["code"] == "already-exists", a
+            msg = a["body"]["error"]["message"]
+            assert "overlaps the host's" in msg and "on plx0" in msg, msg
+        assert answers[0]["body"]["error"]["message"].startswith(
+            "subnet: 192.168.77.0/24 overlaps the host's "), answers[0]
+        assert answers[3]["status"] == 201, answers[3]
+        assert answers[4]["status"] == 409, answers[4]
+        assert "overlaps network 'ov3' (10.230.0.0/24)" in \
+            answers[4]["body"]["error"]["message"], answers[4]
+        # Root too, for isolated networks as well; nothing made.
+        err = d.api("POST", "/v1/networks", {"name": "ovr", "type": "isolated",
+                                              "subnet": "192.168.77.0/25"}, expect=409)
+        assert "overlaps the host's" in err["error"]["message"], err
+        bad = d.cli("network", "create", "ovr", "--type", "nat", "--subnet", "192.168.64.0/20",
+                    check=False)
+        assert bad.returncode != 0 and "overlaps the host's route 192.168.77.0/24 on plx0" \
+            in bad.stderr, bad.stderr
+        names = [n["name"] for n in d.api("GET", "/v1/networks")["networks"]]
+        assert names.count("ov3") == 1 and not {"ov0", "ov1", "ov2", "ov4", "ovr"} & set(names)
+        assert "vbr-ov0" not in d.ns("ip", "link", "show").stdout
+        # A bridge network on a segment the host is on is not refused for it.
+        d.api("DELETE", "/v1/networks/ov3")
+    finally:
+        d.ns("ip", "link", "del", "plx0", check=False)
+    d.api("DELETE", "/v1/projects/sn")
+
+
+def test_left_behind_by_a_crash(dh):
+    """vireod killed between a volume's (a network's) delete and the removal
+    of its project's documents: at the next start they go, and the project
+    can be deleted. One left by a failed store write goes at the project's
+    delete. One of another host that is not known is never removed: the
+    refusal says so."""
+    import sqlite3
+    import threading
+    d, _ = dh
+    d.api("POST", "/v1/projects", {"name": "crash"}, expect=201)
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "cv", "size_bytes": MIB,
+                                                    "project": "crash"})
+    d.api("POST", "/v1/networks", {"name": "cn", "type": "isolated", "project": "crash"},
+          expect=201)
+    usage = "cluster/project-usage/crash/"
+    assert len(d.store_keys(usage)) == 2
+    holds = [os.path.join(d.fault_dir, op) for op in ("volume_forget_project",
+                                                      "network_forget_project")]
+    for hold in holds:
+        open(hold + ".hold", "w").close()
+
+    def delete_network():  # answered never: vireod is killed while it is held
+        try:
+            d.request("DELETE", "/v1/networks/cn")
+        except OSError:
+            pass
+    try:
+        d.api("DELETE", "/v1/pools/default/volumes/cv", expect=202)
+        deleting = threading.Thread(target=delete_network, daemon=True)
+        deleting.start()
+        for hold in holds:
+            wait_until(lambda: os.path.exists(hold + ".held"), 30, what=hold)
+        d.kill9()
+        deleting.join(timeout=10)
+    finally:
+        for hold in holds:
+            for end in (".hold", ".held"):
+                if os.path.exists(hold + end):
+                    os.unlink(hold + end)
+    assert len(d.store_keys(usage)) == 2  # left behind
+    # Another host's volume, a host the cluster does not know: kept.
+    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
+    try:
+        rev = db.execute("SELECT MAX(mod_rev) FROM documents").fetchone()[0]
+        for key, value in (
+                ("cluster/object-projects/volume/h-gone/default/ghost",
+                 {"project": "crash", "disk_bytes": MIB}),
+                (usage + "volume:h-gone:default:ghost",
+                 {"kind": "volume", "object": "default/ghost", "scope": "h-gone",
+                  "host": "h-gone", "disk_bytes": MIB})):
+            db.execute("INSERT INTO documents (key, mod_rev, create_rev, lease, value) "
+                       "VALUES (?, ?, ?, 0, ?)", (key, rev, rev, json.dumps(value)))
+        db.commit()
+    finally:
+        db.close()
+    d.start()
+    assert d.store_keys(usage) == [usage + "volume:h-gone:default:ghost"]
+    assert d.request("GET", "/v1/pools/default/volumes/cv")[0] == 404
+    assert d.request("GET", "/v1/networks/cn")[0] == 404
+    assert "volume default/cv is gone" in d.log()
+    err = d.api("DELETE", "/v1/projects/crash", expect=409)
+    assert "volume 'default/ghost' (on host h-gone, which is not a member of the cluster" \
+        in err["error"]["message"], err
+    assert len(d.store_keys(usage)) == 1
+
+    # A store write that fails leaves them too: the project's delete heals.
+    d.task_ok("POST", "/v1/pools/default/volumes", {"name": "fv", "size_bytes": MIB,
+                                                    "project": "crash"})
+    key, = [k for k in object_keys(d) if k.endswith("/default/fv")]
+    with open(os.path.join(d.store_fault_dir, "delete@" + key.replace("/", "+")), "w") as f:
+        f.write("1 EIO\n")
+    d.task_ok("DELETE", "/v1/pools/default/volumes/fv")
+    assert len(d.store_keys(usage)) == 2
+    assert disk_used(d, "crash") == 2 * MIB
+    err = d.api("DELETE", "/v1/projects/crash", expect=409)
+    assert "'default/fv'" not in err["error"]["message"], err
+    assert len(d.store_keys(usage)) == 1
+
+    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"), timeout=30)
+    try:  # the ghost goes as it came (the store is SQLite in WAL mode)
+        db.execute("DELETE FROM documents WHERE key LIKE '%ghost'")
+        db.commit()
+    finally:
+        db.close()
+    d.api("DELETE", "/v1/projects/crash")

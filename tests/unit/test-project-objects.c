@@ -4,7 +4,8 @@
  * (refused over it, nothing written), moved between projects (counted in
  * the new one only), the project's document moved on by every change that
  * raises what it holds (what serialises racing creates and a project's
- * delete), and forgotten. */
+ * delete), and forgotten; forgotten when gone (left behind by a crash),
+ * but never when the object was made again between the read and the look. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -265,12 +266,55 @@ static void test_grow_delete_and_move(void **state)
     assert_null(project);
 }
 
+/* The look at the object (project-heal.c's): answers as told, and, when
+ * asked to, makes the object again meanwhile (its documents set anew). */
+typedef struct {
+    VoStore *store;
+    int answer;
+    bool remade;
+} GoneLook;
+
+static int look(const VoProjectObject *o, void *userdata)
+{
+    GoneLook *l = userdata;
+    if (l->remade)
+        assert_int_equal(vo_project_object_set(l->store, o, "pb", GIB, "host1", NULL), 0);
+    return l->answer;
+}
+
+static void test_forget_gone(void **state)
+{
+    Fixture *f = *state;
+    VoProjectObject v = { .kind = "volume", .scope = "host1", .id = "default/g1" };
+    VoProjectObject none = { .kind = "network", .scope = "host1", .id = "n0" };
+    assert_int_equal(vo_project_object_set(f->store, &v, "pa", GIB, "host1", NULL), 0);
+    GoneLook there = { .store = f->store, .answer = 0 };
+    GoneLook unknown = { .store = f->store, .answer = -EAGAIN };
+    assert_int_equal(vo_project_object_forget_gone(f->store, &v, look, &there), 0);
+    assert_int_equal(vo_project_object_forget_gone(f->store, &v, look, &unknown), -EAGAIN);
+    assert_int_equal(used_disk(f->store, "pa", NULL), GIB);
+    /* Made again between the read and the look: its new documents stay. */
+    GoneLook remade = { .store = f->store, .answer = 1, .remade = true };
+    assert_int_equal(vo_project_object_forget_gone(f->store, &v, look, &remade), 0);
+    assert_int_equal(used_disk(f->store, "pa", NULL), 0);
+    assert_int_equal(used_disk(f->store, "pb", NULL), GIB);
+    /* Gone: both documents go; an object of no project has none. */
+    GoneLook gone = { .store = f->store, .answer = 1 };
+    assert_int_equal(vo_project_object_forget_gone(f->store, &v, look, &gone), 1);
+    assert_int_equal(used_disk(f->store, "pb", NULL), 0);
+    _cleanup_free_ char *project = NULL;
+    assert_int_equal(vo_project_object_get(f->store, &v, &project, NULL), 0);
+    assert_null(project);
+    assert_int_equal(vo_project_object_forget_gone(f->store, &none, look, &gone), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_set_check_move_forget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_and_save_never_both_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grow_delete_and_move, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forget_gone, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
