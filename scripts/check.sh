@@ -88,10 +88,10 @@ run_pytest() {
 # weight. The tests' control plane (vireod, etcd, the fence, pytest, and
 # the unit tests and fuzzers beside them) gets as much, in a cgroup of its
 # own: with the guests alone weighted, it had a fifth of the machine, and a
-# vireod that did not read a QEMU's console for a second made OVMF drop
-# its serial output (a 16550 sends a byte at a time: 278 unread bytes fill
-# the socket) and its shell quit (test_uefi_migrate). Best effort: a host
-# without the cpu controller runs as before.
+# vireod that did not read a QEMU's console for seconds made OVMF drop its
+# serial output (a 16550 sends a byte at a time: 278 unread bytes fill the
+# socket) and its shell quit (test_uefi_migrate; docs/internals.md, Serial
+# consoles). Best effort: a host without the cpu controller runs as before.
 check_cgroup=
 if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then
     mkdir -p /sys/fs/cgroup/cpu/vireo && echo 4096 >/sys/fs/cgroup/cpu/vireo/cpu.shares ||

@@ -2,6 +2,7 @@
 #include "daemon/console.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -9,8 +10,13 @@
 
 #include "util/util.h"
 
-/* Everything here runs on the loop, so nothing may block: every fd is
- * non-blocking and what cannot be written yet waits in a bounded buffer.
+/* Everything here runs on the hub's own loop, in a thread of its own, so
+ * nothing may block: every fd is non-blocking and what cannot be written
+ * yet waits in a bounded buffer. Not vireod's main loop: that one writes
+ * documents to the store (a VM's state change), which can take seconds on
+ * a busy etcd, and QEMU's 16550 sends a byte at a time (278 unread bytes
+ * fill the socket): a guest whose console is not read for a few seconds
+ * stalls on it, and OVMF then drops output and may quit its shell.
  * Typing into a guest that reads nothing (paused, say) fills the buffer to
  * QEMU; then the clients are not read until it drains. Output a client
  * cannot take fills its own buffer; beyond that it misses output. */
@@ -41,6 +47,49 @@ struct VoConsole {
     Buf in;
     Client *clients;
 };
+
+/* The hub's loop and thread: started with the first console, ended by
+ * vo_console_hub_stop. */
+static VoLoop *hub_loop;
+static pthread_t hub_thread;
+static pthread_mutex_t hub_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *hub_run(void *userdata)
+{
+    (void)vo_loop_run(userdata);
+    return NULL;
+}
+
+/* The hub's loop, started when first needed; NULL when it cannot start. */
+static VoLoop *hub(void)
+{
+    pthread_mutex_lock(&hub_lock);
+    if (!hub_loop) {
+        VoLoop *l = NULL;
+        if (vo_loop_new(&l) < 0)
+            log_error("console: cannot make the consoles' loop");
+        else if (pthread_create(&hub_thread, NULL, hub_run, l) != 0) {
+            log_error("console: cannot start the consoles' thread");
+            vo_loop_free(l);
+        } else
+            hub_loop = l;
+    }
+    VoLoop *l = hub_loop;
+    pthread_mutex_unlock(&hub_lock);
+    return l;
+}
+
+void vo_console_hub_stop(void)
+{
+    pthread_mutex_lock(&hub_lock);
+    VoLoop *l = TAKE_PTR(hub_loop);
+    pthread_mutex_unlock(&hub_lock);
+    if (!l)
+        return;
+    vo_loop_quit(l);
+    pthread_join(hub_thread, NULL);
+    vo_loop_free(l); /* the consoles still open are vireod's to leave */
+}
 
 static void set_nonblocking(int fd)
 {
@@ -207,25 +256,35 @@ static void on_console_event(int fd, uint32_t events, void *userdata)
     }
 }
 
-VoConsole *vo_console_new(VoLoop *loop, int fd, const char *log_path)
+static void watch_on_hub(void *userdata)
 {
+    VoConsole *c = userdata;
+    if (vo_loop_add_fd(c->loop, c->fd, EPOLLIN, on_console_event, c) < 0)
+        log_warn("console: cannot watch %s", c->log_path);
+    else
+        c->fd_watched = true;
+}
+
+VoConsole *vo_console_new(int fd, const char *log_path)
+{
+    VoLoop *loop = hub();
+    if (!loop) {
+        close(fd);
+        return NULL;
+    }
     VoConsole *c = vo_malloc0(sizeof(*c));
     c->loop = loop;
     c->fd = fd;
     c->log_path = vo_strdup(log_path);
     open_log(c);
     set_nonblocking(fd);
-    if (vo_loop_add_fd(loop, fd, EPOLLIN, on_console_event, c) < 0)
-        log_warn("console: cannot watch %s", log_path);
-    else
-        c->fd_watched = true;
+    vo_loop_call(loop, watch_on_hub, c);
     return c;
 }
 
-void vo_console_free(VoConsole *c)
+static void free_on_hub(void *userdata)
 {
-    if (!c)
-        return;
+    VoConsole *c = userdata;
     while (c->clients)
         client_close(c->clients);
     vo_loop_remove_fd(c->loop, c->fd, c);
@@ -237,24 +296,55 @@ void vo_console_free(VoConsole *c)
     free(c);
 }
 
-int vo_console_add_client(VoConsole *c, int fd, const char *initial, size_t initial_len,
-                          VoConsoleClientClosed on_closed, void *userdata)
+void vo_console_free(VoConsole *c)
 {
+    if (c)
+        vo_loop_call(c->loop, free_on_hub, c);
+}
+
+typedef struct {
+    VoConsole *console;
+    int fd;
+    char *initial;
+    size_t initial_len;
+    VoConsoleClientClosed on_closed;
+    void *userdata;
+} AddClient;
+
+static void add_client_on_hub(void *userdata)
+{
+    AddClient *a = userdata;
+    VoConsole *c = a->console;
     Client *cl = vo_malloc0(sizeof(*cl));
-    *cl = (Client){ .console = c, .fd = fd, .on_closed = on_closed, .userdata = userdata };
-    set_nonblocking(fd);
-    int r = vo_loop_add_fd(c->loop, fd, EPOLLIN | EPOLLRDHUP, on_client_event, cl);
-    if (r < 0) {
+    *cl = (Client){ .console = c, .fd = a->fd, .on_closed = a->on_closed,
+                    .userdata = a->userdata };
+    set_nonblocking(a->fd);
+    if (vo_loop_add_fd(c->loop, a->fd, EPOLLIN | EPOLLRDHUP, on_client_event, cl) < 0) {
         free(cl);
-        return r;
+        a->on_closed(a->userdata);
+    } else {
+        cl->next = c->clients;
+        c->clients = cl;
+        if (a->initial_len)
+            type_in(c, a->initial, a->initial_len);
+        else
+            update_events(c);
     }
-    cl->next = c->clients;
-    c->clients = cl;
-    if (initial && initial_len)
-        type_in(c, initial, initial_len);
-    else
-        update_events(c);
-    return 0;
+    free(a->initial);
+    free(a);
+}
+
+void vo_console_add_client(VoConsole *c, int fd, const char *initial, size_t initial_len,
+                           VoConsoleClientClosed on_closed, void *userdata)
+{
+    AddClient *a = vo_malloc0(sizeof(*a));
+    *a = (AddClient){ .console = c, .fd = fd, .initial_len = initial ? initial_len : 0,
+                      .on_closed = on_closed, .userdata = userdata };
+    if (a->initial_len) {
+        a->initial = vo_malloc0(a->initial_len);
+        memcpy(a->initial, initial, a->initial_len);
+    }
+    vo_loop_call(c->loop, add_client_on_hub, a);
 }
 
 int vo_console_read_log(const char *log_path, char **ret, size_t *ret_len)

@@ -16,6 +16,7 @@
 #include "daemon/fence.h"
 #include "daemon/backups.h"
 #include "daemon/cluster.h"
+#include "daemon/console.h"
 #include "daemon/cluster-place.h"
 #include "daemon/daemon.h"
 #include "daemon/host-id.h"
@@ -488,6 +489,7 @@ int main(int argc, char **argv)
              d.driver->name, d.state_dir);
     r = vo_loop_run(d.loop);
 
+    vo_console_hub_stop(); /* no console client's close reaches a stopped API server */
     vo_api_server_stop(api_users);
     vo_api_server_stop(api_tls);
     vo_api_server_stop(api);

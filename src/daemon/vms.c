@@ -834,7 +834,7 @@ static void watch_on_loop(void *userdata)
     if (w->console_fd >= 0) {
         _cleanup_free_ char *log_path = vo_vm_console_log_path(vm->d, vm);
         release_console(vm);
-        vm->console = vo_console_new(vm->d->loop, w->console_fd, log_path);
+        vm->console = vo_console_new(w->console_fd, log_path);
     }
     pthread_mutex_lock(&vm->lock);
     int fd = vm->hv ? vm->d->driver->exit_fd(vm->hv) : -1;
@@ -878,10 +878,10 @@ typedef struct {
 static void attach_on_loop(void *userdata)
 {
     AttachArgs *a = userdata;
-    int r = a->vm->console ? vo_console_add_client(a->vm->console, a->fd, a->initial,
-                                                   a->initial_len, a->on_closed, a->userdata)
-                           : -ENOTCONN;
-    if (r < 0)
+    if (a->vm->console)
+        vo_console_add_client(a->vm->console, a->fd, a->initial, a->initial_len, a->on_closed,
+                              a->userdata);
+    else
         a->on_closed(a->userdata);
     vo_vm_unref(a->vm);
     free(a->initial);
