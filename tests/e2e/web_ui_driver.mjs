@@ -664,6 +664,7 @@ const scenarios = {
     await page.click('[data-admin="projects"]');
     const prow = `tr[data-project="${p}"]`;
     await page.waitForSelector(`${prow} td[data-count="networks"]:has-text("1")`);
+    await page.waitForSelector(`${prow} td[data-count="volumes"]:not(:has-text("…"))`);
     result.usage = await page.$$eval(`${prow} td[data-quota], ${prow} td[data-count]`, (els) =>
       Object.fromEntries(els.map((e) => [e.dataset.quota || e.dataset.count, e.textContent])));
     await shot(page, 'admin-projects-usage');

@@ -31,13 +31,13 @@ function show(k, v) {
 }
 
 // How many volumes (not counting VMs' own disks) and networks each project
-// has, from the lists this user reads.
+// has, from the lists this user reads ('…' until the volumes are read).
 function useObjectCounts(networks) {
-  const [volumes, setVolumes] = useState([]);
+  const [volumes, setVolumes] = useState(null);
   useEffect(() => {
     api('GET', '/v1/volumes').then((d) => setVolumes((d && d.volumes) || []), () => setVolumes([]));
   }, []);
-  const count = (list, p) => list.filter((o) => o.project === p && !o.project_of_vm).length;
+  const count = (list, p) => (list ? list.filter((o) => o.project === p && !o.project_of_vm).length : '…');
   return (p) => ({ volumes: count(volumes, p), networks: count(networks, p) });
 }
 
