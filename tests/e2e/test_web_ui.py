@@ -571,6 +571,11 @@ def test_project_volumes_and_networks(web):
         assert r["user_choices"] == [p] and not r["user_error"], r
         assert vols[uvolume]["project"] == p, vols[uvolume]
         assert net in r["user_networks"] and "default" in r["user_networks"], r
+        # Polled: VMs and networks every 5 s, the pools once a minute, not
+        # while the tab is hidden, at once when shown again.
+        polls = r["user_polls"]
+        assert polls["vms"] >= 3 and polls["pools"] <= 1, polls
+        assert polls["hidden"] == [] and polls["shown"], polls
     finally:
         for name in (volume, free, uvolume):
             status, body = web.d.request("DELETE", f"/v1/pools/default/volumes/{name}")
