@@ -571,6 +571,8 @@ def test_project_volumes_and_networks(web):
         assert r["user_choices"] == [p] and not r["user_error"], r
         assert vols[uvolume]["project"] == p, vols[uvolume]
         assert net in r["user_networks"] and "default" in r["user_networks"], r
+        # The pool's count is of the volumes the page lists, not the pool's all.
+        assert r["user_pool_count"] == ["2", 2], r
         # Polled: VMs and networks every 5 s, the pools once a minute, not
         # while the tab is hidden, at once when shown again.
         polls = r["user_polls"]

@@ -674,6 +674,9 @@ const scenarios = {
     user.on('request', (r) => { if (r.method() === 'GET') reads.push(new URL(r.url()).pathname); });
     const readsOf = (path) => reads.filter((p) => p === path).length;
     await openPool(user);
+    // The pool's count: of the volumes the page lists (not the VM's disk).
+    result.user_pool_count = [await user.textContent('.pool-page dt:text-is("Volumes") + dd'),
+                              (await volumes(user)).length];
     await user.waitForSelector(`#volume-project option[value="${p}"]`, { state: 'attached' });
     result.user_choices = await user.$$eval('#volume-project option', (els) => els.map((e) => e.value));
     await user.fill('#volume-name', cfg.uvolume);
