@@ -544,7 +544,7 @@ def test_project_volumes_and_networks(web):
     disk of the default project), may create only in P, and makes a volume
     there (its task followed by id: such a user has no event stream)."""
     p, volume, free, uvolume, net = "team-p", "pvol", "pfree", "uvol", "pnet"
-    web.d.api("POST", "/v1/projects", {"name": p}, expect=201)
+    web.d.api("POST", "/v1/projects", {"name": p, "quotas": {"disk_bytes": 1500 << 20}}, expect=201)
     web.d.wait_task(web.d.api("POST", "/v1/pools/default/volumes",
                               {"name": free, "size_bytes": 4 << 20}, expect=202)["task"])
     web.d.cli("user", "create", "pia", "--role", "none", "--password-file", "-",
@@ -562,7 +562,11 @@ def test_project_volumes_and_networks(web):
         disk = sum(vols[n]["virtual_size_bytes"] for n in (volume, free, uvolume))
         used = web.d.api("GET", f"/v1/projects/{p}")["usage"]["disk_bytes"]
         assert used == disk, (used, disk)
-        assert r["usage"]["disk_bytes"].endswith(" / ∞") and r["usage"]["volumes"] == "2", r
+        assert not r["usage"]["disk_bytes"].endswith(" / ∞") and r["usage"]["volumes"] == "2", r
+        # Its quotas saved from the page keep the disk's 1500 MiB.
+        assert r["quota_form_valid"], r
+        quotas = web.d.api("GET", f"/v1/projects/{p}")["quotas"]
+        assert quotas["vcpus"] == 8 and quotas["disk_bytes"] == 1500 << 20, quotas
         assert r["usage"]["networks"] == "1" and r["usage"]["vms"] == "0 / ∞", r
         # P's user: only P's volumes, P the only choice, no refusal shown.
         assert f"{VM}-disk0" in r["admin_volumes"], r

@@ -668,6 +668,15 @@ const scenarios = {
     result.usage = await page.$$eval(`${prow} td[data-quota], ${prow} td[data-count]`, (els) =>
       Object.fromEntries(els.map((e) => [e.dataset.quota || e.dataset.count, e.textContent])));
     await shot(page, 'admin-projects-usage');
+    // Its quotas changed in the page: the disk's (1500 MiB, a fraction of
+    // GiB) kept, the form valid.
+    await page.click(`${prow} [data-action="project-quotas"]`);
+    await page.fill(`#quota-${p}-vcpus`, '8');
+    result.quota_form_valid = await page.$eval(`form[data-quota-form="${p}"]`, (f) => f.checkValidity());
+    if (result.quota_form_valid) {
+      await page.click(`${prow} [data-action="quota-save"]`);
+      await page.waitForSelector(`${prow} td[data-quota="vcpus"]:has-text("0 / 8")`);
+    }
     // The project's user.
     const { page: user } = await newSession(browser, cfg.puser, cfg.ppassword);
     const reads = [];

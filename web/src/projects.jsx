@@ -42,12 +42,14 @@ function useObjectCounts(networks) {
 }
 
 // One quota's fields, for the create form (idPrefix "project") and a
-// project's edit (idPrefix "quota-NAME").
+// project's edit (idPrefix "quota-NAME"); the disk's GiB take fractions (a
+// quota set in bytes, as `vireo project create --max-disk 1500M`).
 function QuotaInputs({ idPrefix, form, setForm }) {
-  return QUOTAS.map(([k, label]) => (
+  return QUOTAS.map(([k, label, , unit]) => (
     <Fragment key={k}>
       <label for={`${idPrefix}-${k}`}>{label}</label>
-      <input id={`${idPrefix}-${k}`} type="number" min="0" size="6" value={form[k]} placeholder="no limit"
+      <input id={`${idPrefix}-${k}`} type="number" min="0" step={unit === 1 ? '1' : 'any'} size="6"
+             value={form[k]} placeholder="no limit"
              onInput={(e) => setForm({ ...form, [k]: e.target.value })} />
     </Fragment>
   ));
