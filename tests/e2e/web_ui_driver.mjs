@@ -697,10 +697,10 @@ const scenarios = {
     result.user_error = await user.$$eval('[data-error]', (els) => els.map((e) => e.textContent));
     result.user_networks = await user.$$eval('.tree a[data-network]', (els) => els.map((e) => e.dataset.network));
     await shot(user, 'pool-project-user');
-    // Its polls (no event stream): 3 reads of the VMs (10 s or more), then
+    // Its polls (no event stream): 2 reads of the VMs (5 s or more), then
     // none while the tab is hidden (5.5 s, more than a poll's 5), and one at
     // once when shown again.
-    for (let i = 0; readsOf('/v1/vms') < 3 && i < 60; i++) await user.waitForTimeout(500);
+    for (let i = 0; readsOf('/v1/vms') < 2 && i < 60; i++) await user.waitForTimeout(500);
     result.user_polls = { vms: readsOf('/v1/vms'), pools: readsOf('/v1/pools') };
     const visibility = (hidden) => user.evaluate((h) => {
       Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
