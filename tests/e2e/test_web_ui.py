@@ -544,7 +544,7 @@ def test_project_volumes_and_networks(web):
     disk of the default project), may create only in P, and makes a volume
     there (its task followed by id: such a user has no event stream)."""
     p, volume, free, uvolume, net = "team-p", "pvol", "pfree", "uvol", "pnet"
-    web.d.api("POST", "/v1/projects", {"name": p}, expect=201)
+    web.d.api("POST", "/v1/projects", {"name": p, "quotas": {"disk_bytes": 1500 << 20}}, expect=201)
     web.d.wait_task(web.d.api("POST", "/v1/pools/default/volumes",
                               {"name": free, "size_bytes": 4 << 20}, expect=202)["task"])
     web.d.cli("user", "create", "pia", "--role", "none", "--password-file", "-",
@@ -562,7 +562,11 @@ def test_project_volumes_and_networks(web):
         disk = sum(vols[n]["virtual_size_bytes"] for n in (volume, free, uvolume))
         used = web.d.api("GET", f"/v1/projects/{p}")["usage"]["disk_bytes"]
         assert used == disk, (used, disk)
-        assert r["usage"]["disk_bytes"].endswith(" / ∞") and r["usage"]["volumes"] == "2", r
+        assert not r["usage"]["disk_bytes"].endswith(" / ∞") and r["usage"]["volumes"] == "2", r
+        # Its quotas saved from the page keep the disk's 1500 MiB.
+        assert r["quota_form_valid"], r
+        quotas = web.d.api("GET", f"/v1/projects/{p}")["quotas"]
+        assert quotas["vcpus"] == 8 and quotas["disk_bytes"] == 1500 << 20, quotas
         assert r["usage"]["networks"] == "1" and r["usage"]["vms"] == "0 / ∞", r
         # P's user: only P's volumes, P the only choice, no refusal shown.
         assert f"{VM}-disk0" in r["admin_volumes"], r
@@ -571,6 +575,13 @@ def test_project_volumes_and_networks(web):
         assert r["user_choices"] == [p] and not r["user_error"], r
         assert vols[uvolume]["project"] == p, vols[uvolume]
         assert net in r["user_networks"] and "default" in r["user_networks"], r
+        # The pool's count is of the volumes the page lists, not the pool's all.
+        assert r["user_pool_count"] == ["2", 2], r
+        # Polled: VMs and networks every 5 s, the pools once a minute, not
+        # while the tab is hidden, at once when shown again.
+        polls = r["user_polls"]
+        assert polls["vms"] >= 2 and polls["pools"] <= 1, polls
+        assert polls["hidden"] == [] and polls["shown"], polls
     finally:
         for name in (volume, free, uvolume):
             status, body = web.d.request("DELETE", f"/v1/pools/default/volumes/{name}")

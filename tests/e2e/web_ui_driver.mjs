@@ -664,12 +664,28 @@ const scenarios = {
     await page.click('[data-admin="projects"]');
     const prow = `tr[data-project="${p}"]`;
     await page.waitForSelector(`${prow} td[data-count="networks"]:has-text("1")`);
+    await page.waitForSelector(`${prow} td[data-count="volumes"]:not(:has-text("…"))`);
     result.usage = await page.$$eval(`${prow} td[data-quota], ${prow} td[data-count]`, (els) =>
       Object.fromEntries(els.map((e) => [e.dataset.quota || e.dataset.count, e.textContent])));
     await shot(page, 'admin-projects-usage');
+    // Its quotas changed in the page: the disk's (1500 MiB, a fraction of
+    // GiB) kept, the form valid.
+    await page.click(`${prow} [data-action="project-quotas"]`);
+    await page.fill(`#quota-${p}-vcpus`, '8');
+    result.quota_form_valid = await page.$eval(`form[data-quota-form="${p}"]`, (f) => f.checkValidity());
+    if (result.quota_form_valid) {
+      await page.click(`${prow} [data-action="quota-save"]`);
+      await page.waitForSelector(`${prow} td[data-quota="vcpus"]:has-text("0 / 8")`);
+    }
     // The project's user.
     const { page: user } = await newSession(browser, cfg.puser, cfg.ppassword);
+    const reads = [];
+    user.on('request', (r) => { if (r.method() === 'GET') reads.push(new URL(r.url()).pathname); });
+    const readsOf = (path) => reads.filter((p) => p === path).length;
     await openPool(user);
+    // The pool's count: of the volumes the page lists (not the VM's disk).
+    result.user_pool_count = [await user.textContent('.pool-page dt:text-is("Volumes") + dd'),
+                              (await volumes(user)).length];
     await user.waitForSelector(`#volume-project option[value="${p}"]`, { state: 'attached' });
     result.user_choices = await user.$$eval('#volume-project option', (els) => els.map((e) => e.value));
     await user.fill('#volume-name', cfg.uvolume);
@@ -681,6 +697,24 @@ const scenarios = {
     result.user_error = await user.$$eval('[data-error]', (els) => els.map((e) => e.textContent));
     result.user_networks = await user.$$eval('.tree a[data-network]', (els) => els.map((e) => e.dataset.network));
     await shot(user, 'pool-project-user');
+    // Its polls (no event stream): 2 reads of the VMs (5 s or more), then
+    // none while the tab is hidden (5.5 s, more than a poll's 5), and one at
+    // once when shown again.
+    for (let i = 0; readsOf('/v1/vms') < 2 && i < 60; i++) await user.waitForTimeout(500);
+    result.user_polls = { vms: readsOf('/v1/vms'), pools: readsOf('/v1/pools') };
+    const visibility = (hidden) => user.evaluate((h) => {
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+    await visibility(true);
+    const before = reads.length;
+    await user.waitForTimeout(5500);
+    result.user_polls.hidden = reads.slice(before).filter((p) => p.startsWith('/v1/'));
+    const shown = user.waitForRequest((r) => new URL(r.url()).pathname === '/v1/vms', { timeout: 3000 })
+      .then(() => true, () => false);
+    await visibility(false);
+    result.user_polls.shown = await shown;
   },
   // Two sessions: what the second does (pause, resume) shows in the first,
   // live, without a reload.

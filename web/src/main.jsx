@@ -1,7 +1,7 @@
 // main.jsx: the web UI's shell: login, then the tree (left), the page the
 // hash route names (centre), the task log (bottom); everything is read from
 // the REST API once and kept current by the event stream, without reloads
-// (a user with roles on projects only has no event stream: read every 5 s).
+// (a user with roles on projects only has no event stream: polled, pollScoped).
 import { render } from 'preact';
 import { useEffect, useState, useCallback } from 'preact/hooks';
 import { api, whoami, logout, followEvents } from './api.js';
@@ -23,7 +23,40 @@ const PoolPage = lazyView(() => import('./pool-page.jsx'), 'PoolPage');
 const NetworkPage = lazyView(() => import('./network-page.jsx'), 'NetworkPage');
 const Networks = lazyView(() => import('./network-page.jsx'), 'Networks');
 
-const SCOPED_LISTS = ['vms', 'pools', 'networks'];
+// A user with roles on projects only has no event stream: their VMs and
+// networks are read again 5 s after the last read ended, the pools (a Ceph
+// pool's usage is asked of Ceph for each read) every 12th time, and nothing
+// while the tab is hidden (read at once when shown again). A failed read
+// is retried by the next one, whose success takes its message away.
+const POLL_MS = 5000;
+const POOLS_EVERY = 12;
+
+function pollScoped(reload, setError) {
+  let timer = null;
+  let busy = false;
+  let stopped = false;
+  let failed = false;
+  let round = 0;
+  const tick = async () => {
+    timer = null;
+    if (stopped || busy || document.hidden) return;
+    busy = true;
+    const lists = round++ % POOLS_EVERY === 0 ? ['vms', 'pools', 'networks'] : ['vms', 'networks'];
+    const ok = await reload(lists, 0, 0);
+    busy = false;
+    if (ok && failed) setError(null);
+    failed = !ok;
+    if (!stopped) timer = setTimeout(tick, POLL_MS);
+  };
+  const shown = () => { if (!timer && !busy) tick(); };
+  document.addEventListener('visibilitychange', shown);
+  tick();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    document.removeEventListener('visibilitychange', shown);
+  };
+}
 
 // A user whose roles are on projects only (no role on the whole cluster),
 // and one with a role on some project (they read the projects page).
@@ -101,7 +134,8 @@ function Console({ who, onLogout }) {
   // connection cut, a TLS handshake lost on a loaded host) is asked again,
   // up to 6 times over about a minute, so the page never stays behind the
   // event that asked for it.
-  const reload = useCallback(async (what, attempt = 0) => {
+  // The poll of a project's user retries by itself (retries 0). True when read.
+  const reload = useCallback(async (what, attempt = 0, retries = 6) => {
     try {
       const got = await Promise.all(what.map((w) => api('GET', `/v1/${w}`)));
       setData((d) => {
@@ -110,23 +144,21 @@ function Console({ who, onLogout }) {
         return n;
       });
       if (attempt > 0) setError(null);
+      return true;
     } catch (e) {
       if (e.status === 401) onLogout();
       else setError(e.message);
-      if (e.status === 0 && attempt < 6)
-        setTimeout(() => reload(what, attempt + 1), 1000 * 2 ** Math.min(attempt, 4));
+      if (e.status === 0 && attempt < retries)
+        setTimeout(() => reload(what, attempt + 1, retries), 1000 * 2 ** Math.min(attempt, 4));
+      return false;
     }
   }, []);
 
   useEffect(() => {
     // A user with roles on projects only reads their projects' VMs, volumes
     // and networks and the pools (docs/projects.md), not the hosts, images,
-    // task list or event stream: their lists are read again every 5 s.
-    if (projectOnly(who)) {
-      reload(SCOPED_LISTS);
-      const poll = setInterval(() => reload(SCOPED_LISTS), 5000);
-      return () => clearInterval(poll);
-    }
+    // task list or event stream: their lists are polled (pollScoped).
+    if (projectOnly(who)) return pollScoped(reload, setError);
     reload(['vms', 'hosts', 'pools', 'networks', 'images']);
     api('GET', '/v1/tasks').then((t) => setTasks(t.tasks || []), () => {});
     // Changes arrive as events; a burst of them reloads a list once.

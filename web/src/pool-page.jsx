@@ -65,7 +65,7 @@ export function PoolPage({ pool, who, tasks, onError }) {
         <dt>Where</dt><dd>{pool.path || pool.portal || (pool.rbd && pool.rbd.pool) || '–'}</dd>
         <dt>Host</dt><dd>{pool.host || (pool.shared ? 'every host that mounts it' : '–')}</dd>
         {pool.reachable === false && <><dt>Unreachable</dt><dd class="error">{pool.reason}</dd></>}
-        <dt>Volumes</dt><dd>{pool.volumes}</dd>
+        <dt>Volumes</dt><dd data-field="volumes">{takesVolumes && volumes ? volumes.length : pool.volumes}</dd>
       </dl>
       <Usage pool={pool} />
       {!takesVolumes ? (

@@ -31,23 +31,25 @@ function show(k, v) {
 }
 
 // How many volumes (not counting VMs' own disks) and networks each project
-// has, from the lists this user reads.
+// has, from the lists this user reads ('…' until the volumes are read).
 function useObjectCounts(networks) {
-  const [volumes, setVolumes] = useState([]);
+  const [volumes, setVolumes] = useState(null);
   useEffect(() => {
     api('GET', '/v1/volumes').then((d) => setVolumes((d && d.volumes) || []), () => setVolumes([]));
   }, []);
-  const count = (list, p) => list.filter((o) => o.project === p && !o.project_of_vm).length;
+  const count = (list, p) => (list ? list.filter((o) => o.project === p && !o.project_of_vm).length : '…');
   return (p) => ({ volumes: count(volumes, p), networks: count(networks, p) });
 }
 
 // One quota's fields, for the create form (idPrefix "project") and a
-// project's edit (idPrefix "quota-NAME").
+// project's edit (idPrefix "quota-NAME"); the disk's GiB take fractions (a
+// quota set in bytes, as `vireo project create --max-disk 1500M`).
 function QuotaInputs({ idPrefix, form, setForm }) {
-  return QUOTAS.map(([k, label]) => (
+  return QUOTAS.map(([k, label, , unit]) => (
     <Fragment key={k}>
       <label for={`${idPrefix}-${k}`}>{label}</label>
-      <input id={`${idPrefix}-${k}`} type="number" min="0" size="6" value={form[k]} placeholder="no limit"
+      <input id={`${idPrefix}-${k}`} type="number" min="0" step={unit === 1 ? '1' : 'any'} size="6"
+             value={form[k]} placeholder="no limit"
              onInput={(e) => setForm({ ...form, [k]: e.target.value })} />
     </Fragment>
   ));
