@@ -3,8 +3,9 @@
  * intent (sweep.c's vo_sweep_intent, a Ceph call) stubbed to hold until the
  * test lets it go: a create of a name that is not kept never waits on a try
  * under way (it would wait out Ceph's timeout); one of a kept name waits for
- * it and finds the intent finished, tried once; while Ceph does not answer
- * it is refused (-EBUSY, the name still kept) and finishes it once it does. */
+ * it and finds the intent finished, tried once, or is refused at once when
+ * that try failed; while Ceph does not answer it is refused (-EBUSY, the
+ * name still kept) and finishes it once it does. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -167,6 +168,26 @@ static void kept_name_waits_for_the_try_and_finds_it_done(void **state)
     assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/c", NULL, NULL), -ENOENT);
 }
 
+static void kept_name_is_refused_at_once_when_the_try_fails(void **state)
+{
+    Fixture *f = *state;
+    keep(f, "intents/volumes/ceph/e");
+    stub_reset(-EAGAIN, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, retry_thread, &f->d), 0);
+    stub_wait_entered();
+    pthread_t releaser;
+    assert_int_equal(pthread_create(&releaser, NULL, release_later, NULL), 0);
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "e", &error), -EBUSY);
+    pthread_join(releaser, NULL);
+    pthread_join(t, NULL);
+    assert_int_equal(stub.calls, 1); /* not a second wait on a Ceph that just failed */
+    stub_reset(1, true);
+    free(TAKE_PTR(error));
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "e", &error), 0);
+}
+
 static void kept_name_is_refused_while_ceph_does_not_answer(void **state)
 {
     Fixture *f = *state;
@@ -188,6 +209,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(other_names_never_wait_on_a_try, setup, teardown),
         cmocka_unit_test_setup_teardown(kept_name_waits_for_the_try_and_finds_it_done, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(kept_name_is_refused_at_once_when_the_try_fails, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(kept_name_is_refused_while_ceph_does_not_answer, setup,
                                         teardown),
