@@ -2,7 +2,8 @@
  * answer, tried again while vireod runs (see sweep-kept.h). One intent is
  * tried at a time, so a volume create of that name and
  * the retry thread never both act on it: the create waits, then finds it
- * finished (or fails while Ceph does not answer). */
+ * finished (or fails at once when that try failed: Ceph does not answer;
+ * else it tries itself). A create of a name not kept never waits. */
 #include "daemon/sweep-kept.h"
 
 #include <pthread.h>
@@ -51,11 +52,17 @@ static void kept_drop(const char *key)
 static int finish(VoDaemon *d, const char *key)
 {
     pthread_mutex_lock(&kept.lock);
-    while (kept.working) /* one try at a time (bounded by Ceph's timeouts) */
+    /* One try at a time (bounded by Ceph's timeouts); a key not kept waits
+     * for none (a create of another name must not wait on Ceph). */
+    bool tried_meanwhile = false;
+    while (kept.working && kept_index(key) >= 0) {
+        tried_meanwhile = tried_meanwhile || !strcmp(kept.working, key);
         pthread_cond_wait(&kept.idle, &kept.lock);
-    if (kept_index(key) < 0) {
+    }
+    if (kept_index(key) < 0 || tried_meanwhile) { /* finished, or failed just now */
+        bool finished = kept_index(key) < 0;
         pthread_mutex_unlock(&kept.lock);
-        return 0;
+        return finished ? 0 : -EAGAIN;
     }
     kept.working = vo_strdup(key);
     pthread_mutex_unlock(&kept.lock);

@@ -1,0 +1,219 @@
+/* test-sweep-kept.c: the intents the start-up sweep kept while Ceph did
+ * not answer (daemon/sweep-kept.c), on a real SQLite store, the work of one
+ * intent (sweep.c's vo_sweep_intent, a Ceph call) stubbed to hold until the
+ * test lets it go: a create of a name that is not kept never waits on a try
+ * under way (it would wait out Ceph's timeout); one of a kept name waits for
+ * it and finds the intent finished, tried once, or is refused at once when
+ * that try failed; while Ceph does not answer it is refused (-EBUSY, the
+ * name still kept) and finishes it once it does. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/sweep-kept.h"
+#include "util/util.h"
+
+/* The stub: each call counted, held until released (or hold_ms passed:
+ * timed_out), then answers answer. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int calls;
+    bool entered, released, timed_out;
+    int answer;
+} stub = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
+
+#define HOLD_MS 3000
+
+int vo_sweep_intent(VoDaemon *d, const char *key, const char *text)
+{
+    (void)d, (void)key, (void)text;
+    pthread_mutex_lock(&stub.lock);
+    stub.calls++;
+    stub.entered = true;
+    pthread_cond_broadcast(&stub.changed);
+    struct timespec until = vo_deadline_ms(CLOCK_REALTIME, HOLD_MS);
+    while (!stub.released &&
+           pthread_cond_timedwait(&stub.changed, &stub.lock, &until) == 0)
+        ;
+    stub.timed_out = !stub.released;
+    int r = stub.answer;
+    pthread_mutex_unlock(&stub.lock);
+    return r;
+}
+
+static void stub_reset(int answer, bool released)
+{
+    pthread_mutex_lock(&stub.lock);
+    stub.calls = 0;
+    stub.entered = stub.timed_out = false;
+    stub.released = released;
+    stub.answer = answer;
+    pthread_mutex_unlock(&stub.lock);
+}
+
+static void stub_release(void)
+{
+    pthread_mutex_lock(&stub.lock);
+    stub.released = true;
+    pthread_cond_broadcast(&stub.changed);
+    pthread_mutex_unlock(&stub.lock);
+}
+
+static void stub_wait_entered(void)
+{
+    pthread_mutex_lock(&stub.lock);
+    struct timespec until = vo_deadline_ms(CLOCK_REALTIME, HOLD_MS);
+    while (!stub.entered && pthread_cond_timedwait(&stub.changed, &stub.lock, &until) == 0)
+        ;
+    bool entered = stub.entered;
+    pthread_mutex_unlock(&stub.lock);
+    assert_true(entered);
+}
+
+typedef struct {
+    char dir[64];
+    VoDaemon d;
+} Fixture;
+
+static int setup(void **state)
+{
+    Fixture *f = vo_malloc0(sizeof(*f));
+    strcpy(f->dir, "/tmp/vireo-test-sweep-kept-XXXXXX");
+    *state = f;
+    if (!mkdtemp(f->dir))
+        return -1;
+    _cleanup_free_ char *path = vo_asprintf("%s/state.db", f->dir);
+    return vo_store_open(path, &f->d.store) < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    Fixture *f = *state;
+    vo_store_close(f->d.store);
+    (void)vo_rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Intent key kept, its record in the store. */
+static void keep(Fixture *f, const char *key)
+{
+    assert_int_equal(vo_store_put(f->d.store, key, "{\"owner\":\"volumes/x\",\"paths\":[]}",
+                                  VO_REV_NEW, NULL), 0);
+    vo_sweep_kept_add(key);
+}
+
+static void *retry_thread(void *userdata)
+{
+    vo_sweep_kept_retry(userdata);
+    return NULL;
+}
+
+static void other_names_never_wait_on_a_try(void **state)
+{
+    Fixture *f = *state;
+    keep(f, "intents/volumes/ceph/a");
+    stub_reset(-EAGAIN, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, retry_thread, &f->d), 0);
+    stub_wait_entered(); /* the retry's try of ceph/a is under way (Ceph not answering) */
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "dir", "b", &error), 0);
+    pthread_mutex_lock(&stub.lock);
+    bool waited = stub.timed_out; /* the create came back only after the try gave up */
+    pthread_mutex_unlock(&stub.lock);
+    assert_false(waited);
+    stub_release();
+    pthread_join(t, NULL);
+    assert_null(error);
+    /* Still kept: Ceph did not answer. Finished now that it does. */
+    stub_reset(1, true);
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "a", &error), 0);
+    assert_int_equal(stub.calls, 1);
+    assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/a", NULL, NULL), -ENOENT);
+}
+
+static void *release_later(void *userdata)
+{
+    (void)userdata;
+    usleep(200 * 1000);
+    stub_release();
+    return NULL;
+}
+
+static void kept_name_waits_for_the_try_and_finds_it_done(void **state)
+{
+    Fixture *f = *state;
+    keep(f, "intents/volumes/ceph/c");
+    stub_reset(1, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, retry_thread, &f->d), 0);
+    stub_wait_entered();
+    pthread_t releaser; /* lets the try end while the create below waits for it */
+    assert_int_equal(pthread_create(&releaser, NULL, release_later, NULL), 0);
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "c", &error), 0);
+    pthread_join(releaser, NULL);
+    pthread_join(t, NULL);
+    assert_int_equal(stub.calls, 1); /* one try: the create did not try again */
+    assert_false(stub.timed_out);
+    assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/c", NULL, NULL), -ENOENT);
+}
+
+static void kept_name_is_refused_at_once_when_the_try_fails(void **state)
+{
+    Fixture *f = *state;
+    keep(f, "intents/volumes/ceph/e");
+    stub_reset(-EAGAIN, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, retry_thread, &f->d), 0);
+    stub_wait_entered();
+    pthread_t releaser;
+    assert_int_equal(pthread_create(&releaser, NULL, release_later, NULL), 0);
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "e", &error), -EBUSY);
+    pthread_join(releaser, NULL);
+    pthread_join(t, NULL);
+    assert_int_equal(stub.calls, 1); /* not a second wait on a Ceph that just failed */
+    stub_reset(1, true);
+    free(TAKE_PTR(error));
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "e", &error), 0);
+}
+
+static void kept_name_is_refused_while_ceph_does_not_answer(void **state)
+{
+    Fixture *f = *state;
+    keep(f, "intents/volumes/ceph/d");
+    stub_reset(-EAGAIN, true);
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "d", &error), -EBUSY);
+    assert_non_null(strstr(error, "volume 'ceph/d'"));
+    assert_non_null(strstr(error, "Ceph does not answer"));
+    assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/d", NULL, NULL), 0);
+    stub_reset(1, true);
+    free(TAKE_PTR(error));
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "d", &error), 0);
+    assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/d", NULL, NULL), -ENOENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(other_names_never_wait_on_a_try, setup, teardown),
+        cmocka_unit_test_setup_teardown(kept_name_waits_for_the_try_and_finds_it_done, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(kept_name_is_refused_at_once_when_the_try_fails, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(kept_name_is_refused_while_ceph_does_not_answer, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
