@@ -176,6 +176,28 @@ static void cb_owner(int fd, uint32_t events, void *userdata)
         vo_loop_call(o->loop, quit_soon, o->loop);
 }
 
+/* Runs the loop runs times, each until a quit queued before it (bounded). */
+static void run_to_quit(VoLoop *l, int runs)
+{
+    alarm(10);
+    for (int run = 0; run < runs; run++) {
+        vo_loop_call(l, quit_soon, l);
+        assert_int_equal(vo_loop_run(l), 0);
+    }
+    alarm(0);
+}
+
+/* Watches fd for owner, then closes it (the owner's defect) while a dup,
+ * returned, keeps its file open (as a child that inherited it would). */
+static int watch_then_close(VoLoop *l, int fd, Owner *owner)
+{
+    assert_int_equal(vo_loop_add_fd(l, fd, EPOLLIN, cb_owner, owner), 0);
+    int keep = dup(fd);
+    assert_true(keep >= 0);
+    close(fd);
+    return keep;
+}
+
 /* An owner closes its watched fd without removing the watch; another
  * opens a file that gets the same number and watches it. The old file
  * lives on (a dup, as in a child that inherited it), so its epoll
@@ -191,10 +213,7 @@ static void test_fd_closed_while_watched(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, new_pair), 0);
     Owner old = { .loop = l }, new = { .loop = l };
     int fd = old_pair[0];
-    assert_int_equal(vo_loop_add_fd(l, fd, EPOLLIN, cb_owner, &old), 0);
-    int keep = dup(fd); /* the old file stays open elsewhere */
-    assert_true(keep >= 0);
-    close(fd); /* the defect: closed while watched */
+    int keep = watch_then_close(l, fd, &old);
     assert_int_equal(dup2(new_pair[0], fd), fd);
     close(new_pair[0]);
     assert_int_equal(vo_loop_add_fd(l, fd, EPOLLIN, cb_owner, &new), 0);
@@ -229,17 +248,11 @@ static void test_event_for_a_reused_fd_reaches_nothing(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, new_pair), 0);
     Owner old = { .loop = l };
     int fd = old_pair[0];
-    assert_int_equal(vo_loop_add_fd(l, fd, EPOLLIN, cb_owner, &old), 0);
-    int keep = dup(fd);
-    assert_true(keep >= 0);
-    close(fd);
+    int keep = watch_then_close(l, fd, &old);
     assert_int_equal(dup2(new_pair[0], fd), fd); /* reused, not watched */
     assert_int_equal(write(new_pair[1], "n", 1), 1);
     assert_int_equal(write(old_pair[1], "o", 1), 1); /* ready before the quit's wake-up */
-    vo_loop_call(l, quit_soon, l);
-    alarm(10);
-    assert_int_equal(vo_loop_run(l), 0);
-    alarm(0);
+    run_to_quit(l, 1);
     assert_int_equal(old.runs, 0);
     assert_false(epoll_has_ready_watch());
     vo_loop_free(l);
@@ -261,18 +274,10 @@ static void test_removed_after_close_is_not_freed_under_its_events(void **state)
     int pair[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
     Owner old = { .loop = l };
-    assert_int_equal(vo_loop_add_fd(l, pair[0], EPOLLIN, cb_owner, &old), 0);
-    int keep = dup(pair[0]);
-    assert_true(keep >= 0);
-    close(pair[0]);
+    int keep = watch_then_close(l, pair[0], &old);
     vo_loop_remove_fd(l, pair[0], &old);
     assert_int_equal(write(pair[1], "o", 1), 1);
-    alarm(10);
-    for (int run = 0; run < 2; run++) { /* the second round meets a freed watch */
-        vo_loop_call(l, quit_soon, l);
-        assert_int_equal(vo_loop_run(l), 0);
-    }
-    alarm(0);
+    run_to_quit(l, 2); /* the second run's round meets a freed watch */
     assert_int_equal(old.runs, 0);
     assert_false(epoll_has_ready_watch());
     vo_loop_free(l);
@@ -293,21 +298,13 @@ static void test_rebuild_skips_a_watch_whose_fd_is_another_file(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c), 0);
     Owner owner_a = { .loop = l }, owner_b = { .loop = l };
-    assert_int_equal(vo_loop_add_fd(l, a[0], EPOLLIN, cb_owner, &owner_a), 0);
     assert_int_equal(vo_loop_add_fd(l, b[0], EPOLLIN, cb_owner, &owner_b), 0);
-    int keep = dup(a[0]);
-    assert_true(keep >= 0);
-    close(a[0]); /* lost once its old file has an event: the rebuild */
+    int keep = watch_then_close(l, a[0], &owner_a); /* lost at its event: the rebuild */
     close(b[0]); /* gone with its registration, */
     assert_int_equal(dup2(c[0], b[0]), b[0]); /* its number reused, not watched */
     assert_int_equal(write(c[1], "x", 1), 1);
     assert_int_equal(write(a[1], "o", 1), 1);
-    alarm(10);
-    for (int run = 0; run < 2; run++) { /* the second runs on the rebuilt set */
-        vo_loop_call(l, quit_soon, l);
-        assert_int_equal(vo_loop_run(l), 0);
-    }
-    alarm(0);
+    run_to_quit(l, 2); /* the second on the rebuilt set */
     assert_int_equal(owner_a.runs, 0);
     assert_int_equal(owner_b.runs, 0);
     assert_false(epoll_has_ready_watch());
