@@ -13,6 +13,7 @@
 
 typedef struct Source {
     int fd;
+    uint32_t events;
     VoLoopFdFn fn;
     void *userdata;
     /* The file fd was when it was added, and who added it: an fd closed
@@ -38,8 +39,11 @@ struct VoLoop {
      * this round may still point at one, and a source added meanwhile must
      * not get its address (and so its event). */
     Source *dead;
-    /* Sources whose fd was closed while watched: never freed before the
-     * loop (an epoll registration of the old file may still point here). */
+    /* Sources whose fd was closed while watched. The old file's epoll
+     * registration may live on (a dup of it elsewhere keeps it) and still
+     * point here, and EPOLL_CTL_DEL cannot reach it (it names the fd, now
+     * another file or none): at the end of the round the live sources go
+     * to a new epoll instance in place of the old, then these are freed. */
     Source *lost;
     pthread_mutex_t lock; /* protects calls and quit */
     Call *calls, *calls_tail;
@@ -118,6 +122,9 @@ static void lose_source(VoLoop *l, Source *s, const char *how)
     l->lost = s;
 }
 
+/* Whether s->fd is still the file it was added with. Blind to a reuse by
+ * another anonymous-inode file (eventfd, timerfd, signalfd: they share one
+ * inode); sockets, pipes, files and (Linux >= 6.9) pidfds are told apart. */
 static bool same_file(const Source *s)
 {
     struct stat st;
@@ -129,7 +136,7 @@ int vo_loop_add_fd(VoLoop *l, int fd, uint32_t events, VoLoopFdFn fn, void *user
     Source *s = vo_malloc0(sizeof(*s));
     struct stat st = { 0 };
     (void)fstat(fd, &st);
-    *s = (Source){ .fd = fd, .fn = fn, .userdata = userdata, .dev = st.st_dev,
+    *s = (Source){ .fd = fd, .events = events, .fn = fn, .userdata = userdata, .dev = st.st_dev,
                    .ino = st.st_ino, .added_by = __builtin_return_address(0) };
     struct epoll_event ev = { .events = events, .data.ptr = s };
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -152,7 +159,10 @@ int vo_loop_set_events(VoLoop *l, int fd, void *userdata, uint32_t events)
     for (Source *s = l->sources; s; s = s->next)
         if (s->fd == fd && s->userdata == userdata) {
             struct epoll_event ev = { .events = events, .data.ptr = s };
-            return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+            if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+                return -errno;
+            s->events = events;
+            return 0;
         }
     return -ENOENT;
 }
@@ -163,8 +173,12 @@ void vo_loop_remove_fd(VoLoop *l, int fd, void *userdata)
         if ((*p)->fd != fd || (*p)->userdata != userdata)
             continue;
         Source *s = *p;
+        if (!same_file(s) || epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0) {
+            /* Closed before its removal: its registration may outlive it. */
+            lose_source(l, s, "is removed after its fd was closed");
+            return;
+        }
         *p = s->next;
-        (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
         /* A dispatch already collected this round must not run it: mark,
          * free at the end of the round (vo_loop_run). */
         s->fn = NULL;
@@ -217,6 +231,39 @@ static bool run_calls(VoLoop *l)
     return quit;
 }
 
+/* A new epoll instance with the live sources, in place of the old one and
+ * the registrations of lost sources it may keep; then those are freed. A
+ * source whose fd is another file now (closed while watched, its number
+ * reused) is lost too, not given the new file's events. */
+static void drop_lost(VoLoop *l)
+{
+    if (!l->lost)
+        return;
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+    if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, l->wake_fd, &ev) < 0) {
+        if (epfd >= 0)
+            close(epfd);
+        return; /* kept, tried again at the end of the next round */
+    }
+    for (Source *s = l->sources, *next; s; s = next) {
+        next = s->next;
+        ev = (struct epoll_event){ .events = s->events, .data.ptr = s };
+        if (!same_file(s) || epoll_ctl(epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0)
+            lose_source(l, s, "is not its file any more");
+    }
+    close(l->epfd);
+    l->epfd = epfd;
+    free_sources(&l->lost);
+}
+
+/* The end of a dispatch round: no event of it points anywhere any more. */
+static void end_round(VoLoop *l)
+{
+    free_sources(&l->dead);
+    drop_lost(l);
+}
+
 int vo_loop_run(VoLoop *l)
 {
     for (;;) {
@@ -231,7 +278,7 @@ int vo_loop_run(VoLoop *l)
             Source *s = evs[i].data.ptr;
             if (!s) {
                 if (run_calls(l)) {
-                    free_sources(&l->dead);
+                    end_round(l);
                     return 0;
                 }
                 continue;
@@ -243,6 +290,6 @@ int vo_loop_run(VoLoop *l)
             if (s->fn)
                 s->fn(s->fd, evs[i].events, s->userdata);
         }
-        free_sources(&l->dead);
+        end_round(l);
     }
 }

@@ -2,13 +2,15 @@
  * other threads, a source removed during a dispatch round whose event of
  * that round must not reach anything else, and an fd closed while watched
  * whose number is reused: the old watch must neither read the new file nor
- * take its watch away. */
+ * take its watch away, nor its old file's registration make the loop spin,
+ * nor a removal after the close free it under its events. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -132,6 +134,34 @@ static void test_remove_outside_round(void **state)
     close(fd);
 }
 
+/* The loop's epoll fd (the test process has one loop at a time). */
+static int loop_epoll_fd(void)
+{
+    char link[64], target[64];
+    for (int fd = 3; fd < 1024; fd++) {
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n > 0 && (target[n] = 0, !strcmp(target, "anon_inode:[eventpoll]")))
+            return fd;
+    }
+    fail_msg("no epoll fd");
+    return -1;
+}
+
+/* Whether the loop's epoll instance has an fd's event ready (the loop's
+ * own wake-up aside): with every watched fd drained, only a registration
+ * of a lost watch's old file can, and the loop would spin on it
+ * (epoll_wait returning it at once, for ever). */
+static bool epoll_has_ready_watch(void)
+{
+    struct epoll_event evs[8];
+    int n = epoll_wait(loop_epoll_fd(), evs, 8, 0);
+    for (int i = 0; i < n; i++)
+        if (evs[i].data.ptr)
+            return true;
+    return false;
+}
+
 typedef struct {
     VoLoop *loop;
     int runs;
@@ -144,6 +174,28 @@ static void cb_owner(int fd, uint32_t events, void *userdata)
     o->runs++;
     if (read(fd, &o->got, 1) == 1)
         vo_loop_call(o->loop, quit_soon, o->loop);
+}
+
+/* Runs the loop runs times, each until a quit queued before it (bounded). */
+static void run_to_quit(VoLoop *l, int runs)
+{
+    alarm(10);
+    for (int run = 0; run < runs; run++) {
+        vo_loop_call(l, quit_soon, l);
+        assert_int_equal(vo_loop_run(l), 0);
+    }
+    alarm(0);
+}
+
+/* Watches fd for owner, then closes it (the owner's defect) while a dup,
+ * returned, keeps its file open (as a child that inherited it would). */
+static int watch_then_close(VoLoop *l, int fd, Owner *owner)
+{
+    assert_int_equal(vo_loop_add_fd(l, fd, EPOLLIN, cb_owner, owner), 0);
+    int keep = dup(fd);
+    assert_true(keep >= 0);
+    close(fd);
+    return keep;
 }
 
 /* An owner closes its watched fd without removing the watch; another
@@ -161,10 +213,7 @@ static void test_fd_closed_while_watched(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, new_pair), 0);
     Owner old = { .loop = l }, new = { .loop = l };
     int fd = old_pair[0];
-    assert_int_equal(vo_loop_add_fd(l, fd, EPOLLIN, cb_owner, &old), 0);
-    int keep = dup(fd); /* the old file stays open elsewhere */
-    assert_true(keep >= 0);
-    close(fd); /* the defect: closed while watched */
+    int keep = watch_then_close(l, fd, &old);
     assert_int_equal(dup2(new_pair[0], fd), fd);
     close(new_pair[0]);
     assert_int_equal(vo_loop_add_fd(l, fd, EPOLLIN, cb_owner, &new), 0);
@@ -177,12 +226,95 @@ static void test_fd_closed_while_watched(void **state)
     assert_int_equal(old.runs, 0);
     assert_int_equal(new.runs, 1);
     assert_int_equal(new.got, 'n');
+    assert_false(epoll_has_ready_watch()); /* the old file's "o" no longer wakes the loop */
     vo_loop_remove_fd(l, fd, &new);
     vo_loop_free(l);
     close(fd);
     close(keep);
     close(old_pair[1]);
     close(new_pair[1]);
+}
+
+/* An fd closed while watched, its old file kept open elsewhere and ready,
+ * its number reused by a file nobody watches: the old file's event must
+ * not run the callback (it would read the new file), and its registration
+ * must go (the loop would spin on it). */
+static void test_event_for_a_reused_fd_reaches_nothing(void **state)
+{
+    VoLoop *l;
+    assert_int_equal(vo_loop_new(&l), 0);
+    int old_pair[2], new_pair[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, old_pair), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, new_pair), 0);
+    Owner old = { .loop = l };
+    int fd = old_pair[0];
+    int keep = watch_then_close(l, fd, &old);
+    assert_int_equal(dup2(new_pair[0], fd), fd); /* reused, not watched */
+    assert_int_equal(write(new_pair[1], "n", 1), 1);
+    assert_int_equal(write(old_pair[1], "o", 1), 1); /* ready before the quit's wake-up */
+    run_to_quit(l, 1);
+    assert_int_equal(old.runs, 0);
+    assert_false(epoll_has_ready_watch());
+    vo_loop_free(l);
+    close(fd);
+    close(new_pair[0]);
+    close(keep);
+    close(old_pair[1]);
+    close(new_pair[1]);
+}
+
+/* An owner closes its fd, then removes the watch (the wrong order) while
+ * the old file lives on, ready: EPOLL_CTL_DEL cannot reach its
+ * registration, so the watch must outlive its events (no use after free,
+ * under ASan) and the registration must go. */
+static void test_removed_after_close_is_not_freed_under_its_events(void **state)
+{
+    VoLoop *l;
+    assert_int_equal(vo_loop_new(&l), 0);
+    int pair[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    Owner old = { .loop = l };
+    int keep = watch_then_close(l, pair[0], &old);
+    vo_loop_remove_fd(l, pair[0], &old);
+    assert_int_equal(write(pair[1], "o", 1), 1);
+    run_to_quit(l, 2); /* the second run's round meets a freed watch */
+    assert_int_equal(old.runs, 0);
+    assert_false(epoll_has_ready_watch());
+    vo_loop_free(l);
+    close(keep);
+    close(pair[1]);
+}
+
+/* Dropping a lost watch's registration rebuilds the loop's epoll set from
+ * the watches: one whose fd was closed meanwhile (its file gone, so its
+ * registration too) and its number reused by a file nobody watches must
+ * not be registered again on that file. */
+static void test_rebuild_skips_a_watch_whose_fd_is_another_file(void **state)
+{
+    VoLoop *l;
+    assert_int_equal(vo_loop_new(&l), 0);
+    int a[2], b[2], c[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, c), 0);
+    Owner owner_a = { .loop = l }, owner_b = { .loop = l };
+    assert_int_equal(vo_loop_add_fd(l, b[0], EPOLLIN, cb_owner, &owner_b), 0);
+    int keep = watch_then_close(l, a[0], &owner_a); /* lost at its event: the rebuild */
+    close(b[0]); /* gone with its registration, */
+    assert_int_equal(dup2(c[0], b[0]), b[0]); /* its number reused, not watched */
+    assert_int_equal(write(c[1], "x", 1), 1);
+    assert_int_equal(write(a[1], "o", 1), 1);
+    run_to_quit(l, 2); /* the second on the rebuilt set */
+    assert_int_equal(owner_a.runs, 0);
+    assert_int_equal(owner_b.runs, 0);
+    assert_false(epoll_has_ready_watch());
+    vo_loop_free(l);
+    close(keep);
+    close(b[0]);
+    close(a[1]);
+    close(b[1]);
+    close(c[0]);
+    close(c[1]);
 }
 
 int main(void)
@@ -192,6 +324,9 @@ int main(void)
         cmocka_unit_test(test_source_ready_before_removal_runs),
         cmocka_unit_test(test_remove_outside_round),
         cmocka_unit_test(test_fd_closed_while_watched),
+        cmocka_unit_test(test_event_for_a_reused_fd_reaches_nothing),
+        cmocka_unit_test(test_removed_after_close_is_not_freed_under_its_events),
+        cmocka_unit_test(test_rebuild_skips_a_watch_whose_fd_is_another_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
