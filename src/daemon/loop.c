@@ -213,6 +213,19 @@ void vo_loop_quit(VoLoop *l)
     (void)!write(l->wake_fd, &one, sizeof(one));
 }
 
+/* Nothing on a loop may block (loop.h): a callback that held it up this
+ * long is named in the log (where in vireod: addr2line), so a run that
+ * stalled says which. */
+#define SLOW_CALLBACK_MS 500
+
+static void say_if_slow(int64_t started_ms, void *fn, const char *what)
+{
+    int64_t took = vo_now_ms() - started_ms;
+    if (took >= SLOW_CALLBACK_MS)
+        log_warn("loop: %s at vireod+0x%lx held the loop for %lld ms", what,
+                 (unsigned long)code_offset(fn), (long long)took);
+}
+
 static bool run_calls(VoLoop *l)
 {
     uint64_t n;
@@ -224,7 +237,9 @@ static bool run_calls(VoLoop *l)
     pthread_mutex_unlock(&l->lock);
     while (c) {
         Call *next = c->next;
+        int64_t started = vo_now_ms();
         c->fn(c->userdata);
+        say_if_slow(started, (void *)c->fn, "a call");
         free(c);
         c = next;
     }
@@ -287,8 +302,12 @@ int vo_loop_run(VoLoop *l)
              * still allocated (on l->dead), marked. */
             if (s->fn && !same_file(s))
                 lose_source(l, s, "had an event for another file");
-            if (s->fn)
-                s->fn(s->fd, evs[i].events, s->userdata);
+            if (s->fn) {
+                int64_t started = vo_now_ms();
+                VoLoopFdFn fn = s->fn;
+                fn(s->fd, evs[i].events, s->userdata);
+                say_if_slow(started, (void *)fn, "a watch's callback");
+            }
         }
         end_round(l);
     }
