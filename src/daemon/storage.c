@@ -3485,8 +3485,10 @@ static int iscsi_apply_luns(VoDaemon *d, VoPool *p, const VoIscsiLun *luns, size
         VoVolume *v = volume_find(d, p->name, gone[i]);
         if (!v || v->busy || v->attaching || lun_listed(luns, n, gone[i]))
             continue;
-        if (delete_volume_doc(d, v) == 0)
+        if (delete_volume_doc(d, v) == 0) {
+            forget_project(d, p->name, gone[i], v->shared); /* a LUN in a project */
             registry_remove_volume(d, v);
+        }
     }
     return 0;
 }
@@ -3659,11 +3661,15 @@ static int iscsi_pool_drop_luns(VoDaemon *d, const char *name, int64_t expected,
             i++;
             continue;
         }
-        if ((r = delete_volume_doc(d, v)) < 0)
+        if ((r = delete_volume_doc(d, v)) < 0) {
             r = vo_error_set(ret_error, r, "cannot delete volume '%s/%s': %s", name, v->name,
                              strerror(-r));
-        else
+        } else {
+            /* A LUN in a project: its documents go too (its pool is going,
+             * so no heal at start could tell it is gone). */
+            forget_project(d, name, v->name, v->shared);
             registry_remove_volume(d, v); /* moves the last one to i */
+        }
     }
     pthread_mutex_unlock(&d->storage_lock);
     return r;

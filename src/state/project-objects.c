@@ -116,6 +116,7 @@ typedef struct {
     bool keep_figure;    /* a move: the figure it has when it has one, else disk */
     const VoObjectMoveMark *mark;  /* a move's, which must still be there */
     const VoStoreCompare *exists;  /* the object's own document, as read */
+    bool rewrite;        /* a create's: written even when as it was (below) */
 } SetWant;
 
 /* One attempt: the object's documents from (old, old_disk) at rev to what
@@ -142,7 +143,10 @@ static int set_once(VoStore *s, const VoProjectObject *o, const SetWant *w, cons
     if (disk <= 0 && w->keep_project)
         disk = 1;
     bool same = (!old && !project) || (old && project && !strcmp(old, project));
-    if (same && disk == old_disk)
+    /* A create over documents a crash left (same project, same figure)
+     * still writes them: their revision moves, so a heal that read them
+     * before the object registered fails its compare (forget_gone). */
+    if (same && disk == old_disk && !(w->rewrite && project))
         return 0;
     VoProjectGuard guard = { 0 };
     if (project && (r = check_project(s, o, project, same ? old_disk : 0, disk, &guard,
@@ -214,7 +218,7 @@ static int set_with(VoStore *s, const VoProjectObject *o, const SetWant *w, cons
 int vo_project_object_set(VoStore *s, const VoProjectObject *o, const char *project,
                           int64_t disk_bytes, const char *host_id, char **ret_error)
 {
-    SetWant w = { .project = project, .disk = disk_bytes };
+    SetWant w = { .project = project, .disk = disk_bytes, .rewrite = true };
     return set_with(s, o, &w, host_id, ret_error);
 }
 

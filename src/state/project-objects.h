@@ -53,7 +53,9 @@ int vo_project_object_get(VoStore *s, const VoProjectObject *o, char **ret_proje
  * its disk quota (-1: the figure it has). Checked when it raises what the
  * project holds: -VO_EQUOTA (over the disk quota) or -ENOENT (no such
  * project), both with *ret_error; else 0 or the store's error. host_id:
- * the host that holds it (for the usage document). */
+ * the host that holds it (for the usage document). For a create: the
+ * documents are written even when they say so already (left by a crash),
+ * so vo_project_object_forget_gone never removes a new object's. */
 int vo_project_object_set(VoStore *s, const VoProjectObject *o, const char *project,
                           int64_t disk_bytes, const char *host_id, char **ret_error);
 /* A volume's figure grows by delta (< 0: given back), in the project it

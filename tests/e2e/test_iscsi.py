@@ -1,6 +1,8 @@
 """System tests of iSCSI pools (docs/storage-san.md) against a real target
 (tgt's tgtd in the test's namespace, LUNs backed by files): the pool lists
-the target's LUNs as volumes and refuses to create or delete them; bad
+the target's LUNs as volumes and refuses to create or delete them (a LUN
+in a project stops counting there once gone from the target or its pool
+deleted); bad
 targets leave no pool; a VM boots from a qcow2-formatted LUN through QEMU's
 own initiator and its writes reach the LUN's file; a LUN in use is never
 attached to a second VM (two attaches raced: one wins); losing the target
@@ -61,7 +63,12 @@ def test_pool_lists_luns_and_refuses_what_a_san_does_not_allow(daemon, target):
                                  {"size_bytes": 64 * MiB})
     assert status == 400, doc
 
-    # A LUN added on the target shows after a refresh; one removed goes.
+    # A LUN added on the target shows after a refresh; one removed goes,
+    # and so do its project's documents (as at the pool's delete, below).
+    daemon.api("POST", "/v1/projects", {"name": "sanp"}, expect=201)
+    for lun in ("lun1", "lun2"):
+        daemon.api("PATCH", f"/v1/pools/san1/volumes/{lun}", {"project": "sanp"})
+    assert daemon.api("GET", "/v1/projects/sanp")["usage"]["disk_bytes"] == 192 * MiB
     extra = os.path.join(target.workdir, "lun3.img")
     with open(extra, "wb") as f:
         f.truncate(8 * MiB)
@@ -69,6 +76,7 @@ def test_pool_lists_luns_and_refuses_what_a_san_does_not_allow(daemon, target):
     target.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
     daemon.cli("pool", "refresh", "san1")
     assert sorted(volumes(daemon, "san1")) == ["lun1", "lun3"]
+    assert daemon.api("GET", "/v1/projects/sanp")["usage"]["disk_bytes"] == 160 * MiB
 
     # Bad portal, bad IQN, a target that does not answer or does not exist:
     # 4xx naming the problem, and no pool left.
@@ -87,6 +95,8 @@ def test_pool_lists_luns_and_refuses_what_a_san_does_not_allow(daemon, target):
 
     daemon.cli("pool", "delete", "san1")
     assert "san1" not in {p["name"] for p in daemon.api("GET", "/v1/pools")["pools"]}
+    assert daemon.api("GET", "/v1/projects/sanp")["usage"]["disk_bytes"] == 0
+    daemon.api("DELETE", "/v1/projects/sanp")  # nothing left in it
 
 
 def test_chap_secret_is_kept_in_a_file_and_never_shown(daemon, tmp_path):

@@ -491,7 +491,6 @@ def test_subnet_overlapping_the_host_refused(dh):
         names = [n["name"] for n in d.api("GET", "/v1/networks")["networks"]]
         assert names.count("ov3") == 1 and not {"ov0", "ov1", "ov2", "ov4", "ovr"} & set(names)
         assert "vbr-ov0" not in d.ns("ip", "link", "show").stdout
-        # A bridge network on a segment the host is on is not refused for it.
         d.api("DELETE", "/v1/networks/ov3")
     finally:
         d.ns("ip", "link", "del", "plx0", check=False)

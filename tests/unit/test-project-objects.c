@@ -298,6 +298,10 @@ static void test_forget_gone(void **state)
     assert_int_equal(vo_project_object_forget_gone(f->store, &v, look, &remade), 0);
     assert_int_equal(used_disk(f->store, "pa", NULL), 0);
     assert_int_equal(used_disk(f->store, "pb", NULL), GIB);
+    /* Made again just as it was (same project, same figure): its create
+     * still moves the documents on, so they stay. */
+    assert_int_equal(vo_project_object_forget_gone(f->store, &v, look, &remade), 0);
+    assert_int_equal(used_disk(f->store, "pb", NULL), GIB);
     /* Gone: both documents go; an object of no project has none. */
     GoneLook gone = { .store = f->store, .answer = 1 };
     assert_int_equal(vo_project_object_forget_gone(f->store, &v, look, &gone), 1);
