@@ -104,8 +104,9 @@ static const char *cdrom_why_not(const ImportOp *op, const VoImportDisk *k, cons
     if (ova && op->mf_names && !listed(op->mf_names, k->file))
         return "the manifest does not list it";
     const VoOvaMember *m = ova ? vo_ova_find(ova, k->file) : NULL;
-    int r = !ova ? vo_iso_probe(k->file) : m ? vo_iso_probe_at(ova->fd, m->offset, m->size)
-                                             : -ENOENT;
+    if (ova && !m)
+        return "the OVA does not hold it";
+    int r = !ova ? vo_iso_probe(k->file) : vo_iso_probe_at(ova->fd, m->offset, m->size);
     if (r < 0)
         return "it cannot be read here";
     return r ? NULL : "it is not an ISO 9660 image";
@@ -147,10 +148,12 @@ static int read_plan_ova(ImportOp *op, char **ret_error)
     }
     for (size_t i = 0; r >= 0 && i < op->plan->n_disks; i++) {
         const VoImportDisk *k = &op->plan->disks[i];
+        if (k->cdrom) /* its ISO, absent or unlisted, is a warning (choose_cdrom) */
+            continue;
         if (!vo_ova_find(&ova, k->file))
             r = vo_error_set(ret_error, -EINVAL, "OVA: disk file '%s' named by the descriptor "
                              "is not in the OVA", k->file);
-        else if (!k->cdrom && op->mf_names && !listed(op->mf_names, k->file))
+        else if (op->mf_names && !listed(op->mf_names, k->file))
             r = vo_error_set(ret_error, -EINVAL, "OVA: the manifest does not list '%s'",
                              k->file);
     }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int vo_iso_probe_at(int fd, uint64_t offset, uint64_t size)
@@ -19,10 +20,16 @@ int vo_iso_probe_at(int fd, uint64_t offset, uint64_t size)
 
 int vo_iso_probe(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking: a FIFO named as an ISO (a domain XML's CD-ROM source)
+     * would otherwise hold the request that probes it until a writer came.
+     * Only a regular file or a block device can be an image. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -errno;
-    int r = vo_iso_probe_at(fd, 0, UINT64_MAX);
+    struct stat st;
+    int r = fstat(fd, &st) < 0                               ? -errno
+            : !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) ? 0
+                                                             : vo_iso_probe_at(fd, 0, UINT64_MAX);
     close(fd);
     return r;
 }

@@ -9,7 +9,8 @@
 #define VO_ISO_SIGNATURE_OFFSET 32769
 
 /* 1 when the file at path is an ISO 9660 image, 0 when it is not (also when
- * it is too short), -errno when it cannot be read. */
+ * it is too short, or neither a regular file nor a block device: a FIFO is
+ * never waited on), -errno when it cannot be read. */
 int vo_iso_probe(const char *path);
 /* The same for the size bytes at offset of open file fd (an OVA's member). */
 int vo_iso_probe_at(int fd, uint64_t offset, uint64_t size);

@@ -11,7 +11,8 @@ OVF stating EFI makes a UEFI VM with its NVRAM, and two imports of one name
 at once leave one VM and only its volumes. With the fake driver: vireod
 _exiting (a fault point) mid-import or mid-create leaves, after its next
 start, no volume, scratch directory or VM of it, and the task interrupted;
-a CD-ROM's ISO (domain XML and OVA) becomes an iso volume in the VM's drive;
+a CD-ROM's ISO (domain XML and OVA) becomes an iso volume in the VM's drive,
+one that cannot be had (not in the OVA, a FIFO) an empty drive and a warning;
 an all-zero MAC is refused; one domain imported on two hosts of a cluster
 at once keeps its MAC on one VM only."""
 
@@ -544,6 +545,49 @@ def test_cdrom_iso_imported(crashy, tmp_path):
     failed = d.wait_task(answer["task"])
     assert failed["state"] == "failed" and "d.vmdk" in failed["error"]["message"], failed
     assert volume_keys(d) == before and d.request("GET", "/v1/vms/cdbad")[0] == 404
+
+
+def test_cdrom_without_iso_is_a_warning(crashy, tmp_path):
+    """A CD-ROM whose ISO cannot be had is a warning and an empty drive, not
+    a refused import: an OVF CD-ROM item naming a File the OVA does not hold,
+    and a domain's CD-ROM source that is a FIFO (answered at once, never
+    waited on)."""
+    d, _ = crashy
+    disk = str(tmp_path / "w.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "1M"], check=True)
+    vmdk = str(tmp_path / "w.vmdk")
+    subprocess.run(["qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized", disk,
+                    vmdk], check=True)
+    ovf = ovf_text("cdgone", [("w.vmdk", 1 << 20)]).replace(
+        '</References>', '<File ovf:id="iso" ovf:href="gone.iso"/></References>').replace(
+        "</VirtualHardwareSection>",
+        "<Item><rasd:ElementName>cd</rasd:ElementName><rasd:InstanceID>20</rasd:InstanceID>"
+        "<rasd:HostResource>ovf:/file/iso</rasd:HostResource>"
+        "<rasd:ResourceType>15</rasd:ResourceType></Item></VirtualHardwareSection>")
+    ova = make_ova(str(tmp_path / "gone.ova"), ovf, [("w.vmdk", vmdk)], manifest=False)
+    status, answer = d.request("POST", "/v1/vm-imports", {"source": "ova", "path": ova,
+                                                          "network": "user"})
+    assert status == 202, answer
+    assert answer["import"]["cdrom"] == {}, answer
+    assert "CD-ROM 'gone.iso' is not imported (the OVA does not hold it): the VM gets an empty " \
+        "drive" in answer["import"]["warnings"], answer
+    assert d.wait_task(answer["task"])["state"] == "succeeded"
+    assert d.vm("cdgone")["cdrom"] == {}
+
+    fifo = str(tmp_path / "cd.fifo")
+    os.mkfifo(fifo)
+    xml = str(tmp_path / "fifo.xml")
+    with open(xml, "w") as f:
+        f.write("<domain><name>cdfifo</name><memory unit='MiB'>64</memory><devices>"
+                f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
+                f"<disk type='file' device='cdrom'><source file='{fifo}'/></disk>"
+                "</devices></domain>")
+    answer = d.api("POST", "/v1/vm-imports", {"source": "libvirt", "path": xml,
+                                                "network": "user"}, expect=202)
+    assert f"CD-ROM '{fifo}' is not imported (it is not an ISO 9660 image): the VM gets an " \
+        "empty drive" in answer["import"]["warnings"], answer
+    assert d.wait_task(answer["task"])["state"] == "succeeded"
+    assert d.vm("cdfifo")["cdrom"] == {}
 
 
 def test_racing_imports_on_two_hosts_keep_one_mac(cluster, tmp_path, monkeypatch):

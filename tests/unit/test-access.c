@@ -274,6 +274,10 @@ static void test_project_roles(void **state)
     assert_false(vo_access_route_scoped("GET", "/v1/users"));
     assert_false(vo_access_route_scoped("GET", "/v1/tasks"));
     assert_true(vo_access_route_scoped("GET", "/v1/tasks/{id}"));
+    /* A VM import reads host paths (disks, a CD-ROM's ISO): the cluster's
+     * admins only, never a project's (docs/security.md). */
+    assert_false(vo_access_route_scoped("POST", "/v1/vm-imports"));
+    assert_int_equal(vo_access_role_needed("POST", "/v1/vm-imports"), VO_ROLE_ADMIN);
 }
 
 /* The principal a forwarded request carries (X-Vireo-Principal): what a

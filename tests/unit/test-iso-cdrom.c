@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -62,6 +63,15 @@ static void test_iso_probe(void **state)
     close(fd);
     unlink(path);
     assert_int_equal(vo_iso_probe(path), -ENOENT);
+
+    /* A FIFO (a domain XML's CD-ROM source naming one) is no image, and
+     * probing it does not wait for a writer: the alarm ends a probe that
+     * blocks. */
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(10);
+    assert_int_equal(vo_iso_probe(path), 0);
+    alarm(0);
+    unlink(path);
 }
 
 static void test_volume_spec_content(void **state)
