@@ -11,7 +11,7 @@
 void vo_test_hold(const char *op)
 {
     const char *dir = getenv("VIREO_FAKE_FAULTS");
-    if (!dir)
+    if (!dir || !*dir) /* off: set empty, it would name files under / */
         return;
     _cleanup_free_ char *hold_path = vo_asprintf("%s/%s.hold", dir, op);
     if (access(hold_path, F_OK) != 0)
@@ -25,7 +25,7 @@ void vo_test_hold(const char *op)
 int vo_test_fault(const char *op)
 {
     const char *dir = getenv("VIREO_FAKE_FAULTS");
-    if (!dir)
+    if (!dir || !*dir) /* off: set empty, it would name files under / */
         return 0;
     vo_test_hold(op);
     return vo_fault_file_take(dir, op);

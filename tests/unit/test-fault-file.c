@@ -1,7 +1,9 @@
 /* test-fault-file.c: the test-only fault files (util/fault-file.c): "N ERR"
  * counted down and removed with the last, the errno names; and the store's
  * fault point on them (state/store-fault.c): a put of the faulted key fails
- * writing nothing, other keys and the next put go through. */
+ * writing nothing, other keys and the next put go through; a lost@ put is
+ * applied and answered ETIMEDOUT. The daemon's fault points
+ * (util/test-hold.c) are off with $VIREO_FAKE_FAULTS unset or empty. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 
 #include "state/store.h"
 #include "util/fault-file.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 static char *tmpdir(void)
@@ -76,9 +79,35 @@ static void test_store_fault(void **state)
     assert_int_equal(vo_store_delete(s, "vms/a", rev), -ETIMEDOUT);
     assert_int_equal(vo_store_get(s, "vms/a", NULL, NULL), 0);
     assert_int_equal(vo_store_delete(s, "vms/a", rev), 0);
+    /* lost@: the write lands, then is answered as the file says. */
+    put_file(faults, "lost@put@vms+a", "1 ETIMEDOUT\n");
+    assert_int_equal(vo_store_put(s, "vms/a", "{}", VO_REV_NEW, NULL), VO_STORE_EUNKNOWN);
+    assert_false(has_file(faults, "lost@put@vms+a"));
+    assert_int_equal(vo_store_get(s, "vms/a", NULL, NULL), 0);
     assert_int_equal(unsetenv("VIREO_TEST_STORE_FAULTS"), 0);
     vo_store_close(s);
     assert_int_equal(rmdir(faults), 0);
+    _cleanup_free_ char *rm = vo_asprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(rm), 0);
+}
+
+/* The daemon's fault points: an empty $VIREO_FAKE_FAULTS is off too (it
+ * would name files from the root: "/<op>"). */
+static void test_daemon_fault_point(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *dir = tmpdir();
+    put_file(dir, "op", "3 EBUSY\n");
+    assert_int_equal(unsetenv("VIREO_FAKE_FAULTS"), 0);
+    assert_int_equal(vo_test_fault("op"), 0);
+    assert_int_equal(setenv("VIREO_FAKE_FAULTS", dir, 1), 0);
+    assert_int_equal(vo_test_fault("op"), -EBUSY);
+    /* Set empty: "/" + the op, here the same file from the root. */
+    _cleanup_free_ char *from_root = vo_asprintf("%s/op", dir + 1);
+    assert_int_equal(setenv("VIREO_FAKE_FAULTS", "", 1), 0);
+    assert_int_equal(vo_test_fault(from_root), 0);
+    assert_int_equal(unsetenv("VIREO_FAKE_FAULTS"), 0);
+    assert_true(has_file(dir, "op")); /* 2 left: untouched */
     _cleanup_free_ char *rm = vo_asprintf("rm -rf '%s'", dir);
     assert_int_equal(system(rm), 0);
 }
@@ -88,6 +117,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counted),
         cmocka_unit_test(test_store_fault),
+        cmocka_unit_test(test_daemon_fault_point),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
