@@ -149,7 +149,12 @@ void vo_ha_retry_failed(VoDaemon *d, const char *vm_id, const char *name, const 
 void vo_ha_retry_refused(VoDaemon *d, VoVm *vm, bool follow, const char *why)
 {
     pthread_mutex_lock(&vm->lock);
-    bool mark = vm->spec->ha && !vo_vm_state_active(vm->state) && !vm->ha_start_failed;
+    /* Only an HA VM left down for no other reason: one being deleted, moved
+     * or migrated (or already running) was refused for that, and a mark a
+     * move carried along would start it unasked at its new host. */
+    bool down = vm->spec->ha && !vo_vm_state_active(vm->state) && !vm->migrated_away &&
+                !vm->deleting && !vm->deleted && !vm->migration_task;
+    bool mark = down && !vm->ha_start_failed;
     if (mark) {
         vm->ha_start_failed = true; /* kept here when the save fails: the retries see it */
         int r = vo_vm_save(vm);
@@ -158,10 +163,10 @@ void vo_ha_retry_refused(VoDaemon *d, VoVm *vm, bool follow, const char *why)
                      vm->spec->name, strerror(-r));
     }
     _cleanup_free_ char *id = vo_strdup(vm->spec->id), *name = vo_strdup(vm->spec->name);
-    bool ha = vm->spec->ha;
     pthread_mutex_unlock(&vm->lock);
-    log_warn("ha: vm %s: its HA start was refused before its task: %s", name, why);
-    if (follow && ha)
+    log_warn("ha: vm %s: its HA start was refused before its task: %s%s", name, why,
+             down ? "" : " (not followed: it is not an HA VM left down)");
+    if (follow && down)
         vo_ha_retry_failed(d, id, name, why);
 }
 

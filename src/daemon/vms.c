@@ -639,7 +639,7 @@ static json_t *vm_json_locked_view(VoVm *vm)
         json_object_set_new(o, "ha_restarts", at);
     }
     if (vm->ha_start_failed) /* its HA start failed: the retries follow it */
-        json_object_set_new(o, "ha_start_failed", json_true());
+        json_object_set_new(o, VO_HA_START_FAILED_FIELD, json_true());
     if (vm->migration_task)
         json_object_set_new(o, "migration", json_pack("{s:s, s:s}", "task", vm->migration_task,
                                                       "to", vm->migration_to ?: ""));
