@@ -334,16 +334,13 @@ static void add_client_on_hub(void *userdata)
     free(a);
 }
 
-void vo_console_add_client(VoConsole *c, int fd, const char *initial, size_t initial_len,
+void vo_console_add_client(VoConsole *c, int fd, char *initial, size_t initial_len,
                            VoConsoleClientClosed on_closed, void *userdata)
 {
     AddClient *a = vo_malloc0(sizeof(*a));
-    *a = (AddClient){ .console = c, .fd = fd, .initial_len = initial ? initial_len : 0,
-                      .on_closed = on_closed, .userdata = userdata };
-    if (a->initial_len) {
-        a->initial = vo_malloc0(a->initial_len);
-        memcpy(a->initial, initial, a->initial_len);
-    }
+    *a = (AddClient){ .console = c, .fd = fd, .initial = initial,
+                      .initial_len = initial ? initial_len : 0, .on_closed = on_closed,
+                      .userdata = userdata };
     vo_loop_call(c->loop, add_client_on_hub, a);
 }
 

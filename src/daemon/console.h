@@ -21,10 +21,10 @@ VoConsole *vo_console_new(int fd, const char *log_path);
  * not to be used after. */
 void vo_console_free(VoConsole *c);
 
-/* Takes fd; initial (may be NULL, copied) is typed into the console first.
- * on_closed runs (on the consoles' thread) when the client goes away, the
+/* Takes fd and initial (malloc'd, may be NULL: typed into the console
+ * first). on_closed runs (on the consoles' thread) when the client goes away, the
  * console closes, or it could not be added. */
-void vo_console_add_client(VoConsole *c, int fd, const char *initial, size_t initial_len,
+void vo_console_add_client(VoConsole *c, int fd, char *initial, size_t initial_len,
                            VoConsoleClientClosed on_closed, void *userdata);
 
 /* Ends the consoles' thread (vireod's teardown, before the API server

@@ -879,8 +879,8 @@ static void attach_on_loop(void *userdata)
 {
     AttachArgs *a = userdata;
     if (a->vm->console)
-        vo_console_add_client(a->vm->console, a->fd, a->initial, a->initial_len, a->on_closed,
-                              a->userdata);
+        vo_console_add_client(a->vm->console, a->fd, TAKE_PTR(a->initial), a->initial_len,
+                              a->on_closed, a->userdata);
     else
         a->on_closed(a->userdata);
     vo_vm_unref(a->vm);

@@ -70,7 +70,8 @@ static void test_console_read_while_nothing_else_runs(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, client), 0);
     VoConsole *c = vo_console_new(qemu[1], log_path);
     assert_non_null(c);
-    vo_console_add_client(c, client[1], "typed", 5, on_closed, (void *)(intptr_t)client[1]);
+    vo_console_add_client(c, client[1], vo_strdup("typed"), 5, on_closed,
+                          (void *)(intptr_t)client[1]);
 
     /* The client's bytes reach QEMU's side. */
     char typed[6] = "";
