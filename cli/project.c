@@ -24,6 +24,14 @@ static char *use_of(const json_t *p, const char *kind)
     return vo_asprintf("%lld", (long long)used);
 }
 
+/* How many volumes or networks are the project's (every host's). */
+static char *count_of(const json_t *p, const char *kind)
+{
+    json_t *n = json_object_get(json_object_get(p, "counts"), kind);
+    return json_is_integer(n) ? vo_asprintf("%lld", (long long)json_integer_value(n))
+                              : vo_strdup("-");
+}
+
 static void print_project(const json_t *p)
 {
     out_kv(stdout, "name:", jstr(p, "name"));
@@ -33,6 +41,12 @@ static void print_project(const json_t *p)
     for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
         _cleanup_free_ char *v = use_of(p, kinds[i][1]);
         out_kv(stdout, kinds[i][0], v);
+    }
+    json_t *counts = json_object_get(p, "counts");
+    if (counts) { /* its own volumes and networks, on every host */
+        _cleanup_free_ char *volumes = count_of(p, "volumes"), *networks = count_of(p, "networks");
+        out_kv(stdout, "volumes:", volumes);
+        out_kv(stdout, "networks:", networks);
     }
     json_t *vms = json_object_get(p, "vms");
     if (!vms)
@@ -129,7 +143,8 @@ static int project_list(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!api_read_command(cmd, argc, argv, "/v1/projects", &doc, &exit_status))
         return exit_status;
-    static const char *const headers[] = { "NAME", "VMS", "VCPUS", "MEMORY (MiB)", "DISK" };
+    static const char *const headers[] = { "NAME", "VMS", "VCPUS", "MEMORY (MiB)", "DISK",
+                                           "VOLUMES", "NETWORKS" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
     json_t *p;
@@ -138,7 +153,9 @@ static int project_list(const CliCommand *cmd, int argc, char **argv)
         _cleanup_free_ char *vcpus = use_of(p, "vcpus");
         _cleanup_free_ char *memory = use_of(p, "memory_mib");
         _cleanup_free_ char *disk = use_of(p, "disk_bytes");
-        const char *cells[] = { jstr(p, "name"), vms, vcpus, memory, disk };
+        _cleanup_free_ char *volumes = count_of(p, "volumes");
+        _cleanup_free_ char *networks = count_of(p, "networks");
+        const char *cells[] = { jstr(p, "name"), vms, vcpus, memory, disk, volumes, networks };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -180,9 +197,11 @@ static const CliCommand project_commands[] = {
       "      --max-disk 500G\n"
       "  vireo vm create web1 --project team-a\n",
       project_create },
-    { "project", "list", NULL, NULL, "List the projects with use / limit of each quota.", NULL,
-      project_list },
-    { "project", "show", "NAME", NULL, "Show a project's quotas, usage and VMs.", NULL,
+    { "project", "list", NULL, NULL,
+      "List the projects with use / limit of each quota and their volume and network counts.",
+      NULL, project_list },
+    { "project", "show", "NAME", NULL,
+      "Show a project's quotas, usage, volume and network counts, and VMs.", NULL,
       project_show },
     { "project", "set", "NAME",
       "[--max-vcpus N|none] [--max-memory SIZE|none] [--max-vms N|none] [--max-disk SIZE|none]",

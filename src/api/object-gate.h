@@ -21,3 +21,8 @@ bool vo_api_object_gate_network_of_vm(VoRequest *req, VoReply *rep, const VoPrin
 /* Keeps the volumes (of its projects) and networks (of its projects and of
  * none) p may see in the answer of GET /v1/volumes or /v1/networks. */
 void vo_api_object_filter(const VoPrincipal *p, VoReply *rep, const char *pattern);
+/* Sets each pool's "volumes" in the answer of GET /v1/pools or
+ * /v1/pools/{pool} to the count of the volumes p may see there
+ * (pool-counts.c), not the pool's all. */
+void vo_api_object_filter_pools(VoDaemon *d, const VoPrincipal *p, VoReply *rep,
+                                const char *pattern);

@@ -13,7 +13,8 @@
 #define DEFAULT_PROJECT "default"
 
 
-/* {"name","quotas","usage","created_at"} (+ "vms" with_vms). */
+/* {"name","quotas","usage","counts","created_at"} (+ "vms", "volumes" and
+ * "networks" with_vms). */
 static int project_json(VoDaemon *d, const char *name, json_t *doc, bool with_vms, json_t **ret,
                         char **ret_error)
 {
@@ -31,6 +32,9 @@ static int project_json(VoDaemon *d, const char *name, json_t *doc, bool with_vm
         vo_quota_unlimited(&limits);
     json_t *o = json_pack("{s:s, s:o, s:o}", "name", name, "quotas",
                           vo_quota_to_json(&limits, 1), "usage", vo_quota_to_json(&u.used, 0));
+    /* What it holds on every host, from the cluster's usage documents. */
+    json_object_set_new(o, "counts", json_pack("{s:I, s:I}", "volumes", (json_int_t)u.volumes,
+                                               "networks", (json_int_t)u.networks));
     json_t *created = doc ? json_object_get(doc, "created_at") : NULL;
     if (created)
         json_object_set(o, "created_at", created);

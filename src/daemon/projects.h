@@ -17,7 +17,8 @@
 #include "state/project-usage.h"
 
 /* The API's side. Each returns 0 or -errno with *ret_error saying what to
- * fix. A project's JSON: {"name","quotas","usage","created_at"}. */
+ * fix. A project's JSON: {"name","quotas","usage","counts","created_at"}
+ * (counts: {"volumes","networks"}, its own on every host). */
 int vo_project_create(VoDaemon *d, const char *name, json_t *quotas, json_t **ret,
                       char **ret_error);
 int vo_projects_list_json(VoDaemon *d, json_t **ret, char **ret_error);

@@ -127,8 +127,12 @@ static int sum_usage(const char *key, const char *value, int64_t rev, void *user
     VoQuota one;
     vo_project_usage_of_doc(value, &one);
     vo_quota_add(&u->used, &one);
-    json_t *doc = u->vms || u->objects ? json_loads(value, 0, NULL) : NULL;
+    json_t *doc = json_loads(value, 0, NULL);
     const char *kind = vo_project_usage_doc_kind(doc);
+    if (kind && !strcmp(kind, "volume"))
+        u->volumes++;
+    else if (kind)
+        u->networks++;
     if (kind && u->objects)
         json_array_append_new(u->objects, json_pack("{s:s, s:O?, s:O?, s:O?, s:O?}", "kind",
                                                     kind, "object",

@@ -56,11 +56,14 @@ int vo_project_read(VoStore *s, const char *name, json_t **ret_doc, int64_t *ret
  * caller), but except_vm's (the last segment of its key: a VM's id, or a
  * volume's usage name, project-objects.h); each VM {"vm","name","host"}
  * appended to u->vms and each volume or network {"kind","object","scope",
- * "host","disk_bytes"} to u->objects when those are arrays. */
+ * "host","disk_bytes"} to u->objects when those are arrays. volumes and
+ * networks count the project's own on every host (a VM's disk that
+ * follows its VM has no document of its own: not counted). */
 typedef struct {
     const char *except_vm;
     VoQuota used;
     json_t *vms;
     json_t *objects;
+    size_t volumes, networks;
 } VoProjectUsage;
 int vo_project_usage_read(VoStore *s, const char *name, VoProjectUsage *u);

@@ -6,8 +6,8 @@ peers' listener from a cluster certificate. Two hosts formed with vireo
 cluster init/join, fake driver: an operator's token on h1 is refused
 keep_last on a VM of h2 as on one of h1 and its start is audited on h2 as
 its own; a viewer cannot stop h2's VM through h1; a user with a role only
-on a project (admin there) reaches its project's VM on h2 through h1 and no other, and
-its quota holds; the header from anyone but a peer (a user's HTTPS
+on a project (admin there) reaches its project's VM on h2 through h1 and no other, its
+quota holds, and the pools' volume counts it reads are of its project's volumes; the header from anyone but a peer (a user's HTTPS
 request, a client certificate of another CA, none) is refused and never
 elevates."""
 
@@ -122,6 +122,15 @@ def test_forwarded_requests_are_the_users(cluster, tmp_path):
     status, doc = via_h1("POST", "/v1/vms", scoped, {"name": "d3", "memory_mib": 64,
                                                      "host": h2.name})
     assert status == 403, doc
+    # The pools' volume counts it reads through h1 are of the volumes it
+    # sees: its project's own on h2's local pool (not h2's others), none of
+    # h1's (before: each pool's all, other projects' too).
+    for name, project in (("tv2", "team"), ("dv2", "default")):
+        h2.task_ok("POST", "/v1/pools/default/volumes", {"name": name, "size_bytes": 1 << 20,
+                                                         "project": project})
+    status, pools = via_h1("GET", "/v1/pools", scoped)
+    counts = {p["host"]: p["volumes"] for p in pools["pools"] if p["name"] == "default"}
+    assert status == 200 and counts == {h1.name: 0, h2.name: 1}, pools
 
     # A forged principal: from a user's HTTPS request (with or without a
     # token of its own) it is refused, never believed.

@@ -6,7 +6,8 @@ each host shows the other's VM in the project's usage; a VM moved to the
 other host keeps its usage (its record follows it), also its disk figure,
 which its spec does not hold, through a save on the new host; volumes made
 in a project on each host count against its disk quota across hosts
-(racing creates on two hosts make one volume) and keep a project deleted
+(racing creates on two hosts make one volume), counted in its volumes by
+either host, and keep a project deleted
 through the other host from going; a shared volume's move to another
 project on one host and its attach to a VM of another project on the
 other never both commit, whichever goes first; a volume of the project on
@@ -130,6 +131,10 @@ def test_quota_holds_across_hosts(cluster, tmp_path, monkeypatch):
     shown = other.api("GET", "/v1/projects/vq")
     assert shown["usage"]["disk_bytes"] == GIB and \
         [v["volume"] for v in shown["volumes"]] == ["default/vq1"], shown
+    # Its counts are the cluster's: the other host's volume, from either.
+    for h in (h1, h2):
+        listed, = [p for p in h.api("GET", "/v1/projects")["projects"] if p["name"] == "vq"]
+        assert listed["counts"] == {"volumes": 1, "networks": 0}, listed
     err = other.api("DELETE", "/v1/projects/vq", expect=409)
     assert "volume 'default/vq1'" in err["error"]["message"], err
     owner.task_ok("DELETE", "/v1/pools/default/volumes/vq1")

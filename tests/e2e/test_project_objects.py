@@ -356,6 +356,82 @@ def test_project_users_over_https(dh):
     assert d.request("GET", "/v1/vms/vta2")[0] == 404
 
 
+def store_write(d, docs=None, delete_like=None):
+    """Puts docs ({key: value}) in the SQLite store of the running vireod,
+    or deletes the keys LIKE delete_like (WAL mode: it reads them at once):
+    another host's documents, which a standalone host cannot make."""
+    import sqlite3
+    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"), timeout=30)
+    try:
+        if delete_like:
+            db.execute("DELETE FROM documents WHERE key LIKE ?", (delete_like,))
+        rev = db.execute("SELECT MAX(mod_rev) FROM documents").fetchone()[0]
+        for key, value in (docs or {}).items():
+            db.execute("INSERT INTO documents (key, mod_rev, create_rev, lease, value) "
+                       "VALUES (?, ?, ?, 0, ?)", (key, rev, rev, json.dumps(value)))
+        db.commit()
+    finally:
+        db.close()
+
+
+def test_counts_of_the_cluster_and_a_project_users_pool(dh):
+    """A project's volume and network counts are the cluster's (its usage
+    documents, another host's objects too), in the list, the show and the
+    CLI; a user with a role on one project only reads, in the pools' list
+    and a pool's show, the count of the volumes it sees there (its
+    project's and its project's VM's disks), not the pool's all."""
+    d, h = dh
+    for p in ("ca", "cb"):
+        d.api("POST", "/v1/projects", {"name": p}, expect=201)
+    made = [("ca1", "ca"), ("cb1", "cb"), ("cb2", "cb"), ("cnone", None)]
+    for name, p in made:
+        d.task_ok("POST", "/v1/pools/default/volumes",
+                  {"name": name, "size_bytes": MIB, **({"project": p} if p else {})})
+    d.api("POST", "/v1/networks", {"name": "nca", "type": "isolated", "project": "ca"},
+          expect=201)
+    d.task_ok("POST", "/v1/vms", {"name": "vca", "memory_mib": 64, "project": "ca"})
+    usage = "cluster/project-usage/ca/"
+    far = {usage + "volume:h-far:default:far": {"kind": "volume", "object": "default/far",
+                                                "scope": "h-far", "host": "h-far",
+                                                "disk_bytes": 0},
+           usage + "network:h-far:nfar": {"kind": "network", "object": "nfar",
+                                          "scope": "h-far", "host": "h-far", "disk_bytes": 0}}
+    store_write(d, far)
+    d.cli("user", "create", "cora", "--role", "none", "--password-file", "-",
+          input="cora's password\n")
+    d.cli("user", "grant", "cora", "--role", "viewer", "--project", "ca")
+    tok = d.api("POST", "/v1/tokens", {"role": "viewer", "user": "cora"}, expect=201)["secret"]
+    try:
+        listed = {p["name"]: p for p in d.api("GET", "/v1/projects")["projects"]}
+        assert listed["ca"]["counts"] == {"volumes": 2, "networks": 2}, listed["ca"]
+        assert listed["cb"]["counts"] == {"volumes": 2, "networks": 0}, listed["cb"]
+        assert d.api("GET", "/v1/projects/ca")["counts"] == {"volumes": 2, "networks": 2}
+        out = d.cli("project", "show", "ca").stdout
+        assert "volumes:" in out and "networks:" in out, out
+        assert "VOLUMES" in d.cli("project", "list").stdout
+
+        auth = {"Authorization": "Bearer " + tok}
+        pools, pool, vols = h.many([{"method": "GET", "path": path, "headers": auth}
+                                    for path in ("/v1/pools", "/v1/pools/default",
+                                                 "/v1/volumes?pool=default")])
+        seen = [v["name"] for v in vols["body"]["volumes"]]
+        assert "ca1" in seen and len(seen) >= 2 and "cb1" not in seen, seen  # + vca's disk
+        default, = [p for p in pools["body"]["pools"] if p["name"] == "default"]
+        assert default["volumes"] == len(seen), (default, seen)
+        assert pool["body"]["volumes"] == len(seen), pool
+        everything = d.api("GET", "/v1/pools/default")["volumes"]
+        assert everything >= len(seen) + 3, everything  # cb1, cb2, cnone
+    finally:
+        store_write(d, delete_like=usage + "%:h-far:%")
+        d.request("DELETE", "/v1/users/cora")
+        d.task_ok("DELETE", "/v1/vms/vca")
+        for name, _ in made:
+            d.task_ok("DELETE", f"/v1/pools/default/volumes/{name}")
+        d.api("DELETE", "/v1/networks/nca")
+        for p in ("ca", "cb"):
+            d.api("DELETE", f"/v1/projects/{p}")
+
+
 def test_moves_wait_for_attaches(dh):
     """A volume's (a network's) move to another project while it is being
     attached (a NIC added on it) to a VM of a project it does not go to is
@@ -538,20 +614,11 @@ def test_left_behind_by_a_crash(dh):
                     os.unlink(hold + end)
     assert len(d.store_keys(usage)) == 2  # left behind
     # Another host's volume, a host the cluster does not know: kept.
-    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
-    try:
-        rev = db.execute("SELECT MAX(mod_rev) FROM documents").fetchone()[0]
-        for key, value in (
-                ("cluster/object-projects/volume/h-gone/default/ghost",
-                 {"project": "crash", "disk_bytes": MIB}),
-                (usage + "volume:h-gone:default:ghost",
-                 {"kind": "volume", "object": "default/ghost", "scope": "h-gone",
-                  "host": "h-gone", "disk_bytes": MIB})):
-            db.execute("INSERT INTO documents (key, mod_rev, create_rev, lease, value) "
-                       "VALUES (?, ?, ?, 0, ?)", (key, rev, rev, json.dumps(value)))
-        db.commit()
-    finally:
-        db.close()
+    store_write(d, {"cluster/object-projects/volume/h-gone/default/ghost":
+                    {"project": "crash", "disk_bytes": MIB},
+                    usage + "volume:h-gone:default:ghost":
+                    {"kind": "volume", "object": "default/ghost", "scope": "h-gone",
+                     "host": "h-gone", "disk_bytes": MIB}})
     d.start()
     assert d.store_keys(usage) == [usage + "volume:h-gone:default:ghost"]
     assert d.request("GET", "/v1/pools/default/volumes/cv")[0] == 404
@@ -575,10 +642,5 @@ def test_left_behind_by_a_crash(dh):
     assert "'default/fv'" not in err["error"]["message"], err
     assert len(d.store_keys(usage)) == 1
 
-    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"), timeout=30)
-    try:  # the ghost goes as it came (the store is SQLite in WAL mode)
-        db.execute("DELETE FROM documents WHERE key LIKE '%ghost'")
-        db.commit()
-    finally:
-        db.close()
+    store_write(d, delete_like="%ghost")  # the ghost goes as it came
     d.api("DELETE", "/v1/projects/crash")

@@ -30,6 +30,7 @@ import sys
 import pytest
 
 import vireo_harness as h
+from test_project_objects import store_write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEB_DIST = os.environ.get("VIREO_WEB_DIST", os.path.join(HERE, "..", "..", "web", "dist"))
@@ -535,6 +536,13 @@ def test_projects_page(web):
     assert web.d.vm(VM)["project"] == "default"
 
 
+def delete_vm(web, name):
+    """Deletes a VM made for a test once its create has ended."""
+    h.wait_until(lambda: web.d.vm(name)["state"] in ("defined", "stopped"), 120,
+                 what=f"VM {name} made")
+    web.d.task_ok("DELETE", f"/v1/vms/{name}")
+
+
 def test_project_volumes_and_networks(web):
     """A project's volumes and networks in the browser (docs/projects.md):
     a volume and a network made in project P from the admin's forms show P
@@ -542,9 +550,20 @@ def test_project_volumes_and_networks(web):
     disk and its counts on the projects page; P's user (admin there, no
     role on the cluster) sees the pool with only P's volumes (not the VM's
     disk of the default project), may create only in P, and makes a volume
-    there (its task followed by id: such a user has no event stream)."""
+    there (its task followed by id: such a user has no event stream), sees
+    the admin's new volume in P on the open pool page (polled), and may act
+    on a VM of P (its role there, not the cluster's). The projects page's
+    counts are the cluster's: another host's volume and network of P count."""
     p, volume, free, uvolume, net = "team-p", "pvol", "pfree", "uvol", "pnet"
+    avolume, pvm = "avol", "pvm"
     web.d.api("POST", "/v1/projects", {"name": p, "quotas": {"disk_bytes": 1500 << 20}}, expect=201)
+    usage = f"cluster/project-usage/{p}/"  # another host's volume and network of P
+    store_write(web.d, {usage + "volume:h-far:far:v": {"kind": "volume", "object": "far/v",
+                                                       "scope": "h-far", "host": "h-far",
+                                                       "disk_bytes": 0},
+                        usage + "network:h-far:nfar": {"kind": "network", "object": "nfar",
+                                                       "scope": "h-far", "host": "h-far",
+                                                       "disk_bytes": 0}})
     web.d.wait_task(web.d.api("POST", "/v1/pools/default/volumes",
                               {"name": free, "size_bytes": 4 << 20}, expect=202)["task"])
     web.d.cli("user", "create", "pia", "--role", "none", "--password-file", "-",
@@ -552,25 +571,31 @@ def test_project_volumes_and_networks(web):
     web.d.cli("user", "grant", "pia", "--role", "admin", "--project", p)
     try:
         r = web.browser("project_objects", project=p, pool="default", volume=volume, free=free,
-                        uvolume=uvolume, net=net, puser="pia", ppassword="pia-pass-12")
+                        uvolume=uvolume, net=net, puser="pia", ppassword="pia-pass-12",
+                        avolume=avolume, pvm=pvm, counts={"volumes": "3", "networks": "2"})
+        assert r["admin_vm"] == 202 and r["admin_volume"] == 202, r
+        # Its actions enabled on P's VM (admin there): start, stop..., delete.
+        assert all(r["user_vm_actions"].values()) and len(r["user_vm_actions"]) == 7, r
+        delete_vm(web, pvm)  # before P's disk use is compared with its volumes'
         vols = {v["name"]: v for v in web.d.api("GET", "/v1/volumes?pool=default")["volumes"]}
         assert r["admin_default"] == "default", r  # the form's first choice
         assert r["volume_project"] == p == vols[volume]["project"], (r, vols[volume])
         assert r["moved"] == p == vols[free]["project"], (r, vols[free])
         assert r["network_project"].startswith(p), r
         assert web.d.api("GET", f"/v1/networks/{net}")["project"] == p
-        disk = sum(vols[n]["virtual_size_bytes"] for n in (volume, free, uvolume))
+        disk = sum(vols[n]["virtual_size_bytes"] for n in (volume, free, uvolume, avolume))
         used = web.d.api("GET", f"/v1/projects/{p}")["usage"]["disk_bytes"]
         assert used == disk, (used, disk)
-        assert not r["usage"]["disk_bytes"].endswith(" / ∞") and r["usage"]["volumes"] == "2", r
+        assert not r["usage"]["disk_bytes"].endswith(" / ∞") and r["usage"]["volumes"] == "3", r
         # Its quotas saved from the page keep the disk's 1500 MiB.
         assert r["quota_form_valid"], r
         quotas = web.d.api("GET", f"/v1/projects/{p}")["quotas"]
         assert quotas["vcpus"] == 8 and quotas["disk_bytes"] == 1500 << 20, quotas
-        assert r["usage"]["networks"] == "1" and r["usage"]["vms"] == "0 / ∞", r
+        assert r["usage"]["networks"] == "2" and r["usage"]["vms"] == "0 / ∞", r
         # P's user: only P's volumes, P the only choice, no refusal shown.
         assert f"{VM}-disk0" in r["admin_volumes"], r
         assert sorted(r["user_volumes"]) == sorted([volume, free, uvolume]), r
+        assert r["user_sees_admin_volume"], r  # without opening the page again
         assert set(r["user_projects"]) == {p}, r
         assert r["user_choices"] == [p] and not r["user_error"], r
         assert vols[uvolume]["project"] == p, vols[uvolume]
@@ -583,7 +608,10 @@ def test_project_volumes_and_networks(web):
         assert polls["vms"] >= 2 and polls["pools"] <= 1, polls
         assert polls["hidden"] == [] and polls["shown"], polls
     finally:
-        for name in (volume, free, uvolume):
+        store_write(web.d, delete_like=usage + "%:h-far:%")
+        if web.d.request("GET", f"/v1/vms/{pvm}")[0] == 200:
+            delete_vm(web, pvm)
+        for name in (volume, free, uvolume, avolume):
             status, body = web.d.request("DELETE", f"/v1/pools/default/volumes/{name}")
             if status == 202:
                 web.d.wait_task(body["task"])

@@ -663,8 +663,9 @@ const scenarios = {
     await page.waitForSelector(`.tree a[data-network="${cfg.net}"] .tag`);
     await page.click('[data-admin="projects"]');
     const prow = `tr[data-project="${p}"]`;
-    await page.waitForSelector(`${prow} td[data-count="networks"]:has-text("1")`);
-    await page.waitForSelector(`${prow} td[data-count="volumes"]:not(:has-text("…"))`);
+    // The counts: the API's, of every host (the test made another host's).
+    await page.waitForSelector(`${prow} td[data-count="networks"]:text-is("${cfg.counts.networks}")`);
+    await page.waitForSelector(`${prow} td[data-count="volumes"]`);
     result.usage = await page.$$eval(`${prow} td[data-quota], ${prow} td[data-count]`, (els) =>
       Object.fromEntries(els.map((e) => [e.dataset.quota || e.dataset.count, e.textContent])));
     await shot(page, 'admin-projects-usage');
@@ -697,6 +698,23 @@ const scenarios = {
     result.user_error = await user.$$eval('[data-error]', (els) => els.map((e) => e.textContent));
     result.user_networks = await user.$$eval('.tree a[data-network]', (els) => els.map((e) => e.dataset.network));
     await shot(user, 'pool-project-user');
+    // Another user's volume in the project shows up on the open pool page.
+    const adminCall = (method, path, body) => page.evaluate(async ({ method, path, body }) =>
+      (await fetch(path, { method, headers: { 'Content-Type': 'application/json',
+                                              'X-CSRF-Token': sessionStorage.getItem('vireo.csrf') },
+                           body: JSON.stringify(body) })).status, { method, path, body });
+    result.admin_volume = await adminCall('POST', `/v1/pools/${cfg.pool}/volumes`,
+                                          { name: cfg.avolume, size_bytes: 8 << 20, project: p });
+    await user.waitForSelector(`tr[data-volume="${cfg.avolume}"]`, { timeout: 2 * STEP_MS });
+    result.user_sees_admin_volume = true;
+    // A VM of the project: its page judges by the user's role there (admin).
+    result.admin_vm = await adminCall('POST', '/v1/vms', { name: cfg.pvm, memory_mib: 64, project: p });
+    await user.waitForSelector(`.tree a[data-vm="${cfg.pvm}"]`, { timeout: 2 * STEP_MS });
+    await user.goto(`${cfg.url}/ui/#/vm/${cfg.pvm}/summary`);
+    await user.waitForSelector('#vm-title');
+    result.user_vm_actions = await user.$$eval('.actions button', (els) =>
+      Object.fromEntries(els.map((e) => [e.dataset.action, !e.disabled])));
+    await openPool(user);
     // Its polls (no event stream): 2 reads of the VMs (5 s or more), then
     // none while the tab is hidden (5.5 s, more than a poll's 5), and one at
     // once when shown again.

@@ -11,6 +11,8 @@ import { VmPage } from './vm-page.jsx';
 import { TaskLog } from './tasks.jsx';
 import { formatBytes } from './api.js';
 import { lazyView } from './lazy.jsx';
+import { pollWhileShown, projectOnly } from './poll-kit.js';
+import { roleIn } from './project-kit.jsx';
 import './style.css';
 
 // Loaded when first shown: the admin pages and the create-VM wizard.
@@ -26,41 +28,23 @@ const Networks = lazyView(() => import('./network-page.jsx'), 'Networks');
 // A user with roles on projects only has no event stream: their VMs and
 // networks are read again 5 s after the last read ended, the pools (a Ceph
 // pool's usage is asked of Ceph for each read) every 12th time, and nothing
-// while the tab is hidden (read at once when shown again). A failed read
-// is retried by the next one, whose success takes its message away.
-const POLL_MS = 5000;
+// while the tab is hidden (read at once when shown again; poll-kit.js). A
+// failed read is retried by the next one, whose success takes its message
+// away.
 const POOLS_EVERY = 12;
 
 function pollScoped(reload, setError) {
-  let timer = null;
-  let busy = false;
-  let stopped = false;
   let failed = false;
   let round = 0;
-  const tick = async () => {
-    timer = null;
-    if (stopped || busy || document.hidden) return;
-    busy = true;
+  return pollWhileShown(async () => {
     const lists = round++ % POOLS_EVERY === 0 ? ['vms', 'pools', 'networks'] : ['vms', 'networks'];
     const ok = await reload(lists, 0, 0);
-    busy = false;
     if (ok && failed) setError(null);
     failed = !ok;
-    if (!stopped) timer = setTimeout(tick, POLL_MS);
-  };
-  const shown = () => { if (!timer && !busy) tick(); };
-  document.addEventListener('visibilitychange', shown);
-  tick();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-    document.removeEventListener('visibilitychange', shown);
-  };
+  });
 }
 
-// A user whose roles are on projects only (no role on the whole cluster),
-// and one with a role on some project (they read the projects page).
-const projectOnly = (who) => who.role === 'none';
+// A user with a role on some project (they read the projects page).
 const hasGrants = (who) => Object.keys(who.grants || {}).length > 0;
 
 function parseRoute() {
@@ -199,7 +183,9 @@ function Console({ who, onLogout }) {
   let page;
   if (route.page === 'vm') {
     const vm = data.vms.find((v) => v.name === route.vm);
-    page = vm ? <VmPage vm={vm} networks={data.networks} pools={data.pools} role={who.role} tab={route.tab}
+    // Each VM judged by the user's role on its project (and on the cluster).
+    page = vm ? <VmPage vm={vm} networks={data.networks} pools={data.pools} role={roleIn(who, vm.project || 'default')}
+                        tab={route.tab}
                         tasks={tasks}
                         onError={setError} />
               : <p>No VM '{route.vm}' (yet).</p>;
@@ -207,7 +193,7 @@ function Console({ who, onLogout }) {
     page = <Wizard images={data.images} networks={data.networks} role={who.role} onError={setError} />;
   } else if (route.page === 'admin') {
     page = route.name === 'projects' && (who.role === 'admin' || hasGrants(who))
-      ? <Projects who={who} networks={data.networks} onError={setError} />
+      ? <Projects who={who} onError={setError} />
       : who.role !== 'admin' ? <p class="note">The admin pages need the admin role (yours: {who.role}).</p>
       : route.name === 'users' ? <Users me={who.principal} onError={setError} /> : <Tokens onError={setError} />;
   } else if (route.page === 'schedules') {

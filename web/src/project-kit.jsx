@@ -1,6 +1,7 @@
 // project-kit.jsx: what the volume and network pages share about projects
 // (docs/projects.md, "Volumes and networks"): the user's role in a project
-// (the higher of their cluster role and their role there), the projects
+// (the higher of their cluster role and their role there; the VM page's
+// too, main.jsx), the projects
 // they may create in (a select, 'default' first chosen), an object's
 // project as a cell, and its move to another project (the cluster's admins).
 import { useEffect, useState } from 'preact/hooks';

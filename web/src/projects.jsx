@@ -1,14 +1,15 @@
 // projects.jsx: the projects page (docs/projects.md): each project with
 // its quotas and what it holds (vCPUs, memory, VMs, disk: its VMs' disks and
-// its volumes), and how many volumes and networks are its. Admins create one
+// its volumes), and how many volumes and networks are its on every host (the
+// API's counts, from the cluster's usage documents). Admins create one
 // with quotas, change its quotas (empty: no limit), delete it; a user with
 // roles on projects reads their projects' rows. The API checks everything
 // (a delete of a project that holds VMs is refused, 409) and its message is
 // shown as it says it.
 import { Fragment } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { ConfirmButton, useList, when } from './admin-kit.jsx';
-import { api, formatBytes } from './api.js';
+import { formatBytes } from './api.js';
 import './pages.css';
 
 // Each quota: its key, its form label, its column's heading, and the API's
@@ -28,17 +29,6 @@ function show(k, v) {
   if (v === null || v === undefined) return '∞';
   if (k === 'memory_mib') return formatBytes(v * 1048576);
   return k === 'disk_bytes' ? formatBytes(v) : String(v);
-}
-
-// How many volumes (not counting VMs' own disks) and networks each project
-// has, from the lists this user reads ('…' until the volumes are read).
-function useObjectCounts(networks) {
-  const [volumes, setVolumes] = useState(null);
-  useEffect(() => {
-    api('GET', '/v1/volumes').then((d) => setVolumes((d && d.volumes) || []), () => setVolumes([]));
-  }, []);
-  const count = (list, p) => (list ? list.filter((o) => o.project === p && !o.project_of_vm).length : '…');
-  return (p) => ({ volumes: count(volumes, p), networks: count(networks, p) });
 }
 
 // One quota's fields, for the create form (idPrefix "project") and a
@@ -72,9 +62,8 @@ function QuotaEditor({ project, change, onDone }) {
   );
 }
 
-export function Projects({ who, networks, onError }) {
+export function Projects({ who, onError }) {
   const [projects, change] = useList('/v1/projects', onError, 'projects');
-  const counts = useObjectCounts(networks);
   const isAdmin = who.role === 'admin';
   const [form, setForm] = useState({ name: '', ...EMPTY });
   const [editing, setEditing] = useState(null); // the project whose quotas are being changed
@@ -116,8 +105,8 @@ export function Projects({ who, networks, onError }) {
                         {show(k, (p.usage || {})[k] ?? 0)} / {show(k, (p.quotas || {})[k])}
                       </td>
                     ))}
-                    <td data-count="volumes">{counts(p.name).volumes}</td>
-                    <td data-count="networks">{counts(p.name).networks}</td>
+                    <td data-count="volumes">{(p.counts || {}).volumes ?? '–'}</td>
+                    <td data-count="networks">{(p.counts || {}).networks ?? '–'}</td>
                     <td>{p.created_at ? when(p.created_at) : '–'}</td>
                   </>
                 )}
