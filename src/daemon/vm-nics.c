@@ -425,7 +425,7 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
                                        "VMs: %s", mac, strerror(-r));
         free(owner.vm);
         free(owner.host);
-        return r == -EEXIST ? -EEXIST : -EIO;
+        return r == -EEXIST ? -EEXIST : -EAGAIN;
     }
     if (!mac) {
         if (vo_vms_unused_mac(d, generated) < 0) {
