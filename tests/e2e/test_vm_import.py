@@ -96,6 +96,20 @@ def make_ova(path, ovf, members, manifest=True, digest_override=None):
     return path
 
 
+def domain_with_mac(tmp_path, name, mac, disk=None):
+    """A libvirt domain NAME (64 MiB, a qcow2 disk: disk, else a new one of
+    8 MiB, and a user NIC with MAC mac) at tmp_path/NAME.xml: its path."""
+    if disk is None:
+        disk = str(tmp_path / f"{name}.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"], check=True)
+    xml = str(tmp_path / f"{name}.xml")
+    with open(xml, "w") as f:
+        f.write(f"<domain><name>{name}</name><memory unit='MiB'>64</memory><devices>"
+                f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
+                f"<interface type='user'><mac address='{mac}'/></interface></devices></domain>")
+    return xml
+
+
 def volume_keys(d):
     return {v["key"] for v in d.api("GET", "/v1/volumes")["volumes"]}
 
@@ -486,13 +500,7 @@ def test_lapsed_mac_claim_fails_the_import(crashy, tmp_path):
     leaves nothing."""
     d, _ = crashy
     mac = "52:54:00:0c:1a:4e"
-    disk = str(tmp_path / "l.qcow2")
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"], check=True)
-    xml = str(tmp_path / "lapsed.xml")
-    with open(xml, "w") as f:
-        f.write("<domain><name>lapsed</name><memory unit='MiB'>64</memory><devices>"
-                f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
-                f"<interface type='user'><mac address='{mac}'/></interface></devices></domain>")
+    xml = domain_with_mac(tmp_path, "lapsed", mac)
     hold = os.path.join(d.holds, "import_macs_checked.hold")
     open(hold, "w").close()
     try:
@@ -664,13 +672,7 @@ def test_racing_imports_on_two_hosts_keep_one_mac(cluster, tmp_path, monkeypatch
                     os.remove(os.path.join(f, f"{point}.{end}"))
 
     def domain(name, mac):
-        xml = str(tmp_path / f"{name}.xml")
-        with open(xml, "w") as f:
-            f.write(f"<domain><name>{name}</name><memory unit='MiB'>64</memory><devices>"
-                    f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
-                    f"<interface type='user'><mac address='{mac}'/></interface>"
-                    "</devices></domain>")
-        return xml
+        return domain_with_mac(tmp_path, name, mac, disk)
 
     for f in faults:
         os.makedirs(f)
