@@ -492,37 +492,53 @@ def test_create_cut_short_leaves_nothing(crashy):
     assert volume_keys(d) == before | {"default/cut-disk0"}
 
 
-def test_lapsed_mac_claim_fails_the_import(crashy, tmp_path):
-    """The claim on a MAC an import keeps (mac-claims.h) gone before the
-    import's VM is written, as its lease's expiry takes it when the host was
-    too slow to renew it for 30 s (another host may hold the MAC since): the
-    VM's write compares the claim, so the import fails, saying so, and
-    leaves nothing."""
+def test_lapsed_mac_claim_fails_the_write(crashy, tmp_path):
+    """The claim on a MAC asked for (mac-claims.h) gone before the VM's
+    document is written, as its lease's expiry takes it when the host was
+    too slow to renew it for 30 s (another host may hold the MAC since):
+    the write compares the claim, so an import keeping that MAC fails,
+    saying so, and leaves nothing; and so does a NIC add with --mac."""
     d, _ = crashy
+
+    def lapse_while_held(point, mac, request):
+        """request() with `point` held; the claim on mac deleted there."""
+        hold = os.path.join(d.holds, f"{point}.hold")
+        open(hold, "w").close()
+        try:
+            answer = request()
+            wait_until(lambda: os.path.exists(os.path.join(d.holds, f"{point}.held")), 60,
+                       what=f"{point} held")
+            db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"), timeout=30)
+            try:
+                with db:
+                    gone = db.execute("DELETE FROM documents WHERE key = ?",
+                                      (f"cluster/claims/macs/{mac}",)).rowcount
+            finally:
+                db.close()
+            assert gone == 1, f"no claim on {mac} at {point}"
+        finally:
+            os.remove(hold)
+            os.remove(os.path.join(d.holds, f"{point}.held"))
+        return d.wait_task(answer["task"])
+
     mac = "52:54:00:0c:1a:4e"
     xml = domain_with_mac(tmp_path, "lapsed", mac)
-    hold = os.path.join(d.holds, "import_macs_checked.hold")
-    open(hold, "w").close()
-    try:
-        answer = d.api("POST", "/v1/vm-imports", {"source": "libvirt", "path": xml,
-                                                    "network": "user"}, expect=202)
-        wait_until(lambda: os.path.exists(os.path.join(d.holds, "import_macs_checked.held")),
-                   60, what="the import at its hold point")
-        db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"), timeout=30)
-        try:
-            with db:
-                gone = db.execute("DELETE FROM documents WHERE key = ?",
-                                  (f"cluster/claims/macs/{mac}",)).rowcount
-        finally:
-            db.close()
-        assert gone == 1, "the import holds no claim on its MAC"
-    finally:
-        os.remove(hold)
-    t = d.wait_task(answer["task"])
+    body = {"source": "libvirt", "path": xml, "network": "user"}
+    t = lapse_while_held("import_macs_checked", mac,
+                         lambda: d.api("POST", "/v1/vm-imports", body, expect=202))
     assert t["state"] == "failed" and "MAC addresses lapsed before it was saved" in \
         t["error"]["message"], t
     assert d.request("GET", "/v1/vms/lapsed")[0] == 404
     assert not any("lapsed" in k for k in volume_keys(d))
+
+    assert d.wait_task(d.api("POST", "/v1/vm-imports", body, expect=202)["task"])[
+        "state"] == "succeeded"
+    added = "52:54:00:0c:1a:5e"
+    t = lapse_while_held("nic_mac_claimed", added, lambda: d.api(
+        "POST", "/v1/vms/lapsed/nics", {"network": "user", "mac": added}, expect=202))
+    assert t["state"] == "failed" and "MAC addresses lapsed before it was saved" in \
+        t["error"]["message"], t
+    assert [n["mac"] for n in d.vm("lapsed")["nics"]] == [mac]
 
 
 def fake_iso(path):
