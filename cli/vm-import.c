@@ -1,7 +1,8 @@
 /* vm-import.c: `vireo vm import-ova` and `vireo vm import-libvirt`: a VM
  * from an OVA or a libvirt domain XML on vireod's host (POST
  * /v1/vm-imports); prints what is made and every warning of what could not
- * be mapped, then waits for the task. */
+ * be mapped, then waits for the task (which prints the warnings the import
+ * came upon later: a MAC another host took meanwhile, say). */
 #include <jansson.h>
 #include <stdio.h>
 
@@ -32,6 +33,7 @@ static void print_plan(const json_t *plan)
     json_t *w;
     json_array_foreach(json_object_get(plan, "warnings"), i, w)
         fprintf(stderr, "warning: %s\n", json_string_value(w));
+    task_warnings_shown(json_object_get(plan, "warnings")); /* the task's result repeats them */
 }
 
 static int vm_import(const CliCommand *cmd, int argc, char **argv, const char *source)

@@ -26,6 +26,50 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
+/* The warnings already printed (an import's plan, before its task ran). */
+static json_t *shown_warnings;
+
+void task_warnings_shown(const json_t *warnings)
+{
+    if (!shown_warnings)
+        shown_warnings = json_array();
+    size_t i;
+    json_t *w;
+    json_array_foreach(warnings, i, w)
+        if (json_is_string(w))
+            json_array_append_new(shown_warnings, json_string(json_string_value(w)));
+}
+
+static bool warning_shown(const char *text)
+{
+    size_t i;
+    json_t *w;
+    json_array_foreach(shown_warnings, i, w)
+        if (!strcmp(json_string_value(w), text))
+            return true;
+    return false;
+}
+
+/* An ended task's result.warnings (what it did otherwise than asked: an
+ * import's NIC given a new MAC because another host took its MAC, say),
+ * each on stderr once. The JSON output carries them itself. */
+static void print_task_warnings(const json_t *task)
+{
+    if (cli_globals.json)
+        return;
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(json_object_get(task, "result"), "warnings"), i, w) {
+        const char *text = json_string_value(w);
+        if (text && !warning_shown(text)) {
+            fprintf(stderr, "warning: %s\n", text);
+            json_t *one = json_pack("[s]", text);
+            task_warnings_shown(one);
+            json_decref(one);
+        }
+    }
+}
+
 static bool task_ended(const json_t *task)
 {
     const char *state = jstr(task, "state");
@@ -209,6 +253,7 @@ int task_wait(const json_t *task, json_t **ret_final)
         return -EBADMSG;
     }
     if (task_ended(task)) {
+        print_task_warnings(task);
         *ret_final = json_deep_copy(task);
         return 0;
     }
@@ -247,6 +292,7 @@ int task_wait(const json_t *task, json_t **ret_final)
         cli_error("lost track of task %s (%s): see 'vireo task show %s'", id_copy, what, id_copy);
         return r;
     }
+    print_task_warnings(w.current);
     *ret_final = w.current;
     return 0;
 }

@@ -13,6 +13,10 @@
  * the task ended (either way), -EINTR when Ctrl-C stopped the waiting (a note
  * was printed; the task keeps running) or another negative errno (printed). */
 int task_wait(const json_t *task, json_t **ret_final);
+/* Once the task ended, task_wait prints each of its result's "warnings"
+ * on stderr (not with --json), but none printed before: those the caller
+ * showed already (an import's plan) it names here first. */
+void task_warnings_shown(const json_t *warnings);
 
 /* task_wait, then the outcome as a CLI exit status: 0 when the task
  * succeeded; otherwise its error (or "KIND SUBJECT failed") is printed. When

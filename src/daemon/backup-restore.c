@@ -370,7 +370,7 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
     }
     if (r >= 0) {
         vo_task_progress(t, 95, "defining the VM");
-        r = vo_vm_define(d, TAKE_PTR(spec), ret_error);
+        r = vo_vm_define(d, TAKE_PTR(spec), NULL, ret_error);
     }
     if (r < 0)
         remove_volumes(d, made);

@@ -45,10 +45,17 @@ int vo_vm_lock_for_change(VoTask *t, VoVm *vm, const char *verb, VoHvInstance **
 
 int vo_vm_commit_spec(VoVm *vm, VoVmSpec *next)
 {
+    return vo_vm_commit_spec_claimed(vm, next, NULL);
+}
+
+int vo_vm_commit_spec_claimed(VoVm *vm, VoVmSpec *next, const VoMacClaims *mac_claims)
+{
     pthread_mutex_lock(&vm->lock);
     VoVmSpec *old = vm->spec;
     vm->spec = next;
+    vm->mac_claims = mac_claims;
     int r = vo_vm_save(vm);
+    vm->mac_claims = NULL;
     if (r < 0) {
         vm->spec = old;
         vo_vm_spec_free(next);

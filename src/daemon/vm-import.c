@@ -385,7 +385,7 @@ static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel,
         const char *source = i < p->n_nics ? p->nics[i].mac : NULL;
         const char *why = vo_vms_new_nic_mac(op->d, source, s->nics, i, mac);
         if (!why && source && op->mac_held && !op->mac_held[i]) {
-            why = "is claimed by another import at this moment";
+            why = "is being given to another VM at this moment";
             (void)vo_vms_new_nic_mac(op->d, NULL, s->nics, i, mac);
         }
         if (why && notes)
@@ -414,7 +414,7 @@ static int claim_macs(ImportOp *op, bool *held, VoMacClaims **ret, char **ret_er
     for (size_t i = 0; i < n; i++)
         if (vo_mac_valid(p->nics[i].mac) && !vo_mac_is_zero(p->nics[i].mac))
             macs[i] = p->nics[i].mac;
-    int r = vo_mac_claims_take(op->d, macs, n, held, ret);
+    int r = vo_mac_claims_take(op->d, macs, n, op->name, held, ret);
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot claim the NICs' MAC addresses in the store: "
                             "%s", strerror(-r));
@@ -467,7 +467,8 @@ static int task_import(VoTask *t, void *userdata)
     }
     if (r >= 0) {
         vo_task_progress(t, 95, "defining the VM");
-        r = vo_vm_define(d, TAKE_PTR(spec), &error); /* takes spec, also on failure */
+        /* takes spec, also on failure; its write confirms the claims */
+        r = vo_vm_define(d, TAKE_PTR(spec), claims, &error);
     }
     vo_mac_claims_release(claims); /* its VM's document holds the MACs now */
     op->mac_held = NULL;

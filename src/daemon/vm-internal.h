@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 
 #include "daemon/console.h"
+#include "daemon/mac-claims.h"
 #include "daemon/vms.h"
 #include "vireo/errors.h"
 
@@ -74,6 +75,10 @@ struct VoVm {
      * against the project's quotas (daemon/projects.h); other writes (state
      * changes, the relations rebuilt at start) never are. vm->lock. */
     bool check_quota;
+    /* The next write gives it MACs claimed (mac-claims.h): the write
+     * compares the claims, and fails with VO_RELATIONS_ECLAIM when one
+     * lapsed. Set and cleared by that write's caller. vm->lock. */
+    const VoMacClaims *mac_claims;
     /* The virtual sizes of its disks, in bytes, as its project's usage
      * document says (disk_bytes; VM specs hold no sizes): set at create
      * and by a disk's hot-plug, detach or resize, carried over from the
@@ -209,6 +214,9 @@ void vo_vm_refresh_live(VoVm *vm, VoHvInstance *hv);
 /* Caller holds the job lock: next (stolen) becomes the VM's spec and is
  * saved; when saving fails the old spec stays. */
 int vo_vm_commit_spec(VoVm *vm, VoVmSpec *next);
+/* The same for a spec given MACs claimed (mac-claims.h, may be NULL): the
+ * save confirms the claims, VO_RELATIONS_ECLAIM when one lapsed. */
+int vo_vm_commit_spec_claimed(VoVm *vm, VoVmSpec *next, const VoMacClaims *mac_claims);
 /* The words of a save the VM's project refused (over a quota, the project
  * gone, a volume or network of another project or being moved to one) for
  * the save's result r, or NULL (malloc'd). */
@@ -223,8 +231,12 @@ int vo_vm_submit_keyed(VoDaemon *d, VoVm *vm, const char *kind, const char *also
                        VoTaskFn fn, void *args, VoTaskFreeFn free_args, json_t **ret_task,
                        char **ret_error);
 /* Registers a new stopped VM with spec (taken; its id, name and MACs already
- * unique), e.g. a restored backup. -EEXIST when the name is taken. */
-int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error);
+ * unique), e.g. a restored backup. -EEXIST when the name is taken.
+ * mac_claims (may be NULL): the claims on its MACs (mac-claims.h), which
+ * its document's write confirms: -EKEYEXPIRED when one lapsed. */
+int vo_vm_define(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *mac_claims, char **ret_error);
+/* The error of a write whose MAC claims lapsed (VO_RELATIONS_ECLAIM). */
+char *vo_vm_mac_claim_lapsed(const char *name);
 
 /* Live migration (migrate.c, migrate-incoming.c). Destination: registers
  * the VM whose documents the ownership transaction just moved here (spec

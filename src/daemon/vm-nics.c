@@ -10,6 +10,8 @@
 #include "daemon/vm-internal.h"
 #include "network/net-exec.h"
 #include "network/net-spec.h"
+#include "state/relations.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 static bool has_mac(VoVm *vm, const void *mac)
@@ -110,6 +112,7 @@ json_t *vo_vm_nics_json(VoDaemon *d, VoVm *vm)
 typedef struct {
     VoVm *vm;
     char *network, *mac;
+    VoMacClaims *claims; /* a MAC asked for, claimed until its NIC is saved */
     size_t index;
     unsigned slot; /* of the NIC removed */
 } NicOp;
@@ -117,6 +120,7 @@ typedef struct {
 static void nic_op_free(void *p)
 {
     NicOp *op = p;
+    vo_mac_claims_release(op->claims);
     vo_vm_unref(op->vm);
     free(op->network);
     free(op->mac);
@@ -158,8 +162,16 @@ static int change_nics(VoTask *t, VoVm *vm, const char *verb,
     /* The NIC an add plugged, to take out again if the definition cannot
      * be saved. */
     unsigned added_slot = next->n_nics ? next->nics[next->n_nics - 1].slot : 0;
+    /* Tests hold an add here, its MAC claimed, to race another. */
+    if (r >= 0 && op->claims)
+        vo_test_hold("nic_mac_claimed");
     if (r >= 0)
-        r = vo_vm_commit_spec(vm, TAKE_PTR(next));
+        r = vo_vm_commit_spec_claimed(vm, TAKE_PTR(next), op->claims);
+    if (r == VO_RELATIONS_ECLAIM && !error) {
+        _cleanup_free_ char *vm_name = vo_vm_name(vm);
+        error = vo_vm_mac_claim_lapsed(vm_name);
+        r = -EAGAIN;
+    }
     /* Its save refused by the VM's project (the network's moved meanwhile). */
     if (r < 0 && !error)
         error = vo_vm_save_refusal(r);
@@ -168,6 +180,9 @@ static int change_nics(VoTask *t, VoVm *vm, const char *verb,
         (void)vm->d->driver->nic_detach(hv, added_slot, &ignored);
     }
     vo_vm_spec_free(next);
+    /* The VM's document holds the MAC now (or the add failed): the claim
+     * goes before the task ends. */
+    vo_mac_claims_release(TAKE_PTR(op->claims));
     pthread_mutex_unlock(&vm->job);
     if (claimed)
         vo_network_release_nic(vm->d, op->network, op->mac);
@@ -272,22 +287,42 @@ static bool mac_taken(VoDaemon *d, const char *mac, const VoNicSpec *earlier, si
     return mac_in_use(d, mac);
 }
 
+/* A MAC looked for in the other hosts' VMs, and the VM found with it. */
+typedef struct {
+    const char *mac;
+    char *vm, *host;
+} MacOwner;
+
 /* vo_cluster_each_doc's fn: -EEXIST when the VM document value has a NIC
- * with MAC userdata. */
+ * with the MAC (MacOwner: the VM and its host noted). */
 static int doc_has_mac(const VoClusterHost *h, const char *name, const char *value,
                        void *userdata)
 {
-    (void)h;
     (void)name;
+    MacOwner *o = userdata;
     json_t *doc = json_loads(value, 0, NULL), *nic;
+    json_t *spec = json_object_get(doc, "spec");
     size_t i;
     bool found = false;
-    json_array_foreach(json_object_get(json_object_get(doc, "spec"), "nics"), i, nic) {
+    json_array_foreach(json_object_get(spec, "nics"), i, nic) {
         const char *mac = json_string_value(json_object_get(nic, "mac"));
-        found = found || (mac && !strcasecmp(mac, userdata));
+        found = found || (mac && !strcasecmp(mac, o->mac));
+    }
+    if (found) {
+        o->vm = vo_strdup(json_string_value(json_object_get(spec, "name")));
+        o->host = vo_strdup(h->name);
     }
     json_decref(doc);
     return found ? -EEXIST : 0;
+}
+
+/* Whether another host's VM has mac: -EEXIST with the VM's and host's
+ * names in *o (freed by the caller), 0, or the store's -errno. Standalone:
+ * 0. */
+static int mac_on_other_host(VoDaemon *d, const char *mac, MacOwner *o)
+{
+    *o = (MacOwner){ .mac = mac };
+    return d->cluster_store ? vo_cluster_each_doc(d, "vms", doc_has_mac, o) : 0;
 }
 
 const char *vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec *earlier,
@@ -304,8 +339,10 @@ const char *vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec 
     /* The cluster's networks span its hosts: a MAC kept from a source (the
      * same OVA imported on two hosts) must be on no other host's VM. A
      * store that cannot say keeps it from being used. */
-    int r = why || !d->cluster_store ? 0 : vo_cluster_each_doc(d, "vms", doc_has_mac,
-                                                                (void *)wanted);
+    MacOwner owner = { 0 };
+    int r = why ? 0 : mac_on_other_host(d, wanted, &owner);
+    free(owner.vm);
+    free(owner.host);
     if (r == -EEXIST)
         why = "is in use on another host of the cluster";
     else if (r < 0) {
@@ -361,9 +398,34 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
                                  "none for a new one", mac);
         return -EINVAL;
     }
+    /* A MAC asked for is claimed first (mac-claims.h), then looked for in
+     * the VMs: another add or import of it, here or on another host, is
+     * refused by the claim until its VM is written, and found after. */
+    VoMacClaims *claims = NULL;
+    if (mac) {
+        pthread_mutex_lock(&vm->lock);
+        _cleanup_free_ char *vm_name = vo_strdup(vm->spec->name);
+        pthread_mutex_unlock(&vm->lock);
+        if ((r = vo_mac_claim_one(d, mac, vm_name, &claims, ret_error)) < 0)
+            return r;
+    }
     if (mac && mac_in_use(d, mac)) {
+        vo_mac_claims_release(claims);
         *ret_error = vo_asprintf("mac: %s is already used by a NIC on this host", mac);
         return -EEXIST;
+    }
+    MacOwner owner = { 0 };
+    r = mac ? mac_on_other_host(d, mac, &owner) : 0;
+    if (r < 0) {
+        vo_mac_claims_release(claims);
+        *ret_error = r == -EEXIST
+                         ? vo_asprintf("mac: %s is already used by VM '%s' on host '%s'", mac,
+                                       owner.vm ? owner.vm : "?", owner.host ? owner.host : "?")
+                         : vo_asprintf("mac: %s cannot be checked against the other hosts' "
+                                       "VMs: %s", mac, strerror(-r));
+        free(owner.vm);
+        free(owner.host);
+        return r == -EEXIST ? -EEXIST : -EAGAIN;
     }
     if (!mac) {
         if (vo_vms_unused_mac(d, generated) < 0) {
@@ -376,6 +438,7 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
     op->vm = vo_vm_ref(vm);
     op->network = vo_strdup(network);
     op->mac = vo_strdup(mac);
+    op->claims = claims;
     return vo_vm_submit(d, vm, "nic-add", task_nic_add, op, nic_op_free, ret_task, ret_error);
 }
 

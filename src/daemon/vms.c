@@ -323,6 +323,7 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
         }
         txn.object_cmps = objects.cmps;
         txn.n_object_cmps = objects.n;
+        txn.n_claim_cmps = vo_mac_claims_compares(vm->mac_claims, &txn.claim_cmps);
         /* Tests hold a save here, its objects checked, to race a move. */
         if (objects.n)
             vo_test_hold("vm_objects_checked");
@@ -2172,7 +2173,14 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     return r;
 }
 
-int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
+char *vo_vm_mac_claim_lapsed(const char *name)
+{
+    return vo_asprintf("the claims on VM '%s''s MAC addresses lapsed before it was saved (this "
+                       "host did not renew them in time; another VM may have taken a MAC "
+                       "since): try again", name);
+}
+
+int vo_vm_define(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *mac_claims, char **ret_error)
 {
     int r = vo_vm_spec_validate(spec, &d->limits, ret_error);
     if (r >= 0)
@@ -2200,13 +2208,18 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, char **ret_error)
     if (r >= 0) {
         pthread_mutex_lock(&vm->lock);
         vm->check_quota = true;
+        vm->mac_claims = mac_claims;
         r = vo_vm_save(vm);
         vm->check_quota = false;
+        vm->mac_claims = NULL;
         pthread_mutex_unlock(&vm->lock);
         char *refused = vo_vm_save_refusal(r);
         if (r == -ENOTUNIQ) {
             *ret_error = vo_vm_name_taken_message(d, spec->name);
             r = -EEXIST;
+        } else if (r == VO_RELATIONS_ECLAIM) {
+            *ret_error = vo_vm_mac_claim_lapsed(spec->name);
+            r = -EAGAIN;
         } else if (refused) {
             *ret_error = refused;
         } else if (r == -EIDRM) {

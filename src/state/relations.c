@@ -138,7 +138,8 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
      * service writes them, always with the VM's document compared. A name
      * claim is compared on being new: one VM per name in the whole store
      * (the cluster's, on etcd). */
-    VoStoreCompare *cmps = vo_malloc0(sizeof(*cmps) * (4 + t->n_object_cmps));
+    VoStoreCompare *cmps = vo_malloc0(sizeof(*cmps) *
+                                      (4 + t->n_object_cmps + t->n_claim_cmps));
     cmps[0] = (VoStoreCompare){ .key = t->vm_key, .expected_rev = t->vm_rev };
     size_t n_cmps = 1, claim_at = 0, group_at = 0, project_at = 0;
     if (t->claim_key) {
@@ -164,6 +165,10 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
     size_t objects_at = n_cmps;
     for (size_t i = 0; i < t->n_object_cmps; i++)
         cmps[n_cmps++] = t->object_cmps[i];
+    /* The short claims it rests on, still the ones made (not lapsed). */
+    size_t claims_at = n_cmps;
+    for (size_t i = 0; i < t->n_claim_cmps; i++)
+        cmps[n_cmps++] = t->claim_cmps[i];
     int64_t rev = 0;
     size_t failed = 0;
     int r = vo_store_txn(s, cmps, n_cmps, ops, n, &rev, &failed);
@@ -174,6 +179,9 @@ int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev)
     else if ((r == -ESTALE || r == -ENOENT || r == -EEXIST) && project_at &&
              failed == project_at)
         r = -EXDEV;
+    else if ((r == -ESTALE || r == -ENOENT || r == -EEXIST) && t->n_claim_cmps &&
+             failed >= claims_at)
+        r = VO_RELATIONS_ECLAIM;
     else if ((r == -ESTALE || r == -ENOENT || r == -EEXIST) && t->n_object_cmps &&
              failed >= objects_at)
         r = VO_RELATIONS_EOBJECT;

@@ -62,8 +62,12 @@ void vo_relations_add_project(json_t *want, const VoVmSpec *spec, const char *ho
  * object_cmps (n_object_cmps, may be 0): the documents of the volumes and
  * networks it comes to use, as the project check read them
  * (state/project-objects.h): VO_RELATIONS_EOBJECT when one changed or a
- * move of one began meanwhile (check again). */
+ * move of one began meanwhile (check again).
+ * claim_cmps (n_claim_cmps, may be 0): short claims the change rests on (a
+ * MAC address's: daemon/mac-claims.h) at the revisions they were made:
+ * VO_RELATIONS_ECLAIM when one is gone or another's (its lease lapsed). */
 #define VO_RELATIONS_EOBJECT (-ENOLINK)
+#define VO_RELATIONS_ECLAIM (-EKEYEXPIRED)
 typedef struct {
     const char *vm_key;
     int64_t vm_rev;
@@ -78,6 +82,8 @@ typedef struct {
     int64_t project_rev;
     const VoStoreCompare *object_cmps;
     size_t n_object_cmps;
+    const VoStoreCompare *claim_cmps;
+    size_t n_claim_cmps;
 } VoRelationsTxn;
 int vo_relations_commit(VoStore *s, const VoRelationsTxn *t, int64_t *ret_rev);
 

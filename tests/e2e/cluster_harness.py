@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 
-from vireo_harness import Daemon, Netns, pid_alive, wait_until
+from vireo_harness import Daemon, Netns, netns_pids, pid_alive, wait_until
 
 API_PORT = 8443
 _runs = itertools.count(1)
@@ -209,11 +209,6 @@ class Host(Daemon):
         return {p for p in pids if pid_alive(p)}
 
 
-def netns_pids(name):
-    p = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
-    return {int(x) for x in p.stdout.split()} if p.returncode == 0 else set()
-
-
 def descendants(roots):
     """Every process below roots, from /proc's parent links."""
     children = {}
@@ -373,11 +368,10 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 pass
         for ns in reversed(self.namespaces):
-            for pid in netns_pids(ns.name):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            try:
+                ns.end_processes()
+            except TimeoutError as e:  # keep going: the rest must go too
+                print(f"cluster cleanup: {e}")
             ns.delete()
         self.namespaces = []
         shutil.rmtree(self.tmp, ignore_errors=True)

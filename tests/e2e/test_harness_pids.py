@@ -4,7 +4,9 @@ side): a qemu.pid left by a stopped VM, or the pid an earlier API answer
 gave, may name another test's process by the time of cleanup (a backup's
 qemu-storage-daemon got a SIGTERM so, and its backup failed with
 "Connection reset by peer"). Daemon.cleanup leaves such a process alone and
-still ends a process of its own."""
+still ends a process of its own. And it ends a dnsmasq that no pidfile
+names, of a vireod killed right after starting it: such dnsmasqs outlived
+their tests, their directories removed."""
 
 import os
 import subprocess
@@ -12,7 +14,7 @@ import sys
 
 import pytest
 
-from vireo_harness import OwnProcs, wait_until
+from vireo_harness import OwnProcs, pid_alive, wait_until
 
 SLEEPER = "import time; time.sleep(600)"
 
@@ -44,6 +46,47 @@ def procs():
             if p.poll() is None:
                 p.kill()
             p.wait(timeout=10)
+
+
+# A dnsmasq slow to start: its process waits a minute (no pidfile written
+# meanwhile) before it becomes the real dnsmasq. One process, whose command
+# line names the daemon's directory (its --conf-file).
+SLOW_DNSMASQ = """#!/usr/bin/python3
+import os, sys, time
+time.sleep(60)
+os.execv("{real}", ["{real}"] + sys.argv[1:])
+"""
+
+
+def processes_naming(path):
+    """The pids of processes whose command line names path."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and path.encode() in cmdline(entry):
+            found.append(int(entry))
+    return found
+
+
+def test_cleanup_ends_a_dnsmasq_no_pidfile_names(fake_daemon):
+    """vireod killed (-9) just after it started a network's dnsmasq, before
+    that dnsmasq wrote its pidfile: with vireod gone and no pidfile, only
+    the daemon's namespace still knows the process, and the cleanup ends
+    it there. Before, it outlived the test (its directory removed)."""
+    d = fake_daemon
+    d.wrap_tool("dnsmasq", SLOW_DNSMASQ)
+    d.api("POST", "/v1/networks", {"name": "nslow", "type": "nat"}, expect=201)
+    conf = os.path.join(d.run_dir, "networks", "nslow", "dnsmasq.conf")
+    wait_until(lambda: processes_naming(conf), 30, what="the slow dnsmasq to start")
+    slow = processes_naming(conf)
+    d.kill9()
+    try:
+        d.cleanup()
+        wait_until(lambda: not any(pid_alive(p) for p in slow), 10,
+                   what=f"dnsmasq {slow} to end")
+    finally:
+        for pid in slow:  # never left behind by this test, whatever the cleanup did
+            if pid_alive(pid) and conf.encode() in cmdline(pid):
+                os.kill(pid, 9)
 
 
 def write_pidfile(d, vm, pid):

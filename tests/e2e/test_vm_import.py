@@ -19,6 +19,7 @@ at once keeps its MAC on one VM only."""
 import hashlib
 import io
 import os
+import sqlite3
 import subprocess
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +94,20 @@ def make_ova(path, ovf, members, manifest=True, digest_override=None):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return path
+
+
+def domain_with_mac(tmp_path, name, mac, disk=None):
+    """A libvirt domain NAME (64 MiB, a qcow2 disk: disk, else a new one of
+    8 MiB, and a user NIC with MAC mac) at tmp_path/NAME.xml: its path."""
+    if disk is None:
+        disk = str(tmp_path / f"{name}.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"], check=True)
+    xml = str(tmp_path / f"{name}.xml")
+    with open(xml, "w") as f:
+        f.write(f"<domain><name>{name}</name><memory unit='MiB'>64</memory><devices>"
+                f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
+                f"<interface type='user'><mac address='{mac}'/></interface></devices></domain>")
+    return xml
 
 
 def volume_keys(d):
@@ -384,9 +399,13 @@ def test_leftover_disk_copies_go_at_start(env):
 @pytest.fixture(scope="module")
 def crashy(tmp_path_factory):
     """A fake-driver vireod whose fault points (VIREO_TEST_MIGRATE_FAULT: a
-    file per point, taken once) make it _exit at a named moment."""
+    file per point, taken once) make it _exit at a named moment; its hold
+    points (VIREO_FAKE_FAULTS) are in d.holds."""
     faults = str(tmp_path_factory.mktemp("faults"))
-    d = Daemon(driver="fake", env={"VIREO_TEST_MIGRATE_FAULT": faults})
+    holds = str(tmp_path_factory.mktemp("holds"))
+    d = Daemon(driver="fake", env={"VIREO_TEST_MIGRATE_FAULT": faults,
+                                   "VIREO_FAKE_FAULTS": holds})
+    d.holds = holds
     try:
         yield d, faults
     finally:
@@ -471,6 +490,55 @@ def test_create_cut_short_leaves_nothing(crashy):
     assert_interrupted(d, task)
     d.task_ok("POST", "/v1/vms", {"name": "cut", "memory_mib": 64})
     assert volume_keys(d) == before | {"default/cut-disk0"}
+
+
+def test_lapsed_mac_claim_fails_the_write(crashy, tmp_path):
+    """The claim on a MAC asked for (mac-claims.h) gone before the VM's
+    document is written, as its lease's expiry takes it when the host was
+    too slow to renew it for 30 s (another host may hold the MAC since):
+    the write compares the claim, so an import keeping that MAC fails,
+    saying so, and leaves nothing; and so does a NIC add with --mac."""
+    d, _ = crashy
+
+    def lapse_while_held(point, mac, request):
+        """request() with `point` held; the claim on mac deleted there."""
+        hold = os.path.join(d.holds, f"{point}.hold")
+        open(hold, "w").close()
+        try:
+            answer = request()
+            wait_until(lambda: os.path.exists(os.path.join(d.holds, f"{point}.held")), 60,
+                       what=f"{point} held")
+            db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"), timeout=30)
+            try:
+                with db:
+                    gone = db.execute("DELETE FROM documents WHERE key = ?",
+                                      (f"cluster/claims/macs/{mac}",)).rowcount
+            finally:
+                db.close()
+            assert gone == 1, f"no claim on {mac} at {point}"
+        finally:
+            os.remove(hold)
+            os.remove(os.path.join(d.holds, f"{point}.held"))
+        return d.wait_task(answer["task"])
+
+    mac = "52:54:00:0c:1a:4e"
+    xml = domain_with_mac(tmp_path, "lapsed", mac)
+    body = {"source": "libvirt", "path": xml, "network": "user"}
+    t = lapse_while_held("import_macs_checked", mac,
+                         lambda: d.api("POST", "/v1/vm-imports", body, expect=202))
+    assert t["state"] == "failed" and "MAC addresses lapsed before it was saved" in \
+        t["error"]["message"], t
+    assert d.request("GET", "/v1/vms/lapsed")[0] == 404
+    assert not any("lapsed" in k for k in volume_keys(d))
+
+    assert d.wait_task(d.api("POST", "/v1/vm-imports", body, expect=202)["task"])[
+        "state"] == "succeeded"
+    added = "52:54:00:0c:1a:5e"
+    t = lapse_while_held("nic_mac_claimed", added, lambda: d.api(
+        "POST", "/v1/vms/lapsed/nics", {"network": "user", "mac": added}, expect=202))
+    assert t["state"] == "failed" and "MAC addresses lapsed before it was saved" in \
+        t["error"]["message"], t
+    assert [n["mac"] for n in d.vm("lapsed")["nics"]] == [mac]
 
 
 def fake_iso(path):
@@ -591,51 +659,94 @@ def test_cdrom_without_iso_is_a_warning(crashy, tmp_path):
 
 
 def test_racing_imports_on_two_hosts_keep_one_mac(cluster, tmp_path, monkeypatch):
-    """One domain imported on two hosts of a cluster at once, each import
-    held after it checked its MAC and before its VM is written (fake
-    driver): exactly one VM keeps the source's MAC (the imports claim it
-    first: mac-claims.h); the other's NIC gets a new one and its task's
-    result says why. The claims go with the imports: a third import of the
-    domain finds the MAC in use, not claimed."""
+    """One domain imported on two hosts of a cluster at once (vireo vm
+    import-libvirt), each import held after it checked its MAC and before
+    its VM is written (fake driver): exactly one VM keeps the source's MAC
+    (the imports claim it first: mac-claims.h); the other's NIC gets a new
+    one, and its CLI prints why once its task ended. The claims go with the
+    imports: a third import of the domain finds the MAC in use, not claimed.
+    NIC adds with a MAC asked for claim it too: of two adds of one MAC on
+    two hosts at once, and of an add racing an import keeping that MAC, one
+    wins and the other is refused (409) naming the MAC and the VM that
+    gets it; once written, the VM's document refuses it."""
     from test_cluster_placement import form
     faults = [str(tmp_path / f"faults{i}") for i in (1, 2)]
+
+    def hold(point, dirs=faults):
+        for f in dirs:
+            open(os.path.join(f, f"{point}.hold"), "w").close()
+
+    def wait_held(point, dirs=faults):
+        for f in dirs:
+            wait_until(lambda: os.path.exists(os.path.join(f, f"{point}.held")), 60,
+                       what=f"{point} held")
+
+    def release(point, dirs=faults):
+        for f in dirs:
+            for end in ("hold", "held"):
+                if os.path.exists(os.path.join(f, f"{point}.{end}")):
+                    os.remove(os.path.join(f, f"{point}.{end}"))
+
+    def domain(name, mac):
+        return domain_with_mac(tmp_path, name, mac, disk)
+
     for f in faults:
         os.makedirs(f)
-        open(os.path.join(f, "import_macs_checked.hold"), "w").close()
+    hold("import_macs_checked")
     monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[0])
     c = cluster(1, driver="fake", listen=False)
     monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[1])
     c.add_host()
     form(c)
+    h1, h2 = c.hosts
     disk = str(tmp_path / "r.qcow2")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"], check=True)
-    tasks = []
-    for h in c.hosts:
-        xml = str(tmp_path / f"{h.name}.xml")
-        with open(xml, "w") as f:
-            f.write(f"<domain><name>mac-{h.name}</name><memory unit='MiB'>64</memory><devices>"
-                    f"<disk type='file' device='disk'><source file='{disk}'/></disk>"
-                    "<interface type='user'><mac address='52:54:00:0c:1a:1e'/></interface>"
-                    "</devices></domain>")
-        tasks.append((h, h.api("POST", "/v1/vm-imports", {"source": "libvirt", "path": xml,
-                                                          "network": "user"}, expect=202)))
-    for f in faults:  # both checked, neither written
-        wait_until(lambda: os.path.exists(os.path.join(f, "import_macs_checked.held")), 60,
-                   what="an import at its hold point")
-    for f in faults:
-        os.remove(os.path.join(f, "import_macs_checked.hold"))
-    results = [h.wait_task(answer["task"]) for h, answer in tasks]
-    assert [t["state"] for t in results] == ["succeeded"] * 2, results
-    macs = [h.vm(f"mac-{h.name}")["nics"][0]["mac"] for h, _ in tasks]
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(h.cli, "vm", "import-libvirt",
+                            domain(f"mac-{h.name}", "52:54:00:0c:1a:1e"), "--network", "user")
+                for h in c.hosts]
+        wait_held("import_macs_checked")  # both checked, neither written
+        release("import_macs_checked")
+        outs = [r.result() for r in runs]
+    macs = [h.vm(f"mac-{h.name}")["nics"][0]["mac"] for h in c.hosts]
     assert sorted(m == "52:54:00:0c:1a:1e" for m in macs) == [False, True], macs
-    loser = results[macs.index(next(m for m in macs if m != "52:54:00:0c:1a:1e"))]
-    assert any("52:54:00:0c:1a:1e" in w and "NIC 1 gets a new MAC" in w
-               for w in loser["result"]["warnings"]), loser
-    h = c.hosts[0]
-    status, answer = h.request("POST", "/v1/vm-imports", {
-        "source": "libvirt", "path": str(tmp_path / f"{h.name}.xml"), "name": "mac-third",
+    loser = outs[macs.index(next(m for m in macs if m != "52:54:00:0c:1a:1e"))]
+    assert "warning: NIC 1 gets a new MAC address (52:54:00:0c:1a:1e is being given to " \
+        "another VM at this moment)" in loser.stderr, (loser.stdout, loser.stderr)
+    status, answer = h1.request("POST", "/v1/vm-imports", {
+        "source": "libvirt", "path": str(tmp_path / "mac-h1.xml"), "name": "mac-third",
         "network": "user"})
     assert status == 202, answer
-    third = h.wait_task(answer["task"])
+    third = h1.wait_task(answer["task"])
     notes = [w for w in third["result"]["warnings"] if "NIC 1 gets a new MAC" in w]
     assert len(notes) == 1 and "is in use" in notes[0], third
+
+    # Two NIC adds of one MAC: h1's holds its claim (held before its save).
+    mac = "52:54:00:0c:1a:2e"
+    hold("nic_mac_claimed")
+    first = h1.api("POST", "/v1/vms/mac-h1/nics", {"network": "user", "mac": mac}, expect=202)
+    wait_held("nic_mac_claimed", faults[:1])
+    status, answer = h2.request("POST", "/v1/vms/mac-h2/nics", {"network": "user", "mac": mac})
+    release("nic_mac_claimed")
+    assert status == 409, answer
+    assert f"mac: {mac} is being given to VM 'mac-h1' on host 'h1'" in \
+        answer["error"]["message"], answer
+    assert h1.wait_task(first["task"])["state"] == "succeeded"
+    status, answer = h2.request("POST", "/v1/vms/mac-h2/nics", {"network": "user", "mac": mac})
+    assert status == 409 and f"mac: {mac} is already used by VM 'mac-h1' on host 'h1'" in \
+        answer["error"]["message"], answer
+
+    # An add racing an import that keeps the MAC: the import (held) holds it.
+    mac = "52:54:00:0c:1a:3e"
+    hold("import_macs_checked", faults[:1])
+    status, answer = h1.request("POST", "/v1/vm-imports", {
+        "source": "libvirt", "path": domain("mac-fourth", mac), "network": "user"})
+    assert status == 202, answer
+    wait_held("import_macs_checked", faults[:1])
+    status, refused = h2.request("POST", "/v1/vms/mac-h2/nics", {"network": "user", "mac": mac})
+    release("import_macs_checked")
+    assert status == 409 and "being given to VM 'mac-fourth' on host 'h1'" in \
+        refused["error"]["message"], refused
+    fourth = h1.wait_task(answer["task"])
+    assert fourth["state"] == "succeeded" and h1.vm("mac-fourth")["nics"][0]["mac"] == mac, fourth
+    assert [n["mac"] for n in h2.vm("mac-h2")["nics"]] == [macs[1]]

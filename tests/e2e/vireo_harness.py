@@ -206,6 +206,12 @@ class OwnProcs:
         self.close()
 
 
+def netns_pids(name):
+    """The PIDs of the processes in network namespace `name` (ip netns pids)."""
+    p = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+    return {int(x) for x in p.stdout.split()} if p.returncode == 0 else set()
+
+
 class Netns:
     """A network namespace of the test's own, with loopback up."""
 
@@ -213,6 +219,41 @@ class Netns:
         self.name = name or "vireo-t-" + uuid.uuid4().hex[:10]
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
+
+    def end_processes(self, timeout=10.0):
+        """SIGKILL to every process still in the namespace, until none is
+        left (bounded). Whatever runs in a test's own namespace is the
+        test's: a dnsmasq vireod started just before it died, whose pidfile
+        was not written yet, is found only so (`ip netns delete` ends no
+        process: they keep the namespace and outlive the test). Each is
+        signalled through a pidfd taken while it was in this namespace:
+        pids are reused."""
+        try:
+            ns = os.stat(f"/run/netns/{self.name}")
+        except OSError:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            left = []
+            for pid in netns_pids(self.name):
+                try:
+                    fd = os.pidfd_open(pid)
+                except OSError:
+                    continue
+                try:
+                    st = os.stat(f"/proc/{pid}/ns/net")
+                    if (st.st_dev, st.st_ino) == (ns.st_dev, ns.st_ino):
+                        signal.pidfd_send_signal(fd, signal.SIGKILL)
+                        left.append(pid)
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"netns {self.name}: pids {sorted(left)} survive SIGKILL")
+            time.sleep(0.05)
 
     def delete(self):
         subprocess.run(["ip", "netns", "delete", self.name], check=False)
@@ -350,8 +391,11 @@ class Daemon:
         self.remember_qemu_pids()
         self.remember_dnsmasq_pids()
         self.stop()
+        self.remember_qemu_pids()  # pidfiles written since, vireod gone now
         self.qemu_pids.kill_all()
         self.qemu_pids.close()
+        if self.owns_netns:  # what no pidfile named (a dnsmasq just started)
+            self.netns.end_processes()
         self.remove_cgroups()
         if self.owns_netns:
             self.netns.delete()

@@ -2,7 +2,8 @@
  * definition implies, their transaction with the VM's document (only what
  * changed is written; nothing when the VM's document is not as expected;
  * all of a VM's documents go in one delete), and the reads the volume and
- * network services answer "in use" with, on a real SQLite store; and a
+ * network services answer "in use" with, on a real SQLite store; the short
+ * claims a write rests on, confirmed in it; and a
  * project's quota check committed with them under interleaved changes
  * (state/project-usage.h). */
 #include <setjmp.h>
@@ -339,6 +340,38 @@ static void test_group_join_compared(void **state)
     json_decref(want);
 }
 
+/* The short claims a write rests on (a MAC's: daemon/mac-claims.h),
+ * compared at the revisions they were made: one gone (its lease lapsed)
+ * or made again by another fails the VM's write with VO_RELATIONS_ECLAIM,
+ * nothing of it written; as made, the write commits. */
+static void test_claims_confirmed(void **state)
+{
+    Fixture *f = *state;
+    _cleanup_free_ char *k1 = vo_key_vm(VM1), *name = vo_key_vm_name("m1");
+    const char *mac = "cluster/claims/macs/52:54:00:0c:1a:4e";
+    int64_t made = 0, again = 0;
+    assert_int_equal(vo_store_put(f->store, mac, "{\"vm\":\"m1\"}", VO_REV_NEW, &made), 0);
+    json_t *none = json_object();
+    VoStoreCompare claims[] = { { .key = mac, .expected_rev = made } };
+    VoRelationsTxn t = { .vm_key = k1, .vm_rev = VO_REV_NEW, .vm_doc = "{}", .have = none,
+                         .want = none, .claim_key = name, .claim_value = "{}",
+                         .claim_cmps = claims, .n_claim_cmps = 1 };
+    /* Lapsed: gone. */
+    assert_int_equal(vo_store_delete(f->store, mac, made), 0);
+    assert_int_equal(vo_relations_commit(f->store, &t, NULL), VO_RELATIONS_ECLAIM);
+    assert_int_equal(vo_store_get(f->store, k1, NULL, NULL), -ENOENT);
+    assert_int_equal(vo_store_get(f->store, name, NULL, NULL), -ENOENT);
+    /* Lapsed and taken by another since. */
+    assert_int_equal(vo_store_put(f->store, mac, "{\"vm\":\"m2\"}", VO_REV_NEW, &again), 0);
+    assert_int_equal(vo_relations_commit(f->store, &t, NULL), VO_RELATIONS_ECLAIM);
+    assert_int_equal(vo_store_get(f->store, k1, NULL, NULL), -ENOENT);
+    /* As made: written. */
+    claims[0].expected_rev = again;
+    assert_int_equal(vo_relations_commit(f->store, &t, NULL), 0);
+    assert_int_equal(vo_store_get(f->store, k1, NULL, NULL), 0);
+    json_decref(none);
+}
+
 /* A project's quota under interleaved changes (state/project-usage.h with
  * the transaction above): two VMs checked against the same last slot both
  * pass the check, the first to commit wins and the second's transaction
@@ -524,6 +557,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_name_claims, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_figure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_join_compared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claims_confirmed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
