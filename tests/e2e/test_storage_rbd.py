@@ -367,11 +367,14 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
 
 
 def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
-    """A volume create cut short by vireod's crash (its marked RBD image
-    made, its document not saved), and the restart's sweep finds Ceph not
-    answering (the monitor stopped): the intent stays, a create of the name
-    meanwhile is refused (409), and once the monitor answers the running
-    vireod removes the image, so the name is usable again."""
+    """Two volume creates cut short by vireod's crash (their marked RBD
+    images made, their documents not saved), and the restart's sweep finds
+    Ceph not answering (the monitor stopped): the intents stay, the pool's
+    Ceph asked once for both (one connection's timeout, not one per image),
+    shown with their error by `pool show`; the pool's delete is refused
+    naming them, a create of the name meanwhile too (409); once the
+    monitor answers the running vireod removes the images, so the name is
+    usable again."""
     d, keyring, key = rbd_env
     d.cli("pool", "create", "down", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
           "vireo-vms", "--user", "vireo", "--keyring", keyring)
@@ -380,26 +383,43 @@ def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
     d.request("POST", "/v1/pools/down/volumes", {"name": "orphan", "size_bytes": MiB})
     d.proc.wait(timeout=60)
     assert "orphan" in images(ceph)  # made, not recorded
+    # A second such leftover (as a second crash, with no sweep between, leaves it).
+    ceph.rbd("create", "--size", "1M", "vireo-vms/orphan2")
+    ceph.rbd("image-meta", "set", "vireo-vms/orphan2", "vireo.volume", "down/orphan2")
+    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
+    with db:
+        db.execute("INSERT INTO documents (key, mod_rev, create_rev, lease, value) SELECT "
+                   "key || '2', mod_rev, create_rev, lease, replace(value, 'orphan', 'orphan2') "
+                   "FROM documents WHERE key = 'intents/volumes/down/orphan'")
+    db.close()
     mon = ceph.procs["mon.a"][0].pid
     os.kill(mon, signal.SIGSTOP)
     try:
+        start_log = len(d.log())
         d.start(timeout=60)  # the sweep's try is bounded (10 s per Ceph call)
-        assert "sweep: kept the RBD image of" in d.log(), d.log()
+        kept_lines = [ln for ln in d.log()[start_log:].splitlines()
+                      if "sweep: kept the RBD image of" in ln]
+        assert len(kept_lines) == 2, d.log()
+        assert len([ln for ln in kept_lines if "earlier in this sweep" in ln]) == 1, kept_lines
         db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
         try:
             kept = [k for (k,) in
                     db.execute("SELECT key FROM documents WHERE key LIKE 'intents/%'")]
         finally:
             db.close()
-        assert "intents/volumes/down/orphan" in kept
+        assert {"intents/volumes/down/orphan", "intents/volumes/down/orphan2"} <= set(kept)
+        shown = d.cli("pool", "show", "down").stdout
+        assert shown.count("kept intent:") == 2 and "unreachable" in shown, shown
+        status, doc = d.request("DELETE", "/v1/pools/down")[:2]
+        assert status == 409 and "intents/volumes/down/orphan2" in doc["error"]["message"], doc
         status, doc = d.request("POST", "/v1/pools/down/volumes",
                                 {"name": "orphan", "size_bytes": MiB}, timeout=90)[:2]
-        assert status == 409 and "Ceph does not answer" in doc["error"]["message"], doc
+        assert status == 409 and "cannot be removed yet" in doc["error"]["message"], doc
     finally:
         os.kill(mon, signal.SIGCONT)
-    wait_until(lambda: "orphan" not in images(ceph), 60, interval=0.5,
-               what="the kept intent's image to go")
-    assert "sweep: finished intents/volumes/down/orphan" in d.log()
+    wait_until(lambda: not {"orphan", "orphan2"} & set(images(ceph)), 90, interval=0.5,
+               what="the kept intents' images to go")
+    assert "sweep: finished intents/volumes/down/orphan2" in d.log()
     d.task_ok("POST", "/v1/pools/down/volumes", {"name": "orphan", "size_bytes": MiB})
     assert "orphan" in images(ceph)
     d.task_ok("DELETE", "/v1/pools/down/volumes/orphan")
