@@ -776,10 +776,8 @@ static bool apply_pool_change(VoDaemon *d, const char *name, const char *value, 
         if (!p || !p->shared || p->rev >= rev)
             return false;
         log_info("shared pool '%s' was deleted", name);
-        if (p->rbd) { /* this host's copy of its key: its kept intents cannot be tried */
+        if (p->rbd) /* this host's copy of its key (its kept intents: the caller) */
             vo_storage_rbd_discard(p->path);
-            vo_sweep_kept_forget_pool(d, name);
-        }
         registry_remove_pool(d, p);
         return true;
     }
@@ -831,17 +829,23 @@ static void apply_volume_change(VoDaemon *d, const char *pool, const char *name,
 void vo_storage_apply_change(VoDaemon *d, const char *key, const char *value, int64_t rev)
 {
     bool changed = false;
+    const char *deleted_pool = NULL;
     pthread_mutex_lock(&d->storage_lock);
     if (!strncmp(key, VO_SHARED_POOLS_PREFIX, strlen(VO_SHARED_POOLS_PREFIX))) {
         const char *name = key + strlen(VO_SHARED_POOLS_PREFIX);
         if (vo_name_valid(name))
             changed = apply_pool_change(d, name, value, rev);
+        deleted_pool = changed && !value ? name : NULL;
     } else if (!strncmp(key, VO_SHARED_VOLUMES_PREFIX, strlen(VO_SHARED_VOLUMES_PREFIX))) {
         _cleanup_free_ char *pool = NULL, *name = NULL;
         if (vo_volume_key_split(key + strlen(VO_SHARED_VOLUMES_PREFIX), &pool, &name) >= 0)
             apply_volume_change(d, pool, name, value, rev);
     }
     pthread_mutex_unlock(&d->storage_lock);
+    /* Deleted by another host: this host's kept intents of it cannot be
+     * tried without its key (the images stay in Ceph: logged). */
+    if (deleted_pool)
+        vo_sweep_kept_forget_pool(d, deleted_pool);
     if (changed) {
         vo_storage_check_pools(d);
         if (pools_changed)
