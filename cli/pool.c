@@ -275,15 +275,7 @@ static int pool_delete(const CliCommand *cmd, int argc, char **argv)
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
     _cleanup_free_ char *path = api_path("pools", name, force ? "?force=true" : NULL);
-    json_t *doc = NULL;
-    if (api_call("DELETE", path, NULL, &doc) < 0)
-        return CLI_EXIT_FAIL;
-    if (cli_globals.json)
-        out_json(stdout, doc);
-    else
-        printf("%s: deleted\n", name);
-    json_decref(doc);
-    return CLI_EXIT_OK;
+    return api_delete_path(path, name);
 }
 
 static const CliCommand pool_commands[] = {
