@@ -426,6 +426,45 @@ def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
     d.api("DELETE", "/v1/pools/down")
 
 
+def test_kept_intent_a_retry_cannot_cure(ceph, rbd_env):
+    """A leftover whose removal Ceph refuses (the pool's key file spoilt
+    while vireod was down): kept as `permanent`, shown by `pool show`, not
+    tried again at each check (one try in the log over several checks);
+    the pool's delete is refused naming it, and with --force the record
+    goes while the image stays in Ceph."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "badkey", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    open(os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "rbd-volume-exit-before-save"),
+         "w").close()
+    d.request("POST", "/v1/pools/badkey/volumes", {"name": "orphan3", "size_bytes": MiB})
+    d.proc.wait(timeout=60)
+    assert "orphan3" in images(ceph)
+    key_file = os.path.join(d.state_dir, "rbd", "badkey", "key")
+    with open(key_file, "w") as f:  # the secret's bytes changed, its header kept
+        f.write(key[:20] + ("A" if key[20] != "A" else "B") + key[21:] + "\n")
+    tried = "sweep: kept the RBD image of " + os.path.join(d.state_dir, "rbd", "badkey",
+                                                            "orphan3.raw")
+    d.start(timeout=60)
+    assert d.log().count(tried) == 1, d.log()
+    shown = d.cli("pool", "show", "badkey").stdout
+    assert "intents/volumes/badkey/orphan3" in shown and "permanent" in shown, shown
+    time.sleep(8)  # several checks of the rbd pools' thread (one every 2 s)
+    assert d.log().count(tried) == 1  # not hammered
+    status, doc = d.request("DELETE", "/v1/pools/badkey")[:2]
+    assert status == 409 and "intents/volumes/badkey/orphan3" in doc["error"]["message"], doc
+    d.cli("pool", "delete", "badkey", "--force")
+    assert "sweep: dropped intents/volumes/badkey/orphan3" in d.log()
+    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
+    try:
+        assert not db.execute("SELECT key FROM documents WHERE key LIKE "
+                              "'intents/volumes/badkey/%'").fetchall()
+    finally:
+        db.close()
+    assert "orphan3" in images(ceph)  # as the delete said: left in Ceph
+    ceph.rbd("rm", "vireo-vms/orphan3")
+
+
 def test_image_delete_racing_vm_create(ceph, rbd_env, tmp_path):
     """An image's delete holds its name before it counts the image's users:
     a VM create from it while the delete removes its bases (held up here:
