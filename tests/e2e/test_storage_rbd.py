@@ -465,6 +465,44 @@ def test_kept_intent_a_retry_cannot_cure(ceph, rbd_env):
     ceph.rbd("rm", "vireo-vms/orphan3")
 
 
+def test_kept_intent_of_an_image_in_use(ceph, rbd_env):
+    """A leftover that a Ceph client still watches (`rbd watch`): the sweep
+    keeps it as `busy` (logged "still in use", shown by `pool show` with
+    its next try), not as Ceph being down; once the watcher is gone a
+    create of the name removes it at once (not waiting for that try)."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "inuse", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    open(os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "rbd-volume-exit-before-save"),
+         "w").close()
+    d.request("POST", "/v1/pools/inuse/volumes", {"name": "orphan4", "size_bytes": MiB})
+    d.proc.wait(timeout=60)
+    watcher = subprocess.Popen(["ip", "netns", "exec", ceph.netns.name, "rbd", "-c", ceph.conf,
+                                "watch", "vireo-vms/orphan4"], stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: json.loads(ceph.rbd("status", "--format", "json",
+                                               "vireo-vms/orphan4"))["watchers"], 60,
+                   interval=0.5, what="rbd watch's watcher")
+        d.start(timeout=60)
+        assert "sweep: the RBD image of intents/volumes/inuse/orphan4 is still in use" \
+            in d.log(), d.log()
+        pool = d.api("GET", "/v1/pools/inuse")
+        assert [(k["intent"], k["failure"], k["next_try_at"] is not None)
+                for k in pool["kept_intents"]] == [
+                    ("intents/volumes/inuse/orphan4", "busy", True)], pool
+    finally:
+        watcher.communicate(b"\n", timeout=60)  # rbd watch ends at a newline
+    wait_until(lambda: not json.loads(ceph.rbd("status", "--format", "json",
+                                                "vireo-vms/orphan4"))["watchers"], 60,
+               interval=0.5, what="the watcher to go")
+    d.task_ok("POST", "/v1/pools/inuse/volumes", {"name": "orphan4", "size_bytes": MiB})
+    assert "sweep: finished intents/volumes/inuse/orphan4" in d.log()
+    assert d.api("GET", "/v1/pools/inuse")["kept_intents"] == []
+    d.task_ok("DELETE", "/v1/pools/inuse/volumes/orphan4")
+    d.api("DELETE", "/v1/pools/inuse")
+
+
 def test_image_delete_racing_vm_create(ceph, rbd_env, tmp_path):
     """An image's delete holds its name before it counts the image's users:
     a VM create from it while the delete removes its bases (held up here:
