@@ -611,19 +611,28 @@ static bool call_named(const CliCommand *cmd, int argc, char **argv, const char 
     return api_call(method, path, NULL, ret_doc) >= 0;
 }
 
-int api_delete_command(const CliCommand *cmd, int argc, char **argv, const char *collection)
+int api_delete_path(const char *path, const char *name)
 {
-    const char *name = NULL;
     json_t *doc = NULL;
-    int exit_status;
-    if (!call_named(cmd, argc, argv, "DELETE", collection, &name, &doc, &exit_status))
-        return exit_status;
+    if (api_call("DELETE", path, NULL, &doc) < 0)
+        return CLI_EXIT_FAIL;
     if (cli_globals.json)
         out_json(stdout, doc);
     else
         printf("%s: deleted\n", name);
     json_decref(doc);
     return CLI_EXIT_OK;
+}
+
+int api_delete_command(const CliCommand *cmd, int argc, char **argv, const char *collection)
+{
+    const char *name = NULL;
+    const CliOption opts[] = { { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *path = api_path(collection, name, NULL);
+    return api_delete_path(path, name);
 }
 
 int api_print_doc(json_t *doc, void (*show)(const json_t *doc))

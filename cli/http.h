@@ -67,6 +67,8 @@ bool api_read_vm_part(const struct CliCommand *cmd, int argc, char **argv, const
  * one positional argument. Returns the exit status. */
 int api_delete_command(const struct CliCommand *cmd, int argc, char **argv,
                        const char *collection);
+/* The same for path (a query added), printed as NAME: DELETE path. */
+int api_delete_path(const char *path, const char *name);
 /* Prints doc (taken) as JSON under --output json, else with show; returns
  * the exit status (OK). */
 int api_print_doc(json_t *doc, void (*show)(const json_t *doc));

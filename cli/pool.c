@@ -43,6 +43,17 @@ static void print_pool(const json_t *pool)
         out_kv(stdout, "ceph pool:", jstr(rbd, "pool"));
         out_kv(stdout, "ceph user:", jstr(rbd, "user"));
     }
+    /* RBD images a crash left that would not go yet, and why. */
+    size_t k;
+    json_t *kept;
+    json_array_foreach(json_object_get(pool, "kept_intents"), k, kept) {
+        _cleanup_free_ char *tries = jint_str(kept, "tries");
+        _cleanup_free_ char *what = vo_asprintf(
+            "%s: %s (%s, %s tries; next %s)", jstr(kept, "intent"), jstr(kept, "error"),
+            jstr(kept, "failure"), tries,
+            jstr(kept, "next_try_at") ? jstr(kept, "next_try_at") : "at the next check");
+        out_kv(stdout, "kept intent:", what);
+    }
     if (jstr(pool, "reason") && !json_is_true(json_object_get(pool, "shared")))
         out_kv(stdout, "note:", jstr(pool, "reason"));
     if (!json_is_true(json_object_get(pool, "shared"))) {
@@ -257,7 +268,14 @@ static int pool_refresh(const CliCommand *cmd, int argc, char **argv)
 
 static int pool_delete(const CliCommand *cmd, int argc, char **argv)
 {
-    return api_delete_command(cmd, argc, argv, "pools");
+    const char *name = NULL;
+    bool force = false;
+    const CliOption opts[] = { { "--force", NULL, &force }, { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
+        return exit_status;
+    _cleanup_free_ char *path = api_path("pools", name, force ? "?force=true" : NULL);
+    return api_delete_path(path, name);
 }
 
 static const CliCommand pool_commands[] = {
@@ -313,8 +331,12 @@ static const CliCommand pool_commands[] = {
       "In a cluster, a local pool of another host is shown by that host: --host names\n"
       "it when several hosts have a pool of that name (each has its own 'default').\n",
       pool_show },
-    { "pool", "delete", "NAME", NULL, "Delete an empty pool (its directory stays).",
-      "Refused while the pool holds volumes or backups, and for the default pool.\n", pool_delete },
+    { "pool", "delete", "NAME", "[--force]", "Delete an empty pool (its directory stays).",
+      "Refused while the pool holds volumes or backups, and for the default pool.\n"
+      "An rbd pool is refused too while it keeps intents of RBD images a crash left\n"
+      "that could not be removed yet (vireo pool show NAME lists them, with why):\n"
+      "  --force               delete it anyway: those records go, the images (if\n"
+      "                        Ceph still holds them) stay in the Ceph pool\n", pool_delete },
 };
 
 const CliNoun cli_noun_pool = { "pool", "storage pools", pool_commands,

@@ -154,7 +154,8 @@ void vo_api_pool_delete(VoRequest *req, VoReply *rep)
     if (!vo_request_if_match(req, rep, &want))
         return;
     char *error = NULL;
-    int r = vo_pool_delete(req->d, req->params[0], want, &error);
+    int r = vo_pool_delete(req->d, req->params[0], want, vo_request_query_bool(req, "force"),
+                           &error);
     reply_result(rep, r, 200, json_object(), error);
 }
 

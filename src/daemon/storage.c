@@ -776,7 +776,7 @@ static bool apply_pool_change(VoDaemon *d, const char *name, const char *value, 
         if (!p || !p->shared || p->rev >= rev)
             return false;
         log_info("shared pool '%s' was deleted", name);
-        if (p->rbd) /* this host's copy of its key */
+        if (p->rbd) /* this host's copy of its key (its kept intents: the caller) */
             vo_storage_rbd_discard(p->path);
         registry_remove_pool(d, p);
         return true;
@@ -829,17 +829,23 @@ static void apply_volume_change(VoDaemon *d, const char *pool, const char *name,
 void vo_storage_apply_change(VoDaemon *d, const char *key, const char *value, int64_t rev)
 {
     bool changed = false;
+    const char *deleted_pool = NULL;
     pthread_mutex_lock(&d->storage_lock);
     if (!strncmp(key, VO_SHARED_POOLS_PREFIX, strlen(VO_SHARED_POOLS_PREFIX))) {
         const char *name = key + strlen(VO_SHARED_POOLS_PREFIX);
         if (vo_name_valid(name))
             changed = apply_pool_change(d, name, value, rev);
+        deleted_pool = changed && !value ? name : NULL;
     } else if (!strncmp(key, VO_SHARED_VOLUMES_PREFIX, strlen(VO_SHARED_VOLUMES_PREFIX))) {
         _cleanup_free_ char *pool = NULL, *name = NULL;
         if (vo_volume_key_split(key + strlen(VO_SHARED_VOLUMES_PREFIX), &pool, &name) >= 0)
             apply_volume_change(d, pool, name, value, rev);
     }
     pthread_mutex_unlock(&d->storage_lock);
+    /* Deleted by another host: this host's kept intents of it cannot be
+     * tried without its key (the images stay in Ceph: logged). */
+    if (deleted_pool)
+        vo_sweep_kept_forget_pool(d, deleted_pool);
     if (changed) {
         vo_storage_check_pools(d);
         if (pools_changed)
@@ -961,8 +967,11 @@ static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
     json_object_set_new(o, "reason", p->reason && p->reach != VO_POOL_REACHABLE
                                          ? json_string(p->reason) : json_null());
     iscsi_pool_json(d, p, o);
-    if (p->rbd)
+    if (p->rbd) {
         json_object_set_new(o, "rbd", json_deep_copy(p->rbd));
+        /* Images a crash left that would not go yet, and why (sweep-kept.h). */
+        json_object_set_new(o, "kept_intents", vo_sweep_kept_json(p->name));
+    }
     return o;
 }
 
@@ -1509,7 +1518,27 @@ static int shared_pool_docs(VoDaemon *d, const char *name, size_t *ret_volumes,
 static int iscsi_pool_drop_luns(VoDaemon *d, const char *name, int64_t expected,
                                 char **ret_error);
 
-int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error)
+/* "KEY (ERROR)" for each kept intent of rbd pool name, "; "-joined, or
+ * NULL when it has none (sweep-kept.h). */
+static char *kept_intents_text(const char *name)
+{
+    json_t *list = vo_sweep_kept_json(name);
+    char *text = NULL;
+    size_t i;
+    json_t *k;
+    json_array_foreach(list, i, k) {
+        char *more = vo_asprintf("%s%s%s (%s)", text ? text : "", text ? "; " : "",
+                                 json_string_value(json_object_get(k, "intent")),
+                                 json_string_value(json_object_get(k, "error")));
+        free(text);
+        text = more;
+    }
+    json_decref(list);
+    return text;
+}
+
+int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, bool force,
+                   char **ret_error)
 {
     int ri = iscsi_pool_drop_luns(d, name, expected, ret_error);
     if (ri < 0)
@@ -1527,6 +1556,9 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
     VoRbdPool rp = { 0 };
     _cleanup_free_ char *rbd_error = NULL;
     bool rbd = rbd_pool_of(d, name, &rp, &rbd_error) > 0;
+    /* RBD images a crash left that would not go yet: the pool's delete
+     * would drop their records, and the images would stay in Ceph unseen. */
+    _cleanup_free_ char *kept_intents = force ? NULL : kept_intents_text(name);
     _cleanup_free_ char *unpublish = NULL; /* the id of a cluster's rbd pool deleted */
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
@@ -1542,6 +1574,11 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
         /* nothing changes (a precondition comes before the method's checks) */
     } else if (!strcmp(name, VO_DEFAULT_POOL)) {
         *ret_error = vo_strdup("the default pool cannot be deleted");
+        r = -EBUSY;
+    } else if (kept_intents) {
+        *ret_error = vo_asprintf("pool '%s' keeps RBD images a crash left that could not be "
+                                 "removed yet: %s; delete with force to drop them (the images "
+                                 "stay in Ceph)", name, kept_intents);
         r = -EBUSY;
     } else if (n > 0 || cluster_volumes > 0) {
         *ret_error = vo_asprintf("pool '%s' still holds %zu volume(s); delete them first", name,
@@ -1582,6 +1619,8 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_e
         }
     }
     pthread_mutex_unlock(&d->storage_lock);
+    if (r >= 0) /* forced (else refused above): the records go, the images stay */
+        vo_sweep_kept_forget_pool(d, name);
     if (unpublish)
         vo_storage_rbd_unpublish_key(d, unpublish);
     if (r >= 0 && rbd) /* its image bases that no other pool's clones use */

@@ -97,8 +97,12 @@ int vo_rbd_pools_forget_image(VoDaemon *d, const char *image, char **ret_error);
 int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char **ret_error);
 /* expected > 0 (here and below): the revision of the document the caller
  * read (If-Match), compared under the storage lock right beside the write;
- * another answers -VO_EIFMATCH (412) and nothing changes. 0: any. */
-int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, char **ret_error);
+ * another answers -VO_EIFMATCH (412) and nothing changes. 0: any.
+ * An rbd pool that keeps intents of RBD images a crash left (sweep-kept.h)
+ * is refused (-EBUSY naming them) unless force: then their records go and
+ * the images, if any, stay in Ceph (logged). */
+int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, bool force,
+                   char **ret_error);
 
 /* iSCSI pools (docs/storage-san.md): the target's disk LUNs are the
  * volumes (lunN, raw until formatted), listed at create and on refresh. */

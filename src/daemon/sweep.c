@@ -16,6 +16,7 @@
 #include "daemon/sweep-kept.h"
 #include "state/keys.h"
 #include "state/owner-state.h"
+#include "storage/rbd-failure.h"
 #include "util/util.h"
 
 #define INTENTS_PREFIX "intents/"
@@ -129,23 +130,54 @@ static bool plain_path(const char *p)
 
 static bool remove_logged(const char *path, const char *why);
 
-/* An rbd pool's volume path names an RBD image, not a file: the image a
- * create cut short goes when it carries the volume's mark. Only after a
- * crash, so the wait on Ceph (bounded) is rare. -errno when Ceph could not
- * be asked: the image may still be there. */
-static int remove_rbd_image(const char *path)
+static bool strv_has(char *const *v, const char *s)
 {
-    _cleanup_free_ char *error = NULL;
-    int r = vo_storage_rbd_remove_half_made(path, &error);
-    if (r > 0)
-        log_info("removed RBD image of %s: half-made when vireod stopped", path);
-    else if (r < 0)
-        log_warn("sweep: kept the RBD image of %s (half-made when vireod stopped) and its "
-                 "intent: %s; tried again when Ceph answers", path, error);
-    return r < 0 ? r : 0;
+    for (size_t i = 0; v && v[i]; i++)
+        if (!strcmp(v[i], s))
+            return true;
+    return false;
 }
 
-int vo_sweep_intent(VoDaemon *d, const char *key, const char *text)
+/* The rbd pool directory (STATE/rbd/POOL) of volume path `path`
+ * (malloc'd). */
+static char *path_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return vo_asprintf("%.*s", (int)(slash ? slash - path : 0), path);
+}
+
+/* An rbd pool's volume path names an RBD image, not a file: the image a
+ * create cut short goes when it carries the volume's mark. Only after a
+ * crash, so the wait on Ceph (bounded) is rare, and once per pool whose
+ * Ceph does not answer (t->down). 0 when done (removed, none, or gone
+ * already), else -errno with t->pool and t->error. */
+static int remove_rbd_image(const char *path, VoSweepTry *t)
+{
+    _cleanup_free_ char *dir = path_dir(path);
+    _cleanup_free_ char *error = NULL;
+    int r;
+    if (strv_has(t->down, dir)) {
+        r = -ETIMEDOUT;
+        error = vo_strdup("not asked: its Ceph did not answer earlier in this sweep");
+    } else if ((r = vo_storage_rbd_remove_half_made(path, &error)) < 0 &&
+               vo_rbd_failure_kind(r) == VO_RBD_FAIL_UNREACHABLE)
+        vo_strv_push(&t->down, vo_strdup(dir));
+    if (r > 0)
+        log_info("removed RBD image of %s: half-made when vireod stopped", path);
+    if (r >= 0 || vo_rbd_failure_kind(r) == VO_RBD_FAIL_GONE)
+        return 0;
+    const char *pool = strrchr(dir, '/');
+    log_warn("sweep: kept the RBD image of %s (half-made when vireod stopped) and its "
+             "intent: %s (%s)", path, error ? error : strerror(-r),
+             vo_rbd_failure_name(vo_rbd_failure_kind(r)));
+    free(t->pool);
+    free(t->error);
+    t->pool = vo_strdup(pool ? pool + 1 : dir);
+    t->error = TAKE_PTR(error);
+    return r;
+}
+
+int vo_sweep_intent(VoDaemon *d, const char *key, const char *text, VoSweepTry *t)
 {
     json_t *doc = json_loads(text, 0, NULL);
     const char *owner = json_string_value(json_object_get(doc, "owner"));
@@ -161,8 +193,9 @@ int vo_sweep_intent(VoDaemon *d, const char *key, const char *text)
             if (plain_path(path) && remove_logged(path, "half-made when vireod stopped") &&
                 owner)
                 vo_tasks_note_cleanup(d->tasks, owner, path);
-            if (plain_path(path) && remove_rbd_image(path) < 0)
-                r = -EAGAIN;
+            int k_r = plain_path(path) ? remove_rbd_image(path, t) : 0;
+            if (k_r < 0)
+                r = k_r;
         }
     }
     json_decref(doc);
@@ -171,6 +204,7 @@ int vo_sweep_intent(VoDaemon *d, const char *key, const char *text)
 
 static void sweep_intents(VoDaemon *d)
 {
+    VoSweepTry t = { 0 }; /* its pools found down: for the whole sweep */
     Docs docs = { 0 };
     (void)vo_store_list(d->store, INTENTS_PREFIX, collect, &docs);
     for (size_t i = 0; docs.keys && docs.keys[i]; i++) {
@@ -179,12 +213,13 @@ static void sweep_intents(VoDaemon *d)
         json_decref(doc);
         if (later)
             continue;
-        int r = vo_sweep_intent(d, docs.keys[i], docs.values[i]);
+        int r = vo_sweep_intent(d, docs.keys[i], docs.values[i], &t);
         if (r > 0)
             (void)vo_store_delete(d->store, docs.keys[i], strtoll(docs.revs[i], NULL, 10));
-        else if (r == -EAGAIN) /* the record stays, and is tried again while running */
-            vo_sweep_kept_add(docs.keys[i]);
+        else if (r < 0) /* the record stays, and is tried again while running */
+            vo_sweep_kept_add(docs.keys[i], t.pool, r, t.error);
     }
+    vo_sweep_try_clear(&t);
     vo_strv_free(docs.keys);
     vo_strv_free(docs.values);
     vo_strv_free(docs.revs);

@@ -367,11 +367,14 @@ def test_linked_clones_share_one_protected_base(ceph, rbd_env):
 
 
 def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
-    """A volume create cut short by vireod's crash (its marked RBD image
-    made, its document not saved), and the restart's sweep finds Ceph not
-    answering (the monitor stopped): the intent stays, a create of the name
-    meanwhile is refused (409), and once the monitor answers the running
-    vireod removes the image, so the name is usable again."""
+    """Two volume creates cut short by vireod's crash (their marked RBD
+    images made, their documents not saved), and the restart's sweep finds
+    Ceph not answering (the monitor stopped): the intents stay, the pool's
+    Ceph asked once for both (one connection's timeout, not one per image),
+    shown with their error by `pool show`; the pool's delete is refused
+    naming them, a create of the name meanwhile too (409); once the
+    monitor answers the running vireod removes the images, so the name is
+    usable again."""
     d, keyring, key = rbd_env
     d.cli("pool", "create", "down", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
           "vireo-vms", "--user", "vireo", "--keyring", keyring)
@@ -380,30 +383,124 @@ def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
     d.request("POST", "/v1/pools/down/volumes", {"name": "orphan", "size_bytes": MiB})
     d.proc.wait(timeout=60)
     assert "orphan" in images(ceph)  # made, not recorded
+    # A second such leftover (as a second crash, with no sweep between, leaves it).
+    ceph.rbd("create", "--size", "1M", "vireo-vms/orphan2")
+    ceph.rbd("image-meta", "set", "vireo-vms/orphan2", "vireo.volume", "down/orphan2")
+    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
+    with db:
+        db.execute("INSERT INTO documents (key, mod_rev, create_rev, lease, value) SELECT "
+                   "key || '2', mod_rev, create_rev, lease, replace(value, 'orphan', 'orphan2') "
+                   "FROM documents WHERE key = 'intents/volumes/down/orphan'")
+    db.close()
     mon = ceph.procs["mon.a"][0].pid
     os.kill(mon, signal.SIGSTOP)
     try:
+        start_log = len(d.log())
         d.start(timeout=60)  # the sweep's try is bounded (10 s per Ceph call)
-        assert "sweep: kept the RBD image of" in d.log(), d.log()
+        kept_lines = [ln for ln in d.log()[start_log:].splitlines()
+                      if "sweep: kept the RBD image of" in ln]
+        assert len(kept_lines) == 2, d.log()
+        assert len([ln for ln in kept_lines if "earlier in this sweep" in ln]) == 1, kept_lines
         db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
         try:
             kept = [k for (k,) in
                     db.execute("SELECT key FROM documents WHERE key LIKE 'intents/%'")]
         finally:
             db.close()
-        assert "intents/volumes/down/orphan" in kept
+        assert {"intents/volumes/down/orphan", "intents/volumes/down/orphan2"} <= set(kept)
+        shown = d.cli("pool", "show", "down").stdout
+        assert shown.count("kept intent:") == 2 and "unreachable" in shown, shown
+        status, doc = d.request("DELETE", "/v1/pools/down")[:2]
+        assert status == 409 and "intents/volumes/down/orphan2" in doc["error"]["message"], doc
         status, doc = d.request("POST", "/v1/pools/down/volumes",
                                 {"name": "orphan", "size_bytes": MiB}, timeout=90)[:2]
-        assert status == 409 and "Ceph does not answer" in doc["error"]["message"], doc
+        assert status == 409 and "cannot be removed yet" in doc["error"]["message"], doc
     finally:
         os.kill(mon, signal.SIGCONT)
-    wait_until(lambda: "orphan" not in images(ceph), 60, interval=0.5,
-               what="the kept intent's image to go")
-    assert "sweep: finished intents/volumes/down/orphan" in d.log()
+    wait_until(lambda: not {"orphan", "orphan2"} & set(images(ceph)), 90, interval=0.5,
+               what="the kept intents' images to go")
+    assert "sweep: finished intents/volumes/down/orphan2" in d.log()
     d.task_ok("POST", "/v1/pools/down/volumes", {"name": "orphan", "size_bytes": MiB})
     assert "orphan" in images(ceph)
     d.task_ok("DELETE", "/v1/pools/down/volumes/orphan")
     d.api("DELETE", "/v1/pools/down")
+
+
+def test_kept_intent_a_retry_cannot_cure(ceph, rbd_env):
+    """A leftover whose removal Ceph refuses (the pool's key file spoilt
+    while vireod was down): kept as `permanent`, shown by `pool show`, not
+    tried again at each check (one try in the log over several checks);
+    the pool's delete is refused naming it, and with --force the record
+    goes while the image stays in Ceph."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "badkey", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    open(os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "rbd-volume-exit-before-save"),
+         "w").close()
+    d.request("POST", "/v1/pools/badkey/volumes", {"name": "orphan3", "size_bytes": MiB})
+    d.proc.wait(timeout=60)
+    assert "orphan3" in images(ceph)
+    key_file = os.path.join(d.state_dir, "rbd", "badkey", "key")
+    with open(key_file, "w") as f:  # the secret's bytes changed, its header kept
+        f.write(key[:20] + ("A" if key[20] != "A" else "B") + key[21:] + "\n")
+    tried = "sweep: kept the RBD image of " + os.path.join(d.state_dir, "rbd", "badkey",
+                                                            "orphan3.raw")
+    d.start(timeout=60)
+    assert d.log().count(tried) == 1, d.log()
+    shown = d.cli("pool", "show", "badkey").stdout
+    assert "intents/volumes/badkey/orphan3" in shown and "permanent" in shown, shown
+    time.sleep(8)  # several checks of the rbd pools' thread (one every 2 s)
+    assert d.log().count(tried) == 1  # not hammered
+    status, doc = d.request("DELETE", "/v1/pools/badkey")[:2]
+    assert status == 409 and "intents/volumes/badkey/orphan3" in doc["error"]["message"], doc
+    d.cli("pool", "delete", "badkey", "--force")
+    assert "sweep: dropped intents/volumes/badkey/orphan3" in d.log()
+    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
+    try:
+        assert not db.execute("SELECT key FROM documents WHERE key LIKE "
+                              "'intents/volumes/badkey/%'").fetchall()
+    finally:
+        db.close()
+    assert "orphan3" in images(ceph)  # as the delete said: left in Ceph
+    ceph.rbd("rm", "vireo-vms/orphan3")
+
+
+def test_kept_intent_of_an_image_in_use(ceph, rbd_env):
+    """A leftover that a Ceph client still watches (`rbd watch`): the sweep
+    keeps it as `busy` (logged "still in use", shown by `pool show` with
+    its next try), not as Ceph being down; once the watcher is gone a
+    create of the name removes it at once (not waiting for that try)."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "inuse", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    open(os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "rbd-volume-exit-before-save"),
+         "w").close()
+    d.request("POST", "/v1/pools/inuse/volumes", {"name": "orphan4", "size_bytes": MiB})
+    d.proc.wait(timeout=60)
+    watcher = subprocess.Popen(["ip", "netns", "exec", ceph.netns.name, "rbd", "-c", ceph.conf,
+                                "watch", "vireo-vms/orphan4"], stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: json.loads(ceph.rbd("status", "--format", "json",
+                                               "vireo-vms/orphan4"))["watchers"], 60,
+                   interval=0.5, what="rbd watch's watcher")
+        d.start(timeout=60)
+        assert "sweep: the RBD image of intents/volumes/inuse/orphan4 is still in use" \
+            in d.log(), d.log()
+        pool = d.api("GET", "/v1/pools/inuse")
+        assert [(k["intent"], k["failure"], k["next_try_at"] is not None)
+                for k in pool["kept_intents"]] == [
+                    ("intents/volumes/inuse/orphan4", "busy", True)], pool
+    finally:
+        watcher.communicate(b"\n", timeout=60)  # rbd watch ends at a newline
+    wait_until(lambda: not json.loads(ceph.rbd("status", "--format", "json",
+                                                "vireo-vms/orphan4"))["watchers"], 60,
+               interval=0.5, what="the watcher to go")
+    d.task_ok("POST", "/v1/pools/inuse/volumes", {"name": "orphan4", "size_bytes": MiB})
+    assert "sweep: finished intents/volumes/inuse/orphan4" in d.log()
+    assert d.api("GET", "/v1/pools/inuse")["kept_intents"] == []
+    d.task_ok("DELETE", "/v1/pools/inuse/volumes/orphan4")
+    d.api("DELETE", "/v1/pools/inuse")
 
 
 def test_image_delete_racing_vm_create(ceph, rbd_env, tmp_path):

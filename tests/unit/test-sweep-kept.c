@@ -5,7 +5,8 @@
  * under way (it would wait out Ceph's timeout); one of a kept name waits for
  * it and finds the intent finished, tried once, or is refused at once when
  * that try failed; while Ceph does not answer it is refused (-EBUSY, the
- * name still kept) and finishes it once it does. */
+ * name still kept) and finishes it once it does. The retry policy by the
+ * failure's kind (storage/rbd-failure.h), and a deleted pool's intents. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,7 +33,7 @@ static struct {
 
 #define HOLD_MS 3000
 
-int vo_sweep_intent(VoDaemon *d, const char *key, const char *text)
+int vo_sweep_intent(VoDaemon *d, const char *key, const char *text, VoSweepTry *t)
 {
     (void)d, (void)key, (void)text;
     pthread_mutex_lock(&stub.lock);
@@ -46,6 +47,11 @@ int vo_sweep_intent(VoDaemon *d, const char *key, const char *text)
     stub.timed_out = !stub.released;
     int r = stub.answer;
     pthread_mutex_unlock(&stub.lock);
+    if (r < 0) { /* as sweep.c says it: where, and why */
+        const char *pool = key + strlen("intents/volumes/"); /* POOL/NAME */
+        t->pool = vo_asprintf("%.*s", (int)strcspn(pool, "/"), pool);
+        t->error = vo_asprintf("stub: %s", r == -EAGAIN ? "Ceph does not answer" : strerror(-r));
+    }
     return r;
 }
 
@@ -108,7 +114,7 @@ static void keep(Fixture *f, const char *key)
 {
     assert_int_equal(vo_store_put(f->d.store, key, "{\"owner\":\"volumes/x\",\"paths\":[]}",
                                   VO_REV_NEW, NULL), 0);
-    vo_sweep_kept_add(key);
+    vo_sweep_kept_add(key, "ceph", -ETIMEDOUT, "Ceph does not answer");
 }
 
 static void *retry_thread(void *userdata)
@@ -204,6 +210,90 @@ static void kept_name_is_refused_while_ceph_does_not_answer(void **state)
     assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/d", NULL, NULL), -ENOENT);
 }
 
+/* The kept intent of pool ceph as GET of the pool shows it (one, or none). */
+static json_t *shown(void)
+{
+    json_t *list = vo_sweep_kept_json("ceph");
+    assert_true(json_array_size(list) <= 1);
+    json_t *k = json_incref(json_array_get(list, 0));
+    json_decref(list);
+    return k;
+}
+
+/* The retry thread's policy: a Ceph that does not answer is asked at each
+ * check; an image still open by a client (-EBUSY) only after a wait; a
+ * refused key (-EACCES) not at each check (hourly). A create of the name
+ * tries at once whatever the wait, and GET of the pool shows each with
+ * its last error. */
+static void retries_follow_the_failure(void **state)
+{
+    Fixture *f = *state;
+    keep(f, "intents/volumes/ceph/f");
+    stub_reset(-ETIMEDOUT, true);
+    vo_sweep_kept_retry(&f->d);
+    assert_int_equal(stub.calls, 1); /* unreachable: tried at each check */
+    json_t *k = shown();
+    assert_string_equal(json_string_value(json_object_get(k, "failure")), "unreachable");
+    assert_true(json_is_null(json_object_get(k, "next_try_at")));
+    assert_int_equal(json_integer_value(json_object_get(k, "tries")), 2);
+    json_decref(k);
+
+    stub_reset(-EBUSY, true);
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "f", &error), -EBUSY);
+    assert_non_null(strstr(error, "Device or resource busy"));
+    k = shown();
+    assert_string_equal(json_string_value(json_object_get(k, "failure")), "busy");
+    assert_non_null(strstr(json_string_value(json_object_get(k, "error")), "busy"));
+    assert_true(json_is_string(json_object_get(k, "next_try_at")));
+    json_decref(k);
+    stub_reset(-EBUSY, true);
+    vo_sweep_kept_retry(&f->d);
+    assert_int_equal(stub.calls, 0); /* busy: not before its wait */
+
+    stub_reset(-EACCES, true);
+    free(TAKE_PTR(error));
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "f", &error), -EBUSY);
+    assert_int_equal(stub.calls, 1); /* the create tried, waits or not */
+    assert_non_null(strstr(error, "Permission denied"));
+    k = shown();
+    assert_string_equal(json_string_value(json_object_get(k, "failure")), "permanent");
+    json_decref(k);
+    for (int i = 0; i < 3; i++)
+        vo_sweep_kept_retry(&f->d);
+    assert_int_equal(stub.calls, 1); /* permanent: not hammered */
+    assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/f", NULL, NULL), 0);
+
+    /* Once the cause is put right, a create of the name finishes it. */
+    stub_reset(1, true);
+    free(TAKE_PTR(error));
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "f", &error), 0);
+    assert_null(shown());
+    assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/f", NULL, NULL), -ENOENT);
+}
+
+/* The pool's delete (forced) drops its kept intents, their records too:
+ * none is tried again; another pool's stays. */
+static void a_deleted_pools_intents_are_forgotten(void **state)
+{
+    Fixture *f = *state;
+    keep(f, "intents/volumes/ceph/g");
+    assert_int_equal(vo_store_put(f->d.store, "intents/volumes/other/h", "{}", VO_REV_NEW,
+                                  NULL), 0);
+    vo_sweep_kept_add("intents/volumes/other/h", "other", -ETIMEDOUT, "Ceph does not answer");
+    _cleanup_strv_ char **keys = vo_sweep_kept_of_pool("ceph");
+    assert_int_equal(vo_strv_len(keys), 1);
+    assert_string_equal(keys[0], "intents/volumes/ceph/g");
+    vo_sweep_kept_forget_pool(&f->d, "ceph");
+    assert_null(vo_sweep_kept_of_pool("ceph"));
+    assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/g", NULL, NULL), -ENOENT);
+    stub_reset(-ETIMEDOUT, true);
+    vo_sweep_kept_retry(&f->d);
+    assert_int_equal(stub.calls, 1); /* other/h's try only */
+    vo_sweep_kept_forget_pool(&f->d, "other");
+    assert_int_equal(vo_store_get(f->d.store, "intents/volumes/other/h", NULL, NULL), -ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +304,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(kept_name_is_refused_while_ceph_does_not_answer, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(retries_follow_the_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_deleted_pools_intents_are_forgotten, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,12 @@ export function PoolPage({ pool, who, tasks, onError }) {
         <dt>Where</dt><dd>{pool.path || pool.portal || (pool.rbd && pool.rbd.pool) || '–'}</dd>
         <dt>Host</dt><dd>{pool.host || (pool.shared ? 'every host that mounts it' : '–')}</dd>
         {pool.reachable === false && <><dt>Unreachable</dt><dd class="error">{pool.reason}</dd></>}
+        {/* RBD images a crash left that would not go yet, and why (tried again by vireod) */}
+        {(pool.kept_intents || []).map((k) => (
+          <><dt>Kept intent</dt>
+            <dd class={k.failure === 'permanent' ? 'error' : ''} data-field="kept-intent">
+              {k.intent}: {k.error} ({k.failure}, {k.tries} tries)</dd></>
+        ))}
         <dt>Volumes</dt><dd data-field="volumes">{takesVolumes && volumes ? volumes.length : pool.volumes}</dd>
       </dl>
       <Usage pool={pool} />
