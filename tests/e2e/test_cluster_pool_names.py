@@ -1,9 +1,11 @@
 """Pool names in a cluster (docs/cluster.md, "Pool names"): a name is the
 cluster's (one shared pool) or hosts' own (each host may have one of that
-name), never both. On fake-driver hosts:
+name), never both. On three fake-driver hosts:
 
 * a shared pool named like another member's own pool is refused, naming
   that host (before: made, and that host's own pool hid it there);
+* a joiner's dir pool named like a shared pool refuses the join (before:
+  only an rbd pool was checked);
 * raced, with hold points (util/test-hold.h): a shared create that claimed
   the name and looked at every host, against an own create of that name on
   another host, which is refused; and an own create that checked its
@@ -92,3 +94,15 @@ def test_pool_names_are_the_clusters_or_hosts_own(cluster, tmp_path, monkeypatch
     assert "the cluster has a shared pool 'r2'" in doc["error"]["message"], doc
     wait_until(lambda: (h2.request("GET", "/v1/pools/r2")[1] or {}).get("shared"), 30,
                what="h2 sees the shared pool r2")
+
+    # A joiner's dir pool named like a shared pool: the join is refused.
+    assert own_pool(h3, "r1", tmp_path)[0] == 201
+    status, doc = h3.request("POST", "/v1/cluster/join", {
+        "member": f"{h1.address}:{h1.port}", "token": token(h1), "address": h3.address})
+    assert status == 409, doc
+    assert ("pool name 'r1' is taken: the cluster has a shared pool 'r1' (dir at "
+            f"{os.path.join(c.shared_dir, 'r1')}), this host a pool 'r1' (dir at "
+            f"{tmp_path / 'h3-r1'})") in doc["error"]["message"], doc
+    assert h3.api("GET", "/v1/cluster") == {"cluster": None}
+    assert h3.request("DELETE", "/v1/pools/r1")[0] < 300
+    join(h1, h3)
