@@ -70,17 +70,6 @@ bool vo_join_checks_legacy_only(char *const *needed)
     return true;
 }
 
-static char *comma_list(char *const *v)
-{
-    char *s = vo_strdup("");
-    for (size_t i = 0; v && v[i]; i++) {
-        char *more = vo_asprintf("%s%s%s", s, i ? ", " : "", v[i]);
-        free(s);
-        s = more;
-    }
-    return s;
-}
-
 int vo_join_member_usable(const char *member, const json_t *member_join, char *const *needed,
                           char **ret_error)
 {
@@ -91,7 +80,7 @@ int vo_join_member_usable(const char *member, const json_t *member_join, char *c
     _cleanup_strv_ char **missing = vo_join_checks_missing(needed, offered);
     if (!missing)
         return 0;
-    _cleanup_free_ char *list = comma_list(missing);
+    _cleanup_free_ char *list = vo_strv_join(missing, ", ");
     json_int_t protocol = member_join ? json_integer_value(json_object_get(member_join,
                                                                            "protocol"))
                                       : 1;
@@ -125,7 +114,7 @@ int vo_join_request_accepted(const json_t *req, bool *ret_legacy, char **ret_err
     }
     if (!unknown)
         return 0;
-    _cleanup_free_ char *list = comma_list(unknown);
+    _cleanup_free_ char *list = vo_strv_join(unknown, ", ");
     vo_strv_free(unknown);
     return vo_error_set(ret_error, -EPROTONOSUPPORT,
                         "this member runs an older vireo (join protocol %d, the joiner %" JSON_INTEGER_FORMAT

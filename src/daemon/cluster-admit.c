@@ -186,17 +186,6 @@ static void find_collisions(const ClusterObjects *o, const json_t *req, const ch
     }
 }
 
-static char *join_strv(char **v, const char *sep)
-{
-    char *s = vo_strdup("");
-    for (size_t i = 0; v && v[i]; i++) {
-        char *more = vo_asprintf("%s%s%s", s, i ? sep : "", v[i]);
-        free(s);
-        s = more;
-    }
-    return s;
-}
-
 /* Checks the token; 0 (with its record's text and revision) or -EACCES /
  * -EKEYEXPIRED with why. */
 static int check_token(VoDaemon *d, const char *cluster, const char *token_id, const char *secret,
@@ -425,7 +414,7 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
         vo_cluster_admit_projects(d->cluster_store, projects, &collisions);
     }
     if (r >= 0 && collisions) {
-        _cleanup_free_ char *list = join_strv(collisions, "; ");
+        _cleanup_free_ char *list = vo_strv_join(collisions, "; ");
         r = vo_error_set(ret_error, -EEXIST, "host %s cannot join: %s", name, list);
     }
     vo_strv_free(collisions);
