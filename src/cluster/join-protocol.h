@@ -9,7 +9,7 @@
  * document that can collide with the cluster's) and does not ask a member
  * that cannot make one of them: it refuses, naming what to upgrade. A
  * protocol-2 request carries "protocol" and "checks"; a member refuses one
- * needing a check it does not know (400) and ignores the other fields it
+ * needing a check it does not know (409) and ignores the other fields it
  * does not know (each field that needs a check comes with that check's
  * name, so nothing it ignores needed checking). A request without
  * "protocol" is a legacy one (strict: no field beyond the legacy ones). */
