@@ -1397,6 +1397,11 @@ int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *
         *ret_error = vo_asprintf("path: cannot resolve '%s': %s", path, strerror(errno));
         return -EINVAL;
     }
+    pthread_mutex_lock(&d->storage_lock);
+    bool taken = pool_find(d, name) != NULL;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (taken)
+        return vo_error_set(ret_error, -EEXIST, "a pool named '%s' already exists", name);
     /* A shared pool's name is the cluster's: claimed first, free on every
      * host (pool-names.h); asked without the lock. */
     VoPoolNameClaim claim = { 0 };

@@ -63,7 +63,7 @@ def test_pool_names_are_the_clusters_or_hosts_own(cluster, tmp_path, monkeypatch
     assert own_pool(h2, "lp", tmp_path)[0] == 201
     status, doc = shared(c, h1, "lp")
     assert status == 409, doc
-    assert "has a pool 'lp' of its own" in doc["error"]["message"], doc
+    assert "a pool named 'lp' already exists" in doc["error"]["message"], doc
     assert own_pool(h2, "lp2", tmp_path)[0] == 201
     status, doc = shared(c, h1, "lp2")
     assert status == 409, doc
