@@ -10,7 +10,7 @@
 #include "util/util.h"
 
 /* A cluster change's error: token problems are 401, an unreachable member
- * 502, the rest by errno. */
+ * 502, hosts whose versions cannot join 409, the rest by errno. */
 static void reply_cluster_error(VoReply *rep, int r, const char *error)
 {
     if (r == -EACCES || r == -EKEYREJECTED)
@@ -21,6 +21,8 @@ static void reply_cluster_error(VoReply *rep, int r, const char *error)
         vo_reply_error(rep, VO_ERR_BAD_GATEWAY, "%s", error ? error : strerror(-r));
     else if (r == -EAGAIN)
         vo_reply_error(rep, VO_ERR_UNAVAILABLE, "%s", error ? error : "cluster has no quorum");
+    else if (r == -EPROTONOSUPPORT) /* versions that cannot join: join-protocol.h */
+        vo_reply_error(rep, VO_ERR_INVALID_STATE, "%s", error ? error : "upgrade vireo first");
     else
         vo_reply_errno(rep, r, error);
 }

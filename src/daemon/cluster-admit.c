@@ -1,7 +1,8 @@
 /* cluster-admit.c: a member's side of a join: the cluster CA for anyone
- * (GET /v1/cluster/ca: public, checked by the joiner against its token) and
+ * (GET /v1/cluster/ca: public, checked by the joiner against its token,
+ * with the join protocol and checks this member makes: join-protocol.h) and
  * POST /v1/cluster/join-request: the token checked against its record, the
- * joiner's VMs, networks and rbd pools checked for collisions and its projects against the
+ * joiner's VMs, networks and pools checked for collisions and its projects against the
  * cluster's quotas (cluster-join-projects.c), its host certificate
  * issued, and (while the cluster has fewer than three voting members) its
  * etcd member added as a learner. */
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster/join-protocol.h"
 #include "cluster/join-token.h"
 #include "cluster/pki.h"
 #include "daemon/cluster.h"
@@ -29,8 +31,8 @@ int vo_cluster_ca(VoDaemon *d, json_t **ret)
         return r;
     char fp[VO_SHA256_HEX_LEN + 1] = "";
     (void)vo_pki_fingerprint(ca.cert_pem, fp);
-    *ret = json_pack("{s:s, s:s, s:s}", "cluster", d->cluster->cluster_id, "ca", ca.cert_pem,
-                     "ca_sha256", fp);
+    *ret = json_pack("{s:s, s:s, s:s, s:o}", "cluster", d->cluster->cluster_id, "ca",
+                     ca.cert_pem, "ca_sha256", fp, "join", vo_join_protocol_json());
     vo_pki_pair_clear(&ca);
     return 0;
 }
@@ -97,21 +99,23 @@ static char *pool_where(const json_t *pool)
                        json_string_value(json_object_get(rbd, "monitors")));
 }
 
-/* The joiner's rbd pools named like a shared pool of the cluster: refused,
- * whatever Ceph pool each names (its own pool would hide the cluster's on
- * it, and the cluster's VMs on that pool would open the wrong images). */
-static void find_pool_collisions(const ClusterObjects *o, const json_t *req, char ***out)
+/* The joiner's pools (a legacy request's: its rbd pools only) named like a
+ * shared pool of the cluster: refused, whatever each holds (a pool name is
+ * either the cluster's or hosts' own, docs/cluster.md "Pool names": its own
+ * pool would hide the cluster's on it, and the cluster's VMs on that pool
+ * would open the wrong images). */
+static void find_pool_collisions(const ClusterObjects *o, const json_t *pools, char ***out)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(req, "rbd_pools"), i, v) {
+    json_array_foreach(pools, i, v) {
         const char *name = json_string_value(json_object_get(v, "name"));
         json_t *theirs = name ? json_object_get(o->pools, name) : NULL;
         if (!theirs)
             continue;
         _cleanup_free_ char *mine = pool_where(v), *other = pool_where(theirs);
         vo_strv_pushf(out, "pool name '%s' is taken: the cluster has a shared pool '%s' (%s), "
-                      "this host an rbd pool '%s' (%s): delete this host's pool (and make it "
+                      "this host a pool '%s' (%s): delete this host's pool (and make it "
                       "again under another name) first", name, name, other, name, mine);
     }
 }
@@ -180,17 +184,6 @@ static void find_collisions(const ClusterObjects *o, const json_t *req, const ch
                               other ? other : "", host);
         }
     }
-}
-
-static char *join_strv(char **v, const char *sep)
-{
-    char *s = vo_strdup("");
-    for (size_t i = 0; v && v[i]; i++) {
-        char *more = vo_asprintf("%s%s%s", s, i ? sep : "", v[i]);
-        free(s);
-        s = more;
-    }
-    return s;
 }
 
 /* Checks the token; 0 (with its record's text and revision) or -EACCES /
@@ -374,21 +367,28 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
         return vo_error_set(ret_error, -ENOTCONN, "this host is not in a cluster");
     const char *cluster = NULL, *token_id = NULL, *secret = NULL, *host_id = NULL, *name = NULL,
                *address = NULL;
-    json_t *vms = NULL, *nets = NULL, *projects = NULL, *rbd_pools = NULL;
+    json_t *vms = NULL, *nets = NULL, *projects = NULL, *pools = NULL;
     int peer_port = VO_ETCD_PEER_PORT;
+    bool legacy = false;
+    int r = vo_join_request_accepted(req, &legacy, ret_error);
+    if (r < 0)
+        return r;
+    /* A legacy request (no "protocol") is taken as before: strictly, its
+     * rbd pools alone. A later one's fields this member does not know are
+     * ignored: each that needs a check named it in "checks", refused above. */
     json_error_t jerr;
-    if (json_unpack_ex((json_t *)req, &jerr, JSON_STRICT,
+    if (json_unpack_ex((json_t *)req, &jerr, legacy ? JSON_STRICT : 0,
                        "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s?o, s?i, s?o}",
                        "cluster", &cluster, "token_id", &token_id, "secret", &secret, "host_id",
                        &host_id, "name", &name, "address", &address, "vms", &vms, "networks",
                        &nets, "projects", &projects, "etcd_peer_port", &peer_port,
-                       "rbd_pools", &rbd_pools) < 0 ||
+                       legacy ? "rbd_pools" : "pools", &pools) < 0 ||
         !json_is_array(vms) || !json_is_array(nets) || (projects && !json_is_object(projects)) ||
-        (rbd_pools && !json_is_array(rbd_pools)))
+        (pools && !json_is_array(pools)))
         return vo_error_set(ret_error, -EINVAL, "invalid join request: %s", jerr.text);
     _cleanup_free_ char *token_text = NULL;
     int64_t token_rev = 0;
-    int r = check_token(d, cluster, token_id, secret, &token_text, &token_rev, ret_error);
+    r = check_token(d, cluster, token_id, secret, &token_text, &token_rev, ret_error);
     if (r < 0)
         return r;
     _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
@@ -410,11 +410,11 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
     char **collisions = NULL;
     if (r >= 0) {
         find_collisions(&o, req, host_id, &collisions);
-        find_pool_collisions(&o, req, &collisions);
+        find_pool_collisions(&o, pools, &collisions);
         vo_cluster_admit_projects(d->cluster_store, projects, &collisions);
     }
     if (r >= 0 && collisions) {
-        _cleanup_free_ char *list = join_strv(collisions, "; ");
+        _cleanup_free_ char *list = vo_strv_join(collisions, "; ");
         r = vo_error_set(ret_error, -EEXIST, "host %s cannot join: %s", name, list);
     }
     vo_strv_free(collisions);
@@ -433,6 +433,9 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
     if (r >= 0) {
         answer = json_pack("{s:s, s:s, s:s, s:s}", "cluster", d->cluster->cluster_id, "ca_cert",
                            ca.cert_pem, "host_cert", host.cert_pem, "host_key", host.key_pem);
+        json_t *join = vo_join_protocol_json(); /* the checks made: "protocol", "checks" */
+        json_object_update(answer, join);
+        json_decref(join);
         r = etcd_admit(d, name, address, peer_port, answer, ret_error);
         if (r >= 0 && json_is_true(json_object_get(answer, "voter")))
             json_object_set_new(answer, "ca_key", json_string(ca.key_pem));

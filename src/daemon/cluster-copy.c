@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "daemon/cluster.h"
+#include "daemon/pool-names.h"
 #include "util/util.h"
 
 #define BATCH_KEYS VO_STORE_ETCD_MAX_TXN_OPS
@@ -38,26 +39,57 @@ static bool lease_bound(const char *key)
     return !strncmp(key, "cluster/hosts/", 14) || !strcmp(key, "cluster/manager");
 }
 
-/* Writes ops in transactions, each op's key required new (create_only) or
- * unconditionally. */
-static int write_batches(VoStore *to, VoStoreOp *ops, size_t n, bool create_only,
-                         char **ret_error)
+/* Keys that must stay absent as a host's own pools are copied in: the
+ * cluster's shared pool of each name and its claim (pool-names.h), so a
+ * shared pool made since the admission checked the names fails the copy. */
+typedef struct {
+    char **keys;  /* strv: shared document, claim, for each pool in turn */
+    char **names; /* strv: the pools' names */
+    size_t n;     /* keys */
+} PoolGuards;
+
+static void pool_guards_add(PoolGuards *g, const char *key)
 {
+    if (strncmp(key, "pools/", 6) != 0 || !key[6] || strchr(key + 6, '/'))
+        return;
+    vo_strv_push(&g->keys, vo_pool_name_shared_key(key + 6));
+    vo_strv_push(&g->keys, vo_pool_name_claim_key(key + 6));
+    vo_strv_pushf(&g->names, "%s", key + 6);
+    g->n += 2;
+}
+
+/* Writes ops in transactions, each op's key required new (create_only) or
+ * unconditionally; the first also compares the guards' keys absent. */
+static int write_batches(VoStore *to, VoStoreOp *ops, size_t n, bool create_only,
+                         const PoolGuards *guards, char **ret_error)
+{
+    size_t n_guards = guards ? guards->n : 0;
+    if (n_guards >= BATCH_KEYS / 2)
+        return vo_error_set(ret_error, -E2BIG, "too many pools to copy at once (%zu)",
+                            n_guards / 2);
     VoStoreCompare *cmps = vo_malloc0(sizeof(*cmps) * (BATCH_KEYS + 1));
     int r = 0;
     for (size_t i = 0; i < n && r >= 0;) {
-        size_t k = 0, bytes = 0;
-        while (i + k < n && k < BATCH_KEYS &&
+        size_t k = 0, bytes = 0, g = i == 0 ? n_guards : 0;
+        for (size_t x = 0; x < g; x++)
+            cmps[x] = (VoStoreCompare){ guards->keys[x], VO_REV_NEW };
+        while (i + k < n && g + k < BATCH_KEYS &&
                (k == 0 || bytes + strlen(ops[i + k].value ? ops[i + k].value : "") < BATCH_BYTES)) {
             bytes += strlen(ops[i + k].key) + strlen(ops[i + k].value ? ops[i + k].value : "");
-            cmps[k] = (VoStoreCompare){ ops[i + k].key, VO_REV_NEW };
+            cmps[g + k] = (VoStoreCompare){ ops[i + k].key, VO_REV_NEW };
             k++;
         }
         size_t failed = 0;
-        r = vo_store_txn(to, cmps, create_only ? k : 0, ops + i, k, NULL, &failed);
-        if (r == -EEXIST)
+        r = vo_store_txn(to, cmps, g + (create_only ? k : 0), ops + i, k, NULL, &failed);
+        if (r == -EEXIST && failed < g) {
+            const char *name = guards->names[failed / 2];
+            r = vo_error_set(ret_error, r, "pool name '%s' is taken: the cluster has a shared "
+                             "pool '%s'%s: delete this host's pool (and make it again under "
+                             "another name) first", name, name,
+                             failed % 2 ? " (being created now)" : "");
+        } else if (r == -EEXIST)
             r = vo_error_set(ret_error, r, "the cluster already has a document %s",
-                             ops[i + failed].key);
+                             ops[i + failed - g].key);
         else if (r < 0)
             r = vo_error_set(ret_error, r, "cannot copy the documents: %s",
                              r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
@@ -117,7 +149,12 @@ int vo_cluster_copy_in(VoStore *from, VoStore *to, const char *host_id, bool wit
     }
     for (size_t i = 0; extra && extra[i]; i += 2)
         ops[k++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = extra[i], .value = extra[i + 1] };
-    r = write_batches(to, ops, k, true, ret_error);
+    PoolGuards guards = { 0 };
+    for (size_t i = 0; i < n_docs; i++)
+        pool_guards_add(&guards, ops[i].key);
+    r = write_batches(to, ops, k, true, &guards, ret_error);
+    vo_strv_free(guards.keys);
+    vo_strv_free(guards.names);
     if (r >= 0)
         log_info("copied %zu documents into etcd", n_docs);
     free(ops);
@@ -139,7 +176,7 @@ int vo_cluster_copy_out(VoStore *from, VoStore *to, char **ret_error)
     VoStoreOp *ops = vo_malloc0(sizeof(*ops) * (n + 1));
     for (size_t i = 0; i < n; i++)
         ops[i] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = docs.keys[i], .value = docs.values[i] };
-    r = write_batches(to, ops, n, true, ret_error);
+    r = write_batches(to, ops, n, true, NULL, ret_error);
     free(ops);
     docs_clear(&docs);
     return r;

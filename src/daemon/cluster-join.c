@@ -12,9 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster/join-protocol.h"
 #include "cluster/join-token.h"
 #include "cluster/pki.h"
 #include "daemon/cluster.h"
+#include "daemon/storage.h"
 #include "util/util.h"
 
 #define JOIN_TIMEOUT_MS 30000
@@ -39,8 +41,9 @@ static size_t on_data(char *p, size_t size, size_t n, void *userdata)
 }
 
 /* GET base/v1/cluster/ca without checking the server: what it answers is
- * checked against the token's fingerprint instead. */
-static int fetch_ca(const char *base, char **ret_pem, char **ret_error)
+ * checked against the token's fingerprint instead. *ret_join: the member's
+ * join protocol and checks (NULL from a member before protocol 2). */
+static int fetch_ca(const char *base, char **ret_pem, json_t **ret_join, char **ret_error)
 {
     CURL *curl = curl_easy_init();
     if (!curl)
@@ -71,8 +74,10 @@ static int fetch_ca(const char *base, char **ret_pem, char **ret_error)
     else if (status != 200 || !pem)
         r = vo_error_set(ret_error, -EPROTO, "%s answered %ld to GET /v1/cluster/ca: is it a "
                          "vireo host in a cluster?", base, status);
-    else
+    else {
         *ret_pem = vo_strdup(pem);
+        *ret_join = json_incref(json_object_get(doc, "join"));
+    }
     json_decref(doc);
     free(b.data);
     return r;
@@ -87,13 +92,14 @@ static int collect_json(const char *key, const char *value, int64_t rev, void *u
 }
 
 /* What the member checks for collisions: this host's VM names, networks
- * and rbd pools ({name, rbd: {monitors, pool, user}}: a host keeps them as
- * its own, and one named like a pool of the cluster would hide it here). */
+ * and pools ({name, type, path, rbd?: {monitors, pool, user}}: a host keeps
+ * them as its own, and one named like a pool of the cluster would hide it
+ * here). */
 static int local_objects(VoDaemon *d, json_t **ret_vms, json_t **ret_networks,
                          json_t **ret_pools)
 {
     json_t *vms = json_array(), *nets = json_array(), *names = json_array(),
-           *list = json_array(), *pools = json_array(), *rbd_pools = json_array();
+           *list = json_array(), *pools = json_array(), *own_pools = json_array();
     int r = vo_store_list(d->store, "vms/", collect_json, vms);
     if (r >= 0)
         r = vo_store_list(d->store, "networks/", collect_json, nets);
@@ -112,17 +118,18 @@ static int local_objects(VoDaemon *d, json_t **ret_vms, json_t **ret_networks,
         json_array_append_new(list, n);
     }
     json_array_foreach(pools, i, o) {
-        json_t *rbd = json_object_get(o, "rbd");
-        if (json_is_object(rbd))
-            json_array_append_new(rbd_pools, json_pack("{s:O?, s:O}", "name",
-                                                       json_object_get(o, "name"), "rbd", rbd));
+        json_t *p = json_pack("{s:O?, s:O?, s:O?}", "name", json_object_get(o, "name"), "type",
+                              json_object_get(o, "type"), "path", json_object_get(o, "path"));
+        if (json_is_object(json_object_get(o, "rbd")))
+            json_object_set(p, "rbd", json_object_get(o, "rbd"));
+        json_array_append_new(own_pools, p);
     }
     json_decref(vms);
     json_decref(nets);
     json_decref(pools);
     *ret_vms = names;
     *ret_networks = list;
-    *ret_pools = rbd_pools;
+    *ret_pools = own_pools;
     return r;
 }
 
@@ -177,6 +184,52 @@ static void undo(VoDaemon *d, const char *dir, const Admission *a)
     vo_cluster_endpoint_clear(&ep);
 }
 
+/* The join request: a legacy one (no "protocol": any member takes it) when
+ * this host needs only the legacy checks of a member before protocol 2,
+ * else a protocol-2 one naming the checks its documents need. Refused
+ * (-EPROTONOSUPPORT) when the member cannot make one of them
+ * (join-protocol.h). *ret_needed: those checks, for the answer. */
+static int join_request(VoDaemon *d, const VoJoinToken *t, const char *base,
+                        const char *address, const json_t *member_join, char **ret_body,
+                        char ***ret_needed, char **ret_error)
+{
+    json_t *vms = NULL, *nets = NULL, *pools = NULL, *projects = NULL;
+    int r = local_objects(d, &vms, &nets, &pools);
+    if (r >= 0)
+        r = vo_cluster_join_projects(d->store, &projects);
+    if (r < 0) {
+        json_decref(vms);
+        json_decref(nets);
+        json_decref(pools);
+        return vo_error_set(ret_error, r, "cannot read this host's documents: %s", strerror(-r));
+    }
+    char **needed = vo_join_checks_needed(projects, pools, VO_DEFAULT_POOL);
+    r = vo_join_member_usable(base, member_join, needed, ret_error);
+    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i}", "cluster",
+                            t->cluster, "token_id", t->id, "secret", t->secret, "host_id",
+                            d->host_id, "name", d->host_name, "address", address, "vms", vms,
+                            "networks", nets, "etcd_peer_port", VO_ETCD_PEER_PORT);
+    if (member_join || !vo_join_checks_legacy_only(needed)) {
+        json_t *checks = json_array();
+        for (size_t i = 0; needed && needed[i]; i++)
+            json_array_append_new(checks, json_string(needed[i]));
+        json_object_set_new(req, "protocol", json_integer(VO_JOIN_PROTOCOL));
+        json_object_set_new(req, "checks", checks);
+        json_object_set(req, "projects", projects);
+        json_object_set(req, "pools", pools);
+    }
+    json_decref(projects);
+    json_decref(pools);
+    if (r >= 0)
+        *ret_body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (r < 0)
+        vo_strv_free(needed);
+    else
+        *ret_needed = needed;
+    return r;
+}
+
 static int join_steps(VoDaemon *d, const char *staging, const VoJoinToken *t, const char *base,
                       const char *address, VoClusterConfig *c, VoClusterEtcd **etcd,
                       Admission *a, char **ret_error)
@@ -184,35 +237,27 @@ static int join_steps(VoDaemon *d, const char *staging, const VoJoinToken *t, co
     _cleanup_free_ char *dir = vo_asprintf("%s/" VO_CLUSTER_DIR, staging);
     _cleanup_free_ char *ca_pem = NULL;
     char fp[VO_SHA256_HEX_LEN + 1];
-    int r = fetch_ca(base, &ca_pem, ret_error);
+    json_t *member_join = NULL;
+    int r = fetch_ca(base, &ca_pem, &member_join, ret_error);
     if (r < 0)
         return r;
-    if (vo_pki_fingerprint(ca_pem, fp) < 0 || strcmp(fp, t->ca_sha256) != 0)
+    if (vo_pki_fingerprint(ca_pem, fp) < 0 || strcmp(fp, t->ca_sha256) != 0) {
+        json_decref(member_join);
         return vo_error_set(ret_error, -EACCES,
                             "%s does not serve the cluster the token names (its CA's fingerprint "
                             "differs): check the address", base);
-    VoPkiPair ca_only = { .cert_pem = ca_pem };
-    if ((r = vo_pki_pair_write(dir, "ca", &ca_only)) < 0)
-        return vo_error_set(ret_error, r, "cannot write %s/ca.crt: %s", dir, strerror(-r));
-
-    json_t *vms = NULL, *nets = NULL, *pools = NULL, *projects = NULL;
-    if ((r = local_objects(d, &vms, &nets, &pools)) < 0 ||
-        (r = vo_cluster_join_projects(d->store, &projects)) < 0) {
-        json_decref(vms);
-        json_decref(nets);
-        json_decref(pools);
-        return vo_error_set(ret_error, r, "cannot read this host's documents: %s", strerror(-r));
     }
-    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i}", "cluster",
-                            t->cluster, "token_id", t->id, "secret", t->secret, "host_id",
-                            d->host_id, "name", d->host_name, "address", address, "vms", vms,
-                            "networks", nets, "projects", projects, "etcd_peer_port",
-                            VO_ETCD_PEER_PORT);
-    if (json_array_size(pools)) /* only when it has some: an older member takes the rest */
-        json_object_set(req, "rbd_pools", pools);
-    json_decref(pools);
-    _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
+    VoPkiPair ca_only = { .cert_pem = ca_pem };
+    if ((r = vo_pki_pair_write(dir, "ca", &ca_only)) < 0) {
+        json_decref(member_join);
+        return vo_error_set(ret_error, r, "cannot write %s/ca.crt: %s", dir, strerror(-r));
+    }
+    _cleanup_free_ char *body = NULL;
+    _cleanup_strv_ char **needed = NULL;
+    r = join_request(d, t, base, address, member_join, &body, &needed, ret_error);
+    json_decref(member_join);
+    if (r < 0)
+        return r;
     _cleanup_free_ char *ca_file = vo_asprintf("%s/ca.crt", dir);
     VoPeerTls tls = { .ca_file = ca_file }; /* no client certificate yet: the token is it */
     static const char *const headers[] = { "Content-Type: application/json", NULL };
@@ -245,6 +290,15 @@ static int join_steps(VoDaemon *d, const char *staging, const VoJoinToken *t, co
     a->voter = voter;
     a->member_id = member_id ? strtoull(member_id, NULL, 16) : 0;
     a->member_endpoint = vo_strdup(json_string_value(json_array_get(endpoints, 0)));
+    /* The member says which checks it made (protocol 2): one it did not
+     * make fails the join here (undone), never passes unchecked. An answer
+     * without them is a legacy member's: the legacy checks. */
+    _cleanup_strv_ char **unmade = vo_join_checks_missing(needed,
+                                                          json_object_get(a->answer, "checks"));
+    if (unmade)
+        return vo_error_set(ret_error, -EPROTONOSUPPORT, "%s admitted this host without "
+                            "checking its %s%s: upgrade vireo on that host, then join again",
+                            base, unmade[0], unmade[1] ? " (and more)" : "");
 
     VoPkiPair ca = { .cert_pem = ca_pem, .key_pem = (char *)ca_key };
     VoPkiPair host = { .cert_pem = (char *)host_cert, .key_pem = (char *)host_key };

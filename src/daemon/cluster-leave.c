@@ -43,17 +43,6 @@ static int collect_running(const char *key, const char *value, int64_t rev, void
     return 0;
 }
 
-static char *joined(char **v)
-{
-    char *s = vo_strdup("");
-    for (size_t i = 0; v && v[i]; i++) {
-        char *more = vo_asprintf("%s%s%s", s, i ? ", " : "", v[i]);
-        free(s);
-        s = more;
-    }
-    return s;
-}
-
 /* VMs the host's documents say run: -EBUSY naming them. */
 static int refuse_running(VoDaemon *d, const char *host_id, const char *host_name,
                           char **ret_error)
@@ -65,7 +54,7 @@ static int refuse_running(VoDaemon *d, const char *host_id, const char *host_nam
         r = vo_error_set(ret_error, r, "cannot read the VMs of %s: %s", host_name,
                          r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
     else if (c.names) {
-        _cleanup_free_ char *list = joined(c.names);
+        _cleanup_free_ char *list = vo_strv_join(c.names, ", ");
         r = vo_error_set(ret_error, -EBUSY, "%s runs VMs: %s; stop them (or move them) first",
                          host_name, list);
     }

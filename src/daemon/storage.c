@@ -18,6 +18,7 @@
 
 #include "conf/names.h"
 #include "daemon/host-id.h"
+#include "daemon/pool-names.h"
 #include "daemon/storage-iscsi.h"
 #include "daemon/sweep-kept.h"
 #include "daemon/sweep.h"
@@ -386,8 +387,12 @@ char *vo_volume_doc_key(VoDaemon *d, const char *pool, const char *name)
 }
 
 /* Caller holds storage_lock (all writers of pools/ and volumes/ do, so the
- * revisions below are the documents' current ones). */
-static int save_pool(VoDaemon *d, VoPool *p, int64_t expected)
+ * revisions below are the documents' current ones). A new pool's document
+ * keeps to the cluster's rule on names (pool-names.h): a shared one's with
+ * its name's claim (claim), a host's own off the shared names; *ret_error
+ * (may be NULL) says why not. */
+static int save_pool_as(VoDaemon *d, VoPool *p, int64_t expected, const VoPoolNameClaim *claim,
+                        char **ret_error)
 {
     json_t *doc = json_pack("{s:s, s:s, s:s, s:I}", "name", p->name, "type", p->type, "path",
                             p->path, "created_at", (json_int_t)p->created_at);
@@ -400,7 +405,14 @@ static int save_pool(VoDaemon *d, VoPool *p, int64_t expected)
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = pool_doc_key(p->shared, p->name);
+    if (expected == VO_REV_NEW)
+        return vo_pool_name_create_doc(d->store, p->name, key, text, claim, &p->rev, ret_error);
     return vo_store_put(d->store, key, text, expected, &p->rev);
+}
+
+static int save_pool(VoDaemon *d, VoPool *p, int64_t expected)
+{
+    return save_pool_as(d, p, expected, NULL, NULL);
 }
 
 static int save_volume(VoDaemon *d, VoVolume *v)
@@ -1323,7 +1335,10 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
      * then the document is made new (the name is the cluster's). */
     bool shared = d->cluster != NULL;
     char uuid[37] = "";
-    if (shared && vo_uuid_generate(uuid) < 0)
+    VoPoolNameClaim claim = { 0 };
+    if (shared)
+        r = vo_pool_name_claim_shared(d, spec->name, &claim, ret_error);
+    if (r >= 0 && shared && vo_uuid_generate(uuid) < 0)
         r = vo_error_set(ret_error, -EIO, "cannot make an id for pool '%s'", spec->name);
     if (r >= 0 && shared)
         r = vo_storage_rbd_publish_key(d, spec->name, uuid, dir, ret_error);
@@ -1333,6 +1348,7 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
                          spec->name, dir, strerror(-r));
     }
     if (r < 0) {
+        vo_pool_name_claim_end(d, &claim);
         vo_storage_rbd_discard(dir);
         json_decref(props);
         return r;
@@ -1344,11 +1360,10 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
                    .shared = shared, .id = shared ? vo_strdup(uuid) : NULL,
                    /* it answered right now (prepare checked it) */
                    .reach = VO_POOL_REACHABLE };
-    r = pool_find(d, spec->name) ? -EEXIST : save_pool(d, p, VO_REV_NEW);
+    r = pool_find(d, spec->name)
+            ? vo_error_set(ret_error, -EEXIST, "a pool named '%s' already exists", spec->name)
+            : save_pool_as(d, p, VO_REV_NEW, shared ? &claim : NULL, ret_error);
     if (r < 0) {
-        *ret_error = r == -EEXIST ? vo_asprintf("a pool named '%s' already exists", spec->name)
-                                  : vo_asprintf("cannot save pool '%s': %s", spec->name,
-                                                strerror(-r));
         pool_free(p);
         vo_storage_rbd_discard(dir);
     } else {
@@ -1356,6 +1371,7 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
         *ret = pool_to_json(d, p);
     }
     pthread_mutex_unlock(&d->storage_lock);
+    vo_pool_name_claim_end(d, &claim);
     if (r < 0 && shared)
         vo_storage_rbd_unpublish_key(d, uuid);
     if (r >= 0)
@@ -1391,7 +1407,17 @@ int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *
         return -EINVAL;
     }
     pthread_mutex_lock(&d->storage_lock);
-    int r = 0;
+    bool taken = pool_find(d, name) != NULL;
+    pthread_mutex_unlock(&d->storage_lock);
+    if (taken)
+        return vo_error_set(ret_error, -EEXIST, "a pool named '%s' already exists", name);
+    /* A shared pool's name is the cluster's: claimed first, free on every
+     * host (pool-names.h); asked without the lock. */
+    VoPoolNameClaim claim = { 0 };
+    int r = shared ? vo_pool_name_claim_shared(d, name, &claim, ret_error) : 0;
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&d->storage_lock);
     if (pool_find(d, name)) {
         *ret_error = vo_asprintf("a pool named '%s' already exists", name);
         r = -EEXIST;
@@ -1432,15 +1458,11 @@ int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *
         *p = (VoPool){ .name = vo_strdup(name), .type = vo_strdup(type), .path = vo_strdup(real),
                        .created_at = vo_wall_ms(), .shared = shared,
                        .id = shared ? vo_strdup(uuid) : NULL };
-        /* A shared pool's name is the cluster's: the create fails on a
-         * name another host took in the meantime. A local pool's is also
-         * kept off the shared names (the registry holds them). */
-        r = save_pool(d, p, VO_REV_NEW);
-        if (r == -EEXIST) {
-            *ret_error = vo_asprintf("a pool named '%s' already exists", name);
-        } else if (r < 0) {
-            *ret_error = vo_asprintf("cannot save pool '%s': %s", name, strerror(-r));
-        }
+        /* The create fails on a name another host took in the meantime:
+         * a shared pool's anywhere, a host's own pool's as a shared one. */
+        if (!shared)
+            vo_test_hold("pool_own_checked");
+        r = save_pool_as(d, p, VO_REV_NEW, shared ? &claim : NULL, ret_error);
         if (r < 0) {
             if (shared)
                 vo_pool_marker_remove(real, uuid);
@@ -1451,6 +1473,7 @@ int vo_pool_create(VoDaemon *d, const char *name, const char *type, const char *
         }
     }
     pthread_mutex_unlock(&d->storage_lock);
+    vo_pool_name_claim_end(d, &claim);
     return r;
 }
 

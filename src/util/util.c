@@ -95,6 +95,17 @@ int vo_strv_pushf(char ***v, const char *fmt, ...)
     return vo_strv_push(v, s);
 }
 
+char *vo_strv_join(char *const *v, const char *sep)
+{
+    size_t n = 1;
+    for (size_t i = 0; v && v[i]; i++)
+        n += strlen(v[i]) + (i ? strlen(sep) : 0);
+    char *s = vo_malloc0(n), *p = s;
+    for (size_t i = 0; v && v[i]; i++)
+        p = stpcpy(i ? stpcpy(p, sep) : p, v[i]);
+    return s;
+}
+
 int vo_parse_size_default_unit(const char *s, uint64_t bare_unit, uint64_t *ret_bytes)
 {
     if (!s || !isdigit((unsigned char)s[0]))

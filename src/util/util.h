@@ -71,6 +71,8 @@ char *vo_vasprintf(const char *fmt, va_list ap) _printf_(1, 0);
 size_t vo_strv_len(char *const *v);
 int vo_strv_push(char ***v, char *s); /* takes s */
 int vo_strv_pushf(char ***v, const char *fmt, ...) _printf_(2, 3);
+/* The strings of v with sep between them (malloc'd; "" for none). */
+char *vo_strv_join(char *const *v, const char *sep);
 
 /* Size strings: "512", "512M", "2G", "1T" (binary units). Returns 0 or -EINVAL/-ERANGE. */
 int vo_parse_size(const char *s, uint64_t *ret_bytes);

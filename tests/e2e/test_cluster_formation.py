@@ -144,7 +144,7 @@ def test_join_refusals_leave_the_joiner_standalone(cluster):
                                                 "token": doc["token"], "address": h2.address})
     assert r[0] == 409, r
     assert (f"pool name 'ceph1' is taken: the cluster has a shared pool 'ceph1' (dir at "
-            f"{shared}), this host an rbd pool 'ceph1' (rbd: Ceph pool vms at 192.0.2.1)") in \
+            f"{shared}), this host a pool 'ceph1' (rbd: Ceph pool vms at 192.0.2.1)") in \
         r[1]["error"]["message"], r
     assert show(h2) == {"cluster": None}
     set_document(h2, "pools/ceph1", None)

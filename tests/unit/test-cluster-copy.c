@@ -2,7 +2,8 @@
  * init, join and leave (src/daemon/cluster-copy.c), on two SQLite stores
  * (the copy goes through the store interface only): what is copied, what is
  * left out, VM name records, batches beyond one transaction, a collision
- * that writes nothing, and deleting a namespace. */
+ * that writes nothing, a host's own pool named like a shared pool made
+ * since the admission (or being made), and deleting a namespace. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,6 +151,33 @@ static void test_batches_and_copy_out(void **state)
     assert_int_equal(n_keys(f->from, "h/y/"), 1);
 }
 
+/* A shared pool of the cluster made (or claimed) after the admission
+ * checked the names: the joiner's own pool of that name is not copied,
+ * and the copy says why (pool-names.h). */
+static void test_own_pool_named_like_shared(void **state)
+{
+    Fixture *f = *state;
+    put(f->from, "pools/default", "{\"name\":\"default\"}");
+    put(f->from, "pools/nfs", "{\"name\":\"nfs\"}");
+    put(f->to, "cluster/pools/nfs", "{\"name\":\"nfs\",\"shared\":true}");
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_cluster_copy_in(f->from, f->to, "H", false, &error), -EEXIST);
+    assert_non_null(strstr(error, "pool name 'nfs' is taken: the cluster has a shared pool"));
+    assert_null(get(f->to, "pools/nfs"));
+    assert_null(get(f->to, "pools/default")); /* nothing written */
+
+    Fixture *pg = NULL; /* a second pair of stores */
+    setup((void **)&pg);
+    put(pg->from, "pools/nfs", "{\"name\":\"nfs\"}");
+    put(pg->to, "cluster/claims/pools/nfs", "{\"host\":\"O\"}");
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_cluster_copy_in(pg->from, pg->to, "H", false, &error), -EEXIST);
+    assert_non_null(strstr(error, "(being created now)"));
+    assert_null(get(pg->to, "pools/nfs"));
+    teardown((void **)&pg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +185,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_copy_in_without_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collision_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_and_copy_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_pool_named_like_shared, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,6 +61,9 @@ static void test_strv(void **state)
     assert_int_equal(vo_strv_len(v), 2);
     assert_string_equal(v[1], "b-2");
     assert_null(v[2]);
+    _cleanup_free_ char *joined = vo_strv_join(v, "; "), *none = vo_strv_join(NULL, ", ");
+    assert_string_equal(joined, "a; b-2");
+    assert_string_equal(none, "");
 }
 
 static void test_error_mapping(void **state)
