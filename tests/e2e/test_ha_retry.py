@@ -29,7 +29,12 @@ point, $VIREO_TEST_STORE_FAULTS/put@vms+ID) is refused: nothing runs, the
 VM stays stopped, and the next start works. So is one whose save landed
 but got no answer (lost@put@vms+ID, "ETIMEDOUT": the outcome unknown): its
 document, which said "starting", is put back to "stopped", and the next
-start works (with the document's revision unknown to the host it failed)."""
+start works (with the document's revision unknown to the host it failed),
+also when the read-backs go unanswered too: the next start takes the
+document's revision up.
+
+test_handovers_and_fenced_hosts: the manager's hand-overs that fail, and
+a host fenced while HA starts wait on it (its docstring)."""
 
 import json
 import os
@@ -175,19 +180,6 @@ def ha_off_forgets_failure(others, host_of, is_on_other_host, faults):
     assert vm["ha"] is False and "ha_start_failed" not in vm, vm
     off1_faults_left[0] = (faults / "start@off1").read_text()
     return holder
-
-
-def write_fenced(host, lease_delta):
-    """RUN/fenced as the fence writes it, killing nothing: on the lease the
-    host holds (lease_delta 0) its fenced state lasts; on another
-    (lease_delta 1) it ends at the host's next record refresh (10 s)."""
-    lease = fence_state(host)["lease"] + lease_delta
-    path = os.path.join(host.run_dir, "fenced")
-    with open(path + ".tmp", "w") as f:
-        json.dump({"at": int(time.time()), "at_monotonic_ms": int(time.monotonic() * 1000),
-                   "why": "test", "lease": lease, "vms": []}, f)
-    os.rename(path + ".tmp", path)
-    return path
 
 
 def refused_start_is_retried(others, host_of, messages, faults):
