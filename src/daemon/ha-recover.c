@@ -48,6 +48,9 @@ static json_t *said;
  * host's own retries (ha-retry.h) still follow what it was told of. */
 static json_t *handovers;
 #define HANDOVER_RETRY_MS 2000
+/* A host that keeps not answering is asked less often (a call can take
+ * PEER_TIMEOUT_MS, holding the round): doubling up to this. */
+#define HANDOVER_RETRY_MAX_MS 30000
 
 static void handover_add(const char *vm_id, const char *host_id, const char *name,
                          const char *from, int64_t since_ms)
@@ -405,11 +408,18 @@ static bool follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *r
             log_warn("ha: vm %s: its hand-over to host %s failed again: %s", name,
                      h.name ? h.name : host_id, error ? error : strerror(-r));
             vo_cluster_host_clear(&h);
+            json_object_set_new(e, "failed",
+                                json_integer(json_integer_value(json_object_get(e, "failed"))
+                                             + 1));
         }
     }
     json_decref(doc);
+    json_int_t failed = json_integer_value(json_object_get(e, "failed"));
+    int64_t wait = failed > 5 ? HANDOVER_RETRY_MAX_MS : (int64_t)HANDOVER_RETRY_MS << failed;
     if (again) /* e is in handovers */
-        json_object_set_new(e, "due", json_integer(vo_now_ms() + HANDOVER_RETRY_MS));
+        json_object_set_new(e, "due", json_integer(vo_now_ms() + (wait < HANDOVER_RETRY_MAX_MS
+                                                                      ? wait
+                                                                      : HANDOVER_RETRY_MAX_MS)));
     else if (!placed_again) /* (placed again: its entry is recover_one's, if any) */
         json_object_del(handovers, vm_id);
     return queued;
