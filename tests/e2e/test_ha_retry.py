@@ -292,8 +292,9 @@ def test_handovers_and_fenced_hosts(cluster, tmp_path, monkeypatch):
     ha_retry@fen1.hold) while y is fenced (RUN/fenced on the lease y holds):
     the retry waits (it was dropped, fen1 left stopped until y's next vireod
     start). far1: the start calls keep getting no answer until y is fenced:
-    the manager, its host back from maintenance, places it (and fen1) again
-    there, while y stays fenced (they waited for y's next vireod start)."""
+    the manager places it (and fen1) again on its own host, back from
+    maintenance, while y stays fenced (they waited for y's next vireod
+    start). y, unfenced, forgets both."""
     faults = tmp_path / "faults"
     faults.mkdir()
     monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
