@@ -20,6 +20,7 @@
 #include "daemon/vm-internal.h"
 #include "state/vm-move.h"
 #include "util/periodic.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 #define PEER_TIMEOUT_MS 15000
@@ -38,6 +39,27 @@ static json_t *down_since;
  * a record, one joining say, is not announced offline for nothing). */
 static json_t *seen_online;
 static json_t *said;
+/* VMs this manager moved to a live host whose hand-over failed (the
+ * /v1/migrations/moved or start call got no answer or was refused, or the
+ * start task failed): {vm id: {"host" (id), "name", "from" (the down
+ * host's name), "since", "due"}}. Looked at again (follow_handovers): a
+ * VM left there landed and not started is handed over again; one whose
+ * host fenced itself is placed again elsewhere. Lost with the role: its
+ * host's own retries (ha-retry.h) still follow what it was told of. */
+static json_t *handovers;
+#define HANDOVER_RETRY_MS 2000
+/* A host that keeps not answering is asked less often (a call can take
+ * PEER_TIMEOUT_MS, holding the round): doubling up to this. */
+#define HANDOVER_RETRY_MAX_MS 30000
+
+static void handover_add(const char *vm_id, const char *host_id, const char *name,
+                         const char *from, int64_t since_ms)
+{
+    json_object_set_new(handovers, vm_id,
+                        json_pack("{s:s, s:s, s:s, s:I, s:I}", "host", host_id, "name", name,
+                                  "from", from, "since", (json_int_t)since_ms, "due",
+                                  (json_int_t)(vo_now_ms() + HANDOVER_RETRY_MS)));
+}
 
 static int collect(const char *key, const char *value, int64_t rev, void *userdata)
 {
@@ -147,14 +169,23 @@ static int wait_started(VoDaemon *d, const VoClusterHost *h, bool local, const c
 
 /* Registers the moved VM on h and starts it there: the start task's id. */
 static int adopt_and_start(VoDaemon *d, const VoClusterHost *h, bool local, const char *vm_id,
-                           char **ret_task, char **ret_error)
+                           const char *name, char **ret_task, char **ret_error)
 {
     json_t *task = NULL;
     int r;
+    /* Tests lose the start call's answer here, the VM registered there. */
+    _cleanup_free_ char *point = vo_asprintf("ha_handover@%s", name);
     if (local) {
         r = vo_vm_adopt_moved(d, vm_id, ret_error);
+        if (r == -EEXIST) { /* registered by an earlier hand-over */
+            free(*ret_error);
+            *ret_error = NULL;
+            r = 0;
+        }
         if (r < 0)
             return r;
+        if ((r = vo_test_fault(point)) < 0)
+            return vo_error_set(ret_error, r, "test fault: no answer from host %s", h->name);
         vo_hosts_refresh(d);
         _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
         if (!vm)
@@ -166,6 +197,8 @@ static int adopt_and_start(VoDaemon *d, const VoClusterHost *h, bool local, cons
         json_decref(body);
         if (r < 0)
             return r;
+        if ((r = vo_test_fault(point)) < 0)
+            return vo_error_set(ret_error, r, "test fault: no answer from host %s", h->name);
         _cleanup_free_ char *path = vo_asprintf("/v1/vms/%s/start", vm_id);
         json_t *answer = NULL, *empty = json_object();
         r = peer_json(d, h, "POST", path, empty, &answer, ret_error);
@@ -207,13 +240,14 @@ static void finish(VoDaemon *d, Started *s)
     _cleanup_free_ char *error = NULL;
     int r = wait_started(d, &s->h, s->local, s->task_id, &error);
     int64_t ms = vo_now_ms() - s->since_ms;
-    if (r < 0)
+    if (r < 0) {
         vo_ha_note(d, s->name, s->vm_id,
              json_pack("{s:s, s:s, s:s}", "vm", s->name, "host", s->h.name, "from",
                        s->down_name),
              "vm %s moved to host %s (host %s offline) but not started: %s", s->name,
              s->h.name, s->down_name, error);
-    else
+        handover_add(s->vm_id, s->h.id, s->name, s->down_name, s->since_ms);
+    } else
         vo_ha_note(d, s->name, s->vm_id,
              json_pack("{s:s, s:s, s:s, s:I}", "vm", s->name, "host", s->h.name, "from",
                        s->down_name, "ms", (json_int_t)ms),
@@ -223,7 +257,7 @@ static void finish(VoDaemon *d, Started *s)
 /* Places, moves and starts one VM; true with *ret filled when its start
  * task was queued (finish() waits for it). */
 static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
-                        const char *down_name, int64_t since_ms, Started *ret)
+                        const char *down_name, int64_t since_ms, bool src_fenced, Started *ret)
 {
     int64_t now = vo_wall_ms(), next = 0;
     json_t *restarts = json_object_get(vm_doc, VO_HA_RESTARTS_FIELD);
@@ -262,11 +296,13 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
         vo_cluster_host_clear(&h);
         return false;
     }
-    _cleanup_free_ char *reason = vo_asprintf("host %s went offline", down_name);
-    _cleanup_free_ char *state = vo_asprintf("restarted on %s (host %s went offline)", h.name,
-                                             down_name);
+    const char *gone = src_fenced ? "fenced itself" : "went offline";
+    _cleanup_free_ char *reason = vo_asprintf("host %s %s", down_name, gone);
+    _cleanup_free_ char *state = vo_asprintf("restarted on %s (host %s %s)", h.name, down_name,
+                                             gone);
     json_t *counted = vo_ha_restarts_add(restarts, now); /* in the move's transaction */
-    VoVmMoveDown down = { .exit_reason = reason, .ha_state = state, .ha_restarts = counted };
+    VoVmMoveDown down = { .exit_reason = reason, .ha_state = state, .ha_restarts = counted,
+                          .src_fenced = src_fenced };
     int64_t new_rev = 0;
     r = vo_vm_move_from_down_txn(d->cluster_store, c->vm_id, c->host_id, h.id, c->rev, &down,
                                  &new_rev, &error);
@@ -280,12 +316,13 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
     free(error);
     error = NULL;
     _cleanup_free_ char *task_id = NULL;
-    r = adopt_and_start(d, &h, local, c->vm_id, &task_id, &error);
+    r = adopt_and_start(d, &h, local, c->vm_id, c->name, &task_id, &error);
     if (r < 0) {
         vo_ha_note(d, c->name, c->vm_id,
              json_pack("{s:s, s:s, s:s}", "vm", c->name, "host", h.name, "from", down_name),
-             "vm %s moved to host %s (host %s offline) but not started: %s", c->name, h.name,
-             down_name, error);
+             "vm %s moved to host %s (host %s %s) but not started: %s", c->name, h.name,
+             down_name, src_fenced ? "fenced" : "offline", error);
+        handover_add(c->vm_id, h.id, c->name, down_name, since_ms);
         vo_cluster_host_clear(&h);
         return false;
     }
@@ -293,6 +330,123 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
                       .name = vo_strdup(c->name), .vm_id = vo_strdup(c->vm_id),
                       .down_name = vo_strdup(down_name), .since_ms = since_ms };
     return true;
+}
+
+/* ---- hand-overs that failed ---- */
+
+/* One VM of handovers, due: what its document on its host says now
+ * decides. true with *ret filled when a start task was queued. */
+static bool follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *records,
+                            Started *ret)
+{
+    const char *host_id = json_string_value(json_object_get(e, "host"));
+    const char *name = json_string_value(json_object_get(e, "name"));
+    int64_t since = json_integer_value(json_object_get(e, "since"));
+    _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", host_id, vm_id), *text = NULL;
+    int64_t rev = 0;
+    int r = vo_store_get(d->cluster_store, key, &text, &rev);
+    if (r == -ENOENT) { /* deleted, or moved on */
+        json_object_del(handovers, vm_id);
+        return false;
+    }
+    json_t *rec = json_object_get(records, host_id);
+    json_t *doc = r < 0 ? NULL : json_loads(text, 0, NULL);
+    const char *state = json_string_value(json_object_get(json_object_get(doc, "status"),
+                                                          "state"));
+    /* Landed and not started since (its host's first save drops
+     * "ha_landed"), or its HA start failed there (marked: that host
+     * follows it, unless it fenced itself). */
+    bool landed = json_is_true(json_object_get(doc, "ha_landed"));
+    bool marked = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
+    bool waiting = json_is_true(json_object_get(doc, "ha")) && state &&
+                   (!strcmp(state, "crashed") || !strcmp(state, "stopped")) && (landed || marked);
+    const char *rec_state = json_string_value(json_object_get(json_object_get(rec, "doc"),
+                                                              "state"));
+    bool fenced = rec_state && !strcmp(rec_state, "fenced");
+    /* Followed while it waits on a host online (its host follows a marked
+     * one itself, but not while it is fenced); ends once it started, was
+     * given up, deleted or moved, or its host went down (the down host's
+     * recovery then takes a landed one). */
+    bool again = r < 0 || (waiting && rec);
+    bool queued = false, placed_again = r >= 0 && waiting && rec && fenced;
+    if (placed_again) {
+        /* It starts nothing until it holds a new lease: placed again. */
+        const char *host_name = json_string_value(json_object_get(json_object_get(rec, "doc"),
+                                                                  "name"));
+        VoHaCandidate c = { .vm_id = vm_id, .host_id = host_id, .name = name, .rev = rev,
+                            .priority = vo_ha_priority(doc) };
+        log_info("ha: vm %s: its host %s fenced itself before starting it: placed again", name,
+                 host_name ? host_name : host_id);
+        json_incref(e);
+        json_object_del(handovers, vm_id); /* recover_one adds it again for its new host */
+        queued = recover_one(d, &c, doc, host_name ? host_name : host_id, since, true, ret);
+        again = !queued && !json_object_get(handovers, vm_id);
+        if (again)
+            json_object_set(handovers, vm_id, e);
+        json_decref(e);
+    } else if (r >= 0 && again && !marked) {
+        /* Still landed and not started on a host online: handed over again
+         * (the VM's registration there is idempotent). */
+        VoClusterHost h = { 0 };
+        _cleanup_free_ char *task_id = NULL, *error = NULL;
+        r = vo_cluster_host_get(d, host_id, &h);
+        bool local = r >= 0 && !strcmp(h.id, d->host_id);
+        if (r >= 0 && (local || h.url))
+            r = adopt_and_start(d, &h, local, vm_id, name, &task_id, &error);
+        else if (r >= 0)
+            r = -EHOSTUNREACH;
+        if (r >= 0) {
+            log_info("ha: vm %s: handed over to host %s again", name, h.name);
+            *ret = (Started){ .h = h, .local = local, .task_id = TAKE_PTR(task_id),
+                              .name = vo_strdup(name), .vm_id = vo_strdup(vm_id),
+                              .down_name = vo_strdup(json_string_value(json_object_get(e,
+                                                                                 "from"))),
+                              .since_ms = since };
+            queued = true;
+            again = false;
+        } else {
+            log_warn("ha: vm %s: its hand-over to host %s failed again: %s", name,
+                     h.name ? h.name : host_id, error ? error : strerror(-r));
+            vo_cluster_host_clear(&h);
+            json_object_set_new(e, "failed",
+                                json_integer(json_integer_value(json_object_get(e, "failed"))
+                                             + 1));
+        }
+    }
+    json_decref(doc);
+    json_int_t failed = json_integer_value(json_object_get(e, "failed"));
+    int64_t wait = failed > 5 ? HANDOVER_RETRY_MAX_MS : (int64_t)HANDOVER_RETRY_MS << failed;
+    if (again) /* e is in handovers */
+        json_object_set_new(e, "due", json_integer(vo_now_ms() + (wait < HANDOVER_RETRY_MAX_MS
+                                                                      ? wait
+                                                                      : HANDOVER_RETRY_MAX_MS)));
+    else if (!placed_again) /* (placed again: its entry is recover_one's, if any) */
+        json_object_del(handovers, vm_id);
+    return queued;
+}
+
+/* The due entries of handovers; *n_starts grows, up to max. */
+static void follow_handovers(VoDaemon *d, json_t *records, Started *starts, size_t *n_starts,
+                             size_t max)
+{
+    json_t *ids = json_array();
+    const char *vm_id;
+    json_t *e;
+    json_object_foreach(handovers, vm_id, e)
+        if (json_integer_value(json_object_get(e, "due")) <= vo_now_ms())
+            json_array_append_new(ids, json_string(vm_id));
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id) {
+        if (vo_periodic_stopping(&runner) || !vo_hosts_is_manager(d) || *n_starts >= max)
+            break;
+        e = json_object_get(handovers, json_string_value(id));
+        json_incref(e);
+        if (e && follow_handover(d, json_string_value(id), e, records, &starts[*n_starts]))
+            (*n_starts)++;
+        json_decref(e);
+    }
+    json_decref(ids);
 }
 
 /* ---- one round ---- */
@@ -374,7 +528,8 @@ static void round_once(VoDaemon *d)
     vo_ha_order(cands, n);
     /* Moved and started one after the other (in priority order), then the
      * start tasks waited for together: they run in parallel on their hosts. */
-    Started *starts = vo_malloc0(sizeof(*starts) * (n + 1));
+    size_t max_starts = n + json_object_size(handovers);
+    Started *starts = vo_malloc0(sizeof(*starts) * (max_starts + 1));
     size_t n_starts = 0;
     for (size_t i = 0; i < n && !vo_periodic_stopping(&runner) && vo_hosts_is_manager(d);
          i++) {
@@ -385,9 +540,10 @@ static void round_once(VoDaemon *d)
         json_t *doc = json_object_get(json_object_get(dn->docs, cands[i].vm_id), "doc");
         if (!cands[i].name)
             cands[i].name = cands[i].vm_id;
-        if (recover_one(d, &cands[i], doc, dn->host_name, dn->since, &starts[n_starts]))
+        if (recover_one(d, &cands[i], doc, dn->host_name, dn->since, false, &starts[n_starts]))
             n_starts++;
     }
+    follow_handovers(d, records, starts, &n_starts, max_starts);
     for (size_t i = 0; i < n_starts; i++) {
         finish(d, &starts[i]);
         started_clear(&starts[i]);
@@ -419,6 +575,7 @@ static void recover_round(void *userdata)
         json_object_clear(down_since);
         json_object_clear(seen_online);
         json_object_clear(said);
+        json_object_clear(handovers);
     }
     was_manager = manager;
     if (manager)
@@ -432,13 +589,15 @@ int vo_ha_recover_start(VoDaemon *d)
     down_since = json_object();
     seen_online = json_object();
     said = json_object();
+    handovers = json_object();
     was_manager = false;
     int r = vo_periodic_start(&runner, recover_round, d, VO_HA_RECOVER_PERIOD_MS);
     if (r < 0) {
         json_decref(down_since);
         json_decref(seen_online);
         json_decref(said);
-        down_since = seen_online = said = NULL;
+        json_decref(handovers);
+        down_since = seen_online = said = handovers = NULL;
     }
     return r;
 }
@@ -451,5 +610,6 @@ void vo_ha_recover_stop(VoDaemon *d)
     json_decref(down_since);
     json_decref(seen_online);
     json_decref(said);
-    down_since = seen_online = said = NULL;
+    json_decref(handovers);
+    down_since = seen_online = said = handovers = NULL;
 }

@@ -14,6 +14,7 @@
 #include "state/keys.h"
 #include "state/store.h"
 #include "util/periodic.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 #define START_FAILED "start failed"
@@ -171,20 +172,30 @@ void vo_ha_retry_refused(VoDaemon *d, VoVm *vm, bool follow, const char *why)
 }
 
 /* Why the VM must not be started again (NULL: it may): checked before each
- * attempt, as the other HA starts do. */
-static char *stale(VoDaemon *d, const char *vm_id)
+ * attempt, as the other HA starts do. *ret_later: not now, but kept and
+ * checked again (the store unreadable; this host fenced: it starts nothing
+ * until it holds a new lease and has reconciled, then it starts its own HA
+ * VMs again itself, docs/ha.md "The fenced state"; dropped here, the VM
+ * stayed stopped until vireod's next start). */
+static char *stale(VoDaemon *d, const char *vm_id, bool *ret_later)
 {
+    *ret_later = true;
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
-    if (!vm)
+    if (!vm) {
+        *ret_later = false;
         return vo_strdup("it is no longer on this host");
+    }
     _cleanup_free_ char *key = vo_key_vm(vm_id);
     int r = vo_store_get(d->store, key, NULL, NULL);
-    if (r == -ENOENT)
+    if (r == -ENOENT) {
+        *ret_later = false;
         return vo_strdup("it is no longer this host's (deleted, or restarted elsewhere)");
+    }
     if (r < 0)
         return vo_asprintf("the store cannot be read: %s", strerror(-r));
     if (vo_fence_is_fenced(d, NULL, NULL))
-        return vo_strdup("this host fenced itself again");
+        return vo_strdup("this host is fenced: tried once it holds a new lease");
+    *ret_later = false;
     pthread_mutex_lock(&vm->lock);
     char *why = NULL;
     if (!vm->spec->ha)
@@ -204,7 +215,10 @@ static void attempt_locked(VoDaemon *d, const char *vm_id, json_t *e)
 {
     _cleanup_free_ char *name = vo_strdup(json_string_value(json_object_get(e, "name")));
     pthread_mutex_unlock(&lock);
-    _cleanup_free_ char *why = stale(d, vm_id);
+    _cleanup_free_ char *point = vo_asprintf("ha_retry@%s", name);
+    vo_test_hold(point); /* tests fence the host while an attempt is due */
+    bool later = false;
+    _cleanup_free_ char *why = stale(d, vm_id, &later);
     json_t *task = NULL;
     _cleanup_free_ char *error = NULL;
     int r = 0;
@@ -217,12 +231,16 @@ static void attempt_locked(VoDaemon *d, const char *vm_id, json_t *e)
     pthread_mutex_lock(&lock);
     if (json_object_get(pending, vm_id) != e) {
         /* followed anew meanwhile */
-    } else if (why && !strncmp(why, "the store", 9)) {
+    } else if (why && later) {
+        if (!json_is_true(json_object_get(e, "waiting")))
+            log_info("ha: vm %s: its HA start waits: %s", name, why);
+        json_object_set_new(e, "waiting", json_true());
         json_object_set_new(e, "due", json_integer(vo_now_ms() + VO_HA_RETRY_FIRST_MS));
     } else if (why) {
         log_info("ha: vm %s: its HA start is not tried again: %s", name, why);
         json_object_del(pending, vm_id);
     } else {
+        json_object_del(e, "waiting");
         const char *task_id = json_string_value(json_object_get(task, "id"));
         if (r >= 0 && task_id) {
             json_object_set_new(e, "task", json_string(task_id));

@@ -6,7 +6,8 @@
  * counted against the restart limit; past it the VM is left `crashed` with
  * the reason. Before each attempt the VM must still be this host's (its
  * document in the store), HA, stopped by that failure (not started, stopped
- * or deleted by a user meanwhile), and the host not fenced. Each retry and
+ * or deleted by a user meanwhile); while the host is fenced the attempt
+ * waits (tried once it is not). Each retry and
  * the give-up are recorded as tasks of kind "ha" (events). The bookkeeping
  * is partly this host's memory, but each HA start is counted in the VM's
  * document ("ha_restarts", cluster/ha-plan.h): a vireod restart neither

@@ -108,6 +108,10 @@ struct VoVm {
      * (ha-retry.h), also after a vireod restart. Kept in its document
      * (top-level "ha_start_failed"); any start clears it. vm->lock. */
     bool ha_start_failed;
+    /* A save of "starting" got no answer and vireod could not tell whether
+     * it landed (vm-start-unknown.h): a later save refused for a stale
+     * revision reads the document again and takes it up. vm->lock. */
+    bool start_unknown;
     /* A restore over its RBD disks is under way, or was cut short by a
      * crash: its document's "rbd_restore_undo" (vm-rbd-restore-undo.h),
      * there for whichever host starts it next. Job lock and vm->lock. */

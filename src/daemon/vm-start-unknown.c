@@ -7,6 +7,7 @@
 
 #include "state/keys.h"
 #include "state/store.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 #define UNDO_TRIES 3
@@ -34,22 +35,32 @@ void vo_vm_unsaved_start_undo(VoVm *vm)
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
     int r = -EAGAIN;
     int64_t rev = 0;
+    vm->start_unknown = false; /* its save below must not take this path */
     for (int i = 0; i < UNDO_TRIES; i++) {
         if (i > 0) { /* the store did not answer: a little later */
             pthread_mutex_unlock(&vm->lock);
             (void)poll(NULL, 0, UNDO_WAIT_MS);
             pthread_mutex_lock(&vm->lock);
         }
-        r = stored_starting(vm, key, &rev);
+        /* Tests make every read-back go unanswered here. */
+        _cleanup_free_ char *point = vo_asprintf("start_read_back@%s", name);
+        r = vo_test_fault(point);
+        if (r >= 0)
+            r = stored_starting(vm, key, &rev);
         if (r != -EAGAIN && r != VO_STORE_EUNKNOWN && r != -ETIMEDOUT)
             break;
     }
     if (r < 0) {
+        vm->start_unknown = true;
         log_warn("vm %s: whether its unanswered save of \"starting\" landed is unknown (%s): "
-                 "its document may say starting until its next save", name, strerror(-r));
+                 "its document may say starting until its next save, which takes it up",
+                 name, strerror(-r));
         return;
     }
     if (rev == vm->rev || r == 0) {
+        /* Still in flight, it may land later (etcd applies a timed-out
+         * proposal late): the next save refused for it takes it up. */
+        vm->start_unknown = rev == vm->rev;
         log_info("vm %s: its unanswered save of \"starting\" did not land%s", name,
                  rev == vm->rev ? "" : " (its document was changed by another writer)");
         return;
@@ -72,4 +83,28 @@ void vo_vm_unsaved_start_undo(VoVm *vm)
     json_decref(was_uses);
     log_info("vm %s: its unanswered save of \"starting\" landed: its document is put back "
              "(nothing was started)", name);
+}
+
+bool vo_vm_unsaved_start_landed(VoVm *vm)
+{
+    if (!vm->start_unknown)
+        return false;
+    _cleanup_free_ char *key = vo_key_vm(vm->spec->id);
+    int64_t rev = 0;
+    int r = stored_starting(vm, key, &rev);
+    if (r < 0 && r != -ENOENT)
+        return false; /* the store did not answer: the next refusal reads again */
+    vm->start_unknown = false;
+    if (r != 1 || rev == vm->rev) {
+        log_info("vm %s: its save was refused (stale revision); its document %s: not "
+                 "rewritten", vm->spec->name, r == -ENOENT ? "is no longer this host's"
+                                                           : "was changed by another writer");
+        return false;
+    }
+    log_info("vm %s: its earlier unanswered save of \"starting\" had landed (revision %lld): "
+             "saved again on it", vm->spec->name, (long long)rev);
+    vm->rev = rev;
+    json_decref(vm->uses);
+    vm->uses = json_object(); /* the lost write's relations: each rewritten */
+    return true;
 }

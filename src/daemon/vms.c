@@ -455,6 +455,8 @@ int vo_vm_save(VoVm *vm)
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     int r = write_vm(vm, text, false);
+    if (r == -ESTALE && vo_vm_unsaved_start_landed(vm)) /* its own lost "starting" */
+        r = write_vm(vm, text, false);
     if (r < 0)
         log_error("vm %s: cannot save its state: %s", vm->spec->name, strerror(-r));
     return r;

@@ -253,6 +253,17 @@ static char *landed_from_down(const char *value, const VoVmMoveDown *down)
     return text;
 }
 
+/* Whether a VM document says its VM is not running (crashed, stopped). */
+static bool not_running(const char *value)
+{
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *state = json_string_value(json_object_get(json_object_get(doc, "status"),
+                                                          "state"));
+    bool r = state && (!strcmp(state, "crashed") || !strcmp(state, "stopped"));
+    json_decref(doc);
+    return r;
+}
+
 static int move_once(VoStore *raw, const char *vm_id, const char *src_host, const char *dst_host,
                      int64_t vm_rev, const VoVolumeMove *vols, size_t n_vols,
                      const VoVmMoveDown *down, int64_t *ret_rev, bool *ret_host_changed,
@@ -302,7 +313,12 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
     }
     /* From a dead host: its live record must be gone (and stay gone until
      * the commit: compared in the transaction). */
-    if (down) {
+    if (down && down->src_fenced && !not_running(value)) {
+        r = vo_error_set(ret_error, -EBUSY, "VM %s runs on host %s (or is starting)", vm_id,
+                         src_host);
+        goto out;
+    }
+    if (down && !down->src_fenced) {
         _cleanup_free_ char *live = NULL;
         r = vo_store_get(raw, src_live_key, &live, NULL);
         if (r >= 0) {
@@ -385,7 +401,7 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
     texts = vo_malloc0(sizeof(char *) * (2 * own.n + shared.n + 2 * n_vols + 2));
     cmps[n_cmps++] = (VoStoreCompare){ .key = dst_vm_key, .expected_rev = VO_REV_NEW };
     cmps[n_cmps++] = (VoStoreCompare){ .key = live_key, .expected_rev = live_rev };
-    if (down) /* index 2: the source stays down */
+    if (down && !down->src_fenced) /* index 2: the source stays down */
         cmps[n_cmps++] = (VoStoreCompare){ .key = src_live_key, .expected_rev = VO_REV_NEW };
     for (size_t i = 0; i < own.n; i++) {
         char *moved = moved_key(dst, own.docs[i].key + strlen(src), vols, n_vols);
@@ -449,7 +465,7 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
             r = -EHOSTDOWN;
         vo_error_set(ret_error, r, "host %s %s during the switch", dst_host,
                      r == -ESTALE ? "renewed its live record" : "went offline");
-    } else if (r == -EEXIST && down && failed == 2)
+    } else if (r == -EEXIST && down && !down->src_fenced && failed == 2)
         r = vo_error_set(ret_error, -EBUSY, "host %s came back online during the switch: "
                          "its VMs are its own", src_host);
     else if (r == -EEXIST && failed > 0 && failed < n_cmps)

@@ -66,6 +66,12 @@ typedef struct {
     /* its document's "ha_restarts" (cluster/ha-plan.h: the restart limit's
      * count, this restart included), or NULL: unchanged */
     json_t *ha_restarts;
+    /* The source is online but fenced itself (it starts nothing): its live
+     * record is not compared; instead the VM's document must say it is
+     * not running ("crashed" or "stopped", -EBUSY otherwise), compared at
+     * its revision like every moved document: a start there (which saves
+     * "starting" first) and the move never both commit. */
+    bool src_fenced;
 } VoVmMoveDown;
 
 /* vo_vm_move_txn from a host that is down (the manager's recovery): the
@@ -74,7 +80,8 @@ typedef struct {
  * fence holds a lease again) keeps its VMs: -EBUSY, nothing changes. The
  * VM document lands on the destination not running: status "state"
  * "crashed" with down->exit_reason (no started_at), "ha_state" as given;
- * the destination registers it (vo_vm_adopt_moved) and starts it. */
+ * the destination registers it (vo_vm_adopt_moved) and starts it. With
+ * down->src_fenced, from a host online but fenced instead (see there). */
 int vo_vm_move_from_down_txn(VoStore *raw, const char *vm_id, const char *down_host,
                              const char *dst_host, int64_t vm_rev, const VoVmMoveDown *down,
                              int64_t *ret_rev, char **ret_error);

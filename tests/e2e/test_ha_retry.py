@@ -29,13 +29,19 @@ point, $VIREO_TEST_STORE_FAULTS/put@vms+ID) is refused: nothing runs, the
 VM stays stopped, and the next start works. So is one whose save landed
 but got no answer (lost@put@vms+ID, "ETIMEDOUT": the outcome unknown): its
 document, which said "starting", is put back to "stopped", and the next
-start works (with the document's revision unknown to the host it failed)."""
+start works (with the document's revision unknown to the host it failed),
+also when the read-backs go unanswered too: the next start takes the
+document's revision up.
+
+test_handovers_and_fenced_hosts: the manager's hand-overs that fail, and
+a host fenced while HA starts wait on it (its docstring)."""
 
 import json
 import os
 import time
 
 from test_drs import etcd_keys, etcdctl
+from test_ha_fence import fence_state
 from test_migrate import create_on, form, hosts_of, migrate, shared_pool
 from vireo_harness import wait_until
 
@@ -152,6 +158,7 @@ def test_failed_ha_start_is_retried_then_given_up(cluster, tmp_path, monkeypatch
     user_start_failure_is_not_resumed(dest, faults)
     unsaved_start_is_refused(dest, store_faults)
     lost_start_save_is_put_back(dest, store_faults)
+    unread_start_save_is_taken_up(dest, store_faults, faults)
 
 
 off1_faults_left = [None]
@@ -251,3 +258,99 @@ def lost_start_save_is_put_back(host, store_faults):
     assert "landed: its document is put back" in host.log()
     host.task_ok("POST", "/v1/vms/ok1/start")
     assert host.vm("ok1")["state"] == "running"
+
+
+def unread_start_save_is_taken_up(host, store_faults, faults):
+    """The same lost answer, and the read-backs unanswered too (the
+    daemon's fault point start_read_back@NAME): whether the write landed is
+    unknown, and the document says "starting" at a revision the host does
+    not know. The next start takes that revision up and runs (every save of
+    the VM was refused until vireod restarted)."""
+    host.task_ok("POST", "/v1/vms/ok1/stop")
+    vm_id = host.vm("ok1")["id"]
+    (store_faults / f"lost@put@vms+{vm_id}").write_text("1 ETIMEDOUT\n")
+    (faults / "start_read_back@ok1").write_text("3 ETIMEDOUT\n")
+    doc = host.api("POST", "/v1/vms/ok1/start", {}, expect=202)
+    task = host.wait_task(doc["task"])
+    assert task["state"] == "failed", task
+    assert not (faults / "start_read_back@ok1").exists()
+    assert stored_state(host, vm_id) == "starting"
+    assert host.vm("ok1")["state"] == "stopped"
+    host.task_ok("POST", "/v1/vms/ok1/start")
+    assert host.vm("ok1")["state"] == "running"
+    assert stored_state(host, vm_id) == "running"
+    assert "had landed (revision" in host.log()
+
+
+def test_handovers_and_fenced_hosts(cluster, tmp_path, monkeypatch):
+    """A host dies with three HA VMs; the manager's host is in maintenance,
+    so all three land on the third host, y. lost1: the manager's start call
+    gets no answer (the daemon's fault point ha_handover@NAME, after the VM
+    was registered there): the manager's next round hands it over again and
+    it runs (it sat crashed and unmarked, started by nobody). fen1: its
+    start fails on y, and its retry comes due (held there:
+    ha_retry@fen1.hold) while y is fenced (RUN/fenced on the lease y holds):
+    the retry waits (it was dropped, fen1 left stopped until y's next vireod
+    start). far1: the start calls keep getting no answer until y is fenced:
+    the manager places it (and fen1) again on its own host, back from
+    maintenance, while y stays fenced (they waited for y's next vireod
+    start). y, unfenced, forgets both."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
+    c = cluster(3, driver="fake", listen=False)
+    form(c)
+    shared_pool(c)
+    name = c.hosts[0].api("GET", "/v1/cluster")["manager"]
+    manager = next(h for h in c.hosts if h.name == name)
+    victim, y = [h for h in c.hosts if h is not manager]
+    for vm in ("lost1", "fen1", "far1"):
+        create_on(victim, vm, blank=True, disk_size_bytes=16 << 20, ha=True)
+        victim.task_ok("POST", f"/v1/vms/{vm}/start")
+    manager.task_ok("POST", f"/v1/hosts/{manager.name}/maintenance", {"on": True})
+    (faults / "ha_handover@lost1").write_text("1 ETIMEDOUT\n")
+    (faults / "ha_handover@far1").write_text("999 ETIMEDOUT\n")
+    (faults / "start@fen1").write_text("1 EIO\n")
+    (faults / "ha_retry@fen1.hold").write_text("")
+    c.kill_host(victim)
+
+    def where(vm):
+        v = next((v for v in y.api("GET", "/v1/vms")["vms"] if v["name"] == vm), {})
+        return v.get("host"), v.get("state")
+
+    wait_until(lambda: where("lost1") == (y.name, "running"), 90,
+               what="lost1 running on y after its lost hand-over")
+    assert "vm lost1: handed over to host %s again" % y.name in manager.log()
+    wait_until(lambda: (faults / "ha_retry@fen1.held").exists(), 60, what="fen1's retry due")
+    assert where("fen1") == (y.name, "stopped")
+    fenced = write_fenced(y, 0)
+    (faults / "ha_retry@fen1.hold").unlink()
+    wait_until(lambda: "vm fen1: its HA start waits: this host is fenced" in y.log(), 30,
+               what="fen1's retry waiting while y is fenced")
+    assert where("far1") == (y.name, "crashed")
+    manager.api("POST", f"/v1/hosts/{manager.name}/maintenance", {"on": False})
+    (faults / "ha_handover@far1").unlink()
+    for vm in ("far1", "fen1"):
+        wait_until(lambda: where(vm) == (manager.name, "running"), 90,
+                   what=f"{vm} placed again on the manager's host, y fenced")
+    assert os.path.exists(fenced)
+    assert "fenced itself before starting it: placed again" in manager.log()
+    write_fenced(y, 1)
+    wait_until(lambda: not os.path.exists(fenced), 60, what="y no longer fenced")
+    for vm in ("far1", "fen1", "lost1"):
+        assert hosts_of(manager, vm) == [manager.name if vm != "lost1" else y.name], vm
+    assert y.vm("lost1")["state"] == "running"
+    assert "vm fen1: its HA start is not tried again: this host" not in y.log()
+
+
+def write_fenced(host, lease_delta):
+    """RUN/fenced as the fence writes it, killing nothing: on the lease the
+    host holds (lease_delta 0) its fenced state lasts; on another
+    (lease_delta 1) it ends at the host's next record refresh (10 s)."""
+    lease = fence_state(host)["lease"] + lease_delta
+    path = os.path.join(host.run_dir, "fenced")
+    with open(path + ".tmp", "w") as f:
+        json.dump({"at": int(time.time()), "at_monotonic_ms": int(time.monotonic() * 1000),
+                   "why": "test", "lease": lease, "vms": []}, f)
+    os.rename(path + ".tmp", path)
+    return path

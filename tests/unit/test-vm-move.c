@@ -408,6 +408,47 @@ static void move_from_down_needs_the_source_down(void **state)
                                          &error) < 0);
 }
 
+/* The same from a host online but fenced (src_fenced): its record stays
+ * and is not compared; a VM whose document says it runs (or starts) is
+ * refused, one stopped by a failed start moves, compared at its revision. */
+static void move_from_fenced_needs_the_vm_not_running(void **state)
+{
+    (void)state;
+    int64_t rev = put("h/g-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"ha2\","
+                      "\"ha\":true},\"ha\":true,\"status\":{\"state\":\"starting\"}}");
+    put("cluster/hosts/g-b", "{\"state\":\"online\"}");
+    put("cluster/hosts/g-a", "{\"state\":\"fenced\"}");
+    _cleanup_free_ char *error = NULL;
+    int64_t new_rev = 0;
+    VoVmMoveDown down = { .exit_reason = "host g-a fenced itself", .src_fenced = true };
+    assert_int_equal(vo_vm_move_from_down_txn(raw, VM, "g-a", "g-b", rev, &down, &new_rev,
+                                              &error), -EBUSY);
+    _cleanup_free_ char *none = get("h/g-b/vms/" VM);
+    assert_null(none);
+    int64_t stopped = put("h/g-a/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":"
+                          "\"ha2\",\"ha\":true},\"ha\":true,\"ha_start_failed\":true,"
+                          "\"status\":{\"state\":\"stopped\"}}");
+    free(error);
+    error = NULL;
+    /* Its revision as read: a start there since (a new revision) wins. */
+    assert_true(vo_vm_move_from_down_txn(raw, VM, "g-a", "g-b", rev, &down, &new_rev,
+                                         &error) < 0);
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_vm_move_from_down_txn(raw, VM, "g-a", "g-b", stopped, &down, &new_rev,
+                                              &error), 0);
+    _cleanup_free_ char *gone = get("h/g-a/vms/" VM), *moved = get("h/g-b/vms/" VM);
+    assert_null(gone);
+    json_t *doc = json_loads(moved, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "status"),
+                                                          "exit_reason")),
+                        "host g-a fenced itself");
+    assert_true(json_is_true(json_object_get(doc, "ha_landed")));
+    json_decref(doc);
+    _cleanup_free_ char *record = get("cluster/hosts/g-a");
+    assert_non_null(record);
+}
+
 /* A move whose outcome was unknown: settled as moved when it applied; when
  * it did not, the source's document is fenced (rewritten at a new
  * revision), so the same move can never apply afterwards. */
@@ -800,6 +841,7 @@ int main(void)
         cmocka_unit_test(move_takes_the_volumes_along),
         cmocka_unit_test(move_needs_a_live_destination),
         cmocka_unit_test(move_from_down_needs_the_source_down),
+        cmocka_unit_test(move_from_fenced_needs_the_vm_not_running),
         cmocka_unit_test(settle_tells_moved_from_fenced),
         cmocka_unit_test(move_takes_local_volumes_along),
         cmocka_unit_test(move_carries_the_volumes_projects),
