@@ -649,7 +649,7 @@ static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *to = NULL, *downtime = NULL, *bandwidth = NULL, *pool = NULL;
     const char *converge = NULL;
-    bool verify = false, async = false, force = false;
+    bool verify = false, async = false, force = false, post_copy = false;
     const CliOption opts[] = {
         { "--to", &to, NULL },
         { "--pool", &pool, NULL },
@@ -657,6 +657,7 @@ static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
         { "--bandwidth", &bandwidth, NULL },
         { "--converge-timeout", &converge, NULL },
         { "--force-converge", NULL, &force },
+        { "--post-copy", NULL, &post_copy },
         { "--verify-memory", NULL, &verify },
         { "--async", NULL, &async },
         { NULL, NULL, NULL },
@@ -689,6 +690,8 @@ static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "force_converge", json_true());
     if (verify)
         json_object_set_new(body, "verify_memory", json_true());
+    if (post_copy)
+        json_object_set_new(body, "post_copy", json_true());
     if (!ok) {
         json_decref(body);
         return CLI_EXIT_USAGE;
@@ -712,6 +715,13 @@ static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
         if (json_is_object(fc))
             printf("%s: vCPUs throttled up to %lld%% to converge (--force-converge)\n", name,
                    (long long)json_integer_value(json_object_get(fc, "max_throttle_percent")));
+        json_t *pc = json_object_get(res, "post_copy");
+        if (json_is_true(json_object_get(pc, "ran")))
+            printf("%s: post-copy: the rest of memory followed in %lld ms after it ran on "
+                   "the new host\n", name,
+                   (long long)json_integer_value(json_object_get(pc, "after_switch_ms")));
+        else if (json_is_object(pc))
+            printf("%s: post-copy not needed: the memory copy converged first\n", name);
     } else if (status == CLI_EXIT_OK) {
         printf("%s: migrated\n", name);
     }
@@ -1165,7 +1175,7 @@ static const CliCommand vm_commands[] = {
       VM_EDIT_HELP, vm_edit },
     { "vm", "migrate", "NAME", "[--to HOST] [--pool POOL] [--max-downtime MS] "
       "[--bandwidth SIZE/s] [--converge-timeout SECONDS] [--force-converge] "
-      "[--verify-memory] [--async]",
+      "[--post-copy] [--verify-memory] [--async]",
       "Move a running VM to another host of the cluster, live.",
       "The guest keeps running: its memory is copied to HOST while it runs, then it\n"
       "pauses for a moment (the downtime) and continues on HOST. Disks on shared\n"
@@ -1193,11 +1203,18 @@ static const CliCommand vm_commands[] = {
       "  --force-converge      throttle the guest's vCPUs harder and sooner so a busy\n"
       "                        guest converges (it runs slower until the switch);\n"
       "                        still aborted at the converge timeout\n"
+      "  --post-copy           once the first full copy of memory is sent, move the\n"
+      "                        guest to HOST and send the rest as it needs it (for a\n"
+      "                        guest that dirties memory faster than the link sends\n"
+      "                        it). Every disk must be on a shared pool. Risk: from\n"
+      "                        the switch until the rest of memory arrived, losing\n"
+      "                        either host or the link between them loses the guest\n"
       "  --verify-memory       compare the guest's RAM on both sides (both paused)\n"
       "                        before the switch; the migration fails if it differs\n" ASYNC_HELP
       "\nExamples:\n  vireo vm migrate web1 --to h2\n"
       "  vireo vm migrate db1 --to h3 --bandwidth 200M/s --max-downtime 100\n"
       "  vireo vm migrate busy1 --to h2 --converge-timeout 120 --force-converge\n"
+      "  vireo vm migrate busy2 --to h2 --post-copy\n"
       "  vireo vm migrate app1 --to h2 --pool fast\n",
       vm_migrate },
     { "vm", "move", "NAME", "[--to HOST] [--pool POOL] [--async]",

@@ -65,10 +65,14 @@ int vo_migrate_args_parse(json_t *body, VoMigrateArgs *ret, char **ret_error)
             if (!json_is_boolean(v))
                 return vo_error_set(ret_error, -EINVAL, "force_converge: must be true or false");
             ret->force_converge = json_is_true(v);
+        } else if (!strcmp(key, "post_copy")) {
+            if (!json_is_boolean(v))
+                return vo_error_set(ret_error, -EINVAL, "post_copy: must be true or false");
+            ret->post_copy = json_is_true(v);
         } else {
             return vo_error_set(ret_error, -EINVAL, "%s: unknown field (known: to, pool, "
                                 "max_downtime_ms, bandwidth, verify_memory, "
-                                "converge_timeout_s, force_converge)", key);
+                                "converge_timeout_s, force_converge, post_copy)", key);
         }
     }
     return 0;

@@ -25,11 +25,12 @@ typedef struct {
     bool verify_memory;    /* compare guest RAM on both sides before the switch */
     unsigned converge_timeout_s; /* 0: VO_MIGRATE_DEFAULT_CONVERGE_TIMEOUT_S */
     bool force_converge;   /* throttle the vCPUs harder (still aborted at the limit) */
+    bool post_copy;        /* switch to post-copy after the first full pass of RAM */
 } VoMigrateArgs;
 
 /* Parses the body of POST /v1/vms/{vm}/migrate ({"to", "pool",
  * "max_downtime_ms", "bandwidth" (bytes/s or "SIZE/s"), "verify_memory",
- * "converge_timeout_s", "force_converge"}) into *ret (strings
+ * "converge_timeout_s", "force_converge", "post_copy"}) into *ret (strings
  * point into body). -EINVAL with *ret_error naming the field. Pure. */
 int vo_migrate_args_parse(json_t *body, VoMigrateArgs *ret, char **ret_error);
 

@@ -455,11 +455,12 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
 {
     const char *id = NULL, *layout = NULL, *source = NULL;
     json_t *doc = NULL, *disks = NULL;
-    int resume = 1;
+    int resume = 1, post_copy = 0;
     json_error_t jerr;
-    if (!body || json_unpack_ex(body, &jerr, 0, "{s:s, s:o, s:s, s:s, s?b, s?o}", "id", &id,
-                                "vm", &doc, "layout", &layout, "source_host", &source,
-                                "resume", &resume, "disks", &disks) < 0)
+    if (!body || json_unpack_ex(body, &jerr, 0, "{s:s, s:o, s:s, s:s, s?b, s?o, s?b}", "id",
+                                &id, "vm", &doc, "layout", &layout, "source_host", &source,
+                                "resume", &resume, "disks", &disks, "post_copy",
+                                &post_copy) < 0)
         return vo_error_set(ret_error, -EINVAL, "bad incoming migration: %s", jerr.text);
     if (!vo_uuid_valid(id))
         return vo_error_set(ret_error, -EINVAL, "id: not a UUID");
@@ -524,7 +525,8 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
         uri = vo_asprintf("tcp:%s:%d", d->host_address, port);
         VoHvMigrationTls tls; /* between hosts: mutual TLS */
         r = d->driver->migrate_prepare(d->driver, resolved, layout, run_dir, taps, uri,
-                                       vo_migration_tls(d, &tls), &x->hv, ret_error);
+                                       post_copy, vo_migration_tls(d, &tls), &x->hv,
+                                       ret_error);
     }
     if (r >= 0 && n_disks) { /* the disks' NBD server, on a port chosen the same way */
         r = free_port(d->host_address, &port, ret_error);
@@ -575,7 +577,9 @@ int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_err
     return 0;
 }
 
-/* Waits (bounded) until the incoming stream is complete. */
+/* Waits (bounded) until the incoming stream is complete, or in post-copy
+ * (the device state here or on its way: a continue then starts the guest
+ * once it is loaded, and pages it lacks are fetched as it reads them). */
 static int wait_complete(VoDaemon *d, Incoming *x, char **ret_error)
 {
     int64_t deadline = vo_now_ms() + COMPLETE_WAIT_MS;
@@ -586,9 +590,10 @@ static int wait_complete(VoDaemon *d, Incoming *x, char **ret_error)
         if (r < 0)
             return vo_error_set(ret_error, r, "the incoming VM does not answer: %s",
                                 why ? why : strerror(-r));
-        if (p.status == VO_HV_MIGRATION_COMPLETED)
+        if (p.status == VO_HV_MIGRATION_COMPLETED || (p.post_copy && !p.post_copy_paused))
             return 0;
-        if (p.status == VO_HV_MIGRATION_FAILED || p.status == VO_HV_MIGRATION_CANCELLED)
+        if (p.status == VO_HV_MIGRATION_FAILED || p.status == VO_HV_MIGRATION_CANCELLED ||
+            p.post_copy_paused)
             return vo_error_set(ret_error, -EIO, "the incoming migration %s: %s",
                                 vo_hv_migration_status_to_string(p.status),
                                 why ? why : "no reason given");

@@ -44,6 +44,11 @@
 #define PROGRESS_EVERY_MS 1000
 #define COMMIT_TRIES 5
 #define CANCEL_WAIT_MS 30000
+/* Post-copy: how long the device state may take to reach the destination
+ * once the switch-over goes on, and how long the rest of RAM may make no
+ * progress at all before the post-copy phase counts as broken. */
+#define POST_COPY_SWITCH_WAIT_MS 120000
+#define POST_COPY_STALL_MS (5 * 60 * 1000)
 #define QUERY_TRIES 5 /* migrate_query errors in a row before the migration counts as failed */
 #define SETTLE_GIVE_UP_MS 120000 /* an unknown switch outcome: how long the store is asked */
 #define PENDING "(being queued)" /* vm->migration_task until the task has an id */
@@ -198,6 +203,25 @@ static json_t *progress_json(const char *phase, const VoHvMigrationProgress *p, 
 static void undo(VoDaemon *d, MigrateTask *m, VoHvInstance *hv, const char *abort_path)
 {
     _cleanup_free_ char *error = NULL, *aerror = NULL;
+    /* Post-copy's stop before the switch-over: cancelled first (QEMU then
+     * resumes the source itself), and waited for (bounded). */
+    VoHvMigrationProgress p = { 0 };
+    if (m->opts.post_copy && d->driver->migrate_query(hv, &p) >= 0 && p.at_switchover) {
+        if (d->driver->migrate_cancel(hv, &error) < 0)
+            log_warn("migration to %s: cancelling at the switch-over: %s", m->to_name, error);
+        for (int64_t until = vo_now_ms() + CANCEL_WAIT_MS;
+             vo_now_ms() < until && (p.status == VO_HV_MIGRATION_ACTIVE ||
+                                     p.status == VO_HV_MIGRATION_CANCELLING);) {
+            (void)poll(NULL, 0, POLL_MS);
+            free(p.error);
+            p = (VoHvMigrationProgress){ 0 };
+            if (d->driver->migrate_query(hv, &p) < 0)
+                break;
+        }
+    }
+    free(p.error);
+    free(error);
+    error = NULL;
     if (abort_path && vo_migrate_peer_call(d, m->to_url, "DELETE", abort_path, NULL, NULL, &aerror) < 0)
         log_warn("migration to %s: aborting the destination failed: %s", m->to_name, aerror);
     if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, false, false, &error) < 0)
@@ -438,6 +462,103 @@ static int take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
     return 0;
 }
 
+/* Guest RAM compared on both sides (both paused: the source stopped, the
+ * destination not yet continued). 0, or -errno with *error. */
+static int verify_memory(VoDaemon *d, MigrateTask *m, VoHvInstance *hv, const char *digest_path,
+                         char **error)
+{
+    char here[65] = "";
+    json_t *answer = NULL;
+    int r = d->driver->memory_digest ? d->driver->memory_digest(hv, here, error)
+                                     : vo_error_set(error, -EOPNOTSUPP, "driver has no digest");
+    if (r >= 0)
+        r = vo_migrate_peer_call(d, m->to_url, "POST", digest_path, NULL, &answer, error);
+    const char *there = json_string_value(json_object_get(answer, "digest"));
+    if (r >= 0 && (!there || strcmp(there, here)))
+        r = vo_error_set(error, -EIO, "guest RAM differs between source (sha256 %s) and "
+                         "destination (sha256 %s)", here, there ? there : "none");
+    json_decref(answer);
+    return r;
+}
+
+/* Post-copy, the VM moved to the destination in the store: the switch-over
+ * goes on (the device state is sent) and is waited for (bounded) until the
+ * post-copy phase runs, or a pre-copy that converged completed (*ret_post_copy
+ * false). Nothing has run at the destination yet either way. */
+static int continue_switchover(VoDaemon *d, VoHvInstance *hv, bool *ret_post_copy,
+                               char **error)
+{
+    *ret_post_copy = false;
+    int r = d->driver->migrate_continue(hv, error);
+    int64_t deadline = vo_now_ms() + POST_COPY_SWITCH_WAIT_MS;
+    while (r >= 0) {
+        VoHvMigrationProgress p = { 0 };
+        r = d->driver->migrate_query(hv, &p);
+        _cleanup_free_ char *why = p.error;
+        if (r < 0)
+            return vo_error_set(error, r, "%s", why ? why : strerror(-r));
+        if (p.status == VO_HV_MIGRATION_COMPLETED)
+            return 0;
+        if (p.post_copy && !p.post_copy_paused) {
+            *ret_post_copy = true;
+            return 0;
+        }
+        if (p.status != VO_HV_MIGRATION_ACTIVE || p.post_copy_paused)
+            return vo_error_set(error, -EIO, "the switch-over failed (%s): %s",
+                                p.post_copy_paused ? "post-copy paused"
+                                                   : vo_hv_migration_status_to_string(p.status),
+                                why ? why : "no reason given");
+        if (vo_now_ms() > deadline)
+            return vo_error_set(error, -ETIMEDOUT, "the device state did not reach the "
+                                "destination within %d s", POST_COPY_SWITCH_WAIT_MS / 1000);
+        (void)poll(NULL, 0, MEMORY_POLL_MS);
+    }
+    return r;
+}
+
+/* Post-copy, the destination continued: the rest of RAM flows from here,
+ * waited for with progress on the task (no limit while it moves, stopped
+ * after POST_COPY_STALL_MS without a byte). The final progress in *fin. */
+static int finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_t start,
+                            VoHvMigrationProgress *fin, char **error)
+{
+    uint64_t last = 0;
+    int64_t moved_at = vo_now_ms(), shown = 0;
+    int errors = 0;
+    for (;;) {
+        free(fin->error);
+        *fin = (VoHvMigrationProgress){ 0 };
+        int r = d->driver->migrate_query(hv, fin);
+        if (r < 0 && ++errors >= QUERY_TRIES)
+            return vo_error_set(error, r, "QEMU does not answer: %s",
+                                fin->error ? fin->error : strerror(-r));
+        if (r >= 0) {
+            errors = 0;
+            if (fin->status == VO_HV_MIGRATION_COMPLETED)
+                return 0;
+            if (fin->status != VO_HV_MIGRATION_ACTIVE || fin->post_copy_paused)
+                return vo_error_set(error, -EIO, "%s: %s",
+                                    fin->post_copy_paused
+                                        ? "post-copy paused"
+                                        : vo_hv_migration_status_to_string(fin->status),
+                                    fin->error ? fin->error : "no reason given");
+            if (fin->transferred != last) {
+                last = fin->transferred;
+                moved_at = vo_now_ms();
+            }
+        }
+        if (vo_now_ms() - moved_at > POST_COPY_STALL_MS)
+            return vo_error_set(error, -ETIMEDOUT, "no page sent for %d s",
+                                POST_COPY_STALL_MS / 1000);
+        if (vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
+            shown = vo_now_ms();
+            vo_task_set_details(t, 96, "post-copy: the rest of memory",
+                                progress_json("post-copy", fin, start));
+        }
+        (void)poll(NULL, 0, POLL_MS);
+    }
+}
+
 static int task_migrate_run(VoTask *t, void *userdata);
 
 /* The task; its intent file goes at its end, whatever the outcome (a
@@ -523,6 +644,8 @@ static int task_migrate_run(VoTask *t, void *userdata)
                             layout, "source_host", d->host_id, "resume", resume);
     if (m->n_disks)
         json_object_set_new(req, "disks", disks_json(m));
+    if (m->opts.post_copy)
+        json_object_set_new(req, "post_copy", json_true());
     r = vo_migrate_peer_call_timeout(d, m->to_url, "POST", "/v1/migrations/incoming", req,
                                      m->n_disks ? PREPARE_DISKS_TIMEOUT_MS : PEER_TIMEOUT_MS,
                                      &answer, &error);
@@ -588,6 +711,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
                                                      : VO_MIGRATE_DEFAULT_DOWNTIME_MS,
         .auto_converge = true,
         .force_converge = m->opts.force_converge,
+        .post_copy = m->opts.post_copy,
     };
     unsigned converge_s = m->opts.converge_timeout_s ? m->opts.converge_timeout_s
                                                      : VO_MIGRATE_DEFAULT_CONVERGE_TIMEOUT_S;
@@ -612,7 +736,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     int64_t at_migrate = vo_now_ms();
     VoHvMigrationProgress p = { 0 };
     int64_t shown = 0, cancel_at = 0, memory_start = vo_now_ms(), switch_start = 0;
-    bool cancelled = false, unconfirmed = false;
+    bool cancelled = false, unconfirmed = false, post_copy_asked = false, post_copy_on = false;
     _cleanup_free_ char *stuck = NULL; /* did not converge in time: why */
     unsigned max_throttle = 0;
     int query_errors = 0;
@@ -630,6 +754,8 @@ static int task_migrate_run(VoTask *t, void *userdata)
         if (p.status == VO_HV_MIGRATION_COMPLETED || p.status == VO_HV_MIGRATION_FAILED ||
             p.status == VO_HV_MIGRATION_CANCELLED)
             break;
+        if (p.at_switchover && !cancelled && !stuck)
+            break; /* post-copy: both paused before the switch-over (below) */
         if (!cancelled && vo_task_cancelled(t)) {
             cancelled = true;
             cancel_at = vo_now_ms();
@@ -647,7 +773,21 @@ static int task_migrate_run(VoTask *t, void *userdata)
                                     .switching_ms = switch_start ? vo_now_ms() - switch_start : 0,
                                     .limit_s = converge_s, .max_throttle = max_throttle,
                                     .force = m->opts.force_converge };
-        if (!cancelled && !stuck && vo_migrate_not_converging(&converge)) {
+        /* Post-copy: once the first full pass is sent (QEMU's second dirty
+         * sync), the rest follows after the switch-over instead. */
+        if (m->opts.post_copy && !post_copy_asked && !cancelled && !stuck &&
+            p.status == VO_HV_MIGRATION_ACTIVE && !p.switching && p.passes >= 2) {
+            post_copy_asked = true;
+            _cleanup_free_ char *perr = NULL;
+            post_copy_on = d->driver->migrate_start_post_copy(hv, &perr) >= 0;
+            if (!post_copy_on) /* asked once: the converge limit still holds */
+                log_warn("vm %s: the switch to post-copy was refused (pre-copy goes on): %s",
+                         name, perr);
+            else
+                log_info("vm %s: switching to post-copy after %llu MiB", name,
+                         (unsigned long long)(p.transferred >> 20));
+        }
+        if (!cancelled && !stuck && !post_copy_on && vo_migrate_not_converging(&converge)) {
             /* Not converged within the limit: aborted as a cancel is. */
             stuck = vo_migrate_not_converged_why(&converge);
             log_warn("vm %s: migration to %s %s", name, m->to_name, stuck);
@@ -685,9 +825,10 @@ static int task_migrate_run(VoTask *t, void *userdata)
     }
     /* A cancel that raced the completion is still honoured: the switch has
      * not happened. */
-    if (r >= 0 && p.status == VO_HV_MIGRATION_COMPLETED && vo_task_cancelled(t))
+    bool at_switch = r >= 0 && p.status == VO_HV_MIGRATION_ACTIVE && p.at_switchover;
+    if (r >= 0 && (p.status == VO_HV_MIGRATION_COMPLETED || at_switch) && vo_task_cancelled(t))
         cancelled = true;
-    if (r < 0 || p.status != VO_HV_MIGRATION_COMPLETED || cancelled) {
+    if (r < 0 || (p.status != VO_HV_MIGRATION_COMPLETED && !at_switch) || cancelled) {
         _cleanup_free_ char *why = p.error ? vo_strdup(p.error)
                                    : r < 0 ? vo_strdup(strerror(-r))
                                            : vo_asprintf("the migration ended %s",
@@ -726,20 +867,12 @@ static int task_migrate_run(VoTask *t, void *userdata)
     vo_task_set_details_unwritten(t, 92, "switching over",
                                   progress_json("switchover", &p, start));
 
-    /* 3. Both sides paused: RAM compared when asked. */
+    /* 3. Both sides paused: RAM compared when asked (post-copy: after the
+     * switch-over, below, when the destination has the device state and
+     * fetches what it lacks as it is read). */
     bool verified = false;
-    if (m->opts.verify_memory) {
-        char here[65] = "";
-        r = d->driver->memory_digest ? d->driver->memory_digest(hv, here, &error)
-                                     : vo_error_set(&error, -EOPNOTSUPP, "driver has no digest");
-        if (r >= 0)
-            r = vo_migrate_peer_call(d, m->to_url, "POST", digest_path, NULL, &answer, &error);
-        const char *there = json_string_value(json_object_get(answer, "digest"));
-        if (r >= 0 && (!there || strcmp(there, here)))
-            r = vo_error_set(&error, -EIO, "guest RAM differs between source (sha256 %s) and "
-                             "destination (sha256 %s)", here, there ? there : "none");
-        json_decref(answer);
-        answer = NULL;
+    if (m->opts.verify_memory && !at_switch) {
+        r = verify_memory(d, m, hv, digest_path, &error);
         if (r < 0) {
             undo(d, m, hv, base_path);
             vo_migrate_clear_mark(vm);
@@ -831,14 +964,32 @@ static int task_migrate_run(VoTask *t, void *userdata)
                             "here): %s", name, m->to_name, error);
     }
 
+    /* 4b. Post-copy: the switch-over goes on now that the store gives the
+     * VM to the destination; RAM is compared once the device state is there. */
+    bool in_post_copy = false;
+    _cleanup_free_ char *verify_error = NULL; /* too late to undo: the task fails at its end */
+    if (at_switch) {
+        r = continue_switchover(d, hv, &in_post_copy, &error);
+        if (r >= 0 && m->opts.verify_memory) {
+            verified = verify_memory(d, m, hv, digest_path, &verify_error) >= 0;
+            if (!verified)
+                log_error("vm %s: memory check after the switch-over failed: %s", name,
+                          verify_error);
+        }
+        if (r >= 0)
+            log_info("vm %s: switched over to host %s%s", name, m->to_name,
+                     in_post_copy ? " (post-copy: the rest of memory follows)" : "");
+    }
+
     /* 5. The destination continues the VM; this QEMU ends. Never resumed
      * here again: the documents say the VM is the destination's. */
     int64_t at_switched = vo_now_ms();
+    bool commit_unanswered = false;
     _cleanup_free_ char *console = console_tail_b64(d, vm);
     json_t *commit = json_pack("{s:I, s:b}", "rev", (json_int_t)new_rev, "resume", resume);
     if (console)
         json_object_set_new(commit, "console_log_b64", json_string(console));
-    for (int i = 0; i < COMMIT_TRIES; i++) {
+    for (int i = 0; r >= 0 && i < COMMIT_TRIES; i++) {
         free(error);
         error = NULL;
         /* A commit is idempotent: a retry of one that was applied answers 200. */
@@ -848,6 +999,15 @@ static int task_migrate_run(VoTask *t, void *userdata)
         (void)poll(NULL, 0, 1000);
     }
     json_decref(commit);
+    if (r < 0 && in_post_copy) {
+        /* The source cannot take it back (QEMU will not cancel post-copy),
+         * and the store gives it to the destination, whose watcher claims
+         * and continues it; the rest of RAM still goes from here. */
+        log_error("vm %s: host %s did not answer the commit in post-copy (%s): its own "
+                  "watcher continues the VM", name, m->to_name, error);
+        commit_unanswered = true;
+        r = 0;
+    }
     if (r < 0) {
         int b = take_back(d, m, vm, name, vm_id, new_rev, &error);
         if (b == 0) { /* the documents are here again: the source runs on */
@@ -874,8 +1034,13 @@ static int task_migrate_run(VoTask *t, void *userdata)
     }
     int64_t at_committed = vo_now_ms();
     VoHvMigrationProgress fin = { 0 };
-    (void)d->driver->migrate_query(hv, &fin);
+    _cleanup_free_ char *post_copy_broke = NULL;
+    if (in_post_copy && finish_post_copy(t, d, hv, start, &fin, &post_copy_broke) < 0)
+        log_error("vm %s: post-copy to host %s broke: %s", name, m->to_name, post_copy_broke);
+    else if (!in_post_copy)
+        (void)d->driver->migrate_query(hv, &fin);
     free(fin.error);
+    int64_t at_post_copied = vo_now_ms();
     _cleanup_free_ char *ferror = NULL;
     if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
         log_warn("vm %s: ending the source QEMU: %s", name, ferror);
@@ -884,6 +1049,14 @@ static int task_migrate_run(VoTask *t, void *userdata)
     pthread_mutex_unlock(&vm->job);
     moving_end(d, m, true); /* their documents are the destination's: files go */
     vo_drs_note_moved(d, vm_id, m->to_id); /* DRS's cooldown counts from here */
+    if (verify_error)
+        return vo_task_fail(t, -EIO, "memory check of VM '%s' after the switch-over failed "
+                            "(the VM runs on host '%s'): %s", name, m->to_name, verify_error);
+    if (post_copy_broke)
+        return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke after the VM "
+                            "moved there (%s): it runs there with memory pages that never "
+                            "arrived, and must be restarted (vireo vm stop --force, then vireo "
+                            "vm start)", name, m->to_name, post_copy_broke);
     int64_t total = vo_now_ms() - start;
     json_t *result = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "vm", vm_id, "to",
                                m->to_name, "total_time_ms", (json_int_t)total,
@@ -894,6 +1067,13 @@ static int task_migrate_run(VoTask *t, void *userdata)
      * a shared pool (dir or rbd), which the destination opens itself. */
     json_object_set_new(result, "disk_bytes", json_integer((json_int_t)m->disk_bytes));
     json_object_set_new(result, "disks_copied", json_integer((json_int_t)m->n_disks));
+    /* Post-copy: whether the phase ran (a pre-copy may converge first) and
+     * how long the rest of RAM took after the destination continued. */
+    if (m->opts.post_copy)
+        json_object_set_new(result, "post_copy",
+                            json_pack("{s:b, s:I, s:b}", "ran", in_post_copy, "after_switch_ms",
+                                      (json_int_t)(at_post_copied - at_committed),
+                                      "commit_unanswered", commit_unanswered));
     /* Where the time went (ms), in order: each phase from the end of the
      * one before; the guest is paused from the end of "memory" (QEMU's own
      * downtime before that) to the end of "commit" (the destination runs). */
@@ -1218,6 +1398,14 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
                          "for a stopped VM", name, vo_vm_state_to_string(s));
     else
         r = check_disks(d, spec, h.id, h.name, pool, &disks, &n_disks, ret_error);
+    if (r >= 0 && args->post_copy && n_disks)
+        r = vo_error_set(ret_error, -EINVAL, "post-copy needs every disk of VM '%s' on a "
+                         "shared pool (%zu local disk(s) would be mirrored): migrate it "
+                         "without --post-copy", name, n_disks);
+    if (r >= 0 && args->post_copy &&
+        (!d->driver->migrate_start_post_copy || !d->driver->migrate_continue))
+        r = vo_error_set(ret_error, -EOPNOTSUPP, "the %s driver has no post-copy",
+                         d->driver->name);
     if (r >= 0)
         r = vo_migrate_check_compat(d, vm, spec, h.id, h.name, "migrate", ret_error);
     vo_vm_spec_free(spec);

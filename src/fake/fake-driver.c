@@ -575,9 +575,11 @@ static int check_uri(const char *uri, char **ret_error)
 
 static int fake_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char *layout,
                                 const char *run_dir, const int *tap_fds, const char *uri,
-                                const VoHvMigrationTls *tls, VoHvInstance **ret,
+                                bool post_copy, const VoHvMigrationTls *tls, VoHvInstance **ret,
                                 char **ret_error)
 {
+    if (post_copy) /* no post-copy here (ops left NULL): the caller refuses it first */
+        return vo_error_set(ret_error, -EOPNOTSUPP, "the fake driver has no post-copy");
     int r = take_fault("migrate_prepare");
     if (r < 0)
         return vo_error_set(ret_error, r, "injected fault: migrate_prepare fails with %s",

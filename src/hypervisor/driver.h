@@ -181,8 +181,9 @@ typedef struct {
     bool auto_converge;       /* throttle vCPUs when memory is dirtied faster than sent */
     bool force_converge;      /* with auto_converge: throttle harder and sooner (QEMU:
                                * VO_HV_FORCE_THROTTLE_* below, tail-slow on) */
-    /* No post-copy yet: it comes with the live-migration work (both sides'
-     * capability and the switch to post-copy). */
+    bool post_copy;           /* post-copy allowed (QEMU's postcopy-ram, on both sides:
+                               * migrate_prepare's post_copy too); the switch to it is
+                               * migrate_start_post_copy */
     const VoHvMigrationTls *tls; /* the memory stream over mutual TLS; NULL: plain */
 } VoHvMigrationOptions;
 
@@ -198,6 +199,14 @@ typedef struct {
     unsigned throttle_pct;                  /* vCPUs throttled this much (auto-converge) */
     bool switching;                         /* active, but past the memory copy: at its
                                              * switch-over (QEMU's pre-switchover, device) */
+    bool post_copy;                         /* active in post-copy: the source's vCPUs are
+                                             * stopped, its device state sent; the rest of
+                                             * RAM follows (QEMU's postcopy-active) */
+    bool post_copy_paused;                  /* post-copy's stream broke: pages left behind
+                                             * (QEMU's postcopy-paused, recover states) */
+    bool at_switchover;                     /* paused before the switch-over, waiting for
+                                             * migrate_continue (a post-copy migration's
+                                             * stop; the disk mirrors' is the driver's) */
     char *error;                            /* why it failed (malloc'd), or NULL */
 } VoHvMigrationProgress;
 
@@ -351,13 +360,27 @@ struct VoHvDriver {
      * vCPUs stopped, waiting for an incoming migration on uri; on failure
      * nothing is left running. tap_fds as for start. tls (NULL: plain): the
      * incoming stream must be mutual TLS with a certificate of tls->ca_cert;
-     * the credentials go at migrate_finish. */
+     * the credentials go at migrate_finish. post_copy: the source may switch
+     * to post-copy (-EOPNOTSUPP when this host cannot: no userfaultfd). */
     int (*migrate_prepare)(VoHvDriver *d, const VoVmSpec *spec, const char *layout,
                            const char *run_dir, const int *tap_fds, const char *uri,
-                           const VoHvMigrationTls *tls, VoHvInstance **ret, char **ret_error);
+                           bool post_copy, const VoHvMigrationTls *tls, VoHvInstance **ret,
+                           char **ret_error);
     /* Source: starts migrating to uri (returns once it is under way). */
     int (*migrate_start)(VoHvInstance *vm, const char *uri, const VoHvMigrationOptions *opts,
                          char **ret_error);
+    /* Source, a migration started with opts->post_copy: stops the vCPUs here,
+     * sends the device state, and the destination may run (continued by its
+     * migrate_finish) while the rest of RAM follows on demand and in the
+     * background. Past this, the source can no longer simply resume: its
+     * RAM is still whole, but QEMU will not cancel a post-copy migration. */
+    int (*migrate_start_post_copy)(VoHvInstance *vm, char **ret_error);
+    /* Source, a migration started with opts->post_copy: both sides stop
+     * before the switch-over (query's at_switchover; the destination has
+     * run nothing) until this lets it go on: the device state goes, and
+     * the post-copy phase starts (or a pre-copy that converged completes).
+     * Until then migrate_cancel resumes the source as before. */
+    int (*migrate_continue)(VoHvInstance *vm, char **ret_error);
     /* Either side: where the migration is; ret->error is the caller's to free. */
     int (*migrate_query)(VoHvInstance *vm, VoHvMigrationProgress *ret);
     /* Source: cancels a migration under way (the VM keeps running here; the

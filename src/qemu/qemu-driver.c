@@ -25,6 +25,7 @@
 #include "qemu/qemu-load.h"
 #include "qemu/qemu-stats.h"
 #include "qemu/qemu-migrate.h"
+#include "qemu/qemu-uffd.h"
 #include "qemu/qemu-tls.h"
 #include "qemu/qemu-resources.h"
 #include "qmp/qmp.h"
@@ -293,7 +294,7 @@ static void clear_run_dir(const char *run_dir, bool made)
 /* Destination of a live migration: the source's twin, paused, listening. */
 static int qemu_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char *layout_text,
                                 const char *run_dir, const int *tap_fds, const char *uri,
-                                const VoHvMigrationTls *tls, VoHvInstance **ret,
+                                bool post_copy, const VoHvMigrationTls *tls, VoHvInstance **ret,
                                 char **ret_error)
 {
     _cleanup_layout_ VoQemuLayout *layout = NULL;
@@ -321,8 +322,14 @@ static int qemu_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char 
     pthread_mutex_lock(&vm->qmp_lock);
     r = vo_qemu_tls_incoming(vm, tls, ret_error);
     pthread_mutex_unlock(&vm->qmp_lock);
+    /* Post-copy: a confined QEMU opens /dev/userfaultfd while its
+     * capability is set, and only then (qemu-uffd.h). */
+    VoQemuUffdGrant uffd = { .fd = -1 };
+    if (r >= 0 && post_copy)
+        r = vo_qemu_uffd_grant(d, &uffd, ret_error);
     if (r >= 0)
-        r = vo_qemu_migrate_incoming(vm, uri, ret_error);
+        r = vo_qemu_migrate_incoming(vm, uri, post_copy, ret_error);
+    vo_qemu_uffd_revoke(&uffd);
     if (r < 0) {
         syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
         siginfo_t si;
@@ -453,6 +460,11 @@ int vo_qemu_command(VoHvInstance *vm, const char *cmd, json_t *args, json_t **re
         return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
     _cleanup_free_ char *error = NULL;
     int r = vo_qemu_confine_execute(vm, cmd, args, ret, &error);
+    /* A timeout in its own words: the API puts the store's words for an
+     * unknown outcome in place of strerror(ETIMEDOUT) ("cluster has no
+     * quorum ..."), which would blame etcd for a slow QEMU. */
+    if (r == -ETIMEDOUT && !error)
+        return vo_error_set(ret_error, r, "QEMU did not answer %s in time", cmd);
     if (r < 0)
         return vo_error_set(ret_error, r, "QEMU refused %s: %s", cmd, error ? error : strerror(-r));
     return 0;
@@ -747,6 +759,8 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .migrate_prepare = qemu_migrate_prepare,
         .migrate_start = vo_qemu_migrate_start,
         .migrate_query = vo_qemu_migrate_query,
+        .migrate_start_post_copy = vo_qemu_migrate_start_post_copy,
+        .migrate_continue = vo_qemu_migrate_continue,
         .migrate_cancel = vo_qemu_migrate_cancel,
         .migrate_finish = vo_qemu_migrate_finish,
         .memory_digest = vo_qemu_memory_digest,

@@ -45,6 +45,7 @@ struct VoHvInstance {
     VoQemuLayout *layout;
     char *layout_path;
     bool migration_was_running; /* vCPUs ran when the last migrate started */
+    bool migration_post_copy;   /* the last migrate allowed post-copy */
     /* Local disks (qemu-mirror.c, guarded by qmp_lock): the source's
      * mirrors under way (NULL: none); the destination's NBD server runs. */
     VoQemuMirror *mirror;

@@ -40,7 +40,13 @@ int vo_qemu_migration_uri_check(const char *uri, char **ret_error)
                         uri ? uri : "");
 }
 
-int vo_qemu_migrate_incoming(VoHvInstance *vm, const char *uri, char **ret_error)
+static json_t *capability(const char *name, bool on)
+{
+    return json_pack("{s:s, s:b}", "capability", name, "state", on);
+}
+
+int vo_qemu_migrate_incoming(VoHvInstance *vm, const char *uri, bool post_copy,
+                             char **ret_error)
 {
     int r = vo_qemu_migration_uri_check(uri, ret_error);
     if (r < 0)
@@ -49,7 +55,19 @@ int vo_qemu_migrate_incoming(VoHvInstance *vm, const char *uri, char **ret_error
      * about (query-migrate's error-desc); the caller kills the instance. */
     json_t *args = json_pack("{s:s, s:b}", "uri", uri, "exit-on-error", 0);
     pthread_mutex_lock(&vm->qmp_lock);
-    r = vo_qemu_command(vm, "migrate-incoming", args, NULL, ret_error);
+    /* Post-copy needs its capability on both sides, before the stream
+     * starts; QEMU refuses it where the kernel has no userfaultfd. */
+    if (post_copy) {
+        json_t *caps = json_pack("{s:[o]}", "capabilities", capability("postcopy-ram", true));
+        _cleanup_free_ char *error = NULL;
+        r = vo_qemu_command(vm, "migrate-set-capabilities", caps, NULL, &error);
+        json_decref(caps);
+        if (r < 0)
+            r = vo_error_set(ret_error, -EOPNOTSUPP, "this host cannot take a post-copy "
+                             "migration (QEMU: %s)", error);
+    }
+    if (r >= 0)
+        r = vo_qemu_command(vm, "migrate-incoming", args, NULL, ret_error);
     pthread_mutex_unlock(&vm->qmp_lock);
     json_decref(args);
     return r;
@@ -58,11 +76,6 @@ int vo_qemu_migrate_incoming(VoHvInstance *vm, const char *uri, char **ret_error
 /* QEMU's defaults (migration/options.c: MAX_THROTTLE, DEFAULT_MIGRATE_SET_DOWNTIME). */
 #define QEMU_MIGRATE_MAX_BANDWIDTH (128ull << 20)
 #define QEMU_MIGRATE_DOWNTIME_LIMIT_MS 300
-
-static json_t *capability(const char *name, bool on)
-{
-    return json_pack("{s:s, s:b}", "capability", name, "state", on);
-}
 
 int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigrationOptions *opts,
                           char **ret_error)
@@ -75,12 +88,11 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
         r = vo_qemu_tls_check(opts->tls, uri, true, ret_error);
     if (r < 0)
         return r;
-    /* "events": QEMU announces each state change (MIGRATION). Post-copy is
-     * not offered (it comes with the live-migration work: it needs
-     * migrate-start-postcopy and the destination's capability too): off. */
+    /* "events": QEMU announces each state change (MIGRATION). Post-copy
+     * only when asked (the destination has it on too: migrate_prepare). */
     json_t *caps = json_pack("{s:[o, o, o]}", "capabilities", capability("events", true),
                              capability("auto-converge", opts->auto_converge),
-                             capability("postcopy-ram", false));
+                             capability("postcopy-ram", opts->post_copy));
     /* Always both: QEMU keeps what an earlier attempt set, so 0 (the
      * default) is said explicitly. */
     /* The throttle too: QEMU's defaults, or harder and sooner when a
@@ -108,8 +120,13 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
      * Always said, so nothing carries over from an earlier attempt. */
     if (r >= 0)
         r = vo_qemu_mirror_check_ready(vm, ret_error);
+    /* Post-copy stops there too: the caller moves the VM's ownership
+     * while both sides are paused and nothing ran at the destination, then
+     * lets it go on (migrate_continue). */
     json_array_append_new(json_object_get(caps, "capabilities"),
-                          capability("pause-before-switchover", vm->mirror != NULL));
+                          capability("pause-before-switchover",
+                                     vm->mirror != NULL || opts->post_copy));
+    vm->migration_post_copy = opts->post_copy;
     if (r >= 0)
         r = vo_qemu_command(vm, "migrate-set-capabilities", caps, NULL, ret_error);
     if (r >= 0) /* over TLS: tls-creds and tls-hostname; plain: none named */
@@ -198,6 +215,9 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
         return -EPROTO;
     }
     ret->switching = word && (!strcmp(word, "pre-switchover") || !strcmp(word, "device"));
+    ret->at_switchover = word && !strcmp(word, "pre-switchover") && !vm->mirror;
+    ret->post_copy = word && !strncmp(word, "postcopy-", 9);
+    ret->post_copy_paused = ret->post_copy && strcmp(word, "postcopy-active");
     json_t *ram = json_object_get(info, "ram");
     ret->transferred = u64(ram, "transferred");
     ret->remaining = u64(ram, "remaining");
@@ -214,6 +234,27 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
         ret->error = vo_strdup(desc);
     json_decref(info);
     return 0;
+}
+
+int vo_qemu_migrate_start_post_copy(VoHvInstance *vm, char **ret_error)
+{
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = vm->migration_post_copy
+                ? vo_qemu_command(vm, "migrate-start-postcopy", NULL, NULL, ret_error)
+                : vo_error_set(ret_error, -EINVAL, "the migration was not started with "
+                               "post-copy allowed");
+    pthread_mutex_unlock(&vm->qmp_lock);
+    return r;
+}
+
+int vo_qemu_migrate_continue(VoHvInstance *vm, char **ret_error)
+{
+    json_t *args = json_pack("{s:s}", "state", "pre-switchover");
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = vo_qemu_command(vm, "migrate-continue", args, NULL, ret_error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    json_decref(args);
+    return r;
 }
 
 int vo_qemu_migrate_cancel(VoHvInstance *vm, char **ret_error)

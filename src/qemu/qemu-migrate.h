@@ -9,10 +9,16 @@
 int vo_qemu_layout_text(VoHvInstance *vm, char **ret_layout, char **ret_error);
 /* The QMP half of migrate_prepare: the destination QEMU (started paused
  * with -incoming defer) listens on uri. */
-int vo_qemu_migrate_incoming(VoHvInstance *vm, const char *uri, char **ret_error);
+int vo_qemu_migrate_incoming(VoHvInstance *vm, const char *uri, bool post_copy,
+                             char **ret_error);
 int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigrationOptions *opts,
                           char **ret_error);
 int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret);
+/* migrate-start-postcopy (a migration started with opts->post_copy). */
+int vo_qemu_migrate_start_post_copy(VoHvInstance *vm, char **ret_error);
+/* migrate-continue from pre-switchover (post-copy's pause; the disk
+ * mirrors' own is continued by the query, qemu-mirror.c). */
+int vo_qemu_migrate_continue(VoHvInstance *vm, char **ret_error);
 int vo_qemu_migrate_cancel(VoHvInstance *vm, char **ret_error);
 int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded,
                            bool resume, char **ret_error);

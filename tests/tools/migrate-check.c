@@ -347,7 +347,7 @@ int main(int argc, char **argv)
     printf("layout: %s\n", layout);
     _cleanup_free_ char *uri = tls ? vo_asprintf("tcp:127.0.0.1:%s", argv[5])
                                    : vo_asprintf("unix:%s/migrate.sock", work);
-    if (driver->migrate_prepare(driver, now, layout, dst_dir, NULL, uri, tls ? &dst_tls : NULL,
+    if (driver->migrate_prepare(driver, now, layout, dst_dir, NULL, uri, false, tls ? &dst_tls : NULL,
                                 &dst, &error) < 0)
         die("migrate_prepare: %s", error);
     VoHvMigrationOptions opts = { .max_bandwidth = 1ull << 30, .tls = tls ? &src_tls : NULL };

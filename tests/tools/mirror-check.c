@@ -329,7 +329,7 @@ static void prepare_destination(const VoVmSpec *spec, const char *work, const ch
     g_src_plan = g_plan;
     g_src_plan.tls = g_tls ? &g_src_tls : NULL;
     _cleanup_free_ char *run_dir = vo_asprintf("%s/dst%d", work, n);
-    if (driver->migrate_prepare(driver, dspec, layout, run_dir, NULL, g_uri,
+    if (driver->migrate_prepare(driver, dspec, layout, run_dir, NULL, g_uri, false,
                                 g_tls ? &g_dst_tls : NULL, &dst, &error) < 0)
         die("migrate_prepare: %s", error);
     if (driver->mirror_export(dst, &g_plan, &error) < 0)

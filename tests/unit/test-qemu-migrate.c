@@ -70,8 +70,8 @@ static void test_incoming(void **state)
     Fixture f;
     VoHvInstance *vm = instance_open(&f, steps);
     char *error = NULL;
-    assert_int_equal(vo_qemu_migrate_incoming(vm, "tcp:127.0.0.1:49152", &error), 0);
-    assert_int_equal(vo_qemu_migrate_incoming(vm, "unix:/run/x/mig.sock", &error), -EIO);
+    assert_int_equal(vo_qemu_migrate_incoming(vm, "tcp:127.0.0.1:49152", false, &error), 0);
+    assert_int_equal(vo_qemu_migrate_incoming(vm, "unix:/run/x/mig.sock", false, &error), -EIO);
     assert_non_null(strstr(error, "Failed to bind socket"));
     free(error);
     /* Bad URIs never reach QEMU. */
@@ -79,7 +79,7 @@ static void test_incoming(void **state)
                                        "tcp:h:12x", "" };
     for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
         error = NULL;
-        assert_int_equal(vo_qemu_migrate_incoming(vm, bad[i], &error), -EINVAL);
+        assert_int_equal(vo_qemu_migrate_incoming(vm, bad[i], false, &error), -EINVAL);
         assert_non_null(strstr(error, "tcp:HOST:PORT"));
         free(error);
     }
@@ -145,6 +145,63 @@ static void test_start(void **state)
     instance_close(&f);
 }
 
+/* Post-copy: the capability on both sides (the destination's before it
+ * listens; a host without userfaultfd refuses it), the source's stop before
+ * the switch-over, the switch to post-copy and the continue. */
+static void test_post_copy(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "migrate-set-capabilities",
+          .args = "{\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":true}]}",
+          .send = { OK } },
+        { .expect = "migrate-incoming",
+          .args = "{\"uri\":\"tcp:127.0.0.1:49152\",\"exit-on-error\":false}", .send = { OK } },
+        { .expect = "migrate-set-capabilities",
+          .args = "{\"capabilities\":[{\"capability\":\"postcopy-ram\",\"state\":true}]}",
+          .send = { "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Postcopy is not "
+                    "supported\"},\"id\":$ID}\n" } },
+        { .expect = "query-status",
+          .send = { "{\"return\":{\"status\":\"running\",\"running\":true},\"id\":$ID}\n" } },
+        { .expect = "migrate-set-capabilities",
+          .args = "{\"capabilities\":[{\"capability\":\"events\",\"state\":true},"
+                  "{\"capability\":\"auto-converge\",\"state\":true},"
+                  "{\"capability\":\"postcopy-ram\",\"state\":true},"
+                  "{\"capability\":\"pause-before-switchover\",\"state\":true}]}",
+          .send = { OK } },
+        { .expect = "migrate-set-parameters",
+          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+                  "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
+                  "\"cpu-throttle-tailslow\":false}", .send = { OK } },
+        { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49152\"}", .send = { OK } },
+        { .expect = "migrate-start-postcopy", .send = { OK } },
+        { .expect = "migrate-continue", .args = "{\"state\":\"pre-switchover\"}",
+          .send = { OK } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    char *error = NULL;
+    /* Not allowed by the migrate: refused without asking QEMU. */
+    assert_int_equal(vo_qemu_migrate_start_post_copy(vm, &error), -EINVAL);
+    assert_non_null(strstr(error, "post-copy allowed"));
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_qemu_migrate_incoming(vm, "tcp:127.0.0.1:49152", true, &error), 0);
+    assert_int_equal(vo_qemu_migrate_incoming(vm, "tcp:127.0.0.1:49153", true, &error),
+                     -EOPNOTSUPP);
+    assert_non_null(strstr(error, "cannot take a post-copy migration"));
+    assert_non_null(strstr(error, "Postcopy is not supported"));
+    free(error);
+    error = NULL;
+    VoHvMigrationOptions opts = { .auto_converge = true, .post_copy = true };
+    assert_int_equal(vo_qemu_migrate_start(vm, "tcp:10.0.0.2:49152", &opts, &error), 0);
+    assert_int_equal(vo_qemu_migrate_start_post_copy(vm, &error), 0);
+    assert_int_equal(vo_qemu_migrate_continue(vm, &error), 0);
+    assert_null(error);
+    instance_close(&f);
+}
+
 static void test_query(void **state)
 {
     static const Step steps[] = {
@@ -174,6 +231,10 @@ static void test_query(void **state)
         { .expect = "query-migrate",
           .send = { "{\"return\":{\"status\":\"cancelled\"},\"id\":$ID}\n" } },
         { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"postcopy-active\"},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"postcopy-paused\"},\"id\":$ID}\n" } },
+        { .expect = "query-migrate",
           .send = { "{\"return\":{\"status\":\"teleporting\"},\"id\":$ID}\n" } },
         { 0 }
     };
@@ -202,9 +263,11 @@ static void test_query(void **state)
     assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
     assert_true(p.switching);
+    assert_true(p.at_switchover); /* no disk mirrors: the caller continues it */
     assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
     assert_true(p.switching);
+    assert_false(p.at_switchover);
     assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_COMPLETED);
     assert_int_equal(p.downtime_ms, 42);
@@ -219,6 +282,16 @@ static void test_query(void **state)
     assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
     assert_int_equal(p.status, VO_HV_MIGRATION_CANCELLED);
     assert_string_equal(vo_hv_migration_status_to_string(p.status), "cancelled");
+    /* Post-copy: running, then its stream broken (pages left behind). */
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+    assert_true(p.post_copy);
+    assert_false(p.post_copy_paused);
+    assert_false(p.at_switchover);
+    assert_int_equal(vo_qemu_migrate_query(vm, &p), 0);
+    assert_int_equal(p.status, VO_HV_MIGRATION_ACTIVE);
+    assert_true(p.post_copy);
+    assert_true(p.post_copy_paused);
     assert_int_equal(vo_qemu_migrate_query(vm, &p), -EPROTO);
     assert_non_null(strstr(p.error, "teleporting"));
     free(p.error);
@@ -404,7 +477,7 @@ static void test_attach_without_layout_assumes_and_refuses_migration(void **stat
     _cleanup_free_ char *dst_dir = vo_asprintf("%s/dst", dir);
     char *error = NULL;
     VoHvInstance *dst = NULL;
-    assert_int_equal(d->migrate_prepare(d, spec, text, dst_dir, NULL, "unix:/tmp/x.sock", NULL, &dst,
+    assert_int_equal(d->migrate_prepare(d, spec, text, dst_dir, NULL, "unix:/tmp/x.sock", false, NULL, &dst,
                                         &error), -EINVAL);
     assert_null(dst);
     assert_non_null(strstr(error, "assumed"));
@@ -439,7 +512,7 @@ static void test_failed_prepare_leaves_nothing(void **state)
     _cleanup_free_ char *run_dir = vo_asprintf("%s/run", dir);
     char *error = NULL;
     VoHvInstance *vm = NULL;
-    assert_true(d->migrate_prepare(d, spec, text, run_dir, NULL, "unix:/tmp/x.sock", NULL, &vm,
+    assert_true(d->migrate_prepare(d, spec, text, run_dir, NULL, "unix:/tmp/x.sock", false, NULL, &vm,
                                    &error) < 0);
     assert_null(vm);
     assert_non_null(strstr(error, "QEMU exited at start"));
@@ -450,7 +523,7 @@ static void test_failed_prepare_leaves_nothing(void **state)
     _cleanup_free_ char *other = vo_asprintf("%s/other", run_dir);
     assert_int_equal(vo_write_file_atomic(other, "x", 1), 0);
     error = NULL;
-    assert_true(d->migrate_prepare(d, spec, text, run_dir, NULL, "unix:/tmp/x.sock", NULL, &vm,
+    assert_true(d->migrate_prepare(d, spec, text, run_dir, NULL, "unix:/tmp/x.sock", false, NULL, &vm,
                                    &error) < 0);
     free(error);
     static const char *const gone[] = { "layout.json", "qemu.argv", "qemu.pid", "qmp.sock",
@@ -500,22 +573,22 @@ static void test_fake(void **state)
     char *layout = NULL, *layout2 = NULL;
     assert_int_equal(d->layout(src, &layout, &error), 0);
     /* Refused: a bad URI, a layout of something else, an injected fault. */
-    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "ftp:x", NULL, &dst, &error),
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "ftp:x", false, NULL, &dst, &error),
                      -EINVAL);
     free(error);
     error = NULL;
     assert_int_equal(d->migrate_prepare(d, spec, "{\"driver\":\"qemu\"}", dst_dir, NULL,
-                                        "tcp:127.0.0.1:1", NULL, &dst, &error), -EINVAL);
+                                        "tcp:127.0.0.1:1", false, NULL, &dst, &error), -EINVAL);
     free(error);
     error = NULL;
     fault("migrate_prepare", "ENOSPC");
-    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", NULL, &dst,
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", false, NULL, &dst,
                                         &error), -ENOSPC);
     free(error);
     error = NULL;
 
     /* A whole migration: a quarter of the memory per query. */
-    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", NULL, &dst,
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", false, NULL, &dst,
                                         &error), 0);
     VoHvInfo info;
     assert_int_equal(d->info(dst, &info), 0);
@@ -544,7 +617,7 @@ static void test_fake(void **state)
     /* Back again, failing half-way: the source resumes, the destination goes. */
     free(layout);
     assert_int_equal(d->layout(dst, &layout, &error), 0);
-    assert_int_equal(d->migrate_prepare(d, spec, layout, src_dir, NULL, "unix:/tmp/x.sock", NULL, &src,
+    assert_int_equal(d->migrate_prepare(d, spec, layout, src_dir, NULL, "unix:/tmp/x.sock", false, NULL, &src,
                                         &error), 0);
     assert_int_equal(d->migrate_start(dst, "unix:/tmp/x.sock", NULL, &error), 0);
     assert_int_equal(d->migrate_start(dst, "unix:/tmp/x.sock", NULL, &error), -EBUSY);
@@ -566,7 +639,7 @@ static void test_fake(void **state)
     /* A paused VM migrated stays paused on the destination. */
     assert_int_equal(d->pause(dst), 0);
     assert_int_equal(d->layout(dst, &layout2, &error), 0);
-    assert_int_equal(d->migrate_prepare(d, spec, layout2, src_dir, NULL, "unix:/tmp/x.sock", NULL,
+    assert_int_equal(d->migrate_prepare(d, spec, layout2, src_dir, NULL, "unix:/tmp/x.sock", false, NULL,
                                         &src, &error), 0);
     assert_int_equal(d->migrate_start(dst, "unix:/tmp/x.sock", NULL, &error), 0);
     for (int i = 0; i < 4; i++)
@@ -603,6 +676,7 @@ int main(void)
         cmocka_unit_test(test_incoming),
         cmocka_unit_test(test_start),
         cmocka_unit_test(test_query),
+        cmocka_unit_test(test_post_copy),
         cmocka_unit_test(test_cancel_and_finish),
         cmocka_unit_test(test_layout_probe),
         cmocka_unit_test(test_attach_without_layout_assumes_and_refuses_migration),

@@ -592,7 +592,7 @@ static void test_fake(void **state)
     assert_int_equal(d->start(d, spec, src_dir, NULL, &src, &error), 0);
     assert_int_equal(d->resume(src), 0);
     assert_int_equal(d->layout(src, &layout, &error), 0);
-    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "unix:/tmp/m.sock", NULL, &dst,
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "unix:/tmp/m.sock", false, NULL, &dst,
                                         &error), 0);
     /* Faults, a slot the VM lacks, exports on a source: refused. */
     fault("mirror_export", "ENOSPC");

@@ -218,7 +218,7 @@ static void test_destination(void **state)
     pthread_mutex_lock(&vm->qmp_lock);
     assert_int_equal(vo_qemu_tls_incoming(vm, &TLS, &error), 0);
     pthread_mutex_unlock(&vm->qmp_lock);
-    assert_int_equal(vo_qemu_migrate_incoming(vm, "tcp:10.0.0.2:49152", &error), 0);
+    assert_int_equal(vo_qemu_migrate_incoming(vm, "tcp:10.0.0.2:49152", false, &error), 0);
     assert_tls_dir();
     VoHvMirrorDisk disk = { .slot = 0 };
     VoHvMirrorPlan plan = { .uri = "tcp:10.0.0.2:49153", .disks = &disk, .n_disks = 1,
@@ -433,12 +433,12 @@ static void test_fake(void **state)
     /* Bad files are refused as QEMU's are. */
     VoHvMigrationTls bad = TLS;
     bad.cert = "relative.crt";
-    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", &bad,
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", false, &bad,
                                         &dst, &error),
                      -EINVAL);
     free(error);
     error = NULL;
-    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", &TLS,
+    assert_int_equal(d->migrate_prepare(d, spec, layout, dst_dir, NULL, "tcp:127.0.0.1:1", false, &TLS,
                                         &dst, &error),
                      0);
     VoHvMirrorDisk disk = { .slot = 0 };

@@ -583,9 +583,11 @@ static void args_are_parsed_and_checked(void **state)
     assert_null(a.pool);
     assert_int_equal(a.converge_timeout_s, 0);
     assert_false(a.force_converge);
+    assert_false(a.post_copy);
     json_t *body = json_loads("{\"to\":\"h2\",\"max_downtime_ms\":50,\"bandwidth\":\"100M/s\","
                               "\"verify_memory\":true,\"pool\":\"fast\","
-                              "\"converge_timeout_s\":30,\"force_converge\":true}", 0, NULL);
+                              "\"converge_timeout_s\":30,\"force_converge\":true,"
+                              "\"post_copy\":true}", 0, NULL);
     assert_int_equal(vo_migrate_args_parse(body, &a, &error), 0);
     assert_string_equal(a.to, "h2");
     assert_string_equal(a.pool, "fast");
@@ -594,6 +596,7 @@ static void args_are_parsed_and_checked(void **state)
     assert_true(a.verify_memory);
     assert_int_equal(a.converge_timeout_s, 30);
     assert_true(a.force_converge);
+    assert_true(a.post_copy);
     json_decref(body);
     assert_int_equal(parse("{\"bandwidth\":1048576}", &a, &error), 0);
     assert_int_equal(a.bandwidth, 1048576);
@@ -614,6 +617,7 @@ static void args_are_parsed_and_checked(void **state)
         { "{\"converge_timeout_s\":86401}", "converge_timeout_s:" },
         { "{\"converge_timeout_s\":\"10\"}", "converge_timeout_s:" },
         { "{\"force_converge\":1}", "force_converge:" },
+        { "{\"post_copy\":\"yes\"}", "post_copy:" },
         { "[1]", "JSON object" },
     };
     for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
