@@ -25,11 +25,8 @@ static void *save_thread(void *userdata)
     /* Each round writes the state of its start; a change made while it
      * wrote is due again. A failed save is logged and not tried again
      * (as the loop's save before): the VM's next change writes all of it. */
-    while (vm->save_due) {
-        vo_vm_save_settle(vm); /* a task's write under way: after it */
-        if (vm->save_due)
-            (void)vo_vm_save_unlocked(vm);
-    }
+    while (vm->save_due) /* a task's write holds the lock: this waits for it */
+        (void)vo_vm_save_unlocked(vm);
     vm->saver_running = false;
     pthread_cond_broadcast(&vm->changed);
     pthread_mutex_unlock(&vm->lock);

@@ -2751,9 +2751,11 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
         pthread_mutex_unlock(&vms[i]->lock);
         _cleanup_free_ char *key = vo_key_vm(id);
         int64_t rev = 0;
-        /* Read under the VM's lock: its own saves (under it too) do not
-         * pass this read with an older revision. */
+        /* Read under the VM's lock, after a save made outside it
+         * (vm-save-later.c): its own saves do not pass this read with an
+         * older revision. */
         pthread_mutex_lock(&vms[i]->lock);
+        vo_vm_save_settle(vms[i]);
         int g = r < 0 ? r : vo_store_get(d->store, key, NULL, &rev);
         if (g >= 0 && !vms[i]->migrated_away)
             /* Still ours; the manager may have written its ha_state while
