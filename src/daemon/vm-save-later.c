@@ -21,14 +21,14 @@ static VoThreadCount savers;
 static void *save_thread(void *userdata)
 {
     VoVm *vm = userdata;
-    pthread_mutex_lock(&vm->lock);
+    pthread_mutex_lock(&vm->lock); /* after a task's write, which holds it */
     /* Each round writes the state of its start; a change made while it
      * wrote is due again. A failed save is logged and not tried again
-     * (as the loop's save before): the VM's next change writes all of it. */
-    while (vm->save_due) /* a task's write holds the lock: this waits for it */
+     * (as the loop's save before): the VM's next change writes all of it.
+     * A task's write meanwhile covers what is due (write_vm). */
+    while (vm->save_due)
         (void)vo_vm_save_unlocked(vm);
     vm->saver_running = false;
-    pthread_cond_broadcast(&vm->changed);
     pthread_mutex_unlock(&vm->lock);
     vo_vm_unref(vm);
     vo_thread_done(&savers);
