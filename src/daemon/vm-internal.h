@@ -163,12 +163,12 @@ int vo_vms_saves_wait(int timeout_ms);
 /* Sets the state and saves the VM: the save's result (the state is set
  * in memory either way). Caller holds vm->lock. */
 int vo_vm_set_state(VoVm *vm, VoVmState state);
-/* The same for the loop thread: the state is set in memory now and its
- * save handed to a thread (vo_vm_save_later). */
-void vo_vm_set_state_later(VoVm *vm, VoVmState state, const char *reason);
 /* The same with the reason for a paused state (copied; NULL: none). Any
  * other state clears the reason. Caller holds vm->lock. */
 int vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason);
+/* The same for the loop thread: the state and reason are set in memory
+ * now and the save handed to a thread (vo_vm_save_later). */
+void vo_vm_set_state_later(VoVm *vm, VoVmState state, const char *reason);
 /* Loop thread: watch the running VM's event source (vm->hv set), and stop
  * watching it, handing out what is left (vm-events.c). */
 void vo_vm_events_watch(VoVm *vm);
