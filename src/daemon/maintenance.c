@@ -100,6 +100,7 @@ static int move_stopped(VoDaemon *d, Item *it, char **ret_host, char **ret_error
     bool has_local = vo_migrate_check_disks(d, spec, &local) < 0;
     vo_vm_spec_free(spec);
     pthread_mutex_lock(&vm->lock);
+    (void)vo_vm_save_flush(vm); /* a save due (vm-save-later.c) before the move reads it */
     VoVmState s = vm->state;
     bool busy = vm->migration_task || vm->provisioning || vm->deleting || vm->deleted ||
                 vm->migrated_away;

@@ -909,6 +909,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
         log_info("vm %s: test fault: an early commit was refused: %s", name, eerr);
     }
     pthread_mutex_lock(&vm->lock);
+    (void)vo_vm_save_flush(vm); /* a save due (vm-save-later.c) before the switch */
     int64_t rev = vm->rev;
     vm->migrated_away = true; /* no write of its documents from here on */
     pthread_mutex_unlock(&vm->lock);

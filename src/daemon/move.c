@@ -195,6 +195,7 @@ static int task_move(VoTask *t, void *userdata)
     pthread_mutex_lock(&vm->lock);
     _cleanup_free_ char *name = vo_strdup(vm->spec->name);
     _cleanup_free_ char *vm_id = vo_strdup(vm->spec->id);
+    (void)vo_vm_save_flush(vm); /* the exit's save (vm-save-later.c) before the move reads it */
     VoVmState state = vm->state;
     int64_t rev = vm->rev;
     bool gone = vm->migrated_away;

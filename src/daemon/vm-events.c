@@ -2,8 +2,9 @@
  * events under QEMU; see VoHvEvent in hypervisor/driver.h). The loop thread
  * watches each running VM's event source beside its exit fd and dispatches
  * every event through the table below. Handlers run on the loop: they take
- * vm->lock briefly and never wait for the VM's job lock (at most a trylock)
- * or talk to the hypervisor. See docs/internals.md, "QMP events". */
+ * vm->lock briefly and never wait for the VM's job lock (at most a trylock),
+ * the store (a change is saved by a thread: vm-save-later.c) or the
+ * hypervisor. See docs/internals.md, "QMP events". */
 #include "daemon/vm-internal.h"
 #include "daemon/vm-job.h"
 
@@ -21,10 +22,10 @@ static void set_paused(VoVm *vm, const char *reason)
 {
     if (vm->state == VO_VM_RUNNING) {
         vm->info.paused = true;
-        vo_vm_set_state_reason(vm, VO_VM_PAUSED, reason);
+        vo_vm_set_state_later(vm, VO_VM_PAUSED, reason);
     } else if (vm->state == VO_VM_PAUSED &&
                (!vm->state_reason || strcmp(vm->state_reason, reason))) {
-        vo_vm_set_state_reason(vm, VO_VM_PAUSED, reason);
+        vo_vm_set_state_later(vm, VO_VM_PAUSED, reason);
     }
 }
 
@@ -82,7 +83,7 @@ static void save_resets(VoVm *vm)
 {
     vm->reset_save_pending = false;
     vm->reset_saved_ms = vo_now_ms();
-    (void)vo_vm_save(vm); /* the change shows in the store's change stream */
+    vo_vm_save_later(vm); /* the change shows in the store's change stream */
 }
 
 static void on_reset_timer(int fd, uint32_t events, void *userdata)
@@ -160,7 +161,7 @@ static void follow_run_state(VoVm *vm, bool running, const char *reason)
                           !strcmp(vm->state_reason, VO_VM_REASON_IO_ERROR);
     if (running && vm->state == VO_VM_PAUSED && (job || io_error_pause)) {
         vm->info.paused = false;
-        vo_vm_set_state(vm, VO_VM_RUNNING);
+        vo_vm_set_state_later(vm, VO_VM_RUNNING, NULL);
     } else if (!running && vm->state == VO_VM_RUNNING && job) {
         set_paused(vm, reason);
     }

@@ -116,6 +116,13 @@ struct VoVm {
      * crash: its document's "rbd_restore_undo" (vm-rbd-restore-undo.h),
      * there for whichever host starts it next. Job lock and vm->lock. */
     bool rbd_restore_undo;
+    /* Saves the loop hands to a thread (vm-save-later.c), under vm->lock:
+     * a change not written yet (save_due), a thread of this VM's saves
+     * running (saver_running), and a write of it under way outside the
+     * lock (saving: every other write of the VM waits for it). */
+    bool save_due;
+    bool saver_running;
+    bool saving;
 };
 
 /* Reasons of a paused VM (state_reason). */
@@ -141,12 +148,36 @@ char *vo_vm_run_dir(VoDaemon *d, const char *id);
 /* Caller holds vm->lock. Writes the VM's document and its relation
  * documents (uses/...) in one transaction. */
 int vo_vm_save(VoVm *vm);
+/* Caller holds vm->lock, which it lets go during the store's write and
+ * holds again on return: writes the VM's document as it is now (its copy
+ * taken first) and its relations, unless it was migrated away or deleted.
+ * For vm-save-later.c; a failure is logged. */
+int vo_vm_save_unlocked(VoVm *vm);
+/* vm-save-later.c. Caller holds vm->lock. The VM's document is due to be
+ * saved as it is then: a thread of the VM's own writes it soon, without
+ * the caller waiting for the store (the loop thread's saves). Saves of
+ * one VM are made one at a time, each of its state at that moment, so a
+ * later state is never overwritten by an earlier one. */
+void vo_vm_save_later(VoVm *vm);
+/* Caller holds vm->lock: waits until no save of the VM made outside the
+ * lock is under way (the lock is let go while it waits). Every write that
+ * compares the VM's document (vm->rev) does this first. */
+void vo_vm_save_settle(VoVm *vm);
+/* Caller holds vm->lock: vo_vm_save_settle, then also a save still due is
+ * made now (so the store has the state in memory): the save's result. */
+int vo_vm_save_flush(VoVm *vm);
+/* vireod's end: waits (at most timeout_ms) for the saves handed to
+ * threads; how many were not done. */
+int vo_vms_saves_wait(int timeout_ms);
 /* Sets the state and saves the VM: the save's result (the state is set
  * in memory either way). Caller holds vm->lock. */
 int vo_vm_set_state(VoVm *vm, VoVmState state);
 /* The same with the reason for a paused state (copied; NULL: none). Any
  * other state clears the reason. Caller holds vm->lock. */
 int vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason);
+/* The same for the loop thread: the state and reason are set in memory
+ * now and the save handed to a thread (vo_vm_save_later). */
+void vo_vm_set_state_later(VoVm *vm, VoVmState state, const char *reason);
 /* Loop thread: watch the running VM's event source (vm->hv set), and stop
  * watching it, handing out what is left (vm-events.c). */
 void vo_vm_events_watch(VoVm *vm);

@@ -218,9 +218,9 @@ json_t *vo_vm_document_locked(VoVm *vm)
 }
 
 /* The claim document of a VM's name: which VM, on which host. */
-static char *name_claim_text(VoVm *vm)
+static char *name_claim_text(const char *vm_id, const char *host_id)
 {
-    json_t *doc = json_pack("{s:s, s:s}", "vm", vm->spec->id, "host", vm->d->host_id);
+    json_t *doc = json_pack("{s:s, s:s}", "vm", vm_id, "host", host_id);
     char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     return text;
@@ -255,33 +255,50 @@ static bool usage_grows(json_t *have, json_t *want, const char **ret_project, Vo
     return false;
 }
 
-/* Caller holds vm->lock. One transaction, compared on the VM's document at
- * the revision last written (absent before the first save): text (NULL:
- * the document stays as it is), the relation documents that changed since
- * the last write (none with forget: the VM's relations go), and the claim
- * of its name when it holds none of that name yet (the first write, a
- * rename: the old one released; with forget, released). -ENOTUNIQ: another
- * VM holds the name (in a cluster: maybe on another host); -EIDRM: the
- * group it joins is being deleted or is gone. */
-static int write_vm(VoVm *vm, const char *text, bool forget)
+/* What a write of a VM's documents (write_vm_doc) reads of the VM, and
+ * what it made: borrowed from the VM under vm->lock (write_vm), or copies
+ * of it for a save made outside the lock (vo_vm_save_unlocked). */
+typedef struct {
+    VoDaemon *d;
+    const VoVmSpec *spec;
+    bool active; /* its state is an active one (relations.h) */
+    int64_t disk_bytes;
+    const char *claimed_name, *name_conflict;
+    int64_t rev;
+    json_t *uses;
+    bool check_quota;
+    /* Set by a write that succeeded. */
+    int64_t new_rev;
+    json_t *want; /* the relations now written (a reference) */
+    bool claim, release;
+} VmWrite;
+
+/* One transaction, compared on the VM's document at the revision last
+ * written (w->rev; absent before the first save): text (NULL: the
+ * document stays as it is), the relation documents that changed since the
+ * last write (none with forget: the VM's relations go), and the claim of
+ * its name when it holds none of that name yet (the first write, a
+ * rename: the old one released; with forget, released). -ENOTUNIQ:
+ * another VM holds the name (in a cluster: maybe on another host); -EIDRM:
+ * the group it joins is being deleted or is gone. Reads only w. */
+static int write_vm_doc(VmWrite *w, const char *text, bool forget)
 {
-    _cleanup_free_ char *key = vo_key_vm(vm->spec->id);
-    json_t *want = forget ? json_object()
-                          : vo_relations_of_vm(vm->spec, vo_vm_state_active(vm->state));
+    const VoVmSpec *spec = w->spec;
+    _cleanup_free_ char *key = vo_key_vm(spec->id);
+    json_t *want = forget ? json_object() : vo_relations_of_vm(spec, w->active);
     if (!forget) { /* its group's member and project usage go and come with the rest */
-        vo_relations_add_group(want, vm->spec, vm->d->host_id);
-        vo_relations_add_project(want, vm->spec, vm->d->host_id,
-                                 vm->disk_bytes > 0 ? vm->disk_bytes : 0);
+        vo_relations_add_group(want, spec, w->d->host_id);
+        vo_relations_add_project(want, spec, w->d->host_id, w->disk_bytes > 0 ? w->disk_bytes : 0);
     }
-    const char *name = vm->spec->name;
-    bool claim = !forget && (!vm->claimed_name || strcmp(vm->claimed_name, name)) &&
-                 (!vm->name_conflict || strcmp(vm->name_conflict, name));
-    bool release = vm->claimed_name && (forget || claim);
+    const char *name = spec->name;
+    bool claim = !forget && (!w->claimed_name || strcmp(w->claimed_name, name)) &&
+                 (!w->name_conflict || strcmp(w->name_conflict, name));
+    bool release = w->claimed_name && (forget || claim);
     _cleanup_free_ char *claim_key = claim ? vo_key_vm_name(name) : NULL;
-    _cleanup_free_ char *claim_text = claim ? name_claim_text(vm) : NULL;
-    _cleanup_free_ char *release_key = release ? vo_key_vm_name(vm->claimed_name) : NULL;
-    VoRelationsTxn txn = { .vm_key = key, .vm_rev = vm->rev ? vm->rev : VO_REV_NEW,
-                           .vm_doc = text, .have = vm->uses, .want = want,
+    _cleanup_free_ char *claim_text = claim ? name_claim_text(spec->id, w->d->host_id) : NULL;
+    _cleanup_free_ char *release_key = release ? vo_key_vm_name(w->claimed_name) : NULL;
+    VoRelationsTxn txn = { .vm_key = key, .vm_rev = w->rev ? w->rev : VO_REV_NEW,
+                           .vm_doc = text, .have = w->uses, .want = want,
                            .claim_key = claim_key, .claim_value = claim_text,
                            .release_key = release_key };
     /* Joining its group (the first write, which adds the member document):
@@ -290,18 +307,18 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
      * this join never both succeed. A VM loaded at start (vm->rev set) only
      * rewrites a membership it had. */
     _cleanup_free_ char *group_key = NULL;
-    if (!forget && !vm->rev && vm->spec->group) {
+    if (!forget && !w->rev && spec->group) {
         _cleanup_free_ char *member = vo_asprintf(VO_GROUP_MEMBERS_PREFIX "%s/%s",
-                                                  vm->spec->group, vm->spec->id);
-        if (!vm->uses || !json_object_get(vm->uses, member))
-            group_key = vo_asprintf(VO_GROUPS_PREFIX "%s", vm->spec->group);
+                                                  spec->group, spec->id);
+        if (!w->uses || !json_object_get(w->uses, member))
+            group_key = vo_asprintf(VO_GROUPS_PREFIX "%s", spec->group);
     }
     int64_t rev = 0;
     int r = 0;
     const char *project = NULL;
     VoQuota before, after;
     vo_project_set_refusal(NULL);
-    bool checked = vm->check_quota && usage_grows(vm->uses, want, &project, &before, &after);
+    bool checked = w->check_quota && usage_grows(w->uses, want, &project, &before, &after);
     VoProjectGuard guard = { 0 };
     VoObjectCompares objects = { 0 };
     /* A mark taken back (the delete found members) changes the revision
@@ -315,8 +332,8 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
         /* The volumes and networks it uses: of its project or of none. */
         _cleanup_free_ char *foreign = NULL;
         vo_object_compares_clear(&objects);
-        if (!forget && vo_vm_objects_check(vm->d, vm->spec->name, vo_vm_spec_project(vm->spec),
-                                           vm->uses, want, &objects, &foreign) < 0) {
+        if (!forget && vo_vm_objects_check(w->d, spec->name, vo_vm_spec_project(spec), w->uses,
+                                           want, &objects, &foreign) < 0) {
             vo_project_set_refusal(TAKE_PTR(foreign));
             r = -EBUSY;
             break;
@@ -327,14 +344,13 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
         /* Tests hold a save here, its objects checked, to race a move. */
         if (objects.n)
             vo_test_hold("vm_objects_checked");
-        if (group_key && (r = vo_group_joinable(vm->d, vm->spec->group, &txn.group_rev)) < 0)
+        if (group_key && (r = vo_group_joinable(w->d, spec->group, &txn.group_rev)) < 0)
             break;
         txn.group_key = group_key;
         if (checked) {
             _cleanup_free_ char *error = NULL;
             vo_project_guard_clear(&guard);
-            r = vo_project_check(vm->d->store, project, vm->spec->id, &before, &after, &guard,
-                                 &error);
+            r = vo_project_check(w->d->store, project, spec->id, &before, &after, &guard, &error);
             if (r < 0) {
                 vo_project_set_refusal(TAKE_PTR(error));
                 break;
@@ -343,7 +359,7 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
             txn.project_doc = guard.doc;
             txn.project_rev = guard.rev;
         }
-        r = vo_relations_commit(vm->d->store, &txn, &rev);
+        r = vo_relations_commit(w->d->store, &txn, &rev);
         if (r == -EXDEV) {
             quota_attempts++;
             continue;
@@ -364,19 +380,56 @@ static int write_vm(VoVm *vm, const char *text, bool forget)
         json_decref(want);
         return r;
     }
+    w->new_rev = rev;
+    w->want = want;
+    w->claim = claim;
+    w->release = release;
+    return 0;
+}
+
+/* Caller holds vm->lock: what write_vm_doc reads of the VM, borrowed. */
+static VmWrite vm_write_of(VoVm *vm)
+{
+    return (VmWrite){ .d = vm->d, .spec = vm->spec, .active = vo_vm_state_active(vm->state),
+                      .disk_bytes = vm->disk_bytes, .claimed_name = vm->claimed_name,
+                      .name_conflict = vm->name_conflict, .rev = vm->rev, .uses = vm->uses,
+                      .check_quota = vm->check_quota };
+}
+
+/* Caller holds vm->lock: what a write made (w, its text written or NULL)
+ * becomes the VM's: the revision, the relations, the claim of its name. */
+static void vm_write_apply(VoVm *vm, VmWrite *w, const char *text)
+{
     if (text)
-        vm->rev = rev;
+        vm->rev = w->new_rev;
     json_decref(vm->uses);
-    vm->uses = want;
-    if (release) {
+    vm->uses = TAKE_PTR(w->want);
+    if (w->release) {
         free(vm->claimed_name);
         vm->claimed_name = NULL;
     }
-    if (claim) {
-        vm->claimed_name = vo_strdup(name);
+    if (w->claim) {
+        free(vm->claimed_name);
+        vm->claimed_name = vo_strdup(w->spec->name);
         free(vm->name_conflict);
         vm->name_conflict = NULL;
     }
+}
+
+/* Caller holds vm->lock. write_vm_doc on the VM as it is now, the lock
+ * held throughout (after a save made outside it, vm-save-later.c, is
+ * done); its result becomes the VM's. A document written covers a save
+ * still due. */
+static int write_vm(VoVm *vm, const char *text, bool forget)
+{
+    vo_vm_save_settle(vm);
+    VmWrite w = vm_write_of(vm);
+    int r = write_vm_doc(&w, text, forget);
+    if (r < 0)
+        return r;
+    vm_write_apply(vm, &w, text);
+    if (text)
+        vm->save_due = false;
     return 0;
 }
 
@@ -449,6 +502,7 @@ char *vo_vm_name_taken_message(VoDaemon *d, const char *name)
  * and its relations (uses/...) with it. */
 int vo_vm_save(VoVm *vm)
 {
+    vo_vm_save_settle(vm); /* before the document is made: the lock may be let go */
     if (vm->migrated_away) /* its documents are the destination's now */
         return 0;
     json_t *doc = vm_document(vm);
@@ -459,6 +513,46 @@ int vo_vm_save(VoVm *vm)
         r = write_vm(vm, text, false);
     if (r < 0)
         log_error("vm %s: cannot save its state: %s", vm->spec->name, strerror(-r));
+    return r;
+}
+
+int vo_vm_save_unlocked(VoVm *vm)
+{
+    vm->save_due = false; /* a change from now on is due again */
+    if (vm->migrated_away || vm->deleted) /* not ours to write any more */
+        return 0;
+    json_t *doc = vm_document(vm);
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    /* Copies of what the write reads: the lock is let go during it. No
+     * other write of the VM starts meanwhile (vo_vm_save_settle), so the
+     * revision, relations and claim copied are still the VM's after it. */
+    VmWrite w = vm_write_of(vm);
+    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
+    char *claimed_name = vo_strdup(vm->claimed_name);
+    char *name_conflict = vo_strdup(vm->name_conflict);
+    json_t *uses = json_incref(vm->uses);
+    w.spec = spec;
+    w.claimed_name = claimed_name;
+    w.name_conflict = name_conflict;
+    w.uses = uses;
+    w.check_quota = false; /* a state change never grows a usage */
+    vm->saving = true;
+    pthread_mutex_unlock(&vm->lock);
+    int r = write_vm_doc(&w, text, false);
+    pthread_mutex_lock(&vm->lock);
+    vm->saving = false;
+    pthread_cond_broadcast(&vm->changed); /* wakes vo_vm_save_settle */
+    if (r >= 0)
+        vm_write_apply(vm, &w, text);
+    else if (r == -ESTALE && vo_vm_unsaved_start_landed(vm))
+        vm->save_due = true; /* its own lost "starting": saved again on it, by the caller's loop */
+    else
+        log_error("vm %s: cannot save its state: %s", vm->spec->name, strerror(-r));
+    json_decref(uses);
+    free(claimed_name);
+    free(name_conflict);
+    vo_vm_spec_free(spec);
     return r;
 }
 
@@ -478,8 +572,8 @@ char *vo_vm_id(VoVm *vm)
     return id;
 }
 
-/* Caller holds vm->lock. */
-int vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason)
+/* Caller holds vm->lock. later: the save is handed to a thread. */
+static int set_state(VoVm *vm, VoVmState state, const char *reason, bool later)
 {
     if (state != VO_VM_PAUSED)
         reason = NULL;
@@ -492,10 +586,24 @@ int vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason)
         vm->state_reason = vo_strdup(reason);
         free(old);
     }
-    int r = vo_vm_save(vm);
+    int r = 0;
+    if (later)
+        vo_vm_save_later(vm);
+    else
+        r = vo_vm_save(vm);
     vo_fence_vm_sync(vm); /* an HA VM's QEMU is on the fence's kill list while it runs */
     pthread_cond_broadcast(&vm->changed);
     return r;
+}
+
+int vo_vm_set_state_reason(VoVm *vm, VoVmState state, const char *reason)
+{
+    return set_state(vm, state, reason, false);
+}
+
+void vo_vm_set_state_later(VoVm *vm, VoVmState state, const char *reason)
+{
+    (void)set_state(vm, state, reason, true);
 }
 
 int vo_vm_set_state(VoVm *vm, VoVmState state)
@@ -810,8 +918,8 @@ static void on_vm_exit(int fd, uint32_t events, void *userdata)
         pthread_cond_broadcast(&vm->changed);
     } else if (!stopped)
         log_warn("vm %s crashed: %s", vm->spec->name, vm->exit_reason);
-    if (!vm->migrated_away)
-        vo_vm_set_state(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED);
+    if (!vm->migrated_away) /* saved by a thread: the loop never waits for the store */
+        vo_vm_set_state_later(vm, stopped ? VO_VM_STOPPED : VO_VM_CRASHED, NULL);
     /* A snapshot's marker belongs to this QEMU: never to undo a later one's pause. */
     vo_snapshot_unmark(vm->d, vm->spec->id);
     pthread_mutex_unlock(&vm->lock);
@@ -1114,6 +1222,9 @@ bool vo_vm_wait_exit(VoVm *vm, int timeout_ms)
         ts.tv_nsec = ns % 1000000000;
         pthread_cond_timedwait(&vm->changed, &vm->lock, &ts);
     }
+    /* The exit's state, saved by a thread (vm-save-later.c), is in the
+     * store before the task that waited for it goes on or ends. */
+    (void)vo_vm_save_flush(vm);
     return true;
 }
 
@@ -1352,6 +1463,7 @@ static int collect_key(const char *key, const char *value, int64_t rev, void *us
  * written yet (a VM deleted while it was being created). */
 static int delete_documents(VoVm *vm)
 {
+    vo_vm_save_settle(vm); /* compared on the revision a save under way leaves */
     const char *id = vm->spec->id;
     _cleanup_strv_ char **also = NULL;
     _cleanup_free_ char *snapshots = vo_key_snapshots_prefix(id);
@@ -2339,6 +2451,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
                           edit->max_memory_mib || edit->firmware || edit->secure_boot_set ||
                           edit->display;
     /* If-Match, compared under the lock the save below holds: atomic. */
+    vo_vm_save_settle(vm); /* vm->rev as a save under way leaves it */
     if (edit->if_match > 0 && edit->if_match != vm->rev) {
         *ret_error = vo_asprintf("the VM changed: it is at revision %lld, not %lld (If-Match); "
                                  "read it again", (long long)vm->rev, (long long)edit->if_match);
@@ -2655,9 +2768,11 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
         pthread_mutex_unlock(&vms[i]->lock);
         _cleanup_free_ char *key = vo_key_vm(id);
         int64_t rev = 0;
-        /* Read under the VM's lock: its own saves (under it too) do not
-         * pass this read with an older revision. */
+        /* Read under the VM's lock, after a save made outside it
+         * (vm-save-later.c): its own saves do not pass this read with an
+         * older revision. */
         pthread_mutex_lock(&vms[i]->lock);
+        vo_vm_save_settle(vms[i]);
         int g = r < 0 ? r : vo_store_get(d->store, key, NULL, &rev);
         if (g >= 0 && !vms[i]->migrated_away)
             /* Still ours; the manager may have written its ha_state while
@@ -3068,11 +3183,21 @@ int vo_vms_load(VoDaemon *d)
     return 0;
 }
 
+/* How long vireod's end waits for the VM saves handed to threads. */
+#define VMS_SAVES_WAIT_MS 10000
+
 void vo_vms_release_all(VoDaemon *d)
 {
     /* Tasks are done by now, so the release threads get their job locks at
      * once; bounded all the same. */
     vo_threads_wait(&releases, 5000);
+    /* The saves the loop handed off (vm-save-later.c), bounded: one cut
+     * short leaves the store at the state before it, which the next start
+     * reconciles with the QEMU it finds, as after a crash. */
+    int unsaved = vo_vms_saves_wait(VMS_SAVES_WAIT_MS);
+    if (unsaved > 0)
+        log_warn("%d VM state saves not done after %d s; the next start reconciles them",
+                 unsaved, VMS_SAVES_WAIT_MS / 1000);
     pthread_mutex_lock(&d->vms_lock);
     for (size_t i = 0; i < d->n_vms; i++)
         vo_vm_unref(d->vms[i]);

@@ -1,7 +1,8 @@
 /* store-fault.c: the store's test-only fault point (store.h,
  * vo_store_test_fault): a test makes one document's next writes fail, so
  * that what a failed save must not leave behind can be tested on a store
- * that otherwise works, or be applied with its answer lost. Off unless
+ * that otherwise works, or be applied with its answer lost, or held (a
+ * store that answers slowly) while the test looks at the rest. Off unless
  * $VIREO_TEST_STORE_FAULTS names a directory (util/fault-file.h). */
 #include "state/store.h"
 
@@ -23,6 +24,7 @@ int vo_store_test_fault(const VoStoreOp *ops, size_t n_ops, int *ret_lost)
         for (char *c = name; *c; c++)
             if (*c == '/')
                 *c = '+';
+        vo_fault_file_hold(dir, name); /* a slow store: held while put@KEY.hold is there */
         int r = vo_fault_file_take(dir, name);
         if (r < 0) {
             log_warn("test fault: store write %s failed (%s)", name, strerror(-r));

@@ -212,7 +212,9 @@ int vo_store_count(VoStore *s, const char *prefix, size_t *ret_n);
  * ERR (util/fault-file.h), nothing written; 0 otherwise. A file named
  * lost@put@KEY (or lost@delete@KEY) lets the transaction be applied and
  * then answers ERR as *ret_lost (an answer lost: VO_STORE_EUNKNOWN with
- * "1 ETIMEDOUT"). */
+ * "1 ETIMEDOUT"). While a file put@KEY.hold (delete@KEY.hold) is there, a
+ * transaction writing KEY that way waits before it is made (at most two
+ * minutes), having created put@KEY.held: a slow store, held by the test. */
 int vo_store_test_fault(const VoStoreOp *ops, size_t n_ops, int *ret_lost);
 
 static inline int vo_store_txn(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps,

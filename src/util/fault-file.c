@@ -2,6 +2,7 @@
 #include "util/fault-file.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,4 +33,15 @@ int vo_fault_file_take(const char *dir, const char *name)
         if (!strncmp(text, errnos[i].name, strlen(errnos[i].name)))
             return -errnos[i].err;
     return -EIO;
+}
+
+void vo_fault_file_hold(const char *dir, const char *name)
+{
+    _cleanup_free_ char *hold_path = vo_asprintf("%s/%s.hold", dir, name);
+    if (access(hold_path, F_OK) != 0)
+        return;
+    _cleanup_free_ char *held_path = vo_asprintf("%s/%s.held", dir, name);
+    (void)vo_write_file_atomic(held_path, "", 0);
+    for (int i = 0; i < 12000 && access(hold_path, F_OK) == 0; i++)
+        (void)poll(NULL, 0, 10);
 }

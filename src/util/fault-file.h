@@ -9,3 +9,6 @@
 /* 0 (no fault at name in dir), or the negative errno the file says (one
  * of its count used). */
 int vo_fault_file_take(const char *dir, const char *name);
+/* A hold point: while a file NAME.hold is in dir, waits (at most two
+ * minutes), after creating NAME.held so a test sees it is held there. */
+void vo_fault_file_hold(const char *dir, const char *name);

@@ -72,11 +72,16 @@ def test_io_error_pause_shows_and_resume_clears_it(fake_daemon):
     wait_for(d, "ev", "paused", "io-error")
     assert "paused (io-error)" in d.cli("vm", "show", "ev").stdout
     assert "write error on disk disk0" in d.log()
-    # A change of the VM's document: in the event stream.
+    # A change of the VM's document: in the event stream, once the thread
+    # that saves it wrote it (docs/internals.md, "Saves off the loop").
     vm_id = d.vm("ev")["id"]
-    statuses = [data["object"]["status"] for _, _, data in history(d, "kind=vm")
-                if data["id"] == vm_id and data.get("object")]
-    assert {"state": "paused", "state_reason": "io-error"}.items() <= statuses[-1].items()
+
+    def last_status():
+        statuses = [data["object"]["status"] for _, _, data in history(d, "kind=vm")
+                    if data["id"] == vm_id and data.get("object")]
+        return statuses[-1]
+    wait_until(lambda: {"state": "paused", "state_reason": "io-error"}.items()
+               <= last_status().items(), 10, what="the pause in the event stream")
 
     # Still paused with its reason after a vireod restart.
     d.stop()

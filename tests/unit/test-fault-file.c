@@ -2,8 +2,11 @@
  * counted down and removed with the last, the errno names; and the store's
  * fault point on them (state/store-fault.c): a put of the faulted key fails
  * writing nothing, other keys and the next put go through; a lost@ put is
- * applied and answered ETIMEDOUT. The daemon's fault points
+ * applied and answered ETIMEDOUT; a put held by put@KEY.hold waits, its
+ * .held file made, until the file goes. The daemon's fault points
  * (util/test-hold.c) are off with $VIREO_FAKE_FAULTS unset or empty. */
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,6 +94,48 @@ static void test_store_fault(void **state)
     assert_int_equal(system(rm), 0);
 }
 
+typedef struct {
+    VoStore *s;
+    int r;
+} HeldPut;
+
+static void *held_put(void *userdata)
+{
+    HeldPut *h = userdata;
+    h->r = vo_store_put(h->s, "vms/a", "{}", VO_REV_NEW, NULL);
+    return NULL;
+}
+
+static void test_store_hold(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *dir = tmpdir(), *faults = vo_asprintf("%s/faults", dir);
+    _cleanup_free_ char *db = vo_asprintf("%s/store.db", dir);
+    assert_int_equal(mkdir(faults, 0700), 0);
+    VoStore *s = NULL;
+    assert_int_equal(vo_store_open(db, &s), 0);
+    assert_int_equal(setenv("VIREO_TEST_STORE_FAULTS", faults, 1), 0);
+    put_file(faults, "put@vms+a.hold", "");
+    HeldPut h = { .s = s, .r = 1 };
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, held_put, &h), 0);
+    for (int i = 0; i < 3000 && !has_file(faults, "put@vms+a.held"); i++)
+        (void)poll(NULL, 0, 10);
+    assert_true(has_file(faults, "put@vms+a.held"));
+    /* Held: nothing written, and other keys go through meanwhile. */
+    assert_int_equal(vo_store_put(s, "vms/b", "{}", VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_get(s, "vms/a", NULL, NULL), -ENOENT);
+    _cleanup_free_ char *hold = vo_asprintf("%s/put@vms+a.hold", faults);
+    assert_int_equal(unlink(hold), 0);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    assert_int_equal(h.r, 0);
+    assert_int_equal(vo_store_get(s, "vms/a", NULL, NULL), 0);
+    assert_int_equal(unsetenv("VIREO_TEST_STORE_FAULTS"), 0);
+    vo_store_close(s);
+    _cleanup_free_ char *rm = vo_asprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(rm), 0);
+}
+
 /* The daemon's fault points: an empty $VIREO_FAKE_FAULTS is off too (it
  * would name files from the root: "/<op>"). */
 static void test_daemon_fault_point(void **state)
@@ -117,6 +162,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counted),
         cmocka_unit_test(test_store_fault),
+        cmocka_unit_test(test_store_hold),
         cmocka_unit_test(test_daemon_fault_point),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

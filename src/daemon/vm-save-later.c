@@ -1,0 +1,72 @@
+/* vm-save-later.c: saves of a VM's document that the loop thread hands
+ * off, so that it never waits for the store (an etcd busy for seconds held
+ * every other VM's events, timers and exits behind one write). The loop
+ * sets the state in memory (shown by the API at once) and marks a save
+ * due; a thread of that VM's own (at most one at a time) writes the
+ * document as it is when the write starts, again while more changes came
+ * meanwhile. The write is made outside vm->lock; every other write of the
+ * VM waits for it first (vo_vm_save_settle), so writes of one VM never
+ * overlap and each compares the revision the one before it left. See
+ * docs/internals.md, "Saves off the loop". */
+#include "daemon/vm-internal.h"
+
+#include <string.h>
+
+#include "util/threads.h"
+#include "util/util.h"
+
+/* The save threads running; vireod's end waits for them (bounded). */
+static VoThreadCount savers;
+
+static void *save_thread(void *userdata)
+{
+    VoVm *vm = userdata;
+    pthread_mutex_lock(&vm->lock); /* after a task's write, which holds it */
+    /* Each round writes the state of its start; a change made while it
+     * wrote is due again. A failed save is logged and not tried again
+     * (as the loop's save before): the VM's next change writes all of it.
+     * A task's write meanwhile covers what is due (write_vm). */
+    while (vm->save_due)
+        (void)vo_vm_save_unlocked(vm);
+    vm->saver_running = false;
+    pthread_mutex_unlock(&vm->lock);
+    vo_vm_unref(vm);
+    vo_thread_done(&savers);
+    return NULL;
+}
+
+void vo_vm_save_later(VoVm *vm)
+{
+    if (vm->migrated_away) /* its documents are the destination's now */
+        return;
+    vm->save_due = true;
+    if (vm->saver_running)
+        return; /* it takes this change too */
+    vm->saver_running = true;
+    int r = vo_thread_spawn_counted(&savers, save_thread, vo_vm_ref(vm));
+    if (r < 0) { /* no thread: save now, as before */
+        log_warn("vm %s: cannot start a thread to save it (%s); saving it now", vm->spec->name,
+                 strerror(-r));
+        vm->saver_running = false;
+        vo_vm_unref(vm); /* not the last: the caller holds one */
+        (void)vo_vm_save(vm);
+    }
+}
+
+void vo_vm_save_settle(VoVm *vm)
+{
+    while (vm->saving)
+        pthread_cond_wait(&vm->changed, &vm->lock);
+}
+
+int vo_vm_save_flush(VoVm *vm)
+{
+    vo_vm_save_settle(vm);
+    return vm->save_due ? vo_vm_save(vm) : 0;
+}
+
+int vo_vms_saves_wait(int timeout_ms)
+{
+    vo_threads_wait(&savers, timeout_ms);
+    return atomic_load(&savers.pending);
+}
