@@ -267,6 +267,7 @@ typedef struct {
     int64_t rev;
     json_t *uses;
     bool check_quota;
+    const VoMacClaims *mac_claims; /* compared in the write (a change that claimed MACs) */
     /* Set by a write that succeeded. */
     int64_t new_rev;
     json_t *want; /* the relations now written (a reference) */
@@ -340,7 +341,7 @@ static int write_vm_doc(VmWrite *w, const char *text, bool forget)
         }
         txn.object_cmps = objects.cmps;
         txn.n_object_cmps = objects.n;
-        txn.n_claim_cmps = vo_mac_claims_compares(vm->mac_claims, &txn.claim_cmps);
+        txn.n_claim_cmps = vo_mac_claims_compares(w->mac_claims, &txn.claim_cmps);
         /* Tests hold a save here, its objects checked, to race a move. */
         if (objects.n)
             vo_test_hold("vm_objects_checked");
@@ -393,7 +394,7 @@ static VmWrite vm_write_of(VoVm *vm)
     return (VmWrite){ .d = vm->d, .spec = vm->spec, .active = vo_vm_state_active(vm->state),
                       .disk_bytes = vm->disk_bytes, .claimed_name = vm->claimed_name,
                       .name_conflict = vm->name_conflict, .rev = vm->rev, .uses = vm->uses,
-                      .check_quota = vm->check_quota };
+                      .check_quota = vm->check_quota, .mac_claims = vm->mac_claims };
 }
 
 /* Caller holds vm->lock: what a write made (w, its text written or NULL)
@@ -537,6 +538,7 @@ int vo_vm_save_unlocked(VoVm *vm)
     w.name_conflict = name_conflict;
     w.uses = uses;
     w.check_quota = false; /* a state change never grows a usage */
+    w.mac_claims = NULL;   /* nor claims a MAC (vo_vm_commit_spec_claimed saves locked) */
     vm->saving = true;
     pthread_mutex_unlock(&vm->lock);
     int r = write_vm_doc(&w, text, false);
