@@ -31,6 +31,7 @@
 #include "cluster/cluster-config.h"
 #include "fence/fence-state.h"
 #include "state/store.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 /* A request that hangs must not hold renewals back for long. */
@@ -143,6 +144,8 @@ static bool renew_once(VoStore *s)
     }
     if (r == 0)
         r = s->ops->revision(s, &rev); /* linearizable: needs a quorum */
+    if (r == 0) /* tests: a grant or a renewal confirmed late */
+        vo_test_hold(granted ? "fence_grant" : "fence_renew");
     pthread_mutex_lock(&F.lock);
     if (F.fenced_count != fenced) {
         /* Fenced meanwhile: that lease is not counted on any more. */
