@@ -136,6 +136,7 @@ static bool renew_once(VoStore *s)
     int64_t t0 = vo_now_ms(), rev = 0;
     int r;
     bool granted = false;
+    const char *what = lease ? "renewal" : "grant";
     if (lease)
         r = s->ops->lease_keepalive(s, lease);
     else {
@@ -157,8 +158,8 @@ static bool renew_once(VoStore *s)
     int64_t now = vo_now_ms(), took = now - t0;
     bool was_armed = F.held.confirmed_until > 0;
     if (took >= VO_FENCE_RENEW_MS) /* what a fence under load is made of: in the log */
-        log_warn("vireo-fence: a %s took %lld ms (%s)", granted ? "grant" : "renewal",
-                 (long long)took, r == 0 ? "confirmed" : strerror(-r));
+        log_warn("vireo-fence: a %s took %lld ms (%s)", what, (long long)took,
+                 r == 0 ? "confirmed" : strerror(-r));
     if (r == 0) {
         if (granted)
             log_info("vireo-fence: holding lease %lld", (long long)lease);
@@ -182,8 +183,7 @@ static bool renew_once(VoStore *s)
             log_warn("vireo-fence: lease %lld, not armed yet, expired; granting a new one",
                      (long long)lease);
     } else if (r < 0)
-        log_debug("vireo-fence: %s: %s", granted || !F.held.lease ? "grant" : "renewal",
-                  strerror(-r));
+        log_debug("vireo-fence: %s: %s", what, strerror(-r));
     pthread_mutex_unlock(&F.lock);
     return r == 0;
 }
