@@ -20,8 +20,8 @@ guest, so none boots Linux):
     and starts nothing (409 fenced, through any door; no placement picks
     it) until it rejoins cleanly: the fence's new lease, reconciled, online,
     and then its VM starts;
-(g) a first grant confirmed after its deadline (a busy machine right after
-    `cluster init`) arms nothing and fences nothing."""
+(g) a first grant and renewal too slow to leave each other time (a busy
+    machine right after `cluster init`) arm nothing and fence nothing."""
 
 import json
 import os
