@@ -23,6 +23,26 @@ bool vo_fence_expired(int64_t now_ms, int64_t confirmed_until)
     return confirmed_until > 0 && now_ms >= confirmed_until;
 }
 
+bool vo_fence_confirmed(VoFenceLease *s, int64_t lease, int64_t t0_ms, int64_t now_ms)
+{
+    int64_t until = vo_fence_confirmed_until(t0_ms, VO_FENCE_TTL_MS, VO_FENCE_MARGIN_MS);
+    if (s->confirmed_until > 0 && s->lease == lease) {
+        if (until > s->confirmed_until)
+            s->confirmed_until = until;
+        return true;
+    }
+    s->lease = lease;
+    s->confirmed_until = until - now_ms >= now_ms - t0_ms ? until : 0;
+    return s->confirmed_until > 0;
+}
+
+bool vo_fence_lost(VoFenceLease *s)
+{
+    bool armed = s->confirmed_until > 0;
+    *s = (VoFenceLease){ 0 };
+    return armed;
+}
+
 bool vo_fence_state_plausible(int64_t now_ms, int64_t confirmed_until, int ttl_ms)
 {
     return confirmed_until - now_ms <= ttl_ms;

@@ -38,6 +38,29 @@ int64_t vo_fence_confirmed_until(int64_t t0_ms, int ttl_ms, int margin_ms);
  * fence itself at now: it held one (confirmed_until > 0) and time is up. */
 bool vo_fence_expired(int64_t now_ms, int64_t confirmed_until);
 
+/* The fence's lease. Held but not armed (confirmed_until 0) while no
+ * confirmation has yet left time for the next one: vireod sees no
+ * confirmed lease (RUN/fence.state is not written), so no HA QEMU runs
+ * under it and nothing is fenced when it is lost. Armed (confirmed_until >
+ * 0, published in RUN/fence.state) it is fenced at its deadline. */
+typedef struct {
+    int64_t lease;           /* 0: none held */
+    int64_t confirmed_until; /* 0: not armed, nothing to fence */
+} VoFenceLease;
+
+/* A keepalive or grant of `lease` sent at t0 and confirmed (its read made
+ * after it succeeded) at now. An armed lease's deadline moves on. One not
+ * armed yet arms only when the deadline leaves the next renewal at least
+ * as long as this one took (on a busy machine the first grant, or the
+ * first after a fencing, may take seconds: armed with nothing left, the
+ * next renewal could not be in time, and the host would fence itself over
+ * a lease that was never in danger and under which nothing ran). True
+ * when armed now: RUN/fence.state is to be written. */
+bool vo_fence_confirmed(VoFenceLease *s, int64_t lease, int64_t t0_ms, int64_t now_ms);
+/* The store says the lease is gone. True when it was armed (fence now);
+ * one not armed is only dropped (a new one is granted). */
+bool vo_fence_lost(VoFenceLease *s);
+
 /* Whether a confirmed_until read at start can be this boot's: no renewal
  * reaches further ahead than the TTL (a run dir that survived a reboot
  * holds a time of the earlier boot's monotonic clock). */

@@ -31,6 +31,7 @@
 #include "cluster/cluster-config.h"
 #include "fence/fence-state.h"
 #include "state/store.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 /* A request that hangs must not hold renewals back for long. */
@@ -39,8 +40,7 @@
 
 static struct {
     pthread_mutex_t lock;
-    int64_t lease;           /* 0: none held */
-    int64_t confirmed_until; /* 0: nothing to fence */
+    VoFenceLease held; /* fence-state.h: held, and armed or not */
     uint64_t fenced_count;
     const char *run_dir;
     char *state_path, *fenced_path;
@@ -72,14 +72,13 @@ static void fence_now(const char *why)
         vo_fence_merge_killed(vms, previous);
     json_t *doc = json_pack("{s:I, s:I, s:s, s:I, s:o}", "at_monotonic_ms", (json_int_t)at, "at",
                             (json_int_t)(vo_wall_ms() / 1000), "why", why, "lease",
-                            (json_int_t)F.lease, "vms", vms);
+                            (json_int_t)F.held.lease, "vms", vms);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     int r = vo_write_file_atomic(F.fenced_path, text, strlen(text));
     log_error("FENCED: %s; killed the HA QEMUs: %s%s", why, text,
               r < 0 ? " (cannot write RUN/fenced)" : "");
     json_decref(doc);
-    F.lease = 0;
-    F.confirmed_until = 0;
+    F.held = (VoFenceLease){ 0 };
     F.fenced_count++;
 }
 
@@ -90,9 +89,9 @@ static void *deadline_thread(void *unused)
     (void)unused;
     while (!atomic_load(&stop)) {
         pthread_mutex_lock(&F.lock);
-        if (vo_fence_expired(vo_now_ms(), F.confirmed_until))
+        if (vo_fence_expired(vo_now_ms(), F.held.confirmed_until))
             fence_now("no confirmed lease renewal in time");
-        else if (F.watchdog_fd >= 0 && F.confirmed_until > 0)
+        else if (F.watchdog_fd >= 0 && F.held.confirmed_until > 0)
             (void)!write(F.watchdog_fd, "1", 1); /* pet it while the lease holds */
         pthread_mutex_unlock(&F.lock);
         sleep_ms(CHECK_MS);
@@ -131,12 +130,13 @@ static int open_store(const char *state_dir, VoStore **ret)
 static bool renew_once(VoStore *s)
 {
     pthread_mutex_lock(&F.lock);
-    int64_t lease = F.lease;
+    int64_t lease = F.held.lease;
     uint64_t fenced = F.fenced_count;
     pthread_mutex_unlock(&F.lock);
     int64_t t0 = vo_now_ms(), rev = 0;
     int r;
     bool granted = false;
+    const char *what = lease ? "renewal" : "grant";
     if (lease)
         r = s->ops->lease_keepalive(s, lease);
     else {
@@ -145,6 +145,8 @@ static bool renew_once(VoStore *s)
     }
     if (r == 0)
         r = s->ops->revision(s, &rev); /* linearizable: needs a quorum */
+    if (r == 0) /* tests: a grant or a renewal confirmed late */
+        vo_test_hold(granted ? "fence_grant" : "fence_renew");
     pthread_mutex_lock(&F.lock);
     if (F.fenced_count != fenced) {
         /* Fenced meanwhile: that lease is not counted on any more. */
@@ -153,24 +155,35 @@ static bool renew_once(VoStore *s)
             (void)s->ops->lease_revoke(s, lease);
         return false;
     }
-    int64_t took = vo_now_ms() - t0;
+    int64_t now = vo_now_ms(), took = now - t0;
+    bool was_armed = F.held.confirmed_until > 0;
     if (took >= VO_FENCE_RENEW_MS) /* what a fence under load is made of: in the log */
-        log_warn("vireo-fence: a %s took %lld ms (%s)", F.lease ? "renewal" : "grant",
-                 (long long)took, r == 0 ? "counted" : strerror(-r));
+        log_warn("vireo-fence: a %s took %lld ms (%s)", what, (long long)took,
+                 r == 0 ? "confirmed" : strerror(-r));
     if (r == 0) {
-        int64_t until = vo_fence_confirmed_until(t0, VO_FENCE_TTL_MS, VO_FENCE_MARGIN_MS);
         if (granted)
             log_info("vireo-fence: holding lease %lld", (long long)lease);
-        F.lease = lease;
-        F.confirmed_until = until;
-        int w = vo_fence_state_write(F.state_path, lease, until);
-        if (w < 0)
-            log_warn("vireo-fence: cannot write %s: %s", F.state_path, strerror(-w));
-    } else if (r == -ENOENT && F.lease) {
-        /* The store says the lease is gone: whatever we believed, fence. */
-        fence_now("the lease expired in the store");
+        if (vo_fence_confirmed(&F.held, lease, t0, now)) {
+            if (!was_armed)
+                log_info("vireo-fence: lease %lld armed (confirmed for %lld ms)",
+                         (long long)lease, (long long)(F.held.confirmed_until - now));
+            int w = vo_fence_state_write(F.state_path, lease, F.held.confirmed_until);
+            if (w < 0)
+                log_warn("vireo-fence: cannot write %s: %s", F.state_path, strerror(-w));
+        } else
+            log_warn("vireo-fence: lease %lld confirmed too late to count on (after %lld ms); "
+                     "not armed until a renewal is confirmed in time",
+                     (long long)lease, (long long)took);
+    } else if (r == -ENOENT && F.held.lease) {
+        /* The store says the lease is gone: whatever we believed, fence
+         * (one never armed ran nothing: a new one is granted). */
+        if (vo_fence_lost(&F.held))
+            fence_now("the lease expired in the store");
+        else
+            log_warn("vireo-fence: lease %lld, not armed yet, expired; granting a new one",
+                     (long long)lease);
     } else if (r < 0)
-        log_debug("vireo-fence: %s: %s", F.lease ? "renewal" : "grant", strerror(-r));
+        log_debug("vireo-fence: %s: %s", what, strerror(-r));
     pthread_mutex_unlock(&F.lock);
     return r == 0;
 }
@@ -186,12 +199,12 @@ static void resume(VoStore *s)
     if (!vo_fence_state_plausible(vo_now_ms(), until, VO_FENCE_TTL_MS)) {
         /* Further ahead than any renewal can reach: a file of an earlier
          * boot (the monotonic clock started again). No QEMU of it runs. */
-        log_warn("vireo-fence: ignoring %s of an earlier boot", F.state_path);
+        log_warn("vireo-fence: removing %s of an earlier boot", F.state_path);
+        (void)unlink(F.state_path); /* vireod would take its lease for a confirmed one */
         return;
     }
     pthread_mutex_lock(&F.lock);
-    F.lease = lease;
-    F.confirmed_until = until;
+    F.held = (VoFenceLease){ .lease = lease, .confirmed_until = until };
     pthread_mutex_unlock(&F.lock);
     log_info("vireo-fence: resuming lease %lld (confirmed for %lld ms more)", (long long)lease,
              (long long)(until - vo_now_ms()));

@@ -4,7 +4,7 @@
  * there and lets it go by removing the .hold file. Without the variable
  * (any real host) a hold point costs one getenv. The fake driver's
  * operations are such points (fake/fake-driver.c), and a few places of the
- * daemon where tests race two hosts. */
+ * daemon where tests race two hosts, and vireo-fence's grant and renewal. */
 #pragma once
 
 void vo_test_hold(const char *op);

@@ -19,7 +19,9 @@ guest, so none boots Linux):
 (f) a fenced host that still reaches the store shows `fenced` (host list)
     and starts nothing (409 fenced, through any door; no placement picks
     it) until it rejoins cleanly: the fence's new lease, reconciled, online,
-    and then its VM starts."""
+    and then its VM starts;
+(g) a first grant and renewal too slow to leave each other time (a busy
+    machine right after `cluster init`) arm nothing and fence nothing."""
 
 import json
 import os
@@ -28,7 +30,7 @@ import signal
 import threading
 import time
 
-from test_migrate import form, shared_pool
+from test_migrate import create_on, form, shared_pool
 from vireo_harness import pid_alive, wait_until
 
 LEASE_TTL_S = 6  # VO_FENCE_TTL_MS
@@ -230,6 +232,43 @@ def vm_where(via, name):
         if v["name"] == name:
             return v.get("host"), v.get("state")
     return None, None
+
+
+def test_a_late_first_grant_does_not_fence_a_new_cluster(cluster, monkeypatch, tmp_path):
+    """Right after `cluster init` on a busy machine the fence's first grant
+    and renewal may both be slow (test hold points keep them): a grant
+    confirmed 3 s after it was sent left the next renewal 1 s. It used to
+    arm the lease (RUN/fence.state, its deadline sent + 4 s), and the
+    renewal, 2.5 s, fenced the host ("no confirmed lease renewal in time",
+    a create answered 409 fenced) over a lease nothing ran under. Now a
+    lease is armed only by a confirmation that leaves the next one as
+    long as it took: no fencing, online, and a create works."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
+    for point in ("fence_grant", "fence_renew"):
+        (faults / f"{point}.hold").touch()
+    c = cluster(1, listen=False)
+    h = c.hosts[0]
+    # The init answers once the host is online: it waits out the holds.
+    init = threading.Thread(target=h.cli, args=("cluster", "init", "--address", h.address))
+    init.start()
+    try:
+        for point, seconds in (("fence_grant", 3), ("fence_renew", 2.5)):
+            wait_until(lambda: (faults / f"{point}.held").exists(), 60, what=f"{point} held")
+            time.sleep(seconds)
+            (faults / f"{point}.hold").unlink()
+    finally:
+        for point in ("fence_grant", "fence_renew"):
+            (faults / f"{point}.hold").unlink(missing_ok=True)
+        init.join()
+    h.use_cluster_certs()
+    wait_until(lambda: state_seen(h, h) == "online", 60, what="h1 online")
+    create_on(h, "v", pool=None, memory=64)
+    fence_log = [line for line in h.log().splitlines() if "fence" in line.lower()]
+    assert not any("FENCED" in line for line in fence_log), fence_log
+    assert not os.path.exists(os.path.join(h.run_dir, "fenced")), fence_log
+    assert any("confirmed too late to count on" in line for line in fence_log), fence_log
 
 
 def test_ha_start_needs_a_confirmed_lease(cluster):

@@ -1,7 +1,7 @@
 /* test-fence-state.c: the fence's shared files and decisions
- * (fence/fence-state.h): the deadline, fence.state read/write, pid file
- * checks against /proc/PID/cmdline, and the HA kill list (a reused pid is
- * left alone). */
+ * (fence/fence-state.h): the deadline, when a lease is armed, fence.state
+ * read/write, pid file checks against /proc/PID/cmdline, and the HA kill
+ * list (a reused pid is left alone). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -50,6 +50,59 @@ static void test_deadline(void **state)
     assert_true(vo_fence_state_plausible(90000, until, 6000));
     assert_true(vo_fence_state_plausible(1000, until, 6000));
     assert_false(vo_fence_state_plausible(1000, 900000000, 6000));
+}
+
+/* Right after `cluster init`/`join` on a busy machine the first grant
+ * (a new TLS connection, an etcd that just started) can take seconds. A
+ * lease armed by it with its deadline passed, or so near that the next
+ * renewal cannot be confirmed in time, fenced a host over a lease that was
+ * never in danger and under which nothing ran. */
+static void test_arming_after_a_slow_grant(void **state)
+{
+    VoFenceLease s = { 0 };
+    /* A grant sent at 1000 confirmed at 4900 (3.9 s): its deadline 5000
+     * leaves 100 ms; not armed, so nothing to fence at 5000. */
+    assert_false(vo_fence_confirmed(&s, 7, 1000, 4900));
+    assert_int_equal(s.lease, 7);
+    assert_int_equal(s.confirmed_until, 0);
+    assert_false(vo_fence_expired(5000, s.confirmed_until));
+    assert_false(vo_fence_expired(60000, s.confirmed_until));
+    /* Confirmed after its deadline (4.5 s): not armed either. */
+    VoFenceLease late = { 0 };
+    assert_false(vo_fence_confirmed(&late, 8, 1000, 5500));
+    assert_false(vo_fence_expired(5500, late.confirmed_until));
+    /* The next keepalive, sent at 4900 and confirmed in 500 ms, arms it
+     * until 8900 (3.5 s left for the next one). */
+    assert_true(vo_fence_confirmed(&s, 7, 4900, 5400));
+    assert_int_equal(s.confirmed_until, 8900);
+    /* Armed, it does its job: no confirmed renewal by 8900 fences. */
+    assert_false(vo_fence_expired(8899, s.confirmed_until));
+    assert_true(vo_fence_expired(8900, s.confirmed_until));
+    /* A slow renewal of an armed lease still counts (its deadline moves
+     * on, as before): the lease held all along. */
+    assert_true(vo_fence_confirmed(&s, 7, 5900, 8800));
+    assert_int_equal(s.confirmed_until, 9900);
+    /* The edge: a grant that took as long as it leaves the next renewal
+     * (2 s of 4) arms; a millisecond more does not. */
+    VoFenceLease edge = { 0 };
+    assert_true(vo_fence_confirmed(&edge, 9, 1000, 3000));
+    assert_int_equal(edge.confirmed_until, 5000);
+    edge = (VoFenceLease){ 0 };
+    assert_false(vo_fence_confirmed(&edge, 9, 1000, 3001));
+}
+
+/* The store says the lease is gone: an armed one fences, one never armed
+ * (nothing ran under it) is only dropped. */
+static void test_lease_lost(void **state)
+{
+    VoFenceLease s = { 0 };
+    assert_false(vo_fence_confirmed(&s, 7, 1000, 4900));
+    assert_false(vo_fence_lost(&s));
+    assert_int_equal(s.lease, 0);
+    assert_true(vo_fence_confirmed(&s, 8, 6000, 6100));
+    assert_true(vo_fence_lost(&s));
+    assert_int_equal(s.lease, 0);
+    assert_int_equal(s.confirmed_until, 0);
 }
 
 static void test_state_file(void **state)
@@ -216,6 +269,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_arming_after_a_slow_grant),
+        cmocka_unit_test(test_lease_lost),
         cmocka_unit_test_setup_teardown(test_state_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pid_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_ha, setup, teardown),
