@@ -180,9 +180,6 @@ static int change_nics(VoTask *t, VoVm *vm, const char *verb,
         (void)vm->d->driver->nic_detach(hv, added_slot, &ignored);
     }
     vo_vm_spec_free(next);
-    /* The VM's document holds the MAC now (or the add failed): the claim
-     * goes before the task ends. */
-    vo_mac_claims_release(TAKE_PTR(op->claims));
     pthread_mutex_unlock(&vm->job);
     if (claimed)
         vo_network_release_nic(vm->d, op->network, op->mac);
@@ -254,7 +251,13 @@ static int unplug_nic(VoVm *vm, VoHvInstance *hv, VoVmSpec *next, NicOp *op, cha
 static int task_nic_add(VoTask *t, void *userdata)
 {
     NicOp *op = userdata;
-    return change_nics(t, op->vm, "add a NIC to", add_nic, plug_nic, op);
+    int r = change_nics(t, op->vm, "add a NIC to", add_nic, plug_nic, op);
+    /* The VM's document holds the MAC now, or the add failed (also before
+     * it changed anything: the VM paused, its If-Match stale): the claim
+     * goes before the task ends, not with its record (nic_op_free), which
+     * is kept for hundreds of tasks more. */
+    vo_mac_claims_release(TAKE_PTR(op->claims));
+    return r;
 }
 
 static int task_nic_remove(VoTask *t, void *userdata)

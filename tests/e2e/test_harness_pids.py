@@ -89,6 +89,24 @@ def test_cleanup_ends_a_dnsmasq_no_pidfile_names(fake_daemon):
                 os.kill(pid, 9)
 
 
+def test_cleanup_goes_on_past_a_process_that_survives(fake_daemon, monkeypatch):
+    """A process of the namespace that SIGKILL does not end (in D state,
+    say): the cleanup says so (TimeoutError) after the rest of it ran, the
+    namespace and the directory gone. Before, it stopped there and left
+    both (and the cgroups) behind."""
+    d = fake_daemon
+    name = d.netns.name
+
+    def stuck(timeout=10.0):
+        raise TimeoutError(f"netns {name}: pids [4242] survive SIGKILL")
+
+    monkeypatch.setattr(d.netns, "end_processes", stuck)
+    with pytest.raises(TimeoutError, match="survive SIGKILL"):
+        d.cleanup()
+    assert not os.path.exists(f"/run/netns/{name}")
+    assert not os.path.exists(d.tmp)
+
+
 def write_pidfile(d, vm, pid):
     path = os.path.join(d.run_dir, "vms", vm)
     os.makedirs(path, exist_ok=True)

@@ -541,6 +541,41 @@ def test_lapsed_mac_claim_fails_the_write(crashy, tmp_path):
     assert [n["mac"] for n in d.vm("lapsed")["nics"]] == [mac]
 
 
+def test_failed_nic_add_frees_its_mac_at_once(crashy):
+    """A NIC add with a MAC asked for that fails before it changed the VM
+    (here its If-Match, right when asked, stale once an add queued before
+    it changed the VM) gives its claim on the MAC back as its task ends:
+    another VM gets that MAC right after. Before, the claim stayed, renewed,
+    until the task's record was dropped (500 tasks later), and every add of
+    the MAC was refused: "is being given to VM 'nic-a' at this moment"."""
+    from test_events import etag
+    d, _ = crashy
+    for name in ("nic-a", "nic-b"):
+        d.task_ok("POST", "/v1/vms", {"name": name, "memory_mib": 64, "networks": ["user"]})
+    hold = os.path.join(d.holds, "nic_mac_claimed.hold")
+    held = os.path.join(d.holds, "nic_mac_claimed.held")
+    mac = "52:54:00:0c:1b:02"
+    open(hold, "w").close()
+    try:
+        first = d.api("POST", "/v1/vms/nic-a/nics", {"network": "user",
+                                                     "mac": "52:54:00:0c:1b:01"}, expect=202)
+        wait_until(lambda: os.path.exists(held), 60, what="the first add held")
+        status, second = d.request("POST", "/v1/vms/nic-a/nics", {"network": "user", "mac": mac},
+                                   headers={"If-Match": etag(d, "/v1/vms/nic-a")})
+        assert status == 202, second
+    finally:
+        os.remove(hold)
+        if os.path.exists(held):
+            os.remove(held)
+    assert d.wait_task(first["task"])["state"] == "succeeded"
+    failed = d.wait_task(second["task"])
+    assert failed["state"] == "failed" and "If-Match" in failed["error"]["message"], failed
+    status, answer = d.request("POST", "/v1/vms/nic-b/nics", {"network": "user", "mac": mac})
+    assert status == 202, answer
+    assert d.wait_task(answer["task"])["state"] == "succeeded"
+    assert [n["mac"] for n in d.vm("nic-b")["nics"]][-1] == mac
+
+
 def fake_iso(path):
     """A file vireo takes for an ISO 9660 image: "CD001" at byte 32769."""
     with open(path, "wb") as f:

@@ -394,8 +394,12 @@ class Daemon:
         self.remember_qemu_pids()  # pidfiles written since, vireod gone now
         self.qemu_pids.kill_all()
         self.qemu_pids.close()
+        survivors = None
         if self.owns_netns:  # what no pidfile named (a dnsmasq just started)
-            self.netns.end_processes()
+            try:
+                self.netns.end_processes()
+            except TimeoutError as e:  # the rest goes all the same; raised at the end
+                survivors = e
         self.remove_cgroups()
         if self.owns_netns:
             self.netns.delete()
@@ -407,6 +411,8 @@ class Daemon:
             if path.startswith(self.tmp + os.sep):
                 subprocess.run(["umount", "-l", path], check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if survivors:
+            raise survivors
 
     def cgroup_dirs(self):
         """This vireod's cgroup directories (one per hierarchy: v2's, or
