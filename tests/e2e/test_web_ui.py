@@ -15,7 +15,8 @@ in a project from the browser, and the project's user sees only its
 volumes; the schedules page runs a
 snapshot schedule of the VM now. Before that, without a browser: the files are
 served with their types and a strict CSP, no path leaves the UI's
-directory, and the console's WebSocket checks its Origin. With
+directory, and the console's WebSocket checks its Origin; poll-kit.js (a
+project's user's polls) runs in node against a fake tab. With
 VIREO_WEB_SHOTS=1, screenshots of the main pages go to BUILD/web-ui/
 (docs/web.md shows them); the admin's browser session is kept from one
 scenario to the next (web_ui_driver.mjs)."""
