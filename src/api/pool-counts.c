@@ -22,11 +22,21 @@ static bool visible(const VoPrincipal *p, json_t *project)
            vo_principal_role_in(p, json_string_value(project)) >= VO_ROLE_VIEWER;
 }
 
+/* What one answer's counts read, each once: this host's volumes, and the
+ * project documents of each other host whose local pools it lists. */
+typedef struct {
+    const char *only; /* GET /v1/pools/{pool}: that pool's volumes only */
+    bool here_read;
+    json_t *here;      /* {pool: n}; NULL when it cannot be read */
+    json_t *elsewhere; /* {host: {"pool/volume": project} or null} */
+} PoolCounts;
+
 /* {pool: n} of the volumes of this host's pools (its local ones and the
- * shared ones it reaches) p may see; NULL when their projects cannot be read. */
-static json_t *counts_here(VoDaemon *d, const VoPrincipal *p)
+ * shared ones it reaches; only's alone when set) p may see; NULL when
+ * their projects cannot be read. */
+static json_t *counts_here(VoDaemon *d, const VoPrincipal *p, const char *only)
 {
-    json_t *list = vo_volumes_list_json(d, NULL);
+    json_t *list = vo_volumes_list_json(d, only);
     json_t *counts = NULL;
     if (vo_volumes_add_projects(d, list, NULL) >= 0) {
         counts = json_object();
@@ -44,19 +54,34 @@ static json_t *counts_here(VoDaemon *d, const VoPrincipal *p)
     return counts;
 }
 
-/* The volumes of host's local pool p may see, from the project documents
- * of that host's scope: -1 when they cannot be read. */
-static json_int_t count_elsewhere(VoDaemon *d, const VoPrincipal *p, const char *host,
-                                  const char *pool)
+/* The volumes' projects of host's local pools ({"pool/volume": project}),
+ * from the project documents of that host's scope; NULL when they cannot
+ * be read. */
+static json_t *projects_of_host(VoDaemon *d, const char *host)
 {
     VoClusterHost h = { 0 };
     json_t *map = NULL;
     if (vo_cluster_host_find(d, host, &h) < 0 ||
-        vo_project_objects_of(d->store, "volume", h.id, &map) < 0) {
-        vo_cluster_host_clear(&h);
-        return -1;
-    }
+        vo_project_objects_of(d->store, "volume", h.id, &map) < 0)
+        map = NULL;
     vo_cluster_host_clear(&h);
+    return map;
+}
+
+/* The volumes of host's local pool p may see: -1 when they cannot be read. */
+static json_int_t count_elsewhere(VoDaemon *d, const VoPrincipal *p, PoolCounts *c,
+                                  const char *host, const char *pool)
+{
+    if (!c->elsewhere)
+        c->elsewhere = json_object();
+    json_t *map = json_object_get(c->elsewhere, host);
+    if (!map) {
+        map = projects_of_host(d, host);
+        json_object_set_new(c->elsewhere, host, map ? map : json_null());
+        map = json_object_get(c->elsewhere, host);
+    }
+    if (!json_is_object(map))
+        return -1;
     size_t len = strlen(pool);
     json_int_t n = 0;
     const char *key;
@@ -64,12 +89,11 @@ static json_int_t count_elsewhere(VoDaemon *d, const VoPrincipal *p, const char 
     json_object_foreach(map, key, project)
         if (!strncmp(key, pool, len) && key[len] == '/' && visible(p, project))
             n++;
-    json_decref(map);
     return n;
 }
 
-/* Sets one pool's "volumes" (here: counts_here's answer, read once). */
-static void count_pool(VoDaemon *d, const VoPrincipal *p, json_t *pool, json_t **here)
+/* Sets one pool's "volumes". */
+static void count_pool(VoDaemon *d, const VoPrincipal *p, json_t *pool, PoolCounts *c)
 {
     const char *name = json_string_value(json_object_get(pool, "name"));
     const char *host = json_string_value(json_object_get(pool, "host"));
@@ -78,24 +102,29 @@ static void count_pool(VoDaemon *d, const VoPrincipal *p, json_t *pool, json_t *
     json_int_t n;
     if (json_is_true(json_object_get(pool, "shared")) || !host ||
         !strcmp(host, d->host_name ? d->host_name : "")) {
-        if (!*here)
-            *here = counts_here(d, p);
-        n = *here ? json_integer_value(json_object_get(*here, name)) : -1;
+        if (!c->here_read) {
+            c->here = counts_here(d, p, c->only);
+            c->here_read = true;
+        }
+        n = c->here ? json_integer_value(json_object_get(c->here, name)) : -1;
     } else
-        n = count_elsewhere(d, p, host, name);
+        n = count_elsewhere(d, p, c, host, name);
     json_object_set_new(pool, "volumes", n < 0 ? json_null() : json_integer(n));
 }
 
 void vo_api_object_filter_pools(VoDaemon *d, const VoPrincipal *p, VoReply *rep,
                                 const char *pattern)
 {
-    json_t *here = NULL;
+    PoolCounts c = { 0 };
     if (!strcmp(pattern, "/v1/pools")) {
         size_t i;
         json_t *pool;
         json_array_foreach(json_object_get(rep->json, "pools"), i, pool)
-            count_pool(d, p, pool, &here);
-    } else if (!strcmp(pattern, "/v1/pools/{pool}") && json_is_object(rep->json))
-        count_pool(d, p, rep->json, &here);
-    json_decref(here);
+            count_pool(d, p, pool, &c);
+    } else if (!strcmp(pattern, "/v1/pools/{pool}") && json_is_object(rep->json)) {
+        c.only = json_string_value(json_object_get(rep->json, "name"));
+        count_pool(d, p, rep->json, &c);
+    }
+    json_decref(c.here);
+    json_decref(c.elsewhere);
 }

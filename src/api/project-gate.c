@@ -172,7 +172,7 @@ void vo_api_project_filter(VoRequest *req, VoReply *rep, const char *pattern)
         keep_visible(p, json_object_get(rep->json, "vms"), "project");
     else if (!strcmp(pattern, "/v1/projects"))
         keep_visible(p, json_object_get(rep->json, "projects"), "name");
-    else if (!strncmp(pattern, "/v1/pools", 9))
+    else if (!strcmp(pattern, "/v1/pools") || !strcmp(pattern, "/v1/pools/{pool}"))
         vo_api_object_filter_pools(req->d, p, rep, pattern);
     else
         vo_api_object_filter(p, rep, pattern);

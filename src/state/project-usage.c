@@ -131,7 +131,7 @@ static int sum_usage(const char *key, const char *value, int64_t rev, void *user
     const char *kind = vo_project_usage_doc_kind(doc);
     if (kind && !strcmp(kind, "volume"))
         u->volumes++;
-    else if (kind)
+    else if (kind && !strcmp(kind, "network"))
         u->networks++;
     if (kind && u->objects)
         json_array_append_new(u->objects, json_pack("{s:s, s:O?, s:O?, s:O?, s:O?}", "kind",

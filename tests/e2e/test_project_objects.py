@@ -395,7 +395,10 @@ def test_counts_of_the_cluster_and_a_project_users_pool(dh):
                                                 "scope": "h-far", "host": "h-far",
                                                 "disk_bytes": 0},
            usage + "network:h-far:nfar": {"kind": "network", "object": "nfar",
-                                          "scope": "h-far", "host": "h-far", "disk_bytes": 0}}
+                                          "scope": "h-far", "host": "h-far", "disk_bytes": 0},
+           # A kind this version does not know (a newer host's): neither.
+           usage + "image:h-far:ifar": {"kind": "image", "object": "ifar",
+                                        "scope": "h-far", "host": "h-far", "disk_bytes": 0}}
     store_write(d, far)
     d.cli("user", "create", "cora", "--role", "none", "--password-file", "-",
           input="cora's password\n")

@@ -15,7 +15,8 @@ in a project from the browser, and the project's user sees only its
 volumes; the schedules page runs a
 snapshot schedule of the VM now. Before that, without a browser: the files are
 served with their types and a strict CSP, no path leaves the UI's
-directory, and the console's WebSocket checks its Origin. With
+directory, and the console's WebSocket checks its Origin; poll-kit.js (a
+project's user's polls) runs in node against a fake tab. With
 VIREO_WEB_SHOTS=1, screenshots of the main pages go to BUILD/web-ui/
 (docs/web.md shows them); the admin's browser session is kept from one
 scenario to the next (web_ui_driver.mjs)."""
@@ -188,6 +189,64 @@ class Web:
         self.relay.stdin.close()
         self.relay.stdout.close()
         self.browser_ns.delete()
+
+
+# poll-kit.js alone in node (no browser, no vireod): a fake document whose
+# tab is hidden or shown, reads that fail, succeed or take longer than the
+# poll's period.
+POLL_KIT_CHECK = r'''
+const doc = { hidden: false, handlers: new Set(),
+              addEventListener(_, f) { this.handlers.add(f); },
+              removeEventListener(_, f) { this.handlers.delete(f); } };
+globalThis.document = doc;
+const { pollWhileShown } = await import(process.argv[1]);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const out = { errors: [], reads: 0, most_at_once: 0 };
+let running = 0;
+const results = [false, true, true];
+const stop = pollWhileShown(async () => {
+  out.reads++;
+  out.most_at_once = Math.max(out.most_at_once, ++running);
+  await sleep(30);  // longer than the period: never two at once
+  running--;
+  const ok = results.length ? results.shift() : true;
+  if (!ok) out.errors.push('read failed');
+  return ok;
+}, { ms: 10, setError: (e) => out.errors.push(e) });
+while (out.reads < 4) await sleep(5);
+doc.hidden = true;
+await sleep(60);  // the read under way ends; none starts while hidden
+const hidden_at = out.reads;
+await sleep(100);
+out.reads_while_hidden = out.reads - hidden_at;
+doc.hidden = false;
+doc.handlers.forEach((f) => f());
+for (let i = 0; i < 500 && out.reads === hidden_at; i++) await sleep(10);  // a loaded machine
+out.read_when_shown = out.reads > hidden_at;
+stop();
+const stopped_at = out.reads;
+await sleep(100);
+out.reads_after_stop = out.reads - stopped_at;
+out.handlers_left = doc.handlers.size;
+console.log(JSON.stringify(out));
+'''
+
+
+def test_poll_kit_retries_and_waits_while_hidden():
+    """A project's user's lists are read again (poll-kit.js): a failed
+    read's message is taken away by the next read that succeeds (the pool
+    page's stayed after the page was current again), never two reads at
+    once, none while the tab is hidden, reads again when shown, none after
+    the stop."""
+    kit = os.path.join(HERE, "..", "..", "web", "src", "poll-kit.js")
+    got = subprocess.run(["node", "--input-type=module", "-e", POLL_KIT_CHECK,
+                          "file://" + os.path.abspath(kit)],
+                         capture_output=True, text=True, check=True)
+    out = json.loads(got.stdout)
+    assert out["errors"] == ["read failed", None], out
+    assert out["most_at_once"] == 1 and out["reads_while_hidden"] == 0, out
+    assert out["read_when_shown"] and out["reads_after_stop"] == 0, out
+    assert out["handlers_left"] == 0, out
 
 
 @pytest.fixture(scope="module")

@@ -28,10 +28,12 @@ export function ConfirmButton({ label, confirmLabel, action, onDo, disabled, tit
 // the API's answer, or null after showing its refusal (onError).
 export function useList(path, onError, key) {
   const [list, setList] = useState(null);
+  // Answers whether it read the list (false: failed, its message shown).
   const load = () => api('GET', path).then((doc) => {
     const items = key ? doc && doc[key] : doc;
     setList(Array.isArray(items) ? items : []);
-  }, (e) => onError(e.message));
+    return true;
+  }, (e) => { onError(e.message); return false; });
   useEffect(() => { load(); }, [path]);
   const change = async (method, sub, body) => {
     onError(null);

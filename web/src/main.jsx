@@ -34,14 +34,10 @@ const Networks = lazyView(() => import('./network-page.jsx'), 'Networks');
 const POOLS_EVERY = 12;
 
 function pollScoped(reload, setError) {
-  let failed = false;
   let round = 0;
-  return pollWhileShown(async () => {
-    const lists = round++ % POOLS_EVERY === 0 ? ['vms', 'pools', 'networks'] : ['vms', 'networks'];
-    const ok = await reload(lists, 0, 0);
-    if (ok && failed) setError(null);
-    failed = !ok;
-  });
+  return pollWhileShown(() => reload(round++ % POOLS_EVERY === 0 ? ['vms', 'pools', 'networks']
+                                                                  : ['vms', 'networks'], 0, 0),
+                        { setError });
 }
 
 // A user with a role on some project (they read the projects page).

@@ -1,23 +1,29 @@
 // poll-kit.js: how the pages of a user with roles on projects only (no
 // event stream, docs/web.md) keep a list current: read again POLL_MS after
 // the last read ended (never two at once), nothing while the browser's tab
-// is hidden, at once when it is shown again.
+// is hidden, at once when it is shown again. A failed read is retried by
+// the next one, whose success takes its message away.
 export const POLL_MS = 5000;
 
-// Calls read() (async) now, or first after ms with later; answers the stop.
-export function pollWhileShown(read, { ms = POLL_MS, later = false } = {}) {
+// Calls read() (async; it answers false when it failed and said so with
+// setError) now, or first after ms with later; answers the stop.
+export function pollWhileShown(read, { ms = POLL_MS, later = false, setError = null } = {}) {
   let timer = null;
   let busy = false;
   let stopped = false;
+  let failed = false;
   const tick = async () => {
     timer = null;
     if (stopped || busy || document.hidden) return;
     busy = true;
+    let ok = false;
     try {
-      await read();
+      ok = (await read()) !== false;
     } finally {
       busy = false;
     }
+    if (ok && failed && setError && !stopped) setError(null);
+    failed = !ok;
     if (!stopped) timer = setTimeout(tick, ms);
   };
   const shown = () => { if (!timer && !busy) tick(); };

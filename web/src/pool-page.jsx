@@ -44,7 +44,8 @@ export function PoolPage({ pool, who, tasks, onError }) {
   const [volumes, , load] = useList(`/v1/volumes?pool=${encodeURIComponent(pool.name)}`, onError, 'volumes');
   const { run, task, pending, busy } = useTask(tasks, onError, load);
   // The list was just read (useList): the first poll comes 5 s later.
-  useEffect(() => (projectOnly(who) ? pollWhileShown(load, { later: true }) : undefined), [pool.name]);
+  useEffect(() => (projectOnly(who) ? pollWhileShown(load, { later: true, setError: onError })
+                                    : undefined), [pool.name]);
   const [form, setForm] = useState({ name: '', size: 64, format: 'qcow2', project: null });
   const names = useProjectNames();
   const choices = creatable(who, names);
