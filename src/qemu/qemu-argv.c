@@ -75,8 +75,27 @@ static void build_machine(char ***argv, const VoVmSpec *spec, const VoQemuLayout
     if (layout->cpu)
         push_opt(argv, "-cpu", "%s", layout->cpu);
     /* With hot-plug, memory beyond the boot size lives in a virtio-mem device
-     * (build_hotplug_resources) inside maxmem. */
-    if (layout->max_memory_mib > layout->boot_memory_mib)
+     * (build_hotplug_resources) inside maxmem.
+     *
+     * TCG and a second RAM block: QEMU (10.0, and upstream as of late 2025)
+     * loses TCG's writes to the boot memory during a migration when another
+     * RAM block comes first in its RAM address space, as the virtio-mem
+     * device's backend does (-object backends are made before the machine's
+     * RAM). Its bitmap sync for a block whose start and size are multiples of
+     * 256 KiB (migration/ram.c's fast path) clears the block's dirty bits but
+     * re-arms the vCPUs' TLB write tracking at the block's offset taken as a
+     * RAM address, which is the other block's: a vCPU keeps writing the boot
+     * memory through TLB entries that no longer mark pages dirty, and a page
+     * sent while the guest runs is not sent again (an idle vCPU, that never
+     * switches page tables, keeps such entries for the whole migration).
+     * A boot size that is not a multiple of 256 KiB takes QEMU's per-page
+     * path, which re-arms the right pages (boot_pad_kib; the virtio-mem
+     * block, at RAM address 0, is right in the fast path). */
+    if (layout->max_memory_mib > layout->boot_memory_mib && layout->boot_pad_kib)
+        push_opt(argv, "-m", "%lluk,maxmem=%lluk",
+                 (unsigned long long)((layout->boot_memory_mib << 10) + layout->boot_pad_kib),
+                 (unsigned long long)((layout->max_memory_mib << 10) + layout->boot_pad_kib));
+    else if (layout->max_memory_mib > layout->boot_memory_mib)
         push_opt(argv, "-m", "%llu,maxmem=%lluM", (unsigned long long)layout->boot_memory_mib,
                  (unsigned long long)layout->max_memory_mib);
     else

@@ -54,6 +54,8 @@ VoQemuLayout *vo_qemu_layout_from_spec(const VoVmSpec *spec, VoAccel accel)
     }
     l->boot_memory_mib = spec->memory_mib;
     l->max_memory_mib = vo_vm_spec_memory_hotplug(spec) ? spec->max_memory_mib : spec->memory_mib;
+    if (accel == VO_ACCEL_TCG && l->max_memory_mib > l->boot_memory_mib)
+        l->boot_pad_kib = VO_QEMU_TCG_BOOT_PAD_KIB;
     l->root_ports = vo_qemu_root_ports(spec);
     return l;
 }
@@ -120,6 +122,9 @@ json_t *vo_qemu_layout_to_json(const VoQemuLayout *l)
         abort();
     if (l->cpu)
         json_object_set_new(doc, "cpu", json_string(l->cpu));
+    if (l->boot_pad_kib) /* absent in the layouts of older vireods: 0 */
+        json_object_set_new(json_object_get(doc, "memory"), "boot_pad_kib",
+                            json_integer((json_int_t)l->boot_pad_kib));
     if (l->assumed)
         json_object_set_new(doc, "assumed", json_true());
     return doc;
@@ -163,17 +168,17 @@ int vo_qemu_layout_from_json(json_t *doc, VoQemuLayout **ret, char **ret_error)
 {
     int version = 0, hotplug = 0, boot_vcpus = 0, max_vcpus = 0, assumed = 0;
     const char *machine = NULL, *cpu = NULL, *accel = NULL;
-    json_int_t boot_mib = 0, max_mib = 0, requested = 0;
+    json_int_t boot_mib = 0, max_mib = 0, requested = 0, pad_kib = 0;
     json_t *vcpus = NULL, *ports = NULL, *devices = NULL;
     json_error_t jerr;
     if (json_unpack_ex(doc, &jerr, JSON_STRICT,
-                       "{s:i, s:s, s?s, s:s, s:{s:b, s:i, s:i, s:o}, s:{s:I, s:I, s:I}, s:o, s:o, "
-                       "s?b}",
+                       "{s:i, s:s, s?s, s:s, s:{s:b, s:i, s:i, s:o}, s:{s:I, s:I, s:I, s?I}, s:o, "
+                       "s:o, s?b}",
                        "version", &version, "machine", &machine, "cpu", &cpu, "accel", &accel,
                        "vcpus", "hotplug", &hotplug, "boot", &boot_vcpus, "max", &max_vcpus,
                        "devices", &vcpus, "memory", "boot_mib", &boot_mib, "max_mib", &max_mib,
-                       "virtio_mem_requested", &requested, "root_ports", &ports, "devices",
-                       &devices, "assumed", &assumed) < 0)
+                       "virtio_mem_requested", &requested, "boot_pad_kib", &pad_kib, "root_ports",
+                       &ports, "devices", &devices, "assumed", &assumed) < 0)
         return vo_error_set(ret_error, -EINVAL, "layout: %s", jerr.text);
     if (version != VO_QEMU_LAYOUT_VERSION)
         return vo_error_set(ret_error, -EINVAL, "layout: version %d is not %d (a newer vireo?)",
@@ -182,7 +187,8 @@ int vo_qemu_layout_from_json(json_t *doc, VoQemuLayout **ret, char **ret_error)
     if (vo_accel_from_string(accel, &l->accel) < 0 || l->accel == VO_ACCEL_AUTO)
         return vo_error_set(ret_error, -EINVAL, "layout: accel must be kvm or tcg, not '%s'", accel);
     if (!*machine || boot_vcpus < 1 || max_vcpus < boot_vcpus || boot_mib < VO_VM_MIN_MEMORY_MIB ||
-        max_mib < boot_mib || requested < 0 || (uint64_t)requested > (uint64_t)(max_mib - boot_mib) << 20)
+        max_mib < boot_mib || requested < 0 || (uint64_t)requested > (uint64_t)(max_mib - boot_mib) << 20 ||
+        pad_kib < 0 || pad_kib >= 1024 || pad_kib % 8)
         return vo_error_set(ret_error, -EINVAL, "layout: machine, vCPU or memory sizes out of range");
     if (!json_is_array(vcpus) || !json_is_array(ports) || !json_is_array(devices))
         return vo_error_set(ret_error, -EINVAL,
@@ -195,6 +201,7 @@ int vo_qemu_layout_from_json(json_t *doc, VoQemuLayout **ret, char **ret_error)
     l->boot_memory_mib = (uint64_t)boot_mib;
     l->max_memory_mib = (uint64_t)max_mib;
     l->virtio_mem_requested = (uint64_t)requested;
+    l->boot_pad_kib = (uint64_t)pad_kib;
     l->assumed = assumed;
     size_t i;
     json_t *port;

@@ -34,6 +34,12 @@ struct VoQemuLayout {
     unsigned *vcpu_devices; /* with it: the vCPU devices plugged (indexes >= 1), ascending */
     size_t n_vcpu_devices;
     uint64_t boot_memory_mib, max_memory_mib; /* -m boot,maxmem=max (equal: no virtio-mem) */
+    /* KiB QEMU's boot memory has beyond boot_memory_mib (both of -m's sizes
+     * grow by it): VO_QEMU_TCG_BOOT_PAD_KIB on a TCG VM with virtio-mem, so
+     * that QEMU tracks TCG's writes to it during a migration (qemu-argv.c,
+     * "TCG and a second RAM block"); 0 otherwise, and in layouts of VMs
+     * started before it existed. Not counted as the VM's memory. */
+    uint64_t boot_pad_kib;
     uint64_t virtio_mem_requested;            /* bytes the virtio-mem device was asked for */
     json_t *root_ports;   /* the pcie-root-port devices, properties as on the command line */
     VoQemuDeviceAddr *devices; /* every device with an id QEMU placed; empty until probed */
@@ -44,6 +50,10 @@ struct VoQemuLayout {
     bool assumed;
 };
 typedef struct VoQemuLayout VoQemuLayout;
+
+/* See boot_pad_kib: any size that is not a multiple of 256 KiB (QEMU's
+ * 64-page bitmap words) will do; 8 KiB is QEMU's -m granularity. */
+#define VO_QEMU_TCG_BOOT_PAD_KIB 8
 
 VoQemuLayout *vo_qemu_layout_free(VoQemuLayout *l);
 static inline void vo_qemu_layout_freep(VoQemuLayout **l) { vo_qemu_layout_free(*l); }

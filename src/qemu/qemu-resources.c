@@ -211,7 +211,9 @@ int vo_qemu_set_vcpus(VoHvInstance *vm, unsigned n, unsigned *ret_now, char **re
 /* ---- memory ------------------------------------------------------------------ */
 
 typedef struct {
-    uint64_t base;                   /* bytes of boot memory */
+    uint64_t base;                   /* bytes of boot memory, as QEMU has it */
+    uint64_t boot;                   /* the same in whole MiB: a TCG VM's boot memory has a few
+                                      * KiB more (qemu-argv.c, boot_pad_kib), not counted */
     bool has_vmem, has_balloon;
     uint64_t vmem_size, vmem_max;    /* bytes */
     uint64_t actual;                 /* bytes the guest has: virtio-mem + boot less balloon */
@@ -227,6 +229,7 @@ static int query_memory(VoHvInstance *vm, MemoryState *ret, char **ret_error)
     if (r < 0)
         return r;
     ret->base = (uint64_t)json_integer_value(json_object_get(summary, "base-memory"));
+    ret->boot = ret->base & ~(((uint64_t)1 << 20) - 1);
     json_decref(summary);
     r = run(vm, "query-memory-devices", NULL, &devices, ret_error);
     if (r < 0)
@@ -353,19 +356,21 @@ int vo_qemu_set_memory(VoHvInstance *vm, uint64_t mib, uint64_t *ret_now_mib, ch
     if (r >= 0 && !m.has_vmem && !m.has_balloon) {
         *ret_error = vo_strdup("the VM was started without memory hot-plug");
         r = -EOPNOTSUPP;
-    } else if (r >= 0 && bytes > m.base + m.vmem_max) {
+    } else if (r >= 0 && bytes > m.boot + m.vmem_max) {
         *ret_error = vo_asprintf("the VM can have at most %llu MiB",
-                                 (unsigned long long)((m.base + m.vmem_max) >> 20));
+                                 (unsigned long long)((m.boot + m.vmem_max) >> 20));
         r = -ERANGE;
-    } else if (r >= 0 && bytes < m.base && !m.has_balloon) {
+    } else if (r >= 0 && bytes < m.boot && !m.has_balloon) {
         *ret_error = vo_asprintf("the VM has no balloon: it keeps its boot memory (%llu MiB)",
-                                 (unsigned long long)(m.base >> 20));
+                                 (unsigned long long)(m.boot >> 20));
         r = -ERANGE;
     }
+    /* The balloon is given all of the boot memory back (its padding too)
+     * unless the VM shrinks below the boot size. */
     if (r >= 0 && m.has_vmem)
-        r = settle_virtio_mem(vm, bytes > m.base ? bytes - m.base : 0, ret_error);
+        r = settle_virtio_mem(vm, bytes > m.boot ? bytes - m.boot : 0, ret_error);
     if (r >= 0 && m.has_balloon)
-        r = settle_balloon(vm, bytes < m.base ? bytes : m.base, ret_error);
+        r = settle_balloon(vm, bytes < m.boot ? bytes : m.base, ret_error);
     _cleanup_free_ char *ignored = NULL;
     if (query_memory(vm, &m, &ignored) >= 0)
         *ret_now_mib = m.actual >> 20;

@@ -5,11 +5,14 @@
  * Boots a VM from the guest image (kernel, initrd, a qcow2 overlay of its
  * disk), hot-plugs a second disk and a vCPU and grows its memory (virtio-mem
  * above the boot size, which a destination built from the spec alone would
- * get wrong: the spec then holds the live size), prepares a destination through
- * the driver from the source's recorded layout, migrates over a unix socket,
- * then, with both sides paused (the source after completion, the destination
- * started with -S), saves both RAMs (pmemsave) and compares them, resumes the
- * destination and ends the source. Every wait is bounded; every QEMU it
+ * get wrong: the spec then holds the live size), starts a shell loop in the
+ * guest that keeps writing, prepares a destination through the driver from
+ * the source's recorded layout, migrates over a unix socket (held iterating
+ * for a few passes: hold_iterating), then, with both sides paused (the source
+ * after completion, the destination started with -S), saves both RAMs
+ * (pmemsave) and compares them (a difference is described page by page, the
+ * pages kept in WORK/ram-diff.src and .dst), resumes the destination and
+ * ends the source. Every wait is bounded; every QEMU it
  * started is killed before it exits. Prints one line per step; exit 0 only
  * when the RAMs are identical and the destination runs.
  *   migrate-check IMAGE_DIR WORK_DIR --tls CERT_DIR PORT [--refused]
@@ -84,12 +87,15 @@ static int run_cmd(char *const argv[])
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* Reads the serial console until text shows, at most timeout_ms. */
-static void wait_console(VoHvInstance *vm, const char *text, int timeout_ms)
+/* Types type (unless NULL) on the serial console, then reads it until text
+ * shows, at most timeout_ms. */
+static void wait_console(VoHvInstance *vm, const char *type, const char *text, int timeout_ms)
 {
     int fd = vo_unix_connect(driver->console_socket(vm), 0);
     if (fd < 0)
         die("console: %s", strerror(-fd));
+    if (type && write(fd, type, strlen(type)) != (ssize_t)strlen(type))
+        die("console: cannot type '%s'", type);
     char buf[65536];
     size_t n = 0;
     int64_t deadline = vo_now_ms() + timeout_ms;
@@ -149,6 +155,69 @@ static VoHvMigrationStatus wait_migration(VoHvInstance *vm, const char *side, in
     return p.status;
 }
 
+/* Prints what differs in one page (how many bytes, where, the first few
+ * 8-byte words on both sides) and appends both sides' page to
+ * WORK/ram-diff.src and WORK/ram-diff.dst, to be read after a failure. */
+static void describe_page(const char *work, uint64_t gpa, const char *a, const char *b,
+                          size_t len)
+{
+    size_t bytes = 0, lo = len, hi = 0;
+    for (size_t i = 0; i < len; i++)
+        if (a[i] != b[i]) {
+            bytes++;
+            lo = i < lo ? i : lo;
+            hi = i;
+        }
+    printf("  page 0x%llx: %zu bytes differ, at 0x%zx..0x%zx\n", (unsigned long long)gpa,
+           bytes, lo, hi);
+    size_t shown = 0;
+    for (size_t i = lo & ~(size_t)7; i + 8 <= len && shown < 4; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x == y)
+            continue;
+        printf("    +0x%03zx: source %016llx destination %016llx\n", i,
+               (unsigned long long)x, (unsigned long long)y);
+        shown++;
+    }
+    const char *sides[2] = { "src", "dst" };
+    const char *data[2] = { a, b };
+    for (int s = 0; s < 2; s++) {
+        _cleanup_free_ char *path = vo_asprintf("%s/ram-diff.%s", work, sides[s]);
+        FILE *f = fopen(path, "a");
+        if (f) {
+            fwrite(&gpa, sizeof(gpa), 1, f);
+            fwrite(data[s], 1, len, f);
+            fclose(f);
+        }
+    }
+}
+
+#define HOLD_PASSES 6
+#define HOLD_TIMEOUT_MS 60000
+
+/* Waits (bounded) until the migration has synced its dirty bitmap
+ * HOLD_PASSES times, or ended, then sets QEMU's default downtime limit. */
+static void hold_iterating(VoHvInstance *vm)
+{
+    int64_t deadline = vo_now_ms() + HOLD_TIMEOUT_MS;
+    json_int_t passes = 0;
+    while (vo_now_ms() < deadline) {
+        json_t *info = qmp(vm, "query-migrate", NULL);
+        const char *status = json_string_value(json_object_get(info, "status")) ?: "";
+        passes = json_integer_value(json_object_get(json_object_get(info, "ram"),
+                                                    "dirty-sync-count"));
+        bool going = !strcmp(status, "active") || !strcmp(status, "setup");
+        json_decref(info);
+        if (!going || passes >= HOLD_PASSES)
+            break;
+        poll(NULL, 0, 20);
+    }
+    json_decref(qmp(vm, "migrate-set-parameters", json_pack("{s:i}", "downtime-limit", 300)));
+    printf("held the migration iterating for %lld passes\n", (long long)passes);
+}
+
 /* Saves guest RAM from addr (size bytes) on both sides; dies unless equal. */
 static void compare_ram(const char *work, const char *what, uint64_t addr, uint64_t size)
 {
@@ -176,6 +245,8 @@ static void compare_ram(const char *work, const char *what, uint64_t addr, uint6
         if (pages < 8)
             snprintf(first[pages], sizeof(first[pages]), "0x%llx",
                      (unsigned long long)(addr + off));
+        if (pages < 64)
+            describe_page(work, addr + off, a + off, b + off, len);
         pages++;
     }
     if (pages) {
@@ -316,7 +387,7 @@ int main(int argc, char **argv)
         die("start: %s", error);
     if (driver->resume(src) < 0)
         die("resume failed");
-    wait_console(src, BOOT_MARKER, 240000);
+    wait_console(src, NULL, BOOT_MARKER, 240000);
     printf("source booted\n");
 
     /* Hot-plugs: a second disk (slot 1) and a second vCPU. */
@@ -341,6 +412,14 @@ int main(int argc, char **argv)
     printf("hot-plugged disk slot 1 and vCPU 1 (%u vCPUs), memory %llu MiB\n", vcpus,
            (unsigned long long)memory);
 
+    /* A guest that keeps writing (a shell loop, on one vCPU) while its
+     * memory is copied: its writes after a page was sent must reach the
+     * destination. The marker is split so the echo of the typed line does
+     * not match it. */
+    wait_console(src, "(while :; do i=$((i+1)); done) & echo dirty\"\"ing-started\n",
+                 "dirtying-started", 60000);
+    printf("guest dirties memory\n");
+
     char *layout = NULL;
     if (driver->layout(src, &layout, &error) < 0)
         die("layout: %s", error);
@@ -350,9 +429,18 @@ int main(int argc, char **argv)
     if (driver->migrate_prepare(driver, now, layout, dst_dir, NULL, uri, false, tls ? &dst_tls : NULL,
                                 &dst, &error) < 0)
         die("migrate_prepare: %s", error);
-    VoHvMigrationOptions opts = { .max_bandwidth = 1ull << 30, .tls = tls ? &src_tls : NULL };
+    /* A downtime limit of 1 ms keeps the migration iterating (syncing the
+     * dirty bitmap and sending pages while the guest runs) until
+     * HOLD_PASSES syncs are done: a write QEMU's dirty tracking misses after
+     * a page was sent then shows as a difference below (an idle guest
+     * rewrites its per-CPU data all the time). Then the usual limit lets it
+     * converge. */
+    VoHvMigrationOptions opts = { .max_bandwidth = 1ull << 30, .downtime_limit_ms = 1,
+                                  .tls = tls ? &src_tls : NULL };
     if (driver->migrate_start(src, uri, &opts, &error) < 0)
         die("migrate_start: %s", error);
+    if (!refused)
+        hold_iterating(src);
     if (tls)
         printf("migrating over TLS to %s\n", uri);
     if (refused) {
@@ -385,7 +473,10 @@ int main(int argc, char **argv)
         die("the destination did not complete");
 
     /* Both paused now: the source after completion, the destination by -S. */
-    compare_ram(work, "boot memory", 0, (uint64_t)MEMORY_MIB << 20);
+    json_t *summary = qmp(src, "query-memory-size-summary", NULL);
+    uint64_t boot_bytes = (uint64_t)json_integer_value(json_object_get(summary, "base-memory"));
+    json_decref(summary);
+    compare_ram(work, "boot memory", 0, boot_bytes);
     uint64_t vmem_addr, vmem_size;
     virtio_mem_region(src, &vmem_addr, &vmem_size);
     compare_ram(work, "virtio-mem", vmem_addr, vmem_size);
