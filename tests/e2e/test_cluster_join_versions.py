@@ -7,8 +7,10 @@ it, as in make check, which has no older build):
   cluster's shared pools is refused before anything changes, naming what
   to upgrade (before: the older member answered "invalid join request" to
   the newer fields, or the check was skipped);
-* the same joiner without such a pool (its own "default" only) sends the
-  request the older member knows, and joins;
+* the same joiner without such a pool (its own "default" only), with a
+  VM (so its projects to check, which the older member checks too), sends
+  the request the older member knows, and joins (before: refused, as if
+  the older member could not check projects);
 * an older joiner joins through a newer member (its request, without a
   protocol, is taken as it was)."""
 
@@ -52,6 +54,7 @@ def test_joins_across_versions(cluster, tmp_path):
     assert h2.api("GET", "/v1/cluster") == {"cluster": None}
 
     assert h2.request("DELETE", "/v1/pools/p1")[0] < 300
+    h2.task_ok("POST", "/v1/vms", {"name": "v2", "memory_mib": 64})
     h2.cli("cluster", "join", f"{h1.address}:{h1.port}", "--token", token(h1),
            "--address", h2.address, "--output", "json")
     h2.use_cluster_certs()
@@ -59,3 +62,4 @@ def test_joins_across_versions(cluster, tmp_path):
            "--address", h3.address, "--output", "json")
     assert sorted(m["name"] for m in h2.api("GET", "/v1/cluster")["etcd_members"]) == \
         ["h1", "h2", "h3"]
+    assert [v["name"] for v in h1.api("GET", "/v1/vms")["vms"]] == ["v2"]
