@@ -3630,10 +3630,8 @@ int vo_pool_create_iscsi(VoDaemon *d, const VoIscsiPoolArgs *a, json_t **ret, ch
                        .reach = VO_POOL_REACHABLE };
         if (pool_find(d, a->name))
             r = vo_error_set(ret_error, -EEXIST, "a pool named '%s' already exists", a->name);
-        else if ((r = save_pool(d, p, VO_REV_NEW)) < 0)
-            *ret_error = r == -EEXIST ? vo_asprintf("a pool named '%s' already exists", a->name)
-                                      : vo_asprintf("cannot save pool '%s': %s", a->name,
-                                                    strerror(-r));
+        else /* a host's own: off the shared names (pool-names.h), saying so */
+            r = save_pool_as(d, p, VO_REV_NEW, NULL, ret_error);
         if (r < 0) {
             pool_free(p);
         } else {
