@@ -51,7 +51,8 @@ static int own_pool_anywhere(VoDaemon *d, const char *name, char **ret_where)
                          : NULL;
     const char *host_name = json_string_value(json_object_get(member, "name"));
     *ret_where = host_name ? vo_strdup(host_name)
-                           : vo_asprintf("host %s (joining the cluster now)", h.host_id);
+                           : vo_asprintf("host %s (no member: joining the cluster now, or "
+                                         "left by a join that did not finish)", h.host_id);
     json_decref(member);
     free(h.host_id);
     return 1;

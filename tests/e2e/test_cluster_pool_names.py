@@ -115,7 +115,8 @@ def test_pool_names_are_the_clusters_or_hosts_own(cluster, tmp_path, monkeypatch
         status, doc = shared(c, h1, "jp")
         assert status == 409, doc
         assert "pool name 'jp' is taken: host " in doc["error"]["message"], doc
-        assert "(joining the cluster now) has a pool 'jp' of its own" in \
+        assert "(no member: joining the cluster now, or left by a join that did not " \
+            "finish) has a pool 'jp' of its own" in \
             doc["error"]["message"], doc
     finally:
         release(faults, "cluster_join_copied", t)
