@@ -7,9 +7,13 @@
 
 #include "util/util.h"
 
-/* What every member makes, also those before protocol 2. */
+/* What a member before protocol 2 makes of the fields it reads: the last
+ * such vireo also checks "projects" (quotas) and the rbd pools of
+ * "rbd_pools", and every one reads a request strictly (a field it does not
+ * know is refused, never skipped). */
 static const char *const legacy_checks[] = { VO_JOIN_CHECK_HOST, VO_JOIN_CHECK_VMS,
-                                             VO_JOIN_CHECK_NETWORKS, NULL };
+                                             VO_JOIN_CHECK_NETWORKS, VO_JOIN_CHECK_PROJECTS,
+                                             NULL };
 
 const char *const vo_join_checks_made[] = { VO_JOIN_CHECK_HOST,     VO_JOIN_CHECK_VMS,
                                             VO_JOIN_CHECK_NETWORKS, VO_JOIN_CHECK_PROJECTS,
@@ -34,11 +38,12 @@ static bool in_json(const json_t *array, const char *name)
 }
 
 char **vo_join_checks_needed(const json_t *projects, const json_t *pools,
-                             const char *builtin_pool)
+                             const char *builtin_pool, bool legacy_member)
 {
     char **needed = NULL;
-    for (size_t i = 0; legacy_checks[i]; i++)
-        vo_strv_pushf(&needed, "%s", legacy_checks[i]);
+    vo_strv_pushf(&needed, "%s", VO_JOIN_CHECK_HOST);
+    vo_strv_pushf(&needed, "%s", VO_JOIN_CHECK_VMS);
+    vo_strv_pushf(&needed, "%s", VO_JOIN_CHECK_NETWORKS);
     if (json_object_size(projects))
         vo_strv_pushf(&needed, "%s", VO_JOIN_CHECK_PROJECTS);
     size_t i;
@@ -46,7 +51,8 @@ char **vo_join_checks_needed(const json_t *projects, const json_t *pools,
     bool pools_to_check = false;
     json_array_foreach(pools, i, v) {
         const char *name = json_string_value(json_object_get(v, "name"));
-        pools_to_check |= !name || strcmp(name, builtin_pool) != 0;
+        bool rbd = json_is_object(json_object_get(v, "rbd"));
+        pools_to_check |= (!name || strcmp(name, builtin_pool) != 0) && !(legacy_member && rbd);
     }
     if (pools_to_check)
         vo_strv_pushf(&needed, "%s", VO_JOIN_CHECK_POOLS);
@@ -60,14 +66,6 @@ char **vo_join_checks_missing(char *const *needed, const json_t *offered)
         if (offered ? !in_json(offered, needed[i]) : !in_list(legacy_checks, needed[i]))
             vo_strv_pushf(&missing, "%s", needed[i]);
     return missing;
-}
-
-bool vo_join_checks_legacy_only(char *const *needed)
-{
-    for (size_t i = 0; needed && needed[i]; i++)
-        if (!in_list(legacy_checks, needed[i]))
-            return false;
-    return true;
 }
 
 int vo_join_member_usable(const char *member, const json_t *member_join, char *const *needed,

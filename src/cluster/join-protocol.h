@@ -33,18 +33,16 @@ extern const char *const vo_join_checks_made[];
 /* The checks a request's documents need: the legacy ones always,
  * "projects" when it has projects, "pools" when it has a pool other than
  * builtin_pool (every host makes its own, so no shared pool can have taken
- * that name). A strv. */
+ * that name); for a legacy_member (before protocol 2), a pool other than
+ * builtin_pool and its rbd pools (sent as "rbd_pools", which it checks).
+ * A strv. */
 char **vo_join_checks_needed(const json_t *projects, const json_t *pools,
-                             const char *builtin_pool);
+                             const char *builtin_pool, bool legacy_member);
 
 /* The names of needed a member does not make: offered is the member's
  * "checks" (a JSON array of names), or NULL for a member before protocol 2
  * (legacy checks only). A strv, NULL when it makes them all. */
 char **vo_join_checks_missing(char *const *needed, const json_t *offered);
-
-/* Whether needed holds only legacy checks (then a legacy request, which
- * any member takes, carries all the joiner has to be checked). */
-bool vo_join_checks_legacy_only(char *const *needed);
 
 /* The joiner's decision before it asks member (its URL, for the message)
  * whose CA answer's "join" is member_join (NULL: a member before protocol

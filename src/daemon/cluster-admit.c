@@ -99,13 +99,26 @@ static char *pool_where(const json_t *pool)
                        json_string_value(json_object_get(rbd, "monitors")));
 }
 
-/* The joiner's pools (a legacy request's: its rbd pools only) named like a
- * shared pool of the cluster: refused, whatever each holds (a pool name is
- * either the cluster's or hosts' own, docs/cluster.md "Pool names": its own
- * pool would hide the cluster's on it, and the cluster's VMs on that pool
- * would open the wrong images). */
-static void find_pool_collisions(const ClusterObjects *o, const json_t *pools, char ***out)
+/* The joiner's pools named like a shared pool of the cluster: refused,
+ * whatever each holds (a pool name is either the cluster's or hosts' own,
+ * docs/cluster.md "Pool names": its own pool would hide the cluster's on
+ * it, and the cluster's VMs on that pool would open the wrong images). A
+ * legacy request has its rbd pools only, and its joiner copies the rest in
+ * unchecked: refused while the cluster has shared pools. */
+static void find_pool_collisions(const ClusterObjects *o, const json_t *pools, bool legacy,
+                                 char ***out)
 {
+    if (legacy && json_object_size(o->pools)) {
+        _cleanup_strv_ char **names = NULL;
+        const char *name;
+        json_t *unused;
+        json_object_foreach(o->pools, name, unused)
+            vo_strv_pushf(&names, "%s", name);
+        _cleanup_free_ char *list = vo_strv_join(names, ", ");
+        vo_strv_pushf(out, "it runs an older vireo (join protocol 1), which does not have its "
+                      "own pools other than rbd checked against the cluster's shared pools "
+                      "(%s): upgrade vireo on this host first, then join", list);
+    }
     size_t i;
     json_t *v;
     json_array_foreach(pools, i, v) {
@@ -410,7 +423,7 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
     char **collisions = NULL;
     if (r >= 0) {
         find_collisions(&o, req, host_id, &collisions);
-        find_pool_collisions(&o, pools, &collisions);
+        find_pool_collisions(&o, pools, legacy, &collisions);
         vo_cluster_admit_projects(d->cluster_store, projects, &collisions);
     }
     if (r >= 0 && collisions) {

@@ -39,62 +39,71 @@ static bool lease_bound(const char *key)
     return !strncmp(key, "cluster/hosts/", 14) || !strcmp(key, "cluster/manager");
 }
 
-/* Keys that must stay absent as a host's own pools are copied in: the
- * cluster's shared pool of each name and its claim (pool-names.h), so a
- * shared pool made since the admission checked the names fails the copy. */
-typedef struct {
-    char **keys;  /* strv: shared document, claim, for each pool in turn */
-    char **names; /* strv: the pools' names */
-    size_t n;     /* keys */
-} PoolGuards;
-
-static void pool_guards_add(PoolGuards *g, const char *key)
+/* A host's own pool's document "pools/<name>": its name, else NULL. */
+static const char *own_pool_name(const char *key)
 {
     if (strncmp(key, "pools/", 6) != 0 || !key[6] || strchr(key + 6, '/'))
-        return;
-    vo_strv_push(&g->keys, vo_pool_name_shared_key(key + 6));
-    vo_strv_push(&g->keys, vo_pool_name_claim_key(key + 6));
-    vo_strv_pushf(&g->names, "%s", key + 6);
-    g->n += 2;
+        return NULL;
+    return key + 6;
 }
 
 /* Writes ops in transactions, each op's key required new (create_only) or
- * unconditionally; the first also compares the guards' keys absent. */
+ * unconditionally. With pool_guards, the transaction that writes a host's
+ * own pool also compares the cluster's shared pool of its name and that
+ * name's claim absent (pool-names.h), so a shared pool made (or being
+ * made) since the admission checked the names fails the copy. */
 static int write_batches(VoStore *to, VoStoreOp *ops, size_t n, bool create_only,
-                         const PoolGuards *guards, char **ret_error)
+                         bool pool_guards, char **ret_error)
 {
-    size_t n_guards = guards ? guards->n : 0;
-    if (n_guards >= BATCH_KEYS / 2)
-        return vo_error_set(ret_error, -E2BIG, "too many pools to copy at once (%zu)",
-                            n_guards / 2);
     VoStoreCompare *cmps = vo_malloc0(sizeof(*cmps) * (BATCH_KEYS + 1));
+    /* Of each compare: the op it is for, and which key (0: the op's own,
+     * 1: the shared pool's, 2: the claim). */
+    size_t *cmp_op = vo_malloc0(sizeof(*cmp_op) * (BATCH_KEYS + 1));
+    int *cmp_kind = vo_malloc0(sizeof(*cmp_kind) * (BATCH_KEYS + 1));
+    char **guard_keys = NULL; /* owned: the compares' keys of shared pools and claims */
     int r = 0;
     for (size_t i = 0; i < n && r >= 0;) {
-        size_t k = 0, bytes = 0, g = i == 0 ? n_guards : 0;
-        for (size_t x = 0; x < g; x++)
-            cmps[x] = (VoStoreCompare){ guards->keys[x], VO_REV_NEW };
-        while (i + k < n && g + k < BATCH_KEYS &&
+        size_t k = 0, bytes = 0, nc = 0;
+        while (i + k < n && k < BATCH_KEYS &&
                (k == 0 || bytes + strlen(ops[i + k].value ? ops[i + k].value : "") < BATCH_BYTES)) {
+            const char *pool = pool_guards ? own_pool_name(ops[i + k].key) : NULL;
+            if (nc + (create_only ? 1 : 0) + (pool ? 2 : 0) > BATCH_KEYS)
+                break;
             bytes += strlen(ops[i + k].key) + strlen(ops[i + k].value ? ops[i + k].value : "");
-            cmps[g + k] = (VoStoreCompare){ ops[i + k].key, VO_REV_NEW };
+            if (create_only) {
+                cmp_op[nc] = k, cmp_kind[nc] = 0;
+                cmps[nc++] = (VoStoreCompare){ ops[i + k].key, VO_REV_NEW };
+            }
+            if (pool) {
+                char *shared = vo_pool_name_shared_key(pool), *claim = vo_pool_name_claim_key(pool);
+                vo_strv_push(&guard_keys, shared);
+                vo_strv_push(&guard_keys, claim);
+                cmp_op[nc] = k, cmp_kind[nc] = 1;
+                cmps[nc++] = (VoStoreCompare){ shared, VO_REV_NEW };
+                cmp_op[nc] = k, cmp_kind[nc] = 2;
+                cmps[nc++] = (VoStoreCompare){ claim, VO_REV_NEW };
+            }
             k++;
         }
         size_t failed = 0;
-        r = vo_store_txn(to, cmps, g + (create_only ? k : 0), ops + i, k, NULL, &failed);
-        if (r == -EEXIST && failed < g) {
-            const char *name = guards->names[failed / 2];
+        r = vo_store_txn(to, cmps, nc, ops + i, k, NULL, &failed);
+        if (r == -EEXIST && failed < nc && cmp_kind[failed] != 0) {
+            const char *name = own_pool_name(ops[i + cmp_op[failed]].key);
             r = vo_error_set(ret_error, r, "pool name '%s' is taken: the cluster has a shared "
                              "pool '%s'%s: delete this host's pool (and make it again under "
                              "another name) first", name, name,
-                             failed % 2 ? " (being created now)" : "");
+                             cmp_kind[failed] == 2 ? " (being created now)" : "");
         } else if (r == -EEXIST)
             r = vo_error_set(ret_error, r, "the cluster already has a document %s",
-                             ops[i + failed - g].key);
+                             ops[i + (failed < nc ? cmp_op[failed] : 0)].key);
         else if (r < 0)
             r = vo_error_set(ret_error, r, "cannot copy the documents: %s",
                              r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
         i += k;
     }
+    vo_strv_free(guard_keys);
+    free(cmp_kind);
+    free(cmp_op);
     free(cmps);
     return r;
 }
@@ -149,12 +158,7 @@ int vo_cluster_copy_in(VoStore *from, VoStore *to, const char *host_id, bool wit
     }
     for (size_t i = 0; extra && extra[i]; i += 2)
         ops[k++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = extra[i], .value = extra[i + 1] };
-    PoolGuards guards = { 0 };
-    for (size_t i = 0; i < n_docs; i++)
-        pool_guards_add(&guards, ops[i].key);
-    r = write_batches(to, ops, k, true, &guards, ret_error);
-    vo_strv_free(guards.keys);
-    vo_strv_free(guards.names);
+    r = write_batches(to, ops, k, true, true, ret_error);
     if (r >= 0)
         log_info("copied %zu documents into etcd", n_docs);
     free(ops);
@@ -176,7 +180,7 @@ int vo_cluster_copy_out(VoStore *from, VoStore *to, char **ret_error)
     VoStoreOp *ops = vo_malloc0(sizeof(*ops) * (n + 1));
     for (size_t i = 0; i < n; i++)
         ops[i] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = docs.keys[i], .value = docs.values[i] };
-    r = write_batches(to, ops, n, true, NULL, ret_error);
+    r = write_batches(to, ops, n, true, false, ret_error);
     free(ops);
     docs_clear(&docs);
     return r;

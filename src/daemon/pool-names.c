@@ -7,27 +7,26 @@
 #include "util/test-hold.h"
 
 typedef struct {
-    char **ids, **names;
-} Members;
+    const char *suffix; /* "/pools/<name>" */
+    char *host_id;      /* the first host with a pool of that name */
+} OwnPoolHunt;
 
-static int collect_member(const char *key, const char *value, int64_t rev, void *userdata)
+static int find_own_pool(const char *key, const char *value, int64_t rev, void *userdata)
 {
-    (void)rev;
-    Members *m = userdata;
-    json_t *doc = json_loads(value, 0, NULL);
-    const char *name = json_string_value(json_object_get(doc, "name"));
-    const char *id = strrchr(key, '/');
-    if (id && id[1]) {
-        vo_strv_pushf(&m->ids, "%s", id + 1);
-        vo_strv_pushf(&m->names, "%s", name ? name : id + 1);
-    }
-    json_decref(doc);
+    (void)value, (void)rev;
+    OwnPoolHunt *h = userdata;
+    const char *id = key + 2, *slash = strchr(id, '/');
+    if (h->host_id || !slash || slash == id || strcmp(slash, h->suffix) != 0)
+        return 0;
+    h->host_id = strndup(id, (size_t)(slash - id));
     return 0;
 }
 
-/* A pool of name that is a member host's own: 1 with that host's name and
- * the pool's path in *ret_where (malloc'd), 0 when none, or the store's
- * error. Read after the claim was made: a host's own create that this
+/* A pool of name that is a host's own: 1 with that host's name and the
+ * pool's path in *ret_where (malloc'd), 0 when none, or the store's error.
+ * Every host namespace is looked at, not only the members': a joiner
+ * copies its pools in before it registers as a member. Read after the
+ * claim was made: a host's own create (or a joiner's copy) that this
  * misses compares the claim and fails. */
 static int own_pool_anywhere(VoDaemon *d, const char *name, char **ret_where)
 {
@@ -39,24 +38,24 @@ static int own_pool_anywhere(VoDaemon *d, const char *name, char **ret_where)
     }
     if (r != -ENOENT || !d->cluster_store)
         return r == -ENOENT ? 0 : r;
-    Members m = { 0 };
-    r = vo_store_list(d->cluster_store, "cluster/members/", collect_member, &m);
-    int found = 0;
-    for (size_t i = 0; r >= 0 && !found && m.ids && m.ids[i]; i++) {
-        _cleanup_free_ char *key = vo_asprintf("h/%s/pools/%s", m.ids[i], name), *doc = NULL;
-        r = vo_store_get(d->cluster_store, key, &doc, NULL);
-        if (r == -ENOENT) {
-            r = 0;
-            continue;
-        }
-        if (r >= 0) {
-            *ret_where = vo_strdup(m.names[i]);
-            found = 1;
-        }
+    _cleanup_free_ char *suffix = vo_asprintf("/pools/%s", name);
+    OwnPoolHunt h = { .suffix = suffix };
+    r = vo_store_list(d->cluster_store, "h/", find_own_pool, &h);
+    if (r < 0 || !h.host_id) {
+        free(h.host_id);
+        return r;
     }
-    vo_strv_free(m.ids);
-    vo_strv_free(m.names);
-    return r < 0 ? r : found;
+    _cleanup_free_ char *member_key = vo_asprintf("cluster/members/%s", h.host_id), *doc = NULL;
+    json_t *member = vo_store_get(d->cluster_store, member_key, &doc, NULL) >= 0
+                         ? json_loads(doc, 0, NULL)
+                         : NULL;
+    const char *host_name = json_string_value(json_object_get(member, "name"));
+    *ret_where = host_name ? vo_strdup(host_name)
+                           : vo_asprintf("host %s (no member: joining the cluster now, or "
+                                         "left by a join that did not finish)", h.host_id);
+    json_decref(member);
+    free(h.host_id);
+    return 1;
 }
 
 /* Who holds the claim on name, for a message (malloc'd). */

@@ -8,13 +8,15 @@
  * A host's own pool is created in a transaction that compares the shared
  * document and the name's claim absent. A shared pool first claims its
  * name (cluster/claims/pools/<name>, created only when absent, on a lease),
- * then looks for a pool of that name on every member host, then creates
- * its document in a transaction that compares the claim still its own and
- * deletes it. Of a host's own create and a shared create of one name at
- * once, either the own pool was written before the claim (the look finds
- * it) or after (its compare finds the claim, or the document): one wins.
- * The joiner's pools are checked at admission (cluster-admit.c) and again
- * as they are copied in (cluster-copy.c, the same compares). */
+ * then looks for a pool of that name in every host's namespace (h/<id>/:
+ * the members', and a joiner's, which copies its pools in before it
+ * registers as a member), then creates its document in a transaction that
+ * compares the claim still its own and deletes it. Of a host's own create
+ * and a shared create of one name at once, either the own pool was written
+ * before the claim (the look finds it) or after (its compare finds the
+ * claim, or the document): one wins. The joiner's pools are checked at
+ * admission (cluster-admit.c) and again as they are copied in
+ * (cluster-copy.c, the same compares in the transaction writing each). */
 #pragma once
 
 #include <stdbool.h>

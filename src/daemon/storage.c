@@ -3157,10 +3157,11 @@ int vo_backup_pool_path(VoDaemon *d, const char *name, char **ret_path, char **r
                        .path = vo_asprintf("%s/pools/%s", d->state_dir, name),
                        .created_at = vo_wall_ms() };
         r = vo_mkdir_p(p->path, 0750);
-        if (r >= 0)
-            r = save_pool(d, p, VO_REV_NEW);
-        if (r < 0) {
+        if (r < 0)
             *ret_error = vo_asprintf("cannot create backup pool '%s': %s", name, strerror(-r));
+        else /* a host's own: off the shared names (pool-names.h), saying so */
+            r = save_pool_as(d, p, VO_REV_NEW, NULL, ret_error);
+        if (r < 0) {
             pool_free(p);
             p = NULL;
         } else
@@ -3630,10 +3631,8 @@ int vo_pool_create_iscsi(VoDaemon *d, const VoIscsiPoolArgs *a, json_t **ret, ch
                        .reach = VO_POOL_REACHABLE };
         if (pool_find(d, a->name))
             r = vo_error_set(ret_error, -EEXIST, "a pool named '%s' already exists", a->name);
-        else if ((r = save_pool(d, p, VO_REV_NEW)) < 0)
-            *ret_error = r == -EEXIST ? vo_asprintf("a pool named '%s' already exists", a->name)
-                                      : vo_asprintf("cannot save pool '%s': %s", a->name,
-                                                    strerror(-r));
+        else /* a host's own: off the shared names (pool-names.h), saying so */
+            r = save_pool_as(d, p, VO_REV_NEW, NULL, ret_error);
         if (r < 0) {
             pool_free(p);
         } else {

@@ -7,16 +7,20 @@ it, as in make check, which has no older build):
   cluster's shared pools is refused before anything changes, naming what
   to upgrade (before: the older member answered "invalid join request" to
   the newer fields, or the check was skipped);
-* the same joiner without such a pool (its own "default" only) sends the
-  request the older member knows, and joins;
-* an older joiner joins through a newer member (its request, without a
-  protocol, is taken as it was)."""
+* the same joiner without such a pool (its own "default" only), with a
+  VM (so its projects to check, which the older member checks too), sends
+  the request the older member knows, and joins (before: refused, as if
+  the older member could not check projects);
+* an older joiner is refused by a newer member while the cluster has a
+  shared pool (its request lacks its dir pools, which it would copy in
+  unchecked: before, taken), and joins once the cluster has none (its
+  request, without a protocol, taken as it was)."""
 
 import os
 
 import pytest
 
-from test_cluster_pool_names import own_pool, token
+from test_cluster_pool_names import own_pool, shared, token
 
 OLD = os.environ.get("VIREO_OLD_VIREOD")
 
@@ -52,10 +56,20 @@ def test_joins_across_versions(cluster, tmp_path):
     assert h2.api("GET", "/v1/cluster") == {"cluster": None}
 
     assert h2.request("DELETE", "/v1/pools/p1")[0] < 300
+    h2.task_ok("POST", "/v1/vms", {"name": "v2", "memory_mib": 64})
     h2.cli("cluster", "join", f"{h1.address}:{h1.port}", "--token", token(h1),
            "--address", h2.address, "--output", "json")
     h2.use_cluster_certs()
+    assert shared(c, h2, "sp")[0] == 201
+    status, doc = join_request(h2, h3)
+    assert status == 409, doc
+    assert ("it runs an older vireo (join protocol 1), which does not have its own pools "
+            "other than rbd checked against the cluster's shared pools (sp): upgrade vireo on "
+            "this host first, then join") in doc["error"]["message"], doc
+    assert h3.api("GET", "/v1/cluster") == {"cluster": None}
+    assert h2.request("DELETE", "/v1/pools/sp")[0] < 300
     h3.cli("cluster", "join", f"{h2.address}:{h2.port}", "--token", token(h2),
            "--address", h3.address, "--output", "json")
     assert sorted(m["name"] for m in h2.api("GET", "/v1/cluster")["etcd_members"]) == \
         ["h1", "h2", "h3"]
+    assert [v["name"] for v in h1.api("GET", "/v1/vms")["vms"]] == ["v2"]

@@ -5,7 +5,8 @@ name), never both. On three fake-driver hosts:
 * a shared pool named like another member's own pool is refused, naming
   that host (before: made, and that host's own pool hid it there);
 * a joiner's dir pool named like a shared pool refuses the join (before:
-  only an rbd pool was checked);
+  only an rbd pool was checked), and a shared create of the name of a
+  pool a joiner copied in, before it is a member, is refused;
 * raced, with hold points (util/test-hold.h): a shared create that claimed
   the name and looked at every host, against an own create of that name on
   another host, which is refused; and an own create that checked its
@@ -105,4 +106,18 @@ def test_pool_names_are_the_clusters_or_hosts_own(cluster, tmp_path, monkeypatch
             f"{tmp_path / 'h3-r1'})") in doc["error"]["message"], doc
     assert h3.api("GET", "/v1/cluster") == {"cluster": None}
     assert h3.request("DELETE", "/v1/pools/r1")[0] < 300
-    join(h1, h3)
+
+    # A joiner copied its pools in and is no member yet: a shared create of
+    # one of their names finds it all the same (before: made, both kept).
+    assert own_pool(h3, "jp", tmp_path)[0] == 201
+    t, out = held(faults, "cluster_join_copied", lambda: join(h1, h3))
+    try:
+        status, doc = shared(c, h1, "jp")
+        assert status == 409, doc
+        assert "pool name 'jp' is taken: host " in doc["error"]["message"], doc
+        assert "(no member: joining the cluster now, or left by a join that did not " \
+            "finish) has a pool 'jp' of its own" in \
+            doc["error"]["message"], doc
+    finally:
+        release(faults, "cluster_join_copied", t)
+    assert not h3.api("GET", "/v1/pools/jp").get("shared")

@@ -178,6 +178,34 @@ static void test_own_pool_named_like_shared(void **state)
     teardown((void **)&pg);
 }
 
+/* Each own pool is compared in the transaction that writes it: a host of
+ * many pools joins (before: refused beyond 31, every compare in the first
+ * transaction), and a pool past the first transaction is compared too
+ * (before: compared in the first, written later, unguarded meanwhile). */
+static void test_pool_guards_per_batch(void **state)
+{
+    Fixture *f = *state;
+    for (int i = 0; i < 200; i++) {
+        _cleanup_free_ char *key = vo_asprintf("pools/p%03d", i);
+        put(f->from, key, "{}");
+    }
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_cluster_copy_in(f->from, f->to, "H", false, &error), 0);
+    assert_int_equal(n_keys(f->to, "pools/"), 200);
+    teardown(state);
+    setup(state);
+    f = *state;
+    for (int i = 0; i < 200; i++) {
+        _cleanup_free_ char *key = vo_asprintf("images/i%03d", i);
+        put(f->from, key, "{}");
+    }
+    put(f->from, "pools/nfs", "{\"name\":\"nfs\"}");
+    put(f->to, "cluster/claims/pools/nfs", "{\"host\":\"O\"}");
+    assert_int_equal(vo_cluster_copy_in(f->from, f->to, "H", false, &error), -EEXIST);
+    assert_non_null(strstr(error, "pool name 'nfs' is taken"));
+    assert_null(get(f->to, "pools/nfs"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +214,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_collision_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_and_copy_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_pool_named_like_shared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_guards_per_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,17 +31,27 @@ static void test_needed(void **state)
                           "{\"name\":\"p1\",\"type\":\"dir\",\"path\":\"/q\"}]");
     json_t *builtin_only = parse("[{\"name\":\"default\",\"type\":\"dir\",\"path\":\"/p\"}]");
     json_t *none = json_array();
-    _cleanup_strv_ char **legacy = vo_join_checks_needed(empty, none, "default");
+    _cleanup_strv_ char **legacy = vo_join_checks_needed(empty, none, "default", false);
     assert_int_equal(vo_strv_len(legacy), 3);
-    assert_true(vo_join_checks_legacy_only(legacy));
-    _cleanup_strv_ char **all = vo_join_checks_needed(projects, pools, "default");
+    _cleanup_strv_ char **all = vo_join_checks_needed(projects, pools, "default", false);
     assert_int_equal(vo_strv_len(all), 5);
     assert_string_equal(all[3], VO_JOIN_CHECK_PROJECTS);
     assert_string_equal(all[4], VO_JOIN_CHECK_POOLS);
-    assert_false(vo_join_checks_legacy_only(all));
     /* Every host's own "default" pool alone needs no check. */
-    _cleanup_strv_ char **builtin = vo_join_checks_needed(empty, builtin_only, "default");
-    assert_true(vo_join_checks_legacy_only(builtin));
+    _cleanup_strv_ char **builtin = vo_join_checks_needed(empty, builtin_only, "default", false);
+    assert_int_equal(vo_strv_len(builtin), 3);
+    /* An rbd pool: "pools" of a member of protocol 2; one before it checks
+     * the request's "rbd_pools" (which a legacy request carries). */
+    json_t *rbd = parse("[{\"name\":\"ceph\",\"type\":\"rbd\",\"path\":\"/r\","
+                        "\"rbd\":{\"monitors\":\"m\",\"pool\":\"p\",\"user\":\"u\"}}]");
+    _cleanup_strv_ char **rbd_now = vo_join_checks_needed(empty, rbd, "default", false);
+    assert_int_equal(vo_strv_len(rbd_now), 4);
+    assert_string_equal(rbd_now[3], VO_JOIN_CHECK_POOLS);
+    _cleanup_strv_ char **rbd_legacy = vo_join_checks_needed(empty, rbd, "default", true);
+    assert_int_equal(vo_strv_len(rbd_legacy), 3);
+    _cleanup_strv_ char **dir_legacy = vo_join_checks_needed(empty, pools, "default", true);
+    assert_int_equal(vo_strv_len(dir_legacy), 4);
+    json_decref(rbd);
     json_decref(builtin_only);
     json_decref(projects);
     json_decref(empty);
@@ -58,16 +68,21 @@ static void test_member_usable(void **state)
     json_t *projects = parse("{\"default\":{\"usage\":{}}}"), *empty = json_object();
     json_t *pools = parse("[{\"name\":\"p1\",\"type\":\"dir\",\"path\":\"/p\"}]");
     json_t *none = json_array();
-    _cleanup_strv_ char **all = vo_join_checks_needed(projects, pools, "default");
-    _cleanup_strv_ char **legacy = vo_join_checks_needed(empty, none, "default");
+    _cleanup_strv_ char **all = vo_join_checks_needed(projects, pools, "default", false);
+    _cleanup_strv_ char **legacy = vo_join_checks_needed(empty, none, "default", true);
+    /* A host with VMs has projects: a member before protocol 2 checks
+     * them (or refuses the field), so it is usable. */
+    _cleanup_strv_ char **with_vms = vo_join_checks_needed(projects, none, "default", true);
     json_t *now = vo_join_protocol_json();
     _cleanup_free_ char *error = NULL;
     assert_int_equal(vo_join_member_usable(MEMBER, now, all, &error), 0);
     assert_int_equal(vo_join_member_usable(MEMBER, NULL, legacy, &error), 0);
+    assert_int_equal(vo_join_member_usable(MEMBER, NULL, with_vms, &error), 0);
+    assert_null(vo_join_checks_missing(with_vms, NULL)); /* its answer: no "checks" */
     assert_null(error);
     assert_int_equal(vo_join_member_usable(MEMBER, NULL, all, &error), -EPROTONOSUPPORT);
     assert_string_equal(error, MEMBER " runs an older vireo (join protocol 1, this host 2) that "
-                        "cannot check this host's projects, pools against the cluster's: "
+                        "cannot check this host's pools against the cluster's: "
                         "upgrade vireo on the cluster's hosts first, then join");
     free(error);
     error = NULL;
