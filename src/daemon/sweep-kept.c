@@ -221,14 +221,30 @@ void vo_sweep_kept_forget_pool(VoDaemon *d, const char *pool)
 {
     _cleanup_strv_ char **keys = vo_sweep_kept_of_pool(pool);
     for (size_t i = 0; keys && keys[i]; i++) {
+        /* As a try does (finish): not while one is under way (it may still
+         * remove the image, and a create of the name must wait for it, not
+         * find the name free), and a create of the name waits for this
+         * until the record is gone (its own intent, written next, must not
+         * be the one deleted here). */
         pthread_mutex_lock(&kept.lock);
+        while (kept.working)
+            pthread_cond_wait(&kept.idle, &kept.lock);
         Kept *k = kept_find(keys[i]);
-        _cleanup_free_ char *error = k ? vo_strdup(k->error) : NULL;
-        kept_drop(keys[i]);
+        if (!k) { /* finished meanwhile */
+            pthread_mutex_unlock(&kept.lock);
+            continue;
+        }
+        _cleanup_free_ char *error = vo_strdup(k->error);
+        kept.working = vo_strdup(keys[i]);
         pthread_mutex_unlock(&kept.lock);
         int r = vo_store_delete(d->store, keys[i], VO_REV_ANY);
+        pthread_mutex_lock(&kept.lock);
+        kept_drop(keys[i]);
+        free(TAKE_PTR(kept.working));
+        pthread_cond_broadcast(&kept.idle);
+        pthread_mutex_unlock(&kept.lock);
         log_warn("sweep: dropped %s with pool '%s': its RBD image, if Ceph still holds one, "
-                 "stays there (last error: %s)%s", keys[i], pool, error ? error : "?",
+                 "stays there (last error: %s)%s", keys[i], pool, error,
                  r < 0 && r != -ENOENT ? "; its record could not be removed" : "");
     }
 }
