@@ -140,7 +140,7 @@ static int finish(VoDaemon *d, const char *key, char **ret_error)
     k = kept_find(key); /* NULL: forgotten meanwhile (its pool deleted) */
     if (r > 0)
         kept_drop(key);
-    else if (k && r < 0)
+    else if (k && r < 0 && t.pool) /* Ceph's answer: a store read that failed is none */
         kept_failed(k, t.pool, r, t.error);
     if (k && r <= 0 && ret_error)
         *ret_error = vo_strdup(k->error);
