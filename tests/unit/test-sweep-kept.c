@@ -325,6 +325,34 @@ static void a_deleted_pools_intent_waits_for_its_try(void **state)
     assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/i", NULL, NULL), -ENOENT);
 }
 
+/* ... but not for a try of another pool's intent: a pool's delete (the
+ * API's, the cluster watch's) does not wait on a Ceph that has nothing to
+ * do with it. */
+static void a_deleted_pool_does_not_wait_for_another_pools_try(void **state)
+{
+    Fixture *f = *state;
+    assert_int_equal(vo_store_put(f->d.store, "intents/volumes/other/k", "{}", VO_REV_NEW,
+                                  NULL), 0);
+    vo_sweep_kept_add("intents/volumes/other/k", "other", -ETIMEDOUT, "Ceph does not answer");
+    stub_reset(-ETIMEDOUT, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, retry_thread, &f->d), 0);
+    stub_wait_entered(); /* the try of other/k is under way */
+    keep(f, "intents/volumes/ceph/l");
+    vo_sweep_kept_forget_pool(&f->d, "ceph");
+    pthread_mutex_lock(&stub.lock);
+    bool waited = stub.released || stub.timed_out;
+    pthread_mutex_unlock(&stub.lock);
+    assert_false(waited);
+    assert_null(vo_sweep_kept_of_pool("ceph"));
+    assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/l", NULL, NULL), -ENOENT);
+    stub_release();
+    pthread_join(t, NULL);
+    _cleanup_strv_ char **others = vo_sweep_kept_of_pool("other");
+    assert_int_equal(vo_strv_len(others), 1);
+    vo_sweep_kept_forget_pool(&f->d, "other");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +367,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_deleted_pools_intents_are_forgotten, setup, teardown),
         cmocka_unit_test_setup_teardown(a_deleted_pools_intent_waits_for_its_try, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_deleted_pool_does_not_wait_for_another_pools_try,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
