@@ -899,6 +899,7 @@ int vo_storage_relist_shared(VoDaemon *d)
     /* What is gone from the store goes from the registry (not what this
      * host is making right now). */
     bool changed = false;
+    _cleanup_strv_ char **gone_rbd = NULL; /* rbd pools deleted meanwhile */
     pthread_mutex_lock(&d->storage_lock);
     for (size_t i = d->n_volumes; i-- > 0;) {
         VoVolume *v = d->volumes[i];
@@ -910,13 +911,18 @@ int vo_storage_relist_shared(VoDaemon *d)
         VoPool *p = d->pools[i];
         _cleanup_free_ char *key = pool_doc_key(true, p->name);
         if (p->shared && p->rev && !strv_contains(l.seen, key)) {
-            if (p->rbd)
+            if (p->rbd) {
                 vo_storage_rbd_discard(p->path);
+                vo_strv_push(&gone_rbd, vo_strdup(p->name));
+            }
             registry_remove_pool(d, p);
             changed = true;
         }
     }
     pthread_mutex_unlock(&d->storage_lock);
+    /* As a deleted pool's change does (vo_storage_apply_change). */
+    for (size_t i = 0; gone_rbd && gone_rbd[i]; i++)
+        vo_sweep_kept_forget_pool(d, gone_rbd[i]);
     vo_strv_free(l.seen);
     if (changed && pools_changed)
         pools_changed(d);

@@ -22,11 +22,12 @@ typedef struct {
     unsigned tries;  /* failed ones, the start-up sweep's included */
     int64_t next_ms; /* not tried by the retry thread before (vo_now_ms) */
     int64_t next_wall_ms;
+    bool dropping; /* its pool deleted: its record going (forget_pool), not tried */
 } Kept;
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t idle; /* working went back to NULL */
+    pthread_cond_t idle; /* working went back to NULL, or a dropping one went */
     Kept *items;
     size_t n;
     char *working; /* the key being tried now, or NULL */
@@ -113,11 +114,11 @@ static int finish(VoDaemon *d, const char *key, char **ret_error)
     /* One try at a time (bounded by Ceph's timeouts); a key not kept waits
      * for none (a create of another name must not wait on Ceph). */
     bool tried_meanwhile = false;
-    while (kept.working && kept_find(key)) {
-        tried_meanwhile = tried_meanwhile || !strcmp(kept.working, key);
+    Kept *k;
+    while ((k = kept_find(key)) && (kept.working || k->dropping)) {
+        tried_meanwhile = tried_meanwhile || (kept.working && !strcmp(kept.working, key));
         pthread_cond_wait(&kept.idle, &kept.lock);
     }
-    Kept *k = kept_find(key);
     if (!k || tried_meanwhile) { /* finished, or failed just now */
         if (k && ret_error)
             *ret_error = vo_strdup(k->error);
@@ -140,7 +141,7 @@ static int finish(VoDaemon *d, const char *key, char **ret_error)
     k = kept_find(key); /* NULL: forgotten meanwhile (its pool deleted) */
     if (r > 0)
         kept_drop(key);
-    else if (k && r < 0)
+    else if (k && r < 0 && t.pool) /* Ceph's answer: a store read that failed is none */
         kept_failed(k, t.pool, r, t.error);
     if (k && r <= 0 && ret_error)
         *ret_error = vo_strdup(k->error);
@@ -160,7 +161,7 @@ void vo_sweep_kept_retry(VoDaemon *d)
     int64_t now = vo_now_ms();
     for (size_t i = 0; i < kept.n && !key; i++) {
         Kept *k = &kept.items[(next + i) % kept.n];
-        if (k->next_ms <= now) {
+        if (k->next_ms <= now && !k->dropping) {
             key = vo_strdup(k->key);
             next = (next + i + 1) % kept.n;
         }
@@ -211,7 +212,7 @@ char **vo_sweep_kept_of_pool(const char *pool)
     char **keys = NULL;
     pthread_mutex_lock(&kept.lock);
     for (size_t i = 0; i < kept.n; i++)
-        if (kept.items[i].pool && !strcmp(kept.items[i].pool, pool))
+        if (kept.items[i].pool && !strcmp(kept.items[i].pool, pool) && !kept.items[i].dropping)
             vo_strv_push(&keys, vo_strdup(kept.items[i].key));
     pthread_mutex_unlock(&kept.lock);
     return keys;
@@ -221,14 +222,30 @@ void vo_sweep_kept_forget_pool(VoDaemon *d, const char *pool)
 {
     _cleanup_strv_ char **keys = vo_sweep_kept_of_pool(pool);
     for (size_t i = 0; keys && keys[i]; i++) {
+        /* Not while a try of it is under way (it may still remove the
+         * image: a create of the name must wait for it, not find the name
+         * free); then marked dropping, so that no try starts and a create
+         * of the name waits until the record is gone (its own intent,
+         * written next, must not be the one deleted here). A try of
+         * another intent is not waited for. */
         pthread_mutex_lock(&kept.lock);
-        Kept *k = kept_find(keys[i]);
-        _cleanup_free_ char *error = k ? vo_strdup(k->error) : NULL;
-        kept_drop(keys[i]);
+        Kept *k;
+        while ((k = kept_find(keys[i])) && kept.working && !strcmp(kept.working, keys[i]))
+            pthread_cond_wait(&kept.idle, &kept.lock);
+        if (!k || k->dropping) { /* finished meanwhile, or being dropped */
+            pthread_mutex_unlock(&kept.lock);
+            continue;
+        }
+        k->dropping = true;
+        _cleanup_free_ char *error = vo_strdup(k->error);
         pthread_mutex_unlock(&kept.lock);
         int r = vo_store_delete(d->store, keys[i], VO_REV_ANY);
+        pthread_mutex_lock(&kept.lock);
+        kept_drop(keys[i]);
+        pthread_cond_broadcast(&kept.idle);
+        pthread_mutex_unlock(&kept.lock);
         log_warn("sweep: dropped %s with pool '%s': its RBD image, if Ceph still holds one, "
-                 "stays there (last error: %s)%s", keys[i], pool, error ? error : "?",
+                 "stays there (last error: %s)%s", keys[i], pool, error,
                  r < 0 && r != -ENOENT ? "; its record could not be removed" : "");
     }
 }

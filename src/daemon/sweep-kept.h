@@ -33,7 +33,9 @@ json_t *vo_sweep_kept_json(const char *pool);
 char **vo_sweep_kept_of_pool(const char *pool);
 /* Pool `pool` is deleted (forced, or by another host): its kept intents'
  * records go and they are no longer tried (their images, when there are
- * any, stay in Ceph: logged, naming them). */
+ * any, stay in Ceph: logged, naming them). A try of one of them under
+ * way is waited for first (bounded by Ceph's timeouts), and a create of
+ * such a name waits for this. */
 void vo_sweep_kept_forget_pool(VoDaemon *d, const char *pool);
 
 /* What one try of an intent (vo_sweep_intent) found, and what it remembers

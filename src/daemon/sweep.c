@@ -149,8 +149,8 @@ static char *path_dir(const char *path)
 /* An rbd pool's volume path names an RBD image, not a file: the image a
  * create cut short goes when it carries the volume's mark. Only after a
  * crash, so the wait on Ceph (bounded) is rare, and once per pool whose
- * Ceph does not answer (t->down). 0 when done (removed, none, or gone
- * already), else -errno with t->pool and t->error. */
+ * Ceph does not answer (t->down). 0 when done (removed, or none), else
+ * -errno with t->pool and t->error. */
 static int remove_rbd_image(const char *path, VoSweepTry *t)
 {
     _cleanup_free_ char *dir = path_dir(path);
@@ -164,7 +164,9 @@ static int remove_rbd_image(const char *path, VoSweepTry *t)
         vo_strv_push(&t->down, vo_strdup(dir));
     if (r > 0)
         log_info("removed RBD image of %s: half-made when vireod stopped", path);
-    if (r >= 0 || vo_rbd_failure_kind(r) == VO_RBD_FAIL_GONE)
+    /* An image that does not exist is r == 0 already: an -ENOENT here is
+     * the Ceph pool's, the image maybe still in it (a pool renamed). */
+    if (r >= 0)
         return 0;
     const char *pool = strrchr(dir, '/');
     log_warn("sweep: kept the RBD image of %s (half-made when vireod stopped) and its "

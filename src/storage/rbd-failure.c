@@ -7,8 +7,6 @@
 VoRbdFailure vo_rbd_failure_kind(int err)
 {
     switch (err < 0 ? -err : err) {
-    case ENOENT:
-        return VO_RBD_FAIL_GONE;
     case EBUSY:
         return VO_RBD_FAIL_BUSY;
     /* What librados answers when the monitors or OSDs do not (its own
@@ -26,6 +24,9 @@ VoRbdFailure vo_rbd_failure_kind(int err)
     case EAGAIN:
     case EINTR:
         return VO_RBD_FAIL_UNREACHABLE;
+    /* ENOENT too: the calls answer an image that does not exist as done
+     * (0), so an -ENOENT that fails one is the Ceph pool's (the pool's
+     * settings name none: deleted, or renamed with the image in it). */
     default: /* EACCES, EPERM, EINVAL, EIO, ...: the same answer next time */
         return VO_RBD_FAIL_PERMANENT;
     }
@@ -36,8 +37,6 @@ const char *vo_rbd_failure_name(VoRbdFailure kind)
     switch (kind) {
     case VO_RBD_FAIL_UNREACHABLE:
         return "unreachable";
-    case VO_RBD_FAIL_GONE:
-        return "gone";
     case VO_RBD_FAIL_BUSY:
         return "busy";
     case VO_RBD_FAIL_PERMANENT:
@@ -51,8 +50,6 @@ int64_t vo_rbd_retry_delay_ms(VoRbdFailure kind, unsigned tries)
     switch (kind) {
     case VO_RBD_FAIL_UNREACHABLE:
         return 0;
-    case VO_RBD_FAIL_GONE:
-        return -1;
     case VO_RBD_FAIL_BUSY: {
         int64_t delay = VO_RBD_BUSY_RETRY_MS;
         for (unsigned i = 1; i < tries && delay < VO_RBD_BUSY_RETRY_MAX_MS; i++)

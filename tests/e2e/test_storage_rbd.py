@@ -465,6 +465,37 @@ def test_kept_intent_a_retry_cannot_cure(ceph, rbd_env):
     ceph.rbd("rm", "vireo-vms/orphan3")
 
 
+def test_kept_intent_of_a_missing_ceph_pool(ceph, rbd_env):
+    """A leftover whose Ceph pool is not found at the restart (renamed
+    while vireod was down, the image in it): -ENOENT of the pool, not of
+    the image, so the intent is kept as `permanent`, never finished while
+    the image lives on; once the pool is back a create of the name removes
+    the image."""
+    d, keyring, key = rbd_env
+    d.cli("pool", "create", "renamed", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
+          "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    open(os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "rbd-volume-exit-before-save"),
+         "w").close()
+    d.request("POST", "/v1/pools/renamed/volumes", {"name": "orphan5", "size_bytes": MiB})
+    d.proc.wait(timeout=60)
+    ceph.ceph("osd", "pool", "rename", "vireo-vms", "vireo-vms-away")
+    try:
+        d.start(timeout=60)
+        assert "sweep: kept the RBD image of " + os.path.join(
+            d.state_dir, "rbd", "renamed", "orphan5.raw") in d.log(), d.log()
+        pool = d.api("GET", "/v1/pools/renamed")
+        assert [(k["intent"], k["failure"]) for k in pool["kept_intents"]] == [
+            ("intents/volumes/renamed/orphan5", "permanent")], pool
+    finally:
+        ceph.ceph("osd", "pool", "rename", "vireo-vms-away", "vireo-vms")
+    assert "orphan5" in images(ceph)  # what a dropped intent would have left unseen
+    d.task_ok("POST", "/v1/pools/renamed/volumes", {"name": "orphan5", "size_bytes": MiB})
+    assert "sweep: finished intents/volumes/renamed/orphan5" in d.log()
+    d.task_ok("DELETE", "/v1/pools/renamed/volumes/orphan5")
+    assert "orphan5" not in images(ceph)
+    d.api("DELETE", "/v1/pools/renamed")
+
+
 def test_kept_intent_of_an_image_in_use(ceph, rbd_env):
     """A leftover that a Ceph client still watches (`rbd watch`): the sweep
     keeps it as `busy` (logged "still in use", shown by `pool show` with

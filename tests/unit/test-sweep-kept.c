@@ -6,7 +6,8 @@
  * it and finds the intent finished, tried once, or is refused at once when
  * that try failed; while Ceph does not answer it is refused (-EBUSY, the
  * name still kept) and finishes it once it does. The retry policy by the
- * failure's kind (storage/rbd-failure.h), and a deleted pool's intents. */
+ * failure's kind (storage/rbd-failure.h), and a deleted pool's intents
+ * (not dropped under a try of one). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -294,6 +295,64 @@ static void a_deleted_pools_intents_are_forgotten(void **state)
     assert_int_equal(vo_store_get(f->d.store, "intents/volumes/other/h", NULL, NULL), -ENOENT);
 }
 
+/* A pool deleted (forced, or by another host) while the retry thread's
+ * try of one of its intents is under way: the records go only once that
+ * try ends, so a create of the name (the pool made again) cannot pass
+ * while the old try may still remove the image of that name (marked the
+ * same: the new create's). */
+static void a_deleted_pools_intent_waits_for_its_try(void **state)
+{
+    Fixture *f = *state;
+    keep(f, "intents/volumes/ceph/i");
+    stub_reset(-ETIMEDOUT, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, retry_thread, &f->d), 0);
+    stub_wait_entered(); /* the try of ceph/i is under way */
+    pthread_t releaser;
+    assert_int_equal(pthread_create(&releaser, NULL, release_later, NULL), 0);
+    vo_sweep_kept_forget_pool(&f->d, "ceph");
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_sweep_kept_finish_volume(&f->d, "ceph", "i", &error), 0);
+    pthread_mutex_lock(&stub.lock);
+    bool try_over = stub.released; /* before the name was let go */
+    pthread_mutex_unlock(&stub.lock);
+    assert_true(try_over);
+    pthread_join(releaser, NULL);
+    pthread_join(t, NULL);
+    assert_int_equal(stub.calls, 1);
+    assert_false(stub.timed_out);
+    assert_null(vo_sweep_kept_of_pool("ceph"));
+    assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/i", NULL, NULL), -ENOENT);
+}
+
+/* ... but not for a try of another pool's intent: a pool's delete (the
+ * API's, the cluster watch's) does not wait on a Ceph that has nothing to
+ * do with it. */
+static void a_deleted_pool_does_not_wait_for_another_pools_try(void **state)
+{
+    Fixture *f = *state;
+    assert_int_equal(vo_store_put(f->d.store, "intents/volumes/other/k", "{}", VO_REV_NEW,
+                                  NULL), 0);
+    vo_sweep_kept_add("intents/volumes/other/k", "other", -ETIMEDOUT, "Ceph does not answer");
+    stub_reset(-ETIMEDOUT, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, retry_thread, &f->d), 0);
+    stub_wait_entered(); /* the try of other/k is under way */
+    keep(f, "intents/volumes/ceph/l");
+    vo_sweep_kept_forget_pool(&f->d, "ceph");
+    pthread_mutex_lock(&stub.lock);
+    bool waited = stub.released || stub.timed_out;
+    pthread_mutex_unlock(&stub.lock);
+    assert_false(waited);
+    assert_null(vo_sweep_kept_of_pool("ceph"));
+    assert_int_equal(vo_store_get(f->d.store, "intents/volumes/ceph/l", NULL, NULL), -ENOENT);
+    stub_release();
+    pthread_join(t, NULL);
+    _cleanup_strv_ char **others = vo_sweep_kept_of_pool("other");
+    assert_int_equal(vo_strv_len(others), 1);
+    vo_sweep_kept_forget_pool(&f->d, "other");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +365,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(retries_follow_the_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(a_deleted_pools_intents_are_forgotten, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_deleted_pools_intent_waits_for_its_try, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_deleted_pool_does_not_wait_for_another_pools_try,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
