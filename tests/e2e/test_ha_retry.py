@@ -328,6 +328,13 @@ def test_handovers_and_fenced_hosts(cluster, tmp_path, monkeypatch):
     wait_until(lambda: "vm fen1: its HA start waits: this host is fenced" in y.log(), 30,
                what="fen1's retry waiting while y is fenced")
     assert where("far1") == (y.name, "crashed")
+    # No place for fen1 while the manager's host is in maintenance. Its note
+    # says so in the manager's task, not in fen1's document, which is y's:
+    # y's next save of it is compared at the revision y knows (a note
+    # written after y's reconcile read it refused every save until vireod
+    # restarted; here y stays fenced without reconciling).
+    unplaceable_then_next_round(manager, y, "fen1")
+    y.api("PATCH", "/v1/vms/fen1", {"ha_priority": 5})
     manager.api("POST", f"/v1/hosts/{manager.name}/maintenance", {"on": False})
     (faults / "ha_handover@far1").unlink()
     for vm in ("far1", "fen1"):
@@ -341,6 +348,19 @@ def test_handovers_and_fenced_hosts(cluster, tmp_path, monkeypatch):
         assert hosts_of(manager, vm) == [manager.name if vm != "lost1" else y.name], vm
     assert y.vm("lost1")["state"] == "running"
     assert "vm fen1: its HA start is not tried again: this host" not in y.log()
+
+
+def unplaceable_then_next_round(manager, fenced, vm):
+    """Waits for the manager's note that vm of the fenced host has no place,
+    then for its next look at vm (that note's round is over)."""
+    said = "): unplaceable: "
+    wait_until(lambda: any(f"vm {vm} (host {fenced.name} " in line and said in line
+                           for line in manager.log().splitlines()), 60,
+               what=f"{vm} unplaceable, its host fenced")
+    looked = f"vm {vm}: its host {fenced.name} fenced itself before starting it"
+    n = manager.log().count(looked)
+    wait_until(lambda: manager.log().count(looked) > n, 60,
+               what=f"the manager's next look at {vm}")
 
 
 def write_fenced(host, lease_delta):
