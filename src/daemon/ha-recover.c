@@ -45,9 +45,12 @@ static json_t *said;
  * host's name), "fenced" (true: "from" was online but fenced), "since",
  * "due"}}. Looked at again (follow_handovers): a
  * VM left there landed and not started is handed over again; one whose
- * host fenced itself is placed again elsewhere. Lost with the role: its
- * host's own retries (ha-retry.h) still follow what it was told of. */
+ * host fenced itself is placed again elsewhere. Cleared with the role; a
+ * new manager fills it from the documents (seed_handovers). */
 static json_t *handovers;
+/* Whether handovers was filled from the documents since this host holds
+ * the role. */
+static bool handovers_seeded;
 #define HANDOVER_RETRY_MS 2000
 /* A host that keeps not answering is asked less often (a call can take
  * PEER_TIMEOUT_MS, holding the round): doubling up to this. */
@@ -346,6 +349,62 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
 
 /* ---- hand-overs that failed ---- */
 
+/* Whether a VM document on a host online says the VM waits there for a
+ * start nobody made: HA, not running, and landed there by a recovery and
+ * not started since (its host's first save drops "ha_landed"), or its HA
+ * start failed there (marked: that host follows it, unless it fenced
+ * itself). */
+static bool handover_waiting(json_t *doc)
+{
+    const char *state = json_string_value(json_object_get(json_object_get(doc, "status"),
+                                                          "state"));
+    bool landed = json_is_true(json_object_get(doc, "ha_landed"));
+    bool marked = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
+    return json_is_true(json_object_get(doc, "ha")) && state &&
+           (!strcmp(state, "crashed") || !strcmp(state, "stopped")) && (landed || marked);
+}
+
+/* A new manager's handovers, from the VM documents of the hosts online:
+ * those waiting there (handover_waiting). An earlier manager that died or
+ * lost the role after a move, before or while handing the VM over, left it
+ * landed there, unstarted and followed by nobody. false when a host's
+ * documents could not be read (tried again at the next round). */
+static bool seed_handovers(VoDaemon *d, json_t *records)
+{
+    const char *host_id;
+    json_t *rec;
+    json_object_foreach(records, host_id, rec) {
+        json_t *docs = json_object();
+        _cleanup_free_ char *prefix = vo_asprintf("h/%s/vms/", host_id);
+        int r = vo_store_list(d->cluster_store, prefix, collect, docs);
+        const char *vm_id;
+        json_t *e;
+        json_object_foreach(docs, vm_id, e) {
+            json_t *doc = json_object_get(e, "doc");
+            if (r < 0 || json_object_get(handovers, vm_id) || !handover_waiting(doc))
+                continue;
+            const char *name = json_string_value(json_object_get(json_object_get(doc, "spec"),
+                                                                 "name"));
+            /* Its move's exit_reason: "host NAME went offline" (or "fenced itself"). */
+            const char *why = json_string_value(json_object_get(json_object_get(doc, "status"),
+                                                                "exit_reason"));
+            char from[256] = "?";
+            if (why)
+                (void)sscanf(why, "host %255s", from);
+            const char *host = json_string_value(json_object_get(json_object_get(rec, "doc"),
+                                                                 "name"));
+            log_info("ha: vm %s waits unstarted on host %s: followed by this manager",
+                     name ? name : vm_id, host ? host : host_id);
+            handover_add(vm_id, host_id, name ? name : vm_id, from,
+                         why && strstr(why, "fenced itself"), vo_now_ms());
+        }
+        json_decref(docs);
+        if (r < 0)
+            return false;
+    }
+    return true;
+}
+
 /* One VM of handovers, due: what its document on its host says now
  * decides. true with *ret filled when a start task was queued. */
 static bool follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *records,
@@ -363,22 +422,15 @@ static bool follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *r
     }
     json_t *rec = json_object_get(records, host_id);
     json_t *doc = r < 0 ? NULL : json_loads(text, 0, NULL);
-    const char *state = json_string_value(json_object_get(json_object_get(doc, "status"),
-                                                          "state"));
-    /* Landed and not started since (its host's first save drops
-     * "ha_landed"), or its HA start failed there (marked: that host
-     * follows it, unless it fenced itself). */
-    bool landed = json_is_true(json_object_get(doc, "ha_landed"));
     bool marked = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
-    bool waiting = json_is_true(json_object_get(doc, "ha")) && state &&
-                   (!strcmp(state, "crashed") || !strcmp(state, "stopped")) && (landed || marked);
+    bool waiting = handover_waiting(doc);
     const char *rec_state = json_string_value(json_object_get(json_object_get(rec, "doc"),
                                                               "state"));
     bool fenced = rec_state && !strcmp(rec_state, "fenced");
     /* Followed while it waits on a host online (its host follows a marked
      * one itself, but not while it is fenced); ends once it started, was
      * given up, deleted or moved, or its host went down (the down host's
-     * recovery then takes a landed one). */
+     * recovery then takes it: vo_ha_wanted). */
     bool again = r < 0 || (waiting && rec);
     bool queued = false, placed_again = r >= 0 && waiting && rec && fenced;
     if (placed_again) {
@@ -539,6 +591,8 @@ static void round_once(VoDaemon *d)
         }
     }
     vo_ha_order(cands, n);
+    if (!handovers_seeded)
+        handovers_seeded = seed_handovers(d, records);
     /* Moved and started one after the other (in priority order), then the
      * start tasks waited for together: they run in parallel on their hosts. */
     size_t max_starts = n + json_object_size(handovers);
@@ -589,6 +643,7 @@ static void recover_round(void *userdata)
         json_object_clear(seen_online);
         json_object_clear(said);
         json_object_clear(handovers);
+        handovers_seeded = false;
     }
     was_manager = manager;
     if (manager)
@@ -603,6 +658,7 @@ int vo_ha_recover_start(VoDaemon *d)
     seen_online = json_object();
     said = json_object();
     handovers = json_object();
+    handovers_seeded = false;
     was_manager = false;
     int r = vo_periodic_start(&runner, recover_round, d, VO_HA_RECOVER_PERIOD_MS);
     if (r < 0) {
