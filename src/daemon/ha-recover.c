@@ -365,10 +365,13 @@ static bool handover_waiting(json_t *doc)
 }
 
 /* A new manager's handovers, from the VM documents of the hosts online:
- * those waiting there (handover_waiting). An earlier manager that died or
- * lost the role after a move, before or while handing the VM over, left it
- * landed there, unstarted and followed by nobody. false when a host's
- * documents could not be read (tried again at the next round). */
+ * those landed there and waiting (handover_waiting). An earlier manager
+ * that died or lost the role after a move, before or while handing the VM
+ * over, left it there, unstarted and followed by nobody. (One marked
+ * only, its HA start failed there, is its host's retries': not taken up,
+ * lest one no host follows, moved by a user say, be read every 2 s.)
+ * false when a host's documents could not be read (tried again at the
+ * next round). */
 static bool seed_handovers(VoDaemon *d, json_t *records)
 {
     const char *host_id;
@@ -381,7 +384,8 @@ static bool seed_handovers(VoDaemon *d, json_t *records)
         json_t *e;
         json_object_foreach(docs, vm_id, e) {
             json_t *doc = json_object_get(e, "doc");
-            if (r < 0 || json_object_get(handovers, vm_id) || !handover_waiting(doc))
+            if (r < 0 || json_object_get(handovers, vm_id) || !handover_waiting(doc) ||
+                !json_is_true(json_object_get(doc, "ha_landed")))
                 continue;
             const char *name = json_string_value(json_object_get(json_object_get(doc, "spec"),
                                                                  "name"));
