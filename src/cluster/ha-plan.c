@@ -14,6 +14,9 @@ bool vo_ha_wanted(json_t *vm_doc)
         json_object_get(json_object_get(vm_doc, "status"), "state"));
     if (state && !strcmp(state, "crashed") && json_is_true(json_object_get(vm_doc, "ha_landed")))
         return true; /* moved here by a recovery, its host died before it started it */
+    if (state && (!strcmp(state, "crashed") || !strcmp(state, "stopped")) &&
+        json_is_true(json_object_get(vm_doc, VO_HA_START_FAILED_FIELD)))
+        return true; /* its HA start failed here; its host died before trying again */
     return state && (!strcmp(state, "running") || !strcmp(state, "paused") ||
                      !strcmp(state, "starting"));
 }

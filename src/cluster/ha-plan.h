@@ -26,7 +26,10 @@ typedef struct {
  * one to restart: "ha" true and its last state one a user wants running
  * (running, paused, starting), or "crashed" with "ha_landed" (an earlier
  * recovery moved it to this host, which died before starting it: its
- * first save drops the mark). */
+ * first save drops the mark), or "stopped" or "crashed" with
+ * "ha_start_failed" (its HA start failed on this host, which died before
+ * its retries started it: any start, --ha off and the give-up drop the
+ * mark). */
 bool vo_ha_wanted(json_t *vm_doc);
 /* Its restart priority (the document's "ha_priority", default 0). */
 int vo_ha_priority(json_t *vm_doc);

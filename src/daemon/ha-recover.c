@@ -42,22 +42,27 @@ static json_t *said;
 /* VMs this manager moved to a live host whose hand-over failed (the
  * /v1/migrations/moved or start call got no answer or was refused, or the
  * start task failed): {vm id: {"host" (id), "name", "from" (the down
- * host's name), "since", "due"}}. Looked at again (follow_handovers): a
+ * host's name), "fenced" (true: "from" was online but fenced), "since",
+ * "due"}}. Looked at again (follow_handovers): a
  * VM left there landed and not started is handed over again; one whose
- * host fenced itself is placed again elsewhere. Lost with the role: its
- * host's own retries (ha-retry.h) still follow what it was told of. */
+ * host fenced itself is placed again elsewhere. Cleared with the role; a
+ * new manager fills it from the documents (seed_handovers). */
 static json_t *handovers;
+/* Whether handovers was filled from the documents since this host holds
+ * the role. */
+static bool handovers_seeded;
 #define HANDOVER_RETRY_MS 2000
 /* A host that keeps not answering is asked less often (a call can take
  * PEER_TIMEOUT_MS, holding the round): doubling up to this. */
 #define HANDOVER_RETRY_MAX_MS 30000
 
 static void handover_add(const char *vm_id, const char *host_id, const char *name,
-                         const char *from, int64_t since_ms)
+                         const char *from, bool from_fenced, int64_t since_ms)
 {
     json_object_set_new(handovers, vm_id,
-                        json_pack("{s:s, s:s, s:s, s:I, s:I}", "host", host_id, "name", name,
-                                  "from", from, "since", (json_int_t)since_ms, "due",
+                        json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "host", host_id, "name",
+                                  name, "from", from, "fenced", from_fenced, "since",
+                                  (json_int_t)since_ms, "due",
                                   (json_int_t)(vo_now_ms() + HANDOVER_RETRY_MS)));
 }
 
@@ -95,13 +100,20 @@ void vo_ha_note(VoDaemon *d, const char *target, const char *target_id, json_t *
 /* ---- one VM ---- */
 
 /* Writes ha_state into the VM's document on the down host (compared at its
- * revision), once per text. */
-static void say(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc, const char *text)
+ * revision), once per text. Not on a host online but fenced (src_fenced):
+ * its vireod owns the document and compares its next save at the revision
+ * it knows (read again when its fenced state ends), so a note written after
+ * that read would refuse every later save of the VM there (start, retries,
+ * give-up) until vireod restarted; the manager's task says it instead. */
+static void say(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc, const char *text,
+                bool src_fenced)
 {
     const char *was = json_string_value(json_object_get(said, c->vm_id));
     if (was && !strcmp(was, text))
         return;
     json_object_set_new(said, c->vm_id, json_string(text));
+    if (src_fenced)
+        return;
     json_t *doc = json_deep_copy(vm_doc);
     json_object_set_new(doc, "ha_state", json_string(text));
     _cleanup_free_ char *value = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
@@ -222,6 +234,7 @@ typedef struct {
     VoClusterHost h;
     bool local;
     char *task_id, *name, *vm_id, *down_name;
+    bool down_fenced; /* down_name was online but fenced */
     int64_t since_ms;
 } Started;
 
@@ -244,9 +257,9 @@ static void finish(VoDaemon *d, Started *s)
         vo_ha_note(d, s->name, s->vm_id,
              json_pack("{s:s, s:s, s:s}", "vm", s->name, "host", s->h.name, "from",
                        s->down_name),
-             "vm %s moved to host %s (host %s offline) but not started: %s", s->name,
-             s->h.name, s->down_name, error);
-        handover_add(s->vm_id, s->h.id, s->name, s->down_name, s->since_ms);
+             "vm %s moved to host %s (host %s %s) but not started: %s", s->name,
+             s->h.name, s->down_name, s->down_fenced ? "fenced" : "offline", error);
+        handover_add(s->vm_id, s->h.id, s->name, s->down_name, s->down_fenced, s->since_ms);
     } else
         vo_ha_note(d, s->name, s->vm_id,
              json_pack("{s:s, s:s, s:s, s:I}", "vm", s->name, "host", s->h.name, "from",
@@ -260,16 +273,17 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
                         const char *down_name, int64_t since_ms, bool src_fenced, Started *ret)
 {
     int64_t now = vo_wall_ms(), next = 0;
+    const char *away = src_fenced ? "fenced" : "offline";
     json_t *restarts = json_object_get(vm_doc, VO_HA_RESTARTS_FIELD);
     if (!vo_ha_restarts_allow(restarts, now, &next)) {
         _cleanup_free_ char *text = vo_asprintf(
             "restart limit: restarted %d times within %d minutes; left where it was (host %s, "
-            "offline) until %lld s from now", VO_HA_MAX_RESTARTS, VO_HA_WINDOW_MS / 60000,
-            down_name, (long long)((next - now + 999) / 1000));
+            "%s) until %lld s from now", VO_HA_MAX_RESTARTS, VO_HA_WINDOW_MS / 60000,
+            down_name, away, (long long)((next - now + 999) / 1000));
         const char *was = json_string_value(json_object_get(said, c->vm_id));
         if (!was || strncmp(was, "restart limit", 13))
             vo_ha_note(d, c->name, c->vm_id, json_object(), "vm %s: %s", c->name, text);
-        say(d, c, vm_doc, text);
+        say(d, c, vm_doc, text, src_fenced);
         return false;
     }
     json_t *doc = NULL;
@@ -281,9 +295,9 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
         _cleanup_free_ char *text = vo_asprintf("unplaceable: %s", error ? error : "no host");
         const char *was = json_string_value(json_object_get(said, c->vm_id));
         if (!was || strcmp(was, text))
-            vo_ha_note(d, c->name, c->vm_id, json_object(), "vm %s (host %s offline): %s", c->name,
-                 down_name, text);
-        say(d, c, vm_doc, text);
+            vo_ha_note(d, c->name, c->vm_id, json_object(), "vm %s (host %s %s): %s", c->name,
+                 down_name, away, text);
+        say(d, c, vm_doc, text, src_fenced);
         json_decref(doc);
         return false;
     }
@@ -321,18 +335,79 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
         vo_ha_note(d, c->name, c->vm_id,
              json_pack("{s:s, s:s, s:s}", "vm", c->name, "host", h.name, "from", down_name),
              "vm %s moved to host %s (host %s %s) but not started: %s", c->name, h.name,
-             down_name, src_fenced ? "fenced" : "offline", error);
-        handover_add(c->vm_id, h.id, c->name, down_name, since_ms);
+             down_name, away, error);
+        handover_add(c->vm_id, h.id, c->name, down_name, src_fenced, since_ms);
         vo_cluster_host_clear(&h);
         return false;
     }
     *ret = (Started){ .h = h, .local = local, .task_id = TAKE_PTR(task_id),
                       .name = vo_strdup(c->name), .vm_id = vo_strdup(c->vm_id),
-                      .down_name = vo_strdup(down_name), .since_ms = since_ms };
+                      .down_name = vo_strdup(down_name), .down_fenced = src_fenced,
+                      .since_ms = since_ms };
     return true;
 }
 
 /* ---- hand-overs that failed ---- */
+
+/* Whether a VM document on a host online says the VM waits there for a
+ * start nobody made: HA, not running, and landed there by a recovery and
+ * not started since (its host's first save drops "ha_landed"), or its HA
+ * start failed there (marked: that host follows it, unless it fenced
+ * itself). */
+static bool handover_waiting(json_t *doc)
+{
+    const char *state = json_string_value(json_object_get(json_object_get(doc, "status"),
+                                                          "state"));
+    bool landed = json_is_true(json_object_get(doc, "ha_landed"));
+    bool marked = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
+    return json_is_true(json_object_get(doc, "ha")) && state &&
+           (!strcmp(state, "crashed") || !strcmp(state, "stopped")) && (landed || marked);
+}
+
+/* A new manager's handovers, from the VM documents of the hosts online:
+ * those landed there and waiting (handover_waiting). An earlier manager
+ * that died or lost the role after a move, before or while handing the VM
+ * over, left it there, unstarted and followed by nobody. (One marked
+ * only, its HA start failed there, is its host's retries': not taken up,
+ * lest one no host follows, moved by a user say, be read every 2 s.)
+ * false when a host's documents could not be read (tried again at the
+ * next round). */
+static bool seed_handovers(VoDaemon *d, json_t *records)
+{
+    const char *host_id;
+    json_t *rec;
+    json_object_foreach(records, host_id, rec) {
+        json_t *docs = json_object();
+        _cleanup_free_ char *prefix = vo_asprintf("h/%s/vms/", host_id);
+        int r = vo_store_list(d->cluster_store, prefix, collect, docs);
+        const char *vm_id;
+        json_t *e;
+        json_object_foreach(docs, vm_id, e) {
+            json_t *doc = json_object_get(e, "doc");
+            if (r < 0 || json_object_get(handovers, vm_id) || !handover_waiting(doc) ||
+                !json_is_true(json_object_get(doc, "ha_landed")))
+                continue;
+            const char *name = json_string_value(json_object_get(json_object_get(doc, "spec"),
+                                                                 "name"));
+            /* Its move's exit_reason: "host NAME went offline" (or "fenced itself"). */
+            const char *why = json_string_value(json_object_get(json_object_get(doc, "status"),
+                                                                "exit_reason"));
+            char from[256] = "?";
+            if (why)
+                (void)sscanf(why, "host %255s", from);
+            const char *host = json_string_value(json_object_get(json_object_get(rec, "doc"),
+                                                                 "name"));
+            log_info("ha: vm %s waits unstarted on host %s: followed by this manager",
+                     name ? name : vm_id, host ? host : host_id);
+            handover_add(vm_id, host_id, name ? name : vm_id, from,
+                         why && strstr(why, "fenced itself"), vo_now_ms());
+        }
+        json_decref(docs);
+        if (r < 0)
+            return false;
+    }
+    return true;
+}
 
 /* One VM of handovers, due: what its document on its host says now
  * decides. true with *ret filled when a start task was queued. */
@@ -351,22 +426,15 @@ static bool follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *r
     }
     json_t *rec = json_object_get(records, host_id);
     json_t *doc = r < 0 ? NULL : json_loads(text, 0, NULL);
-    const char *state = json_string_value(json_object_get(json_object_get(doc, "status"),
-                                                          "state"));
-    /* Landed and not started since (its host's first save drops
-     * "ha_landed"), or its HA start failed there (marked: that host
-     * follows it, unless it fenced itself). */
-    bool landed = json_is_true(json_object_get(doc, "ha_landed"));
     bool marked = json_is_true(json_object_get(doc, VO_HA_START_FAILED_FIELD));
-    bool waiting = json_is_true(json_object_get(doc, "ha")) && state &&
-                   (!strcmp(state, "crashed") || !strcmp(state, "stopped")) && (landed || marked);
+    bool waiting = handover_waiting(doc);
     const char *rec_state = json_string_value(json_object_get(json_object_get(rec, "doc"),
                                                               "state"));
     bool fenced = rec_state && !strcmp(rec_state, "fenced");
     /* Followed while it waits on a host online (its host follows a marked
      * one itself, but not while it is fenced); ends once it started, was
      * given up, deleted or moved, or its host went down (the down host's
-     * recovery then takes a landed one). */
+     * recovery then takes it: vo_ha_wanted). */
     bool again = r < 0 || (waiting && rec);
     bool queued = false, placed_again = r >= 0 && waiting && rec && fenced;
     if (placed_again) {
@@ -401,6 +469,7 @@ static bool follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *r
                               .name = vo_strdup(name), .vm_id = vo_strdup(vm_id),
                               .down_name = vo_strdup(json_string_value(json_object_get(e,
                                                                                  "from"))),
+                              .down_fenced = json_is_true(json_object_get(e, "fenced")),
                               .since_ms = since };
             queued = true;
             again = false;
@@ -526,6 +595,8 @@ static void round_once(VoDaemon *d)
         }
     }
     vo_ha_order(cands, n);
+    if (!handovers_seeded)
+        handovers_seeded = seed_handovers(d, records);
     /* Moved and started one after the other (in priority order), then the
      * start tasks waited for together: they run in parallel on their hosts. */
     size_t max_starts = n + json_object_size(handovers);
@@ -576,6 +647,7 @@ static void recover_round(void *userdata)
         json_object_clear(seen_online);
         json_object_clear(said);
         json_object_clear(handovers);
+        handovers_seeded = false;
     }
     was_manager = manager;
     if (manager)
@@ -590,6 +662,7 @@ int vo_ha_recover_start(VoDaemon *d)
     seen_online = json_object();
     said = json_object();
     handovers = json_object();
+    handovers_seeded = false;
     was_manager = false;
     int r = vo_periodic_start(&runner, recover_round, d, VO_HA_RECOVER_PERIOD_MS);
     if (r < 0) {

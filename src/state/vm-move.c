@@ -248,6 +248,11 @@ static char *landed_from_down(const char *value, const VoVmMoveDown *down)
      * drops the mark. A new host that dies before that leaves an HA VM to
      * restart again although it is "crashed" (cluster/ha-plan.h). */
     json_object_set_new(doc, "ha_landed", json_true());
+    /* A failed HA start's mark (cluster/ha-plan.h) is its old host's, whose
+     * retries followed it: the new host's first start is an HA start of its
+     * own (a failure marks it again there). Carried along, the manager's
+     * follow of a failed hand-over took it for that host's and left it. */
+    json_object_del(doc, "ha_start_failed");
     char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     return text;

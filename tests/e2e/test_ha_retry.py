@@ -34,7 +34,8 @@ also when the read-backs go unanswered too: the next start takes the
 document's revision up.
 
 test_handovers_and_fenced_hosts: the manager's hand-overs that fail, and
-a host fenced while HA starts wait on it (its docstring)."""
+a host fenced while HA starts wait on it (its docstring);
+test_new_manager_takes_up_a_handover: a new manager follows one too."""
 
 import json
 import os
@@ -282,6 +283,27 @@ def unread_start_save_is_taken_up(host, store_faults, faults):
     assert "had landed (revision" in host.log()
 
 
+def hosts_to_land_on_y(cluster, tmp_path, monkeypatch, vms):
+    """3 fake-driver hosts (daemon fault points in the returned directory):
+    the HA VMs vms run on one, the victim, and the manager's host is in
+    maintenance, so that the victim's death lands them on the third, y.
+    (cluster, faults, manager, victim, y)."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
+    c = cluster(3, driver="fake", listen=False)
+    form(c)
+    shared_pool(c)
+    name = c.hosts[0].api("GET", "/v1/cluster")["manager"]
+    manager = next(h for h in c.hosts if h.name == name)
+    victim, y = [h for h in c.hosts if h is not manager]
+    for vm in vms:
+        create_on(victim, vm, blank=True, disk_size_bytes=16 << 20, ha=True)
+        victim.task_ok("POST", f"/v1/vms/{vm}/start")
+    manager.task_ok("POST", f"/v1/hosts/{manager.name}/maintenance", {"on": True})
+    return c, faults, manager, victim, y
+
+
 def test_handovers_and_fenced_hosts(cluster, tmp_path, monkeypatch):
     """A host dies with three HA VMs; the manager's host is in maintenance,
     so all three land on the third host, y. lost1: the manager's start call
@@ -295,19 +317,8 @@ def test_handovers_and_fenced_hosts(cluster, tmp_path, monkeypatch):
     the manager places it (and fen1) again on its own host, back from
     maintenance, while y stays fenced (they waited for y's next vireod
     start). y, unfenced, forgets both."""
-    faults = tmp_path / "faults"
-    faults.mkdir()
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
-    c = cluster(3, driver="fake", listen=False)
-    form(c)
-    shared_pool(c)
-    name = c.hosts[0].api("GET", "/v1/cluster")["manager"]
-    manager = next(h for h in c.hosts if h.name == name)
-    victim, y = [h for h in c.hosts if h is not manager]
-    for vm in ("lost1", "fen1", "far1"):
-        create_on(victim, vm, blank=True, disk_size_bytes=16 << 20, ha=True)
-        victim.task_ok("POST", f"/v1/vms/{vm}/start")
-    manager.task_ok("POST", f"/v1/hosts/{manager.name}/maintenance", {"on": True})
+    c, faults, manager, victim, y = hosts_to_land_on_y(cluster, tmp_path, monkeypatch,
+                                                       ("lost1", "fen1", "far1"))
     (faults / "ha_handover@lost1").write_text("1 ETIMEDOUT\n")
     (faults / "ha_handover@far1").write_text("999 ETIMEDOUT\n")
     (faults / "start@fen1").write_text("1 EIO\n")
@@ -328,6 +339,13 @@ def test_handovers_and_fenced_hosts(cluster, tmp_path, monkeypatch):
     wait_until(lambda: "vm fen1: its HA start waits: this host is fenced" in y.log(), 30,
                what="fen1's retry waiting while y is fenced")
     assert where("far1") == (y.name, "crashed")
+    # No place for fen1 while the manager's host is in maintenance. Its note
+    # says so in the manager's task, not in fen1's document, which is y's:
+    # y's next save of it is compared at the revision y knows (a note
+    # written after y's reconcile read it refused every save until vireod
+    # restarted; here y stays fenced without reconciling).
+    unplaceable_then_next_round(manager, y, "fen1")
+    y.api("PATCH", "/v1/vms/fen1", {"ha_priority": 5})
     manager.api("POST", f"/v1/hosts/{manager.name}/maintenance", {"on": False})
     (faults / "ha_handover@far1").unlink()
     for vm in ("far1", "fen1"):
@@ -341,6 +359,42 @@ def test_handovers_and_fenced_hosts(cluster, tmp_path, monkeypatch):
         assert hosts_of(manager, vm) == [manager.name if vm != "lost1" else y.name], vm
     assert y.vm("lost1")["state"] == "running"
     assert "vm fen1: its HA start is not tried again: this host" not in y.log()
+
+
+def test_new_manager_takes_up_a_handover(cluster, tmp_path, monkeypatch):
+    """A host dies with an HA VM, man1; the manager's host is in
+    maintenance, so it lands on the third host, y, where the manager's
+    start calls get no answer (ha_handover@man1). The manager's vireod then
+    dies (its fence keeps its host online): y takes the role, finds man1
+    waiting in its document (landed, unstarted) and hands it over: it runs
+    (the list was the old manager's memory: man1 sat crashed, followed by
+    nobody)."""
+    c, faults, manager, victim, y = hosts_to_land_on_y(cluster, tmp_path, monkeypatch,
+                                                       ("man1",))
+    (faults / "ha_handover@man1").write_text("999 ETIMEDOUT\n")
+    c.kill_host(victim)
+    failed = f"vm man1: its hand-over to host {y.name} failed again"
+    wait_until(lambda: failed in manager.log(), 90, what="man1's hand-over failing")
+    manager.kill9()
+    (faults / "ha_handover@man1").unlink()
+    wait_until(lambda: y.api("GET", "/v1/cluster")["manager"] == y.name, 60,
+               what="y the manager")
+    wait_until(lambda: y.vm("man1")["state"] == "running", 90,
+               what="man1 handed over by the new manager")
+    assert "ha: vm man1 waits unstarted on host" in y.log()
+
+
+def unplaceable_then_next_round(manager, fenced, vm):
+    """Waits for the manager's note that vm of the fenced host has no place,
+    then for its next look at vm (that note's round is over)."""
+    said = "): unplaceable: "
+    wait_until(lambda: any(f"vm {vm} (host {fenced.name} " in line and said in line
+                           for line in manager.log().splitlines()), 60,
+               what=f"{vm} unplaceable, its host fenced")
+    looked = f"vm {vm}: its host {fenced.name} fenced itself before starting it"
+    n = manager.log().count(looked)
+    wait_until(lambda: manager.log().count(looked) > n, 60,
+               what=f"the manager's next look at {vm}")
 
 
 def write_fenced(host, lease_delta):

@@ -35,6 +35,11 @@ static void wanted_needs_ha_and_a_running_state(void **state)
         { "{\"ha\":true,\"ha_landed\":true,\"status\":{\"state\":\"crashed\"}}", true },
         { "{\"ha\":false,\"ha_landed\":true,\"status\":{\"state\":\"crashed\"}}", false },
         { "{\"ha\":true,\"ha_landed\":true,\"status\":{\"state\":\"stopped\"}}", false },
+        /* Its HA start failed on a host that died before trying again. */
+        { "{\"ha\":true,\"ha_start_failed\":true,\"status\":{\"state\":\"stopped\"}}", true },
+        { "{\"ha\":true,\"ha_start_failed\":true,\"status\":{\"state\":\"crashed\"}}", true },
+        { "{\"ha\":false,\"ha_start_failed\":true,\"status\":{\"state\":\"stopped\"}}", false },
+        { "{\"ha\":true,\"ha_start_failed\":false,\"status\":{\"state\":\"stopped\"}}", false },
         { "{\"ha\":false,\"status\":{\"state\":\"running\"}}", false },
         { "{\"status\":{\"state\":\"running\"}}", false },
         { "{\"ha\":true}", false },

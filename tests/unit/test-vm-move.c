@@ -444,6 +444,8 @@ static void move_from_fenced_needs_the_vm_not_running(void **state)
                                                           "exit_reason")),
                         "host g-a fenced itself");
     assert_true(json_is_true(json_object_get(doc, "ha_landed")));
+    /* The old host's mark stays behind: its new host's start is its own. */
+    assert_null(json_object_get(doc, "ha_start_failed"));
     json_decref(doc);
     _cleanup_free_ char *record = get("cluster/hosts/g-a");
     assert_non_null(record);
