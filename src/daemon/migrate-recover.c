@@ -286,19 +286,25 @@ static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     VoHvMigrationProgress p = { 0 };
     int r;
     /* The source switched once its side completed; this side may still be
-     * loading the last of the stream: waited for, bounded. */
+     * loading the last of the stream: waited for, bounded. In post-copy it
+     * is ready as the commit takes it (migrate-incoming.c, wait_complete):
+     * continued, it fetches the pages it lacks from the source. */
     int64_t deadline = vo_now_ms() + COMPLETE_WAIT_MS;
+    bool ready = false;
     for (;;) {
         p = (VoHvMigrationProgress){ 0 };
         r = hv ? d->driver->migrate_query(hv, &p) : -ESRCH;
         free(p.error);
-        if (r < 0 || (p.status != VO_HV_MIGRATION_SETUP && p.status != VO_HV_MIGRATION_ACTIVE) ||
+        ready = r >= 0 && (p.status == VO_HV_MIGRATION_COMPLETED ||
+                           (p.post_copy && !p.post_copy_paused));
+        if (r < 0 || ready ||
+            (p.status != VO_HV_MIGRATION_SETUP && p.status != VO_HV_MIGRATION_ACTIVE) ||
             vo_now_ms() > deadline)
             break;
         (void)poll(NULL, 0, 50);
     }
     _cleanup_free_ char *error = NULL;
-    if (r >= 0 && p.status == VO_HV_MIGRATION_COMPLETED) {
+    if (ready) {
         r = d->driver->migrate_finish(hv, VO_HV_MIGRATION_DESTINATION, true, i->resume,
                                       &error);
         pthread_mutex_lock(&vm->lock);
