@@ -34,19 +34,13 @@ import os
 import re
 
 from test_migrate import form, shared_pool, hosts_of, qemu_of
-from test_migrate_robust import busy_vm, counter_goes_on, nothing_at, one_qemu
+from test_migrate_robust import busy_vm, cluster_with_faults, counter_goes_on, nothing_at, one_qemu
 
 from vireo_harness import wait_until
 
 
 def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(cluster, tmp_path):
-    faults = tmp_path / "faults"  # VIREO_TEST_MIGRATE_FAULT: a file per point, taken once
-    faults.mkdir()
-    os.environ["VIREO_TEST_MIGRATE_FAULT"] = str(faults)
-    try:
-        c = cluster(2, driver="qemu", listen=False)
-    finally:
-        del os.environ["VIREO_TEST_MIGRATE_FAULT"]
+    c, faults = cluster_with_faults(cluster, tmp_path, 2)
     form(c)
     h1, h2 = c.hosts
     shared_pool(c)
@@ -161,16 +155,8 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
 
 
 def test_a_source_vireod_that_dies_in_post_copy_loses_no_guest(cluster, tmp_path):
-    faults = tmp_path / "faults"
-    faults.mkdir()
-    os.environ["VIREO_TEST_MIGRATE_FAULT"] = str(faults)
-    try:
-        c = cluster(2, driver="qemu", listen=False)
-    finally:
-        del os.environ["VIREO_TEST_MIGRATE_FAULT"]
+    c, faults = cluster_with_faults(cluster, tmp_path, 2)
     h1, h2 = c.hosts
-    for h in c.hosts:  # restarts keep the hook
-        h.env = {**(h.env or {}), "VIREO_TEST_MIGRATE_FAULT": str(faults)}
     # h2 continues a VM whose source went silent 3 s after its stream ended.
     h2.env["VIREO_TEST_MIGRATE_IDLE_MS"] = "3000"
     h2.stop()
