@@ -39,9 +39,11 @@ static int open_locked(const VoHvDriver *d, struct stat *st)
     if (st->st_gid == d->qemu_gid && (st->st_mode & 0060)) {
         log_warn("%s: QEMU's group was left with access to it (a vireod killed during a "
                  "post-copy's grant): taken back", UFFD_DEVICE);
-        if (fchmod(fd, st->st_mode & 07707) < 0 || fchown(fd, (uid_t)-1, 0) < 0)
-            log_error("cannot take %s back from QEMU's group: %s", UFFD_DEVICE,
-                      strerror(errno));
+        int e = fchmod(fd, st->st_mode & 07707) < 0 ? errno : 0;
+        if (fchown(fd, (uid_t)-1, 0) < 0 && !e)
+            e = errno;
+        if (e)
+            log_error("cannot take %s back from QEMU's group: %s", UFFD_DEVICE, strerror(e));
         st->st_mode &= ~(mode_t)0070;
         st->st_gid = 0;
     }
