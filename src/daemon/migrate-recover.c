@@ -57,6 +57,37 @@ void vo_migration_intent_drop(VoDaemon *d, const char *vm_id)
         log_warn("cannot remove %s: %s", path, strerror(errno));
 }
 
+/* Source, the VM the destination's now: a post-copy migration's QEMU may
+ * still hold what the destination lacks, its device state (stopped before
+ * the switch-over: the dead vireod never let it go on) or the rest of its
+ * RAM (post-copy under way). Both are sent before this QEMU ends, else the
+ * guest the destination continues has no devices or misses pages. A
+ * pre-copy that completed, or any other state, returns at once. */
+static void hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const char *name)
+{
+    VoHvMigrationProgress p = { 0 };
+    int r = d->driver->migrate_query(hv, &p);
+    free(p.error);
+    if (r < 0 || p.status != VO_HV_MIGRATION_ACTIVE || (!p.at_switchover && !p.post_copy) ||
+        !d->driver->migrate_continue)
+        return;
+    log_warn("vm %s: its source QEMU is %s: the rest of the VM goes to the destination "
+             "before it ends", name, p.at_switchover ? "stopped before the switch-over"
+                                                     : "in post-copy");
+    _cleanup_free_ char *error = NULL;
+    bool post_copy = p.post_copy;
+    if (p.at_switchover)
+        r = vo_migrate_continue_switchover(d, hv, &post_copy, &error);
+    if (r >= 0 && post_copy) {
+        VoHvMigrationProgress fin = { 0 };
+        r = vo_migrate_finish_post_copy(NULL, d, hv, vo_now_ms(), &fin, &error);
+        free(fin.error);
+    }
+    if (r < 0)
+        log_error("vm %s: handing the rest of the VM over failed (the guest at the "
+                  "destination must be restarted): %s", name, error);
+}
+
 /* Ends a QEMU of the VM no VM of the table holds (its documents are gone
  * from here): attached with the spec the intent kept, ended (source: quit,
  * destination: SIGKILL), its run and state dirs removed. */
@@ -76,6 +107,8 @@ static void end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
     if (hv) {
         free(error);
         error = NULL;
+        if (side == VO_HV_MIGRATION_SOURCE)
+            hand_over_post_copy(d, hv, i->name);
         if (d->driver->migrate_finish(hv, side, side == VO_HV_MIGRATION_SOURCE, false,
                                       &error) < 0)
             log_warn("vm %s: ending its QEMU: %s", i->name, error);
@@ -167,6 +200,8 @@ static void quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     vm->migrated_away = true;
     pthread_mutex_unlock(&vm->lock);
     _cleanup_free_ char *error = NULL;
+    if (hv)
+        hand_over_post_copy(d, hv, i->name);
     if (hv && d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &error) < 0)
         log_warn("vm %s: ending the source QEMU: %s", i->name, error);
     pthread_mutex_unlock(&vm->job);
@@ -251,19 +286,25 @@ static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     VoHvMigrationProgress p = { 0 };
     int r;
     /* The source switched once its side completed; this side may still be
-     * loading the last of the stream: waited for, bounded. */
+     * loading the last of the stream: waited for, bounded. In post-copy it
+     * is ready as the commit takes it (migrate-incoming.c, wait_complete):
+     * continued, it fetches the pages it lacks from the source. */
     int64_t deadline = vo_now_ms() + COMPLETE_WAIT_MS;
+    bool ready = false;
     for (;;) {
         p = (VoHvMigrationProgress){ 0 };
         r = hv ? d->driver->migrate_query(hv, &p) : -ESRCH;
         free(p.error);
-        if (r < 0 || (p.status != VO_HV_MIGRATION_SETUP && p.status != VO_HV_MIGRATION_ACTIVE) ||
+        ready = r >= 0 && (p.status == VO_HV_MIGRATION_COMPLETED ||
+                           (p.post_copy && !p.post_copy_paused));
+        if (r < 0 || ready ||
+            (p.status != VO_HV_MIGRATION_SETUP && p.status != VO_HV_MIGRATION_ACTIVE) ||
             vo_now_ms() > deadline)
             break;
         (void)poll(NULL, 0, 50);
     }
     _cleanup_free_ char *error = NULL;
-    if (r >= 0 && p.status == VO_HV_MIGRATION_COMPLETED) {
+    if (ready) {
         r = d->driver->migrate_finish(hv, VO_HV_MIGRATION_DESTINATION, true, i->resume,
                                       &error);
         pthread_mutex_lock(&vm->lock);

@@ -481,12 +481,8 @@ static int verify_memory(VoDaemon *d, MigrateTask *m, VoHvInstance *hv, const ch
     return r;
 }
 
-/* Post-copy, the VM moved to the destination in the store: the switch-over
- * goes on (the device state is sent) and is waited for (bounded) until the
- * post-copy phase runs, or a pre-copy that converged completed (*ret_post_copy
- * false). Nothing has run at the destination yet either way. */
-static int continue_switchover(VoDaemon *d, VoHvInstance *hv, bool *ret_post_copy,
-                               char **error)
+int vo_migrate_continue_switchover(VoDaemon *d, VoHvInstance *hv, bool *ret_post_copy,
+                                   char **error)
 {
     *ret_post_copy = false;
     int r = d->driver->migrate_continue(hv, error);
@@ -516,11 +512,8 @@ static int continue_switchover(VoDaemon *d, VoHvInstance *hv, bool *ret_post_cop
     return r;
 }
 
-/* Post-copy, the destination continued: the rest of RAM flows from here,
- * waited for with progress on the task (no limit while it moves, stopped
- * after POST_COPY_STALL_MS without a byte). The final progress in *fin. */
-static int finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_t start,
-                            VoHvMigrationProgress *fin, char **error)
+int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_t start,
+                                VoHvMigrationProgress *fin, char **error)
 {
     uint64_t last = 0;
     int64_t moved_at = vo_now_ms(), shown = 0;
@@ -550,7 +543,7 @@ static int finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_t st
         if (vo_now_ms() - moved_at > POST_COPY_STALL_MS)
             return vo_error_set(error, -ETIMEDOUT, "no page sent for %d s",
                                 POST_COPY_STALL_MS / 1000);
-        if (vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
+        if (t && vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
             shown = vo_now_ms();
             vo_task_set_details(t, 96, "post-copy: the rest of memory",
                                 progress_json("post-copy", fin, start));
@@ -970,7 +963,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     bool in_post_copy = false;
     _cleanup_free_ char *verify_error = NULL; /* too late to undo: the task fails at its end */
     if (at_switch) {
-        r = continue_switchover(d, hv, &in_post_copy, &error);
+        r = vo_migrate_continue_switchover(d, hv, &in_post_copy, &error);
         if (r >= 0 && m->opts.verify_memory) {
             verified = verify_memory(d, m, hv, digest_path, &verify_error) >= 0;
             if (!verified)
@@ -1036,7 +1029,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     int64_t at_committed = vo_now_ms();
     VoHvMigrationProgress fin = { 0 };
     _cleanup_free_ char *post_copy_broke = NULL;
-    if (in_post_copy && finish_post_copy(t, d, hv, start, &fin, &post_copy_broke) < 0)
+    if (in_post_copy && vo_migrate_finish_post_copy(t, d, hv, start, &fin, &post_copy_broke) < 0)
         log_error("vm %s: post-copy to host %s broke: %s", name, m->to_name, post_copy_broke);
     else if (!in_post_copy)
         (void)d->driver->migrate_query(hv, &fin);

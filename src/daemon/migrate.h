@@ -14,6 +14,7 @@
 
 #include "conf/migrate-args.h"
 #include "conf/migrate-intent.h"
+#include "jobs/tasks.h"
 
 /* Checks at once (target host known, online, not this host; the VM
  * running, not migrating, every disk on a shared pool) and queues the
@@ -72,6 +73,21 @@ int vo_migrate_check_nvram(VoDaemon *d, const VoVmSpec *spec, const char *what,
  * host's cluster certificate, key and CA (d->peer_tls), checked by the
  * peer against the cluster CA; NULL when standalone (no certificates). */
 const VoHvMigrationTls *vo_migration_tls(VoDaemon *d, VoHvMigrationTls *buf);
+
+/* Post-copy, the source's side (migrate.c; migrate-recover.c too, for a
+ * source QEMU a dead vireod left): the VM moved to the destination in the
+ * store, so the switch-over goes on (the device state is sent) and is
+ * waited for (bounded) until the post-copy phase runs (*ret_post_copy), or a
+ * pre-copy that converged completed. Nothing has run at the destination
+ * yet either way. 0, or -errno with *error. */
+int vo_migrate_continue_switchover(VoDaemon *d, VoHvInstance *hv, bool *ret_post_copy,
+                                   char **error);
+/* Post-copy, after the switch-over: waits while the rest of RAM flows from
+ * here (no limit while it moves; -ETIMEDOUT after 5 min without a byte,
+ * -EIO when it breaks) until QEMU completes; progress on t (NULL: none),
+ * the final progress in *fin (its error the caller's to free). */
+int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_t start,
+                                VoHvMigrationProgress *fin, char **error);
 
 /* Destination (migrate-incoming.c), from the source host's peer routes. */
 int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_error);

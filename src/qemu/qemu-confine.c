@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qemu/qemu-uffd.h"
 #include "util/cgroup.h"
 #include "util/spawn.h"
 #include "util/util.h"
@@ -284,6 +285,7 @@ int vo_qemu_confine_setup(VoHvDriver *d, const char *user, const char *cgroup_ba
         d->qemu_user = vo_strdup(user);
         log_info("QEMU runs as user '%s' (uid %u) in its seccomp sandbox", user,
                  (unsigned)d->qemu_uid);
+        vo_qemu_uffd_repair(d); /* a post-copy's grant a killed vireod left */
         /* The run dir and its vms/ searchable by QEMU's group only (the API
          * socket in it stays root's: 0660 root:root). */
         _cleanup_free_ char *vms = vo_asprintf("%s/vms", run_dir);

@@ -24,3 +24,8 @@ int vo_qemu_uffd_grant(const VoHvDriver *d, VoQemuUffdGrant *ret, char **ret_err
 
 /* Puts the owner and mode back and unlocks. */
 void vo_qemu_uffd_revoke(VoQemuUffdGrant *g);
+
+/* At start (confined QEMU only): a grant an earlier vireod, killed during
+ * it, left (the device QEMU's group's, with group access) is taken back
+ * (root's group, no group access); every grant does the same first. */
+void vo_qemu_uffd_repair(const VoHvDriver *d);

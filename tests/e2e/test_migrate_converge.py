@@ -21,6 +21,11 @@ a small --bandwidth copies it.
    nothing is left at the source. Bad values are refused (400), and an
    ownership transaction lost at the stop before the switch-over (a test
    fault point) leaves the VM running at the source.
+4. A source vireod that dies in post-copy right after the ownership
+   transaction (its QEMU stopped before the switch-over: the device state
+   and the rest of RAM still here) loses no guest: restarted, it lets the
+   switch-over go on and sends the rest before its QEMU ends, and the
+   destination's watcher continues the guest.
 
 The decision itself (when a copy counts as not converging, the abort's
 words) is unit-tested: tests/unit/test-migrate-converge.c."""
@@ -28,20 +33,14 @@ words) is unit-tested: tests/unit/test-migrate-converge.c."""
 import os
 import re
 
-from test_migrate import form, shared_pool, hosts_of
-from test_migrate_robust import busy_vm, counter_goes_on, nothing_at
+from test_migrate import form, shared_pool, hosts_of, qemu_of
+from test_migrate_robust import busy_vm, cluster_with_faults, counter_goes_on, nothing_at, one_qemu
 
 from vireo_harness import wait_until
 
 
 def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(cluster, tmp_path):
-    faults = tmp_path / "faults"  # VIREO_TEST_MIGRATE_FAULT: a file per point, taken once
-    faults.mkdir()
-    os.environ["VIREO_TEST_MIGRATE_FAULT"] = str(faults)
-    try:
-        c = cluster(2, driver="qemu", listen=False)
-    finally:
-        del os.environ["VIREO_TEST_MIGRATE_FAULT"]
+    c, faults = cluster_with_faults(cluster, tmp_path, 2)
     form(c)
     h1, h2 = c.hosts
     shared_pool(c)
@@ -153,3 +152,29 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
     assert h1.vm("busy")["state"] == "running"
     counter_goes_on(h1, "busy")
     nothing_at(h2, vm_id)
+
+
+def test_a_source_vireod_that_dies_in_post_copy_loses_no_guest(cluster, tmp_path):
+    c, faults = cluster_with_faults(cluster, tmp_path, 2)
+    h1, h2 = c.hosts
+    # h2 continues a VM whose source went silent 3 s after its stream ended.
+    h2.env["VIREO_TEST_MIGRATE_IDLE_MS"] = "3000"
+    h2.stop()
+    h2.start()
+    form(c)
+    shared_pool(c)
+    vm_id = busy_vm(h1, "busy", memory=128, dirty_mib=8)
+    (faults / "exit-after-txn").touch()
+    h1.api("POST", "/v1/vms/busy/migrate", {"to": "h2", "post_copy": True,
+                                            "max_downtime_ms": 1, "bandwidth": "16M/s"},
+           expect=202)
+    wait_until(lambda: h1.proc.poll() is not None, 600, what="h1's vireod to exit")
+    assert not (faults / "exit-after-txn").exists()
+    assert qemu_of(h1, vm_id), "the source QEMU, stopped before the switch-over, on h1"
+    h1.start(timeout=300)  # its recovery sends the rest of RAM before it serves
+    wait_until(lambda: (h2.request("GET", "/v1/vms/busy")[1] or {}).get("state") == "running",
+               120, what="h2 to continue the VM itself")
+    one_qemu(c, vm_id, h2)
+    nothing_at(h1, vm_id)
+    counter_goes_on(h2, "busy")
+    assert not os.listdir(os.path.join(h1.run_dir, "migrations"))

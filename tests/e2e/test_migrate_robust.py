@@ -54,20 +54,27 @@ def migrate_tasks(h):
     return {t["id"]: t for t in h.api("GET", "/v1/tasks")["tasks"] if t["kind"] == "migrate"}
 
 
-def test_a_vireod_that_dies_mid_migration_loses_no_vm(cluster, tmp_path):
-    """Three hosts, real guests; test-only exit points
-    (VIREO_TEST_MIGRATE_FAULT) make a vireod _exit mid-migration; its next
-    start finishes or undoes the migration from its intent file."""
+def cluster_with_faults(cluster, tmp_path, n):
+    """n real-QEMU hosts whose vireods take VIREO_TEST_MIGRATE_FAULT (a file
+    per point in the returned directory, taken once), restarts included."""
     faults = tmp_path / "faults"
     faults.mkdir()
     os.environ["VIREO_TEST_MIGRATE_FAULT"] = str(faults)
     try:
-        c = cluster(3, driver="qemu", listen=False)
+        c = cluster(n, driver="qemu", listen=False)
     finally:
         del os.environ["VIREO_TEST_MIGRATE_FAULT"]
-    h1, h2, h3 = c.hosts
     for h in c.hosts:  # restarts keep the hook
         h.env = {**(h.env or {}), "VIREO_TEST_MIGRATE_FAULT": str(faults)}
+    return c, faults
+
+
+def test_a_vireod_that_dies_mid_migration_loses_no_vm(cluster, tmp_path):
+    """Three hosts, real guests; test-only exit points
+    (VIREO_TEST_MIGRATE_FAULT) make a vireod _exit mid-migration; its next
+    start finishes or undoes the migration from its intent file."""
+    c, faults = cluster_with_faults(cluster, tmp_path, 3)
+    h1, h2, h3 = c.hosts
     # h2 continues a VM whose source died after the switch 3 s after the
     # last sign of it (not 60); h3 keeps the default, so its incoming VM
     # waits for the digest call in case 3.
@@ -143,18 +150,10 @@ def test_restarts_mid_migration_of_a_local_disk_vm(cluster, tmp_path):
     the VM, before it continued it: restarted, it finds the migration's
     intent and continues the guest (it would stay paused otherwise); h1,
     whose take-back the claim refused, ends its copy: one QEMU, at h2."""
-    faults = tmp_path / "faults"
-    faults.mkdir()
-    os.environ["VIREO_TEST_MIGRATE_FAULT"] = str(faults)
-    try:
-        # Three hosts: the store keeps its quorum while one vireod (and
-        # the etcd member it runs) is down.
-        c = cluster(3, driver="qemu", listen=False)
-    finally:
-        del os.environ["VIREO_TEST_MIGRATE_FAULT"]
+    # Three hosts: the store keeps its quorum while one vireod (and the
+    # etcd member it runs) is down.
+    c, faults = cluster_with_faults(cluster, tmp_path, 3)
     h1, h2, _ = c.hosts
-    for h in c.hosts:  # restarts keep the hook
-        h.env = {**(h.env or {}), "VIREO_TEST_MIGRATE_FAULT": str(faults)}
     form(c)
     create_on(h1, "loc", pool=None)
     vm_id = h1.vm("loc")["id"]

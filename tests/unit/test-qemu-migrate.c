@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,6 +19,7 @@
 
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-migrate.h"
+#include "qemu/qemu-uffd.h"
 #include "qmp-server.h"
 #include "spec-resolved.h"
 #include "util/unix-socket.h"
@@ -200,6 +202,58 @@ static void test_post_copy(void **state)
     assert_int_equal(vo_qemu_migrate_continue(vm, &error), 0);
     assert_null(error);
     instance_close(&f);
+}
+
+/* /dev/userfaultfd's grant (a file of the test's in its place): QEMU's group
+ * gets read-write only until the revoke; one a vireod killed during its
+ * window left behind is taken back by the next grant and by the start's
+ * repair, not kept as the mode to restore. */
+static void test_uffd_grant(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test-uffd-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *dev = vo_asprintf("%s/userfaultfd", dir);
+    assert_int_equal(vo_write_file_atomic(dev, "", 0), 0);
+    assert_int_equal(chown(dev, 0, 0), 0);
+    assert_int_equal(chmod(dev, 0600), 0);
+    setenv("VIREO_TEST_UFFD_DEVICE", dev, 1);
+    VoHvDriver d = { .qemu_user = (char *)"vireo-qemu", .qemu_gid = 4242 };
+    struct stat st;
+    VoQemuUffdGrant g;
+    char *error = NULL;
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(vo_qemu_uffd_grant(&d, &g, &error), 0);
+        assert_int_equal(stat(dev, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0660);
+        assert_int_equal(st.st_gid, 4242);
+        /* Locked: another vireod's grant waits. */
+        int other = open(dev, O_RDONLY | O_CLOEXEC);
+        assert_true(flock(other, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK);
+        close(other);
+        if (round == 0) {
+            close(g.fd); /* a vireod killed here: unlocked, nothing put back */
+            continue;
+        }
+        vo_qemu_uffd_revoke(&g);
+        assert_int_equal(g.fd, -1);
+    }
+    assert_int_equal(stat(dev, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_gid, 0);
+    /* Left behind again: the start's repair takes it back. */
+    assert_int_equal(chown(dev, 0, 4242), 0);
+    assert_int_equal(chmod(dev, 0660), 0);
+    vo_qemu_uffd_repair(&d);
+    assert_int_equal(stat(dev, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_gid, 0);
+    /* QEMU as root: nothing touched. */
+    VoHvDriver root = { 0 };
+    assert_int_equal(vo_qemu_uffd_grant(&root, &g, &error), 0);
+    assert_int_equal(g.fd, -1);
+    unsetenv("VIREO_TEST_UFFD_DEVICE");
+    (void)vo_rm_rf(dir);
 }
 
 static void test_query(void **state)
@@ -677,6 +731,7 @@ int main(void)
         cmocka_unit_test(test_start),
         cmocka_unit_test(test_query),
         cmocka_unit_test(test_post_copy),
+        cmocka_unit_test(test_uffd_grant),
         cmocka_unit_test(test_cancel_and_finish),
         cmocka_unit_test(test_layout_probe),
         cmocka_unit_test(test_attach_without_layout_assumes_and_refuses_migration),
