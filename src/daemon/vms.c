@@ -507,7 +507,7 @@ char *vo_vm_name_taken_message(VoDaemon *d, const char *name)
  * and its relations (uses/...) with it. */
 int vo_vm_save(VoVm *vm)
 {
-    vo_vm_save_settle(vm); /* before the document is made: the lock may be let go */
+    vo_vm_save_settle(vm); /* a save under way first: its revision is compared */
     if (vm->migrated_away) /* its documents are the destination's now */
         return 0;
     json_t *doc = vm_document(vm);
