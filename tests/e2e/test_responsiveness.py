@@ -394,11 +394,11 @@ def test_a_change_waiting_for_a_slow_save_is_never_saved_half_made(slow_store_da
         wait_until(lambda: os.path.exists(store_hold[:-len("hold")] + "held"), 30,
                    what="the save of the reset held in the store")
         os.unlink(nic_hold)  # the add commits: it waits for the held save
-        time.sleep(1)
+        time.sleep(0.5)
         emit_to(d, vm_id, reset)  # another save due meanwhile
         # Counted by the loop at once when the add's wait lets the lock go
         # (the defect); otherwise once the add is done: not waited for.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 5
         while d.log().count("nicky: reset (") < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
