@@ -171,6 +171,11 @@ void vo_vm_save_later(VoVm *vm);
  * a change half made). Every write that compares the VM's document
  * (vm->rev) does this first. */
 void vo_vm_save_settle(VoVm *vm);
+/* The same for a caller that took vm->lock just now and has read or
+ * changed nothing yet (a task's If-Match compare): the lock is let go
+ * while it waits, so the loop is not held by a task waiting for the store.
+ * Whatever it reads afterwards is as the save left it. */
+void vo_vm_save_settle_first(VoVm *vm);
 /* Caller holds vm->lock: a save written outside it and done (save_landed)
  * becomes the VM's (its revision, relations, name claim), or its failure
  * is logged. vms.c; for vo_vm_save_settle and the save thread. */

@@ -64,6 +64,22 @@ void vo_vm_save_settle(VoVm *vm)
     vo_vm_save_landed_take(vm);
 }
 
+void vo_vm_save_settle_first(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->save_lock);
+    while (vm->saving) {
+        /* Both let go (vm->lock is taken first, as the save thread does):
+         * the loop may handle the VM's events meanwhile. */
+        pthread_mutex_unlock(&vm->lock);
+        pthread_cond_wait(&vm->save_done, &vm->save_lock);
+        pthread_mutex_unlock(&vm->save_lock);
+        pthread_mutex_lock(&vm->lock);
+        pthread_mutex_lock(&vm->save_lock);
+    }
+    pthread_mutex_unlock(&vm->save_lock);
+    vo_vm_save_landed_take(vm);
+}
+
 int vo_vm_save_flush(VoVm *vm)
 {
     vo_vm_save_settle(vm);

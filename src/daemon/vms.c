@@ -2493,7 +2493,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
                           edit->max_memory_mib || edit->firmware || edit->secure_boot_set ||
                           edit->display;
     /* If-Match, compared under the lock the save below holds: atomic. */
-    vo_vm_save_settle(vm); /* vm->rev as a save under way leaves it */
+    vo_vm_save_settle_first(vm); /* vm->rev as a save under way leaves it */
     if (edit->if_match > 0 && edit->if_match != vm->rev) {
         *ret_error = vo_asprintf("the VM changed: it is at revision %lld, not %lld (If-Match); "
                                  "read it again", (long long)vm->rev, (long long)edit->if_match);
@@ -2814,7 +2814,7 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
          * (vm-save-later.c): its own saves do not pass this read with an
          * older revision. */
         pthread_mutex_lock(&vms[i]->lock);
-        vo_vm_save_settle(vms[i]);
+        vo_vm_save_settle_first(vms[i]);
         int g = r < 0 ? r : vo_store_get(d->store, key, NULL, &rev);
         if (g >= 0 && !vms[i]->migrated_away)
             /* Still ours; the manager may have written its ha_state while

@@ -416,3 +416,38 @@ def test_a_change_waiting_for_a_slow_save_is_never_saved_half_made(slow_store_da
     at = log.find("WARNING: ThreadSanitizer")
     assert at < 0, log[at:at + 8000]
     assert d.proc.poll() is None, log[-6000:]
+
+
+def test_a_task_waiting_for_a_slow_save_holds_not_the_loop(slow_store_daemon):
+    """A task's If-Match compare, the first thing it does under the VM's
+    lock, waits for a save under way letting the lock go: the loop goes on
+    with the VM's events (and so with every other VM's) meanwhile."""
+    d = slow_store_daemon
+    for name in ("slow", "other"):
+        d.cli("vm", "create", name, "--memory", "64M")
+        d.cli("vm", "start", name)
+    slow_id, other_id = d.vm("slow")["id"], d.vm("other")["id"]
+    hold = os.path.join(d.store_faults, f"put@vms+{slow_id}.hold")
+    open(hold, "w").close()
+    try:
+        reset = {"event": "RESET", "data": {"guest": True, "reason": "guest-reset"}}
+        emit_to(d, slow_id, reset)  # its save held in the store
+        wait_until(lambda: os.path.exists(hold[:-len("hold")] + "held"), 30,
+                   what="the save of slow's reset held in the store")
+        pause = d.api("POST", "/v1/vms/slow/pause", expect=202)  # waits for that save
+        time.sleep(0.5)
+        emit_to(d, slow_id, reset)
+        emit_to(d, other_id, {"event": "STOP"})
+        wait_until(lambda: d.vm("other")["state"] == "paused", 30, interval=0.02,
+                   what="other's STOP followed while slow's task waits for its save")
+        assert d.log().count("slow: reset (") == 2
+    finally:
+        if os.path.exists(hold):
+            os.unlink(hold)
+    task = d.wait_task(pause["task"])
+    assert task["state"] == "succeeded", task
+    assert d.vm("slow")["state"] == "paused"
+    log = d.log()
+    at = log.find("WARNING: ThreadSanitizer")
+    assert at < 0, log[at:at + 8000]
+    assert d.proc.poll() is None, log[-6000:]
