@@ -9,7 +9,7 @@
 int vo_vm_check_if_match(VoTask *t, VoVm *vm)
 {
     int64_t want = vo_task_if_match(t);
-    vo_vm_save_settle(vm); /* vm->rev as a save under way leaves it */
+    vo_vm_save_settle_first(vm); /* vm->rev as a save under way leaves it */
     if (want <= 0 || want == vm->rev)
         return 0;
     int64_t rev = vm->rev;

@@ -118,11 +118,17 @@ struct VoVm {
     bool rbd_restore_undo;
     /* Saves the loop hands to a thread (vm-save-later.c), under vm->lock:
      * a change not written yet (save_due), a thread of this VM's saves
-     * running (saver_running), and a write of it under way outside the
-     * lock (saving: every other write of the VM waits for it). */
+     * running (saver_running). */
     bool save_due;
     bool saver_running;
+    /* Under save_lock: a write of the thread's under way outside vm->lock
+     * (saving: every other write of the VM waits for it, vm->lock held,
+     * on save_done), then what it made until whoever holds vm->lock next
+     * makes it the VM's (save_landed: vo_vm_save_landed_take). */
+    pthread_mutex_t save_lock;
+    pthread_cond_t save_done;
     bool saving;
+    struct VoVmSaveLanded *save_landed;
 };
 
 /* Reasons of a paused VM (state_reason). */
@@ -160,9 +166,20 @@ int vo_vm_save_unlocked(VoVm *vm);
  * later state is never overwritten by an earlier one. */
 void vo_vm_save_later(VoVm *vm);
 /* Caller holds vm->lock: waits until no save of the VM made outside the
- * lock is under way (the lock is let go while it waits). Every write that
- * compares the VM's document (vm->rev) does this first. */
+ * lock is under way, and makes what it wrote the VM's. The lock stays held
+ * throughout (callers change the VM, then save it: nobody sees or writes
+ * a change half made). Every write that compares the VM's document
+ * (vm->rev) does this first. */
 void vo_vm_save_settle(VoVm *vm);
+/* The same for a caller that took vm->lock just now and has read or
+ * changed nothing yet (a task's If-Match compare): the lock is let go
+ * while it waits, so the loop is not held by a task waiting for the store.
+ * Whatever it reads afterwards is as the save left it. */
+void vo_vm_save_settle_first(VoVm *vm);
+/* Caller holds vm->lock: a save written outside it and done (save_landed)
+ * becomes the VM's (its revision, relations, name claim), or its failure
+ * is logged. vms.c; for vo_vm_save_settle and the save thread. */
+void vo_vm_save_landed_take(VoVm *vm);
 /* Caller holds vm->lock: vo_vm_save_settle, then also a save still due is
  * made now (so the store has the state in memory): the save's result. */
 int vo_vm_save_flush(VoVm *vm);

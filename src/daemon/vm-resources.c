@@ -117,7 +117,7 @@ static int task_set_resources(VoTask *t, void *userdata)
     VoHvDriver *drv = vm->d->driver;
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
-    vo_vm_save_settle(vm); /* vm->rev as a save under way leaves it */
+    vo_vm_save_settle_first(vm); /* vm->rev as a save under way leaves it */
     if (a->if_match > 0 && a->if_match != vm->rev) {
         int64_t rev = vm->rev;
         _cleanup_free_ char *changed_name = vo_strdup(vm->spec->name);
@@ -204,7 +204,7 @@ int vo_vm_set_resources(VoDaemon *d, VoVm *vm, unsigned vcpus, uint64_t memory_m
                              ret_error) < 0)
         return -EBUSY;
     pthread_mutex_lock(&vm->lock);
-    vo_vm_save_settle(vm); /* vm->rev as a save under way leaves it */
+    vo_vm_save_settle_first(vm); /* vm->rev as a save under way leaves it */
     int r = 0;
     if (if_match > 0 && if_match != vm->rev)
         r = vo_error_set(ret_error, -VO_EIFMATCH, "VM '%s' changed: it is at revision %lld, not "

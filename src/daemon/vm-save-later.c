@@ -5,9 +5,9 @@
  * due; a thread of that VM's own (at most one at a time) writes the
  * document as it is when the write starts, again while more changes came
  * meanwhile. The write is made outside vm->lock; every other write of the
- * VM waits for it first (vo_vm_save_settle), so writes of one VM never
- * overlap and each compares the revision the one before it left. See
- * docs/internals.md, "Saves off the loop". */
+ * VM waits for it first (vo_vm_save_settle, vm->lock held), so writes of
+ * one VM never overlap and each compares the revision the one before it
+ * left. See docs/internals.md, "Saves off the loop". */
 #include "daemon/vm-internal.h"
 
 #include <string.h>
@@ -55,8 +55,29 @@ void vo_vm_save_later(VoVm *vm)
 
 void vo_vm_save_settle(VoVm *vm)
 {
+    /* vm->lock stays held: the save thread's write needs only save_lock to
+     * end, and its result is taken up here. */
+    pthread_mutex_lock(&vm->save_lock);
     while (vm->saving)
-        pthread_cond_wait(&vm->changed, &vm->lock);
+        pthread_cond_wait(&vm->save_done, &vm->save_lock);
+    pthread_mutex_unlock(&vm->save_lock);
+    vo_vm_save_landed_take(vm);
+}
+
+void vo_vm_save_settle_first(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->save_lock);
+    while (vm->saving) {
+        /* Both let go (vm->lock is taken first, as the save thread does):
+         * the loop may handle the VM's events meanwhile. */
+        pthread_mutex_unlock(&vm->lock);
+        pthread_cond_wait(&vm->save_done, &vm->save_lock);
+        pthread_mutex_unlock(&vm->save_lock);
+        pthread_mutex_lock(&vm->lock);
+        pthread_mutex_lock(&vm->save_lock);
+    }
+    pthread_mutex_unlock(&vm->save_lock);
+    vo_vm_save_landed_take(vm);
 }
 
 int vo_vm_save_flush(VoVm *vm)

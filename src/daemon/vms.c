@@ -83,6 +83,8 @@ static VoVm *vm_new(VoDaemon *d)
     pthread_mutex_init(&vm->job, NULL);
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->changed, NULL);
+    pthread_mutex_init(&vm->save_lock, NULL);
+    pthread_cond_init(&vm->save_done, NULL);
     vm->uses = json_object();
     vm->events_fd = -1;
     vm->reset_timer_fd = -1;
@@ -134,6 +136,8 @@ void vo_vm_unref(VoVm *vm)
     pthread_mutex_destroy(&vm->job);
     pthread_mutex_destroy(&vm->lock);
     pthread_cond_destroy(&vm->changed);
+    pthread_mutex_destroy(&vm->save_lock);
+    pthread_cond_destroy(&vm->save_done);
     free(vm);
 }
 
@@ -503,7 +507,7 @@ char *vo_vm_name_taken_message(VoDaemon *d, const char *name)
  * and its relations (uses/...) with it. */
 int vo_vm_save(VoVm *vm)
 {
-    vo_vm_save_settle(vm); /* before the document is made: the lock may be let go */
+    vo_vm_save_settle(vm); /* a save under way first: its revision is compared */
     if (vm->migrated_away) /* its documents are the destination's now */
         return 0;
     json_t *doc = vm_document(vm);
@@ -517,44 +521,80 @@ int vo_vm_save(VoVm *vm)
     return r;
 }
 
+/* A save written outside vm->lock (vo_vm_save_unlocked): copies of what
+ * the write read, and its result, until vo_vm_save_landed_take. */
+struct VoVmSaveLanded {
+    VmWrite w;
+    VoVmSpec *spec;
+    char *claimed_name, *name_conflict, *text;
+    json_t *uses;
+    int r;
+};
+
+static void save_landed_free(struct VoVmSaveLanded *l)
+{
+    json_decref(l->w.want); /* set only by a write that succeeded, and not applied */
+    json_decref(l->uses);
+    free(l->claimed_name);
+    free(l->name_conflict);
+    free(l->text);
+    vo_vm_spec_free(l->spec);
+    free(l);
+}
+
+void vo_vm_save_landed_take(VoVm *vm)
+{
+    pthread_mutex_lock(&vm->save_lock);
+    struct VoVmSaveLanded *l = TAKE_PTR(vm->save_landed);
+    pthread_mutex_unlock(&vm->save_lock);
+    if (!l)
+        return;
+    if (l->r >= 0)
+        vm_write_apply(vm, &l->w, l->text);
+    else if (l->r == -ESTALE && vo_vm_unsaved_start_landed(vm))
+        vm->save_due = true; /* its own lost "starting": saved again on it, by the save thread */
+    else
+        log_error("vm %s: cannot save its state: %s", vm->spec->name, strerror(-l->r));
+    save_landed_free(l);
+}
+
 int vo_vm_save_unlocked(VoVm *vm)
 {
     vm->save_due = false; /* a change from now on is due again */
     if (vm->migrated_away || vm->deleted) /* not ours to write any more */
         return 0;
     json_t *doc = vm_document(vm);
-    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    struct VoVmSaveLanded *l = vo_malloc0(sizeof(*l));
+    l->text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     /* Copies of what the write reads: the lock is let go during it. No
      * other write of the VM starts meanwhile (vo_vm_save_settle), so the
      * revision, relations and claim copied are still the VM's after it. */
-    VmWrite w = vm_write_of(vm);
-    VoVmSpec *spec = vo_vm_spec_copy(vm->spec);
-    char *claimed_name = vo_strdup(vm->claimed_name);
-    char *name_conflict = vo_strdup(vm->name_conflict);
-    json_t *uses = json_incref(vm->uses);
-    w.spec = spec;
-    w.claimed_name = claimed_name;
-    w.name_conflict = name_conflict;
-    w.uses = uses;
-    w.check_quota = false; /* a state change never grows a usage */
-    w.mac_claims = NULL;   /* nor claims a MAC (vo_vm_commit_spec_claimed saves locked) */
+    l->w = vm_write_of(vm);
+    l->spec = vo_vm_spec_copy(vm->spec);
+    l->claimed_name = vo_strdup(vm->claimed_name);
+    l->name_conflict = vo_strdup(vm->name_conflict);
+    l->uses = json_incref(vm->uses);
+    l->w.spec = l->spec;
+    l->w.claimed_name = l->claimed_name;
+    l->w.name_conflict = l->name_conflict;
+    l->w.uses = l->uses;
+    l->w.check_quota = false; /* a state change never grows a usage */
+    l->w.mac_claims = NULL;   /* nor claims a MAC (vo_vm_commit_spec_claimed saves locked) */
+    pthread_mutex_lock(&vm->save_lock);
     vm->saving = true;
+    pthread_mutex_unlock(&vm->save_lock);
     pthread_mutex_unlock(&vm->lock);
-    int r = write_vm_doc(&w, text, false);
-    pthread_mutex_lock(&vm->lock);
+    int r = l->r = write_vm_doc(&l->w, l->text, false);
+    /* Handed over under save_lock: a writer waiting with vm->lock held
+     * (vo_vm_save_settle) takes it up, or this thread once it has the lock. */
+    pthread_mutex_lock(&vm->save_lock);
+    vm->save_landed = l;
     vm->saving = false;
-    pthread_cond_broadcast(&vm->changed); /* wakes vo_vm_save_settle */
-    if (r >= 0)
-        vm_write_apply(vm, &w, text);
-    else if (r == -ESTALE && vo_vm_unsaved_start_landed(vm))
-        vm->save_due = true; /* its own lost "starting": saved again on it, by the caller's loop */
-    else
-        log_error("vm %s: cannot save its state: %s", vm->spec->name, strerror(-r));
-    json_decref(uses);
-    free(claimed_name);
-    free(name_conflict);
-    vo_vm_spec_free(spec);
+    pthread_cond_broadcast(&vm->save_done);
+    pthread_mutex_unlock(&vm->save_lock);
+    pthread_mutex_lock(&vm->lock);
+    vo_vm_save_landed_take(vm);
     return r;
 }
 
@@ -2453,7 +2493,7 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
                           edit->max_memory_mib || edit->firmware || edit->secure_boot_set ||
                           edit->display;
     /* If-Match, compared under the lock the save below holds: atomic. */
-    vo_vm_save_settle(vm); /* vm->rev as a save under way leaves it */
+    vo_vm_save_settle_first(vm); /* vm->rev as a save under way leaves it */
     if (edit->if_match > 0 && edit->if_match != vm->rev) {
         *ret_error = vo_asprintf("the VM changed: it is at revision %lld, not %lld (If-Match); "
                                  "read it again", (long long)vm->rev, (long long)edit->if_match);
@@ -2774,7 +2814,7 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
          * (vm-save-later.c): its own saves do not pass this read with an
          * older revision. */
         pthread_mutex_lock(&vms[i]->lock);
-        vo_vm_save_settle(vms[i]);
+        vo_vm_save_settle_first(vms[i]);
         int g = r < 0 ? r : vo_store_get(d->store, key, NULL, &rev);
         if (g >= 0 && !vms[i]->migrated_away)
             /* Still ours; the manager may have written its ha_state while
