@@ -298,7 +298,8 @@ static void test_spec_must_match(void **state)
  * 256 KiB, so QEMU re-arms TCG's dirty tracking of it page by page (its fast
  * path re-arms another RAM block's: lost writes in a migration). Not on KVM,
  * nor without virtio-mem; a layout recorded before the padding (no
- * boot_pad_kib) makes a destination without it, as its source has. */
+ * boot_pad_kib) makes a command line without it, as its source has (its
+ * migration is refused before that: test-qemu-migrate.c). */
 static void test_tcg_boot_memory_padded(void **state)
 {
     static const struct {
