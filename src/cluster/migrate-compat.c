@@ -160,6 +160,23 @@ static bool has_string(json_t *list, const char *s)
     return false;
 }
 
+/* Running VM on TCG with memory hot-plug: its boot memory must be padded
+ * (memory.boot_pad_kib, qemu-argv.c "TCG and a second RAM block"); a QEMU
+ * an older vireod started has none, and loses guest writes in a migration
+ * or aborts. Said here, on the source, as a target of any version takes it. */
+static void check_boot_padding(Reasons *out, json_t *layout)
+{
+    json_t *memory = json_object_get(layout, "memory");
+    json_int_t boot = json_integer_value(json_object_get(memory, "boot_mib"));
+    json_int_t max = json_integer_value(json_object_get(memory, "max_mib"));
+    if (strcmp(json_string_value(json_object_get(layout, "accel")) ?: "", "tcg") || max <= boot ||
+        json_integer_value(json_object_get(memory, "boot_pad_kib")) > 0)
+        return;
+    add(out, vo_strdup("memory: the VM runs with TCG and memory hot-plug and was started by a "
+                       "vireod without TCG's boot-memory padding (QEMU would lose the guest's "
+                       "writes during the copy, or abort): stop and start it once"));
+}
+
 /* The machine type (the layout's resolved one, e.g. pc-q35-10.0, or the
  * spec's for a stopped VM) among the target's "machines". */
 static void check_machine(Reasons *out, const VoPlaceHost *t, json_t *target, json_t *layout,
@@ -296,6 +313,7 @@ int vo_migrate_compat_check(const VoMigrateCompat *c, char **ret_reasons)
             check_accel(&out, &t, layout, c->spec, have_source ? &s : NULL);
             check_cpu(&out, &t, layout, have_source ? &s : NULL);
             check_machine(&out, &t, c->target_record, layout, c->spec);
+            check_boot_padding(&out, layout);
             check_firmware(&out, &t, c->target_record, c->spec);
             check_networks(&out, &t, c->spec, c->target_networks);
             check_room(&out, &t, c->spec);

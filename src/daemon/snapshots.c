@@ -9,6 +9,7 @@
 
 #include "conf/names.h"
 #include "daemon/vm-pause-mark.h"
+#include "daemon/snapshot-boot-memory.h"
 #include "daemon/snapshot-rbd.h"
 #include "daemon/vm-internal.h"
 #include "state/keys.h"
@@ -138,6 +139,7 @@ json_t *vo_snapshots_list_json(VoDaemon *d, VoVm *vm)
         json_object_set_new(s, "children", children);
         json_object_set_new(s, "current", json_boolean(current && !strcmp(current, name)));
         json_object_del(s, "hardware"); /* internal: see hardware_of() */
+        json_object_del(s, VO_SNAPSHOT_BOOT_MEMORY_KEY);
         if (!json_object_get(s, "parent"))
             json_object_set_new(s, "parent", json_null());
     }
@@ -321,6 +323,18 @@ static int check_same_hardware(json_t *doc, const VoVmSpec *spec, char **ret_err
                         json_string_value(json_object_get(doc, "name")), then, now);
 }
 
+/* 0 when snapshot doc's memory state fits the boot memory of the VM's QEMU
+ * hv (snapshot-boot-memory.h); else -EBUSY or the driver's error. */
+static int check_same_boot_memory(VoDaemon *d, VoHvInstance *hv, json_t *doc, char **ret_error)
+{
+    VoHvResources res;
+    int r = d->driver->query_resources(hv, true, &res);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot read the VM's memory sizes from QEMU: %s",
+                            strerror(-r));
+    return vo_snapshot_boot_memory_check(doc, res.boot_memory_kib, ret_error);
+}
+
 typedef struct {
     VoVm *vm;
     char *name, *description;
@@ -454,6 +468,10 @@ static int task_create(VoTask *t, void *userdata)
         _cleanup_free_ char *hardware = active ? hardware_of(spec, false) : NULL;
         if (hardware)
             json_object_set_new(doc, "hardware", json_string(hardware));
+        /* Unrecorded (QEMU did not answer): checked as whole MiB at a load. */
+        VoHvResources res;
+        if (active && op->memory && hv && d->driver->query_resources(hv, true, &res) >= 0)
+            vo_snapshot_boot_memory_record(doc, res.boot_memory_kib);
         r = save_doc(d, key, doc, VO_REV_NEW);
         json_decref(doc);
         if (r >= 0)
@@ -494,6 +512,8 @@ static int task_revert(VoTask *t, void *userdata)
         /* refused: nothing changed */
     } else if (memory && active && (r = check_same_hardware(doc, spec, &error)) < 0) {
         /* refused: error says why */
+    } else if (memory && active && hv && (r = check_same_boot_memory(d, hv, doc, &error)) < 0) {
+        /* refused before QEMU reverts the disks: error says why */
     } else if (active && !op->force) {
         error = vo_strdup("the VM runs: reverting discards its current state; pass force");
         r = -EBUSY;

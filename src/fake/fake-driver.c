@@ -159,6 +159,7 @@ static void resources_from_spec(VoHvInstance *vm, const VoVmSpec *spec)
     vm->res = (VoHvResources){ .vcpus = spec->vcpus, .min_vcpus = vcpu_hp ? 1 : spec->vcpus,
                                .max_vcpus = spec->max_vcpus, .memory_mib = spec->memory_mib,
                                .boot_memory_mib = spec->memory_mib,
+                               .boot_memory_kib = spec->memory_mib << 10,
                                .min_memory_mib = VO_VM_MIN_MEMORY_MIB,
                                .max_memory_mib = spec->max_memory_mib };
 }

@@ -68,6 +68,8 @@ typedef struct {
     unsigned vcpus, min_vcpus, max_vcpus;
     uint64_t memory_mib;      /* what the guest has now (balloon included) */
     uint64_t boot_memory_mib; /* -m at start */
+    uint64_t boot_memory_kib; /* the same in KiB as QEMU has it: a TCG VM with memory
+                               * hot-plug has a few KiB more (qemu-argv.c, boot_pad_kib) */
     uint64_t min_memory_mib, max_memory_mib;
 } VoHvResources;
 

@@ -87,7 +87,11 @@ static void build_machine(char ***argv, const VoVmSpec *spec, const VoQemuLayout
      * RAM address, which is the other block's: a vCPU keeps writing the boot
      * memory through TLB entries that no longer mark pages dirty, and a page
      * sent while the guest runs is not sent again (an idle vCPU, that never
-     * switches page tables, keeps such entries for the whole migration).
+     * switches page tables, keeps such entries for the whole migration);
+     * a boot memory larger than the other block fails an assertion there
+     * (tlb_reset_dirty_range_all: the range spans two blocks) and QEMU
+     * aborts. A layout without the padding is refused as a migration
+     * source (qemu_migrate_prepare).
      * A boot size that is not a multiple of 256 KiB takes QEMU's per-page
      * path, which re-arms the right pages (boot_pad_kib; the virtio-mem
      * block, at RAM address 0, is right in the fast path). */

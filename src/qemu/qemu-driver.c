@@ -311,6 +311,17 @@ static int qemu_migrate_prepare(VoHvDriver *d, const VoVmSpec *spec, const char 
                             "was started by a vireod that did not record layouts): its boot "
                             "memory, vCPUs and root ports may differ, so a destination cannot "
                             "be made identical; stop and start the VM once, then migrate it");
+    /* A TCG source with virtio-mem and no boot-memory padding (started by
+     * a vireod before it): QEMU loses the guest's writes during its copy,
+     * or aborts when the boot memory is larger than the hot-plug range
+     * (qemu-argv.c, "TCG and a second RAM block"). */
+    if (layout->accel == VO_ACCEL_TCG && layout->max_memory_mib > layout->boot_memory_mib &&
+        !layout->boot_pad_kib)
+        return vo_error_set(ret_error, -EINVAL,
+                            "the source runs with TCG and memory hot-plug and was started by a "
+                            "vireod without TCG's boot-memory padding: its QEMU would lose the "
+                            "guest's writes during the copy (or abort); stop and start the VM "
+                            "once, then migrate it");
     bool made = access(run_dir, F_OK) < 0;
     VoHvInstance *vm = NULL;
     r = launch(d, spec, layout, true, run_dir, tap_fds, &vm, ret_error);

@@ -188,7 +188,7 @@ int vo_qemu_layout_from_json(json_t *doc, VoQemuLayout **ret, char **ret_error)
         return vo_error_set(ret_error, -EINVAL, "layout: accel must be kvm or tcg, not '%s'", accel);
     if (!*machine || boot_vcpus < 1 || max_vcpus < boot_vcpus || boot_mib < VO_VM_MIN_MEMORY_MIB ||
         max_mib < boot_mib || requested < 0 || (uint64_t)requested > (uint64_t)(max_mib - boot_mib) << 20 ||
-        pad_kib < 0 || pad_kib >= 1024 || pad_kib % 8)
+        pad_kib < 0 || pad_kib >= 1024 || pad_kib % 8 || (pad_kib && pad_kib % 256 == 0))
         return vo_error_set(ret_error, -EINVAL, "layout: machine, vCPU or memory sizes out of range");
     if (!json_is_array(vcpus) || !json_is_array(ports) || !json_is_array(devices))
         return vo_error_set(ret_error, -EINVAL,

@@ -262,6 +262,7 @@ static void memory_to_resources(const MemoryState *m, VoHvResources *ret)
 {
     ret->memory_mib = m->actual >> 20;
     ret->boot_memory_mib = m->base >> 20;
+    ret->boot_memory_kib = m->base >> 10;
     ret->max_memory_mib = (m->base + m->vmem_max) >> 20;
     ret->min_memory_mib = m->has_balloon ? VO_VM_MIN_MEMORY_MIB : m->base >> 20;
 }

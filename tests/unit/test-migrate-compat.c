@@ -211,6 +211,28 @@ static void test_cpu_named(void **state)
     check(&f->c, NULL);
 }
 
+/* TCG with memory hot-plug: a layout without the boot-memory padding (an
+ * older vireod's QEMU) cannot move; padded, KVM or without hot-plug it can. */
+static void test_tcg_boot_padding(void **state)
+{
+    Fixture *f = *state;
+    f->c.layout = "{\"machine\":\"pc-q35-10.0\",\"accel\":\"tcg\","
+                  "\"memory\":{\"boot_mib\":256,\"max_mib\":512}}";
+    char *r = check(&f->c, "without TCG's boot-memory padding");
+    assert_int_equal(count_reasons(r), 1);
+    free(r);
+    f->c.layout = "{\"machine\":\"pc-q35-10.0\",\"accel\":\"tcg\","
+                  "\"memory\":{\"boot_mib\":256,\"max_mib\":512,\"boot_pad_kib\":8}}";
+    check(&f->c, NULL);
+    f->c.layout = "{\"machine\":\"pc-q35-10.0\",\"accel\":\"tcg\","
+                  "\"memory\":{\"boot_mib\":256,\"max_mib\":256}}";
+    check(&f->c, NULL);
+    set_str(f->dst, "accel", "kvm");
+    f->c.layout = "{\"machine\":\"pc-q35-10.0\",\"accel\":\"kvm\","
+                  "\"memory\":{\"boot_mib\":256,\"max_mib\":512}}";
+    check(&f->c, NULL);
+}
+
 static void test_machine(void **state)
 {
     Fixture *f = *state;
@@ -351,6 +373,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cpu_flags_few, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cpu_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_machine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tcg_boot_padding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_networks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_several, setup, teardown),

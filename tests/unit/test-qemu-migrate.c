@@ -595,6 +595,51 @@ static void test_failed_prepare_leaves_nothing(void **state)
     vo_rm_rf(dir);
 }
 
+/* A TCG source with virtio-mem whose layout has no boot-memory padding (an
+ * older vireod started it): refused before any QEMU starts, as its QEMU
+ * would lose guest writes or abort during the copy; its padded twin goes on
+ * to start a QEMU (here one that exits at once). */
+static void test_unpadded_tcg_source_refused(void **state)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/vireo-test-prepare-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    VoVmSpec *spec = test_spec_resolved(
+        "{\"id\":\"6f1c1c9e-5b7e-4c59-9a43-0d2f1e3a7b10\",\"name\":\"dst\","
+        "\"kernel\":{\"image\":\"k\"},\"memory_mib\":256,\"max_memory_mib\":512}");
+    VoQemuLayout *layout = vo_qemu_layout_from_spec(spec, VO_ACCEL_TCG);
+    assert_int_equal(layout->boot_pad_kib, VO_QEMU_TCG_BOOT_PAD_KIB);
+    _cleanup_free_ char *padded = vo_qemu_layout_to_text(layout);
+    json_t *doc = vo_qemu_layout_to_json(layout);
+    json_object_del(json_object_get(doc, "memory"), "boot_pad_kib");
+    _cleanup_free_ char *unpadded = json_dumps(doc, JSON_SORT_KEYS);
+    json_decref(doc);
+    vo_qemu_layout_free(layout);
+    setenv("VIREO_QEMU", "/bin/false", 1); /* exits at once */
+    VoHvDriver *d = NULL;
+    assert_int_equal(vo_qemu_driver_new(&d), 0);
+    _cleanup_free_ char *run_dir = vo_asprintf("%s/run", dir);
+    char *error = NULL;
+    VoHvInstance *vm = NULL;
+    assert_int_equal(d->migrate_prepare(d, spec, unpadded, run_dir, NULL, "unix:/tmp/x.sock", false,
+                                        NULL, &vm, &error), -EINVAL);
+    assert_null(vm);
+    assert_non_null(strstr(error, "boot-memory padding"));
+    assert_non_null(strstr(error, "stop and start the VM"));
+    free(error);
+    assert_int_equal(access(run_dir, F_OK), -1);
+    error = NULL;
+    assert_true(d->migrate_prepare(d, spec, padded, run_dir, NULL, "unix:/tmp/x.sock", false, NULL,
+                                   &vm, &error) < 0);
+    assert_non_null(strstr(error, "QEMU exited at start"));
+    free(error);
+    unsetenv("VIREO_QEMU");
+    vo_vm_spec_free(spec);
+    free(d->kvm_reason);
+    free(d);
+    vo_rm_rf(dir);
+}
+
 /* ---- the fake driver ---- */
 
 static char fault_dir[64];
@@ -736,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_layout_probe),
         cmocka_unit_test(test_attach_without_layout_assumes_and_refuses_migration),
         cmocka_unit_test(test_failed_prepare_leaves_nothing),
+        cmocka_unit_test(test_unpadded_tcg_source_refused),
         cmocka_unit_test(test_fake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
