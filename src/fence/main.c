@@ -62,17 +62,24 @@ static void sleep_ms(int ms)
         ;
 }
 
-/* Kills the HA QEMUs and says so in RUN/fenced. Caller holds F.lock. */
-static void fence_now(const char *why)
+/* Kills the HA QEMUs and says so in RUN/fenced, naming the lease `lost`.
+ * Caller holds F.lock. */
+static void fence_now(const char *why, int64_t lost)
 {
     int64_t at = vo_now_ms();
+    /* First, vireod stops seeing a confirmed lease (one the store lost
+     * still had its deadline ahead, for up to the margin, while the next
+     * lease is not armed): an HA QEMU it lists after the scan below is then
+     * not covered, and it kills it itself; and a fence restarted meanwhile
+     * does not resume the lost lease. */
+    (void)unlink(F.state_path);
     json_t *vms = vo_fence_kill_ha(F.run_dir);
     _cleanup_free_ char *previous = NULL; /* fenced again before vireod reconciled */
     if (vo_read_file(F.fenced_path, 1 << 20, &previous, NULL) == 0)
         vo_fence_merge_killed(vms, previous);
     json_t *doc = json_pack("{s:I, s:I, s:s, s:I, s:o}", "at_monotonic_ms", (json_int_t)at, "at",
                             (json_int_t)(vo_wall_ms() / 1000), "why", why, "lease",
-                            (json_int_t)F.held.lease, "vms", vms);
+                            (json_int_t)lost, "vms", vms);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     int r = vo_write_file_atomic(F.fenced_path, text, strlen(text));
     log_error("FENCED: %s; killed the HA QEMUs: %s%s", why, text,
@@ -90,7 +97,7 @@ static void *deadline_thread(void *unused)
     while (!atomic_load(&stop)) {
         pthread_mutex_lock(&F.lock);
         if (vo_fence_expired(vo_now_ms(), F.held.confirmed_until))
-            fence_now("no confirmed lease renewal in time");
+            fence_now("no confirmed lease renewal in time", F.held.lease);
         else if (F.watchdog_fd >= 0 && F.held.confirmed_until > 0)
             (void)!write(F.watchdog_fd, "1", 1); /* pet it while the lease holds */
         pthread_mutex_unlock(&F.lock);
@@ -177,8 +184,8 @@ static bool renew_once(VoStore *s)
     } else if (r == -ENOENT && F.held.lease) {
         /* The store says the lease is gone: whatever we believed, fence
          * (one never armed ran nothing: a new one is granted). */
-        if (vo_fence_lost(&F.held))
-            fence_now("the lease expired in the store");
+        if (vo_fence_lost(&F.held)) /* cleared it: the lost lease is `lease` */
+            fence_now("the lease expired in the store", lease);
         else
             log_warn("vireo-fence: lease %lld, not armed yet, expired; granting a new one",
                      (long long)lease);

@@ -21,7 +21,10 @@ guest, so none boots Linux):
     it) until it rejoins cleanly: the fence's new lease, reconciled, online,
     and then its VM starts;
 (g) a first grant and renewal too slow to leave each other time (a busy
-    machine right after `cluster init`) arm nothing and fence nothing."""
+    machine right after `cluster init`) arm nothing and fence nothing;
+(h) a lease the store lost ("no such lease") fences at once, RUN/fenced
+    naming it, and vireod no longer sees it confirmed; the next lease is
+    armed and the host is online again."""
 
 import json
 import os
@@ -30,6 +33,7 @@ import signal
 import threading
 import time
 
+from test_drs import etcdctl
 from test_migrate import create_on, form, shared_pool
 from vireo_harness import pid_alive, wait_until
 
@@ -269,6 +273,45 @@ def test_a_late_first_grant_does_not_fence_a_new_cluster(cluster, monkeypatch, t
     assert not any("FENCED" in line for line in fence_log), fence_log
     assert not os.path.exists(os.path.join(h.run_dir, "fenced")), fence_log
     assert any("confirmed too late to count on" in line for line in fence_log), fence_log
+
+
+def test_a_lease_the_store_lost_fences_naming_it(cluster):
+    """(h) The fence's armed lease revoked in etcd: its next keepalive
+    answers "no such lease" and it fences at once. RUN/fenced named lease 0
+    (the lease was forgotten before it was written), which vireod's end of
+    the fenced state compares with the lease it lost; and RUN/fence.state
+    went on naming the lost lease with its deadline ahead, so vireod saw it
+    as confirmed (an HA start would have been let through under it)."""
+    c = cluster(1, listen=False)
+    h = c.hosts[0]
+    h.cli("cluster", "init", "--address", h.address)
+    h.use_cluster_certs()
+    wait_until(lambda: state_seen(h, h) == "online", 60, what="h1 online")
+    lease = fence_state(h)["lease"]
+    etcdctl(h, "lease", "revoke", format(lease, "x"))
+    fenced_path = os.path.join(h.run_dir, "fenced")
+
+    def fenced_and_state():
+        try:
+            with open(fenced_path) as f:
+                fenced = json.load(f)
+        except (OSError, ValueError):
+            return None
+        now_ms = time.monotonic() * 1000
+        try:
+            state = fence_state(h)
+        except OSError:
+            state = None
+        return fenced, state, now_ms
+    fenced, state, now_ms = wait_until(fenced_and_state, 30, what="the fencing")
+    assert fenced["why"] == "the lease expired in the store", fenced
+    assert fenced["lease"] == lease, fenced
+    assert state is None or state["lease"] != lease or state["confirmed_until"] <= now_ms, \
+        (state, now_ms)
+    # A new lease, armed: vireod reconciles on it and the host is online.
+    wait_until(lambda: not os.path.exists(fenced_path) and state_seen(h, h) == "online", 60,
+               what="h1 unfenced and online")
+    assert fence_state(h)["lease"] != lease
 
 
 def test_ha_start_needs_a_confirmed_lease(cluster):
