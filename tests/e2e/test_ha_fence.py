@@ -281,7 +281,8 @@ def test_a_lease_the_store_lost_fences_naming_it(cluster):
     (the lease was forgotten before it was written), which vireod's end of
     the fenced state compares with the lease it lost; and RUN/fence.state
     went on naming the lost lease with its deadline ahead, so vireod saw it
-    as confirmed (an HA start would have been let through under it)."""
+    as confirmed: a record put on it, and an HA QEMU listed just after the
+    fence's kill scan, before RUN/fenced was written, counted as covered."""
     c = cluster(1, listen=False)
     h = c.hosts[0]
     h.cli("cluster", "init", "--address", h.address)
