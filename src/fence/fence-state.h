@@ -5,7 +5,8 @@
  *   RUN/fence.pid          the fence's pid (checked against /proc/PID/cmdline)
  *   RUN/fence.state        {"lease": ID, "confirmed_until": MONOTONIC_MS},
  *                          rewritten (temp + rename) after each counted renewal
- *                          of an armed lease, removed when the fence fences
+ *                          of an armed lease; at a fencing, its deadline is
+ *                          set to the fencing's time
  *   RUN/fence/ha/<vm-id>   the QEMU pid of a running HA VM (vireod writes it)
  *   RUN/fenced             {"at_monotonic_ms","at","why","lease","vms":[...]}:
  *                          the fence killed the HA QEMUs; vireod removes it

@@ -70,9 +70,11 @@ static void fence_now(const char *why, int64_t lost)
     /* First, vireod stops seeing a confirmed lease (one the store lost
      * still had its deadline ahead, for up to the margin, while the next
      * lease is not armed): an HA QEMU it lists after the scan below is then
-     * not covered, and it kills it itself; and a fence restarted meanwhile
-     * does not resume the lost lease. */
-    (void)unlink(F.state_path);
+     * not covered, and it kills it itself. The deadline is set to now, not
+     * the file removed: a fence that dies before the kills are done is
+     * restarted on this lease and fences again. */
+    if (vo_fence_state_write(F.state_path, lost, at) < 0)
+        (void)unlink(F.state_path);
     json_t *vms = vo_fence_kill_ha(F.run_dir);
     _cleanup_free_ char *previous = NULL; /* fenced again before vireod reconciled */
     if (vo_read_file(F.fenced_path, 1 << 20, &previous, NULL) == 0)
