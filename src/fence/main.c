@@ -41,6 +41,7 @@
 static struct {
     pthread_mutex_t lock;
     VoFenceLease held; /* fence-state.h: held, and armed or not */
+    bool guarding;     /* a lease was armed or resumed: the watchdog guards it */
     uint64_t fenced_count;
     const char *run_dir;
     char *state_path, *fenced_path;
@@ -100,8 +101,11 @@ static void *deadline_thread(void *unused)
         pthread_mutex_lock(&F.lock);
         if (vo_fence_expired(vo_now_ms(), F.held.confirmed_until))
             fence_now("no confirmed lease renewal in time", F.held.lease);
-        else if (F.watchdog_fd >= 0 && F.held.confirmed_until > 0)
-            (void)!write(F.watchdog_fd, "1", 1); /* pet it while the lease holds */
+        else if (F.watchdog_fd >= 0 && (F.held.confirmed_until > 0 || !F.guarding))
+            /* Pet it while the lease holds, and before the first lease is
+             * armed (no HA QEMU runs under none: a host whose store is
+             * slow or without quorum at boot is not reset over nothing). */
+            (void)!write(F.watchdog_fd, "1", 1);
         pthread_mutex_unlock(&F.lock);
         sleep_ms(CHECK_MS);
     }
@@ -173,6 +177,7 @@ static bool renew_once(VoStore *s)
         if (granted)
             log_info("vireo-fence: holding lease %lld", (long long)lease);
         if (vo_fence_confirmed(&F.held, lease, t0, now)) {
+            F.guarding = true;
             if (!was_armed)
                 log_info("vireo-fence: lease %lld armed (confirmed for %lld ms)",
                          (long long)lease, (long long)(F.held.confirmed_until - now));
@@ -214,6 +219,7 @@ static void resume(VoStore *s)
     }
     pthread_mutex_lock(&F.lock);
     F.held = (VoFenceLease){ .lease = lease, .confirmed_until = until };
+    F.guarding = true;
     pthread_mutex_unlock(&F.lock);
     log_info("vireo-fence: resuming lease %lld (confirmed for %lld ms more)", (long long)lease,
              (long long)(until - vo_now_ms()));
@@ -230,7 +236,8 @@ static void open_watchdog(const char *dev, int timeout_s)
     if (timeout_s > 0 && ioctl(F.watchdog_fd, WDIOC_SETTIMEOUT, &timeout_s) < 0)
         log_warn("vireo-fence: %s: cannot set the timeout to %d s: %s", dev, timeout_s,
                  strerror(errno));
-    log_info("vireo-fence: petting the watchdog %s while the lease holds", dev);
+    log_info("vireo-fence: petting the watchdog %s until a lease is armed, then while it holds",
+             dev);
 }
 
 int main(int argc, char **argv)

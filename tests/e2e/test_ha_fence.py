@@ -24,7 +24,9 @@ guest, so none boots Linux):
     machine right after `cluster init`) arm nothing and fence nothing;
 (h) a lease the store lost ("no such lease") fences at once, RUN/fenced
     naming it, and vireod no longer sees it confirmed; the next lease is
-    armed and the host is online again."""
+    armed and the host is online again;
+(i) a fence with a watchdog pets it before its first lease is armed (a
+    slow store at boot resets no host), then while the lease holds."""
 
 import json
 import os
@@ -313,6 +315,35 @@ def test_a_lease_the_store_lost_fences_naming_it(cluster):
     wait_until(lambda: not os.path.exists(fenced_path) and state_seen(h, h) == "online", 60,
                what="h1 unfenced and online")
     assert fence_state(h)["lease"] != lease
+
+
+def test_a_watchdog_is_petted_until_the_first_lease_is_armed(cluster, monkeypatch, tmp_path):
+    """(i) The fence opens its watchdog (a plain file here: each pet adds a
+    byte) at its start. It petted it only under an armed lease, so a first
+    grant slow to arm (a busy machine, a store without quorum at boot) left
+    a real one to reset the host over a lease nothing ran under, again at
+    each boot. Held at its first grant, it now pets it; and once armed."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
+    (faults / "fence_grant.hold").touch()
+    dog = tmp_path / "watchdog"
+    dog.touch()
+    c = cluster(1, listen=False, extra_args=["--fence-watchdog", str(dog)])
+    h = c.hosts[0]
+    init = threading.Thread(target=h.cli, args=("cluster", "init", "--address", h.address))
+    init.start()
+    try:
+        wait_until(lambda: (faults / "fence_grant.held").exists(), 60, what="fence_grant held")
+        size = dog.stat().st_size
+        wait_until(lambda: dog.stat().st_size > size, 10, what="a pet before any lease is armed")
+    finally:
+        (faults / "fence_grant.hold").unlink(missing_ok=True)
+        init.join()
+    h.use_cluster_certs()
+    wait_until(lambda: state_seen(h, h) == "online", 60, what="h1 online")
+    size = dog.stat().st_size
+    wait_until(lambda: dog.stat().st_size > size, 10, what="a pet under the armed lease")
 
 
 def test_ha_start_needs_a_confirmed_lease(cluster):
