@@ -91,7 +91,7 @@ static int wait_mode(int want)
             REEXEC_WAIT_MS) {
             if (want && mode == 1)
                 cli_error("vireod is back in cluster mode but this host is not online after "
-                          "%d s (its fence process holds no lease: see vireod's log and "
+                          "%d s (its fence process holds no confirmed lease: see vireod's log and "
                           "`vireo host list`)", REEXEC_WAIT_MS / 1000);
             else
                 cli_error("vireod did not come back %s within %d s (see its log)",

@@ -264,11 +264,7 @@ void vo_fence_stop(VoDaemon *d)
 int vo_fence_lease(VoDaemon *d, int64_t *ret_lease)
 {
     _cleanup_free_ char *path = run_path(d, VO_FENCE_STATE_FILE);
-    int64_t lease = 0, until = 0;
-    if (vo_fence_state_read(path, &lease, &until) < 0 || vo_now_ms() >= until)
-        return -ENOENT;
-    *ret_lease = lease;
-    return 0;
+    return vo_fence_state_confirmed(path, vo_now_ms(), ret_lease);
 }
 
 bool vo_fence_is_fenced(VoDaemon *d, char **ret_why, int64_t *ret_lease)

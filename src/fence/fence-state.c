@@ -48,6 +48,16 @@ bool vo_fence_state_plausible(int64_t now_ms, int64_t confirmed_until, int ttl_m
     return confirmed_until - now_ms <= ttl_ms;
 }
 
+int vo_fence_state_confirmed(const char *path, int64_t now_ms, int64_t *ret_lease)
+{
+    int64_t lease = 0, until = 0;
+    if (vo_fence_state_read(path, &lease, &until) < 0 || now_ms >= until ||
+        !vo_fence_state_plausible(now_ms, until, VO_FENCE_TTL_MS))
+        return -ENOENT;
+    *ret_lease = lease;
+    return 0;
+}
+
 int vo_fence_state_write(const char *path, int64_t lease, int64_t confirmed_until)
 {
     char text[128];

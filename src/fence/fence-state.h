@@ -5,6 +5,8 @@
  *   RUN/fence.pid          the fence's pid (checked against /proc/PID/cmdline)
  *   RUN/fence.state        {"lease": ID, "confirmed_until": MONOTONIC_MS},
  *                          rewritten (temp + rename) after each counted renewal
+ *                          of an armed lease; at a fencing, its deadline is
+ *                          set to the fencing's time
  *   RUN/fence/ha/<vm-id>   the QEMU pid of a running HA VM (vireod writes it)
  *   RUN/fenced             {"at_monotonic_ms","at","why","lease","vms":[...]}:
  *                          the fence killed the HA QEMUs; vireod removes it
@@ -71,6 +73,11 @@ bool vo_fence_state_plausible(int64_t now_ms, int64_t confirmed_until, int ttl_m
  * without a file, -EINVAL when it is not such a document. */
 int vo_fence_state_write(const char *path, int64_t lease, int64_t confirmed_until);
 int vo_fence_state_read(const char *path, int64_t *ret_lease, int64_t *ret_confirmed_until);
+/* The lease RUN/fence.state (path) names while it is confirmed at now_ms
+ * (vireod's view): 0 and *ret_lease; -ENOENT without a file, past its
+ * deadline, or with a deadline of an earlier boot (the fence removes such
+ * a file at its start, but vireod may read it first). */
+int vo_fence_state_confirmed(const char *path, int64_t now_ms, int64_t *ret_lease);
 
 /* Whether /proc/PID/cmdline has an argument equal to arg (exact) or, with
  * substring, containing it. Zombies and gone processes: false. */

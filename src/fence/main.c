@@ -41,6 +41,7 @@
 static struct {
     pthread_mutex_t lock;
     VoFenceLease held; /* fence-state.h: held, and armed or not */
+    bool guarding;     /* a lease was armed or resumed: the watchdog guards it */
     uint64_t fenced_count;
     const char *run_dir;
     char *state_path, *fenced_path;
@@ -62,17 +63,26 @@ static void sleep_ms(int ms)
         ;
 }
 
-/* Kills the HA QEMUs and says so in RUN/fenced. Caller holds F.lock. */
-static void fence_now(const char *why)
+/* Kills the HA QEMUs and says so in RUN/fenced, naming the lease `lost`.
+ * Caller holds F.lock. */
+static void fence_now(const char *why, int64_t lost)
 {
     int64_t at = vo_now_ms();
+    /* First, vireod stops seeing a confirmed lease (one the store lost
+     * still had its deadline ahead, for up to the margin, while the next
+     * lease is not armed): an HA QEMU it lists after the scan below is then
+     * not covered, and it kills it itself. The deadline is set to now, not
+     * the file removed: a fence that dies before the kills are done is
+     * restarted on this lease and fences again. */
+    if (vo_fence_state_write(F.state_path, lost, at) < 0)
+        (void)unlink(F.state_path);
     json_t *vms = vo_fence_kill_ha(F.run_dir);
     _cleanup_free_ char *previous = NULL; /* fenced again before vireod reconciled */
     if (vo_read_file(F.fenced_path, 1 << 20, &previous, NULL) == 0)
         vo_fence_merge_killed(vms, previous);
     json_t *doc = json_pack("{s:I, s:I, s:s, s:I, s:o}", "at_monotonic_ms", (json_int_t)at, "at",
                             (json_int_t)(vo_wall_ms() / 1000), "why", why, "lease",
-                            (json_int_t)F.held.lease, "vms", vms);
+                            (json_int_t)lost, "vms", vms);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     int r = vo_write_file_atomic(F.fenced_path, text, strlen(text));
     log_error("FENCED: %s; killed the HA QEMUs: %s%s", why, text,
@@ -90,9 +100,12 @@ static void *deadline_thread(void *unused)
     while (!atomic_load(&stop)) {
         pthread_mutex_lock(&F.lock);
         if (vo_fence_expired(vo_now_ms(), F.held.confirmed_until))
-            fence_now("no confirmed lease renewal in time");
-        else if (F.watchdog_fd >= 0 && F.held.confirmed_until > 0)
-            (void)!write(F.watchdog_fd, "1", 1); /* pet it while the lease holds */
+            fence_now("no confirmed lease renewal in time", F.held.lease);
+        else if (F.watchdog_fd >= 0 && (F.held.confirmed_until > 0 || !F.guarding))
+            /* Pet it while the lease holds, and before the first lease is
+             * armed (no HA QEMU runs under none: a host whose store is
+             * slow or without quorum at boot is not reset over nothing). */
+            (void)!write(F.watchdog_fd, "1", 1);
         pthread_mutex_unlock(&F.lock);
         sleep_ms(CHECK_MS);
     }
@@ -164,6 +177,7 @@ static bool renew_once(VoStore *s)
         if (granted)
             log_info("vireo-fence: holding lease %lld", (long long)lease);
         if (vo_fence_confirmed(&F.held, lease, t0, now)) {
+            F.guarding = true;
             if (!was_armed)
                 log_info("vireo-fence: lease %lld armed (confirmed for %lld ms)",
                          (long long)lease, (long long)(F.held.confirmed_until - now));
@@ -177,8 +191,8 @@ static bool renew_once(VoStore *s)
     } else if (r == -ENOENT && F.held.lease) {
         /* The store says the lease is gone: whatever we believed, fence
          * (one never armed ran nothing: a new one is granted). */
-        if (vo_fence_lost(&F.held))
-            fence_now("the lease expired in the store");
+        if (vo_fence_lost(&F.held)) /* cleared it: the lost lease is `lease` */
+            fence_now("the lease expired in the store", lease);
         else
             log_warn("vireo-fence: lease %lld, not armed yet, expired; granting a new one",
                      (long long)lease);
@@ -205,6 +219,7 @@ static void resume(VoStore *s)
     }
     pthread_mutex_lock(&F.lock);
     F.held = (VoFenceLease){ .lease = lease, .confirmed_until = until };
+    F.guarding = true;
     pthread_mutex_unlock(&F.lock);
     log_info("vireo-fence: resuming lease %lld (confirmed for %lld ms more)", (long long)lease,
              (long long)(until - vo_now_ms()));
@@ -221,7 +236,8 @@ static void open_watchdog(const char *dev, int timeout_s)
     if (timeout_s > 0 && ioctl(F.watchdog_fd, WDIOC_SETTIMEOUT, &timeout_s) < 0)
         log_warn("vireo-fence: %s: cannot set the timeout to %d s: %s", dev, timeout_s,
                  strerror(errno));
-    log_info("vireo-fence: petting the watchdog %s while the lease holds", dev);
+    log_info("vireo-fence: petting the watchdog %s until a lease is armed, then while it holds",
+             dev);
 }
 
 int main(int argc, char **argv)

@@ -21,7 +21,12 @@ guest, so none boots Linux):
     it) until it rejoins cleanly: the fence's new lease, reconciled, online,
     and then its VM starts;
 (g) a first grant and renewal too slow to leave each other time (a busy
-    machine right after `cluster init`) arm nothing and fence nothing."""
+    machine right after `cluster init`) arm nothing and fence nothing;
+(h) a lease the store lost ("no such lease") fences at once, RUN/fenced
+    naming it, and vireod no longer sees it confirmed; the next lease is
+    armed and the host is online again;
+(i) a fence with a watchdog pets it before its first lease is armed (a
+    slow store at boot resets no host), then while the lease holds."""
 
 import json
 import os
@@ -30,6 +35,7 @@ import signal
 import threading
 import time
 
+from test_drs import etcdctl
 from test_migrate import create_on, form, shared_pool
 from vireo_harness import pid_alive, wait_until
 
@@ -269,6 +275,75 @@ def test_a_late_first_grant_does_not_fence_a_new_cluster(cluster, monkeypatch, t
     assert not any("FENCED" in line for line in fence_log), fence_log
     assert not os.path.exists(os.path.join(h.run_dir, "fenced")), fence_log
     assert any("confirmed too late to count on" in line for line in fence_log), fence_log
+
+
+def test_a_lease_the_store_lost_fences_naming_it(cluster):
+    """(h) The fence's armed lease revoked in etcd: its next keepalive
+    answers "no such lease" and it fences at once. RUN/fenced named lease 0
+    (the lease was forgotten before it was written), which vireod's end of
+    the fenced state compares with the lease it lost; and RUN/fence.state
+    went on naming the lost lease with its deadline ahead, so vireod saw it
+    as confirmed: a record put on it, and an HA QEMU listed just after the
+    fence's kill scan, before RUN/fenced was written, counted as covered."""
+    c = cluster(1, listen=False)
+    h = c.hosts[0]
+    h.cli("cluster", "init", "--address", h.address)
+    h.use_cluster_certs()
+    wait_until(lambda: state_seen(h, h) == "online", 60, what="h1 online")
+    lease = fence_state(h)["lease"]
+    etcdctl(h, "lease", "revoke", format(lease, "x"))
+    fenced_path = os.path.join(h.run_dir, "fenced")
+
+    def fenced_and_state():
+        try:
+            with open(fenced_path) as f:
+                fenced = json.load(f)
+        except (OSError, ValueError):
+            return None
+        now_ms = time.monotonic() * 1000
+        try:
+            state = fence_state(h)
+        except OSError:
+            state = None
+        return fenced, state, now_ms
+    fenced, state, now_ms = wait_until(fenced_and_state, 30, what="the fencing")
+    assert fenced["why"] == "the lease expired in the store", fenced
+    assert fenced["lease"] == lease, fenced
+    assert state is None or state["lease"] != lease or state["confirmed_until"] <= now_ms, \
+        (state, now_ms)
+    # A new lease, armed: vireod reconciles on it and the host is online.
+    wait_until(lambda: not os.path.exists(fenced_path) and state_seen(h, h) == "online", 60,
+               what="h1 unfenced and online")
+    assert fence_state(h)["lease"] != lease
+
+
+def test_a_watchdog_is_petted_until_the_first_lease_is_armed(cluster, monkeypatch, tmp_path):
+    """(i) The fence opens its watchdog (a plain file here: each pet adds a
+    byte) at its start. It petted it only under an armed lease, so a first
+    grant slow to arm (a busy machine, a store without quorum at boot) left
+    a real one to reset the host over a lease nothing ran under, again at
+    each boot. Held at its first grant, it now pets it; and once armed."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
+    (faults / "fence_grant.hold").touch()
+    dog = tmp_path / "watchdog"
+    dog.touch()
+    c = cluster(1, listen=False, extra_args=["--fence-watchdog", str(dog)])
+    h = c.hosts[0]
+    init = threading.Thread(target=h.cli, args=("cluster", "init", "--address", h.address))
+    init.start()
+    try:
+        wait_until(lambda: (faults / "fence_grant.held").exists(), 60, what="fence_grant held")
+        size = dog.stat().st_size
+        wait_until(lambda: dog.stat().st_size > size, 10, what="a pet before any lease is armed")
+    finally:
+        (faults / "fence_grant.hold").unlink(missing_ok=True)
+        init.join()
+    h.use_cluster_certs()
+    wait_until(lambda: state_seen(h, h) == "online", 60, what="h1 online")
+    size = dog.stat().st_size
+    wait_until(lambda: dog.stat().st_size > size, 10, what="a pet under the armed lease")
 
 
 def test_ha_start_needs_a_confirmed_lease(cluster):

@@ -133,6 +133,25 @@ static void test_state_file(void **state)
     }
 }
 
+/* vireod's view of RUN/fence.state: a lease while its deadline is ahead,
+ * and never one of an earlier boot's clock (a run dir that outlived a
+ * reboot: vireod may read it before the fence removes it, and it named no
+ * lease the fence holds). */
+static void test_state_confirmed(void **state)
+{
+    _cleanup_free_ char *path = vo_asprintf("%s/fence.state", dir);
+    int64_t lease = -1;
+    assert_int_equal(vo_fence_state_confirmed(path, 10000, &lease), -ENOENT);
+    assert_int_equal(vo_fence_state_write(path, 42, 13000), 0);
+    assert_int_equal(vo_fence_state_confirmed(path, 10000, &lease), 0);
+    assert_int_equal(lease, 42);
+    lease = -1;
+    assert_int_equal(vo_fence_state_confirmed(path, 13000, &lease), -ENOENT);
+    assert_int_equal(vo_fence_state_write(path, 43, 900000000), 0);
+    assert_int_equal(vo_fence_state_confirmed(path, 10000, &lease), -ENOENT);
+    assert_int_equal(lease, -1);
+}
+
 /* A child that sleeps with `tag` in its command line ($0 of sh). */
 static pid_t spawn_tagged(const char *tag)
 {
@@ -272,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_arming_after_a_slow_grant),
         cmocka_unit_test(test_lease_lost),
         cmocka_unit_test_setup_teardown(test_state_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_confirmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pid_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_ha, setup, teardown),
         cmocka_unit_test(test_merge_killed),
