@@ -1,8 +1,9 @@
 /* cluster-join.c: `vireo cluster join` on the joining (standalone) host:
  * fetch the cluster CA and check it against the token, ask a member to
  * admit this host (POST /v1/cluster/join-request, authenticated by the
- * token's secret over TLS checked against that CA), then start and promote
- * its etcd member (the first three hosts), copy its documents into etcd
+ * token's secret over TLS checked against that CA), which adds its etcd
+ * member as a learner (the first three hosts; started and promoted by the
+ * vireod that follows the commit), copy its documents into etcd
  * under its namespace and its projects' into the cluster's
  * (cluster-join-projects.c), and commit. A failure before the commit undoes what
  * the cluster gained (the member, the namespace) and leaves it standalone. */
@@ -247,8 +248,8 @@ static int join_request(VoDaemon *d, const VoJoinToken *t, const char *base,
 }
 
 static int join_steps(VoDaemon *d, const char *staging, const VoJoinToken *t, const char *base,
-                      const char *address, VoClusterConfig *c, VoClusterEtcd **etcd,
-                      Admission *a, char **ret_error)
+                      const char *address, VoClusterConfig *c, Admission *a,
+                      char **ret_error)
 {
     _cleanup_free_ char *dir = vo_asprintf("%s/" VO_CLUSTER_DIR, staging);
     _cleanup_free_ char *ca_pem = NULL;
@@ -338,22 +339,15 @@ static int join_steps(VoDaemon *d, const char *staging, const VoJoinToken *t, co
         if (url && !have)
             vo_strv_pushf(&c->endpoints, "%s", url);
     }
-    if (voter) {
-        if ((r = vo_cluster_etcd_start(d, staging, c, etcd, ret_error)) < 0)
-            return r;
-        VoClusterEndpoint ep;
-        vo_cluster_endpoint(dir, a->member_endpoint, &ep);
-        r = vo_etcd_member_promote(&ep.e, a->member_id, VO_CLUSTER_PROMOTE_MS, ret_error);
-        vo_cluster_endpoint_clear(&ep);
-        if (r < 0)
-            return r;
-        log_info("cluster join: etcd member %llx promoted to a voting member",
-                 (unsigned long long)a->member_id);
-        if ((r = vo_cluster_etcd_wait_healthy(dir, c, VO_CLUSTER_HEALTH_WAIT_MS, ret_error)) < 0)
-            return r;
-    }
+    /* The member starts once, from STATE/cluster after the commit, and is
+     * promoted there (vo_cluster_open): stopped and started again as a
+     * voter, it would leave a two-host cluster without a quorum meanwhile. */
+    if (voter && (r = vo_cluster_promote_mark(dir, a->member_id, ret_error)) < 0)
+        return r;
+    /* Copied through the voters: this host's own member is not running. */
+    _cleanup_strv_ char **voters = vo_cluster_other_endpoints(c);
     VoStore *hs = NULL;
-    if ((r = vo_cluster_store_open(dir, c->endpoints, d->host_id, &hs)) < 0)
+    if ((r = vo_cluster_store_open(dir, voters, d->host_id, &hs)) < 0)
         return vo_error_set(ret_error, r, "cannot open the etcd store: %s", strerror(-r));
     r = vo_cluster_copy_in(d->store, hs, d->host_id, false, ret_error);
     if (r >= 0) /* in the cluster's store, not a member yet: tests race a pool create here */
@@ -419,7 +413,6 @@ int vo_cluster_join(VoDaemon *d, const char *target, const char *token, const ch
     VoClusterConfig c = { .api_port = VO_CLUSTER_API_PORT, .etcd_client_port = VO_ETCD_CLIENT_PORT,
                           .etcd_peer_port = VO_ETCD_PEER_PORT };
     _cleanup_free_ char *base = NULL, *staging = NULL;
-    VoClusterEtcd *etcd = NULL;
     Admission a = { 0 };
     if ((r = target_url(target ? target : t.address, &base, ret_error)) < 0 ||
         (r = vo_cluster_address_check(address, &c.address, ret_error)) < 0)
@@ -431,9 +424,7 @@ int vo_cluster_join(VoDaemon *d, const char *target, const char *token, const ch
     }
     log_info("cluster join: cluster %s through %s, this host's address %s", t.cluster, base,
              c.address);
-    r = join_steps(d, staging, &t, base, c.address, &c, &etcd, &a, ret_error);
-    vo_cluster_etcd_stop(etcd, 10000); /* it starts again from STATE/cluster */
-    vo_cluster_etcd_release(etcd);
+    r = join_steps(d, staging, &t, base, c.address, &c, &a, ret_error);
     if (r >= 0)
         r = vo_cluster_commit(d, ret_error);
     if (r < 0) {

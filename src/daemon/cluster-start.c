@@ -106,11 +106,13 @@ int vo_cluster_open(VoDaemon *d, char **ret_error)
                                .ca_file = vo_asprintf("%s/ca.crt", dir) };
     log_info("cluster mode: cluster %s, address %s%s", c->cluster_id, c->address,
              c->etcd_member ? ", with an etcd member" : "");
+    bool learner = false;
     if (c->etcd_member) {
         r = vo_cluster_etcd_start(d, d->state_dir, c, &d->cluster_rt->etcd, &error);
         if (r < 0)
             log_error("%s; the store answers 503 until it runs", error);
         else {
+            learner = vo_cluster_promote_pending(dir, c);
             free(error);
             error = NULL;
             if (vo_cluster_etcd_wait_healthy(dir, c, VO_CLUSTER_HEALTH_WAIT_MS, &error) < 0)
@@ -118,8 +120,11 @@ int vo_cluster_open(VoDaemon *d, char **ret_error)
                          "until it is)", error);
         }
     }
-    if ((r = vo_cluster_store_open(dir, c->endpoints, d->host_id, &d->store)) < 0 ||
-        (r = vo_cluster_store_open(dir, c->endpoints, NULL, &d->cluster_store)) < 0)
+    /* A learner refuses the store's calls: the other members take them. */
+    _cleanup_strv_ char **others = learner ? vo_cluster_other_endpoints(c) : NULL;
+    char *const *endpoints = learner ? others : c->endpoints;
+    if ((r = vo_cluster_store_open(dir, endpoints, d->host_id, &d->store)) < 0 ||
+        (r = vo_cluster_store_open(dir, endpoints, NULL, &d->cluster_store)) < 0)
         return vo_error_set(ret_error, r, "cannot open the etcd store: %s", strerror(-r));
     return 0;
 }

@@ -88,6 +88,19 @@ pid_t vo_cluster_etcd_pid(const VoClusterEtcd *e);
 /* Kills an etcd RUN/etcd.pid names whose data dir is under dir_prefix. */
 void vo_cluster_etcd_kill_stale(const char *run_dir, const char *dir_prefix);
 
+/* ---- a joiner's learner promoted after the commit (cluster-promote.c) ---- */
+
+/* Marks (in the join's cluster_dir) learner member_id for promotion. */
+int vo_cluster_promote_mark(const char *cluster_dir, uint64_t member_id, char **ret_error);
+/* At start, the member running: promotes a marked learner through another
+ * member (retried while it catches up, at most VO_CLUSTER_PROMOTE_MS) and
+ * removes the mark; on failure, logs and tries again from a thread every
+ * few seconds (the mark stays until then, for the next start too) and
+ * answers true: the member is a learner still. */
+bool vo_cluster_promote_pending(const char *cluster_dir, const VoClusterConfig *c);
+/* c's endpoints but this host's own member's (a strv to free). */
+char **vo_cluster_other_endpoints(const VoClusterConfig *c);
+
 /* ---- documents (cluster-copy.c) ------------------------------------------ */
 
 /* Copies every document of from (SQLite) into to (an etcd host handle), in
