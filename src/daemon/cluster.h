@@ -85,6 +85,9 @@ void vo_cluster_etcd_stop(VoClusterEtcd *e, int timeout_ms);
  * running unless stopped. Frees e. */
 void vo_cluster_etcd_release(VoClusterEtcd *e);
 pid_t vo_cluster_etcd_pid(const VoClusterEtcd *e);
+/* 0 when the member's ports (peer and client on c's address, client on
+ * 127.0.0.1) can be bound; else -errno and a message naming the port. */
+int vo_cluster_etcd_ports_check(const VoClusterConfig *c, char **ret_error);
 /* Kills an etcd RUN/etcd.pid names whose data dir is under dir_prefix. */
 void vo_cluster_etcd_kill_stale(const char *run_dir, const char *dir_prefix);
 
