@@ -86,6 +86,17 @@ def test_init_join_two_hosts(cluster):
     h2.start()
     assert not os.path.exists(mark)
     assert all(m["voting"] for m in show(h2)["etcd_members"])
+    # A mark naming a member the cluster no longer has (removed while a
+    # learner): said once, not retried forever every 5 s.
+    h2.stop()
+    with open(mark, "w") as f:
+        f.write("123\n")
+    h2.start()
+    assert "etcd member 123 is not in the cluster any more" in h2.log()
+    assert "trying again every 5 s" not in h2.log()
+    h2.stop()
+    os.unlink(mark)
+    h2.start()
     # A token admits one host: h2's, used again, is refused (401).
     r = h3.request("POST", "/v1/cluster/join", {"member": f"{h1.address}:8443",
                                                 "token": tok["token"], "address": h3.address})
