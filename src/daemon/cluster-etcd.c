@@ -4,11 +4,13 @@
  * watched by pidfd on the event loop, restarted when it dies with a backoff
  * that grows (1 s, doubling, at most 30 s; back to 1 s after a minute up). */
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -97,6 +99,46 @@ static int spawn(VoClusterEtcd *e)
         log_warn("cannot write %s", e->pidfile);
     e->started_ms = vo_now_ms();
     log_info("etcd member started (pid %d)", (int)e->pid);
+    return 0;
+}
+
+/* Whether address:port can be bound now (SO_REUSEADDR, as etcd does). */
+static int port_bindable(const char *address, int port)
+{
+    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+                              .ai_socktype = SOCK_STREAM }, *ai = NULL;
+    char service[16];
+    snprintf(service, sizeof(service), "%d", port);
+    if (getaddrinfo(address, service, &hints, &ai) != 0 || !ai)
+        return -EINVAL;
+    int r = 0, fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0)
+        r = -errno;
+    else {
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+            r = -errno;
+        close(fd);
+    }
+    freeaddrinfo(ai);
+    return r;
+}
+
+int vo_cluster_etcd_ports_check(const VoClusterConfig *c, char **ret_error)
+{
+    struct {
+        const char *address, *what;
+        int port;
+    } need[] = { { c->address, "peer", c->etcd_peer_port },
+                 { c->address, "client", c->etcd_client_port },
+                 { "127.0.0.1", "client", c->etcd_client_port } };
+    for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+        int r = port_bindable(need[i].address, need[i].port);
+        if (r < 0)
+            return vo_error_set(ret_error, r, "this host's etcd member cannot listen on %s "
+                                "port %d (%s) of %s: free it, then join again", need[i].what,
+                                need[i].port, strerror(-r), need[i].address);
+    }
     return 0;
 }
 

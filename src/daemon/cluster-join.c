@@ -342,7 +342,10 @@ static int join_steps(VoDaemon *d, const char *staging, const VoJoinToken *t, co
     /* The member starts once, from STATE/cluster after the commit, and is
      * promoted there (vo_cluster_open): stopped and started again as a
      * voter, it would leave a two-host cluster without a quorum meanwhile. */
-    if (voter && (r = vo_cluster_promote_mark(dir, a->member_id, ret_error)) < 0)
+    /* Its start comes after the commit: a port taken now would leave this
+     * host joined with a learner that never runs (refused here, undone). */
+    if (voter && ((r = vo_cluster_etcd_ports_check(c, ret_error)) < 0 ||
+                  (r = vo_cluster_promote_mark(dir, a->member_id, ret_error)) < 0))
         return r;
     /* Copied through the voters: this host's own member is not running. */
     _cleanup_strv_ char **voters = vo_cluster_other_endpoints(c);

@@ -46,11 +46,13 @@ static void promotion_free(Promotion *p)
     free(p);
 }
 
-/* One try through each other member: 0 once a voter (mark removed). */
+/* One try through each other member: 0 once a voter (mark removed),
+ * -ENOENT when the member is not in the cluster any more (removed: a
+ * `host remove`, or a stale learner's removal by a later join). */
 static int promote(Promotion *p, bool quiet)
 {
     _cleanup_free_ char *error = NULL;
-    int r = -ENOENT;
+    int r = -ENOTCONN; /* no other member to ask */
     for (size_t i = 0; p->endpoints && p->endpoints[i] && r < 0; i++) {
         VoClusterEndpoint ep;
         vo_cluster_endpoint(p->dir, p->endpoints[i], &ep);
@@ -60,6 +62,11 @@ static int promote(Promotion *p, bool quiet)
         vo_cluster_endpoint_clear(&ep);
         if (r == -EINVAL) /* a voter already: promoted before a restart */
             r = 0;
+    }
+    if (r == -ENOENT) {
+        log_error("this host's etcd member %" PRIx64 " is not in the cluster any more: it "
+                  "cannot vote (leave the cluster, then join again)", p->id);
+        return r;
     }
     if (r < 0) {
         if (!quiet)
@@ -77,7 +84,8 @@ static int promote(Promotion *p, bool quiet)
 static void *retry_thread(void *userdata)
 {
     Promotion *p = userdata;
-    while (promote(p, true) < 0)
+    int r;
+    while ((r = promote(p, true)) < 0 && r != -ENOENT)
         sleep(RETRY_S);
     promotion_free(p);
     return NULL;
@@ -106,9 +114,10 @@ bool vo_cluster_promote_pending(const char *cluster_dir, const VoClusterConfig *
     p->dir = vo_strdup(cluster_dir);
     /* Through another member: the learner itself does not serve the call. */
     p->endpoints = vo_cluster_other_endpoints(c);
-    if (promote(p, false) == 0) {
+    int r = promote(p, false);
+    if (r == 0 || r == -ENOENT) { /* a voter, or no member to promote (the mark stays) */
         promotion_free(p);
-        return false;
+        return r == -ENOENT;
     }
     pthread_t t;
     if (pthread_create(&t, NULL, retry_thread, p) != 0) {

@@ -85,6 +85,9 @@ void vo_cluster_etcd_stop(VoClusterEtcd *e, int timeout_ms);
  * running unless stopped. Frees e. */
 void vo_cluster_etcd_release(VoClusterEtcd *e);
 pid_t vo_cluster_etcd_pid(const VoClusterEtcd *e);
+/* 0 when the member's ports (peer and client on c's address, client on
+ * 127.0.0.1) can be bound; else -errno and a message naming the port. */
+int vo_cluster_etcd_ports_check(const VoClusterConfig *c, char **ret_error);
 /* Kills an etcd RUN/etcd.pid names whose data dir is under dir_prefix. */
 void vo_cluster_etcd_kill_stale(const char *run_dir, const char *dir_prefix);
 
@@ -96,7 +99,8 @@ int vo_cluster_promote_mark(const char *cluster_dir, uint64_t member_id, char **
  * member (retried while it catches up, at most VO_CLUSTER_PROMOTE_MS) and
  * removes the mark; on failure, logs and tries again from a thread every
  * few seconds (the mark stays until then, for the next start too) and
- * answers true: the member is a learner still. */
+ * answers true: the member is a learner still. A member the cluster no
+ * longer has (removed) is logged as an error, not retried (true too). */
 bool vo_cluster_promote_pending(const char *cluster_dir, const VoClusterConfig *c);
 /* c's endpoints but this host's own member's (a strv to free). */
 char **vo_cluster_other_endpoints(const VoClusterConfig *c);

@@ -351,6 +351,19 @@ static int gateway_error(json_t *body, long http, const char *path, bool write)
     }
 }
 
+/* A learner (a joiner's member not promoted yet) refuses all but
+ * serializable reads, before anything is proposed: the next endpoint
+ * takes the call. Unary and streamed (keepalive) answers say so alike. */
+static bool learner_refused(json_t *body)
+{
+    json_t *err = json_object_get(body, "error");
+    const char *msg = json_string_value(json_object_get(json_is_object(err) ? err : body,
+                                                        "message"));
+    if (!msg)
+        msg = json_string_value(err);
+    return msg && strstr(msg, "not supported for learner");
+}
+
 /* The server refused our certificate (or its absence): a TLS alert. */
 static bool tls_refused(const char *errbuf)
 {
@@ -458,6 +471,14 @@ static int call_ex(EtcdStore *s, const char *path, json_t *req, CallKind kind, j
             break;
         }
         json_t *err = json_object_get(j, "error");
+        if (learner_refused(j)) {
+            log_debug("etcd %s%s: a learner: trying the next member", s->endpoints[e], path);
+            json_decref(j);
+            if (!local)
+                endpoint_failed(s, e);
+            r = -EAGAIN;
+            continue;
+        }
         if (http != 200 || json_is_object(err)) {
             r = gateway_error(json_is_object(err) ? err : j, http, path, write);
             json_decref(j);

@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import signal
+import subprocess
 import time
 
 import pytest
@@ -85,6 +86,17 @@ def test_init_join_two_hosts(cluster):
     h2.start()
     assert not os.path.exists(mark)
     assert all(m["voting"] for m in show(h2)["etcd_members"])
+    # A mark naming a member the cluster no longer has (removed while a
+    # learner): said once, not retried forever every 5 s.
+    h2.stop()
+    with open(mark, "w") as f:
+        f.write("123\n")
+    h2.start()
+    assert "etcd member 123 is not in the cluster any more" in h2.log()
+    assert "trying again every 5 s" not in h2.log()
+    h2.stop()
+    os.unlink(mark)
+    h2.start()
     # A token admits one host: h2's, used again, is refused (401).
     r = h3.request("POST", "/v1/cluster/join", {"member": f"{h1.address}:8443",
                                                 "token": tok["token"], "address": h3.address})
@@ -175,6 +187,33 @@ def test_join_refusals_leave_the_joiner_standalone(cluster):
     assert show(h2)["quorum"] is True
     assert [m["name"] for m in show(h2)["etcd_members"]] == ["h1", "h2"] or \
         sorted(m["name"] for m in show(h2)["etcd_members"]) == ["h1", "h2"]
+
+
+def test_join_etcd_port_taken_is_refused(cluster):
+    """h2's etcd peer port taken: its member would start only after the
+    commit and never run (a host joined with a learner nobody promotes);
+    refused before the commit, the learner removed."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    init(h1)
+    tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", h2.netns.name, "python3", "-c",
+         "import socket, sys, time\n"
+         "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+         f"s.bind(('{h2.address}', 2380)); s.listen(); print('ready', flush=True)\n"
+         "time.sleep(600)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        r = h2.request("POST", "/v1/cluster/join", {"member": f"{h1.address}:8443",
+                                                    "token": tok["token"], "address": h2.address})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r[0] >= 400, r
+    assert "cannot listen on peer port 2380" in r[1]["error"]["message"], r
+    assert show(h2) == {"cluster": None}
+    assert [m["name"] for m in show(h1)["etcd_members"]] == ["h1"]
 
 
 def test_etcd_supervised_and_quorum_loss(cluster):

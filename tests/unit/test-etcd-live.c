@@ -1,7 +1,8 @@
 /* test-etcd-live.c: two real etcd members (/usr/bin/etcd) made from this
  * code alone: a CA and two host certificates (pki.c), member 1 started as
  * a new cluster with vo_etcd_member_argv, member 2 added as a learner
- * through the gateway, started (existing), promoted (bounded retry),
+ * through the gateway, started (existing), a store whose first endpoint it
+ * is moving on from its refusals, promoted (bounded retry),
  * listed as two voters, then removed. Clients without a certificate of the
  * cluster CA are refused. Then the store without a quorum: two voters,
  * one stopped: reads answer from the other member, marked stale (shared by
@@ -156,6 +157,37 @@ static void wait_healthy(const Fixture *f, int i, const Host *h)
     }
 }
 
+/* A store whose first endpoint is a learner (a joiner's fence, its own
+ * member first in cluster.json): the learner refuses the lease grant, its
+ * keepalive and a write; the next member takes each (a new handle each
+ * time, so that each starts at the learner). */
+static VoStore *learner_first_store(const Host *voter, const Host *learner)
+{
+    _cleanup_free_ char *list = vo_asprintf("%s,%s", learner->client_url, voter->client_url);
+    VoEtcdOptions o = { .endpoints = list, .ca_file = learner->ca, .cert_file = learner->cert,
+                        .key_file = learner->key, .timeout_ms = 5000 };
+    VoStore *s = NULL;
+    assert_int_equal(vo_store_open_etcd(&o, &s), 0);
+    return s;
+}
+
+static void learner_refusal_moves_on(const Fixture *f, const Host *voter, const Host *learner)
+{
+    wait_healthy(f, 1, learner);
+    VoStore *s = learner_first_store(voter, learner);
+    int64_t lease = 0;
+    assert_int_equal(s->ops->lease_grant(s, 10000, &lease), 0);
+    assert_true(lease != 0);
+    s = vo_store_close(s);
+    s = learner_first_store(voter, learner);
+    assert_int_equal(s->ops->lease_keepalive(s, lease), 0);
+    s = vo_store_close(s);
+    s = learner_first_store(voter, learner);
+    int64_t rev = 0;
+    assert_int_equal(vo_store_put(s, "learner-test", "{}", VO_REV_NEW, &rev), 0);
+    s = vo_store_close(s);
+}
+
 static void test_two_members(void **state)
 {
     Fixture *f = *state;
@@ -230,6 +262,7 @@ static void test_two_members(void **state)
                               .cluster_id = "test-cluster", .initial_cluster = initial, .existing = true,
                               .quota_backend_bytes = 64 << 20 };
     start(f, 1, &m2);
+    learner_refusal_moves_on(f, &h1, &h2);
     r = vo_etcd_member_promote(&h1.ep, id2, WAIT_MS, &err);
     if (r < 0)
         fail_msg("promote: %d %s", r, err);
