@@ -300,14 +300,21 @@ def stored_state(d, vm_id):
     return stored_doc(d, vm_id)["status"]["state"]
 
 
-def test_a_slow_save_holds_neither_the_loop_nor_other_vms(slow_store_daemon):
-    d = slow_store_daemon
+def two_vms_one_save_held(d):
+    """Two running VMs, "slow" and "other", and the store's hold on every
+    save of "slow" set: their ids and the hold file (removing it lets go)."""
     for name in ("slow", "other"):
         d.cli("vm", "create", name, "--memory", "64M")
         d.cli("vm", "start", name)
     slow_id, other_id = d.vm("slow")["id"], d.vm("other")["id"]
     hold = os.path.join(d.store_faults, f"put@vms+{slow_id}.hold")
     open(hold, "w").close()
+    return slow_id, other_id, hold
+
+
+def test_a_slow_save_holds_neither_the_loop_nor_other_vms(slow_store_daemon):
+    d = slow_store_daemon
+    slow_id, other_id, hold = two_vms_one_save_held(d)
     try:
         # QEMU pauses "slow" on its own: its save waits in the store.
         emit(d, "slow", {"event": "STOP"})
@@ -423,12 +430,7 @@ def test_a_task_waiting_for_a_slow_save_holds_not_the_loop(slow_store_daemon):
     lock, waits for a save under way letting the lock go: the loop goes on
     with the VM's events (and so with every other VM's) meanwhile."""
     d = slow_store_daemon
-    for name in ("slow", "other"):
-        d.cli("vm", "create", name, "--memory", "64M")
-        d.cli("vm", "start", name)
-    slow_id, other_id = d.vm("slow")["id"], d.vm("other")["id"]
-    hold = os.path.join(d.store_faults, f"put@vms+{slow_id}.hold")
-    open(hold, "w").close()
+    slow_id, other_id, hold = two_vms_one_save_held(d)
     try:
         reset = {"event": "RESET", "data": {"guest": True, "reason": "guest-reset"}}
         emit_to(d, slow_id, reset)  # its save held in the store
