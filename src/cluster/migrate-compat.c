@@ -239,8 +239,9 @@ static void check_firmware(Reasons *out, const VoPlaceHost *t, json_t *target,
 }
 
 static void check_networks(Reasons *out, const VoPlaceHost *t, const VoVmSpec *spec,
-                           const char *const *nets)
+                           const char *const *nets, const char *const *projects)
 {
+    const char *project = vo_vm_spec_project(spec);
     for (size_t i = 0; i < spec->n_nics; i++) {
         const char *net = spec->nics[i].network;
         if (!net || !strcmp(net, "user"))
@@ -248,12 +249,18 @@ static void check_networks(Reasons *out, const VoPlaceHost *t, const VoVmSpec *s
         bool seen = false; /* named once even when several NICs use it */
         for (size_t k = 0; k < i && !seen; k++)
             seen = spec->nics[k].network && !strcmp(spec->nics[k].network, net);
-        bool found = false;
-        for (size_t k = 0; nets && nets[k] && !found; k++)
-            found = !strcmp(nets[k], net);
-        if (!found && !seen)
+        if (seen)
+            continue;
+        size_t k = 0;
+        while (nets && nets[k] && strcmp(nets[k], net))
+            k++;
+        if (!nets || !nets[k])
             add(out, vo_asprintf("network %s (NIC %u) does not exist on host %s", net,
                                  spec->nics[i].slot, t->name));
+        else if (projects && projects[k][0] && strcmp(projects[k], project))
+            add(out, vo_asprintf("network %s (NIC %u) on host %s belongs to project '%s' and "
+                                 "the VM to project '%s'", net, spec->nics[i].slot, t->name,
+                                 projects[k], project));
     }
 }
 
@@ -315,7 +322,7 @@ int vo_migrate_compat_check(const VoMigrateCompat *c, char **ret_reasons)
             check_machine(&out, &t, c->target_record, layout, c->spec);
             check_boot_padding(&out, layout);
             check_firmware(&out, &t, c->target_record, c->spec);
-            check_networks(&out, &t, c->spec, c->target_networks);
+            check_networks(&out, &t, c->spec, c->target_networks, c->target_network_projects);
             check_room(&out, &t, c->spec);
         }
         vo_place_host_clear(&t);

@@ -4,7 +4,8 @@
  * accelerator; its CPU can run the VM's (a VM with CPU model "host" only on
  * an identical host: same model, same flags; a named model: every flag it
  * needs); it has the VM's machine type, OVMF for a UEFI VM (the record's
- * "firmware"), every network of its NICs, and
+ * "firmware"), every network of its NICs (of the VM's project or of
+ * none), and
  * memory and vCPUs free for it under its overcommit ratios (placement's
  * arithmetic). Every reason is collected, not just the first. Pure: no I/O,
  * no daemon. docs/internals.md, Migration checks. */
@@ -29,6 +30,10 @@ typedef struct {
     const char *layout;
     /* NULL-terminated names of the networks the target has (NULL: none). */
     const char *const *target_networks;
+    /* Parallel to target_networks: the project each belongs to ("" for
+     * none), or NULL when not known. A VM uses networks of its own project
+     * or of none (docs/projects.md). */
+    const char *const *target_network_projects;
 } VoMigrateCompat;
 
 /* 0: the VM may go. -EXDEV: it may not; *ret_reasons (malloc'd) = every

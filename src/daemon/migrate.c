@@ -27,6 +27,7 @@
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "state/keys.h"
+#include "state/project-objects.h"
 #include "state/vm-move.h"
 #include "state/vm-move-settle.h"
 #include "storage/volume-path.h"
@@ -1120,6 +1121,25 @@ static json_t *host_record(VoDaemon *d, const char *host_id)
     return vo_store_get(d->store, key, &text, NULL) >= 0 ? json_loads(text, 0, NULL) : NULL;
 }
 
+/* The project of each of the target's own networks ("" for none; a
+ * cluster network is of scope "cluster", the same on both hosts, and reads
+ * as none here), or NULL when one cannot be read: the target's prepare
+ * then has the last word, as for any network. */
+static char **target_network_projects(VoDaemon *d, const char *target_id, char **nets)
+{
+    char **projects = vo_malloc0((vo_strv_len(nets) + 1) * sizeof(char *));
+    for (size_t i = 0; nets[i]; i++) {
+        VoProjectObject o = { .kind = "network", .scope = target_id, .id = nets[i] };
+        char *project = NULL;
+        if (vo_project_object_get(d->store, &o, &project, NULL) < 0) {
+            vo_strv_free(projects);
+            return NULL;
+        }
+        projects[i] = project ? project : vo_strdup("");
+    }
+    return projects;
+}
+
 /* Before the target is asked to prepare (cluster/migrate-compat.h): 409
  * (-EBUSY) with every reason the VM cannot run there. */
 int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
@@ -1139,9 +1159,11 @@ int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const c
     _cleanup_strv_ char **nets = vo_malloc0(sizeof(char *));
     _cleanup_free_ char *prefix = vo_asprintf("h/%s/networks/", target_id);
     (void)vo_store_list(d->cluster_store, prefix, collect_network, &nets);
+    _cleanup_strv_ char **projects = target_network_projects(d, target_id, nets);
     VoMigrateCompat c = { .source_record = host_record(d, d->host_id),
                           .target_record = host_record(d, target_id), .spec = spec,
-                          .layout = layout, .target_networks = (const char *const *)nets };
+                          .layout = layout, .target_networks = (const char *const *)nets,
+                          .target_network_projects = (const char *const *)projects };
     _cleanup_free_ char *reasons = NULL;
     r = vo_migrate_compat_check(&c, &reasons);
     json_decref(c.source_record);

@@ -288,6 +288,32 @@ static void test_networks(void **state)
     free(check(&f->c, "network lan (NIC 0)"));
 }
 
+/* A target's network of another project is refused, named once; one of
+ * the VM's project or of none is fine. */
+static void test_network_projects(void **state)
+{
+    Fixture *f = *state;
+    static const char *const both[] = { "dmz", "lan", NULL };
+    static const char *const of_q[] = { "", "q", NULL };
+    static const char *const of_p[] = { "q", "p", NULL };
+    static const char *const of_none[] = { "q", "", NULL };
+    f->c.target_networks = both;
+    f->c.target_network_projects = of_q;
+    f->spec.project = "p";
+    char *r = check(&f->c, "network lan (NIC 0) on host b belongs to project 'q' and the VM to "
+                           "project 'p'");
+    assert_int_equal(count_reasons(r), 1);
+    free(r);
+    f->c.target_network_projects = of_p;
+    check(&f->c, NULL);
+    f->c.target_network_projects = of_none;
+    check(&f->c, NULL);
+    /* A VM of no project is of "default". */
+    f->spec.project = NULL;
+    f->c.target_network_projects = of_q;
+    free(check(&f->c, "belongs to project 'q' and the VM to project 'default'"));
+}
+
 static void test_room(void **state)
 {
     Fixture *f = *state;
@@ -375,6 +401,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_machine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tcg_boot_padding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_networks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_network_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_several, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
