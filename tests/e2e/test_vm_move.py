@@ -208,6 +208,7 @@ def test_refusals(cluster, tmp_path, monkeypatch):
         assert hosts_of(h2, "u1") == ["h1"]
     h1.cli("vm", "stop", "u1", "--force")
     ha_and_a_local_iso(c, tmp_path)
+    a_network_of_another_project(c)
     if not ovmf:  # the rest is of u1's NVRAM
         pytest.skip("the NVRAM's move needs OVMF (apt-get install ovmf); the refusals passed")
     h1.cli("vm", "cdrom", "eject", "u1")
@@ -292,6 +293,29 @@ def ha_and_a_local_iso(c, tmp_path):
         wins[("ha" if vm["ha"] else "") + ("cd" if iso else "")] += 1
     print("races won:", dict(wins))
     h1.cli("vm", "set", "ha1", "--ha", "off")
+
+
+def a_network_of_another_project(c):
+    """A host's own network of the VM NIC's name, but of another project:
+    the move and the migration are refused at once, naming both projects;
+    one of the VM's project goes (the check only, as far as the refusal)."""
+    h1, h2 = c.hosts
+    for p in ("pa", "pb"):
+        h1.cli("project", "create", p)
+    for h, project in ((h1, "pa"), (h2, "pb")):  # vxlan networks stay the host's own
+        h.cli("network", "create", "lx", "--type", "vxlan", "--vni", "4301",
+              "--remote", "127.0.0.9", "--project", project)
+    create_vm(h1, "pn", pool="default", project="pa", networks=["lx"])
+    for verb in ("move", "migrate"):
+        if verb == "migrate":
+            h1.cli("vm", "start", "pn")
+        msg = error_of(h2, "POST", f"/v1/vms/pn/{verb}", {"to": "h2"}, 409)
+        assert "network lx (NIC 0) on host h2 belongs to project 'pb' and the VM to " \
+               "project 'pa'" in msg, msg
+        assert hosts_of(h2, "pn") == ["h1"]
+    h1.cli("vm", "delete", "pn", "--force")
+    for h in (h1, h2):
+        h.cli("network", "delete", "lx")
 
 
 def firmware_of(h, name):
