@@ -319,7 +319,8 @@ static int find_move(const VoDrsInput *in, const VoDrsSettings *s, int64_t now_m
             const VoDrsHost *dst = &in->hosts[t];
             if (t == sh || !dst->can_receive || dst->free_memory_mib < vm->memory_mib ||
                 dst->free_vcpus < (double)vm->vcpus ||
-                !vo_place_firmware_ok(dst->firmware, vm->firmware))
+                !vo_place_firmware_ok(dst->firmware, vm->firmware) ||
+                !vo_place_networks_ok(dst->networks, vm->networks))
                 continue;
             if (vm->group && vm->group_policy == VO_GROUP_SPREAD && group_on_host(in, &g, v, t))
                 continue;

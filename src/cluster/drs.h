@@ -43,6 +43,8 @@ typedef struct {
     bool can_receive;           /* online, not maintenance, not fenced */
     char *const *firmware;      /* what its VMs can boot (record "firmware"); NULL: it does
                                  * not say (vo_place_firmware_ok) */
+    char *const *networks;      /* sorted (record "networks"); NULL: it does not say
+                                 * (vo_place_networks_ok) */
 } VoDrsHost;
 
 /* A VM's cumulative CPU counters as its driver reads them (VoHvLoad): the
@@ -70,6 +72,7 @@ typedef struct {
     unsigned vcpus;             /* configured (fit on the target) */
     double dirty_mib_s;         /* last known dirty rate; 0 unknown */
     const char *firmware;       /* vo_place_firmware_needed: a target must list it; NULL: any */
+    char *const *networks;      /* vo_place_networks_needed: a target must have each; NULL: none */
     const char *group;          /* placement group or NULL */
     VoGroupPolicy group_policy; /* cluster/placement.h */
     bool movable;               /* running, live-migratable, not being recovered/moved */

@@ -13,7 +13,7 @@ static const char *const host_keys[] = {
     "id",        "name",       "state",     "accel",     "cpu_model",
     "cpu_flags", "pools",      "memory_mib", "cpus",     "mem_ratio",
     "cpu_ratio", "committed_memory_mib", "committed_vcpus", "load",
-    "firmware",
+    "firmware",  "networks",
 };
 
 static void offline_host(VoPlaceHost *h, const char *id, const char *name)

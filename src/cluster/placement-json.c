@@ -119,7 +119,8 @@ static int strv_from_json(json_t *arr, const char *field, bool names, char ***re
             return vo_error_set(ret_error, -EINVAL, "%s[%zu]: must be a string", field, i);
         if (names ? !vo_name_valid(s) : !token_valid(s, 64))
             return vo_error_set(ret_error, -EINVAL, "%s[%zu]: '%s' is not a valid %s", field, i,
-                                s, names ? "pool name" : "name (A-Z a-z 0-9 . _ -, up to 64)");
+                                s, names ? (strcmp(field, "networks") ? "pool name" : "network name")
+                                         : "name (A-Z a-z 0-9 . _ -, up to 64)");
         v[i] = vo_strdup(s);
     }
     size_t len = n;
@@ -155,7 +156,7 @@ static int ratio_range(double v, const char *field, char **ret_error)
 static int host_fill(json_t *doc, VoPlaceHost *h, char **ret_error)
 {
     const char *id, *name, *state, *accel, *cpu_model;
-    json_t *flags, *pools, *firmware = NULL;
+    json_t *flags, *pools, *firmware = NULL, *networks = NULL;
     json_int_t memory, cpus, cmem, cvcpus;
     double mem_ratio, cpu_ratio, load;
     const Field fields[] = {
@@ -174,6 +175,7 @@ static int host_fill(json_t *doc, VoPlaceHost *h, char **ret_error)
         { "committed_vcpus", 'I', false, &cvcpus },
         { "load", 'F', false, &load },
         { "firmware", 'o', true, &firmware },
+        { "networks", 'o', true, &networks },
     };
     int r = fields_get(doc, "host", fields, ELEMENTSOF(fields), ret_error);
     if (r < 0)
@@ -201,7 +203,8 @@ static int host_fill(json_t *doc, VoPlaceHost *h, char **ret_error)
     _cleanup_free_ char *error = NULL;
     if (strv_from_json(flags, "cpu_flags", false, &h->cpu_flags, &error) < 0 ||
         strv_from_json(pools, "pools", true, &h->pools, &error) < 0 ||
-        (firmware && strv_from_json(firmware, "firmware", false, &h->firmware, &error) < 0))
+        (firmware && strv_from_json(firmware, "firmware", false, &h->firmware, &error) < 0) ||
+        (networks && strv_from_json(networks, "networks", true, &h->networks, &error) < 0))
         return vo_error_set(ret_error, -EINVAL, "host %s: %s", name, error);
     if (int_range(memory, 1, MAX_MEMORY_MIB, "memory_mib", &error) < 0 ||
         int_range(cpus, 1, MAX_CPUS, "cpus", &error) < 0 ||
@@ -257,6 +260,8 @@ json_t *vo_place_host_to_json(const VoPlaceHost *h)
                      "committed_vcpus", (json_int_t)h->committed_vcpus, "load", h->load);
     if (h->firmware)
         json_object_set_new(o, "firmware", strv_to_json(h->firmware));
+    if (h->networks)
+        json_object_set_new(o, "networks", strv_to_json(h->networks));
     return o;
 }
 
@@ -366,7 +371,7 @@ static int request_fill(json_t *doc, VoPlaceRequest *req, char **ret_error)
 {
     json_int_t vcpus, memory;
     const char *accel = "auto", *cpu_model = NULL, *cpu_host_model = NULL, *host = NULL;
-    json_t *flags = NULL, *pools = NULL, *group = NULL, *exclude = NULL;
+    json_t *flags = NULL, *pools = NULL, *group = NULL, *exclude = NULL, *networks = NULL;
     const Field fields[] = {
         { "vcpus", 'I', false, &vcpus },
         { "memory_mib", 'I', false, &memory },
@@ -378,6 +383,7 @@ static int request_fill(json_t *doc, VoPlaceRequest *req, char **ret_error)
         { "group", 'o', true, &group },
         { "host", 's', true, &host },
         { "exclude", 'o', true, &exclude },
+        { "networks", 'o', true, &networks },
     };
     int r = fields_get(doc, "request", fields, ELEMENTSOF(fields), ret_error);
     if (r == 0)
@@ -412,6 +418,8 @@ static int request_fill(json_t *doc, VoPlaceRequest *req, char **ret_error)
         return vo_error_set(ret_error, -EINVAL, "host: '%s' is not a host id or name", host);
     req->host = vo_strdup(host);
     if (exclude && (r = strv_from_json(exclude, "exclude", false, &req->exclude, ret_error)) < 0)
+        return r;
+    if (networks && (r = strv_from_json(networks, "networks", true, &req->networks, ret_error)) < 0)
         return r;
     return 0;
 }

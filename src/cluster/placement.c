@@ -91,6 +91,7 @@ void vo_place_host_clear(VoPlaceHost *h)
     vo_strv_free(h->cpu_flags);
     vo_strv_free(h->pools);
     vo_strv_free(h->firmware);
+    vo_strv_free(h->networks);
     *h = (VoPlaceHost){ 0 };
 }
 
@@ -114,6 +115,7 @@ void vo_place_request_clear(VoPlaceRequest *req)
     free(req->group_hosts);
     free(req->host);
     vo_strv_free(req->exclude);
+    vo_strv_free(req->networks);
     *req = (VoPlaceRequest){ 0 };
 }
 
@@ -221,6 +223,22 @@ static bool has_all(char *const *want, char *const *have)
 bool vo_place_strv_has_all(char *const *want, char *const *have)
 {
     return has_all(want, have);
+}
+
+bool vo_place_networks_ok(char *const *networks, char *const *want)
+{
+    return !networks || has_all(want, networks);
+}
+
+char **vo_place_networks_needed(const char *const *nic_networks, size_t n)
+{
+    char **v = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (nic_networks[i] && strcmp(nic_networks[i], "user"))
+            vo_strv_push(&v, vo_strdup(nic_networks[i]));
+    if (v)
+        vo_place_strv_sort(v);
+    return v;
 }
 
 /* Two sorted strv hold the same items (NULL: none). */
@@ -362,6 +380,8 @@ static VoPlaceVerdict host_verdict(const VoPlaceSnapshot *snap, size_t i, const 
         return (VoPlaceVerdict){ .why = why };
     if (!has_all(req->pools, h->pools))
         return (VoPlaceVerdict){ .why = VO_PLACE_POOLS };
+    if (!vo_place_networks_ok(h->networks, req->networks))
+        return (VoPlaceVerdict){ .why = VO_PLACE_NETWORKS };
     if (!vo_place_firmware_ok(h->firmware, req->firmware))
         return (VoPlaceVerdict){ .why = VO_PLACE_FIRMWARE };
     uint64_t mem_free = vo_place_memory_free(h);
@@ -532,6 +552,14 @@ static char *reason_text(const VoPlaceHost *h, const VoPlaceRequest *req, const 
                            req->group ? req->group : "?", v->here, v->least);
     case VO_PLACE_EXCLUDED:
         return vo_strdup("excluded (the host the VM moves from)");
+    case VO_PLACE_NETWORKS: {
+        Buf list = { 0 };
+        size_t n = add_missing(&list, req->networks, h->networks);
+        char *s = vo_asprintf("has no network%s %s (or %s in error there)", n == 1 ? "" : "s",
+                              list.s ? list.s : "", n == 1 ? "it is" : "they are");
+        free(list.s);
+        return s;
+    }
     case VO_PLACE_FIRMWARE:
         if (!h->firmware)
             return vo_asprintf("does not say which firmware it has (its vireod is older), the "

@@ -53,6 +53,10 @@ typedef struct {
     /* What its VMs can boot ("bios", "uefi", "uefi-secure-boot": the
      * record's "firmware"); NULL: the host does not say (an older vireod). */
     char **firmware;
+    /* The networks its VMs' NICs can use (the record's "networks": every
+     * network there not in error); NULL: the host does not say (an older
+     * vireod: not filtered on, migrate-compat.h has the last word). */
+    char **networks;
 } VoPlaceHost;
 
 typedef struct {
@@ -86,6 +90,8 @@ typedef struct {
     char *host;           /* pinned host (id or name), or NULL */
     char **exclude;       /* host ids that may not take the VM (a move's source), or NULL */
     const char *firmware; /* vo_place_firmware_needed: the host must list it; NULL: any */
+    char **networks;      /* sorted strv of the VM's NICs' networks ("user" left out): the
+                           * host must have each (vo_place_networks_ok); NULL: none */
 } VoPlaceRequest;
 
 /* The firmware a host must list (its record's "firmware") for a VM of
@@ -95,6 +101,15 @@ const char *vo_place_firmware_needed(VoFirmware fw, bool secure_boot);
  * an older vireod) can boot a VM that needs needed (vo_place_firmware_needed;
  * NULL: every host can). Placement's filter, and the DRS planner's. */
 bool vo_place_firmware_ok(char *const *firmware, const char *needed);
+
+/* Whether a host whose record lists networks (sorted; NULL: it does not
+ * say) has every network of want (sorted; NULL: none needed).
+ * Placement's filter, and the DRS planner's. */
+bool vo_place_networks_ok(char *const *networks, char *const *want);
+/* The networks of a VM's NICs a host must have, as a request wants them
+ * (sorted, no duplicates, without "user", which every host has); NULL:
+ * none. */
+char **vo_place_networks_needed(const char *const *nic_networks, size_t n);
 
 /* Why a host cannot take the VM. */
 typedef enum {
@@ -114,6 +129,7 @@ typedef enum {
     VO_PLACE_GROUP_SPREAD,      /* here: members here; least: on a fitting host */
     VO_PLACE_EXCLUDED,          /* the request excludes it (the host a VM moves from) */
     VO_PLACE_FIRMWARE,          /* lacks the VM's firmware (no OVMF), or does not say */
+    VO_PLACE_NETWORKS,          /* lacks a network of the VM's NICs (or it is in error there) */
 } VoPlaceWhy;
 
 typedef struct {

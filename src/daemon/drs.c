@@ -109,8 +109,12 @@ static void round_clear(Round *r)
     json_decref(r->groups);
     json_decref(r->moved);
     json_decref(r->vm_docs);
-    for (size_t i = 0; r->hosts && i < r->n_hosts; i++)
+    for (size_t i = 0; r->hosts && i < r->n_hosts; i++) {
         vo_strv_free((char **)r->hosts[i].firmware);
+        vo_strv_free((char **)r->hosts[i].networks);
+    }
+    for (size_t i = 0; r->vms && i < r->n_vms; i++)
+        vo_strv_free((char **)r->vms[i].networks);
     free(r->hosts);
     free(r->vms);
 }
@@ -128,6 +132,36 @@ static char **record_firmware(json_t *rec)
     json_array_foreach(list, i, f)
         if (json_is_string(f))
             vo_strv_push(&v, vo_strdup(json_string_value(f)));
+    return v;
+}
+
+/* A host record's "networks" as a sorted strv (NULL: the record does not say). */
+static char **record_networks(json_t *rec)
+{
+    json_t *list = json_object_get(rec, "networks");
+    if (!json_is_array(list))
+        return NULL;
+    char **v = vo_malloc0(sizeof(char *)); /* an empty list is not "does not say" */
+    size_t i;
+    json_t *n;
+    json_array_foreach(list, i, n)
+        if (json_is_string(n))
+            vo_strv_push(&v, vo_strdup(json_string_value(n)));
+    vo_place_strv_sort(v);
+    return v;
+}
+
+/* The networks a VM's spec (JSON) needs a target to have, or NULL. */
+static char **spec_networks(json_t *spec)
+{
+    json_t *nics = json_object_get(spec, "nics");
+    const char **names = vo_malloc0((json_array_size(nics) + 1) * sizeof(char *));
+    size_t i;
+    json_t *nic;
+    json_array_foreach(nics, i, nic)
+        names[i] = json_string_value(json_object_get(nic, "network"));
+    char **v = vo_place_networks_needed(names, json_array_size(nics));
+    free(names);
     return v;
 }
 
@@ -211,7 +245,7 @@ static int build(VoDaemon *d, Round *r)
             .free_memory_mib = free_mem > 0 ? (uint64_t)free_mem : 0,
             .free_vcpus = free_cpu > 0 ? free_cpu : 0,
             .can_receive = state && !strcmp(state, "online"),
-            .firmware = record_firmware(rec) };
+            .firmware = record_firmware(rec), .networks = record_networks(rec) };
         if (!r->hosts[k].name)
             r->hosts[k].name = id;
     }
@@ -247,6 +281,7 @@ static int build(VoDaemon *d, Round *r)
                 .mem_used_mib = mem_used > 0 ? (uint64_t)mem_used : 0,
                 .memory_mib = (uint64_t)num(spec, "memory_mib"),
                 .vcpus = (unsigned)num(spec, "vcpus"), .firmware = spec_firmware(spec),
+                .networks = spec_networks(spec),
                 .group = group, .group_policy = gp,
                 .movable = running && l, .last_moved_ms = (int64_t)num(mv, "at"),
                 .retry_after_ms = (int64_t)num(mv, "retry_after") };

@@ -9,6 +9,7 @@
 #include "daemon/fence.h"
 #include "daemon/host-facts.h"
 #include "daemon/hosts.h"
+#include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "daemon/vm-load.h"
 #include "daemon/vms.h"
@@ -276,6 +277,8 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
     /* What a migration's target is checked for (cluster/migrate-compat.h). */
     json_object_set(o, "machines", h->machines);
     json_object_set_new(o, "firmware", firmware_json(d));
+    /* The networks its VMs can use (placement filters on them). */
+    json_object_set_new(o, "networks", vo_networks_usable_json(d));
     /* What it understands of a forwarded request's principal (the optional
      * members of X-Vireo-Principal): a host forwarding to it may name them
      * (api/access.h); an older host says nothing and gets the first form. */

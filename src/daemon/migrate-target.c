@@ -50,6 +50,17 @@ static int read_vm(VoDaemon *d, const char *vm_id, const char *source, json_t **
     return 0;
 }
 
+/* The networks of the VM's NICs a target must have (placement.h). */
+static char **nic_networks(const VoVmSpec *spec)
+{
+    const char **names = vo_malloc0((spec->n_nics + 1) * sizeof(char *));
+    for (size_t i = 0; i < spec->n_nics; i++)
+        names[i] = spec->nics[i].network;
+    char **v = vo_place_networks_needed(names, spec->n_nics);
+    free(names);
+    return v;
+}
+
 /* The pools a move needs on the target: a shared pool of a disk must be
  * reached there; a local disk is copied into the target's default pool. */
 static char **needed_pools(VoDaemon *d, const VoVmSpec *spec)
@@ -225,6 +236,7 @@ int vo_migrate_target_place_group(VoDaemon *d, const char *vm_id, const char *so
     /* A UEFI VM only where OVMF is (an HA restart or DRS must not pick a
      * host that cannot boot it; cluster/migrate-compat.h refuses it too). */
     req.firmware = vo_place_firmware_needed(spec->firmware, spec->secure_boot);
+    req.networks = nic_networks(spec);
     vo_strv_push(&req.exclude, vo_strdup(source_host_id));
     VoPlaceSnapshot snap = { 0 };
     VoPlaceResult res = { .host = -1, .pinned = -1 };

@@ -624,6 +624,19 @@ json_t *vo_networks_list_json(VoDaemon *d)
     return arr;
 }
 
+json_t *vo_networks_usable_json(VoDaemon *d)
+{
+    json_t *arr = json_array();
+    pthread_mutex_lock(&d->networks_lock);
+    if (d->n_networks)
+        qsort(d->networks, d->n_networks, sizeof(VoNetwork *), by_name);
+    for (size_t i = 0; i < d->n_networks; i++)
+        if (!d->networks[i]->error && !d->networks[i]->creating)
+            json_array_append_new(arr, json_string(d->networks[i]->spec->name));
+    pthread_mutex_unlock(&d->networks_lock);
+    return arr;
+}
+
 int vo_network_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error)
 {
     pthread_mutex_lock(&d->networks_lock);

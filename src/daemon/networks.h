@@ -19,6 +19,9 @@ int vo_networks_load(VoDaemon *d);
 void vo_networks_release_all(VoDaemon *d);
 
 json_t *vo_networks_list_json(VoDaemon *d);
+/* The names of this host's networks a VM's NIC can use now (made, not in
+ * error), sorted: what the host record publishes for placement. */
+json_t *vo_networks_usable_json(VoDaemon *d);
 int vo_network_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error);
 /* Creates from the API body; nothing stays behind when it fails. */
 int vo_network_create(VoDaemon *d, json_t *body, json_t **ret, char **ret_error);

@@ -337,6 +337,37 @@ static void targets_must_boot_the_vms_firmware(void **state)
     free(why);
 }
 
+/* A VM with NICs on networks goes only to a host whose record has each
+ * (vo_place_networks_ok, as placement): a host that says nothing (an older
+ * vireod) is not filtered on. */
+static void targets_must_have_the_vms_networks(void **state)
+{
+    (void)state;
+    char *lan_only[] = { "lan", NULL };
+    char *both[] = { "dmz", "lan", NULL };
+    char *none[] = { NULL };
+    char *needed[] = { "dmz", "lan", NULL };
+    VoDrsHost h[] = { host("a", 4, 100000), host("b", 4, 100000), host("c", 4, 100000) };
+    VoDrsVm v[] = { vm("x", 0, 1.0, 0), vm("y", 0, 1.0, 0), vm("z", 0, 1.0, 0),
+                    vm("w", 1, 0.5, 0) };
+    for (int i = 0; i < 3; i++)
+        v[i].networks = needed;
+    h[1].networks = both;
+    h[2].networks = lan_only; /* c, empty, would be the best target */
+    VoDrsInput in = input(h, 3, v, 4);
+    VoDrsMove mv;
+    char *why = NULL;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_int_equal(mv.to, 1);
+    h[1].networks = none;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 0);
+    assert_non_null(strstr(why, "3 with no host that can take them"));
+    h[2].networks = NULL; /* does not say */
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_int_equal(mv.to, 2);
+    free(why);
+}
+
 static void groups_hold(void **state)
 {
     (void)state;
@@ -588,6 +619,7 @@ int main(void)
         cmocka_unit_test(best_move_by_improvement_per_cost),
         cmocka_unit_test(bad_input_is_refused),
         cmocka_unit_test(targets_must_boot_the_vms_firmware),
+        cmocka_unit_test(targets_must_have_the_vms_networks),
         cmocka_unit_test(cpu_demand_from_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -591,6 +591,54 @@ static void test_firmware(void **state)
     vo_place_snapshot_clear(&s);
 }
 
+/* A VM with NICs on networks (an HA restart, DRS, an evacuation) goes only
+ * to a host that has each of them; a host that says nothing (an older
+ * vireod) is not filtered on; "user" is every host's. */
+static void test_networks(void **state)
+{
+    (void)state;
+    VoPlaceSnapshot s = snapshot("abc");
+    s.hosts[0].networks = strv("dmz", "lan", NULL);
+    s.hosts[1].networks = strv("lan", NULL);
+    s.hosts[2].committed_memory_mib = 8192; /* c says nothing and is the busiest */
+    const char *nics[] = { "lan", "user", "dmz", "lan" };
+    VoPlaceRequest req = request(1, 1024);
+    req.networks = vo_place_networks_needed(nics, 4);
+    assert_string_equal(req.networks[0], "dmz");
+    assert_string_equal(req.networks[1], "lan");
+    assert_null(req.networks[2]);
+    s.hosts[0].committed_memory_mib = 4096; /* a busier than b: b would be chosen */
+    VoPlaceResult res;
+    assert_string_equal(place(&s, &req, &res), "a");
+    assert_int_equal(res.verdicts[1].why, VO_PLACE_NETWORKS);
+    assert_reason(&s, &req, &res, 1, "has no network dmz (or it is in error there)");
+    vo_place_result_clear(&res);
+    s.hosts[0].state = VO_HOST_MAINTENANCE;
+    assert_string_equal(place(&s, &req, NULL), "c");
+    vo_strv_free(s.hosts[1].networks);
+    s.hosts[1].networks = strv("web", NULL);
+    s.hosts[2].networks = strv(NULL);
+    assert_null(place(&s, &req, &res));
+    assert_reason(&s, &req, &res, 1, "has no networks dmz,lan (or they are in error there)");
+    vo_place_result_clear(&res);
+    /* Only "user": nothing needed, every host fits. */
+    assert_null(vo_place_networks_needed(nics + 1, 1));
+    /* The record's list, read and written back; a bad name refused. */
+    json_t *doc = vo_place_host_to_json(&s.hosts[1]);
+    VoPlaceHost h;
+    char *error = NULL;
+    assert_int_equal(vo_place_host_from_json(doc, &h, &error), 0);
+    assert_string_equal(h.networks[0], "web");
+    vo_place_host_clear(&h);
+    json_object_set_new(doc, "networks", json_pack("[s]", "Bad/Name"));
+    assert_int_equal(vo_place_host_from_json(doc, &h, &error), -EINVAL);
+    assert_non_null(strstr(error, "networks[0]: 'Bad/Name' is not a valid network name"));
+    free(error);
+    json_decref(doc);
+    vo_place_request_clear(&req);
+    vo_place_snapshot_clear(&s);
+}
+
 static void test_json_host(void **state)
 {
     json_t *doc = load(HOST_DOC "}");
@@ -813,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_pinned),
         cmocka_unit_test(test_exclude),
         cmocka_unit_test(test_firmware),
+        cmocka_unit_test(test_networks),
         cmocka_unit_test(test_json_host),
         cmocka_unit_test(test_json_snapshot),
         cmocka_unit_test(test_json_request),
