@@ -441,6 +441,7 @@ def test_counts_of_the_cluster_and_a_project_users_pool(dh):
         tags = [a["headers"]["etag"] for a in (mine, theirs, whole)]
         assert len(set(tags)) == 3, tags
         assert all("private" in a["headers"]["cache-control"] for a in (mine, theirs, whole))
+        assert "private" in h.one("GET", "/v1/whoami", token=tok)["headers"]["cache-control"]
         again = h.one("GET", "/v1/pools/default", token=tok,
                       headers={"If-None-Match": tags[1]})
         assert again["status"] == 200 and again["body"]["volumes"] == len(seen), again
