@@ -68,23 +68,24 @@ int vo_projects_snapshot(VoStore *store, VoProjectRead **ret, size_t *ret_n)
         vo_projects_snapshot_free(s.all, s.n);
         return r;
     }
-    /* Those with a document first, then "default" without one. */
+    /* Those with a document first, then "default" without one (one with a
+     * damaged document is left out, as any other). */
     size_t kept = 0;
     VoProjectRead default_read = { 0 };
+    bool default_listed = false;
     for (size_t i = 0; i < s.n; i++) {
         VoProjectRead *p = &s.all[i];
+        bool is_default = !strcmp(p->name, DEFAULT_PROJECT);
+        default_listed |= is_default && p->doc;
         if (json_is_object(p->doc))
             s.all[kept++] = *p;
-        else if (!strcmp(p->name, DEFAULT_PROJECT) && !p->doc)
+        else if (is_default && !p->doc)
             default_read = *p;
         else
             clear_read(p);
     }
     qsort(s.all, kept, sizeof(*s.all), by_name);
-    bool has_default = false;
-    for (size_t i = 0; i < kept; i++)
-        has_default |= !strcmp(s.all[i].name, DEFAULT_PROJECT);
-    if (!has_default) {
+    if (!default_listed) {
         s.all = realloc(s.all, (kept + 1) * sizeof(*s.all));
         if (!s.all)
             abort();

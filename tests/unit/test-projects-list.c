@@ -1,7 +1,7 @@
 /* test-projects-list.c: GET /v1/projects's reads (daemon/projects.c,
  * state/projects-snapshot.c): every project and its usage as of one store
  * revision, so a volume moved between two projects while the list reads
- * counts once, in one of them. */
+ * counts once, in one of them; "default" without a document is listed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,11 +129,35 @@ static void a_volume_moved_while_listing_counts_once(void **state)
     json_decref(doc);
 }
 
+/* "default" is listed without a document, with its usage; the usage of a
+ * project whose document is gone or damaged lists nothing. */
+static void default_without_a_document_and_no_other(void **state)
+{
+    Fixture *f = *state;
+    assert_int_equal(vo_store_put(f->store, "cluster/project-usage/default/volume:h1:default:v2",
+                                  VOLUME, VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(f->store, "cluster/project-usage/gone/volume:h1:default:v3",
+                                  VOLUME, VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(f->store, "cluster/projects/torn", "[", VO_REV_NEW, NULL), 0);
+    VoDaemon d = { .store = f->store };
+    json_t *doc = NULL;
+    char *error = NULL;
+    assert_int_equal(vo_projects_list_json(&d, &doc, &error), 0);
+    json_t *list = json_object_get(doc, "projects");
+    assert_int_equal(json_array_size(list), 1);
+    json_t *one = json_array_get(list, 0);
+    assert_string_equal(json_string_value(json_object_get(one, "name")), "default");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(one, "counts"),
+                                                        "volumes")), 1);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(a_volume_moved_while_listing_counts_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(default_without_a_document_and_no_other, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
