@@ -18,6 +18,7 @@
 #include "daemon/cluster-view.h"
 #include "daemon/vms.h"
 #include "jobs/tasks.h"
+#include "util/sha256.h"
 #include "util/util.h"
 
 static bool refuse_role(VoReply *rep, const VoPrincipal *p, const char *what,
@@ -163,10 +164,43 @@ static void keep_visible(const VoPrincipal *p, json_t *arr, const char *field)
     }
 }
 
+/* Whether GET pattern's answer is cut to its caller: a scoped caller's
+ * lists keep its projects' objects, the pools count its volumes. */
+static bool cut_to_caller(const char *pattern)
+{
+    static const char *const cut[] = { "/v1/vms", "/v1/projects", "/v1/pools",
+                                       "/v1/pools/{pool}", "/v1/volumes", "/v1/networks" };
+    for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++)
+        if (!strcmp(pattern, cut[i]))
+            return true;
+    return false;
+}
+
+/* The ETag of a scoped caller's cut answer names its view: a digest of who
+ * asked and of what it was answered, so another caller's ETag (the
+ * cluster's admin's, "<revision>", or another project user's) never
+ * matches it, while the revision stays first for If-Match. */
+static void name_the_view(const VoPrincipal *p, VoReply *rep)
+{
+    if (rep->etag <= 0)
+        return;
+    char who[128];
+    vo_principal_describe(p, who, sizeof(who));
+    _cleanup_free_ char *body = json_dumps(rep->json, JSON_COMPACT | JSON_SORT_KEYS);
+    _cleanup_free_ char *view = vo_asprintf("%s\n%s", who, body ? body : "");
+    char digest[VO_SHA256_HEX_LEN + 1];
+    vo_sha256_data(view, strlen(view), digest);
+    snprintf(rep->etag_view, sizeof(rep->etag_view), "%.16s", digest);
+}
+
 void vo_api_project_filter(VoRequest *req, VoReply *rep, const char *pattern)
 {
+    if (strcmp(req->method, "GET") || !cut_to_caller(pattern))
+        return;
+    /* Each caller's own, the cluster's admin's whole answer too. */
+    rep->per_caller = true;
     const VoPrincipal *p = vo_access_current();
-    if (!vo_principal_scoped(p) || rep->status != 200 || strcmp(req->method, "GET"))
+    if (!vo_principal_scoped(p) || rep->status != 200)
         return;
     if (!strcmp(pattern, "/v1/vms"))
         keep_visible(p, json_object_get(rep->json, "vms"), "project");
@@ -176,4 +210,5 @@ void vo_api_project_filter(VoRequest *req, VoReply *rep, const char *pattern)
         vo_api_object_filter_pools(req->d, p, rep, pattern);
     else
         vo_api_object_filter(p, rep, pattern);
+    name_the_view(p, rep);
 }

@@ -215,6 +215,15 @@ bool vo_request_index(VoRequest *req, VoReply *rep, size_t i, const char *what, 
     return true;
 }
 
+/* The view an ETag of an answer cut to its caller names after its
+ * revision (VoReply's etag_view): "-" and 16 hex digits. */
+static bool etag_view_suffix(const char *s)
+{
+    if (*s++ != '-' || strlen(s) != 16)
+        return false;
+    return strspn(s, "0123456789abcdef") == 16;
+}
+
 bool vo_request_if_match(VoRequest *req, VoReply *rep, int64_t *ret_rev)
 {
     *ret_rev = 0;
@@ -227,7 +236,7 @@ bool vo_request_if_match(VoRequest *req, VoReply *rep, int64_t *ret_rev)
         return true;
     if (!strncmp(v, "W/", 2))
         v += 2;
-    char text[32];
+    char text[48]; /* a revision, and the view of an answer cut to its caller */
     size_t n = strlen(v);
     while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
         n--;
@@ -241,7 +250,8 @@ bool vo_request_if_match(VoRequest *req, VoReply *rep, int64_t *ret_rev)
         text[n] = '\0';
         errno = 0;
         long long rev = strtoll(text, &end, 10);
-        if (text[0] != '-' && text[0] != '+' && !*end && !errno && rev > 0) {
+        if (text[0] != '-' && text[0] != '+' && (!*end || etag_view_suffix(end)) && !errno &&
+            rev > 0) {
             *ret_rev = rev;
             /* Tasks the handler queues carry it, to compare where they act. */
             vo_tasks_set_if_match(rev);
@@ -390,9 +400,14 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, PendingRequest *p
             ctype = rep->extra_headers[i + 1];
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (rep->etag > 0 && rep->status / 100 == 2) {
-        char etag[32];
-        snprintf(etag, sizeof(etag), "\"%lld\"", (long long)rep->etag);
+        char etag[64];
+        snprintf(etag, sizeof(etag), "\"%lld%s%s\"", (long long)rep->etag,
+                 rep->etag_view[0] ? "-" : "", rep->etag_view);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    }
+    if (rep->per_caller) { /* no cache may give it to another caller */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "private, no-cache");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Authorization, Cookie");
     }
     if (rep->header_name)
         MHD_add_response_header(resp, rep->header_name, rep->header_value);

@@ -7,14 +7,53 @@
 
 #include "daemon/project-heal.h"
 #include "state/keys.h"
+#include "state/projects-snapshot.h"
 #include "util/time-format.h"
 #include "util/util.h"
 
 #define DEFAULT_PROJECT "default"
 
 
-/* {"name","quotas","usage","counts","created_at"} (+ "vms", "volumes" and
- * "networks" with_vms). */
+/* {"name","quotas","usage","counts","created_at"} of a project's document
+ * (NULL: "default" without one) and its usage read (+ "vms", "volumes" and
+ * "networks" when u listed them). Takes u's lists. */
+static json_t *project_json_of(const char *name, json_t *doc, VoProjectUsage *u)
+{
+    VoQuota limits;
+    if (vo_quota_from_json(doc ? json_object_get(doc, "quotas") : NULL, &limits, NULL) < 0)
+        vo_quota_unlimited(&limits);
+    json_t *o = json_pack("{s:s, s:o, s:o}", "name", name, "quotas",
+                          vo_quota_to_json(&limits, 1), "usage", vo_quota_to_json(&u->used, 0));
+    /* What it holds on every host, from the cluster's usage documents. */
+    json_object_set_new(o, "counts", json_pack("{s:I, s:I}", "volumes", (json_int_t)u->volumes,
+                                               "networks", (json_int_t)u->networks));
+    json_t *created = doc ? json_object_get(doc, "created_at") : NULL;
+    if (created)
+        json_object_set(o, "created_at", created);
+    if (u->vms)
+        json_object_set_new(o, "vms", u->vms);
+    if (u->objects) { /* "volumes": [{"volume","host","disk_bytes"}], "networks" likewise */
+        json_t *volumes = json_array(), *networks = json_array();
+        size_t i;
+        json_t *one;
+        json_array_foreach(u->objects, i, one) {
+            bool volume = !strcmp(json_string_value(json_object_get(one, "kind")), "volume");
+            json_array_append_new(volume ? volumes : networks,
+                                  json_pack("{s:O, s:O}", volume ? "volume" : "network",
+                                            json_object_get(one, "object"), "host",
+                                            json_object_get(one, "host")));
+            if (volume)
+                json_object_set(json_array_get(volumes, json_array_size(volumes) - 1),
+                                "disk_bytes", json_object_get(one, "disk_bytes"));
+        }
+        json_object_set_new(o, "volumes", volumes);
+        json_object_set_new(o, "networks", networks);
+        json_decref(u->objects);
+    }
+    return o;
+}
+
+/* The same of a project read now (+ "vms", "volumes" and "networks" with_vms). */
 static int project_json(VoDaemon *d, const char *name, json_t *doc, bool with_vms, json_t **ret,
                         char **ret_error)
 {
@@ -27,38 +66,7 @@ static int project_json(VoDaemon *d, const char *name, json_t *doc, bool with_vm
         return vo_error_set(ret_error, r, "cannot read the usage of project '%s': %s", name,
                             strerror(-r));
     }
-    VoQuota limits;
-    if (vo_quota_from_json(doc ? json_object_get(doc, "quotas") : NULL, &limits, NULL) < 0)
-        vo_quota_unlimited(&limits);
-    json_t *o = json_pack("{s:s, s:o, s:o}", "name", name, "quotas",
-                          vo_quota_to_json(&limits, 1), "usage", vo_quota_to_json(&u.used, 0));
-    /* What it holds on every host, from the cluster's usage documents. */
-    json_object_set_new(o, "counts", json_pack("{s:I, s:I}", "volumes", (json_int_t)u.volumes,
-                                               "networks", (json_int_t)u.networks));
-    json_t *created = doc ? json_object_get(doc, "created_at") : NULL;
-    if (created)
-        json_object_set(o, "created_at", created);
-    if (u.vms)
-        json_object_set_new(o, "vms", u.vms);
-    if (u.objects) { /* "volumes": [{"volume","host","disk_bytes"}], "networks" likewise */
-        json_t *volumes = json_array(), *networks = json_array();
-        size_t i;
-        json_t *one;
-        json_array_foreach(u.objects, i, one) {
-            bool volume = !strcmp(json_string_value(json_object_get(one, "kind")), "volume");
-            json_array_append_new(volume ? volumes : networks,
-                                  json_pack("{s:O, s:O}", volume ? "volume" : "network",
-                                            json_object_get(one, "object"), "host",
-                                            json_object_get(one, "host")));
-            if (volume)
-                json_object_set(json_array_get(volumes, json_array_size(volumes) - 1),
-                                "disk_bytes", json_object_get(one, "disk_bytes"));
-        }
-        json_object_set_new(o, "volumes", volumes);
-        json_object_set_new(o, "networks", networks);
-        json_decref(u.objects);
-    }
-    *ret = o;
+    *ret = project_json_of(name, doc, &u);
     return 0;
 }
 
@@ -117,41 +125,19 @@ int vo_project_create(VoDaemon *d, const char *name, json_t *quotas, json_t **re
     return r;
 }
 
-static int collect_name(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)value;
-    (void)rev;
-    vo_strv_push((char ***)userdata, vo_strdup(key + strlen(VO_KEY_PROJECTS_PREFIX)));
-    return 0;
-}
-
 int vo_projects_list_json(VoDaemon *d, json_t **ret, char **ret_error)
 {
-    char **names = NULL;
-    int r = vo_store_list(d->store, VO_KEY_PROJECTS_PREFIX, collect_name, &names);
+    /* One read of the store: a volume moved between two projects meanwhile
+     * counts in one of them. */
+    VoProjectRead *all = NULL;
+    size_t n = 0;
+    int r = vo_projects_snapshot(d->store, &all, &n);
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot read the projects: %s", strerror(-r));
-    bool has_default = false;
-    for (char **n = names; n && *n; n++)
-        has_default |= !strcmp(*n, DEFAULT_PROJECT);
-    if (!has_default)
-        vo_strv_push(&names, vo_strdup(DEFAULT_PROJECT));
     json_t *list = json_array();
-    for (char **n = names; r >= 0 && n && *n; n++) {
-        json_t *doc = NULL, *one = NULL;
-        int64_t rev = 0;
-        if (vo_project_read(d->store, *n, &doc, &rev, NULL) < 0)
-            continue; /* deleted meanwhile */
-        r = project_json(d, *n, doc, false, &one, ret_error);
-        if (r >= 0)
-            json_array_append_new(list, one);
-        json_decref(doc);
-    }
-    vo_strv_free(names);
-    if (r < 0) {
-        json_decref(list);
-        return r;
-    }
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, project_json_of(all[i].name, all[i].doc, &all[i].usage));
+    vo_projects_snapshot_free(all, n);
     *ret = json_pack("{s:o}", "projects", list);
     return 0;
 }

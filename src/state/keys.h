@@ -25,6 +25,8 @@ static inline char *vo_key_vm_name(const char *name)
  * document (state/relations.h); both of the whole cluster on etcd. */
 #define VO_KEY_PROJECTS_PREFIX "cluster/projects/"
 #define VO_KEY_PROJECT_USAGE_PREFIX "cluster/project-usage/"
+/* Both of them, for one read of every project and its usage. */
+#define VO_KEY_PROJECTS_AND_USAGE_PREFIX "cluster/project"
 static inline char *vo_key_project(const char *name)
 {
     return vo_asprintf(VO_KEY_PROJECTS_PREFIX "%s", name);

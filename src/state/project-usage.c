@@ -117,13 +117,11 @@ int vo_project_read(VoStore *s, const char *name, json_t **ret_doc, int64_t *ret
     return 0;
 }
 
-static int sum_usage(const char *key, const char *value, int64_t rev, void *userdata)
+void vo_project_usage_add(VoProjectUsage *u, const char *key, const char *value)
 {
-    (void)rev;
-    VoProjectUsage *u = userdata;
     const char *slash = strrchr(key, '/');
     if (u->except_vm && slash && !strcmp(slash + 1, u->except_vm))
-        return 0;
+        return;
     VoQuota one;
     vo_project_usage_of_doc(value, &one);
     vo_quota_add(&u->used, &one);
@@ -148,6 +146,12 @@ static int sum_usage(const char *key, const char *value, int64_t rev, void *user
                                                 json_object_get(doc, "host")));
     }
     json_decref(doc);
+}
+
+static int sum_usage(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)rev;
+    vo_project_usage_add(userdata, key, value);
     return 0;
 }
 

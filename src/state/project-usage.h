@@ -67,3 +67,5 @@ typedef struct {
     size_t volumes, networks;
 } VoProjectUsage;
 int vo_project_usage_read(VoStore *s, const char *name, VoProjectUsage *u);
+/* Adds one usage document (key, value) to u, as vo_project_usage_read does. */
+void vo_project_usage_add(VoProjectUsage *u, const char *key, const char *value);

@@ -379,7 +379,8 @@ def test_counts_of_the_cluster_and_a_project_users_pool(dh):
     documents, another host's objects too), in the list, the show and the
     CLI; a user with a role on one project only reads, in the pools' list
     and a pool's show, the count of the volumes it sees there (its
-    project's and its project's VM's disks), not the pool's all."""
+    project's and its project's VM's disks), not the pool's all, with an
+    ETag of its own (Cache-Control: private)."""
     d, h = dh
     for p in ("ca", "cb"):
         d.api("POST", "/v1/projects", {"name": p}, expect=201)
@@ -424,8 +425,31 @@ def test_counts_of_the_cluster_and_a_project_users_pool(dh):
         assert pool["body"]["volumes"] == len(seen), pool
         everything = d.api("GET", "/v1/pools/default")["volumes"]
         assert everything >= len(seen) + 3, everything  # cb1, cb2, cnone
+
+        # Each caller's count, each its own ETag, kept from shared caches;
+        # an ETag another caller was given is no 304 (nor any) to it.
+        d.cli("user", "create", "dana", "--role", "none", "--password-file", "-",
+              input="dana's password\n")
+        d.cli("user", "grant", "dana", "--role", "admin", "--project", "cb")
+        tok_b = d.api("POST", "/v1/tokens", {"role": "admin", "user": "dana"},
+                      expect=201)["secret"]
+        admin = d.cli_json("token", "create", "--role", "admin")["secret"]
+        mine, theirs, whole = h.many([{"method": "GET", "path": "/v1/pools/default",
+                                       "headers": {"Authorization": "Bearer " + t}}
+                                      for t in (tok, tok_b, admin)])
+        assert (mine["body"]["volumes"], theirs["body"]["volumes"]) == (len(seen), 2)
+        tags = [a["headers"]["etag"] for a in (mine, theirs, whole)]
+        assert len(set(tags)) == 3, tags
+        assert all("private" in a["headers"]["cache-control"] for a in (mine, theirs, whole))
+        assert "private" in h.one("GET", "/v1/whoami", token=tok)["headers"]["cache-control"]
+        again = h.one("GET", "/v1/pools/default", token=tok,
+                      headers={"If-None-Match": tags[1]})
+        assert again["status"] == 200 and again["body"]["volumes"] == len(seen), again
+        # The revision comes first: the cluster's admin's ETag is that alone.
+        assert tags[2] == tags[0].split("-")[0] + '"', tags
     finally:
         store_write(d, delete_like=usage + "%:h-far:%")
+        d.request("DELETE", "/v1/users/dana")
         d.request("DELETE", "/v1/users/cora")
         d.task_ok("DELETE", "/v1/vms/vca")
         for name, _ in made:

@@ -528,10 +528,13 @@ def test_backups_tab(web):
 def test_pool_page(web):
     """The default pool's page: its capacity, the VM's boot volume used by
     the VM (its delete refused with the API's message); a volume made and
-    deleted; the volume the Hardware tab's removal kept deleted."""
+    deleted; one made elsewhere shown on the open page (polled for the
+    cluster's admin too) and deleted; the volume the Hardware tab's removal
+    kept deleted."""
     kept = getattr(web, "kept_volume", None)
     assert kept, "test_hardware_tab leaves a volume for this test"
-    r = web.browser("pool", pool="default", volume="webui-vol", kept=kept)
+    r = web.browser("pool", pool="default", volume="webui-vol", kept=kept, other="webui-other")
+    assert r["other_made"] == 202, r
     pool = web.d.api("GET", "/v1/pools/default")
     assert r["capacity"] == pool["capacity_bytes"] > 0, (r, pool)
     assert r["used_by"] == VM, r
@@ -539,6 +542,7 @@ def test_pool_page(web):
     assert VM in r["refused"], r
     names = [v["name"] for v in web.d.api("GET", "/v1/volumes?pool=default")["volumes"]]
     assert "webui-vol" not in names and kept not in names and f"{VM}-disk0" in names, names
+    assert "webui-other" not in names, names
     assert "webui-vol" not in r["left"] and kept not in r["left"], r
 
 

@@ -577,6 +577,16 @@ const scenarios = {
     await page.waitForSelector(row, { timeout: 2 * STEP_MS });
     result.row = await page.$eval(row, (e) => [...e.children].map((c) => c.textContent));
     await shot(page, 'pool');
+    // A volume made elsewhere (not by this page: no task of its own, no
+    // event it follows) shows on the open page, polled as a project user's.
+    result.other_made = await page.evaluate(async ({ pool, name }) =>
+      (await fetch(`/v1/pools/${pool}/volumes`, {
+        method: 'POST', body: JSON.stringify({ name, size_bytes: 8 << 20 }),
+        headers: { 'Content-Type': 'application/json',
+                   'X-CSRF-Token': sessionStorage.getItem('vireo.csrf') } })).status,
+    { pool: cfg.pool, name: cfg.other });
+    await page.waitForSelector(`tr[data-volume="${cfg.other}"][data-state="ready"]`, { timeout: 2 * STEP_MS });
+    await deleteRow(page, `tr[data-volume="${cfg.other}"]`, 'volume-delete');
     await page.click(`${boot} [data-action="volume-delete"]`);
     await page.click(`${boot} [data-action="confirm-volume-delete"]`);
     result.refused = await (await page.waitForSelector('[data-error]')).textContent();

@@ -1,5 +1,6 @@
 // poll-kit.js: how the pages of a user with roles on projects only (no
-// event stream, docs/web.md) keep a list current: read again POLL_MS after
+// event stream, docs/web.md), and every user's pool page (the app follows
+// no volume events), keep a list current: read again POLL_MS after
 // the last read ended (never two at once), nothing while the browser's tab
 // is hidden, at once when it is shown again. A failed read is retried by
 // the next one, whose success takes its message away.

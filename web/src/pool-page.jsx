@@ -6,14 +6,14 @@
 // another, and the page shows its message). Volumes are the admin's: the
 // cluster's, or a project's on its volumes (docs/projects.md). Each volume
 // shows its project; a create names one (project-kit.jsx), and the
-// cluster's admins move a volume to another project. A user with roles on
-// projects only (no event stream) has its volumes read again as their other
-// lists are (poll-kit.js).
+// cluster's admins move a volume to another project. Its volumes are read
+// again as a project user's lists are (poll-kit.js), for every user: the
+// app follows no volume events (allocations change without one).
 import { useEffect, useState } from 'preact/hooks';
 import { formatBytes } from './api.js';
 import { ConfirmButton, useList } from './admin-kit.jsx';
 import { useTask, TaskLine, denial } from './task-kit.jsx';
-import { pollWhileShown, projectOnly } from './poll-kit.js';
+import { pollWhileShown } from './poll-kit.js';
 import { roleIn, useProjectNames, creatable, firstChoice, ProjectSelect, ProjectCell,
          ProjectMove } from './project-kit.jsx';
 import './pages.css';
@@ -44,8 +44,7 @@ export function PoolPage({ pool, who, tasks, onError }) {
   const [volumes, , load] = useList(`/v1/volumes?pool=${encodeURIComponent(pool.name)}`, onError, 'volumes');
   const { run, task, pending, busy } = useTask(tasks, onError, load);
   // The list was just read (useList): the first poll comes 5 s later.
-  useEffect(() => (projectOnly(who) ? pollWhileShown(load, { later: true, setError: onError })
-                                    : undefined), [pool.name]);
+  useEffect(() => pollWhileShown(load, { later: true, setError: onError }), [pool.name]);
   const [form, setForm] = useState({ name: '', size: 64, format: 'qcow2', project: null });
   const names = useProjectNames();
   const choices = creatable(who, names);
