@@ -94,6 +94,10 @@ def test_shared_iscsi_pool_and_a_vm_migrating_on_a_lun(cluster, tmp_path):
         # h2's QEMU logs in as h2 (each host's own initiator name).
         assert h2.api("GET", "/v1/pools/san1")["initiator"] in cmdline, cmdline
 
+        # Its disk on a shared pool, the VM may be HA.
+        h1.cli("vm", "set", "m1", "--ha", "on")
+        assert h2.vm("m1")["ha"] is True
+
         # Deleted from h2 once unused: gone on h1 too, with its secrets.
         h2.cli("vm", "delete", "m1", "--force", "--keep-disks")
         h2.cli("pool", "delete", "san1")
