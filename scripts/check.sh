@@ -33,7 +33,7 @@ CLUSTER_TESTS_A=(tests/e2e/test_cluster_harness.py
                  tests/e2e/test_maintenance.py tests/e2e/test_migrate_local.py
                  tests/e2e/test_peer_routes.py tests/e2e/test_driver_migration.py
                  tests/e2e/test_driver_migration_tls.py tests/e2e/test_resources_hotplug.py
-                 tests/e2e/test_backup_cancel.py)
+                 tests/e2e/test_backup_cancel.py tests/e2e/test_iscsi_cluster.py)
 CLUSTER_TESTS_B=(tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
                  tests/e2e/test_ha_fence.py tests/e2e/test_ha_restart.py

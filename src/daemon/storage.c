@@ -20,6 +20,7 @@
 #include "daemon/host-id.h"
 #include "daemon/pool-names.h"
 #include "daemon/storage-iscsi.h"
+#include "daemon/storage-iscsi-shared.h"
 #include "daemon/sweep-kept.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"
@@ -533,14 +534,29 @@ static VoVolume *volume_from_doc(const char *value, int64_t rev)
     return v;
 }
 
-/* An rbd pool's directory is STATE/rbd/NAME on every host: a shared one's
- * document names the creating host's. */
-static void rbd_path_here(VoDaemon *d, VoPool *p)
+/* A pool's path as this host uses it: an rbd pool's directory is
+ * STATE/rbd/NAME on every host, and a shared iSCSI pool's string carries
+ * this host's initiator and secret file (storage-iscsi-shared.h); a shared
+ * one's document names the creating host's. */
+static void pool_path_here(VoDaemon *d, VoPool *p)
 {
-    if (!p || !p->rbd)
-        return;
-    free(p->path);
-    p->path = vo_storage_rbd_dir(d, p->name);
+    if (p && p->rbd) {
+        free(p->path);
+        p->path = vo_storage_rbd_dir(d, p->name);
+    } else if (p && p->shared && !strcmp(p->type, VO_ISCSI_POOL_TYPE)) {
+        char *here = vo_iscsi_path_here(d, p->name, p->path);
+        if (here) {
+            free(p->path);
+            p->path = here;
+        }
+    }
+}
+
+/* Whether checking p's reach asks the network (Ceph's monitors, an iSCSI
+ * target): those are checked on a thread of their own (check_pools). */
+static bool pool_is_networked(const VoPool *p)
+{
+    return p->rbd || !strcmp(p->type, VO_ISCSI_POOL_TYPE);
 }
 
 /* Removes rbd pool directory dir when it is pool id's (its pool-id file). */
@@ -585,7 +601,7 @@ static int load_pool(const char *key, const char *value, int64_t rev, void *user
 {
     VoDaemon *d = userdata;
     VoPool *p = pool_from_doc(value, rev);
-    rbd_path_here(d, p);
+    pool_path_here(d, p);
     if (!p)
         log_error("store: skipping unreadable %s", key);
     else if (pool_find(d, p->name)) { /* a local pool and a shared one of one name */
@@ -692,7 +708,8 @@ static void sweep_own_creating(VoDaemon *d, const char *pool, const char *dir)
 
 /* rbd_pools false: the shared directory pools (a marker file each);
  * true: the rbd pools, whose monitors are asked (up to VO_RBD_TIMEOUT_S
- * each when they do not answer). The two are never checked in one call:
+ * each when they do not answer), and the shared iSCSI pools, whose target
+ * is logged in to (storage-iscsi-shared.h). The two are never checked in one call:
  * vireod's start and the pool watch check the directory pools, and the rbd
  * pools have a thread of their own (pool-watch.c), so a Ceph that does not
  * answer holds neither the start nor the watch of the cluster's changes. */
@@ -706,8 +723,8 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
     int64_t now = vo_now_ms();
     pthread_mutex_lock(&d->storage_lock);
     for (size_t i = 0; i < d->n_pools; i++)
-        if (d->pools[i]->shared && rbd_pools == (d->pools[i]->rbd != NULL) &&
-            !(d->pools[i]->rbd && d->pools[i]->reach == VO_POOL_REACHABLE &&
+        if (d->pools[i]->shared && rbd_pools == pool_is_networked(d->pools[i]) &&
+            !(rbd_pools && d->pools[i]->reach == VO_POOL_REACHABLE &&
               now < d->pools[i]->rbd_next_check_ms)) {
             vo_strv_pushf(&names, "%s", d->pools[i]->name);
             vo_strv_pushf(&paths, "%s", d->pools[i]->path);
@@ -721,9 +738,10 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
         char *reason = NULL;
         bool sweep = false;
         json_t *props = json_object_get(rbd, names[i]);
-        VoPoolReach reach = props ? vo_storage_rbd_reach(d, names[i], ids[i], props, paths[i],
-                                                         &reason)
-                                  : vo_pool_marker_check(paths[i], ids[i], &reason);
+        VoPoolReach reach =
+            props               ? vo_storage_rbd_reach(d, names[i], ids[i], props, paths[i], &reason)
+            : rbd_pools         ? vo_storage_iscsi_reach(d, names[i], ids[i], paths[i], &reason)
+                                : vo_pool_marker_check(paths[i], ids[i], &reason);
         pthread_mutex_lock(&d->storage_lock);
         VoPool *p = pool_find(d, names[i]);
         if (props && !(p && p->shared && p->id && !strcmp(p->id, ids[i])))
@@ -733,7 +751,7 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
         if (p && p->shared && !strcmp(p->id, ids[i]) && p->reach != reach) {
             if (reach == VO_POOL_REACHABLE) {
                 log_info("shared pool '%s' is reachable on this host", p->name);
-                sweep = !props;
+                sweep = !rbd_pools;
             }
             else
                 log_warn("shared pool '%s' is not reachable on this host: %s", p->name, reason);
@@ -743,10 +761,11 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
             p->reach = reach;
             free(p->reason);
             p->reason = TAKE_PTR(reason);
-            /* Asking Ceph is a connection to its monitors each time: a
-             * pool reached is asked again after VO_POOL_RBD_CHECK_MS, one
-             * not reached at every check (back as soon as it answers). */
-            if (props)
+            /* Asking Ceph is a connection to its monitors each time (an
+             * iSCSI target's, a login): a pool reached is asked again
+             * after VO_POOL_RBD_CHECK_MS, one not reached at every check
+             * (back as soon as it answers). */
+            if (rbd_pools)
                 p->rbd_next_check_ms = vo_now_ms() + VO_POOL_RBD_CHECK_MS;
         }
         pthread_mutex_unlock(&d->storage_lock);
@@ -790,6 +809,10 @@ static bool apply_pool_change(VoDaemon *d, const char *name, const char *value, 
         log_info("shared pool '%s' was deleted", name);
         if (p->rbd) /* this host's copy of its key (its kept intents: the caller) */
             vo_storage_rbd_discard(p->path);
+        if (!strcmp(p->type, VO_ISCSI_POOL_TYPE)) { /* this host's copy of its secret */
+            _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
+            (void)unlink(secret);
+        }
         registry_remove_pool(d, p);
         return true;
     }
@@ -801,7 +824,7 @@ static bool apply_pool_change(VoDaemon *d, const char *name, const char *value, 
             pool_free(n);
         return false;
     }
-    rbd_path_here(d, n);
+    pool_path_here(d, n);
     if (p) { /* a newer document of it: keep what this host saw */
         n->reach = p->reach;
         free(n->reason);
@@ -1631,7 +1654,7 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, bool force,
             r = 0;
             if (p->shared && !p->rbd)
                 vo_pool_marker_remove(p->path, p->id);
-            if (p->shared && p->rbd)
+            if (p->shared && pool_is_networked(p))
                 unpublish = vo_strdup(p->id);
             if (!strcmp(p->type, VO_ISCSI_POOL_TYPE)) {
                 _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
@@ -1650,7 +1673,7 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, bool force,
     pthread_mutex_unlock(&d->storage_lock);
     if (r >= 0) /* forced (else refused above): the records go, the images stay */
         vo_sweep_kept_forget_pool(d, name);
-    if (unpublish)
+    if (unpublish) /* one place for both: the rbd key's or the CHAP secret's */
         vo_storage_rbd_unpublish_key(d, unpublish);
     if (r >= 0 && rbd) /* its image bases that no other pool's clones use */
         vo_storage_rbd_forget_bases(&rp);
@@ -3484,12 +3507,6 @@ static int iscsi_check(VoDaemon *d, const char *pool, const char *what, char **r
     return iscsi ? iscsi_refuse(pool, what, ret_error) : 0;
 }
 
-/* This host's initiator name (what the target's ACLs name). */
-static char *iscsi_initiator(VoDaemon *d)
-{
-    return vo_asprintf("iqn.2026-12.org.vireo:%s", d->host_id ? d->host_id : "host");
-}
-
 static void iscsi_pool_json(VoDaemon *d, const VoPool *p, json_t *o)
 {
     VoIscsiUrl u;
@@ -3536,7 +3553,7 @@ static int iscsi_apply_luns(VoDaemon *d, VoPool *p, const VoIscsiLun *luns, size
         if (fresh) {
             v = vo_malloc0(sizeof(*v));
             *v = (VoVolume){ .pool = vo_strdup(p->name), .name = vo_strdup(name),
-                             .format = vo_strdup("raw"), .ready = true,
+                             .format = vo_strdup("raw"), .ready = true, .shared = p->shared,
                              .created_at = vo_wall_ms() };
         }
         v->size_bytes = luns[i].size_bytes;
@@ -3615,7 +3632,7 @@ int vo_pool_create_iscsi(VoDaemon *d, const VoIscsiPoolArgs *a, json_t **ret, ch
     }
     u.target = vo_strdup(a->target);
     u.user = vo_strdup(a->chap_user);
-    u.initiator = iscsi_initiator(d);
+    u.initiator = vo_iscsi_host_initiator(d);
     if (a->chap_secret) {
         u.secret = vo_iscsi_secret_path(d->state_dir, a->name);
         r = vo_iscsi_secret_write(d->state_dir, a->name, a->chap_secret);
@@ -3629,16 +3646,33 @@ int vo_pool_create_iscsi(VoDaemon *d, const VoIscsiPoolArgs *a, json_t **ret, ch
         r = vo_error_set(ret_error, -EINVAL, "cannot use iSCSI target %s at %s:%u: %s",
                          a->target, u.host, u.port, scan_error);
     _cleanup_free_ char *path = vo_iscsi_url_format(&u);
+    /* In a cluster the pool is the cluster's (storage-iscsi-shared.h): its
+     * name claimed, its secret published under its id, then its document
+     * made new. */
+    bool shared = d->cluster != NULL;
+    char uuid[37] = "";
+    VoPoolNameClaim claim = { 0 };
+    if (r == 0 && shared)
+        r = vo_pool_name_claim_shared(d, a->name, &claim, ret_error);
+    if (r == 0 && shared && vo_uuid_generate(uuid) < 0)
+        r = vo_error_set(ret_error, -EIO, "cannot make an id for pool '%s'", a->name);
+    bool published = false;
+    if (r == 0 && shared && a->chap_secret &&
+        (r = vo_storage_iscsi_publish_secret(d, a->name, uuid, a->chap_secret, ret_error)) == 0)
+        published = true;
     if (r == 0) {
         pthread_mutex_lock(&d->storage_lock);
         VoPool *p = vo_malloc0(sizeof(*p));
         *p = (VoPool){ .name = vo_strdup(a->name), .type = vo_strdup(VO_ISCSI_POOL_TYPE),
-                       .path = vo_strdup(path), .created_at = vo_wall_ms(),
-                       .reach = VO_POOL_REACHABLE };
+                       .path = vo_strdup(path), .created_at = vo_wall_ms(), .shared = shared,
+                       .id = shared ? vo_strdup(uuid) : NULL,
+                       /* it answered right now (the scan above) */
+                       .reach = VO_POOL_REACHABLE,
+                       .rbd_next_check_ms = vo_now_ms() + VO_POOL_RBD_CHECK_MS };
         if (pool_find(d, a->name))
             r = vo_error_set(ret_error, -EEXIST, "a pool named '%s' already exists", a->name);
-        else /* a host's own: off the shared names (pool-names.h), saying so */
-            r = save_pool_as(d, p, VO_REV_NEW, NULL, ret_error);
+        else /* a host's own off the shared names (pool-names.h), a shared one's claimed */
+            r = save_pool_as(d, p, VO_REV_NEW, shared ? &claim : NULL, ret_error);
         if (r < 0) {
             pool_free(p);
         } else {
@@ -3651,6 +3685,9 @@ int vo_pool_create_iscsi(VoDaemon *d, const VoIscsiPoolArgs *a, json_t **ret, ch
         }
         pthread_mutex_unlock(&d->storage_lock);
     }
+    vo_pool_name_claim_end(d, &claim);
+    if (r < 0 && published)
+        vo_storage_iscsi_unpublish_secret(d, uuid);
     if (r < 0 && a->chap_secret && r != -EEXIST) {
         _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, a->name);
         (void)unlink(secret);

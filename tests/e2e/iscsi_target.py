@@ -1,5 +1,5 @@
 """iscsi_target: a real iSCSI target for system tests: Debian tgt's tgtd in
-the foreground, inside the test's network namespace, on 127.0.0.1 and a
+the foreground, inside the test's network namespace, on 127.0.0.1 (or an address given) and a
 control port of its own (so parallel tests never share a tgtd), with LUNs
 backed by files. Stopped by its PID, held through the Popen object (the
 child is not reaped before it is killed, so the PID cannot be another's).
@@ -14,10 +14,13 @@ from vireo_harness import wait_until
 
 class TgtTarget:
     def __init__(self, netns, workdir, iqn="iqn.2026-12.org.vireo.test:t1", luns=None,
-                 chap=None):
+                 chap=None, address="127.0.0.1"):
         """netns: the namespace's name; luns: {lun number: backing file};
-        chap: (user, secret) the target requires, or None."""
+        chap: (user, secret) the target requires, or None; address: where
+        the portal listens (another than 127.0.0.1: an address of the
+        namespace every host of a cluster reaches)."""
         self.netns = netns
+        self.address = address
         self.workdir = workdir
         self.iqn = iqn
         self.luns = dict(luns or {})
@@ -33,7 +36,7 @@ class TgtTarget:
 
     @property
     def portal(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     def url(self, lun):
         return f"iscsi://{self.portal}/{self.iqn}/{lun}"

@@ -1,0 +1,114 @@
+/* storage-iscsi-shared.c: an iSCSI pool's initiator, CHAP secret and
+ * reachability on every host of a cluster (see storage-iscsi-shared.h). */
+#include "daemon/storage-iscsi-shared.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "daemon/storage-iscsi.h"
+#include "daemon/storage-rbd-shared.h"
+#include "state/store.h"
+#include "util/util.h"
+
+char *vo_iscsi_host_initiator(VoDaemon *d)
+{
+    return vo_asprintf("iqn.2026-12.org.vireo:%s", d->host_id ? d->host_id : "host");
+}
+
+char *vo_iscsi_path_here(VoDaemon *d, const char *name, const char *path)
+{
+    VoIscsiUrl u;
+    if (!path || vo_iscsi_url_parse(path, &u) < 0)
+        return NULL;
+    free(u.initiator);
+    u.initiator = vo_iscsi_host_initiator(d);
+    free(u.secret);
+    u.secret = u.user ? vo_iscsi_secret_path(d->state_dir, name) : NULL;
+    char *here = vo_iscsi_url_format(&u);
+    vo_iscsi_url_clear(&u);
+    return here;
+}
+
+static char *secret_key(const char *id)
+{
+    /* The prefix of the rbd pools' keys: one place for the cluster's pool
+     * credentials, each under its pool's id. */
+    return vo_asprintf(VO_RBD_POOL_KEYS_PREFIX "%s", id);
+}
+
+int vo_storage_iscsi_publish_secret(VoDaemon *d, const char *name, const char *id,
+                                    const char *secret, char **ret_error)
+{
+    json_t *doc = json_pack("{s:s, s:s, s:s}", "pool", name, "id", id, "chap_secret", secret);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    _cleanup_free_ char *key = secret_key(id);
+    int r = vo_store_put(d->store, key, text, VO_REV_NEW, NULL);
+    explicit_bzero(text, strlen(text));
+    free(text);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot publish the CHAP secret of pool '%s' to the "
+                            "cluster: %s", name, strerror(-r));
+    return 0;
+}
+
+void vo_storage_iscsi_unpublish_secret(VoDaemon *d, const char *id)
+{
+    _cleanup_free_ char *key = secret_key(id);
+    int r = vo_store_delete(d->store, key, VO_REV_ANY);
+    if (r < 0 && r != -ENOENT)
+        log_warn("iscsi: cannot remove the published CHAP secret of pool %s: %s", id,
+                 strerror(-r));
+}
+
+/* This host's copy of the secret, from the published one: written at every
+ * check (a pool deleted and made again under its name has a new secret). */
+static int write_secret_here(VoDaemon *d, const char *name, const char *id, char **ret_error)
+{
+    _cleanup_free_ char *key = secret_key(id);
+    char *text = NULL;
+    int r = vo_store_get(d->store, key, &text, NULL);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "the CHAP secret of pool '%s' cannot be read from "
+                            "the cluster: %s", name, strerror(-r));
+    json_t *doc = json_loads(text, 0, NULL);
+    explicit_bzero(text, strlen(text));
+    free(text);
+    const char *secret = json_string_value(json_object_get(doc, "chap_secret"));
+    r = secret ? vo_iscsi_secret_write(d->state_dir, name, secret) : -EBADMSG;
+    if (secret)
+        explicit_bzero((char *)secret, strlen(secret));
+    json_decref(doc);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot keep the CHAP secret of pool '%s' here: %s",
+                            name, strerror(-r));
+    return 0;
+}
+
+VoPoolReach vo_storage_iscsi_reach(VoDaemon *d, const char *name, const char *id,
+                                   const char *path, char **ret_reason)
+{
+    *ret_reason = NULL;
+    VoIscsiUrl u;
+    if (vo_iscsi_url_parse(path, &u) < 0) {
+        *ret_reason = vo_asprintf("pool '%s': its target is unreadable", name);
+        return VO_POOL_NO_CLUSTER;
+    }
+    _cleanup_free_ char *error = NULL;
+    int r = u.user ? write_secret_here(d, name, id, &error) : 0;
+    VoIscsiLun *luns = NULL;
+    size_t n = 0;
+    if (r >= 0 && (r = vo_iscsi_scan(&u, u.initiator, &luns, &n, &error)) < 0) {
+        char *why = vo_asprintf("the iSCSI target %s at %s:%u cannot be used from this host: "
+                                "%s", u.target, u.host, u.port, error);
+        free(error);
+        error = why;
+    }
+    free(luns);
+    vo_iscsi_url_clear(&u);
+    if (r < 0) {
+        *ret_reason = TAKE_PTR(error);
+        return VO_POOL_NO_CLUSTER;
+    }
+    return VO_POOL_REACHABLE;
+}

@@ -1,0 +1,111 @@
+"""System test of an iSCSI pool in a cluster (docs/storage-san.md, "In a
+cluster"): made on one host, it is the cluster's: every host logs in to the
+target (tgt's tgtd in a namespace of the test's own on the hosts' switch,
+with CHAP) with its own initiator and lists the same LUNs; the CHAP secret
+reaches the other host through the store and is never shown; a LUN one VM
+uses is refused to a VM of the other host; a VM booted from a LUN migrates
+live without copying its disk, guest RAM compared on both sides; deleted
+from the other host, the pool is gone everywhere with its secrets."""
+
+import os
+import subprocess
+
+from iscsi_target import TgtTarget
+from test_migrate import assert_same_ram, form, hosts_of, keeping_ram, migrate
+from vireo_harness import BOOT_MARKER, TEST_IMAGE, wait_until
+
+MiB = 1 << 20
+IQN = "iqn.2026-12.org.vireo.test:shared"
+USER, SECRET = "vireo", "s3cret-of-the-san"
+
+
+def volumes(h, pool):
+    return {v["name"]: v for v in h.api("GET", f"/v1/volumes?pool={pool}")["volumes"]}
+
+
+def test_shared_iscsi_pool_and_a_vm_migrating_on_a_lun(cluster, tmp_path):
+    keep = str(tmp_path / "ram")
+    os.makedirs(keep)
+    with keeping_ram(keep):
+        c = cluster(2, driver="qemu", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    ns, address = c.add_netns("san", 200)
+    luns = {}
+    for lun, size in ((1, 96 * MiB), (2, 16 * MiB)):
+        luns[lun] = str(tmp_path / f"lun{lun}.img")
+        with open(luns[lun], "wb") as f:
+            f.truncate(size)
+    t = TgtTarget(ns.name, str(tmp_path), IQN, luns, chap=(USER, SECRET), address=address)
+    try:
+        secret_file = tmp_path / "chap"
+        secret_file.write_text(SECRET + "\n")
+        h1.cli("pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target",
+               IQN, "--chap-user", USER, "--chap-secret-file", str(secret_file))
+        # Both hosts reach it with their own initiator and list its LUNs; h2
+        # got the secret from the store and shows it nowhere.
+        for h in (h1, h2):
+            wait_until(lambda: (h.request("GET", "/v1/pools/san1")[1] or {}).get("reachable"),
+                       60, what=f"san1 reachable on {h.name}")
+            wait_until(lambda: sorted(volumes(h, "san1")) == ["lun1", "lun2"], 30,
+                       what=f"the LUNs seen on {h.name}")
+            pool = h.api("GET", "/v1/pools/san1")
+            assert pool["shared"] is True and pool["chap_user"] == USER, pool
+            assert SECRET not in str(pool), pool
+        initiators = {h.api("GET", "/v1/pools/san1")["initiator"] for h in (h1, h2)}
+        assert len(initiators) == 2, initiators
+        kept = os.path.join(h2.state_dir, "secrets", "iscsi-san1.chap")
+        assert open(kept).read() == SECRET and os.stat(kept).st_mode & 0o077 == 0
+
+        # The default image copied onto LUN 1 (raw), as an operator would.
+        subprocess.run(["ip", "netns", "exec", ns.name, "qemu-img", "convert", "-n", "-f",
+                        "raw", "-O", "raw", os.path.join(TEST_IMAGE, "disk.raw"),
+                        f"iscsi://{USER}%{SECRET}@{t.portal}/{IQN}/1"],
+                       check=True, capture_output=True, timeout=180)
+        body = {"name": "m1", "memory_mib": 128, "max_memory_mib": 256, "accel": "tcg",
+                "host": "h1", "disk_volume": "san1/lun1", "networks": ["user"]}
+        h1.task_ok("POST", "/v1/vms", body)
+        h1.cli("vm", "start", "m1")
+        h1.wait_console("m1", BOOT_MARKER, timeout=240)
+        h1.guest("m1", "echo written-on-h1 > /root/note; sync")
+        # The LUN is m1's in the whole cluster: a VM on h2 cannot have it.
+        status, doc = h2.request("POST", "/v1/vms", {**body, "name": "m2", "host": "h2"})
+        if status == 202:
+            task = h2.wait_task(doc["task"], timeout=120)
+            assert task["state"] == "failed", task
+            message = task["error"]["message"]
+        else:
+            message = doc["error"]["message"]
+        assert "already attached to VM 'm1'" in message, message
+
+        # Live migration: memory only (the disk is the cluster's), RAM equal.
+        task = migrate(h1, "m1", {"to": "h2", "verify_memory": True})
+        res = task["result"]
+        assert res["memory_verified"] is True and not res.get("disks"), res
+        assert_same_ram(keep, h1, h2, h2.vm("m1")["id"])
+        for h in (h1, h2):
+            wait_until(lambda: hosts_of(h, "m1") == ["h2"], 30, what=f"m1 on h2 from {h.name}")
+        assert [d["volume"] for d in h2.vm("m1")["disks"]] == ["san1/lun1"]
+        assert volumes(h1, "san1")["lun1"]["attached_to"] == "m1"
+        out = h2.guest("m1", "cat /root/note")
+        assert "written-on-h1" in out.splitlines(), out
+        cmdline = open(f"/proc/{h2.vm('m1')['pid']}/cmdline", "rb").read().decode()
+        assert '"driver":"iscsi"' in cmdline and f'"portal":"{t.portal}"' in cmdline
+        # h2's QEMU logs in as h2 (each host's own initiator name).
+        assert h2.api("GET", "/v1/pools/san1")["initiator"] in cmdline, cmdline
+
+        # Its disk on a shared pool, the VM may be HA.
+        h1.cli("vm", "set", "m1", "--ha", "on")
+        assert h2.vm("m1")["ha"] is True
+
+        # Deleted from h2 once unused: gone on h1 too, with its secrets.
+        h2.cli("vm", "delete", "m1", "--force", "--keep-disks")
+        h2.cli("pool", "delete", "san1")
+        for h in (h1, h2):
+            wait_until(lambda: h.request("GET", "/v1/pools/san1")[0] == 404, 30,
+                       what=f"san1 gone on {h.name}")
+            wait_until(lambda: not os.path.exists(os.path.join(h.state_dir, "secrets",
+                                                               "iscsi-san1.chap")), 30,
+                       what=f"the secret's copy gone on {h.name}")
+    finally:
+        t.stop()
