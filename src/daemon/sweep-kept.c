@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/pool-kept.h"
 #include "storage/rbd-failure.h"
 #include "util/time-format.h"
 #include "util/util.h"
@@ -43,17 +44,23 @@ static Kept *kept_find(const char *key)
 }
 
 /* Caller holds kept.lock. Records failure err of k (its try count and
- * when the retry thread tries it next), logging a change of kind. */
-static void kept_failed(Kept *k, const char *pool, int err, const char *error)
+ * when the retry thread tries it next), logging a change of kind. True
+ * when what the cluster is shown of it changed (pool-kept.h): the caller
+ * publishes it once it let go of the lock. */
+static bool kept_failed(Kept *k, const char *pool, int err, const char *error)
 {
     VoRbdFailure kind = vo_rbd_failure_kind(err);
     bool changed = !k->tries || k->kind != kind;
+    const char *new_error = error ? error : strerror(err < 0 ? -err : err);
+    bool shown_changed = changed || !k->error || strcmp(k->error, new_error) ||
+                         (pool && (!k->pool || strcmp(k->pool, pool)));
     if (pool && (!k->pool || strcmp(k->pool, pool))) {
         free(k->pool);
         k->pool = vo_strdup(pool);
     }
-    free(k->error);
-    k->error = vo_strdup(error ? error : strerror(err < 0 ? -err : err));
+    char *old_error = k->error;
+    k->error = vo_strdup(new_error);
+    free(old_error);
     k->kind = kind;
     k->tries++;
     int64_t delay = vo_rbd_retry_delay_ms(kind, k->tries);
@@ -67,9 +74,11 @@ static void kept_failed(Kept *k, const char *pool, int err, const char *error)
                  "not change that: fix the cause (the pool's key, its settings) or delete "
                  "pool '%s' with force; tried again hourly", k->key, k->error,
                  k->pool ? k->pool : "?");
+    return shown_changed;
 }
 
-void vo_sweep_kept_add(const char *key, const char *pool, int err, const char *error)
+void vo_sweep_kept_add(VoDaemon *d, const char *key, const char *pool, int err,
+                       const char *error)
 {
     pthread_mutex_lock(&kept.lock);
     Kept *k = kept_find(key);
@@ -82,8 +91,11 @@ void vo_sweep_kept_add(const char *key, const char *pool, int err, const char *e
         k = &kept.items[kept.n++];
         *k = (Kept){ .key = vo_strdup(key) };
     }
-    kept_failed(k, pool, err, error);
+    _cleanup_free_ char *publish = kept_failed(k, pool, err, error) && k->pool
+                                       ? vo_strdup(k->pool) : NULL;
     pthread_mutex_unlock(&kept.lock);
+    if (publish)
+        vo_pool_kept_publish(d, publish);
 }
 
 /* Caller holds kept.lock. */
@@ -139,15 +151,22 @@ static int finish(VoDaemon *d, const char *key, char **ret_error)
         log_info("sweep: finished %s, kept at start while its RBD image would not go", key);
     pthread_mutex_lock(&kept.lock);
     k = kept_find(key); /* NULL: forgotten meanwhile (its pool deleted) */
-    if (r > 0)
+    _cleanup_free_ char *publish = k && k->pool ? vo_strdup(k->pool) : NULL;
+    if (r > 0) {
         kept_drop(key);
-    else if (k && r < 0 && t.pool) /* Ceph's answer: a store read that failed is none */
-        kept_failed(k, t.pool, r, t.error);
+    } else if (k && r < 0 && t.pool) { /* Ceph's answer: a store read that failed is none */
+        if (!kept_failed(k, t.pool, r, t.error))
+            free(TAKE_PTR(publish));
+    } else {
+        free(TAKE_PTR(publish));
+    }
     if (k && r <= 0 && ret_error)
         *ret_error = vo_strdup(k->error);
     free(TAKE_PTR(kept.working));
     pthread_cond_broadcast(&kept.idle);
     pthread_mutex_unlock(&kept.lock);
+    if (publish) /* finished, or its failure changed: the cluster sees it */
+        vo_pool_kept_publish(d, publish);
     vo_sweep_try_clear(&t);
     return r > 0 ? 0 : -EAGAIN;
 }
@@ -248,4 +267,6 @@ void vo_sweep_kept_forget_pool(VoDaemon *d, const char *pool)
                  "stays there (last error: %s)%s", keys[i], pool, error,
                  r < 0 && r != -ENOENT ? "; its record could not be removed" : "");
     }
+    if (keys) /* this host's document of them goes (the pool has none) */
+        vo_pool_kept_publish(d, pool);
 }

@@ -15,8 +15,10 @@
 #include "daemon/daemon.h"
 
 /* Notes intent store key ("intents/...") as kept: removing an RBD image of
- * rbd pool `pool` failed with err (-errno) saying error. */
-void vo_sweep_kept_add(const char *key, const char *pool, int err, const char *error);
+ * rbd pool `pool` failed with err (-errno) saying error. A shared pool's
+ * kept intents are published to the cluster (pool-kept.h). */
+void vo_sweep_kept_add(VoDaemon *d, const char *key, const char *pool, int err,
+                       const char *error);
 /* Tries one kept intent that is due (the next in turn; bounded by the Ceph
  * timeouts). */
 void vo_sweep_kept_retry(VoDaemon *d);

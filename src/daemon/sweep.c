@@ -219,7 +219,7 @@ static void sweep_intents(VoDaemon *d)
         if (r > 0)
             (void)vo_store_delete(d->store, docs.keys[i], strtoll(docs.revs[i], NULL, 10));
         else if (r < 0) /* the record stays, and is tried again while running */
-            vo_sweep_kept_add(docs.keys[i], t.pool, r, t.error);
+            vo_sweep_kept_add(d, docs.keys[i], t.pool, r, t.error);
     }
     vo_sweep_try_clear(&t);
     vo_strv_free(docs.keys);
