@@ -24,6 +24,8 @@ typedef struct {
     int64_t next_ms; /* not tried by the retry thread before (vo_now_ms) */
     int64_t next_wall_ms;
     bool dropping; /* its pool deleted: its record going (forget_pool), not tried */
+    int64_t down_since_ms; /* Ceph not answering since (vo_now_ms), or 0 */
+    int64_t down_told_ms;  /* and last said so in the log */
 } Kept;
 
 static struct {
@@ -41,6 +43,37 @@ static Kept *kept_find(const char *key)
         if (!strcmp(kept.items[i].key, key))
             return &kept.items[i];
     return NULL;
+}
+
+/* Caller holds kept.lock. Ceph not answering for k's image, as the log
+ * tells it: when it starts (the start-up sweep's own line says it at
+ * first), a reminder every VO_SWEEP_KEPT_DOWN_REMINDER_MS, and when it
+ * answers again (a failure of another kind now; finish() when it finished),
+ * with how long it did not: not a line at every check. */
+static void log_down(Kept *k, VoRbdFailure kind)
+{
+    int64_t now = vo_now_ms();
+    const char *pool = k->pool ? k->pool : "?";
+    if (kind != VO_RBD_FAIL_UNREACHABLE) {
+        if (k->down_since_ms)
+            log_info("sweep: the Ceph of pool '%s' answers again after %lld s (%s: %s now)",
+                     pool, (long long)((now - k->down_since_ms) / 1000), k->key,
+                     vo_rbd_failure_name(kind));
+        k->down_since_ms = 0;
+        return;
+    }
+    if (!k->down_since_ms) {
+        k->down_since_ms = k->down_told_ms = now;
+        if (k->tries > 1) /* a retry's (quiet, its try counted): said once here */
+            log_warn("sweep: the Ceph of pool '%s' does not answer (%s): the RBD image of %s "
+                     "is tried again at each check, reminded every %d min", pool, k->error,
+                     k->key, VO_SWEEP_KEPT_DOWN_REMINDER_MS / 60000);
+    } else if (now - k->down_told_ms >= VO_SWEEP_KEPT_DOWN_REMINDER_MS) {
+        k->down_told_ms = now;
+        log_warn("sweep: the Ceph of pool '%s' still does not answer after %lld min (%s): the "
+                 "RBD image of %s is not removed yet (%u tries)", pool,
+                 (long long)((now - k->down_since_ms) / 60000), k->error, k->key, k->tries);
+    }
 }
 
 /* Caller holds kept.lock. Records failure err of k (its try count and
@@ -66,6 +99,7 @@ static bool kept_failed(Kept *k, const char *pool, int err, const char *error)
     int64_t delay = vo_rbd_retry_delay_ms(kind, k->tries);
     k->next_ms = vo_now_ms() + (delay > 0 ? delay : 0);
     k->next_wall_ms = vo_wall_ms() + (delay > 0 ? delay : 0);
+    log_down(k, kind);
     if (kind == VO_RBD_FAIL_BUSY)
         log_warn("sweep: the RBD image of %s is still in use (%s); tried again in %lld s",
                  k->key, k->error, (long long)(delay / 1000));
@@ -142,7 +176,7 @@ static int finish(VoDaemon *d, const char *key, char **ret_error)
 
     _cleanup_free_ char *text = NULL;
     int64_t rev = 0;
-    VoSweepTry t = { 0 };
+    VoSweepTry t = { .quiet_unreachable = true };
     int r = vo_store_get(d->store, key, &text, &rev);
     if (r == -ENOENT) /* ended by someone else (a host leaving a cluster...) */
         r = 1;
@@ -153,6 +187,10 @@ static int finish(VoDaemon *d, const char *key, char **ret_error)
     k = kept_find(key); /* NULL: forgotten meanwhile (its pool deleted) */
     _cleanup_free_ char *publish = k && k->pool ? vo_strdup(k->pool) : NULL;
     if (r > 0) {
+        if (k && k->down_since_ms)
+            log_info("sweep: the Ceph of pool '%s' answers again after %lld s (%s finished)",
+                     k->pool ? k->pool : "?",
+                     (long long)((vo_now_ms() - k->down_since_ms) / 1000), key);
         kept_drop(key);
     } else if (k && r < 0 && t.pool) { /* Ceph's answer: a store read that failed is none */
         if (!kept_failed(k, t.pool, r, t.error))
