@@ -370,6 +370,18 @@ static void *delete_thread(void *userdata)
     a->r = vo_pool_kept_delete_pool(a->d, "cluster/pools/ceph", a->rev, "ceph", false, NULL);
     return NULL;
 }
+
+/* Shared pool "ceph" (its revision returned) of a cluster of hosts h1 and h2. */
+static int64_t shared_pool_of_two_hosts(Fixture *f)
+{
+    int64_t pool_rev = 0;
+    assert_int_equal(vo_store_put(f->d.store, "cluster/pools/ceph", "{\"name\":\"ceph\"}",
+                                  VO_REV_NEW, &pool_rev), 0);
+    assert_int_equal(vo_store_put(f->d.store, "cluster/members/h1", "{}", VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(f->d.store, "cluster/members/h2", "{}", VO_REV_NEW, NULL), 0);
+    return pool_rev;
+}
+
 /* A shared pool's kept intents are published for the cluster (pool-kept.h):
  * another host lists them with the host, its delete of the pool is refused
  * naming them, and with force the pool and the document go in one
@@ -377,11 +389,7 @@ static void *delete_thread(void *userdata)
 static void kept_intents_are_seen_by_every_host(void **state)
 {
     Fixture *f = *state;
-    int64_t pool_rev = 0;
-    assert_int_equal(vo_store_put(f->d.store, "cluster/pools/ceph", "{\"name\":\"ceph\"}",
-                                  VO_REV_NEW, &pool_rev), 0);
-    assert_int_equal(vo_store_put(f->d.store, "cluster/members/h1", "{}", VO_REV_NEW, NULL), 0);
-    assert_int_equal(vo_store_put(f->d.store, "cluster/members/h2", "{}", VO_REV_NEW, NULL), 0);
+    int64_t pool_rev = shared_pool_of_two_hosts(f);
     f->d.host_id = "h1";
     f->d.host_name = "one";
     keep(f, "intents/volumes/ceph/m");
@@ -399,7 +407,8 @@ static void kept_intents_are_seen_by_every_host(void **state)
     _cleanup_free_ char *kept_text = NULL;
     assert_int_equal(vo_pool_kept_delete_pool(&other, "cluster/pools/ceph", pool_rev, "ceph",
                                               false, &kept_text), -EBUSY);
-    assert_non_null(strstr(kept_text, "intents/volumes/ceph/m (Ceph does not answer) on host one"));
+    assert_non_null(
+        strstr(kept_text, "intents/volumes/ceph/m (Ceph does not answer) on host one"));
     assert_int_equal(vo_store_get(f->d.store, "cluster/pools/ceph", NULL, NULL), 0);
 
     assert_int_equal(vo_pool_kept_delete_pool(&other, "cluster/pools/ceph", pool_rev, "ceph",
@@ -419,11 +428,7 @@ static void kept_intents_are_seen_by_every_host(void **state)
 static void a_delete_racing_a_newly_kept_intent_loses(void **state)
 {
     Fixture *f = *state;
-    int64_t pool_rev = 0;
-    assert_int_equal(vo_store_put(f->d.store, "cluster/pools/ceph", "{\"name\":\"ceph\"}",
-                                  VO_REV_NEW, &pool_rev), 0);
-    assert_int_equal(vo_store_put(f->d.store, "cluster/members/h1", "{}", VO_REV_NEW, NULL), 0);
-    assert_int_equal(vo_store_put(f->d.store, "cluster/members/h2", "{}", VO_REV_NEW, NULL), 0);
+    int64_t pool_rev = shared_pool_of_two_hosts(f);
     /* Held between its read and its transaction (the store's test fault). */
     _cleanup_free_ char *faults = vo_asprintf("%s/faults", f->dir);
     assert_int_equal(mkdir(faults, 0700), 0);
