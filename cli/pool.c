@@ -53,7 +53,7 @@ static void print_pool(const json_t *pool)
                                                        : vo_strdup("");
         _cleanup_free_ char *tries = jint_str(kept, "tries");
         _cleanup_free_ char *when = json_object_get(kept, "tries")
-            ? vo_asprintf("; %s tries; next %s", tries,
+            ? vo_asprintf(", %s tries; next %s", tries,
                           jstr(kept, "next_try_at") ? jstr(kept, "next_try_at")
                                                     : "at the next check")
             : vo_strdup("");
