@@ -43,15 +43,23 @@ static void print_pool(const json_t *pool)
         out_kv(stdout, "ceph pool:", jstr(rbd, "pool"));
         out_kv(stdout, "ceph user:", jstr(rbd, "user"));
     }
-    /* RBD images a crash left that would not go yet, and why. */
+    /* RBD images a crash left that would not go yet, and why (a shared
+     * pool: every host's; another host's tries are its own, not shown). */
     size_t k;
     json_t *kept;
     json_array_foreach(json_object_get(pool, "kept_intents"), k, kept) {
+        _cleanup_free_ char *host = jstr(kept, "host") ? vo_asprintf(" on host %s",
+                                                                     jstr(kept, "host"))
+                                                       : vo_strdup("");
         _cleanup_free_ char *tries = jint_str(kept, "tries");
-        _cleanup_free_ char *what = vo_asprintf(
-            "%s: %s (%s, %s tries; next %s)", jstr(kept, "intent"), jstr(kept, "error"),
-            jstr(kept, "failure"), tries,
-            jstr(kept, "next_try_at") ? jstr(kept, "next_try_at") : "at the next check");
+        _cleanup_free_ char *when = json_object_get(kept, "tries")
+            ? vo_asprintf(", %s tries; next %s", tries,
+                          jstr(kept, "next_try_at") ? jstr(kept, "next_try_at")
+                                                    : "at the next check")
+            : vo_strdup("");
+        _cleanup_free_ char *what = vo_asprintf("%s%s: %s (%s%s)", jstr(kept, "intent"), host,
+                                                jstr(kept, "error"), jstr(kept, "failure"),
+                                                when);
         out_kv(stdout, "kept intent:", what);
     }
     if (jstr(pool, "reason") && !json_is_true(json_object_get(pool, "shared")))

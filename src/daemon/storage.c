@@ -21,6 +21,7 @@
 #include "daemon/pool-names.h"
 #include "daemon/storage-iscsi.h"
 #include "daemon/storage-iscsi-shared.h"
+#include "daemon/pool-kept.h"
 #include "daemon/sweep-kept.h"
 #include "daemon/sweep.h"
 #include "state/keys.h"
@@ -1010,8 +1011,16 @@ static json_t *pool_to_json(VoDaemon *d, const VoPool *p)
     iscsi_pool_json(d, p, o);
     if (p->rbd) {
         json_object_set_new(o, "rbd", json_deep_copy(p->rbd));
-        /* Images a crash left that would not go yet, and why (sweep-kept.h). */
-        json_object_set_new(o, "kept_intents", vo_sweep_kept_json(p->name));
+        /* Images a crash left that would not go yet, and why (sweep-kept.h):
+         * this host's; a shared pool's GET adds every other host's
+         * (kept_intents_fill). */
+        json_t *kept_list = vo_sweep_kept_json(p->name);
+        size_t i;
+        json_t *k;
+        json_array_foreach(kept_list, i, k)
+            json_object_set_new(k, "host", d->host_name ? json_string(d->host_name)
+                                                        : json_null());
+        json_object_set_new(o, "kept_intents", kept_list);
     }
     return o;
 }
@@ -1061,6 +1070,19 @@ json_t *vo_pools_list_json_quick(VoDaemon *d)
     return pools_list(d, false);
 }
 
+/* A shared rbd pool's kept intents of the other hosts (pool-kept.h) added
+ * to o's. Reads the store: call without storage_lock. */
+static void kept_intents_fill(VoDaemon *d, json_t *o)
+{
+    json_t *list = json_object_get(o, "kept_intents");
+    if (!list || !json_is_true(json_object_get(o, "shared")))
+        return;
+    int r = vo_pool_kept_others(d, json_string_value(json_object_get(o, "name")), list);
+    if (r < 0)
+        log_warn("storage: cannot read the other hosts' kept intents of pool '%s': %s",
+                 json_string_value(json_object_get(o, "name")), strerror(-r));
+}
+
 int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_error)
 {
     pthread_mutex_lock(&d->storage_lock);
@@ -1073,6 +1095,7 @@ int vo_pool_get_json(VoDaemon *d, const char *name, json_t **ret, char **ret_err
         return -ENOENT;
     }
     rbd_usage_fill(*ret);
+    kept_intents_fill(d, *ret);
     return 0;
 }
 
@@ -1570,23 +1593,33 @@ static int shared_pool_docs(VoDaemon *d, const char *name, size_t *ret_volumes,
 static int iscsi_pool_drop_luns(VoDaemon *d, const char *name, int64_t expected,
                                 char **ret_error);
 
-/* "KEY (ERROR)" for each kept intent of rbd pool name, "; "-joined, or
- * NULL when it has none (sweep-kept.h). */
-static char *kept_intents_text(const char *name)
+/* "KEY (ERROR) on host H" for each kept intent of this host's of rbd pool
+ * name, "; "-joined, or NULL when it has none (sweep-kept.h). */
+static char *kept_intents_text(VoDaemon *d, const char *name)
 {
     json_t *list = vo_sweep_kept_json(name);
     char *text = NULL;
     size_t i;
     json_t *k;
     json_array_foreach(list, i, k) {
-        char *more = vo_asprintf("%s%s%s (%s)", text ? text : "", text ? "; " : "",
+        char *more = vo_asprintf("%s%s%s (%s) on host %s", text ? text : "", text ? "; " : "",
                                  json_string_value(json_object_get(k, "intent")),
-                                 json_string_value(json_object_get(k, "error")));
+                                 json_string_value(json_object_get(k, "error")),
+                                 d->host_name ? d->host_name : "?");
         free(text);
         text = more;
     }
     json_decref(list);
     return text;
+}
+
+/* The refusal of pool name's delete while intents are kept (text:
+ * kept_intents_text's, or pool-kept.h's for other hosts). */
+static char *kept_intents_refusal(const char *name, const char *text)
+{
+    return vo_asprintf("pool '%s' keeps RBD images a crash left that could not be removed "
+                       "yet: %s; delete with force to drop them (the images stay in Ceph)",
+                       name, text);
 }
 
 int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, bool force,
@@ -1610,8 +1643,8 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, bool force,
     bool rbd = rbd_pool_of(d, name, &rp, &rbd_error) > 0;
     /* RBD images a crash left that would not go yet: the pool's delete
      * would drop their records, and the images would stay in Ceph unseen. */
-    _cleanup_free_ char *kept_intents = force ? NULL : kept_intents_text(name);
-    _cleanup_free_ char *unpublish = NULL; /* the id of a cluster's rbd pool deleted */
+    _cleanup_free_ char *kept_intents = force ? NULL : kept_intents_text(d, name);
+    _cleanup_free_ char *unpublish = NULL; /* the id of a cluster's rbd or iSCSI pool deleted */
     pthread_mutex_lock(&d->storage_lock);
     int r = 0;
     VoPool *p = pool_find(d, name);
@@ -1628,9 +1661,7 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, bool force,
         *ret_error = vo_strdup("the default pool cannot be deleted");
         r = -EBUSY;
     } else if (kept_intents) {
-        *ret_error = vo_asprintf("pool '%s' keeps RBD images a crash left that could not be "
-                                 "removed yet: %s; delete with force to drop them (the images "
-                                 "stay in Ceph)", name, kept_intents);
+        *ret_error = kept_intents_refusal(name, kept_intents);
         r = -EBUSY;
     } else if (n > 0 || cluster_volumes > 0) {
         *ret_error = vo_asprintf("pool '%s' still holds %zu volume(s); delete them first", name,
@@ -1645,14 +1676,22 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, bool force,
         r = -EBUSY;
     } else {
         _cleanup_free_ char *key = pool_doc_key(p->shared, name);
-        r = vo_store_delete(d->store, key, p->rev);
-        if (r == -ESTALE && p->shared)
+        _cleanup_free_ char *others_kept = NULL;
+        /* A shared rbd pool: every host's kept intents of it are compared
+         * in the delete's transaction (pool-kept.h). */
+        if (p->shared && p->rbd)
+            r = vo_pool_kept_delete_pool(d, key, p->rev, name, force, &others_kept);
+        else
+            r = vo_store_delete(d->store, key, p->rev);
+        if (r == -EBUSY && others_kept)
+            *ret_error = kept_intents_refusal(name, others_kept);
+        else if (r == -ESTALE && p->shared)
             *ret_error = vo_asprintf("pool '%s' changed on another host: try again", name);
         else if (r < 0 && r != -ENOENT)
             *ret_error = vo_asprintf("cannot delete pool '%s': %s", name, strerror(-r));
         else {
             r = 0;
-            if (p->shared && !p->rbd)
+            if (p->shared && !pool_is_networked(p)) /* a directory's marker */
                 vo_pool_marker_remove(p->path, p->id);
             if (p->shared && pool_is_networked(p))
                 unpublish = vo_strdup(p->id);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/pool-kept.h"
 #include "storage/rbd-failure.h"
 #include "util/time-format.h"
 #include "util/util.h"
@@ -23,6 +24,8 @@ typedef struct {
     int64_t next_ms; /* not tried by the retry thread before (vo_now_ms) */
     int64_t next_wall_ms;
     bool dropping; /* its pool deleted: its record going (forget_pool), not tried */
+    int64_t down_since_ms; /* Ceph not answering since (vo_now_ms), or 0 */
+    int64_t down_told_ms;  /* and last said so in the log */
 } Kept;
 
 static struct {
@@ -42,23 +45,61 @@ static Kept *kept_find(const char *key)
     return NULL;
 }
 
+/* Caller holds kept.lock. Ceph not answering for k's image, as the log
+ * tells it: when it starts (the start-up sweep's own line says it at
+ * first), a reminder every VO_SWEEP_KEPT_DOWN_REMINDER_MS, and when it
+ * answers again (a failure of another kind now; finish() when it finished),
+ * with how long it did not: not a line at every check. */
+static void log_down(Kept *k, VoRbdFailure kind)
+{
+    int64_t now = vo_now_ms();
+    const char *pool = k->pool ? k->pool : "?";
+    if (kind != VO_RBD_FAIL_UNREACHABLE) {
+        if (k->down_since_ms)
+            log_info("sweep: the Ceph of pool '%s' answers again after %lld s (%s: %s now)",
+                     pool, (long long)((now - k->down_since_ms) / 1000), k->key,
+                     vo_rbd_failure_name(kind));
+        k->down_since_ms = 0;
+        return;
+    }
+    if (!k->down_since_ms) {
+        k->down_since_ms = k->down_told_ms = now;
+        if (k->tries > 1) /* a retry's (quiet, its try counted): said once here */
+            log_warn("sweep: the Ceph of pool '%s' does not answer (%s): the RBD image of %s "
+                     "is tried again at each check, reminded every %d min", pool, k->error,
+                     k->key, VO_SWEEP_KEPT_DOWN_REMINDER_MS / 60000);
+    } else if (now - k->down_told_ms >= VO_SWEEP_KEPT_DOWN_REMINDER_MS) {
+        k->down_told_ms = now;
+        log_warn("sweep: the Ceph of pool '%s' still does not answer after %lld min (%s): the "
+                 "RBD image of %s is not removed yet (%u tries)", pool,
+                 (long long)((now - k->down_since_ms) / 60000), k->error, k->key, k->tries);
+    }
+}
+
 /* Caller holds kept.lock. Records failure err of k (its try count and
- * when the retry thread tries it next), logging a change of kind. */
-static void kept_failed(Kept *k, const char *pool, int err, const char *error)
+ * when the retry thread tries it next), logging a change of kind. True
+ * when what the cluster is shown of it changed (pool-kept.h): the caller
+ * publishes it once it let go of the lock. */
+static bool kept_failed(Kept *k, const char *pool, int err, const char *error)
 {
     VoRbdFailure kind = vo_rbd_failure_kind(err);
     bool changed = !k->tries || k->kind != kind;
+    const char *new_error = error ? error : strerror(err < 0 ? -err : err);
+    bool shown_changed = changed || !k->error || strcmp(k->error, new_error) ||
+                         (pool && (!k->pool || strcmp(k->pool, pool)));
     if (pool && (!k->pool || strcmp(k->pool, pool))) {
         free(k->pool);
         k->pool = vo_strdup(pool);
     }
-    free(k->error);
-    k->error = vo_strdup(error ? error : strerror(err < 0 ? -err : err));
+    char *old_error = k->error;
+    k->error = vo_strdup(new_error);
+    free(old_error);
     k->kind = kind;
     k->tries++;
     int64_t delay = vo_rbd_retry_delay_ms(kind, k->tries);
     k->next_ms = vo_now_ms() + (delay > 0 ? delay : 0);
     k->next_wall_ms = vo_wall_ms() + (delay > 0 ? delay : 0);
+    log_down(k, kind);
     if (kind == VO_RBD_FAIL_BUSY)
         log_warn("sweep: the RBD image of %s is still in use (%s); tried again in %lld s",
                  k->key, k->error, (long long)(delay / 1000));
@@ -67,9 +108,11 @@ static void kept_failed(Kept *k, const char *pool, int err, const char *error)
                  "not change that: fix the cause (the pool's key, its settings) or delete "
                  "pool '%s' with force; tried again hourly", k->key, k->error,
                  k->pool ? k->pool : "?");
+    return shown_changed;
 }
 
-void vo_sweep_kept_add(const char *key, const char *pool, int err, const char *error)
+void vo_sweep_kept_add(VoDaemon *d, const char *key, const char *pool, int err,
+                       const char *error)
 {
     pthread_mutex_lock(&kept.lock);
     Kept *k = kept_find(key);
@@ -82,8 +125,11 @@ void vo_sweep_kept_add(const char *key, const char *pool, int err, const char *e
         k = &kept.items[kept.n++];
         *k = (Kept){ .key = vo_strdup(key) };
     }
-    kept_failed(k, pool, err, error);
+    _cleanup_free_ char *publish = kept_failed(k, pool, err, error) && k->pool
+                                       ? vo_strdup(k->pool) : NULL;
     pthread_mutex_unlock(&kept.lock);
+    if (publish)
+        vo_pool_kept_publish(d, publish);
 }
 
 /* Caller holds kept.lock. */
@@ -130,7 +176,7 @@ static int finish(VoDaemon *d, const char *key, char **ret_error)
 
     _cleanup_free_ char *text = NULL;
     int64_t rev = 0;
-    VoSweepTry t = { 0 };
+    VoSweepTry t = { .quiet_unreachable = true };
     int r = vo_store_get(d->store, key, &text, &rev);
     if (r == -ENOENT) /* ended by someone else (a host leaving a cluster...) */
         r = 1;
@@ -139,15 +185,26 @@ static int finish(VoDaemon *d, const char *key, char **ret_error)
         log_info("sweep: finished %s, kept at start while its RBD image would not go", key);
     pthread_mutex_lock(&kept.lock);
     k = kept_find(key); /* NULL: forgotten meanwhile (its pool deleted) */
-    if (r > 0)
+    _cleanup_free_ char *publish = k && k->pool ? vo_strdup(k->pool) : NULL;
+    if (r > 0) {
+        if (k && k->down_since_ms)
+            log_info("sweep: the Ceph of pool '%s' answers again after %lld s (%s finished)",
+                     k->pool ? k->pool : "?",
+                     (long long)((vo_now_ms() - k->down_since_ms) / 1000), key);
         kept_drop(key);
-    else if (k && r < 0 && t.pool) /* Ceph's answer: a store read that failed is none */
-        kept_failed(k, t.pool, r, t.error);
+    } else if (k && r < 0 && t.pool) { /* Ceph's answer: a store read that failed is none */
+        if (!kept_failed(k, t.pool, r, t.error))
+            free(TAKE_PTR(publish));
+    } else {
+        free(TAKE_PTR(publish));
+    }
     if (k && r <= 0 && ret_error)
         *ret_error = vo_strdup(k->error);
     free(TAKE_PTR(kept.working));
     pthread_cond_broadcast(&kept.idle);
     pthread_mutex_unlock(&kept.lock);
+    if (publish) /* finished, or its failure changed: the cluster sees it */
+        vo_pool_kept_publish(d, publish);
     vo_sweep_try_clear(&t);
     return r > 0 ? 0 : -EAGAIN;
 }
@@ -248,4 +305,6 @@ void vo_sweep_kept_forget_pool(VoDaemon *d, const char *pool)
                  "stays there (last error: %s)%s", keys[i], pool, error,
                  r < 0 && r != -ENOENT ? "; its record could not be removed" : "");
     }
+    if (keys) /* this host's document of them goes (the pool has none) */
+        vo_pool_kept_publish(d, pool);
 }

@@ -5,18 +5,26 @@
  * while vireod runs (the rbd pools' check thread, one every few seconds):
  * Ceph not answering at each check, an image still open by a client after
  * a growing wait, a failure a retry will not cure (a refused key) only
- * hourly. A create of that name tries it first, whatever the wait, so the
+ * hourly. While Ceph does not answer, its going down is logged, then a
+ * reminder every VO_SWEEP_KEPT_DOWN_REMINDER_MS and its coming back with
+ * how long it was down (not a line at every check). A create of that name
+ * tries it first, whatever the wait, so the
  * image goes once Ceph lets it and never blocks the name; a stop leaves
  * the record to the next start's sweep. GET of the pool lists them. */
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "daemon/daemon.h"
 
+#define VO_SWEEP_KEPT_DOWN_REMINDER_MS (10 * 60 * 1000)
+
 /* Notes intent store key ("intents/...") as kept: removing an RBD image of
- * rbd pool `pool` failed with err (-errno) saying error. */
-void vo_sweep_kept_add(const char *key, const char *pool, int err, const char *error);
+ * rbd pool `pool` failed with err (-errno) saying error. A shared pool's
+ * kept intents are published to the cluster (pool-kept.h). */
+void vo_sweep_kept_add(VoDaemon *d, const char *key, const char *pool, int err,
+                       const char *error);
 /* Tries one kept intent that is due (the next in turn; bounded by the Ceph
  * timeouts). */
 void vo_sweep_kept_retry(VoDaemon *d);
@@ -42,6 +50,9 @@ void vo_sweep_kept_forget_pool(VoDaemon *d, const char *pool);
  * across the tries of one sweep. */
 typedef struct {
     char **down; /* rbd pool directories that did not answer in this sweep (strv) */
+    bool quiet_unreachable; /* a retry of a kept intent: Ceph not answering is not
+                             * logged at each try (sweep-kept.c logs it going down,
+                             * a reminder now and then, and it coming back) */
     char *pool;  /* a failure's rbd pool (its name), or NULL */
     char *error; /* and what it said */
 } VoSweepTry;

@@ -17,6 +17,7 @@
 #include "state/keys.h"
 #include "state/owner-state.h"
 #include "storage/rbd-failure.h"
+#include "storage/volume-path.h"
 #include "util/util.h"
 
 #define INTENTS_PREFIX "intents/"
@@ -169,9 +170,10 @@ static int remove_rbd_image(const char *path, VoSweepTry *t)
     if (r >= 0)
         return 0;
     const char *pool = strrchr(dir, '/');
-    log_warn("sweep: kept the RBD image of %s (half-made when vireod stopped) and its "
-             "intent: %s (%s)", path, error ? error : strerror(-r),
-             vo_rbd_failure_name(vo_rbd_failure_kind(r)));
+    if (!t->quiet_unreachable || vo_rbd_failure_kind(r) != VO_RBD_FAIL_UNREACHABLE)
+        log_warn("sweep: kept the RBD image of %s (half-made when vireod stopped) and its "
+                 "intent: %s (%s)", path, error ? error : strerror(-r),
+                 vo_rbd_failure_name(vo_rbd_failure_kind(r)));
     free(t->pool);
     free(t->error);
     t->pool = vo_strdup(pool ? pool + 1 : dir);
@@ -219,7 +221,7 @@ static void sweep_intents(VoDaemon *d)
         if (r > 0)
             (void)vo_store_delete(d->store, docs.keys[i], strtoll(docs.revs[i], NULL, 10));
         else if (r < 0) /* the record stays, and is tried again while running */
-            vo_sweep_kept_add(docs.keys[i], t.pool, r, t.error);
+            vo_sweep_kept_add(d, docs.keys[i], t.pool, r, t.error);
     }
     vo_sweep_try_clear(&t);
     vo_strv_free(docs.keys);
@@ -230,8 +232,11 @@ static void sweep_intents(VoDaemon *d)
 /* An intent with volumes whose owner (a VM document) does not exist: its
  * volumes and paths go. Compared on the owner's document being absent, read
  * now: a VM that was saved keeps everything. False when the store cannot
- * say: everything stays, the record too. */
-static bool remove_intent_volumes(VoDaemon *d, const char *intent, json_t *doc)
+ * say: everything stays, the record too. *down: the pools whose Ceph did
+ * not answer in this sweep (strv): their volumes are kept without asking
+ * again, so a Ceph that is down costs one connection's timeout per pool
+ * and sweep, not one per volume. */
+static bool remove_intent_volumes(VoDaemon *d, const char *intent, json_t *doc, char ***down)
 {
     const char *owner = json_string_value(json_object_get(doc, "owner"));
     _cleanup_free_ char *what = vo_asprintf("the volumes and files of %s", intent);
@@ -245,7 +250,17 @@ static bool remove_intent_volumes(VoDaemon *d, const char *intent, json_t *doc)
         _cleanup_free_ char *error = NULL;
         if (!key)
             continue;
-        int r = vo_volume_remove_now(d, key, &error);
+        _cleanup_free_ char *pool = NULL, *name = NULL;
+        bool split = vo_volume_key_split(key, &pool, &name) >= 0;
+        int r;
+        if (split && strv_has(*down, pool)) {
+            r = -ETIMEDOUT;
+            error = vo_strdup("not asked: its pool's Ceph did not answer earlier in this sweep");
+        } else if ((r = vo_volume_remove_now(d, key, &error)) < 0 && split &&
+                   vo_rbd_failure_kind(r) == VO_RBD_FAIL_UNREACHABLE &&
+                   vo_pool_is_rbd(d, pool)) {
+            vo_strv_push(down, vo_strdup(pool));
+        }
         if (r >= 0)
             log_info("removed volume %s: made for %s, which a stop cut short", key,
                      owner ? owner : "?");
@@ -264,10 +279,11 @@ static bool remove_intent_volumes(VoDaemon *d, const char *intent, json_t *doc)
 void vo_sweep_volumes_after_load(VoDaemon *d)
 {
     Docs docs = { 0 };
+    _cleanup_strv_ char **down = NULL; /* pools whose Ceph did not answer */
     (void)vo_store_list(d->store, INTENTS_PREFIX, collect, &docs);
     for (size_t i = 0; docs.keys && docs.keys[i]; i++) {
         json_t *doc = json_loads(docs.values[i], 0, NULL);
-        if (json_object_get(doc, "volumes") && remove_intent_volumes(d, docs.keys[i], doc))
+        if (json_object_get(doc, "volumes") && remove_intent_volumes(d, docs.keys[i], doc, &down))
             (void)vo_store_delete(d->store, docs.keys[i], strtoll(docs.revs[i], NULL, 10));
         json_decref(doc);
     }

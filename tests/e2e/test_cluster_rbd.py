@@ -254,3 +254,61 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
     for h in (h1, h2):
         wait_until(lambda: reachable(h, "ceph3"), 30, what=f"ceph3 reachable on {h.name}")
         assert key_on(h, "ceph3") == key2, h.name
+
+
+def test_kept_intents_seen_by_every_host(ceph_box, cluster, tmp_path):
+    """A volume create on h1 cut short by its vireod's crash, its RBD image
+    still open by a client (`rbd watch`) when h1 starts again: h1 keeps the
+    intent (busy) and publishes it for the cluster, so h2's GET of the
+    shared pool lists it with its host, and the pool's delete is refused
+    on h2 as on h1 (409 naming it and h1); h2's --force delete drops it on
+    h1 too (logged there) and leaves the image in Ceph."""
+    c = cluster(2, listen=False)
+    ceph = start_ceph(c, ceph_box)
+    form(c)
+    h1, h2 = c.hosts
+    ceph.create_pool("vms")
+    keyring = str(tmp_path / "ceph.client.vireo.keyring")
+    ceph.add_user("vireo", "vms", keyring)
+    h1.cli("pool", "create", "ceph", "--type", "rbd", "--monitors", ceph.monitors,
+           "--pool", "vms", "--user", "vireo", "--keyring", keyring)
+    for h in (h1, h2):
+        wait_until(lambda: reachable(h, "ceph"), 30, what=f"pool ceph reachable on {h.name}")
+
+    faults = str(tmp_path / "faults")
+    os.makedirs(faults)
+    h1.stop()
+    h1.env = {**(h1.env or {}), "VIREO_TEST_MIGRATE_FAULT": faults}
+    h1.start()
+    wait_until(lambda: reachable(h1, "ceph"), 30, what="pool ceph reachable on h1 again")
+    open(os.path.join(faults, "rbd-volume-exit-before-save"), "w").close()
+    h1.request("POST", "/v1/pools/ceph/volumes", {"name": "orphan", "size_bytes": 1 << 20})
+    h1.proc.wait(timeout=60)
+    assert "orphan" in json.loads(ceph.rbd("ls", "--format", "json", "vms"))
+    watcher = subprocess.Popen(["ip", "netns", "exec", ceph.netns.name, "rbd", "-c", ceph.conf,
+                                "watch", "vms/orphan"], stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: rbd_json(ceph, "status", "vms/orphan")["watchers"], 60,
+                   interval=0.5, what="rbd watch's watcher")
+        h1.start()
+        assert "sweep: the RBD image of intents/volumes/ceph/orphan is still in use" \
+            in h1.log(), h1.log()
+        # Seen from h2, with the host that keeps it.
+        kept = [(k["intent"], k["failure"], k["host"])
+                for k in h2.api("GET", "/v1/pools/ceph")["kept_intents"]]
+        assert kept == [("intents/volumes/ceph/orphan", "busy", h1.name)], kept
+        assert [k["host"] for k in h1.api("GET", "/v1/pools/ceph")["kept_intents"]] == [h1.name]
+        for h in (h2, h1):
+            status, doc = h.request("DELETE", "/v1/pools/ceph")[:2]
+            msg = doc["error"]["message"]
+            assert status == 409 and "intents/volumes/ceph/orphan" in msg \
+                and f"on host {h1.name}" in msg, (h.name, doc)
+        h2.cli("pool", "delete", "ceph", "--force")
+        wait_until(lambda: "sweep: dropped intents/volumes/ceph/orphan" in h1.log(), 30,
+                   what="h1 to drop its kept intent")
+        assert pool_on(h1, "ceph") is None
+    finally:
+        watcher.communicate(b"\n", timeout=60)  # rbd watch ends at a newline
+    assert "orphan" in json.loads(ceph.rbd("ls", "--format", "json", "vms"))  # left in Ceph
+    ceph.rbd("rm", "vms/orphan")

@@ -372,12 +372,17 @@ def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
     Ceph not answering (the monitor stopped): the intents stay, the pool's
     Ceph asked once for both (one connection's timeout, not one per image),
     shown with their error by `pool show`; the pool's delete is refused
-    naming them, a create of the name meanwhile too (409); once the
-    monitor answers the running vireod removes the images, so the name is
-    usable again."""
+    naming them, a create of the name meanwhile too (409); the retries
+    while Ceph is down log nothing each (one line when it answers again,
+    with how long it did not); once the monitor answers the running vireod
+    removes the images, so the name is usable again. A VM create cut short
+    with two volumes of the pool: the sweep waits for Ceph once (the
+    pool's), not once per volume, and keeps both."""
     d, keyring, key = rbd_env
     d.cli("pool", "create", "down", "--type", "rbd", "--monitors", ceph.monitors, "--pool",
           "vireo-vms", "--user", "vireo", "--keyring", keyring)
+    for vol in ("vmvol1", "vmvol2"):  # a VM create's, its VM never saved (the intent below)
+        d.task_ok("POST", "/v1/pools/down/volumes", {"name": vol, "size_bytes": MiB})
     open(os.path.join(d.env["VIREO_TEST_MIGRATE_FAULT"], "rbd-volume-exit-before-save"),
          "w").close()
     d.request("POST", "/v1/pools/down/volumes", {"name": "orphan", "size_bytes": MiB})
@@ -391,6 +396,11 @@ def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
         db.execute("INSERT INTO documents (key, mod_rev, create_rev, lease, value) SELECT "
                    "key || '2', mod_rev, create_rev, lease, replace(value, 'orphan', 'orphan2') "
                    "FROM documents WHERE key = 'intents/volumes/down/orphan'")
+        vm_intent = json.dumps({"owner": "vms/0a1b2c3d-never-saved", "paths": [],
+                                "volumes": ["down/vmvol1", "down/vmvol2"]})
+        db.execute("INSERT INTO documents (key, mod_rev, create_rev, lease, value) SELECT "
+                   "'intents/vms/0a1b2c3d-never-saved', mod_rev, create_rev, lease, ? "
+                   "FROM documents WHERE key = 'intents/volumes/down/orphan'", (vm_intent,))
     db.close()
     mon = ceph.procs["mon.a"][0].pid
     os.kill(mon, signal.SIGSTOP)
@@ -401,6 +411,10 @@ def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
                       if "sweep: kept the RBD image of" in ln]
         assert len(kept_lines) == 2, d.log()
         assert len([ln for ln in kept_lines if "earlier in this sweep" in ln]) == 1, kept_lines
+        vol_lines = [ln for ln in d.log()[start_log:].splitlines()
+                     if "kept volume down/vmvol" in ln]
+        assert len(vol_lines) == 2, d.log()  # both kept, Ceph asked for the first only
+        assert "earlier in this sweep" in vol_lines[1], vol_lines
         db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"))
         try:
             kept = [k for (k,) in
@@ -415,11 +429,21 @@ def test_sweep_keeps_intent_while_ceph_is_down(ceph, rbd_env):
         status, doc = d.request("POST", "/v1/pools/down/volumes",
                                 {"name": "orphan", "size_bytes": MiB}, timeout=90)[:2]
         assert status == 409 and "cannot be removed yet" in doc["error"]["message"], doc
+        # Tried again at the checks (each waits out Ceph's timeout), not a line each.
+        wait_until(lambda: sum(k["tries"] for k in
+                               d.api("GET", "/v1/pools/down")["kept_intents"]) >= 4, 180,
+                   interval=1, what="the kept intents' retries")
+        assert len([ln for ln in d.log()[start_log:].splitlines()
+                    if "sweep: kept the RBD image of" in ln]) == 2, d.log()[start_log:]
     finally:
         os.kill(mon, signal.SIGCONT)
     wait_until(lambda: not {"orphan", "orphan2"} & set(images(ceph)), 90, interval=0.5,
                what="the kept intents' images to go")
     assert "sweep: finished intents/volumes/down/orphan2" in d.log()
+    assert re.search(r"the Ceph of pool 'down' answers again after \d+ s "
+                     r"\(intents/volumes/down/orphan2? finished\)", d.log()), d.log()
+    for vol in ("vmvol1", "vmvol2"):
+        d.task_ok("DELETE", f"/v1/pools/down/volumes/{vol}")
     d.task_ok("POST", "/v1/pools/down/volumes", {"name": "orphan", "size_bytes": MiB})
     assert "orphan" in images(ceph)
     d.task_ok("DELETE", "/v1/pools/down/volumes/orphan")

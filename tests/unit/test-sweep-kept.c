@@ -7,18 +7,23 @@
  * that try failed; while Ceph does not answer it is refused (-EBUSY, the
  * name still kept) and finishes it once it does. The retry policy by the
  * failure's kind (storage/rbd-failure.h), and a deleted pool's intents
- * (not dropped under a try of one). */
+ * (not dropped under a try of one). A shared pool's kept intents as the
+ * cluster sees them (daemon/pool-kept.c): listed and refusing a delete on
+ * another host, and a delete racing a newly kept one losing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/pool-kept.h"
 #include "daemon/sweep-kept.h"
 #include "util/util.h"
 
@@ -115,7 +120,7 @@ static void keep(Fixture *f, const char *key)
 {
     assert_int_equal(vo_store_put(f->d.store, key, "{\"owner\":\"volumes/x\",\"paths\":[]}",
                                   VO_REV_NEW, NULL), 0);
-    vo_sweep_kept_add(key, "ceph", -ETIMEDOUT, "Ceph does not answer");
+    vo_sweep_kept_add(&f->d, key, "ceph", -ETIMEDOUT, "Ceph does not answer");
 }
 
 static void *retry_thread(void *userdata)
@@ -281,7 +286,7 @@ static void a_deleted_pools_intents_are_forgotten(void **state)
     keep(f, "intents/volumes/ceph/g");
     assert_int_equal(vo_store_put(f->d.store, "intents/volumes/other/h", "{}", VO_REV_NEW,
                                   NULL), 0);
-    vo_sweep_kept_add("intents/volumes/other/h", "other", -ETIMEDOUT, "Ceph does not answer");
+    vo_sweep_kept_add(&f->d, "intents/volumes/other/h", "other", -ETIMEDOUT, "Ceph does not answer");
     _cleanup_strv_ char **keys = vo_sweep_kept_of_pool("ceph");
     assert_int_equal(vo_strv_len(keys), 1);
     assert_string_equal(keys[0], "intents/volumes/ceph/g");
@@ -333,7 +338,7 @@ static void a_deleted_pool_does_not_wait_for_another_pools_try(void **state)
     Fixture *f = *state;
     assert_int_equal(vo_store_put(f->d.store, "intents/volumes/other/k", "{}", VO_REV_NEW,
                                   NULL), 0);
-    vo_sweep_kept_add("intents/volumes/other/k", "other", -ETIMEDOUT, "Ceph does not answer");
+    vo_sweep_kept_add(&f->d, "intents/volumes/other/k", "other", -ETIMEDOUT, "Ceph does not answer");
     stub_reset(-ETIMEDOUT, false);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, retry_thread, &f->d), 0);
@@ -353,10 +358,111 @@ static void a_deleted_pool_does_not_wait_for_another_pools_try(void **state)
     vo_sweep_kept_forget_pool(&f->d, "other");
 }
 
+typedef struct {
+    VoDaemon *d;
+    int64_t rev;
+    int r;
+} DeleteArgs;
+
+static void *delete_thread(void *userdata)
+{
+    DeleteArgs *a = userdata;
+    a->r = vo_pool_kept_delete_pool(a->d, "cluster/pools/ceph", a->rev, "ceph", false, NULL);
+    return NULL;
+}
+
+/* Shared pool "ceph" (its revision returned) of a cluster of hosts h1 and h2. */
+static int64_t shared_pool_of_two_hosts(Fixture *f)
+{
+    int64_t pool_rev = 0;
+    assert_int_equal(vo_store_put(f->d.store, "cluster/pools/ceph", "{\"name\":\"ceph\"}",
+                                  VO_REV_NEW, &pool_rev), 0);
+    assert_int_equal(vo_store_put(f->d.store, "cluster/members/h1", "{}", VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(f->d.store, "cluster/members/h2", "{}", VO_REV_NEW, NULL), 0);
+    return pool_rev;
+}
+
+/* A shared pool's kept intents are published for the cluster (pool-kept.h):
+ * another host lists them with the host, its delete of the pool is refused
+ * naming them, and with force the pool and the document go in one
+ * transaction; a publish after that writes nothing (the pool is gone). */
+static void kept_intents_are_seen_by_every_host(void **state)
+{
+    Fixture *f = *state;
+    int64_t pool_rev = shared_pool_of_two_hosts(f);
+    f->d.host_id = "h1";
+    f->d.host_name = "one";
+    keep(f, "intents/volumes/ceph/m");
+    _cleanup_free_ char *doc = NULL;
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pool-kept/ceph/h1", &doc, NULL), 0);
+    assert_non_null(strstr(doc, "intents/volumes/ceph/m"));
+
+    VoDaemon other = { .store = f->d.store, .host_id = "h2", .host_name = "two" };
+    json_t *list = json_array();
+    assert_int_equal(vo_pool_kept_others(&other, "ceph", list), 0);
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "host")),
+                        "one");
+    json_decref(list);
+    _cleanup_free_ char *kept_text = NULL;
+    assert_int_equal(vo_pool_kept_delete_pool(&other, "cluster/pools/ceph", pool_rev, "ceph",
+                                              false, &kept_text), -EBUSY);
+    assert_non_null(
+        strstr(kept_text, "intents/volumes/ceph/m (Ceph does not answer) on host one"));
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pools/ceph", NULL, NULL), 0);
+
+    assert_int_equal(vo_pool_kept_delete_pool(&other, "cluster/pools/ceph", pool_rev, "ceph",
+                                              true, NULL), 0);
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pools/ceph", NULL, NULL), -ENOENT);
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pool-kept/ceph/h1", NULL, NULL), -ENOENT);
+    vo_pool_kept_publish(&f->d, "ceph"); /* a change of h1's after the delete */
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pool-kept/ceph/h1", NULL, NULL), -ENOENT);
+    vo_sweep_kept_forget_pool(&f->d, "ceph");
+    f->d.host_id = NULL;
+    f->d.host_name = NULL;
+}
+
+/* A kept intent published after a delete read the documents (as a host's
+ * start-up sweep may do at that moment): the delete's compare of that
+ * host's document, absent when read, fails it: one of the two wins. */
+static void a_delete_racing_a_newly_kept_intent_loses(void **state)
+{
+    Fixture *f = *state;
+    int64_t pool_rev = shared_pool_of_two_hosts(f);
+    /* Held between its read and its transaction (the store's test fault). */
+    _cleanup_free_ char *faults = vo_asprintf("%s/faults", f->dir);
+    assert_int_equal(mkdir(faults, 0700), 0);
+    setenv("VIREO_TEST_STORE_FAULTS", faults, 1);
+    _cleanup_free_ char *hold = vo_asprintf("%s/delete@cluster+pools+ceph.hold", faults);
+    _cleanup_free_ char *held = vo_asprintf("%s/delete@cluster+pools+ceph.held", faults);
+    close(open(hold, O_CREAT | O_WRONLY, 0600));
+    VoDaemon other = { .store = f->d.store, .host_id = "h2", .host_name = "two" };
+    DeleteArgs a = { .d = &other, .rev = pool_rev };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, delete_thread, &a), 0);
+    while (access(held, F_OK) < 0)
+        usleep(10000);
+    f->d.host_id = "h1";
+    f->d.host_name = "one";
+    keep(f, "intents/volumes/ceph/n"); /* published: the pool is still there */
+    unlink(hold);
+    pthread_join(t, NULL);
+    unsetenv("VIREO_TEST_STORE_FAULTS");
+    assert_int_equal(a.r, -ESTALE);
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pools/ceph", NULL, NULL), 0);
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pool-kept/ceph/h1", NULL, NULL), 0);
+    vo_sweep_kept_forget_pool(&f->d, "ceph");
+    f->d.host_id = NULL;
+    f->d.host_name = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(other_names_never_wait_on_a_try, setup, teardown),
+        cmocka_unit_test_setup_teardown(kept_intents_are_seen_by_every_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_delete_racing_a_newly_kept_intent_loses, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(kept_name_waits_for_the_try_and_finds_it_done, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(kept_name_is_refused_at_once_when_the_try_fails, setup,

@@ -74,7 +74,8 @@ export function PoolPage({ pool, who, tasks, onError }) {
         {(pool.kept_intents || []).map((k) => (
           <><dt>Kept intent</dt>
             <dd class={k.failure === 'permanent' ? 'error' : ''} data-field="kept-intent">
-              {k.intent}: {k.error} ({k.failure}, {k.tries} tries)</dd></>
+              {k.intent}{k.host ? ` on host ${k.host}` : ''}: {k.error} ({k.failure}
+              {k.tries != null ? `, ${k.tries} tries` : ''})</dd></>
         ))}
         <dt>Volumes</dt><dd data-field="volumes">{takesVolumes && volumes ? volumes.length : pool.volumes}</dd>
       </dl>

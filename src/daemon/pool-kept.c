@@ -1,0 +1,208 @@
+/* pool-kept.c: every host's kept rbd intents of a shared pool, in the
+ * store for the whole cluster (pool-kept.h). */
+#include "daemon/pool-kept.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/storage.h"
+#include "daemon/sweep-kept.h"
+#include "state/store.h"
+#include "util/util.h"
+
+#define MEMBERS_PREFIX "cluster/members/"
+
+/* One publish at a time: a later snapshot of the kept intents is never
+ * overwritten by an earlier one. */
+static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char *kept_key(const char *pool, const char *host_id)
+{
+    return vo_asprintf(VO_POOL_KEPT_PREFIX "%s/%s", pool, host_id);
+}
+
+/* This host's document of pool `pool`, or NULL when it keeps none. */
+static char *own_doc(VoDaemon *d, const char *pool)
+{
+    json_t *all = vo_sweep_kept_json(pool);
+    json_t *intents = json_array();
+    size_t i;
+    json_t *k;
+    json_array_foreach(all, i, k)
+        json_array_append_new(intents, json_pack("{s:O, s:O, s:O}", "intent",
+                                                 json_object_get(k, "intent"), "failure",
+                                                 json_object_get(k, "failure"), "error",
+                                                 json_object_get(k, "error")));
+    json_decref(all);
+    if (!json_array_size(intents)) {
+        json_decref(intents);
+        return NULL;
+    }
+    json_t *doc = json_pack("{s:s, s:s?, s:o}", "host", d->host_id, "host_name", d->host_name,
+                            "intents", intents);
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    return text;
+}
+
+void vo_pool_kept_publish(VoDaemon *d, const char *pool)
+{
+    if (!d->store || !d->host_id)
+        return;
+    _cleanup_free_ char *pool_key = vo_asprintf(VO_SHARED_POOLS_PREFIX "%s", pool);
+    _cleanup_free_ char *key = kept_key(pool, d->host_id);
+    pthread_mutex_lock(&publish_lock);
+    int r = -ESTALE;
+    for (int attempt = 0; attempt < 3 && r == -ESTALE; attempt++) {
+        _cleanup_free_ char *pool_doc = NULL;
+        int64_t pool_rev = 0;
+        r = vo_store_get(d->store, pool_key, &pool_doc, &pool_rev);
+        _cleanup_free_ char *text = r >= 0 ? own_doc(d, pool) : NULL;
+        if (r == -ENOENT || (r >= 0 && !text)) {
+            /* Not shared, deleted, or none kept: no document. Only this
+             * host writes it (a forced delete of the pool removes it too,
+             * in which case it is gone already). */
+            r = vo_store_delete(d->store, key, VO_REV_ANY);
+            r = r == -ENOENT ? 0 : r;
+        } else if (r >= 0) {
+            /* Compared on the pool at the revision read: a pool deleted
+             * meanwhile gets no document (its delete compared ours). */
+            VoStoreCompare cmp = { .key = pool_key, .expected_rev = pool_rev };
+            VoStoreOp op = { .kind = VO_STORE_PUT, .key = key, .value = text };
+            r = vo_store_txn(d->store, &cmp, 1, &op, 1, NULL, NULL);
+            if (r == -ENOENT) /* the pool went meanwhile: its watch drops ours */
+                r = 0;
+        }
+    }
+    pthread_mutex_unlock(&publish_lock);
+    if (r < 0)
+        log_warn("storage: cannot publish the kept intents of pool '%s' to the cluster: %s",
+                 pool, strerror(-r));
+}
+
+typedef struct {
+    const char *skip_host; /* this host's id: its own are listed from memory */
+    json_t *list;          /* entries with "host" (its name) */
+    char **keys;           /* the documents read (strv), and ... */
+    int64_t *revs;         /* ... their revisions */
+    size_t n;
+} Published;
+
+static int published_one(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    Published *p = userdata;
+    const char *host_id = strrchr(key, '/') + 1;
+    int64_t *revs = vo_malloc0(sizeof(int64_t) * (p->n + 1));
+    if (p->n)
+        memcpy(revs, p->revs, sizeof(int64_t) * p->n);
+    free(p->revs);
+    p->revs = revs;
+    p->revs[p->n++] = rev;
+    vo_strv_push(&p->keys, vo_strdup(key));
+    if (p->skip_host && !strcmp(host_id, p->skip_host))
+        return 0; /* read, not listed */
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *name = json_string_value(json_object_get(doc, "host_name"));
+    size_t i;
+    json_t *k;
+    json_array_foreach(json_object_get(doc, "intents"), i, k) {
+        json_t *e = json_deep_copy(k);
+        json_object_set_new(e, "host", json_string(name ? name : host_id));
+        json_array_append_new(p->list, e);
+    }
+    json_decref(doc);
+    return 0;
+}
+
+static void published_clear(Published *p)
+{
+    vo_strv_free(p->keys);
+    free(p->revs);
+}
+
+static int read_published(VoDaemon *d, const char *pool, Published *p)
+{
+    _cleanup_free_ char *prefix = vo_asprintf(VO_POOL_KEPT_PREFIX "%s/", pool);
+    return vo_store_list(d->store, prefix, published_one, p);
+}
+
+int vo_pool_kept_others(VoDaemon *d, const char *pool, json_t *list)
+{
+    Published p = { .skip_host = d->host_id, .list = list };
+    int r = read_published(d, pool, &p);
+    published_clear(&p);
+    return r;
+}
+
+static int member_one(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)value;
+    (void)rev;
+    vo_strv_push(userdata, vo_strdup(key + strlen(MEMBERS_PREFIX)));
+    return 0;
+}
+
+static bool strv_has(char *const *v, const char *s)
+{
+    for (; v && *v; v++)
+        if (!strcmp(*v, s))
+            return true;
+    return false;
+}
+
+int vo_pool_kept_delete_pool(VoDaemon *d, const char *pool_key, int64_t rev, const char *pool,
+                             bool force, char **ret_kept)
+{
+    _cleanup_strv_ char **members = NULL;
+    Published p = { .skip_host = d->host_id, .list = json_array() };
+    int r = read_published(d, pool, &p);
+    if (r >= 0)
+        r = vo_store_list(d->store, MEMBERS_PREFIX, member_one, &members);
+    if (r >= 0 && !force && json_array_size(p.list)) {
+        _cleanup_strv_ char **named = NULL;
+        size_t i;
+        json_t *k;
+        json_array_foreach(p.list, i, k)
+            vo_strv_pushf(&named, "%s (%s) on host %s",
+                          json_string_value(json_object_get(k, "intent")),
+                          json_string_value(json_object_get(k, "error")),
+                          json_string_value(json_object_get(k, "host")));
+        *ret_kept = vo_strv_join(named, "; ");
+        r = -EBUSY;
+    }
+    if (r >= 0) {
+        /* The pool at its revision, each document read at its own, and
+         * every member's that was not read absent. With force they go;
+         * without, the only one there can be is this host's own, whose
+         * kept intents in memory the caller checked (none: a stale one). */
+        size_t n_members = vo_strv_len(members);
+        _cleanup_strv_ char **absent = NULL;
+        for (size_t i = 0; i < n_members; i++) {
+            _cleanup_free_ char *key = kept_key(pool, members[i]);
+            if (!strv_has(p.keys, key))
+                vo_strv_push(&absent, TAKE_PTR(key));
+        }
+        size_t n_absent = vo_strv_len(absent);
+        size_t n_cmps = 1 + p.n + n_absent;
+        VoStoreCompare *cmps = vo_malloc0(sizeof(VoStoreCompare) * n_cmps);
+        VoStoreOp *ops = vo_malloc0(sizeof(VoStoreOp) * (1 + p.n));
+        cmps[0] = (VoStoreCompare){ .key = pool_key, .expected_rev = rev };
+        ops[0] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = pool_key };
+        for (size_t i = 0; i < p.n; i++) {
+            cmps[1 + i] = (VoStoreCompare){ .key = p.keys[i], .expected_rev = p.revs[i] };
+            ops[1 + i] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = p.keys[i] };
+        }
+        for (size_t i = 0; i < n_absent; i++)
+            cmps[1 + p.n + i] = (VoStoreCompare){ .key = absent[i], .expected_rev = VO_REV_NEW };
+        size_t failed = 0;
+        r = vo_store_txn(d->store, cmps, n_cmps, ops, 1 + p.n, NULL, &failed);
+        if (r == -EEXIST || (r == -ENOENT && failed > 0))
+            r = -ESTALE; /* a kept document came or went meanwhile: read again */
+        free(cmps);
+        free(ops);
+    }
+    json_decref(p.list);
+    published_clear(&p);
+    return r;
+}

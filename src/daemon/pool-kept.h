@@ -1,0 +1,39 @@
+/* pool-kept.h: the kept rbd intents of a shared pool (sweep-kept.h),
+ * published for the whole cluster: one document per pool per host,
+ * cluster/pool-kept/<pool>/<host-id> = {"host", "host_name", "intents":
+ * [{"intent","failure","error"}]}, written when an intent becomes kept
+ * (or its failure changes) and deleted when the host's last one of the
+ * pool finishes. A pool's delete on any host reads them and compares them
+ * (each member's document at the revision read, or absent) in the
+ * transaction that deletes the pool: a delete and a newly kept intent
+ * never both win. A standalone host's pools are not shared: nothing is
+ * published and its own kept intents alone count, as before. */
+#pragma once
+
+#include <jansson.h>
+
+#include "daemon/daemon.h"
+
+#define VO_POOL_KEPT_PREFIX "cluster/pool-kept/"
+
+/* Writes (or deletes, when it has none) this host's document of the kept
+ * intents of pool `pool`, when the pool is shared (cluster/pools/<pool>
+ * exists; compared in the write, so a deleted pool gets none). Logged on
+ * failure; the next change writes it again. */
+void vo_pool_kept_publish(VoDaemon *d, const char *pool);
+
+/* The kept intents of pool `pool` every other host published, each as
+ * vo_sweep_kept_json's entries plus "host" (its name); appended to list.
+ * 0, or a store error. */
+int vo_pool_kept_others(VoDaemon *d, const char *pool, json_t *list);
+
+/* Deletes shared pool document pool_key (at revision rev) of pool `pool`
+ * in one transaction with a compare of every host's kept-intent document
+ * of it: those read now at their revision, every other member's absent.
+ * Unless force, any kept intent of another host refuses it: -EBUSY with
+ * *ret_kept "KEY (ERROR) on host H; ..." (the caller words the error).
+ * With force their documents go in the same transaction. Else what
+ * vo_store_txn answers (-ESTALE: the pool or a kept document changed
+ * meanwhile, -ENOENT: the pool is gone). */
+int vo_pool_kept_delete_pool(VoDaemon *d, const char *pool_key, int64_t rev, const char *pool,
+                             bool force, char **ret_kept);
