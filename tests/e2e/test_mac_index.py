@@ -7,8 +7,8 @@ import json
 import os
 import sqlite3
 
-from test_cluster_placement import form
 from test_drs import etcdctl, etcd_keys
+from test_vm_import import two_hosts_with_faults
 from vireo_harness import Daemon, wait_until
 
 CLAIMS = "cluster/claims/macs/"
@@ -101,12 +101,7 @@ def test_generated_macs_unique_in_the_cluster(cluster, tmp_path, monkeypatch):
     faults = [str(tmp_path / f"faults{i}") for i in (1, 2)]
     for f in faults:
         os.makedirs(f)
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[0])
-    c = cluster(1, driver="fake", listen=False)
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[1])
-    c.add_host()
-    form(c)
-    h1, h2 = c.hosts
+    h1, h2 = two_hosts_with_faults(cluster, monkeypatch, faults)
 
     def create(h, name, **more):
         body = {"name": name, "memory_mib": 64, "host": h.name, "networks": ["user"], **more}
