@@ -116,21 +116,6 @@ char *vo_mac_claim_holder_message(VoDaemon *d, const char *mac)
     return msg;
 }
 
-int vo_mac_claim_one(VoDaemon *d, const char *mac, const char *vm_name, VoMacClaims **ret,
-                     char **ret_error)
-{
-    *ret = NULL;
-    int r = vo_mac_claims_add(d, ret, mac, vm_name);
-    if (r > 0)
-        return 0;
-    vo_mac_claims_release(TAKE_PTR(*ret));
-    if (r < 0)
-        return vo_error_set(ret_error, r, "cannot claim MAC %s in the store: %s", mac,
-                            strerror(-r));
-    *ret_error = vo_mac_claim_holder_message(d, mac);
-    return -EEXIST;
-}
-
 /* Tests: the next MAC drawn, from $VIREO_FAKE_FAULTS/mac-draws (one per
  * line, each taken once; the file goes with the last), so that a draw
  * another VM holds can be forced. false: none (any real host: one getenv). */

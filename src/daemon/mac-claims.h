@@ -47,12 +47,9 @@ int vo_mac_claims_take(VoDaemon *d, const char *const *macs, size_t n, const cha
 /* Claims one more MAC in *c (made when NULL): 1 when held, 0 when another
  * holds it (a claim in progress or a VM's), or the store's -errno. */
 int vo_mac_claims_add(VoDaemon *d, VoMacClaims **c, const char *mac, const char *vm_name);
-/* Claims one MAC for VM vm_name: 0 with *ret, -EEXIST when another holds
- * it (*ret_error names the MAC, the VM it is being given to or has, and
- * its host when in progress), or -errno when the store failed. */
-int vo_mac_claim_one(VoDaemon *d, const char *mac, const char *vm_name, VoMacClaims **ret,
-                     char **ret_error);
-/* The -EEXIST message of a MAC another holds, as its claim says. */
+/* The message ("mac: M is ...") of a MAC another holds, as its claim
+ * says: the VM that has it and that VM's host, or the VM it is being given
+ * to and the host giving it. */
 char *vo_mac_claim_holder_message(VoDaemon *d, const char *mac);
 /* A new random MAC (in 52:54:00, lower case) that taken(mac, userdata)
  * says is free here (may be NULL), claimed in *c (made when NULL) for VM
