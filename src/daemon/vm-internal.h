@@ -297,10 +297,13 @@ void vo_vm_add_mac_index(json_t *want, const VoVmSpec *spec, json_t *have,
                          const VoMacClaims *claims);
 /* The index documents among a VM's relations uses (a new reference). */
 json_t *vo_vm_mac_index_of(json_t *uses);
-/* At start, once the VMs are loaded: this host's VMs' MACs entered in the
- * index where missing, and then the host marked as indexed
- * (cluster/mac-indexed/<host-id>). A MAC another VM holds there is logged. */
-void vo_vms_mac_index_fill(VoDaemon *d);
+/* At start, once the VMs are loaded: the held claims of this host's VMs
+ * that have no document go (orphans: {vm-id: relations} as stored, those
+ * of no loaded VM), this host's VMs' MACs are entered in the index where
+ * missing, and then the host is marked as indexed
+ * (cluster/mac-indexed/<host-id>). A MAC another VM holds there is
+ * logged. */
+void vo_vms_mac_index_fill(VoDaemon *d, json_t *orphans);
 
 /* Live migration (migrate.c, migrate-incoming.c). Destination: registers
  * the VM whose documents the ownership transaction just moved here (spec

@@ -87,7 +87,36 @@ static int fill_vm(VoDaemon *d, VoVm *vm, json_t *stored)
     return r;
 }
 
-void vo_vms_mac_index_fill(VoDaemon *d)
+/* The held claims of VMs of this host that have no document (orphans: the
+ * relations stored of each VM id, vms.c's load) go: a create cut short by
+ * a crash after its first write. Each compared on the VM's document being
+ * absent, as the rest of its relations. */
+static void drop_orphans(VoDaemon *d, json_t *stored, json_t *orphans)
+{
+    const char *key;
+    json_t *text;
+    void *tmp;
+    json_object_foreach_safe(stored, tmp, key, text) {
+        json_t *doc = json_loads(json_string_value(text), 0, NULL);
+        const char *id = json_string_value(json_object_get(doc, "vm_id"));
+        bool orphan = id && json_object_get(orphans, id);
+        _cleanup_vm_ VoVm *vm = orphan ? vo_vms_find(d, id) : NULL;
+        if (orphan && !vm) {
+            _cleanup_free_ char *vm_key = vo_key_vm(id);
+            VoStoreCompare cmp = { .key = vm_key, .expected_rev = VO_REV_NEW };
+            VoStoreOp op = { .kind = VO_STORE_DELETE, .key = key };
+            int r = vo_store_txn(d->store, &cmp, 1, &op, 1, NULL, NULL);
+            if (r < 0 && r != -EEXIST)
+                log_warn("store: cannot free MAC %s of VM %s: %s",
+                         key + strlen(VO_KEY_MAC_CLAIMS_PREFIX), id, strerror(-r));
+            if (r >= 0)
+                json_object_del(stored, key); /* free for the fill below */
+        }
+        json_decref(doc);
+    }
+}
+
+void vo_vms_mac_index_fill(VoDaemon *d, json_t *orphans)
 {
     json_t *stored = json_object();
     int r = vo_store_list(d->store, VO_KEY_MAC_CLAIMS_PREFIX, collect_text, stored);
@@ -97,6 +126,7 @@ void vo_vms_mac_index_fill(VoDaemon *d)
         json_decref(stored);
         return;
     }
+    drop_orphans(d, stored, orphans);
     size_t n = 0;
     VoVm **vms = vo_vms_ref_all(d, &n);
     for (size_t i = 0; i < n; i++) {

@@ -3248,7 +3248,8 @@ int vo_vms_load(VoDaemon *d)
     drop_orphan_claims(d, ctx.claims);
     json_decref(ctx.claims);
     drop_orphan_members(d);
-    vo_vms_mac_index_fill(d); /* before the rewrite: it writes only the index's own */
+    /* Before the rewrite, which writes only the index's own of a VM. */
+    vo_vms_mac_index_fill(d, ctx.relations);
     rebuild_relations(d, ctx.relations); /* claims the names not claimed yet, too */
     json_decref(ctx.relations);
     vo_networks_refresh_hosts(d); /* the NICs as recorded now */

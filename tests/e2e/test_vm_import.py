@@ -473,16 +473,21 @@ def test_import_cut_short_leaves_nothing(crashy, tmp_path):
 
 def test_create_cut_short_leaves_nothing(crashy):
     """vireod dies after a VM create made the boot disk, before the VM's
-    document was saved: the next start removes the volume."""
+    document was saved: the next start removes the volume, and frees the
+    MAC its first write made its own (the MAC index, mac-claims.h)."""
     d, faults = crashy
     d.task_ok("POST", "/v1/vms", {"name": "kept", "memory_mib": 64})
     before = volume_keys(d)
     assert "default/kept-disk0" in before, before
+    macs = d.store_keys("cluster/claims/macs/")
     task = exit_at(d, faults, "create-exit-after-disk", "POST", "/v1/vms",
-                   {"name": "cut", "memory_mib": 64})
+                   {"name": "cut", "memory_mib": 64, "macs": ["52:54:00:0c:1c:01"]})
     assert "volumes/default/cut-disk0" in d.store_keys("volumes/"), d.log()
     assert pool_files(d, "cut-disk0")
+    assert d.store_keys("cluster/claims/macs/") == sorted(macs + [
+        "cluster/claims/macs/52:54:00:0c:1c:01"])
     d.start()
+    assert d.store_keys("cluster/claims/macs/") == macs
     assert volume_keys(d) == before
     assert pool_files(d, "cut-") == []
     assert d.store_keys("intents/") == []
