@@ -49,7 +49,7 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
     bool autostart = false, full_clone = false, async = false, blank = false, ha = false;
     bool secure_boot = false;
     CliCloudInitOpts ci = { 0 };
-    _cleanup_strv_ char **networks = NULL;
+    _cleanup_strv_ char **networks = NULL, **macs = NULL;
     const CliOption opts[] = {
         { "--image", &image, NULL },   { "--vcpus", &vcpus, NULL },
         { "--memory", &memory, NULL }, { "--disk-size", &disk, NULL },
@@ -68,7 +68,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         CLI_CLOUD_INIT_OPTIONS(ci),
         { "--async", NULL, &async },   { NULL, NULL, NULL },
     };
-    const CliListOption lists[] = { { "--network", &networks }, { NULL, NULL } };
+    const CliListOption lists[] = { { "--network", &networks }, { "--mac", &macs },
+                                    { NULL, NULL } };
     int exit_status;
     if (!cli_parse_args_lists(cmd, argc, argv, opts, lists, &name, 1, &exit_status))
         return exit_status;
@@ -132,6 +133,12 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         for (char **n = networks; *n; n++)
             json_array_append_new(arr, json_string(*n));
         json_object_set_new(body, "networks", arr);
+    }
+    if (macs) { /* vireod checks each; "auto": a new one (null) */
+        json_t *arr = json_array();
+        for (char **m = macs; *m; m++)
+            json_array_append_new(arr, strcmp(*m, "auto") ? json_string(*m) : json_null());
+        json_object_set_new(body, "macs", arr);
     }
     if (ok && cli_cloud_init_given(&ci)) {
         json_t *o = json_object();
@@ -1015,7 +1022,8 @@ static const CliCommand vm_commands[] = {
     { "vm", "create", "NAME",
       "[--image IMG] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "
       "[--disk-size SIZE] [--accel auto|kvm|tcg] "
-      "[--network NET]... [--autostart] [--full-clone] [--pool POOL | --disk POOL/NAME] "
+      "[--network NET]... [--mac MAC|auto]... [--autostart] [--full-clone] "
+      "[--pool POOL | --disk POOL/NAME] "
       "[--group NAME] [--host HOST] [--project NAME] "
       "[--blank] [--cdrom POOL/ISO|none] [--boot cdrom,disk,network] "
       "[--firmware bios|uefi [--secure-boot]] [--display vga|virtio|none] "
@@ -1039,6 +1047,10 @@ static const CliCommand vm_commands[] = {
       "                        in order; 'user' is QEMU's user-mode networking\n"
       "                        (default: one NIC on network default, or on 'user'\n"
       "                        when vireod has no network default)\n"
+      "  --mac MAC|auto        the MAC of a NIC; repeat for more, in the order of\n"
+      "                        --network ('auto': a new one). A MAC given must be\n"
+      "                        unicast and on no other VM of the cluster (default:\n"
+      "                        new MACs in 52:54:00, unique in the cluster)\n"
       "  --autostart           start the VM whenever vireod starts\n"
       "  --full-clone          give the VM a full copy of the image's disk (default: a\n"
       "                        linked clone, which holds only the VM's changes; in an\n"
@@ -1085,7 +1097,8 @@ static const CliCommand vm_commands[] = {
       "  vireo vm create deb1 --image debian --ci-user me --ci-ssh-key ~/.ssh/id_ed25519.pub\n"
       "  vireo vm create inst --blank --disk-size 10G --cdrom default/debian-iso \\\n"
       "      --boot cdrom,disk\n"
-      "  vireo vm create gw1 --network default --network lab\n",
+      "  vireo vm create gw1 --network default --network lab\n"
+      "  vireo vm create gw2 --network default --network lab --mac auto --mac 52:54:00:0a:00:02\n",
       vm_create },
     { "vm", "start", "NAME", "[--boot-once disk|cdrom|network] [--async]", "Start a VM.",
       "Options:\n"

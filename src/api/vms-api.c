@@ -273,12 +273,13 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     json_t *networks = NULL, *cdrom = NULL, *boot = NULL, *firmware = NULL, *secure_boot = NULL;
     json_t *display = NULL;
     json_t *cloud_init = NULL;
+    json_t *macs = NULL; /* read by vm_create_here */
     int blank = 0;
     if (!no_host_paths_in_create(req, rep))
         return;
     if (!vo_request_unpack(req, rep,
                            "{s:s, s?s, s?I, s?I, s?I, s?I, s?I, s?s, s?b, s?b, s?o, s?s, s?s, s?s,"
-                           " s?o, s?o, s?b, s?b, s?I, s?s, s?o, s?o, s?o, s?s, s?o, s?s}",
+                           " s?o, s?o, s?b, s?b, s?I, s?s, s?o, s?o, s?o, s?s, s?o, s?s, s?o}",
                            "name", &name, "image", &image, "vcpus", &vcpus, "memory_mib", &memory,
                            "max_vcpus", &max_vcpus, "max_memory_mib", &max_memory,
                            "disk_size_bytes", &disk_size, "accel", &accel, "autostart",
@@ -288,9 +289,10 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
                            "ha_priority", &ha_priority, "ha_group", &ha_group, "firmware",
                            &firmware, "secure_boot", &secure_boot, "display", &display,
                            "disk_volume", &disk_volume, "cloud_init", &cloud_init,
-                           "project", &project))
+                           "project", &project, "macs", &macs))
         return;
     (void)display; /* read by create_boot_args */
+    (void)macs;
     /* Before placement: a document of the whole cluster. */
     if (project && !vo_api_project_named(req, rep, project))
         return;
@@ -375,9 +377,32 @@ static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, 
             nets[n_nets++] = json_string_value(v);
         }
     }
+    /* "macs": the NICs' MACs in order, null for a new one (vireod checks each). */
+    const char *mac_list[VO_VM_MAX_NICS] = { NULL };
+    size_t n_macs = 0;
+    json_t *macs = json_object_get(req->body, "macs");
+    if (macs) {
+        size_t i;
+        json_t *v;
+        if (!json_is_array(macs) || json_array_size(macs) > VO_VM_MAX_NICS) {
+            vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                           "macs: a list of at most %d MACs, one per NIC in order (null: a "
+                           "new one)", VO_VM_MAX_NICS);
+            goto done;
+        }
+        json_array_foreach(macs, i, v) {
+            if (!json_is_string(v) && !json_is_null(v)) {
+                vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
+                               "macs[%zu]: expected a MAC like 52:54:00:12:34:56, or null", i);
+                goto done;
+            }
+            mac_list[n_macs++] = json_string_value(v);
+        }
+    }
     VoVmCreateArgs args = { .name = name, .image = image, .autostart = autostart, .ha = ha,
                             .full_clone = full_clone, .networks = networks ? nets : NULL,
                             .n_networks = n_nets, .pool = pool,
+                            .macs = n_macs ? mac_list : NULL, .n_macs = n_macs,
                             .ha_priority = (int)ha_priority, .ha_group = ha_group };
     if (!create_boot_args(req, rep, &args))
         goto done;

@@ -272,7 +272,7 @@ static void remove_volumes(VoDaemon *d, char **keys)
 
 /* The stored definition with a new id, name and MACs; NICs must find their networks. */
 static int new_spec(VoDaemon *d, const BackupRef *b, const char *name, VoVmSpec **ret,
-                    char **ret_error)
+                    VoMacClaims **claims, char **ret_error)
 {
     VoVmSpec *spec = NULL;
     int r = record_spec(d, b->record, &spec, ret_error);
@@ -293,18 +293,14 @@ static int new_spec(VoDaemon *d, const BackupRef *b, const char *name, VoVmSpec 
         if (strcmp(spec->nics[i].network, "user") && !vo_network_exists(d, spec->nics[i].network))
             r = vo_error_set(ret_error, -EINVAL, "network '%s' of the backed-up VM does not "
                              "exist", spec->nics[i].network);
+        /* claimed in the cluster (mac-claims.h), compared in the VM's write */
         char mac[18];
-        bool found = false;
-        for (int attempt = 0; r >= 0 && !found && attempt < 16; attempt++) {
-            if (vo_vms_unused_mac(d, mac) < 0)
-                continue;
-            found = true;
-            for (size_t k = 0; k < i; k++)
-                found = found && strcasecmp(mac, spec->nics[k].mac);
-        }
-        if (r >= 0 && !found)
-            r = vo_error_set(ret_error, -EBUSY, "no unused MAC address found for NIC %zu; try "
-                             "again", i);
+        int c = r >= 0 ? vo_vms_claim_new_mac(d, claims, name, spec->nics, i, mac) : 0;
+        if (c < 0)
+            r = c == -EEXIST ? vo_error_set(ret_error, -EBUSY, "no unused MAC address found "
+                                            "for NIC %zu; try again", i)
+                             : vo_error_set(ret_error, c, "cannot claim a MAC address for NIC "
+                                            "%zu: %s", i, strerror(-c));
         if (r < 0)
             break;
         free(spec->nics[i].mac);
@@ -323,9 +319,12 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
     VoDaemon *d = op->d;
     const char *pool = op->pool ? op->pool : VO_DEFAULT_POOL;
     VoVmSpec *spec = NULL;
-    int r = new_spec(d, b, op->as, &spec, ret_error);
-    if (r < 0)
+    VoMacClaims *claims = NULL;
+    int r = new_spec(d, b, op->as, &spec, &claims, ret_error);
+    if (r < 0) {
+        vo_mac_claims_release(claims);
         return r;
+    }
     _cleanup_strv_ char **made = NULL;
     for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
         VoDiskSpec *disk = &spec->disks[i];
@@ -370,8 +369,9 @@ static int restore_new(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret_
     }
     if (r >= 0) {
         vo_task_progress(t, 95, "defining the VM");
-        r = vo_vm_define(d, TAKE_PTR(spec), NULL, ret_error);
+        r = vo_vm_define(d, TAKE_PTR(spec), claims, ret_error);
     }
+    vo_mac_claims_release(claims); /* its VM's document holds the MACs now */
     if (r < 0)
         remove_volumes(d, made);
     vo_vm_spec_free(spec);

@@ -9,6 +9,7 @@
 
 #include "daemon/cluster.h"
 #include "daemon/pool-names.h"
+#include "state/keys.h"
 #include "util/util.h"
 
 #define BATCH_KEYS VO_STORE_ETCD_MAX_TXN_OPS
@@ -241,5 +242,44 @@ int vo_cluster_forget_records(VoStore *raw, const char *host_id)
     }
     vo_strv_free(h.keys);
     free(h.revs);
+    return r;
+}
+
+/* The held claim of mac, when it is VM vm_id's: deleted at its revision. */
+static int forget_mac(VoStore *raw, const char *mac, const char *vm_id)
+{
+    _cleanup_free_ char *key = vo_key_mac_claim(mac), *text = NULL;
+    int64_t rev = 0;
+    int r = vo_store_get(raw, key, &text, &rev);
+    if (r < 0)
+        return r == -ENOENT ? 0 : r;
+    json_t *doc = json_loads(text, 0, NULL);
+    const char *id = json_string_value(json_object_get(doc, "vm_id"));
+    r = id && !strcmp(id, vm_id) ? vo_store_delete(raw, key, rev) : 0;
+    json_decref(doc);
+    return r == -ENOENT || r == -ESTALE ? 0 : r;
+}
+
+int vo_cluster_forget_macs(VoStore *raw, const char *host_id)
+{
+    Docs docs = { 0 };
+    _cleanup_free_ char *prefix = vo_asprintf("h/%s/vms/", host_id);
+    int r = vo_store_list(raw, prefix, collect, &docs);
+    for (size_t i = 0; r >= 0 && docs.keys && docs.keys[i]; i++) {
+        if (strchr(docs.keys[i] + strlen(prefix), '/')) /* not a VM's document */
+            continue;
+        json_t *doc = json_loads(docs.values[i], 0, NULL);
+        json_t *spec = json_object_get(doc, "spec");
+        const char *id = json_string_value(json_object_get(spec, "id"));
+        size_t k;
+        json_t *nic;
+        json_array_foreach(json_object_get(spec, "nics"), k, nic) {
+            const char *mac = json_string_value(json_object_get(nic, "mac"));
+            if (r >= 0 && id && mac)
+                r = forget_mac(raw, mac, id);
+        }
+        json_decref(doc);
+    }
+    docs_clear(&docs);
     return r;
 }

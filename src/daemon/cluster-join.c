@@ -176,7 +176,7 @@ static void undo(VoDaemon *d, const char *dir, const Admission *a)
     VoStore *raw = NULL;
     if (vo_cluster_store_open(dir, eps, NULL, &raw) >= 0) {
         _cleanup_free_ char *ns = vo_asprintf("h/%s/", d->host_id);
-        if (vo_cluster_delete_prefix(raw, ns) < 0 ||
+        if (vo_cluster_forget_macs(raw, d->host_id) < 0 || vo_cluster_delete_prefix(raw, ns) < 0 ||
             vo_cluster_forget_records(raw, d->host_id) < 0)
             log_warn("join undo: cannot delete this host's documents from the cluster "
                      "('vireo host remove %s' on a member does)", d->host_name);

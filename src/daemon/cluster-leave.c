@@ -63,11 +63,14 @@ static int refuse_running(VoDaemon *d, const char *host_id, const char *host_nam
 }
 
 /* Deletes the host's namespace, the cluster records that name it (VM
- * names, group memberships, addresses) and its member document. */
+ * names, group memberships, addresses, its VMs' MACs) and its member
+ * document. */
 static int forget_host(VoStore *raw, const char *host_id)
 {
     _cleanup_free_ char *ns = vo_asprintf("h/%s/", host_id);
-    int r = vo_cluster_delete_prefix(raw, ns);
+    int r = vo_cluster_forget_macs(raw, host_id); /* read from the namespace: first */
+    if (r >= 0)
+        r = vo_cluster_delete_prefix(raw, ns);
     if (r >= 0)
         r = vo_cluster_forget_records(raw, host_id);
     _cleanup_free_ char *member = vo_asprintf("cluster/members/%s", host_id);

@@ -1,6 +1,7 @@
 /* cluster-view.c: reading the other hosts of the cluster (cluster-view.h). */
 #include "daemon/cluster-view.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "api/access.h"
@@ -227,9 +228,10 @@ static int each_doc_one(const char *key, const char *value, int64_t rev, void *u
     return e->fn(e->h, name, value, e->userdata);
 }
 
-/* vo_cluster_each_doc, or for only_host alone (when not NULL). */
-static int each_host_doc(VoDaemon *d, const char *only_host, const char *sub, VoClusterDocFn fn,
-                         void *userdata)
+/* vo_cluster_each_doc, or for only_host alone (when not NULL), without the
+ * hosts that have a document skip_marked<host-id> (when not NULL). */
+static int each_host_doc_but(VoDaemon *d, const char *only_host, const char *skip_marked,
+                             const char *sub, VoClusterDocFn fn, void *userdata)
 {
     if (!d->cluster_store)
         return 0;
@@ -242,6 +244,14 @@ static int each_host_doc(VoDaemon *d, const char *only_host, const char *sub, Vo
     json_object_foreach(all, id, doc) {
         if (!strcmp(id, d->host_id) || (only_host && strcmp(id, only_host)))
             continue;
+        if (skip_marked) {
+            _cleanup_free_ char *mark = vo_asprintf("%s%s", skip_marked, id), *text = NULL;
+            r = vo_store_get(d->cluster_store, mark, &text, NULL);
+            if (r >= 0)
+                continue;
+            if (r != -ENOENT)
+                break;
+        }
         VoClusterHost h = { 0 };
         host_from_member(doc, id, &h);
         r = host_online(d, &h);
@@ -257,9 +267,21 @@ static int each_host_doc(VoDaemon *d, const char *only_host, const char *sub, Vo
     return r < 0 ? r : 0;
 }
 
+static int each_host_doc(VoDaemon *d, const char *only_host, const char *sub, VoClusterDocFn fn,
+                         void *userdata)
+{
+    return each_host_doc_but(d, only_host, NULL, sub, fn, userdata);
+}
+
 int vo_cluster_each_doc(VoDaemon *d, const char *sub, VoClusterDocFn fn, void *userdata)
 {
     return each_host_doc(d, NULL, sub, fn, userdata);
+}
+
+int vo_cluster_each_doc_unmarked(VoDaemon *d, const char *mark_prefix, const char *sub,
+                                 VoClusterDocFn fn, void *userdata)
+{
+    return each_host_doc_but(d, NULL, mark_prefix, sub, fn, userdata);
 }
 
 typedef struct {

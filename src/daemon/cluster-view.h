@@ -55,3 +55,8 @@ int vo_cluster_add_tasks(VoDaemon *d, json_t *arr);
 typedef int (*VoClusterDocFn)(const VoClusterHost *h, const char *name, const char *value,
                               void *userdata);
 int vo_cluster_each_doc(VoDaemon *d, const char *sub, VoClusterDocFn fn, void *userdata);
+/* The same on the hosts that have no document mark_prefix<host-id> (one
+ * read each): those whose documents an index stands for (the MAC index's
+ * cluster/mac-indexed/, daemon/mac-claims.h). */
+int vo_cluster_each_doc_unmarked(VoDaemon *d, const char *mark_prefix, const char *sub,
+                                 VoClusterDocFn fn, void *userdata);

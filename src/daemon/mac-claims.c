@@ -1,13 +1,15 @@
-/* mac-claims.c: short claims on MAC addresses while a VM is given a MAC
- * asked for (mac-claims.h). */
+/* mac-claims.c: claims on MAC addresses, the cluster's index of the MACs
+ * in use (mac-claims.h). */
 #include "daemon/mac-claims.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "conf/vm-spec.h"
+#include "daemon/cluster-view.h"
 #include "state/lease-keeper.h"
 #include "state/store.h"
 #include "util/util.h"
@@ -15,18 +17,10 @@
 #define MAC_CLAIM_TTL_MS 30000
 
 struct VoMacClaims {
-    VoLeaseKeeper *keeper;
-    VoStoreCompare *cmps; /* each claim held, at the revision it was made */
-    size_t n;
+    VoLeaseKeeper *keeper; /* NULL until the first claim */
+    VoStoreCompare *cmps;  /* each claim held, at the revision it was made */
+    size_t n, cap;
 };
-
-static char *claim_key(const char *mac)
-{
-    char *key = vo_asprintf(VO_MAC_CLAIMS_PREFIX "%s", mac);
-    for (char *c = key + strlen(VO_MAC_CLAIMS_PREFIX); *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    return key;
-}
 
 static void claims_free(VoMacClaims *c)
 {
@@ -36,77 +30,146 @@ static void claims_free(VoMacClaims *c)
     free(c);
 }
 
-int vo_mac_claims_take(VoDaemon *d, const char *const *macs, size_t n, const char *vm_name,
-                       bool *held, VoMacClaims **ret)
+int vo_mac_claims_add(VoDaemon *d, VoMacClaims **c, const char *mac, const char *vm_name)
 {
-    size_t wanted = 0;
-    for (size_t i = 0; i < n; i++) {
-        held[i] = false;
-        wanted += macs[i] != NULL;
+    if (!*c)
+        *c = vo_malloc0(sizeof(**c));
+    VoMacClaims *m = *c;
+    int r;
+    if (!m->keeper) {
+        int64_t lease = 0;
+        if ((r = d->store->ops->lease_grant(d->store, MAC_CLAIM_TTL_MS, &lease)) < 0)
+            return r;
+        m->keeper = vo_lease_keeper_start(d->store, lease, MAC_CLAIM_TTL_MS);
     }
-    *ret = NULL;
-    if (!wanted) /* nothing to claim: no lease either */
-        return 0;
-    int64_t lease = 0;
-    int r = d->store->ops->lease_grant(d->store, MAC_CLAIM_TTL_MS, &lease);
-    if (r < 0)
-        return r;
     json_t *doc = json_pack("{s:s?, s:s?, s:s?}", "host", d->host_id, "host_name", d->host_name,
                             "vm", vm_name);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
-    VoMacClaims *c = vo_malloc0(sizeof(*c));
-    c->cmps = vo_malloc0(sizeof(*c->cmps) * n);
+    char *key = vo_key_mac_claim(mac);
+    int64_t rev = 0;
+    r = vo_store_put_lease(d->store, key, text, VO_REV_NEW, vo_lease_keeper_lease(m->keeper),
+                           &rev);
+    if (r < 0) { /* -EEXIST: another's (or this one's, for a MAC twice) */
+        free(key);
+        return r == -EEXIST ? 0 : r;
+    }
+    if (m->n == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 4;
+        m->cmps = realloc(m->cmps, sizeof(*m->cmps) * m->cap);
+        if (!m->cmps)
+            abort();
+    }
+    m->cmps[m->n++] = (VoStoreCompare){ .key = key, .expected_rev = rev };
+    return 1;
+}
+
+int vo_mac_claims_take(VoDaemon *d, const char *const *macs, size_t n, const char *vm_name,
+                       bool *held, VoMacClaims **ret)
+{
+    *ret = NULL;
+    for (size_t i = 0; i < n; i++)
+        held[i] = false;
     for (size_t i = 0; i < n; i++) {
         if (!macs[i])
             continue;
-        char *key = claim_key(macs[i]);
-        int64_t rev = 0;
-        r = vo_store_put_lease(d->store, key, text, VO_REV_NEW, lease, &rev);
-        if (r == -EEXIST) { /* another's (or this one's, for a MAC twice) */
-            free(key);
-            continue;
-        }
+        int r = vo_mac_claims_add(d, ret, macs[i], vm_name);
         if (r < 0) {
-            free(key);
-            (void)d->store->ops->lease_revoke(d->store, lease);
+            vo_mac_claims_release(TAKE_PTR(*ret));
             for (size_t k = 0; k < n; k++)
                 held[k] = false;
-            claims_free(c);
             return r;
         }
-        held[i] = true;
-        c->cmps[c->n++] = (VoStoreCompare){ .key = key, .expected_rev = rev };
+        held[i] = r > 0;
     }
-    c->keeper = vo_lease_keeper_start(d->store, lease, MAC_CLAIM_TTL_MS);
-    *ret = c;
     return 0;
 }
 
-int vo_mac_claim_one(VoDaemon *d, const char *mac, const char *vm_name, VoMacClaims **ret,
-                     char **ret_error)
+char *vo_mac_claim_holder_message(VoDaemon *d, const char *mac)
 {
-    bool held = false;
-    const char *macs[1] = { mac };
-    int r = vo_mac_claims_take(d, macs, 1, vm_name, &held, ret);
-    if (r < 0)
-        return vo_error_set(ret_error, r, "cannot claim MAC %s in the store: %s", mac,
-                            strerror(-r));
-    if (held)
-        return 0;
-    vo_mac_claims_release(TAKE_PTR(*ret));
     /* Who holds it, as its claim says (it may have gone meanwhile). */
-    _cleanup_free_ char *key = claim_key(mac), *text = NULL;
+    _cleanup_free_ char *key = vo_key_mac_claim(mac), *text = NULL;
     json_t *doc = vo_store_get(d->store, key, &text, NULL) >= 0 ? json_loads(text, 0, NULL)
                                                                  : NULL;
     const char *vm = json_string_value(json_object_get(doc, "vm"));
     const char *host = json_string_value(json_object_get(doc, "host_name"));
-    r = vo_error_set(ret_error, -EEXIST, "mac: %s is being given to %s%s%s%s%s%s at this "
-                     "moment: give another MAC, or none for a new one", mac,
-                     vm ? "VM '" : "another VM", vm ? vm : "", vm ? "'" : "",
-                     host ? " on host '" : "", host ? host : "", host ? "'" : "");
+    char *msg;
+    const char *vm_id = json_string_value(json_object_get(doc, "vm_id"));
+    if (vm && vm_id) { /* a VM's own: it has the MAC; its host, as its name's claim says */
+        _cleanup_free_ char *name_key = vo_key_vm_name(vm), *name_text = NULL;
+        json_t *claim = vo_store_get(d->store, name_key, &name_text, NULL) >= 0
+                            ? json_loads(name_text, 0, NULL)
+                            : NULL;
+        const char *host_id = json_string_value(json_object_get(claim, "host"));
+        bool same = !strcmp(json_string_value(json_object_get(claim, "vm")) ?: "", vm_id);
+        _cleanup_free_ char *on = same && host_id ? vo_host_name_of(d, host_id) : NULL;
+        msg = vo_asprintf("mac: %s is already used by VM '%s'%s%s%s: give another MAC, or none "
+                          "for a new one", mac, vm, on ? " on host '" : "", on ? on : "",
+                          on ? "'" : "");
+        json_decref(claim);
+    } else
+        msg = vo_asprintf("mac: %s is being given to %s%s%s%s%s%s at this moment: give another "
+                          "MAC, or none for a new one", mac, vm ? "VM '" : "another VM",
+                          vm ? vm : "", vm ? "'" : "", host ? " on host '" : "",
+                          host ? host : "", host ? "'" : "");
     json_decref(doc);
-    return r;
+    return msg;
+}
+
+/* Tests: the next MAC drawn, from $VIREO_FAKE_FAULTS/mac-draws (one per
+ * line, each taken once; the file goes with the last), so that a draw
+ * another VM holds can be forced. false: none (any real host: one getenv). */
+static bool test_draw(char ret[18])
+{
+    const char *dir = getenv("VIREO_FAKE_FAULTS");
+    if (!dir)
+        return false;
+    _cleanup_free_ char *path = vo_asprintf("%s/mac-draws", dir), *text = NULL;
+    if (vo_read_file(path, 4096, &text, NULL) < 0)
+        return false;
+    char *rest = strchr(text, '\n');
+    if (rest)
+        *rest++ = '\0';
+    if (!vo_mac_valid(text))
+        return false;
+    memcpy(ret, text, 18);
+    if (rest && *rest)
+        (void)vo_write_file_atomic(path, rest, strlen(rest));
+    else
+        (void)unlink(path);
+    return true;
+}
+
+int vo_mac_claim_generated(VoDaemon *d, VoMacClaims **c, const char *vm_name,
+                           bool (*taken)(const char *mac, void *userdata), void *userdata,
+                           char ret[18])
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        if ((!test_draw(ret) && vo_mac_generate(ret) < 0) || (taken && taken(ret, userdata)))
+            continue;
+        int r = vo_mac_claims_add(d, c, ret, vm_name);
+        if (r != 0)
+            return r < 0 ? r : 0;
+    }
+    return -EEXIST;
+}
+
+bool vo_mac_claim_is_a_vms(VoDaemon *d, const char *mac)
+{
+    _cleanup_free_ char *key = vo_key_mac_claim(mac), *text = NULL;
+    json_t *doc = vo_store_get(d->store, key, &text, NULL) >= 0 ? json_loads(text, 0, NULL)
+                                                                 : NULL;
+    bool vms = json_object_get(doc, "vm_id") != NULL;
+    json_decref(doc);
+    return vms;
+}
+
+bool vo_mac_claims_hold(const VoMacClaims *c, const char *key)
+{
+    for (size_t i = 0; c && i < c->n; i++)
+        if (!strcmp(c->cmps[i].key, key))
+            return true;
+    return false;
 }
 
 size_t vo_mac_claims_compares(const VoMacClaims *c, const VoStoreCompare **ret)

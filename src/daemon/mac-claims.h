@@ -1,28 +1,39 @@
-/* mac-claims.h: short claims on MAC addresses while a VM is given a MAC
- * asked for: an import keeping its source's MACs, a NIC added with --mac.
- * The check that such a MAC is free reads the VMs' documents (this host's,
- * and in a cluster the other hosts'); two such changes at the same moment
- * (on two hosts) would both find it free before either VM is written. Each
- * claims the MACs first: a document cluster/claims/macs/<mac> created only
- * when absent (in the store: the cluster's on etcd), naming the VM and its
- * host, on a lease kept alive until the VM's document is written or the
- * change failed, then revoked. Of two claiming one MAC, one holds it: an
- * import's other NIC gets a new MAC, a NIC add's other is refused (409).
- * One that starts after the claim went finds the first VM's document. The
- * VM's write compares each claim at the revision it was made
+/* mac-claims.h: claims on MAC addresses, and with them the cluster's index
+ * of the MACs its VMs hold (docs/internals.md, cluster/claims/macs/).
+ * Every MAC a VM is given, asked for (a create's or NIC add's --mac, an
+ * import keeping its source's) or generated, is claimed first: a document
+ * cluster/claims/macs/<mac> created only when absent (in the store: the
+ * cluster's on etcd), naming the VM and its host, on a 30 s lease kept
+ * alive until the VM's document is written or the change failed, then
+ * revoked. The VM's write compares each claim at the revision it was made
  * (vo_mac_claims_compares), so a claim whose lease lapsed meanwhile (the
- * host too slow to renew it), and which another may have taken since, fails
- * that write. A vireod that dies holding claims frees them when its lease
- * expires. */
+ * host too slow to renew it), and which another may have taken since,
+ * fails that write; and the same write puts the claim again without a
+ * lease, as the VM's ({"vm": name, "vm_id": id}, state/relations.h's
+ * vo_relations_add_macs). From then on it stays while a VM holds the MAC:
+ * it goes with the NIC's removal or the VM's delete, and stays as it is
+ * through a migration, a move or an HA restart (it names no host). So a
+ * MAC is free in the whole cluster exactly when its claim can be made: one
+ * key, no VM document read. Of two claiming one MAC, one holds it: an
+ * import's other NIC gets a new MAC, a NIC add's or create's other is
+ * refused (409), a generated MAC is drawn again. A vireod that dies
+ * holding claims frees them when its lease expires.
+ *
+ * VMs from before the index (or of a host whose vireod is older) are not in
+ * it until their host's vireod starts and fills it in (vo_vms_mac_index_fill
+ * in vms.c), which then writes cluster/mac-indexed/<host-id>; a MAC asked
+ * for is also looked for in the VM documents of each host without that
+ * mark (vm-nics.c). */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "daemon/daemon.h"
+#include "state/keys.h"
 #include "state/store.h"
 
-#define VO_MAC_CLAIMS_PREFIX "cluster/claims/macs/"
+#define VO_MAC_CLAIMS_PREFIX VO_KEY_MAC_CLAIMS_PREFIX
 
 typedef struct VoMacClaims VoMacClaims;
 
@@ -33,14 +44,28 @@ typedef struct VoMacClaims VoMacClaims;
  * -errno when the store failed (nothing held). */
 int vo_mac_claims_take(VoDaemon *d, const char *const *macs, size_t n, const char *vm_name,
                        bool *held, VoMacClaims **ret);
-/* Claims one MAC for VM vm_name: 0 with *ret, -EEXIST when another holds
- * it (*ret_error names the MAC, the VM it is being given to and its host),
- * or -errno when the store failed. */
-int vo_mac_claim_one(VoDaemon *d, const char *mac, const char *vm_name, VoMacClaims **ret,
-                     char **ret_error);
+/* Claims one more MAC in *c (made when NULL): 1 when held, 0 when another
+ * holds it (a claim in progress or a VM's), or the store's -errno. */
+int vo_mac_claims_add(VoDaemon *d, VoMacClaims **c, const char *mac, const char *vm_name);
+/* The message ("mac: M is ...") of a MAC another holds, as its claim
+ * says: the VM that has it and that VM's host, or the VM it is being given
+ * to and the host giving it. */
+char *vo_mac_claim_holder_message(VoDaemon *d, const char *mac);
+/* A new random MAC (in 52:54:00, lower case) that taken(mac, userdata)
+ * says is free here (may be NULL), claimed in *c (made when NULL) for VM
+ * vm_name: drawn again while another holds it. 0 with ret, -EEXIST after
+ * 16 draws, or the store's -errno. */
+int vo_mac_claim_generated(VoDaemon *d, VoMacClaims **c, const char *vm_name,
+                           bool (*taken)(const char *mac, void *userdata), void *userdata,
+                           char ret[18]);
+/* Whether mac's claim is a VM's own (it has the MAC), not one in progress. */
+bool vo_mac_claim_is_a_vms(VoDaemon *d, const char *mac);
+/* Whether c holds the claim key (a cluster/claims/macs/ key). */
+bool vo_mac_claims_hold(const VoMacClaims *c, const char *key);
 /* The claims held, each compared at the revision it was made, for the
  * write of the VM that gets the MACs (state/relations.h's claim_cmps):
  * their number, 0 for NULL. */
 size_t vo_mac_claims_compares(const VoMacClaims *c, const VoStoreCompare **ret);
-/* Ends the claims (NULL is fine). */
+/* Ends the claims (NULL is fine): those its VM's write made permanent
+ * stay. */
 void vo_mac_claims_release(VoMacClaims *c);

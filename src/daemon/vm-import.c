@@ -45,6 +45,7 @@ typedef struct {
     char *cdrom_volume;       /* its volume ("pool/name") once made */
     const bool *mac_held;     /* the task's: per NIC, its source MAC's claim is ours
                                * (mac-claims.h); NULL: not claimed (the plan) */
+    VoMacClaims **claims;     /* the task's, where a new MAC is claimed too; NULL: the plan */
 } ImportOp;
 
 static void import_op_free(void *p)
@@ -383,10 +384,14 @@ static VoVmSpec *spec_of(ImportOp *op, char *const *keys, const VoImage *kernel,
     for (size_t i = 0; i < nn; i++) {
         char mac[18];
         const char *source = i < p->n_nics ? p->nics[i].mac : NULL;
-        const char *why = vo_vms_new_nic_mac(op->d, source, s->nics, i, mac);
+        const char *why = vo_vms_new_nic_mac(op->d, source, s->nics, i, op->claims, op->name,
+                                             mac);
         if (!why && source && op->mac_held && !op->mac_held[i]) {
-            why = "is being given to another VM at this moment";
-            (void)vo_vms_new_nic_mac(op->d, NULL, s->nics, i, mac);
+            why = vo_mac_claim_is_a_vms(op->d, source) ? "is in use on another host of the "
+                                                          "cluster"
+                                                        : "is being given to another VM at "
+                                                          "this moment";
+            (void)vo_vms_new_nic_mac(op->d, NULL, s->nics, i, op->claims, op->name, mac);
         }
         if (why && notes)
             vo_strv_pushf(notes, "NIC %zu gets a new MAC address%s%s%s%s%s", i + 1,
@@ -448,8 +453,10 @@ static int task_import(VoTask *t, void *userdata)
         error = vo_asprintf("image '%s' is gone", op->kernel_image);
     if (r >= 0)
         r = disks_in(op, t, tmp, &keys, &error);
-    if (r >= 0 && (r = claim_macs(op, mac_held, &claims, &error)) >= 0)
+    if (r >= 0 && (r = claim_macs(op, mac_held, &claims, &error)) >= 0) {
         op->mac_held = mac_held;
+        op->claims = &claims;
+    }
     VoVmSpec *spec = r >= 0 ? spec_of(op, keys, kernel, &mac_notes) : NULL;
     for (char **n = mac_notes; n && *n; n++) /* the result says what the plan could not */
         if (!listed(op->plan->warnings, *n))
@@ -472,6 +479,7 @@ static int task_import(VoTask *t, void *userdata)
     }
     vo_mac_claims_release(claims); /* its VM's document holds the MACs now */
     op->mac_held = NULL;
+    op->claims = NULL;
     vo_vm_spec_free(spec);
     vo_image_free(kernel);
     if (tmp)

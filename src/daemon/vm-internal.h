@@ -290,6 +290,21 @@ int vo_vm_define(VoDaemon *d, VoVmSpec *spec, const VoMacClaims *mac_claims, cha
 /* The error of a write whose MAC claims lapsed (VO_RELATIONS_ECLAIM). */
 char *vo_vm_mac_claim_lapsed(const char *name);
 
+/* The cluster's MAC index (mac-claims.h, vm-mac-index.c). Adds to want the
+ * index documents of spec's MACs that the write may put: those in have
+ * (its relations as stored) and those claims holds (claimed for it). */
+void vo_vm_add_mac_index(json_t *want, const VoVmSpec *spec, json_t *have,
+                         const VoMacClaims *claims);
+/* The index documents among a VM's relations uses (a new reference). */
+json_t *vo_vm_mac_index_of(json_t *uses);
+/* At start, once the VMs are loaded: the held claims of this host's VMs
+ * that have no document go (orphans: {vm-id: relations} as stored, those
+ * of no loaded VM), this host's VMs' MACs are entered in the index where
+ * missing, and then the host is marked as indexed
+ * (cluster/mac-indexed/<host-id>). A MAC another VM holds there is
+ * logged. */
+void vo_vms_mac_index_fill(VoDaemon *d, json_t *orphans);
+
 /* Live migration (migrate.c, migrate-incoming.c). Destination: registers
  * the VM whose documents the ownership transaction just moved here (spec
  * taken; rev: its document's revision), running on hv (taken; a paused

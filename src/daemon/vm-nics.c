@@ -273,14 +273,6 @@ static bool mac_in_use(VoDaemon *d, const char *mac)
     return vm != NULL;
 }
 
-int vo_vms_unused_mac(VoDaemon *d, char ret[18])
-{
-    for (int attempt = 0; attempt < 16; attempt++)
-        if (vo_mac_generate(ret) >= 0 && !mac_in_use(d, ret))
-            return 0;
-    return -EEXIST;
-}
-
 /* Whether mac is on this host or among earlier[0..n). */
 static bool mac_taken(VoDaemon *d, const char *mac, const VoNicSpec *earlier, size_t n)
 {
@@ -319,17 +311,88 @@ static int doc_has_mac(const VoClusterHost *h, const char *name, const char *val
     return found ? -EEXIST : 0;
 }
 
-/* Whether another host's VM has mac: -EEXIST with the VM's and host's
- * names in *o (freed by the caller), 0, or the store's -errno. Standalone:
- * 0. */
+/* Whether another host's VM not in the MAC index has mac (mac-claims.h:
+ * the VMs of a host not marked as indexed, whose vireod is older or has not
+ * started since): -EEXIST with the VM's and host's names in *o (freed by
+ * the caller), 0, or the store's -errno. Standalone: 0. */
 static int mac_on_other_host(VoDaemon *d, const char *mac, MacOwner *o)
 {
     *o = (MacOwner){ .mac = mac };
-    return d->cluster_store ? vo_cluster_each_doc(d, "vms", doc_has_mac, o) : 0;
+    return d->cluster_store ? vo_cluster_each_doc_unmarked(d, VO_KEY_MAC_INDEXED_PREFIX, "vms",
+                                                           doc_has_mac, o)
+                            : 0;
+}
+
+/* vo_mac_claim_generated's taken: on this host or among a new VM's NICs so
+ * far. */
+typedef struct {
+    VoDaemon *d;
+    const VoNicSpec *earlier;
+    size_t n;
+} TakenHere;
+
+static bool taken_here(const char *mac, void *userdata)
+{
+    const TakenHere *t = userdata;
+    return mac_taken(t->d, mac, t->earlier, t->n);
+}
+
+int vo_vms_claim_new_mac(VoDaemon *d, VoMacClaims **claims, const char *vm_name,
+                         const VoNicSpec *earlier, size_t n, char ret[18])
+{
+    TakenHere t = { .d = d, .earlier = earlier, .n = n };
+    int r = vo_mac_claim_generated(d, claims, vm_name, taken_here, &t, ret);
+    if (r < 0)
+        log_warn("vm %s: cannot claim a new MAC in the cluster: %s", vm_name, strerror(-r));
+    return r;
+}
+
+int vo_vms_claim_given_mac(VoDaemon *d, VoMacClaims **claims, const char *vm_name,
+                           const char *field, const char *mac, const VoNicSpec *earlier,
+                           size_t n, char **ret_error)
+{
+    if (!vo_mac_valid(mac))
+        return vo_error_set(ret_error, -EINVAL, "%s: '%s' is not a unicast MAC like "
+                            "52:54:00:12:34:56", field, mac);
+    if (vo_mac_is_zero(mac)) /* QEMU takes it for unset: a default MAC of its own */
+        return vo_error_set(ret_error, -EINVAL, "%s: %s is no address (QEMU gives such a NIC a "
+                            "default MAC of its own): give a unicast MAC like "
+                            "52:54:00:12:34:56, or none for a new one", field, mac);
+    for (size_t k = 0; k < n; k++)
+        if (!strcasecmp(mac, earlier[k].mac))
+            return vo_error_set(ret_error, -EINVAL, "%s: %s is given to two of the VM's NICs",
+                                field, mac);
+    /* Claimed first (mac-claims.h): the claim is refused while another
+     * change gives it to a VM, or a VM in the index has it; then looked for
+     * in this host's VMs and in those of the hosts not in the index yet. */
+    int r = vo_mac_claims_add(d, claims, mac, vm_name);
+    if (r < 0)
+        return vo_error_set(ret_error, -EAGAIN, "%s: %s cannot be claimed in the store: %s",
+                            field, mac, strerror(-r));
+    if (r == 0) {
+        _cleanup_free_ char *held = vo_mac_claim_holder_message(d, mac);
+        /* "mac: M ...": the field named as the request names it */
+        return vo_error_set(ret_error, -EEXIST, "%s%s", field, strchr(held, ':'));
+    }
+    if (mac_in_use(d, mac))
+        return vo_error_set(ret_error, -EEXIST, "%s: %s is already used by a NIC on this host",
+                            field, mac);
+    MacOwner owner = { 0 };
+    r = mac_on_other_host(d, mac, &owner);
+    if (r == -EEXIST)
+        r = vo_error_set(ret_error, -EEXIST, "%s: %s is already used by VM '%s' on host '%s'",
+                         field, mac, owner.vm ? owner.vm : "?", owner.host ? owner.host : "?");
+    else if (r < 0)
+        r = vo_error_set(ret_error, -EAGAIN, "%s: %s cannot be checked against the other "
+                         "hosts' VMs: %s", field, mac, strerror(-r));
+    free(owner.vm);
+    free(owner.host);
+    return r < 0 ? r : 0;
 }
 
 const char *vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec *earlier,
-                               size_t n, char ret[18])
+                               size_t n, VoMacClaims **claims, const char *vm_name,
+                               char ret[18])
 {
     /* All zeros is no address: QEMU gives such a NIC a default MAC of its
      * own (52:54:00:12:34:56 on every VM's first NIC), not the spec's. */
@@ -357,7 +420,9 @@ const char *vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec 
             ret[i] = (char)tolower((unsigned char)wanted[i]);
         return NULL;
     }
-    for (int attempt = 0; attempt < 16; attempt++)
+    if (claims && vo_vms_claim_new_mac(d, claims, vm_name, earlier, n, ret) >= 0)
+        return why;
+    for (int attempt = 0; attempt < 16; attempt++) /* unclaimed: indexed at the next start */
         if (vo_mac_generate(ret) >= 0 && !mac_taken(d, ret, earlier, n))
             break;
     return why;
@@ -391,49 +456,21 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
             return r;
     }
     char generated[18];
-    if (mac && !vo_mac_valid(mac)) {
-        *ret_error = vo_asprintf("mac: '%s' is not a unicast MAC like 52:54:00:12:34:56", mac);
-        return -EINVAL;
-    }
-    if (mac && vo_mac_is_zero(mac)) { /* QEMU takes it for unset: a default MAC of its own */
-        *ret_error = vo_asprintf("mac: %s is no address (QEMU gives such a NIC a default MAC "
-                                 "of its own): give a unicast MAC like 52:54:00:12:34:56, or "
-                                 "none for a new one", mac);
-        return -EINVAL;
-    }
-    /* A MAC asked for is claimed first (mac-claims.h), then looked for in
-     * the VMs: another add or import of it, here or on another host, is
-     * refused by the claim until its VM is written, and found after. */
     VoMacClaims *claims = NULL;
-    if (mac) {
-        pthread_mutex_lock(&vm->lock);
-        _cleanup_free_ char *vm_name = vo_strdup(vm->spec->name);
-        pthread_mutex_unlock(&vm->lock);
-        if ((r = vo_mac_claim_one(d, mac, vm_name, &claims, ret_error)) < 0)
-            return r;
-    }
-    if (mac && mac_in_use(d, mac)) {
-        vo_mac_claims_release(claims);
-        *ret_error = vo_asprintf("mac: %s is already used by a NIC on this host", mac);
-        return -EEXIST;
-    }
-    MacOwner owner = { 0 };
-    r = mac ? mac_on_other_host(d, mac, &owner) : 0;
-    if (r < 0) {
-        vo_mac_claims_release(claims);
-        *ret_error = r == -EEXIST
-                         ? vo_asprintf("mac: %s is already used by VM '%s' on host '%s'", mac,
-                                       owner.vm ? owner.vm : "?", owner.host ? owner.host : "?")
-                         : vo_asprintf("mac: %s cannot be checked against the other hosts' "
-                                       "VMs: %s", mac, strerror(-r));
-        free(owner.vm);
-        free(owner.host);
-        return r == -EEXIST ? -EEXIST : -EAGAIN;
-    }
-    if (!mac) {
-        if (vo_vms_unused_mac(d, generated) < 0) {
-            *ret_error = vo_strdup("cannot find an unused MAC");
-            return -EIO;
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_free_ char *vm_name = vo_strdup(vm->spec->name);
+    pthread_mutex_unlock(&vm->lock);
+    if (mac && (r = vo_vms_claim_given_mac(d, &claims, vm_name, "mac", mac, NULL, 0,
+                                           ret_error)) < 0)
+        return r;
+    if (!mac) { /* claimed too: unique in the cluster */
+        r = vo_vms_claim_new_mac(d, &claims, vm_name, NULL, 0, generated);
+        if (r < 0) {
+            vo_mac_claims_release(claims);
+            *ret_error = r == -EEXIST ? vo_strdup("cannot find an unused MAC")
+                                      : vo_asprintf("cannot claim a new MAC in the store: %s",
+                                                    strerror(-r));
+            return r == -EEXIST ? -EIO : r;
         }
         mac = generated;
     }

@@ -70,7 +70,7 @@ void vo_vm_unsaved_start_undo(VoVm *vm)
     int64_t was_rev = vm->rev;
     json_t *was_uses = vm->uses;
     vm->rev = rev;
-    vm->uses = json_object();
+    vm->uses = vo_vm_mac_index_of(was_uses); /* held: a save puts only the index's own */
     r = vo_vm_save(vm);
     if (r < 0) {
         json_decref(vm->uses);
@@ -104,7 +104,8 @@ bool vo_vm_unsaved_start_landed(VoVm *vm)
     log_info("vm %s: its earlier unanswered save of \"starting\" had landed (revision %lld): "
              "saved again on it", vm->spec->name, (long long)rev);
     vm->rev = rev;
+    json_t *macs = vo_vm_mac_index_of(vm->uses); /* held: a save puts only the index's own */
     json_decref(vm->uses);
-    vm->uses = json_object(); /* the lost write's relations: each rewritten */
+    vm->uses = macs; /* the lost write's relations: each rewritten */
     return true;
 }

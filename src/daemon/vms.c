@@ -13,6 +13,7 @@
 #include "daemon/ha-retry.h"
 #include "daemon/vm-job.h"
 
+#include <ctype.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -294,6 +295,7 @@ static int write_vm_doc(VmWrite *w, const char *text, bool forget)
     if (!forget) { /* its group's member and project usage go and come with the rest */
         vo_relations_add_group(want, spec, w->d->host_id);
         vo_relations_add_project(want, spec, w->d->host_id, w->disk_bytes > 0 ? w->disk_bytes : 0);
+        vo_vm_add_mac_index(want, spec, w->uses, w->mac_claims);
     }
     const char *name = spec->name;
     bool claim = !forget && (!w->claimed_name || strcmp(w->claimed_name, name)) &&
@@ -2134,8 +2136,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
     }
 
     VoVmSpec *spec = vo_malloc0(sizeof(*spec));
-    char id[37], mac[18];
-    if (vo_uuid_generate(id) < 0 || vo_vms_unused_mac(d, mac) < 0)
+    char id[37];
+    if (vo_uuid_generate(id) < 0)
         abort();
     spec->id = vo_strdup(id);
     spec->name = vo_strdup(args->name);
@@ -2212,19 +2214,40 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         nets = vo_network_exists(d, VO_DEFAULT_NETWORK) ? default_nets : user_net;
         n_nets = 1;
     }
-    spec->nics = vo_malloc0(sizeof(VoNicSpec) * (n_nets + 1));
-    for (size_t i = 0; i < n_nets && i < VO_VM_MAX_NICS; i++) {
-        if (i > 0)
-            (void)vo_vms_new_nic_mac(d, NULL, spec->nics, i, mac);
-        spec->nics[i] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup(nets[i]),
-                                      .slot = (unsigned)i };
-        spec->n_nics++;
-    }
     for (size_t i = 0; i < n_nets && !*ret_error; i++)
         if (strcmp(nets[i], "user") && !vo_network_exists(d, nets[i]))
             *ret_error = vo_asprintf("network '%s' does not exist (see: vireo network list)",
                                      nets[i]);
-    r = *ret_error ? -EINVAL : vo_vm_spec_validate(spec, &d->limits, ret_error);
+    if (!*ret_error && args->n_macs > n_nets)
+        *ret_error = vo_asprintf("macs: %zu MACs for %zu NIC%s (one per network, in order)",
+                                 args->n_macs, n_nets, n_nets == 1 ? "" : "s");
+    r = *ret_error ? -EINVAL : 0;
+    /* Each NIC's MAC is claimed in the cluster (mac-claims.h) and the claims
+     * compared in the VM's first write, which makes them its own. */
+    VoMacClaims *mac_claims = NULL;
+    spec->nics = vo_malloc0(sizeof(VoNicSpec) * (n_nets + 1));
+    for (size_t i = 0; r >= 0 && i < n_nets && i < VO_VM_MAX_NICS; i++) {
+        char mac[18];
+        const char *given = i < args->n_macs ? args->macs[i] : NULL;
+        if (given) {
+            _cleanup_free_ char *field = vo_asprintf("macs[%zu]", i);
+            r = vo_vms_claim_given_mac(d, &mac_claims, args->name, field, given, spec->nics, i,
+                                       ret_error);
+            for (int k = 0; r >= 0 && k < 18; k++)
+                mac[k] = (char)tolower((unsigned char)given[k]);
+        } else if ((r = vo_vms_claim_new_mac(d, &mac_claims, args->name, spec->nics, i,
+                                             mac)) < 0)
+            *ret_error = r == -EEXIST ? vo_strdup("cannot find an unused MAC")
+                                      : vo_asprintf("cannot claim a new MAC in the store: %s",
+                                                    strerror(-r));
+        if (r < 0)
+            break;
+        spec->nics[i] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup(nets[i]),
+                                      .slot = (unsigned)i };
+        spec->n_nics++;
+    }
+    if (r >= 0)
+        r = vo_vm_spec_validate(spec, &d->limits, ret_error);
     if (r >= 0)
         r = vo_vm_firmware_check(d, spec, ret_error);
     if (r >= 0 && spec->ha) /* its ISO must be where every host reaches it */
@@ -2246,6 +2269,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         r = -ENODEV;
     }
     if (r < 0) {
+        vo_mac_claims_release(mac_claims);
         vo_vm_spec_free(spec);
         vo_image_free(img);
         return r;
@@ -2255,6 +2279,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
      * delete sees it. */
     r = vo_vm_claim_networks(d, spec, ret_error);
     if (r < 0) {
+        vo_mac_claims_release(mac_claims);
         vo_vm_spec_free(spec);
         vo_image_free(img);
         return r == -ENOENT ? -EINVAL : r;
@@ -2273,6 +2298,7 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         vo_vm_release_networks(d, spec);
         pthread_mutex_unlock(&d->vms_lock);
         *ret_error = vo_vm_name_taken_message(d, args->name);
+        vo_mac_claims_release(mac_claims);
         vo_vm_unref(vm);
         vo_image_free(img);
         return -EEXIST;
@@ -2282,9 +2308,12 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
      * document is written once the create task made its disk. */
     pthread_mutex_lock(&vm->lock);
     vm->check_quota = true; /* its project's room is taken now, with its name */
+    vm->mac_claims = mac_claims; /* and its MACs, made its own */
     r = write_vm(vm, NULL, false);
     vm->check_quota = false;
+    vm->mac_claims = NULL;
     pthread_mutex_unlock(&vm->lock);
+    vo_mac_claims_release(mac_claims);
     if (r < 0) {
         vo_vm_release_networks(d, spec);
         pthread_mutex_unlock(&d->vms_lock);
@@ -2292,6 +2321,9 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
         if (r == -ENOTUNIQ) { /* claimed meanwhile, maybe on another host */
             *ret_error = vo_vm_name_taken_message(d, args->name);
             r = -EEXIST;
+        } else if (r == VO_RELATIONS_ECLAIM) {
+            *ret_error = vo_vm_mac_claim_lapsed(args->name);
+            r = -EAGAIN;
         } else if (refused) {
             *ret_error = refused;
         } else if (r == -EIDRM) {
@@ -2678,6 +2710,7 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
     json_decref(vm->uses);
     vm->uses = vo_relations_of_vm(spec, true);
     vo_relations_add_group(vm->uses, spec, d->host_id);
+    vo_relations_add_macs(vm->uses, spec); /* the index's, untouched by the move */
     vm->disk_bytes = vo_project_usage_disk_stored(d->store, vo_vm_spec_project(spec), spec->id);
     vo_relations_add_project(vm->uses, spec, d->host_id, vm->disk_bytes);
     vm->claimed_name = vo_strdup(spec->name);
@@ -2745,6 +2778,7 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     json_decref(vm->uses);
     vm->uses = vo_relations_of_vm(spec, false);
     vo_relations_add_group(vm->uses, spec, d->host_id);
+    vo_relations_add_macs(vm->uses, spec); /* the index's, untouched by the move */
     vm->disk_bytes = vo_project_usage_disk_stored(d->store, vo_vm_spec_project(spec), spec->id);
     vo_relations_add_project(vm->uses, spec, d->host_id, vm->disk_bytes);
     vm->claimed_name = vo_strdup(spec->name);
@@ -3214,6 +3248,8 @@ int vo_vms_load(VoDaemon *d)
     drop_orphan_claims(d, ctx.claims);
     json_decref(ctx.claims);
     drop_orphan_members(d);
+    /* Before the rewrite, which writes only the index's own of a VM. */
+    vo_vms_mac_index_fill(d, ctx.relations);
     rebuild_relations(d, ctx.relations); /* claims the names not claimed yet, too */
     json_decref(ctx.relations);
     vo_networks_refresh_hosts(d); /* the NICs as recorded now */

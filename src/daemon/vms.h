@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "daemon/daemon.h"
+#include "daemon/mac-claims.h"
 
 typedef enum {
     VO_VM_DEFINED,
@@ -66,6 +67,11 @@ typedef struct {
     bool full_clone;          /* a full copy of the image instead of a linked clone */
     const char *const *networks; /* one NIC on each; NULL: the default network */
     size_t n_networks;
+    /* The NICs' MACs, in order (at most one per NIC; NULL entries and the
+     * NICs after the last: new ones), claimed in the cluster
+     * (daemon/mac-claims.h); NULL: all new. */
+    const char *const *macs;
+    size_t n_macs;
     const char *group; /* placement group (must exist: the API checks), or NULL */
     const char *pool;  /* where the boot disk is made; NULL: "default". A shared
                         * pool makes a VM that can live-migrate (vireo vm migrate) */
@@ -133,15 +139,32 @@ int vo_vm_disk_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, ch
 /* Turns a stopped VM's boot disk (flattened) plus its kernel into image NAME. */
 int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, char **ret_error);
 
-/* A MAC in 52:54:00 that no NIC on this host has yet. */
-int vo_vms_unused_mac(VoDaemon *d, char ret[18]);
 /* The MAC of a new VM's NIC (the VM not registered yet: earlier[0..n) are
  * its NICs so far): wanted (lower-cased) when it is a valid unicast MAC that
  * no NIC on this host, on another host of the cluster or earlier has, and
  * NULL; else a new 52:54:00 MAC, and why wanted was not kept ("" when it
  * is NULL; else words such as "is in use on this host"). */
+/* The new MAC is claimed in *claims (made when NULL) for VM vm_name
+ * (daemon/mac-claims.h) when claims is not NULL; a wanted one is not
+ * (the caller claimed it). */
 const char *vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec *earlier,
-                               size_t n, char ret[18]);
+                               size_t n, VoMacClaims **claims, const char *vm_name,
+                               char ret[18]);
+/* A MAC asked for (mac, the request's field naming it in messages) for
+ * VM vm_name, whose NICs so far are earlier[0..n): checked (-EINVAL:
+ * malformed, multicast, all zeros, twice in the VM) and claimed in
+ * *claims (made when NULL): -EEXIST when another VM has it or is being
+ * given it (the index, this host's VMs, the documents of hosts not in the
+ * index), -EAGAIN when the store cannot say; *ret_error set. Claims it
+ * made stay in *claims (the caller releases them). */
+int vo_vms_claim_given_mac(VoDaemon *d, VoMacClaims **claims, const char *vm_name,
+                           const char *field, const char *mac, const VoNicSpec *earlier,
+                           size_t n, char **ret_error);
+/* A new 52:54:00 MAC free on this host and among earlier[0..n), claimed
+ * in the cluster in *claims (made when NULL) for VM vm_name: 0, -EEXIST
+ * (16 draws all taken) or the store's -errno (logged). */
+int vo_vms_claim_new_mac(VoDaemon *d, VoMacClaims **claims, const char *vm_name,
+                         const VoNicSpec *earlier, size_t n, char ret[18]);
 
 /* NICs (vm-nics.c), while the VM is stopped. */
 json_t *vo_vm_nics_json(VoDaemon *d, VoVm *vm);

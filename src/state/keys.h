@@ -5,6 +5,8 @@
  * key. */
 #pragma once
 
+#include <ctype.h>
+
 #include "util/util.h"
 
 /* A VM's document (the VM service). */
@@ -17,6 +19,24 @@ static inline char *vo_key_vm(const char *vm_id) { return vo_asprintf("vms/%s", 
 static inline char *vo_key_vm_name(const char *name)
 {
     return vo_asprintf(VO_KEY_VM_NAMES_PREFIX "%s", name);
+}
+
+/* A MAC address's claim (daemon/mac-claims.h), one per MAC in the store
+ * (on etcd: in the whole cluster), lower case: while a VM is being given
+ * the MAC, {"host", "host_name", "vm": name} on a short lease; once the
+ * VM's document holds it, {"vm": name, "vm_id": id} with no lease, written
+ * and deleted with the VM's relations (state/relations.h), so that it is
+ * the cluster's index of the MACs in use. */
+#define VO_KEY_MAC_CLAIMS_PREFIX "cluster/claims/macs/"
+/* A host's VMs' MACs are all in that index (written once its start-up
+ * filled it in: daemon/mac-claims.h). */
+#define VO_KEY_MAC_INDEXED_PREFIX "cluster/mac-indexed/"
+static inline char *vo_key_mac_claim(const char *mac)
+{
+    char *key = vo_asprintf(VO_KEY_MAC_CLAIMS_PREFIX "%s", mac);
+    for (char *c = key + sizeof(VO_KEY_MAC_CLAIMS_PREFIX) - 1; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return key;
 }
 
 /* Projects (daemon/projects.h, docs/projects.md): a project's document

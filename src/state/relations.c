@@ -75,6 +75,14 @@ void vo_relations_add_group(json_t *want, const VoVmSpec *spec, const char *host
                       host_id ? host_id : ""));
 }
 
+void vo_relations_add_macs(json_t *want, const VoVmSpec *spec)
+{
+    for (size_t i = 0; i < spec->n_nics; i++)
+        if (spec->nics[i].mac)
+            set_doc(want, vo_key_mac_claim(spec->nics[i].mac),
+                    json_pack("{s:s, s:s}", "vm", spec->name, "vm_id", spec->id));
+}
+
 void vo_relations_add_project(json_t *want, const VoVmSpec *spec, const char *host_id,
                               int64_t disk_bytes)
 {

@@ -39,6 +39,12 @@ void vo_relations_add_group(json_t *want, const VoVmSpec *spec, const char *host
 void vo_relations_add_project(json_t *want, const VoVmSpec *spec, const char *host_id,
                               int64_t disk_bytes);
 
+/* Adds to want the VM's MAC index documents: for each NIC's MAC,
+ * cluster/claims/macs/<mac> {"vm": name, "vm_id": id} (state/keys.h), the
+ * claim made permanent. The VM service writes only those it claimed or
+ * holds already (daemon/mac-claims.h). */
+void vo_relations_add_macs(json_t *want, const VoVmSpec *spec);
+
 /* One transaction on a VM: its document compared at vm_rev (VO_REV_NEW: it
  * must not exist), then: vm_doc put (NULL: left as it is) or, with
  * delete_vm, the document deleted; the documents of want whose text differs

@@ -295,8 +295,9 @@ def test_leave_and_host_remove(cluster):
 
 
 def test_host_remove_forgets_its_cluster_records(cluster):
-    """A removed host's VM names, group memberships and addresses go with
-    it: the group and the network can be deleted, the name used again."""
+    """A removed host's VM names, group memberships, addresses and MACs
+    (the MAC index's claims) go with it: the group and the network can be
+    deleted, the name and the MAC used again."""
     c = cluster(2, listen=False)
     h1, h2 = c.hosts
     init(h1)
@@ -311,6 +312,7 @@ def test_host_remove_forgets_its_cluster_records(cluster):
                                    "networks": ["lan"]})
     assert [m["name"] for m in h1.api("GET", "/v1/groups/g")["members"]] == ["v2"]
     assert [a["name"] for a in h1.api("GET", "/v1/networks/lan")["addresses"]] == ["v2"]
+    mac = h2.vm("v2")["nics"][0]["mac"]
     # h2's vireod and fence stop (its etcd stays: the quorum needs it) and h1
     # removes it.
     h2.stop()
@@ -320,7 +322,8 @@ def test_host_remove_forgets_its_cluster_records(cluster):
     h1.api("DELETE", "/v1/hosts/h2")
     assert h1.api("GET", "/v1/groups/g")["members"] == []
     assert h1.api("GET", "/v1/networks/lan")["addresses"] == []
-    h1.task_ok("POST", "/v1/vms", {"name": "v2", "memory_mib": 64, "host": "h1"})
+    h1.task_ok("POST", "/v1/vms", {"name": "v2", "memory_mib": 64, "host": "h1",
+                                   "networks": ["user"], "macs": [mac]})
     h1.task_ok("DELETE", "/v1/vms/v2")
     assert h1.request("DELETE", "/v1/groups/g")[0] < 300
     st, doc = h1.request("DELETE", "/v1/networks/lan")

@@ -271,6 +271,12 @@ def test_refusals_and_the_fake_driver_path(cluster):
         wait_until(lambda: hosts_of(h, "local") == ["h2"], 30, what=f"local on h2 from {h.name}")
     assert h2.vm("local")["disks"][0]["volume"] == f"other/{clash}"
     assert h2.vm("local")["state"] == "running"
+    # Its MACs' claims (the cluster's MAC index) stay through the migration.
+    mac = h2.vm("local")["nics"][0]["mac"]
+    st, doc = h1.request("POST", "/v1/vms", {"name": "dup", "memory_mib": 64, "host": "h1",
+                                             "networks": ["user"], "macs": [mac]})
+    assert st == 409 and "is already used by VM 'local' on host 'h2'" in \
+        doc["error"]["message"], doc
     vols = {v["key"]: v for v in h2.api("GET", "/v1/volumes")["volumes"]}
     assert vols[f"other/{clash}"]["attached_to"] == "local", vols
     assert os.path.exists(vols[f"other/{clash}"]["path"])

@@ -473,16 +473,21 @@ def test_import_cut_short_leaves_nothing(crashy, tmp_path):
 
 def test_create_cut_short_leaves_nothing(crashy):
     """vireod dies after a VM create made the boot disk, before the VM's
-    document was saved: the next start removes the volume."""
+    document was saved: the next start removes the volume, and frees the
+    MAC its first write made its own (the MAC index, mac-claims.h)."""
     d, faults = crashy
     d.task_ok("POST", "/v1/vms", {"name": "kept", "memory_mib": 64})
     before = volume_keys(d)
     assert "default/kept-disk0" in before, before
+    macs = d.store_keys("cluster/claims/macs/")
     task = exit_at(d, faults, "create-exit-after-disk", "POST", "/v1/vms",
-                   {"name": "cut", "memory_mib": 64})
+                   {"name": "cut", "memory_mib": 64, "macs": ["52:54:00:0c:1c:01"]})
     assert "volumes/default/cut-disk0" in d.store_keys("volumes/"), d.log()
     assert pool_files(d, "cut-disk0")
+    assert d.store_keys("cluster/claims/macs/") == sorted(macs + [
+        "cluster/claims/macs/52:54:00:0c:1c:01"])
     d.start()
+    assert d.store_keys("cluster/claims/macs/") == macs
     assert volume_keys(d) == before
     assert pool_files(d, "cut-") == []
     assert d.store_keys("intents/") == []
@@ -693,6 +698,18 @@ def test_cdrom_without_iso_is_a_warning(crashy, tmp_path):
     assert d.vm("cdfifo")["cdrom"] == {}
 
 
+def two_hosts_with_faults(cluster, monkeypatch, faults):
+    """A formed cluster of two fake-driver hosts, the fault (and hold)
+    directory of each (VIREO_FAKE_FAULTS) in faults: (h1, h2)."""
+    from test_cluster_placement import form
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[0])
+    c = cluster(1, driver="fake", listen=False)
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[1])
+    c.add_host()
+    form(c)
+    return c.hosts
+
+
 def test_racing_imports_on_two_hosts_keep_one_mac(cluster, tmp_path, monkeypatch):
     """One domain imported on two hosts of a cluster at once (vireo vm
     import-libvirt), each import held after it checked its MAC and before
@@ -704,7 +721,6 @@ def test_racing_imports_on_two_hosts_keep_one_mac(cluster, tmp_path, monkeypatch
     two hosts at once, and of an add racing an import keeping that MAC, one
     wins and the other is refused (409) naming the MAC and the VM that
     gets it; once written, the VM's document refuses it."""
-    from test_cluster_placement import form
     faults = [str(tmp_path / f"faults{i}") for i in (1, 2)]
 
     def hold(point, dirs=faults):
@@ -728,22 +744,17 @@ def test_racing_imports_on_two_hosts_keep_one_mac(cluster, tmp_path, monkeypatch
     for f in faults:
         os.makedirs(f)
     hold("import_macs_checked")
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[0])
-    c = cluster(1, driver="fake", listen=False)
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[1])
-    c.add_host()
-    form(c)
-    h1, h2 = c.hosts
+    h1, h2 = two_hosts_with_faults(cluster, monkeypatch, faults)
     disk = str(tmp_path / "r.qcow2")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "8M"], check=True)
     with ThreadPoolExecutor(2) as pool:
         runs = [pool.submit(h.cli, "vm", "import-libvirt",
                             domain(f"mac-{h.name}", "52:54:00:0c:1a:1e"), "--network", "user")
-                for h in c.hosts]
+                for h in (h1, h2)]
         wait_held("import_macs_checked")  # both checked, neither written
         release("import_macs_checked")
         outs = [r.result() for r in runs]
-    macs = [h.vm(f"mac-{h.name}")["nics"][0]["mac"] for h in c.hosts]
+    macs = [h.vm(f"mac-{h.name}")["nics"][0]["mac"] for h in (h1, h2)]
     assert sorted(m == "52:54:00:0c:1a:1e" for m in macs) == [False, True], macs
     loser = outs[macs.index(next(m for m in macs if m != "52:54:00:0c:1a:1e"))]
     assert "warning: NIC 1 gets a new MAC address (52:54:00:0c:1a:1e is being given to " \

@@ -335,11 +335,11 @@ def test_login(web):
 
 
 def test_wizard_creates_the_vm(web):
-    r = web.browser("create")
+    r = web.browser("create", mac="52:54:00:0E:00:01")  # the NIC's MAC, as given
     assert r["state"] in ("defined", "stopped") and r["hash"] == f"#/vm/{VM}", r
     vm = web.d.vm(VM)
     assert vm["memory_mib"] == 256 and vm["vcpus"] == 1, vm
-    assert [n["network"] for n in vm["nics"]] == ["default"], vm
+    assert [(n["network"], n["mac"]) for n in vm["nics"]] == [("default", "52:54:00:0e:00:01")], vm
     assert vm["display"] == "vga", vm
 
 

@@ -155,6 +155,7 @@ const scenarios = {
     await page.fill('#vm-vcpus', '1');
     await page.fill('#vm-memory', String(cfg.memory_mib));
     await page.selectOption('#vm-network', cfg.network);
+    if (cfg.mac) await page.fill('#vm-mac', cfg.mac);
     await page.selectOption('#vm-display', cfg.display);
     result.cloud_init_fields = await page.isVisible('#vm-user');
     await shot(page, 'wizard');

@@ -372,6 +372,52 @@ static void test_claims_confirmed(void **state)
     json_decref(none);
 }
 
+/* The MAC index (daemon/mac-claims.h): a claim on a lease, compared in the
+ * VM's write that puts it again as the VM's, stays when the lease goes
+ * (revoked: the claim's end), and goes with the VM's delete. Keys are
+ * lower case. */
+static void test_mac_claim_made_the_vms(void **state)
+{
+    Fixture *f = *state;
+    _cleanup_free_ char *k1 = vo_key_vm(VM1);
+    _cleanup_vm_spec_ VoVmSpec *s = make_spec(VM1, "web");
+    free(s->nics[1].mac);
+    s->nics[1].mac = vo_strdup("52:54:00:0C:1A:4E");
+    const char *key = "cluster/claims/macs/52:54:00:0c:1a:4e";
+    json_t *macs = json_object();
+    vo_relations_add_macs(macs, s);
+    assert_int_equal(json_object_size(macs), 4);
+    json_t *doc = doc_of(macs, key);
+    assert_string_equal(json_string_value(json_object_get(doc, "vm")), "web");
+    assert_string_equal(json_string_value(json_object_get(doc, "vm_id")), VM1);
+    json_decref(doc);
+    json_t *want = json_object();
+    json_object_set(want, key, json_object_get(macs, key));
+
+    int64_t lease = 0, made = 0;
+    assert_int_equal(f->store->ops->lease_grant(f->store, 30000, &lease), 0);
+    assert_int_equal(vo_store_put_lease(f->store, key, "{\"vm\":\"web\"}", VO_REV_NEW, lease,
+                                        &made), 0);
+    VoStoreCompare claims[] = { { .key = key, .expected_rev = made } };
+    json_t *none = json_object();
+    VoRelationsTxn t = { .vm_key = k1, .vm_rev = VO_REV_NEW, .vm_doc = "{}", .have = none,
+                         .want = want, .claim_cmps = claims, .n_claim_cmps = 1 };
+    int64_t rev = 0;
+    assert_int_equal(vo_relations_commit(f->store, &t, &rev), 0);
+    assert_int_equal(f->store->ops->lease_revoke(f->store, lease), 0);
+    _cleanup_free_ char *text = NULL;
+    assert_int_equal(vo_store_get(f->store, key, &text, NULL), 0);
+    assert_string_equal(text, json_string_value(json_object_get(macs, key)));
+    /* The VM's delete: gone with it. */
+    VoRelationsTxn del = { .vm_key = k1, .vm_rev = rev, .delete_vm = true, .have = want,
+                           .want = none };
+    assert_int_equal(vo_relations_commit(f->store, &del, NULL), 0);
+    assert_int_equal(vo_store_get(f->store, key, NULL, NULL), -ENOENT);
+    json_decref(none);
+    json_decref(want);
+    json_decref(macs);
+}
+
 /* A project's quota under interleaved changes (state/project-usage.h with
  * the transaction above): two VMs checked against the same last slot both
  * pass the check, the first to commit wins and the second's transaction
@@ -558,6 +604,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disk_figure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_join_compared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claims_confirmed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mac_claim_made_the_vms, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

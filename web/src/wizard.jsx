@@ -1,5 +1,6 @@
 // wizard.jsx: the create-VM wizard: name, image, CPUs, memory, disk size,
-// network, display (none, or VGA / virtio-vga for the graphical console),
+// network and its NIC's MAC (empty: a new one, unique in the cluster),
+// display (none, or VGA / virtio-vga for the graphical console),
 // project (docs/projects.md: its quotas are checked by the API),
 // and, when the image takes cloud-init, a user and an SSH key;
 // POST /v1/vms, then the new VM's page. The API checks everything again and
@@ -11,7 +12,7 @@ import { useProjectNames } from './project-kit.jsx';
 export function Wizard({ images, networks, role, onError }) {
   const [form, setForm] = useState({
     name: '', image: images[0] ? images[0].name : '', vcpus: 1, memory: 512, disk: '',
-    network: networks[0] ? networks[0].name : '', display: 'none', project: '', user: '', key: '',
+    network: networks[0] ? networks[0].name : '', mac: '', display: 'none', project: '', user: '', key: '',
   });
   const projects = useProjectNames();
   const [busy, setBusy] = useState(false);
@@ -27,6 +28,7 @@ export function Wizard({ images, networks, role, onError }) {
     if (form.image) body.image = form.image;
     if (form.disk !== '') body.disk_size_bytes = Math.round(Number(form.disk) * 1073741824);
     if (form.network) body.networks = [form.network];
+    if (form.mac.trim()) body.macs = [form.mac.trim()];
     body.display = form.display;
     if (form.project) body.project = form.project;
     if (cloudInit && (form.user || form.key)) {
@@ -68,6 +70,9 @@ export function Wizard({ images, networks, role, onError }) {
         {networks.map((n) => <option key={n.name} value={n.name}>{n.name} ({n.type})</option>)}
         <option value="user">user (QEMU's user-mode network)</option>
       </select>
+      <label for="vm-mac">MAC (empty: a new one)</label>
+      <input id="vm-mac" name="mac" pattern="[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}" value={form.mac}
+             onInput={set('mac')} placeholder="52:54:00:12:34:56" />
       <label for="vm-display">Display (the Screen tab)</label>
       <select id="vm-display" name="display" value={form.display} onChange={set('display')}>
         <option value="none">none (serial console only)</option>

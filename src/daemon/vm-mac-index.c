@@ -1,0 +1,152 @@
+/* vm-mac-index.c: the VM service's part of the cluster's MAC index
+ * (mac-claims.h): which index documents a VM's write puts, and the one-time
+ * fill at start of this host's VMs from before the index. */
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "daemon/mac-claims.h"
+#include "daemon/vm-internal.h"
+#include "state/keys.h"
+#include "state/relations.h"
+#include "util/util.h"
+
+void vo_vm_add_mac_index(json_t *want, const VoVmSpec *spec, json_t *have,
+                         const VoMacClaims *claims)
+{
+    json_t *macs = json_object();
+    vo_relations_add_macs(macs, spec);
+    const char *key;
+    json_t *text;
+    /* Those it holds, and those it claimed for this write; never another's
+     * (a MAC two VMs had before the index: logged at start, left to the
+     * first). */
+    json_object_foreach(macs, key, text)
+        if ((have && json_object_get(have, key)) || vo_mac_claims_hold(claims, key))
+            json_object_set(want, key, text);
+    json_decref(macs);
+}
+
+json_t *vo_vm_mac_index_of(json_t *uses)
+{
+    json_t *out = json_object();
+    const char *key;
+    json_t *text;
+    json_object_foreach(uses, key, text)
+        if (!strncmp(key, VO_KEY_MAC_CLAIMS_PREFIX, strlen(VO_KEY_MAC_CLAIMS_PREFIX)))
+            json_object_set(out, key, text);
+    return out;
+}
+
+static int collect_text(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)rev;
+    json_object_set_new(userdata, key, json_string(value));
+    return 0;
+}
+
+/* One VM's MACs entered in the index (stored: what it holds, read once):
+ * -errno when the store failed. */
+static int fill_vm(VoDaemon *d, VoVm *vm, json_t *stored)
+{
+    json_t *want = json_object();
+    vo_relations_add_macs(want, vm->spec);
+    const char *key;
+    json_t *text;
+    int r = 0;
+    json_object_foreach(want, key, text) {
+        const char *mac = key + strlen(VO_KEY_MAC_CLAIMS_PREFIX);
+        json_t *have = json_object_get(stored, key);
+        int p = have ? -EEXIST
+                     : vo_store_put(d->store, key, json_string_value(text), VO_REV_NEW, NULL);
+        if (p == -EEXIST && !have) { /* claimed meanwhile: read it */
+            _cleanup_free_ char *now = NULL;
+            if (vo_store_get(d->store, key, &now, NULL) >= 0)
+                json_object_set_new(stored, key, json_string(now));
+            have = json_object_get(stored, key);
+        }
+        if (p < 0 && p != -EEXIST) {
+            log_warn("vm %s: cannot enter its MAC %s in the cluster's index: %s",
+                     vm->spec->name, mac, strerror(-p));
+            r = p;
+            continue;
+        }
+        json_t *doc = have ? json_loads(json_string_value(have), 0, NULL) : NULL;
+        const char *id = json_string_value(json_object_get(doc, "vm_id"));
+        if (!have || (id && !strcmp(id, vm->spec->id))) /* entered now, or its own */
+            json_object_set_new(vm->uses, key, json_string(have ? json_string_value(have)
+                                                                : json_string_value(text)));
+        else
+            log_warn("vm %s: its MAC %s is also VM '%s''s (given before MACs were indexed): "
+                     "give one of them another MAC (vireo vm nic remove, vireo vm nic add)",
+                     vm->spec->name, mac,
+                     json_string_value(json_object_get(doc, "vm")) ?: "?");
+        json_decref(doc);
+    }
+    json_decref(want);
+    return r;
+}
+
+/* The held claims of VMs of this host that have no document (orphans: the
+ * relations stored of each VM id, vms.c's load) go: a create cut short by
+ * a crash after its first write. Each compared on the VM's document being
+ * absent, as the rest of its relations. */
+static void drop_orphans(VoDaemon *d, json_t *stored, json_t *orphans)
+{
+    const char *key;
+    json_t *text;
+    void *tmp;
+    json_object_foreach_safe(stored, tmp, key, text) {
+        json_t *doc = json_loads(json_string_value(text), 0, NULL);
+        const char *id = json_string_value(json_object_get(doc, "vm_id"));
+        bool orphan = id && json_object_get(orphans, id);
+        _cleanup_vm_ VoVm *vm = orphan ? vo_vms_find(d, id) : NULL;
+        if (orphan && !vm) {
+            _cleanup_free_ char *vm_key = vo_key_vm(id);
+            VoStoreCompare cmp = { .key = vm_key, .expected_rev = VO_REV_NEW };
+            VoStoreOp op = { .kind = VO_STORE_DELETE, .key = key };
+            int r = vo_store_txn(d->store, &cmp, 1, &op, 1, NULL, NULL);
+            if (r < 0 && r != -EEXIST)
+                log_warn("store: cannot free MAC %s of VM %s: %s",
+                         key + strlen(VO_KEY_MAC_CLAIMS_PREFIX), id, strerror(-r));
+            if (r >= 0)
+                json_object_del(stored, key); /* free for the fill below */
+        }
+        json_decref(doc);
+    }
+}
+
+void vo_vms_mac_index_fill(VoDaemon *d, json_t *orphans)
+{
+    json_t *stored = json_object();
+    int r = vo_store_list(d->store, VO_KEY_MAC_CLAIMS_PREFIX, collect_text, stored);
+    if (r < 0) {
+        log_warn("store: cannot read the MAC index: %s (this host's VMs are entered at the "
+                 "next start)", strerror(-r));
+        json_decref(stored);
+        return;
+    }
+    drop_orphans(d, stored, orphans);
+    size_t n = 0;
+    VoVm **vms = vo_vms_ref_all(d, &n);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&vms[i]->lock);
+        int f = fill_vm(d, vms[i], stored);
+        pthread_mutex_unlock(&vms[i]->lock);
+        r = r < 0 ? r : f;
+        vo_vm_unref(vms[i]);
+    }
+    free(vms);
+    json_decref(stored);
+    if (r < 0)
+        return;
+    /* Its VMs are all in the index: a MAC asked for on another host is
+     * checked with the index alone, not against their documents. */
+    _cleanup_free_ char *mark = vo_asprintf(VO_KEY_MAC_INDEXED_PREFIX "%s", d->host_id);
+    json_t *doc = json_pack("{s:s?}", "host_name", d->host_name);
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(doc);
+    /* VO_REV_ANY: the mark is this host's alone, and says the same each time. */
+    if ((r = vo_store_put(d->store, mark, text, VO_REV_ANY, NULL)) < 0)
+        log_warn("store: cannot mark this host's VMs as in the MAC index: %s", strerror(-r));
+}

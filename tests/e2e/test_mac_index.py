@@ -1,0 +1,148 @@
+"""The cluster's MAC index (daemon/mac-claims.h): `vm create --mac` checks and
+claims each NIC's MAC as `vm nic add --mac` does; every MAC a VM holds is a
+held claim cluster/claims/macs/<mac>, made by the VM's write, gone with the
+NIC or the VM, kept through a move; a generated MAC another host's VM holds
+is drawn again; a start enters the VMs from before the index."""
+import json
+import os
+import sqlite3
+
+from test_drs import etcdctl, etcd_keys
+from test_vm_import import two_hosts_with_faults
+from vireo_harness import Daemon, wait_until
+
+CLAIMS = "cluster/claims/macs/"
+
+
+def sql(d, query, *args):
+    db = sqlite3.connect(os.path.join(d.state_dir, "vireo.db"), timeout=30)
+    try:
+        with db:
+            return db.execute(query, args).fetchall()
+    finally:
+        db.close()
+
+
+def claims(d):
+    """The MAC index of a standalone vireod: {mac: (doc, lease)}."""
+    rows = sql(d, "SELECT key, value, lease FROM documents WHERE key LIKE ?", CLAIMS + "%")
+    return {k[len(CLAIMS):]: (json.loads(v), lease) for k, v, lease in rows}
+
+
+def refused(d, body, status):
+    got, doc = d.request("POST", "/v1/vms", body)
+    assert got == status, (got, doc)
+    assert d.request("GET", f"/v1/vms/{body['name']}")[0] == 404  # nothing made
+    return doc["error"]["message"]
+
+
+def test_create_macs_checked_and_indexed(tmp_path):
+    d = Daemon(driver="fake")
+    try:
+        base = {"name": "x", "memory_mib": 64, "networks": ["user", "user"]}
+        for macs, words in ((["01:00:5e:00:00:01"], "macs[0]: '01:00:5e:00:00:01' is not a "
+                                                    "unicast MAC"),
+                            ([None, "00:00:00:00:00:00"], "macs[1]: 00:00:00:00:00:00 is no "
+                                                          "address"),
+                            (["52:54:00:0d:00:0"], "is not a unicast MAC"),
+                            (["52:54:00:0d:00:09", "52:54:00:0D:00:09"],
+                             "macs[1]: 52:54:00:0D:00:09 is given to two of the VM's NICs"),
+                            ([None, None, "52:54:00:0d:00:09"], "macs: 3 MACs for 2 NICs"),
+                            ([7], "macs[0]: expected a MAC")):
+            assert words in refused(d, {**base, "macs": macs}, 400)
+        assert refused(d, {**base, "macs": "52:54:00:0d:00:09"}, 400).startswith("macs:")
+        assert claims(d) == {}  # no claim left by a refusal
+
+        out = d.cli("vm", "create", "a", "--memory", "64M", "--network", "user", "--network",
+                    "user", "--mac", "auto", "--mac", "52:54:00:0D:00:01").stdout
+        assert "created" in out, out
+        a = d.vm("a")
+        macs = [n["mac"] for n in a["nics"]]
+        assert macs[1] == "52:54:00:0d:00:01" and macs[0].startswith("52:54:00:"), macs
+        # Both held by the VM, permanent (no lease), one key read each.
+        assert claims(d) == {m: ({"vm": "a", "vm_id": a["id"]}, 0) for m in macs}
+
+        d.task_ok("POST", "/v1/vms", {"name": "b", "memory_mib": 64, "networks": ["user"]})
+        msg = refused(d, {"name": "c", "memory_mib": 64, "networks": ["user"],
+                          "macs": ["52:54:00:0d:00:01"]}, 409)
+        assert "macs[0]: 52:54:00:0d:00:01 is already used by VM 'a'" in msg, msg
+        status, doc = d.request("POST", "/v1/vms/b/nics", {"network": "user",
+                                                           "mac": "52:54:00:0d:00:01"})
+        assert status == 409 and "mac: 52:54:00:0d:00:01 is already used by VM 'a'" in \
+            doc["error"]["message"], doc
+        assert set(claims(d)) == set(macs) | {d.vm("b")["nics"][0]["mac"]}
+
+        # A NIC removed, a VM deleted: their MACs are free again.
+        d.task_ok("DELETE", "/v1/vms/a/nics/1")
+        assert "52:54:00:0d:00:01" not in claims(d)
+        d.task_ok("POST", "/v1/vms/b/nics", {"network": "user", "mac": "52:54:00:0d:00:01"})
+        d.task_ok("DELETE", "/v1/vms/a")
+        assert macs[0] not in claims(d)
+        b = d.vm("b")
+
+        # A state from before the index: the start enters its VMs, once.
+        d.stop()
+        sql(d, "DELETE FROM documents WHERE key LIKE ? OR key LIKE ?", CLAIMS + "%",
+            "cluster/mac-indexed/%")
+        d.start()
+        assert claims(d) == {n["mac"]: ({"vm": "b", "vm_id": b["id"]}, 0) for n in b["nics"]}
+        assert len(sql(d, "SELECT key FROM documents WHERE key LIKE 'cluster/mac-indexed/%'")) == 1
+        d.task_ok("DELETE", "/v1/vms/b")
+        assert claims(d) == {}  # the entered ones are the VM's, gone with it
+    finally:
+        d.cleanup()
+
+
+def test_generated_macs_unique_in_the_cluster(cluster, tmp_path, monkeypatch):
+    """A generated MAC that another host's VM holds is drawn again (before,
+    it was checked against this host's NICs only); a MAC asked for is
+    refused naming the VM and its host, as read from the index, which a
+    move leaves as it is and a delete empties."""
+    faults = [str(tmp_path / f"faults{i}") for i in (1, 2)]
+    for f in faults:
+        os.makedirs(f)
+    h1, h2 = two_hosts_with_faults(cluster, monkeypatch, faults)
+
+    def create(h, name, **more):
+        body = {"name": name, "memory_mib": 64, "host": h.name, "networks": ["user"], **more}
+        answers = []  # 503: no confirmed manager yet
+        wait_until(lambda: answers.append(h.request("POST", "/v1/vms", body)) or
+                   answers[-1][0] != 503, 30, interval=0.5, what="a confirmed manager")
+        status, doc = answers[-1]
+        assert status == 202, doc
+        assert h.wait_task(doc["task"])["state"] == "succeeded"
+
+    def index(h):
+        out = etcdctl(h, "get", "--prefix", "vireo/" + CLAIMS)
+        lines = out.split()
+        return {k[len("vireo/" + CLAIMS):]: json.loads(v) for k, v in zip(lines[::2], lines[1::2])}
+
+    create(h1, "m1")
+    m1 = h1.vm("m1")
+    taken = m1["nics"][0]["mac"]
+    assert index(h1) == {taken: {"vm": "m1", "vm_id": m1["id"]}}
+    assert len(etcd_keys(h1, "cluster/mac-indexed/")) == 2  # both hosts' VMs are in it
+
+    # h2 draws h1's VM's MAC first: the claim refuses it, the next is taken.
+    with open(os.path.join(faults[1], "mac-draws"), "w") as f:
+        f.write(f"{taken}\n52:54:00:0d:01:02\n")
+    create(h2, "m2")
+    assert h2.vm("m2")["nics"][0]["mac"] == "52:54:00:0d:01:02"
+    assert not os.path.exists(os.path.join(faults[1], "mac-draws"))
+
+    status, doc = h2.request("POST", "/v1/vms", {"name": "m3", "memory_mib": 64, "host": "h2",
+                                                 "networks": ["user"], "macs": [taken]})
+    assert status == 409 and f"macs[0]: {taken} is already used by VM 'm1' on host 'h1'" in \
+        doc["error"]["message"], doc
+
+    # Moved, the VM keeps its MAC's claim; deleted, it frees it.
+    out = h1.cli("vm", "move", "m1", "--to", "h2", timeout=300).stdout
+    assert "moved to h2" in out, out
+    assert index(h1)[taken] == {"vm": "m1", "vm_id": m1["id"]}
+    status, doc = h2.request("POST", "/v1/vms/m2/nics", {"network": "user", "mac": taken})
+    assert status == 409 and f"mac: {taken} is already used by VM 'm1' on host 'h2'" in \
+        doc["error"]["message"], doc
+    h2.task_ok("DELETE", "/v1/vms/m1")
+    assert taken not in index(h1)
+    create(h1, "m3", macs=[taken])
+    assert h1.vm("m3")["nics"][0]["mac"] == taken
