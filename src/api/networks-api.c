@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "api/handlers.h"
+#include "daemon/hosts.h"
 #include "daemon/networks.h"
 #include "daemon/object-projects.h"
 #include "daemon/projects.h"
@@ -54,6 +55,8 @@ void vo_api_network_create(VoRequest *req, VoReply *rep)
         (void)vo_network_delete(req->d, name, 0, &ignored);
         json_decref(net);
     }
+    if (r >= 0) /* the host record lists its networks for placement: now, not in 10 s */
+        vo_hosts_refresh(req->d);
     if (r < 0)
         vo_reply_errno(rep, r, error);
     else {
@@ -116,6 +119,8 @@ void vo_api_network_delete(VoRequest *req, VoReply *rep)
         vo_test_hold("network_forget_project");
     if (r >= 0 && vo_project_object_forget(req->d->store, &o) < 0)
         log_warn("network %s is gone but its project still names it", req->params[0]);
+    if (r >= 0)
+        vo_hosts_refresh(req->d); /* its record's networks */
     if (r < 0)
         vo_reply_errno(rep, r, error);
     else

@@ -340,6 +340,18 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
     else
         (void)vo_firmware_from_string(json_string_value(firmware), &fw);
     ask.firmware = vo_place_firmware_needed(fw, json_is_true(secure_boot));
+    /* The networks asked for must be on the host the manager chooses
+     * (without any, the VM gets that host's default network, or QEMU's user
+     * networking). A host named by the caller is not filtered on: its own
+     * check answers (400, "network ... does not exist"), and a network made
+     * there a moment ago may not be in its record yet. */
+    size_t n_asked = json_is_array(networks) ? json_array_size(networks) : 0;
+    const char **asked = vo_malloc0((n_asked + 1) * sizeof(char *));
+    for (size_t i = 0; i < n_asked; i++)
+        asked[i] = json_string_value(json_array_get(networks, i)); /* NULL: refused later */
+    _cleanup_strv_ char **needed = vo_place_networks_needed(asked, n_asked);
+    free(asked);
+    ask.networks = host ? NULL : needed;
     VoPlaceChoice choice = { 0 };
     if (vo_api_vm_create_elsewhere(req, rep, &ask, &choice))
         return;

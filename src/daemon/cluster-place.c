@@ -267,6 +267,7 @@ static int place_once(VoDaemon *d, const VoPlaceAsk *ask, bool use_cache, VoPlac
     *ret = (VoPlaceChoice){ 0 };
     VoPlaceRequest req = { .vcpus = ask->vcpus, .memory_mib = ask->memory_mib,
                            .accel = ask->accel, .firmware = ask->firmware };
+    req.networks = (char **)ask->networks; /* the ask's: not freed here */
     char *pools[] = { VO_DEFAULT_POOL, NULL }; /* the VM's disk is made there */
     req.pools = pools;
     req.host = (char *)ask->host;

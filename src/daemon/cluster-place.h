@@ -23,6 +23,7 @@ typedef struct {
     const char *group; /* or NULL */
     const char *host;  /* pinned host (name or id), or NULL */
     const char *firmware; /* vo_place_firmware_needed: the host must list it; NULL: any */
+    char *const *networks; /* vo_place_networks_needed of the NICs asked for; NULL: none */
 } VoPlaceAsk;
 
 typedef struct {
