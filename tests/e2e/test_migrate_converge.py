@@ -2,8 +2,8 @@
 dirties memory faster than it is copied"), on a real two-host cluster
 (cluster_harness; one real TCG guest on a shared pool, booted once for
 both cases): the guest copies 8 MiB of random bytes from file to file in
-its /dev/shm (a tmpfs) over and over, about 8 MiB dirtied a second (QEMU
-measured 8.3-9.0 MiB/s), faster than a small --bandwidth copies them.
+its /dev/shm (a tmpfs) over and over, dirtying memory faster than a small
+--bandwidth copies it (docs/cluster.md has the rates measured).
 
 1. Without --force-converge and with a short --converge-timeout the
    migration is aborted at the limit with the rates it saw; the VM runs on
@@ -81,13 +81,14 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
     # 2. --force-converge: once the first pass over the memory ends, the
     # throttle starts at 50% and climbs (25% a round, tail-slow) until the
     # copy catches up; the task shows it as it goes; the RAM of both sides
-    # is compared before the switch. 8 MiB/s is below the guest's dirty
-    # rate (8.3-9.0 MiB/s measured, unthrottled and up to 94%) and above
-    # it at 94-99% (it converged at 88-94% in 22-23 s of memory copy; at
-    # 2 MiB/s it did not converge within 240 s even at 99%: 1.7 MiB/s
-    # dirtied).
+    # is compared before the switch. 16 MiB/s is below the guest's dirty
+    # rate up to a throttle of 75-87% (QEMU read 15.4-16.8 MiB/s, as fast
+    # as the copy went) and far above it at 99% (1.7 MiB/s): it converged
+    # at 86-93% in 13-15 s of memory copy. (At 8 MiB/s the throttle had to
+    # reach 94-98%; at 2 MiB/s it did not converge within 240 s even at
+    # 99%.)
     doc = h1.api("POST", "/v1/vms/busy/migrate",
-                 {"to": "h2", "bandwidth": "8M/s", "converge_timeout_s": 240,
+                 {"to": "h2", "bandwidth": "16M/s", "converge_timeout_s": 240,
                   "force_converge": True, "verify_memory": True}, expect=202)
     tid = doc["task"]["id"]
     seen, words, rates = [0], set(), []
