@@ -378,9 +378,12 @@ write_guest_init() {
 # handles poweroff/reboot. PID 1 must never exit.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 
-# The initramfs hands over /dev and /proc; /etc/fstab has the rest.
+# The initramfs hands over /dev and /proc; /etc/fstab has the rest
+# (/dev/pts and /dev/shm live on the devtmpfs, so their mount points are
+# made here).
 [ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev
 [ -d /dev/pts ] || mkdir /dev/pts
+[ -d /dev/shm ] || mkdir /dev/shm
 mount -a
 
 # Hostname: vireo.hostname=NAME on the kernel command line.
@@ -587,6 +590,7 @@ proc     /proc    proc     nosuid,nodev,noexec                         0 0
 sysfs    /sys     sysfs    nosuid,nodev,noexec                         0 0
 devpts   /dev/pts devpts   nosuid,noexec,gid=5,mode=0620,ptmxmode=0666 0 0
 tmpfs    /tmp     tmpfs    nosuid,nodev,mode=1777                      0 0
+tmpfs    /dev/shm tmpfs    nosuid,nodev,mode=1777                      0 0
 tmpfs    /run     tmpfs    nosuid,nodev,mode=0755                      0 0
 FSTAB
     cat >"$etc/inittab" <<'INITTAB'

@@ -97,6 +97,25 @@ def start_counter(h, name):
     h.wait_console(name, "tick-3", timeout=60)
 
 
+def start_dirtying(h, name, loop, setup=":"):
+    """Starts `while LOOP; do :; done` in the guest's background (its pid
+    in /tmp/dirty.pid) once setup succeeded, and checks it runs: a loop
+    whose command fails (no /dev/shm, a full tmpfs) ends, and this fails
+    the test instead of a migration that quietly copies an idle guest. The
+    check is asked again (bounded): on a loaded machine a console line can
+    come through cut."""
+    h.guest(name, f"{setup} && {{ (while {loop}; do :; done) </dev/null >/dev/null 2>&1 & "
+                  "echo $! >/tmp/dirty.pid; }", timeout=120)
+    seen = []
+    for _ in range(5):
+        out = h.guest(name, "sleep 1; [ -s /dev/shm/dirty ] && kill -0 $(cat /tmp/dirty.pid) "
+                            "&& echo dirtying-$((40+2)); df -k /dev/shm")
+        if "dirtying-42" in out:
+            return
+        seen.append(out)
+    raise AssertionError(f"the guest's dirtying loop does not run: {seen!r}")
+
+
 @contextlib.contextmanager
 def keeping_ram(keep):
     """The vireods started inside keep both sides' RAM that verify_memory
@@ -369,9 +388,9 @@ def test_busy_migration_cancel_and_a_destination_that_dies(cluster):
     h1.cli("vm", "start", "busy")
     h1.wait_console("busy", BOOT_MARKER, timeout=240)
     start_counter(h1, "busy")
-    # A loop dirtying memory all the time (its pid in /tmp/dirty.pid).
-    h1.guest("busy", "(while true; do dd if=/dev/urandom of=/dev/shm/dirty bs=1M count=16 "
-                     "2>/dev/null; done) </dev/null >/dev/null 2>&1 & echo $! >/tmp/dirty.pid")
+    # A loop dirtying memory all the time: 16 MiB of random bytes written
+    # into the guest's /dev/shm (a tmpfs) over and over.
+    start_dirtying(h1, "busy", "dd if=/dev/urandom of=/dev/shm/dirty bs=1M count=16 2>/dev/null")
 
     # Busy guest, h1 -> h2, memory verified.
     task = migrate(h1, "busy", {"to": "h2", "verify_memory": True})

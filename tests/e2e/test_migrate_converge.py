@@ -1,8 +1,9 @@
 """A live migration that does not converge (docs/cluster.md, "A guest that
 dirties memory faster than it is copied"), on a real two-host cluster
 (cluster_harness; one real TCG guest on a shared pool, booted once for
-both cases): the guest dirties 8 MiB of memory over and over, faster than
-a small --bandwidth copies it.
+both cases): the guest copies 8 MiB of random bytes from file to file in
+its /dev/shm (a tmpfs) over and over, dirtying memory faster than a small
+--bandwidth copies it (docs/cluster.md has the rates measured).
 
 1. Without --force-converge and with a short --converge-timeout the
    migration is aborted at the limit with the rates it saw; the VM runs on
@@ -56,8 +57,9 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
     p = h1.cli("vm", "migrate", "busy", "--to", "h2", "--converge-timeout", "x", check=False)
     assert p.returncode != 0 and "--converge-timeout" in p.stderr, p
 
-    # 1. 1 MiB/s against a guest dirtying far more: aborted at the limit,
-    # the reason names the rates; the VM runs on at h1, nothing on h2.
+    # 1. 1 MiB/s against a guest dirtying far more: aborted at the limit
+    # (in 15 s not even the first pass over the memory ends), the reason
+    # names the rates; the VM runs on at h1, nothing on h2.
     p = h1.cli("vm", "migrate", "busy", "--to", "h2", "--bandwidth", "1M/s",
                "--converge-timeout", "15", check=False, timeout=300)
     assert p.returncode != 0, p
@@ -79,30 +81,37 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
     # 2. --force-converge: once the first pass over the memory ends, the
     # throttle starts at 50% and climbs (25% a round, tail-slow) until the
     # copy catches up; the task shows it as it goes; the RAM of both sides
-    # is compared before the switch. (At 8 MiB/s this guest converged
-    # unthrottled under TCG: 2 MiB/s is below its dirty rate.)
+    # is compared before the switch. 16 MiB/s is below the guest's dirty
+    # rate up to a throttle of 75-87% (QEMU read 15.4-16.8 MiB/s, as fast
+    # as the copy went) and far above it at 99% (1.7 MiB/s): it converged
+    # at 86-93% in 13-15 s of memory copy. (At 8 MiB/s the throttle had to
+    # reach 94-98%; at 2 MiB/s it did not converge within 240 s even at
+    # 99%.)
     doc = h1.api("POST", "/v1/vms/busy/migrate",
-                 {"to": "h2", "bandwidth": "2M/s", "converge_timeout_s": 240,
+                 {"to": "h2", "bandwidth": "16M/s", "converge_timeout_s": 240,
                   "force_converge": True, "verify_memory": True}, expect=202)
     tid = doc["task"]["id"]
-    seen, words = [0], set()
+    seen, words, rates = [0], set(), []
 
     def ended():
         t = h1.api("GET", f"/v1/tasks/{tid}")
-        seen.append((t.get("details") or {}).get("cpu_throttle_percent", 0))
+        d = t.get("details") or {}
+        seen.append(d.get("cpu_throttle_percent", 0))
+        rates.append((d.get("cpu_throttle_percent", 0), d.get("dirty_rate_bytes", 0) / 2**20))
         words.add(t.get("message") or "")
         return t if t["state"] != "running" else None
     task = wait_until(ended, 300, what="the forced migration to end")
     print("forced:", task["state"], task.get("result") or task.get("error"), max(seen),
           sorted(words))
+    print("forced, (throttle %, dirty MiB/s) seen:",
+          sorted(set((pct, round(rate, 1)) for pct, rate in rates)))
     assert task["state"] == "succeeded", task
     res = task["result"]
     assert res["memory_verified"] is True, res
     fc = res["force_converge"]
     assert fc["cpu_throttle_initial"] == 50 and fc["cpu_throttle_increment"] == 25, res
     # Throttled, it starts at 50%; a guest TCG starves on a loaded machine
-    # may dirty slower than 2 MiB/s and converge unthrottled (seen with
-    # eight other test runs beside it).
+    # may dirty slower than the copy and converge unthrottled.
     assert fc["tailslow"] is True and fc["max_throttle_percent"] in range(50, 100) or \
         fc["max_throttle_percent"] == 0, res
     assert fc["max_throttle_percent"] >= max(seen), (res, seen)
@@ -140,16 +149,13 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
     print("post-copy:", p.returncode, p.stdout.strip(), p.stderr.strip())
     assert p.returncode == 0, p
     assert "guest memory verified identical" in p.stdout, p.stdout
-    # busy_vm's guest dirties less than meant (the image has no /dev/shm:
-    # its copy loop fails), so a pre-copy may converge first even at 1 ms.
-    assert re.search(r"post-copy: (the rest of memory followed in \d+ ms|not needed)",
-                     p.stdout), p.stdout
+    assert re.search(r"post-copy: the rest of memory followed in \d+ ms", p.stdout), p.stdout
     tasks = [t for t in h2.api("GET", "/v1/tasks")["tasks"]
              if t["kind"] == "migrate" and "post_copy" in (t.get("result") or {})]
     assert len(tasks) == 1, tasks
     task = tasks[0]
     assert task["state"] == "succeeded", task
-    assert task["result"]["post_copy"]["ran"] in (True, False), task["result"]
+    assert task["result"]["post_copy"]["ran"] is True, task["result"]
     assert task["result"]["memory_verified"] is True, task["result"]
     wait_until(lambda: hosts_of(h2, "busy") == ["h1"], 30, what="busy on h1")
     assert h1.vm("busy")["state"] == "running"
@@ -158,9 +164,8 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
 
     # 3b. Post-copy without the RAM check, back to h2: the guest runs there
     # with pages still at h1 and fetches them as it touches them. 8 MiB of
-    # random bytes it keeps in memory (a file of its own in /dev/shm, on the
-    # guest's /dev, a devtmpfs) hash the same before and after; the counter
-    # goes on.
+    # random bytes it keeps in memory (a file of its own in /dev/shm, a
+    # tmpfs) hash the same before and after; the counter goes on.
     def md5(h):
         """The digest, found by its shape: the counter's ticks share the
         console, and on a loaded machine a console line can come through
@@ -174,8 +179,8 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
             seen.append(out)
         raise AssertionError(f"no md5sum of /dev/shm/pc in the console's output: {seen!r}")
 
-    h1.guest("busy", "mkdir -p /dev/shm && dd if=/dev/urandom of=/dev/shm/pc bs=1M count=8 "
-                     "2>/dev/null", timeout=120)
+    h1.guest("busy", "dd if=/dev/urandom of=/dev/shm/pc bs=1M count=8 2>/dev/null",
+             timeout=120)
     before = md5(h1)
     p = h1.cli("vm", "migrate", "busy", "--to", "h2", "--post-copy", "--max-downtime", "1",
                "--bandwidth", "16M/s", check=False, timeout=600)
@@ -184,7 +189,7 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
     ran = [t["result"]["post_copy"] for t in h1.api("GET", "/v1/tasks")["tasks"]
            if t["kind"] == "migrate" and "post_copy" in (t.get("result") or {})
            and t["result"].get("to") == "h2" and not t["result"]["memory_verified"]]
-    assert len(ran) == 1 and ran[0]["ran"] in (True, False), ran
+    assert len(ran) == 1 and ran[0]["ran"] is True, ran
     wait_until(lambda: hosts_of(h1, "busy") == ["h2"], 30, what="busy on h2")
     assert md5(h2) == before
     counter_goes_on(h2, "busy")

@@ -6,7 +6,8 @@ migration that does not converge: test_migrate_converge.py.)"""
 
 import os
 
-from test_migrate import form, shared_pool, create_on, hosts_of, ticks, start_counter, qemu_of
+from test_migrate import (form, shared_pool, create_on, hosts_of, ticks, start_counter,
+                          start_dirtying, qemu_of)
 
 from vireo_harness import BOOT_MARKER, wait_until
 
@@ -39,10 +40,10 @@ def busy_vm(h, name, memory=256, dirty_mib=16):
     h.wait_console(name, BOOT_MARKER, timeout=240)
     start_counter(h, name)
     # A loop dirtying dirty_mib of memory over and over, as fast as the
-    # guest copies (random bytes: no zero pages for QEMU to skip).
-    h.guest(name, f"dd if=/dev/urandom of=/dev/shm/src bs=1M count={dirty_mib} 2>/dev/null; "
-                  "(while true; do cp /dev/shm/src /dev/shm/dirty; done) "
-                  "</dev/null >/dev/null 2>&1 & :")
+    # guest copies (random bytes in its /dev/shm, a tmpfs: no zero pages
+    # for QEMU to skip).
+    start_dirtying(h, name, "cp /dev/shm/src /dev/shm/dirty",
+                   setup=f"dd if=/dev/urandom of=/dev/shm/src bs=1M count={dirty_mib} 2>/dev/null")
     return h.vm(name)["id"]
 
 
