@@ -23,10 +23,10 @@
  * cannot take fills its own buffer; beyond that it misses output. */
 #define CONSOLE_IN_MAX (64 * 1024)    /* typed, not yet taken by QEMU */
 #define CLIENT_OUT_MAX (256 * 1024)   /* printed, not yet taken by one client */
-/* QEMU's side of the console socket: about 5,400 one-byte sends unread
- * instead of 278 (Linux doubles it), memory used only while they wait. A
- * reader late by milliseconds then no longer holds the 16550's THR busy
- * past OVMF's write timeout (util/peer-sndbuf.c says why it matters). */
+/* QEMU's side of the console socket: Linux doubles it to 8 MiB, about
+ * 10,900 one-byte sends unread instead of 278, memory used only while they
+ * wait. A reader late by milliseconds then no longer holds the 16550's THR
+ * busy past OVMF's write timeout (util/peer-sndbuf.c says why it matters). */
 #define QEMU_SNDBUF (4 * 1024 * 1024)
 
 typedef struct {
