@@ -16,8 +16,9 @@
  * yet waits in a bounded buffer. Not vireod's main loop: that one writes
  * documents to the store (a VM's state change), which can take seconds on
  * a busy etcd, and QEMU's 16550 sends a byte at a time (278 unread bytes
- * fill the socket): a guest whose console is not read for a few seconds
- * stalls on it, and OVMF then drops output and may quit its shell.
+ * fill a socket of the default size): a guest whose console is not read
+ * stalls on it, and OVMF then drops output (after about 1.5 ms: see
+ * QEMU_SNDBUF) and may quit its shell.
  * Typing into a guest that reads nothing (paused, say) fills the buffer to
  * QEMU; then the clients are not read until it drains. Output a client
  * cannot take fills its own buffer; beyond that it misses output. */
