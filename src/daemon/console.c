@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "util/peer-sndbuf.h"
 #include "util/util.h"
 
 /* Everything here runs on the hub's own loop, in a thread of its own, so
@@ -15,13 +16,19 @@
  * yet waits in a bounded buffer. Not vireod's main loop: that one writes
  * documents to the store (a VM's state change), which can take seconds on
  * a busy etcd, and QEMU's 16550 sends a byte at a time (278 unread bytes
- * fill the socket): a guest whose console is not read for a few seconds
- * stalls on it, and OVMF then drops output and may quit its shell.
+ * fill a socket of the default size): a guest whose console is not read
+ * stalls on it, and OVMF then drops output (after about 1.5 ms: see
+ * QEMU_SNDBUF) and may quit its shell.
  * Typing into a guest that reads nothing (paused, say) fills the buffer to
  * QEMU; then the clients are not read until it drains. Output a client
  * cannot take fills its own buffer; beyond that it misses output. */
 #define CONSOLE_IN_MAX (64 * 1024)    /* typed, not yet taken by QEMU */
 #define CLIENT_OUT_MAX (256 * 1024)   /* printed, not yet taken by one client */
+/* QEMU's side of the console socket: Linux doubles it to 8 MiB, about
+ * 10,900 one-byte sends unread instead of 278, memory used only while they
+ * wait. A reader late by milliseconds then no longer holds the 16550's THR
+ * busy past OVMF's write timeout (util/peer-sndbuf.c says why it matters). */
+#define QEMU_SNDBUF (4 * 1024 * 1024)
 
 typedef struct {
     char *data;
@@ -41,6 +48,7 @@ struct VoConsole {
     VoLoop *loop;
     int fd;
     bool fd_watched;
+    bool peer_grown; /* QEMU's send buffer widened (or tried) */
     int log_fd;
     char *log_path;
     size_t log_size;
@@ -240,6 +248,14 @@ static void on_console_event(int fd, uint32_t events, void *userdata)
         vo_loop_remove_fd(c->loop, c->fd, c);
         c->fd_watched = false;
         return;
+    }
+    if (!c->peer_grown) {
+        /* QEMU has accepted by now: it sends only on an accepted socket. */
+        c->peer_grown = true;
+        int r = vo_unix_grow_peer_sndbuf(fd, QEMU_SNDBUF);
+        if (r < 0 && r != -EADDRNOTAVAIL)
+            log_warn("console %s: QEMU's send buffer stays small (%s): firmware output may be "
+                     "lost when this host is busy", c->log_path, strerror(-r));
     }
     append_log(c, buf, (size_t)n);
     for (Client *cl = c->clients; cl; cl = cl->next) {

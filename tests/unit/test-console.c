@@ -3,7 +3,9 @@
  * loop busy writing a document to a slow etcd, say), a 16550 that sends a
  * byte at a time is not stalled once 278 bytes fill the socket; what it
  * printed reaches the log and an attached client, and what the client
- * types reaches QEMU. */
+ * types reaches QEMU. And the hub widens the send buffer of QEMU's own
+ * socket, so a reader late by milliseconds does not make OVMF drop output
+ * (util/peer-sndbuf.c). */
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -15,11 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "daemon/console.h"
+#include "util/unix-socket.h"
 #include "util/util.h"
 
 #define PRINTED 4096 /* bytes, one send each: fifteen times what fills the socket */
@@ -111,10 +116,97 @@ static void test_console_read_while_nothing_else_runs(void **state)
     (void)rmdir(dir);
 }
 
+/* A stand-in for QEMU in a process of its own: listens on path, accepts one
+ * client, prints one byte, then answers each byte on ask with its accepted
+ * socket's SO_SNDBUF (an int), until ask ends. */
+static void fake_qemu(const char *path, int ready, int ask)
+{
+    int l = vo_unix_listen(path, 0600);
+    char b = 'r';
+    if (l < 0 || write(ready, &b, 1) != 1)
+        _exit(1);
+    int s = accept(l, NULL, NULL);
+    if (s < 0 || write(s, "x", 1) != 1)
+        _exit(1);
+    while (read(ask, &b, 1) == 1) {
+        int sndbuf = 0;
+        socklen_t len = sizeof(sndbuf);
+        (void)getsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len);
+        if (write(ready, &sndbuf, sizeof(sndbuf)) != sizeof(sndbuf))
+            _exit(1);
+    }
+    _exit(0);
+}
+
+static int ask_sndbuf(int ask, int answer)
+{
+    int sndbuf = 0;
+    assert_int_equal(write(ask, "?", 1), 1);
+    assert_int_equal(read(answer, &sndbuf, sizeof(sndbuf)), sizeof(sndbuf));
+    return sndbuf;
+}
+
+/* Without the widening, QEMU's socket keeps the kernel's default buffer:
+ * 278 one-byte sends, and OVMF drops strings whenever the reader is late. */
+static void test_console_widens_qemus_send_buffer(void **state)
+{
+    char dir[] = "/tmp/vireo-console-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *log_path = vo_asprintf("%s/console.log", dir);
+    _cleanup_free_ char *sock = vo_asprintf("%s/console.sock", dir);
+    int to_child[2], from_child[2];
+    assert_int_equal(pipe(to_child), 0);
+    assert_int_equal(pipe(from_child), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(to_child[1]);
+        close(from_child[0]);
+        fake_qemu(sock, from_child[1], to_child[0]);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    char b;
+    assert_int_equal(read(from_child[0], &b, 1), 1); /* listening */
+    int fd = vo_unix_connect(sock, 0);
+    assert_true(fd >= 0);
+    int before = ask_sndbuf(to_child[1], from_child[0]);
+
+    VoConsole *c = vo_console_new(fd, log_path);
+    assert_non_null(c);
+    char *log = NULL;
+    size_t log_len = 0;
+    for (int i = 0; i < 1000 && log_len < 1; i++) { /* the hub read QEMU's byte */
+        free(log);
+        log = NULL;
+        assert_int_equal(vo_console_read_log(log_path, &log, &log_len), 0);
+        if (log_len < 1)
+            (void)poll(NULL, 0, 10);
+    }
+    free(log);
+    assert_int_equal(log_len, 1);
+    int after = ask_sndbuf(to_child[1], from_child[0]);
+    assert_true(after > before);
+    if (geteuid() == 0) /* SO_SNDBUFFORCE; others stop at net.core.wmem_max */
+        assert_true(after >= 4 * 1024 * 1024);
+
+    vo_console_free(c);
+    vo_console_hub_stop();
+    close(to_child[1]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(from_child[0]);
+    (void)unlink(log_path);
+    (void)unlink(sock);
+    (void)rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_console_read_while_nothing_else_runs),
+        cmocka_unit_test(test_console_widens_qemus_send_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
