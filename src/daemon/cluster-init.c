@@ -241,7 +241,17 @@ int vo_cluster_init(VoDaemon *d, const char *address, json_t **ret, char **ret_e
     }
     log_info("cluster init: cluster %s on %s", c.cluster_id, c.address);
     r = init_steps(d, staging, &c, &etcd, &answer, ret_error);
-    /* Its member starts again from STATE/cluster after the re-exec. */
+    /* Its member starts again from STATE/cluster after the re-exec: the
+     * one start the init cannot save, unlike the join's (cluster-join.c).
+     * It must run before the commit: an init whose etcd cannot start, or
+     * cannot take the documents, leaves the host standalone, never in a
+     * cluster without a store. And it cannot run on after the commit: the
+     * commit is the rename of the staging folder that holds its data dir,
+     * WAL and certificates, which etcd opens again by path (new WAL
+     * segments, snapshots, a TLS handshake's certificate). Nothing waits
+     * for it in between: a one-host cluster has no other member whose
+     * quorum it holds (the join's reason to start once), and the
+     * re-exec'd vireod starts it before it opens the store. */
     vo_cluster_etcd_stop(etcd, 10000);
     vo_cluster_etcd_release(etcd);
     if (r >= 0)
