@@ -299,6 +299,24 @@ def test_leave_and_host_remove(cluster):
     assert [m["name"] for m in show(h1)["etcd_members"]] == ["h1"]
 
 
+def test_leave_of_a_learner_that_never_started(cluster):
+    """h2 joined, but its etcd never ran (it fails at every start): its
+    member is a learner with no name. Its leave removes it all the same (by
+    its peer URL), says so, and h2 is standalone again."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    init(h1)
+    h2.wrap_tool("etcd", "#!/bin/sh\necho 'etcd wrapper: failing on purpose' >&2\nexit 1\n")
+    join(h2, h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201), h1)
+    assert [(m["name"], m["voting"]) for m in show(h1)["etcd_members"]
+            if not m["voting"]] == [("", False)]
+    p = h2.cli("cluster", "leave")
+    assert show(h2) == {"cluster": None}
+    assert [(m["name"], m["voting"]) for m in show(h1)["etcd_members"]] == [("h1", True)]
+    assert "etcd member had never started" in p.stdout, p.stdout
+    assert sorted(h["name"] for h in h1.api("GET", "/v1/hosts")["hosts"]) == ["h1"]
+
+
 def test_host_remove_forgets_its_cluster_records(cluster):
     """A removed host's VM names, group memberships and addresses go with
     it: the group and the network can be deleted, the name used again."""
