@@ -506,8 +506,8 @@ int main(int argc, char **argv)
     vo_tasks_free(d.tasks);
     if (vo_vms_release_all(&d) > 0) {
         /* A VM save given up on still writes through the store, reading the
-         * daemon's state: nothing it uses is closed or freed under it
-         * (which crashed vireod in its last moment); the process ends. */
+         * daemon's state: nothing it uses is closed or freed under it (that
+         * could crash vireod as it ends); the process just ends. */
         bool reexec = vo_cluster_reexec_wanted(&d);
         if (reexec) {
             flock(lock_fd, LOCK_UN);

@@ -97,8 +97,13 @@ int vo_vms_saves_wait(int stuck_ms)
 {
     /* Rounds that go on, slow as they may be, are waited for: a save is
      * given up only when no round has started or ended for stuck_ms. */
-    while (atomic_load(&savers.pending) > 0 &&
-           vo_now_ms() - atomic_load(&saves_moved_ms) < stuck_ms)
+    int64_t began = vo_now_ms(); /* a thread not at its first round yet counts from here */
+    for (;;) {
+        int64_t moved = atomic_load(&saves_moved_ms);
+        if (atomic_load(&savers.pending) == 0 ||
+            vo_now_ms() - (moved > began ? moved : began) >= stuck_ms)
+            break;
         vo_threads_wait(&savers, 100);
+    }
     return atomic_load(&savers.pending);
 }

@@ -3257,10 +3257,10 @@ int vo_vms_release_all(VoDaemon *d)
     vo_threads_wait(&releases, 5000);
     /* The saves the loop handed off (vm-save-later.c): waited for while
      * they go on, however slow the store; given up once none has moved for
-     * longer than the store client itself waits for a write (its request,
-     * and a second one: a compare that failed is read again), when it is
-     * stuck. One given up leaves the store at the state before it, which
-     * the next start reconciles with the QEMU it finds, as after a crash. */
+     * longer than the store's client itself waits (twice its wait for one
+     * request, and 1 s: a write may make more than one), when it is stuck.
+     * One given up leaves the store at the state before it, which the next
+     * start reconciles with the QEMU it finds, as after a crash. */
     int stuck_ms = 2 * vo_store_request_timeout_ms(d->store) + 1000;
     int unsaved = vo_vms_saves_wait(stuck_ms);
     if (unsaved > 0) {
