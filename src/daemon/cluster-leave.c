@@ -310,6 +310,7 @@ static int find_member(const char *key, const char *value, int64_t rev, void *us
     if (id && name && (!strcmp(id, host) || !strcmp(name, host))) {
         json_object_set_new(want, "id", json_string(id));
         json_object_set_new(want, "name", json_string(name));
+        json_object_set(want, "address", json_object_get(doc, "address"));
     }
     json_decref(doc);
     return 0;
@@ -341,11 +342,16 @@ int vo_cluster_host_remove(VoDaemon *d, const char *host, char **ret_error)
         r = refuse_running(d, id, name, ret_error);
     if (r >= 0 && (r = vo_cluster_begin(ret_error)) >= 0) {
         /* Documents first, while the member still counts for the quorum. */
-        if ((r = forget_host(d->cluster_store, id)) < 0)
+        if ((r = forget_host(d->cluster_store, id)) < 0) {
             vo_error_set(ret_error, r, "cannot delete the documents of %s: %s", name,
                          r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
-        else
-            r = remove_etcd_member(d, name, NULL, NULL, NULL, ret_error);
+        } else {
+            /* Its peer URL too: a learner that never started has no name. */
+            const char *address = json_string_value(json_object_get(found, "address"));
+            _cleanup_free_ char *peer = address ? vo_cluster_url(address, VO_ETCD_PEER_PORT)
+                                                : NULL;
+            r = remove_etcd_member(d, name, peer, NULL, NULL, ret_error);
+        }
         vo_cluster_end();
         if (r >= 0)
             log_info("cluster: host %s (%s) removed", name, id);

@@ -302,7 +302,8 @@ def test_leave_and_host_remove(cluster):
 def test_leave_of_a_learner_that_never_started(cluster):
     """h2 joined, but its etcd never ran (it fails at every start): its
     member is a learner with no name. Its leave removes it all the same (by
-    its peer URL), says so, and h2 is standalone again."""
+    its peer URL), says so, and h2 is standalone again; so does a host
+    remove of such a host."""
     c = cluster(2, listen=False)
     h1, h2 = c.hosts
     init(h1)
@@ -315,6 +316,16 @@ def test_leave_of_a_learner_that_never_started(cluster):
     assert [(m["name"], m["voting"]) for m in show(h1)["etcd_members"]] == [("h1", True)]
     assert "etcd member had never started" in p.stdout, p.stdout
     assert sorted(h["name"] for h in h1.api("GET", "/v1/hosts")["hosts"]) == ["h1"]
+    # The same learner of a host that is gone: its removal from another
+    # host removes it too.
+    join(h2, h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201), h1)
+    assert [m["name"] for m in show(h1)["etcd_members"] if not m["voting"]] == [""]
+    h2.stop()
+    h2.kill_fence()
+    wait_until(lambda: [h["state"] for h in h1.api("GET", "/v1/hosts")["hosts"]
+                        if h["name"] == "h2"] == ["offline"], 20, what="h2 offline")
+    h1.api("DELETE", "/v1/hosts/h2")
+    assert [(m["name"], m["voting"]) for m in show(h1)["etcd_members"]] == [("h1", True)]
 
 
 def test_host_remove_forgets_its_cluster_records(cluster):
