@@ -57,6 +57,9 @@ def test_init_join_two_hosts(cluster):
     h1.task_ok("POST", "/v1/vms", {"name": "web1", "memory_mib": 64})
     doc = init(h1)
     assert doc["join_command"].startswith(f"vireo cluster join {h1.address}:8443 --token ")
+    # h1's member started once: the init's, adopted by the vireod after it.
+    assert h1.log().count("etcd member started") == 1, h1.log()[-3000:]
+    assert "etcd member re-adopted" in h1.log()
     s = show(h1)
     assert s["cluster"]["id"] == doc["cluster"] and s["quorum"] is True
     assert [m["voting"] for m in s["etcd_members"]] == [True]
@@ -437,6 +440,24 @@ def test_committed_leave_finished_at_start(cluster):
     assert h1.api("GET", "/v1/vms/kept")["name"] == "kept"
     assert h1.request("GET", "/v1/vms/later")[0] == 404
     h1.task_ok("POST", "/v1/vms", {"name": "after", "memory_mib": 64})
+
+
+def test_unfinished_init_removed_at_start(cluster):
+    """A crash during an init leaves STATE/cluster with its mark and without
+    cluster.json: the next start removes it, and the host is standalone."""
+    c = cluster(1, listen=False)
+    h1, = c.hosts
+    h1.task_ok("POST", "/v1/vms", {"name": "web1", "memory_mib": 64})
+    h1.stop()
+    d = os.path.join(h1.state_dir, "cluster")
+    os.makedirs(os.path.join(d, "etcd"))
+    open(os.path.join(d, "init-unfinished"), "w").close()
+    h1.start()
+    assert not os.path.exists(d)
+    assert show(h1) == {"cluster": None}
+    assert h1.api("GET", "/v1/vms/web1")["name"] == "web1"
+    init(h1)
+    assert show(h1)["quorum"] is True
 
 
 def test_init_failure_leaves_host_standalone(cluster):
