@@ -135,6 +135,16 @@ static void start(Fixture *f, int i, const VoEtcdMemberConfig *c)
     assert_int_equal(vo_spawn_helper(argv, out, &f->pid[i], &f->pidfd[i]), 0);
 }
 
+/* Member 1 (m1 on 127.0.0.1), a new one-member cluster, started. */
+static void start_first_member(Fixture *f, const Host *h1, int client_port, int peer_port)
+{
+    VoEtcdMemberConfig m1 = { .name = "m1", .state_dir = h1->state_dir, .run_dir = h1->run_dir,
+                              .address = "127.0.0.1", .client_port = client_port,
+                              .peer_port = peer_port, .cluster_id = "test-cluster",
+                              .quota_backend_bytes = 64 << 20 };
+    start(f, 0, &m1);
+}
+
 /* Polls /health until it answers healthy (bounded); fails with the last
  * error and the member's log tail otherwise. */
 static void wait_healthy(const Fixture *f, int i, const Host *h)
@@ -203,10 +213,7 @@ static void test_two_members(void **state)
     host_init(&h1, f->top, "m1", "127.0.0.1", &ca, c1);
     host_init(&h2, f->top, "m2", "127.0.0.2", &ca, c2);
 
-    VoEtcdMemberConfig m1 = { .name = "m1", .state_dir = h1.state_dir, .run_dir = h1.run_dir,
-                              .address = "127.0.0.1", .client_port = c1, .peer_port = p1,
-                              .cluster_id = "test-cluster", .quota_backend_bytes = 64 << 20 };
-    start(f, 0, &m1);
+    start_first_member(f, &h1, c1, p1);
     wait_healthy(f, 0, &h1);
     _cleanup_free_ char *log1 = vo_asprintf("%s/etcd.log", h1.run_dir);
     assert_int_equal(access(log1, F_OK), 0); /* --log-outputs took */
@@ -326,10 +333,7 @@ static void test_learner_added_again_in_the_same_second(void **state)
     assert_int_equal(vo_pki_ca_make("test-cluster", &ca), 0);
     Host h1;
     host_init(&h1, f->top, "m1", "127.0.0.1", &ca, c1);
-    VoEtcdMemberConfig m1 = { .name = "m1", .state_dir = h1.state_dir, .run_dir = h1.run_dir,
-                              .address = "127.0.0.1", .client_port = c1, .peer_port = p1,
-                              .cluster_id = "test-cluster", .quota_backend_bytes = 64 << 20 };
-    start(f, 0, &m1);
+    start_first_member(f, &h1, c1, p1);
     wait_healthy(f, 0, &h1);
     _cleanup_free_ char *peer = vo_cluster_url("127.0.0.2", free_port("127.0.0.2"));
     /* Just after a second begins: the three calls fit in it. */
@@ -379,10 +383,7 @@ static void test_quorum_lost(void **state)
     Host h1, h2;
     host_init(&h1, f->top, "m1", "127.0.0.1", &ca, c1);
     host_init(&h2, f->top, "m2", "127.0.0.2", &ca, c2);
-    VoEtcdMemberConfig m1 = { .name = "m1", .state_dir = h1.state_dir, .run_dir = h1.run_dir,
-                              .address = "127.0.0.1", .client_port = c1, .peer_port = p1,
-                              .cluster_id = "test-cluster", .quota_backend_bytes = 64 << 20 };
-    start(f, 0, &m1);
+    start_first_member(f, &h1, c1, p1);
     wait_healthy(f, 0, &h1);
     _cleanup_free_ char *peer2 = vo_cluster_url("127.0.0.2", p2);
     uint64_t id2 = 0;
