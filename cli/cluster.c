@@ -291,12 +291,17 @@ static int cluster_leave(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, NULL, &exit_status))
         return exit_status;
-    if (api_call("POST", "/v1/cluster/leave", NULL, NULL) < 0)
+    json_t *doc = NULL;
+    if (api_call("POST", "/v1/cluster/leave", NULL, &doc) < 0)
         return CLI_EXIT_FAIL;
+    const char *note = json_string_value(json_object_get(doc, "note"));
+    _cleanup_free_ char *said = note ? vo_strdup(note) : NULL;
+    json_decref(doc);
     if (wait_mode(0) < 0)
         return CLI_EXIT_FAIL;
     if (!cli_globals.json)
-        printf("this host left its cluster and runs standalone\n");
+        printf("this host left its cluster and runs standalone%s%s\n", said ? "; " : "",
+               said ? said : "");
     return CLI_EXIT_OK;
 }
 

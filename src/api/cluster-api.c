@@ -131,12 +131,13 @@ void vo_api_cluster_leave(VoRequest *req, VoReply *rep)
     if (!vo_request_unpack(req, rep, "{}"))
         return;
     _cleanup_free_ char *error = NULL;
-    int r = vo_cluster_leave(req->d, &error);
+    json_t *doc = NULL;
+    int r = vo_cluster_leave(req->d, &doc, &error);
     if (r < 0) {
         reply_cluster_error(rep, r, error);
         return;
     }
-    vo_reply_json(rep, 200, json_pack("{s:b}", "left", 1));
+    vo_reply_json(rep, 200, doc);
     vo_cluster_reexec_after_reply(req->d);
     rep->quit_after = true;
 }

@@ -19,6 +19,8 @@
 #define RETRY_MS 250
 #define NOT_IN_SYNC "can only promote a learner member which is in sync with leader"
 #define UNHEALTHY "unhealthy cluster"
+#define ADD_TRIES 3            /* a member add refused for a removed id: in 3 seconds */
+#define ADD_SECOND_MARGIN_MS 50 /* past the next second (of etcd's clock, near ours) */
 
 static bool is_ipv6(const char *address)
 {
@@ -411,8 +413,31 @@ int vo_etcd_member_add_learner(const VoEtcdEndpoint *e, const char *name, const 
         return vo_error_set(ret_error, -EINVAL, "etcd member add: bad name '%s' or peer URL '%s'",
                             name ? name : "", peer_url ? peer_url : "");
     json_t *doc = NULL;
-    int r = gateway(e, "/v3/cluster/member/add",
-                    json_pack("{s:[s], s:b}", "peerURLs", peer_url, "isLearner", 1), &doc, ret_error);
+    int r;
+    /* etcd makes a new member's id from its peer URLs and the second of
+     * the add (membership.computeMemberId), and refuses an id it removed
+     * before, saying "member not found". So a peer URL added, removed (a
+     * join undone after its admission) and added again within one second
+     * is refused: the add is tried again in the next second, a new id. */
+    for (int tries = 1;; tries++) {
+        _cleanup_free_ char *err = NULL;
+        r = gateway(e, "/v3/cluster/member/add",
+                    json_pack("{s:[s], s:b}", "peerURLs", peer_url, "isLearner", 1), &doc, &err);
+        if (r != -ENOENT || tries == ADD_TRIES) {
+            if (r < 0 && ret_error)
+                *ret_error = TAKE_PTR(err);
+            break;
+        }
+        struct timespec now, ts = { 0 };
+        clock_gettime(CLOCK_REALTIME, &now);
+        ts.tv_nsec = 1000000000L - now.tv_nsec + ADD_SECOND_MARGIN_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec = 1;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    }
     if (r < 0)
         return r;
     uint64_t id = 0;

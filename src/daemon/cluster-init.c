@@ -1,7 +1,8 @@
 /* cluster-init.c: `vireo cluster init`: a standalone host becomes a
  * one-host cluster (CA, host certificate, etcd member, its documents copied
- * from SQLite into etcd, cluster.json, commit by rename), join tokens, and
- * the steps init, join and leave share (staging directory, commit). */
+ * from SQLite into etcd, all in STATE/cluster; the commit is cluster.json,
+ * and the member runs on into the re-exec'd vireod), join tokens, and the
+ * steps join and leave share (staging directory, commit by rename). */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -16,6 +17,9 @@
 #include "cluster/pki.h"
 #include "daemon/cluster.h"
 #include "util/util.h"
+
+/* In STATE/cluster while an init builds it (vo_cluster_init_recover). */
+#define INIT_MARK "init-unfinished"
 
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;
 /* A change committed; this process only waits for its re-exec (guarded by
@@ -174,12 +178,13 @@ int vo_cluster_address_check(const char *address, char **ret, char **ret_error)
     return cluster_address(address, ret, ret_error);
 }
 
-/* The steps after the staging directory exists; on failure the caller stops
- * etcd (*etcd) and removes the directory. */
-static int init_steps(VoDaemon *d, const char *staging, VoClusterConfig *c, VoClusterEtcd **etcd,
-                      json_t **ret, char **ret_error)
+/* The steps after STATE/cluster exists (with its mark); the last one,
+ * cluster.json written, is the commit. On failure the caller stops etcd
+ * (*etcd) and removes the directory. */
+static int init_steps(VoDaemon *d, VoClusterConfig *c, VoClusterEtcd **etcd, json_t **ret,
+                      char **ret_error)
 {
-    _cleanup_free_ char *dir = vo_asprintf("%s/" VO_CLUSTER_DIR, staging);
+    _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
     VoPkiPair ca = { 0 }, host = { 0 };
     int r = vo_pki_ca_make(c->cluster_id, &ca);
     if (r < 0)
@@ -192,7 +197,7 @@ static int init_steps(VoDaemon *d, const char *staging, VoClusterConfig *c, VoCl
     vo_pki_pair_clear(&host);
     if (r < 0)
         return r;
-    if ((r = vo_cluster_etcd_start(d, staging, c, etcd, ret_error)) < 0 ||
+    if ((r = vo_cluster_etcd_start(d, d->state_dir, c, etcd, ret_error)) < 0 ||
         (r = vo_cluster_etcd_wait_healthy(dir, c, VO_CLUSTER_HEALTH_WAIT_MS, ret_error)) < 0)
         return r;
     VoStore *hs = NULL, *raw = NULL;
@@ -214,6 +219,48 @@ static int init_steps(VoDaemon *d, const char *staging, VoClusterConfig *c, VoCl
     return 0;
 }
 
+/* STATE/cluster made for an init, with its mark: a directory there without
+ * cluster.json is an init that did not finish (vo_cluster_init_recover). */
+static int init_dir_make(const char *dir, char **ret_error)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return vo_error_set(ret_error, -EEXIST, "%s exists, though this host is in no "
+                            "cluster: move it away first", dir);
+    _cleanup_free_ char *mark = vo_asprintf("%s/" INIT_MARK, dir);
+    int r = vo_mkdir_p(dir, 0700);
+    if (r >= 0)
+        r = vo_write_file_atomic(mark, "", 0);
+    if (r < 0)
+        return vo_error_set(ret_error, r, "cannot make %s: %s", mark, strerror(-r));
+    return 0;
+}
+
+/* Stops what an init that did not finish left (its etcd member, by the
+ * data dir on its command line) and removes its directory. */
+static void init_dir_remove(const char *run_dir, const char *dir)
+{
+    _cleanup_free_ char *prefix = vo_asprintf("%s/", dir);
+    vo_cluster_etcd_kill_stale(run_dir, prefix);
+    (void)vo_rm_rf(dir);
+}
+
+void vo_cluster_init_recover(VoDaemon *d)
+{
+    _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
+    _cleanup_free_ char *mark = vo_cluster_path(d, INIT_MARK);
+    _cleanup_free_ char *config = vo_cluster_path(d, VO_CLUSTER_CONFIG);
+    struct stat st;
+    if (stat(mark, &st) < 0)
+        return;
+    if (stat(config, &st) == 0) { /* committed: only the mark was left */
+        (void)unlink(mark);
+        return;
+    }
+    log_warn("removing %s, left by a cluster init that did not finish", dir);
+    init_dir_remove(d->run_dir, dir);
+}
+
 int vo_cluster_init(VoDaemon *d, const char *address, json_t **ret, char **ret_error)
 {
     if (d->cluster)
@@ -225,7 +272,8 @@ int vo_cluster_init(VoDaemon *d, const char *address, json_t **ret, char **ret_e
     VoClusterConfig c = { .api_port = VO_CLUSTER_API_PORT,
                           .etcd_client_port = VO_ETCD_CLIENT_PORT,
                           .etcd_peer_port = VO_ETCD_PEER_PORT, .etcd_member = true };
-    _cleanup_free_ char *staging = NULL, *peer = NULL;
+    _cleanup_free_ char *dir = vo_cluster_path(d, NULL), *peer = NULL;
+    _cleanup_free_ char *mark = vo_cluster_path(d, INIT_MARK);
     VoClusterEtcd *etcd = NULL;
     json_t *answer = NULL;
     if ((r = cluster_address(address, &c.address, ret_error)) < 0)
@@ -235,23 +283,33 @@ int vo_cluster_init(VoDaemon *d, const char *address, json_t **ret, char **ret_e
     peer = vo_cluster_url(c.address, c.etcd_peer_port);
     c.etcd_initial_cluster = vo_asprintf("%s=%s", c.etcd_name, peer);
     vo_strv_push(&c.endpoints, vo_cluster_url(c.address, c.etcd_client_port));
-    if (!c.cluster_id || !(staging = vo_cluster_staging_make(d))) {
-        r = vo_error_set(ret_error, -EIO, "cannot make %s/" VO_CLUSTER_STAGING, d->state_dir);
+    if (!c.cluster_id) {
+        r = vo_error_set(ret_error, -EIO, "cannot make a cluster id");
         goto out;
     }
+    if ((r = init_dir_make(dir, ret_error)) < 0)
+        goto out;
     log_info("cluster init: cluster %s on %s", c.cluster_id, c.address);
-    r = init_steps(d, staging, &c, &etcd, &answer, ret_error);
-    /* Its member starts again from STATE/cluster after the re-exec. */
-    vo_cluster_etcd_stop(etcd, 10000);
-    vo_cluster_etcd_release(etcd);
-    if (r >= 0)
-        r = vo_cluster_commit(d, ret_error);
+    /* Built in STATE/cluster itself, where the member runs on: its data
+     * dir, WAL and certificates are opened again by path (new WAL
+     * segments, snapshots, each TLS handshake), so it could not outlive a
+     * rename of its folder. The re-exec'd vireod adopts it (RUN/etcd.pid,
+     * its data dir): it starts once. The commit is cluster.json (written
+     * last); a folder with the mark and without it is removed, its member
+     * stopped: here on failure, at the next start after a crash. */
+    r = init_steps(d, &c, &etcd, &answer, ret_error);
     if (r < 0) {
+        vo_cluster_etcd_stop(etcd, 10000);
+        vo_cluster_etcd_release(etcd);
         log_warn("cluster init failed: %s; this host stays standalone", *ret_error);
-        vo_cluster_staging_remove(d);
+        init_dir_remove(d->run_dir, dir);
         json_decref(answer);
         goto out;
     }
+    vo_cluster_etcd_release(etcd); /* it keeps running */
+    (void)unlink(mark);
+    (void)fsync_dir(dir);
+    vo_cluster_committed();
     log_info("cluster init: committed; cluster %s", c.cluster_id);
     *ret = answer;
 out:

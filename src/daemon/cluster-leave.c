@@ -12,6 +12,7 @@
  * documents, names and member record deleted from etcd through the other
  * members; then re-exec standalone. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <string.h>
@@ -82,10 +83,13 @@ static int forget_host(VoStore *raw, const char *host_id)
     return r;
 }
 
-/* Removes the etcd member named name, through an endpoint other than
- * skip_url when there is one. 0 also when there is no such member. */
-static int remove_etcd_member(VoDaemon *d, const char *name, const char *skip_url,
-                              char **ret_error)
+/* Removes the etcd member named name, or at peer_url (when not NULL): a
+ * learner that never started has no name yet (its join committed, its etcd
+ * never ran), only the peer URL it was added with. Through an endpoint
+ * other than skip_url when there is one. 0 also when there is no such
+ * member; *ret_unstarted says whether the one removed had never started. */
+static int remove_etcd_member(VoDaemon *d, const char *name, const char *peer_url,
+                              const char *skip_url, bool *ret_unstarted, char **ret_error)
 {
     _cleanup_free_ char *dir = vo_cluster_path(d, NULL);
     int r = -EAGAIN;
@@ -99,13 +103,23 @@ static int remove_etcd_member(VoDaemon *d, const char *name, const char *skip_ur
         free(*ret_error);
         *ret_error = NULL;
         r = vo_etcd_member_list(&ep.e, &m, ret_error);
-        for (size_t k = 0; r >= 0 && k < m.n; k++)
-            if (!strcmp(m.v[k].name, name)) {
-                r = vo_etcd_member_remove(&ep.e, m.v[k].id, 10000, ret_error);
-                if (r >= 0)
-                    log_info("cluster: etcd member %s removed", name);
-                break;
-            }
+        for (size_t k = 0; r >= 0 && k < m.n; k++) {
+            bool at_peer = false;
+            for (char **u = m.v[k].peer_urls; peer_url && u && *u; u++)
+                at_peer |= !strcmp(*u, peer_url);
+            if (strcmp(m.v[k].name, name) != 0 && !at_peer)
+                continue;
+            bool unstarted = !m.v[k].name[0];
+            r = vo_etcd_member_remove(&ep.e, m.v[k].id, 10000, ret_error);
+            if (r >= 0 && unstarted)
+                log_info("cluster: etcd member %s (%" PRIx64 ", a learner that never started) "
+                         "removed", name, m.v[k].id);
+            else if (r >= 0)
+                log_info("cluster: etcd member %s removed", name);
+            if (r >= 0 && ret_unstarted)
+                *ret_unstarted = unstarted;
+            break;
+        }
         vo_etcd_members_clear(&m);
         vo_cluster_endpoint_clear(&ep);
         if (r >= 0)
@@ -219,7 +233,7 @@ static void forget_self(VoDaemon *d, const char *aside, char **urls)
                  r == -EAGAIN ? "cluster has no quorum" : strerror(-r), d->host_id);
 }
 
-int vo_cluster_leave(VoDaemon *d, char **ret_error)
+int vo_cluster_leave(VoDaemon *d, json_t **ret, char **ret_error)
 {
     if (!d->cluster)
         return vo_error_set(ret_error, -ENOTCONN, "this host is not in a cluster");
@@ -246,10 +260,14 @@ int vo_cluster_leave(VoDaemon *d, char **ret_error)
         vo_error_set(ret_error, r, "cannot sync %s: %s", fresh, strerror(-r));
     if (r < 0)
         goto fail;
+    bool unstarted = false;
     if (d->cluster->etcd_member) {
         _cleanup_free_ char *own = vo_cluster_url(d->cluster->address,
                                                   d->cluster->etcd_client_port);
-        if ((r = remove_etcd_member(d, d->cluster->etcd_name, own, ret_error)) < 0) {
+        _cleanup_free_ char *peer = vo_cluster_url(d->cluster->address,
+                                                   d->cluster->etcd_peer_port);
+        if ((r = remove_etcd_member(d, d->cluster->etcd_name, peer, own, &unstarted,
+                                    ret_error)) < 0) {
             log_warn("cluster leave: %s", *ret_error);
             goto fail;
         }
@@ -271,6 +289,11 @@ int vo_cluster_leave(VoDaemon *d, char **ret_error)
     r = 0;
     forget_self(d, aside, urls);
     log_info("cluster leave: done; %s kept as %s", dir, aside);
+    *ret = json_pack("{s:b}", "left", 1);
+    if (unstarted)
+        json_object_set_new(*ret, "note", json_string("this host's etcd member had never "
+                                                      "started (a learner since the join): "
+                                                      "removed from the cluster"));
     goto out;
 fail:
     (void)unlink(fresh);
@@ -290,6 +313,7 @@ static int find_member(const char *key, const char *value, int64_t rev, void *us
     if (id && name && (!strcmp(id, host) || !strcmp(name, host))) {
         json_object_set_new(want, "id", json_string(id));
         json_object_set_new(want, "name", json_string(name));
+        json_object_set(want, "address", json_object_get(doc, "address"));
     }
     json_decref(doc);
     return 0;
@@ -321,11 +345,16 @@ int vo_cluster_host_remove(VoDaemon *d, const char *host, char **ret_error)
         r = refuse_running(d, id, name, ret_error);
     if (r >= 0 && (r = vo_cluster_begin(ret_error)) >= 0) {
         /* Documents first, while the member still counts for the quorum. */
-        if ((r = forget_host(d->cluster_store, id)) < 0)
+        if ((r = forget_host(d->cluster_store, id)) < 0) {
             vo_error_set(ret_error, r, "cannot delete the documents of %s: %s", name,
                          r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
-        else
-            r = remove_etcd_member(d, name, NULL, ret_error);
+        } else {
+            /* Its peer URL too: a learner that never started has no name. */
+            const char *address = json_string_value(json_object_get(found, "address"));
+            _cleanup_free_ char *peer = address ? vo_cluster_url(address, VO_ETCD_PEER_PORT)
+                                                : NULL;
+            r = remove_etcd_member(d, name, peer, NULL, NULL, ret_error);
+        }
         vo_cluster_end();
         if (r >= 0)
             log_info("cluster: host %s (%s) removed", name, id);

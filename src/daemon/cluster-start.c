@@ -85,6 +85,7 @@ int vo_cluster_open(VoDaemon *d, char **ret_error)
 {
     d->cluster_rt = vo_malloc0(sizeof(*d->cluster_rt));
     remove_staging(d);
+    vo_cluster_init_recover(d);
     vo_cluster_leave_recover(d->state_dir);
     VoClusterConfig *c = vo_malloc0(sizeof(*c));
     _cleanup_free_ char *error = NULL;

@@ -196,7 +196,11 @@ int vo_cluster_ca(VoDaemon *d, json_t **ret);
 /* ---- the cluster (cluster-show.c, cluster-leave.c) ----------------------- */
 
 json_t *vo_cluster_show(VoDaemon *d, int *ret_err);
-int vo_cluster_leave(VoDaemon *d, char **ret_error);
+/* *ret: {"left": true, "note"?: what the leave found and mended}. */
+int vo_cluster_leave(VoDaemon *d, json_t **ret, char **ret_error);
+/* At start: removes STATE/cluster when an init made it and did not reach
+ * its commit (cluster.json), and stops its etcd member (cluster-init.c). */
+void vo_cluster_init_recover(VoDaemon *d);
 /* At start: finishes a leave that committed (STATE/cluster gone) but did
  * not move STATE/vireo.db.leaving into place, or removes that file when the
  * leave did not commit. */

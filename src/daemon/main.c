@@ -504,7 +504,19 @@ int main(int argc, char **argv)
     vo_fence_stop(&d); /* it keeps running: the lease outlives vireod */
     vo_migration_shutdown();
     vo_tasks_free(d.tasks);
-    vo_vms_release_all(&d);
+    if (vo_vms_release_all(&d) > 0) {
+        /* A VM save given up on still writes through the store, reading the
+         * daemon's state: nothing it uses is closed or freed under it (that
+         * could crash vireod as it ends); the process just ends. */
+        bool reexec = vo_cluster_reexec_wanted(&d);
+        if (reexec) {
+            flock(lock_fd, LOCK_UN);
+            vo_cluster_reexec(exec_argv); /* returns only on failure */
+            _exit(1);
+        }
+        log_info("vireod stopped (with VM saves not done)");
+        _exit(r < 0 ? 1 : 0);
+    }
     vo_networks_release_all(&d);
     /* The cluster's etcd supervision is on the loop: it goes first. */
     bool reexec = vo_cluster_reexec_wanted(&d);

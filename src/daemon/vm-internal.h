@@ -183,9 +183,10 @@ void vo_vm_save_landed_take(VoVm *vm);
 /* Caller holds vm->lock: vo_vm_save_settle, then also a save still due is
  * made now (so the store has the state in memory): the save's result. */
 int vo_vm_save_flush(VoVm *vm);
-/* vireod's end: waits (at most timeout_ms) for the saves handed to
- * threads; how many were not done. */
-int vo_vms_saves_wait(int timeout_ms);
+/* vireod's end: waits for the saves handed to threads, as long as one of
+ * them started or ended a round within the last stuck_ms; how many were
+ * not done. */
+int vo_vms_saves_wait(int stuck_ms);
 /* Sets the state and saves the VM: the save's result (the state is set
  * in memory either way). Caller holds vm->lock. */
 int vo_vm_set_state(VoVm *vm, VoVmState state);

@@ -10,6 +10,7 @@
  * left. See docs/internals.md, "Saves off the loop". */
 #include "daemon/vm-internal.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "util/threads.h"
@@ -17,6 +18,9 @@
 
 /* The save threads running; vireod's end waits for them (bounded). */
 static VoThreadCount savers;
+/* When (monotonic ms) a save thread last started or ended a round: what
+ * vireod's end measures a save in flight by. */
+static _Atomic int64_t saves_moved_ms;
 
 static void *save_thread(void *userdata)
 {
@@ -26,8 +30,11 @@ static void *save_thread(void *userdata)
      * wrote is due again. A failed save is logged and not tried again
      * (as the loop's save before): the VM's next change writes all of it.
      * A task's write meanwhile covers what is due (write_vm). */
-    while (vm->save_due)
+    while (vm->save_due) {
+        atomic_store(&saves_moved_ms, vo_now_ms());
         (void)vo_vm_save_unlocked(vm);
+        atomic_store(&saves_moved_ms, vo_now_ms());
+    }
     vm->saver_running = false;
     pthread_mutex_unlock(&vm->lock);
     vo_vm_unref(vm);
@@ -86,8 +93,17 @@ int vo_vm_save_flush(VoVm *vm)
     return vm->save_due ? vo_vm_save(vm) : 0;
 }
 
-int vo_vms_saves_wait(int timeout_ms)
+int vo_vms_saves_wait(int stuck_ms)
 {
-    vo_threads_wait(&savers, timeout_ms);
+    /* Rounds that go on, slow as they may be, are waited for: a save is
+     * given up only when no round has started or ended for stuck_ms. */
+    int64_t began = vo_now_ms(); /* a thread not at its first round yet counts from here */
+    for (;;) {
+        int64_t moved = atomic_load(&saves_moved_ms);
+        if (atomic_load(&savers.pending) == 0 ||
+            vo_now_ms() - (moved > began ? moved : began) >= stuck_ms)
+            break;
+        vo_threads_wait(&savers, 100);
+    }
     return atomic_load(&savers.pending);
 }

@@ -3261,21 +3261,51 @@ int vo_vms_load(VoDaemon *d)
     return 0;
 }
 
-/* How long vireod's end waits for the VM saves handed to threads. */
-#define VMS_SAVES_WAIT_MS 10000
+/* What vireod's end gives up when a save still runs: each VM whose save
+ * thread has not ended, and the state it was to write. */
+static void log_unsaved(VoDaemon *d, int waited_ms)
+{
+    pthread_mutex_lock(&d->vms_lock);
+    for (size_t i = 0; i < d->n_vms; i++) {
+        VoVm *vm = d->vms[i];
+        /* A save thread lets vm->lock go while it writes: where it is
+         * held longer, not waited for (nor is its name read). */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        if (pthread_mutex_timedlock(&vm->lock, &until) != 0) {
+            log_warn("a VM busy at vireod's end (its lock held) may have a save not done");
+            continue;
+        }
+        if (vm->saver_running)
+            log_warn("vm %s: its state '%s' was not saved (the store did not finish its write "
+                     "within %d s); the next start takes the state from its QEMU",
+                     vm->spec->name, state_names[vm->state], waited_ms / 1000);
+        pthread_mutex_unlock(&vm->lock);
+    }
+    pthread_mutex_unlock(&d->vms_lock);
+}
 
-void vo_vms_release_all(VoDaemon *d)
+int vo_vms_release_all(VoDaemon *d)
 {
     /* Tasks are done by now, so the release threads get their job locks at
      * once; bounded all the same. */
     vo_threads_wait(&releases, 5000);
-    /* The saves the loop handed off (vm-save-later.c), bounded: one cut
-     * short leaves the store at the state before it, which the next start
-     * reconciles with the QEMU it finds, as after a crash. */
-    int unsaved = vo_vms_saves_wait(VMS_SAVES_WAIT_MS);
-    if (unsaved > 0)
-        log_warn("%d VM state saves not done after %d s; the next start reconciles them",
-                 unsaved, VMS_SAVES_WAIT_MS / 1000);
+    /* The saves the loop handed off (vm-save-later.c): waited for while
+     * they go on, however slow the store; given up once none has moved for
+     * longer than the store's client itself waits (twice its wait for one
+     * request, and 1 s: a write may make more than one), when it is stuck.
+     * One given up leaves the store at the state before it, which the next
+     * start reconciles with the QEMU it finds, as after a crash. */
+    int stuck_ms = 2 * vo_store_request_timeout_ms(d->store) + 1000;
+    int unsaved = vo_vms_saves_wait(stuck_ms);
+    if (unsaved > 0) {
+        log_warn("%d VM state saves not done: the store did not finish a write for %d s",
+                 unsaved, stuck_ms / 1000);
+        log_unsaved(d, stuck_ms);
+        /* Their threads still use the VMs and the store: kept. */
+        return unsaved;
+    }
     pthread_mutex_lock(&d->vms_lock);
     for (size_t i = 0; i < d->n_vms; i++)
         vo_vm_unref(d->vms[i]);
@@ -3283,4 +3313,5 @@ void vo_vms_release_all(VoDaemon *d)
     d->vms = NULL;
     d->n_vms = 0;
     pthread_mutex_unlock(&d->vms_lock);
+    return 0;
 }

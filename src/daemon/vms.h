@@ -293,8 +293,10 @@ void vo_vm_console_attach(VoDaemon *d, VoVm *vm, int fd, char *initial, size_t i
 bool vo_vm_is_active(VoVm *vm);
 char *vo_vm_console_log_path(VoDaemon *d, VoVm *vm);
 
-/* Daemon shutdown: drop every VM object (VMs keep running). */
-void vo_vms_release_all(VoDaemon *d);
+/* Daemon shutdown: drop every VM object (VMs keep running). Returns how
+ * many VM saves were given up on still running: then the VMs are kept, and
+ * the store must stay open (their threads still write through it). */
+int vo_vms_release_all(VoDaemon *d);
 
 /* After this host fenced itself and holds a new lease (daemon/fence.h):
  * VMs whose documents are no longer in its namespace (moved away by HA

@@ -641,6 +641,13 @@ static int64_t etcd_stale_since(VoStore *base)
     return quorum_lost_since((EtcdStore *)base);
 }
 
+static int etcd_request_timeout_ms(VoStore *base)
+{
+    EtcdStore *s = (EtcdStore *)base;
+    int64_t ms = (int64_t)s->timeout_ms * (int64_t)(s->n_endpoints ? s->n_endpoints : 1);
+    return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
 static Quorum *quorum_ref(const char *endpoints)
 {
     pthread_mutex_lock(&quorum_lock);
@@ -1525,6 +1532,7 @@ static const VoStoreOps etcd_ops = {
     .compact = etcd_compact,
     .compacted = etcd_compacted,
     .stale_since = etcd_stale_since,
+    .request_timeout_ms = etcd_request_timeout_ms,
 };
 
 int vo_store_open_etcd(const VoEtcdOptions *o, VoStore **ret)

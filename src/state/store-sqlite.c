@@ -25,6 +25,9 @@
 
 #include "util/util.h"
 
+/* How long a write waits for another process's lock on the file. */
+#define BUSY_TIMEOUT_MS 5000
+
 #define SCHEMA_VERSION 2
 /* Automatic compaction runs every this many commits. */
 #define COMPACT_EVERY 256
@@ -949,6 +952,12 @@ static void sql_close(VoStore *base)
     store_unref_locked(s, &lock);
 }
 
+static int sql_request_timeout_ms(VoStore *base)
+{
+    (void)base;
+    return BUSY_TIMEOUT_MS;
+}
+
 static const VoStoreOps sqlite_ops = {
     .name = "sqlite",
     .unavailable_message = "database is busy",
@@ -966,6 +975,7 @@ static const VoStoreOps sqlite_ops = {
     .lease_revoke = sql_lease_revoke,
     .compact = sql_compact,
     .compacted = sql_compacted,
+    .request_timeout_ms = sql_request_timeout_ms,
 };
 
 static int exec_sql(SqlStore *s, const char *sql)
@@ -1078,7 +1088,7 @@ int vo_store_open_keeping(const char *db_path, int64_t keep_changes, VoStore **r
         log_error("store: cannot open %s", db_path);
         return sql_err(s, rc, "open");
     }
-    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 
     sqlite3_stmt *st = NULL;
     rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);

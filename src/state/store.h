@@ -127,6 +127,10 @@ typedef struct {
     /* Since when (unix ms) reads are answered without a quorum, possibly
      * stale; 0: they are linearizable. NULL: never (SQLite). */
     int64_t (*stale_since)(VoStore *s);
+    /* The longest this client waits for one request before it gives up on
+     * it (etcd: its timeout on each endpoint it may try in turn; SQLite:
+     * its busy timeout). NULL: VO_STORE_REQUEST_TIMEOUT_MS. */
+    int (*request_timeout_ms)(VoStore *s);
 } VoStoreOps;
 
 struct VoStore {
@@ -176,6 +180,13 @@ int vo_store_open_etcd(const VoEtcdOptions *o, VoStore **ret);
 void vo_store_stale_reset(void);
 int64_t vo_store_stale_read(void);
 void vo_store_stale_note(int64_t since_ms); /* backends */
+#define VO_STORE_REQUEST_TIMEOUT_MS 10000
+static inline int vo_store_request_timeout_ms(VoStore *s)
+{
+    return s && s->ops->request_timeout_ms ? s->ops->request_timeout_ms(s)
+                                           : VO_STORE_REQUEST_TIMEOUT_MS;
+}
+
 static inline int64_t vo_store_stale_since(VoStore *s)
 {
     return s && s->ops->stale_since ? s->ops->stale_since(s) : 0;

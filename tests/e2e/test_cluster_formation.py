@@ -57,6 +57,9 @@ def test_init_join_two_hosts(cluster):
     h1.task_ok("POST", "/v1/vms", {"name": "web1", "memory_mib": 64})
     doc = init(h1)
     assert doc["join_command"].startswith(f"vireo cluster join {h1.address}:8443 --token ")
+    # h1's member started once: the init's, adopted by the vireod after it.
+    assert h1.log().count("etcd member started") == 1, h1.log()[-3000:]
+    assert "etcd member re-adopted" in h1.log()
     s = show(h1)
     assert s["cluster"]["id"] == doc["cluster"] and s["quorum"] is True
     assert [m["voting"] for m in s["etcd_members"]] == [True]
@@ -192,7 +195,8 @@ def test_join_refusals_leave_the_joiner_standalone(cluster):
 def test_join_etcd_port_taken_is_refused(cluster):
     """h2's etcd peer port taken: its member would start only after the
     commit and never run (a host joined with a learner nobody promotes);
-    refused before the commit, the learner removed."""
+    refused before the commit, the learner removed. The join tried again
+    right after works the first time."""
     c = cluster(2, listen=False)
     h1, h2 = c.hosts
     init(h1)
@@ -214,6 +218,10 @@ def test_join_etcd_port_taken_is_refused(cluster):
     assert "cannot listen on peer port 2380" in r[1]["error"]["message"], r
     assert show(h2) == {"cluster": None}
     assert [m["name"] for m in show(h1)["etcd_members"]] == ["h1"]
+    # Tried again at once (the port free): joins the first time, though
+    # etcd may give the new learner the id of the one just removed.
+    join(h2, h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201), h1)
+    assert sorted(m["name"] for m in show(h1)["etcd_members"]) == ["h1", "h2"]
 
 
 def test_etcd_supervised_and_quorum_loss(cluster):
@@ -292,6 +300,35 @@ def test_leave_and_host_remove(cluster):
     h1.api("DELETE", "/v1/hosts/h2")
     assert [h["name"] for h in h1.api("GET", "/v1/hosts")["hosts"]] == ["h1"]
     assert [m["name"] for m in show(h1)["etcd_members"]] == ["h1"]
+
+
+def test_leave_of_a_learner_that_never_started(cluster):
+    """h2 joined, but its etcd never ran (it fails at every start): its
+    member is a learner with no name. Its leave removes it all the same (by
+    its peer URL), says so, and h2 is standalone again; so does a host
+    remove of such a host."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    init(h1)
+    h2.wrap_tool("etcd", "#!/bin/sh\necho 'etcd wrapper: failing on purpose' >&2\nexit 1\n")
+    join(h2, h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201), h1)
+    assert [(m["name"], m["voting"]) for m in show(h1)["etcd_members"]
+            if not m["voting"]] == [("", False)]
+    p = h2.cli("cluster", "leave")
+    assert show(h2) == {"cluster": None}
+    assert [(m["name"], m["voting"]) for m in show(h1)["etcd_members"]] == [("h1", True)]
+    assert "etcd member had never started" in p.stdout, p.stdout
+    assert sorted(h["name"] for h in h1.api("GET", "/v1/hosts")["hosts"]) == ["h1"]
+    # The same learner of a host that is gone: its removal from another
+    # host removes it too.
+    join(h2, h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201), h1)
+    assert [m["name"] for m in show(h1)["etcd_members"] if not m["voting"]] == [""]
+    h2.stop()
+    h2.kill_fence()
+    wait_until(lambda: [h["state"] for h in h1.api("GET", "/v1/hosts")["hosts"]
+                        if h["name"] == "h2"] == ["offline"], 20, what="h2 offline")
+    h1.api("DELETE", "/v1/hosts/h2")
+    assert [(m["name"], m["voting"]) for m in show(h1)["etcd_members"]] == [("h1", True)]
 
 
 def test_host_remove_forgets_its_cluster_records(cluster):
@@ -406,6 +443,24 @@ def test_committed_leave_finished_at_start(cluster):
     assert h1.api("GET", "/v1/vms/kept")["name"] == "kept"
     assert h1.request("GET", "/v1/vms/later")[0] == 404
     h1.task_ok("POST", "/v1/vms", {"name": "after", "memory_mib": 64})
+
+
+def test_unfinished_init_removed_at_start(cluster):
+    """A crash during an init leaves STATE/cluster with its mark and without
+    cluster.json: the next start removes it, and the host is standalone."""
+    c = cluster(1, listen=False)
+    h1, = c.hosts
+    h1.task_ok("POST", "/v1/vms", {"name": "web1", "memory_mib": 64})
+    h1.stop()
+    d = os.path.join(h1.state_dir, "cluster")
+    os.makedirs(os.path.join(d, "etcd"))
+    open(os.path.join(d, "init-unfinished"), "w").close()
+    h1.start()
+    assert not os.path.exists(d)
+    assert show(h1) == {"cluster": None}
+    assert h1.api("GET", "/v1/vms/web1")["name"] == "web1"
+    init(h1)
+    assert show(h1)["quorum"] is True
 
 
 def test_init_failure_leaves_host_standalone(cluster):

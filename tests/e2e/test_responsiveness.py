@@ -358,6 +358,36 @@ def test_a_slow_save_holds_neither_the_loop_nor_other_vms(slow_store_daemon):
     assert d.proc.poll() is None, log[-6000:]
 
 
+def test_a_save_stuck_at_shutdown_is_named_and_derived_again_at_start(slow_store_daemon):
+    """vireod's end waits for a VM's save while the store moves; one the
+    store does not finish for longer than its client waits for a write
+    (SQLite: twice its 5 s busy timeout, and 1 s) is given up, named in the
+    log with the state it was to write, and nothing it uses is closed
+    under it. The next start takes that state from the VM's QEMU and saves
+    it."""
+    d = slow_store_daemon
+    slow_id, _, hold = two_vms_one_save_held(d)
+    try:
+        emit(d, "slow", {"event": "STOP"})
+        wait_until(lambda: os.path.exists(hold[:-len("hold")] + "held"), 30,
+                   what="the save of slow's pause to be held in the store")
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(timeout=120)
+    finally:
+        if os.path.exists(hold):
+            os.unlink(hold)
+    log = d.log()
+    assert ("vm slow: its state 'paused' was not saved (the store did not finish its "
+            "write within 11 s)") in log, log[-4000:]
+    assert d.proc.returncode == 0, log[-4000:]
+    assert stored_state(d, slow_id) == "running"
+    d.start()
+    assert d.vm("slow")["state"] == "paused"
+    assert stored_state(d, slow_id) == "paused"
+    at = d.log().find("WARNING: ThreadSanitizer")
+    assert at < 0, d.log()[at:at + 8000]
+
+
 def emit_to(d, vm_id, event):
     """emit() by the VM's id: no GET (which may wait for the VM's lock)."""
     fd = os.open(os.path.join(d.run_dir, "vms", vm_id, "fake-events"),

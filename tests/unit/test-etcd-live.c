@@ -7,7 +7,8 @@
  * cluster CA are refused. Then the store without a quorum: two voters,
  * one stopped: reads answer from the other member, marked stale (shared by
  * both handles on the endpoints), writes fail, and once the member is back
- * reads are linearizable again. Members are started as helpers of this
+ * reads are linearizable again. And a learner added again in the second
+ * it was added and removed in (a join undone and tried again) is taken. Members are started as helpers of this
  * process (SIGKILL if it dies) and killed by PID; the temporary directory
  * goes. */
 #include <setjmp.h>
@@ -23,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "cluster/etcd-member.h"
 #include "cluster/pki.h"
@@ -133,6 +135,16 @@ static void start(Fixture *f, int i, const VoEtcdMemberConfig *c)
     assert_int_equal(vo_spawn_helper(argv, out, &f->pid[i], &f->pidfd[i]), 0);
 }
 
+/* Member 1 (m1 on 127.0.0.1), a new one-member cluster, started. */
+static void start_first_member(Fixture *f, const Host *h1, int client_port, int peer_port)
+{
+    VoEtcdMemberConfig m1 = { .name = "m1", .state_dir = h1->state_dir, .run_dir = h1->run_dir,
+                              .address = "127.0.0.1", .client_port = client_port,
+                              .peer_port = peer_port, .cluster_id = "test-cluster",
+                              .quota_backend_bytes = 64 << 20 };
+    start(f, 0, &m1);
+}
+
 /* Polls /health until it answers healthy (bounded); fails with the last
  * error and the member's log tail otherwise. */
 static void wait_healthy(const Fixture *f, int i, const Host *h)
@@ -201,10 +213,7 @@ static void test_two_members(void **state)
     host_init(&h1, f->top, "m1", "127.0.0.1", &ca, c1);
     host_init(&h2, f->top, "m2", "127.0.0.2", &ca, c2);
 
-    VoEtcdMemberConfig m1 = { .name = "m1", .state_dir = h1.state_dir, .run_dir = h1.run_dir,
-                              .address = "127.0.0.1", .client_port = c1, .peer_port = p1,
-                              .cluster_id = "test-cluster", .quota_backend_bytes = 64 << 20 };
-    start(f, 0, &m1);
+    start_first_member(f, &h1, c1, p1);
     wait_healthy(f, 0, &h1);
     _cleanup_free_ char *log1 = vo_asprintf("%s/etcd.log", h1.run_dir);
     assert_int_equal(access(log1, F_OK), 0); /* --log-outputs took */
@@ -310,6 +319,50 @@ static void test_two_members(void **state)
     vo_pki_pair_clear(&ca);
 }
 
+/* A join undone after its admission and tried again at once: the learner
+ * added, removed and added again in the same second, which etcd would give
+ * the removed member's id (from the peer URLs and the second) and refuse
+ * as "member not found". The add gets a new id instead. */
+static void test_learner_added_again_in_the_same_second(void **state)
+{
+    Fixture *f = *state;
+    if (access(VO_ETCD_PATH, X_OK) != 0)
+        skip();
+    int c1 = free_port("127.0.0.1"), p1 = free_port("127.0.0.1");
+    VoPkiPair ca = { 0 };
+    assert_int_equal(vo_pki_ca_make("test-cluster", &ca), 0);
+    Host h1;
+    host_init(&h1, f->top, "m1", "127.0.0.1", &ca, c1);
+    start_first_member(f, &h1, c1, p1);
+    wait_healthy(f, 0, &h1);
+    _cleanup_free_ char *peer = vo_cluster_url("127.0.0.2", free_port("127.0.0.2"));
+    /* Just after a second begins: the three calls fit in it. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct timespec ts = { .tv_nsec = 1000000000L - now.tv_nsec };
+    nanosleep(&ts, NULL);
+    uint64_t first = 0, again = 0;
+    char *err = NULL, *initial = NULL;
+    assert_int_equal(vo_etcd_member_add_learner(&h1.ep, "m2", peer, &first, &initial, &err), 0);
+    free(initial);
+    initial = NULL;
+    int r = vo_etcd_member_remove(&h1.ep, first, WAIT_MS, &err);
+    if (r < 0)
+        fail_msg("remove: %d %s", r, err);
+    r = vo_etcd_member_add_learner(&h1.ep, "m2", peer, &again, &initial, &err);
+    if (r < 0)
+        fail_msg("second add: %d %s", r, err);
+    assert_true(again != first);
+    free(initial);
+    VoEtcdMembers m = { 0 };
+    assert_int_equal(vo_etcd_member_list(&h1.ep, &m, NULL), 0);
+    assert_int_equal(m.n, 2);
+    vo_etcd_members_clear(&m);
+    stop(f, 0);
+    host_clear(&h1);
+    vo_pki_pair_clear(&ca);
+}
+
 static int count_doc(const char *key, const char *value, int64_t rev, void *userdata)
 {
     (void)rev;
@@ -330,10 +383,7 @@ static void test_quorum_lost(void **state)
     Host h1, h2;
     host_init(&h1, f->top, "m1", "127.0.0.1", &ca, c1);
     host_init(&h2, f->top, "m2", "127.0.0.2", &ca, c2);
-    VoEtcdMemberConfig m1 = { .name = "m1", .state_dir = h1.state_dir, .run_dir = h1.run_dir,
-                              .address = "127.0.0.1", .client_port = c1, .peer_port = p1,
-                              .cluster_id = "test-cluster", .quota_backend_bytes = 64 << 20 };
-    start(f, 0, &m1);
+    start_first_member(f, &h1, c1, p1);
     wait_healthy(f, 0, &h1);
     _cleanup_free_ char *peer2 = vo_cluster_url("127.0.0.2", p2);
     uint64_t id2 = 0;
@@ -421,6 +471,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_two_members, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quorum_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_learner_added_again_in_the_same_second, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
