@@ -152,12 +152,32 @@ static void default_without_a_document_and_no_other(void **state)
     json_decref(doc);
 }
 
+/* A damaged "default" document (not JSON) leaves "default" out, as any
+ * other damaged project (vo_project_read refuses it): not listed as
+ * "default" without a document, with no quotas. */
+static void a_damaged_default_is_left_out(void **state)
+{
+    Fixture *f = *state;
+    const char *quotas = "{\"quotas\":{}}";
+    assert_int_equal(vo_store_put(f->store, "cluster/projects/default", "{", VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(f->store, "cluster/projects/pa", quotas, VO_REV_NEW, NULL), 0);
+    VoDaemon d = { .store = f->store };
+    json_t *doc = NULL;
+    char *error = NULL;
+    assert_int_equal(vo_projects_list_json(&d, &doc, &error), 0);
+    json_t *list = json_object_get(doc, "projects");
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "name")), "pa");
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(a_volume_moved_while_listing_counts_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(default_without_a_document_and_no_other, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_default_is_left_out, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
