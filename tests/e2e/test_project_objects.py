@@ -14,12 +14,15 @@ project's volumes and networks only (others and unprojected volumes answer
 
 import json
 import os
+import re
 
 import pytest
+import yaml
 
 from vireo_harness import Daemon, wait_until
 from test_projects import race
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -442,6 +445,10 @@ def test_counts_of_the_cluster_and_a_project_users_pool(dh):
         assert len(set(tags)) == 3, tags
         assert all("private" in a["headers"]["cache-control"] for a in (mine, theirs, whole))
         assert "private" in h.one("GET", "/v1/whoami", token=tok)["headers"]["cache-control"]
+        # The view's ETag is one the contract allows (api/openapi.yaml).
+        with open(os.path.join(ROOT, "api", "openapi.yaml")) as f:
+            pattern = yaml.safe_load(f)["components"]["headers"]["ETag"]["schema"]["pattern"]
+        assert all(re.search(pattern, t) for t in tags), (pattern, tags)
         again = h.one("GET", "/v1/pools/default", token=tok,
                       headers={"If-None-Match": tags[1]})
         assert again["status"] == 200 and again["body"]["volumes"] == len(seen), again
