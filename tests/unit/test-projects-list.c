@@ -172,6 +172,26 @@ static void a_damaged_default_is_left_out(void **state)
     json_decref(doc);
 }
 
+/* A key of another kind that the one list's prefix ("cluster/project")
+ * also reads is neither a project nor its usage. */
+static void other_keys_under_the_prefix_count_nowhere(void **state)
+{
+    Fixture *f = *state;
+    const char *quotas = "{\"quotas\":{}}";
+    assert_int_equal(vo_store_put(f->store, "cluster/projects/pa", quotas, VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(f->store, "cluster/project-other/pa/volume:h1:default:v4",
+                                  VOLUME, VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(f->store, "cluster/projectsx/pb", quotas, VO_REV_NEW, NULL), 0);
+    json_t *doc = listed(f->store);
+    json_t *list = json_object_get(doc, "projects");
+    assert_int_equal(json_array_size(list), 2); /* pa, default */
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(json_integer_value(json_object_get(
+                             json_object_get(json_array_get(list, i), "counts"), "volumes")),
+                         0);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +199,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(default_without_a_document_and_no_other, setup, teardown),
         cmocka_unit_test_setup_teardown(a_damaged_default_is_left_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(other_keys_under_the_prefix_count_nowhere, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
