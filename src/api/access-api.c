@@ -675,5 +675,4 @@ void vo_api_whoami(VoRequest *req, VoReply *rep)
                                                    who->kind == VO_PRINCIPAL_PEER
                                                        ? VO_ROLE_ADMIN : who->role),
                                       "grants", grants));
-    rep->per_caller = true; /* the caller itself: no cache gives it to another */
 }

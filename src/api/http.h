@@ -54,10 +54,12 @@ typedef struct {
     MHD_ContentReaderFreeCallback stream_free;
     const char *content_type; /* stream_fn's, or text's (default text/plain) */
     int64_t etag;       /* > 0: answer ETag: "<etag>" (the document's store revision) */
-    /* The body depends on who asked (a list or count the project filter
-     * cut to the caller, project-gate.c): answered with Cache-Control:
-     * private and Vary, and, when etag_view is set (a caller scoped to
-     * projects), with ETag "<etag>-<etag_view>", so no two callers' views
+    /* The answer is its caller's: every routed request's (server.c), as
+     * its caller's roles decide what it is given (a list the project
+     * filter cut, project-gate.c; a VM another caller is answered 404 for;
+     * an admin's list another is refused): answered with Cache-Control:
+     * private and Vary. When etag_view is set (a scoped caller's cut
+     * answer), its ETag is "<etag>-<etag_view>", so no two callers' views
      * share an ETag. */
     bool per_caller;
     char etag_view[17];
@@ -144,8 +146,8 @@ bool vo_api_project_gate(VoRequest *req, VoReply *rep, const char *pattern);
 bool vo_api_project_gate_vm(VoRequest *req, VoReply *rep, const char *pattern,
                             const char *project);
 bool vo_api_project_gate_task(VoRequest *req, VoReply *rep, json_t *task);
-/* A GET whose answer is cut to its caller: marked per_caller (every
- * caller's), cut for a scoped one, and its ETag then names its view. */
+/* A GET whose answer is cut to its caller: cut for a scoped one, and its
+ * ETag then names its view. */
 void vo_api_project_filter(VoRequest *req, VoReply *rep, const char *pattern);
 
 /* The HTTP server on a Unix socket. */

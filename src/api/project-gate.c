@@ -197,8 +197,6 @@ void vo_api_project_filter(VoRequest *req, VoReply *rep, const char *pattern)
 {
     if (strcmp(req->method, "GET") || !cut_to_caller(pattern))
         return;
-    /* Each caller's own, the cluster's admin's whole answer too. */
-    rep->per_caller = true;
     const VoPrincipal *p = vo_access_current();
     if (!vo_principal_scoped(p) || rep->status != 200)
         return;

@@ -377,7 +377,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, PendingRequest *p
                                                  rep->stream_cls, rep->stream_free);
         rep->stream_fn = NULL; /* the response owns stream_cls now */
         ctype = rep->content_type;
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        if (!rep->per_caller) /* else private, no-cache below */
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     } else if (rep->file_fd >= 0) {
         resp = MHD_create_response_from_fd64(rep->file_size, rep->file_fd); /* takes the fd */
         rep->file_fd = -1;
@@ -833,7 +834,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
 
     VoRequest req = { .d = d, .conn = conn, .method = method, .path = p->raw_uri };
-    VoReply rep = { .status = 200, .file_fd = -1,
+    /* Whatever it is, its caller's roles decided it (VoReply's per_caller). */
+    VoReply rep = { .status = 200, .file_fd = -1, .per_caller = true,
                     .unavailable_message = d->store ? d->store->ops->unavailable_message : NULL,
                     .unknown_message = d->store ? d->store->ops->unknown_message : NULL };
     memcpy(req.params, p->match.params, sizeof(req.params));

@@ -45,7 +45,9 @@ static inline char *vo_key_mac_claim(const char *mac)
  * document (state/relations.h); both of the whole cluster on etcd. */
 #define VO_KEY_PROJECTS_PREFIX "cluster/projects/"
 #define VO_KEY_PROJECT_USAGE_PREFIX "cluster/project-usage/"
-/* Both of them, for one read of every project and its usage. */
+/* Both of them, for one read of every project and its usage (GET
+ * /v1/projects, projects-snapshot.c): a key of another kind starting so
+ * ("cluster/project-...") would be read by every such list too. */
 #define VO_KEY_PROJECTS_AND_USAGE_PREFIX "cluster/project"
 static inline char *vo_key_project(const char *name)
 {

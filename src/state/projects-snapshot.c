@@ -39,6 +39,8 @@ static int collect(const char *key, const char *value, int64_t rev, void *userda
         VoProjectRead *p = project_named(s, key + docs, strlen(key + docs));
         json_decref(p->doc);
         p->doc = json_loads(value, 0, NULL);
+        if (!p->doc) /* damaged: a document all the same (NULL is "none") */
+            p->doc = json_null();
     } else if (!strncmp(key, VO_KEY_PROJECT_USAGE_PREFIX, usage)) {
         const char *name = key + usage, *slash = strchr(name, '/');
         if (slash)

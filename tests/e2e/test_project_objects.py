@@ -14,12 +14,15 @@ project's volumes and networks only (others and unprojected volumes answer
 
 import json
 import os
+import re
 
 import pytest
+import yaml
 
 from vireo_harness import Daemon, wait_until
 from test_projects import race
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -380,7 +383,7 @@ def test_counts_of_the_cluster_and_a_project_users_pool(dh):
     CLI; a user with a role on one project only reads, in the pools' list
     and a pool's show, the count of the volumes it sees there (its
     project's and its project's VM's disks), not the pool's all, with an
-    ETag of its own (Cache-Control: private)."""
+    ETag of its own; every answer is Cache-Control: private."""
     d, h = dh
     for p in ("ca", "cb"):
         d.api("POST", "/v1/projects", {"name": p}, expect=201)
@@ -442,6 +445,17 @@ def test_counts_of_the_cluster_and_a_project_users_pool(dh):
         assert len(set(tags)) == 3, tags
         assert all("private" in a["headers"]["cache-control"] for a in (mine, theirs, whole))
         assert "private" in h.one("GET", "/v1/whoami", token=tok)["headers"]["cache-control"]
+        # Every answer is its caller's: a project another user is answered
+        # 404 for, the admins' list of tokens.
+        for one in h.many([{"method": "GET", "path": "/v1/projects/ca", "headers": auth},
+                           {"method": "GET", "path": "/v1/tokens",
+                            "headers": {"Authorization": "Bearer " + admin}}]):
+            assert one["status"] == 200, one
+            assert "private" in one["headers"].get("cache-control", ""), one
+        # The view's ETag is one the contract allows (api/openapi.yaml).
+        with open(os.path.join(ROOT, "api", "openapi.yaml")) as f:
+            pattern = yaml.safe_load(f)["components"]["headers"]["ETag"]["schema"]["pattern"]
+        assert all(re.search(pattern, t) for t in tags), (pattern, tags)
         again = h.one("GET", "/v1/pools/default", token=tok,
                       headers={"If-None-Match": tags[1]})
         assert again["status"] == 200 and again["body"]["volumes"] == len(seen), again

@@ -102,6 +102,16 @@ static int teardown(void **state)
     return 0;
 }
 
+/* GET /v1/projects's document ({"projects": [...]}) as read now. */
+static json_t *listed(VoStore *store)
+{
+    VoDaemon d = { .store = store };
+    json_t *doc = NULL;
+    char *error = NULL;
+    assert_int_equal(vo_projects_list_json(&d, &doc, &error), 0);
+    return doc;
+}
+
 static void a_volume_moved_while_listing_counts_once(void **state)
 {
     Fixture *f = *state;
@@ -110,10 +120,7 @@ static void a_volume_moved_while_listing_counts_once(void **state)
     assert_int_equal(vo_store_put(f->store, "cluster/projects/pb", quotas, VO_REV_NEW, NULL), 0);
     assert_int_equal(vo_store_put(f->store, FROM, VOLUME, VO_REV_NEW, NULL), 0);
     f->store->ops = &moving;
-    VoDaemon d = { .store = f->store };
-    json_t *doc = NULL;
-    char *error = NULL;
-    assert_int_equal(vo_projects_list_json(&d, &doc, &error), 0);
+    json_t *doc = listed(f->store);
     assert_true(moved);
     json_t *list = json_object_get(doc, "projects");
     assert_int_equal(json_array_size(list), 3);
@@ -139,10 +146,7 @@ static void default_without_a_document_and_no_other(void **state)
     assert_int_equal(vo_store_put(f->store, "cluster/project-usage/gone/volume:h1:default:v3",
                                   VOLUME, VO_REV_NEW, NULL), 0);
     assert_int_equal(vo_store_put(f->store, "cluster/projects/torn", "[", VO_REV_NEW, NULL), 0);
-    VoDaemon d = { .store = f->store };
-    json_t *doc = NULL;
-    char *error = NULL;
-    assert_int_equal(vo_projects_list_json(&d, &doc, &error), 0);
+    json_t *doc = listed(f->store);
     json_t *list = json_object_get(doc, "projects");
     assert_int_equal(json_array_size(list), 1);
     json_t *one = json_array_get(list, 0);
@@ -152,12 +156,51 @@ static void default_without_a_document_and_no_other(void **state)
     json_decref(doc);
 }
 
+/* A damaged "default" document (not JSON) leaves "default" out, as any
+ * other damaged project (vo_project_read refuses it): not listed as
+ * "default" without a document, with no quotas. */
+static void a_damaged_default_is_left_out(void **state)
+{
+    Fixture *f = *state;
+    const char *quotas = "{\"quotas\":{}}";
+    assert_int_equal(vo_store_put(f->store, "cluster/projects/default", "{", VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(f->store, "cluster/projects/pa", quotas, VO_REV_NEW, NULL), 0);
+    json_t *doc = listed(f->store);
+    json_t *list = json_object_get(doc, "projects");
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "name")), "pa");
+    json_decref(doc);
+}
+
+/* A key of another kind that the one list's prefix ("cluster/project")
+ * also reads is neither a project nor its usage. */
+static void other_keys_under_the_prefix_count_nowhere(void **state)
+{
+    Fixture *f = *state;
+    const char *quotas = "{\"quotas\":{}}";
+    assert_int_equal(vo_store_put(f->store, "cluster/projects/pa", quotas, VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(f->store, "cluster/project-other/pa/volume:h1:default:v4",
+                                  VOLUME, VO_REV_NEW, NULL), 0);
+    assert_int_equal(vo_store_put(f->store, "cluster/projectsx/pb", quotas, VO_REV_NEW, NULL), 0);
+    json_t *doc = listed(f->store);
+    json_t *list = json_object_get(doc, "projects");
+    assert_int_equal(json_array_size(list), 2); /* pa, default */
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(json_integer_value(json_object_get(
+                             json_object_get(json_array_get(list, i), "counts"), "volumes")),
+                         0);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(a_volume_moved_while_listing_counts_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(default_without_a_document_and_no_other, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_damaged_default_is_left_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(other_keys_under_the_prefix_count_nowhere, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
