@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cluster/migrate-converge.h"
 #include "conf/names.h"
 #include "daemon/fence.h"
 #include "daemon/images.h"
@@ -400,7 +401,7 @@ static void *watcher_main(void *userdata)
             Incoming *x = mine[i];
             VoHvMigrationProgress p = { 0 };
             bool flows = x->hv && d->driver->migrate_query(x->hv, &p) >= 0 &&
-                         (p.status == VO_HV_MIGRATION_ACTIVE || p.status == VO_HV_MIGRATION_SETUP);
+                         vo_migrate_stream_flows(&p);
             free(p.error);
             pthread_mutex_lock(&in.lock);
             int64_t now = vo_now_ms();

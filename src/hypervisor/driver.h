@@ -205,7 +205,11 @@ typedef struct {
                                              * stopped, its device state sent; the rest of
                                              * RAM follows (QEMU's postcopy-active) */
     bool post_copy_paused;                  /* post-copy's stream broke: pages left behind
-                                             * (QEMU's postcopy-paused, recover states) */
+                                             * on both sides, nothing flows until a
+                                             * recovery (QEMU's postcopy-paused) */
+    bool post_copy_recovering;              /* a recovery of that stream is under way
+                                             * (QEMU's postcopy-recover-setup and
+                                             * postcopy-recover): flowing again soon */
     bool at_switchover;                     /* paused before the switch-over, waiting for
                                              * migrate_continue (a post-copy migration's
                                              * stop; the disk mirrors' is the driver's) */

@@ -180,6 +180,18 @@ int vo_qemu_migration_status(const char *word, VoHvMigrationStatus *ret)
     return -EINVAL;
 }
 
+int vo_qemu_migration_status_read(const char *word, VoHvMigrationProgress *ret)
+{
+    int r = vo_qemu_migration_status(word, &ret->status);
+    if (r < 0)
+        return r;
+    ret->switching = !strcmp(word, "pre-switchover") || !strcmp(word, "device");
+    ret->post_copy = !strncmp(word, "postcopy-", 9);
+    ret->post_copy_paused = !strcmp(word, "postcopy-paused");
+    ret->post_copy_recovering = !strncmp(word, "postcopy-recover", 16);
+    return 0;
+}
+
 static uint64_t u64(json_t *o, const char *key)
 {
     json_int_t v = json_integer_value(json_object_get(o, key));
@@ -209,15 +221,12 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
         json_decref(info);
         return 0;
     }
-    if (word && vo_qemu_migration_status(word, &ret->status) < 0) {
+    if (word && vo_qemu_migration_status_read(word, ret) < 0) {
         ret->error = vo_asprintf("QEMU reports an unknown migration status '%s'", word);
         json_decref(info);
         return -EPROTO;
     }
-    ret->switching = word && (!strcmp(word, "pre-switchover") || !strcmp(word, "device"));
     ret->at_switchover = word && !strcmp(word, "pre-switchover") && !vm->mirror;
-    ret->post_copy = word && !strncmp(word, "postcopy-", 9);
-    ret->post_copy_paused = ret->post_copy && strcmp(word, "postcopy-active");
     json_t *ram = json_object_get(info, "ram");
     ret->transferred = u64(ram, "transferred");
     ret->remaining = u64(ram, "remaining");
