@@ -676,6 +676,78 @@ int vo_migration_commit(VoDaemon *d, const char *id, json_t *body, char **ret_er
     return adopt_continue(d, x, claimed, resume, ret_error);
 }
 
+/* The last address each recent recovery listened on: a retry that finds
+ * QEMU listening already (the source's resume never reached it) is given
+ * the same one. */
+#define RECOVER_KEEP 8
+static struct {
+    char id[37];
+    char uri[64];
+} recovered[RECOVER_KEEP];
+static unsigned recovered_next;
+
+int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret,
+                         char **ret_error)
+{
+    const char *vm_id = NULL;
+    json_error_t jerr;
+    if (!body || json_unpack_ex(body, &jerr, 0, "{s:s}", "vm", &vm_id) < 0)
+        return vo_error_set(ret_error, -EINVAL, "bad recover: %s", jerr.text);
+    if (!d->driver->migrate_recover)
+        return vo_error_set(ret_error, -EOPNOTSUPP, "this host cannot recover a post-copy "
+                            "migration");
+    if (!d->host_address)
+        return vo_error_set(ret_error, -EBUSY, "this host has no cluster address");
+    /* Its QEMU: still incoming (the commit not through), or the VM's. */
+    Incoming *x = take(id);
+    _cleanup_vm_ VoVm *vm = x ? NULL : vo_vms_find(d, vm_id);
+    VoHvInstance *hv = x ? x->hv : NULL;
+    if (vm) {
+        pthread_mutex_lock(&vm->job);
+        pthread_mutex_lock(&vm->lock);
+        hv = vm->hv;
+        pthread_mutex_unlock(&vm->lock);
+    }
+    int r = hv ? vo_migrate_wait_post_copy_paused(d, hv, true, ret_error)
+               : vo_error_set(ret_error, -ENOENT, "no post-copy migration %s of VM %s here",
+                              id, vm_id);
+    if (r == 1)
+        r = vo_error_set(ret_error, -EBUSY, "the migration completed here");
+    int port = 0;
+    _cleanup_free_ char *uri = NULL, *qerr = NULL;
+    if (r >= 0)
+        r = free_port(d->host_address, &port, ret_error);
+    if (r >= 0) {
+        uri = vo_asprintf("tcp:%s:%d", d->host_address, port);
+        r = d->driver->migrate_recover(hv, uri, &qerr);
+    }
+    pthread_mutex_lock(&in.lock);
+    for (unsigned i = 0; r < 0 && qerr && i < RECOVER_KEEP; i++)
+        if (!strcmp(recovered[i].id, id)) { /* listening already: that address */
+            free(uri);
+            uri = vo_strdup(recovered[i].uri);
+            r = 0;
+        }
+    if (r >= 0 && !qerr) {
+        unsigned k = recovered_next++ % RECOVER_KEEP;
+        snprintf(recovered[k].id, sizeof(recovered[k].id), "%s", id);
+        snprintf(recovered[k].uri, sizeof(recovered[k].uri), "%s", uri);
+    }
+    pthread_mutex_unlock(&in.lock);
+    if (r < 0 && qerr)
+        r = vo_error_set(ret_error, r, "%s", qerr);
+    if (vm)
+        pthread_mutex_unlock(&vm->job);
+    if (x)
+        give_back(x, false);
+    if (r < 0)
+        return r;
+    log_warn("VM %s (migration %s): post-copy's stream broke; listening for its source "
+             "again on %s", vm_id, id, uri);
+    *ret = json_pack("{s:s}", "uri", uri);
+    return 0;
+}
+
 int vo_migration_abort(VoDaemon *d, const char *id, char **ret_error)
 {
     Incoming *x = take(id);

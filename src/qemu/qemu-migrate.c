@@ -98,10 +98,16 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
     /* The throttle too: QEMU's defaults, or harder and sooner when a
      * forced convergence is asked for (tail-slow: the throttle grows with
      * how far the dirty rate beats the bandwidth, not 10% a round). */
+    /* The bandwidth asked for holds for post-copy's background push too
+     * (0, QEMU's default: unlimited); pages the destination asks for
+     * share it. */
     bool force = opts->auto_converge && opts->force_converge;
     json_t *params = json_pack(
-        "{s:I, s:I, s:i, s:i, s:b}", "max-bandwidth",
+        "{s:I, s:I, s:I, s:i, s:i, s:b}", "max-bandwidth",
         (json_int_t)(opts->max_bandwidth ? opts->max_bandwidth : QEMU_MIGRATE_MAX_BANDWIDTH),
+        "max-postcopy-bandwidth",
+        (json_int_t)(opts->post_copy_bandwidth ? opts->post_copy_bandwidth
+                                               : opts->max_bandwidth),
         "downtime-limit",
         (json_int_t)(opts->downtime_limit_ms ? opts->downtime_limit_ms
                                              : QEMU_MIGRATE_DOWNTIME_LIMIT_MS),
@@ -263,6 +269,42 @@ int vo_qemu_migrate_continue(VoHvInstance *vm, char **ret_error)
     int r = vo_qemu_command(vm, "migrate-continue", args, NULL, ret_error);
     pthread_mutex_unlock(&vm->qmp_lock);
     json_decref(args);
+    return r;
+}
+
+int vo_qemu_migrate_recover(VoHvInstance *vm, const char *uri, char **ret_error)
+{
+    int r = vo_qemu_migration_uri_check(uri, ret_error);
+    if (r < 0)
+        return r;
+    json_t *args = json_pack("{s:s}", "uri", uri);
+    pthread_mutex_lock(&vm->qmp_lock);
+    r = vo_qemu_command(vm, "migrate-recover", args, NULL, ret_error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    json_decref(args);
+    return r;
+}
+
+int vo_qemu_migrate_resume(VoHvInstance *vm, const char *uri, char **ret_error)
+{
+    int r = vo_qemu_migration_uri_check(uri, ret_error);
+    if (r < 0)
+        return r;
+    /* The capabilities and parameters (TLS too) of the paused migration
+     * stay: QEMU resumes it with them. */
+    json_t *args = json_pack("{s:s, s:b}", "uri", uri, "resume", 1);
+    pthread_mutex_lock(&vm->qmp_lock);
+    r = vo_qemu_command(vm, "migrate", args, NULL, ret_error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    json_decref(args);
+    return r;
+}
+
+int vo_qemu_migrate_pause(VoHvInstance *vm, char **ret_error)
+{
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = vo_qemu_command(vm, "migrate-pause", NULL, NULL, ret_error);
+    pthread_mutex_unlock(&vm->qmp_lock);
     return r;
 }
 

@@ -19,6 +19,11 @@ int vo_qemu_migrate_start_post_copy(VoHvInstance *vm, char **ret_error);
 /* migrate-continue from pre-switchover (post-copy's pause; the disk
  * mirrors' own is continued by the query, qemu-mirror.c). */
 int vo_qemu_migrate_continue(VoHvInstance *vm, char **ret_error);
+/* Post-copy recovery: migrate-recover (destination), migrate with resume
+ * (source), migrate-pause (either). */
+int vo_qemu_migrate_recover(VoHvInstance *vm, const char *uri, char **ret_error);
+int vo_qemu_migrate_resume(VoHvInstance *vm, const char *uri, char **ret_error);
+int vo_qemu_migrate_pause(VoHvInstance *vm, char **ret_error);
 int vo_qemu_migrate_cancel(VoHvInstance *vm, char **ret_error);
 int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded,
                            bool resume, char **ret_error);
