@@ -272,32 +272,33 @@ int vo_qemu_migrate_continue(VoHvInstance *vm, char **ret_error)
     return r;
 }
 
-int vo_qemu_migrate_recover(VoHvInstance *vm, const char *uri, char **ret_error)
+/* command {uri} (and resume: true when asked), uri checked first. */
+static int uri_command(VoHvInstance *vm, const char *command, const char *uri, bool resume,
+                       char **ret_error)
 {
     int r = vo_qemu_migration_uri_check(uri, ret_error);
     if (r < 0)
         return r;
     json_t *args = json_pack("{s:s}", "uri", uri);
+    if (resume)
+        json_object_set_new(args, "resume", json_true());
     pthread_mutex_lock(&vm->qmp_lock);
-    r = vo_qemu_command(vm, "migrate-recover", args, NULL, ret_error);
+    r = vo_qemu_command(vm, command, args, NULL, ret_error);
     pthread_mutex_unlock(&vm->qmp_lock);
     json_decref(args);
     return r;
 }
 
+int vo_qemu_migrate_recover(VoHvInstance *vm, const char *uri, char **ret_error)
+{
+    return uri_command(vm, "migrate-recover", uri, false, ret_error);
+}
+
 int vo_qemu_migrate_resume(VoHvInstance *vm, const char *uri, char **ret_error)
 {
-    int r = vo_qemu_migration_uri_check(uri, ret_error);
-    if (r < 0)
-        return r;
     /* The capabilities and parameters (TLS too) of the paused migration
      * stay: QEMU resumes it with them. */
-    json_t *args = json_pack("{s:s, s:b}", "uri", uri, "resume", 1);
-    pthread_mutex_lock(&vm->qmp_lock);
-    r = vo_qemu_command(vm, "migrate", args, NULL, ret_error);
-    pthread_mutex_unlock(&vm->qmp_lock);
-    json_decref(args);
-    return r;
+    return uri_command(vm, "migrate", uri, true, ret_error);
 }
 
 int vo_qemu_migrate_pause(VoHvInstance *vm, char **ret_error)
@@ -363,9 +364,17 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
             json_decref(announce);
         }
         /* The streams are over: no credentials stay (logged if they do).
-         * After cont, not before: the guest waits paused until then. */
-        if (r >= 0)
+         * After cont, not before: the guest waits paused until then. A
+         * post-copy still under way keeps them: a recovery of its stream
+         * (migrate-recover) listens with them again. */
+        json_t *info = NULL;
+        const char *word = r >= 0 && vm->tls_object &&
+                                   vo_qemu_command(vm, "query-migrate", NULL, &info, NULL) >= 0
+                               ? json_string_value(json_object_get(info, "status"))
+                               : NULL;
+        if (r >= 0 && !(word && !strncmp(word, "postcopy-", 9)))
             (void)vo_qemu_tls_remove(vm, NULL);
+        json_decref(info);
     } else if (succeeded) {
         /* The VM runs on the destination now: this copy ends (its disks
          * were handed over at the switch). */

@@ -211,7 +211,8 @@ static void test_post_copy(void **state)
  * (postcopy-paused) is paused, not flowing; a recovery under way
  * (postcopy-recover-setup, postcopy-recover: QEMU 9.1 and later) is
  * recovering, not paused; then the recovery's commands: migrate-recover at
- * the destination, migrate with resume at the source, migrate-pause. */
+ * the destination, migrate with resume at the source, migrate-pause; and a
+ * destination's TLS credentials kept while its post-copy runs. */
 static void test_post_copy_recovery(void **state)
 {
     (void)state;
@@ -246,6 +247,17 @@ static void test_post_copy_recovery(void **state)
         { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49160\",\"resume\":true}",
           .send = { OK } },
         { .expect = "migrate-pause", .send = { OK } },
+        /* A destination finished (continued) while its post-copy runs keeps
+         * the migration's TLS credentials: a recovery listens with them. */
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"postcopy-active\"},\"id\":$ID}\n" } },
+        /* Once it completed, they go. */
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"completed\"},\"id\":$ID}\n" } },
+        { .expect = "migrate-set-parameters",
+          .args = "{\"tls-creds\":\"\",\"tls-hostname\":\"\"}", .send = { OK } },
+        { .expect = "object-del", .args = "{\"id\":\"vireo-migration-tls\"}",
+          .send = { OK } },
         { 0 }
     };
     Fixture f;
@@ -257,6 +269,13 @@ static void test_post_copy_recovery(void **state)
     assert_int_equal(vo_qemu_migrate_recover(vm, "tcp:10.0.0.2:49160", &error), 0);
     assert_int_equal(vo_qemu_migrate_resume(vm, "tcp:10.0.0.2:49160", &error), 0);
     assert_int_equal(vo_qemu_migrate_pause(vm, &error), 0);
+    vm->tls_object = true;
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_DESTINATION, true, false, &error),
+                     0);
+    assert_true(vm->tls_object);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_DESTINATION, true, false, &error),
+                     0);
+    assert_false(vm->tls_object);
     assert_null(error);
     instance_close(&f);
 }
