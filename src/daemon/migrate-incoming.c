@@ -49,6 +49,7 @@ struct Incoming {
     bool busy;          /* a call is using it (the watcher leaves it be) */
     char **vol_pools, **vol_names; /* local disks coming: reserved here (strv) */
     bool resume;        /* the VM ran at the source (continued here, else left paused) */
+    bool paused_noted;  /* its post-copy's broken stream logged by the watcher */
 };
 
 static struct {
@@ -400,14 +401,24 @@ static void *watcher_main(void *userdata)
         for (size_t i = 0; i < k; i++) {
             Incoming *x = mine[i];
             VoHvMigrationProgress p = { 0 };
-            bool flows = x->hv && d->driver->migrate_query(x->hv, &p) >= 0 &&
-                         vo_migrate_stream_flows(&p);
+            bool asked = x->hv && d->driver->migrate_query(x->hv, &p) >= 0;
+            bool flows = asked && vo_migrate_stream_flows(&p);
+            /* A post-copy whose stream broke is no progress, but it is not
+             * forgotten either: this QEMU holds the device state and pages
+             * the source no longer has, and continued now it would hang on
+             * the first page it lacks. It waits paused for the source's
+             * recovery (migrate-resume.c), whatever the idle limit. */
+            bool broken = asked && p.post_copy_paused;
             free(p.error);
+            if (broken && !x->paused_noted)
+                log_warn("incoming VM %s (migration %s): its post-copy stream broke; kept "
+                         "paused for its source's recovery", x->vm_name, x->id);
+            x->paused_noted = broken;
             pthread_mutex_lock(&in.lock);
             int64_t now = vo_now_ms();
             if (flows)
                 x->touched_ms = now; /* the stream flows */
-            bool stale = now - x->touched_ms > vo_migrate_idle_ms();
+            bool stale = !broken && now - x->touched_ms > vo_migrate_idle_ms();
             if (!stale) {
                 x->busy = false;
                 pthread_cond_broadcast(&in.changed);
@@ -591,7 +602,8 @@ static int wait_complete(VoDaemon *d, Incoming *x, char **ret_error)
         if (r < 0)
             return vo_error_set(ret_error, r, "the incoming VM does not answer: %s",
                                 why ? why : strerror(-r));
-        if (p.status == VO_HV_MIGRATION_COMPLETED || (p.post_copy && !p.post_copy_paused))
+        if (p.status == VO_HV_MIGRATION_COMPLETED || (p.post_copy && !p.post_copy_paused &&
+                                                       !p.post_copy_recovering))
             return 0;
         if (p.status == VO_HV_MIGRATION_FAILED || p.status == VO_HV_MIGRATION_CANCELLED ||
             p.post_copy_paused)

@@ -92,8 +92,9 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
             break;
         free(error);
         error = NULL;
-        if (vo_migrate_resume_post_copy(d, hv, i->peer_url, i->migration, i->vm, i->name,
-                                        &tries, &error) < 0) {
+        r = vo_migrate_resume_post_copy(d, hv, i->peer_url, i->migration, i->vm, i->name,
+                                        &tries, &error);
+        if (r < 0) {
             log_error("vm %s: post-copy to host %s broke and could not be recovered: %s; its "
                       "QEMU here is kept (the guest's memory is split between the hosts); "
                       "vireod tries again at its next start", i->name, i->peer, error);
@@ -322,7 +323,7 @@ static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
         r = hv ? d->driver->migrate_query(hv, &p) : -ESRCH;
         free(p.error);
         ready = r >= 0 && (p.status == VO_HV_MIGRATION_COMPLETED ||
-                           (p.post_copy && !p.post_copy_paused));
+                           (p.post_copy && !p.post_copy_paused && !p.post_copy_recovering));
         if (r < 0 || ready ||
             (p.status != VO_HV_MIGRATION_SETUP && p.status != VO_HV_MIGRATION_ACTIVE) ||
             vo_now_ms() > deadline)

@@ -38,9 +38,10 @@ int vo_migrate_wait_post_copy_paused(VoDaemon *d, VoHvInstance *hv, bool may_pau
             return vo_error_set(error, -EIO, "the migration is %s, not in post-copy",
                                 vo_hv_migration_status_to_string(p.status));
         int64_t waited = vo_now_ms() - start;
-        /* This side has not seen the link break (the other side has): it
-         * is broken here on purpose, so both can be recovered. */
-        if (may_pause && !asked && !p.post_copy_recovering && waited > PAUSE_AFTER_MS &&
+        /* This side has not seen the link break (the other side has), or
+         * hangs in a recovery that went nowhere: it is broken here on
+         * purpose, so both can be recovered. */
+        if (may_pause && !asked && waited > PAUSE_AFTER_MS &&
             d->driver->migrate_pause) {
             _cleanup_free_ char *perr = NULL;
             asked = true;

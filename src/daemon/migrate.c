@@ -495,7 +495,7 @@ int vo_migrate_continue_switchover(VoDaemon *d, VoHvInstance *hv, bool *ret_post
             return vo_error_set(error, r, "%s", why ? why : strerror(-r));
         if (p.status == VO_HV_MIGRATION_COMPLETED)
             return 0;
-        if (p.post_copy && !p.post_copy_paused) {
+        if (p.post_copy && !p.post_copy_paused && !p.post_copy_recovering) {
             *ret_post_copy = true;
             return 0;
         }
