@@ -101,6 +101,21 @@ void vo_api_migration_alive(VoRequest *req, VoReply *rep)
     free(error);
 }
 
+/* Post-copy recovery: the destination listens for the resumed stream. */
+void vo_api_migration_recover(VoRequest *req, VoReply *rep)
+{
+    if (!from_peer(req, rep))
+        return;
+    json_t *ret = NULL;
+    char *error = NULL;
+    int r = vo_migration_recover(req->d, req->params[0], req->body, &ret, &error);
+    if (r < 0)
+        vo_reply_errno(rep, r, error);
+    else
+        vo_reply_json(rep, 200, ret);
+    free(error);
+}
+
 /* A stopped VM moved here by its host's evacuation (daemon/maintenance.h). */
 void vo_api_migration_moved(VoRequest *req, VoReply *rep)
 {

@@ -43,3 +43,9 @@ char *vo_migrate_not_converged_why(const VoConvergeView *v)
                        v->force ? "" : "; --force-converge throttles harder, "
                                        "--converge-timeout gives it longer");
 }
+
+bool vo_migrate_stream_flows(const VoHvMigrationProgress *p)
+{
+    return (p->status == VO_HV_MIGRATION_SETUP || p->status == VO_HV_MIGRATION_ACTIVE) &&
+           !p->post_copy_paused;
+}

@@ -43,3 +43,10 @@ bool vo_migrate_not_converging(const VoConvergeView *v);
  * hung switch-over: "hung at its switch-over: past its N s limit and
  * S s there with the guest paused (...)". */
 char *vo_migrate_not_converged_why(const VoConvergeView *v);
+
+/* Whether a migration's stream is moving, as the destination's watcher of
+ * an incoming VM reads its own side (daemon/migrate-incoming.c): set up or
+ * under way, a post-copy recovery too. Not a post-copy whose stream broke
+ * (paused: nothing flows until a recovery), nor one that ended: such an
+ * incoming VM counts as forgotten once its source is also silent. */
+bool vo_migrate_stream_flows(const VoHvMigrationProgress *p);

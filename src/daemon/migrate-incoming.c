@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cluster/migrate-converge.h"
 #include "conf/names.h"
 #include "daemon/fence.h"
 #include "daemon/images.h"
@@ -48,6 +49,7 @@ struct Incoming {
     bool busy;          /* a call is using it (the watcher leaves it be) */
     char **vol_pools, **vol_names; /* local disks coming: reserved here (strv) */
     bool resume;        /* the VM ran at the source (continued here, else left paused) */
+    bool paused_noted;  /* its post-copy's broken stream logged by the watcher */
 };
 
 static struct {
@@ -399,14 +401,24 @@ static void *watcher_main(void *userdata)
         for (size_t i = 0; i < k; i++) {
             Incoming *x = mine[i];
             VoHvMigrationProgress p = { 0 };
-            bool flows = x->hv && d->driver->migrate_query(x->hv, &p) >= 0 &&
-                         (p.status == VO_HV_MIGRATION_ACTIVE || p.status == VO_HV_MIGRATION_SETUP);
+            bool asked = x->hv && d->driver->migrate_query(x->hv, &p) >= 0;
+            bool flows = asked && vo_migrate_stream_flows(&p);
+            /* A post-copy whose stream broke is no progress, but it is not
+             * forgotten either: this QEMU holds the device state and pages
+             * the source no longer has, and continued now it would hang on
+             * the first page it lacks. It waits paused for the source's
+             * recovery (migrate-resume.c), whatever the idle limit. */
+            bool broken = asked && p.post_copy_paused;
             free(p.error);
+            if (broken && !x->paused_noted)
+                log_warn("incoming VM %s (migration %s): its post-copy stream broke; kept "
+                         "paused for its source's recovery", x->vm_name, x->id);
+            x->paused_noted = broken;
             pthread_mutex_lock(&in.lock);
             int64_t now = vo_now_ms();
             if (flows)
                 x->touched_ms = now; /* the stream flows */
-            bool stale = now - x->touched_ms > vo_migrate_idle_ms();
+            bool stale = !broken && now - x->touched_ms > vo_migrate_idle_ms();
             if (!stale) {
                 x->busy = false;
                 pthread_cond_broadcast(&in.changed);
@@ -590,7 +602,8 @@ static int wait_complete(VoDaemon *d, Incoming *x, char **ret_error)
         if (r < 0)
             return vo_error_set(ret_error, r, "the incoming VM does not answer: %s",
                                 why ? why : strerror(-r));
-        if (p.status == VO_HV_MIGRATION_COMPLETED || (p.post_copy && !p.post_copy_paused))
+        if (p.status == VO_HV_MIGRATION_COMPLETED || (p.post_copy && !p.post_copy_paused &&
+                                                       !p.post_copy_recovering))
             return 0;
         if (p.status == VO_HV_MIGRATION_FAILED || p.status == VO_HV_MIGRATION_CANCELLED ||
             p.post_copy_paused)
@@ -673,6 +686,78 @@ int vo_migration_commit(VoDaemon *d, const char *id, json_t *body, char **ret_er
     if (console)
         write_console_log(d, x->vm_id, console);
     return adopt_continue(d, x, claimed, resume, ret_error);
+}
+
+/* The last address each recent recovery listened on: a retry that finds
+ * QEMU listening already (the source's resume never reached it) is given
+ * the same one. */
+#define RECOVER_KEEP 8
+static struct {
+    char id[37];
+    char uri[64];
+} recovered[RECOVER_KEEP];
+static unsigned recovered_next;
+
+int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret,
+                         char **ret_error)
+{
+    const char *vm_id = NULL;
+    json_error_t jerr;
+    if (!body || json_unpack_ex(body, &jerr, 0, "{s:s}", "vm", &vm_id) < 0)
+        return vo_error_set(ret_error, -EINVAL, "bad recover: %s", jerr.text);
+    if (!d->driver->migrate_recover)
+        return vo_error_set(ret_error, -EOPNOTSUPP, "this host cannot recover a post-copy "
+                            "migration");
+    if (!d->host_address)
+        return vo_error_set(ret_error, -EBUSY, "this host has no cluster address");
+    /* Its QEMU: still incoming (the commit not through), or the VM's. */
+    Incoming *x = take(id);
+    _cleanup_vm_ VoVm *vm = x ? NULL : vo_vms_find(d, vm_id);
+    VoHvInstance *hv = x ? x->hv : NULL;
+    if (vm) {
+        pthread_mutex_lock(&vm->job);
+        pthread_mutex_lock(&vm->lock);
+        hv = vm->hv;
+        pthread_mutex_unlock(&vm->lock);
+    }
+    int r = hv ? vo_migrate_wait_post_copy_paused(d, hv, true, ret_error)
+               : vo_error_set(ret_error, -ENOENT, "no post-copy migration %s of VM %s here",
+                              id, vm_id);
+    if (r == 1)
+        r = vo_error_set(ret_error, -EBUSY, "the migration completed here");
+    int port = 0;
+    _cleanup_free_ char *uri = NULL, *qerr = NULL;
+    if (r >= 0)
+        r = free_port(d->host_address, &port, ret_error);
+    if (r >= 0) {
+        uri = vo_asprintf("tcp:%s:%d", d->host_address, port);
+        r = d->driver->migrate_recover(hv, uri, &qerr);
+    }
+    pthread_mutex_lock(&in.lock);
+    for (unsigned i = 0; r < 0 && qerr && i < RECOVER_KEEP; i++)
+        if (!strcmp(recovered[i].id, id)) { /* listening already: that address */
+            free(uri);
+            uri = vo_strdup(recovered[i].uri);
+            r = 0;
+        }
+    if (r >= 0 && !qerr) {
+        unsigned k = recovered_next++ % RECOVER_KEEP;
+        snprintf(recovered[k].id, sizeof(recovered[k].id), "%s", id);
+        snprintf(recovered[k].uri, sizeof(recovered[k].uri), "%s", uri);
+    }
+    pthread_mutex_unlock(&in.lock);
+    if (r < 0 && qerr)
+        r = vo_error_set(ret_error, r, "%s", qerr);
+    if (vm)
+        pthread_mutex_unlock(&vm->job);
+    if (x)
+        give_back(x, false);
+    if (r < 0)
+        return r;
+    log_warn("VM %s (migration %s): post-copy's stream broke; listening for its source "
+             "again on %s", vm_id, id, uri);
+    *ret = json_pack("{s:s}", "uri", uri);
+    return 0;
 }
 
 int vo_migration_abort(VoDaemon *d, const char *id, char **ret_error)

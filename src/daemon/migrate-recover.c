@@ -61,37 +61,57 @@ void vo_migration_intent_drop(VoDaemon *d, const char *vm_id)
  * still hold what the destination lacks, its device state (stopped before
  * the switch-over: the dead vireod never let it go on) or the rest of its
  * RAM (post-copy under way). Both are sent before this QEMU ends, else the
- * guest the destination continues has no devices or misses pages. A
- * pre-copy that completed, or any other state, returns at once. */
-static void hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const char *name)
+ * guest the destination continues has no devices or misses pages; a
+ * post-copy whose link broke is recovered first (bounded, migrate-resume.c).
+ * A pre-copy that completed, or any other state, returns at once. False:
+ * post-copy broke and could not be recovered, so this QEMU must stay (it
+ * holds memory the destination lacks) and the intent too: the next start
+ * tries again. */
+static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIntent *i)
 {
     VoHvMigrationProgress p = { 0 };
     int r = d->driver->migrate_query(hv, &p);
     free(p.error);
     if (r < 0 || p.status != VO_HV_MIGRATION_ACTIVE || (!p.at_switchover && !p.post_copy) ||
         !d->driver->migrate_continue)
-        return;
+        return true;
     log_warn("vm %s: its source QEMU is %s: the rest of the VM goes to the destination "
-             "before it ends", name, p.at_switchover ? "stopped before the switch-over"
-                                                     : "in post-copy");
+             "before it ends", i->name, p.at_switchover ? "stopped before the switch-over"
+                                                        : "in post-copy");
     _cleanup_free_ char *error = NULL;
     bool post_copy = p.post_copy;
     if (p.at_switchover)
         r = vo_migrate_continue_switchover(d, hv, &post_copy, &error);
-    if (r >= 0 && post_copy) {
+    int tries = vo_migrate_resume_tries();
+    while (r >= 0 && post_copy) {
         VoHvMigrationProgress fin = { 0 };
         r = vo_migrate_finish_post_copy(NULL, d, hv, vo_now_ms(), &fin, &error);
+        bool broke = r < 0 && (fin.post_copy_paused || fin.post_copy_recovering);
         free(fin.error);
+        if (!broke)
+            break;
+        free(error);
+        error = NULL;
+        r = vo_migrate_resume_post_copy(d, hv, i->peer_url, i->migration, i->vm, i->name,
+                                        &tries, &error);
+        if (r < 0) {
+            log_error("vm %s: post-copy to host %s broke and could not be recovered: %s; its "
+                      "QEMU here is kept (the guest's memory is split between the hosts); "
+                      "vireod tries again at its next start", i->name, i->peer, error);
+            return false;
+        }
     }
     if (r < 0)
         log_error("vm %s: handing the rest of the VM over failed (the guest at the "
-                  "destination must be restarted): %s", name, error);
+                  "destination must be restarted): %s", i->name, error);
+    return true;
 }
 
 /* Ends a QEMU of the VM no VM of the table holds (its documents are gone
  * from here): attached with the spec the intent kept, ended (source: quit,
- * destination: SIGKILL), its run and state dirs removed. */
-static void end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide side)
+ * destination: SIGKILL), its run and state dirs removed. False: a source
+ * QEMU kept (hand_over_post_copy), its dirs too. */
+static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide side)
 {
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, i->vm);
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, i->vm);
@@ -107,8 +127,10 @@ static void end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
     if (hv) {
         free(error);
         error = NULL;
-        if (side == VO_HV_MIGRATION_SOURCE)
-            hand_over_post_copy(d, hv, i->name);
+        if (side == VO_HV_MIGRATION_SOURCE && !hand_over_post_copy(d, hv, i)) {
+            d->driver->release(hv);
+            return false;
+        }
         if (d->driver->migrate_finish(hv, side, side == VO_HV_MIGRATION_SOURCE, false,
                                       &error) < 0)
             log_warn("vm %s: ending its QEMU: %s", i->name, error);
@@ -123,6 +145,7 @@ static void end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
     }
     (void)vo_rm_rf(run_dir);
     (void)vo_rm_rf(state_dir);
+    return true;
 }
 
 /* Source, the VM still this host's: a stream in flight is cancelled, the
@@ -191,8 +214,9 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
 }
 
 /* Source, the VM moved while it was in the table (settled after it was
- * loaded): its QEMU quits, the VM leaves the table. */
-static void quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
+ * loaded): its QEMU quits, the VM leaves the table. False: its QEMU kept
+ * (hand_over_post_copy), the VM in the table, moved away. */
+static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
 {
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
@@ -200,12 +224,15 @@ static void quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     vm->migrated_away = true;
     pthread_mutex_unlock(&vm->lock);
     _cleanup_free_ char *error = NULL;
-    if (hv)
-        hand_over_post_copy(d, hv, i->name);
+    if (hv && !hand_over_post_copy(d, hv, i)) {
+        pthread_mutex_unlock(&vm->job);
+        return false;
+    }
     if (hv && d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &error) < 0)
         log_warn("vm %s: ending the source QEMU: %s", i->name, error);
     pthread_mutex_unlock(&vm->job);
     vo_vm_forget_migrated(vm);
+    return true;
 }
 
 /* Destination: the VM is claimed as the commit claims it
@@ -296,7 +323,7 @@ static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
         r = hv ? d->driver->migrate_query(hv, &p) : -ESRCH;
         free(p.error);
         ready = r >= 0 && (p.status == VO_HV_MIGRATION_COMPLETED ||
-                           (p.post_copy && !p.post_copy_paused));
+                           (p.post_copy && !p.post_copy_paused && !p.post_copy_recovering));
         if (r < 0 || ready ||
             (p.status != VO_HV_MIGRATION_SETUP && p.status != VO_HV_MIGRATION_ACTIVE) ||
             vo_now_ms() > deadline)
@@ -359,8 +386,8 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
             }
             act = VO_MIGRATE_RECOVER_RESUME;
         } else if (s == 1) {
-            quit_source(d, vm, i);
-            (void)unlink(path);
+            if (quit_source(d, vm, i))
+                (void)unlink(path);
             return;
         } else {
             log_error("vm %s: whether it moved to host %s is unknown (%s): the source stays "
@@ -375,7 +402,8 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
     case VO_MIGRATE_RECOVER_QUIT:
         log_warn("vm %s: it moved to host %s before vireod stopped; its source QEMU here "
                  "ends", i->name, i->peer);
-        end_unowned(d, i, VO_HV_MIGRATION_SOURCE);
+        if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE))
+            return; /* the intent stays: the next start tries the recovery again */
         break;
     case VO_MIGRATE_RECOVER_CONTINUE:
         if (!continue_incoming(d, vm, i))

@@ -38,3 +38,10 @@ const char *vo_migrate_keep_ram_dir(void)
     const char *dir = getenv("VIREO_TEST_MIGRATE_KEEP_RAM");
     return dir && *dir ? dir : NULL;
 }
+
+uint64_t vo_migrate_test_post_copy_bandwidth(void)
+{
+    const char *v = getenv("VIREO_TEST_MIGRATE_POST_COPY_BANDWIDTH");
+    long long n = v ? atoll(v) : 0;
+    return n > 0 ? (uint64_t)n : 0;
+}

@@ -1,11 +1,13 @@
 /* migrate-safe.h: test-only hooks of live migration (docs/internals.md,
  * "Live migration", "Test-only hooks"), read by vireod only when a test sets
  * them: fault points that make a step fail or vireod exit at a chosen
- * moment, a shorter idle limit for incoming migrations, and a directory
- * where the RAM images of both sides are kept for the test to compare. */
+ * moment, a shorter idle limit for incoming migrations, a directory
+ * where the RAM images of both sides are kept for the test to compare, and
+ * a slow post-copy push. */
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* True once per file $VIREO_TEST_MIGRATE_FAULT/<point> (the file is
  * removed); false when the variable is unset. VM import and create use it
@@ -21,3 +23,6 @@ int vo_migrate_idle_ms(void);
 
 /* $VIREO_TEST_MIGRATE_KEEP_RAM (a directory), or NULL. */
 const char *vo_migrate_keep_ram_dir(void);
+/* $VIREO_TEST_MIGRATE_POST_COPY_BANDWIDTH (bytes per second: post-copy's
+ * background push, slow enough for a test to break its link), or 0. */
+uint64_t vo_migrate_test_post_copy_bandwidth(void);

@@ -496,7 +496,7 @@ int vo_migrate_continue_switchover(VoDaemon *d, VoHvInstance *hv, bool *ret_post
             return vo_error_set(error, r, "%s", why ? why : strerror(-r));
         if (p.status == VO_HV_MIGRATION_COMPLETED)
             return 0;
-        if (p.post_copy && !p.post_copy_paused) {
+        if (p.post_copy && !p.post_copy_paused && !p.post_copy_recovering) {
             *ret_post_copy = true;
             return 0;
         }
@@ -551,6 +551,27 @@ int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_
         }
         (void)poll(NULL, 0, POLL_MS);
     }
+}
+
+/* Post-copy that broke and could not be recovered: both QEMUs stay, each
+ * holding memory the other lacks (the destination's guest waits on the
+ * pages it reads); the intent too, so the next vireod start here tries the
+ * recovery again (migrate-recover.c). The VM stays in the table, moved
+ * away, its run dir (QEMU's monitor) kept. Ends the job. */
+static int keep_both(VoTask *t, MigrateTask *m, VoVm *vm, const char *name,
+                     const char *error)
+{
+    log_error("vm %s: post-copy to host %s could not be recovered: %s; both QEMUs are kept",
+              name, m->to_name, error);
+    m->keep_intent = true;
+    vo_migrate_clear_mark(vm);
+    pthread_mutex_unlock(&vm->job);
+    return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke and could not be "
+                        "recovered: %s. Both QEMUs are kept paused: the guest's memory is "
+                        "split between the hosts, so neither may be stopped. Once the link "
+                        "between them works again, restart vireod on this host: it tries "
+                        "the recovery again and ends this QEMU once the rest of memory is "
+                        "there (docs/cluster.md, \"Post-copy\")", name, m->to_name, error);
 }
 
 static int task_migrate_run(VoTask *t, void *userdata);
@@ -706,6 +727,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
         .auto_converge = true,
         .force_converge = m->opts.force_converge,
         .post_copy = m->opts.post_copy,
+        .post_copy_bandwidth = vo_migrate_test_post_copy_bandwidth(),
     };
     unsigned converge_s = m->opts.converge_timeout_s ? m->opts.converge_timeout_s
                                                      : VO_MIGRATE_DEFAULT_CONVERGE_TIMEOUT_S;
@@ -963,8 +985,31 @@ static int task_migrate_run(VoTask *t, void *userdata)
      * VM to the destination; RAM is compared once the device state is there. */
     bool in_post_copy = false;
     _cleanup_free_ char *verify_error = NULL; /* too late to undo: the task fails at its end */
+    int resume_tries = vo_migrate_resume_tries(); /* post-copy recoveries, the whole budget */
     if (at_switch) {
         r = vo_migrate_continue_switchover(d, hv, &in_post_copy, &error);
+        if (r >= 0 && in_post_copy && vo_migrate_fault("post-copy-hold")) {
+            /* test: held here, in post-copy, until released (its link
+             * broken meanwhile), and until QEMU saw it break */
+            vo_migrate_fault_wait("post-copy-release", 300000);
+            _cleanup_free_ char *ignored = NULL;
+            (void)vo_migrate_wait_post_copy_paused(d, hv, false, &ignored);
+        }
+        /* A stream that broke already is mended before the RAM compare
+         * (the destination's hash would wait for its pages) and the
+         * commit. */
+        VoHvMigrationProgress mid = { 0 };
+        if (r >= 0 && in_post_copy && d->driver->migrate_query(hv, &mid) >= 0 &&
+            (mid.post_copy_paused || mid.post_copy_recovering)) {
+            log_warn("vm %s: post-copy to host %s broke before its commit: recovering", name,
+                     m->to_name);
+            if (vo_migrate_resume_post_copy(d, hv, m->to_url, mig_id, vm_id, name,
+                                            &resume_tries, &error) < 0) {
+                free(mid.error);
+                return keep_both(t, m, vm, name, error);
+            }
+        }
+        free(mid.error);
         if (r >= 0 && m->opts.verify_memory) {
             verified = verify_memory(d, m, hv, digest_path, &verify_error) >= 0;
             if (!verified)
@@ -1030,9 +1075,22 @@ static int task_migrate_run(VoTask *t, void *userdata)
     int64_t at_committed = vo_now_ms();
     VoHvMigrationProgress fin = { 0 };
     _cleanup_free_ char *post_copy_broke = NULL;
-    if (in_post_copy && vo_migrate_finish_post_copy(t, d, hv, start, &fin, &post_copy_broke) < 0)
+    /* A stream that breaks is recovered (bounded): the guest's memory is
+     * split between the hosts, so neither QEMU may end while it is. */
+    while (in_post_copy &&
+           vo_migrate_finish_post_copy(t, d, hv, start, &fin, &post_copy_broke) < 0) {
         log_error("vm %s: post-copy to host %s broke: %s", name, m->to_name, post_copy_broke);
-    else if (!in_post_copy)
+        if (!fin.post_copy_paused && !fin.post_copy_recovering)
+            break; /* failed outright: nothing to recover */
+        free(post_copy_broke);
+        post_copy_broke = NULL;
+        if (vo_migrate_resume_post_copy(d, hv, m->to_url, mig_id, vm_id, name, &resume_tries,
+                                        &post_copy_broke) < 0) {
+            free(fin.error);
+            return keep_both(t, m, vm, name, post_copy_broke);
+        }
+    }
+    if (!in_post_copy)
         (void)d->driver->migrate_query(hv, &fin);
     free(fin.error);
     int64_t at_post_copied = vo_now_ms();

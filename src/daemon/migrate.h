@@ -89,11 +89,34 @@ int vo_migrate_continue_switchover(VoDaemon *d, VoHvInstance *hv, bool *ret_post
 int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_t start,
                                 VoHvMigrationProgress *fin, char **error);
 
+/* Post-copy recovery (migrate-resume.c). Waits (bounded) until this
+ * side's post-copy is paused; with may_pause, one still flowing a few
+ * seconds on (the other side saw the link break, this one not yet) is
+ * paused on purpose. 0: paused; 1: it completed after all; -errno. */
+int vo_migrate_wait_post_copy_paused(VoDaemon *d, VoHvInstance *hv, bool may_pause,
+                                     char **error);
+/* Source: a paused post-copy (its stream broke) resumed to the destination
+ * at peer_url (migration: the destination's incoming record; vm_id: its
+ * VM, adopted there already or not), trying at most *tries_left times more
+ * (counted down: one budget for the whole migration). 0 once the rest of
+ * memory flows again; -EIO when every try failed: then both QEMUs must be
+ * kept (each holds memory the other lacks). */
+int vo_migrate_resume_post_copy(VoDaemon *d, VoHvInstance *hv, const char *peer_url,
+                                const char *migration, const char *vm_id, const char *name,
+                                int *tries_left, char **error);
+/* The tries one migration has (the budget above). */
+int vo_migrate_resume_tries(void);
+
 /* Destination (migrate-incoming.c), from the source host's peer routes. */
 int vo_migration_prepare(VoDaemon *d, json_t *body, json_t **ret, char **ret_error);
 int vo_migration_digest(VoDaemon *d, const char *id, json_t **ret, char **ret_error);
 int vo_migration_commit(VoDaemon *d, const char *id, json_t *body, char **ret_error);
 int vo_migration_abort(VoDaemon *d, const char *id, char **ret_error);
+/* Post-copy recovery, the destination's half: its QEMU for migration id
+ * (incoming still, or adopted as VM body.vm), paused, listens for the
+ * source's resumed stream on a new port: *ret {"uri"}. */
+int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret,
+                         char **ret_error);
 /* The source is still there (its disk phase: no memory stream yet). */
 int vo_migration_alive(VoDaemon *d, const char *id, char **ret_error);
 /* At vireod's shutdown, before the VM table goes: the incoming watcher

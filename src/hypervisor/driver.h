@@ -179,6 +179,8 @@ typedef struct {
 
 typedef struct {
     uint64_t max_bandwidth;   /* bytes per second; 0: the hypervisor's default */
+    uint64_t post_copy_bandwidth; /* post-copy's background push (bytes per second);
+                                   * 0: max_bandwidth (0 there too: unlimited) */
     unsigned downtime_limit_ms; /* 0: the hypervisor's default */
     bool auto_converge;       /* throttle vCPUs when memory is dirtied faster than sent */
     bool force_converge;      /* with auto_converge: throttle harder and sooner (QEMU:
@@ -205,7 +207,11 @@ typedef struct {
                                              * stopped, its device state sent; the rest of
                                              * RAM follows (QEMU's postcopy-active) */
     bool post_copy_paused;                  /* post-copy's stream broke: pages left behind
-                                             * (QEMU's postcopy-paused, recover states) */
+                                             * on both sides, nothing flows until a
+                                             * recovery (QEMU's postcopy-paused) */
+    bool post_copy_recovering;              /* a recovery of that stream is under way
+                                             * (QEMU's postcopy-recover-setup and
+                                             * postcopy-recover): flowing again soon */
     bool at_switchover;                     /* paused before the switch-over, waiting for
                                              * migrate_continue (a post-copy migration's
                                              * stop; the disk mirrors' is the driver's) */
@@ -383,6 +389,18 @@ struct VoHvDriver {
      * the post-copy phase starts (or a pre-copy that converged completes).
      * Until then migrate_cancel resumes the source as before. */
     int (*migrate_continue)(VoHvInstance *vm, char **ret_error);
+    /* Post-copy recovery (its stream broke: both sides' query says
+     * post_copy_paused; the guest's memory is split between them, so
+     * neither may end). Destination: listens on uri for the source's
+     * resumed stream (QEMU's migrate-recover). Source: sends the rest of
+     * the memory there, resuming the paused migration (QEMU's migrate with
+     * resume). NULL in a driver without post-copy. */
+    int (*migrate_recover)(VoHvInstance *vm, const char *uri, char **ret_error);
+    int (*migrate_resume)(VoHvInstance *vm, const char *uri, char **ret_error);
+    /* Either side, in post-copy: breaks its stream on purpose (QEMU's
+     * migrate-pause), so a side that has not seen the link go yet is
+     * paused and can be recovered. */
+    int (*migrate_pause)(VoHvInstance *vm, char **ret_error);
     /* Either side: where the migration is; ret->error is the caller's to free. */
     int (*migrate_query)(VoHvInstance *vm, VoHvMigrationProgress *ret);
     /* Source: cancels a migration under way (the VM keeps running here; the

@@ -98,10 +98,16 @@ int vo_qemu_migrate_start(VoHvInstance *vm, const char *uri, const VoHvMigration
     /* The throttle too: QEMU's defaults, or harder and sooner when a
      * forced convergence is asked for (tail-slow: the throttle grows with
      * how far the dirty rate beats the bandwidth, not 10% a round). */
+    /* The bandwidth asked for holds for post-copy's background push too
+     * (0, QEMU's default: unlimited); pages the destination asks for
+     * share it. */
     bool force = opts->auto_converge && opts->force_converge;
     json_t *params = json_pack(
-        "{s:I, s:I, s:i, s:i, s:b}", "max-bandwidth",
+        "{s:I, s:I, s:I, s:i, s:i, s:b}", "max-bandwidth",
         (json_int_t)(opts->max_bandwidth ? opts->max_bandwidth : QEMU_MIGRATE_MAX_BANDWIDTH),
+        "max-postcopy-bandwidth",
+        (json_int_t)(opts->post_copy_bandwidth ? opts->post_copy_bandwidth
+                                               : opts->max_bandwidth),
         "downtime-limit",
         (json_int_t)(opts->downtime_limit_ms ? opts->downtime_limit_ms
                                              : QEMU_MIGRATE_DOWNTIME_LIMIT_MS),
@@ -180,6 +186,18 @@ int vo_qemu_migration_status(const char *word, VoHvMigrationStatus *ret)
     return -EINVAL;
 }
 
+int vo_qemu_migration_status_read(const char *word, VoHvMigrationProgress *ret)
+{
+    int r = vo_qemu_migration_status(word, &ret->status);
+    if (r < 0)
+        return r;
+    ret->switching = !strcmp(word, "pre-switchover") || !strcmp(word, "device");
+    ret->post_copy = !strncmp(word, "postcopy-", 9);
+    ret->post_copy_paused = !strcmp(word, "postcopy-paused");
+    ret->post_copy_recovering = !strncmp(word, "postcopy-recover", 16);
+    return 0;
+}
+
 static uint64_t u64(json_t *o, const char *key)
 {
     json_int_t v = json_integer_value(json_object_get(o, key));
@@ -209,15 +227,12 @@ int vo_qemu_migrate_query(VoHvInstance *vm, VoHvMigrationProgress *ret)
         json_decref(info);
         return 0;
     }
-    if (word && vo_qemu_migration_status(word, &ret->status) < 0) {
+    if (word && vo_qemu_migration_status_read(word, ret) < 0) {
         ret->error = vo_asprintf("QEMU reports an unknown migration status '%s'", word);
         json_decref(info);
         return -EPROTO;
     }
-    ret->switching = word && (!strcmp(word, "pre-switchover") || !strcmp(word, "device"));
     ret->at_switchover = word && !strcmp(word, "pre-switchover") && !vm->mirror;
-    ret->post_copy = word && !strncmp(word, "postcopy-", 9);
-    ret->post_copy_paused = ret->post_copy && strcmp(word, "postcopy-active");
     json_t *ram = json_object_get(info, "ram");
     ret->transferred = u64(ram, "transferred");
     ret->remaining = u64(ram, "remaining");
@@ -254,6 +269,43 @@ int vo_qemu_migrate_continue(VoHvInstance *vm, char **ret_error)
     int r = vo_qemu_command(vm, "migrate-continue", args, NULL, ret_error);
     pthread_mutex_unlock(&vm->qmp_lock);
     json_decref(args);
+    return r;
+}
+
+/* command {uri} (and resume: true when asked), uri checked first. */
+static int uri_command(VoHvInstance *vm, const char *command, const char *uri, bool resume,
+                       char **ret_error)
+{
+    int r = vo_qemu_migration_uri_check(uri, ret_error);
+    if (r < 0)
+        return r;
+    json_t *args = json_pack("{s:s}", "uri", uri);
+    if (resume)
+        json_object_set_new(args, "resume", json_true());
+    pthread_mutex_lock(&vm->qmp_lock);
+    r = vo_qemu_command(vm, command, args, NULL, ret_error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    json_decref(args);
+    return r;
+}
+
+int vo_qemu_migrate_recover(VoHvInstance *vm, const char *uri, char **ret_error)
+{
+    return uri_command(vm, "migrate-recover", uri, false, ret_error);
+}
+
+int vo_qemu_migrate_resume(VoHvInstance *vm, const char *uri, char **ret_error)
+{
+    /* The capabilities and parameters (TLS too) of the paused migration
+     * stay: QEMU resumes it with them. */
+    return uri_command(vm, "migrate", uri, true, ret_error);
+}
+
+int vo_qemu_migrate_pause(VoHvInstance *vm, char **ret_error)
+{
+    pthread_mutex_lock(&vm->qmp_lock);
+    int r = vo_qemu_command(vm, "migrate-pause", NULL, NULL, ret_error);
+    pthread_mutex_unlock(&vm->qmp_lock);
     return r;
 }
 
@@ -312,9 +364,17 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
             json_decref(announce);
         }
         /* The streams are over: no credentials stay (logged if they do).
-         * After cont, not before: the guest waits paused until then. */
-        if (r >= 0)
+         * After cont, not before: the guest waits paused until then. A
+         * post-copy still under way keeps them: a recovery of its stream
+         * (migrate-recover) listens with them again. */
+        json_t *info = NULL;
+        const char *word = r >= 0 && vm->tls_object &&
+                                   vo_qemu_command(vm, "query-migrate", NULL, &info, NULL) >= 0
+                               ? json_string_value(json_object_get(info, "status"))
+                               : NULL;
+        if (r >= 0 && !(word && !strncmp(word, "postcopy-", 9)))
             (void)vo_qemu_tls_remove(vm, NULL);
+        json_decref(info);
     } else if (succeeded) {
         /* The VM runs on the destination now: this copy ends (its disks
          * were handed over at the switch). */

@@ -19,6 +19,11 @@ int vo_qemu_migrate_start_post_copy(VoHvInstance *vm, char **ret_error);
 /* migrate-continue from pre-switchover (post-copy's pause; the disk
  * mirrors' own is continued by the query, qemu-mirror.c). */
 int vo_qemu_migrate_continue(VoHvInstance *vm, char **ret_error);
+/* Post-copy recovery: migrate-recover (destination), migrate with resume
+ * (source), migrate-pause (either). */
+int vo_qemu_migrate_recover(VoHvInstance *vm, const char *uri, char **ret_error);
+int vo_qemu_migrate_resume(VoHvInstance *vm, const char *uri, char **ret_error);
+int vo_qemu_migrate_pause(VoHvInstance *vm, char **ret_error);
 int vo_qemu_migrate_cancel(VoHvInstance *vm, char **ret_error);
 int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succeeded,
                            bool resume, char **ret_error);
@@ -26,5 +31,10 @@ int vo_qemu_migrate_finish(VoHvInstance *vm, VoHvMigrationSide side, bool succee
 /* QEMU's MigrationStatus word as the driver's status (its many in-progress
  * states are all "active"); -EINVAL for a word it does not know. */
 int vo_qemu_migration_status(const char *word, VoHvMigrationStatus *ret);
+/* The same word read into a query's answer: its status and what it says of
+ * post-copy (post_copy, post_copy_paused, post_copy_recovering) and the
+ * switch-over (switching); at_switchover is the caller's (it needs to know
+ * of disk mirrors). -EINVAL for a word it does not know. */
+int vo_qemu_migration_status_read(const char *word, VoHvMigrationProgress *ret);
 /* A "tcp:HOST:PORT" or "unix:/PATH" URI; -EINVAL with a message otherwise. */
 int vo_qemu_migration_uri_check(const char *uri, char **ret_error);

@@ -19,6 +19,7 @@ PEER_ROUTES = [
     ("POST", f"/v1/migrations/incoming/{ID}/digest", {}),
     ("POST", f"/v1/migrations/incoming/{ID}/commit", {"rev": 1}),
     ("POST", f"/v1/migrations/incoming/{ID}/alive", {}),
+    ("POST", f"/v1/migrations/incoming/{ID}/recover", {"vm": ID}),
     ("DELETE", f"/v1/migrations/incoming/{ID}", None),
     ("POST", "/v1/migrations/moved", {"vm": ID}),
     ("POST", "/v1/moves/incoming", {"vm": ID}),

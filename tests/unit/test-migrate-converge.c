@@ -126,6 +126,34 @@ static void test_first_pass_not_ended(void **state)
     assert_non_null(strstr(instant, "bandwidth 0.0 MiB/s"));
 }
 
+/* The destination's watcher: a stream set up, copying, in post-copy or
+ * recovering it flows; a post-copy whose stream broke (postcopy-paused on
+ * this side) does not, nor does one that ended. */
+static void test_stream_flows(void **state)
+{
+    (void)state;
+    VoHvMigrationProgress p = busy();
+    assert_true(vo_migrate_stream_flows(&p));
+    p.status = VO_HV_MIGRATION_SETUP;
+    assert_true(vo_migrate_stream_flows(&p));
+    p = (VoHvMigrationProgress){ .status = VO_HV_MIGRATION_ACTIVE, .post_copy = true };
+    assert_true(vo_migrate_stream_flows(&p));
+    p.post_copy_recovering = true;
+    assert_true(vo_migrate_stream_flows(&p));
+    p.post_copy_recovering = false;
+    p.post_copy_paused = true;
+    assert_false(vo_migrate_stream_flows(&p));
+    static const VoHvMigrationStatus ended[] = { VO_HV_MIGRATION_NONE,
+                                                 VO_HV_MIGRATION_COMPLETED,
+                                                 VO_HV_MIGRATION_FAILED,
+                                                 VO_HV_MIGRATION_CANCELLING,
+                                                 VO_HV_MIGRATION_CANCELLED };
+    for (size_t i = 0; i < ELEMENTSOF(ended); i++) {
+        p = (VoHvMigrationProgress){ .status = ended[i] };
+        assert_false(vo_migrate_stream_flows(&p));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_only_while_copying),
         cmocka_unit_test(test_the_words),
         cmocka_unit_test(test_first_pass_not_ended),
+        cmocka_unit_test(test_stream_flows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,7 +104,8 @@ static void test_start(void **state)
         { .expect = "migrate-set-parameters",
           /* force_converge: the throttle starts at 50%, climbs 25% a round,
            * tail-slow */
-          .args = "{\"max-bandwidth\":67108864,\"downtime-limit\":500,"
+          .args = "{\"max-bandwidth\":67108864,\"max-postcopy-bandwidth\":67108864,"
+                  "\"downtime-limit\":500,"
                   "\"cpu-throttle-initial\":50,\"cpu-throttle-increment\":25,"
                   "\"cpu-throttle-tailslow\":true}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49152\"}", .send = { OK } },
@@ -120,7 +121,8 @@ static void test_start(void **state)
                   "{\"capability\":\"pause-before-switchover\",\"state\":false}]}",
           .send = { OK } },
         { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+          .args = "{\"max-bandwidth\":134217728,\"max-postcopy-bandwidth\":0,"
+                  "\"downtime-limit\":300,"
                   "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
                   "\"cpu-throttle-tailslow\":false}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"unix:/run/x/mig.sock\"}",
@@ -172,7 +174,8 @@ static void test_post_copy(void **state)
                   "{\"capability\":\"pause-before-switchover\",\"state\":true}]}",
           .send = { OK } },
         { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+          .args = "{\"max-bandwidth\":134217728,\"max-postcopy-bandwidth\":0,"
+                  "\"downtime-limit\":300,"
                   "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
                   "\"cpu-throttle-tailslow\":false}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49152\"}", .send = { OK } },
@@ -200,6 +203,79 @@ static void test_post_copy(void **state)
     assert_int_equal(vo_qemu_migrate_start(vm, "tcp:10.0.0.2:49152", &opts, &error), 0);
     assert_int_equal(vo_qemu_migrate_start_post_copy(vm, &error), 0);
     assert_int_equal(vo_qemu_migrate_continue(vm, &error), 0);
+    assert_null(error);
+    instance_close(&f);
+}
+
+/* Post-copy's states as the query reads them: a broken stream
+ * (postcopy-paused) is paused, not flowing; a recovery under way
+ * (postcopy-recover-setup, postcopy-recover: QEMU 9.1 and later) is
+ * recovering, not paused; then the recovery's commands: migrate-recover at
+ * the destination, migrate with resume at the source, migrate-pause; and a
+ * destination's TLS credentials kept while its post-copy runs. */
+static void test_post_copy_recovery(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *word;
+        bool post_copy, paused, recovering;
+    } words[] = {
+        { "active", false, false, false },
+        { "postcopy-active", true, false, false },
+        { "postcopy-paused", true, true, false },
+        { "postcopy-recover-setup", true, false, true },
+        { "postcopy-recover", true, false, true },
+        { "completed", false, false, false },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(words); i++) {
+        VoHvMigrationProgress p = { 0 };
+        assert_int_equal(vo_qemu_migration_status_read(words[i].word, &p), 0);
+        assert_int_equal(p.post_copy, words[i].post_copy);
+        assert_int_equal(p.post_copy_paused, words[i].paused);
+        assert_int_equal(p.post_copy_recovering, words[i].recovering);
+        assert_int_equal(p.status, strcmp(words[i].word, "completed")
+                                       ? VO_HV_MIGRATION_ACTIVE
+                                       : VO_HV_MIGRATION_COMPLETED);
+    }
+    VoHvMigrationProgress p = { 0 };
+    assert_int_equal(vo_qemu_migration_status_read("postcopy-something", &p), -EINVAL);
+
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "migrate-recover", .args = "{\"uri\":\"tcp:10.0.0.2:49160\"}",
+          .send = { OK } },
+        { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49160\",\"resume\":true}",
+          .send = { OK } },
+        { .expect = "migrate-pause", .send = { OK } },
+        /* A destination finished (continued) while its post-copy runs keeps
+         * the migration's TLS credentials: a recovery listens with them. */
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"postcopy-active\"},\"id\":$ID}\n" } },
+        /* Once it completed, they go. */
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"completed\"},\"id\":$ID}\n" } },
+        { .expect = "migrate-set-parameters",
+          .args = "{\"tls-creds\":\"\",\"tls-hostname\":\"\"}", .send = { OK } },
+        { .expect = "object-del", .args = "{\"id\":\"vireo-migration-tls\"}",
+          .send = { OK } },
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    char *error = NULL;
+    assert_int_equal(vo_qemu_migrate_recover(vm, "nowhere", &error), -EINVAL);
+    free(error);
+    error = NULL;
+    assert_int_equal(vo_qemu_migrate_recover(vm, "tcp:10.0.0.2:49160", &error), 0);
+    assert_int_equal(vo_qemu_migrate_resume(vm, "tcp:10.0.0.2:49160", &error), 0);
+    assert_int_equal(vo_qemu_migrate_pause(vm, &error), 0);
+    vm->tls_object = true;
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_DESTINATION, true, false, &error),
+                     0);
+    assert_true(vm->tls_object);
+    assert_int_equal(vo_qemu_migrate_finish(vm, VO_HV_MIGRATION_DESTINATION, true, false, &error),
+                     0);
+    assert_false(vm->tls_object);
     assert_null(error);
     instance_close(&f);
 }
@@ -776,6 +852,7 @@ int main(void)
         cmocka_unit_test(test_start),
         cmocka_unit_test(test_query),
         cmocka_unit_test(test_post_copy),
+        cmocka_unit_test(test_post_copy_recovery),
         cmocka_unit_test(test_uffd_grant),
         cmocka_unit_test(test_cancel_and_finish),
         cmocka_unit_test(test_layout_probe),
