@@ -255,8 +255,10 @@ static int adopt_and_start(VoDaemon *d, const VoClusterHost *h, bool local, cons
  * the recovery of every other down host's VMs, up to 15 s per hand-over
  * due. The round now only decides and moves (the store); the hand-overs
  * to each host are queued to that host's own worker, which makes them in
- * order; when the host did not answer one, the rest of that batch is not
- * asked and goes back to handovers, due after its backoff. */
+ * order; when the host did not answer one, it is not asked for
+ * UNANSWERED_REST_MS: the hand-overs to it meanwhile go back to handovers,
+ * due after their backoff. */
+#define UNANSWERED_REST_MS 10000
 
 typedef struct {
     VoDaemon *d;
@@ -267,6 +269,7 @@ typedef struct {
     json_t *queue;
     pthread_t thread;
     bool running, joinable;
+    int64_t unanswered_at; /* when the host last did not answer (its thread's) */
 } Worker;
 
 static pthread_mutex_t workers_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -357,13 +360,15 @@ static void finish(VoDaemon *d, const VoClusterHost *h, bool local, Started *s)
     }
 }
 
-/* Hands the jobs over to host_id (register and start each), then waits for
- * their start tasks together: they run in parallel there. */
-static void hand_over_batch(VoDaemon *d, const char *host_id, json_t *jobs)
+/* Hands the jobs over to w's host (register and start each), then waits
+ * for their start tasks together: they run in parallel there. */
+static void hand_over_batch(Worker *w, json_t *jobs)
 {
+    VoDaemon *d = w->d;
+    const char *host_id = w->host_id;
     VoClusterHost h = { 0 };
     int hr = vo_cluster_host_get(d, host_id, &h);
-    bool local = hr >= 0 && !strcmp(h.id, d->host_id), unanswered = false;
+    bool local = hr >= 0 && !strcmp(h.id, d->host_id);
     const char *host_name = h.name ? h.name : host_id;
     Started *starts = vo_malloc0(sizeof(*starts) * (json_array_size(jobs) + 1));
     size_t n_starts = 0, i;
@@ -377,16 +382,21 @@ static void hand_over_batch(VoDaemon *d, const char *host_id, json_t *jobs)
             job_done(job); /* a next manager takes it up from its document */
             continue;
         }
-        if (unanswered)
+        int64_t rest = w->unanswered_at ? w->unanswered_at + UNANSWERED_REST_MS - vo_now_ms()
+                                        : 0;
+        bool unanswered = false;
+        if (rest > 0)
             r = vo_error_set(&error, -EHOSTUNREACH,
-                             "not asked: host %s did not answer a hand-over just before",
-                             host_name);
+                             "not asked: host %s did not answer a call %lld s ago", host_name,
+                             (long long)((UNANSWERED_REST_MS - rest) / 1000));
         else if (hr < 0 || (!local && !h.url))
             r = vo_error_set(&error, hr < 0 ? hr : -EHOSTUNREACH,
                              "host %s cannot be reached (%s)", host_name,
                              hr < 0 ? strerror(-hr) : "no address");
         else
             r = adopt_and_start(d, &h, local, vm_id, name, &task_id, &error, &unanswered);
+        if (unanswered)
+            w->unanswered_at = vo_now_ms();
         if (r < 0) {
             job_failed(d, host_name, job, error);
             continue;
@@ -416,7 +426,7 @@ static void *worker_main(void *arg)
         }
         w->queue = json_array();
         pthread_mutex_unlock(&workers_lock);
-        hand_over_batch(w->d, w->host_id, jobs);
+        hand_over_batch(w, jobs);
         json_decref(jobs);
     }
 }

@@ -412,16 +412,17 @@ def write_fenced(host, lease_delta):
 
 
 def test_unanswering_host_holds_up_no_recovery(cluster, tmp_path, monkeypatch):
-    """Four fake-driver hosts: v's HA VMs (ho1..ho3) land on y (their
+    """Four fake-driver hosts: v's HA VMs (ho1..ho4) land on y (their
     ha_group, together, lives there), where the manager's start calls get
-    no answer (ha_handover@NAME): three hand-overs followed. y's vireod is
-    then stopped (SIGSTOP; its fence keeps y online): each call to it gets
-    no answer for 15 s. Right after the first such failure, w dies (its
-    vireod and fence killed; the etcds stay for the quorum) with two HA
-    VMs whose group lives on the manager's host: they run there before a
-    second call to y fails (the round made the due hand-overs one after
-    another, 15 s each, before it looked at w: up1 and up2 waited for
-    ho2's and ho3's calls). y continued, ho1..ho3 are handed over."""
+    no answer (ha_handover@NAME): four hand-overs followed. y's vireod is
+    then stopped (SIGSTOP; its fence keeps y online): each call to it waits
+    out the peer timeout (the TLS handshake's, about 4 s; up to 15 s when
+    the connection is taken). Right after the first such failure, w dies
+    (its vireod and fence killed; the etcds stay for the quorum) with two
+    HA VMs whose group lives on the manager's host: they run there before
+    a second call to y fails. Before, the round made the due hand-overs
+    one after another before it looked at w: up1 and up2 waited for ho2's,
+    ho3's and ho4's calls. y continued, ho1..ho4 are handed over."""
     faults = tmp_path / "faults"
     faults.mkdir()
     monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
@@ -434,20 +435,20 @@ def test_unanswering_host_holds_up_no_recovery(cluster, tmp_path, monkeypatch):
     for group, home in (("gy", y), ("gm", manager)):
         manager.api("POST", "/v1/groups", {"name": group, "policy": "together"}, expect=201)
         create_on(home, f"anchor-{group}", blank=True, disk_size_bytes=16 << 20, group=group)
-    for host, group, vms in ((v, "gy", ("ho1", "ho2", "ho3")), (w, "gm", ("up1", "up2"))):
+    for host, group, vms in ((v, "gy", ("ho1", "ho2", "ho3", "ho4")), (w, "gm", ("up1", "up2"))):
         for vm in vms:
             create_on(host, vm, blank=True, disk_size_bytes=16 << 20, ha=True, ha_group=group)
             host.task_ok("POST", f"/v1/vms/{vm}/start")
-    for vm in ("ho1", "ho2", "ho3"):
+    for vm in ("ho1", "ho2", "ho3", "ho4"):
         (faults / f"ha_handover@{vm}").write_text("999 ETIMEDOUT\n")
     power_off_keeping_etcd(v)
-    for vm in ("ho1", "ho2", "ho3"):
+    for vm in ("ho1", "ho2", "ho3", "ho4"):
         wait_until(lambda: f"vm {vm}: its hand-over to host {y.name} failed again"
                    in manager.log(), 90, what=f"{vm}'s hand-over to y failing")
     unanswered = f"to host {y.name} failed again: host {y.name} did not answer:"
     os.kill(y.proc.pid, signal.SIGSTOP)
     try:
-        for vm in ("ho1", "ho2", "ho3"):
+        for vm in ("ho1", "ho2", "ho3", "ho4"):
             (faults / f"ha_handover@{vm}").unlink()
         wait_until(lambda: unanswered in manager.log(), 120, what="a call to y unanswered")
         mark = len(manager.log())
@@ -461,7 +462,7 @@ def test_unanswering_host_holds_up_no_recovery(cluster, tmp_path, monkeypatch):
         assert since.count(unanswered) <= 1, since
     finally:
         os.kill(y.proc.pid, signal.SIGCONT)
-    for vm in ("ho1", "ho2", "ho3"):
+    for vm in ("ho1", "ho2", "ho3", "ho4"):
         wait_until(lambda: y.vm(vm)["state"] == "running", 120,
                    what=f"{vm} handed over to y once it answers")
 
