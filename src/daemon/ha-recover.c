@@ -112,8 +112,12 @@ void vo_ha_note(VoDaemon *d, const char *target, const char *target_id, json_t *
 
 /* ---- one VM ---- */
 
-/* Writes ha_state into the VM's document on the down host (compared at its
- * revision), once per text. Not on a host online but fenced (src_fenced):
+/* Writes ha_state into the VM's document on the down host, once per text,
+ * compared at its revision and with the host's live record still absent,
+ * as it was when the round judged the host down: a host back meanwhile has
+ * read the document at the revision it knows, and a note landing after
+ * that would refuse every later save of the VM there (a stale revision)
+ * until its vireod restarted. Not on a host online but fenced (src_fenced):
  * its vireod owns the document and compares its next save at the revision
  * it knows (read again when its fenced state ends), so a note written after
  * that read would refuse every later save of the VM there (start, retries,
@@ -132,9 +136,19 @@ static void say(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc, const char 
     _cleanup_free_ char *value = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", c->host_id, c->vm_id);
-    int r = vo_store_put(d->cluster_store, key, value, c->rev, NULL);
-    if (r < 0)
-        log_warn("ha: cannot note on VM %s that it is %s: %s", c->name, text, strerror(-r));
+    _cleanup_free_ char *live = vo_asprintf("cluster/hosts/%s", c->host_id);
+    _cleanup_free_ char *point = vo_asprintf("ha_note@%s", c->name);
+    const VoStoreCompare cmps[] = { { .key = key, .expected_rev = c->rev },
+                                    { .key = live, .expected_rev = VO_REV_NEW } };
+    const VoStoreOp op = { .kind = VO_STORE_PUT, .key = key, .value = value };
+    size_t failed = 0;
+    vo_test_hold(point); /* tests bring the host back here */
+    int r = vo_store_txn(d->cluster_store, cmps, 2, &op, 1, NULL, &failed);
+    if (r < 0) {
+        json_object_del(said, c->vm_id); /* a next round notes it again if still so */
+        log_warn("ha: cannot note on VM %s that it is %s: %s", c->name, text,
+                 r == -EEXIST && failed == 1 ? "its host is back online" : strerror(-r));
+    }
 }
 
 /* One call to host h; *unanswered (if given) is set when h did not answer

@@ -385,6 +385,43 @@ def test_new_manager_takes_up_a_handover(cluster, tmp_path, monkeypatch):
     assert "ha: vm man1 waits unstarted on host" in y.log()
 
 
+def test_note_lands_not_on_a_host_back_online(cluster, tmp_path, monkeypatch):
+    """The victim's live record is deleted (etcdctl), the host itself alive:
+    the manager takes it for down and has no place for its HA VM un1 (both
+    other hosts in maintenance). Its note ("unplaceable") is held
+    (ha_note@un1.hold) until the victim's record is back, then let go: it
+    is refused (the write compares the record still absent, as the manager
+    judged it), and the victim's next save of un1 works. Before, the note
+    landed in un1's document on a host back online, which knew it at the
+    revision before: that save got 409 (a stale revision), every save of
+    un1 until its vireod restarted."""
+    c, faults, manager, victim, y = hosts_to_land_on_y(cluster, tmp_path, monkeypatch,
+                                                       ("un1",))
+    y.task_ok("POST", f"/v1/hosts/{y.name}/maintenance", {"on": True})
+    (faults / "ha_note@un1.hold").write_text("")
+    key = host_record_key(manager, victim)
+    etcdctl(manager, "del", key)
+    wait_until(lambda: (faults / "ha_note@un1.held").exists(), 60, what="un1's note held")
+    wait_until(lambda: key in etcd_keys(manager, "cluster/hosts/"), 60,
+               what="the victim's record back")
+    (faults / "ha_note@un1.hold").unlink()
+    vm_key = "vireo/h/%s/vms/%s" % (key.rsplit("/", 1)[1], victim.vm("un1")["id"])
+    wait_until(lambda: any("ha: cannot note on VM un1 that it is unplaceable" in line
+                           for line in manager.log().splitlines())
+               or "unplaceable" in etcdctl(manager, "get", vm_key), 60,
+               what="un1's note written or refused")
+    status, doc = victim.request("PATCH", "/v1/vms/un1", {"ha_priority": 5})[:2]
+    assert status == 200, doc
+    assert victim.vm("un1")["ha_priority"] == 5
+    assert "its host is back online" in manager.log()
+
+
+def host_record_key(via, host):
+    """The etcd key of host's live record (cluster/hosts/ID), read via via."""
+    lines = etcdctl(via, "get", "--prefix", "vireo/cluster/hosts/").splitlines()
+    return next(k for k, v in zip(lines[::2], lines[1::2]) if json.loads(v).get("name") == host.name)
+
+
 def unplaceable_then_next_round(manager, fenced, vm):
     """Waits for the manager's note that vm of the fenced host has no place,
     then for its next look at vm (that note's round is over)."""
