@@ -510,9 +510,11 @@ static void workers_end(void)
 }
 
 /* Places and moves one VM, and queues its hand-over to the chosen host's
- * worker: true when it moved. */
+ * worker: true when it moved. src_fenced: its host is online but fenced,
+ * its live record at revision src_record_rev. */
 static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
-                        const char *down_name, int64_t since_ms, bool src_fenced)
+                        const char *down_name, int64_t since_ms, bool src_fenced,
+                        int64_t src_record_rev)
 {
     int64_t now = vo_wall_ms(), next = 0;
     const char *away = src_fenced ? "fenced" : "offline";
@@ -558,8 +560,10 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
                                              gone);
     json_t *counted = vo_ha_restarts_add(restarts, now); /* in the move's transaction */
     VoVmMoveDown down = { .exit_reason = reason, .ha_state = state, .ha_restarts = counted,
-                          .src_fenced = src_fenced };
+                          .src_fenced = src_fenced, .src_record_rev = src_record_rev };
     int64_t new_rev = 0;
+    _cleanup_free_ char *point = vo_asprintf("ha_move@%s", c->name);
+    vo_test_hold(point); /* tests end the source's fenced state here */
     r = vo_vm_move_from_down_txn(d->cluster_store, c->vm_id, c->host_id, h.id, c->rev, &down,
                                  &new_rev, &error);
     json_decref(counted);
@@ -675,7 +679,8 @@ static void follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *r
                  host_name ? host_name : host_id);
         json_incref(e);
         json_object_del(handovers, vm_id); /* recover_one hands it over to its new host */
-        again = !recover_one(d, &c, doc, host_name ? host_name : host_id, since, true) &&
+        again = !recover_one(d, &c, doc, host_name ? host_name : host_id, since, true,
+                             json_integer_value(json_object_get(rec, "rev"))) &&
                 !json_object_get(handovers, vm_id);
         if (again)
             json_object_set(handovers, vm_id, e);
@@ -813,7 +818,7 @@ static void round_once(VoDaemon *d)
         json_t *doc = json_object_get(json_object_get(dn->docs, cands[i].vm_id), "doc");
         if (!cands[i].name)
             cands[i].name = cands[i].vm_id;
-        (void)recover_one(d, &cands[i], doc, dn->host_name, dn->since, false);
+        (void)recover_one(d, &cands[i], doc, dn->host_name, dn->since, false, 0);
     }
     follow_handovers(d, records);
     free(cands);

@@ -72,6 +72,12 @@ typedef struct {
      * its revision like every moved document: a start there (which saves
      * "starting" first) and the move never both commit. */
     bool src_fenced;
+    /* With src_fenced: the revision of the source's live record that said
+     * it was fenced (> 0), compared too (-EBUSY when it changed): a host
+     * whose fenced state ended rewrites its record, and after that keeps
+     * its VMs (it reconciled, and reads its VMs' documents once more when
+     * that record is out: hosts.c). 0: not compared. */
+    int64_t src_record_rev;
 } VoVmMoveDown;
 
 /* vo_vm_move_txn from a host that is down (the manager's recovery): the

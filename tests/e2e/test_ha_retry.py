@@ -416,10 +416,48 @@ def test_note_lands_not_on_a_host_back_online(cluster, tmp_path, monkeypatch):
     assert "its host is back online" in manager.log()
 
 
+def test_move_off_a_fenced_host_too_late(cluster, tmp_path, monkeypatch):
+    """A host dies with an HA VM, rac1; the manager's host is in
+    maintenance, so it lands on y, where the manager's start calls get no
+    answer (ha_handover@rac1). y fences itself (RUN/fenced): the manager
+    places rac1 again, on its own host back from maintenance, and its move
+    off y is held (ha_move@rac1.hold) while y's fenced state ends (y
+    reconciles: rac1 is still its own). Let go, the move is refused (it
+    compares y's record as it was when it said fenced; y rewrote it), and
+    rac1 is handed over to y again: it runs there, and one host has it.
+    Before, the move committed: rac1 ran on the manager's host and stayed
+    in y's memory too (its saves failing) until y's vireod restarted."""
+    c, faults, manager, victim, y = hosts_to_land_on_y(cluster, tmp_path, monkeypatch,
+                                                       ("rac1",))
+    (faults / "ha_handover@rac1").write_text("999 ETIMEDOUT\n")
+    c.kill_host(victim)
+    wait_until(lambda: f"vm rac1: its hand-over to host {y.name} failed again" in manager.log(),
+               90, what="rac1's hand-over failing")
+    (faults / "ha_move@rac1.hold").write_text("")
+    manager.api("POST", f"/v1/hosts/{manager.name}/maintenance", {"on": False})
+    fenced = write_fenced(y, 0)
+    wait_until(lambda: (faults / "ha_move@rac1.held").exists(), 60,
+               what="rac1's move off fenced y held")
+    write_fenced(y, 1)
+    wait_until(lambda: not os.path.exists(fenced), 60, what="y no longer fenced")
+    (faults / "ha_handover@rac1").unlink()
+    (faults / "ha_move@rac1.hold").unlink()
+
+    def one_host_has_it():
+        doc = manager.request("GET", "/v1/vms/rac1")[1]
+        on_y = local_state(y, "rac1")
+        return doc.get("state") == "running" and (on_y is not None) == (doc["host"] == y.name)
+
+    wait_until(one_host_has_it, 90, what="rac1 running, y's memory agreeing")
+    assert local_state(y, "rac1") == "running"
+    assert "rewrote its record during the switch" in manager.log()
+
+
 def host_record_key(via, host):
     """The etcd key of host's live record (cluster/hosts/ID), read via via."""
     lines = etcdctl(via, "get", "--prefix", "vireo/cluster/hosts/").splitlines()
-    return next(k for k, v in zip(lines[::2], lines[1::2]) if json.loads(v).get("name") == host.name)
+    return next(k for k, v in zip(lines[::2], lines[1::2])
+                if json.loads(v).get("name") == host.name)
 
 
 def unplaceable_then_next_round(manager, fenced, vm):
