@@ -51,7 +51,7 @@ static json_t *said;
 static json_t *handovers;
 /* handovers and said belong to the round's thread, which holds this lock
  * through each round; a hand-over worker takes it only to put back a VM
- * whose hand-over failed (handover_put_back). */
+ * whose hand-over failed (job_put_back). */
 static pthread_mutex_t handovers_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Set while vo_ha_recover_stop waits for the hand-over workers. */
 static atomic_bool workers_stop;

@@ -284,20 +284,27 @@ def unread_start_save_is_taken_up(host, store_faults, faults):
     assert "had landed (revision" in host.log()
 
 
+def fake_hosts(cluster, tmp_path, monkeypatch, n):
+    """A cluster of n fake-driver hosts with a shared pool (daemon fault
+    points in the returned directory): (cluster, faults, manager, the
+    other hosts)."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
+    c = cluster(n, driver="fake", listen=False)
+    form(c)
+    shared_pool(c)
+    name = c.hosts[0].api("GET", "/v1/cluster")["manager"]
+    manager = next(h for h in c.hosts if h.name == name)
+    return c, faults, manager, [h for h in c.hosts if h is not manager]
+
+
 def hosts_to_land_on_y(cluster, tmp_path, monkeypatch, vms):
     """3 fake-driver hosts (daemon fault points in the returned directory):
     the HA VMs vms run on one, the victim, and the manager's host is in
     maintenance, so that the victim's death lands them on the third, y.
     (cluster, faults, manager, victim, y)."""
-    faults = tmp_path / "faults"
-    faults.mkdir()
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
-    c = cluster(3, driver="fake", listen=False)
-    form(c)
-    shared_pool(c)
-    name = c.hosts[0].api("GET", "/v1/cluster")["manager"]
-    manager = next(h for h in c.hosts if h.name == name)
-    victim, y = [h for h in c.hosts if h is not manager]
+    c, faults, manager, (victim, y) = fake_hosts(cluster, tmp_path, monkeypatch, 3)
     for vm in vms:
         create_on(victim, vm, blank=True, disk_size_bytes=16 << 20, ha=True)
         victim.task_ok("POST", f"/v1/vms/{vm}/start")
@@ -498,15 +505,7 @@ def test_unanswering_host_holds_up_no_recovery(cluster, tmp_path, monkeypatch):
     a second call to y fails. Before, the round made the due hand-overs
     one after another before it looked at w: up1 and up2 waited for ho2's,
     ho3's and ho4's calls. y continued, ho1..ho4 are handed over."""
-    faults = tmp_path / "faults"
-    faults.mkdir()
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
-    c = cluster(4, driver="fake", listen=False)
-    form(c)
-    shared_pool(c)
-    name = c.hosts[0].api("GET", "/v1/cluster")["manager"]
-    manager = next(h for h in c.hosts if h.name == name)
-    v, y, w = [h for h in c.hosts if h is not manager]
+    c, faults, manager, (v, y, w) = fake_hosts(cluster, tmp_path, monkeypatch, 4)
     for group, home in (("gy", y), ("gm", manager)):
         manager.api("POST", "/v1/groups", {"name": group, "policy": "together"}, expect=201)
         create_on(home, f"anchor-{group}", blank=True, disk_size_bytes=16 << 20, group=group)
