@@ -12,6 +12,7 @@
 #include "daemon/storage.h"
 #include "daemon/vm-load.h"
 #include "daemon/vms.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 #include "state/store-json.h"
 
@@ -534,6 +535,7 @@ static void end_fenced(VoDaemon *d, VoHosts *h, int64_t record)
         log_store_error(h, "reconcile after fencing", r);
         return;
     }
+    vo_test_hold("fenced_reconciled"); /* tests commit a manager's move here */
     _cleanup_strv_ char **killed = vo_fence_killed_vms(d);
     vo_fence_clear(d, lost);
     /* The manager moves a VM off a fenced host only while the host's
@@ -557,7 +559,7 @@ static void reconcile_after_fenced(VoDaemon *d, VoHosts *h)
     pthread_mutex_lock(&h->lock);
     h->reconcile_again = false;
     pthread_mutex_unlock(&h->lock);
-    int r = vo_vms_reconcile_fenced(d);
+    int r = vo_vms_forget_moved_off_fenced(d);
     if (r < 0) {
         log_store_error(h, "reconcile after the fenced state", r);
         pthread_mutex_lock(&h->lock);

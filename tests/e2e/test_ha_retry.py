@@ -434,6 +434,41 @@ def test_move_off_a_fenced_host_too_late(cluster, tmp_path, monkeypatch):
     rac1 is handed over to y again: it runs there, and one host has it.
     Before, the move committed: rac1 ran on the manager's host and stayed
     in y's memory too (its saves failing) until y's vireod restarted."""
+    manager, y, faults, fenced = rac1_move_off_fenced_y_held(cluster, tmp_path, monkeypatch)
+    write_fenced(y, 1)
+    wait_until(lambda: not os.path.exists(fenced), 60, what="y no longer fenced")
+    (faults / "ha_move@rac1.hold").unlink()
+    wait_until(lambda: one_host_has(manager, y, "rac1"), 90,
+               what="rac1 running, y's memory agreeing")
+    assert local_state(y, "rac1") == "running"
+    assert "rewrote its record during the switch" in manager.log()
+
+
+def test_move_off_a_fenced_host_after_its_reconcile(cluster, tmp_path, monkeypatch):
+    """The same, y's end of the fenced state held after its reconcile
+    (fenced_reconciled.hold), before its record says online: the move,
+    let go then, commits (y's record still the fenced one) and rac1 runs
+    on the manager's host. y, let go, reads its VMs' documents once more
+    after its record is out, and forgets rac1 (it stayed in y's memory, its
+    saves failing, until y's vireod restarted)."""
+    manager, y, faults, fenced = rac1_move_off_fenced_y_held(cluster, tmp_path, monkeypatch)
+    (faults / "fenced_reconciled.hold").write_text("")
+    write_fenced(y, 1)
+    wait_until(lambda: (faults / "fenced_reconciled.held").exists(), 60,
+               what="y's end of the fenced state held after its reconcile")
+    (faults / "ha_move@rac1.hold").unlink()
+    wait_until(lambda: local_state(manager, "rac1") == "running", 90,
+               what="rac1 running on the manager's host")
+    (faults / "fenced_reconciled.hold").unlink()
+    wait_until(lambda: not os.path.exists(fenced), 60, what="y no longer fenced")
+    wait_until(lambda: one_host_has(manager, y, "rac1"), 60, what="y forgetting rac1")
+    assert local_state(manager, "rac1") == "running"
+
+
+def rac1_move_off_fenced_y_held(cluster, tmp_path, monkeypatch):
+    """rac1 landed on y, its hand-over failing; y fenced (RUN/fenced) and
+    the manager's move of rac1 off y held (ha_move@rac1.hold): (manager, y,
+    faults, y's RUN/fenced). rac1's hand-overs work again."""
     c, faults, manager, victim, y = hosts_to_land_on_y(cluster, tmp_path, monkeypatch,
                                                        ("rac1",))
     (faults / "ha_handover@rac1").write_text("999 ETIMEDOUT\n")
@@ -445,19 +480,16 @@ def test_move_off_a_fenced_host_too_late(cluster, tmp_path, monkeypatch):
     fenced = write_fenced(y, 0)
     wait_until(lambda: (faults / "ha_move@rac1.held").exists(), 60,
                what="rac1's move off fenced y held")
-    write_fenced(y, 1)
-    wait_until(lambda: not os.path.exists(fenced), 60, what="y no longer fenced")
     (faults / "ha_handover@rac1").unlink()
-    (faults / "ha_move@rac1.hold").unlink()
+    return manager, y, faults, fenced
 
-    def one_host_has_it():
-        doc = manager.request("GET", "/v1/vms/rac1")[1]
-        on_y = local_state(y, "rac1")
-        return doc.get("state") == "running" and (on_y is not None) == (doc["host"] == y.name)
 
-    wait_until(one_host_has_it, 90, what="rac1 running, y's memory agreeing")
-    assert local_state(y, "rac1") == "running"
-    assert "rewrote its record during the switch" in manager.log()
+def one_host_has(manager, y, vm):
+    """Whether vm runs (as the manager sees it) and y has it in memory only
+    when it is y's."""
+    doc = manager.request("GET", f"/v1/vms/{vm}")[1]
+    on_y = local_state(y, vm)
+    return doc.get("state") == "running" and (on_y is not None) == (doc["host"] == y.name)
 
 
 def host_record_key(via, host):
