@@ -67,7 +67,7 @@ typedef struct {
      * count, this restart included), or NULL: unchanged */
     json_t *ha_restarts;
     /* The source is online but fenced itself (it starts nothing): its live
-     * record is not compared; instead the VM's document must say it is
+     * record is not compared absent (see src_record_rev); instead the VM's document must say it is
      * not running ("crashed" or "stopped", -EBUSY otherwise), compared at
      * its revision like every moved document: a start there (which saves
      * "starting" first) and the move never both commit. */
