@@ -35,7 +35,11 @@ document's revision up.
 
 test_handovers_and_fenced_hosts: the manager's hand-overs that fail, and
 a host fenced while HA starts wait on it (its docstring);
-test_new_manager_takes_up_a_handover: a new manager follows one too."""
+test_new_manager_takes_up_a_handover: a new manager follows one too;
+test_unanswering_host_holds_up_no_recovery: a stopped vireod holds up no
+other host's recovery; test_note_lands_not_on_a_host_back_online and
+test_move_off_a_fenced_host_*: the manager's writes into a host's
+namespace race that host's return (their docstrings)."""
 
 import json
 import os
