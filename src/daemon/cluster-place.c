@@ -31,11 +31,11 @@ static bool cache_making; /* the keeper lists a cache (without place_lock) */
 
 static int collect(const char *key, const char *value, int64_t rev, void *userdata)
 {
-    (void)rev;
     json_t *o = json_loads(value, 0, NULL);
     const char *slash = strrchr(key, '/');
     if (json_is_object(o) && slash)
-        json_object_set_new(userdata, slash + 1, json_pack("{s:o}", "doc", o));
+        json_object_set_new(userdata, slash + 1, json_pack("{s:o, s:I}", "doc", o, "rev",
+                                                           (json_int_t)rev));
     else
         json_decref(o);
     return 0;

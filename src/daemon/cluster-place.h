@@ -53,9 +53,9 @@ void vo_cluster_place_done(VoDaemon *d, const VoPlaceChoice *c, bool created,
                            int64_t record_rev);
 void vo_place_choice_clear(VoPlaceChoice *c);
 
-/* The members and live host records ({host id: {"doc": ...}} each, new
- * references): from the manager's snapshot in memory when it has one,
- * else read from the store. 0 or the store's -errno. */
+/* The members and live host records ({host id: {"doc": ..., "rev": its
+ * revision}} each, new references): from the manager's snapshot in memory
+ * when it has one, else read from the store. 0 or the store's -errno. */
 int vo_cluster_hosts_read(VoDaemon *d, json_t **ret_members, json_t **ret_records);
 
 /* In a cluster: starts the thread that keeps the placement snapshot in

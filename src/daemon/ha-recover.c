@@ -7,6 +7,7 @@
 #include "daemon/ha-recover.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,22 +49,34 @@ static json_t *said;
  * host fenced itself is placed again elsewhere. Cleared with the role; a
  * new manager fills it from the documents (seed_handovers). */
 static json_t *handovers;
+/* handovers and said belong to the round's thread, which holds this lock
+ * through each round; a hand-over worker takes it only to put back a VM
+ * whose hand-over failed (job_put_back). */
+static pthread_mutex_t handovers_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Set while vo_ha_recover_stop waits for the hand-over workers. */
+static atomic_bool workers_stop;
 /* Whether handovers was filled from the documents since this host holds
  * the role. */
 static bool handovers_seeded;
 #define HANDOVER_RETRY_MS 2000
 /* A host that keeps not answering is asked less often (a call can take
- * PEER_TIMEOUT_MS, holding the round): doubling up to this. */
+ * PEER_TIMEOUT_MS, holding its hand-over worker): doubling up to this. */
 #define HANDOVER_RETRY_MAX_MS 30000
 
+/* Adds a VM to handovers (the caller holds handovers_lock), due again after
+ * the backoff of its failed tries so far. */
 static void handover_add(const char *vm_id, const char *host_id, const char *name,
-                         const char *from, bool from_fenced, int64_t since_ms)
+                         const char *from, bool from_fenced, int64_t since_ms,
+                         json_int_t failed)
 {
+    int64_t wait = failed > 5 ? HANDOVER_RETRY_MAX_MS : (int64_t)HANDOVER_RETRY_MS << failed;
+    if (wait > HANDOVER_RETRY_MAX_MS)
+        wait = HANDOVER_RETRY_MAX_MS;
     json_object_set_new(handovers, vm_id,
-                        json_pack("{s:s, s:s, s:s, s:b, s:I, s:I}", "host", host_id, "name",
-                                  name, "from", from, "fenced", from_fenced, "since",
+                        json_pack("{s:s, s:s, s:s, s:b, s:I, s:I, s:I}", "host", host_id,
+                                  "name", name, "from", from, "fenced", from_fenced, "since",
                                   (json_int_t)since_ms, "due",
-                                  (json_int_t)(vo_now_ms() + HANDOVER_RETRY_MS)));
+                                  (json_int_t)(vo_now_ms() + wait), "failed", failed));
 }
 
 static int collect(const char *key, const char *value, int64_t rev, void *userdata)
@@ -99,8 +112,12 @@ void vo_ha_note(VoDaemon *d, const char *target, const char *target_id, json_t *
 
 /* ---- one VM ---- */
 
-/* Writes ha_state into the VM's document on the down host (compared at its
- * revision), once per text. Not on a host online but fenced (src_fenced):
+/* Writes ha_state into the VM's document on the down host, once per text,
+ * compared at its revision and with the host's live record still absent,
+ * as it was when the round judged the host down: a host back meanwhile has
+ * read the document at the revision it knows, and a note landing after
+ * that would refuse every later save of the VM there (a stale revision)
+ * until its vireod restarted. Not on a host online but fenced (src_fenced):
  * its vireod owns the document and compares its next save at the revision
  * it knows (read again when its fenced state ends), so a note written after
  * that read would refuse every later save of the VM there (start, retries,
@@ -119,13 +136,25 @@ static void say(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc, const char 
     _cleanup_free_ char *value = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", c->host_id, c->vm_id);
-    int r = vo_store_put(d->cluster_store, key, value, c->rev, NULL);
-    if (r < 0)
-        log_warn("ha: cannot note on VM %s that it is %s: %s", c->name, text, strerror(-r));
+    _cleanup_free_ char *live = vo_asprintf("cluster/hosts/%s", c->host_id);
+    _cleanup_free_ char *point = vo_asprintf("ha_note@%s", c->name);
+    const VoStoreCompare cmps[] = { { .key = key, .expected_rev = c->rev },
+                                    { .key = live, .expected_rev = VO_REV_NEW } };
+    const VoStoreOp op = { .kind = VO_STORE_PUT, .key = key, .value = value };
+    size_t failed = 0;
+    vo_test_hold(point); /* tests bring the host back here */
+    int r = vo_store_txn(d->cluster_store, cmps, 2, &op, 1, NULL, &failed);
+    if (r < 0) {
+        json_object_del(said, c->vm_id); /* a next round notes it again if still so */
+        log_warn("ha: cannot note on VM %s that it is %s: %s", c->name, text,
+                 r == -EEXIST && failed == 1 ? "its host is back online" : strerror(-r));
+    }
 }
 
+/* One call to host h; *unanswered (if given) is set when h did not answer
+ * at all (no connection, no answer in time), as against an answer refusing. */
 static int peer_json(VoDaemon *d, const VoClusterHost *h, const char *method, const char *path,
-                     json_t *body, json_t **ret, char **ret_error)
+                     json_t *body, json_t **ret, char **ret_error, bool *unanswered)
 {
     _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     const char *headers[] = { "Content-Type: application/json", VO_FORWARDED_HEADER ": 1",
@@ -136,6 +165,8 @@ static int peer_json(VoDaemon *d, const VoClusterHost *h, const char *method, co
     if (r < 0) {
         r = vo_error_set(ret_error, r, "host %s did not answer: %s", h->name,
                          resp.error ? resp.error : strerror(-r));
+        if (unanswered)
+            *unanswered = true;
     } else if (resp.status / 100 != 2) {
         _cleanup_free_ char *why = vo_peer_answer_text(&resp);
         r = vo_error_set(ret_error, -EIO, "host %s answered %d: %s", h->name, resp.status, why);
@@ -151,13 +182,13 @@ static int wait_started(VoDaemon *d, const VoClusterHost *h, bool local, const c
 {
     _cleanup_free_ char *path = vo_asprintf("/v1/tasks/%s", task_id);
     int64_t until = vo_now_ms() + START_WAIT_MS;
-    while (vo_now_ms() < until && !vo_periodic_stopping(&runner)) {
+    while (vo_now_ms() < until && !atomic_load(&workers_stop)) {
         json_t *t = NULL;
         _cleanup_free_ char *error = NULL;
         if (local)
             t = vo_tasks_get_json(d->tasks, task_id);
         else
-            (void)peer_json(d, h, "GET", path, NULL, &t, &error);
+            (void)peer_json(d, h, "GET", path, NULL, &t, &error, NULL);
         const char *state = json_string_value(json_object_get(t, "state"));
         if (state && !strcmp(state, "succeeded")) {
             json_decref(t);
@@ -179,9 +210,11 @@ static int wait_started(VoDaemon *d, const VoClusterHost *h, bool local, const c
                         h->name, START_WAIT_MS / 1000);
 }
 
-/* Registers the moved VM on h and starts it there: the start task's id. */
+/* Registers the moved VM on h and starts it there: the start task's id.
+ * *unanswered is set when h did not answer a call. */
 static int adopt_and_start(VoDaemon *d, const VoClusterHost *h, bool local, const char *vm_id,
-                           const char *name, char **ret_task, char **ret_error)
+                           const char *name, char **ret_task, char **ret_error,
+                           bool *unanswered)
 {
     json_t *task = NULL;
     int r;
@@ -205,7 +238,7 @@ static int adopt_and_start(VoDaemon *d, const VoClusterHost *h, bool local, cons
         r = vo_vm_start(d, vm, &task, ret_error);
     } else {
         json_t *body = json_pack("{s:s}", "vm", vm_id);
-        r = peer_json(d, h, "POST", "/v1/migrations/moved", body, NULL, ret_error);
+        r = peer_json(d, h, "POST", "/v1/migrations/moved", body, NULL, ret_error, unanswered);
         json_decref(body);
         if (r < 0)
             return r;
@@ -213,7 +246,7 @@ static int adopt_and_start(VoDaemon *d, const VoClusterHost *h, bool local, cons
             return vo_error_set(ret_error, r, "test fault: no answer from host %s", h->name);
         _cleanup_free_ char *path = vo_asprintf("/v1/vms/%s/start", vm_id);
         json_t *answer = NULL, *empty = json_object();
-        r = peer_json(d, h, "POST", path, empty, &answer, ret_error);
+        r = peer_json(d, h, "POST", path, empty, &answer, ret_error, unanswered);
         json_decref(empty);
         task = json_incref(json_object_get(answer, "task"));
         json_decref(answer);
@@ -229,48 +262,259 @@ static int adopt_and_start(VoDaemon *d, const VoClusterHost *h, bool local, cons
     return r;
 }
 
-/* A VM moved and started on its new host, its start task not ended yet. */
+/* ---- hand-overs, off the round: one worker thread per chosen host ----
+ * The peer calls of a hand-over (register, start, wait for the start task)
+ * can each take PEER_TIMEOUT_MS on a host that does not answer (its vireod
+ * stopped while its fence keeps its lease). Made in the round, they held up
+ * the recovery of every other down host's VMs, up to 15 s per hand-over
+ * due. The round now only decides and moves (the store); the hand-overs
+ * to each host are queued to that host's own worker, which makes them in
+ * order; when the host did not answer one, it is not asked for
+ * UNANSWERED_REST_MS: the hand-overs to it meanwhile go back to handovers,
+ * due after their backoff. */
+#define UNANSWERED_REST_MS 10000
+
 typedef struct {
-    VoClusterHost h;
-    bool local;
-    char *task_id, *name, *vm_id, *down_name;
-    bool down_fenced; /* down_name was online but fenced */
-    int64_t since_ms;
+    VoDaemon *d;
+    char *host_id;
+    /* Hand-overs not yet taken: {"vm","host","name","from","fenced","since",
+     * "failed" (tries that failed so far), "again" (a follow-up, not the
+     * first)}. */
+    json_t *queue;
+    pthread_t thread;
+    bool running, joinable;
+    int64_t unanswered_at; /* when the host last did not answer (its thread's) */
+} Worker;
+
+static pthread_mutex_t workers_lock = PTHREAD_MUTEX_INITIALIZER;
+static Worker **workers;
+static size_t n_workers;
+/* {vm id: true}: queued or being handed over (then not in handovers). */
+static json_t *inflight;
+
+/* A VM handed over, its start task not ended yet. */
+typedef struct {
+    char *task_id;
+    json_t *job;
 } Started;
 
-static void started_clear(Started *s)
+/* Whether a VM's hand-over is queued or under way. */
+static bool in_flight(const char *vm_id)
 {
-    vo_cluster_host_clear(&s->h);
-    free(s->task_id);
-    free(s->name);
-    free(s->vm_id);
-    free(s->down_name);
+    pthread_mutex_lock(&workers_lock);
+    bool r = json_object_get(inflight, vm_id) != NULL;
+    pthread_mutex_unlock(&workers_lock);
+    return r;
+}
+
+/* A job's hand-over ended: the round may queue that VM again. */
+static void job_done(json_t *job)
+{
+    pthread_mutex_lock(&workers_lock);
+    json_object_del(inflight, json_string_value(json_object_get(job, "vm")));
+    pthread_mutex_unlock(&workers_lock);
+}
+
+/* A hand-over that failed: back to handovers (the round follows it). */
+static void job_put_back(VoDaemon *d, json_t *job, json_int_t failed)
+{
+    job_done(job);
+    pthread_mutex_lock(&handovers_lock);
+    if (handovers && vo_hosts_is_manager(d))
+        handover_add(json_string_value(json_object_get(job, "vm")),
+                     json_string_value(json_object_get(job, "host")),
+                     json_string_value(json_object_get(job, "name")),
+                     json_string_value(json_object_get(job, "from")),
+                     json_is_true(json_object_get(job, "fenced")),
+                     json_integer_value(json_object_get(job, "since")), failed);
+    pthread_mutex_unlock(&handovers_lock);
+}
+
+/* One hand-over's failure, recorded: a first one as a task of kind "ha", a
+ * follow-up's in the log. */
+static void job_failed(VoDaemon *d, const char *host_name, json_t *job, const char *error)
+{
+    const char *name = json_string_value(json_object_get(job, "name"));
+    const char *from = json_string_value(json_object_get(job, "from"));
+    json_int_t failed = json_integer_value(json_object_get(job, "failed"));
+    if (json_is_true(json_object_get(job, "again"))) {
+        log_warn("ha: vm %s: its hand-over to host %s failed again: %s", name, host_name,
+                 error);
+        job_put_back(d, job, failed + 1);
+        return;
+    }
+    vo_ha_note(d, name, json_string_value(json_object_get(job, "vm")),
+               json_pack("{s:s, s:s, s:s}", "vm", name, "host", host_name, "from", from),
+               "vm %s moved to host %s (host %s %s) but not started: %s", name, host_name,
+               from, json_is_true(json_object_get(job, "fenced")) ? "fenced" : "offline",
+               error);
+    job_put_back(d, job, 0);
 }
 
 /* Waits for the start task and records how it went. */
-static void finish(VoDaemon *d, Started *s)
+static void finish(VoDaemon *d, const VoClusterHost *h, bool local, Started *s)
 {
     _cleanup_free_ char *error = NULL;
-    int r = wait_started(d, &s->h, s->local, s->task_id, &error);
-    int64_t ms = vo_now_ms() - s->since_ms;
+    int r = wait_started(d, h, local, s->task_id, &error);
+    const char *name = json_string_value(json_object_get(s->job, "name"));
+    const char *from = json_string_value(json_object_get(s->job, "from"));
+    int64_t ms = vo_now_ms() - json_integer_value(json_object_get(s->job, "since"));
     if (r < 0) {
-        vo_ha_note(d, s->name, s->vm_id,
-             json_pack("{s:s, s:s, s:s}", "vm", s->name, "host", s->h.name, "from",
-                       s->down_name),
-             "vm %s moved to host %s (host %s %s) but not started: %s", s->name,
-             s->h.name, s->down_name, s->down_fenced ? "fenced" : "offline", error);
-        handover_add(s->vm_id, s->h.id, s->name, s->down_name, s->down_fenced, s->since_ms);
-    } else
-        vo_ha_note(d, s->name, s->vm_id,
-             json_pack("{s:s, s:s, s:s, s:I}", "vm", s->name, "host", s->h.name, "from",
-                       s->down_name, "ms", (json_int_t)ms),
-             "vm %s restarted on %s after %lld ms", s->name, s->h.name, (long long)ms);
+        vo_ha_note(d, name, json_string_value(json_object_get(s->job, "vm")),
+             json_pack("{s:s, s:s, s:s}", "vm", name, "host", h->name, "from", from),
+             "vm %s moved to host %s (host %s %s) but not started: %s", name, h->name, from,
+             json_is_true(json_object_get(s->job, "fenced")) ? "fenced" : "offline", error);
+        job_put_back(d, s->job, 0);
+    } else {
+        vo_ha_note(d, name, json_string_value(json_object_get(s->job, "vm")),
+             json_pack("{s:s, s:s, s:s, s:I}", "vm", name, "host", h->name, "from", from,
+                       "ms", (json_int_t)ms),
+             "vm %s restarted on %s after %lld ms", name, h->name, (long long)ms);
+        job_done(s->job);
+    }
 }
 
-/* Places, moves and starts one VM; true with *ret filled when its start
- * task was queued (finish() waits for it). */
+/* Hands the jobs over to w's host (register and start each), then waits
+ * for their start tasks together: they run in parallel there. */
+static void hand_over_batch(Worker *w, json_t *jobs)
+{
+    VoDaemon *d = w->d;
+    const char *host_id = w->host_id;
+    VoClusterHost h = { 0 };
+    int hr = vo_cluster_host_get(d, host_id, &h);
+    bool local = hr >= 0 && !strcmp(h.id, d->host_id);
+    const char *host_name = h.name ? h.name : host_id;
+    Started *starts = vo_malloc0(sizeof(*starts) * (json_array_size(jobs) + 1));
+    size_t n_starts = 0, i;
+    json_t *job;
+    json_array_foreach(jobs, i, job) {
+        const char *vm_id = json_string_value(json_object_get(job, "vm"));
+        const char *name = json_string_value(json_object_get(job, "name"));
+        _cleanup_free_ char *task_id = NULL, *error = NULL;
+        int r;
+        if (atomic_load(&workers_stop) || !vo_hosts_is_manager(d)) {
+            job_done(job); /* a next manager takes it up from its document */
+            continue;
+        }
+        int64_t rest = w->unanswered_at ? w->unanswered_at + UNANSWERED_REST_MS - vo_now_ms()
+                                        : 0;
+        bool unanswered = false;
+        if (rest > 0)
+            r = vo_error_set(&error, -EHOSTUNREACH,
+                             "not asked: host %s did not answer a call %lld s ago", host_name,
+                             (long long)((UNANSWERED_REST_MS - rest) / 1000));
+        else if (hr < 0 || (!local && !h.url))
+            r = vo_error_set(&error, hr < 0 ? hr : -EHOSTUNREACH,
+                             "host %s cannot be reached (%s)", host_name,
+                             hr < 0 ? strerror(-hr) : "no address");
+        else
+            r = adopt_and_start(d, &h, local, vm_id, name, &task_id, &error, &unanswered);
+        if (unanswered)
+            w->unanswered_at = vo_now_ms();
+        if (r < 0) {
+            job_failed(d, host_name, job, error);
+            continue;
+        }
+        if (json_is_true(json_object_get(job, "again")))
+            log_info("ha: vm %s: handed over to host %s again", name, host_name);
+        starts[n_starts++] = (Started){ .task_id = TAKE_PTR(task_id), .job = job };
+    }
+    for (i = 0; i < n_starts; i++) {
+        finish(d, &h, local, &starts[i]);
+        free(starts[i].task_id);
+    }
+    free(starts);
+    vo_cluster_host_clear(&h);
+}
+
+static void *worker_main(void *arg)
+{
+    Worker *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&workers_lock);
+        json_t *jobs = w->queue;
+        if (!json_array_size(jobs) || atomic_load(&workers_stop)) {
+            w->running = false;
+            pthread_mutex_unlock(&workers_lock);
+            return NULL;
+        }
+        w->queue = json_array();
+        pthread_mutex_unlock(&workers_lock);
+        hand_over_batch(w, jobs);
+        json_decref(jobs);
+    }
+}
+
+/* Queues the hand-over of a VM moved to host_id to that host's worker (the
+ * round's thread, handovers_lock held). When it is already under way, or
+ * no thread could be made, it stays in handovers (due after its backoff). */
+static void handover_start(VoDaemon *d, const char *vm_id, const char *host_id,
+                           const char *name, const char *from, bool from_fenced,
+                           int64_t since_ms, json_int_t failed, bool again)
+{
+    pthread_mutex_lock(&workers_lock);
+    int r = json_object_get(inflight, vm_id) ? -EBUSY : 0;
+    Worker *w = NULL;
+    for (size_t i = 0; r == 0 && i < n_workers && !w; i++)
+        if (!strcmp(workers[i]->host_id, host_id))
+            w = workers[i];
+    if (r == 0 && !w) {
+        w = vo_malloc0(sizeof(*w));
+        *w = (Worker){ .d = d, .host_id = vo_strdup(host_id), .queue = json_array() };
+        workers = realloc(workers, sizeof(*workers) * (n_workers + 1));
+        if (!workers)
+            abort();
+        workers[n_workers++] = w;
+    }
+    if (r == 0 && !w->running) {
+        if (w->joinable) /* it has ended (not running): joined at once */
+            pthread_join(w->thread, NULL);
+        w->joinable = false;
+        r = -pthread_create(&w->thread, NULL, worker_main, w);
+        w->joinable = w->running = r == 0;
+    }
+    if (r == 0) {
+        json_array_append_new(w->queue,
+                              json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:b}", "vm", vm_id,
+                                        "host", host_id, "name", name, "from", from, "fenced",
+                                        from_fenced, "since", (json_int_t)since_ms, "failed",
+                                        failed, "again", again));
+        json_object_set_new(inflight, vm_id, json_true());
+    }
+    pthread_mutex_unlock(&workers_lock);
+    if (r < 0) {
+        if (r != -EBUSY)
+            log_warn("ha: vm %s: no thread to hand it over to host %s: %s", name, host_id,
+                     strerror(-r));
+        handover_add(vm_id, host_id, name, from, from_fenced, since_ms, failed);
+    }
+}
+
+/* Ends the workers (vo_ha_recover_stop, the round's thread ended): each
+ * finishes the call under way. */
+static void workers_end(void)
+{
+    atomic_store(&workers_stop, true);
+    for (size_t i = 0; i < n_workers; i++) {
+        if (workers[i]->joinable)
+            pthread_join(workers[i]->thread, NULL);
+        json_decref(workers[i]->queue);
+        free(workers[i]->host_id);
+        free(workers[i]);
+    }
+    free(workers);
+    workers = NULL;
+    n_workers = 0;
+    json_decref(inflight);
+    inflight = NULL;
+}
+
+/* Places and moves one VM, and queues its hand-over to the chosen host's
+ * worker: true when it moved. src_fenced: its host is online but fenced,
+ * its live record at revision src_record_rev. */
 static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
-                        const char *down_name, int64_t since_ms, bool src_fenced, Started *ret)
+                        const char *down_name, int64_t since_ms, bool src_fenced,
+                        int64_t src_record_rev)
 {
     int64_t now = vo_wall_ms(), next = 0;
     const char *away = src_fenced ? "fenced" : "offline";
@@ -316,8 +560,10 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
                                              gone);
     json_t *counted = vo_ha_restarts_add(restarts, now); /* in the move's transaction */
     VoVmMoveDown down = { .exit_reason = reason, .ha_state = state, .ha_restarts = counted,
-                          .src_fenced = src_fenced };
+                          .src_fenced = src_fenced, .src_record_rev = src_record_rev };
     int64_t new_rev = 0;
+    _cleanup_free_ char *point = vo_asprintf("ha_move@%s", c->name);
+    vo_test_hold(point); /* tests end the source's fenced state here */
     r = vo_vm_move_from_down_txn(d->cluster_store, c->vm_id, c->host_id, h.id, c->rev, &down,
                                  &new_rev, &error);
     json_decref(counted);
@@ -327,23 +573,8 @@ static bool recover_one(VoDaemon *d, const VoHaCandidate *c, json_t *vm_doc,
         return false;
     }
     json_object_del(said, c->vm_id);
-    free(error);
-    error = NULL;
-    _cleanup_free_ char *task_id = NULL;
-    r = adopt_and_start(d, &h, local, c->vm_id, c->name, &task_id, &error);
-    if (r < 0) {
-        vo_ha_note(d, c->name, c->vm_id,
-             json_pack("{s:s, s:s, s:s}", "vm", c->name, "host", h.name, "from", down_name),
-             "vm %s moved to host %s (host %s %s) but not started: %s", c->name, h.name,
-             down_name, away, error);
-        handover_add(c->vm_id, h.id, c->name, down_name, src_fenced, since_ms);
-        vo_cluster_host_clear(&h);
-        return false;
-    }
-    *ret = (Started){ .h = h, .local = local, .task_id = TAKE_PTR(task_id),
-                      .name = vo_strdup(c->name), .vm_id = vo_strdup(c->vm_id),
-                      .down_name = vo_strdup(down_name), .down_fenced = src_fenced,
-                      .since_ms = since_ms };
+    handover_start(d, c->vm_id, h.id, c->name, down_name, src_fenced, since_ms, 0, false);
+    vo_cluster_host_clear(&h);
     return true;
 }
 
@@ -384,7 +615,8 @@ static bool seed_handovers(VoDaemon *d, json_t *records)
         json_t *e;
         json_object_foreach(docs, vm_id, e) {
             json_t *doc = json_object_get(e, "doc");
-            if (r < 0 || json_object_get(handovers, vm_id) || !handover_waiting(doc) ||
+            if (r < 0 || json_object_get(handovers, vm_id) || in_flight(vm_id) ||
+                !handover_waiting(doc) ||
                 !json_is_true(json_object_get(doc, "ha_landed")))
                 continue;
             const char *name = json_string_value(json_object_get(json_object_get(doc, "spec"),
@@ -400,7 +632,7 @@ static bool seed_handovers(VoDaemon *d, json_t *records)
             log_info("ha: vm %s waits unstarted on host %s: followed by this manager",
                      name ? name : vm_id, host ? host : host_id);
             handover_add(vm_id, host_id, name ? name : vm_id, from,
-                         why && strstr(why, "fenced itself"), vo_now_ms());
+                         why && strstr(why, "fenced itself"), vo_now_ms(), 0);
         }
         json_decref(docs);
         if (r < 0)
@@ -410,19 +642,19 @@ static bool seed_handovers(VoDaemon *d, json_t *records)
 }
 
 /* One VM of handovers, due: what its document on its host says now
- * decides. true with *ret filled when a start task was queued. */
-static bool follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *records,
-                            Started *ret)
+ * decides (the round's thread, handovers_lock held). */
+static void follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *records)
 {
     const char *host_id = json_string_value(json_object_get(e, "host"));
     const char *name = json_string_value(json_object_get(e, "name"));
     int64_t since = json_integer_value(json_object_get(e, "since"));
+    json_int_t failed = json_integer_value(json_object_get(e, "failed"));
     _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", host_id, vm_id), *text = NULL;
     int64_t rev = 0;
     int r = vo_store_get(d->cluster_store, key, &text, &rev);
     if (r == -ENOENT) { /* deleted, or moved on */
         json_object_del(handovers, vm_id);
-        return false;
+        return;
     }
     json_t *rec = json_object_get(records, host_id);
     json_t *doc = r < 0 ? NULL : json_loads(text, 0, NULL);
@@ -436,7 +668,7 @@ static bool follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *r
      * given up, deleted or moved, or its host went down (the down host's
      * recovery then takes it: vo_ha_wanted). */
     bool again = r < 0 || (waiting && rec);
-    bool queued = false, placed_again = r >= 0 && waiting && rec && fenced;
+    bool placed_again = r >= 0 && waiting && rec && fenced;
     if (placed_again) {
         /* It starts nothing until it holds a new lease: placed again. */
         const char *host_name = json_string_value(json_object_get(json_object_get(rec, "doc"),
@@ -446,44 +678,23 @@ static bool follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *r
         log_info("ha: vm %s: its host %s fenced itself before starting it: placed again", name,
                  host_name ? host_name : host_id);
         json_incref(e);
-        json_object_del(handovers, vm_id); /* recover_one adds it again for its new host */
-        queued = recover_one(d, &c, doc, host_name ? host_name : host_id, since, true, ret);
-        again = !queued && !json_object_get(handovers, vm_id);
+        json_object_del(handovers, vm_id); /* recover_one hands it over to its new host */
+        again = !recover_one(d, &c, doc, host_name ? host_name : host_id, since, true,
+                             json_integer_value(json_object_get(rec, "rev"))) &&
+                !json_object_get(handovers, vm_id);
         if (again)
             json_object_set(handovers, vm_id, e);
         json_decref(e);
     } else if (r >= 0 && again && !marked) {
         /* Still landed and not started on a host online: handed over again
-         * (the VM's registration there is idempotent). */
-        VoClusterHost h = { 0 };
-        _cleanup_free_ char *task_id = NULL, *error = NULL;
-        r = vo_cluster_host_get(d, host_id, &h);
-        bool local = r >= 0 && !strcmp(h.id, d->host_id);
-        if (r >= 0 && (local || h.url))
-            r = adopt_and_start(d, &h, local, vm_id, name, &task_id, &error);
-        else if (r >= 0)
-            r = -EHOSTUNREACH;
-        if (r >= 0) {
-            log_info("ha: vm %s: handed over to host %s again", name, h.name);
-            *ret = (Started){ .h = h, .local = local, .task_id = TAKE_PTR(task_id),
-                              .name = vo_strdup(name), .vm_id = vo_strdup(vm_id),
-                              .down_name = vo_strdup(json_string_value(json_object_get(e,
-                                                                                 "from"))),
-                              .down_fenced = json_is_true(json_object_get(e, "fenced")),
-                              .since_ms = since };
-            queued = true;
-            again = false;
-        } else {
-            log_warn("ha: vm %s: its hand-over to host %s failed again: %s", name,
-                     h.name ? h.name : host_id, error ? error : strerror(-r));
-            vo_cluster_host_clear(&h);
-            json_object_set_new(e, "failed",
-                                json_integer(json_integer_value(json_object_get(e, "failed"))
-                                             + 1));
-        }
+         * (the VM's registration there is idempotent), by its host's worker. */
+        json_object_del(handovers, vm_id); /* (e is the caller's too) */
+        handover_start(d, vm_id, host_id, name, json_string_value(json_object_get(e, "from")),
+                       json_is_true(json_object_get(e, "fenced")), since, failed, true);
+        json_decref(doc);
+        return;
     }
     json_decref(doc);
-    json_int_t failed = json_integer_value(json_object_get(e, "failed"));
     int64_t wait = failed > 5 ? HANDOVER_RETRY_MAX_MS : (int64_t)HANDOVER_RETRY_MS << failed;
     if (again) /* e is in handovers */
         json_object_set_new(e, "due", json_integer(vo_now_ms() + (wait < HANDOVER_RETRY_MAX_MS
@@ -491,12 +702,10 @@ static bool follow_handover(VoDaemon *d, const char *vm_id, json_t *e, json_t *r
                                                                       : HANDOVER_RETRY_MAX_MS)));
     else if (!placed_again) /* (placed again: its entry is recover_one's, if any) */
         json_object_del(handovers, vm_id);
-    return queued;
 }
 
-/* The due entries of handovers; *n_starts grows, up to max. */
-static void follow_handovers(VoDaemon *d, json_t *records, Started *starts, size_t *n_starts,
-                             size_t max)
+/* The due entries of handovers. */
+static void follow_handovers(VoDaemon *d, json_t *records)
 {
     json_t *ids = json_array();
     const char *vm_id;
@@ -507,12 +716,12 @@ static void follow_handovers(VoDaemon *d, json_t *records, Started *starts, size
     size_t i;
     json_t *id;
     json_array_foreach(ids, i, id) {
-        if (vo_periodic_stopping(&runner) || !vo_hosts_is_manager(d) || *n_starts >= max)
+        if (vo_periodic_stopping(&runner) || !vo_hosts_is_manager(d))
             break;
         e = json_object_get(handovers, json_string_value(id));
         json_incref(e);
-        if (e && follow_handover(d, json_string_value(id), e, records, &starts[*n_starts]))
-            (*n_starts)++;
+        if (e)
+            follow_handover(d, json_string_value(id), e, records);
         json_decref(e);
     }
     json_decref(ids);
@@ -597,11 +806,9 @@ static void round_once(VoDaemon *d)
     vo_ha_order(cands, n);
     if (!handovers_seeded)
         handovers_seeded = seed_handovers(d, records);
-    /* Moved and started one after the other (in priority order), then the
-     * start tasks waited for together: they run in parallel on their hosts. */
-    size_t max_starts = n + json_object_size(handovers);
-    Started *starts = vo_malloc0(sizeof(*starts) * (max_starts + 1));
-    size_t n_starts = 0;
+    /* Moved one after the other (in priority order), each handed over by
+     * its new host's worker (in that order there; the start tasks waited
+     * for together): no peer call here. */
     for (size_t i = 0; i < n && !vo_periodic_stopping(&runner) && vo_hosts_is_manager(d);
          i++) {
         const Down *dn = NULL;
@@ -611,15 +818,9 @@ static void round_once(VoDaemon *d)
         json_t *doc = json_object_get(json_object_get(dn->docs, cands[i].vm_id), "doc");
         if (!cands[i].name)
             cands[i].name = cands[i].vm_id;
-        if (recover_one(d, &cands[i], doc, dn->host_name, dn->since, false, &starts[n_starts]))
-            n_starts++;
+        (void)recover_one(d, &cands[i], doc, dn->host_name, dn->since, false, 0);
     }
-    follow_handovers(d, records, starts, &n_starts, max_starts);
-    for (size_t i = 0; i < n_starts; i++) {
-        finish(d, &starts[i]);
-        started_clear(&starts[i]);
-    }
-    free(starts);
+    follow_handovers(d, records);
     free(cands);
     for (size_t i = 0; i < n_downs; i++) {
         json_decref(downs[i].docs);
@@ -639,6 +840,7 @@ static void recover_round(void *userdata)
 {
     VoDaemon *d = userdata;
     bool manager = vo_hosts_is_manager(d);
+    pthread_mutex_lock(&handovers_lock);
     if (manager && !was_manager)
         log_info("ha: this host is the manager: it restarts the HA VMs of hosts that go "
                  "offline");
@@ -652,6 +854,7 @@ static void recover_round(void *userdata)
     was_manager = manager;
     if (manager)
         round_once(d);
+    pthread_mutex_unlock(&handovers_lock);
 }
 
 int vo_ha_recover_start(VoDaemon *d)
@@ -662,6 +865,8 @@ int vo_ha_recover_start(VoDaemon *d)
     seen_online = json_object();
     said = json_object();
     handovers = json_object();
+    inflight = json_object();
+    atomic_store(&workers_stop, false);
     handovers_seeded = false;
     was_manager = false;
     int r = vo_periodic_start(&runner, recover_round, d, VO_HA_RECOVER_PERIOD_MS);
@@ -670,7 +875,8 @@ int vo_ha_recover_start(VoDaemon *d)
         json_decref(seen_online);
         json_decref(said);
         json_decref(handovers);
-        down_since = seen_online = said = handovers = NULL;
+        json_decref(inflight);
+        down_since = seen_online = said = handovers = inflight = NULL;
     }
     return r;
 }
@@ -680,6 +886,7 @@ void vo_ha_recover_stop(VoDaemon *d)
     (void)d;
     if (!vo_periodic_stop(&runner))
         return;
+    workers_end();
     json_decref(down_since);
     json_decref(seen_online);
     json_decref(said);

@@ -13,6 +13,7 @@
 #include "daemon/storage.h"
 #include "daemon/vm-load.h"
 #include "daemon/vms.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 #include "state/store-json.h"
 
@@ -30,6 +31,9 @@ struct VoHosts {
     pthread_cond_t wake;  /* the work thread's: stop, refresh, a new lease */
     pthread_cond_t renew_wake;
     bool stop, refresh;
+    /* The fenced state ended: the VMs' documents are read once more after
+     * the record saying so is out (end_fenced). */
+    bool reconcile_again;
     pthread_cond_t published_cond; /* signalled when published moves */
     /* vo_hosts_publish_now: asked counts its calls, published is the asked
      * value the last publish started after. */
@@ -534,13 +538,37 @@ static void end_fenced(VoDaemon *d, VoHosts *h, int64_t record)
         log_store_error(h, "reconcile after fencing", r);
         return;
     }
+    vo_test_hold("fenced_reconciled"); /* tests commit a manager's move here */
     _cleanup_strv_ char **killed = vo_fence_killed_vms(d);
     vo_fence_clear(d, lost);
+    /* The manager moves a VM off a fenced host only while the host's
+     * record is the one that said fenced (vo_vm_move_from_down_txn's
+     * src_record_rev): a move that committed after the reconcile above and
+     * before the record below is out is seen by the reconcile made once
+     * that record is out (the VM would otherwise stay here, its saves
+     * failing, until vireod restarted); one after it fails. */
     pthread_mutex_lock(&h->lock);
     h->refresh = true;
+    h->reconcile_again = true;
     pthread_mutex_unlock(&h->lock);
     if (!vo_fence_is_fenced(d, NULL, NULL))
         vo_vms_restart_fenced(d, killed);
+}
+
+/* The reconcile once more after the fenced state ended (end_fenced), the
+ * record saying so out: tried again at the next publish when it fails. */
+static void reconcile_after_fenced(VoDaemon *d, VoHosts *h)
+{
+    pthread_mutex_lock(&h->lock);
+    h->reconcile_again = false;
+    pthread_mutex_unlock(&h->lock);
+    int r = vo_vms_forget_moved_off_fenced(d);
+    if (r < 0) {
+        log_store_error(h, "reconcile after the fenced state", r);
+        pthread_mutex_lock(&h->lock);
+        h->reconcile_again = true;
+        pthread_mutex_unlock(&h->lock);
+    }
 }
 
 /* Publishes the record (every VO_HOST_REFRESH_MS, on a new lease, or when
@@ -559,6 +587,7 @@ static void *work_thread(void *userdata)
         int64_t lease = h->lease;
         int64_t record = record_lease(d, lease);
         bool refresh = h->refresh || record != published_lease;
+        bool reconcile_again = h->reconcile_again;
         h->refresh = false;
         uint64_t asked = h->asked;
         pthread_mutex_unlock(&h->lock);
@@ -576,6 +605,8 @@ static void *work_thread(void *userdata)
                 h->published = asked;
                 pthread_cond_broadcast(&h->published_cond);
                 pthread_mutex_unlock(&h->lock);
+                if (reconcile_again)
+                    reconcile_after_fenced(d, h);
                 end_fenced(d, h, record);
             }
         }

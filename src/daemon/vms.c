@@ -2876,6 +2876,32 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
     return r;
 }
 
+int vo_vms_forget_moved_off_fenced(VoDaemon *d)
+{
+    size_t n = 0;
+    VoVm **vms = vo_vms_ref_all(d, &n);
+    int r = 0;
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&vms[i]->lock);
+        _cleanup_free_ char *key = vo_key_vm(vms[i]->spec->id);
+        _cleanup_free_ char *name = vo_strdup(vms[i]->spec->name);
+        vo_vm_save_settle_first(vms[i]);
+        bool own_path = vms[i]->hv || vms[i]->deleted || vms[i]->migrated_away ||
+                        vms[i]->migration_task;
+        int g = r < 0 || own_path ? 0 : vo_store_get(d->store, key, NULL, NULL);
+        pthread_mutex_unlock(&vms[i]->lock);
+        if (g == -ENOENT) {
+            log_info("vm %s: no longer this host's (moved away by the manager as this host's "
+                     "fenced state ended): forgotten here", name);
+            vo_vm_forget_migrated(vms[i]);
+        } else if (g < 0)
+            r = g;
+        vo_vm_unref(vms[i]);
+    }
+    free(vms);
+    return r;
+}
+
 /* How long a VM the fence killed may still look running here. */
 #define FENCED_EXIT_WAIT_MS 5000
 

@@ -306,6 +306,12 @@ int vo_vms_release_all(VoDaemon *d);
  * or the store's error (nothing decided for the VMs not yet read: call
  * again). */
 int vo_vms_reconcile_fenced(VoDaemon *d);
+/* Once more after the fenced state ended (hosts.c), the record saying so
+ * out: a VM whose document left this host's namespace since the reconcile
+ * (a manager's move that committed in between) is forgotten, unless it has
+ * a QEMU here, or is being deleted or migrated (their own paths forget
+ * it). 0, or the store's error. */
+int vo_vms_forget_moved_off_fenced(VoDaemon *d);
 /* Then, the fenced state over: starts again the VMs of `killed` (ids the
  * fence killed) that are still this host's, HA and crashed. */
 void vo_vms_restart_fenced(VoDaemon *d, char **killed);

@@ -408,6 +408,9 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
     cmps[n_cmps++] = (VoStoreCompare){ .key = live_key, .expected_rev = live_rev };
     if (down && !down->src_fenced) /* index 2: the source stays down */
         cmps[n_cmps++] = (VoStoreCompare){ .key = src_live_key, .expected_rev = VO_REV_NEW };
+    else if (down && down->src_record_rev > 0) /* index 2: the source stays fenced */
+        cmps[n_cmps++] = (VoStoreCompare){ .key = src_live_key,
+                                           .expected_rev = down->src_record_rev };
     for (size_t i = 0; i < own.n; i++) {
         char *moved = moved_key(dst, own.docs[i].key + strlen(src), vols, n_vols);
         texts[n_texts++] = moved;
@@ -473,6 +476,11 @@ static int move_once(VoStore *raw, const char *vm_id, const char *src_host, cons
     } else if (r == -EEXIST && down && !down->src_fenced && failed == 2)
         r = vo_error_set(ret_error, -EBUSY, "host %s came back online during the switch: "
                          "its VMs are its own", src_host);
+    else if ((r == -ESTALE || r == -ENOENT) && down && down->src_fenced &&
+             down->src_record_rev > 0 && failed == 2)
+        r = vo_error_set(ret_error, -EBUSY, "host %s rewrote its record during the switch "
+                         "(its fenced state ended, or it went down): the VM stays there",
+                         src_host);
     else if (r == -EEXIST && failed > 0 && failed < n_cmps)
         vo_error_set(ret_error, r, "the destination already has %s", cmps[failed].key);
     else if (r == -EEXIST)

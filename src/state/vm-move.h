@@ -67,11 +67,17 @@ typedef struct {
      * count, this restart included), or NULL: unchanged */
     json_t *ha_restarts;
     /* The source is online but fenced itself (it starts nothing): its live
-     * record is not compared; instead the VM's document must say it is
+     * record is not compared absent (see src_record_rev); instead the VM's document must say it is
      * not running ("crashed" or "stopped", -EBUSY otherwise), compared at
      * its revision like every moved document: a start there (which saves
      * "starting" first) and the move never both commit. */
     bool src_fenced;
+    /* With src_fenced: the revision of the source's live record that said
+     * it was fenced (> 0), compared too (-EBUSY when it changed): a host
+     * whose fenced state ended rewrites its record, and after that keeps
+     * its VMs (it reconciled, and reads its VMs' documents once more when
+     * that record is out: hosts.c). 0: not compared. */
+    int64_t src_record_rev;
 } VoVmMoveDown;
 
 /* vo_vm_move_txn from a host that is down (the manager's recovery): the

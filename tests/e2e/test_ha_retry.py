@@ -35,10 +35,15 @@ document's revision up.
 
 test_handovers_and_fenced_hosts: the manager's hand-overs that fail, and
 a host fenced while HA starts wait on it (its docstring);
-test_new_manager_takes_up_a_handover: a new manager follows one too."""
+test_new_manager_takes_up_a_handover: a new manager follows one too;
+test_unanswering_host_holds_up_no_recovery: a stopped vireod holds up no
+other host's recovery; test_note_lands_not_on_a_host_back_online and
+test_move_off_a_fenced_host_*: the manager's writes into a host's
+namespace race that host's return (their docstrings)."""
 
 import json
 import os
+import signal
 import time
 
 from test_drs import etcd_keys, etcdctl
@@ -283,20 +288,27 @@ def unread_start_save_is_taken_up(host, store_faults, faults):
     assert "had landed (revision" in host.log()
 
 
+def fake_hosts(cluster, tmp_path, monkeypatch, n):
+    """A cluster of n fake-driver hosts with a shared pool (daemon fault
+    points in the returned directory): (cluster, faults, manager, the
+    other hosts)."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
+    c = cluster(n, driver="fake", listen=False)
+    form(c)
+    shared_pool(c)
+    name = c.hosts[0].api("GET", "/v1/cluster")["manager"]
+    manager = next(h for h in c.hosts if h.name == name)
+    return c, faults, manager, [h for h in c.hosts if h is not manager]
+
+
 def hosts_to_land_on_y(cluster, tmp_path, monkeypatch, vms):
     """3 fake-driver hosts (daemon fault points in the returned directory):
     the HA VMs vms run on one, the victim, and the manager's host is in
     maintenance, so that the victim's death lands them on the third, y.
     (cluster, faults, manager, victim, y)."""
-    faults = tmp_path / "faults"
-    faults.mkdir()
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(faults))
-    c = cluster(3, driver="fake", listen=False)
-    form(c)
-    shared_pool(c)
-    name = c.hosts[0].api("GET", "/v1/cluster")["manager"]
-    manager = next(h for h in c.hosts if h.name == name)
-    victim, y = [h for h in c.hosts if h is not manager]
+    c, faults, manager, (victim, y) = fake_hosts(cluster, tmp_path, monkeypatch, 3)
     for vm in vms:
         create_on(victim, vm, blank=True, disk_size_bytes=16 << 20, ha=True)
         victim.task_ok("POST", f"/v1/vms/{vm}/start")
@@ -384,6 +396,113 @@ def test_new_manager_takes_up_a_handover(cluster, tmp_path, monkeypatch):
     assert "ha: vm man1 waits unstarted on host" in y.log()
 
 
+def test_note_lands_not_on_a_host_back_online(cluster, tmp_path, monkeypatch):
+    """The victim's live record is deleted (etcdctl), the host itself alive:
+    the manager takes it for down and has no place for its HA VM un1 (both
+    other hosts in maintenance). Its note ("unplaceable") is held
+    (ha_note@un1.hold) until the victim's record is back, then let go: it
+    is refused (the write compares the record still absent, as the manager
+    judged it), and the victim's next save of un1 works. Before, the note
+    landed in un1's document on a host back online, which knew it at the
+    revision before: that save got 409 (a stale revision), every save of
+    un1 until its vireod restarted."""
+    c, faults, manager, victim, y = hosts_to_land_on_y(cluster, tmp_path, monkeypatch,
+                                                       ("un1",))
+    y.task_ok("POST", f"/v1/hosts/{y.name}/maintenance", {"on": True})
+    (faults / "ha_note@un1.hold").write_text("")
+    key = host_record_key(manager, victim)
+    etcdctl(manager, "del", key)
+    wait_until(lambda: (faults / "ha_note@un1.held").exists(), 60, what="un1's note held")
+    wait_until(lambda: key in etcd_keys(manager, "cluster/hosts/"), 60,
+               what="the victim's record back")
+    (faults / "ha_note@un1.hold").unlink()
+    vm_key = "vireo/h/%s/vms/%s" % (key.rsplit("/", 1)[1], victim.vm("un1")["id"])
+    wait_until(lambda: any("ha: cannot note on VM un1 that it is unplaceable" in line
+                           for line in manager.log().splitlines())
+               or "unplaceable" in etcdctl(manager, "get", vm_key), 60,
+               what="un1's note written or refused")
+    status, doc = victim.request("PATCH", "/v1/vms/un1", {"ha_priority": 5})[:2]
+    assert status == 200, doc
+    assert victim.vm("un1")["ha_priority"] == 5
+    assert "its host is back online" in manager.log()
+
+
+def test_move_off_a_fenced_host_too_late(cluster, tmp_path, monkeypatch):
+    """A host dies with an HA VM, rac1; the manager's host is in
+    maintenance, so it lands on y, where the manager's start calls get no
+    answer (ha_handover@rac1). y fences itself (RUN/fenced): the manager
+    places rac1 again, on its own host back from maintenance, and its move
+    off y is held (ha_move@rac1.hold) while y's fenced state ends (y
+    reconciles: rac1 is still its own). Let go, the move is refused (it
+    compares y's record as it was when it said fenced; y rewrote it), and
+    rac1 is handed over to y again: it runs there, and one host has it.
+    Before, the move committed: rac1 ran on the manager's host and stayed
+    in y's memory too (its saves failing) until y's vireod restarted."""
+    manager, y, faults, fenced = rac1_move_off_fenced_y_held(cluster, tmp_path, monkeypatch)
+    write_fenced(y, 1)
+    wait_until(lambda: not os.path.exists(fenced), 60, what="y no longer fenced")
+    (faults / "ha_move@rac1.hold").unlink()
+    wait_until(lambda: one_host_has(manager, y, "rac1"), 90,
+               what="rac1 running, y's memory agreeing")
+    assert local_state(y, "rac1") == "running"
+    assert "rewrote its record during the switch" in manager.log()
+
+
+def test_move_off_a_fenced_host_after_its_reconcile(cluster, tmp_path, monkeypatch):
+    """The same, y's end of the fenced state held after its reconcile
+    (fenced_reconciled.hold), before its record says online: the move,
+    let go then, commits (y's record still the fenced one) and rac1 runs
+    on the manager's host. y, let go, reads its VMs' documents once more
+    after its record is out, and forgets rac1 (it stayed in y's memory, its
+    saves failing, until y's vireod restarted)."""
+    manager, y, faults, fenced = rac1_move_off_fenced_y_held(cluster, tmp_path, monkeypatch)
+    (faults / "fenced_reconciled.hold").write_text("")
+    write_fenced(y, 1)
+    wait_until(lambda: (faults / "fenced_reconciled.held").exists(), 60,
+               what="y's end of the fenced state held after its reconcile")
+    (faults / "ha_move@rac1.hold").unlink()
+    wait_until(lambda: local_state(manager, "rac1") == "running", 90,
+               what="rac1 running on the manager's host")
+    (faults / "fenced_reconciled.hold").unlink()
+    wait_until(lambda: not os.path.exists(fenced), 60, what="y no longer fenced")
+    wait_until(lambda: one_host_has(manager, y, "rac1"), 60, what="y forgetting rac1")
+    assert local_state(manager, "rac1") == "running"
+
+
+def rac1_move_off_fenced_y_held(cluster, tmp_path, monkeypatch):
+    """rac1 landed on y, its hand-over failing; y fenced (RUN/fenced) and
+    the manager's move of rac1 off y held (ha_move@rac1.hold): (manager, y,
+    faults, y's RUN/fenced). rac1's hand-overs work again."""
+    c, faults, manager, victim, y = hosts_to_land_on_y(cluster, tmp_path, monkeypatch,
+                                                       ("rac1",))
+    (faults / "ha_handover@rac1").write_text("999 ETIMEDOUT\n")
+    c.kill_host(victim)
+    wait_until(lambda: f"vm rac1: its hand-over to host {y.name} failed again" in manager.log(),
+               90, what="rac1's hand-over failing")
+    (faults / "ha_move@rac1.hold").write_text("")
+    manager.api("POST", f"/v1/hosts/{manager.name}/maintenance", {"on": False})
+    fenced = write_fenced(y, 0)
+    wait_until(lambda: (faults / "ha_move@rac1.held").exists(), 60,
+               what="rac1's move off fenced y held")
+    (faults / "ha_handover@rac1").unlink()
+    return manager, y, faults, fenced
+
+
+def one_host_has(manager, y, vm):
+    """Whether vm runs (as the manager sees it) and y has it in memory only
+    when it is y's."""
+    doc = manager.request("GET", f"/v1/vms/{vm}")[1]
+    on_y = local_state(y, vm)
+    return doc.get("state") == "running" and (on_y is not None) == (doc["host"] == y.name)
+
+
+def host_record_key(via, host):
+    """The etcd key of host's live record (cluster/hosts/ID), read via via."""
+    lines = etcdctl(via, "get", "--prefix", "vireo/cluster/hosts/").splitlines()
+    return next(k for k, v in zip(lines[::2], lines[1::2])
+                if json.loads(v).get("name") == host.name)
+
+
 def unplaceable_then_next_round(manager, fenced, vm):
     """Waits for the manager's note that vm of the fenced host has no place,
     then for its next look at vm (that note's round is over)."""
@@ -408,3 +527,62 @@ def write_fenced(host, lease_delta):
                    "why": "test", "lease": lease, "vms": []}, f)
     os.rename(path + ".tmp", path)
     return path
+
+
+def test_unanswering_host_holds_up_no_recovery(cluster, tmp_path, monkeypatch):
+    """Four fake-driver hosts: v's HA VMs (ho1..ho4) land on y (their
+    ha_group, together, lives there), where the manager's start calls get
+    no answer (ha_handover@NAME): four hand-overs followed. y's vireod is
+    then stopped (SIGSTOP; its fence keeps y online): each call to it waits
+    out the peer timeout (the TLS handshake's, about 4 s; up to 15 s when
+    the connection is taken). Right after the first such failure, w dies
+    (its vireod and fence killed; the etcds stay for the quorum) with two
+    HA VMs whose group lives on the manager's host: they run there before
+    a second call to y fails. Before, the round made the due hand-overs
+    one after another before it looked at w: up1 and up2 waited for ho2's,
+    ho3's and ho4's calls. y continued, ho1..ho4 are handed over."""
+    c, faults, manager, (v, y, w) = fake_hosts(cluster, tmp_path, monkeypatch, 4)
+    for group, home in (("gy", y), ("gm", manager)):
+        manager.api("POST", "/v1/groups", {"name": group, "policy": "together"}, expect=201)
+        create_on(home, f"anchor-{group}", blank=True, disk_size_bytes=16 << 20, group=group)
+    for host, group, vms in ((v, "gy", ("ho1", "ho2", "ho3", "ho4")), (w, "gm", ("up1", "up2"))):
+        for vm in vms:
+            create_on(host, vm, blank=True, disk_size_bytes=16 << 20, ha=True, ha_group=group)
+            host.task_ok("POST", f"/v1/vms/{vm}/start")
+    for vm in ("ho1", "ho2", "ho3", "ho4"):
+        (faults / f"ha_handover@{vm}").write_text("999 ETIMEDOUT\n")
+    power_off_keeping_etcd(v)
+    for vm in ("ho1", "ho2", "ho3", "ho4"):
+        wait_until(lambda: f"vm {vm}: its hand-over to host {y.name} failed again"
+                   in manager.log(), 90, what=f"{vm}'s hand-over to y failing")
+    unanswered = f"to host {y.name} failed again: host {y.name} did not answer:"
+    os.kill(y.proc.pid, signal.SIGSTOP)
+    try:
+        for vm in ("ho1", "ho2", "ho3", "ho4"):
+            (faults / f"ha_handover@{vm}").unlink()
+        wait_until(lambda: unanswered in manager.log(), 120, what="a call to y unanswered")
+        mark = len(manager.log())
+        power_off_keeping_etcd(w)
+        for vm in ("up1", "up2"):
+            wait_until(lambda: local_state(manager, vm) == "running", 120,
+                       what=f"{vm} restarted on the manager's host")
+        since = manager.log()[mark:]
+        assert since.count(unanswered) <= 1, since
+    finally:
+        os.kill(y.proc.pid, signal.SIGCONT)
+    for vm in ("ho1", "ho2", "ho3", "ho4"):
+        wait_until(lambda: y.vm(vm)["state"] == "running", 120,
+                   what=f"{vm} handed over to y once it answers")
+
+
+def local_state(host, vm):
+    """The state of vm when host has it, else None."""
+    status, doc = host.request("GET", f"/v1/vms/{vm}")[:2]
+    return doc.get("state") if status == 200 and doc.get("host") == host.name else None
+
+
+def power_off_keeping_etcd(host):
+    """The host's vireod and fence killed (SIGKILL, by PID): it goes
+    offline when its lease ends; its etcd member stays, for the quorum."""
+    host.kill9()
+    host.kill_fence()

@@ -408,6 +408,37 @@ static void move_from_down_needs_the_source_down(void **state)
                                          &error) < 0);
 }
 
+/* From a fenced host, with the revision of the record that said fenced
+ * (src_record_rev): a host that rewrote its record since (its fenced state
+ * ended, after its reconcile read the VM's document) keeps the VM. */
+static void move_from_fenced_compares_its_record(void **state)
+{
+    (void)state;
+    int64_t rev = put("h/g-c/vms/" VM, "{\"spec\":{\"id\":\"" VM "\",\"name\":\"ha3\","
+                      "\"ha\":true},\"ha\":true,\"ha_landed\":true,"
+                      "\"status\":{\"state\":\"crashed\"}}");
+    put("cluster/hosts/g-d", "{\"state\":\"online\"}");
+    int64_t fenced = put("cluster/hosts/g-c", "{\"state\":\"fenced\"}");
+    int64_t online = put("cluster/hosts/g-c", "{\"state\":\"online\"}");
+    _cleanup_free_ char *error = NULL;
+    int64_t new_rev = 0;
+    VoVmMoveDown down = { .exit_reason = "host g-c fenced itself", .src_fenced = true,
+                          .src_record_rev = fenced };
+    assert_int_equal(vo_vm_move_from_down_txn(raw, VM, "g-c", "g-d", rev, &down, &new_rev,
+                                              &error), -EBUSY);
+    assert_non_null(strstr(error, "rewrote its record"));
+    _cleanup_free_ char *none = get("h/g-d/vms/" VM), *kept = get("h/g-c/vms/" VM);
+    assert_null(none);
+    assert_non_null(kept);
+    free(error);
+    error = NULL;
+    down.src_record_rev = online; /* (as if that record still said fenced) */
+    assert_int_equal(vo_vm_move_from_down_txn(raw, VM, "g-c", "g-d", rev, &down, &new_rev,
+                                              &error), 0);
+    _cleanup_free_ char *moved = get("h/g-d/vms/" VM);
+    assert_non_null(moved);
+}
+
 /* The same from a host online but fenced (src_fenced): its record stays
  * and is not compared; a VM whose document says it runs (or starts) is
  * refused, one stopped by a failed start moves, compared at its revision. */
@@ -848,6 +879,7 @@ int main(void)
         cmocka_unit_test(move_needs_a_live_destination),
         cmocka_unit_test(move_from_down_needs_the_source_down),
         cmocka_unit_test(move_from_fenced_needs_the_vm_not_running),
+        cmocka_unit_test(move_from_fenced_compares_its_record),
         cmocka_unit_test(settle_tells_moved_from_fenced),
         cmocka_unit_test(move_takes_local_volumes_along),
         cmocka_unit_test(move_carries_the_volumes_projects),
