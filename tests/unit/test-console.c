@@ -116,34 +116,38 @@ static void test_console_read_while_nothing_else_runs(void **state)
     (void)rmdir(dir);
 }
 
-/* A stand-in for QEMU in a process of its own: listens on path, accepts one
- * client, prints one byte, then answers each byte on ask with its accepted
- * socket's SO_SNDBUF (an int), until ask ends. */
-static void fake_qemu(const char *path, int ready, int ask)
+/* A stand-in for QEMU in a process of its own: listens on qmp and path,
+ * accepts one client on each (QMP's first, as vireod connects), prints one
+ * byte on the console, then answers each byte on ask with the SO_SNDBUF of
+ * its accepted console and QMP sockets (two ints), until ask ends. */
+static void fake_qemu(const char *qmp, const char *path, int ready, int ask)
 {
+    int lq = vo_unix_listen(qmp, 0600);
     int l = vo_unix_listen(path, 0600);
     char b = 'r';
-    if (l < 0 || write(ready, &b, 1) != 1)
+    if (lq < 0 || l < 0 || write(ready, &b, 1) != 1)
         _exit(1);
+    int sq = accept(lq, NULL, NULL);
     int s = accept(l, NULL, NULL);
-    if (s < 0 || write(s, "x", 1) != 1)
+    if (sq < 0 || s < 0 || write(s, "x", 1) != 1)
         _exit(1);
     while (read(ask, &b, 1) == 1) {
-        int sndbuf = 0;
-        socklen_t len = sizeof(sndbuf);
-        (void)getsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len);
-        if (write(ready, &sndbuf, sizeof(sndbuf)) != sizeof(sndbuf))
+        int sndbuf[2] = { 0, 0 };
+        socklen_t len = sizeof(sndbuf[0]);
+        (void)getsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf[0], &len);
+        len = sizeof(sndbuf[1]);
+        (void)getsockopt(sq, SOL_SOCKET, SO_SNDBUF, &sndbuf[1], &len);
+        if (write(ready, sndbuf, sizeof(sndbuf)) != sizeof(sndbuf))
             _exit(1);
     }
     _exit(0);
 }
 
-static int ask_sndbuf(int ask, int answer)
+/* The send buffers of the fake QEMU's console and QMP sockets. */
+static void ask_sndbuf(int ask, int answer, int ret_sndbuf[2])
 {
-    int sndbuf = 0;
     assert_int_equal(write(ask, "?", 1), 1);
-    assert_int_equal(read(answer, &sndbuf, sizeof(sndbuf)), sizeof(sndbuf));
-    return sndbuf;
+    assert_int_equal(read(answer, ret_sndbuf, 2 * sizeof(int)), 2 * sizeof(int));
 }
 
 /* Without the widening, QEMU's socket keeps the kernel's default buffer:
@@ -154,6 +158,7 @@ static void test_console_widens_qemus_send_buffer(void **state)
     assert_non_null(mkdtemp(dir));
     _cleanup_free_ char *log_path = vo_asprintf("%s/console.log", dir);
     _cleanup_free_ char *sock = vo_asprintf("%s/console.sock", dir);
+    _cleanup_free_ char *qmp = vo_asprintf("%s/qmp.sock", dir);
     int to_child[2], from_child[2];
     assert_int_equal(pipe(to_child), 0);
     assert_int_equal(pipe(from_child), 0);
@@ -162,15 +167,18 @@ static void test_console_widens_qemus_send_buffer(void **state)
     if (pid == 0) {
         close(to_child[1]);
         close(from_child[0]);
-        fake_qemu(sock, from_child[1], to_child[0]);
+        fake_qemu(qmp, sock, from_child[1], to_child[0]);
     }
     close(to_child[0]);
     close(from_child[1]);
     char b;
     assert_int_equal(read(from_child[0], &b, 1), 1); /* listening */
+    int qmp_fd = vo_unix_connect(qmp, 0);
+    assert_true(qmp_fd >= 0);
     int fd = vo_unix_connect(sock, 0);
     assert_true(fd >= 0);
-    int before = ask_sndbuf(to_child[1], from_child[0]);
+    int before[2], after[2];
+    ask_sndbuf(to_child[1], from_child[0], before);
 
     VoConsole *c = vo_console_new(fd, log_path);
     assert_non_null(c);
@@ -185,10 +193,11 @@ static void test_console_widens_qemus_send_buffer(void **state)
     }
     free(log);
     assert_int_equal(log_len, 1);
-    int after = ask_sndbuf(to_child[1], from_child[0]);
-    assert_true(after > before);
+    ask_sndbuf(to_child[1], from_child[0], after);
+    assert_true(after[0] > before[0]);
     if (geteuid() == 0) /* SO_SNDBUFFORCE; others stop at net.core.wmem_max */
-        assert_true(after >= 4 * 1024 * 1024);
+        assert_true(after[0] >= 4 * 1024 * 1024);
+    assert_int_equal(after[1], before[1]); /* QEMU's other sockets: untouched */
 
     vo_console_free(c);
     vo_console_hub_stop();
@@ -197,8 +206,10 @@ static void test_console_widens_qemus_send_buffer(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(from_child[0]);
+    close(qmp_fd);
     (void)unlink(log_path);
     (void)unlink(sock);
+    (void)unlink(qmp);
     (void)rmdir(dir);
 }
 
