@@ -45,12 +45,20 @@ static bool is_peer_socket(int theirs, const struct sockaddr_un *addr, socklen_t
                                          addr_len - offsetof(struct sockaddr_un, sun_path)) == 0;
 }
 
+/* 0 when theirs got bytes; -EPERM when only SO_SNDBUF was allowed and
+ * net.core.wmem_max stopped it short (it is widened that far). */
 static int set_sndbuf(int theirs, int bytes)
 {
     if (setsockopt(theirs, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) == 0)
-        return false;
-    /* Without CAP_NET_ADMIN: as far as net.core.wmem_max allows. */
-    return setsockopt(theirs, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) == 0 ? 0 : -errno;
+        return 0;
+    int forced = -errno;
+    if (setsockopt(theirs, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) < 0)
+        return -errno;
+    int got = 0;
+    socklen_t len = sizeof(got);
+    if (getsockopt(theirs, SOL_SOCKET, SO_SNDBUF, &got, &len) < 0)
+        return -errno;
+    return got / 2 >= bytes ? 0 : forced; /* Linux reports twice what it was given */
 }
 
 int vo_unix_grow_peer_sndbuf(int fd, int bytes)

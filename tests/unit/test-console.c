@@ -7,6 +7,8 @@
  * socket, so a reader late by milliseconds does not make OVMF drop output
  * (util/peer-sndbuf.c). */
 #include <errno.h>
+#include <limits.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +27,7 @@
 #include <cmocka.h>
 
 #include "daemon/console.h"
+#include "util/peer-sndbuf.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
 
@@ -143,44 +147,86 @@ static void fake_qemu(const char *qmp, const char *path, int ready, int ask)
     _exit(0);
 }
 
-/* The send buffers of the fake QEMU's console and QMP sockets. */
-static void ask_sndbuf(int ask, int answer, int ret_sndbuf[2])
+/* A fake QEMU running, with our ends of its QMP and console sockets. */
+typedef struct {
+    char dir[32];
+    char *qmp, *console;
+    pid_t pid;
+    int ask, answer; /* pipes to and from it */
+    int qmp_fd, console_fd;
+} FakeQemu;
+
+/* 0, or -1 with nothing left behind. No cmocka asserts: a test's child
+ * process calls it too. */
+static int fake_qemu_start(FakeQemu *q)
 {
-    assert_int_equal(write(ask, "?", 1), 1);
-    assert_int_equal(read(answer, ret_sndbuf, 2 * sizeof(int)), 2 * sizeof(int));
+    *q = (FakeQemu){ .dir = "/tmp/vireo-console-XXXXXX", .pid = -1, .qmp_fd = -1,
+                     .console_fd = -1 };
+    int to_child[2], from_child[2];
+    if (!mkdtemp(q->dir))
+        return -1;
+    q->qmp = vo_asprintf("%s/qmp.sock", q->dir);
+    q->console = vo_asprintf("%s/console.sock", q->dir);
+    if (pipe(to_child) < 0)
+        return -1;
+    if (pipe(from_child) < 0)
+        return -1;
+    q->pid = fork();
+    if (q->pid == 0) {
+        close(to_child[1]);
+        close(from_child[0]);
+        fake_qemu(q->qmp, q->console, from_child[1], to_child[0]);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    q->ask = to_child[1];
+    q->answer = from_child[0];
+    char b;
+    if (q->pid < 0 || read(q->answer, &b, 1) != 1) /* listening */
+        return -1;
+    q->qmp_fd = vo_unix_connect(q->qmp, 0);
+    q->console_fd = vo_unix_connect(q->console, 0);
+    return q->qmp_fd >= 0 && q->console_fd >= 0 ? 0 : -1;
+}
+
+/* The send buffers of the fake QEMU's console and QMP sockets; 0 or -1. */
+static int fake_qemu_sndbuf(FakeQemu *q, int ret_sndbuf[2])
+{
+    if (write(q->ask, "?", 1) != 1)
+        return -1;
+    return read(q->answer, ret_sndbuf, 2 * sizeof(int)) == 2 * sizeof(int) ? 0 : -1;
+}
+
+/* Ends it (the console fd, if still ours, too); 0 when it exited cleanly. */
+static int fake_qemu_stop(FakeQemu *q)
+{
+    close(q->ask);
+    int status = -1;
+    bool exited = q->pid > 0 && waitpid(q->pid, &status, 0) == q->pid;
+    close(q->answer);
+    if (q->qmp_fd >= 0)
+        close(q->qmp_fd);
+    if (q->console_fd >= 0)
+        close(q->console_fd);
+    (void)unlink(q->qmp);
+    (void)unlink(q->console);
+    (void)rmdir(q->dir);
+    free(q->qmp);
+    free(q->console);
+    return exited && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 /* Without the widening, QEMU's socket keeps the kernel's default buffer:
  * 278 one-byte sends, and OVMF drops strings whenever the reader is late. */
 static void test_console_widens_qemus_send_buffer(void **state)
 {
-    char dir[] = "/tmp/vireo-console-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    _cleanup_free_ char *log_path = vo_asprintf("%s/console.log", dir);
-    _cleanup_free_ char *sock = vo_asprintf("%s/console.sock", dir);
-    _cleanup_free_ char *qmp = vo_asprintf("%s/qmp.sock", dir);
-    int to_child[2], from_child[2];
-    assert_int_equal(pipe(to_child), 0);
-    assert_int_equal(pipe(from_child), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(to_child[1]);
-        close(from_child[0]);
-        fake_qemu(qmp, sock, from_child[1], to_child[0]);
-    }
-    close(to_child[0]);
-    close(from_child[1]);
-    char b;
-    assert_int_equal(read(from_child[0], &b, 1), 1); /* listening */
-    int qmp_fd = vo_unix_connect(qmp, 0);
-    assert_true(qmp_fd >= 0);
-    int fd = vo_unix_connect(sock, 0);
-    assert_true(fd >= 0);
+    FakeQemu q;
+    assert_int_equal(fake_qemu_start(&q), 0);
+    _cleanup_free_ char *log_path = vo_asprintf("%s/console.log", q.dir);
     int before[2], after[2];
-    ask_sndbuf(to_child[1], from_child[0], before);
+    assert_int_equal(fake_qemu_sndbuf(&q, before), 0);
 
-    VoConsole *c = vo_console_new(fd, log_path);
+    VoConsole *c = vo_console_new(TAKE_FD(q.console_fd), log_path);
     assert_non_null(c);
     char *log = NULL;
     size_t log_len = 0;
@@ -193,7 +239,7 @@ static void test_console_widens_qemus_send_buffer(void **state)
     }
     free(log);
     assert_int_equal(log_len, 1);
-    ask_sndbuf(to_child[1], from_child[0], after);
+    assert_int_equal(fake_qemu_sndbuf(&q, after), 0);
     assert_true(after[0] > before[0]);
     if (geteuid() == 0) /* SO_SNDBUFFORCE; others stop at net.core.wmem_max */
         assert_true(after[0] >= 4 * 1024 * 1024);
@@ -201,16 +247,57 @@ static void test_console_widens_qemus_send_buffer(void **state)
 
     vo_console_free(c);
     vo_console_hub_stop();
-    close(to_child[1]);
+    (void)unlink(log_path);
+    assert_int_equal(fake_qemu_stop(&q), 0);
+}
+
+static int drop_net_admin(void)
+{
+    struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) < 0)
+        return -1;
+    d[CAP_NET_ADMIN / 32].effective &= ~(1u << (CAP_NET_ADMIN % 32));
+    d[CAP_NET_ADMIN / 32].permitted &= ~(1u << (CAP_NET_ADMIN % 32));
+    return syscall(SYS_capset, &h, d) < 0 ? -1 : 0;
+}
+
+/* In a child without CAP_NET_ADMIN: asks for bytes (past wmem_max) and
+ * exits 0 when told -EPERM with the socket widened as far as allowed. */
+static void grow_without_net_admin(int bytes)
+{
+    FakeQemu q;
+    char b;
+    int before[2], after[2];
+    if (drop_net_admin() < 0 || fake_qemu_start(&q) < 0 || read(q.console_fd, &b, 1) != 1 ||
+        fake_qemu_sndbuf(&q, before) < 0)
+        _exit(2);
+    int r = vo_unix_grow_peer_sndbuf(q.console_fd, bytes);
+    if (fake_qemu_sndbuf(&q, after) < 0 || fake_qemu_stop(&q) < 0)
+        _exit(3);
+    _exit(r == -EPERM && after[0] > before[0] ? 0 : 4);
+}
+
+/* A vireod that may not force the buffer past net.core.wmem_max says so
+ * (the hub logs it), not 0 for a buffer left smaller than asked. */
+static void test_peer_sndbuf_short_of_wmem_max_is_said(void **state)
+{
+    FILE *f = fopen("/proc/sys/net/core/wmem_max", "r");
+    long wmem_max = 0;
+    if (!f || fscanf(f, "%ld", &wmem_max) != 1 || wmem_max <= 0 || wmem_max > INT_MAX / 4) {
+        if (f)
+            fclose(f);
+        skip();
+    }
+    fclose(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        grow_without_net_admin((int)wmem_max * 2);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    close(from_child[0]);
-    close(qmp_fd);
-    (void)unlink(log_path);
-    (void)unlink(sock);
-    (void)unlink(qmp);
-    (void)rmdir(dir);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 int main(void)
@@ -218,6 +305,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_console_read_while_nothing_else_runs),
         cmocka_unit_test(test_console_widens_qemus_send_buffer),
+        cmocka_unit_test(test_peer_sndbuf_short_of_wmem_max_is_said),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
