@@ -96,11 +96,10 @@ int vo_unix_grow_peer_sndbuf(int fd, int bytes)
             continue;
         int theirs = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(e->d_name), 0);
         if (theirs < 0) {
-            if (errno == EPERM) {
-                r = -EPERM;
-                break;
-            }
-            continue; /* closed meanwhile */
+            if (errno == EBADF)
+                continue; /* closed meanwhile */
+            r = -errno; /* -EPERM, or -EMFILE here: not "no such socket" */
+            break;
         }
         bool found = is_peer_socket(theirs, &peer, peer_len);
         if (found)

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -300,12 +301,49 @@ static void test_peer_sndbuf_short_of_wmem_max_is_said(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* In a child that may open only two more fds (the pidfd and /proc/PID/fd):
+ * exits 0 when the copy of QEMU's socket failing on it is told as such
+ * (-EMFILE), not as "QEMU holds no such socket" (-ENOENT). */
+static void grow_out_of_fds(void)
+{
+    FakeQemu q;
+    char b;
+    if (fake_qemu_start(&q) < 0 || read(q.console_fd, &b, 1) != 1)
+        _exit(2);
+    int first = dup(0), second = dup(0); /* where the pidfd and the dir go */
+    if (first < 0 || second < 0)
+        _exit(2);
+    close(first);
+    close(second);
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) < 0)
+        _exit(2);
+    lim.rlim_cur = (rlim_t)second + 1;
+    if (setrlimit(RLIMIT_NOFILE, &lim) < 0)
+        _exit(2);
+    int r = vo_unix_grow_peer_sndbuf(q.console_fd, 4 * 1024 * 1024);
+    _exit(r == -EMFILE ? 0 : 4);
+}
+
+static void test_peer_sndbuf_says_why_it_found_nothing(void **state)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        grow_out_of_fds();
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_console_read_while_nothing_else_runs),
         cmocka_unit_test(test_console_widens_qemus_send_buffer),
         cmocka_unit_test(test_peer_sndbuf_short_of_wmem_max_is_said),
+        cmocka_unit_test(test_peer_sndbuf_says_why_it_found_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
