@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -61,6 +62,14 @@ static int set_sndbuf(int theirs, int bytes)
     return got / 2 >= bytes ? 0 : forced; /* Linux reports twice what it was given */
 }
 
+/* Is the other end of *fd (a connected socket) still open? */
+static bool peer_still_open(pid_t pid, void *fd)
+{
+    (void)pid;
+    struct pollfd p = { .fd = *(int *)fd, .events = POLLRDHUP };
+    return poll(&p, 1, 0) >= 0 && !(p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
 int vo_unix_grow_peer_sndbuf(int fd, int bytes)
 {
     struct ucred cred;
@@ -74,9 +83,12 @@ int vo_unix_grow_peer_sndbuf(int fd, int bytes)
     if (peer.sun_family != AF_UNIX || peer_len <= offsetof(struct sockaddr_un, sun_path) ||
         peer.sun_path[0] == '\0')
         return -EADDRNOTAVAIL;
-    int pidfd = vo_pidfd_open(cred.pid);
+    /* QEMU's end still open after the pidfd is taken: the pidfd is QEMU's,
+     * not a process that got its pid after QEMU ended (its fds are looked
+     * at by the pid, in /proc). */
+    int pidfd = vo_pidfd_open_if(cred.pid, peer_still_open, &fd);
     if (pidfd < 0)
-        return -errno;
+        return pidfd;
     char dir_path[64];
     snprintf(dir_path, sizeof(dir_path), "/proc/%d/fd", (int)cred.pid);
     DIR *dir = opendir(dir_path);

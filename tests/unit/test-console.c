@@ -337,6 +337,41 @@ static void test_peer_sndbuf_says_why_it_found_nothing(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* A QEMU that ended after printing (its pid could be anyone's by now) is
+ * not looked for in /proc: -ESRCH. */
+static void test_peer_sndbuf_of_an_ended_qemu(void **state)
+{
+    char dir[] = "/tmp/vireo-console-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *path = vo_asprintf("%s/console.sock", dir);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork(); /* listens, holds the accepted socket as QEMU does, ends */
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int l = vo_unix_listen(path, 0600);
+        if (l < 0 || write(ready[1], "r", 1) != 1)
+            _exit(1);
+        _exit(write(accept(l, NULL, NULL), "x", 1) == 1 ? 0 : 1);
+    }
+    close(ready[1]);
+    char r;
+    assert_int_equal(read(ready[0], &r, 1), 1);
+    close(ready[0]);
+    int fd = vo_unix_connect(path, 0);
+    assert_true(fd >= 0);
+    char b;
+    assert_int_equal(read(fd, &b, 1), 1);
+    siginfo_t info;
+    assert_int_equal(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT), 0); /* a zombie */
+    assert_int_equal(vo_unix_grow_peer_sndbuf(fd, 4 * 1024 * 1024), -ESRCH);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(fd);
+    (void)unlink(path);
+    (void)rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_console_widens_qemus_send_buffer),
         cmocka_unit_test(test_peer_sndbuf_short_of_wmem_max_is_said),
         cmocka_unit_test(test_peer_sndbuf_says_why_it_found_nothing),
+        cmocka_unit_test(test_peer_sndbuf_of_an_ended_qemu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
