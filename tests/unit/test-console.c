@@ -5,7 +5,8 @@
  * printed reaches the log and an attached client, and what the client
  * types reaches QEMU. And the hub widens the send buffer of QEMU's own
  * socket, so a reader late by milliseconds does not make OVMF drop output
- * (util/peer-sndbuf.c). */
+ * (util/peer-sndbuf.c, which also says why when it cannot: not allowed,
+ * out of fds, QEMU ended). */
 #include <errno.h>
 #include <limits.h>
 #include <linux/capability.h>
