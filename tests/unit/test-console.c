@@ -319,10 +319,14 @@ static void grow_out_of_fds(void)
     struct rlimit lim;
     if (getrlimit(RLIMIT_NOFILE, &lim) < 0)
         _exit(2);
+    rlim_t was = lim.rlim_cur;
     lim.rlim_cur = (rlim_t)second + 1;
     if (setrlimit(RLIMIT_NOFILE, &lim) < 0)
         _exit(2);
     int r = vo_unix_grow_peer_sndbuf(q.console_fd, 4 * 1024 * 1024);
+    lim.rlim_cur = was;
+    if (setrlimit(RLIMIT_NOFILE, &lim) < 0 || fake_qemu_stop(&q) < 0)
+        _exit(3);
     _exit(r == -EMFILE ? 0 : 4);
 }
 
