@@ -158,8 +158,8 @@ typedef struct {
     int qmp_fd, console_fd;
 } FakeQemu;
 
-/* 0, or -1 with nothing left behind. No cmocka asserts: a test's child
- * process calls it too. */
+/* 0, or -1 (what it made is then left behind). No cmocka asserts: a child
+ * process of a test calls it too. */
 static int fake_qemu_start(FakeQemu *q)
 {
     *q = (FakeQemu){ .dir = "/tmp/vireo-console-XXXXXX", .pid = -1, .qmp_fd = -1,
