@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -45,12 +46,28 @@ static bool is_peer_socket(int theirs, const struct sockaddr_un *addr, socklen_t
                                          addr_len - offsetof(struct sockaddr_un, sun_path)) == 0;
 }
 
+/* 0 when theirs got bytes; -EPERM when only SO_SNDBUF was allowed and
+ * net.core.wmem_max stopped it short (it is widened that far). */
 static int set_sndbuf(int theirs, int bytes)
 {
     if (setsockopt(theirs, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) == 0)
-        return false;
-    /* Without CAP_NET_ADMIN: as far as net.core.wmem_max allows. */
-    return setsockopt(theirs, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) == 0 ? 0 : -errno;
+        return 0;
+    int forced = -errno;
+    if (setsockopt(theirs, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) < 0)
+        return -errno;
+    int got = 0;
+    socklen_t len = sizeof(got);
+    if (getsockopt(theirs, SOL_SOCKET, SO_SNDBUF, &got, &len) < 0)
+        return -errno;
+    return got / 2 >= bytes ? 0 : forced; /* Linux reports twice what it was given */
+}
+
+/* Is the other end of *fd (a connected socket) still open? */
+static bool peer_still_open(pid_t pid, void *fd)
+{
+    (void)pid;
+    struct pollfd p = { .fd = *(int *)fd, .events = POLLRDHUP };
+    return poll(&p, 1, 0) >= 0 && !(p.revents & (POLLHUP | POLLRDHUP | POLLERR));
 }
 
 int vo_unix_grow_peer_sndbuf(int fd, int bytes)
@@ -66,9 +83,12 @@ int vo_unix_grow_peer_sndbuf(int fd, int bytes)
     if (peer.sun_family != AF_UNIX || peer_len <= offsetof(struct sockaddr_un, sun_path) ||
         peer.sun_path[0] == '\0')
         return -EADDRNOTAVAIL;
-    int pidfd = vo_pidfd_open(cred.pid);
+    /* QEMU's end still open after the pidfd is taken: the pidfd is QEMU's,
+     * not a process that got its pid after QEMU ended (its fds are looked
+     * at by the pid, in /proc). */
+    int pidfd = vo_pidfd_open_if(cred.pid, peer_still_open, &fd);
     if (pidfd < 0)
-        return -errno;
+        return pidfd;
     char dir_path[64];
     snprintf(dir_path, sizeof(dir_path), "/proc/%d/fd", (int)cred.pid);
     DIR *dir = opendir(dir_path);
@@ -88,11 +108,10 @@ int vo_unix_grow_peer_sndbuf(int fd, int bytes)
             continue;
         int theirs = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(e->d_name), 0);
         if (theirs < 0) {
-            if (errno == EPERM) {
-                r = -EPERM;
-                break;
-            }
-            continue; /* closed meanwhile */
+            if (errno == EBADF)
+                continue; /* closed meanwhile */
+            r = -errno; /* -EPERM, or -EMFILE here: not "no such socket" */
+            break;
         }
         bool found = is_peer_socket(theirs, &peer, peer_len);
         if (found)

@@ -5,8 +5,11 @@
  * printed reaches the log and an attached client, and what the client
  * types reaches QEMU. And the hub widens the send buffer of QEMU's own
  * socket, so a reader late by milliseconds does not make OVMF drop output
- * (util/peer-sndbuf.c). */
+ * (util/peer-sndbuf.c, which also says why when it cannot: not allowed,
+ * out of fds, QEMU ended). */
 #include <errno.h>
+#include <limits.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +29,7 @@
 #include <cmocka.h>
 
 #include "daemon/console.h"
+#include "util/peer-sndbuf.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
 
@@ -116,63 +122,113 @@ static void test_console_read_while_nothing_else_runs(void **state)
     (void)rmdir(dir);
 }
 
-/* A stand-in for QEMU in a process of its own: listens on path, accepts one
- * client, prints one byte, then answers each byte on ask with its accepted
- * socket's SO_SNDBUF (an int), until ask ends. */
-static void fake_qemu(const char *path, int ready, int ask)
+/* A stand-in for QEMU in a process of its own: listens on qmp and path,
+ * accepts one client on each (QMP's first, as vireod connects), prints one
+ * byte on the console, then answers each byte on ask with the SO_SNDBUF of
+ * its accepted console and QMP sockets (two ints), until ask ends. */
+static void fake_qemu(const char *qmp, const char *path, int ready, int ask)
 {
+    int lq = vo_unix_listen(qmp, 0600);
     int l = vo_unix_listen(path, 0600);
     char b = 'r';
-    if (l < 0 || write(ready, &b, 1) != 1)
+    if (lq < 0 || l < 0 || write(ready, &b, 1) != 1)
         _exit(1);
+    int sq = accept(lq, NULL, NULL);
     int s = accept(l, NULL, NULL);
-    if (s < 0 || write(s, "x", 1) != 1)
+    if (sq < 0 || s < 0 || write(s, "x", 1) != 1)
         _exit(1);
     while (read(ask, &b, 1) == 1) {
-        int sndbuf = 0;
-        socklen_t len = sizeof(sndbuf);
-        (void)getsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len);
-        if (write(ready, &sndbuf, sizeof(sndbuf)) != sizeof(sndbuf))
+        int sndbuf[2] = { 0, 0 };
+        socklen_t len = sizeof(sndbuf[0]);
+        (void)getsockopt(s, SOL_SOCKET, SO_SNDBUF, &sndbuf[0], &len);
+        len = sizeof(sndbuf[1]);
+        (void)getsockopt(sq, SOL_SOCKET, SO_SNDBUF, &sndbuf[1], &len);
+        if (write(ready, sndbuf, sizeof(sndbuf)) != sizeof(sndbuf))
             _exit(1);
     }
     _exit(0);
 }
 
-static int ask_sndbuf(int ask, int answer)
+/* A fake QEMU running, with our ends of its QMP and console sockets. */
+typedef struct {
+    char dir[32];
+    char *qmp, *console;
+    pid_t pid;
+    int ask, answer; /* pipes to and from it */
+    int qmp_fd, console_fd;
+} FakeQemu;
+
+/* 0, or -1 (what it made is then left behind). No cmocka asserts: a child
+ * process of a test calls it too. */
+static int fake_qemu_start(FakeQemu *q)
 {
-    int sndbuf = 0;
-    assert_int_equal(write(ask, "?", 1), 1);
-    assert_int_equal(read(answer, &sndbuf, sizeof(sndbuf)), sizeof(sndbuf));
-    return sndbuf;
+    *q = (FakeQemu){ .dir = "/tmp/vireo-console-XXXXXX", .pid = -1, .qmp_fd = -1,
+                     .console_fd = -1 };
+    int to_child[2], from_child[2];
+    if (!mkdtemp(q->dir))
+        return -1;
+    q->qmp = vo_asprintf("%s/qmp.sock", q->dir);
+    q->console = vo_asprintf("%s/console.sock", q->dir);
+    if (pipe(to_child) < 0)
+        return -1;
+    if (pipe(from_child) < 0)
+        return -1;
+    q->pid = fork();
+    if (q->pid == 0) {
+        close(to_child[1]);
+        close(from_child[0]);
+        fake_qemu(q->qmp, q->console, from_child[1], to_child[0]);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    q->ask = to_child[1];
+    q->answer = from_child[0];
+    char b;
+    if (q->pid < 0 || read(q->answer, &b, 1) != 1) /* listening */
+        return -1;
+    q->qmp_fd = vo_unix_connect(q->qmp, 0);
+    q->console_fd = vo_unix_connect(q->console, 0);
+    return q->qmp_fd >= 0 && q->console_fd >= 0 ? 0 : -1;
+}
+
+/* The send buffers of the fake QEMU's console and QMP sockets; 0 or -1. */
+static int fake_qemu_sndbuf(FakeQemu *q, int ret_sndbuf[2])
+{
+    if (write(q->ask, "?", 1) != 1)
+        return -1;
+    return read(q->answer, ret_sndbuf, 2 * sizeof(int)) == 2 * sizeof(int) ? 0 : -1;
+}
+
+/* Ends it (the console fd, if still ours, too); 0 when it exited cleanly. */
+static int fake_qemu_stop(FakeQemu *q)
+{
+    close(q->ask);
+    int status = -1;
+    bool exited = q->pid > 0 && waitpid(q->pid, &status, 0) == q->pid;
+    close(q->answer);
+    if (q->qmp_fd >= 0)
+        close(q->qmp_fd);
+    if (q->console_fd >= 0)
+        close(q->console_fd);
+    (void)unlink(q->qmp);
+    (void)unlink(q->console);
+    (void)rmdir(q->dir);
+    free(q->qmp);
+    free(q->console);
+    return exited && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 /* Without the widening, QEMU's socket keeps the kernel's default buffer:
  * 278 one-byte sends, and OVMF drops strings whenever the reader is late. */
 static void test_console_widens_qemus_send_buffer(void **state)
 {
-    char dir[] = "/tmp/vireo-console-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    _cleanup_free_ char *log_path = vo_asprintf("%s/console.log", dir);
-    _cleanup_free_ char *sock = vo_asprintf("%s/console.sock", dir);
-    int to_child[2], from_child[2];
-    assert_int_equal(pipe(to_child), 0);
-    assert_int_equal(pipe(from_child), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(to_child[1]);
-        close(from_child[0]);
-        fake_qemu(sock, from_child[1], to_child[0]);
-    }
-    close(to_child[0]);
-    close(from_child[1]);
-    char b;
-    assert_int_equal(read(from_child[0], &b, 1), 1); /* listening */
-    int fd = vo_unix_connect(sock, 0);
-    assert_true(fd >= 0);
-    int before = ask_sndbuf(to_child[1], from_child[0]);
+    FakeQemu q;
+    assert_int_equal(fake_qemu_start(&q), 0);
+    _cleanup_free_ char *log_path = vo_asprintf("%s/console.log", q.dir);
+    int before[2], after[2];
+    assert_int_equal(fake_qemu_sndbuf(&q, before), 0);
 
-    VoConsole *c = vo_console_new(fd, log_path);
+    VoConsole *c = vo_console_new(TAKE_FD(q.console_fd), log_path);
     assert_non_null(c);
     char *log = NULL;
     size_t log_len = 0;
@@ -185,20 +241,139 @@ static void test_console_widens_qemus_send_buffer(void **state)
     }
     free(log);
     assert_int_equal(log_len, 1);
-    int after = ask_sndbuf(to_child[1], from_child[0]);
-    assert_true(after > before);
+    assert_int_equal(fake_qemu_sndbuf(&q, after), 0);
+    assert_true(after[0] > before[0]);
     if (geteuid() == 0) /* SO_SNDBUFFORCE; others stop at net.core.wmem_max */
-        assert_true(after >= 4 * 1024 * 1024);
+        assert_true(after[0] >= 4 * 1024 * 1024);
+    assert_int_equal(after[1], before[1]); /* QEMU's other sockets: untouched */
 
     vo_console_free(c);
     vo_console_hub_stop();
-    close(to_child[1]);
+    (void)unlink(log_path);
+    assert_int_equal(fake_qemu_stop(&q), 0);
+}
+
+static int drop_net_admin(void)
+{
+    struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) < 0)
+        return -1;
+    d[CAP_NET_ADMIN / 32].effective &= ~(1u << (CAP_NET_ADMIN % 32));
+    d[CAP_NET_ADMIN / 32].permitted &= ~(1u << (CAP_NET_ADMIN % 32));
+    return syscall(SYS_capset, &h, d) < 0 ? -1 : 0;
+}
+
+/* In a child without CAP_NET_ADMIN: asks for bytes (past wmem_max) and
+ * exits 0 when told -EPERM with the socket widened as far as allowed. */
+static void grow_without_net_admin(int bytes)
+{
+    FakeQemu q;
+    char b;
+    int before[2], after[2];
+    if (drop_net_admin() < 0 || fake_qemu_start(&q) < 0 || read(q.console_fd, &b, 1) != 1 ||
+        fake_qemu_sndbuf(&q, before) < 0)
+        _exit(2);
+    int r = vo_unix_grow_peer_sndbuf(q.console_fd, bytes);
+    if (fake_qemu_sndbuf(&q, after) < 0 || fake_qemu_stop(&q) < 0)
+        _exit(3);
+    _exit(r == -EPERM && after[0] > before[0] ? 0 : 4);
+}
+
+/* A vireod that may not force the buffer past net.core.wmem_max says so
+ * (the hub logs it), not 0 for a buffer left smaller than asked. */
+static void test_peer_sndbuf_short_of_wmem_max_is_said(void **state)
+{
+    FILE *f = fopen("/proc/sys/net/core/wmem_max", "r");
+    long wmem_max = 0;
+    if (!f || fscanf(f, "%ld", &wmem_max) != 1 || wmem_max <= 0 || wmem_max > INT_MAX / 4) {
+        if (f)
+            fclose(f);
+        skip();
+    }
+    fclose(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        grow_without_net_admin((int)wmem_max * 2);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    close(from_child[0]);
-    (void)unlink(log_path);
-    (void)unlink(sock);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* In a child that may open only two more fds (the pidfd and /proc/PID/fd):
+ * exits 0 when the copy of QEMU's socket failing on it is told as such
+ * (-EMFILE), not as "QEMU holds no such socket" (-ENOENT). */
+static void grow_out_of_fds(void)
+{
+    FakeQemu q;
+    char b;
+    if (fake_qemu_start(&q) < 0 || read(q.console_fd, &b, 1) != 1)
+        _exit(2);
+    int first = dup(0), second = dup(0); /* where the pidfd and the dir go */
+    if (first < 0 || second < 0)
+        _exit(2);
+    close(first);
+    close(second);
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) < 0)
+        _exit(2);
+    rlim_t was = lim.rlim_cur;
+    lim.rlim_cur = (rlim_t)second + 1;
+    if (setrlimit(RLIMIT_NOFILE, &lim) < 0)
+        _exit(2);
+    int r = vo_unix_grow_peer_sndbuf(q.console_fd, 4 * 1024 * 1024);
+    lim.rlim_cur = was;
+    if (setrlimit(RLIMIT_NOFILE, &lim) < 0 || fake_qemu_stop(&q) < 0)
+        _exit(3);
+    _exit(r == -EMFILE ? 0 : 4);
+}
+
+static void test_peer_sndbuf_says_why_it_found_nothing(void **state)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        grow_out_of_fds();
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* A QEMU that ended after printing (its pid could be anyone's by now) is
+ * not looked for in /proc: -ESRCH. */
+static void test_peer_sndbuf_of_an_ended_qemu(void **state)
+{
+    char dir[] = "/tmp/vireo-console-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *path = vo_asprintf("%s/console.sock", dir);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork(); /* listens, holds the accepted socket as QEMU does, ends */
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int l = vo_unix_listen(path, 0600);
+        if (l < 0 || write(ready[1], "r", 1) != 1)
+            _exit(1);
+        _exit(write(accept(l, NULL, NULL), "x", 1) == 1 ? 0 : 1);
+    }
+    close(ready[1]);
+    char r;
+    assert_int_equal(read(ready[0], &r, 1), 1);
+    close(ready[0]);
+    int fd = vo_unix_connect(path, 0);
+    assert_true(fd >= 0);
+    char b;
+    assert_int_equal(read(fd, &b, 1), 1);
+    siginfo_t info;
+    assert_int_equal(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT), 0); /* a zombie */
+    assert_int_equal(vo_unix_grow_peer_sndbuf(fd, 4 * 1024 * 1024), -ESRCH);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    close(fd);
+    (void)unlink(path);
     (void)rmdir(dir);
 }
 
@@ -207,6 +382,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_console_read_while_nothing_else_runs),
         cmocka_unit_test(test_console_widens_qemus_send_buffer),
+        cmocka_unit_test(test_peer_sndbuf_short_of_wmem_max_is_said),
+        cmocka_unit_test(test_peer_sndbuf_says_why_it_found_nothing),
+        cmocka_unit_test(test_peer_sndbuf_of_an_ended_qemu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
