@@ -84,6 +84,20 @@ def test_create_macs_checked_and_indexed(tmp_path):
         d.stop()
         sql(d, "DELETE FROM documents WHERE key LIKE ? OR key LIKE ?", CLAIMS + "%",
             "cluster/mac-indexed/%")
+        # One of its MACs being given to another VM meanwhile (a claim in
+        # progress, as another host's create makes it): the VM is not in the
+        # index yet, so the host is not marked (before, it was: another host
+        # then skipped its VMs' documents and could give the MAC again).
+        busy = CLAIMS + b["nics"][0]["mac"]
+        sql(d, "INSERT INTO documents (key, mod_rev, create_rev, lease, value) SELECT ?, "
+            "value, value, 0, ? FROM meta WHERE key = 'revision'", busy,
+            json.dumps({"host": "elsewhere", "host_name": "h9", "vm": "z"}))
+        d.start()
+        assert sql(d, "SELECT key FROM documents WHERE key LIKE 'cluster/mac-indexed/%'") == []
+        assert claims(d)[b["nics"][0]["mac"]] == ({"host": "elsewhere", "host_name": "h9",
+                                                   "vm": "z"}, 0)
+        d.stop()
+        sql(d, "DELETE FROM documents WHERE key = ?", busy)  # that change ended
         d.start()
         assert claims(d) == {n["mac"]: ({"vm": "b", "vm_id": b["id"]}, 0) for n in b["nics"]}
         assert len(sql(d, "SELECT key FROM documents WHERE key LIKE 'cluster/mac-indexed/%'")) == 1
