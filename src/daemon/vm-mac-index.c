@@ -1,6 +1,7 @@
 /* vm-mac-index.c: the VM service's part of the cluster's MAC index
- * (mac-claims.h): which index documents a VM's write puts, and the one-time
- * fill at start of this host's VMs from before the index. */
+ * (mac-claims.h): which index documents a VM's write puts, the one-time
+ * fill at start of this host's VMs from before the index, and the entry of
+ * a VM that comes to this host. */
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
@@ -98,6 +99,23 @@ static int enter_macs(VoDaemon *d, const VoVmSpec *spec, json_t *stored, json_t 
     }
     json_decref(want);
     return r;
+}
+
+json_t *vo_vm_mac_index_enter(VoDaemon *d, const VoVmSpec *spec)
+{
+    json_t *want = json_object(), *stored = json_object(), *out = json_object();
+    vo_relations_add_macs(want, spec);
+    const char *key;
+    json_t *text;
+    json_object_foreach(want, key, text) {
+        _cleanup_free_ char *now = NULL;
+        if (vo_store_get(d->store, key, &now, NULL) >= 0)
+            json_object_set_new(stored, key, json_string(now));
+    }
+    (void)enter_macs(d, spec, stored, out); /* what it cannot enter is logged */
+    json_decref(stored);
+    json_decref(want);
+    return out;
 }
 
 /* The held claims of VMs of this host that have no document (orphans: the

@@ -159,4 +159,17 @@ def test_generated_macs_unique_in_the_cluster(cluster, tmp_path, monkeypatch):
     h2.task_ok("DELETE", "/v1/vms/m1")
     assert taken not in index(h1)
     create(h1, "m3", macs=[taken])
-    assert h1.vm("m3")["nics"][0]["mac"] == taken
+    m3 = h1.vm("m3")
+    assert m3["nics"][0]["mac"] == taken
+
+    # A VM not in the index (as an older host's) moved to a host that is:
+    # its MACs are entered there (before, its new host took them for held
+    # and every host, marked as indexed, gave the MAC again).
+    etcdctl(h1, "del", "vireo/" + CLAIMS + taken)
+    out = h1.cli("vm", "move", "m3", "--to", "h2", timeout=300).stdout
+    assert "moved to h2" in out, out
+    assert index(h1)[taken] == {"vm": "m3", "vm_id": m3["id"]}
+    status, doc = h1.request("POST", "/v1/vms", {"name": "m4", "memory_mib": 64, "host": "h1",
+                                                 "networks": ["user"], "macs": [taken]})
+    assert status == 409 and f"macs[0]: {taken} is already used by VM 'm3'" in \
+        doc["error"]["message"], doc
