@@ -72,6 +72,19 @@ def test_create_macs_checked_and_indexed(tmp_path):
             doc["error"]["message"], doc
         assert set(claims(d)) == set(macs) | {d.vm("b")["nics"][0]["mac"]}
 
+        # A MAC refused after its claim was made (a NIC of this host has it,
+        # its index entry lost): the claim goes with the refusal (before, it
+        # stayed, renewed, until vireod stopped: "being given to VM 'b'").
+        bmac = d.vm("b")["nics"][0]["mac"]
+        row = sql(d, "SELECT * FROM documents WHERE key = ?", CLAIMS + bmac)
+        sql(d, "DELETE FROM documents WHERE key = ?", CLAIMS + bmac)
+        status, doc = d.request("POST", "/v1/vms/b/nics", {"network": "user",
+                                                           "mac": bmac.upper()})
+        assert status == 409 and "is already used by a NIC on this host" in \
+            doc["error"]["message"], doc
+        assert bmac not in claims(d)
+        sql(d, "INSERT INTO documents VALUES (?, ?, ?, ?, ?)", *row[0])
+
         # A NIC removed, a VM deleted: their MACs are free again.
         d.task_ok("DELETE", "/v1/vms/a/nics/1")
         assert "52:54:00:0d:00:01" not in claims(d)
