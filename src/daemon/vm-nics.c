@@ -465,6 +465,11 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
         vo_mac_claims_release(claims);
         return r;
     }
+    if (mac) { /* in lower case, as a create's (and the index's key) */
+        for (int i = 0; i < 18; i++)
+            generated[i] = (char)tolower((unsigned char)mac[i]);
+        mac = generated;
+    }
     if (!mac) { /* claimed too: unique in the cluster */
         r = vo_vms_claim_new_mac(d, &claims, vm_name, NULL, 0, generated);
         if (r < 0) {

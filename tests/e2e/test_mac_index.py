@@ -88,7 +88,9 @@ def test_create_macs_checked_and_indexed(tmp_path):
         # A NIC removed, a VM deleted: their MACs are free again.
         d.task_ok("DELETE", "/v1/vms/a/nics/1")
         assert "52:54:00:0d:00:01" not in claims(d)
-        d.task_ok("POST", "/v1/vms/b/nics", {"network": "user", "mac": "52:54:00:0d:00:01"})
+        # Kept in lower case, as the index's key (before, as given).
+        d.task_ok("POST", "/v1/vms/b/nics", {"network": "user", "mac": "52:54:00:0D:00:01"})
+        assert d.vm("b")["nics"][1]["mac"] == "52:54:00:0d:00:01"
         d.task_ok("DELETE", "/v1/vms/a")
         assert macs[0] not in claims(d)
         b = d.vm("b")
