@@ -262,9 +262,16 @@ static int forget_mac(VoStore *raw, const char *mac, const char *vm_id)
 
 int vo_cluster_forget_macs(VoStore *raw, const char *host_id)
 {
+    /* First its mark: a host with this id that (re)joins is not in the
+     * index until its start fills it in, and its documents must be read
+     * meanwhile. VO_REV_ANY: the mark is the host's alone, which is gone. */
+    _cleanup_free_ char *mark = vo_asprintf(VO_KEY_MAC_INDEXED_PREFIX "%s", host_id);
+    int r = vo_store_delete(raw, mark, VO_REV_ANY);
+    if (r < 0 && r != -ENOENT)
+        return r;
     Docs docs = { 0 };
     _cleanup_free_ char *prefix = vo_asprintf("h/%s/vms/", host_id);
-    int r = vo_store_list(raw, prefix, collect, &docs);
+    r = vo_store_list(raw, prefix, collect, &docs);
     for (size_t i = 0; r >= 0 && docs.keys && docs.keys[i]; i++) {
         if (strchr(docs.keys[i] + strlen(prefix), '/')) /* not a VM's document */
             continue;

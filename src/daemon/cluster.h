@@ -124,8 +124,10 @@ int vo_cluster_forget_records(VoStore *raw, const char *host_id);
 /* Deletes the MAC index's held claims (cluster/claims/macs/<mac>,
  * daemon/mac-claims.h) of the VMs in host_id's namespace of a (raw) store,
  * each at the revision read and only while it names that VM: their MACs
- * are free in the cluster once the host left it. Before the namespace
- * goes. */
+ * are free in the cluster once the host left it. And the host's mark
+ * cluster/mac-indexed/<host-id>, so that the host, joining again with the
+ * same id, is not taken for indexed before its start. Before the
+ * namespace goes. */
 int vo_cluster_forget_macs(VoStore *raw, const char *host_id);
 /* Deletes every key under prefix of a (raw) store, in batches. */
 int vo_cluster_delete_prefix(VoStore *s, const char *prefix);
