@@ -1529,11 +1529,25 @@ static int delete_documents(VoVm *vm)
                            .delete_vm = vm->rev > 0, .have = vm->uses, .want = none,
                            .also_delete = also };
     r = vo_relations_commit(vm->d->store, &txn, NULL);
+    json_t *unindexed = NULL;
     if (r == -ENOENT) { /* its document is gone already: the rest goes all the same */
+        /* But not its MACs' index entries: whatever took its document (an
+         * HA move while this host was cut off, a host remove) moved them
+         * to the VM elsewhere or freed them, and another VM may hold them
+         * now. */
+        unindexed = json_deep_copy(vm->uses);
+        json_t *held = vo_vm_mac_index_of(vm->uses);
+        const char *k;
+        json_t *v;
+        json_object_foreach(held, k, v)
+            json_object_del(unindexed, k);
+        json_decref(held);
+        txn.have = unindexed;
         txn.vm_rev = VO_REV_NEW;
         txn.delete_vm = false;
         r = vo_relations_commit(vm->d->store, &txn, NULL);
     }
+    json_decref(unindexed);
     if (r >= 0) {
         json_decref(vm->uses);
         vm->uses = TAKE_PTR(none);

@@ -95,6 +95,20 @@ def test_create_macs_checked_and_indexed(tmp_path):
         assert macs[0] not in claims(d)
         b = d.vm("b")
 
+        # A VM whose document went under it (an HA move while its host was
+        # cut off): its delete leaves its MAC's entry, another VM's by now
+        # (before, it deleted it).
+        d.task_ok("POST", "/v1/vms", {"name": "c", "memory_mib": 64, "networks": ["user"]})
+        c = d.vm("c")
+        cmac = c["nics"][0]["mac"]
+        other = {"vm": "o", "vm_id": "0e0e0e0e-0000-4000-8000-00000000e0e0"}
+        sql(d, "DELETE FROM documents WHERE key = ?", "vms/" + c["id"])
+        sql(d, "UPDATE documents SET value = ? WHERE key = ?",
+            json.dumps(other, sort_keys=True, separators=(",", ":")), CLAIMS + cmac)
+        d.task_ok("DELETE", "/v1/vms/c")
+        assert claims(d)[cmac] == (other, 0)
+        sql(d, "DELETE FROM documents WHERE key = ?", CLAIMS + cmac)
+
         # A state from before the index: the start enters its VMs, once.
         d.stop()
         sql(d, "DELETE FROM documents WHERE key LIKE ? OR key LIKE ?", CLAIMS + "%",
