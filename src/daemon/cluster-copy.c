@@ -245,41 +245,83 @@ int vo_cluster_forget_records(VoStore *raw, const char *host_id)
     return r;
 }
 
-/* The held claim of mac, when it is VM vm_id's: deleted at its revision. */
-static int forget_mac(VoStore *raw, const char *mac, const char *vm_id)
+/* The VM ids a host's namespace names: of its VM documents (vms/<id>) and
+ * of its relations (uses/.../<id>: also those of a VM without a document,
+ * a create cut short, whose held claims the host's start would have
+ * deleted). */
+typedef struct {
+    size_t prefix_len;
+    bool last; /* the id is the key's last part (uses/), else its first (vms/) */
+    json_t *ids;
+} VmIds;
+
+static int collect_vm_id(const char *key, const char *value, int64_t rev, void *userdata)
 {
-    _cleanup_free_ char *key = vo_key_mac_claim(mac), *text = NULL;
-    int64_t rev = 0;
-    int r = vo_store_get(raw, key, &text, &rev);
-    if (r < 0)
-        return r == -ENOENT ? 0 : r;
-    json_t *doc = json_loads(text, 0, NULL);
+    (void)value;
+    (void)rev;
+    VmIds *v = userdata;
+    const char *rest = key + v->prefix_len;
+    const char *id = v->last ? strrchr(rest, '/') : NULL;
+    id = id ? id + 1 : rest;
+    size_t len = v->last ? strlen(id) : strcspn(id, "/");
+    if (len)
+        json_object_setn_new(v->ids, id, len, json_true());
+    return 0;
+}
+
+/* The held claims (cluster/claims/macs/, "vm_id") of the VMs in ids. */
+typedef struct {
+    json_t *ids;
+    char **keys;
+    int64_t *revs;
+    size_t n;
+} HeldClaims;
+
+static int collect_held(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    HeldClaims *h = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
     const char *id = json_string_value(json_object_get(doc, "vm_id"));
-    r = id && !strcmp(id, vm_id) ? vo_store_delete(raw, key, rev) : 0;
+    if (id && json_object_get(h->ids, id)) {
+        vo_strv_pushf(&h->keys, "%s", key);
+        h->revs = realloc(h->revs, sizeof(*h->revs) * (h->n + 1));
+        if (!h->revs)
+            abort();
+        h->revs[h->n++] = rev;
+    }
     json_decref(doc);
-    return r == -ENOENT || r == -ESTALE ? 0 : r;
+    return 0;
 }
 
 int vo_cluster_forget_macs(VoStore *raw, const char *host_id)
 {
-    Docs docs = { 0 };
-    _cleanup_free_ char *prefix = vo_asprintf("h/%s/vms/", host_id);
-    int r = vo_store_list(raw, prefix, collect, &docs);
-    for (size_t i = 0; r >= 0 && docs.keys && docs.keys[i]; i++) {
-        if (strchr(docs.keys[i] + strlen(prefix), '/')) /* not a VM's document */
-            continue;
-        json_t *doc = json_loads(docs.values[i], 0, NULL);
-        json_t *spec = json_object_get(doc, "spec");
-        const char *id = json_string_value(json_object_get(spec, "id"));
-        size_t k;
-        json_t *nic;
-        json_array_foreach(json_object_get(spec, "nics"), k, nic) {
-            const char *mac = json_string_value(json_object_get(nic, "mac"));
-            if (r >= 0 && id && mac)
-                r = forget_mac(raw, mac, id);
-        }
-        json_decref(doc);
+    /* First its mark: a host with this id that (re)joins is not in the
+     * index until its start fills it in, and its documents must be read
+     * meanwhile. VO_REV_ANY: the mark is the host's alone, which is gone. */
+    _cleanup_free_ char *mark = vo_asprintf(VO_KEY_MAC_INDEXED_PREFIX "%s", host_id);
+    int r = vo_store_delete(raw, mark, VO_REV_ANY);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    _cleanup_free_ char *vms = vo_asprintf("h/%s/vms/", host_id);
+    _cleanup_free_ char *uses = vo_asprintf("h/%s/" VO_KEY_USES_PREFIX, host_id);
+    VmIds v = { .prefix_len = strlen(vms), .ids = json_object() };
+    r = vo_store_list(raw, vms, collect_vm_id, &v);
+    v.prefix_len = strlen(uses);
+    v.last = true;
+    if (r >= 0)
+        r = vo_store_list(raw, uses, collect_vm_id, &v);
+    /* One read of the index, each claim deleted at the revision read: one
+     * another VM took over since stays. */
+    HeldClaims h = { .ids = v.ids };
+    if (r >= 0 && json_object_size(v.ids))
+        r = vo_store_list(raw, VO_KEY_MAC_CLAIMS_PREFIX, collect_held, &h);
+    for (size_t i = 0; r >= 0 && i < h.n; i++) {
+        r = vo_store_delete(raw, h.keys[i], h.revs[i]);
+        if (r == -ENOENT || r == -ESTALE)
+            r = 0;
     }
-    docs_clear(&docs);
+    vo_strv_free(h.keys);
+    free(h.revs);
+    json_decref(v.ids);
     return r;
 }

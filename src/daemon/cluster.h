@@ -122,10 +122,13 @@ int vo_cluster_copy_out(VoStore *from, VoStore *to, char **ret_error);
  * revision read. */
 int vo_cluster_forget_records(VoStore *raw, const char *host_id);
 /* Deletes the MAC index's held claims (cluster/claims/macs/<mac>,
- * daemon/mac-claims.h) of the VMs in host_id's namespace of a (raw) store,
- * each at the revision read and only while it names that VM: their MACs
- * are free in the cluster once the host left it. Before the namespace
- * goes. */
+ * daemon/mac-claims.h) of the VMs in host_id's namespace of a (raw) store
+ * (those of its VM documents and of its relations: a VM without a document
+ * too, a create cut short), each at the revision read: their MACs
+ * are free in the cluster once the host left it. And the host's mark
+ * cluster/mac-indexed/<host-id>, so that the host, joining again with the
+ * same id, is not taken for indexed before its start. Before the
+ * namespace goes. */
 int vo_cluster_forget_macs(VoStore *raw, const char *host_id);
 /* Deletes every key under prefix of a (raw) store, in batches. */
 int vo_cluster_delete_prefix(VoStore *s, const char *prefix);

@@ -12,7 +12,8 @@
  * lease, as the VM's ({"vm": name, "vm_id": id}, state/relations.h's
  * vo_relations_add_macs). From then on it stays while a VM holds the MAC:
  * it goes with the NIC's removal or the VM's delete, and stays as it is
- * through a migration, a move or an HA restart (it names no host). So a
+ * through a migration, a move or an HA restart (it names no host; the
+ * new host enters those missing, vo_vm_mac_index_enter). So a
  * MAC is free in the whole cluster exactly when its claim can be made: one
  * key, no VM document read. Of two claiming one MAC, one holds it: an
  * import's other NIC gets a new MAC, a NIC add's or create's other is

@@ -296,6 +296,13 @@ char *vo_vm_mac_claim_lapsed(const char *name);
  * (its relations as stored) and those claims holds (claimed for it). */
 void vo_vm_add_mac_index(json_t *want, const VoVmSpec *spec, json_t *have,
                          const VoMacClaims *claims);
+/* A VM that came to this host (a migration, a move, an HA restart) as
+ * the index has it: its MACs entered where absent (a VM of an older host,
+ * or one whose host could not enter them), and those it holds returned as
+ * its relations (a new reference); one another VM holds, or is being given
+ * at this moment, is logged and left out, so that no write of this VM ever
+ * puts it or deletes it. */
+json_t *vo_vm_mac_index_enter(VoDaemon *d, const VoVmSpec *spec);
 /* The index documents among a VM's relations uses (a new reference). */
 json_t *vo_vm_mac_index_of(json_t *uses);
 /* At start, once the VMs are loaded: the held claims of this host's VMs

@@ -1,6 +1,7 @@
 /* vm-mac-index.c: the VM service's part of the cluster's MAC index
- * (mac-claims.h): which index documents a VM's write puts, and the one-time
- * fill at start of this host's VMs from before the index. */
+ * (mac-claims.h): which index documents a VM's write puts, the one-time
+ * fill at start of this host's VMs from before the index, and the entry of
+ * a VM that comes to this host. */
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
@@ -45,12 +46,18 @@ static int collect_text(const char *key, const char *value, int64_t rev, void *u
     return 0;
 }
 
-/* One VM's MACs entered in the index (stored: what it holds, read once):
- * -errno when the store failed. */
-static int fill_vm(VoDaemon *d, VoVm *vm, json_t *stored)
+/* spec's MACs entered in the index: each absent one created new in its
+ * held form, and those the VM holds (entered now, or its own already) added
+ * to into (its relations). stored: the index documents read (key: text),
+ * updated with what a creation found. One another VM holds is logged and
+ * left to it (a MAC two VMs had before the index). -EAGAIN when one is
+ * being given to another VM at this moment (a claim in progress: the VM
+ * is not in the index yet, so its host must not be marked as indexed), or
+ * the store's -errno. */
+static int enter_macs(VoDaemon *d, const VoVmSpec *spec, json_t *stored, json_t *into)
 {
     json_t *want = json_object();
-    vo_relations_add_macs(want, vm->spec);
+    vo_relations_add_macs(want, spec);
     const char *key;
     json_t *text;
     int r = 0;
@@ -61,30 +68,54 @@ static int fill_vm(VoDaemon *d, VoVm *vm, json_t *stored)
                      : vo_store_put(d->store, key, json_string_value(text), VO_REV_NEW, NULL);
         if (p == -EEXIST && !have) { /* claimed meanwhile: read it */
             _cleanup_free_ char *now = NULL;
-            if (vo_store_get(d->store, key, &now, NULL) >= 0)
+            int g = vo_store_get(d->store, key, &now, NULL);
+            if (g >= 0)
                 json_object_set_new(stored, key, json_string(now));
+            else /* gone again, or unreadable: not known to be its own */
+                p = g == -ENOENT ? -EAGAIN : g;
             have = json_object_get(stored, key);
         }
         if (p < 0 && p != -EEXIST) {
-            log_warn("vm %s: cannot enter its MAC %s in the cluster's index: %s",
-                     vm->spec->name, mac, strerror(-p));
+            log_warn("vm %s: cannot enter its MAC %s in the cluster's index: %s", spec->name,
+                     mac, strerror(-p));
             r = p;
             continue;
         }
         json_t *doc = have ? json_loads(json_string_value(have), 0, NULL) : NULL;
         const char *id = json_string_value(json_object_get(doc, "vm_id"));
-        if (!have || (id && !strcmp(id, vm->spec->id))) /* entered now, or its own */
-            json_object_set_new(vm->uses, key, json_string(have ? json_string_value(have)
-                                                                : json_string_value(text)));
-        else
+        const char *other = json_string_value(json_object_get(doc, "vm"));
+        if (!have || (id && !strcmp(id, spec->id))) /* entered now, or its own */
+            json_object_set_new(into, key, json_string(have ? json_string_value(have)
+                                                            : json_string_value(text)));
+        else if (!id) { /* a claim in progress (or gone since): entered at a later start */
+            log_warn("vm %s: its MAC %s is being given to VM '%s' at this moment: not entered "
+                     "in the cluster's index yet", spec->name, mac, other ?: "?");
+            r = r < 0 ? r : -EAGAIN;
+        } else
             log_warn("vm %s: its MAC %s is also VM '%s''s (given before MACs were indexed): "
                      "give one of them another MAC (vireo vm nic remove, vireo vm nic add)",
-                     vm->spec->name, mac,
-                     json_string_value(json_object_get(doc, "vm")) ?: "?");
+                     spec->name, mac, other ?: "?");
         json_decref(doc);
     }
     json_decref(want);
     return r;
+}
+
+json_t *vo_vm_mac_index_enter(VoDaemon *d, const VoVmSpec *spec)
+{
+    json_t *want = json_object(), *stored = json_object(), *out = json_object();
+    vo_relations_add_macs(want, spec);
+    const char *key;
+    json_t *text;
+    json_object_foreach(want, key, text) {
+        _cleanup_free_ char *now = NULL;
+        if (vo_store_get(d->store, key, &now, NULL) >= 0)
+            json_object_set_new(stored, key, json_string(now));
+    }
+    (void)enter_macs(d, spec, stored, out); /* what it cannot enter is logged */
+    json_decref(stored);
+    json_decref(want);
+    return out;
 }
 
 /* The held claims of VMs of this host that have no document (orphans: the
@@ -93,6 +124,8 @@ static int fill_vm(VoDaemon *d, VoVm *vm, json_t *stored)
  * absent, as the rest of its relations. */
 static void drop_orphans(VoDaemon *d, json_t *stored, json_t *orphans)
 {
+    if (!json_object_size(orphans)) /* the usual start: not a document parsed */
+        return;
     const char *key;
     json_t *text;
     void *tmp;
@@ -131,7 +164,7 @@ void vo_vms_mac_index_fill(VoDaemon *d, json_t *orphans)
     VoVm **vms = vo_vms_ref_all(d, &n);
     for (size_t i = 0; i < n; i++) {
         pthread_mutex_lock(&vms[i]->lock);
-        int f = fill_vm(d, vms[i], stored);
+        int f = enter_macs(d, vms[i]->spec, stored, vms[i]->uses);
         pthread_mutex_unlock(&vms[i]->lock);
         r = r < 0 ? r : f;
         vo_vm_unref(vms[i]);

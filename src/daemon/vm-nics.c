@@ -461,8 +461,15 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
     _cleanup_free_ char *vm_name = vo_strdup(vm->spec->name);
     pthread_mutex_unlock(&vm->lock);
     if (mac && (r = vo_vms_claim_given_mac(d, &claims, vm_name, "mac", mac, NULL, 0,
-                                           ret_error)) < 0)
+                                           ret_error)) < 0) {
+        vo_mac_claims_release(claims);
         return r;
+    }
+    if (mac) { /* in lower case, as a create's (and the index's key) */
+        for (int i = 0; i < 18; i++)
+            generated[i] = (char)tolower((unsigned char)mac[i]);
+        mac = generated;
+    }
     if (!mac) { /* claimed too: unique in the cluster */
         r = vo_vms_claim_new_mac(d, &claims, vm_name, NULL, 0, generated);
         if (r < 0) {

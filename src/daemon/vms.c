@@ -1529,11 +1529,25 @@ static int delete_documents(VoVm *vm)
                            .delete_vm = vm->rev > 0, .have = vm->uses, .want = none,
                            .also_delete = also };
     r = vo_relations_commit(vm->d->store, &txn, NULL);
+    json_t *unindexed = NULL;
     if (r == -ENOENT) { /* its document is gone already: the rest goes all the same */
+        /* But not its MACs' index entries: whatever took its document (an
+         * HA move while this host was cut off, a host remove) moved them
+         * to the VM elsewhere or freed them, and another VM may hold them
+         * now. */
+        unindexed = json_deep_copy(vm->uses);
+        json_t *held = vo_vm_mac_index_of(vm->uses);
+        const char *k;
+        json_t *v;
+        json_object_foreach(held, k, v)
+            json_object_del(unindexed, k);
+        json_decref(held);
+        txn.have = unindexed;
         txn.vm_rev = VO_REV_NEW;
         txn.delete_vm = false;
         r = vo_relations_commit(vm->d->store, &txn, NULL);
     }
+    json_decref(unindexed);
     if (r >= 0) {
         json_decref(vm->uses);
         vm->uses = TAKE_PTR(none);
@@ -2692,6 +2706,7 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
                          VoHvInstance *hv, VoVm **ret_vm, char **ret_error)
 {
     json_t *ha_restarts = ha_restarts_stored(d, spec->id, rev);
+    json_t *macs = vo_vm_mac_index_enter(d, spec); /* the index's, as it has them */
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, spec->id) || vo_vms_find_locked(d, spec->name)) {
         pthread_mutex_unlock(&d->vms_lock);
@@ -2699,6 +2714,7 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
                              spec->name);
         vo_vm_spec_free(spec);
         json_decref(ha_restarts);
+        json_decref(macs);
         return r;
     }
     VoVm *vm = vm_new(d);
@@ -2710,7 +2726,8 @@ int vo_vm_adopt_incoming(VoDaemon *d, VoVmSpec *spec, json_t *status, int64_t re
     json_decref(vm->uses);
     vm->uses = vo_relations_of_vm(spec, true);
     vo_relations_add_group(vm->uses, spec, d->host_id);
-    vo_relations_add_macs(vm->uses, spec); /* the index's, untouched by the move */
+    json_object_update(vm->uses, macs);
+    json_decref(macs);
     vm->disk_bytes = vo_project_usage_disk_stored(d->store, vo_vm_spec_project(spec), spec->id);
     vo_relations_add_project(vm->uses, spec, d->host_id, vm->disk_bytes);
     vm->claimed_name = vo_strdup(spec->name);
@@ -2762,12 +2779,14 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
         vo_vm_spec_free(spec);
         return vo_error_set(ret_error, r, "cannot create %s: %s", dir, strerror(-r));
     }
+    json_t *macs = vo_vm_mac_index_enter(d, spec); /* the index's, as it has them */
     pthread_mutex_lock(&d->vms_lock);
     if (vo_vms_find_locked(d, spec->id) || vo_vms_find_locked(d, spec->name)) {
         pthread_mutex_unlock(&d->vms_lock);
         r = vo_error_set(ret_error, -EEXIST, "a VM '%s' (or with its id) is here already",
                          spec->name);
         json_decref(doc);
+        json_decref(macs);
         vo_vm_spec_free(spec);
         return r;
     }
@@ -2778,7 +2797,8 @@ int vo_vm_adopt_moved(VoDaemon *d, const char *vm_id, char **ret_error)
     json_decref(vm->uses);
     vm->uses = vo_relations_of_vm(spec, false);
     vo_relations_add_group(vm->uses, spec, d->host_id);
-    vo_relations_add_macs(vm->uses, spec); /* the index's, untouched by the move */
+    json_object_update(vm->uses, macs);
+    json_decref(macs);
     vm->disk_bytes = vo_project_usage_disk_stored(d->store, vo_vm_spec_project(spec), spec->id);
     vo_relations_add_project(vm->uses, spec, d->host_id, vm->disk_bytes);
     vm->claimed_name = vo_strdup(spec->name);

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from test_drs import etcd_keys, etcd_put
 from vireo_harness import pid_alive, wait_until
 
 
@@ -350,15 +351,28 @@ def test_host_remove_forgets_its_cluster_records(cluster):
     assert [m["name"] for m in h1.api("GET", "/v1/groups/g")["members"]] == ["v2"]
     assert [a["name"] for a in h1.api("GET", "/v1/networks/lan")["addresses"]] == ["v2"]
     mac = h2.vm("v2")["nics"][0]["mac"]
+    with open(os.path.join(h2.state_dir, "host-id")) as f:
+        h2_id = f.read().strip()
+    h2_mark = "vireo/cluster/mac-indexed/" + h2_id
+    assert h2_mark in etcd_keys(h1, "cluster/mac-indexed/")
     # h2's vireod and fence stop (its etcd stays: the quorum needs it) and h1
     # removes it.
     h2.stop()
     h2.kill_fence()
     wait_until(lambda: [h["state"] for h in h1.api("GET", "/v1/hosts")["hosts"]
                         if h["name"] == "h2"] == ["offline"], 20, what="h2 offline")
+    # And a VM without a document (a create cut short on h2, which h2's
+    # start would have cleaned up): its relations name it, its MAC is held.
+    ghost = "0e0e0e0e-0000-4000-8000-00000000e0e0"
+    etcd_put(h1, f"h/{h2_id}/uses/images/gone/{ghost}", json.dumps({"vm": ghost, "name": "g"}))
+    etcd_put(h1, "cluster/claims/macs/52:54:00:0e:00:01", json.dumps({"vm": "g", "vm_id": ghost}))
     h1.api("DELETE", "/v1/hosts/h2")
+    assert etcd_keys(h1, "cluster/claims/macs/52:54:00:0e") == []
     assert h1.api("GET", "/v1/groups/g")["members"] == []
     assert h1.api("GET", "/v1/networks/lan")["addresses"] == []
+    # Its mark goes too: the same host joining again is not taken for one
+    # whose VMs are in the MAC index before its start entered them.
+    assert h2_mark not in etcd_keys(h1, "cluster/mac-indexed/")
     h1.task_ok("POST", "/v1/vms", {"name": "v2", "memory_mib": 64, "host": "h1",
                                    "networks": ["user"], "macs": [mac]})
     h1.task_ok("DELETE", "/v1/vms/v2")

@@ -72,18 +72,61 @@ def test_create_macs_checked_and_indexed(tmp_path):
             doc["error"]["message"], doc
         assert set(claims(d)) == set(macs) | {d.vm("b")["nics"][0]["mac"]}
 
+        # A MAC refused after its claim was made (a NIC of this host has it,
+        # its index entry lost): the claim goes with the refusal (before, it
+        # stayed, renewed, until vireod stopped: "being given to VM 'b'").
+        bmac = d.vm("b")["nics"][0]["mac"]
+        row = sql(d, "SELECT * FROM documents WHERE key = ?", CLAIMS + bmac)
+        sql(d, "DELETE FROM documents WHERE key = ?", CLAIMS + bmac)
+        status, doc = d.request("POST", "/v1/vms/b/nics", {"network": "user",
+                                                           "mac": bmac.upper()})
+        assert status == 409 and "is already used by a NIC on this host" in \
+            doc["error"]["message"], doc
+        assert bmac not in claims(d)
+        sql(d, "INSERT INTO documents VALUES (?, ?, ?, ?, ?)", *row[0])
+
         # A NIC removed, a VM deleted: their MACs are free again.
         d.task_ok("DELETE", "/v1/vms/a/nics/1")
         assert "52:54:00:0d:00:01" not in claims(d)
-        d.task_ok("POST", "/v1/vms/b/nics", {"network": "user", "mac": "52:54:00:0d:00:01"})
+        # Kept in lower case, as the index's key (before, as given).
+        d.task_ok("POST", "/v1/vms/b/nics", {"network": "user", "mac": "52:54:00:0D:00:01"})
+        assert d.vm("b")["nics"][1]["mac"] == "52:54:00:0d:00:01"
         d.task_ok("DELETE", "/v1/vms/a")
         assert macs[0] not in claims(d)
         b = d.vm("b")
+
+        # A VM whose document went under it (an HA move while its host was
+        # cut off): its delete leaves its MAC's entry, another VM's by now
+        # (before, it deleted it).
+        d.task_ok("POST", "/v1/vms", {"name": "c", "memory_mib": 64, "networks": ["user"]})
+        c = d.vm("c")
+        cmac = c["nics"][0]["mac"]
+        other = {"vm": "o", "vm_id": "0e0e0e0e-0000-4000-8000-00000000e0e0"}
+        sql(d, "DELETE FROM documents WHERE key = ?", "vms/" + c["id"])
+        sql(d, "UPDATE documents SET value = ? WHERE key = ?",
+            json.dumps(other, sort_keys=True, separators=(",", ":")), CLAIMS + cmac)
+        d.task_ok("DELETE", "/v1/vms/c")
+        assert claims(d)[cmac] == (other, 0)
+        sql(d, "DELETE FROM documents WHERE key = ?", CLAIMS + cmac)
 
         # A state from before the index: the start enters its VMs, once.
         d.stop()
         sql(d, "DELETE FROM documents WHERE key LIKE ? OR key LIKE ?", CLAIMS + "%",
             "cluster/mac-indexed/%")
+        # One of its MACs being given to another VM meanwhile (a claim in
+        # progress, as another host's create makes it): the VM is not in the
+        # index yet, so the host is not marked (before, it was: another host
+        # then skipped its VMs' documents and could give the MAC again).
+        busy = CLAIMS + b["nics"][0]["mac"]
+        sql(d, "INSERT INTO documents (key, mod_rev, create_rev, lease, value) SELECT ?, "
+            "value, value, 0, ? FROM meta WHERE key = 'revision'", busy,
+            json.dumps({"host": "elsewhere", "host_name": "h9", "vm": "z"}))
+        d.start()
+        assert sql(d, "SELECT key FROM documents WHERE key LIKE 'cluster/mac-indexed/%'") == []
+        assert claims(d)[b["nics"][0]["mac"]] == ({"host": "elsewhere", "host_name": "h9",
+                                                   "vm": "z"}, 0)
+        d.stop()
+        sql(d, "DELETE FROM documents WHERE key = ?", busy)  # that change ended
         d.start()
         assert claims(d) == {n["mac"]: ({"vm": "b", "vm_id": b["id"]}, 0) for n in b["nics"]}
         assert len(sql(d, "SELECT key FROM documents WHERE key LIKE 'cluster/mac-indexed/%'")) == 1
@@ -145,4 +188,17 @@ def test_generated_macs_unique_in_the_cluster(cluster, tmp_path, monkeypatch):
     h2.task_ok("DELETE", "/v1/vms/m1")
     assert taken not in index(h1)
     create(h1, "m3", macs=[taken])
-    assert h1.vm("m3")["nics"][0]["mac"] == taken
+    m3 = h1.vm("m3")
+    assert m3["nics"][0]["mac"] == taken
+
+    # A VM not in the index (as an older host's) moved to a host that is:
+    # its MACs are entered there (before, its new host took them for held
+    # and every host, marked as indexed, gave the MAC again).
+    etcdctl(h1, "del", "vireo/" + CLAIMS + taken)
+    out = h1.cli("vm", "move", "m3", "--to", "h2", timeout=300).stdout
+    assert "moved to h2" in out, out
+    assert index(h1)[taken] == {"vm": "m3", "vm_id": m3["id"]}
+    status, doc = h1.request("POST", "/v1/vms", {"name": "m4", "memory_mib": 64, "host": "h1",
+                                                 "networks": ["user"], "macs": [taken]})
+    assert status == 409 and f"macs[0]: {taken} is already used by VM 'm3'" in \
+        doc["error"]["message"], doc

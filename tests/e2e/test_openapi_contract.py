@@ -663,6 +663,24 @@ def test_routes_match_list_routes(spec):
         f"{sorted(documented - served)}")
 
 
+def test_document_has_no_duplicate_keys():
+    """A key twice in one mapping: YAML loaders keep the last one silently
+    (VmCreate's networks once lost its pattern to macs, which got the
+    network name's)."""
+    class Strict(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node):
+        keys = [loader.construct_object(k) for k, _ in node.value]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        assert not twice, f"line {node.start_mark.line + 1}: keys given twice: {twice}"
+        return loader.construct_mapping(node)
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    with open(SPEC_PATH) as f:
+        yaml.load(f, Loader=Strict)
+
+
 def test_document_is_consistent(spec):
     assert spec["openapi"] == "3.0.3"
     for where, node in walk(spec):
