@@ -84,7 +84,7 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
     # is compared before the switch. 16 MiB/s is below the guest's dirty
     # rate up to a throttle of 75-87% (QEMU read 15.4-16.8 MiB/s, as fast
     # as the copy went) and far above it at 99% (1.7 MiB/s): it converged
-    # at 86-93% in 13-15 s of memory copy. (At 8 MiB/s the throttle had to
+    # at 86-95% in 13-15 s of memory copy. (At 8 MiB/s the throttle had to
     # reach 94-98%; at 2 MiB/s it did not converge within 240 s even at
     # 99%.)
     doc = h1.api("POST", "/v1/vms/busy/migrate",
