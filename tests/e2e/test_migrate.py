@@ -98,18 +98,24 @@ def start_counter(h, name):
 
 
 def start_dirtying(h, name, loop, setup=":"):
-    """Starts `while LOOP; do :; done` in the guest's background (its pid
-    in /tmp/dirty.pid) once setup succeeded, and checks it runs: a loop
-    whose command fails (no /dev/shm, a full tmpfs) ends, and this fails
-    the test instead of a migration that quietly copies an idle guest. The
-    check is asked again (bounded): on a loaded machine a console line can
-    come through cut."""
-    h.guest(name, f"{setup} && {{ (while {loop}; do :; done) </dev/null >/dev/null 2>&1 & "
+    """Starts `while LOOP; do (count the round); done` in the guest's
+    background (its pid in /tmp/dirty.pid, its rounds in /tmp/dirty.rounds)
+    once setup succeeded, and checks it runs: LOOP succeeded once (a round
+    can take seconds under a loaded TCG, so the guest waits for it,
+    bounded) and the loop is still alive. A loop whose command fails (no
+    /dev/shm, a full tmpfs) ends, and this fails the test instead of a
+    migration that quietly copies an idle guest. The check is asked again
+    (bounded): on a loaded machine a console line can come through cut."""
+    h.guest(name, f"{setup} && {{ rm -f /tmp/dirty.rounds; (n=0; while {loop}; do "
+                  "n=$((n+1)); echo $n >/tmp/dirty.rounds; done) </dev/null >/dev/null 2>&1 & "
                   "echo $! >/tmp/dirty.pid; }", timeout=120)
+    rounds = "$(cat /tmp/dirty.rounds 2>/dev/null)"
+    alive = "kill -0 $(cat /tmp/dirty.pid) 2>/dev/null"
     seen = []
     for _ in range(5):
-        out = h.guest(name, "sleep 1; [ -s /dev/shm/dirty ] && kill -0 $(cat /tmp/dirty.pid) "
-                            "&& echo dirtying-$((40+2)); df -k /dev/shm")
+        out = h.guest(name, f"i=0; while {alive} && [ -z \"{rounds}\" ] && [ $i -lt 60 ]; do "
+                            f"sleep 1; i=$((i+1)); done; [ -n \"{rounds}\" ] && {alive} "
+                            "&& echo dirtying-$((40+2)); df -k /dev/shm", timeout=120)
         if "dirtying-42" in out:
             return
         seen.append(out)

@@ -117,7 +117,7 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
     # is compared before the switch. 16 MiB/s is below the guest's dirty
     # rate up to a throttle of 75-87% (QEMU read 15.4-16.8 MiB/s, as fast
     # as the copy went) and far above it at 99% (1.7 MiB/s): it converged
-    # at 86-93% in 13-15 s of memory copy. (At 8 MiB/s the throttle had to
+    # at 86-95% in 13-15 s of memory copy. (At 8 MiB/s the throttle had to
     # reach 94-98%; at 2 MiB/s it did not converge within 240 s even at
     # 99%.)
     doc = h1.api("POST", "/v1/vms/busy/migrate",
@@ -143,10 +143,11 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
     assert res["memory_verified"] is True, res
     fc = res["force_converge"]
     assert fc["cpu_throttle_initial"] == 50 and fc["cpu_throttle_increment"] == 25, res
-    # Throttled, it starts at 50%; a guest TCG starves on a loaded machine
-    # may dirty slower than the copy and converge unthrottled.
-    assert fc["tailslow"] is True and fc["max_throttle_percent"] in range(50, 100) or \
-        fc["max_throttle_percent"] == 0, res
+    # The throttle was needed (it starts at 50%): unthrottled, this guest
+    # dirties far faster than 16 MiB/s (170-220 MiB/s of vCPU time at load
+    # 15-22, docs/cluster.md), so a copy that converged at 0% copied a guest
+    # that did not dirty, and would prove nothing about --force-converge.
+    assert fc["tailslow"] is True and fc["max_throttle_percent"] in range(50, 100), res
     assert fc["max_throttle_percent"] >= max(seen), (res, seen)
     # The progress showed the throttle, in the details and in the words,
     # when it lasted more than its first step: a guest that TCG starves on a
