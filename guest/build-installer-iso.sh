@@ -52,7 +52,7 @@ readonly GRUB_EFI_DIR=/usr/lib/grub/x86_64-efi
 # What GRUB for UEFI needs before it reads its modules from the root partition.
 readonly EFI_CORE_MODULES="part_msdos ext2 search search_label normal linux serial terminal echo efi_gop"
 # Bump when the ISO's contents change: an ISO built by an older script is rebuilt.
-readonly ISO_VERSION=3
+readonly ISO_VERSION=4
 readonly ESP_SECTORS=16384
 # What GRUB on the disk needs before it reads its modules from the disk.
 readonly CORE_MODULES="biosdisk part_msdos ext2 normal linux serial terminal echo"

@@ -389,7 +389,7 @@ def test_busy_migration_cancel_and_a_destination_that_dies(cluster):
     form(c)
     h1, h2, h3 = c.hosts
     shared_pool(c)
-    create_on(h1, "busy", memory=128)  # the less RAM, the less TCG and hashing per copy
+    create_on(h1, "busy", memory=128, accel="tcg")  # less RAM: less to copy; TCG: tuned to it
     vm_id = h1.vm("busy")["id"]
     h1.cli("vm", "start", "busy")
     h1.wait_console("busy", BOOT_MARKER, timeout=240)
