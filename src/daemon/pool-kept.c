@@ -16,6 +16,29 @@
 /* One publish at a time: a later snapshot of the kept intents is never
  * overwritten by an earlier one. */
 static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Under publish_lock: the pools whose last publish failed (strv), written
+ * again by vo_pool_kept_publish_owed: a kept intent whose failure does not
+ * change is not published again otherwise, and a document the cluster
+ * never got would let another host's delete drop it unseen. */
+static char **owed;
+
+/* Caller holds publish_lock. Notes pool's publish as failed or done; true
+ * when that changed (logged once, not at every retry). */
+static bool owed_set(const char *pool, bool failed)
+{
+    size_t n = vo_strv_len(owed);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(owed[i], pool)) {
+            if (failed)
+                return false;
+            free(owed[i]);
+            memmove(&owed[i], &owed[i + 1], sizeof(char *) * (n - i));
+            return true;
+        }
+    if (failed)
+        vo_strv_push(&owed, vo_strdup(pool));
+    return failed;
+}
 
 static char *kept_key(const char *pool, const char *host_id)
 {
@@ -46,10 +69,10 @@ static char *own_doc(VoDaemon *d, const char *pool)
     return text;
 }
 
-void vo_pool_kept_publish(VoDaemon *d, const char *pool)
+int vo_pool_kept_publish(VoDaemon *d, const char *pool)
 {
     if (!d->store || !d->host_id)
-        return;
+        return 0;
     _cleanup_free_ char *pool_key = vo_asprintf(VO_SHARED_POOLS_PREFIX "%s", pool);
     _cleanup_free_ char *key = kept_key(pool, d->host_id);
     pthread_mutex_lock(&publish_lock);
@@ -75,10 +98,25 @@ void vo_pool_kept_publish(VoDaemon *d, const char *pool)
                 r = 0;
         }
     }
+    bool changed = owed_set(pool, r < 0);
     pthread_mutex_unlock(&publish_lock);
-    if (r < 0)
-        log_warn("storage: cannot publish the kept intents of pool '%s' to the cluster: %s",
-                 pool, strerror(-r));
+    if (r < 0 && changed)
+        log_warn("storage: cannot publish the kept intents of pool '%s' to the cluster: %s; "
+                 "tried again at each check", pool, strerror(-r));
+    else if (changed)
+        log_info("storage: the kept intents of pool '%s' are published to the cluster", pool);
+    return r;
+}
+
+void vo_pool_kept_publish_owed(VoDaemon *d)
+{
+    _cleanup_strv_ char **pools = NULL;
+    pthread_mutex_lock(&publish_lock);
+    for (size_t i = 0; owed && owed[i]; i++)
+        vo_strv_pushf(&pools, "%s", owed[i]);
+    pthread_mutex_unlock(&publish_lock);
+    for (size_t i = 0; pools && pools[i]; i++)
+        (void)vo_pool_kept_publish(d, pools[i]);
 }
 
 typedef struct {

@@ -18,9 +18,14 @@
 
 /* Writes (or deletes, when it has none) this host's document of the kept
  * intents of pool `pool`, when the pool is shared (cluster/pools/<pool>
- * exists; compared in the write, so a deleted pool gets none). Logged on
- * failure; the next change writes it again. */
-void vo_pool_kept_publish(VoDaemon *d, const char *pool);
+ * exists; compared in the write, so a deleted pool gets none). 0, or the
+ * store's error: logged once, and the pool is owed a publish until one
+ * succeeds (vo_pool_kept_publish_owed). */
+int vo_pool_kept_publish(VoDaemon *d, const char *pool);
+/* Publishes again every pool whose last publish failed (a store that was
+ * slow or without a quorum): called at each check of the rbd pools'
+ * thread, with the kept intents' retries. */
+void vo_pool_kept_publish_owed(VoDaemon *d);
 
 /* The kept intents of pool `pool` every other host published, each as
  * vo_sweep_kept_json's entries plus "host" (its name); appended to list.
