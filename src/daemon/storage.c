@@ -707,6 +707,21 @@ static void sweep_own_creating(VoDaemon *d, const char *pool, const char *dir)
     pthread_mutex_unlock(&d->storage_lock);
 }
 
+/* Caller holds storage_lock. Shared iSCSI pool name was deleted (p: the
+ * pool of that name now, or NULL) while its check wrote this host's copy
+ * of its secret: the copy its delete removed would stay. It goes; a pool
+ * made again under the name (another id) gets its own at its next check,
+ * made due now. */
+static void iscsi_secret_of_gone_pool(VoDaemon *d, const char *name, VoPool *p)
+{
+    if (p && p->shared && !strcmp(p->type, VO_ISCSI_POOL_TYPE)) {
+        p->rbd_next_check_ms = 0;
+    } else if (!p) {
+        _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
+        (void)unlink(secret);
+    }
+}
+
 /* rbd_pools false: the shared directory pools (a marker file each);
  * true: the rbd pools, whose monitors are asked (up to VO_RBD_TIMEOUT_S
  * each when they do not answer), and the shared iSCSI pools, whose target
@@ -745,11 +760,14 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
                                 : vo_pool_marker_check(paths[i], ids[i], &reason);
         pthread_mutex_lock(&d->storage_lock);
         VoPool *p = pool_find(d, names[i]);
-        if (props && !(p && p->shared && p->id && !strcmp(p->id, ids[i])))
+        bool same = p && p->shared && p->id && !strcmp(p->id, ids[i]);
+        if (props && !same)
             /* Deleted while its key was being written here: the key goes
              * (under the lock, so a newer pool's directory is told apart). */
             rbd_discard_of(paths[i], ids[i]);
-        if (p && p->shared && !strcmp(p->id, ids[i]) && p->reach != reach) {
+        if (rbd_pools && !props && !same)
+            iscsi_secret_of_gone_pool(d, names[i], p);
+        if (same && p->reach != reach) {
             if (reach == VO_POOL_REACHABLE) {
                 log_info("shared pool '%s' is reachable on this host", p->name);
                 sweep = !rbd_pools;
@@ -758,7 +776,7 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
                 log_warn("shared pool '%s' is not reachable on this host: %s", p->name, reason);
             changed = true;
         }
-        if (p && p->shared && !strcmp(p->id, ids[i])) {
+        if (same) {
             p->reach = reach;
             free(p->reason);
             p->reason = TAKE_PTR(reason);

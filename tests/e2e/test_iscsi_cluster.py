@@ -5,7 +5,8 @@ with CHAP) with its own initiator and lists the same LUNs; the CHAP secret
 reaches the other host through the store and is never shown; a LUN one VM
 uses is refused to a VM of the other host; a VM booted from a LUN migrates
 live without copying its disk, guest RAM compared on both sides; deleted
-from the other host, the pool is gone everywhere with its secrets."""
+from the other host, the pool is gone everywhere with its secrets, also
+the copy a host's check was writing while the delete ran."""
 
 import os
 import subprocess
@@ -107,5 +108,45 @@ def test_shared_iscsi_pool_and_a_vm_migrating_on_a_lun(cluster, tmp_path):
             wait_until(lambda: not os.path.exists(os.path.join(h.state_dir, "secrets",
                                                                "iscsi-san1.chap")), 30,
                        what=f"the secret's copy gone on {h.name}")
+    finally:
+        t.stop()
+
+
+def test_secret_copy_written_across_a_delete_goes(cluster, tmp_path):
+    """h2's check of the pool reads the published secret, and is held (a
+    test hook) while h1 deletes the pool: the copy h2 writes once let go
+    goes too, as its check finds the pool gone (before, it stayed on disk
+    for good: a CHAP secret of no pool)."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    faults = str(tmp_path / "faults")
+    os.makedirs(faults)
+    h2.stop()
+    h2.env = {**(h2.env or {}), "VIREO_TEST_MIGRATE_FAULT": faults}
+    h2.start()
+    form(c)
+    ns, address = c.add_netns("san", 200)
+    lun = str(tmp_path / "lun1.img")
+    with open(lun, "wb") as f:
+        f.truncate(16 * MiB)
+    t = TgtTarget(ns.name, str(tmp_path), IQN, {1: lun}, chap=(USER, SECRET), address=address)
+    try:
+        secret_file = tmp_path / "chap"
+        secret_file.write_text(SECRET + "\n")
+        h1.cli("pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target",
+               IQN, "--chap-user", USER, "--chap-secret-file", str(secret_file))
+        kept = os.path.join(h2.state_dir, "secrets", "iscsi-san1.chap")
+        wait_until(lambda: (h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable"),
+                   60, what="san1 reachable on h2")
+        pause, go = (os.path.join(faults, p) for p in ("iscsi-secret-write-pause",
+                                                        "iscsi-secret-write-go"))
+        open(pause, "w").close()
+        wait_until(lambda: not os.path.exists(pause), 60, what="h2's check held")
+        h1.cli("pool", "delete", "san1")
+        wait_until(lambda: h2.request("GET", "/v1/pools/san1")[0] == 404, 30,
+                   what="san1 gone on h2")
+        open(go, "w").close()
+        wait_until(lambda: not os.path.exists(go), 60, what="h2's check let go")
+        wait_until(lambda: not os.path.exists(kept), 30, what="h2's copy of the secret gone")
     finally:
         t.stop()
