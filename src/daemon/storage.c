@@ -3794,6 +3794,8 @@ int vo_pool_refresh(VoDaemon *d, const char *name, json_t **ret, char **ret_erro
     return r;
 }
 
+static int iscsi_drop_lun_docs(VoDaemon *d, const char *name, char **ret_error);
+
 /* Before an iSCSI pool's delete: its LUN volumes' documents go (refused
  * while one is attached to a VM or busy). 0 for other pools. */
 static int iscsi_pool_drop_luns(VoDaemon *d, const char *name, int64_t expected,
@@ -3803,9 +3805,43 @@ static int iscsi_pool_drop_luns(VoDaemon *d, const char *name, int64_t expected,
     VoPool *p = pool_find(d, name);
     bool iscsi = p && !strcmp(p->type, VO_ISCSI_POOL_TYPE);
     int r = iscsi ? rev_is(expected, p->rev, "pool", name, ret_error) : 0;
+    _cleanup_strv_ char **shared_luns = NULL;
+    for (size_t i = 0; iscsi && p->shared && i < d->n_volumes; i++)
+        if (!strcmp(d->volumes[i]->pool, name))
+            vo_strv_pushf(&shared_luns, "%s", d->volumes[i]->name);
     pthread_mutex_unlock(&d->storage_lock);
     if (!iscsi || r < 0)
         return r;
+    /* A shared pool's LUNs: each one's attach lock held, as a volume's
+     * delete holds it, from before the look for users on every host until
+     * its document is gone, so that a VM of another host attaching one
+     * meanwhile and this delete never both win. */
+    size_t n_holds = vo_strv_len(shared_luns);
+    VoLeaseKeeper **holds = vo_malloc0(sizeof(VoLeaseKeeper *) * (n_holds + 1));
+    for (size_t i = 0; r == 0 && i < n_holds; i++) {
+        _cleanup_free_ char *error = NULL;
+        r = attach_lock(d, name, shared_luns[i], &error);
+        if (r < 0) {
+            *ret_error = vo_asprintf("cannot delete pool '%s': %s", name, error);
+            break;
+        }
+        pthread_mutex_lock(&d->storage_lock);
+        VoVolume *v = volume_find(d, name, shared_luns[i]);
+        holds[i] = v ? TAKE_PTR(v->attach_keeper) : NULL;
+        pthread_mutex_unlock(&d->storage_lock);
+    }
+    if (r == 0)
+        r = iscsi_drop_lun_docs(d, name, ret_error);
+    for (size_t i = 0; i < n_holds; i++)
+        lease_keeper_stopp(&holds[i]);
+    free(holds);
+    return r;
+}
+
+/* iscsi_pool_drop_luns's work once the locks are held. */
+static int iscsi_drop_lun_docs(VoDaemon *d, const char *name, char **ret_error)
+{
+    int r = 0;
     _cleanup_strv_ char **gone = iscsi_gone(d, name, NULL, 0);
     pthread_mutex_lock(&d->storage_lock);
     for (size_t i = 0; r == 0 && i < d->n_volumes; i++) {

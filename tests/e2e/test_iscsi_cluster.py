@@ -6,12 +6,14 @@ reaches the other host through the store and is never shown; a LUN one VM
 uses is refused to a VM of the other host; a VM booted from a LUN migrates
 live without copying its disk, guest RAM compared on both sides; deleted
 from the other host, the pool is gone everywhere with its secrets, also
-the copy a host's check was writing while the delete ran."""
+the copy a host's check was writing while the delete ran; a delete racing
+another host's attach of a LUN is refused."""
 
 import os
 import subprocess
 
 from iscsi_target import TgtTarget
+from test_cluster_projects import held, release
 from test_migrate import assert_same_ram, form, hosts_of, keeping_ram, migrate
 from vireo_harness import BOOT_MARKER, TEST_IMAGE, wait_until
 
@@ -148,5 +150,48 @@ def test_secret_copy_written_across_a_delete_goes(cluster, tmp_path):
         open(go, "w").close()
         wait_until(lambda: not os.path.exists(go), 60, what="h2's check let go")
         wait_until(lambda: not os.path.exists(kept), 30, what="h2's copy of the secret gone")
+    finally:
+        t.stop()
+
+
+def test_delete_racing_an_attach_on_another_host(cluster, tmp_path, monkeypatch):
+    """A LUN being attached to a VM of h2 (its save held, the LUN's attach
+    lock taken, its relation not yet written) while h1 deletes the pool:
+    the delete is refused (409, naming h2), as a volume's delete is, and
+    the attach completes (before, the delete won too and h2's VM was left
+    with a disk of a pool that no longer existed)."""
+    faults = str(tmp_path / "faults")  # both hosts' hold points
+    os.makedirs(faults)
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults)
+    c = cluster(2, driver="fake", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    ns, address = c.add_netns("san", 200)
+    lun = str(tmp_path / "lun1.img")
+    with open(lun, "wb") as f:
+        f.truncate(16 * MiB)
+    t = TgtTarget(ns.name, str(tmp_path), IQN, {1: lun}, address=address)
+    try:
+        h1.cli("pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target",
+               IQN)
+        wait_until(lambda: "lun1" in volumes(h2, "san1"), 30, what="the LUN seen on h2")
+        wait_until(lambda: (h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable"),
+                   60, what="san1 reachable on h2")
+        h2.task_ok("POST", "/v1/vms", {"name": "att", "memory_mib": 64, "host": h2.name})
+        th, attach = held(faults, "vm_objects_checked", lambda: h2.request(
+            "POST", "/v1/vms/att/disks", {"volume": "san1/lun1"}))
+        try:
+            status, doc = h1.request("DELETE", "/v1/pools/san1")[:2]
+        finally:
+            release(faults, "vm_objects_checked", th)
+        assert status == 409 and "on host 'h2'" in doc["error"]["message"], (status, doc)
+        status, doc = attach["r"]
+        if status == 202:
+            doc = h2.wait_task(doc["task"])
+            assert doc["state"] == "succeeded", doc
+        else:
+            assert status == 200, doc
+        assert "san1/lun1" in [d["volume"] for d in h2.api("GET", "/v1/vms/att")["disks"]]
+        assert h1.request("GET", "/v1/pools/san1")[0] == 200
     finally:
         t.stop()
