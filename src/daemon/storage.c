@@ -3615,6 +3615,13 @@ static int iscsi_apply_luns(VoDaemon *d, VoPool *p, const VoIscsiLun *luns, size
         }
         v->size_bytes = luns[i].size_bytes;
         int r = save_volume(d, v);
+        if (v->shared && (r == -EEXIST || r == -ESTALE)) {
+            /* Another host's refresh wrote it first: the same target's
+             * answer, which its watch brings here. */
+            if (fresh)
+                volume_free(v);
+            continue;
+        }
         if (r < 0) {
             if (fresh)
                 volume_free(v);

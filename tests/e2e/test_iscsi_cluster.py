@@ -7,7 +7,8 @@ uses is refused to a VM of the other host; a VM booted from a LUN migrates
 live without copying its disk, guest RAM compared on both sides; deleted
 from the other host, the pool is gone everywhere with its secrets, also
 the copy a host's check was writing while the delete ran; a delete racing
-another host's attach of a LUN is refused."""
+another host's attach of a LUN is refused; two hosts refreshing the LUNs
+at once both succeed."""
 
 import os
 import subprocess
@@ -193,5 +194,45 @@ def test_delete_racing_an_attach_on_another_host(cluster, tmp_path, monkeypatch)
             assert status == 200, doc
         assert "san1/lun1" in [d["volume"] for d in h2.api("GET", "/v1/vms/att")["disks"]]
         assert h1.request("GET", "/v1/pools/san1")[0] == 200
+    finally:
+        t.stop()
+
+
+def test_two_hosts_refreshing_at_once(cluster, tmp_path):
+    """A LUN added to the target, refreshed on h2 (its write of the LUN's
+    document held) and on h1 meanwhile: both answer 200 and both list it
+    (before, h2's refresh failed with "File exists", h1 having written it
+    first)."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    faults = str(tmp_path / "faults")
+    os.makedirs(faults)
+    h2.stop()
+    h2.env = {**(h2.env or {}), "VIREO_TEST_STORE_FAULTS": faults}
+    h2.start()
+    form(c)
+    ns, address = c.add_netns("san", 200)
+    luns = {n: str(tmp_path / f"lun{n}.img") for n in (1, 2)}
+    for path in luns.values():
+        with open(path, "wb") as f:
+            f.truncate(16 * MiB)
+    t = TgtTarget(ns.name, str(tmp_path), IQN, {1: luns[1]}, address=address)
+    try:
+        h1.cli("pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target",
+               IQN)
+        wait_until(lambda: "lun1" in volumes(h2, "san1"), 30, what="the LUN seen on h2")
+        t.luns[2] = luns[2]
+        t.add_lun(2)
+        th, refresh = held(faults, "put@cluster+volumes+san1+lun2", lambda: h2.request(
+            "POST", "/v1/pools/san1/refresh", {}))
+        try:
+            status, doc = h1.request("POST", "/v1/pools/san1/refresh", {})[:2]
+            assert status == 200, doc
+        finally:
+            release(faults, "put@cluster+volumes+san1+lun2", th)
+        assert refresh["r"][0] == 200, refresh["r"]
+        for h in (h1, h2):
+            wait_until(lambda: sorted(volumes(h, "san1")) == ["lun1", "lun2"], 30,
+                       what=f"both LUNs on {h.name}")
     finally:
         t.stop()
