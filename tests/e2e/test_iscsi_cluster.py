@@ -115,32 +115,54 @@ def test_shared_iscsi_pool_and_a_vm_migrating_on_a_lun(cluster, tmp_path):
         t.stop()
 
 
+
+def formed_with_a_target(cluster, tmp_path, h2_env=None, chap=None):
+    """Two formed fake hosts (h2 started with h2_env more), a directory of
+    fault files (faults) and tgtd on the hosts' switch (a namespace of its
+    own) with LUN 1 of 16 MiB, and lun2.img made for a LUN 2 a test adds:
+    (h1, h2, faults, target). The pool san1 is made on h1 on that target
+    (with CHAP when chap) and seen on h2."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    faults = str(tmp_path / "faults")
+    os.makedirs(faults)
+    if h2_env:
+        h2.stop()
+        h2.env = {**(h2.env or {}), **{k: faults for k in h2_env}}
+        h2.start()
+    form(c)
+    ns, address = c.add_netns("san", 200)
+    luns = {n: str(tmp_path / f"lun{n}.img") for n in (1, 2)}
+    for path in luns.values():
+        with open(path, "wb") as f:
+            f.truncate(16 * MiB)
+    t = TgtTarget(ns.name, str(tmp_path), IQN, {1: luns[1]}, chap=chap, address=address)
+    t.spare = luns[2]
+    args = ["pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target", IQN]
+    if chap:
+        secret_file = tmp_path / "chap"
+        secret_file.write_text(chap[1] + "\n")
+        args += ["--chap-user", chap[0], "--chap-secret-file", str(secret_file)]
+    try:
+        h1.cli(*args)
+        wait_until(lambda: "lun1" in volumes(h2, "san1"), 30, what="the LUN seen on h2")
+        wait_until(lambda: (h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable"),
+                   60, what="san1 reachable on h2")
+    except Exception:
+        t.stop()
+        raise
+    return h1, h2, faults, t
+
+
 def test_secret_copy_written_across_a_delete_goes(cluster, tmp_path):
     """h2's check of the pool reads the published secret, and is held (a
     test hook) while h1 deletes the pool: the copy h2 writes once let go
     goes too, as its check finds the pool gone (before, it stayed on disk
     for good: a CHAP secret of no pool)."""
-    c = cluster(2, listen=False)
-    h1, h2 = c.hosts
-    faults = str(tmp_path / "faults")
-    os.makedirs(faults)
-    h2.stop()
-    h2.env = {**(h2.env or {}), "VIREO_TEST_MIGRATE_FAULT": faults}
-    h2.start()
-    form(c)
-    ns, address = c.add_netns("san", 200)
-    lun = str(tmp_path / "lun1.img")
-    with open(lun, "wb") as f:
-        f.truncate(16 * MiB)
-    t = TgtTarget(ns.name, str(tmp_path), IQN, {1: lun}, chap=(USER, SECRET), address=address)
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_MIGRATE_FAULT"],
+                                             chap=(USER, SECRET))
     try:
-        secret_file = tmp_path / "chap"
-        secret_file.write_text(SECRET + "\n")
-        h1.cli("pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target",
-               IQN, "--chap-user", USER, "--chap-secret-file", str(secret_file))
         kept = os.path.join(h2.state_dir, "secrets", "iscsi-san1.chap")
-        wait_until(lambda: (h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable"),
-                   60, what="san1 reachable on h2")
         pause, go = (os.path.join(faults, p) for p in ("iscsi-secret-write-pause",
                                                         "iscsi-secret-write-go"))
         open(pause, "w").close()
@@ -161,23 +183,9 @@ def test_delete_racing_an_attach_on_another_host(cluster, tmp_path, monkeypatch)
     the delete is refused (409, naming h2), as a volume's delete is, and
     the attach completes (before, the delete won too and h2's VM was left
     with a disk of a pool that no longer existed)."""
-    faults = str(tmp_path / "faults")  # both hosts' hold points
-    os.makedirs(faults)
-    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults)
-    c = cluster(2, driver="fake", listen=False)
-    form(c)
-    h1, h2 = c.hosts
-    ns, address = c.add_netns("san", 200)
-    lun = str(tmp_path / "lun1.img")
-    with open(lun, "wb") as f:
-        f.truncate(16 * MiB)
-    t = TgtTarget(ns.name, str(tmp_path), IQN, {1: lun}, address=address)
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))  # both hosts' holds
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path)
     try:
-        h1.cli("pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target",
-               IQN)
-        wait_until(lambda: "lun1" in volumes(h2, "san1"), 30, what="the LUN seen on h2")
-        wait_until(lambda: (h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable"),
-                   60, what="san1 reachable on h2")
         h2.task_ok("POST", "/v1/vms", {"name": "att", "memory_mib": 64, "host": h2.name})
         th, attach = held(faults, "vm_objects_checked", lambda: h2.request(
             "POST", "/v1/vms/att/disks", {"volume": "san1/lun1"}))
@@ -203,25 +211,9 @@ def test_two_hosts_refreshing_at_once(cluster, tmp_path):
     document held) and on h1 meanwhile: both answer 200 and both list it
     (before, h2's refresh failed with "File exists", h1 having written it
     first)."""
-    c = cluster(2, listen=False)
-    h1, h2 = c.hosts
-    faults = str(tmp_path / "faults")
-    os.makedirs(faults)
-    h2.stop()
-    h2.env = {**(h2.env or {}), "VIREO_TEST_STORE_FAULTS": faults}
-    h2.start()
-    form(c)
-    ns, address = c.add_netns("san", 200)
-    luns = {n: str(tmp_path / f"lun{n}.img") for n in (1, 2)}
-    for path in luns.values():
-        with open(path, "wb") as f:
-            f.truncate(16 * MiB)
-    t = TgtTarget(ns.name, str(tmp_path), IQN, {1: luns[1]}, address=address)
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_STORE_FAULTS"])
     try:
-        h1.cli("pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target",
-               IQN)
-        wait_until(lambda: "lun1" in volumes(h2, "san1"), 30, what="the LUN seen on h2")
-        t.luns[2] = luns[2]
+        t.luns[2] = t.spare
         t.add_lun(2)
         th, refresh = held(faults, "put@cluster+volumes+san1+lun2", lambda: h2.request(
             "POST", "/v1/pools/san1/refresh", {}))
