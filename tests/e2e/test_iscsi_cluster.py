@@ -195,11 +195,9 @@ def test_delete_racing_an_attach_on_another_host(cluster, tmp_path, monkeypatch)
             release(faults, "vm_objects_checked", th)
         assert status == 409 and "on host 'h2'" in doc["error"]["message"], (status, doc)
         status, doc = attach["r"]
-        if status == 202:
-            doc = h2.wait_task(doc["task"])
-            assert doc["state"] == "succeeded", doc
-        else:
-            assert status == 200, doc
+        assert status == 202, doc
+        task = h2.wait_task(doc["task"])
+        assert task["state"] == "succeeded", task
         assert "san1/lun1" in [d["volume"] for d in h2.api("GET", "/v1/vms/att")["disks"]]
         assert h1.request("GET", "/v1/pools/san1")[0] == 200
     finally:
