@@ -9,8 +9,9 @@
  * failure's kind (storage/rbd-failure.h), and a deleted pool's intents
  * (not dropped under a try of one). A shared pool's kept intents as the
  * cluster sees them (daemon/pool-kept.c): listed and refusing a delete on
- * another host, a delete racing a newly kept one losing, and a publish the
- * store refused made at the next check. */
+ * another host, a delete racing a newly kept one losing, a publish the
+ * store refused made at the next check, and a delete in a cluster of more
+ * hosts than etcd takes compares in one transaction. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -498,6 +499,43 @@ static void a_failed_publish_is_made_at_the_next_check(void **state)
     f->d.host_name = NULL;
 }
 
+/* The SQLite store with etcd's limit of compares and ops per transaction
+ * (state/store.h: VO_STORE_ETCD_MAX_TXN_OPS), as the cluster's store has. */
+static const VoStoreOps *unlimited_ops;
+
+static int etcd_limited_txn(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps,
+                            const VoStoreOp *ops, size_t n_ops, int64_t *ret_rev,
+                            size_t *ret_failed)
+{
+    if (n_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_ops > VO_STORE_ETCD_MAX_TXN_OPS)
+        return -E2BIG;
+    return unlimited_ops->txn(s, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
+}
+
+/* A shared pool's delete in a cluster of more hosts than etcd takes
+ * compares in one transaction: it works (before, it compared each
+ * member's document absent: refused, E2BIG, from 128 hosts on). */
+static void a_delete_in_a_cluster_of_many_hosts(void **state)
+{
+    Fixture *f = *state;
+    int64_t pool_rev = shared_pool_of_two_hosts(f);
+    for (int i = 3; i <= 200; i++) {
+        _cleanup_free_ char *member = vo_asprintf("cluster/members/h%d", i);
+        assert_int_equal(vo_store_put(f->d.store, member, "{}", VO_REV_NEW, NULL), 0);
+    }
+    unlimited_ops = f->d.store->ops;
+    VoStoreOps limited = *unlimited_ops;
+    limited.txn = etcd_limited_txn;
+    f->d.store->ops = &limited;
+    VoDaemon other = { .store = f->d.store, .host_id = "h2", .host_name = "two" };
+    _cleanup_free_ char *kept_text = NULL;
+    int r = vo_pool_kept_delete_pool(&other, "cluster/pools/ceph", pool_rev, "ceph", false,
+                                     &kept_text);
+    f->d.store->ops = unlimited_ops;
+    assert_int_equal(r, 0);
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pools/ceph", NULL, NULL), -ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +545,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_failed_publish_is_made_at_the_next_check, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_delete_in_a_cluster_of_many_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(kept_name_waits_for_the_try_and_finds_it_done, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(kept_name_is_refused_at_once_when_the_try_fails, setup,
