@@ -228,8 +228,11 @@ static int collect_host_record(const char *key, const char *value, int64_t rev, 
 
 int vo_cluster_forget_records(VoStore *raw, const char *host_id)
 {
+    /* cluster/pool-kept/: its kept rbd intents (pool-kept.h), which would
+     * otherwise refuse a shared pool's delete, naming a host long gone. */
     static const char *const prefixes[] = { "cluster/names/vms/", "cluster/group-members/",
-                                            "cluster/ipam/", "cluster/project-usage/", NULL };
+                                            "cluster/ipam/", "cluster/project-usage/",
+                                            "cluster/pool-kept/", NULL };
     HostRecords h = { .host = host_id };
     int r = 0;
     for (size_t p = 0; r >= 0 && prefixes[p]; p++)

@@ -118,8 +118,9 @@ int vo_cluster_copy_in(VoStore *from, VoStore *to, const char *host_id, bool wit
 int vo_cluster_copy_out(VoStore *from, VoStore *to, char **ret_error);
 /* Deletes the cluster records of a (raw) store that name host_id as their
  * "host": VM name records (cluster/names/vms/), group memberships
- * (cluster/group-members/) and addresses (cluster/ipam/), each at the
- * revision read. */
+ * (cluster/group-members/), addresses (cluster/ipam/), project usage
+ * (cluster/project-usage/) and kept rbd intents (cluster/pool-kept/), each
+ * at the revision read. */
 int vo_cluster_forget_records(VoStore *raw, const char *host_id);
 /* Deletes the MAC index's held claims (cluster/claims/macs/<mac>,
  * daemon/mac-claims.h) of the VMs in host_id's namespace of a (raw) store

@@ -11,11 +11,39 @@
 #include "state/store.h"
 #include "util/util.h"
 
-#define MEMBERS_PREFIX "cluster/members/"
+/* cluster/pool-kept-gen/<pool>: put by every publish of a kept intent, so
+ * that its revision changes with each; a pool's delete compares it at the
+ * revision it read before the documents (one compare, whatever the number
+ * of hosts: a compare of each member's document absent went beyond
+ * etcd's 128 per transaction in a cluster of 128 hosts or more). */
+#define GEN_PREFIX "cluster/pool-kept-gen/"
 
 /* One publish at a time: a later snapshot of the kept intents is never
  * overwritten by an earlier one. */
 static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Under publish_lock: the pools whose last publish failed (strv), written
+ * again by vo_pool_kept_publish_owed: a kept intent whose failure does not
+ * change is not published again otherwise, and a document the cluster
+ * never got would let another host's delete drop it unseen. */
+static char **owed;
+
+/* Caller holds publish_lock. Notes pool's publish as failed or done; true
+ * when that changed (logged once, not at every retry). */
+static bool owed_set(const char *pool, bool failed)
+{
+    size_t n = vo_strv_len(owed);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(owed[i], pool)) {
+            if (failed)
+                return false;
+            free(owed[i]);
+            memmove(&owed[i], &owed[i + 1], sizeof(char *) * (n - i));
+            return true;
+        }
+    if (failed)
+        vo_strv_push(&owed, vo_strdup(pool));
+    return failed;
+}
 
 static char *kept_key(const char *pool, const char *host_id)
 {
@@ -46,10 +74,10 @@ static char *own_doc(VoDaemon *d, const char *pool)
     return text;
 }
 
-void vo_pool_kept_publish(VoDaemon *d, const char *pool)
+int vo_pool_kept_publish(VoDaemon *d, const char *pool)
 {
     if (!d->store || !d->host_id)
-        return;
+        return 0;
     _cleanup_free_ char *pool_key = vo_asprintf(VO_SHARED_POOLS_PREFIX "%s", pool);
     _cleanup_free_ char *key = kept_key(pool, d->host_id);
     pthread_mutex_lock(&publish_lock);
@@ -69,16 +97,33 @@ void vo_pool_kept_publish(VoDaemon *d, const char *pool)
             /* Compared on the pool at the revision read: a pool deleted
              * meanwhile gets no document (its delete compared ours). */
             VoStoreCompare cmp = { .key = pool_key, .expected_rev = pool_rev };
-            VoStoreOp op = { .kind = VO_STORE_PUT, .key = key, .value = text };
-            r = vo_store_txn(d->store, &cmp, 1, &op, 1, NULL, NULL);
+            _cleanup_free_ char *gen = vo_asprintf(GEN_PREFIX "%s", pool);
+            VoStoreOp ops[] = { { .kind = VO_STORE_PUT, .key = key, .value = text },
+                                { .kind = VO_STORE_PUT, .key = gen, .value = "{}" } };
+            r = vo_store_txn(d->store, &cmp, 1, ops, 2, NULL, NULL);
             if (r == -ENOENT) /* the pool went meanwhile: its watch drops ours */
                 r = 0;
         }
     }
+    bool changed = owed_set(pool, r < 0);
     pthread_mutex_unlock(&publish_lock);
-    if (r < 0)
-        log_warn("storage: cannot publish the kept intents of pool '%s' to the cluster: %s",
-                 pool, strerror(-r));
+    if (r < 0 && changed)
+        log_warn("storage: cannot publish the kept intents of pool '%s' to the cluster: %s; "
+                 "tried again at each check", pool, strerror(-r));
+    else if (changed)
+        log_info("storage: the kept intents of pool '%s' are published to the cluster", pool);
+    return r;
+}
+
+void vo_pool_kept_publish_owed(VoDaemon *d)
+{
+    _cleanup_strv_ char **pools = NULL;
+    pthread_mutex_lock(&publish_lock);
+    for (size_t i = 0; owed && owed[i]; i++)
+        vo_strv_pushf(&pools, "%s", owed[i]);
+    pthread_mutex_unlock(&publish_lock);
+    for (size_t i = 0; pools && pools[i]; i++)
+        (void)vo_pool_kept_publish(d, pools[i]);
 }
 
 typedef struct {
@@ -135,30 +180,21 @@ int vo_pool_kept_others(VoDaemon *d, const char *pool, json_t *list)
     return r;
 }
 
-static int member_one(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)value;
-    (void)rev;
-    vo_strv_push(userdata, vo_strdup(key + strlen(MEMBERS_PREFIX)));
-    return 0;
-}
-
-static bool strv_has(char *const *v, const char *s)
-{
-    for (; v && *v; v++)
-        if (!strcmp(*v, s))
-            return true;
-    return false;
-}
-
 int vo_pool_kept_delete_pool(VoDaemon *d, const char *pool_key, int64_t rev, const char *pool,
                              bool force, char **ret_kept)
 {
-    _cleanup_strv_ char **members = NULL;
+    /* The generation first, then the documents: a publish after this read
+     * changes it, and the transaction below fails. */
+    _cleanup_free_ char *gen = vo_asprintf(GEN_PREFIX "%s", pool);
+    int64_t gen_rev = 0;
+    int r = vo_store_get(d->store, gen, NULL, &gen_rev);
+    if (r == -ENOENT) { /* none kept since the pool was made */
+        gen_rev = VO_REV_NEW;
+        r = 0;
+    }
     Published p = { .skip_host = d->host_id, .list = json_array() };
-    int r = read_published(d, pool, &p);
     if (r >= 0)
-        r = vo_store_list(d->store, MEMBERS_PREFIX, member_one, &members);
+        r = read_published(d, pool, &p);
     if (r >= 0 && !force && json_array_size(p.list)) {
         _cleanup_strv_ char **named = NULL;
         size_t i;
@@ -172,31 +208,25 @@ int vo_pool_kept_delete_pool(VoDaemon *d, const char *pool_key, int64_t rev, con
         r = -EBUSY;
     }
     if (r >= 0) {
-        /* The pool at its revision, each document read at its own, and
-         * every member's that was not read absent. With force they go;
-         * without, the only one there can be is this host's own, whose
-         * kept intents in memory the caller checked (none: a stale one). */
-        size_t n_members = vo_strv_len(members);
-        _cleanup_strv_ char **absent = NULL;
-        for (size_t i = 0; i < n_members; i++) {
-            _cleanup_free_ char *key = kept_key(pool, members[i]);
-            if (!strv_has(p.keys, key))
-                vo_strv_push(&absent, TAKE_PTR(key));
-        }
-        size_t n_absent = vo_strv_len(absent);
-        size_t n_cmps = 1 + p.n + n_absent;
+        /* The pool at its revision, the generation at the one read, and
+         * each document read at its own. With force they go; without, the
+         * only one there can be is this host's own, whose kept intents in
+         * memory the caller checked (none: a stale one). */
+        bool has_gen = gen_rev != VO_REV_NEW;
+        size_t n_cmps = 2 + p.n, n_ops = 1 + has_gen + p.n;
         VoStoreCompare *cmps = vo_malloc0(sizeof(VoStoreCompare) * n_cmps);
-        VoStoreOp *ops = vo_malloc0(sizeof(VoStoreOp) * (1 + p.n));
+        VoStoreOp *ops = vo_malloc0(sizeof(VoStoreOp) * n_ops);
         cmps[0] = (VoStoreCompare){ .key = pool_key, .expected_rev = rev };
+        cmps[1] = (VoStoreCompare){ .key = gen, .expected_rev = gen_rev };
         ops[0] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = pool_key };
+        if (has_gen)
+            ops[1] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = gen };
         for (size_t i = 0; i < p.n; i++) {
-            cmps[1 + i] = (VoStoreCompare){ .key = p.keys[i], .expected_rev = p.revs[i] };
-            ops[1 + i] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = p.keys[i] };
+            cmps[2 + i] = (VoStoreCompare){ .key = p.keys[i], .expected_rev = p.revs[i] };
+            ops[1 + has_gen + i] = (VoStoreOp){ .kind = VO_STORE_DELETE, .key = p.keys[i] };
         }
-        for (size_t i = 0; i < n_absent; i++)
-            cmps[1 + p.n + i] = (VoStoreCompare){ .key = absent[i], .expected_rev = VO_REV_NEW };
         size_t failed = 0;
-        r = vo_store_txn(d->store, cmps, n_cmps, ops, 1 + p.n, NULL, &failed);
+        r = vo_store_txn(d->store, cmps, n_cmps, ops, n_ops, NULL, &failed);
         if (r == -EEXIST || (r == -ENOENT && failed > 0))
             r = -ESTALE; /* a kept document came or went meanwhile: read again */
         free(cmps);

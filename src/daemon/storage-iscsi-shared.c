@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "daemon/migrate-safe.h"
 #include "daemon/storage-iscsi.h"
 #include "daemon/storage-rbd-shared.h"
 #include "state/store.h"
@@ -74,6 +75,8 @@ static int write_secret_here(VoDaemon *d, const char *name, const char *id, char
     json_t *doc = json_loads(text, 0, NULL);
     explicit_bzero(text, strlen(text));
     free(text);
+    if (vo_migrate_fault("iscsi-secret-write-pause")) /* test: the pool deleted meanwhile */
+        vo_migrate_fault_wait("iscsi-secret-write-go", 60000);
     const char *secret = json_string_value(json_object_get(doc, "chap_secret"));
     r = secret ? vo_iscsi_secret_write(d->state_dir, name, secret) : -EBADMSG;
     if (secret)

@@ -707,6 +707,21 @@ static void sweep_own_creating(VoDaemon *d, const char *pool, const char *dir)
     pthread_mutex_unlock(&d->storage_lock);
 }
 
+/* Caller holds storage_lock. Shared iSCSI pool name was deleted (p: the
+ * pool of that name now, or NULL) while its check wrote this host's copy
+ * of its secret: the copy its delete removed would stay. It goes; a pool
+ * made again under the name (another id) gets its own at its next check,
+ * made due now. */
+static void iscsi_secret_of_gone_pool(VoDaemon *d, const char *name, VoPool *p)
+{
+    if (p && p->shared && !strcmp(p->type, VO_ISCSI_POOL_TYPE)) {
+        p->rbd_next_check_ms = 0;
+    } else if (!p) {
+        _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
+        (void)unlink(secret);
+    }
+}
+
 /* rbd_pools false: the shared directory pools (a marker file each);
  * true: the rbd pools, whose monitors are asked (up to VO_RBD_TIMEOUT_S
  * each when they do not answer), and the shared iSCSI pools, whose target
@@ -745,11 +760,14 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
                                 : vo_pool_marker_check(paths[i], ids[i], &reason);
         pthread_mutex_lock(&d->storage_lock);
         VoPool *p = pool_find(d, names[i]);
-        if (props && !(p && p->shared && p->id && !strcmp(p->id, ids[i])))
+        bool same = p && p->shared && p->id && !strcmp(p->id, ids[i]);
+        if (props && !same)
             /* Deleted while its key was being written here: the key goes
              * (under the lock, so a newer pool's directory is told apart). */
             rbd_discard_of(paths[i], ids[i]);
-        if (p && p->shared && !strcmp(p->id, ids[i]) && p->reach != reach) {
+        if (rbd_pools && !props && !same)
+            iscsi_secret_of_gone_pool(d, names[i], p);
+        if (same && p->reach != reach) {
             if (reach == VO_POOL_REACHABLE) {
                 log_info("shared pool '%s' is reachable on this host", p->name);
                 sweep = !rbd_pools;
@@ -758,7 +776,7 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
                 log_warn("shared pool '%s' is not reachable on this host: %s", p->name, reason);
             changed = true;
         }
-        if (p && p->shared && !strcmp(p->id, ids[i])) {
+        if (same) {
             p->reach = reach;
             free(p->reason);
             p->reason = TAKE_PTR(reason);
@@ -3597,6 +3615,13 @@ static int iscsi_apply_luns(VoDaemon *d, VoPool *p, const VoIscsiLun *luns, size
         }
         v->size_bytes = luns[i].size_bytes;
         int r = save_volume(d, v);
+        if (v->shared && (r == -EEXIST || r == -ESTALE)) {
+            /* Another host's refresh wrote it first: the same target's
+             * answer, which its watch brings here. */
+            if (fresh)
+                volume_free(v);
+            continue;
+        }
         if (r < 0) {
             if (fresh)
                 volume_free(v);
@@ -3776,6 +3801,8 @@ int vo_pool_refresh(VoDaemon *d, const char *name, json_t **ret, char **ret_erro
     return r;
 }
 
+static int iscsi_drop_lun_docs(VoDaemon *d, const char *name, char **ret_error);
+
 /* Before an iSCSI pool's delete: its LUN volumes' documents go (refused
  * while one is attached to a VM or busy). 0 for other pools. */
 static int iscsi_pool_drop_luns(VoDaemon *d, const char *name, int64_t expected,
@@ -3785,9 +3812,43 @@ static int iscsi_pool_drop_luns(VoDaemon *d, const char *name, int64_t expected,
     VoPool *p = pool_find(d, name);
     bool iscsi = p && !strcmp(p->type, VO_ISCSI_POOL_TYPE);
     int r = iscsi ? rev_is(expected, p->rev, "pool", name, ret_error) : 0;
+    _cleanup_strv_ char **shared_luns = NULL;
+    for (size_t i = 0; iscsi && p->shared && i < d->n_volumes; i++)
+        if (!strcmp(d->volumes[i]->pool, name))
+            vo_strv_pushf(&shared_luns, "%s", d->volumes[i]->name);
     pthread_mutex_unlock(&d->storage_lock);
     if (!iscsi || r < 0)
         return r;
+    /* A shared pool's LUNs: each one's attach lock held, as a volume's
+     * delete holds it, from before the look for users on every host until
+     * its document is gone, so that a VM of another host attaching one
+     * meanwhile and this delete never both win. */
+    size_t n_holds = vo_strv_len(shared_luns);
+    VoLeaseKeeper **holds = vo_malloc0(sizeof(VoLeaseKeeper *) * (n_holds + 1));
+    for (size_t i = 0; r == 0 && i < n_holds; i++) {
+        _cleanup_free_ char *error = NULL;
+        r = attach_lock(d, name, shared_luns[i], &error);
+        if (r < 0) {
+            *ret_error = vo_asprintf("cannot delete pool '%s': %s", name, error);
+            break;
+        }
+        pthread_mutex_lock(&d->storage_lock);
+        VoVolume *v = volume_find(d, name, shared_luns[i]);
+        holds[i] = v ? TAKE_PTR(v->attach_keeper) : NULL;
+        pthread_mutex_unlock(&d->storage_lock);
+    }
+    if (r == 0)
+        r = iscsi_drop_lun_docs(d, name, ret_error);
+    for (size_t i = 0; i < n_holds; i++)
+        lease_keeper_stopp(&holds[i]);
+    free(holds);
+    return r;
+}
+
+/* iscsi_pool_drop_luns's work once the locks are held. */
+static int iscsi_drop_lun_docs(VoDaemon *d, const char *name, char **ret_error)
+{
+    int r = 0;
     _cleanup_strv_ char **gone = iscsi_gone(d, name, NULL, 0);
     pthread_mutex_lock(&d->storage_lock);
     for (size_t i = 0; r == 0 && i < d->n_volumes; i++) {

@@ -129,7 +129,7 @@ void vo_sweep_kept_add(VoDaemon *d, const char *key, const char *pool, int err,
                                        ? vo_strdup(k->pool) : NULL;
     pthread_mutex_unlock(&kept.lock);
     if (publish)
-        vo_pool_kept_publish(d, publish);
+        (void)vo_pool_kept_publish(d, publish);
 }
 
 /* Caller holds kept.lock. */
@@ -204,13 +204,16 @@ static int finish(VoDaemon *d, const char *key, char **ret_error)
     pthread_cond_broadcast(&kept.idle);
     pthread_mutex_unlock(&kept.lock);
     if (publish) /* finished, or its failure changed: the cluster sees it */
-        vo_pool_kept_publish(d, publish);
+        (void)vo_pool_kept_publish(d, publish);
     vo_sweep_try_clear(&t);
     return r > 0 ? 0 : -EAGAIN;
 }
 
 void vo_sweep_kept_retry(VoDaemon *d)
 {
+    /* A publish to the cluster that failed (pool-kept.h): the cluster must
+     * see them even when their failure does not change. */
+    vo_pool_kept_publish_owed(d);
     /* One due intent per call, in turn: a stop waits for one try at most. */
     static size_t next;
     pthread_mutex_lock(&kept.lock);
@@ -306,5 +309,5 @@ void vo_sweep_kept_forget_pool(VoDaemon *d, const char *pool)
                  r < 0 && r != -ENOENT ? "; its record could not be removed" : "");
     }
     if (keys) /* this host's document of them goes (the pool has none) */
-        vo_pool_kept_publish(d, pool);
+        (void)vo_pool_kept_publish(d, pool);
 }

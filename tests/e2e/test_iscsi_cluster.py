@@ -5,12 +5,16 @@ with CHAP) with its own initiator and lists the same LUNs; the CHAP secret
 reaches the other host through the store and is never shown; a LUN one VM
 uses is refused to a VM of the other host; a VM booted from a LUN migrates
 live without copying its disk, guest RAM compared on both sides; deleted
-from the other host, the pool is gone everywhere with its secrets."""
+from the other host, the pool is gone everywhere with its secrets, also
+the copy a host's check was writing while the delete ran; a delete racing
+another host's attach of a LUN is refused; two hosts refreshing the LUNs
+at once both succeed."""
 
 import os
 import subprocess
 
 from iscsi_target import TgtTarget
+from test_cluster_projects import held, release
 from test_migrate import assert_same_ram, form, hosts_of, keeping_ram, migrate
 from vireo_harness import BOOT_MARKER, TEST_IMAGE, wait_until
 
@@ -107,5 +111,118 @@ def test_shared_iscsi_pool_and_a_vm_migrating_on_a_lun(cluster, tmp_path):
             wait_until(lambda: not os.path.exists(os.path.join(h.state_dir, "secrets",
                                                                "iscsi-san1.chap")), 30,
                        what=f"the secret's copy gone on {h.name}")
+    finally:
+        t.stop()
+
+
+
+def formed_with_a_target(cluster, tmp_path, h2_env=None, chap=None):
+    """Two formed fake hosts (h2 started with h2_env more), a directory of
+    fault files (faults) and tgtd on the hosts' switch (a namespace of its
+    own) with LUN 1 of 16 MiB, and lun2.img made for a LUN 2 a test adds:
+    (h1, h2, faults, target). The pool san1 is made on h1 on that target
+    (with CHAP when chap) and seen on h2."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    faults = str(tmp_path / "faults")
+    os.makedirs(faults)
+    if h2_env:
+        h2.stop()
+        h2.env = {**(h2.env or {}), **{k: faults for k in h2_env}}
+        h2.start()
+    form(c)
+    ns, address = c.add_netns("san", 200)
+    luns = {n: str(tmp_path / f"lun{n}.img") for n in (1, 2)}
+    for path in luns.values():
+        with open(path, "wb") as f:
+            f.truncate(16 * MiB)
+    t = TgtTarget(ns.name, str(tmp_path), IQN, {1: luns[1]}, chap=chap, address=address)
+    t.spare = luns[2]
+    args = ["pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target", IQN]
+    if chap:
+        secret_file = tmp_path / "chap"
+        secret_file.write_text(chap[1] + "\n")
+        args += ["--chap-user", chap[0], "--chap-secret-file", str(secret_file)]
+    try:
+        h1.cli(*args)
+        wait_until(lambda: "lun1" in volumes(h2, "san1"), 30, what="the LUN seen on h2")
+        wait_until(lambda: (h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable"),
+                   60, what="san1 reachable on h2")
+    except Exception:
+        t.stop()
+        raise
+    return h1, h2, faults, t
+
+
+def test_secret_copy_written_across_a_delete_goes(cluster, tmp_path):
+    """h2's check of the pool reads the published secret, and is held (a
+    test hook) while h1 deletes the pool: the copy h2 writes once let go
+    goes too, as its check finds the pool gone (before, it stayed on disk
+    for good: a CHAP secret of no pool)."""
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_MIGRATE_FAULT"],
+                                             chap=(USER, SECRET))
+    try:
+        kept = os.path.join(h2.state_dir, "secrets", "iscsi-san1.chap")
+        pause, go = (os.path.join(faults, p) for p in ("iscsi-secret-write-pause",
+                                                        "iscsi-secret-write-go"))
+        open(pause, "w").close()
+        wait_until(lambda: not os.path.exists(pause), 60, what="h2's check held")
+        h1.cli("pool", "delete", "san1")
+        wait_until(lambda: h2.request("GET", "/v1/pools/san1")[0] == 404, 30,
+                   what="san1 gone on h2")
+        open(go, "w").close()
+        wait_until(lambda: not os.path.exists(go), 60, what="h2's check let go")
+        wait_until(lambda: not os.path.exists(kept), 30, what="h2's copy of the secret gone")
+    finally:
+        t.stop()
+
+
+def test_delete_racing_an_attach_on_another_host(cluster, tmp_path, monkeypatch):
+    """A LUN being attached to a VM of h2 (its save held, the LUN's attach
+    lock taken, its relation not yet written) while h1 deletes the pool:
+    the delete is refused (409, naming h2), as a volume's delete is, and
+    the attach completes (before, the delete won too and h2's VM was left
+    with a disk of a pool that no longer existed)."""
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", str(tmp_path / "faults"))  # both hosts' holds
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path)
+    try:
+        h2.task_ok("POST", "/v1/vms", {"name": "att", "memory_mib": 64, "host": h2.name})
+        th, attach = held(faults, "vm_objects_checked", lambda: h2.request(
+            "POST", "/v1/vms/att/disks", {"volume": "san1/lun1"}))
+        try:
+            status, doc = h1.request("DELETE", "/v1/pools/san1")[:2]
+        finally:
+            release(faults, "vm_objects_checked", th)
+        assert status == 409 and "on host 'h2'" in doc["error"]["message"], (status, doc)
+        status, doc = attach["r"]
+        assert status == 202, doc
+        task = h2.wait_task(doc["task"])
+        assert task["state"] == "succeeded", task
+        assert "san1/lun1" in [d["volume"] for d in h2.api("GET", "/v1/vms/att")["disks"]]
+        assert h1.request("GET", "/v1/pools/san1")[0] == 200
+    finally:
+        t.stop()
+
+
+def test_two_hosts_refreshing_at_once(cluster, tmp_path):
+    """A LUN added to the target, refreshed on h2 (its write of the LUN's
+    document held) and on h1 meanwhile: both answer 200 and both list it
+    (before, h2's refresh failed with "File exists", h1 having written it
+    first)."""
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_STORE_FAULTS"])
+    try:
+        t.luns[2] = t.spare
+        t.add_lun(2)
+        th, refresh = held(faults, "put@cluster+volumes+san1+lun2", lambda: h2.request(
+            "POST", "/v1/pools/san1/refresh", {}))
+        try:
+            status, doc = h1.request("POST", "/v1/pools/san1/refresh", {})[:2]
+            assert status == 200, doc
+        finally:
+            release(faults, "put@cluster+volumes+san1+lun2", th)
+        assert refresh["r"][0] == 200, refresh["r"]
+        for h in (h1, h2):
+            wait_until(lambda: sorted(volumes(h, "san1")) == ["lun1", "lun2"], 30,
+                       what=f"both LUNs on {h.name}")
     finally:
         t.stop()

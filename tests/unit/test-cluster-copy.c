@@ -3,7 +3,8 @@
  * (the copy goes through the store interface only): what is copied, what is
  * left out, VM name records, batches beyond one transaction, a collision
  * that writes nothing, a host's own pool named like a shared pool made
- * since the admission (or being made), and deleting a namespace. */
+ * since the admission (or being made), and deleting a namespace; a removed
+ * host's records forgotten. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -206,6 +207,23 @@ static void test_pool_guards_per_batch(void **state)
     assert_null(get(f->to, "pools/nfs"));
 }
 
+/* A host removed from the cluster: the records naming it go, among them
+ * its kept rbd intents of a shared pool (else the pool's delete stays
+ * refused, naming a host that is gone); another host's stay. */
+static void test_forget_records_of_a_removed_host(void **state)
+{
+    Fixture *f = *state;
+    put(f->to, "cluster/pool-kept/ceph/h3", "{\"host\":\"h3\",\"intents\":[]}");
+    put(f->to, "cluster/pool-kept/ceph/h1", "{\"host\":\"h1\",\"intents\":[]}");
+    put(f->to, "cluster/names/vms/web", "{\"host\":\"h3\"}");
+    assert_int_equal(vo_cluster_forget_records(f->to, "h3"), 0);
+    assert_null(get(f->to, "cluster/names/vms/web"));
+    assert_null(get(f->to, "cluster/pool-kept/ceph/h3"));
+    char *kept = get(f->to, "cluster/pool-kept/ceph/h1");
+    assert_non_null(kept);
+    free(kept);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +233,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batches_and_copy_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_pool_named_like_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_guards_per_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forget_records_of_a_removed_host, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

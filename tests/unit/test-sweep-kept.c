@@ -9,7 +9,9 @@
  * failure's kind (storage/rbd-failure.h), and a deleted pool's intents
  * (not dropped under a try of one). A shared pool's kept intents as the
  * cluster sees them (daemon/pool-kept.c): listed and refusing a delete on
- * another host, and a delete racing a newly kept one losing. */
+ * another host, a delete racing a newly kept one losing, a publish the
+ * store refused made at the next check, and a delete in a cluster of more
+ * hosts than etcd takes compares in one transaction. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -415,7 +418,7 @@ static void kept_intents_are_seen_by_every_host(void **state)
                                               true, NULL), 0);
     assert_int_equal(vo_store_get(f->d.store, "cluster/pools/ceph", NULL, NULL), -ENOENT);
     assert_int_equal(vo_store_get(f->d.store, "cluster/pool-kept/ceph/h1", NULL, NULL), -ENOENT);
-    vo_pool_kept_publish(&f->d, "ceph"); /* a change of h1's after the delete */
+    (void)vo_pool_kept_publish(&f->d, "ceph"); /* a change of h1's after the delete */
     assert_int_equal(vo_store_get(f->d.store, "cluster/pool-kept/ceph/h1", NULL, NULL), -ENOENT);
     vo_sweep_kept_forget_pool(&f->d, "ceph");
     f->d.host_id = NULL;
@@ -456,6 +459,83 @@ static void a_delete_racing_a_newly_kept_intent_loses(void **state)
     f->d.host_name = NULL;
 }
 
+/* A publish the store refused (etcd slow or without a quorum) is owed: the
+ * next check publishes it again, though the intent's failure did not
+ * change (a busy image waits 30 s and more between its own tries, and
+ * another host's delete meanwhile would find nothing and drop it). */
+static void a_failed_publish_is_made_at_the_next_check(void **state)
+{
+    Fixture *f = *state;
+    (void)shared_pool_of_two_hosts(f);
+    f->d.host_id = "h1";
+    f->d.host_name = "one";
+    _cleanup_free_ char *faults = vo_asprintf("%s/faults", f->dir);
+    assert_int_equal(mkdir(faults, 0700), 0);
+    _cleanup_free_ char *fault = vo_asprintf("%s/put@cluster+pool-kept+ceph+h1", faults);
+    FILE *fp = fopen(fault, "w");
+    assert_non_null(fp);
+    fputs("1 ETIMEDOUT\n", fp);
+    fclose(fp);
+    setenv("VIREO_TEST_STORE_FAULTS", faults, 1);
+    assert_int_equal(vo_store_put(f->d.store, "intents/volumes/ceph/p", "{}", VO_REV_NEW,
+                                  NULL), 0);
+    /* Busy: not due for its own retry at the check below. */
+    vo_sweep_kept_add(&f->d, "intents/volumes/ceph/p", "ceph", -EBUSY, "in use");
+    unsetenv("VIREO_TEST_STORE_FAULTS");
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pool-kept/ceph/h1", NULL, NULL), -ENOENT);
+
+    vo_sweep_kept_retry(&f->d); /* the rbd pools' thread's check */
+    _cleanup_free_ char *doc = NULL;
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pool-kept/ceph/h1", &doc, NULL), 0);
+    assert_non_null(strstr(doc, "intents/volumes/ceph/p"));
+    VoDaemon other = { .store = f->d.store, .host_id = "h2", .host_name = "two" };
+    _cleanup_free_ char *kept_text = NULL;
+    int64_t pool_rev = 0;
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pools/ceph", NULL, &pool_rev), 0);
+    assert_int_equal(vo_pool_kept_delete_pool(&other, "cluster/pools/ceph", pool_rev, "ceph",
+                                              false, &kept_text), -EBUSY);
+    vo_sweep_kept_forget_pool(&f->d, "ceph");
+    f->d.host_id = NULL;
+    f->d.host_name = NULL;
+}
+
+/* The SQLite store with etcd's limit of compares and ops per transaction
+ * (state/store.h: VO_STORE_ETCD_MAX_TXN_OPS), as the cluster's store has. */
+static const VoStoreOps *unlimited_ops;
+
+static int etcd_limited_txn(VoStore *s, const VoStoreCompare *cmps, size_t n_cmps,
+                            const VoStoreOp *ops, size_t n_ops, int64_t *ret_rev,
+                            size_t *ret_failed)
+{
+    if (n_cmps > VO_STORE_ETCD_MAX_TXN_OPS || n_ops > VO_STORE_ETCD_MAX_TXN_OPS)
+        return -E2BIG;
+    return unlimited_ops->txn(s, cmps, n_cmps, ops, n_ops, ret_rev, ret_failed);
+}
+
+/* A shared pool's delete in a cluster of more hosts than etcd takes
+ * compares in one transaction: it works (before, it compared each
+ * member's document absent: refused, E2BIG, from 128 hosts on). */
+static void a_delete_in_a_cluster_of_many_hosts(void **state)
+{
+    Fixture *f = *state;
+    int64_t pool_rev = shared_pool_of_two_hosts(f);
+    for (int i = 3; i <= 200; i++) {
+        _cleanup_free_ char *member = vo_asprintf("cluster/members/h%d", i);
+        assert_int_equal(vo_store_put(f->d.store, member, "{}", VO_REV_NEW, NULL), 0);
+    }
+    unlimited_ops = f->d.store->ops;
+    VoStoreOps limited = *unlimited_ops;
+    limited.txn = etcd_limited_txn;
+    f->d.store->ops = &limited;
+    VoDaemon other = { .store = f->d.store, .host_id = "h2", .host_name = "two" };
+    _cleanup_free_ char *kept_text = NULL;
+    int r = vo_pool_kept_delete_pool(&other, "cluster/pools/ceph", pool_rev, "ceph", false,
+                                     &kept_text);
+    f->d.store->ops = unlimited_ops;
+    assert_int_equal(r, 0);
+    assert_int_equal(vo_store_get(f->d.store, "cluster/pools/ceph", NULL, NULL), -ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +543,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(kept_intents_are_seen_by_every_host, setup, teardown),
         cmocka_unit_test_setup_teardown(a_delete_racing_a_newly_kept_intent_loses, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_failed_publish_is_made_at_the_next_check, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_delete_in_a_cluster_of_many_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(kept_name_waits_for_the_try_and_finds_it_done, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(kept_name_is_refused_at_once_when_the_try_fails, setup,
