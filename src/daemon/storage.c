@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "conf/names.h"
+#include "daemon/cluster-view.h"
 #include "daemon/host-id.h"
 #include "daemon/pool-names.h"
 #include "daemon/storage-iscsi.h"
@@ -3665,6 +3666,57 @@ static char **iscsi_gone(VoDaemon *d, const char *name, const VoIscsiLun *luns, 
     return gone;
 }
 
+/* Whether iSCSI pool path (its iscsi:// string) names portal host:port and
+ * target. */
+static bool iscsi_same_target(const char *path, const char *host, unsigned port,
+                              const char *target)
+{
+    VoIscsiUrl u;
+    if (!path || vo_iscsi_url_parse(path, &u) < 0)
+        return false;
+    bool same = !strcmp(u.host, host) && u.port == port && !strcmp(u.target, target);
+    vo_iscsi_url_clear(&u);
+    return same;
+}
+
+typedef struct {
+    const char *host, *target;
+    unsigned port;
+    char *taken; /* "pool P of host H", malloc'd */
+} TargetLookup;
+
+static int other_hosts_iscsi_pool(const VoClusterHost *h, const char *name, const char *value,
+                                  void *userdata)
+{
+    TargetLookup *l = userdata;
+    json_t *doc = json_loads(value, 0, NULL);
+    const char *type = json_string_value(json_object_get(doc, "type"));
+    if (type && !strcmp(type, VO_ISCSI_POOL_TYPE) && !l->taken &&
+        iscsi_same_target(json_string_value(json_object_get(doc, "path")), l->host, l->port,
+                          l->target))
+        l->taken = vo_asprintf("pool '%s' of host %s", name, h->name);
+    json_decref(doc);
+    return 0;
+}
+
+/* A pool already on target at host:port (this host's, the cluster's, or in
+ * a cluster another host's own): two pools of one target would let two
+ * VMs write one LUN, each pool's attach rule blind to the other's. NULL, or
+ * which pool (malloc'd). */
+static char *iscsi_target_taken(VoDaemon *d, const char *host, unsigned port, const char *target)
+{
+    TargetLookup l = { .host = host, .port = port, .target = target };
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; i < d->n_pools && !l.taken; i++)
+        if (!strcmp(d->pools[i]->type, VO_ISCSI_POOL_TYPE) &&
+            iscsi_same_target(d->pools[i]->path, host, port, target))
+            l.taken = vo_asprintf("pool '%s'", d->pools[i]->name);
+    pthread_mutex_unlock(&d->storage_lock);
+    if (!l.taken && d->cluster)
+        (void)vo_cluster_each_doc(d, "pools", other_hosts_iscsi_pool, &l);
+    return l.taken;
+}
+
 int vo_pool_create_iscsi(VoDaemon *d, const VoIscsiPoolArgs *a, json_t **ret, char **ret_error)
 {
     VoIscsiUrl u = { .lun = -1 };
@@ -3690,6 +3742,11 @@ int vo_pool_create_iscsi(VoDaemon *d, const VoIscsiPoolArgs *a, json_t **ret, ch
             r = vo_error_set(ret_error, -EEXIST, "a pool named '%s' already exists", a->name);
         pthread_mutex_unlock(&d->storage_lock);
     }
+    _cleanup_free_ char *taken = r == 0 ? iscsi_target_taken(d, u.host, u.port, a->target) : NULL;
+    if (taken)
+        r = vo_error_set(ret_error, -EEXIST, "target %s at %s:%u is already %s: one pool per "
+                         "target (two would let two VMs write one LUN)", a->target, u.host,
+                         u.port, taken);
     if (r < 0) {
         vo_iscsi_url_clear(&u);
         return r;

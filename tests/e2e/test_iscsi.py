@@ -52,6 +52,11 @@ def test_pool_lists_luns_and_refuses_what_a_san_does_not_allow(daemon, target):
     pool = daemon.api("GET", "/v1/pools/san1")
     assert pool["type"] == "iscsi" and pool["capacity_bytes"] == 192 * MiB
     assert pool["portal"] == target.portal and pool["target"] == IQN
+    # One pool per target: a second would let two VMs write one LUN.
+    p = daemon.cli("pool", "create", "san2", "--type", "iscsi", "--portal", target.portal,
+                   "--target", IQN, check=False)
+    assert p.returncode != 0 and "is already pool 'san1'" in p.stderr, p.stderr
+    assert daemon.request("GET", "/v1/pools/san2")[0] == 404
 
     # Volumes are the target's: vireo neither makes nor deletes them.
     status, doc = daemon.request("POST", "/v1/pools/san1/volumes",
