@@ -275,7 +275,7 @@ def test_leave_and_host_remove(cluster):
     assert r[0] == 409 and "on3" in r[1]["error"]["message"], r
     h3.task_ok("POST", "/v1/vms/on3/stop", {"force": True})
     etcd3 = h3.etcd_pid()
-    h3.cli("cluster", "leave")
+    assert h3.cli_json("cluster", "leave") == {"left": True}
     assert show(h3) == {"cluster": None}
     assert h3.api("GET", "/v1/vms/on3")["name"] == "on3"  # back in SQLite
     assert not os.path.exists(os.path.join(h3.state_dir, "vireo.db.leaving"))
