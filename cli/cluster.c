@@ -294,15 +294,16 @@ static int cluster_leave(const CliCommand *cmd, int argc, char **argv)
     json_t *doc = NULL;
     if (api_call("POST", "/v1/cluster/leave", NULL, &doc) < 0)
         return CLI_EXIT_FAIL;
-    const char *note = json_string_value(json_object_get(doc, "note"));
-    _cleanup_free_ char *said = note ? vo_strdup(note) : NULL;
+    int r = wait_mode(0);
+    if (r >= 0 && cli_globals.json) /* its note too, as the text says it */
+        out_json(stdout, doc);
+    else if (r >= 0) {
+        const char *note = json_string_value(json_object_get(doc, "note"));
+        printf("this host left its cluster and runs standalone%s%s\n", note ? "; " : "",
+               note ? note : "");
+    }
     json_decref(doc);
-    if (wait_mode(0) < 0)
-        return CLI_EXIT_FAIL;
-    if (!cli_globals.json)
-        printf("this host left its cluster and runs standalone%s%s\n", said ? "; " : "",
-               said ? said : "");
-    return CLI_EXIT_OK;
+    return r < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
 
 /* ---- DRS ---- */

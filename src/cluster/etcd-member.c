@@ -19,6 +19,7 @@
 #define RETRY_MS 250
 #define NOT_IN_SYNC "can only promote a learner member which is in sync with leader"
 #define UNHEALTHY "unhealthy cluster"
+#define MEMBER_NOT_FOUND "member not found" /* also an id removed before */
 #define ADD_TRIES 3            /* a member add refused for a removed id: in 3 seconds */
 #define ADD_SECOND_MARGIN_MS 50 /* past the next second (of etcd's clock, near ours) */
 
@@ -316,7 +317,7 @@ static const struct {
     { NOT_IN_SYNC, -EAGAIN },
     { "can only promote a learner member", -EINVAL }, /* already a voter */
     { "already exist", -EEXIST },                    /* member ID, peer URLs */
-    { "member not found", -ENOENT },
+    { MEMBER_NOT_FOUND, -ENOENT },
     { "too many learner members", -EBUSY },          /* one learner at a time */
     { UNHEALTHY, -EAGAIN },
 };
@@ -418,12 +419,14 @@ int vo_etcd_member_add_learner(const VoEtcdEndpoint *e, const char *name, const 
      * the add (membership.computeMemberId), and refuses an id it removed
      * before, saying "member not found". So a peer URL added, removed (a
      * join undone after its admission) and added again within one second
-     * is refused: the add is tried again in the next second, a new id. */
+     * is refused: the add is tried again in the next second, a new id.
+     * Only for that message: another not-found (a gateway without this
+     * path, say) is answered at once. */
     for (int tries = 1;; tries++) {
         _cleanup_free_ char *err = NULL;
         r = gateway(e, "/v3/cluster/member/add",
                     json_pack("{s:[s], s:b}", "peerURLs", peer_url, "isLearner", 1), &doc, &err);
-        if (r != -ENOENT || tries == ADD_TRIES) {
+        if (r != -ENOENT || !err || !strstr(err, MEMBER_NOT_FOUND) || tries == ADD_TRIES) {
             if (r < 0 && ret_error)
                 *ret_error = TAKE_PTR(err);
             break;

@@ -2,10 +2,12 @@
  * like dnsmasq: started (vo_etcd_member_argv) or adopted from RUN/etcd.pid
  * when an earlier vireod's member still runs (it outlives a vireod restart),
  * watched by pidfd on the event loop, restarted when it dies with a backoff
- * that grows (1 s, doubling, at most 30 s; back to 1 s after a minute up). */
+ * that grows (1 s, doubling, at most 30 s; back to 1 s after a minute up),
+ * never once stopped (vo_cluster_etcd_stop, a restart due included). */
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -34,6 +36,9 @@ struct VoClusterEtcd {
     int64_t started_ms, backoff_ms;
     bool watched;
     atomic_bool stopping; /* vo_cluster_etcd_stop: no restart */
+    /* pid, pidfd and stopping, between the loop (an exit seen, a restart)
+     * and vo_cluster_etcd_stop on any thread. */
+    pthread_mutex_t lock;
 };
 
 pid_t vo_cluster_etcd_pid(const VoClusterEtcd *e)
@@ -154,6 +159,7 @@ int vo_cluster_etcd_start(VoDaemon *d, const char *state_dir, const VoClusterCon
         .initial_cluster = c->etcd_initial_cluster, .existing = c->etcd_existing,
     };
     VoClusterEtcd *e = vo_malloc0(sizeof(*e));
+    pthread_mutex_init(&e->lock, NULL);
     e->d = d;
     e->pidfd = e->timerfd = -1;
     e->backoff_ms = BACKOFF_MIN_MS;
@@ -222,7 +228,14 @@ static void on_timer(int fd, uint32_t events, void *userdata)
     vo_loop_remove_fd(e->d->loop, fd, e);
     close(fd);
     e->timerfd = -1;
-    int r = spawn(e);
+    pthread_mutex_lock(&e->lock);
+    /* Stopped while this restart waited (a leave of a member that never
+     * ran, say): not started again. */
+    bool stopping = atomic_load(&e->stopping);
+    int r = stopping ? 0 : spawn(e);
+    pthread_mutex_unlock(&e->lock);
+    if (stopping)
+        return;
     if (r < 0) {
         log_error("cannot restart etcd: %s", strerror(-r));
         return;
@@ -236,15 +249,23 @@ static void on_exit_fd(int fd, uint32_t events, void *userdata)
     vo_loop_remove_fd(e->d->loop, fd, e);
     siginfo_t si = { 0 };
     (void)waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
+    pthread_mutex_lock(&e->lock);
     close(fd);
     e->pidfd = -1;
-    if (atomic_load(&e->stopping))
+    /* Gone: its number may soon be another process's (never signalled). */
+    pid_t pid = e->pid;
+    e->pid = 0;
+    if (pidfile_pid(e->pidfile) == pid)
+        (void)unlink(e->pidfile);
+    bool stopping = atomic_load(&e->stopping);
+    pthread_mutex_unlock(&e->lock);
+    if (stopping)
         return;
     int64_t up = vo_now_ms() - e->started_ms;
     if (up >= STABLE_MS)
         e->backoff_ms = BACKOFF_MIN_MS;
     log_warn("etcd member (pid %d) exited after %lld s (see %s/etcd.log); restarting it in %lld ms",
-             (int)e->pid, (long long)(up / 1000), e->d->run_dir, (long long)e->backoff_ms);
+             (int)pid, (long long)(up / 1000), e->d->run_dir, (long long)e->backoff_ms);
     e->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     struct itimerspec its = { .it_value = { .tv_sec = e->backoff_ms / 1000,
                                             .tv_nsec = (e->backoff_ms % 1000) * 1000000L } };
@@ -285,6 +306,7 @@ void vo_cluster_etcd_release(VoClusterEtcd *e)
     unwatch(e);
     if (e->pidfd >= 0)
         close(e->pidfd);
+    pthread_mutex_destroy(&e->lock);
     vo_strv_free(e->argv);
     free(e->data_dir_arg);
     free(e->pidfile);
@@ -298,23 +320,26 @@ void vo_cluster_etcd_stop(VoClusterEtcd *e, int timeout_ms)
         return;
     /* Any thread: the loop may see the exit too, and must not restart it;
      * the pidfd stays the loop's, this waits on a duplicate. */
+    pthread_mutex_lock(&e->lock);
     atomic_store(&e->stopping, true);
     int fd = e->pidfd >= 0 ? fcntl(e->pidfd, F_DUPFD_CLOEXEC, 0) : -1;
     if (fd < 0)
         fd = e->pid > 0 ? vo_pidfd_open(e->pid) : -1;
+    pid_t pid = e->pid;
+    pthread_mutex_unlock(&e->lock);
     if (fd >= 0) {
         (void)syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0);
         struct pollfd p = { .fd = fd, .events = POLLIN };
         if (poll(&p, 1, timeout_ms) <= 0) {
-            log_warn("etcd member (pid %d) did not stop on SIGTERM; killing it", (int)e->pid);
+            log_warn("etcd member (pid %d) did not stop on SIGTERM; killing it", (int)pid);
             (void)syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
             (void)poll(&p, 1, 5000);
         }
         siginfo_t si;
         (void)waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
         close(fd);
-        log_info("etcd member (pid %d) stopped", (int)e->pid);
+        log_info("etcd member (pid %d) stopped", (int)pid);
     }
-    if (pidfile_pid(e->pidfile) == e->pid)
+    if (pid > 0 && pidfile_pid(e->pidfile) == pid)
         (void)unlink(e->pidfile);
 }

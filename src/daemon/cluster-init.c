@@ -220,7 +220,9 @@ static int init_steps(VoDaemon *d, VoClusterConfig *c, VoClusterEtcd **etcd, jso
 }
 
 /* STATE/cluster made for an init, with its mark: a directory there without
- * cluster.json is an init that did not finish (vo_cluster_init_recover). */
+ * cluster.json is an init that did not finish (vo_cluster_init_recover).
+ * The mark is made in place (no temporary name), so the folder is empty
+ * or marked: an empty one, an init cut short before its mark, goes too. */
 static int init_dir_make(const char *dir, char **ret_error)
 {
     struct stat st;
@@ -229,8 +231,14 @@ static int init_dir_make(const char *dir, char **ret_error)
                             "cluster: move it away first", dir);
     _cleanup_free_ char *mark = vo_asprintf("%s/" INIT_MARK, dir);
     int r = vo_mkdir_p(dir, 0700);
-    if (r >= 0)
-        r = vo_write_file_atomic(mark, "", 0);
+    if (r >= 0) {
+        int fd = open(mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        r = fd < 0 || fsync(fd) < 0 ? -errno : fsync_dir(dir);
+        if (fd >= 0)
+            close(fd);
+        if (r < 0)
+            (void)vo_rm_rf(dir);
+    }
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot make %s: %s", mark, strerror(-r));
     return 0;
@@ -251,8 +259,10 @@ void vo_cluster_init_recover(VoDaemon *d)
     _cleanup_free_ char *mark = vo_cluster_path(d, INIT_MARK);
     _cleanup_free_ char *config = vo_cluster_path(d, VO_CLUSTER_CONFIG);
     struct stat st;
-    if (stat(mark, &st) < 0)
+    if (stat(mark, &st) < 0) {
+        (void)rmdir(dir); /* empty: an init cut short before its mark */
         return;
+    }
     if (stat(config, &st) == 0) { /* committed: only the mark was left */
         (void)unlink(mark);
         return;

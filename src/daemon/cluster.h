@@ -84,6 +84,7 @@ void vo_cluster_etcd_stop(VoClusterEtcd *e, int timeout_ms);
 /* Stops supervising (loop thread, or no loop running); the member keeps
  * running unless stopped. Frees e. */
 void vo_cluster_etcd_release(VoClusterEtcd *e);
+/* The member's pid; 0 while it is not running (exited, its restart due). */
 pid_t vo_cluster_etcd_pid(const VoClusterEtcd *e);
 /* 0 when the member's ports (peer and client on c's address, client on
  * 127.0.0.1) can be bound; else -errno and a message naming the port. */

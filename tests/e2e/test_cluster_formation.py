@@ -8,6 +8,7 @@ import os
 import sqlite3
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -275,7 +276,7 @@ def test_leave_and_host_remove(cluster):
     assert r[0] == 409 and "on3" in r[1]["error"]["message"], r
     h3.task_ok("POST", "/v1/vms/on3/stop", {"force": True})
     etcd3 = h3.etcd_pid()
-    h3.cli("cluster", "leave")
+    assert h3.cli_json("cluster", "leave") == {"left": True}
     assert show(h3) == {"cluster": None}
     assert h3.api("GET", "/v1/vms/on3")["name"] == "on3"  # back in SQLite
     assert not os.path.exists(os.path.join(h3.state_dir, "vireo.db.leaving"))
@@ -460,19 +461,32 @@ def test_committed_leave_finished_at_start(cluster):
 
 
 def test_unfinished_init_removed_at_start(cluster):
-    """A crash during an init leaves STATE/cluster with its mark and without
-    cluster.json: the next start removes it, and the host is standalone."""
+    """vireod killed during an init, its etcd member running, leaves
+    STATE/cluster with its mark and without cluster.json: the next start
+    stops that member and removes the folder, and the host is standalone.
+    So does an empty STATE/cluster (killed before the mark was made)."""
     c = cluster(1, listen=False)
     h1, = c.hosts
     h1.task_ok("POST", "/v1/vms", {"name": "web1", "memory_mib": 64})
-    h1.stop()
     d = os.path.join(h1.state_dir, "cluster")
-    os.makedirs(os.path.join(d, "etcd"))
-    open(os.path.join(d, "init-unfinished"), "w").close()
+    # Its member held 4 s before etcd runs: the init waits for its health.
+    h1.wrap_tool("etcd", "#!/bin/sh\nsleep 4\nexec {real} \"$@\"\n")
+    t = threading.Thread(target=h1.cli, args=("cluster", "init", "--address", h1.address),
+                         kwargs={"check": False})
+    t.start()
+    etcd = wait_until(h1.etcd_pid, 60, what="the init's etcd member to start")
+    h1.kill9()
+    t.join()
+    assert os.path.exists(os.path.join(d, "init-unfinished"))
     h1.start()
+    wait_until(lambda: not pid_alive(etcd), 10, what="the init's etcd member to be stopped")
     assert not os.path.exists(d)
     assert show(h1) == {"cluster": None}
     assert h1.api("GET", "/v1/vms/web1")["name"] == "web1"
+    h1.stop()
+    os.makedirs(d)
+    h1.start()
+    assert not os.path.exists(d)
     init(h1)
     assert show(h1)["quorum"] is True
 

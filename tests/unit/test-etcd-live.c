@@ -8,9 +8,9 @@
  * one stopped: reads answer from the other member, marked stale (shared by
  * both handles on the endpoints), writes fail, and once the member is back
  * reads are linearizable again. And a learner added again in the second
- * it was added and removed in (a join undone and tried again) is taken. Members are started as helpers of this
- * process (SIGKILL if it dies) and killed by PID; the temporary directory
- * goes. */
+ * it was added and removed in (a join undone and tried again) is taken.
+ * Members are started as helpers of this process (SIGKILL if it dies) and
+ * killed by PID; the temporary directory goes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
