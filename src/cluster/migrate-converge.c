@@ -49,3 +49,8 @@ bool vo_migrate_stream_flows(const VoHvMigrationProgress *p)
     return (p->status == VO_HV_MIGRATION_SETUP || p->status == VO_HV_MIGRATION_ACTIVE) &&
            !p->post_copy_paused;
 }
+
+bool vo_migrate_post_copy_recoverable(const VoHvMigrationProgress *fin)
+{
+    return fin->status == VO_HV_MIGRATION_ACTIVE && fin->post_copy;
+}

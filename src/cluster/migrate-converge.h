@@ -50,3 +50,12 @@ char *vo_migrate_not_converged_why(const VoConvergeView *v);
  * (paused: nothing flows until a recovery), nor one that ended: such an
  * incoming VM counts as forgotten once its source is also silent. */
 bool vo_migrate_stream_flows(const VoHvMigrationProgress *p);
+
+/* Whether a post-copy that stopped short (the source's wait for its end
+ * failed, daemon/migrate.c) is to be recovered (daemon/migrate-resume.c):
+ * QEMU still has it in post-copy, its stream broken (paused), being
+ * mended (recovering) or gone silent (a link that drops packets without a
+ * reset: no page for minutes, QEMU not noticing; the recovery pauses it on
+ * purpose). Not one that failed or was cancelled, nor a QEMU that does
+ * not answer (fin zeroed): nothing to recover there. */
+bool vo_migrate_post_copy_recoverable(const VoHvMigrationProgress *fin);

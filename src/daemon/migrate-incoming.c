@@ -688,15 +688,9 @@ int vo_migration_commit(VoDaemon *d, const char *id, json_t *body, char **ret_er
     return adopt_continue(d, x, claimed, resume, ret_error);
 }
 
-/* The last address each recent recovery listened on: a retry that finds
- * QEMU listening already (the source's resume never reached it) is given
- * the same one. */
-#define RECOVER_KEEP 8
-static struct {
-    char id[37];
-    char uri[64];
-} recovered[RECOVER_KEEP];
-static unsigned recovered_next;
+/* Ports a recovery tries: QEMU binds the one free_port found a moment
+ * later, and another program may take it in between. */
+#define RECOVER_PORT_TRIES 3
 
 int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret,
                          char **ret_error)
@@ -704,7 +698,8 @@ int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret
     const char *vm_id = NULL;
     json_error_t jerr;
     if (!body || json_unpack_ex(body, &jerr, 0, "{s:s}", "vm", &vm_id) < 0)
-        return vo_error_set(ret_error, -EINVAL, "bad recover: %s", jerr.text);
+        return vo_error_set(ret_error, -EINVAL, "bad recover: %s",
+                            body ? jerr.text : "no JSON body");
     if (!d->driver->migrate_recover)
         return vo_error_set(ret_error, -EOPNOTSUPP, "this host cannot recover a post-copy "
                             "migration");
@@ -725,29 +720,29 @@ int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret
                               id, vm_id);
     if (r == 1)
         r = vo_error_set(ret_error, -EBUSY, "the migration completed here");
-    int port = 0;
-    _cleanup_free_ char *uri = NULL, *qerr = NULL;
-    if (r >= 0)
+    /* A QEMU listening already (an earlier try the source's resume never
+     * reached) listens again on the new port: migrate-recover releases the
+     * old listener first. */
+    _cleanup_free_ char *uri = NULL;
+    for (int k = 0; r >= 0 && k < RECOVER_PORT_TRIES; k++) {
+        int port = 0;
+        free(uri);
+        uri = NULL;
         r = free_port(d->host_address, &port, ret_error);
-    if (r >= 0) {
+        if (r < 0)
+            break;
         uri = vo_asprintf("tcp:%s:%d", d->host_address, port);
+        _cleanup_free_ char *qerr = NULL;
         r = d->driver->migrate_recover(hv, uri, &qerr);
+        if (r >= 0)
+            break;
+        log_warn("VM %s (migration %s): listening on %s for the recovery failed: %s", vm_id,
+                 id, uri, qerr);
+        if (k + 1 < RECOVER_PORT_TRIES)
+            r = 0; /* another port */
+        else
+            r = vo_error_set(ret_error, r, "%s", qerr);
     }
-    pthread_mutex_lock(&in.lock);
-    for (unsigned i = 0; r < 0 && qerr && i < RECOVER_KEEP; i++)
-        if (!strcmp(recovered[i].id, id)) { /* listening already: that address */
-            free(uri);
-            uri = vo_strdup(recovered[i].uri);
-            r = 0;
-        }
-    if (r >= 0 && !qerr) {
-        unsigned k = recovered_next++ % RECOVER_KEEP;
-        snprintf(recovered[k].id, sizeof(recovered[k].id), "%s", id);
-        snprintf(recovered[k].uri, sizeof(recovered[k].uri), "%s", uri);
-    }
-    pthread_mutex_unlock(&in.lock);
-    if (r < 0 && qerr)
-        r = vo_error_set(ret_error, r, "%s", qerr);
     if (vm)
         pthread_mutex_unlock(&vm->job);
     if (x)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/migrate-converge.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move-settle.h"
 #include "util/util.h"
@@ -86,7 +87,7 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
     while (r >= 0 && post_copy) {
         VoHvMigrationProgress fin = { 0 };
         r = vo_migrate_finish_post_copy(NULL, d, hv, vo_now_ms(), &fin, &error);
-        bool broke = r < 0 && (fin.post_copy_paused || fin.post_copy_recovering);
+        bool broke = r < 0 && vo_migrate_post_copy_recoverable(&fin);
         free(fin.error);
         if (!broke)
             break;

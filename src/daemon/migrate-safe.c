@@ -45,3 +45,10 @@ uint64_t vo_migrate_test_post_copy_bandwidth(void)
     long long n = v ? atoll(v) : 0;
     return n > 0 ? (uint64_t)n : 0;
 }
+
+int vo_migrate_post_copy_stall_ms(int otherwise)
+{
+    const char *v = getenv("VIREO_TEST_MIGRATE_POST_COPY_STALL_MS");
+    int ms = v ? atoi(v) : 0;
+    return ms > 0 ? ms : otherwise;
+}

@@ -3,7 +3,7 @@
  * them: fault points that make a step fail or vireod exit at a chosen
  * moment, a shorter idle limit for incoming migrations, a directory
  * where the RAM images of both sides are kept for the test to compare, and
- * a slow post-copy push. */
+ * a slow post-copy push and a shorter post-copy stall limit. */
 #pragma once
 
 #include <stdbool.h>
@@ -26,3 +26,6 @@ const char *vo_migrate_keep_ram_dir(void);
 /* $VIREO_TEST_MIGRATE_POST_COPY_BANDWIDTH (bytes per second: post-copy's
  * background push, slow enough for a test to break its link), or 0. */
 uint64_t vo_migrate_test_post_copy_bandwidth(void);
+/* $VIREO_TEST_MIGRATE_POST_COPY_STALL_MS (how long post-copy may send no
+ * page before it counts as stalled), or otherwise. */
+int vo_migrate_post_copy_stall_ms(int otherwise);

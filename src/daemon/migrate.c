@@ -518,7 +518,7 @@ int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_
 {
     uint64_t last = 0;
     int64_t moved_at = vo_now_ms(), shown = 0;
-    int errors = 0;
+    int errors = 0, stall_ms = vo_migrate_post_copy_stall_ms(POST_COPY_STALL_MS);
     for (;;) {
         free(fin->error);
         *fin = (VoHvMigrationProgress){ 0 };
@@ -541,9 +541,8 @@ int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_
                 moved_at = vo_now_ms();
             }
         }
-        if (vo_now_ms() - moved_at > POST_COPY_STALL_MS)
-            return vo_error_set(error, -ETIMEDOUT, "no page sent for %d s",
-                                POST_COPY_STALL_MS / 1000);
+        if (vo_now_ms() - moved_at > stall_ms)
+            return vo_error_set(error, -ETIMEDOUT, "no page sent for %d s", stall_ms / 1000);
         if (t && vo_now_ms() - shown >= PROGRESS_EVERY_MS) {
             shown = vo_now_ms();
             vo_task_set_details(t, 96, "post-copy: the rest of memory",
@@ -1080,7 +1079,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     while (in_post_copy &&
            vo_migrate_finish_post_copy(t, d, hv, start, &fin, &post_copy_broke) < 0) {
         log_error("vm %s: post-copy to host %s broke: %s", name, m->to_name, post_copy_broke);
-        if (!fin.post_copy_paused && !fin.post_copy_recovering)
+        if (!vo_migrate_post_copy_recoverable(&fin))
             break; /* failed outright: nothing to recover */
         free(post_copy_broke);
         post_copy_broke = NULL;

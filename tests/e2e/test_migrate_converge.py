@@ -43,8 +43,17 @@ its /dev/shm (a tmpfs) over and over, dirtying memory faster than a small
    vireod recovers it, the rest of memory goes, the source QEMU ends and
    the guest runs on at the destination with its memory intact.
 
+7. A post-copy whose link goes silent (the source host drops what it
+   sends on the stream's connection, no reset: both QEMUs still say
+   postcopy-active) counts as stalled after a while without a page (20 s
+   in the test, 5 min otherwise): the source QEMU never ends with pages the
+   destination lacks; it is paused on both sides and recovered, or, when
+   the destination's QEMU does not answer (its main loop waiting on a
+   page), both QEMUs are kept.
+
 The decision itself (when a copy counts as not converging, the abort's
-words; whether an incoming stream flows) is unit-tested:
+words; whether an incoming stream flows; whether a post-copy that stopped
+short is recovered) is unit-tested:
 tests/unit/test-migrate-converge.c."""
 
 import os
@@ -249,20 +258,26 @@ def test_a_source_vireod_that_dies_in_post_copy_loses_no_guest(cluster, tmp_path
     assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
 
 
-def post_copy_held(cluster, tmp_path, keep, verify, dest_env=None):
+def post_copy_held(cluster, tmp_path, keep, verify, dest_env=None, silent=False):
     """Two hosts (post-copy's background push at 256 KiB/s, so pages stay
     missing at the destination long enough to break the link), the busy
     guest on h1 dirtying 8 MiB, migrated to h2 with --post-copy and held
     right after the switch-over (post-copy-hold) with the memory stream's
     TCP connection killed at the source (ss -K in h1's namespace). Returns
     (c, faults, vm_id, task id, the md5sum of the guest's 8 MiB); the test
-    releases it (post-copy-release)."""
-    os.environ["VIREO_TEST_MIGRATE_POST_COPY_BANDWIDTH"] = str(256 << 10)
+    releases it (post-copy-release). silent: the connection is not killed
+    but goes silent (h1 drops what it sends on it, no reset: QEMU sees no
+    break), and post-copy counts as stalled after 20 s without a page."""
+    hooks = {"VIREO_TEST_MIGRATE_POST_COPY_BANDWIDTH": str(256 << 10)}
+    if silent:
+        hooks["VIREO_TEST_MIGRATE_POST_COPY_STALL_MS"] = "20000"
+    os.environ.update(hooks)
     try:
         with keeping_ram(keep):
             c, faults = cluster_with_faults(cluster, tmp_path, 2)
     finally:
-        del os.environ["VIREO_TEST_MIGRATE_POST_COPY_BANDWIDTH"]
+        for k in hooks:
+            del os.environ[k]
     h1, h2 = c.hosts
     if dest_env:
         h2.env.update(dest_env)
@@ -288,6 +303,12 @@ def post_copy_held(cluster, tmp_path, keep, verify, dest_env=None):
     time.sleep(3)
     m = re.search(r"incoming VM busy from host \S+: waiting on tcp:([0-9.]+):(\d+)", h2.log())
     assert m, "the incoming stream's address in h2's log"
+    if silent:
+        subprocess.run(["ip", "netns", "exec", h1.host_netns.name, "nft",
+                        "add table inet postrec; add chain inet postrec out { type filter hook "
+                        "output priority 0 ; } ; add rule inet postrec out ip daddr "
+                        f"{m.group(1)} tcp dport {m.group(2)} drop"], check=True)
+        return c, faults, vm_id, tid, before
     killed = subprocess.run(["ip", "netns", "exec", h1.host_netns.name, "ss", "-K", "-t",
                              "dst", m.group(1), "dport", "=", ":" + m.group(2)],
                             capture_output=True, text=True, check=True).stdout
@@ -317,6 +338,41 @@ def test_a_post_copy_whose_link_breaks_is_recovered(cluster, tmp_path):
     one_qemu(c, vm_id, h2)
     counter_goes_on(h2, "busy")
     nothing_at(h1, vm_id)
+
+
+def test_a_post_copy_whose_link_goes_silent_keeps_the_source(cluster, tmp_path):
+    """A link that drops packets (no reset) leaves both QEMUs in
+    postcopy-active, no page sent: once that counts as a stall the source
+    pauses its side and asks the destination to recover, never ending its
+    QEMU while the destination lacks pages. Recovered (the destination
+    paused on purpose, listening again), the migration completes. The
+    destination may also not answer: its guest runs, and QEMU's main loop
+    can wait on a page it lacks, so its QMP answers nothing (a recovery
+    then needs QEMU's out-of-band QMP, which vireo does not use): both QEMUs
+    are kept then, as when every try failed."""
+    keep = str(tmp_path / "ram")
+    os.makedirs(keep)
+    c, faults, vm_id, tid, before = post_copy_held(cluster, tmp_path, keep, verify=False,
+                                                   silent=True)
+    h1, h2 = c.hosts
+    (faults / "post-copy-release").touch()
+    task = settled(h1, tid, timeout=900)
+    print("task:", task.get("error"), task.get("result"))
+    log1 = h1.log()
+    assert "no page sent for 20 s" in log1
+    assert "a post-copy stream its peer lost, still flowing here: paused" in log1
+    if task["state"] != "succeeded":
+        assert "Both QEMUs are kept" in task["error"]["message"], task
+        assert qemu_of(h1, vm_id) and qemu_of(h2, vm_id), "both QEMUs kept"
+        return
+    assert "busy: post-copy recovered" in log1
+    subprocess.run(["ip", "netns", "exec", h1.host_netns.name, "nft", "delete table inet "
+                    "postrec"], check=True)
+    wait_until(lambda: hosts_of(h1, "busy") == ["h2"], 30, what="busy on h2")
+    one_qemu(c, vm_id, h2)
+    nothing_at(h1, vm_id)
+    counter_goes_on(h2, "busy")
+    assert guest_md5(h2, "/dev/shm/src") == before
 
 
 def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path):

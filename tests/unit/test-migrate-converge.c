@@ -154,6 +154,34 @@ static void test_stream_flows(void **state)
     }
 }
 
+/* The source's wait for post-copy's end failed: recovered when QEMU still
+ * has it in post-copy (broken, being mended, or silent: a link dropping
+ * packets leaves it postcopy-active with no page sent for minutes), not
+ * when it failed, was cancelled or QEMU did not answer. */
+static void test_post_copy_recoverable(void **state)
+{
+    (void)state;
+    VoHvMigrationProgress p = { .status = VO_HV_MIGRATION_ACTIVE, .post_copy = true };
+    assert_true(vo_migrate_post_copy_recoverable(&p)); /* stalled, still postcopy-active */
+    p.post_copy_paused = true;
+    assert_true(vo_migrate_post_copy_recoverable(&p));
+    p.post_copy_paused = false;
+    p.post_copy_recovering = true;
+    assert_true(vo_migrate_post_copy_recoverable(&p));
+    static const VoHvMigrationStatus ended[] = { VO_HV_MIGRATION_NONE,
+                                                 VO_HV_MIGRATION_FAILED,
+                                                 VO_HV_MIGRATION_CANCELLING,
+                                                 VO_HV_MIGRATION_CANCELLED };
+    for (size_t i = 0; i < ELEMENTSOF(ended); i++) {
+        p = (VoHvMigrationProgress){ .status = ended[i] };
+        assert_false(vo_migrate_post_copy_recoverable(&p));
+    }
+    p = (VoHvMigrationProgress){ 0 }; /* QEMU did not answer */
+    assert_false(vo_migrate_post_copy_recoverable(&p));
+    p = busy(); /* pre-copy */
+    assert_false(vo_migrate_post_copy_recoverable(&p));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_the_words),
         cmocka_unit_test(test_first_pass_not_ended),
         cmocka_unit_test(test_stream_flows),
+        cmocka_unit_test(test_post_copy_recoverable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
