@@ -108,7 +108,7 @@ static void test_source_order(void **state)
                   "{\"capability\":\"pause-before-switchover\",\"state\":true}]}",
           .send = { OK } },
         { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+          .args = "{\"max-bandwidth\":134217728,\"max-postcopy-bandwidth\":0,\"downtime-limit\":300,"
                   "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
                   "\"cpu-throttle-tailslow\":false}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"unix:/run/x/mig.sock\"}", .send = { OK } },
@@ -307,7 +307,7 @@ static void test_cancel_memory_phase(void **state)
                   "{\"capability\":\"pause-before-switchover\",\"state\":true}]}",
           .send = { OK } },
         { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+          .args = "{\"max-bandwidth\":134217728,\"max-postcopy-bandwidth\":0,\"downtime-limit\":300,"
                   "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
                   "\"cpu-throttle-tailslow\":false}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"unix:/run/x/mig.sock\"}", .send = { OK } },

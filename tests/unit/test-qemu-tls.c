@@ -131,7 +131,7 @@ static void test_source(void **state)
         CAPS_NO_MIRROR,
         { .expect = "object-add", .args = add_client, .send = { OK } },
         { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+          .args = "{\"max-bandwidth\":134217728,\"max-postcopy-bandwidth\":0,\"downtime-limit\":300,"
                   "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
                   "\"cpu-throttle-tailslow\":false,"
                   "\"tls-creds\":\"vireo-migration-tls\",\"tls-hostname\":\"h2\"}",
@@ -146,7 +146,7 @@ static void test_source(void **state)
         CAPS_NO_MIRROR,
         { .expect = "object-add", .args = add_client, .send = { OK } },
         { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+          .args = "{\"max-bandwidth\":134217728,\"max-postcopy-bandwidth\":0,\"downtime-limit\":300,"
                   "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
                   "\"cpu-throttle-tailslow\":false,"
                   "\"tls-creds\":\"vireo-migration-tls\",\"tls-hostname\":\"\"}",
@@ -209,6 +209,9 @@ static void test_destination(void **state)
         { .expect = "announce-self",
           .args = "{\"initial\":50,\"max\":550,\"rounds\":5,\"step\":100}",
           .send = { OK } },
+        /* No post-copy under way (it would keep them for a recovery). */
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"completed\"},\"id\":$ID}\n" } },
         RESET_AND_DEL, /* after cont: the guest does not wait for it */
         { 0 }
     };
@@ -263,7 +266,7 @@ static void test_source_mirror(void **state)
           .send = { OK } },
         /* No second object-add. */
         { .expect = "migrate-set-parameters",
-          .args = "{\"max-bandwidth\":134217728,\"downtime-limit\":300,"
+          .args = "{\"max-bandwidth\":134217728,\"max-postcopy-bandwidth\":0,\"downtime-limit\":300,"
                   "\"cpu-throttle-initial\":20,\"cpu-throttle-increment\":10,"
                   "\"cpu-throttle-tailslow\":false,"
                   "\"tls-creds\":\"vireo-migration-tls\",\"tls-hostname\":\"h2\"}",
