@@ -51,7 +51,7 @@ static json_t *said;
 static json_t *handovers;
 /* handovers and said belong to the round's thread, which holds this lock
  * through each round; a hand-over worker takes it only to put back a VM
- * whose hand-over failed (job_put_back). */
+ * whose hand-over failed (job_put_back). Taken before workers_lock. */
 static pthread_mutex_t handovers_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Set while vo_ha_recover_stop waits for the hand-over workers. */
 static atomic_bool workers_stop;
@@ -315,12 +315,19 @@ static void job_done(json_t *job)
     pthread_mutex_unlock(&workers_lock);
 }
 
-/* A hand-over that failed: back to handovers (the round follows it). */
+/* A hand-over that failed: back to handovers (the round follows it),
+ * unless the round put the VM there meanwhile: that entry is newer (the
+ * chosen host went down during the hand-over and the VM moved on; the
+ * failed one, on the host it left, would be dropped as gone from there,
+ * and the VM never handed over to its new host). Under handovers_lock
+ * from before the VM leaves inflight: the round sees it in one or the
+ * other. */
 static void job_put_back(VoDaemon *d, json_t *job, json_int_t failed)
 {
-    job_done(job);
     pthread_mutex_lock(&handovers_lock);
-    if (handovers && vo_hosts_is_manager(d))
+    job_done(job);
+    if (handovers && vo_hosts_is_manager(d) &&
+        !json_object_get(handovers, json_string_value(json_object_get(job, "vm"))))
         handover_add(json_string_value(json_object_get(job, "vm")),
                      json_string_value(json_object_get(job, "host")),
                      json_string_value(json_object_get(job, "name")),
