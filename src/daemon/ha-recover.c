@@ -381,8 +381,25 @@ static void finish(VoDaemon *d, const VoClusterHost *h, bool local, Started *s)
     }
 }
 
-/* Hands the jobs over to w's host (register and start each), then waits
- * for their start tasks together: they run in parallel there. */
+/* Moves the jobs queued to w to the end of jobs: whether there were any
+ * (none taken once the workers stop). */
+static bool worker_take_more(Worker *w, json_t *jobs)
+{
+    pthread_mutex_lock(&workers_lock);
+    bool more = json_array_size(w->queue) && !atomic_load(&workers_stop);
+    if (more) {
+        json_array_extend(jobs, w->queue);
+        json_array_clear(w->queue);
+    }
+    pthread_mutex_unlock(&workers_lock);
+    return more;
+}
+
+/* Hands the jobs over to w's host (register and start each), and those
+ * queued meanwhile (the round moves the VMs of a down host one after the
+ * other: they are not all queued when the worker wakes), then waits for
+ * their start tasks together: they run in parallel there, and a start
+ * that never ends holds up no hand-over queued before the wait. */
 static void hand_over_batch(Worker *w, json_t *jobs)
 {
     VoDaemon *d = w->d;
@@ -391,10 +408,10 @@ static void hand_over_batch(Worker *w, json_t *jobs)
     int hr = vo_cluster_host_get(d, host_id, &h);
     bool local = hr >= 0 && !strcmp(h.id, d->host_id);
     const char *host_name = h.name ? h.name : host_id;
-    Started *starts = vo_malloc0(sizeof(*starts) * (json_array_size(jobs) + 1));
+    Started *starts = NULL;
     size_t n_starts = 0, i;
-    json_t *job;
-    json_array_foreach(jobs, i, job) {
+    for (i = 0; i < json_array_size(jobs) || worker_take_more(w, jobs); i++) {
+        json_t *job = json_array_get(jobs, i);
         const char *vm_id = json_string_value(json_object_get(job, "vm"));
         const char *name = json_string_value(json_object_get(job, "name"));
         _cleanup_free_ char *task_id = NULL, *error = NULL;
@@ -424,6 +441,9 @@ static void hand_over_batch(Worker *w, json_t *jobs)
         }
         if (json_is_true(json_object_get(job, "again")))
             log_info("ha: vm %s: handed over to host %s again", name, host_name);
+        starts = realloc(starts, sizeof(*starts) * (n_starts + 1));
+        if (!starts)
+            abort();
         starts[n_starts++] = (Started){ .task_id = TAKE_PTR(task_id), .job = job };
     }
     for (i = 0; i < n_starts; i++) {
