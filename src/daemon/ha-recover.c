@@ -51,7 +51,7 @@ static json_t *said;
 static json_t *handovers;
 /* handovers and said belong to the round's thread, which holds this lock
  * through each round; a hand-over worker takes it only to put back a VM
- * whose hand-over failed (job_put_back). */
+ * whose hand-over failed (job_put_back). Taken before workers_lock. */
 static pthread_mutex_t handovers_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Set while vo_ha_recover_stop waits for the hand-over workers. */
 static atomic_bool workers_stop;
@@ -176,38 +176,30 @@ static int peer_json(VoDaemon *d, const VoClusterHost *h, const char *method, co
     return r;
 }
 
-/* The start task's end, on the chosen host: 0 when it succeeded. */
-static int wait_started(VoDaemon *d, const VoClusterHost *h, bool local, const char *task_id,
-                        char **ret_error)
+/* One look at the start task on the chosen host: 1 while it runs, 0 when
+ * it succeeded, or the -errno of its failure. */
+static int start_poll(VoDaemon *d, const VoClusterHost *h, bool local, const char *task_id,
+                      char **ret_error)
 {
-    _cleanup_free_ char *path = vo_asprintf("/v1/tasks/%s", task_id);
-    int64_t until = vo_now_ms() + START_WAIT_MS;
-    while (vo_now_ms() < until && !atomic_load(&workers_stop)) {
-        json_t *t = NULL;
-        _cleanup_free_ char *error = NULL;
-        if (local)
-            t = vo_tasks_get_json(d->tasks, task_id);
-        else
-            (void)peer_json(d, h, "GET", path, NULL, &t, &error, NULL);
-        const char *state = json_string_value(json_object_get(t, "state"));
-        if (state && !strcmp(state, "succeeded")) {
-            json_decref(t);
-            return 0;
-        }
-        if (state && !strcmp(state, "failed")) {
-            const char *why = json_string_value(json_object_get(json_object_get(t, "error"),
-                                                                "message"));
-            int r = vo_error_set(ret_error, -EIO, "its start on host %s failed: %s", h->name,
-                                 why ? why : "?");
-            json_decref(t);
-            return r;
-        }
-        json_decref(t);
-        struct timespec ts = { 0, 50 * 1000000L };
-        nanosleep(&ts, NULL);
+    json_t *t = NULL;
+    if (local)
+        t = vo_tasks_get_json(d->tasks, task_id);
+    else {
+        _cleanup_free_ char *path = vo_asprintf("/v1/tasks/%s", task_id), *error = NULL;
+        (void)peer_json(d, h, "GET", path, NULL, &t, &error, NULL);
     }
-    return vo_error_set(ret_error, -ETIMEDOUT, "its start on host %s did not end within %d s",
-                        h->name, START_WAIT_MS / 1000);
+    const char *state = json_string_value(json_object_get(t, "state"));
+    int r = 1;
+    if (state && !strcmp(state, "succeeded"))
+        r = 0;
+    else if (state && !strcmp(state, "failed")) {
+        const char *why = json_string_value(json_object_get(json_object_get(t, "error"),
+                                                            "message"));
+        r = vo_error_set(ret_error, -EIO, "its start on host %s failed: %s", h->name,
+                         why ? why : "?");
+    }
+    json_decref(t);
+    return r;
 }
 
 /* Registers the moved VM on h and starts it there: the start task's id.
@@ -296,6 +288,7 @@ static json_t *inflight;
 typedef struct {
     char *task_id;
     json_t *job;
+    int64_t until; /* given up then (START_WAIT_MS) */
 } Started;
 
 /* Whether a VM's hand-over is queued or under way. */
@@ -315,12 +308,19 @@ static void job_done(json_t *job)
     pthread_mutex_unlock(&workers_lock);
 }
 
-/* A hand-over that failed: back to handovers (the round follows it). */
+/* A hand-over that failed: back to handovers (the round follows it),
+ * unless the round put the VM there meanwhile: that entry is newer (the
+ * chosen host went down during the hand-over and the VM moved on; the
+ * failed one, on the host it left, would be dropped as gone from there,
+ * and the VM never handed over to its new host). Under handovers_lock
+ * from before the VM leaves inflight: the round sees it in one or the
+ * other. */
 static void job_put_back(VoDaemon *d, json_t *job, json_int_t failed)
 {
-    job_done(job);
     pthread_mutex_lock(&handovers_lock);
-    if (handovers && vo_hosts_is_manager(d))
+    job_done(job);
+    if (handovers && vo_hosts_is_manager(d) &&
+        !json_object_get(handovers, json_string_value(json_object_get(job, "vm"))))
         handover_add(json_string_value(json_object_get(job, "vm")),
                      json_string_value(json_object_get(job, "host")),
                      json_string_value(json_object_get(job, "name")),
@@ -351,11 +351,9 @@ static void job_failed(VoDaemon *d, const char *host_name, json_t *job, const ch
     job_put_back(d, job, 0);
 }
 
-/* Waits for the start task and records how it went. */
-static void finish(VoDaemon *d, const VoClusterHost *h, bool local, Started *s)
+/* Records how a start task ended: r (0, or its -errno with error). */
+static void finish(VoDaemon *d, const VoClusterHost *h, Started *s, int r, const char *error)
 {
-    _cleanup_free_ char *error = NULL;
-    int r = wait_started(d, h, local, s->task_id, &error);
     const char *name = json_string_value(json_object_get(s->job, "name"));
     const char *from = json_string_value(json_object_get(s->job, "from"));
     int64_t ms = vo_now_ms() - json_integer_value(json_object_get(s->job, "since"));
@@ -374,54 +372,104 @@ static void finish(VoDaemon *d, const VoClusterHost *h, bool local, Started *s)
     }
 }
 
-/* Hands the jobs over to w's host (register and start each), then waits
- * for their start tasks together: they run in parallel there. */
+/* Moves the jobs queued to w to the end of jobs: whether there were any
+ * (none taken once the workers stop). */
+static bool worker_take_more(Worker *w, json_t *jobs)
+{
+    pthread_mutex_lock(&workers_lock);
+    bool more = json_array_size(w->queue) && !atomic_load(&workers_stop);
+    if (more) {
+        json_array_extend(jobs, w->queue);
+        json_array_clear(w->queue);
+    }
+    pthread_mutex_unlock(&workers_lock);
+    return more;
+}
+
+/* One hand-over to w's host (h, looked up as hr): registered and started
+ * there, the start task's id in *ret_task; a failure recorded and put back. */
+static bool hand_over_one(Worker *w, const VoClusterHost *h, int hr, bool local, json_t *job,
+                          char **ret_task)
+{
+    VoDaemon *d = w->d;
+    const char *host_name = h->name ? h->name : w->host_id;
+    const char *vm_id = json_string_value(json_object_get(job, "vm"));
+    const char *name = json_string_value(json_object_get(job, "name"));
+    _cleanup_free_ char *error = NULL;
+    int r;
+    if (atomic_load(&workers_stop) || !vo_hosts_is_manager(d)) {
+        job_done(job); /* a next manager takes it up from its document */
+        return false;
+    }
+    int64_t rest = w->unanswered_at ? w->unanswered_at + UNANSWERED_REST_MS - vo_now_ms() : 0;
+    bool unanswered = false;
+    if (rest > 0)
+        r = vo_error_set(&error, -EHOSTUNREACH,
+                         "not asked: host %s did not answer a call %lld s ago", host_name,
+                         (long long)((UNANSWERED_REST_MS - rest) / 1000));
+    else if (hr < 0 || (!local && !h->url))
+        r = vo_error_set(&error, hr < 0 ? hr : -EHOSTUNREACH, "host %s cannot be reached (%s)",
+                         host_name, hr < 0 ? strerror(-hr) : "no address");
+    else
+        r = adopt_and_start(d, h, local, vm_id, name, ret_task, &error, &unanswered);
+    if (unanswered)
+        w->unanswered_at = vo_now_ms();
+    if (r < 0) {
+        job_failed(d, host_name, job, error);
+        return false;
+    }
+    if (json_is_true(json_object_get(job, "again")))
+        log_info("ha: vm %s: handed over to host %s again", name, host_name);
+    return true;
+}
+
+/* Hands the jobs over to w's host (register and start each), then follows
+ * their start tasks together (they run in parallel there) until each
+ * ended or was given up (START_WAIT_MS); the jobs queued meanwhile are
+ * handed over as they come (the round moves a down host's VMs one after
+ * the other), not after the wait: a start that never ends holds up no
+ * other hand-over to the host for a minute. */
 static void hand_over_batch(Worker *w, json_t *jobs)
 {
     VoDaemon *d = w->d;
-    const char *host_id = w->host_id;
     VoClusterHost h = { 0 };
-    int hr = vo_cluster_host_get(d, host_id, &h);
+    int hr = vo_cluster_host_get(d, w->host_id, &h);
     bool local = hr >= 0 && !strcmp(h.id, d->host_id);
-    const char *host_name = h.name ? h.name : host_id;
-    Started *starts = vo_malloc0(sizeof(*starts) * (json_array_size(jobs) + 1));
-    size_t n_starts = 0, i;
-    json_t *job;
-    json_array_foreach(jobs, i, job) {
-        const char *vm_id = json_string_value(json_object_get(job, "vm"));
-        const char *name = json_string_value(json_object_get(job, "name"));
-        _cleanup_free_ char *task_id = NULL, *error = NULL;
-        int r;
-        if (atomic_load(&workers_stop) || !vo_hosts_is_manager(d)) {
-            job_done(job); /* a next manager takes it up from its document */
-            continue;
+    Started *starts = NULL;
+    size_t n_starts = 0, i = 0;
+    for (;;) {
+        for (; i < json_array_size(jobs) || worker_take_more(w, jobs); i++) {
+            json_t *job = json_array_get(jobs, i);
+            char *task_id = NULL;
+            if (!hand_over_one(w, &h, hr, local, job, &task_id))
+                continue;
+            starts = realloc(starts, sizeof(*starts) * (n_starts + 1));
+            if (!starts)
+                abort();
+            starts[n_starts++] = (Started){ .task_id = task_id, .job = job,
+                                            .until = vo_now_ms() + START_WAIT_MS };
         }
-        int64_t rest = w->unanswered_at ? w->unanswered_at + UNANSWERED_REST_MS - vo_now_ms()
-                                        : 0;
-        bool unanswered = false;
-        if (rest > 0)
-            r = vo_error_set(&error, -EHOSTUNREACH,
-                             "not asked: host %s did not answer a call %lld s ago", host_name,
-                             (long long)((UNANSWERED_REST_MS - rest) / 1000));
-        else if (hr < 0 || (!local && !h.url))
-            r = vo_error_set(&error, hr < 0 ? hr : -EHOSTUNREACH,
-                             "host %s cannot be reached (%s)", host_name,
-                             hr < 0 ? strerror(-hr) : "no address");
-        else
-            r = adopt_and_start(d, &h, local, vm_id, name, &task_id, &error, &unanswered);
-        if (unanswered)
-            w->unanswered_at = vo_now_ms();
-        if (r < 0) {
-            job_failed(d, host_name, job, error);
-            continue;
+        if (!n_starts)
+            break;
+        for (size_t k = 0; k < n_starts;) {
+            _cleanup_free_ char *error = NULL;
+            int r = start_poll(d, &h, local, starts[k].task_id, &error);
+            if (r > 0 && (vo_now_ms() >= starts[k].until || atomic_load(&workers_stop)))
+                r = vo_error_set(&error, -ETIMEDOUT,
+                                 "its start on host %s did not end within %d s", h.name,
+                                 START_WAIT_MS / 1000);
+            if (r > 0) {
+                k++;
+                continue;
+            }
+            finish(d, &h, &starts[k], r, error);
+            free(starts[k].task_id);
+            starts[k] = starts[--n_starts];
         }
-        if (json_is_true(json_object_get(job, "again")))
-            log_info("ha: vm %s: handed over to host %s again", name, host_name);
-        starts[n_starts++] = (Started){ .task_id = TAKE_PTR(task_id), .job = job };
-    }
-    for (i = 0; i < n_starts; i++) {
-        finish(d, &h, local, &starts[i]);
-        free(starts[i].task_id);
+        if (n_starts) {
+            struct timespec ts = { 0, 50 * 1000000L };
+            nanosleep(&ts, NULL);
+        }
     }
     free(starts);
     vo_cluster_host_clear(&h);

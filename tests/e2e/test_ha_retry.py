@@ -39,7 +39,11 @@ test_new_manager_takes_up_a_handover: a new manager follows one too;
 test_unanswering_host_holds_up_no_recovery: a stopped vireod holds up no
 other host's recovery; test_note_lands_not_on_a_host_back_online and
 test_move_off_a_fenced_host_*: the manager's writes into a host's
-namespace race that host's return (their docstrings)."""
+namespace race that host's return (their docstrings);
+test_chosen_host_dies_during_its_handover: a hand-over that failed on a
+host gone meanwhile never replaces the VM's newer one;
+test_start_that_hangs_holds_up_no_handover: a host's worker hands over
+the VMs queued meanwhile before it waits for the start tasks."""
 
 import json
 import os
@@ -586,3 +590,50 @@ def power_off_keeping_etcd(host):
     offline when its lease ends; its etcd member stays, for the quorum."""
     host.kill9()
     host.kill_fence()
+
+
+def test_chosen_host_dies_during_its_handover(cluster, tmp_path, monkeypatch):
+    """A host dies with an HA VM, ov1, which lands on y; its hand-over to y
+    is held after ov1 was registered there (ha_handover@ov1.hold). y then
+    dies too (vireod and fence killed): the manager moves ov1 on to its own
+    host, back from maintenance, while the worker's hand-over to y is still
+    under way. Let go, that hand-over fails (y is gone) and is put back; it
+    must not take the place of the newer one to the manager's host. Before,
+    it did: the manager followed ov1 on y, found it gone from there and
+    dropped it, and ov1 sat unstarted on the manager's host."""
+    c, faults, manager, victim, y = hosts_to_land_on_y(cluster, tmp_path, monkeypatch,
+                                                       ("ov1",))
+    (faults / "ha_handover@ov1.hold").write_text("")
+    c.kill_host(victim)
+    wait_until(lambda: (faults / "ha_handover@ov1.held").exists(), 90,
+               what="ov1's hand-over to y held")
+    vm_id = y.vm("ov1")["id"]
+    manager.api("POST", f"/v1/hosts/{manager.name}/maintenance", {"on": False})
+    power_off_keeping_etcd(y)
+    on_manager = "vireo/h/%s/vms/%s" % (host_record_key(manager, manager).rsplit("/", 1)[1],
+                                        vm_id)
+    wait_until(lambda: on_manager in etcd_keys(manager, "h/"), 90,
+               what="ov1 moved on to the manager's host")
+    (faults / "ha_handover@ov1.hold").unlink()
+    wait_until(lambda: local_state(manager, "ov1") == "running", 90,
+               what="ov1 running on the manager's host")
+
+
+def test_start_that_hangs_holds_up_no_handover(cluster, tmp_path, monkeypatch):
+    """A host dies with two HA VMs, which land on y; sl1 (the higher
+    priority, handed over first) has its start held on y (start@sl1.hold):
+    its start task does not end. sl2, moved while sl1 was being handed
+    over, runs on y all the same. Before, y's worker took sl2 only after it
+    had waited for sl1's start task: sl2 waited until the manager gave sl1
+    up ("did not end within 60 s")."""
+    c, faults, manager, victim, y = hosts_to_land_on_y(cluster, tmp_path, monkeypatch,
+                                                       ("sl1", "sl2"))
+    status, doc = victim.request("PATCH", "/v1/vms/sl1", {"ha_priority": 5})[:2]
+    assert status == 200, doc
+    (faults / "start@sl1.hold").write_text("")
+    c.kill_host(victim)
+    wait_until(lambda: (faults / "start@sl1.held").exists(), 90, what="sl1's start held on y")
+    wait_until(lambda: local_state(y, "sl2") == "running", 120, what="sl2 running on y")
+    assert "did not end within" not in manager.log()
+    (faults / "start@sl1.hold").unlink()
+    wait_until(lambda: local_state(y, "sl1") == "running", 90, what="sl1 running on y")
