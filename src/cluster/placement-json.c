@@ -488,5 +488,7 @@ json_t *vo_place_request_to_json(const VoPlaceRequest *req)
         json_object_set_new(doc, "host", json_string(req->host));
     if (req->exclude)
         json_object_set_new(doc, "exclude", strv_to_json(req->exclude));
+    if (req->networks)
+        json_object_set_new(doc, "networks", strv_to_json(req->networks));
     return doc;
 }

@@ -797,7 +797,7 @@ static void test_json_request(void **state)
                        "\"cpu_host_model\": \"AMD EPYC\", \"pools\": [\"default\"], "
                        "\"group\": {\"name\": \"web\", \"policy\": \"together\", "
                        "\"hosts\": {\"id-1\": 2, \"id-2\": 1}}, \"host\": \"h1\", "
-                       "\"exclude\": [\"id-1\"]}";
+                       "\"exclude\": [\"id-1\"], \"networks\": [\"dmz\", \"lan\"]}";
     json_t *doc = load(full);
     VoPlaceRequest req;
     char *error = NULL;
@@ -810,6 +810,7 @@ static void test_json_request(void **state)
     assert_string_equal(req.host, "h1");
     assert_string_equal(req.exclude[0], "id-1");
     assert_null(req.exclude[1]);
+    assert_string_equal(req.networks[1], "lan");
     json_t *out = vo_place_request_to_json(&req);
     json_object_set_new(doc, "cpu_flags", json_pack("[s,s]", "a", "b"));
     assert_true(json_equal(doc, out));
