@@ -297,8 +297,8 @@ def ha_and_a_local_iso(c, tmp_path):
 
 def a_network_of_another_project(c):
     """A host's own network of the VM NIC's name, but of another project:
-    the move and the migration are refused at once, naming both projects;
-    one of the VM's project goes (the check only, as far as the refusal)."""
+    the move and the migration are refused at once, naming both projects
+    (one of the VM's project or of none passes: test-migrate-compat)."""
     h1, h2 = c.hosts
     for p in ("pa", "pb"):
         h1.cli("project", "create", p)
