@@ -323,6 +323,8 @@ def a_network_of_another_project(c):
     wait_until(lambda: "ly" in (host_doc(h1, "h2").get("networks") or []), 30,
                what="h2's record listing ly")
     assert "ly" not in host_doc(h1, "h1")["networks"]
+    out = h1.cli("host", "show", "h2").stdout
+    assert re.search(r"networks:\s+(\S+, )*ly(,|\n)", out), out
     h1.task_ok("POST", "/v1/vms", {"name": "py", "memory_mib": 128, "networks": ["ly"]})
     assert hosts_of(h1, "py") == ["h2"]
     msg = error_of(h1, "POST", "/v1/vms", {"name": "pz", "memory_mib": 128,
