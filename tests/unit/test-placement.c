@@ -611,7 +611,8 @@ static void test_networks(void **state)
     VoPlaceResult res;
     assert_string_equal(place(&s, &req, &res), "a");
     assert_int_equal(res.verdicts[1].why, VO_PLACE_NETWORKS);
-    assert_reason(&s, &req, &res, 1, "has no network dmz (or it is in error there)");
+    assert_reason(&s, &req, &res, 1,
+                  "has no network dmz (or it is in error or of another project there)");
     vo_place_result_clear(&res);
     s.hosts[0].state = VO_HOST_MAINTENANCE;
     assert_string_equal(place(&s, &req, NULL), "c");
@@ -619,7 +620,8 @@ static void test_networks(void **state)
     s.hosts[1].networks = strv("web", NULL);
     s.hosts[2].networks = strv(NULL);
     assert_null(place(&s, &req, &res));
-    assert_reason(&s, &req, &res, 1, "has no networks dmz,lan (or they are in error there)");
+    assert_reason(&s, &req, &res, 1,
+                  "has no networks dmz,lan (or they are in error or of another project there)");
     vo_place_result_clear(&res);
     /* Only "user": nothing needed, every host fits. */
     assert_null(vo_place_networks_needed(nics + 1, 1));
