@@ -65,6 +65,7 @@ static void print_cluster_host(const json_t *h)
     _cleanup_free_ char *committed_vcpus = jint_str(h, "committed_vcpus");
     _cleanup_free_ char *pools = jstrs_joined(h, "pools");
     _cleanup_free_ char *firmware = jstrs_joined(h, "firmware");
+    _cleanup_free_ char *networks = jstrs_joined(h, "networks");
     out_kv(stdout, "name:", jstr(h, "name"));
     out_kv(stdout, "id:", jstr(h, "id"));
     out_kv(stdout, "state:", jstr(h, "state"));
@@ -83,6 +84,7 @@ static void print_cluster_host(const json_t *h)
     out_kv(stdout, "committed vcpus:", committed_vcpus);
     out_kv(stdout, "pools:", pools);
     out_kv(stdout, "firmware:", firmware); /* what its VMs can boot: bios, uefi, ... */
+    out_kv(stdout, "networks:", networks); /* what its VMs' NICs can use (placement) */
 }
 
 static int host_show(const CliCommand *cmd, int argc, char **argv)

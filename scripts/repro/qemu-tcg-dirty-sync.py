@@ -6,10 +6,13 @@ RAM block (here a virtio-mem device's backend) comes first in QEMU's RAM
 address space.
 
     scripts/repro/qemu-tcg-dirty-sync.py IMAGE_DIR [--runs N] [--pad] [--no-virtio-mem]
+                                         [--boot-marker TEXT]
 
-IMAGE_DIR is a guest with a kernel, an initrd and a disk (vireo's default
-image: build/guest/default after `make image`; any Linux guest with a shell
-on ttyS0 does). Each run boots a source QEMU (q35, TCG, 256 MiB boot memory,
+IMAGE_DIR is a guest image in vireo's layout (build/guest/default after
+`make image`): an image.json naming its kernel, initrd, disk and kernel
+command line, for a Linux guest that prints "vireo-guest: booted" on ttyS0
+and gives a shell there (another guest: write such an image.json and pass
+--boot-marker with what it prints once booted). Each run boots a source QEMU (q35, TCG, 256 MiB boot memory,
 maxmem 512 MiB, a virtio-mem device), starts a shell loop that keeps writing
 in the guest, migrates over a unix socket to a destination started with
 -incoming and -S, holds the migration iterating (a 1 ms downtime limit for 6
@@ -18,7 +21,9 @@ their boot memory (pmemsave) page by page. --pad adds 8 KiB to the boot
 memory (not a multiple of 256 KiB: QEMU's per-page sync path), which is
 vireo's workaround; --no-virtio-mem leaves the device out (the boot memory
 is then the only RAM block: the control). Prints one line per run and a summary; exits 1 when any
-run's memories differ. Uses only the Python standard library.
+run's memories differ. Bounded: every wait and every QMP answer has a
+deadline; the QEMUs and the run's directory are removed on any end
+(SIGTERM and Ctrl-C included). Uses only the Python standard library.
 """
 import argparse
 import json
@@ -36,13 +41,14 @@ MAX_MIB = 512
 PAD_KIB = 8
 PAGE = 4096
 HOLD_SYNCS = 6
-BOOT_MARKER = b"vireo-guest: booted"
+BOOT_MARKER = "vireo-guest: booted"
+QMP_ANSWER_S = 120  # the longest a QMP command may take (pmemsave of the boot memory)
 
 
 class Qmp:
     """A QMP connection: one command at a time, events skipped."""
 
-    def __init__(self, path, deadline):
+    def __init__(self, path, deadline, proc):
         while True:
             try:
                 self.sock = socket.socket(socket.AF_UNIX)
@@ -50,9 +56,12 @@ class Qmp:
                 break
             except OSError:
                 self.sock.close()
+                if proc.poll() is not None:
+                    raise RuntimeError(f"QEMU exited ({proc.returncode}) before its QMP answered")
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"QMP socket {path} never answered")
                 time.sleep(0.1)
+        self.sock.settimeout(QMP_ANSWER_S)  # a QEMU that stops answering ends the run
         self.file = self.sock.makefile("rwb")
         self._read()  # greeting
         self.cmd("qmp_capabilities")
@@ -129,7 +138,7 @@ def wait_until(what, check, deadline, step=0.05):
         time.sleep(step)
 
 
-def one_run(image, pad, virtio_mem):
+def one_run(image, pad, virtio_mem, marker):
     work = tempfile.mkdtemp(prefix="qemu-dirty-sync-")
     procs = []
     try:
@@ -138,14 +147,14 @@ def one_run(image, pad, virtio_mem):
                         os.path.join(work, "disk.qcow2")], check=True)
         procs.append(subprocess.Popen(qemu_argv(image, work, "src", pad, virtio_mem)))
         deadline = time.monotonic() + 180
-        src = Qmp(f"{work}/src.qmp", deadline)
-        wait_console(f"{work}/src.serial", BOOT_MARKER, deadline)
+        src = Qmp(f"{work}/src.qmp", deadline, procs[0])
+        wait_console(f"{work}/src.serial", marker, deadline)
         # A shell loop on the only vCPU: it keeps writing its variable.
         wait_console(f"{work}/src.serial", b"dirtying-started", deadline,
                      send=b"\n(while :; do i=$((i+1)); done) & echo dirty\"\"ing-started\n")
         procs.append(subprocess.Popen(qemu_argv(image, work, "dst", pad, virtio_mem) +
                                       ["-incoming", f"unix:{work}/mig.sock", "-S"]))
-        dst = Qmp(f"{work}/dst.qmp", deadline)
+        dst = Qmp(f"{work}/dst.qmp", deadline, procs[1])
         src.cmd("migrate-set-parameters", **{"downtime-limit": 1})
         src.cmd("migrate", uri=f"unix:{work}/mig.sock")
         syncs = 0
@@ -174,8 +183,12 @@ def one_run(image, pad, virtio_mem):
         return syncs, differing
     finally:
         for p in procs:
-            p.send_signal(signal.SIGKILL)
-            p.wait(timeout=30)
+            p.kill()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                print(f"QEMU {p.pid} outlived SIGKILL by 30 s", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -186,7 +199,11 @@ def main():
     ap.add_argument("--pad", action="store_true", help="add 8 KiB to the boot memory (the workaround)")
     ap.add_argument("--no-virtio-mem", action="store_true",
                     help="no virtio-mem device: the boot memory is the only RAM block (the control)")
+    ap.add_argument("--boot-marker", default=BOOT_MARKER,
+                    help="what the guest prints on ttyS0 once booted (default: %(default)s)")
     args = ap.parse_args()
+    # SIGTERM ends the run as Ctrl-C does: its QEMUs and directory go.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.image_dir = os.path.abspath(args.image_dir)
     version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
                              text=True).stdout.splitlines()[0]
@@ -194,7 +211,8 @@ def main():
           f"{'no virtio-mem, ' if args.no_virtio_mem else ''}{args.runs} run(s)", flush=True)
     failed = 0
     for n in range(1, args.runs + 1):
-        syncs, differing = one_run(args.image_dir, args.pad, not args.no_virtio_mem)
+        syncs, differing = one_run(args.image_dir, args.pad, not args.no_virtio_mem,
+                                  args.boot_marker.encode())
         if differing:
             failed += 1
             shown = ", ".join(f"{off:#x}" for off in differing[:8])

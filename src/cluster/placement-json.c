@@ -137,6 +137,30 @@ static int strv_from_json(json_t *arr, const char *field, bool names, char ***re
     return 0;
 }
 
+/* A host record's "networks" into a sorted strv. A name that is not a
+ * valid network name (a newer vireod's, say) is left out, not the host: no
+ * VM can ask for it, and the host still takes VMs on its other networks. */
+static int networks_from_json(json_t *arr, char ***ret, char **ret_error)
+{
+    *ret = NULL;
+    if (!json_is_array(arr))
+        return vo_error_set(ret_error, -EINVAL, "networks: must be an array of strings");
+    size_t n = json_array_size(arr);
+    if (n > MAX_LIST)
+        return vo_error_set(ret_error, -EINVAL, "networks: more than %d entries", MAX_LIST);
+    char **v = vo_malloc0((n + 1) * sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(arr, i);
+        const char *s = json_string_value(e);
+        if (s && strlen(s) == json_string_length(e) && vo_name_valid(s))
+            v[k++] = vo_strdup(s);
+    }
+    vo_place_strv_sort(v);
+    *ret = v;
+    return 0;
+}
+
 static int int_range(json_int_t v, json_int_t lo, json_int_t hi, const char *field, char **ret_error)
 {
     if (v < lo || v > hi)
@@ -204,7 +228,7 @@ static int host_fill(json_t *doc, VoPlaceHost *h, char **ret_error)
     if (strv_from_json(flags, "cpu_flags", false, &h->cpu_flags, &error) < 0 ||
         strv_from_json(pools, "pools", true, &h->pools, &error) < 0 ||
         (firmware && strv_from_json(firmware, "firmware", false, &h->firmware, &error) < 0) ||
-        (networks && strv_from_json(networks, "networks", true, &h->networks, &error) < 0))
+        (networks && networks_from_json(networks, &h->networks, &error) < 0))
         return vo_error_set(ret_error, -EINVAL, "host %s: %s", name, error);
     if (int_range(memory, 1, MAX_MEMORY_MIB, "memory_mib", &error) < 0 ||
         int_range(cpus, 1, MAX_CPUS, "cpus", &error) < 0 ||
@@ -464,5 +488,7 @@ json_t *vo_place_request_to_json(const VoPlaceRequest *req)
         json_object_set_new(doc, "host", json_string(req->host));
     if (req->exclude)
         json_object_set_new(doc, "exclude", strv_to_json(req->exclude));
+    if (req->networks)
+        json_object_set_new(doc, "networks", strv_to_json(req->networks));
     return doc;
 }

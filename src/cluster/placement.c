@@ -555,8 +555,9 @@ static char *reason_text(const VoPlaceHost *h, const VoPlaceRequest *req, const 
     case VO_PLACE_NETWORKS: {
         Buf list = { 0 };
         size_t n = add_missing(&list, req->networks, h->networks);
-        char *s = vo_asprintf("has no network%s %s (or %s in error there)", n == 1 ? "" : "s",
-                              list.s ? list.s : "", n == 1 ? "it is" : "they are");
+        char *s = vo_asprintf("has no network%s %s (or %s in error or of another project "
+                              "there)", n == 1 ? "" : "s", list.s ? list.s : "",
+                              n == 1 ? "it is" : "they are");
         free(list.s);
         return s;
     }

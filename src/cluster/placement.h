@@ -129,7 +129,8 @@ typedef enum {
     VO_PLACE_GROUP_SPREAD,      /* here: members here; least: on a fitting host */
     VO_PLACE_EXCLUDED,          /* the request excludes it (the host a VM moves from) */
     VO_PLACE_FIRMWARE,          /* lacks the VM's firmware (no OVMF), or does not say */
-    VO_PLACE_NETWORKS,          /* lacks a network of the VM's NICs (or it is in error there) */
+    VO_PLACE_NETWORKS,          /* lacks a network of the VM's NICs (or it is in error, or of
+                                 * another project, there) */
 } VoPlaceWhy;
 
 typedef struct {

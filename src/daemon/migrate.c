@@ -24,10 +24,10 @@
 #include "daemon/cluster-view.h"
 #include "daemon/migrate-safe.h"
 #include "daemon/migrate-target.h"
+#include "daemon/object-projects.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "state/keys.h"
-#include "state/project-objects.h"
 #include "state/vm-move.h"
 #include "state/vm-move-settle.h"
 #include "storage/volume-path.h"
@@ -1186,9 +1186,8 @@ static char **target_network_projects(VoDaemon *d, const char *target_id, char *
 {
     char **projects = vo_malloc0((vo_strv_len(nets) + 1) * sizeof(char *));
     for (size_t i = 0; nets[i]; i++) {
-        VoProjectObject o = { .kind = "network", .scope = target_id, .id = nets[i] };
         char *project = NULL;
-        if (vo_project_object_get(d->store, &o, &project, NULL) < 0) {
+        if (vo_host_network_project(d, target_id, nets[i], &project) < 0) {
             vo_strv_free(projects);
             return NULL;
         }

@@ -55,6 +55,13 @@ int vo_network_project(VoDaemon *d, const char *name, char **ret_project)
     return vo_project_object_get(d->store, &o, ret_project, NULL);
 }
 
+int vo_host_network_project(VoDaemon *d, const char *host_id, const char *name,
+                            char **ret_project)
+{
+    VoProjectObject o = { .kind = "network", .scope = host_id, .id = name };
+    return vo_project_object_get(d->store, &o, ret_project, NULL);
+}
+
 int vo_network_project_set(VoDaemon *d, const char *name, const char *project,
                            char **ret_error)
 {

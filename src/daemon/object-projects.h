@@ -23,6 +23,10 @@ const char *vo_network_scope(VoDaemon *d, const char *name);
  * NULL), or the store's error. */
 int vo_volume_project(VoDaemon *d, const char *key, char **ret_project, int64_t *ret_disk_bytes);
 int vo_network_project(VoDaemon *d, const char *name, char **ret_project);
+/* The project of host host_id's own network name, as vo_network_project
+ * (NULL: none; a cluster network's project is not the host's: NULL too). */
+int vo_host_network_project(VoDaemon *d, const char *host_id, const char *name,
+                            char **ret_project);
 /* The project volume key is seen in: its own, else, for a disk of a VM of
  * this host, that VM's (a VM's disks made with it have no project of their
  * own: they follow their VM, counted in its figure). */

@@ -297,8 +297,9 @@ def ha_and_a_local_iso(c, tmp_path):
 
 def a_network_of_another_project(c):
     """A host's own network of the VM NIC's name, but of another project:
-    the move and the migration are refused at once, naming both projects;
-    one of the VM's project goes (the check only, as far as the refusal)."""
+    the move and the migration are refused at once, naming both projects
+    (one of the VM's project or of none passes: test-migrate-compat), and
+    the manager's choice of a host leaves that host out."""
     h1, h2 = c.hosts
     for p in ("pa", "pb"):
         h1.cli("project", "create", p)
@@ -313,6 +314,12 @@ def a_network_of_another_project(c):
         assert "network lx (NIC 0) on host h2 belongs to project 'pb' and the VM to " \
                "project 'pa'" in msg, msg
         assert hosts_of(h2, "pn") == ["h1"]
+    # Where the manager picks the host (a migration without --to, as an HA
+    # restart, which has no such check after it, picks) h2's lx is not the
+    # VM's either: no host (it was picked, then refused by the check above).
+    msg = error_of(h1, "POST", "/v1/vms/pn/migrate", {}, 409)
+    assert "h2: has no network lx (or it is in error or of another project there)" in msg, msg
+    assert hosts_of(h2, "pn") == ["h1"]
     h1.cli("vm", "delete", "pn", "--force")
     for h in (h1, h2):
         h.cli("network", "delete", "lx")
@@ -323,6 +330,8 @@ def a_network_of_another_project(c):
     wait_until(lambda: "ly" in (host_doc(h1, "h2").get("networks") or []), 30,
                what="h2's record listing ly")
     assert "ly" not in host_doc(h1, "h1")["networks"]
+    out = h1.cli("host", "show", "h2").stdout
+    assert re.search(r"networks:\s+(\S+, )*ly(,|\n)", out), out
     h1.task_ok("POST", "/v1/vms", {"name": "py", "memory_mib": 128, "networks": ["ly"]})
     assert hosts_of(h1, "py") == ["h2"]
     msg = error_of(h1, "POST", "/v1/vms", {"name": "pz", "memory_mib": 128,
