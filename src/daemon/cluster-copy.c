@@ -203,11 +203,40 @@ int vo_cluster_delete_prefix(VoStore *s, const char *prefix)
     return r;
 }
 
+/* Keys and the revisions they were read at: deleted at those, so a
+ * record another host took over since stays. */
 typedef struct {
-    const char *host;
     char **keys;
     int64_t *revs;
     size_t n;
+} KeysRead;
+
+static void keys_read_add(KeysRead *k, const char *key, int64_t rev)
+{
+    vo_strv_pushf(&k->keys, "%s", key);
+    k->revs = realloc(k->revs, sizeof(*k->revs) * (k->n + 1));
+    if (!k->revs)
+        abort();
+    k->revs[k->n++] = rev;
+}
+
+/* Deletes each at its revision (gone or changed since: left); frees k. */
+static int keys_read_delete(VoStore *raw, KeysRead *k, int r)
+{
+    for (size_t i = 0; r >= 0 && i < k->n; i++) {
+        r = vo_store_delete(raw, k->keys[i], k->revs[i]);
+        if (r == -ENOENT || r == -ESTALE)
+            r = 0;
+    }
+    vo_strv_free(k->keys);
+    free(k->revs);
+    *k = (KeysRead){ 0 };
+    return r;
+}
+
+typedef struct {
+    const char *host;
+    KeysRead found;
 } HostRecords;
 
 static int collect_host_record(const char *key, const char *value, int64_t rev, void *userdata)
@@ -215,13 +244,8 @@ static int collect_host_record(const char *key, const char *value, int64_t rev, 
     HostRecords *h = userdata;
     json_t *doc = json_loads(value, 0, NULL);
     const char *host = json_string_value(json_object_get(doc, "host"));
-    if (host && !strcmp(host, h->host)) {
-        vo_strv_pushf(&h->keys, "%s", key);
-        h->revs = realloc(h->revs, sizeof(*h->revs) * (h->n + 1));
-        if (!h->revs)
-            abort();
-        h->revs[h->n++] = rev;
-    }
+    if (host && !strcmp(host, h->host))
+        keys_read_add(&h->found, key, rev);
     json_decref(doc);
     return 0;
 }
@@ -237,15 +261,7 @@ int vo_cluster_forget_records(VoStore *raw, const char *host_id)
     int r = 0;
     for (size_t p = 0; r >= 0 && prefixes[p]; p++)
         r = vo_store_list(raw, prefixes[p], collect_host_record, &h);
-    for (size_t i = 0; r >= 0 && i < h.n; i++) {
-        /* At the revision read: a record another host took over since stays. */
-        r = vo_store_delete(raw, h.keys[i], h.revs[i]);
-        if (r == -ENOENT || r == -ESTALE)
-            r = 0;
-    }
-    vo_strv_free(h.keys);
-    free(h.revs);
-    return r;
+    return keys_read_delete(raw, &h.found, r);
 }
 
 /* The VM ids a host's namespace names: of its VM documents (vms/<id>) and
@@ -275,9 +291,7 @@ static int collect_vm_id(const char *key, const char *value, int64_t rev, void *
 /* The held claims (cluster/claims/macs/, "vm_id") of the VMs in ids. */
 typedef struct {
     json_t *ids;
-    char **keys;
-    int64_t *revs;
-    size_t n;
+    KeysRead found;
 } HeldClaims;
 
 static int collect_held(const char *key, const char *value, int64_t rev, void *userdata)
@@ -285,13 +299,8 @@ static int collect_held(const char *key, const char *value, int64_t rev, void *u
     HeldClaims *h = userdata;
     json_t *doc = json_loads(value, 0, NULL);
     const char *id = json_string_value(json_object_get(doc, "vm_id"));
-    if (id && json_object_get(h->ids, id)) {
-        vo_strv_pushf(&h->keys, "%s", key);
-        h->revs = realloc(h->revs, sizeof(*h->revs) * (h->n + 1));
-        if (!h->revs)
-            abort();
-        h->revs[h->n++] = rev;
-    }
+    if (id && json_object_get(h->ids, id))
+        keys_read_add(&h->found, key, rev);
     json_decref(doc);
     return 0;
 }
@@ -318,13 +327,7 @@ int vo_cluster_forget_macs(VoStore *raw, const char *host_id)
     HeldClaims h = { .ids = v.ids };
     if (r >= 0 && json_object_size(v.ids))
         r = vo_store_list(raw, VO_KEY_MAC_CLAIMS_PREFIX, collect_held, &h);
-    for (size_t i = 0; r >= 0 && i < h.n; i++) {
-        r = vo_store_delete(raw, h.keys[i], h.revs[i]);
-        if (r == -ENOENT || r == -ESTALE)
-            r = 0;
-    }
-    vo_strv_free(h.keys);
-    free(h.revs);
+    r = keys_read_delete(raw, &h.found, r);
     json_decref(v.ids);
     return r;
 }
