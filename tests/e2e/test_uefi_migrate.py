@@ -51,17 +51,26 @@ def create_uefi(h, name, pool, **fields):
 
 
 def console_mark(h, name):
-    """Where VM name's console log ends now (its last 200 characters)."""
-    return h.console_log(name)[-200:]
+    """Where VM name's console log ends now: its length and its last 200
+    characters. The text alone is no mark: a VM started again prints the
+    same screens, so the old boot's last lines come again in the new one
+    (seen: the mark found in the new boot, its BdsDxe line before it)."""
+    log = h.console_log(name)
+    return (len(log), log[-200:])
 
 
 def console_since(h, name, mark):
-    """What VM name's console printed after mark. Not counted from the
-    whole log: it rotates at 512 KiB (OVMF's screens fill it fast), and the
-    older file's text leaves it then."""
+    """What VM name's console printed after mark ("" or None: all of it).
+    The log rotates at 512 KiB (OVMF's screens fill it fast): when its text
+    at the mark's length is not the mark's, the file is a new one, all of
+    it printed since."""
     log = h.console_log(name)
-    at = log.rfind(mark) if mark else -1
-    return log[at + len(mark):] if at >= 0 else log
+    if not mark:
+        return log
+    length, tail = mark
+    if len(log) >= length and log[length - len(tail):length] == tail:
+        return log[length:]
+    return log
 
 
 def printed_since(h, name, mark, text):
