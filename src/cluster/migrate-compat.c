@@ -42,21 +42,6 @@ static int host_from_record(json_t *record, VoPlaceHost *ret, char **ret_error)
     return r;
 }
 
-/* A JSON array of strings as a sorted strv (NULL when not an array). */
-static char **strv_of(json_t *arr)
-{
-    if (!json_is_array(arr))
-        return NULL;
-    char **v = vo_malloc0(sizeof(char *));
-    size_t i;
-    json_t *x;
-    json_array_foreach(arr, i, x)
-        if (json_is_string(x))
-            vo_strv_push(&v, vo_strdup(json_string_value(x)));
-    vo_place_strv_sort(v);
-    return v;
-}
-
 static const char *name_of(json_t *record)
 {
     const char *n = json_string_value(json_object_get(record, "name"));
@@ -140,7 +125,7 @@ static void check_cpu(Reasons *out, const VoPlaceHost *t, json_t *layout, const 
         }
         return;
     }
-    _cleanup_strv_ char **flags = strv_of(json_object_get(layout, "cpu_flags"));
+    _cleanup_strv_ char **flags = vo_place_strv_of_json(json_object_get(layout, "cpu_flags"));
     req.cpu_flags = flags;
     if (vo_place_cpu_check(t, &req) == VO_PLACE_FITS)
         return;

@@ -104,6 +104,20 @@ static int fields_get(json_t *obj, const char *what, const Field *f, size_t n, c
 
 /* A JSON array of unique strings into a sorted strv; pools must be valid
  * names, anything else a token. */
+char **vo_place_strv_of_json(json_t *arr)
+{
+    if (!json_is_array(arr))
+        return NULL;
+    char **v = vo_malloc0(sizeof(char *));
+    size_t i;
+    json_t *x;
+    json_array_foreach(arr, i, x)
+        if (json_is_string(x))
+            vo_strv_push(&v, vo_strdup(json_string_value(x)));
+    vo_place_strv_sort(v);
+    return v;
+}
+
 static int strv_from_json(json_t *arr, const char *field, bool names, char ***ret, char **ret_error)
 {
     *ret = NULL;

@@ -187,6 +187,10 @@ void vo_place_request_clear(VoPlaceRequest *req);
 
 /* Sorts v in place (strcmp) and drops duplicates. */
 void vo_place_strv_sort(char **v);
+/* A JSON array's strings as a sorted strv (other items skipped); NULL when
+ * arr is not an array (a record that does not say). Lenient: for records
+ * read as they are, not for requests (the strict parsers below). */
+char **vo_place_strv_of_json(json_t *arr);
 
 /* JSON (placement-json.c). Every parser is strict: unknown keys, wrong types,
  * out-of-range numbers, duplicate flags, pools, host ids or names are

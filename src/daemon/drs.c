@@ -135,22 +135,6 @@ static char **record_firmware(json_t *rec)
     return v;
 }
 
-/* A host record's "networks" as a sorted strv (NULL: the record does not say). */
-static char **record_networks(json_t *rec)
-{
-    json_t *list = json_object_get(rec, "networks");
-    if (!json_is_array(list))
-        return NULL;
-    char **v = vo_malloc0(sizeof(char *)); /* an empty list is not "does not say" */
-    size_t i;
-    json_t *n;
-    json_array_foreach(list, i, n)
-        if (json_is_string(n))
-            vo_strv_push(&v, vo_strdup(json_string_value(n)));
-    vo_place_strv_sort(v);
-    return v;
-}
-
 /* The networks a VM's spec (JSON) needs a target to have, or NULL. */
 static char **spec_networks(json_t *spec)
 {
@@ -245,7 +229,7 @@ static int build(VoDaemon *d, Round *r)
             .free_memory_mib = free_mem > 0 ? (uint64_t)free_mem : 0,
             .free_vcpus = free_cpu > 0 ? free_cpu : 0,
             .can_receive = state && !strcmp(state, "online"),
-            .firmware = record_firmware(rec), .networks = record_networks(rec) };
+            .firmware = record_firmware(rec), .networks = vo_place_strv_of_json(json_object_get(rec, "networks")) };
         if (!r->hosts[k].name)
             r->hosts[k].name = id;
     }

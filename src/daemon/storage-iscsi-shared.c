@@ -53,15 +53,6 @@ int vo_storage_iscsi_publish_secret(VoDaemon *d, const char *name, const char *i
     return 0;
 }
 
-void vo_storage_iscsi_unpublish_secret(VoDaemon *d, const char *id)
-{
-    _cleanup_free_ char *key = secret_key(id);
-    int r = vo_store_delete(d->store, key, VO_REV_ANY);
-    if (r < 0 && r != -ENOENT)
-        log_warn("iscsi: cannot remove the published CHAP secret of pool %s: %s", id,
-                 strerror(-r));
-}
-
 /* This host's copy of the secret, from the published one: written at every
  * check (a pool deleted and made again under its name has a new secret). */
 static int write_secret_here(VoDaemon *d, const char *name, const char *id, char **ret_error)

@@ -24,8 +24,8 @@ char *vo_iscsi_path_here(VoDaemon *d, const char *name, const char *path);
  * 0 or -errno with *ret_error. */
 int vo_storage_iscsi_publish_secret(VoDaemon *d, const char *name, const char *id,
                                     const char *secret, char **ret_error);
-/* Removes the published secret of pool id (deleted, or its create failed). */
-void vo_storage_iscsi_unpublish_secret(VoDaemon *d, const char *id);
+/* Its removal: vo_storage_pool_key_unpublish (storage-rbd-shared.h), the
+ * same key prefix as the rbd keys'. */
 /* Whether this host reaches shared iSCSI pool name (id, path: this host's,
  * vo_iscsi_path_here): its secret file written from the published one when
  * the pool has a CHAP user, then a login and a LUN listing (bounded, 10 s).

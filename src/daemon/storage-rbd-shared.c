@@ -38,13 +38,13 @@ int vo_storage_rbd_publish_key(VoDaemon *d, const char *name, const char *id,
     return 0;
 }
 
-void vo_storage_rbd_unpublish_key(VoDaemon *d, const char *id)
+void vo_storage_pool_key_unpublish(VoDaemon *d, const char *id)
 {
     _cleanup_free_ char *doc_key = vo_asprintf(VO_RBD_POOL_KEYS_PREFIX "%s", id);
     /* Any revision: its pool is gone (or never was), so is the key. */
     int r = vo_store_delete(d->store, doc_key, VO_REV_ANY);
     if (r < 0 && r != -ENOENT)
-        log_warn("rbd: cannot remove the published key of pool %s: %s", id, strerror(-r));
+        log_warn("cannot remove the published credential of pool %s: %s", id, strerror(-r));
 }
 
 /* This host's copy of the pool's directory, from the published key. */

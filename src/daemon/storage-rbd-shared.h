@@ -19,9 +19,10 @@
  * new under the id. 0 or -errno with *ret_error. */
 int vo_storage_rbd_publish_key(VoDaemon *d, const char *name, const char *id,
                                const char *dir, char **ret_error);
-/* Removes the published key of pool id (the pool was deleted, or its create
- * failed). */
-void vo_storage_rbd_unpublish_key(VoDaemon *d, const char *id);
+/* Removes the published credential of pool id, an rbd pool's key or an
+ * iSCSI pool's CHAP secret (storage-iscsi-shared.h): the pool was deleted,
+ * or its create failed. */
+void vo_storage_pool_key_unpublish(VoDaemon *d, const char *id);
 /* Whether this host reaches shared rbd pool name (its id, settings props,
  * its directory dir here): the directory is written from the published key
  * when it is missing or another pool's (its pool-id file: see

@@ -1414,7 +1414,7 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
     if (r >= 0 && shared)
         r = vo_storage_rbd_publish_key(d, spec->name, uuid, dir, ret_error);
     if (r >= 0 && shared && (r = vo_storage_rbd_write_id(dir, uuid)) < 0) {
-        vo_storage_rbd_unpublish_key(d, uuid);
+        vo_storage_pool_key_unpublish(d, uuid);
         r = vo_error_set(ret_error, r, "cannot write the id of pool '%s' in %s: %s",
                          spec->name, dir, strerror(-r));
     }
@@ -1444,7 +1444,7 @@ int vo_pool_create_rbd(VoDaemon *d, const VoPoolSpec *spec, json_t **ret, char *
     pthread_mutex_unlock(&d->storage_lock);
     vo_pool_name_claim_end(d, &claim);
     if (r < 0 && shared)
-        vo_storage_rbd_unpublish_key(d, uuid);
+        vo_storage_pool_key_unpublish(d, uuid);
     if (r >= 0)
         rbd_usage_fill(*ret);
     return r;
@@ -1732,7 +1732,7 @@ int vo_pool_delete(VoDaemon *d, const char *name, int64_t expected, bool force,
     if (r >= 0) /* forced (else refused above): the records go, the images stay */
         vo_sweep_kept_forget_pool(d, name);
     if (unpublish) /* one place for both: the rbd key's or the CHAP secret's */
-        vo_storage_rbd_unpublish_key(d, unpublish);
+        vo_storage_pool_key_unpublish(d, unpublish);
     if (r >= 0 && rbd) /* its image bases that no other pool's clones use */
         vo_storage_rbd_forget_bases(&rp);
     if (rbd)
@@ -3808,7 +3808,7 @@ int vo_pool_create_iscsi(VoDaemon *d, const VoIscsiPoolArgs *a, json_t **ret, ch
     }
     vo_pool_name_claim_end(d, &claim);
     if (r < 0 && published)
-        vo_storage_iscsi_unpublish_secret(d, uuid);
+        vo_storage_pool_key_unpublish(d, uuid);
     if (r < 0 && a->chap_secret && r != -EEXIST) {
         _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, a->name);
         (void)unlink(secret);
