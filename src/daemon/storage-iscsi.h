@@ -1,6 +1,7 @@
 /* storage-iscsi.h: the I/O of iSCSI pools (docs/storage-san.md): logging in
  * to a target with libiscsi to list its LUNs, and the CHAP secret file a pool
- * keeps under the state directory. The registry side is storage.c's. */
+ * keeps under the state directory. The registry side is
+ * storage-iscsi-pool.c's. */
 #pragma once
 
 #include <stddef.h>

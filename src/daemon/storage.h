@@ -33,7 +33,7 @@
 #define VO_SHARED_VOLUMES_PREFIX_NS "cluster/volumes"
 /* cluster/volume-attach/<pool>/<volume> {"host","host_name"}: the lock a
  * host holds (on a lease) while it attaches a shared volume that is not
- * shareable (storage.c, attach_lock). */
+ * shareable (storage-disks.c, vo_storage_attach_lock). */
 #define VO_VOLUME_ATTACH_PREFIX "cluster/volume-attach/"
 #define VO_VOLUME_ATTACH_TTL_MS 30000
 

@@ -1,0 +1,321 @@
+/* storage-reach.c: shared pools: whether this host reaches each (its marker,
+ * an rbd pool's monitors, an iSCSI target) and the cluster's changes to them
+ * (cluster/pools/, cluster/volumes/) followed. Shares storage-internal.h with
+ * the other storage files. */
+#include "daemon/storage-internal.h"
+
+#include <dirent.h>
+#include <string.h>
+
+#include "conf/names.h"
+#include "daemon/storage-iscsi-shared.h"
+#include "daemon/storage-iscsi.h"
+#include "daemon/storage-rbd-shared.h"
+#include "daemon/sweep-kept.h"
+#include "storage/volume-path.h"
+
+static VoStoragePoolsChangedFn pools_changed;
+
+void vo_storage_set_pools_changed(VoStoragePoolsChangedFn fn)
+{
+    pools_changed = fn;
+}
+
+void vo_storage_notify_pools_changed(VoDaemon *d)
+{
+    if (pools_changed)
+        pools_changed(d);
+}
+
+/* This host's own .creating locks in shared pool dir that no create of this
+ * host holds now: left by a crash; removed when the pool becomes reachable
+ * (at start too), whatever the intents say. */
+static void sweep_own_creating(VoDaemon *d, const char *pool, const char *dir)
+{
+    if (!d->host_id)
+        return;
+    _cleanup_strv_ char **found = NULL;
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        size_t n = strlen(e->d_name), k = strlen(".creating");
+        if (n <= k || strcmp(e->d_name + n - k, ".creating"))
+            continue;
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name);
+        _cleanup_free_ char *holder = vo_storage_creating_holder(path);
+        if (holder && !strcmp(holder, d->host_id))
+            vo_strv_pushf(&found, "%s", path);
+    }
+    closedir(dp);
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; found && found[i]; i++)
+        if (!vo_storage_creating_is_live(d, pool, found[i]) && unlink(found[i]) == 0)
+            log_info("storage: removed %s, left by this host (a crash)", found[i]);
+    pthread_mutex_unlock(&d->storage_lock);
+}
+
+/* Caller holds storage_lock. Shared iSCSI pool name was deleted (p: the
+ * pool of that name now, or NULL) while its check wrote this host's copy
+ * of its secret: the copy its delete removed would stay. It goes; a pool
+ * made again under the name (another id) gets its own at its next check,
+ * made due now. */
+static void iscsi_secret_of_gone_pool(VoDaemon *d, const char *name, VoPool *p)
+{
+    if (p && p->shared && !strcmp(p->type, VO_ISCSI_POOL_TYPE)) {
+        p->rbd_next_check_ms = 0;
+    } else if (!p) {
+        _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
+        (void)unlink(secret);
+    }
+}
+
+/* rbd_pools false: the shared directory pools (a marker file each);
+ * true: the rbd pools, whose monitors are asked (up to VO_RBD_TIMEOUT_S
+ * each when they do not answer), and the shared iSCSI pools, whose target
+ * is logged in to (storage-iscsi-shared.h). The two are never checked in one call:
+ * vireod's start and the pool watch check the directory pools, and the rbd
+ * pools have a thread of their own (pool-watch.c), so a Ceph that does not
+ * answer holds neither the start nor the watch of the cluster's changes. */
+static bool check_pools(VoDaemon *d, bool rbd_pools)
+{
+    /* The marker is read (an rbd pool's monitors asked) without the lock (a
+     * hung mount must not stop every storage call), then the verdicts are
+     * stored. */
+    _cleanup_strv_ char **names = NULL, **paths = NULL, **ids = NULL;
+    json_t *rbd = json_object(); /* name -> settings, of the rbd pools */
+    int64_t now = vo_now_ms();
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; i < d->n_pools; i++)
+        if (d->pools[i]->shared && rbd_pools == vo_storage_pool_is_networked(d->pools[i]) &&
+            !(rbd_pools && d->pools[i]->reach == VO_POOL_REACHABLE &&
+              now < d->pools[i]->rbd_next_check_ms)) {
+            vo_strv_pushf(&names, "%s", d->pools[i]->name);
+            vo_strv_pushf(&paths, "%s", d->pools[i]->path);
+            vo_strv_pushf(&ids, "%s", d->pools[i]->id);
+            if (d->pools[i]->rbd)
+                json_object_set(rbd, d->pools[i]->name, d->pools[i]->rbd);
+        }
+    pthread_mutex_unlock(&d->storage_lock);
+    bool changed = false;
+    for (size_t i = 0; names && names[i]; i++) {
+        char *reason = NULL;
+        bool sweep = false;
+        json_t *props = json_object_get(rbd, names[i]);
+        VoPoolReach reach =
+            props               ? vo_storage_rbd_reach(d, names[i], ids[i], props, paths[i], &reason)
+            : rbd_pools         ? vo_storage_iscsi_reach(d, names[i], ids[i], paths[i], &reason)
+                                : vo_pool_marker_check(paths[i], ids[i], &reason);
+        pthread_mutex_lock(&d->storage_lock);
+        VoPool *p = vo_storage_pool_find(d, names[i]);
+        bool same = p && p->shared && p->id && !strcmp(p->id, ids[i]);
+        if (props && !same)
+            /* Deleted while its key was being written here: the key goes
+             * (under the lock, so a newer pool's directory is told apart). */
+            vo_storage_rbd_discard_of(paths[i], ids[i]);
+        if (rbd_pools && !props && !same)
+            iscsi_secret_of_gone_pool(d, names[i], p);
+        if (same && p->reach != reach) {
+            if (reach == VO_POOL_REACHABLE) {
+                log_info("shared pool '%s' is reachable on this host", p->name);
+                sweep = !rbd_pools;
+            }
+            else
+                log_warn("shared pool '%s' is not reachable on this host: %s", p->name, reason);
+            changed = true;
+        }
+        if (same) {
+            p->reach = reach;
+            free(p->reason);
+            p->reason = TAKE_PTR(reason);
+            /* Asking Ceph is a connection to its monitors each time (an
+             * iSCSI target's, a login): a pool reached is asked again
+             * after VO_POOL_RBD_CHECK_MS, one not reached at every check
+             * (back as soon as it answers). */
+            if (rbd_pools)
+                p->rbd_next_check_ms = vo_now_ms() + VO_POOL_RBD_CHECK_MS;
+        }
+        pthread_mutex_unlock(&d->storage_lock);
+        free(reason);
+        if (sweep)
+            sweep_own_creating(d, names[i], paths[i]);
+    }
+    json_decref(rbd);
+    return changed;
+}
+
+bool vo_storage_check_pools(VoDaemon *d)
+{
+    return check_pools(d, false);
+}
+
+bool vo_storage_check_rbd_pools(VoDaemon *d)
+{
+    return check_pools(d, true);
+}
+
+/* Caller holds storage_lock. */
+static void registry_remove_pool(VoDaemon *d, VoPool *p)
+{
+    for (size_t i = 0; i < d->n_pools; i++)
+        if (d->pools[i] == p) {
+            d->pools[i] = d->pools[--d->n_pools];
+            vo_storage_pool_free(p);
+            return;
+        }
+}
+
+/* Caller holds storage_lock. A change of cluster/pools/NAME (value NULL: a
+ * delete) another host (or this one) made; true when the registry changed. */
+static bool apply_pool_change(VoDaemon *d, const char *name, const char *value, int64_t rev)
+{
+    VoPool *p = vo_storage_pool_find(d, name);
+    if (!value) {
+        if (!p || !p->shared || p->rev >= rev)
+            return false;
+        log_info("shared pool '%s' was deleted", name);
+        if (p->rbd) /* this host's copy of its key (its kept intents: the caller) */
+            vo_storage_rbd_discard(p->path);
+        if (!strcmp(p->type, VO_ISCSI_POOL_TYPE)) { /* this host's copy of its secret */
+            _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
+            (void)unlink(secret);
+        }
+        registry_remove_pool(d, p);
+        return true;
+    }
+    if (p && (!p->shared || p->rev >= rev))
+        return false; /* ours already, or a local pool of that name (refused at create) */
+    VoPool *n = vo_storage_pool_from_doc(value, rev);
+    if (!n || !n->shared) {
+        if (n)
+            vo_storage_pool_free(n);
+        return false;
+    }
+    vo_storage_pool_path_here(d, n);
+    if (p) { /* a newer document of it: keep what this host saw */
+        n->reach = p->reach;
+        free(n->reason);
+        n->reason = vo_strdup(p->reason);
+        registry_remove_pool(d, p);
+    } else
+        log_info("shared pool '%s' (%s) was created", n->name, n->path);
+    vo_storage_registry_add_pool(d, n);
+    return true;
+}
+
+/* Caller holds storage_lock. A change of cluster/volumes/POOL/NAME. */
+static void apply_volume_change(VoDaemon *d, const char *pool, const char *name,
+                                const char *value, int64_t rev)
+{
+    VoVolume *v = vo_storage_volume_find(d, pool, name);
+    if (!value) {
+        /* Ours in progress (busy: this host deletes it) or older: left. */
+        if (v && v->shared && !v->busy && v->rev < rev)
+            vo_storage_registry_remove_volume(d, v);
+        return;
+    }
+    if (v && (v->busy || v->rev >= rev))
+        return; /* this host works on it and wrote the newest */
+    VoVolume *n = vo_storage_volume_from_doc(value, rev);
+    if (!n)
+        return;
+    n->shared = true;
+    if (v) {
+        n->attaching = v->attaching;
+        n->attach_keeper = TAKE_PTR(v->attach_keeper);
+        vo_storage_registry_remove_volume(d, v);
+    }
+    vo_storage_registry_add_volume(d, n);
+}
+
+void vo_storage_apply_change(VoDaemon *d, const char *key, const char *value, int64_t rev)
+{
+    bool changed = false;
+    const char *deleted_pool = NULL;
+    pthread_mutex_lock(&d->storage_lock);
+    if (!strncmp(key, VO_SHARED_POOLS_PREFIX, strlen(VO_SHARED_POOLS_PREFIX))) {
+        const char *name = key + strlen(VO_SHARED_POOLS_PREFIX);
+        if (vo_name_valid(name))
+            changed = apply_pool_change(d, name, value, rev);
+        deleted_pool = changed && !value ? name : NULL;
+    } else if (!strncmp(key, VO_SHARED_VOLUMES_PREFIX, strlen(VO_SHARED_VOLUMES_PREFIX))) {
+        _cleanup_free_ char *pool = NULL, *name = NULL;
+        if (vo_volume_key_split(key + strlen(VO_SHARED_VOLUMES_PREFIX), &pool, &name) >= 0)
+            apply_volume_change(d, pool, name, value, rev);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    /* Deleted by another host: this host's kept intents of it cannot be
+     * tried without its key (the images stay in Ceph: logged). */
+    if (deleted_pool)
+        vo_sweep_kept_forget_pool(d, deleted_pool);
+    if (changed) {
+        vo_storage_check_pools(d);
+        if (pools_changed)
+            pools_changed(d);
+    }
+}
+
+bool vo_storage_strv_contains(char *const *v, const char *s)
+{
+    for (; v && *v; v++)
+        if (!strcmp(*v, s))
+            return true;
+    return false;
+}
+
+typedef struct {
+    VoDaemon *d;
+    char **seen; /* keys listed */
+} Relist;
+
+static int relist_one(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    Relist *l = userdata;
+    vo_strv_pushf(&l->seen, "%s", key);
+    vo_storage_apply_change(l->d, key, value, rev);
+    return 0;
+}
+
+int vo_storage_relist_shared(VoDaemon *d)
+{
+    Relist l = { .d = d };
+    int r = vo_store_list(d->store, VO_SHARED_POOLS_PREFIX, relist_one, &l);
+    if (r >= 0)
+        r = vo_store_list(d->store, VO_SHARED_VOLUMES_PREFIX, relist_one, &l);
+    if (r < 0) {
+        vo_strv_free(l.seen);
+        return r;
+    }
+    /* What is gone from the store goes from the registry (not what this
+     * host is making right now). */
+    bool changed = false;
+    _cleanup_strv_ char **gone_rbd = NULL; /* rbd pools deleted meanwhile */
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = d->n_volumes; i-- > 0;) {
+        VoVolume *v = d->volumes[i];
+        _cleanup_free_ char *key = vo_storage_volume_doc_key(true, v->pool, v->name);
+        if (v->shared && !v->busy && v->rev && !vo_storage_strv_contains(l.seen, key))
+            vo_storage_registry_remove_volume(d, v);
+    }
+    for (size_t i = d->n_pools; i-- > 0;) {
+        VoPool *p = d->pools[i];
+        _cleanup_free_ char *key = vo_storage_pool_doc_key(true, p->name);
+        if (p->shared && p->rev && !vo_storage_strv_contains(l.seen, key)) {
+            if (p->rbd) {
+                vo_storage_rbd_discard(p->path);
+                vo_strv_push(&gone_rbd, vo_strdup(p->name));
+            }
+            registry_remove_pool(d, p);
+            changed = true;
+        }
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+    /* As a deleted pool's change does (vo_storage_apply_change). */
+    for (size_t i = 0; gone_rbd && gone_rbd[i]; i++)
+        vo_sweep_kept_forget_pool(d, gone_rbd[i]);
+    vo_strv_free(l.seen);
+    if (changed && pools_changed)
+        pools_changed(d);
+    return 0;
+}
