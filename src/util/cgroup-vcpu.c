@@ -103,7 +103,7 @@ void vo_cgroup_plan_clear(VoCgroupPlan *plan)
     *plan = (VoCgroupPlan){ 0 };
 }
 
-static int write_value(const char *path, const char *value)
+int vo_cgroup_write_file(const char *path, const char *value)
 {
     _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
@@ -122,7 +122,7 @@ int vo_cgroup_plan_run(const VoCgroupPlan *plan, char **ret_path)
         if (!s->value)
             r = mkdir(s->path, 0755) < 0 && errno != EEXIST ? -errno : 0;
         else
-            r = write_value(s->path, s->value);
+            r = vo_cgroup_write_file(s->path, s->value);
         if (r == -ESRCH)
             continue;
         if (r < 0) {

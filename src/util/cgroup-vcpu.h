@@ -49,3 +49,5 @@ void vo_cgroup_plan_clear(VoCgroupPlan *plan);
  * (may be NULL) the path that failed. A thread gone meanwhile (ESRCH: a
  * vCPU unplugged) is no failure. */
 int vo_cgroup_plan_run(const VoCgroupPlan *plan, char **ret_path);
+/* One write of value to a cgroup file (the kernel takes it whole or not). */
+int vo_cgroup_write_file(const char *path, const char *value);

@@ -40,13 +40,7 @@ const char *vo_cgroup_host_dir(const VoCgroupHost *h) { return h->v2 ? h->v2_dir
 static int write_text(const char *dir, const char *file, const char *text)
 {
     _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, file);
-    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    ssize_t n = write(fd, text, strlen(text));
-    if (n < 0)
-        return -errno;
-    return (size_t)n == strlen(text) ? 0 : -EIO;
+    return vo_cgroup_write_file(path, text);
 }
 
 static char *read_text(const char *dir, const char *file)
