@@ -41,12 +41,67 @@ void vo_qemu_cgroup_refind(VoHvInstance *vm, const VoVmSpec *spec)
         vm->cgroup = vo_strdup(spec->id);
 }
 
+/* The thread ids of the VM's vCPUs (query-cpus-fast). Caller holds qmp_lock. */
+static int vcpu_threads(VoHvInstance *vm, pid_t **ret, size_t *ret_n, char **ret_error)
+{
+    json_t *cpus = NULL;
+    int r = vo_qemu_command(vm, "query-cpus-fast", NULL, &cpus, ret_error);
+    if (r < 0)
+        return r;
+    size_t n = json_array_size(cpus), i;
+    pid_t *tids = vo_malloc0((n ? n : 1) * sizeof(*tids));
+    size_t k = 0;
+    json_t *cpu;
+    json_array_foreach(cpus, i, cpu) {
+        json_int_t tid = json_integer_value(json_object_get(cpu, "thread-id"));
+        if (tid > 0)
+            tids[k++] = (pid_t)tid;
+    }
+    json_decref(cpus);
+    *ret = tids;
+    *ret_n = k;
+    return 0;
+}
+
+int vo_qemu_cgroup_place_vcpus(VoHvInstance *vm, const VoVmSpec *spec, char **ret_error)
+{
+    const VoCgroupHost *host = vm->driver->cgroups;
+    if (!host || !vm->cgroup)
+        return 0;
+    _cleanup_free_ pid_t *tids = NULL;
+    size_t n = 0;
+    int r = vcpu_threads(vm, &tids, &n, ret_error);
+    if (r < 0)
+        return r;
+    VoCgroupLimits limits;
+    if (spec)
+        vo_qemu_cgroup_limits(spec, vm->accel, &limits);
+    return vo_cgroup_place_vcpus(host, vm->cgroup, spec ? &limits : NULL, tids, n, ret_error);
+}
+
+void vo_qemu_cgroup_place_vcpus_or_warn(VoHvInstance *vm, const VoVmSpec *spec)
+{
+    if (!vm->driver->cgroups || !vm->cgroup)
+        return;
+    _cleanup_free_ char *error = NULL;
+    if (vo_qemu_cgroup_place_vcpus(vm, spec, &error) < 0)
+        log_warn("QEMU %d: its vCPU threads stay in its cgroup %s, whose CPU limit caps all "
+                 "its threads: %s", (int)vm->pid, vm->cgroup, error);
+}
+
 int vo_qemu_cgroup_update(VoHvInstance *vm, const VoVmSpec *spec, char **ret_error)
 {
     const VoCgroupHost *host = vm->driver->cgroups;
     if (!host || !vm->cgroup)
         return vo_error_set(ret_error, -ENODEV, "its QEMU has no cgroup (%s)",
                             host ? "started without one" : "the host offers none");
+    /* A QEMU started before vCPU threads had a child (an older vireod, or a
+     * failed placement): they move there now, with the limits. */
+    if (!vo_cgroup_vcpus_split(host, vm->cgroup)) {
+        pthread_mutex_lock(&vm->qmp_lock);
+        vo_qemu_cgroup_place_vcpus_or_warn(vm, spec);
+        pthread_mutex_unlock(&vm->qmp_lock);
+    }
     VoCgroupLimits limits;
     vo_qemu_cgroup_limits(spec, vm->accel, &limits);
     int r = vo_cgroup_set_limits(host, vm->cgroup, &limits);

@@ -1,7 +1,8 @@
 /* qemu-cgroup.h: each QEMU in its own cgroup under the driver's (util/cgroup.h):
  * the VM's CPU weight and limit, and a memory limit of its guest memory plus
  * QEMU's overhead, so a runaway QEMU cannot take the host's memory
- * (docs/security.md). */
+ * (docs/security.md). Its vCPU threads are in a child of it, which holds
+ * the CPU limit (util/cgroup-vcpu.h). */
 #pragma once
 
 #include "conf/vm-spec.h"
@@ -26,8 +27,17 @@ int vo_qemu_cgroup_prepare(VoHvInstance *vm, const VoVmSpec *spec, char ***ret_p
                            char **ret_error);
 /* A re-attached QEMU's cgroup, found again (vm->cgroup set when it exists). */
 void vo_qemu_cgroup_refind(VoHvInstance *vm, const VoVmSpec *spec);
+/* After QEMU started (or a vCPU was hot-plugged): its vCPU threads (from
+ * query-cpus-fast) moved into their child cgroup, which takes the CPU limit
+ * from spec (NULL: limits left), so QEMU's other threads are not capped
+ * (util/cgroup-vcpu.h). Nothing without a cgroup. Caller holds qmp_lock. */
+int vo_qemu_cgroup_place_vcpus(VoHvInstance *vm, const VoVmSpec *spec, char **ret_error);
+/* The same, a failure logged: the CPU limit then stays on the whole QEMU. */
+void vo_qemu_cgroup_place_vcpus_or_warn(VoHvInstance *vm, const VoVmSpec *spec);
 /* The driver's op: a running VM's limits set from spec again (cpu_weight,
- * cpu_limit changed live). -ENODEV when it has no cgroup. */
+ * cpu_limit changed live); a QEMU whose vCPU threads share its cgroup (one
+ * started before they had their own) has them moved first. -ENODEV when it
+ * has no cgroup. */
 int vo_qemu_cgroup_update(VoHvInstance *vm, const VoVmSpec *spec, char **ret_error);
 /* After QEMU exited: its cgroup goes (nothing while it still has a process). */
 void vo_qemu_cgroup_release(VoHvInstance *vm);

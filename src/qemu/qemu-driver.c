@@ -259,6 +259,10 @@ static int launch(VoHvDriver *d, const VoVmSpec *spec, const VoQemuLayout *layou
         qemu_release(vm);
         return r == -ECHILD ? -EIO : r;
     }
+    /* Its CPU limit on the vCPU threads alone (qemu-cgroup.h). */
+    pthread_mutex_lock(&vm->qmp_lock);
+    vo_qemu_cgroup_place_vcpus_or_warn(vm, spec);
+    pthread_mutex_unlock(&vm->qmp_lock);
     /* QEMU answered on the first monitor, so the second one listens too. */
     r = connect_events(vm, QEMU_START_TIMEOUT_MS);
     if (r < 0)

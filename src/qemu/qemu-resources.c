@@ -16,11 +16,13 @@
  * sees), so its target is min(new size, boot size), set after virtio-mem
  * settled, and always: raising memory deflates it again.
  *
- * Both record what changed in the VM's hardware layout (qemu-layout.h). */
+ * Both record what changed in the VM's hardware layout (qemu-layout.h); new
+ * vCPU threads join their cgroup (qemu-cgroup.h). */
 #include <poll.h>
 #include <string.h>
 
 #include "qemu/qemu-argv.h"
+#include "qemu/qemu-cgroup.h"
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-resources.h"
 #include "util/util.h"
@@ -204,6 +206,7 @@ int vo_qemu_set_vcpus(VoHvInstance *vm, unsigned n, unsigned *ret_now, char **re
     if (query_cpus(vm, &res, &ignored) >= 0)
         *ret_now = res.vcpus;
     vo_qemu_layout_changed(vm); /* also after a partial change */
+    vo_qemu_cgroup_place_vcpus_or_warn(vm, NULL); /* new vCPU threads join their cgroup */
     pthread_mutex_unlock(&vm->qmp_lock);
     return r;
 }

@@ -9,11 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/cgroup-vcpu.h"
 #include "util/util.h"
 
 #define CGROUP_MOUNTS "/proc/self/mounts"
 #define CGROUP_FS "/sys/fs/cgroup"
-#define CPU_PERIOD_US 100000
 #define V1_UNLIMITED (UINT64_C(1) << 62) /* v1 shows "no limit" as a huge number */
 
 struct VoCgroupHost {
@@ -40,13 +40,7 @@ const char *vo_cgroup_host_dir(const VoCgroupHost *h) { return h->v2 ? h->v2_dir
 static int write_text(const char *dir, const char *file, const char *text)
 {
     _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, file);
-    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    ssize_t n = write(fd, text, strlen(text));
-    if (n < 0)
-        return -errno;
-    return (size_t)n == strlen(text) ? 0 : -EIO;
+    return vo_cgroup_write_file(path, text);
 }
 
 static char *read_text(const char *dir, const char *file)
@@ -208,44 +202,82 @@ static void dirs_free(char *dirs[3], size_t n)
         free(dirs[i]);
 }
 
+/* The VM's cgroup in the cpu hierarchy (v2: the one). */
+static char *cpu_dir_of(const VoCgroupHost *h, const char *name)
+{
+    return vo_asprintf("%s/%s", h->v2 ? h->v2_dir : h->cpu_dir, name);
+}
+
+bool vo_cgroup_vcpus_split(const VoCgroupHost *h, const char *name)
+{
+    _cleanup_free_ char *dir = cpu_dir_of(h, name);
+    _cleanup_free_ char *child = vo_asprintf("%s/%s", dir, VO_CGROUP_VCPU_CHILD);
+    return access(child, F_OK) == 0;
+}
+
+/* The CPU part of a request (cgroup-vcpu.h) carried out on base/name. */
+static int run_cpu_request(const VoCgroupHost *h, const char *name, bool split,
+                           const VoCgroupLimits *limits, const pid_t *tids, size_t n_tids,
+                           char **ret_path)
+{
+    _cleanup_free_ char *dir = cpu_dir_of(h, name);
+    VoCgroupCpuRequest req = { .v2 = h->v2, .dir = dir, .split = split, .limits = limits,
+                               .tids = tids, .n_tids = n_tids };
+    VoCgroupPlan plan;
+    vo_cgroup_cpu_plan(&req, &plan);
+    int r = vo_cgroup_plan_run(&plan, ret_path);
+    vo_cgroup_plan_clear(&plan);
+    return r;
+}
+
 int vo_cgroup_set_limits(const VoCgroupHost *h, const char *name, const VoCgroupLimits *l)
 {
-    unsigned weight = l->cpu_weight ? l->cpu_weight : 100;
-    long long quota = l->cpu_limit > 0 ? (long long)(l->cpu_limit * CPU_PERIOD_US + 0.5) : -1;
+    int r = run_cpu_request(h, name, vo_cgroup_vcpus_split(h, name), l, NULL, 0, NULL);
+    if (r < 0)
+        return r;
     char text[64];
-    int r;
     if (h->v2) {
         _cleanup_free_ char *dir = vo_asprintf("%s/%s", h->v2_dir, name);
-        snprintf(text, sizeof(text), "%u", weight);
-        r = write_text(dir, "cpu.weight", text);
-        if (quota > 0)
-            snprintf(text, sizeof(text), "%lld %d", quota, CPU_PERIOD_US);
-        else
-            snprintf(text, sizeof(text), "max %d", CPU_PERIOD_US);
-        if (r >= 0)
-            r = write_text(dir, "cpu.max", text);
         if (l->memory_max)
             snprintf(text, sizeof(text), "%llu", (unsigned long long)l->memory_max);
-        if (r >= 0)
-            r = write_text(dir, "memory.max", l->memory_max ? text : "max");
-        return r;
+        return write_text(dir, "memory.max", l->memory_max ? text : "max");
     }
-    _cleanup_free_ char *cpu = vo_asprintf("%s/%s", h->cpu_dir, name);
     _cleanup_free_ char *memory = vo_asprintf("%s/%s", h->memory_dir, name);
-    /* v1's shares: 1024 is v2's weight 100. */
-    unsigned long shares = (unsigned long)weight * 1024 / 100;
-    snprintf(text, sizeof(text), "%lu", shares < 2 ? 2 : shares);
-    r = write_text(cpu, "cpu.shares", text);
-    snprintf(text, sizeof(text), "%d", CPU_PERIOD_US);
-    if (r >= 0)
-        r = write_text(cpu, "cpu.cfs_period_us", text);
-    snprintf(text, sizeof(text), "%lld", quota);
-    if (r >= 0)
-        r = write_text(cpu, "cpu.cfs_quota_us", text);
     snprintf(text, sizeof(text), "%lld", l->memory_max ? (long long)l->memory_max : -1LL);
+    return write_text(memory, "memory.limit_in_bytes", text);
+}
+
+/* tids back into base/name and its vCPU child removed (errors ignored). */
+static void unsplit(const VoCgroupHost *h, const char *name, const pid_t *tids, size_t n_tids)
+{
+    _cleanup_free_ char *dir = cpu_dir_of(h, name);
+    char text[32];
+    for (size_t i = 0; i < n_tids; i++) {
+        snprintf(text, sizeof(text), "%d", (int)tids[i]);
+        (void)write_text(dir, h->v2 ? "cgroup.threads" : "tasks", text);
+    }
+    _cleanup_free_ char *child = vo_asprintf("%s/%s", dir, VO_CGROUP_VCPU_CHILD);
+    (void)rmdir(child);
+}
+
+int vo_cgroup_place_vcpus(const VoCgroupHost *h, const char *name, const VoCgroupLimits *limits,
+                          const pid_t *tids, size_t n_tids, char **ret_error)
+{
+    if (!n_tids)
+        return vo_error_set(ret_error, -ENOENT, "QEMU named no vCPU threads");
+    bool was_split = vo_cgroup_vcpus_split(h, name);
+    _cleanup_free_ char *path = NULL;
+    int r = run_cpu_request(h, name, true, limits, tids, n_tids, &path);
     if (r >= 0)
-        r = write_text(memory, "memory.limit_in_bytes", text);
-    return r;
+        return 0;
+    /* A child it made goes, and the limits are the whole's again (the
+     * parent's quota may have been lifted before the failure). */
+    if (!was_split) {
+        unsplit(h, name, tids, n_tids);
+        if (limits)
+            (void)run_cpu_request(h, name, false, limits, NULL, 0, NULL);
+    }
+    return vo_error_set(ret_error, r, "cannot write %s: %s", path ? path : "?", strerror(-r));
 }
 
 int vo_cgroup_make(const VoCgroupHost *h, const char *name, const VoCgroupLimits *limits,
@@ -284,8 +316,11 @@ void vo_cgroup_remove(const VoCgroupHost *h, const char *name)
 {
     char *dirs[3];
     size_t n = dirs_of(h, name, dirs);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_free_ char *child = vo_asprintf("%s/%s", dirs[i], VO_CGROUP_VCPU_CHILD);
+        (void)rmdir(child); /* its vCPU threads' (cgroup-vcpu.h), in the cpu hierarchy */
         (void)rmdir(dirs[i]);
+    }
     dirs_free(dirs, n);
 }
 
@@ -320,7 +355,9 @@ int vo_cgroup_stats(const VoCgroupHost *h, const char *name, VoCgroupStats *ret)
         ret->memory_bytes = read_u64(dir, "memory.current", NULL);
         ret->memory_max = read_u64(dir, "memory.max", NULL);
         ret->cpu_weight = (unsigned)read_u64(dir, "cpu.weight", NULL);
-        _cleanup_free_ char *max = read_text(dir, "cpu.max");
+        _cleanup_free_ char *vcpus = vo_asprintf("%s/%s", dir, VO_CGROUP_VCPU_CHILD);
+        _cleanup_free_ char *max = read_text(vo_cgroup_vcpus_split(h, name) ? vcpus : dir,
+                                             "cpu.max");
         long long quota = 0, period = 0;
         if (max && sscanf(max, "%lld %lld", &quota, &period) == 2 && period > 0)
             ret->cpu_limit = (double)quota / (double)period;
@@ -336,9 +373,12 @@ int vo_cgroup_stats(const VoCgroupHost *h, const char *name, VoCgroupStats *ret)
     uint64_t limit = read_u64(memory, "memory.limit_in_bytes", NULL);
     ret->memory_max = limit >= V1_UNLIMITED ? 0 : limit;
     ret->cpu_weight = (unsigned)(read_u64(cpu, "cpu.shares", NULL) * 100 / 1024);
-    _cleanup_free_ char *quota_text = read_text(cpu, "cpu.cfs_quota_us");
+    /* The quota is the vCPU threads' when they have their own cgroup. */
+    _cleanup_free_ char *vcpus = vo_asprintf("%s/%s", cpu, VO_CGROUP_VCPU_CHILD);
+    const char *quota_dir = vo_cgroup_vcpus_split(h, name) ? vcpus : cpu;
+    _cleanup_free_ char *quota_text = read_text(quota_dir, "cpu.cfs_quota_us");
     long long quota = quota_text ? atoll(quota_text) : -1;
-    uint64_t period = read_u64(cpu, "cpu.cfs_period_us", NULL);
+    uint64_t period = read_u64(quota_dir, "cpu.cfs_period_us", NULL);
     if (quota > 0 && period > 0)
         ret->cpu_limit = (double)quota / (double)period;
     return 0;

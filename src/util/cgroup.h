@@ -2,11 +2,14 @@
  * one directory of vireo's: cgroup v2 when the host's unified hierarchy
  * offers the cpu and memory controllers, else v1's cpu, cpuacct and memory
  * hierarchies (hybrid hosts). Limits: a CPU weight, an optional CPU limit
- * and a memory limit; stats: CPU time used and memory charged. */
+ * and a memory limit; stats: CPU time used and memory charged. The vCPU
+ * threads' own child, which holds the CPU limit, is cgroup-vcpu.h's. */
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 typedef struct VoCgroupHost VoCgroupHost;
 
@@ -30,8 +33,19 @@ typedef struct {
  * writes "0" to each). */
 int vo_cgroup_make(const VoCgroupHost *h, const char *name, const VoCgroupLimits *limits,
                    char ***ret_procs);
-/* Sets the limits of an existing base/name (a running QEMU's). */
+/* Sets the limits of an existing base/name (a running QEMU's): the CPU
+ * quota on its vCPU threads' child when it has one (cgroup-vcpu.h), else on
+ * the whole. */
 int vo_cgroup_set_limits(const VoCgroupHost *h, const char *name, const VoCgroupLimits *limits);
+/* Moves the vCPU threads tids of base/name's process into its child for
+ * them (made when missing) and, unless limits is NULL, its CPU limits there
+ * (cgroup-vcpu.h). Again with the same threads is harmless (a hot-plugged
+ * vCPU joins so). On failure a child it made is undone (the threads back in
+ * base/name, which has the limits): -errno with *ret_error. */
+int vo_cgroup_place_vcpus(const VoCgroupHost *h, const char *name, const VoCgroupLimits *limits,
+                          const pid_t *tids, size_t n_tids, char **ret_error);
+/* Whether base/name has its vCPU threads' child. */
+bool vo_cgroup_vcpus_split(const VoCgroupHost *h, const char *name);
 /* Whether base/name exists (vireod re-finds a running VM's after a restart). */
 bool vo_cgroup_exists(const VoCgroupHost *h, const char *name);
 /* Removes base/name (empty once its process exited); errors ignored. */

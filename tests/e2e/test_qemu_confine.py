@@ -3,7 +3,9 @@ guest (docs/security.md): its QEMU runs as the unprivileged vireo-qemu user
 in its seccomp sandbox, in a cgroup of its own whose memory limit is the
 guest's memory plus the documented overhead, whose CPU weight and limit
 `vireo vm set` changes live (also after a vireod restart, which finds the
-cgroup again); a hot-plugged disk and a memory snapshot still work though
+cgroup again); the limit is on the vCPU threads' child cgroup alone, QEMU's
+other threads are not capped (also for a QEMU whose vCPU threads shared its
+cgroup, as an older vireod left them: they move at the change); a hot-plugged disk and a memory snapshot still work though
 QEMU can no longer open files itself, and the removed disk's file is no
 longer open in QEMU; the cgroup goes with the VM's stop."""
 
@@ -12,7 +14,7 @@ import pwd
 
 import pytest
 
-from vireo_harness import Daemon, wait_until
+from vireo_harness import Daemon, qemu_thread_cgroups, wait_until
 
 MiB = 1 << 20
 GUEST_MIB = 128
@@ -92,14 +94,17 @@ def test_qemu_has_its_own_cgroup_with_limits(booted):
     # vireod is not in it (a service manager stopping vireod leaves VMs be)
     assert own_cgroups(booted.proc.pid).get("memory" if not v2 else "") != want
 
-    # CPU weight and limit, live, from the CLI; bad values refused
+    # the vCPU threads have a child cgroup of their own, the others not
+    assert_vcpus_in_child(vm["pid"], want)
+
+    # CPU weight and limit, live, from the CLI; bad values refused. The
+    # quota is the vCPUs' alone: the parent (main loop, migration, I/O) has none
     booted.cli("vm", "set", "conf", "--cpu-weight", "200", "--cpu-limit", "0.5")
+    assert_cpu_limit(booted, vm["id"], v2, "50000")
     if v2:
         assert cgroup_file(booted, vm["id"], "cpu.weight") == "200"
-        assert cgroup_file(booted, vm["id"], "cpu.max") == "50000 100000"
     else:
         assert cgroup_file(booted, vm["id"], "cpu.shares") == "2048"
-        assert cgroup_file(booted, vm["id"], "cpu.cfs_quota_us") == "50000"
     doc = booted.vm("conf")
     assert doc["cpu_weight"] == 200 and doc["cpu_limit"] == 0.5, doc
     p = booted.cli("vm", "set", "conf", "--cpu-weight", "20000", check=False)
@@ -113,12 +118,41 @@ def test_qemu_has_its_own_cgroup_with_limits(booted):
     booted.stop()
     booted.start()
     booted.cli("vm", "set", "conf", "--cpu-weight", "0", "--cpu-limit", "0")
-    if v2:
-        assert cgroup_file(booted, vm["id"], "cpu.max") == "max 100000"
-    else:
+    assert_cpu_limit(booted, vm["id"], v2, None)
+    if not v2:
         assert cgroup_file(booted, vm["id"], "cpu.shares") == "1024"
-        assert cgroup_file(booted, vm["id"], "cpu.cfs_quota_us") == "-1"
     assert own_cgroups(booted.vm("conf")["pid"]) == groups
+
+    # a QEMU whose vCPU threads share its cgroup (started by an older
+    # vireod): a limit set now moves them into their child, with the quota
+    parent = next(t for t in booted.cgroup_dirs() if os.path.isdir(os.path.join(t, vm["id"], "vcpus")))
+    parent = os.path.join(parent, vm["id"])
+    for tid in qemu_thread_cgroups(vm["pid"]):
+        with open(os.path.join(parent, "cgroup.threads" if v2 else "tasks"), "w") as f:
+            f.write(str(tid))
+    os.rmdir(os.path.join(parent, "vcpus"))
+    booted.cli("vm", "set", "conf", "--cpu-limit", "0.3")
+    assert_vcpus_in_child(vm["pid"], want)
+    assert_cpu_limit(booted, vm["id"], v2, "30000")
+    booted.cli("vm", "set", "conf", "--cpu-limit", "0")
+
+
+def assert_vcpus_in_child(pid, vm_cgroup):
+    threads = qemu_thread_cgroups(pid)
+    vcpus = {tid: where for tid, (name, where) in threads.items() if name.startswith("CPU ")}
+    others = {tid: where for tid, (name, where) in threads.items() if not name.startswith("CPU ")}
+    assert vcpus and set(vcpus.values()) == {vm_cgroup + "/vcpus"}, threads
+    assert pid in others and set(others.values()) == {vm_cgroup}, threads
+
+
+def assert_cpu_limit(daemon, vm_id, v2, quota):
+    """The quota (us per 100 ms; None: none) on the vCPUs' child, none on the parent."""
+    if v2:
+        assert cgroup_file(daemon, vm_id, "cpu.max") == "max 100000"
+        assert cgroup_file(daemon, vm_id, "vcpus/cpu.max") == f"{quota or 'max'} 100000"
+    else:
+        assert cgroup_file(daemon, vm_id, "cpu.cfs_quota_us") == "-1"
+        assert cgroup_file(daemon, vm_id, "vcpus/cpu.cfs_quota_us") == (quota or "-1")
 
 
 def open_files(daemon, pid):

@@ -1,10 +1,11 @@
 """vCPU and memory hot-plug (`vireo vm set VM --vcpus N / --memory SIZE` on
 a running VM): real TCG guests see CPUs come and go and MemTotal grow and
-shrink without a reboot, the new values survive a restart, and changes beyond
+shrink without a reboot, the new values survive a restart, a plugged vCPU's
+thread joins the vCPUs' cgroup (where the CPU limit is), and changes beyond
 the maximums are refused naming them. The control-plane half (validation,
 maximums of stopped VMs, task failures) runs on the fake driver."""
 
-from vireo_harness import BOOT_MARKER, inject, wait_until
+from vireo_harness import BOOT_MARKER, inject, qemu_thread_cgroups, wait_until
 
 
 # -- real guests ---------------------------------------------------------------
@@ -49,6 +50,11 @@ def test_vcpu_hotplug_and_unplug_change_the_guests_online_cpus(daemon):
     assert wait_guest(daemon, "cpu", online_cpus, lambda v: v == "0-1") == "0-1"
     vm = daemon.vm("cpu")
     assert (vm["vcpus"], vm["vcpus_plugged"]) == (2, 2)
+    # both vCPU threads in the vCPUs' own cgroup (util/cgroup-vcpu.h)
+    if daemon.cgroup_dirs():
+        threads = qemu_thread_cgroups(vm["pid"])
+        vcpus = [where for name, where in threads.values() if name.startswith("CPU ")]
+        assert len(vcpus) == 2 and all(w.endswith(f"/{vm['id']}/vcpus") for w in vcpus), threads
     assert "2 (max" not in daemon.cli("vm", "show", "cpu").stdout  # vcpus == max now
 
     # Beyond the maximum: refused, naming it; nothing changes.

@@ -111,6 +111,24 @@ def _exited(pidfd):
     return bool(select.select([pidfd], [], [], 0)[0])
 
 
+def qemu_thread_cgroups(pid):
+    """{tid: (name, cpu cgroup)} of a QEMU's threads: the path in the cpu
+    hierarchy (v1) or the unified one (v2). vCPU threads are named
+    "CPU N/TCG" or "CPU N/KVM" (QEMU's debug-threads)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/cgroup") as f:
+                rows = [line.rstrip("\n").split(":", 2) for line in f]
+        except OSError:
+            continue  # the thread ended
+        paths = {c: p for _, cs, p in rows for c in (cs.split(",") if cs else [""])}
+        out[int(tid)] = (name, paths.get("cpu", paths.get("")))
+    return out
+
+
 def _rmdir(path):
     try:
         os.rmdir(path)
@@ -436,8 +454,10 @@ class Daemon:
         for top in self.cgroup_dirs():
             for name in os.listdir(top):
                 path = os.path.join(top, name)
-                if os.path.isdir(path):
-                    wait_until(lambda: _rmdir(path), 10, interval=0.1, what=f"rmdir {path}")
+                # its vCPU threads' child first (util/cgroup-vcpu.h)
+                for d in (os.path.join(path, "vcpus"), path):
+                    if os.path.isdir(d):
+                        wait_until(lambda: _rmdir(d), 10, interval=0.1, what=f"rmdir {d}")
             _rmdir(top)
 
     def remember_dnsmasq_pids(self):
