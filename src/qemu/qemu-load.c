@@ -1,9 +1,10 @@
 /* qemu-load.c: the QEMU driver's load op (qemu-load.h): CPU time from
  * /proc/PID/stat, the time its threads waited for a CPU from each
- * /proc/PID/task/TID/schedstat (qemu-schedstat.h), resident memory from
- * /proc/PID/statm, bounded by the
- * balloon's actual when QMP is free to ask it (never waited for: a busy
- * monitor leaves the resident memory as the answer). */
+ * /proc/PID/task/TID/schedstat (qemu-schedstat.h), and the memory in use:
+ * the guest's own (the balloon's statistics, which the first load turns
+ * on) when QMP is free to ask and the guest reports them, else resident
+ * memory from /proc/PID/statm bounded by the balloon's actual (never waited
+ * for: a busy monitor leaves the resident memory as the answer). */
 #include "qemu/qemu-load.h"
 
 #include <dirent.h>
@@ -14,10 +15,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qemu/qemu-argv.h" /* VO_QEMU_BALLOON_ID */
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
 
 #define BALLOON_TIMEOUT_MS 500
+#define BALLOON_PATH "/machine/peripheral/" VO_QEMU_BALLOON_ID
+/* How often the guest is asked for its statistics once turned on, and how
+ * old they may be (a guest whose balloon driver stopped reporting). */
+#define BALLOON_STATS_INTERVAL_S 5
+#define BALLOON_STATS_STALE_S 30
+/* Turning the statistics on is tried this often per instance (a QEMU
+ * without them answers an error each time). */
+#define BALLOON_STATS_TRIES 3
 
 /* Guards every instance's waits (a load is short; one lock is enough). */
 static pthread_mutex_t waits_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -57,6 +67,38 @@ int vo_proc_statm_rss_pages(const char *text, uint64_t *ret)
     if (!text || sscanf(text, "%llu %llu", &size, &resident) != 2)
         return -EINVAL;
     *ret = resident;
+    return 0;
+}
+
+/* One statistic (bytes) of the balloon's, or -1 when the guest did not
+ * report it. */
+static int64_t guest_stat(json_t *stats, const char *name)
+{
+    json_t *v = json_object_get(stats, name);
+    return json_is_integer(v) && json_integer_value(v) >= 0 ? json_integer_value(v) : -1;
+}
+
+int vo_balloon_guest_used_bytes(json_t *guest_stats, int64_t now_s, uint64_t *ret)
+{
+    json_t *stats = json_object_get(guest_stats, "stats");
+    json_t *at = json_object_get(guest_stats, "last-update");
+    if (!json_is_object(stats) || !json_is_integer(at) || json_integer_value(at) <= 0 ||
+        now_s - json_integer_value(at) > BALLOON_STATS_STALE_S)
+        return -ENODATA;
+    int64_t total = guest_stat(stats, "stat-total-memory");
+    int64_t available = guest_stat(stats, "stat-available-memory");
+    int64_t free_b = guest_stat(stats, "stat-free-memory");
+    int64_t caches = guest_stat(stats, "stat-disk-caches");
+    int64_t left;
+    if (available >= 0)
+        left = available;
+    else if (free_b >= 0 && caches >= 0)
+        left = free_b + caches;
+    else
+        return -ENODATA;
+    if (total <= 0 || left > total)
+        return -ENODATA;
+    *ret = (uint64_t)(total - left);
     return 0;
 }
 
@@ -149,25 +191,46 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
     ret->wait_ns = vm->waits.total_ns;
     pthread_mutex_unlock(&waits_lock);
     ret->mem_used_mib = rss >> 20;
+    ret->mem_source = VO_HV_MEM_RSS;
     /* The balloon: only when the monitor is free this instant. */
     if (pthread_mutex_trylock(&vm->qmp_lock) != 0)
         return 0;
     /* Briefly: the caller (the host record's publisher) holds the VM's job
      * lock, and a QEMU that does not answer must not hold either for the
      * monitor's usual 10 s (a late answer is dropped by its id). */
-    json_t *balloon = NULL;
+    json_t *balloon = NULL, *stats = NULL;
     int b = vm->qmp ? vo_qmp_execute(vm->qmp, "query-balloon", NULL, BALLOON_TIMEOUT_MS,
                                      &balloon, NULL)
                     : -ENOTCONN;
+    if (b >= 0 && !vm->balloon_stats_on && vm->balloon_stats_tries < BALLOON_STATS_TRIES) {
+        vm->balloon_stats_tries++;
+        json_t *args = json_pack("{s:s, s:s, s:i}", "path", BALLOON_PATH, "property",
+                                 "guest-stats-polling-interval", "value",
+                                 BALLOON_STATS_INTERVAL_S);
+        vm->balloon_stats_on = vo_qmp_execute(vm->qmp, "qom-set", args, BALLOON_TIMEOUT_MS,
+                                              NULL, NULL) >= 0;
+        json_decref(args);
+    }
+    if (b >= 0 && vm->balloon_stats_on) {
+        json_t *args = json_pack("{s:s, s:s}", "path", BALLOON_PATH, "property", "guest-stats");
+        if (vo_qmp_execute(vm->qmp, "qom-get", args, BALLOON_TIMEOUT_MS, &stats, NULL) < 0)
+            stats = NULL;
+        json_decref(args);
+    }
     pthread_mutex_unlock(&vm->qmp_lock);
+    uint64_t used = 0;
     json_t *actual = json_object_get(balloon, "actual");
-    if (b >= 0 && json_is_integer(actual) && json_integer_value(actual) > 0) {
+    if (stats && vo_balloon_guest_used_bytes(stats, vo_wall_ms() / 1000, &used) >= 0) {
+        ret->mem_used_mib = used >> 20;
+        ret->mem_source = VO_HV_MEM_GUEST;
+    } else if (b >= 0 && json_is_integer(actual) && json_integer_value(actual) > 0) {
         uint64_t mib = (uint64_t)json_integer_value(actual) >> 20;
         if (mib < ret->mem_used_mib) {
             ret->mem_used_mib = mib;
-            ret->mem_from_balloon = true;
+            ret->mem_source = VO_HV_MEM_BALLOON;
         }
     }
     json_decref(balloon);
+    json_decref(stats);
     return 0;
 }

@@ -2,7 +2,9 @@
  * parsers (a command name with spaces and parentheses, short or bad text;
  * schedstat's run_delay), the waiting summed over threads that come and go
  * (qemu-schedstat.h) and the op itself on this test's own process (CPU time grows with work,
- * resident memory is there; no monitor: RSS stands). */
+ * resident memory is there; no monitor: RSS stands); the guest's memory in
+ * use from the balloon's statistics, and the op turning them on and
+ * preferring them, against the scripted QMP server (qmp-server.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +22,8 @@
 #include "qemu/qemu-load.h"
 #include "qemu/qemu-schedstat.h"
 #include "util/spawn.h"
+#include "util/util.h"
+#include "qmp-server.h"
 
 static void test_stat(void **state)
 {
@@ -103,7 +108,7 @@ static void test_load_of_this_process(void **state)
     VoHvLoad a, b;
     assert_int_equal(vo_qemu_load(&vm, &a), 0);
     assert_true(a.mem_used_mib > 0);
-    assert_false(a.mem_from_balloon);
+    assert_int_equal(a.mem_source, VO_HV_MEM_RSS);
     assert_int_equal(a.wait_ns, 0); /* the first reading is the baseline */
     /* Burn CPU until the counter moves (a tick is 10 ms): bounded. */
     volatile uint64_t x = 0;
@@ -143,6 +148,121 @@ static void test_load_of_a_reused_pid(void **state)
     pthread_mutex_destroy(&vm.qmp_lock);
 }
 
+static void test_guest_used(void **state)
+{
+    int64_t now = 1000000;
+    uint64_t used = 0;
+    /* Total less available, as a host's MemTotal - MemAvailable. */
+    json_t *g = json_pack("{s:{s:I, s:I, s:I, s:I}, s:I}", "stats", "stat-total-memory",
+                          (json_int_t)2048 << 20, "stat-available-memory", (json_int_t)1536 << 20,
+                          "stat-free-memory", (json_int_t)1000 << 20, "stat-disk-caches",
+                          (json_int_t)400 << 20, "last-update", (json_int_t)now - 5);
+    assert_int_equal(vo_balloon_guest_used_bytes(g, now, &used), 0);
+    assert_true(used == (uint64_t)512 << 20);
+    /* No available memory reported: total less free and caches. */
+    json_object_set_new(json_object_get(g, "stats"), "stat-available-memory", json_integer(-1));
+    assert_int_equal(vo_balloon_guest_used_bytes(g, now, &used), 0);
+    assert_true(used == (uint64_t)648 << 20);
+    /* Nor caches: nothing to say. */
+    json_object_set_new(json_object_get(g, "stats"), "stat-disk-caches", json_integer(-1));
+    assert_int_equal(vo_balloon_guest_used_bytes(g, now, &used), -ENODATA);
+    json_object_set_new(json_object_get(g, "stats"), "stat-disk-caches", json_integer(400 << 20));
+    /* Stale (the guest stopped reporting), never reported, or nonsense. */
+    assert_int_equal(vo_balloon_guest_used_bytes(g, now + 60, &used), -ENODATA);
+    json_object_set_new(g, "last-update", json_integer(0));
+    assert_int_equal(vo_balloon_guest_used_bytes(g, now, &used), -ENODATA);
+    json_object_set_new(g, "last-update", json_integer(now));
+    json_object_set_new(json_object_get(g, "stats"), "stat-free-memory", json_integer(3000LL << 20));
+    assert_int_equal(vo_balloon_guest_used_bytes(g, now, &used), -ENODATA);
+    assert_int_equal(vo_balloon_guest_used_bytes(NULL, now, &used), -ENODATA);
+    json_decref(g);
+}
+
+#define OK "{\"return\":{},\"id\":$ID}\n"
+#define SET_ARGS "{\"path\":\"/machine/peripheral/balloon0\"," \
+                 "\"property\":\"guest-stats-polling-interval\",\"value\":5}"
+#define STATS_ARGS "{\"path\":\"/machine/peripheral/balloon0\",\"property\":\"guest-stats\"}"
+
+/* The op on this process with the scripted server as its monitor: the
+ * first load turns the statistics on (every 5 s) and, once the guest has
+ * reported, its use is the VM's (below RSS and the balloon's actual); a
+ * guest that has not reported yet leaves RSS bounded by the actual. */
+static void test_load_prefers_the_guests_use(void **state)
+{
+    char balloon[128], reported[256], none[256];
+    snprintf(balloon, sizeof(balloon), "{\"return\":{\"actual\":%llu},\"id\":$ID}\n",
+             (unsigned long long)1 << 20); /* 1 MiB: below this process's RSS */
+    snprintf(none, sizeof(none), "{\"return\":{\"stats\":{\"stat-total-memory\":-1},"
+             "\"last-update\":0},\"id\":$ID}\n");
+    snprintf(reported, sizeof(reported), "{\"return\":{\"stats\":{\"stat-total-memory\":%llu,"
+             "\"stat-available-memory\":%llu},\"last-update\":%lld},\"id\":$ID}\n",
+             2048ULL << 20, 1800ULL << 20, (long long)(vo_wall_ms() / 1000));
+    const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "qom-set", .args = SET_ARGS, .send = { OK } },
+        { .expect = "qom-get", .args = STATS_ARGS, .send = { none } },
+        /* Turned on once: the next loads only read. */
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "qom-get", .args = STATS_ARGS, .send = { reported } },
+        { 0 }
+    };
+    Server server;
+    VoHvInstance vm = { .pid = getpid(), .pidfd = vo_pidfd_open(getpid()) };
+    pthread_mutex_init(&vm.qmp_lock, NULL);
+    vm.qmp = client_open(&server, steps);
+    VoHvLoad l;
+    assert_int_equal(vo_qemu_load(&vm, &l), 0);
+    assert_int_equal(l.mem_source, VO_HV_MEM_BALLOON);
+    assert_int_equal(l.mem_used_mib, 1);
+    assert_true(vm.balloon_stats_on);
+    assert_int_equal(vo_qemu_load(&vm, &l), 0);
+    assert_int_equal(l.mem_source, VO_HV_MEM_GUEST);
+    assert_int_equal(l.mem_used_mib, 248);
+    assert_string_equal(vo_hv_mem_source_to_string(l.mem_source), "guest");
+    vo_qmp_close(vm.qmp);
+    server_join(&server);
+    vo_thread_waits_clear(&vm.waits);
+    close(vm.pidfd);
+    pthread_mutex_destroy(&vm.qmp_lock);
+}
+
+/* A QEMU that refuses the statistics is asked 3 times in all, then no
+ * more; RSS (bounded by the actual) stands. */
+static void test_load_without_statistics(void **state)
+{
+    static const char *const refused =
+        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Property not found\"},\"id\":$ID}\n";
+    static const char *const balloon = "{\"return\":{\"actual\":1099511627776},\"id\":$ID}\n";
+    const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "qom-set", .args = SET_ARGS, .send = { refused } },
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "qom-set", .args = SET_ARGS, .send = { refused } },
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "qom-set", .args = SET_ARGS, .send = { refused } },
+        { .expect = "query-balloon", .send = { balloon } },
+        { 0 }
+    };
+    Server server;
+    VoHvInstance vm = { .pid = getpid(), .pidfd = vo_pidfd_open(getpid()) };
+    pthread_mutex_init(&vm.qmp_lock, NULL);
+    vm.qmp = client_open(&server, steps);
+    VoHvLoad l;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(vo_qemu_load(&vm, &l), 0);
+        assert_int_equal(l.mem_source, VO_HV_MEM_RSS); /* 1 TiB actual: RSS is smaller */
+        assert_true(l.mem_used_mib > 0);
+    }
+    assert_false(vm.balloon_stats_on);
+    vo_qmp_close(vm.qmp);
+    server_join(&server);
+    vo_thread_waits_clear(&vm.waits);
+    close(vm.pidfd);
+    pthread_mutex_destroy(&vm.qmp_lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +272,9 @@ int main(void)
         cmocka_unit_test(test_thread_waits),
         cmocka_unit_test(test_load_of_this_process),
         cmocka_unit_test(test_load_of_a_reused_pid),
+        cmocka_unit_test(test_guest_used),
+        cmocka_unit_test(test_load_prefers_the_guests_use),
+        cmocka_unit_test(test_load_without_statistics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
