@@ -71,24 +71,29 @@ int vo_proc_statm_rss_pages(const char *text, uint64_t *ret)
 }
 
 /* One statistic (bytes) of the balloon's, or -1 when the guest did not
- * report it. */
+ * report it (QEMU says 2^64 - 1; numbers are read as reals: exact below
+ * 2^53, far above any memory size). */
 static int64_t guest_stat(json_t *stats, const char *name)
 {
     json_t *v = json_object_get(stats, name);
-    return json_is_integer(v) && json_integer_value(v) >= 0 ? json_integer_value(v) : -1;
+    double x = json_is_number(v) ? json_number_value(v) : -1;
+    return x >= 0 && x < 9.0e15 ? (int64_t)x : -1;
 }
 
-int vo_balloon_guest_used_bytes(json_t *guest_stats, int64_t now_s, uint64_t *ret)
+int vo_balloon_guest_used_bytes(const char *text, int64_t now_s, uint64_t *ret)
 {
-    json_t *stats = json_object_get(guest_stats, "stats");
-    json_t *at = json_object_get(guest_stats, "last-update");
-    if (!json_is_object(stats) || !json_is_integer(at) || json_integer_value(at) <= 0 ||
-        now_s - json_integer_value(at) > BALLOON_STATS_STALE_S)
-        return -ENODATA;
+    /* As reals: the unreported statistics (2^64 - 1) are beyond what
+     * jansson reads as an integer. */
+    json_t *o = text ? json_loads(text, JSON_DECODE_INT_AS_REAL, NULL) : NULL;
+    json_t *stats = json_object_get(o, "stats");
+    int64_t at = guest_stat(o, "last-update");
     int64_t total = guest_stat(stats, "stat-total-memory");
     int64_t available = guest_stat(stats, "stat-available-memory");
     int64_t free_b = guest_stat(stats, "stat-free-memory");
     int64_t caches = guest_stat(stats, "stat-disk-caches");
+    json_decref(o);
+    if (at <= 0 || now_s - at > BALLOON_STATS_STALE_S)
+        return -ENODATA;
     int64_t left;
     if (available >= 0)
         left = available;
@@ -203,24 +208,31 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
                                      &balloon, NULL)
                     : -ENOTCONN;
     if (b >= 0 && !vm->balloon_stats_on && vm->balloon_stats_tries < BALLOON_STATS_TRIES) {
-        vm->balloon_stats_tries++;
         json_t *args = json_pack("{s:s, s:s, s:i}", "path", BALLOON_PATH, "property",
                                  "guest-stats-polling-interval", "value",
                                  BALLOON_STATS_INTERVAL_S);
-        vm->balloon_stats_on = vo_qmp_execute(vm->qmp, "qom-set", args, BALLOON_TIMEOUT_MS,
-                                              NULL, NULL) >= 0;
+        int set = vo_qmp_execute(vm->qmp, "qom-set", args, BALLOON_TIMEOUT_MS, NULL, NULL);
         json_decref(args);
+        vm->balloon_stats_on = set >= 0;
+        if (set == -EIO) /* refused; a QEMU too slow to answer is asked again */
+            vm->balloon_stats_tries++;
     }
     if (b >= 0 && vm->balloon_stats_on) {
-        json_t *args = json_pack("{s:s, s:s}", "path", BALLOON_PATH, "property", "guest-stats");
-        if (vo_qmp_execute(vm->qmp, "qom-get", args, BALLOON_TIMEOUT_MS, &stats, NULL) < 0)
+        /* Through HMP, whose answer is the statistics as text: QMP's
+         * qom-get would answer 2^64 - 1 for each statistic the guest does
+         * not report, which the QMP client cannot read (a malformed
+         * message ends the monitor connection). */
+        json_t *args = json_pack("{s:s}", "command-line",
+                                 "qom-get " BALLOON_PATH " guest-stats");
+        if (vo_qmp_execute(vm->qmp, "human-monitor-command", args, BALLOON_TIMEOUT_MS, &stats,
+                           NULL) < 0)
             stats = NULL;
         json_decref(args);
     }
     pthread_mutex_unlock(&vm->qmp_lock);
     uint64_t used = 0;
     json_t *actual = json_object_get(balloon, "actual");
-    if (stats && vo_balloon_guest_used_bytes(stats, vo_wall_ms() / 1000, &used) >= 0) {
+    if (vo_balloon_guest_used_bytes(json_string_value(stats), vo_wall_ms() / 1000, &used) >= 0) {
         ret->mem_used_mib = used >> 20;
         ret->mem_source = VO_HV_MEM_GUEST;
     } else if (b >= 0 && json_is_integer(actual) && json_integer_value(actual) > 0) {

@@ -148,63 +148,91 @@ static void test_load_of_a_reused_pid(void **state)
     pthread_mutex_destroy(&vm.qmp_lock);
 }
 
+/* What HMP's "qom-get /machine/peripheral/balloon0 guest-stats" printed
+ * for the test image's guest (QEMU 10.0.2, Linux 6.1, 256 MiB): the
+ * statistics it does not report are 2^64 - 1. AT is the last update. */
+#define GUEST_STATS(AT, AVAILABLE, CACHES)                                                    \
+    "{\r\n    \"stats\": {\r\n        \"stat-htlb-pgalloc\": 0,\r\n"                          \
+    "        \"stat-alloc-stalls\": 18446744073709551615,\r\n"                                \
+    "        \"stat-available-memory\": " AVAILABLE ",\r\n"                                   \
+    "        \"stat-free-memory\": 180457472,\r\n"                                            \
+    "        \"stat-total-memory\": 212570112,\r\n"                                           \
+    "        \"stat-oom-kills\": 18446744073709551615,\r\n"                                   \
+    "        \"stat-disk-caches\": " CACHES "\r\n    },\r\n"                                  \
+    "    \"last-update\": " AT "\r\n}\r\n"
+
 static void test_guest_used(void **state)
 {
-    int64_t now = 1000000;
     uint64_t used = 0;
     /* Total less available, as a host's MemTotal - MemAvailable. */
-    json_t *g = json_pack("{s:{s:I, s:I, s:I, s:I}, s:I}", "stats", "stat-total-memory",
-                          (json_int_t)2048 << 20, "stat-available-memory", (json_int_t)1536 << 20,
-                          "stat-free-memory", (json_int_t)1000 << 20, "stat-disk-caches",
-                          (json_int_t)400 << 20, "last-update", (json_int_t)now - 5);
-    assert_int_equal(vo_balloon_guest_used_bytes(g, now, &used), 0);
-    assert_true(used == (uint64_t)512 << 20);
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114", "185778176",
+                                                             "2080768"), 1796626118, &used), 0);
+    assert_true(used == 212570112 - 185778176);
     /* No available memory reported: total less free and caches. */
-    json_object_set_new(json_object_get(g, "stats"), "stat-available-memory", json_integer(-1));
-    assert_int_equal(vo_balloon_guest_used_bytes(g, now, &used), 0);
-    assert_true(used == (uint64_t)648 << 20);
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114",
+                                                             "18446744073709551615",
+                                                             "2080768"), 1796626118, &used), 0);
+    assert_true(used == 212570112 - 180457472 - 2080768);
     /* Nor caches: nothing to say. */
-    json_object_set_new(json_object_get(g, "stats"), "stat-disk-caches", json_integer(-1));
-    assert_int_equal(vo_balloon_guest_used_bytes(g, now, &used), -ENODATA);
-    json_object_set_new(json_object_get(g, "stats"), "stat-disk-caches", json_integer(400 << 20));
-    /* Stale (the guest stopped reporting), never reported, or nonsense. */
-    assert_int_equal(vo_balloon_guest_used_bytes(g, now + 60, &used), -ENODATA);
-    json_object_set_new(g, "last-update", json_integer(0));
-    assert_int_equal(vo_balloon_guest_used_bytes(g, now, &used), -ENODATA);
-    json_object_set_new(g, "last-update", json_integer(now));
-    json_object_set_new(json_object_get(g, "stats"), "stat-free-memory", json_integer(3000LL << 20));
-    assert_int_equal(vo_balloon_guest_used_bytes(g, now, &used), -ENODATA);
-    assert_int_equal(vo_balloon_guest_used_bytes(NULL, now, &used), -ENODATA);
-    json_decref(g);
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114",
+                                                             "18446744073709551615",
+                                                             "18446744073709551615"),
+                                                 1796626118, &used), -ENODATA);
+    /* Stale (the guest stopped reporting), never reported, nonsense. */
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114", "185778176",
+                                                             "2080768"), 1796626154, &used),
+                     -ENODATA);
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("0", "185778176", "2080768"),
+                                                 1796626118, &used), -ENODATA);
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114", "312570112",
+                                                             "2080768"), 1796626118, &used),
+                     -ENODATA);
+    assert_int_equal(vo_balloon_guest_used_bytes("Error: Property not found", 1796626118,
+                                                 &used), -ENODATA);
+    assert_int_equal(vo_balloon_guest_used_bytes(NULL, 1796626118, &used), -ENODATA);
 }
 
 #define OK "{\"return\":{},\"id\":$ID}\n"
 #define SET_ARGS "{\"path\":\"/machine/peripheral/balloon0\"," \
                  "\"property\":\"guest-stats-polling-interval\",\"value\":5}"
-#define STATS_ARGS "{\"path\":\"/machine/peripheral/balloon0\",\"property\":\"guest-stats\"}"
+#define STATS_ARGS "{\"command-line\":\"qom-get /machine/peripheral/balloon0 guest-stats\"}"
+
+/* A human-monitor-command answer: text as a JSON string. */
+static char *hmp_answer(const char *text)
+{
+    json_t *s = json_string(text);
+    char *quoted = json_dumps(s, JSON_ENCODE_ANY);
+    json_decref(s);
+    char *a = vo_asprintf("{\"return\":%s,\"id\":$ID}\n", quoted);
+    free(quoted);
+    return a;
+}
 
 /* The op on this process with the scripted server as its monitor: the
  * first load turns the statistics on (every 5 s) and, once the guest has
  * reported, its use is the VM's (below RSS and the balloon's actual); a
- * guest that has not reported yet leaves RSS bounded by the actual. */
+ * guest that has not reported yet leaves RSS bounded by the actual. A
+ * QEMU too slow to answer the qom-set is asked again at the next load. */
 static void test_load_prefers_the_guests_use(void **state)
 {
-    char balloon[128], reported[256], none[256];
+    char balloon[128], now[32];
     snprintf(balloon, sizeof(balloon), "{\"return\":{\"actual\":%llu},\"id\":$ID}\n",
              (unsigned long long)1 << 20); /* 1 MiB: below this process's RSS */
-    snprintf(none, sizeof(none), "{\"return\":{\"stats\":{\"stat-total-memory\":-1},"
-             "\"last-update\":0},\"id\":$ID}\n");
-    snprintf(reported, sizeof(reported), "{\"return\":{\"stats\":{\"stat-total-memory\":%llu,"
-             "\"stat-available-memory\":%llu},\"last-update\":%lld},\"id\":$ID}\n",
-             2048ULL << 20, 1800ULL << 20, (long long)(vo_wall_ms() / 1000));
+    snprintf(now, sizeof(now), "%lld", (long long)(vo_wall_ms() / 1000));
+    char *none = hmp_answer(GUEST_STATS("0", "18446744073709551615", "18446744073709551615"));
+    char *reported = hmp_answer(GUEST_STATS("9999999999", "185778176", "2080768"));
+    char *at = strstr(reported, "9999999999");
+    memcpy(at, now, strlen(now)); /* the same width until 2286 */
     const Step steps[] = {
         GREETING, CAPS,
         { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "qom-set", .args = SET_ARGS, .delay_ms = 700, .send = { OK } },
+        { .expect = "query-balloon", .send = { balloon } },
         { .expect = "qom-set", .args = SET_ARGS, .send = { OK } },
-        { .expect = "qom-get", .args = STATS_ARGS, .send = { none } },
+        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { none } },
         /* Turned on once: the next loads only read. */
         { .expect = "query-balloon", .send = { balloon } },
-        { .expect = "qom-get", .args = STATS_ARGS, .send = { reported } },
+        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { reported } },
         { 0 }
     };
     Server server;
@@ -212,19 +240,25 @@ static void test_load_prefers_the_guests_use(void **state)
     pthread_mutex_init(&vm.qmp_lock, NULL);
     vm.qmp = client_open(&server, steps);
     VoHvLoad l;
+    assert_int_equal(vo_qemu_load(&vm, &l), 0); /* the qom-set's answer comes too late */
+    assert_false(vm.balloon_stats_on);
+    assert_int_equal(vm.balloon_stats_tries, 0);
+    assert_int_equal(l.mem_source, VO_HV_MEM_BALLOON);
     assert_int_equal(vo_qemu_load(&vm, &l), 0);
     assert_int_equal(l.mem_source, VO_HV_MEM_BALLOON);
     assert_int_equal(l.mem_used_mib, 1);
     assert_true(vm.balloon_stats_on);
     assert_int_equal(vo_qemu_load(&vm, &l), 0);
     assert_int_equal(l.mem_source, VO_HV_MEM_GUEST);
-    assert_int_equal(l.mem_used_mib, 248);
+    assert_int_equal(l.mem_used_mib, (212570112 - 185778176) >> 20);
     assert_string_equal(vo_hv_mem_source_to_string(l.mem_source), "guest");
     vo_qmp_close(vm.qmp);
     server_join(&server);
     vo_thread_waits_clear(&vm.waits);
     close(vm.pidfd);
     pthread_mutex_destroy(&vm.qmp_lock);
+    free(none);
+    free(reported);
 }
 
 /* A QEMU that refuses the statistics is asked 3 times in all, then no
