@@ -197,6 +197,24 @@ static void test_guest_used(void **state)
                  "\"property\":\"guest-stats-polling-interval\",\"value\":5}"
 #define STATS_ARGS "{\"command-line\":\"qom-get /machine/peripheral/balloon0 guest-stats\"}"
 
+/* An instance of this process whose monitor is the scripted server. */
+static void instance_open(VoHvInstance *vm, Server *server, const Step *steps)
+{
+    *vm = (VoHvInstance){ .pid = getpid(), .pidfd = vo_pidfd_open(getpid()) };
+    assert_true(vm->pidfd >= 0);
+    pthread_mutex_init(&vm->qmp_lock, NULL);
+    vm->qmp = client_open(server, steps);
+}
+
+static void instance_close(VoHvInstance *vm, Server *server)
+{
+    vo_qmp_close(vm->qmp);
+    server_join(server);
+    vo_thread_waits_clear(&vm->waits);
+    close(vm->pidfd);
+    pthread_mutex_destroy(&vm->qmp_lock);
+}
+
 /* A human-monitor-command answer: text as a JSON string. */
 static char *hmp_answer(const char *text)
 {
@@ -236,9 +254,8 @@ static void test_load_prefers_the_guests_use(void **state)
         { 0 }
     };
     Server server;
-    VoHvInstance vm = { .pid = getpid(), .pidfd = vo_pidfd_open(getpid()) };
-    pthread_mutex_init(&vm.qmp_lock, NULL);
-    vm.qmp = client_open(&server, steps);
+    VoHvInstance vm;
+    instance_open(&vm, &server, steps);
     VoHvLoad l;
     assert_int_equal(vo_qemu_load(&vm, &l), 0); /* the qom-set's answer comes too late */
     assert_false(vm.balloon_stats_on);
@@ -252,11 +269,7 @@ static void test_load_prefers_the_guests_use(void **state)
     assert_int_equal(l.mem_source, VO_HV_MEM_GUEST);
     assert_int_equal(l.mem_used_mib, (212570112 - 185778176) >> 20);
     assert_string_equal(vo_hv_mem_source_to_string(l.mem_source), "guest");
-    vo_qmp_close(vm.qmp);
-    server_join(&server);
-    vo_thread_waits_clear(&vm.waits);
-    close(vm.pidfd);
-    pthread_mutex_destroy(&vm.qmp_lock);
+    instance_close(&vm, &server);
     free(none);
     free(reported);
 }
@@ -280,9 +293,8 @@ static void test_load_without_statistics(void **state)
         { 0 }
     };
     Server server;
-    VoHvInstance vm = { .pid = getpid(), .pidfd = vo_pidfd_open(getpid()) };
-    pthread_mutex_init(&vm.qmp_lock, NULL);
-    vm.qmp = client_open(&server, steps);
+    VoHvInstance vm;
+    instance_open(&vm, &server, steps);
     VoHvLoad l;
     for (int i = 0; i < 4; i++) {
         assert_int_equal(vo_qemu_load(&vm, &l), 0);
@@ -290,11 +302,7 @@ static void test_load_without_statistics(void **state)
         assert_true(l.mem_used_mib > 0);
     }
     assert_false(vm.balloon_stats_on);
-    vo_qmp_close(vm.qmp);
-    server_join(&server);
-    vo_thread_waits_clear(&vm.waits);
-    close(vm.pidfd);
-    pthread_mutex_destroy(&vm.qmp_lock);
+    instance_close(&vm, &server);
 }
 
 int main(void)
