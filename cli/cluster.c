@@ -352,19 +352,25 @@ static int cluster_set(const CliCommand *cmd, int argc, char **argv)
 
 static void print_recommendations(const json_t *recs)
 {
-    static const char *const h[] = { "ID", "VM", "FROM", "TO", "CPU", "IMBALANCE", "COST" };
+    static const char *const h[] = { "ID", "VM", "FROM", "TO", "CPU", "MEMORY", "IMBALANCE",
+                                     "COST" };
     OutTable *t = out_table_new(ELEMENTSOF(h), h);
     size_t i;
     json_t *r;
     json_array_foreach(recs, i, r) {
-        char cpu[32], imb[64], cost[32];
+        char cpu[32], mem[96], imb[64], cost[32];
         snprintf(cpu, sizeof(cpu), "%.2f", json_number_value(json_object_get(r, "cpu")));
+        /* The memory DRS weighed and where it was measured. */
+        const char *source = jstr(r, "mem_source");
+        snprintf(mem, sizeof(mem), "%lld MiB%s%s%s",
+                 (long long)json_integer_value(json_object_get(r, "mem_used_mib")),
+                 source ? " (" : "", source ? source : "", source ? ")" : "");
         snprintf(imb, sizeof(imb), "%.3f -> %.3f",
                  json_number_value(json_object_get(r, "imbalance_before")),
                  json_number_value(json_object_get(r, "imbalance_after")));
         snprintf(cost, sizeof(cost), "%.1f s", json_number_value(json_object_get(r, "cost_s")));
         const char *cells[] = { jstr(r, "id"), jstr(r, "vm"), jstr(r, "from"), jstr(r, "to"),
-                                cpu, imb, cost };
+                                cpu, mem, imb, cost };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);
@@ -406,15 +412,19 @@ static void print_drs(const json_t *doc)
         print_recommendations(recs);
     }
     printf("\nhosts:\n");
-    static const char *const h[] = { "NAME", "CPU LOAD", "MEMORY LOAD" };
+    static const char *const h[] = { "NAME", "CPU LOAD", "MEMORY LOAD", "MEMORY USED" };
     OutTable *t = out_table_new(ELEMENTSOF(h), h);
     size_t i;
     json_t *host;
     json_array_foreach(json_object_get(st, "hosts"), i, host) {
-        char cpu[32], mem[32];
+        char cpu[32], mem[32], used[64] = "-";
         snprintf(cpu, sizeof(cpu), "%.2f", json_number_value(json_object_get(host, "cpu_load")));
         snprintf(mem, sizeof(mem), "%.2f", json_number_value(json_object_get(host, "mem_load")));
-        const char *cells[] = { jstr(host, "name"), cpu, mem };
+        if (json_is_integer(json_object_get(host, "mem_used_mib")))
+            snprintf(used, sizeof(used), "%lld / %lld MiB",
+                     (long long)json_integer_value(json_object_get(host, "mem_used_mib")),
+                     (long long)json_integer_value(json_object_get(host, "memory_mib")));
+        const char *cells[] = { jstr(host, "name"), cpu, mem, used };
         out_table_add(t, cells);
     }
     out_table_print(t, stdout);

@@ -67,7 +67,11 @@ typedef struct {
     const char *id, *name;
     size_t host;                /* index into hosts */
     double cpu;                 /* cores it demands (vo_drs_cpu_sample), the last sample */
-    uint64_t mem_used_mib;      /* the guest's actual use (balloon) else RSS */
+    uint64_t mem_used_mib;      /* its memory measure, what load and cost count: the
+                                 * guest's use (balloon statistics) else RSS else the
+                                 * configured size (docs/drs.md, "What is sampled") */
+    const char *mem_source;     /* where mem_used_mib came from ("guest", "balloon",
+                                 * "rss", "configured"; shown, never weighed) */
     uint64_t memory_mib;        /* configured (fit on the target) */
     unsigned vcpus;             /* configured (fit on the target) */
     double dirty_mib_s;         /* last known dirty rate; 0 unknown */

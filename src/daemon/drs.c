@@ -159,6 +159,23 @@ static const char *spec_firmware(json_t *spec)
     return vo_place_firmware_needed(fw, json_is_true(json_object_get(spec, "secure_boot")));
 }
 
+/* A VM's memory measure (MiB) from its host's sample l and its spec:
+ * what the host measured (the guest's use, else RSS: "mem_mib" and
+ * "mem_source"), else its configured size (a host that says nothing of
+ * it, or 0: no sample yet). *ret_source says which; it points into l or
+ * is static. */
+static uint64_t vm_memory_measure(json_t *l, json_t *spec, const char **ret_source)
+{
+    double used = num(l, "mem_mib");
+    if (used >= 1) {
+        const char *source = json_string_value(json_object_get(l, "mem_source"));
+        *ret_source = source ? source : "rss"; /* an older vireod's: RSS or the balloon's */
+        return (uint64_t)used;
+    }
+    *ret_source = "configured";
+    return (uint64_t)num(spec, "memory_mib");
+}
+
 /* Why the round is skipped (malloc'd), or NULL: a host offline (HA
  * recovery first), in maintenance or fenced. */
 static char *skip_reason(Round *r)
@@ -255,14 +272,15 @@ static int build(VoDaemon *d, Round *r)
             if (policy)
                 (void)vo_group_policy_from_string(policy, &gp);
             json_t *mv = json_object_get(r->moved, vm_id);
-            double mem_used = num(l, "mem_mib");
+            const char *mem_source = NULL;
+            uint64_t mem_used = vm_memory_measure(l, spec, &mem_source);
             /* Its demand; a host of an older vireod publishes only its use. */
             double cpu = json_is_number(json_object_get(l, "cpu_demand")) ? num(l, "cpu_demand")
                                                                            : num(l, "cpu");
             r->vms[r->n_vms++] = (VoDrsVm){
                 .id = vm_id, .name = json_string_value(json_object_get(spec, "name")),
                 .host = h, .cpu = cpu > 0 ? cpu : 0,
-                .mem_used_mib = mem_used > 0 ? (uint64_t)mem_used : 0,
+                .mem_used_mib = mem_used, .mem_source = mem_source,
                 .memory_mib = (uint64_t)num(spec, "memory_mib"),
                 .vcpus = (unsigned)num(spec, "vcpus"), .firmware = spec_firmware(spec),
                 .networks = spec_networks(spec),
@@ -337,10 +355,13 @@ static bool move_under_way(VoDaemon *d, char **ret_why)
         json_decref(doc);
         return true;
     }
-    json_t *result = json_pack("{s:s, s:s?, s:s?, s:s, s:O?, s:O?}", "vm", vm, "from", from,
-                               "to", to, "task", task_id, "imbalance_before",
+    json_t *result = json_pack("{s:s, s:s?, s:s?, s:s, s:O?, s:O?, s:O?, s:O?, s:O?}", "vm",
+                               vm, "from", from, "to", to, "task", task_id, "imbalance_before",
                                json_object_get(doc, "imbalance_before"), "imbalance_after",
-                               json_object_get(doc, "imbalance_after"));
+                               json_object_get(doc, "imbalance_after"), "cpu",
+                               json_object_get(doc, "cpu"), "mem_used_mib",
+                               json_object_get(doc, "mem_used_mib"), "mem_source",
+                               json_object_get(doc, "mem_source"));
     if (!strcmp(state, "succeeded"))
         note(d, "done", vm, result, "vm %s moved from %s to %s (imbalance %.3f expected %.3f)",
              vm, from ? from : "?", to ? to : "?", num(doc, "imbalance_before"),
@@ -372,8 +393,11 @@ static void write_status(VoDaemon *d, const VoDrsSettings *s, const Round *r, do
         double cpu = 0, mem = 0;
         VoDrsInput in = { r->n_hosts, r->hosts, r->n_vms, r->vms };
         vo_drs_host_load(&in, i, &cpu, &mem);
-        json_array_append_new(hosts, json_pack("{s:s, s:f, s:f}", "name", r->hosts[i].name,
-                                               "cpu_load", cpu, "mem_load", mem));
+        json_array_append_new(hosts, json_pack("{s:s, s:f, s:f, s:I, s:I}", "name",
+                                               r->hosts[i].name, "cpu_load", cpu, "mem_load",
+                                               mem, "mem_used_mib",
+                                               (json_int_t)(mem * (double)r->hosts[i].memory_mib + 0.5),
+                                               "memory_mib", (json_int_t)r->hosts[i].memory_mib));
     }
     json_t *o = json_pack(
         "{s:s, s:s, s:i, s:f, s:f, s:i, s:i, s:s?, s:O?, s:O, s:o, s:I}", "manager",
@@ -402,13 +426,15 @@ static char *new_id(void)
 static json_t *move_json(const Round *r, const VoDrsMove *mv)
 {
     const VoDrsVm *vm = &r->vms[mv->vm];
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:f, s:I}", "vm",
-                     vm->name, "vm_id", vm->id, "from", r->hosts[mv->from].name, "from_id",
-                     r->hosts[mv->from].id, "to", r->hosts[mv->to].name, "to_id",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:f, s:I, s:s, s:I}",
+                     "vm", vm->name, "vm_id", vm->id, "from", r->hosts[mv->from].name,
+                     "from_id", r->hosts[mv->from].id, "to", r->hosts[mv->to].name, "to_id",
                      r->hosts[mv->to].id, "imbalance_before", mv->imbalance_before,
                      "imbalance_after", mv->imbalance_after, "cpu", vm->cpu, "cost_s",
                      mv->cost, "score", mv->score, "mem_used_mib",
-                     (json_int_t)vm->mem_used_mib);
+                     (json_int_t)vm->mem_used_mib, "mem_source",
+                     vm->mem_source ? vm->mem_source : "configured", "memory_mib",
+                     (json_int_t)vm->memory_mib);
 }
 
 /* Drops the recommendations whose VM is no longer on their host. */
@@ -426,6 +452,14 @@ static void prune_recs(const Round *r)
     }
     json_decref(recs);
     recs = keep;
+}
+
+/* What a VM weighs in a decision's text: "0.50 cores, 300 MiB (guest)". */
+static char *vm_weight_text(const VoDrsVm *vm)
+{
+    return vo_asprintf("%.2f cores, %llu MiB (%s)", vm->cpu,
+                       (unsigned long long)vm->mem_used_mib,
+                       vm->mem_source ? vm->mem_source : "configured");
 }
 
 static void recommend(VoDaemon *d, const Round *r, const VoDrsMove *mv)
@@ -452,10 +486,11 @@ static void recommend(VoDaemon *d, const Round *r, const VoDrsMove *mv)
             break;
         }
     json_array_append(recs, m);
+    _cleanup_free_ char *weight = vm_weight_text(&r->vms[mv->vm]);
     note(d, "recommended", r->vms[mv->vm].name, m,
-         "recommended (%s): move vm %s (%.2f cores) from %s to %s: imbalance %.3f -> %.3f "
+         "recommended (%s): move vm %s (%s) from %s to %s: imbalance %.3f -> %.3f "
          "(apply: vireo cluster recommendations apply %s)", id, r->vms[mv->vm].name,
-         r->vms[mv->vm].cpu, r->hosts[mv->from].name, r->hosts[mv->to].name,
+         weight, r->hosts[mv->from].name, r->hosts[mv->to].name,
          mv->imbalance_before, mv->imbalance_after, id);
 }
 
@@ -477,9 +512,10 @@ static void start_move(VoDaemon *d, const Round *r, const VoDrsMove *mv)
         return;
     }
     json_object_set(info, "task", json_object_get(task, "id"));
+    _cleanup_free_ char *weight = vm_weight_text(vm);
     note(d, "started", vm->name, info,
-         "started: move vm %s (%.2f cores) from %s to %s (task %s): imbalance %.3f -> %.3f",
-         vm->name, vm->cpu, r->hosts[mv->from].name, r->hosts[mv->to].name,
+         "started: move vm %s (%s) from %s to %s (task %s): imbalance %.3f -> %.3f",
+         vm->name, weight, r->hosts[mv->from].name, r->hosts[mv->to].name,
          json_string_value(json_object_get(task, "id")), mv->imbalance_before,
          mv->imbalance_after);
     json_decref(task);

@@ -10,8 +10,10 @@
 
 #include "daemon/daemon.h"
 
-/* {"<vm-id>": {"cpu": cores, "cpu_demand": cores, "mem_mib": used}} for
- * every VM with a running instance. A VM whose first sample this is shows
+/* {"<vm-id>": {"cpu": cores, "cpu_demand": cores, "mem_mib": used,
+ * "mem_source": "guest" | "balloon" | "rss" (VoHvMemSource)}} for every VM
+ * with a running instance: a few numbers and one short word per VM, as
+ * bounded as the CPU figures. A VM whose first sample this is shows
  * cpu and cpu_demand 0 (no delta yet);
  * one whose job lock is held by a task (a migration, a hot-plug) keeps its
  * last numbers. Thread-safe. */

@@ -28,7 +28,8 @@
  *
  * Load (the DRS samples): a running fake VM uses no CPU and half its memory
  * unless its run dir holds "fake-load", {"cpu": CORES, "wait": CORES,
- * "mem_mib": MIB} (each may be left out): its CPU time then grows by "cpu"
+ * "mem_mib": MIB, "mem_source": "guest" | "balloon" | "rss"} (each may be
+ * left out; the source says "rss" then): its CPU time then grows by "cpu"
  * cores per second while it runs (not paused), and its time waiting for a
  * CPU by "wait" cores per second (what a saturated host denies it), read
  * each time load is asked. */
@@ -384,10 +385,14 @@ static int fake_load(VoHvInstance *vm, VoHvLoad *ret)
         vm->load_wait_ns += (uint64_t)(fake_cores(doc, "wait") * seconds * 1e9);
     }
     vm->load_at_ms = now;
+    VoHvMemSource source = VO_HV_MEM_RSS;
+    (void)vo_hv_mem_source_from_string(json_string_value(json_object_get(doc, "mem_source")),
+                                       &source);
     *ret = (VoHvLoad){ .cpu_ns = vm->load_cpu_ns, .wait_ns = vm->load_wait_ns, .at_ms = now,
                        .mem_used_mib = json_is_integer(mem) && json_integer_value(mem) >= 0
                                            ? (uint64_t)json_integer_value(mem)
-                                           : vm->res.memory_mib / 2 };
+                                           : vm->res.memory_mib / 2,
+                       .mem_source = source };
     json_decref(doc);
     return 0;
 }

@@ -73,17 +73,29 @@ typedef struct {
     uint64_t min_memory_mib, max_memory_mib;
 } VoHvResources;
 
+/* Where a VM's memory in use (VoHvLoad) came from, best first. */
+typedef enum {
+    VO_HV_MEM_GUEST,   /* the guest's own use, from the balloon's statistics */
+    VO_HV_MEM_BALLOON, /* the balloon's actual (what the guest may use), below RSS */
+    VO_HV_MEM_RSS,     /* the process's resident memory */
+    _VO_HV_MEM_SOURCE_MAX,
+} VoHvMemSource;
+/* "guest", "balloon", "rss" (hypervisor/mem-source.c); NULL out of range. */
+const char *vo_hv_mem_source_to_string(VoHvMemSource s);
+int vo_hv_mem_source_from_string(const char *name, VoHvMemSource *ret); /* -EINVAL */
+
 /* What a running VM uses (the DRS samples, docs/drs.md): the CPU time its
  * process used so far and the time its threads waited, runnable, for a CPU
  * (the caller takes deltas over wall time: used + waited is its demand) and the
- * memory it uses: the smaller of the process's resident memory and the
- * balloon's actual (what the guest may use) when the balloon reports one,
- * else the resident memory. */
+ * memory it uses: the guest's own use when the balloon's statistics report
+ * it (its total less what it has available, as monitoring counts a host's
+ * use), else the smaller of the process's resident memory and the
+ * balloon's actual (what the guest may use), else the resident memory. */
 typedef struct {
     uint64_t cpu_ns;       /* user + system time since the process started */
     uint64_t wait_ns;      /* runnable but not running, since the driver first asked */
     uint64_t mem_used_mib;
-    bool mem_from_balloon; /* the balloon's actual bounded it */
+    VoHvMemSource mem_source;
     /* When cpu_ns and wait_ns were read (monotonic ms; 0: not said): the
      * caller's wall time between two samples runs between these, not
      * between its calls, which also wait for the balloon's answer. */

@@ -67,6 +67,10 @@ struct VoHvInstance {
     /* Its threads' waiting for a CPU, summed by the load op (qemu-load.c,
      * under its lock). */
     VoThreadWaits waits;
+    /* The balloon's guest statistics are polled (the load op turned them
+     * on), and how often turning them on was tried (both under qmp_lock). */
+    bool balloon_stats_on;
+    int balloon_stats_tries;
 };
 
 /* One QMP command with args (borrowed); *ret (may be NULL) gets its

@@ -1,9 +1,10 @@
 /* qemu-load.c: the QEMU driver's load op (qemu-load.h): CPU time from
  * /proc/PID/stat, the time its threads waited for a CPU from each
- * /proc/PID/task/TID/schedstat (qemu-schedstat.h), resident memory from
- * /proc/PID/statm, bounded by the
- * balloon's actual when QMP is free to ask it (never waited for: a busy
- * monitor leaves the resident memory as the answer). */
+ * /proc/PID/task/TID/schedstat (qemu-schedstat.h), and the memory in use:
+ * the guest's own (the balloon's statistics, which the first load turns
+ * on) when QMP is free to ask and the guest reports them, else resident
+ * memory from /proc/PID/statm bounded by the balloon's actual (never waited
+ * for: a busy monitor leaves the resident memory as the answer). */
 #include "qemu/qemu-load.h"
 
 #include <dirent.h>
@@ -14,10 +15,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "qemu/qemu-argv.h" /* VO_QEMU_BALLOON_ID */
 #include "qemu/qemu-instance.h"
 #include "util/util.h"
 
 #define BALLOON_TIMEOUT_MS 500
+#define BALLOON_PATH "/machine/peripheral/" VO_QEMU_BALLOON_ID
+/* How often the guest is asked for its statistics once turned on, and how
+ * old they may be (a guest whose balloon driver stopped reporting). */
+#define BALLOON_STATS_INTERVAL_S 5
+#define BALLOON_STATS_STALE_S 30
+/* Turning the statistics on is tried this often per instance (a QEMU
+ * without them answers an error each time). */
+#define BALLOON_STATS_TRIES 3
 
 /* Guards every instance's waits (a load is short; one lock is enough). */
 static pthread_mutex_t waits_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -57,6 +67,43 @@ int vo_proc_statm_rss_pages(const char *text, uint64_t *ret)
     if (!text || sscanf(text, "%llu %llu", &size, &resident) != 2)
         return -EINVAL;
     *ret = resident;
+    return 0;
+}
+
+/* One statistic (bytes) of the balloon's, or -1 when the guest did not
+ * report it (QEMU says 2^64 - 1; numbers are read as reals: exact below
+ * 2^53, far above any memory size). */
+static int64_t guest_stat(json_t *stats, const char *name)
+{
+    json_t *v = json_object_get(stats, name);
+    double x = json_is_number(v) ? json_number_value(v) : -1;
+    return x >= 0 && x < 9.0e15 ? (int64_t)x : -1;
+}
+
+int vo_balloon_guest_used_bytes(const char *text, int64_t now_s, uint64_t *ret)
+{
+    /* As reals: the unreported statistics (2^64 - 1) are beyond what
+     * jansson reads as an integer. */
+    json_t *o = text ? json_loads(text, JSON_DECODE_INT_AS_REAL, NULL) : NULL;
+    json_t *stats = json_object_get(o, "stats");
+    int64_t at = guest_stat(o, "last-update");
+    int64_t total = guest_stat(stats, "stat-total-memory");
+    int64_t available = guest_stat(stats, "stat-available-memory");
+    int64_t free_b = guest_stat(stats, "stat-free-memory");
+    int64_t caches = guest_stat(stats, "stat-disk-caches");
+    json_decref(o);
+    if (at <= 0 || now_s - at > BALLOON_STATS_STALE_S)
+        return -ENODATA;
+    int64_t left;
+    if (available >= 0)
+        left = available;
+    else if (free_b >= 0 && caches >= 0)
+        left = free_b + caches;
+    else
+        return -ENODATA;
+    if (total <= 0 || left > total)
+        return -ENODATA;
+    *ret = (uint64_t)(total - left);
     return 0;
 }
 
@@ -149,25 +196,53 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
     ret->wait_ns = vm->waits.total_ns;
     pthread_mutex_unlock(&waits_lock);
     ret->mem_used_mib = rss >> 20;
+    ret->mem_source = VO_HV_MEM_RSS;
     /* The balloon: only when the monitor is free this instant. */
     if (pthread_mutex_trylock(&vm->qmp_lock) != 0)
         return 0;
     /* Briefly: the caller (the host record's publisher) holds the VM's job
      * lock, and a QEMU that does not answer must not hold either for the
      * monitor's usual 10 s (a late answer is dropped by its id). */
-    json_t *balloon = NULL;
+    json_t *balloon = NULL, *stats = NULL;
     int b = vm->qmp ? vo_qmp_execute(vm->qmp, "query-balloon", NULL, BALLOON_TIMEOUT_MS,
                                      &balloon, NULL)
                     : -ENOTCONN;
+    if (b >= 0 && !vm->balloon_stats_on && vm->balloon_stats_tries < BALLOON_STATS_TRIES) {
+        json_t *args = json_pack("{s:s, s:s, s:i}", "path", BALLOON_PATH, "property",
+                                 "guest-stats-polling-interval", "value",
+                                 BALLOON_STATS_INTERVAL_S);
+        int set = vo_qmp_execute(vm->qmp, "qom-set", args, BALLOON_TIMEOUT_MS, NULL, NULL);
+        json_decref(args);
+        vm->balloon_stats_on = set >= 0;
+        if (set == -EIO) /* refused; a QEMU too slow to answer is asked again */
+            vm->balloon_stats_tries++;
+    }
+    if (b >= 0 && vm->balloon_stats_on) {
+        /* Through HMP, whose answer is the statistics as text: QMP's
+         * qom-get would answer 2^64 - 1 for each statistic the guest does
+         * not report, which the QMP client cannot read (a malformed
+         * message ends the monitor connection). */
+        json_t *args = json_pack("{s:s}", "command-line",
+                                 "qom-get " BALLOON_PATH " guest-stats");
+        if (vo_qmp_execute(vm->qmp, "human-monitor-command", args, BALLOON_TIMEOUT_MS, &stats,
+                           NULL) < 0)
+            stats = NULL;
+        json_decref(args);
+    }
     pthread_mutex_unlock(&vm->qmp_lock);
+    uint64_t used = 0;
     json_t *actual = json_object_get(balloon, "actual");
-    if (b >= 0 && json_is_integer(actual) && json_integer_value(actual) > 0) {
+    if (vo_balloon_guest_used_bytes(json_string_value(stats), vo_wall_ms() / 1000, &used) >= 0) {
+        ret->mem_used_mib = used >> 20;
+        ret->mem_source = VO_HV_MEM_GUEST;
+    } else if (b >= 0 && json_is_integer(actual) && json_integer_value(actual) > 0) {
         uint64_t mib = (uint64_t)json_integer_value(actual) >> 20;
         if (mib < ret->mem_used_mib) {
             ret->mem_used_mib = mib;
-            ret->mem_from_balloon = true;
+            ret->mem_source = VO_HV_MEM_BALLOON;
         }
     }
     json_decref(balloon);
+    json_decref(stats);
     return 0;
 }

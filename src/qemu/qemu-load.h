@@ -14,6 +14,17 @@ int vo_proc_stat_cpu_ticks(const char *text, uint64_t *ret);
 /* /proc/PID/statm text: resident pages (the second field). 0 or -EINVAL. */
 int vo_proc_statm_rss_pages(const char *text, uint64_t *ret);
 
+/* The guest's memory in use (bytes) from its balloon's statistics, text
+ * as HMP's "qom-get PATH guest-stats" prints them ({"stats":
+ * {"stat-total-memory": B, ...}, "last-update": seconds}, 2^64 - 1 for
+ * what the guest did not report): its total less what it has available,
+ * as monitoring counts a host's use (MemTotal - MemAvailable); a guest
+ * that does not report available memory: total less free less disk
+ * caches. 0, or -ENODATA when the text is no such object, the guest
+ * reported none, last more than 30 s before now_s (wall seconds), or
+ * numbers that do not add up. */
+int vo_balloon_guest_used_bytes(const char *text, int64_t now_s, uint64_t *ret);
+
 /* A running QEMU's CPU time (ns) and resident memory (bytes) from /proc,
  * checked to be that QEMU's still (its pidfd). 0, or -ESRCH / the read's
  * error. */

@@ -514,6 +514,38 @@ static void best_move_by_improvement_per_cost(void **state)
     free(why);
 }
 
+/* The memory a VM weighs is its measure (the guest's use, else RSS, else
+ * its size: daemon/drs.c), not its configured size: with sizes the big VM
+ * evens the hosts out; measured, it uses little and the other is moved,
+ * at the cost of what it uses. */
+static void memory_in_use_not_size_decides(void **state)
+{
+    (void)state;
+    VoDrsHost h[] = { host("a", 4, 16384), host("b", 4, 16384) };
+    VoDrsVm v[] = { vm("big", 0, 0, 8192), vm("busy", 0, 0, 4096), vm("base", 0, 0, 4096) };
+    v[2].movable = false;
+    VoDrsInput in = input(h, 2, v, 3);
+    VoDrsMove mv;
+    char *why = NULL;
+    /* Measured as their sizes: moving "big" halves host a's memory. */
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_string_equal(v[mv.vm].name, "big");
+    assert_true(fabs(mv.imbalance_after) < 1e-9);
+    /* The guest of "big" uses 1 GiB of its 8: "busy" now evens them out
+     * more per second of copying. */
+    v[0].mem_used_mib = 1024;
+    assert_true(v[0].memory_mib == 8192);
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_string_equal(v[mv.vm].name, "busy");
+    assert_true(fabs(mv.cost - (VO_DRS_MOVE_OVERHEAD_S + 4096 / VO_DRS_BANDWIDTH_MIB_S)) < 1e-9);
+    double cpu = 0, mem = 0;
+    vo_drs_host_load(&in, 0, &cpu, &mem);
+    assert_true(fabs(mem - 9216.0 / 16384) < 1e-12); /* use, not 16384 configured */
+    /* And the cost of moving "big" is what its guest uses. */
+    assert_true(fabs(vo_drs_move_cost(&v[0]) - (VO_DRS_MOVE_OVERHEAD_S + 1.024)) < 1e-9);
+    free(why);
+}
+
 static void bad_input_is_refused(void **state)
 {
     (void)state;
@@ -617,6 +649,7 @@ int main(void)
         cmocka_unit_test(no_move_overshoots_the_source),
         cmocka_unit_test(too_small_a_gain_is_no_move),
         cmocka_unit_test(best_move_by_improvement_per_cost),
+        cmocka_unit_test(memory_in_use_not_size_decides),
         cmocka_unit_test(bad_input_is_refused),
         cmocka_unit_test(targets_must_boot_the_vms_firmware),
         cmocka_unit_test(targets_must_have_the_vms_networks),

@@ -2,7 +2,9 @@
  * parsers (a command name with spaces and parentheses, short or bad text;
  * schedstat's run_delay), the waiting summed over threads that come and go
  * (qemu-schedstat.h) and the op itself on this test's own process (CPU time grows with work,
- * resident memory is there; no monitor: RSS stands). */
+ * resident memory is there; no monitor: RSS stands); the guest's memory in
+ * use from the balloon's statistics, and the op turning them on and
+ * preferring them, against the scripted QMP server (qmp-server.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +22,8 @@
 #include "qemu/qemu-load.h"
 #include "qemu/qemu-schedstat.h"
 #include "util/spawn.h"
+#include "util/util.h"
+#include "qmp-server.h"
 
 static void test_stat(void **state)
 {
@@ -103,7 +108,7 @@ static void test_load_of_this_process(void **state)
     VoHvLoad a, b;
     assert_int_equal(vo_qemu_load(&vm, &a), 0);
     assert_true(a.mem_used_mib > 0);
-    assert_false(a.mem_from_balloon);
+    assert_int_equal(a.mem_source, VO_HV_MEM_RSS);
     assert_int_equal(a.wait_ns, 0); /* the first reading is the baseline */
     /* Burn CPU until the counter moves (a tick is 10 ms): bounded. */
     volatile uint64_t x = 0;
@@ -143,6 +148,163 @@ static void test_load_of_a_reused_pid(void **state)
     pthread_mutex_destroy(&vm.qmp_lock);
 }
 
+/* What HMP's "qom-get /machine/peripheral/balloon0 guest-stats" printed
+ * for the test image's guest (QEMU 10.0.2, Linux 6.1, 256 MiB): the
+ * statistics it does not report are 2^64 - 1. AT is the last update. */
+#define GUEST_STATS(AT, AVAILABLE, CACHES)                                                    \
+    "{\r\n    \"stats\": {\r\n        \"stat-htlb-pgalloc\": 0,\r\n"                          \
+    "        \"stat-alloc-stalls\": 18446744073709551615,\r\n"                                \
+    "        \"stat-available-memory\": " AVAILABLE ",\r\n"                                   \
+    "        \"stat-free-memory\": 180457472,\r\n"                                            \
+    "        \"stat-total-memory\": 212570112,\r\n"                                           \
+    "        \"stat-oom-kills\": 18446744073709551615,\r\n"                                   \
+    "        \"stat-disk-caches\": " CACHES "\r\n    },\r\n"                                  \
+    "    \"last-update\": " AT "\r\n}\r\n"
+
+static void test_guest_used(void **state)
+{
+    uint64_t used = 0;
+    /* Total less available, as a host's MemTotal - MemAvailable. */
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114", "185778176",
+                                                             "2080768"), 1796626118, &used), 0);
+    assert_true(used == 212570112 - 185778176);
+    /* No available memory reported: total less free and caches. */
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114",
+                                                             "18446744073709551615",
+                                                             "2080768"), 1796626118, &used), 0);
+    assert_true(used == 212570112 - 180457472 - 2080768);
+    /* Nor caches: nothing to say. */
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114",
+                                                             "18446744073709551615",
+                                                             "18446744073709551615"),
+                                                 1796626118, &used), -ENODATA);
+    /* Stale (the guest stopped reporting), never reported, nonsense. */
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114", "185778176",
+                                                             "2080768"), 1796626154, &used),
+                     -ENODATA);
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("0", "185778176", "2080768"),
+                                                 1796626118, &used), -ENODATA);
+    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114", "312570112",
+                                                             "2080768"), 1796626118, &used),
+                     -ENODATA);
+    assert_int_equal(vo_balloon_guest_used_bytes("Error: Property not found", 1796626118,
+                                                 &used), -ENODATA);
+    assert_int_equal(vo_balloon_guest_used_bytes(NULL, 1796626118, &used), -ENODATA);
+}
+
+#define OK "{\"return\":{},\"id\":$ID}\n"
+#define SET_ARGS "{\"path\":\"/machine/peripheral/balloon0\"," \
+                 "\"property\":\"guest-stats-polling-interval\",\"value\":5}"
+#define STATS_ARGS "{\"command-line\":\"qom-get /machine/peripheral/balloon0 guest-stats\"}"
+
+/* An instance of this process whose monitor is the scripted server. */
+static void instance_open(VoHvInstance *vm, Server *server, const Step *steps)
+{
+    *vm = (VoHvInstance){ .pid = getpid(), .pidfd = vo_pidfd_open(getpid()) };
+    assert_true(vm->pidfd >= 0);
+    pthread_mutex_init(&vm->qmp_lock, NULL);
+    vm->qmp = client_open(server, steps);
+}
+
+static void instance_close(VoHvInstance *vm, Server *server)
+{
+    vo_qmp_close(vm->qmp);
+    server_join(server);
+    vo_thread_waits_clear(&vm->waits);
+    close(vm->pidfd);
+    pthread_mutex_destroy(&vm->qmp_lock);
+}
+
+/* A human-monitor-command answer: text as a JSON string. */
+static char *hmp_answer(const char *text)
+{
+    json_t *s = json_string(text);
+    char *quoted = json_dumps(s, JSON_ENCODE_ANY);
+    json_decref(s);
+    char *a = vo_asprintf("{\"return\":%s,\"id\":$ID}\n", quoted);
+    free(quoted);
+    return a;
+}
+
+/* The op on this process with the scripted server as its monitor: the
+ * first load turns the statistics on (every 5 s) and, once the guest has
+ * reported, its use is the VM's (below RSS and the balloon's actual); a
+ * guest that has not reported yet leaves RSS bounded by the actual. A
+ * QEMU too slow to answer the qom-set is asked again at the next load. */
+static void test_load_prefers_the_guests_use(void **state)
+{
+    char balloon[128], now[32];
+    snprintf(balloon, sizeof(balloon), "{\"return\":{\"actual\":%llu},\"id\":$ID}\n",
+             (unsigned long long)1 << 20); /* 1 MiB: below this process's RSS */
+    snprintf(now, sizeof(now), "%lld", (long long)(vo_wall_ms() / 1000));
+    char *none = hmp_answer(GUEST_STATS("0", "18446744073709551615", "18446744073709551615"));
+    char *reported = hmp_answer(GUEST_STATS("9999999999", "185778176", "2080768"));
+    char *at = strstr(reported, "9999999999");
+    memcpy(at, now, strlen(now)); /* the same width until 2286 */
+    const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "qom-set", .args = SET_ARGS, .delay_ms = 700, .send = { OK } },
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "qom-set", .args = SET_ARGS, .send = { OK } },
+        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { none } },
+        /* Turned on once: the next loads only read. */
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { reported } },
+        { 0 }
+    };
+    Server server;
+    VoHvInstance vm;
+    instance_open(&vm, &server, steps);
+    VoHvLoad l;
+    assert_int_equal(vo_qemu_load(&vm, &l), 0); /* the qom-set's answer comes too late */
+    assert_false(vm.balloon_stats_on);
+    assert_int_equal(vm.balloon_stats_tries, 0);
+    assert_int_equal(l.mem_source, VO_HV_MEM_BALLOON);
+    assert_int_equal(vo_qemu_load(&vm, &l), 0);
+    assert_int_equal(l.mem_source, VO_HV_MEM_BALLOON);
+    assert_int_equal(l.mem_used_mib, 1);
+    assert_true(vm.balloon_stats_on);
+    assert_int_equal(vo_qemu_load(&vm, &l), 0);
+    assert_int_equal(l.mem_source, VO_HV_MEM_GUEST);
+    assert_int_equal(l.mem_used_mib, (212570112 - 185778176) >> 20);
+    assert_string_equal(vo_hv_mem_source_to_string(l.mem_source), "guest");
+    instance_close(&vm, &server);
+    free(none);
+    free(reported);
+}
+
+/* A QEMU that refuses the statistics is asked 3 times in all, then no
+ * more; RSS (bounded by the actual) stands. */
+static void test_load_without_statistics(void **state)
+{
+    static const char *const refused =
+        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Property not found\"},\"id\":$ID}\n";
+    static const char *const balloon = "{\"return\":{\"actual\":1099511627776},\"id\":$ID}\n";
+    const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "qom-set", .args = SET_ARGS, .send = { refused } },
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "qom-set", .args = SET_ARGS, .send = { refused } },
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "qom-set", .args = SET_ARGS, .send = { refused } },
+        { .expect = "query-balloon", .send = { balloon } },
+        { 0 }
+    };
+    Server server;
+    VoHvInstance vm;
+    instance_open(&vm, &server, steps);
+    VoHvLoad l;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(vo_qemu_load(&vm, &l), 0);
+        assert_int_equal(l.mem_source, VO_HV_MEM_RSS); /* 1 TiB actual: RSS is smaller */
+        assert_true(l.mem_used_mib > 0);
+    }
+    assert_false(vm.balloon_stats_on);
+    instance_close(&vm, &server);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +314,9 @@ int main(void)
         cmocka_unit_test(test_thread_waits),
         cmocka_unit_test(test_load_of_this_process),
         cmocka_unit_test(test_load_of_a_reused_pid),
+        cmocka_unit_test(test_guest_used),
+        cmocka_unit_test(test_load_prefers_the_guests_use),
+        cmocka_unit_test(test_load_without_statistics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
