@@ -754,6 +754,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .disk_attach = vo_qemu_disk_attach,
         .disk_detach = vo_qemu_disk_detach,
         .cdrom_change = vo_qemu_cdrom_change,
+        .seed_change = vo_qemu_seed_change,
         .screendump = vo_qemu_screendump,
         .send_keys = vo_qemu_send_keys,
         .vnc_socket = vo_qemu_vnc_socket,

@@ -62,6 +62,19 @@ def qmp(path, command):
         return msg["return"]
 
 
+def qemu_seed_files(pid):
+    """The cloud-init seeds process pid has open, as /proc names them."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if "cidata.iso" in target:
+            found.add(target)
+    return sorted(found)
+
+
 def ssh_key(tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "tester@vireo",
                     "-f", str(tmp_path / "id")], check=True, timeout=30)
@@ -115,6 +128,9 @@ def test_seed_cdrom_set_and_bad_input(daemon, tmp_path):
     files, _ = iso_files(seed, tmp_path / "seed2")
     assert files["meta-data"] == (f'instance-id: "{again["instance_id"]}"\n'
                                   'local-hostname: "ci-other"\n'), files
+    # The running QEMU has the new seed in its drive (the old file, replaced,
+    # would read "(deleted)"), so a reboot inside the guest applies it.
+    assert qemu_seed_files(vm["pid"]) == [seed]
 
     # Bad input: 400 naming the field; nothing changed, no VM half-made.
     err = daemon.api("PUT", "/v1/vms/ci1/cloud-init",
@@ -162,9 +178,11 @@ def test_seed_cdrom_set_and_bad_input(daemon, tmp_path):
     names = [v["name"] for v in daemon.api("GET", "/v1/vms")["vms"]]
     assert names == ["ci1"], names
 
-    # --none: no seed any more; delete takes the VM's state (seed included).
-    daemon.cli("vm", "stop", "ci1", "--force")
+    # --none: no seed any more (the running VM's drive is emptied); delete
+    # takes the VM's state (seed included).
     daemon.cli("vm", "cloud-init", "set", "ci1", "--none")
+    assert qemu_seed_files(vm["pid"]) == []
+    daemon.cli("vm", "stop", "ci1", "--force")
     assert daemon.api("GET", "/v1/vms/ci1/cloud-init")["settings"] is None
     assert not os.path.exists(seed)
     daemon.cli("vm", "cloud-init", "set", "ci1", "--ci-user", "bob")
