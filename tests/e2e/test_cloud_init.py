@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from vireo_harness import TEST_IMAGE, wait_until
+from vireo_harness import TEST_IMAGE, open_files, wait_until
 
 _libcrypt = ctypes.CDLL("libcrypt.so.1")
 _libcrypt.crypt.restype = ctypes.c_char_p
@@ -62,17 +62,9 @@ def qmp(path, command):
         return msg["return"]
 
 
-def qemu_seed_files(pid):
+def qemu_seed_files(daemon, pid):
     """The cloud-init seeds process pid has open, as /proc names them."""
-    found = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if "cidata.iso" in target:
-            found.add(target)
-    return sorted(found)
+    return sorted(f for f in open_files(pid, daemon.state_dir) if "cidata.iso" in f)
 
 
 def ssh_key(tmp_path):
@@ -130,7 +122,7 @@ def test_seed_cdrom_set_and_bad_input(daemon, tmp_path):
                                   'local-hostname: "ci-other"\n'), files
     # The running QEMU has the new seed in its drive (the old file, replaced,
     # would read "(deleted)"), so a reboot inside the guest applies it.
-    assert qemu_seed_files(vm["pid"]) == [seed]
+    assert qemu_seed_files(daemon, vm["pid"]) == [seed]
 
     # Bad input: 400 naming the field; nothing changed, no VM half-made.
     err = daemon.api("PUT", "/v1/vms/ci1/cloud-init",
@@ -181,7 +173,7 @@ def test_seed_cdrom_set_and_bad_input(daemon, tmp_path):
     # --none: no seed any more (the running VM's drive is emptied); delete
     # takes the VM's state (seed included).
     daemon.cli("vm", "cloud-init", "set", "ci1", "--none")
-    assert qemu_seed_files(vm["pid"]) == []
+    assert qemu_seed_files(daemon, vm["pid"]) == []
     daemon.cli("vm", "stop", "ci1", "--force")
     assert daemon.api("GET", "/v1/vms/ci1/cloud-init")["settings"] is None
     assert not os.path.exists(seed)
