@@ -227,8 +227,7 @@ static int offline(const VoVmSpec *spec, const char *flag, const char *tag, char
      * full). */
     for (size_t i = 0; !strcmp(flag, "-a") && i < spec->n_disks; i++) {
         int r = spec->disks[i].format == VO_DISK_QCOW2
-                    ? vo_img_bitmaps_remove(spec->disks[i].path, VO_BACKUP_BITMAP_PREFIX, NULL,
-                                            ret_error)
+                    ? vo_img_bitmaps_remove(spec->disks[i].path, VO_BACKUP_BITMAP_PREFIX, ret_error)
                     : 0;
         if (r < 0)
             return r;

@@ -432,11 +432,8 @@ int vo_img_resize(const char *path, const char *format, uint64_t size, bool shri
     return 0;
 }
 
-int vo_img_bitmaps_remove(const char *path, const char *prefix, int *ret_removed,
-                          char **ret_error)
+int vo_img_bitmaps_remove(const char *path, const char *prefix, char **ret_error)
 {
-    if (ret_removed)
-        *ret_removed = 0;
     _cleanup_free_ char *doc = NULL;
     int r = info_json(path, "qcow2", false, &doc, ret_error);
     if (r < 0)
@@ -461,8 +458,6 @@ int vo_img_bitmaps_remove(const char *path, const char *prefix, int *ret_removed
             r = failed(r, output, "bitmap --remove", ret_error);
             break;
         }
-        if (ret_removed)
-            ++*ret_removed;
     }
     json_decref(info);
     return r < 0 ? r : 0;
