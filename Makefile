@@ -88,7 +88,8 @@ check: deps
 	@$(MAKE) --no-print-directory -j3 build build-asan build-tsan build-fuzz image
 	@bash scripts/check.sh $(BUILD) $(ASAN_BUILD) $(TEST_IMAGE) $(TSAN_BUILD) $(FUZZ_BUILD)
 
-# The Debian guest's system test (cloud-init, SSH, the agent), apart from
+# The Debian guest's system test (cloud-init, SSH, the agent, quiesced
+# snapshot and backup, revert, restore, new cloud-init settings), apart from
 # `make check`: its image build (~4-7 min of CPU) and its boot pushed `make
 # check` past 25 minutes on 2 cores (26 min measured).
 check-debian: build debian-image

@@ -12,7 +12,9 @@
 #include "daemon/snapshot-boot-memory.h"
 #include "daemon/snapshot-rbd.h"
 #include "daemon/vm-internal.h"
+#include "qemu/qemu-backup.h"
 #include "state/keys.h"
+#include "storage/qemu-img.h"
 #include "storage/volume-path.h"
 #include "util/spawn.h"
 #include "util/time-format.h"
@@ -219,6 +221,17 @@ static int offline(const VoVmSpec *spec, const char *flag, const char *tag, char
                                          spec->disks[i].path, tag);
                 return -ENOENT;
             }
+    /* The backup bitmaps go first: qemu-img refuses to revert a file that
+     * has one ("Device has active dirty bitmaps"), and the revert makes
+     * them wrong anyway (it drops the backup base: the next backup is
+     * full). */
+    for (size_t i = 0; !strcmp(flag, "-a") && i < spec->n_disks; i++) {
+        int r = spec->disks[i].format == VO_DISK_QCOW2
+                    ? vo_img_bitmaps_remove(spec->disks[i].path, VO_BACKUP_BITMAP_PREFIX, ret_error)
+                    : 0;
+        if (r < 0)
+            return r;
+    }
     for (size_t i = 0; i <= spec->n_disks; i++) {
         const char *file = snapshot_file(spec, i);
         if (!file || (strcmp(flag, "-c") && !has_snapshot(file, tag)))

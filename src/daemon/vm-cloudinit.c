@@ -158,6 +158,27 @@ static void op_free(void *p)
     free(op);
 }
 
+/* A running VM's QEMU gets the new seed (path; NULL: none) in its seed
+ * drive, so a reboot inside the guest (or `vm reboot`) applies the settings
+ * as a start would. A VM started without a seed has no such drive: its
+ * settings apply at its next start, as when the driver cannot change it. */
+static void seed_swap(VoTask *t, VoVm *vm, VoHvInstance *hv, const char *path)
+{
+    _cleanup_free_ char *error = NULL, *name = vo_vm_name(vm);
+    VoHvDriver *drv = vm->d->driver;
+    int r = drv->seed_change ? drv->seed_change(hv, path, &error) : -EOPNOTSUPP;
+    if (r >= 0) {
+        log_info("VM '%s': the running VM's cloud-init seed %s", name,
+                 path ? "changed: its next boot applies the settings" : "ejected");
+        return;
+    }
+    _cleanup_free_ char *msg = vo_asprintf("the running VM keeps its cloud-init seed until it "
+                                           "is stopped and started (%s)",
+                                           error ? error : strerror(-r));
+    log_warn("VM '%s': %s", name, msg);
+    vo_task_progress(t, 100, msg);
+}
+
 static int task_cloud_init(VoTask *t, void *userdata)
 {
     CloudInitOp *op = userdata;
@@ -181,6 +202,8 @@ static int task_cloud_init(VoTask *t, void *userdata)
     vo_vm_spec_free(next);
     if (r >= 0 && gone)
         seed_remove(vm->d, id);
+    if (r >= 0 && hv)
+        seed_swap(t, vm, hv, path);
     pthread_mutex_unlock(&vm->job);
     if (r < 0) {
         _cleanup_free_ char *name = vo_vm_name(vm);

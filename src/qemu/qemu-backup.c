@@ -492,6 +492,38 @@ static int backup_over(Monitor m, const VoHvBackupPlan *plan, VoHvBackupResult *
     return 0;
 }
 
+int vo_qemu_backup_bitmaps_drop(VoHvInstance *vm, const VoVmSpec *spec, char **ret_error)
+{
+    Monitor m = { .qmp = vm->qmp, .lock = &vm->qmp_lock, .vm = vm };
+    json_t *nodes = NULL;
+    json_t *args = json_pack("{s:b}", "flat", 1);
+    int r = mon_exec(&m, "query-named-block-nodes", args, &nodes, ret_error);
+    json_decref(args);
+    for (size_t i = 0; r >= 0 && i < spec->n_disks; i++) {
+        char node[32];
+        vo_qemu_disk_node(spec->disks[i].slot, node);
+        size_t k, j;
+        json_t *n, *b;
+        json_array_foreach(nodes, k, n) {
+            if (strcmp(json_string_value(json_object_get(n, "node-name")) ?: "", node))
+                continue;
+            json_array_foreach(json_object_get(n, "dirty-bitmaps"), j, b) {
+                const char *name = json_string_value(json_object_get(b, "name"));
+                if (!name || strncmp(name, VO_BACKUP_BITMAP_PREFIX,
+                                     strlen(VO_BACKUP_BITMAP_PREFIX)))
+                    continue;
+                json_t *remove = json_pack("{s:s, s:s}", "node", node, "name", name);
+                r = mon_exec(&m, "block-dirty-bitmap-remove", remove, NULL, ret_error);
+                json_decref(remove);
+                if (r < 0)
+                    break;
+            }
+        }
+    }
+    json_decref(nodes);
+    return r < 0 ? r : 0;
+}
+
 int vo_qemu_backup(VoHvInstance *vm, const VoHvBackupPlan *plan, VoHvBackupResult *ret,
                    char **ret_error)
 {

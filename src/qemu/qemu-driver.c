@@ -549,8 +549,13 @@ static int qemu_snapshot(VoHvInstance *vm, const char *op, const char *tag,
         json_object_set_new(args, "vmstate", json_string(node));
     }
     _cleanup_free_ char *cmd = vo_asprintf("snapshot-%s", op);
+    int r = strcmp(op, "load") ? 0 : vo_qemu_backup_bitmaps_drop(vm, spec, ret_error);
+    if (r < 0) {
+        json_decref(args);
+        return r;
+    }
     pthread_mutex_lock(&vm->qmp_lock);
-    int r = vm->qmp ? vo_qemu_run_job(vm, cmd, args, 600000, ret_error) : -ENOTCONN;
+    r = vm->qmp ? vo_qemu_run_job(vm, cmd, args, 600000, ret_error) : -ENOTCONN;
     pthread_mutex_unlock(&vm->qmp_lock);
     json_decref(args);
     return r;
@@ -753,6 +758,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .disk_attach = vo_qemu_disk_attach,
         .disk_detach = vo_qemu_disk_detach,
         .cdrom_change = vo_qemu_cdrom_change,
+        .seed_change = vo_qemu_seed_change,
         .screendump = vo_qemu_screendump,
         .send_keys = vo_qemu_send_keys,
         .vnc_socket = vo_qemu_vnc_socket,

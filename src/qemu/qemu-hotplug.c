@@ -254,7 +254,10 @@ int vo_qemu_nic_detach(VoHvInstance *vm, unsigned slot, char **ret_error)
     return detach(vm, names.device, "NIC", slot, netdev, ELEMENTSOF(netdev), ret_error);
 }
 
-int vo_qemu_cdrom_change(VoHvInstance *vm, const char *path, char **ret_error)
+/* The ISO at path (NULL: none) into the CD-ROM drive id (what: its name in
+ * errors). */
+static int change_medium(VoHvInstance *vm, const char *id, const char *what, const char *path,
+                         char **ret_error)
 {
     int r = lock_qmp(vm, ret_error);
     if (r < 0)
@@ -268,14 +271,25 @@ int vo_qemu_cdrom_change(VoHvInstance *vm, const char *path, char **ret_error)
         r = vo_qemu_confine_path(vm, path, true, &medium, &error);
         if (r >= 0)
             r = run(vm, "blockdev-change-medium",
-                    json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", VO_QEMU_CDROM_ID, "filename",
+                    json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", id, "filename",
                               medium, "format", "raw", "read-only-mode", "read-only", "force", 1),
                     &error);
     } else
-        r = run(vm, "eject", json_pack("{s:s, s:b}", "id", VO_QEMU_CDROM_ID, "force", 1), &error);
+        r = run(vm, "eject", json_pack("{s:s, s:b}", "id", id, "force", 1), &error);
     pthread_mutex_unlock(&vm->qmp_lock);
     if (r < 0)
-        *ret_error = vo_asprintf("QEMU could not %s the CD-ROM: %s", path ? "change" : "eject",
+        *ret_error = vo_asprintf("QEMU could not %s %s: %s", path ? "change" : "eject", what,
                                  error ? error : strerror(-r));
     return r;
+}
+
+int vo_qemu_cdrom_change(VoHvInstance *vm, const char *path, char **ret_error)
+{
+    return change_medium(vm, VO_QEMU_CDROM_ID, "the CD-ROM", path, ret_error);
+}
+
+int vo_qemu_seed_change(VoHvInstance *vm, const char *path, char **ret_error)
+{
+    return change_medium(vm, VO_QEMU_CIDATA_ID, "the cloud-init seed's CD-ROM", path,
+                         ret_error);
 }

@@ -91,6 +91,11 @@ char *vo_qemu_log_tail(const char *log_path);
 /* The driver's backup op (qemu-backup.c). */
 int vo_qemu_backup(VoHvInstance *vm, const VoHvBackupPlan *plan, VoHvBackupResult *ret,
                    char **ret_error);
+/* Before a snapshot load: removes vireo's backup bitmaps from the disk nodes
+ * of spec (qemu-backup.c). QEMU refuses to load a snapshot into a node with
+ * any dirty bitmap; the revert makes them wrong anyway (it drops the backup
+ * base, so the next backup is full). Takes qmp_lock per command. */
+int vo_qemu_backup_bitmaps_drop(VoHvInstance *vm, const VoVmSpec *spec, char **ret_error);
 
 /* Reads what QEMU placed where (resolved machine version, CPU model, every
  * named device's bus and address, the vCPU devices plugged, the virtio-mem

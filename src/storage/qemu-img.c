@@ -432,6 +432,37 @@ int vo_img_resize(const char *path, const char *format, uint64_t size, bool shri
     return 0;
 }
 
+int vo_img_bitmaps_remove(const char *path, const char *prefix, char **ret_error)
+{
+    _cleanup_free_ char *doc = NULL;
+    int r = info_json(path, "qcow2", false, &doc, ret_error);
+    if (r < 0)
+        return r;
+    json_error_t jerr;
+    json_t *info = json_loads(doc, 0, &jerr);
+    if (!info)
+        return vo_error_set(ret_error, -EINVAL, "qemu-img info %s: %s", path, jerr.text);
+    json_t *bitmaps = json_object_get(json_object_get(json_object_get(info, "format-specific"),
+                                                      "data"), "bitmaps");
+    _cleanup_free_ char *file = plain_path(path);
+    size_t i;
+    json_t *b;
+    json_array_foreach(bitmaps, i, b) {
+        const char *name = json_string_value(json_object_get(b, "name"));
+        if (!name || strncmp(name, prefix, strlen(prefix)))
+            continue;
+        char *argv[] = { QEMU_IMG, "bitmap", "--remove", "-f", "qcow2", file, (char *)name,
+                         NULL };
+        _cleanup_free_ char *output = NULL;
+        if ((r = vo_spawn_wait(argv, RESIZE_TIMEOUT_MS, &output)) < 0) {
+            r = failed(r, output, "bitmap --remove", ret_error);
+            break;
+        }
+    }
+    json_decref(info);
+    return r < 0 ? r : 0;
+}
+
 int vo_img_rebase_unsafe(const char *path, const char *backing, const char *backing_format,
                          char **ret_error)
 {

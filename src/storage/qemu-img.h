@@ -69,6 +69,11 @@ int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const c
                          uint64_t rate, VoImgProgressFn progress, void *userdata,
                          char **ret_error);
 
+/* qemu-img bitmap --remove of each persistent dirty bitmap of the qcow2
+ * file path whose name starts with prefix (none: nothing done). qemu-img
+ * refuses to revert a file that has any bitmap to an internal snapshot. */
+int vo_img_bitmaps_remove(const char *path, const char *prefix, char **ret_error);
+
 /* qemu-img resize [--shrink] -f FORMAT PATH SIZE. */
 /* qemu-img rebase -u: the qcow2 file path names backing (of
  * backing_format) as its backing file from now on; the data is not

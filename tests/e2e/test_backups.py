@@ -380,6 +380,28 @@ def test_another_volume_in_a_slot_makes_the_next_backup_full(daemon):
     assert again["kind"] == "incremental" and again["parent"] == after["id"], again
 
 
+def test_a_snapshot_revert_after_a_backup_drops_the_bitmaps(daemon):
+    """qemu-img (and QEMU, for a memory snapshot: test_debian_guest.py)
+    refuses to revert a qcow2 file that has a dirty bitmap: every VM ever
+    backed up could not be reverted. The revert drops the backup bitmaps
+    (they would be wrong after it) and the next backup is full."""
+    daemon.cli("vm", "create", "rev", "--memory", "128M")
+    vm_id = daemon.vm("rev")["id"]
+    backup(daemon, "rev")
+    disk = disk_path(daemon, "rev")
+    assert disk_bitmaps(disk) == [f"vireo-backup-{vm_id}"]
+    vm_task(daemon, "POST", "/v1/vms/rev/snapshots", {"name": "s1"})
+    qemu_io(disk, "write -P 0x44 0 1M")
+    vm_task(daemon, "POST", "/v1/vms/rev/snapshots/s1/revert", {})
+    p = subprocess.run(["qemu-io", "-f", "qcow2", "-c", "read -P 0x44 0 1M", disk],
+                       capture_output=True, text=True, timeout=60)
+    assert "Pattern verification failed" in p.stdout, p  # the write is gone
+    assert disk_bitmaps(disk) == []
+    after = backup(daemon, "rev", incremental=True)
+    assert after["kind"] == "full", after
+    assert disk_bitmaps(disk) == [f"vireo-backup-{vm_id}"]
+
+
 def test_records_that_point_outside_or_lost_their_parent(daemon):
     daemon.cli("vm", "create", "rec", "--memory", "128M")
     full = backup(daemon, "rec")

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from vireo_harness import TEST_IMAGE, wait_until
+from vireo_harness import TEST_IMAGE, open_files, wait_until
 
 _libcrypt = ctypes.CDLL("libcrypt.so.1")
 _libcrypt.crypt.restype = ctypes.c_char_p
@@ -60,6 +60,11 @@ def qmp(path, command):
                 if "return" in msg or "error" in msg:
                     break
         return msg["return"]
+
+
+def qemu_seed_files(daemon, pid):
+    """The cloud-init seeds process pid has open, as /proc names them."""
+    return sorted(f for f in open_files(pid, daemon.state_dir) if "cidata.iso" in f)
 
 
 def ssh_key(tmp_path):
@@ -115,6 +120,9 @@ def test_seed_cdrom_set_and_bad_input(daemon, tmp_path):
     files, _ = iso_files(seed, tmp_path / "seed2")
     assert files["meta-data"] == (f'instance-id: "{again["instance_id"]}"\n'
                                   'local-hostname: "ci-other"\n'), files
+    # The running QEMU has the new seed in its drive (the old file, replaced,
+    # would read "(deleted)"), so a reboot inside the guest applies it.
+    assert qemu_seed_files(daemon, vm["pid"]) == [seed]
 
     # Bad input: 400 naming the field; nothing changed, no VM half-made.
     err = daemon.api("PUT", "/v1/vms/ci1/cloud-init",
@@ -162,9 +170,11 @@ def test_seed_cdrom_set_and_bad_input(daemon, tmp_path):
     names = [v["name"] for v in daemon.api("GET", "/v1/vms")["vms"]]
     assert names == ["ci1"], names
 
-    # --none: no seed any more; delete takes the VM's state (seed included).
-    daemon.cli("vm", "stop", "ci1", "--force")
+    # --none: no seed any more (the running VM's drive is emptied); delete
+    # takes the VM's state (seed included).
     daemon.cli("vm", "cloud-init", "set", "ci1", "--none")
+    assert qemu_seed_files(daemon, vm["pid"]) == []
+    daemon.cli("vm", "stop", "ci1", "--force")
     assert daemon.api("GET", "/v1/vms/ci1/cloud-init")["settings"] is None
     assert not os.path.exists(seed)
     daemon.cli("vm", "cloud-init", "set", "ci1", "--ci-user", "bob")

@@ -4,12 +4,25 @@ cloud-init from the NoCloud seed vireod attaches: a VM created with
 --ci-user, --ci-ssh-key and --ci-network dhcp on a vireo network gets its
 hostname from cloud-init, the user logs in over SSH with the key from the
 test's namespace, `vm show` lists the IP the guest agent reports, `vm exec`
-runs `uname -r`, and `vm stop` goes through the agent. One VM boot.
+runs `uname -r`.
 
-The image is built by `make check` in the background beside the compiles;
+Then what a real guest (systemd's qemu-ga, ext4 root) does with vireo's
+quiesced snapshot and backup: a memory snapshot and a backup each freeze the
+guest's file systems through the agent (`quiesced: true`) with a file
+written, never synced, just before; the files are changed; reverting the
+snapshot brings back the file as written, the guest running on (agent and
+SSH answer); then the cloud-init settings change (hostname, a second SSH
+key) and the running guest's seed drive has the new seed at once (a reboot
+inside it would apply it), `vm stop` goes through the agent, the backup is restored over the VM
+and the VM started: the backup's files are there, and cloud-init applied the
+new settings (the restored disk knew only the old instance-id). Two VM
+boots.
+
+The image is built by `make debian-image` (or `make debian-image-bg`);
 this test waits (bounded) for that build's lock, and is skipped when there
 is no image (VIREO_TEST_DEBIAN_IMAGE, default BUILD/guest/debian). It prints
-the boot times (to SSH login, to cloud-init done)."""
+the times (boot to SSH login, snapshot, backup, revert, restore, the second
+boot)."""
 
 import hashlib
 import json
@@ -76,7 +89,7 @@ def ssh(daemon, key, ip, *command, timeout=30):
                      timeout=timeout)
 
 
-def test_debian_cloud_init_ssh_agent(debian_daemon, tmp_path):
+def test_debian_cloud_init_ssh_agent_snapshot_backup(debian_daemon, tmp_path):
     d = debian_daemon
     key = tmp_path / "id"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True,
@@ -123,8 +136,126 @@ def test_debian_cloud_init_ssh_agent(debian_daemon, tmp_path):
     p = d.cli("vm", "exec", "deb1", "--", "uname", "-r")
     assert p.stdout == kernel + "\n", p
 
+    backed_up = snapshot_backup_revert(d, key, ip)
+    restore_and_new_cloud_init_settings(d, key, tmp_path, *backed_up)
+
+
+def timed_task(d, method, path, body, timeout=600):
+    """Runs an API task to success; its seconds and result."""
+    t0 = time.monotonic()
+    doc = d.api(method, path, body, expect=202)
+    task = d.wait_task(doc["task"], timeout=timeout)
+    assert task["state"] == "succeeded", task
+    return time.monotonic() - t0, task
+
+
+def guest_read(d, *paths):
+    """The files' contents as the guest reads them now (`vm exec` through the
+    agent), None for a missing one."""
+    res = d.api("POST", "/v1/vms/deb1/exec", {"command": [
+        "sh", "-c", 'for f; do if [ -e "$f" ]; then cat "$f"; else echo MISSING; fi; done',
+        "sh", *paths]})
+    assert res["exit_code"] == 0, res
+    return [None if line == "MISSING" else line for line in res["stdout"].splitlines()]
+
+
+def snapshot_backup_revert(d, key, ip):
+    """A memory snapshot and a backup of the running guest, each quiesced by
+    its agent with a file written just before; the files changed; the
+    snapshot reverted: the guest runs on with its file as written."""
+    # Each file is written just before the instant and NOT synced: only the
+    # freeze (FIFREEZE syncs the file system) puts it on the disk in time
+    # for a disk-only copy (ext4's delayed allocation leaves a new file's
+    # data in the page cache for up to 30 s, dirty_expire_centisecs). The
+    # memory snapshot would hold it in the page cache anyway; the backup
+    # (disks only) proves the flush.
+    before, backed_up = os.urandom(8).hex(), os.urandom(8).hex()
+    snap_file, backup_file = "/home/tester/before-snapshot", "/var/tmp/before-backup"
+    p = ssh(d, key, ip, f"echo {before} > {snap_file}")  # as the user, over SSH
+    assert p.returncode == 0, p
+    t_snap, _ = timed_task(d, "POST", "/v1/vms/deb1/snapshots", {"name": "s1", "memory": True})
+    snap = d.api("GET", "/v1/vms/deb1/snapshots/s1")
+    assert snap["quiesced"] is True and snap["quiesce_reason"] is None, snap
+
+    res = d.api("POST", "/v1/vms/deb1/exec", {"command": [  # as root, through the agent
+        "sh", "-c", f"echo {backed_up} > {backup_file}"]})
+    assert res["exit_code"] == 0, res
+    t_backup, task = timed_task(d, "POST", "/v1/vms/deb1/backups", {})
+    b = d.api("GET", f"/v1/backups/{task['result']['backup']}")
+    assert b["quiesced"] is True and b["quiesce_reason"] is None, b
+
+    # Thawed: the guest writes (and syncs) again; both files change.
+    res = d.api("POST", "/v1/vms/deb1/exec", {"command": [
+        "sh", "-c", f"echo changed > {snap_file} && echo changed > {backup_file} && sync"],
+        "timeout_s": 60})
+    assert res["exit_code"] == 0, res
+    assert guest_read(d, snap_file, backup_file) == ["changed", "changed"]
+
+    t_revert, _ = timed_task(d, "POST", "/v1/vms/deb1/snapshots/s1/revert", {"force": True})
+    # The instant of the snapshot: the file as written, the backup's file
+    # not yet there; the agent answers, the file systems are thawed (the
+    # guest writes), SSH logs in.
+    assert guest_read(d, snap_file, backup_file) == [before, None]
+    res = d.api("POST", "/v1/vms/deb1/exec", {"command": [
+        "sh", "-c", "echo thawed > /var/tmp/after-revert && sync && cat /var/tmp/after-revert"],
+        "timeout_s": 60})
+    assert res["stdout"] == "thawed\n", res
+    def login():
+        p = ssh(d, key, ip, "hostname")
+        return p.stdout.strip() if p.returncode == 0 else None
+    assert wait_until(login, 120, interval=2, what="an SSH login to deb1 after the revert") == "deb1"
+    print(f"memory snapshot {t_snap:.1f} s, backup {t_backup:.1f} s, revert {t_revert:.1f} s")
+    return b, {snap_file: before, backup_file: backed_up}
+
+
+def restore_and_new_cloud_init_settings(d, key, tmp_path, b, files):
+    """New cloud-init settings (hostname, a second key); stop through the
+    agent; the backup b restored over the VM; the VM started: the backup's
+    files (path: contents), and cloud-init applied the new settings."""
+    key2 = tmp_path / "id2"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key2)], check=True,
+                   timeout=30)
+    keys = tmp_path / "keys.pub"
+    keys.write_text(open(f"{key}.pub").read() + open(f"{key2}.pub").read())
+    old_id = d.api("GET", "/v1/vms/deb1/cloud-init")["instance_id"]
+    d.cli("vm", "cloud-init", "set", "deb1", "--ci-hostname", "deb1-renamed",
+          "--ci-ssh-key", str(keys))
+    new_id = d.api("GET", "/v1/vms/deb1/cloud-init")["instance_id"]
+    assert new_id != old_id, new_id
+    # The running guest's seed drive has the new seed already (a reboot
+    # inside the guest would apply it as well as the start below).
+    res = d.api("POST", "/v1/vms/deb1/exec", {"command": [
+        "sh", "-c", "for dev in /dev/sr*; do mount -o ro $dev /mnt 2>/dev/null || continue; "
+        "cat /mnt/meta-data; umount /mnt; done"], "timeout_s": 60})
+    assert f'instance-id: "{new_id}"' in res["stdout"], res
+
     # stop goes through the agent.
     doc = d.api("POST", "/v1/vms/deb1/stop", {}, expect=202)
     task = d.wait_task(doc["task"], timeout=180)
     assert task["state"] == "succeeded", task
     assert task["result"]["stopped"] == "shut down by the guest agent", task
+
+    t_restore, _ = timed_task(d, "POST", f"/v1/backups/{b['id']}/restore", {})
+    t0 = time.monotonic()
+    d.cli("vm", "start", "deb1")
+    vm = d.vm("deb1")
+    if vm.get("pid"):
+        d.qemu_pids.add(vm["pid"])
+    ip = d.nic_ip("deb1")
+
+    # The new key logs in, to the new hostname: cloud-init saw a new
+    # instance-id on the restored disk and ran its per-instance modules.
+    def login():
+        return ssh(d, key2, ip, "true").returncode == 0
+    wait_until(login, 300, interval=2, what="an SSH login to the restored deb1 with the new key")
+    t_login = time.monotonic() - t0
+    p = ssh(d, key2, ip, "cloud-init status --wait >/dev/null; hostname; "
+            "cat /var/lib/cloud/data/instance-id", timeout=300)
+    assert p.stdout.split() == ["deb1-renamed", new_id], p
+    assert ssh(d, key, ip, "true").returncode == 0  # the first key still logs in
+    # The backup's instant: the file written just before it, never synced,
+    # is there; the snapshot's file as the backup had it.
+    wait_until(lambda: (d.vm("deb1").get("guest") or {}).get("agent"), 120, interval=1,
+               what="the restored deb1's guest agent")
+    assert guest_read(d, *files) == list(files.values())
+    print(f"restore {t_restore:.1f} s, SSH login after the restored VM's start {t_login:.1f} s")

@@ -14,7 +14,7 @@ import pwd
 
 import pytest
 
-from vireo_harness import Daemon, qemu_thread_cgroups, wait_until
+from vireo_harness import Daemon, open_files, qemu_thread_cgroups, wait_until
 
 MiB = 1 << 20
 GUEST_MIB = 128
@@ -155,19 +155,6 @@ def assert_cpu_limit(daemon, vm_id, v2, quota):
         assert cgroup_file(daemon, vm_id, "vcpus/cpu.cfs_quota_us") == (quota or "-1")
 
 
-def open_files(daemon, pid):
-    """The files below the daemon's directory QEMU (pid) has open."""
-    found = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(daemon.tmp + "/"):
-            found.add(target)
-    return found
-
-
 def test_hot_plug_and_snapshot_work_confined(booted):
     booted.cli("vm", "disk", "add", "conf", "--size", "16M")
     wait_until(lambda: "vdb" in booted.guest("conf", "ls /sys/block"), 60, interval=0.5,
@@ -177,11 +164,11 @@ def test_hot_plug_and_snapshot_work_confined(booted):
     assert "confined" in out, out
     # its removal closes every fd of its file in QEMU (the fdset's too)
     pid = booted.vm("conf")["pid"]
-    with_disk = open_files(booted, pid)
+    with_disk = open_files(pid, booted.tmp)
     booted.cli("vm", "disk", "remove", "conf", "1")
     wait_until(lambda: "vdb" not in booted.guest("conf", "ls /sys/block"), 60, interval=0.5,
                what="vdb to leave the guest")
-    wait_until(lambda: len(with_disk - open_files(booted, pid)) == 1, 10, interval=0.2,
+    wait_until(lambda: len(with_disk - open_files(pid, booted.tmp)) == 1, 10, interval=0.2,
                what=f"QEMU to close the removed disk's file (open: {with_disk})")
     booted.task_ok("POST", "/v1/vms/conf/snapshots", {"name": "s1", "memory": True})
     booted.task_ok("POST", "/v1/vms/conf/snapshots/s1/revert", {"force": True})

@@ -78,6 +78,20 @@ def wait_until(predicate, timeout, interval=0.05, what="condition"):
         pause = min(pause * 1.5, max(interval, POLL_INTERVAL_MAX))
 
 
+def open_files(pid, under):
+    """The files below directory under that process pid has open, as /proc
+    names them (a file replaced or removed since ends in " (deleted)")."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(under.rstrip("/") + "/"):
+            found.add(target)
+    return found
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
