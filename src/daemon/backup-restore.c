@@ -299,7 +299,7 @@ static int new_spec(VoDaemon *d, const BackupRef *b, const char *name, VoVmSpec 
         if (c < 0)
             r = c == -EEXIST ? vo_error_set(ret_error, -EBUSY, "no unused MAC address found "
                                             "for NIC %zu; try again", i)
-                             : vo_error_set(ret_error, c, "cannot claim a MAC address for NIC "
+                             : vo_error_set(ret_error, -EAGAIN, "cannot claim a MAC address for NIC "
                                             "%zu: %s", i, strerror(-c));
         if (r < 0)
             break;

@@ -477,7 +477,7 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
             *ret_error = r == -EEXIST ? vo_strdup("cannot find an unused MAC")
                                       : vo_asprintf("cannot claim a new MAC in the store: %s",
                                                     strerror(-r));
-            return r == -EEXIST ? -EIO : r;
+            return r == -EEXIST ? -EIO : -EAGAIN; /* the store's: never an unclaimed MAC */
         }
         mac = generated;
     }

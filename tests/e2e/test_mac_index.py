@@ -202,3 +202,35 @@ def test_generated_macs_unique_in_the_cluster(cluster, tmp_path, monkeypatch):
                                                  "networks": ["user"], "macs": [taken]})
     assert status == 409 and f"macs[0]: {taken} is already used by VM 'm3'" in \
         doc["error"]["message"], doc
+
+
+def test_generated_mac_not_claimed_is_refused(tmp_path):
+    """A store error while claiming a generated MAC fails the create and the
+    NIC add with 503, nothing made (before: 500 "Input/output error")."""
+    faults, store_faults = tmp_path / "faults", tmp_path / "store-faults"
+    faults.mkdir()
+    store_faults.mkdir()
+    d = Daemon(driver="fake", env={"VIREO_FAKE_FAULTS": str(faults),
+                                   "VIREO_TEST_STORE_FAULTS": str(store_faults)})
+    try:
+        mac = "52:54:00:0d:0f:01"
+
+        def fail_next_claim():
+            (faults / "mac-draws").write_text(mac + "\n")
+            (store_faults / ("put@" + (CLAIMS + mac).replace("/", "+"))).write_text("1 EIO")
+
+        def once(path, body):  # not retried on 503 (Retry-After) as request() is
+            status, doc, retry_after = d._request_once("POST", path, body, None, None, 30)
+            assert status == 503 and retry_after and "cannot claim a new MAC in the store" \
+                in doc["error"]["message"], (status, doc)
+
+        fail_next_claim()
+        once("/v1/vms", {"name": "x", "memory_mib": 64, "networks": ["user"]})
+        assert d.request("GET", "/v1/vms/x")[0] == 404
+        d.task_ok("POST", "/v1/vms", {"name": "y", "memory_mib": 64, "networks": ["user"]})
+        fail_next_claim()
+        once("/v1/vms/y/nics", {"network": "user"})
+        assert len(d.vm("y")["nics"]) == 1 and mac not in claims(d)
+    finally:
+        d.cleanup()
+
