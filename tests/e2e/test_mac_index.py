@@ -2,10 +2,13 @@
 claims each NIC's MAC as `vm nic add --mac` does; every MAC a VM holds is a
 held claim cluster/claims/macs/<mac>, made by the VM's write, gone with the
 NIC or the VM, kept through a move; a generated MAC another host's VM holds
-is drawn again; a start enters the VMs from before the index."""
+is drawn again; a start enters the VMs from before the index; a joiner's
+MACs are checked and entered at its join; entries whose VM is gone
+(ghosts) are taken over and swept."""
 import json
 import os
 import sqlite3
+import threading
 
 from test_drs import etcdctl, etcd_keys
 from test_vm_import import two_hosts_with_faults
@@ -234,3 +237,77 @@ def test_generated_mac_not_claimed_is_refused(tmp_path):
     finally:
         d.cleanup()
 
+
+def test_join_checks_and_enters_macs_and_ghosts_go(cluster, tmp_path, monkeypatch):
+    """A joiner whose VM has a MAC a cluster VM holds is refused before
+    anything changes, naming both VMs and the MAC (before: admitted, two
+    VMs with one MAC); one that joins has its MACs in the index from its
+    join's copy (before: from its next start). An index entry whose VM is
+    gone (an older host's delete, a crash) is taken over by a claim of its
+    MAC (before: 409 forever) and removed by the manager's sweep."""
+    from test_cluster_placement import form
+    faults = [str(tmp_path / f"faults{i}") for i in (1, 2)]
+    for f in faults:
+        os.makedirs(f)
+    monkeypatch.setenv("VIREO_TEST_MAC_SWEEP_MS", "1000")
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[0])
+    c = cluster(1, driver="fake", listen=False)
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults[1])
+    c.add_host()
+    h1, h2 = c.hosts
+    h1.cli_json("cluster", "init", "--address", h1.address)
+    h1.use_cluster_certs()
+    shared, own = "52:54:00:0d:0e:01", "52:54:00:0d:0e:02"
+    h1.task_ok("POST", "/v1/vms", {"name": "a", "memory_mib": 64, "networks": ["user"],
+                                   "macs": [shared]})
+    h2.task_ok("POST", "/v1/vms", {"name": "b", "memory_mib": 64, "networks": ["user"],
+                                   "macs": [shared]})
+
+    def join(check=True):
+        tok = h1.api("POST", "/v1/cluster/tokens", {"ttl_s": 600}, expect=201)
+        return h2.cli("cluster", "join", f"{h1.address}:{h1.port}", "--token", tok["token"],
+                      "--address", h2.address, check=check)
+
+    p = join(check=False)
+    assert p.returncode != 0 and f"MAC {shared} of VM 'b' is VM 'a''s (on h1)" in p.stderr, \
+        p.stderr
+    bid = h2.vm("b")["id"]  # nothing of h2's in the cluster
+    assert not [k for k in etcd_keys(h1, "") if bid in k], etcd_keys(h1, "")
+
+    # Another MAC: admitted; its MAC is in the index once the copy is made,
+    # before the joiner's start (held there).
+    h2.task_ok("DELETE", "/v1/vms/b/nics/0")
+    h2.task_ok("POST", "/v1/vms/b/nics", {"network": "user", "mac": own})
+    b = h2.vm("b")
+    open(os.path.join(faults[1], "cluster_join_copied.hold"), "w").close()
+    joined = []
+    t = threading.Thread(target=lambda: joined.append(join()))
+    t.start()
+    held = os.path.join(faults[1], "cluster_join_copied.held")
+    wait_until(lambda: os.path.exists(held) or not t.is_alive(), 120, what="the join's copy")
+    index = lambda: {k[len("vireo/" + CLAIMS):]: json.loads(v) for k, v in  # noqa: E731
+                     zip(*[iter(etcdctl(h1, "get", "--prefix", "vireo/" + CLAIMS).split())] * 2)}
+    try:
+        assert index().get(own) == {"vm": "b", "vm_id": b["id"]}, index()
+    finally:
+        os.remove(os.path.join(faults[1], "cluster_join_copied.hold"))
+        t.join()
+    assert joined, "the join failed"
+    h2.use_cluster_certs()
+    wait_until(lambda: index().get(own) == {"vm": "b", "vm_id": b["id"]}, 60,
+               what="b's MAC in the index")
+
+    # Ghosts: a VM deleted by an older host left its entry.
+    ghost = {"vm": "gone", "vm_id": "0e0e0e0e-0000-4000-8000-00000000e0e1"}
+    etcdctl(h1, "put", "vireo/" + CLAIMS + "52:54:00:0d:0e:03", json.dumps(ghost, separators=(",", ":")))
+    status, doc = h2.request("POST", "/v1/vms", {"name": "c", "memory_mib": 64, "host": "h2",
+                                                 "networks": ["user"],
+                                                 "macs": ["52:54:00:0d:0e:03"]})
+    assert status == 202, doc
+    assert h2.wait_task(doc["task"])["state"] == "succeeded"
+    cvm = h2.vm("c")
+    assert index()["52:54:00:0d:0e:03"] == {"vm": "c", "vm_id": cvm["id"]}
+    etcdctl(h1, "put", "vireo/" + CLAIMS + "52:54:00:0d:0e:04", json.dumps(ghost, separators=(",", ":")))
+    wait_until(lambda: "52:54:00:0d:0e:04" not in index(), 60, what="the sweep")
+    # The living VMs' entries stay.
+    assert index()[shared]["vm"] == "a" and index()[own]["vm"] == "b"
