@@ -234,6 +234,18 @@ def test_generated_mac_not_claimed_is_refused(tmp_path):
         fail_next_claim()
         once("/v1/vms/y/nics", {"network": "user"})
         assert len(d.vm("y")["nics"]) == 1 and mac not in claims(d)
+        # An import whose NIC needs a new MAC (its source's is all zeros):
+        # the task fails (before: the VM was made with an unclaimed MAC).
+        from test_vm_import import domain_with_mac
+        fail_next_claim()
+        status, doc = d.request("POST", "/v1/vm-imports", {
+            "source": "libvirt", "name": "imp", "network": "user",
+            "path": domain_with_mac(tmp_path, "imp", "00:00:00:00:00:00")})
+        assert status == 202, doc
+        task = d.wait_task(doc["task"])
+        assert task["state"] == "failed" and "cannot claim a new MAC address for NIC 1 in " \
+            "the store" in task["error"]["message"], task
+        assert d.request("GET", "/v1/vms/imp")[0] == 404 and mac not in claims(d)
     finally:
         d.cleanup()
 
