@@ -32,6 +32,12 @@ def claims(d):
     return {k[len(CLAIMS):]: (json.loads(v), lease) for k, v, lease in rows}
 
 
+def index(h):
+    """A cluster's MAC index, read from etcd through host h: {mac: doc}."""
+    lines = etcdctl(h, "get", "--prefix", "vireo/" + CLAIMS).split()
+    return {k[len("vireo/" + CLAIMS):]: json.loads(v) for k, v in zip(lines[::2], lines[1::2])}
+
+
 def refused(d, body, status):
     got, doc = d.request("POST", "/v1/vms", body)
     assert got == status, (got, doc)
@@ -158,11 +164,6 @@ def test_generated_macs_unique_in_the_cluster(cluster, tmp_path, monkeypatch):
         assert status == 202, doc
         assert h.wait_task(doc["task"])["state"] == "succeeded"
 
-    def index(h):
-        out = etcdctl(h, "get", "--prefix", "vireo/" + CLAIMS)
-        lines = out.split()
-        return {k[len("vireo/" + CLAIMS):]: json.loads(v) for k, v in zip(lines[::2], lines[1::2])}
-
     create(h1, "m1")
     m1 = h1.vm("m1")
     taken = m1["nics"][0]["mac"]
@@ -257,7 +258,6 @@ def test_join_checks_and_enters_macs_and_ghosts_go(cluster, tmp_path, monkeypatc
     join's copy (before: from its next start). An index entry whose VM is
     gone (an older host's delete, a crash) is taken over by a claim of its
     MAC (before: 409 forever) and removed by the manager's sweep."""
-    from test_cluster_placement import form
     faults = [str(tmp_path / f"faults{i}") for i in (1, 2)]
     for f in faults:
         os.makedirs(f)
@@ -297,29 +297,28 @@ def test_join_checks_and_enters_macs_and_ghosts_go(cluster, tmp_path, monkeypatc
     t.start()
     held = os.path.join(faults[1], "cluster_join_copied.held")
     wait_until(lambda: os.path.exists(held) or not t.is_alive(), 120, what="the join's copy")
-    index = lambda: {k[len("vireo/" + CLAIMS):]: json.loads(v) for k, v in  # noqa: E731
-                     zip(*[iter(etcdctl(h1, "get", "--prefix", "vireo/" + CLAIMS).split())] * 2)}
     try:
-        assert index().get(own) == {"vm": "b", "vm_id": b["id"]}, index()
+        assert index(h1).get(own) == {"vm": "b", "vm_id": b["id"]}, index(h1)
     finally:
         os.remove(os.path.join(faults[1], "cluster_join_copied.hold"))
         t.join()
     assert joined, "the join failed"
     h2.use_cluster_certs()
-    wait_until(lambda: index().get(own) == {"vm": "b", "vm_id": b["id"]}, 60,
+    wait_until(lambda: index(h1).get(own) == {"vm": "b", "vm_id": b["id"]}, 60,
                what="b's MAC in the index")
 
     # Ghosts: a VM deleted by an older host left its entry.
-    ghost = {"vm": "gone", "vm_id": "0e0e0e0e-0000-4000-8000-00000000e0e1"}
-    etcdctl(h1, "put", "vireo/" + CLAIMS + "52:54:00:0d:0e:03", json.dumps(ghost, separators=(",", ":")))
+    ghost = json.dumps({"vm": "gone", "vm_id": "0e0e0e0e-0000-4000-8000-00000000e0e1"},
+                       separators=(",", ":"))  # no blank: index() splits etcdctl's words
+    etcdctl(h1, "put", "vireo/" + CLAIMS + "52:54:00:0d:0e:03", ghost)
     status, doc = h2.request("POST", "/v1/vms", {"name": "c", "memory_mib": 64, "host": "h2",
                                                  "networks": ["user"],
                                                  "macs": ["52:54:00:0d:0e:03"]})
     assert status == 202, doc
     assert h2.wait_task(doc["task"])["state"] == "succeeded"
     cvm = h2.vm("c")
-    assert index()["52:54:00:0d:0e:03"] == {"vm": "c", "vm_id": cvm["id"]}
-    etcdctl(h1, "put", "vireo/" + CLAIMS + "52:54:00:0d:0e:04", json.dumps(ghost, separators=(",", ":")))
-    wait_until(lambda: "52:54:00:0d:0e:04" not in index(), 60, what="the sweep")
+    assert index(h1)["52:54:00:0d:0e:03"] == {"vm": "c", "vm_id": cvm["id"]}
+    etcdctl(h1, "put", "vireo/" + CLAIMS + "52:54:00:0d:0e:04", ghost)
+    wait_until(lambda: "52:54:00:0d:0e:04" not in index(h1), 60, what="the sweep")
     # The living VMs' entries stay.
-    assert index()[shared]["vm"] == "a" and index()[own]["vm"] == "b"
+    assert index(h1)[shared]["vm"] == "a" and index(h1)[own]["vm"] == "b"
