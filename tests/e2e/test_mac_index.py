@@ -322,3 +322,35 @@ def test_join_checks_and_enters_macs_and_ghosts_go(cluster, tmp_path, monkeypatc
     wait_until(lambda: "52:54:00:0d:0e:04" not in index(h1), 60, what="the sweep")
     # The living VMs' entries stay.
     assert index(h1)[shared]["vm"] == "a" and index(h1)[own]["vm"] == "b"
+
+
+def test_revert_and_restore_bring_no_mac_back(tmp_path):
+    """A snapshot revert and a backup restore over the VM put its disks back,
+    not its definition: a NIC removed since stays removed, so its MAC is
+    free (another VM takes it) and nothing needs claiming there. Should
+    either ever bring NICs back, it must claim their MACs first (this test
+    then fails: mac-claims.h)."""
+    d = Daemon(driver="fake")
+    try:
+        backups = tmp_path / "backups"
+        backups.mkdir()
+        d.api("POST", "/v1/pools", {"name": "b", "type": "backup", "path": str(backups)},
+              expect=201)
+        d.task_ok("POST", "/v1/vms", {"name": "v", "memory_mib": 64,
+                                      "networks": ["user", "user", "user"]})
+        macs = [n["mac"] for n in d.vm("v")["nics"]]
+        d.task_ok("POST", "/v1/vms/v/snapshots", {"name": "s1"})
+        d.task_ok("DELETE", "/v1/vms/v/nics/2")
+        d.task_ok("POST", "/v1/vms/v/snapshots/s1/revert", {})
+        assert [n["mac"] for n in d.vm("v")["nics"]] == macs[:2]
+        d.task_ok("POST", "/v1/vms", {"name": "w", "memory_mib": 64, "networks": ["user"],
+                                      "macs": [macs[2]]})
+        d.task_ok("POST", "/v1/vms/v/backups", {"pool": "b"})
+        backup = d.api("GET", "/v1/backups")[0]["id"]
+        d.task_ok("DELETE", "/v1/vms/v/nics/1")
+        d.task_ok("POST", f"/v1/backups/{backup}/restore", {})
+        assert [n["mac"] for n in d.vm("v")["nics"]] == macs[:1]
+        assert set(claims(d)) == {macs[0], macs[2]} and claims(d)[macs[2]][0]["vm"] == "w"
+        d.task_ok("POST", "/v1/vms/w/nics", {"network": "user", "mac": macs[1]})
+    finally:
+        d.cleanup()
