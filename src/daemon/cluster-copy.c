@@ -99,9 +99,10 @@ static int write_batches(VoStore *to, VoStoreOp *ops, size_t n, bool create_only
                    !strncmp(ops[i + (failed < nc ? cmp_op[failed] : 0)].key,
                             VO_KEY_MAC_CLAIMS_PREFIX, strlen(VO_KEY_MAC_CLAIMS_PREFIX))) {
             const char *key = ops[i + (failed < nc ? cmp_op[failed] : 0)].key;
+            /* given since the admission, or a member that does not check MACs */
             r = vo_error_set(ret_error, r, "MAC %s of a VM of this host is another VM's in the "
-                             "cluster (given since the join was admitted): give this VM another "
-                             "MAC, then join", key + strlen(VO_KEY_MAC_CLAIMS_PREFIX));
+                             "cluster: give this VM another MAC (vireo vm nic remove, vireo vm "
+                             "nic add), then join", key + strlen(VO_KEY_MAC_CLAIMS_PREFIX));
         } else if (r == -EEXIST)
             r = vo_error_set(ret_error, r, "the cluster already has a document %s",
                              ops[i + (failed < nc ? cmp_op[failed] : 0)].key);
