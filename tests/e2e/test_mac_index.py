@@ -139,6 +139,14 @@ def test_create_macs_checked_and_indexed(tmp_path):
         d.start()
         assert claims(d) == {n["mac"]: ({"vm": "b", "vm_id": b["id"]}, 0) for n in b["nics"]}
         assert len(sql(d, "SELECT key FROM documents WHERE key LIKE 'cluster/mac-indexed/%'")) == 1
+        # An entry of a VM that is gone (a ghost) on one of its MACs: the
+        # start takes it over (before: logged as another VM's, left to it).
+        d.stop()
+        sql(d, "UPDATE documents SET value = ? WHERE key = ?",
+            json.dumps({"vm": "gone", "vm_id": "0e0e0e0e-0000-4000-8000-00000000e0e2"}),
+            CLAIMS + b["nics"][0]["mac"])
+        d.start()
+        assert claims(d) == {n["mac"]: ({"vm": "b", "vm_id": b["id"]}, 0) for n in b["nics"]}
         d.task_ok("DELETE", "/v1/vms/b")
         assert claims(d) == {}  # the entered ones are the VM's, gone with it
     finally:
