@@ -18,7 +18,11 @@
  * key, no VM document read. Of two claiming one MAC, one holds it: an
  * import's other NIC gets a new MAC, a NIC add's or create's other is
  * refused (409), a generated MAC is drawn again. A vireod that dies
- * holding claims frees them when its lease expires.
+ * holding claims frees them when its lease expires. A held entry whose VM
+ * is gone (an older host's delete, a crash: a "ghost") is taken over by the
+ * claim that finds it and swept by the manager (mac-ghosts.c); a joiner's
+ * VMs' MACs are checked by the member and entered by the join's copy
+ * (cluster-admit.c, cluster-copy.c).
  *
  * VMs from before the index (or of a host whose vireod is older) are not in
  * it until their host's vireod starts and fills it in (vo_vms_mac_index_fill
