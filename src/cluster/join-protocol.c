@@ -17,7 +17,8 @@ static const char *const legacy_checks[] = { VO_JOIN_CHECK_HOST, VO_JOIN_CHECK_V
 
 const char *const vo_join_checks_made[] = { VO_JOIN_CHECK_HOST,     VO_JOIN_CHECK_VMS,
                                             VO_JOIN_CHECK_NETWORKS, VO_JOIN_CHECK_PROJECTS,
-                                            VO_JOIN_CHECK_POOLS,    NULL };
+                                            VO_JOIN_CHECK_POOLS,    VO_JOIN_CHECK_MACS,
+                                            NULL };
 
 static bool in_list(const char *const *list, const char *name)
 {

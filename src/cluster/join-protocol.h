@@ -26,6 +26,11 @@
 #define VO_JOIN_CHECK_NETWORKS "networks" /* "networks": names and subnets */
 #define VO_JOIN_CHECK_PROJECTS "projects" /* "projects": quotas */
 #define VO_JOIN_CHECK_POOLS "pools"       /* "pools": names against shared pools */
+/* "macs": [{"vm", "mac"}], the joiner's VMs' MACs against the cluster's VMs'
+ * and its MAC index. Asked of a member that makes it; with one that does
+ * not, the copy that enters the joiner's MACs in the index (create-only)
+ * fails on one another VM holds, and the join is undone. */
+#define VO_JOIN_CHECK_MACS "macs"
 
 /* Every check this vireo's members make, NULL-terminated. */
 extern const char *const vo_join_checks_made[];

@@ -299,8 +299,8 @@ static int new_spec(VoDaemon *d, const BackupRef *b, const char *name, VoVmSpec 
         if (c < 0)
             r = c == -EEXIST ? vo_error_set(ret_error, -EBUSY, "no unused MAC address found "
                                             "for NIC %zu; try again", i)
-                             : vo_error_set(ret_error, c, "cannot claim a MAC address for NIC "
-                                            "%zu: %s", i, strerror(-c));
+                             : vo_error_set(ret_error, -EAGAIN, "cannot claim a MAC address "
+                                            "for NIC %zu: %s", i, strerror(-c));
         if (r < 0)
             break;
         free(spec->nics[i].mac);

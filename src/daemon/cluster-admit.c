@@ -6,6 +6,7 @@
  * cluster's quotas (cluster-join-projects.c), its host certificate
  * issued, and (while the cluster has fewer than three voting members) its
  * etcd member added as a learner. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <string.h>
@@ -14,10 +15,12 @@
 #include "cluster/join-protocol.h"
 #include "cluster/join-token.h"
 #include "cluster/pki.h"
+#include "conf/vm-spec.h"
 #include "daemon/cluster.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "network/cidr.h"
+#include "state/keys.h"
 #include "util/util.h"
 
 int vo_cluster_ca(VoDaemon *d, json_t **ret)
@@ -43,7 +46,32 @@ typedef struct {
     json_t *networks; /* [{host, name, subnet}] */
     json_t *names;    /* cluster/names/vms/<name> keys' names */
     json_t *pools;    /* the cluster's shared pools: cluster/pools/<name> docs by name */
+    json_t *macs;     /* mac (lower case): {vm, host?}: the VMs' NICs' and the MAC index's */
 } ClusterObjects;
+
+/* Records a MAC the cluster has (the first holder seen). */
+static void add_mac(ClusterObjects *o, const char *mac, const char *vm, const char *host_id)
+{
+    if (!mac || !vo_mac_valid(mac))
+        return;
+    char lower[18];
+    for (int i = 0; i < 18; i++)
+        lower[i] = (char)tolower((unsigned char)mac[i]);
+    if (!json_object_get(o->macs, lower))
+        json_object_set_new(o->macs, lower, json_pack("{s:s, s:s?}", "vm", vm ? vm : "?",
+                                                      "host", host_id));
+}
+
+/* The MAC index's entries (cluster/claims/macs/<mac>): held, or being given. */
+static int collect_mac_claim(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    (void)rev;
+    json_t *doc = json_loads(value, 0, NULL);
+    add_mac(userdata, strrchr(key, '/') + 1, json_string_value(json_object_get(doc, "vm")),
+            json_string_value(json_object_get(doc, "host")));
+    json_decref(doc);
+    return 0;
+}
 
 /* "h/<host>/vms/<id>" and "h/<host>/networks/<name>" of every host. */
 static int collect_host_docs(const char *key, const char *value, int64_t rev, void *userdata)
@@ -63,6 +91,11 @@ static int collect_host_docs(const char *key, const char *value, int64_t rev, vo
         json_t *name = json_object_get(json_object_get(doc, "spec"), "name");
         if (json_is_string(name))
             json_array_append_new(o->vms, json_pack("{s:s, s:O}", "host", host_id, "name", name));
+        size_t i;
+        json_t *nic;
+        json_array_foreach(json_object_get(json_object_get(doc, "spec"), "nics"), i, nic)
+            add_mac(o, json_string_value(json_object_get(nic, "mac")), json_string_value(name),
+                    host_id);
     } else
         json_array_append_new(o->networks,
                               json_pack("{s:s, s:O?, s:O?}", "host", host_id, "name",
@@ -170,6 +203,21 @@ static void find_collisions(const ClusterObjects *o, const json_t *req, const ch
                 where = "the cluster";
         if (where)
             vo_strv_pushf(out, "VM name '%s' is taken (on %s)", vm, where);
+    }
+    /* Its VMs' MACs (the "macs" check): none another VM of the cluster has. */
+    json_array_foreach(json_object_get(req, "macs"), i, v) {
+        const char *mac = json_string_value(json_object_get(v, "mac"));
+        const char *vm = json_string_value(json_object_get(v, "vm"));
+        char lower[18] = "";
+        for (int c = 0; mac && vo_mac_valid(mac) && c < 18; c++)
+            lower[c] = (char)tolower((unsigned char)mac[c]);
+        json_t *held = lower[0] ? json_object_get(o->macs, lower) : NULL;
+        if (!held)
+            continue;
+        const char *host = json_string_value(json_object_get(held, "host"));
+        vo_strv_pushf(out, "MAC %s of VM '%s' is VM '%s''s (on %s)", lower, vm ? vm : "?",
+                      json_string_value(json_object_get(held, "vm")),
+                      host ? host_name_of(o, host) : "the cluster");
     }
     json_array_foreach(json_object_get(req, "networks"), i, v) {
         const char *net = json_string_value(json_object_get(v, "name"));
@@ -412,12 +460,14 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
                             "(only voting members do): join through one of them");
     }
     ClusterObjects o = { json_object(), json_array(), json_array(), json_array(),
-                         json_object() };
+                         json_object(), json_object() };
     if ((r = vo_store_list(d->cluster_store, "cluster/members/", collect_member, o.members)) < 0 ||
         (r = vo_store_list(d->cluster_store, "cluster/names/vms/", collect_name, o.names)) < 0 ||
         (r = vo_store_list(d->cluster_store, "h/", collect_host_docs, &o)) < 0 ||
         (r = vo_store_list(d->cluster_store, VO_SHARED_POOLS_PREFIX, collect_member,
-                           o.pools)) < 0)
+                           o.pools)) < 0 ||
+        (r = vo_store_list(d->cluster_store, VO_KEY_MAC_CLAIMS_PREFIX, collect_mac_claim,
+                           &o)) < 0)
         vo_error_set(ret_error, r, "cannot read the cluster's documents: %s",
                      r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
     char **collisions = NULL;
@@ -436,6 +486,7 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
     json_decref(o.networks);
     json_decref(o.names);
     json_decref(o.pools);
+    json_decref(o.macs);
     VoPkiPair host = { 0 };
     bool consumed = false;
     if (r >= 0 && (r = consume_token(d, token_id, token_rev, ret_error)) >= 0)

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "conf/vm-spec.h"
 #include "daemon/cluster.h"
 #include "daemon/pool-names.h"
 #include "state/keys.h"
@@ -94,6 +95,14 @@ static int write_batches(VoStore *to, VoStoreOp *ops, size_t n, bool create_only
                              "pool '%s'%s: delete this host's pool (and make it again under "
                              "another name) first", name, name,
                              cmp_kind[failed] == 2 ? " (being created now)" : "");
+        } else if (r == -EEXIST &&
+                   !strncmp(ops[i + (failed < nc ? cmp_op[failed] : 0)].key,
+                            VO_KEY_MAC_CLAIMS_PREFIX, strlen(VO_KEY_MAC_CLAIMS_PREFIX))) {
+            const char *key = ops[i + (failed < nc ? cmp_op[failed] : 0)].key;
+            /* given since the admission, or a member that does not check MACs */
+            r = vo_error_set(ret_error, r, "MAC %s of a VM of this host is another VM's in the "
+                             "cluster: give this VM another MAC (vireo vm nic remove, vireo vm "
+                             "nic add), then join", key + strlen(VO_KEY_MAC_CLAIMS_PREFIX));
         } else if (r == -EEXIST)
             r = vo_error_set(ret_error, r, "the cluster already has a document %s",
                              ops[i + (failed < nc ? cmp_op[failed] : 0)].key);
@@ -128,6 +137,36 @@ static char *vm_name_record(const char *key, const char *value, const char *host
     return text;
 }
 
+/* The MAC index's held entries of a VM document "vms/<id>" (mac-claims.h:
+ * {"vm", "vm_id"}, as the VM's own write puts them), pushed to *extra as
+ * key and value, each MAC once (seen: a MAC two VMs had before the index
+ * goes to the first). Created new with the copy: one another VM of the
+ * cluster holds fails it (the join is undone). */
+static void vm_mac_records(const char *key, const char *value, json_t *seen, char ***extra)
+{
+    if (strncmp(key, "vms/", 4) != 0 || strchr(key + 4, '/'))
+        return;
+    json_t *doc = json_loads(value, 0, NULL), *spec = json_object_get(doc, "spec"), *nic;
+    const char *name = json_string_value(json_object_get(spec, "name"));
+    size_t i;
+    json_array_foreach(json_object_get(spec, "nics"), i, nic) {
+        const char *mac = json_string_value(json_object_get(nic, "mac"));
+        if (!name || !mac || !vo_mac_valid(mac))
+            continue;
+        char *mac_key = vo_key_mac_claim(mac);
+        if (json_object_get(seen, mac_key)) {
+            free(mac_key);
+            continue;
+        }
+        json_object_set_new(seen, mac_key, json_true());
+        json_t *held = json_pack("{s:s, s:s}", "vm", name, "vm_id", key + 4);
+        vo_strv_push(extra, mac_key);
+        vo_strv_push(extra, json_dumps(held, JSON_COMPACT | JSON_SORT_KEYS));
+        json_decref(held);
+    }
+    json_decref(doc);
+}
+
 int vo_cluster_copy_in(VoStore *from, VoStore *to, const char *host_id, bool with_cluster,
                        char **ret_error)
 {
@@ -138,8 +177,14 @@ int vo_cluster_copy_in(VoStore *from, VoStore *to, const char *host_id, bool wit
         return vo_error_set(ret_error, r, "cannot read the documents: %s", strerror(-r));
     }
     size_t n = vo_strv_len(docs.keys);
-    VoStoreOp *ops = vo_malloc0(sizeof(*ops) * (2 * n + 1));
-    char **extra = NULL; /* name records: keys and values, owned */
+    char **extra = NULL; /* name records and MAC entries: keys and values, owned */
+    json_t *seen = json_object();
+    /* A join enters its VMs' MACs in the cluster's index (cluster init
+     * copies its own index, under cluster/, as it is). */
+    for (size_t i = 0; i < n && !with_cluster; i++)
+        vm_mac_records(docs.keys[i], docs.values[i], seen, &extra);
+    json_decref(seen);
+    VoStoreOp *ops = vo_malloc0(sizeof(*ops) * (2 * n + vo_strv_len(extra) / 2 + 1));
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const char *key = docs.keys[i];

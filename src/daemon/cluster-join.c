@@ -98,10 +98,11 @@ static int collect_json(const char *key, const char *value, int64_t rev, void *u
  * them as its own, and one named like a pool of the cluster would hide it
  * here). */
 static int local_objects(VoDaemon *d, json_t **ret_vms, json_t **ret_networks,
-                         json_t **ret_pools)
+                         json_t **ret_pools, json_t **ret_macs)
 {
     json_t *vms = json_array(), *nets = json_array(), *names = json_array(),
-           *list = json_array(), *pools = json_array(), *own_pools = json_array();
+           *list = json_array(), *pools = json_array(), *own_pools = json_array(),
+           *macs = json_array();
     int r = vo_store_list(d->store, "vms/", collect_json, vms);
     if (r >= 0)
         r = vo_store_list(d->store, "networks/", collect_json, nets);
@@ -113,6 +114,12 @@ static int local_objects(VoDaemon *d, json_t **ret_vms, json_t **ret_networks,
         json_t *name = json_object_get(json_object_get(o, "spec"), "name");
         if (json_is_string(name))
             json_array_append(names, name);
+        size_t k;
+        json_t *nic;
+        json_array_foreach(json_object_get(json_object_get(o, "spec"), "nics"), k, nic)
+            if (json_is_string(json_object_get(nic, "mac")))
+                json_array_append_new(macs, json_pack("{s:O?, s:O}", "vm", name, "mac",
+                                                      json_object_get(nic, "mac")));
     }
     json_array_foreach(nets, i, o) {
         json_t *n = json_pack("{s:O?, s:O?}", "name", json_object_get(o, "name"), "subnet",
@@ -132,6 +139,7 @@ static int local_objects(VoDaemon *d, json_t **ret_vms, json_t **ret_networks,
     *ret_vms = names;
     *ret_networks = list;
     *ret_pools = own_pools;
+    *ret_macs = macs;
     return r;
 }
 
@@ -196,17 +204,28 @@ static int join_request(VoDaemon *d, const VoJoinToken *t, const char *base,
                         const char *address, const json_t *member_join, char **ret_body,
                         char ***ret_needed, char **ret_error)
 {
-    json_t *vms = NULL, *nets = NULL, *pools = NULL, *projects = NULL;
-    int r = local_objects(d, &vms, &nets, &pools);
+    json_t *vms = NULL, *nets = NULL, *pools = NULL, *projects = NULL, *macs = NULL;
+    int r = local_objects(d, &vms, &nets, &pools, &macs);
     if (r >= 0)
         r = vo_cluster_join_projects(d->store, &projects);
     if (r < 0) {
         json_decref(vms);
         json_decref(nets);
         json_decref(pools);
+        json_decref(macs);
         return vo_error_set(ret_error, r, "cannot read this host's documents: %s", strerror(-r));
     }
     char **needed = vo_join_checks_needed(projects, pools, VO_DEFAULT_POOL, !member_join);
+    /* Its MACs, to a member that checks them (join-protocol.h: with one that
+     * does not, the copy entering them in the MAC index fails on a taken
+     * one, and the join is undone). */
+    size_t ci;
+    json_t *check;
+    bool checks_macs = false;
+    json_array_foreach(json_object_get(member_join, "checks"), ci, check)
+        checks_macs |= !strcmp(json_string_value(check) ?: "", VO_JOIN_CHECK_MACS);
+    if (checks_macs && json_array_size(macs))
+        vo_strv_pushf(&needed, "%s", VO_JOIN_CHECK_MACS);
     r = vo_join_member_usable(base, member_join, needed, ret_error);
     json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i}", "cluster",
                             t->cluster, "token_id", t->id, "secret", t->secret, "host_id",
@@ -220,6 +239,8 @@ static int join_request(VoDaemon *d, const VoJoinToken *t, const char *base,
         json_object_set_new(req, "checks", checks);
         json_object_set(req, "projects", projects);
         json_object_set(req, "pools", pools);
+        if (checks_macs && json_array_size(macs))
+            json_object_set(req, "macs", macs);
     } else {
         /* Only fields it needs: a member before them refuses them. */
         json_t *rbd_pools = json_array(), *p;
@@ -237,6 +258,7 @@ static int join_request(VoDaemon *d, const VoJoinToken *t, const char *base,
     }
     json_decref(projects);
     json_decref(pools);
+    json_decref(macs);
     if (r >= 0)
         *ret_body = json_dumps(req, JSON_COMPACT);
     json_decref(req);

@@ -48,8 +48,10 @@ int vo_mac_claims_add(VoDaemon *d, VoMacClaims **c, const char *mac, const char 
     json_decref(doc);
     char *key = vo_key_mac_claim(mac);
     int64_t rev = 0;
-    r = vo_store_put_lease(d->store, key, text, VO_REV_NEW, vo_lease_keeper_lease(m->keeper),
-                           &rev);
+    int64_t lease = vo_lease_keeper_lease(m->keeper);
+    r = vo_store_put_lease(d->store, key, text, VO_REV_NEW, lease, &rev);
+    if (r == -EEXIST && !vo_mac_claims_hold(m, key)) /* a ghost's (mac-ghosts.c) is taken over */
+        r = vo_mac_ghost_take_over(d, key, text, lease, &rev) > 0 ? 0 : -EEXIST;
     if (r < 0) { /* -EEXIST: another's (or this one's, for a MAC twice) */
         free(key);
         return r == -EEXIST ? 0 : r;

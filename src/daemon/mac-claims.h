@@ -18,7 +18,11 @@
  * key, no VM document read. Of two claiming one MAC, one holds it: an
  * import's other NIC gets a new MAC, a NIC add's or create's other is
  * refused (409), a generated MAC is drawn again. A vireod that dies
- * holding claims frees them when its lease expires.
+ * holding claims frees them when its lease expires. A held entry whose VM
+ * is gone (an older host's delete, a crash: a "ghost") is taken over by the
+ * claim that finds it and swept by the manager (mac-ghosts.c); a joiner's
+ * VMs' MACs are checked by the member and entered by the join's copy
+ * (cluster-admit.c, cluster-copy.c).
  *
  * VMs from before the index (or of a host whose vireod is older) are not in
  * it until their host's vireod starts and fills it in (vo_vms_mac_index_fill
@@ -70,3 +74,22 @@ size_t vo_mac_claims_compares(const VoMacClaims *c, const VoStoreCompare **ret);
 /* Ends the claims (NULL is fine): those its VM's write made permanent
  * stay. */
 void vo_mac_claims_release(VoMacClaims *c);
+
+/* Ghosts (mac-ghosts.c): held entries whose VM no longer exists (an older
+ * host's delete, a crash). The held entry at key, when its VM is gone, is
+ * put again as text on lease, in one transaction comparing the entry as read,
+ * the VM's documents absent and its name's claim as read: 1 with *ret_rev
+ * (taken over), 0 when its VM exists (or the entry changed or went), or the
+ * store's -errno. */
+int vo_mac_ghost_take_over(VoDaemon *d, const char *key, const char *text, int64_t lease,
+                           int64_t *ret_rev);
+/* The manager's sweep, every VO_MAC_SWEEP_MS: the held entries after the
+ * last one checked, at most VO_MAC_SWEEP_BATCH a round, each removed when
+ * its VM is gone (as above). The number removed, or the store's -errno. */
+#define VO_MAC_SWEEP_MS 60000
+#define VO_MAC_SWEEP_BATCH 32
+int vo_mac_ghosts_sweep(VoDaemon *d);
+/* Its thread (in a cluster; a round does nothing unless this host is the
+ * manager): 0 or -errno; stop waits for its round. */
+int vo_mac_ghosts_start(VoDaemon *d);
+void vo_mac_ghosts_stop(void);

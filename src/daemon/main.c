@@ -24,6 +24,7 @@
 #include "daemon/schedules.h"
 #include "daemon/ha-recover.h"
 #include "daemon/ha-retry.h"
+#include "daemon/mac-claims.h"
 #include "daemon/hosts.h"
 #include "daemon/metrics.h"
 #include "daemon/migrate.h"
@@ -405,6 +406,10 @@ int main(int argc, char **argv)
         log_error("cannot start the HA recovery loop: %s", strerror(-r));
         return 1;
     }
+    if ((r = vo_mac_ghosts_start(&d)) < 0) {
+        log_error("cannot start the MAC index's sweep: %s", strerror(-r));
+        return 1;
+    }
     if ((r = vo_drs_start(&d)) < 0) {
         log_error("cannot start the DRS loop: %s", strerror(-r));
         return 1;
@@ -497,6 +502,7 @@ int main(int argc, char **argv)
     vo_schedules_stop();
     vo_metrics_stop();
     vo_drs_stop(&d);
+    vo_mac_ghosts_stop();
     vo_ha_recover_stop(&d);
     vo_ha_retry_stop(&d);
     vo_cluster_place_stop(&d);

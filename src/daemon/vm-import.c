@@ -458,6 +458,10 @@ static int task_import(VoTask *t, void *userdata)
         op->claims = &claims;
     }
     VoVmSpec *spec = r >= 0 ? spec_of(op, keys, kernel, &mac_notes) : NULL;
+    for (size_t i = 0; spec && r >= 0 && i < spec->n_nics; i++)
+        if (!spec->nics[i].mac[0]) /* its new MAC's claim failed in the store */
+            r = vo_error_set(&error, -EAGAIN, "cannot claim a new MAC address for NIC %zu in "
+                             "the store: import again", i + 1);
     for (char **n = mac_notes; n && *n; n++) /* the result says what the plan could not */
         if (!listed(op->plan->warnings, *n))
             vo_strv_pushf(&op->plan->warnings, "%s", *n);

@@ -87,7 +87,11 @@ static int enter_macs(VoDaemon *d, const VoVmSpec *spec, json_t *stored, json_t 
         if (!have || (id && !strcmp(id, spec->id))) /* entered now, or its own */
             json_object_set_new(into, key, json_string(have ? json_string_value(have)
                                                             : json_string_value(text)));
-        else if (!id) { /* a claim in progress (or gone since): entered at a later start */
+        else if (id && vo_mac_ghost_take_over(d, key, json_string_value(text), 0, NULL) > 0) {
+            /* the other VM is gone (mac-ghosts.c): this one's now */
+            json_object_set(stored, key, text);
+            json_object_set(into, key, text);
+        } else if (!id) { /* a claim in progress (or gone since): entered at a later start */
             log_warn("vm %s: its MAC %s is being given to VM '%s' at this moment: not entered "
                      "in the cluster's index yet", spec->name, mac, other ?: "?");
             r = r < 0 ? r : -EAGAIN;

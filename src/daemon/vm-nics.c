@@ -420,8 +420,13 @@ const char *vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec 
             ret[i] = (char)tolower((unsigned char)wanted[i]);
         return NULL;
     }
-    if (claims && vo_vms_claim_new_mac(d, claims, vm_name, earlier, n, ret) >= 0)
+    int c = claims ? vo_vms_claim_new_mac(d, claims, vm_name, earlier, n, ret) : -EEXIST;
+    if (c >= 0)
         return why;
+    if (c != -EEXIST) { /* the store's: no MAC, never an unclaimed one */
+        ret[0] = '\0';
+        return why;
+    }
     for (int attempt = 0; attempt < 16; attempt++) /* unclaimed: indexed at the next start */
         if (vo_mac_generate(ret) >= 0 && !mac_taken(d, ret, earlier, n))
             break;
@@ -477,7 +482,7 @@ int vo_vm_nic_add(VoDaemon *d, VoVm *vm, const char *network, const char *mac,
             *ret_error = r == -EEXIST ? vo_strdup("cannot find an unused MAC")
                                       : vo_asprintf("cannot claim a new MAC in the store: %s",
                                                     strerror(-r));
-            return r == -EEXIST ? -EIO : r;
+            return r == -EEXIST ? -EIO : -EAGAIN; /* the store's: never an unclaimed MAC */
         }
         mac = generated;
     }

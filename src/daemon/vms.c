@@ -2254,6 +2254,8 @@ int vo_vm_create(VoDaemon *d, const VoVmCreateArgs *args, json_t **ret_task, jso
             *ret_error = r == -EEXIST ? vo_strdup("cannot find an unused MAC")
                                       : vo_asprintf("cannot claim a new MAC in the store: %s",
                                                     strerror(-r));
+        if (r < 0 && r != -EEXIST && !given) /* the store's: never an unclaimed MAC */
+            r = -EAGAIN;
         if (r < 0)
             break;
         spec->nics[i] = (VoNicSpec){ .mac = vo_strdup(mac), .network = vo_strdup(nets[i]),

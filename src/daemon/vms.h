@@ -146,7 +146,8 @@ int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, 
  * is NULL; else words such as "is in use on this host"). */
 /* The new MAC is claimed in *claims (made when NULL) for VM vm_name
  * (daemon/mac-claims.h) when claims is not NULL; a wanted one is not
- * (the caller claimed it). */
+ * (the caller claimed it). A claim the store fails leaves ret "" (no MAC:
+ * the caller fails, 503-like; never an unclaimed one). */
 const char *vo_vms_new_nic_mac(VoDaemon *d, const char *wanted, const VoNicSpec *earlier,
                                size_t n, VoMacClaims **claims, const char *vm_name,
                                char ret[18]);

@@ -4,7 +4,7 @@
  * left out, VM name records, batches beyond one transaction, a collision
  * that writes nothing, a host's own pool named like a shared pool made
  * since the admission (or being made), and deleting a namespace; a removed
- * host's records forgotten. */
+ * host's records forgotten; a joiner's MACs entered in the MAC index. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -125,6 +125,44 @@ static void test_collision_writes_nothing(void **state)
     assert_string_equal(pool, "{\"name\":\"theirs\"}");
 }
 
+/* A join enters its VMs' MACs in the MAC index (held form, lower case, one
+ * MAC once: two VMs that had it before the index give it to the first);
+ * one another VM holds fails the copy, naming the MAC. */
+static void test_join_enters_macs(void **state)
+{
+    Fixture *f = *state;
+    put(f->from, "vms/a1", "{\"spec\":{\"name\":\"web\",\"nics\":[{\"mac\":"
+                           "\"52:54:00:AA:00:01\"},{\"mac\":\"52:54:00:aa:00:02\"}]}}");
+    put(f->from, "vms/a2", "{\"spec\":{\"name\":\"db\",\"nics\":[{\"mac\":"
+                           "\"52:54:00:aa:00:02\"},{\"mac\":\"bad\"}]}}");
+    _cleanup_free_ char *error = NULL;
+    assert_int_equal(vo_cluster_copy_in(f->from, f->to, "J", false, &error), 0);
+    assert_int_equal(n_keys(f->to, "cluster/claims/macs/"), 2);
+    _cleanup_free_ char *one = get(f->to, "cluster/claims/macs/52:54:00:aa:00:01");
+    _cleanup_free_ char *two = get(f->to, "cluster/claims/macs/52:54:00:aa:00:02");
+    assert_string_equal(one, "{\"vm\":\"web\",\"vm_id\":\"a1\"}");
+    assert_string_equal(two, "{\"vm\":\"web\",\"vm_id\":\"a1\"}");
+    /* cluster init copies its own index as it is: no entries made. */
+    Fixture *g = NULL;
+    setup((void **)&g);
+    put(g->from, "vms/a1", "{\"spec\":{\"name\":\"web\",\"nics\":[{\"mac\":"
+                           "\"52:54:00:aa:00:01\"}]}}");
+    assert_int_equal(vo_cluster_copy_in(g->from, g->to, "H", true, &error), 0);
+    assert_int_equal(n_keys(g->to, "cluster/claims/macs/"), 0);
+    teardown((void **)&g);
+    /* Taken by another VM of the cluster: nothing copied. */
+    Fixture *h = NULL;
+    setup((void **)&h);
+    put(h->from, "vms/a1", "{\"spec\":{\"name\":\"web\",\"nics\":[{\"mac\":"
+                           "\"52:54:00:aa:00:01\"}]}}");
+    put(h->to, "cluster/claims/macs/52:54:00:aa:00:01", "{\"vm\":\"other\",\"vm_id\":\"o\"}");
+    free(TAKE_PTR(error));
+    assert_int_equal(vo_cluster_copy_in(h->from, h->to, "J", false, &error), -EEXIST);
+    assert_non_null(strstr(error, "MAC 52:54:00:aa:00:01 of a VM of this host"));
+    assert_null(get(h->to, "vms/a1"));
+    teardown((void **)&h);
+}
+
 static void test_batches_and_copy_out(void **state)
 {
     Fixture *f = *state;
@@ -230,6 +268,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_copy_in_with_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_in_without_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collision_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_join_enters_macs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches_and_copy_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_pool_named_like_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_guards_per_batch, setup, teardown),
