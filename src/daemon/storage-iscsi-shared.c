@@ -90,6 +90,8 @@ VoPoolReach vo_storage_iscsi_reach(VoDaemon *d, const char *name, const char *id
     }
     _cleanup_free_ char *error = NULL;
     int r = u.user ? write_secret_here(d, name, id, &error) : 0;
+    if (vo_migrate_fault("iscsi-check-pause")) /* test: a target that holds the check */
+        vo_migrate_fault_wait("iscsi-check-go", 120000);
     VoIscsiLun *luns = NULL;
     size_t n = 0;
     if (r >= 0 && (r = vo_iscsi_scan(&u, u.initiator, &luns, &n, &error)) < 0) {
