@@ -8,7 +8,8 @@ live without copying its disk, guest RAM compared on both sides; deleted
 from the other host, the pool is gone everywhere with its secrets, also
 the copy a host's check was writing while the delete ran; a delete racing
 another host's attach of a LUN is refused; two hosts refreshing the LUNs
-at once both succeed."""
+at once both succeed; a failed read of the published secret keeps the
+host's copy in use."""
 
 import os
 import subprocess
@@ -226,3 +227,32 @@ def test_two_hosts_refreshing_at_once(cluster, tmp_path):
                        what=f"both LUNs on {h.name}")
     finally:
         t.stop()
+
+
+def test_secret_read_failing_keeps_the_copy(cluster, tmp_path):
+    """h2's reads of the published CHAP secret fail three checks in a row (a
+    test fault: a store that does not answer them): h2 logs in with its own
+    copy, the pool stays reachable there and h2 says so once (before, it
+    was unreachable from each failed read until a check read it again)."""
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_MIGRATE_FAULT"],
+                                             chap=(USER, SECRET))
+    try:
+        fault = os.path.join(faults, "iscsi-secret-read")
+        with open(fault, "w") as f:
+            f.write("3 EIO")
+        seen = []
+
+        def faults_taken():
+            seen.append((h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable"))
+            return not os.path.exists(fault)
+        wait_until(faults_taken, 120, interval=0.5, what="h2's three checks with the fault")
+        assert False not in seen, seen
+        log = h2.log()
+        assert log.count("its CHAP secret cannot be read from the cluster (Input/output "
+                         "error): this host's copy is used") == 1, log
+        wait_until(lambda: "its CHAP secret is read from the cluster again" in h2.log(), 60,
+                   what="h2 to read the secret again")
+        assert (h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable") is True
+    finally:
+        t.stop()
+
