@@ -9,10 +9,12 @@ from the other host, the pool is gone everywhere with its secrets, also
 the copy a host's check was writing while the delete ran; a delete racing
 another host's attach of a LUN is refused; two hosts refreshing the LUNs
 at once both succeed; a failed read of the published secret keeps the
-host's copy in use."""
+host's copy in use; a refresh dropping a LUN gone from the target holds
+its attach lock, so an attach of it on another host meanwhile is refused."""
 
 import os
 import subprocess
+import threading
 
 from iscsi_target import TgtTarget
 from test_cluster_projects import held, release
@@ -256,3 +258,45 @@ def test_secret_read_failing_keeps_the_copy(cluster, tmp_path):
     finally:
         t.stop()
 
+
+def test_refresh_dropping_a_lun_holds_its_attach_lock(cluster, tmp_path):
+    """LUN 2 removed from the target, h2's refresh held (a test hook) after
+    it looked at the LUN's users, and h1 attaches the LUN to a VM meanwhile:
+    the attach is refused (the refresh holds the LUN's attach lock, as a
+    volume's delete does) and the refresh drops the LUN's volume (before,
+    the attach succeeded and the refresh then deleted the document of a LUN
+    a VM used)."""
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_MIGRATE_FAULT"])
+    try:
+        t.luns[2] = t.spare
+        t.add_lun(2)
+        h1.api("POST", "/v1/pools/san1/refresh", {})
+        wait_until(lambda: "lun2" in volumes(h2, "san1"), 30, what="LUN 2 seen on h2")
+        t.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
+        h1.task_ok("POST", "/v1/vms", {"name": "att", "memory_mib": 64, "host": h1.name})
+        pause, go = (os.path.join(faults, p) for p in ("iscsi-refresh-pause",
+                                                        "iscsi-refresh-go"))
+        open(pause, "w").close()
+        refresh = []
+        th = threading.Thread(target=lambda: refresh.append(
+            h2.request("POST", "/v1/pools/san1/refresh", {})))
+        th.start()
+        try:
+            wait_until(lambda: not os.path.exists(pause), 60, what="h2's refresh held")
+            status, doc = h1.request("POST", "/v1/vms/att/disks", {"volume": "san1/lun2"})[:2]
+            if status == 202:
+                task = h1.wait_task(doc["task"])
+                status = 409 if task["state"] == "failed" else 200
+                doc = task
+        finally:
+            open(go, "w").close()
+            th.join(timeout=120)
+        assert status == 409, (status, doc)
+        assert refresh and refresh[0][0] == 200, refresh
+        disks = [d["volume"] for d in h1.api("GET", "/v1/vms/att")["disks"]]
+        assert "san1/lun2" not in disks, disks
+        for h in (h1, h2):
+            wait_until(lambda: sorted(volumes(h, "san1")) == ["lun1"], 30,
+                       what=f"LUN 2's volume gone on {h.name}")
+    finally:
+        t.stop()
