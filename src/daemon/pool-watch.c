@@ -1,5 +1,6 @@
 /* pool-watch.c: the shared pools' watch and marker checks, and the rbd
- * pools' reachability checks on a thread of their own (see pool-watch.h).
+ * pools' and the iSCSI pools' reachability checks on a thread each (see
+ * pool-watch.h).
  * The watch is the host's one watch on cluster/: it also tells the
  * followers of cluster-follow.h what changed. */
 #include "daemon/pool-watch.h"
@@ -15,14 +16,30 @@
 
 #define WATCH_PREFIX "cluster/"
 
+/* The checks of one kind of networked pool, on a thread of their own. */
+typedef struct {
+    const char *what;
+    bool (*check)(VoDaemon *d);
+    bool retry_sweep; /* also retries the RBD images the start-up sweep could not remove */
+    pthread_t thread;
+    bool started;
+} NetworkChecks;
+
+static NetworkChecks network_checks[] = {
+    { .what = "rbd", .check = vo_storage_check_rbd_pools, .retry_sweep = true },
+    /* A target that does not answer costs a login timeout (10 s) a check:
+     * never on the rbd pools' thread. */
+    { .what = "iSCSI", .check = vo_storage_check_iscsi_pools },
+};
+
 static struct {
     VoDaemon *d;
-    pthread_t thread, rbd_thread;
+    pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t rbd_wake; /* the rbd thread's wait between checks, cut short by a stop */
-    bool stop, started, rbd_started;
+    pthread_cond_t wake; /* the network threads' wait between checks, cut short by a stop */
+    bool stop, started;
     VoStoreWatch *watch;
-} pw = { .lock = PTHREAD_MUTEX_INITIALIZER, .rbd_wake = PTHREAD_COND_INITIALIZER };
+} pw = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 
 static bool is_shared_key(const char *key)
 {
@@ -108,23 +125,27 @@ static void *watch_thread(void *userdata)
     return NULL;
 }
 
-/* The rbd pools' checks: a Ceph whose monitors do not answer holds each
- * for up to VO_RBD_TIMEOUT_S, here only (never the watch above, whose
- * changes of other pools must show at once). */
-static void *rbd_thread(void *userdata)
+/* One kind of networked pool's checks: a Ceph whose monitors do not
+ * answer holds each rbd check for up to VO_RBD_TIMEOUT_S, a target that
+ * does not answer each iSCSI check for its login timeout, here only (never
+ * the watch above, whose changes of other pools must show at once, nor the
+ * other kind's thread). */
+static void *network_thread(void *userdata)
 {
-    VoDaemon *d = userdata;
+    const NetworkChecks *n = userdata;
+    VoDaemon *d = pw.d;
     pthread_mutex_lock(&pw.lock);
     while (!pw.stop) {
         struct timespec until = vo_deadline_ms(CLOCK_REALTIME, VO_POOL_CHECK_MS);
-        while (!pw.stop && pthread_cond_timedwait(&pw.rbd_wake, &pw.lock, &until) == 0)
+        while (!pw.stop && pthread_cond_timedwait(&pw.wake, &pw.lock, &until) == 0)
             ;
         if (pw.stop)
             break;
         pthread_mutex_unlock(&pw.lock);
-        if (vo_storage_check_rbd_pools(d))
+        if (n->check(d))
             vo_storage_notify_pools_changed(d);
-        vo_sweep_kept_retry(d); /* RBD images the start-up sweep could not remove */
+        if (n->retry_sweep)
+            vo_sweep_kept_retry(d);
         pthread_mutex_lock(&pw.lock);
     }
     pthread_mutex_unlock(&pw.lock);
@@ -139,12 +160,17 @@ int vo_pool_watch_start(VoDaemon *d)
     if (r < 0)
         return r;
     pw.started = true;
-    r = -pthread_create(&pw.rbd_thread, NULL, rbd_thread, d);
-    if (r < 0) {
-        vo_pool_watch_stop();
-        return r;
+    for (size_t i = 0; i < ELEMENTSOF(network_checks); i++) {
+        NetworkChecks *n = &network_checks[i];
+        r = -pthread_create(&n->thread, NULL, network_thread, n);
+        if (r < 0) {
+            log_error("pool watch: cannot start the %s pools' checks: %s", n->what,
+                      strerror(-r));
+            vo_pool_watch_stop();
+            return r;
+        }
+        n->started = true;
     }
-    pw.rbd_started = true;
     return 0;
 }
 
@@ -156,12 +182,15 @@ void vo_pool_watch_stop(void)
     pw.stop = true;
     if (pw.watch)
         pw.d->store->ops->watch_wake(pw.watch);
-    pthread_cond_signal(&pw.rbd_wake);
+    pthread_cond_broadcast(&pw.wake);
     pthread_mutex_unlock(&pw.lock);
     pthread_join(pw.thread, NULL);
-    if (pw.rbd_started) /* waits for a check under way (VO_RBD_TIMEOUT_S at most) */
-        pthread_join(pw.rbd_thread, NULL);
-    pw.rbd_started = false;
+    for (size_t i = 0; i < ELEMENTSOF(network_checks); i++) {
+        /* waits for a check under way (VO_RBD_TIMEOUT_S, a login timeout) */
+        if (network_checks[i].started)
+            pthread_join(network_checks[i].thread, NULL);
+        network_checks[i].started = false;
+    }
     if (pw.watch) {
         vo_cluster_follow_lost();
         pw.d->store->ops->watch_close(pw.watch);

@@ -8,6 +8,7 @@
 
 #include "conf/names.h"
 #include "daemon/cluster-view.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/storage-iscsi-shared.h"
 #include "daemon/storage-iscsi.h"
 #include "daemon/storage-rbd-shared.h"
@@ -69,7 +70,8 @@ static bool lun_listed(const VoIscsiLun *luns, size_t n, const char *name)
 
 /* Caller holds storage_lock: the volumes of pool p follow the LUNs listed
  * (new ones added as raw volumes, sizes updated); those in gone (LUNs the
- * target no longer has, attached to no VM) are dropped. */
+ * target no longer has, claimed for their drop: iscsi_claim_gone) are
+ * dropped. */
 static int iscsi_apply_luns(VoDaemon *d, VoPool *p, const VoIscsiLun *luns, size_t n,
                             char *const *gone, char **ret_error)
 {
@@ -105,7 +107,7 @@ static int iscsi_apply_luns(VoDaemon *d, VoPool *p, const VoIscsiLun *luns, size
     }
     for (size_t i = 0; gone && gone[i]; i++) {
         VoVolume *v = vo_storage_volume_find(d, p->name, gone[i]);
-        if (!v || v->busy || v->attaching || lun_listed(luns, n, gone[i]))
+        if (!v || lun_listed(luns, n, gone[i]))
             continue;
         if (vo_storage_delete_volume_doc(d, v) == 0) {
             vo_storage_forget_project(d, p->name, gone[i], v->shared); /* a LUN in a project */
@@ -135,6 +137,68 @@ static char **iscsi_gone(VoDaemon *d, const char *name, const VoIscsiLun *luns, 
     }
     vo_strv_free(names);
     return gone;
+}
+
+/* The volumes of iSCSI pool name not in luns, each claimed for its drop as
+ * a volume's delete claims it: marked busy (no attach of this host starts
+ * meanwhile) and, of a shared pool, with its attach lock held (nor one of
+ * another host: in *ret_holds, one per name returned), before its users on
+ * every host are looked at. Those a VM uses, or that another operation or
+ * host holds, are kept (logged). A strv; iscsi_unclaim once done. */
+static char **iscsi_claim_gone(VoDaemon *d, const char *name, const VoIscsiLun *luns, size_t n,
+                               VoLeaseKeeper ***ret_holds)
+{
+    _cleanup_strv_ char **names = NULL;
+    char **gone = NULL;
+    pthread_mutex_lock(&d->storage_lock);
+    for (size_t i = 0; i < d->n_volumes; i++)
+        if (!strcmp(d->volumes[i]->pool, name) && !lun_listed(luns, n, d->volumes[i]->name))
+            vo_strv_pushf(&names, "%s", d->volumes[i]->name);
+    pthread_mutex_unlock(&d->storage_lock);
+    size_t n_names = vo_strv_len(names), n_gone = 0;
+    VoLeaseKeeper **holds = vo_malloc0(sizeof(VoLeaseKeeper *) * (n_names + 1));
+    for (size_t i = 0; i < n_names; i++) {
+        _cleanup_free_ char *key = vo_asprintf("%s/%s", name, names[i]);
+        _cleanup_free_ char *error = NULL, *path = NULL, *user = NULL;
+        if (vo_storage_claim_volume(d, name, names[i], &path, NULL, &error) < 0) {
+            log_info("pool %s: LUN volume %s is gone from the target: kept for now (%s)", name,
+                     names[i], error);
+            continue;
+        }
+        VoLeaseKeeper *hold = NULL;
+        bool shared = vo_storage_key_is_shared(d, key);
+        int r = shared ? vo_storage_attach_lock(d, name, names[i], &error) : 0;
+        if (r == 0 && shared) {
+            pthread_mutex_lock(&d->storage_lock);
+            VoVolume *v = vo_storage_volume_find(d, name, names[i]);
+            hold = v ? TAKE_PTR(v->attach_keeper) : NULL;
+            pthread_mutex_unlock(&d->storage_lock);
+        }
+        if (r == 0 && (user = vo_storage_volume_user_name(d, key)))
+            error = vo_asprintf("attached to VM '%s'", user);
+        if (r < 0 || user) {
+            log_info("pool %s: LUN volume %s is gone from the target but kept: %s", name,
+                     names[i], error);
+            vo_storage_lease_keeper_stopp(&hold);
+            vo_storage_release_volume(d, name, names[i]);
+            continue;
+        }
+        vo_strv_pushf(&gone, "%s", names[i]);
+        holds[n_gone++] = hold;
+    }
+    *ret_holds = holds;
+    return gone;
+}
+
+/* The claims of iscsi_claim_gone let go (of the volumes still there). */
+static void iscsi_unclaim(VoDaemon *d, const char *name, char *const *gone,
+                          VoLeaseKeeper **holds)
+{
+    for (size_t i = 0; gone && gone[i]; i++) {
+        vo_storage_release_volume(d, name, gone[i]);
+        vo_storage_lease_keeper_stopp(&holds[i]);
+    }
+    free(holds);
 }
 
 /* Whether iSCSI pool path (its iscsi:// string) names portal host:port and
@@ -316,7 +380,10 @@ int vo_pool_refresh(VoDaemon *d, const char *name, json_t **ret, char **ret_erro
         r = vo_error_set(ret_error, -EBUSY, "pool '%s': cannot list the LUNs of target %s at "
                          "%s:%u: %s", name, u.target, u.host, u.port, scan_error);
     vo_iscsi_url_clear(&u);
-    _cleanup_strv_ char **gone = r == 0 ? iscsi_gone(d, name, luns, n) : NULL;
+    VoLeaseKeeper **holds = NULL;
+    _cleanup_strv_ char **gone = r == 0 ? iscsi_claim_gone(d, name, luns, n, &holds) : NULL;
+    if (gone && vo_migrate_fault("iscsi-refresh-pause")) /* test: an attach meanwhile */
+        vo_migrate_fault_wait("iscsi-refresh-go", 60000);
     if (r == 0) {
         pthread_mutex_lock(&d->storage_lock);
         p = vo_storage_pool_find(d, name);
@@ -326,6 +393,7 @@ int vo_pool_refresh(VoDaemon *d, const char *name, json_t **ret, char **ret_erro
             *ret = vo_storage_pool_to_json(d, p);
         pthread_mutex_unlock(&d->storage_lock);
     }
+    iscsi_unclaim(d, name, gone, holds);
     free(luns);
     return r;
 }

@@ -3,12 +3,16 @@
 #include "daemon/storage-iscsi-shared.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/migrate-safe.h"
 #include "daemon/storage-iscsi.h"
 #include "daemon/storage-rbd-shared.h"
 #include "state/store.h"
+#include "util/fault-file.h"
 #include "util/util.h"
 
 char *vo_iscsi_host_initiator(VoDaemon *d)
@@ -53,13 +57,63 @@ int vo_storage_iscsi_publish_secret(VoDaemon *d, const char *name, const char *i
     return 0;
 }
 
+/* The pools whose checks use this host's copy of the secret while the
+ * published one cannot be read: a line when that starts and one when it
+ * ends, not one a check. */
+static pthread_mutex_t copy_used_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **copy_used;
+
+/* Whether pool name is in copy_used, which it joins (used true) or leaves;
+ * caller holds copy_used_lock. */
+static bool copy_used_set(const char *name, bool used)
+{
+    size_t n = vo_strv_len(copy_used), i = 0;
+    while (i < n && strcmp(copy_used[i], name))
+        i++;
+    bool was = i < n;
+    if (used && !was) {
+        vo_strv_pushf(&copy_used, "%s", name);
+    } else if (!used && was) {
+        free(copy_used[i]);
+        memmove(&copy_used[i], &copy_used[i + 1], (n - i) * sizeof(char *));
+    }
+    return was;
+}
+
+/* Test-only: the read of the published secret fails as the file
+ * iscsi-secret-read in $VIREO_TEST_MIGRATE_FAULT says ("N ERR",
+ * util/fault-file.h): a store that does not answer for this one read. */
+static int secret_read_fault(void)
+{
+    const char *dir = getenv("VIREO_TEST_MIGRATE_FAULT");
+    return dir && *dir ? vo_fault_file_take(dir, "iscsi-secret-read") : 0;
+}
+
 /* This host's copy of the secret, from the published one: written at every
- * check (a pool deleted and made again under its name has a new secret). */
+ * check (a pool deleted and made again under its name has a new secret).
+ * When the store cannot be read (it does not answer: not when the secret
+ * is gone, -ENOENT), the copy this host has is used as it is: the target
+ * still takes it, and a store that is slow for a moment must not make the
+ * pool unreachable until the next check. */
 static int write_secret_here(VoDaemon *d, const char *name, const char *id, char **ret_error)
 {
     _cleanup_free_ char *key = secret_key(id);
     char *text = NULL;
-    int r = vo_store_get(d->store, key, &text, NULL);
+    int r = secret_read_fault();
+    if (r == 0)
+        r = vo_store_get(d->store, key, &text, NULL);
+    _cleanup_free_ char *copy = vo_iscsi_secret_path(d->state_dir, name);
+    bool use_copy = r < 0 && r != -ENOENT && access(copy, R_OK) == 0;
+    pthread_mutex_lock(&copy_used_lock);
+    bool was = copy_used_set(name, use_copy);
+    pthread_mutex_unlock(&copy_used_lock);
+    if (use_copy && !was)
+        log_warn("pool '%s': its CHAP secret cannot be read from the cluster (%s): this "
+                 "host's copy is used until it can", name, strerror(-r));
+    else if (was && r >= 0)
+        log_info("pool '%s': its CHAP secret is read from the cluster again", name);
+    if (use_copy)
+        return 0;
     if (r < 0)
         return vo_error_set(ret_error, r, "the CHAP secret of pool '%s' cannot be read from "
                             "the cluster: %s", name, strerror(-r));
@@ -90,6 +144,8 @@ VoPoolReach vo_storage_iscsi_reach(VoDaemon *d, const char *name, const char *id
     }
     _cleanup_free_ char *error = NULL;
     int r = u.user ? write_secret_here(d, name, id, &error) : 0;
+    if (vo_migrate_fault("iscsi-check-pause")) /* test: a target that holds the check */
+        vo_migrate_fault_wait("iscsi-check-go", 120000);
     VoIscsiLun *luns = NULL;
     size_t n = 0;
     if (r >= 0 && (r = vo_iscsi_scan(&u, u.initiator, &luns, &n, &error)) < 0) {

@@ -76,7 +76,7 @@ void vo_storage_pool_path_here(VoDaemon *d, VoPool *p)
 }
 
 /* Whether checking p's reach asks the network (Ceph's monitors, an iSCSI
- * target): those are checked on a thread of their own (check_pools). */
+ * target): those are checked on threads of their own (check_pools). */
 bool vo_storage_pool_is_networked(const VoPool *p)
 {
     return p->rbd || !strcmp(p->type, VO_ISCSI_POOL_TYPE);

@@ -71,25 +71,36 @@ static void iscsi_secret_of_gone_pool(VoDaemon *d, const char *name, VoPool *p)
     }
 }
 
-/* rbd_pools false: the shared directory pools (a marker file each);
- * true: the rbd pools, whose monitors are asked (up to VO_RBD_TIMEOUT_S
- * each when they do not answer), and the shared iSCSI pools, whose target
- * is logged in to (storage-iscsi-shared.h). The two are never checked in one call:
- * vireod's start and the pool watch check the directory pools, and the rbd
- * pools have a thread of their own (pool-watch.c), so a Ceph that does not
- * answer holds neither the start nor the watch of the cluster's changes. */
-static bool check_pools(VoDaemon *d, bool rbd_pools)
+/* Which shared pools one check looks at. Each kind has its own caller:
+ * vireod's start and the pool watch check the directory pools (a marker
+ * file each), and the rbd pools (whose monitors are asked, up to
+ * VO_RBD_TIMEOUT_S each when they do not answer) and the iSCSI pools (whose
+ * target is logged in to, up to 10 s each: storage-iscsi-shared.h) have a
+ * thread each (pool-watch.c), so that a Ceph or a target that does not
+ * answer holds neither the start, nor the watch of the cluster's changes,
+ * nor the other kind's checks. */
+typedef enum { CHECK_MARKERS, CHECK_RBD, CHECK_ISCSI } CheckKind;
+
+static CheckKind check_kind_of(const VoPool *p)
+{
+    if (!vo_storage_pool_is_networked(p))
+        return CHECK_MARKERS;
+    return p->rbd ? CHECK_RBD : CHECK_ISCSI;
+}
+
+static bool check_pools(VoDaemon *d, CheckKind kind)
 {
     /* The marker is read (an rbd pool's monitors asked) without the lock (a
      * hung mount must not stop every storage call), then the verdicts are
      * stored. */
+    bool networked = kind != CHECK_MARKERS;
     _cleanup_strv_ char **names = NULL, **paths = NULL, **ids = NULL;
     json_t *rbd = json_object(); /* name -> settings, of the rbd pools */
     int64_t now = vo_now_ms();
     pthread_mutex_lock(&d->storage_lock);
     for (size_t i = 0; i < d->n_pools; i++)
-        if (d->pools[i]->shared && rbd_pools == vo_storage_pool_is_networked(d->pools[i]) &&
-            !(rbd_pools && d->pools[i]->reach == VO_POOL_REACHABLE &&
+        if (d->pools[i]->shared && check_kind_of(d->pools[i]) == kind &&
+            !(networked && d->pools[i]->reach == VO_POOL_REACHABLE &&
               now < d->pools[i]->rbd_next_check_ms)) {
             vo_strv_pushf(&names, "%s", d->pools[i]->name);
             vo_strv_pushf(&paths, "%s", d->pools[i]->path);
@@ -103,10 +114,13 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
         char *reason = NULL;
         bool sweep = false;
         json_t *props = json_object_get(rbd, names[i]);
-        VoPoolReach reach =
-            props               ? vo_storage_rbd_reach(d, names[i], ids[i], props, paths[i], &reason)
-            : rbd_pools         ? vo_storage_iscsi_reach(d, names[i], ids[i], paths[i], &reason)
-                                : vo_pool_marker_check(paths[i], ids[i], &reason);
+        VoPoolReach reach;
+        if (props)
+            reach = vo_storage_rbd_reach(d, names[i], ids[i], props, paths[i], &reason);
+        else if (kind == CHECK_ISCSI)
+            reach = vo_storage_iscsi_reach(d, names[i], ids[i], paths[i], &reason);
+        else
+            reach = vo_pool_marker_check(paths[i], ids[i], &reason);
         pthread_mutex_lock(&d->storage_lock);
         VoPool *p = vo_storage_pool_find(d, names[i]);
         bool same = p && p->shared && p->id && !strcmp(p->id, ids[i]);
@@ -114,12 +128,12 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
             /* Deleted while its key was being written here: the key goes
              * (under the lock, so a newer pool's directory is told apart). */
             vo_storage_rbd_discard_of(paths[i], ids[i]);
-        if (rbd_pools && !props && !same)
+        if (kind == CHECK_ISCSI && !same)
             iscsi_secret_of_gone_pool(d, names[i], p);
         if (same && p->reach != reach) {
             if (reach == VO_POOL_REACHABLE) {
                 log_info("shared pool '%s' is reachable on this host", p->name);
-                sweep = !rbd_pools;
+                sweep = !networked;
             }
             else
                 log_warn("shared pool '%s' is not reachable on this host: %s", p->name, reason);
@@ -133,7 +147,7 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
              * iSCSI target's, a login): a pool reached is asked again
              * after VO_POOL_RBD_CHECK_MS, one not reached at every check
              * (back as soon as it answers). */
-            if (rbd_pools)
+            if (networked)
                 p->rbd_next_check_ms = vo_now_ms() + VO_POOL_RBD_CHECK_MS;
         }
         pthread_mutex_unlock(&d->storage_lock);
@@ -147,12 +161,17 @@ static bool check_pools(VoDaemon *d, bool rbd_pools)
 
 bool vo_storage_check_pools(VoDaemon *d)
 {
-    return check_pools(d, false);
+    return check_pools(d, CHECK_MARKERS);
 }
 
 bool vo_storage_check_rbd_pools(VoDaemon *d)
 {
-    return check_pools(d, true);
+    return check_pools(d, CHECK_RBD);
+}
+
+bool vo_storage_check_iscsi_pools(VoDaemon *d)
+{
+    return check_pools(d, CHECK_ISCSI);
 }
 
 /* Caller holds storage_lock. */

@@ -43,8 +43,8 @@
 
 /* Makes sure the default pool exists, then loads every pool and volume
  * (this host's and the shared ones) and checks the shared pools' markers
- * (a cluster's rbd pools are checked by the pool watch's rbd thread: a Ceph
- * that does not answer would hold vireod's start). */
+ * (a cluster's rbd and iSCSI pools are checked by the pool watch's threads:
+ * a Ceph or a target that does not answer would hold vireod's start). */
 int vo_storage_load(VoDaemon *d);
 /* Reads the marker of every shared directory pool again; true when a pool
  * became reachable or unreachable here. Never waits on Ceph. */
@@ -54,6 +54,10 @@ bool vo_storage_check_pools(VoDaemon *d);
  * other, each bounded by VO_RBD_TIMEOUT_S; true when a pool became
  * reachable or unreachable here. Only pool-watch.c's rbd thread calls it. */
 bool vo_storage_check_rbd_pools(VoDaemon *d);
+/* The same for the shared iSCSI pools: a login to each one's target and a
+ * LUN listing (bounded, 10 s each). Only pool-watch.c's iSCSI thread calls
+ * it: a target that does not answer never delays the rbd pools' checks. */
+bool vo_storage_check_iscsi_pools(VoDaemon *d);
 /* A change of a key under cluster/pools/ or cluster/volumes/ (value NULL: a
  * deleted key) at revision rev, from the store's watch: the registry
  * follows it (older revisions than what it holds are ignored). */

@@ -12,7 +12,9 @@ task's disk_bytes and disks_copied are 0); Ceph sees the image opened from
 h2's address only; the file is read back from the disk after the move, and
 HA is accepted for the VM (its disk is shared). A restore over it cut
 short on h2 (vireod dies after the write) is rolled back by its start on
-h1, after a move: the mark is in the VM's document, which every host sees."""
+h1, after a move: the mark is in the VM's document, which every host sees.
+An iSCSI target that does not answer, beside the rbd pool, never holds the
+rbd pool's checks."""
 
 import json
 import os
@@ -23,6 +25,7 @@ import time
 import pytest
 
 from ceph_harness import Ceph, CephUnavailable
+from iscsi_target import TgtTarget
 from test_cluster_shared_pools import pool_on, record_pools
 from test_migrate import assert_same_ram, create_on, form, hosts_of, keeping_ram, migrate
 from vireo_harness import BOOT_MARKER, wait_until
@@ -312,3 +315,59 @@ def test_kept_intents_seen_by_every_host(ceph_box, cluster, tmp_path):
         watcher.communicate(b"\n", timeout=60)  # rbd watch ends at a newline
     assert "orphan" in json.loads(ceph.rbd("ls", "--format", "json", "vms"))  # left in Ceph
     ceph.rbd("rm", "vms/orphan")
+
+
+def test_dead_iscsi_target_holds_no_rbd_check(ceph_box, cluster, tmp_path):
+    """Beside a shared rbd pool, a shared iSCSI pool whose portal drops every
+    packet (each login waits out its timeout), its check on h1 held besides
+    (a test hook: a target slower still): h1 still sees the rbd pool's
+    monitors go and come back, then the iSCSI pool unreachable with the
+    reason (before, the rbd pools were checked on the thread the iSCSI
+    logins held)."""
+    c = cluster(2, listen=False)
+    ceph = start_ceph(c, ceph_box)
+    h1 = c.hosts[0]
+    faults = str(tmp_path / "faults")
+    os.makedirs(faults)
+    h1.stop()
+    h1.env = {**(h1.env or {}), "VIREO_TEST_MIGRATE_FAULT": faults}
+    h1.start()
+    form(c)
+    ceph.create_pool("vms")
+    keyring = str(tmp_path / "ceph.client.vireo.keyring")
+    ceph.add_user("vireo", "vms", keyring)
+    h1.cli("pool", "create", "ceph", "--type", "rbd", "--monitors", ceph.monitors,
+           "--pool", "vms", "--user", "vireo", "--keyring", keyring)
+    ns, address = c.add_netns("san", CEPH_INDEX + 1)
+    lun = str(tmp_path / "lun1.img")
+    with open(lun, "wb") as f:
+        f.truncate(16 << 20)
+    iqn = "iqn.2026-12.org.vireo.test:dead"
+    t = TgtTarget(ns.name, str(tmp_path), iqn, {1: lun}, address=address)
+    pause, go = (os.path.join(faults, p) for p in ("iscsi-check-pause", "iscsi-check-go"))
+    route = ["ip", "-n", h1.host_netns.name, "route", "add", "blackhole", f"{ceph.monitors}/32"]
+    try:
+        h1.cli("pool", "create", "san1", "--type", "iscsi", "--portal", t.portal,
+               "--target", iqn)
+        for name in ("ceph", "san1"):
+            wait_until(lambda: reachable(h1, name), 30, what=f"pool {name} reachable on h1")
+        subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-f", "-"], check=True, text=True,
+                       input="table inet dead { chain input { type filter hook input priority 0;"
+                             f" tcp dport {t.port} drop; }}; }}")
+        open(pause, "w").close()
+        wait_until(lambda: not os.path.exists(pause), 60, what="h1's iSCSI check held")
+        subprocess.run(route, check=True)
+        try:
+            wait_until(lambda: reachable(h1, "ceph") is False, 60,
+                       what="pool ceph unreachable on h1, its iSCSI check held")
+        finally:
+            route[4] = "del"
+            subprocess.run(route, check=True)
+        wait_until(lambda: reachable(h1, "ceph"), 60, what="pool ceph reachable again on h1")
+        open(go, "w").close()
+        wait_until(lambda: reachable(h1, "san1") is False, 60, what="san1 unreachable on h1")
+        reason = pool_on(h1, "san1")["reason"]
+        assert f"the iSCSI target {iqn} at {t.portal} cannot be used" in reason, reason
+    finally:
+        open(go, "w").close()  # a check still held lets go (h1's stop waits for it)
+        t.stop()

@@ -8,10 +8,13 @@ live without copying its disk, guest RAM compared on both sides; deleted
 from the other host, the pool is gone everywhere with its secrets, also
 the copy a host's check was writing while the delete ran; a delete racing
 another host's attach of a LUN is refused; two hosts refreshing the LUNs
-at once both succeed."""
+at once both succeed; a failed read of the published secret keeps the
+host's copy in use; a refresh dropping a LUN gone from the target holds
+its attach lock, so an attach of it on another host meanwhile is refused."""
 
 import os
 import subprocess
+import threading
 
 from iscsi_target import TgtTarget
 from test_cluster_projects import held, release
@@ -224,5 +227,76 @@ def test_two_hosts_refreshing_at_once(cluster, tmp_path):
         for h in (h1, h2):
             wait_until(lambda: sorted(volumes(h, "san1")) == ["lun1", "lun2"], 30,
                        what=f"both LUNs on {h.name}")
+    finally:
+        t.stop()
+
+
+def test_secret_read_failing_keeps_the_copy(cluster, tmp_path):
+    """h2's reads of the published CHAP secret fail three checks in a row (a
+    test fault: a store that does not answer them): h2 logs in with its own
+    copy, the pool stays reachable there and h2 says so once (before, it
+    was unreachable from each failed read until a check read it again)."""
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_MIGRATE_FAULT"],
+                                             chap=(USER, SECRET))
+    try:
+        fault = os.path.join(faults, "iscsi-secret-read")
+        with open(fault, "w") as f:
+            f.write("3 EIO")
+        seen = []
+
+        def faults_taken():
+            seen.append((h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable"))
+            return not os.path.exists(fault)
+        wait_until(faults_taken, 120, interval=0.5, what="h2's three checks with the fault")
+        assert False not in seen, seen
+        log = h2.log()
+        assert log.count("its CHAP secret cannot be read from the cluster (Input/output "
+                         "error): this host's copy is used") == 1, log
+        wait_until(lambda: "its CHAP secret is read from the cluster again" in h2.log(), 60,
+                   what="h2 to read the secret again")
+        assert (h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable") is True
+    finally:
+        t.stop()
+
+
+def test_refresh_dropping_a_lun_holds_its_attach_lock(cluster, tmp_path):
+    """LUN 2 removed from the target, h2's refresh held (a test hook) after
+    it looked at the LUN's users, and h1 attaches the LUN to a VM meanwhile:
+    the attach is refused (the refresh holds the LUN's attach lock, as a
+    volume's delete does) and the refresh drops the LUN's volume (before,
+    the attach succeeded and the refresh then deleted the document of a LUN
+    a VM used)."""
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_MIGRATE_FAULT"])
+    try:
+        t.luns[2] = t.spare
+        t.add_lun(2)
+        h1.api("POST", "/v1/pools/san1/refresh", {})
+        wait_until(lambda: "lun2" in volumes(h2, "san1"), 30, what="LUN 2 seen on h2")
+        t.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
+        h1.task_ok("POST", "/v1/vms", {"name": "att", "memory_mib": 64, "host": h1.name})
+        pause, go = (os.path.join(faults, p) for p in ("iscsi-refresh-pause",
+                                                        "iscsi-refresh-go"))
+        open(pause, "w").close()
+        refresh = []
+        th = threading.Thread(target=lambda: refresh.append(
+            h2.request("POST", "/v1/pools/san1/refresh", {})))
+        th.start()
+        try:
+            wait_until(lambda: not os.path.exists(pause), 60, what="h2's refresh held")
+            status, doc = h1.request("POST", "/v1/vms/att/disks", {"volume": "san1/lun2"})[:2]
+            if status == 202:
+                task = h1.wait_task(doc["task"])
+                status = 409 if task["state"] == "failed" else 200
+                doc = task
+        finally:
+            open(go, "w").close()
+            th.join(timeout=120)
+        assert status == 409, (status, doc)
+        assert refresh and refresh[0][0] == 200, refresh
+        disks = [d["volume"] for d in h1.api("GET", "/v1/vms/att")["disks"]]
+        assert "san1/lun2" not in disks, disks
+        for h in (h1, h2):
+            wait_until(lambda: sorted(volumes(h, "san1")) == ["lun1"], 30,
+                       what=f"LUN 2's volume gone on {h.name}")
     finally:
         t.stop()
