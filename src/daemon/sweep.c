@@ -25,7 +25,7 @@
 #define BUILD_PREFIX ".build-"
 #define DELETING_PREFIX ".deleting-" /* image-import.c: an image being deleted */
 #define RESTORE_PREFIX ".restore-"  /* backup-restore.c: new disk files */
-#define REPLACED_PREFIX ".replaced-" /* storage.c: old files moved aside */
+#define REPLACED_PREFIX ".replaced-" /* storage-backup.c, storage-disks.c: old files moved aside */
 
 int vo_intent_begin(VoDaemon *d, const char *id, const char *owner, const char *const *paths,
                     size_t n)

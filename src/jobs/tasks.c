@@ -855,7 +855,7 @@ static char *cleaned_for(VoTasks *ts, json_t *doc)
 /* Caller holds ts->lock: the operation's work was complete when vireod
  * stopped (killed between the commit of what it made and its own final
  * write): the object it made exists in the store (its document is written
- * only once the object is whole: storage.c, images.c, backups.c) and the
+ * only once the object is whole: storage-tasks.c, images.c, backups.c) and the
  * sweep removed nothing for it. */
 static bool completed_before_stop(VoTasks *ts, VoTask *t, const char *removed)
 {
