@@ -2,7 +2,9 @@
  * their own holding its CPU limit (util/cgroup-vcpu.c): which directory is
  * made and which file gets which thread or value, in order, on cgroup v1 and
  * v2, at the start, for a live change and for a QEMU whose threads share one
- * cgroup; and the plan carried out on a directory of plain files. */
+ * cgroup; the plans run on a model of the kernel's quota rules (accepted,
+ * the vCPU threads capped at every step); and the plan carried out on a
+ * directory of plain files. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdbool.h>
