@@ -1177,8 +1177,8 @@ static const CliCommand vm_commands[] = {
     "                        graphical console (stopped VM only; vireo console --vnc)\n"     \
     "  --cpu-weight N        its QEMU's CPU share against other VMs', 1..10000 (100:\n"      \
     "                        the default; 0 resets it); applies at once\n"                   \
-    "  --cpu-limit CORES     at most this much CPU time, in cores (e.g. 1.5; 0: no\n"        \
-    "                        limit); applies at once (docs/security.md, cgroups)\n" ASYNC_HELP \
+    "  --cpu-limit CORES     at most this much CPU time for its vCPUs, in cores (e.g.\n"    \
+    "                        1.5; 0: no limit); applies at once (docs/security.md)\n" ASYNC_HELP \
     "\nExamples:\n  vireo vm edit web1 --max-vcpus 4 --max-memory 4G   (stopped)\n"            \
     "  vireo vm set web1 --vcpus 3 --memory 3G              (running)\n"                   \
     "  vireo vm set web1 --cpu-weight 200 --cpu-limit 1.5   (running or stopped)\n"

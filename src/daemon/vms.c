@@ -2534,6 +2534,11 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
             return c;
         }
     }
+    /* A running QEMU's cgroup follows the saved CPU weight/limit, after
+     * the locks: it may ask QEMU (its vCPU threads, qemu-cgroup.h), and a
+     * stuck one must not stall every reader. The job lock keeps hv. */
+    VoHvInstance *cgroup_hv = NULL;
+    _cleanup_vm_spec_ VoVmSpec *cgroup_spec = NULL;
     pthread_mutex_lock(&d->vms_lock); /* a rename must not race another */
     pthread_mutex_lock(&vm->lock);
     int r = 0;
@@ -2653,14 +2658,12 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         vo_vm_spec_free(next);
     } else {
         vo_vm_spec_free(old);
-        /* A running QEMU's cgroup follows at once; without one (the host
-         * has none) the values wait for the next start. */
+        /* A running QEMU's cgroup follows at once (below); without one
+         * (the host has none) the values wait for the next start. */
         if ((edit->cpu_weight_set || edit->cpu_limit_set) && vm->hv &&
             d->driver->cgroup_update) {
-            _cleanup_free_ char *cg_error = NULL;
-            if (d->driver->cgroup_update(vm->hv, next, &cg_error) < 0)
-                log_warn("vm %s: CPU weight/limit saved, not applied now: %s", next->name,
-                         cg_error);
+            cgroup_hv = vm->hv;
+            cgroup_spec = vo_vm_spec_copy(next);
         }
         int64_t lease = 0;
         bool listed = edit->ha == 1 && d->cluster && vm->hv;
@@ -2678,6 +2681,12 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
 out:
     pthread_mutex_unlock(&vm->lock);
     pthread_mutex_unlock(&d->vms_lock);
+    if (cgroup_hv) {
+        _cleanup_free_ char *cg_error = NULL;
+        if (d->driver->cgroup_update(cgroup_hv, cgroup_spec, &cg_error) < 0)
+            log_warn("vm %s: CPU weight/limit saved, not applied now: %s", cgroup_spec->name,
+                     cg_error);
+    }
     vo_vm_job_end_brief(vm);
     /* The NVRAM the VM does not use (any more) goes. */
     const char *unused = r >= 0 ? old_nvram : new_nvram;

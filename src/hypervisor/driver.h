@@ -473,7 +473,8 @@ struct VoHvDriver {
      * balloon and disk counters out (have_* false). NULL: none. */
     int (*stats)(VoHvInstance *vm, VoHvStats *ret);
     /* Sets a running VM's cgroup limits from spec again (its cpu_weight,
-     * cpu_limit); -ENODEV when it has no cgroup. NULL: none. */
+     * cpu_limit); it may ask QEMU (its vCPU threads), so callers hold no VM
+     * lock, only its job. -ENODEV when it has no cgroup. NULL: none. */
     int (*cgroup_update)(VoHvInstance *vm, const VoVmSpec *spec, char **ret_error);
     bool kvm_usable;
     char *kvm_reason;

@@ -12,18 +12,19 @@
 
 #include "util/util.h"
 
-static void add(VoCgroupPlan *p, char *path, char *value)
+static void add(VoCgroupPlan *p, char *path, char *value, bool may_be_refused)
 {
     VoCgroupStep *steps = realloc(p->steps, (p->n + 1) * sizeof(*p->steps));
     if (!steps)
         abort();
     p->steps = steps;
-    p->steps[p->n++] = (VoCgroupStep){ .path = path, .value = value };
+    p->steps[p->n++] = (VoCgroupStep){ .path = path, .value = value,
+                                       .may_be_refused = may_be_refused };
 }
 
 static void add_write(VoCgroupPlan *p, const char *dir, const char *file, char *value)
 {
-    add(p, vo_asprintf("%s/%s", dir, file), value);
+    add(p, vo_asprintf("%s/%s", dir, file), value, false);
 }
 
 /* "-1" / "max": no quota. */
@@ -44,9 +45,16 @@ static void plan_limits_v1(VoCgroupPlan *p, const char *dir, const char *child,
         add_write(p, dir, "cpu.cfs_quota_us", vo_asprintf("%lld", quota_us(l)));
         return;
     }
-    add_write(p, dir, "cpu.cfs_quota_us", vo_strdup("-1"));
+    /* The vCPU threads are never without a quota on the way (a limit set
+     * with the parent's lifted first would leave them unlimited for a
+     * moment, or for good when a step fails or vireod dies between). So the
+     * parent gets the new quota first, which v1 refuses (EINVAL) only when
+     * the child has more: then the parent has none already (split). The
+     * child's, at most the parent's now, is accepted; the parent's goes last. */
+    add(p, vo_asprintf("%s/cpu.cfs_quota_us", dir), vo_asprintf("%lld", quota_us(l)), true);
     add_write(p, child, "cpu.cfs_period_us", vo_asprintf("%d", VO_CGROUP_CPU_PERIOD_US));
     add_write(p, child, "cpu.cfs_quota_us", vo_asprintf("%lld", quota_us(l)));
+    add_write(p, dir, "cpu.cfs_quota_us", vo_strdup("-1"));
 }
 
 static char *cpu_max(long long quota)
@@ -63,8 +71,10 @@ static void plan_limits_v2(VoCgroupPlan *p, const char *dir, const char *child,
         add_write(p, dir, "cpu.max", cpu_max(quota_us(l)));
         return;
     }
-    add_write(p, dir, "cpu.max", cpu_max(-1));
+    /* The child's quota before the parent's goes, as on v1 (v2 refuses
+     * neither: a child's is capped by its parent's). */
     add_write(p, child, "cpu.max", cpu_max(quota_us(l)));
+    add_write(p, dir, "cpu.max", cpu_max(-1));
 }
 
 void vo_cgroup_cpu_plan(const VoCgroupCpuRequest *req, VoCgroupPlan *ret)
@@ -73,7 +83,7 @@ void vo_cgroup_cpu_plan(const VoCgroupCpuRequest *req, VoCgroupPlan *ret)
     _cleanup_free_ char *child =
         req->split ? vo_asprintf("%s/%s", req->dir, VO_CGROUP_VCPU_CHILD) : NULL;
     if (child && req->n_tids) {
-        add(ret, vo_strdup(child), NULL);
+        add(ret, vo_strdup(child), NULL, false);
         if (req->v2) {
             /* A threaded child makes the VM's cgroup a threaded domain:
              * its own threads stay, and cpu (a threaded controller) may
@@ -123,7 +133,7 @@ int vo_cgroup_plan_run(const VoCgroupPlan *plan, char **ret_path)
             r = mkdir(s->path, 0755) < 0 && errno != EEXIST ? -errno : 0;
         else
             r = vo_cgroup_write_file(s->path, s->value);
-        if (r == -ESRCH)
+        if (r == -ESRCH || (r == -EINVAL && s->may_be_refused))
             continue;
         if (r < 0) {
             if (ret_path)

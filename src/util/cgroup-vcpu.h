@@ -22,6 +22,7 @@
 typedef struct {
     char *path;  /* a directory to make (value NULL: an existing one is fine) */
     char *value; /* ...or the text written to the file path */
+    bool may_be_refused; /* the kernel's EINVAL is no failure (the step is moot then) */
 } VoCgroupStep;
 
 typedef struct {
@@ -41,13 +42,15 @@ typedef struct {
 
 /* The steps of req in order: with threads, the child made (v2: threaded, the
  * cpu controller on in the parent) and each thread moved; then the weight on
- * the parent and the quota on the child (the parent's lifted first, as v1
- * refuses a child's quota above its parent's) or on the parent alone. */
+ * the parent and the quota on the child or on the parent alone. With a
+ * child, its quota is set before the parent's is lifted, so the vCPU
+ * threads are capped at every step (v1 refuses a child's quota above its
+ * parent's: the parent first gets the new one). */
 void vo_cgroup_cpu_plan(const VoCgroupCpuRequest *req, VoCgroupPlan *ret);
 void vo_cgroup_plan_clear(VoCgroupPlan *plan);
 /* Carries the plan out, stopping at the first failure: -errno, *ret_path
  * (may be NULL) the path that failed. A thread gone meanwhile (ESRCH: a
- * vCPU unplugged) is no failure. */
+ * vCPU unplugged) is no failure, nor a step's refusal it may meet. */
 int vo_cgroup_plan_run(const VoCgroupPlan *plan, char **ret_path);
 /* One write of value to a cgroup file (the kernel takes it whole or not). */
 int vo_cgroup_write_file(const char *path, const char *value);

@@ -295,8 +295,14 @@ int vo_cgroup_make(const VoCgroupHost *h, const char *name, const VoCgroupLimits
         vo_strv_push(&procs, vo_asprintf("%s/cgroup.procs", dirs[i]));
     }
     dirs_free(dirs, n);
-    if (r >= 0)
+    /* A vCPU child left by a QEMU that ended unwatched (vireod down) goes:
+     * the limits start on the whole, until the new vCPU threads move. */
+    _cleanup_free_ char *cpu_dir = cpu_dir_of(h, name);
+    _cleanup_free_ char *child = vo_asprintf("%s/%s", cpu_dir, VO_CGROUP_VCPU_CHILD);
+    if (r >= 0) {
+        (void)rmdir(child);
         r = vo_cgroup_set_limits(h, name, limits);
+    }
     if (r < 0) {
         vo_strv_free(procs);
         vo_cgroup_remove(h, name);

@@ -5,12 +5,15 @@ guest's memory plus the documented overhead, whose CPU weight and limit
 `vireo vm set` changes live (also after a vireod restart, which finds the
 cgroup again); the limit is on the vCPU threads' child cgroup alone, QEMU's
 other threads are not capped (also for a QEMU whose vCPU threads shared its
-cgroup, as an older vireod left them: they move at the change); a hot-plugged disk and a memory snapshot still work though
-QEMU can no longer open files itself, and the removed disk's file is no
-longer open in QEMU; the cgroup goes with the VM's stop."""
+cgroup, as an older vireod left them: they move at the change, asked from
+QEMU without the VM's locks); a hot-plugged disk and a memory snapshot still
+work though QEMU can no longer open files itself, and the removed disk's file
+is no longer open in QEMU; the cgroup goes with the VM's stop."""
 
 import os
 import pwd
+import signal
+import threading
 
 import pytest
 
@@ -123,18 +126,43 @@ def test_qemu_has_its_own_cgroup_with_limits(booted):
         assert cgroup_file(booted, vm["id"], "cpu.shares") == "1024"
     assert own_cgroups(booted.vm("conf")["pid"]) == groups
 
-    # a QEMU whose vCPU threads share its cgroup (started by an older
-    # vireod): a limit set now moves them into their child, with the quota
+    # a QEMU whose vCPU threads share its cgroup and its quota (started by
+    # an older vireod, limited to 0.2): a limit set now moves them into
+    # their child, with the quota
     parent = next(t for t in booted.cgroup_dirs() if os.path.isdir(os.path.join(t, vm["id"], "vcpus")))
     parent = os.path.join(parent, vm["id"])
     for tid in qemu_thread_cgroups(vm["pid"]):
         with open(os.path.join(parent, "cgroup.threads" if v2 else "tasks"), "w") as f:
             f.write(str(tid))
     os.rmdir(os.path.join(parent, "vcpus"))
-    booted.cli("vm", "set", "conf", "--cpu-limit", "0.3")
+    with open(os.path.join(parent, "cpu.max" if v2 else "cpu.cfs_quota_us"), "w") as f:
+        f.write("20000 100000" if v2 else "20000")
+    # ...asking QEMU for its vCPU threads without the VM's locks: with QEMU
+    # stopped, the saved limit reads at once, and the threads move once it
+    # answers (were the locks held, the read would wait for the question's
+    # timeout, and the move fail)
+    result = []
+    setter = threading.Thread(target=lambda: result.append(set_cpu_limit(booted, "0.3")))
+    os.kill(vm["pid"], signal.SIGSTOP)
+    try:
+        setter.start()
+        wait_until(lambda: booted.vm("conf").get("cpu_limit") == 0.3, 60, what="cpu_limit 0.3 saved")
+    finally:
+        os.kill(vm["pid"], signal.SIGCONT)
+        setter.join()
+    assert result and result[0].returncode == 0, result
     assert_vcpus_in_child(vm["pid"], want)
     assert_cpu_limit(booted, vm["id"], v2, "30000")
     booted.cli("vm", "set", "conf", "--cpu-limit", "0")
+
+
+def set_cpu_limit(daemon, cores):
+    """vireo vm set conf --cpu-limit, again while the VM is busy (a sampler
+    asking its stopped QEMU holds it)."""
+    while True:
+        p = daemon.cli("vm", "set", "conf", "--cpu-limit", cores, check=False)
+        if p.returncode == 0 or "busy" not in p.stderr:
+            return p
 
 
 def assert_vcpus_in_child(pid, vm_cgroup):
