@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cluster/migrate-converge.h"
+#include "daemon/post-copy-kept.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move-settle.h"
 #include "util/util.h"
@@ -76,6 +77,12 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
     if (r < 0 || p.status != VO_HV_MIGRATION_ACTIVE || (!p.at_switchover && !p.post_copy) ||
         !d->driver->migrate_continue)
         return true;
+    if (!vo_post_copy_source_needed(d, i->vm, i->peer)) {
+        log_warn("vm %s: its source QEMU is %s, but the VM is no longer at host %s (restarted "
+                 "elsewhere or deleted): nothing needs its pages, it ends", i->name,
+                 p.at_switchover ? "stopped before the switch-over" : "in post-copy", i->peer);
+        return true;
+    }
     log_warn("vm %s: its source QEMU is %s: the rest of the VM goes to the destination "
              "before it ends", i->name, p.at_switchover ? "stopped before the switch-over"
                                                         : "in post-copy");
@@ -146,6 +153,7 @@ static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
     }
     (void)vo_rm_rf(run_dir);
     (void)vo_rm_rf(state_dir);
+    vo_post_copy_kept_unmark(d, i->vm); /* its QEMU ended */
     return true;
 }
 
@@ -225,6 +233,8 @@ static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     vm->migrated_away = true;
     pthread_mutex_unlock(&vm->lock);
     _cleanup_free_ char *error = NULL;
+    if (hv) /* until it ended, it may hold what the destination lacks */
+        vo_post_copy_kept_mark(d, i->vm, i->name, i->peer);
     if (hv && !hand_over_post_copy(d, hv, i)) {
         pthread_mutex_unlock(&vm->job);
         return false;
@@ -420,6 +430,16 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
             log_warn("vm %s: the store cannot say whether it is at host %s now: its QEMU is "
                      "left as it is, the intent kept", i->name, i->peer);
             return;
+        }
+        if (i->role == VO_MIGRATE_ROLE_SOURCE && vo_post_copy_kept(d, i->vm, NULL)) {
+            /* A post-copy source whose destination's guest is gone (the
+             * VM restarted elsewhere, or deleted): hand_over_post_copy
+             * sees it and lets it end. */
+            log_warn("vm %s: its documents are neither here nor at host %s: its post-copy "
+                     "source QEMU here ends", i->name, i->peer);
+            if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE))
+                return;
+            break;
         }
         log_warn("vm %s: its documents are neither here nor at host %s: its QEMU is left "
                  "as it is", i->name, i->peer);

@@ -23,6 +23,7 @@
 #include "cluster/migrate-converge.h"
 #include "daemon/cluster-view.h"
 #include "daemon/migrate-safe.h"
+#include "daemon/post-copy-kept.h"
 #include "daemon/migrate-target.h"
 #include "daemon/object-projects.h"
 #include "daemon/storage.h"
@@ -557,9 +558,28 @@ int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_
  * pages it reads); the intent too, so the next vireod start here tries the
  * recovery again (migrate-recover.c). The VM stays in the table, moved
  * away, its run dir (QEMU's monitor) kept. Ends the job. */
-static int keep_both(VoTask *t, MigrateTask *m, VoVm *vm, const char *name,
-                     const char *error)
+static int keep_both(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInstance *hv,
+                     const char *name, const char *vm_id, const char *error)
 {
+    if (!vo_post_copy_source_needed(d, vm_id, m->to_id)) {
+        /* The destination's guest is gone (the manager restarted the VM
+         * elsewhere from its disks after the destination died, or it was
+         * deleted): these pages are needed by nobody. */
+        log_warn("vm %s: post-copy to host %s could not be recovered (%s) and the VM is no "
+                 "longer there (restarted elsewhere or deleted): its source QEMU here ends",
+                 name, m->to_name, error);
+        _cleanup_free_ char *ferror = NULL;
+        if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
+            log_warn("vm %s: ending the source QEMU: %s", name, ferror);
+        vo_migrate_clear_mark(vm);
+        vo_vm_forget_migrated(vm);
+        pthread_mutex_unlock(&vm->job);
+        moving_end(d, m, true);
+        return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke and could not "
+                            "be recovered: %s. The VM is no longer at host '%s' (restarted "
+                            "elsewhere or deleted), so the source QEMU here ended", name,
+                            m->to_name, error, m->to_name);
+    }
     log_error("vm %s: post-copy to host %s could not be recovered: %s; both QEMUs are kept",
               name, m->to_name, error);
     m->keep_intent = true;
@@ -965,6 +985,11 @@ static int task_migrate_run(VoTask *t, void *userdata)
     }
     if (r >= 0)
         intent_phase(m, "switched", rev);
+    /* Post-copy: from here this QEMU holds what the destination lacks (the
+     * device state, then the pages it has not fetched): nothing but the
+     * migration may end it, not even a fencing (post-copy-kept.h). */
+    if (r >= 0 && at_switch)
+        vo_post_copy_kept_mark(d, vm_id, name, m->to_id);
     if (r >= 0 && vo_migrate_fault("exit-after-txn")) /* test: the source dies here */
         _exit(70);
     if (r < 0)
@@ -1005,7 +1030,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
             if (vo_migrate_resume_post_copy(d, hv, m->to_url, mig_id, vm_id, name,
                                             &resume_tries, &error) < 0) {
                 free(mid.error);
-                return keep_both(t, m, vm, name, error);
+                return keep_both(t, d, m, vm, hv, name, vm_id, error);
             }
         }
         free(mid.error);
@@ -1050,6 +1075,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     if (r < 0) {
         int b = take_back(d, m, vm, name, vm_id, new_rev, &error);
         if (b == 0) { /* the documents are here again: the source runs on */
+            vo_post_copy_kept_unmark(d, vm_id);
             moving_end(d, m, false); /* the volumes' files stay here */
             undo(d, m, hv, base_path);
             vo_migrate_clear_mark(vm);
@@ -1086,7 +1112,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
         if (vo_migrate_resume_post_copy(d, hv, m->to_url, mig_id, vm_id, name, &resume_tries,
                                         &post_copy_broke) < 0) {
             free(fin.error);
-            return keep_both(t, m, vm, name, post_copy_broke);
+            return keep_both(t, d, m, vm, hv, name, vm_id, post_copy_broke);
         }
     }
     if (!in_post_copy)

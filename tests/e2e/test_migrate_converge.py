@@ -309,12 +309,18 @@ def post_copy_held(cluster, tmp_path, keep, verify, dest_env=None, silent=False)
                         "output priority 0 ; } ; add rule inet postrec out ip daddr "
                         f"{m.group(1)} tcp dport {m.group(2)} drop"], check=True)
         return c, faults, vm_id, tid, before
+    kill_stream(h1, m.group(1), m.group(2))
+    return c, faults, vm_id, tid, before
+
+
+def kill_stream(h1, address, port):
+    """The memory stream's TCP connection from h1 to address:port killed
+    (ss -K in h1's namespace): both QEMUs pause their post-copy."""
     killed = subprocess.run(["ip", "netns", "exec", h1.host_netns.name, "ss", "-K", "-t",
-                             "dst", m.group(1), "dport", "=", ":" + m.group(2)],
+                             "dst", address, "dport", "=", ":" + port],
                             capture_output=True, text=True, check=True).stdout
     print("killed:", killed)
-    assert m.group(2) in killed, killed
-    return c, faults, vm_id, tid, before
+    assert port in killed, killed
 
 
 def test_a_post_copy_whose_link_breaks_is_recovered(cluster, tmp_path):
