@@ -22,6 +22,7 @@
 #include "cluster/migrate-compat.h"
 #include "cluster/migrate-converge.h"
 #include "daemon/cluster-view.h"
+#include "daemon/migrate-resettle.h"
 #include "daemon/migrate-safe.h"
 #include "daemon/post-copy-kept.h"
 #include "daemon/migrate-target.h"
@@ -389,6 +390,11 @@ static int settle_switch(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, const
                         json_pack("{s:s, s:s}", "phase", "switchover", "to", m->to_name));
     int64_t src_rev = 0;
     _cleanup_free_ char *serr = NULL;
+    if (vo_migrate_fault("settle-unknown")) { /* test: the store says nothing in time */
+        free(*error);
+        *error = NULL;
+        return vo_error_set(error, -ETIMEDOUT, "test fault: the store did not say in time");
+    }
     int s = vo_vm_move_settle(d->cluster_store, vm_id, d->host_id, m->to_id, rev,
                               SETTLE_GIVE_UP_MS, new_rev, &src_rev, &serr);
     free(*error);
@@ -974,13 +980,15 @@ static int task_migrate_run(VoTask *t, void *userdata)
              * says it is its own). The moving volumes' intents stay: the
              * start-up sweep removes their files if their documents left. */
             log_error("vm %s: %s; the source stays paused", name, error);
-            m->keep_intent = true; /* the next start settles it (migrate-recover.c) */
+            m->keep_intent = true; /* settled from it (migrate-resettle.h) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
+            vo_migrate_resettle_later(d, vm_id, name);
             return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' has an unknown "
                                 "outcome: %s; the source QEMU stays paused (never resumed "
-                                "while the VM may be the destination's)", name, m->to_name,
-                                error);
+                                "while the VM may be the destination's) until the store "
+                                "answers: vireod asks it again in the background", name,
+                                m->to_name, error);
         }
     }
     if (r >= 0)
