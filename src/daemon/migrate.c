@@ -559,6 +559,20 @@ int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_
     }
 }
 
+/* The VM is the destination's: this QEMU quits, the VM leaves the table
+ * (its post-copy mark too), the job ends, moved local volumes' files go. */
+static void end_source(VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInstance *hv,
+                       const char *name)
+{
+    _cleanup_free_ char *ferror = NULL;
+    if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
+        log_warn("vm %s: ending the source QEMU: %s", name, ferror);
+    vo_migrate_clear_mark(vm);
+    vo_vm_forget_migrated(vm);
+    pthread_mutex_unlock(&vm->job);
+    moving_end(d, m, true); /* their documents are the destination's: files go */
+}
+
 /* Post-copy that broke and could not be recovered: both QEMUs stay, each
  * holding memory the other lacks (the destination's guest waits on the
  * pages it reads); the intent too, so the next vireod start here tries the
@@ -574,13 +588,7 @@ static int keep_both(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInsta
         log_warn("vm %s: post-copy to host %s could not be recovered (%s) and the VM is no "
                  "longer there (restarted elsewhere or deleted): its source QEMU here ends",
                  name, m->to_name, error);
-        _cleanup_free_ char *ferror = NULL;
-        if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
-            log_warn("vm %s: ending the source QEMU: %s", name, ferror);
-        vo_migrate_clear_mark(vm);
-        vo_vm_forget_migrated(vm);
-        pthread_mutex_unlock(&vm->job);
-        moving_end(d, m, true);
+        end_source(d, m, vm, hv, name);
         return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke and could not "
                             "be recovered: %s. The VM is no longer at host '%s' (restarted "
                             "elsewhere or deleted), so the source QEMU here ended", name,
@@ -1127,13 +1135,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
         (void)d->driver->migrate_query(hv, &fin);
     free(fin.error);
     int64_t at_post_copied = vo_now_ms();
-    _cleanup_free_ char *ferror = NULL;
-    if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
-        log_warn("vm %s: ending the source QEMU: %s", name, ferror);
-    vo_migrate_clear_mark(vm);
-    vo_vm_forget_migrated(vm);
-    pthread_mutex_unlock(&vm->job);
-    moving_end(d, m, true); /* their documents are the destination's: files go */
+    end_source(d, m, vm, hv, name);
     vo_drs_note_moved(d, vm_id, m->to_id); /* DRS's cooldown counts from here */
     if (verify_error)
         return vo_task_fail(t, -EIO, "memory check of VM '%s' after the switch-over failed "

@@ -63,7 +63,7 @@ import time
 
 from test_migrate import assert_same_ram, form, hosts_of, keeping_ram, qemu_of, shared_pool
 from test_migrate_robust import (busy_vm, cluster_with_faults, counter_goes_on, nothing_at,
-                                 one_qemu, settled)
+                                 one_qemu, settled, two_hosts_h2_continues_on_silence)
 
 from vireo_harness import wait_until
 
@@ -233,14 +233,9 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
 
 
 def test_a_source_vireod_that_dies_in_post_copy_loses_no_guest(cluster, tmp_path):
-    c, faults = cluster_with_faults(cluster, tmp_path, 2)
-    h1, h2 = c.hosts
     # h2 continues a VM whose source went silent 3 s after its stream ended.
-    h2.env["VIREO_TEST_MIGRATE_IDLE_MS"] = "3000"
-    h2.stop()
-    h2.start()
-    form(c)
-    shared_pool(c)
+    c, faults = two_hosts_h2_continues_on_silence(cluster, tmp_path)
+    h1, h2 = c.hosts
     vm_id = busy_vm(h1, "busy", memory=128, dirty_mib=8)
     (faults / "exit-after-txn").touch()
     h1.api("POST", "/v1/vms/busy/migrate", {"to": "h2", "post_copy": True,

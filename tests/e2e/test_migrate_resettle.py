@@ -23,8 +23,9 @@ h1's vireod restarted."""
 
 import os
 
-from test_migrate import create_on, form, hosts_of, qemu_of, shared_pool, start_counter
-from test_migrate_robust import cluster_with_faults, counter_goes_on, nothing_at, settled
+from test_migrate import create_on, hosts_of, qemu_of, start_counter
+from test_migrate_robust import (counter_goes_on, nothing_at, settled,
+                                 two_hosts_h2_continues_on_silence)
 
 from vireo_harness import BOOT_MARKER, wait_until
 
@@ -47,15 +48,8 @@ def migrate_unknown(h, faults, fault, to):
 
 
 def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
-    c, faults = cluster_with_faults(cluster, tmp_path, 2)
+    c, faults = two_hosts_h2_continues_on_silence(cluster, tmp_path)
     h1, h2 = c.hosts
-    # h2 continues an incoming VM the store gives it once its source has
-    # been silent 3 s (60 s otherwise).
-    h2.env["VIREO_TEST_MIGRATE_IDLE_MS"] = "3000"
-    h2.stop()
-    h2.start()
-    form(c)
-    shared_pool(c)
     create_on(h1, "ctr", memory=128, accel="tcg")
     h1.cli("vm", "start", "ctr")
     h1.wait_console("ctr", BOOT_MARKER, timeout=240)
