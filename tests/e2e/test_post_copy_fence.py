@@ -80,8 +80,8 @@ def test_a_fenced_host_keeps_its_post_copy_source(cluster, tmp_path):
         c.heal_link(src)
     wait_until(lambda: not os.path.exists(fenced_path), 120,
                what="the source host to reconcile, unfenced")
-    assert "holds pages the destination lacks: kept" in src.log()
     assert pid_alive(source), "the reconcile after the fencing ended the post-copy source"
+    assert "holds pages the destination lacks: kept" in src.log()
 
     (faults / "post-copy-release").touch()
     task = settled(src, tid, timeout=900)
