@@ -48,10 +48,14 @@ CLUSTER_TESTS_C=(tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
 # in its group; the web UI's new views and test_cluster_rbd.py (group B)
 # made groups E and B longer. Post-copy's recovery tests made D the
 # longest (16:06 against 10:16 for A in a clean make check of 2026-12-07,
-# 17:34 in all): test_drs.py went to A.
+# 17:34 in all): test_drs.py went to A. A post-copy source fenced
+# (test_post_copy_fence.py, three hosts, about 1 min alone) and a switch
+# settled in the background (test_migrate_resettle.py, two hosts) follow
+# the post-copy tests they extend.
 CLUSTER_TESTS_D=(tests/e2e/test_cluster_formation.py tests/e2e/test_migrate_robust.py
                  tests/e2e/test_any_door.py tests/e2e/test_lifecycle.py
-                 tests/e2e/test_migrate_converge.py)
+                 tests/e2e/test_migrate_converge.py tests/e2e/test_post_copy_fence.py
+                 tests/e2e/test_migrate_resettle.py)
 # Group E: single-host files of the web UI, imports, schedules, projects,
 # QEMU's confinement, access, hot-plug, networks and UEFI: out of the main
 # run and group C, the longest (23:10 and 23:04 against 9:57 for group E in

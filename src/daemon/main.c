@@ -25,6 +25,7 @@
 #include "daemon/ha-recover.h"
 #include "daemon/ha-retry.h"
 #include "daemon/mac-claims.h"
+#include "daemon/migrate-resettle.h"
 #include "daemon/hosts.h"
 #include "daemon/metrics.h"
 #include "daemon/migrate.h"
@@ -392,6 +393,10 @@ int main(int argc, char **argv)
         log_error("cannot supervise the fence process: %s", strerror(-r));
         return 1;
     }
+    if ((r = vo_migrate_resettle_start(&d)) < 0) { /* switches whose outcome is unknown */
+        log_error("cannot start the migration re-settler: %s", strerror(-r));
+        return 1;
+    }
     if ((r = vo_ha_retry_start(&d)) < 0) { /* before the hosts' thread follows starts */
         log_error("cannot start the HA start retrier: %s", strerror(-r));
         return 1;
@@ -505,6 +510,7 @@ int main(int argc, char **argv)
     vo_mac_ghosts_stop();
     vo_ha_recover_stop(&d);
     vo_ha_retry_stop(&d);
+    vo_migrate_resettle_stop(&d);
     vo_cluster_place_stop(&d);
     vo_hosts_stop(&d);
     vo_fence_stop(&d); /* it keeps running: the lease outlives vireod */

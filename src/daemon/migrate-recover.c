@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "cluster/migrate-converge.h"
+#include "daemon/migrate-resettle.h"
+#include "daemon/post-copy-kept.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move-settle.h"
 #include "util/util.h"
@@ -76,6 +78,12 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
     if (r < 0 || p.status != VO_HV_MIGRATION_ACTIVE || (!p.at_switchover && !p.post_copy) ||
         !d->driver->migrate_continue)
         return true;
+    if (!vo_post_copy_source_needed(d, i->vm, i->peer)) {
+        log_warn("vm %s: its source QEMU is %s, but the VM is no longer at host %s (restarted "
+                 "elsewhere or deleted): nothing needs its pages, it ends", i->name,
+                 p.at_switchover ? "stopped before the switch-over" : "in post-copy", i->peer);
+        return true;
+    }
     log_warn("vm %s: its source QEMU is %s: the rest of the VM goes to the destination "
              "before it ends", i->name, p.at_switchover ? "stopped before the switch-over"
                                                         : "in post-copy");
@@ -146,6 +154,7 @@ static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
     }
     (void)vo_rm_rf(run_dir);
     (void)vo_rm_rf(state_dir);
+    vo_post_copy_kept_unmark(d, i->vm); /* its QEMU ended */
     return true;
 }
 
@@ -225,6 +234,8 @@ static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     vm->migrated_away = true;
     pthread_mutex_unlock(&vm->lock);
     _cleanup_free_ char *error = NULL;
+    if (hv) /* until it ended, it may hold what the destination lacks */
+        vo_post_copy_kept_mark(d, i->vm, i->name, i->peer);
     if (hv && !hand_over_post_copy(d, hv, i)) {
         pthread_mutex_unlock(&vm->job);
         return false;
@@ -356,6 +367,22 @@ static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     return true;
 }
 
+/* A settled switch's outcome, logged and recorded (a task of kind
+ * "migrate" that succeeded at once: an event). */
+static void note_settled(VoDaemon *d, const VoMigrateIntent *i, const char *what)
+{
+    char *message = vo_asprintf("the switch of VM '%s' to host '%s', whose outcome was "
+                                "unknown, is settled: the VM is %s", i->name, i->peer, what);
+    log_warn("vm %s: %s", i->name, message);
+    _cleanup_free_ char *key = vo_asprintf("vm/%s", i->vm);
+    VoTaskDesc desc = { .kind = "migrate", .target = i->name, .target_id = i->vm,
+                        .keys = { key } };
+    vo_tasks_note(d->tasks, &desc, message,
+                  json_pack("{s:s, s:s, s:s}", "vm", i->vm, "settled",
+                            strstr(what, "the destination's:") == what ? "moved" : "not moved",
+                            "to", i->peer));
+}
+
 static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
 {
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, i->vm);
@@ -383,16 +410,22 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
             if (d->cluster_store) {
                 pthread_mutex_lock(&vm->lock);
                 vm->rev = src_rev;
+                vm->migrated_away = false; /* a task's unknown switch had set it */
                 pthread_mutex_unlock(&vm->lock);
             }
+            note_settled(d, i, "still this host's: the source runs on (when it ran) and the "
+                         "destination's incoming QEMU ends");
             act = VO_MIGRATE_RECOVER_RESUME;
         } else if (s == 1) {
+            note_settled(d, i, "the destination's: the source QEMU ends (post-copy: once it "
+                         "handed the rest over) and the destination continues the guest");
             if (quit_source(d, vm, i))
                 (void)unlink(path);
             return;
         } else {
             log_error("vm %s: whether it moved to host %s is unknown (%s): the source stays "
-                      "paused; vireod looks again at its next start", i->name, i->peer, error);
+                      "paused; asked again in the background", i->name, i->peer, error);
+            vo_migrate_resettle_later(d, i->vm, i->name);
             return; /* the intent stays */
         }
     }
@@ -421,11 +454,37 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                      "left as it is, the intent kept", i->name, i->peer);
             return;
         }
+        if (i->role == VO_MIGRATE_ROLE_SOURCE && vo_post_copy_kept(d, i->vm, NULL)) {
+            /* A post-copy source whose destination's guest is gone (the
+             * VM restarted elsewhere, or deleted): hand_over_post_copy
+             * sees it and lets it end. */
+            log_warn("vm %s: its documents are neither here nor at host %s: its post-copy "
+                     "source QEMU here ends", i->name, i->peer);
+            if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE))
+                return;
+            break;
+        }
         log_warn("vm %s: its documents are neither here nor at host %s: its QEMU is left "
                  "as it is", i->name, i->peer);
         break;
     }
     (void)unlink(path);
+}
+
+/* One intent file: finished or undone (a file that is no intent goes). */
+static void recover_file(VoDaemon *d, const char *path)
+{
+    _cleanup_free_ char *text = NULL, *error = NULL;
+    json_t *doc = vo_read_file(path, 4 << 20, &text, NULL) >= 0 ? json_loads(text, 0, NULL)
+                                                                 : NULL;
+    VoMigrateIntent i;
+    if (vo_migrate_intent_from_json(doc, &i, &error) < 0) {
+        log_warn("%s: %s; removed", path, error);
+        (void)unlink(path);
+    } else {
+        recover_one(d, &i, path);
+    }
+    json_decref(doc);
 }
 
 void vo_migrations_recover(VoDaemon *d)
@@ -439,18 +498,17 @@ void vo_migrations_recover(VoDaemon *d)
         size_t n = strlen(e->d_name);
         if (n < 6 || strcmp(e->d_name + n - 5, ".json"))
             continue;
-        _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name), *text = NULL;
-        _cleanup_free_ char *error = NULL;
-        json_t *doc = vo_read_file(path, 4 << 20, &text, NULL) >= 0
-                          ? json_loads(text, 0, NULL) : NULL;
-        VoMigrateIntent i;
-        if (vo_migrate_intent_from_json(doc, &i, &error) < 0) {
-            log_warn("%s: %s; removed", path, error);
-            (void)unlink(path);
-        } else {
-            recover_one(d, &i, path);
-        }
-        json_decref(doc);
+        _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, e->d_name);
+        recover_file(d, path);
     }
     closedir(dh);
+}
+
+bool vo_migration_resettle(VoDaemon *d, const char *vm_id)
+{
+    _cleanup_free_ char *path = intent_path(d, vm_id);
+    if (access(path, F_OK) < 0)
+        return true; /* settled meanwhile (a vireod start), or none */
+    recover_file(d, path);
+    return access(path, F_OK) < 0;
 }

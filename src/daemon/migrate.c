@@ -22,7 +22,9 @@
 #include "cluster/migrate-compat.h"
 #include "cluster/migrate-converge.h"
 #include "daemon/cluster-view.h"
+#include "daemon/migrate-resettle.h"
 #include "daemon/migrate-safe.h"
+#include "daemon/post-copy-kept.h"
 #include "daemon/migrate-target.h"
 #include "daemon/object-projects.h"
 #include "daemon/storage.h"
@@ -388,6 +390,11 @@ static int settle_switch(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, const
                         json_pack("{s:s, s:s}", "phase", "switchover", "to", m->to_name));
     int64_t src_rev = 0;
     _cleanup_free_ char *serr = NULL;
+    if (vo_migrate_fault("settle-unknown")) { /* test: the store says nothing in time */
+        free(*error);
+        *error = NULL;
+        return vo_error_set(error, -ETIMEDOUT, "test fault: the store did not say in time");
+    }
     int s = vo_vm_move_settle(d->cluster_store, vm_id, d->host_id, m->to_id, rev,
                               SETTLE_GIVE_UP_MS, new_rev, &src_rev, &serr);
     free(*error);
@@ -552,14 +559,41 @@ int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_
     }
 }
 
+/* The VM is the destination's: this QEMU quits, the VM leaves the table
+ * (its post-copy mark too), the job ends, moved local volumes' files go. */
+static void end_source(VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInstance *hv,
+                       const char *name)
+{
+    _cleanup_free_ char *ferror = NULL;
+    if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
+        log_warn("vm %s: ending the source QEMU: %s", name, ferror);
+    vo_migrate_clear_mark(vm);
+    vo_vm_forget_migrated(vm);
+    pthread_mutex_unlock(&vm->job);
+    moving_end(d, m, true); /* their documents are the destination's: files go */
+}
+
 /* Post-copy that broke and could not be recovered: both QEMUs stay, each
  * holding memory the other lacks (the destination's guest waits on the
  * pages it reads); the intent too, so the next vireod start here tries the
  * recovery again (migrate-recover.c). The VM stays in the table, moved
  * away, its run dir (QEMU's monitor) kept. Ends the job. */
-static int keep_both(VoTask *t, MigrateTask *m, VoVm *vm, const char *name,
-                     const char *error)
+static int keep_both(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInstance *hv,
+                     const char *name, const char *vm_id, const char *error)
 {
+    if (!vo_post_copy_source_needed(d, vm_id, m->to_id)) {
+        /* The destination's guest is gone (the manager restarted the VM
+         * elsewhere from its disks after the destination died, or it was
+         * deleted): these pages are needed by nobody. */
+        log_warn("vm %s: post-copy to host %s could not be recovered (%s) and the VM is no "
+                 "longer there (restarted elsewhere or deleted): its source QEMU here ends",
+                 name, m->to_name, error);
+        end_source(d, m, vm, hv, name);
+        return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke and could not "
+                            "be recovered: %s. The VM is no longer at host '%s' (restarted "
+                            "elsewhere or deleted), so the source QEMU here ended", name,
+                            m->to_name, error, m->to_name);
+    }
     log_error("vm %s: post-copy to host %s could not be recovered: %s; both QEMUs are kept",
               name, m->to_name, error);
     m->keep_intent = true;
@@ -954,17 +988,24 @@ static int task_migrate_run(VoTask *t, void *userdata)
              * says it is its own). The moving volumes' intents stay: the
              * start-up sweep removes their files if their documents left. */
             log_error("vm %s: %s; the source stays paused", name, error);
-            m->keep_intent = true; /* the next start settles it (migrate-recover.c) */
+            m->keep_intent = true; /* settled from it (migrate-resettle.h) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
+            vo_migrate_resettle_later(d, vm_id, name);
             return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' has an unknown "
                                 "outcome: %s; the source QEMU stays paused (never resumed "
-                                "while the VM may be the destination's)", name, m->to_name,
-                                error);
+                                "while the VM may be the destination's) until the store "
+                                "answers: vireod asks it again in the background", name,
+                                m->to_name, error);
         }
     }
     if (r >= 0)
         intent_phase(m, "switched", rev);
+    /* Post-copy: from here this QEMU holds what the destination lacks (the
+     * device state, then the pages it has not fetched): nothing but the
+     * migration may end it, not even a fencing (post-copy-kept.h). */
+    if (r >= 0 && at_switch)
+        vo_post_copy_kept_mark(d, vm_id, name, m->to_id);
     if (r >= 0 && vo_migrate_fault("exit-after-txn")) /* test: the source dies here */
         _exit(70);
     if (r < 0)
@@ -1005,7 +1046,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
             if (vo_migrate_resume_post_copy(d, hv, m->to_url, mig_id, vm_id, name,
                                             &resume_tries, &error) < 0) {
                 free(mid.error);
-                return keep_both(t, m, vm, name, error);
+                return keep_both(t, d, m, vm, hv, name, vm_id, error);
             }
         }
         free(mid.error);
@@ -1050,6 +1091,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     if (r < 0) {
         int b = take_back(d, m, vm, name, vm_id, new_rev, &error);
         if (b == 0) { /* the documents are here again: the source runs on */
+            vo_post_copy_kept_unmark(d, vm_id);
             moving_end(d, m, false); /* the volumes' files stay here */
             undo(d, m, hv, base_path);
             vo_migrate_clear_mark(vm);
@@ -1086,20 +1128,14 @@ static int task_migrate_run(VoTask *t, void *userdata)
         if (vo_migrate_resume_post_copy(d, hv, m->to_url, mig_id, vm_id, name, &resume_tries,
                                         &post_copy_broke) < 0) {
             free(fin.error);
-            return keep_both(t, m, vm, name, post_copy_broke);
+            return keep_both(t, d, m, vm, hv, name, vm_id, post_copy_broke);
         }
     }
     if (!in_post_copy)
         (void)d->driver->migrate_query(hv, &fin);
     free(fin.error);
     int64_t at_post_copied = vo_now_ms();
-    _cleanup_free_ char *ferror = NULL;
-    if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
-        log_warn("vm %s: ending the source QEMU: %s", name, ferror);
-    vo_migrate_clear_mark(vm);
-    vo_vm_forget_migrated(vm);
-    pthread_mutex_unlock(&vm->job);
-    moving_end(d, m, true); /* their documents are the destination's: files go */
+    end_source(d, m, vm, hv, name);
     vo_drs_note_moved(d, vm_id, m->to_id); /* DRS's cooldown counts from here */
     if (verify_error)
         return vo_task_fail(t, -EIO, "memory check of VM '%s' after the switch-over failed "

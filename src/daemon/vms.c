@@ -33,6 +33,7 @@
 #include "daemon/images.h"
 #include "daemon/migrate-safe.h"
 #include "daemon/networks.h"
+#include "daemon/post-copy-kept.h"
 #include "daemon/object-projects.h"
 #include "daemon/projects.h"
 #include "daemon/vm-pause-mark.h"
@@ -2848,6 +2849,7 @@ void vo_vm_forget_migrated(VoVm *vm)
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, id);
     (void)vo_rm_rf(run_dir);
     (void)vo_rm_rf(state_dir);
+    vo_post_copy_kept_unmark(d, id); /* its QEMU ended */
     vo_networks_refresh_hosts(d);
 }
 
@@ -2886,6 +2888,22 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
              * this host was away: the next save compares at that revision. */
             vms[i]->rev = rev;
         pthread_mutex_unlock(&vms[i]->lock);
+        _cleanup_free_ char *to = NULL;
+        if (g == -ENOENT && vo_post_copy_kept(d, id, &to)) {
+            /* Moved away by a post-copy migration whose source QEMU is
+             * here: paused, its disks no longer written, it holds pages
+             * the destination's guest lacks. Ended only once that guest is
+             * gone (the VM restarted elsewhere or deleted). */
+            if (vo_post_copy_source_needed(d, id, to)) {
+                log_warn("vm %s: no longer this host's, but its QEMU here is the source of a "
+                         "post-copy to host %s and holds pages the destination lacks: kept",
+                         name, to ? to : "(unknown)");
+                vo_vm_unref(vms[i]);
+                continue;
+            }
+            log_warn("vm %s: its post-copy source QEMU here is no longer needed (the VM is "
+                     "gone from host %s: restarted elsewhere or deleted): ended", name, to);
+        }
         if (g == -ENOENT) {
             /* Moved away by HA recovery while this host was fenced. A QEMU
              * still here (one the fence did not list) must not run on: the

@@ -184,6 +184,49 @@ int vo_fence_ha_remove(const char *run_dir, const char *vm_id)
     return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }
 
+int vo_fence_post_copy_mark(const char *run_dir, const char *vm_id, const char *to)
+{
+    if (!id_ok(vm_id) || !to)
+        return -EINVAL;
+    _cleanup_free_ char *dir = vo_asprintf("%s/" VO_FENCE_POST_COPY_DIR, run_dir);
+    int r = vo_mkdir_p(dir, 0750);
+    if (r < 0)
+        return r;
+    json_t *doc = json_pack("{s:s}", "to", to);
+    _cleanup_free_ char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, vm_id);
+    return text ? vo_write_file_atomic(path, text, strlen(text)) : -ENOMEM;
+}
+
+int vo_fence_post_copy_unmark(const char *run_dir, const char *vm_id)
+{
+    if (!id_ok(vm_id))
+        return -EINVAL;
+    _cleanup_free_ char *path = vo_asprintf("%s/" VO_FENCE_POST_COPY_DIR "/%s", run_dir, vm_id);
+    return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+int vo_fence_post_copy_marked(const char *run_dir, const char *vm_id, char **ret_to)
+{
+    if (!id_ok(vm_id))
+        return 0;
+    _cleanup_free_ char *path = vo_asprintf("%s/" VO_FENCE_POST_COPY_DIR "/%s", run_dir, vm_id);
+    _cleanup_free_ char *text = NULL;
+    int r = vo_read_file(path, 4096, &text, NULL);
+    if (r == -ENOENT)
+        return 0;
+    /* Any other failure counts as marked: a QEMU kept in doubt loses
+     * nothing, one ended in doubt may lose the guest. */
+    if (ret_to) {
+        json_t *doc = r >= 0 ? json_loads(text, 0, NULL) : NULL;
+        const char *to = json_string_value(json_object_get(doc, "to"));
+        *ret_to = to ? vo_strdup(to) : NULL;
+        json_decref(doc);
+    }
+    return 1;
+}
+
 static bool names_vm(pid_t pid, void *vm_id)
 {
     return vo_fence_cmdline_has(pid, vm_id, true);
@@ -204,6 +247,12 @@ json_t *vo_fence_kill_ha(const char *run_dir)
         pid_t pid = 0;
         if (read_pid(path, &pid) < 0)
             continue;
+        if (vo_fence_post_copy_marked(run_dir, e->d_name, NULL)) {
+            json_array_append_new(out, json_pack("{s:s, s:i, s:b, s:s}", "vm", e->d_name, "pid",
+                                                 (int)pid, "killed", false, "kept",
+                                                 "post-copy source"));
+            continue;
+        }
         /* QEMU's command line names the VM (its run dir, -name): a pid
          * reused by another process is left alone (checked and signalled
          * through one pidfd: no reuse in between either). */

@@ -8,6 +8,12 @@
  *                          of an armed lease; at a fencing, its deadline is
  *                          set to the fencing's time
  *   RUN/fence/ha/<vm-id>   the QEMU pid of a running HA VM (vireod writes it)
+ *   RUN/fence/post-copy/<vm-id>
+ *                          {"to": HOST-ID}: this host's QEMU of the VM is the
+ *                          source of a post-copy migration to HOST-ID and is
+ *                          kept (it holds guest pages the destination lacks):
+ *                          neither the fence nor vireod's reconciles end it
+ *                          (docs/ha.md, "Post-copy sources")
  *   RUN/fenced             {"at_monotonic_ms","at","why","lease","vms":[...]}:
  *                          the fence killed the HA QEMUs; vireod removes it
  *                          once it reconciled on a new lease
@@ -23,6 +29,7 @@
 #define VO_FENCE_PID_FILE "fence.pid"
 #define VO_FENCE_STATE_FILE "fence.state"
 #define VO_FENCE_HA_DIR "fence/ha"
+#define VO_FENCE_POST_COPY_DIR "fence/post-copy"
 #define VO_FENCE_FENCED_FILE "fenced"
 #define VO_FENCE_EXE "vireo-fence"
 
@@ -96,8 +103,21 @@ int vo_fence_pid_write(const char *pidfile, pid_t pid);
 int vo_fence_ha_write(const char *run_dir, const char *vm_id, pid_t pid);
 int vo_fence_ha_remove(const char *run_dir, const char *vm_id);
 
+/* RUN/fence/post-copy/<vm_id>, the "post-copy source kept" mark: written
+ * (fsync'd, it must outlive a vireod crash) once the VM is the destination
+ * host's (to) and this host's QEMU of it is the source of a post-copy;
+ * removed once that QEMU ended. marked: 1 and *ret_to (may be NULL) when
+ * there, 0 when not. 0 or -errno (remove: missing is 0). */
+int vo_fence_post_copy_mark(const char *run_dir, const char *vm_id, const char *to);
+int vo_fence_post_copy_unmark(const char *run_dir, const char *vm_id);
+int vo_fence_post_copy_marked(const char *run_dir, const char *vm_id, char **ret_to);
+
 /* SIGKILL to every QEMU RUN/fence/ha/ lists whose cmdline still names its
- * VM id (pids get reused). Returns an array of {"vm","pid","killed"}. */
+ * VM id (pids get reused), but a post-copy source kept (its mark, above):
+ * paused, its disks no longer written, and its VM another host's, it
+ * breaks no HA rule, and killed it would lose the pages the destination's
+ * guest still lacks. Returns an array of {"vm","pid","killed"} (a kept one
+ * also "kept": "post-copy source"). */
 json_t *vo_fence_kill_ha(const char *run_dir);
 /* A fencing while RUN/fenced is still there (fenced again before vireod
  * reconciled): the VMs the earlier one killed (in previous, RUN/fenced's

@@ -63,7 +63,7 @@ import time
 
 from test_migrate import assert_same_ram, form, hosts_of, keeping_ram, qemu_of, shared_pool
 from test_migrate_robust import (busy_vm, cluster_with_faults, counter_goes_on, nothing_at,
-                                 one_qemu, settled)
+                                 one_qemu, settled, two_hosts_h2_continues_on_silence)
 
 from vireo_harness import wait_until
 
@@ -233,14 +233,9 @@ def test_not_converging_is_aborted_and_force_converge_or_post_copy_completes(clu
 
 
 def test_a_source_vireod_that_dies_in_post_copy_loses_no_guest(cluster, tmp_path):
-    c, faults = cluster_with_faults(cluster, tmp_path, 2)
-    h1, h2 = c.hosts
     # h2 continues a VM whose source went silent 3 s after its stream ended.
-    h2.env["VIREO_TEST_MIGRATE_IDLE_MS"] = "3000"
-    h2.stop()
-    h2.start()
-    form(c)
-    shared_pool(c)
+    c, faults = two_hosts_h2_continues_on_silence(cluster, tmp_path)
+    h1, h2 = c.hosts
     vm_id = busy_vm(h1, "busy", memory=128, dirty_mib=8)
     (faults / "exit-after-txn").touch()
     h1.api("POST", "/v1/vms/busy/migrate", {"to": "h2", "post_copy": True,
@@ -309,12 +304,18 @@ def post_copy_held(cluster, tmp_path, keep, verify, dest_env=None, silent=False)
                         "output priority 0 ; } ; add rule inet postrec out ip daddr "
                         f"{m.group(1)} tcp dport {m.group(2)} drop"], check=True)
         return c, faults, vm_id, tid, before
+    kill_stream(h1, m.group(1), m.group(2))
+    return c, faults, vm_id, tid, before
+
+
+def kill_stream(h1, address, port):
+    """The memory stream's TCP connection from h1 to address:port killed
+    (ss -K in h1's namespace): both QEMUs pause their post-copy."""
     killed = subprocess.run(["ip", "netns", "exec", h1.host_netns.name, "ss", "-K", "-t",
-                             "dst", m.group(1), "dport", "=", ":" + m.group(2)],
+                             "dst", address, "dport", "=", ":" + port],
                             capture_output=True, text=True, check=True).stdout
     print("killed:", killed)
-    assert m.group(2) in killed, killed
-    return c, faults, vm_id, tid, before
+    assert port in killed, killed
 
 
 def test_a_post_copy_whose_link_breaks_is_recovered(cluster, tmp_path):

@@ -76,6 +76,20 @@ def cluster_with_faults(cluster, tmp_path, n):
     return c, faults
 
 
+def two_hosts_h2_continues_on_silence(cluster, tmp_path):
+    """Two formed hosts with the fault hook and the shared pool; h2
+    continues an incoming VM the store gives it once its source has been
+    silent 3 s (60 s otherwise). Returns (c, faults)."""
+    c, faults = cluster_with_faults(cluster, tmp_path, 2)
+    h2 = c.hosts[1]
+    h2.env["VIREO_TEST_MIGRATE_IDLE_MS"] = "3000"
+    h2.stop()
+    h2.start()
+    form(c)
+    shared_pool(c)
+    return c, faults
+
+
 def test_a_vireod_that_dies_mid_migration_loses_no_vm(cluster, tmp_path):
     """Three hosts, real guests; test-only exit points
     (VIREO_TEST_MIGRATE_FAULT) make a vireod _exit mid-migration; its next

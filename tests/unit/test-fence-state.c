@@ -1,7 +1,7 @@
 /* test-fence-state.c: the fence's shared files and decisions
  * (fence/fence-state.h): the deadline, when a lease is armed, fence.state
  * read/write, pid file checks against /proc/PID/cmdline, and the HA kill
- * list (a reused pid is left alone). */
+ * list (a reused pid is left alone, a post-copy source kept). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -239,6 +239,37 @@ static void test_kill_ha(void **state)
     json_decref(killed);
 }
 
+/* A post-copy source kept (its mark): listed, never killed; unmarked, it
+ * is killed as any HA QEMU. */
+static void test_kill_ha_keeps_a_post_copy_source(void **state)
+{
+    const char *vm = "vm-3333-cccc";
+    pid_t a = spawn_tagged(vm);
+    assert_int_equal(vo_fence_ha_write(dir, vm, a), 0);
+    assert_int_equal(vo_fence_post_copy_marked(dir, vm, NULL), 0);
+    assert_int_equal(vo_fence_post_copy_mark(dir, vm, "host-2"), 0);
+    _cleanup_free_ char *to = NULL;
+    assert_int_equal(vo_fence_post_copy_marked(dir, vm, &to), 1);
+    assert_string_equal(to, "host-2");
+    assert_int_equal(vo_fence_post_copy_mark(dir, "../escape", "host-2"), -EINVAL);
+    json_t *killed = vo_fence_kill_ha(dir);
+    assert_int_equal(json_array_size(killed), 1);
+    json_t *o = json_array_get(killed, 0);
+    assert_false(json_is_true(json_object_get(o, "killed")));
+    assert_string_equal(json_string_value(json_object_get(o, "kept")), "post-copy source");
+    json_decref(killed);
+    int status = 0;
+    assert_int_equal(waitpid(a, &status, WNOHANG), 0); /* still alive */
+    assert_int_equal(vo_fence_post_copy_unmark(dir, vm), 0);
+    assert_int_equal(vo_fence_post_copy_unmark(dir, vm), 0);
+    killed = vo_fence_kill_ha(dir);
+    assert_true(json_is_true(json_object_get(json_array_get(killed, 0), "killed")));
+    json_decref(killed);
+    assert_int_equal(waitpid(a, &status, 0), a);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    kill(-a, SIGKILL);
+}
+
 /* Fenced again before vireod reconciled: the VMs killed the first time
  * stay in RUN/fenced (vireod starts them again from that list). */
 static void test_merge_killed(void **state)
@@ -294,6 +325,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_state_confirmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pid_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_ha, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_ha_keeps_a_post_copy_source, setup, teardown),
         cmocka_unit_test(test_merge_killed),
         cmocka_unit_test_setup_teardown(test_fenced_clear, setup, teardown),
     };

@@ -1,0 +1,98 @@
+/* migrate-resettle.c: unknown switch outcomes settled in the background
+ * (migrate-resettle.h). The settling itself is the one vireod's start makes
+ * (migrate-recover.c, vo_migration_resettle); this file only asks it again,
+ * with a backoff, until it is done. */
+#include "daemon/migrate-resettle.h"
+
+#include <pthread.h>
+
+#include "daemon/migrate.h"
+#include "util/periodic.h"
+#include "util/util.h"
+
+#define RESETTLE_PERIOD_MS 1000
+#define RESETTLE_FIRST_WAIT_MS 2000
+#define RESETTLE_MAX_WAIT_MS 60000
+
+static VoPeriodic runner = VO_PERIODIC_INIT;
+/* {vm id: {"name", "due" (monotonic ms), "wait" (ms), "tries"}}, under
+ * lock: added by task threads, rounds are the runner's. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *pending;
+
+void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name)
+{
+    (void)d;
+    pthread_mutex_lock(&lock);
+    if (!pending)
+        pending = json_object();
+    if (json_object_get(pending, vm_id)) { /* asked again by its own round: backoff kept */
+        pthread_mutex_unlock(&lock);
+        return;
+    }
+    json_object_set_new(pending, vm_id,
+                        json_pack("{s:s, s:I, s:i, s:i}", "name", name, "due",
+                                  (json_int_t)(vo_now_ms() + RESETTLE_FIRST_WAIT_MS), "wait",
+                                  RESETTLE_FIRST_WAIT_MS, "tries", 0));
+    pthread_mutex_unlock(&lock);
+    log_info("vm %s: the switch's outcome is asked of the store again in the background "
+             "(first in %d s)", name, RESETTLE_FIRST_WAIT_MS / 1000);
+}
+
+/* The ids due now. */
+static char **due_ids(void)
+{
+    char **ids = vo_malloc0(sizeof(char *));
+    int64_t now = vo_now_ms();
+    pthread_mutex_lock(&lock);
+    const char *id;
+    json_t *e;
+    json_object_foreach(pending, id, e)
+        if (json_integer_value(json_object_get(e, "due")) <= now)
+            vo_strv_push(&ids, vo_strdup(id));
+    pthread_mutex_unlock(&lock);
+    return ids;
+}
+
+static void resettle_round(void *userdata)
+{
+    VoDaemon *d = userdata;
+    _cleanup_strv_ char **ids = due_ids();
+    for (size_t i = 0; ids[i] && !vo_periodic_stopping(&runner); i++) {
+        bool settled = vo_migration_resettle(d, ids[i]);
+        pthread_mutex_lock(&lock);
+        json_t *e = json_object_get(pending, ids[i]);
+        if (settled) {
+            json_object_del(pending, ids[i]);
+        } else if (e) {
+            json_int_t wait = json_integer_value(json_object_get(e, "wait")) * 2;
+            if (wait > RESETTLE_MAX_WAIT_MS)
+                wait = RESETTLE_MAX_WAIT_MS;
+            json_object_set_new(e, "wait", json_integer(wait));
+            json_object_set_new(e, "due", json_integer(vo_now_ms() + wait));
+            json_object_set_new(e, "tries",
+                                json_integer(json_integer_value(json_object_get(e, "tries")) + 1));
+            log_warn("vm %s: the switch's outcome is still unknown: asked again in %lld s",
+                     json_string_value(json_object_get(e, "name")), (long long)wait / 1000);
+        }
+        pthread_mutex_unlock(&lock);
+    }
+}
+
+int vo_migrate_resettle_start(VoDaemon *d)
+{
+    if (!d->cluster || vo_periodic_started(&runner))
+        return 0;
+    return vo_periodic_start(&runner, resettle_round, d, RESETTLE_PERIOD_MS);
+}
+
+void vo_migrate_resettle_stop(VoDaemon *d)
+{
+    (void)d;
+    if (!vo_periodic_stop(&runner))
+        return;
+    pthread_mutex_lock(&lock);
+    json_decref(pending);
+    pending = NULL;
+    pthread_mutex_unlock(&lock);
+}

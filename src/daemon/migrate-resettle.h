@@ -1,0 +1,20 @@
+/* migrate-resettle.h: a live migration's ownership switch whose outcome
+ * stayed unknown (migrate.c's settle_switch asked the store for its whole
+ * give-up time, or vireod's start did: migrate-recover.c) is settled again
+ * in the background, with a bounded backoff (2 s doubling to 60 s), until
+ * the store says where the VM is: the destination's, the source QEMU ends
+ * (post-copy: once it handed the rest over) and the destination's watcher
+ * continues the guest; still the source's, the source runs on (when it ran)
+ * and the destination's incoming QEMU ends. Each decision is logged and
+ * recorded as a task of kind "migrate" (docs/cluster.md, "When the switch's
+ * outcome is unknown"). Before, both QEMUs stayed paused until the source's
+ * vireod restarted. */
+#pragma once
+
+#include "daemon/daemon.h"
+
+/* The VM's kept intent (RUN/migrations/<vm-id>.json) is settled later. */
+void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name);
+/* The background thread (vireod's main; standalone: nothing). */
+int vo_migrate_resettle_start(VoDaemon *d);
+void vo_migrate_resettle_stop(VoDaemon *d);

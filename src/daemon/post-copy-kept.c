@@ -1,0 +1,44 @@
+/* post-copy-kept.c: the "post-copy source kept" mark (post-copy-kept.h). */
+#include "daemon/post-copy-kept.h"
+
+#include <string.h>
+
+#include "fence/fence-state.h"
+#include "state/vm-move-settle.h"
+#include "util/util.h"
+
+void vo_post_copy_kept_mark(VoDaemon *d, const char *vm_id, const char *name, const char *to)
+{
+    /* The mark first, then off the kill list: the fence skips a marked
+     * QEMU it still lists. */
+    int r = vo_fence_post_copy_mark(d->run_dir, vm_id, to);
+    if (r < 0)
+        log_error("vm %s: cannot mark its QEMU here as a post-copy source (%s): a fencing "
+                  "of this host would kill it", name, strerror(-r));
+    else
+        log_info("vm %s: its QEMU here is the source of a post-copy to host %s: kept until "
+                 "the destination has every page", name, to);
+    r = vo_fence_ha_remove(d->run_dir, vm_id);
+    if (r < 0)
+        log_warn("vm %s: cannot take its QEMU off the fence's HA list: %s", name, strerror(-r));
+}
+
+void vo_post_copy_kept_unmark(VoDaemon *d, const char *vm_id)
+{
+    int r = vo_fence_post_copy_unmark(d->run_dir, vm_id);
+    if (r < 0)
+        log_warn("vm %s: cannot remove its post-copy source mark: %s", vm_id, strerror(-r));
+}
+
+bool vo_post_copy_kept(VoDaemon *d, const char *vm_id, char **ret_to)
+{
+    return vo_fence_post_copy_marked(d->run_dir, vm_id, ret_to) > 0;
+}
+
+bool vo_post_copy_source_needed(VoDaemon *d, const char *vm_id, const char *to)
+{
+    if (!to || !d->cluster_store)
+        return true;
+    _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", to, vm_id);
+    return vo_store_get_linear(d->cluster_store, key, NULL) != -ENOENT;
+}

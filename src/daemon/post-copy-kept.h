@@ -1,0 +1,27 @@
+/* post-copy-kept.h: the "post-copy source kept" mark of this host's QEMUs
+ * (fence/fence-state.h: RUN/fence/post-copy/<vm-id>; docs/ha.md, "Post-copy
+ * sources"). From the moment a VM is the destination host's and its QEMU
+ * here is the source of a post-copy (the device state or pages the
+ * destination lacks are here) until that QEMU ended, nothing here ends it
+ * but the migration itself: not the fence, not the reconcile after a
+ * fencing. Only once the VM is no longer the destination's (the manager
+ * restarted it elsewhere after the destination died, or it was deleted)
+ * are its pages needed by nobody, and the QEMU ends. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "daemon/daemon.h"
+
+/* Marks the VM's QEMU here as a post-copy source (to: the destination's
+ * host id) and takes it off the fence's kill list. */
+void vo_post_copy_kept_mark(VoDaemon *d, const char *vm_id, const char *name, const char *to);
+/* Its QEMU ended (or the VM is this host's again): the mark goes. */
+void vo_post_copy_kept_unmark(VoDaemon *d, const char *vm_id);
+/* Whether the mark is there; *ret_to (may be NULL): the destination. */
+bool vo_post_copy_kept(VoDaemon *d, const char *vm_id, char **ret_to);
+/* Whether a kept source's pages may still be needed: false only when a
+ * linearizable read finds the VM's document gone from the destination
+ * (restarted elsewhere or deleted); true when it is there or the store
+ * cannot say. to NULL (an unreadable mark): true. */
+bool vo_post_copy_source_needed(VoDaemon *d, const char *vm_id, const char *to);

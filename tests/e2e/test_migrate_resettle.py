@@ -1,0 +1,83 @@
+"""A live migration whose ownership switch has an unknown outcome for longer
+than the migration asks the store (docs/cluster.md, "When the switch's
+outcome is unknown"), on two real-QEMU hosts with one real TCG guest on the
+shared pool, printing a counter on its console (so that the test sees
+which QEMU runs it: vireod's record still says running while it is
+paused by a migration).
+
+The test faults txn-lost (the transaction never reached the store) or
+txn-unknown (applied, its answer lost) make the outcome unknown, and
+settle-unknown makes the migration's own settling (settle_switch) give up
+at once, as a store silent for its whole give-up time would. The task fails
+saying the source stays paused until the store answers; vireod then asks
+again in the background and settles it by itself:
+
+1. not applied: the source QEMU runs again at h1 (the counter goes on
+   there) and h2's incoming QEMU ends;
+2. applied: the source QEMU ends and h2 continues the VM (the counter goes
+   on there).
+
+Each decision is logged and recorded as a task of kind "migrate" (result
+"settled": "not moved" / "moved"). Before, both QEMUs stayed paused until
+h1's vireod restarted."""
+
+import os
+
+from test_migrate import create_on, hosts_of, qemu_of, start_counter
+from test_migrate_robust import (counter_goes_on, nothing_at, settled,
+                                 two_hosts_h2_continues_on_silence)
+
+from vireo_harness import BOOT_MARKER, wait_until
+
+
+def settle_notes(h):
+    return [t for t in h.api("GET", "/v1/tasks")["tasks"]
+            if t["kind"] == "migrate" and "settled" in (t.get("result") or {})]
+
+
+def migrate_unknown(h, faults, fault, to):
+    (faults / fault).touch()
+    (faults / "settle-unknown").touch()
+    tid = h.api("POST", "/v1/vms/ctr/migrate", {"to": to}, expect=202)["task"]["id"]
+    task = settled(h, tid, timeout=600)
+    assert task["state"] == "failed", task
+    words = task["error"]["message"]
+    assert "has an unknown outcome" in words and "asks it again in the background" in words, \
+        words
+    assert not (faults / fault).exists() and not (faults / "settle-unknown").exists()
+
+
+def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
+    c, faults = two_hosts_h2_continues_on_silence(cluster, tmp_path)
+    h1, h2 = c.hosts
+    create_on(h1, "ctr", memory=128, accel="tcg")
+    h1.cli("vm", "start", "ctr")
+    h1.wait_console("ctr", BOOT_MARKER, timeout=240)
+    start_counter(h1, "ctr")
+    vm_id = h1.vm("ctr")["id"]
+
+    # 1. Not applied: the source runs on, the destination's QEMU ends.
+    migrate_unknown(h1, faults, "txn-lost", "h2")
+    assert hosts_of(h1, "ctr") == ["h1"]
+    counter_goes_on(h1, "ctr")
+    # h2 ends its incoming VM on its own (told to, or on its source's
+    # silence): its dirs go right after its QEMU.
+    wait_until(lambda: not os.path.exists(os.path.join(h2.run_dir, "vms", vm_id)), 60,
+               what="h2's incoming VM to be removed")
+    nothing_at(h2, vm_id)
+    assert len(qemu_of(h1, vm_id)) == 1
+    assert "the VM is still this host's" in h1.log()
+    [note] = settle_notes(h1)
+    assert note["result"]["settled"] == "not moved", note
+
+    # 2. Applied: the source ends, h2 continues the VM.
+    migrate_unknown(h1, faults, "txn-unknown", "h2")
+    wait_until(lambda: (h2.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               180, what="h2 to continue the VM")
+    assert hosts_of(h2, "ctr") == ["h2"]
+    counter_goes_on(h2, "ctr")
+    nothing_at(h1, vm_id)
+    assert len(qemu_of(h2, vm_id)) == 1
+    assert "the VM is the destination's" in h1.log()
+    notes = settle_notes(h1)
+    assert sorted(n["result"]["settled"] for n in notes) == ["moved", "not moved"], notes
