@@ -265,6 +265,7 @@ static int build(VoDaemon *d, Round *r)
                 .id = vm_id, .name = json_string_value(json_object_get(spec, "name")),
                 .host = h, .cpu = cpu > 0 ? cpu : 0,
                 .mem_used_mib = mem_used, .mem_source = mem_source,
+                .rss_mib = (uint64_t)num(l, "rss_mib"),
                 .memory_mib = (uint64_t)num(spec, "memory_mib"),
                 .vcpus = (unsigned)num(spec, "vcpus"), .firmware = spec_firmware(spec),
                 .networks = spec_networks(spec),

@@ -234,7 +234,7 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
         vo_thread_waits_add(&vm->waits, threads, n_threads);
     ret->wait_ns = vm->waits.total_ns;
     pthread_mutex_unlock(&waits_lock);
-    ret->mem_used_mib = rss >> 20;
+    ret->mem_used_mib = ret->rss_mib = rss >> 20;
     ret->mem_source = VO_HV_MEM_RSS;
     /* The balloon: only when the monitor is free this instant. */
     if (pthread_mutex_trylock(&vm->qmp_lock) != 0)

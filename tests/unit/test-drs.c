@@ -542,7 +542,15 @@ static void memory_in_use_not_size_decides(void **state)
     double cpu = 0, mem = 0;
     vo_drs_host_load(&in, 0, &cpu, &mem);
     assert_true(fabs(mem - 9216.0 / 16384) < 1e-12); /* use, not 16384 configured */
-    /* And the cost of moving "big" is what its guest uses. */
+    /* The cost of moving "big" is what its guest uses while its host
+     * says nothing of its RSS; its RSS when that is more: its page cache
+     * is copied too (at most its configured size). */
+    assert_true(fabs(vo_drs_move_cost(&v[0]) - (VO_DRS_MOVE_OVERHEAD_S + 1.024)) < 1e-9);
+    v[0].rss_mib = 6000;
+    assert_true(fabs(vo_drs_move_cost(&v[0]) - (VO_DRS_MOVE_OVERHEAD_S + 6.0)) < 1e-9);
+    v[0].rss_mib = 9000;
+    assert_true(fabs(vo_drs_move_cost(&v[0]) - (VO_DRS_MOVE_OVERHEAD_S + 8.192)) < 1e-9);
+    v[0].rss_mib = 512; /* ballooned below its use: its use */
     assert_true(fabs(vo_drs_move_cost(&v[0]) - (VO_DRS_MOVE_OVERHEAD_S + 1.024)) < 1e-9);
     free(why);
 }
