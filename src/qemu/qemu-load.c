@@ -192,9 +192,9 @@ static int budget_left(int64_t deadline)
  * HMP, whose answer is the statistics as text: QMP's qom-get would answer
  * 2^64 - 1 for each statistic the guest does not report, which the QMP
  * client cannot read (a malformed message ends the monitor connection). A
- * QEMU whose HMP answers something else (no qom-get before QEMU 5.0) is
- * not asked again. 0, or -ENODATA / the call's error. Caller holds
- * qmp_lock. */
+ * QEMU whose HMP answers something else (an older one without qom-get) is
+ * not asked again. 0, or -ENODATA, -EINVAL (no statistics) or the call's
+ * error. Caller holds qmp_lock. */
 static int guest_used(VoHvInstance *vm, int64_t deadline, uint64_t *ret)
 {
     if (budget_left(deadline) <= 0)

@@ -370,7 +370,7 @@ static void test_load_reads_the_statistics_first(void **state)
     free(reported);
 }
 
-/* A QEMU whose HMP has no qom-get (before 5.0) answers text that is no
+/* An older QEMU whose HMP has no qom-get answers text that is no
  * statistics: it is not asked again, and the balloon's actual stands. */
 static void test_load_of_a_qemu_without_hmp_qom_get(void **state)
 {
