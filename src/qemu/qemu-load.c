@@ -245,6 +245,18 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
      * late answer is dropped by its id). One budget for all of this
      * load's calls, not one per call. */
     int64_t deadline = vo_now_ms() + BALLOON_TIMEOUT_MS;
+    if (vm->qmp && !vm->balloon_stats_on && vm->balloon_stats_tries < BALLOON_STATS_TRIES) {
+        /* First, so that a QEMU slow to answer gets them on, and reads
+         * them at the next loads in one call. */
+        json_t *args = json_pack("{s:s, s:s, s:i}", "path", BALLOON_PATH, "property",
+                                 "guest-stats-polling-interval", "value",
+                                 BALLOON_STATS_INTERVAL_S);
+        int set = vo_qmp_execute(vm->qmp, "qom-set", args, budget_left(deadline), NULL, NULL);
+        json_decref(args);
+        vm->balloon_stats_on = set >= 0;
+        if (set == -EIO) /* refused (no balloon); a QEMU too slow to answer is asked again */
+            vm->balloon_stats_tries++;
+    }
     uint64_t used = 0;
     int g = vm->qmp && vm->balloon_stats_on ? guest_used(vm, deadline, &used) : -ENODATA;
     json_t *balloon = NULL;
@@ -252,19 +264,6 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
     if (g < 0 && vm->qmp && budget_left(deadline) > 0)
         b = vo_qmp_execute(vm->qmp, "query-balloon", NULL, budget_left(deadline), &balloon,
                            NULL);
-    if (b >= 0 && !vm->balloon_stats_on && vm->balloon_stats_tries < BALLOON_STATS_TRIES &&
-        budget_left(deadline) > 0) {
-        json_t *args = json_pack("{s:s, s:s, s:i}", "path", BALLOON_PATH, "property",
-                                 "guest-stats-polling-interval", "value",
-                                 BALLOON_STATS_INTERVAL_S);
-        int set = vo_qmp_execute(vm->qmp, "qom-set", args, budget_left(deadline), NULL, NULL);
-        json_decref(args);
-        vm->balloon_stats_on = set >= 0;
-        if (set == -EIO) /* refused; a QEMU too slow to answer is asked again */
-            vm->balloon_stats_tries++;
-        if (vm->balloon_stats_on)
-            g = guest_used(vm, deadline, &used);
-    }
     pthread_mutex_unlock(&vm->qmp_lock);
     json_t *actual = json_object_get(balloon, "actual");
     if (g >= 0) {
