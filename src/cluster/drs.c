@@ -70,7 +70,9 @@ void vo_drs_cpu_sample(const VoDrsCpuCounters *before, const VoDrsCpuCounters *n
 
 double vo_drs_move_cost(const VoDrsVm *vm)
 {
-    double mem = (double)vm->mem_used_mib;
+    /* What is copied: every page the guest touched (its RSS), its page
+     * cache too, which the guest's own use leaves out. */
+    double mem = (double)(vm->rss_mib > vm->mem_used_mib ? vm->rss_mib : vm->mem_used_mib);
     if (vm->memory_mib && mem > (double)vm->memory_mib)
         mem = (double)vm->memory_mib;
     double inflate = 5.0;

@@ -67,11 +67,13 @@ typedef struct {
     const char *id, *name;
     size_t host;                /* index into hosts */
     double cpu;                 /* cores it demands (vo_drs_cpu_sample), the last sample */
-    uint64_t mem_used_mib;      /* its memory measure, what load and cost count: the
+    uint64_t mem_used_mib;      /* its memory measure, what load (and cost) count: the
                                  * guest's use (balloon statistics) else RSS else the
                                  * configured size (docs/drs.md, "What is sampled") */
     const char *mem_source;     /* where mem_used_mib came from ("guest", "balloon",
                                  * "rss", "configured"; shown, never weighed) */
+    uint64_t rss_mib;           /* its QEMU's resident memory, what a move copies
+                                 * (cost: the larger of the two); 0 unknown */
     uint64_t memory_mib;        /* configured (fit on the target) */
     unsigned vcpus;             /* configured (fit on the target) */
     double dirty_mib_s;         /* last known dirty rate; 0 unknown */
@@ -107,7 +109,8 @@ double vo_drs_imbalance(const VoDrsInput *in);
 void vo_drs_host_load(const VoDrsInput *in, size_t host, double *ret_cpu, double *ret_mem);
 
 /* The estimated seconds of migration work for vm: VO_DRS_MOVE_OVERHEAD_S
- * plus its used memory (capped at memory_mib) at VO_DRS_BANDWIDTH_MIB_S,
+ * plus the memory a move copies (its RSS or its measure, the larger,
+ * capped at memory_mib) at VO_DRS_BANDWIDTH_MIB_S,
  * inflated by the pre-copy rounds its dirty rate costs (1 / (1 - dirty /
  * bandwidth), at most 5x). */
 double vo_drs_move_cost(const VoDrsVm *vm);

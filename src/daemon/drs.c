@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "cluster/drs.h"
+#include "cluster/drs-vm-memory.h"
 #include "daemon/cluster-place.h"
 #include "daemon/cluster-view.h"
 #include "daemon/drs-settings.h"
@@ -159,23 +160,6 @@ static const char *spec_firmware(json_t *spec)
     return vo_place_firmware_needed(fw, json_is_true(json_object_get(spec, "secure_boot")));
 }
 
-/* A VM's memory measure (MiB) from its host's sample l and its spec:
- * what the host measured (the guest's use, else RSS: "mem_mib" and
- * "mem_source"), else its configured size (a host that says nothing of
- * it, or 0: no sample yet). *ret_source says which; it points into l or
- * is static. */
-static uint64_t vm_memory_measure(json_t *l, json_t *spec, const char **ret_source)
-{
-    double used = num(l, "mem_mib");
-    if (used >= 1) {
-        const char *source = json_string_value(json_object_get(l, "mem_source"));
-        *ret_source = source ? source : "rss"; /* an older vireod's: RSS or the balloon's */
-        return (uint64_t)used;
-    }
-    *ret_source = "configured";
-    return (uint64_t)num(spec, "memory_mib");
-}
-
 /* Why the round is skipped (malloc'd), or NULL: a host offline (HA
  * recovery first), in maintenance or fenced. */
 static char *skip_reason(Round *r)
@@ -273,7 +257,7 @@ static int build(VoDaemon *d, Round *r)
                 (void)vo_group_policy_from_string(policy, &gp);
             json_t *mv = json_object_get(r->moved, vm_id);
             const char *mem_source = NULL;
-            uint64_t mem_used = vm_memory_measure(l, spec, &mem_source);
+            uint64_t mem_used = vo_drs_vm_memory_measure(l, spec, &mem_source);
             /* Its demand; a host of an older vireod publishes only its use. */
             double cpu = json_is_number(json_object_get(l, "cpu_demand")) ? num(l, "cpu_demand")
                                                                            : num(l, "cpu");
@@ -281,6 +265,7 @@ static int build(VoDaemon *d, Round *r)
                 .id = vm_id, .name = json_string_value(json_object_get(spec, "name")),
                 .host = h, .cpu = cpu > 0 ? cpu : 0,
                 .mem_used_mib = mem_used, .mem_source = mem_source,
+                .rss_mib = (uint64_t)num(l, "rss_mib"),
                 .memory_mib = (uint64_t)num(spec, "memory_mib"),
                 .vcpus = (unsigned)num(spec, "vcpus"), .firmware = spec_firmware(spec),
                 .networks = spec_networks(spec),

@@ -18,14 +18,15 @@
  * /v1/migrations/moved or start call got no answer or was refused, or the
  * start task failed): {vm id: {"host" (id), "name", "from" (the down
  * host's name), "fenced" (true: "from" was online but fenced), "since",
- * "due"}}. Looked at again (follow_handovers): a
+ * "due"}}. Looked at again (vo_ha_handovers_follow): a
  * VM left there landed and not started is handed over again; one whose
  * host fenced itself is placed again elsewhere. Cleared with the role; a
  * new manager fills it from the documents (seed_handovers). */
 static json_t *handovers;
-/* handovers and said belong to the round's thread, which holds this lock
- * through each round; a hand-over worker takes it only to put back a VM
- * whose hand-over failed (job_put_back). Taken before workers_lock. */
+/* handovers belongs to the round's thread (ha-recover.c), which holds this
+ * lock through each round; a hand-over worker takes it only to put back a
+ * VM whose hand-over failed (ha-handover.c's job_put_back). Taken before
+ * the workers' lock. */
 static pthread_mutex_t handovers_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Whether handovers was filled from the documents since this host holds
  * the role. */

@@ -14,7 +14,7 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* {vm id: {"ns": cumulative cpu ns, "wait_ns": cumulative wait ns, "at":
- * monotonic ms, "cpu", "cpu_demand", "mem_mib", "mem_source"}} */
+ * monotonic ms, "cpu", "cpu_demand", "mem_mib", "mem_source", "rss_mib"}} */
 static json_t *last;
 
 static uint64_t counter(json_t *o, const char *key)
@@ -73,21 +73,23 @@ json_t *vo_vm_load_json(VoDaemon *d)
             }
             const char *source = vo_hv_mem_source_to_string(l.mem_source);
             json_object_set_new(next, id,
-                                json_pack("{s:I, s:I, s:I, s:f, s:f, s:I, s:s}", "ns",
+                                json_pack("{s:I, s:I, s:I, s:f, s:f, s:I, s:s, s:I}", "ns",
                                           (json_int_t)l.cpu_ns, "wait_ns", (json_int_t)l.wait_ns,
                                           "at", (json_int_t)now, "cpu", cpu, "cpu_demand", demand,
                                           "mem_mib", (json_int_t)l.mem_used_mib, "mem_source",
-                                          source ? source : "rss"));
+                                          source ? source : "rss", "rss_mib",
+                                          (json_int_t)l.rss_mib));
         } else if (running && before)
             json_object_set(next, id, before); /* busy: the last numbers stand */
         json_t *e = json_object_get(next, id);
         if (e)
             json_object_set_new(out, id,
-                                json_pack("{s:O, s:O, s:O, s:O?}", "cpu",
+                                json_pack("{s:O, s:O, s:O, s:O?, s:O?}", "cpu",
                                           json_object_get(e, "cpu"), "cpu_demand",
                                           json_object_get(e, "cpu_demand"), "mem_mib",
                                           json_object_get(e, "mem_mib"), "mem_source",
-                                          json_object_get(e, "mem_source")));
+                                          json_object_get(e, "mem_source"), "rss_mib",
+                                          json_object_get(e, "rss_mib")));
         vo_vm_unref(vm);
     }
     json_decref(last);

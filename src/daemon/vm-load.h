@@ -11,7 +11,8 @@
 #include "daemon/daemon.h"
 
 /* {"<vm-id>": {"cpu": cores, "cpu_demand": cores, "mem_mib": used,
- * "mem_source": "guest" | "balloon" | "rss" (VoHvMemSource)}} for every VM
+ * "mem_source": "guest" | "balloon" | "rss" (VoHvMemSource), "rss_mib":
+ * its process's resident memory}} for every VM
  * with a running instance: a few numbers and one short word per VM, as
  * bounded as the CPU figures. A VM whose first sample this is shows
  * cpu and cpu_demand 0 (no delta yet);

@@ -393,6 +393,7 @@ static int fake_load(VoHvInstance *vm, VoHvLoad *ret)
                                            ? (uint64_t)json_integer_value(mem)
                                            : vm->res.memory_mib / 2,
                        .mem_source = source };
+    ret->rss_mib = ret->mem_used_mib;
     json_decref(doc);
     return 0;
 }

@@ -96,6 +96,10 @@ typedef struct {
     uint64_t wait_ns;      /* runnable but not running, since the driver first asked */
     uint64_t mem_used_mib;
     VoHvMemSource mem_source;
+    /* The process's resident memory: about what a live migration copies,
+     * the guest's page cache too, which mem_used_mib from the guest's
+     * statistics leaves out (the DRS move cost). */
+    uint64_t rss_mib;
     /* When cpu_ns and wait_ns were read (monotonic ms; 0: not said): the
      * caller's wall time between two samples runs between these, not
      * between its calls, which also wait for the balloon's answer. */

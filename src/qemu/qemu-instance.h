@@ -68,7 +68,8 @@ struct VoHvInstance {
      * under its lock). */
     VoThreadWaits waits;
     /* The balloon's guest statistics are polled (the load op turned them
-     * on), and how often turning them on was tried (both under qmp_lock). */
+     * on), and how often turning them on was refused (set to the most when
+     * HMP cannot read them; both under qmp_lock). */
     bool balloon_stats_on;
     int balloon_stats_tries;
 };

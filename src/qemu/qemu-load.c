@@ -86,6 +86,10 @@ int vo_balloon_guest_used_bytes(const char *text, int64_t now_s, uint64_t *ret)
      * jansson reads as an integer. */
     json_t *o = text ? json_loads(text, JSON_DECODE_INT_AS_REAL, NULL) : NULL;
     json_t *stats = json_object_get(o, "stats");
+    if (!json_is_object(stats)) {
+        json_decref(o);
+        return text ? -EINVAL : -ENODATA;
+    }
     int64_t at = guest_stat(o, "last-update");
     int64_t total = guest_stat(stats, "stat-total-memory");
     int64_t available = guest_stat(stats, "stat-available-memory");
@@ -176,6 +180,41 @@ static int read_thread_waits(pid_t pid, VoThreadWait **ret, size_t *ret_n)
     return 0;
 }
 
+/* What is left of a load's budget for the monitor (ms; 0 when spent: a
+ * negative timeout would wait for ever). */
+static int budget_left(int64_t deadline)
+{
+    int64_t left = deadline - vo_now_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+/* The guest's use (bytes) from the balloon's statistics, read through
+ * HMP, whose answer is the statistics as text: QMP's qom-get would answer
+ * 2^64 - 1 for each statistic the guest does not report, which the QMP
+ * client cannot read (a malformed message ends the monitor connection). A
+ * QEMU whose HMP answers something else (an older one without qom-get) is
+ * not asked again. 0, or -ENODATA, -EINVAL (no statistics) or the call's
+ * error. Caller holds qmp_lock. */
+static int guest_used(VoHvInstance *vm, int64_t deadline, uint64_t *ret)
+{
+    if (budget_left(deadline) <= 0)
+        return -ETIMEDOUT;
+    json_t *args = json_pack("{s:s}", "command-line", "qom-get " BALLOON_PATH " guest-stats");
+    json_t *text = NULL;
+    int r = vo_qmp_execute(vm->qmp, "human-monitor-command", args, budget_left(deadline),
+                           &text, NULL);
+    json_decref(args);
+    if (r < 0)
+        return r;
+    r = vo_balloon_guest_used_bytes(json_string_value(text), vo_wall_ms() / 1000, ret);
+    json_decref(text);
+    if (r == -EINVAL) {
+        vm->balloon_stats_on = false;
+        vm->balloon_stats_tries = BALLOON_STATS_TRIES;
+    }
+    return r;
+}
+
 int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
 {
     *ret = (VoHvLoad){ 0 };
@@ -195,44 +234,39 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
         vo_thread_waits_add(&vm->waits, threads, n_threads);
     ret->wait_ns = vm->waits.total_ns;
     pthread_mutex_unlock(&waits_lock);
-    ret->mem_used_mib = rss >> 20;
+    ret->mem_used_mib = ret->rss_mib = rss >> 20;
     ret->mem_source = VO_HV_MEM_RSS;
     /* The balloon: only when the monitor is free this instant. */
     if (pthread_mutex_trylock(&vm->qmp_lock) != 0)
         return 0;
-    /* Briefly: the caller (the host record's publisher) holds the VM's job
-     * lock, and a QEMU that does not answer must not hold either for the
-     * monitor's usual 10 s (a late answer is dropped by its id). */
-    json_t *balloon = NULL, *stats = NULL;
-    int b = vm->qmp ? vo_qmp_execute(vm->qmp, "query-balloon", NULL, BALLOON_TIMEOUT_MS,
-                                     &balloon, NULL)
-                    : -ENOTCONN;
-    if (b >= 0 && !vm->balloon_stats_on && vm->balloon_stats_tries < BALLOON_STATS_TRIES) {
+    /* Briefly: the caller (the host record's publisher, which samples the
+     * VMs one after the other) holds the VM's job lock, and a QEMU that
+     * does not answer must not hold either for the monitor's usual 10 s (a
+     * late answer is dropped by its id). One budget for all of this
+     * load's calls, not one per call. */
+    int64_t deadline = vo_now_ms() + BALLOON_TIMEOUT_MS;
+    if (vm->qmp && !vm->balloon_stats_on && vm->balloon_stats_tries < BALLOON_STATS_TRIES) {
+        /* First, so that a QEMU slow to answer gets them on, and reads
+         * them at the next loads in one call. */
         json_t *args = json_pack("{s:s, s:s, s:i}", "path", BALLOON_PATH, "property",
                                  "guest-stats-polling-interval", "value",
                                  BALLOON_STATS_INTERVAL_S);
-        int set = vo_qmp_execute(vm->qmp, "qom-set", args, BALLOON_TIMEOUT_MS, NULL, NULL);
+        int set = vo_qmp_execute(vm->qmp, "qom-set", args, budget_left(deadline), NULL, NULL);
         json_decref(args);
         vm->balloon_stats_on = set >= 0;
-        if (set == -EIO) /* refused; a QEMU too slow to answer is asked again */
+        if (set == -EIO) /* refused (no balloon); a QEMU too slow to answer is asked again */
             vm->balloon_stats_tries++;
     }
-    if (b >= 0 && vm->balloon_stats_on) {
-        /* Through HMP, whose answer is the statistics as text: QMP's
-         * qom-get would answer 2^64 - 1 for each statistic the guest does
-         * not report, which the QMP client cannot read (a malformed
-         * message ends the monitor connection). */
-        json_t *args = json_pack("{s:s}", "command-line",
-                                 "qom-get " BALLOON_PATH " guest-stats");
-        if (vo_qmp_execute(vm->qmp, "human-monitor-command", args, BALLOON_TIMEOUT_MS, &stats,
-                           NULL) < 0)
-            stats = NULL;
-        json_decref(args);
-    }
-    pthread_mutex_unlock(&vm->qmp_lock);
     uint64_t used = 0;
+    int g = vm->qmp && vm->balloon_stats_on ? guest_used(vm, deadline, &used) : -ENODATA;
+    json_t *balloon = NULL;
+    int b = -ENOTCONN;
+    if (g < 0 && vm->qmp && budget_left(deadline) > 0)
+        b = vo_qmp_execute(vm->qmp, "query-balloon", NULL, budget_left(deadline), &balloon,
+                           NULL);
+    pthread_mutex_unlock(&vm->qmp_lock);
     json_t *actual = json_object_get(balloon, "actual");
-    if (vo_balloon_guest_used_bytes(json_string_value(stats), vo_wall_ms() / 1000, &used) >= 0) {
+    if (g >= 0) {
         ret->mem_used_mib = used >> 20;
         ret->mem_source = VO_HV_MEM_GUEST;
     } else if (b >= 0 && json_is_integer(actual) && json_integer_value(actual) > 0) {
@@ -243,6 +277,5 @@ int vo_qemu_load(VoHvInstance *vm, VoHvLoad *ret)
         }
     }
     json_decref(balloon);
-    json_decref(stats);
     return 0;
 }

@@ -20,9 +20,10 @@ int vo_proc_statm_rss_pages(const char *text, uint64_t *ret);
  * what the guest did not report): its total less what it has available,
  * as monitoring counts a host's use (MemTotal - MemAvailable); a guest
  * that does not report available memory: total less free less disk
- * caches. 0, or -ENODATA when the text is no such object, the guest
- * reported none, last more than 30 s before now_s (wall seconds), or
- * numbers that do not add up. */
+ * caches. 0, -EINVAL when the text is no such object (an error, or a
+ * QEMU whose HMP has no qom-get), or -ENODATA when there is no text, the
+ * guest reported none, last more than 30 s before now_s (wall seconds),
+ * or numbers that do not add up. */
 int vo_balloon_guest_used_bytes(const char *text, int64_t now_s, uint64_t *ret);
 
 /* A running QEMU's CPU time (ns) and resident memory (bytes) from /proc,

@@ -207,6 +207,7 @@ def test_drs_settings_recommend_apply_and_auto_with_the_fake_driver(cluster):
     assert rec["mem_used_mib"] == 20 and rec["mem_source"] == "guest", rec
     assert rec["memory_mib"] == 64, rec
     assert vm_load(h2, "h2", "idle")["mem_source"] == "rss"
+    assert vm_load(h1, "h1", rec["vm"])["rss_mib"] == 20  # what a move copies (the fake's)
     listed = h1.cli("cluster", "recommendations").stdout
     assert rec["id"] in listed and rec["vm"] in listed, listed
     assert "20 MiB (guest)" in listed, listed

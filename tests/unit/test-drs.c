@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cluster/drs.h"
+#include "cluster/drs-vm-memory.h"
 
 #define NOW 100000000LL /* any time well after 0 ("never moved") */
 
@@ -541,9 +542,45 @@ static void memory_in_use_not_size_decides(void **state)
     double cpu = 0, mem = 0;
     vo_drs_host_load(&in, 0, &cpu, &mem);
     assert_true(fabs(mem - 9216.0 / 16384) < 1e-12); /* use, not 16384 configured */
-    /* And the cost of moving "big" is what its guest uses. */
+    /* The cost of moving "big" is what its guest uses while its host
+     * says nothing of its RSS; its RSS when that is more: its page cache
+     * is copied too (at most its configured size). */
+    assert_true(fabs(vo_drs_move_cost(&v[0]) - (VO_DRS_MOVE_OVERHEAD_S + 1.024)) < 1e-9);
+    v[0].rss_mib = 6000;
+    assert_true(fabs(vo_drs_move_cost(&v[0]) - (VO_DRS_MOVE_OVERHEAD_S + 6.0)) < 1e-9);
+    v[0].rss_mib = 9000;
+    assert_true(fabs(vo_drs_move_cost(&v[0]) - (VO_DRS_MOVE_OVERHEAD_S + 8.192)) < 1e-9);
+    v[0].rss_mib = 512; /* ballooned below its use: its use */
     assert_true(fabs(vo_drs_move_cost(&v[0]) - (VO_DRS_MOVE_OVERHEAD_S + 1.024)) < 1e-9);
     free(why);
+}
+
+/* The manager's measure of a VM (cluster/drs-vm-memory.h): its host's,
+ * with where it came from; an older host's without a source is RSS; no
+ * sample (none yet, or its host says nothing of it) or 0: the configured
+ * size, which it once weighed as 0. */
+static void memory_measure_falls_back_to_the_size(void **state)
+{
+    (void)state;
+    json_t *spec = json_pack("{s:i}", "memory_mib", 4096);
+    json_t *guest = json_pack("{s:i, s:s}", "mem_mib", 300, "mem_source", "guest");
+    json_t *older = json_pack("{s:f}", "mem_mib", 512.0);
+    json_t *none = json_pack("{s:i}", "mem_mib", 0);
+    const char *source = NULL;
+    assert_int_equal(vo_drs_vm_memory_measure(guest, spec, &source), 300);
+    assert_string_equal(source, "guest");
+    assert_int_equal(vo_drs_vm_memory_measure(older, spec, &source), 512);
+    assert_string_equal(source, "rss");
+    assert_int_equal(vo_drs_vm_memory_measure(NULL, spec, &source), 4096);
+    assert_string_equal(source, "configured");
+    assert_int_equal(vo_drs_vm_memory_measure(none, spec, &source), 4096);
+    assert_string_equal(source, "configured");
+    assert_int_equal(vo_drs_vm_memory_measure(NULL, NULL, &source), 0);
+    assert_string_equal(source, "configured");
+    json_decref(spec);
+    json_decref(guest);
+    json_decref(older);
+    json_decref(none);
 }
 
 static void bad_input_is_refused(void **state)
@@ -650,6 +687,7 @@ int main(void)
         cmocka_unit_test(too_small_a_gain_is_no_move),
         cmocka_unit_test(best_move_by_improvement_per_cost),
         cmocka_unit_test(memory_in_use_not_size_decides),
+        cmocka_unit_test(memory_measure_falls_back_to_the_size),
         cmocka_unit_test(bad_input_is_refused),
         cmocka_unit_test(targets_must_boot_the_vms_firmware),
         cmocka_unit_test(targets_must_have_the_vms_networks),

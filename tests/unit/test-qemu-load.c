@@ -188,7 +188,7 @@ static void test_guest_used(void **state)
                                                              "2080768"), 1796626118, &used),
                      -ENODATA);
     assert_int_equal(vo_balloon_guest_used_bytes("Error: Property not found", 1796626118,
-                                                 &used), -ENODATA);
+                                                 &used), -EINVAL);
     assert_int_equal(vo_balloon_guest_used_bytes(NULL, 1796626118, &used), -ENODATA);
 }
 
@@ -230,7 +230,8 @@ static char *hmp_answer(const char *text)
  * first load turns the statistics on (every 5 s) and, once the guest has
  * reported, its use is the VM's (below RSS and the balloon's actual); a
  * guest that has not reported yet leaves RSS bounded by the actual. A
- * QEMU too slow to answer the qom-set is asked again at the next load. */
+ * QEMU too slow to answer the qom-set is asked again at the next load
+ * (that load's half second spent, nothing else is asked: RSS stands). */
 static void test_load_prefers_the_guests_use(void **state)
 {
     char balloon[128], now[32];
@@ -243,13 +244,12 @@ static void test_load_prefers_the_guests_use(void **state)
     memcpy(at, now, strlen(now)); /* the same width until 2286 */
     const Step steps[] = {
         GREETING, CAPS,
-        { .expect = "query-balloon", .send = { balloon } },
         { .expect = "qom-set", .args = SET_ARGS, .delay_ms = 700, .send = { OK } },
-        { .expect = "query-balloon", .send = { balloon } },
         { .expect = "qom-set", .args = SET_ARGS, .send = { OK } },
         { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { none } },
-        /* Turned on once: the next loads only read. */
         { .expect = "query-balloon", .send = { balloon } },
+        /* Turned on once: the next loads only read (the statistics first:
+         * when the guest reported, nothing else). */
         { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { reported } },
         { 0 }
     };
@@ -260,7 +260,7 @@ static void test_load_prefers_the_guests_use(void **state)
     assert_int_equal(vo_qemu_load(&vm, &l), 0); /* the qom-set's answer comes too late */
     assert_false(vm.balloon_stats_on);
     assert_int_equal(vm.balloon_stats_tries, 0);
-    assert_int_equal(l.mem_source, VO_HV_MEM_BALLOON);
+    assert_int_equal(l.mem_source, VO_HV_MEM_RSS);
     assert_int_equal(vo_qemu_load(&vm, &l), 0);
     assert_int_equal(l.mem_source, VO_HV_MEM_BALLOON);
     assert_int_equal(l.mem_used_mib, 1);
@@ -283,12 +283,12 @@ static void test_load_without_statistics(void **state)
     static const char *const balloon = "{\"return\":{\"actual\":1099511627776},\"id\":$ID}\n";
     const Step steps[] = {
         GREETING, CAPS,
-        { .expect = "query-balloon", .send = { balloon } },
         { .expect = "qom-set", .args = SET_ARGS, .send = { refused } },
         { .expect = "query-balloon", .send = { balloon } },
         { .expect = "qom-set", .args = SET_ARGS, .send = { refused } },
         { .expect = "query-balloon", .send = { balloon } },
         { .expect = "qom-set", .args = SET_ARGS, .send = { refused } },
+        { .expect = "query-balloon", .send = { balloon } },
         { .expect = "query-balloon", .send = { balloon } },
         { 0 }
     };
@@ -305,6 +305,94 @@ static void test_load_without_statistics(void **state)
     instance_close(&vm, &server);
 }
 
+/* The balloon's calls of one load share one half second (BALLOON_TIMEOUT_MS,
+ * as the single query-balloon had): the host record's publisher samples the
+ * VMs one after the other, holding each one's job lock and monitor. A QEMU
+ * that takes 300 ms for each call is not waited for the second: the
+ * guest has not reported, and query-balloon's answer comes too late for
+ * its actual (1 MiB) to count: RSS stands. */
+static void test_load_calls_share_one_budget(void **state)
+{
+    static const char *const balloon = "{\"return\":{\"actual\":1048576},\"id\":$ID}\n";
+    char *none = hmp_answer(GUEST_STATS("0", "18446744073709551615", "18446744073709551615"));
+    const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "human-monitor-command", .args = STATS_ARGS, .delay_ms = 300,
+          .send = { none } },
+        { .expect = "query-balloon", .delay_ms = 300, .send = { balloon } },
+        { 0 }
+    };
+    Server server;
+    VoHvInstance vm;
+    instance_open(&vm, &server, steps);
+    vm.balloon_stats_on = true; /* an earlier load turned them on */
+    VoHvLoad l;
+    assert_int_equal(vo_qemu_load(&vm, &l), 0);
+    assert_int_equal(l.mem_source, VO_HV_MEM_RSS);
+    instance_close(&vm, &server);
+    free(none);
+}
+
+/* Statistics on and the guest reporting: its use is read in one round
+ * trip (query-balloon's actual would not be used); a guest that has not
+ * reported yet is followed by query-balloon for the fallback. */
+static void test_load_reads_the_statistics_first(void **state)
+{
+    static const char *const balloon = "{\"return\":{\"actual\":1048576},\"id\":$ID}\n";
+    char now[32];
+    snprintf(now, sizeof(now), "%lld", (long long)(vo_wall_ms() / 1000));
+    char *none = hmp_answer(GUEST_STATS("0", "18446744073709551615", "18446744073709551615"));
+    char *reported = hmp_answer(GUEST_STATS("9999999999", "185778176", "2080768"));
+    char *at = strstr(reported, "9999999999");
+    memcpy(at, now, strlen(now));
+    const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { none } },
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { reported } },
+        { 0 }
+    };
+    Server server;
+    VoHvInstance vm;
+    instance_open(&vm, &server, steps);
+    vm.balloon_stats_on = true; /* an earlier load turned them on */
+    VoHvLoad l;
+    assert_int_equal(vo_qemu_load(&vm, &l), 0);
+    assert_int_equal(l.mem_source, VO_HV_MEM_BALLOON);
+    assert_int_equal(vo_qemu_load(&vm, &l), 0);
+    assert_int_equal(l.mem_source, VO_HV_MEM_GUEST);
+    instance_close(&vm, &server);
+    free(none);
+    free(reported);
+}
+
+/* An older QEMU whose HMP has no qom-get answers text that is no
+ * statistics: it is not asked again, and the balloon's actual stands. */
+static void test_load_of_a_qemu_without_hmp_qom_get(void **state)
+{
+    static const char *const balloon = "{\"return\":{\"actual\":1048576},\"id\":$ID}\n";
+    char *unknown = hmp_answer("unknown command: 'qom-get'\r\n");
+    const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { unknown } },
+        { .expect = "query-balloon", .send = { balloon } },
+        { .expect = "query-balloon", .send = { balloon } },
+        { 0 }
+    };
+    Server server;
+    VoHvInstance vm;
+    instance_open(&vm, &server, steps);
+    vm.balloon_stats_on = true;
+    VoHvLoad l;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(vo_qemu_load(&vm, &l), 0);
+        assert_int_equal(l.mem_source, VO_HV_MEM_BALLOON);
+    }
+    assert_false(vm.balloon_stats_on);
+    instance_close(&vm, &server);
+    free(unknown);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +405,9 @@ int main(void)
         cmocka_unit_test(test_guest_used),
         cmocka_unit_test(test_load_prefers_the_guests_use),
         cmocka_unit_test(test_load_without_statistics),
+        cmocka_unit_test(test_load_calls_share_one_budget),
+        cmocka_unit_test(test_load_reads_the_statistics_first),
+        cmocka_unit_test(test_load_of_a_qemu_without_hmp_qom_get),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
