@@ -170,22 +170,24 @@ def test_seed_cdrom_set_and_bad_input(daemon, tmp_path):
     names = [v["name"] for v in daemon.api("GET", "/v1/vms")["vms"]]
     assert names == ["ci1"], names
 
-    # --none: no seed any more (the running VM's drive is emptied); delete
-    # takes the VM's state (seed included).
+    # --none: no seed any more (the running VM's drive is emptied); settings
+    # again: a new seed in the same drive; delete takes the VM's state (seed
+    # included).
     daemon.cli("vm", "cloud-init", "set", "ci1", "--none")
     assert qemu_seed_files(daemon, vm["pid"]) == []
-    daemon.cli("vm", "stop", "ci1", "--force")
     assert daemon.api("GET", "/v1/vms/ci1/cloud-init")["settings"] is None
     assert not os.path.exists(seed)
     daemon.cli("vm", "cloud-init", "set", "ci1", "--ci-user", "bob")
-    assert os.path.exists(seed)  # made before the settings are saved
+    assert qemu_seed_files(daemon, vm["pid"]) == [seed]
+    daemon.cli("vm", "stop", "ci1", "--force")
     daemon.cli("vm", "delete", "ci1")
     assert not os.path.exists(os.path.dirname(seed))
 
 
 def test_image_wants_cloud_init(daemon):
     """An image whose image.json says "cloud_init": true gives VMs made from
-    it a default seed (the VM's name as hostname); the default image not."""
+    it a default seed (the VM's name as hostname); the default image not,
+    and settings given to such a VM while it runs wait for its next start."""
     img = os.path.join(daemon.state_dir, "images", "ciimg")
     os.makedirs(img)
     meta = json.load(open(os.path.join(TEST_IMAGE, "image.json")))
@@ -202,3 +204,16 @@ def test_image_wants_cloud_init(daemon):
     assert shown["settings"] == {} and 'local-hostname: "web7"' in shown["meta_data"], shown
     daemon.cli("vm", "create", "plain1", "--memory", "128M")
     assert daemon.api("GET", "/v1/vms/plain1/cloud-init")["settings"] is None
+
+    # Started without a seed, a VM has no seed drive: settings given while it
+    # runs wait for its next start, and the task says so (no QEMU error).
+    daemon.cli("vm", "start", "plain1")
+    daemon.remember_qemu_pids()
+    for settings, message in (({"user": "bob"}, "started without a cloud-init seed: the "
+                                                 "settings apply at its next start"),
+                              (None, None)):
+        doc = daemon.api("PUT", "/v1/vms/plain1/cloud-init", {"settings": settings}, expect=202)
+        task = daemon.wait_task(doc["task"])
+        assert task["state"] == "succeeded", task
+        assert (message in task["message"]) if message else task["message"] is None, task
+    daemon.cli("vm", "stop", "plain1", "--force")
