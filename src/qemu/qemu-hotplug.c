@@ -298,8 +298,8 @@ int vo_qemu_cdrom_change(VoHvInstance *vm, const char *path, char **ret_error)
 
 int vo_qemu_seed_change(VoHvInstance *vm, const char *path, char **ret_error)
 {
-    /* A VM started without a seed has no seed drive (nothing is opened for
-     * it then: a confined QEMU would keep the file's fd). */
+    /* A VM started without a seed has no seed drive: -ENODEV, which the
+     * caller tells apart from a failed change (nothing is opened for it). */
     int r = lock_qmp(vm, ret_error);
     if (r < 0)
         return r;
