@@ -3,9 +3,11 @@
 that QEMU has as a second, read-only CD-ROM (QMP query-block, asked while
 vireod is down: it holds the monitor); its files, read back on the host with
 xorriso, say what was set; `vm cloud-init set` remakes it with a new
-instance-id; bad input changes nothing; an image with "cloud_init": true
+instance-id, which a running VM gets in its seed drive (one started without
+a seed, or on a driver that cannot, waits for its next start and the task
+says so); bad input changes nothing; an image with "cloud_init": true
 gives its VMs a default seed; the seed goes with the VM. The guest need not
-boot: one QEMU start, no guest boot wait."""
+boot: two QEMU starts, no guest boot wait."""
 
 import ctypes
 import json
@@ -217,3 +219,17 @@ def test_image_wants_cloud_init(daemon):
         assert task["state"] == "succeeded", task
         assert (message in task["message"]) if message else task["message"] is None, task
     daemon.cli("vm", "stop", "plain1", "--force")
+
+
+def test_running_vm_of_a_driver_without_seed_change(fake_daemon):
+    """A driver that cannot change a running VM's seed (the fake one): the
+    settings are saved and the task says they apply at the next start."""
+    d = fake_daemon
+    d.cli("vm", "create", "f1", "--memory", "64M", "--ci-user", "alice")
+    d.cli("vm", "start", "f1")
+    doc = d.api("PUT", "/v1/vms/f1/cloud-init", {"settings": {"user": "bob"}}, expect=202)
+    task = d.wait_task(doc["task"])
+    assert task["state"] == "succeeded", task
+    assert task["message"] == ("the fake driver cannot change a running VM's cloud-init seed: "
+                               "the settings apply at its next start"), task
+    assert d.api("GET", "/v1/vms/f1/cloud-init")["settings"]["user"] == "bob"
