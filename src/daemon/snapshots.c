@@ -14,6 +14,7 @@
 #include "daemon/vm-internal.h"
 #include "qemu/qemu-backup.h"
 #include "state/keys.h"
+#include "storage/iscsi-url.h"
 #include "storage/qemu-img.h"
 #include "storage/volume-path.h"
 #include "util/spawn.h"
@@ -224,10 +225,13 @@ static int offline(const VoVmSpec *spec, const char *flag, const char *tag, char
     /* The backup bitmaps go first: qemu-img refuses to revert a file that
      * has one ("Device has active dirty bitmaps"), and the revert makes
      * them wrong anyway (it drops the backup base: the next backup is
-     * full). */
+     * full). Files only: a qcow2 layer on an iSCSI LUN (an iscsi:// string,
+     * which the file-only vo_img_* calls cannot open) never gets one, as
+     * a backup reads its disks' sizes through those calls. */
     for (size_t i = 0; !strcmp(flag, "-a") && i < spec->n_disks; i++) {
-        int r = spec->disks[i].format == VO_DISK_QCOW2
-                    ? vo_img_bitmaps_remove(spec->disks[i].path, VO_BACKUP_BITMAP_PREFIX, ret_error)
+        const VoDiskSpec *disk = &spec->disks[i];
+        int r = disk->format == VO_DISK_QCOW2 && !vo_iscsi_url_is(disk->path)
+                    ? vo_img_bitmaps_remove(disk->path, VO_BACKUP_BITMAP_PREFIX, ret_error)
                     : 0;
         if (r < 0)
             return r;

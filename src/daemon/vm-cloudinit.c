@@ -167,15 +167,26 @@ static void seed_swap(VoTask *t, VoVm *vm, VoHvInstance *hv, const char *path)
     _cleanup_free_ char *error = NULL, *name = vo_vm_name(vm);
     VoHvDriver *drv = vm->d->driver;
     int r = drv->seed_change ? drv->seed_change(hv, path, &error) : -EOPNOTSUPP;
-    if (r >= 0) {
+    if (r >= 0 || (r == -ENODEV && !path)) { /* ejected, or nothing to eject */
         log_info("VM '%s': the running VM's cloud-init seed %s", name,
-                 path ? "changed: its next boot applies the settings" : "ejected");
+                 path ? "changed: its next boot applies the settings"
+                 : r >= 0 ? "ejected" : "removed (it started without one)");
         return;
     }
-    _cleanup_free_ char *msg = vo_asprintf("the running VM keeps its cloud-init seed until it "
-                                           "is stopped and started (%s)",
-                                           error ? error : strerror(-r));
-    log_warn("VM '%s': %s", name, msg);
+    _cleanup_free_ char *msg = NULL;
+    if (r == -ENODEV)
+        msg = vo_strdup("the running VM started without a cloud-init seed: the settings apply "
+                        "at its next start");
+    else if (r == -EOPNOTSUPP)
+        msg = vo_asprintf("the %s driver cannot change a running VM's cloud-init seed: the "
+                          "settings apply at its next start", drv->name);
+    else
+        msg = vo_asprintf("the running VM keeps its cloud-init seed until it is stopped and "
+                          "started (%s)", error ? error : strerror(-r));
+    if (r == -ENODEV)
+        log_info("VM '%s': %s", name, msg);
+    else
+        log_warn("VM '%s': %s", name, msg);
     vo_task_progress(t, 100, msg);
 }
 

@@ -315,8 +315,9 @@ struct VoHvDriver {
     int (*cdrom_change)(VoHvInstance *vm, const char *path, char **ret_error);
     /* The same in the drive of the cloud-init seed (cidata) a VM started
      * with one has: after a settings change, a reboot inside the guest
-     * reads the new seed, as a start would. NULL op: not supported (the
-     * new seed waits for the next start). */
+     * reads the new seed, as a start would. -ENODEV: the VM started
+     * without a seed (no such drive). NULL op: not supported (the new
+     * seed waits for the next start). */
     int (*seed_change)(VoHvInstance *vm, const char *path, char **ret_error);
     /* The display of a VM that has one (spec->display): screendump gives
      * a PNG of its screen (malloc'd); send_keys presses each combination of

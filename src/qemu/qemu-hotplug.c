@@ -41,13 +41,10 @@ static int lock_qmp(VoHvInstance *vm, char **ret_error)
     return -ENOTCONN;
 }
 
-/* Whether QEMU has the root port a device would plug into (the VM got
- * only a few spare ones at start; see qemu-devices.c). Caller holds qmp_lock. */
-static int check_port(VoHvInstance *vm, const VoVmSpec *spec, const char *port, const char *what,
-                      char **ret_error)
+/* Whether QEMU has a device with this id: 1 or 0, or -errno with
+ * *ret_error. Caller holds qmp_lock. */
+static int has_device(VoHvInstance *vm, const char *id, char **ret_error)
 {
-    if (!vo_qemu_uses_root_ports(spec))
-        return 0;
     json_t *args = json_pack("{s:s}", "path", "/machine/peripheral"), *list = NULL;
     _cleanup_free_ char *error = NULL;
     int r = vo_qmp_execute(vm->qmp, "qom-list", args, QMP_TIMEOUT_MS, &list, &error);
@@ -60,11 +57,22 @@ static int check_port(VoHvInstance *vm, const VoVmSpec *spec, const char *port, 
     size_t i;
     json_t *prop;
     json_array_foreach(list, i, prop)
-        if (!strcmp(json_string_value(json_object_get(prop, "name")) ?: "", port))
+        if (!strcmp(json_string_value(json_object_get(prop, "name")) ?: "", id))
             found = true;
     json_decref(list);
-    if (found)
+    return found;
+}
+
+/* Whether QEMU has the root port a device would plug into (the VM got
+ * only a few spare ones at start; see qemu-devices.c). Caller holds qmp_lock. */
+static int check_port(VoHvInstance *vm, const VoVmSpec *spec, const char *port, const char *what,
+                      char **ret_error)
+{
+    if (!vo_qemu_uses_root_ports(spec))
         return 0;
+    int r = has_device(vm, port, ret_error);
+    if (r != 0)
+        return r < 0 ? r : 0;
     *ret_error = vo_asprintf("no free hot-plug port for another %s: the VM got a few spare "
                              "ports when it started and they are in use; stop and start it "
                              "(or add the %s while it is stopped)", what, what);
@@ -290,6 +298,15 @@ int vo_qemu_cdrom_change(VoHvInstance *vm, const char *path, char **ret_error)
 
 int vo_qemu_seed_change(VoHvInstance *vm, const char *path, char **ret_error)
 {
-    return change_medium(vm, VO_QEMU_CIDATA_ID, "the cloud-init seed's CD-ROM", path,
-                         ret_error);
+    /* A VM started without a seed has no seed drive: -ENODEV, which the
+     * caller tells apart from a failed change (nothing is opened for it). */
+    int r = lock_qmp(vm, ret_error);
+    if (r < 0)
+        return r;
+    r = has_device(vm, VO_QEMU_CIDATA_ID, ret_error);
+    pthread_mutex_unlock(&vm->qmp_lock);
+    if (r == 0)
+        return vo_error_set(ret_error, -ENODEV, "it started without a seed: no seed drive");
+    return r < 0 ? r : change_medium(vm, VO_QEMU_CIDATA_ID, "the cloud-init seed's CD-ROM",
+                                     path, ret_error);
 }

@@ -70,7 +70,8 @@ int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const c
                          char **ret_error);
 
 /* qemu-img bitmap --remove of each persistent dirty bitmap of the qcow2
- * file path whose name starts with prefix (none: nothing done). qemu-img
+ * file path (a file: an iscsi:// string is not opened as one) whose name
+ * starts with prefix (none: nothing done). qemu-img
  * refuses to revert a file that has any bitmap to an internal snapshot. */
 int vo_img_bitmaps_remove(const char *path, const char *prefix, char **ret_error);
 

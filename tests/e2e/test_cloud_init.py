@@ -3,9 +3,11 @@
 that QEMU has as a second, read-only CD-ROM (QMP query-block, asked while
 vireod is down: it holds the monitor); its files, read back on the host with
 xorriso, say what was set; `vm cloud-init set` remakes it with a new
-instance-id; bad input changes nothing; an image with "cloud_init": true
+instance-id, which a running VM gets in its seed drive (one started without
+a seed, or on a driver that cannot, waits for its next start and the task
+says so); bad input changes nothing; an image with "cloud_init": true
 gives its VMs a default seed; the seed goes with the VM. The guest need not
-boot: one QEMU start, no guest boot wait."""
+boot: two QEMU starts, no guest boot wait."""
 
 import ctypes
 import json
@@ -170,22 +172,24 @@ def test_seed_cdrom_set_and_bad_input(daemon, tmp_path):
     names = [v["name"] for v in daemon.api("GET", "/v1/vms")["vms"]]
     assert names == ["ci1"], names
 
-    # --none: no seed any more (the running VM's drive is emptied); delete
-    # takes the VM's state (seed included).
+    # --none: no seed any more (the running VM's drive is emptied); settings
+    # again: a new seed in the same drive; delete takes the VM's state (seed
+    # included).
     daemon.cli("vm", "cloud-init", "set", "ci1", "--none")
     assert qemu_seed_files(daemon, vm["pid"]) == []
-    daemon.cli("vm", "stop", "ci1", "--force")
     assert daemon.api("GET", "/v1/vms/ci1/cloud-init")["settings"] is None
     assert not os.path.exists(seed)
     daemon.cli("vm", "cloud-init", "set", "ci1", "--ci-user", "bob")
-    assert os.path.exists(seed)  # made before the settings are saved
+    assert qemu_seed_files(daemon, vm["pid"]) == [seed]
+    daemon.cli("vm", "stop", "ci1", "--force")
     daemon.cli("vm", "delete", "ci1")
     assert not os.path.exists(os.path.dirname(seed))
 
 
 def test_image_wants_cloud_init(daemon):
     """An image whose image.json says "cloud_init": true gives VMs made from
-    it a default seed (the VM's name as hostname); the default image not."""
+    it a default seed (the VM's name as hostname); the default image not,
+    and settings given to such a VM while it runs wait for its next start."""
     img = os.path.join(daemon.state_dir, "images", "ciimg")
     os.makedirs(img)
     meta = json.load(open(os.path.join(TEST_IMAGE, "image.json")))
@@ -202,3 +206,30 @@ def test_image_wants_cloud_init(daemon):
     assert shown["settings"] == {} and 'local-hostname: "web7"' in shown["meta_data"], shown
     daemon.cli("vm", "create", "plain1", "--memory", "128M")
     assert daemon.api("GET", "/v1/vms/plain1/cloud-init")["settings"] is None
+
+    # Started without a seed, a VM has no seed drive: settings given while it
+    # runs wait for its next start, and the task says so (no QEMU error).
+    daemon.cli("vm", "start", "plain1")
+    daemon.remember_qemu_pids()
+    for settings, message in (({"user": "bob"}, "started without a cloud-init seed: the "
+                                                 "settings apply at its next start"),
+                              (None, None)):
+        doc = daemon.api("PUT", "/v1/vms/plain1/cloud-init", {"settings": settings}, expect=202)
+        task = daemon.wait_task(doc["task"])
+        assert task["state"] == "succeeded", task
+        assert (message in task["message"]) if message else task["message"] is None, task
+    daemon.cli("vm", "stop", "plain1", "--force")
+
+
+def test_running_vm_of_a_driver_without_seed_change(fake_daemon):
+    """A driver that cannot change a running VM's seed (the fake one): the
+    settings are saved and the task says they apply at the next start."""
+    d = fake_daemon
+    d.cli("vm", "create", "f1", "--memory", "64M", "--ci-user", "alice")
+    d.cli("vm", "start", "f1")
+    doc = d.api("PUT", "/v1/vms/f1/cloud-init", {"settings": {"user": "bob"}}, expect=202)
+    task = d.wait_task(doc["task"])
+    assert task["state"] == "succeeded", task
+    assert task["message"] == ("the fake driver cannot change a running VM's cloud-init seed: "
+                               "the settings apply at its next start"), task
+    assert d.api("GET", "/v1/vms/f1/cloud-init")["settings"]["user"] == "bob"
