@@ -92,7 +92,11 @@ int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_
 /* Post-copy recovery (migrate-resume.c). Waits (bounded) until this
  * side's post-copy is paused; with may_pause, one still flowing a few
  * seconds on (the other side saw the link break, this one not yet) is
- * paused on purpose. 0: paused; 1: it completed after all; -errno. */
+ * paused on purpose, and one whose QEMU does not answer query-migrate (its
+ * main loop blocked on a missing page) is paused out of band at once.
+ * 0: paused; 1: it completed after all; 2: QEMU's main loop does not
+ * answer (paused out of band, or already: migrate-recover, out of band
+ * too, tells); -errno. */
 int vo_migrate_wait_post_copy_paused(VoDaemon *d, VoHvInstance *hv, bool may_pause,
                                      char **error);
 /* Source: a paused post-copy (its stream broke) resumed to the destination

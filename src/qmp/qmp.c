@@ -1,6 +1,8 @@
 /* qmp.c: the QMP client declared in qmp.h: a non-blocking unix socket, a line
  * buffer that splits newline-terminated JSON messages, id-matched command
- * replies with deadlines, and a bounded FIFO of asynchronous events. */
+ * replies with deadlines (in band or out of band: a reply may overtake
+ * another, each is matched by its id), and a bounded FIFO of asynchronous
+ * events. */
 #include "qmp.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
@@ -25,6 +27,7 @@ struct VoQmp {
     json_t *events;   /* array used as a FIFO */
     size_t events_dropped;
     int dead;         /* sticky error once the stream is unusable, else 0 */
+    bool oob;         /* the "oob" capability negotiated: exec-oob is understood */
 };
 
 /* A negative timeout means no deadline. */
@@ -227,13 +230,17 @@ static int send_all(VoQmp *q, const char *s, size_t n, int pass_fd, int64_t dead
     return 0;
 }
 
-static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, int64_t deadline,
-                         json_t **ret_return, char **ret_error)
+/* Sends cmd (out of band when oob and negotiated) and waits for the reply
+ * carrying its id: replies to earlier commands given up on (in band ones a
+ * busy QEMU answers late, after this out-of-band one) are dropped. */
+static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, bool oob,
+                         int64_t deadline, json_t **ret_return, char **ret_error)
 {
     if (q->dead)
         return q->dead;
     int64_t id = q->next_id++;
-    json_t *req = json_pack("{s:s, s:I}", "execute", cmd, "id", (json_int_t)id);
+    json_t *req = json_pack("{s:s, s:I}", oob && q->oob ? "exec-oob" : "execute", cmd, "id",
+                            (json_int_t)id);
     if (args)
         json_object_set(req, "arguments", args);
     _cleanup_free_ char *line = json_dumps(req, JSON_COMPACT);
@@ -287,7 +294,20 @@ static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, i
 int vo_qmp_execute(VoQmp *q, const char *cmd, json_t *args, int timeout_ms,
                    json_t **ret_return, char **ret_error)
 {
-    return execute_until(q, cmd, args, -1, deadline_after(timeout_ms), ret_return, ret_error);
+    return execute_until(q, cmd, args, -1, false, deadline_after(timeout_ms), ret_return,
+                         ret_error);
+}
+
+int vo_qmp_execute_oob(VoQmp *q, const char *cmd, json_t *args, int timeout_ms,
+                       json_t **ret_return, char **ret_error)
+{
+    return execute_until(q, cmd, args, -1, true, deadline_after(timeout_ms), ret_return,
+                         ret_error);
+}
+
+bool vo_qmp_oob(VoQmp *q)
+{
+    return q->oob;
 }
 
 int vo_qmp_execute_fd(VoQmp *q, const char *cmd, json_t *args, int fd, int timeout_ms,
@@ -295,7 +315,18 @@ int vo_qmp_execute_fd(VoQmp *q, const char *cmd, json_t *args, int fd, int timeo
 {
     if (fd < 0)
         return -EBADF;
-    return execute_until(q, cmd, args, fd, deadline_after(timeout_ms), ret_return, ret_error);
+    return execute_until(q, cmd, args, fd, false, deadline_after(timeout_ms), ret_return,
+                         ret_error);
+}
+
+static bool offers_capability(json_t *qmp, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(qmp, "capabilities"), i, c)
+        if (json_is_string(c) && !strcmp(json_string_value(c), name))
+            return true;
+    return false;
 }
 
 static int open_fd_until(int fd, int64_t deadline, VoQmp **ret)
@@ -330,9 +361,22 @@ static int open_fd_until(int fd, int64_t deadline, VoQmp **ret)
               (int)json_integer_value(json_object_get(ver, "major")),
               (int)json_integer_value(json_object_get(ver, "minor")),
               (int)json_integer_value(json_object_get(ver, "micro")));
+    bool offers_oob = offers_capability(qmp, "oob");
     json_decref(greeting);
 
-    r = execute_until(q, "qmp_capabilities", NULL, -1, deadline, NULL, &error);
+    /* Out of band wherever the monitor offers it (a socket chardev does):
+     * a QEMU whose main loop waits (a post-copy destination blocked on a
+     * page it lacks) still answers migrate-pause and migrate-recover. */
+    json_t *enable = offers_oob ? json_pack("{s:[s]}", "enable", "oob") : NULL;
+    r = execute_until(q, "qmp_capabilities", enable, -1, false, deadline, NULL, &error);
+    json_decref(enable);
+    q->oob = offers_oob && r >= 0;
+    if (r == -EIO && offers_oob) { /* refused: everything in band, as before */
+        log_warn("QMP: out-of-band execution refused (%s); commands go in band", error);
+        free(error);
+        error = NULL;
+        r = execute_until(q, "qmp_capabilities", NULL, -1, false, deadline, NULL, &error);
+    }
     if (r < 0) {
         if (error)
             log_warn("QMP capabilities negotiation failed: %s", error);
