@@ -134,6 +134,25 @@ void vo_migration_intent_drop(VoDaemon *d, const char *vm_id);
 /* At start, after the VMs are loaded and before the API serves: each
  * intent an earlier vireod left is finished or undone. */
 void vo_migrations_recover(VoDaemon *d);
+/* A post-copy this host was the source of whose recovery failed (its QEMU
+ * and intent kept): key is the VM's id or name; 0 with its id and name
+ * (malloc'd), -ENOENT when there is none here. */
+int vo_migration_kept_source(VoDaemon *d, const char *key, char **ret_vm_id, char **ret_name);
+/* Tries that recovery again now, as vireod's start does (bounded tries):
+ * 0 once the rest of memory is at the destination (this QEMU ended, the
+ * intent gone); -ENOENT when none is kept here; -EIO when it failed again
+ * (all kept). */
+int vo_migration_resume_kept(VoDaemon *d, const char *vm_id, char **ret_error);
+
+/* vireo vm migrate VM --resume (migrate-retry.c), on the VM's host (or
+ * any, for a peer's question: ask_peers false): the recovery of VM vm_id's
+ * kept post-copy queued as a task ("migrate-resume") on the host that keeps
+ * its source QEMU, this one or another online host asked in turn (peer
+ * route POST /v1/migrations/outgoing/{vm}/resume). 0 with *ret_task (that
+ * host's task), -EBUSY (409) when no host keeps one, -ENOENT for a peer's
+ * question none here answers. */
+int vo_migrate_resume_request(VoDaemon *d, const char *vm_id, const char *name, bool ask_peers,
+                              json_t **ret_task, char **ret_error);
 
 /* An incoming migration neither committed nor aborted this long after its
  * last sign of life (prepare, a running stream, a call) is aborted. */

@@ -395,11 +395,16 @@ def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path
     assert task["state"] == "failed", task
     words = task["error"]["message"]
     assert "could not be recovered in 5 attempts" in words and "Both QEMUs are kept" in words \
+        and "vireo vm migrate busy --resume" in words \
         and "restart vireod on this host" in words, words
     assert qemu_of(h1, vm_id) and qemu_of(h2, vm_id), "both QEMUs kept"
+    status, doc = h2.request("POST", "/v1/vms/busy/migrate", {"resume": True, "to": "h1"})
+    assert status == 400 and "resume" in doc["error"]["message"], doc
     subprocess.run(nft + ["delete table inet postrec"], check=True)
-    h1.stop()
-    h1.start(timeout=600)  # recovers, sends the rest of memory, then ends its QEMU
+    # Asked at the VM's host (h2), which finds h1 keeping the source QEMU:
+    # h1 recovers, sends the rest of memory, then ends its QEMU.
+    p = h2.cli("vm", "migrate", "busy", "--resume", check=False, timeout=600)
+    assert p.returncode == 0 and "busy: post-copy recovered" in p.stdout, p
     assert "busy: post-copy recovered" in h1.log()
     try:
         wait_until(lambda: (h2.request("GET", "/v1/vms/busy")[1] or {}).get("state") ==
@@ -413,3 +418,7 @@ def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path
     counter_goes_on(h2, "busy")
     assert guest_md5(h2, "/dev/shm/src") == before
     assert not os.listdir(os.path.join(h1.run_dir, "migrations"))
+    # Nothing left to resume: 409 from any host.
+    for h in (h1, h2):
+        p = h.cli("vm", "migrate", "busy", "--resume", check=False)
+        assert p.returncode != 0 and "has no paused post-copy migration" in p.stderr, p
