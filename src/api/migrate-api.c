@@ -27,10 +27,16 @@ static int resume_asked(json_t *body, VoReply *rep)
     return json_is_true(resume);
 }
 
-/* The VM's post-copy recovery retried where its source QEMU is kept. */
-static void migrate_resume(VoRequest *req, VoReply *rep, VoVm *vm)
+/* The VM's post-copy recovery retried where its source QEMU is kept. The
+ * VM need not be in this host's table: a destination may not have adopted
+ * it yet (its source went silent before the commit reached it), and the
+ * source's table may have forgotten it; the kept intents name it (by id or
+ * name). */
+static void migrate_resume(VoRequest *req, VoReply *rep, const char *key)
 {
-    _cleanup_free_ char *id = vo_vm_id(vm), *name = vo_vm_name(vm);
+    _cleanup_vm_ VoVm *vm = vo_vms_find(req->d, key);
+    _cleanup_free_ char *id = vm ? vo_vm_id(vm) : vo_strdup(key);
+    _cleanup_free_ char *name = vm ? vo_vm_name(vm) : vo_strdup(key);
     json_t *task = NULL;
     char *error = NULL;
     int r = vo_migrate_resume_request(req->d, id, name, true, &task, &error);
@@ -39,16 +45,16 @@ static void migrate_resume(VoRequest *req, VoReply *rep, VoVm *vm)
 
 void vo_api_vm_migrate(VoRequest *req, VoReply *rep)
 {
-    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
-    if (!vm)
-        return;
     int resume = resume_asked(req->body, rep);
     if (resume < 0)
         return;
     if (resume) {
-        migrate_resume(req, rep, vm);
+        migrate_resume(req, rep, req->params[0]);
         return;
     }
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
+    if (!vm)
+        return;
     VoMigrateArgs args;
     char *error = NULL;
     int r = vo_migrate_args_parse(req->body, &args, &error);

@@ -28,6 +28,8 @@ struct VoQmp {
     size_t events_dropped;
     int dead;         /* sticky error once the stream is unusable, else 0 */
     bool oob;         /* the "oob" capability negotiated: exec-oob is understood */
+    int64_t unanswered; /* with oob: the in-band command given up on whose reply
+                         * has not come (0: none); no other goes in band until */
 };
 
 /* A negative timeout means no deadline. */
@@ -170,6 +172,16 @@ static int read_message(VoQmp *q, int64_t deadline, json_t **ret)
     }
 }
 
+/* A reply nobody waits for any more: the one given up on, answered at last. */
+static void drop_reply(VoQmp *q, json_t *msg)
+{
+    json_t *jid = json_object_get(msg, "id");
+    if (q->unanswered && json_is_integer(jid) && json_integer_value(jid) == q->unanswered)
+        q->unanswered = 0;
+    log_debug("QMP: dropping reply nobody is waiting for");
+    json_decref(msg);
+}
+
 static void queue_event(VoQmp *q, json_t *msg)
 {
     if (!json_is_string(json_object_get(msg, "event"))) {
@@ -238,8 +250,23 @@ static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, b
 {
     if (q->dead)
         return q->dead;
+    bool in_band = !oob || !q->oob;
+    /* With OOB, QEMU reads in-band commands ahead while its main loop is
+     * busy and stops reading at 8, out-of-band ones included: one given up
+     * on is waited for (QEMU would run this one after it anyway) before
+     * another goes in band, so out-of-band commands always get through. */
+    while (in_band && q->unanswered) {
+        json_t *msg;
+        int r = read_message(q, deadline, &msg);
+        if (r < 0)
+            return r;
+        if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR)
+            drop_reply(q, msg);
+        else
+            queue_event(q, msg);
+    }
     int64_t id = q->next_id++;
-    json_t *req = json_pack("{s:s, s:I}", oob && q->oob ? "exec-oob" : "execute", cmd, "id",
+    json_t *req = json_pack("{s:s, s:I}", in_band ? "execute" : "exec-oob", cmd, "id",
                             (json_int_t)id);
     if (args)
         json_object_set(req, "arguments", args);
@@ -258,6 +285,8 @@ static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, b
     for (;;) {
         json_t *msg;
         r = read_message(q, deadline, &msg);
+        if (r == -ETIMEDOUT && in_band && q->oob)
+            q->unanswered = id;
         if (r < 0)
             return r;
         json_t *ret = json_object_get(msg, "return"), *err = json_object_get(msg, "error");
@@ -267,8 +296,8 @@ static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, b
         }
         json_t *jid = json_object_get(msg, "id");
         if (!json_is_integer(jid) || json_integer_value(jid) != id) {
-            log_debug("QMP: dropping reply with unexpected id (waiting for %" PRId64 ")", id);
-            json_decref(msg);
+            log_debug("QMP: a reply with another id (waiting for %" PRId64 ")", id);
+            drop_reply(q, msg);
             continue;
         }
         if (ret) {
@@ -446,12 +475,10 @@ int vo_qmp_pump(VoQmp *q)
             return 0; /* nothing more to read right now */
         if (r < 0)
             return r;
-        if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR) {
-            log_debug("QMP: dropping reply nobody is waiting for");
-            json_decref(msg);
-        } else {
+        if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR)
+            drop_reply(q, msg);
+        else
             queue_event(q, msg);
-        }
     }
 }
 
@@ -491,8 +518,7 @@ int vo_qmp_wait_event(VoQmp *q, const char *name, const char *key, const char *v
         if (r < 0)
             return r;
         if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR) {
-            log_debug("QMP: dropping reply nobody is waiting for");
-            json_decref(msg);
+            drop_reply(q, msg);
         } else if (event_matches(msg, name, key, value)) {
             ev = msg;
         } else {

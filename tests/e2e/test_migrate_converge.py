@@ -346,10 +346,11 @@ def test_a_post_copy_whose_link_goes_silent_keeps_the_source(cluster, tmp_path):
     pauses its side and asks the destination to recover, never ending its
     QEMU while the destination lacks pages. Recovered (the destination
     paused on purpose, listening again), the migration completes. The
-    destination may also not answer: its guest runs, and QEMU's main loop
-    can wait on a page it lacks, so its QMP answers nothing (a recovery
-    then needs QEMU's out-of-band QMP, which vireo does not use): both QEMUs
-    are kept then, as when every try failed."""
+    destination runs the guest, which keeps copying its 8 MiB: QEMU's main
+    loop can wait on a page it lacks, and its monitor then answers nothing
+    in band (it did in 1 run of 3 before vireo used out-of-band QMP: every
+    try failed and both QEMUs were kept); migrate-pause and migrate-recover
+    go out of band, so the recovery completes either way."""
     keep = str(tmp_path / "ram")
     os.makedirs(keep)
     c, faults, vm_id, tid, before = post_copy_held(cluster, tmp_path, keep, verify=False,
@@ -359,12 +360,10 @@ def test_a_post_copy_whose_link_goes_silent_keeps_the_source(cluster, tmp_path):
     task = settled(h1, tid, timeout=900)
     print("task:", task.get("error"), task.get("result"))
     log1 = h1.log()
+    print("h2's main loop blocked:", "its main loop waits" in h2.log())
     assert "no page sent for 20 s" in log1
     assert "a post-copy stream its peer lost, still flowing here: paused" in log1
-    if task["state"] != "succeeded":
-        assert "Both QEMUs are kept" in task["error"]["message"], task
-        assert qemu_of(h1, vm_id) and qemu_of(h2, vm_id), "both QEMUs kept"
-        return
+    assert task["state"] == "succeeded", task
     assert "busy: post-copy recovered" in log1
     subprocess.run(["ip", "netns", "exec", h1.host_netns.name, "nft", "delete table inet "
                     "postrec"], check=True)

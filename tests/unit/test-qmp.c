@@ -228,11 +228,11 @@ static void test_timeout(void **state)
 {
     static const Step steps[] = {
         GREETING, CAPS,
-        { .expect = "query-status" }, /* never answered */
-        /* The late reply to query-status arrives before the reply to stop. */
-        { .expect = "stop",
-          .send = { "{\"return\":{\"status\":\"running\",\"running\":true},\"id\":$OLD}\n"
-                    "{\"return\":{},\"id\":$ID}\n" } },
+        /* Answered late: only then does stop go (in band, with OOB on, no
+         * command is sent while an earlier one waits for its answer). */
+        { .expect = "query-status", .delay_ms = 400,
+          .send = { "{\"return\":{\"status\":\"running\",\"running\":true},\"id\":$ID}\n" } },
+        { .expect = "stop", .send = { "{\"return\":{},\"id\":$ID}\n" } },
         { 0 }
     };
     Server s;
@@ -270,6 +270,9 @@ static void test_oob_overtakes_in_band(void **state)
     VoQmp *q = client_open(&s, steps);
     assert_true(vo_qmp_oob(q));
     assert_int_equal(vo_qmp_execute(q, "query-migrate", NULL, 200, NULL, NULL), -ETIMEDOUT);
+    /* Not sent: QEMU would queue it behind the first (and stop reading at
+     * 8, out-of-band commands too). */
+    assert_int_equal(vo_qmp_execute(q, "query-status", NULL, 100, NULL, NULL), -ETIMEDOUT);
     assert_int_equal(vo_qmp_execute_oob(q, "migrate-pause", NULL, 1000, NULL, NULL), 0);
     json_t *args = json_pack("{s:s}", "uri", "tcp:h2:1");
     char *error = NULL;
