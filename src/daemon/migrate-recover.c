@@ -481,7 +481,25 @@ static int kept_source_intent(VoDaemon *d, const char *vm_id, json_t **ret_doc,
     return 0;
 }
 
-int vo_migration_kept_source(VoDaemon *d, const char *key, char **ret_vm_id, char **ret_name)
+/* -EBUSY when vm_id's migration task still runs (it tries its own
+ * recoveries and holds the VM's job until it ends), else 0. */
+static int migration_task_over(VoDaemon *d, const char *vm_id, const char *name,
+                               char **ret_error)
+{
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+    if (!vm)
+        return 0;
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_free_ char *task = vo_strdup(vm->migration_task);
+    pthread_mutex_unlock(&vm->lock);
+    if (!task)
+        return 0;
+    return vo_error_set(ret_error, -EBUSY, "VM '%s' is migrating (task %s), which recovers "
+                        "its post-copy itself; retry --resume if that task fails", name, task);
+}
+
+int vo_migration_kept_source(VoDaemon *d, const char *key, char **ret_vm_id, char **ret_name,
+                             char **ret_error)
 {
     _cleanup_free_ char *dir = intent_dir(d);
     DIR *dh = opendir(dir);
@@ -501,9 +519,11 @@ int vo_migration_kept_source(VoDaemon *d, const char *key, char **ret_vm_id, cha
         if (kept_source_intent(d, vm_id, &doc, &i, &path) < 0)
             continue;
         if (!strcmp(i.vm, key) || !strcmp(i.name, key)) {
-            *ret_vm_id = vo_strdup(i.vm);
-            *ret_name = vo_strdup(i.name);
-            r = 0;
+            r = migration_task_over(d, i.vm, i.name, ret_error);
+            if (r == 0) {
+                *ret_vm_id = vo_strdup(i.vm);
+                *ret_name = vo_strdup(i.name);
+            }
         }
         json_decref(doc);
     }

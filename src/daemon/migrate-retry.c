@@ -51,22 +51,24 @@ static int task_resume(VoTask *t, void *userdata)
 static int resume_here(VoDaemon *d, const char *key, json_t **ret_task, char **ret_error)
 {
     _cleanup_free_ char *vm_id = NULL, *name = NULL;
-    if (vo_migration_kept_source(d, key, &vm_id, &name) < 0)
-        return -ENOENT;
+    int r = vo_migration_kept_source(d, key, &vm_id, &name, ret_error);
+    if (r < 0)
+        return r;
     ResumeTask *m = vo_malloc0(sizeof(*m));
     *m = (ResumeTask){ .d = d, .vm_id = TAKE_PTR(vm_id), .name = TAKE_PTR(name) };
     /* One at a time: a second --resume answers the running one. */
     VoTaskDesc desc = { .kind = "migrate-resume", .target = m->name, .target_id = m->vm_id,
                         .keys = { m->vm_id }, .once = true };
-    int r = vo_tasks_submit(d->tasks, &desc, task_resume, m, resume_task_free, ret_task,
-                            ret_error);
+    r = vo_tasks_submit(d->tasks, &desc, task_resume, m, resume_task_free, ret_task,
+                        ret_error);
     if (r != 0)
         resume_task_free(m);
     return r < 0 ? r : 0;
 }
 
 /* Each other online host asked in turn: 0 with the task of the one that
- * keeps the source QEMU, -ENOENT when none does. */
+ * keeps the source QEMU, -EBUSY with its words while that host's migration
+ * task still runs, -ENOENT when none keeps one. */
 static int resume_at_peers(VoDaemon *d, const char *vm_id, json_t **ret_task, char **ret_error)
 {
     json_t *members = NULL, *records = NULL;
@@ -89,6 +91,8 @@ static int resume_at_peers(VoDaemon *d, const char *vm_id, json_t **ret_task, ch
             if (k >= 0 && json_is_object(json_object_get(answer, "task"))) {
                 *ret_task = json_incref(json_object_get(answer, "task"));
                 r = 0;
+            } else if (k == -EBUSY) {
+                r = vo_error_set(ret_error, k, "%s", error);
             } else if (k != -ENOENT) {
                 log_warn("asking host %s for VM %s's kept post-copy: %s", h.name, vm_id,
                          error ? error : "no task in its answer");
@@ -96,7 +100,7 @@ static int resume_at_peers(VoDaemon *d, const char *vm_id, json_t **ret_task, ch
             json_decref(answer);
         }
         vo_cluster_host_clear(&h);
-        if (r == 0)
+        if (r != -ENOENT)
             break;
     }
     json_decref(members);

@@ -136,8 +136,10 @@ void vo_migration_intent_drop(VoDaemon *d, const char *vm_id);
 void vo_migrations_recover(VoDaemon *d);
 /* A post-copy this host was the source of whose recovery failed (its QEMU
  * and intent kept): key is the VM's id or name; 0 with its id and name
- * (malloc'd), -ENOENT when there is none here. */
-int vo_migration_kept_source(VoDaemon *d, const char *key, char **ret_vm_id, char **ret_name);
+ * (malloc'd), -ENOENT when there is none here, -EBUSY (*ret_error) while
+ * its migration task still runs. */
+int vo_migration_kept_source(VoDaemon *d, const char *key, char **ret_vm_id, char **ret_name,
+                             char **ret_error);
 /* Tries that recovery again now, as vireod's start does (bounded tries):
  * 0 once the rest of memory is at the destination (this QEMU ended, the
  * intent gone); -ENOENT when none is kept here; -EIO when it failed again

@@ -198,6 +198,20 @@ static void queue_event(VoQmp *q, json_t *msg)
     json_array_append_new(q->events, msg);
 }
 
+/* Reads one message nobody waits for: a reply is dropped, an event queued. */
+static int read_aside(VoQmp *q, int64_t deadline)
+{
+    json_t *msg;
+    int r = read_message(q, deadline, &msg);
+    if (r < 0)
+        return r;
+    if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR)
+        drop_reply(q, msg);
+    else
+        queue_event(q, msg);
+    return 0;
+}
+
 /* Sends s whole; when pass_fd >= 0 it rides along (SCM_RIGHTS) with the
  * first bytes, which is how QEMU's getfd receives a file descriptor. */
 static int send_all(VoQmp *q, const char *s, size_t n, int pass_fd, int64_t deadline)
@@ -256,14 +270,9 @@ static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, b
      * on is waited for (QEMU would run this one after it anyway) before
      * another goes in band, so out-of-band commands always get through. */
     while (in_band && q->unanswered) {
-        json_t *msg;
-        int r = read_message(q, deadline, &msg);
+        int r = read_aside(q, deadline);
         if (r < 0)
             return r;
-        if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR)
-            drop_reply(q, msg);
-        else
-            queue_event(q, msg);
     }
     int64_t id = q->next_id++;
     json_t *req = json_pack("{s:s, s:I}", in_band ? "execute" : "exec-oob", cmd, "id",
@@ -469,16 +478,11 @@ json_t *vo_qmp_next_event(VoQmp *q)
 int vo_qmp_pump(VoQmp *q)
 {
     for (;;) {
-        json_t *msg;
-        int r = read_message(q, vo_now_ms(), &msg);
+        int r = read_aside(q, vo_now_ms());
         if (r == -ETIMEDOUT)
             return 0; /* nothing more to read right now */
         if (r < 0)
             return r;
-        if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR)
-            drop_reply(q, msg);
-        else
-            queue_event(q, msg);
     }
 }
 
