@@ -656,8 +656,8 @@ static int post_task(const char *path, json_t *body, bool async, const char *nam
 static int vm_migrate_resume(const char *name, bool async, bool other_options)
 {
     if (other_options) {
-        fprintf(stderr, "vireo: --resume takes no other option but --async: it retries the "
-                        "recovery of the migration under way\n");
+        cli_error("--resume takes no other option but --async: it retries the recovery "
+                  "of the migration under way");
         return CLI_EXIT_USAGE;
     }
     _cleanup_free_ char *path = api_path("vms", name, "/migrate");

@@ -399,6 +399,8 @@ def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path
     assert qemu_of(h1, vm_id) and qemu_of(h2, vm_id), "both QEMUs kept"
     status, doc = h2.request("POST", "/v1/vms/busy/migrate", {"resume": True, "to": "h1"})
     assert status == 400 and "resume" in doc["error"]["message"], doc
+    p = h2.cli("vm", "migrate", "busy", "--resume", "--to", "h1", check=False)
+    assert p.returncode != 0 and "--resume takes no other option" in p.stderr, p
     subprocess.run(nft + ["delete table inet postrec"], check=True)
     # Asked at the VM's host (h2), which finds h1 keeping the source QEMU:
     # h1 recovers, sends the rest of memory, then ends its QEMU.
