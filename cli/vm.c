@@ -650,15 +650,37 @@ static int post_task(const char *path, json_t *body, bool async, const char *nam
     return status;
 }
 
+/* vm migrate --resume: POST /v1/vms/NAME/migrate {"resume": true}: the
+ * recovery of the VM's paused post-copy retried where its source QEMU is
+ * kept, the task followed (without --async). */
+static int vm_migrate_resume(const char *name, bool async, bool other_options)
+{
+    if (other_options) {
+        cli_error("--resume takes no other option but --async: it retries the recovery "
+                  "of the migration under way");
+        return CLI_EXIT_USAGE;
+    }
+    _cleanup_free_ char *path = api_path("vms", name, "/migrate");
+    json_t *final = NULL;
+    bool followed = false;
+    int status = post_task(path, json_pack("{s:b}", "resume", true), async, name,
+                           "post-copy recovered", &followed, &final);
+    if (followed && status == CLI_EXIT_OK)
+        printf("%s: post-copy recovered: the rest of memory reached its host\n", name);
+    json_decref(final);
+    return status;
+}
+
 /* vm migrate: POST /v1/vms/NAME/migrate, then (without --async) the task
  * followed to its end and its result said in one line. */
 static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *to = NULL, *downtime = NULL, *bandwidth = NULL, *pool = NULL;
     const char *converge = NULL;
-    bool verify = false, async = false, force = false, post_copy = false;
+    bool verify = false, async = false, force = false, post_copy = false, resume = false;
     const CliOption opts[] = {
         { "--to", &to, NULL },
+        { "--resume", NULL, &resume },
         { "--pool", &pool, NULL },
         { "--max-downtime", &downtime, NULL },
         { "--bandwidth", &bandwidth, NULL },
@@ -672,6 +694,9 @@ static int vm_migrate(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!cli_parse_args(cmd, argc, argv, opts, &name, &exit_status))
         return exit_status;
+    if (resume)
+        return vm_migrate_resume(name, async, to || pool || downtime || bandwidth || converge ||
+                                              force || verify || post_copy);
     json_t *body = json_object();
     uint64_t v;
     bool ok = true;
@@ -1188,7 +1213,7 @@ static const CliCommand vm_commands[] = {
       VM_EDIT_HELP, vm_edit },
     { "vm", "migrate", "NAME", "[--to HOST] [--pool POOL] [--max-downtime MS] "
       "[--bandwidth SIZE/s] [--converge-timeout SECONDS] [--force-converge] "
-      "[--post-copy] [--verify-memory] [--async]",
+      "[--post-copy] [--verify-memory] [--async] | --resume [--async]",
       "Move a running VM to another host of the cluster, live.",
       "The guest keeps running: its memory is copied to HOST while it runs, then it\n"
       "pauses for a moment (the downtime) and continues on HOST. Disks on shared\n"
@@ -1221,13 +1246,19 @@ static const CliCommand vm_commands[] = {
       "                        guest that dirties memory faster than the link sends\n"
       "                        it). Every disk must be on a shared pool. Risk: from\n"
       "                        the switch until the rest of memory arrived, losing\n"
-      "                        either host or the link between them loses the guest\n"
+      "                        either host loses the guest; a broken link pauses both\n"
+      "                        sides until it is recovered (retried 5 times)\n"
       "  --verify-memory       compare the guest's RAM on both sides (both paused)\n"
-      "                        before the switch; the migration fails if it differs\n" ASYNC_HELP
+      "                        before the switch; the migration fails if it differs\n"
+      "  --resume              retry now the recovery of the VM's post-copy whose link\n"
+      "                        broke and could not be recovered (both QEMUs kept\n"
+      "                        paused): run it once the link works again; 409 when\n"
+      "                        the VM has no such post-copy\n" ASYNC_HELP
       "\nExamples:\n  vireo vm migrate web1 --to h2\n"
       "  vireo vm migrate db1 --to h3 --bandwidth 200M/s --max-downtime 100\n"
       "  vireo vm migrate busy1 --to h2 --converge-timeout 120 --force-converge\n"
       "  vireo vm migrate busy2 --to h2 --post-copy\n"
+      "  vireo vm migrate busy2 --resume\n"
       "  vireo vm migrate app1 --to h2 --pool fast\n",
       vm_migrate },
     { "vm", "move", "NAME", "[--to HOST] [--pool POOL] [--async]",

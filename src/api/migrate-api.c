@@ -10,8 +10,48 @@
 #include "daemon/migrate.h"
 #include "util/util.h"
 
+/* {"resume": true} and nothing else: vireo vm migrate --resume; 0 when
+ * body asks for no resume, 1 when it does, -EINVAL (rep filled) when it
+ * asks for it with other fields or not as a boolean. */
+static int resume_asked(json_t *body, VoReply *rep)
+{
+    json_t *resume = json_object_get(body, "resume");
+    if (!resume)
+        return 0;
+    if (!json_is_boolean(resume) || json_object_size(body) != 1) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "invalid request body: \"resume\" is "
+                       "a boolean and takes no other field (it retries the recovery of the "
+                       "VM's paused post-copy)");
+        return -EINVAL;
+    }
+    return json_is_true(resume);
+}
+
+/* The VM's post-copy recovery retried where its source QEMU is kept. The
+ * VM need not be in this host's table: a destination may not have adopted
+ * it yet (its source went silent before the commit reached it), and the
+ * source's table may have forgotten it; the kept intents name it (by id or
+ * name). */
+static void migrate_resume(VoRequest *req, VoReply *rep, const char *key)
+{
+    _cleanup_vm_ VoVm *vm = vo_vms_find(req->d, key);
+    _cleanup_free_ char *id = vm ? vo_vm_id(vm) : vo_strdup(key);
+    _cleanup_free_ char *name = vm ? vo_vm_name(vm) : vo_strdup(key);
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_migrate_resume_request(req->d, id, name, true, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
 void vo_api_vm_migrate(VoRequest *req, VoReply *rep)
 {
+    int resume = resume_asked(req->body, rep);
+    if (resume < 0)
+        return;
+    if (resume) {
+        migrate_resume(req, rep, req->params[0]);
+        return;
+    }
     _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
     if (!vm)
         return;
@@ -114,6 +154,20 @@ void vo_api_migration_recover(VoRequest *req, VoReply *rep)
     else
         vo_reply_json(rep, 200, ret);
     free(error);
+}
+
+/* vireo vm migrate --resume asked at the VM's host: a post-copy recovery
+ * retried here when this host keeps its source QEMU (202 with the task),
+ * else 404. */
+void vo_api_migration_outgoing_resume(VoRequest *req, VoReply *rep)
+{
+    if (!from_peer(req, rep))
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_migrate_resume_request(req->d, req->params[0], req->params[0], false, &task,
+                                      &error);
+    vo_reply_task(rep, r, task, error);
 }
 
 /* A stopped VM moved here by its host's evacuation (daemon/maintenance.h). */

@@ -691,6 +691,7 @@ int vo_migration_commit(VoDaemon *d, const char *id, json_t *body, char **ret_er
 /* Ports a recovery tries: QEMU binds the one free_port found a moment
  * later, and another program may take it in between. */
 #define RECOVER_PORT_TRIES 3
+#define BLOCKED_RECOVER_EVERY_MS 1000
 
 int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret,
                          char **ret_error)
@@ -720,6 +721,9 @@ int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret
                               id, vm_id);
     if (r == 1)
         r = vo_error_set(ret_error, -EBUSY, "the migration completed here");
+    /* Its main loop blocked on a missing page: paused out of band, which
+     * may take QEMU a moment; migrate-recover (out of band) refuses until. */
+    bool blocked = r == 2;
     /* A QEMU listening already (an earlier try the source's resume never
      * reached) listens again on the new port: migrate-recover releases the
      * old listener first. */
@@ -740,6 +744,8 @@ int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret
                  id, uri, qerr);
         if (k + 1 < RECOVER_PORT_TRIES)
             r = 0; /* another port */
+        if (blocked && k + 1 < RECOVER_PORT_TRIES)
+            (void)poll(NULL, 0, BLOCKED_RECOVER_EVERY_MS);
         else
             r = vo_error_set(ret_error, r, "%s", qerr);
     }

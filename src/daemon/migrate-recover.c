@@ -69,8 +69,10 @@ void vo_migration_intent_drop(VoDaemon *d, const char *vm_id)
  * A pre-copy that completed, or any other state, returns at once. False:
  * post-copy broke and could not be recovered, so this QEMU must stay (it
  * holds memory the destination lacks) and the intent too: the next start
- * tries again. */
-static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIntent *i)
+ * (or vireo vm migrate --resume) tries again; *ret_error (may be NULL)
+ * says why. */
+static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIntent *i,
+                                char **ret_error)
 {
     VoHvMigrationProgress p = { 0 };
     int r = d->driver->migrate_query(hv, &p);
@@ -106,7 +108,10 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
         if (r < 0) {
             log_error("vm %s: post-copy to host %s broke and could not be recovered: %s; its "
                       "QEMU here is kept (the guest's memory is split between the hosts); "
-                      "vireod tries again at its next start", i->name, i->peer, error);
+                      "vireo vm migrate %s --resume (or vireod's next start) tries again",
+                      i->name, i->peer, error, i->name);
+            if (ret_error)
+                *ret_error = TAKE_PTR(error);
             return false;
         }
     }
@@ -120,7 +125,8 @@ static bool hand_over_post_copy(VoDaemon *d, VoHvInstance *hv, const VoMigrateIn
  * from here): attached with the spec the intent kept, ended (source: quit,
  * destination: SIGKILL), its run and state dirs removed. False: a source
  * QEMU kept (hand_over_post_copy), its dirs too. */
-static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide side)
+static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide side,
+                        char **ret_error)
 {
     _cleanup_free_ char *run_dir = vo_vm_run_dir(d, i->vm);
     _cleanup_free_ char *state_dir = vo_vm_state_dir(d, i->vm);
@@ -136,7 +142,7 @@ static bool end_unowned(VoDaemon *d, const VoMigrateIntent *i, VoHvMigrationSide
     if (hv) {
         free(error);
         error = NULL;
-        if (side == VO_HV_MIGRATION_SOURCE && !hand_over_post_copy(d, hv, i)) {
+        if (side == VO_HV_MIGRATION_SOURCE && !hand_over_post_copy(d, hv, i, ret_error)) {
             d->driver->release(hv);
             return false;
         }
@@ -226,7 +232,7 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
 /* Source, the VM moved while it was in the table (settled after it was
  * loaded): its QEMU quits, the VM leaves the table. False: its QEMU kept
  * (hand_over_post_copy), the VM in the table, moved away. */
-static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
+static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, char **ret_error)
 {
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
@@ -236,7 +242,7 @@ static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     _cleanup_free_ char *error = NULL;
     if (hv) /* until it ended, it may hold what the destination lacks */
         vo_post_copy_kept_mark(d, i->vm, i->name, i->peer);
-    if (hv && !hand_over_post_copy(d, hv, i)) {
+    if (hv && !hand_over_post_copy(d, hv, i, ret_error)) {
         pthread_mutex_unlock(&vm->job);
         return false;
     }
@@ -419,7 +425,7 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
         } else if (s == 1) {
             note_settled(d, i, "the destination's: the source QEMU ends (post-copy: once it "
                          "handed the rest over) and the destination continues the guest");
-            if (quit_source(d, vm, i))
+            if (quit_source(d, vm, i, NULL))
                 (void)unlink(path);
             return;
         } else {
@@ -436,7 +442,7 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
     case VO_MIGRATE_RECOVER_QUIT:
         log_warn("vm %s: it moved to host %s before vireod stopped; its source QEMU here "
                  "ends", i->name, i->peer);
-        if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE))
+        if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE, NULL))
             return; /* the intent stays: the next start tries the recovery again */
         break;
     case VO_MIGRATE_RECOVER_CONTINUE:
@@ -446,7 +452,7 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
     case VO_MIGRATE_RECOVER_DESTROY:
         log_warn("vm %s: the store does not give it to this host: its incoming QEMU is "
                  "killed and what it made removed", i->name);
-        end_unowned(d, i, VO_HV_MIGRATION_DESTINATION);
+        end_unowned(d, i, VO_HV_MIGRATION_DESTINATION, NULL);
         break;
     default:
         if (peer_read == -EAGAIN) { /* not an answer: asked again at the next start */
@@ -460,7 +466,7 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
              * sees it and lets it end. */
             log_warn("vm %s: its documents are neither here nor at host %s: its post-copy "
                      "source QEMU here ends", i->name, i->peer);
-            if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE))
+            if (!end_unowned(d, i, VO_HV_MIGRATION_SOURCE, NULL))
                 return;
             break;
         }
@@ -511,4 +517,94 @@ bool vo_migration_resettle(VoDaemon *d, const char *vm_id)
         return true; /* settled meanwhile (a vireod start), or none */
     recover_file(d, path);
     return access(path, F_OK) < 0;
+}
+
+/* The intent of vm_id's migration this host is the source of, the VM gone
+ * to its peer (phase switched: a post-copy whose QEMU is kept here): 0
+ * with *ret (strings in *ret_doc, the caller's to free) and its path;
+ * -ENOENT when there is none. */
+static int kept_source_intent(VoDaemon *d, const char *vm_id, json_t **ret_doc,
+                              VoMigrateIntent *ret, char **ret_path)
+{
+    _cleanup_free_ char *path = intent_path(d, vm_id), *text = NULL, *error = NULL;
+    json_t *doc = vo_read_file(path, 4 << 20, &text, NULL) >= 0 ? json_loads(text, 0, NULL)
+                                                                : NULL;
+    if (!doc || vo_migrate_intent_from_json(doc, ret, &error) < 0 ||
+        ret->role != VO_MIGRATE_ROLE_SOURCE || strcmp(ret->phase, "switched")) {
+        json_decref(doc);
+        return -ENOENT;
+    }
+    *ret_doc = doc;
+    *ret_path = TAKE_PTR(path);
+    return 0;
+}
+
+/* -EBUSY when vm_id's migration task still runs (it tries its own
+ * recoveries and holds the VM's job until it ends), else 0. */
+static int migration_task_over(VoDaemon *d, const char *vm_id, const char *name,
+                               char **ret_error)
+{
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
+    if (!vm)
+        return 0;
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_free_ char *task = vo_strdup(vm->migration_task);
+    pthread_mutex_unlock(&vm->lock);
+    if (!task)
+        return 0;
+    return vo_error_set(ret_error, -EBUSY, "VM '%s' is migrating (task %s), which recovers "
+                        "its post-copy itself; retry --resume if that task fails", name, task);
+}
+
+int vo_migration_kept_source(VoDaemon *d, const char *key, char **ret_vm_id, char **ret_name,
+                             char **ret_error)
+{
+    _cleanup_free_ char *dir = intent_dir(d);
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return -ENOENT;
+    int r = -ENOENT;
+    struct dirent *e;
+    while (r < 0 && (e = readdir(dh))) {
+        size_t n = strlen(e->d_name);
+        if (n < 6 || strcmp(e->d_name + n - 5, ".json"))
+            continue;
+        _cleanup_free_ char *vm_id = strndup(e->d_name, n - 5), *path = NULL;
+        json_t *doc = NULL;
+        VoMigrateIntent i;
+        if (!vm_id)
+            abort();
+        if (kept_source_intent(d, vm_id, &doc, &i, &path) < 0)
+            continue;
+        if (!strcmp(i.vm, key) || !strcmp(i.name, key)) {
+            r = migration_task_over(d, i.vm, i.name, ret_error);
+            if (r == 0) {
+                *ret_vm_id = vo_strdup(i.vm);
+                *ret_name = vo_strdup(i.name);
+            }
+        }
+        json_decref(doc);
+    }
+    closedir(dh);
+    return r;
+}
+
+int vo_migration_resume_kept(VoDaemon *d, const char *vm_id, char **ret_error)
+{
+    json_t *doc = NULL;
+    VoMigrateIntent i;
+    _cleanup_free_ char *path = NULL, *error = NULL;
+    if (kept_source_intent(d, vm_id, &doc, &i, &path) < 0)
+        return vo_error_set(ret_error, -ENOENT, "no post-copy migration of VM %s is kept "
+                            "here", vm_id);
+    /* The VM still in the table, moved away (its task kept both QEMUs), or
+     * gone from it (a start whose recovery failed): as at vireod's start. */
+    _cleanup_vm_ VoVm *vm = vo_vms_find(d, i.vm);
+    bool done = vm ? quit_source(d, vm, &i, &error)
+                   : end_unowned(d, &i, VO_HV_MIGRATION_SOURCE, &error);
+    if (done)
+        (void)unlink(path);
+    int r = done ? 0 : vo_error_set(ret_error, -EIO, "%s", error ? error : "not recovered");
+    json_decref(doc);
+    return r;
 }

@@ -28,6 +28,16 @@ int vo_migrate_wait_post_copy_paused(VoDaemon *d, VoHvInstance *hv, bool may_pau
         VoHvMigrationProgress p = { 0 };
         int r = d->driver->migrate_query(hv, &p);
         _cleanup_free_ char *why = p.error;
+        if (r == -ETIMEDOUT && may_pause && d->driver->migrate_pause) {
+            /* Its main loop blocked (a destination running the guest,
+             * waiting for a page the broken link does not bring): the
+             * pause goes out of band (refused when QEMU paused already). */
+            _cleanup_free_ char *perr = NULL;
+            r = d->driver->migrate_pause(hv, &perr);
+            log_warn("a post-copy QEMU does not answer query-migrate (its main loop waits): "
+                     "%s", r < 0 ? perr : "paused out of band");
+            return 2;
+        }
         if (r < 0)
             return vo_error_set(error, r, "QEMU does not answer: %s", why ? why : strerror(-r));
         if (p.status == VO_HV_MIGRATION_COMPLETED)
@@ -89,7 +99,7 @@ static int resume_once(VoDaemon *d, VoHvInstance *hv, const char *peer_url,
                        const char *migration, const char *vm_id, char **error)
 {
     int r = vo_migrate_wait_post_copy_paused(d, hv, true, error);
-    if (r != 0)
+    if (r == 1 || r < 0)
         return r; /* 1: it completed after all */
     _cleanup_free_ char *path = vo_asprintf("/v1/migrations/incoming/%s/recover", migration);
     json_t *body = json_pack("{s:s}", "vm", vm_id), *answer = NULL;

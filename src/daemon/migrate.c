@@ -602,9 +602,10 @@ static int keep_both(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInsta
     return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke and could not be "
                         "recovered: %s. Both QEMUs are kept paused: the guest's memory is "
                         "split between the hosts, so neither may be stopped. Once the link "
-                        "between them works again, restart vireod on this host: it tries "
-                        "the recovery again and ends this QEMU once the rest of memory is "
-                        "there (docs/cluster.md, \"Post-copy\")", name, m->to_name, error);
+                        "between them works again, run vireo vm migrate %s --resume (or "
+                        "restart vireod on this host): it tries the recovery again and ends "
+                        "this QEMU once the rest of memory is there (docs/cluster.md, "
+                        "\"Post-copy\")", name, m->to_name, error, name);
 }
 
 static int task_migrate_run(VoTask *t, void *userdata);

@@ -92,7 +92,11 @@ int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_
 /* Post-copy recovery (migrate-resume.c). Waits (bounded) until this
  * side's post-copy is paused; with may_pause, one still flowing a few
  * seconds on (the other side saw the link break, this one not yet) is
- * paused on purpose. 0: paused; 1: it completed after all; -errno. */
+ * paused on purpose, and one whose QEMU does not answer query-migrate (its
+ * main loop blocked on a missing page) is paused out of band at once.
+ * 0: paused; 1: it completed after all; 2: QEMU's main loop does not
+ * answer (paused out of band, or already: migrate-recover, out of band
+ * too, tells); -errno. */
 int vo_migrate_wait_post_copy_paused(VoDaemon *d, VoHvInstance *hv, bool may_pause,
                                      char **error);
 /* Source: a paused post-copy (its stream broke) resumed to the destination
@@ -134,6 +138,27 @@ void vo_migrations_recover(VoDaemon *d);
  * settled again as vireod's start would (migrate-resettle.h). True once
  * done (the intent gone, or none left), false while still unknown. */
 bool vo_migration_resettle(VoDaemon *d, const char *vm_id);
+/* A post-copy this host was the source of whose recovery failed (its QEMU
+ * and intent kept): key is the VM's id or name; 0 with its id and name
+ * (malloc'd), -ENOENT when there is none here, -EBUSY (*ret_error) while
+ * its migration task still runs. */
+int vo_migration_kept_source(VoDaemon *d, const char *key, char **ret_vm_id, char **ret_name,
+                             char **ret_error);
+/* Tries that recovery again now, as vireod's start does (bounded tries):
+ * 0 once the rest of memory is at the destination (this QEMU ended, the
+ * intent gone); -ENOENT when none is kept here; -EIO when it failed again
+ * (all kept). */
+int vo_migration_resume_kept(VoDaemon *d, const char *vm_id, char **ret_error);
+
+/* vireo vm migrate VM --resume (migrate-retry.c), on the VM's host (or
+ * any, for a peer's question: ask_peers false): the recovery of VM vm_id's
+ * kept post-copy queued as a task ("migrate-resume") on the host that keeps
+ * its source QEMU, this one or another online host asked in turn (peer
+ * route POST /v1/migrations/outgoing/{vm}/resume). 0 with *ret_task (that
+ * host's task), -EBUSY (409) when no host keeps one, -ENOENT for a peer's
+ * question none here answers. */
+int vo_migrate_resume_request(VoDaemon *d, const char *vm_id, const char *name, bool ask_peers,
+                              json_t **ret_task, char **ret_error);
 
 /* An incoming migration neither committed nor aborted this long after its
  * last sign of life (prepare, a running stream, a call) is aborted. */

@@ -468,13 +468,9 @@ static int qemu_resize_disk(VoHvInstance *vm, unsigned slot, uint64_t size)
     return r;
 }
 
-int vo_qemu_command(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret,
-                    char **ret_error)
+/* A command's outcome r (error: QEMU's words) in the caller's words. */
+static int command_outcome(const char *cmd, int r, const char *error, char **ret_error)
 {
-    if (!vm->qmp)
-        return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
-    _cleanup_free_ char *error = NULL;
-    int r = vo_qemu_confine_execute(vm, cmd, args, ret, &error);
     /* A timeout in its own words: the API puts the store's words for an
      * unknown outcome in place of strerror(ETIMEDOUT) ("cluster has no
      * quorum ..."), which would blame etcd for a slow QEMU. */
@@ -483,6 +479,26 @@ int vo_qemu_command(VoHvInstance *vm, const char *cmd, json_t *args, json_t **re
     if (r < 0)
         return vo_error_set(ret_error, r, "QEMU refused %s: %s", cmd, error ? error : strerror(-r));
     return 0;
+}
+
+int vo_qemu_command(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret,
+                    char **ret_error)
+{
+    if (!vm->qmp)
+        return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
+    _cleanup_free_ char *error = NULL;
+    int r = vo_qemu_confine_execute(vm, cmd, args, ret, &error);
+    return command_outcome(cmd, r, error, ret_error);
+}
+
+int vo_qemu_command_oob(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret,
+                        char **ret_error)
+{
+    if (!vm->qmp)
+        return vo_error_set(ret_error, -ENOTCONN, "QEMU's monitor is not connected");
+    _cleanup_free_ char *error = NULL;
+    int r = vo_qmp_execute_oob(vm->qmp, cmd, args, QMP_TIMEOUT_MS, ret, &error);
+    return command_outcome(cmd, r, error, ret_error);
 }
 
 int vo_qemu_run_job(VoHvInstance *vm, const char *cmd, json_t *args, int timeout_ms,

@@ -78,6 +78,11 @@ struct VoHvInstance {
  * answer. Caller holds qmp_lock. A failure's message names the command. */
 int vo_qemu_command(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret,
                     char **ret_error);
+/* vo_qemu_command out of band when QEMU's monitor allows it (qmp.h: only
+ * migrate-pause, migrate-recover, yank), in band otherwise: answered while
+ * QEMU's main loop is blocked (a post-copy destination waiting for a page). */
+int vo_qemu_command_oob(VoHvInstance *vm, const char *cmd, json_t *args, json_t **ret,
+                        char **ret_error);
 
 /* Runs a QMP job command (args carry its "job-id") and waits, bounded by
  * timeout_ms, for the job to conclude, then dismisses it. Caller holds

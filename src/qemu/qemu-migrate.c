@@ -272,9 +272,11 @@ int vo_qemu_migrate_continue(VoHvInstance *vm, char **ret_error)
     return r;
 }
 
-/* command {uri} (and resume: true when asked), uri checked first. */
+/* command {uri} (and resume: true when asked), uri checked first; out of
+ * band when oob (migrate-recover: a destination blocked on a missing page
+ * answers nothing in band). */
 static int uri_command(VoHvInstance *vm, const char *command, const char *uri, bool resume,
-                       char **ret_error)
+                       bool oob, char **ret_error)
 {
     int r = vo_qemu_migration_uri_check(uri, ret_error);
     if (r < 0)
@@ -283,7 +285,8 @@ static int uri_command(VoHvInstance *vm, const char *command, const char *uri, b
     if (resume)
         json_object_set_new(args, "resume", json_true());
     pthread_mutex_lock(&vm->qmp_lock);
-    r = vo_qemu_command(vm, command, args, NULL, ret_error);
+    r = oob ? vo_qemu_command_oob(vm, command, args, NULL, ret_error)
+            : vo_qemu_command(vm, command, args, NULL, ret_error);
     pthread_mutex_unlock(&vm->qmp_lock);
     json_decref(args);
     return r;
@@ -291,20 +294,20 @@ static int uri_command(VoHvInstance *vm, const char *command, const char *uri, b
 
 int vo_qemu_migrate_recover(VoHvInstance *vm, const char *uri, char **ret_error)
 {
-    return uri_command(vm, "migrate-recover", uri, false, ret_error);
+    return uri_command(vm, "migrate-recover", uri, false, true, ret_error);
 }
 
 int vo_qemu_migrate_resume(VoHvInstance *vm, const char *uri, char **ret_error)
 {
     /* The capabilities and parameters (TLS too) of the paused migration
      * stay: QEMU resumes it with them. */
-    return uri_command(vm, "migrate", uri, true, ret_error);
+    return uri_command(vm, "migrate", uri, true, false, ret_error);
 }
 
 int vo_qemu_migrate_pause(VoHvInstance *vm, char **ret_error)
 {
     pthread_mutex_lock(&vm->qmp_lock);
-    int r = vo_qemu_command(vm, "migrate-pause", NULL, NULL, ret_error);
+    int r = vo_qemu_command_oob(vm, "migrate-pause", NULL, NULL, ret_error);
     pthread_mutex_unlock(&vm->qmp_lock);
     return r;
 }

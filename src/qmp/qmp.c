@@ -1,6 +1,8 @@
 /* qmp.c: the QMP client declared in qmp.h: a non-blocking unix socket, a line
  * buffer that splits newline-terminated JSON messages, id-matched command
- * replies with deadlines, and a bounded FIFO of asynchronous events. */
+ * replies with deadlines (in band or out of band: a reply may overtake
+ * another, each is matched by its id), and a bounded FIFO of asynchronous
+ * events. */
 #include "qmp.h"
 #include "util/unix-socket.h"
 #include "util/util.h"
@@ -25,6 +27,9 @@ struct VoQmp {
     json_t *events;   /* array used as a FIFO */
     size_t events_dropped;
     int dead;         /* sticky error once the stream is unusable, else 0 */
+    bool oob;         /* the "oob" capability negotiated: exec-oob is understood */
+    int64_t unanswered; /* with oob: the in-band command given up on whose reply
+                         * has not come (0: none); no other goes in band until */
 };
 
 /* A negative timeout means no deadline. */
@@ -167,6 +172,16 @@ static int read_message(VoQmp *q, int64_t deadline, json_t **ret)
     }
 }
 
+/* A reply nobody waits for any more: the one given up on, answered at last. */
+static void drop_reply(VoQmp *q, json_t *msg)
+{
+    json_t *jid = json_object_get(msg, "id");
+    if (q->unanswered && json_is_integer(jid) && json_integer_value(jid) == q->unanswered)
+        q->unanswered = 0;
+    log_debug("QMP: dropping reply nobody is waiting for");
+    json_decref(msg);
+}
+
 static void queue_event(VoQmp *q, json_t *msg)
 {
     if (!json_is_string(json_object_get(msg, "event"))) {
@@ -181,6 +196,20 @@ static void queue_event(VoQmp *q, json_t *msg)
         json_array_remove(q->events, 0);
     }
     json_array_append_new(q->events, msg);
+}
+
+/* Reads one message nobody waits for: a reply is dropped, an event queued. */
+static int read_aside(VoQmp *q, int64_t deadline)
+{
+    json_t *msg;
+    int r = read_message(q, deadline, &msg);
+    if (r < 0)
+        return r;
+    if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR)
+        drop_reply(q, msg);
+    else
+        queue_event(q, msg);
+    return 0;
 }
 
 /* Sends s whole; when pass_fd >= 0 it rides along (SCM_RIGHTS) with the
@@ -227,13 +256,27 @@ static int send_all(VoQmp *q, const char *s, size_t n, int pass_fd, int64_t dead
     return 0;
 }
 
-static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, int64_t deadline,
-                         json_t **ret_return, char **ret_error)
+/* Sends cmd (out of band when oob and negotiated) and waits for the reply
+ * carrying its id: replies to earlier commands given up on (in band ones a
+ * busy QEMU answers late, after this out-of-band one) are dropped. */
+static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, bool oob,
+                         int64_t deadline, json_t **ret_return, char **ret_error)
 {
     if (q->dead)
         return q->dead;
+    bool in_band = !oob || !q->oob;
+    /* With OOB, QEMU reads in-band commands ahead while its main loop is
+     * busy and stops reading at 8, out-of-band ones included: one given up
+     * on is waited for (QEMU would run this one after it anyway) before
+     * another goes in band, so out-of-band commands always get through. */
+    while (in_band && q->unanswered) {
+        int r = read_aside(q, deadline);
+        if (r < 0)
+            return r;
+    }
     int64_t id = q->next_id++;
-    json_t *req = json_pack("{s:s, s:I}", "execute", cmd, "id", (json_int_t)id);
+    json_t *req = json_pack("{s:s, s:I}", in_band ? "execute" : "exec-oob", cmd, "id",
+                            (json_int_t)id);
     if (args)
         json_object_set(req, "arguments", args);
     _cleanup_free_ char *line = json_dumps(req, JSON_COMPACT);
@@ -251,6 +294,8 @@ static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, i
     for (;;) {
         json_t *msg;
         r = read_message(q, deadline, &msg);
+        if (r == -ETIMEDOUT && in_band && q->oob)
+            q->unanswered = id;
         if (r < 0)
             return r;
         json_t *ret = json_object_get(msg, "return"), *err = json_object_get(msg, "error");
@@ -260,8 +305,8 @@ static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, i
         }
         json_t *jid = json_object_get(msg, "id");
         if (!json_is_integer(jid) || json_integer_value(jid) != id) {
-            log_debug("QMP: dropping reply with unexpected id (waiting for %" PRId64 ")", id);
-            json_decref(msg);
+            log_debug("QMP: a reply with another id (waiting for %" PRId64 ")", id);
+            drop_reply(q, msg);
             continue;
         }
         if (ret) {
@@ -287,7 +332,20 @@ static int execute_until(VoQmp *q, const char *cmd, json_t *args, int pass_fd, i
 int vo_qmp_execute(VoQmp *q, const char *cmd, json_t *args, int timeout_ms,
                    json_t **ret_return, char **ret_error)
 {
-    return execute_until(q, cmd, args, -1, deadline_after(timeout_ms), ret_return, ret_error);
+    return execute_until(q, cmd, args, -1, false, deadline_after(timeout_ms), ret_return,
+                         ret_error);
+}
+
+int vo_qmp_execute_oob(VoQmp *q, const char *cmd, json_t *args, int timeout_ms,
+                       json_t **ret_return, char **ret_error)
+{
+    return execute_until(q, cmd, args, -1, true, deadline_after(timeout_ms), ret_return,
+                         ret_error);
+}
+
+bool vo_qmp_oob(VoQmp *q)
+{
+    return q->oob;
 }
 
 int vo_qmp_execute_fd(VoQmp *q, const char *cmd, json_t *args, int fd, int timeout_ms,
@@ -295,7 +353,18 @@ int vo_qmp_execute_fd(VoQmp *q, const char *cmd, json_t *args, int fd, int timeo
 {
     if (fd < 0)
         return -EBADF;
-    return execute_until(q, cmd, args, fd, deadline_after(timeout_ms), ret_return, ret_error);
+    return execute_until(q, cmd, args, fd, false, deadline_after(timeout_ms), ret_return,
+                         ret_error);
+}
+
+static bool offers_capability(json_t *qmp, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(qmp, "capabilities"), i, c)
+        if (json_is_string(c) && !strcmp(json_string_value(c), name))
+            return true;
+    return false;
 }
 
 static int open_fd_until(int fd, int64_t deadline, VoQmp **ret)
@@ -330,9 +399,22 @@ static int open_fd_until(int fd, int64_t deadline, VoQmp **ret)
               (int)json_integer_value(json_object_get(ver, "major")),
               (int)json_integer_value(json_object_get(ver, "minor")),
               (int)json_integer_value(json_object_get(ver, "micro")));
+    bool offers_oob = offers_capability(qmp, "oob");
     json_decref(greeting);
 
-    r = execute_until(q, "qmp_capabilities", NULL, -1, deadline, NULL, &error);
+    /* Out of band wherever the monitor offers it (a socket chardev does):
+     * a QEMU whose main loop waits (a post-copy destination blocked on a
+     * page it lacks) still answers migrate-pause and migrate-recover. */
+    json_t *enable = offers_oob ? json_pack("{s:[s]}", "enable", "oob") : NULL;
+    r = execute_until(q, "qmp_capabilities", enable, -1, false, deadline, NULL, &error);
+    json_decref(enable);
+    q->oob = offers_oob && r >= 0;
+    if (r == -EIO && offers_oob) { /* refused: everything in band, as before */
+        log_warn("QMP: out-of-band execution refused (%s); commands go in band", error);
+        free(error);
+        error = NULL;
+        r = execute_until(q, "qmp_capabilities", NULL, -1, false, deadline, NULL, &error);
+    }
     if (r < 0) {
         if (error)
             log_warn("QMP capabilities negotiation failed: %s", error);
@@ -396,18 +478,11 @@ json_t *vo_qmp_next_event(VoQmp *q)
 int vo_qmp_pump(VoQmp *q)
 {
     for (;;) {
-        json_t *msg;
-        int r = read_message(q, vo_now_ms(), &msg);
+        int r = read_aside(q, vo_now_ms());
         if (r == -ETIMEDOUT)
             return 0; /* nothing more to read right now */
         if (r < 0)
             return r;
-        if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR) {
-            log_debug("QMP: dropping reply nobody is waiting for");
-            json_decref(msg);
-        } else {
-            queue_event(q, msg);
-        }
     }
 }
 
@@ -447,8 +522,7 @@ int vo_qmp_wait_event(VoQmp *q, const char *name, const char *key, const char *v
         if (r < 0)
             return r;
         if (vo_qmp_message_kind(msg) <= VO_QMP_ERROR) {
-            log_debug("QMP: dropping reply nobody is waiting for");
-            json_decref(msg);
+            drop_reply(q, msg);
         } else if (event_matches(msg, name, key, value)) {
             ev = msg;
         } else {

@@ -1,11 +1,13 @@
 /* qmp.h: a synchronous QMP client for one QEMU monitor socket.
- * Transport: connect, read the greeting, negotiate qmp_capabilities, send a
- * command with an id, wait for the matching return/error with a deadline,
- * queueing asynchronous events that arrive in between.
+ * Transport: connect, read the greeting, negotiate qmp_capabilities (with
+ * out-of-band execution when offered), send a command with an id, wait for
+ * the matching return/error with a deadline, queueing asynchronous events
+ * that arrive in between.
  * A VoQmp is used by one thread at a time (callers hold the VM's job lock). */
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct VoQmp VoQmp;
@@ -23,6 +25,16 @@ int vo_qmp_fd(VoQmp *q);
  * -ETIMEDOUT past the deadline, -ECONNRESET when the socket closes. */
 int vo_qmp_execute(VoQmp *q, const char *cmd, json_t *args, int timeout_ms,
                    json_t **ret_return, char **ret_error);
+
+/* vo_qmp_execute out of band ({"exec-oob":cmd}) when the monitor offered
+ * the "oob" capability (negotiated at connect), in band otherwise: QEMU runs
+ * it at once, even while its main loop is blocked or earlier in-band
+ * commands wait. Only for commands whose schema says allow-oob (QEMU 10.0:
+ * migrate-pause, migrate-recover, yank, query-yank); QEMU refuses others. */
+int vo_qmp_execute_oob(VoQmp *q, const char *cmd, json_t *args, int timeout_ms,
+                       json_t **ret_return, char **ret_error);
+/* Whether out-of-band execution was negotiated. */
+bool vo_qmp_oob(VoQmp *q);
 
 /* vo_qmp_execute, passing the open file descriptor fd to QEMU along with the
  * command (SCM_RIGHTS), as the getfd command expects; fd stays open here. */

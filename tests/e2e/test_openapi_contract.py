@@ -814,6 +814,13 @@ def test_cluster_routes_standalone(api):
     api.call("POST", f"{mid}/commit", {"rev": 1}, expect=401, code="unauthenticated")
     api.call("POST", f"{mid}/alive", {}, expect=401, code="unauthenticated")
     api.call("POST", f"{mid}/recover", {"vm": "x"}, expect=401, code="unauthenticated")
+    api.call("POST", "/v1/migrations/outgoing/x/resume", {}, expect=401,
+             code="unauthenticated")
+    # vm migrate --resume: nothing kept anywhere (409); with another field, 400.
+    api.call("POST", "/v1/vms/nope/migrate", {"resume": True}, expect=409,
+             code="invalid-state")
+    api.call("POST", "/v1/vms/nope/migrate", {"resume": True, "to": "h2"}, expect=400,
+             code="invalid-argument")
     api.call("DELETE", mid, expect=401, code="unauthenticated")
     # Cold move: the same (real moves: tests/e2e/test_vm_move.py).
     api.call("POST", "/v1/vms/nope/move", {"to": "h2"}, expect=404, code="not-found")

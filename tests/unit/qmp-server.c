@@ -41,8 +41,9 @@ static void check_command(Server *s, const Step *st, const char *line, long long
     json_t *m = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
     json_t *args = json_object_get(m, "arguments");
     json_t *want = st->args ? json_loads(st->args, 0, NULL) : NULL;
-    if (!json_is_string(json_object_get(m, "execute")) ||
-        strcmp(json_string_value(json_object_get(m, "execute")), st->expect) != 0)
+    const char *key = st->oob ? "exec-oob" : "execute";
+    if (!json_is_string(json_object_get(m, key)) ||
+        strcmp(json_string_value(json_object_get(m, key)), st->expect) != 0)
         server_fail(s, "unexpected command", line);
     else if (!json_is_integer(json_object_get(m, "id")))
         server_fail(s, "command without numeric id", line);

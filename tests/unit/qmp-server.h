@@ -14,6 +14,7 @@
  * "$ID" in a chunk becomes the id of the command just read, "$OLD" that id - 1. */
 typedef struct {
     const char *expect;  /* "execute" the next command must carry, or NULL to not read */
+    bool oob;            /* it must come as "exec-oob" instead */
     const char *args;    /* JSON its "arguments" must equal, or NULL for none */
     const char *send[6]; /* raw chunks, written separately */
     int delay_ms;        /* pause before each chunk */
@@ -25,7 +26,14 @@ typedef struct {
 
 #define GREETING { .send = { "{\"QMP\":{\"version\":{\"qemu\":{\"micro\":0,\"minor\":2," \
                              "\"major\":8},\"package\":\"\"},\"capabilities\":[\"oob\"]}}\r\n" } }
-#define CAPS { .expect = "qmp_capabilities", .send = { "{\"return\":{},\"id\":$ID}\r\n" } }
+/* The greeting offers "oob", so the client enables it. */
+#define CAPS { .expect = "qmp_capabilities", .args = "{\"enable\":[\"oob\"]}", \
+               .send = { "{\"return\":{},\"id\":$ID}\r\n" } }
+/* A monitor without out-of-band execution (a chardev that cannot). */
+#define GREETING_NO_OOB { .send = { "{\"QMP\":{\"version\":{\"qemu\":{\"micro\":0," \
+                                    "\"minor\":2,\"major\":8}},\"capabilities\":[]}}\r\n" } }
+#define CAPS_NO_OOB { .expect = "qmp_capabilities", \
+                      .send = { "{\"return\":{},\"id\":$ID}\r\n" } }
 
 typedef struct {
     const Step *steps;

@@ -211,8 +211,10 @@ static void test_post_copy(void **state)
  * (postcopy-paused) is paused, not flowing; a recovery under way
  * (postcopy-recover-setup, postcopy-recover: QEMU 9.1 and later) is
  * recovering, not paused; then the recovery's commands: migrate-recover at
- * the destination, migrate with resume at the source, migrate-pause; and a
- * destination's TLS credentials kept while its post-copy runs. */
+ * the destination, migrate with resume at the source, migrate-pause (the
+ * first and last out of band: a destination running the guest may block
+ * its main loop on a missing page); and a destination's TLS credentials
+ * kept while its post-copy runs. */
 static void test_post_copy_recovery(void **state)
 {
     (void)state;
@@ -242,11 +244,11 @@ static void test_post_copy_recovery(void **state)
 
     static const Step steps[] = {
         GREETING, CAPS,
-        { .expect = "migrate-recover", .args = "{\"uri\":\"tcp:10.0.0.2:49160\"}",
-          .send = { OK } },
+        { .expect = "migrate-recover", .oob = true,
+          .args = "{\"uri\":\"tcp:10.0.0.2:49160\"}", .send = { OK } },
         { .expect = "migrate", .args = "{\"uri\":\"tcp:10.0.0.2:49160\",\"resume\":true}",
           .send = { OK } },
-        { .expect = "migrate-pause", .send = { OK } },
+        { .expect = "migrate-pause", .oob = true, .send = { OK } },
         /* A destination finished (continued) while its post-copy runs keeps
          * the migration's TLS credentials: a recovery listens with them. */
         { .expect = "query-migrate",

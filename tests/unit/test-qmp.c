@@ -228,11 +228,11 @@ static void test_timeout(void **state)
 {
     static const Step steps[] = {
         GREETING, CAPS,
-        { .expect = "query-status" }, /* never answered */
-        /* The late reply to query-status arrives before the reply to stop. */
-        { .expect = "stop",
-          .send = { "{\"return\":{\"status\":\"running\",\"running\":true},\"id\":$OLD}\n"
-                    "{\"return\":{},\"id\":$ID}\n" } },
+        /* Answered late: only then does stop go (in band, with OOB on, no
+         * command is sent while an earlier one waits for its answer). */
+        { .expect = "query-status", .delay_ms = 400,
+          .send = { "{\"return\":{\"status\":\"running\",\"running\":true},\"id\":$ID}\n" } },
+        { .expect = "stop", .send = { "{\"return\":{},\"id\":$ID}\n" } },
         { 0 }
     };
     Server s;
@@ -242,6 +242,91 @@ static void test_timeout(void **state)
     int64_t elapsed = vo_now_ms() - start;
     assert_true(elapsed >= 190 && elapsed < 1000);
     assert_int_equal(vo_qmp_stop(q, 1000), 0); /* still usable after a timeout */
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+/* A QEMU whose main loop is blocked (a post-copy destination waiting for a
+ * page) never answers an in-band command; an out-of-band one is answered at
+ * once, before the late in-band reply, and each reply goes by its id. */
+static void test_oob_overtakes_in_band(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-migrate" }, /* in band: the main loop is blocked */
+        { .expect = "migrate-pause", .oob = true,
+          .send = { "{\"id\":$ID,\"return\":{}}\n"
+                    "{\"event\":\"MIGRATION\",\"data\":{\"status\":\"postcopy-paused\"}}\n",
+                    /* the main loop runs again: the first command's late reply */
+                    "{\"return\":{\"status\":\"postcopy-active\"},\"id\":$OLD}\n" } },
+        { .expect = "migrate-recover", .oob = true, .args = "{\"uri\":\"tcp:h2:1\"}",
+          .send = { "{\"id\":$ID,\"error\":{\"class\":\"GenericError\","
+                    "\"desc\":\"Migrate recover can only be run when postcopy is paused.\"}}\n" } },
+        { .expect = "query-migrate",
+          .send = { "{\"return\":{\"status\":\"postcopy-paused\"},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    assert_true(vo_qmp_oob(q));
+    assert_int_equal(vo_qmp_execute(q, "query-migrate", NULL, 200, NULL, NULL), -ETIMEDOUT);
+    /* Not sent: QEMU would queue it behind the first (and stop reading at
+     * 8, out-of-band commands too). */
+    assert_int_equal(vo_qmp_execute(q, "query-status", NULL, 100, NULL, NULL), -ETIMEDOUT);
+    assert_int_equal(vo_qmp_execute_oob(q, "migrate-pause", NULL, 1000, NULL, NULL), 0);
+    json_t *args = json_pack("{s:s}", "uri", "tcp:h2:1");
+    char *error = NULL;
+    assert_int_equal(vo_qmp_execute_oob(q, "migrate-recover", args, 1000, NULL, &error), -EIO);
+    assert_string_equal(error, "GenericError: Migrate recover can only be run when postcopy "
+                               "is paused.");
+    free(error);
+    json_decref(args);
+    json_t *ret = NULL;
+    assert_int_equal(vo_qmp_execute(q, "query-migrate", NULL, 1000, &ret, NULL), 0);
+    assert_string_equal(json_string_value(json_object_get(ret, "status")), "postcopy-paused");
+    json_decref(ret);
+    json_t *ev = vo_qmp_next_event(q);
+    assert_string_equal(json_string_value(json_object_get(ev, "event")), "MIGRATION");
+    json_decref(ev);
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+/* A monitor that offers no out-of-band execution (QEMU on a chardev that
+ * cannot): the same call goes in band. */
+static void test_oob_not_offered(void **state)
+{
+    static const Step steps[] = {
+        GREETING_NO_OOB, CAPS_NO_OOB,
+        { .expect = "migrate-pause", .send = { "{\"return\":{},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    assert_false(vo_qmp_oob(q));
+    assert_int_equal(vo_qmp_execute_oob(q, "migrate-pause", NULL, 1000, NULL, NULL), 0);
+    vo_qmp_close(q);
+    server_join(&s);
+}
+
+/* A QEMU that offers "oob" but refuses to enable it: in band, as before. */
+static void test_oob_refused(void **state)
+{
+    static const Step steps[] = {
+        GREETING,
+        { .expect = "qmp_capabilities", .args = "{\"enable\":[\"oob\"]}",
+          .send = { "{\"error\":{\"class\":\"GenericError\",\"desc\":\"no\"},\"id\":$ID}\n" } },
+        CAPS_NO_OOB,
+        { .expect = "migrate-recover", .args = "{\"uri\":\"tcp:h2:1\"}",
+          .send = { "{\"return\":{},\"id\":$ID}\n" } },
+        { 0 }
+    };
+    Server s;
+    VoQmp *q = client_open(&s, steps);
+    assert_false(vo_qmp_oob(q));
+    json_t *args = json_pack("{s:s}", "uri", "tcp:h2:1");
+    assert_int_equal(vo_qmp_execute_oob(q, "migrate-recover", args, 1000, NULL, NULL), 0);
+    json_decref(args);
     vo_qmp_close(q);
     server_join(&s);
 }
@@ -617,7 +702,7 @@ static void test_events_dispatch(void **state)
         GREETING,
         /* An event right behind the capabilities reply: queued at connect,
          * before the loop watches the fd, and still handed out. */
-        { .expect = "qmp_capabilities",
+        { .expect = "qmp_capabilities", .args = "{\"enable\":[\"oob\"]}",
           .send = { "{\"return\":{},\"id\":$ID}\n"
                     "{\"event\":\"DEVICE_DELETED\",\"data\":{\"device\":\"virtio-disk1\","
                     "\"path\":\"/machine/peripheral/virtio-disk1\"}}\n" } },
@@ -783,6 +868,9 @@ int main(void)
         cmocka_unit_test(test_event_overflow),
         cmocka_unit_test(test_fragmented),
         cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_oob_overtakes_in_band),
+        cmocka_unit_test(test_oob_not_offered),
+        cmocka_unit_test(test_oob_refused),
         cmocka_unit_test(test_stale_id),
         cmocka_unit_test(test_connection_closed),
         cmocka_unit_test(test_quit),
