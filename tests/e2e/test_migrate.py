@@ -580,9 +580,9 @@ def test_a_vm_migrates_right_after_its_start(cluster):
     behind a port without one. The hardware layout a destination is built
     from must not depend on it (it was read from query-pci: 400 "disk slot
     0 is not in the VM's layout" right after a start). fw sits in OVMF (a
-    blank disk; OVMF numbers the buses seconds after its start under TCG)
-    and migrates at once after its start, then shows its boot manager on
-    h2. boot (the default image) migrates at once after its start, boots
+    blank disk; OVMF numbers the buses seconds after its start under TCG),
+    gets a second disk hot-plugged and migrates at once after its start,
+    then shows its boot manager on h2. boot (the default image) migrates at once after its start, boots
     on h2, and migrates back after the guest cleared its NIC port's bus
     number; its disk is read on h1."""
     c = cluster(2, driver="qemu", listen=False)
@@ -594,9 +594,12 @@ def test_a_vm_migrates_right_after_its_start(cluster):
     create_on(h1, "boot", memory=128)
     for name in ("fw", "boot"):
         h1.cli("vm", "start", name)
+        if name == "fw":  # a hot-plug at once too: its layout is read as well
+            h1.task_ok("POST", "/v1/vms/fw/disks", {"size_bytes": 16 << 20, "pool": "nfs"})
         migrate(h1, name, {"to": "h2"})
         wait_until(lambda: hosts_of(h2, name) == ["h2"], 30, what=f"{name} on h2")
     h2.wait_console("fw", "BdsDxe", timeout=300)
+    assert [d["slot"] for d in h2.vm("fw")["disks"]] == [0, 1]
     h2.wait_console("boot", BOOT_MARKER, timeout=300)
     h2.guest("boot", "echo written-on-h2 > /migrate-check.txt; sync")
     # The guest clears the secondary bus number (config byte 0x19) of the
