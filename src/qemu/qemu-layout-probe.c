@@ -2,10 +2,11 @@
  * the VM's layout record (qemu-layout.h) and keeps the record in its run
  * dir. What QEMU decided itself is asked from it: the machine version behind
  * an alias (query-machines), the CPU model (query-hotpluggable-cpus), the
- * bus and address of every device with an id (query-pci), the vCPU devices
+ * bus and address of every PCI device with an id (QOM), the vCPU devices
  * plugged and the virtio-mem size requested (qom-get). The root ports and
  * boot sizes never change after the start and stay as recorded. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qemu/qemu-argv.h"
@@ -71,37 +72,101 @@ static int probe_vcpus(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
     return 0;
 }
 
-/* Records every device with an id on bus (name), and those behind bridges. */
-static void walk_pci(VoQemuLayout *l, json_t *devices, const char *bus)
+/* The names of QEMU's PCI device types (qom-list-types), to tell the PCI
+ * devices among the devices with an id (vCPUs, serial ports are not). */
+static int pci_types(VoHvInstance *vm, json_t **ret_types, char **ret_error)
 {
+    json_t *args = json_pack("{s:s, s:b}", "implements", "pci-device", "abstract", 0),
+           *list = NULL;
+    int r = vo_qemu_command(vm, "qom-list-types", args, &list, ret_error);
+    json_decref(args);
+    if (r < 0)
+        return r;
+    json_t *types = json_object();
     size_t i;
-    json_t *d;
-    json_array_foreach(devices, i, d) {
-        const char *id = json_string_value(json_object_get(d, "qdev_id"));
+    json_t *type;
+    json_array_foreach(list, i, type)
+        json_object_set_new(types, json_string_value(json_object_get(type, "name")) ?: "",
+                            json_true());
+    json_decref(list);
+    *ret_types = types;
+    return 0;
+}
+
+/* Where the PCI device with id sits: its bus is the last part of its
+ * parent_bus' QOM path ("/machine/q35/pcie.0", "/machine/peripheral/rp-disk0/
+ * rp-disk0"), its address the devfn QEMU gave it. */
+static int probe_device(VoHvInstance *vm, VoQemuLayout *l, const char *id, char **ret_error)
+{
+    _cleanup_free_ char *path = vo_asprintf("/machine/peripheral/%s", id);
+    json_t *bus = NULL, *devfn = NULL;
+    json_t *args = json_pack("{s:s, s:s}", "path", path, "property", "parent_bus");
+    int r = vo_qemu_command(vm, "qom-get", args, &bus, ret_error);
+    json_object_set_new(args, "property", json_string("addr"));
+    if (r >= 0)
+        r = vo_qemu_command(vm, "qom-get", args, &devfn, ret_error);
+    json_decref(args);
+    const char *bus_path = json_string_value(bus);
+    const char *bus_name = bus_path ? strrchr(bus_path, '/') : NULL;
+    if (r >= 0 && (!bus_name || !bus_name[1] || !json_is_integer(devfn)))
+        r = vo_error_set(ret_error, -EPROTO, "QEMU did not say where device %s sits", id);
+    if (r >= 0) {
         char addr[16];
-        snprintf(addr, sizeof(addr), "0x%x.%x",
-                 (unsigned)json_integer_value(json_object_get(d, "slot")),
-                 (unsigned)json_integer_value(json_object_get(d, "function")));
-        if (id && *id)
-            vo_qemu_layout_set_device(l, id, bus, addr);
-        json_t *below = json_object_get(json_object_get(d, "pci_bridge"), "devices");
-        if (id && *id && json_is_array(below))
-            walk_pci(l, below, id);
+        unsigned f = (unsigned)json_integer_value(devfn);
+        snprintf(addr, sizeof(addr), "0x%x.%x", (f >> 3) & 0x1f, f & 7);
+        vo_qemu_layout_set_device(l, id, bus_name + 1, addr);
     }
+    json_decref(bus);
+    json_decref(devfn);
+    return r;
+}
+
+static int compare_device_ids(const void *a, const void *b)
+{
+    return strcmp(((const VoQemuDeviceAddr *)a)->id, ((const VoQemuDeviceAddr *)b)->id);
+}
+
+/* Every PCI device with an id, from QOM: what QEMU built, whatever the guest
+ * did. query-pci is not used: it lists a bridge's devices only once the
+ * guest's firmware or kernel numbered its secondary bus, so right after a
+ * start or a reset it misses every disk and NIC behind q35's root ports. */
+static int probe_devices_once(VoHvInstance *vm, VoQemuLayout *l, json_t *types,
+                              char **ret_error)
+{
+    json_t *children = NULL, *args = json_pack("{s:s}", "path", "/machine/peripheral");
+    int r = vo_qemu_command(vm, "qom-list", args, &children, ret_error);
+    json_decref(args);
+    if (r < 0)
+        return r;
+    vo_qemu_layout_clear_devices(l);
+    size_t i;
+    json_t *child;
+    json_array_foreach(children, i, child) {
+        const char *name = json_string_value(json_object_get(child, "name"));
+        const char *type = json_string_value(json_object_get(child, "type")) ?: "";
+        size_t len = strlen(type);
+        if (!name || strncmp(type, "child<", 6) || type[len - 1] != '>')
+            continue;
+        _cleanup_free_ char *type_name = vo_asprintf("%.*s", (int)(len - 7), type + 6);
+        if (json_object_get(types, type_name) && (r = probe_device(vm, l, name, ret_error)) < 0)
+            break;
+    }
+    json_decref(children);
+    if (r >= 0 && l->n_devices > 1) /* QOM's order is a hash table's: the record's is by id */
+        qsort(l->devices, l->n_devices, sizeof(*l->devices), compare_device_ids);
+    return r;
 }
 
 static int probe_devices(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
 {
-    json_t *buses = NULL;
-    int r = vo_qemu_command(vm, "query-pci", NULL, &buses, ret_error);
-    if (r < 0)
-        return r;
-    vo_qemu_layout_clear_devices(l);
-    /* The root bus: pcie.0 on q35, pci.0 on the i440FX pc. */
-    const char *root = strstr(l->machine, "q35") ? "pcie.0" : "pci.0";
-    walk_pci(l, json_object_get(json_array_get(buses, 0), "devices"), root);
-    json_decref(buses);
-    return 0;
+    json_t *types = NULL;
+    int r = pci_types(vm, &types, ret_error);
+    /* Once more if a device went between the list and its questions (an
+     * unplug the guest completed late). */
+    if (r >= 0 && probe_devices_once(vm, l, types, NULL) < 0)
+        r = probe_devices_once(vm, l, types, ret_error);
+    json_decref(types);
+    return r;
 }
 
 static int probe_virtio_mem(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)

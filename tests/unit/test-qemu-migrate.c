@@ -465,6 +465,12 @@ static void test_cancel_and_finish(void **state)
     instance_close(&f);
 }
 
+/* A qom-get of a device's property and QEMU's answer (its "return" or "error"). */
+#define QOM_GET(id, property, answer)                                                        \
+    { .expect = "qom-get",                                                                 \
+      .args = "{\"path\":\"/machine/peripheral/" id "\",\"property\":\"" property "\"}",  \
+      .send = { "{" answer ",\"id\":$ID}\n" } }
+
 static void test_layout_probe(void **state)
 {
     static const Step steps[] = {
@@ -483,15 +489,38 @@ static void test_layout_probe(void **state)
                     "{\"type\":\"qemu64-x86_64-cpu\",\"vcpus-count\":1,\"qom-path\":"
                     "\"/machine/unattached/device[0]\",\"props\":{\"core-id\":0}}],"
                     "\"id\":$ID}\n" } },
-        { .expect = "query-pci",
-          .send = { "{\"return\":[{\"bus\":0,\"devices\":["
-                    "{\"bus\":0,\"slot\":0,\"function\":0,\"qdev_id\":\"\"},"
-                    "{\"bus\":0,\"slot\":2,\"function\":0,\"qdev_id\":\"balloon0\"},"
-                    "{\"bus\":0,\"slot\":16,\"function\":0,\"qdev_id\":\"rp-disk0\","
-                    "\"pci_bridge\":{\"bus\":{\"number\":1},\"devices\":["
-                    "{\"bus\":1,\"slot\":0,\"function\":0,\"qdev_id\":\"virtio-disk0\"}]}},"
-                    "{\"bus\":0,\"slot\":16,\"function\":1,\"qdev_id\":\"rp-disk1\","
-                    "\"pci_bridge\":{\"bus\":{\"number\":2}}}]}],\"id\":$ID}\n" } },
+        /* Where each PCI device with an id sits, from QOM, whatever the
+         * guest numbered (query-pci lists nothing behind a root port whose
+         * bus the firmware has not numbered yet). */
+        { .expect = "qom-list-types", .args = "{\"implements\":\"pci-device\",\"abstract\":false}",
+          .send = { "{\"return\":[{\"name\":\"virtio-balloon-pci\"},{\"name\":"
+                    "\"pcie-root-port\"},{\"name\":\"virtio-blk-pci\"},{\"name\":"
+                    "\"virtio-net-pci\"}],\"id\":$ID}\n" } },
+        /* A NIC the guest let go of between the list and its questions: the
+         * devices are asked again. */
+        { .expect = "qom-list", .args = "{\"path\":\"/machine/peripheral\"}",
+          .send = { "{\"return\":[{\"name\":\"net0\",\"type\":\"child<virtio-net-pci>\"},"
+                    "{\"name\":\"rp-disk0\",\"type\":\"child<pcie-root-port>\"}],"
+                    "\"id\":$ID}\n" } },
+        QOM_GET("net0", "parent_bus",
+                "\"error\":{\"class\":\"DeviceNotFound\",\"desc\":\"not found\"}"),
+        { .expect = "qom-list", .args = "{\"path\":\"/machine/peripheral\"}",
+          .send = { "{\"return\":[{\"name\":\"type\",\"type\":\"string\"},"
+                    "{\"name\":\"vcpu1\",\"type\":\"child<qemu64-x86_64-cpu>\"},"
+                    "{\"name\":\"virtio-disk0\",\"type\":\"child<virtio-blk-pci>\"},"
+                    "{\"name\":\"balloon0\",\"type\":\"child<virtio-balloon-pci>\"},"
+                    "{\"name\":\"rp-disk1\",\"type\":\"child<pcie-root-port>\"},"
+                    "{\"name\":\"rp-disk0\",\"type\":\"child<pcie-root-port>\"}],"
+                    "\"id\":$ID}\n" } },
+        QOM_GET("virtio-disk0", "parent_bus",
+                "\"return\":\"/machine/peripheral/rp-disk0/rp-disk0\""),
+        QOM_GET("virtio-disk0", "addr", "\"return\":0"),
+        QOM_GET("balloon0", "parent_bus", "\"return\":\"/machine/q35/pcie.0\""),
+        QOM_GET("balloon0", "addr", "\"return\":16"),
+        QOM_GET("rp-disk1", "parent_bus", "\"return\":\"/machine/q35/pcie.0\""),
+        QOM_GET("rp-disk1", "addr", "\"return\":129"),
+        QOM_GET("rp-disk0", "parent_bus", "\"return\":\"/machine/q35/pcie.0\""),
+        QOM_GET("rp-disk0", "addr", "\"return\":128"),
         { .expect = "qom-get",
           .args = "{\"path\":\"/machine/peripheral/virtio-mem0\",\"property\":\"requested-size\"}",
           .send = { "{\"return\":134217728,\"id\":$ID}\n" } },
@@ -517,6 +546,9 @@ static void test_layout_probe(void **state)
     assert_string_equal(vo_qemu_layout_device(l, "rp-disk1")->addr, "0x10.1");
     assert_string_equal(vo_qemu_layout_device(l, "virtio-disk0")->bus, "rp-disk0");
     assert_string_equal(vo_qemu_layout_device(l, "virtio-disk0")->addr, "0x0.0");
+    assert_string_equal(vo_qemu_layout_device(l, "rp-disk0")->bus, "pcie.0");
+    assert_string_equal(l->devices[0].id, "balloon0"); /* by id, not in QOM's order */
+    assert_string_equal(l->devices[3].id, "virtio-disk0");
     /* Kept in the run dir, for a vireod that re-attaches. */
     VoQemuLayout *saved = NULL;
     assert_int_equal(vo_qemu_layout_load(f.dir, &saved, &error), 0);
