@@ -231,11 +231,12 @@ static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
     VoHvInstance *hv = vm->hv;
+    pid_t pid = vm->info.pid;
     vm->migrated_away = true;
     pthread_mutex_unlock(&vm->lock);
     _cleanup_free_ char *error = NULL;
     if (hv) /* until it ended, it may hold what the destination lacks */
-        vo_post_copy_kept_mark(d, i->vm, i->name, i->peer);
+        vo_post_copy_kept_mark(d, i->vm, i->name, i->peer, pid);
     if (hv && !hand_over_post_copy(d, hv, i)) {
         pthread_mutex_unlock(&vm->job);
         return false;
@@ -454,7 +455,7 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                      "left as it is, the intent kept", i->name, i->peer);
             return;
         }
-        if (i->role == VO_MIGRATE_ROLE_SOURCE && vo_post_copy_kept(d, i->vm, NULL)) {
+        if (i->role == VO_MIGRATE_ROLE_SOURCE && vo_post_copy_kept(d, i->vm, -1, NULL)) {
             /* A post-copy source whose destination's guest is gone (the
              * VM restarted elsewhere, or deleted): hand_over_post_copy
              * sees it and lets it end. */

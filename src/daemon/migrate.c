@@ -1004,8 +1004,12 @@ static int task_migrate_run(VoTask *t, void *userdata)
     /* Post-copy: from here this QEMU holds what the destination lacks (the
      * device state, then the pages it has not fetched): nothing but the
      * migration may end it, not even a fencing (post-copy-kept.h). */
-    if (r >= 0 && at_switch)
-        vo_post_copy_kept_mark(d, vm_id, name, m->to_id);
+    if (r >= 0 && at_switch) {
+        pthread_mutex_lock(&vm->lock);
+        pid_t pid = vm->info.pid;
+        pthread_mutex_unlock(&vm->lock);
+        vo_post_copy_kept_mark(d, vm_id, name, m->to_id, pid);
+    }
     if (r >= 0 && vo_migrate_fault("exit-after-txn")) /* test: the source dies here */
         _exit(70);
     if (r < 0)
