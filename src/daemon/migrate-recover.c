@@ -17,6 +17,7 @@
 
 #include "cluster/migrate-converge.h"
 #include "daemon/migrate-resettle.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/post-copy-kept.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move-settle.h"
@@ -207,6 +208,20 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
             }
         }
         vo_vm_refresh_live(vm, hv);
+    } else {
+        /* Its QEMU ended while the VM was migrated away (a fencing killed
+         * it while the switch's outcome was unknown, say): its exit was not
+         * recorded then. It is now, the VM this host's again: crashed (an
+         * HA VM is restarted), not left "running" with no QEMU. */
+        pthread_mutex_lock(&vm->lock);
+        if (vo_vm_state_active(vm->state)) {
+            free(vm->exit_reason);
+            vm->exit_reason = vo_strdup("its QEMU ended while the migration's outcome was "
+                                        "unknown");
+            vo_vm_set_state(vm, VO_VM_CRASHED);
+            log_warn("vm %s: %s", i->name, vm->exit_reason);
+        }
+        pthread_mutex_unlock(&vm->lock);
     }
     pthread_mutex_unlock(&vm->job);
     log_warn("vm %s: its migration to host %s was cut short by a vireod restart (phase %s); "
@@ -402,11 +417,12 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
     if (act == VO_MIGRATE_RECOVER_SETTLE) {
         int64_t moved_rev = 0, src_rev = 0;
         _cleanup_free_ char *error = NULL;
-        int s = d->cluster_store
-                    ? vo_vm_move_settle(d->cluster_store, i->vm, d->host_id, i->peer,
+        int s = !d->cluster_store ? 0
+                : vo_migrate_fault_held("resettle-unknown") /* test: the store still silent */
+                    ? vo_error_set(&error, -ETIMEDOUT, "test fault: the store did not say")
+                    : vo_vm_move_settle(d->cluster_store, i->vm, d->host_id, i->peer,
                                         vo_vm_rev(vm), SETTLE_GIVE_UP_MS, &moved_rev, &src_rev,
-                                        &error)
-                    : 0;
+                                        &error);
         if (s == 0) {
             if (d->cluster_store) {
                 pthread_mutex_lock(&vm->lock);

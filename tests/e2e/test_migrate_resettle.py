@@ -15,13 +15,18 @@ again in the background and settles it by itself:
 1. not applied: the source QEMU runs again at h1 (the counter goes on
    there) and h2's incoming QEMU ends;
 2. applied: the source QEMU ends and h2 continues the VM (the counter goes
-   on there).
+   on there);
+3. not applied, but the source QEMU (h2's now) ended while the outcome was
+   unknown (as a fencing would kill it; the test hook resettle-unknown
+   keeps the background settling unknown meanwhile): the VM is crashed at
+   h2, not left "running" with no QEMU (an HA VM would never be restarted).
 
 Each decision is logged and recorded as a task of kind "migrate" (result
 "settled": "not moved" / "moved"). Before, both QEMUs stayed paused until
 h1's vireod restarted."""
 
 import os
+import signal
 
 from test_migrate import create_on, hosts_of, qemu_of, start_counter
 from test_migrate_robust import (counter_goes_on, nothing_at, settled,
@@ -81,3 +86,17 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     assert "the VM is the destination's" in h1.log()
     notes = settle_notes(h1)
     assert sorted(n["result"]["settled"] for n in notes) == ["moved", "not moved"], notes
+
+    # 3. Not applied, the source QEMU gone meanwhile: crashed, not running.
+    (faults / "resettle-unknown").touch()
+    migrate_unknown(h2, faults, "txn-lost", "h1")
+    for pid in qemu_of(h2, vm_id):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not qemu_of(h2, vm_id), 30, what="h2's source QEMU to end")
+    (faults / "resettle-unknown").unlink()
+    wait_until(lambda: h2.vm("ctr")["state"] == "crashed", 180, what="the VM crashed at h2")
+    assert hosts_of(h2, "ctr") == ["h2"]
+    assert "its QEMU ended while the migration's outcome was unknown" in h2.log()
+    wait_until(lambda: not os.path.exists(os.path.join(h1.run_dir, "vms", vm_id)), 60,
+               what="h1's incoming VM to be removed")
+    nothing_at(h1, vm_id)
