@@ -385,7 +385,7 @@ static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
 
 /* A settled switch's outcome, logged and recorded (a task of kind
  * "migrate" that succeeded at once: an event). */
-static void note_settled(VoDaemon *d, const VoMigrateIntent *i, const char *what)
+static void note_settled(VoDaemon *d, const VoMigrateIntent *i, bool moved, const char *what)
 {
     char *message = vo_asprintf("the switch of VM '%s' to host '%s', whose outcome was "
                                 "unknown, is settled: the VM is %s", i->name, i->peer, what);
@@ -395,8 +395,33 @@ static void note_settled(VoDaemon *d, const VoMigrateIntent *i, const char *what
                         .keys = { key } };
     vo_tasks_note(d->tasks, &desc, message,
                   json_pack("{s:s, s:s, s:s}", "vm", i->vm, "settled",
-                            strstr(what, "the destination's:") == what ? "moved" : "not moved",
+                            moved ? "moved" : "not moved",
                             "to", i->peer));
+}
+
+/* Whether the intent file at path is of migration: 1 yes, 0 another
+ * migration's, -1 none or unreadable. */
+static int intent_of(const char *path, const char *migration)
+{
+    _cleanup_free_ char *text = NULL, *error = NULL;
+    json_t *doc = vo_read_file(path, 4 << 20, &text, NULL) >= 0 ? json_loads(text, 0, NULL)
+                                                                 : NULL;
+    VoMigrateIntent now;
+    int r = vo_migrate_intent_from_json(doc, &now, &error) < 0 ? -1
+            : !strcmp(now.migration, migration)                ? 1
+                                                               : 0;
+    json_decref(doc);
+    return r;
+}
+
+/* The intent file done with, unless it is another migration's now: from
+ * the background (migrate-resettle.h) the VM may be migrated again as soon
+ * as this settled it (the API serves), and that migration's intent has the
+ * same path. */
+static void intent_done(const char *path, const VoMigrateIntent *i)
+{
+    if (intent_of(path, i->migration) != 0)
+        (void)unlink(path);
 }
 
 static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
@@ -430,19 +455,20 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                 vm->migrated_away = false; /* a task's unknown switch had set it */
                 pthread_mutex_unlock(&vm->lock);
             }
-            note_settled(d, i, "still this host's: the source runs on (when it ran) and the "
-                         "destination's incoming QEMU ends");
+            note_settled(d, i, false, "still this host's: the source runs on (when it ran) "
+                         "and the destination's incoming QEMU ends");
             act = VO_MIGRATE_RECOVER_RESUME;
         } else if (s == 1) {
-            note_settled(d, i, "the destination's: the source QEMU ends (post-copy: once it "
-                         "handed the rest over) and the destination continues the guest");
+            note_settled(d, i, true, "the destination's: the source QEMU ends (post-copy: "
+                         "once it handed the rest over) and the destination continues the "
+                         "guest");
             if (quit_source(d, vm, i))
-                (void)unlink(path);
+                intent_done(path, i);
             return;
         } else {
             log_error("vm %s: whether it moved to host %s is unknown (%s): the source stays "
                       "paused; asked again in the background", i->name, i->peer, error);
-            vo_migrate_resettle_later(d, i->vm, i->name);
+            vo_migrate_resettle_later(d, i->vm, i->name, i->migration);
             return; /* the intent stays */
         }
     }
@@ -485,7 +511,9 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                  "as it is", i->name, i->peer);
         break;
     }
-    (void)unlink(path);
+    if (act == VO_MIGRATE_RECOVER_RESUME && vo_migrate_fault("resettle-drop-pause"))
+        vo_migrate_fault_wait("resettle-drop-go", 120000); /* test: migrated again meanwhile */
+    intent_done(path, i);
 }
 
 /* One intent file: finished or undone (a file that is no intent goes). */
@@ -521,11 +549,11 @@ void vo_migrations_recover(VoDaemon *d)
     closedir(dh);
 }
 
-bool vo_migration_resettle(VoDaemon *d, const char *vm_id)
+bool vo_migration_resettle(VoDaemon *d, const char *vm_id, const char *migration)
 {
     _cleanup_free_ char *path = intent_path(d, vm_id);
-    if (access(path, F_OK) < 0)
-        return true; /* settled meanwhile (a vireod start), or none */
+    if (intent_of(path, migration) != 1)
+        return true; /* settled meanwhile (a vireod start), or another migration's */
     recover_file(d, path);
-    return access(path, F_OK) < 0;
+    return intent_of(path, migration) != 1;
 }

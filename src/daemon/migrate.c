@@ -991,7 +991,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
             m->keep_intent = true; /* settled from it (migrate-resettle.h) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
-            vo_migrate_resettle_later(d, vm_id, name);
+            vo_migrate_resettle_later(d, vm_id, name, mig_id);
             return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' has an unknown "
                                 "outcome: %s; the source QEMU stays paused (never resumed "
                                 "while the VM may be the destination's) until the store "
