@@ -17,6 +17,7 @@
 
 #include "cluster/migrate-converge.h"
 #include "daemon/migrate-resettle.h"
+#include "daemon/migrate-safe.h"
 #include "daemon/post-copy-kept.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move-settle.h"
@@ -213,6 +214,20 @@ static void resume_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
             }
         }
         vo_vm_refresh_live(vm, hv);
+    } else {
+        /* Its QEMU ended while the VM was migrated away (a fencing killed
+         * it while the switch's outcome was unknown, say): its exit was not
+         * recorded then. It is now, the VM this host's again: crashed (an
+         * HA VM is restarted), not left "running" with no QEMU. */
+        pthread_mutex_lock(&vm->lock);
+        if (vo_vm_state_active(vm->state)) {
+            free(vm->exit_reason);
+            vm->exit_reason = vo_strdup("its QEMU ended while the migration's outcome was "
+                                        "unknown");
+            vo_vm_set_state(vm, VO_VM_CRASHED);
+            log_warn("vm %s: %s", i->name, vm->exit_reason);
+        }
+        pthread_mutex_unlock(&vm->lock);
     }
     pthread_mutex_unlock(&vm->job);
     log_warn("vm %s: its migration to host %s was cut short by a vireod restart (phase %s); "
@@ -237,11 +252,12 @@ static bool quit_source(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i, char **
     pthread_mutex_lock(&vm->job);
     pthread_mutex_lock(&vm->lock);
     VoHvInstance *hv = vm->hv;
+    pid_t pid = vm->info.pid;
     vm->migrated_away = true;
     pthread_mutex_unlock(&vm->lock);
     _cleanup_free_ char *error = NULL;
     if (hv) /* until it ended, it may hold what the destination lacks */
-        vo_post_copy_kept_mark(d, i->vm, i->name, i->peer);
+        vo_post_copy_kept_mark(d, i->vm, i->name, i->peer, pid);
     if (hv && !hand_over_post_copy(d, hv, i, ret_error)) {
         pthread_mutex_unlock(&vm->job);
         return false;
@@ -375,7 +391,7 @@ static bool continue_incoming(VoDaemon *d, VoVm *vm, const VoMigrateIntent *i)
 
 /* A settled switch's outcome, logged and recorded (a task of kind
  * "migrate" that succeeded at once: an event). */
-static void note_settled(VoDaemon *d, const VoMigrateIntent *i, const char *what)
+static void note_settled(VoDaemon *d, const VoMigrateIntent *i, bool moved, const char *what)
 {
     char *message = vo_asprintf("the switch of VM '%s' to host '%s', whose outcome was "
                                 "unknown, is settled: the VM is %s", i->name, i->peer, what);
@@ -385,8 +401,33 @@ static void note_settled(VoDaemon *d, const VoMigrateIntent *i, const char *what
                         .keys = { key } };
     vo_tasks_note(d->tasks, &desc, message,
                   json_pack("{s:s, s:s, s:s}", "vm", i->vm, "settled",
-                            strstr(what, "the destination's:") == what ? "moved" : "not moved",
+                            moved ? "moved" : "not moved",
                             "to", i->peer));
+}
+
+/* Whether the intent file at path is of migration: 1 yes, 0 another
+ * migration's, -1 none or unreadable. */
+static int intent_of(const char *path, const char *migration)
+{
+    _cleanup_free_ char *text = NULL, *error = NULL;
+    json_t *doc = vo_read_file(path, 4 << 20, &text, NULL) >= 0 ? json_loads(text, 0, NULL)
+                                                                 : NULL;
+    VoMigrateIntent now;
+    int r = vo_migrate_intent_from_json(doc, &now, &error) < 0 ? -1
+            : !strcmp(now.migration, migration)                ? 1
+                                                               : 0;
+    json_decref(doc);
+    return r;
+}
+
+/* The intent file done with, unless it is another migration's now: from
+ * the background (migrate-resettle.h) the VM may be migrated again as soon
+ * as this settled it (the API serves), and that migration's intent has the
+ * same path. */
+static void intent_done(const char *path, const VoMigrateIntent *i)
+{
+    if (intent_of(path, i->migration) != 0)
+        (void)unlink(path);
 }
 
 static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
@@ -407,11 +448,12 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
     if (act == VO_MIGRATE_RECOVER_SETTLE) {
         int64_t moved_rev = 0, src_rev = 0;
         _cleanup_free_ char *error = NULL;
-        int s = d->cluster_store
-                    ? vo_vm_move_settle(d->cluster_store, i->vm, d->host_id, i->peer,
+        int s = !d->cluster_store ? 0
+                : vo_migrate_fault_held("resettle-unknown") /* test: the store still silent */
+                    ? vo_error_set(&error, -ETIMEDOUT, "test fault: the store did not say")
+                    : vo_vm_move_settle(d->cluster_store, i->vm, d->host_id, i->peer,
                                         vo_vm_rev(vm), SETTLE_GIVE_UP_MS, &moved_rev, &src_rev,
-                                        &error)
-                    : 0;
+                                        &error);
         if (s == 0) {
             if (d->cluster_store) {
                 pthread_mutex_lock(&vm->lock);
@@ -419,19 +461,20 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                 vm->migrated_away = false; /* a task's unknown switch had set it */
                 pthread_mutex_unlock(&vm->lock);
             }
-            note_settled(d, i, "still this host's: the source runs on (when it ran) and the "
-                         "destination's incoming QEMU ends");
+            note_settled(d, i, false, "still this host's: the source runs on (when it ran) "
+                         "and the destination's incoming QEMU ends");
             act = VO_MIGRATE_RECOVER_RESUME;
         } else if (s == 1) {
-            note_settled(d, i, "the destination's: the source QEMU ends (post-copy: once it "
-                         "handed the rest over) and the destination continues the guest");
+            note_settled(d, i, true, "the destination's: the source QEMU ends (post-copy: "
+                         "once it handed the rest over) and the destination continues the "
+                         "guest");
             if (quit_source(d, vm, i, NULL))
-                (void)unlink(path);
+                intent_done(path, i);
             return;
         } else {
             log_error("vm %s: whether it moved to host %s is unknown (%s): the source stays "
                       "paused; asked again in the background", i->name, i->peer, error);
-            vo_migrate_resettle_later(d, i->vm, i->name);
+            vo_migrate_resettle_later(d, i->vm, i->name, i->migration);
             return; /* the intent stays */
         }
     }
@@ -460,7 +503,7 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                      "left as it is, the intent kept", i->name, i->peer);
             return;
         }
-        if (i->role == VO_MIGRATE_ROLE_SOURCE && vo_post_copy_kept(d, i->vm, NULL)) {
+        if (i->role == VO_MIGRATE_ROLE_SOURCE && vo_post_copy_kept(d, i->vm, -1, NULL)) {
             /* A post-copy source whose destination's guest is gone (the
              * VM restarted elsewhere, or deleted): hand_over_post_copy
              * sees it and lets it end. */
@@ -474,7 +517,9 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                  "as it is", i->name, i->peer);
         break;
     }
-    (void)unlink(path);
+    if (act == VO_MIGRATE_RECOVER_RESUME && vo_migrate_fault("resettle-drop-pause"))
+        vo_migrate_fault_wait("resettle-drop-go", 120000); /* test: migrated again meanwhile */
+    intent_done(path, i);
 }
 
 /* One intent file: finished or undone (a file that is no intent goes). */
@@ -510,13 +555,13 @@ void vo_migrations_recover(VoDaemon *d)
     closedir(dh);
 }
 
-bool vo_migration_resettle(VoDaemon *d, const char *vm_id)
+bool vo_migration_resettle(VoDaemon *d, const char *vm_id, const char *migration)
 {
     _cleanup_free_ char *path = intent_path(d, vm_id);
-    if (access(path, F_OK) < 0)
-        return true; /* settled meanwhile (a vireod start), or none */
+    if (intent_of(path, migration) != 1)
+        return true; /* settled meanwhile (a vireod start), or another migration's */
     recover_file(d, path);
-    return access(path, F_OK) < 0;
+    return intent_of(path, migration) != 1;
 }
 
 /* The intent of vm_id's migration this host is the source of, the VM gone
@@ -603,7 +648,7 @@ int vo_migration_resume_kept(VoDaemon *d, const char *vm_id, char **ret_error)
     bool done = vm ? quit_source(d, vm, &i, &error)
                    : end_unowned(d, &i, VO_HV_MIGRATION_SOURCE, &error);
     if (done)
-        (void)unlink(path);
+        intent_done(path, &i);
     int r = done ? 0 : vo_error_set(ret_error, -EIO, "%s", error ? error : "not recovered");
     json_decref(doc);
     return r;

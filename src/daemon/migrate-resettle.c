@@ -5,6 +5,7 @@
 #include "daemon/migrate-resettle.h"
 
 #include <pthread.h>
+#include <string.h>
 
 #include "daemon/migrate.h"
 #include "util/periodic.h"
@@ -15,23 +16,26 @@
 #define RESETTLE_MAX_WAIT_MS 60000
 
 static VoPeriodic runner = VO_PERIODIC_INIT;
-/* {vm id: {"name", "due" (monotonic ms), "wait" (ms), "tries"}}, under
- * lock: added by task threads, rounds are the runner's. */
+/* {vm id: {"name", "migration" (its id), "due" (monotonic ms), "wait" (ms),
+ * "tries"}}, under lock: added by task threads, rounds are the runner's. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *pending;
 
-void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name)
+void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name,
+                               const char *migration)
 {
     (void)d;
     pthread_mutex_lock(&lock);
     if (!pending)
         pending = json_object();
-    if (json_object_get(pending, vm_id)) { /* asked again by its own round: backoff kept */
-        pthread_mutex_unlock(&lock);
+    json_t *e = json_object_get(pending, vm_id);
+    if (e && !strcmp(json_string_value(json_object_get(e, "migration")) ?: "", migration)) {
+        pthread_mutex_unlock(&lock); /* asked again by its own round: backoff kept */
         return;
     }
     json_object_set_new(pending, vm_id,
-                        json_pack("{s:s, s:I, s:i, s:i}", "name", name, "due",
+                        json_pack("{s:s, s:s, s:I, s:i, s:i}", "name", name, "migration",
+                                  migration, "due",
                                   (json_int_t)(vo_now_ms() + RESETTLE_FIRST_WAIT_MS), "wait",
                                   RESETTLE_FIRST_WAIT_MS, "tries", 0));
     pthread_mutex_unlock(&lock);
@@ -59,10 +63,18 @@ static void resettle_round(void *userdata)
     VoDaemon *d = userdata;
     _cleanup_strv_ char **ids = due_ids();
     for (size_t i = 0; ids[i] && !vo_periodic_stopping(&runner); i++) {
-        bool settled = vo_migration_resettle(d, ids[i]);
+        pthread_mutex_lock(&lock);
+        _cleanup_free_ char *migration = vo_strdup(
+            json_string_value(json_object_get(json_object_get(pending, ids[i]), "migration")));
+        pthread_mutex_unlock(&lock);
+        if (!migration)
+            continue;
+        bool settled = vo_migration_resettle(d, ids[i], migration);
         pthread_mutex_lock(&lock);
         json_t *e = json_object_get(pending, ids[i]);
-        if (settled) {
+        if (e && strcmp(json_string_value(json_object_get(e, "migration")), migration))
+            e = NULL; /* another migration's since: its own entry */
+        if (settled && e) {
             json_object_del(pending, ids[i]);
         } else if (e) {
             json_int_t wait = json_integer_value(json_object_get(e, "wait")) * 2;

@@ -13,8 +13,10 @@
 
 #include "daemon/daemon.h"
 
-/* The VM's kept intent (RUN/migrations/<vm-id>.json) is settled later. */
-void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name);
+/* The VM's kept intent (RUN/migrations/<vm-id>.json), of that migration
+ * (its id), is settled later. */
+void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name,
+                               const char *migration);
 /* The background thread (vireod's main; standalone: nothing). */
 int vo_migrate_resettle_start(VoDaemon *d);
 void vo_migrate_resettle_stop(VoDaemon *d);

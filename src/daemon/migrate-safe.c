@@ -20,6 +20,15 @@ bool vo_migrate_fault(const char *point)
     return true;
 }
 
+bool vo_migrate_fault_held(const char *point)
+{
+    const char *dir = getenv("VIREO_TEST_MIGRATE_FAULT");
+    if (!dir || !*dir)
+        return false;
+    _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, point);
+    return access(path, F_OK) == 0;
+}
+
 void vo_migrate_fault_wait(const char *point, int ms)
 {
     for (int64_t until = vo_now_ms() + ms; vo_now_ms() < until && !vo_migrate_fault(point);)

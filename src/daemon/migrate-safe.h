@@ -17,6 +17,9 @@ bool vo_migrate_fault(const char *point);
 /* Waits (at most ms) until a test makes $VIREO_TEST_MIGRATE_FAULT/<point>,
  * then removes it: a pause a test ends when its racing step is done. */
 void vo_migrate_fault_wait(const char *point, int ms);
+/* True while $VIREO_TEST_MIGRATE_FAULT/<point> exists (not removed): a
+ * state a test holds until its racing step is done. */
+bool vo_migrate_fault_held(const char *point);
 
 /* VO_MIGRATION_INCOMING_IDLE_MS, or $VIREO_TEST_MIGRATE_IDLE_MS. */
 int vo_migrate_idle_ms(void);

@@ -992,7 +992,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
             m->keep_intent = true; /* settled from it (migrate-resettle.h) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
-            vo_migrate_resettle_later(d, vm_id, name);
+            vo_migrate_resettle_later(d, vm_id, name, mig_id);
             return vo_task_fail(t, r, "the switch of VM '%s' to host '%s' has an unknown "
                                 "outcome: %s; the source QEMU stays paused (never resumed "
                                 "while the VM may be the destination's) until the store "
@@ -1005,8 +1005,12 @@ static int task_migrate_run(VoTask *t, void *userdata)
     /* Post-copy: from here this QEMU holds what the destination lacks (the
      * device state, then the pages it has not fetched): nothing but the
      * migration may end it, not even a fencing (post-copy-kept.h). */
-    if (r >= 0 && at_switch)
-        vo_post_copy_kept_mark(d, vm_id, name, m->to_id);
+    if (r >= 0 && at_switch) {
+        pthread_mutex_lock(&vm->lock);
+        pid_t pid = vm->info.pid;
+        pthread_mutex_unlock(&vm->lock);
+        vo_post_copy_kept_mark(d, vm_id, name, m->to_id, pid);
+    }
     if (r >= 0 && vo_migrate_fault("exit-after-txn")) /* test: the source dies here */
         _exit(70);
     if (r < 0)

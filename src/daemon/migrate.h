@@ -134,10 +134,11 @@ void vo_migration_intent_drop(VoDaemon *d, const char *vm_id);
 /* At start, after the VMs are loaded and before the API serves: each
  * intent an earlier vireod left is finished or undone. */
 void vo_migrations_recover(VoDaemon *d);
-/* The VM's kept intent, a source's switch whose outcome was unknown, is
- * settled again as vireod's start would (migrate-resettle.h). True once
- * done (the intent gone, or none left), false while still unknown. */
-bool vo_migration_resettle(VoDaemon *d, const char *vm_id);
+/* The VM's kept intent of migration (its id), a source's switch whose
+ * outcome was unknown, is settled again as vireod's start would
+ * (migrate-resettle.h). True once done (that intent gone, or the file
+ * another migration's now), false while still unknown. */
+bool vo_migration_resettle(VoDaemon *d, const char *vm_id, const char *migration);
 /* A post-copy this host was the source of whose recovery failed (its QEMU
  * and intent kept): key is the VM's id or name; 0 with its id and name
  * (malloc'd), -ENOENT when there is none here, -EBUSY (*ret_error) while

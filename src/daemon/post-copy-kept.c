@@ -7,11 +7,12 @@
 #include "state/vm-move-settle.h"
 #include "util/util.h"
 
-void vo_post_copy_kept_mark(VoDaemon *d, const char *vm_id, const char *name, const char *to)
+void vo_post_copy_kept_mark(VoDaemon *d, const char *vm_id, const char *name, const char *to,
+                            pid_t pid)
 {
     /* The mark first, then off the kill list: the fence skips a marked
      * QEMU it still lists. */
-    int r = vo_fence_post_copy_mark(d->run_dir, vm_id, to);
+    int r = vo_fence_post_copy_mark(d->run_dir, vm_id, to, pid);
     if (r < 0)
         log_error("vm %s: cannot mark its QEMU here as a post-copy source (%s): a fencing "
                   "of this host would kill it", name, strerror(-r));
@@ -30,9 +31,9 @@ void vo_post_copy_kept_unmark(VoDaemon *d, const char *vm_id)
         log_warn("vm %s: cannot remove its post-copy source mark: %s", vm_id, strerror(-r));
 }
 
-bool vo_post_copy_kept(VoDaemon *d, const char *vm_id, char **ret_to)
+bool vo_post_copy_kept(VoDaemon *d, const char *vm_id, pid_t pid, char **ret_to)
 {
-    return vo_fence_post_copy_marked(d->run_dir, vm_id, ret_to) > 0;
+    return vo_fence_post_copy_marked(d->run_dir, vm_id, pid, ret_to) > 0;
 }
 
 bool vo_post_copy_source_needed(VoDaemon *d, const char *vm_id, const char *to)

@@ -10,16 +10,20 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "daemon/daemon.h"
 
-/* Marks the VM's QEMU here as a post-copy source (to: the destination's
- * host id) and takes it off the fence's kill list. */
-void vo_post_copy_kept_mark(VoDaemon *d, const char *vm_id, const char *name, const char *to);
+/* Marks the VM's QEMU here (pid) as a post-copy source (to: the
+ * destination's host id) and takes it off the fence's kill list. */
+void vo_post_copy_kept_mark(VoDaemon *d, const char *vm_id, const char *name, const char *to,
+                            pid_t pid);
 /* Its QEMU ended (or the VM is this host's again): the mark goes. */
 void vo_post_copy_kept_unmark(VoDaemon *d, const char *vm_id);
-/* Whether the mark is there; *ret_to (may be NULL): the destination. */
-bool vo_post_copy_kept(VoDaemon *d, const char *vm_id, char **ret_to);
+/* Whether the mark is there and names the QEMU pid (< 0: any); *ret_to
+ * (may be NULL): the destination. An unreadable mark, or one left for an
+ * earlier QEMU of the VM, keeps nothing. */
+bool vo_post_copy_kept(VoDaemon *d, const char *vm_id, pid_t pid, char **ret_to);
 /* Whether a kept source's pages may still be needed: false only when a
  * linearizable read finds the VM's document gone from the destination
  * (restarted elsewhere or deleted); true when it is there or the store

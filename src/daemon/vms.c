@@ -2887,9 +2887,13 @@ int vo_vms_reconcile_fenced(VoDaemon *d)
             /* Still ours; the manager may have written its ha_state while
              * this host was away: the next save compares at that revision. */
             vms[i]->rev = rev;
+        /* Only a migrated-away VM's QEMU can be a post-copy source (never
+         * continued here), and only the one its mark names. */
+        bool away = vms[i]->migrated_away;
+        pid_t pid = vms[i]->info.pid;
         pthread_mutex_unlock(&vms[i]->lock);
         _cleanup_free_ char *to = NULL;
-        if (g == -ENOENT && vo_post_copy_kept(d, id, &to)) {
+        if (g == -ENOENT && away && vo_post_copy_kept(d, id, pid, &to)) {
             /* Moved away by a post-copy migration whose source QEMU is
              * here: paused, its disks no longer written, it holds pages
              * the destination's guest lacks. Ended only once that guest is

@@ -184,15 +184,15 @@ int vo_fence_ha_remove(const char *run_dir, const char *vm_id)
     return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-int vo_fence_post_copy_mark(const char *run_dir, const char *vm_id, const char *to)
+int vo_fence_post_copy_mark(const char *run_dir, const char *vm_id, const char *to, pid_t pid)
 {
-    if (!id_ok(vm_id) || !to)
+    if (!id_ok(vm_id) || !to || pid < 0)
         return -EINVAL;
     _cleanup_free_ char *dir = vo_asprintf("%s/" VO_FENCE_POST_COPY_DIR, run_dir);
     int r = vo_mkdir_p(dir, 0750);
     if (r < 0)
         return r;
-    json_t *doc = json_pack("{s:s}", "to", to);
+    json_t *doc = json_pack("{s:s, s:i}", "to", to, "pid", (int)pid);
     _cleanup_free_ char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     _cleanup_free_ char *path = vo_asprintf("%s/%s", dir, vm_id);
@@ -207,24 +207,28 @@ int vo_fence_post_copy_unmark(const char *run_dir, const char *vm_id)
     return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-int vo_fence_post_copy_marked(const char *run_dir, const char *vm_id, char **ret_to)
+int vo_fence_post_copy_marked(const char *run_dir, const char *vm_id, pid_t pid, char **ret_to)
 {
     if (!id_ok(vm_id))
         return 0;
     _cleanup_free_ char *path = vo_asprintf("%s/" VO_FENCE_POST_COPY_DIR "/%s", run_dir, vm_id);
     _cleanup_free_ char *text = NULL;
-    int r = vo_read_file(path, 4096, &text, NULL);
-    if (r == -ENOENT)
+    if (vo_read_file(path, 4096, &text, NULL) < 0)
         return 0;
-    /* Any other failure counts as marked: a QEMU kept in doubt loses
-     * nothing, one ended in doubt may lose the guest. */
-    if (ret_to) {
-        json_t *doc = r >= 0 ? json_loads(text, 0, NULL) : NULL;
-        const char *to = json_string_value(json_object_get(doc, "to"));
-        *ret_to = to ? vo_strdup(to) : NULL;
-        json_decref(doc);
-    }
-    return 1;
+    /* Kept only when the mark is readable and names this very QEMU: a
+     * QEMU kept in doubt (a mark unread, or one a dead vireod left for an
+     * earlier QEMU of the VM) may be a running HA guest the manager starts
+     * elsewhere, which the HA rule forbids; one ended in doubt loses at
+     * most this guest's run. */
+    json_t *doc = json_loads(text, 0, NULL);
+    const char *to = json_string_value(json_object_get(doc, "to"));
+    json_t *mark_pid = json_object_get(doc, "pid");
+    bool ours = to && json_is_integer(mark_pid) &&
+                (pid < 0 || json_integer_value(mark_pid) == (json_int_t)pid);
+    if (ours && ret_to)
+        *ret_to = vo_strdup(to);
+    json_decref(doc);
+    return ours ? 1 : 0;
 }
 
 static bool names_vm(pid_t pid, void *vm_id)
@@ -247,7 +251,7 @@ json_t *vo_fence_kill_ha(const char *run_dir)
         pid_t pid = 0;
         if (read_pid(path, &pid) < 0)
             continue;
-        if (vo_fence_post_copy_marked(run_dir, e->d_name, NULL)) {
+        if (vo_fence_post_copy_marked(run_dir, e->d_name, pid, NULL)) {
             json_array_append_new(out, json_pack("{s:s, s:i, s:b, s:s}", "vm", e->d_name, "pid",
                                                  (int)pid, "killed", false, "kept",
                                                  "post-copy source"));

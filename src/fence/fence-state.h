@@ -9,8 +9,9 @@
  *                          set to the fencing's time
  *   RUN/fence/ha/<vm-id>   the QEMU pid of a running HA VM (vireod writes it)
  *   RUN/fence/post-copy/<vm-id>
- *                          {"to": HOST-ID}: this host's QEMU of the VM is the
- *                          source of a post-copy migration to HOST-ID and is
+ *                          {"to": HOST-ID, "pid": PID}: this host's QEMU of
+ *                          the VM (PID) is the source of a post-copy
+ *                          migration to HOST-ID and is
  *                          kept (it holds guest pages the destination lacks):
  *                          neither the fence nor vireod's reconciles end it
  *                          (docs/ha.md, "Post-copy sources")
@@ -105,15 +106,18 @@ int vo_fence_ha_remove(const char *run_dir, const char *vm_id);
 
 /* RUN/fence/post-copy/<vm_id>, the "post-copy source kept" mark: written
  * (fsync'd, it must outlive a vireod crash) once the VM is the destination
- * host's (to) and this host's QEMU of it is the source of a post-copy;
- * removed once that QEMU ended. marked: 1 and *ret_to (may be NULL) when
- * there, 0 when not. 0 or -errno (remove: missing is 0). */
-int vo_fence_post_copy_mark(const char *run_dir, const char *vm_id, const char *to);
+ * host's (to) and this host's QEMU of it (pid) is the source of a
+ * post-copy; removed once that QEMU ended. marked: 1 and *ret_to (may be
+ * NULL) when there, readable and naming pid (pid < 0: any QEMU, for a VM
+ * whose QEMU vireod has not attached); 0 when not, or unreadable, or an
+ * earlier QEMU's. 0 or -errno (remove: missing is 0). */
+int vo_fence_post_copy_mark(const char *run_dir, const char *vm_id, const char *to, pid_t pid);
 int vo_fence_post_copy_unmark(const char *run_dir, const char *vm_id);
-int vo_fence_post_copy_marked(const char *run_dir, const char *vm_id, char **ret_to);
+int vo_fence_post_copy_marked(const char *run_dir, const char *vm_id, pid_t pid, char **ret_to);
 
 /* SIGKILL to every QEMU RUN/fence/ha/ lists whose cmdline still names its
- * VM id (pids get reused), but a post-copy source kept (its mark, above):
+ * VM id (pids get reused), but a post-copy source kept (its mark, above,
+ * naming the listed pid):
  * paused, its disks no longer written, and its VM another host's, it
  * breaks no HA rule, and killed it would lose the pages the destination's
  * guest still lacks. Returns an array of {"vm","pid","killed"} (a kept one

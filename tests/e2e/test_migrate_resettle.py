@@ -13,15 +13,22 @@ saying the source stays paused until the store answers; vireod then asks
 again in the background and settles it by itself:
 
 1. not applied: the source QEMU runs again at h1 (the counter goes on
-   there) and h2's incoming QEMU ends;
+   there) and h2's incoming QEMU ends; migrated again (unknown again) just
+   before that settling removed its intent file, the new migration's
+   intent and settling are kept (test hook resettle-drop-pause);
 2. applied: the source QEMU ends and h2 continues the VM (the counter goes
-   on there).
+   on there);
+3. not applied, but the source QEMU (h2's now) ended while the outcome was
+   unknown (as a fencing would kill it; the test hook resettle-unknown
+   keeps the background settling unknown meanwhile): the VM is crashed at
+   h2, not left "running" with no QEMU (an HA VM would never be restarted).
 
 Each decision is logged and recorded as a task of kind "migrate" (result
 "settled": "not moved" / "moved"). Before, both QEMUs stayed paused until
 h1's vireod restarted."""
 
 import os
+import signal
 
 from test_migrate import create_on, hosts_of, qemu_of, start_counter
 from test_migrate_robust import (counter_goes_on, nothing_at, settled,
@@ -56,9 +63,19 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     start_counter(h1, "ctr")
     vm_id = h1.vm("ctr")["id"]
 
-    # 1. Not applied: the source runs on, the destination's QEMU ends.
+    # 1. Not applied: the source runs on, the destination's QEMU ends. The
+    # settling is held (resettle-drop-pause) after the source runs on and
+    # before it removes the intent, while the VM is migrated again, with an
+    # unknown outcome too: that migration's intent (the same file) and its
+    # own settling in the background survive it.
+    (faults / "resettle-drop-pause").touch()
     migrate_unknown(h1, faults, "txn-lost", "h2")
+    wait_until(lambda: not (faults / "resettle-drop-pause").exists(), 120,
+               what="the background settling held")
     assert hosts_of(h1, "ctr") == ["h1"]
+    counter_goes_on(h1, "ctr")
+    migrate_unknown(h1, faults, "txn-lost", "h2")
+    (faults / "resettle-drop-go").touch()
     counter_goes_on(h1, "ctr")
     # h2 ends its incoming VM on its own (told to, or on its source's
     # silence): its dirs go right after its QEMU.
@@ -67,8 +84,8 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     nothing_at(h2, vm_id)
     assert len(qemu_of(h1, vm_id)) == 1
     assert "the VM is still this host's" in h1.log()
-    [note] = settle_notes(h1)
-    assert note["result"]["settled"] == "not moved", note
+    notes = settle_notes(h1)
+    assert [n["result"]["settled"] for n in notes] == ["not moved", "not moved"], notes
 
     # 2. Applied: the source ends, h2 continues the VM.
     migrate_unknown(h1, faults, "txn-unknown", "h2")
@@ -80,4 +97,19 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     assert len(qemu_of(h2, vm_id)) == 1
     assert "the VM is the destination's" in h1.log()
     notes = settle_notes(h1)
-    assert sorted(n["result"]["settled"] for n in notes) == ["moved", "not moved"], notes
+    assert sorted(n["result"]["settled"] for n in notes) == ["moved", "not moved",
+                                                            "not moved"], notes
+
+    # 3. Not applied, the source QEMU gone meanwhile: crashed, not running.
+    (faults / "resettle-unknown").touch()
+    migrate_unknown(h2, faults, "txn-lost", "h1")
+    for pid in qemu_of(h2, vm_id):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not qemu_of(h2, vm_id), 30, what="h2's source QEMU to end")
+    (faults / "resettle-unknown").unlink()
+    wait_until(lambda: h2.vm("ctr")["state"] == "crashed", 180, what="the VM crashed at h2")
+    assert hosts_of(h2, "ctr") == ["h2"]
+    assert "its QEMU ended while the migration's outcome was unknown" in h2.log()
+    wait_until(lambda: not os.path.exists(os.path.join(h1.run_dir, "vms", vm_id)), 60,
+               what="h1's incoming VM to be removed")
+    nothing_at(h1, vm_id)

@@ -66,7 +66,7 @@ def test_a_fenced_host_keeps_its_post_copy_source(cluster, tmp_path):
     kill_stream(src, m.group(1), m.group(2))
     [source] = qemu_of(src, vm_id)
     with open(mark) as f, open(os.path.join(dst.state_dir, "host-id")) as g:
-        assert json.load(f) == {"to": g.read().strip()}
+        assert json.load(f) == {"to": g.read().strip(), "pid": source}
     assert not os.path.exists(ha_list), "a post-copy source is off the fence's kill list"
 
     fenced_path = os.path.join(src.run_dir, "fenced")

@@ -246,12 +246,13 @@ static void test_kill_ha_keeps_a_post_copy_source(void **state)
     const char *vm = "vm-3333-cccc";
     pid_t a = spawn_tagged(vm);
     assert_int_equal(vo_fence_ha_write(dir, vm, a), 0);
-    assert_int_equal(vo_fence_post_copy_marked(dir, vm, NULL), 0);
-    assert_int_equal(vo_fence_post_copy_mark(dir, vm, "host-2"), 0);
+    assert_int_equal(vo_fence_post_copy_marked(dir, vm, a, NULL), 0);
+    assert_int_equal(vo_fence_post_copy_mark(dir, vm, "host-2", a), 0);
     _cleanup_free_ char *to = NULL;
-    assert_int_equal(vo_fence_post_copy_marked(dir, vm, &to), 1);
+    assert_int_equal(vo_fence_post_copy_marked(dir, vm, a, &to), 1);
     assert_string_equal(to, "host-2");
-    assert_int_equal(vo_fence_post_copy_mark(dir, "../escape", "host-2"), -EINVAL);
+    assert_int_equal(vo_fence_post_copy_marked(dir, vm, -1, NULL), 1);
+    assert_int_equal(vo_fence_post_copy_mark(dir, "../escape", "host-2", a), -EINVAL);
     json_t *killed = vo_fence_kill_ha(dir);
     assert_int_equal(json_array_size(killed), 1);
     json_t *o = json_array_get(killed, 0);
@@ -268,6 +269,43 @@ static void test_kill_ha_keeps_a_post_copy_source(void **state)
     assert_int_equal(waitpid(a, &status, 0), a);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     kill(-a, SIGKILL);
+}
+
+/* A mark keeps only the QEMU it names, and only when it can be read: one a
+ * dead vireod left for an earlier QEMU of the VM, or one the fence cannot
+ * read, must not keep a running HA guest from the fence (the manager
+ * starts it elsewhere: two QEMUs would write its disks). */
+static void test_kill_ha_kills_despite_a_stale_or_unreadable_mark(void **state)
+{
+    const char *vm = "vm-4444-dddd", *other = "vm-5555-eeee";
+    pid_t a = spawn_tagged(vm), b = spawn_tagged(other);
+    assert_int_equal(vo_fence_ha_write(dir, vm, a), 0);
+    assert_int_equal(vo_fence_ha_write(dir, other, b), 0);
+    /* An earlier QEMU's mark (its pid long gone). */
+    assert_int_equal(vo_fence_post_copy_mark(dir, vm, "host-2", a + 100000), 0);
+    assert_int_equal(vo_fence_post_copy_marked(dir, vm, a, NULL), 0);
+    /* A mark that cannot be read (a directory where the file should be). */
+    _cleanup_free_ char *unreadable = vo_asprintf("%s/" VO_FENCE_POST_COPY_DIR "/%s", dir,
+                                                  other);
+    assert_int_equal(vo_mkdir_p(unreadable, 0750), 0);
+    assert_int_equal(vo_fence_post_copy_marked(dir, other, b, NULL), 0);
+    assert_int_equal(vo_fence_post_copy_marked(dir, other, -1, NULL), 0);
+    json_t *killed = vo_fence_kill_ha(dir);
+    assert_int_equal(json_array_size(killed), 2);
+    size_t i;
+    json_t *o;
+    json_array_foreach(killed, i, o) {
+        assert_true(json_is_true(json_object_get(o, "killed")));
+        assert_null(json_object_get(o, "kept"));
+    }
+    json_decref(killed);
+    int status = 0;
+    assert_int_equal(waitpid(a, &status, 0), a);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_int_equal(waitpid(b, &status, 0), b);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    kill(-a, SIGKILL);
+    kill(-b, SIGKILL);
 }
 
 /* Fenced again before vireod reconciled: the VMs killed the first time
@@ -326,6 +364,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pid_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_ha, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_ha_keeps_a_post_copy_source, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_ha_kills_despite_a_stale_or_unreadable_mark,
+                                        setup, teardown),
         cmocka_unit_test(test_merge_killed),
         cmocka_unit_test_setup_teardown(test_fenced_clear, setup, teardown),
     };
