@@ -3,8 +3,9 @@
  * host's delete (it does not know the index) or lost in a crash would refuse
  * its MAC forever. A VM exists while its document is on a member host
  * (h/<host-id>/vms/<id>; standalone vms/<id>) or while its name's claim
- * (cluster/names/vms/<name>) names it: a VM being created, or a joiner's
- * before its first start, has that claim before its document is there. A
+ * (cluster/names/vms/<name>) names it: a VM's first write makes that claim
+ * with its document, and a joiner's VMs (no member's until its start) have
+ * it from the join's copy, before their MAC entries (cluster-copy.c). A
  * ghost is taken over (a claim that finds one, vo_mac_claims_add) or
  * removed (the manager's sweep, a bounded number of entries a round) in one
  * transaction comparing the entry at the revision read, the VM's documents
@@ -68,7 +69,7 @@ static int ghost_check(VoDaemon *d, const char *key, const char *text, int64_t r
     if (!g->vm || !g->vm_id || strchr(g->vm_id, '/'))
         return 0;
     ghost_compare(g, vo_strdup(key), rev);
-    /* Its name's claim: a VM being created (or a joiner's) has it first. */
+    /* Its name's claim: a joiner's VM (no member's yet) has only that. */
     char *name_key = vo_key_vm_name(g->vm);
     _cleanup_free_ char *claim = NULL;
     int64_t claim_rev = 0;
