@@ -118,7 +118,7 @@ int vo_mac_ghost_take_over(VoDaemon *d, const char *key, const char *text, int64
     int64_t rev = 0;
     int r = vo_store_get(d->store, key, &held, &rev);
     if (r < 0)
-        return r == -ENOENT ? 0 : r; /* gone meanwhile: the caller claims again */
+        return r == -ENOENT ? 0 : r; /* gone meanwhile (swept): as another's, this once */
     Ghost g;
     r = ghost_check(d, key, held, rev, &g);
     if (r > 0) {

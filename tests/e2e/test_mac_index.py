@@ -147,6 +147,29 @@ def test_create_macs_checked_and_indexed(tmp_path):
             CLAIMS + b["nics"][0]["mac"])
         d.start()
         assert claims(d) == {n["mac"]: ({"vm": "b", "vm_id": b["id"]}, 0) for n in b["nics"]}
+        # That ghost swept (gone) while the start takes it over: its MAC is
+        # entered new (before: logged as the gone VM's, the MAC in no entry
+        # and the host marked as indexed, so another VM could be given it).
+        d.stop()
+        ghost_key = CLAIMS + b["nics"][0]["mac"]
+        sql(d, "UPDATE documents SET value = ? WHERE key = ?",
+            json.dumps({"vm": "gone", "vm_id": "0e0e0e0e-0000-4000-8000-00000000e0e2"}),
+            ghost_key)
+        faults = tmp_path / "store-faults"
+        faults.mkdir()
+        hold = faults / ("put@" + ghost_key.replace("/", "+") + ".hold")
+        hold.touch()
+        d.env = {**(d.env or {}), "VIREO_TEST_STORE_FAULTS": str(faults)}
+        starting = threading.Thread(target=d.start, kwargs={"timeout": 180})
+        starting.start()
+        try:  # the take-over's transaction held: the sweep deletes the ghost
+            wait_until(lambda: hold.with_suffix(".held").exists(), 120, what="the take-over")
+            sql(d, "DELETE FROM documents WHERE key = ?", ghost_key)
+        finally:
+            hold.unlink()
+            starting.join()
+        assert claims(d) == {n["mac"]: ({"vm": "b", "vm_id": b["id"]}, 0) for n in b["nics"]}
+        assert len(sql(d, "SELECT key FROM documents WHERE key LIKE 'cluster/mac-indexed/%'")) == 1
         d.task_ok("DELETE", "/v1/vms/b")
         assert claims(d) == {}  # the entered ones are the VM's, gone with it
     finally:
