@@ -47,7 +47,7 @@ typedef struct {
     json_t *networks; /* [{host, name, subnet}] */
     json_t *names;    /* cluster/names/vms/<name> keys' names */
     json_t *pools;    /* the cluster's shared pools: cluster/pools/<name> docs by name */
-    json_t *macs;     /* mac (lower case): {vm, host?}: the VMs' NICs' and the MAC index's */
+    json_t *macs;     /* mac (lower case): {vm, host?, vm_id?}: VM documents', the index's */
 } ClusterObjects;
 
 /* mac in lower case into ret: false when it is no MAC. */
