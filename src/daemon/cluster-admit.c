@@ -17,6 +17,7 @@
 #include "cluster/pki.h"
 #include "conf/vm-spec.h"
 #include "daemon/cluster.h"
+#include "daemon/mac-claims.h"
 #include "daemon/networks.h"
 #include "daemon/storage.h"
 #include "network/cidr.h"
@@ -46,20 +47,28 @@ typedef struct {
     json_t *networks; /* [{host, name, subnet}] */
     json_t *names;    /* cluster/names/vms/<name> keys' names */
     json_t *pools;    /* the cluster's shared pools: cluster/pools/<name> docs by name */
-    json_t *macs;     /* mac (lower case): {vm, host?}: the VMs' NICs' and the MAC index's */
+    json_t *macs;     /* mac (lower case): {vm, host?, vm_id?}: VM documents', the index's */
 } ClusterObjects;
 
-/* Records a MAC the cluster has (the first holder seen). */
-static void add_mac(ClusterObjects *o, const char *mac, const char *vm, const char *host_id)
+/* mac in lower case into ret: false when it is no MAC. */
+static bool mac_lower(const char *mac, char ret[18])
 {
     if (!mac || !vo_mac_valid(mac))
-        return;
-    char lower[18];
+        return false;
     for (int i = 0; i < 18; i++)
-        lower[i] = (char)tolower((unsigned char)mac[i]);
-    if (!json_object_get(o->macs, lower))
-        json_object_set_new(o->macs, lower, json_pack("{s:s, s:s?}", "vm", vm ? vm : "?",
-                                                      "host", host_id));
+        ret[i] = (char)tolower((unsigned char)mac[i]);
+    return true;
+}
+
+/* Records a MAC the cluster has (the first holder seen: a VM document's,
+ * with its host; else the MAC index's, with its VM's id when held). */
+static void add_mac(ClusterObjects *o, const char *mac, const char *vm, const char *host_id,
+                    const char *vm_id)
+{
+    char lower[18];
+    if (mac_lower(mac, lower) && !json_object_get(o->macs, lower))
+        json_object_set_new(o->macs, lower, json_pack("{s:s, s:s?, s:s?}", "vm", vm ? vm : "?",
+                                                      "host", host_id, "vm_id", vm_id));
 }
 
 /* The MAC index's entries (cluster/claims/macs/<mac>): held, or being given. */
@@ -68,9 +77,32 @@ static int collect_mac_claim(const char *key, const char *value, int64_t rev, vo
     (void)rev;
     json_t *doc = json_loads(value, 0, NULL);
     add_mac(userdata, strrchr(key, '/') + 1, json_string_value(json_object_get(doc, "vm")),
-            json_string_value(json_object_get(doc, "host")));
+            json_string_value(json_object_get(doc, "host")),
+            json_string_value(json_object_get(doc, "vm_id")));
     json_decref(doc);
     return 0;
+}
+
+/* The joiner's MACs whose only holder is a held entry of the MAC index
+ * that no host's VM document backs: removed when its VM is gone (a ghost,
+ * as the manager's sweep would, mac-ghosts.c), so that the join is not
+ * refused (nor its copy stopped) for a VM no host has. */
+static void drop_mac_ghosts(VoDaemon *d, ClusterObjects *o, const json_t *req)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(req, "macs"), i, v) {
+        char lower[18];
+        json_t *held = mac_lower(json_string_value(json_object_get(v, "mac")), lower)
+                           ? json_object_get(o->macs, lower)
+                           : NULL;
+        if (!json_string_value(json_object_get(held, "vm_id")) ||
+            json_string_value(json_object_get(held, "host")))
+            continue;
+        _cleanup_free_ char *key = vo_key_mac_claim(lower);
+        if (vo_mac_ghost_remove(d, key) > 0)
+            json_object_del(o->macs, lower);
+    }
 }
 
 /* "h/<host>/vms/<id>" and "h/<host>/networks/<name>" of every host. */
@@ -95,7 +127,7 @@ static int collect_host_docs(const char *key, const char *value, int64_t rev, vo
         json_t *nic;
         json_array_foreach(json_object_get(json_object_get(doc, "spec"), "nics"), i, nic)
             add_mac(o, json_string_value(json_object_get(nic, "mac")), json_string_value(name),
-                    host_id);
+                    host_id, NULL);
     } else
         json_array_append_new(o->networks,
                               json_pack("{s:s, s:O?, s:O?}", "host", host_id, "name",
@@ -208,10 +240,8 @@ static void find_collisions(const ClusterObjects *o, const json_t *req, const ch
     json_array_foreach(json_object_get(req, "macs"), i, v) {
         const char *mac = json_string_value(json_object_get(v, "mac"));
         const char *vm = json_string_value(json_object_get(v, "vm"));
-        char lower[18] = "";
-        for (int c = 0; mac && vo_mac_valid(mac) && c < 18; c++)
-            lower[c] = (char)tolower((unsigned char)mac[c]);
-        json_t *held = lower[0] ? json_object_get(o->macs, lower) : NULL;
+        char lower[18];
+        json_t *held = mac_lower(mac, lower) ? json_object_get(o->macs, lower) : NULL;
         if (!held)
             continue;
         const char *host = json_string_value(json_object_get(held, "host"));
@@ -472,6 +502,7 @@ int vo_cluster_admit(VoDaemon *d, const json_t *req, json_t **ret, char **ret_er
                      r == -EAGAIN ? "cluster has no quorum" : strerror(-r));
     char **collisions = NULL;
     if (r >= 0) {
+        drop_mac_ghosts(d, &o, req);
         find_collisions(&o, req, host_id, &collisions);
         find_pool_collisions(&o, pools, legacy, &collisions);
         vo_cluster_admit_projects(d->cluster_store, projects, &collisions);

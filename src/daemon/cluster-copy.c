@@ -177,14 +177,15 @@ int vo_cluster_copy_in(VoStore *from, VoStore *to, const char *host_id, bool wit
         return vo_error_set(ret_error, r, "cannot read the documents: %s", strerror(-r));
     }
     size_t n = vo_strv_len(docs.keys);
-    char **extra = NULL; /* name records and MAC entries: keys and values, owned */
+    char **extra = NULL; /* name records, then MAC entries: keys and values, owned */
+    char **macs = NULL;
     json_t *seen = json_object();
     /* A join enters its VMs' MACs in the cluster's index (cluster init
      * copies its own index, under cluster/, as it is). */
     for (size_t i = 0; i < n && !with_cluster; i++)
-        vm_mac_records(docs.keys[i], docs.values[i], seen, &extra);
+        vm_mac_records(docs.keys[i], docs.values[i], seen, &macs);
     json_decref(seen);
-    VoStoreOp *ops = vo_malloc0(sizeof(*ops) * (2 * n + vo_strv_len(extra) / 2 + 1));
+    VoStoreOp *ops = vo_malloc0(sizeof(*ops) * (2 * n + vo_strv_len(macs) / 2 + 1));
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const char *key = docs.keys[i];
@@ -202,6 +203,14 @@ int vo_cluster_copy_in(VoStore *from, VoStore *to, const char *host_id, bool wit
         vo_strv_push(&extra, name_key);
         vo_strv_push(&extra, rec);
     }
+    /* The MAC entries after the name records, in this batch or a later
+     * one: the joiner is no member yet, so its VMs exist for the MAC
+     * index's ghost test (mac-ghosts.c) by their name records alone; an
+     * entry written before its VM's name record could be swept (or taken
+     * over) as a ghost's meanwhile. */
+    for (size_t i = 0; macs && macs[i]; i++)
+        vo_strv_push(&extra, TAKE_PTR(macs[i]));
+    free(macs);
     for (size_t i = 0; extra && extra[i]; i += 2)
         ops[k++] = (VoStoreOp){ .kind = VO_STORE_PUT, .key = extra[i], .value = extra[i + 1] };
     r = write_batches(to, ops, k, true, true, ret_error);

@@ -83,6 +83,11 @@ void vo_mac_claims_release(VoMacClaims *c);
  * store's -errno. */
 int vo_mac_ghost_take_over(VoDaemon *d, const char *key, const char *text, int64_t lease,
                            int64_t *ret_rev);
+/* The held entry at key removed when its VM is gone (as above): 1 when
+ * removed (or gone already), 0 when its VM exists (or the entry changed),
+ * or the store's -errno. A join's admission removes those on the joiner's
+ * MACs (cluster-admit.c). */
+int vo_mac_ghost_remove(VoDaemon *d, const char *key);
 /* The manager's sweep, every VO_MAC_SWEEP_MS: the held entries after the
  * last one checked, at most VO_MAC_SWEEP_BATCH a round, each removed when
  * its VM is gone (as above). The number removed, or the store's -errno. */

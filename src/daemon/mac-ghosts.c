@@ -3,8 +3,9 @@
  * host's delete (it does not know the index) or lost in a crash would refuse
  * its MAC forever. A VM exists while its document is on a member host
  * (h/<host-id>/vms/<id>; standalone vms/<id>) or while its name's claim
- * (cluster/names/vms/<name>) names it: a VM being created, or a joiner's
- * before its first start, has that claim before its document is there. A
+ * (cluster/names/vms/<name>) names it: a VM's first write makes that claim
+ * with its document, and a joiner's VMs (no member's until its start) have
+ * it from the join's copy, before their MAC entries (cluster-copy.c). A
  * ghost is taken over (a claim that finds one, vo_mac_claims_add) or
  * removed (the manager's sweep, a bounded number of entries a round) in one
  * transaction comparing the entry at the revision read, the VM's documents
@@ -19,6 +20,7 @@
 #include "daemon/mac-claims.h"
 #include "state/keys.h"
 #include "util/periodic.h"
+#include "util/test-hold.h"
 #include "util/util.h"
 
 /* The compares that hold "entry key at rev, its VM gone" (keys owned). */
@@ -68,7 +70,7 @@ static int ghost_check(VoDaemon *d, const char *key, const char *text, int64_t r
     if (!g->vm || !g->vm_id || strchr(g->vm_id, '/'))
         return 0;
     ghost_compare(g, vo_strdup(key), rev);
-    /* Its name's claim: a VM being created (or a joiner's) has it first. */
+    /* Its name's claim: a joiner's VM (no member's yet) has only that. */
     char *name_key = vo_key_vm_name(g->vm);
     _cleanup_free_ char *claim = NULL;
     int64_t claim_rev = 0;
@@ -117,7 +119,7 @@ int vo_mac_ghost_take_over(VoDaemon *d, const char *key, const char *text, int64
     int64_t rev = 0;
     int r = vo_store_get(d->store, key, &held, &rev);
     if (r < 0)
-        return r == -ENOENT ? 0 : r; /* gone meanwhile: the caller claims again */
+        return r == -ENOENT ? 0 : r; /* gone meanwhile (swept): as another's, this once */
     Ghost g;
     r = ghost_check(d, key, held, rev, &g);
     if (r > 0) {
@@ -157,21 +159,38 @@ static int collect_after(const char *key, const char *value, int64_t rev, void *
     return 0;
 }
 
+/* The held entry key (text at rev) deleted when it is a ghost's: 1 when
+ * deleted, 0 when not a ghost's (or changed since), or the store's -errno. */
+static int remove_if_ghost(VoDaemon *d, const char *key, const char *text, int64_t rev)
+{
+    Ghost g;
+    int r = ghost_check(d, key, text, rev, &g);
+    VoStoreOp op = { .kind = VO_STORE_DELETE, .key = key };
+    if (r > 0 && (r = ghost_txn(&g, &op, NULL)) > 0)
+        log_info("MAC %s: its index entry named VM '%s' (%s), which no longer exists: removed",
+                 key + strlen(VO_KEY_MAC_CLAIMS_PREFIX), g.vm, g.vm_id);
+    ghost_clear(&g);
+    return r;
+}
+
+int vo_mac_ghost_remove(VoDaemon *d, const char *key)
+{
+    _cleanup_free_ char *held = NULL;
+    int64_t rev = 0;
+    int r = vo_store_get(d->store, key, &held, &rev);
+    if (r < 0)
+        return r == -ENOENT ? 1 : r; /* gone already */
+    return remove_if_ghost(d, key, held, rev);
+}
+
 int vo_mac_ghosts_sweep(VoDaemon *d)
 {
     Batch b = { 0 };
     int r = vo_store_list(d->store, VO_KEY_MAC_CLAIMS_PREFIX, collect_after, &b);
     size_t removed = 0;
     for (size_t i = 0; r >= 0 && i < b.n && !vo_periodic_stopping(&runner); i++) {
-        Ghost g;
-        int c = ghost_check(d, b.keys[i], b.texts[i], b.revs[i], &g);
-        VoStoreOp op = { .kind = VO_STORE_DELETE, .key = b.keys[i] };
-        if (c > 0 && (c = ghost_txn(&g, &op, NULL)) > 0) {
-            log_info("MAC %s: its index entry named VM '%s' (%s), which no longer exists: "
-                     "removed", b.keys[i] + strlen(VO_KEY_MAC_CLAIMS_PREFIX), g.vm, g.vm_id);
-            removed++;
-        }
-        ghost_clear(&g);
+        int c = remove_if_ghost(d, b.keys[i], b.texts[i], b.revs[i]);
+        removed += c > 0;
         if (c < 0)
             r = c;
         else {
@@ -194,6 +213,7 @@ static void sweep_round(void *userdata)
     VoDaemon *d = userdata;
     if (!vo_hosts_is_manager(d))
         return;
+    vo_test_hold("mac_ghosts_sweep"); /* tests: a ghost left to a join's admission */
     int r = vo_mac_ghosts_sweep(d);
     if (r < 0)
         log_warn("store: cannot sweep the MAC index for entries of VMs gone: %s",

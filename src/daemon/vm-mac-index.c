@@ -46,14 +46,87 @@ static int collect_text(const char *key, const char *value, int64_t rev, void *u
     return 0;
 }
 
+/* The index entry key read again after a take-over that did not happen:
+ * 1 when it changed or went since it was read (stored updated: enter it
+ * again), 0 when it is as read, or the store's -errno. */
+static int read_again(VoDaemon *d, const char *key, json_t *stored)
+{
+    _cleanup_free_ char *now = NULL;
+    int g = vo_store_get(d->store, key, &now, NULL);
+    if (g == -ENOENT) { /* swept meanwhile (mac-ghosts.c) */
+        json_object_del(stored, key);
+        return 1;
+    }
+    if (g < 0)
+        return g;
+    if (!strcmp(now, json_string_value(json_object_get(stored, key)) ?: ""))
+        return 0;
+    json_object_set_new(stored, key, json_string(now));
+    return 1;
+}
+
+/* One MAC of spec (key, its held form text) entered, as enter_macs says:
+ * 0, 1 when its entry changed under it (read again: to be entered again),
+ * -EAGAIN or the store's -errno. */
+static int enter_mac(VoDaemon *d, const VoVmSpec *spec, const char *key, json_t *text,
+                     json_t *stored, json_t *into)
+{
+    const char *mac = key + strlen(VO_KEY_MAC_CLAIMS_PREFIX);
+    json_t *have = json_object_get(stored, key);
+    int p = have ? -EEXIST : vo_store_put(d->store, key, json_string_value(text), VO_REV_NEW, NULL);
+    if (p == -EEXIST && !have) { /* claimed meanwhile: read it */
+        _cleanup_free_ char *now = NULL;
+        int g = vo_store_get(d->store, key, &now, NULL);
+        if (g >= 0)
+            json_object_set_new(stored, key, json_string(now));
+        else /* gone again, or unreadable: not known to be its own */
+            p = g == -ENOENT ? -EAGAIN : g;
+        have = json_object_get(stored, key);
+    }
+    if (p < 0 && p != -EEXIST) {
+        log_warn("vm %s: cannot enter its MAC %s in the cluster's index: %s", spec->name, mac,
+                 strerror(-p));
+        return p;
+    }
+    json_t *doc = have ? json_loads(json_string_value(have), 0, NULL) : NULL;
+    const char *id = json_string_value(json_object_get(doc, "vm_id"));
+    const char *other = json_string_value(json_object_get(doc, "vm"));
+    int r = 0, t = 0;
+    if (!have || (id && !strcmp(id, spec->id))) /* entered now, or its own */
+        json_object_set_new(into, key, json_string(have ? json_string_value(have)
+                                                        : json_string_value(text)));
+    else if (id && (t = vo_mac_ghost_take_over(d, key, json_string_value(text), 0, NULL)) > 0) {
+        /* the other VM is gone (mac-ghosts.c): this one's now */
+        json_object_set(stored, key, text);
+        json_object_set(into, key, text);
+    } else if (id && t == 0 && (r = read_again(d, key, stored)) != 0) {
+        /* the entry changed or went since it was read (a sweep, a claim) */
+    } else if (!id) { /* a claim in progress (or gone since): entered at a later start */
+        log_warn("vm %s: its MAC %s is being given to VM '%s' at this moment: not entered "
+                 "in the cluster's index yet", spec->name, mac, other ?: "?");
+        r = -EAGAIN;
+    } else if (t < 0)
+        r = t;
+    else
+        log_warn("vm %s: its MAC %s is also VM '%s''s (given before MACs were indexed): "
+                 "give one of them another MAC (vireo vm nic remove, vireo vm nic add)",
+                 spec->name, mac, other ?: "?");
+    if (r < 0 && r != -EAGAIN)
+        log_warn("vm %s: cannot enter its MAC %s in the cluster's index: %s", spec->name, mac,
+                 strerror(-r));
+    json_decref(doc);
+    return r;
+}
+
 /* spec's MACs entered in the index: each absent one created new in its
  * held form, and those the VM holds (entered now, or its own already) added
  * to into (its relations). stored: the index documents read (key: text),
  * updated with what a creation found. One another VM holds is logged and
- * left to it (a MAC two VMs had before the index). -EAGAIN when one is
- * being given to another VM at this moment (a claim in progress: the VM
- * is not in the index yet, so its host must not be marked as indexed), or
- * the store's -errno. */
+ * left to it (a MAC two VMs had before the index), unless that VM is gone
+ * (a ghost, taken over). -EAGAIN when one is being given to another VM at
+ * this moment (a claim in progress: the VM is not in the index yet, so its
+ * host must not be marked as indexed) or its entry keeps changing under
+ * it, or the store's -errno. */
 static int enter_macs(VoDaemon *d, const VoVmSpec *spec, json_t *stored, json_t *into)
 {
     json_t *want = json_object();
@@ -62,44 +135,11 @@ static int enter_macs(VoDaemon *d, const VoVmSpec *spec, json_t *stored, json_t 
     json_t *text;
     int r = 0;
     json_object_foreach(want, key, text) {
-        const char *mac = key + strlen(VO_KEY_MAC_CLAIMS_PREFIX);
-        json_t *have = json_object_get(stored, key);
-        int p = have ? -EEXIST
-                     : vo_store_put(d->store, key, json_string_value(text), VO_REV_NEW, NULL);
-        if (p == -EEXIST && !have) { /* claimed meanwhile: read it */
-            _cleanup_free_ char *now = NULL;
-            int g = vo_store_get(d->store, key, &now, NULL);
-            if (g >= 0)
-                json_object_set_new(stored, key, json_string(now));
-            else /* gone again, or unreadable: not known to be its own */
-                p = g == -ENOENT ? -EAGAIN : g;
-            have = json_object_get(stored, key);
-        }
-        if (p < 0 && p != -EEXIST) {
-            log_warn("vm %s: cannot enter its MAC %s in the cluster's index: %s", spec->name,
-                     mac, strerror(-p));
-            r = p;
-            continue;
-        }
-        json_t *doc = have ? json_loads(json_string_value(have), 0, NULL) : NULL;
-        const char *id = json_string_value(json_object_get(doc, "vm_id"));
-        const char *other = json_string_value(json_object_get(doc, "vm"));
-        if (!have || (id && !strcmp(id, spec->id))) /* entered now, or its own */
-            json_object_set_new(into, key, json_string(have ? json_string_value(have)
-                                                            : json_string_value(text)));
-        else if (id && vo_mac_ghost_take_over(d, key, json_string_value(text), 0, NULL) > 0) {
-            /* the other VM is gone (mac-ghosts.c): this one's now */
-            json_object_set(stored, key, text);
-            json_object_set(into, key, text);
-        } else if (!id) { /* a claim in progress (or gone since): entered at a later start */
-            log_warn("vm %s: its MAC %s is being given to VM '%s' at this moment: not entered "
-                     "in the cluster's index yet", spec->name, mac, other ?: "?");
-            r = r < 0 ? r : -EAGAIN;
-        } else
-            log_warn("vm %s: its MAC %s is also VM '%s''s (given before MACs were indexed): "
-                     "give one of them another MAC (vireo vm nic remove, vireo vm nic add)",
-                     spec->name, mac, other ?: "?");
-        json_decref(doc);
+        int e = enter_mac(d, spec, key, text, stored, into);
+        if (e > 0) /* changed under it (swept, say): once more, as it is now */
+            e = enter_mac(d, spec, key, text, stored, into);
+        if (e != 0)
+            r = r < 0 ? r : (e > 0 ? -EAGAIN : e);
     }
     json_decref(want);
     return r;

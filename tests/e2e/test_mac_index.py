@@ -147,6 +147,29 @@ def test_create_macs_checked_and_indexed(tmp_path):
             CLAIMS + b["nics"][0]["mac"])
         d.start()
         assert claims(d) == {n["mac"]: ({"vm": "b", "vm_id": b["id"]}, 0) for n in b["nics"]}
+        # That ghost swept (gone) while the start takes it over: its MAC is
+        # entered new (before: logged as the gone VM's, the MAC in no entry
+        # and the host marked as indexed, so another VM could be given it).
+        d.stop()
+        ghost_key = CLAIMS + b["nics"][0]["mac"]
+        sql(d, "UPDATE documents SET value = ? WHERE key = ?",
+            json.dumps({"vm": "gone", "vm_id": "0e0e0e0e-0000-4000-8000-00000000e0e2"}),
+            ghost_key)
+        faults = tmp_path / "store-faults"
+        faults.mkdir()
+        hold = faults / ("put@" + ghost_key.replace("/", "+") + ".hold")
+        hold.touch()
+        d.env = {**(d.env or {}), "VIREO_TEST_STORE_FAULTS": str(faults)}
+        starting = threading.Thread(target=d.start, kwargs={"timeout": 180})
+        starting.start()
+        try:  # the take-over's transaction held: the sweep deletes the ghost
+            wait_until(lambda: hold.with_suffix(".held").exists(), 120, what="the take-over")
+            sql(d, "DELETE FROM documents WHERE key = ?", ghost_key)
+        finally:
+            hold.unlink()
+            starting.join()
+        assert claims(d) == {n["mac"]: ({"vm": "b", "vm_id": b["id"]}, 0) for n in b["nics"]}
+        assert len(sql(d, "SELECT key FROM documents WHERE key LIKE 'cluster/mac-indexed/%'")) == 1
         d.task_ok("DELETE", "/v1/vms/b")
         assert claims(d) == {}  # the entered ones are the VM's, gone with it
     finally:
@@ -295,10 +318,19 @@ def test_join_checks_and_enters_macs_and_ghosts_go(cluster, tmp_path, monkeypatc
     assert not [k for k in etcd_keys(h1, "") if bid in k], etcd_keys(h1, "")
 
     # Another MAC: admitted; its MAC is in the index once the copy is made,
-    # before the joiner's start (held there).
+    # before the joiner's start (held there). An entry of that MAC whose VM
+    # is gone (a ghost, the sweep held) is removed by the admission (before:
+    # the join was refused, "is VM 'gone''s", until the sweep came by).
     h2.task_ok("DELETE", "/v1/vms/b/nics/0")
     h2.task_ok("POST", "/v1/vms/b/nics", {"network": "user", "mac": own})
     b = h2.vm("b")
+    ghost = json.dumps({"vm": "gone", "vm_id": "0e0e0e0e-0000-4000-8000-00000000e0e1"},
+                       separators=(",", ":"))  # no blank: index() splits etcdctl's words
+    sweep_hold = os.path.join(faults[0], "mac_ghosts_sweep.hold")
+    open(sweep_hold, "w").close()
+    wait_until(lambda: os.path.exists(os.path.join(faults[0], "mac_ghosts_sweep.held")), 60,
+               what="the sweep held")
+    etcdctl(h1, "put", "vireo/" + CLAIMS + own, ghost)
     open(os.path.join(faults[1], "cluster_join_copied.hold"), "w").close()
     joined = []
     t = threading.Thread(target=lambda: joined.append(join()))
@@ -310,14 +342,13 @@ def test_join_checks_and_enters_macs_and_ghosts_go(cluster, tmp_path, monkeypatc
     finally:
         os.remove(os.path.join(faults[1], "cluster_join_copied.hold"))
         t.join()
+        os.remove(sweep_hold)
     assert joined, "the join failed"
     h2.use_cluster_certs()
     wait_until(lambda: index(h1).get(own) == {"vm": "b", "vm_id": b["id"]}, 60,
                what="b's MAC in the index")
 
     # Ghosts: a VM deleted by an older host left its entry.
-    ghost = json.dumps({"vm": "gone", "vm_id": "0e0e0e0e-0000-4000-8000-00000000e0e1"},
-                       separators=(",", ":"))  # no blank: index() splits etcdctl's words
     etcdctl(h1, "put", "vireo/" + CLAIMS + "52:54:00:0d:0e:03", ghost)
     status, doc = h2.request("POST", "/v1/vms", {"name": "c", "memory_mib": 64, "host": "h2",
                                                  "networks": ["user"],

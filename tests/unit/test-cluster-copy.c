@@ -4,7 +4,8 @@
  * left out, VM name records, batches beyond one transaction, a collision
  * that writes nothing, a host's own pool named like a shared pool made
  * since the admission (or being made), and deleting a namespace; a removed
- * host's records forgotten; a joiner's MACs entered in the MAC index. */
+ * host's records forgotten; a joiner's MACs entered in the MAC index
+ * (after its VMs' name records). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,6 +164,40 @@ static void test_join_enters_macs(void **state)
     teardown((void **)&h);
 }
 
+static int64_t rev_of(VoStore *s, const char *key)
+{
+    _cleanup_free_ char *v = NULL;
+    int64_t rev = 0;
+    assert_int_equal(vo_store_get(s, key, &v, &rev), 0);
+    return rev;
+}
+
+/* A join copied in several transactions: its VMs' name records are
+ * written before (or with) their MAC entries, never after. The joiner is
+ * no member yet, so between two transactions an entry without its VM's
+ * name record would be a ghost to the manager's sweep (mac-ghosts.c),
+ * deleted or taken over. Each place of the batch boundary is tried. */
+static void test_join_names_before_macs(void **state)
+{
+    (void)state;
+    for (int fill = VO_STORE_ETCD_MAX_TXN_OPS - 6; fill <= VO_STORE_ETCD_MAX_TXN_OPS; fill++) {
+        Fixture *f = NULL;
+        setup((void **)&f);
+        for (int i = 0; i < fill; i++) {
+            _cleanup_free_ char *key = vo_asprintf("operations/op%03d", i);
+            put(f->from, key, "{}");
+        }
+        put(f->from, "vms/a1", "{\"spec\":{\"name\":\"web\",\"nics\":[{\"mac\":"
+                               "\"52:54:00:aa:00:01\"},{\"mac\":\"52:54:00:aa:00:02\"}]}}");
+        _cleanup_free_ char *error = NULL;
+        assert_int_equal(vo_cluster_copy_in(f->from, f->to, "J", false, &error), 0);
+        int64_t name = rev_of(f->to, "cluster/names/vms/web");
+        assert_true(rev_of(f->to, "cluster/claims/macs/52:54:00:aa:00:01") >= name);
+        assert_true(rev_of(f->to, "cluster/claims/macs/52:54:00:aa:00:02") >= name);
+        teardown((void **)&f);
+    }
+}
+
 static void test_batches_and_copy_out(void **state)
 {
     Fixture *f = *state;
@@ -269,6 +304,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_copy_in_without_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collision_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_enters_macs, setup, teardown),
+        cmocka_unit_test(test_join_names_before_macs),
         cmocka_unit_test_setup_teardown(test_batches_and_copy_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_pool_named_like_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_guards_per_batch, setup, teardown),
