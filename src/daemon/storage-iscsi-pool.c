@@ -139,6 +139,25 @@ static char **iscsi_gone(VoDaemon *d, const char *name, const VoIscsiLun *luns, 
     return gone;
 }
 
+/* Shared LUN volume pool/name, known at revision rev, whose attach lock
+ * this host's refresh could not take: when its document is gone from the
+ * store, another host dropped it while this host had it claimed (busy), so
+ * this host's watch left it (apply_volume_change): it goes here, unless
+ * the registry has a newer one of that name (the LUN back meanwhile). */
+static void iscsi_forget_dropped(VoDaemon *d, const char *pool, const char *name, int64_t rev)
+{
+    _cleanup_free_ char *key = vo_storage_volume_doc_key(true, pool, name), *text = NULL;
+    if (vo_store_get(d->store, key, &text, NULL) != -ENOENT)
+        return;
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = vo_storage_volume_find(d, pool, name);
+    if (v && v->shared && v->rev == rev && !v->busy && !v->attaching) {
+        log_info("pool %s: LUN volume %s was dropped by another host", pool, name);
+        vo_storage_registry_remove_volume(d, v);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+}
+
 /* The volumes of iSCSI pool name not in luns, each claimed for its drop as
  * a volume's delete claims it: marked busy (no attach of this host starts
  * meanwhile) and, of a shared pool, with its attach lock held (nor one of
@@ -167,6 +186,10 @@ static char **iscsi_claim_gone(VoDaemon *d, const char *name, const VoIscsiLun *
         }
         VoLeaseKeeper *hold = NULL;
         bool shared = vo_storage_key_is_shared(d, key);
+        pthread_mutex_lock(&d->storage_lock);
+        VoVolume *claimed = vo_storage_volume_find(d, name, names[i]);
+        int64_t rev = claimed ? claimed->rev : 0;
+        pthread_mutex_unlock(&d->storage_lock);
         int r = shared ? vo_storage_attach_lock(d, name, names[i], &error) : 0;
         if (r == 0 && shared) {
             pthread_mutex_lock(&d->storage_lock);
@@ -181,6 +204,8 @@ static char **iscsi_claim_gone(VoDaemon *d, const char *name, const VoIscsiLun *
                      names[i], error);
             vo_storage_lease_keeper_stopp(&hold);
             vo_storage_release_volume(d, name, names[i]);
+            if (r < 0 && shared)
+                iscsi_forget_dropped(d, name, names[i], rev);
             continue;
         }
         vo_strv_pushf(&gone, "%s", names[i]);

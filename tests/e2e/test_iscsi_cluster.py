@@ -10,7 +10,9 @@ the copy a host's check was writing while the delete ran; a delete racing
 another host's attach of a LUN is refused; two hosts refreshing the LUNs
 at once both succeed; a failed read of the published secret keeps the
 host's copy in use; a refresh dropping a LUN gone from the target holds
-its attach lock, so an attach of it on another host meanwhile is refused."""
+its attach lock, so an attach of it on another host meanwhile is refused,
+and a host whose refresh lost that lock to another host's drop of the LUN
+drops it too."""
 
 import os
 import subprocess
@@ -298,5 +300,38 @@ def test_refresh_dropping_a_lun_holds_its_attach_lock(cluster, tmp_path):
         for h in (h1, h2):
             wait_until(lambda: sorted(volumes(h, "san1")) == ["lun1"], 30,
                        what=f"LUN 2's volume gone on {h.name}")
+    finally:
+        t.stop()
+
+
+def test_refresh_claim_losing_to_another_hosts_drop(cluster, tmp_path):
+    """LUN 2 removed from the target; h2's refresh claims its volume and is
+    held at its take of the attach lock (the store's write held) while h1's
+    refresh drops the volume (its document goes; h2's watch, seeing the
+    LUN claimed, leaves it): once let go, h2's lock finds the document gone
+    and h2 drops the volume too (before, h2 listed lun2 for good, and every
+    later refresh kept it, its lock refused on a document that was gone)."""
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_STORE_FAULTS"])
+    try:
+        t.luns[2] = t.spare
+        t.add_lun(2)
+        h1.api("POST", "/v1/pools/san1/refresh", {})
+        wait_until(lambda: "lun2" in volumes(h2, "san1"), 30, what="LUN 2 seen on h2")
+        t.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
+        point = "put@cluster+volume-attach+san1+lun2"
+        th, refresh = held(faults, point, lambda: h2.request("POST", "/v1/pools/san1/refresh",
+                                                             {}))
+        try:
+            h1.api("POST", "/v1/pools/san1/refresh", {})
+            assert sorted(volumes(h1, "san1")) == ["lun1"]
+            # A later change h2 sees: the watch brought it h1's drop first.
+            h1.api("PATCH", "/v1/pools/san1/volumes/lun1", {"shareable": True})
+            wait_until(lambda: volumes(h2, "san1")["lun1"]["shareable"], 30,
+                       what="h1's later change seen on h2")
+        finally:
+            release(faults, point, th)
+        assert refresh["r"][0] == 200, refresh["r"]
+        wait_until(lambda: sorted(volumes(h2, "san1")) == ["lun1"], 30,
+                   what="LUN 2's volume gone on h2")
     finally:
         t.stop()
