@@ -150,9 +150,10 @@ def formed_with_a_target(cluster, tmp_path, h2_env=None, chap=None):
         args += ["--chap-user", chap[0], "--chap-secret-file", str(secret_file)]
     try:
         h1.cli(*args)
-        wait_until(lambda: "lun1" in volumes(h2, "san1"), 30, what="the LUN seen on h2")
+        # The pool first: its volumes' listing is a 404 until h2 has it.
         wait_until(lambda: (h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable"),
                    60, what="san1 reachable on h2")
+        wait_until(lambda: "lun1" in volumes(h2, "san1"), 30, what="the LUN seen on h2")
     except Exception:
         t.stop()
         raise
