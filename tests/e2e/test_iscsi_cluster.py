@@ -262,6 +262,16 @@ def test_secret_read_failing_keeps_the_copy(cluster, tmp_path):
         t.stop()
 
 
+def lun2_seen_then_gone(h1, h2, t):
+    """LUN 2 added to the target, refreshed on h1 and seen on h2, then
+    removed from the target (its volume still listed on both)."""
+    t.luns[2] = t.spare
+    t.add_lun(2)
+    h1.api("POST", "/v1/pools/san1/refresh", {})
+    wait_until(lambda: "lun2" in volumes(h2, "san1"), 30, what="LUN 2 seen on h2")
+    t.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
+
+
 def test_refresh_dropping_a_lun_holds_its_attach_lock(cluster, tmp_path):
     """LUN 2 removed from the target, h2's refresh held (a test hook) after
     it looked at the LUN's users, and h1 attaches the LUN to a VM meanwhile:
@@ -271,11 +281,7 @@ def test_refresh_dropping_a_lun_holds_its_attach_lock(cluster, tmp_path):
     a VM used)."""
     h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_MIGRATE_FAULT"])
     try:
-        t.luns[2] = t.spare
-        t.add_lun(2)
-        h1.api("POST", "/v1/pools/san1/refresh", {})
-        wait_until(lambda: "lun2" in volumes(h2, "san1"), 30, what="LUN 2 seen on h2")
-        t.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
+        lun2_seen_then_gone(h1, h2, t)
         h1.task_ok("POST", "/v1/vms", {"name": "att", "memory_mib": 64, "host": h1.name})
         pause, go = (os.path.join(faults, p) for p in ("iscsi-refresh-pause",
                                                         "iscsi-refresh-go"))
@@ -295,6 +301,8 @@ def test_refresh_dropping_a_lun_holds_its_attach_lock(cluster, tmp_path):
             open(go, "w").close()
             th.join(timeout=120)
         assert status == 409, (status, doc)
+        # Refused for the refresh's lock, not for anything else.
+        assert "being attached to a VM on host 'h2'" in doc["error"]["message"], doc
         assert refresh and refresh[0][0] == 200, refresh
         disks = [d["volume"] for d in h1.api("GET", "/v1/vms/att")["disks"]]
         assert "san1/lun2" not in disks, disks
@@ -314,11 +322,7 @@ def test_refresh_claim_losing_to_another_hosts_drop(cluster, tmp_path):
     later refresh kept it, its lock refused on a document that was gone)."""
     h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_STORE_FAULTS"])
     try:
-        t.luns[2] = t.spare
-        t.add_lun(2)
-        h1.api("POST", "/v1/pools/san1/refresh", {})
-        wait_until(lambda: "lun2" in volumes(h2, "san1"), 30, what="LUN 2 seen on h2")
-        t.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
+        lun2_seen_then_gone(h1, h2, t)
         point = "put@cluster+volume-attach+san1+lun2"
         th, refresh = held(faults, point, lambda: h2.request("POST", "/v1/pools/san1/refresh",
                                                              {}))
