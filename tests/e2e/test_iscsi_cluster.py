@@ -18,6 +18,7 @@ import os
 import subprocess
 import threading
 
+import pytest
 from iscsi_target import TgtTarget
 from test_cluster_projects import held, release
 from test_migrate import assert_same_ram, form, hosts_of, keeping_ram, migrate
@@ -160,11 +161,14 @@ def formed_with_a_target(cluster, tmp_path, h2_env=None, chap=None):
     return h1, h2, faults, t
 
 
-def test_secret_copy_written_across_a_delete_goes(cluster, tmp_path):
+@pytest.mark.parametrize("made_again", [False, True])
+def test_secret_copy_written_across_a_delete_goes(cluster, tmp_path, made_again):
     """h2's check of the pool reads the published secret, and is held (a
-    test hook) while h1 deletes the pool: the copy h2 writes once let go
-    goes too, as its check finds the pool gone (before, it stayed on disk
-    for good: a CHAP secret of no pool)."""
+    test hook) while h1 deletes the pool (and, made_again, makes a shared
+    directory pool of that name): the copy h2 writes once let go goes too,
+    as its check finds the pool gone (before, it stayed on disk for good: a
+    CHAP secret of no pool; kept too when the name was a pool of another
+    type)."""
     h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_MIGRATE_FAULT"],
                                              chap=(USER, SECRET))
     try:
@@ -176,6 +180,13 @@ def test_secret_copy_written_across_a_delete_goes(cluster, tmp_path):
         h1.cli("pool", "delete", "san1")
         wait_until(lambda: h2.request("GET", "/v1/pools/san1")[0] == 404, 30,
                    what="san1 gone on h2")
+        if made_again:
+            path = str(tmp_path / "dir-pool")
+            os.makedirs(path)
+            h1.api("POST", "/v1/pools", {"name": "san1", "path": path, "shared": True},
+                   expect=201)
+            wait_until(lambda: (h2.request("GET", "/v1/pools/san1")[1] or {}).get("type")
+                       == "dir", 30, what="the directory pool san1 on h2")
         open(go, "w").close()
         wait_until(lambda: not os.path.exists(go), 60, what="h2's check let go")
         wait_until(lambda: not os.path.exists(kept), 30, what="h2's copy of the secret gone")
