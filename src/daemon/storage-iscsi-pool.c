@@ -140,14 +140,21 @@ static char **iscsi_gone(VoDaemon *d, const char *name, const VoIscsiLun *luns, 
 }
 
 /* Shared LUN volume pool/name, known at revision rev, whose attach lock
- * this host's refresh could not take: when its document is gone from the
- * store, another host dropped it while this host had it claimed (busy), so
- * this host's watch left it (apply_volume_change): it goes here, unless
- * the registry has a newer one of that name (the LUN back meanwhile). */
-static void iscsi_forget_dropped(VoDaemon *d, const char *pool, const char *name, int64_t rev)
+ * this host's refresh could not take: a change of its document another
+ * host made while this host had it claimed (busy) was left by this host's
+ * watch (apply_volume_change), so the document is read again here: newer,
+ * it is taken as the watch takes it; gone, the volume goes (unless the
+ * registry has a newer one of that name: the LUN back meanwhile). */
+static void iscsi_catch_up(VoDaemon *d, const char *pool, const char *name, int64_t rev)
 {
     _cleanup_free_ char *key = vo_storage_volume_doc_key(true, pool, name), *text = NULL;
-    if (vo_store_get(d->store, key, &text, NULL) != -ENOENT)
+    int64_t now_rev = 0;
+    int r = vo_store_get(d->store, key, &text, &now_rev);
+    if (r >= 0) {
+        vo_storage_apply_change(d, key, text, now_rev); /* left when not newer */
+        return;
+    }
+    if (r != -ENOENT)
         return;
     pthread_mutex_lock(&d->storage_lock);
     VoVolume *v = vo_storage_volume_find(d, pool, name);
@@ -205,7 +212,7 @@ static char **iscsi_claim_gone(VoDaemon *d, const char *name, const VoIscsiLun *
             vo_storage_lease_keeper_stopp(&hold);
             vo_storage_release_volume(d, name, names[i]);
             if (r < 0 && shared)
-                iscsi_forget_dropped(d, name, names[i], rev);
+                iscsi_catch_up(d, name, names[i], rev);
             continue;
         }
         vo_strv_pushf(&gone, "%s", names[i]);

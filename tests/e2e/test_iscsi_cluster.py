@@ -11,8 +11,8 @@ another host's attach of a LUN is refused; two hosts refreshing the LUNs
 at once both succeed; a failed read of the published secret keeps the
 host's copy in use; a refresh dropping a LUN gone from the target holds
 its attach lock, so an attach of it on another host meanwhile is refused,
-and a host whose refresh lost that lock to another host's drop of the LUN
-drops it too."""
+and a host whose refresh lost that lock to another host's drop (or
+update) of the LUN drops (updates) it too."""
 
 import os
 import subprocess
@@ -324,13 +324,16 @@ def test_refresh_dropping_a_lun_holds_its_attach_lock(cluster, tmp_path):
         t.stop()
 
 
-def test_refresh_claim_losing_to_another_hosts_drop(cluster, tmp_path):
+@pytest.mark.parametrize("back", [False, True])
+def test_refresh_claim_losing_to_another_hosts_change(cluster, tmp_path, back):
     """LUN 2 removed from the target; h2's refresh claims its volume and is
     held at its take of the attach lock (the store's write held) while h1's
-    refresh drops the volume (its document goes; h2's watch, seeing the
-    LUN claimed, leaves it): once let go, h2's lock finds the document gone
-    and h2 drops the volume too (before, h2 listed lun2 for good, and every
-    later refresh kept it, its lock refused on a document that was gone)."""
+    refresh drops the volume (or, back: LUN 2 put back on the target at
+    32 MiB, updates its size): h2's watch, seeing the LUN claimed, leaves
+    that change. Once let go, h2's lock finds the document gone (changed)
+    and h2 drops the volume too (takes the new size) (before, h2 kept the
+    volume as it was for good, and every later refresh and attach of it on
+    h2 was refused on the document it no longer matched)."""
     h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_STORE_FAULTS"])
     try:
         lun2_seen_then_gone(h1, h2, t)
@@ -338,16 +341,26 @@ def test_refresh_claim_losing_to_another_hosts_drop(cluster, tmp_path):
         th, refresh = held(faults, point, lambda: h2.request("POST", "/v1/pools/san1/refresh",
                                                              {}))
         try:
+            if back:
+                t.luns[2] = str(tmp_path / "lun2-back.img")
+                with open(t.luns[2], "wb") as f:
+                    f.truncate(32 * MiB)
+                t.add_lun(2)
             h1.api("POST", "/v1/pools/san1/refresh", {})
-            assert sorted(volumes(h1, "san1")) == ["lun1"]
-            # A later change h2 sees: the watch brought it h1's drop first.
+            want = ["lun1", "lun2"] if back else ["lun1"]
+            assert sorted(volumes(h1, "san1")) == want
+            # A later change h2 sees: the watch brought it h1's first.
             h1.api("PATCH", "/v1/pools/san1/volumes/lun1", {"shareable": True})
             wait_until(lambda: volumes(h2, "san1")["lun1"]["shareable"], 30,
                        what="h1's later change seen on h2")
         finally:
             release(faults, point, th)
         assert refresh["r"][0] == 200, refresh["r"]
-        wait_until(lambda: sorted(volumes(h2, "san1")) == ["lun1"], 30,
-                   what="LUN 2's volume gone on h2")
+        if back:
+            wait_until(lambda: volumes(h2, "san1")["lun2"]["virtual_size_bytes"] == 32 * MiB,
+                       30, what="LUN 2's new size on h2")
+        else:
+            wait_until(lambda: sorted(volumes(h2, "san1")) == ["lun1"], 30,
+                       what="LUN 2's volume gone on h2")
     finally:
         t.stop()
