@@ -197,7 +197,8 @@ static char **iscsi_claim_gone(VoDaemon *d, const char *name, const VoIscsiLun *
         VoVolume *claimed = vo_storage_volume_find(d, name, names[i]);
         int64_t rev = claimed ? claimed->rev : 0;
         pthread_mutex_unlock(&d->storage_lock);
-        int r = shared ? vo_storage_attach_lock(d, name, names[i], &error) : 0;
+        const char *doing = "dropped by a refresh of its pool"; /* its LUN is gone */
+        int r = shared ? vo_storage_attach_lock(d, name, names[i], doing, &error) : 0;
         if (r == 0 && shared) {
             pthread_mutex_lock(&d->storage_lock);
             VoVolume *v = vo_storage_volume_find(d, name, names[i]);
@@ -456,7 +457,7 @@ int vo_storage_iscsi_pool_drop_luns(VoDaemon *d, const char *name, int64_t expec
     VoLeaseKeeper **holds = vo_malloc0(sizeof(VoLeaseKeeper *) * (n_holds + 1));
     for (size_t i = 0; r == 0 && i < n_holds; i++) {
         _cleanup_free_ char *error = NULL;
-        r = vo_storage_attach_lock(d, name, shared_luns[i], &error);
+        r = vo_storage_attach_lock(d, name, shared_luns[i], "deleted with its pool", &error);
         if (r < 0) {
             *ret_error = vo_asprintf("cannot delete pool '%s': %s", name, error);
             break;

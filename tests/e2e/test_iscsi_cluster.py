@@ -312,8 +312,12 @@ def test_refresh_dropping_a_lun_holds_its_attach_lock(cluster, tmp_path):
             open(go, "w").close()
             th.join(timeout=120)
         assert status == 409, (status, doc)
-        # Refused for the refresh's lock, not for anything else.
-        assert "being attached to a VM on host 'h2'" in doc["error"]["message"], doc
+        # Refused for the refresh's lock, named as such (before, "being
+        # attached to a VM on host 'h2' (mark it shareable to share it)":
+        # advice that would have let the attach past the lock).
+        msg = doc["error"]["message"]
+        assert "being dropped by a refresh of its pool on host 'h2'" in msg, doc
+        assert "shareable" not in msg, doc
         assert refresh and refresh[0][0] == 200, refresh
         disks = [d["volume"] for d in h1.api("GET", "/v1/vms/att")["disks"]]
         assert "san1/lun2" not in disks, disks
