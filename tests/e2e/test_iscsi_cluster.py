@@ -336,8 +336,9 @@ def test_refresh_claim_losing_to_another_hosts_change(cluster, tmp_path, back):
     32 MiB, updates its size): h2's watch, seeing the LUN claimed, leaves
     that change. Once let go, h2's lock finds the document gone (changed)
     and h2 drops the volume too (takes the new size) (before, h2 kept the
-    volume as it was for good, and every later refresh and attach of it on
-    h2 was refused on the document it no longer matched)."""
+    volume as it was for good: every later refresh on h2 kept it too, and
+    an attach of it on h2 was refused, its lock comparing a document that
+    was gone or newer)."""
     h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_STORE_FAULTS"])
     try:
         lun2_seen_then_gone(h1, h2, t)
