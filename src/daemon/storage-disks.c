@@ -333,8 +333,12 @@ char *vo_volume_key_of_path(VoDaemon *d, const char *path)
  * compare of the volume's document at the revision this host knows, so a
  * delete (which holds the lock too) and an attach on two hosts cannot both
  * succeed. A keeper renews its lease until release, however long the
- * attach takes; vo_volume_attach_confirm checks it still holds. */
-int vo_storage_attach_lock(VoDaemon *d, const char *pool, const char *name, char **ret_error)
+ * attach takes; vo_volume_attach_confirm checks it still holds. doing:
+ * NULL for an attach, else what the holder does to the volume ("deleted"),
+ * recorded in the lock so that an attach refused by it says so (not "being
+ * attached", whose advice, to mark it shareable, would pass the lock by). */
+int vo_storage_attach_lock(VoDaemon *d, const char *pool, const char *name, const char *doing,
+                           char **ret_error)
 {
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
     _cleanup_free_ char *lock = vo_asprintf(VO_VOLUME_ATTACH_PREFIX "%s", key);
@@ -351,7 +355,8 @@ int vo_storage_attach_lock(VoDaemon *d, const char *pool, const char *name, char
     if (r < 0)
         return vo_error_set(ret_error, r, "volume '%s': cannot take the attach lock: %s", key,
                             strerror(-r));
-    json_t *doc = json_pack("{s:s?, s:s?}", "host", d->host_id, "host_name", d->host_name);
+    json_t *doc = json_pack("{s:s?, s:s?, s:s?}", "host", d->host_id, "host_name", d->host_name,
+                            "doing", doing);
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(doc);
     VoStoreCompare cmps[] = { { .key = lock, .expected_rev = VO_REV_NEW },
@@ -367,8 +372,13 @@ int vo_storage_attach_lock(VoDaemon *d, const char *pool, const char *name, char
         json_t *h = vo_store_get(d->store, lock, &holder, NULL) >= 0 ? json_loads(holder, 0, NULL)
                                                                      : NULL;
         const char *who = json_string_value(json_object_get(h, "host_name"));
-        r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being attached to a VM on host '%s' "
-                         "(mark it shareable to share it)", key, who ? who : "?");
+        const char *what = json_string_value(json_object_get(h, "doing"));
+        if (what)
+            r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being %s on host '%s'", key, what,
+                             who ? who : "?");
+        else
+            r = vo_error_set(ret_error, -EBUSY, "volume '%s' is being attached to a VM on host "
+                             "'%s' (mark it shareable to share it)", key, who ? who : "?");
         json_decref(h);
     } else if (r < 0) {
         r = vo_error_set(ret_error, r, "volume '%s': cannot take the attach lock: %s", key,
@@ -461,7 +471,7 @@ int vo_volume_attach_claim(VoDaemon *d, const char *key, char **ret_path, char *
     }
     bool cluster_claim = r == 0 && v->shared && !v->shareable;
     pthread_mutex_unlock(&d->storage_lock);
-    if (cluster_claim && (r = vo_storage_attach_lock(d, pool, name, ret_error)) < 0) {
+    if (cluster_claim && (r = vo_storage_attach_lock(d, pool, name, NULL, ret_error)) < 0) {
         vo_volume_attach_release(d, key);
         free(TAKE_PTR(*ret_path));
         free(TAKE_PTR(*ret_format));

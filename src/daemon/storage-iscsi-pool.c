@@ -139,6 +139,32 @@ static char **iscsi_gone(VoDaemon *d, const char *name, const VoIscsiLun *luns, 
     return gone;
 }
 
+/* Shared LUN volume pool/name, known at revision rev, whose attach lock
+ * this host's refresh could not take: a change of its document another
+ * host made while this host had it claimed (busy) was left by this host's
+ * watch (apply_volume_change), so the document is read again here: newer,
+ * it is taken as the watch takes it; gone, the volume goes (unless the
+ * registry has a newer one of that name: the LUN back meanwhile). */
+static void iscsi_catch_up(VoDaemon *d, const char *pool, const char *name, int64_t rev)
+{
+    _cleanup_free_ char *key = vo_storage_volume_doc_key(true, pool, name), *text = NULL;
+    int64_t now_rev = 0;
+    int r = vo_store_get(d->store, key, &text, &now_rev);
+    if (r >= 0) {
+        vo_storage_apply_change(d, key, text, now_rev); /* left when not newer */
+        return;
+    }
+    if (r != -ENOENT)
+        return;
+    pthread_mutex_lock(&d->storage_lock);
+    VoVolume *v = vo_storage_volume_find(d, pool, name);
+    if (v && v->shared && v->rev == rev && !v->busy && !v->attaching) {
+        log_info("pool %s: LUN volume %s was dropped by another host", pool, name);
+        vo_storage_registry_remove_volume(d, v);
+    }
+    pthread_mutex_unlock(&d->storage_lock);
+}
+
 /* The volumes of iSCSI pool name not in luns, each claimed for its drop as
  * a volume's delete claims it: marked busy (no attach of this host starts
  * meanwhile) and, of a shared pool, with its attach lock held (nor one of
@@ -167,7 +193,12 @@ static char **iscsi_claim_gone(VoDaemon *d, const char *name, const VoIscsiLun *
         }
         VoLeaseKeeper *hold = NULL;
         bool shared = vo_storage_key_is_shared(d, key);
-        int r = shared ? vo_storage_attach_lock(d, name, names[i], &error) : 0;
+        pthread_mutex_lock(&d->storage_lock);
+        VoVolume *claimed = vo_storage_volume_find(d, name, names[i]);
+        int64_t rev = claimed ? claimed->rev : 0;
+        pthread_mutex_unlock(&d->storage_lock);
+        const char *doing = "dropped by a refresh of its pool"; /* its LUN is gone */
+        int r = shared ? vo_storage_attach_lock(d, name, names[i], doing, &error) : 0;
         if (r == 0 && shared) {
             pthread_mutex_lock(&d->storage_lock);
             VoVolume *v = vo_storage_volume_find(d, name, names[i]);
@@ -181,6 +212,8 @@ static char **iscsi_claim_gone(VoDaemon *d, const char *name, const VoIscsiLun *
                      names[i], error);
             vo_storage_lease_keeper_stopp(&hold);
             vo_storage_release_volume(d, name, names[i]);
+            if (r < 0 && shared)
+                iscsi_catch_up(d, name, names[i], rev);
             continue;
         }
         vo_strv_pushf(&gone, "%s", names[i]);
@@ -424,7 +457,7 @@ int vo_storage_iscsi_pool_drop_luns(VoDaemon *d, const char *name, int64_t expec
     VoLeaseKeeper **holds = vo_malloc0(sizeof(VoLeaseKeeper *) * (n_holds + 1));
     for (size_t i = 0; r == 0 && i < n_holds; i++) {
         _cleanup_free_ char *error = NULL;
-        r = vo_storage_attach_lock(d, name, shared_luns[i], &error);
+        r = vo_storage_attach_lock(d, name, shared_luns[i], "deleted with its pool", &error);
         if (r < 0) {
             *ret_error = vo_asprintf("cannot delete pool '%s': %s", name, error);
             break;

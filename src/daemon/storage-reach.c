@@ -58,17 +58,19 @@ static void sweep_own_creating(VoDaemon *d, const char *pool, const char *dir)
 
 /* Caller holds storage_lock. Shared iSCSI pool name was deleted (p: the
  * pool of that name now, or NULL) while its check wrote this host's copy
- * of its secret: the copy its delete removed would stay. It goes; a pool
- * made again under the name (another id) gets its own at its next check,
- * made due now. */
+ * of its secret: the copy its delete removed would stay. It goes, also
+ * when the name is now a pool of another type (which has no copy); a
+ * shared iSCSI pool made again under the name (another id) gets its own
+ * at its next check, made due now. */
 static void iscsi_secret_of_gone_pool(VoDaemon *d, const char *name, VoPool *p)
 {
-    if (p && p->shared && !strcmp(p->type, VO_ISCSI_POOL_TYPE)) {
-        p->rbd_next_check_ms = 0;
-    } else if (!p) {
-        _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
-        (void)unlink(secret);
+    if (p && !strcmp(p->type, VO_ISCSI_POOL_TYPE)) {
+        if (p->shared)
+            p->rbd_next_check_ms = 0;
+        return;
     }
+    _cleanup_free_ char *secret = vo_iscsi_secret_path(d->state_dir, name);
+    (void)unlink(secret);
 }
 
 /* Which shared pools one check looks at. Each kind has its own caller:

@@ -367,7 +367,7 @@ static int remove_volume(VoDaemon *d, const char *key, int64_t expected, char **
      * lease when this returns). */
     _cleanup_(vo_storage_lease_keeper_stopp) VoLeaseKeeper *hold = NULL;
     if (vo_storage_key_is_shared(d, key) &&
-        (r = vo_storage_attach_lock(d, pool, name, ret_error)) < 0) {
+        (r = vo_storage_attach_lock(d, pool, name, "deleted", ret_error)) < 0) {
         vo_storage_release_volume(d, pool, name);
         return r;
     }

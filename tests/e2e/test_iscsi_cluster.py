@@ -10,12 +10,15 @@ the copy a host's check was writing while the delete ran; a delete racing
 another host's attach of a LUN is refused; two hosts refreshing the LUNs
 at once both succeed; a failed read of the published secret keeps the
 host's copy in use; a refresh dropping a LUN gone from the target holds
-its attach lock, so an attach of it on another host meanwhile is refused."""
+its attach lock, so an attach of it on another host meanwhile is refused,
+and a host whose refresh lost that lock to another host's drop (or
+update) of the LUN drops (updates) it too."""
 
 import os
 import subprocess
 import threading
 
+import pytest
 from iscsi_target import TgtTarget
 from test_cluster_projects import held, release
 from test_migrate import assert_same_ram, form, hosts_of, keeping_ram, migrate
@@ -148,20 +151,24 @@ def formed_with_a_target(cluster, tmp_path, h2_env=None, chap=None):
         args += ["--chap-user", chap[0], "--chap-secret-file", str(secret_file)]
     try:
         h1.cli(*args)
-        wait_until(lambda: "lun1" in volumes(h2, "san1"), 30, what="the LUN seen on h2")
+        # The pool first: its volumes' listing is a 404 until h2 has it.
         wait_until(lambda: (h2.request("GET", "/v1/pools/san1")[1] or {}).get("reachable"),
                    60, what="san1 reachable on h2")
+        wait_until(lambda: "lun1" in volumes(h2, "san1"), 30, what="the LUN seen on h2")
     except Exception:
         t.stop()
         raise
     return h1, h2, faults, t
 
 
-def test_secret_copy_written_across_a_delete_goes(cluster, tmp_path):
+@pytest.mark.parametrize("made_again", [False, True])
+def test_secret_copy_written_across_a_delete_goes(cluster, tmp_path, made_again):
     """h2's check of the pool reads the published secret, and is held (a
-    test hook) while h1 deletes the pool: the copy h2 writes once let go
-    goes too, as its check finds the pool gone (before, it stayed on disk
-    for good: a CHAP secret of no pool)."""
+    test hook) while h1 deletes the pool (and, made_again, makes a shared
+    directory pool of that name): the copy h2 writes once let go goes too,
+    as its check finds the pool gone (before, it stayed on disk for good: a
+    CHAP secret of no pool; kept too when the name was a pool of another
+    type)."""
     h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_MIGRATE_FAULT"],
                                              chap=(USER, SECRET))
     try:
@@ -173,6 +180,13 @@ def test_secret_copy_written_across_a_delete_goes(cluster, tmp_path):
         h1.cli("pool", "delete", "san1")
         wait_until(lambda: h2.request("GET", "/v1/pools/san1")[0] == 404, 30,
                    what="san1 gone on h2")
+        if made_again:
+            path = str(tmp_path / "dir-pool")
+            os.makedirs(path)
+            h1.api("POST", "/v1/pools", {"name": "san1", "path": path, "shared": True},
+                   expect=201)
+            wait_until(lambda: (h2.request("GET", "/v1/pools/san1")[1] or {}).get("type")
+                       == "dir", 30, what="the directory pool san1 on h2")
         open(go, "w").close()
         wait_until(lambda: not os.path.exists(go), 60, what="h2's check let go")
         wait_until(lambda: not os.path.exists(kept), 30, what="h2's copy of the secret gone")
@@ -259,6 +273,16 @@ def test_secret_read_failing_keeps_the_copy(cluster, tmp_path):
         t.stop()
 
 
+def lun2_seen_then_gone(h1, h2, t):
+    """LUN 2 added to the target, refreshed on h1 and seen on h2, then
+    removed from the target (its volume still listed on both)."""
+    t.luns[2] = t.spare
+    t.add_lun(2)
+    h1.api("POST", "/v1/pools/san1/refresh", {})
+    wait_until(lambda: "lun2" in volumes(h2, "san1"), 30, what="LUN 2 seen on h2")
+    t.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
+
+
 def test_refresh_dropping_a_lun_holds_its_attach_lock(cluster, tmp_path):
     """LUN 2 removed from the target, h2's refresh held (a test hook) after
     it looked at the LUN's users, and h1 attaches the LUN to a VM meanwhile:
@@ -268,11 +292,7 @@ def test_refresh_dropping_a_lun_holds_its_attach_lock(cluster, tmp_path):
     a VM used)."""
     h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_MIGRATE_FAULT"])
     try:
-        t.luns[2] = t.spare
-        t.add_lun(2)
-        h1.api("POST", "/v1/pools/san1/refresh", {})
-        wait_until(lambda: "lun2" in volumes(h2, "san1"), 30, what="LUN 2 seen on h2")
-        t.adm("--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", "2")
+        lun2_seen_then_gone(h1, h2, t)
         h1.task_ok("POST", "/v1/vms", {"name": "att", "memory_mib": 64, "host": h1.name})
         pause, go = (os.path.join(faults, p) for p in ("iscsi-refresh-pause",
                                                         "iscsi-refresh-go"))
@@ -292,11 +312,60 @@ def test_refresh_dropping_a_lun_holds_its_attach_lock(cluster, tmp_path):
             open(go, "w").close()
             th.join(timeout=120)
         assert status == 409, (status, doc)
+        # Refused for the refresh's lock, named as such (before, "being
+        # attached to a VM on host 'h2' (mark it shareable to share it)":
+        # advice that would have let the attach past the lock).
+        msg = doc["error"]["message"]
+        assert "being dropped by a refresh of its pool on host 'h2'" in msg, doc
+        assert "shareable" not in msg, doc
         assert refresh and refresh[0][0] == 200, refresh
         disks = [d["volume"] for d in h1.api("GET", "/v1/vms/att")["disks"]]
         assert "san1/lun2" not in disks, disks
         for h in (h1, h2):
             wait_until(lambda: sorted(volumes(h, "san1")) == ["lun1"], 30,
                        what=f"LUN 2's volume gone on {h.name}")
+    finally:
+        t.stop()
+
+
+@pytest.mark.parametrize("back", [False, True])
+def test_refresh_claim_losing_to_another_hosts_change(cluster, tmp_path, back):
+    """LUN 2 removed from the target; h2's refresh claims its volume and is
+    held at its take of the attach lock (the store's write held) while h1's
+    refresh drops the volume (or, back: LUN 2 put back on the target at
+    32 MiB, updates its size): h2's watch, seeing the LUN claimed, leaves
+    that change. Once let go, h2's lock finds the document gone (changed)
+    and h2 drops the volume too (takes the new size) (before, h2 kept the
+    volume as it was for good: every later refresh on h2 kept it too, and
+    an attach of it on h2 was refused, its lock comparing a document that
+    was gone or newer)."""
+    h1, h2, faults, t = formed_with_a_target(cluster, tmp_path, ["VIREO_TEST_STORE_FAULTS"])
+    try:
+        lun2_seen_then_gone(h1, h2, t)
+        point = "put@cluster+volume-attach+san1+lun2"
+        th, refresh = held(faults, point, lambda: h2.request("POST", "/v1/pools/san1/refresh",
+                                                             {}))
+        try:
+            if back:
+                t.luns[2] = str(tmp_path / "lun2-back.img")
+                with open(t.luns[2], "wb") as f:
+                    f.truncate(32 * MiB)
+                t.add_lun(2)
+            h1.api("POST", "/v1/pools/san1/refresh", {})
+            want = ["lun1", "lun2"] if back else ["lun1"]
+            assert sorted(volumes(h1, "san1")) == want
+            # A later change h2 sees: the watch brought it h1's first.
+            h1.api("PATCH", "/v1/pools/san1/volumes/lun1", {"shareable": True})
+            wait_until(lambda: volumes(h2, "san1")["lun1"]["shareable"], 30,
+                       what="h1's later change seen on h2")
+        finally:
+            release(faults, point, th)
+        assert refresh["r"][0] == 200, refresh["r"]
+        if back:
+            wait_until(lambda: volumes(h2, "san1")["lun2"]["virtual_size_bytes"] == 32 * MiB,
+                       30, what="LUN 2's new size on h2")
+        else:
+            wait_until(lambda: sorted(volumes(h2, "san1")) == ["lun1"], 30,
+                       what="LUN 2's volume gone on h2")
     finally:
         t.stop()
