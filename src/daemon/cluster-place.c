@@ -168,6 +168,19 @@ int vo_cluster_hosts_read(VoDaemon *d, json_t **ret_members, json_t **ret_record
     return read_hosts(d, ret_members, ret_records);
 }
 
+/* The networks' projects from the store, as the cache keeps them. */
+static int read_network_owners(VoDaemon *d, json_t **ret)
+{
+    json_t *owners = json_object();
+    int r = vo_store_list(d->store, VO_PLACE_CACHE_NETWORK_OWNERS, collect_rest, owners);
+    if (r < 0) {
+        json_decref(owners);
+        return r;
+    }
+    *ret = owners;
+    return 0;
+}
+
 int vo_cluster_network_owners_read(VoDaemon *d, json_t **ret)
 {
     pthread_mutex_lock(&place_lock);
@@ -184,14 +197,7 @@ int vo_cluster_network_owners_read(VoDaemon *d, json_t **ret)
         }
     }
     pthread_mutex_unlock(&place_lock);
-    json_t *owners = json_object();
-    int r = vo_store_list(d->store, VO_PLACE_CACHE_NETWORK_OWNERS, collect_rest, owners);
-    if (r < 0) {
-        json_decref(owners);
-        return r;
-    }
-    *ret = owners;
-    return 0;
+    return read_network_owners(d, ret);
 }
 
 /* The group's policy from the cache (as vo_group_policy reads it). */
@@ -281,13 +287,9 @@ static int read_store(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceRequest *req,
     int r = vo_placement_policy_get(d, policy);
     if (r >= 0)
         r = read_hosts(d, members, records);
-    if (r >= 0 && ask->networks) { /* the networks' projects: only when NICs ask for some */
-        *owners = json_object();
-        r = vo_store_list(d->store, VO_PLACE_CACHE_NETWORK_OWNERS, collect_rest, *owners);
-        if (r < 0) {
-            json_decref(*members);
-            json_decref(*records);
-        }
+    if (r >= 0 && ask->networks && (r = read_network_owners(d, owners)) < 0) {
+        json_decref(*members); /* the networks' projects: only when NICs ask for some */
+        json_decref(*records);
     }
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot read the hosts: %s", strerror(-r));
