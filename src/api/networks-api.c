@@ -25,6 +25,19 @@ void vo_api_networks_list(VoRequest *req, VoReply *rep)
     vo_reply_json(rep, 200, json_pack("{s:o}", "networks", list));
 }
 
+/* A network made or deleted here: the host record lists the networks
+ * placement may choose this host for, so it is rewritten before the answer
+ * (a VM created at once after finds it); without a lease now, soon. */
+static void publish_networks(VoDaemon *d)
+{
+    int64_t rev = 0;
+    int r = d->cluster ? vo_hosts_publish_created(d, &rev) : -ENOTCONN;
+    if (r < 0) {
+        if (d->cluster && r != -ENOTCONN)
+            log_warn("networks: this host's record was not rewritten: %s", strerror(-r));
+        vo_hosts_refresh(d);
+    }
+}
 
 void vo_api_network_create(VoRequest *req, VoReply *rep)
 {
@@ -55,8 +68,8 @@ void vo_api_network_create(VoRequest *req, VoReply *rep)
         (void)vo_network_delete(req->d, name, 0, &ignored);
         json_decref(net);
     }
-    if (r >= 0) /* the host record lists its networks for placement: now, not in 10 s */
-        vo_hosts_refresh(req->d);
+    if (r >= 0)
+        publish_networks(req->d);
     if (r < 0)
         vo_reply_errno(rep, r, error);
     else {
@@ -120,7 +133,7 @@ void vo_api_network_delete(VoRequest *req, VoReply *rep)
     if (r >= 0 && vo_project_object_forget(req->d->store, &o) < 0)
         log_warn("network %s is gone but its project still names it", req->params[0]);
     if (r >= 0)
-        vo_hosts_refresh(req->d); /* its record's networks */
+        publish_networks(req->d);
     if (r < 0)
         vo_reply_errno(rep, r, error);
     else

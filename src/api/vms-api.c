@@ -300,7 +300,7 @@ void vo_api_vm_create(VoRequest *req, VoReply *rep)
         return;
     /* Where it goes (a cluster: the manager places it) is decided before the
      * limits of this host are looked at: they are the chosen host's to check. */
-    VoPlaceAsk ask = { .group = group, .host = host };
+    VoPlaceAsk ask = { .group = group, .host = host, .project = project };
     if (req->d->cluster && (vcpus < 1 || vcpus > 4096 || memory < VO_VM_MIN_MEMORY_MIB ||
                             memory > (json_int_t)(1ULL << 40))) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "%s: %lld is out of range",

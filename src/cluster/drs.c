@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/place-network-projects.h"
 #include "util/util.h"
 
 int vo_drs_mode_from_string(const char *s, VoDrsMode *ret)
@@ -322,7 +323,9 @@ static int find_move(const VoDrsInput *in, const VoDrsSettings *s, int64_t now_m
             if (t == sh || !dst->can_receive || dst->free_memory_mib < vm->memory_mib ||
                 dst->free_vcpus < (double)vm->vcpus ||
                 !vo_place_firmware_ok(dst->firmware, vm->firmware) ||
-                !vo_place_networks_ok(dst->networks, vm->networks))
+                !vo_place_networks_ok(dst->networks, vm->networks) ||
+                !vo_place_networks_project_ok(in->network_owners, dst->id, vm->networks,
+                                              vm->project))
                 continue;
             if (vm->group && vm->group_policy == VO_GROUP_SPREAD && group_on_host(in, &g, v, t))
                 continue;

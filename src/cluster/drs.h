@@ -79,6 +79,8 @@ typedef struct {
     double dirty_mib_s;         /* last known dirty rate; 0 unknown */
     const char *firmware;       /* vo_place_firmware_needed: a target must list it; NULL: any */
     char *const *networks;      /* vo_place_networks_needed: a target must have each; NULL: none */
+    const char *project;        /* the VM's (NULL: "default"): a target's own network of
+                                 * another project is not one of its (network_owners) */
     const char *group;          /* placement group or NULL */
     VoGroupPolicy group_policy; /* cluster/placement.h */
     bool movable;               /* running, live-migratable, not being recovered/moved */
@@ -86,7 +88,15 @@ typedef struct {
     int64_t retry_after_ms;     /* 0: none; else a failed move's backoff ends then (same clock) */
 } VoDrsVm;
 
-typedef struct { size_t n_hosts; const VoDrsHost *hosts; size_t n_vms; const VoDrsVm *vms; } VoDrsInput;
+typedef struct {
+    size_t n_hosts;
+    const VoDrsHost *hosts;
+    size_t n_vms;
+    const VoDrsVm *vms;
+    /* The networks' projects (cluster/place-network-projects.h); NULL: none
+     * known (not filtered on). */
+    const json_t *network_owners;
+} VoDrsInput;
 typedef struct {
     size_t vm, from, to;        /* indexes */
     double imbalance_before, imbalance_after;

@@ -14,6 +14,7 @@ static const char *const prefixes[VO_PLACE_CACHE_N_PREFIXES] = {
     [VO_PLACE_CACHE_P_GROUPS] = VO_PLACE_CACHE_GROUPS,
     [VO_PLACE_CACHE_P_GROUP_MEMBERS] = VO_PLACE_CACHE_GROUP_MEMBERS,
     [VO_PLACE_CACHE_P_SETTINGS] = VO_PLACE_CACHE_SETTINGS,
+    [VO_PLACE_CACHE_P_NETWORK_OWNERS] = VO_PLACE_CACHE_NETWORK_OWNERS,
 };
 
 /* How long the watch thread waits for changes before looking whether it

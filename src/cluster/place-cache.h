@@ -1,7 +1,7 @@
 /* place-cache.h: the manager's placement inputs kept in memory: the
  * documents under the prefixes placement reads (member documents, live
- * records, groups, group members, cluster settings), listed once and then
- * kept current by a watch, so a placement reads no store (docs/internals.md,
+ * records, groups, group members, cluster settings, networks' projects),
+ * listed once and then kept current by a watch, so a placement reads no store (docs/internals.md,
  * Placement, "The snapshot in memory").
  *
  * Each prefix is listed at its own revision; the watch on "cluster/" starts
@@ -25,6 +25,7 @@
 #define VO_PLACE_CACHE_GROUPS "cluster/groups/"
 #define VO_PLACE_CACHE_GROUP_MEMBERS "cluster/group-members/"
 #define VO_PLACE_CACHE_SETTINGS "cluster/settings/"
+#define VO_PLACE_CACHE_NETWORK_OWNERS "cluster/object-projects/network/" /* networks' projects */
 
 typedef enum {
     VO_PLACE_CACHE_P_MEMBERS,
@@ -32,6 +33,7 @@ typedef enum {
     VO_PLACE_CACHE_P_GROUPS,
     VO_PLACE_CACHE_P_GROUP_MEMBERS,
     VO_PLACE_CACHE_P_SETTINGS,
+    VO_PLACE_CACHE_P_NETWORK_OWNERS,
     VO_PLACE_CACHE_N_PREFIXES,
 } VoPlaceCachePrefix;
 

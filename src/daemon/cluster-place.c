@@ -9,6 +9,7 @@
 #include "api/access.h"
 #include "cluster/cluster-config.h"
 #include "cluster/place-cache.h"
+#include "cluster/place-network-projects.h"
 #include "cluster/place-snapshot.h"
 #include "daemon/groups.h"
 #include "daemon/hosts.h"
@@ -36,6 +37,20 @@ static int collect(const char *key, const char *value, int64_t rev, void *userda
     if (json_is_object(o) && slash)
         json_object_set_new(userdata, slash + 1, json_pack("{s:o, s:I}", "doc", o, "rev",
                                                            (json_int_t)rev));
+    else
+        json_decref(o);
+    return 0;
+}
+
+/* As collect, keyed by the rest of the key after the networks' projects'
+ * prefix ("SCOPE/NAME", as the cache keeps them). */
+static int collect_rest(const char *key, const char *value, int64_t rev, void *userdata)
+{
+    json_t *o = json_loads(value, 0, NULL);
+    size_t n = strlen(VO_PLACE_CACHE_NETWORK_OWNERS);
+    if (json_is_object(o) && !strncmp(key, VO_PLACE_CACHE_NETWORK_OWNERS, n))
+        json_object_set_new(userdata, key + n, json_pack("{s:o, s:I}", "doc", o, "rev",
+                                                         (json_int_t)rev));
     else
         json_decref(o);
     return 0;
@@ -153,6 +168,38 @@ int vo_cluster_hosts_read(VoDaemon *d, json_t **ret_members, json_t **ret_record
     return read_hosts(d, ret_members, ret_records);
 }
 
+/* The networks' projects from the store, as the cache keeps them. */
+static int read_network_owners(VoDaemon *d, json_t **ret)
+{
+    json_t *owners = json_object();
+    int r = vo_store_list(d->store, VO_PLACE_CACHE_NETWORK_OWNERS, collect_rest, owners);
+    if (r < 0) {
+        json_decref(owners);
+        return r;
+    }
+    *ret = owners;
+    return 0;
+}
+
+int vo_cluster_network_owners_read(VoDaemon *d, json_t **ret)
+{
+    pthread_mutex_lock(&place_lock);
+    VoPlaceCache *c = cache;
+    if (c) {
+        vo_place_cache_lock(c);
+        bool usable = vo_place_cache_usable(c);
+        if (usable)
+            *ret = json_deep_copy(vo_place_cache_docs(c, VO_PLACE_CACHE_P_NETWORK_OWNERS));
+        vo_place_cache_unlock(c);
+        if (usable) {
+            pthread_mutex_unlock(&place_lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&place_lock);
+    return read_network_owners(d, ret);
+}
+
 /* The group's policy from the cache (as vo_group_policy reads it). */
 static int cached_group_policy(VoPlaceCache *c, const char *name, VoGroupPolicy *ret,
                                char **ret_error)
@@ -184,7 +231,7 @@ static void cached_policy(VoPlaceCache *c, VoPlacePolicy *ret)
  * once done with the borrowed members and records). */
 static int read_cached(VoPlaceCache *c, const VoPlaceAsk *ask, VoPlaceRequest *req,
                        VoPlacePolicy *policy, json_t **members, json_t **records,
-                       json_t **group_members, char **ret_error)
+                       json_t **owners, json_t **group_members, char **ret_error)
 {
     /* Creates this manager saw made count as reservations until the cache
      * shows their records (settled below, under the cache's lock, against
@@ -218,13 +265,14 @@ static int read_cached(VoPlaceCache *c, const VoPlaceAsk *ask, VoPlaceRequest *r
     cached_policy(c, policy);
     *members = vo_place_cache_docs(c, VO_PLACE_CACHE_P_MEMBERS);
     *records = vo_place_cache_docs(c, VO_PLACE_CACHE_P_RECORDS);
+    *owners = vo_place_cache_docs(c, VO_PLACE_CACHE_P_NETWORK_OWNERS);
     return 0;
 }
 
 /* What placement reads, from the store. */
 static int read_store(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceRequest *req,
                       VoPlacePolicy *policy, json_t **members, json_t **records,
-                      json_t **group_members, char **ret_error)
+                      json_t **owners, json_t **group_members, char **ret_error)
 {
     if (ask->group) {
         int r = vo_group_policy(d, ask->group, &req->group_policy, ret_error);
@@ -239,6 +287,10 @@ static int read_store(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceRequest *req,
     int r = vo_placement_policy_get(d, policy);
     if (r >= 0)
         r = read_hosts(d, members, records);
+    if (r >= 0 && ask->networks && (r = read_network_owners(d, owners)) < 0) {
+        json_decref(*members); /* the networks' projects: only when NICs ask for some */
+        json_decref(*records);
+    }
     if (r < 0)
         return vo_error_set(ret_error, r, "cannot read the hosts: %s", strerror(-r));
     /* Creates answered before (settled while a cache was kept) are in
@@ -273,19 +325,20 @@ static int place_once(VoDaemon *d, const VoPlaceAsk *ask, bool use_cache, VoPlac
     req.host = (char *)ask->host;
     json_t *group_members = NULL;
     VoPlacePolicy policy;
-    json_t *members = NULL, *records = NULL;
+    json_t *members = NULL, *records = NULL, *owners = NULL;
     /* Everything placement reads is read under place_lock: a placement that
      * read before another one made its VM and dropped its reservation would
      * see neither that VM nor its reservation. */
     pthread_mutex_lock(&place_lock);
     int64_t t0 = vo_now_us();
     VoPlaceCache *c = use_cache ? cache : NULL;
-    int r = c ? read_cached(c, ask, &req, &policy, &members, &records, &group_members,
-                            ret_error)
+    int r = c ? read_cached(c, ask, &req, &policy, &members, &records, &owners,
+                            &group_members, ret_error)
               : -EAGAIN;
     if (r == -EAGAIN) { /* no cache (yet), or it lists again: the store */
         c = NULL;
-        r = read_store(d, ask, &req, &policy, &members, &records, &group_members, ret_error);
+        r = read_store(d, ask, &req, &policy, &members, &records, &owners, &group_members,
+                       ret_error);
     }
     if (r < 0) {
         pthread_mutex_unlock(&place_lock);
@@ -316,6 +369,18 @@ static int place_once(VoDaemon *d, const VoPlaceAsk *ask, bool use_cache, VoPlac
                              &req.n_group_hosts);
     if (!c)
         free(counted.items);
+    /* A network no host has (or only another project's) is the request's
+     * fault (400, as an unknown image), said once rather than as each
+     * host's reason. Read from the cache it is "no host fits" (-EBUSY):
+     * vo_cluster_place reads the store, where a network made a moment ago
+     * is. */
+    const char *absent = NULL, *foreign = NULL;
+    if (r >= 0 && !c)
+        absent = vo_place_network_nowhere(&snap, req.networks);
+    if (r >= 0 && req.networks)
+        vo_place_drop_foreign_networks(&snap, req.networks, owners, ask->project);
+    if (r >= 0 && !c && !absent)
+        foreign = vo_place_network_nowhere(&snap, req.networks);
     if (r >= 0)
         r = vo_place(&snap, &req, &res);
     int64_t t2 = vo_now_us();
@@ -323,6 +388,14 @@ static int place_once(VoDaemon *d, const VoPlaceAsk *ask, bool use_cache, VoPlac
         r = vo_error_set(ret_error, -EINVAL,
                          "host: '%s' is not a host of this cluster (see: vireo host list)",
                          ask->host);
+    else if (r >= 0 && res.host < 0 && absent)
+        r = vo_error_set(ret_error, -EINVAL, "networks: no host has a network '%s' (see: "
+                         "vireo network list)", absent);
+    else if (r >= 0 && res.host < 0 && foreign)
+        r = vo_error_set(ret_error, -EINVAL, "networks: network '%s' belongs to another "
+                         "project than '%s' on every host that has it (a VM uses networks of "
+                         "its own project or of none)", foreign,
+                         ask->project ? ask->project : "default");
     else if (r >= 0 && res.host < 0) {
         *ret_error = vo_place_reasons_format(&snap, &req, &res);
         r = -EBUSY;
@@ -354,6 +427,7 @@ static int place_once(VoDaemon *d, const VoPlaceAsk *ask, bool use_cache, VoPlac
     else {
         json_decref(members);
         json_decref(records);
+        json_decref(owners);
     }
     pthread_mutex_unlock(&place_lock);
     for (char **w = warnings; w && *w; w++)

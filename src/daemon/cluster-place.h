@@ -24,6 +24,8 @@ typedef struct {
     const char *host;  /* pinned host (name or id), or NULL */
     const char *firmware; /* vo_place_firmware_needed: the host must list it; NULL: any */
     char *const *networks; /* vo_place_networks_needed of the NICs asked for; NULL: none */
+    const char *project;   /* the VM's (NULL: "default"): a host's own network of another
+                            * project is not one of its (cluster/place-network-projects.h) */
 } VoPlaceAsk;
 
 typedef struct {
@@ -43,7 +45,8 @@ typedef struct {
 /* Picks the host for ask and reserves its room there until the create is
  * done (vo_cluster_place_done). 0 with *ret; -ENOENT: the pinned host is no
  * member; -EBUSY: no host fits (or the pinned one does not), *ret_error
- * naming each host's reason; -EINVAL: a bad group; other -errno: the store. */
+ * naming each host's reason; -EINVAL: a bad group, or a network asked for
+ * that no host has (for the VM's project); other -errno: the store. */
 int vo_cluster_place(VoDaemon *d, const VoPlaceAsk *ask, VoPlaceChoice *ret, char **ret_error);
 /* The create placed by c was answered: created, or not (its room is
  * given back). record_rev: the revision at which the chosen host rewrote
@@ -57,6 +60,9 @@ void vo_place_choice_clear(VoPlaceChoice *c);
  * revision}} each, new references): from the manager's snapshot in memory
  * when it has one, else read from the store. 0 or the store's -errno. */
 int vo_cluster_hosts_read(VoDaemon *d, json_t **ret_members, json_t **ret_records);
+/* Likewise the networks' projects (a new reference, in the form
+ * cluster/place-network-projects.h reads). 0 or the store's -errno. */
+int vo_cluster_network_owners_read(VoDaemon *d, json_t **ret);
 
 /* In a cluster: starts the thread that keeps the placement snapshot in
  * memory while this host is the manager (listed when it becomes manager,

@@ -97,6 +97,7 @@ static double num(json_t *o, const char *key)
 /* Everything one round reads; what the planner's input points into. */
 typedef struct {
     json_t *members, *records, *groups, *moved;
+    json_t *network_owners; /* cluster/place-network-projects.h */
     json_t *vm_docs; /* {vm id: doc} of the hosts counted */
     VoDrsHost *hosts;
     VoDrsVm *vms;
@@ -109,6 +110,7 @@ static void round_clear(Round *r)
     json_decref(r->records);
     json_decref(r->groups);
     json_decref(r->moved);
+    json_decref(r->network_owners);
     json_decref(r->vm_docs);
     for (size_t i = 0; r->hosts && i < r->n_hosts; i++) {
         vo_strv_free((char **)r->hosts[i].firmware);
@@ -200,6 +202,8 @@ static int build(VoDaemon *d, Round *r)
     int e = vo_store_list_objects(d->cluster_store, VO_GROUPS_PREFIX, r->groups);
     if (e >= 0)
         e = vo_store_list_objects(d->cluster_store, VO_DRS_MOVED_PREFIX, r->moved);
+    if (e >= 0) /* a target's network of another project is not the VM's */
+        e = vo_cluster_network_owners_read(d, &r->network_owners);
     if (e < 0)
         return e;
     size_t nh = json_object_size(r->records);
@@ -269,6 +273,7 @@ static int build(VoDaemon *d, Round *r)
                 .memory_mib = (uint64_t)num(spec, "memory_mib"),
                 .vcpus = (unsigned)num(spec, "vcpus"), .firmware = spec_firmware(spec),
                 .networks = spec_networks(spec),
+                .project = json_string_value(json_object_get(spec, "project")),
                 .group = group, .group_policy = gp,
                 .movable = running && l, .last_moved_ms = (int64_t)num(mv, "at"),
                 .retry_after_ms = (int64_t)num(mv, "retry_after") };
@@ -376,7 +381,7 @@ static void write_status(VoDaemon *d, const VoDrsSettings *s, const Round *r, do
     json_t *hosts = json_array();
     for (size_t i = 0; r && i < r->n_hosts; i++) {
         double cpu = 0, mem = 0;
-        VoDrsInput in = { r->n_hosts, r->hosts, r->n_vms, r->vms };
+        VoDrsInput in = { r->n_hosts, r->hosts, r->n_vms, r->vms, r->network_owners };
         vo_drs_host_load(&in, i, &cpu, &mem);
         json_array_append_new(hosts, json_pack("{s:s, s:f, s:f, s:I, s:I}", "name",
                                                r->hosts[i].name, "cpu_load", cpu, "mem_load",
@@ -533,7 +538,7 @@ static void round_once(VoDaemon *d, const VoDrsSettings *s)
         return;
     }
     prune_recs(&r);
-    VoDrsInput in = { r.n_hosts, r.hosts, r.n_vms, r.vms };
+    VoDrsInput in = { r.n_hosts, r.hosts, r.n_vms, r.vms, r.network_owners };
     VoDrsMove mv;
     _cleanup_free_ char *no = NULL;
     int got = vo_drs_round(&st, &in, s, vo_wall_ms(), &mv, &no);

@@ -593,6 +593,8 @@ static void *work_thread(void *userdata)
         pthread_mutex_unlock(&h->lock);
         int64_t now = vo_now_ms();
         if (record && (refresh || now >= next_refresh)) {
+            if (refresh) /* tests hold a refresh asked for here (a network made) */
+                vo_test_hold("host_record_refresh");
             int r = publish_record(d, h, record, true, NULL);
             if (r < 0)
                 log_store_error(h, "publish", r);

@@ -13,7 +13,12 @@ project on one host and its attach to a VM of another project on the
 other never both commit, whichever goes first; a volume of the project on
 a host's local pool, moved with its VM to the other host, stays in the
 project under its new host; a standalone host's projects are merged at its
-join (refused while they would exceed a quota). (Here the creates
+join (refused while they would exceed a quota); new VMs without a host and
+DRS keep to the hosts whose network of the name a NIC asks for is the VM's
+project's (each host's own "lan" of another project), a network no host
+has is one 400, and a network made a moment ago is found by a VM created
+at once after (the host record is rewritten before the network's answer).
+(Here the creates
 may meet one after the other; the tight interleaving, both checked before
 either commits, is pinned by tests/unit/test-relations.c on the store.)"""
 
@@ -22,6 +27,7 @@ import threading
 
 from test_cluster_placement import form
 from test_cluster_shared_pools import pool_on
+from test_drs import a_recommendation, decisions, set_load
 from vireo_harness import wait_until
 
 MIB = 1 << 20
@@ -304,3 +310,70 @@ def test_join_merges_the_hosts_projects(cluster):
     assert err["error"]["code"] == "quota-exceeded", err
     err = h1.api("DELETE", "/v1/projects/solo", expect=409)
     assert "sv" in err["error"]["message"], err
+
+
+def test_placement_and_drs_keep_to_the_projects_networks(cluster, tmp_path, monkeypatch):
+    faults = str(tmp_path / "faults")  # hold points (fake driver, host records)
+    os.makedirs(faults)
+    monkeypatch.setenv("VIREO_FAKE_FAULTS", faults)
+    c = cluster(2, driver="fake", listen=False)
+    form(c)
+    h1, h2 = c.hosts
+    for p in ("pa", "pb"):
+        h1.api("POST", "/v1/projects", {"name": p}, expect=201)
+    # Each host's own "lan" (vxlan networks stay the host's), of another project.
+    for h, project, vni in ((h1, "pa", 4311), (h2, "pb", 4312)):
+        h.api("POST", "/v1/networks", {"name": "lan", "type": "vxlan", "vni": vni,
+                                        "remotes": ["127.0.0.9"], "project": project},
+              expect=201)
+    # Unpinned creates, through either host: each lands where its lan is
+    # its project's (spread alone would alternate; the other host refused).
+    # Six of each (a host here gives out 4 vCPUs per CPU: 2 CPUs, 8).
+    for i in range(6):
+        for project, home in (("pa", h1), ("pb", h2)):
+            via = (h1, h2)[i % 2]
+            doc = via.api("POST", "/v1/vms", {"name": f"{project}{i}", "memory_mib": 64,
+                                               "project": project, "networks": ["lan"]},
+                          expect=202)
+            assert doc["host"]["name"] == home.name, (project, i, doc)
+            home.wait_task(doc["task"])
+    # Of no project ("default"): neither lan is its.
+    err = h1.api("POST", "/v1/vms", {"name": "dx", "memory_mib": 64, "networks": ["lan"]},
+                 expect=400)["error"]["message"]
+    assert "network 'lan' belongs to another project than 'default' on every host" in err, err
+    # A network no host has: one 400 naming it (not each host's reason).
+    err = h2.api("POST", "/v1/vms", {"name": "nx", "memory_mib": 64, "project": "pa",
+                                     "networks": ["nowhere"]}, expect=400)["error"]["message"]
+    assert err == "networks: no host has a network 'nowhere' (see: vireo network list)", err
+
+    # DRS: pa's VMs busy on h1, h2 idle; h2's lan is pb's, so no move of
+    # them is proposed (it would be refused by the migration check).
+    for i in range(3):
+        h1.task_ok("POST", f"/v1/vms/pa{i}/start")
+        set_load(h1, f"pa{i}", 0.25, 0.75, mem_mib=20, mem_source="guest")
+    h1.api("PUT", "/v1/cluster/drs", {"mode": "manual", "level": 5})
+    def no_host():
+        return [e for e in decisions(h1, "no move")
+                if "with no host that can take them" in e.get("message", "")]
+    wait_until(lambda: no_host() or a_recommendation(h1, h1.name), 120, interval=1.0,
+               what="DRS deciding on pa's VMs")
+    assert a_recommendation(h1, h1.name) is None, a_recommendation(h1, h1.name)
+    h1.api("PUT", "/v1/cluster/drs", {"mode": "off"})
+
+    # A network made, then at once a VM on it (unpinned): the record that
+    # lists it is rewritten before the network's answer; the hosts' own
+    # refresh is held meanwhile (it would come a moment later).
+    hold = os.path.join(faults, "host_record_refresh.hold")
+    open(hold, "w").close()
+    try:
+        for i in range(5):
+            h2.api("POST", "/v1/networks", {"name": f"new{i}", "type": "vxlan",
+                                            "vni": 4320 + i, "remotes": ["127.0.0.9"]},
+                   expect=201)
+            doc = h1.api("POST", "/v1/vms", {"name": f"on-new{i}", "memory_mib": 64,
+                                              "networks": [f"new{i}"]}, expect=202)
+            assert doc["host"]["name"] == h2.name, doc
+            h2.wait_task(doc["task"])
+            h2.task_ok("DELETE", f"/v1/vms/on-new{i}")  # h2 has room for 2 more
+    finally:
+        os.unlink(hold)

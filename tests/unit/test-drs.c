@@ -369,6 +369,48 @@ static void targets_must_have_the_vms_networks(void **state)
     free(why);
 }
 
+/* A target's own network of the VM's NIC's name that belongs to another
+ * project is not the VM's (the migration check refuses the move): DRS does
+ * not propose that target, but one whose network is the VM's project's or
+ * of none (cluster/place-network-projects.h). */
+static void targets_networks_of_another_project_are_left_out(void **state)
+{
+    (void)state;
+    char *lan[] = { "lan", NULL };
+    VoDrsHost h[] = { host("a", 4, 100000), host("b", 4, 100000), host("c", 4, 100000) };
+    VoDrsVm v[] = { vm("x", 0, 1.0, 0), vm("y", 0, 1.0, 0), vm("z", 0, 1.0, 0),
+                    vm("w", 1, 0.5, 0) };
+    for (int i = 0; i < 3; i++) {
+        v[i].networks = lan;
+        v[i].project = "pa";
+    }
+    for (int i = 0; i < 3; i++)
+        h[i].networks = lan;
+    /* c, empty, would be the best target; its lan is pb's. */
+    json_t *owners = json_pack("{s:{s:{s:s}}, s:{s:{s:s}}}", "a/lan", "doc", "project", "pa",
+                               "c/lan", "doc", "project", "pb");
+    VoDrsInput in = input(h, 3, v, 4);
+    VoDrsMove mv;
+    char *why = NULL;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_int_equal(mv.to, 2); /* without the projects known */
+    in.network_owners = owners;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_int_equal(mv.to, 1); /* b's lan is of no project */
+    json_object_set_new(owners, "b/lan", json_pack("{s:{s:s}}", "doc", "project", "pb"));
+    assert_int_equal(rounds(&in, 3, &mv, &why), 0);
+    assert_non_null(strstr(why, "3 with no host that can take them"));
+    /* VMs of no project are "default"'s: pb's networks are not theirs either. */
+    for (int i = 0; i < 3; i++)
+        v[i].project = NULL;
+    assert_int_equal(rounds(&in, 3, &mv, &why), 0);
+    json_object_set_new(owners, "c/lan", json_pack("{s:{s:s}}", "doc", "project", "default"));
+    assert_int_equal(rounds(&in, 3, &mv, &why), 1);
+    assert_int_equal(mv.to, 2);
+    free(why);
+    json_decref(owners);
+}
+
 static void groups_hold(void **state)
 {
     (void)state;
@@ -691,6 +733,7 @@ int main(void)
         cmocka_unit_test(bad_input_is_refused),
         cmocka_unit_test(targets_must_boot_the_vms_firmware),
         cmocka_unit_test(targets_must_have_the_vms_networks),
+        cmocka_unit_test(targets_networks_of_another_project_are_left_out),
         cmocka_unit_test(cpu_demand_from_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

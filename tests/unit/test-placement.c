@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "cluster/place-network-projects.h"
 #include "cluster/placement.h"
 #include "util/util.h"
 
@@ -591,6 +592,80 @@ static void test_firmware(void **state)
     vo_place_snapshot_clear(&s);
 }
 
+/* The networks' projects as the placement cache keeps them: host "id-X"'s
+ * network NAME in project P for each "X/NAME=P". */
+static json_t *owners(const char *first, ...)
+{
+    json_t *o = json_object();
+    va_list ap;
+    va_start(ap, first);
+    for (const char *s = first; s; s = va_arg(ap, const char *)) {
+        const char *eq = strchr(s, '=');
+        _cleanup_free_ char *key = vo_asprintf("id-%.*s", (int)(eq - s), s);
+        json_object_set_new(o, key, json_pack("{s:{s:s}, s:i}", "doc", "project", eq + 1,
+                                              "rev", 1));
+    }
+    va_end(ap);
+    return o;
+}
+
+/* A new VM of project pa naming network lan goes to the host whose lan is
+ * pa's or of no project, never to one whose own lan is another project's
+ * (that host refuses the create); and a network no host has, or only
+ * another project's, is told apart. */
+static void test_networks_of_another_project(void **state)
+{
+    (void)state;
+    VoPlaceSnapshot s = snapshot("abc");
+    s.hosts[0].networks = strv("lan", NULL);
+    s.hosts[1].networks = strv("dmz", "lan", NULL);
+    s.hosts[2].networks = strv("lan", NULL);
+    s.hosts[1].committed_memory_mib = 4096; /* a, the least loaded, would be chosen */
+    s.hosts[2].committed_memory_mib = 8192;
+    json_t *o = owners("a/lan=pb", "b/lan=pa", "b/dmz=pb", "c/lan=pb", NULL);
+    const char *nics[] = { "lan" };
+    VoPlaceRequest req = request(1, 1024);
+    req.networks = vo_place_networks_needed(nics, 1);
+    assert_string_equal(vo_place_network_owner(o, "id-a", "lan"), "pb");
+    assert_null(vo_place_network_owner(o, "id-a", "dmz"));
+    assert_false(vo_place_networks_project_ok(o, "id-a", req.networks, "pa"));
+    assert_true(vo_place_networks_project_ok(o, "id-b", req.networks, "pa"));
+    assert_true(vo_place_networks_project_ok(NULL, "id-a", req.networks, "pa"));
+    assert_false(vo_place_networks_project_ok(o, "id-a", req.networks, NULL)); /* default */
+    assert_string_equal(place(&s, &req, NULL), "a"); /* without the filter */
+    vo_place_drop_foreign_networks(&s, req.networks, o, "pa");
+    VoPlaceResult res;
+    assert_string_equal(place(&s, &req, &res), "b");
+    assert_int_equal(res.verdicts[0].why, VO_PLACE_NETWORKS);
+    assert_reason(&s, &req, &res, 0,
+                  "has no network lan (or it is in error or of another project there)");
+    vo_place_result_clear(&res);
+    /* Only the networks asked for are looked at: b keeps its dmz of pb. */
+    assert_string_equal(s.hosts[1].networks[0], "dmz");
+    assert_null(vo_place_network_nowhere(&s, req.networks));
+    /* Of pb only where it is: none for pa. */
+    json_object_set_new(o, "id-b/lan", json_pack("{s:{s:s}}", "doc", "project", "pb"));
+    vo_place_drop_foreign_networks(&s, req.networks, o, "pa");
+    assert_null(place(&s, &req, NULL));
+    assert_string_equal(vo_place_network_nowhere(&s, req.networks), "lan");
+    vo_place_snapshot_clear(&s);
+    /* No host has it; a host that does not say (an older vireod) may have
+     * it; an offline host is not counted. */
+    s = snapshot("ab");
+    s.hosts[0].networks = strv("dmz", NULL);
+    s.hosts[1].networks = strv(NULL);
+    assert_string_equal(vo_place_network_nowhere(&s, req.networks), "lan");
+    vo_strv_free(s.hosts[1].networks);
+    s.hosts[1].networks = NULL;
+    assert_null(vo_place_network_nowhere(&s, req.networks));
+    s.hosts[1].state = VO_HOST_OFFLINE;
+    assert_string_equal(vo_place_network_nowhere(&s, req.networks), "lan");
+    assert_null(vo_place_network_nowhere(&s, NULL));
+    json_decref(o);
+    vo_place_snapshot_clear(&s);
+    vo_place_request_clear(&req);
+}
+
 /* A VM with NICs on networks (an HA restart, DRS, an evacuation) goes only
  * to a host that has each of them; a host that says nothing (an older
  * vireod) is not filtered on; "user" is every host's. */
@@ -877,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_exclude),
         cmocka_unit_test(test_firmware),
         cmocka_unit_test(test_networks),
+        cmocka_unit_test(test_networks_of_another_project),
         cmocka_unit_test(test_json_host),
         cmocka_unit_test(test_json_snapshot),
         cmocka_unit_test(test_json_request),
