@@ -425,8 +425,15 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
         } else if (s == 1) {
             note_settled(d, i, "the destination's: the source QEMU ends (post-copy: once it "
                          "handed the rest over) and the destination continues the guest");
-            if (quit_source(d, vm, i, NULL))
+            if (quit_source(d, vm, i, NULL)) {
                 (void)unlink(path);
+            } else if (strcmp(i->phase, "switched")) {
+                /* Its post-copy kept: the switch known now, the intent
+                 * says so, as vireo vm migrate --resume looks for. */
+                VoMigrateIntent known = *i;
+                known.phase = "switched";
+                (void)vo_migration_intent_save(d, &known);
+            }
             return;
         } else {
             log_error("vm %s: whether it moved to host %s is unknown (%s): the source stays "
