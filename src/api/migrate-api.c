@@ -11,14 +11,15 @@
 #include "util/util.h"
 
 /* {"resume": true} and nothing else: vireo vm migrate --resume; 0 when
- * body asks for no resume, 1 when it does, -EINVAL (rep filled) when it
- * asks for it with other fields or not as a boolean. */
+ * body asks for no resume (none, or false: a migration), 1 when it does,
+ * -EINVAL (rep filled) when it asks for it with other fields or not as a
+ * boolean. */
 static int resume_asked(json_t *body, VoReply *rep)
 {
     json_t *resume = json_object_get(body, "resume");
-    if (!resume)
+    if (!resume || json_is_false(resume))
         return 0;
-    if (!json_is_boolean(resume) || json_object_size(body) != 1) {
+    if (!json_is_true(resume) || json_object_size(body) != 1) {
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "invalid request body: \"resume\" is "
                        "a boolean and takes no other field (it retries the recovery of the "
                        "VM's paused post-copy)");

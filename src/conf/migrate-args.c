@@ -69,10 +69,16 @@ int vo_migrate_args_parse(json_t *body, VoMigrateArgs *ret, char **ret_error)
             if (!json_is_boolean(v))
                 return vo_error_set(ret_error, -EINVAL, "post_copy: must be true or false");
             ret->post_copy = json_is_true(v);
+        } else if (!strcmp(key, "resume")) {
+            /* false: a migration as without it; true (vireo vm migrate
+             * --resume) comes alone and never reaches here. */
+            if (!json_is_false(v))
+                return vo_error_set(ret_error, -EINVAL, "resume: false here (true retries a "
+                                    "post-copy's recovery and takes no other field)");
         } else {
             return vo_error_set(ret_error, -EINVAL, "%s: unknown field (known: to, pool, "
                                 "max_downtime_ms, bandwidth, verify_memory, "
-                                "converge_timeout_s, force_converge, post_copy)", key);
+                                "converge_timeout_s, force_converge, post_copy, resume)", key);
         }
     }
     return 0;

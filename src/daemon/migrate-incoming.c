@@ -742,12 +742,13 @@ int vo_migration_recover(VoDaemon *d, const char *id, json_t *body, json_t **ret
             break;
         log_warn("VM %s (migration %s): listening on %s for the recovery failed: %s", vm_id,
                  id, uri, qerr);
-        if (k + 1 < RECOVER_PORT_TRIES)
-            r = 0; /* another port */
-        if (blocked && k + 1 < RECOVER_PORT_TRIES)
-            (void)poll(NULL, 0, BLOCKED_RECOVER_EVERY_MS);
-        else
+        if (k + 1 == RECOVER_PORT_TRIES) {
             r = vo_error_set(ret_error, r, "%s", qerr);
+        } else {
+            r = 0; /* another port */
+            if (blocked)
+                (void)poll(NULL, 0, BLOCKED_RECOVER_EVERY_MS);
+        }
     }
     if (vm)
         pthread_mutex_unlock(&vm->job);

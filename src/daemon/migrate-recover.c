@@ -468,8 +468,15 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
             note_settled(d, i, true, "the destination's: the source QEMU ends (post-copy: "
                          "once it handed the rest over) and the destination continues the "
                          "guest");
-            if (quit_source(d, vm, i, NULL))
+            if (quit_source(d, vm, i, NULL)) {
                 intent_done(path, i);
+            } else if (strcmp(i->phase, "switched")) {
+                /* Its post-copy kept: the switch known now, the intent
+                 * says so, as vireo vm migrate --resume looks for. */
+                VoMigrateIntent known = *i;
+                known.phase = "switched";
+                (void)vo_migration_intent_save(d, &known);
+            }
             return;
         } else {
             log_error("vm %s: whether it moved to host %s is unknown (%s): the source stays "
@@ -585,10 +592,16 @@ static int kept_source_intent(VoDaemon *d, const char *vm_id, json_t **ret_doc,
 }
 
 /* -EBUSY when vm_id's migration task still runs (it tries its own
- * recoveries and holds the VM's job until it ends), else 0. */
+ * recoveries and holds the VM's job until it ends), or while the
+ * background settles its switch (migrate-resettle.h: that settling hands
+ * the post-copy over itself, never alongside a --resume), else 0. */
 static int migration_task_over(VoDaemon *d, const char *vm_id, const char *name,
                                char **ret_error)
 {
+    if (vo_migrate_resettle_pending(vm_id))
+        return vo_error_set(ret_error, -EBUSY, "VM '%s': where its switch left it is being "
+                            "asked of the store in the background, which then recovers its "
+                            "post-copy itself (vireod's log says how it went)", name);
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
     if (!vm)
         return 0;
@@ -642,6 +655,12 @@ int vo_migration_resume_kept(VoDaemon *d, const char *vm_id, char **ret_error)
     if (kept_source_intent(d, vm_id, &doc, &i, &path) < 0)
         return vo_error_set(ret_error, -ENOENT, "no post-copy migration of VM %s is kept "
                             "here", vm_id);
+    /* Checked again as it runs: queued, it may have waited. */
+    int r = migration_task_over(d, i.vm, i.name, ret_error);
+    if (r < 0) {
+        json_decref(doc);
+        return r;
+    }
     /* The VM still in the table, moved away (its task kept both QEMUs), or
      * gone from it (a start whose recovery failed): as at vireod's start. */
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, i.vm);
@@ -649,7 +668,7 @@ int vo_migration_resume_kept(VoDaemon *d, const char *vm_id, char **ret_error)
                    : end_unowned(d, &i, VO_HV_MIGRATION_SOURCE, &error);
     if (done)
         intent_done(path, &i);
-    int r = done ? 0 : vo_error_set(ret_error, -EIO, "%s", error ? error : "not recovered");
+    r = done ? 0 : vo_error_set(ret_error, -EIO, "%s", error ? error : "not recovered");
     json_decref(doc);
     return r;
 }

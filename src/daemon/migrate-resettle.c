@@ -43,6 +43,14 @@ void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name,
              "(first in %d s)", name, RESETTLE_FIRST_WAIT_MS / 1000);
 }
 
+bool vo_migrate_resettle_pending(const char *vm_id)
+{
+    pthread_mutex_lock(&lock);
+    bool queued = json_object_get(pending, vm_id) != NULL; /* NULL pending: none */
+    pthread_mutex_unlock(&lock);
+    return queued;
+}
+
 /* The ids due now. */
 static char **due_ids(void)
 {

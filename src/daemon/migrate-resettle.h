@@ -17,6 +17,11 @@
  * (its id), is settled later. */
 void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name,
                                const char *migration);
+/* Whether vm_id's intent is in the background's hands (queued, or being
+ * settled now): until it is not, nothing else acts on that intent (vireo
+ * vm migrate --resume is refused), so the two never end or hand over the
+ * same source QEMU at once. */
+bool vo_migrate_resettle_pending(const char *vm_id);
 /* The background thread (vireod's main; standalone: nothing). */
 int vo_migrate_resettle_start(VoDaemon *d);
 void vo_migrate_resettle_stop(VoDaemon *d);

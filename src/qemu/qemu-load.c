@@ -189,9 +189,9 @@ static int budget_left(int64_t deadline)
 }
 
 /* The guest's use (bytes) from the balloon's statistics, read through
- * HMP, whose answer is the statistics as text: QMP's qom-get would answer
+ * HMP, whose answer is the statistics as text: QMP's qom-get answers
  * 2^64 - 1 for each statistic the guest does not report, which the QMP
- * client cannot read (a malformed message ends the monitor connection). A
+ * client once could not read (it reads such integers as reals now). A
  * QEMU whose HMP answers something else (an older one without qom-get) is
  * not asked again. 0, or -ENODATA, -EINVAL (no statistics) or the call's
  * error. Caller holds qmp_lock. */

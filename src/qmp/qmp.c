@@ -102,6 +102,55 @@ static bool is_blank(const char *s, size_t n)
     return true;
 }
 
+/* line (n bytes) with ".0" after each integer outside strings that int64
+ * cannot hold, which jansson then reads as a real (*ret_n bytes); NULL
+ * when there is none.
+ * QEMU's uint64 fields can exceed INT64_MAX (the balloon's unreported
+ * guest statistics are 2^64 - 1), and jansson refuses such an integer. */
+static char *widen_big_integers(const char *line, size_t n, size_t *ret_n)
+{
+    _cleanup_free_ char *src = vo_malloc0(n + 1);
+    memcpy(src, line, n);
+    char *out = vo_malloc0(2 * n + 1), *o = out;
+    bool widened = false, in_string = false;
+    for (const char *p = src; p < src + n;) {
+        if (in_string) {
+            if (*p == '\\' && p + 1 < src + n)
+                *o++ = *p++;
+            else if (*p == '"')
+                in_string = false;
+            *o++ = *p++;
+        } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+            char *end;
+            errno = 0;
+            (void)strtoll(p, &end, 10);
+            bool real = *end && strchr(".eE", *end);
+            bool big = errno == ERANGE && !real;
+            while (real && *end && strchr("0123456789.eE+-", *end))
+                end++; /* its fraction and exponent, never widened */
+            if (end == p) /* a lone '-': not a number, left to the parser */
+                end++;
+            memcpy(o, p, (size_t)(end - p));
+            o += end - p;
+            if (big) {
+                memcpy(o, ".0", 2);
+                o += 2;
+                widened = true;
+            }
+            p = end;
+        } else {
+            in_string = *p == '"';
+            *o++ = *p++;
+        }
+    }
+    if (!widened) {
+        free(out);
+        return NULL;
+    }
+    *ret_n = (size_t)(o - out);
+    return out;
+}
+
 int vo_qmp_parse_line(const char *line, size_t n, json_t **ret)
 {
     *ret = NULL;
@@ -113,6 +162,12 @@ int vo_qmp_parse_line(const char *line, size_t n, json_t **ret)
         return 0;
     json_error_t err;
     json_t *msg = json_loadb(line, n, JSON_REJECT_DUPLICATES, &err);
+    size_t wide_n = 0;
+    _cleanup_free_ char *wide = msg ? NULL : widen_big_integers(line, n, &wide_n);
+    if (wide) {
+        log_debug("QMP: integers beyond int64 in a message, read as reals");
+        msg = json_loadb(wide, wide_n, JSON_REJECT_DUPLICATES, &err);
+    }
     if (!json_is_object(msg)) {
         log_warn("QMP sent malformed message: %s", msg ? "not an object" : err.text);
         json_decref(msg);

@@ -58,7 +58,8 @@ int vo_qmp_pump(VoQmp *q);
 /* Parsing what QEMU sends (pure; used by the client above). One received
  * line, without its '\n', of n bytes: 0 and *ret = a new reference to the
  * message object, or *ret = NULL for a blank line; -EBADMSG when it is not
- * a JSON object; -EMSGSIZE past 1 MiB. */
+ * a JSON object; -EMSGSIZE past 1 MiB. An integer int64 cannot hold (a
+ * uint64 field near 2^64) is read as a real. */
 int vo_qmp_parse_line(const char *line, size_t n, json_t **ret);
 
 /* What a parsed message is: a command's reply (return or error; matched by

@@ -821,6 +821,9 @@ def test_cluster_routes_standalone(api):
              code="invalid-state")
     api.call("POST", "/v1/vms/nope/migrate", {"resume": True, "to": "h2"}, expect=400,
              code="invalid-argument")
+    # resume false (its default) is a migration as without it: the VM is looked up.
+    api.call("POST", "/v1/vms/nope/migrate", {"resume": False, "to": "h2"}, expect=404,
+             code="not-found")
     api.call("DELETE", mid, expect=401, code="unauthenticated")
     # Cold move: the same (real moves: tests/e2e/test_vm_move.py).
     api.call("POST", "/v1/vms/nope/move", {"to": "h2"}, expect=404, code="not-found")

@@ -633,6 +633,11 @@ static void args_are_parsed_and_checked(void **state)
     json_decref(body);
     assert_int_equal(parse("{\"bandwidth\":1048576}", &a, &error), 0);
     assert_int_equal(a.bandwidth, 1048576);
+    /* resume: false (its documented default) is a migration as without it. */
+    body = json_loads("{\"resume\":false,\"to\":\"h2\"}", 0, NULL);
+    assert_int_equal(vo_migrate_args_parse(body, &a, &error), 0);
+    assert_string_equal(a.to, "h2");
+    json_decref(body);
     static const struct {
         const char *body, *field;
     } bad[] = {
@@ -651,6 +656,8 @@ static void args_are_parsed_and_checked(void **state)
         { "{\"converge_timeout_s\":\"10\"}", "converge_timeout_s:" },
         { "{\"force_converge\":1}", "force_converge:" },
         { "{\"post_copy\":\"yes\"}", "post_copy:" },
+        { "{\"resume\":true,\"to\":\"h2\"}", "resume:" },
+        { "{\"resume\":1}", "resume:" },
         { "[1]", "JSON object" },
     };
     for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
