@@ -151,8 +151,9 @@ int vo_volume_create_iso(VoDaemon *d, const char *pool, const char *name, const 
     int r = vo_storage_rbd_pool_of(d, pool, &rp, ret_error);
     if (r > 0) {
         vo_rbd_pool_clear(&rp);
-        return vo_error_set(ret_error, -EINVAL, "pool '%s' is an rbd pool: an ISO goes into a "
-                            "dir pool", pool);
+        return vo_error_set(ret_error, -EINVAL, "pool '%s' is an rbd pool: a VM import copies "
+                            "an ISO into a dir pool only (vireo volume import puts one into an "
+                            "rbd pool)", pool);
     }
     if (r < 0)
         return r;

@@ -110,9 +110,11 @@ static int task_volume_create(VoTask *t, void *userdata)
         r = k < 0 ? k : vo_img_probe_import(op->src_path, &src_format, &error);
         /* An ISO is copied as it is (probing could take an ISO with a
          * partition table for something else). */
+        bool iso = r >= 0 && vo_iso_probe(op->src_path) > 0;
         if (r >= 0 && k > 0) /* into a new RBD image, through QEMU's rbd driver */
-            r = vo_storage_rbd_import(&rp, op->name, op->src_path, src_format, 0, &error);
-        else if (r >= 0 && vo_iso_probe(op->src_path) > 0)
+            r = vo_storage_rbd_import(&rp, op->name, op->src_path, iso ? "raw" : src_format, 0,
+                                      &error);
+        else if (iso)
             r = vo_img_convert(op->src_path, "raw", op->path, "raw", vo_storage_report_progress, t,
                                &error);
         else if (r >= 0)
@@ -218,11 +220,7 @@ int vo_volume_create(VoDaemon *d, const VoVolumeCreateArgs *args, json_t **ret_t
         return k;
     if (k > 0) {
         vo_rbd_pool_clear(&rp);
-        if (iso) /* a CD-ROM's medium is a file: QEMU's rbd CD-ROMs are not wired */
-            return vo_error_set(ret_error, -EINVAL, "import_path: '%s' is an ISO image: import "
-                                "it into a dir pool (rbd pool '%s' holds disks)",
-                                args->import_path, args->pool);
-        format = "raw"; /* an RBD image is raw: its thinness is Ceph's */
+        format = "raw"; /* an RBD image is raw: its thinness is Ceph's (an ISO too) */
     }
     VolumeOp *op = volume_op(d, args->pool, args->name);
     op->format = vo_strdup(format);

@@ -49,6 +49,17 @@ static void push_opt(char ***argv, const char *opt, const char *fmt, ...)
     va_end(ap);
 }
 
+char *vo_qemu_escape_commas(const char *s)
+{
+    char *out = vo_malloc0(strlen(s) * 2 + 1), *o = out;
+    for (; *s; s++) {
+        *o++ = *s;
+        if (*s == ',')
+            *o++ = ',';
+    }
+    return out;
+}
+
 /* Adds "-opt" then the JSON text of props (stolen). */
 static void push_json(char ***argv, const char *opt, json_t *props)
 {
@@ -243,9 +254,15 @@ static void build_cdrom(char ***argv, const VoVmSpec *spec)
 {
     if (!spec->has_cdrom)
         return;
-    if (spec->cdrom_path)
+    if (spec->cdrom_path) {
+        json_t *secret = vo_qemu_cdrom_secret_props(spec->cdrom_path);
+        if (secret) /* an ISO on an rbd pool: its key by file, never in argv */
+            push_json(argv, "-object", secret);
+        _cleanup_free_ char *file = vo_qemu_cdrom_filename(spec->cdrom_path);
+        _cleanup_free_ char *escaped = vo_qemu_escape_commas(file ? file : spec->cdrom_path);
         push_opt(argv, "-drive", "if=none,id=%s,media=cdrom,readonly=on,format=raw,file=%s",
-                 VO_QEMU_CDROM_DRIVE, spec->cdrom_path);
+                 VO_QEMU_CDROM_DRIVE, escaped);
+    }
     push_json(argv, "-device", vo_qemu_cdrom_device_props(spec));
 }
 

@@ -35,6 +35,8 @@ void vo_qemu_disk_node(unsigned slot, char ret[32]);
  * device id of vCPU index (vCPU 0 is the boot CPU and has none), and the ids
  * of the virtio-mem device, its memory backend and the balloon. */
 const char *vo_qemu_cpu_type(VoAccel accel);
+/* s with each comma doubled: QEMU's option syntax for a comma in a value. */
+char *vo_qemu_escape_commas(const char *s);
 void vo_qemu_vcpu_id(unsigned index, char ret[32]);
 #define VO_QEMU_VIRTIO_MEM_ID "virtio-mem0"
 #define VO_QEMU_HOTPLUG_MEMDEV "mem-hotplug0"

@@ -533,18 +533,6 @@ int vo_qemu_backup(VoHvInstance *vm, const VoHvBackupPlan *plan, VoHvBackupResul
 
 /* ---- a stopped VM: qemu-storage-daemon ------------------------------------ */
 
-/* QEMU's option syntax doubles a comma inside a value. */
-static char *escape_commas(const char *s)
-{
-    char *out = vo_malloc0(strlen(s) * 2 + 1), *o = out;
-    for (; *s; s++) {
-        *o++ = *s;
-        if (*s == ',')
-            *o++ = ',';
-    }
-    return out;
-}
-
 static char **storage_daemon_argv(const VoHvBackupPlan *plan, const char *socket_path,
                                   const char *pidfile)
 {
@@ -569,7 +557,7 @@ static char **storage_daemon_argv(const VoHvBackupPlan *plan, const char *socket
         json_decref(file);
         json_decref(fmt);
     }
-    _cleanup_free_ char *escaped = escape_commas(socket_path);
+    _cleanup_free_ char *escaped = vo_qemu_escape_commas(socket_path);
     vo_strv_pushf(&argv, "--chardev");
     vo_strv_pushf(&argv, "socket,id=vireo-qmp,path=%s,server=on,wait=off", escaped);
     vo_strv_pushf(&argv, "--monitor");

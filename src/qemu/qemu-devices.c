@@ -254,6 +254,35 @@ json_t *vo_qemu_nic_device_props(const VoVmSpec *spec, const VoNicSpec *nic)
     return dev;
 }
 
+char *vo_qemu_cdrom_filename(const char *path)
+{
+    VoRbdDisk rbd;
+    int r = vo_rbd_disk_of_path(path, &rbd);
+    if (r == 0)
+        return vo_strdup(path);
+    if (r < 0)
+        return NULL;
+    /* No node name: QEMU names the nodes, which go with the medium. */
+    json_t *file = vo_rbd_disk_blockdev(&rbd, "", VO_QEMU_CDROM_SECRET, true);
+    vo_rbd_disk_clear(&rbd);
+    json_object_del(file, "node-name");
+    json_object_del(file, "discard");
+    json_t *top = json_pack("{s:o}", "file", file);
+    _cleanup_free_ char *text = json_dumps(top, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(top);
+    return vo_asprintf("json:%s", text);
+}
+
+json_t *vo_qemu_cdrom_secret_props(const char *path)
+{
+    VoRbdDisk rbd;
+    if (vo_rbd_disk_of_path(path, &rbd) <= 0)
+        return NULL;
+    json_t *o = vo_rbd_disk_secret(&rbd, VO_QEMU_CDROM_SECRET);
+    vo_rbd_disk_clear(&rbd);
+    return o;
+}
+
 json_t *vo_qemu_cdrom_device_props(const VoVmSpec *spec)
 {
     /* The ICH9's AHCI controller on q35 (ide.0-5), PIIX's IDE on pc (ide.0-1). */

@@ -60,3 +60,13 @@ json_t *vo_qemu_nic_device_props(const VoVmSpec *spec, const VoNicSpec *nic);
 #define VO_QEMU_CIDATA_ID "cidata0"
 #define VO_QEMU_CIDATA_DRIVE "drive-cidata0"
 json_t *vo_qemu_cdrom_device_props(const VoVmSpec *spec);
+/* An ISO on an rbd pool (its path storage/rbd-disk.h's) is opened through
+ * QEMU's rbd driver, read-only (no exclusive lock: many VMs may read one
+ * ISO), its key handed over by the secret object VO_QEMU_CDROM_SECRET. */
+#define VO_QEMU_CDROM_SECRET "sec-cdrom0"
+/* The filename the CD-ROM's medium path is opened by: path itself for a
+ * file, a "json:" pseudo-filename of a raw node on the rbd node for an RBD
+ * image. NULL when path's rbd pool conf is unreadable. */
+char *vo_qemu_cdrom_filename(const char *path);
+/* The -object secret (file=) of an RBD medium's key; NULL for a file. */
+json_t *vo_qemu_cdrom_secret_props(const char *path);

@@ -275,8 +275,19 @@ static int change_medium(VoHvInstance *vm, const char *id, const char *what, con
      * old medium goes, the new one goes in and the tray closes: the guest
      * sees a media change. */
     _cleanup_free_ char *medium = NULL;
-    if (path) {
+    /* An ISO on an rbd pool: its pool's key as the secret object first (one
+     * left by an earlier medium goes: it may be another pool's), then a
+     * json: filename naming it; no file to hand over. */
+    json_t *secret = path ? vo_qemu_cdrom_secret_props(path) : NULL;
+    if (secret) {
+        _cleanup_free_ char *ignored = NULL;
+        (void)run(vm, "object-del", json_pack("{s:s}", "id", VO_QEMU_CDROM_SECRET), &ignored);
+        r = run(vm, "object-add", secret, &error);
+        if (r >= 0 && !(medium = vo_qemu_cdrom_filename(path)))
+            r = vo_error_set(&error, -EINVAL, "cannot read the rbd pool's conf of %s", path);
+    } else if (path)
         r = vo_qemu_confine_path(vm, path, true, &medium, &error);
+    if (path) {
         if (r >= 0)
             r = run(vm, "blockdev-change-medium",
                     json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", id, "filename",

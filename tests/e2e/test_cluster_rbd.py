@@ -10,7 +10,9 @@ RAM compared on both sides (test_migrate's way: both sides paused, each
 side's RAM saved and compared byte for byte) and without a disk copy (the
 task's disk_bytes and disks_copied are 0); Ceph sees the image opened from
 h2's address only; the file is read back from the disk after the move, and
-HA is accepted for the VM (its disk is shared). A restore over it cut
+HA is accepted for the VM (its disk and the ISO in its CD-ROM drive, an RBD
+image of the pool too, are shared: h2's QEMU opens the same ISO, and a
+media change there opens it again). A restore over it cut
 short on h2 (vireod dies after the write) is rolled back by its start on
 h1, after a move: the mark is in the VM's document, which every host sees.
 An iSCSI target that does not answer, beside the rbd pool, never holds the
@@ -27,6 +29,7 @@ import pytest
 from ceph_harness import Ceph, CephUnavailable
 from iscsi_target import TgtTarget
 from test_cluster_shared_pools import pool_on, record_pools
+from test_iso_install import tiny_iso
 from test_migrate import assert_same_ram, create_on, form, hosts_of, keeping_ram, migrate
 from vireo_harness import BOOT_MARKER, wait_until
 
@@ -97,9 +100,16 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
         assert key not in json.dumps(h.api("GET", "/v1/pools"))
     assert [p["name"] for p in h2.api("GET", "/v1/pools")["pools"]].count("ceph") == 1
 
+    # An ISO in the pool (an RBD image, content iso), seen from h2 too.
+    h1.cli("volume", "import", "ceph/media", tiny_iso(str(tmp_path / "media.iso")))
+    wait_until(lambda: h2.request("GET", "/v1/pools/ceph/volumes/media")[0] == 200, 30,
+               what="the ISO seen from h2")
+    assert h2.api("GET", "/v1/pools/ceph/volumes/media")["content"] == "iso"
+
     # The VM: a linked clone of the default image in the pool (an RBD clone
-    # of the image's base, with exclusive-lock), booted on h1.
-    create_on(h1, "r1", pool="ceph", memory=128, full_clone=False)
+    # of the image's base, with exclusive-lock), booted on h1, the ISO in
+    # its CD-ROM drive.
+    create_on(h1, "r1", pool="ceph", memory=128, full_clone=False, cdrom="ceph/media")
     volume = h1.vm("r1")["disks"][0]["volume"]
     vol = h1.api("GET", f"/v1/pools/ceph/volumes/{volume.split('/', 1)[1]}")
     image = vol["rbd_image"]
@@ -170,12 +180,23 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
     assert h2.vm("r1")["disks"][0]["volume"] == volume
     wait_until(lambda: watchers(ceph, image) == [h2.address], 30, what="image open on h2 only")
 
+    # The ISO came along, not copied: h2's QEMU opens the same RBD image
+    # (its rbd driver, h2's key); a media change there opens it again, and
+    # its delete is refused while r1 has it.
+    assert h2.vm("r1")["cdrom"] == {"volume": "ceph/media"}
+    with open(f"/proc/{h2.vm('r1')['pid']}/cmdline", "rb") as f:
+        assert b'"image":"media"' in f.read().replace(b",,", b",")
+    h2.cli("vm", "cdrom", "eject", "r1")
+    h2.cli("vm", "cdrom", "insert", "r1", "ceph/media")
+    status, doc = h1.request("DELETE", "/v1/pools/ceph/volumes/media")[:2]
+    assert status == 409 and "'r1'" in doc["error"]["message"], doc
+
     # The write made before the move, read back from the disk (the page
     # cache dropped first) on h2.
     out = h2.guest("r1", "sync; echo 3 > /proc/sys/vm/drop_caches; cat /rbd-check.txt")
     assert "written-before-the-move" in out.splitlines(), out
 
-    # Eligible for HA: its only disk is on the shared rbd pool.
+    # Eligible for HA: its only disk and its ISO are on the shared rbd pool.
     h1.cli("vm", "set", "r1", "--ha", "on")
     assert h2.vm("r1")["ha"] is True
     h2.cli("vm", "stop", "r1", "--force")

@@ -1,7 +1,8 @@
 /* test-rbd-disk.c: a VM disk on an RBD image (storage/rbd-disk.c) and its
  * QEMU arguments (qemu-devices.c): which paths are RBD volumes, the rbd
  * -blockdev (servers, user, key-secret) and the secret object that passes
- * the key by file, never the key itself. */
+ * the key by file, never the key itself; an ISO of an rbd pool as the
+ * CD-ROM's medium. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,11 +84,42 @@ static void test_disk_argv(void **state)
     rmdir(dir);
 }
 
+/* An ISO on an rbd pool in the CD-ROM drive: a json: filename of a raw node
+ * on a read-only rbd node (no node names: they go with the medium), the key
+ * by the CD-ROM's secret object; a file stays a file, without a secret. */
+static void test_cdrom_medium(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vireo-rbd-cdrom-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *path = vo_asprintf("%s/inst.raw", dir);
+    assert_int_equal(vo_rbd_disk_write_conf(dir, "10.0.0.1", "vms", "vireo"), 0);
+    _cleanup_free_ char *file = vo_qemu_cdrom_filename(path);
+    assert_string_equal(file, "json:{\"file\":{\"auth-client-required\":[\"cephx\"],"
+                              "\"driver\":\"rbd\",\"image\":\"inst\",\"key-secret\":"
+                              "\"" VO_QEMU_CDROM_SECRET "\",\"pool\":\"vms\",\"read-only\":true,"
+                              "\"server\":[{\"host\":\"10.0.0.1\",\"port\":\"6789\"}],"
+                              "\"user\":\"vireo\"}}");
+    _cleanup_free_ char *secret = dump(vo_qemu_cdrom_secret_props(path));
+    _cleanup_free_ char *want = vo_asprintf(
+        "{\"file\":\"%s/key\",\"format\":\"base64\",\"id\":\"" VO_QEMU_CDROM_SECRET
+        "\",\"qom-type\":\"secret\"}", dir);
+    assert_string_equal(secret, want);
+    const char *iso = "/var/lib/vireo/pools/default/inst.raw";
+    _cleanup_free_ char *plain = vo_qemu_cdrom_filename(iso);
+    assert_string_equal(plain, iso);
+    assert_null(vo_qemu_cdrom_secret_props(iso));
+    _cleanup_free_ char *conf = vo_asprintf("%s/ceph.json", dir);
+    unlink(conf);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_servers),
         cmocka_unit_test(test_disk_argv),
+        cmocka_unit_test(test_cdrom_medium),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
