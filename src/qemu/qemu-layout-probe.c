@@ -176,11 +176,18 @@ static int probe_devices_once(VoHvInstance *vm, VoQemuLayout *l, json_t *types,
 static int probe_devices(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
 {
     json_t *types = NULL;
+    _cleanup_free_ char *error = NULL;
     int r = pci_types(vm, &types, ret_error);
+    if (r >= 0)
+        r = probe_devices_once(vm, l, types, &error);
     /* Once more if a device went between the list and its questions (an
-     * unplug the guest completed late). */
-    if (r >= 0 && probe_devices_once(vm, l, types, NULL) < 0)
+     * unplug the guest completed late: QEMU no longer finds it). Any other
+     * failure, such as a monitor that does not answer, is not waited for
+     * twice. */
+    if (r == -EIO && error && strstr(error, "DeviceNotFound: "))
         r = probe_devices_once(vm, l, types, ret_error);
+    else if (r < 0 && error && ret_error)
+        *ret_error = TAKE_PTR(error);
     json_decref(types);
     return r;
 }

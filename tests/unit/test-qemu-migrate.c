@@ -557,6 +557,37 @@ static void test_layout_probe(void **state)
     instance_close(&f);
 }
 
+/* A device question QEMU refuses for another reason than a device gone
+ * (here an error; a monitor that does not answer alike) fails the probe at
+ * once: the devices are not asked again. */
+static void test_layout_probe_fails_once(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-machines", .send = { "{\"return\":[],\"id\":$ID}\n" } },
+        { .expect = "query-hotpluggable-cpus", .send = { "{\"return\":[],\"id\":$ID}\n" } },
+        { .expect = "qom-list-types", .args = "{\"implements\":\"pci-device\",\"abstract\":false}",
+          .send = { "{\"return\":[{\"name\":\"virtio-balloon-pci\"}],\"id\":$ID}\n" } },
+        { .expect = "qom-list", .args = "{\"path\":\"/machine/peripheral\"}",
+          .send = { "{\"return\":[{\"name\":\"balloon0\",\"type\":"
+                    "\"child<virtio-balloon-pci>\"}],\"id\":$ID}\n" } },
+        QOM_GET("balloon0", "parent_bus",
+                "\"error\":{\"class\":\"GenericError\",\"desc\":\"out of memory\"}"),
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    VoVmSpec spec = { .machine = "pc", .vcpus = 1, .max_vcpus = 1, .memory_mib = 256,
+                      .max_memory_mib = 256 };
+    vm->layout = vo_qemu_layout_from_spec(&spec, VO_ACCEL_TCG);
+    char *text = NULL, *error = NULL;
+    assert_int_equal(vo_qemu_layout_text(vm, &text, &error), -EIO);
+    assert_non_null(strstr(error, "GenericError: out of memory"));
+    assert_null(text);
+    free(error);
+    instance_close(&f);
+}
+
 /* ---- re-attach to a VM started before layouts were recorded ---- */
 
 typedef struct {
@@ -888,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_uffd_grant),
         cmocka_unit_test(test_cancel_and_finish),
         cmocka_unit_test(test_layout_probe),
+        cmocka_unit_test(test_layout_probe_fails_once),
         cmocka_unit_test(test_attach_without_layout_assumes_and_refuses_migration),
         cmocka_unit_test(test_failed_prepare_leaves_nothing),
         cmocka_unit_test(test_unpadded_tcg_source_refused),
