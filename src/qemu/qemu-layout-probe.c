@@ -2,9 +2,11 @@
  * the VM's layout record (qemu-layout.h) and keeps the record in its run
  * dir. What QEMU decided itself is asked from it: the machine version behind
  * an alias (query-machines), the CPU model (query-hotpluggable-cpus), the
- * bus and address of every PCI device with an id (QOM), the vCPU devices
- * plugged and the virtio-mem size requested (qom-get). The root ports and
- * boot sizes never change after the start and stay as recorded. */
+ * bus and address of every PCI device with an id but the root ports (QOM),
+ * the vCPU devices plugged and the virtio-mem size requested (qom-get). The
+ * root ports and boot sizes never change after the start and stay as
+ * recorded. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +128,19 @@ static int compare_device_ids(const void *a, const void *b)
     return strcmp(((const VoQemuDeviceAddr *)a)->id, ((const VoQemuDeviceAddr *)b)->id);
 }
 
+/* Whether id is one of the record's root ports: the command line puts each at
+ * the bus and address root_ports gives (here and on a destination), so QEMU
+ * is not asked where they sit (two round trips each, half a VM's devices). */
+static bool is_root_port(const VoQemuLayout *l, const char *id)
+{
+    size_t i;
+    json_t *port;
+    json_array_foreach(l->root_ports, i, port)
+        if (!strcmp(json_string_value(json_object_get(port, "id")) ?: "", id))
+            return true;
+    return false;
+}
+
 /* Every PCI device with an id, from QOM: what QEMU built, whatever the guest
  * did. query-pci is not used: it lists a bridge's devices only once the
  * guest's firmware or kernel numbered its secondary bus, so right after a
@@ -148,7 +163,8 @@ static int probe_devices_once(VoHvInstance *vm, VoQemuLayout *l, json_t *types,
         if (!name || strncmp(type, "child<", 6) || type[len - 1] != '>')
             continue;
         _cleanup_free_ char *type_name = vo_asprintf("%.*s", (int)(len - 7), type + 6);
-        if (json_object_get(types, type_name) && (r = probe_device(vm, l, name, ret_error)) < 0)
+        if (json_object_get(types, type_name) && !is_root_port(l, name) &&
+            (r = probe_device(vm, l, name, ret_error)) < 0)
             break;
     }
     json_decref(children);
@@ -160,11 +176,18 @@ static int probe_devices_once(VoHvInstance *vm, VoQemuLayout *l, json_t *types,
 static int probe_devices(VoHvInstance *vm, VoQemuLayout *l, char **ret_error)
 {
     json_t *types = NULL;
+    _cleanup_free_ char *error = NULL;
     int r = pci_types(vm, &types, ret_error);
+    if (r >= 0)
+        r = probe_devices_once(vm, l, types, &error);
     /* Once more if a device went between the list and its questions (an
-     * unplug the guest completed late). */
-    if (r >= 0 && probe_devices_once(vm, l, types, NULL) < 0)
+     * unplug the guest completed late: QEMU no longer finds it). Any other
+     * failure, such as a monitor that does not answer, is not waited for
+     * twice. */
+    if (r == -EIO && error && strstr(error, "DeviceNotFound: "))
         r = probe_devices_once(vm, l, types, ret_error);
+    else if (r < 0 && error && ret_error)
+        *ret_error = TAKE_PTR(error);
     json_decref(types);
     return r;
 }

@@ -515,12 +515,10 @@ static void test_layout_probe(void **state)
         QOM_GET("virtio-disk0", "parent_bus",
                 "\"return\":\"/machine/peripheral/rp-disk0/rp-disk0\""),
         QOM_GET("virtio-disk0", "addr", "\"return\":0"),
+        /* At function 1 of slot 2 (the written form keeps the function). */
         QOM_GET("balloon0", "parent_bus", "\"return\":\"/machine/q35/pcie.0\""),
-        QOM_GET("balloon0", "addr", "\"return\":16"),
-        QOM_GET("rp-disk1", "parent_bus", "\"return\":\"/machine/q35/pcie.0\""),
-        QOM_GET("rp-disk1", "addr", "\"return\":129"),
-        QOM_GET("rp-disk0", "parent_bus", "\"return\":\"/machine/q35/pcie.0\""),
-        QOM_GET("rp-disk0", "addr", "\"return\":128"),
+        QOM_GET("balloon0", "addr", "\"return\":17"),
+        /* The root ports are not asked: the record's root_ports place them. */
         { .expect = "qom-get",
           .args = "{\"path\":\"/machine/peripheral/virtio-mem0\",\"property\":\"requested-size\"}",
           .send = { "{\"return\":134217728,\"id\":$ID}\n" } },
@@ -541,14 +539,14 @@ static void test_layout_probe(void **state)
     assert_int_equal(l->vcpu_devices[0], 1);
     assert_int_equal(l->vcpu_devices[1], 2);
     assert_int_equal(l->virtio_mem_requested, 128 << 20);
-    assert_int_equal(l->n_devices, 4);
-    assert_string_equal(vo_qemu_layout_device(l, "balloon0")->addr, "0x2.0");
-    assert_string_equal(vo_qemu_layout_device(l, "rp-disk1")->addr, "0x10.1");
+    assert_int_equal(l->n_devices, 2);
+    assert_string_equal(vo_qemu_layout_device(l, "balloon0")->bus, "pcie.0");
+    assert_string_equal(vo_qemu_layout_device(l, "balloon0")->addr, "0x2.1");
     assert_string_equal(vo_qemu_layout_device(l, "virtio-disk0")->bus, "rp-disk0");
     assert_string_equal(vo_qemu_layout_device(l, "virtio-disk0")->addr, "0x0.0");
-    assert_string_equal(vo_qemu_layout_device(l, "rp-disk0")->bus, "pcie.0");
+    assert_null(vo_qemu_layout_device(l, "rp-disk0"));
     assert_string_equal(l->devices[0].id, "balloon0"); /* by id, not in QOM's order */
-    assert_string_equal(l->devices[3].id, "virtio-disk0");
+    assert_string_equal(l->devices[1].id, "virtio-disk0");
     /* Kept in the run dir, for a vireod that re-attaches. */
     VoQemuLayout *saved = NULL;
     assert_int_equal(vo_qemu_layout_load(f.dir, &saved, &error), 0);
@@ -556,6 +554,37 @@ static void test_layout_probe(void **state)
     vo_qemu_layout_free(saved);
     vo_qemu_layout_free(l);
     free(text);
+    instance_close(&f);
+}
+
+/* A device question QEMU refuses for another reason than a device gone
+ * (here an error; a monitor that does not answer alike) fails the probe at
+ * once: the devices are not asked again. */
+static void test_layout_probe_fails_once(void **state)
+{
+    static const Step steps[] = {
+        GREETING, CAPS,
+        { .expect = "query-machines", .send = { "{\"return\":[],\"id\":$ID}\n" } },
+        { .expect = "query-hotpluggable-cpus", .send = { "{\"return\":[],\"id\":$ID}\n" } },
+        { .expect = "qom-list-types", .args = "{\"implements\":\"pci-device\",\"abstract\":false}",
+          .send = { "{\"return\":[{\"name\":\"virtio-balloon-pci\"}],\"id\":$ID}\n" } },
+        { .expect = "qom-list", .args = "{\"path\":\"/machine/peripheral\"}",
+          .send = { "{\"return\":[{\"name\":\"balloon0\",\"type\":"
+                    "\"child<virtio-balloon-pci>\"}],\"id\":$ID}\n" } },
+        QOM_GET("balloon0", "parent_bus",
+                "\"error\":{\"class\":\"GenericError\",\"desc\":\"out of memory\"}"),
+        { 0 }
+    };
+    Fixture f;
+    VoHvInstance *vm = instance_open(&f, steps);
+    VoVmSpec spec = { .machine = "pc", .vcpus = 1, .max_vcpus = 1, .memory_mib = 256,
+                      .max_memory_mib = 256 };
+    vm->layout = vo_qemu_layout_from_spec(&spec, VO_ACCEL_TCG);
+    char *text = NULL, *error = NULL;
+    assert_int_equal(vo_qemu_layout_text(vm, &text, &error), -EIO);
+    assert_non_null(strstr(error, "GenericError: out of memory"));
+    assert_null(text);
+    free(error);
     instance_close(&f);
 }
 
@@ -890,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_uffd_grant),
         cmocka_unit_test(test_cancel_and_finish),
         cmocka_unit_test(test_layout_probe),
+        cmocka_unit_test(test_layout_probe_fails_once),
         cmocka_unit_test(test_attach_without_layout_assumes_and_refuses_migration),
         cmocka_unit_test(test_failed_prepare_leaves_nothing),
         cmocka_unit_test(test_unpadded_tcg_source_refused),
