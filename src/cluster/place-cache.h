@@ -1,8 +1,8 @@
 /* place-cache.h: the manager's placement inputs kept in memory: the
  * documents under the prefixes placement reads (member documents, live
  * records, groups, group members, cluster settings, networks' projects),
- * listed once and then kept current by a watch, so a placement reads no store (docs/internals.md,
- * Placement, "The snapshot in memory").
+ * listed once and then kept current by a watch, so a placement reads no
+ * store (docs/internals.md, Placement, "The snapshot in memory").
  *
  * Each prefix is listed at its own revision; the watch on "cluster/" starts
  * after the oldest of them, and an event is applied only when it is newer

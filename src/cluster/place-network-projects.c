@@ -56,21 +56,18 @@ void vo_place_drop_foreign_networks(VoPlaceSnapshot *snap, char *const *want,
 
 const char *vo_place_network_nowhere(const VoPlaceSnapshot *snap, char *const *want)
 {
-    size_t up = 0; /* hosts with a live record: an offline one's networks are not known */
+    /* Each host must say: an offline one (no live record) and one of an
+     * older vireod (no "networks") may have it. */
     for (size_t i = 0; i < snap->n_hosts; i++)
-        if (snap->hosts[i].state != VO_HOST_OFFLINE) {
-            if (!snap->hosts[i].networks)
-                return NULL;
-            up++;
-        }
-    if (!up)
+        if (snap->hosts[i].state == VO_HOST_OFFLINE || !snap->hosts[i].networks)
+            return NULL;
+    if (!snap->n_hosts)
         return NULL;
     for (size_t j = 0; want && want[j]; j++) {
         char *const one[] = { want[j], NULL };
         bool somewhere = false;
         for (size_t i = 0; i < snap->n_hosts && !somewhere; i++)
-            somewhere = snap->hosts[i].state != VO_HOST_OFFLINE &&
-                        vo_place_networks_ok(snap->hosts[i].networks, one);
+            somewhere = vo_place_networks_ok(snap->hosts[i].networks, one);
         if (!somewhere)
             return want[j];
     }

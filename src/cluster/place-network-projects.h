@@ -37,8 +37,9 @@ bool vo_place_networks_project_ok(const json_t *owners, const char *host_id, cha
 void vo_place_drop_foreign_networks(VoPlaceSnapshot *snap, char *const *want,
                                     const json_t *owners, const char *project);
 
-/* A network of want that no host with a live record has (after
- * vo_place_drop_foreign_networks: none the VM's project may use), when each
- * of them lists its networks; else NULL (a host of an older vireod does not
- * say: it may have it). Borrowed from want. */
+/* A network of want that no host has (after vo_place_drop_foreign_networks:
+ * none the VM's project may use), when each host lists its networks; else
+ * NULL (an offline host, whose record is gone, or a host of an older vireod
+ * does not say: it may have it, and the 409 names each host's reason).
+ * Borrowed from want. */
 const char *vo_place_network_nowhere(const VoPlaceSnapshot *snap, char *const *want);

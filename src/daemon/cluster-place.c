@@ -389,8 +389,8 @@ static int place_once(VoDaemon *d, const VoPlaceAsk *ask, bool use_cache, VoPlac
                          "host: '%s' is not a host of this cluster (see: vireo host list)",
                          ask->host);
     else if (r >= 0 && res.host < 0 && absent)
-        r = vo_error_set(ret_error, -EINVAL, "networks: no host has a network '%s' (see: "
-                         "vireo network list)", absent);
+        r = vo_error_set(ret_error, -EINVAL, "networks: no host has a network '%s' (or it "
+                         "is in error wherever it is; see: vireo network list)", absent);
     else if (r >= 0 && res.host < 0 && foreign)
         r = vo_error_set(ret_error, -EINVAL, "networks: network '%s' belongs to another "
                          "project than '%s' on every host that has it (a VM uses networks of "

@@ -43,11 +43,12 @@ void vo_hosts_refresh(VoDaemon *d);
  * reads the record once this host answered). 0 or -errno. */
 int vo_hosts_publish_now(VoDaemon *d);
 /* Rewrites the record now from the caller's thread (a VM was just created
- * here, or a network made or deleted), with what the hosts thread last read of the member document (no
- * store read before the write: one etcd round trip). *ret_rev: the
- * revision of the write (the manager keeps the create's room reserved
- * until its snapshot holds it). 0, -ENOTCONN (no lease now: the record is
- * published once one is taken) or the store's error. */
+ * here, or a network made or deleted), with what the hosts thread last
+ * read of the member document (no store read before the write: one etcd
+ * round trip). *ret_rev: the revision of the write (the manager keeps the
+ * create's room reserved until its snapshot holds it). 0, -ENOTCONN (no
+ * lease now: the record is published once one is taken) or the store's
+ * error. */
 int vo_hosts_publish_created(VoDaemon *d, int64_t *ret_rev);
 
 /* Sets or clears "maintenance" in host_id's member document (any host may:

@@ -10,12 +10,12 @@
 #include "api/forward.h"
 #include "api/vm-place-api.h"
 #include "cluster/peer-client.h"
+#include "cluster/place-network-projects.h"
 #include "cluster/place-snapshot.h"
 #include "cluster/placement.h"
 #include "daemon/cluster-place.h"
 #include "daemon/groups.h"
 #include "daemon/hosts.h"
-#include "daemon/object-projects.h"
 #include "daemon/storage.h"
 #include "util/util.h"
 #include "state/store-json.h"
@@ -108,35 +108,6 @@ static void cpu_needs(VoPlaceRequest *req, const VoPlaceSnapshot *snap, const ch
         req->cpu_flags = vo_malloc0(sizeof(char *));
         for (size_t k = 0; h->cpu_flags && h->cpu_flags[k]; k++)
             vo_strv_push(&req->cpu_flags, vo_strdup(h->cpu_flags[k]));
-    }
-}
-
-/* A host's own network of a NIC's name, of another project than the VM's,
- * is not the VM's (cluster/migrate-compat.h refuses a migration to it): the
- * host is taken as without it, so an HA restart (which has no such check)
- * or a migration without --to does not pick it. One that cannot be read is
- * left listed. */
-static void drop_foreign_networks(VoDaemon *d, VoPlaceSnapshot *snap,
-                                  const VoPlaceRequest *req, const char *project)
-{
-    for (size_t i = 0; i < snap->n_hosts; i++) {
-        char **nets = snap->hosts[i].networks;
-        if (snap->hosts[i].state != VO_HOST_ONLINE) /* not a candidate: no reads */
-            continue;
-        for (size_t k = 0; nets && nets[k];) {
-            bool needed = false;
-            for (size_t j = 0; req->networks && req->networks[j] && !needed; j++)
-                needed = !strcmp(req->networks[j], nets[k]);
-            _cleanup_free_ char *owner = NULL;
-            if (!needed ||
-                vo_host_network_project(d, snap->hosts[i].id, nets[k], &owner) < 0 ||
-                !owner || !strcmp(owner, project)) {
-                k++;
-                continue;
-            }
-            free(nets[k]);
-            memmove(&nets[k], &nets[k + 1], (vo_strv_len(nets + k + 1) + 1) * sizeof(char *));
-        }
     }
 }
 
@@ -277,7 +248,16 @@ int vo_migrate_target_place_group(VoDaemon *d, const char *vm_id, const char *so
         r = read_snapshot(d, &snap, ret_error);
     if (r >= 0) {
         cpu_needs(&req, &snap, source_host_id, doc);
-        drop_foreign_networks(d, &snap, &req, vo_vm_spec_project(spec));
+        /* A host's own network of a NIC's name, of another project than
+         * the VM's, is not the VM's (cluster/migrate-compat.h refuses a
+         * migration to it): the host is taken as without it, so an HA
+         * restart (which has no such check) or a migration without --to
+         * does not pick it. Projects that cannot be read: none dropped. */
+        json_t *owners = NULL;
+        if (req.networks && vo_cluster_network_owners_read(d, &owners) < 0)
+            owners = NULL;
+        vo_place_drop_foreign_networks(&snap, req.networks, owners, vo_vm_spec_project(spec));
+        json_decref(owners);
         r = vo_place(&snap, &req, &res);
     }
     if (r >= 0) {

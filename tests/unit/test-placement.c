@@ -650,7 +650,8 @@ static void test_networks_of_another_project(void **state)
     assert_string_equal(vo_place_network_nowhere(&s, req.networks), "lan");
     vo_place_snapshot_clear(&s);
     /* No host has it; a host that does not say (an older vireod) may have
-     * it; an offline host is not counted. */
+     * it, and so may an offline host (its record is gone: the 409 names it
+     * offline, rather than a 400 saying no host has the network). */
     s = snapshot("ab");
     s.hosts[0].networks = strv("dmz", NULL);
     s.hosts[1].networks = strv(NULL);
@@ -659,6 +660,9 @@ static void test_networks_of_another_project(void **state)
     s.hosts[1].networks = NULL;
     assert_null(vo_place_network_nowhere(&s, req.networks));
     s.hosts[1].state = VO_HOST_OFFLINE;
+    assert_null(vo_place_network_nowhere(&s, req.networks));
+    s.hosts[1].state = VO_HOST_MAINTENANCE; /* it says: its networks count */
+    s.hosts[1].networks = strv(NULL);
     assert_string_equal(vo_place_network_nowhere(&s, req.networks), "lan");
     assert_null(vo_place_network_nowhere(&s, NULL));
     json_decref(o);
