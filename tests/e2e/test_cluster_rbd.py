@@ -183,11 +183,18 @@ def test_vm_on_rbd_migrates_without_disk_copy(ceph_box, cluster, tmp_path):
     # The ISO came along, not copied: h2's QEMU opens the same RBD image
     # (its rbd driver, h2's key); a media change there opens it again, and
     # its delete is refused while r1 has it.
+    # Ceph sees it open (watched) from h2's address alone: h2's QEMU
+    # opened it with h2's key, h1's let it go. (The guest image has no
+    # CD-ROM driver to read it with: QEMU's open is what is checked.)
     assert h2.vm("r1")["cdrom"] == {"volume": "ceph/media"}
     with open(f"/proc/{h2.vm('r1')['pid']}/cmdline", "rb") as f:
         assert b'"image":"media"' in f.read().replace(b",,", b",")
+    iso_image = h2.api("GET", "/v1/pools/ceph/volumes/media")["rbd_image"]
+    wait_until(lambda: watchers(ceph, iso_image) == [h2.address], 30, what="ISO open on h2 only")
     h2.cli("vm", "cdrom", "eject", "r1")
+    wait_until(lambda: watchers(ceph, iso_image) == [], 30, what="ISO closed at the eject")
     h2.cli("vm", "cdrom", "insert", "r1", "ceph/media")
+    wait_until(lambda: watchers(ceph, iso_image) == [h2.address], 30, what="ISO open again")
     status, doc = h1.request("DELETE", "/v1/pools/ceph/volumes/media")[:2]
     assert status == 409 and "'r1'" in doc["error"]["message"], doc
 

@@ -815,4 +815,3 @@ def test_vm_boots_from_rbd_writes_survive_online_resize(ceph, rbd_env):
     # The image's delete takes its base out of the Ceph pool.
     d.api("DELETE", "/v1/images/default")
     assert images(ceph) == []
-

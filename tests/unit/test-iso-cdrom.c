@@ -1,11 +1,13 @@
 /* test-iso-cdrom.c: ISO volumes and CD-ROMs: the ISO 9660 signature probe,
  * the volume spec's content, a VM spec's cdrom and boot order (parsing,
  * validation, round-trip, bootindex) and the QEMU argv of a blank VM that
- * boots its installer CD. */
+ * boots its installer CD (a file's path, or an ISO of an rbd pool by a json:
+ * filename and the key's secret object). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include "qemu/qemu-argv.h"
 #include "state/relations.h"
 #include "storage/iso.h"
+#include "storage/rbd-disk.h"
 #include "util/util.h"
 
 static const VoHostLimits limits = { .max_vcpus = 2, .max_memory_mib = 4096 };
@@ -227,6 +230,42 @@ static void test_argv_blank_vm_with_installer(void **state)
     assert_true(argv_has(argv, "-device", "\"driver\":\"ide-cd\",\"id\":\"cdrom0\",\"bus\":"
                                           "\"ide.1\",\"bootindex\":1"));
     vo_strv_free(argv);
+    argv = NULL;
+
+    /* A comma in a file's path is doubled (QEMU's option syntax): it
+     * cannot end the value and start an option of its own. */
+    resolved->cdrom_path = vo_strdup("/pools/p,x/iso.img");
+    assert_int_equal(vo_qemu_build_argv(resolved, &caps, &paths, &argv, &err), 0);
+    assert_true(argv_has(argv, "-drive", "readonly=on,format=raw,file=/pools/p,,x/iso.img"));
+    vo_strv_free(argv);
+    argv = NULL;
+    free(TAKE_PTR(resolved->cdrom_path));
+
+    /* An ISO of an rbd pool: the key's secret object before the -drive that
+     * names it, the medium a json: filename (its commas doubled) of a
+     * read-only rbd node, the drive read-only too. */
+    char dir[] = "/tmp/vireo-cdrom-argv-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(vo_rbd_disk_write_conf(dir, "10.0.0.1", "vms", "vireo"), 0);
+    resolved->cdrom_path = vo_asprintf("%s/inst.raw", dir);
+    assert_int_equal(vo_qemu_build_argv(resolved, &caps, &paths, &argv, &err), 0);
+    ssize_t secret = -1, drive = -1;
+    for (size_t i = 0; argv[i] && argv[i + 1]; i++) {
+        if (!strcmp(argv[i], "-object") && strstr(argv[i + 1], "\"id\":\"sec-cdrom0\""))
+            secret = (ssize_t)i;
+        if (!strcmp(argv[i], "-drive") && strstr(argv[i + 1], "id=drive-cdrom0"))
+            drive = (ssize_t)i;
+    }
+    assert_true(secret >= 0 && drive > secret);
+    assert_non_null(strstr(argv[drive + 1], "readonly=on,format=raw,file=json:{\"file\":{"
+                                            "\"auth-client-required\":[\"cephx\"],,\"driver\""
+                                            ":\"rbd\",,\"image\":\"inst\",,"));
+    assert_non_null(strstr(argv[drive + 1], ",,\"read-only\":true,,"));
+    assert_null(strstr(argv[drive + 1], "\"node-name\""));
+    vo_strv_free(argv);
+    _cleanup_free_ char *conf = vo_asprintf("%s/ceph.json", dir);
+    unlink(conf);
+    rmdir(dir);
     vo_vm_spec_free(resolved);
     vo_vm_spec_free(s);
 }
