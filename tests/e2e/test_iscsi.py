@@ -7,7 +7,9 @@ targets leave no pool; a VM boots from a qcow2-formatted LUN through QEMU's
 own initiator and its writes reach the LUN's file; a LUN in use is never
 attached to a second VM (two attaches raced: one wins); losing the target
 pauses the VM (io-error) until it is back and resumed; a snapshot of the VM
-lands in the LUN's qcow2 layer and reverts."""
+lands in the LUN's qcow2 layer and reverts; VMs on LUNs (raw, qcow2-layered,
+with CHAP) are backed up, restored and snapshotted through qemu-img and
+qemu-storage-daemon opening the LUN with QEMU's iscsi driver."""
 
 import os
 import subprocess
