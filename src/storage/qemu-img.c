@@ -774,6 +774,22 @@ int vo_img_convert(const char *in, const char *in_format, const char *out, const
                    ret_error);
 }
 
+int vo_img_convert_onto(const char *in, const char *in_format, const char *out,
+                        const char *out_format, char **ret_error)
+{
+    if (!in || !in[0] || !out || !out[0])
+        return vo_error_set(ret_error, -EINVAL, "no image path");
+    if (in_format && !format_valid(in_format))
+        return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", in_format);
+    _cleanup_strv_ char **options = NULL;
+    _cleanup_free_ char *in_file = NULL;
+    int r = vo_img_open_args(&options, in, in_format, &in_file, ret_error);
+    if (r < 0)
+        return r;
+    return convert(options, in_file, in_format, out, out_format, true, 0, NULL, NULL,
+                   ret_error);
+}
+
 char *vo_img_chain_spec(char *const *layers, size_t n)
 {
     if (n == 0)

@@ -68,6 +68,12 @@ typedef void (*VoImgProgressFn)(int percent, void *userdata);
 int vo_img_convert(const char *in, const char *in_format, const char *out, const char *out_format,
                    VoImgProgressFn progress, void *userdata, char **ret_error);
 
+/* qemu-img convert -n: in (as in_format) written over the start of the
+ * existing volume out (a file or a LUN: vo_img_open_args) as out_format,
+ * which must be at least as large; the rest of out is left as it was. */
+int vo_img_convert_onto(const char *in, const char *in_format, const char *out,
+                        const char *out_format, char **ret_error);
+
 /* The "json:" source spec of a qcow2 chain given layer by layer, top first:
  * every layer's file and backing named explicitly and the last one's backing
  * null, so that qemu-img follows no backing or format name read from a header.

@@ -278,8 +278,10 @@ def test_backups_restores_and_snapshots_of_vms_on_luns(daemon, target):
     of a qcow2-layered LUN (stopped: full through qemu-storage-daemon;
     running: incremental) and of a raw one, restored in place onto the LUN
     and as a new VM, and offline snapshots after them (the backup bitmap
-    dropped over iSCSI before the revert). Each failed before with
-    "./iscsi://...: No such file or directory"."""
+    dropped over iSCSI before the revert); with CHAP, a raw LUN's backup and
+    restore, and a qcow2 layer put on a LUN (refused before) with an offline
+    snapshot in it. The backups and snapshots failed before with
+    "./iscsi://...: No such file or directory" or a refused login."""
     daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
                "--target", IQN)
     daemon.cli("volume", "format", "san1/lun1", "--qcow2")
@@ -338,8 +340,12 @@ def test_backups_restores_and_snapshots_of_vms_on_luns(daemon, target):
     with open(chap_lun, "wb") as f:
         f.write(os.urandom(MiB))
         f.truncate(16 * MiB)
+    chap_layered = os.path.join(target.workdir, "chap2.img")
+    with open(chap_layered, "wb") as f:  # old data where the qcow2 header goes
+        f.write(os.urandom(MiB))
+        f.truncate(16 * MiB)
     chap_iqn = "iqn.2026-12.org.vireo.test:chap"
-    t2 = TgtTarget(daemon.netns.name, target.workdir, chap_iqn, {1: chap_lun},
+    t2 = TgtTarget(daemon.netns.name, target.workdir, chap_iqn, {1: chap_lun, 2: chap_layered},
                    chap=("vireo", "s3cret-chap"))
     try:
         secret = os.path.join(target.workdir, "secret")
@@ -354,7 +360,19 @@ def test_backups_restores_and_snapshots_of_vms_on_luns(daemon, target):
             f.write(b"\x66" * 4096)
         daemon.task_ok("POST", f"/v1/backups/{chap_full['id']}/restore", {})
         assert open(chap_lun, "rb").read() == at_backup
-        daemon.cli("vm", "delete", "c")
+        # A qcow2 layer put on a LUN of a CHAP pool (refused before), then
+        # an offline snapshot in it.
+        daemon.cli("volume", "format", "c1/lun2", "--qcow2")
+        info = subprocess.run(["qemu-img", "check", "-U", "-f", "qcow2", chap_layered],
+                              capture_output=True, text=True)
+        assert info.returncode == 0, info.stdout + info.stderr
+        daemon.cli("vm", "create", "c2", "--memory", "128M", "--disk", "c1/lun2")
+        daemon.task_ok("POST", "/v1/vms/c2/snapshots", {"name": "s1"})
+        listed = subprocess.run(["qemu-img", "snapshot", "-U", "-l", chap_layered],
+                                capture_output=True, text=True, check=True).stdout
+        assert "s1" in listed, listed
+        for vm in ("c", "c2"):
+            daemon.cli("vm", "delete", vm)
         daemon.cli("pool", "delete", "c1")
     finally:
         t2.stop()
