@@ -340,8 +340,6 @@ int vo_vm_move(VoDaemon *d, VoVm *vm, const char *to, const char *pool, json_t *
     int c = vo_migrate_check_cdrom(d, now, "vm move", ret_error);
     if (c >= 0)
         c = vo_migrate_check_nvram(d, now, "vm move", ret_error);
-    if (c >= 0)
-        c = volumes_can_move(d, now, ret_error);
     vo_vm_spec_free(now);
     if (c < 0)
         return c;
@@ -359,6 +357,15 @@ int vo_vm_move(VoDaemon *d, VoVm *vm, const char *to, const char *pool, json_t *
                             "%s)", name, busy);
     VoClusterHost h = { 0 };
     int r = vo_migrate_find_target(d, vm, to, &h, ret_error);
+    if (r >= 0) { /* a cluster and a target: then what cannot go there */
+        pthread_mutex_lock(&vm->lock);
+        now = vo_vm_spec_copy(vm->spec);
+        pthread_mutex_unlock(&vm->lock);
+        r = volumes_can_move(d, now, ret_error);
+        vo_vm_spec_free(now);
+        if (r < 0)
+            vo_cluster_host_clear(&h);
+    }
     if (r < 0)
         return r;
     pthread_mutex_lock(&vm->lock);
