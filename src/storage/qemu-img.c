@@ -758,8 +758,10 @@ static int convert(char *const *in_options, const char *in_arg, const char *in_f
     return r;
 }
 
-int vo_img_convert(const char *in, const char *in_format, const char *out, const char *out_format,
-                   VoImgProgressFn progress, void *userdata, char **ret_error)
+/* convert from the volume in (a file or a LUN: vo_img_open_args). */
+static int convert_volume(const char *in, const char *in_format, const char *out,
+                          const char *out_format, bool onto, VoImgProgressFn progress,
+                          void *userdata, char **ret_error)
 {
     if (!in || !in[0] || !out || !out[0])
         return vo_error_set(ret_error, -EINVAL, "no image path");
@@ -770,24 +772,20 @@ int vo_img_convert(const char *in, const char *in_format, const char *out, const
     int r = vo_img_open_args(&options, in, in_format, &in_file, ret_error);
     if (r < 0)
         return r;
-    return convert(options, in_file, in_format, out, out_format, false, 0, progress, userdata,
+    return convert(options, in_file, in_format, out, out_format, onto, 0, progress, userdata,
                    ret_error);
+}
+
+int vo_img_convert(const char *in, const char *in_format, const char *out, const char *out_format,
+                   VoImgProgressFn progress, void *userdata, char **ret_error)
+{
+    return convert_volume(in, in_format, out, out_format, false, progress, userdata, ret_error);
 }
 
 int vo_img_convert_onto(const char *in, const char *in_format, const char *out,
                         const char *out_format, char **ret_error)
 {
-    if (!in || !in[0] || !out || !out[0])
-        return vo_error_set(ret_error, -EINVAL, "no image path");
-    if (in_format && !format_valid(in_format))
-        return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", in_format);
-    _cleanup_strv_ char **options = NULL;
-    _cleanup_free_ char *in_file = NULL;
-    int r = vo_img_open_args(&options, in, in_format, &in_file, ret_error);
-    if (r < 0)
-        return r;
-    return convert(options, in_file, in_format, out, out_format, true, 0, NULL, NULL,
-                   ret_error);
+    return convert_volume(in, in_format, out, out_format, true, NULL, NULL, ret_error);
 }
 
 char *vo_img_chain_spec(char *const *layers, size_t n)
