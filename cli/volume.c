@@ -564,9 +564,10 @@ static int volume_format(const CliCommand *cmd, int argc, char **argv)
 static const CliCommand volume_commands[] = {
     { "volume", "format", "POOL/NAME", "--qcow2",
       "Put a qcow2 layer on an iSCSI LUN (its data is lost).",
-      "qemu-img formats the LUN over iscsi://; VMs then open qcow2 on the LUN, so the\n"
-      "disk has snapshots and thin allocation (docs/storage-san.md). Refused while a\n"
-      "VM has the LUN attached, and for pools with CHAP (not yet supported).\n",
+      "An empty qcow2 image of the LUN's size is written at the LUN's start (with this\n"
+      "host's initiator, and the pool's CHAP secret if it has one); VMs then open qcow2\n"
+      "on the LUN, so the disk has snapshots and thin allocation (docs/storage-san.md).\n"
+      "Refused while a VM has the LUN attached.\n",
       volume_format },
     { "volume", "create", "POOL/NAME", "--size SIZE [--format qcow2|raw] [--project P] [--async]",
       "Create an empty volume.",

@@ -18,6 +18,7 @@
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "storage/image-header.h"
+#include "storage/iscsi-url.h"
 #include "storage/qemu-img.h"
 #include "storage/volume-path.h"
 #include "util/cancel.h"
@@ -434,7 +435,8 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         r = rbd;
     /* Every volume is checked first, every disk converted next to its
      * volume; only then are the files swapped, all or none, so a failure
-     * changes nothing. */
+     * changes nothing. An iSCSI LUN has no "next to it": it is written over
+     * in place, last, once every file is ready (docs/backups-api.md). */
     for (size_t i = 0; r >= 0 && i < spec->n_disks; i++)
         if (vo_volume_is_base(d, spec->disks[i].volume))
             r = vo_error_set(ret_error, -EBUSY, "volume '%s' backs linked clones and must stay "
@@ -449,6 +451,9 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
     }
     size_t n_files = spec->n_disks + (nvram_file && spec->nvram ? 1 : 0);
     char **temps = vo_malloc0(sizeof(char *) * (n_files + 1));
+    char ***lun_layers = vo_malloc0(sizeof(char **) * (n_files + 1));
+    char **lun_paths = vo_malloc0(sizeof(char *) * (n_files + 1));
+    char **lun_formats = vo_malloc0(sizeof(char *) * (n_files + 1));
     /* Temp names carry this host's id: a pool may be shared, and each
      * host's start sweeps only its own (sweep.c). */
     _cleanup_free_ char *host = r >= 0 ? vo_host_id(d) : NULL;
@@ -470,6 +475,12 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
             r = vo_volume_lookup(d, volume, &path, &format, NULL, ret_error);
         if (r < 0)
             break;
+        if (vo_iscsi_url_is(path)) { /* written last, in place */
+            lun_layers[i] = TAKE_PTR(layers);
+            lun_paths[i] = TAKE_PTR(path);
+            lun_formats[i] = TAKE_PTR(format);
+            continue;
+        }
         uint32_t rnd = 0;
         (void)getrandom(&rnd, sizeof(rnd), 0);
         char *slash = strrchr(path, '/');
@@ -481,18 +492,45 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         if (r < 0)
             free(TAKE_PTR(temps[i]));
     }
+    for (size_t i = 0; r >= 0 && i < n_files; i++)
+        if (lun_paths[i]) {
+            vo_task_progress(t, 50, "writing over the iSCSI LUN");
+            r = vo_img_convert_chain_onto(lun_layers[i], vo_strv_len(lun_layers[i]),
+                                          lun_paths[i], lun_formats[i], op->rate, report_convert,
+                                          t, ret_error);
+            if (r < 0) {
+                char *why = vo_asprintf("disk %zu, an iSCSI LUN written in place, is partly "
+                                        "the backup's now (restore again): %s", i,
+                                        *ret_error ? *ret_error : strerror(-r));
+                free(*ret_error);
+                *ret_error = why;
+            }
+        }
+    /* The files swapped, those of LUNs written above left out. */
     char **keys = vo_malloc0(sizeof(char *) * (n_files + 1));
-    for (size_t i = 0; i < n_files; i++)
-        keys[i] = i < spec->n_disks ? spec->disks[i].volume : spec->nvram;
-    if (r >= 0)
-        r = vo_volumes_replace_files(d, keys, temps, n_files, ret_error);
-    free(keys);
+    char **files = vo_malloc0(sizeof(char *) * (n_files + 1));
+    size_t n_swapped = 0;
     for (size_t i = 0; i < n_files; i++)
         if (temps[i]) {
-            (void)unlink(temps[i]);
-            free(temps[i]);
+            keys[n_swapped] = i < spec->n_disks ? spec->disks[i].volume : spec->nvram;
+            files[n_swapped++] = temps[i];
         }
+    if (r >= 0 && n_swapped)
+        r = vo_volumes_replace_files(d, keys, files, n_swapped, ret_error);
+    free(keys);
+    free(files);
+    for (size_t i = 0; i < n_files; i++) {
+        if (temps[i])
+            (void)unlink(temps[i]);
+        free(temps[i]);
+        vo_strv_free(lun_layers[i]);
+        free(lun_paths[i]);
+        free(lun_formats[i]);
+    }
     free(temps);
+    free(lun_layers);
+    free(lun_paths);
+    free(lun_formats);
     if (r >= 0) {
         /* The new files hold neither the internal snapshots nor the bitmaps. */
         vo_snapshots_forget(d, spec->id);

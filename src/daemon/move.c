@@ -21,6 +21,7 @@
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "state/keys.h"
+#include "storage/iscsi-url.h"
 #include "util/sha256.h"
 #include "util/util.h"
 
@@ -62,6 +63,36 @@ static char **volume_keys(const VoVmSpec *spec)
     return keys;
 }
 
+/* Refuses a LUN of this host's own iSCSI pool (made before the host
+ * joined): the target host has no such pool, and a LUN is no file to copy.
+ * info: vo_volume_move_info's. */
+static int lun_stays(const char *key, json_t *info, char **ret_error)
+{
+    if (json_is_true(json_object_get(info, "shared")) ||
+        !vo_iscsi_url_is(json_string_value(json_object_get(info, "path"))))
+        return 0;
+    return vo_error_set(ret_error, -EBUSY, "volume '%s' is a LUN of this host's own iSCSI pool "
+                        "'%s' (made before the host joined the cluster): it cannot move; "
+                        "detach it first, or make the pool again as the cluster's "
+                        "(docs/storage-san.md)", key,
+                        json_string_value(json_object_get(info, "pool")));
+}
+
+/* 0, or the first of the VM's volumes that cannot move (lun_stays). */
+static int volumes_can_move(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
+{
+    _cleanup_strv_ char **keys = volume_keys(spec);
+    int r = 0;
+    for (char **k = keys; *k && r >= 0; k++) {
+        json_t *info = NULL;
+        r = vo_volume_move_info(d, *k, &info, ret_error);
+        if (r >= 0)
+            r = lun_stays(*k, info, ret_error);
+        json_decref(info);
+    }
+    return r;
+}
+
 /* The local volumes of the VM, each with its size and SHA-256 (hashed
  * now, the VM stopped and held): [{"from","name","format","image"?,
  * "size_bytes","sha256"}]. Shared volumes are left out (nothing to copy). */
@@ -82,6 +113,8 @@ static int local_volumes(VoDaemon *d, VoTask *t, const VoVmSpec *spec, json_t **
         char hex[VO_SHA256_HEX_LEN + 1];
         if (json_is_true(json_object_get(info, "shared"))) {
             /* on a shared pool: the target reaches the same file */
+        } else if (vo_iscsi_url_is(path)) {
+            r = lun_stays(*k, info, ret_error);
         } else if (backing) {
             r = vo_error_set(ret_error, -EBUSY, "volume '%s' is a linked clone of volume '%s' "
                              "(not of an image): it cannot move; make it a full copy first "
@@ -324,6 +357,15 @@ int vo_vm_move(VoDaemon *d, VoVm *vm, const char *to, const char *pool, json_t *
                             "%s)", name, busy);
     VoClusterHost h = { 0 };
     int r = vo_migrate_find_target(d, vm, to, &h, ret_error);
+    if (r >= 0) { /* a cluster and a target: then what cannot go there */
+        pthread_mutex_lock(&vm->lock);
+        now = vo_vm_spec_copy(vm->spec);
+        pthread_mutex_unlock(&vm->lock);
+        r = volumes_can_move(d, now, ret_error);
+        vo_vm_spec_free(now);
+        if (r < 0)
+            vo_cluster_host_clear(&h);
+    }
     if (r < 0)
         return r;
     pthread_mutex_lock(&vm->lock);

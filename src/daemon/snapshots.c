@@ -14,7 +14,6 @@
 #include "daemon/vm-internal.h"
 #include "qemu/qemu-backup.h"
 #include "state/keys.h"
-#include "storage/iscsi-url.h"
 #include "storage/qemu-img.h"
 #include "storage/volume-path.h"
 #include "util/spawn.h"
@@ -184,12 +183,29 @@ void vo_snapshots_forget(VoDaemon *d, const char *vm_id)
 
 /* ---- the work ------------------------------------------------------------- */
 
-/* Whether the qcow2 file at path holds internal snapshot tag. */
+/* qemu-img snapshot FLAG [TAG] on the qcow2 volume path (a file or a LUN). */
+static int img_snapshot(const char *path, const char *flag, const char *tag, char **ret_out)
+{
+    _cleanup_strv_ char **argv = NULL;
+    _cleanup_free_ char *name = NULL;
+    vo_strv_pushf(&argv, "qemu-img");
+    vo_strv_pushf(&argv, "snapshot");
+    int r = vo_img_open_args(&argv, path, "qcow2", &name, ret_out);
+    if (r < 0)
+        return r;
+    vo_strv_pushf(&argv, "%s", tag ? "-q" : "-U");
+    vo_strv_pushf(&argv, "%s", flag);
+    if (tag)
+        vo_strv_pushf(&argv, "%s", tag);
+    vo_strv_pushf(&argv, "%s", name);
+    return vo_spawn_wait(argv, 600000, ret_out);
+}
+
+/* Whether the qcow2 volume at path holds internal snapshot tag. */
 static bool has_snapshot(const char *path, const char *tag)
 {
-    char *argv[] = { "qemu-img", "snapshot", "-l", "-U", (char *)path, NULL };
     _cleanup_free_ char *out = NULL;
-    if (vo_spawn_wait(argv, 60000, &out) < 0 || !out)
+    if (img_snapshot(path, "-l", NULL, &out) < 0 || !out)
         return false;
     /* Lines: "ID  TAG  VM-SIZE  DATE  ..."; the tag is the second column. */
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
@@ -225,12 +241,10 @@ static int offline(const VoVmSpec *spec, const char *flag, const char *tag, char
     /* The backup bitmaps go first: qemu-img refuses to revert a file that
      * has one ("Device has active dirty bitmaps"), and the revert makes
      * them wrong anyway (it drops the backup base: the next backup is
-     * full). Files only: a qcow2 layer on an iSCSI LUN (an iscsi:// string,
-     * which the file-only vo_img_* calls cannot open) never gets one, as
-     * a backup reads its disks' sizes through those calls. */
+     * full); on a qcow2 layer on an iSCSI LUN as well. */
     for (size_t i = 0; !strcmp(flag, "-a") && i < spec->n_disks; i++) {
         const VoDiskSpec *disk = &spec->disks[i];
-        int r = disk->format == VO_DISK_QCOW2 && !vo_iscsi_url_is(disk->path)
+        int r = disk->format == VO_DISK_QCOW2
                     ? vo_img_bitmaps_remove(disk->path, VO_BACKUP_BITMAP_PREFIX, ret_error)
                     : 0;
         if (r < 0)
@@ -240,10 +254,8 @@ static int offline(const VoVmSpec *spec, const char *flag, const char *tag, char
         const char *file = snapshot_file(spec, i);
         if (!file || (strcmp(flag, "-c") && !has_snapshot(file, tag)))
             continue;
-        char *argv[] = { "qemu-img", "snapshot", "-q", (char *)flag, (char *)tag,
-                         (char *)file, NULL };
         _cleanup_free_ char *out = NULL;
-        int r = vo_spawn_wait(argv, 600000, &out);
+        int r = img_snapshot(file, flag, tag, &out);
         if (r < 0) {
             for (size_t n = out ? strlen(out) : 0; n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' ');)
                 out[--n] = 0;

@@ -12,6 +12,7 @@
 #include "daemon/storage-iscsi-shared.h"
 #include "daemon/storage-iscsi.h"
 #include "daemon/storage-rbd-shared.h"
+#include "storage/qemu-img.h"
 #include "storage/volume-path.h"
 #include "util/spawn.h"
 
@@ -518,7 +519,7 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
     _cleanup_free_ char *key = vo_asprintf("%s/%s", pool, name);
     /* Claimed (busy) first, then the VMs asked: an attach that finished
      * before is seen, one that starts now is refused (as for a delete). */
-    _cleanup_free_ char *user = NULL;
+    _cleanup_free_ char *user = NULL, *lun_path = NULL;
     pthread_mutex_lock(&d->storage_lock);
     VoPool *p = vo_storage_pool_find(d, pool);
     VoVolume *v = vo_storage_volume_find(d, pool, name);
@@ -537,12 +538,9 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
         _cleanup_free_ char *path = vo_volume_path(p->path, v->name, v->format);
         if (!path || vo_iscsi_url_parse(path, &u) < 0)
             r = vo_error_set(ret_error, -EIO, "volume '%s': its LUN is unreadable", key);
-        else if (u.user)
-            r = vo_error_set(ret_error, -EINVAL, "volume '%s': formatting a LUN of a pool with "
-                             "CHAP is not supported yet (format it from a pool without CHAP)",
-                             key);
         else
             v->busy = true;
+        lun_path = TAKE_PTR(path);
     }
     uint64_t size = v ? v->size_bytes : 0;
     pthread_mutex_unlock(&d->storage_lock);
@@ -560,14 +558,20 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
     }
     _cleanup_free_ char *url = vo_iscsi_url_plain(&u);
     vo_iscsi_url_clear(&u);
-    char size_arg[32];
-    snprintf(size_arg, sizeof(size_arg), "%llu", (unsigned long long)size);
-    char *argv[] = { "qemu-img", "create", "-q", "-f", (char *)format, url, size_arg, NULL };
-    _cleanup_free_ char *out = NULL;
-    r = vo_spawn_wait(argv, 120000, &out);
+    /* qemu-img create cannot name a LUN's initiator or CHAP secret: the
+     * empty qcow2 image of the LUN's size is made in a file, and its few
+     * clusters written over the LUN's start through QEMU's iscsi driver
+     * (vo_img_open_args: this host's initiator, the secret's file). */
+    _cleanup_free_ char *header = vo_asprintf("%s/format-%s-%s.qcow2", d->run_dir, pool, name);
+    _cleanup_free_ char *why = NULL;
+    (void)unlink(header); /* left by a crash: this LUN is ours (busy) */
+    r = vo_img_create(header, format, size, NULL, NULL, &why);
+    if (r >= 0)
+        r = vo_img_convert_onto(header, "raw", lun_path, "raw", &why);
+    (void)unlink(header);
     if (r < 0)
-        r = vo_error_set(ret_error, -EIO, "qemu-img create on %s failed: %s", url,
-                         out && out[0] ? out : strerror(-r));
+        r = vo_error_set(ret_error, -EIO, "cannot put a %s layer on %s: %s", format, url,
+                         why ? why : strerror(-r));
     pthread_mutex_lock(&d->storage_lock);
     v = vo_storage_volume_find(d, pool, name);
     if (v) {

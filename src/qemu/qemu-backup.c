@@ -20,7 +20,9 @@
 
 #include "qemu/qemu-argv.h"
 #include "qemu/qemu-confine.h"
+#include "qemu/qemu-devices.h"
 #include "qemu/qemu-instance.h"
+#include "storage/iscsi-url.h"
 #include "storage/qemu-img.h"
 #include "util/cancel.h"
 #include "util/spawn.h"
@@ -544,8 +546,21 @@ static char **storage_daemon_argv(const VoHvBackupPlan *plan, const char *socket
         char file_node[32], fmt_node[32];
         snprintf(file_node, sizeof(file_node), "file-disk%u", disk->slot);
         vo_qemu_disk_node(disk->slot, fmt_node);
-        json_t *file = json_pack("{s:s, s:s, s:s, s:b}", "driver", "file", "filename",
-                                 disk->path, "node-name", file_node, "read-only", disk->readonly);
+        json_t *file = NULL;
+        if (vo_iscsi_url_is(disk->path)) { /* a LUN: QEMU's initiator, as the VM opens it */
+            VoDiskSpec lun = { .slot = disk->slot, .path = (char *)disk->path,
+                               .format = disk->format, .readonly = disk->readonly };
+            json_t *secret = vo_qemu_disk_secret_props(&lun);
+            if (secret) {
+                vo_strv_pushf(&argv, "--object");
+                vo_strv_push(&argv, json_dumps(secret, JSON_COMPACT));
+                json_decref(secret);
+            }
+            file = vo_qemu_disk_file_props(&lun);
+        } else {
+            file = json_pack("{s:s, s:s, s:s, s:b}", "driver", "file", "filename", disk->path,
+                             "node-name", file_node, "read-only", disk->readonly);
+        }
         json_t *fmt = json_pack("{s:s, s:s, s:s, s:b}", "driver",
                                 vo_disk_format_to_string(disk->format), "node-name", fmt_node,
                                 "file", file_node, "read-only", disk->readonly);

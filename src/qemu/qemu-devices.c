@@ -148,24 +148,16 @@ json_t *vo_qemu_disk_secret_props(const VoDiskSpec *disk)
 static json_t *iscsi_file_props(const VoDiskSpec *disk, const VoQemuDiskNames *names)
 {
     VoIscsiUrl u;
-    if (vo_iscsi_url_parse(disk->path, &u) < 0 || u.lun < 0) {
-        vo_iscsi_url_clear(&u);
-        return json_pack("{s:s, s:s}", "driver", "iscsi", "node-name", names->file_node);
-    }
-    _cleanup_free_ char *portal = vo_asprintf("%s:%u", u.host, u.port);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:b, s:s, s:i}", "driver", "iscsi",
-                          "transport", "tcp", "portal", portal, "target", u.target, "lun", u.lun,
-                          "node-name", names->file_node, "read-only", disk->readonly,
-                          "discard", "unmap", "timeout", ISCSI_TIMEOUT_S);
-    if (u.initiator)
-        json_object_set_new(o, "initiator-name", json_string(u.initiator));
-    if (u.user && u.secret) {
-        char id[40];
-        vo_qemu_disk_secret_id(disk->slot, id);
-        json_object_set_new(o, "user", json_string(u.user));
-        json_object_set_new(o, "password-secret", json_string(id));
-    }
+    char id[40];
+    vo_qemu_disk_secret_id(disk->slot, id);
+    json_t *o = vo_iscsi_url_parse(disk->path, &u) < 0 ? NULL : vo_iscsi_url_blockdev(&u, id);
     vo_iscsi_url_clear(&u);
+    if (!o)
+        return json_pack("{s:s, s:s}", "driver", "iscsi", "node-name", names->file_node);
+    json_object_set_new(o, "node-name", json_string(names->file_node));
+    json_object_set_new(o, "read-only", json_boolean(disk->readonly));
+    json_object_set_new(o, "discard", json_string("unmap"));
+    json_object_set_new(o, "timeout", json_integer(ISCSI_TIMEOUT_S));
     return o;
 }
 

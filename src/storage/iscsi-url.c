@@ -200,3 +200,20 @@ int vo_iscsi_url_parse(const char *s, VoIscsiUrl *ret)
     *ret = u;
     return 0;
 }
+
+json_t *vo_iscsi_url_blockdev(const VoIscsiUrl *u, const char *secret_id)
+{
+    if (!u || u->lun < 0 || !u->host || !u->target)
+        return NULL;
+    char *portal = vo_asprintf("%s:%u", u->host, u->port);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i}", "driver", "iscsi", "transport", "tcp",
+                          "portal", portal, "target", u->target, "lun", u->lun);
+    free(portal);
+    if (u->initiator)
+        json_object_set_new(o, "initiator-name", json_string(u->initiator));
+    if (u->user && u->secret && secret_id) {
+        json_object_set_new(o, "user", json_string(u->user));
+        json_object_set_new(o, "password-secret", json_string(secret_id));
+    }
+    return o;
+}

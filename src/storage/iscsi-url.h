@@ -7,6 +7,7 @@
  * file into -object secret). */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 
 #define VO_ISCSI_DEFAULT_PORT 3260
@@ -38,3 +39,9 @@ char *vo_iscsi_url_format(const VoIscsiUrl *u);
 char *vo_iscsi_url_plain(const VoIscsiUrl *u);
 /* Parses what vo_iscsi_url_format writes: 0, or -EINVAL (*ret left empty). */
 int vo_iscsi_url_parse(const char *s, VoIscsiUrl *ret);
+/* The options of QEMU's iscsi driver that open LUN u (lun >= 0): portal,
+ * target, LUN, initiator name, and with CHAP the user and
+ * "password-secret": secret_id (an --object secret the caller adds, read
+ * from u->secret). For a VM's -blockdev and for qemu-img's "json:" names
+ * alike; NULL when u names no LUN. */
+json_t *vo_iscsi_url_blockdev(const VoIscsiUrl *u, const char *secret_id);

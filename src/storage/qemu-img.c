@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "storage/iscsi-url.h"
 #include "util/cancel.h"
 #include "util/spawn.h"
 #include "util/util.h"
@@ -207,10 +208,50 @@ static int failed(int r, const char *output, const char *command, char **ret_err
 }
 
 /* qemu-img reads "json:{...}", "nbd:..." and other protocol prefixes, and
- * options, from file names; "./" or "/" in front makes a name just a file. */
+ * options, from file names; "./" or "/" in front makes a name just a file.
+ * For files only: a volume's path goes through vo_img_open_args. */
 static char *plain_path(const char *path)
 {
     return path[0] == '/' ? vo_strdup(path) : vo_asprintf("./%s", path);
+}
+
+int vo_img_open_args(char ***argv, const char *path, const char *format, char **ret_name,
+                     char **ret_error)
+{
+    *ret_name = NULL;
+    if (!vo_iscsi_url_is(path)) {
+        *ret_name = plain_path(path);
+        return 0;
+    }
+    VoIscsiUrl u;
+    if (vo_iscsi_url_parse(path, &u) < 0 || u.lun < 0) {
+        vo_iscsi_url_clear(&u);
+        return vo_error_set(ret_error, -EINVAL, "'%s' names no iSCSI LUN", path);
+    }
+    /* One id per secret of one command line (a convert may open two LUNs). */
+    char id[40];
+    snprintf(id, sizeof(id), "vireo-secret%zu", vo_strv_len(*argv));
+    json_t *spec = vo_iscsi_url_blockdev(&u, id);
+    if (u.user && u.secret && strchr(u.secret, ',')) {
+        vo_iscsi_url_clear(&u);
+        json_decref(spec);
+        return vo_error_set(ret_error, -EINVAL, "the CHAP secret file of '%s' has a ',' in "
+                            "its name", path);
+    }
+    if (u.user && u.secret) {
+        vo_strv_pushf(argv, "--object");
+        vo_strv_pushf(argv, "secret,id=%s,format=raw,file=%s", id, u.secret);
+    }
+    vo_iscsi_url_clear(&u);
+    if (format) /* the format layer named too: the LUN's bytes are never probed */
+        spec = json_pack("{s:s, s:o}", "driver", format, "file", spec);
+    char *text = spec ? json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(spec);
+    if (!text)
+        return vo_error_set(ret_error, -ENOMEM, "cannot describe '%s' to qemu-img", path);
+    *ret_name = vo_asprintf("json:%s", text);
+    free(text);
+    return 0;
 }
 
 static bool format_valid(const char *format)
@@ -259,10 +300,13 @@ static int info_json(const char *path, const char *format, bool chain, char **re
         return vo_error_set(ret_error, -EINVAL, "no image path");
     if (format && !format_valid(format))
         return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", format);
-    _cleanup_free_ char *file = plain_path(path);
+    _cleanup_free_ char *file = NULL;
     _cleanup_strv_ char **argv = NULL;
     vo_strv_pushf(&argv, QEMU_IMG);
     vo_strv_pushf(&argv, "info");
+    int r = vo_img_open_args(&argv, path, format, &file, ret_error);
+    if (r < 0)
+        return r;
     vo_strv_pushf(&argv, "--output=json");
     if (chain)
         vo_strv_pushf(&argv, "--backing-chain");
@@ -273,7 +317,7 @@ static int info_json(const char *path, const char *format, bool chain, char **re
     }
     vo_strv_pushf(&argv, "%s", file);
     _cleanup_free_ char *output = NULL;
-    int r = vo_spawn_wait(argv, INFO_TIMEOUT_MS, &output);
+    r = vo_spawn_wait(argv, INFO_TIMEOUT_MS, &output);
     if (r < 0)
         return failed(r, output, "info", ret_error);
     /* stderr shares the capture: take the pretty-printed JSON document alone,
@@ -414,11 +458,14 @@ int vo_img_resize(const char *path, const char *format, uint64_t size, bool shri
         return vo_error_set(ret_error, -EINVAL, "no image path");
     if (!format_valid(format))
         return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", format ? format : "");
-    _cleanup_free_ char *file = plain_path(path);
+    _cleanup_free_ char *file = NULL;
     _cleanup_strv_ char **argv = NULL;
     vo_strv_pushf(&argv, QEMU_IMG);
     vo_strv_pushf(&argv, "resize");
     vo_strv_pushf(&argv, "-q");
+    int r = vo_img_open_args(&argv, path, format, &file, ret_error);
+    if (r < 0)
+        return r;
     if (shrink)
         vo_strv_pushf(&argv, "--shrink");
     vo_strv_pushf(&argv, "-f");
@@ -426,7 +473,7 @@ int vo_img_resize(const char *path, const char *format, uint64_t size, bool shri
     vo_strv_pushf(&argv, "%s", file);
     vo_strv_pushf(&argv, "%llu", (unsigned long long)size);
     _cleanup_free_ char *output = NULL;
-    int r = vo_spawn_wait(argv, RESIZE_TIMEOUT_MS, &output);
+    r = vo_spawn_wait(argv, RESIZE_TIMEOUT_MS, &output);
     if (r < 0)
         return failed(r, output, "resize", ret_error);
     return 0;
@@ -444,15 +491,23 @@ int vo_img_bitmaps_remove(const char *path, const char *prefix, char **ret_error
         return vo_error_set(ret_error, -EINVAL, "qemu-img info %s: %s", path, jerr.text);
     json_t *bitmaps = json_object_get(json_object_get(json_object_get(info, "format-specific"),
                                                       "data"), "bitmaps");
-    _cleanup_free_ char *file = plain_path(path);
     size_t i;
     json_t *b;
     json_array_foreach(bitmaps, i, b) {
         const char *name = json_string_value(json_object_get(b, "name"));
         if (!name || strncmp(name, prefix, strlen(prefix)))
             continue;
-        char *argv[] = { QEMU_IMG, "bitmap", "--remove", "-f", "qcow2", file, (char *)name,
-                         NULL };
+        _cleanup_strv_ char **argv = NULL;
+        _cleanup_free_ char *file = NULL;
+        vo_strv_pushf(&argv, QEMU_IMG);
+        vo_strv_pushf(&argv, "bitmap");
+        vo_strv_pushf(&argv, "--remove");
+        if ((r = vo_img_open_args(&argv, path, "qcow2", &file, ret_error)) < 0)
+            break;
+        vo_strv_pushf(&argv, "-f");
+        vo_strv_pushf(&argv, "qcow2");
+        vo_strv_pushf(&argv, "%s", file);
+        vo_strv_pushf(&argv, "%s", name);
         _cleanup_free_ char *output = NULL;
         if ((r = vo_spawn_wait(argv, RESIZE_TIMEOUT_MS, &output)) < 0) {
             r = failed(r, output, "bitmap --remove", ret_error);
@@ -653,18 +708,28 @@ static int run_with_progress(char *const argv[], int64_t timeout_ms, Progress *p
 }
 
 /* Runs qemu-img convert from the source argument in_arg (a plain path or a
- * "json:" spec), as in_format (NULL: probe or, for a spec, its own driver). */
-static int convert(const char *in_arg, const char *in_format, const char *out,
-                   const char *out_format, uint64_t rate, VoImgProgressFn progress,
-                   void *userdata, char **ret_error)
+ * "json:" spec, with in_options before it: vo_img_open_args), as in_format
+ * (NULL: probe or, for a spec, its own driver). onto: out exists (a volume,
+ * a LUN too) and is written over in place (-n), not made anew. */
+static int convert(char *const *in_options, const char *in_arg, const char *in_format,
+                   const char *out, const char *out_format, bool onto, uint64_t rate,
+                   VoImgProgressFn progress, void *userdata, char **ret_error)
 {
     if (!format_valid(out_format))
         return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", out_format ? out_format : "");
-    _cleanup_free_ char *out_file = plain_path(out);
+    _cleanup_free_ char *out_file = NULL;
     _cleanup_strv_ char **argv = NULL;
     vo_strv_pushf(&argv, QEMU_IMG);
     vo_strv_pushf(&argv, "convert");
     vo_strv_pushf(&argv, "-p");
+    for (size_t i = 0; in_options && in_options[i]; i++)
+        vo_strv_pushf(&argv, "%s", in_options[i]);
+    int r = onto ? vo_img_open_args(&argv, out, out_format, &out_file, ret_error)
+                 : (out_file = plain_path(out), 0);
+    if (r < 0)
+        return r;
+    if (onto)
+        vo_strv_pushf(&argv, "-n");
     if (rate) { /* bytes/s */
         vo_strv_pushf(&argv, "-r");
         vo_strv_pushf(&argv, "%llu", (unsigned long long)rate);
@@ -677,31 +742,50 @@ static int convert(const char *in_arg, const char *in_format, const char *out,
     vo_strv_pushf(&argv, "%s", out_format);
     vo_strv_pushf(&argv, "%s", in_arg);
     vo_strv_pushf(&argv, "%s", out_file);
-    int r = reserve(out, ret_error);
-    if (r < 0)
+    if (!onto && (r = reserve(out, ret_error)) < 0)
         return r;
     Progress p = { .fn = progress, .userdata = userdata, .last = -1 };
     _cleanup_free_ char *errors = NULL;
     r = run_with_progress(argv, CONVERT_TIMEOUT_MS, &p, &errors);
     if (r < 0) {
-        (void)unlink(out);
+        if (!onto)
+            (void)unlink(out);
         return failed(r, errors, "convert", ret_error);
     }
-    r = keep_private(out, ret_error);
+    r = onto ? 0 : keep_private(out, ret_error);
     if (r >= 0)
         progress_report(&p, 100);
     return r;
 }
 
-int vo_img_convert(const char *in, const char *in_format, const char *out, const char *out_format,
-                   VoImgProgressFn progress, void *userdata, char **ret_error)
+/* convert from the volume in (a file or a LUN: vo_img_open_args). */
+static int convert_volume(const char *in, const char *in_format, const char *out,
+                          const char *out_format, bool onto, VoImgProgressFn progress,
+                          void *userdata, char **ret_error)
 {
     if (!in || !in[0] || !out || !out[0])
         return vo_error_set(ret_error, -EINVAL, "no image path");
     if (in_format && !format_valid(in_format))
         return vo_error_set(ret_error, -EINVAL, "invalid image format '%s'", in_format);
-    _cleanup_free_ char *in_file = plain_path(in);
-    return convert(in_file, in_format, out, out_format, 0, progress, userdata, ret_error);
+    _cleanup_strv_ char **options = NULL;
+    _cleanup_free_ char *in_file = NULL;
+    int r = vo_img_open_args(&options, in, in_format, &in_file, ret_error);
+    if (r < 0)
+        return r;
+    return convert(options, in_file, in_format, out, out_format, onto, 0, progress, userdata,
+                   ret_error);
+}
+
+int vo_img_convert(const char *in, const char *in_format, const char *out, const char *out_format,
+                   VoImgProgressFn progress, void *userdata, char **ret_error)
+{
+    return convert_volume(in, in_format, out, out_format, false, progress, userdata, ret_error);
+}
+
+int vo_img_convert_onto(const char *in, const char *in_format, const char *out,
+                        const char *out_format, char **ret_error)
+{
+    return convert_volume(in, in_format, out, out_format, true, NULL, NULL, ret_error);
 }
 
 char *vo_img_chain_spec(char *const *layers, size_t n)
@@ -726,8 +810,8 @@ char *vo_img_chain_spec(char *const *layers, size_t n)
     return spec;
 }
 
-int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const char *out_format,
-                         uint64_t rate, VoImgProgressFn progress, void *userdata,
+static int convert_chain(char *const *layers, size_t n, const char *out, const char *out_format,
+                         bool onto, uint64_t rate, VoImgProgressFn progress, void *userdata,
                          char **ret_error)
 {
     if (!out || !out[0])
@@ -736,5 +820,21 @@ int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const c
     if (!spec)
         return vo_error_set(ret_error, -EINVAL, "invalid image chain (%zu layer(s), each an "
                             "absolute path)", n);
-    return convert(spec, NULL, out, out_format, rate, progress, userdata, ret_error);
+    return convert(NULL, spec, NULL, out, out_format, onto, rate, progress, userdata, ret_error);
+}
+
+int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const char *out_format,
+                         uint64_t rate, VoImgProgressFn progress, void *userdata,
+                         char **ret_error)
+{
+    return convert_chain(layers, n, out, out_format, false, rate, progress, userdata,
+                         ret_error);
+}
+
+int vo_img_convert_chain_onto(char *const *layers, size_t n, const char *out,
+                              const char *out_format, uint64_t rate, VoImgProgressFn progress,
+                              void *userdata, char **ret_error)
+{
+    return convert_chain(layers, n, out, out_format, true, rate, progress, userdata,
+                         ret_error);
 }

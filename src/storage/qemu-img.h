@@ -25,6 +25,18 @@ typedef struct {
 
 void vo_img_info_clear(VoImgInfo *info);
 
+/* How qemu-img opens the volume path (a file, or an iSCSI LUN's iscsi://
+ * string) as format (NULL: probed): pushes onto *argv the options that go
+ * before the image's name (a LUN's CHAP secret as --object secret, read by
+ * qemu-img from the secret file: never on its command line) and sets
+ * *ret_name to the name to put last: a file's path made plain (never read
+ * as a protocol or options), or a LUN's "json:" spec of QEMU's iscsi driver
+ * (portal, target, LUN, initiator name) under the format's driver. Every
+ * qemu-img call on a volume goes through it. 0, or -EINVAL for a bad
+ * iscsi:// string. */
+int vo_img_open_args(char ***argv, const char *path, const char *format, char **ret_name,
+                     char **ret_error);
+
 /* Parses `qemu-img info --output=json --backing-chain` output (a JSON array of
  * objects, or a single object without --backing-chain). -EINVAL on anything
  * unexpected, with *ret_error (may be NULL) saying what. */
@@ -56,6 +68,12 @@ typedef void (*VoImgProgressFn)(int percent, void *userdata);
 int vo_img_convert(const char *in, const char *in_format, const char *out, const char *out_format,
                    VoImgProgressFn progress, void *userdata, char **ret_error);
 
+/* qemu-img convert -n: in (as in_format) written over the start of the
+ * existing volume out (a file or a LUN: vo_img_open_args) as out_format,
+ * which must be at least as large; the rest of out is left as it was. */
+int vo_img_convert_onto(const char *in, const char *in_format, const char *out,
+                        const char *out_format, char **ret_error);
+
 /* The "json:" source spec of a qcow2 chain given layer by layer, top first:
  * every layer's file and backing named explicitly and the last one's backing
  * null, so that qemu-img follows no backing or format name read from a header.
@@ -69,8 +87,16 @@ int vo_img_convert_chain(char *const *layers, size_t n, const char *out, const c
                          uint64_t rate, VoImgProgressFn progress, void *userdata,
                          char **ret_error);
 
+/* vo_img_convert_chain written over the existing volume out (a file or an
+ * iSCSI LUN, through vo_img_open_args) in place, as out_format (qemu-img
+ * convert -n): nothing is made or removed; a failure leaves out partly
+ * written. */
+int vo_img_convert_chain_onto(char *const *layers, size_t n, const char *out,
+                              const char *out_format, uint64_t rate, VoImgProgressFn progress,
+                              void *userdata, char **ret_error);
+
 /* qemu-img bitmap --remove of each persistent dirty bitmap of the qcow2
- * file path (a file: an iscsi:// string is not opened as one) whose name
+ * volume path (a file or a LUN: vo_img_open_args) whose name
  * starts with prefix (none: nothing done). qemu-img
  * refuses to revert a file that has any bitmap to an internal snapshot. */
 int vo_img_bitmaps_remove(const char *path, const char *prefix, char **ret_error);

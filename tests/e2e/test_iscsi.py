@@ -7,7 +7,9 @@ targets leave no pool; a VM boots from a qcow2-formatted LUN through QEMU's
 own initiator and its writes reach the LUN's file; a LUN in use is never
 attached to a second VM (two attaches raced: one wins); losing the target
 pauses the VM (io-error) until it is back and resumed; a snapshot of the VM
-lands in the LUN's qcow2 layer and reverts."""
+lands in the LUN's qcow2 layer and reverts; VMs on LUNs (raw, qcow2-layered,
+with CHAP) are backed up, restored and snapshotted through qemu-img and
+qemu-storage-daemon opening the LUN with QEMU's iscsi driver."""
 
 import os
 import subprocess
@@ -247,3 +249,136 @@ def test_vm_on_a_lun(daemon, target):
     assert status == 409 and "in use" in doc["error"]["message"], doc
     daemon.cli("vm", "delete", "a")
     assert "lun1" in volumes(daemon, "san1")
+
+
+def backup_task(daemon, vm, **body):
+    """Backs vm up: the task's (state, message or error)."""
+    doc = daemon.api("POST", f"/v1/vms/{vm}/backups", body, expect=202)
+    task = daemon.wait_task(doc["task"], timeout=300)
+    if task["state"] != "succeeded":
+        return task["state"], task["error"]["message"]
+    return "succeeded", daemon.api("GET", f"/v1/backups/{task['message']}")
+
+
+def backed_up(daemon, vm, **body):
+    state, result = backup_task(daemon, vm, **body)
+    assert state == "succeeded", result
+    assert "iscsi:" not in str(result), result
+    return result
+
+
+def same_image(a, fmt_a, b, fmt_b):
+    p = subprocess.run(["qemu-img", "compare", "-U", "-f", fmt_a, "-F", fmt_b, a, b],
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode == 0, p.stdout + p.stderr
+
+
+def test_backups_restores_and_snapshots_of_vms_on_luns(daemon, target):
+    """Every qemu-img path a VM on a LUN takes (docs/storage-san.md): backups
+    of a qcow2-layered LUN (stopped: full through qemu-storage-daemon;
+    running: incremental) and of a raw one, restored in place onto the LUN
+    and as a new VM, and offline snapshots after them (the backup bitmap
+    dropped over iSCSI before the revert); with CHAP, a raw LUN's backup and
+    restore, and a qcow2 layer put on a LUN (refused before) with an offline
+    snapshot in it. The backups and snapshots failed before with
+    "./iscsi://...: No such file or directory" or a refused login."""
+    daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+               "--target", IQN)
+    daemon.cli("volume", "format", "san1/lun1", "--qcow2")
+    image = os.path.join(TEST_IMAGE, "disk.raw")
+    daemon.ns("qemu-img", "convert", "-n", "-f", "raw", "-O", "qcow2", image, target.url(1),
+              timeout=120)
+    with open(image, "rb") as src, open(target.luns[2], "r+b") as dst:  # raw LUN 2: 32 MiB
+        dst.write(src.read(32 * MiB))
+    daemon.cli("vm", "create", "q", "--memory", "128M", "--disk", "san1/lun1")
+    daemon.cli("vm", "create", "r", "--memory", "128M", "--disk", "san1/lun2")
+
+    # Stopped: full backups through qemu-storage-daemon (QEMU's initiator).
+    full_q = backed_up(daemon, "q")
+    full_r = backed_up(daemon, "r")
+    assert full_q["kind"] == "full" and full_r["kind"] == "full"
+    raw_at_backup = open(target.luns[2], "rb").read()
+    # Running (QEMU's, no booted guest needed): an incremental of the qcow2
+    # layer (its bitmap lives in the LUN); the raw LUN's is full, saying why.
+    for vm in ("q", "r"):
+        daemon.cli("vm", "start", vm)
+    daemon.remember_qemu_pids()
+    inc_q = backed_up(daemon, "q", incremental=True)
+    assert inc_q["kind"] == "incremental" and inc_q["parent"] == full_q["id"], inc_q
+    inc_r = backed_up(daemon, "r", incremental=True)
+    assert inc_r["kind"] == "full" and "raw" in inc_r["reason"], inc_r
+    for vm in ("q", "r"):
+        daemon.cli("vm", "stop", vm, "--force")
+
+    # Restore as a new VM: a file volume from the LUN's backup chain.
+    daemon.task_ok("POST", f"/v1/backups/{inc_q['id']}/restore", {"as": "q2"})
+    q2_disk = daemon.api("GET", "/v1/vms/q2/disks")["disks"][0]["path"]
+    # Restore in place: written over the LUN (no file to swap), the same
+    # content as the new VM's.
+    with open(target.luns[2], "r+b") as f:
+        f.seek(MiB)
+        f.write(b"\x66" * MiB)
+    daemon.task_ok("POST", f"/v1/backups/{full_r['id']}/restore", {})
+    assert open(target.luns[2], "rb").read() == raw_at_backup
+    daemon.task_ok("POST", f"/v1/backups/{inc_q['id']}/restore", {})
+    same, why = same_image(q2_disk, "qcow2", target.luns[1], "qcow2")
+    assert same, why
+
+    # Offline snapshots of the qcow2 layer, with the VM's backup bitmap in
+    # the LUN: create, list, revert (the bitmap dropped first), delete.
+    backed_up(daemon, "q")
+    daemon.task_ok("POST", "/v1/vms/q/snapshots", {"name": "s1"})
+    assert [s["name"] for s in daemon.api("GET", "/v1/vms/q/snapshots")["snapshots"]] == ["s1"]
+    daemon.task_ok("POST", "/v1/vms/q/snapshots/s1/revert", {})
+    daemon.task_ok("DELETE", "/v1/vms/q/snapshots/s1")
+    listed = subprocess.run(["qemu-img", "snapshot", "-l", target.luns[1]],
+                            capture_output=True, text=True, check=True).stdout
+    assert "s1" not in listed, listed
+    # With CHAP: qemu-img gets the secret as an --object from its file (a
+    # raw LUN backed up stopped, then written over in place).
+    chap_lun = os.path.join(target.workdir, "chap.img")
+    with open(chap_lun, "wb") as f:
+        f.write(os.urandom(MiB))
+        f.truncate(16 * MiB)
+    chap_layered = os.path.join(target.workdir, "chap2.img")
+    with open(chap_layered, "wb") as f:  # old data where the qcow2 header goes
+        f.write(os.urandom(MiB))
+        f.truncate(16 * MiB)
+    chap_iqn = "iqn.2026-12.org.vireo.test:chap"
+    t2 = TgtTarget(daemon.netns.name, target.workdir, chap_iqn, {1: chap_lun, 2: chap_layered},
+                   chap=("vireo", "s3cret-chap"))
+    try:
+        secret = os.path.join(target.workdir, "secret")
+        with open(secret, "w") as f:
+            f.write("s3cret-chap\n")
+        daemon.cli("pool", "create", "c1", "--type", "iscsi", "--portal", t2.portal, "--target",
+                   chap_iqn, "--chap-user", "vireo", "--chap-secret-file", secret)
+        daemon.cli("vm", "create", "c", "--memory", "128M", "--disk", "c1/lun1")
+        chap_full = backed_up(daemon, "c")
+        at_backup = open(chap_lun, "rb").read()
+        with open(chap_lun, "r+b") as f:
+            f.write(b"\x66" * 4096)
+        daemon.task_ok("POST", f"/v1/backups/{chap_full['id']}/restore", {})
+        assert open(chap_lun, "rb").read() == at_backup
+        # A qcow2 layer put on a LUN of a CHAP pool (refused before), then
+        # an offline snapshot in it.
+        daemon.cli("volume", "format", "c1/lun2", "--qcow2")
+        info = subprocess.run(["qemu-img", "check", "-U", "-f", "qcow2", chap_layered],
+                              capture_output=True, text=True)
+        assert info.returncode == 0, info.stdout + info.stderr
+        daemon.cli("vm", "create", "c2", "--memory", "128M", "--disk", "c1/lun2")
+        daemon.task_ok("POST", "/v1/vms/c2/snapshots", {"name": "s1"})
+        listed = subprocess.run(["qemu-img", "snapshot", "-U", "-l", chap_layered],
+                                capture_output=True, text=True, check=True).stdout
+        assert "s1" in listed, listed
+        for vm in ("c", "c2"):
+            daemon.cli("vm", "delete", vm)
+        daemon.cli("pool", "delete", "c1")
+    finally:
+        t2.stop()
+
+    # A LUN is neither resized nor cloned by vireo: a 400 saying so.
+    for path, body in (("resize", {"size_bytes": 256 * MiB}),
+                       ("clone", {"target": "default/copy"})):
+        status, doc = daemon.request("POST", f"/v1/pools/san1/volumes/lun1/{path}", body)
+        assert status == 400 and "iSCSI" in doc["error"]["message"], (path, doc)

@@ -12,7 +12,8 @@ at once both succeed; a failed read of the published secret keeps the
 host's copy in use; a refresh dropping a LUN gone from the target holds
 its attach lock, so an attach of it on another host meanwhile is refused,
 and a host whose refresh lost that lock to another host's drop (or
-update) of the LUN drops (updates) it too."""
+update) of the LUN drops (updates) it too; a VM on a LUN of a host's own
+pool (made before it joined) is refused a move."""
 
 import os
 import subprocess
@@ -367,5 +368,29 @@ def test_refresh_claim_losing_to_another_hosts_change(cluster, tmp_path, back):
         else:
             wait_until(lambda: sorted(volumes(h2, "san1")) == ["lun1"], 30,
                        what="LUN 2's volume gone on h2")
+    finally:
+        t.stop()
+
+
+def test_vm_on_a_lun_of_a_hosts_own_pool_does_not_move(cluster, tmp_path):
+    """A pool made on h1 before it joined stays h1's own: a stopped VM on one
+    of its LUNs is refused a move to h2, 409 saying why (before: 202, and a
+    task that took the LUN's iscsi:// string for a file to hash)."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    ns, address = c.add_netns("san", 200)
+    lun = str(tmp_path / "lun1.img")
+    with open(lun, "wb") as f:
+        f.truncate(16 * MiB)
+    t = TgtTarget(ns.name, str(tmp_path), IQN, {1: lun}, address=address)
+    try:
+        h1.cli("pool", "create", "san1", "--type", "iscsi", "--portal", t.portal, "--target",
+               IQN)
+        form(c)
+        h1.cli("vm", "create", "own", "--memory", "128M", "--disk", "san1/lun1")
+        status, doc = h1.request("POST", "/v1/vms/own/move", {"to": h2.name})
+        assert status == 409, doc
+        assert "LUN of this host's own iSCSI pool 'san1'" in doc["error"]["message"], doc
+        assert h1.vm("own")["state"] == "defined"  # still here, never started
     finally:
         t.stop()

@@ -1,10 +1,13 @@
 /* test-iscsi-url.c: iSCSI names without I/O (storage/iscsi-url.c): portals,
  * IQNs, vireo's iscsi:// strings; a LUN volume's path (volume-path.c); the
  * iscsi pool create body (conf/storage-spec.c); the -blockdev of a LUN and
- * its CHAP secret object (qemu/qemu-devices.c). */
+ * its CHAP secret object (qemu/qemu-devices.c); how qemu-img opens a LUN
+ * (storage/qemu-img.c's vo_img_open_args). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -12,6 +15,7 @@
 #include "conf/storage-spec.h"
 #include "qemu/qemu-devices.h"
 #include "storage/iscsi-url.h"
+#include "storage/qemu-img.h"
 #include "storage/volume-path.h"
 #include "util/util.h"
 
@@ -177,12 +181,70 @@ static void test_blockdev(void **state)
     assert_null(vo_qemu_disk_secret_props(&local));
 }
 
+/* Files are named plainly; a LUN by a "json:" spec of QEMU's iscsi driver
+ * under its format, its CHAP secret an --object read from the file. */
+static void test_qemu_img_args(void **state)
+{
+    char **argv = NULL, *name = NULL, *error = NULL;
+    assert_int_equal(vo_img_open_args(&argv, "a.qcow2", "qcow2", &name, &error), 0);
+    assert_string_equal(name, "./a.qcow2");
+    assert_null(argv);
+    free(name);
+    assert_int_equal(vo_img_open_args(&argv, "/d/a.qcow2", NULL, &name, &error), 0);
+    assert_string_equal(name, "/d/a.qcow2");
+    free(name);
+
+    vo_strv_pushf(&argv, "info");
+    assert_int_equal(vo_img_open_args(&argv, "iscsi://vireo@h:3260/" IQN "/2?secret=/s/a.chap"
+                                      "&initiator=iqn.2026-12.org.vireo:h1", "qcow2", &name,
+                                      &error), 0);
+    assert_int_equal(vo_strv_len(argv), 3);
+    assert_string_equal(argv[1], "--object");
+    assert_string_equal(argv[2], "secret,id=vireo-secret1,format=raw,file=/s/a.chap");
+    assert_true(!strncmp(name, "json:", 5));
+    json_t *spec = json_loads(name + 5, 0, NULL), *file = json_object_get(spec, "file");
+    assert_string_equal(json_string_value(json_object_get(spec, "driver")), "qcow2");
+    assert_string_equal(json_string_value(json_object_get(file, "driver")), "iscsi");
+    assert_string_equal(json_string_value(json_object_get(file, "portal")), "h:3260");
+    assert_string_equal(json_string_value(json_object_get(file, "target")), IQN);
+    assert_int_equal(json_integer_value(json_object_get(file, "lun")), 2);
+    assert_string_equal(json_string_value(json_object_get(file, "initiator-name")),
+                        "iqn.2026-12.org.vireo:h1");
+    assert_string_equal(json_string_value(json_object_get(file, "user")), "vireo");
+    assert_string_equal(json_string_value(json_object_get(file, "password-secret")),
+                        "vireo-secret1");
+    json_decref(spec);
+    free(name);
+    vo_strv_free(TAKE_PTR(argv));
+
+    /* No CHAP: no object; no format: the LUN's format probed. */
+    assert_int_equal(vo_img_open_args(&argv, "iscsi://h:3260/" IQN "/0", NULL, &name, &error), 0);
+    assert_null(argv);
+    spec = json_loads(name + 5, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(spec, "driver")), "iscsi");
+    assert_int_equal(json_integer_value(json_object_get(spec, "lun")), 0);
+    json_decref(spec);
+    free(name);
+
+    /* A pool (no LUN), a bad string, a secret file QEMU's options would split. */
+    const char *bad[] = { "iscsi://h:3260/" IQN, "iscsi://h", "iscsi://vireo@h:3260/" IQN
+                          "/1?secret=/s/a,b.chap" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(vo_img_open_args(&argv, bad[i], "raw", &name, &error), -EINVAL);
+        assert_null(name);
+        assert_null(argv);
+        assert_non_null(error);
+        free(TAKE_PTR(error));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_portal),          cmocka_unit_test(test_names),
         cmocka_unit_test(test_url_round_trip),  cmocka_unit_test(test_lun_volume_path),
         cmocka_unit_test(test_pool_spec),       cmocka_unit_test(test_blockdev),
+        cmocka_unit_test(test_qemu_img_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
