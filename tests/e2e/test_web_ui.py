@@ -32,6 +32,7 @@ import sys
 import pytest
 
 import vireo_harness as h
+from test_iso_install import tiny_iso
 from test_project_objects import store_write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -347,11 +348,13 @@ def test_wizard_creates_the_vm(web):
 
 
 def test_cdrom_insert_on_the_stopped_vm(web):
-    """The installer ISO imported (API) into the dir pool is offered on the
-    Hardware tab and inserted with the keyboard into the VM that has no
-    drive yet (the definition gets one): shown in the drive, the VM's
-    `cdrom` says so; the boot order shown is the default."""
-    web.d.task_ok("POST", "/v1/pools/default/volumes", {"name": "installer", "import_path": ISO})
+    """The installer ISO (a tiny one when it is not built) imported through
+    the API into the dir pool is offered on the Hardware tab and inserted
+    with the keyboard into the VM that has no drive yet (the definition
+    gets one): shown in the drive, the VM's `cdrom` says so; the boot order
+    shown is the default."""
+    iso = ISO if os.path.exists(ISO) else tiny_iso(os.path.join(web.d.tmp, "tiny.iso"))
+    web.d.task_ok("POST", "/v1/pools/default/volumes", {"name": "installer", "import_path": iso})
     r = web.browser("cdrom", iso=ISO_VOLUME, cdrom_steps=["insert"])
     assert ISO_VOLUME in r["shown"][0] and "disk, cdrom" in r["boot"], r
     assert web.d.vm(VM)["cdrom"] == {"volume": ISO_VOLUME}
