@@ -6,7 +6,8 @@ One QEMU vireod for the module (its own network namespace, HTTPS on
 127.0.0.1:8443 there, --metrics-interval 1) and one guest for the whole
 file: the wizard creates it (with a VGA display), the UI starts it, its
 serial console, its screen (noVNC), graphs, a viewer's session, a second
-session's actions and a failed action are shown on it; stopped, its
+session's actions and a failed action are shown on it; the installer ISO
+goes in and out of its CD-ROM drive, stopped and running; stopped, its
 snapshots are taken, reverted and deleted, and the UI deletes it. The admin
 pages make and remove a user and a token (no VM); the projects page makes
 a project whose quota refuses the wizard's create (no VM made) and whose
@@ -31,6 +32,7 @@ import sys
 import pytest
 
 import vireo_harness as h
+from test_iso_install import tiny_iso
 from test_project_objects import store_write
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,6 +44,8 @@ SHOTS = os.path.join(h.BUILD, "web-ui")
 ADMIN_PASSWORD = "admin-pass-1"
 VIEWER_PASSWORD = "viewer-pass-1"
 VM = "web1"
+ISO = os.environ.get("VIREO_TEST_ISO", os.path.join(h.BUILD, "guest", "installer", "installer.iso"))
+ISO_VOLUME = "default/installer"
 
 # Plain HTTPS requests from inside the namespace (the browser's origin is
 # https://127.0.0.1:8443), and a WebSocket handshake read to its first frame.
@@ -343,6 +347,19 @@ def test_wizard_creates_the_vm(web):
     assert vm["display"] == "vga", vm
 
 
+def test_cdrom_insert_on_the_stopped_vm(web):
+    """The installer ISO (a tiny one when it is not built) imported through
+    the API into the dir pool is offered on the Hardware tab and inserted
+    with the keyboard into the VM that has no drive yet (the definition
+    gets one): shown in the drive, the VM's `cdrom` says so; the boot order
+    shown is the default."""
+    iso = ISO if os.path.exists(ISO) else tiny_iso(os.path.join(web.d.tmp, "tiny.iso"))
+    web.d.task_ok("POST", "/v1/pools/default/volumes", {"name": "installer", "import_path": iso})
+    r = web.browser("cdrom", iso=ISO_VOLUME, cdrom_steps=["insert"])
+    assert ISO_VOLUME in r["shown"][0] and "disk, cdrom" in r["boot"], r
+    assert web.d.vm(VM)["cdrom"] == {"volume": ISO_VOLUME}
+
+
 def test_start_shows_running_live(web):
     r = web.browser("start")
     assert r["no_reload"], r
@@ -417,6 +434,8 @@ def test_viewer_cannot_stop(web):
     admin pages are not there for them."""
     r = web.browser("viewer")
     assert r["stop_disabled"] and r["start_disabled"] and r["delete_disabled"], r
+    assert dict(r["cdrom_disabled"]) == {"cdrom-insert": True, "cdrom-eject": True,
+                                         "start-from-cdrom": True}, r
     assert r["api"]["status"] == 403, r
     assert r["api"]["body"]["error"]["code"] == "permission-denied", r
     # No admin pages: no links, the page says why, the API refuses (403).
@@ -497,6 +516,17 @@ def test_hardware_tab(web):
     kept = web.d.api("GET", f"/v1/pools/{pool}/volumes/{name}")
     assert kept["attached_to"] is None, kept
     web.kept_volume = name
+
+
+def test_cdrom_eject_and_insert_while_running(web):
+    """On the running VM (started with the ISO in its drive): ejected,
+    inserted again and ejected from the Hardware tab, each shown when its
+    task ends; the drive stays, empty (QEMU's medium changed live)."""
+    assert web.d.vm(VM)["state"] == "running"
+    r = web.browser("cdrom", iso=ISO_VOLUME, cdrom_steps=["eject", "insert", "eject"])
+    assert "empty" in r["shown"][0] and ISO_VOLUME in r["shown"][1] and "empty" in r["shown"][2], r
+    vm = web.d.vm(VM)
+    assert vm["state"] == "running" and vm["cdrom"] == {}, vm
 
 
 def test_backups_tab(web):

@@ -232,6 +232,10 @@ const scenarios = {
       return { status: r.status, body: await r.json() };
     }, cfg.vm);
     await shot(page, 'vm-viewer');
+    await openVm(page, 'hardware');
+    await page.waitForSelector('[data-cdrom]');
+    result.cdrom_disabled = await page.$$eval('[data-action^="cdrom-"], [data-action="start-from-cdrom"]',
+                                              (els) => els.map((e) => [e.dataset.action, e.disabled]));
     // No admin pages for a viewer: no links, the page says so, the API
     // refuses the list of users (403).
     result.admin_links = await page.$$eval('[data-admin]', (els) => els.length);
@@ -501,6 +505,25 @@ const scenarios = {
     result.nic = await page.$eval('tr[data-nic="1"]', (e) => [...e.children].map((c) => c.textContent));
     await page.evaluate(() => document.querySelector('.hardware').scrollIntoView());
     await shot(page, 'vm-hardware');
+  },
+
+  // The Hardware tab's CD-ROM: each of cfg.cdrom_steps ('insert' cfg.iso,
+  // 'eject') done with the keyboard (focus, Enter), then the drive as shown
+  // once the task ended (data-cdrom: the ISO, '' for an empty drive).
+  async cdrom(browser) {
+    const { page } = await adminPage(browser);
+    await openVm(page, 'hardware');
+    await page.waitForSelector(`#hw-cdrom-iso option[value="${cfg.iso}"]`, { state: 'attached' });
+    result.shown = [];
+    for (const step of cfg.cdrom_steps) {
+      if (step === 'insert') await page.selectOption('#hw-cdrom-iso', cfg.iso);
+      await page.focus(`[data-action="cdrom-${step}"]`);
+      await page.keyboard.press('Enter');
+      const want = step === 'insert' ? cfg.iso : '';
+      await page.waitForSelector(`[data-cdrom="${want}"]`, { timeout: 2 * STEP_MS });
+      result.shown.push(await page.textContent('[data-cdrom]'));
+    }
+    result.boot = await page.textContent('[data-field="boot-order"]');
   },
 
   // The Hardware tab: the hot-plugged disk and NIC removed again (each asked

@@ -5,11 +5,13 @@
 // runs) and its NICs (add on a network, remove: /v1/vms/VM/nics). The same
 // requests `vireo vm set`, `vm disk` and `vm nic` send; the API decides
 // what a running VM may change and its refusal is shown as it words it.
+// The CD-ROM drive, its ISO and the boot order: cdrom.jsx.
 // Changing hardware is the admin's (the buttons are a convenience).
 import { useEffect, useState } from 'preact/hooks';
 import { formatBytes } from './api.js';
 import { ConfirmButton, useList } from './admin-kit.jsx';
 import { useTask, TaskLine, denial } from './task-kit.jsx';
+import { CdromDrive } from './cdrom.jsx';
 import './pages.css';
 
 const MiB = 1048576;
@@ -191,6 +193,7 @@ export function Hardware({ vm, role, networks, pools, tasks, onError }) {
         <button type="submit" data-action="nic-add" disabled={!canAdmin || busy} title={deny}>Add NIC</button>
       </form>
       <TaskLine pending={pending} task={task} />
+      <CdromDrive vm={vm} role={role} tasks={tasks} onError={onError} />
     </section>
   );
 }
