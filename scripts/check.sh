@@ -38,7 +38,7 @@ CLUSTER_TESTS_A=(tests/e2e/test_cluster_harness.py
 CLUSTER_TESTS_B=(tests/e2e/test_cluster_networks.py
                  tests/e2e/test_migrate.py tests/e2e/test_migrate_net.py
                  tests/e2e/test_ha_fence.py tests/e2e/test_ha_restart.py
-                 tests/e2e/test_cluster_rbd.py)
+                 tests/e2e/test_cluster_rbd.py tests/e2e/test_web_cluster.py)
 CLUSTER_TESTS_C=(tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
                  tests/e2e/test_responsiveness.py
                  tests/e2e/test_iso_install.py tests/e2e/test_metrics.py
@@ -51,7 +51,10 @@ CLUSTER_TESTS_C=(tests/e2e/test_events.py tests/e2e/test_cluster_metrics.py
 # 17:34 in all): test_drs.py went to A. A post-copy source fenced
 # (test_post_copy_fence.py, three hosts, about 1 min alone) and a switch
 # settled in the background (test_migrate_resettle.py, two hosts) follow
-# the post-copy tests they extend.
+# the post-copy tests they extend. The web UI's cluster views
+# (test_web_cluster.py: two fake-driver hosts and a browser, about 3 min
+# alone on a loaded machine) went to B, the shortest group at 0438435
+# (10:44 against 11:05 to 12:18 for the others).
 CLUSTER_TESTS_D=(tests/e2e/test_cluster_formation.py tests/e2e/test_migrate_robust.py
                  tests/e2e/test_any_door.py tests/e2e/test_lifecycle.py
                  tests/e2e/test_migrate_converge.py tests/e2e/test_post_copy_fence.py

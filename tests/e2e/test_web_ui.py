@@ -667,8 +667,11 @@ def test_project_volumes_and_networks(web):
                         uvolume=uvolume, net=net, puser="pia", ppassword="pia-pass-12",
                         avolume=avolume, pvm=pvm, counts={"volumes": "3", "networks": "2"})
         assert r["admin_vm"] == 202 and r["admin_volume"] == 202, r
-        # Its actions enabled on P's VM (admin there): start, stop..., delete.
-        assert all(r["user_vm_actions"].values()) and len(r["user_vm_actions"]) == 7, r
+        # Its actions enabled on P's VM (admin there): start, stop..., delete;
+        # Migrate… stays disabled: one host (and a project's user reads no hosts).
+        actions = dict(r["user_vm_actions"])
+        assert actions.pop("migrate") is False, r
+        assert all(actions.values()) and len(actions) == 7, r
         delete_vm(web, pvm)  # before P's disk use is compared with its volumes'
         vols = {v["name"]: v for v in web.d.api("GET", "/v1/volumes?pool=default")["volumes"]}
         assert r["admin_default"] == "default", r  # the form's first choice

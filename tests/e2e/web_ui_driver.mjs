@@ -829,6 +829,11 @@ const scenarios = {
   },
 };
 
+// test_web_cluster.py's scenarios, given this driver's kit.
+const { clusterScenarios } = await import('./web_cluster_scenarios.mjs');
+for (const [name, f] of Object.entries(clusterScenarios))
+  scenarios[name] = (browser) => f(browser, { cfg, result, adminPage, newSession, shot });
+
 async function run(browser, line) {
   cfg = JSON.parse(line);
   STEP_MS = cfg.timeout_ms || 30000;

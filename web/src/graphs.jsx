@@ -1,6 +1,6 @@
-// graphs.jsx: the VM's CPU, memory, disk and network over 1 h or 1 day
-// (GET /v1/vms/ID/metrics?range=...), drawn with uPlot, refreshed every
-// sampling interval while shown.
+// graphs.jsx: a VM's or a host's CPU, memory, disk and network over 1 h or
+// 1 day (GET /v1/vms/ID/metrics?range=... or /v1/hosts/NAME/metrics),
+// drawn with uPlot, refreshed every sampling interval while shown.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
@@ -11,6 +11,12 @@ const CHARTS = [
   { id: 'memory', title: 'Memory', series: [['memory_configured', 'configured'], ['memory_rss', 'used by QEMU']], fmt: formatBytes },
   { id: 'disk', title: 'Disk (per second)', series: [['disk_read', 'read'], ['disk_write', 'write']], fmt: (v) => formatBytes(v) + '/s' },
   { id: 'network', title: 'Network (per second)', series: [['net_rx', 'received'], ['net_tx', 'sent']], fmt: (v) => formatBytes(v) + '/s' },
+];
+// A host's CPU is the ratio of all its CPUs busy, its memory used of total.
+const HOST_CHARTS = [
+  { id: 'cpu', title: 'CPU (share of all busy)', series: [['cpu', 'CPU']], fmt: (v) => `${Math.round(v * 100)}%` },
+  { id: 'memory', title: 'Memory', series: [['memory_total', 'total'], ['memory_used', 'used']], fmt: formatBytes },
+  ...CHARTS.slice(2),
 ];
 const COLORS = ['#2a7ab0', '#d9822b'];
 
@@ -47,7 +53,10 @@ function Chart({ chart, history }) {
   );
 }
 
-export function Graphs({ vm }) {
+export function Graphs({ vm, host }) {
+  const path = vm ? `/v1/vms/${encodeURIComponent(vm.name)}/metrics`
+                  : `/v1/hosts/${encodeURIComponent(host.name)}/metrics`;
+  const charts = vm ? CHARTS : HOST_CHARTS;
   const [range, setRange] = useState('1h');
   const [history, setHistory] = useState(null);
   const [error, setError] = useState(null);
@@ -57,7 +66,7 @@ export function Graphs({ vm }) {
     let timer = null;
     async function load() {
       try {
-        const h = await api('GET', `/v1/vms/${vm.name}/metrics?range=${range}`);
+        const h = await api('GET', `${path}?range=${range}`);
         if (stop) return;
         setHistory(h);
         setError(null);
@@ -73,7 +82,7 @@ export function Graphs({ vm }) {
       stop = true;
       clearTimeout(timer);
     };
-  }, [vm.name, range]);
+  }, [path, range]);
 
   return (
     <section class="graphs" aria-label="Graphs">
@@ -88,7 +97,7 @@ export function Graphs({ vm }) {
       {error && <p class="error" role="alert">{error}</p>}
       {history && (
         <div class="charts">
-          {CHARTS.map((c) => <Chart key={c.id + range} chart={c} history={history} />)}
+          {charts.map((c) => <Chart key={c.id + range} chart={c} history={history} />)}
         </div>
       )}
     </section>

@@ -24,6 +24,8 @@ const Schedules = lazyView(() => import('./schedules.jsx'), 'Schedules');
 const PoolPage = lazyView(() => import('./pool-page.jsx'), 'PoolPage');
 const NetworkPage = lazyView(() => import('./network-page.jsx'), 'NetworkPage');
 const Networks = lazyView(() => import('./network-page.jsx'), 'Networks');
+const HostPage = lazyView(() => import('./host-page.jsx'), 'HostPage');
+const ClusterPage = lazyView(() => import('./cluster-page.jsx'), 'ClusterPage');
 
 // A user with roles on projects only has no event stream: their VMs and
 // networks are read again 5 s after the last read ended, the pools (a Ceph
@@ -51,6 +53,7 @@ function parseRoute() {
   if (parts[0] === 'admin' && ['users', 'tokens', 'projects'].includes(parts[1])) return { page: 'admin', name: parts[1] };
   if (parts[0] === 'schedules') return { page: 'schedules' };
   if (parts[0] === 'networks') return { page: 'networks' };
+  if (parts[0] === 'cluster') return { page: 'cluster' };
   return { page: 'overview' };
 }
 
@@ -62,23 +65,6 @@ function useRoute() {
     return () => window.removeEventListener('hashchange', on);
   }, []);
   return route;
-}
-
-// Fields of one object, as a definition list (hosts, pools, networks).
-function Fields({ title, obj, skip = [] }) {
-  return (
-    <article>
-      <h1>{title}</h1>
-      <dl class="summary">
-        {Object.entries(obj).filter(([k, v]) => !skip.includes(k) && typeof v !== 'object').map(([k, v]) => (
-          <>
-            <dt key={k + 't'}>{k.replace(/_/g, ' ')}</dt>
-            <dd key={k + 'd'}>{/_bytes$/.test(k) ? formatBytes(v) : String(v)}</dd>
-          </>
-        ))}
-      </dl>
-    </article>
-  );
 }
 
 function Overview({ vms, hosts }) {
@@ -175,12 +161,16 @@ function Console({ who, onLogout }) {
   // A network's create or move ends before its project is written beside
   // it, after the network's own event: the page reads the list again.
   const reloadNetworks = () => reload(['networks']);
+  // A host's record (its load, its maintenance) has no event: the host and
+  // cluster pages read the list again while shown.
+  const reloadHosts = () => reload(['hosts', 'vms'], 0, 0);
 
   let page;
   if (route.page === 'vm') {
     const vm = data.vms.find((v) => v.name === route.vm);
     // Each VM judged by the user's role on its project (and on the cluster).
-    page = vm ? <VmPage vm={vm} networks={data.networks} pools={data.pools} role={roleIn(who, vm.project || 'default')}
+    page = vm ? <VmPage vm={vm} networks={data.networks} pools={data.pools} hosts={data.hosts}
+                        role={roleIn(who, vm.project || 'default')}
                         tab={route.tab}
                         tasks={tasks}
                         onError={setError} />
@@ -202,9 +192,13 @@ function Console({ who, onLogout }) {
       : route.page === 'pool' ? <PoolPage pool={obj} who={who} tasks={tasks} onError={setError} />
       : <NetworkPage network={obj} vms={data.vms} who={who} onError={setError}
                                   onChanged={reloadNetworks} />;
-  } else if (route.page !== 'overview') {
-    const obj = data[route.page + 's'].find((o) => o.name === route.name);
-    page = obj ? <Fields title={`${route.page} ${obj.name}`} obj={obj} skip={['cpu_flags']} /> : <p>Not found.</p>;
+  } else if (route.page === 'host') {
+    const host = data.hosts.find((o) => o.name === route.name);
+    page = host ? <HostPage host={host} vms={data.vms} who={who} tasks={tasks} onError={setError}
+                            reloadHosts={reloadHosts} />
+                : <p>No host '{route.name}'.</p>;
+  } else if (route.page === 'cluster') {
+    page = <ClusterPage who={who} tasks={tasks} onError={setError} />;
   } else {
     page = <Overview vms={data.vms} hosts={data.hosts} />;
   }

@@ -1,10 +1,10 @@
-// tree.jsx: the navigation tree: hosts with their VMs, then pools and
+// tree.jsx: the navigation tree: the cluster's page, hosts with their VMs, then pools and
 // networks, each with its state icon (a network of a project with its
 // project's name); links are hash routes.
 
 export const STATE_ICONS = {
   running: '▶', stopped: '■', defined: '■', paused: '❚❚', crashed: '✖', starting: '…', stopping: '…',
-  migrating: '⇄', online: '●', offline: '○', active: '●', inactive: '○',
+  migrating: '⇄', online: '●', offline: '○', active: '●', inactive: '○', maintenance: '⚒', fenced: '✖',
 };
 
 export function StateIcon({ state }) {
@@ -29,9 +29,13 @@ export function Tree({ hosts, vms, pools, networks, route }) {
   return (
     <nav class="tree" aria-label="Hosts, VMs, pools and networks">
       <ul>
+        <li><a href="#/cluster" data-nav="cluster" aria-current={route.page === 'cluster' ? 'page' : undefined}>Cluster</a></li>
         {hosts.map((h) => (
           <li key={h.name}>
-            <a href={`#/host/${h.name}`}><StateIcon state={h.state || 'online'} /> {h.name}</a>
+            <a href={`#/host/${h.name}`} data-host={h.name} data-state={h.state || 'online'}
+               aria-current={route.page === 'host' && route.name === h.name ? 'page' : undefined}>
+              <StateIcon state={h.state || 'online'} /> {h.name}
+            </a>
             <ul>{vms.filter((v) => v.host === h.name).map(vmItem)}</ul>
           </li>
         ))}

@@ -14,6 +14,7 @@ const GraphicalConsole = lazyView(() => import('./vnc.jsx'), 'GraphicalConsole')
 const Snapshots = lazyView(() => import('./snapshots.jsx'), 'Snapshots');
 const Hardware = lazyView(() => import('./hardware.jsx'), 'Hardware');
 const Backups = lazyView(() => import('./backups.jsx'), 'Backups');
+const MigrateDialog = lazyView(() => import('./migrate-dialog.jsx'), 'MigrateDialog');
 
 const ACTIONS = [
   { name: 'start', label: 'Start', when: ['defined', 'stopped', 'crashed'] },
@@ -58,8 +59,9 @@ function Summary({ vm, networks }) {
   );
 }
 
-export function VmPage({ vm, networks, pools, role, tab, tasks, onError }) {
+export function VmPage({ vm, networks, pools, hosts = [], role, tab, tasks, onError }) {
   const [busy, setBusy] = useState(null);
+  const [migrating, setMigrating] = useState(false);
   const [confirming, setConfirming] = useState(false);
   const canOperate = role === 'admin' || role === 'operator';
   const canAdmin = role === 'admin';
@@ -94,6 +96,9 @@ export function VmPage({ vm, networks, pools, role, tab, tasks, onError }) {
               {a.label}
             </button>
           ))}
+          <button data-action="migrate" disabled={!canAdmin || busy !== null || hosts.length < 2}
+                  title={!canAdmin ? `needs the admin role (yours: ${role})` : undefined}
+                  class={vm.state === 'running' ? 'likely' : ''} onClick={() => setMigrating(true)}>Migrate…</button>
           <button data-action="delete" class="danger" disabled={!canAdmin || busy !== null}
                   title={!canAdmin ? `needs the admin role (yours: ${role})` : undefined}
                   onClick={() => setConfirming(true)}>Delete…</button>
@@ -108,6 +113,7 @@ export function VmPage({ vm, networks, pools, role, tab, tasks, onError }) {
           <button onClick={() => setConfirming(false)}>Cancel</button>
         </div>
       )}
+      {migrating && <MigrateDialog vm={vm} hosts={hosts} onClose={() => setMigrating(false)} onError={onError} />}
       <nav class="tabs" aria-label="VM views">
         {tabs.map(([id, label]) => (
           <a key={id} href={`#/vm/${vm.name}/${id}`} data-tab={id}

@@ -1,0 +1,96 @@
+"""The web UI's cluster views (docs/web.md, "Cluster") in a real Chromium
+(web_ui_driver.mjs with web_cluster_scenarios.mjs) against a two-host
+cluster of fake-driver vireods, h1 serving the UI on HTTPS: h1's page shows
+its load and graphs; its maintenance switch, used from the page, moves its
+VMs to h2 (the evacuation's task shown) and is switched off; the Migrate
+dialog moves a VM back to h1 (the tree follows live); with two VMs on h2
+busy (the fake's synthetic load, as test_drs.py makes it) DRS in
+manual mode, chosen on the cluster page, recommends a move that the page
+applies; a viewer finds no action enabled. The fake driver is enough: the
+UI is what is tested (real migrations: test_migrate*.py). With
+VIREO_WEB_SHOTS=1 the pages' screenshots go to BUILD/web-ui/."""
+
+import os
+
+import pytest
+
+import vireo_harness as h
+from cluster_harness import Cluster
+from test_drs import BUSY_USED, BUSY_WAITED, GUEST_USED, drs, set_load, where
+from test_migrate import create_on, form, shared_pool
+from test_web_ui import ADMIN_PASSWORD, SHOTS, VIEWER_PASSWORD, WEB_DIST, Web
+
+VMS = ("a", "b")  # on h1: moved by its maintenance, a back by the dialog
+BUSY = ("c", "d")  # on h2, never moved: DRS leaves a VM moved in the last 10 minutes alone
+
+
+@pytest.fixture(scope="module")
+def web():
+    assert os.path.exists(os.path.join(WEB_DIST, "index.html")), \
+        f"{WEB_DIST}: the web UI is not built (scripts/build-web.sh)"
+    os.makedirs(SHOTS, exist_ok=True)
+    c = Cluster(2, listen=False, extra_args=["--https", "127.0.0.1:8443", "--metrics-interval", "1",
+                                             "--web-dir", WEB_DIST])
+    w = None
+    try:
+        form(c)
+        shared_pool(c)
+        h1 = c.hosts[0]
+        h1.cli("user", "create", "admin", "--role", "admin", "--password-file", "-",
+               input=ADMIN_PASSWORD + "\n")
+        h1.cli("user", "create", "vera", "--role", "viewer", "--password-file", "-",
+               input=VIEWER_PASSWORD + "\n")
+        for name in VMS + BUSY:
+            on = h1 if name in VMS else c.hosts[1]
+            create_on(on, name, memory=64)
+            on.task_ok("POST", f"/v1/vms/{name}/start")
+        w = Web(h1)
+        w.cluster = c
+        yield w
+    finally:
+        if w:
+            w.close()
+        c.cleanup()
+
+
+def test_host_page_shows_load_and_graphs(web):
+    r = web.browser("host_page", host="h1", vm_count="2 running of 2")
+    assert sorted(r["vms"]) == list(VMS), r
+    assert r["vm_count"] == "2 running of 2", r
+    assert "% busy" in r["cpu"] and "used of" in r["memory"], r
+    assert r["accel"] in ("kvm", "tcg"), r
+    assert r["charts"] == ["cpu", "memory", "disk", "network"], r
+
+
+def test_maintenance_from_the_page_moves_the_vms(web):
+    h1 = web.cluster.hosts[0]
+    r = web.browser("maintenance", host="h1", other="h2", vms=list(VMS), timeout=400)
+    assert r["before"] == "false" and r["tree_state"] == "maintenance", r
+    assert where(h1) == {name: "h2" for name in VMS + BUSY}
+    host = h1.api("GET", "/v1/hosts/h1")
+    assert not host.get("maintenance") and host["state"] == "online", host
+
+
+def test_migrate_dialog_moves_a_vm_back(web):
+    h1 = web.cluster.hosts[0]
+    r = web.browser("migrate", vm="a", to="h1", timeout=300)
+    assert "bandwidth" in r["refused"], r
+    assert where(h1)["a"] == "h1"
+    assert r["logged"] >= 1, r
+
+
+def test_drs_recommendation_shown_and_applied(web):
+    h1, h2 = web.cluster.hosts
+    for name in BUSY:
+        set_load(h2, name, BUSY_USED, BUSY_WAITED, **GUEST_USED)
+    r = web.browser("drs", timeout=400)
+    assert r["quorum"] == "yes" and r["hosts"] == ["h1", "h2"], r
+    assert drs(h2)["mode"] == "manual"
+    assert r["rec"]["vm"] in BUSY and r["rec"]["cells"][1:3] == ["h2", "h1"], r
+    h.wait_until(lambda: where(h1)[r["rec"]["vm"]] == "h1", 60, what="the recommended move made")
+
+
+def test_viewer_sees_no_enabled_action(web):
+    r = web.browser("viewer_cluster", host="h1", vm="a")
+    assert r["maintenance_disabled"] and r["migrate_disabled"] and r["mode_disabled"], r
+    assert r["apply_enabled"] == 0, r

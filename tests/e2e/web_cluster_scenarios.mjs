@@ -1,0 +1,112 @@
+// web_cluster_scenarios.mjs: the browser side of test_web_cluster.py, run
+// by web_ui_driver.mjs (its browser, sessions and screenshots): a host's
+// page (load, graphs, maintenance switch), the Migrate dialog, the cluster
+// page's DRS recommendations applied, and what a viewer may not do. Each
+// scenario gets the driver's kit: {cfg, result, adminPage, newSession, shot}.
+
+const vmUnder = (host, vm) => `.tree li:has(> a[data-host="${host}"]) a[data-vm="${vm}"]`;
+
+export const clusterScenarios = {
+  // The host's page: its load and its graphs with points. The host's
+  // record is published every 10 s or so: the page (read every 3 s) comes
+  // to count its started VMs.
+  async host_page(browser, { cfg, result, adminPage, shot }) {
+    const { page } = await adminPage(browser);
+    await page.click(`.tree a[data-host="${cfg.host}"]`);
+    await page.waitForSelector('#host-title');
+    await page.waitForFunction((want) => {
+      const dd = document.querySelector('[data-field="vm-count"]');
+      return dd && dd.textContent === want;
+    }, cfg.vm_count, { timeout: 60000 });
+    result.vm_count = await page.textContent('[data-field="vm-count"]');
+    result.cpu = await page.textContent('[data-field="cpu-load"]');
+    result.memory = await page.textContent('[data-field="memory-load"]');
+    result.accel = await page.textContent('[data-field="accel"]');
+    result.vms = await page.$$eval('[data-host-vms] [data-vm-row]', (rows) => rows.map((r) => r.dataset.vmRow));
+    await page.waitForFunction(() => {
+      const f = document.querySelector('figure[data-chart="cpu"]');
+      return f && Number(f.dataset.points) >= 2;
+    }, null, { timeout: 60000 });
+    result.charts = await page.$$eval('figure[data-chart]', (fs) => fs.map((f) => f.dataset.chart));
+    await shot(page, 'web-host');
+  },
+
+  // Maintenance on from the page (keyboard: focus the switch, Enter): the
+  // evacuation's task line ends succeeded and the tree shows the VMs under
+  // the other host; off again.
+  async maintenance(browser, { cfg, result, adminPage, shot }) {
+    const { page } = await adminPage(browser);
+    await page.goto(`${cfg.url}/ui/#/host/${cfg.host}`);
+    await page.waitForSelector('#host-title');
+    const sw = page.locator('[data-action="maintenance"]');
+    result.before = await sw.getAttribute('aria-checked');
+    await sw.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('[data-maintenance-task="succeeded"]', { timeout: 120000 });
+    for (const vm of cfg.vms) await page.waitForSelector(vmUnder(cfg.other, vm), { timeout: 60000 });
+    await page.waitForSelector('[data-action="maintenance"][aria-checked="true"]');
+    result.tree_state = await page.getAttribute(`.tree a[data-host="${cfg.host}"]`, 'data-state');
+    await shot(page, 'web-host-maintenance');
+    await page.click('[data-action="maintenance"]');
+    await page.waitForSelector('[data-action="maintenance"][aria-checked="false"]');
+    result.after = 'false';
+  },
+
+  // The Migrate dialog: a target chosen, the VM under it in the tree (live),
+  // the migrate task in the task log.
+  async migrate(browser, { cfg, result, adminPage, shot }) {
+    const { page } = await adminPage(browser);
+    await page.goto(`${cfg.url}/ui/#/vm/${cfg.vm}`);
+    await page.waitForSelector('#vm-title');
+    await page.click('[data-action="migrate"]');
+    await page.waitForSelector('#migrate-title');
+    // A refusal is shown as the API words it (a bad bandwidth).
+    await page.fill('input[name="bandwidth"]', 'fast');
+    await page.click('[data-action="confirm-migrate"]');
+    await page.waitForSelector('[data-migrate-error]');
+    result.refused = await page.textContent('[data-migrate-error]');
+    await page.fill('input[name="bandwidth"]', '');
+    await page.selectOption('select[name="to"]', cfg.to);
+    await page.fill('input[name="max_downtime_ms"]', '500');
+    await shot(page, 'web-migrate');
+    await page.click('[data-action="confirm-migrate"]');
+    await page.waitForSelector('#migrate-title', { state: 'detached' });
+    await page.waitForSelector(vmUnder(cfg.to, cfg.vm), { timeout: 120000 });
+    await page.waitForSelector(`.tasks tr[data-kind="migrate"][data-target="${cfg.vm}"][data-state="succeeded"]`,
+                               { timeout: 60000 }).catch(() => {});
+    result.logged = await page.$$eval('.tasks tr[data-kind="migrate"]', (rows) => rows.length);
+  },
+
+  // DRS: manual chosen on the cluster page, a recommendation of the busy
+  // host's VMs shown with its numbers and applied; its task succeeds.
+  async drs(browser, { cfg, result, adminPage, shot }) {
+    const { page } = await adminPage(browser);
+    await page.click('.tree a[data-nav="cluster"]');
+    await page.waitForSelector('#cluster-title');
+    result.quorum = await page.textContent('[data-field="quorum"]');
+    result.hosts = await page.$$eval('[data-cluster-hosts] [data-host-row]', (rows) => rows.map((r) => r.dataset.hostRow));
+    await page.selectOption('select[name="drs-mode"]', 'manual');
+    await page.waitForSelector('[data-recommendation]', { timeout: 150000 });
+    const row = page.locator('[data-recommendation]').first();
+    result.rec = { id: await row.getAttribute('data-recommendation'), vm: await row.getAttribute('data-vm'),
+                   cells: await row.locator('td').allTextContents() };
+    await shot(page, 'web-cluster');
+    await row.locator('[data-action="apply"]').click();
+    await page.waitForSelector('[data-apply-task="succeeded"]', { timeout: 120000 });
+  },
+
+  // A viewer: no action enabled on the host, the VM or the cluster page.
+  async viewer_cluster(browser, { cfg, result, newSession }) {
+    const { page } = await newSession(browser, cfg.viewer, cfg.viewer_password);
+    await page.goto(`${cfg.url}/ui/#/host/${cfg.host}`);
+    await page.waitForSelector('[data-action="maintenance"]');
+    result.maintenance_disabled = await page.isDisabled('[data-action="maintenance"]');
+    await page.goto(`${cfg.url}/ui/#/vm/${cfg.vm}`);
+    await page.waitForSelector('[data-action="migrate"]');
+    result.migrate_disabled = await page.isDisabled('[data-action="migrate"]');
+    await page.goto(`${cfg.url}/ui/#/cluster`);
+    await page.waitForSelector('select[name="drs-mode"]');
+    result.mode_disabled = await page.isDisabled('select[name="drs-mode"]');
+    result.apply_enabled = await page.$$eval('[data-action="apply"]', (bs) => bs.filter((b) => !b.disabled).length);
+  },
+};

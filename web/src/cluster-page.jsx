@@ -1,0 +1,146 @@
+// cluster-page.jsx: the cluster as `vireo cluster show` prints it (etcd
+// members and their health, quorum, the manager, the hosts with their state
+// and versions, etcd's version) and DRS (docs/drs.md): its mode and level
+// (admin may change them), the threshold, the last round's imbalance and
+// its recommendations, each with its numbers and an Apply button (admin:
+// the migration task's progress shows here and in the task log). Neither
+// has events: both are read again every 3 s while the page is shown.
+import { useEffect, useState } from 'preact/hooks';
+import { api } from './api.js';
+import { StateIcon } from './tree.jsx';
+import { pollWhileShown } from './poll-kit.js';
+import { useTask, TaskLine, denial } from './task-kit.jsx';
+
+const num = (v, digits = 3) => (typeof v === 'number' ? v.toFixed(digits) : '–');
+
+function Members({ cluster }) {
+  return (
+    <>
+      <dl class="summary">
+        <dt>Cluster</dt><dd>{cluster.cluster.id}</dd>
+        <dt>Quorum</dt><dd data-field="quorum">{cluster.quorum ? 'yes' : 'NO'}</dd>
+        <dt>Manager</dt><dd data-field="manager">{cluster.manager || 'none'}</dd>
+        <dt>etcd</dt><dd>{cluster.etcd_version || '–'}{cluster.etcd_error ? ` (${cluster.etcd_error})` : ''}</dd>
+      </dl>
+      <h2>Hosts</h2>
+      <table class="vm-table" data-cluster-hosts>
+        <thead><tr><th>Host</th><th>State</th><th>Address</th><th>vireo</th><th>Manager</th></tr></thead>
+        <tbody>
+          {(cluster.hosts || []).map((h) => (
+            <tr key={h.id} data-host-row={h.name}>
+              <td><a href={`#/host/${h.name}`}>{h.name}</a></td>
+              <td><StateIcon state={h.state} /> {h.state}</td>
+              <td>{h.address || '–'}</td><td>{h.version || '–'}</td><td>{h.manager ? 'yes' : ''}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h2>etcd members</h2>
+      <table class="vm-table" data-etcd-members>
+        <thead><tr><th>Member</th><th>Voting</th><th>Health</th><th>URL</th></tr></thead>
+        <tbody>
+          {(cluster.etcd_members || []).map((m) => (
+            <tr key={m.id}>
+              <td>{m.name}</td><td>{m.voting ? 'voting' : 'learner'}</td>
+              <td data-healthy={m.healthy ? '1' : '0'}>{m.healthy ? 'healthy' : 'UNHEALTHY'}</td>
+              <td>{m.client_url || ''}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+function DrsSettings({ drs, canAdmin, role, onSet }) {
+  return (
+    <div class="drs-settings">
+      <label>Mode{' '}
+        <select name="drs-mode" value={drs.mode} disabled={!canAdmin} title={denial(canAdmin, 'admin', role)}
+                onChange={(e) => onSet({ mode: e.target.value })}>
+          {['off', 'manual', 'auto'].map((m) => <option key={m} value={m}>{m}</option>)}
+        </select>
+      </label>{' '}
+      <label>Level{' '}
+        <select name="drs-level" value={String(drs.level)} disabled={!canAdmin}
+                title={denial(canAdmin, 'admin', role)} onChange={(e) => onSet({ level: Number(e.target.value) })}>
+          {[1, 2, 3, 4, 5].map((l) => <option key={l} value={String(l)}>{l}</option>)}
+        </select>
+      </label>{' '}
+      <span data-field="threshold">threshold {num(drs.threshold)}</span>
+      {drs.status && (
+        <span data-field="imbalance">, imbalance {num(drs.status.imbalance)}
+          {drs.status.skipped ? ` (skipped: ${drs.status.skipped})` : ''}</span>
+      )}
+      {drs.moving && <span data-field="moving">, moving {drs.moving.vm} to {drs.moving.to}</span>}
+    </div>
+  );
+}
+
+function Recommendations({ recs, canAdmin, role, busy, onApply }) {
+  if (!recs.length) return <p class="note" data-no-recommendations>No recommendations.</p>;
+  return (
+    <table class="vm-table" data-recommendations>
+      <thead>
+        <tr><th>VM</th><th>From</th><th>To</th><th>Imbalance</th><th>CPU (cores)</th><th>Memory</th>
+          <th>Cost</th><th /></tr>
+      </thead>
+      <tbody>
+        {recs.map((r) => (
+          <tr key={r.id} data-recommendation={r.id} data-vm={r.vm}>
+            <td>{r.vm}</td><td>{r.from}</td><td>{r.to}</td>
+            <td>{num(r.imbalance_before)} → {num(r.imbalance_after)}</td>
+            <td>{num(r.cpu, 2)}</td>
+            <td>{r.mem_used_mib !== undefined ? `${r.mem_used_mib} MiB (${r.mem_source || '?'})` : '–'}</td>
+            <td>{typeof r.cost_s === 'number' ? `${r.cost_s.toFixed(1)} s` : '–'}</td>
+            <td>
+              <button data-action="apply" disabled={!canAdmin || busy} title={denial(canAdmin, 'admin', role)}
+                      onClick={() => onApply(r)}>Apply</button>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export function ClusterPage({ who, tasks, onError }) {
+  const [cluster, setCluster] = useState(null);
+  const [drs, setDrs] = useState(null);
+  const [recs, setRecs] = useState([]);
+  const canAdmin = who.role === 'admin';
+
+  async function read() {
+    try {
+      const c = await api('GET', '/v1/cluster');
+      setCluster(c);
+      if (!c.cluster) return true;
+      const [d, r] = await Promise.all([api('GET', '/v1/cluster/drs'), api('GET', '/v1/cluster/recommendations')]);
+      setDrs(d);
+      setRecs(r.recommendations || []);
+      return true;
+    } catch (e) {
+      onError(e.message);
+      return false;
+    }
+  }
+  const { run, task, pending, busy } = useTask(tasks, onError, read);
+  useEffect(() => pollWhileShown(read, { ms: 3000, setError: onError }), []);
+
+  const set = (change) => run('DRS settings', 'PUT', '/v1/cluster/drs', change);
+  const apply = (r) => run(`move ${r.vm} to ${r.to}`, 'POST',
+                           `/v1/cluster/recommendations/${encodeURIComponent(r.id)}/apply`, {});
+
+  if (!cluster) return <p class="loading">Loading…</p>;
+  if (!cluster.cluster) return <article><h1>Cluster</h1><p>This host is standalone (not in a cluster).</p></article>;
+  return (
+    <article class="cluster-page" aria-labelledby="cluster-title">
+      <h1 id="cluster-title">Cluster</h1>
+      <Members cluster={cluster} />
+      <h2>DRS</h2>
+      {drs && <DrsSettings drs={drs} canAdmin={canAdmin} role={who.role} onSet={set} />}
+      <TaskLine pending={pending} task={task} attrs={{ 'data-apply-task': task && task.state }} />
+      <Recommendations recs={recs} canAdmin={canAdmin} role={who.role} busy={busy} onApply={apply} />
+    </article>
+  );
+}

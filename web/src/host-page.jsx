@@ -1,0 +1,97 @@
+// host-page.jsx: one host of the cluster: its state, address, accelerator,
+// CPU model, versions, its load (CPU, memory, VMs), graphs of its metrics
+// (graphs.jsx), its VMs, and its maintenance switch (admin: entering starts
+// the evacuation task, whose progress shows here; leaving moves nothing
+// back). The host's record has no event: it is read again every 3 s while
+// the page is shown.
+import { useEffect } from 'preact/hooks';
+import { formatBytes } from './api.js';
+import { StateIcon } from './tree.jsx';
+import { lazyView } from './lazy.jsx';
+import { pollWhileShown } from './poll-kit.js';
+import { useTask, TaskLine, denial } from './task-kit.jsx';
+
+const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
+
+const percent = (part, whole) => (whole ? `${Math.round((100 * part) / whole)}%` : '–');
+
+// The newest QEMU machine type the host has (e.g. pc-q35-10.0): what its
+// QEMU version is known by.
+function newestMachine(machines) {
+  const versioned = (machines || []).filter((m) => /^pc-q35-\d+\.\d+$/.test(m));
+  const num = (m) => m.replace('pc-q35-', '').split('.').map(Number);
+  versioned.sort((a, b) => num(b)[0] - num(a)[0] || num(b)[1] - num(a)[1]);
+  return versioned[0];
+}
+
+function Load({ host }) {
+  const cpu = typeof host.load === 'number' ? `${Math.round(host.load * 100)}% busy` : '–';
+  return (
+    <dl class="summary load" data-load>
+      <dt>CPU</dt>
+      <dd data-field="cpu-load">{cpu} of {host.cpus ?? '–'} CPUs
+        {host.committed_vcpus !== undefined && ` (${host.committed_vcpus} vCPUs given to VMs)`}</dd>
+      <dt>Memory</dt>
+      <dd data-field="memory-load">
+        {host.memory_mib ? `${formatBytes(host.memory_used_mib * 1048576)} used of ${formatBytes(host.memory_mib * 1048576)} (${percent(host.memory_used_mib, host.memory_mib)})` : '–'}
+        {host.committed_memory_mib !== undefined && `, ${formatBytes(host.committed_memory_mib * 1048576)} given to VMs`}
+      </dd>
+      <dt>VMs</dt>
+      <dd data-field="vm-count">{host.vms_running ?? 0} running of {host.vms ?? 0}</dd>
+    </dl>
+  );
+}
+
+export function HostPage({ host, vms, who, tasks, onError, reloadHosts }) {
+  const canAdmin = who.role === 'admin';
+  const { run, task, pending, busy } = useTask(tasks, onError, reloadHosts);
+  useEffect(() => pollWhileShown(reloadHosts, { ms: 3000, later: true }), [host.name]);
+  const inMaintenance = Boolean(host.maintenance);
+  const mine = vms.filter((v) => v.host === host.name);
+  const qemu = newestMachine(host.machines);
+
+  function toggle() {
+    run(inMaintenance ? 'leave maintenance' : 'maintenance', 'POST',
+        `/v1/hosts/${encodeURIComponent(host.name)}/maintenance`, { on: !inMaintenance });
+  }
+
+  return (
+    <article class="host-page" aria-labelledby="host-title">
+      <header>
+        <h1 id="host-title"><StateIcon state={host.state} /> host {host.name}</h1>
+        <div class="actions" role="toolbar" aria-label="Host actions">
+          <button role="switch" aria-checked={inMaintenance ? 'true' : 'false'} data-action="maintenance"
+                  disabled={!canAdmin || busy} title={denial(canAdmin, 'admin', who.role)} onClick={toggle}>
+            Maintenance: {inMaintenance ? 'on' : 'off'}
+          </button>
+        </div>
+      </header>
+      <TaskLine pending={pending} task={task} attrs={{ 'data-maintenance-task': task && task.state }} />
+      <dl class="summary">
+        <dt>State</dt><dd data-field="state">{host.state}{host.manager ? ' (manager)' : ''}</dd>
+        <dt>Address</dt><dd>{host.address || '–'}</dd>
+        <dt>Accelerator</dt><dd data-field="accel">{host.accel || '–'}</dd>
+        <dt>CPU model</dt><dd>{host.cpu_model || '–'}</dd>
+        <dt>vireo</dt><dd>{host.version || '–'}</dd>
+        <dt>QEMU</dt><dd>{qemu ? `machine types up to ${qemu}` : '–'}</dd>
+      </dl>
+      <h2>Load</h2>
+      <Load host={host} />
+      <h2>VMs</h2>
+      <table class="vm-table" data-host-vms>
+        <thead><tr><th>VM</th><th>State</th><th>CPUs</th><th>Memory</th></tr></thead>
+        <tbody>
+          {mine.map((v) => (
+            <tr key={v.id} data-vm-row={v.name}>
+              <td><a href={`#/vm/${v.name}`}>{v.name}</a></td>
+              <td><StateIcon state={v.state} /> {v.state}</td>
+              <td>{v.vcpus}</td><td>{formatBytes(v.memory_mib * 1048576)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h2>Graphs</h2>
+      {host.state === 'offline' ? <p class="note">Offline: its metrics are kept on it.</p> : <Graphs host={host} />}
+    </article>
+  );
+}
