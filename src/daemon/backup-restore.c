@@ -476,6 +476,9 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         if (r < 0)
             break;
         if (vo_iscsi_url_is(path)) { /* written last, in place */
+            /* Under no other VM reading it (a shareable LUN's). */
+            if ((r = vo_volume_check_no_running_user(d, volume, ret_error)) < 0)
+                break;
             lun_layers[i] = TAKE_PTR(layers);
             lun_paths[i] = TAKE_PTR(path);
             lun_formats[i] = TAKE_PTR(format);
