@@ -408,3 +408,39 @@ def test_restore_over_a_shareable_lun_waits_for_its_other_vms(daemon, target):
     daemon.cli("vm", "stop", "b", "--force")
     daemon.task_ok("POST", f"/v1/backups/{full['id']}/restore", {})
     assert open(target.luns[2], "rb").read(MiB) == b"\x11" * MiB
+
+
+def qemu_io(path, *commands):
+    """Runs qemu-io commands on the qcow2 file behind a LUN (its VM stopped)."""
+    args = ["qemu-io", "-f", "qcow2"]
+    for c in commands:
+        args += ["-c", c]
+    p = subprocess.run(args + [path], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "fail" not in p.stdout, p.stdout + p.stderr
+    return p.stdout
+
+
+def test_restore_over_a_qcow2_lun_drops_the_snapshots_it_forgets(daemon, target):
+    """The internal snapshots a restore forgets leave the LUN's qcow2 layer
+    too: before, one stayed, and a revert to a later snapshot of the same
+    name went to it (qemu-img takes the oldest of a tag)."""
+    daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+               "--target", IQN)
+    daemon.cli("volume", "format", "san1/lun2", "--qcow2")
+    lun = target.luns[2]
+    daemon.cli("vm", "create", "q", "--memory", "128M", "--disk", "san1/lun2")
+    qemu_io(lun, "write -P 0x11 0 64k")
+    daemon.task_ok("POST", "/v1/vms/q/snapshots", {"name": "s1"})
+    full = backed_up(daemon, "q")
+    qemu_io(lun, "write -P 0x22 0 64k")
+    daemon.task_ok("POST", f"/v1/backups/{full['id']}/restore", {})
+    qemu_io(lun, "read -P 0x11 0 64k")
+    assert daemon.api("GET", "/v1/vms/q/snapshots")["snapshots"] == []
+    listed = subprocess.run(["qemu-img", "snapshot", "-l", lun], capture_output=True,
+                            text=True, check=True).stdout
+    assert "s1" not in listed, listed
+    qemu_io(lun, "write -P 0x33 0 64k")
+    daemon.task_ok("POST", "/v1/vms/q/snapshots", {"name": "s1"})
+    qemu_io(lun, "write -P 0x44 0 64k")
+    daemon.task_ok("POST", "/v1/vms/q/snapshots/s1/revert", {})
+    qemu_io(lun, "read -P 0x33 0 64k")
