@@ -476,6 +476,9 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
         if (r < 0)
             break;
         if (vo_iscsi_url_is(path)) { /* written last, in place */
+            /* Under no other VM reading it (a shareable LUN's). */
+            if ((r = vo_volume_check_no_running_user(d, volume, ret_error)) < 0)
+                break;
             lun_layers[i] = TAKE_PTR(layers);
             lun_paths[i] = TAKE_PTR(path);
             lun_formats[i] = TAKE_PTR(format);
@@ -515,11 +518,27 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
             keys[n_swapped] = i < spec->n_disks ? spec->disks[i].volume : spec->nvram;
             files[n_swapped++] = temps[i];
         }
+    bool luns_written = r >= 0;
     if (r >= 0 && n_swapped)
         r = vo_volumes_replace_files(d, keys, files, n_swapped, ret_error);
     free(keys);
     free(files);
     for (size_t i = 0; i < n_files; i++) {
+        if (lun_paths[i] && luns_written && r < 0) { /* the files are the old ones */
+            char *why = vo_asprintf("disk %zu, an iSCSI LUN written in place, is the backup's "
+                                    "now, its other disks are not (restore again): %s", i,
+                                    *ret_error ? *ret_error : strerror(-r));
+            free(*ret_error);
+            *ret_error = why;
+            luns_written = false; /* said once */
+        }
+        /* The snapshots forgotten below, gone from the LUN's qcow2 layer too
+         * (as from a new file): a later one of the same tag is the one a
+         * revert finds, and nothing pins the old data. */
+        _cleanup_free_ char *left = NULL;
+        if (lun_paths[i] && r >= 0 && !strcmp(lun_formats[i], "qcow2") &&
+            vo_snapshots_drop_internal(lun_paths[i], &left) < 0)
+            log_warn("restore: VM %s: %s", spec->id, left);
         if (temps[i])
             (void)unlink(temps[i]);
         free(temps[i]);

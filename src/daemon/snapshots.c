@@ -201,19 +201,45 @@ static int img_snapshot(const char *path, const char *flag, const char *tag, cha
     return vo_spawn_wait(argv, 600000, ret_out);
 }
 
+/* The tags of the internal snapshots in the qcow2 volume at path, one per
+ * snapshot (a tag twice when two have it); NULL: none, or unreadable. */
+static char **snapshot_tags(const char *path)
+{
+    _cleanup_free_ char *out = NULL;
+    char **tags = NULL;
+    if (img_snapshot(path, "-l", NULL, &out) < 0 || !out)
+        return NULL;
+    /* Lines: "ID  TAG  VM-SIZE  DATE  ..." under two header lines; the ID
+     * is a number, the tag the second column. */
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        char id[64], name[256];
+        if (sscanf(line, "%63s %255s", id, name) == 2 && strspn(id, "0123456789") == strlen(id))
+            vo_strv_pushf(&tags, "%s", name);
+    }
+    return tags;
+}
+
 /* Whether the qcow2 volume at path holds internal snapshot tag. */
 static bool has_snapshot(const char *path, const char *tag)
 {
-    _cleanup_free_ char *out = NULL;
-    if (img_snapshot(path, "-l", NULL, &out) < 0 || !out)
-        return false;
-    /* Lines: "ID  TAG  VM-SIZE  DATE  ..."; the tag is the second column. */
-    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
-        char id[64], name[256];
-        if (sscanf(line, "%63s %255s", id, name) == 2 && !strcmp(name, tag))
+    _cleanup_strv_ char **tags = snapshot_tags(path);
+    for (char **t = tags; t && *t; t++)
+        if (!strcmp(*t, tag))
             return true;
-    }
     return false;
+}
+
+int vo_snapshots_drop_internal(const char *path, char **ret_error)
+{
+    _cleanup_strv_ char **tags = snapshot_tags(path);
+    for (char **t = tags; t && *t; t++) { /* a tag twice: -d drops one each time */
+        _cleanup_free_ char *out = NULL;
+        int r = img_snapshot(path, "-d", *t, &out);
+        if (r < 0)
+            return vo_error_set(ret_error, r, "qemu-img snapshot -d '%s' on %s: %s", *t, path,
+                                out && *out ? out : strerror(-r));
+    }
+    return 0;
 }
 
 /* The file of disk i of spec; i == n_disks: its UEFI NVRAM (qcow2, in every

@@ -25,3 +25,8 @@ int vo_snapshot_delete(VoDaemon *d, VoVm *vm, const char *name, json_t **ret_tas
 /* A restored VM's disks are new: its snapshots go (a deleted VM's go in
  * the transaction that deletes it, see vms.c). */
 void vo_snapshots_forget(VoDaemon *d, const char *vm_id);
+/* Deletes every internal snapshot in the qcow2 volume at path (a file or
+ * an iSCSI LUN's layer): a restore writes a LUN over in place, and the
+ * snapshots it forgets would stay there, one with the tag of a later one
+ * reverted to first (qemu-img takes the oldest of a tag). */
+int vo_snapshots_drop_internal(const char *path, char **ret_error);

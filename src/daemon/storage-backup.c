@@ -57,6 +57,19 @@ char **vo_backup_pool_names(VoDaemon *d)
     return names;
 }
 
+int vo_volume_check_no_running_user(VoDaemon *d, const char *key, char **ret_error)
+{
+    VoRelationUser u = { 0 };
+    /* The first active user when any runs (a store error: one that runs). */
+    int r = vo_storage_volume_user(d, key, &u) && u.active
+                ? vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s' too, "
+                               "which runs: stop it first (the volume is written over in "
+                               "place)", key, u.name)
+                : 0;
+    vo_relation_user_clear(&u);
+    return r;
+}
+
 /* Every volume is checked and claimed first; each old file is renamed aside
  * until every new one is in place, and put back when one cannot be. */
 int vo_volumes_replace_files(VoDaemon *d, char *const *keys, char *const *new_files, size_t n,

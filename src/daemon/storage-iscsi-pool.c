@@ -562,7 +562,8 @@ int vo_volume_format(VoDaemon *d, const char *pool, const char *name, const char
      * empty qcow2 image of the LUN's size is made in a file, and its few
      * clusters written over the LUN's start through QEMU's iscsi driver
      * (vo_img_open_args: this host's initiator, the secret's file). */
-    _cleanup_free_ char *header = vo_asprintf("%s/format-%s-%s.qcow2", d->run_dir, pool, name);
+    /* '.' is in no name (conf/names.c): "a-b"/"c" and "a"/"b-c" differ. */
+    _cleanup_free_ char *header = vo_asprintf("%s/format-%s.%s.qcow2", d->run_dir, pool, name);
     _cleanup_free_ char *why = NULL;
     (void)unlink(header); /* left by a crash: this LUN is ours (busy) */
     r = vo_img_create(header, format, size, NULL, NULL, &why);

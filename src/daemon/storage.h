@@ -275,6 +275,10 @@ char **vo_backup_pool_names(VoDaemon *d);
  * restore. */
 int vo_volumes_replace_files(VoDaemon *d, char *const *keys, char *const *new_files, size_t n,
                              char **ret_error);
+/* 0, or -EBUSY when a VM of any host that has volume key attached runs (a
+ * shareable volume's other VMs): a restore writes an iSCSI LUN over in
+ * place, under any VM reading it. */
+int vo_volume_check_no_running_user(VoDaemon *d, const char *key, char **ret_error);
 
 /* Live migration of local disks (docs/internals.md, "Live migration of
  * local disks"). Destination: reserves pool/name for an incoming disk (busy;

@@ -382,3 +382,65 @@ def test_backups_restores_and_snapshots_of_vms_on_luns(daemon, target):
                        ("clone", {"target": "default/copy"})):
         status, doc = daemon.request("POST", f"/v1/pools/san1/volumes/lun1/{path}", body)
         assert status == 400 and "iSCSI" in doc["error"]["message"], (path, doc)
+
+
+def test_restore_over_a_shareable_lun_waits_for_its_other_vms(daemon, target):
+    """A restore writes a LUN over in place: while another VM that has the
+    (shareable) LUN runs, it is refused and the LUN left as it was (it was
+    written under the running VM before); once that VM stops, it works."""
+    daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+               "--target", IQN)
+    daemon.cli("volume", "set", "san1/lun2", "--shareable")
+    with open(target.luns[2], "r+b") as f:
+        f.write(b"\x11" * MiB)
+    daemon.cli("vm", "create", "a", "--memory", "128M", "--disk", "san1/lun2")
+    daemon.cli("vm", "create", "b", "--memory", "128M", "--disk", "san1/lun2")
+    full = backed_up(daemon, "a")
+    with open(target.luns[2], "r+b") as f:
+        f.write(b"\x66" * MiB)
+    daemon.cli("vm", "start", "b")
+    daemon.remember_qemu_pids()
+    doc = daemon.api("POST", f"/v1/backups/{full['id']}/restore", {}, expect=202)
+    task = daemon.wait_task(doc["task"], timeout=300)
+    assert task["state"] == "failed", task
+    assert "VM 'b'" in task["error"]["message"] and "runs" in task["error"]["message"], task
+    assert open(target.luns[2], "rb").read(MiB) == b"\x66" * MiB
+    daemon.cli("vm", "stop", "b", "--force")
+    daemon.task_ok("POST", f"/v1/backups/{full['id']}/restore", {})
+    assert open(target.luns[2], "rb").read(MiB) == b"\x11" * MiB
+
+
+def qemu_io(path, *commands):
+    """Runs qemu-io commands on the qcow2 file behind a LUN (its VM stopped)."""
+    args = ["qemu-io", "-f", "qcow2"]
+    for c in commands:
+        args += ["-c", c]
+    p = subprocess.run(args + [path], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "fail" not in p.stdout, p.stdout + p.stderr
+    return p.stdout
+
+
+def test_restore_over_a_qcow2_lun_drops_the_snapshots_it_forgets(daemon, target):
+    """The internal snapshots a restore forgets leave the LUN's qcow2 layer
+    too: before, one stayed, and a revert to a later snapshot of the same
+    name went to it (qemu-img takes the oldest of a tag)."""
+    daemon.cli("pool", "create", "san1", "--type", "iscsi", "--portal", target.portal,
+               "--target", IQN)
+    daemon.cli("volume", "format", "san1/lun2", "--qcow2")
+    lun = target.luns[2]
+    daemon.cli("vm", "create", "q", "--memory", "128M", "--disk", "san1/lun2")
+    qemu_io(lun, "write -P 0x11 0 64k")
+    daemon.task_ok("POST", "/v1/vms/q/snapshots", {"name": "s1"})
+    full = backed_up(daemon, "q")
+    qemu_io(lun, "write -P 0x22 0 64k")
+    daemon.task_ok("POST", f"/v1/backups/{full['id']}/restore", {})
+    qemu_io(lun, "read -P 0x11 0 64k")
+    assert daemon.api("GET", "/v1/vms/q/snapshots")["snapshots"] == []
+    listed = subprocess.run(["qemu-img", "snapshot", "-l", lun], capture_output=True,
+                            text=True, check=True).stdout
+    assert "s1" not in listed, listed
+    qemu_io(lun, "write -P 0x33 0 64k")
+    daemon.task_ok("POST", "/v1/vms/q/snapshots", {"name": "s1"})
+    qemu_io(lun, "write -P 0x44 0 64k")
+    daemon.task_ok("POST", "/v1/vms/q/snapshots/s1/revert", {})
+    qemu_io(lun, "read -P 0x33 0 64k")
