@@ -465,9 +465,12 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                          "and the destination's incoming QEMU ends");
             act = VO_MIGRATE_RECOVER_RESUME;
         } else if (s == 1) {
-            note_settled(d, i, true, "the destination's: the source QEMU ends (post-copy: "
-                         "once it handed the rest over) and the destination continues the "
-                         "guest");
+            /* A post-copy source whose switch is known (its handover broke:
+             * tried again each round) was noted when that became known. */
+            if (strcmp(i->phase, "switched") || !vo_post_copy_kept(d, i->vm, -1, NULL))
+                note_settled(d, i, true, "the destination's: the source QEMU ends (post-copy: "
+                             "once it handed the rest over) and the destination continues "
+                             "the guest");
             if (quit_source(d, vm, i, NULL)) {
                 intent_done(path, i);
             } else if (strcmp(i->phase, "switched")) {

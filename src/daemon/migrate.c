@@ -424,6 +424,10 @@ static int take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
 {
     _cleanup_free_ char *berr = NULL;
     int64_t back_rev = 0, fenced = 0;
+    if (vo_migrate_fault("take-back-unknown")) { /* test: the store says nothing in time */
+        log_warn("vm %s: taking it back from host %s: test fault: no answer", name, m->to_name);
+        return -ETIMEDOUT;
+    }
     VoVolumeMove *back = volume_moves(m, true); /* local volumes come back too */
     int64_t give_up = vo_now_ms() + SETTLE_GIVE_UP_MS;
     int r;
@@ -575,9 +579,10 @@ static void end_source(VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInstance *hv,
 
 /* Post-copy that broke and could not be recovered: both QEMUs stay, each
  * holding memory the other lacks (the destination's guest waits on the
- * pages it reads); the intent too, so the next vireod start here tries the
- * recovery again (migrate-recover.c). The VM stays in the table, moved
- * away, its run dir (QEMU's monitor) kept. Ends the job. */
+ * pages it reads); the intent too, from which the background (and a vireod
+ * start) tries the recovery again (migrate-resettle.h, migrate-recover.c).
+ * The VM stays in the table, moved away, its run dir (QEMU's monitor)
+ * kept. Ends the job. */
 static int keep_both(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInstance *hv,
                      const char *name, const char *vm_id, const char *error)
 {
@@ -599,13 +604,14 @@ static int keep_both(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInsta
     m->keep_intent = true;
     vo_migrate_clear_mark(vm);
     pthread_mutex_unlock(&vm->job);
+    vo_migrate_resettle_later(d, vm_id, name, m->intent.migration);
     return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke and could not be "
                         "recovered: %s. Both QEMUs are kept paused: the guest's memory is "
-                        "split between the hosts, so neither may be stopped. Once the link "
-                        "between them works again, run vireo vm migrate %s --resume (or "
-                        "restart vireod on this host): it tries the recovery again and ends "
-                        "this QEMU once the rest of memory is there (docs/cluster.md, "
-                        "\"Post-copy\")", name, m->to_name, error, name);
+                        "split between the hosts, so neither may be stopped. vireod tries "
+                        "the recovery again in the background (after 2 s, then less often, "
+                        "up to every minute) and ends this QEMU once the rest of memory is "
+                        "there, as soon as the link between them works again "
+                        "(docs/cluster.md, \"Post-copy\")", name, m->to_name, error);
 }
 
 static int task_migrate_run(VoTask *t, void *userdata);
@@ -1078,6 +1084,10 @@ static int task_migrate_run(VoTask *t, void *userdata)
         free(error);
         error = NULL;
         /* A commit is idempotent: a retry of one that was applied answers 200. */
+        if (vo_migrate_fault("commit-lost")) { /* test: the destination never answers */
+            r = vo_error_set(&error, -EIO, "test fault: the commit got no answer");
+            break;
+        }
         r = vo_migrate_peer_call(d, m->to_url, "POST", commit_path, commit, NULL, &error);
         if (r >= 0 || r == -EINVAL)
             break; /* done, or a request it cannot read */
@@ -1107,13 +1117,15 @@ static int task_migrate_run(VoTask *t, void *userdata)
         if (b < 0) {
             log_error("vm %s: the destination did not commit and the VM could not be taken "
                       "back: %s; the source stays paused", name, error);
-            m->keep_intent = true; /* the next start settles it (migrate-recover.c) */
+            m->keep_intent = true; /* settled from it (migrate-resettle.h) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
+            vo_migrate_resettle_later(d, vm_id, name, mig_id);
             return vo_task_fail(t, b, "VM '%s' now belongs to host '%s' but its destination "
                                 "did not take it over: %s; the source QEMU stays paused "
-                                "(never resumed: two copies must not run)", name, m->to_name,
-                                error);
+                                "(never resumed: two copies must not run) until the store "
+                                "says where the VM is: vireod asks it again in the "
+                                "background", name, m->to_name, error);
         }
         /* b == 1: the destination claimed it (its watcher continues it). */
         log_info("vm %s: host %s claimed the VM itself", name, m->to_name);

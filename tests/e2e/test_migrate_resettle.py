@@ -16,6 +16,11 @@ again in the background and settles it by itself:
    there) and h2's incoming QEMU ends; migrated again (unknown again) just
    before that settling removed its intent file, the new migration's
    intent and settling are kept (test hook resettle-drop-pause);
+   Then applied, but the destination's commit got no answer and the
+   source's take-back of the VM has an unknown outcome too (test hooks
+   commit-lost, take-back-unknown): the background finds the VM h2's, ends
+   the source QEMU, and h2 continues the VM (before, the source stayed
+   paused until h1's vireod restarted);
 2. applied: the source QEMU ends and h2 continues the VM (the counter goes
    on there);
 3. not applied, but the source QEMU (h2's now) ended while the outcome was
@@ -42,10 +47,10 @@ def settle_notes(h):
             if t["kind"] == "migrate" and "settled" in (t.get("result") or {})]
 
 
-def migrate_unknown(h, faults, fault, to):
+def migrate_unknown(h, faults, fault, to, vm="ctr"):
     (faults / fault).touch()
     (faults / "settle-unknown").touch()
-    tid = h.api("POST", "/v1/vms/ctr/migrate", {"to": to}, expect=202)["task"]["id"]
+    tid = h.api("POST", f"/v1/vms/{vm}/migrate", {"to": to}, expect=202)["task"]["id"]
     task = settled(h, tid, timeout=600)
     assert task["state"] == "failed", task
     words = task["error"]["message"]
@@ -87,6 +92,28 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     notes = settle_notes(h1)
     assert [n["result"]["settled"] for n in notes] == ["not moved", "not moved"], notes
 
+    # 1b. Applied, the destination's commit unanswered and the take-back's
+    # outcome unknown too (commit-lost, take-back-unknown): h2 continues the
+    # VM on its source's silence, and h1's background finds the VM h2's and
+    # ends its source QEMU (before, it stayed paused until h1's restart).
+    (faults / "commit-lost").touch()
+    (faults / "take-back-unknown").touch()
+    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
+    task = settled(h1, tid, timeout=600)
+    assert task["state"] == "failed", task
+    words = task["error"]["message"]
+    assert "did not take it over" in words and "asks it again in the background" in words, \
+        words
+    wait_until(lambda: not qemu_of(h1, vm_id), 180, what="h1's source QEMU to end")
+    wait_until(lambda: (h2.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               180, what="h2 to continue the VM")
+    assert hosts_of(h2, "ctr") == ["h2"]
+    counter_goes_on(h2, "ctr")
+    nothing_at(h1, vm_id)
+    tid = h2.api("POST", "/v1/vms/ctr/migrate", {"to": "h1"}, expect=202)["task"]["id"]
+    assert settled(h2, tid, timeout=600)["state"] == "succeeded"
+    counter_goes_on(h1, "ctr")
+
     # 2. Applied: the source ends, h2 continues the VM.
     migrate_unknown(h1, faults, "txn-unknown", "h2")
     wait_until(lambda: (h2.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
@@ -97,7 +124,7 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     assert len(qemu_of(h2, vm_id)) == 1
     assert "the VM is the destination's" in h1.log()
     notes = settle_notes(h1)
-    assert sorted(n["result"]["settled"] for n in notes) == ["moved", "not moved",
+    assert sorted(n["result"]["settled"] for n in notes) == ["moved", "moved", "not moved",
                                                             "not moved"], notes
 
     # 3. Not applied, the source QEMU gone meanwhile: crashed, not running.
