@@ -23,6 +23,8 @@ again in the background and settles it by itself:
    paused until h1's vireod restarted);
 2. applied: the source QEMU ends and h2 continues the VM (the counter goes
    on there);
+   Then a VM with a local disk: settled in the background, the disk's
+   file at h1 and its moving intent go too (before: at h1's next start);
 3. not applied, but the source QEMU (h2's now) ended while the outcome was
    unknown (as a fencing would kill it; the test hook resettle-unknown
    keeps the background settling unknown meanwhile): the VM is crashed at
@@ -126,6 +128,22 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     notes = settle_notes(h1)
     assert sorted(n["result"]["settled"] for n in notes) == ["moved", "moved", "not moved",
                                                             "not moved"], notes
+
+    # 2b. Applied, a VM with a local disk (h1's own pool, mirrored along):
+    # the background settling that ends its source also removes the disk's
+    # file at h1 and its moving intent, as the start-up sweep does (before,
+    # they stayed until h1's vireod restarted).
+    create_on(h1, "loc", pool=None, memory=128, accel="tcg")
+    loc_id = h1.vm("loc")["id"]
+    disk = h1.api("GET", "/v1/vms/loc/disks")["disks"][0]["path"]
+    assert os.path.exists(disk), disk
+    h1.cli("vm", "start", "loc")
+    migrate_unknown(h1, faults, "txn-unknown", "h2", vm="loc")
+    wait_until(lambda: (h2.request("GET", "/v1/vms/loc")[1] or {}).get("state") == "running",
+               180, what="h2 to continue loc")
+    wait_until(lambda: not os.path.exists(disk), 60, what="loc's disk file at h1 to go")
+    nothing_at(h1, loc_id)
+    assert "moved away with its VM: its file here goes" in h1.log()
 
     # 3. Not applied, the source QEMU gone meanwhile: crashed, not running.
     (faults / "resettle-unknown").touch()
