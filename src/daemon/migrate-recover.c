@@ -433,8 +433,9 @@ static void intent_done(VoDaemon *d, const char *path, const VoMigrateIntent *i)
         return;
     _cleanup_vm_spec_ VoVmSpec *spec = NULL;
     _cleanup_free_ char *error = NULL;
+    /* Each volume the migration may have mirrored (vo_migrate_volume_at). */
     if (i->role == VO_MIGRATE_ROLE_SOURCE && vo_vm_spec_from_json(i->spec, &spec, &error) >= 0)
-        for (size_t k = 0; k < spec->n_disks + 3; k++) /* as check_disks names them */
+        for (size_t k = 0; k < spec->n_disks + 3; k++)
             if (vo_migrate_volume_at(spec, k))
                 vo_volume_moving_settle(d, vo_migrate_volume_at(spec, k));
     (void)unlink(path);
