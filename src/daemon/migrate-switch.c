@@ -7,31 +7,15 @@
  * kept). The task that drives them is migrate.c's. */
 #include "daemon/migrate.h"
 #include "daemon/migrate-internal.h"
-#include "daemon/drs-settings.h"
-#include "daemon/vm-job.h"
 
-#include <openssl/evp.h>
 #include <poll.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "cluster/peer-client.h"
-#include "conf/names.h"
-#include "cluster/migrate-compat.h"
-#include "cluster/migrate-converge.h"
-#include "daemon/cluster-view.h"
 #include "daemon/migrate-resettle.h"
 #include "daemon/migrate-safe.h"
 #include "daemon/post-copy-kept.h"
-#include "daemon/migrate-target.h"
-#include "daemon/object-projects.h"
 #include "daemon/storage.h"
 #include "daemon/vm-internal.h"
-#include "state/keys.h"
-#include "state/vm-move.h"
 #include "state/vm-move-settle.h"
-#include "storage/volume-path.h"
 #include "util/util.h"
 
 #define SETTLE_GIVE_UP_MS 120000 /* an unknown switch outcome: how long the store is asked */
