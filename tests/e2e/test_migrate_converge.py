@@ -39,10 +39,10 @@ its /dev/shm (a tmpfs) over and over, dirtying memory faster than a small
 6. A post-copy that cannot be recovered (the source host's namespace also
    refuses every new connection to the destination's ephemeral ports, with
    an nftables rule of the test's) keeps both QEMUs: the task fails saying
-   so, and once the rule is
-   gone the source vireod's background retry recovers it (no restart), the
-   rest of memory goes, the source QEMU ends and the guest runs on at the
-   destination with its memory intact.
+   so, and once the rule is gone the source vireod's background retry
+   recovers it (no restart, no --resume), the rest of memory goes, the
+   source QEMU ends and the guest runs on at the destination with its
+   memory intact.
 
 7. A post-copy whose link goes silent (the source host drops what it
    sends on the stream's connection, no reset: both QEMUs still say
