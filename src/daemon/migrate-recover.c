@@ -19,6 +19,7 @@
 #include "daemon/migrate-resettle.h"
 #include "daemon/migrate-safe.h"
 #include "daemon/post-copy-kept.h"
+#include "daemon/storage.h"
 #include "daemon/vm-internal.h"
 #include "state/vm-move-settle.h"
 #include "util/util.h"
@@ -423,11 +424,21 @@ static int intent_of(const char *path, const char *migration)
 /* The intent file done with, unless it is another migration's now: from
  * the background (migrate-resettle.h) the VM may be migrated again as soon
  * as this settled it (the API serves), and that migration's intent has the
- * same path. */
-static void intent_done(const char *path, const VoMigrateIntent *i)
+ * same path. Its local volumes' moves end first, as the start-up sweep
+ * ends them (their files go where the VM moved): settled in the
+ * background, they would otherwise wait for the next start. */
+static void intent_done(VoDaemon *d, const char *path, const VoMigrateIntent *i)
 {
-    if (intent_of(path, i->migration) != 0)
-        (void)unlink(path);
+    if (intent_of(path, i->migration) == 0)
+        return;
+    _cleanup_vm_spec_ VoVmSpec *spec = NULL;
+    _cleanup_free_ char *error = NULL;
+    /* Each volume the migration may have mirrored (vo_migrate_volume_at). */
+    if (i->role == VO_MIGRATE_ROLE_SOURCE && vo_vm_spec_from_json(i->spec, &spec, &error) >= 0)
+        for (size_t k = 0; k < spec->n_disks + 3; k++)
+            if (vo_migrate_volume_at(spec, k))
+                vo_volume_moving_settle(d, vo_migrate_volume_at(spec, k));
+    (void)unlink(path);
 }
 
 static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
@@ -465,11 +476,14 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                          "and the destination's incoming QEMU ends");
             act = VO_MIGRATE_RECOVER_RESUME;
         } else if (s == 1) {
-            note_settled(d, i, true, "the destination's: the source QEMU ends (post-copy: "
-                         "once it handed the rest over) and the destination continues the "
-                         "guest");
+            /* A post-copy source whose switch is known (its handover broke:
+             * tried again each round) was noted when that became known. */
+            if (strcmp(i->phase, "switched") || !vo_post_copy_kept(d, i->vm, -1, NULL))
+                note_settled(d, i, true, "the destination's: the source QEMU ends (post-copy: "
+                             "once it handed the rest over) and the destination continues "
+                             "the guest");
             if (quit_source(d, vm, i, NULL)) {
-                intent_done(path, i);
+                intent_done(d, path, i);
             } else if (strcmp(i->phase, "switched")) {
                 /* Its post-copy kept: the switch known now, the intent
                  * says so, as vireo vm migrate --resume looks for. */
@@ -526,7 +540,7 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
     }
     if (act == VO_MIGRATE_RECOVER_RESUME && vo_migrate_fault("resettle-drop-pause"))
         vo_migrate_fault_wait("resettle-drop-go", 120000); /* test: migrated again meanwhile */
-    intent_done(path, i);
+    intent_done(d, path, i);
 }
 
 /* One intent file: finished or undone (a file that is no intent goes). */
@@ -667,7 +681,7 @@ int vo_migration_resume_kept(VoDaemon *d, const char *vm_id, char **ret_error)
     bool done = vm ? quit_source(d, vm, &i, &error)
                    : end_unowned(d, &i, VO_HV_MIGRATION_SOURCE, &error);
     if (done)
-        intent_done(path, &i);
+        intent_done(d, path, &i);
     r = done ? 0 : vo_error_set(ret_error, -EIO, "%s", error ? error : "not recovered");
     json_decref(doc);
     return r;

@@ -39,8 +39,8 @@ void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name,
                                   (json_int_t)(vo_now_ms() + RESETTLE_FIRST_WAIT_MS), "wait",
                                   RESETTLE_FIRST_WAIT_MS, "tries", 0));
     pthread_mutex_unlock(&lock);
-    log_info("vm %s: the switch's outcome is asked of the store again in the background "
-             "(first in %d s)", name, RESETTLE_FIRST_WAIT_MS / 1000);
+    log_info("vm %s: where its migration left it is asked of the store again in the "
+             "background (first in %d s)", name, RESETTLE_FIRST_WAIT_MS / 1000);
 }
 
 bool vo_migrate_resettle_pending(const char *vm_id)
@@ -92,7 +92,8 @@ static void resettle_round(void *userdata)
             json_object_set_new(e, "due", json_integer(vo_now_ms() + wait));
             json_object_set_new(e, "tries",
                                 json_integer(json_integer_value(json_object_get(e, "tries")) + 1));
-            log_warn("vm %s: the switch's outcome is still unknown: asked again in %lld s",
+            log_warn("vm %s: where its migration left it is still unknown: asked again in "
+                     "%lld s",
                      json_string_value(json_object_get(e, "name")), (long long)wait / 1000);
         }
         pthread_mutex_unlock(&lock);

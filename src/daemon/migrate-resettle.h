@@ -1,6 +1,8 @@
 /* migrate-resettle.h: a live migration's ownership switch whose outcome
- * stayed unknown (migrate.c's settle_switch asked the store for its whole
- * give-up time, or vireod's start did: migrate-recover.c) is settled again
+ * stayed unknown (migrate-switch.c's vo_migrate_settle_switch asked the
+ * store for its whole give-up time, or vireod's start did:
+ * migrate-recover.c), a take-back whose outcome stayed unknown and a
+ * post-copy that could not be recovered are settled again
  * in the background, with a bounded backoff (2 s doubling to 60 s), until
  * the store says where the VM is: the destination's, the source QEMU ends
  * (post-copy: once it handed the rest over) and the destination's watcher

@@ -6,8 +6,12 @@
  * compared when asked, then one transaction moves the VM's documents to
  * the destination's namespace (state/vm-move.h); only then does the
  * destination continue the VM and this QEMU quit. Any failure before that
- * transaction leaves the VM running here as before and nothing there. */
+ * transaction leaves the VM running here as before and nothing there.
+ * This file is the task and its submission; the switch and its outcomes
+ * are migrate-switch.c's, the checks before it migrate-checks.c's, the
+ * peer calls migrate-peer.c's (migrate-internal.h). */
 #include "daemon/migrate.h"
+#include "daemon/migrate-internal.h"
 #include "daemon/drs-settings.h"
 #include "daemon/vm-job.h"
 
@@ -35,7 +39,6 @@
 #include "storage/volume-path.h"
 #include "util/util.h"
 
-#define PEER_TIMEOUT_MS 30000
 /* A prepare with local disks may copy a linked clone's base image first. */
 #define PREPARE_DISKS_TIMEOUT_MS (20 * 60 * 1000)
 #define ALIVE_EVERY_MS 10000 /* the disk phase tells the destination it goes on */
@@ -53,91 +56,10 @@
 #define POST_COPY_SWITCH_WAIT_MS 120000
 #define POST_COPY_STALL_MS (5 * 60 * 1000)
 #define QUERY_TRIES 5 /* migrate_query errors in a row before the migration counts as failed */
-#define SETTLE_GIVE_UP_MS 120000 /* an unknown switch outcome: how long the store is asked */
 #define PENDING "(being queued)" /* vm->migration_task until the task has an id */
 #define CONSOLE_LOG_SENT (256 * 1024) /* the tail of the console log sent along */
 
-/* ---- peer calls ------------------------------------------------------------ */
-
-/* METHOD url+path with a JSON body; 0 with the peer's 2xx answer in *ret
- * (may be NULL), or -errno with *ret_error (its error message, or why it
- * could not be reached). */
-int vo_migrate_peer_call_timeout(VoDaemon *d, const char *url, const char *method,
-                                 const char *path, json_t *body, int timeout_ms, json_t **ret,
-                                 char **ret_error)
-{
-    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    const char *headers[] = { "Content-Type: application/json", NULL };
-    VoPeerResponse resp = { 0 };
-    int r = vo_peer_request(&d->peer_tls, url, method, path, headers, text,
-                            text ? strlen(text) : 0, timeout_ms, &resp);
-    if (r < 0) {
-        vo_error_set(ret_error, r, "%s", resp.error ? resp.error : strerror(-r));
-        vo_peer_response_clear(&resp);
-        return r;
-    }
-    json_t *doc = resp.body ? json_loadb(resp.body, resp.body_len, 0, NULL) : NULL;
-    if (resp.status < 200 || resp.status > 299) {
-        const char *msg = json_string_value(
-            json_object_get(json_object_get(doc, "error"), "message"));
-        r = resp.status == 409 ? -EBUSY : resp.status == 404 ? -ENOENT
-            : resp.status < 500 ? -EINVAL : -EIO;
-        vo_error_set(ret_error, r, "%s (HTTP %d)", msg ? msg : "no reason given", resp.status);
-        json_decref(doc);
-    } else if (ret) {
-        *ret = doc;
-    } else {
-        json_decref(doc);
-    }
-    vo_peer_response_clear(&resp);
-    return r;
-}
-
-int vo_migrate_peer_call(VoDaemon *d, const char *url, const char *method, const char *path,
-                         json_t *body, json_t **ret, char **ret_error)
-{
-    return vo_migrate_peer_call_timeout(d, url, method, path, body, PEER_TIMEOUT_MS, ret,
-                                        ret_error);
-}
-
 /* ---- the task ------------------------------------------------------------- */
-
-/* A disk on a pool of this host's own: mirrored to the destination. */
-typedef struct {
-    unsigned slot;
-    char *pool, *name; /* here */
-    char *format;
-    uint64_t size;     /* virtual */
-    char *image;       /* a linked clone of this image: the destination gets an
-                        * overlay on its copy of it (only the top moves) */
-    bool flatten;      /* the destination's copy stands alone */
-} LocalDisk;
-
-typedef struct {
-    VoVm *vm;
-    VoMigrateArgs opts;
-    char *to_id, *to_name, *to_url;
-    char *pool; /* the destination's pool for local disks */
-    LocalDisk *disks;
-    size_t n_disks;
-    uint64_t disk_bytes;    /* what the mirrors sent (0: every disk shared) */
-    VoMigrateIntent intent; /* RUN_DIR/migrations/<vm>.json while it runs */
-    json_t *spec;           /* the intent's spec (held) */
-    bool keep_intent;       /* ended with the source paused, the outcome unknown: the
-                             * next start settles it from the intent */
-    char *intent_vm, *intent_name, *intent_mig;
-} MigrateTask;
-
-const VoHvMigrationTls *vo_migration_tls(VoDaemon *d, VoHvMigrationTls *buf)
-{
-    if (!d->cluster || !d->peer_tls.cert_file)
-        return NULL;
-    /* No host name: the destination's certificate must carry the address
-     * of the URI it listens on (a host certificate carries its address). */
-    *buf = (VoHvMigrationTls){ .ca_cert = d->peer_tls.ca_file, .cert = d->peer_tls.cert_file,
-                               .key = d->peer_tls.key_file };
-    return buf;
-}
 
 static void migrate_task_free(void *p)
 {
@@ -335,141 +257,6 @@ static int copy_disks(VoTask *t, MigrateTask *m, VoHvInstance *hv, const char *n
     }
 }
 
-static void moving_end(VoDaemon *d, MigrateTask *m, bool moved)
-{
-    for (size_t i = 0; i < m->n_disks; i++) {
-        _cleanup_free_ char *key = vo_asprintf("%s/%s", m->disks[i].pool, m->disks[i].name);
-        vo_volume_moving_end(d, key, moved);
-    }
-}
-
-/* The local volumes' moves of the switch: here -> the destination's pool
- * (flattened as copied), or back (a take-back). */
-static VoVolumeMove *volume_moves(const MigrateTask *m, bool back)
-{
-    VoVolumeMove *v = vo_malloc0(sizeof(*v) * (m->n_disks + 1));
-    for (size_t i = 0; i < m->n_disks; i++) {
-        char *here = vo_asprintf("%s/%s", m->disks[i].pool, m->disks[i].name);
-        char *there = vo_asprintf("%s/%s", m->pool, m->disks[i].name);
-        v[i] = (VoVolumeMove){ .from = back ? there : here, .to = back ? here : there,
-                               .flatten = !back && m->disks[i].flatten };
-    }
-    return v;
-}
-
-static void volume_moves_free(VoVolumeMove *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free((char *)v[i].from);
-        free((char *)v[i].to);
-    }
-    free(v);
-}
-
-/* An error of the ownership transaction after which it may still have
- * been applied: every one but a refusal (a compare failed, too big, the
- * destination offline) and -EAGAIN (the store was not reached: nothing
- * changed). */
-static bool switch_outcome_unknown(int r)
-{
-    /* -EBUSY: refused on a volume's or network's project move mark. */
-    return r != -ESTALE && r != -ENOENT && r != -EEXIST && r != -E2BIG && r != -EHOSTDOWN &&
-           r != -EAGAIN && r != -EBUSY;
-}
-
-/* The switch's outcome was unknown: settled by the store (vm-move-settle.h).
- * 0 with *new_rev: the VM moved, go on. A negative errno other than
- * -ETIMEDOUT / -EIO: proven not moved (fenced; vm->rev follows the fence),
- * so the source may run on. -ETIMEDOUT / -EIO: still unknown. */
-static int settle_switch(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
-                         const char *vm_id, int64_t rev, int64_t *new_rev, char **error)
-{
-    log_warn("vm %s: the switch to host %s has an unknown outcome (%s): asking the store",
-             name, m->to_name, *error);
-    vo_task_set_details(t, 93, "settling the ownership switch",
-                        json_pack("{s:s, s:s}", "phase", "switchover", "to", m->to_name));
-    int64_t src_rev = 0;
-    _cleanup_free_ char *serr = NULL;
-    if (vo_migrate_fault("settle-unknown")) { /* test: the store says nothing in time */
-        free(*error);
-        *error = NULL;
-        return vo_error_set(error, -ETIMEDOUT, "test fault: the store did not say in time");
-    }
-    int s = vo_vm_move_settle(d->cluster_store, vm_id, d->host_id, m->to_id, rev,
-                              SETTLE_GIVE_UP_MS, new_rev, &src_rev, &serr);
-    free(*error);
-    *error = NULL;
-    if (s == 1) {
-        log_info("vm %s: the switch to host %s was applied", name, m->to_name);
-        return 0;
-    }
-    if (s == 0) {
-        pthread_mutex_lock(&vm->lock);
-        vm->rev = src_rev;
-        pthread_mutex_unlock(&vm->lock);
-        return vo_error_set(error, -EAGAIN, "the ownership transaction got no answer and was "
-                            "not applied");
-    }
-    *error = TAKE_PTR(serr);
-    return s;
-}
-
-/* The destination did not confirm its commit: the VM's documents are moved
- * back (compared at new_rev: only while the destination has not claimed
- * them; migrate-incoming.c claims with a write before it continues the
- * guest). 0: back here (vm->rev follows); 1: the destination claimed them,
- * the source must end; negative: unknown, neither side may run it here. */
-static int take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
-                     const char *vm_id, int64_t new_rev, char **error)
-{
-    _cleanup_free_ char *berr = NULL;
-    int64_t back_rev = 0, fenced = 0;
-    VoVolumeMove *back = volume_moves(m, true); /* local volumes come back too */
-    int64_t give_up = vo_now_ms() + SETTLE_GIVE_UP_MS;
-    int r;
-    for (;;) {
-        free(berr);
-        berr = NULL;
-        r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
-                                   back, m->n_disks, &back_rev, &berr);
-        /* The store not reached (no quorum: in a small cluster the
-         * destination's etcd member may have died with its vireod), or a
-         * volume's project move under way (its mark lives at most
-         * VO_OBJECT_MOVE_TTL_MS): nothing changed, asked again rather than
-         * left paused. */
-        if ((r != -EAGAIN && r != -EBUSY) || vo_now_ms() > give_up)
-            break;
-        (void)poll(NULL, 0, 1000);
-    }
-    volume_moves_free(back, m->n_disks);
-    if (r == -ESTALE || r == -ENOENT)
-        return 1;
-    if (r < 0 && switch_outcome_unknown(r)) {
-        int s = vo_vm_move_settle(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
-                                  SETTLE_GIVE_UP_MS, &back_rev, &fenced, &berr);
-        if (s == 0)
-            return 1; /* fenced at the destination: it is the destination's */
-        if (s == -EIO) {
-            /* Its document there changed and none is here: the destination
-             * claimed it (the claim rewrites it) when it is still there. */
-            _cleanup_free_ char *there = vo_asprintf("h/%s/vms/%s", m->to_id, vm_id);
-            if (vo_store_get_linear(d->cluster_store, there, NULL) >= 0)
-                return 1;
-        }
-        r = s == 1 ? 0 : s;
-    }
-    if (r < 0) {
-        log_warn("vm %s: taking it back from host %s failed: %s", name, m->to_name, berr);
-        return r;
-    }
-    pthread_mutex_lock(&vm->lock);
-    vm->rev = back_rev;
-    vm->migrated_away = false;
-    pthread_mutex_unlock(&vm->lock);
-    (void)error;
-    return 0;
-}
-
 /* Guest RAM compared on both sides (both paused: the source stopped, the
  * destination not yet continued). 0, or -errno with *error. */
 static int verify_memory(VoDaemon *d, MigrateTask *m, VoHvInstance *hv, const char *digest_path,
@@ -557,55 +344,6 @@ int vo_migrate_finish_post_copy(VoTask *t, VoDaemon *d, VoHvInstance *hv, int64_
         }
         (void)poll(NULL, 0, POLL_MS);
     }
-}
-
-/* The VM is the destination's: this QEMU quits, the VM leaves the table
- * (its post-copy mark too), the job ends, moved local volumes' files go. */
-static void end_source(VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInstance *hv,
-                       const char *name)
-{
-    _cleanup_free_ char *ferror = NULL;
-    if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
-        log_warn("vm %s: ending the source QEMU: %s", name, ferror);
-    vo_migrate_clear_mark(vm);
-    vo_vm_forget_migrated(vm);
-    pthread_mutex_unlock(&vm->job);
-    moving_end(d, m, true); /* their documents are the destination's: files go */
-}
-
-/* Post-copy that broke and could not be recovered: both QEMUs stay, each
- * holding memory the other lacks (the destination's guest waits on the
- * pages it reads); the intent too, so the next vireod start here tries the
- * recovery again (migrate-recover.c). The VM stays in the table, moved
- * away, its run dir (QEMU's monitor) kept. Ends the job. */
-static int keep_both(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInstance *hv,
-                     const char *name, const char *vm_id, const char *error)
-{
-    if (!vo_post_copy_source_needed(d, vm_id, m->to_id)) {
-        /* The destination's guest is gone (the manager restarted the VM
-         * elsewhere from its disks after the destination died, or it was
-         * deleted): these pages are needed by nobody. */
-        log_warn("vm %s: post-copy to host %s could not be recovered (%s) and the VM is no "
-                 "longer there (restarted elsewhere or deleted): its source QEMU here ends",
-                 name, m->to_name, error);
-        end_source(d, m, vm, hv, name);
-        return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke and could not "
-                            "be recovered: %s. The VM is no longer at host '%s' (restarted "
-                            "elsewhere or deleted), so the source QEMU here ended", name,
-                            m->to_name, error, m->to_name);
-    }
-    log_error("vm %s: post-copy to host %s could not be recovered: %s; both QEMUs are kept",
-              name, m->to_name, error);
-    m->keep_intent = true;
-    vo_migrate_clear_mark(vm);
-    pthread_mutex_unlock(&vm->job);
-    return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke and could not be "
-                        "recovered: %s. Both QEMUs are kept paused: the guest's memory is "
-                        "split between the hosts, so neither may be stopped. Once the link "
-                        "between them works again, run vireo vm migrate %s --resume (or "
-                        "restart vireod on this host): it tries the recovery again and ends "
-                        "this QEMU once the rest of memory is there (docs/cluster.md, "
-                        "\"Post-copy\")", name, m->to_name, error, name);
 }
 
 static int task_migrate_run(VoTask *t, void *userdata);
@@ -965,7 +703,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     pthread_mutex_unlock(&vm->lock);
     intent_phase(m, "switch", rev);
     int64_t new_rev = 0;
-    VoVolumeMove *vols = volume_moves(m, false);
+    VoVolumeMove *vols = vo_migrate_volume_moves(m, false);
     r = 0;
     for (size_t i = 0; i < m->n_disks; i++)
         if (r >= 0)
@@ -980,9 +718,9 @@ static int task_migrate_run(VoTask *t, void *userdata)
         if (r >= 0 && vo_migrate_fault("txn-unknown")) /* test: applied, answer lost */
             r = vo_error_set(&error, VO_STORE_EUNKNOWN, "test fault: the answer was lost");
     }
-    volume_moves_free(vols, m->n_disks);
-    if (r < 0 && switch_outcome_unknown(r)) {
-        r = settle_switch(t, d, m, vm, name, vm_id, rev, &new_rev, &error);
+    vo_migrate_volume_moves_free(vols, m->n_disks);
+    if (r < 0 && vo_migrate_switch_outcome_unknown(r)) {
+        r = vo_migrate_settle_switch(t, d, m, vm, name, vm_id, rev, &new_rev, &error);
         if (r == -ETIMEDOUT || r == -EIO) {
             /* Whether the VM is the destination's is unknown: neither side
              * runs it (the destination's watcher continues it if the store
@@ -1014,7 +752,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
     if (r >= 0 && vo_migrate_fault("exit-after-txn")) /* test: the source dies here */
         _exit(70);
     if (r < 0)
-        moving_end(d, m, false);
+        vo_migrate_moving_end(d, m, false);
     if (r < 0) {
         pthread_mutex_lock(&vm->lock);
         vm->migrated_away = false;
@@ -1051,7 +789,7 @@ static int task_migrate_run(VoTask *t, void *userdata)
             if (vo_migrate_resume_post_copy(d, hv, m->to_url, mig_id, vm_id, name,
                                             &resume_tries, &error) < 0) {
                 free(mid.error);
-                return keep_both(t, d, m, vm, hv, name, vm_id, error);
+                return vo_migrate_keep_both(t, d, m, vm, hv, name, vm_id, error);
             }
         }
         free(mid.error);
@@ -1078,6 +816,10 @@ static int task_migrate_run(VoTask *t, void *userdata)
         free(error);
         error = NULL;
         /* A commit is idempotent: a retry of one that was applied answers 200. */
+        if (vo_migrate_fault("commit-lost")) { /* test: the destination never answers */
+            r = vo_error_set(&error, -EIO, "test fault: the commit got no answer");
+            break;
+        }
         r = vo_migrate_peer_call(d, m->to_url, "POST", commit_path, commit, NULL, &error);
         if (r >= 0 || r == -EINVAL)
             break; /* done, or a request it cannot read */
@@ -1094,10 +836,10 @@ static int task_migrate_run(VoTask *t, void *userdata)
         r = 0;
     }
     if (r < 0) {
-        int b = take_back(d, m, vm, name, vm_id, new_rev, &error);
+        int b = vo_migrate_take_back(d, m, vm, name, vm_id, new_rev, &error);
         if (b == 0) { /* the documents are here again: the source runs on */
             vo_post_copy_kept_unmark(d, vm_id);
-            moving_end(d, m, false); /* the volumes' files stay here */
+            vo_migrate_moving_end(d, m, false); /* the volumes' files stay here */
             undo(d, m, hv, base_path);
             vo_migrate_clear_mark(vm);
             vo_vm_job_end(vm, true);
@@ -1107,13 +849,15 @@ static int task_migrate_run(VoTask *t, void *userdata)
         if (b < 0) {
             log_error("vm %s: the destination did not commit and the VM could not be taken "
                       "back: %s; the source stays paused", name, error);
-            m->keep_intent = true; /* the next start settles it (migrate-recover.c) */
+            m->keep_intent = true; /* settled from it (migrate-resettle.h) */
             vo_migrate_clear_mark(vm);
             pthread_mutex_unlock(&vm->job);
+            vo_migrate_resettle_later(d, vm_id, name, mig_id);
             return vo_task_fail(t, b, "VM '%s' now belongs to host '%s' but its destination "
                                 "did not take it over: %s; the source QEMU stays paused "
-                                "(never resumed: two copies must not run)", name, m->to_name,
-                                error);
+                                "(never resumed: two copies must not run) until the store "
+                                "says where the VM is: vireod asks it again in the "
+                                "background", name, m->to_name, error);
         }
         /* b == 1: the destination claimed it (its watcher continues it). */
         log_info("vm %s: host %s claimed the VM itself", name, m->to_name);
@@ -1133,14 +877,14 @@ static int task_migrate_run(VoTask *t, void *userdata)
         if (vo_migrate_resume_post_copy(d, hv, m->to_url, mig_id, vm_id, name, &resume_tries,
                                         &post_copy_broke) < 0) {
             free(fin.error);
-            return keep_both(t, d, m, vm, hv, name, vm_id, post_copy_broke);
+            return vo_migrate_keep_both(t, d, m, vm, hv, name, vm_id, post_copy_broke);
         }
     }
     if (!in_post_copy)
         (void)d->driver->migrate_query(hv, &fin);
     free(fin.error);
     int64_t at_post_copied = vo_now_ms();
-    end_source(d, m, vm, hv, name);
+    vo_migrate_end_source(d, m, vm, hv, name);
     vo_drs_note_moved(d, vm_id, m->to_id); /* DRS's cooldown counts from here */
     if (verify_error)
         return vo_task_fail(t, -EIO, "memory check of VM '%s' after the switch-over failed "
@@ -1202,282 +946,12 @@ static int task_migrate_run(VoTask *t, void *userdata)
     return 0;
 }
 
-/* ---- checks and submit ------------------------------------------------------ */
-
-static int collect_network(const char *key, const char *value, int64_t rev, void *userdata)
-{
-    (void)value;
-    (void)rev;
-    const char *slash = strrchr(key, '/');
-    vo_strv_push(userdata, vo_strdup(slash ? slash + 1 : key));
-    return 0;
-}
-
-static json_t *host_record(VoDaemon *d, const char *host_id)
-{
-    _cleanup_free_ char *key = vo_asprintf("cluster/hosts/%s", host_id), *text = NULL;
-    return vo_store_get(d->store, key, &text, NULL) >= 0 ? json_loads(text, 0, NULL) : NULL;
-}
-
-/* The project of each of the target's own networks ("" for none; a
- * cluster network is of scope "cluster", the same on both hosts, and reads
- * as none here), or NULL when one cannot be read: the target's prepare
- * then has the last word, as for any network. */
-static char **target_network_projects(VoDaemon *d, const char *target_id, char **nets)
-{
-    char **projects = vo_malloc0((vo_strv_len(nets) + 1) * sizeof(char *));
-    for (size_t i = 0; nets[i]; i++) {
-        char *project = NULL;
-        if (vo_host_network_project(d, target_id, nets[i], &project) < 0) {
-            vo_strv_free(projects);
-            return NULL;
-        }
-        projects[i] = project ? project : vo_strdup("");
-    }
-    return projects;
-}
-
-/* Before the target is asked to prepare (cluster/migrate-compat.h): 409
- * (-EBUSY) with every reason the VM cannot run there. */
-int vo_migrate_check_compat(VoDaemon *d, VoVm *vm, const VoVmSpec *spec, const char *target_id,
-                            const char *target_name, const char *verb, char **ret_error)
-{
-    /* On the HTTP thread: a VM busy with another task is refused at once
-     * (409); the monitoring and balancing samplers' moment is waited for
-     * (daemon/vm-job.h). */
-    int r = vo_vm_job_wait_brief(vm, VO_VM_JOB_BRIEF_WAIT_MS, verb, ret_error);
-    if (r < 0)
-        return r;
-    VoHvInstance *hv = vm->hv;
-    _cleanup_free_ char *layout = NULL, *lerror = NULL;
-    if (hv && d->driver->layout(hv, &layout, &lerror) < 0)
-        log_warn("vm %s: no layout for the compatibility check: %s", spec->name, lerror);
-    vo_vm_job_end_brief(vm);
-    _cleanup_strv_ char **nets = vo_malloc0(sizeof(char *));
-    _cleanup_free_ char *prefix = vo_asprintf("h/%s/networks/", target_id);
-    (void)vo_store_list(d->cluster_store, prefix, collect_network, &nets);
-    _cleanup_strv_ char **projects = target_network_projects(d, target_id, nets);
-    VoMigrateCompat c = { .source_record = host_record(d, d->host_id),
-                          .target_record = host_record(d, target_id), .spec = spec,
-                          .layout = layout, .target_networks = (const char *const *)nets,
-                          .target_network_projects = (const char *const *)projects };
-    _cleanup_free_ char *reasons = NULL;
-    r = vo_migrate_compat_check(&c, &reasons);
-    json_decref(c.source_record);
-    json_decref(c.target_record);
-    if (r < 0)
-        return vo_error_set(ret_error, -EBUSY, "VM '%s' cannot move to host '%s': %s",
-                            spec->name, target_name, reasons ? reasons : strerror(-r));
-    return 0;
-}
-
-static void local_disks_free(LocalDisk *disks, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(disks[i].pool);
-        free(disks[i].name);
-        free(disks[i].format);
-        free(disks[i].image);
-    }
-    free(disks);
-}
-
-/* The target's pool for local disks: a pool of its own there (not
- * shared, not for backups). 409 otherwise. */
-static int check_target_pool(VoDaemon *d, const char *target_id, const char *target_name,
-                             const char *pool, char **ret_error)
-{
-    _cleanup_free_ char *key = vo_asprintf("h/%s/pools/%s", target_id, pool), *text = NULL;
-    int r = vo_store_get(d->cluster_store, key, &text, NULL);
-    if (r == -ENOENT) {
-        _cleanup_free_ char *shared = vo_asprintf("cluster/pools/%s", pool);
-        bool is_shared = vo_store_get(d->cluster_store, shared, NULL, NULL) >= 0;
-        return vo_error_set(ret_error, -EBUSY, "pool: host '%s' has no pool '%s' of its own%s "
-                            "(see vireo pool list on it; --pool names the pool there that "
-                            "local disks go to)", target_name, pool,
-                            is_shared ? " (it is a shared pool)" : "");
-    }
-    if (r < 0)
-        return vo_error_set(ret_error, r, "cannot read host '%s''s pool '%s': %s", target_name,
-                            pool, strerror(-r));
-    json_t *doc = json_loads(text, 0, NULL);
-    const char *type = json_string_value(json_object_get(doc, "type"));
-    bool backup = type && !strcmp(type, VO_BACKUP_POOL_TYPE);
-    json_decref(doc);
-    if (backup)
-        return vo_error_set(ret_error, -EBUSY, "pool: '%s' on host '%s' is a backup pool: "
-                            "volumes go to a dir pool", pool, target_name);
-    return 0;
-}
-
-/* A VM with local disks and snapshots: its snapshots live inside those
- * disks' qcow2 files (internal snapshots, memory state in disk 0), and
- * a mirror copies only what the guest sees now, so the destination's
- * files would have none while the snapshot documents went along. 409
- * (-EBUSY) saying what to do instead. */
-static int check_no_snapshots(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
-{
-    size_t n = 0;
-    _cleanup_free_ char *prefix = vo_key_snapshots_prefix(spec->id);
-    int r = vo_store_count(d->store, prefix, &n);
-    if (r < 0)
-        return vo_error_set(ret_error, r, "cannot read VM '%s''s snapshots: %s", spec->name,
-                            strerror(-r));
-    if (n == 0)
-        return 0;
-    return vo_error_set(ret_error, -EBUSY, "VM '%s' has %zu snapshot%s, kept inside its disks "
-                        "on this host's own pools: a live migration copies only the disks' "
-                        "current state, so they would be lost; delete them first (vireo "
-                        "snapshot list %s), or stop the VM and use vireo vm move, which "
-                        "copies the whole files", spec->name, n, n == 1 ? "" : "s",
-                        spec->name);
-}
-
-/* A shared pool (dir or rbd) that the target's host record says it does
- * not reach (pools_unreachable: its NFS mount missing, its Ceph monitors
- * not answering): 409 naming the pool and the target's reason, before the
- * destination's QEMU would wait on it. No record: 0 (the host check and
- * the destination's prepare answer for it). */
-static int check_target_reaches(VoDaemon *d, const char *target_id, const char *target_name,
-                                const char *key, const char *pool, char **ret_error)
-{
-    _cleanup_free_ char *record_key = vo_asprintf("cluster/hosts/%s", target_id);
-    _cleanup_free_ char *text = NULL;
-    if (vo_store_get(d->store, record_key, &text, NULL) < 0)
-        return 0;
-    json_t *record = json_loads(text, 0, NULL);
-    const char *why = json_string_value(
-        json_object_get(json_object_get(record, "pools_unreachable"), pool));
-    int r = why ? vo_error_set(ret_error, -EBUSY, "disk %s: host '%s' cannot reach pool '%s': "
-                               "%s (vireo pool show %s on that host)", key, target_name, pool,
-                               why, pool)
-                : 0;
-    json_decref(record);
-    return r;
-}
-
-/* The VM's disks and UEFI NVRAM on this host's own pools (to be
- * mirrored; the NVRAM as slot VO_HV_NVRAM_SLOT), after the checks: no
- * kernel or initrd from such a volume, no CD-ROM medium on one
- * (vo_migrate_check_cdrom), the target's pool exists, no volume of the
- * same name in it there. 409 (-EBUSY) with what to fix. */
-static int check_disks(VoDaemon *d, const VoVmSpec *spec, const char *target_id,
-                       const char *target_name, const char *pool, LocalDisk **ret_disks,
-                       size_t *ret_n, char **ret_error)
-{
-    int r = vo_migrate_check_cdrom(d, spec, "vm migrate", ret_error);
-    if (r < 0)
-        return r;
-    LocalDisk *disks = vo_malloc0(sizeof(*disks) * (spec->n_disks + 2));
-    size_t n = 0;
-    const size_t nvram_at = spec->n_disks + 2;
-    for (size_t i = 0; r >= 0 && i < VO_MIGRATE_VOLUMES(spec); i++) {
-        const char *key = vo_migrate_volume_at(spec, i);
-        if (!key)
-            continue;
-        _cleanup_free_ char *vpool = NULL, *vname = NULL;
-        if (vo_volume_key_split(key, &vpool, &vname) < 0) {
-            r = vo_error_set(ret_error, -EINVAL, "disk '%s' is not POOL/NAME", key);
-            break;
-        }
-        json_t *doc = NULL;
-        _cleanup_free_ char *error = NULL;
-        bool shared = vo_pool_get_json(d, vpool, &doc, &error) >= 0 &&
-                      json_is_true(json_object_get(doc, "shared"));
-        json_decref(doc);
-        if (shared) {
-            r = check_target_reaches(d, target_id, target_name, key, vpool, ret_error);
-            continue;
-        }
-        if (i >= spec->n_disks && i < nvram_at) {
-            r = vo_error_set(ret_error, -EBUSY, "boot file '%s' is on pool '%s', which is this "
-                             "host's own: only disks are copied by a migration (keep the "
-                             "kernel and initrd in an image or a shared pool)", key, vpool);
-            break;
-        }
-        json_t *vol = NULL;
-        if ((r = vo_volume_get_json(d, vpool, vname, &vol, &error)) < 0) {
-            r = vo_error_set(ret_error, r == -ENOENT ? -EBUSY : r, "disk %s: %s", key, error);
-            break;
-        }
-        const char *image = json_string_value(json_object_get(vol, "image"));
-        bool from_volume = json_is_string(json_object_get(vol, "backing_volume"));
-        json_int_t size = json_integer_value(json_object_get(vol, "virtual_size_bytes"));
-        disks[n] = (LocalDisk){
-            .slot = i < spec->n_disks ? spec->disks[i].slot : VO_HV_NVRAM_SLOT,
-            .pool = vo_strdup(vpool), .name = vo_strdup(vname),
-            .format = vo_strdup(json_string_value(json_object_get(vol, "format"))),
-            .size = size > 0 ? (uint64_t)size : 0, .image = vo_strdup(image),
-            /* a clone of a volume is copied whole: it stands alone there */
-            .flatten = from_volume };
-        json_decref(vol);
-        n++;
-        if (!disks[n - 1].size || !disks[n - 1].format) {
-            r = vo_error_set(ret_error, -EBUSY, "disk %s: its size cannot be read", key);
-            break;
-        }
-        _cleanup_free_ char *there = vo_asprintf("h/%s/volumes/%s/%s", target_id, pool, vname);
-        if (vo_store_get(d->cluster_store, there, NULL, NULL) >= 0)
-            r = vo_error_set(ret_error, -EBUSY, "disk %s: host '%s' has a volume '%s/%s' "
-                             "already (volumes keep their names: rename or delete that one, "
-                             "or pick another pool with --pool)", key, target_name, pool,
-                             vname);
-    }
-    if (r >= 0 && n)
-        r = check_no_snapshots(d, spec, ret_error);
-    if (r >= 0 && n)
-        r = check_target_pool(d, target_id, target_name, pool, ret_error);
-    if (r < 0) {
-        local_disks_free(disks, n);
-        return r;
-    }
-    *ret_disks = disks;
-    *ret_n = n;
-    return 0;
-}
-
-int vo_migrate_find_target(VoDaemon *d, VoVm *vm, const char *to, VoClusterHost *ret,
-                           char **ret_error)
-{
-    if (!d->cluster_store)
-        return vo_error_set(ret_error, -EBUSY, "this host is not in a cluster: there is no "
-                            "host to move the VM to");
-    _cleanup_free_ char *picked = NULL;
-    if (!to) { /* the manager's choice with placement's rules */
-        _cleanup_free_ char *vm_id = vo_vm_id(vm), *why = NULL;
-        int p = vo_migrate_pick_target(d, vm_id, d->host_id, &picked, &why);
-        if (p < 0)
-            return vo_error_set(ret_error, p == -ENOENT ? -EBUSY : p,
-                                "no target host for the VM: %s", why ? why : strerror(-p));
-        to = picked;
-    }
-    VoClusterHost h = { 0 };
-    int r = vo_cluster_host_find(d, to, &h);
-    if (r == -ENOENT)
-        return vo_error_set(ret_error, -EINVAL, "to: no host '%s' in the cluster (see vireo "
-                            "host list)", to);
-    if (r < 0)
-        return vo_error_set(ret_error, r, "to: cannot look host '%s' up: %s", to, strerror(-r));
-    if (!strcmp(h.id, d->host_id)) {
-        vo_cluster_host_clear(&h);
-        return vo_error_set(ret_error, -EINVAL, "to: host '%s' is where the VM runs already",
-                            to);
-    }
-    if (!h.online || !h.url) {
-        r = vo_error_set(ret_error, -EBUSY, "to: host '%s' is offline", h.name);
-        vo_cluster_host_clear(&h);
-        return r;
-    }
-    *ret = h;
-    return 0;
-}
-
 int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret_task,
                   char **ret_error)
 {
     /* A UEFI VM's NVRAM goes along: on a shared pool the destination opens
      * the same volume; on a local one it is mirrored with the local disks
-     * (check_disks). One without an NVRAM would start there with a fresh
+     * (vo_migrate_check_local_disks). One without an NVRAM would start there with a fresh
      * one: refused. */
     pthread_mutex_lock(&vm->lock);
     VoVmSpec *now = vo_vm_spec_copy(vm->spec);
@@ -1510,7 +984,7 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
         r = vo_error_set(ret_error, -EBUSY, "VM '%s' is %s, not running: use vireo vm move "
                          "for a stopped VM", name, vo_vm_state_to_string(s));
     else
-        r = check_disks(d, spec, h.id, h.name, pool, &disks, &n_disks, ret_error);
+        r = vo_migrate_check_local_disks(d, spec, h.id, h.name, pool, &disks, &n_disks, ret_error);
     if (r >= 0 && args->post_copy && n_disks)
         r = vo_error_set(ret_error, -EINVAL, "post-copy needs every disk of VM '%s' on a "
                          "shared pool (%zu local disk(s) would be mirrored): migrate it "
@@ -1523,7 +997,7 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
         r = vo_migrate_check_compat(d, vm, spec, h.id, h.name, "migrate", ret_error);
     vo_vm_spec_free(spec);
     if (r < 0) {
-        local_disks_free(disks, n_disks);
+        vo_migrate_local_disks_free(disks, n_disks);
         if (!busy)
             vo_migrate_clear_mark(vm);
         vo_cluster_host_clear(&h);
@@ -1550,72 +1024,3 @@ int vo_vm_migrate(VoDaemon *d, VoVm *vm, const VoMigrateArgs *args, json_t **ret
     return 0;
 }
 
-int vo_migrate_check_disks(VoDaemon *d, const VoVmSpec *spec, char **ret_error)
-{
-    int r = vo_migrate_check_cdrom(d, spec, "vm move", ret_error);
-    if (r < 0)
-        return r;
-    for (size_t i = 0; i < VO_MIGRATE_VOLUMES(spec); i++) {
-        const char *key = vo_migrate_volume_at(spec, i);
-        if (!key)
-            continue;
-        _cleanup_free_ char *pool = strndup(key, strcspn(key, "/"));
-        if (!pool)
-            abort();
-        json_t *doc = NULL;
-        _cleanup_free_ char *error = NULL;
-        bool shared = vo_pool_get_json(d, pool, &doc, &error) >= 0 &&
-                      json_is_true(json_object_get(doc, "shared"));
-        json_decref(doc);
-        if (!shared)
-            return vo_error_set(ret_error, -EBUSY, "%s '%s' is on pool '%s', which is this "
-                                "host's own", i < spec->n_disks ? "disk"
-                                              : i < spec->n_disks + 2 ? "boot file"
-                                                                      : "UEFI NVRAM",
-                                key, pool);
-    }
-    return 0;
-}
-
-const char *vo_migrate_volume_at(const VoVmSpec *spec, size_t i)
-{
-    return i < spec->n_disks        ? spec->disks[i].volume
-           : i == spec->n_disks     ? spec->kernel_from.volume
-           : i == spec->n_disks + 1 ? spec->initrd_from.volume
-           : i == spec->n_disks + 2 && spec->firmware == VO_FIRMWARE_UEFI ? spec->nvram
-                                                                          : NULL;
-}
-
-int vo_migrate_check_cdrom(VoDaemon *d, const VoVmSpec *spec, const char *what,
-                           char **ret_error)
-{
-    if (!spec->cdrom || vo_volume_is_shared(d, spec->cdrom))
-        return 0;
-    return vo_error_set(ret_error, -EBUSY, "VM '%s' has ISO volume '%s' in its CD-ROM drive, "
-                        "on this host's own pool: %s does not copy CD-ROM media (other VMs "
-                        "may use it); eject it first (vireo vm cdrom eject %s), or put the "
-                        "ISO in a shared pool", spec->name, spec->cdrom, what, spec->name);
-}
-
-int vo_migrate_check_nvram(VoDaemon *d, const VoVmSpec *spec, const char *what,
-                           char **ret_error)
-{
-    if (spec->firmware != VO_FIRMWARE_UEFI)
-        return 0;
-    _cleanup_free_ char *path = NULL, *format = NULL, *error = NULL;
-    const char *missing = !spec->nvram ? "has no NVRAM volume"
-                          : vo_volume_lookup(d, spec->nvram, &path, &format, NULL, &error) < 0
-                              ? "names an NVRAM volume that does not exist"
-                          /* a file's (rbd and iSCSI volumes have no path here) */
-                          : path && path[0] == '/' && access(path, F_OK) < 0
-                              ? "has lost its NVRAM volume's file"
-                              : NULL;
-    if (!missing)
-        return 0;
-    return vo_error_set(ret_error, -EBUSY, "VM '%s' boots UEFI but %s%s%s%s: %s does not "
-                        "move it without its UEFI variables; give it a fresh NVRAM first "
-                        "(its boot entries start over: vireo vm set %s --firmware bios, then "
-                        "vireo vm set %s --firmware uefi)", spec->name, missing,
-                        spec->nvram ? " ('" : "", spec->nvram ? spec->nvram : "",
-                        spec->nvram ? "')" : "", what, spec->name, spec->name);
-}

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon/sweep.h"
+#include "state/owner-state.h"
 #include "storage/volume-path.h"
 
 int vo_volume_incoming_reserve(VoDaemon *d, const char *pool, const char *name,
@@ -115,4 +116,26 @@ void vo_volume_moving_end(VoDaemon *d, const char *key, bool moved)
     }
     _cleanup_free_ char *id = moving_intent_id(pool, name);
     vo_intent_end(d, id);
+}
+
+void vo_volume_moving_settle(VoDaemon *d, const char *key)
+{
+    _cleanup_free_ char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return;
+    _cleanup_free_ char *id = moving_intent_id(pool, name);
+    _cleanup_free_ char *intent = vo_asprintf("intents/%s", id);
+    if (vo_store_get(d->store, intent, NULL, NULL) < 0)
+        return; /* no move of it recorded (a shared pool's volume, or ended already) */
+    _cleanup_free_ char *owner = vo_storage_volume_doc_key(false, pool, name);
+    int err = 0;
+    VoOwnerState st = vo_store_owner_state(d->store, owner, &err);
+    if (st == VO_OWNER_UNKNOWN) {
+        log_warn("volume %s: the store cannot say whether it moved away (%s): its file and "
+                 "intent stay for the next start's sweep", key, strerror(-err));
+        return;
+    }
+    if (st == VO_OWNER_GONE)
+        log_info("volume %s moved away with its VM: its file here goes", key);
+    vo_volume_moving_end(d, key, st == VO_OWNER_GONE);
 }

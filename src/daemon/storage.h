@@ -299,6 +299,12 @@ void vo_volume_incoming_drop(VoDaemon *d, const char *pool, const char *name);
  * intent does. */
 int vo_volume_moving_begin(VoDaemon *d, const char *key, char **ret_error);
 void vo_volume_moving_end(VoDaemon *d, const char *key, bool moved);
+/* A migration settled after its task ended (migrate-recover.c: in the
+ * background or at start): volume key's moving intent, if any, ends as the
+ * start-up sweep ends it, with its file and registry entry when its
+ * document here is gone (moved), alone when the document is here; kept
+ * when the store cannot say. */
+void vo_volume_moving_settle(VoDaemon *d, const char *key);
 
 /* Cold move (move.c, move-incoming.c). Destination: the temp file template
  * (".upload-HOST-NAME-XXXXXX", for mkstemp; the start-up sweep takes one a

@@ -16,8 +16,15 @@ again in the background and settles it by itself:
    there) and h2's incoming QEMU ends; migrated again (unknown again) just
    before that settling removed its intent file, the new migration's
    intent and settling are kept (test hook resettle-drop-pause);
+   Then applied, but the destination's commit got no answer and the
+   source's take-back of the VM has an unknown outcome too (test hooks
+   commit-lost, take-back-unknown): the background finds the VM h2's, ends
+   the source QEMU, and h2 continues the VM (before, the source stayed
+   paused until h1's vireod restarted);
 2. applied: the source QEMU ends and h2 continues the VM (the counter goes
    on there);
+   Then a VM with a local disk: settled in the background, the disk's
+   file at h1 and its moving intent go too (before: at h1's next start);
 3. not applied, but the source QEMU (h2's now) ended while the outcome was
    unknown (as a fencing would kill it; the test hook resettle-unknown
    keeps the background settling unknown meanwhile): the VM is crashed at
@@ -42,10 +49,10 @@ def settle_notes(h):
             if t["kind"] == "migrate" and "settled" in (t.get("result") or {})]
 
 
-def migrate_unknown(h, faults, fault, to):
+def migrate_unknown(h, faults, fault, to, vm="ctr"):
     (faults / fault).touch()
     (faults / "settle-unknown").touch()
-    tid = h.api("POST", "/v1/vms/ctr/migrate", {"to": to}, expect=202)["task"]["id"]
+    tid = h.api("POST", f"/v1/vms/{vm}/migrate", {"to": to}, expect=202)["task"]["id"]
     task = settled(h, tid, timeout=600)
     assert task["state"] == "failed", task
     words = task["error"]["message"]
@@ -87,6 +94,28 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     notes = settle_notes(h1)
     assert [n["result"]["settled"] for n in notes] == ["not moved", "not moved"], notes
 
+    # 1b. Applied, the destination's commit unanswered and the take-back's
+    # outcome unknown too (commit-lost, take-back-unknown): h2 continues the
+    # VM on its source's silence, and h1's background finds the VM h2's and
+    # ends its source QEMU (before, it stayed paused until h1's restart).
+    (faults / "commit-lost").touch()
+    (faults / "take-back-unknown").touch()
+    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
+    task = settled(h1, tid, timeout=600)
+    assert task["state"] == "failed", task
+    words = task["error"]["message"]
+    assert "did not take it over" in words and "asks it again in the background" in words, \
+        words
+    wait_until(lambda: not qemu_of(h1, vm_id), 180, what="h1's source QEMU to end")
+    wait_until(lambda: (h2.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
+               180, what="h2 to continue the VM")
+    assert hosts_of(h2, "ctr") == ["h2"]
+    counter_goes_on(h2, "ctr")
+    nothing_at(h1, vm_id)
+    tid = h2.api("POST", "/v1/vms/ctr/migrate", {"to": "h1"}, expect=202)["task"]["id"]
+    assert settled(h2, tid, timeout=600)["state"] == "succeeded"
+    counter_goes_on(h1, "ctr")
+
     # 2. Applied: the source ends, h2 continues the VM.
     migrate_unknown(h1, faults, "txn-unknown", "h2")
     wait_until(lambda: (h2.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
@@ -97,8 +126,24 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     assert len(qemu_of(h2, vm_id)) == 1
     assert "the VM is the destination's" in h1.log()
     notes = settle_notes(h1)
-    assert sorted(n["result"]["settled"] for n in notes) == ["moved", "not moved",
+    assert sorted(n["result"]["settled"] for n in notes) == ["moved", "moved", "not moved",
                                                             "not moved"], notes
+
+    # 2b. Applied, a VM with a local disk (h1's own pool, mirrored along):
+    # the background settling that ends its source also removes the disk's
+    # file at h1 and its moving intent, as the start-up sweep does (before,
+    # they stayed until h1's vireod restarted).
+    create_on(h1, "loc", pool=None, memory=128, accel="tcg")
+    loc_id = h1.vm("loc")["id"]
+    disk = h1.api("GET", "/v1/vms/loc/disks")["disks"][0]["path"]
+    assert os.path.exists(disk), disk
+    h1.cli("vm", "start", "loc")
+    migrate_unknown(h1, faults, "txn-unknown", "h2", vm="loc")
+    wait_until(lambda: (h2.request("GET", "/v1/vms/loc")[1] or {}).get("state") == "running",
+               180, what="h2 to continue loc")
+    wait_until(lambda: not os.path.exists(disk), 60, what="loc's disk file at h1 to go")
+    nothing_at(h1, loc_id)
+    assert "moved away with its VM: its file here goes" in h1.log()
 
     # 3. Not applied, the source QEMU gone meanwhile: crashed, not running.
     (faults / "resettle-unknown").touch()

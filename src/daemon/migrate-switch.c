@@ -1,0 +1,212 @@
+/* migrate-switch.c: the source's ownership switch of a live migration
+ * and its outcomes (migrate-internal.h): the local volumes' moves that go
+ * with the VM's documents, an outcome the store did not answer (settled,
+ * else handed to the background: migrate-resettle.h), the take-back when
+ * the destination never confirmed, the source's end once the VM is the
+ * destination's, and a post-copy that could not be recovered (both QEMUs
+ * kept). The task that drives them is migrate.c's. */
+#include "daemon/migrate.h"
+#include "daemon/migrate-internal.h"
+
+#include <poll.h>
+
+#include "daemon/migrate-resettle.h"
+#include "daemon/migrate-safe.h"
+#include "daemon/post-copy-kept.h"
+#include "daemon/storage.h"
+#include "daemon/vm-internal.h"
+#include "state/vm-move-settle.h"
+#include "util/util.h"
+
+#define SETTLE_GIVE_UP_MS 120000 /* an unknown switch outcome: how long the store is asked */
+
+void vo_migrate_moving_end(VoDaemon *d, MigrateTask *m, bool moved)
+{
+    for (size_t i = 0; i < m->n_disks; i++) {
+        _cleanup_free_ char *key = vo_asprintf("%s/%s", m->disks[i].pool, m->disks[i].name);
+        vo_volume_moving_end(d, key, moved);
+    }
+}
+
+/* The local volumes' moves of the switch: here -> the destination's pool
+ * (flattened as copied), or back (a take-back). */
+VoVolumeMove *vo_migrate_volume_moves(const MigrateTask *m, bool back)
+{
+    VoVolumeMove *v = vo_malloc0(sizeof(*v) * (m->n_disks + 1));
+    for (size_t i = 0; i < m->n_disks; i++) {
+        char *here = vo_asprintf("%s/%s", m->disks[i].pool, m->disks[i].name);
+        char *there = vo_asprintf("%s/%s", m->pool, m->disks[i].name);
+        v[i] = (VoVolumeMove){ .from = back ? there : here, .to = back ? here : there,
+                               .flatten = !back && m->disks[i].flatten };
+    }
+    return v;
+}
+
+void vo_migrate_volume_moves_free(VoVolumeMove *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((char *)v[i].from);
+        free((char *)v[i].to);
+    }
+    free(v);
+}
+
+/* An error of the ownership transaction after which it may still have
+ * been applied: every one but a refusal (a compare failed, too big, the
+ * destination offline) and -EAGAIN (the store was not reached: nothing
+ * changed). */
+bool vo_migrate_switch_outcome_unknown(int r)
+{
+    /* -EBUSY: refused on a volume's or network's project move mark. */
+    return r != -ESTALE && r != -ENOENT && r != -EEXIST && r != -E2BIG && r != -EHOSTDOWN &&
+           r != -EAGAIN && r != -EBUSY;
+}
+
+/* The switch's outcome was unknown: settled by the store (vm-move-settle.h).
+ * 0 with *new_rev: the VM moved, go on. A negative errno other than
+ * -ETIMEDOUT / -EIO: proven not moved (fenced; vm->rev follows the fence),
+ * so the source may run on. -ETIMEDOUT / -EIO: still unknown. */
+int vo_migrate_settle_switch(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm,
+                             const char *name, const char *vm_id, int64_t rev,
+                             int64_t *new_rev, char **error)
+{
+    log_warn("vm %s: the switch to host %s has an unknown outcome (%s): asking the store",
+             name, m->to_name, *error);
+    vo_task_set_details(t, 93, "settling the ownership switch",
+                        json_pack("{s:s, s:s}", "phase", "switchover", "to", m->to_name));
+    int64_t src_rev = 0;
+    _cleanup_free_ char *serr = NULL;
+    if (vo_migrate_fault("settle-unknown")) { /* test: the store says nothing in time */
+        free(*error);
+        *error = NULL;
+        return vo_error_set(error, -ETIMEDOUT, "test fault: the store did not say in time");
+    }
+    int s = vo_vm_move_settle(d->cluster_store, vm_id, d->host_id, m->to_id, rev,
+                              SETTLE_GIVE_UP_MS, new_rev, &src_rev, &serr);
+    free(*error);
+    *error = NULL;
+    if (s == 1) {
+        log_info("vm %s: the switch to host %s was applied", name, m->to_name);
+        return 0;
+    }
+    if (s == 0) {
+        pthread_mutex_lock(&vm->lock);
+        vm->rev = src_rev;
+        pthread_mutex_unlock(&vm->lock);
+        return vo_error_set(error, -EAGAIN, "the ownership transaction got no answer and was "
+                            "not applied");
+    }
+    *error = TAKE_PTR(serr);
+    return s;
+}
+
+/* The destination did not confirm its commit: the VM's documents are moved
+ * back (compared at new_rev: only while the destination has not claimed
+ * them; migrate-incoming.c claims with a write before it continues the
+ * guest). 0: back here (vm->rev follows); 1: the destination claimed them,
+ * the source must end; negative: unknown, neither side may run it here. */
+int vo_migrate_take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name,
+                         const char *vm_id, int64_t new_rev, char **error)
+{
+    _cleanup_free_ char *berr = NULL;
+    int64_t back_rev = 0, fenced = 0;
+    if (vo_migrate_fault("take-back-unknown")) { /* test: the store says nothing in time */
+        log_warn("vm %s: taking it back from host %s: test fault: no answer", name, m->to_name);
+        return -ETIMEDOUT;
+    }
+    VoVolumeMove *back = vo_migrate_volume_moves(m, true); /* local volumes come back too */
+    int64_t give_up = vo_now_ms() + SETTLE_GIVE_UP_MS;
+    int r;
+    for (;;) {
+        free(berr);
+        berr = NULL;
+        r = vo_vm_move_volumes_txn(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
+                                   back, m->n_disks, &back_rev, &berr);
+        /* The store not reached (no quorum: in a small cluster the
+         * destination's etcd member may have died with its vireod), or a
+         * volume's project move under way (its mark lives at most
+         * VO_OBJECT_MOVE_TTL_MS): nothing changed, asked again rather than
+         * left paused. */
+        if ((r != -EAGAIN && r != -EBUSY) || vo_now_ms() > give_up)
+            break;
+        (void)poll(NULL, 0, 1000);
+    }
+    vo_migrate_volume_moves_free(back, m->n_disks);
+    if (r == -ESTALE || r == -ENOENT)
+        return 1;
+    if (r < 0 && vo_migrate_switch_outcome_unknown(r)) {
+        int s = vo_vm_move_settle(d->cluster_store, vm_id, m->to_id, d->host_id, new_rev,
+                                  SETTLE_GIVE_UP_MS, &back_rev, &fenced, &berr);
+        if (s == 0)
+            return 1; /* fenced at the destination: it is the destination's */
+        if (s == -EIO) {
+            /* Its document there changed and none is here: the destination
+             * claimed it (the claim rewrites it) when it is still there. */
+            _cleanup_free_ char *there = vo_asprintf("h/%s/vms/%s", m->to_id, vm_id);
+            if (vo_store_get_linear(d->cluster_store, there, NULL) >= 0)
+                return 1;
+        }
+        r = s == 1 ? 0 : s;
+    }
+    if (r < 0) {
+        log_warn("vm %s: taking it back from host %s failed: %s", name, m->to_name, berr);
+        return r;
+    }
+    pthread_mutex_lock(&vm->lock);
+    vm->rev = back_rev;
+    vm->migrated_away = false;
+    pthread_mutex_unlock(&vm->lock);
+    (void)error;
+    return 0;
+}
+
+/* The VM is the destination's: this QEMU quits, the VM leaves the table
+ * (its post-copy mark too), the job ends, moved local volumes' files go. */
+void vo_migrate_end_source(VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInstance *hv,
+                           const char *name)
+{
+    _cleanup_free_ char *ferror = NULL;
+    if (d->driver->migrate_finish(hv, VO_HV_MIGRATION_SOURCE, true, false, &ferror) < 0)
+        log_warn("vm %s: ending the source QEMU: %s", name, ferror);
+    vo_migrate_clear_mark(vm);
+    vo_vm_forget_migrated(vm);
+    pthread_mutex_unlock(&vm->job);
+    vo_migrate_moving_end(d, m, true); /* their documents are the destination's: files go */
+}
+
+/* Post-copy that broke and could not be recovered: both QEMUs stay, each
+ * holding memory the other lacks (the destination's guest waits on the
+ * pages it reads); the intent too, from which the background (and a vireod
+ * start) tries the recovery again (migrate-resettle.h, migrate-recover.c).
+ * The VM stays in the table, moved away, its run dir (QEMU's monitor)
+ * kept. Ends the job. */
+int vo_migrate_keep_both(VoTask *t, VoDaemon *d, MigrateTask *m, VoVm *vm, VoHvInstance *hv,
+                         const char *name, const char *vm_id, const char *error)
+{
+    if (!vo_post_copy_source_needed(d, vm_id, m->to_id)) {
+        /* The destination's guest is gone (the manager restarted the VM
+         * elsewhere from its disks after the destination died, or it was
+         * deleted): these pages are needed by nobody. */
+        log_warn("vm %s: post-copy to host %s could not be recovered (%s) and the VM is no "
+                 "longer there (restarted elsewhere or deleted): its source QEMU here ends",
+                 name, m->to_name, error);
+        vo_migrate_end_source(d, m, vm, hv, name);
+        return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke and could not "
+                            "be recovered: %s. The VM is no longer at host '%s' (restarted "
+                            "elsewhere or deleted), so the source QEMU here ended", name,
+                            m->to_name, error, m->to_name);
+    }
+    log_error("vm %s: post-copy to host %s could not be recovered: %s; both QEMUs are kept",
+              name, m->to_name, error);
+    m->keep_intent = true;
+    vo_migrate_clear_mark(vm);
+    pthread_mutex_unlock(&vm->job);
+    vo_migrate_resettle_later(d, vm_id, name, m->intent.migration);
+    return vo_task_fail(t, -EIO, "post-copy of VM '%s' to host '%s' broke and could not be "
+                        "recovered: %s. Both QEMUs are kept paused: the guest's memory is "
+                        "split between the hosts, so neither may be stopped. vireod tries "
+                        "the recovery again in the background (after 2 s, then less often, "
+                        "up to every minute) and ends this QEMU once the rest of memory is "
+                        "there, as soon as the link between them works again "
+                        "(docs/cluster.md, \"Post-copy\")", name, m->to_name, error);
+}
