@@ -1728,6 +1728,15 @@ def test_vm_clone(api):
     api.act("cln1", "stop", {"force": True})
     api.delete_vm("cln2")
     api.delete_vm("cln1")
+    # UEFI: the clone's NVRAM is a copy of its own.
+    api.create("cln4", firmware="uefi")
+    api.task_ok("POST", "/v1/vms/cln4/clone", {"name": "cln5"}, kind="clone", target="cln4")
+    nvram = api.call("GET", "/v1/vms/cln5", expect=200).value["nvram"]
+    assert nvram == "default/cln5-nvram", nvram
+    assert api.volume(nvram)["attached_to"] == "cln5"
+    api.delete_vm("cln5")
+    api.call("GET", "/v1/pools/default/volumes/cln5-nvram", expect=404, code="not-found")
+    api.delete_vm("cln4")
 
 
 def test_vm_template(api):
