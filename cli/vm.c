@@ -1316,7 +1316,7 @@ static const CliCommand vm_commands[] = {
       "says so; linked VM clones are not possible), the UEFI NVRAM too. No\n"
       "snapshots, backups or HA come along. Dir pools only.\n"
       "\nOptions:\n"
-      "  --pool POOL   the pool of NEW's volumes (default: each disk's own)\n" ASYNC_HELP
+      "  --pool POOL           the pool of NEW's volumes (default: each disk's own)\n" ASYNC_HELP
       "\nExamples:\n  vireo vm clone web1 web2\n  vireo vm clone web1 web3 --pool fast\n",
       vm_clone },
     { "vm", "disk add", "VM [POOL/NAME]", "[--size SIZE [--pool POOL] [--format qcow2|raw]] [--async]",
