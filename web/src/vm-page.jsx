@@ -7,6 +7,7 @@ import { useState } from 'preact/hooks';
 import { api, formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
 import { lazyView } from './lazy.jsx';
+import { CloneVm } from './vm-clone.jsx';
 
 const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
 const SerialConsole = lazyView(() => import('./serial.jsx'), 'SerialConsole');
@@ -94,6 +95,7 @@ export function VmPage({ vm, networks, pools, role, tab, tasks, onError }) {
               {a.label}
             </button>
           ))}
+          <CloneVm vm={vm} role={role} tasks={tasks} onError={onError} />
           <button data-action="delete" class="danger" disabled={!canAdmin || busy !== null}
                   title={!canAdmin ? `needs the admin role (yours: ${role})` : undefined}
                   onClick={() => setConfirming(true)}>Delete…</button>
