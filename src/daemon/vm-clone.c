@@ -20,6 +20,8 @@
 #include "daemon/sweep.h"
 #include "daemon/vm-internal.h"
 #include "jobs/tasks.h"
+#include "state/keys.h"
+#include "state/store.h"
 #include "util/test-hold.h"
 #include "util/util.h"
 
@@ -253,8 +255,11 @@ int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *
         }
         return r;
     }
+    /* Here, or (its name claim) on another host of the cluster; a name
+     * taken meanwhile fails the task when the clone is defined. */
     _cleanup_vm_ VoVm *taken = vo_vms_find(d, name);
-    if (taken) {
+    _cleanup_free_ char *name_key = vo_key_vm_name(name), *claim = NULL;
+    if (taken || vo_store_get(d->store, name_key, &claim, NULL) >= 0) {
         *ret_error = vo_vm_name_taken_message(d, name);
         return -EEXIST;
     }
