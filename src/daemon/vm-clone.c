@@ -22,6 +22,7 @@
 #include "jobs/tasks.h"
 #include "state/keys.h"
 #include "state/store.h"
+#include "storage/volume-path.h"
 #include "util/test-hold.h"
 #include "util/util.h"
 
@@ -40,10 +41,14 @@ static void clone_op_free(void *userdata)
     free(op);
 }
 
+/* The pool of volume key "POOL/NAME". */
 static char *pool_of_key(const char *key)
 {
-    const char *slash = strchr(key, '/');
-    return slash ? vo_asprintf("%.*s", (int)(slash - key), key) : vo_strdup(key);
+    char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return vo_strdup(key);
+    free(name);
+    return pool;
 }
 
 /* A pool the clone's volumes may go to: a dir pool, reachable here. */
