@@ -1718,6 +1718,9 @@ def test_vm_clone(api):
                 kind="clone", target="cln1")
     clone = api.call("GET", "/v1/vms/cln2", expect=200).value
     assert clone["disks"][0]["volume"].startswith("default/cln2-")
+    path = api.volume(clone["disks"][0]["volume"])["path"]
+    info = json.loads(qemu_img("info", "--output=json", path))
+    assert "backing-filename" not in info, "a clone's disk stands alone (the image's chain copied)"
     api.call("POST", "/v1/vms/cln1/clone", {"name": "cln2"}, expect=409, code="already-exists")
     api.call("POST", "/v1/vms/cln1/clone", {"name": "cln3", "full": False},
              expect=400, code="invalid-argument")
