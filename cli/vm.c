@@ -623,6 +623,29 @@ static int vm_template(const CliCommand *cmd, int argc, char **argv)
     return r;
 }
 
+static int vm_clone(const CliCommand *cmd, int argc, char **argv)
+{
+    const char *args[2] = { NULL };
+    const char *pool = NULL;
+    bool async = false, full = false;
+    const CliOption opts[] = { { "--full", NULL, &full },
+                               { "--pool", &pool, NULL },
+                               { "--async", NULL, &async },
+                               { NULL, NULL, NULL } };
+    int exit_status;
+    if (!cli_parse_args_n(cmd, argc, argv, opts, args, 2, &exit_status))
+        return exit_status;
+    /* --full says what is done anyway (full copies are the only kind) */
+    json_t *body = json_pack("{s:s, s:b}", "name", args[1], "full", 1);
+    if (pool)
+        json_object_set_new(body, "pool", json_string(pool));
+    _cleanup_free_ char *path = api_path("vms", args[0], "/clone");
+    _cleanup_free_ char *done = vo_asprintf("cloned as VM %s", args[1]);
+    int r = run_action("POST", path, body, async, args[0], done);
+    json_decref(body);
+    return r;
+}
+
 /* POST path with body (taken) for a task on the VM name: with --async,
  * --json or no task in the answer, run_task says it (done: its word) and
  * *ret_followed is false; else the task is followed to its end, its last
@@ -1285,6 +1308,17 @@ static const CliCommand vm_commands[] = {
       "then be created from (vm create --image IMAGE).\n"
       "\nOptions:\n" ASYNC_HELP,
       vm_template },
+    { "vm", "clone", "VM NEW", "[--full] [--pool POOL] [--async]",
+      "Make a new VM NEW, a copy of the stopped VM VM.",
+      "NEW gets VM's settings (CPUs, memory, firmware, display, boot order,\n"
+      "cloud-init settings, NICs on the same networks, project) with new MAC\n"
+      "addresses and a new id; each disk is copied whole (a full clone: --full\n"
+      "says so; linked VM clones are not possible), the UEFI NVRAM too. No\n"
+      "snapshots, backups or HA come along. Dir pools only.\n"
+      "\nOptions:\n"
+      "  --pool POOL           the pool of NEW's volumes (default: each disk's own)\n" ASYNC_HELP
+      "\nExamples:\n  vireo vm clone web1 web2\n  vireo vm clone web1 web3 --pool fast\n",
+      vm_clone },
     { "vm", "disk add", "VM [POOL/NAME]", "[--size SIZE [--pool POOL] [--format qcow2|raw]] [--async]",
       "Attach a volume, or a new one, to a VM (hot-plugged when it runs).",
       "Give an existing volume (POOL/NAME) or --size for a new one, which is named\n"

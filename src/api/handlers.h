@@ -102,6 +102,7 @@ void vo_api_image_delete(VoRequest *req, VoReply *rep);
 void vo_api_image_files(VoRequest *req, VoReply *rep);
 void vo_api_image_file(VoRequest *req, VoReply *rep);
 void vo_api_vm_template(VoRequest *req, VoReply *rep);
+void vo_api_vm_clone(VoRequest *req, VoReply *rep);
 void vo_api_vm_disks_list(VoRequest *req, VoReply *rep);
 void vo_api_vm_disk_add(VoRequest *req, VoReply *rep);
 void vo_api_vm_disk_remove(VoRequest *req, VoReply *rep);

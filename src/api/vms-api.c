@@ -673,6 +673,20 @@ void vo_api_vm_template(VoRequest *req, VoReply *rep)
     vo_reply_task(rep, r, task, error);
 }
 
+void vo_api_vm_clone(VoRequest *req, VoReply *rep)
+{
+    _cleanup_vm_ VoVm *vm = vo_api_find_vm_for_write(req, rep);
+    const char *name = NULL, *pool = NULL;
+    int full = 1;
+    if (!vm || !vo_request_unpack(req, rep, "{s:s, s?b, s?s}", "name", &name, "full", &full,
+                                  "pool", &pool))
+        return;
+    json_t *task = NULL;
+    char *error = NULL;
+    int r = vo_vm_clone(req->d, vm, name, full, pool, &task, &error);
+    vo_reply_task(rep, r, task, error);
+}
+
 void vo_api_vm_disks_list(VoRequest *req, VoReply *rep)
 {
     _cleanup_vm_ VoVm *vm = vo_api_find_vm(req, rep);

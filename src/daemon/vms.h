@@ -138,6 +138,11 @@ int vo_vm_disk_add(VoDaemon *d, VoVm *vm, const VoVmDiskAdd *add, json_t **ret_t
 int vo_vm_disk_remove(VoDaemon *d, VoVm *vm, size_t index, json_t **ret_task, char **ret_error);
 /* Turns a stopped VM's boot disk (flattened) plus its kernel into image NAME. */
 int vo_vm_template(VoDaemon *d, VoVm *vm, const char *image, json_t **ret_task, char **ret_error);
+/* A new VM NAME, a copy of the stopped VM vm (vm-clone.c): full must be
+ * true (linked clones are refused); pool (NULL: each disk's own) takes its
+ * volumes. */
+int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *pool,
+                json_t **ret_task, char **ret_error);
 
 /* The MAC of a new VM's NIC (the VM not registered yet: earlier[0..n) are
  * its NICs so far): wanted (lower-cased) when it is a valid unicast MAC that

@@ -208,6 +208,22 @@ def test_name_race_makes_one_vm(cluster):
                        what=f"{name} once, on {winner}, seen from {h.name}")
 
 
+def test_clone_through_another_host_is_made_on_the_sources(cluster):
+    """vm clone of h2's VM asked of h1: made on h2 (forwarded); a name
+    another host's VM has is refused at once (409)."""
+    c = cluster(2, listen=False)
+    h1, h2 = c.hosts
+    form(c)
+    h2.task_ok("POST", "/v1/vms", {"name": "src2", "memory_mib": 64, "host": h2.name})
+    h1.task_ok("POST", "/v1/vms", {"name": "on1", "memory_mib": 64, "host": h1.name})
+    status, doc = h1.request("POST", "/v1/vms/src2/clone", {"name": "on1"})
+    assert status == 409 and "already exists" in doc["error"]["message"], doc
+    h1.task_ok("POST", "/v1/vms/src2/clone", {"name": "copy2"})
+    wait_until(lambda: listed(h1).get("copy2", {}).get("host") == h2.name, 30,
+               what="copy2 listed on h2")
+    assert h2.vm("copy2")["disks"][0]["volume"].startswith("default/copy2-")
+
+
 def test_console_of_a_vm_on_h2_through_h1(cluster):
     c = cluster(2, driver="qemu", listen=False)
     h1, h2 = c.hosts

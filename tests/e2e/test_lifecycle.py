@@ -171,6 +171,58 @@ def test_edit_offline(daemon):
     daemon.remember_qemu_pids()
 
 
+def test_clone_copies_a_stopped_vm(tmp_path):
+    """vm clone: a stopped VM's copy boots with the source's file, gets new
+    MACs, and what it writes stays its own; a running source, a taken name
+    and a linked clone are refused; a clone failing midway leaves nothing."""
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    d = Daemon(env={"VIREO_FAKE_FAULTS": str(faults)})
+    try:
+        d.create_and_boot("src", memory="192M")
+        d.guest("src", "echo clone-data > /root/mark; sync")
+        status, doc = d.request("POST", "/v1/vms/src/clone", {"name": "c1"})
+        assert status == 409 and "stop it first" in doc["error"]["message"], doc
+        d.cli("vm", "stop", "src")
+        d.remember_qemu_pids()
+
+        status, doc = d.request("POST", "/v1/vms/src/clone", {"name": "src"})
+        assert status == 409, doc
+        status, doc = d.request("POST", "/v1/vms/src/clone", {"name": "c1", "full": False})
+        assert status == 400 and "linked" in doc["error"]["message"], doc
+
+        # A failure after the first disk is made: no VM, no volume left.
+        volumes_before = d.api("GET", "/v1/volumes")["volumes"]
+        (faults / "vm-clone-disk").write_text("1 EIO\n")
+        doc = d.api("POST", "/v1/vms/src/clone", {"name": "c0"}, expect=202)
+        task = d.wait_task(doc["task"])
+        assert task["state"] == "failed" and "test fault" in task["error"]["message"], task
+        assert d.request("GET", "/v1/vms/c0")[0] == 404
+        assert d.api("GET", "/v1/volumes")["volumes"] == volumes_before
+
+        out = d.cli("vm", "clone", "src", "c1", "--full").stdout
+        assert "c1" in out
+        src, c1 = d.vm("src"), d.vm("c1")
+        assert c1["state"] == "defined" and c1["id"] != src["id"]
+        assert c1["vcpus"] == src["vcpus"] and c1["memory_mib"] == src["memory_mib"]
+        assert [n["network"] for n in c1["nics"]] == [n["network"] for n in src["nics"]]
+        assert not {n["mac"] for n in c1["nics"]} & {n["mac"] for n in src["nics"]}
+        assert all(k["volume"].split("/")[1].startswith("c1-") for k in c1["disks"])
+
+        d.cli("vm", "start", "c1")
+        d.wait_console("c1", BOOT_MARKER)
+        d.remember_qemu_pids()
+        assert "clone-data" in d.guest("c1", "cat /root/mark")
+        d.guest("c1", "echo clone-only > /root/own; sync")
+        d.cli("vm", "start", "src")
+        d.wait_console("src", BOOT_MARKER, count=2)
+        d.remember_qemu_pids()
+        assert "absent" in d.guest("src", "cat /root/own 2>/dev/null || echo absent")
+        assert "clone-data" in d.guest("src", "cat /root/mark")
+    finally:
+        d.cleanup()
+
+
 # The tests of web1 come last: a module-scoped VM lives until the module's
 # end, so web1 boots only when they start and does not idle through the
 # tests above (an idle TCG guest costs make check CPU all the while).

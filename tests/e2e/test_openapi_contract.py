@@ -1036,6 +1036,9 @@ INVALID_BODIES = [
     ("POST", "/v1/vms/err1/pause", {"x": 1}),
     ("POST", "/v1/vms", {"name": "x", "full_clone": "yes"}),
     ("POST", "/v1/vms/err1/template", {}),
+    ("POST", "/v1/vms/err1/clone", {}),
+    ("POST", "/v1/vms/err1/clone", {"name": "Bad"}),
+    ("POST", "/v1/vms/err1/clone", {"name": "x", "full": "yes"}),
     ("POST", "/v1/vms/err1/template", {"image": "Bad"}),
     ("POST", "/v1/vms/err1/template", {"image": "x", "kernel": "y"}),
     ("POST", "/v1/vms/err1/disks", {}),  # neither volume nor size_bytes
@@ -1140,6 +1143,7 @@ REFUSED_NETWORKS = [
 NOT_FOUND_WITH_BODY = [
     ("POST", "/v1/vms/nope/disks", {"size_bytes": MiB}),
     ("POST", "/v1/vms/nope/template", {"image": "x"}),
+    ("POST", "/v1/vms/nope/clone", {"name": "x"}),
     ("POST", "/v1/pools/nope/volumes", {"name": "x", "size_bytes": MiB}),
     ("POST", "/v1/pools/default/volumes/nope/resize", {"size_bytes": MiB}),
     ("POST", "/v1/pools/nope/volumes/x/resize", {"size_bytes": MiB}),
@@ -1706,6 +1710,36 @@ def test_vm_disks(api):
         api.delete_volume(key)
     api.delete_vm("dsk2")
     api.call("GET", "/v1/pools/default/volumes/dsk2-disk0", expect=404, code="not-found")
+
+
+def test_vm_clone(api):
+    api.create("cln1")
+    api.task_ok("POST", "/v1/vms/cln1/clone", {"name": "cln2", "full": True},
+                kind="clone", target="cln1")
+    clone = api.call("GET", "/v1/vms/cln2", expect=200).value
+    assert clone["disks"][0]["volume"].startswith("default/cln2-")
+    path = api.volume(clone["disks"][0]["volume"])["path"]
+    info = json.loads(qemu_img("info", "--output=json", path))
+    assert "backing-filename" not in info, "a clone's disk stands alone (the image's chain copied)"
+    api.call("POST", "/v1/vms/cln1/clone", {"name": "cln2"}, expect=409, code="already-exists")
+    api.call("POST", "/v1/vms/cln1/clone", {"name": "cln3", "full": False},
+             expect=400, code="invalid-argument")
+    api.call("POST", "/v1/vms/cln1/clone", {"name": "cln3", "pool": "nope"},
+             expect=400, code="invalid-argument")
+    api.act("cln1", "start")
+    api.call("POST", "/v1/vms/cln1/clone", {"name": "cln3"}, expect=409, code="invalid-state")
+    api.act("cln1", "stop", {"force": True})
+    api.delete_vm("cln2")
+    api.delete_vm("cln1")
+    # UEFI: the clone's NVRAM is a copy of its own.
+    api.create("cln4", firmware="uefi")
+    api.task_ok("POST", "/v1/vms/cln4/clone", {"name": "cln5"}, kind="clone", target="cln4")
+    nvram = api.call("GET", "/v1/vms/cln5", expect=200).value["nvram"]
+    assert nvram == "default/cln5-nvram", nvram
+    assert api.volume(nvram)["attached_to"] == "cln5"
+    api.delete_vm("cln5")
+    api.call("GET", "/v1/pools/default/volumes/cln5-nvram", expect=404, code="not-found")
+    api.delete_vm("cln4")
 
 
 def test_vm_template(api):

@@ -434,6 +434,7 @@ def test_viewer_cannot_stop(web):
     admin pages are not there for them."""
     r = web.browser("viewer")
     assert r["stop_disabled"] and r["start_disabled"] and r["delete_disabled"], r
+    assert r["clone_disabled"], r
     assert dict(r["cdrom_disabled"]) == {"cdrom-insert": True, "cdrom-eject": True,
                                          "start-from-cdrom": True}, r
     assert r["api"]["status"] == 403, r
@@ -667,11 +668,11 @@ def test_project_volumes_and_networks(web):
                         uvolume=uvolume, net=net, puser="pia", ppassword="pia-pass-12",
                         avolume=avolume, pvm=pvm, counts={"volumes": "3", "networks": "2"})
         assert r["admin_vm"] == 202 and r["admin_volume"] == 202, r
-        # Its actions enabled on P's VM (admin there): start, stop..., delete;
+        # Its actions enabled on P's VM (admin there): start, stop..., clone, delete;
         # Migrate… stays disabled: one host (and a project's user reads no hosts).
         actions = dict(r["user_vm_actions"])
         assert actions.pop("migrate") is False, r
-        assert all(actions.values()) and len(actions) == 7, r
+        assert all(actions.values()) and len(actions) == 8, r
         delete_vm(web, pvm)  # before P's disk use is compared with its volumes'
         vols = {v["name"]: v for v in web.d.api("GET", "/v1/volumes?pool=default")["volumes"]}
         assert r["admin_default"] == "default", r  # the form's first choice
@@ -732,6 +733,18 @@ def test_schedules_page(web):
     assert r["snapshot"] in snaps and r["snapshot"].startswith("webui-snap-"), (r, snaps)
     status, _ = web.d.request("GET", "/v1/schedules/webui-snap")
     assert status == 404
+
+
+def test_clone_from_the_page(web):
+    """Clone of the stopped VM from its page: the task succeeds, the new VM
+    shows in the tree, with a MAC of its own."""
+    if web.d.vm(VM)["state"] not in ("stopped", "defined"):
+        web.d.cli("vm", "stop", VM, "--force")
+    r = web.browser("clone", clone="web1-copy")
+    assert r["full_checked"] and r["in_tree"], r
+    clone = web.d.vm("web1-copy")
+    assert clone["nics"][0]["mac"] != web.d.vm(VM)["nics"][0]["mac"], clone
+    web.d.task_ok("DELETE", "/v1/vms/web1-copy")
 
 
 def test_delete_with_confirmation(web):

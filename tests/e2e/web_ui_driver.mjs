@@ -224,6 +224,7 @@ const scenarios = {
     result.stop_disabled = await page.isDisabled('[data-action="stop"]');
     result.start_disabled = await page.isDisabled('[data-action="start"]');
     result.delete_disabled = await page.isDisabled('[data-action="delete"]');
+    result.clone_disabled = await page.isDisabled('[data-action="clone"]');
     result.api = await page.evaluate(async (vm) => {
       const r = await fetch(`/v1/vms/${vm}/stop`, {
         method: 'POST', headers: { 'Content-Type': 'application/json',
@@ -796,6 +797,21 @@ const scenarios = {
   },
 
   // Delete with its confirmation (the VM must be stopped).
+  // Clone of the stopped VM from its page: the task's line ends succeeded
+  // and the new VM shows in the tree.
+  async clone(browser) {
+    const { page } = await adminPage(browser);
+    await openVm(page, 'summary');
+    await page.click('[data-action="clone"]');
+    await page.fill('#clone-name', cfg.clone);
+    result.full_checked = await page.isChecked('#clone-full');
+    await page.click('[data-action="clone-submit"]');
+    await page.waitForSelector('.clone-form [data-task-line="succeeded"]', { timeout: 4 * STEP_MS });
+    await page.waitForSelector(`.tree a[data-vm="${cfg.clone}"]`);
+    result.in_tree = true;
+    await shot(page, 'vm-clone');
+  },
+
   async delete(browser) {
     const { page } = await adminPage(browser);
     await openVm(page, 'summary');

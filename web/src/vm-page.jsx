@@ -7,6 +7,7 @@ import { useState } from 'preact/hooks';
 import { api, formatBytes } from './api.js';
 import { StateIcon } from './tree.jsx';
 import { lazyView } from './lazy.jsx';
+import { CloneVm } from './vm-clone.jsx';
 
 const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
 const SerialConsole = lazyView(() => import('./serial.jsx'), 'SerialConsole');
@@ -99,6 +100,7 @@ export function VmPage({ vm, networks, pools, hosts = [], role, tab, tasks, onEr
           <button data-action="migrate" disabled={!canAdmin || busy !== null || hosts.length < 2}
                   title={!canAdmin ? `needs the admin role (yours: ${role})` : undefined}
                   class={vm.state === 'running' ? 'likely' : ''} onClick={() => setMigrating(true)}>Migrate…</button>
+          <CloneVm vm={vm} role={role} tasks={tasks} onError={onError} />
           <button data-action="delete" class="danger" disabled={!canAdmin || busy !== null}
                   title={!canAdmin ? `needs the admin role (yours: ${role})` : undefined}
                   onClick={() => setConfirming(true)}>Delete…</button>

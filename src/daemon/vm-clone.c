@@ -1,0 +1,282 @@
+/* vm-clone.c: a VM's clone (POST /v1/vms/{vm}/clone, docs/api.md). The
+ * source must be stopped; the clone is made on the source's host: a new VM
+ * with the source's settings (CPUs, memory, firmware, display, boot order,
+ * cloud-init settings, NICs on the same networks, project, group), each
+ * disk a full copy (qcow2) in the target pool or its own pool, the UEFI
+ * NVRAM a copy of the source's, and new MACs claimed in the cluster's MAC
+ * index. It gets no snapshots, backups or HA flag, and a new id (so
+ * cloud-init sees a new instance-id). Linked clones are refused: a volume
+ * that backs linked clones cannot be a VM's disk (storage rules), and the
+ * source keeps its disks. An intent record names each volume before it is
+ * made; on any failure what was made goes again (and a vireod that dies
+ * midway removes it at its next start). */
+#include <errno.h>
+#include <string.h>
+
+#include "conf/names.h"
+#include "daemon/fence.h"
+#include "daemon/mac-claims.h"
+#include "daemon/storage.h"
+#include "daemon/sweep.h"
+#include "daemon/vm-internal.h"
+#include "jobs/tasks.h"
+#include "state/keys.h"
+#include "state/store.h"
+#include "storage/volume-path.h"
+#include "util/test-hold.h"
+#include "util/util.h"
+
+typedef struct {
+    VoVm *vm;   /* the source */
+    char *name; /* the clone's */
+    char *pool; /* where its volumes go; NULL: each disk's own pool */
+} CloneOp;
+
+static void clone_op_free(void *userdata)
+{
+    CloneOp *op = userdata;
+    vo_vm_unref(op->vm);
+    free(op->name);
+    free(op->pool);
+    free(op);
+}
+
+/* The pool of volume key "POOL/NAME". */
+static char *pool_of_key(const char *key)
+{
+    char *pool = NULL, *name = NULL;
+    if (vo_volume_key_split(key, &pool, &name) < 0)
+        return vo_strdup(key);
+    free(name);
+    return pool;
+}
+
+/* A pool the clone's volumes may go to: a dir pool, reachable here. */
+static int check_dir_pool(VoDaemon *d, const char *pool, const char *what, char **ret_error)
+{
+    json_t *doc = NULL;
+    _cleanup_free_ char *ignored = NULL;
+    int r = vo_pool_get_json(d, pool, &doc, &ignored);
+    const char *type = r >= 0 ? json_string_value(json_object_get(doc, "type")) : NULL;
+    bool dir = type && !strcmp(type, "dir");
+    _cleanup_free_ char *type_copy = vo_strdup(type ? type : "");
+    json_decref(doc);
+    if (r < 0)
+        return vo_error_set(ret_error, -EINVAL, "%s: pool '%s' does not exist here (see vireo "
+                            "pool list)", what, pool);
+    if (!dir)
+        return vo_error_set(ret_error, -EINVAL, "%s: pool '%s' is a %s pool: a VM clone copies "
+                            "its disks into dir pools only (not supported yet for rbd and "
+                            "iscsi pools)", what, pool, type_copy);
+    return vo_pool_check_reachable(d, pool, ret_error);
+}
+
+/* Each of the source's volumes (disks, NVRAM) is in a dir pool. */
+static int check_source_pools(VoDaemon *d, VoVm *vm, char **ret_error)
+{
+    pthread_mutex_lock(&vm->lock);
+    _cleanup_vm_spec_ VoVmSpec *s = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+    int r = 0;
+    for (size_t i = 0; r >= 0 && i < s->n_disks; i++) {
+        _cleanup_free_ char *pool = pool_of_key(s->disks[i].volume);
+        _cleanup_free_ char *what = vo_asprintf("disk %zu (%s)", i, s->disks[i].volume);
+        r = check_dir_pool(d, pool, what, ret_error);
+    }
+    if (r >= 0 && s->nvram) {
+        _cleanup_free_ char *pool = pool_of_key(s->nvram);
+        r = check_dir_pool(d, pool, "the UEFI NVRAM", ret_error);
+    }
+    return r;
+}
+
+/* The clone's spec: the source's settings under a new id and name, no HA,
+ * its disks, NVRAM and MACs still to be filled in. */
+static VoVmSpec *clone_spec(const VoVmSpec *src, const char *id, const char *name)
+{
+    VoVmSpec *s = vo_vm_spec_copy(src);
+    free(s->id);
+    free(s->name);
+    s->id = vo_strdup(id);
+    s->name = vo_strdup(name);
+    s->ha = false;
+    s->ha_priority = 0;
+    free(s->ha_group);
+    s->ha_group = NULL;
+    free(s->nvram);
+    s->nvram = NULL;
+    for (size_t i = 0; i < s->n_nics; i++) {
+        free(s->nics[i].mac);
+        s->nics[i].mac = NULL;
+    }
+    return s;
+}
+
+/* Copies each disk of the resolved source src into a new volume of the
+ * clone s (keys lists each before it is made, in the intent record). */
+static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, VoVmSpec *s,
+                      char ***keys, char **ret_error)
+{
+    int r = 0;
+    for (size_t i = 0; r >= 0 && i < s->n_disks; i++) {
+        VoDiskSpec *k = &s->disks[i];
+        _cleanup_free_ char *pool = op->pool ? vo_strdup(op->pool) : pool_of_key(k->volume);
+        _cleanup_free_ char *volume = vo_volume_free_name_as(d, pool, s->name, "disk");
+        if (!volume)
+            return vo_error_set(ret_error, -ENOSPC, "no free volume name for '%s' in pool "
+                                "'%s'", s->name, pool);
+        vo_task_progress(t, (int)(5 + 80 * i / s->n_disks), "copying the disks");
+        vo_strv_pushf(keys, "%s/%s", pool, volume);
+        if ((r = vo_intent_vm_volumes(d, s->id, NULL, *keys)) < 0)
+            return vo_error_set(ret_error, r, "cannot record the clone in the store: %s",
+                                strerror(-r));
+        _cleanup_free_ char *path = NULL;
+        r = vo_volume_create_from_base(d, pool, volume, src->disks[i].path,
+                                       vo_disk_format_to_string(src->disks[i].format), NULL,
+                                       true, 0, t, &path, ret_error);
+        if (r < 0) { /* not made (maybe another's name now): never removed */
+            size_t n = vo_strv_len(*keys);
+            free((*keys)[n - 1]);
+            (*keys)[n - 1] = NULL;
+            (void)vo_intent_vm_volumes(d, s->id, NULL, *keys);
+            return r;
+        }
+        free(k->volume);
+        k->volume = vo_asprintf("%s/%s", pool, volume);
+        k->format = VO_DISK_QCOW2;
+        k->owned = true;
+        k->shareable = false;
+        /* Tests make a clone fail here, a disk made, to see it removed. */
+        if ((r = vo_test_fault("vm-clone-disk")) < 0)
+            return vo_error_set(ret_error, r, "test fault after disk %zu: %s", i, strerror(-r));
+    }
+    return r;
+}
+
+/* New MACs for the clone's NICs, claimed in *claims. */
+static int new_macs(VoDaemon *d, VoVmSpec *s, VoMacClaims **claims, char **ret_error)
+{
+    for (size_t i = 0; i < s->n_nics; i++) {
+        char mac[18] = "";
+        (void)vo_vms_new_nic_mac(d, NULL, s->nics, i, claims, s->name, mac);
+        if (!mac[0])
+            return vo_error_set(ret_error, -EAGAIN, "cannot claim a new MAC address for NIC "
+                                "%zu in the store: clone again", i + 1);
+        s->nics[i].mac = vo_strdup(mac);
+    }
+    return 0;
+}
+
+static int task_clone(VoTask *t, void *userdata)
+{
+    CloneOp *op = userdata;
+    VoVm *vm = op->vm;
+    VoDaemon *d = vm->d;
+    /* The job lock keeps the source stopped (no start, no disk change)
+     * until its disks are copied. */
+    pthread_mutex_lock(&vm->job);
+    pthread_mutex_lock(&vm->lock);
+    int r = vo_vm_check_if_match(t, vm); /* a stale If-Match: both locks released */
+    if (r < 0)
+        return r;
+    bool active = vo_vm_state_active(vm->state);
+    VoVmSpec *stored = vo_vm_spec_copy(vm->spec);
+    pthread_mutex_unlock(&vm->lock);
+    _cleanup_free_ char *error = NULL, *nvram = NULL;
+    _cleanup_strv_ char **keys = NULL;
+    VoVmSpec *src = NULL, *spec = NULL;
+    VoMacClaims *claims = NULL;
+    char id[37] = "";
+    if (active)
+        r = vo_error_set(&error, -EBUSY, "VM '%s' is running: stop it first", stored->name);
+    if (r >= 0 && (r = vo_uuid_generate(id)) < 0)
+        error = vo_asprintf("cannot make an id: %s", strerror(-r));
+    if (r >= 0)
+        r = vo_vm_resolve(d, stored, &src, &error);
+    if (r >= 0) {
+        spec = clone_spec(stored, id, op->name);
+        r = copy_disks(d, op, t, src, spec, &keys, &error);
+    }
+    if (r >= 0 && src->firmware == VO_FIRMWARE_UEFI && src->nvram_path) {
+        vo_task_progress(t, 88, "copying the UEFI NVRAM");
+        _cleanup_free_ char *pool = op->pool ? vo_strdup(op->pool) : pool_of_key(stored->nvram);
+        if ((r = vo_vm_nvram_create_from(d, spec, pool, src->nvram_path, &nvram, &error)) >= 0) {
+            spec->nvram = vo_strdup(nvram);
+            vo_strv_pushf(&keys, "%s", nvram); /* made: recorded (a moment after) */
+            if ((r = vo_intent_vm_volumes(d, id, NULL, keys)) < 0)
+                error = vo_asprintf("cannot record the clone in the store: %s", strerror(-r));
+        }
+    }
+    pthread_mutex_unlock(&vm->job); /* the source's files are read */
+    if (r >= 0)
+        r = new_macs(d, spec, &claims, &error);
+    if (r >= 0) {
+        vo_task_progress(t, 95, "defining the VM");
+        /* takes spec, also on failure; its write confirms the claims (and
+         * checks the project's quotas) */
+        r = vo_vm_define(d, TAKE_PTR(spec), claims, &error);
+    }
+    vo_mac_claims_release(claims);
+    vo_vm_spec_free(spec);
+    vo_vm_spec_free(src);
+    _cleanup_free_ char *source = vo_strdup(stored->name);
+    vo_vm_spec_free(stored);
+    if (r < 0) { /* nothing half-made: the volumes made go again */
+        for (char **k = keys; k && *k; k++) {
+            _cleanup_free_ char *ignored = NULL;
+            if (vo_volume_remove_now(d, *k, &ignored) < 0)
+                log_warn("clone %s: kept volume %s: %s", op->name, *k, ignored);
+        }
+        if (keys)
+            vo_intent_vm_end(d, id);
+        return vo_task_fail(t, r, "cannot clone VM '%s' as '%s': %s", source, op->name,
+                            error ? error : strerror(-r));
+    }
+    vo_intent_vm_end(d, id);
+    vo_task_set_result(t, json_pack("{s:s, s:s}", "vm", op->name, "id", id));
+    return 0;
+}
+
+int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *pool,
+                json_t **ret_task, char **ret_error)
+{
+    if (!vo_name_valid(name))
+        return vo_error_set(ret_error, -EINVAL, "name: '%s' is invalid: use 1-63 characters "
+                            "of a-z, 0-9 and '-', not starting with '-'", name ? name : "");
+    if (vo_uuid_valid(name))
+        return vo_error_set(ret_error, -EINVAL, "name: '%s' looks like a VM id (a UUID); give "
+                            "the VM a name that does not", name);
+    if (!full)
+        return vo_error_set(ret_error, -EINVAL, "full: a linked VM clone is not possible in dir "
+                            "pools (a volume that backs linked clones cannot be a VM's disk, "
+                            "and the source keeps its disks): leave full out or give true");
+    int r = vo_vm_precheck(vm, INACTIVE_STATES, "clone", ret_error);
+    if (r < 0) {
+        if (r == -EBUSY && strstr(*ret_error, ": it is ")) {
+            char *more = vo_asprintf("%s (stop it first: only a stopped VM is cloned)",
+                                     *ret_error);
+            free(*ret_error);
+            *ret_error = more;
+        }
+        return r;
+    }
+    /* Here, or (its name claim) on another host of the cluster; a name
+     * taken meanwhile fails the task when the clone is defined. */
+    _cleanup_vm_ VoVm *taken = vo_vms_find(d, name);
+    _cleanup_free_ char *name_key = vo_key_vm_name(name), *claim = NULL;
+    if (taken || vo_store_get(d->store, name_key, &claim, NULL) >= 0) {
+        *ret_error = vo_vm_name_taken_message(d, name);
+        return -EEXIST;
+    }
+    if (pool && (r = check_dir_pool(d, pool, "pool", ret_error)) < 0)
+        return r;
+    if ((r = check_source_pools(d, vm, ret_error)) < 0)
+        return r;
+    if ((r = vo_fence_check_start(d, ret_error)) < 0)
+        return r;
+    CloneOp *op = vo_malloc0(sizeof(*op));
+    op->vm = vo_vm_ref(vm);
+    op->name = vo_strdup(name);
+    op->pool = vo_strdup(pool);
+    return vo_vm_submit(d, vm, "clone", task_clone, op, clone_op_free, ret_task, ret_error);
+}

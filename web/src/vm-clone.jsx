@@ -1,0 +1,46 @@
+// vm-clone.jsx: the Clone action of a VM's page: a name and the "full copy"
+// box (POST /v1/vms/VM/clone, a `clone` task followed in its line and the
+// task log); the new VM shows in the tree as soon as it is defined (the
+// event stream). The source must be stopped and the route is the admin's:
+// the button says so when it is disabled (the API's 409 and 403 guard).
+import { useState } from 'preact/hooks';
+import { useTask, TaskLine, denial } from './task-kit.jsx';
+
+const STOPPED = ['defined', 'stopped', 'crashed'];
+
+export function CloneVm({ vm, role, tasks, onError }) {
+  const [open, setOpen] = useState(false);
+  const [name, setName] = useState('');
+  const [full, setFull] = useState(true);
+  const { run, task, pending, busy } = useTask(tasks, onError, () => {});
+  const canAdmin = role === 'admin';
+  const stopped = STOPPED.includes(vm.state);
+  const why = denial(canAdmin, 'admin', role) || (!stopped ? 'stop the VM first' : undefined);
+
+  function submit(ev) {
+    ev.preventDefault();
+    run(`clone as ${name}`, 'POST', `/v1/vms/${encodeURIComponent(vm.name)}/clone`, { name, full });
+  }
+
+  return (
+    <>
+      <button data-action="clone" disabled={!canAdmin || !stopped || busy} title={why}
+              onClick={() => setOpen(!open)}>Clone…</button>
+      {open && (
+        <form class="inline-form clone-form" onSubmit={submit}>
+          <label for="clone-name">New VM</label>
+          <input id="clone-name" value={name} required pattern="[a-z0-9][a-z0-9\-]{0,62}"
+                 onInput={(e) => setName(e.target.value)} autofocus />
+          <label title="each disk copied whole (linked VM clones are not possible)">
+            <input id="clone-full" type="checkbox" checked={full}
+                   onChange={(e) => setFull(e.target.checked)} /> full copy
+          </label>
+          <button type="submit" data-action="clone-submit" disabled={!canAdmin || busy || !name}>
+            Clone
+          </button>
+          <TaskLine pending={pending} task={task} />
+        </form>
+      )}
+    </>
+  );
+}
