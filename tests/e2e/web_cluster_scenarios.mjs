@@ -29,6 +29,11 @@ export const clusterScenarios = {
     }, null, { timeout: 60000 });
     result.charts = await page.$$eval('figure[data-chart]', (fs) => fs.map((f) => f.dataset.chart));
     await shot(page, 'web-host');
+    // One read of the hosts lost (connection cut): its message shown, then
+    // taken away by the next read that succeeds (3 s later).
+    await page.route('**/v1/hosts', (route) => route.abort(), { times: 1 });
+    await page.waitForSelector('[data-error]', { timeout: 30000 });
+    await page.waitForSelector('[data-error]', { state: 'detached', timeout: 30000 });
   },
 
   // Maintenance on from the page (keyboard: focus the switch, Enter): the
