@@ -65,6 +65,11 @@ export const clusterScenarios = {
     await page.waitForSelector('#vm-title');
     await page.click('[data-action="migrate"]');
     await page.waitForSelector('#migrate-title');
+    // Focus is in the dialog: Escape closes it.
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#migrate-title', { state: 'detached' });
+    await page.click('[data-action="migrate"]');
+    await page.waitForSelector('#migrate-title');
     // A refusal is shown as the API words it (a bad bandwidth).
     await page.fill('input[name="bandwidth"]', 'fast');
     await page.click('[data-action="confirm-migrate"]');
