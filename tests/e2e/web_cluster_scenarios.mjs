@@ -101,7 +101,8 @@ export const clusterScenarios = {
     result.rec = { id: await row.getAttribute('data-recommendation'), vm: await row.getAttribute('data-vm'),
                    cells: await row.locator('td').allTextContents() };
     await shot(page, 'web-cluster');
-    await row.locator('[data-action="apply"]').click();
+    // The row of that id (a later round may list another first).
+    await page.click(`[data-recommendation="${result.rec.id}"] [data-action="apply"]`);
     await page.waitForSelector('[data-apply-task="succeeded"]', { timeout: 120000 });
   },
 
