@@ -1,8 +1,9 @@
 // web_cluster_scenarios.mjs: the browser side of test_web_cluster.py, run
 // by web_ui_driver.mjs (its browser, sessions and screenshots): a host's
 // page (load, graphs, maintenance switch), the Migrate dialog, the cluster
-// page's DRS recommendations applied, and what a viewer may not do. Each
-// scenario gets the driver's kit: {cfg, result, adminPage, newSession, shot}.
+// page's DRS recommendations applied, what a viewer may not do, and a
+// project user's tree without the cluster. Each scenario gets the
+// driver's kit: {cfg, result, adminPage, newSession, shot}.
 
 const vmUnder = (host, vm) => `.tree li:has(> a[data-host="${host}"]) a[data-vm="${vm}"]`;
 
@@ -119,5 +120,13 @@ export const clusterScenarios = {
     await page.waitForSelector('select[name="drs-mode"]');
     result.mode_disabled = await page.isDisabled('select[name="drs-mode"]');
     result.apply_enabled = await page.$$eval('[data-action="apply"]', (bs) => bs.filter((b) => !b.disabled).length);
+  },
+
+  // A user with roles on projects only: the tree, once its pools are read,
+  // has no Cluster link.
+  async project_cluster(browser, { cfg, result, newSession }) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    result.pools_link = Boolean(await page.waitForSelector('.tree a[href^="#/pool/"]'));
+    result.cluster_links = await page.$$eval('.tree [data-nav="cluster"]', (els) => els.length);
   },
 };
