@@ -18,7 +18,9 @@ export function MigrateDialog({ vm, hosts, onClose, onError }) {
   // Focus into the dialog (autofocus is ignored once the page has a focus,
   // the Migrate… button's): Escape, heard by the form, then closes it.
   const first = useRef(null);
-  useEffect(() => first.current && first.current.focus(), []);
+  useEffect(() => {
+    if (first.current) first.current.focus();
+  }, []);
 
   async function submit(e) {
     e.preventDefault();
