@@ -6,7 +6,8 @@ VMs to h2 (the evacuation's task shown) and is switched off; the Migrate
 dialog moves a VM back to h1 (the tree follows live); with two VMs on h2
 busy (the fake's synthetic load, as test_drs.py makes it) DRS in
 manual mode, chosen on the cluster page, recommends a move that the page
-applies; a viewer finds no action enabled. The fake driver is enough: the
+applies; a viewer finds no action enabled; a user with roles on projects
+only finds no Cluster link. The fake driver is enough: the
 UI is what is tested (real migrations: test_migrate*.py). With
 VIREO_WEB_SHOTS=1 the pages' screenshots go to BUILD/web-ui/."""
 
@@ -94,3 +95,14 @@ def test_viewer_sees_no_enabled_action(web):
     r = web.browser("viewer_cluster", host="h1", vm="a")
     assert r["maintenance_disabled"] and r["migrate_disabled"] and r["mode_disabled"], r
     assert r["apply_enabled"] == 0, r
+
+
+def test_project_user_has_no_cluster_link(web):
+    """A user with roles on projects only may not read the cluster (GET
+    /v1/cluster: 403): the tree offers no Cluster page."""
+    h1 = web.cluster.hosts[0]
+    h1.api("POST", "/v1/projects", {"name": "pj"}, expect=201)
+    h1.cli("user", "create", "pat", "--role", "none", "--password-file", "-", input="pat-pass-12\n")
+    h1.cli("user", "grant", "pat", "--role", "viewer", "--project", "pj")
+    r = web.browser("project_cluster", user="pat", password="pat-pass-12")
+    assert r["cluster_links"] == 0 and r["pools_link"], r

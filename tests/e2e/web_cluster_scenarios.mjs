@@ -1,8 +1,9 @@
 // web_cluster_scenarios.mjs: the browser side of test_web_cluster.py, run
 // by web_ui_driver.mjs (its browser, sessions and screenshots): a host's
 // page (load, graphs, maintenance switch), the Migrate dialog, the cluster
-// page's DRS recommendations applied, and what a viewer may not do. Each
-// scenario gets the driver's kit: {cfg, result, adminPage, newSession, shot}.
+// page's DRS recommendations applied, what a viewer may not do, and a
+// project user's tree without the cluster. Each scenario gets the
+// driver's kit: {cfg, result, adminPage, newSession, shot}.
 
 const vmUnder = (host, vm) => `.tree li:has(> a[data-host="${host}"]) a[data-vm="${vm}"]`;
 
@@ -29,6 +30,11 @@ export const clusterScenarios = {
     }, null, { timeout: 60000 });
     result.charts = await page.$$eval('figure[data-chart]', (fs) => fs.map((f) => f.dataset.chart));
     await shot(page, 'web-host');
+    // One read of the hosts lost (connection cut): its message shown, then
+    // taken away by the next read that succeeds (3 s later).
+    await page.route('**/v1/hosts', (route) => route.abort(), { times: 1 });
+    await page.waitForSelector('[data-error]', { timeout: 30000 });
+    await page.waitForSelector('[data-error]', { state: 'detached', timeout: 30000 });
   },
 
   // Maintenance on from the page (keyboard: focus the switch, Enter): the
@@ -58,6 +64,11 @@ export const clusterScenarios = {
     const { page } = await adminPage(browser);
     await page.goto(`${cfg.url}/ui/#/vm/${cfg.vm}`);
     await page.waitForSelector('#vm-title');
+    await page.click('[data-action="migrate"]');
+    await page.waitForSelector('#migrate-title');
+    // Focus is in the dialog: Escape closes it.
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#migrate-title', { state: 'detached' });
     await page.click('[data-action="migrate"]');
     await page.waitForSelector('#migrate-title');
     // A refusal is shown as the API words it (a bad bandwidth).
@@ -91,7 +102,8 @@ export const clusterScenarios = {
     result.rec = { id: await row.getAttribute('data-recommendation'), vm: await row.getAttribute('data-vm'),
                    cells: await row.locator('td').allTextContents() };
     await shot(page, 'web-cluster');
-    await row.locator('[data-action="apply"]').click();
+    // The row of that id (a later round may list another first).
+    await page.click(`[data-recommendation="${result.rec.id}"] [data-action="apply"]`);
     await page.waitForSelector('[data-apply-task="succeeded"]', { timeout: 120000 });
   },
 
@@ -108,5 +120,13 @@ export const clusterScenarios = {
     await page.waitForSelector('select[name="drs-mode"]');
     result.mode_disabled = await page.isDisabled('select[name="drs-mode"]');
     result.apply_enabled = await page.$$eval('[data-action="apply"]', (bs) => bs.filter((b) => !b.disabled).length);
+  },
+
+  // A user with roles on projects only: the tree, once its pools are read,
+  // has no Cluster link.
+  async project_cluster(browser, { cfg, result, newSession }) {
+    const { page } = await newSession(browser, cfg.user, cfg.password);
+    result.pools_link = Boolean(await page.waitForSelector('.tree a[href^="#/pool/"]'));
+    result.cluster_links = await page.$$eval('.tree [data-nav="cluster"]', (els) => els.length);
   },
 };

@@ -45,7 +45,8 @@ function Load({ host }) {
 export function HostPage({ host, vms, who, tasks, onError, reloadHosts }) {
   const canAdmin = who.role === 'admin';
   const { run, task, pending, busy } = useTask(tasks, onError, reloadHosts);
-  useEffect(() => pollWhileShown(reloadHosts, { ms: 3000, later: true }), [host.name]);
+  // A failed read's message goes with the next read that succeeds.
+  useEffect(() => pollWhileShown(reloadHosts, { ms: 3000, later: true, setError: onError }), [host.name]);
   const inMaintenance = Boolean(host.maintenance);
   const mine = vms.filter((v) => v.host === host.name);
   const qemu = newestMachine(host.machines);

@@ -225,7 +225,8 @@ function Console({ who, onLogout }) {
         <span class="who" data-role={who.role}>{who.principal} ({who.role})</span>
         <button onClick={onLogout}>Log out</button>
       </header>
-      <Tree hosts={data.hosts} vms={data.vms} pools={data.pools} networks={data.networks} route={route} />
+      <Tree hosts={data.hosts} vms={data.vms} pools={data.pools} networks={data.networks} route={route}
+            cluster={!projectOnly(who)} />
       <main class="page">
         {error && (
           <div class="error banner" role="alert" data-error>

@@ -3,7 +3,7 @@
 // POST /v1/vms/VM/migrate (admin; the API's refusal shown as it words it).
 // The task's live progress (phase, bytes, expected downtime) shows in the
 // task log; the VM's host changes in the tree when the task ends.
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
 
 export function MigrateDialog({ vm, hosts, onClose, onError }) {
@@ -15,6 +15,12 @@ export function MigrateDialog({ vm, hosts, onClose, onError }) {
   const [postCopy, setPostCopy] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
+  // Focus into the dialog (autofocus is ignored once the page has a focus,
+  // the Migrate… button's): Escape, heard by the form, then closes it.
+  const first = useRef(null);
+  useEffect(() => {
+    if (first.current) first.current.focus();
+  }, []);
 
   async function submit(e) {
     e.preventDefault();
@@ -41,7 +47,7 @@ export function MigrateDialog({ vm, hosts, onClose, onError }) {
           onKeyDown={(e) => { if (e.key === 'Escape') onClose(); }}>
       <h2 id="migrate-title">Migrate {vm.name} (now on {vm.host})</h2>
       <label>Target host{' '}
-        <select name="to" value={to} onChange={(e) => setTo(e.target.value)} autofocus>
+        <select name="to" value={to} onChange={(e) => setTo(e.target.value)} ref={first}>
           <option value="">automatic (the manager picks)</option>
           {targets.map((h) => <option key={h.name} value={h.name}>{h.name}</option>)}
         </select>

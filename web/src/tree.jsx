@@ -15,7 +15,8 @@ export function StateIcon({ state }) {
   );
 }
 
-export function Tree({ hosts, vms, pools, networks, route }) {
+// cluster: the user may read the cluster (not one with roles on projects only).
+export function Tree({ hosts, vms, pools, networks, route, cluster = true }) {
   const hostNames = hosts.map((h) => h.name);
   const orphans = vms.filter((v) => !hostNames.includes(v.host));
   const vmItem = (v) => (
@@ -29,7 +30,9 @@ export function Tree({ hosts, vms, pools, networks, route }) {
   return (
     <nav class="tree" aria-label="Hosts, VMs, pools and networks">
       <ul>
-        <li><a href="#/cluster" data-nav="cluster" aria-current={route.page === 'cluster' ? 'page' : undefined}>Cluster</a></li>
+        {cluster && (
+          <li><a href="#/cluster" data-nav="cluster" aria-current={route.page === 'cluster' ? 'page' : undefined}>Cluster</a></li>
+        )}
         {hosts.map((h) => (
           <li key={h.name}>
             <a href={`#/host/${h.name}`} data-host={h.name} data-state={h.state || 'online'}

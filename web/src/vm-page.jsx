@@ -98,7 +98,8 @@ export function VmPage({ vm, networks, pools, hosts = [], role, tab, tasks, onEr
             </button>
           ))}
           <button data-action="migrate" disabled={!canAdmin || busy !== null || hosts.length < 2}
-                  title={!canAdmin ? `needs the admin role (yours: ${role})` : undefined}
+                  title={!canAdmin ? `needs the admin role (yours: ${role})`
+                         : hosts.length < 2 ? 'no other host to move it to' : undefined}
                   class={vm.state === 'running' ? 'likely' : ''} onClick={() => setMigrating(true)}>Migrate…</button>
           <CloneVm vm={vm} role={role} tasks={tasks} onError={onError} />
           <button data-action="delete" class="danger" disabled={!canAdmin || busy !== null}
