@@ -271,11 +271,11 @@ static int cluster_show(const CliCommand *cmd, int argc, char **argv)
     out_table_print(t, stdout);
     out_table_free(t);
     printf("\nhosts:\n");
-    static const char *const hh[] = { "NAME", "STATE", "ADDRESS", "VERSION", "ROLE" };
+    static const char *const hh[] = { "NAME", "STATE", "ADDRESS", "VERSION", "QEMU", "ROLE" };
     t = out_table_new(ELEMENTSOF(hh), hh);
     json_array_foreach(json_object_get(doc, "hosts"), i, m) {
         const char *cells[] = { jstr(m, "name"), jstr(m, "state"), jstr(m, "address"),
-                                jstr(m, "version"),
+                                jstr(m, "version"), jstr(m, "qemu_version"),
                                 json_is_true(json_object_get(m, "manager")) ? "manager" : "" };
         out_table_add(t, cells);
     }

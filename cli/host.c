@@ -33,8 +33,8 @@ static int host_list(const CliCommand *cmd, int argc, char **argv)
     int exit_status;
     if (!api_read_command(cmd, argc, argv, "/v1/hosts", &doc, &exit_status))
         return exit_status;
-    static const char *const headers[] = { "NAME",   "STATE", "ADDRESS", "ACCEL", "CPUS",
-                                           "MEMORY", "LOAD",  "VMS",     "ROLE",  "MAINT" };
+    static const char *const headers[] = { "NAME", "STATE",  "ADDRESS", "ACCEL", "QEMU", "CPUS",
+                                           "MEMORY", "LOAD", "VMS",     "ROLE",  "MAINT" };
     OutTable *t = out_table_new(ELEMENTSOF(headers), headers);
     size_t i;
     json_t *h;
@@ -42,7 +42,7 @@ static int host_list(const CliCommand *cmd, int argc, char **argv)
         _cleanup_free_ char *cpus = jint_str(h, "cpus"), *vms = jint_str(h, "vms");
         _cleanup_free_ char *memory = memory_str(h), *load = load_str(h);
         const char *cells[] = { jstr(h, "name"), jstr(h, "state"), jstr(h, "address"),
-                                jstr(h, "accel"), cpus, memory, load, vms,
+                                jstr(h, "accel"), jstr(h, "qemu_version"), cpus, memory, load, vms,
                                 json_is_true(json_object_get(h, "manager")) ? "manager" : "",
                                 json_is_true(json_object_get(h, "maintenance")) ? "yes" : "" };
         out_table_add(t, cells);
@@ -74,6 +74,7 @@ static void print_cluster_host(const json_t *h)
     out_kv(stdout, "address:", jstr(h, "address"));
     out_kv(stdout, "version:", jstr(h, "version"));
     out_kv(stdout, "accel:", jstr(h, "accel"));
+    out_kv(stdout, "qemu version:", jstr(h, "qemu_version"));
     out_kv(stdout, "cpu model:", jstr(h, "cpu_model"));
     out_kv(stdout, "cpus:", cpus);
     out_kv(stdout, "memory:", memory);
@@ -112,6 +113,7 @@ static int host_show(const CliCommand *cmd, int argc, char **argv)
     out_kv(stdout, "version:", jstr(host, "version"));
     out_kv(stdout, "hostname:", jstr(host, "hostname"));
     out_kv(stdout, "driver:", jstr(host, "driver"));
+    out_kv(stdout, "qemu version:", jstr(host, "qemu_version"));
     out_kv(stdout, "cpus:", cpus);
     out_kv(stdout, "memory:", memory);
     out_kv(stdout, "kvm:", kvm);

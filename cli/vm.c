@@ -39,6 +39,18 @@ static bool add_ha_priority(json_t *body, const char *text)
     return true;
 }
 
+/* --boot "cdrom,disk,network" as the API's list (vireod checks the
+ * words). */
+static json_t *boot_order_json(const char *text)
+{
+    json_t *arr = json_array();
+    _cleanup_free_ char *copy = vo_strdup(text);
+    char *save = NULL;
+    for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save))
+        json_array_append_new(arr, json_string(w));
+    return arr;
+}
+
 static int vm_create(const CliCommand *cmd, int argc, char **argv)
 {
     const char *name = NULL, *image = NULL, *vcpus = NULL, *memory = NULL, *disk = NULL,
@@ -113,15 +125,8 @@ static int vm_create(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "secure_boot", json_true());
     if (display) /* vireod checks the word */
         json_object_set_new(body, "display", json_string(display));
-    if (boot) {
-        /* "cdrom,disk,network": vireod checks the words */
-        json_t *arr = json_array();
-        _cleanup_free_ char *copy = vo_strdup(boot);
-        char *save = NULL;
-        for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save))
-            json_array_append_new(arr, json_string(w));
-        json_object_set_new(body, "boot", arr);
-    }
+    if (boot)
+        json_object_set_new(body, "boot", boot_order_json(boot));
     if (ha)
         json_object_set_new(body, "ha", json_true());
     if (ok && ha_priority)
@@ -500,10 +505,11 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
     const char *max_vcpus = NULL, *max_memory = NULL;
     const char *ha = NULL, *ha_priority = NULL, *ha_group = NULL, *firmware = NULL;
     const char *secure_boot = NULL, *display = NULL, *project = NULL;
-    const char *cpu_weight = NULL, *cpu_limit = NULL;
+    const char *cpu_weight = NULL, *cpu_limit = NULL, *boot = NULL;
     bool autostart = false, no_autostart = false, async = false;
     const CliOption opts[] = {
         { "--name", &new_name, NULL },
+        { "--boot", &boot, NULL },
         { "--project", &project, NULL },
         { "--cpu-weight", &cpu_weight, NULL },
         { "--cpu-limit", &cpu_limit, NULL },
@@ -529,12 +535,12 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         return cli_usage_error("vm edit", "--autostart and --no-autostart contradict each other");
     if (!new_name && !vcpus && !memory && !max_vcpus && !max_memory && !autostart &&
         !no_autostart && !ha && !ha_priority && !ha_group && !firmware && !secure_boot &&
-        !display && !project && !cpu_weight && !cpu_limit)
+        !display && !project && !cpu_weight && !cpu_limit && !boot)
         return cli_usage_error(strcmp(cmd->verb, "set") ? "vm edit" : "vm set", "nothing to change: give --name, --vcpus, --memory, "
                                           "--max-vcpus, --max-memory, --autostart, "
                                           "--no-autostart, --ha, --ha-priority, --ha-group, "
                                           "--firmware, --secure-boot, --display, --project, "
-                                          "--cpu-weight or --cpu-limit");
+                                          "--cpu-weight, --cpu-limit or --boot");
     if (secure_boot && strcmp(secure_boot, "on") && strcmp(secure_boot, "off")) {
         cli_error("--secure-boot: '%s' is not on or off", secure_boot);
         return CLI_EXIT_USAGE;
@@ -579,6 +585,9 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         json_object_set_new(body, "display", json_string(display));
     if (project)
         json_object_set_new(body, "project", json_string(project));
+    if (boot) /* "default": the default order (disk, then the CD-ROM) */
+        json_object_set_new(body, "boot", strcmp(boot, "default") ? boot_order_json(boot)
+                                                                   : json_null());
     if (!ok) {
         json_decref(body);
         return CLI_EXIT_USAGE;
@@ -601,6 +610,8 @@ static int vm_edit(const CliCommand *cmd, int argc, char **argv)
         out_json(stdout, vm);
     else if (new_name && strcmp(new_name, name) != 0)
         printf("%s: updated (now named %s)\n", name, new_name);
+    else if (boot && strcmp(jstr(vm, "state") ?: "", "stopped"))
+        printf("%s: updated (the boot order takes effect at its next start)\n", name);
     else
         printf("%s: updated\n", name);
     json_decref(vm);
@@ -1195,7 +1206,7 @@ static const CliCommand vm_commands[] = {
     "[--name NEW] [--vcpus N] [--memory SIZE] [--max-vcpus N] [--max-memory SIZE] "             \
     "[--autostart|--no-autostart] [--ha on|off] [--ha-priority N] [--ha-group NAME] "            \
     "[--firmware bios|uefi] [--secure-boot on|off] [--display vga|virtio|none] "               \
-    "[--project NAME] [--cpu-weight N] [--cpu-limit CORES] [--async]"
+    "[--project NAME] [--cpu-weight N] [--cpu-limit CORES] [--boot ORDER|default] [--async]"
 #define VM_EDIT_HELP                                                                            \
     "On a running VM, --vcpus and --memory change at once, without a reboot (hot-plug),\n"       \
     "up to the maximums the VM was started with; lowering memory below what it booted\n"        \
@@ -1226,10 +1237,14 @@ static const CliCommand vm_commands[] = {
     "  --cpu-weight N        its QEMU's CPU share against other VMs', 1..10000 (100:\n"      \
     "                        the default; 0 resets it); applies at once\n"                   \
     "  --cpu-limit CORES     at most this much CPU time for its vCPUs, in cores (e.g.\n"    \
-    "                        1.5; 0: no limit); applies at once (docs/security.md)\n" ASYNC_HELP \
+    "                        1.5; 0: no limit); applies at once (docs/security.md)\n"      \
+    "  --boot ORDER|default  firmware boot order, e.g. cdrom,disk,network (as at\n"          \
+    "                        create; default: disk, then the CD-ROM); a running VM\n"      \
+    "                        gets it at its next start\n" ASYNC_HELP                        \
     "\nExamples:\n  vireo vm edit web1 --max-vcpus 4 --max-memory 4G   (stopped)\n"            \
     "  vireo vm set web1 --vcpus 3 --memory 3G              (running)\n"                   \
-    "  vireo vm set web1 --cpu-weight 200 --cpu-limit 1.5   (running or stopped)\n"
+    "  vireo vm set web1 --cpu-weight 200 --cpu-limit 1.5   (running or stopped)\n"      \
+    "  vireo vm set inst --boot disk,cdrom                  (at the next start)\n"
     { "vm", "edit", "NAME", VM_EDIT_USAGE, "Change a VM's name, vcpus, memory or autostart.",
       VM_EDIT_HELP, vm_edit },
     { "vm", "set", "NAME", VM_EDIT_USAGE, "Same as 'vm edit' (e.g. vm set VM --vcpus N).",

@@ -22,6 +22,7 @@ void vo_api_host_show(VoRequest *req, VoReply *rep)
                           d->driver->kvm_usable);
     json_object_set_new(o, "kvm_reason",
                         d->driver->kvm_reason ? json_string(d->driver->kvm_reason) : json_null());
+    json_object_set_new(o, "qemu_version", d->hv_version ? json_string(d->hv_version) : json_null());
     json_object_set_new(o, "id", json_string(d->host_id));
     json_object_set_new(o, "name", json_string(d->host_name));
     json_object_set_new(o, "manager", json_boolean(vo_hosts_is_manager(d)));

@@ -154,6 +154,37 @@ static bool no_host_paths_in_create(VoRequest *req, VoReply *rep)
     return true;
 }
 
+/* "boot": ["cdrom", "disk", "network"], each at most once (create and
+ * edit): into ret (_VO_BOOT_MAX entries) and *ret_n, else a 400. */
+static bool boot_order_valid(VoReply *rep, json_t *boot, VoBootDev *ret, size_t *ret_n)
+{
+    *ret_n = 0;
+    if (!json_is_array(boot) || json_array_size(boot) == 0 ||
+        json_array_size(boot) > _VO_BOOT_MAX) {
+        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "boot: a list of disk, cdrom, network "
+                       "(each at most once)");
+        return false;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(boot, i, v) {
+        VoBootDev dev;
+        if (vo_boot_dev_from_string(json_string_value(v), &dev) < 0) {
+            vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "boot[%zu]: expected one of disk, "
+                           "cdrom, network", i);
+            return false;
+        }
+        for (size_t j = 0; j < *ret_n; j++)
+            if (ret[j] == dev) {
+                vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "boot: %s is listed twice",
+                               vo_boot_dev_to_string(dev));
+                return false;
+            }
+        ret[(*ret_n)++] = dev;
+    }
+    return true;
+}
+
 /* "blank": true (no image: an empty disk), "cdrom": "POOL/NAME" (an ISO
  * volume) or "" (an empty drive), "boot": ["cdrom", "disk", "network"]. */
 static bool create_boot_args(VoRequest *req, VoReply *rep, VoVmCreateArgs *args)
@@ -197,30 +228,7 @@ static bool create_boot_args(VoRequest *req, VoReply *rep, VoVmCreateArgs *args)
         const char *key = json_string_value(cdrom);
         args->cdrom = *key ? key : NULL;
     }
-    if (boot && (!json_is_array(boot) || json_array_size(boot) == 0 ||
-                 json_array_size(boot) > _VO_BOOT_MAX)) {
-        vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "boot: a list of disk, cdrom, network "
-                       "(each at most once)");
-        return false;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(boot, i, v) {
-        VoBootDev dev;
-        if (vo_boot_dev_from_string(json_string_value(v), &dev) < 0) {
-            vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "boot[%zu]: expected one of disk, "
-                           "cdrom, network", i);
-            return false;
-        }
-        for (size_t j = 0; j < args->n_boot; j++)
-            if (args->boot[j] == dev) {
-                vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT, "boot: %s is listed twice",
-                               vo_boot_dev_to_string(dev));
-                return false;
-            }
-        args->boot[args->n_boot++] = dev;
-    }
-    return true;
+    return !boot || boot_order_valid(rep, boot, args->boot, &args->n_boot);
 }
 
 static void vm_create_here(VoRequest *req, VoReply *rep, VoPlaceChoice *choice, const char *name,
@@ -496,16 +504,22 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
     const char *name = NULL;
     json_int_t vcpus = 0, memory = 0, max_vcpus = 0, max_memory = 0;
     json_t *autostart = NULL, *ha = NULL, *ha_priority = NULL, *secure_boot = NULL;
-    json_t *cpu_weight = NULL, *cpu_limit = NULL;
+    json_t *cpu_weight = NULL, *cpu_limit = NULL, *boot = NULL;
     const char *ha_group = NULL, *firmware = NULL, *display = NULL, *project = NULL;
     if (!vo_request_unpack(req, rep, "{s?s, s?I, s?I, s?I, s?I, s?o, s?o, s?o, s?s, s?s, s?o, s?s,"
-                           " s?s, s?o, s?o}",
+                           " s?s, s?o, s?o, s?o}",
                            "name", &name, "vcpus", &vcpus, "memory_mib", &memory, "max_vcpus",
                            &max_vcpus, "max_memory_mib", &max_memory, "autostart", &autostart,
                            "ha", &ha, "ha_priority", &ha_priority, "ha_group", &ha_group,
                            "firmware", &firmware, "secure_boot", &secure_boot, "display",
                            &display, "project", &project, "cpu_weight", &cpu_weight, "cpu_limit",
-                           &cpu_limit))
+                           &cpu_limit, "boot", &boot))
+        return;
+    /* The boot order, also of a running VM (its next start has it); null:
+     * the default (disk, then the CD-ROM). */
+    VoBootDev boot_order[_VO_BOOT_MAX];
+    size_t n_boot = 0;
+    if (boot && !json_is_null(boot) && !boot_order_valid(rep, boot, boot_order, &n_boot))
         return;
     if (project && !vo_api_project_named(req, rep, project))
         return;
@@ -533,7 +547,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
         vo_reply_error(rep, VO_ERR_INVALID_ARGUMENT,
                        "give at least one of name, vcpus, memory_mib, max_vcpus, "
                        "max_memory_mib, autostart, ha, ha_priority, ha_group, firmware, "
-                       "secure_boot, display, project, cpu_weight, cpu_limit");
+                       "secure_boot, display, project, cpu_weight, cpu_limit, boot");
         return;
     }
     /* 0 means "unchanged" below, so a 0 the user sent is refused here. */
@@ -565,7 +579,9 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
                       .cpu_weight_set = cpu_weight != NULL,
                       .cpu_weight = (unsigned)json_integer_value(cpu_weight),
                       .cpu_limit_set = cpu_limit != NULL,
-                      .cpu_limit = json_number_value(cpu_limit) };
+                      .cpu_limit = json_number_value(cpu_limit),
+                      .boot_set = boot != NULL, .n_boot = n_boot };
+    memcpy(edit.boot, boot_order, sizeof(VoBootDev) * n_boot);
     /* Compared again under the VM's lock where the edit is saved (or, for a
      * live change, where the task starts it). */
     (void)vo_request_if_match(req, rep, &edit.if_match);
@@ -574,7 +590,7 @@ void vo_api_vm_edit(VoRequest *req, VoReply *rep)
      * autostart given along is applied with it once the change was accepted
      * (a refused request changes nothing). */
     bool live = (vcpus || memory) && !name && !max_vcpus && !max_memory && !ha &&
-                !cpu_weight && !cpu_limit &&
+                !cpu_weight && !cpu_limit && !boot &&
                 !ha_priority && !ha_group && !firmware && !secure_boot && !display && !project &&
                 vo_vm_is_active(vm);
     if (live) {

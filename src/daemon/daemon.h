@@ -81,6 +81,7 @@ typedef struct VoDaemon {
     VoLoop *loop;
     VoTasks *tasks;
     VoHvDriver *driver;
+    char *hv_version; /* the driver's ->version, read once at start, or NULL */
     VoHostLimits limits;
     pthread_mutex_t vms_lock; /* protects vms/n_vms (the registry, not the VMs) */
     VoVm **vms;

@@ -280,6 +280,8 @@ static json_t *record_document(VoDaemon *d, VoHosts *h)
     json_object_set_new(o, "vm_load", vo_vm_load_json(d));
     /* What a migration's target is checked for (cluster/migrate-compat.h). */
     json_object_set(o, "machines", h->machines);
+    if (d->hv_version) /* the hypervisor's version ("10.0.2") */
+        json_object_set_new(o, "qemu_version", json_string(d->hv_version));
     json_object_set_new(o, "firmware", firmware_json(d));
     /* The networks its VMs can use (placement filters on them). */
     json_object_set_new(o, "networks", vo_networks_usable_json(d));

@@ -306,6 +306,9 @@ int main(int argc, char **argv)
     }
     if (r < 0)
         return 1;
+    d.hv_version = d.driver->version ? d.driver->version(d.driver) : NULL;
+    if (!d.hv_version && !strcmp(driver, "qemu"))
+        log_warn("cannot read QEMU's version (qemu-system-x86_64 --version): hosts show none");
     if (!d.driver->kvm_usable && !strcmp(driver, "qemu"))
         log_warn("KVM not usable (%s): VMs with accel auto run under TCG", d.driver->kvm_reason);
 
@@ -537,6 +540,7 @@ int main(int argc, char **argv)
     close(sigfd);
     free(d.driver->kvm_reason);
     free(d.driver);
+    free(d.hv_version);
     free(d.state_dir);
     free(d.web_dir);
     free(d.run_dir);

@@ -2608,6 +2608,10 @@ int vo_vm_edit(VoDaemon *d, VoVm *vm, const VoVmEdit *edit, char **ret_error)
         next->cpu_weight = edit->cpu_weight;
     if (edit->cpu_limit_set)
         next->cpu_limit = edit->cpu_limit;
+    if (edit->boot_set) { /* a running QEMU keeps its order until it ends */
+        memcpy(next->boot, edit->boot, sizeof(VoBootDev) * edit->n_boot);
+        next->n_boot = edit->n_boot;
+    }
     if (edit->secure_boot_set)
         next->secure_boot = edit->secure_boot;
     else if (next->firmware != VO_FIRMWARE_UEFI)

@@ -233,6 +233,11 @@ typedef struct {
     bool cpu_weight_set, cpu_limit_set;
     unsigned cpu_weight;
     double cpu_limit;
+    /* The firmware's boot order when boot_set (n_boot 0: the default), also
+     * on a running VM: saved, it takes effect at the VM's next start. */
+    bool boot_set;
+    VoBootDev boot[_VO_BOOT_MAX];
+    size_t n_boot;
     int64_t if_match; /* > 0: the VM's revision must be this, else -EPROTO */
 } VoVmEdit;
 

@@ -864,6 +864,14 @@ static char **fake_machines(VoHvDriver *d)
     return v;
 }
 
+/* The version QEMU's driver would read, as the fake's machine types are
+ * 10.0's. */
+static char *fake_version(VoHvDriver *d)
+{
+    (void)d;
+    return vo_strdup("10.0.2");
+}
+
 /* Every firmware, unless $VIREO_FAKE_FAULTS/no-ovmf exists: then a host
  * without OVMF (UEFI refused, as the QEMU driver refuses it without the
  * ovmf package). */
@@ -922,6 +930,7 @@ int vo_fake_driver_new(VoHvDriver **ret)
         .mirror_start = fake_mirror_start,
         .mirror_query = fake_mirror_query,
         .machines = fake_machines,
+        .version = fake_version,
         .firmware_check = fake_firmware_check,
         .stats = fake_stats,
         .kvm_usable = false,

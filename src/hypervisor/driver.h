@@ -465,6 +465,10 @@ struct VoHvDriver {
      * for the VM's (cluster/migrate-compat.h). May run a program: called
      * once, at start. */
     char **(*machines)(VoHvDriver *d);
+    /* The hypervisor's version ("10.0.2"), malloc'd, or NULL when it cannot
+     * tell; the host publishes it (its record's "qemu_version", GET
+     * /v1/host). May run a program: called once, at start. NULL: unknown. */
+    char *(*version)(VoHvDriver *d);
     /* Whether a VM with this firmware can start here (UEFI: OVMF's code
      * and vars files, the secure-boot pair for secure_boot): 0, or -EINVAL
      * with *ret_error naming what is missing and how to install it. The

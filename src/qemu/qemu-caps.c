@@ -91,3 +91,25 @@ char **vo_qemu_machines_probe(const char *binary)
         return vo_malloc0(sizeof(char *));
     return vo_qemu_machines_parse(out);
 }
+
+char *vo_qemu_version_parse(const char *version_text)
+{
+    static const char prefix[] = "QEMU emulator version ";
+    if (!version_text || strncmp(version_text, prefix, sizeof(prefix) - 1))
+        return NULL;
+    const char *v = version_text + sizeof(prefix) - 1;
+    /* Digits and dots: "10.0.2", "9.2.92" (a release candidate), "8.2.2". */
+    size_t len = strspn(v, "0123456789.");
+    if (len == 0 || v[0] == '.' || v[len - 1] == '.' || !strchr(v, '.'))
+        return NULL;
+    return strndup(v, len);
+}
+
+char *vo_qemu_version_probe(const char *binary)
+{
+    char *argv[] = { (char *)binary, "--version", NULL };
+    _cleanup_free_ char *out = NULL;
+    if (vo_spawn_wait_split(argv, 10000, &out, NULL) < 0)
+        return NULL;
+    return vo_qemu_version_parse(out);
+}

@@ -45,3 +45,11 @@ char **vo_qemu_machines_parse(const char *help_text);
 /* Runs `binary -machine help` (bounded) and parses it; an empty strv when
  * it cannot be run. */
 char **vo_qemu_machines_probe(const char *binary);
+
+/* The version in the text of `qemu-system-x86_64 --version` (its first
+ * line, "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-1)"): "10.0.2",
+ * malloc'd, or NULL when the text has none. Pure. */
+char *vo_qemu_version_parse(const char *version_text);
+/* Runs `binary --version` (bounded) and parses it; NULL when it cannot be
+ * run or says no version. */
+char *vo_qemu_version_probe(const char *binary);

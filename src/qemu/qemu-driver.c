@@ -731,6 +731,13 @@ static int qemu_agent_command(VoHvInstance *vm, const char *cmd, json_t *args, u
     return r;
 }
 
+static char *qemu_version(VoHvDriver *d)
+{
+    (void)d;
+    const char *binary = getenv("VIREO_QEMU");
+    return vo_qemu_version_probe(binary ? binary : "qemu-system-x86_64");
+}
+
 static char **qemu_machines(VoHvDriver *d)
 {
     (void)d;
@@ -808,6 +815,7 @@ int vo_qemu_driver_new(VoHvDriver **ret)
         .mirror_start = vo_qemu_mirror_start,
         .mirror_query = vo_qemu_mirror_query,
         .machines = qemu_machines,
+        .version = qemu_version,
         .firmware_check = qemu_firmware_check,
         .stats = vo_qemu_stats,
         .cgroup_update = vo_qemu_cgroup_update,

@@ -5,6 +5,8 @@ multi-host behaviour (offline within the lease's TTL, manager takeover) is
 tested with the cluster harness."""
 
 import json
+import re
+import subprocess
 
 from vireo_harness import wait_until
 
@@ -23,6 +25,9 @@ def test_standalone_host_is_online_manager(fake_daemon):
     assert h["accel"] == "tcg"  # fake driver: no KVM
     assert h["cpus"] >= 1 and h["memory_mib"] > 0 and h["cpu_flags"]
     assert "default" in h["pools"]
+    # The hypervisor's version, in the record and GET /v1/host (the fake
+    # driver says QEMU 10.0.2's).
+    assert h["qemu_version"] == me["qemu_version"] == "10.0.2"
 
     # A VM holds its place on the host (memory and vCPUs) once the record
     # is refreshed.
@@ -40,11 +45,25 @@ def test_standalone_host_is_online_manager(fake_daemon):
     # The CLI.
     out = d.cli("host", "list").stdout
     assert h["name"] in out and "online" in out and "manager" in out
+    assert re.search(r"^\S+\s+online\s.*\s10\.0\.2\s", out, re.M), out
+    assert re.search(r"^qemu version:\s+10\.0\.2$", d.cli("host", "show").stdout, re.M)
     shown = json.loads(d.cli("--output", "json", "host", "show", h["name"]).stdout)
     assert shown["id"] == h["id"]
-    assert "committed memory:" in d.cli("host", "show", h["name"]).stdout
+    shown = d.cli("host", "show", h["name"]).stdout
+    assert "committed memory:" in shown
+    assert re.search(r"^qemu version:\s+10\.0\.2$", shown, re.M), shown
     bad = d.cli("host", "show", "nope", check=False)
     assert bad.returncode != 0 and "nope" in bad.stderr
+
+
+def test_qemu_version_is_the_binarys(daemon):
+    """The QEMU driver publishes what `qemu-system-x86_64 --version` says."""
+    first = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                           text=True, check=True).stdout.splitlines()[0]
+    want = re.match(r"QEMU emulator version ([0-9.]+)", first).group(1)
+    assert daemon.api("GET", "/v1/host")["qemu_version"] == want
+    wait_until(lambda: hosts(daemon)[0].get("qemu_version") == want, 20,
+               what="the version in the host record")
 
 
 def test_record_goes_with_vireod_and_comes_back(fake_daemon):

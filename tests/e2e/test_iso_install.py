@@ -199,11 +199,32 @@ def test_boot_once_from_the_cdrom(daemon, tmp_path):
     daemon.wait_state("once", "running")
     assert qemu_bootindex(daemon, "once", "virtio-disk0") == 1
     assert qemu_bootindex(daemon, "once", "cdrom0") == 65
+    # The order set after create (vm set --boot, PATCH "boot"): the running
+    # VM keeps its order, its next start has the new one.
+    out = daemon.cli("vm", "set", "once", "--boot", "cdrom,disk").stdout
+    assert "takes effect at its next start" in out, out
+    assert daemon.vm("once")["boot"] == ["cdrom", "disk"]
+    assert qemu_bootindex(daemon, "once", "cdrom0") == 65
     daemon.cli("vm", "stop", "once", "--force")
+    daemon.cli("vm", "start", "once")
+    daemon.wait_state("once", "running")
+    assert qemu_bootindex(daemon, "once", "cdrom0") == 1
+    assert qemu_bootindex(daemon, "once", "virtio-disk0") == 65
+    daemon.cli("vm", "stop", "once", "--force")
+    assert daemon.cli("vm", "set", "once", "--boot", "default").stdout == "once: updated\n"
+    assert daemon.vm("once").get("boot") is None
+    # bad input, checked as create's: nothing changes
+    for boot, want in ((["floppy"], "boot[0]"), (["disk", "disk"], "listed twice"), ([], "boot")):
+        status, msg = error_of(daemon.request("PATCH", "/v1/vms/once", {"boot": boot}))
+        assert status == 400 and want in msg, (boot, status, msg)
+    assert daemon.vm("once").get("boot") is None
     # bad input: an unknown device; a CD-ROM boot for a VM without a drive
     status, msg = error_of(daemon.request("POST", "/v1/vms/once/start", {"boot_once": "floppy"}))
     assert status == 400 and "boot_once" in msg, msg
     daemon.cli("vm", "create", "nocd", "--blank", "--disk-size", "64M")
     status, msg = error_of(daemon.request("POST", "/v1/vms/nocd/start", {"boot_once": "cdrom"}))
     assert status == 400 and "no CD-ROM drive" in msg, msg
+    status, msg = error_of(daemon.request("PATCH", "/v1/vms/nocd", {"boot": ["cdrom", "disk"]}))
+    assert status == 400 and "no CD-ROM drive" in msg, msg
+    assert daemon.vm("nocd").get("boot") is None
     assert daemon.vm("nocd")["state"] != "running"

@@ -60,6 +60,7 @@ def test_host_page_shows_load_and_graphs(web):
     assert r["vm_count"] == "2 running of 2", r
     assert "% busy" in r["cpu"] and "used of" in r["memory"], r
     assert r["accel"] in ("kvm", "tcg"), r
+    assert r["qemu"] == web.cluster.hosts[0].api("GET", "/v1/host")["qemu_version"], r
     assert r["charts"] == ["cpu", "memory", "disk", "network"], r
 
 

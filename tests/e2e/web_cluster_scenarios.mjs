@@ -23,6 +23,7 @@ export const clusterScenarios = {
     result.cpu = await page.textContent('[data-field="cpu-load"]');
     result.memory = await page.textContent('[data-field="memory-load"]');
     result.accel = await page.textContent('[data-field="accel"]');
+    result.qemu = await page.textContent('[data-field="qemu-version"]');
     result.vms = await page.$$eval('[data-host-vms] [data-vm-row]', (rows) => rows.map((r) => r.dataset.vmRow));
     await page.waitForFunction(() => {
       const f = document.querySelector('figure[data-chart="cpu"]');

@@ -387,6 +387,26 @@ static void test_machines_parse(void **state)
     vo_strv_free(m);
 }
 
+/* What a host publishes as its "qemu_version": the number of --version's
+ * first line, without the distribution's suffix. */
+static void test_version_parse(void **state)
+{
+    (void)state;
+    char *v = vo_qemu_version_parse("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-1)\n"
+                                    "Copyright (c) 2003-2025 Fabrice Bellard and the QEMU "
+                                    "Project developers\n");
+    assert_string_equal(v, "10.0.2");
+    free(v);
+    v = vo_qemu_version_parse("QEMU emulator version 9.2.92\n"); /* a release candidate */
+    assert_string_equal(v, "9.2.92");
+    free(v);
+    assert_null(vo_qemu_version_parse(""));
+    assert_null(vo_qemu_version_parse(NULL));
+    assert_null(vo_qemu_version_parse("qemu-system-x86_64: unknown option\n"));
+    assert_null(vo_qemu_version_parse("QEMU emulator version (unknown)\n"));
+    assert_null(vo_qemu_version_parse("QEMU emulator version 10.\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +426,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_several, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test(test_machines_parse),
+        cmocka_unit_test(test_version_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

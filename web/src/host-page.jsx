@@ -15,15 +15,6 @@ const Graphs = lazyView(() => import('./graphs.jsx'), 'Graphs');
 
 const percent = (part, whole) => (whole ? `${Math.round((100 * part) / whole)}%` : '–');
 
-// The newest QEMU machine type the host has (e.g. pc-q35-10.0): what its
-// QEMU version is known by.
-function newestMachine(machines) {
-  const versioned = (machines || []).filter((m) => /^pc-q35-\d+\.\d+$/.test(m));
-  const num = (m) => m.replace('pc-q35-', '').split('.').map(Number);
-  versioned.sort((a, b) => num(b)[0] - num(a)[0] || num(b)[1] - num(a)[1]);
-  return versioned[0];
-}
-
 function Load({ host }) {
   const cpu = typeof host.load === 'number' ? `${Math.round(host.load * 100)}% busy` : '–';
   return (
@@ -49,7 +40,7 @@ export function HostPage({ host, vms, who, tasks, onError, reloadHosts }) {
   useEffect(() => pollWhileShown(reloadHosts, { ms: 3000, later: true, setError: onError }), [host.name]);
   const inMaintenance = Boolean(host.maintenance);
   const mine = vms.filter((v) => v.host === host.name);
-  const qemu = newestMachine(host.machines);
+  const qemu = host.qemu_version;
 
   function toggle() {
     run(inMaintenance ? 'leave maintenance' : 'maintenance', 'POST',
@@ -74,7 +65,7 @@ export function HostPage({ host, vms, who, tasks, onError, reloadHosts }) {
         <dt>Accelerator</dt><dd data-field="accel">{host.accel || '–'}</dd>
         <dt>CPU model</dt><dd>{host.cpu_model || '–'}</dd>
         <dt>vireo</dt><dd>{host.version || '–'}</dd>
-        <dt>QEMU</dt><dd>{qemu ? `machine types up to ${qemu}` : '–'}</dd>
+        <dt>QEMU</dt><dd data-field="qemu-version">{qemu || '–'}</dd>
       </dl>
       <h2>Load</h2>
       <Load host={host} />
