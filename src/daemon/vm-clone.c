@@ -21,6 +21,8 @@
 #include "daemon/vm-internal.h"
 #include "jobs/tasks.h"
 #include "state/keys.h"
+#include "state/project-usage.h"
+#include "state/relations.h"
 #include "state/store.h"
 #include "storage/volume-path.h"
 #include "util/test-hold.h"
@@ -87,6 +89,28 @@ static int check_source_pools(VoDaemon *d, VoVm *vm, char **ret_error)
         _cleanup_free_ char *pool = pool_of_key(s->nvram);
         r = check_dir_pool(d, pool, "the UEFI NVRAM", ret_error);
     }
+    return r;
+}
+
+/* Room in the source's project for a VM like it (its quotas), checked
+ * before any disk is copied: 0, or -VO_EQUOTA / -ENOENT with *ret_error.
+ * The clone's save checks again (a change in the project meanwhile). */
+static int check_project_room(VoDaemon *d, VoVm *vm, char **ret_error)
+{
+    json_t *want = json_object();
+    pthread_mutex_lock(&vm->lock);
+    vo_relations_add_project(want, vm->spec, NULL, vm->disk_bytes > 0 ? vm->disk_bytes : 0);
+    _cleanup_free_ char *project = vo_strdup(vo_vm_spec_project(vm->spec));
+    pthread_mutex_unlock(&vm->lock);
+    const char *key;
+    json_t *text;
+    VoQuota none = { 0 }, clone = { 0 };
+    json_object_foreach(want, key, text)
+        vo_project_usage_of_doc(json_string_value(text), &clone);
+    json_decref(want);
+    VoProjectGuard guard = { 0 };
+    int r = vo_project_check(d->store, project, "", &none, &clone, &guard, ret_error);
+    vo_project_guard_clear(&guard);
     return r;
 }
 
@@ -271,6 +295,8 @@ int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *
     if (pool && (r = check_dir_pool(d, pool, "pool", ret_error)) < 0)
         return r;
     if ((r = check_source_pools(d, vm, ret_error)) < 0)
+        return r;
+    if ((r = check_project_room(d, vm, ret_error)) < 0)
         return r;
     if ((r = vo_fence_check_start(d, ret_error)) < 0)
         return r;
