@@ -136,6 +136,14 @@ static VoVmSpec *clone_spec(const VoVmSpec *src, const char *id, const char *nam
     return s;
 }
 
+/* Drops the last of strv keys (one not made). */
+static void keys_drop_last(char **keys)
+{
+    size_t n = vo_strv_len(keys);
+    free(keys[n - 1]);
+    keys[n - 1] = NULL;
+}
+
 /* Copies each disk of the resolved source src into a new volume of the
  * clone s (keys lists each before it is made, in the intent record). */
 static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, VoVmSpec *s,
@@ -151,17 +159,17 @@ static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, 
                                 "'%s'", s->name, pool);
         vo_task_progress(t, (int)(5 + 80 * i / s->n_disks), "copying the disks");
         vo_strv_pushf(keys, "%s/%s", pool, volume);
-        if ((r = vo_intent_vm_volumes(d, s->id, NULL, *keys)) < 0)
+        if ((r = vo_intent_vm_volumes(d, s->id, NULL, *keys)) < 0) {
+            keys_drop_last(*keys); /* not made: never removed */
             return vo_error_set(ret_error, r, "cannot record the clone in the store: %s",
                                 strerror(-r));
+        }
         _cleanup_free_ char *path = NULL;
         r = vo_volume_create_from_base(d, pool, volume, src->disks[i].path,
                                        vo_disk_format_to_string(src->disks[i].format), NULL,
                                        true, 0, t, &path, ret_error);
         if (r < 0) { /* not made (maybe another's name now): never removed */
-            size_t n = vo_strv_len(*keys);
-            free((*keys)[n - 1]);
-            (*keys)[n - 1] = NULL;
+            keys_drop_last(*keys);
             (void)vo_intent_vm_volumes(d, s->id, NULL, *keys);
             return r;
         }
