@@ -158,6 +158,12 @@ static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, 
             return vo_error_set(ret_error, -ENOSPC, "no free volume name for '%s' in pool "
                                 "'%s'", s->name, pool);
         vo_task_progress(t, (int)(5 + 80 * i / s->n_disks), "copying the disks");
+        /* A shareable disk another VM runs with is being written: refused,
+         * not copied torn (the source's job lock does not hold that VM). */
+        if (src->disks[i].shareable &&
+            (r = vo_volume_check_no_running_user(d, k->volume, "a VM clone would copy a disk "
+                                                 "being written", ret_error)) < 0)
+            return r;
         vo_strv_pushf(keys, "%s/%s", pool, volume);
         if ((r = vo_intent_vm_volumes(d, s->id, NULL, *keys)) < 0) {
             keys_drop_last(*keys); /* not made: never removed */
