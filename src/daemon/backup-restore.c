@@ -477,7 +477,8 @@ static int restore_over(VoTask *t, RestoreOp *op, const BackupRef *b, char **ret
             break;
         if (vo_iscsi_url_is(path)) { /* written last, in place */
             /* Under no other VM reading it (a shareable LUN's). */
-            if ((r = vo_volume_check_no_running_user(d, volume, ret_error)) < 0)
+            if ((r = vo_volume_check_no_running_user(d, volume, "the volume is written over "
+                                                     "in place", ret_error)) < 0)
                 break;
             lun_layers[i] = TAKE_PTR(layers);
             lun_paths[i] = TAKE_PTR(path);

@@ -57,14 +57,14 @@ char **vo_backup_pool_names(VoDaemon *d)
     return names;
 }
 
-int vo_volume_check_no_running_user(VoDaemon *d, const char *key, char **ret_error)
+int vo_volume_check_no_running_user(VoDaemon *d, const char *key, const char *why,
+                                    char **ret_error)
 {
     VoRelationUser u = { 0 };
     /* The first active user when any runs (a store error: one that runs). */
     int r = vo_storage_volume_user(d, key, &u) && u.active
                 ? vo_error_set(ret_error, -EBUSY, "volume '%s' is attached to VM '%s' too, "
-                               "which runs: stop it first (the volume is written over in "
-                               "place)", key, u.name)
+                               "which runs: stop it first (%s)", key, u.name, why)
                 : 0;
     vo_relation_user_clear(&u);
     return r;

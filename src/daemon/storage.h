@@ -276,9 +276,11 @@ char **vo_backup_pool_names(VoDaemon *d);
 int vo_volumes_replace_files(VoDaemon *d, char *const *keys, char *const *new_files, size_t n,
                              char **ret_error);
 /* 0, or -EBUSY when a VM of any host that has volume key attached runs (a
- * shareable volume's other VMs): a restore writes an iSCSI LUN over in
- * place, under any VM reading it. */
-int vo_volume_check_no_running_user(VoDaemon *d, const char *key, char **ret_error);
+ * shareable volume's other VMs), *ret_error ending with why (in brackets):
+ * a restore writes an iSCSI LUN over in place, under any VM reading it; a
+ * VM clone's copy of a disk another VM writes would be torn. */
+int vo_volume_check_no_running_user(VoDaemon *d, const char *key, const char *why,
+                                    char **ret_error);
 
 /* Live migration of local disks (docs/internals.md, "Live migration of
  * local disks"). Destination: reserves pool/name for an incoming disk (busy;

@@ -21,6 +21,8 @@
 #include "daemon/vm-internal.h"
 #include "jobs/tasks.h"
 #include "state/keys.h"
+#include "state/project-usage.h"
+#include "state/relations.h"
 #include "state/store.h"
 #include "storage/volume-path.h"
 #include "util/test-hold.h"
@@ -90,6 +92,28 @@ static int check_source_pools(VoDaemon *d, VoVm *vm, char **ret_error)
     return r;
 }
 
+/* Room in the source's project for a VM like it (its quotas), checked
+ * before any disk is copied: 0, or -VO_EQUOTA / -ENOENT with *ret_error.
+ * The clone's save checks again (a change in the project meanwhile). */
+static int check_project_room(VoDaemon *d, VoVm *vm, char **ret_error)
+{
+    json_t *want = json_object();
+    pthread_mutex_lock(&vm->lock);
+    vo_relations_add_project(want, vm->spec, NULL, vm->disk_bytes > 0 ? vm->disk_bytes : 0);
+    _cleanup_free_ char *project = vo_strdup(vo_vm_spec_project(vm->spec));
+    pthread_mutex_unlock(&vm->lock);
+    const char *key;
+    json_t *text;
+    VoQuota none = { 0 }, clone = { 0 };
+    json_object_foreach(want, key, text)
+        vo_project_usage_of_doc(json_string_value(text), &clone);
+    json_decref(want);
+    VoProjectGuard guard = { 0 };
+    int r = vo_project_check(d->store, project, "", &none, &clone, &guard, ret_error);
+    vo_project_guard_clear(&guard);
+    return r;
+}
+
 /* The clone's spec: the source's settings under a new id and name, no HA,
  * its disks, NVRAM and MACs still to be filled in. */
 static VoVmSpec *clone_spec(const VoVmSpec *src, const char *id, const char *name)
@@ -112,6 +136,14 @@ static VoVmSpec *clone_spec(const VoVmSpec *src, const char *id, const char *nam
     return s;
 }
 
+/* Drops the last of strv keys (one not made). */
+static void keys_drop_last(char **keys)
+{
+    size_t n = vo_strv_len(keys);
+    free(keys[n - 1]);
+    keys[n - 1] = NULL;
+}
+
 /* Copies each disk of the resolved source src into a new volume of the
  * clone s (keys lists each before it is made, in the intent record). */
 static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, VoVmSpec *s,
@@ -126,18 +158,24 @@ static int copy_disks(VoDaemon *d, CloneOp *op, VoTask *t, const VoVmSpec *src, 
             return vo_error_set(ret_error, -ENOSPC, "no free volume name for '%s' in pool "
                                 "'%s'", s->name, pool);
         vo_task_progress(t, (int)(5 + 80 * i / s->n_disks), "copying the disks");
+        /* A shareable disk another VM runs with is being written: refused,
+         * not copied torn (the source's job lock does not hold that VM). */
+        if (src->disks[i].shareable &&
+            (r = vo_volume_check_no_running_user(d, k->volume, "a VM clone would copy a disk "
+                                                 "being written", ret_error)) < 0)
+            return r;
         vo_strv_pushf(keys, "%s/%s", pool, volume);
-        if ((r = vo_intent_vm_volumes(d, s->id, NULL, *keys)) < 0)
+        if ((r = vo_intent_vm_volumes(d, s->id, NULL, *keys)) < 0) {
+            keys_drop_last(*keys); /* not made: never removed */
             return vo_error_set(ret_error, r, "cannot record the clone in the store: %s",
                                 strerror(-r));
+        }
         _cleanup_free_ char *path = NULL;
         r = vo_volume_create_from_base(d, pool, volume, src->disks[i].path,
                                        vo_disk_format_to_string(src->disks[i].format), NULL,
                                        true, 0, t, &path, ret_error);
         if (r < 0) { /* not made (maybe another's name now): never removed */
-            size_t n = vo_strv_len(*keys);
-            free((*keys)[n - 1]);
-            (*keys)[n - 1] = NULL;
+            keys_drop_last(*keys);
             (void)vo_intent_vm_volumes(d, s->id, NULL, *keys);
             return r;
         }
@@ -271,6 +309,8 @@ int vo_vm_clone(VoDaemon *d, VoVm *vm, const char *name, bool full, const char *
     if (pool && (r = check_dir_pool(d, pool, "pool", ret_error)) < 0)
         return r;
     if ((r = check_source_pools(d, vm, ret_error)) < 0)
+        return r;
+    if ((r = check_project_room(d, vm, ret_error)) < 0)
         return r;
     if ((r = vo_fence_check_start(d, ret_error)) < 0)
         return r;

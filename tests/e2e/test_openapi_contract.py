@@ -1729,8 +1729,26 @@ def test_vm_clone(api):
     api.act("cln1", "start")
     api.call("POST", "/v1/vms/cln1/clone", {"name": "cln3"}, expect=409, code="invalid-state")
     api.act("cln1", "stop", {"force": True})
+    # A shareable disk another VM runs with is not copied (torn): the task
+    # fails naming that VM, and the copies made before it go again.
+    api.new_volume("default", {"name": "cln-shared", "size_bytes": MiB, "format": "raw"})
+    api.call("PATCH", "/v1/pools/default/volumes/cln-shared", {"shareable": True}, expect=200)
+    api.create("cln6")
+    for vm in ("cln1", "cln6"):
+        api.task_ok("POST", f"/v1/vms/{vm}/disks", {"volume": "default/cln-shared"},
+                    kind="disk-add", target=vm)
+    api.act("cln6", "start")
+    before = [v["key"] for v in api.call("GET", "/v1/volumes", expect=200).value["volumes"]]
+    task = api.call("POST", "/v1/vms/cln1/clone", {"name": "cln3"}, expect=202).value["task"]
+    task = api.wait_task(task, want="failed")
+    assert "attached to VM 'cln6' too, which runs" in task["error"]["message"], task
+    api.call("GET", "/v1/vms/cln3", expect=404)
+    assert [v["key"] for v in api.call("GET", "/v1/volumes", expect=200).value["volumes"]] == before
+    api.act("cln6", "stop", {"force": True})
+    api.delete_vm("cln6")
     api.delete_vm("cln2")
     api.delete_vm("cln1")
+    api.delete_volume("default/cln-shared")
     # UEFI: the clone's NVRAM is a copy of its own.
     api.create("cln4", firmware="uefi")
     api.task_ok("POST", "/v1/vms/cln4/clone", {"name": "cln5"}, kind="clone", target="cln4")

@@ -503,13 +503,14 @@ def test_deleted_project_takes_its_grants_along(d):
 
 def test_clone_over_a_quota_leaves_nothing(d):
     """A VM clone counts against its source's project: over a quota the
-    clone task fails naming the quota, and its disk copies go again."""
+    clone is refused at once (409 naming the quota), before any disk is
+    copied."""
     d.api("POST", "/v1/projects", {"name": "qc", "quotas": {"vms": 1}}, expect=201)
     d.task_ok("POST", "/v1/vms", {"name": "qsrc", "memory_mib": 64, "project": "qc"})
     before = sorted(v["key"] for v in d.api("GET", "/v1/volumes")["volumes"])
-    task = d.wait_task(d.api("POST", "/v1/vms/qsrc/clone", {"name": "qcopy"}, expect=202)["task"])
-    assert task["state"] == "failed", task
-    assert "project 'qc': quota vms is 1 (1 in use)" in task["error"]["message"], task
+    status, doc = d.request("POST", "/v1/vms/qsrc/clone", {"name": "qcopy"})
+    assert status == 409 and doc["error"]["code"] == "quota-exceeded", doc
+    assert "project 'qc': quota vms is 1 (1 in use)" in doc["error"]["message"], doc
     assert d.request("GET", "/v1/vms/qcopy")[0] == 404
     assert sorted(v["key"] for v in d.api("GET", "/v1/volumes")["volumes"]) == before
     d.task_ok("DELETE", "/v1/vms/qsrc")
