@@ -11,6 +11,7 @@
 #include "daemon/migrate.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
@@ -606,16 +607,10 @@ static int kept_source_intent(VoDaemon *d, const char *vm_id, json_t **ret_doc,
 }
 
 /* -EBUSY when vm_id's migration task still runs (it tries its own
- * recoveries and holds the VM's job until it ends), or while the
- * background settles its switch (migrate-resettle.h: that settling hands
- * the post-copy over itself, never alongside a --resume), else 0. */
+ * recoveries and holds the VM's job until it ends), else 0. */
 static int migration_task_over(VoDaemon *d, const char *vm_id, const char *name,
                                char **ret_error)
 {
-    if (vo_migrate_resettle_pending(vm_id))
-        return vo_error_set(ret_error, -EBUSY, "VM '%s': where its switch left it is being "
-                            "asked of the store in the background, which then recovers its "
-                            "post-copy itself (vireod's log says how it went)", name);
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
     if (!vm)
         return 0;
@@ -672,6 +667,21 @@ int vo_migration_resume_kept(VoDaemon *d, const char *vm_id, char **ret_error)
     /* Checked again as it runs: queued, it may have waited. */
     int r = migration_task_over(d, i.vm, i.name, ret_error);
     if (r < 0) {
+        json_decref(doc);
+        return r;
+    }
+    /* Held by the background (migrate-resettle.h: it hands the post-copy
+     * over itself, never alongside this): its next try made at once and
+     * followed. */
+    int tries = vo_migrate_resettle_hurry(i.vm, i.migration);
+    if (tries >= 0) {
+        for (int now = tries; now == tries || now == INT_MAX;
+             now = vo_migrate_resettle_tries(i.vm, i.migration))
+            (void)poll(NULL, 0, 200);
+        r = intent_of(path, i.migration) == 1
+                ? vo_error_set(ret_error, -EIO, "tried at once in the background, which "
+                               "failed again and tries again later (vireod's log says why)")
+                : 0;
         json_decref(doc);
         return r;
     }
