@@ -442,6 +442,27 @@ static void intent_done(VoDaemon *d, const char *path, const VoMigrateIntent *i)
     (void)unlink(path);
 }
 
+/* A source's settling that found the VM's document neither at the peer nor
+ * here at the revision it switched from (vo_vm_move_settle's -EIO): its
+ * switch was applied (phase switched), so only its task's take-back, whose
+ * answer was lost, moved it back here. The document here (a quorum's read)
+ * is that take-back applied: 0 with its revision, the VM this host's (the
+ * destination's claim compares the document it moved, so that host never
+ * ran the guest). Else err, still unknown. */
+static int taken_back(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev, int err)
+{
+    if (i->role != VO_MIGRATE_ROLE_SOURCE || strcmp(i->phase, "switched"))
+        return err;
+    _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", d->host_id, i->vm);
+    int64_t rev = 0;
+    if (vo_store_get_linear(d->cluster_store, key, &rev) < 0)
+        return err;
+    log_warn("vm %s: its take-back from host %s, whose outcome was unknown, was applied",
+             i->name, i->peer);
+    *ret_rev = rev;
+    return 0;
+}
+
 static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
 {
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, i->vm);
@@ -466,6 +487,8 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                     : vo_vm_move_settle(d->cluster_store, i->vm, d->host_id, i->peer,
                                         vo_vm_rev(vm), SETTLE_GIVE_UP_MS, &moved_rev, &src_rev,
                                         &error);
+        if (s == -EIO)
+            s = taken_back(d, i, &src_rev, s);
         if (s == 0) {
             if (d->cluster_store) {
                 pthread_mutex_lock(&vm->lock);
