@@ -11,7 +11,6 @@
 #include "daemon/migrate.h"
 
 #include <dirent.h>
-#include <limits.h>
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
@@ -696,9 +695,9 @@ int vo_migration_resume_kept(VoDaemon *d, const char *vm_id, char **ret_error)
     /* Held by the background (migrate-resettle.h: it hands the post-copy
      * over itself, never alongside this): its next try made at once and
      * followed. */
-    int tries = vo_migrate_resettle_hurry(i.vm, i.migration);
-    if (tries >= 0) {
-        for (int now = tries; now == tries || now == INT_MAX;
+    int after = vo_migrate_resettle_hurry(i.vm, i.migration);
+    if (after >= 0) {
+        for (int now = 0; now >= 0 && now < after;
              now = vo_migrate_resettle_tries(i.vm, i.migration))
             (void)poll(NULL, 0, 200);
         r = intent_of(path, i.migration) == 1

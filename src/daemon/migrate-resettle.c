@@ -4,7 +4,6 @@
  * with a backoff, until it is done. */
 #include "daemon/migrate-resettle.h"
 
-#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -18,7 +17,8 @@
 
 static VoPeriodic runner = VO_PERIODIC_INIT;
 /* {vm id: {"name", "migration" (its id), "due" (monotonic ms), "wait" (ms),
- * "tries", "hurried" (a --resume waits for a try that starts after it)}}, under lock: added by task threads, rounds are the runner's. */
+ * "tries" (ended unsettled), "running" (a try under way), "hurried" (a
+ * --resume waits for a try that starts after it)}}, under lock: added by task threads, rounds are the runner's. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *pending;
 
@@ -51,26 +51,35 @@ void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name,
              "background (first in %d s)", name, RESETTLE_FIRST_WAIT_MS / 1000);
 }
 
+bool vo_migrate_resettle_pending(const char *vm_id)
+{
+    pthread_mutex_lock(&lock);
+    bool queued = json_object_get(pending, vm_id) != NULL; /* NULL pending: none */
+    pthread_mutex_unlock(&lock);
+    return queued;
+}
+
 int vo_migrate_resettle_hurry(const char *vm_id, const char *migration)
 {
     pthread_mutex_lock(&lock);
     json_t *e = entry_of(vm_id, migration);
-    int tries = e ? (int)json_integer_value(json_object_get(e, "tries")) : -1;
+    int after = -1;
     if (e) {
+        /* A try under way started before: the one after it is the hurried one. */
+        after = (int)json_integer_value(json_object_get(e, "tries")) + 1 +
+                json_is_true(json_object_get(e, "running"));
         json_object_set_new(e, "due", json_integer(vo_now_ms()));
         json_object_set_new(e, "hurried", json_true()); /* cleared as a try starts */
     }
     pthread_mutex_unlock(&lock);
-    return tries;
+    return after;
 }
 
 int vo_migrate_resettle_tries(const char *vm_id, const char *migration)
 {
     pthread_mutex_lock(&lock);
     json_t *e = entry_of(vm_id, migration);
-    int tries = !e                                          ? -1
-                : json_is_true(json_object_get(e, "hurried")) ? INT_MAX /* not tried yet */
-                : (int)json_integer_value(json_object_get(e, "tries"));
+    int tries = e ? (int)json_integer_value(json_object_get(e, "tries")) : -1;
     pthread_mutex_unlock(&lock);
     return tries;
 }
@@ -99,13 +108,15 @@ static void resettle_round(void *userdata)
         json_t *e = json_object_get(pending, ids[i]);
         _cleanup_free_ char *migration = vo_strdup(
             json_string_value(json_object_get(e, "migration")));
-        json_object_del(e, "hurried"); /* a --resume from now on waits for the next try */
+        json_object_del(e, "hurried"); /* this try is the hurried one */
+        json_object_set(e, "running", json_true());
         pthread_mutex_unlock(&lock);
         if (!migration)
             continue;
         bool settled = vo_migration_resettle(d, ids[i], migration);
         pthread_mutex_lock(&lock);
         e = entry_of(ids[i], migration); /* NULL: another migration's since */
+        json_object_del(e, "running");
         if (settled && e) {
             json_object_del(pending, ids[i]);
         } else if (e) {
