@@ -441,6 +441,27 @@ static void intent_done(VoDaemon *d, const char *path, const VoMigrateIntent *i)
     (void)unlink(path);
 }
 
+/* A source's settling that found the VM's document neither at the peer nor
+ * here at the revision it switched from (vo_vm_move_settle's -EIO): its
+ * switch was applied (phase switched), so only its task's take-back, whose
+ * answer was lost, moved it back here. The document here (a quorum's read)
+ * is that take-back applied: 0 with its revision, the VM this host's (the
+ * destination's claim compares the document it moved, so that host never
+ * ran the guest). Else err, still unknown. */
+static int taken_back(VoDaemon *d, const VoMigrateIntent *i, int64_t *ret_rev, int err)
+{
+    if (i->role != VO_MIGRATE_ROLE_SOURCE || strcmp(i->phase, "switched"))
+        return err;
+    _cleanup_free_ char *key = vo_asprintf("h/%s/vms/%s", d->host_id, i->vm);
+    int64_t rev = 0;
+    if (vo_store_get_linear(d->cluster_store, key, &rev) < 0)
+        return err;
+    log_warn("vm %s: its take-back from host %s, whose outcome was unknown, was applied",
+             i->name, i->peer);
+    *ret_rev = rev;
+    return 0;
+}
+
 static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
 {
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, i->vm);
@@ -465,6 +486,8 @@ static void recover_one(VoDaemon *d, const VoMigrateIntent *i, const char *path)
                     : vo_vm_move_settle(d->cluster_store, i->vm, d->host_id, i->peer,
                                         vo_vm_rev(vm), SETTLE_GIVE_UP_MS, &moved_rev, &src_rev,
                                         &error);
+        if (s == -EIO)
+            s = taken_back(d, i, &src_rev, s);
         if (s == 0) {
             if (d->cluster_store) {
                 pthread_mutex_lock(&vm->lock);
@@ -606,16 +629,10 @@ static int kept_source_intent(VoDaemon *d, const char *vm_id, json_t **ret_doc,
 }
 
 /* -EBUSY when vm_id's migration task still runs (it tries its own
- * recoveries and holds the VM's job until it ends), or while the
- * background settles its switch (migrate-resettle.h: that settling hands
- * the post-copy over itself, never alongside a --resume), else 0. */
+ * recoveries and holds the VM's job until it ends), else 0. */
 static int migration_task_over(VoDaemon *d, const char *vm_id, const char *name,
                                char **ret_error)
 {
-    if (vo_migrate_resettle_pending(vm_id))
-        return vo_error_set(ret_error, -EBUSY, "VM '%s': where its switch left it is being "
-                            "asked of the store in the background, which then recovers its "
-                            "post-copy itself (vireod's log says how it went)", name);
     _cleanup_vm_ VoVm *vm = vo_vms_find(d, vm_id);
     if (!vm)
         return 0;
@@ -672,6 +689,21 @@ int vo_migration_resume_kept(VoDaemon *d, const char *vm_id, char **ret_error)
     /* Checked again as it runs: queued, it may have waited. */
     int r = migration_task_over(d, i.vm, i.name, ret_error);
     if (r < 0) {
+        json_decref(doc);
+        return r;
+    }
+    /* Held by the background (migrate-resettle.h: it hands the post-copy
+     * over itself, never alongside this): its next try made at once and
+     * followed. */
+    int after = vo_migrate_resettle_hurry(i.vm, i.migration);
+    if (after >= 0) {
+        for (int now = 0; now >= 0 && now < after;
+             now = vo_migrate_resettle_tries(i.vm, i.migration))
+            (void)poll(NULL, 0, 200);
+        r = intent_of(path, i.migration) == 1
+                ? vo_error_set(ret_error, -EIO, "tried at once in the background, which "
+                               "failed again and tries again later (vireod's log says why)")
+                : 0;
         json_decref(doc);
         return r;
     }

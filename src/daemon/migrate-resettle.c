@@ -17,9 +17,18 @@
 
 static VoPeriodic runner = VO_PERIODIC_INIT;
 /* {vm id: {"name", "migration" (its id), "due" (monotonic ms), "wait" (ms),
- * "tries"}}, under lock: added by task threads, rounds are the runner's. */
+ * "tries" (ended unsettled), "running" (a try under way), "hurried" (a
+ * --resume waits for a try that starts after it)}}, under lock: added by task threads, rounds are the runner's. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *pending;
+
+/* vm_id's entry of migration, under lock; NULL when there is none. */
+static json_t *entry_of(const char *vm_id, const char *migration)
+{
+    json_t *e = json_object_get(pending, vm_id); /* NULL pending: none */
+    return e && !strcmp(json_string_value(json_object_get(e, "migration")), migration) ? e
+                                                                                       : NULL;
+}
 
 void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name,
                                const char *migration)
@@ -28,8 +37,7 @@ void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name,
     pthread_mutex_lock(&lock);
     if (!pending)
         pending = json_object();
-    json_t *e = json_object_get(pending, vm_id);
-    if (e && !strcmp(json_string_value(json_object_get(e, "migration")) ?: "", migration)) {
+    if (entry_of(vm_id, migration)) {
         pthread_mutex_unlock(&lock); /* asked again by its own round: backoff kept */
         return;
     }
@@ -49,6 +57,31 @@ bool vo_migrate_resettle_pending(const char *vm_id)
     bool queued = json_object_get(pending, vm_id) != NULL; /* NULL pending: none */
     pthread_mutex_unlock(&lock);
     return queued;
+}
+
+int vo_migrate_resettle_hurry(const char *vm_id, const char *migration)
+{
+    pthread_mutex_lock(&lock);
+    json_t *e = entry_of(vm_id, migration);
+    int after = -1;
+    if (e) {
+        /* A try under way started before: the one after it is the hurried one. */
+        after = (int)json_integer_value(json_object_get(e, "tries")) + 1 +
+                json_is_true(json_object_get(e, "running"));
+        json_object_set_new(e, "due", json_integer(vo_now_ms()));
+        json_object_set_new(e, "hurried", json_true()); /* cleared as a try starts */
+    }
+    pthread_mutex_unlock(&lock);
+    return after;
+}
+
+int vo_migrate_resettle_tries(const char *vm_id, const char *migration)
+{
+    pthread_mutex_lock(&lock);
+    json_t *e = entry_of(vm_id, migration);
+    int tries = e ? (int)json_integer_value(json_object_get(e, "tries")) : -1;
+    pthread_mutex_unlock(&lock);
+    return tries;
 }
 
 /* The ids due now. */
@@ -72,16 +105,18 @@ static void resettle_round(void *userdata)
     _cleanup_strv_ char **ids = due_ids();
     for (size_t i = 0; ids[i] && !vo_periodic_stopping(&runner); i++) {
         pthread_mutex_lock(&lock);
+        json_t *e = json_object_get(pending, ids[i]);
         _cleanup_free_ char *migration = vo_strdup(
-            json_string_value(json_object_get(json_object_get(pending, ids[i]), "migration")));
+            json_string_value(json_object_get(e, "migration")));
+        json_object_del(e, "hurried"); /* this try is the hurried one */
+        json_object_set(e, "running", json_true());
         pthread_mutex_unlock(&lock);
         if (!migration)
             continue;
         bool settled = vo_migration_resettle(d, ids[i], migration);
         pthread_mutex_lock(&lock);
-        json_t *e = json_object_get(pending, ids[i]);
-        if (e && strcmp(json_string_value(json_object_get(e, "migration")), migration))
-            e = NULL; /* another migration's since: its own entry */
+        e = entry_of(ids[i], migration); /* NULL: another migration's since */
+        json_object_del(e, "running");
         if (settled && e) {
             json_object_del(pending, ids[i]);
         } else if (e) {
@@ -89,7 +124,8 @@ static void resettle_round(void *userdata)
             if (wait > RESETTLE_MAX_WAIT_MS)
                 wait = RESETTLE_MAX_WAIT_MS;
             json_object_set_new(e, "wait", json_integer(wait));
-            json_object_set_new(e, "due", json_integer(vo_now_ms() + wait));
+            bool hurried = json_is_true(json_object_get(e, "hurried")); /* meanwhile */
+            json_object_set_new(e, "due", json_integer(vo_now_ms() + (hurried ? 0 : wait)));
             json_object_set_new(e, "tries",
                                 json_integer(json_integer_value(json_object_get(e, "tries")) + 1));
             log_warn("vm %s: where its migration left it is still unknown: asked again in "

@@ -21,9 +21,18 @@ void vo_migrate_resettle_later(VoDaemon *d, const char *vm_id, const char *name,
                                const char *migration);
 /* Whether vm_id's intent is in the background's hands (queued, or being
  * settled now): until it is not, nothing else acts on that intent (vireo
- * vm migrate --resume is refused), so the two never end or hand over the
- * same source QEMU at once. */
+ * vm migrate --resume hurries the background instead: below), so the two
+ * never end or hand over the same source QEMU at once. */
 bool vo_migrate_resettle_pending(const char *vm_id);
+/* vireo vm migrate --resume while the background holds vm_id's intent of
+ * migration: its next try is due at once instead of after its backoff
+ * (after the one under way, if any). The count of unsettled tries that
+ * try ends at (see vo_migrate_resettle_tries), or -1 when the background
+ * holds no such intent (then the caller acts itself). */
+int vo_migrate_resettle_hurry(const char *vm_id, const char *migration);
+/* The tries on vm_id's intent of migration that ended unsettled, or -1
+ * once the background holds it no more (settled, or vireod stopping). */
+int vo_migrate_resettle_tries(const char *vm_id, const char *migration);
 /* The background thread (vireod's main; standalone: nothing). */
 int vo_migrate_resettle_start(VoDaemon *d);
 void vo_migrate_resettle_stop(VoDaemon *d);

@@ -37,7 +37,7 @@ static int task_resume(VoTask *t, void *userdata)
     if (r == -ENOENT)
         return vo_task_fail(t, r, "VM '%s' has no paused post-copy migration here any more "
                             "(recovered meanwhile?)", m->name);
-    if (r == -EBUSY) /* its migration task, or the background, recovers it */
+    if (r == -EBUSY) /* its migration task recovers it */
         return vo_task_fail(t, r, "%s", error);
     if (r < 0)
         return vo_task_fail(t, r, "post-copy of VM '%s' could not be recovered: %s. Both "

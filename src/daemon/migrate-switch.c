@@ -132,6 +132,11 @@ int vo_migrate_take_back(VoDaemon *d, MigrateTask *m, VoVm *vm, const char *name
         (void)poll(NULL, 0, 1000);
     }
     vo_migrate_volume_moves_free(back, m->n_disks);
+    if (r >= 0 && vo_migrate_fault("take-back-lost")) { /* test: applied, its answer lost */
+        log_warn("vm %s: taking it back from host %s: test fault: answer lost", name,
+                 m->to_name);
+        return -ETIMEDOUT;
+    }
     if (r == -ESTALE || r == -ENOENT)
         return 1;
     if (r < 0 && vo_migrate_switch_outcome_unknown(r)) {

@@ -39,10 +39,11 @@ its /dev/shm (a tmpfs) over and over, dirtying memory faster than a small
 6. A post-copy that cannot be recovered (the source host's namespace also
    refuses every new connection to the destination's ephemeral ports, with
    an nftables rule of the test's) keeps both QEMUs: the task fails saying
-   so, and once the rule is gone the source vireod's background retry
-   recovers it (no restart, no --resume), the rest of memory goes, the
-   source QEMU ends and the guest runs on at the destination with its
-   memory intact.
+   so; --resume meanwhile makes that background's next try at once (and
+   says it failed again); once the rule is gone the source vireod's
+   background retry recovers it (no restart, no --resume), the rest of
+   memory goes, the source QEMU ends and the guest runs on at the
+   destination with its memory intact.
 
 7. A post-copy whose link goes silent (the source host drops what it
    sends on the stream's connection, no reset: both QEMUs still say
@@ -402,6 +403,14 @@ def test_a_post_copy_that_cannot_be_recovered_keeps_both_qemus(cluster, tmp_path
     assert status == 400 and "resume" in doc["error"]["message"], doc
     p = h2.cli("vm", "migrate", "busy", "--resume", "--to", "h1", check=False)
     assert p.returncode != 0 and "--resume takes no other option" in p.stderr, p
+    # --resume while h1's background holds it (the link still broken): not
+    # refused (409) but that background's next try made at once and
+    # followed, which fails again. Asked at h1: the test's rule also
+    # refuses h2's connections to it.
+    p = h1.cli("vm", "migrate", "busy", "--resume", check=False, timeout=600)
+    assert p.returncode != 0 and "tried at once in the background, which failed again" in \
+        p.stdout + p.stderr, p
+    assert qemu_of(h1, vm_id) and qemu_of(h2, vm_id), "both QEMUs kept"
     subprocess.run(nft + ["delete table inet postrec"], check=True)
     # h1's background retry (no vireod restart, no --resume) recovers it,
     # sends the rest of memory, then ends its QEMU.

@@ -20,7 +20,10 @@ again in the background and settles it by itself:
    source's take-back of the VM has an unknown outcome too (test hooks
    commit-lost, take-back-unknown): the background finds the VM h2's, ends
    the source QEMU, and h2 continues the VM (before, the source stayed
-   paused until h1's vireod restarted);
+   paused until h1's vireod restarted); then the take-back applied but its
+   answer lost (take-back-lost): h2's claim fails and its QEMU ends, and
+   the background finds the VM back at h1 and runs the source on (before,
+   it stayed paused for good);
 2. applied: the source QEMU ends and h2 continues the VM (the counter goes
    on there);
    Then a VM with a local disk: settled in the background, the disk's
@@ -116,6 +119,23 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     assert settled(h2, tid, timeout=600)["state"] == "succeeded"
     counter_goes_on(h1, "ctr")
 
+    # 1c. The same, but the take-back applied and its answer lost
+    # (commit-lost, take-back-lost): h2's claim fails, its incoming QEMU
+    # ends, and h1's background finds the VM back here and runs its source
+    # on (before, it found it "changed by someone else" and kept it paused
+    # for good, at each try and each restart).
+    (faults / "commit-lost").touch()
+    (faults / "take-back-lost").touch()
+    tid = h1.api("POST", "/v1/vms/ctr/migrate", {"to": "h2"}, expect=202)["task"]["id"]
+    task = settled(h1, tid, timeout=600)
+    assert task["state"] == "failed", task
+    assert "did not take it over" in task["error"]["message"], task
+    counter_goes_on(h1, "ctr")
+    assert hosts_of(h1, "ctr") == ["h1"]
+    assert (h1.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running"
+    nothing_at(h2, vm_id)
+    assert "whose outcome was unknown, was applied" in h1.log()
+
     # 2. Applied: the source ends, h2 continues the VM.
     migrate_unknown(h1, faults, "txn-unknown", "h2")
     wait_until(lambda: (h2.request("GET", "/v1/vms/ctr")[1] or {}).get("state") == "running",
@@ -127,7 +147,7 @@ def test_an_unknown_switch_is_settled_in_the_background(cluster, tmp_path):
     assert "the VM is the destination's" in h1.log()
     notes = settle_notes(h1)
     assert sorted(n["result"]["settled"] for n in notes) == ["moved", "moved", "not moved",
-                                                            "not moved"], notes
+                                                            "not moved", "not moved"], notes
 
     # 2b. Applied, a VM with a local disk (h1's own pool, mirrored along):
     # the background settling that ends its source also removes the disk's
