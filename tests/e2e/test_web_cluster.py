@@ -76,6 +76,7 @@ def test_maintenance_from_the_page_moves_the_vms(web):
 def test_migrate_dialog_moves_a_vm_back(web):
     h1 = web.cluster.hosts[0]
     r = web.browser("migrate", vm="a", to="h1", timeout=300)
+    assert r["focus_in_dialog"], r
     assert "bandwidth" in r["refused"], r
     assert where(h1)["a"] == "h1"
     assert r["logged"] >= 1, r

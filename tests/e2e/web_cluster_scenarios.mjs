@@ -67,7 +67,8 @@ export const clusterScenarios = {
     await page.waitForSelector('#vm-title');
     await page.click('[data-action="migrate"]');
     await page.waitForSelector('#migrate-title');
-    // Focus is in the dialog: Escape closes it.
+    // Focus is in the dialog as soon as it shows: Escape closes it.
+    result.focus_in_dialog = await page.evaluate(() => !!document.activeElement?.closest('.dialog.migrate'));
     await page.keyboard.press('Escape');
     await page.waitForSelector('#migrate-title', { state: 'detached' });
     await page.click('[data-action="migrate"]');

@@ -3,7 +3,7 @@
 // POST /v1/vms/VM/migrate (admin; the API's refusal shown as it words it).
 // The task's live progress (phase, bytes, expected downtime) shows in the
 // task log; the VM's host changes in the tree when the task ends.
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
 
 export function MigrateDialog({ vm, hosts, onClose, onError }) {
@@ -16,9 +16,12 @@ export function MigrateDialog({ vm, hosts, onClose, onError }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
   // Focus into the dialog (autofocus is ignored once the page has a focus,
-  // the Migrate… button's): Escape, heard by the form, then closes it.
+  // the Migrate… button's): Escape, heard by the form, then closes it. A
+  // layout effect: it runs in the same task as the dialog's insertion, so no
+  // key pressed once the dialog shows can reach the page behind it (a plain
+  // effect waits for the next frame, and on a busy machine a key came first).
   const first = useRef(null);
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (first.current) first.current.focus();
   }, []);
 
