@@ -80,22 +80,16 @@ static int64_t guest_stat(json_t *stats, const char *name)
     return x >= 0 && x < 9.0e15 ? (int64_t)x : -1;
 }
 
-int vo_balloon_guest_used_bytes(const char *text, int64_t now_s, uint64_t *ret)
+int vo_balloon_guest_used_bytes(json_t *o, int64_t now_s, uint64_t *ret)
 {
-    /* As reals: the unreported statistics (2^64 - 1) are beyond what
-     * jansson reads as an integer. */
-    json_t *o = text ? json_loads(text, JSON_DECODE_INT_AS_REAL, NULL) : NULL;
     json_t *stats = json_object_get(o, "stats");
-    if (!json_is_object(stats)) {
-        json_decref(o);
-        return text ? -EINVAL : -ENODATA;
-    }
+    if (!json_is_object(stats))
+        return o ? -EINVAL : -ENODATA;
     int64_t at = guest_stat(o, "last-update");
     int64_t total = guest_stat(stats, "stat-total-memory");
     int64_t available = guest_stat(stats, "stat-available-memory");
     int64_t free_b = guest_stat(stats, "stat-free-memory");
     int64_t caches = guest_stat(stats, "stat-disk-caches");
-    json_decref(o);
     if (at <= 0 || now_s - at > BALLOON_STATS_STALE_S)
         return -ENODATA;
     int64_t left;
@@ -188,27 +182,23 @@ static int budget_left(int64_t deadline)
     return left > 0 ? (int)left : 0;
 }
 
-/* The guest's use (bytes) from the balloon's statistics, read through
- * HMP, whose answer is the statistics as text: QMP's qom-get answers
- * 2^64 - 1 for each statistic the guest does not report, which the QMP
- * client once could not read (it reads such integers as reals now). A
- * QEMU whose HMP answers something else (an older one without qom-get) is
- * not asked again. 0, or -ENODATA, -EINVAL (no statistics) or the call's
- * error. Caller holds qmp_lock. */
+/* The guest's use (bytes) from the balloon's statistics (QMP qom-get; the
+ * statistics a guest does not report are 2^64 - 1, which the QMP client
+ * reads as reals). A QEMU that refuses the read (no such property) or
+ * answers something else is not asked again. 0, or -ENODATA, -EINVAL (no
+ * statistics) or the call's error. Caller holds qmp_lock. */
 static int guest_used(VoHvInstance *vm, int64_t deadline, uint64_t *ret)
 {
     if (budget_left(deadline) <= 0)
         return -ETIMEDOUT;
-    json_t *args = json_pack("{s:s}", "command-line", "qom-get " BALLOON_PATH " guest-stats");
-    json_t *text = NULL;
-    int r = vo_qmp_execute(vm->qmp, "human-monitor-command", args, budget_left(deadline),
-                           &text, NULL);
+    json_t *args = json_pack("{s:s, s:s}", "path", BALLOON_PATH, "property", "guest-stats");
+    json_t *answer = NULL;
+    int r = vo_qmp_execute(vm->qmp, "qom-get", args, budget_left(deadline), &answer, NULL);
     json_decref(args);
-    if (r < 0)
-        return r;
-    r = vo_balloon_guest_used_bytes(json_string_value(text), vo_wall_ms() / 1000, ret);
-    json_decref(text);
-    if (r == -EINVAL) {
+    if (r >= 0)
+        r = vo_balloon_guest_used_bytes(answer, vo_wall_ms() / 1000, ret);
+    json_decref(answer);
+    if (r == -EINVAL || r == -EIO) {
         vm->balloon_stats_on = false;
         vm->balloon_stats_tries = BALLOON_STATS_TRIES;
     }

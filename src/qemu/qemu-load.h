@@ -3,6 +3,7 @@
  * it is made of (pure, unit-tested). */
 #pragma once
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "hypervisor/driver.h"
@@ -14,17 +15,16 @@ int vo_proc_stat_cpu_ticks(const char *text, uint64_t *ret);
 /* /proc/PID/statm text: resident pages (the second field). 0 or -EINVAL. */
 int vo_proc_statm_rss_pages(const char *text, uint64_t *ret);
 
-/* The guest's memory in use (bytes) from its balloon's statistics, text
- * as HMP's "qom-get PATH guest-stats" prints them ({"stats":
+/* The guest's memory in use (bytes) from its balloon's statistics, QMP's
+ * answer to qom-get of PATH's guest-stats ({"stats":
  * {"stat-total-memory": B, ...}, "last-update": seconds}, 2^64 - 1 for
  * what the guest did not report): its total less what it has available,
  * as monitoring counts a host's use (MemTotal - MemAvailable); a guest
  * that does not report available memory: total less free less disk
- * caches. 0, -EINVAL when the text is no such object (an error, or a
- * QEMU whose HMP has no qom-get), or -ENODATA when there is no text, the
- * guest reported none, last more than 30 s before now_s (wall seconds),
- * or numbers that do not add up. */
-int vo_balloon_guest_used_bytes(const char *text, int64_t now_s, uint64_t *ret);
+ * caches. 0, -EINVAL when the answer is no such object, or -ENODATA when
+ * there is none, the guest reported none, last more than 30 s before now_s
+ * (wall seconds), or numbers that do not add up. */
+int vo_balloon_guest_used_bytes(json_t *stats_answer, int64_t now_s, uint64_t *ret);
 
 /* A running QEMU's CPU time (ns) and resident memory (bytes) from /proc,
  * checked to be that QEMU's still (its pidfd). 0, or -ESRCH / the read's

@@ -21,6 +21,7 @@
 #include "qemu/qemu-instance.h"
 #include "qemu/qemu-load.h"
 #include "qemu/qemu-schedstat.h"
+#include "qmp/qmp.h"
 #include "util/spawn.h"
 #include "util/util.h"
 #include "qmp-server.h"
@@ -148,54 +149,61 @@ static void test_load_of_a_reused_pid(void **state)
     pthread_mutex_destroy(&vm.qmp_lock);
 }
 
-/* What HMP's "qom-get /machine/peripheral/balloon0 guest-stats" printed
+/* QMP's answer to qom-get of /machine/peripheral/balloon0's guest-stats
  * for the test image's guest (QEMU 10.0.2, Linux 6.1, 256 MiB): the
  * statistics it does not report are 2^64 - 1. AT is the last update. */
 #define GUEST_STATS(AT, AVAILABLE, CACHES)                                                    \
-    "{\r\n    \"stats\": {\r\n        \"stat-htlb-pgalloc\": 0,\r\n"                          \
-    "        \"stat-alloc-stalls\": 18446744073709551615,\r\n"                                \
-    "        \"stat-available-memory\": " AVAILABLE ",\r\n"                                   \
-    "        \"stat-free-memory\": 180457472,\r\n"                                            \
-    "        \"stat-total-memory\": 212570112,\r\n"                                           \
-    "        \"stat-oom-kills\": 18446744073709551615,\r\n"                                   \
-    "        \"stat-disk-caches\": " CACHES "\r\n    },\r\n"                                  \
-    "    \"last-update\": " AT "\r\n}\r\n"
+    "{\"stats\": {\"stat-htlb-pgalloc\": 0, \"stat-alloc-stalls\": 18446744073709551615, " \
+    "\"stat-available-memory\": " AVAILABLE ", \"stat-free-memory\": 180457472, "          \
+    "\"stat-total-memory\": 212570112, \"stat-oom-kills\": 18446744073709551615, "        \
+    "\"stat-disk-caches\": " CACHES "}, \"last-update\": " AT "}"
+
+/* The statistics' use from TEXT as the QMP client reads a message (the
+ * integers beyond int64 as reals). */
+static int used_of(const char *text, int64_t now_s, uint64_t *used)
+{
+    json_t *o = NULL;
+    if (text)
+        assert_int_equal(vo_qmp_parse_line(text, strlen(text), &o), 0);
+    int r = vo_balloon_guest_used_bytes(o, now_s, used);
+    json_decref(o);
+    return r;
+}
 
 static void test_guest_used(void **state)
 {
     uint64_t used = 0;
     /* Total less available, as a host's MemTotal - MemAvailable. */
-    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114", "185778176",
+    assert_int_equal(used_of(GUEST_STATS("1796626114", "185778176",
                                                              "2080768"), 1796626118, &used), 0);
     assert_true(used == 212570112 - 185778176);
     /* No available memory reported: total less free and caches. */
-    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114",
+    assert_int_equal(used_of(GUEST_STATS("1796626114",
                                                              "18446744073709551615",
                                                              "2080768"), 1796626118, &used), 0);
     assert_true(used == 212570112 - 180457472 - 2080768);
     /* Nor caches: nothing to say. */
-    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114",
+    assert_int_equal(used_of(GUEST_STATS("1796626114",
                                                              "18446744073709551615",
                                                              "18446744073709551615"),
                                                  1796626118, &used), -ENODATA);
     /* Stale (the guest stopped reporting), never reported, nonsense. */
-    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114", "185778176",
+    assert_int_equal(used_of(GUEST_STATS("1796626114", "185778176",
                                                              "2080768"), 1796626154, &used),
                      -ENODATA);
-    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("0", "185778176", "2080768"),
+    assert_int_equal(used_of(GUEST_STATS("0", "185778176", "2080768"),
                                                  1796626118, &used), -ENODATA);
-    assert_int_equal(vo_balloon_guest_used_bytes(GUEST_STATS("1796626114", "312570112",
+    assert_int_equal(used_of(GUEST_STATS("1796626114", "312570112",
                                                              "2080768"), 1796626118, &used),
                      -ENODATA);
-    assert_int_equal(vo_balloon_guest_used_bytes("Error: Property not found", 1796626118,
-                                                 &used), -EINVAL);
-    assert_int_equal(vo_balloon_guest_used_bytes(NULL, 1796626118, &used), -ENODATA);
+    assert_int_equal(used_of("{\"last-update\": 1796626114}", 1796626118, &used), -EINVAL);
+    assert_int_equal(used_of(NULL, 1796626118, &used), -ENODATA);
 }
 
 #define OK "{\"return\":{},\"id\":$ID}\n"
 #define SET_ARGS "{\"path\":\"/machine/peripheral/balloon0\"," \
                  "\"property\":\"guest-stats-polling-interval\",\"value\":5}"
-#define STATS_ARGS "{\"command-line\":\"qom-get /machine/peripheral/balloon0 guest-stats\"}"
+#define STATS_ARGS "{\"path\":\"/machine/peripheral/balloon0\",\"property\":\"guest-stats\"}"
 
 /* An instance of this process whose monitor is the scripted server. */
 static void instance_open(VoHvInstance *vm, Server *server, const Step *steps)
@@ -215,15 +223,10 @@ static void instance_close(VoHvInstance *vm, Server *server)
     pthread_mutex_destroy(&vm->qmp_lock);
 }
 
-/* A human-monitor-command answer: text as a JSON string. */
-static char *hmp_answer(const char *text)
+/* A qom-get answer: the statistics as QEMU sends them. */
+static char *stats_answer(const char *stats)
 {
-    json_t *s = json_string(text);
-    char *quoted = json_dumps(s, JSON_ENCODE_ANY);
-    json_decref(s);
-    char *a = vo_asprintf("{\"return\":%s,\"id\":$ID}\n", quoted);
-    free(quoted);
-    return a;
+    return vo_asprintf("{\"return\":%s,\"id\":$ID}\n", stats);
 }
 
 /* The op on this process with the scripted server as its monitor: the
@@ -238,19 +241,19 @@ static void test_load_prefers_the_guests_use(void **state)
     snprintf(balloon, sizeof(balloon), "{\"return\":{\"actual\":%llu},\"id\":$ID}\n",
              (unsigned long long)1 << 20); /* 1 MiB: below this process's RSS */
     snprintf(now, sizeof(now), "%lld", (long long)(vo_wall_ms() / 1000));
-    char *none = hmp_answer(GUEST_STATS("0", "18446744073709551615", "18446744073709551615"));
-    char *reported = hmp_answer(GUEST_STATS("9999999999", "185778176", "2080768"));
+    char *none = stats_answer(GUEST_STATS("0", "18446744073709551615", "18446744073709551615"));
+    char *reported = stats_answer(GUEST_STATS("9999999999", "185778176", "2080768"));
     char *at = strstr(reported, "9999999999");
     memcpy(at, now, strlen(now)); /* the same width until 2286 */
     const Step steps[] = {
         GREETING, CAPS,
         { .expect = "qom-set", .args = SET_ARGS, .delay_ms = 700, .send = { OK } },
         { .expect = "qom-set", .args = SET_ARGS, .send = { OK } },
-        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { none } },
+        { .expect = "qom-get", .args = STATS_ARGS, .send = { none } },
         { .expect = "query-balloon", .send = { balloon } },
         /* Turned on once: the next loads only read (the statistics first:
          * when the guest reported, nothing else). */
-        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { reported } },
+        { .expect = "qom-get", .args = STATS_ARGS, .send = { reported } },
         { 0 }
     };
     Server server;
@@ -314,10 +317,10 @@ static void test_load_without_statistics(void **state)
 static void test_load_calls_share_one_budget(void **state)
 {
     static const char *const balloon = "{\"return\":{\"actual\":1048576},\"id\":$ID}\n";
-    char *none = hmp_answer(GUEST_STATS("0", "18446744073709551615", "18446744073709551615"));
+    char *none = stats_answer(GUEST_STATS("0", "18446744073709551615", "18446744073709551615"));
     const Step steps[] = {
         GREETING, CAPS,
-        { .expect = "human-monitor-command", .args = STATS_ARGS, .delay_ms = 300,
+        { .expect = "qom-get", .args = STATS_ARGS, .delay_ms = 300,
           .send = { none } },
         { .expect = "query-balloon", .delay_ms = 300, .send = { balloon } },
         { 0 }
@@ -341,15 +344,15 @@ static void test_load_reads_the_statistics_first(void **state)
     static const char *const balloon = "{\"return\":{\"actual\":1048576},\"id\":$ID}\n";
     char now[32];
     snprintf(now, sizeof(now), "%lld", (long long)(vo_wall_ms() / 1000));
-    char *none = hmp_answer(GUEST_STATS("0", "18446744073709551615", "18446744073709551615"));
-    char *reported = hmp_answer(GUEST_STATS("9999999999", "185778176", "2080768"));
+    char *none = stats_answer(GUEST_STATS("0", "18446744073709551615", "18446744073709551615"));
+    char *reported = stats_answer(GUEST_STATS("9999999999", "185778176", "2080768"));
     char *at = strstr(reported, "9999999999");
     memcpy(at, now, strlen(now));
     const Step steps[] = {
         GREETING, CAPS,
-        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { none } },
+        { .expect = "qom-get", .args = STATS_ARGS, .send = { none } },
         { .expect = "query-balloon", .send = { balloon } },
-        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { reported } },
+        { .expect = "qom-get", .args = STATS_ARGS, .send = { reported } },
         { 0 }
     };
     Server server;
@@ -366,15 +369,17 @@ static void test_load_reads_the_statistics_first(void **state)
     free(reported);
 }
 
-/* An older QEMU whose HMP has no qom-get answers text that is no
- * statistics: it is not asked again, and the balloon's actual stands. */
-static void test_load_of_a_qemu_without_hmp_qom_get(void **state)
+/* A QEMU that refuses the read (a balloon without the property) is not
+ * asked again, and the balloon's actual stands. */
+static void test_load_of_a_qemu_refusing_the_statistics(void **state)
 {
     static const char *const balloon = "{\"return\":{\"actual\":1048576},\"id\":$ID}\n";
-    char *unknown = hmp_answer("unknown command: 'qom-get'\r\n");
+    static const char *const refused =
+        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Property 'virtio-balloon-pci.guest-stats' "
+        "not found\"},\"id\":$ID}\n";
     const Step steps[] = {
         GREETING, CAPS,
-        { .expect = "human-monitor-command", .args = STATS_ARGS, .send = { unknown } },
+        { .expect = "qom-get", .args = STATS_ARGS, .send = { refused } },
         { .expect = "query-balloon", .send = { balloon } },
         { .expect = "query-balloon", .send = { balloon } },
         { 0 }
@@ -390,7 +395,6 @@ static void test_load_of_a_qemu_without_hmp_qom_get(void **state)
     }
     assert_false(vm.balloon_stats_on);
     instance_close(&vm, &server);
-    free(unknown);
 }
 
 int main(void)
@@ -407,7 +411,7 @@ int main(void)
         cmocka_unit_test(test_load_without_statistics),
         cmocka_unit_test(test_load_calls_share_one_budget),
         cmocka_unit_test(test_load_reads_the_statistics_first),
-        cmocka_unit_test(test_load_of_a_qemu_without_hmp_qom_get),
+        cmocka_unit_test(test_load_of_a_qemu_refusing_the_statistics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
