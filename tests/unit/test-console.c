@@ -71,14 +71,37 @@ static void on_closed(void *userdata)
     close((int)(intptr_t)userdata);
 }
 
+/* A scratch dir (dir, a mkdtemp template) for the console's log, and the
+ * socket pairs standing for QEMU's console ([1]: the console's end) and a
+ * client's ([1]: the client's end, handed to the console). */
+static void pair_setup(char *dir, char **log_path, int qemu[2], int client[2])
+{
+    closed = false;
+    assert_non_null(mkdtemp(dir));
+    *log_path = vo_asprintf("%s/console.log", dir);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qemu), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, client), 0);
+}
+
+/* After vo_console_free: the hub ends, the client was closed, all goes. */
+static void pair_teardown(const char *dir, const char *log_path, int qemu[2], int client[2])
+{
+    vo_console_hub_stop();
+    assert_true(closed);
+    close(qemu[0]);
+    close(client[0]);
+    _cleanup_free_ char *old = vo_asprintf("%s.1", log_path);
+    (void)unlink(log_path);
+    (void)unlink(old);
+    (void)rmdir(dir);
+}
+
 static void test_console_read_while_nothing_else_runs(void **state)
 {
     char dir[] = "/tmp/vireo-console-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    _cleanup_free_ char *log_path = vo_asprintf("%s/console.log", dir);
+    _cleanup_free_ char *log_path = NULL;
     int qemu[2], client[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qemu), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, client), 0);
+    pair_setup(dir, &log_path, qemu, client);
     VoConsole *c = vo_console_new(qemu[1], log_path);
     assert_non_null(c);
     vo_console_add_client(c, client[1], vo_strdup("typed"), 5, on_closed,
@@ -112,14 +135,7 @@ static void test_console_read_while_nothing_else_runs(void **state)
     vo_console_free(c); /* the client's on_closed runs on the hub */
     char b;
     assert_int_equal(read_for(client[0], &b, 1), 0); /* closed: end of file */
-    vo_console_hub_stop();
-    assert_true(closed);
-    close(qemu[0]);
-    close(client[0]);
-    _cleanup_free_ char *old = vo_asprintf("%s.1", log_path);
-    (void)unlink(log_path);
-    (void)unlink(old);
-    (void)rmdir(dir);
+    pair_teardown(dir, log_path, qemu, client);
 }
 
 #define LINES 90000 /* "line NNNNNN\n": 1.08 MB, four times what a client's buffer holds */
@@ -131,14 +147,11 @@ static void test_console_read_while_nothing_else_runs(void **state)
 static void test_console_slow_client_gets_the_newest_output(void **state)
 {
     char dir[] = "/tmp/vireo-console-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    _cleanup_free_ char *log_path = vo_asprintf("%s/console.log", dir);
+    _cleanup_free_ char *log_path = NULL;
     int qemu[2], client[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qemu), 0);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, client), 0);
+    pair_setup(dir, &log_path, qemu, client);
     int small = 4096; /* the client's socket holds little: its buffer fills */
     assert_int_equal(setsockopt(client[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
-    closed = false;
     VoConsole *c = vo_console_new(qemu[1], log_path);
     assert_non_null(c);
     vo_console_add_client(c, client[1], NULL, 0, on_closed, (void *)(intptr_t)client[1]);
@@ -196,14 +209,7 @@ static void test_console_slow_client_gets_the_newest_output(void **state)
     free(printed);
 
     vo_console_free(c);
-    vo_console_hub_stop();
-    assert_true(closed);
-    close(qemu[0]);
-    close(client[0]);
-    _cleanup_free_ char *old = vo_asprintf("%s.1", log_path);
-    (void)unlink(log_path);
-    (void)unlink(old);
-    (void)rmdir(dir);
+    pair_teardown(dir, log_path, qemu, client);
 }
 
 /* A stand-in for QEMU in a process of its own: listens on qmp and path,
