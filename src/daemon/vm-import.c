@@ -148,9 +148,28 @@ static void choose_cdrom(ImportOp *op, const VoOva *ova)
                       op->cdrom_disk < 0 ? ": the VM gets an empty drive" : "");
 }
 
-/* The manifest (every member listed, the descriptor's digest) and the
- * certificate (the manifest's signature, its signer trusted); an OVA
- * without either is imported with a warning saying what was not checked. */
+/* The certificate: it signs the manifest (its bytes, before they are read)
+ * and its signer is trusted. */
+static int check_ova_signature(ImportOp *op, const VoOva *ova, char **ret_error)
+{
+    VoOvaCert *cert = NULL;
+    int r = vo_ova_cert_parse(ova->cert_name, ova->cert, ova->cert_len, &cert, ret_error);
+    if (r < 0)
+        return r;
+    if (strcmp(vo_ova_cert_signed_file(cert), ova->manifest_name))
+        r = vo_error_set(ret_error, -EINVAL, "OVA: '%s' signs '%.64s', not the manifest '%s'",
+                         ova->cert_name, vo_ova_cert_signed_file(cert), ova->manifest_name);
+    else
+        r = vo_ova_cert_verify(cert, ova->manifest, ova->manifest_len, op->ca, &op->signer,
+                               ret_error);
+    vo_ova_cert_free(cert);
+    return r;
+}
+
+/* The certificate (the manifest's signature, its signer trusted) and the
+ * manifest (well-formed, every member listed, the descriptor's digest); an
+ * OVA without either is imported with a warning saying what was not
+ * checked. */
 static int check_ova_seals(ImportOp *op, const VoOva *ova, char **ret_error)
 {
     if (!ova->manifest) {
@@ -161,32 +180,21 @@ static int check_ova_seals(ImportOp *op, const VoOva *ova, char **ret_error)
                       "(.cert): its files are not checked");
         return 0;
     }
+    int r = ova->cert ? check_ova_signature(op, ova, ret_error) : 0;
+    if (r < 0)
+        return r;
+    if (!ova->cert)
+        vo_strv_pushf(&op->plan->warnings, "the OVA is not signed (no .cert): its manifest's "
+                      "digests are checked, not who made it");
     _cleanup_free_ char *why = NULL;
-    int r = vo_ova_manifest_parse(ova->manifest, ova->manifest_len, &op->mf_names,
-                                  &op->mf_algos, &op->mf_digests, &why);
+    r = vo_ova_manifest_parse(ova->manifest, ova->manifest_len, &op->mf_names, &op->mf_algos,
+                              &op->mf_digests, &why);
     if (r < 0)
         return vo_error_set(ret_error, r, "OVA: the manifest '%s' is malformed: %s",
                             ova->manifest_name, why);
-    if ((r = vo_ova_manifest_covers(ova, op->mf_names, ret_error)) < 0 ||
-        (r = member_check(op, ova, vo_ova_find(ova, ova->ovf_name), ret_error)) < 0)
+    if ((r = vo_ova_manifest_covers(ova, op->mf_names, ret_error)) < 0)
         return r;
-    if (!ova->cert) {
-        vo_strv_pushf(&op->plan->warnings, "the OVA is not signed (no .cert): its manifest's "
-                      "digests are checked, not who made it");
-        return 0;
-    }
-    VoOvaCert *cert = NULL;
-    if ((r = vo_ova_cert_parse(ova->cert_name, ova->cert, ova->cert_len, &cert,
-                               ret_error)) < 0)
-        return r;
-    if (strcmp(vo_ova_cert_signed_file(cert), ova->manifest_name))
-        r = vo_error_set(ret_error, -EINVAL, "OVA: '%s' signs '%.64s', not the manifest '%s'",
-                         ova->cert_name, vo_ova_cert_signed_file(cert), ova->manifest_name);
-    else
-        r = vo_ova_cert_verify(cert, ova->manifest, ova->manifest_len, op->ca, &op->signer,
-                               ret_error);
-    vo_ova_cert_free(cert);
-    return r;
+    return member_check(op, ova, vo_ova_find(ova, ova->ovf_name), ret_error);
 }
 
 static int read_plan_ova(ImportOp *op, char **ret_error)

@@ -17,7 +17,8 @@
 #include "storage/ova-verify.h"
 #include "util/util.h"
 
-#define MAX_SIGNATURE_BYTES 2048 /* RSA 16384 bits */
+#define MAX_SIGNATURE_BYTES 1024 /* RSA 8192 bits; its line fits MAX_LINE */
+#define MAX_LINE 4096
 #define MAX_CERTS 8
 
 struct VoOvaCert {
@@ -152,7 +153,7 @@ int vo_ova_cert_parse(const char *cert_name, const char *text, size_t len, VoOva
     size_t n = nl ? (size_t)(nl - start) : len - pos;
     if (r >= 0 && n && start[n - 1] == '\r')
         n--;
-    _cleanup_free_ char *line = vo_asprintf("%.*s", (int)(n < 4096 ? n : 4096), start);
+    _cleanup_free_ char *line = vo_asprintf("%.*s", (int)(n < MAX_LINE ? n : MAX_LINE), start);
     if (r >= 0 && (strlen(line) != n || n == 0))
         r = vo_error_set(ret_error, -EINVAL, "OVA: the certificate '%s' does not start with "
                          "its signature line ALGO(MANIFEST)= HEX", cert_name);
