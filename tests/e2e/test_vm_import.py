@@ -305,6 +305,13 @@ def test_signed_ova_imports_and_tampered_is_refused(env):
     status, msg = error_of(d, {"source": "ova", "path": ova, "network": "user"})
     assert status == 400 and "the manifest 'vm.mf' is malformed: manifest line 1" in msg, \
         (status, msg)
+    # a member no disk copies out (an NVRAM file) is digested too: the task fails
+    ova = make_ova(os.path.join(tmp, "nvram.ova"), ovf_text("nvr", [("s.vmdk", 1 << 20)]),
+                   [("s.vmdk", disk), ("vm.nvram", b"vars")],
+                   digest_override={"vm.nvram": "0" * 64})
+    out = d.cli("vm", "import-ova", ova, "--network", "user", check=False)
+    assert out.returncode != 0 and "the SHA256 digest of 'vm.nvram' is not the one in the " \
+        "manifest" in out.stderr, out
     assert volume_keys(d) == before_vols | {"default/signed-disk0"}
 
     ova = make_ova(os.path.join(tmp, "unsigned.ova"), ovf_text("unsig", [("s.vmdk", 1 << 20)]),
